@@ -1,0 +1,119 @@
+import { UncError, decodeAddress, formatUnc } from '@unc/core';
+import { type BlockJson, type TxJson, verifyAccountProof } from '@unc/sdk';
+import { Command } from 'commander';
+import { type Context, ctxOf, withCommon } from '../context.js';
+
+function blockRef(text: string): number | string {
+  if (/^\d+$/.test(text)) return Number(text);
+  if (/^(0x)?[0-9a-fA-F]{64}$/.test(text)) return text.replace(/^0x/, '').toLowerCase();
+  if (text === 'latest') return 'latest';
+  throw new UncError('BAD_BLOCK_REF', `invalid block "${text}": expected a height, a 64-hex-digit hash or "latest"`);
+}
+
+function txHashArg(text: string): string {
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) {
+    throw new UncError('BAD_TX_HASH', `invalid transaction hash "${text}": expected 64 hex digits`);
+  }
+  return text.replace(/^0x/, '').toLowerCase();
+}
+
+function blockText(b: BlockJson): string {
+  const lines = [
+    `block ${b.height}  ${b.hash}`,
+    `  time        ${b.time}`,
+    `  proposer    ${b.proposerAddress}`,
+    `  prev        ${b.prevHash}`,
+    `  state root  ${b.stateRoot}`,
+    `  tx root     ${b.txRoot}`,
+    `  txs         ${b.txCount}`,
+  ];
+  for (const t of b.txs as (string | TxJson)[]) lines.push(`    ${typeof t === 'string' ? t : t.hash}`);
+  return lines.join('\n');
+}
+
+export function queryCommand(): Command {
+  const query = new Command('query').description('read the chain');
+
+  withCommon(
+    query
+      .command('account <address>')
+      .description("an account's balance and nonce")
+      .option('--prove', "verify the balance against the latest header's state root with a Merkle proof"),
+  ).action(async (address: string, opts: { prove?: boolean }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    decodeAddress(address);
+    const client = ctx.client();
+    const account = await client.getAccount(address, opts.prove === true);
+    let verified = false;
+    if (opts.prove) {
+      const header = await client.getHeader(account.height);
+      verifyAccountProof(account, header);
+      verified = true;
+    }
+    ctx.print({ ...account, ...(opts.prove ? { verified } : {}) }, () =>
+      [
+        `address  ${account.address}`,
+        `balance  ${formatUnc(BigInt(account.balance))} UNC`,
+        `nonce    ${account.nonce}`,
+        `height   ${account.height}${verified ? '  (proof verified against the state root)' : ''}`,
+      ].join('\n'),
+    );
+  });
+
+  withCommon(query.command('block <height|hash>').description('a block by height or hash ("latest" too)')).action(
+    async (ref: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const block = await ctx.client().getBlock(blockRef(ref));
+      ctx.print(block, () => blockText(block));
+    },
+  );
+
+  withCommon(query.command('tx <hash>').description('a transaction, where it was included and what it did')).action(
+    async (hash: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const r = await ctx.client().getTransaction(txHashArg(hash));
+      ctx.print(r, () =>
+        [
+          `transaction ${r.hash}`,
+          `  included   height ${r.height}, index ${r.index} (${r.time})`,
+          `  from       ${r.tx.from}  nonce ${r.tx.nonce}`,
+          `  fee        ${formatUnc(BigInt(r.tx.fee))} UNC`,
+          ...r.tx.actions.map((a) => `  ${a.type.padEnd(10)} ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`),
+        ].join('\n'),
+      );
+    },
+  );
+
+  withCommon(query.command('supply').description('max supply, genesis allocation, mined, burned, circulating')).action(
+    async (_opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const s = await ctx.client().getSupply();
+      ctx.print(s, () =>
+        Object.entries(s)
+          .map(([k, v]) => `${k.padEnd(18)} ${formatUnc(BigInt(v))} UNC`)
+          .join('\n'),
+      );
+    },
+  );
+
+  return query;
+}
+
+export function statusCommand(): Command {
+  return withCommon(new Command('status').description("the node's latest committed block")).action(
+    async (_opts: unknown, cmd: Command) => {
+      const ctx: Context = ctxOf(cmd);
+      const s = await ctx.client().status();
+      ctx.print(s, () =>
+        [
+          `chain      ${s.chainId}`,
+          `height     ${s.height}`,
+          `hash       ${s.hash}`,
+          `state root ${s.stateRoot}`,
+          `time       ${s.time}`,
+          `mempool    ${s.mempool.size} txs`,
+        ].join('\n'),
+      );
+    },
+  );
+}

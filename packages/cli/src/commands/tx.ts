@@ -1,0 +1,77 @@
+import { UncError, decodeAddress, formatUnc, parseUnc } from '@unc/core';
+import { buildTransaction, encodeSigned, signedHash, transferAction } from '@unc/sdk';
+import { Command } from 'commander';
+import { askLine, ctxOf, readPassword, withCommon } from '../context.js';
+
+export function txCommand(): Command {
+  const tx = new Command('tx').description('sign and send transactions');
+
+  withCommon(
+    tx
+      .command('transfer')
+      .description('send UNC from a keyring key to an address')
+      .requiredOption('--from <name>', 'name of the sending key in the keyring')
+      .requiredOption('--to <address>', 'receiving address (unc1…)')
+      .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 12.5')
+      .option('--memo <text>', 'a note stored with the transfer', '')
+      .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
+      .option('--password-file <file>', "read the key's password from a file")
+      .option('--no-wait', 'return after the node accepts it, without waiting for inclusion')
+      .option('--yes', 'do not ask for confirmation'),
+  ).action(
+    async (
+      opts: {
+        from: string;
+        to: string;
+        amount: string;
+        memo: string;
+        fee?: string;
+        passwordFile?: string;
+        wait: boolean;
+        yes?: boolean;
+      },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      decodeAddress(opts.to);
+      const amount = parseUnc(opts.amount);
+      if (amount === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
+      const fee = opts.fee === undefined ? undefined : parseUnc(opts.fee);
+      const keyring = ctx.keyring();
+      const from = keyring.info(opts.from);
+      const client = ctx.client();
+      const status = await client.status();
+      const password = keyring.needsPassword(opts.from)
+        ? await readPassword(opts, `Password for "${opts.from}": `)
+        : undefined;
+      const seed = keyring.unlock(opts.from, status.chainId, password);
+      const stx = await buildTransaction(client, seed, [transferAction(opts.to, amount, opts.memo)], {
+        ...(fee === undefined ? {} : { fee }),
+      });
+      if (!opts.yes) {
+        if (!process.stdin.isTTY) throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
+        const answer = await askLine(
+          `Send ${formatUnc(amount)} UNC from ${from.address} to ${opts.to} (fee ${formatUnc(stx.tx.fee)} UNC)? [y/N] `,
+        );
+        if (!/^y(es)?$/i.test(answer.trim())) throw new UncError('CANCELLED', 'cancelled; nothing was sent');
+      }
+      const hash = signedHash(stx);
+      await client.sendRawTransaction(encodeSigned(stx));
+      if (ctx.output === 'text') console.log(`transaction ${hash} accepted by the node`);
+      if (!opts.wait) {
+        if (ctx.output === 'json') ctx.print({ hash, status: 'pending' });
+        return;
+      }
+      const outcome = await client.waitForTransaction(hash);
+      if (outcome.status === 'rejected') {
+        throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+      }
+      ctx.print(
+        { hash, status: 'included', height: outcome.height, index: outcome.index, blockHash: outcome.blockHash },
+        () => `included at height ${outcome.height} (block ${outcome.blockHash})`,
+      );
+    },
+  );
+
+  return tx;
+}

@@ -1,0 +1,132 @@
+/**
+ * The keyring: one JSON file per key under `<home>/keyring/`. Keys are encrypted keystores
+ * (scrypt + AES-256-GCM). The only unencrypted kind is `test`, written by `unc dev` for the
+ * public dev accounts, and it is refused for any chain that is not a dev chain.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type KeystoreFile,
+  UncError,
+  addressFromPublicKey,
+  decryptKeystore,
+  ed25519PublicKey,
+  encodeAddress,
+  encryptKeystore,
+  fromHex,
+  toHex,
+} from '@unc/core';
+
+export interface KeyInfo {
+  name: string;
+  address: string;
+  publicKey: string;
+  kind: 'encrypted' | 'test';
+}
+
+type KeyFile =
+  | (KeyInfo & { kind: 'encrypted'; keystore: KeystoreFile })
+  | (KeyInfo & { kind: 'test'; chainId: string; secret: string });
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function checkKeyName(name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new UncError('BAD_KEY_NAME', `invalid key name "${name}": use 1-64 letters, digits, '_', '.' or '-'`);
+  }
+}
+
+export class Keyring {
+  readonly dir: string;
+  constructor(home: string) {
+    this.dir = join(home, 'keyring');
+  }
+
+  private path(name: string): string {
+    checkKeyName(name);
+    return join(this.dir, `${name}.json`);
+  }
+
+  has(name: string): boolean {
+    return existsSync(this.path(name));
+  }
+
+  private read(name: string): KeyFile {
+    const path = this.path(name);
+    if (!existsSync(path)) {
+      throw new UncError('NO_SUCH_KEY', `no key named "${name}" in ${this.dir} (see: unc keys list)`);
+    }
+    return JSON.parse(readFileSync(path, 'utf8')) as KeyFile;
+  }
+
+  private write(file: KeyFile, overwrite = false): void {
+    const path = this.path(file.name);
+    if (!overwrite && existsSync(path)) {
+      throw new UncError('KEY_EXISTS', `a key named "${file.name}" already exists in ${this.dir}`);
+    }
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+  }
+
+  addEncrypted(name: string, seed: Uint8Array, password: string): KeyInfo {
+    const publicKey = ed25519PublicKey(seed);
+    const info: KeyInfo = {
+      name,
+      address: encodeAddress(addressFromPublicKey(publicKey)),
+      publicKey: toHex(publicKey),
+      kind: 'encrypted',
+    };
+    const keystore = encryptKeystore(seed, password, { salt: randomBytes(32), iv: randomBytes(12) });
+    this.write({ ...info, kind: 'encrypted', keystore });
+    return info;
+  }
+
+  /** Dev chains only: an unencrypted key bound to one chain id. */
+  addTest(name: string, seed: Uint8Array, chainId: string): KeyInfo {
+    const publicKey = ed25519PublicKey(seed);
+    const info: KeyInfo = {
+      name,
+      address: encodeAddress(addressFromPublicKey(publicKey)),
+      publicKey: toHex(publicKey),
+      kind: 'test',
+    };
+    this.write({ ...info, kind: 'test', chainId, secret: toHex(seed) }, true);
+    return info;
+  }
+
+  info(name: string): KeyInfo {
+    const { address, publicKey, kind } = this.read(name);
+    return { name, address, publicKey, kind };
+  }
+
+  list(): KeyInfo[] {
+    if (!existsSync(this.dir)) return [];
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .filter((n) => NAME_RE.test(n))
+      .sort()
+      .map((n) => this.info(n));
+  }
+
+  needsPassword(name: string): boolean {
+    return this.read(name).kind === 'encrypted';
+  }
+
+  /** Returns the key's seed. `chainId` guards test keys against use outside their dev chain. */
+  unlock(name: string, chainId: string, password?: string): Uint8Array {
+    const file = this.read(name);
+    if (file.kind === 'test') {
+      if (file.chainId !== chainId) {
+        throw new UncError(
+          'TEST_KEY_REFUSED',
+          `key "${name}" is an unencrypted dev key for chain ${file.chainId}; refusing to use it on ${chainId}`,
+        );
+      }
+      return fromHex(file.secret, 32);
+    }
+    if (password === undefined) throw new UncError('PASSWORD_REQUIRED', `key "${name}" needs its password`);
+    return decryptKeystore(file.keystore, password);
+  }
+}

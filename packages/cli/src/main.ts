@@ -1,0 +1,31 @@
+/** The `unc` command. Every failure ends in one line on stderr and a non-zero exit code. */
+import { Command, CommanderError } from 'commander';
+import { devCommand } from './commands/dev.js';
+import { keysCommand } from './commands/keys.js';
+import { queryCommand, statusCommand } from './commands/query.js';
+import { txCommand } from './commands/tx.js';
+
+const program = new Command('unc')
+  .description('UtilityNet: a blockchain for decentralised AI compute')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program.addCommand(devCommand());
+program.addCommand(keysCommand());
+program.addCommand(txCommand());
+program.addCommand(queryCommand());
+program.addCommand(statusCommand());
+
+for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) cmd.exitOverride();
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  const e = err as Error & { code?: unknown; reason?: string };
+  const code = typeof e.code === 'string' ? e.code : e.reason;
+  console.error(`error: ${e.message}${code && !e.message.includes(code) ? ` [${code}]` : ''}`);
+  if (process.env.UNC_DEBUG) console.error(e.stack);
+  process.exit(1);
+}

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { formatUnc, parseUnc } from '@unc/core';
+import { UncClient, type BlockJson } from '@unc/sdk';
+import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
+
+describe('unc dev end to end', () => {
+  const home = tempHome();
+  let dev: DevNode;
+  let client: UncClient;
+
+  before(async () => {
+    dev = await startDev(home.dir, ['--block-time', '250']);
+    client = new UncClient(dev.url);
+  });
+  after(async () => {
+    await dev?.stop();
+    home.cleanup();
+  });
+
+  test('prints the dev accounts, stores them as dev0…dev9 and records the RPC URL', async () => {
+    const out = dev.output();
+    for (let i = 0; i < 10; i++) assert.match(out, new RegExp(`dev${i}\\s+unc1[0-9a-z]{38}`));
+    assert.match(out, /Data dir/);
+    const list = await runUnc(['keys', 'list', '--home', home.dir, '--output', 'json']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as { name: string }[]).map((k) => k.name),
+      ['dev0', 'dev1', 'dev2', 'dev3', 'dev4', 'dev5', 'dev6', 'dev7', 'dev8', 'dev9'],
+    );
+    assert.equal(JSON.parse(readFileSync(join(home.dir, 'config.json'), 'utf8')).node, dev.url);
+  });
+
+  test('a CLI transfer is included, and reads back over RPC and WebSocket', async () => {
+    const keys = JSON.parse((await runUnc(['keys', 'list', '--home', home.dir, '--output', 'json'])).stdout) as {
+      name: string;
+      address: string;
+    }[];
+    const to = keys.find((k) => k.name === 'dev1')!.address;
+    const before = BigInt((await client.getAccount(to)).balance);
+
+    const blocks: BlockJson[] = [];
+    const sub = await client.subscribe<BlockJson>('newBlocks', [], (b) => blocks.push(b));
+    const res = await runUnc(['tx', 'transfer', '--home', home.dir, '--from', 'dev0', '--to', to, '--amount', '12.5', '--yes', '--output', 'json']);
+    assert.equal(res.code, 0, res.stderr);
+    const out = JSON.parse(res.stdout) as { hash: string; height: number; status: string };
+    assert.equal(out.status, 'included');
+
+    const receipt = await client.getTransaction(out.hash);
+    assert.equal(receipt.height, out.height);
+    assert.equal(receipt.tx.actions[0]!.amount, parseUnc('12.5').toString());
+    assert.equal(BigInt((await client.getAccount(to)).balance), before + parseUnc('12.5'));
+    // The block that included it arrived over the WebSocket subscription.
+    const deadline = Date.now() + 5000;
+    while (!blocks.some((b) => b.height === out.height) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    sub.close();
+    const viaWs = blocks.find((b) => b.height === out.height);
+    assert.ok(viaWs, 'block not received over WebSocket');
+    assert.ok((viaWs.txs as string[]).includes(out.hash));
+
+    const q = await runUnc(['query', 'tx', out.hash, '--home', home.dir]);
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout, new RegExp(`${formatUnc(parseUnc('12.5'))} UNC to ${to}`));
+    const acct = await runUnc(['query', 'account', to, '--prove', '--home', home.dir, '--output', 'json']);
+    assert.equal(acct.code, 0, acct.stderr);
+    assert.equal(JSON.parse(acct.stdout).verified, true);
+  });
+
+  test('status JSON has the latest committed block', async () => {
+    const res = await runUnc(['status', '--home', home.dir, '--output', 'json']);
+    assert.equal(res.code, 0, res.stderr);
+    const s = JSON.parse(res.stdout);
+    for (const field of ['chainId', 'height', 'hash', 'stateRoot', 'time']) assert.ok(field in s, field);
+    const block = await client.getBlock(s.height);
+    assert.equal(block.hash, s.hash);
+    assert.equal(block.stateRoot, s.stateRoot);
+  });
+
+  test('bad input gets one clear line and a non-zero exit, and sends nothing', async () => {
+    const { height, mempool } = await client.status();
+    const cases: [string[], RegExp][] = [
+      [['tx', 'transfer', '--from', 'dev0', '--to', 'unc1notanaddress', '--amount', '1', '--yes'], /invalid address/],
+      [['tx', 'transfer', '--from', 'dev0', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1.2.3', '--yes'], /invalid amount/],
+      [['tx', 'transfer', '--from', 'nobody', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes'], /no key named "nobody"/],
+      [['tx', 'transfer', '--from', '../etc', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes'], /invalid key name/],
+      [['tx', 'transfer', '--from', 'dev0', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes', '--node', 'ftp://x'], /invalid node URL/],
+      [['status', '--node', 'http://127.0.0.1:9'], /cannot reach the node/],
+      [['tx', 'transfer', '--from', 'dev2', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '999999999', '--yes'], /INSUFFICIENT_FUNDS|balance/],
+      [['query', 'block', 'nope'], /invalid block/],
+      [['query', 'tx', '1234'], /invalid transaction hash/],
+    ];
+    for (const [args, pattern] of cases) {
+      const res = await runUnc([...args, '--home', home.dir]);
+      assert.notEqual(res.code, 0, `expected failure for ${args.join(' ')}`);
+      assert.match(res.stderr, pattern, args.join(' '));
+      assert.equal(res.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${res.stderr}`);
+    }
+    const after = await client.status();
+    assert.equal(after.mempool.size, mempool.size);
+    assert.ok(after.height >= height);
+  });
+
+  test('keys add and import keep the secret encrypted; import recovers the same address', async () => {
+    const pw = join(home.dir, 'pw.txt');
+    writeFileSync(pw, 'correct horse battery\n');
+    const add = await runUnc(['keys', 'add', 'alice', '--password-file', pw, '--home', home.dir, '--output', 'json']);
+    assert.equal(add.code, 0, add.stderr);
+    const created = JSON.parse(add.stdout) as { address: string; mnemonic: string };
+    assert.equal(created.mnemonic.split(' ').length, 24);
+    const file = readFileSync(join(home.dir, 'keyring', 'alice.json'), 'utf8');
+    assert.ok(!file.includes(created.mnemonic.split(' ')[0]! + ' '), 'mnemonic must not be stored');
+    assert.match(file, /aes-256-gcm/);
+
+    const mf = join(home.dir, 'm.txt');
+    writeFileSync(mf, created.mnemonic);
+    const imp = await runUnc(['keys', 'import', 'alice2', '--mnemonic-file', mf, '--password-file', pw, '--home', home.dir, '--output', 'json']);
+    assert.equal(imp.code, 0, imp.stderr);
+    assert.equal(JSON.parse(imp.stdout).address, created.address);
+    const show = await runUnc(['keys', 'show', 'alice2', '--home', home.dir]);
+    assert.match(show.stdout, new RegExp(created.address));
+    const dup = await runUnc(['keys', 'add', 'alice', '--password-file', pw, '--home', home.dir]);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /already exists/);
+
+    // Fund alice, then spend with the password; a wrong password is refused.
+    const fund = await runUnc(['tx', 'transfer', '--from', 'dev3', '--to', created.address, '--amount', '5', '--yes', '--home', home.dir]);
+    assert.equal(fund.code, 0, fund.stderr);
+    const bad = join(home.dir, 'bad.txt');
+    writeFileSync(bad, 'wrong password');
+    const wrong = await runUnc(['tx', 'transfer', '--from', 'alice', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes', '--password-file', bad, '--home', home.dir]);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /wrong password/);
+    const spend = await runUnc(['tx', 'transfer', '--from', 'alice', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes', '--password-file', pw, '--home', home.dir]);
+    assert.equal(spend.code, 0, spend.stderr);
+    assert.match(spend.stdout, /included at height \d+/);
+  });
+});

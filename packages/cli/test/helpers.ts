@@ -1,0 +1,73 @@
+/** Runs the real `unc` program as child processes, the way a user would. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
+
+export function tempHome(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-test-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface DevNode {
+  proc: ChildProcess;
+  url: string;
+  output: () => string;
+  /** Sends a signal and waits for the process to exit. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+export async function startDev(home: string, extra: string[] = []): Promise<DevNode> {
+  const proc = spawn(process.execPath, [UNC, 'dev', '--home', home, '--rpc-port', '0', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, UNC_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`unc dev did not start in 30 s:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /RPC\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`unc dev exited with ${code}:\n${out}`));
+    });
+  });
+  return {
+    proc,
+    url,
+    output: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runUnc(args: string[], opts: { input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [UNC, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => (stderr += d));
+    proc.stdin.end(opts.input ?? '');
+    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}

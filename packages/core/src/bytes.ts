@@ -1,0 +1,49 @@
+/** Small byte helpers shared by every package; no dependencies beyond the platform. */
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
+
+/** Strict hex decoding: optional 0x prefix, even length, hex digits only. */
+export function fromHex(hex: string, expectedLength?: number): Uint8Array {
+  const body = hex.startsWith('0x') || hex.startsWith('0X') ? hex.slice(2) : hex;
+  if (!HEX_RE.test(body)) throw new TypeError(`not a hex string: ${hex.length > 80 ? `${hex.slice(0, 80)}…` : hex}`);
+  if (expectedLength !== undefined && body.length !== expectedLength * 2) {
+    throw new TypeError(`expected ${expectedLength} bytes of hex, got ${body.length / 2}`);
+  }
+  return new Uint8Array(Buffer.from(body, 'hex'));
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Lexicographic order of byte strings (shorter prefix first). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+export function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}

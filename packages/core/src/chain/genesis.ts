@@ -1,0 +1,176 @@
+/**
+ * The genesis file: chain id, start time, parameters, the 3% allocation and the first validators.
+ * It is JSON because people edit it; parsing is strict and every error names the field.
+ */
+import { decodeAddress, encodeAddress } from '../crypto/address.js';
+import { fromHex, toHex } from '../bytes.js';
+import { UncError } from '../errors.js';
+import { parseBaseUnits } from '../units.js';
+import { type ChainParams, DEFAULT_PARAMS, putParams } from './params.js';
+import { MAX_CHAIN_ID_BYTES } from './transaction.js';
+import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
+import { putAccount } from '../state/accounts.js';
+import { putSupply } from '../state/supply.js';
+
+export interface GenesisAccount {
+  address: Uint8Array;
+  balance: bigint;
+}
+
+export interface GenesisValidator {
+  publicKey: Uint8Array;
+  name: string;
+}
+
+export interface Genesis {
+  chainId: string;
+  /** Milliseconds since the Unix epoch. */
+  genesisTime: bigint;
+  params: ChainParams;
+  maxSupply: bigint;
+  /** Basis points of maxSupply allocated at genesis (300 = 3%); the rest is the mining reserve. */
+  genesisAllocationBps: number;
+  accounts: GenesisAccount[];
+  validators: GenesisValidator[];
+}
+
+export const DEFAULT_MAX_SUPPLY = 1_000_000_000n * 10n ** 18n;
+export const DEFAULT_GENESIS_ALLOCATION_BPS = 300;
+
+function bad(field: string, why: string): never {
+  throw new UncError('BAD_GENESIS', `genesis ${field}: ${why}`);
+}
+
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(field, 'must be an object');
+  return v as Record<string, unknown>;
+}
+
+function int(v: unknown, field: string, max = 2 ** 32 - 1): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) bad(field, `must be an integer 0…${max}`);
+  return v;
+}
+
+function amount(v: unknown, field: string): bigint {
+  try {
+    return parseBaseUnits(v as string, field);
+  } catch {
+    bad(field, 'must be a decimal string of base units');
+  }
+}
+
+export function genesisAllocation(g: Pick<Genesis, 'maxSupply' | 'genesisAllocationBps'>): bigint {
+  return (g.maxSupply * BigInt(g.genesisAllocationBps)) / 10_000n;
+}
+
+/** Parses and validates a genesis JSON document. */
+export function parseGenesis(json: unknown): Genesis {
+  const g = obj(json, 'document');
+  const chainId = g.chainId;
+  if (typeof chainId !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(chainId)) {
+    bad('chainId', 'must be 1-63 lowercase letters, digits or dashes');
+  }
+  if (new TextEncoder().encode(chainId).length > MAX_CHAIN_ID_BYTES) bad('chainId', 'too long');
+  if (typeof g.genesisTime !== 'string' || Number.isNaN(Date.parse(g.genesisTime))) {
+    bad('genesisTime', 'must be an ISO 8601 time');
+  }
+  const genesisTime = BigInt(Date.parse(g.genesisTime));
+  const p = obj(g.params ?? {}, 'params');
+  const params: ChainParams = {
+    blockTimeMs: p.blockTimeMs === undefined ? DEFAULT_PARAMS.blockTimeMs : int(p.blockTimeMs, 'params.blockTimeMs'),
+    maxBlockTxs: p.maxBlockTxs === undefined ? DEFAULT_PARAMS.maxBlockTxs : int(p.maxBlockTxs, 'params.maxBlockTxs'),
+    maxBlockBytes:
+      p.maxBlockBytes === undefined ? DEFAULT_PARAMS.maxBlockBytes : int(p.maxBlockBytes, 'params.maxBlockBytes'),
+    maxTxBytes: p.maxTxBytes === undefined ? DEFAULT_PARAMS.maxTxBytes : int(p.maxTxBytes, 'params.maxTxBytes'),
+    minFeePerByte:
+      p.minFeePerByte === undefined ? DEFAULT_PARAMS.minFeePerByte : amount(p.minFeePerByte, 'params.minFeePerByte'),
+    minFeePerAction:
+      p.minFeePerAction === undefined
+        ? DEFAULT_PARAMS.minFeePerAction
+        : amount(p.minFeePerAction, 'params.minFeePerAction'),
+    maxTxLifetimeBlocks:
+      p.maxTxLifetimeBlocks === undefined
+        ? DEFAULT_PARAMS.maxTxLifetimeBlocks
+        : BigInt(int(p.maxTxLifetimeBlocks, 'params.maxTxLifetimeBlocks')),
+  };
+  if (params.blockTimeMs < 10) bad('params.blockTimeMs', 'must be at least 10 ms');
+  if (params.maxTxBytes < 256) bad('params.maxTxBytes', 'must be at least 256');
+  if (params.maxBlockBytes < params.maxTxBytes) bad('params.maxBlockBytes', 'must be at least maxTxBytes');
+
+  const maxSupply = g.maxSupply === undefined ? DEFAULT_MAX_SUPPLY : amount(g.maxSupply, 'maxSupply');
+  const genesisAllocationBps =
+    g.genesisAllocationBps === undefined
+      ? DEFAULT_GENESIS_ALLOCATION_BPS
+      : int(g.genesisAllocationBps, 'genesisAllocationBps', 10_000);
+
+  if (!Array.isArray(g.accounts)) bad('accounts', 'must be an array');
+  const seen = new Set<string>();
+  const accounts = g.accounts.map((a, i): GenesisAccount => {
+    const o = obj(a, `accounts[${i}]`);
+    let address: Uint8Array;
+    try {
+      address = decodeAddress(o.address as string);
+    } catch (err) {
+      bad(`accounts[${i}].address`, (err as Error).message);
+    }
+    if (seen.has(o.address as string)) bad(`accounts[${i}].address`, 'duplicate');
+    seen.add(o.address as string);
+    return { address, balance: amount(o.balance, `accounts[${i}].balance`) };
+  });
+  const allocated = accounts.reduce((s, a) => s + a.balance, 0n);
+  const expected = genesisAllocation({ maxSupply, genesisAllocationBps });
+  if (allocated !== expected) {
+    bad('accounts', `balances sum to ${allocated} but the genesis allocation is exactly ${expected} base units`);
+  }
+
+  if (!Array.isArray(g.validators) || g.validators.length === 0) bad('validators', 'must be a non-empty array');
+  const validators = g.validators.map((v, i): GenesisValidator => {
+    const o = obj(v, `validators[${i}]`);
+    let publicKey: Uint8Array;
+    try {
+      publicKey = fromHex(o.publicKey as string, 32);
+    } catch {
+      bad(`validators[${i}].publicKey`, 'must be 32 bytes of hex');
+    }
+    return { publicKey, name: typeof o.name === 'string' ? o.name : `validator-${i}` };
+  });
+
+  return { chainId, genesisTime, params, maxSupply, genesisAllocationBps, accounts, validators };
+}
+
+export function genesisToJson(g: Genesis): Record<string, unknown> {
+  return {
+    chainId: g.chainId,
+    genesisTime: new Date(Number(g.genesisTime)).toISOString(),
+    params: {
+      blockTimeMs: g.params.blockTimeMs,
+      maxBlockTxs: g.params.maxBlockTxs,
+      maxBlockBytes: g.params.maxBlockBytes,
+      maxTxBytes: g.params.maxTxBytes,
+      minFeePerByte: g.params.minFeePerByte.toString(),
+      minFeePerAction: g.params.minFeePerAction.toString(),
+      maxTxLifetimeBlocks: Number(g.params.maxTxLifetimeBlocks),
+    },
+    maxSupply: g.maxSupply.toString(),
+    genesisAllocationBps: g.genesisAllocationBps,
+    accounts: g.accounts.map((a) => ({ address: encodeAddress(a.address), balance: a.balance.toString() })),
+    validators: g.validators.map((v) => ({ publicKey: toHex(v.publicKey), name: v.name })),
+  };
+}
+
+/** The state before block 1. */
+export function genesisStateWrites(g: Genesis): StateWrite[] {
+  const overlay = new StateOverlay(new MemoryState());
+  putParams(overlay, g.params);
+  const allocation = genesisAllocation(g);
+  putSupply(overlay, {
+    maxSupply: g.maxSupply,
+    genesisAllocation: allocation,
+    miningReserve: g.maxSupply - allocation,
+    minted: 0n,
+    burned: 0n,
+    slashed: 0n,
+  });
+  for (const a of g.accounts) putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
+  return overlay.changes();
+}

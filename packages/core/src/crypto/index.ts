@@ -1,0 +1,6 @@
+export * from './address.js';
+export * from './ed25519.js';
+export * from './hash.js';
+export * from './keystore.js';
+export * from './mnemonic.js';
+export * from './slip10.js';

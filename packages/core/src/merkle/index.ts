@@ -1,0 +1,11 @@
+export { trieLeafHash, trieNodeHash } from './hashing.js';
+export {
+  MerkleTrie,
+  type MerkleProof,
+  merkleProofCodec,
+  TRIE_KEY_BYTES,
+  TRIE_MAX_DEPTH,
+  type TrieChange,
+  type TrieEntry,
+  verifyProof,
+} from './trie.js';

@@ -1,0 +1,36 @@
+import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
+import type { StateOverlay, StateReader } from './store.js';
+
+/** One-byte namespaces of state keys; the trie key is SHA-256 of the full state key. */
+export const StateSpace = {
+  system: 0x00,
+  account: 0x01,
+} as const;
+
+export interface Account {
+  balance: bigint;
+  /** Number of transactions this account has sent; the next one must carry exactly this nonce. */
+  nonce: bigint;
+}
+
+export const accountCodec: Codec<Account> = struct<Account>('Account', { balance: u128, nonce: u64 });
+
+export const EMPTY_ACCOUNT: Readonly<Account> = Object.freeze({ balance: 0n, nonce: 0n });
+
+export function accountKey(address: Uint8Array): Uint8Array {
+  const key = new Uint8Array(21);
+  key[0] = StateSpace.account;
+  key.set(address, 1);
+  return key;
+}
+
+export function getAccount(state: StateReader, address: Uint8Array): Account {
+  const raw = state.get(accountKey(address));
+  return raw ? decode(accountCodec, raw) : { ...EMPTY_ACCOUNT };
+}
+
+export function putAccount(state: StateOverlay, address: Uint8Array, account: Account): void {
+  // An account with nothing in it is removed, so dust never bloats the state forever.
+  if (account.balance === 0n && account.nonce === 0n) state.set(accountKey(address), null);
+  else state.set(accountKey(address), encode(accountCodec, account));
+}

@@ -1,0 +1,232 @@
+/**
+ * The state transition function for transactions and blocks. Pure: the same base state, block
+ * context and transactions give the same writes on every node.
+ */
+import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
+import { type Action, type TxEnvelope, verifyEnvelopeSignature } from '../chain/transaction.js';
+import { addressFromPublicKey } from '../crypto/address.js';
+import { ValidationError } from '../errors.js';
+import { getAccount, putAccount } from './accounts.js';
+import { type StateReader, StateOverlay } from './store.js';
+import { getSupply, putSupply } from './supply.js';
+
+export interface BlockContext {
+  chainId: string;
+  height: bigint;
+  /** Block time, ms since the Unix epoch. Every time-dependent rule uses this, never a clock. */
+  time: bigint;
+  /** Public key of the block's proposer; it earns the proposer half of the fees. */
+  proposer: Uint8Array;
+}
+
+export type TxEvent =
+  | { type: 'transfer'; from: Uint8Array; to: Uint8Array; amount: bigint; memo: Uint8Array }
+  | { type: 'fee'; payer: Uint8Array; amount: bigint; burned: bigint; toProposer: bigint };
+
+export interface TxResult {
+  hash: Uint8Array;
+  events: TxEvent[];
+}
+
+/** Half of every fee is burned (the odd base unit too); the other half goes to the proposer. */
+export function splitFee(fee: bigint): { burned: bigint; toProposer: bigint } {
+  const toProposer = fee / 2n;
+  return { burned: fee - toProposer, toProposer };
+}
+
+/** Checks that need no state: chain, size, fee floor, expiry window, shape of the actions. */
+export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, ctx: BlockContext): void {
+  const { tx } = env.stx;
+  if (tx.chainId !== ctx.chainId) {
+    throw new ValidationError('WRONG_CHAIN', `transaction is for chain "${tx.chainId}", this is "${ctx.chainId}"`);
+  }
+  if (env.bytes.length > params.maxTxBytes) {
+    throw new ValidationError('TX_TOO_LARGE', `transaction is ${env.bytes.length} bytes, limit ${params.maxTxBytes}`);
+  }
+  if (tx.actions.length === 0) throw new ValidationError('NO_ACTIONS', 'transaction has no actions');
+  if (ctx.height > tx.expiresAt) {
+    throw new ValidationError('EXPIRED', `transaction expired at height ${tx.expiresAt} (now ${ctx.height})`);
+  }
+  if (tx.expiresAt > ctx.height + params.maxTxLifetimeBlocks) {
+    throw new ValidationError(
+      'EXPIRY_TOO_FAR',
+      `expiry height ${tx.expiresAt} is more than ${params.maxTxLifetimeBlocks} blocks ahead`,
+    );
+  }
+  const minFee = minimumFee(params, env.bytes.length, tx.actions.length);
+  if (tx.fee < minFee) {
+    throw new ValidationError('FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${minFee} for this transaction`);
+  }
+  for (const action of tx.actions) checkActionShape(action);
+}
+
+function checkActionShape(action: Action): void {
+  switch (action.type) {
+    case 'transfer':
+      if (action.amount <= 0n) throw new ValidationError('BAD_AMOUNT', 'transfer amount must be positive');
+      return;
+  }
+}
+
+/**
+ * Applies one transaction. Either all of it happens (nonce, fee, every action) or, on a thrown
+ * ValidationError, none of it does. Returns the events and the fee to distribute at block end.
+ */
+export function applyTransaction(
+  state: StateOverlay,
+  env: TxEnvelope,
+  params: ChainParams,
+  ctx: BlockContext,
+): TxEvent[] {
+  checkTransactionStateless(env, params, ctx);
+  const { tx } = env.stx;
+  const sender = env.sender;
+  const scratch = state.child();
+  const account = getAccount(scratch, sender);
+  if (tx.nonce < account.nonce) {
+    throw new ValidationError('NONCE_USED', `nonce ${tx.nonce} already used (next is ${account.nonce})`);
+  }
+  if (tx.nonce > account.nonce) {
+    throw new ValidationError('NONCE_GAP', `nonce ${tx.nonce} is ahead of the next nonce ${account.nonce}`);
+  }
+  if (account.balance < tx.fee) {
+    throw new ValidationError('INSUFFICIENT_FUNDS', `balance ${account.balance} cannot pay the fee ${tx.fee}`);
+  }
+  account.balance -= tx.fee;
+  account.nonce += 1n;
+  putAccount(scratch, sender, account);
+
+  const events: TxEvent[] = [];
+  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action));
+  const { burned, toProposer } = splitFee(tx.fee);
+  events.push({ type: 'fee', payer: sender, amount: tx.fee, burned, toProposer });
+  scratch.commit();
+  return events;
+}
+
+function applyAction(state: StateOverlay, sender: Uint8Array, action: Action): TxEvent[] {
+  switch (action.type) {
+    case 'transfer': {
+      const from = getAccount(state, sender);
+      if (from.balance < action.amount) {
+        throw new ValidationError(
+          'INSUFFICIENT_FUNDS',
+          `balance ${from.balance} is less than the transfer amount ${action.amount} (after the fee)`,
+        );
+      }
+      from.balance -= action.amount;
+      putAccount(state, sender, from);
+      const to = getAccount(state, action.to);
+      to.balance += action.amount;
+      putAccount(state, action.to, to);
+      return [{ type: 'transfer', from: sender, to: action.to, amount: action.amount, memo: action.memo }];
+    }
+  }
+}
+
+export interface BlockExecution {
+  overlay: StateOverlay;
+  results: TxResult[];
+  feesBurned: bigint;
+  feesToProposer: bigint;
+}
+
+export interface ExecuteOptions {
+  /** Signatures already checked (e.g. at mempool admission) need not be checked again. */
+  isSignatureVerified?: (hash: Uint8Array) => boolean;
+}
+
+/**
+ * Applies transactions one by one on top of a base state. A proposer uses `tryApply` to build a
+ * block from the mempool (a transaction that no longer applies is left out, with its reason);
+ * a validator uses `executeBlock`, where any transaction that does not apply makes the block
+ * invalid.
+ */
+export class BlockExecutor {
+  readonly overlay: StateOverlay;
+  private readonly params: ChainParams;
+  private readonly results: TxResult[] = [];
+  private feesBurned = 0n;
+  private feesToProposer = 0n;
+  private finished = false;
+
+  constructor(
+    base: StateReader,
+    readonly ctx: BlockContext,
+    private readonly options: ExecuteOptions = {},
+  ) {
+    this.overlay = new StateOverlay(base);
+    this.params = getParams(this.overlay);
+  }
+
+  get count(): number {
+    return this.results.length;
+  }
+
+  /** Applies `env` or throws a ValidationError, leaving the state as it was. */
+  apply(env: TxEnvelope): TxResult {
+    if (this.finished) throw new Error('block already finished');
+    if (!this.options.isSignatureVerified?.(env.hash) && !verifyEnvelopeSignature(env)) {
+      throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
+    }
+    const events = applyTransaction(this.overlay, env, this.params, this.ctx);
+    const { burned, toProposer } = splitFee(env.stx.tx.fee);
+    this.feesBurned += burned;
+    this.feesToProposer += toProposer;
+    const result = { hash: env.hash, events };
+    this.results.push(result);
+    return result;
+  }
+
+  tryApply(env: TxEnvelope): TxResult | ValidationError {
+    try {
+      return this.apply(env);
+    } catch (err) {
+      if (err instanceof ValidationError) return err;
+      throw err;
+    }
+  }
+
+  /** Block-end bookkeeping (fee split, supply), O(1) whatever the number of transactions. */
+  finish(): BlockExecution {
+    if (this.finished) throw new Error('block already finished');
+    this.finished = true;
+    if (this.feesBurned > 0n || this.feesToProposer > 0n) {
+      const proposer = addressFromPublicKey(this.ctx.proposer);
+      const account = getAccount(this.overlay, proposer);
+      account.balance += this.feesToProposer;
+      putAccount(this.overlay, proposer, account);
+      const supply = getSupply(this.overlay);
+      supply.burned += this.feesBurned;
+      putSupply(this.overlay, supply);
+    }
+    return {
+      overlay: this.overlay,
+      results: this.results,
+      feesBurned: this.feesBurned,
+      feesToProposer: this.feesToProposer,
+    };
+  }
+}
+
+/**
+ * Executes a block's transactions in order on top of `base`. Any invalid transaction makes the
+ * whole block invalid (a proposer includes only transactions that apply), so this throws.
+ */
+export function executeBlock(
+  base: StateReader,
+  txs: readonly TxEnvelope[],
+  ctx: BlockContext,
+  options: ExecuteOptions = {},
+): BlockExecution {
+  const executor = new BlockExecutor(base, ctx, options);
+  txs.forEach((env, index) => {
+    try {
+      executor.apply(env);
+    } catch (err) {
+      if (err instanceof ValidationError) throw new ValidationError(err.code, `transaction ${index}: ${err.message}`);
+      throw err;
+    }
+  });
+  return executor.finish();
+}

@@ -1,0 +1,71 @@
+/**
+ * The state is a flat map of byte keys to byte values. The core only ever sees it through
+ * `StateReader` (what the block starts from) and `StateOverlay` (what the block writes), so the
+ * same transition code runs against LevelDB in the node, a Map in tests and the simulator.
+ */
+
+export interface StateReader {
+  get(key: Uint8Array): Uint8Array | undefined;
+}
+
+export interface StateWrite {
+  key: Uint8Array;
+  /** null deletes the key. */
+  value: Uint8Array | null;
+}
+
+export function keyId(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+/** Buffered writes over a reader; `commit()` folds a child's writes into its parent. */
+export class StateOverlay implements StateReader {
+  private readonly pending = new Map<string, StateWrite>();
+  reads = 0;
+  writes = 0;
+
+  constructor(private readonly base: StateReader) {}
+
+  get(key: Uint8Array): Uint8Array | undefined {
+    this.reads++;
+    const w = this.pending.get(keyId(key));
+    if (w) return w.value ?? undefined;
+    return this.base.get(key);
+  }
+
+  set(key: Uint8Array, value: Uint8Array | null): void {
+    this.writes++;
+    this.pending.set(keyId(key), { key, value });
+  }
+
+  /** A nested overlay whose writes reach this one only if `commit` is called (tx atomicity). */
+  child(): StateOverlay {
+    return new StateOverlay(this);
+  }
+
+  commit(): void {
+    if (!(this.base instanceof StateOverlay)) throw new Error('commit() is only for child overlays');
+    for (const w of this.pending.values()) this.base.set(w.key, w.value);
+    this.base.reads += this.reads;
+    this.pending.clear();
+  }
+
+  /** The writes of this overlay, in a deterministic order (sorted by key). */
+  changes(): StateWrite[] {
+    return [...this.pending.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, w]) => w);
+  }
+}
+
+/** A plain in-memory state, for genesis construction and tests. */
+export class MemoryState implements StateReader {
+  readonly map = new Map<string, StateWrite>();
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.map.get(keyId(key))?.value ?? undefined;
+  }
+  apply(changes: Iterable<StateWrite>): void {
+    for (const c of changes) {
+      if (c.value === null) this.map.delete(keyId(c.key));
+      else this.map.set(keyId(c.key), c);
+    }
+  }
+}

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type BlockContext,
+  BlockExecutor,
+  DEFAULT_PARAMS,
+  type Genesis,
+  MemoryState,
+  type StateReader,
+  type Transaction,
+  ValidationError,
+  accountCodec,
+  accountKey,
+  addressFromPublicKey,
+  circulatingSupply,
+  decode,
+  ed25519PublicKey,
+  encode,
+  envelopeFromSigned,
+  executeBlock,
+  genesisAllocation,
+  genesisStateWrites,
+  getAccount,
+  getSupply,
+  minimumFee,
+  sha256,
+  signTransaction,
+  signedTransactionCodec,
+  utf8,
+} from '../src/index.js';
+
+const CHAIN = 'unc-test-1';
+const keys = Array.from({ length: 5 }, (_, i) => {
+  const seed = sha256(utf8(`state test key ${i}`));
+  const publicKey = ed25519PublicKey(seed);
+  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+});
+const proposer = keys[4]!;
+
+function genesis(): Genesis {
+  const g = {
+    chainId: CHAIN,
+    genesisTime: 1_795_000_000_000n,
+    params: { ...DEFAULT_PARAMS },
+    maxSupply: 1_000_000_000n * 10n ** 18n,
+    genesisAllocationBps: 300,
+    accounts: [] as { address: Uint8Array; balance: bigint }[],
+    validators: [{ publicKey: proposer.publicKey, name: 'v' }],
+  };
+  const total = genesisAllocation(g);
+  // Small balances for the first three keys so that insufficient funds actually happen.
+  const small = [10n ** 15n, 3n * 10n ** 15n, 10n ** 16n];
+  small.forEach((b, i) => g.accounts.push({ address: keys[i]!.address, balance: b }));
+  g.accounts.push({ address: keys[3]!.address, balance: total - small.reduce((a, b) => a + b, 0n) });
+  return g;
+}
+
+function freshState(): MemoryState {
+  const s = new MemoryState();
+  s.apply(genesisStateWrites(genesis()));
+  return s;
+}
+
+function totalBalances(state: MemoryState): bigint {
+  let sum = 0n;
+  for (const { key, value } of state.map.values()) {
+    if (key[0] === accountKey(new Uint8Array(20))[0] && value) sum += decode(accountCodec, value).balance;
+  }
+  return sum;
+}
+
+function transfer(from: number, to: number, amount: bigint, nonce: bigint, extra: Partial<Transaction> = {}) {
+  const base = {
+    chainId: CHAIN,
+    signer: keys[from]!.publicKey,
+    nonce,
+    expiresAt: 100n,
+    actions: [{ type: 'transfer' as const, to: keys[to]!.address, amount, memo: new Uint8Array(0) }],
+    fee: 0n,
+  };
+  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+  const fee = minimumFee(DEFAULT_PARAMS, size, 1) + BigInt(from) * 1000n;
+  return envelopeFromSigned(signTransaction({ ...base, fee, ...extra }, keys[from]!.seed));
+}
+
+const ctx = (height: bigint): BlockContext => ({ chainId: CHAIN, height, time: 1_795_000_000_000n + height * 1000n, proposer: proposer.publicKey });
+
+function nonceOf(state: StateReader, i: number): bigint {
+  return getAccount(state, keys[i]!.address).nonce;
+}
+
+describe('state transition', () => {
+  test('a transfer moves the amount, charges the fee, burns half and pays the proposer half', () => {
+    const state = freshState();
+    const before = getAccount(state, keys[3]!.address).balance;
+    const env = transfer(3, 1, 5n * 10n ** 18n, 0n);
+    const exec = executeBlock(state, [env], ctx(1n));
+    state.apply(exec.overlay.changes());
+    const fee = env.stx.tx.fee;
+    assert.equal(getAccount(state, keys[3]!.address).balance, before - 5n * 10n ** 18n - fee);
+    assert.equal(getAccount(state, proposer.address).balance, fee / 2n);
+    assert.equal(getSupply(state).burned, fee - fee / 2n);
+    assert.equal(nonceOf(state, 3), 1n);
+  });
+
+  test('each rejection has its own reason and changes nothing', () => {
+    const state = freshState();
+    const cases: [ReturnType<typeof transfer>, string][] = [
+      [transfer(3, 1, 1n, 0n, { chainId: 'other-chain' }), 'WRONG_CHAIN'],
+      [transfer(3, 1, 1n, 1n), 'NONCE_GAP'],
+      [transfer(3, 1, 1n, 0n, { expiresAt: 0n }), 'EXPIRED'],
+      [transfer(3, 1, 1n, 0n, { fee: 1n }), 'FEE_TOO_LOW'],
+      [transfer(0, 1, 10n ** 18n, 0n), 'INSUFFICIENT_FUNDS'],
+      [transfer(3, 1, 0n, 0n), 'BAD_AMOUNT'],
+    ];
+    for (const [env, code] of cases) {
+      const executor = new BlockExecutor(state, ctx(1n));
+      const outcome = executor.tryApply(env);
+      assert.ok(outcome instanceof ValidationError, `expected ${code}`);
+      assert.equal(outcome.code, code);
+      assert.equal(executor.overlay.changes().length, 0, `${code} must leave no writes`);
+    }
+    // A forged signature: the signer field of another key.
+    const env = transfer(3, 1, 1n, 0n);
+    const forged = envelopeFromSigned({ tx: { ...env.stx.tx, signer: keys[2]!.publicKey }, signature: env.stx.signature });
+    assert.throws(() => executeBlock(state, [forged], ctx(1n)), (e: ValidationError) => e.code === 'BAD_SIGNATURE');
+  });
+
+  test('a replayed transaction is rejected in the same block and in a later one', () => {
+    const state = freshState();
+    const env = transfer(3, 1, 1n, 0n);
+    assert.throws(() => executeBlock(state, [env, env], ctx(1n)), (e: ValidationError) => e.code === 'NONCE_USED');
+    state.apply(executeBlock(state, [env], ctx(1n)).overlay.changes());
+    assert.throws(() => executeBlock(state, [env], ctx(2n)), (e: ValidationError) => e.code === 'NONCE_USED');
+  });
+
+  test('property: transfers conserve the supply to the base unit after every block', () => {
+    const op = fc.record({
+      from: fc.integer({ min: 0, max: 3 }),
+      to: fc.integer({ min: 0, max: 4 }),
+      amount: fc.bigInt({ min: 0n, max: 2n * 10n ** 16n }),
+    });
+    fc.assert(
+      fc.property(fc.array(fc.array(op, { maxLength: 12 }), { minLength: 1, maxLength: 6 }), (blocks) => {
+        const state = freshState();
+        blocks.forEach((ops, b) => {
+          const height = BigInt(b + 1);
+          const executor = new BlockExecutor(state, ctx(height));
+          const nonces = new Map<number, bigint>();
+          for (const o of ops) {
+            const nonce = nonces.get(o.from) ?? nonceOf(state, o.from);
+            const outcome = executor.tryApply(transfer(o.from, o.to, o.amount, nonce));
+            if (!(outcome instanceof ValidationError)) nonces.set(o.from, nonce + 1n);
+          }
+          state.apply(executor.finish().overlay.changes());
+          const supply = getSupply(state);
+          assert.equal(totalBalances(state), circulatingSupply(supply));
+          assert.equal(circulatingSupply(supply) + supply.burned, supply.genesisAllocation);
+        });
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

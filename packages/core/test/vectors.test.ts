@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import {
+  type BlockHeader,
+  type Transaction,
+  accountCodec,
+  blockHash,
+  blockHeaderCodec,
+  decode,
+  decodeAddress,
+  ed25519PublicKey,
+  encode,
+  fromHex,
+  signTransaction,
+  signedTransactionCodec,
+  toHex,
+  transactionCodec,
+  transactionHash,
+  utf8,
+  verifyTransactionSignature,
+} from '../src/index.js';
+
+// Compiled to dist/test; the JSON stays in the source tree.
+const v = JSON.parse(readFileSync(new URL('../../test/vectors/codec.json', import.meta.url), 'utf8'));
+
+test('transaction vector: encoding, id, signature and sender', () => {
+  const t = v.transaction;
+  const seed = fromHex(v.keySeedHex, 32);
+  assert.equal(toHex(ed25519PublicKey(seed)), t.signerHex);
+  const tx: Transaction = {
+    chainId: t.chainId,
+    signer: fromHex(t.signerHex, 32),
+    nonce: BigInt(t.nonce),
+    fee: BigInt(t.fee),
+    expiresAt: BigInt(t.expiresAt),
+    actions: [{ type: 'transfer', to: decodeAddress(t.transfer.to), amount: BigInt(t.transfer.amount), memo: utf8(t.transfer.memo) }],
+  };
+  assert.equal(toHex(encode(transactionCodec, tx)), t.encodedHex);
+  assert.deepEqual(decode(transactionCodec, fromHex(t.encodedHex)), tx);
+  assert.equal(toHex(transactionHash(tx)), t.hashHex);
+  const stx = signTransaction(tx, seed);
+  assert.equal(toHex(encode(signedTransactionCodec, stx)), t.signedHex);
+  assert.ok(verifyTransactionSignature(decode(signedTransactionCodec, fromHex(t.signedHex))));
+});
+
+test('header vector: encoding and hash', () => {
+  const h = v.header;
+  const header: BlockHeader = {
+    chainId: h.chainId,
+    height: BigInt(h.height),
+    time: BigInt(h.time),
+    prevHash: fromHex(h.prevHashHex),
+    stateRoot: fromHex(h.stateRootHex),
+    txRoot: fromHex(h.txRootHex),
+    proposer: fromHex(h.proposerHex),
+    beacon: fromHex(h.beaconHex),
+    vrfProof: new Uint8Array(0),
+    lastCommitHash: fromHex(h.lastCommitHashHex),
+  };
+  assert.equal(toHex(encode(blockHeaderCodec, header)), h.encodedHex);
+  assert.equal(toHex(blockHash(header)), h.hashHex);
+  assert.equal(h.txRootHex.length, 64);
+});
+
+test('account vector', () => {
+  const a = v.account;
+  assert.equal(toHex(encode(accountCodec, { balance: BigInt(a.balance), nonce: BigInt(a.nonce) })), a.encodedHex);
+});

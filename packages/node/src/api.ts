@@ -1,0 +1,291 @@
+/**
+ * The JSON-RPC methods and subscriptions of a node (documented in docs/rpc.md). Parameters are
+ * accepted positionally or by name; every malformed parameter is a -32602 with a message that
+ * names it.
+ */
+import {
+  DecodeError,
+  UncError,
+  accountKey,
+  blockCodec,
+  blockHash,
+  circulatingSupply,
+  decodeAddress,
+  encode,
+  encodeAddress,
+  envelopeFromBytes,
+  fromHex,
+  genesisToJson,
+  getAccount,
+  getSupply,
+  merkleProofCodec,
+  toHex,
+  trieKey,
+} from '@unc/core';
+import {
+  type AccountJson,
+  type BlockJson,
+  type StatusJson,
+  type SupplyJson,
+  type TxReceiptJson,
+  blockToJson,
+  eventToJson,
+  headerToJson,
+  txToJson,
+} from '@unc/sdk';
+import type { UncNode } from './node.js';
+import { RpcError, type RpcServerModules } from './rpc/server.js';
+
+function param(params: unknown, index: number, name: string): unknown {
+  if (Array.isArray(params)) return params[index];
+  if (params && typeof params === 'object') return (params as Record<string, unknown>)[name];
+  return undefined;
+}
+
+function requireString(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be a string`);
+  return v;
+}
+
+function hexParam(v: unknown, name: string, length?: number): Uint8Array {
+  try {
+    return fromHex(requireString(v, name), length);
+  } catch (err) {
+    if (err instanceof RpcError) throw err;
+    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
+  }
+}
+
+function heightParam(v: unknown, name: string): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'string' && /^\d{1,19}$/.test(v)) return BigInt(v);
+  throw new RpcError(-32602, `parameter "${name}" must be a non-negative integer height`);
+}
+
+export function notFound(what: string): UncError {
+  return new UncError('NOT_FOUND', `${what} not found`);
+}
+
+export function createApi(node: UncNode): RpcServerModules {
+  const { chain } = node;
+
+  async function blockJson(height: bigint, full: boolean): Promise<BlockJson> {
+    const block = await chain.blockAt(height);
+    if (!block) throw notFound(`block ${height}`);
+    const envelopes = block.txs.map((raw) => envelopeFromBytes(raw));
+    const hash = height === chain.height ? chain.head.hash : blockHash(block.header);
+    return blockToJson(block, hash, envelopes, full);
+  }
+
+  async function resolveBlockRef(ref: unknown): Promise<bigint> {
+    if (ref === undefined || ref === null || ref === 'latest') return chain.height;
+    if (typeof ref === 'string' && ref.length === 64) {
+      const height = await chain.db.getHeightByHash(hexParam(ref, 'hash', 32));
+      if (height === null) throw notFound(`block ${ref}`);
+      return height;
+    }
+    return heightParam(ref, 'block');
+  }
+
+  function status(): StatusJson {
+    const { header, hash } = chain.head;
+    return {
+      chainId: chain.genesis.chainId,
+      height: Number(header.height),
+      hash: toHex(hash),
+      stateRoot: toHex(header.stateRoot),
+      time: new Date(Number(header.time)).toISOString(),
+      timeMs: Number(header.time),
+      genesisHash: toHex(chain.genesisHash),
+      mempool: { size: node.mempool.size, bytes: node.mempool.bytes },
+      validator: node.validator ? toHex(node.validator.publicKey) : null,
+      version: '0.1.0',
+    };
+  }
+
+  return {
+    methods: {
+      unc_status: () => status(),
+      unc_getGenesis: () => genesisToJson(chain.genesis),
+
+      unc_getBlock: async (params) => {
+        const height = await resolveBlockRef(param(params, 0, 'block'));
+        return blockJson(height, param(params, 1, 'full') === true);
+      },
+
+      unc_getRawBlock: async (params) => {
+        const height = await resolveBlockRef(param(params, 0, 'block'));
+        const block = await chain.blockAt(height);
+        if (!block) throw notFound(`block ${height}`);
+        return toHex(encode(blockCodec, block));
+      },
+
+      unc_getBlocks: async (params) => {
+        const from = heightParam(param(params, 0, 'from'), 'from');
+        const countRaw = param(params, 1, 'count') ?? 20;
+        if (typeof countRaw !== 'number' || !Number.isInteger(countRaw) || countRaw < 1 || countRaw > 100) {
+          throw new RpcError(-32602, 'parameter "count" must be an integer 1…100');
+        }
+        const out: BlockJson[] = [];
+        for (let h = from; h >= 0n && out.length < countRaw && h <= chain.height; h--) out.push(await blockJson(h, false));
+        return out;
+      },
+
+      unc_getTransaction: async (params): Promise<TxReceiptJson> => {
+        const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
+        const loc = await chain.db.getTxLocation(hash);
+        if (!loc) {
+          if (node.mempool.has(hash)) throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
+          throw notFound(`transaction ${toHex(hash)}`);
+        }
+        const block = (await chain.blockAt(loc.height))!;
+        const results = (await chain.resultsAt(loc.height))!;
+        const env = envelopeFromBytes(block.txs[loc.index]!);
+        return {
+          hash: toHex(hash),
+          height: Number(loc.height),
+          index: loc.index,
+          blockHash: toHex(blockHash(block.header)),
+          time: new Date(Number(block.header.time)).toISOString(),
+          tx: txToJson(env),
+          events: results[loc.index]!.events.map(eventToJson),
+        };
+      },
+
+      unc_getAccount: (params): AccountJson => {
+        let address: Uint8Array;
+        const text = requireString(param(params, 0, 'address'), 'address');
+        try {
+          address = decodeAddress(text);
+        } catch (err) {
+          throw new RpcError(-32602, (err as Error).message);
+        }
+        const wantProof = param(params, 1, 'proof') === true;
+        const { header } = chain.head;
+        const account = getAccount(chain.state, address);
+        const out: AccountJson = {
+          address: encodeAddress(address),
+          balance: account.balance.toString(),
+          nonce: Number(account.nonce),
+          height: Number(header.height),
+          stateRoot: toHex(header.stateRoot),
+        };
+        if (wantProof) {
+          const key = accountKey(address);
+          out.proof = toHex(encode(merkleProofCodec, chain.state.trie.prove(trieKey(key))));
+          const raw = chain.state.get(key);
+          out.value = raw ? toHex(raw) : null;
+        }
+        return out;
+      },
+
+      unc_getHeader: async (params) => {
+        const height = await resolveBlockRef(param(params, 0, 'block'));
+        const block = await chain.blockAt(height);
+        if (!block) throw notFound(`block ${height}`);
+        return headerToJson(block.header, blockHash(block.header));
+      },
+
+      unc_getSupply: (): SupplyJson => {
+        const s = getSupply(chain.state);
+        return {
+          maxSupply: s.maxSupply.toString(),
+          genesisAllocation: s.genesisAllocation.toString(),
+          miningReserve: s.miningReserve.toString(),
+          minted: s.minted.toString(),
+          burned: s.burned.toString(),
+          slashed: s.slashed.toString(),
+          circulating: circulatingSupply(s).toString(),
+        };
+      },
+
+      unc_getParams: () => {
+        const p = chain.params;
+        return {
+          blockTimeMs: p.blockTimeMs,
+          maxBlockTxs: p.maxBlockTxs,
+          maxBlockBytes: p.maxBlockBytes,
+          maxTxBytes: p.maxTxBytes,
+          minFeePerByte: p.minFeePerByte.toString(),
+          minFeePerAction: p.minFeePerAction.toString(),
+          maxTxLifetimeBlocks: Number(p.maxTxLifetimeBlocks),
+        };
+      },
+
+      unc_sendTransaction: (params) => {
+        const raw = hexParam(param(params, 0, 'tx'), 'tx');
+        return submitRaw(raw);
+      },
+
+      /** Many transactions in one call; each gets its own result or error, in order. */
+      unc_sendTransactions: (params) => {
+        const list = param(params, 0, 'txs');
+        if (!Array.isArray(list) || list.length > 10_000) {
+          throw new RpcError(-32602, 'parameter "txs" must be an array of at most 10000 hex strings');
+        }
+        return list.map((item, i) => {
+          try {
+            return submitRaw(hexParam(item, `txs[${i}]`));
+          } catch (err) {
+            const e = err as Error & { code?: unknown };
+            return { error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message } };
+          }
+        });
+      },
+
+      unc_mempool: () => ({ size: node.mempool.size, bytes: node.mempool.bytes }),
+    },
+
+    subscriptions: {
+      newBlocks: (_params, emit) =>
+        node.watchBlocks((c) => emit(blockToJson(c.block, c.hash, c.envelopes, false))),
+
+      /** Emits once: when the transaction is included, or dropped with its reason. */
+      tx: (params, emit) => {
+        const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
+        let done = false;
+        const unwatch = node.watchTx(hash, (event) => {
+          done = true;
+          emit({ hash: toHex(hash), ...event });
+        });
+        void chain.db.getTxLocation(hash).then(async (loc) => {
+          if (!loc || done) return;
+          unwatch();
+          const block = await chain.blockAt(loc.height);
+            emit({
+            hash: toHex(hash),
+            status: 'included',
+            height: Number(loc.height),
+            index: loc.index,
+            blockHash: block ? toHex(blockHash(block.header)) : '',
+          });
+        });
+        return unwatch;
+      },
+    },
+
+    metrics: () => node.metrics.render(),
+    health: () => {
+      const ageMs = Date.now() - Number(chain.head.header.time);
+      const expected = chain.params.blockTimeMs;
+      return {
+        ok: node.validator === null || ageMs < Math.max(10 * expected, 10_000),
+        height: Number(chain.height),
+        lastBlockAgeMs: ageMs,
+      };
+    },
+    logger: node.logger.child('rpc'),
+  };
+
+  function submitRaw(raw: Uint8Array): { hash: string; replaced: boolean } {
+    let env: ReturnType<typeof envelopeFromBytes>;
+    try {
+      env = envelopeFromBytes(raw);
+    } catch (err) {
+      if (err instanceof DecodeError) throw new UncError('DECODE', `malformed transaction: ${err.message}`);
+      throw err;
+    }
+    const { replaced } = node.submit(env);
+    return { hash: toHex(env.hash), replaced };
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Dev chains: a well-known mnemonic gives the same funded accounts and validator key on every
+ * machine (like the dev accounts of other dev nodes), so examples and tests can name them.
+ * Never use these keys for anything of value: the mnemonic is public.
+ */
+import {
+  DEFAULT_PARAMS,
+  type Genesis,
+  addressFromPublicKey,
+  deriveEd25519,
+  ed25519PublicKey,
+  genesisAllocation,
+  genesisToJson,
+  mnemonicFromEntropy,
+  mnemonicToSeed,
+  sha256,
+  uncDerivationPath,
+  utf8,
+  DEFAULT_GENESIS_ALLOCATION_BPS,
+  DEFAULT_MAX_SUPPLY,
+} from '@unc/core';
+
+/** The public dev mnemonic: BIP-39 of the first 16 bytes of SHA-256("UtilityNet dev accounts"). */
+export const DEV_MNEMONIC = mnemonicFromEntropy(sha256(utf8('UtilityNet dev accounts')).slice(0, 16));
+export const DEV_CHAIN_ID = 'unc-dev-1';
+export const DEV_ACCOUNT_COUNT = 10;
+/** Derivation index of the dev validator's key (kept apart from the account indexes). */
+export const DEV_VALIDATOR_INDEX = 1000;
+
+export interface DevKey {
+  name: string;
+  index: number;
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+  address: Uint8Array;
+}
+
+export function devKey(index: number, name = `dev${index}`): DevKey {
+  const seed = deriveEd25519(mnemonicToSeed(DEV_MNEMONIC), uncDerivationPath(index)).key;
+  const publicKey = ed25519PublicKey(seed);
+  return { name, index, seed, publicKey, address: addressFromPublicKey(publicKey) };
+}
+
+export function devAccounts(count = DEV_ACCOUNT_COUNT): DevKey[] {
+  return Array.from({ length: count }, (_, i) => devKey(i));
+}
+
+export function devValidator(): DevKey {
+  return devKey(DEV_VALIDATOR_INDEX, 'validator');
+}
+
+/**
+ * A dev genesis: the whole 3% genesis allocation split evenly over the dev accounts (the first
+ * takes the remainder, so the sum is exact), one validator, and the given block interval.
+ */
+export function devGenesis(opts: { blockTimeMs?: number; accounts?: number; time?: Date } = {}): Genesis {
+  const accounts = devAccounts(opts.accounts ?? DEV_ACCOUNT_COUNT);
+  const total = genesisAllocation({
+    maxSupply: DEFAULT_MAX_SUPPLY,
+    genesisAllocationBps: DEFAULT_GENESIS_ALLOCATION_BPS,
+  });
+  const each = total / BigInt(accounts.length);
+  const remainder = total - each * BigInt(accounts.length);
+  return {
+    chainId: DEV_CHAIN_ID,
+    genesisTime: BigInt((opts.time ?? new Date()).getTime()),
+    params: { ...DEFAULT_PARAMS, blockTimeMs: opts.blockTimeMs ?? DEFAULT_PARAMS.blockTimeMs },
+    maxSupply: DEFAULT_MAX_SUPPLY,
+    genesisAllocationBps: DEFAULT_GENESIS_ALLOCATION_BPS,
+    accounts: accounts.map((a, i) => ({ address: a.address, balance: each + (i === 0 ? remainder : 0n) })),
+    validators: [{ publicKey: devValidator().publicKey, name: 'dev-validator' }],
+  };
+}
+
+export function devGenesisJson(opts: Parameters<typeof devGenesis>[0] = {}): Record<string, unknown> {
+  return genesisToJson(devGenesis(opts));
+}

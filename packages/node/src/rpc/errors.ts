@@ -1,0 +1,63 @@
+import type { JsonValue } from './json.js';
+import { toJsonValue } from './json.js';
+
+/** The JSON-RPC 2.0 reserved codes, plus -32000 for the protocol's own (UncError) rejections. */
+export const RpcErrorCode = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  APPLICATION_ERROR: -32000,
+} as const;
+
+/** Thrown by handlers to answer with a specific JSON-RPC error (typically -32602). */
+export class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = 'RpcError';
+  }
+}
+
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: JsonValue;
+}
+
+/**
+ * Node's own failures (ENOENT, ERR_INVALID_ARG_TYPE, …) also carry a string `code`, but they are
+ * bugs or environment problems, and their messages can leak file paths: they stay internal errors.
+ */
+function isSystemError(err: object): boolean {
+  const e = err as { code?: unknown; errno?: unknown; syscall?: unknown };
+  return (
+    typeof e.errno === 'number' ||
+    typeof e.syscall === 'string' ||
+    (typeof e.code === 'string' && e.code.startsWith('ERR_'))
+  );
+}
+
+/**
+ * Maps anything a handler throws to the error object a client sees. Returns `undefined` for
+ * unexpected exceptions so the caller logs them and answers -32603 without the stack.
+ */
+export function toRpcErrorObject(err: unknown): RpcErrorObject | undefined {
+  // A non-integer code is a handler bug; answering with it would make the response malformed.
+  if (err instanceof RpcError && Number.isInteger(err.code)) {
+    const out: RpcErrorObject = { code: err.code, message: err.message };
+    if (err.data !== undefined) out.data = toJsonValue(err.data);
+    return out;
+  }
+  if (typeof err === 'object' && err !== null && !isSystemError(err)) {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && typeof message === 'string') {
+      return { code: RpcErrorCode.APPLICATION_ERROR, message, data: { reason: code } };
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,138 @@
+/**
+ * The node's LevelDB database. Keys carry a one-byte bucket prefix; every bucket is listed here.
+ * A block and everything it changes (state, indexes, the head pointer) are written in one atomic
+ * batch, so a crash at any point leaves either the whole block or none of it.
+ */
+import { ClassicLevel } from 'classic-level';
+
+export enum Bucket {
+  meta = 0x01,
+  blockByHeight = 0x02,
+  heightByHash = 0x03,
+  txLocation = 0x04,
+  state = 0x05,
+  blockResults = 0x06,
+}
+
+const HEAD_KEY = metaKey('head');
+const GENESIS_KEY = metaKey('genesis');
+
+function metaKey(name: string): Uint8Array {
+  return bucketKey(Bucket.meta, new TextEncoder().encode(name));
+}
+
+export function bucketKey(bucket: Bucket, key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + key.length);
+  out[0] = bucket;
+  out.set(key, 1);
+  return out;
+}
+
+function heightKey(height: bigint): Uint8Array {
+  const k = new Uint8Array(8);
+  new DataView(k.buffer).setBigUint64(0, height);
+  return k;
+}
+
+export interface HeadPointer {
+  height: bigint;
+  hash: Uint8Array;
+}
+
+export interface BlockWrite {
+  height: bigint;
+  hash: Uint8Array;
+  /** The encoded block (header, transactions, commit). */
+  block: Uint8Array;
+  txHashes: Uint8Array[];
+  /** The encoded transaction results. */
+  results: Uint8Array;
+  stateChanges: { key: Uint8Array; value: Uint8Array | null }[];
+}
+
+type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+export class ChainDb {
+  private constructor(private readonly db: ClassicLevel<Uint8Array, Uint8Array>) {}
+
+  static async open(path: string): Promise<ChainDb> {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    return new ChainDb(db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return (await this.db.get(key)) ?? undefined;
+  }
+
+  async getHead(): Promise<HeadPointer | null> {
+    const raw = await this.get(HEAD_KEY);
+    if (!raw) return null;
+    return { height: new DataView(raw.buffer, raw.byteOffset).getBigUint64(0), hash: raw.slice(8, 40) };
+  }
+
+  async getGenesisJson(): Promise<string | null> {
+    const raw = await this.get(GENESIS_KEY);
+    return raw ? new TextDecoder().decode(raw) : null;
+  }
+
+  async getBlockBytes(height: bigint): Promise<Uint8Array | undefined> {
+    return this.get(bucketKey(Bucket.blockByHeight, heightKey(height)));
+  }
+
+  async getResultsBytes(height: bigint): Promise<Uint8Array | undefined> {
+    return this.get(bucketKey(Bucket.blockResults, heightKey(height)));
+  }
+
+  async getHeightByHash(hash: Uint8Array): Promise<bigint | null> {
+    const raw = await this.get(bucketKey(Bucket.heightByHash, hash));
+    return raw ? new DataView(raw.buffer, raw.byteOffset).getBigUint64(0) : null;
+  }
+
+  async getTxLocation(hash: Uint8Array): Promise<{ height: bigint; index: number } | null> {
+    const raw = await this.get(bucketKey(Bucket.txLocation, hash));
+    if (!raw) return null;
+    const view = new DataView(raw.buffer, raw.byteOffset);
+    return { height: view.getBigUint64(0), index: view.getUint32(8) };
+  }
+
+  /** Every state entry, for rebuilding the in-memory state and its trie at start-up. */
+  async *stateEntries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    const gte = new Uint8Array([Bucket.state]);
+    const lt = new Uint8Array([Bucket.state + 1]);
+    for await (const [key, value] of this.db.iterator({ gte, lt })) yield [key.slice(1), value];
+  }
+
+  /** Writes a block and all it changes atomically, and moves the head to it. */
+  async commitBlock(w: BlockWrite, genesisJson?: string): Promise<void> {
+    const ops: BatchOp[] = [];
+    const hk = heightKey(w.height);
+    ops.push({ type: 'put', key: bucketKey(Bucket.blockByHeight, hk), value: w.block });
+    ops.push({ type: 'put', key: bucketKey(Bucket.heightByHash, w.hash), value: hk });
+    ops.push({ type: 'put', key: bucketKey(Bucket.blockResults, hk), value: w.results });
+    w.txHashes.forEach((h, index) => {
+      const loc = new Uint8Array(12);
+      const view = new DataView(loc.buffer);
+      view.setBigUint64(0, w.height);
+      view.setUint32(8, index);
+      ops.push({ type: 'put', key: bucketKey(Bucket.txLocation, h), value: loc });
+    });
+    for (const c of w.stateChanges) {
+      const key = bucketKey(Bucket.state, c.key);
+      if (c.value === null) ops.push({ type: 'del', key });
+      else ops.push({ type: 'put', key, value: c.value });
+    }
+    const head = new Uint8Array(40);
+    new DataView(head.buffer).setBigUint64(0, w.height);
+    head.set(w.hash, 8);
+    ops.push({ type: 'put', key: HEAD_KEY, value: head });
+    if (genesisJson !== undefined) {
+      ops.push({ type: 'put', key: GENESIS_KEY, value: new TextEncoder().encode(genesisJson) });
+    }
+    await this.db.batch(ops);
+  }
+}

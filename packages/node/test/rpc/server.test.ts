@@ -1,0 +1,910 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { connect as netConnect, createServer as netCreateServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import WebSocket from 'ws';
+import { createLogger } from '../../src/log.js';
+import {
+  RpcError,
+  type RpcServer,
+  type RpcServerModules,
+  type RpcServerOptions,
+  type RpcSubscription,
+  startRpcServer,
+  toJsonValue,
+} from '../../src/rpc/server.js';
+
+const OPTS: RpcServerOptions = {
+  host: '127.0.0.1',
+  port: 0,
+  maxBodyBytes: 64 * 1024,
+  maxBatchSize: 10,
+  maxWsConnections: 4,
+  maxSubscriptionsPerConnection: 3,
+};
+
+class AppError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Collects log lines so tests can check what was logged (and that nothing leaks to the client). */
+function captureLogger() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, logger: createLogger('rpc-test', { level: 'error', json: true, stream }) };
+}
+
+/** State the test handlers expose so tests can observe subscription lifecycles. */
+const manualEmitters = new Map<number, (result: unknown) => void>();
+let nextManual = 0;
+let activeSubscriptions = 0;
+let notified: unknown[] = [];
+
+const manual: RpcSubscription = (_params, emit) => {
+  const key = nextManual++;
+  manualEmitters.set(key, emit);
+  activeSubscriptions++;
+  // Emitted synchronously, before the client has the id: must arrive after the subscribe reply.
+  emit({ snapshot: key });
+  return () => {
+    manualEmitters.delete(key);
+    activeSubscriptions--;
+  };
+};
+
+function modules(extra: Partial<RpcServerModules> = {}): RpcServerModules {
+  return {
+    methods: {
+      echo: (params) => params,
+      add: (params) => {
+        const list: unknown = params;
+        if (!Array.isArray(list) || list.length !== 2 || !list.every((p) => typeof p === 'number')) {
+          throw new RpcError(-32602, 'add expects [number, number]', { got: params });
+        }
+        const [a, b] = list as [number, number];
+        return a + b;
+      },
+      typed: () => ({
+        big: 2n ** 70n,
+        bytes: new Uint8Array([0xde, 0xad, 0xbe, 0xef]),
+        map: new Map<unknown, unknown>([
+          ['a', 1n],
+          [7n, new Uint8Array([1])],
+        ]),
+        nested: [{ n: -5n }],
+      }),
+      transport: (_params, ctx) => ctx.transport,
+      nothing: () => undefined,
+      slow: async (params) => {
+        await new Promise((r) => setTimeout(r, 20));
+        return params;
+      },
+      appFail: () => {
+        throw new AppError('INSUFFICIENT_FUNDS', 'balance 3 is below 5');
+      },
+      internalFail: () => {
+        throw new Error('secret detail at /home/node/keys');
+      },
+      systemFail: () => {
+        const err = new Error("ENOENT: no such file or directory, open '/secret/path'") as Error & {
+          code: string;
+          errno: number;
+          syscall: string;
+        };
+        err.code = 'ENOENT';
+        err.errno = -2;
+        err.syscall = 'open';
+        throw err;
+      },
+      rejects: () => Promise.reject(new Error('async secret')),
+      circular: () => {
+        const o: Record<string, unknown> = {};
+        o.self = o;
+        return o;
+      },
+      notifyMe: (params) => {
+        notified.push(params);
+        return 'ignored';
+      },
+    },
+    subscriptions: {
+      manual,
+      broken: () => {
+        throw new RpcError(-32602, 'broken subscription params');
+      },
+    },
+    ...extra,
+  };
+}
+
+interface HttpReply {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: unknown;
+}
+
+async function post(
+  server: RpcServer,
+  body: string | Uint8Array,
+  contentType = 'application/json',
+): Promise<HttpReply> {
+  const res = await fetch(server.url, { method: 'POST', headers: { 'content-type': contentType }, body });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+async function rpc(server: RpcServer, method: string, params?: unknown, id: unknown = 1): Promise<unknown> {
+  const body: Record<string, unknown> = { jsonrpc: '2.0', method, id };
+  if (params !== undefined) body.params = params;
+  return (await post(server, JSON.stringify(body))).json;
+}
+
+/** Checks the JSON-RPC 2.0 response shape; returns the error code, or undefined for a result. */
+function checkResponse(value: unknown): number | undefined {
+  assert.ok(typeof value === 'object' && value !== null && !Array.isArray(value), `not an object: ${value}`);
+  const r = value as Record<string, unknown>;
+  assert.equal(r.jsonrpc, '2.0');
+  assert.ok(r.id === null || typeof r.id === 'string' || typeof r.id === 'number', 'bad id');
+  assert.notEqual('result' in r, 'error' in r, 'exactly one of result/error');
+  if ('result' in r) return undefined;
+  const e = r.error as Record<string, unknown>;
+  assert.ok(Number.isInteger(e.code), 'integer error code');
+  assert.equal(typeof e.message, 'string');
+  return e.code as number;
+}
+
+function errorOf(value: unknown): { code: number; message: string; data?: unknown } {
+  const r = value as { error?: { code: number; message: string; data?: unknown } };
+  assert.ok(r.error, `expected an error, got ${JSON.stringify(value)}`);
+  return r.error;
+}
+
+/** A WebSocket client that queues every message, so tests can await them in order. */
+class Client {
+  readonly ws: WebSocket;
+  private readonly queue: unknown[] = [];
+  private readonly waiters: Array<(v: unknown) => void> = [];
+  private nextId = 1;
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (data) => {
+      const msg: unknown = JSON.parse(data.toString());
+      const waiter = this.waiters.shift();
+      if (waiter) waiter(msg);
+      else this.queue.push(msg);
+    });
+  }
+
+  static async open(url: string): Promise<Client> {
+    const c = new Client(url);
+    await new Promise<void>((resolve, reject) => {
+      c.ws.once('open', () => resolve());
+      c.ws.once('error', reject);
+    });
+    return c;
+  }
+
+  next(timeoutMs = 2000): Promise<unknown> {
+    const queued = this.queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timed out waiting for a message')), timeoutMs);
+      this.waiters.push((v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
+    });
+  }
+
+  sendRaw(text: string): void {
+    this.ws.send(text);
+  }
+
+  async call(method: string, params?: unknown): Promise<unknown> {
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+    const msg = (await this.next()) as { id?: unknown };
+    assert.equal(msg.id, id, `expected the reply to ${id}, got ${JSON.stringify(msg)}`);
+    return msg;
+  }
+
+  closed(): Promise<number> {
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve(-1);
+    return new Promise((resolve) => this.ws.once('close', (code) => resolve(code)));
+  }
+
+  async close(): Promise<void> {
+    const done = this.closed();
+    this.ws.close();
+    await done;
+  }
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('toJsonValue', () => {
+  it('converts bigint, bytes, Map and Set recursively', () => {
+    assert.deepEqual(
+      toJsonValue({
+        a: 12345678901234567890n,
+        b: new Uint8Array([0, 255, 16]),
+        c: Buffer.from('ab'),
+        d: new Map<unknown, unknown>([
+          ['k', [1n]],
+          [2n, 'two'],
+          [new Uint8Array([0xab]), true],
+        ]),
+        e: new Set([1, 2n]),
+        f: new Date(0),
+        g: new BigUint64Array([3n]),
+      }),
+      {
+        a: '12345678901234567890',
+        b: '00ff10',
+        c: '6162',
+        d: { k: ['1'], 2: 'two', ab: true },
+        e: [1, '2'],
+        f: '1970-01-01T00:00:00.000Z',
+        g: ['3'],
+      },
+    );
+  });
+
+  it('follows JSON.stringify for undefined, functions and non-finite numbers', () => {
+    assert.equal(toJsonValue(undefined), null);
+    assert.deepEqual(toJsonValue({ a: undefined, b: () => 1, c: Number.NaN }), { c: null });
+    assert.deepEqual(toJsonValue([undefined, Number.POSITIVE_INFINITY]), [null, null]);
+  });
+
+  it('keeps a __proto__ key as data and rejects cycles', () => {
+    const parsed: unknown = JSON.parse('{"__proto__":{"x":1}}');
+    const out = toJsonValue(parsed) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(out), Object.prototype);
+    assert.deepEqual(Object.keys(out), ['__proto__']);
+    const cyclic: unknown[] = [];
+    cyclic.push(cyclic);
+    assert.throws(() => toJsonValue(cyclic), /circular/);
+    const shared = { x: 1 };
+    assert.deepEqual(toJsonValue([shared, shared]), [{ x: 1 }, { x: 1 }]);
+  });
+});
+
+describe('rpc server over HTTP', () => {
+  let server: RpcServer;
+  const captured = captureLogger();
+  let healthy = true;
+
+  before(async () => {
+    server = await startRpcServer(
+      OPTS,
+      modules({
+        logger: captured.logger,
+        health: () => ({ ok: healthy, height: 7n }),
+        metrics: () => '# TYPE unc_up gauge\nunc_up 1\n',
+        httpFallback: (req, res) => {
+          if (req.url !== '/explorer') return false;
+          res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>explorer</h1>');
+          return true;
+        },
+      }),
+    );
+  });
+  after(() => server.close());
+
+  it('listens on an ephemeral port and reports its URLs', () => {
+    assert.ok(server.port > 0);
+    assert.equal(server.url, `http://127.0.0.1:${server.port}/`);
+    assert.equal(server.wsUrl, `ws://127.0.0.1:${server.port}/`);
+  });
+
+  it('answers a single request, serialising bigint, bytes and Map', async () => {
+    assert.deepEqual(await rpc(server, 'add', [2, 3]), { jsonrpc: '2.0', id: 1, result: 5 });
+    assert.deepEqual(await rpc(server, 'typed', undefined, 'str-id'), {
+      jsonrpc: '2.0',
+      id: 'str-id',
+      result: {
+        big: '1180591620717411303424',
+        bytes: 'deadbeef',
+        map: { a: '1', 7: '01' },
+        nested: [{ n: '-5' }],
+      },
+    });
+    assert.deepEqual(await rpc(server, 'transport'), { jsonrpc: '2.0', id: 1, result: 'http' });
+    assert.deepEqual(await rpc(server, 'nothing', undefined, null), {
+      jsonrpc: '2.0',
+      id: null,
+      result: null,
+    });
+  });
+
+  it('answers -32700 to unparseable JSON', async () => {
+    for (const body of ['{', '', 'nope', '{"jsonrpc":"2.0",}', '\u0000']) {
+      const r = await post(server, body);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } });
+    }
+  });
+
+  it('answers -32600 to invalid request objects, echoing a usable id', async () => {
+    const cases: Array<[unknown, unknown]> = [
+      [1, null],
+      ['str', null],
+      [null, null],
+      [{ method: 'echo', id: 1 }, 1],
+      [{ jsonrpc: '1.0', method: 'echo', id: 2 }, 2],
+      [{ jsonrpc: '2.0', method: 5, id: 3 }, 3],
+      [{ jsonrpc: '2.0', id: 4 }, 4],
+      [{ jsonrpc: '2.0', method: 'echo', params: 'x', id: 5 }, 5],
+      [{ jsonrpc: '2.0', method: 'echo', params: null, id: 6 }, 6],
+      [{ jsonrpc: '2.0', method: 'echo', id: { x: 1 } }, null],
+      [{ jsonrpc: '2.0', method: 'echo', id: [1] }, null],
+      // Without an id it is still an invalid request, not a notification: it gets an answer.
+      [{ jsonrpc: '2.0', method: 7 }, null],
+    ];
+    for (const [body, id] of cases) {
+      const r = await post(server, JSON.stringify(body));
+      assert.equal(r.status, 200);
+      assert.equal(checkResponse(r.json), -32600, JSON.stringify(body));
+      assert.equal((r.json as { id: unknown }).id, id, JSON.stringify(body));
+    }
+  });
+
+  it('answers -32600 to an empty batch and to a batch over maxBatchSize', async () => {
+    const empty = await post(server, '[]');
+    assert.equal(errorOf(empty.json).code, -32600);
+    assert.match(errorOf(empty.json).message, /empty batch/);
+    const big = Array.from({ length: OPTS.maxBatchSize + 1 }, (_, i) => ({
+      jsonrpc: '2.0',
+      method: 'echo',
+      id: i,
+    }));
+    const over = await post(server, JSON.stringify(big));
+    assert.equal(errorOf(over.json).code, -32600);
+    assert.match(errorOf(over.json).message, /exceeds the limit of 10/);
+    const atLimit = await post(server, JSON.stringify(big.slice(0, OPTS.maxBatchSize)));
+    assert.equal((atLimit.json as unknown[]).length, OPTS.maxBatchSize);
+  });
+
+  it('answers -32601 to unknown methods, including Object.prototype names', async () => {
+    for (const method of [
+      'nope',
+      'constructor',
+      '__proto__',
+      'toString',
+      'hasOwnProperty',
+      'x'.repeat(500),
+    ]) {
+      const e = errorOf(await rpc(server, method));
+      assert.equal(e.code, -32601, method);
+      assert.ok(e.message.length < 100, 'long names are clipped');
+    }
+    assert.equal(errorOf(await rpc(server, 'unc_subscribe', ['manual'])).code, -32601);
+    assert.equal(errorOf(await rpc(server, 'unc_unsubscribe', ['00'])).code, -32601);
+  });
+
+  it('answers -32602 with data when a handler throws RpcError', async () => {
+    assert.deepEqual(await rpc(server, 'add', ['a', 1n.toString()]), {
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: -32602, message: 'add expects [number, number]', data: { got: ['a', '1'] } },
+    });
+  });
+
+  it('maps errors carrying a string code to -32000 with the reason', async () => {
+    assert.deepEqual(await rpc(server, 'appFail'), {
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: -32000, message: 'balance 3 is below 5', data: { reason: 'INSUFFICIENT_FUNDS' } },
+    });
+  });
+
+  it('answers -32603 to unexpected exceptions, logs them and leaks nothing', async () => {
+    captured.lines.length = 0;
+    for (const method of ['internalFail', 'systemFail', 'rejects', 'circular']) {
+      const r = await post(server, JSON.stringify({ jsonrpc: '2.0', method, id: 9 }));
+      assert.deepEqual(r.json, { jsonrpc: '2.0', id: 9, error: { code: -32603, message: 'Internal error' } });
+      assert.doesNotMatch(r.text, /secret|stack|at /);
+    }
+    assert.equal(captured.lines.length, 4);
+    const first = JSON.parse(captured.lines[0]!) as { level: string; method: string; err: { stack: string } };
+    assert.equal(first.level, 'error');
+    assert.equal(first.method, 'internalFail');
+    assert.match(first.err.stack, /secret detail/);
+  });
+
+  it('answers a mixed batch in order and leaves notifications out', async () => {
+    notified = [];
+    const r = await post(
+      server,
+      JSON.stringify([
+        { jsonrpc: '2.0', method: 'slow', params: ['first'], id: 'a' },
+        { jsonrpc: '2.0', method: 'notifyMe', params: { n: 1 } },
+        1,
+        { jsonrpc: '2.0', method: 'nope', id: 'c' },
+        { jsonrpc: '2.0', method: 'add', params: [1, 1], id: 'd' },
+      ]),
+    );
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, [
+      { jsonrpc: '2.0', id: 'a', result: ['first'] },
+      { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid request: not an object' } },
+      { jsonrpc: '2.0', id: 'c', error: { code: -32601, message: 'Method not found: nope' } },
+      { jsonrpc: '2.0', id: 'd', result: 2 },
+    ]);
+    assert.deepEqual(notified, [{ n: 1 }]);
+  });
+
+  it('runs notifications without replying (204), even when they fail', async () => {
+    notified = [];
+    const single = await post(server, JSON.stringify({ jsonrpc: '2.0', method: 'notifyMe', params: [1] }));
+    assert.equal(single.status, 204);
+    assert.equal(single.text, '');
+    const batch = await post(
+      server,
+      JSON.stringify([
+        { jsonrpc: '2.0', method: 'notifyMe', params: [2] },
+        { jsonrpc: '2.0', method: 'appFail' },
+        { jsonrpc: '2.0', method: 'nope' },
+      ]),
+    );
+    assert.equal(batch.status, 204);
+    assert.deepEqual(notified, [[1], [2]]);
+  });
+
+  it('answers 413 with a JSON-RPC error to an oversized body (declared or streamed)', async () => {
+    const huge = JSON.stringify({
+      jsonrpc: '2.0',
+      method: 'echo',
+      params: ['x'.repeat(OPTS.maxBodyBytes)],
+      id: 1,
+    });
+    const declared = await post(server, huge);
+    assert.equal(declared.status, 413);
+    assert.equal(checkResponse(declared.json), -32600);
+    assert.match(errorOf(declared.json).message, /exceeds 65536 bytes/);
+
+    // Chunked transfer has no Content-Length, so the limit must be enforced while reading.
+    const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(
+        server.url,
+        { method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      const chunk = 'x'.repeat(16 * 1024);
+      for (let i = 0; i < 5; i++) req.write(chunk);
+      req.end();
+    });
+    assert.equal(streamed.status, 413);
+    assert.equal(checkResponse(JSON.parse(streamed.body)), -32600);
+    assert.deepEqual(await rpc(server, 'add', [1, 2]), { jsonrpc: '2.0', id: 1, result: 3 });
+  });
+
+  it('rejects a wrong content type with 415 and other verbs with 405', async () => {
+    const wrongType = await post(server, '{}', 'text/plain');
+    assert.equal(wrongType.status, 415);
+    assert.match(errorOf(wrongType.json).message, /application\/json/);
+    const withCharset = await post(
+      server,
+      JSON.stringify({ jsonrpc: '2.0', method: 'echo', id: 1 }),
+      'Application/JSON; charset=utf-8',
+    );
+    assert.equal(withCharset.status, 200);
+    const put = await fetch(server.url, { method: 'PUT', body: '{}' });
+    assert.equal(put.status, 405);
+    assert.match(put.headers.get('allow') ?? '', /POST/);
+    await put.text();
+    const wrongPath = await fetch(`${server.url}rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(wrongPath.status, 404);
+    await wrongPath.text();
+  });
+
+  it('allows cross-origin calls (CORS)', async () => {
+    const pre = await fetch(server.url, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST' },
+    });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+    assert.match(pre.headers.get('access-control-allow-methods') ?? '', /POST/);
+    assert.match(pre.headers.get('access-control-allow-headers') ?? '', /content-type/i);
+    const r = await post(server, JSON.stringify({ jsonrpc: '2.0', method: 'echo', id: 1 }));
+    assert.equal(r.headers.get('access-control-allow-origin'), '*');
+  });
+
+  it('serves /health (503 when not ok) and /metrics', async () => {
+    healthy = true;
+    const ok = await fetch(`${server.url}health`);
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), { ok: true, height: '7' });
+    healthy = false;
+    const bad = await fetch(`${server.url}health`);
+    assert.equal(bad.status, 503);
+    assert.deepEqual(await bad.json(), { ok: false, height: '7' });
+    healthy = true;
+    const metrics = await fetch(`${server.url}metrics`);
+    assert.equal(metrics.status, 200);
+    assert.equal(metrics.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
+    assert.equal(await metrics.text(), '# TYPE unc_up gauge\nunc_up 1\n');
+  });
+
+  it('hands other GET paths to the fallback and 404s the rest', async () => {
+    const page = await fetch(`${server.url}explorer`);
+    assert.equal(page.status, 200);
+    assert.equal(await page.text(), '<h1>explorer</h1>');
+    const missing = await fetch(`${server.url}nowhere`);
+    assert.equal(missing.status, 404);
+    await missing.text();
+  });
+});
+
+describe('rpc server over WebSocket', () => {
+  let server: RpcServer;
+  const captured = captureLogger();
+
+  before(async () => {
+    server = await startRpcServer(OPTS, modules({ logger: captured.logger }));
+  });
+  after(() => server.close());
+
+  it('answers methods, batches and errors on / and /ws', async () => {
+    for (const url of [server.wsUrl, `${server.wsUrl}ws`]) {
+      const c = await Client.open(url);
+      assert.deepEqual(await c.call('transport'), { jsonrpc: '2.0', id: 1, result: 'ws' });
+      assert.equal(errorOf(await c.call('nope')).code, -32601);
+      c.sendRaw('{bad');
+      assert.equal(errorOf(await c.next()).code, -32700);
+      c.sendRaw(
+        JSON.stringify([
+          { jsonrpc: '2.0', method: 'add', params: [1, 2], id: 'x' },
+          { jsonrpc: '2.0', method: 'notifyMe' },
+        ]),
+      );
+      assert.deepEqual(await c.next(), [{ jsonrpc: '2.0', id: 'x', result: 3 }]);
+      await c.close();
+    }
+  });
+
+  it('refuses upgrades on other paths', async () => {
+    const ws = new WebSocket(`${server.wsUrl}elsewhere`);
+    const status = await new Promise<number>((resolve) => {
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('error', () => resolve(-1));
+    });
+    assert.equal(status, 404);
+  });
+
+  it('delivers subscription events after the subscribe reply, and stops them on unsubscribe', async () => {
+    const c = await Client.open(server.wsUrl);
+    const before = activeSubscriptions;
+    const keyBefore = nextManual;
+    const sub = (await c.call('unc_subscribe', ['manual', { any: 'params' }])) as { result: string };
+    assert.match(sub.result, /^[0-9a-f]{16}$/);
+    assert.equal(activeSubscriptions, before + 1);
+    // The snapshot emitted synchronously inside subscribe arrives after the id.
+    assert.deepEqual(await c.next(), {
+      jsonrpc: '2.0',
+      method: 'unc_subscription',
+      params: { subscription: sub.result, result: { snapshot: keyBefore } },
+    });
+    manualEmitters.get(keyBefore)!({ height: 5n, hash: new Uint8Array([1, 2]) });
+    assert.deepEqual(await c.next(), {
+      jsonrpc: '2.0',
+      method: 'unc_subscription',
+      params: { subscription: sub.result, result: { height: '5', hash: '0102' } },
+    });
+    assert.deepEqual(await c.call('unc_unsubscribe', [sub.result]), { jsonrpc: '2.0', id: 2, result: true });
+    assert.equal(activeSubscriptions, before);
+    assert.ok(!manualEmitters.has(keyBefore));
+    assert.deepEqual(await c.call('unc_unsubscribe', [sub.result]), { jsonrpc: '2.0', id: 3, result: false });
+    await c.close();
+  });
+
+  it('validates subscribe and unsubscribe params', async () => {
+    const c = await Client.open(server.wsUrl);
+    for (const params of [undefined, [], [1], ['manual', {}, 'extra'], { name: 'manual' }]) {
+      assert.equal(errorOf(await c.call('unc_subscribe', params)).code, -32602, JSON.stringify(params));
+    }
+    assert.match(errorOf(await c.call('unc_subscribe', ['nope'])).message, /unknown subscription/);
+    assert.equal(errorOf(await c.call('unc_subscribe', ['toString'])).code, -32602);
+    const broken = errorOf(await c.call('unc_subscribe', ['broken']));
+    assert.deepEqual(broken, { code: -32602, message: 'broken subscription params' });
+    assert.equal(errorOf(await c.call('unc_unsubscribe', [])).code, -32602);
+    assert.equal(errorOf(await c.call('unc_unsubscribe', [5])).code, -32602);
+    await c.close();
+  });
+
+  it('cleans up every subscription of a connection when it disconnects', async () => {
+    const before = activeSubscriptions;
+    const c = await Client.open(server.wsUrl);
+    const ids: string[] = [];
+    for (let i = 0; i < OPTS.maxSubscriptionsPerConnection; i++) {
+      ids.push(((await c.call('unc_subscribe', ['manual'])) as { result: string }).result);
+      await c.next(); // snapshot
+    }
+    assert.equal(new Set(ids).size, ids.length);
+    assert.equal(activeSubscriptions, before + OPTS.maxSubscriptionsPerConnection);
+    c.ws.terminate();
+    await waitFor(() => activeSubscriptions === before);
+  });
+
+  it('limits subscriptions per connection', async () => {
+    const c = await Client.open(server.wsUrl);
+    for (let i = 0; i < OPTS.maxSubscriptionsPerConnection; i++) {
+      assert.equal(
+        typeof ((await c.call('unc_subscribe', ['manual'])) as { result: unknown }).result,
+        'string',
+      );
+      await c.next();
+    }
+    const over = errorOf(await c.call('unc_subscribe', ['manual']));
+    assert.equal(over.code, -32000);
+    assert.deepEqual(over.data, { reason: 'SUBSCRIPTION_LIMIT', limit: OPTS.maxSubscriptionsPerConnection });
+    await c.close();
+  });
+
+  it('ignores unc_subscribe sent as a notification', async () => {
+    const before = activeSubscriptions;
+    const c = await Client.open(server.wsUrl);
+    c.sendRaw(JSON.stringify({ jsonrpc: '2.0', method: 'unc_subscribe', params: ['manual'] }));
+    assert.deepEqual(await c.call('echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+    assert.equal(activeSubscriptions, before);
+    await c.close();
+  });
+
+  it('limits concurrent connections and frees slots on disconnect', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: OPTS.maxWsConnections }, () => Client.open(server.wsUrl)),
+    );
+    const extra = new WebSocket(server.wsUrl);
+    const status = await new Promise<number>((resolve) => {
+      extra.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      extra.on('open', () => resolve(101));
+      extra.on('error', () => resolve(-1));
+    });
+    assert.equal(status, 503);
+    await clients[0]!.close();
+    const again = await (async () => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        try {
+          return await Client.open(server.wsUrl);
+        } catch {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      throw new Error('slot was never freed');
+    })();
+    assert.deepEqual(await again.call('echo', ['ok']), { jsonrpc: '2.0', id: 1, result: ['ok'] });
+    await Promise.all([again.close(), ...clients.slice(1).map((c) => c.close())]);
+  });
+
+  it('closes a connection whose message exceeds maxBodyBytes (1009)', async () => {
+    const c = await Client.open(server.wsUrl);
+    const closed = c.closed();
+    c.ws.on('error', () => {});
+    c.sendRaw('x'.repeat(OPTS.maxBodyBytes + 1));
+    assert.equal(await closed, 1009);
+    // The server is unaffected.
+    const d = await Client.open(server.wsUrl);
+    assert.deepEqual(await d.call('echo', []), { jsonrpc: '2.0', id: 1, result: [] });
+    await d.close();
+  });
+});
+
+describe('rpc server lifecycle', () => {
+  it('drops clients that stop answering pings', async () => {
+    const before = activeSubscriptions;
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 40 },
+      modules({ logger: captureLogger().logger }),
+    );
+    try {
+      // A well-behaved client answers pings automatically and stays connected.
+      const good = await Client.open(server.wsUrl);
+      // A raw socket that completes the handshake but never reads a frame plays the dead client.
+      const dead = netConnect(server.port, '127.0.0.1');
+      const handshake = await new Promise<string>((resolve) => {
+        dead.once('connect', () =>
+          dead.write(
+            'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+              'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+          ),
+        );
+        dead.once('data', (d) => resolve(d.toString()));
+      });
+      assert.match(handshake, /^HTTP\/1.1 101/);
+      // Subscribe through a masked client frame so that we can see the cleanup.
+      const payload = Buffer.from(
+        JSON.stringify({ jsonrpc: '2.0', method: 'unc_subscribe', params: ['manual'], id: 1 }),
+      );
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+      assert.ok(payload.length < 126, 'fits a one-byte frame length');
+      dead.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+      await waitFor(() => activeSubscriptions === before + 1);
+      const closed = new Promise<void>((resolve) => dead.once('close', () => resolve()));
+      dead.on('error', () => {});
+      await closed;
+      await waitFor(() => activeSubscriptions === before);
+      assert.equal(good.ws.readyState, WebSocket.OPEN);
+      assert.deepEqual(await good.call('echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+      await good.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('close() terminates sockets, stops subscriptions and frees the port', async () => {
+    const before = activeSubscriptions;
+    const server = await startRpcServer(OPTS, modules({ logger: captureLogger().logger }));
+    const c = await Client.open(server.wsUrl);
+    await c.call('unc_subscribe', ['manual']);
+    const closed = c.closed();
+    // A keep-alive HTTP connection must not hold the port open either.
+    assert.deepEqual(await rpc(server, 'echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+    await server.close();
+    assert.equal(activeSubscriptions, before);
+    await closed;
+    await server.close(); // idempotent
+    const probe = netCreateServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(server.port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  });
+
+  it('rejects invalid options and a port already in use', async () => {
+    await assert.rejects(startRpcServer({ ...OPTS, maxBatchSize: 0 }, modules()), RangeError);
+    await assert.rejects(startRpcServer({ ...OPTS, port: 70_000 }, modules()), RangeError);
+    const first = await startRpcServer(OPTS, modules({ logger: captureLogger().logger }));
+    try {
+      await assert.rejects(
+        startRpcServer({ ...OPTS, port: first.port }, modules({ logger: captureLogger().logger })),
+        /EADDRINUSE/,
+      );
+    } finally {
+      await first.close();
+    }
+  });
+});
+
+describe('rpc server robustness (property-based)', () => {
+  let server: RpcServer;
+
+  before(async () => {
+    server = await startRpcServer(OPTS, modules({ logger: captureLogger().logger }));
+  });
+  after(() => server.close());
+
+  /** Whatever was sent, the reply must be a well-formed JSON-RPC response, batch or nothing. */
+  async function assertWellFormed(body: string | Uint8Array): Promise<void> {
+    const r = await post(server, body);
+    if (r.status === 204) {
+      assert.equal(r.text, '');
+      return;
+    }
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
+    if (Array.isArray(r.json)) {
+      assert.ok(r.json.length > 0);
+      for (const item of r.json) checkResponse(item);
+    } else {
+      checkResponse(r.json);
+    }
+  }
+
+  const methodNames = fc.constantFrom(
+    'echo',
+    'add',
+    'typed',
+    'nothing',
+    'appFail',
+    'internalFail',
+    'circular',
+    'nope',
+    'constructor',
+    '__proto__',
+    'unc_subscribe',
+  );
+  const requestLike = fc.record(
+    {
+      jsonrpc: fc.oneof(fc.constant('2.0'), fc.jsonValue()),
+      method: fc.oneof(methodNames, fc.jsonValue()),
+      params: fc.jsonValue(),
+      id: fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.jsonValue()),
+    },
+    { requiredKeys: [] },
+  );
+
+  it('never crashes on random strings', async () => {
+    await fc.assert(fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 200 }), assertWellFormed), {
+      numRuns: 150,
+    });
+  });
+
+  it('never crashes on random JSON values', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), (v) => assertWellFormed(JSON.stringify(v) ?? 'null')),
+      { numRuns: 150 },
+    );
+  });
+
+  it('never crashes on random bytes', async () => {
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), assertWellFormed), { numRuns: 150 });
+  });
+
+  it('never crashes on random request-shaped objects and batches', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(requestLike, fc.array(requestLike, { minLength: 1, maxLength: OPTS.maxBatchSize })),
+        (v) => assertWellFormed(JSON.stringify(v)),
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('never crashes on random WebSocket messages', async () => {
+    const c = await Client.open(server.wsUrl);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          requestLike.map((r) => JSON.stringify(r)),
+        ),
+        async (text) => {
+          c.sendRaw(text);
+          // Fence with a request of our own: every reply before it must be well-formed.
+          c.sendRaw(JSON.stringify({ jsonrpc: '2.0', method: 'echo', params: ['fence'], id: 'fence' }));
+          for (;;) {
+            const msg = await c.next();
+            if (Array.isArray(msg)) for (const item of msg as unknown[]) checkResponse(item);
+            else if ((msg as { method?: unknown }).method === 'unc_subscription') continue;
+            else if (checkResponse(msg) === undefined && (msg as { id: unknown }).id === 'fence') break;
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+    await c.close();
+  });
+
+  it('still answers after all of that', async () => {
+    assert.deepEqual(await rpc(server, 'add', [20, 22]), { jsonrpc: '2.0', id: 1, result: 42 });
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * Offline verification of what a node says: an account's balance and nonce are checked against a
+ * header's state root with the Merkle proof, and the header against its hash.
+ */
+import {
+  accountCodec,
+  accountKey,
+  blockHash,
+  blockHeaderCodec,
+  decode,
+  decodeAddress,
+  equalBytes,
+  fromHex,
+  merkleProofCodec,
+  verifyStateProof,
+} from '@unc/core';
+import type { AccountJson, HeaderJson } from './views.js';
+
+export class ProofError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProofError';
+  }
+}
+
+/**
+ * Checks that `header` is what its encoding says, hashes to `header.hash`, and that the account
+ * read at that header is proven by the account's Merkle proof. Returns the verified balance and
+ * nonce; throws ProofError otherwise. The caller decides whether it trusts the header's hash
+ * (e.g. from a commit it verified, or a hash it already knows).
+ */
+export function verifyAccountProof(account: AccountJson, header: HeaderJson): { balance: bigint; nonce: bigint } {
+  const decoded = decode(blockHeaderCodec, fromHex(header.encoded));
+  if (!equalBytes(blockHash(decoded), fromHex(header.hash, 32))) {
+    throw new ProofError('the header does not hash to its claimed hash');
+  }
+  if (Number(decoded.height) !== account.height) {
+    throw new ProofError(`the account was read at height ${account.height}, the header is ${decoded.height}`);
+  }
+  if (account.proof === undefined || account.value === undefined) throw new ProofError('the account has no proof');
+  const proof = decode(merkleProofCodec, fromHex(account.proof));
+  const value = account.value === null ? null : fromHex(account.value);
+  if (!verifyStateProof(decoded.stateRoot, accountKey(decodeAddress(account.address)), value, proof)) {
+    throw new ProofError('the Merkle proof does not match the header state root');
+  }
+  const proven = value ? decode(accountCodec, value) : { balance: 0n, nonce: 0n };
+  if (proven.balance.toString() !== account.balance || Number(proven.nonce) !== account.nonce) {
+    throw new ProofError('the reported balance or nonce differs from the proven value');
+  }
+  return proven;
+}
