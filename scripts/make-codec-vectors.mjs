@@ -14,7 +14,12 @@ const tx = {
   fee: 123456789000000n,
   expiresAt: 1000n,
   actions: [
-    { type: 'transfer', to: core.addressFromPublicKey(core.sha256(core.utf8('recipient'))), amount: 12_500_000_000_000_000_000n, memo: core.utf8('hello') },
+    {
+      type: 'transfer',
+      to: core.addressFromPublicKey(core.sha256(core.utf8('recipient'))),
+      amount: 12_500_000_000_000_000_000n,
+      memo: core.utf8('hello'),
+    },
   ],
 };
 const stx = core.signTransaction(tx, seed);
@@ -32,7 +37,8 @@ const header = {
 };
 const hex = core.toHex;
 const out = {
-  description: 'Canonical encoding vectors of UtilityNet. Inputs are readable; *Hex fields are the expected bytes.',
+  description:
+    'Canonical encoding vectors of UtilityNet. Inputs are readable; *Hex fields are the expected bytes.',
   keySeedHex: hex(seed),
   transaction: {
     chainId: tx.chainId,
@@ -40,7 +46,11 @@ const out = {
     nonce: '7',
     fee: tx.fee.toString(),
     expiresAt: '1000',
-    transfer: { to: core.encodeAddress(tx.actions[0].to), amount: tx.actions[0].amount.toString(), memo: 'hello' },
+    transfer: {
+      to: core.encodeAddress(tx.actions[0].to),
+      amount: tx.actions[0].amount.toString(),
+      memo: 'hello',
+    },
     encodedHex: hex(core.encode(core.transactionCodec, tx)),
     hashHex: hex(core.transactionHash(tx)),
     signedHex: hex(core.encode(core.signedTransactionCodec, stx)),
@@ -59,7 +69,14 @@ const out = {
     encodedHex: hex(core.encode(core.blockHeaderCodec, header)),
     hashHex: hex(core.blockHash(header)),
   },
-  account: { balance: '1000000000000000000', nonce: '3', encodedHex: hex(core.encode(core.accountCodec, { balance: 10n ** 18n, nonce: 3n })) },
+  account: {
+    balance: '1000000000000000000',
+    nonce: '3',
+    encodedHex: hex(core.encode(core.accountCodec, { balance: 10n ** 18n, nonce: 3n })),
+  },
 };
-writeFileSync(new URL('../packages/core/test/vectors/codec.json', import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
+writeFileSync(
+  new URL('../packages/core/test/vectors/codec.json', import.meta.url),
+  `${JSON.stringify(out, null, 2)}\n`,
+);
 console.log('wrote packages/core/test/vectors/codec.json');

@@ -25,7 +25,8 @@ function walk(dir, out) {
 }
 
 const files = [];
-for (const pkg of readdirSync(join(root, 'packages'))) walk(join(root, 'packages', pkg, 'dist', 'test'), files);
+for (const pkg of readdirSync(join(root, 'packages')))
+  walk(join(root, 'packages', pkg, 'dist', 'test'), files);
 const selected = files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
 if (selected.length === 0) {
   console.error('no test files found: run `npm run build` first');
@@ -35,7 +36,10 @@ if (selected.length === 0) {
 const child = spawn(
   process.execPath,
   ['--test', '--test-reporter=spec', '--test-concurrency=2', ...selected],
-  { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, UNC_LOG_LEVEL: process.env.UNC_LOG_LEVEL ?? 'warn' } },
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, UNC_LOG_LEVEL: process.env.UNC_LOG_LEVEL ?? 'warn' },
+  },
 );
 // The spec reporter prints its totals, then (on Node 20) the failures again, so the totals are
 // taken from the last summary lines seen anywhere in the output.

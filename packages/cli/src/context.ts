@@ -4,8 +4,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UncError } from '@unc/core';
-import { UncClient, normalizeNodeUrl } from '@unc/sdk';
-import { Command, Option } from 'commander';
+import { normalizeNodeUrl, UncClient } from '@unc/sdk';
+import { type Command, Option } from 'commander';
 import { Keyring } from './keyring.js';
 
 export const DEFAULT_HOME = join(homedir(), '.unc', 'dev');
@@ -21,7 +21,10 @@ export interface CommonOptions {
 export function withCommon(cmd: Command): Command {
   return cmd
     .option('--home <dir>', 'directory of the keyring and config', process.env.UNC_HOME ?? DEFAULT_HOME)
-    .option('--node <url>', `node RPC URL (default: the one \`unc dev\` recorded in the home, else ${DEFAULT_NODE})`)
+    .option(
+      '--node <url>',
+      `node RPC URL (default: the one \`unc dev\` recorded in the home, else ${DEFAULT_NODE})`,
+    )
     .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'));
 }
 
@@ -67,13 +70,18 @@ export function ctxOf(cmd: Command): Context {
 }
 
 /** Reads a password from --password-file, or asks on the terminal without echo. */
-export async function readPassword(opts: { passwordFile?: string }, prompt: string, confirm = false): Promise<string> {
+export async function readPassword(
+  opts: { passwordFile?: string },
+  prompt: string,
+  confirm = false,
+): Promise<string> {
   if (opts.passwordFile) {
     if (!existsSync(opts.passwordFile)) {
       throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} does not exist`);
     }
     const text = readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '');
-    if (text.length === 0) throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} is empty`);
+    if (text.length === 0)
+      throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} is empty`);
     return text;
   }
   if (!process.stdin.isTTY) {

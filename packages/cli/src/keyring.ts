@@ -4,18 +4,18 @@
  * public dev accounts, and it is refused for any chain that is not a dev chain.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  type KeystoreFile,
-  UncError,
   addressFromPublicKey,
   decryptKeystore,
   ed25519PublicKey,
   encodeAddress,
   encryptKeystore,
   fromHex,
+  type KeystoreFile,
   toHex,
+  UncError,
 } from '@unc/core';
 
 export interface KeyInfo {
@@ -33,7 +33,10 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function checkKeyName(name: string): void {
   if (!NAME_RE.test(name)) {
-    throw new UncError('BAD_KEY_NAME', `invalid key name "${name}": use 1-64 letters, digits, '_', '.' or '-'`);
+    throw new UncError(
+      'BAD_KEY_NAME',
+      `invalid key name "${name}": use 1-64 letters, digits, '_', '.' or '-'`,
+    );
   }
 }
 

@@ -17,7 +17,8 @@ program.addCommand(txCommand());
 program.addCommand(queryCommand());
 program.addCommand(statusCommand());
 
-for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) cmd.exitOverride();
+for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
+  cmd.exitOverride();
 
 try {
   await program.parseAsync(process.argv);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { formatUnc, parseUnc } from '@unc/core';
-import { UncClient, type BlockJson } from '@unc/sdk';
+import { type BlockJson, UncClient } from '@unc/sdk';
 import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
 
 describe('unc dev end to end', () => {
@@ -34,7 +34,9 @@ describe('unc dev end to end', () => {
   });
 
   test('a CLI transfer is included, and reads back over RPC and WebSocket', async () => {
-    const keys = JSON.parse((await runUnc(['keys', 'list', '--home', home.dir, '--output', 'json'])).stdout) as {
+    const keys = JSON.parse(
+      (await runUnc(['keys', 'list', '--home', home.dir, '--output', 'json'])).stdout,
+    ) as {
       name: string;
       address: string;
     }[];
@@ -43,7 +45,21 @@ describe('unc dev end to end', () => {
 
     const blocks: BlockJson[] = [];
     const sub = await client.subscribe<BlockJson>('newBlocks', [], (b) => blocks.push(b));
-    const res = await runUnc(['tx', 'transfer', '--home', home.dir, '--from', 'dev0', '--to', to, '--amount', '12.5', '--yes', '--output', 'json']);
+    const res = await runUnc([
+      'tx',
+      'transfer',
+      '--home',
+      home.dir,
+      '--from',
+      'dev0',
+      '--to',
+      to,
+      '--amount',
+      '12.5',
+      '--yes',
+      '--output',
+      'json',
+    ]);
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout) as { hash: string; height: number; status: string };
     assert.equal(out.status, 'included');
@@ -54,7 +70,8 @@ describe('unc dev end to end', () => {
     assert.equal(BigInt((await client.getAccount(to)).balance), before + parseUnc('12.5'));
     // The block that included it arrived over the WebSocket subscription.
     const deadline = Date.now() + 5000;
-    while (!blocks.some((b) => b.height === out.height) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!blocks.some((b) => b.height === out.height) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     sub.close();
     const viaWs = blocks.find((b) => b.height === out.height);
     assert.ok(viaWs, 'block not received over WebSocket');
@@ -81,13 +98,83 @@ describe('unc dev end to end', () => {
   test('bad input gets one clear line and a non-zero exit, and sends nothing', async () => {
     const { height, mempool } = await client.status();
     const cases: [string[], RegExp][] = [
-      [['tx', 'transfer', '--from', 'dev0', '--to', 'unc1notanaddress', '--amount', '1', '--yes'], /invalid address/],
-      [['tx', 'transfer', '--from', 'dev0', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1.2.3', '--yes'], /invalid amount/],
-      [['tx', 'transfer', '--from', 'nobody', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes'], /no key named "nobody"/],
-      [['tx', 'transfer', '--from', '../etc', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes'], /invalid key name/],
-      [['tx', 'transfer', '--from', 'dev0', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes', '--node', 'ftp://x'], /invalid node URL/],
+      [
+        ['tx', 'transfer', '--from', 'dev0', '--to', 'unc1notanaddress', '--amount', '1', '--yes'],
+        /invalid address/,
+      ],
+      [
+        [
+          'tx',
+          'transfer',
+          '--from',
+          'dev0',
+          '--to',
+          'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+          '--amount',
+          '1.2.3',
+          '--yes',
+        ],
+        /invalid amount/,
+      ],
+      [
+        [
+          'tx',
+          'transfer',
+          '--from',
+          'nobody',
+          '--to',
+          'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+          '--amount',
+          '1',
+          '--yes',
+        ],
+        /no key named "nobody"/,
+      ],
+      [
+        [
+          'tx',
+          'transfer',
+          '--from',
+          '../etc',
+          '--to',
+          'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+          '--amount',
+          '1',
+          '--yes',
+        ],
+        /invalid key name/,
+      ],
+      [
+        [
+          'tx',
+          'transfer',
+          '--from',
+          'dev0',
+          '--to',
+          'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+          '--amount',
+          '1',
+          '--yes',
+          '--node',
+          'ftp://x',
+        ],
+        /invalid node URL/,
+      ],
       [['status', '--node', 'http://127.0.0.1:9'], /cannot reach the node/],
-      [['tx', 'transfer', '--from', 'dev2', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '999999999', '--yes'], /INSUFFICIENT_FUNDS|balance/],
+      [
+        [
+          'tx',
+          'transfer',
+          '--from',
+          'dev2',
+          '--to',
+          'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+          '--amount',
+          '999999999',
+          '--yes',
+        ],
+        /INSUFFICIENT_FUNDS|balance/,
+      ],
       [['query', 'block', 'nope'], /invalid block/],
       [['query', 'tx', '1234'], /invalid transaction hash/],
     ];
@@ -105,7 +192,17 @@ describe('unc dev end to end', () => {
   test('keys add and import keep the secret encrypted; import recovers the same address', async () => {
     const pw = join(home.dir, 'pw.txt');
     writeFileSync(pw, 'correct horse battery\n');
-    const add = await runUnc(['keys', 'add', 'alice', '--password-file', pw, '--home', home.dir, '--output', 'json']);
+    const add = await runUnc([
+      'keys',
+      'add',
+      'alice',
+      '--password-file',
+      pw,
+      '--home',
+      home.dir,
+      '--output',
+      'json',
+    ]);
     assert.equal(add.code, 0, add.stderr);
     const created = JSON.parse(add.stdout) as { address: string; mnemonic: string };
     assert.equal(created.mnemonic.split(' ').length, 24);
@@ -115,7 +212,19 @@ describe('unc dev end to end', () => {
 
     const mf = join(home.dir, 'm.txt');
     writeFileSync(mf, created.mnemonic);
-    const imp = await runUnc(['keys', 'import', 'alice2', '--mnemonic-file', mf, '--password-file', pw, '--home', home.dir, '--output', 'json']);
+    const imp = await runUnc([
+      'keys',
+      'import',
+      'alice2',
+      '--mnemonic-file',
+      mf,
+      '--password-file',
+      pw,
+      '--home',
+      home.dir,
+      '--output',
+      'json',
+    ]);
     assert.equal(imp.code, 0, imp.stderr);
     assert.equal(JSON.parse(imp.stdout).address, created.address);
     const show = await runUnc(['keys', 'show', 'alice2', '--home', home.dir]);
@@ -125,14 +234,54 @@ describe('unc dev end to end', () => {
     assert.match(dup.stderr, /already exists/);
 
     // Fund alice, then spend with the password; a wrong password is refused.
-    const fund = await runUnc(['tx', 'transfer', '--from', 'dev3', '--to', created.address, '--amount', '5', '--yes', '--home', home.dir]);
+    const fund = await runUnc([
+      'tx',
+      'transfer',
+      '--from',
+      'dev3',
+      '--to',
+      created.address,
+      '--amount',
+      '5',
+      '--yes',
+      '--home',
+      home.dir,
+    ]);
     assert.equal(fund.code, 0, fund.stderr);
     const bad = join(home.dir, 'bad.txt');
     writeFileSync(bad, 'wrong password');
-    const wrong = await runUnc(['tx', 'transfer', '--from', 'alice', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes', '--password-file', bad, '--home', home.dir]);
+    const wrong = await runUnc([
+      'tx',
+      'transfer',
+      '--from',
+      'alice',
+      '--to',
+      'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+      '--amount',
+      '1',
+      '--yes',
+      '--password-file',
+      bad,
+      '--home',
+      home.dir,
+    ]);
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /wrong password/);
-    const spend = await runUnc(['tx', 'transfer', '--from', 'alice', '--to', 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', '--amount', '1', '--yes', '--password-file', pw, '--home', home.dir]);
+    const spend = await runUnc([
+      'tx',
+      'transfer',
+      '--from',
+      'alice',
+      '--to',
+      'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
+      '--amount',
+      '1',
+      '--yes',
+      '--password-file',
+      pw,
+      '--home',
+      home.dir,
+    ]);
     assert.equal(spend.code, 0, spend.stderr);
     assert.match(spend.stdout, /included at height \d+/);
   });

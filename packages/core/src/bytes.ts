@@ -9,7 +9,8 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
 /** Strict hex decoding: optional 0x prefix, even length, hex digits only. */
 export function fromHex(hex: string, expectedLength?: number): Uint8Array {
   const body = hex.startsWith('0x') || hex.startsWith('0X') ? hex.slice(2) : hex;
-  if (!HEX_RE.test(body)) throw new TypeError(`not a hex string: ${hex.length > 80 ? `${hex.slice(0, 80)}…` : hex}`);
+  if (!HEX_RE.test(body))
+    throw new TypeError(`not a hex string: ${hex.length > 80 ? `${hex.slice(0, 80)}…` : hex}`);
   if (expectedLength !== undefined && body.length !== expectedLength * 2) {
     throw new TypeError(`expected ${expectedLength} bytes of hex, got ${body.length / 2}`);
   }

@@ -10,7 +10,8 @@ const AMOUNT_RE = /^(\d+)(?:\.(\d+))?$/;
 export function parseUnc(text: string): bigint {
   const trimmed = text.trim();
   const m = AMOUNT_RE.exec(trimmed);
-  if (!m) throw new UncError('BAD_AMOUNT', `invalid amount "${text}": expected a decimal number of UNC, e.g. 12.5`);
+  if (!m)
+    throw new UncError('BAD_AMOUNT', `invalid amount "${text}": expected a decimal number of UNC, e.g. 12.5`);
   const whole = m[1]!;
   const frac = m[2] ?? '';
   if (frac.length > UNC_DECIMALS) {
@@ -31,7 +32,10 @@ export function formatUnc(amount: bigint): string {
 /** Parses a non-negative integer of base units given as a decimal string (RPC and JSON files). */
 export function parseBaseUnits(text: string, what = 'amount'): bigint {
   if (typeof text !== 'string' || !/^\d{1,40}$/.test(text)) {
-    throw new UncError('BAD_AMOUNT', `invalid ${what} "${String(text)}": expected a decimal integer of base units`);
+    throw new UncError(
+      'BAD_AMOUNT',
+      `invalid ${what} "${String(text)}": expected a decimal integer of base units`,
+    );
   }
   return BigInt(text);
 }

@@ -4,22 +4,22 @@ import fc from 'fast-check';
 import {
   type Action,
   type Block,
-  type Codec,
-  type Transaction,
   blockCodec,
   blockHeaderCodec,
   bool,
   bytes,
-  decode,
+  type Codec,
   DecodeError,
+  decode,
   encode,
   list,
   option,
   signedTransactionCodec,
   string,
+  type Transaction,
   transactionCodec,
-  u128,
   u64,
+  u128,
 } from '../src/index.js';
 
 const bytesArb = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
@@ -107,7 +107,10 @@ describe('canonical codec', () => {
         try {
           decode(codecs[which]!, raw);
         } catch (err) {
-          assert.ok(err instanceof DecodeError, `unexpected ${(err as Error).name}: ${(err as Error).message}`);
+          assert.ok(
+            err instanceof DecodeError,
+            `unexpected ${(err as Error).name}: ${(err as Error).message}`,
+          );
         }
       }),
       { numRuns: 2000 },

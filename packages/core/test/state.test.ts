@@ -2,32 +2,32 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
-  type BlockContext,
-  BlockExecutor,
-  DEFAULT_PARAMS,
-  type Genesis,
-  MemoryState,
-  type StateReader,
-  type Transaction,
-  ValidationError,
   accountCodec,
   accountKey,
   addressFromPublicKey,
+  type BlockContext,
+  BlockExecutor,
   circulatingSupply,
+  DEFAULT_PARAMS,
   decode,
   ed25519PublicKey,
   encode,
   envelopeFromSigned,
   executeBlock,
+  type Genesis,
   genesisAllocation,
   genesisStateWrites,
   getAccount,
   getSupply,
+  MemoryState,
   minimumFee,
+  type StateReader,
   sha256,
-  signTransaction,
   signedTransactionCodec,
+  signTransaction,
+  type Transaction,
   utf8,
+  ValidationError,
 } from '../src/index.js';
 
 const CHAIN = 'unc-test-1';
@@ -51,7 +51,9 @@ function genesis(): Genesis {
   const total = genesisAllocation(g);
   // Small balances for the first three keys so that insufficient funds actually happen.
   const small = [10n ** 15n, 3n * 10n ** 15n, 10n ** 16n];
-  small.forEach((b, i) => g.accounts.push({ address: keys[i]!.address, balance: b }));
+  small.forEach((b, i) => {
+    g.accounts.push({ address: keys[i]!.address, balance: b });
+  });
   g.accounts.push({ address: keys[3]!.address, balance: total - small.reduce((a, b) => a + b, 0n) });
   return g;
 }
@@ -84,7 +86,12 @@ function transfer(from: number, to: number, amount: bigint, nonce: bigint, extra
   return envelopeFromSigned(signTransaction({ ...base, fee, ...extra }, keys[from]!.seed));
 }
 
-const ctx = (height: bigint): BlockContext => ({ chainId: CHAIN, height, time: 1_795_000_000_000n + height * 1000n, proposer: proposer.publicKey });
+const ctx = (height: bigint): BlockContext => ({
+  chainId: CHAIN,
+  height,
+  time: 1_795_000_000_000n + height * 1000n,
+  proposer: proposer.publicKey,
+});
 
 function nonceOf(state: StateReader, i: number): bigint {
   return getAccount(state, keys[i]!.address).nonce;
@@ -123,16 +130,28 @@ describe('state transition', () => {
     }
     // A forged signature: the signer field of another key.
     const env = transfer(3, 1, 1n, 0n);
-    const forged = envelopeFromSigned({ tx: { ...env.stx.tx, signer: keys[2]!.publicKey }, signature: env.stx.signature });
-    assert.throws(() => executeBlock(state, [forged], ctx(1n)), (e: ValidationError) => e.code === 'BAD_SIGNATURE');
+    const forged = envelopeFromSigned({
+      tx: { ...env.stx.tx, signer: keys[2]!.publicKey },
+      signature: env.stx.signature,
+    });
+    assert.throws(
+      () => executeBlock(state, [forged], ctx(1n)),
+      (e: ValidationError) => e.code === 'BAD_SIGNATURE',
+    );
   });
 
   test('a replayed transaction is rejected in the same block and in a later one', () => {
     const state = freshState();
     const env = transfer(3, 1, 1n, 0n);
-    assert.throws(() => executeBlock(state, [env, env], ctx(1n)), (e: ValidationError) => e.code === 'NONCE_USED');
+    assert.throws(
+      () => executeBlock(state, [env, env], ctx(1n)),
+      (e: ValidationError) => e.code === 'NONCE_USED',
+    );
     state.apply(executeBlock(state, [env], ctx(1n)).overlay.changes());
-    assert.throws(() => executeBlock(state, [env], ctx(2n)), (e: ValidationError) => e.code === 'NONCE_USED');
+    assert.throws(
+      () => executeBlock(state, [env], ctx(2n)),
+      (e: ValidationError) => e.code === 'NONCE_USED',
+    );
   });
 
   test('property: transfers conserve the supply to the base unit after every block', () => {

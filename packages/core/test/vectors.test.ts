@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
-  type BlockHeader,
-  type Transaction,
   accountCodec,
+  type BlockHeader,
   blockHash,
   blockHeaderCodec,
   decode,
@@ -12,8 +11,9 @@ import {
   ed25519PublicKey,
   encode,
   fromHex,
-  signTransaction,
   signedTransactionCodec,
+  signTransaction,
+  type Transaction,
   toHex,
   transactionCodec,
   transactionHash,
@@ -34,7 +34,14 @@ test('transaction vector: encoding, id, signature and sender', () => {
     nonce: BigInt(t.nonce),
     fee: BigInt(t.fee),
     expiresAt: BigInt(t.expiresAt),
-    actions: [{ type: 'transfer', to: decodeAddress(t.transfer.to), amount: BigInt(t.transfer.amount), memo: utf8(t.transfer.memo) }],
+    actions: [
+      {
+        type: 'transfer',
+        to: decodeAddress(t.transfer.to),
+        amount: BigInt(t.transfer.amount),
+        memo: utf8(t.transfer.memo),
+      },
+    ],
   };
   assert.equal(toHex(encode(transactionCodec, tx)), t.encodedHex);
   assert.deepEqual(decode(transactionCodec, fromHex(t.encodedHex)), tx);
@@ -65,5 +72,8 @@ test('header vector: encoding and hash', () => {
 
 test('account vector', () => {
   const a = v.account;
-  assert.equal(toHex(encode(accountCodec, { balance: BigInt(a.balance), nonce: BigInt(a.nonce) })), a.encodedHex);
+  assert.equal(
+    toHex(encode(accountCodec, { balance: BigInt(a.balance), nonce: BigInt(a.nonce) })),
+    a.encodedHex,
+  );
 });

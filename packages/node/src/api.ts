@@ -4,12 +4,11 @@
  * names it.
  */
 import {
-  DecodeError,
-  UncError,
   accountKey,
   blockCodec,
   blockHash,
   circulatingSupply,
+  DecodeError,
   decodeAddress,
   encode,
   encodeAddress,
@@ -21,16 +20,17 @@ import {
   merkleProofCodec,
   toHex,
   trieKey,
+  UncError,
 } from '@unc/core';
 import {
   type AccountJson,
   type BlockJson,
-  type StatusJson,
-  type SupplyJson,
-  type TxReceiptJson,
   blockToJson,
   eventToJson,
   headerToJson,
+  type StatusJson,
+  type SupplyJson,
+  type TxReceiptJson,
   txToJson,
 } from '@unc/sdk';
 import type { UncNode } from './node.js';
@@ -127,7 +127,8 @@ export function createApi(node: UncNode): RpcServerModules {
           throw new RpcError(-32602, 'parameter "count" must be an integer 1…100');
         }
         const out: BlockJson[] = [];
-        for (let h = from; h >= 0n && out.length < countRaw && h <= chain.height; h--) out.push(await blockJson(h, false));
+        for (let h = from; h >= 0n && out.length < countRaw && h <= chain.height; h--)
+          out.push(await blockJson(h, false));
         return out;
       },
 
@@ -135,7 +136,8 @@ export function createApi(node: UncNode): RpcServerModules {
         const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
         const loc = await chain.db.getTxLocation(hash);
         if (!loc) {
-          if (node.mempool.has(hash)) throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
+          if (node.mempool.has(hash))
+            throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
           throw notFound(`transaction ${toHex(hash)}`);
         }
         const block = (await chain.blockAt(loc.height))!;
@@ -252,7 +254,7 @@ export function createApi(node: UncNode): RpcServerModules {
           if (!loc || done) return;
           unwatch();
           const block = await chain.blockAt(loc.height);
-            emit({
+          emit({
             hash: toHex(hash),
             status: 'included',
             height: Number(loc.height),

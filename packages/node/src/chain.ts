@@ -3,21 +3,14 @@
  * LevelDB) with its Merkle trie, and the one place where blocks are executed and committed.
  */
 import {
-  type Block,
-  type BlockHeader,
-  BlockExecutor,
-  type Genesis,
-  type MerkleTrie,
-  type StateReader,
-  type StateWrite,
-  type TxEnvelope,
-  type TxResult,
-  ValidationError,
-  ZERO_HASH,
   applyToTrie,
+  type Block,
+  BlockExecutor,
+  type BlockHeader,
   blockCodec,
   blockHash,
   blockResultsCodec,
+  type ChainParams,
   commitHash,
   decode,
   emptyTrie,
@@ -25,20 +18,27 @@ import {
   envelopeFromBytes,
   equalBytes,
   executeBlock,
+  type Genesis,
   genesisStateWrites,
   genesisToJson,
   getParams,
   keyId,
+  type MerkleTrie,
   parseGenesis,
+  type StateReader,
+  type StateWrite,
   signCommitVote,
+  type TxEnvelope,
+  type TxResult,
   taggedHash,
   toHex,
   txRootOf,
+  ValidationError,
   verifyCommitVote,
-  type ChainParams,
+  ZERO_HASH,
 } from '@unc/core';
-import type { ChainDb } from './storage/db.js';
 import type { Logger } from './log.js';
+import type { ChainDb } from './storage/db.js';
 
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
@@ -60,7 +60,8 @@ export class LiveState implements StateReader {
 
   rebuildTrie(): void {
     const writes: StateWrite[] = [];
-    for (const [id, value] of this.map) writes.push({ key: new Uint8Array(Buffer.from(id, 'latin1')), value });
+    for (const [id, value] of this.map)
+      writes.push({ key: new Uint8Array(Buffer.from(id, 'latin1')), value });
     this.trie = applyToTrie(emptyTrie(), writes);
   }
 

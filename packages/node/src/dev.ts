@@ -4,11 +4,13 @@
  * Never use these keys for anything of value: the mnemonic is public.
  */
 import {
-  DEFAULT_PARAMS,
-  type Genesis,
   addressFromPublicKey,
+  DEFAULT_GENESIS_ALLOCATION_BPS,
+  DEFAULT_MAX_SUPPLY,
+  DEFAULT_PARAMS,
   deriveEd25519,
   ed25519PublicKey,
+  type Genesis,
   genesisAllocation,
   genesisToJson,
   mnemonicFromEntropy,
@@ -16,8 +18,6 @@ import {
   sha256,
   uncDerivationPath,
   utf8,
-  DEFAULT_GENESIS_ALLOCATION_BPS,
-  DEFAULT_MAX_SUPPLY,
 } from '@unc/core';
 
 /** The public dev mnemonic: BIP-39 of the first 16 bytes of SHA-256("UtilityNet dev accounts"). */

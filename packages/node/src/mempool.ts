@@ -6,12 +6,12 @@
 import {
   type BlockContext,
   type ChainParams,
-  type StateReader,
-  type TxEnvelope,
-  ValidationError,
   checkTransactionStateless,
   getAccount,
   keyId,
+  type StateReader,
+  type TxEnvelope,
+  ValidationError,
   verifyEnvelopeSignature,
 } from '@unc/core';
 
@@ -22,7 +22,11 @@ export interface MempoolOptions {
   maxNonceGap: bigint;
 }
 
-export const DEFAULT_MEMPOOL_OPTIONS: MempoolOptions = { maxTxs: 100_000, maxBytes: 64 * 1024 * 1024, maxNonceGap: 1000n };
+export const DEFAULT_MEMPOOL_OPTIONS: MempoolOptions = {
+  maxTxs: 100_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxNonceGap: 1000n,
+};
 
 /** Replacement must raise the fee by at least this fraction (numerator/denominator). */
 const REPLACE_BUMP_NUM = 11n;
@@ -69,7 +73,10 @@ export class Mempool {
       throw new ValidationError('NONCE_USED', `nonce ${nonce} already used (next is ${account.nonce})`);
     }
     if (nonce > account.nonce + this.opts.maxNonceGap) {
-      throw new ValidationError('NONCE_GAP', `nonce ${nonce} is too far ahead of the next nonce ${account.nonce}`);
+      throw new ValidationError(
+        'NONCE_GAP',
+        `nonce ${nonce} is too far ahead of the next nonce ${account.nonce}`,
+      );
     }
     if (account.balance < fee) {
       throw new ValidationError('INSUFFICIENT_FUNDS', `balance ${account.balance} cannot pay the fee ${fee}`);
@@ -83,10 +90,14 @@ export class Mempool {
         `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.stx.tx.fee}`,
       );
     }
-    if (!existing && (this.byHash.size >= this.opts.maxTxs || this.totalBytes + env.bytes.length > this.opts.maxBytes)) {
+    if (
+      !existing &&
+      (this.byHash.size >= this.opts.maxTxs || this.totalBytes + env.bytes.length > this.opts.maxBytes)
+    ) {
       throw new ValidationError('MEMPOOL_FULL', 'mempool is full; try again later or raise the fee');
     }
-    if (!verifyEnvelopeSignature(env)) throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
+    if (!verifyEnvelopeSignature(env))
+      throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
 
     if (existing) this.remove(existing);
     const q = this.senders.get(senderId) ?? { byNonce: new Map() };
@@ -142,7 +153,12 @@ export class Mempool {
   }
 
   /** After a block: drops what it included and whatever can no longer apply (used nonce, expired). */
-  prune(included: readonly TxEnvelope[], rejected: readonly TxEnvelope[], state: StateReader, height: bigint): void {
+  prune(
+    included: readonly TxEnvelope[],
+    rejected: readonly TxEnvelope[],
+    state: StateReader,
+    height: bigint,
+  ): void {
     for (const env of included) this.remove(env);
     for (const env of rejected) this.remove(env);
     for (const q of this.senders.values()) {

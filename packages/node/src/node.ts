@@ -4,14 +4,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TxEnvelope, ValidationError, ed25519PublicKey, keyId, toHex } from '@unc/core';
+import { ed25519PublicKey, keyId, type TxEnvelope, toHex, ValidationError } from '@unc/core';
+import { createApi } from './api.js';
 import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
-import { type Logger, createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
 import { startRpcServer } from './rpc/server.js';
 import { ChainDb } from './storage/db.js';
-import { createApi } from './api.js';
 
 export interface NodeOptions {
   /** Data directory; the database lives in `<dataDir>/chain`. */
@@ -29,7 +29,11 @@ export interface NodeOptions {
 
 export const NODE_VERSION = '0.1.0';
 
-type TxWatcher = (event: { status: 'included'; height: number; index: number; blockHash: string } | { status: 'rejected'; code: string; reason: string }) => void;
+type TxWatcher = (
+  event:
+    | { status: 'included'; height: number; index: number; blockHash: string }
+    | { status: 'rejected'; code: string; reason: string },
+) => void;
 
 export class UncNode {
   readonly metrics = new Registry();
@@ -52,12 +56,16 @@ export class UncNode {
     const r = this.metrics;
     this.m = {
       height: r.gauge('unc_block_height', 'Height of the latest committed block'),
-      interval: r.histogram('unc_block_interval_seconds', 'Time between consecutive committed blocks', [
-        0.1, 0.25, 0.5, 1, 2, 5, 10, 30,
-      ]),
-      blockTxs: r.histogram('unc_block_transactions', 'Transactions per committed block', [
-        0, 1, 10, 100, 1000, 5000, 10000, 20000,
-      ]),
+      interval: r.histogram(
+        'unc_block_interval_seconds',
+        'Time between consecutive committed blocks',
+        [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      ),
+      blockTxs: r.histogram(
+        'unc_block_transactions',
+        'Transactions per committed block',
+        [0, 1, 10, 100, 1000, 5000, 10000, 20000],
+      ),
       txs: r.counter('unc_transactions_total', 'Transactions committed'),
       tps: r.gauge('unc_transactions_per_second', 'Transactions per second over the last block interval'),
       mempoolSize: r.gauge('unc_mempool_transactions', 'Transactions waiting in the mempool'),
@@ -81,7 +89,10 @@ export class UncNode {
     const validator = opts.validatorSeed
       ? { seed: opts.validatorSeed, publicKey: ed25519PublicKey(opts.validatorSeed) }
       : null;
-    if (validator && !chain.genesis.validators.some((v) => toHex(v.publicKey) === toHex(validator.publicKey))) {
+    if (
+      validator &&
+      !chain.genesis.validators.some((v) => toHex(v.publicKey) === toHex(validator.publicKey))
+    ) {
       await db.close();
       throw new Error('the validator key is not a validator of this chain (genesis)');
     }
@@ -178,9 +189,9 @@ export class UncNode {
     }
     this.lastBlockTime = header.time;
     const blockHash = toHex(c.hash);
-    c.envelopes.forEach((env, index) =>
-      this.notifyTx(env.hash, { status: 'included', height: Number(header.height), index, blockHash }),
-    );
+    c.envelopes.forEach((env, index) => {
+      this.notifyTx(env.hash, { status: 'included', height: Number(header.height), index, blockHash });
+    });
     for (const w of this.blockWatchers) w(c);
   }
 
@@ -191,7 +202,9 @@ export class UncNode {
     this.producerTimer = setTimeout(() => {
       this.producing = this.produceBlock()
         .then(() => undefined)
-        .catch((err) => this.logger.error('block production failed', { error: (err as Error).stack ?? String(err) }))
+        .catch((err) =>
+          this.logger.error('block production failed', { error: (err as Error).stack ?? String(err) }),
+        )
         .finally(() => this.scheduleNextBlock());
     }, delay);
   }
@@ -210,7 +223,10 @@ export class UncNode {
     );
     for (const r of rejected) {
       this.m.rejected.inc(1, { reason: r.error.code });
-      this.logger.debug('dropped transaction at block building', { hash: toHex(r.env.hash), reason: r.error.message });
+      this.logger.debug('dropped transaction at block building', {
+        hash: toHex(r.env.hash),
+        reason: r.error.message,
+      });
       this.notifyTx(r.env.hash, { status: 'rejected', code: r.error.code, reason: r.error.message });
     }
     this.mempool.prune(

@@ -82,7 +82,10 @@ export class UncClient {
     try {
       body = (await res.json()) as RpcResponse;
     } catch {
-      throw new RpcClientError(0, `the node at ${this.url} answered HTTP ${res.status} with no JSON-RPC body`);
+      throw new RpcClientError(
+        0,
+        `the node at ${this.url} answered HTTP ${res.status} with no JSON-RPC body`,
+      );
     }
     if (body.error) throw new RpcClientError(body.error.code, body.error.message, body.error.data?.reason);
     return body.result as T;
@@ -152,7 +155,8 @@ export class UncClient {
           params?: { subscription: string; result: T };
         };
         if (data.id === id) {
-          if (data.error) reject(new RpcClientError(data.error.code, data.error.message, data.error.data?.reason));
+          if (data.error)
+            reject(new RpcClientError(data.error.code, data.error.message, data.error.data?.reason));
           else resolve(data.result as string);
         } else if (data.method === 'unc_subscription' && data.params) {
           onEvent(data.params.result);
@@ -185,7 +189,10 @@ export class UncClient {
         fn();
       };
       const timer = setTimeout(
-        () => settle(() => reject(new RpcClientError(0, `transaction ${hash} not included after ${timeoutMs} ms`))),
+        () =>
+          settle(() =>
+            reject(new RpcClientError(0, `transaction ${hash} not included after ${timeoutMs} ms`)),
+          ),
         timeoutMs,
       );
       this.subscribe<TxInclusion>('tx', [hash], (event) => settle(() => resolve(event)))
@@ -193,7 +200,8 @@ export class UncClient {
           sub = s;
           // The event can arrive in the same frame batch as the subscription's id.
           if (settled) s.close();
-          else s.onClose(() => settle(() => reject(new RpcClientError(0, 'the node closed the subscription'))));
+          else
+            s.onClose(() => settle(() => reject(new RpcClientError(0, 'the node closed the subscription'))));
         })
         .catch((err) => settle(() => reject(err)));
     });

@@ -1,4 +1,4 @@
 export * from './client.js';
-export * from './views.js';
-export * from './transactions.js';
 export * from './proofs.js';
+export * from './transactions.js';
+export * from './views.js';

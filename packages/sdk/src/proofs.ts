@@ -29,7 +29,10 @@ export class ProofError extends Error {
  * nonce; throws ProofError otherwise. The caller decides whether it trusts the header's hash
  * (e.g. from a commit it verified, or a hash it already knows).
  */
-export function verifyAccountProof(account: AccountJson, header: HeaderJson): { balance: bigint; nonce: bigint } {
+export function verifyAccountProof(
+  account: AccountJson,
+  header: HeaderJson,
+): { balance: bigint; nonce: bigint } {
   const decoded = decode(blockHeaderCodec, fromHex(header.encoded));
   if (!equalBytes(blockHash(decoded), fromHex(header.hash, 32))) {
     throw new ProofError('the header does not hash to its claimed hash');
@@ -37,7 +40,8 @@ export function verifyAccountProof(account: AccountJson, header: HeaderJson): { 
   if (Number(decoded.height) !== account.height) {
     throw new ProofError(`the account was read at height ${account.height}, the header is ${decoded.height}`);
   }
-  if (account.proof === undefined || account.value === undefined) throw new ProofError('the account has no proof');
+  if (account.proof === undefined || account.value === undefined)
+    throw new ProofError('the account has no proof');
   const proof = decode(merkleProofCodec, fromHex(account.proof));
   const value = account.value === null ? null : fromHex(account.value);
   if (!verifyStateProof(decoded.stateRoot, accountKey(decodeAddress(account.address)), value, proof)) {

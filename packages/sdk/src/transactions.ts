@@ -5,15 +5,15 @@
 import {
   type Action,
   addressFromPublicKey,
-  encodeAddress,
-  type SignedTransaction,
-  type Transaction,
   decodeAddress,
   ed25519PublicKey,
   encode,
+  encodeAddress,
   minimumFee,
-  signTransaction,
+  type SignedTransaction,
   signedTransactionCodec,
+  signTransaction,
+  type Transaction,
   toHex,
   transactionHash,
 } from '@unc/core';
@@ -33,7 +33,10 @@ export function feeFor(
   tx: Omit<Transaction, 'fee'>,
   params: { minFeePerByte: bigint; minFeePerAction: bigint },
 ): bigint {
-  const size = encode(signedTransactionCodec, { tx: { ...tx, fee: 0n }, signature: new Uint8Array(64) }).length;
+  const size = encode(signedTransactionCodec, {
+    tx: { ...tx, fee: 0n },
+    signature: new Uint8Array(64),
+  }).length;
   return minimumFee(params, size, tx.actions.length);
 }
 
@@ -45,7 +48,8 @@ export async function buildTransaction(
 ): Promise<SignedTransaction> {
   const signer = ed25519PublicKey(seed);
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
-  const nonce = opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(signer)))).nonce);
+  const nonce =
+    opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(signer)))).nonce);
   const base = {
     chainId: status.chainId,
     signer,
@@ -54,7 +58,11 @@ export async function buildTransaction(
     actions,
   };
   const fee =
-    opts.fee ?? feeFor(base, { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) });
+    opts.fee ??
+    feeFor(base, {
+      minFeePerByte: BigInt(params.minFeePerByte),
+      minFeePerAction: BigInt(params.minFeePerAction),
+    });
   return signTransaction({ ...base, fee }, seed);
 }
 

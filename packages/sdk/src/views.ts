@@ -5,16 +5,16 @@
  */
 import {
   type Action,
+  addressFromPublicKey,
   type Block,
   type BlockHeader,
-  type TxEnvelope,
-  type TxEvent,
   blockHeaderCodec,
   encode,
   encodeAddress,
+  type TxEnvelope,
+  type TxEvent,
   toHex,
 } from '@unc/core';
-import { addressFromPublicKey } from '@unc/core';
 
 export type ActionJson = { type: 'transfer'; to: string; amount: string; memo: string };
 

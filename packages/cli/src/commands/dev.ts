@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UncError, encodeAddress, formatUnc } from '@unc/core';
-import { DEV_MNEMONIC, UncNode, createLogger, devAccounts, devGenesisJson, devValidator } from '@unc/node';
+import { encodeAddress, formatUnc, UncError } from '@unc/core';
+import { createLogger, DEV_MNEMONIC, devAccounts, devGenesisJson, devValidator, UncNode } from '@unc/node';
 import { Command } from 'commander';
 import { ctxOf, withCommon } from '../context.js';
 
@@ -27,90 +27,95 @@ export function devCommand(): Command {
       .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
       .option('--block-time <ms>', 'milliseconds between blocks', '1000')
       .option('--reset', 'delete the chain data and start from a fresh genesis'),
-  ).action(async (opts: { rpcPort: string; rpcHost: string; blockTime: string; reset?: boolean }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const rpcPort = port(opts.rpcPort);
-    const blockTimeMs = blockTime(opts.blockTime);
-    const home = ctx.home;
-    const dataDir = join(home, 'data');
-    const genesisPath = join(home, 'genesis.json');
-    if (opts.reset) {
-      rmSync(dataDir, { recursive: true, force: true });
-      rmSync(genesisPath, { force: true });
-    }
-    mkdirSync(home, { recursive: true });
-    if (!existsSync(genesisPath)) {
-      writeFileSync(genesisPath, `${JSON.stringify(devGenesisJson({ blockTimeMs }), null, 2)}\n`);
-    }
-    const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
-    const chainId = String(genesis.chainId);
-    const keyring = ctx.keyring();
-    const accounts = devAccounts();
-    for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
+  ).action(
+    async (opts: { rpcPort: string; rpcHost: string; blockTime: string; reset?: boolean }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const rpcPort = port(opts.rpcPort);
+      const blockTimeMs = blockTime(opts.blockTime);
+      const home = ctx.home;
+      const dataDir = join(home, 'data');
+      const genesisPath = join(home, 'genesis.json');
+      if (opts.reset) {
+        rmSync(dataDir, { recursive: true, force: true });
+        rmSync(genesisPath, { force: true });
+      }
+      mkdirSync(home, { recursive: true });
+      if (!existsSync(genesisPath)) {
+        writeFileSync(genesisPath, `${JSON.stringify(devGenesisJson({ blockTimeMs }), null, 2)}\n`);
+      }
+      const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
+      const chainId = String(genesis.chainId);
+      const keyring = ctx.keyring();
+      const accounts = devAccounts();
+      for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
 
-    const logger = createLogger('dev');
-    const node = await UncNode.start({
-      dataDir,
-      genesis,
-      validatorSeed: devValidator().seed,
-      rpcHost: opts.rpcHost,
-      rpcPort,
-      blockTimeMs,
-      logger,
-    });
-    writeFileSync(join(home, 'config.json'), `${JSON.stringify({ node: node.rpcUrl }, null, 2)}\n`);
+      const logger = createLogger('dev');
+      const node = await UncNode.start({
+        dataDir,
+        genesis,
+        validatorSeed: devValidator().seed,
+        rpcHost: opts.rpcHost,
+        rpcPort,
+        blockTimeMs,
+        logger,
+      });
+      writeFileSync(join(home, 'config.json'), `${JSON.stringify({ node: node.rpcUrl }, null, 2)}\n`);
 
-    const balances = new Map(
-      (genesis.accounts as { address: string; balance: string }[]).map((a) => [a.address, BigInt(a.balance)]),
-    );
-    const summary = {
-      chainId,
-      rpc: node.rpcUrl,
-      ws: node.wsUrl,
-      home,
-      dataDir,
-      blockTimeMs,
-      height: Number(node.chain.height),
-      accounts: accounts.map((a) => ({
-        name: a.name,
-        address: encodeAddress(a.address),
-        balance: (balances.get(encodeAddress(a.address)) ?? 0n).toString(),
-      })),
-      mnemonic: DEV_MNEMONIC,
-    };
-    ctx.print(summary, () =>
-      [
-        `UtilityNet dev chain ${chainId} (height ${summary.height})`,
-        `  RPC         ${node.rpcUrl}   (WebSocket ${node.wsUrl})`,
-        `  Data dir    ${dataDir}`,
-        `  Block time  ${blockTimeMs} ms`,
-        '',
-        'Dev accounts (keyring "test": unencrypted, usable only on this dev chain):',
-        ...summary.accounts.map(
-          (a) => `  ${a.name.padEnd(5)} ${a.address}  ${formatUnc(BigInt(a.balance)).padStart(12)} UNC`,
-        ),
-        '',
-        `Dev mnemonic (public, never use for real funds): ${DEV_MNEMONIC}`,
-        '',
-        `Try: npx unc tx transfer --from dev0 --to ${summary.accounts[1]!.address} --amount 12.5 --yes`,
-        '     npx unc status',
-      ].join('\n'),
-    );
+      const balances = new Map(
+        (genesis.accounts as { address: string; balance: string }[]).map((a) => [
+          a.address,
+          BigInt(a.balance),
+        ]),
+      );
+      const summary = {
+        chainId,
+        rpc: node.rpcUrl,
+        ws: node.wsUrl,
+        home,
+        dataDir,
+        blockTimeMs,
+        height: Number(node.chain.height),
+        accounts: accounts.map((a) => ({
+          name: a.name,
+          address: encodeAddress(a.address),
+          balance: (balances.get(encodeAddress(a.address)) ?? 0n).toString(),
+        })),
+        mnemonic: DEV_MNEMONIC,
+      };
+      ctx.print(summary, () =>
+        [
+          `UtilityNet dev chain ${chainId} (height ${summary.height})`,
+          `  RPC         ${node.rpcUrl}   (WebSocket ${node.wsUrl})`,
+          `  Data dir    ${dataDir}`,
+          `  Block time  ${blockTimeMs} ms`,
+          '',
+          'Dev accounts (keyring "test": unencrypted, usable only on this dev chain):',
+          ...summary.accounts.map(
+            (a) => `  ${a.name.padEnd(5)} ${a.address}  ${formatUnc(BigInt(a.balance)).padStart(12)} UNC`,
+          ),
+          '',
+          `Dev mnemonic (public, never use for real funds): ${DEV_MNEMONIC}`,
+          '',
+          `Try: npx unc tx transfer --from dev0 --to ${summary.accounts[1]!.address} --amount 12.5 --yes`,
+          '     npx unc status',
+        ].join('\n'),
+      );
 
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info(`received ${signal}, stopping`);
-      node
-        .stop()
-        .then(() => process.exit(0))
-        .catch((err) => {
-          logger.error('error while stopping', { error: (err as Error).message });
-          process.exit(1);
-        });
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-  });
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info(`received ${signal}, stopping`);
+        node
+          .stop()
+          .then(() => process.exit(0))
+          .catch((err) => {
+            logger.error('error while stopping', { error: (err as Error).message });
+            process.exit(1);
+          });
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    },
+  );
 }

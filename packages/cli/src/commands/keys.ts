@@ -1,20 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  UncError,
   deriveEd25519,
   mnemonicFromEntropy,
   mnemonicToSeed,
+  UncError,
   uncDerivationPath,
   validateMnemonic,
 } from '@unc/core';
 import { Command } from 'commander';
-import { checkKeyName } from '../keyring.js';
 import { askLine, ctxOf, readPassword, withCommon } from '../context.js';
+import { checkKeyName } from '../keyring.js';
 
 function accountIndex(text: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 31) throw new UncError('BAD_INDEX', `invalid account index "${text}"`);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 31)
+    throw new UncError('BAD_INDEX', `invalid account index "${text}"`);
   return n;
 }
 
@@ -58,30 +59,43 @@ export function keysCommand(): Command {
       .option('--mnemonic-file <file>', 'read the mnemonic from a file')
       .option('--password-file <file>', 'read the keystore password from a file instead of a prompt')
       .option('--index <n>', 'account index in the derivation path', '0'),
-  ).action(async (name: string, opts: { mnemonicFile?: string; passwordFile?: string; index: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    checkKeyName(name);
-    const keyring = ctx.keyring();
-    if (keyring.has(name)) throw new UncError('KEY_EXISTS', `a key named "${name}" already exists`);
-    const index = accountIndex(opts.index);
-    let mnemonic: string;
-    if (opts.mnemonicFile) {
-      if (!existsSync(opts.mnemonicFile)) throw new UncError('BAD_FILE', `${opts.mnemonicFile} does not exist`);
-      mnemonic = readFileSync(opts.mnemonicFile, 'utf8').trim();
-    } else {
-      if (!process.stdin.isTTY) {
-        throw new UncError('MNEMONIC_REQUIRED', 'no terminal to ask for the mnemonic: pass --mnemonic-file <file>');
+  ).action(
+    async (
+      name: string,
+      opts: { mnemonicFile?: string; passwordFile?: string; index: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      checkKeyName(name);
+      const keyring = ctx.keyring();
+      if (keyring.has(name)) throw new UncError('KEY_EXISTS', `a key named "${name}" already exists`);
+      const index = accountIndex(opts.index);
+      let mnemonic: string;
+      if (opts.mnemonicFile) {
+        if (!existsSync(opts.mnemonicFile))
+          throw new UncError('BAD_FILE', `${opts.mnemonicFile} does not exist`);
+        mnemonic = readFileSync(opts.mnemonicFile, 'utf8').trim();
+      } else {
+        if (!process.stdin.isTTY) {
+          throw new UncError(
+            'MNEMONIC_REQUIRED',
+            'no terminal to ask for the mnemonic: pass --mnemonic-file <file>',
+          );
+        }
+        mnemonic = (await askLine('Mnemonic: ')).trim();
       }
-      mnemonic = (await askLine('Mnemonic: ')).trim();
-    }
-    if (!validateMnemonic(mnemonic)) {
-      throw new UncError('BAD_MNEMONIC', 'invalid mnemonic: check the words and their order (BIP-39 English)');
-    }
-    const password = await readPassword(opts, 'Password for the imported key: ', true);
-    const seed = deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key;
-    const info = keyring.addEncrypted(name, seed, password);
-    ctx.print(info, () => `Imported key "${name}": ${info.address}`);
-  });
+      if (!validateMnemonic(mnemonic)) {
+        throw new UncError(
+          'BAD_MNEMONIC',
+          'invalid mnemonic: check the words and their order (BIP-39 English)',
+        );
+      }
+      const password = await readPassword(opts, 'Password for the imported key: ', true);
+      const seed = deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key;
+      const info = keyring.addEncrypted(name, seed, password);
+      ctx.print(info, () => `Imported key "${name}": ${info.address}`);
+    },
+  );
 
   withCommon(keys.command('list').description('list the keys in the keyring')).action(
     (_opts: unknown, cmd: Command) => {
@@ -90,7 +104,11 @@ export function keysCommand(): Command {
       ctx.print(list, () =>
         list.length === 0
           ? `no keys in ${ctx.keyring().dir} (create one with: unc keys add <name>)`
-          : list.map((k) => `${k.name.padEnd(12)} ${k.address}  ${k.kind === 'test' ? '(dev, unencrypted)' : ''}`).join('\n'),
+          : list
+              .map(
+                (k) => `${k.name.padEnd(12)} ${k.address}  ${k.kind === 'test' ? '(dev, unencrypted)' : ''}`,
+              )
+              .join('\n'),
       );
     },
   );
@@ -99,7 +117,11 @@ export function keysCommand(): Command {
     (name: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const info = ctx.keyring().info(name);
-      ctx.print(info, () => `name       ${info.name}\naddress    ${info.address}\npublic key ${info.publicKey}\nkind       ${info.kind}`);
+      ctx.print(
+        info,
+        () =>
+          `name       ${info.name}\naddress    ${info.address}\npublic key ${info.publicKey}\nkind       ${info.kind}`,
+      );
     },
   );
 

@@ -1,4 +1,4 @@
-import { UncError, decodeAddress, formatUnc } from '@unc/core';
+import { decodeAddress, formatUnc, UncError } from '@unc/core';
 import { type BlockJson, type TxJson, verifyAccountProof } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf, withCommon } from '../context.js';
@@ -7,7 +7,10 @@ function blockRef(text: string): number | string {
   if (/^\d+$/.test(text)) return Number(text);
   if (/^(0x)?[0-9a-fA-F]{64}$/.test(text)) return text.replace(/^0x/, '').toLowerCase();
   if (text === 'latest') return 'latest';
-  throw new UncError('BAD_BLOCK_REF', `invalid block "${text}": expected a height, a 64-hex-digit hash or "latest"`);
+  throw new UncError(
+    'BAD_BLOCK_REF',
+    `invalid block "${text}": expected a height, a 64-hex-digit hash or "latest"`,
+  );
 }
 
 function txHashArg(text: string): string {
@@ -60,41 +63,41 @@ export function queryCommand(): Command {
     );
   });
 
-  withCommon(query.command('block <height|hash>').description('a block by height or hash ("latest" too)')).action(
-    async (ref: string, _opts: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const block = await ctx.client().getBlock(blockRef(ref));
-      ctx.print(block, () => blockText(block));
-    },
-  );
+  withCommon(
+    query.command('block <height|hash>').description('a block by height or hash ("latest" too)'),
+  ).action(async (ref: string, _opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const block = await ctx.client().getBlock(blockRef(ref));
+    ctx.print(block, () => blockText(block));
+  });
 
-  withCommon(query.command('tx <hash>').description('a transaction, where it was included and what it did')).action(
-    async (hash: string, _opts: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const r = await ctx.client().getTransaction(txHashArg(hash));
-      ctx.print(r, () =>
-        [
-          `transaction ${r.hash}`,
-          `  included   height ${r.height}, index ${r.index} (${r.time})`,
-          `  from       ${r.tx.from}  nonce ${r.tx.nonce}`,
-          `  fee        ${formatUnc(BigInt(r.tx.fee))} UNC`,
-          ...r.tx.actions.map((a) => `  ${a.type.padEnd(10)} ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`),
-        ].join('\n'),
-      );
-    },
-  );
+  withCommon(
+    query.command('tx <hash>').description('a transaction, where it was included and what it did'),
+  ).action(async (hash: string, _opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const r = await ctx.client().getTransaction(txHashArg(hash));
+    ctx.print(r, () =>
+      [
+        `transaction ${r.hash}`,
+        `  included   height ${r.height}, index ${r.index} (${r.time})`,
+        `  from       ${r.tx.from}  nonce ${r.tx.nonce}`,
+        `  fee        ${formatUnc(BigInt(r.tx.fee))} UNC`,
+        ...r.tx.actions.map((a) => `  ${a.type.padEnd(10)} ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`),
+      ].join('\n'),
+    );
+  });
 
-  withCommon(query.command('supply').description('max supply, genesis allocation, mined, burned, circulating')).action(
-    async (_opts: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const s = await ctx.client().getSupply();
-      ctx.print(s, () =>
-        Object.entries(s)
-          .map(([k, v]) => `${k.padEnd(18)} ${formatUnc(BigInt(v))} UNC`)
-          .join('\n'),
-      );
-    },
-  );
+  withCommon(
+    query.command('supply').description('max supply, genesis allocation, mined, burned, circulating'),
+  ).action(async (_opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const s = await ctx.client().getSupply();
+    ctx.print(s, () =>
+      Object.entries(s)
+        .map(([k, v]) => `${k.padEnd(18)} ${formatUnc(BigInt(v))} UNC`)
+        .join('\n'),
+    );
+  });
 
   return query;
 }

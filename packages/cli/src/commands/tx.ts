@@ -1,4 +1,4 @@
-import { UncError, decodeAddress, formatUnc, parseUnc } from '@unc/core';
+import { decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
 import { buildTransaction, encodeSigned, signedHash, transferAction } from '@unc/sdk';
 import { Command } from 'commander';
 import { askLine, ctxOf, readPassword, withCommon } from '../context.js';
@@ -49,7 +49,8 @@ export function txCommand(): Command {
         ...(fee === undefined ? {} : { fee }),
       });
       if (!opts.yes) {
-        if (!process.stdin.isTTY) throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
+        if (!process.stdin.isTTY)
+          throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
         const answer = await askLine(
           `Send ${formatUnc(amount)} UNC from ${from.address} to ${opts.to} (fee ${formatUnc(stx.tx.fee)} UNC)? [y/N] `,
         );
@@ -67,7 +68,13 @@ export function txCommand(): Command {
         throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
       }
       ctx.print(
-        { hash, status: 'included', height: outcome.height, index: outcome.index, blockHash: outcome.blockHash },
+        {
+          hash,
+          status: 'included',
+          height: outcome.height,
+          index: outcome.index,
+          blockHash: outcome.blockHash,
+        },
         () => `included at height ${outcome.height} (block ${outcome.blockHash})`,
       );
     },

@@ -3,11 +3,12 @@
  * transactions, the proposer and the consensus fields), the transactions themselves, and the
  * commit: the validators' signatures over the header hash that made the block final.
  */
-import { type Codec, bytes, bytesN, encode, list, struct, u64 } from '../encoding/codec.js';
+
+import { concatBytes } from '../bytes.js';
 import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
-import { concatBytes } from '../bytes.js';
-import { type TxEnvelope, chainIdCodec, hash32, publicKey, signature64 } from './transaction.js';
+import { bytes, type Codec, encode, list, struct, u64 } from '../encoding/codec.js';
+import { chainIdCodec, hash32, publicKey, signature64, type TxEnvelope } from './transaction.js';
 
 export const MAX_BLOCK_TXS = 100_000;
 export const MAX_VRF_PROOF_BYTES = 128;
@@ -116,7 +117,12 @@ export function commitVoteBytes(chainId: string, height: bigint, hash: Uint8Arra
   return concatBytes(new TextEncoder().encode(`UNC/precommit\0${chainId}\0`), h, hash);
 }
 
-export function signCommitVote(chainId: string, height: bigint, hash: Uint8Array, seed: Uint8Array): Uint8Array {
+export function signCommitVote(
+  chainId: string,
+  height: bigint,
+  hash: Uint8Array,
+  seed: Uint8Array,
+): Uint8Array {
   return ed25519Sign(seed, commitVoteBytes(chainId, height, hash));
 }
 

@@ -2,15 +2,16 @@
  * The genesis file: chain id, start time, parameters, the 3% allocation and the first validators.
  * It is JSON because people edit it; parsing is strict and every error names the field.
  */
-import { decodeAddress, encodeAddress } from '../crypto/address.js';
+
 import { fromHex, toHex } from '../bytes.js';
+import { decodeAddress, encodeAddress } from '../crypto/address.js';
 import { UncError } from '../errors.js';
+import { putAccount } from '../state/accounts.js';
+import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
+import { putSupply } from '../state/supply.js';
 import { parseBaseUnits } from '../units.js';
 import { type ChainParams, DEFAULT_PARAMS, putParams } from './params.js';
 import { MAX_CHAIN_ID_BYTES } from './transaction.js';
-import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
-import { putAccount } from '../state/accounts.js';
-import { putSupply } from '../state/supply.js';
 
 export interface GenesisAccount {
   address: Uint8Array;
@@ -47,7 +48,8 @@ function obj(v: unknown, field: string): Record<string, unknown> {
 }
 
 function int(v: unknown, field: string, max = 2 ** 32 - 1): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) bad(field, `must be an integer 0…${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+    bad(field, `must be an integer 0…${max}`);
   return v;
 }
 
@@ -77,13 +79,20 @@ export function parseGenesis(json: unknown): Genesis {
   const genesisTime = BigInt(Date.parse(g.genesisTime));
   const p = obj(g.params ?? {}, 'params');
   const params: ChainParams = {
-    blockTimeMs: p.blockTimeMs === undefined ? DEFAULT_PARAMS.blockTimeMs : int(p.blockTimeMs, 'params.blockTimeMs'),
-    maxBlockTxs: p.maxBlockTxs === undefined ? DEFAULT_PARAMS.maxBlockTxs : int(p.maxBlockTxs, 'params.maxBlockTxs'),
+    blockTimeMs:
+      p.blockTimeMs === undefined ? DEFAULT_PARAMS.blockTimeMs : int(p.blockTimeMs, 'params.blockTimeMs'),
+    maxBlockTxs:
+      p.maxBlockTxs === undefined ? DEFAULT_PARAMS.maxBlockTxs : int(p.maxBlockTxs, 'params.maxBlockTxs'),
     maxBlockBytes:
-      p.maxBlockBytes === undefined ? DEFAULT_PARAMS.maxBlockBytes : int(p.maxBlockBytes, 'params.maxBlockBytes'),
-    maxTxBytes: p.maxTxBytes === undefined ? DEFAULT_PARAMS.maxTxBytes : int(p.maxTxBytes, 'params.maxTxBytes'),
+      p.maxBlockBytes === undefined
+        ? DEFAULT_PARAMS.maxBlockBytes
+        : int(p.maxBlockBytes, 'params.maxBlockBytes'),
+    maxTxBytes:
+      p.maxTxBytes === undefined ? DEFAULT_PARAMS.maxTxBytes : int(p.maxTxBytes, 'params.maxTxBytes'),
     minFeePerByte:
-      p.minFeePerByte === undefined ? DEFAULT_PARAMS.minFeePerByte : amount(p.minFeePerByte, 'params.minFeePerByte'),
+      p.minFeePerByte === undefined
+        ? DEFAULT_PARAMS.minFeePerByte
+        : amount(p.minFeePerByte, 'params.minFeePerByte'),
     minFeePerAction:
       p.minFeePerAction === undefined
         ? DEFAULT_PARAMS.minFeePerAction
@@ -120,10 +129,14 @@ export function parseGenesis(json: unknown): Genesis {
   const allocated = accounts.reduce((s, a) => s + a.balance, 0n);
   const expected = genesisAllocation({ maxSupply, genesisAllocationBps });
   if (allocated !== expected) {
-    bad('accounts', `balances sum to ${allocated} but the genesis allocation is exactly ${expected} base units`);
+    bad(
+      'accounts',
+      `balances sum to ${allocated} but the genesis allocation is exactly ${expected} base units`,
+    );
   }
 
-  if (!Array.isArray(g.validators) || g.validators.length === 0) bad('validators', 'must be a non-empty array');
+  if (!Array.isArray(g.validators) || g.validators.length === 0)
+    bad('validators', 'must be a non-empty array');
   const validators = g.validators.map((v, i): GenesisValidator => {
     const o = obj(v, `validators[${i}]`);
     let publicKey: Uint8Array;

@@ -1,6 +1,6 @@
 import { type Codec, decode, encode, struct, u32, u64, u128 } from '../encoding/codec.js';
-import type { StateOverlay, StateReader } from '../state/store.js';
 import { StateSpace } from '../state/accounts.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
 
 /**
  * Consensus parameters. They come from genesis and live in the state (so a header's state root

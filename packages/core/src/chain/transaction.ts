@@ -5,10 +5,13 @@
  * else.
  */
 import { equalBytes } from '../bytes.js';
+import { addressFromPublicKey } from '../crypto/address.js';
+import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
+import { taggedHash } from '../crypto/hash.js';
 import {
-  type Codec,
   bytes,
   bytesN,
+  type Codec,
   decode,
   encode,
   list,
@@ -18,9 +21,6 @@ import {
   u64,
   u128,
 } from '../encoding/codec.js';
-import { addressFromPublicKey } from '../crypto/address.js';
-import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
-import { taggedHash } from '../crypto/hash.js';
 
 export const MAX_CHAIN_ID_BYTES = 64;
 export const MAX_ACTIONS_PER_TX = 64;
@@ -70,10 +70,13 @@ export interface SignedTransaction {
   signature: Uint8Array;
 }
 
-export const signedTransactionCodec: Codec<SignedTransaction> = struct<SignedTransaction>('SignedTransaction', {
-  tx: transactionCodec,
-  signature: signature64,
-});
+export const signedTransactionCodec: Codec<SignedTransaction> = struct<SignedTransaction>(
+  'SignedTransaction',
+  {
+    tx: transactionCodec,
+    signature: signature64,
+  },
+);
 
 const SIGN_DOMAIN = new TextEncoder().encode('UNC/tx\0');
 

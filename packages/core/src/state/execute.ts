@@ -7,7 +7,7 @@ import { type Action, type TxEnvelope, verifyEnvelopeSignature } from '../chain/
 import { addressFromPublicKey } from '../crypto/address.js';
 import { ValidationError } from '../errors.js';
 import { getAccount, putAccount } from './accounts.js';
-import { type StateReader, StateOverlay } from './store.js';
+import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
 
 export interface BlockContext {
@@ -38,10 +38,16 @@ export function splitFee(fee: bigint): { burned: bigint; toProposer: bigint } {
 export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, ctx: BlockContext): void {
   const { tx } = env.stx;
   if (tx.chainId !== ctx.chainId) {
-    throw new ValidationError('WRONG_CHAIN', `transaction is for chain "${tx.chainId}", this is "${ctx.chainId}"`);
+    throw new ValidationError(
+      'WRONG_CHAIN',
+      `transaction is for chain "${tx.chainId}", this is "${ctx.chainId}"`,
+    );
   }
   if (env.bytes.length > params.maxTxBytes) {
-    throw new ValidationError('TX_TOO_LARGE', `transaction is ${env.bytes.length} bytes, limit ${params.maxTxBytes}`);
+    throw new ValidationError(
+      'TX_TOO_LARGE',
+      `transaction is ${env.bytes.length} bytes, limit ${params.maxTxBytes}`,
+    );
   }
   if (tx.actions.length === 0) throw new ValidationError('NO_ACTIONS', 'transaction has no actions');
   if (ctx.height > tx.expiresAt) {
@@ -55,7 +61,10 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
   }
   const minFee = minimumFee(params, env.bytes.length, tx.actions.length);
   if (tx.fee < minFee) {
-    throw new ValidationError('FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${minFee} for this transaction`);
+    throw new ValidationError(
+      'FEE_TOO_LOW',
+      `fee ${tx.fee} is below the minimum ${minFee} for this transaction`,
+    );
   }
   for (const action of tx.actions) checkActionShape(action);
 }
@@ -90,7 +99,10 @@ export function applyTransaction(
     throw new ValidationError('NONCE_GAP', `nonce ${tx.nonce} is ahead of the next nonce ${account.nonce}`);
   }
   if (account.balance < tx.fee) {
-    throw new ValidationError('INSUFFICIENT_FUNDS', `balance ${account.balance} cannot pay the fee ${tx.fee}`);
+    throw new ValidationError(
+      'INSUFFICIENT_FUNDS',
+      `balance ${account.balance} cannot pay the fee ${tx.fee}`,
+    );
   }
   account.balance -= tx.fee;
   account.nonce += 1n;
@@ -224,7 +236,8 @@ export function executeBlock(
     try {
       executor.apply(env);
     } catch (err) {
-      if (err instanceof ValidationError) throw new ValidationError(err.code, `transaction ${index}: ${err.message}`);
+      if (err instanceof ValidationError)
+        throw new ValidationError(err.code, `transaction ${index}: ${err.message}`);
       throw err;
     }
   });

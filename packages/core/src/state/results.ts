@@ -1,10 +1,13 @@
-import { type Codec, bytes, list, struct, taggedUnion, u128 } from '../encoding/codec.js';
-import { MAX_MEMO_BYTES, address, hash32 } from '../chain/transaction.js';
+import { address, hash32, MAX_MEMO_BYTES } from '../chain/transaction.js';
+import { bytes, type Codec, list, struct, taggedUnion, u128 } from '../encoding/codec.js';
 import type { TxEvent, TxResult } from './execute.js';
 
 /** Stored with each block so `getTransaction` can say what a transaction did. */
 export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
-  transfer: [1, struct('TransferEvent', { from: address, to: address, amount: u128, memo: bytes(MAX_MEMO_BYTES) })],
+  transfer: [
+    1,
+    struct('TransferEvent', { from: address, to: address, amount: u128, memo: bytes(MAX_MEMO_BYTES) }),
+  ],
   fee: [2, struct('FeeEvent', { payer: address, amount: u128, burned: u128, toProposer: u128 })],
 });
 

@@ -1,6 +1,6 @@
 import { type Codec, decode, encode, struct, u128 } from '../encoding/codec.js';
-import type { StateOverlay, StateReader } from './store.js';
 import { StateSpace } from './accounts.js';
+import type { StateOverlay, StateReader } from './store.js';
 
 /**
  * The supply ledger. Invariant (checked by tests after every block):

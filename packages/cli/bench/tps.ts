@@ -1,0 +1,178 @@
+/**
+ * bench:tps — finalized transfers per second of a real `unc dev` node, fed pre-signed transfers
+ * over JSON-RPC by concurrent clients, next to this machine's raw single-core Ed25519
+ * verifications per second measured in the same run.
+ *
+ *   npm run bench:tps -- [--seconds 30] [--clients 4] [--senders 200] [--batch 250] [--block-time 1000]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  addressFromPublicKey,
+  ed25519PublicKey,
+  ed25519Sign,
+  ed25519Verify,
+  encodeAddress,
+  parseUnc,
+  sha256,
+  signTransaction,
+  type Transaction,
+  utf8,
+} from '@unc/core';
+import { devKey } from '@unc/node';
+import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const SECONDS = arg('seconds', 30);
+const CLIENTS = arg('clients', 4);
+const SENDERS = arg('senders', 200);
+const BATCH = arg('batch', 250);
+const BLOCK_TIME = arg('block-time', 1000);
+const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
+
+function rawVerifyRate(): number {
+  // Distinct messages over a few keys: the same cached-key path the node uses.
+  const keys = Array.from({ length: 16 }, (_, i) => sha256(utf8(`bench key ${i}`)));
+  const items = Array.from({ length: 2000 }, (_, i) => {
+    const seed = keys[i % keys.length]!;
+    const msg = sha256(utf8(`message ${i}`));
+    return { pub: ed25519PublicKey(seed), msg, sig: ed25519Sign(seed, msg) };
+  });
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const end = start + 3_000_000_000n;
+  while (process.hrtime.bigint() < end) {
+    for (const it of items) if (ed25519Verify(it.pub, it.msg, it.sig)) n++;
+  }
+  return n / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+async function main(): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'unc-bench-'));
+  console.log(
+    `bench:tps  ${SECONDS}s, ${CLIENTS} clients, ${SENDERS} senders, batches of ${BATCH}, block time ${BLOCK_TIME} ms`,
+  );
+  const verifyPerSec = rawVerifyRate();
+  console.log(`raw Ed25519 verify (node:crypto, one core): ${verifyPerSec.toFixed(0)} /s`);
+
+  const proc = spawn(
+    process.execPath,
+    [UNC, 'dev', '--home', home, '--rpc-port', '0', '--block-time', String(BLOCK_TIME)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, UNC_LOG_LEVEL: 'warn' },
+    },
+  );
+  const cleanup = () => {
+    proc.kill('SIGTERM');
+    rmSync(home, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /RPC\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    proc.on('exit', (c) => reject(new Error(`unc dev exited (${c})`)));
+  });
+  const client = new UncClient(url, { timeoutMs: 120_000 });
+  const status = await client.status();
+  const p = await client.getParams();
+  const fees = { minFeePerByte: BigInt(p.minFeePerByte), minFeePerAction: BigInt(p.minFeePerAction) };
+
+  // Setup: fund the bench senders from the dev accounts.
+  const senders = Array.from({ length: SENDERS }, (_, i) => {
+    const seed = sha256(utf8(`bench sender ${i}`));
+    const publicKey = ed25519PublicKey(seed);
+    return { seed, publicKey, address: encodeAddress(addressFromPublicKey(publicKey)) };
+  });
+  const funders = Array.from({ length: 10 }, (_, i) => devKey(i));
+  const funding: string[] = [];
+  senders.forEach((s, i) => {
+    const f = funders[i % funders.length]!;
+    const base: Omit<Transaction, 'fee'> = {
+      chainId: status.chainId,
+      signer: f.publicKey,
+      nonce: BigInt(Math.floor(i / funders.length)),
+      expiresAt: BigInt(status.height) + 1000n,
+      actions: [transferAction(s.address, parseUnc('1000'))],
+    };
+    funding.push(encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, f.seed)));
+  });
+  await client.sendRawTransactions(funding);
+  const last = funding.length;
+  while ((await client.status()).mempool.size > 0) await new Promise((r) => setTimeout(r, 200));
+  void last;
+
+  // Pre-sign enough transfers for the whole run at up to ~12,000/s.
+  const perSender = Math.ceil(((SECONDS + 5) * 12_000) / SENDERS);
+  console.log(`pre-signing ${perSender * SENDERS} transfers…`);
+  const now = await client.status();
+  const queues: string[][] = Array.from({ length: CLIENTS }, () => []);
+  const to = encodeAddress(devKey(0).address);
+  for (let k = 0; k < perSender; k++) {
+    senders.forEach((s, i) => {
+      const base: Omit<Transaction, 'fee'> = {
+        chainId: status.chainId,
+        signer: s.publicKey,
+        nonce: BigInt(k),
+        expiresAt: BigInt(now.height) + 10_000n,
+        actions: [transferAction(to, 1n)],
+      };
+      queues[i % CLIENTS]!.push(encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, s.seed)));
+    });
+  }
+
+  const blocks: BlockJson[] = [];
+  const sub = await client.subscribe<BlockJson>('newBlocks', [], (b) => blocks.push(b));
+  let rejected = 0;
+  let accepted = 0;
+  const startMs = Date.now();
+  const endMs = startMs + SECONDS * 1000;
+  await Promise.all(
+    queues.map(async (queue) => {
+      let offset = 0;
+      while (Date.now() < endMs && offset < queue.length) {
+        const pool = await client.call<{ size: number }>('unc_mempool');
+        if (pool.size > 40_000) {
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+        const batch = queue.slice(offset, offset + BATCH);
+        offset += batch.length;
+        const results = await client.sendRawTransactions(batch);
+        for (const r of results)
+          if ('error' in r) rejected++;
+          else accepted++;
+      }
+    }),
+  );
+  // Count what was finalized inside the window [start, end].
+  await new Promise((r) => setTimeout(r, BLOCK_TIME + 200));
+  sub.close();
+  const inWindow = blocks.filter((b) => b.timeMs > startMs && b.timeMs <= endMs);
+  const finalized = inWindow.reduce((s, b) => s + b.txCount, 0);
+  const seconds = (Math.min(endMs, inWindow.at(-1)?.timeMs ?? endMs) - startMs) / 1000;
+  const tps = finalized / SECONDS;
+  console.log(
+    `submitted ${accepted} accepted, ${rejected} rejected; ${inWindow.length} blocks in the window`,
+  );
+  console.log(
+    `finalized transfers: ${finalized} in ${SECONDS} s = ${tps.toFixed(0)} /s (last block at ${seconds.toFixed(1)} s)`,
+  );
+  console.log(`ratio finalized transfers / raw Ed25519 verifications: ${(tps / verifyPerSec).toFixed(3)}`);
+  const largest = inWindow.reduce((m, b) => Math.max(m, b.txCount), 0);
+  console.log(`largest block: ${largest} transfers`);
+  cleanup();
+  process.exit(0);
+}
+
+await main();

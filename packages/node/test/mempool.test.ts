@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  type BlockContext,
+  DEFAULT_PARAMS,
+  MemoryState,
+  type TxEnvelope,
+  ValidationError,
+  encode,
+  envelopeFromSigned,
+  genesisStateWrites,
+  minimumFee,
+  parseGenesis,
+  signTransaction,
+  signedTransactionCodec,
+} from '@unc/core';
+import { devGenesisJson, devKey } from '../src/dev.js';
+import { Mempool } from '../src/mempool.js';
+
+const genesis = parseGenesis(devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
+const state = new MemoryState();
+state.apply(genesisStateWrites(genesis));
+const next: BlockContext = { chainId: genesis.chainId, height: 1n, time: genesis.genesisTime + 1000n, proposer: genesis.validators[0]!.publicKey };
+
+function tx(from: number, nonce: bigint, extraFee = 0n, opts: { chainId?: string; amount?: bigint } = {}): TxEnvelope {
+  const k = devKey(from);
+  const base = {
+    chainId: opts.chainId ?? genesis.chainId,
+    signer: k.publicKey,
+    nonce,
+    expiresAt: 100n,
+    actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: opts.amount ?? 1n, memo: new Uint8Array(0) }],
+    fee: 0n,
+  };
+  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+  return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) + extraFee }, k.seed));
+}
+
+function rejects(fn: () => unknown, code: string): void {
+  assert.throws(fn, (e: unknown) => e instanceof ValidationError && e.code === code, `expected ${code}`);
+}
+
+describe('mempool', () => {
+  test('orders by fee across senders and by nonce within a sender', () => {
+    const pool = new Mempool();
+    const a1 = tx(1, 1n, 5000n);
+    const a0 = tx(1, 0n, 10n);
+    const b0 = tx(2, 0n, 1000n);
+    const c0 = tx(3, 0n, 100_000n);
+    for (const t of [a1, a0, b0, c0]) pool.add(t, state, genesis.params, next);
+    const order = pool.select(state, 10, 1 << 20).map((e) => e.hash);
+    // c0 (highest fee), then b0, then a0 (a1 may not come before its predecessor), then a1.
+    assert.deepEqual(order, [c0.hash, b0.hash, a0.hash, a1.hash]);
+    assert.equal(pool.select(state, 2, 1 << 20).length, 2);
+  });
+
+  test('replace-by-fee needs at least 10% more; duplicates and used nonces are refused with reasons', () => {
+    const pool = new Mempool();
+    const first = tx(1, 0n, 1_000_000_000_000n);
+    pool.add(first, state, genesis.params, next);
+    rejects(() => pool.add(first, state, genesis.params, next), 'DUPLICATE');
+    rejects(() => pool.add(tx(1, 0n, 1_000_000_000_001n), state, genesis.params, next), 'REPLACEMENT_UNDERPRICED');
+    const bumped = tx(1, 0n, 10_000_000_000_000n);
+    assert.deepEqual(pool.add(bumped, state, genesis.params, next), { replaced: true });
+    assert.equal(pool.size, 1);
+    assert.ok(pool.has(bumped.hash) && !pool.has(first.hash));
+    rejects(() => pool.add(tx(1, 5000n), state, genesis.params, next), 'NONCE_GAP');
+    rejects(() => pool.add(tx(1, 0n, 0n, { chainId: 'other' }), state, genesis.params, next), 'WRONG_CHAIN');
+  });
+
+  test('bounded in count and in bytes', () => {
+    const byCount = new Mempool({ maxTxs: 2, maxBytes: 1 << 20, maxNonceGap: 100n });
+    byCount.add(tx(1, 0n), state, genesis.params, next);
+    byCount.add(tx(1, 1n), state, genesis.params, next);
+    rejects(() => byCount.add(tx(1, 2n), state, genesis.params, next), 'MEMPOOL_FULL');
+    const one = tx(2, 0n);
+    const byBytes = new Mempool({ maxTxs: 100, maxBytes: one.bytes.length + 10, maxNonceGap: 100n });
+    byBytes.add(one, state, genesis.params, next);
+    rejects(() => byBytes.add(tx(2, 1n), state, genesis.params, next), 'MEMPOOL_FULL');
+    assert.equal(byBytes.bytes, one.bytes.length);
+  });
+
+  test('a bad signature is refused and leaves the pool unchanged', () => {
+    const pool = new Mempool();
+    const good = tx(1, 0n);
+    const forged = envelopeFromSigned({ tx: { ...good.stx.tx, nonce: 1n }, signature: good.stx.signature });
+    rejects(() => pool.add(forged, state, genesis.params, next), 'BAD_SIGNATURE');
+    assert.equal(pool.size, 0);
+  });
+
+  test('prune drops included, rejected, used-nonce and expired transactions', () => {
+    const pool = new Mempool();
+    const t0 = tx(1, 0n);
+    const t1 = tx(1, 1n);
+    const other = tx(2, 0n);
+    for (const t of [t0, t1, other]) pool.add(t, state, genesis.params, next);
+    pool.prune([t0], [], state, 2n);
+    assert.equal(pool.size, 2);
+    pool.prune([], [], state, 101n); // past expiry height 100
+    assert.equal(pool.size, 0);
+  });
+});

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { envelopeFromSigned, parseUnc, signTransaction, toHex } from '@unc/core';
+import { UncClient, feeFor, transferAction } from '@unc/sdk';
+import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { UncNode } from '../src/node.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'unc-node-test-'));
+  dirs.push(d);
+  return d;
+}
+
+async function start(dataDir: string, genesis: unknown): Promise<UncNode> {
+  return UncNode.start({ dataDir, genesis, validatorSeed: devValidator().seed, rpcPort: 0, blockTimeMs: 50, logger: silentLogger });
+}
+
+describe('node', () => {
+  test('restart on the same data directory resumes with the same head and state root', async () => {
+    const dir = tempDir();
+    const genesis = devGenesisJson();
+    const node = await start(dir, genesis);
+    const client = new UncClient(node.rpcUrl);
+    const status = await client.status();
+    const k = devKey(1);
+    const base = {
+      chainId: status.chainId,
+      signer: k.publicKey,
+      nonce: 0n,
+      expiresAt: 1000n,
+      actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('2'))],
+    };
+    const params = await client.getParams();
+    const stx = signTransaction(
+      { ...base, fee: feeFor(base, { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) }) },
+      k.seed,
+    );
+    const env = envelopeFromSigned(stx);
+    node.submit(env);
+    const included = await client.waitForTransaction(toHex(env.hash), 10_000);
+    assert.equal(included.status, 'included');
+    await node.stop();
+    const head = node.chain.head;
+
+    const again = await start(dir, genesis);
+    try {
+      // The producer may already have added a block; the old head must be unchanged.
+      const block = await again.chain.blockAt(head.header.height);
+      assert.ok(block);
+      assert.equal(toHex(block.header.stateRoot), toHex(head.header.stateRoot));
+      assert.ok(again.chain.height >= head.header.height);
+      const c2 = new UncClient(again.rpcUrl);
+      assert.equal((await c2.getTransaction(toHex(env.hash))).height, (included as { height: number }).height);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  test('a different genesis for an existing data directory is refused', async () => {
+    const dir = tempDir();
+    const node = await start(dir, devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
+    await node.stop();
+    await assert.rejects(start(dir, devGenesisJson({ time: new Date('2026-02-01T00:00:00Z') })), /genesis file differs/);
+  });
+
+  test('property: random bytes and random params to the RPC never crash the node; each gets an error', async () => {
+    const node = await start(tempDir(), devGenesisJson());
+    const client = new UncClient(node.rpcUrl);
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (raw) => {
+          await assert.rejects(client.call('unc_sendTransaction', [toHex(raw)]), /DECODE|malformed|invalid|signature|chain|nonce|fee|expired/i);
+        }),
+        { numRuns: 150 },
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom('unc_getBlock', 'unc_getTransaction', 'unc_getAccount', 'unc_sendTransaction', 'unc_getBlocks', 'unc_getHeader'),
+          fc.jsonValue(),
+          async (method, params) => {
+            try {
+              await client.call(method, params as unknown[]);
+            } catch (err) {
+              assert.ok((err as Error).name === 'RpcClientError', `${method}: ${(err as Error).message}`);
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+      const s = await client.status();
+      assert.equal(s.mempool.size, 0);
+    } finally {
+      await node.stop();
+    }
+  });
+});
