@@ -20,7 +20,8 @@ const ZERO = new Uint8Array(32);
 
 // The reference hashes are spelled out with taggedHash so that the tests do not trust the trie's
 // own hashing shortcuts.
-const leafH = (key: Uint8Array, valueHash: Uint8Array): Uint8Array => taggedHash('UNC/smt-leaf', key, valueHash);
+const leafH = (key: Uint8Array, valueHash: Uint8Array): Uint8Array =>
+  taggedHash('UNC/smt-leaf', key, valueHash);
 const nodeH = (left: Uint8Array, right: Uint8Array): Uint8Array => taggedHash('UNC/smt-node', left, right);
 
 function bit(key: Uint8Array, i: number): number {
@@ -90,16 +91,21 @@ const keyArb = fc.oneof(
   fc.uint8Array({ minLength: 32, maxLength: 32 }),
   fc.subarray(CLUSTER_BITS).map((bits) => withBitsFlipped(CLUSTER_BASE, bits)),
 );
-const valueArb = fc.oneof(fc.integer({ min: 0, max: 3 }).map(value), fc.uint8Array({ minLength: 32, maxLength: 32 }));
-const changeArb: fc.Arbitrary<TrieChange> = fc.record({
-  key: keyArb,
-  valueHash: fc.option(valueArb, { freq: 4, nil: null }),
-});
+const valueArb = fc.oneof(
+  fc.integer({ min: 0, max: 3 }).map(value),
+  fc.uint8Array({ minLength: 32, maxLength: 32 }),
+);
+const changeArb: fc.Arbitrary<TrieChange> = fc
+  .tuple(keyArb, fc.option(valueArb, { freq: 4, nil: null }))
+  .map(([key, valueHash]) => ({ key, valueHash }));
 const entrySetArb = fc
-  .uniqueArray(fc.record({ key: keyArb, valueHash: valueArb }), {
-    selector: (e) => toHex(e.key),
-    maxLength: 40,
-  })
+  .uniqueArray(
+    fc.tuple(keyArb, valueArb).map(([key, valueHash]) => ({ key, valueHash })),
+    {
+      selector: (e) => toHex(e.key),
+      maxLength: 40,
+    },
+  )
   .map((es) => es.sort((a, b) => compareBytes(a.key, b.key)));
 
 function isTrue(trie: MerkleTrie, key: Uint8Array, claim: Uint8Array | null): boolean {
@@ -208,7 +214,13 @@ describe('merkle trie: hashing', () => {
       { key: a, valueHash: value(1) },
       { key: b, valueHash: value(2) },
     ]);
-    assert.deepEqual(t.root, referenceRoot([{ key: a, valueHash: value(1) }, { key: b, valueHash: value(2) }]));
+    assert.deepEqual(
+      t.root,
+      referenceRoot([
+        { key: a, valueHash: value(1) },
+        { key: b, valueHash: value(2) },
+      ]),
+    );
     const proof = t.prove(b);
     assert.equal(proof.siblings.length, 256);
     assert.ok(proof.siblings.slice(0, 255).every((s) => equalBytes(s, ZERO)));
@@ -242,7 +254,11 @@ describe('merkle trie: batch updates', () => {
         (changes, cuts) => {
           const model: Model = new Map();
           applyToModel(model, changes);
-          const bounds = [0, ...cuts.map((c) => Math.min(c, changes.length)).sort((x, y) => x - y), changes.length];
+          const bounds = [
+            0,
+            ...cuts.map((c) => Math.min(c, changes.length)).sort((x, y) => x - y),
+            changes.length,
+          ];
           let t = MerkleTrie.empty();
           for (let i = 0; i + 1 < bounds.length; i++) t = t.update(changes.slice(bounds[i], bounds[i + 1]));
           const expected = modelEntries(model);
@@ -254,7 +270,11 @@ describe('merkle trie: batch updates', () => {
           for (const { key, valueHash } of changes) {
             const v = t.getValueHash(key);
             const m = model.get(toHex(key));
-            assert.deepEqual(v, m ?? null, `value of ${toHex(key)} (last set ${valueHash ? 'value' : 'null'})`);
+            assert.deepEqual(
+              v,
+              m ?? null,
+              `value of ${toHex(key)} (last set ${valueHash ? 'value' : 'null'})`,
+            );
           }
         },
       ),
@@ -548,7 +568,7 @@ describe('merkle trie: proof codec', () => {
       .map(([siblings, leaf]) =>
         encode(merkleProofCodec, {
           siblings,
-          leaf: leaf === null ? null : { key: leaf.subarray(0, 32), valueHash: leaf.subarray(32) },
+          leaf: leaf === null ? null : { key: leaf.slice(0, 32), valueHash: leaf.slice(32) },
         }),
       );
     const mutated = fc
