@@ -9,6 +9,7 @@ import {
   BlockExecutor,
   circulatingSupply,
   DEFAULT_PARAMS,
+  DEFAULT_POCI_PARAMS,
   decode,
   ed25519PublicKey,
   encode,
@@ -47,6 +48,10 @@ function genesis(): Genesis {
     genesisAllocationBps: 300,
     accounts: [] as { address: Uint8Array; balance: bigint }[],
     validators: [{ publicKey: proposer.publicKey, name: 'v' }],
+    governance: { threshold: 1, keys: [proposer.publicKey] },
+    poci: { ...DEFAULT_POCI_PARAMS },
+    vendors: [],
+    models: [],
   };
   const total = genesisAllocation(g);
   // Small balances for the first three keys so that insufficient funds actually happen.
@@ -91,6 +96,8 @@ const ctx = (height: bigint): BlockContext => ({
   height,
   time: 1_795_000_000_000n + height * 1000n,
   proposer: proposer.publicKey,
+  prevHash: new Uint8Array(32),
+  prevBeacon: new Uint8Array(32),
 });
 
 function nonceOf(state: StateReader, i: number): bigint {

@@ -207,7 +207,14 @@ export class Chain {
     const height = prev.height + 1n;
     const executor = new BlockExecutor(
       this.state,
-      { chainId: this.genesis.chainId, height, time, proposer: validator.publicKey },
+      {
+        chainId: this.genesis.chainId,
+        height,
+        time,
+        proposer: validator.publicKey,
+        prevHash: this.headHash,
+        prevBeacon: prev.beacon,
+      },
       { isSignatureVerified },
     );
     const included: TxEnvelope[] = [];
@@ -289,6 +296,8 @@ export class Chain {
       height: header.height,
       time: header.time,
       proposer: header.proposer,
+      prevHash: this.headHash,
+      prevBeacon: prev.beacon,
     });
     const changes = execution.overlay.changes();
     const trie = applyToTrie(this.state.trie, changes);

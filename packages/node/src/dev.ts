@@ -8,6 +8,8 @@ import {
   DEFAULT_GENESIS_ALLOCATION_BPS,
   DEFAULT_MAX_SUPPLY,
   DEFAULT_PARAMS,
+  DEFAULT_POCI_PARAMS,
+  DEV_SOFT_VENDOR,
   deriveEd25519,
   ed25519PublicKey,
   type Genesis,
@@ -49,11 +51,26 @@ export function devValidator(): DevKey {
   return devKey(DEV_VALIDATOR_INDEX, 'validator');
 }
 
+/** Derivation index of the dev chain's single governance key. */
+export const DEV_GOVERNANCE_INDEX = 2000;
+
+export function devGovernanceKey(): DevKey {
+  return devKey(DEV_GOVERNANCE_INDEX, 'governance');
+}
+
+/** Chip models of the dev chain's software vendor; power is dense FP16 TFLOPS × 1000. */
+export const DEV_MODELS = [
+  { modelId: 'sim-h100', name: 'Simulated H100 SXM (software key)', power: 989_000n },
+  { modelId: 'sim-a100', name: 'Simulated A100 SXM (software key)', power: 312_000n },
+] as const;
+
 /**
  * A dev genesis: the whole 3% genesis allocation split evenly over the dev accounts (the first
  * takes the remainder, so the sum is exact), one validator, and the given block interval.
  */
-export function devGenesis(opts: { blockTimeMs?: number; accounts?: number; time?: Date } = {}): Genesis {
+export function devGenesis(
+  opts: { blockTimeMs?: number; accounts?: number; time?: Date; epochBlocks?: number } = {},
+): Genesis {
   const accounts = devAccounts(opts.accounts ?? DEV_ACCOUNT_COUNT);
   const total = genesisAllocation({
     maxSupply: DEFAULT_MAX_SUPPLY,
@@ -69,6 +86,10 @@ export function devGenesis(opts: { blockTimeMs?: number; accounts?: number; time
     genesisAllocationBps: DEFAULT_GENESIS_ALLOCATION_BPS,
     accounts: accounts.map((a, i) => ({ address: a.address, balance: each + (i === 0 ? remainder : 0n) })),
     validators: [{ publicKey: devValidator().publicKey, name: 'dev-validator' }],
+    governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
+    poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },
+    vendors: [{ id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] }],
+    models: DEV_MODELS.map((m) => ({ vendorId: DEV_SOFT_VENDOR, ...m })),
   };
 }
 

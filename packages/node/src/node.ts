@@ -142,6 +142,8 @@ export class UncNode {
         height: head.height + 1n,
         time: head.time + 1n,
         proposer: head.proposer,
+        prevHash: this.chain.head.hash,
+        prevBeacon: head.beacon,
       });
       this.m.mempoolSize.set(this.mempool.size);
       this.m.mempoolBytes.set(this.mempool.bytes);

@@ -20,7 +20,7 @@ import { Mempool } from '../src/mempool.js';
 const genesis = parseGenesis(devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
 const state = new MemoryState();
 state.apply(genesisStateWrites(genesis));
-const next: BlockContext = { chainId: genesis.chainId, height: 1n, time: genesis.genesisTime + 1000n, proposer: genesis.validators[0]!.publicKey };
+const next: BlockContext = { chainId: genesis.chainId, height: 1n, time: genesis.genesisTime + 1000n, proposer: genesis.validators[0]!.publicKey, prevHash: new Uint8Array(32), prevBeacon: new Uint8Array(32) };
 
 function tx(from: number, nonce: bigint, extraFee = 0n, opts: { chainId?: string; amount?: bigint } = {}): TxEnvelope {
   const k = devKey(from);

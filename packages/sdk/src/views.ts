@@ -10,13 +10,20 @@ import {
   type BlockHeader,
   blockHeaderCodec,
   encode,
+  EVIDENCE_PROFILE,
   encodeAddress,
   type TxEnvelope,
   type TxEvent,
   toHex,
 } from '@unc/core';
 
-export type ActionJson = { type: 'transfer'; to: string; amount: string; memo: string };
+export type ActionJson =
+  | { type: 'transfer'; to: string; amount: string; memo: string }
+  | { type: 'governance'; proposal: string; detail: Record<string, unknown>; approvals: string[] }
+  | { type: 'registerChip'; anchorHeight: number; profile: string }
+  | { type: 'heartbeat'; answers: { chipId: string; epoch: number; slot: number; profile: string }[] }
+  | { type: 'transferChip'; chipId: string; newOwner: string }
+  | { type: 'deregisterChip'; chipId: string };
 
 export interface TxJson {
   hash: string;
@@ -33,7 +40,14 @@ export interface TxJson {
 
 export type TxEventJson =
   | { type: 'transfer'; from: string; to: string; amount: string; memo: string }
-  | { type: 'fee'; payer: string; amount: string; burned: string; toProposer: string };
+  | { type: 'fee'; payer: string; amount: string; burned: string; toProposer: string }
+  | { type: 'governance'; proposal: string; nonce: number }
+  | { type: 'chipRegistered'; chipId: string; owner: string; vendorId: string; modelId: string; power: string }
+  | { type: 'chipTransferred'; chipId: string; from: string; to: string }
+  | { type: 'chipDeregistered'; chipId: string; owner: string }
+  | { type: 'slotAnswered'; chipId: string; epoch: number; slot: number; slotHeight: number }
+  | { type: 'slotMissed'; chipId: string; epoch: number; slot: number; slotHeight: number; reason: string }
+  | { type: 'chipRebooted'; chipId: string; resetCount: number; restartCount: number };
 
 export interface HeaderJson {
   chainId: string;
@@ -109,7 +123,39 @@ export function actionToJson(a: Action): ActionJson {
   switch (a.type) {
     case 'transfer':
       return { type: 'transfer', to: encodeAddress(a.to), amount: a.amount.toString(), memo: toHex(a.memo) };
+    case 'governance':
+      return {
+        type: 'governance',
+        proposal: a.proposal.type,
+        detail: toJsonish(a.proposal) as Record<string, unknown>,
+        approvals: a.approvals.map((x) => toHex(x.publicKey)),
+      };
+    case 'registerChip':
+      return { type: 'registerChip', anchorHeight: Number(a.anchorHeight), profile: EVIDENCE_PROFILE[a.evidence.type] };
+    case 'heartbeat':
+      return {
+        type: 'heartbeat',
+        answers: a.answers.map((x) => ({
+          chipId: toHex(x.chipId),
+          epoch: Number(x.epoch),
+          slot: x.slot,
+          profile: EVIDENCE_PROFILE[x.evidence.type],
+        })),
+      };
+    case 'transferChip':
+      return { type: 'transferChip', chipId: toHex(a.chipId), newOwner: encodeAddress(a.newOwner) };
+    case 'deregisterChip':
+      return { type: 'deregisterChip', chipId: toHex(a.chipId) };
   }
+}
+
+/** Plain JSON for nested protocol values: bytes as hex, bigints as decimal strings. */
+export function toJsonish(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Uint8Array) return toHex(v);
+  if (Array.isArray(v)) return v.map(toJsonish);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonish(x)]));
+  return v;
 }
 
 export function txToJson(env: TxEnvelope): TxJson {
@@ -146,6 +192,34 @@ export function eventToJson(e: TxEvent): TxEventJson {
         burned: e.burned.toString(),
         toProposer: e.toProposer.toString(),
       };
+    case 'governance':
+      return { type: 'governance', proposal: e.proposal, nonce: Number(e.nonce) };
+    case 'chipRegistered':
+      return {
+        type: 'chipRegistered',
+        chipId: toHex(e.chipId),
+        owner: encodeAddress(e.owner),
+        vendorId: e.vendorId,
+        modelId: e.modelId,
+        power: e.power.toString(),
+      };
+    case 'chipTransferred':
+      return { type: 'chipTransferred', chipId: toHex(e.chipId), from: encodeAddress(e.from), to: encodeAddress(e.to) };
+    case 'chipDeregistered':
+      return { type: 'chipDeregistered', chipId: toHex(e.chipId), owner: encodeAddress(e.owner) };
+    case 'slotAnswered':
+      return { type: 'slotAnswered', chipId: toHex(e.chipId), epoch: Number(e.epoch), slot: e.slot, slotHeight: Number(e.slotHeight) };
+    case 'slotMissed':
+      return {
+        type: 'slotMissed',
+        chipId: toHex(e.chipId),
+        epoch: Number(e.epoch),
+        slot: e.slot,
+        slotHeight: Number(e.slotHeight),
+        reason: e.reason,
+      };
+    case 'chipRebooted':
+      return { type: 'chipRebooted', chipId: toHex(e.chipId), resetCount: e.resetCount, restartCount: e.restartCount };
   }
 }
 

@@ -82,7 +82,11 @@ export function queryCommand(): Command {
         `  included   height ${r.height}, index ${r.index} (${r.time})`,
         `  from       ${r.tx.from}  nonce ${r.tx.nonce}`,
         `  fee        ${formatUnc(BigInt(r.tx.fee))} UNC`,
-        ...r.tx.actions.map((a) => `  ${a.type.padEnd(10)} ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`),
+        ...r.tx.actions.map((a) =>
+          a.type === 'transfer'
+            ? `  transfer   ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`
+            : `  ${a.type.padEnd(10)} ${JSON.stringify(a)}`,
+        ),
       ].join('\n'),
     );
   });

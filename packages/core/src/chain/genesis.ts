@@ -9,6 +9,18 @@ import { UncError } from '../errors.js';
 import { putAccount } from '../state/accounts.js';
 import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
 import { putSupply } from '../state/supply.js';
+import { checkPociParams } from '../poci/execute.js';
+import { putGovernance } from '../poci/governance.js';
+import { DEFAULT_POCI_PARAMS, type PociParams, putPociParams } from '../poci/params.js';
+import {
+  type ChipModel,
+  PROFILES,
+  type Profile,
+  type Vendor,
+  checkId,
+  putModel,
+  putVendor,
+} from '../poci/registry.js';
 import { parseBaseUnits } from '../units.js';
 import { type ChainParams, DEFAULT_PARAMS, putParams } from './params.js';
 import { MAX_CHAIN_ID_BYTES } from './transaction.js';
@@ -23,6 +35,11 @@ export interface GenesisValidator {
   name: string;
 }
 
+export interface GenesisGovernance {
+  threshold: number;
+  keys: Uint8Array[];
+}
+
 export interface Genesis {
   chainId: string;
   /** Milliseconds since the Unix epoch. */
@@ -33,6 +50,10 @@ export interface Genesis {
   genesisAllocationBps: number;
   accounts: GenesisAccount[];
   validators: GenesisValidator[];
+  governance: GenesisGovernance;
+  poci: PociParams;
+  vendors: Vendor[];
+  models: ChipModel[];
 }
 
 export const DEFAULT_MAX_SUPPLY = 1_000_000_000n * 10n ** 18n;
@@ -148,7 +169,92 @@ export function parseGenesis(json: unknown): Genesis {
     return { publicKey, name: typeof o.name === 'string' ? o.name : `validator-${i}` };
   });
 
-  return { chainId, genesisTime, params, maxSupply, genesisAllocationBps, accounts, validators };
+  const gov = obj(g.governance, 'governance');
+  if (!Array.isArray(gov.keys) || gov.keys.length === 0 || gov.keys.length > 32) {
+    bad('governance.keys', 'must be an array of 1-32 Ed25519 public keys (hex)');
+  }
+  const govKeys = gov.keys.map((k, i) => {
+    try {
+      return fromHex(k as string, 32);
+    } catch {
+      bad(`governance.keys[${i}]`, 'must be 32 bytes of hex');
+    }
+  });
+  const threshold = int(gov.threshold, 'governance.threshold', 32);
+  if (threshold < 1 || threshold > govKeys.length) bad('governance.threshold', 'must be 1…number of keys');
+
+  const pj = obj(g.poci ?? {}, 'poci');
+  const dp = DEFAULT_POCI_PARAMS;
+  const poci: PociParams = {
+    epochBlocks: pj.epochBlocks === undefined ? dp.epochBlocks : BigInt(int(pj.epochBlocks, 'poci.epochBlocks')),
+    slotsPerEpoch: pj.slotsPerEpoch === undefined ? dp.slotsPerEpoch : int(pj.slotsPerEpoch, 'poci.slotsPerEpoch', 8),
+    answerWindowBlocks:
+      pj.answerWindowBlocks === undefined ? dp.answerWindowBlocks : BigInt(int(pj.answerWindowBlocks, 'poci.answerWindowBlocks')),
+    offlineAfterMisses:
+      pj.offlineAfterMisses === undefined ? dp.offlineAfterMisses : int(pj.offlineAfterMisses, 'poci.offlineAfterMisses'),
+    graceSlotsPerEpoch:
+      pj.graceSlotsPerEpoch === undefined ? dp.graceSlotsPerEpoch : int(pj.graceSlotsPerEpoch, 'poci.graceSlotsPerEpoch', 8),
+    registrationMaxAgeBlocks:
+      pj.registrationMaxAgeBlocks === undefined
+        ? dp.registrationMaxAgeBlocks
+        : BigInt(int(pj.registrationMaxAgeBlocks, 'poci.registrationMaxAgeBlocks')),
+    devSoftEnabled: pj.devSoftEnabled === undefined ? dp.devSoftEnabled : pj.devSoftEnabled === true,
+  };
+  try {
+    checkPociParams(poci);
+  } catch (err) {
+    bad('poci', (err as Error).message);
+  }
+
+  const vendors = (g.vendors === undefined ? [] : (g.vendors as unknown[])).map((v, i): Vendor => {
+    const o = obj(v, `vendors[${i}]`);
+    const id = o.id as string;
+    try {
+      checkId(id, 'vendor id');
+    } catch (err) {
+      bad(`vendors[${i}].id`, (err as Error).message);
+    }
+    if (!PROFILES.includes(o.profile as Profile)) bad(`vendors[${i}].profile`, `must be one of ${PROFILES.join(', ')}`);
+    const roots = (Array.isArray(o.roots) ? o.roots : []).map((r, j) => {
+      try {
+        return fromHex(r as string);
+      } catch {
+        bad(`vendors[${i}].roots[${j}]`, 'must be a DER certificate in hex');
+      }
+    });
+    return { id, name: typeof o.name === 'string' ? o.name : id, profile: o.profile as Profile, roots };
+  });
+  const models = (g.models === undefined ? [] : (g.models as unknown[])).map((m, i): ChipModel => {
+    const o = obj(m, `models[${i}]`);
+    if (!vendors.some((v) => v.id === o.vendorId)) bad(`models[${i}].vendorId`, 'names no vendor of this genesis');
+    try {
+      checkId(o.modelId as string, 'model id');
+    } catch (err) {
+      bad(`models[${i}].modelId`, (err as Error).message);
+    }
+    const power = amount(o.power, `models[${i}].power`);
+    if (power === 0n) bad(`models[${i}].power`, 'must be positive');
+    return {
+      vendorId: o.vendorId as string,
+      modelId: o.modelId as string,
+      name: typeof o.name === 'string' ? o.name : (o.modelId as string),
+      power,
+    };
+  });
+
+  return {
+    chainId,
+    genesisTime,
+    params,
+    maxSupply,
+    genesisAllocationBps,
+    accounts,
+    validators,
+    governance: { threshold, keys: govKeys },
+    poci,
+    vendors,
+    models,
+  };
 }
 
 export function genesisToJson(g: Genesis): Record<string, unknown> {
@@ -168,6 +274,18 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
     genesisAllocationBps: g.genesisAllocationBps,
     accounts: g.accounts.map((a) => ({ address: encodeAddress(a.address), balance: a.balance.toString() })),
     validators: g.validators.map((v) => ({ publicKey: toHex(v.publicKey), name: v.name })),
+    governance: { threshold: g.governance.threshold, keys: g.governance.keys.map(toHex) },
+    poci: {
+      epochBlocks: Number(g.poci.epochBlocks),
+      slotsPerEpoch: g.poci.slotsPerEpoch,
+      answerWindowBlocks: Number(g.poci.answerWindowBlocks),
+      offlineAfterMisses: g.poci.offlineAfterMisses,
+      graceSlotsPerEpoch: g.poci.graceSlotsPerEpoch,
+      registrationMaxAgeBlocks: Number(g.poci.registrationMaxAgeBlocks),
+      devSoftEnabled: g.poci.devSoftEnabled,
+    },
+    vendors: g.vendors.map((v) => ({ id: v.id, name: v.name, profile: v.profile, roots: v.roots.map(toHex) })),
+    models: g.models.map((m) => ({ vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() })),
   };
 }
 
@@ -185,5 +303,9 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
     slashed: 0n,
   });
   for (const a of g.accounts) putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
+  putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
+  putPociParams(overlay, g.poci);
+  for (const v of g.vendors) putVendor(overlay, v);
+  for (const m of g.models) putModel(overlay, m);
   return overlay.changes();
 }

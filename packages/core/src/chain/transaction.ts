@@ -15,22 +15,27 @@ import {
   decode,
   encode,
   list,
-  string,
   struct,
   taggedUnion,
+  u8,
   u64,
   u128,
 } from '../encoding/codec.js';
 
-export const MAX_CHAIN_ID_BYTES = 64;
 export const MAX_ACTIONS_PER_TX = 64;
 export const MAX_MEMO_BYTES = 256;
 
-export const address = bytesN(20, 'address');
-export const hash32 = bytesN(32, 'hash');
-export const publicKey = bytesN(32, 'publicKey');
-export const signature64 = bytesN(64, 'signature');
-export const chainIdCodec = string(MAX_CHAIN_ID_BYTES, 'chainId');
+import { address, chainIdCodec, hash32, publicKey, signature64 } from '../encoding/primitives.js';
+import { type Approval, type GovProposal, approvalsCodec, govProposalCodec } from '../poci/governance.js';
+import {
+  type HeartbeatEvidence,
+  type RegistrationEvidence,
+  heartbeatEvidenceCodec,
+  registrationEvidenceCodec,
+} from '../poci/evidence.js';
+
+export { MAX_CHAIN_ID_BYTES, address, chainIdCodec, hash32, publicKey, signature64 } from '../encoding/primitives.js';
+export const MAX_ANSWERS_PER_HEARTBEAT = 1024;
 
 export interface TransferAction {
   type: 'transfer';
@@ -39,11 +44,74 @@ export interface TransferAction {
   memo: Uint8Array;
 }
 
+/** A governance proposal with the multisig approvals that enact it. */
+export interface GovernanceAction {
+  type: 'governance';
+  proposal: GovProposal;
+  approvals: Approval[];
+}
+
+/** Registers the chip whose evidence this is, owned by the transaction's sender. */
+export interface RegisterChipAction {
+  type: 'registerChip';
+  /** Height of the recent block whose hash the registration message names. */
+  anchorHeight: bigint;
+  evidence: RegistrationEvidence;
+}
+
+export interface HeartbeatAnswer {
+  chipId: Uint8Array;
+  epoch: bigint;
+  slot: number;
+  evidence: HeartbeatEvidence;
+}
+
+/** Answers to challenge slots; fee-free when a transaction holds only these. */
+export interface HeartbeatAction {
+  type: 'heartbeat';
+  answers: HeartbeatAnswer[];
+}
+
+/** Moves a chip to a new owner; the chip itself signs its consent. */
+export interface TransferChipAction {
+  type: 'transferChip';
+  chipId: Uint8Array;
+  newOwner: Uint8Array;
+  anchorHeight: bigint;
+  consent: HeartbeatEvidence;
+}
+
+export interface DeregisterChipAction {
+  type: 'deregisterChip';
+  chipId: Uint8Array;
+}
+
 /** Every action the state machine knows. Tags are stable forever; new actions take new tags. */
-export type Action = TransferAction;
+export type Action =
+  | TransferAction
+  | GovernanceAction
+  | RegisterChipAction
+  | HeartbeatAction
+  | TransferChipAction
+  | DeregisterChipAction;
+
+export const heartbeatAnswerCodec: Codec<HeartbeatAnswer> = struct<HeartbeatAnswer>('HeartbeatAnswer', {
+  chipId: hash32,
+  epoch: u64,
+  slot: u8,
+  evidence: heartbeatEvidenceCodec,
+});
 
 export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   transfer: [1, struct('Transfer', { to: address, amount: u128, memo: bytes(MAX_MEMO_BYTES, 'memo') })],
+  governance: [2, struct('Governance', { proposal: govProposalCodec, approvals: approvalsCodec })],
+  registerChip: [3, struct('RegisterChip', { anchorHeight: u64, evidence: registrationEvidenceCodec })],
+  heartbeat: [4, struct('Heartbeat', { answers: list(heartbeatAnswerCodec, MAX_ANSWERS_PER_HEARTBEAT, 'answers') })],
+  transferChip: [
+    5,
+    struct('TransferChip', { chipId: hash32, newOwner: address, anchorHeight: u64, consent: heartbeatEvidenceCodec }),
+  ],
+  deregisterChip: [6, struct('DeregisterChip', { chipId: hash32 })],
 });
 
 export interface Transaction {

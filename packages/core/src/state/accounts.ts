@@ -5,6 +5,12 @@ import type { StateOverlay, StateReader } from './store.js';
 export const StateSpace = {
   system: 0x00,
   account: 0x01,
+  vendor: 0x02,
+  model: 0x03,
+  chip: 0x04,
+  epoch: 0x05,
+  allowlist: 0x06,
+  revokedSerial: 0x07,
 } as const;
 
 export interface Account {

@@ -9,6 +9,15 @@ import { ValidationError } from '../errors.js';
 import { getAccount, putAccount } from './accounts.js';
 import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
+import {
+  type PociEvent,
+  applyDeregisterChip,
+  applyGovernance,
+  applyHeartbeat,
+  applyRegisterChip,
+  applyTransferChip,
+  beginBlockPoci,
+} from '../poci/execute.js';
 
 export interface BlockContext {
   chainId: string;
@@ -17,11 +26,15 @@ export interface BlockContext {
   time: bigint;
   /** Public key of the block's proposer; it earns the proposer half of the fees. */
   proposer: Uint8Array;
+  /** Hash and beacon of the previous block (challenges and epoch seeds are derived from them). */
+  prevHash: Uint8Array;
+  prevBeacon: Uint8Array;
 }
 
 export type TxEvent =
   | { type: 'transfer'; from: Uint8Array; to: Uint8Array; amount: bigint; memo: Uint8Array }
-  | { type: 'fee'; payer: Uint8Array; amount: bigint; burned: bigint; toProposer: bigint };
+  | { type: 'fee'; payer: Uint8Array; amount: bigint; burned: bigint; toProposer: bigint }
+  | PociEvent;
 
 export interface TxResult {
   hash: Uint8Array;
@@ -59,7 +72,9 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
       `expiry height ${tx.expiresAt} is more than ${params.maxTxLifetimeBlocks} blocks ahead`,
     );
   }
-  const minFee = minimumFee(params, env.bytes.length, tx.actions.length);
+  // Heartbeats are fee-free: they are only valid inside their window, so they cannot be spammed.
+  const heartbeatsOnly = tx.actions.every((a) => a.type === 'heartbeat');
+  const minFee = heartbeatsOnly ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
   if (tx.fee < minFee) {
     throw new ValidationError(
       'FEE_TOO_LOW',
@@ -109,15 +124,25 @@ export function applyTransaction(
   putAccount(scratch, sender, account);
 
   const events: TxEvent[] = [];
-  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action));
+  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action, ctx));
   const { burned, toProposer } = splitFee(tx.fee);
   events.push({ type: 'fee', payer: sender, amount: tx.fee, burned, toProposer });
   scratch.commit();
   return events;
 }
 
-function applyAction(state: StateOverlay, sender: Uint8Array, action: Action): TxEvent[] {
+function applyAction(state: StateOverlay, sender: Uint8Array, action: Action, ctx: BlockContext): TxEvent[] {
   switch (action.type) {
+    case 'governance':
+      return applyGovernance(state, ctx, action);
+    case 'registerChip':
+      return applyRegisterChip(state, ctx, sender, action);
+    case 'heartbeat':
+      return applyHeartbeat(state, ctx, action);
+    case 'transferChip':
+      return applyTransferChip(state, ctx, sender, action);
+    case 'deregisterChip':
+      return applyDeregisterChip(state, ctx, sender, action);
     case 'transfer': {
       const from = getAccount(state, sender);
       if (from.balance < action.amount) {
@@ -169,6 +194,7 @@ export class BlockExecutor {
   ) {
     this.overlay = new StateOverlay(base);
     this.params = getParams(this.overlay);
+    beginBlockPoci(this.overlay, ctx, ctx.prevHash, ctx.prevBeacon);
   }
 
   get count(): number {

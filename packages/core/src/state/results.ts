@@ -1,5 +1,6 @@
 import { address, hash32, MAX_MEMO_BYTES } from '../chain/transaction.js';
-import { bytes, type Codec, list, struct, taggedUnion, u128 } from '../encoding/codec.js';
+import { bytes, type Codec, list, string, struct, taggedUnion, u8, u32, u64, u128 } from '../encoding/codec.js';
+import { idCodec } from '../poci/registry.js';
 import type { TxEvent, TxResult } from './execute.js';
 
 /** Stored with each block so `getTransaction` can say what a transaction did. */
@@ -9,6 +10,19 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
     struct('TransferEvent', { from: address, to: address, amount: u128, memo: bytes(MAX_MEMO_BYTES) }),
   ],
   fee: [2, struct('FeeEvent', { payer: address, amount: u128, burned: u128, toProposer: u128 })],
+  governance: [3, struct('GovernanceEvent', { proposal: string(32, 'proposal'), nonce: u64 })],
+  chipRegistered: [
+    4,
+    struct('ChipRegisteredEvent', { chipId: hash32, owner: address, vendorId: idCodec, modelId: idCodec, power: u128 }),
+  ],
+  chipTransferred: [5, struct('ChipTransferredEvent', { chipId: hash32, from: address, to: address })],
+  chipDeregistered: [6, struct('ChipDeregisteredEvent', { chipId: hash32, owner: address })],
+  slotAnswered: [7, struct('SlotAnsweredEvent', { chipId: hash32, epoch: u64, slot: u8, slotHeight: u64 })],
+  slotMissed: [
+    8,
+    struct('SlotMissedEvent', { chipId: hash32, epoch: u64, slot: u8, slotHeight: u64, reason: string(256, 'reason') }),
+  ],
+  chipRebooted: [9, struct('ChipRebootedEvent', { chipId: hash32, resetCount: u32, restartCount: u32 })],
 });
 
 export const txResultCodec: Codec<TxResult> = struct<TxResult>('TxResult', {

@@ -1,0 +1,127 @@
+/**
+ * Chips: one record per attested device identity. The chip id is derived from what the hardware
+ * attests (never chosen by the miner), so one chip can only ever be one identity on the chain.
+ */
+import {
+  type Codec,
+  bytes,
+  decode,
+  encode,
+  list,
+  option,
+  string,
+  struct,
+  u8,
+  u32,
+  u64,
+  u128,
+} from '../encoding/codec.js';
+import { address, hash32 } from '../encoding/primitives.js';
+import { StateSpace } from '../state/accounts.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+import { type Profile, idCodec, isSerialRevoked, profileCodec } from './registry.js';
+
+export const ChipStatus = { active: 0, deregistered: 1, revoked: 2 } as const;
+export type ChipStatusName = keyof typeof ChipStatus;
+
+export interface TpmClock {
+  clock: bigint;
+  resetCount: number;
+  restartCount: number;
+}
+
+export const tpmClockCodec: Codec<TpmClock> = struct<TpmClock>('TpmClock', {
+  clock: u64,
+  resetCount: u32,
+  restartCount: u32,
+});
+
+export interface Chip {
+  chipId: Uint8Array;
+  owner: Uint8Array;
+  vendorId: string;
+  modelId: string;
+  profile: Profile;
+  power: bigint;
+  /** What heartbeats are verified with: the chip's attestation public key (profile-specific). */
+  keyMaterial: Uint8Array;
+  /** Serials (hex) of the certificates that vouched for the chip; revoking one revokes the chip. */
+  certSerials: string[];
+  registeredAt: bigint;
+  /** First epoch in which the chip has challenge slots (the one after registration). */
+  firstEpoch: bigint;
+  status: number;
+  statusReason: string;
+  /** Latest attested TPM clock, to refuse a clock that goes backwards. */
+  tpmClock: TpmClock | null;
+  /** Liveness: answered-slot bit masks of `epoch` and of the epoch before it. */
+  epoch: bigint;
+  answered: number;
+  prevAnswered: number;
+  /** Slot height of the newest answered slot (0 = none yet) and where its answer was included. */
+  lastAnsweredSlot: bigint;
+  lastAnsweredAt: bigint;
+  /** Every slot at or below this height has its outcome recorded (answered, or a miss event). */
+  settledThrough: bigint;
+  /** Lifetime counters. */
+  slotsAnswered: bigint;
+  slotsMissed: bigint;
+  /** Rewards credited to the owner so far, base units. */
+  rewardsEarned: bigint;
+}
+
+export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
+  chipId: hash32,
+  owner: address,
+  vendorId: idCodec,
+  modelId: idCodec,
+  profile: profileCodec,
+  power: u128,
+  keyMaterial: bytes(8192, 'keyMaterial'),
+  certSerials: list(string(128, 'serial'), 8, 'certSerials'),
+  registeredAt: u64,
+  firstEpoch: u64,
+  status: u8,
+  statusReason: string(256, 'statusReason'),
+  tpmClock: option(tpmClockCodec),
+  epoch: u64,
+  answered: u8,
+  prevAnswered: u8,
+  lastAnsweredSlot: u64,
+  lastAnsweredAt: u64,
+  settledThrough: u64,
+  slotsAnswered: u64,
+  slotsMissed: u64,
+  rewardsEarned: u128,
+});
+
+export function chipKey(chipId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(33);
+  k[0] = StateSpace.chip;
+  k.set(chipId, 1);
+  return k;
+}
+
+export function getChip(state: StateReader, chipId: Uint8Array): Chip | null {
+  const raw = state.get(chipKey(chipId));
+  return raw ? decode(chipCodec, raw) : null;
+}
+
+export function putChip(state: StateOverlay, chip: Chip): void {
+  state.set(chipKey(chip.chipId), encode(chipCodec, chip));
+}
+
+/**
+ * The chip's status with revocations applied: revoking a certificate serial deactivates every
+ * chip it vouched for at once, without touching each chip record.
+ */
+export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipStatusName; reason: string } {
+  if (chip.status === ChipStatus.deregistered) return { status: 'deregistered', reason: chip.statusReason };
+  if (chip.status === ChipStatus.revoked) return { status: 'revoked', reason: chip.statusReason };
+  for (const serial of chip.certSerials) {
+    if (isSerialRevoked(state, chip.vendorId, serial)) {
+      return { status: 'revoked', reason: `certificate ${serial} revoked by vendor ${chip.vendorId}` };
+    }
+  }
+  return { status: 'active', reason: '' };
+}

@@ -1,0 +1,331 @@
+/**
+ * POCI's part of the state transition: governance of the registries, chip registration, transfer
+ * and deregistration, and heartbeat answers. Each function either applies fully or throws a
+ * ValidationError (the caller's overlay is discarded then).
+ */
+import type {
+  DeregisterChipAction,
+  GovernanceAction,
+  HeartbeatAction,
+  RegisterChipAction,
+  TransferChipAction,
+} from '../chain/transaction.js';
+import { equalBytes, toHex } from '../bytes.js';
+import { ValidationError } from '../errors.js';
+import type { StateOverlay } from '../state/store.js';
+import { verifyHeartbeat, verifyRegistration } from './attest.js';
+import { type Chip, ChipStatus, effectiveStatus, getChip, putChip } from './chips.js';
+import { checkApprovals, getGovernance, putGovernance } from './governance.js';
+import {
+  answeredIn,
+  epochOf,
+  getEpochRecord,
+  getRecentHash,
+  heartbeatChallenge,
+  markAnswered,
+  putEpochRecord,
+  putRecentHash,
+  registrationMessage,
+  seedLookup,
+  slotHeights,
+  transferMessage,
+  unansweredSlots,
+  epochStart,
+} from './liveness.js';
+import { type PociParams, getPociParams, putPociParams } from './params.js';
+import { checkId, getModel, getVendor, putAllowlistEntry, putModel, putVendor, setSerialRevoked } from './registry.js';
+
+export interface PociContext {
+  chainId: string;
+  height: bigint;
+  time: bigint;
+}
+
+export type PociEvent =
+  | { type: 'governance'; proposal: string; nonce: bigint }
+  | { type: 'chipRegistered'; chipId: Uint8Array; owner: Uint8Array; vendorId: string; modelId: string; power: bigint }
+  | { type: 'chipTransferred'; chipId: Uint8Array; from: Uint8Array; to: Uint8Array }
+  | { type: 'chipDeregistered'; chipId: Uint8Array; owner: Uint8Array }
+  | { type: 'slotAnswered'; chipId: Uint8Array; epoch: bigint; slot: number; slotHeight: bigint }
+  | { type: 'slotMissed'; chipId: Uint8Array; epoch: bigint; slot: number; slotHeight: bigint; reason: string }
+  | { type: 'chipRebooted'; chipId: Uint8Array; resetCount: number; restartCount: number };
+
+/** Misses recorded per answer at most; a chip silent for longer gets one summary event. */
+const MAX_MISS_EVENTS = 16;
+/** Misses counted per answer at most (a bound on the work one answer can cause). */
+const MAX_MISSES_COUNTED = 256;
+
+/** Block-start bookkeeping, O(1): remember the previous block's hash; open a new epoch. */
+export function beginBlockPoci(
+  state: StateOverlay,
+  ctx: PociContext,
+  prevHash: Uint8Array,
+  prevBeacon: Uint8Array,
+): void {
+  putRecentHash(state, ctx.height - 1n, prevHash);
+  const p = getPociParams(state);
+  const epoch = epochOf(ctx.height, p);
+  if (ctx.height === epochStart(epoch, p) && !getEpochRecord(state, epoch)) {
+    // The seed is the beacon of the last block of the previous epoch: unknown until that block.
+    putEpochRecord(state, { epoch, seed: prevBeacon, startHeight: ctx.height, startTime: ctx.time });
+  }
+}
+
+export function applyGovernance(state: StateOverlay, ctx: PociContext, action: GovernanceAction): PociEvent[] {
+  const g = getGovernance(state);
+  checkApprovals(g, ctx.chainId, action.proposal, action.approvals);
+  const p = action.proposal;
+  try {
+    switch (p.type) {
+      case 'setVendor':
+        checkId(p.vendor.id, 'vendor id');
+        putVendor(state, p.vendor);
+        break;
+      case 'setModel':
+        checkId(p.model.vendorId, 'vendor id');
+        checkId(p.model.modelId, 'model id');
+        if (!getVendor(state, p.model.vendorId)) {
+          throw new ValidationError('UNKNOWN_VENDOR', `vendor "${p.model.vendorId}" is not registered`);
+        }
+        if (p.model.power <= 0n) throw new ValidationError('BAD_POWER', 'a model needs a positive rated power');
+        putModel(state, p.model);
+        break;
+      case 'setAllowlist':
+        if (!getModel(state, p.entry.vendorId, p.entry.modelId)) {
+          throw new ValidationError('UNKNOWN_MODEL', `model ${p.entry.vendorId}/${p.entry.modelId} is not registered`);
+        }
+        putAllowlistEntry(state, p.entry);
+        break;
+      case 'revokeSerial':
+        if (!/^[0-9a-f]{1,128}$/.test(p.serial)) {
+          throw new ValidationError('BAD_SERIAL', 'a certificate serial is lowercase hex');
+        }
+        setSerialRevoked(state, p.vendorId, p.serial, p.revoked);
+        break;
+      case 'revokeChip': {
+        const chip = getChip(state, p.chipId);
+        if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(p.chipId)} is not registered`);
+        chip.status = ChipStatus.revoked;
+        chip.statusReason = p.reason || 'revoked by governance';
+        putChip(state, chip);
+        break;
+      }
+      case 'setPociParams':
+        checkPociParams(p.params);
+        putPociParams(state, p.params);
+        break;
+    }
+  } catch (err) {
+    if (err instanceof RangeError) throw new ValidationError('BAD_PROPOSAL', err.message);
+    throw err;
+  }
+  putGovernance(state, { ...g, nonce: g.nonce + 1n });
+  return [{ type: 'governance', proposal: p.type, nonce: g.nonce }];
+}
+
+export function checkPociParams(p: PociParams): void {
+  if (p.slotsPerEpoch < 1 || p.slotsPerEpoch > 8) throw new RangeError('slotsPerEpoch must be 1…8');
+  if (p.epochBlocks < BigInt(p.slotsPerEpoch) * 2n) throw new RangeError('epochBlocks too small for the slots');
+  if (p.answerWindowBlocks < 1n || p.answerWindowBlocks > 200n) throw new RangeError('answerWindowBlocks must be 1…200');
+  if (p.registrationMaxAgeBlocks < 1n || p.registrationMaxAgeBlocks > 200n) {
+    throw new RangeError('registrationMaxAgeBlocks must be 1…200');
+  }
+  if (p.offlineAfterMisses < 1) throw new RangeError('offlineAfterMisses must be at least 1');
+  if (p.graceSlotsPerEpoch > p.slotsPerEpoch) throw new RangeError('graceSlotsPerEpoch exceeds slotsPerEpoch');
+}
+
+function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {
+  if (anchorHeight >= ctx.height || anchorHeight + p.registrationMaxAgeBlocks < ctx.height) {
+    throw new ValidationError(
+      'STALE_ANCHOR',
+      `the anchor block ${anchorHeight} must be one of the last ${p.registrationMaxAgeBlocks} blocks before ${ctx.height}`,
+    );
+  }
+  const hash = getRecentHash(state, anchorHeight);
+  if (!hash) throw new ValidationError('STALE_ANCHOR', `block ${anchorHeight} is not a recent block`);
+  return hash;
+}
+
+export function applyRegisterChip(
+  state: StateOverlay,
+  ctx: PociContext,
+  owner: Uint8Array,
+  action: RegisterChipAction,
+): PociEvent[] {
+  const p = getPociParams(state);
+  const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
+  const id = verifyRegistration(state, action.evidence, p, ctx.time, message);
+  const vendor = getVendor(state, id.vendorId);
+  if (!vendor) throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${id.vendorId}" is not registered`);
+  if (vendor.profile !== id.profile) {
+    throw new ValidationError('ATTEST_WRONG_PROFILE', `vendor "${vendor.id}" uses ${vendor.profile}, not ${id.profile}`);
+  }
+  const model = getModel(state, id.vendorId, id.modelId);
+  if (!model) throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
+  const existing = getChip(state, id.chipId);
+  if (existing) {
+    const { status } = effectiveStatus(state, existing);
+    if (status !== 'deregistered') {
+      throw new ValidationError(
+        'CHIP_ALREADY_REGISTERED',
+        `chip ${toHex(id.chipId)} is already registered (${status}); one chip is one identity`,
+      );
+    }
+  }
+  const chip: Chip = {
+    chipId: id.chipId,
+    owner,
+    vendorId: id.vendorId,
+    modelId: id.modelId,
+    profile: id.profile,
+    power: model.power,
+    keyMaterial: id.keyMaterial,
+    certSerials: id.certSerials,
+    registeredAt: ctx.height,
+    firstEpoch: epochOf(ctx.height, p) + 1n,
+    status: ChipStatus.active,
+    statusReason: '',
+    tpmClock: id.tpmClock,
+    epoch: 0n,
+    answered: 0,
+    prevAnswered: 0,
+    lastAnsweredSlot: 0n,
+    lastAnsweredAt: 0n,
+    settledThrough: ctx.height,
+    slotsAnswered: existing?.slotsAnswered ?? 0n,
+    slotsMissed: existing?.slotsMissed ?? 0n,
+    rewardsEarned: existing?.rewardsEarned ?? 0n,
+  };
+  putChip(state, chip);
+  return [
+    {
+      type: 'chipRegistered',
+      chipId: id.chipId,
+      owner,
+      vendorId: id.vendorId,
+      modelId: id.modelId,
+      power: model.power,
+    },
+  ];
+}
+
+function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array): Chip {
+  const chip = getChip(state, chipId);
+  if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
+  if (!equalBytes(chip.owner, owner)) throw new ValidationError('NOT_OWNER', `chip ${toHex(chipId)} is not yours`);
+  const { status, reason } = effectiveStatus(state, chip);
+  if (status !== 'active') throw new ValidationError('CHIP_INACTIVE', `chip ${toHex(chipId)} is ${status}${reason ? `: ${reason}` : ''}`);
+  return chip;
+}
+
+export function applyTransferChip(
+  state: StateOverlay,
+  ctx: PociContext,
+  owner: Uint8Array,
+  action: TransferChipAction,
+): PociEvent[] {
+  const chip = ownedActiveChip(state, action.chipId, owner);
+  const p = getPociParams(state);
+  const message = transferMessage(ctx.chainId, chip.chipId, action.newOwner, anchorHash(state, ctx, action.anchorHeight, p));
+  const { tpmClock } = verifyHeartbeat(chip, action.consent, message);
+  if (tpmClock) chip.tpmClock = tpmClock;
+  const from = chip.owner;
+  chip.owner = action.newOwner;
+  putChip(state, chip);
+  return [{ type: 'chipTransferred', chipId: chip.chipId, from, to: action.newOwner }];
+}
+
+export function applyDeregisterChip(
+  state: StateOverlay,
+  ctx: PociContext,
+  owner: Uint8Array,
+  action: DeregisterChipAction,
+): PociEvent[] {
+  const chip = ownedActiveChip(state, action.chipId, owner);
+  void ctx;
+  chip.status = ChipStatus.deregistered;
+  chip.statusReason = 'deregistered by its owner';
+  putChip(state, chip);
+  return [{ type: 'chipDeregistered', chipId: chip.chipId, owner }];
+}
+
+export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: HeartbeatAction): PociEvent[] {
+  if (action.answers.length === 0) throw new ValidationError('EMPTY_HEARTBEAT', 'a heartbeat needs at least one answer');
+  const p = getPociParams(state);
+  const seedOf = seedLookup(state);
+  const events: PociEvent[] = [];
+  const currentEpoch = epochOf(ctx.height, p);
+  for (const answer of action.answers) {
+    const where = `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
+    const chip = getChip(state, answer.chipId);
+    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where}: not registered`);
+    const { status, reason } = effectiveStatus(state, chip);
+    if (status !== 'active') throw new ValidationError('CHIP_INACTIVE', `${where}: chip is ${status}${reason ? `: ${reason}` : ''}`);
+    if (answer.epoch < chip.firstEpoch || answer.epoch > currentEpoch || answer.epoch + 1n < currentEpoch) {
+      throw new ValidationError('SLOT_NOT_OPEN', `${where}: not a current epoch of this chip`);
+    }
+    if (answer.slot >= p.slotsPerEpoch) throw new ValidationError('SLOT_NOT_OPEN', `${where}: no such slot`);
+    const seed = seedOf(answer.epoch);
+    if (!seed) throw new ValidationError('SLOT_NOT_OPEN', `${where}: epoch has not started`);
+    const slotHeight = slotHeights(seed, chip.chipId, answer.epoch, p)[answer.slot]!;
+    if (slotHeight >= ctx.height) {
+      throw new ValidationError('SLOT_NOT_OPEN', `${where}: slot block ${slotHeight} is not committed yet`);
+    }
+    if (ctx.height > slotHeight + p.answerWindowBlocks) {
+      throw new ValidationError(
+        'ANSWER_TOO_LATE',
+        `${where}: the window for slot block ${slotHeight} closed at height ${slotHeight + p.answerWindowBlocks}`,
+      );
+    }
+    if (answeredIn(chip, answer.epoch, answer.slot)) {
+      throw new ValidationError('ANSWER_REPLAYED', `${where}: already answered`);
+    }
+    const slotHash = getRecentHash(state, slotHeight);
+    if (!slotHash) throw new ValidationError('SLOT_NOT_OPEN', `${where}: slot block hash unavailable`);
+    const { tpmClock } = verifyHeartbeat(chip, answer.evidence, heartbeatChallenge(ctx.chainId, chip.chipId, slotHash));
+    if (tpmClock) {
+      const prev = chip.tpmClock;
+      if (prev) {
+        if (tpmClock.resetCount < prev.resetCount) {
+          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where}: TPM resetCount went backwards`);
+        }
+        if (tpmClock.resetCount === prev.resetCount && tpmClock.clock < prev.clock) {
+          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where}: TPM clock went backwards`);
+        }
+        if (tpmClock.resetCount > prev.resetCount || tpmClock.restartCount > prev.restartCount) {
+          events.push({
+            type: 'chipRebooted',
+            chipId: chip.chipId,
+            resetCount: tpmClock.resetCount,
+            restartCount: tpmClock.restartCount,
+          });
+        }
+      }
+      chip.tpmClock = tpmClock;
+    }
+    // Record the misses whose windows closed since the chip's outcomes were last settled.
+    const settleTo = ctx.height - p.answerWindowBlocks - 1n;
+    if (settleTo > chip.settledThrough) {
+      const missed = unansweredSlots(chip, chip.settledThrough, ctx.height, p, seedOf, MAX_MISSES_COUNTED);
+      for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
+        events.push({
+          type: 'slotMissed',
+          chipId: chip.chipId,
+          epoch: m.epoch,
+          slot: m.slot,
+          slotHeight: m.slotHeight,
+          reason: `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
+        });
+      }
+      chip.slotsMissed += BigInt(missed.length);
+      chip.settledThrough = settleTo;
+    }
+    markAnswered(chip, answer.epoch, answer.slot);
+    if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
+    chip.lastAnsweredAt = ctx.height;
+    chip.slotsAnswered += 1n;
+    putChip(state, chip);
+    events.push({ type: 'slotAnswered', chipId: chip.chipId, epoch: answer.epoch, slot: answer.slot, slotHeight });
+  }
+  return events;
+}

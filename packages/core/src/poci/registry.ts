@@ -1,0 +1,136 @@
+/**
+ * On-chain registries of POCI (PROTOCOL.md §4.1): vendors (trust anchors, profile, revocations)
+ * and chip models (rated power). Changed only through governance proposals.
+ */
+import { utf8 } from '../bytes.js';
+import {
+  type Codec,
+  bool,
+  bytes,
+  decode,
+  encode,
+  list,
+  string,
+  struct,
+  u128,
+} from '../encoding/codec.js';
+import { sha256 } from '../crypto/hash.js';
+import { StateSpace } from '../state/accounts.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+
+export const PROFILES = ['tpm2', 'nvidia-spdm', 'rsa2048-allowlist', 'dev-soft'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export const profileCodec: Codec<Profile> = {
+  name: 'Profile',
+  write(w, v) {
+    const i = PROFILES.indexOf(v);
+    if (i < 0) throw new RangeError(`unknown profile ${v}`);
+    w.u8(i);
+  },
+  read(r) {
+    const i = r.u8('profile');
+    const p = PROFILES[i];
+    if (!p) throw new RangeError(`unknown profile tag ${i}`);
+    return p;
+  },
+};
+
+export const MAX_ID_BYTES = 64;
+export const idCodec = string(MAX_ID_BYTES, 'id');
+
+export interface Vendor {
+  id: string;
+  name: string;
+  profile: Profile;
+  /** Root certificates (DER) that chip certificate chains must end in; empty for allow-list profiles. */
+  roots: Uint8Array[];
+}
+
+export const vendorCodec: Codec<Vendor> = struct<Vendor>('Vendor', {
+  id: idCodec,
+  name: string(128, 'name'),
+  profile: profileCodec,
+  roots: list(bytes(8192, 'root'), 8, 'roots'),
+});
+
+export interface ChipModel {
+  vendorId: string;
+  modelId: string;
+  name: string;
+  /** Rated compute power: dense FP16 TFLOPS × 1000. */
+  power: bigint;
+}
+
+export const chipModelCodec: Codec<ChipModel> = struct<ChipModel>('ChipModel', {
+  vendorId: idCodec,
+  modelId: idCodec,
+  name: string(128, 'name'),
+  power: u128,
+});
+
+export interface AllowlistEntry {
+  vendorId: string;
+  /** The chip's public key (SubjectPublicKeyInfo DER for RSA chips). */
+  publicKey: Uint8Array;
+  modelId: string;
+  allowed: boolean;
+}
+
+export const allowlistEntryCodec: Codec<AllowlistEntry> = struct<AllowlistEntry>('AllowlistEntry', {
+  vendorId: idCodec,
+  publicKey: bytes(1024, 'publicKey'),
+  modelId: idCodec,
+  allowed: bool,
+});
+
+function key(space: number, ...parts: Uint8Array[]): Uint8Array {
+  // Parts are separated by a zero byte; ids cannot contain one (validated on entry).
+  const chunks: number[] = [space];
+  parts.forEach((p, i) => {
+    if (i > 0) chunks.push(0);
+    chunks.push(...p);
+  });
+  return Uint8Array.from(chunks);
+}
+
+export function checkId(id: string, what: string): void {
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(id)) {
+    throw new RangeError(`${what} "${id}" must be 1-64 lowercase letters, digits, '.', '_' or '-'`);
+  }
+}
+
+export const vendorKey = (id: string) => key(StateSpace.vendor, utf8(id));
+export const modelKey = (vendorId: string, modelId: string) => key(StateSpace.model, utf8(vendorId), utf8(modelId));
+export const allowlistKey = (vendorId: string, publicKey: Uint8Array) =>
+  key(StateSpace.allowlist, utf8(vendorId), sha256(publicKey));
+export const revokedSerialKey = (vendorId: string, serialHex: string) =>
+  key(StateSpace.revokedSerial, utf8(vendorId), utf8(serialHex.toLowerCase()));
+
+export function getVendor(state: StateReader, id: string): Vendor | null {
+  const raw = state.get(vendorKey(id));
+  return raw ? decode(vendorCodec, raw) : null;
+}
+export function putVendor(state: StateOverlay, v: Vendor): void {
+  state.set(vendorKey(v.id), encode(vendorCodec, v));
+}
+export function getModel(state: StateReader, vendorId: string, modelId: string): ChipModel | null {
+  const raw = state.get(modelKey(vendorId, modelId));
+  return raw ? decode(chipModelCodec, raw) : null;
+}
+export function putModel(state: StateOverlay, m: ChipModel): void {
+  state.set(modelKey(m.vendorId, m.modelId), encode(chipModelCodec, m));
+}
+export function getAllowlistEntry(state: StateReader, vendorId: string, publicKey: Uint8Array): AllowlistEntry | null {
+  const raw = state.get(allowlistKey(vendorId, publicKey));
+  return raw ? decode(allowlistEntryCodec, raw) : null;
+}
+export function putAllowlistEntry(state: StateOverlay, e: AllowlistEntry): void {
+  state.set(allowlistKey(e.vendorId, e.publicKey), e.allowed ? encode(allowlistEntryCodec, e) : null);
+}
+export function isSerialRevoked(state: StateReader, vendorId: string, serialHex: string): boolean {
+  return state.get(revokedSerialKey(vendorId, serialHex)) !== undefined;
+}
+export function setSerialRevoked(state: StateOverlay, vendorId: string, serialHex: string, revoked: boolean): void {
+  state.set(revokedSerialKey(vendorId, serialHex), revoked ? Uint8Array.of(1) : null);
+}

@@ -1,0 +1,385 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type Action,
+  BlockExecutor,
+  DEFAULT_PARAMS,
+  DEFAULT_POCI_PARAMS,
+  type Genesis,
+  type GovProposal,
+  type HeartbeatAnswer,
+  MemoryState,
+  type PociParams,
+  type TxEnvelope,
+  type TxEvent,
+  ValidationError,
+  addressFromPublicKey,
+  consecutiveMisses,
+  devSoftChipId,
+  ed25519PublicKey,
+  ed25519Sign,
+  encode,
+  envelopeFromSigned,
+  epochOf,
+  genesisAllocation,
+  genesisStateWrites,
+  getChip,
+  getPociParams,
+  getRecentHash,
+  governanceSigningBytes,
+  getGovernance,
+  heartbeatChallenge,
+  isOnline,
+  minimumFee,
+  registrationMessage,
+  seedLookup,
+  sha256,
+  signTransaction,
+  signedTransactionCodec,
+  slotHeights,
+  utf8,
+} from '../src/index.js';
+
+const CHAIN = 'unc-poci-test';
+const key = (name: string) => {
+  const seed = sha256(utf8(name));
+  const publicKey = ed25519PublicKey(seed);
+  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+};
+const miner = key('miner');
+const other = key('other');
+const gov = key('governance');
+const validator = key('validator');
+
+const POCI: PociParams = { ...DEFAULT_POCI_PARAMS, epochBlocks: 20n, answerWindowBlocks: 5n, devSoftEnabled: true };
+
+function genesis(poci: PociParams = POCI): Genesis {
+  const g: Genesis = {
+    chainId: CHAIN,
+    genesisTime: 1_795_000_000_000n,
+    params: { ...DEFAULT_PARAMS },
+    maxSupply: 1_000_000_000n * 10n ** 18n,
+    genesisAllocationBps: 300,
+    accounts: [],
+    validators: [{ publicKey: validator.publicKey, name: 'v' }],
+    governance: { threshold: 1, keys: [gov.publicKey] },
+    poci,
+    vendors: [{ id: 'dev', name: 'dev', profile: 'dev-soft', roots: [] }],
+    models: [{ vendorId: 'dev', modelId: 'sim-h100', name: 'sim', power: 989_000n }],
+  };
+  const total = genesisAllocation(g);
+  g.accounts = [
+    { address: miner.address, balance: total / 2n },
+    { address: other.address, balance: total - total / 2n },
+  ];
+  return g;
+}
+
+/** A tiny deterministic chain over MemoryState: the same executor the node runs. */
+class TestChain {
+  readonly state = new MemoryState();
+  height = 0n;
+  nonces = new Map<string, bigint>();
+  events: TxEvent[] = [];
+  constructor(g: Genesis = genesis()) {
+    this.state.apply(genesisStateWrites(g));
+  }
+  hashOf(h: bigint): Uint8Array {
+    return sha256(utf8(`block ${h}`));
+  }
+  beaconOf(h: bigint): Uint8Array {
+    return sha256(utf8(`beacon ${h}`));
+  }
+  tx(from: ReturnType<typeof key>, actions: Action[], fee?: bigint): TxEnvelope {
+    const id = Buffer.from(from.address).toString('hex');
+    const nonce = this.nonces.get(id) ?? 0n;
+    const base = { chainId: CHAIN, signer: from.publicKey, nonce, expiresAt: this.height + 100n, actions, fee: 0n };
+    const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
+    return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
+  }
+  /** Commits one block with `txs`; throws the first transaction's ValidationError, changing nothing. */
+  block(txs: TxEnvelope[] = []): TxEvent[] {
+    const height = this.height + 1n;
+    const ex = new BlockExecutor(this.state, {
+      chainId: CHAIN,
+      height,
+      time: 1_795_000_000_000n + height * 1000n,
+      proposer: validator.publicKey,
+      prevHash: this.hashOf(this.height),
+      prevBeacon: this.beaconOf(this.height),
+    });
+    const events: TxEvent[] = [];
+    for (const t of txs) events.push(...ex.apply(t).events);
+    this.state.apply(ex.finish().overlay.changes());
+    this.height = height;
+    for (const t of txs) this.nonces.set(Buffer.from(t.sender).toString('hex'), t.stx.tx.nonce + 1n);
+    this.events.push(...events);
+    return events;
+  }
+  blocksUntil(h: bigint): void {
+    while (this.height < h) this.block();
+  }
+  /** Tries a transaction in the next block without committing anything. */
+  attempt(t: TxEnvelope): ValidationError | null {
+    const ex = new BlockExecutor(this.state, {
+      chainId: CHAIN,
+      height: this.height + 1n,
+      time: 1_795_000_000_000n + (this.height + 1n) * 1000n,
+      proposer: validator.publicKey,
+      prevHash: this.hashOf(this.height),
+      prevBeacon: this.beaconOf(this.height),
+    });
+    const r = ex.tryApply(t);
+    return r instanceof ValidationError ? r : null;
+  }
+}
+
+function registerAction(chain: TestChain, chip: ReturnType<typeof key>, owner: Uint8Array, anchor = chain.height) {
+  const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+  const message = registrationMessage(CHAIN, owner, anchorHash);
+  return {
+    type: 'registerChip' as const,
+    anchorHeight: anchor,
+    evidence: {
+      type: 'devSoft' as const,
+      publicKey: chip.publicKey,
+      modelId: 'sim-h100',
+      signature: ed25519Sign(chip.seed, message),
+    },
+  };
+}
+
+function answer(chain: TestChain, chip: ReturnType<typeof key>, epoch: bigint, slot: number): HeartbeatAnswer {
+  const chipId = devSoftChipId(chip.publicKey);
+  const seed = seedLookup(chain.state)(epoch)!;
+  const slotHeight = slotHeights(seed, chipId, epoch, getPociParams(chain.state))[slot]!;
+  const c = heartbeatChallenge(CHAIN, chipId, chain.hashOf(slotHeight));
+  return { chipId, epoch, slot, evidence: { type: 'devSoft', signature: ed25519Sign(chip.seed, c) } };
+}
+
+function slotsOf(chain: TestChain, chip: ReturnType<typeof key>, epoch: bigint): bigint[] {
+  return slotHeights(seedLookup(chain.state)(epoch)!, devSoftChipId(chip.publicKey), epoch, POCI);
+}
+
+function govAction(chain: TestChain, proposal: GovProposal): Action {
+  const g = getGovernance(chain.state);
+  return {
+    type: 'governance',
+    proposal,
+    approvals: [{ publicKey: gov.publicKey, signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)) }],
+  };
+}
+
+function expectReject(chain: TestChain, t: TxEnvelope, code: string): void {
+  const err = chain.attempt(t);
+  assert.ok(err, `expected ${code}, but it applied`);
+  assert.equal(err.code, code, err.message);
+}
+
+describe('POCI: registration', () => {
+  test('a chip registers once; the same chip from another account is refused', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('chip-1');
+    const events = chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    assert.ok(events.some((e) => e.type === 'chipRegistered'));
+    const record = getChip(chain.state, devSoftChipId(chip.publicKey))!;
+    assert.equal(record.power, 989_000n);
+    assert.equal(Buffer.from(record.owner).toString('hex'), Buffer.from(miner.address).toString('hex'));
+    expectReject(chain, chain.tx(other, [registerAction(chain, chip, other.address)]), 'CHIP_ALREADY_REGISTERED');
+    expectReject(chain, chain.tx(miner, [registerAction(chain, chip, miner.address)]), 'CHIP_ALREADY_REGISTERED');
+  });
+
+  test('evidence bound to another owner, a stale anchor or another chain is refused', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('chip-2');
+    // Signed for `other` but sent by `miner`: the message differs.
+    const stolen = registerAction(chain, chip, other.address);
+    expectReject(chain, chain.tx(miner, [stolen]), 'ATTEST_BAD_SIGNATURE');
+    chain.blocksUntil(120n);
+    expectReject(chain, chain.tx(miner, [registerAction(chain, chip, miner.address, 10n)]), 'STALE_ANCHOR');
+    const wrongChain = registerAction(chain, chip, miner.address);
+    const msg = registrationMessage('another-chain', miner.address, chain.hashOf(chain.height));
+    wrongChain.evidence.signature = ed25519Sign(chip.seed, msg);
+    expectReject(chain, chain.tx(miner, [wrongChain]), 'ATTEST_BAD_SIGNATURE');
+  });
+
+  test('dev-soft chips are refused where genesis does not enable them', () => {
+    const chain = new TestChain(genesis({ ...POCI, devSoftEnabled: false }));
+    chain.blocksUntil(2n);
+    expectReject(chain, chain.tx(miner, [registerAction(chain, key('c'), miner.address)]), 'ATTEST_PROFILE_DISABLED');
+  });
+
+  test('an unknown model or vendor is refused', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const a = registerAction(chain, key('c'), miner.address);
+    a.evidence.modelId = 'no-such-model';
+    expectReject(chain, chain.tx(miner, [a]), 'ATTEST_UNKNOWN_MODEL');
+  });
+});
+
+describe('POCI: liveness', () => {
+  function registered() {
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const chip = key('chip-live');
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    return { chain, chip, chipId: devSoftChipId(chip.publicKey) };
+  }
+
+  test('answers inside the window count once; late, early, replayed and forged answers are refused', () => {
+    const { chain, chip, chipId } = registered();
+    // Registered in epoch 0: its first slots are in epoch 1 (heights 21…40).
+    chain.blocksUntil(21n);
+    const slots = slotsOf(chain, chip, 1n);
+    assert.equal(slots.length, 4);
+    assert.equal(new Set(slots.map(String)).size, 4);
+    const order = slots.map((h, j) => ({ h, j })).sort((a, b) => (a.h < b.h ? -1 : 1));
+    const first = order[0]!;
+    if (chain.height < first.h) {
+      // Not yet committed: refused as not open.
+      expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n), 'SLOT_NOT_OPEN');
+    }
+    chain.blocksUntil(first.h);
+    const hb = chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n);
+    assert.equal(hb.stx.tx.fee, 0n, 'heartbeats are fee-free');
+    const events = chain.block([hb]);
+    assert.ok(events.some((e) => e.type === 'slotAnswered'));
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
+    // The same answer again (new nonce): replay.
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n), 'ANSWER_REPLAYED');
+    // Forged: signed by another key.
+    const second = order[1]!;
+    chain.blocksUntil(second.h);
+    const forged = answer(chain, key('not-the-chip'), 1n, second.j);
+    forged.chipId = chipId;
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [forged] }], 0n), 'ATTEST_BAD_SIGNATURE');
+    // Too late: after the window of W blocks.
+    chain.blocksUntil(second.h + POCI.answerWindowBlocks);
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, second.j)] }], 0n), 'ANSWER_TOO_LATE');
+  });
+
+  test('after K missed slots the chip is offline; its next answer brings it back and records the misses', () => {
+    const { chain, chip, chipId } = registered();
+    const p = POCI;
+    // Miss every slot of epochs 1 and 2.
+    chain.blocksUntil(61n);
+    const rec = getChip(chain.state, chipId)!;
+    assert.ok(consecutiveMisses(rec, chain.height, p, seedLookup(chain.state)) >= p.offlineAfterMisses);
+    assert.equal(isOnline(rec, chain.height, p, seedLookup(chain.state)), false);
+    // Answer the first slot of epoch 3.
+    const slots = slotsOf(chain, chip, 3n);
+    const j = slots.indexOf(slots.reduce((a, b) => (a < b ? a : b)));
+    chain.blocksUntil(slots[j]!);
+    const events = chain.block([chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 3n, j)] }], 0n)]);
+    const missed = events.filter((e) => e.type === 'slotMissed');
+    assert.equal(missed.length, 8, 'the 8 slots of epochs 1 and 2 are recorded as missed, with a reason');
+    assert.match((missed[0] as { reason: string }).reason, /no answer included by height/);
+    const after = getChip(chain.state, chipId)!;
+    assert.equal(after.slotsMissed, 8n);
+    assert.equal(isOnline(after, chain.height, p, seedLookup(chain.state)), true);
+  });
+
+  test('deregistered and revoked chips cannot answer', () => {
+    const { chain, chip, chipId } = registered();
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'revokeChip', chipId, reason: 'key leaked' })])]);
+    chain.blocksUntil(40n);
+    const slots = slotsOf(chain, chip, 1n);
+    const open = slots.findIndex((h) => h < chain.height && chain.height <= h + POCI.answerWindowBlocks);
+    const j = open >= 0 ? open : 0;
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, j)] }], 0n), 'CHIP_INACTIVE');
+    expectReject(chain, chain.tx(miner, [{ type: 'deregisterChip', chipId }]), 'CHIP_INACTIVE');
+  });
+
+  test('only the owner deregisters; a governance proposal needs a valid approval', () => {
+    const { chain, chipId } = registered();
+    expectReject(chain, chain.tx(other, [{ type: 'deregisterChip', chipId }]), 'NOT_OWNER');
+    const bad: Action = {
+      type: 'governance',
+      proposal: { type: 'revokeChip', chipId, reason: 'x' },
+      approvals: [{ publicKey: other.publicKey, signature: new Uint8Array(64) }],
+    };
+    expectReject(chain, chain.tx(other, [bad]), 'GOV_NOT_AUTHORITY');
+    // An approval for nonce 0 cannot be replayed once nonce 0 was used.
+    const first = govAction(chain, { type: 'revokeSerial', vendorId: 'dev', serial: 'ab', revoked: true });
+    chain.block([chain.tx(other, [first])]);
+    expectReject(chain, chain.tx(other, [first]), 'GOV_BAD_APPROVAL');
+    chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    assert.equal(getChip(chain.state, chipId)!.status, 1);
+  });
+});
+
+describe('POCI: slot schedule properties', () => {
+  test('deterministic, distinct, inside the epoch, and different under another seed', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.bigInt({ min: 0n, max: 1_000_000n }),
+        (seed, chipId, epoch) => {
+          const p = { epochBlocks: 3600n, slotsPerEpoch: 4 };
+          const a = slotHeights(seed, chipId, epoch, p);
+          assert.deepEqual(slotHeights(seed, chipId, epoch, p), a);
+          assert.equal(new Set(a.map(String)).size, 4);
+          for (const h of a) assert.equal(epochOf(h, p), epoch);
+        },
+      ),
+    );
+  });
+
+  test('evenly spread: slot offsets over many chips fill the epoch uniformly (chi-square)', () => {
+    const p = { epochBlocks: 100n, slotsPerEpoch: 4 };
+    const buckets = new Array(10).fill(0);
+    const seed = sha256(utf8('seed'));
+    const n = 5000;
+    for (let i = 0; i < n; i++) {
+      for (const h of slotHeights(seed, sha256(utf8(`chip ${i}`)), 0n, p)) buckets[Number((h - 1n) / 10n)]++;
+    }
+    const expected = (n * 4) / 10;
+    const chi2 = buckets.reduce((s, o) => s + (o - expected) ** 2 / expected, 0);
+    assert.ok(chi2 < 27.9, `chi-square ${chi2.toFixed(1)} over 9 degrees of freedom (p < 0.001 cut-off)`);
+  });
+
+  test('unknowable before its seed: one bit of seed changes the schedule', () => {
+    const p = { epochBlocks: 3600n, slotsPerEpoch: 4 };
+    let same = 0;
+    for (let i = 0; i < 200; i++) {
+      const seed = sha256(utf8(`s${i}`));
+      const flipped = seed.slice();
+      flipped[i % 32]! ^= 1;
+      const chip = sha256(utf8(`c${i}`));
+      if (slotHeights(seed, chip, 5n, p).join() === slotHeights(flipped, chip, 5n, p).join()) same++;
+    }
+    assert.equal(same, 0);
+  });
+
+  test('property: no answer is ever counted twice, whatever the order of attempts', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 10 }), (attempts) => {
+        const chain = new TestChain();
+        chain.blocksUntil(2n);
+        const chip = key('chip-prop');
+        chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+        chain.blocksUntil(21n);
+        let accepted = 0;
+        for (const j of attempts) {
+          const h = slotsOf(chain, chip, 1n)[j]!;
+          if (chain.height < h) chain.blocksUntil(h);
+          const t = chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, j)] }], 0n);
+          if (!chain.attempt(t)) {
+            chain.block([t]);
+            accepted++;
+          }
+        }
+        const rec = getChip(chain.state, devSoftChipId(chip.publicKey))!;
+        assert.equal(rec.slotsAnswered, BigInt(accepted));
+        assert.ok(accepted <= new Set(attempts).size);
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
