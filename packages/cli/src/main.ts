@@ -1,6 +1,8 @@
 /** The `unc` command. Every failure ends in one line on stderr and a non-zero exit code. */
 import { Command, CommanderError } from 'commander';
+import { chipCommand } from './commands/chip.js';
 import { devCommand } from './commands/dev.js';
+import { minerCommand } from './commands/miner.js';
 import { keysCommand } from './commands/keys.js';
 import { queryCommand, statusCommand } from './commands/query.js';
 import { txCommand } from './commands/tx.js';
@@ -16,6 +18,8 @@ program.addCommand(keysCommand());
 program.addCommand(txCommand());
 program.addCommand(queryCommand());
 program.addCommand(statusCommand());
+program.addCommand(chipCommand());
+program.addCommand(minerCommand());
 
 for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
   cmd.exitOverride();

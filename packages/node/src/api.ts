@@ -5,33 +5,57 @@
  */
 import {
   accountKey,
+  answeredIn,
   blockCodec,
   blockHash,
+  type Chip,
+  chipCodec,
+  chipModelCodec,
   circulatingSupply,
+  consecutiveMisses,
   DecodeError,
+  decode,
   decodeAddress,
+  effectiveStatus,
   encode,
   encodeAddress,
   envelopeFromBytes,
+  epochOf,
+  epochStart,
+  equalBytes,
   fromHex,
   genesisToJson,
   getAccount,
+  getChip,
+  getEpochRecord,
+  getPociParams,
   getSupply,
   merkleProofCodec,
+  StateSpace,
+  seedLookup,
+  slotHeights,
   toHex,
   trieKey,
+  txEventCodec,
   UncError,
+  vendorCodec,
 } from '@unc/core';
 import {
   type AccountJson,
   type BlockJson,
   blockToJson,
+  type ChipEventJson,
+  type ChipJson,
+  type EpochJson,
   eventToJson,
   headerToJson,
+  type ModelJson,
+  type SlotJson,
   type StatusJson,
   type SupplyJson,
   type TxReceiptJson,
   txToJson,
+  type VendorJson,
 } from '@unc/sdk';
 import type { UncNode } from './node.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
@@ -236,6 +260,77 @@ export function createApi(node: UncNode): RpcServerModules {
       },
 
       unc_mempool: () => ({ size: node.mempool.size, bytes: node.mempool.bytes }),
+
+      unc_getChip: (params): ChipJson => {
+        const chipId = hexParam(param(params, 0, 'chipId'), 'chipId', 32);
+        const chip = getChip(chain.state, chipId);
+        if (!chip) throw notFound(`chip ${toHex(chipId)}`);
+        return chipJson(chip);
+      },
+
+      unc_getChips: (params): ChipJson[] => {
+        const ownerText = param(params, 0, 'owner');
+        let owner: Uint8Array | null = null;
+        if (ownerText !== undefined && ownerText !== null) {
+          try {
+            owner = decodeAddress(requireString(ownerText, 'owner'));
+          } catch (err) {
+            throw new RpcError(-32602, (err as Error).message);
+          }
+        }
+        const out: ChipJson[] = [];
+        for (const key of chain.state.keysIn(StateSpace.chip)) {
+          const chip = decode(chipCodec, chain.state.get(key)!);
+          if (owner && !equalBytes(owner, chip.owner)) continue;
+          out.push(chipJson(chip));
+          if (out.length >= 1000) break;
+        }
+        return out;
+      },
+
+      unc_getChipEvents: async (params): Promise<ChipEventJson[]> => {
+        const chipId = hexParam(param(params, 0, 'chipId'), 'chipId', 32);
+        const limit = param(params, 1, 'limit') ?? 100;
+        if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          throw new RpcError(-32602, 'parameter "limit" must be an integer 1…1000');
+        }
+        const rows = await chain.db.chipEvents(chipId, limit);
+        return rows.map((r) => ({
+          height: Number(r.height),
+          event: eventToJson(decode(txEventCodec, r.event)),
+        }));
+      },
+
+      unc_getVendors: (): VendorJson[] =>
+        chain.state.keysIn(StateSpace.vendor).map((k) => {
+          const v = decode(vendorCodec, chain.state.get(k)!);
+          return { id: v.id, name: v.name, profile: v.profile, roots: v.roots.map(toHex) };
+        }),
+
+      unc_getModels: (): ModelJson[] =>
+        chain.state.keysIn(StateSpace.model).map((k) => {
+          const m = decode(chipModelCodec, chain.state.get(k)!);
+          return { vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() };
+        }),
+
+      unc_getEpoch: (params): EpochJson => {
+        const p = getPociParams(chain.state);
+        const raw = param(params, 0, 'epoch');
+        const epoch =
+          raw === undefined || raw === null ? epochOf(chain.height, p) : heightParam(raw, 'epoch');
+        const record = getEpochRecord(chain.state, epoch);
+        const start = epochStart(epoch, p);
+        return {
+          epoch: Number(epoch),
+          startHeight: Number(start),
+          endHeight: Number(start + p.epochBlocks - 1n),
+          seed: record ? toHex(record.seed) : null,
+          epochBlocks: Number(p.epochBlocks),
+          slotsPerEpoch: p.slotsPerEpoch,
+          answerWindowBlocks: Number(p.answerWindowBlocks),
+          offlineAfterMisses: p.offlineAfterMisses,
+        };
+      },
     },
 
     subscriptions: {
@@ -278,6 +373,66 @@ export function createApi(node: UncNode): RpcServerModules {
     },
     logger: node.logger.child('rpc'),
   };
+
+  function chipJson(chip: Chip): ChipJson {
+    const p = getPociParams(chain.state);
+    const height = chain.height;
+    const seedOf = seedLookup(chain.state);
+    const { status, reason } = effectiveStatus(chain.state, chip);
+    const current = epochOf(height, p);
+    const slots: SlotJson[] = [];
+    for (const e of [current - 1n, current]) {
+      if (e < chip.firstEpoch || e < 0n) continue;
+      const seed = seedOf(e);
+      if (!seed) continue;
+      slotHeights(seed, chip.chipId, e, p).forEach((h, slot) => {
+        const windowEnd = h + p.answerWindowBlocks;
+        const state: SlotJson['status'] = answeredIn(chip, e, slot)
+          ? 'answered'
+          : h > height
+            ? 'upcoming'
+            : windowEnd >= height + 1n
+              ? 'open'
+              : 'missed';
+        slots.push({
+          epoch: Number(e),
+          slot,
+          height: Number(h),
+          status: state,
+          windowEnd: Number(windowEnd),
+        });
+      });
+    }
+    slots.sort((a, b) => a.height - b.height);
+    const misses = consecutiveMisses(chip, height, p, seedOf);
+    return {
+      chipId: toHex(chip.chipId),
+      owner: encodeAddress(chip.owner),
+      vendorId: chip.vendorId,
+      modelId: chip.modelId,
+      profile: chip.profile,
+      power: chip.power.toString(),
+      status,
+      statusReason: reason,
+      online: status === 'active' && misses < p.offlineAfterMisses,
+      consecutiveMisses: misses,
+      registeredAt: Number(chip.registeredAt),
+      firstEpoch: Number(chip.firstEpoch),
+      lastAnsweredAt: Number(chip.lastAnsweredAt),
+      slotsAnswered: Number(chip.slotsAnswered),
+      slotsMissed: Number(chip.slotsMissed),
+      rewardsEarned: chip.rewardsEarned.toString(),
+      tpmClock: chip.tpmClock
+        ? {
+            clock: chip.tpmClock.clock.toString(),
+            resetCount: chip.tpmClock.resetCount,
+            restartCount: chip.tpmClock.restartCount,
+          }
+        : null,
+      slots,
+      nextSlot: slots.find((x) => x.status === 'upcoming' || x.status === 'open') ?? null,
+    };
+  }
 
   function submitRaw(raw: Uint8Array): { hash: string; replaced: boolean } {
     let env: ReturnType<typeof envelopeFromBytes>;

@@ -26,12 +26,14 @@ import {
   type MerkleTrie,
   parseGenesis,
   type StateReader,
+  StateSpace,
   type StateWrite,
   signCommitVote,
   type TxEnvelope,
   type TxResult,
   taggedHash,
   toHex,
+  txEventCodec,
   txRootOf,
   ValidationError,
   verifyCommitVote,
@@ -43,7 +45,25 @@ import type { ChainDb } from './storage/db.js';
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
   private readonly map = new Map<string, Uint8Array>();
+  /** Keys of the namespaces that RPC lists (vendors, models, chips), by their first byte. */
+  private readonly listed = new Map<number, Set<string>>(
+    [StateSpace.vendor, StateSpace.model, StateSpace.chip].map((space) => [space, new Set<string>()]),
+  );
   trie: MerkleTrie = emptyTrie();
+
+  private index(id: string, present: boolean): void {
+    const set = this.listed.get(id.charCodeAt(0));
+    if (!set) return;
+    if (present) set.add(id);
+    else set.delete(id);
+  }
+
+  /** Every key in a listed namespace (StateSpace.vendor, .model or .chip), in key order. */
+  keysIn(space: number): Uint8Array[] {
+    const set = this.listed.get(space);
+    if (!set) throw new Error(`namespace ${space} is not indexed`);
+    return [...set].sort().map((id) => new Uint8Array(Buffer.from(id, 'latin1')));
+  }
 
   get(key: Uint8Array): Uint8Array | undefined {
     return this.map.get(keyId(key));
@@ -55,7 +75,9 @@ export class LiveState implements StateReader {
 
   /** Loads entries without touching the trie (start-up); call `rebuildTrie` after. */
   load(key: Uint8Array, value: Uint8Array): void {
-    this.map.set(keyId(key), value);
+    const id = keyId(key);
+    this.map.set(id, value);
+    this.index(id, true);
   }
 
   rebuildTrie(): void {
@@ -68,8 +90,10 @@ export class LiveState implements StateReader {
   /** Applies a block's writes together with the trie computed for them. */
   apply(changes: readonly StateWrite[], trie: MerkleTrie): void {
     for (const c of changes) {
-      if (c.value === null) this.map.delete(keyId(c.key));
-      else this.map.set(keyId(c.key), c.value);
+      const id = keyId(c.key);
+      if (c.value === null) this.map.delete(id);
+      else this.map.set(id, c.value);
+      this.index(id, c.value !== null);
     }
     this.trie = trie;
   }
@@ -309,6 +333,12 @@ export class Chain {
 
   private async persist(committed: CommittedBlock, changes: StateWrite[], trie: MerkleTrie): Promise<void> {
     const { block, hash, envelopes, results } = committed;
+    const chipEvents: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
+    results.forEach((r, txIndex) => {
+      r.events.forEach((event, eventIndex) => {
+        if ('chipId' in event) chipEvents.push({ chipId: event.chipId, txIndex, eventIndex, event: encode(txEventCodec, event) });
+      });
+    });
     await this.db.commitBlock({
       height: block.header.height,
       hash,
@@ -316,6 +346,7 @@ export class Chain {
       txHashes: envelopes.map((e) => e.hash),
       results: encode(blockResultsCodec, results),
       stateChanges: changes,
+      chipEvents,
     });
     // Only once the batch is on disk does the block become the head that RPC reports.
     this.state.apply(changes, trie);

@@ -58,6 +58,16 @@ export function devGovernanceKey(): DevKey {
   return devKey(DEV_GOVERNANCE_INDEX, 'governance');
 }
 
+/** Derivation index of dev chip i's software key. */
+export const DEV_CHIP_INDEX = 3000;
+
+/** The dev miner's operator account: it owns the dev chips and sends their transactions. */
+export const DEV_MINER_ACCOUNT = 9;
+
+export function devChipKey(i: number): DevKey {
+  return devKey(DEV_CHIP_INDEX + i, `dev-chip-${i}`);
+}
+
 /** Chip models of the dev chain's software vendor; power is dense FP16 TFLOPS × 1000. */
 export const DEV_MODELS = [
   { modelId: 'sim-h100', name: 'Simulated H100 SXM (software key)', power: 989_000n },

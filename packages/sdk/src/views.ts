@@ -257,3 +257,66 @@ export function blockToJson(block: Block, hash: Uint8Array, txs: TxEnvelope[], f
     },
   };
 }
+
+export interface SlotJson {
+  epoch: number;
+  slot: number;
+  height: number;
+  /** answered: included in time; missed: window closed without an answer; open: answerable now;
+   *  upcoming: the slot block is not committed yet. */
+  status: 'answered' | 'missed' | 'open' | 'upcoming';
+  windowEnd: number;
+}
+
+export interface ChipJson {
+  chipId: string;
+  owner: string;
+  vendorId: string;
+  modelId: string;
+  profile: string;
+  power: string;
+  status: 'active' | 'deregistered' | 'revoked';
+  statusReason: string;
+  online: boolean;
+  consecutiveMisses: number;
+  registeredAt: number;
+  firstEpoch: number;
+  lastAnsweredAt: number;
+  slotsAnswered: number;
+  slotsMissed: number;
+  rewardsEarned: string;
+  tpmClock: { clock: string; resetCount: number; restartCount: number } | null;
+  /** The chip's slots in the previous and the current epoch. */
+  slots: SlotJson[];
+  nextSlot: SlotJson | null;
+}
+
+export interface VendorJson {
+  id: string;
+  name: string;
+  profile: string;
+  roots: string[];
+}
+
+export interface ModelJson {
+  vendorId: string;
+  modelId: string;
+  name: string;
+  power: string;
+}
+
+export interface ChipEventJson {
+  height: number;
+  event: TxEventJson;
+}
+
+export interface EpochJson {
+  epoch: number;
+  startHeight: number;
+  endHeight: number;
+  seed: string | null;
+  epochBlocks: number;
+  slotsPerEpoch: number;
+  answerWindowBlocks: number;
+  offlineAfterMisses: number;
+}

@@ -1,5 +1,6 @@
 import { decodeAddress, formatUnc, UncError } from '@unc/core';
-import { type BlockJson, type TxJson, verifyAccountProof } from '@unc/sdk';
+import { type BlockJson, type ModelJson, type TxJson, type VendorJson, verifyAccountProof } from '@unc/sdk';
+import { formatPower } from './chip.js';
 import { Command } from 'commander';
 import { type Context, ctxOf, withCommon } from '../context.js';
 
@@ -102,6 +103,26 @@ export function queryCommand(): Command {
         .join('\n'),
     );
   });
+
+  withCommon(query.command('vendors').description('registered chip vendors: trust anchors and profiles')).action(
+    async (_opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const vendors = await ctx.client().call<VendorJson[]>('unc_getVendors');
+      ctx.print(vendors, () =>
+        vendors.map((v) => `${v.id.padEnd(12)} ${v.profile.padEnd(18)} ${v.roots.length} root(s)  ${v.name}`).join('\n'),
+      );
+    },
+  );
+
+  withCommon(query.command('models').description('registered chip models and their rated power')).action(
+    async (_opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const models = await ctx.client().call<ModelJson[]>('unc_getModels');
+      ctx.print(models, () =>
+        models.map((m) => `${`${m.vendorId}/${m.modelId}`.padEnd(24)} ${formatPower(m.power).padStart(16)}  ${m.name}`).join('\n'),
+      );
+    },
+  );
 
   return query;
 }

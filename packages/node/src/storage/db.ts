@@ -12,6 +12,8 @@ export enum Bucket {
   txLocation = 0x04,
   state = 0x05,
   blockResults = 0x06,
+  /** chipId ‖ height ‖ tx index ‖ event index → encoded event: a chip's slot and life log. */
+  chipEvents = 0x07,
 }
 
 const HEAD_KEY = metaKey('head');
@@ -48,6 +50,8 @@ export interface BlockWrite {
   /** The encoded transaction results. */
   results: Uint8Array;
   stateChanges: { key: Uint8Array; value: Uint8Array | null }[];
+  /** Events that concern a chip, indexed for its log. */
+  chipEvents?: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[];
 }
 
 type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -100,6 +104,18 @@ export class ChainDb {
     return { height: view.getBigUint64(0), index: view.getUint32(8) };
   }
 
+  /** A chip's events, newest first: [height, encoded event]. */
+  async chipEvents(chipId: Uint8Array, limit: number): Promise<{ height: bigint; event: Uint8Array }[]> {
+    const gte = bucketKey(Bucket.chipEvents, chipId);
+    const lt = new Uint8Array(gte.length + 14).fill(0xff);
+    lt.set(gte);
+    const out: { height: bigint; event: Uint8Array }[] = [];
+    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+      out.push({ height: new DataView(key.buffer, key.byteOffset).getBigUint64(33), event: value });
+    }
+    return out;
+  }
+
   /** Every state entry, for rebuilding the in-memory state and its trie at start-up. */
   async *stateEntries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
     const gte = new Uint8Array([Bucket.state]);
@@ -121,6 +137,16 @@ export class ChainDb {
       view.setUint32(8, index);
       ops.push({ type: 'put', key: bucketKey(Bucket.txLocation, h), value: loc });
     });
+    for (const e of w.chipEvents ?? []) {
+      const key = new Uint8Array(1 + 32 + 8 + 4 + 2);
+      key[0] = Bucket.chipEvents;
+      key.set(e.chipId, 1);
+      const view = new DataView(key.buffer);
+      view.setBigUint64(33, w.height);
+      view.setUint32(41, e.txIndex);
+      view.setUint16(45, e.eventIndex);
+      ops.push({ type: 'put', key, value: e.event });
+    }
     for (const c of w.stateChanges) {
       const key = bucketKey(Bucket.state, c.key);
       if (c.value === null) ops.push({ type: 'del', key });

@@ -1,0 +1,89 @@
+import { UncError, decodeAddress, formatUnc } from '@unc/core';
+import type { ChipEventJson, ChipJson, TxEventJson } from '@unc/sdk';
+import { Command } from 'commander';
+import { ctxOf, withCommon } from '../context.js';
+
+export function chipIdArg(text: string): string {
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) throw new UncError('BAD_CHIP_ID', `invalid chip id "${text}": expected 64 hex digits`);
+  return text.replace(/^0x/, '').toLowerCase();
+}
+
+/** Power is dense FP16 TFLOPS × 1000. */
+export function formatPower(power: string): string {
+  const p = BigInt(power);
+  return `${p / 1000n}.${(p % 1000n).toString().padStart(3, '0')} TFLOPS`;
+}
+
+function eventText(e: TxEventJson): string {
+  switch (e.type) {
+    case 'slotAnswered':
+      return `answered slot ${e.slot} of epoch ${e.epoch} (slot block ${e.slotHeight})`;
+    case 'slotMissed':
+      return `MISSED slot ${e.slot} of epoch ${e.epoch} (slot block ${e.slotHeight}): ${e.reason}`;
+    case 'chipRegistered':
+      return `registered by ${e.owner} as ${e.vendorId}/${e.modelId}, ${formatPower(e.power)}`;
+    case 'chipTransferred':
+      return `transferred from ${e.from} to ${e.to}`;
+    case 'chipDeregistered':
+      return `deregistered by ${e.owner}`;
+    case 'chipRebooted':
+      return `rebooted (TPM resetCount ${e.resetCount}, restartCount ${e.restartCount})`;
+    default:
+      return JSON.stringify(e);
+  }
+}
+
+export function chipLine(c: ChipJson): string {
+  const state = c.status !== 'active' ? c.status.toUpperCase() : c.online ? 'online' : 'OFFLINE';
+  return `${c.chipId.slice(0, 16)}…  ${`${c.vendorId}/${c.modelId}`.padEnd(18)} ${formatPower(c.power).padStart(16)}  ${state.padEnd(12)} answered ${c.slotsAnswered}, missed ${c.slotsMissed}  owner ${c.owner}`;
+}
+
+export function chipCommand(): Command {
+  const chip = new Command('chip').description('chips registered on the chain');
+
+  withCommon(chip.command('list').description('registered chips').option('--owner <address>', 'only chips of this owner')).action(
+    async (opts: { owner?: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      if (opts.owner) decodeAddress(opts.owner);
+      const chips = await ctx.client().call<ChipJson[]>('unc_getChips', opts.owner ? [opts.owner] : []);
+      ctx.print(chips, () => (chips.length === 0 ? 'no chips registered' : chips.map(chipLine).join('\n')));
+    },
+  );
+
+  withCommon(
+    chip
+      .command('show <chip-id>')
+      .description("a chip's state, its slots this epoch, and its event log (every slot answered or missed, and why)")
+      .option('--events <n>', 'how many log entries', '30'),
+  ).action(async (id: string, opts: { events: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const chipId = chipIdArg(id);
+    const limit = Number(opts.events);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UncError('BAD_ARGUMENT', '--events must be 1…1000');
+    const client = ctx.client();
+    const [c, events] = await Promise.all([
+      client.call<ChipJson>('unc_getChip', [chipId]),
+      client.call<ChipEventJson[]>('unc_getChipEvents', [chipId, limit]),
+    ]);
+    ctx.print({ ...c, events }, () =>
+      [
+        `chip ${c.chipId}`,
+        `  vendor/model   ${c.vendorId}/${c.modelId} (${c.profile})`,
+        `  power          ${formatPower(c.power)}`,
+        `  owner          ${c.owner}`,
+        `  status         ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}, ${c.online ? 'online' : `OFFLINE (${c.consecutiveMisses} consecutive missed slots)`}`,
+        `  registered at  ${c.registeredAt} (slots from epoch ${c.firstEpoch})`,
+        `  slots          ${c.slotsAnswered} answered, ${c.slotsMissed} missed`,
+        `  rewards        ${formatUnc(BigInt(c.rewardsEarned))} UNC`,
+        ...(c.tpmClock ? [`  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`] : []),
+        `  next slot      ${c.nextSlot ? `height ${c.nextSlot.height} (epoch ${c.nextSlot.epoch}, slot ${c.nextSlot.slot})` : 'none yet'}`,
+        '  slots (previous and current epoch):',
+        ...c.slots.map((s) => `    epoch ${s.epoch} slot ${s.slot}  height ${String(s.height).padStart(7)}  ${s.status}`),
+        '  log (newest first):',
+        ...events.map((e) => `    ${String(e.height).padStart(7)}  ${eventText(e.event)}`),
+      ].join('\n'),
+    );
+  });
+
+  return chip;
+}

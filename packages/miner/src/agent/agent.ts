@@ -1,0 +1,347 @@
+/**
+ * The miner agent: keeps many chips registered and answering their challenge slots.
+ *
+ * On every new block it asks the node which of its chips' slots are open, has each chip sign the
+ * challenge of its open slots (bound to the slot block's hash), and sends all answers in one
+ * fee-free Heartbeat transaction. An answer that was refused is retried while its window is open;
+ * every failure is logged with its reason, and the status endpoint says what each chip is doing.
+ */
+import { createServer, type Server } from 'node:http';
+import {
+  MAX_ACTIONS_PER_TX,
+  type Action,
+  addressFromPublicKey,
+  ed25519PublicKey,
+  encodeAddress,
+  fromHex,
+  type HeartbeatAnswer,
+  heartbeatChallenge,
+  registrationMessage,
+  signTransaction,
+  toHex,
+} from '@unc/core';
+import { createLogger, type Logger, Registry } from '@unc/node';
+import {
+  type BlockJson,
+  type ChipJson,
+  encodeSigned,
+  feeFor,
+  RpcClientError,
+  type Subscription,
+  UncClient,
+} from '@unc/sdk';
+import type { ChipSigner } from './signers.js';
+
+export interface MinerAgentOptions {
+  nodeUrl: string;
+  /** Seed of the account that owns the chips and sends their transactions. */
+  ownerSeed: Uint8Array;
+  chips: ChipSigner[];
+  /** Serve /status and /metrics here (127.0.0.1); 0 picks a free port; undefined: no server. */
+  statusPort?: number;
+  logger?: Logger;
+}
+
+export interface ChipStatus {
+  label: string;
+  chipId: string;
+  profile: string;
+  registered: boolean;
+  online: boolean | null;
+  nextSlot: { epoch: number; slot: number; height: number } | null;
+  answered: number;
+  missed: number;
+  rewardsEarned: string;
+  lastAnsweredHeight: number | null;
+  recent: { height: number; epoch: number; slot: number; result: string }[];
+  lastError: string | null;
+}
+
+interface ChipState {
+  signer: ChipSigner;
+  chipId: Uint8Array;
+  chipIdHex: string;
+  registered: boolean;
+  view: ChipJson | null;
+  /** epoch:slot keys sent and not yet confirmed or refused. */
+  pending: Set<string>;
+  recent: ChipStatus['recent'];
+  lastError: string | null;
+}
+
+export class MinerAgent {
+  readonly metrics = new Registry();
+  private readonly client: UncClient;
+  private readonly logger: Logger;
+  private readonly owner: { seed: Uint8Array; publicKey: Uint8Array; address: string };
+  private chips: ChipState[] = [];
+  private sub: Subscription | null = null;
+  private server: Server | null = null;
+  private chainId = '';
+  private nonce: bigint | null = null;
+  private busy = false;
+  private latest = 0;
+  private stopped = false;
+  private readonly hashes = new Map<number, string>();
+  private readonly m;
+  statusUrl: string | null = null;
+
+  constructor(private readonly opts: MinerAgentOptions) {
+    this.client = new UncClient(opts.nodeUrl);
+    this.logger = opts.logger ?? createLogger('miner');
+    const publicKey = ed25519PublicKey(opts.ownerSeed);
+    this.owner = { seed: opts.ownerSeed, publicKey, address: encodeAddress(addressFromPublicKey(publicKey)) };
+    const r = this.metrics;
+    this.m = {
+      chips: r.gauge('unc_miner_chips', 'Chips driven by this agent'),
+      online: r.gauge('unc_miner_chips_online', 'Chips the chain counts as online'),
+      answersSent: r.counter('unc_miner_answers_sent_total', 'Challenge answers sent'),
+      answersIncluded: r.counter('unc_miner_answers_included_total', 'Challenge answers included in a block'),
+      answersFailed: r.counter(
+        'unc_miner_answers_failed_total',
+        'Challenge answers refused or dropped, by reason',
+      ),
+      registrations: r.counter('unc_miner_registrations_total', 'Chip registrations included'),
+    };
+  }
+
+  async start(): Promise<void> {
+    const status = await this.client.status();
+    this.chainId = status.chainId;
+    this.latest = status.height;
+    for (const signer of this.opts.chips) {
+      const chipId = await signer.chipId();
+      this.chips.push({
+        signer,
+        chipId,
+        chipIdHex: toHex(chipId),
+        registered: false,
+        view: null,
+        pending: new Set(),
+        recent: [],
+        lastError: null,
+      });
+    }
+    this.m.chips.set(this.chips.length);
+    if (this.opts.statusPort !== undefined) await this.serveStatus(this.opts.statusPort);
+    this.sub = await this.client.subscribe<BlockJson>('newBlocks', [], (b) => {
+      this.hashes.set(b.height, b.hash);
+      this.hashes.delete(b.height - 300);
+      this.latest = Math.max(this.latest, b.height);
+      void this.tick();
+    });
+    this.sub.onClose(() => {
+      if (!this.stopped) this.logger.error('lost the node subscription; no more answers until restarted');
+    });
+    await this.tick();
+    this.logger.info('miner agent started', { chips: this.chips.length, owner: this.owner.address });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.sub?.close();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    for (const c of this.chips) await c.signer.close?.();
+  }
+
+  status(): { owner: string; node: string; height: number; chips: ChipStatus[] } {
+    return {
+      owner: this.owner.address,
+      node: this.client.url,
+      height: this.latest,
+      chips: this.chips.map((c) => ({
+        label: c.signer.label,
+        chipId: c.chipIdHex,
+        profile: c.signer.profile,
+        registered: c.registered,
+        online: c.view ? c.view.online : null,
+        nextSlot: c.view?.nextSlot
+          ? { epoch: c.view.nextSlot.epoch, slot: c.view.nextSlot.slot, height: c.view.nextSlot.height }
+          : null,
+        answered: c.view?.slotsAnswered ?? 0,
+        missed: c.view?.slotsMissed ?? 0,
+        rewardsEarned: c.view?.rewardsEarned ?? '0',
+        lastAnsweredHeight: c.view && c.view.lastAnsweredAt > 0 ? c.view.lastAnsweredAt : null,
+        recent: c.recent.slice(-10),
+        lastError: c.lastError,
+      })),
+    };
+  }
+
+  /** One pass: refresh each chip's view, register what is not registered, answer open slots. */
+  private async tick(): Promise<void> {
+    if (this.busy || this.stopped) return;
+    this.busy = true;
+    try {
+      const answers: { chip: ChipState; answer: HeartbeatAnswer; key: string; height: number }[] = [];
+      const unregistered: ChipState[] = [];
+      for (const chip of this.chips) {
+        try {
+          chip.view = await this.client.call<ChipJson>('unc_getChip', [chip.chipIdHex]);
+          chip.registered = chip.view.status === 'active';
+          if (chip.view.status !== 'active') {
+            chip.lastError = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
+            continue;
+          }
+        } catch (err) {
+          if (err instanceof RpcClientError && err.reason === 'NOT_FOUND') {
+            chip.registered = false;
+            unregistered.push(chip);
+            continue;
+          }
+          throw err;
+        }
+        for (const slot of chip.view.slots) {
+          const key = `${slot.epoch}:${slot.slot}`;
+          if (slot.status !== 'open' || chip.pending.has(key)) continue;
+          const hash = await this.blockHash(slot.height);
+          const challenge = heartbeatChallenge(this.chainId, chip.chipId, fromHex(hash, 32));
+          const evidence = await chip.signer.answer(challenge);
+          answers.push({
+            chip,
+            key,
+            height: slot.height,
+            answer: { chipId: chip.chipId, epoch: BigInt(slot.epoch), slot: slot.slot, evidence },
+          });
+        }
+      }
+      this.m.online.set(this.chips.filter((c) => c.view?.online).length);
+      if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
+      if (answers.length > 0) await this.sendAnswers(answers);
+    } catch (err) {
+      this.logger.warn('miner pass failed', { error: (err as Error).message });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async blockHash(height: number): Promise<string> {
+    const known = this.hashes.get(height);
+    if (known) return known;
+    const header = await this.client.getHeader(height);
+    this.hashes.set(height, header.hash);
+    return header.hash;
+  }
+
+  private async nextNonce(): Promise<bigint> {
+    if (this.nonce === null) this.nonce = BigInt((await this.client.getAccount(this.owner.address)).nonce);
+    const n = this.nonce;
+    this.nonce += 1n;
+    return n;
+  }
+
+  /** Signs and sends a transaction; waits for its inclusion; resyncs the nonce on any failure. */
+  private async send(
+    actions: Action[],
+    feeFree: boolean,
+  ): Promise<{ ok: true; height: number } | { ok: false; reason: string }> {
+    const params = await this.client.getParams();
+    const base = {
+      chainId: this.chainId,
+      signer: this.owner.publicKey,
+      nonce: await this.nextNonce(),
+      expiresAt: BigInt(this.latest + 20),
+      actions,
+    };
+    const fee = feeFree
+      ? 0n
+      : feeFor(base, {
+          minFeePerByte: BigInt(params.minFeePerByte),
+          minFeePerAction: BigInt(params.minFeePerAction),
+        });
+    const stx = signTransaction({ ...base, fee }, this.owner.seed);
+    try {
+      const { hash } = await this.client.sendRawTransaction(encodeSigned(stx));
+      const outcome = await this.client.waitForTransaction(hash, 30_000);
+      if (outcome.status === 'included') return { ok: true, height: outcome.height };
+      this.nonce = null;
+      return { ok: false, reason: `${outcome.code}: ${outcome.reason}` };
+    } catch (err) {
+      this.nonce = null;
+      const e = err as RpcClientError;
+      return { ok: false, reason: e.reason ? `${e.reason}: ${e.message}` : e.message };
+    }
+  }
+
+  /** Registers chips, many per transaction, each with evidence bound to this owner and a recent block. */
+  private async register(chips: ChipState[]): Promise<void> {
+    const labels = chips.map((c) => c.signer.label);
+    try {
+      const anchor = await this.client.getHeader('latest');
+      const message = registrationMessage(this.chainId, addressFromPublicKey(this.owner.publicKey), fromHex(anchor.hash, 32));
+      const actions: Action[] = [];
+      for (const chip of chips) {
+        actions.push({
+          type: 'registerChip',
+          anchorHeight: BigInt(anchor.height),
+          evidence: await chip.signer.registrationEvidence(message),
+        });
+      }
+      const result = await this.send(actions, false);
+      for (const chip of chips) {
+        chip.registered = result.ok;
+        chip.lastError = result.ok ? null : `registration failed: ${result.reason}`;
+      }
+      if (result.ok) {
+        this.m.registrations.inc(chips.length);
+        this.logger.info('registered chips', { chips: labels.join(','), height: result.height });
+      } else {
+        this.logger.warn('chip registration failed', { chips: labels.join(','), reason: result.reason });
+      }
+    } catch (err) {
+      for (const chip of chips) chip.lastError = `registration failed: ${(err as Error).message}`;
+      this.logger.warn('chip registration failed', { chips: labels.join(','), reason: (err as Error).message });
+    }
+  }
+
+  private async sendAnswers(
+    items: { chip: ChipState; answer: HeartbeatAnswer; key: string; height: number }[],
+  ): Promise<void> {
+    for (const it of items) it.chip.pending.add(it.key);
+    this.m.answersSent.inc(items.length);
+    const result = await this.send([{ type: 'heartbeat', answers: items.map((i) => i.answer) }], true);
+    for (const it of items) {
+      it.chip.pending.delete(it.key);
+      const [epoch, slot] = it.key.split(':').map(Number) as [number, number];
+      const record = {
+        height: it.height,
+        epoch,
+        slot,
+        result: result.ok ? `included at ${result.height}` : result.reason,
+      };
+      it.chip.recent.push(record);
+      if (it.chip.recent.length > 50) it.chip.recent.shift();
+      it.chip.lastError = result.ok ? null : `answer to slot ${it.key} failed: ${result.reason}`;
+    }
+    if (result.ok) {
+      this.m.answersIncluded.inc(items.length);
+      this.logger.debug('answers included', { count: items.length, height: result.height });
+    } else {
+      this.m.answersFailed.inc(items.length, { reason: result.reason.split(':')[0] ?? 'unknown' });
+      this.logger.warn('heartbeat refused; will retry while the windows are open', {
+        count: items.length,
+        reason: result.reason,
+      });
+    }
+  }
+
+  private async serveStatus(port: number): Promise<void> {
+    this.server = createServer((req, res) => {
+      if (req.method === 'GET' && (req.url === '/status' || req.url === '/')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(this.status(), null, 2));
+      } else if (req.method === 'GET' && req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(this.metrics.render());
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, '127.0.0.1', () => resolve());
+    });
+    const address = this.server.address();
+    if (address && typeof address === 'object') this.statusUrl = `http://127.0.0.1:${address.port}`;
+  }
+}
