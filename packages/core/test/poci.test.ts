@@ -143,7 +143,8 @@ function registerAction(chain: TestChain, chip: ReturnType<typeof key>, owner: U
     type: 'registerChip' as const,
     anchorHeight: anchor,
     evidence: {
-      type: 'devSoft' as const,
+      type: 'dev-soft' as const,
+      vendorId: 'dev',
       publicKey: chip.publicKey,
       modelId: 'sim-h100',
       signature: ed25519Sign(chip.seed, message),
@@ -156,7 +157,7 @@ function answer(chain: TestChain, chip: ReturnType<typeof key>, epoch: bigint, s
   const seed = seedLookup(chain.state)(epoch)!;
   const slotHeight = slotHeights(seed, chipId, epoch, getPociParams(chain.state))[slot]!;
   const c = heartbeatChallenge(CHAIN, chipId, chain.hashOf(slotHeight));
-  return { chipId, epoch, slot, evidence: { type: 'devSoft', signature: ed25519Sign(chip.seed, c) } };
+  return { chipId, epoch, slot, evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, c) } };
 }
 
 function slotsOf(chain: TestChain, chip: ReturnType<typeof key>, epoch: bigint): bigint[] {

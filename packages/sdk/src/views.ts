@@ -10,7 +10,6 @@ import {
   type BlockHeader,
   blockHeaderCodec,
   encode,
-  EVIDENCE_PROFILE,
   encodeAddress,
   type TxEnvelope,
   type TxEvent,
@@ -131,7 +130,7 @@ export function actionToJson(a: Action): ActionJson {
         approvals: a.approvals.map((x) => toHex(x.publicKey)),
       };
     case 'registerChip':
-      return { type: 'registerChip', anchorHeight: Number(a.anchorHeight), profile: EVIDENCE_PROFILE[a.evidence.type] };
+      return { type: 'registerChip', anchorHeight: Number(a.anchorHeight), profile: a.evidence.type };
     case 'heartbeat':
       return {
         type: 'heartbeat',
@@ -139,7 +138,7 @@ export function actionToJson(a: Action): ActionJson {
           chipId: toHex(x.chipId),
           epoch: Number(x.epoch),
           slot: x.slot,
-          profile: EVIDENCE_PROFILE[x.evidence.type],
+          profile: x.evidence.type,
         })),
       };
     case 'transferChip':

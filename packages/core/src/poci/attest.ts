@@ -1,17 +1,31 @@
 /**
  * The bridge between on-chain state and the attestation verifiers: builds each verifier's trust
  * context from the registries (at block time) and turns its statement into what a chip record
- * needs. Every profile goes through here, so registration and heartbeats are checked the same way
- * on every node.
+ * needs. Registration and heartbeats of every profile go through here, so every node checks them
+ * the same way. Verifier errors become ValidationErrors (the transaction is refused, nothing else).
  */
+import {
+  AttestationError,
+  type AttestedStatement,
+  type VendorTrust,
+  parseCertificate,
+  parseSubjectPublicKeyInfo,
+  rsaAllowListChipId,
+  verifyEvidence,
+  verifySignature,
+  verifySpdmMeasurements,
+  verifyTpm2Attestation,
+  normalizeSerialHex,
+  devSoftKeyChipId,
+} from '../attestation/index.js';
+import { fromHex, toHex } from '../bytes.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
-import { taggedHash } from '../crypto/hash.js';
-import { ValidationError } from '../errors.js';
+import { UncError, ValidationError } from '../errors.js';
 import type { StateReader } from '../state/store.js';
 import type { Chip, TpmClock } from './chips.js';
-import { EVIDENCE_PROFILE, type HeartbeatEvidence, type RegistrationEvidence } from './evidence.js';
+import type { HeartbeatEvidence, RegistrationEvidence } from './evidence.js';
 import type { PociParams } from './params.js';
-import { type Profile, getVendor } from './registry.js';
+import { type Profile, getAllowlistEntry, getVendor, isSerialRevoked } from './registry.js';
 
 export interface RegisteredIdentity {
   chipId: Uint8Array;
@@ -27,7 +41,70 @@ export interface RegisteredIdentity {
 export const DEV_SOFT_VENDOR = 'dev';
 
 export function devSoftChipId(publicKey: Uint8Array): Uint8Array {
-  return taggedHash('UNC/chip-id/dev-soft', publicKey);
+  return devSoftKeyChipId(publicKey);
+}
+
+function asValidation(err: unknown): never {
+  if (err instanceof ValidationError) throw err;
+  if (err instanceof UncError) throw new ValidationError(err.code, err.message);
+  throw err;
+}
+
+/** Serials of the certificates a piece of evidence carries, for the revocation lookup. */
+function evidenceSerials(evidence: RegistrationEvidence): string[] {
+  const ders =
+    evidence.type === 'tpm2'
+      ? [evidence.akCertificate, ...evidence.chain]
+      : evidence.type === 'nvidia-spdm'
+        ? [...evidence.chain]
+        : [];
+  const out: string[] = [];
+  for (const der of ders) {
+    try {
+      out.push(normalizeSerialHex(parseCertificate(der).serialHex));
+    } catch {
+      // A certificate that does not parse fails in the verifier with its own precise error.
+    }
+  }
+  return out;
+}
+
+/** The vendor's trust as the verifier wants it, read from state with O(1) lookups. */
+function vendorTrust(state: StateReader, evidence: RegistrationEvidence): VendorTrust {
+  const vendor = getVendor(state, evidence.vendorId);
+  if (!vendor) throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${evidence.vendorId}" is not registered`);
+  let allowList: Record<string, string> | undefined;
+  if (evidence.type === 'rsa2048-allowlist') {
+    const entry = getAllowlistEntry(state, vendor.id, evidence.publicKey);
+    allowList = {};
+    if (entry?.allowed) {
+      try {
+        allowList[toHex(rsaAllowListChipId(evidence.publicKey))] = entry.modelId;
+      } catch (err) {
+        asValidation(err);
+      }
+    }
+  }
+  return {
+    vendorId: vendor.id,
+    profile: vendor.profile,
+    roots: vendor.roots,
+    revokedSerials: evidenceSerials(evidence).filter((s) => isSerialRevoked(state, vendor.id, s)),
+    revokedChipIds: [],
+    ...(allowList ? { allowList } : {}),
+  };
+}
+
+function keyMaterialOf(evidence: RegistrationEvidence, statement: AttestedStatement): Uint8Array {
+  switch (evidence.type) {
+    case 'tpm2':
+      return fromHex(String(statement.details.signingKey));
+    case 'nvidia-spdm':
+      return parseCertificate(evidence.chain[0]!).publicKey.der;
+    case 'rsa2048-allowlist':
+    case 'dev-soft':
+      return evidence.publicKey;
+  }
 }
 
 export function verifyRegistration(
@@ -37,59 +114,62 @@ export function verifyRegistration(
   atMs: bigint,
   message: Uint8Array,
 ): RegisteredIdentity {
-  void atMs;
-  switch (evidence.type) {
-    case 'devSoft': {
-      if (!params.devSoftEnabled) {
-        throw new ValidationError('ATTEST_PROFILE_DISABLED', 'software (dev-soft) chips are not accepted on this chain');
-      }
-      const vendor = getVendor(state, DEV_SOFT_VENDOR);
-      if (!vendor || vendor.profile !== 'dev-soft') {
-        throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `no dev-soft vendor "${DEV_SOFT_VENDOR}" is registered`);
-      }
-      if (!ed25519Verify(evidence.publicKey, message, evidence.signature)) {
-        throw new ValidationError('ATTEST_BAD_SIGNATURE', 'the chip signature does not verify over the registration message');
-      }
-      return {
-        chipId: devSoftChipId(evidence.publicKey),
-        vendorId: DEV_SOFT_VENDOR,
-        modelId: evidence.modelId,
-        profile: 'dev-soft',
-        keyMaterial: evidence.publicKey,
-        certSerials: [],
-        tpmClock: null,
-      };
-    }
-    default:
-      throw new ValidationError(
-        'ATTEST_PROFILE_UNAVAILABLE',
-        `the ${EVIDENCE_PROFILE[evidence.type]} profile is not enabled in this build`,
-      );
+  try {
+    const trust = { vendors: [vendorTrust(state, evidence)], devSoftEnabled: params.devSoftEnabled };
+    const statement = verifyEvidence(evidence, trust, atMs, message);
+    const d = statement.details;
+    return {
+      chipId: statement.chipId,
+      vendorId: evidence.vendorId,
+      modelId: statement.modelId,
+      profile: statement.profile,
+      keyMaterial: keyMaterialOf(evidence, statement),
+      certSerials: typeof d.certSerials === 'string' && d.certSerials ? d.certSerials.split(',').map(normalizeSerialHex) : [],
+      tpmClock:
+        evidence.type === 'tpm2'
+          ? { clock: BigInt(d.clock!), resetCount: Number(d.resetCount), restartCount: Number(d.restartCount) }
+          : null,
+    };
+  } catch (err) {
+    asValidation(err);
   }
 }
 
 /** Checks a heartbeat answer against the chip's registered key; returns the new TPM clock if any. */
-export function verifyHeartbeat(
-  chip: Chip,
-  evidence: HeartbeatEvidence,
-  message: Uint8Array,
-): { tpmClock: TpmClock | null } {
-  if (EVIDENCE_PROFILE[evidence.type] !== chip.profile) {
-    throw new ValidationError(
-      'ATTEST_WRONG_PROFILE',
-      `${EVIDENCE_PROFILE[evidence.type]} evidence for a ${chip.profile} chip`,
-    );
+export function verifyHeartbeat(chip: Chip, evidence: HeartbeatEvidence, message: Uint8Array): { tpmClock: TpmClock | null } {
+  if (evidence.type !== chip.profile) {
+    throw new ValidationError('ATTEST_WRONG_PROFILE', `${evidence.type} evidence for a ${chip.profile} chip`);
   }
-  switch (evidence.type) {
-    case 'devSoft':
-      if (!ed25519Verify(chip.keyMaterial, message, evidence.signature)) {
-        throw new ValidationError('ATTEST_BAD_SIGNATURE', 'the answer is not signed by the chip for this challenge');
+  try {
+    switch (evidence.type) {
+      case 'dev-soft':
+        if (!ed25519Verify(chip.keyMaterial, message, evidence.signature)) {
+          throw new ValidationError('ATTEST_BAD_SIGNATURE', 'the answer is not signed by the chip for this challenge');
+        }
+        return { tpmClock: null };
+      case 'tpm2': {
+        const attest = verifyTpm2Attestation(
+          evidence.attest,
+          evidence.signature,
+          parseSubjectPublicKeyInfo(chip.keyMaterial),
+          message,
+        );
+        const c = attest.clockInfo;
+        return { tpmClock: { clock: c.clock, resetCount: c.resetCount, restartCount: c.restartCount } };
       }
-      return { tpmClock: null };
-    default:
-      throw new ValidationError(
-        'ATTEST_PROFILE_UNAVAILABLE',
-        `the ${EVIDENCE_PROFILE[evidence.type]} profile is not enabled in this build`,
-      );
+      case 'nvidia-spdm':
+        verifySpdmMeasurements(evidence.request, evidence.response, parseSubjectPublicKeyInfo(chip.keyMaterial), message);
+        return { tpmClock: null };
+      case 'rsa2048-allowlist': {
+        const spki = parseSubjectPublicKeyInfo(chip.keyMaterial);
+        if (!verifySignature(spki, { kind: 'rsa-pkcs1', hash: 'sha256' }, message, evidence.signature)) {
+          throw new ValidationError('ATTEST_BAD_SIGNATURE', 'the RSA signature does not verify for this challenge');
+        }
+        return { tpmClock: null };
+      }
+    }
+  } catch (err) {
+    if (err instanceof AttestationError || err instanceof UncError) asValidation(err);
+    throw new ValidationError('ATTEST_MALFORMED', `malformed ${evidence.type} answer: ${(err as Error).message}`);
   }
 }

@@ -1,2 +1,3 @@
 export * from './agent.js';
 export * from './signers.js';
+export * from './tpm-signer.js';

@@ -43,7 +43,8 @@ export class DevSoftSigner implements ChipSigner {
 
   async registrationEvidence(message: Uint8Array): Promise<RegistrationEvidence> {
     return {
-      type: 'devSoft',
+      type: 'dev-soft',
+      vendorId: this.vendorId,
       publicKey: this.publicKey,
       modelId: this.modelId,
       signature: ed25519Sign(this.seed, message),
@@ -51,6 +52,6 @@ export class DevSoftSigner implements ChipSigner {
   }
 
   async answer(message: Uint8Array): Promise<HeartbeatEvidence> {
-    return { type: 'devSoft', signature: ed25519Sign(this.seed, message) };
+    return { type: 'dev-soft', signature: ed25519Sign(this.seed, message) };
   }
 }

@@ -1,0 +1,5 @@
+export * from './ca.js';
+export * from './pem.js';
+export * from './provision.js';
+export * from './revocation.js';
+export * from './x509.js';

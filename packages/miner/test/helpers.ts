@@ -1,0 +1,64 @@
+/** Shared by the tests that drive a real swtpm and the real tpm2-tools / openssl binaries. */
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => {
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export const HAVE_SWTPM = onPath('swtpm');
+export const HAVE_TPM2_TOOLS = onPath('tpm2_checkquote') && onPath('tpm2_print');
+export const HAVE_OPENSSL = onPath('openssl');
+
+/** A reason to skip, or false: node:test prints the reason. */
+export const NEED_SWTPM: string | false = HAVE_SWTPM ? false : 'swtpm is not installed';
+export const NEED_TOOLS: string | false =
+  HAVE_SWTPM && HAVE_TPM2_TOOLS ? false : 'swtpm or tpm2-tools not installed';
+export const NEED_OPENSSL: string | false = HAVE_OPENSSL ? false : 'openssl is not installed';
+
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a binary, never throwing on a non-zero exit so tests can assert on the code. */
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<RunResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(cmd, [...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
+    return {
+      code: typeof e.code === 'number' ? e.code : 1,
+      stdout: e.stdout ?? '',
+      stderr: e.stderr ?? e.message,
+    };
+  }
+}
+
+export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
