@@ -1,8 +1,10 @@
 /** The `unc` command. Every failure ends in one line on stderr and a non-zero exit code. */
 import { Command, CommanderError } from 'commander';
+import { attestCommand } from './commands/attest.js';
 import { chipCommand } from './commands/chip.js';
 import { devCommand } from './commands/dev.js';
 import { minerCommand } from './commands/miner.js';
+import { vendorCommand } from './commands/vendor.js';
 import { keysCommand } from './commands/keys.js';
 import { queryCommand, statusCommand } from './commands/query.js';
 import { txCommand } from './commands/tx.js';
@@ -20,6 +22,8 @@ program.addCommand(queryCommand());
 program.addCommand(statusCommand());
 program.addCommand(chipCommand());
 program.addCommand(minerCommand());
+program.addCommand(vendorCommand());
+program.addCommand(attestCommand());
 
 for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
   cmd.exitOverride();

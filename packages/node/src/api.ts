@@ -27,6 +27,7 @@ import {
   genesisToJson,
   getAccount,
   getChip,
+  getGovernance,
   getEpochRecord,
   getPociParams,
   getSupply,
@@ -301,6 +302,11 @@ export function createApi(node: UncNode): RpcServerModules {
         }));
       },
 
+      unc_getGovernance: () => {
+        const g = getGovernance(chain.state);
+        return { threshold: g.threshold, keys: g.keys.map(toHex), nonce: Number(g.nonce) };
+      },
+
       unc_getVendors: (): VendorJson[] =>
         chain.state.keysIn(StateSpace.vendor).map((k) => {
           const v = decode(vendorCodec, chain.state.get(k)!);
@@ -412,6 +418,7 @@ export function createApi(node: UncNode): RpcServerModules {
       modelId: chip.modelId,
       profile: chip.profile,
       power: chip.power.toString(),
+      certSerials: chip.certSerials,
       status,
       statusReason: reason,
       online: status === 'active' && misses < p.offlineAfterMisses,

@@ -86,15 +86,20 @@ export function devGenesis(
     maxSupply: DEFAULT_MAX_SUPPLY,
     genesisAllocationBps: DEFAULT_GENESIS_ALLOCATION_BPS,
   });
-  const each = total / BigInt(accounts.length);
-  const remainder = total - each * BigInt(accounts.length);
+  // The governance key gets enough to pay for its proposals; the dev accounts share the rest.
+  const governanceFunds = 1_000n * 10n ** 18n;
+  const each = (total - governanceFunds) / BigInt(accounts.length);
+  const remainder = total - governanceFunds - each * BigInt(accounts.length);
   return {
     chainId: DEV_CHAIN_ID,
     genesisTime: BigInt((opts.time ?? new Date()).getTime()),
     params: { ...DEFAULT_PARAMS, blockTimeMs: opts.blockTimeMs ?? DEFAULT_PARAMS.blockTimeMs },
     maxSupply: DEFAULT_MAX_SUPPLY,
     genesisAllocationBps: DEFAULT_GENESIS_ALLOCATION_BPS,
-    accounts: accounts.map((a, i) => ({ address: a.address, balance: each + (i === 0 ? remainder : 0n) })),
+    accounts: [
+      ...accounts.map((a, i) => ({ address: a.address, balance: each + (i === 0 ? remainder : 0n) })),
+      { address: devGovernanceKey().address, balance: governanceFunds },
+    ],
     validators: [{ publicKey: devValidator().publicKey, name: 'dev-validator' }],
     governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
     poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },

@@ -274,6 +274,8 @@ export interface ChipJson {
   modelId: string;
   profile: string;
   power: string;
+  /** Serials of the certificates that vouched for the chip (revoking one revokes the chip). */
+  certSerials: string[];
   status: 'active' | 'deregistered' | 'revoked';
   statusReason: string;
   online: boolean;

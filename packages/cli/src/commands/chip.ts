@@ -1,7 +1,8 @@
-import { UncError, decodeAddress, formatUnc } from '@unc/core';
-import type { ChipEventJson, ChipJson, TxEventJson } from '@unc/sdk';
+import { existsSync, readFileSync } from 'node:fs';
+import { UncError, decodeAddress, formatUnc, fromHex, pemToDer, registrationMessage, toHex } from '@unc/core';
+import { type ChipEventJson, type ChipJson, type TxEventJson, buildTransaction, sendTransaction } from '@unc/sdk';
 import { Command } from 'commander';
-import { ctxOf, withCommon } from '../context.js';
+import { ctxOf, readPassword, withCommon } from '../context.js';
 
 export function chipIdArg(text: string): string {
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) throw new UncError('BAD_CHIP_ID', `invalid chip id "${text}": expected 64 hex digits`);
@@ -84,6 +85,73 @@ export function chipCommand(): Command {
       ].join('\n'),
     );
   });
+
+  withCommon(
+    chip
+      .command('register-message')
+      .description('the message a chip must sign to be registered by this owner now (for evidence made by other tools)')
+      .requiredOption('--from <key>', 'the owner key in the keyring'),
+  ).action(async (opts: { from: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const owner = ctx.keyring().info(opts.from);
+    const client = ctx.client();
+    const [status, anchor] = await Promise.all([client.status(), client.getHeader('latest')]);
+    const message = registrationMessage(status.chainId, decodeAddress(owner.address), fromHex(anchor.hash, 32));
+    const out = { anchorHeight: anchor.height, message: toHex(message), owner: owner.address };
+    ctx.print(out, () => `message ${out.message}\nanchor height ${out.anchorHeight} (valid for the next blocks only)`);
+  });
+
+  withCommon(
+    chip
+      .command('register')
+      .description('register a TPM chip from evidence files (tpm2_quote -q <message> -m/-s)')
+      .requiredOption('--from <key>', 'the owner key in the keyring')
+      .requiredOption('--vendor <id>', 'the vendor id of the AK certificate issuer')
+      .requiredOption('--anchor-height <n>', 'the anchor height printed by unc chip register-message')
+      .requiredOption('--attest <file>', 'TPMS_ATTEST')
+      .requiredOption('--signature <file>', 'TPMT_SIGNATURE')
+      .requiredOption('--ak-cert <file>', 'the AK certificate (PEM; issuers after it are taken as the chain)')
+      .option('--password-file <file>', "the owner key's password"),
+  ).action(
+    async (
+      opts: { from: string; vendor: string; anchorHeight: string; attest: string; signature: string; akCert: string; passwordFile?: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      if (!/^\d+$/.test(opts.anchorHeight)) throw new UncError('BAD_ARGUMENT', '--anchor-height must be a height');
+      for (const f of [opts.attest, opts.signature, opts.akCert]) {
+        if (!existsSync(f)) throw new UncError('BAD_FILE', `${f} does not exist`);
+      }
+      const certs = pemToDer(readFileSync(opts.akCert, 'utf8'));
+      if (certs.length === 0) throw new UncError('BAD_FILE', `${opts.akCert} holds no PEM certificate`);
+      const client = ctx.client();
+      const keyring = ctx.keyring();
+      const status = await client.status();
+      const password = keyring.needsPassword(opts.from) ? await readPassword(opts, `Password for "${opts.from}": `) : undefined;
+      const seed = keyring.unlock(opts.from, status.chainId, password);
+      const stx = await buildTransaction(client, seed, [
+        {
+          type: 'registerChip',
+          anchorHeight: BigInt(opts.anchorHeight),
+          evidence: {
+            type: 'tpm2',
+            vendorId: opts.vendor,
+            attest: new Uint8Array(readFileSync(opts.attest)),
+            signature: new Uint8Array(readFileSync(opts.signature)),
+            akCertificate: certs[0]!,
+            chain: certs.slice(1),
+          },
+        },
+      ]);
+      const hash = await sendTransaction(client, stx);
+      const outcome = await client.waitForTransaction(hash);
+      if (outcome.status === 'rejected') throw new UncError(outcome.code, `registration dropped: ${outcome.reason}`);
+      const receipt = await client.getTransaction(hash);
+      const registered = receipt.events.find((e) => e.type === 'chipRegistered');
+      const out = { hash, height: outcome.height, chipId: registered && 'chipId' in registered ? registered.chipId : null };
+      ctx.print(out, () => `registered chip ${out.chipId} at height ${out.height}`);
+    },
+  );
 
   return chip;
 }

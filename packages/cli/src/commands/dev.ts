@@ -10,6 +10,7 @@ import {
   devAccounts,
   devChipKey,
   devGenesisJson,
+  devGovernanceKey,
   devKey,
   devValidator,
   UncNode,
@@ -58,7 +59,7 @@ export function devCommand(): Command {
       const rpcPort = port(opts.rpcPort);
       const blockTimeMs = blockTime(opts.blockTime);
       const chipCount = count(opts.chips, 'chips', 0, 1000);
-      const epochBlocks = count(opts.epochBlocks, 'epoch-blocks', 8, 1_000_000);
+      const epochBlocks = count(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
       const home = ctx.home;
       const dataDir = join(home, 'data');
       const genesisPath = join(home, 'genesis.json');
@@ -75,6 +76,7 @@ export function devCommand(): Command {
       const keyring = ctx.keyring();
       const accounts = devAccounts();
       for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
+      keyring.addTest('governance', devGovernanceKey().seed, chainId);
 
       const logger = createLogger('dev');
       const node = await UncNode.start({

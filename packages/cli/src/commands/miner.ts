@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
-import type { ChipStatus } from '@unc/miner';
+import { type ChipSigner, type ChipStatus, DevSoftSigner, MinerAgent } from '@unc/miner';
+import { DEV_MODELS, createLogger, devChipKey } from '@unc/node';
+import { tpmChipFromSpec } from '../chips.js';
 import { Command } from 'commander';
-import { ctxOf, withCommon } from '../context.js';
+import { ctxOf, readPassword, withCommon } from '../context.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -42,5 +44,93 @@ export function minerCommand(): Command {
     );
   });
 
+  withCommon(
+    miner
+      .command('init')
+      .description('record which key owns the chips and which chips to drive, for unc miner start')
+      .requiredOption('--from <key>', 'keyring key that owns the chips and pays for registration')
+      .option('--tpm-chip <endpoint=dir>', 'a provisioned TPM chip (repeatable)', collect, [])
+      .option('--dev-chips <n>', 'software dev chips (dev chains only)', '0'),
+  ).action((opts: { from: string; tpmChip: string[]; devChips: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    ctx.keyring().info(opts.from);
+    for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
+    const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
+    mkdirSync(ctx.home, { recursive: true });
+    writeFileSync(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`);
+    ctx.print(config, () => `miner configured in ${join(ctx.home, 'miner.json')}: ${opts.tpmChip.length} TPM chip(s), ${config.devChips} dev chip(s), owner ${opts.from}`);
+  });
+
+  withCommon(
+    miner
+      .command('start')
+      .description('run the miner agent: register the chips and answer every challenge slot')
+      .option('--from <key>', 'keyring key that owns the chips (default: from unc miner init)')
+      .option('--tpm-chip <endpoint=dir>', 'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)', collect, [])
+      .option('--tpm <endpoint>', 'shorthand for one chip: --tpm /dev/tpmrm0 with --chip-dir')
+      .option('--chip-dir <dir>', 'the provisioned directory of the --tpm chip')
+      .option('--dev-chips <n>', 'software dev chips (dev chains only)')
+      .option('--status-port <port>', 'port of the /status and /metrics endpoint on 127.0.0.1', '0')
+      .option('--password-file <file>', "the owner key's password"),
+  ).action(
+    async (
+      opts: { from?: string; tpmChip: string[]; tpm?: string; chipDir?: string; devChips?: string; statusPort: string; passwordFile?: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      const configPath = join(ctx.home, 'miner.json');
+      const saved = existsSync(configPath)
+        ? (JSON.parse(readFileSync(configPath, 'utf8')) as { from?: string; tpmChips?: string[]; devChips?: number })
+        : {};
+      const from = opts.from ?? saved.from;
+      if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
+      const specs = opts.tpmChip.length > 0 || opts.tpm ? [...opts.tpmChip] : (saved.tpmChips ?? []);
+      if (opts.tpm) {
+        if (!opts.chipDir) throw new UncError('BAD_ARGUMENT', '--tpm needs --chip-dir <dir> (from unc vendor provision)');
+        specs.push(`${opts.tpm}=${opts.chipDir}`);
+      }
+      const devChips = opts.devChips !== undefined ? devChipCount(opts.devChips) : (saved.devChips ?? 0);
+      const statusPort = Number(opts.statusPort);
+      if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535) throw new UncError('BAD_PORT', '--status-port must be 0…65535');
+      const signers: ChipSigner[] = specs.map((spec) => tpmChipFromSpec(spec));
+      for (let i = 0; i < devChips; i++) {
+        const k = devChipKey(i);
+        signers.push(new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name));
+      }
+      if (signers.length === 0) throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
+      const client = ctx.client();
+      const status = await client.status();
+      const keyring = ctx.keyring();
+      const password = keyring.needsPassword(from) ? await readPassword(opts, `Password for "${from}": `) : undefined;
+      const seed = keyring.unlock(from, status.chainId, password);
+      const agent = new MinerAgent({ nodeUrl: ctx.nodeUrl, ownerSeed: seed, chips: signers, statusPort, logger: createLogger('miner') });
+      await agent.start();
+      const config = join(ctx.home, 'config.json');
+      const current = existsSync(config) ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>) : {};
+      writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
+      ctx.print({ status: agent.statusUrl, chips: signers.map((s) => s.label) }, () =>
+        [`miner agent running: ${signers.length} chip(s)`, `  status  ${agent.statusUrl}/status`, `  metrics ${agent.statusUrl}/metrics`].join('\n'),
+      );
+      const stop = () => {
+        agent
+          .stop()
+          .then(() => process.exit(0))
+          .catch(() => process.exit(1));
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    },
+  );
+
   return miner;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function devChipCount(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UncError('BAD_ARGUMENT', `invalid --dev-chips "${text}": 0…1000`);
+  return n;
 }

@@ -10,6 +10,7 @@ import type {
   RegisterChipAction,
   TransferChipAction,
 } from '../chain/transaction.js';
+import { normalizeSerialHex } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import { ValidationError } from '../errors.js';
 import type { StateOverlay } from '../state/store.js';
@@ -100,7 +101,7 @@ export function applyGovernance(state: StateOverlay, ctx: PociContext, action: G
         if (!/^[0-9a-f]{1,128}$/.test(p.serial)) {
           throw new ValidationError('BAD_SERIAL', 'a certificate serial is lowercase hex');
         }
-        setSerialRevoked(state, p.vendorId, p.serial, p.revoked);
+        setSerialRevoked(state, p.vendorId, normalizeSerialHex(p.serial), p.revoked);
         break;
       case 'revokeChip': {
         const chip = getChip(state, p.chipId);
@@ -127,6 +128,9 @@ export function checkPociParams(p: PociParams): void {
   if (p.slotsPerEpoch < 1 || p.slotsPerEpoch > 8) throw new RangeError('slotsPerEpoch must be 1…8');
   if (p.epochBlocks < BigInt(p.slotsPerEpoch) * 2n) throw new RangeError('epochBlocks too small for the slots');
   if (p.answerWindowBlocks < 1n || p.answerWindowBlocks > 200n) throw new RangeError('answerWindowBlocks must be 1…200');
+  // A chip keeps the answered-slot masks of two epochs; unsettled slots (the last W blocks) must
+  // fall inside them.
+  if (p.epochBlocks <= p.answerWindowBlocks) throw new RangeError('epochBlocks must exceed answerWindowBlocks');
   if (p.registrationMaxAgeBlocks < 1n || p.registrationMaxAgeBlocks > 200n) {
     throw new RangeError('registrationMaxAgeBlocks must be 1…200');
   }

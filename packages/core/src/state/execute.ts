@@ -221,7 +221,9 @@ export class BlockExecutor {
       return this.apply(env);
     } catch (err) {
       if (err instanceof ValidationError) return err;
-      throw err;
+      // Whatever a transaction makes a verifier throw, it is that transaction that is refused:
+      // one hostile input must never stop block production.
+      return new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
     }
   }
 
@@ -262,9 +264,8 @@ export function executeBlock(
     try {
       executor.apply(env);
     } catch (err) {
-      if (err instanceof ValidationError)
-        throw new ValidationError(err.code, `transaction ${index}: ${err.message}`);
-      throw err;
+      const code = err instanceof ValidationError ? err.code : 'INVALID';
+      throw new ValidationError(code, `transaction ${index}: ${(err as Error).message}`);
     }
   });
   return executor.finish();

@@ -191,18 +191,25 @@ export class MinerAgent {
           }
           throw err;
         }
-        for (const slot of chip.view.slots) {
-          const key = `${slot.epoch}:${slot.slot}`;
-          if (slot.status !== 'open' || chip.pending.has(key)) continue;
-          const hash = await this.blockHash(slot.height);
-          const challenge = heartbeatChallenge(this.chainId, chip.chipId, fromHex(hash, 32));
-          const evidence = await chip.signer.answer(challenge);
-          answers.push({
-            chip,
-            key,
-            height: slot.height,
-            answer: { chipId: chip.chipId, epoch: BigInt(slot.epoch), slot: slot.slot, evidence },
-          });
+        try {
+          for (const slot of chip.view.slots) {
+            const key = `${slot.epoch}:${slot.slot}`;
+            if (slot.status !== 'open' || chip.pending.has(key)) continue;
+            const hash = await this.blockHash(slot.height);
+            const challenge = heartbeatChallenge(this.chainId, chip.chipId, fromHex(hash, 32));
+            const evidence = await chip.signer.answer(challenge);
+            answers.push({
+              chip,
+              key,
+              height: slot.height,
+              answer: { chipId: chip.chipId, epoch: BigInt(slot.epoch), slot: slot.slot, evidence },
+            });
+          }
+        } catch (err) {
+          // One chip that cannot sign (its TPM is down) must not hold back the others' answers.
+          const message = `cannot answer: ${(err as Error).message}`;
+          if (chip.lastError !== message) this.logger.warn('chip cannot answer', { chip: chip.signer.label, error: (err as Error).message });
+          chip.lastError = message;
         }
       }
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);

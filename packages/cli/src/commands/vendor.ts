@@ -1,0 +1,238 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type Action,
+  type GovProposal,
+  UncError,
+  checkId,
+  ed25519PublicKey,
+  ed25519Sign,
+  governanceSigningBytes,
+  toHex,
+} from '@unc/core';
+import {
+  SwtpmSocketTransport,
+  DeviceTransport,
+  Tpm,
+  createVendorCa,
+  fromPem,
+  issueAkCertificate,
+  toPem,
+  loadVendorCa,
+  parseTpmEndpoint,
+  provisionChip,
+  revokeSerials,
+  writeVendorCa,
+} from '@unc/miner';
+import { buildTransaction, encodeSigned } from '@unc/sdk';
+import { Command } from 'commander';
+import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+
+function date(text: string, name: string): Date {
+  const d = new Date(text);
+  if (Number.isNaN(d.getTime())) throw new UncError('BAD_ARGUMENT', `invalid ${name} "${text}": expected an ISO date`);
+  return d;
+}
+
+function vendorId(text: string): string {
+  try {
+    checkId(text, 'vendor id');
+  } catch (err) {
+    throw new UncError('BAD_ARGUMENT', (err as Error).message);
+  }
+  return text;
+}
+
+/**
+ * Sends governance proposals approved by one keyring key (a threshold-1 authority, as on dev
+ * chains; larger authorities collect approvals out of band). Proposals in one transaction use
+ * consecutive governance nonces.
+ */
+export async function sendGovernance(
+  ctx: Context,
+  from: string,
+  passwordFile: string | undefined,
+  proposals: GovProposal[],
+): Promise<{ hash: string; height: number }> {
+  const client = ctx.client();
+  const keyring = ctx.keyring();
+  const status = await client.status();
+  const password = keyring.needsPassword(from) ? await readPassword({ passwordFile }, `Password for "${from}": `) : undefined;
+  const seed = keyring.unlock(from, status.chainId, password);
+  const gov = await client.call<{ threshold: number; keys: string[]; nonce: number }>('unc_getGovernance');
+  const publicKey = ed25519PublicKey(seed);
+  if (!gov.keys.includes(toHex(publicKey))) {
+    throw new UncError('GOV_NOT_AUTHORITY', `key "${from}" is not a governance key of this chain`);
+  }
+  if (gov.threshold > 1) {
+    throw new UncError('GOV_THRESHOLD', `this chain's governance needs ${gov.threshold} approvals; one key cannot enact it`);
+  }
+  const actions: Action[] = proposals.map((proposal, i) => ({
+    type: 'governance',
+    proposal,
+    approvals: [{ publicKey, signature: ed25519Sign(seed, governanceSigningBytes(status.chainId, BigInt(gov.nonce + i), proposal)) }],
+  }));
+  const stx = await buildTransaction(client, seed, actions);
+  const { hash } = await client.sendRawTransaction(encodeSigned(stx));
+  const outcome = await client.waitForTransaction(hash);
+  if (outcome.status === 'rejected') throw new UncError(outcome.code, `governance transaction dropped: ${outcome.reason}`);
+  return { hash, height: outcome.height };
+}
+
+async function openTpm(endpointText: string): Promise<Tpm> {
+  const endpoint = parseTpmEndpoint(endpointText);
+  const tpm = new Tpm(
+    endpoint.kind === 'tcp'
+      ? new SwtpmSocketTransport({ host: endpoint.host, port: endpoint.port, timeoutMs: 30_000 })
+      : new DeviceTransport({ path: endpoint.path }),
+  );
+  await tpm.startup('clear');
+  return tpm;
+}
+
+export function vendorCommand(): Command {
+  const vendor = new Command('vendor').description('vendor tooling for test and dev networks: CA, chip provisioning, registry, revocation');
+  const ca = vendor.command('ca').description("the vendor's certificate authority");
+
+  withCommon(
+    ca
+      .command('create')
+      .description('create a vendor CA (root + intermediate) as PEM files')
+      .requiredOption('--vendor-id <id>', 'the id the chain registry will know the vendor by')
+      .requiredOption('--out <dir>', 'directory for the CA files')
+      .option('--curve <curve>', 'P-256 or P-384', 'P-256')
+      .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
+      .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
+  ).action(async (opts: { vendorId: string; out: string; curve: string; notBefore: string; notAfter: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    if (opts.curve !== 'P-256' && opts.curve !== 'P-384') throw new UncError('BAD_ARGUMENT', '--curve must be P-256 or P-384');
+    if (existsSync(join(opts.out, 'root.key.pem'))) throw new UncError('CA_EXISTS', `${opts.out} already holds a CA`);
+    const created = createVendorCa({
+      vendorId: vendorId(opts.vendorId),
+      curve: opts.curve,
+      notBefore: date(opts.notBefore, '--not-before'),
+      notAfter: date(opts.notAfter, '--not-after'),
+    });
+    await writeVendorCa(created, opts.out);
+    ctx.print({ vendorId: created.vendorId, dir: opts.out }, () => `created CA of vendor ${created.vendorId} in ${opts.out}`);
+  });
+
+  withCommon(
+    vendor
+      .command('provision')
+      .description("create a chip's attestation key in its TPM and issue its AK certificate")
+      .requiredOption('--ca <dir>', 'the vendor CA directory')
+      .requiredOption('--tpm <endpoint>', 'host:port of a TPM simulator (swtpm) or /dev/tpmrm0')
+      .requiredOption('--model <id>', 'the chip model id written into the certificate')
+      .requiredOption('--out <dir>', "directory for the chip's certificate files")
+      .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
+      .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
+  ).action(async (opts: { ca: string; tpm: string; model: string; out: string; notBefore: string; notAfter: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const loaded = await loadVendorCa(opts.ca);
+    const tpm = await openTpm(opts.tpm);
+    try {
+      const chip = await provisionChip(tpm, loaded, {
+        model: opts.model,
+        notBefore: date(opts.notBefore, '--not-before'),
+        notAfter: date(opts.notAfter, '--not-after'),
+        outDir: opts.out,
+      });
+      const out = { vendorId: loaded.vendorId, serial: chip.serial.toString(16), dir: opts.out };
+      ctx.print(out, () => `provisioned chip with AK certificate serial ${out.serial} in ${opts.out}`);
+    } finally {
+      await tpm.close();
+    }
+  });
+
+  withCommon(
+    vendor
+      .command('certify')
+      .description('issue an AK certificate for an attestation key made elsewhere (e.g. tpm2_createak)')
+      .requiredOption('--ca <dir>', 'the vendor CA directory')
+      .requiredOption('--ak-public <file>', "the AK's public key, PEM (tpm2_print -t TPM2B_PUBLIC -f pem)")
+      .requiredOption('--model <id>', 'the chip model id written into the certificate')
+      .requiredOption('--out <file>', 'where to write the certificate (PEM)')
+      .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
+      .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
+  ).action(async (opts: { ca: string; akPublic: string; model: string; out: string; notBefore: string; notAfter: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const loaded = await loadVendorCa(opts.ca);
+    if (!existsSync(opts.akPublic)) throw new UncError('BAD_FILE', `${opts.akPublic} does not exist`);
+    let spki: Uint8Array;
+    try {
+      spki = fromPem(readFileSync(opts.akPublic, 'utf8'), 'PUBLIC KEY');
+    } catch {
+      throw new UncError('BAD_FILE', `${opts.akPublic} is not a PEM public key`);
+    }
+    const { certificate, serial } = issueAkCertificate(loaded, spki, {
+      model: opts.model,
+      notBefore: date(opts.notBefore, '--not-before'),
+      notAfter: date(opts.notAfter, '--not-after'),
+    });
+    writeFileSync(opts.out, toPem('CERTIFICATE', certificate) + toPem('CERTIFICATE', loaded.intermediate.certificate));
+    ctx.print({ serial: serial.toString(16), out: opts.out }, () => `issued AK certificate ${serial.toString(16)} to ${opts.out} (with the intermediate)`);
+  });
+
+  withCommon(
+    vendor
+      .command('register')
+      .description('register the vendor (its root and profile) and a chip model through governance')
+      .requiredOption('--ca <dir>', 'the vendor CA directory (its root becomes the trust anchor)')
+      .requiredOption('--from <key>', 'governance key in the keyring')
+      .option('--profile <profile>', 'attestation profile', 'tpm2')
+      .option('--name <name>', 'vendor display name')
+      .requiredOption('--model <id>', 'chip model id')
+      .requiredOption('--power <n>', 'rated power: dense FP16 TFLOPS × 1000')
+      .option('--model-name <name>', 'model display name')
+      .option('--password-file <file>', "the governance key's password"),
+  ).action(
+    async (
+      opts: { ca: string; from: string; profile: string; name?: string; model: string; power: string; modelName?: string; passwordFile?: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      if (opts.profile !== 'tpm2' && opts.profile !== 'nvidia-spdm') {
+        throw new UncError('BAD_ARGUMENT', '--profile must be tpm2 or nvidia-spdm for a CA-based vendor');
+      }
+      if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n) throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
+      const loaded = await loadVendorCa(opts.ca);
+      const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+        {
+          type: 'setVendor',
+          vendor: { id: loaded.vendorId, name: opts.name ?? loaded.organization, profile: opts.profile, roots: [loaded.root.certificate] },
+        },
+        {
+          type: 'setModel',
+          model: { vendorId: loaded.vendorId, modelId: opts.model, name: opts.modelName ?? opts.model, power: BigInt(opts.power) },
+        },
+      ]);
+      ctx.print({ hash, height, vendorId: loaded.vendorId, modelId: opts.model }, () =>
+        `registered vendor ${loaded.vendorId} and model ${opts.model} at height ${height} (tx ${hash})`,
+      );
+    },
+  );
+
+  withCommon(
+    vendor
+      .command('revoke')
+      .description('revoke a certificate serial: every chip it vouched for stops at once')
+      .requiredOption('--ca <dir>', 'the vendor CA directory (its signed revocation list is updated)')
+      .requiredOption('--serial <hex>', 'certificate serial, hex')
+      .requiredOption('--from <key>', 'governance key in the keyring')
+      .option('--password-file <file>', "the governance key's password"),
+  ).action(async (opts: { ca: string; serial: string; from: string; passwordFile?: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const serial = opts.serial.replace(/^0x/i, '').toLowerCase().replace(/^0+(?=.)/, '');
+    if (!/^[0-9a-f]{1,64}$/.test(serial)) throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}"`);
+    const loaded = await loadVendorCa(opts.ca);
+    await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
+    const padded = serial.length % 2 ? `0${serial}` : serial;
+    const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+      { type: 'revokeSerial', vendorId: loaded.vendorId, serial: padded, revoked: true },
+    ]);
+    ctx.print({ hash, height, serial: padded }, () => `revoked serial ${padded} of ${loaded.vendorId} at height ${height}`);
+  });
+
+  return vendor;
+}
