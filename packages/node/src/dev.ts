@@ -7,7 +7,9 @@ import {
   addressFromPublicKey,
   DEFAULT_GENESIS_ALLOCATION_BPS,
   DEFAULT_MAX_SUPPLY,
+  type ChipModel,
   DEFAULT_PARAMS,
+  type Vendor,
   DEFAULT_POCI_PARAMS,
   DEV_SOFT_VENDOR,
   deriveEd25519,
@@ -79,7 +81,15 @@ export const DEV_MODELS = [
  * takes the remainder, so the sum is exact), one validator, and the given block interval.
  */
 export function devGenesis(
-  opts: { blockTimeMs?: number; accounts?: number; time?: Date; epochBlocks?: number } = {},
+  opts: {
+    blockTimeMs?: number;
+    accounts?: number;
+    time?: Date;
+    epochBlocks?: number;
+    /** More vendors and models, e.g. the dev TPM vendor of `unc dev --tpm-chips`. */
+    vendors?: Vendor[];
+    models?: ChipModel[];
+  } = {},
 ): Genesis {
   const accounts = devAccounts(opts.accounts ?? DEV_ACCOUNT_COUNT);
   const total = genesisAllocation({
@@ -103,8 +113,8 @@ export function devGenesis(
     validators: [{ publicKey: devValidator().publicKey, name: 'dev-validator' }],
     governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
     poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },
-    vendors: [{ id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] }],
-    models: DEV_MODELS.map((m) => ({ vendorId: DEV_SOFT_VENDOR, ...m })),
+    vendors: [{ id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] }, ...(opts.vendors ?? [])],
+    models: [...DEV_MODELS.map((m) => ({ vendorId: DEV_SOFT_VENDOR, ...m })), ...(opts.models ?? [])],
   };
 }
 

@@ -1,7 +1,19 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeAddress, formatUnc, UncError } from '@unc/core';
-import { DevSoftSigner, MinerAgent } from '@unc/miner';
+import {
+  type ChipSigner,
+  DevSoftSigner,
+  MinerAgent,
+  Swtpm,
+  Tpm,
+  type VendorCa,
+  createVendorCa,
+  loadVendorCa,
+  provisionChip,
+  writeVendorCa,
+} from '@unc/miner';
+import { tpmChipFromDir } from '../chips.js';
 import {
   createLogger,
   DEV_MINER_ACCOUNT,
@@ -22,6 +34,22 @@ function port(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UncError('BAD_PORT', `invalid port "${text}"`);
   return n;
+}
+
+const DEV_TPM_VENDOR = 'dev-tpm';
+const DEV_TPM_MODEL = 'swtpm';
+
+/** The dev TPM vendor's CA, made once per home, whose root the dev genesis trusts. */
+async function devTpmVendor(home: string): Promise<VendorCa> {
+  const dir = join(home, 'vendor', DEV_TPM_VENDOR);
+  if (existsSync(join(dir, 'vendor.json'))) return loadVendorCa(dir);
+  const ca = createVendorCa({
+    vendorId: DEV_TPM_VENDOR,
+    notBefore: new Date('2026-01-01T00:00:00Z'),
+    notAfter: new Date('2036-01-01T00:00:00Z'),
+  });
+  await writeVendorCa(ca, dir);
+  return ca;
 }
 
 function count(text: string, name: string, min: number, max: number): number {
@@ -49,16 +77,26 @@ export function devCommand(): Command {
       .option('--block-time <ms>', 'milliseconds between blocks', '1000')
       .option('--reset', 'delete the chain data and start from a fresh genesis')
       .option('--chips <n>', 'software dev chips driven by the dev miner (dev9 owns them)', '4')
+      .option('--tpm-chips <n>', 'chips backed by real software TPMs (swtpm), provisioned by a dev TPM vendor', '0')
       .option('--epoch-blocks <n>', 'blocks per POCI epoch (fresh genesis only)', '60'),
   ).action(
     async (
-      opts: { rpcPort: string; rpcHost: string; blockTime: string; reset?: boolean; chips: string; epochBlocks: string },
+      opts: {
+        rpcPort: string;
+        rpcHost: string;
+        blockTime: string;
+        reset?: boolean;
+        chips: string;
+        tpmChips: string;
+        epochBlocks: string;
+      },
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
       const rpcPort = port(opts.rpcPort);
       const blockTimeMs = blockTime(opts.blockTime);
       const chipCount = count(opts.chips, 'chips', 0, 1000);
+      const tpmChipCount = count(opts.tpmChips, 'tpm-chips', 0, 16);
       const epochBlocks = count(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
       const home = ctx.home;
       const dataDir = join(home, 'data');
@@ -66,12 +104,25 @@ export function devCommand(): Command {
       if (opts.reset) {
         rmSync(dataDir, { recursive: true, force: true });
         rmSync(genesisPath, { force: true });
+        rmSync(join(home, 'tpm'), { recursive: true, force: true });
       }
       mkdirSync(home, { recursive: true });
+      const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
       if (!existsSync(genesisPath)) {
-        writeFileSync(genesisPath, `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks }), null, 2)}\n`);
+        const extra = devTpm
+          ? {
+              vendors: [
+                { id: DEV_TPM_VENDOR, name: 'Dev TPM vendor (swtpm)', profile: 'tpm2' as const, roots: [devTpm.root.certificate] },
+              ],
+              models: [{ vendorId: DEV_TPM_VENDOR, modelId: DEV_TPM_MODEL, name: 'Software TPM 2.0 (swtpm)', power: 1_000n }],
+            }
+          : {};
+        writeFileSync(genesisPath, `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks, ...extra }), null, 2)}\n`);
       }
       const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
+      if (devTpm && !(genesis.vendors as { id: string }[]).some((v) => v.id === DEV_TPM_VENDOR)) {
+        throw new UncError('NEEDS_RESET', 'this dev chain was created without the dev TPM vendor: run with --reset to add TPM chips');
+      }
       const chainId = String(genesis.chainId);
       const keyring = ctx.keyring();
       const accounts = devAccounts();
@@ -88,10 +139,35 @@ export function devCommand(): Command {
         blockTimeMs,
         logger,
       });
-      const chips = Array.from({ length: chipCount }, (_, i) => {
+      const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
         const k = devChipKey(i);
         return new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name);
       });
+      const swtpms: Swtpm[] = [];
+      if (devTpm) {
+        for (let i = 0; i < tpmChipCount; i++) {
+          const tpmDir = join(home, 'tpm', `chip-${i}`);
+          mkdirSync(join(tpmDir, 'state'), { recursive: true });
+          const swtpm = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
+          swtpms.push(swtpm);
+          const certDir = join(tpmDir, 'cert');
+          if (!existsSync(join(certDir, 'ak.cert.pem'))) {
+            const tpm = new Tpm(swtpm.transport());
+            try {
+              await tpm.startup('clear');
+              await provisionChip(tpm, devTpm, {
+                model: DEV_TPM_MODEL,
+                notBefore: new Date('2026-01-01T00:00:00Z'),
+                notAfter: new Date('2036-01-01T00:00:00Z'),
+                outDir: certDir,
+              });
+            } finally {
+              await tpm.close();
+            }
+          }
+          chips.push(tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`));
+        }
+      }
       const miner = new MinerAgent({
         nodeUrl: node.rpcUrl,
         ownerSeed: devKey(DEV_MINER_ACCOUNT).seed,
@@ -99,7 +175,7 @@ export function devCommand(): Command {
         statusPort: 0,
         logger: logger.child('miner'),
       });
-      if (chipCount > 0) await miner.start();
+      if (chips.length > 0) await miner.start();
       writeFileSync(
         join(home, 'config.json'),
         `${JSON.stringify({ node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
@@ -119,7 +195,7 @@ export function devCommand(): Command {
         dataDir,
         blockTimeMs,
         height: Number(node.chain.height),
-        miner: { status: miner.statusUrl, chips: chipCount },
+        miner: { status: miner.statusUrl, chips: chipCount, tpmChips: tpmChipCount },
         accounts: accounts.map((a) => ({
           name: a.name,
           address: encodeAddress(a.address),
@@ -133,7 +209,7 @@ export function devCommand(): Command {
           `  RPC         ${node.rpcUrl}   (WebSocket ${node.wsUrl})`,
           `  Data dir    ${dataDir}`,
           `  Block time  ${blockTimeMs} ms`,
-          `  Dev miner   ${chipCount} software chips owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
+          `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
           '',
           'Dev accounts (keyring "test": unencrypted, usable only on this dev chain):',
           ...summary.accounts.map(
@@ -155,6 +231,7 @@ export function devCommand(): Command {
         logger.info(`received ${signal}, stopping`);
         miner
           .stop()
+          .then(() => Promise.all(swtpms.map((t) => t.dispose())))
           .then(() => node.stop())
           .then(() => process.exit(0))
           .catch((err) => {
