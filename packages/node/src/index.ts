@@ -5,3 +5,4 @@ export * from './mempool.js';
 export * from './metrics.js';
 export * from './node.js';
 export * from './storage/db.js';
+export * from './explorer.js';

@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ed25519PublicKey, keyId, type TxEnvelope, toHex, ValidationError } from '@unc/core';
 import { createApi } from './api.js';
+import { explorerHandler } from './explorer.js';
 import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolOptions } from './mempool.js';
@@ -24,6 +25,8 @@ export interface NodeOptions {
   mempool?: Partial<MempoolOptions>;
   /** Overrides the genesis block interval for this node's producer (dev chains). */
   blockTimeMs?: number;
+  /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
+  explorerDir?: string;
   logger?: Logger;
 }
 
@@ -115,12 +118,13 @@ export class UncNode {
           maxWsConnections: 256,
           maxSubscriptionsPerConnection: 10_000,
         },
-        createApi(node),
+        { ...createApi(node), ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}) },
       );
     } catch (err) {
       await db.close();
       throw err;
     }
+    if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
     if (validator) node.scheduleNextBlock();
     return node;
   }
@@ -128,6 +132,9 @@ export class UncNode {
   get rpcUrl(): string {
     return this.rpc!.url.replace(/\/$/, '');
   }
+
+  /** Where the explorer is served, when this node serves one. */
+  explorerUrl: string | null = null;
 
   get wsUrl(): string {
     return this.rpc!.wsUrl.replace(/\/$/, '');

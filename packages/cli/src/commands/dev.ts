@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encodeAddress, formatUnc, UncError } from '@unc/core';
 import {
   type ChipSigner,
@@ -130,7 +131,10 @@ export function devCommand(): Command {
       keyring.addTest('governance', devGovernanceKey().seed, chainId);
 
       const logger = createLogger('dev');
+      // The explorer built beside this CLI in the monorepo (npm run build builds it).
+      const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
       const node = await UncNode.start({
+        ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
         dataDir,
         genesis,
         validatorSeed: devValidator().seed,
@@ -190,6 +194,7 @@ export function devCommand(): Command {
       const summary = {
         chainId,
         rpc: node.rpcUrl,
+      explorer: node.explorerUrl,
         ws: node.wsUrl,
         home,
         dataDir,
@@ -207,6 +212,7 @@ export function devCommand(): Command {
         [
           `UtilityNet dev chain ${chainId} (height ${summary.height})`,
           `  RPC         ${node.rpcUrl}   (WebSocket ${node.wsUrl})`,
+          `  Explorer    ${node.explorerUrl ?? 'not built (npm run build)'}`,
           `  Data dir    ${dataDir}`,
           `  Block time  ${blockTimeMs} ms`,
           `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,

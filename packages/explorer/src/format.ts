@@ -1,0 +1,114 @@
+/** Display formatting. Amounts stay bigint base units (1 UNC = 10^18) until the last step. */
+
+export const UNC_DECIMALS = 18;
+const ONE_UNC = 10n ** 18n;
+
+export function big(value: string | bigint | number): bigint {
+  if (typeof value === 'bigint') return value;
+  try {
+    return BigInt(value);
+  } catch {
+    return 0n;
+  }
+}
+
+/** "1.50" → "1.5", "2.00" → "2"; an integer string is left alone. */
+function trimZeros(s: string): string {
+  return s.includes('.') ? s.replace(/\.?0+$/, '') : s;
+}
+
+function groupDigits(digits: string): string {
+  return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/**
+ * "3,000,012.5" — whole UNC grouped, at most `maxFrac` decimals (cut, not rounded, so a balance is
+ * never shown larger than it is). A non-zero amount that cuts to zero shows as "<0.0001".
+ */
+export function formatUnc(value: string | bigint, maxFrac = 4): string {
+  const v = big(value);
+  const negative = v < 0n;
+  const abs = negative ? -v : v;
+  const whole = abs / ONE_UNC;
+  let frac = (abs % ONE_UNC).toString().padStart(UNC_DECIMALS, '0').slice(0, maxFrac).replace(/0+$/, '');
+  if (maxFrac === 0 && whole === 0n && abs !== 0n) return negative ? '>-1' : '<1';
+  if (whole === 0n && frac === '' && abs !== 0n)
+    return `${negative ? '>-' : '<'}0.${'0'.repeat(Math.max(0, maxFrac - 1))}1`;
+  if (maxFrac === 0) frac = '';
+  return `${negative ? '-' : ''}${groupDigits(whole.toString())}${frac ? `.${frac}` : ''}`;
+}
+
+/** Every digit: for fees and exact amounts. */
+export function formatUncExact(value: string | bigint): string {
+  return formatUnc(value, UNC_DECIMALS);
+}
+
+/** "970M", "30M", "1.25K", "12.5" — for tiles and chart legends. */
+export function formatUncCompact(value: string | bigint): string {
+  const v = big(value);
+  const whole = Number(v / ONE_UNC) + Number(v % ONE_UNC) / 1e18;
+  const units: [number, string][] = [
+    [1e12, 'T'],
+    [1e9, 'B'],
+    [1e6, 'M'],
+    [1e3, 'K'],
+  ];
+  for (const [size, suffix] of units) {
+    if (Math.abs(whole) >= size) {
+      const n = whole / size;
+      return `${trimZeros(n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2))}${suffix}`;
+    }
+  }
+  return formatUnc(v, 2);
+}
+
+export function formatInt(n: number): string {
+  return groupDigits(String(Math.trunc(n)));
+}
+
+export function shortHash(hash: string, head = 8, tail = 6): string {
+  if (hash.length <= head + tail + 1) return hash;
+  return `${hash.slice(0, head)}…${hash.slice(-tail)}`;
+}
+
+export function shortAddress(address: string): string {
+  return shortHash(address, 10, 6);
+}
+
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${trimZeros((ms / 1000).toFixed(ms < 10_000 ? 2 : 1))} s`;
+  if (ms < 3_600_000) return `${trimZeros((ms / 60_000).toFixed(1))} min`;
+  return `${trimZeros((ms / 3_600_000).toFixed(1))} h`;
+}
+
+export function timeAgo(ms: number, now: number): string {
+  const d = Math.max(0, now - ms);
+  if (d < 2000) return 'just now';
+  if (d < 60_000) return `${Math.floor(d / 1000)} s ago`;
+  if (d < 3_600_000) return `${Math.floor(d / 60_000)} min ago`;
+  if (d < 86_400_000) return `${Math.floor(d / 3_600_000)} h ago`;
+  return `${Math.floor(d / 86_400_000)} d ago`;
+}
+
+/** "2026-11-26 18:01:24 UTC": one format everywhere, independent of the viewer's locale. */
+export function formatTime(ms: number): string {
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
+/** part / whole as a JS number in [0, 1] (exact to 18 digits, so a tiny part is not shown as 0). */
+export function fraction(part: bigint, whole: bigint): number {
+  if (whole === 0n) return 0;
+  return Number((part * 10n ** 18n) / whole) / 1e18;
+}
+
+export function formatPercent(f: number, digits = 2): string {
+  if (f > 0 && f < 10 ** -digits / 100) return `<${(10 ** -digits).toFixed(digits)}%`;
+  return `${trimZeros((f * 100).toFixed(digits))}%`;
+}
+
+/** "1 transaction", "3 transactions". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${formatInt(n)} ${n === 1 ? one : many}`;
+}

@@ -1,0 +1,374 @@
+/**
+ * Keeps one live picture of the node for every page: connection state, head status, the last ~100
+ * block summaries, supply, parameters and the latest transactions.
+ *
+ * New blocks arrive over the WebSocket `newBlocks` subscription; when that socket is not open the
+ * watcher polls instead. A health probe (unc_status) runs every few seconds: a slow answer raises
+ * the "slow" state, a failure the "down" state with a retry countdown (1 s, 2 s, 4 s, then every
+ * 5 s). Data already shown stays on screen while the node is away; when it comes back the watcher
+ * re-reads everything and bumps `epoch`, so pages re-fetch.
+ */
+import {
+  type BlockJson,
+  NodeUnreachableError,
+  type ParamsJson,
+  RpcClientError,
+  type StatusJson,
+  type Subscription,
+  type SupplyJson,
+  type TxJson,
+  UncClient,
+} from '../sdk';
+
+export const WINDOW_BLOCKS = 100;
+export const RECENT_TXS = 25;
+/** Pages of 100 block summaries looked at beyond the window for the latest transactions. */
+export const EXTRA_TX_PAGES = 4;
+/** A probe slower than this shows the "slow" banner. */
+export const SLOW_MS = 2500;
+/** A probe that takes longer than this counts as a failure. */
+export const PROBE_TIMEOUT_MS = 8000;
+
+export type ConnState = 'connecting' | 'ok' | 'slow' | 'down' | 'invalid';
+
+export interface RecentTx {
+  tx: TxJson;
+  height: number;
+  timeMs: number;
+}
+
+export interface NodeSnapshot {
+  url: string;
+  conn: ConnState;
+  /** Why the node is down (or the URL invalid). */
+  error: string | null;
+  /** When the next attempt runs, while down (ms since epoch). */
+  retryAt: number | null;
+  /** How new blocks arrive: over the WebSocket subscription, by polling, or not at all yet. */
+  live: 'ws' | 'poll' | 'off';
+  status: StatusJson | null;
+  params: ParamsJson | null;
+  supply: SupplyJson | null;
+  /** Newest first, at most WINDOW_BLOCKS, contiguous heights. */
+  blocks: BlockJson[];
+  /** Newest first. */
+  recentTxs: RecentTx[];
+  /** Bumped every time the node comes back after being unreachable. */
+  epoch: number;
+}
+
+export function errorText(err: unknown): string {
+  // "cannot reach the node at URL: cause": the banner already names the node, keep the cause.
+  if (err instanceof NodeUnreachableError) return err.message.replace(/^cannot reach the node at \S+: /, '');
+  if (err instanceof RpcClientError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export class NodeWatcher {
+  readonly client: UncClient | null;
+  private readonly probe: UncClient | null;
+  private snap: NodeSnapshot;
+  private readonly listeners = new Set<() => void>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private sub: Subscription | null = null;
+  private subscribing = false;
+  private failures = 0;
+  private stopped = true;
+  private synced = false;
+  /** Serialises every change to the block window. */
+  private queue: Promise<void> = Promise.resolve();
+  private lastSubscribeTry = 0;
+  /** Bumped by start() and stop(), so a probe still in flight from an earlier run is ignored. */
+  private generation = 0;
+  private inFlight = false;
+  private again = false;
+
+  constructor(url: string) {
+    let client: UncClient | null = null;
+    let probe: UncClient | null = null;
+    let error: string | null = null;
+    try {
+      client = new UncClient(url, { timeoutMs: 15_000 });
+      probe = new UncClient(url, { timeoutMs: PROBE_TIMEOUT_MS });
+    } catch (err) {
+      error = errorText(err);
+    }
+    this.client = client;
+    this.probe = probe;
+    this.snap = {
+      url: client?.url ?? url,
+      conn: client ? 'connecting' : 'invalid',
+      error,
+      retryAt: null,
+      live: 'off',
+      status: null,
+      params: null,
+      supply: null,
+      blocks: [],
+      recentTxs: [],
+      epoch: 0,
+    };
+  }
+
+  getSnapshot = (): NodeSnapshot => this.snap;
+
+  subscribe = (fn: () => void): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+
+  start(): void {
+    if (!this.client || !this.stopped) return;
+    this.stopped = false;
+    this.generation++;
+    void this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.sub?.close();
+    this.sub = null;
+  }
+
+  /** Runs the next probe now (the banner's "retry now"). */
+  retryNow(): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    void this.tick();
+  }
+
+  private set(patch: Partial<NodeSnapshot>): void {
+    this.snap = { ...this.snap, ...patch };
+    for (const fn of this.listeners) fn();
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), ms);
+  }
+
+  private async tick(): Promise<void> {
+    this.timer = null;
+    if (this.stopped || !this.probe) return;
+    // One probe at a time; a request for another while one runs is served right after it.
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.inFlight = true;
+    try {
+      await this.probeOnce();
+    } finally {
+      this.inFlight = false;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.schedule(0);
+      }
+    }
+  }
+
+  private async probeOnce(): Promise<void> {
+    if (!this.probe) return;
+    const gen = this.generation;
+    const slow = setTimeout(() => {
+      if (this.snap.conn === 'ok' || this.snap.conn === 'connecting') this.set({ conn: 'slow' });
+    }, SLOW_MS);
+    try {
+      const status = await this.probe.status();
+      clearTimeout(slow);
+      if (this.stopped || gen !== this.generation) return;
+      const cameBack = this.snap.conn === 'down';
+      if (!this.synced || cameBack) {
+        await this.resync(status, cameBack);
+      } else {
+        // A block heard over the socket may already be newer than this probe's answer.
+        const prev = this.snap.status;
+        this.set({
+          status:
+            prev && prev.height > status.height
+              ? { ...status, height: prev.height, hash: prev.hash, time: prev.time, timeMs: prev.timeMs }
+              : status,
+        });
+        if (!this.sub) await this.enqueue(() => this.catchUp(status.height));
+        await this.refreshSupply();
+      }
+      this.failures = 0;
+      this.set({ conn: 'ok', error: null, retryAt: null });
+      if (!this.sub) void this.trySubscribe();
+      // With the subscription open the probe is only a health check; without it, it is the feed.
+      const blockTime = this.snap.params?.blockTimeMs ?? 1000;
+      this.schedule(this.sub ? 3000 : Math.min(Math.max(blockTime, 500), 3000));
+    } catch (err) {
+      clearTimeout(slow);
+      if (this.stopped || gen !== this.generation) return;
+      this.failures++;
+      const delay = Math.min(1000 * 2 ** (this.failures - 1), 5000);
+      this.sub?.close();
+      this.sub = null;
+      this.set({ conn: 'down', error: errorText(err), retryAt: Date.now() + delay, live: 'off' });
+      this.schedule(delay);
+    }
+  }
+
+  /** Reads everything afresh: at start and whenever the node comes back. */
+  private async resync(status: StatusJson, cameBack: boolean): Promise<void> {
+    const client = this.client!;
+    const [params, supply] = await Promise.all([
+      this.snap.params ? Promise.resolve(this.snap.params) : client.getParams(),
+      client.getSupply(),
+    ]);
+    const count = Math.min(WINDOW_BLOCKS, status.height + 1);
+    const blocks = count > 0 ? await client.getBlocks(status.height, count) : [];
+    const recentTxs = await this.collectTxs(blocks, RECENT_TXS);
+    // On a quiet chain the window may hold few transactions: look a few hundred blocks further.
+    let below = (blocks[blocks.length - 1]?.height ?? 0) - 1;
+    for (let i = 0; i < EXTRA_TX_PAGES && recentTxs.length < 10 && below >= 0; i++) {
+      const older = await client.getBlocks(below, Math.min(WINDOW_BLOCKS, below + 1));
+      recentTxs.push(...(await this.collectTxs(older, RECENT_TXS - recentTxs.length)));
+      below -= older.length;
+    }
+    await this.enqueue(async () => {
+      // Blocks that arrived over the subscription meanwhile are newer than this window.
+      const top = this.snap.blocks[0];
+      const merged = top && top.height > status.height ? mergeBlocks(this.snap.blocks, blocks) : blocks;
+      this.set({
+        status,
+        params,
+        supply,
+        blocks: merged,
+        recentTxs,
+        epoch: cameBack ? this.snap.epoch + 1 : this.snap.epoch,
+      });
+    });
+    this.synced = true;
+  }
+
+  private async refreshSupply(): Promise<void> {
+    try {
+      const supply = await this.client!.getSupply();
+      this.set({ supply });
+    } catch {
+      // The next probe reports the node's state.
+    }
+  }
+
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async trySubscribe(): Promise<void> {
+    if (this.subscribing || this.sub || this.stopped || !this.client) return;
+    if (Date.now() - this.lastSubscribeTry < 4000) return;
+    this.lastSubscribeTry = Date.now();
+    this.subscribing = true;
+    try {
+      const sub = await this.client.subscribe<BlockJson>('newBlocks', [], (block) => {
+        void this.enqueue(() => this.onBlock(block));
+      });
+      if (this.stopped) {
+        sub.close();
+        return;
+      }
+      this.sub = sub;
+      this.set({ live: 'ws' });
+      sub.onClose(() => {
+        if (this.sub !== sub) return;
+        this.sub = null;
+        if (this.stopped) return;
+        this.set({ live: 'poll' });
+        // Find out at once whether the node is gone or only the socket.
+        this.retryNow();
+      });
+    } catch {
+      if (!this.stopped && this.snap.conn === 'ok') this.set({ live: 'poll' });
+    } finally {
+      this.subscribing = false;
+    }
+  }
+
+  private async onBlock(block: BlockJson): Promise<void> {
+    const top = this.snap.blocks[0];
+    if (top && block.height <= top.height) return;
+    if (top && block.height > top.height + 1) {
+      await this.catchUp(block.height);
+      return;
+    }
+    const status = this.snap.status
+      ? {
+          ...this.snap.status,
+          height: block.height,
+          hash: block.hash,
+          time: block.time,
+          timeMs: block.timeMs,
+        }
+      : null;
+    this.set({ blocks: [block, ...this.snap.blocks].slice(0, WINDOW_BLOCKS), status });
+    if (block.txCount > 0) {
+      const txs = await this.collectTxs([block], RECENT_TXS);
+      this.set({ recentTxs: [...txs, ...this.snap.recentTxs].slice(0, RECENT_TXS) });
+      void this.refreshSupply();
+    }
+  }
+
+  /** Fetches the blocks between the window's top and `height` (polling, or a gap in the feed). */
+  private async catchUp(height: number): Promise<void> {
+    const top = this.snap.blocks[0]?.height ?? -1;
+    if (height <= top) return;
+    const count = Math.min(WINDOW_BLOCKS, height - top);
+    const fresh = await this.client!.getBlocks(height, count);
+    const txs = await this.collectTxs(fresh, RECENT_TXS);
+    const newest = fresh[0];
+    const status =
+      this.snap.status && newest
+        ? {
+            ...this.snap.status,
+            height: newest.height,
+            hash: newest.hash,
+            time: newest.time,
+            timeMs: newest.timeMs,
+          }
+        : this.snap.status;
+    this.set({
+      blocks: mergeBlocks(fresh, this.snap.blocks),
+      recentTxs: [...txs, ...this.snap.recentTxs].slice(0, RECENT_TXS),
+      status,
+    });
+  }
+
+  /** The transactions of the blocks that have any, newest first, up to `limit`. */
+  private async collectTxs(blocks: BlockJson[], limit: number): Promise<RecentTx[]> {
+    const out: RecentTx[] = [];
+    for (const b of blocks) {
+      if (out.length >= limit) break;
+      if (b.txCount === 0) continue;
+      const full = await this.client!.getBlock(b.height, true);
+      const txs = full.txs as TxJson[];
+      for (let i = txs.length - 1; i >= 0 && out.length < limit; i--) {
+        out.push({ tx: txs[i]!, height: b.height, timeMs: b.timeMs });
+      }
+    }
+    return out;
+  }
+}
+
+/** Newest first, one entry per height, contiguous from the newest, at most WINDOW_BLOCKS. */
+function mergeBlocks(newer: BlockJson[], older: BlockJson[]): BlockJson[] {
+  const byHeight = new Map<number, BlockJson>();
+  for (const b of older) byHeight.set(b.height, b);
+  for (const b of newer) byHeight.set(b.height, b);
+  const sorted = [...byHeight.values()].sort((a, b) => b.height - a.height);
+  const out: BlockJson[] = [];
+  for (const b of sorted) {
+    if (out.length > 0 && out[out.length - 1]!.height !== b.height + 1) break;
+    out.push(b);
+    if (out.length >= WINDOW_BLOCKS) break;
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+/** Resolves a 64-hex hash: a block hash first, then a transaction hash. Other shapes route directly. */
+import { useEffect } from 'react';
+import { PageTitle } from '../components/ui';
+import { useRpc } from '../node/context';
+import { navigate, type PageProps, paths } from '../router';
+import { RpcClientError } from '../sdk';
+import { classify } from '../search';
+import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
+
+type Found = { to: string } | { none: true };
+
+export function SearchPage({ params }: PageProps) {
+  const q = params.q ?? '';
+  const target = classify(q);
+  const result = useRpc<Found>(`search:${q}`, async (c) => {
+    if (target.kind === 'height') return { to: paths.block(target.height) };
+    if (target.kind === 'address') return { to: paths.account(target.address) };
+    if (target.kind !== 'hash') return { none: true };
+    try {
+      const block = await c.getBlock(target.hash);
+      return { to: paths.block(block.height) };
+    } catch (err) {
+      if (!isNotFound(err) && !(err instanceof RpcClientError && err.rpcCode === -32602)) throw err;
+    }
+    try {
+      await c.getTransaction(target.hash);
+      return { to: paths.tx(target.hash) };
+    } catch (err) {
+      if (err instanceof RpcClientError && err.reason === 'PENDING') return { to: paths.tx(target.hash) };
+      if (isNotFound(err)) return { none: true };
+      throw err;
+    }
+  });
+
+  const found = result.data;
+  useEffect(() => {
+    if (found && 'to' in found) navigate(found.to, { replace: true });
+  }, [found]);
+
+  return (
+    <div className="page">
+      <PageTitle kicker="Search" title={<span className="mono break">{q}</span>} />
+      {target.kind === 'invalid' ? (
+        <ProblemCard title="Nothing to look up" testId="search-invalid">
+          {target.reason}
+        </ProblemCard>
+      ) : found && 'none' in found ? (
+        <ProblemCard title="Nothing found" testId="search-none">
+          No block and no transaction has the hash <span className="mono break">{q}</span>.
+        </ProblemCard>
+      ) : result.error ? (
+        <RpcErrorCard error={result.error} what="search" />
+      ) : (
+        <LoadingCard lines={3} />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,33 @@
+/**
+ * The one place the explorer touches the sdk.
+ *
+ * Runtime values come from the sdk's client file alone (`@unc/sdk/client`, a Vite and tsconfig alias
+ * of packages/sdk/src/client.ts): the `@unc/sdk` barrel also re-exports code that imports @unc/core,
+ * which needs node:crypto and does not bundle for a browser. Types come from the barrel (they are
+ * erased at build time). When the sdk gains a browser-safe entry, only this file changes.
+ */
+
+export type {
+  AccountJson,
+  ActionJson,
+  BlockJson,
+  HeaderJson,
+  StatusJson,
+  SupplyJson,
+  TxEventJson,
+  TxJson,
+  TxReceiptJson,
+} from '@unc/sdk';
+export type { Subscription } from '@unc/sdk/client';
+export { NodeUnreachableError, RpcClientError, UncClient } from '@unc/sdk/client';
+
+/** The chain parameters (`unc_getParams`). */
+export interface ParamsJson {
+  blockTimeMs: number;
+  maxBlockTxs: number;
+  maxBlockBytes: number;
+  maxTxBytes: number;
+  minFeePerByte: string;
+  minFeePerAction: string;
+  maxTxLifetimeBlocks: number;
+}

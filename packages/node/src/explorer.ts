@@ -1,0 +1,52 @@
+/**
+ * Serves the built explorer (packages/explorer/dist) at /explorer/ on the RPC port, so the page
+ * and the JSON-RPC it reads share one origin. Hashed assets are cached for good; index.html never.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+export const EXPLORER_PATH = '/explorer/';
+
+export function explorerHandler(dir: string): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const root = resolve(dir);
+  return (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/explorer' || url.pathname === '/') {
+      // Relative asset URLs need the trailing slash.
+      res.writeHead(302, { location: EXPLORER_PATH }).end();
+      return true;
+    }
+    if (!url.pathname.startsWith(EXPLORER_PATH)) return false;
+    let rel: string;
+    try {
+      rel = decodeURIComponent(url.pathname.slice(EXPLORER_PATH.length)) || 'index.html';
+    } catch {
+      res.writeHead(400).end();
+      return true;
+    }
+    const file = normalize(join(root, rel));
+    if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return true;
+    }
+    const immutable = rel.startsWith('assets/');
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+    });
+    res.end(req.method === 'HEAD' ? undefined : readFileSync(file));
+    return true;
+  };
+}
