@@ -1,0 +1,404 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { equalBytes } from '../../src/bytes.js';
+import {
+  consensusEvidenceCodec,
+  verifyCommitCertificate,
+  verifyConsensusEvidence,
+} from '../../src/consensus/messages.js';
+import { PrivValidator } from '../../src/consensus/privval.js';
+import { Tendermint } from '../../src/consensus/tendermint.js';
+import { decode, encode } from '../../src/encoding/codec.js';
+import {
+  A,
+  B,
+  broadcastProposals,
+  broadcastVotes,
+  CHAIN,
+  describeVote,
+  findBeacon,
+  Harness,
+  KEYS,
+  proposal,
+  proposerIndex,
+  SEEDS,
+  SET,
+  TIMEOUTS,
+  vote,
+} from './fixtures.js';
+
+/** Validator 0 is the node under test and proposes in none of the first six rounds. */
+const NOT_ME = findBeacon(6, (_, p) => p !== 0);
+
+function votesOf(actions: ReturnType<Harness['send']>): string[] {
+  return broadcastVotes(actions).map(describeVote);
+}
+
+describe('tendermint: one height, no faults', () => {
+  test('proposal, polka, lock, precommits, commit with a 2/3+ certificate', () => {
+    const h = new Harness(0, NOT_ME);
+    const started = h.start();
+    assert.deepEqual(
+      started.map((a) => a.type),
+      ['schedule-timeout'],
+    );
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+    assert.deepEqual(votesOf(h.votes([1], 'prevote', 0, A)), []);
+    assert.deepEqual(votesOf(h.votes([2], 'prevote', 0, A)), ['precommit@0:A'], '3 of 4 prevotes: a polka');
+    const snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, 0);
+    assert.ok(equalBytes(snap.lockedValue!, A));
+    assert.equal(snap.validRound, 0);
+
+    assert.deepEqual(
+      h.votes([1], 'precommit', 0, A).filter((a) => a.type === 'commit'),
+      [],
+    );
+    const commit = h.votes([3], 'precommit', 0, A).find((a) => a.type === 'commit');
+    assert.ok(commit && commit.type === 'commit');
+    assert.equal(commit.height, 1n);
+    assert.ok(equalBytes(commit.blockHash, A));
+    assert.equal(commit.certificate.signatures.length, 3);
+    const check = verifyCommitCertificate(CHAIN, SET, commit.certificate);
+    assert.deepEqual(check, { ok: true, power: 3n });
+    assert.equal(h.machine.snapshot().step, 'decided');
+    // Nothing more happens at a decided height.
+    assert.deepEqual(h.votes([2], 'precommit', 0, A), []);
+  });
+
+  test('an invalid block gets a nil prevote', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    assert.deepEqual(votesOf(h.propose(0, A, -1, false)), ['prevote@0:nil']);
+  });
+
+  test('a polka for an invalid block is neither locked on nor committed', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A, -1, false);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, A)), []);
+    assert.equal(h.machine.snapshot().lockedRound, -1);
+    assert.deepEqual(
+      h.votes([1, 2, 3], 'precommit', 0, A).filter((a) => a.type === 'commit'),
+      [],
+    );
+  });
+
+  test('round timeouts are base + delta × round for every step', () => {
+    const h = new Harness(0, NOT_ME);
+    const delays = (actions: ReturnType<Harness['send']>) =>
+      actions.flatMap((a) => (a.type === 'schedule-timeout' ? [`${a.step}@${a.round}:${a.delayMs}`] : []));
+    assert.deepEqual(delays(h.start()), ['propose@0:1000']);
+    for (let round = 0; round < 3; round++) {
+      assert.deepEqual(votesOf(h.timeout('propose', round)), [`prevote@${round}:nil`]);
+      const afterPrevotes = h.votes([1, 2], 'prevote', round, null);
+      assert.deepEqual(delays(afterPrevotes), [`prevote@${round}:${500 + 50 * round}`]);
+      assert.deepEqual(votesOf(afterPrevotes), [`precommit@${round}:nil`], 'a polka for nil');
+      const afterPrecommits = h.votes([1, 2], 'precommit', round, null);
+      assert.deepEqual(delays(afterPrecommits), [`precommit@${round}:${600 + 60 * round}`]);
+      assert.deepEqual(delays(h.timeout('precommit', round)), [
+        `propose@${round + 1}:${1000 + 100 * (round + 1)}`,
+      ]);
+      assert.equal(h.machine.snapshot().round, round + 1);
+    }
+  });
+
+  test('stale timeouts and messages for other heights change nothing', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    assert.deepEqual(h.timeout('propose', 3), []);
+    assert.deepEqual(h.send({ type: 'timeout', height: 2n, round: 0, step: 'propose' }), []);
+    assert.deepEqual(h.send({ type: 'vote', vote: vote(1, 'prevote', 0, A, 2n) }), []);
+    assert.equal(h.machine.snapshot().step, 'propose');
+  });
+});
+
+describe('tendermint: locking (the paper, lines 22-43)', () => {
+  test('a validator locked on A prevotes nil for a fresh proposal of B', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 0, A)), ['precommit@0:A']);
+    h.votes([1, 2], 'precommit', 0, null);
+    h.timeout('precommit', 0);
+    assert.deepEqual(votesOf(h.propose(1, B)), ['prevote@1:nil']);
+    assert.equal(h.machine.snapshot().lockedRound, 0);
+  });
+
+  test('the locked value itself is prevoted again in a later round', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    h.votes([1, 2], 'prevote', 0, A);
+    h.timeout('precommit', 0);
+    assert.deepEqual(votesOf(h.propose(1, A)), ['prevote@1:A']);
+  });
+
+  test('a polka older than the lock does not release it', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    // Round 0: B gathers a polka, but this node never saw B's proposal, so it does not lock.
+    h.timeout('propose', 0);
+    h.votes([1, 2, 3], 'prevote', 0, B);
+    h.timeout('prevote', 0);
+    h.timeout('precommit', 0);
+    // Round 1: lock on A.
+    h.propose(1, A);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 1, A)), ['precommit@1:A']);
+    h.timeout('precommit', 1);
+    // Round 2: B re-proposed with its round-0 polka: 0 < lockedRound 1, so still nil.
+    assert.deepEqual(votesOf(h.propose(2, B, 0)), ['prevote@2:nil']);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, 1);
+    assert.ok(equalBytes(snap.lockedValue!, A));
+  });
+
+  test('a polka newer than the lock releases it (line 28), and the node re-locks on the new value', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 0, A)), ['precommit@0:A']);
+    h.timeout('precommit', 0);
+    // Round 1: the others form a polka for B that this node only hears about.
+    h.timeout('propose', 1);
+    h.votes([1, 2, 3], 'prevote', 1, B);
+    h.timeout('prevote', 1);
+    h.timeout('precommit', 1);
+    // Round 2: B re-proposed with polRound 1 ≥ lockedRound 0.
+    assert.deepEqual(votesOf(h.propose(2, B, 1)), ['prevote@2:B']);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 2, B)), ['precommit@2:B']);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, 2);
+    assert.ok(equalBytes(snap.lockedValue!, B));
+  });
+
+  test('a re-proposal whose polka this node has not seen waits for it, then votes', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.timeout('propose', 0);
+    h.timeout('prevote', 0);
+    h.timeout('precommit', 0);
+    assert.deepEqual(votesOf(h.propose(1, A, 0)), [], 'no polka for A in round 0 yet');
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, A)), ['prevote@1:A']);
+  });
+
+  test('a polka seen after precommitting nil updates validValue but not the lock (line 36)', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    assert.deepEqual(votesOf(h.timeout('propose', 0)), ['prevote@0:nil']);
+    assert.deepEqual(votesOf(h.propose(0, A)), [], 'too late: already prevoted');
+    assert.deepEqual(votesOf(h.timeout('prevote', 0)), ['precommit@0:nil']);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, A)), [], 'already precommitted nil');
+    const snap = h.machine.snapshot();
+    assert.equal(snap.step, 'precommit');
+    assert.equal(snap.lockedRound, -1);
+    assert.equal(snap.validRound, 0);
+    assert.ok(equalBytes(snap.validValue!, A));
+  });
+});
+
+describe('tendermint: proposing', () => {
+  test('a proposer without a valid value asks the driver for a block, then proposes and prevotes it', () => {
+    const mine = findBeacon(1, (_, p) => p === 0);
+    const h = new Harness(0, mine);
+    const actions = h.start();
+    assert.ok(actions.some((a) => a.type === 'request-value' && a.round === 0));
+    const after = h.send({ type: 'value', height: 1n, round: 0, blockHash: A });
+    const [p] = broadcastProposals(after);
+    assert.ok(p);
+    assert.equal(p.polRound, -1);
+    assert.ok(equalBytes(p.blockHash, A));
+    assert.deepEqual(votesOf(after), ['prevote@0:A']);
+  });
+
+  test('a proposer holding a valid value re-proposes it with its polka round (line 15)', () => {
+    const beacon = findBeacon(2, (r, p) => (r === 0 ? p !== 0 : p === 0));
+    const h = new Harness(0, beacon);
+    h.start();
+    h.propose(0, A);
+    h.votes([1, 2], 'prevote', 0, A);
+    const next = h.timeout('precommit', 0);
+    assert.ok(!next.some((a) => a.type === 'request-value'));
+    const [p] = broadcastProposals(next);
+    assert.ok(p);
+    assert.equal(p.round, 1);
+    assert.equal(p.polRound, 0);
+    assert.ok(equalBytes(p.blockHash, A));
+    assert.deepEqual(votesOf(next), ['prevote@1:A']);
+  });
+
+  test('proposals from anyone but the round proposer, or with polRound ≥ round, are ignored', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    const wrong = (proposerIndex(NOT_ME, 1n, 0) + 1) % 4 || 1;
+    const forged = {
+      ...proposal(NOT_ME, 0, A),
+      proposer: KEYS[wrong]!,
+    };
+    assert.deepEqual(h.send({ type: 'proposal', proposal: forged, valid: true }), []);
+    assert.deepEqual(h.send({ type: 'proposal', proposal: proposal(NOT_ME, 0, A, 0), valid: true }), []);
+    const badSignature = proposal(NOT_ME, 0, A);
+    badSignature.signature = badSignature.signature.slice();
+    badSignature.signature[0]! ^= 1;
+    assert.deepEqual(h.send({ type: 'proposal', proposal: badSignature, valid: true }), []);
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+  });
+});
+
+describe('tendermint: rounds and decisions', () => {
+  test('f+1 of the power in a later round pulls the node into it (line 55)', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    assert.equal(h.votes([1], 'prevote', 3, null).length, 0, '1 of 4 could be faulty');
+    const jumped = h.votes([2], 'precommit', 3, null);
+    assert.equal(h.machine.snapshot().round, 3);
+    assert.ok(jumped.some((a) => a.type === 'schedule-timeout' && a.round === 3 && a.delayMs === 1300));
+  });
+
+  test('2/3+ precommits from an earlier round decide, whatever round the node is in (line 49)', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    for (let r = 0; r < 3; r++) {
+      h.timeout('propose', r);
+      h.timeout('prevote', r);
+      h.timeout('precommit', r);
+    }
+    h.propose(0, A);
+    const commit = h.votes([1, 2, 3], 'precommit', 0, A).find((a) => a.type === 'commit');
+    assert.ok(commit && commit.type === 'commit');
+    assert.equal(commit.round, 0);
+  });
+
+  test('a node that follows without a key (no privval) still decides', () => {
+    const machine = new Tendermint({ chainId: CHAIN, timeouts: TIMEOUTS });
+    machine.handle({ type: 'start', height: 1n, validators: SET, beacon: NOT_ME });
+    machine.handle({ type: 'proposal', proposal: proposal(NOT_ME, 0, A), valid: true });
+    const actions = [1, 2, 3].flatMap((i) =>
+      machine.handle({ type: 'vote', vote: vote(i, 'precommit', 0, A) }),
+    );
+    assert.ok(actions.some((a) => a.type === 'commit'));
+    assert.ok(!actions.some((a) => a.type === 'broadcast-vote'));
+  });
+});
+
+describe('tendermint: vote counting cannot be gamed', () => {
+  test('one validator repeating a vote counts once', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    for (let i = 0; i < 10; i++) assert.deepEqual(votesOf(h.votes([1], 'prevote', 0, A)), []);
+    assert.equal(h.machine.snapshot().lockedRound, -1);
+  });
+
+  test('bad signatures, strangers and votes signed for another slot are not counted', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    const forged = vote(1, 'prevote', 0, A);
+    forged.signature = forged.signature.slice();
+    forged.signature[10]! ^= 4;
+    const replayed = { ...vote(2, 'prevote', 1, A), round: 0 };
+    const strangerSeed = SEEDS[0]!.map((b) => b ^ 0xff);
+    const stranger = {
+      ...vote(3, 'prevote', 0, A),
+      validator: new PrivValidator(strangerSeed, CHAIN).publicKey,
+    };
+    const malformed = { ...vote(3, 'prevote', 0, A), blockHash: new Uint8Array(5) };
+    for (const v of [forged, replayed, stranger, malformed]) {
+      assert.deepEqual(h.send({ type: 'vote', vote: v }), []);
+    }
+    assert.equal(h.machine.snapshot().lockedRound, -1);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 0, A)), ['precommit@0:A']);
+  });
+
+  test('two different signed votes by one validator yield evidence, once, that anyone can check', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.votes([1], 'prevote', 0, A);
+    const actions = h.votes([1], 'prevote', 0, B);
+    const evidence = actions.filter((a) => a.type === 'evidence');
+    assert.equal(evidence.length, 1);
+    const ev = evidence[0]!;
+    assert.ok(ev.type === 'evidence' && ev.evidence.type === 'duplicate-vote');
+    assert.equal(verifyConsensusEvidence(CHAIN, SET, ev.evidence), null);
+    assert.deepEqual(
+      decode(consensusEvidenceCodec, encode(consensusEvidenceCodec, ev.evidence)),
+      ev.evidence,
+    );
+    assert.equal(
+      h.votes([1], 'prevote', 0, null).filter((a) => a.type === 'evidence').length,
+      0,
+      'reported once',
+    );
+    // The equivocator's power counted once in the total: 1 + (self 0) is no quorum of anything.
+    assert.equal(h.machine.snapshot().step, 'propose');
+  });
+
+  test('an equivocating proposer yields duplicate-proposal evidence', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    const ev = h.propose(0, B).find((a) => a.type === 'evidence');
+    assert.ok(ev && ev.type === 'evidence' && ev.evidence.type === 'duplicate-proposal');
+    assert.equal(verifyConsensusEvidence(CHAIN, SET, ev.evidence), null);
+  });
+
+  test('an equivocator’s vote still counts for the value it names, so a certified block is recognised', () => {
+    // Validator 3 told us nil but told the others A; the network decided A with 3's precommit.
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    h.timeout('prevote', 0);
+    h.votes([3], 'precommit', 0, null);
+    const actions = h.votes([1, 2, 3], 'precommit', 0, A);
+    assert.ok(actions.some((a) => a.type === 'evidence'));
+    assert.ok(actions.some((a) => a.type === 'commit'));
+  });
+});
+
+describe('tendermint: restart with the private validator state', () => {
+  test('the lock is recovered, the last votes are re-sent, and no conflicting vote is signed', () => {
+    const privval = new PrivValidator(SEEDS[0]!, CHAIN);
+    const before = new Harness(0, NOT_ME, privval);
+    before.start();
+    before.propose(0, A);
+    assert.deepEqual(votesOf(before.votes([1, 2], 'prevote', 0, A)), ['precommit@0:A']);
+
+    // Crash: the state machine is gone, the private validator's state is on disk.
+    const restarted = new Harness(0, NOT_ME, new PrivValidator(SEEDS[0]!, CHAIN, privval.state));
+    const resent = restarted.start();
+    assert.deepEqual(votesOf(resent), ['prevote@0:A', 'precommit@0:A']);
+    const snap = restarted.machine.snapshot();
+    assert.equal(snap.lockedRound, 0);
+    assert.ok(equalBytes(snap.lockedValue!, A));
+    // An equivocating proposer now shows it B in round 0: it must not prevote again in round 0.
+    assert.deepEqual(votesOf(restarted.propose(0, B)), []);
+    restarted.timeout('precommit', 0);
+    assert.deepEqual(votesOf(restarted.propose(1, B)), ['prevote@1:nil'], 'still locked on A');
+  });
+
+  test('the private validator refuses every double sign and re-signs identical messages', () => {
+    const pv = new PrivValidator(SEEDS[1]!, CHAIN);
+    const base = { type: 'prevote' as const, height: 5n, round: 2, validator: KEYS[1]! };
+    const first = pv.signVote({ ...base, blockHash: A });
+    assert.ok(first);
+    assert.deepEqual(pv.signVote({ ...base, blockHash: A })?.signature, first.signature);
+    assert.equal(pv.signVote({ ...base, blockHash: B }), null, 'same slot, other block');
+    assert.equal(pv.signVote({ ...base, blockHash: null }), null, 'same slot, nil');
+    assert.equal(pv.signVote({ ...base, round: 1, blockHash: A }), null, 'earlier round');
+    assert.equal(pv.signVote({ ...base, height: 4n, round: 9, blockHash: A }), null, 'earlier height');
+    assert.ok(pv.signVote({ ...base, type: 'precommit', blockHash: A }), 'later step');
+    assert.equal(pv.signVote({ ...base, blockHash: A }), null, 'back to an earlier step');
+    assert.equal(pv.signVote({ ...base, validator: KEYS[2]!, round: 3, blockHash: A }), null, 'not my key');
+    const reloaded = new PrivValidator(SEEDS[1]!, CHAIN, pv.state);
+    assert.equal(reloaded.signVote({ ...base, type: 'precommit', blockHash: B }), null);
+    assert.ok(reloaded.lockAt(5n));
+    assert.equal(
+      reloaded.signProposal({ height: 5n, round: 2, polRound: -1, blockHash: B, proposer: KEYS[1]! }),
+      null,
+    );
+    assert.ok(
+      reloaded.signProposal({ height: 5n, round: 3, polRound: -1, blockHash: B, proposer: KEYS[1]! }),
+    );
+  });
+});
