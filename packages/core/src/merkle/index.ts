@@ -1,7 +1,7 @@
 export { trieLeafHash, trieNodeHash } from './hashing.js';
 export {
-  MerkleTrie,
   type MerkleProof,
+  MerkleTrie,
   merkleProofCodec,
   TRIE_KEY_BYTES,
   TRIE_MAX_DEPTH,

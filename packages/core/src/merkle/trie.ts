@@ -18,14 +18,17 @@
  * bit it branches. If levels with one empty side were skipped (a Patricia hash), a prover could
  * claim a different branch bit and steer a key's path into the wrong subtree, ending at some other
  * leaf and "proving" a present key absent. Hashing every level pins the path to the key's own bits,
- * so the depth of a proof is fixed by the data, not chosen by the prover. Pass-by levels are rare
- * for hashed keys (a handful per thousand entries, mostly just above pairs of leaves), so this
- * costs little.
+ * so the depth of a proof is fixed by the data, not chosen by the prover. (Putting the branch bit
+ * into the node hash would also fix this, but it is not the node hash defined above.) For hashed
+ * keys pass-by levels are few, about 0.44 per entry and nearly all just above the last two or three
+ * leaves of a path, so a full build computes about 2.44 hashes per entry instead of 2.
  *
  * In memory only branch points are stored (radix compression): a Branch is where both sides are
  * non-empty, at bit `bit`. Its cached hash is its subtree's hash at the level where it hangs from
- * its parent (parent.bit + 1, or 0 at the root), i.e. including the pass-by levels above it. A
- * node is never re-hung at another level; a structural change that moves it makes a new object.
+ * its parent (parent.bit + 1, or 0 at the root), i.e. including the pass-by levels above it, so a
+ * parent never rehashes an unchanged child's pass-by levels. A node is never re-hung at another
+ * level; a structural change that moves it makes a new object. Keys, values and hashes are held
+ * as binary strings rather than Uint8Arrays to keep a million-entry trie small (see hashing.ts).
  *
  * Proofs. `siblings[j]` is the hash of the side not taken at depth j, from the root down; the
  * path ends at depth d = siblings.length, either in a leaf (the key's own, or for non-membership
@@ -39,9 +42,9 @@
  *     would have been lifted, so such a proof can only describe a non-canonical tree.
  * With the leaf and node tags separating the two hash roles, a proof that folds to an honest root
  * must retrace that trie's real path for the key: ending higher would need a node hash equal to a
- * leaf or zero hash, ending lower would need a leaf hash equal to a node hash. Hence for each
- * (root, key) exactly one proof verifies, and it cannot claim an empty end where a leaf sits, or
- * another key's leaf where the key's own leaf sits.
+ * leaf or zero hash, ending lower would need a leaf hash equal to a node hash. Hence, short of a
+ * SHA-256 collision, for each honest root and key exactly one proof verifies, and it cannot claim
+ * an empty end where a leaf sits, or another key's leaf where the key's own leaf sits.
  *
  * Updates are batched: changes are sorted by key, deduplicated (the last change for a key wins),
  * and merged into the trie in one recursive descent that copies only the touched paths and hashes
@@ -49,7 +52,7 @@
  * objects and cached hashes, so the old trie stays valid and shares everything else.
  */
 import { bytesN, type Codec, list, option, struct } from '../encoding/codec.js';
-import { EMPTY_HASH, packedLeafHash, trieLeafHash, trieNodeHash } from './hashing.js';
+import { EMPTY_BIN, fromBin, leafHashBin, nodeHashBin, packEntry, toBin } from './hashing.js';
 
 export const TRIE_KEY_BYTES = 32;
 /** Bits in a key, hence the deepest a leaf can sit and the most siblings a proof can have. */
@@ -82,12 +85,12 @@ export const merkleProofCodec: Codec<MerkleProof> = struct<MerkleProof>('MerkleP
   ),
 });
 
-// Leaves keep key ‖ valueHash in one 64-byte array: it stays on the V8 heap (typed arrays up to 64
-// bytes do) and is exactly the leaf hash's input, so a leaf costs two arrays instead of three.
+// Nodes hold binary strings (see hashing.ts): a leaf's `kv` is key ‖ valueHash in one 64-char
+// string, which is also exactly its hash input, and every `hash` is a 32-char string.
 class Leaf {
   constructor(
-    readonly kv: Uint8Array,
-    readonly hash: Uint8Array,
+    readonly kv: string,
+    readonly hash: string,
   ) {}
 }
 
@@ -98,18 +101,30 @@ class Branch {
     readonly left: TrieNode,
     readonly right: TrieNode,
     /** The subtree's hash at the level where this node hangs (see the header comment). */
-    readonly hash: Uint8Array,
+    readonly hash: string,
   ) {}
 }
 
 type TrieNode = Leaf | Branch;
 
-function bitAt(key: Uint8Array, i: number): number {
+function bitOf(key: string, i: number): number {
+  return (key.charCodeAt(i >>> 3) >>> (7 - (i & 7))) & 1;
+}
+
+function bitOfBytes(key: Uint8Array, i: number): number {
   return (key[i >>> 3]! >>> (7 - (i & 7))) & 1;
 }
 
-/** The first bit at which the 32-byte keys at the start of `a` and `b` differ; 256 when equal. */
-function firstDiffBit(a: Uint8Array, b: Uint8Array): number {
+/** The first bit at which the keys at the start of `a` and `b` differ; 256 when equal. */
+function firstDiffBit(a: string, b: string): number {
+  for (let i = 0; i < 32; i++) {
+    const x = a.charCodeAt(i) ^ b.charCodeAt(i);
+    if (x !== 0) return i * 8 + Math.clz32(x) - 24;
+  }
+  return 256;
+}
+
+function firstDiffBitBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < 32; i++) {
     const x = a[i]! ^ b[i]!;
     if (x !== 0) return i * 8 + Math.clz32(x) - 24;
@@ -117,16 +132,22 @@ function firstDiffBit(a: Uint8Array, b: Uint8Array): number {
   return 256;
 }
 
-function compareKeys(a: Uint8Array, b: Uint8Array): number {
+/** Compares the keys at the start of two packed entries. */
+function compareKeys(a: string, b: string): number {
   for (let i = 0; i < 32; i++) {
-    const d = a[i]! - b[i]!;
+    const d = a.charCodeAt(i) - b.charCodeAt(i);
     if (d !== 0) return d;
   }
   return 0;
 }
 
-function sameValue(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 32; i < 64; i++) if (a[i] !== b[i]) return false;
+function sameValue(a: string, b: string): boolean {
+  for (let i = 32; i < 64; i++) if (a.charCodeAt(i) !== b.charCodeAt(i)) return false;
+  return true;
+}
+
+function keyMatches(kv: string, key: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (kv.charCodeAt(i) !== key[i]) return false;
   return true;
 }
 
@@ -139,28 +160,37 @@ function isZero(h: Uint8Array): boolean {
   return true;
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Any key under `node`: all of them agree above the node's branch bit, which is what callers read. */
-function someKey(node: TrieNode): Uint8Array {
+function someKey(node: TrieNode): string {
   while (node instanceof Branch) node = node.left;
   return node.kv;
 }
 
 /** Lifts `h`, the hash at depth `from` of a subtree holding `key`, to depth `to` ≤ `from`. */
-function liftHash(h: Uint8Array, key: Uint8Array, from: number, to: number): Uint8Array {
-  for (let j = from - 1; j >= to; j--) h = bitAt(key, j) === 0 ? trieNodeHash(h, EMPTY_HASH) : trieNodeHash(EMPTY_HASH, h);
+function liftHash(h: string, key: string, from: number, to: number): string {
+  for (let j = from - 1; j >= to; j--) {
+    h = bitOf(key, j) === 0 ? nodeHashBin(h, EMPTY_BIN) : nodeHashBin(EMPTY_BIN, h);
+  }
   return h;
 }
 
 /** A branch at `bit` over `left`/`right` (both hanging at bit + 1), hanging at depth `top`. */
 function makeBranch(bit: number, left: TrieNode, right: TrieNode, top: number): Branch {
-  const own = trieNodeHash(left.hash, right.hash);
+  const own = nodeHashBin(left.hash, right.hash);
   return new Branch(bit, left, right, bit > top ? liftHash(own, someKey(left), bit, top) : own);
 }
 
 /** `node`, which hangs at depth `from`, re-hung at depth `to`. */
 function rehang(node: TrieNode, from: number, to: number): TrieNode {
   if (from === to || node instanceof Leaf) return node;
-  if (to < from) return new Branch(node.bit, node.left, node.right, liftHash(node.hash, someKey(node), from, to));
+  if (to < from) {
+    return new Branch(node.bit, node.left, node.right, liftHash(node.hash, someKey(node), from, to));
+  }
   return makeBranch(node.bit, node.left, node.right, to);
 }
 
@@ -172,7 +202,7 @@ function build(leaves: Leaf[], lo: number, hi: number, top: number): TrieNode | 
   let b = hi - 1;
   while (a < b) {
     const m = (a + b) >>> 1;
-    if (bitAt(leaves[m]!.kv, bit) === 0) a = m + 1;
+    if (bitOf(leaves[m]!.kv, bit) === 0) a = m + 1;
     else b = m;
   }
   return makeBranch(bit, build(leaves, lo, a, bit + 1)!, build(leaves, a, hi, bit + 1)!, top);
@@ -184,8 +214,8 @@ class Batch {
   delta = 0;
 
   constructor(
-    /** key ‖ valueHash per change (the value half is zeros for deletes); becomes the new leaf's array. */
-    private readonly kvs: Uint8Array[],
+    /** key ‖ valueHash per change (the value half is zeros for deletes); becomes the new leaf's `kv`. */
+    private readonly kvs: string[],
     private readonly deletes: Uint8Array,
   ) {}
 
@@ -193,7 +223,7 @@ class Batch {
   private split(lo: number, hi: number, bit: number): number {
     while (lo < hi) {
       const m = (lo + hi) >>> 1;
-      if (bitAt(this.kvs[m]!, bit) === 0) lo = m + 1;
+      if (bitOf(this.kvs[m]!, bit) === 0) lo = m + 1;
       else hi = m;
     }
     return lo;
@@ -204,10 +234,16 @@ class Batch {
     return false;
   }
 
+  private insertedLeaves(lo: number, hi: number): Leaf[] {
+    const leaves: Leaf[] = [];
+    for (let i = lo; i < hi; i++) if (this.deletes[i] === 0) leaves.push(this.newLeaf(i));
+    return leaves;
+  }
+
   private newLeaf(i: number): Leaf {
     const kv = this.kvs[i]!;
     this.delta++;
-    return new Leaf(kv, packedLeafHash(kv));
+    return new Leaf(kv, leafHashBin(kv));
   }
 
   /**
@@ -218,8 +254,7 @@ class Batch {
   apply(node: TrieNode | null, nodeTop: number, top: number, lo: number, hi: number): TrieNode | null {
     if (lo === hi) return node === null ? null : rehang(node, nodeTop, top);
     if (node === null) {
-      const leaves: Leaf[] = [];
-      for (let i = lo; i < hi; i++) if (this.deletes[i] === 0) leaves.push(this.newLeaf(i));
+      const leaves = this.insertedLeaves(lo, hi);
       return build(leaves, 0, leaves.length, top);
     }
     if (node instanceof Leaf) return this.applyToLeaf(node, top, lo, hi);
@@ -245,7 +280,7 @@ class Batch {
         } else if (sameValue(kv, leaf.kv)) {
           merged.push(leaf);
         } else {
-          merged.push(new Leaf(kv, packedLeafHash(kv)));
+          merged.push(new Leaf(kv, leafHashBin(kv)));
           changed = true;
         }
       } else if (this.deletes[i] === 0) {
@@ -266,13 +301,14 @@ class Batch {
       const prefix = someKey(node);
       for (let j = top; j < bit && lo < hi; j++) {
         const mid = this.split(lo, hi, j);
-        const side = bitAt(prefix, j);
-        const [oLo, oHi] = side === 0 ? [mid, hi] : [lo, mid];
-        if (this.hasInsert(oLo, oHi)) {
-          const leaves: Leaf[] = [];
-          for (let i = oLo; i < oHi; i++) if (this.deletes[i] === 0) leaves.push(this.newLeaf(i));
+        const side = bitOf(prefix, j);
+        if (side === 0 ? this.hasInsert(mid, hi) : this.hasInsert(lo, mid)) {
+          const leaves = side === 0 ? this.insertedLeaves(mid, hi) : this.insertedLeaves(lo, mid);
           const other = build(leaves, 0, leaves.length, j + 1)!;
-          const same = side === 0 ? this.apply(node, nodeTop, j + 1, lo, mid) : this.apply(node, nodeTop, j + 1, mid, hi);
+          const same =
+            side === 0
+              ? this.apply(node, nodeTop, j + 1, lo, mid)
+              : this.apply(node, nodeTop, j + 1, mid, hi);
           if (same === null) return rehang(other, j + 1, top);
           return side === 0 ? makeBranch(j, same, other, top) : makeBranch(j, other, same, top);
         }
@@ -292,15 +328,19 @@ class Batch {
 }
 
 interface PendingChange {
-  kv: Uint8Array;
+  kv: string;
   del: boolean;
-  /** The key's first four bytes, so most comparisons in the sort need no byte loop. */
+  /** The key's first four bytes, so most comparisons in the sort need no char loop. */
   head: number;
   seq: number;
 }
 
 function byKeyThenSeq(a: PendingChange, b: PendingChange): number {
   return a.head - b.head || compareKeys(a.kv, b.kv) || a.seq - b.seq;
+}
+
+function entryOf(kv: string): TrieEntry {
+  return { key: fromBin(kv, 0, 32), valueHash: fromBin(kv, 32, 64) };
 }
 
 /** An immutable compressed sparse Merkle trie; `update` returns a new trie sharing unchanged nodes. */
@@ -316,9 +356,8 @@ export class MerkleTrie {
     return MerkleTrie.EMPTY;
   }
 
-  /** The root hash (a copy: callers may keep or mutate it). */
   get root(): Uint8Array {
-    return this.top === null ? new Uint8Array(32) : this.top.hash.slice();
+    return this.top === null ? new Uint8Array(32) : fromBin(this.top.hash);
   }
 
   get size(): number {
@@ -328,8 +367,8 @@ export class MerkleTrie {
   getValueHash(key: Uint8Array): Uint8Array | null {
     checkKey(key);
     let node = this.top;
-    while (node instanceof Branch) node = bitAt(key, node.bit) === 0 ? node.left : node.right;
-    return node !== null && compareKeys(node.kv, key) === 0 ? node.kv.slice(32, 64) : null;
+    while (node instanceof Branch) node = bitOfBytes(key, node.bit) === 0 ? node.left : node.right;
+    return node !== null && keyMatches(node.kv, key) ? fromBin(node.kv, 32, 64) : null;
   }
 
   /**
@@ -343,25 +382,22 @@ export class MerkleTrie {
       const { key, valueHash } = change;
       checkKey(key);
       if (valueHash !== null && !isHash(valueHash)) throw new RangeError('trie value hash must be 32 bytes');
-      // Copied at once: an iterable may hand out one buffer and overwrite it between changes.
-      const kv = new Uint8Array(64);
-      kv.set(key);
-      if (valueHash !== null) kv.set(valueHash, 32);
+      // Packing copies at once: an iterable may hand out one buffer and overwrite it between changes.
       const head = ((key[0]! << 24) | (key[1]! << 16) | (key[2]! << 8) | key[3]!) >>> 0;
-      pending.push({ kv, del: valueHash === null, head, seq: seq++ });
+      pending.push({ kv: packEntry(key, valueHash), del: valueHash === null, head, seq: seq++ });
     }
     if (pending.length === 0) return this;
     pending.sort(byKeyThenSeq);
-    const kvs: Uint8Array[] = [];
-    const deletes: number[] = [];
+    const kvs: string[] = [];
+    const deletes = new Uint8Array(pending.length);
     for (let i = 0; i < pending.length; i++) {
       const p = pending[i]!;
       const next = pending[i + 1];
       if (next !== undefined && next.head === p.head && compareKeys(next.kv, p.kv) === 0) continue;
+      if (p.del) deletes[kvs.length] = 1;
       kvs.push(p.kv);
-      deletes.push(p.del ? 1 : 0);
     }
-    const batch = new Batch(kvs, Uint8Array.from(deletes));
+    const batch = new Batch(kvs, deletes);
     const top = batch.apply(this.top, 0, 0, 0, kvs.length);
     if (top === this.top) return this;
     return top === null ? MerkleTrie.EMPTY : new MerkleTrie(top, this.count + batch.delta);
@@ -370,40 +406,38 @@ export class MerkleTrie {
   /** A proof of `key`'s value hash, or of its absence; check it with `verifyProof`. */
   prove(key: Uint8Array): MerkleProof {
     checkKey(key);
+    const k = toBin(key);
     const siblings: Uint8Array[] = [];
     let node = this.top;
-    let depth = 0;
     while (node instanceof Branch) {
       const bit = node.bit;
-      if (bit > depth) {
-        const diverge = firstDiffBit(key, someKey(node));
+      if (bit > siblings.length) {
+        const diverge = firstDiffBit(k, someKey(node));
         const end = Math.min(diverge, bit);
         while (siblings.length < end) siblings.push(new Uint8Array(32));
         if (diverge < bit) {
           // The key leaves the node's prefix in a pass-by level: its path ends in the empty side,
           // beside the node as seen one level below that.
-          const own = trieNodeHash(node.left.hash, node.right.hash);
-          siblings.push(liftHash(own, someKey(node), bit, diverge + 1));
+          const own = nodeHashBin(node.left.hash, node.right.hash);
+          siblings.push(fromBin(liftHash(own, someKey(node), bit, diverge + 1)));
           return { siblings, leaf: null };
         }
       }
-      const goRight = bitAt(key, bit) === 1;
-      siblings.push((goRight ? node.left : node.right).hash.slice());
+      const goRight = bitOf(k, bit) === 1;
+      siblings.push(fromBin((goRight ? node.left : node.right).hash));
       node = goRight ? node.right : node.left;
-      depth = bit + 1;
     }
-    if (node === null) return { siblings, leaf: null };
-    return { siblings, leaf: { key: node.kv.slice(0, 32), valueHash: node.kv.slice(32, 64) } };
+    return { siblings, leaf: node === null ? null : entryOf(node.kv) };
   }
 
-  /** Every entry in ascending key order (copies). */
+  /** Every entry in ascending key order. */
   *entries(): Generator<TrieEntry, void, undefined> {
     const stack: TrieNode[] = [];
     if (this.top !== null) stack.push(this.top);
     while (stack.length > 0) {
       const node = stack.pop()!;
       if (node instanceof Branch) stack.push(node.right, node.left);
-      else yield { key: node.kv.slice(0, 32), valueHash: node.kv.slice(32, 64) };
+      else yield entryOf(node.kv);
     }
   }
 }
@@ -428,23 +462,22 @@ export function verifyProof(
   if (!Array.isArray(siblings) || siblings.length > TRIE_MAX_DEPTH) return false;
   for (const s of siblings) if (!isHash(s)) return false;
   const depth = siblings.length;
-  let h: Uint8Array;
+  let h: string;
   if (leaf === null) {
     if (valueHash !== null || depth >= TRIE_MAX_DEPTH) return false;
-    h = EMPTY_HASH;
+    h = EMPTY_BIN;
   } else {
     if (typeof leaf !== 'object' || !isHash(leaf.key) || !isHash(leaf.valueHash)) return false;
-    const diverge = firstDiffBit(leaf.key, key);
+    const diverge = firstDiffBitBytes(leaf.key, key);
     if (diverge < depth) return false;
-    if (valueHash === null ? diverge === 256 : diverge !== 256 || compareKeys(leaf.valueHash, valueHash) !== 0) {
-      return false;
-    }
-    h = trieLeafHash(leaf.key, leaf.valueHash);
+    const sameKey = diverge === 256;
+    if (valueHash === null ? sameKey : !sameKey || !sameBytes(leaf.valueHash, valueHash)) return false;
+    h = leafHashBin(packEntry(leaf.key, leaf.valueHash));
   }
   if (depth > 0 && isZero(siblings[depth - 1]!)) return false;
   for (let j = depth - 1; j >= 0; j--) {
     const s = siblings[j]!;
-    h = bitAt(key, j) === 0 ? trieNodeHash(h, s) : trieNodeHash(s, h);
+    h = bitOfBytes(key, j) === 0 ? nodeHashBin(h, s) : nodeHashBin(s, h);
   }
-  return compareKeys(h, root) === 0;
+  return h === toBin(root);
 }

@@ -5,9 +5,10 @@ import { compareBytes, equalBytes, fromHex, toHex } from '../../src/bytes.js';
 import { sha256, taggedHash } from '../../src/crypto/hash.js';
 import { decode, encode } from '../../src/encoding/codec.js';
 import { DecodeError } from '../../src/errors.js';
+import { trieHashCount } from '../../src/merkle/hashing.js';
 import {
-  MerkleTrie,
   type MerkleProof,
+  MerkleTrie,
   merkleProofCodec,
   type TrieChange,
   type TrieEntry,
@@ -375,6 +376,41 @@ describe('merkle trie: batch updates', () => {
     assert.throws(() => t.prove(new Uint8Array(0)), RangeError);
   });
 
+  test('a batch hashes each node on the union of its paths exactly once', () => {
+    fc.assert(
+      fc.property(entrySetArb, fc.array(fc.nat(1000), { minLength: 1, maxLength: 15 }), (entries, picks) => {
+        fc.pre(entries.length > 0);
+        const t = trieOf(entries);
+        // Value rewrites keep the shape, so the work is known exactly: one leaf hash per rewritten
+        // key plus one node hash per distinct (depth, prefix) above those leaves, pass-by levels
+        // included. The new values hash a 3-byte input, so none equals an entry's value (which would
+        // make the change a no-op that hashes nothing).
+        const changes = picks.map((p) => ({
+          key: entries[p % entries.length]!.key,
+          valueHash: sha256(new Uint8Array([p & 0xff, p >> 8, 1])),
+        }));
+        const touched = new Set<string>();
+        const keys = new Set<string>();
+        for (const { key } of changes) {
+          keys.add(toHex(key));
+          let prefix = '';
+          const depth = t.prove(key).siblings.length;
+          for (let d = 0; d < depth; d++) {
+            touched.add(prefix);
+            prefix += bit(key, d);
+          }
+        }
+        const before = trieHashCount();
+        const next = t.update(changes);
+        assert.equal(trieHashCount() - before, keys.size + touched.size);
+        const model: Model = new Map(entries.map((e) => [toHex(e.key), e.valueHash]));
+        applyToModel(model, changes);
+        assert.deepEqual(next.root, referenceRoot(modelEntries(model)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test('many mixed batches on a few thousand keys agree with the definition', () => {
     let seed = 1;
     const rnd = (): number => {
@@ -458,8 +494,11 @@ describe('merkle trie: proofs', () => {
         assertSound(t, k, c, p);
       };
       const { siblings, leaf } = proof;
+      // Every bit of every sibling, except in the 256-deep proofs where a spread of bits per sibling
+      // keeps the test fast (each of those verifications costs 256 hashes).
+      const step = siblings.length > 64 ? 61 : 1;
       for (let i = 0; i < siblings.length; i++) {
-        for (let b = 0; b < 256; b++) {
+        for (let b = i % step; b < 256; b += step) {
           rejects({ siblings: siblings.map((s, j) => (j === i ? withBitsFlipped(s, [b]) : s)), leaf });
         }
         rejects({ siblings: siblings.filter((_, j) => j !== i), leaf });
@@ -504,9 +543,16 @@ describe('merkle trie: proofs', () => {
     assert.ok(!verifyProof(nodeH(ZERO, ZERO), k, null, { siblings: [ZERO], leaf: null }));
     // An empty end at depth 256 cannot exist: two leaves cannot share 255 bits and one side.
     const deep = Array.from({ length: 256 }, (_, i) => (i === 255 ? leafH(k, v) : ZERO));
-    let h = ZERO;
+    let h: Uint8Array = ZERO;
     for (let j = 255; j >= 0; j--) h = bit(k, j) === 0 ? nodeH(h, deep[j]!) : nodeH(deep[j]!, h);
     assert.ok(!verifyProof(h, k, null, { siblings: deep, leaf: null }));
+    // More siblings than key bits: folded the way a verifier would, but beyond the depth bound.
+    const tooDeep = Array.from({ length: 257 }, (_, i) => value(i + 1));
+    h = leafH(k, v);
+    for (let j = 256; j >= 0; j--) {
+      h = (j < 256 ? bit(k, j) : 0) === 0 ? nodeH(h, tooDeep[j]!) : nodeH(tooDeep[j]!, h);
+    }
+    assert.ok(!verifyProof(h, k, v, { siblings: tooDeep, leaf: { key: k, valueHash: v } }));
   });
 
   test('a leaf end must lie on the key path', () => {
@@ -520,8 +566,11 @@ describe('merkle trie: proofs', () => {
     const honest = t.prove(probe);
     assert.deepEqual(honest.leaf?.key, b);
     assert.ok(verifyProof(t.root, probe, null, honest));
-    // a's leaf with b's hash as sibling would fold to the root if the path were not checked.
+    // a's leaf beside b's on the probe's side folds to the root of a malformed tree that has a in
+    // the wrong half; only the path check stops it.
     const swapped: MerkleProof = { siblings: [leafH(b, value(2))], leaf: { key: a, valueHash: value(1) } };
+    const malformedRoot = nodeH(leafH(b, value(2)), leafH(a, value(1)));
+    assert.ok(!verifyProof(malformedRoot, probe, null, swapped));
     assert.ok(!verifyProof(t.root, probe, null, swapped));
   });
 
