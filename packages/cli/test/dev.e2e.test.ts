@@ -28,7 +28,7 @@ describe('unc dev end to end', () => {
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(
       (JSON.parse(list.stdout) as { name: string }[]).map((k) => k.name),
-      ['dev0', 'dev1', 'dev2', 'dev3', 'dev4', 'dev5', 'dev6', 'dev7', 'dev8', 'dev9'],
+      ['dev0', 'dev1', 'dev2', 'dev3', 'dev4', 'dev5', 'dev6', 'dev7', 'dev8', 'dev9', 'governance'],
     );
     assert.equal(JSON.parse(readFileSync(join(home.dir, 'config.json'), 'utf8')).node, dev.url);
   });

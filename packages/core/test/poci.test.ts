@@ -38,6 +38,7 @@ import {
   signTransaction,
   signedTransactionCodec,
   slotHeights,
+  transferMessage,
   utf8,
 } from '../src/index.js';
 
@@ -220,6 +221,38 @@ describe('POCI: registration', () => {
     const a = registerAction(chain, key('c'), miner.address);
     a.evidence.modelId = 'no-such-model';
     expectReject(chain, chain.tx(miner, [a]), 'ATTEST_UNKNOWN_MODEL');
+    const b = registerAction(chain, key('c'), miner.address);
+    b.evidence.vendorId = 'no-such-vendor';
+    expectReject(chain, chain.tx(miner, [b]), 'ATTEST_UNKNOWN_VENDOR');
+  });
+
+  test('a chip moves to a new owner only with its own signed consent', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('chip-transfer');
+    const chipId = devSoftChipId(chip.publicKey);
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    const anchor = chain.height;
+    const consent = (signer: ReturnType<typeof key>, to: Uint8Array) => ({
+      type: 'transferChip' as const,
+      chipId,
+      newOwner: to,
+      anchorHeight: anchor,
+      consent: {
+        type: 'dev-soft' as const,
+        signature: ed25519Sign(signer.seed, transferMessage(CHAIN, chipId, to, chain.hashOf(anchor))),
+      },
+    });
+    // Signed by someone else than the chip, or for another recipient: refused.
+    expectReject(chain, chain.tx(miner, [consent(key('not-the-chip'), other.address)]), 'ATTEST_BAD_SIGNATURE');
+    const forOther = consent(chip, other.address);
+    forOther.newOwner = key('third').address;
+    expectReject(chain, chain.tx(miner, [forOther]), 'ATTEST_BAD_SIGNATURE');
+    // Only the owner can ask.
+    expectReject(chain, chain.tx(other, [consent(chip, other.address)]), 'NOT_OWNER');
+    const events = chain.block([chain.tx(miner, [consent(chip, other.address)])]);
+    assert.ok(events.some((e) => e.type === 'chipTransferred'));
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
   });
 });
 
@@ -259,6 +292,14 @@ describe('POCI: liveness', () => {
     const forged = answer(chain, key('not-the-chip'), 1n, second.j);
     forged.chipId = chipId;
     expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [forged] }], 0n), 'ATTEST_BAD_SIGNATURE');
+    // Evidence of another profile for this dev-soft chip.
+    const third = order[2]!;
+    chain.blocksUntil(third.h);
+    const wrongProfile: HeartbeatAnswer = {
+      ...answer(chain, chip, 1n, third.j),
+      evidence: { type: 'tpm2', attest: new Uint8Array(64), signature: new Uint8Array(64) },
+    };
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [wrongProfile] }], 0n), 'ATTEST_WRONG_PROFILE');
     // Too late: after the window of W blocks.
     chain.blocksUntil(second.h + POCI.answerWindowBlocks);
     expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, second.j)] }], 0n), 'ANSWER_TOO_LATE');
