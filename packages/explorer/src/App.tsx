@@ -4,7 +4,7 @@ import { AlertIcon, Logo, SearchIcon, SettingsIcon } from './components/icons';
 import { useNode, useNow, useWatcher } from './node/context';
 import { rpcUrlFromPage, switchRpcUrl } from './node/rpcUrl';
 import { NotFoundPage } from './pages/NotFound';
-import { href, matchRoute, navigate, paths, usePath } from './router';
+import { href, matchRoute, navigate, paths, splitQuery, usePath } from './router';
 import { NAV, ROUTES } from './routes';
 import { classify } from './search';
 
@@ -272,7 +272,7 @@ export function App() {
       </header>
       <ConnectionBanner />
       <main className="main">
-        <Page key={path} params={match?.params ?? {}} />
+        <Page key={path} params={match?.params ?? {}} query={splitQuery(path).query} />
       </main>
       <footer className="footer">
         <span>UtilityNet explorer</span>

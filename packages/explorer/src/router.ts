@@ -1,7 +1,8 @@
 /**
  * A small hash router: `#/block/12` → the route whose pattern is `/block/:ref`, with params {ref: '12'}.
  * Hash routing keeps the explorer servable from any path (the node serves it at /explorer/) and
- * leaves the query string (`?rpc=…`) alone.
+ * leaves the query string (`?rpc=…`) alone. A query inside the hash (`#/miner?owner=unc1…`) is the
+ * page's own: it reaches the page as `query`.
  */
 import { type ComponentType, useEffect, useState } from 'react';
 
@@ -9,6 +10,8 @@ export type Params = Record<string, string>;
 
 export interface PageProps {
   params: Params;
+  /** The query inside the hash (`#/chips?owner=…`), decoded. */
+  query: Params;
 }
 
 export interface RouteDef {
@@ -24,7 +27,17 @@ export function currentPath(): string {
   return raw.startsWith('/') ? raw : `/${raw}`;
 }
 
-export function matchRoute(routes: RouteDef[], path: string): { route: RouteDef; params: Params } | null {
+/** `/miner?owner=x` → { path: '/miner', query: { owner: 'x' } }. */
+export function splitQuery(path: string): { path: string; query: Params } {
+  const i = path.indexOf('?');
+  if (i < 0) return { path, query: {} };
+  const query: Params = {};
+  for (const [k, v] of new URLSearchParams(path.slice(i + 1))) query[k] = v;
+  return { path: path.slice(0, i), query };
+}
+
+export function matchRoute(routes: RouteDef[], fullPath: string): { route: RouteDef; params: Params } | null {
+  const path = splitQuery(fullPath).path;
   const parts = path.split('/').filter(Boolean);
   for (const route of routes) {
     const pattern = route.pattern.split('/').filter(Boolean);
@@ -84,4 +97,8 @@ export const paths = {
   tx: (hash: string) => `/tx/${hash}`,
   account: (address: string) => `/account/${address}`,
   search: (q: string) => `/search/${encodeURIComponent(q)}`,
+  chips: (owner?: string) => (owner ? `/chips?owner=${encodeURIComponent(owner)}` : '/chips'),
+  chip: (chipId: string) => `/chip/${chipId}`,
+  miner: (owner?: string) => (owner ? `/miner?owner=${encodeURIComponent(owner)}` : '/miner'),
+  validators: () => '/validators',
 };

@@ -11,12 +11,18 @@ export type {
   AccountJson,
   ActionJson,
   BlockJson,
+  ChipEventJson,
+  ChipJson,
+  EpochJson,
   HeaderJson,
+  ModelJson,
+  SlotJson,
   StatusJson,
   SupplyJson,
   TxEventJson,
   TxJson,
   TxReceiptJson,
+  VendorJson,
 } from '@unc/sdk';
 export type { Subscription } from '@unc/sdk/client';
 export { NodeUnreachableError, RpcClientError, UncClient } from '@unc/sdk/client';
@@ -30,4 +36,18 @@ export interface ParamsJson {
   minFeePerByte: string;
   minFeePerAction: string;
   maxTxLifetimeBlocks: number;
+}
+
+/** The part of `unc_getGenesis` the explorer reads (the node returns more). */
+export interface GenesisJson {
+  chainId: string;
+  genesisTime: string;
+  validators: { publicKey: string; name: string }[];
+  poci?: {
+    epochBlocks: number;
+    slotsPerEpoch: number;
+    answerWindowBlocks: number;
+    offlineAfterMisses: number;
+    graceSlotsPerEpoch: number;
+  };
 }

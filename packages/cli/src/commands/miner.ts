@@ -67,14 +67,24 @@ export function minerCommand(): Command {
       .description('run the miner agent: register the chips and answer every challenge slot')
       .option('--from <key>', 'keyring key that owns the chips (default: from unc miner init)')
       .option('--tpm-chip <endpoint=dir>', 'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)', collect, [])
-      .option('--tpm <endpoint>', 'shorthand for one chip: --tpm /dev/tpmrm0 with --chip-dir')
+      .option('--tpm <device>', 'one chip on a TPM device (e.g. /dev/tpmrm0), with --chip-dir')
+      .option('--tpm-tcp <host:port>', 'one chip on a TPM simulator socket (swtpm), with --chip-dir')
       .option('--chip-dir <dir>', 'the provisioned directory of the --tpm chip')
       .option('--dev-chips <n>', 'software dev chips (dev chains only)')
       .option('--status-port <port>', 'port of the /status and /metrics endpoint on 127.0.0.1', '0')
       .option('--password-file <file>', "the owner key's password"),
   ).action(
     async (
-      opts: { from?: string; tpmChip: string[]; tpm?: string; chipDir?: string; devChips?: string; statusPort: string; passwordFile?: string },
+      opts: {
+        from?: string;
+        tpmChip: string[];
+        tpm?: string;
+        tpmTcp?: string;
+        chipDir?: string;
+        devChips?: string;
+        statusPort: string;
+        passwordFile?: string;
+      },
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
@@ -84,10 +94,11 @@ export function minerCommand(): Command {
         : {};
       const from = opts.from ?? saved.from;
       if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
-      const specs = opts.tpmChip.length > 0 || opts.tpm ? [...opts.tpmChip] : (saved.tpmChips ?? []);
-      if (opts.tpm) {
-        if (!opts.chipDir) throw new UncError('BAD_ARGUMENT', '--tpm needs --chip-dir <dir> (from unc vendor provision)');
-        specs.push(`${opts.tpm}=${opts.chipDir}`);
+      const single = opts.tpm ?? opts.tpmTcp;
+      const specs = opts.tpmChip.length > 0 || single ? [...opts.tpmChip] : (saved.tpmChips ?? []);
+      if (single) {
+        if (!opts.chipDir) throw new UncError('BAD_ARGUMENT', '--tpm/--tpm-tcp need --chip-dir <dir> (from unc vendor provision)');
+        specs.push(`${single}=${opts.chipDir}`);
       }
       const devChips = opts.devChips !== undefined ? devChipCount(opts.devChips) : (saved.devChips ?? 0);
       const statusPort = Number(opts.statusPort);
