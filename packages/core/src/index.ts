@@ -26,3 +26,5 @@ export * from './poci/execute.js';
 export * from './attestation/index.js';
 export * from './consensus/index.js';
 export * from './crypto/vrf.js';
+export * from './rewards/emission.js';
+export * from './rewards/bonds.js';

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   type Action,
   BlockExecutor,
+  DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
   type Genesis,
@@ -64,6 +65,7 @@ function genesis(poci: PociParams = POCI): Genesis {
     genesisAllocationBps: 300,
     accounts: [],
     validators: [{ publicKey: validator.publicKey, name: 'v' }],
+    halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
     governance: { threshold: 1, keys: [gov.publicKey] },
     poci,
     vendors: [{ id: 'dev', name: 'dev', profile: 'dev-soft', roots: [] }],

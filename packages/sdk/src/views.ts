@@ -22,7 +22,10 @@ export type ActionJson =
   | { type: 'registerChip'; anchorHeight: number; profile: string }
   | { type: 'heartbeat'; answers: { chipId: string; epoch: number; slot: number; profile: string }[] }
   | { type: 'transferChip'; chipId: string; newOwner: string }
-  | { type: 'deregisterChip'; chipId: string };
+  | { type: 'deregisterChip'; chipId: string }
+  | { type: 'claimRewards'; chipIds: string[] }
+  | { type: 'bond'; amount: string }
+  | { type: 'unbond'; amount: string };
 
 export interface TxJson {
   hash: string;
@@ -46,7 +49,22 @@ export type TxEventJson =
   | { type: 'chipDeregistered'; chipId: string; owner: string }
   | { type: 'slotAnswered'; chipId: string; epoch: number; slot: number; slotHeight: number }
   | { type: 'slotMissed'; chipId: string; epoch: number; slot: number; slotHeight: number; reason: string }
-  | { type: 'chipRebooted'; chipId: string; resetCount: number; restartCount: number };
+  | { type: 'chipRebooted'; chipId: string; resetCount: number; restartCount: number }
+  | {
+      type: 'chipRewarded';
+      chipId: string;
+      owner: string;
+      epoch: number;
+      answered: number;
+      credited: number;
+      power: string;
+      weight: string;
+      budget: string;
+      totalWeight: string;
+      amount: string;
+    }
+  | { type: 'bonded'; account: string; amount: string; released: string }
+  | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string };
 
 export interface HeaderJson {
   chainId: string;
@@ -145,6 +163,12 @@ export function actionToJson(a: Action): ActionJson {
       return { type: 'transferChip', chipId: toHex(a.chipId), newOwner: encodeAddress(a.newOwner) };
     case 'deregisterChip':
       return { type: 'deregisterChip', chipId: toHex(a.chipId) };
+    case 'claimRewards':
+      return { type: 'claimRewards', chipIds: a.chipIds.map(toHex) };
+    case 'bond':
+      return { type: 'bond', amount: a.amount.toString() };
+    case 'unbond':
+      return { type: 'unbond', amount: a.amount.toString() };
   }
 }
 
@@ -219,6 +243,30 @@ export function eventToJson(e: TxEvent): TxEventJson {
       };
     case 'chipRebooted':
       return { type: 'chipRebooted', chipId: toHex(e.chipId), resetCount: e.resetCount, restartCount: e.restartCount };
+    case 'chipRewarded':
+      return {
+        type: 'chipRewarded',
+        chipId: toHex(e.chipId),
+        owner: encodeAddress(e.owner),
+        epoch: Number(e.epoch),
+        answered: e.answered,
+        credited: e.credited,
+        power: e.power.toString(),
+        weight: e.weight.toString(),
+        budget: e.budget.toString(),
+        totalWeight: e.totalWeight.toString(),
+        amount: e.amount.toString(),
+      };
+    case 'bonded':
+      return { type: 'bonded', account: encodeAddress(e.account), amount: e.amount.toString(), released: e.released.toString() };
+    case 'unbonded':
+      return {
+        type: 'unbonded',
+        account: encodeAddress(e.account),
+        amount: e.amount.toString(),
+        releaseHeight: Number(e.releaseHeight),
+        released: e.released.toString(),
+      };
   }
 }
 

@@ -11,6 +11,7 @@ import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
 import { putSupply } from '../state/supply.js';
 import { checkPociParams } from '../poci/execute.js';
 import { putGovernance } from '../poci/governance.js';
+import { DEFAULT_HALVING_PERIOD_MS, putEmission } from '../rewards/emission.js';
 import { DEFAULT_POCI_PARAMS, type PociParams, putPociParams } from '../poci/params.js';
 import {
   type ChipModel,
@@ -51,6 +52,8 @@ export interface Genesis {
   accounts: GenesisAccount[];
   validators: GenesisValidator[];
   governance: GenesisGovernance;
+  /** Mining emission halves every this many milliseconds of chain time (default 2 years). */
+  halvingPeriodMs: bigint;
   poci: PociParams;
   vendors: Vendor[];
   models: ChipModel[];
@@ -183,6 +186,9 @@ export function parseGenesis(json: unknown): Genesis {
   const threshold = int(gov.threshold, 'governance.threshold', 32);
   if (threshold < 1 || threshold > govKeys.length) bad('governance.threshold', 'must be 1…number of keys');
 
+  const halvingPeriodMs =
+    g.halvingPeriodMs === undefined ? DEFAULT_HALVING_PERIOD_MS : amount(g.halvingPeriodMs, 'halvingPeriodMs');
+  if (halvingPeriodMs < 1000n) bad('halvingPeriodMs', 'must be at least 1000 ms');
   const pj = obj(g.poci ?? {}, 'poci');
   const dp = DEFAULT_POCI_PARAMS;
   const poci: PociParams = {
@@ -251,6 +257,7 @@ export function parseGenesis(json: unknown): Genesis {
     accounts,
     validators,
     governance: { threshold, keys: govKeys },
+    halvingPeriodMs,
     poci,
     vendors,
     models,
@@ -275,6 +282,7 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
     accounts: g.accounts.map((a) => ({ address: encodeAddress(a.address), balance: a.balance.toString() })),
     validators: g.validators.map((v) => ({ publicKey: toHex(v.publicKey), name: v.name })),
     governance: { threshold: g.governance.threshold, keys: g.governance.keys.map(toHex) },
+    halvingPeriodMs: g.halvingPeriodMs.toString(),
     poci: {
       epochBlocks: Number(g.poci.epochBlocks),
       slotsPerEpoch: g.poci.slotsPerEpoch,
@@ -305,6 +313,7 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
   for (const a of g.accounts) putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
   putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
   putPociParams(overlay, g.poci);
+  putEmission(overlay, { genesisTime: g.genesisTime, halvingPeriodMs: g.halvingPeriodMs, allocated: 0n });
   for (const v of g.vendors) putVendor(overlay, v);
   for (const m of g.models) putModel(overlay, m);
   return overlay.changes();

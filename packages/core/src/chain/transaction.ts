@@ -86,6 +86,24 @@ export interface DeregisterChipAction {
   chipId: Uint8Array;
 }
 
+/** Pays chips their rewards for final epochs (chips that stopped answering are paid this way). */
+export interface ClaimRewardsAction {
+  type: 'claimRewards';
+  chipIds: Uint8Array[];
+}
+
+/** Pledges UNC as a validator bond (slashable for equivocation). */
+export interface BondAction {
+  type: 'bond';
+  amount: bigint;
+}
+
+/** Starts unbonding; the UNC returns to the balance after the unbonding period. */
+export interface UnbondAction {
+  type: 'unbond';
+  amount: bigint;
+}
+
 /** Every action the state machine knows. Tags are stable forever; new actions take new tags. */
 export type Action =
   | TransferAction
@@ -93,7 +111,10 @@ export type Action =
   | RegisterChipAction
   | HeartbeatAction
   | TransferChipAction
-  | DeregisterChipAction;
+  | DeregisterChipAction
+  | ClaimRewardsAction
+  | BondAction
+  | UnbondAction;
 
 export const heartbeatAnswerCodec: Codec<HeartbeatAnswer> = struct<HeartbeatAnswer>('HeartbeatAnswer', {
   chipId: hash32,
@@ -112,6 +133,9 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
     struct('TransferChip', { chipId: hash32, newOwner: address, anchorHeight: u64, consent: heartbeatEvidenceCodec }),
   ],
   deregisterChip: [6, struct('DeregisterChip', { chipId: hash32 })],
+  claimRewards: [7, struct('ClaimRewards', { chipIds: list(hash32, 1024, 'chipIds') })],
+  bond: [8, struct('Bond', { amount: u128 })],
+  unbond: [9, struct('Unbond', { amount: u128 })],
 });
 
 export interface Transaction {

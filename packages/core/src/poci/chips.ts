@@ -68,6 +68,8 @@ export interface Chip {
   slotsMissed: bigint;
   /** Rewards credited to the owner so far, base units. */
   rewardsEarned: bigint;
+  /** Epochs below this one are paid out (or had nothing to pay). */
+  rewardedThrough: bigint;
 }
 
 export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
@@ -93,6 +95,7 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   slotsAnswered: u64,
   slotsMissed: u64,
   rewardsEarned: u128,
+  rewardedThrough: u64,
 });
 
 export function chipKey(chipId: Uint8Array): Uint8Array {

@@ -3,7 +3,14 @@
  * and deregistration, and heartbeat answers. Each function either applies fully or throws a
  * ValidationError (the caller's overlay is discarded then).
  */
+import {
+  type RewardPaid,
+  addAnswerWeight,
+  finalizeEpochIfDue,
+  settleChipRewards,
+} from '../rewards/emission.js';
 import type {
+  ClaimRewardsAction,
   DeregisterChipAction,
   GovernanceAction,
   HeartbeatAction,
@@ -49,7 +56,56 @@ export type PociEvent =
   | { type: 'chipDeregistered'; chipId: Uint8Array; owner: Uint8Array }
   | { type: 'slotAnswered'; chipId: Uint8Array; epoch: bigint; slot: number; slotHeight: bigint }
   | { type: 'slotMissed'; chipId: Uint8Array; epoch: bigint; slot: number; slotHeight: bigint; reason: string }
-  | { type: 'chipRebooted'; chipId: Uint8Array; resetCount: number; restartCount: number };
+  | { type: 'chipRebooted'; chipId: Uint8Array; resetCount: number; restartCount: number }
+  | {
+      type: 'chipRewarded';
+      chipId: Uint8Array;
+      owner: Uint8Array;
+      epoch: bigint;
+      answered: number;
+      credited: number;
+      power: bigint;
+      weight: bigint;
+      budget: bigint;
+      totalWeight: bigint;
+      amount: bigint;
+    };
+
+function rewardEvents(chip: Chip, paid: RewardPaid[]): PociEvent[] {
+  return paid.map((r) => ({
+    type: 'chipRewarded',
+    chipId: chip.chipId,
+    owner: chip.owner,
+    epoch: r.epoch,
+    answered: r.answered,
+    credited: r.credited,
+    power: chip.power,
+    weight: r.weight,
+    budget: r.budget,
+    totalWeight: r.totalWeight,
+    amount: r.amount,
+  }));
+}
+
+function maskOf(chip: Chip, epoch: bigint): number {
+  return epoch === chip.epoch ? chip.answered : epoch === chip.epoch - 1n ? chip.prevAnswered : 0;
+}
+
+/** Pays the chips their final epochs' rewards; anyone may ask (the owner is paid). */
+export function applyClaimRewards(state: StateOverlay, ctx: PociContext, action: ClaimRewardsAction): PociEvent[] {
+  void ctx;
+  if (action.chipIds.length === 0) throw new ValidationError('EMPTY_CLAIM', 'name at least one chip');
+  const p = getPociParams(state);
+  const events: PociEvent[] = [];
+  for (const chipId of action.chipIds) {
+    const chip = getChip(state, chipId);
+    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
+    const paid = settleChipRewards(state, chip, p);
+    putChip(state, chip);
+    events.push(...rewardEvents(chip, paid));
+  }
+  return events;
+}
 
 /** Misses recorded per answer at most; a chip silent for longer gets one summary event. */
 const MAX_MISS_EVENTS = 16;
@@ -68,8 +124,19 @@ export function beginBlockPoci(
   const epoch = epochOf(ctx.height, p);
   if (ctx.height === epochStart(epoch, p) && !getEpochRecord(state, epoch)) {
     // The seed is the beacon of the last block of the previous epoch: unknown until that block.
-    putEpochRecord(state, { epoch, seed: prevBeacon, startHeight: ctx.height, startTime: ctx.time });
+    putEpochRecord(state, {
+      epoch,
+      seed: prevBeacon,
+      startHeight: ctx.height,
+      startTime: ctx.time,
+      totalWeight: 0n,
+      final: false,
+      budget: 0n,
+      remainingBudget: 0n,
+      remainingWeight: 0n,
+    });
   }
+  finalizeEpochIfDue(state, ctx.height, p);
 }
 
 export function applyGovernance(state: StateOverlay, ctx: PociContext, action: GovernanceAction): PociEvent[] {
@@ -130,7 +197,7 @@ export function checkPociParams(p: PociParams): void {
   if (p.answerWindowBlocks < 1n || p.answerWindowBlocks > 200n) throw new RangeError('answerWindowBlocks must be 1…200');
   // A chip keeps the answered-slot masks of two epochs; unsettled slots (the last W blocks) must
   // fall inside them.
-  if (p.epochBlocks <= p.answerWindowBlocks) throw new RangeError('epochBlocks must exceed answerWindowBlocks');
+  if (p.epochBlocks <= p.answerWindowBlocks + 1n) throw new RangeError('epochBlocks must exceed answerWindowBlocks + 1');
   if (p.registrationMaxAgeBlocks < 1n || p.registrationMaxAgeBlocks > 200n) {
     throw new RangeError('registrationMaxAgeBlocks must be 1…200');
   }
@@ -199,6 +266,7 @@ export function applyRegisterChip(
     slotsAnswered: existing?.slotsAnswered ?? 0n,
     slotsMissed: existing?.slotsMissed ?? 0n,
     rewardsEarned: existing?.rewardsEarned ?? 0n,
+    rewardedThrough: epochOf(ctx.height, p) + 1n,
   };
   putChip(state, chip);
   return [
@@ -247,10 +315,12 @@ export function applyDeregisterChip(
 ): PociEvent[] {
   const chip = ownedActiveChip(state, action.chipId, owner);
   void ctx;
+  // What is final is paid now; the rest can be claimed once final (claimRewards).
+  const events = rewardEvents(chip, settleChipRewards(state, chip, getPociParams(state)));
   chip.status = ChipStatus.deregistered;
   chip.statusReason = 'deregistered by its owner';
   putChip(state, chip);
-  return [{ type: 'chipDeregistered', chipId: chip.chipId, owner }];
+  return [...events, { type: 'chipDeregistered', chipId: chip.chipId, owner }];
 }
 
 export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: HeartbeatAction): PociEvent[] {
@@ -324,7 +394,11 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       chip.slotsMissed += BigInt(missed.length);
       chip.settledThrough = settleTo;
     }
+    // Pay what is final before the answered-slot window moves on, then weigh this answer.
+    events.push(...rewardEvents(chip, settleChipRewards(state, chip, p)));
+    const before = maskOf(chip, answer.epoch);
     markAnswered(chip, answer.epoch, answer.slot);
+    addAnswerWeight(state, answer.epoch, chip.power, before, maskOf(chip, answer.epoch), p);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;

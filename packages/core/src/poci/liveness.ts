@@ -4,7 +4,7 @@
  * answers are checked when they arrive and misses are derived (and recorded) when needed.
  */
 import { utf8 } from '../bytes.js';
-import { type Codec, decode, encode, struct, u64 } from '../encoding/codec.js';
+import { type Codec, bool, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import { taggedHash } from '../crypto/hash.js';
 import { hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
@@ -81,6 +81,15 @@ export interface EpochRecord {
   seed: Uint8Array;
   startHeight: bigint;
   startTime: bigint;
+  /** Sum over chips of power × credited slots (rewards/emission.ts); grows with each answer. */
+  totalWeight: bigint;
+  /** Set once the epoch is final (its last answer window closed): what it pays out. */
+  final: boolean;
+  budget: bigint;
+  /** Not yet paid out of `budget`, and the weight of the chips not yet paid: the last chip to be
+   *  paid gets exactly what is left, so rounding loses nothing. */
+  remainingBudget: bigint;
+  remainingWeight: bigint;
 }
 
 export const epochRecordCodec: Codec<EpochRecord> = struct<EpochRecord>('EpochRecord', {
@@ -88,6 +97,11 @@ export const epochRecordCodec: Codec<EpochRecord> = struct<EpochRecord>('EpochRe
   seed: hash32,
   startHeight: u64,
   startTime: u64,
+  totalWeight: u128,
+  final: bool,
+  budget: u128,
+  remainingBudget: u128,
+  remainingWeight: u128,
 });
 
 export function epochKey(epoch: bigint): Uint8Array {

@@ -11,6 +11,7 @@ export const StateSpace = {
   epoch: 0x05,
   allowlist: 0x06,
   revokedSerial: 0x07,
+  bond: 0x08,
 } as const;
 
 export interface Account {

@@ -9,8 +9,11 @@ import { ValidationError } from '../errors.js';
 import { getAccount, putAccount } from './accounts.js';
 import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
+import { applyBond, applyUnbond } from '../rewards/bonds.js';
+import { getPociParams } from '../poci/params.js';
 import {
   type PociEvent,
+  applyClaimRewards,
   applyDeregisterChip,
   applyGovernance,
   applyHeartbeat,
@@ -34,6 +37,8 @@ export interface BlockContext {
 export type TxEvent =
   | { type: 'transfer'; from: Uint8Array; to: Uint8Array; amount: bigint; memo: Uint8Array }
   | { type: 'fee'; payer: Uint8Array; amount: bigint; burned: bigint; toProposer: bigint }
+  | { type: 'bonded'; account: Uint8Array; amount: bigint; released: bigint }
+  | { type: 'unbonded'; account: Uint8Array; amount: bigint; releaseHeight: bigint; released: bigint }
   | PociEvent;
 
 export interface TxResult {
@@ -89,6 +94,8 @@ function checkActionShape(action: Action): void {
     case 'transfer':
       if (action.amount <= 0n) throw new ValidationError('BAD_AMOUNT', 'transfer amount must be positive');
       return;
+    default:
+      return;
   }
 }
 
@@ -143,6 +150,17 @@ function applyAction(state: StateOverlay, sender: Uint8Array, action: Action, ct
       return applyTransferChip(state, ctx, sender, action);
     case 'deregisterChip':
       return applyDeregisterChip(state, ctx, sender, action);
+    case 'claimRewards':
+      return applyClaimRewards(state, ctx, action);
+    case 'bond': {
+      const released = applyBond(state, sender, action.amount, ctx.height);
+      return [{ type: 'bonded', account: sender, amount: action.amount, released }];
+    }
+    case 'unbond': {
+      const unbondingBlocks = 3n * getPociParams(state).epochBlocks;
+      const released = applyUnbond(state, sender, action.amount, ctx.height, unbondingBlocks);
+      return [{ type: 'unbonded', account: sender, amount: action.amount, releaseHeight: ctx.height + unbondingBlocks, released }];
+    }
     case 'transfer': {
       const from = getAccount(state, sender);
       if (from.balance < action.amount) {

@@ -23,6 +23,23 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
     struct('SlotMissedEvent', { chipId: hash32, epoch: u64, slot: u8, slotHeight: u64, reason: string(256, 'reason') }),
   ],
   chipRebooted: [9, struct('ChipRebootedEvent', { chipId: hash32, resetCount: u32, restartCount: u32 })],
+  chipRewarded: [
+    10,
+    struct('ChipRewardedEvent', {
+      chipId: hash32,
+      owner: address,
+      epoch: u64,
+      answered: u8,
+      credited: u8,
+      power: u128,
+      weight: u128,
+      budget: u128,
+      totalWeight: u128,
+      amount: u128,
+    }),
+  ],
+  bonded: [11, struct('BondedEvent', { account: address, amount: u128, released: u128 })],
+  unbonded: [12, struct('UnbondedEvent', { account: address, amount: u128, releaseHeight: u64, released: u128 })],
 });
 
 export const txResultCodec: Codec<TxResult> = struct<TxResult>('TxResult', {

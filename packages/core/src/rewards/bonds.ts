@@ -1,0 +1,97 @@
+/**
+ * Validator bonds: UNC a validator pledges, and the slashing hook consensus calls with provable
+ * equivocation. Unbonded UNC stays slashable until `releaseHeight`, so a validator cannot escape a
+ * slash by unbonding just before its evidence lands.
+ */
+import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
+import { ValidationError } from '../errors.js';
+import { StateSpace, getAccount, putAccount } from '../state/accounts.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+import { getSupply, putSupply } from '../state/supply.js';
+
+export interface Bond {
+  bonded: bigint;
+  unbonding: bigint;
+  releaseHeight: bigint;
+}
+
+export const bondCodec: Codec<Bond> = struct<Bond>('Bond', { bonded: u128, unbonding: u128, releaseHeight: u64 });
+
+export function bondKey(address: Uint8Array): Uint8Array {
+  const k = new Uint8Array(21);
+  k[0] = StateSpace.bond;
+  k.set(address, 1);
+  return k;
+}
+
+export function getBond(state: StateReader, address: Uint8Array): Bond {
+  const raw = state.get(bondKey(address));
+  return raw ? decode(bondCodec, raw) : { bonded: 0n, unbonding: 0n, releaseHeight: 0n };
+}
+
+function putBond(state: StateOverlay, address: Uint8Array, b: Bond): void {
+  state.set(bondKey(address), b.bonded === 0n && b.unbonding === 0n ? null : encode(bondCodec, b));
+}
+
+/** Returns released unbonding UNC to the balance. */
+function release(state: StateOverlay, address: Uint8Array, b: Bond, height: bigint): bigint {
+  if (b.unbonding === 0n || height < b.releaseHeight) return 0n;
+  const amount = b.unbonding;
+  const account = getAccount(state, address);
+  account.balance += amount;
+  putAccount(state, address, account);
+  b.unbonding = 0n;
+  return amount;
+}
+
+export function applyBond(state: StateOverlay, address: Uint8Array, amount: bigint, height: bigint): bigint {
+  if (amount <= 0n) throw new ValidationError('BAD_AMOUNT', 'bond amount must be positive');
+  const b = getBond(state, address);
+  const released = release(state, address, b, height);
+  const account = getAccount(state, address);
+  if (account.balance < amount) {
+    throw new ValidationError('INSUFFICIENT_FUNDS', `balance ${account.balance} is less than the bond ${amount}`);
+  }
+  account.balance -= amount;
+  putAccount(state, address, account);
+  b.bonded += amount;
+  putBond(state, address, b);
+  return released;
+}
+
+export function applyUnbond(
+  state: StateOverlay,
+  address: Uint8Array,
+  amount: bigint,
+  height: bigint,
+  unbondingBlocks: bigint,
+): bigint {
+  const b = getBond(state, address);
+  const released = release(state, address, b, height);
+  if (amount <= 0n || amount > b.bonded) {
+    throw new ValidationError('BAD_AMOUNT', `unbond amount must be positive and at most the bond ${b.bonded}`);
+  }
+  b.bonded -= amount;
+  b.unbonding += amount;
+  b.releaseHeight = height + unbondingBlocks;
+  putBond(state, address, b);
+  return released;
+}
+
+/**
+ * The slashing hook: burns `bps` basis points of everything the validator has at stake (bonded,
+ * then unbonding) and records it in the supply. Returns the amount slashed.
+ */
+export function slashBond(state: StateOverlay, address: Uint8Array, bps: bigint): bigint {
+  if (bps < 0n || bps > 10_000n) throw new RangeError('slash basis points must be 0…10000');
+  const b = getBond(state, address);
+  const amount = ((b.bonded + b.unbonding) * bps) / 10_000n;
+  const fromBonded = amount < b.bonded ? amount : b.bonded;
+  b.bonded -= fromBonded;
+  b.unbonding -= amount - fromBonded;
+  putBond(state, address, b);
+  const supply = getSupply(state);
+  supply.slashed += amount;
+  putSupply(state, supply);
+  return amount;
+}

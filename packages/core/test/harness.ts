@@ -1,0 +1,164 @@
+/** A tiny deterministic chain over MemoryState, running the same executor a node runs. */
+import {
+  type Action,
+  BlockExecutor,
+  DEFAULT_HALVING_PERIOD_MS,
+  DEFAULT_PARAMS,
+  DEFAULT_POCI_PARAMS,
+  type Genesis,
+  type HeartbeatAnswer,
+  MemoryState,
+  type PociParams,
+  type TxEnvelope,
+  type TxEvent,
+  ValidationError,
+  addressFromPublicKey,
+  devSoftChipId,
+  ed25519PublicKey,
+  ed25519Sign,
+  encode,
+  envelopeFromSigned,
+  genesisAllocation,
+  genesisStateWrites,
+  getPociParams,
+  getRecentHash,
+  heartbeatChallenge,
+  minimumFee,
+  registrationMessage,
+  seedLookup,
+  sha256,
+  signTransaction,
+  signedTransactionCodec,
+  slotHeights,
+  utf8,
+} from '../src/index.js';
+
+export const CHAIN = 'unc-poci-test';
+export const GENESIS_TIME = 1_795_000_000_000n;
+
+export type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
+export const key = (name: string): Key => {
+  const seed = sha256(utf8(name));
+  const publicKey = ed25519PublicKey(seed);
+  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+};
+export const miner = key('miner');
+export const other = key('other');
+export const gov = key('governance');
+export const validator = key('validator');
+
+export const POCI: PociParams = { ...DEFAULT_POCI_PARAMS, epochBlocks: 20n, answerWindowBlocks: 5n, devSoftEnabled: true };
+
+export function genesis(poci: PociParams = POCI, extra: Partial<Genesis> = {}): Genesis {
+  const g: Genesis = {
+    chainId: CHAIN,
+    genesisTime: GENESIS_TIME,
+    params: { ...DEFAULT_PARAMS },
+    maxSupply: 1_000_000_000n * 10n ** 18n,
+    genesisAllocationBps: 300,
+    accounts: [],
+    validators: [{ publicKey: validator.publicKey, name: 'v' }],
+    governance: { threshold: 1, keys: [gov.publicKey] },
+    halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
+    poci,
+    vendors: [{ id: 'dev', name: 'dev', profile: 'dev-soft', roots: [] }],
+    models: [
+      { vendorId: 'dev', modelId: 'sim-h100', name: 'sim', power: 989_000n },
+      { vendorId: 'dev', modelId: 'sim-a100', name: 'sim', power: 312_000n },
+    ],
+    ...extra,
+  };
+  const total = genesisAllocation(g);
+  g.accounts = [
+    { address: miner.address, balance: total / 2n },
+    { address: other.address, balance: total - total / 2n },
+  ];
+  return g;
+}
+
+export class TestChain {
+  readonly state = new MemoryState();
+  height = 0n;
+  time = GENESIS_TIME;
+  nonces = new Map<string, bigint>();
+  events: TxEvent[] = [];
+  /** Milliseconds from one block to the next; tests make it uneven. */
+  step: (height: bigint) => bigint = () => 1000n;
+
+  constructor(g: Genesis = genesis()) {
+    this.state.apply(genesisStateWrites(g));
+  }
+  hashOf(h: bigint): Uint8Array {
+    return sha256(utf8(`block ${h}`));
+  }
+  beaconOf(h: bigint): Uint8Array {
+    return sha256(utf8(`beacon ${h}`));
+  }
+  tx(from: Key, actions: Action[], fee?: bigint): TxEnvelope {
+    const id = Buffer.from(from.address).toString('hex');
+    const nonce = this.nonces.get(id) ?? 0n;
+    const base = { chainId: CHAIN, signer: from.publicKey, nonce, expiresAt: this.height + 100n, actions, fee: 0n };
+    const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
+    return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
+  }
+  private executor(): BlockExecutor {
+    const height = this.height + 1n;
+    return new BlockExecutor(this.state, {
+      chainId: CHAIN,
+      height,
+      time: this.time + this.step(height),
+      proposer: validator.publicKey,
+      prevHash: this.hashOf(this.height),
+      prevBeacon: this.beaconOf(this.height),
+    });
+  }
+  /** Commits one block with `txs`; throws the first transaction's ValidationError, changing nothing. */
+  block(txs: TxEnvelope[] = []): TxEvent[] {
+    const ex = this.executor();
+    const events: TxEvent[] = [];
+    for (const t of txs) events.push(...ex.apply(t).events);
+    this.state.apply(ex.finish().overlay.changes());
+    this.height = ex.ctx.height;
+    this.time = ex.ctx.time;
+    for (const t of txs) this.nonces.set(Buffer.from(t.sender).toString('hex'), t.stx.tx.nonce + 1n);
+    this.events.push(...events);
+    return events;
+  }
+  blocksUntil(h: bigint): void {
+    while (this.height < h) this.block();
+  }
+  /** Tries a transaction in the next block without committing anything. */
+  attempt(t: TxEnvelope): ValidationError | null {
+    const r = this.executor().tryApply(t);
+    return r instanceof ValidationError ? r : null;
+  }
+}
+
+export function registerAction(chain: TestChain, chip: Key, owner: Uint8Array, anchor = chain.height, modelId = 'sim-h100') {
+  const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+  const message = registrationMessage(CHAIN, owner, anchorHash);
+  return {
+    type: 'registerChip' as const,
+    anchorHeight: anchor,
+    evidence: {
+      type: 'dev-soft' as const,
+      vendorId: 'dev',
+      publicKey: chip.publicKey,
+      modelId,
+      signature: ed25519Sign(chip.seed, message),
+    },
+  };
+}
+
+export function answer(chain: TestChain, chip: Key, epoch: bigint, slot: number): HeartbeatAnswer {
+  const chipId = devSoftChipId(chip.publicKey);
+  const seed = seedLookup(chain.state)(epoch)!;
+  const slotHeight = slotHeights(seed, chipId, epoch, getPociParams(chain.state))[slot]!;
+  const c = heartbeatChallenge(CHAIN, chipId, chain.hashOf(slotHeight));
+  return { chipId, epoch, slot, evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, c) } };
+}
+
+export function slotsOf(chain: TestChain, chip: Key, epoch: bigint): bigint[] {
+  return slotHeights(seedLookup(chain.state)(epoch)!, devSoftChipId(chip.publicKey), epoch, getPociParams(chain.state));
+}

@@ -1,0 +1,316 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type Action,
+  BlockExecutor,
+  type HeartbeatAnswer,
+  DEFAULT_HALVING_PERIOD_MS,
+  MemoryState,
+  StateOverlay,
+  getBond,
+  slashBond,
+  StateSpace,
+  type TxEvent,
+  accountCodec,
+  bondCodec,
+  chipCodec,
+  chipKey,
+  circulatingSupply,
+  cumulativeEmission,
+  decode,
+  devSoftChipId,
+  encode,
+  epochOf,
+  genesisStateWrites,
+  getEmission,
+  getEpochRecord,
+  getSupply,
+  getChip,
+  sha256,
+  utf8,
+} from '../src/index.js';
+import { CHAIN, GENESIS_TIME, POCI, TestChain, answer, genesis, key, miner, registerAction, slotsOf, validator } from './harness.js';
+
+const RESERVE = 970_000_000n * 10n ** 18n;
+const P = DEFAULT_HALVING_PERIOD_MS;
+
+describe('emission schedule', () => {
+  test('each halving period mints half the one before, and 20 years stay inside the 97% reserve', () => {
+    for (let k = 0n; k < 10n; k++) {
+      const minted = cumulativeEmission(RESERVE, P, (k + 1n) * P) - cumulativeEmission(RESERVE, P, k * P);
+      assert.equal(minted, RESERVE >> (k + 1n), `period ${k}`);
+    }
+    const twentyYears = 10n * P;
+    const total = cumulativeEmission(RESERVE, P, twentyYears);
+    let expected = 0n;
+    for (let k = 1n; k <= 10n; k++) expected += RESERVE >> k;
+    assert.equal(total, expected);
+    assert.ok(total < RESERVE);
+    assert.ok(cumulativeEmission(RESERVE, P, 1000n * P) <= RESERVE, 'never above the reserve, however long');
+  });
+
+  test('property: E(t) is monotone and never exceeds the reserve', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 30n }),
+        fc.bigInt({ min: 0n, max: 40n * P }),
+        fc.bigInt({ min: 0n, max: 10n * P }),
+        (reserve, t, dt) => {
+          const a = cumulativeEmission(reserve, P, t);
+          const b = cumulativeEmission(reserve, P, t + dt);
+          assert.ok(a <= b);
+          assert.ok(b <= reserve);
+        },
+      ),
+    );
+  });
+});
+
+function sumHoldings(state: MemoryState): bigint {
+  let sum = 0n;
+  for (const { key: k, value } of state.map.values()) {
+    if (!value) continue;
+    if (k[0] === StateSpace.account) sum += decode(accountCodec, value).balance;
+    if (k[0] === StateSpace.bond) {
+      const b = decode(bondCodec, value);
+      sum += b.bonded + b.unbonding;
+    }
+  }
+  return sum;
+}
+
+function checkConservation(chain: TestChain): void {
+  const supply = getSupply(chain.state);
+  assert.equal(sumHoldings(chain.state), circulatingSupply(supply), 'balances + bonds = genesis + minted − burned − slashed');
+  assert.ok(supply.minted <= cumulativeEmission(supply.miningReserve, P, chain.time - GENESIS_TIME), 'minted within E(t)');
+}
+
+describe('rewards', () => {
+  test('one chip answering every slot is paid exactly the time-based allowance, whatever the block interval', () => {
+    const results: bigint[] = [];
+    for (const interval of [500n, 1000n, 3000n]) {
+      const chain = new TestChain();
+      chain.step = () => interval;
+      const chip = key('steady-chip');
+      chain.blocksUntil(2n);
+      chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+      driveAnswers(chain, [chip], () => true, 5n * POCI.epochBlocks);
+      claimAll(chain, [chip]);
+      checkConservation(chain);
+      const emission = getEmission(chain.state);
+      assert.equal(getSupply(chain.state).minted, emission.allocated, 'a lone chip is paid every final epoch in full');
+      // What was allotted is E(t) at the start of the newest final epoch's successor: a function of time alone.
+      const lastFinal = [...Array(10).keys()].map(BigInt).filter((e) => getEpochRecord(chain.state, e)?.final).at(-1)!;
+      const next = getEpochRecord(chain.state, lastFinal + 1n)!;
+      assert.equal(emission.allocated, cumulativeEmission(RESERVE, P, next.startTime - GENESIS_TIME));
+      results.push(emission.allocated * 1000n / (next.startTime - GENESIS_TIME));
+    }
+    // Per second of chain time, the same within rounding, at 0.5 s, 1 s or 3 s blocks.
+    const [a, b, c] = results as [bigint, bigint, bigint];
+    for (const x of [b, c]) assert.ok((a > x ? a - x : x - a) * 1_000_000n <= a, `rates ${a} vs ${x}`);
+  });
+
+  test('property: conservation after every block; each chip gets budget × its weight / total weight; nothing lost', () => {
+    const scenario = fc.record({
+      chips: fc.array(fc.record({ model: fc.constantFrom('sim-h100', 'sim-a100'), reliability: fc.integer({ min: 0, max: 100 }) }), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+      deregisterAt: fc.option(fc.integer({ min: 30, max: 90 })),
+      intervals: fc.array(fc.integer({ min: 200, max: 6000 }), { minLength: 8, maxLength: 8 }),
+      seed: fc.integer(),
+    });
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const chain = new TestChain();
+        chain.step = (h) => BigInt(s.intervals[Number(h % 8n)]!);
+        const chips = s.chips.map((_, i) => key(`prop-chip-${s.seed}-${i}`));
+        chain.blocksUntil(2n);
+        chain.block([chain.tx(miner, chips.map((c, i) => registerAction(chain, c, miner.address, chain.height, s.chips[i]!.model)))]);
+        let rnd = s.seed >>> 0;
+        const roll = () => {
+          rnd = (Math.imul(rnd ^ (rnd >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
+          return rnd % 100;
+        };
+        const gone = new Set<number>();
+        driveAnswers(
+          chain,
+          chips,
+          (i) => !gone.has(i) && roll() < s.chips[i]!.reliability,
+          5n * POCI.epochBlocks,
+          (h) => {
+            if (s.deregisterAt !== null && BigInt(s.deregisterAt) === h && !gone.has(0)) {
+              gone.add(0);
+              return [{ type: 'deregisterChip', chipId: devSoftChipId(chips[0]!.publicKey) }];
+            }
+            return [];
+          },
+          () => checkConservation(chain),
+        );
+        // Let the last epochs become final, then claim every chip.
+        chain.blocksUntil(chain.height + POCI.epochBlocks + POCI.answerWindowBlocks + 2n);
+        claimAll(chain, chips);
+        checkConservation(chain);
+        const paid = chain.events.filter((e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded');
+        const byEpoch = new Map<bigint, typeof paid>();
+        for (const e of paid) byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), e]);
+        for (const [epoch, events] of byEpoch) {
+          const r = getEpochRecord(chain.state, epoch)!;
+          assert.ok(r.final);
+          assert.equal(events.reduce((x, e) => x + e.amount, 0n), r.budget, `epoch ${epoch}: everything paid, to the base unit`);
+          assert.equal(r.remainingBudget, 0n);
+          for (const e of events) {
+            const exact = (r.budget * e.weight) / r.totalWeight;
+            const diff = e.amount > exact ? e.amount - exact : exact - e.amount;
+            assert.ok(diff <= BigInt(chips.length), `epoch ${epoch}: ${e.amount} vs budget × weight / total ${exact}`);
+          }
+        }
+        const supply = getSupply(chain.state);
+        assert.equal(supply.minted, paid.reduce((x, e) => x + e.amount, 0n));
+        if (s.chips.some((c) => c.reliability >= 50)) assert.ok(paid.length > 0 && supply.minted > 0n, 'answering chips were paid');
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  test('grace: one missed slot per epoch is forgiven (three answers count as four)', () => {
+    const chain = new TestChain();
+    const a = key('grace-a');
+    const b = key('grace-b');
+    chain.blocksUntil(2n);
+    chain.block([chain.tx(miner, [registerAction(chain, a, miner.address), registerAction(chain, b, miner.address)])]);
+    // a answers all four slots; b answers three of four (the first of each epoch is skipped).
+    const skipped = new Set<string>();
+    driveAnswers(chain, [a, b], (i, epoch, slot) => {
+      if (i === 0) return true;
+      const first = !skipped.has(String(epoch));
+      if (first) skipped.add(String(epoch));
+      return !first;
+    }, 3n * POCI.epochBlocks);
+    chain.blocksUntil(chain.height + POCI.epochBlocks);
+    claimAll(chain, [a, b]);
+    const paid = chain.events.filter((e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded');
+    const epoch1 = paid.filter((e) => e.epoch === 1n);
+    assert.equal(epoch1.length, 2);
+    assert.deepEqual(epoch1.map((e) => e.credited).sort(), [4, 4], 'three answers plus one grace slot count as four');
+    assert.ok(epoch1.every((e) => e.amount > 0n));
+  });
+
+  test('bonds count in the supply; unbonding stays slashable; a slash is burned and recorded', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    chain.block([chain.tx(miner, [{ type: 'bond', amount: 10n ** 21n }])]);
+    checkConservation(chain);
+    chain.block([chain.tx(miner, [{ type: 'unbond', amount: 4n * 10n ** 20n }])]);
+    checkConservation(chain);
+    const overlay = new StateOverlay(chain.state);
+    const slashed = slashBond(overlay, miner.address, 1000n); // 10%
+    assert.equal(slashed, 10n ** 20n);
+    chain.state.apply(overlay.changes());
+    assert.equal(getSupply(chain.state).slashed, 10n ** 20n);
+    assert.deepEqual(getBond(chain.state, miner.address), { bonded: 5n * 10n ** 20n, unbonding: 4n * 10n ** 20n, releaseHeight: chain.height + 3n * POCI.epochBlocks });
+    checkConservation(chain);
+    const tooMuch = chain.attempt(chain.tx(miner, [{ type: 'unbond', amount: 6n * 10n ** 20n }]));
+    assert.equal(tooMuch?.code, 'BAD_AMOUNT');
+  });
+
+  test('the work per block does not grow with the number of chips (10 vs 100,000)', () => {
+    const counts: { reads: number; writes: number }[] = [];
+    for (const n of [10, 100_000]) {
+      const state = new MemoryState();
+      state.apply(genesisStateWrites(genesis()));
+      const writes = [];
+      for (let i = 0; i < n; i++) {
+        const chipId = sha256(utf8(`many ${i}`));
+        writes.push({
+          key: chipKey(chipId),
+          value: encode(chipCodec, { ...getChipTemplate(), chipId }),
+        });
+      }
+      state.apply(writes);
+      // An epoch boundary block and its finalisation block: the heaviest bookkeeping there is.
+      let total = { reads: 0, writes: 0 };
+      for (const height of [POCI.epochBlocks + 1n, POCI.epochBlocks + POCI.answerWindowBlocks + 2n]) {
+        const ex = new BlockExecutor(state, {
+          chainId: CHAIN,
+          height,
+          time: GENESIS_TIME + height * 1000n,
+          proposer: validator.publicKey,
+          prevHash: new Uint8Array(32),
+          prevBeacon: new Uint8Array(32),
+        });
+        const out = ex.finish();
+        total = { reads: total.reads + out.overlay.reads, writes: total.writes + out.overlay.writes };
+        state.apply(out.overlay.changes());
+      }
+      counts.push(total);
+    }
+    assert.deepEqual(counts[0], counts[1]);
+  });
+});
+
+function getChipTemplate() {
+  return {
+    chipId: new Uint8Array(32),
+    owner: miner.address,
+    vendorId: 'dev',
+    modelId: 'sim-h100',
+    profile: 'dev-soft' as const,
+    power: 989_000n,
+    keyMaterial: new Uint8Array(32),
+    certSerials: [],
+    registeredAt: 1n,
+    firstEpoch: 1n,
+    status: 0,
+    statusReason: '',
+    tpmClock: null,
+    epoch: 0n,
+    answered: 0,
+    prevAnswered: 0,
+    lastAnsweredSlot: 0n,
+    lastAnsweredAt: 0n,
+    settledThrough: 1n,
+    slotsAnswered: 0n,
+    slotsMissed: 0n,
+    rewardsEarned: 0n,
+    rewardedThrough: 1n,
+  };
+}
+
+/**
+ * Runs `blocks` blocks; in each, the chips answer (if `answers` says so) the slots whose block was
+ * the previous one. `extra` adds transactions at a height; `check` runs after every block.
+ */
+function driveAnswers(
+  chain: TestChain,
+  chips: ReturnType<typeof key>[],
+  answers: (chip: number, epoch: bigint, slot: number) => boolean,
+  blocks: bigint,
+  extra: (height: bigint) => Action[] = () => [],
+  check: () => void = () => {},
+): void {
+  const end = chain.height + blocks;
+  while (chain.height < end) {
+    const h = chain.height + 1n;
+    const actions = extra(h);
+    const batch: HeartbeatAnswer[] = [];
+    const epoch = epochOf(h - 1n, POCI);
+    for (const [i, chip] of chips.entries()) {
+      const record = getChip(chain.state, devSoftChipId(chip.publicKey));
+      if (!record || record.status !== 0 || epoch < record.firstEpoch) continue;
+      slotsOf(chain, chip, epoch).forEach((slotHeight, slot) => {
+        if (slotHeight === h - 1n && answers(i, epoch, slot)) batch.push(answer(chain, chip, epoch, slot));
+      });
+    }
+    if (batch.length > 0) actions.push({ type: 'heartbeat', answers: batch });
+    // One transaction per block from the miner: heartbeats alone are fee-free.
+    const onlyHeartbeats = actions.every((a) => a.type === 'heartbeat');
+    chain.block(actions.length > 0 ? [chain.tx(miner, actions, onlyHeartbeats ? 0n : undefined)] : []);
+    check();
+  }
+}
+
+function claimAll(chain: TestChain, chips: ReturnType<typeof key>[]): void {
+  chain.block([chain.tx(miner, [{ type: 'claimRewards', chipIds: chips.map((c) => devSoftChipId(c.publicKey)) }])]);
+}
