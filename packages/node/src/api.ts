@@ -27,6 +27,8 @@ import {
   genesisToJson,
   getAccount,
   getChip,
+  getEmission,
+  cumulativeEmission,
   getGovernance,
   getEpochRecord,
   getPociParams,
@@ -46,6 +48,7 @@ import {
   type BlockJson,
   blockToJson,
   type ChipEventJson,
+  type RewardJson,
   type ChipJson,
   type EpochJson,
   eventToJson,
@@ -215,15 +218,69 @@ export function createApi(node: UncNode): RpcServerModules {
 
       unc_getSupply: (): SupplyJson => {
         const s = getSupply(chain.state);
+        const e = getEmission(chain.state);
+        const p = getPociParams(chain.state);
+        const current = getEpochRecord(chain.state, epochOf(chain.height, p));
+        const elapsed = chain.head.header.time - e.genesisTime;
         return {
           maxSupply: s.maxSupply.toString(),
           genesisAllocation: s.genesisAllocation.toString(),
           miningReserve: s.miningReserve.toString(),
           minted: s.minted.toString(),
+          reserveRemaining: (s.miningReserve - s.minted).toString(),
           burned: s.burned.toString(),
           slashed: s.slashed.toString(),
           circulating: circulatingSupply(s).toString(),
+          emittedAllowance: cumulativeEmission(s.miningReserve, e.halvingPeriodMs, elapsed).toString(),
+          allocatedToEpochs: e.allocated.toString(),
+          halvingPeriodMs: Number(e.halvingPeriodMs),
+          currentEpoch: current
+            ? { epoch: Number(current.epoch), totalWeight: current.totalWeight.toString(), startTime: Number(current.startTime) }
+            : null,
         };
+      },
+
+      /** Per-epoch earnings of a chip, or of every chip of an owner, and why. */
+      unc_getRewards: async (params): Promise<RewardJson[]> => {
+        const who = requireString(param(params, 0, 'target'), 'target');
+        let chipIds: Uint8Array[];
+        if (/^(0x)?[0-9a-fA-F]{64}$/.test(who)) chipIds = [hexParam(who, 'target', 32)];
+        else {
+          let owner: Uint8Array;
+          try {
+            owner = decodeAddress(who);
+          } catch {
+            throw new RpcError(-32602, 'parameter "target" must be a chip id (64 hex digits) or an owner address');
+          }
+          chipIds = chain.state
+            .keysIn(StateSpace.chip)
+            .map((k) => decode(chipCodec, chain.state.get(k)!))
+            .filter((c) => equalBytes(c.owner, owner))
+            .map((c) => c.chipId);
+        }
+        const p = getPociParams(chain.state);
+        const out: RewardJson[] = [];
+        for (const chipId of chipIds) {
+          for (const row of await chain.db.chipEvents(chipId, 1000)) {
+            const e = decode(txEventCodec, row.event);
+            if (e.type !== 'chipRewarded') continue;
+            out.push({
+              chipId: toHex(e.chipId),
+              owner: encodeAddress(e.owner),
+              epoch: Number(e.epoch),
+              paidAt: Number(row.height),
+              slotsAnswered: e.answered,
+              slotsMissed: p.slotsPerEpoch - e.answered,
+              graceUsed: e.credited - e.answered,
+              power: e.power.toString(),
+              weight: e.weight.toString(),
+              epochBudget: e.budget.toString(),
+              networkWeight: e.totalWeight.toString(),
+              amount: e.amount.toString(),
+            });
+          }
+        }
+        return out.sort((a, b) => b.epoch - a.epoch || a.chipId.localeCompare(b.chipId));
       },
 
       unc_getParams: () => {

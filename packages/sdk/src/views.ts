@@ -128,12 +128,40 @@ export interface StatusJson {
 
 export interface SupplyJson {
   maxSupply: string;
+  /** The 3% allocated at genesis. */
   genesisAllocation: string;
+  /** The 97% that only mining may create. */
   miningReserve: string;
+  /** Mined so far (paid to chip owners). */
   minted: string;
+  reserveRemaining: string;
   burned: string;
   slashed: string;
+  /** genesisAllocation + minted − burned − slashed. */
   circulating: string;
+  /** E(t): what the schedule allows to have been mined by the latest block time. */
+  emittedAllowance: string;
+  /** Budgets fixed for final epochs so far (paid as chips are settled). */
+  allocatedToEpochs: string;
+  halvingPeriodMs: number;
+  currentEpoch: { epoch: number; totalWeight: string; startTime: number } | null;
+}
+
+export interface RewardJson {
+  chipId: string;
+  owner: string;
+  epoch: number;
+  /** Height at which it was paid. */
+  paidAt: number;
+  slotsAnswered: number;
+  slotsMissed: number;
+  graceUsed: number;
+  power: string;
+  /** power × credited slots */
+  weight: string;
+  epochBudget: string;
+  networkWeight: string;
+  amount: string;
 }
 
 export function actionToJson(a: Action): ActionJson {

@@ -1,5 +1,5 @@
 import { decodeAddress, formatUnc, UncError } from '@unc/core';
-import { type BlockJson, type ModelJson, type TxJson, type VendorJson, verifyAccountProof } from '@unc/sdk';
+import { type BlockJson, type ModelJson, type RewardJson, type TxJson, type VendorJson, verifyAccountProof } from '@unc/sdk';
 import { formatPower } from './chip.js';
 import { Command } from 'commander';
 import { type Context, ctxOf, withCommon } from '../context.js';
@@ -92,15 +92,47 @@ export function queryCommand(): Command {
     );
   });
 
+  withCommon(query.command('supply').description('max supply, genesis 3%, mined, reserve left, burned, circulating')).action(
+    async (_opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const s = await ctx.client().getSupply();
+      const line = (label: string, v: string) => `${label.padEnd(24)} ${formatUnc(BigInt(v)).padStart(30)} UNC`;
+      ctx.print(s, () =>
+        [
+          line('max supply', s.maxSupply),
+          line('genesis allocation', s.genesisAllocation),
+          line('mining reserve (97%)', s.miningReserve),
+          line('mined so far', s.minted),
+          line('reserve remaining', s.reserveRemaining),
+          line('burned fees', s.burned),
+          line('slashed', s.slashed),
+          line('circulating', s.circulating),
+          line('schedule allows by now', s.emittedAllowance),
+          `${'halving period'.padEnd(24)} ${(s.halvingPeriodMs / 86_400_000).toFixed(2).padStart(30)} days`,
+        ].join('\n'),
+      );
+    },
+  );
+
   withCommon(
-    query.command('supply').description('max supply, genesis allocation, mined, burned, circulating'),
-  ).action(async (_opts: unknown, cmd: Command) => {
+    query
+      .command('rewards <owner-or-chip>')
+      .description('earnings per epoch, and why: slots answered and missed, grace, power, budget, network weight'),
+  ).action(async (target: string, _opts: unknown, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    const s = await ctx.client().getSupply();
-    ctx.print(s, () =>
-      Object.entries(s)
-        .map(([k, v]) => `${k.padEnd(18)} ${formatUnc(BigInt(v))} UNC`)
-        .join('\n'),
+    if (!/^(0x)?[0-9a-fA-F]{64}$/.test(target)) decodeAddress(target);
+    const rows = await ctx.client().call<RewardJson[]>('unc_getRewards', [target.replace(/^0x/, '')]);
+    const total = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
+    ctx.print({ total: total.toString(), rewards: rows }, () =>
+      rows.length === 0
+        ? 'no rewards yet (a chip is paid for an epoch once it is final and the chip answers again or is claimed)'
+        : [
+            `total ${formatUnc(total)} UNC over ${rows.length} chip-epochs`,
+            ...rows.map(
+              (r) =>
+                `  epoch ${String(r.epoch).padStart(5)}  chip ${r.chipId.slice(0, 12)}…  ${formatUnc(BigInt(r.amount)).padStart(14)} UNC  answered ${r.slotsAnswered}, missed ${r.slotsMissed}, grace ${r.graceUsed}; weight ${r.weight} of ${r.networkWeight}; budget ${formatUnc(BigInt(r.epochBudget))} UNC`,
+            ),
+          ].join('\n'),
     );
   });
 
