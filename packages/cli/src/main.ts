@@ -3,11 +3,11 @@ import { Command, CommanderError } from 'commander';
 import { attestCommand } from './commands/attest.js';
 import { chipCommand } from './commands/chip.js';
 import { devCommand } from './commands/dev.js';
-import { minerCommand } from './commands/miner.js';
-import { vendorCommand } from './commands/vendor.js';
 import { keysCommand } from './commands/keys.js';
+import { minerCommand } from './commands/miner.js';
 import { queryCommand, statusCommand } from './commands/query.js';
 import { txCommand } from './commands/tx.js';
+import { vendorCommand } from './commands/vendor.js';
 
 const program = new Command('unc')
   .description('UtilityNet: a blockchain for decentralised AI compute')

@@ -15,10 +15,27 @@ after(() => home.cleanup());
 
 function tpmArgs(kind: 'quote' | 'time', extra: string[] = []): string[] {
   return [
-    'attest', 'verify', '--profile', 'tpm2',
-    '--attest', tpm(`${kind}-ecc.attest`), '--signature', tpm(`${kind}-ecc.sig`),
-    '--ak-cert', tpm('ak-ecc-cert.der'), '--chain', tpm('int-ecc.der'), '--root', tpm('root.der'),
-    '--message', message, '--at', AT, '--output', 'json', ...extra,
+    'attest',
+    'verify',
+    '--profile',
+    'tpm2',
+    '--attest',
+    tpm(`${kind}-ecc.attest`),
+    '--signature',
+    tpm(`${kind}-ecc.sig`),
+    '--ak-cert',
+    tpm('ak-ecc-cert.der'),
+    '--chain',
+    tpm('int-ecc.der'),
+    '--root',
+    tpm('root.der'),
+    '--message',
+    message,
+    '--at',
+    AT,
+    '--output',
+    'json',
+    ...extra,
   ];
 }
 
@@ -26,7 +43,13 @@ test('tpm2_quote and tpm2_gettime evidence verifies offline and names chip, mode
   for (const kind of ['quote', 'time'] as const) {
     const r = await runUnc(tpmArgs(kind));
     assert.equal(r.code, 0, r.stderr);
-    const s = JSON.parse(r.stdout) as { profile: string; modelId: string; message: string; chipId: string; details: { attestType: string } };
+    const s = JSON.parse(r.stdout) as {
+      profile: string;
+      modelId: string;
+      message: string;
+      chipId: string;
+      details: { attestType: string };
+    };
     assert.equal(s.profile, 'tpm2');
     assert.equal(s.modelId, 'UNC-TPU-1');
     assert.equal(s.message, message);
@@ -51,8 +74,22 @@ test('nvidia-spdm: the published H100 report verifies; a tampered copy does not'
   const hex = readFileSync(nv('report.hex'), 'utf8').replace(/\s+/g, '');
   const nonce = hex.slice(8, 72);
   const args = (report: string) => [
-    'attest', 'verify', '--profile', 'nvidia-spdm', '--report', report, '--chain', nv('chain.pem'),
-    '--root', nv('device_root.pem'), '--nonce', nonce, '--at', '2025-01-01T00:00:00Z', '--output', 'json',
+    'attest',
+    'verify',
+    '--profile',
+    'nvidia-spdm',
+    '--report',
+    report,
+    '--chain',
+    nv('chain.pem'),
+    '--root',
+    nv('device_root.pem'),
+    '--nonce',
+    nonce,
+    '--at',
+    '2025-01-01T00:00:00Z',
+    '--output',
+    'json',
   ];
   const ok = await runUnc(args(nv('report.hex')));
   assert.equal(ok.code, 0, ok.stderr);

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { normalizeSerialHex } from '@unc/core';
 import { type ChipEventJson, type ChipJson, UncClient } from '@unc/sdk';
-import { type DevNode, UNC, runUnc, startDev, tempHome } from './helpers.js';
+import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -86,7 +86,11 @@ class SoftTpm {
   }
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -136,22 +140,59 @@ describe('POCI with real software TPMs', () => {
     };
     await ok(['vendor', 'ca', 'create', '--vendor-id', 'acme-tpm', '--out', dir('ca')]);
     for (let i = 0; i < 3; i++) {
-      await ok(['vendor', 'provision', '--ca', dir('ca'), '--tpm', tpms[i]!.endpoint, '--model', 'swtpm-v1', '--out', dir(`chip${i}`)]);
+      await ok([
+        'vendor',
+        'provision',
+        '--ca',
+        dir('ca'),
+        '--tpm',
+        tpms[i]!.endpoint,
+        '--model',
+        'swtpm-v1',
+        '--out',
+        dir(`chip${i}`),
+      ]);
     }
-    await ok(['vendor', 'register', '--ca', dir('ca'), '--from', 'governance', '--model', 'swtpm-v1', '--power', '1000']);
-    const vendors = JSON.parse(await ok(['query', 'vendors', '--output', 'json'])) as { id: string; profile: string }[];
+    await ok([
+      'vendor',
+      'register',
+      '--ca',
+      dir('ca'),
+      '--from',
+      'governance',
+      '--model',
+      'swtpm-v1',
+      '--power',
+      '1000',
+    ]);
+    const vendors = JSON.parse(await ok(['query', 'vendors', '--output', 'json'])) as {
+      id: string;
+      profile: string;
+    }[];
     assert.ok(vendors.some((v) => v.id === 'acme-tpm' && v.profile === 'tpm2'));
 
     miner = spawn(
       process.execPath,
-      [UNC, 'miner', 'start', '--from', 'dev8', ...tpms.slice(0, 3).flatMap((t, i) => ['--tpm-chip', `${t.endpoint}=${dir(`chip${i}`)}`]), ...h()],
+      [
+        UNC,
+        'miner',
+        'start',
+        '--from',
+        'dev8',
+        ...tpms.slice(0, 3).flatMap((t, i) => ['--tpm-chip', `${t.endpoint}=${dir(`chip${i}`)}`]),
+        ...h(),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UNC_LOG_LEVEL: 'warn' } },
     );
-    const chips = await until('three TPM chips answering', async () => {
-      const list = await client.call<ChipJson[]>('unc_getChips', []);
-      const tpmChips = list.filter((c) => c.profile === 'tpm2');
-      return tpmChips.length === 3 && tpmChips.every((c) => c.slotsAnswered >= 2 && c.online) && tpmChips;
-    }, 90_000);
+    const chips = await until(
+      'three TPM chips answering',
+      async () => {
+        const list = await client.call<ChipJson[]>('unc_getChips', []);
+        const tpmChips = list.filter((c) => c.profile === 'tpm2');
+        return tpmChips.length === 3 && tpmChips.every((c) => c.slotsAnswered >= 2 && c.online) && tpmChips;
+      },
+      90_000,
+    );
     for (const c of chips) {
       assert.equal(c.vendorId, 'acme-tpm');
       assert.equal(c.power, '1000');
@@ -168,23 +209,34 @@ describe('POCI with real software TPMs', () => {
     assert.ok(list.some((c) => c.chipId === chip1.chipId));
     const resetBefore = chip1.tpmClock!.resetCount;
     await tpms[1]!.stop();
-    const offline = await until('chip 1 offline', async () => {
-      const c = await client.call<ChipJson>('unc_getChip', [chip1.chipId]);
-      return !c.online && c;
-    }, 90_000);
+    const offline = await until(
+      'chip 1 offline',
+      async () => {
+        const c = await client.call<ChipJson>('unc_getChip', [chip1.chipId]);
+        return !c.online && c;
+      },
+      90_000,
+    );
     assert.ok(offline.consecutiveMisses >= 3);
     // The other chips keep answering meanwhile.
     const others = await Promise.all([0, 2].map(chipOf));
     assert.ok(others.every((c) => c.online));
 
     await tpms[1]!.start();
-    const back = await until('chip 1 online again', async () => {
-      const c = await client.call<ChipJson>('unc_getChip', [chip1.chipId]);
-      return c.online && c.lastAnsweredAt > offline.lastAnsweredAt && c;
-    }, 90_000);
+    const back = await until(
+      'chip 1 online again',
+      async () => {
+        const c = await client.call<ChipJson>('unc_getChip', [chip1.chipId]);
+        return c.online && c.lastAnsweredAt > offline.lastAnsweredAt && c;
+      },
+      90_000,
+    );
     assert.ok(back.tpmClock!.resetCount > resetBefore, 'the TPM reset is visible in its attested clock');
     const events = await client.call<ChipEventJson[]>('unc_getChipEvents', [chip1.chipId, 200]);
-    assert.ok(events.some((e) => e.event.type === 'chipRebooted'), 'a chipRebooted event');
+    assert.ok(
+      events.some((e) => e.event.type === 'chipRebooted'),
+      'a chipRebooted event',
+    );
     const missed = events.filter((e) => e.event.type === 'slotMissed');
     assert.ok(missed.length >= 3);
     const show = await runUnc(['chip', 'show', chip1.chipId, ...h()]);
@@ -195,7 +247,17 @@ describe('POCI with real software TPMs', () => {
   test('revoking a chip certificate deactivates that chip at once', async () => {
     const chip2 = await chipOf(2);
     const meta = JSON.parse((await run('cat', [dir('chip2', 'ak.json')])).stdout) as { serial: string };
-    const r = await runUnc(['vendor', 'revoke', '--ca', dir('ca'), '--serial', meta.serial, '--from', 'governance', ...h()]);
+    const r = await runUnc([
+      'vendor',
+      'revoke',
+      '--ca',
+      dir('ca'),
+      '--serial',
+      meta.serial,
+      '--from',
+      'governance',
+      ...h(),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const c = await client.call<ChipJson>('unc_getChip', [chip2.chipId]);
     assert.equal(c.status, 'revoked');
@@ -212,23 +274,86 @@ describe('POCI with real software TPMs', () => {
     const flush = () => run('tpm2_flushcontext', ['-t'], { env });
     await run('tpm2_createek', ['-c', join(w, 'ek.ctx'), '-G', 'ecc', '-u', join(w, 'ek.pub')], { env });
     await flush();
-    await run('tpm2_createak', ['-C', join(w, 'ek.ctx'), '-c', join(w, 'ak.ctx'), '-G', 'ecc', '-g', 'sha256', '-s', 'ecdsa', '-u', join(w, 'ak.pub')], { env });
+    await run(
+      'tpm2_createak',
+      [
+        '-C',
+        join(w, 'ek.ctx'),
+        '-c',
+        join(w, 'ak.ctx'),
+        '-G',
+        'ecc',
+        '-g',
+        'sha256',
+        '-s',
+        'ecdsa',
+        '-u',
+        join(w, 'ak.pub'),
+      ],
+      { env },
+    );
     await flush();
     await run('tpm2_flushcontext', ['-s'], { env });
-    await run('tpm2_print', ['-t', 'TPM2B_PUBLIC', '-f', 'pem', join(w, 'ak.pub')], { env }).then((o) => writeFileSync(join(w, 'ak.pem'), o.stdout));
-    const cert = await runUnc(['vendor', 'certify', '--ca', dir('ca'), '--ak-public', join(w, 'ak.pem'), '--model', 'swtpm-v1', '--out', join(w, 'ak-cert.pem'), ...h()]);
+    await run('tpm2_print', ['-t', 'TPM2B_PUBLIC', '-f', 'pem', join(w, 'ak.pub')], { env }).then((o) =>
+      writeFileSync(join(w, 'ak.pem'), o.stdout),
+    );
+    const cert = await runUnc([
+      'vendor',
+      'certify',
+      '--ca',
+      dir('ca'),
+      '--ak-public',
+      join(w, 'ak.pem'),
+      '--model',
+      'swtpm-v1',
+      '--out',
+      join(w, 'ak-cert.pem'),
+      ...h(),
+    ]);
     assert.equal(cert.code, 0, cert.stderr);
 
     const register = async (from: string) => {
-      const m = JSON.parse((await runUnc(['chip', 'register-message', '--from', from, '--output', 'json', ...h()])).stdout) as {
+      const m = JSON.parse(
+        (await runUnc(['chip', 'register-message', '--from', from, '--output', 'json', ...h()])).stdout,
+      ) as {
         anchorHeight: number;
         message: string;
       };
-      await run('tpm2_quote', ['-c', join(w, 'ak.ctx'), '-l', 'sha256:0', '-q', m.message, '-m', join(w, 'quote.attest'), '-s', join(w, 'quote.sig')], { env });
+      await run(
+        'tpm2_quote',
+        [
+          '-c',
+          join(w, 'ak.ctx'),
+          '-l',
+          'sha256:0',
+          '-q',
+          m.message,
+          '-m',
+          join(w, 'quote.attest'),
+          '-s',
+          join(w, 'quote.sig'),
+        ],
+        { env },
+      );
       await flush();
       return runUnc([
-        'chip', 'register', '--from', from, '--vendor', 'acme-tpm', '--anchor-height', String(m.anchorHeight),
-        '--attest', join(w, 'quote.attest'), '--signature', join(w, 'quote.sig'), '--ak-cert', join(w, 'ak-cert.pem'), '--output', 'json', ...h(),
+        'chip',
+        'register',
+        '--from',
+        from,
+        '--vendor',
+        'acme-tpm',
+        '--anchor-height',
+        String(m.anchorHeight),
+        '--attest',
+        join(w, 'quote.attest'),
+        '--signature',
+        join(w, 'quote.sig'),
+        '--ak-cert',
+        join(w, 'ak-cert.pem'),
+        '--output',
+        'json',
+        ...h(),
       ]);
     };
     const first = await register('dev7');

@@ -1,36 +1,36 @@
 /** A tiny deterministic chain over MemoryState, running the same executor a node runs. */
 import {
   type Action,
+  addressFromPublicKey,
   BlockExecutor,
   DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
-  type Genesis,
-  type HeartbeatAnswer,
-  MemoryState,
-  type PociParams,
-  type TxEnvelope,
-  type TxEvent,
-  ValidationError,
-  addressFromPublicKey,
   devSoftChipId,
   ed25519PublicKey,
   ed25519Sign,
   encode,
   envelopeFromSigned,
+  type Genesis,
   genesisAllocation,
   genesisStateWrites,
   getPociParams,
   getRecentHash,
+  type HeartbeatAnswer,
   heartbeatChallenge,
+  MemoryState,
   minimumFee,
+  type PociParams,
   registrationMessage,
   seedLookup,
   sha256,
-  signTransaction,
   signedTransactionCodec,
+  signTransaction,
   slotHeights,
+  type TxEnvelope,
+  type TxEvent,
   utf8,
+  ValidationError,
 } from '../src/index.js';
 
 export const CHAIN = 'unc-poci-test';
@@ -47,7 +47,12 @@ export const other = key('other');
 export const gov = key('governance');
 export const validator = key('validator');
 
-export const POCI: PociParams = { ...DEFAULT_POCI_PARAMS, epochBlocks: 20n, answerWindowBlocks: 5n, devSoftEnabled: true };
+export const POCI: PociParams = {
+  ...DEFAULT_POCI_PARAMS,
+  epochBlocks: 20n,
+  answerWindowBlocks: 5n,
+  devSoftEnabled: true,
+};
 
 export function genesis(poci: PociParams = POCI, extra: Partial<Genesis> = {}): Genesis {
   const g: Genesis = {
@@ -97,7 +102,14 @@ export class TestChain {
   tx(from: Key, actions: Action[], fee?: bigint): TxEnvelope {
     const id = Buffer.from(from.address).toString('hex');
     const nonce = this.nonces.get(id) ?? 0n;
-    const base = { chainId: CHAIN, signer: from.publicKey, nonce, expiresAt: this.height + 100n, actions, fee: 0n };
+    const base = {
+      chainId: CHAIN,
+      signer: from.publicKey,
+      nonce,
+      expiresAt: this.height + 100n,
+      actions,
+      fee: 0n,
+    };
     const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
     const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
     return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
@@ -135,7 +147,13 @@ export class TestChain {
   }
 }
 
-export function registerAction(chain: TestChain, chip: Key, owner: Uint8Array, anchor = chain.height, modelId = 'sim-h100') {
+export function registerAction(
+  chain: TestChain,
+  chip: Key,
+  owner: Uint8Array,
+  anchor = chain.height,
+  modelId = 'sim-h100',
+) {
   const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
   const message = registrationMessage(CHAIN, owner, anchorHash);
   return {
@@ -160,5 +178,10 @@ export function answer(chain: TestChain, chip: Key, epoch: bigint, slot: number)
 }
 
 export function slotsOf(chain: TestChain, chip: Key, epoch: bigint): bigint[] {
-  return slotHeights(seedLookup(chain.state)(epoch)!, devSoftChipId(chip.publicKey), epoch, getPociParams(chain.state));
+  return slotHeights(
+    seedLookup(chain.state)(epoch)!,
+    devSoftChipId(chip.publicKey),
+    epoch,
+    getPociParams(chain.state),
+  );
 }

@@ -3,44 +3,44 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
+  addressFromPublicKey,
   BlockExecutor,
+  consecutiveMisses,
   DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
-  type Genesis,
-  type GovProposal,
-  type HeartbeatAnswer,
-  MemoryState,
-  type PociParams,
-  type TxEnvelope,
-  type TxEvent,
-  ValidationError,
-  addressFromPublicKey,
-  consecutiveMisses,
   devSoftChipId,
   ed25519PublicKey,
   ed25519Sign,
   encode,
   envelopeFromSigned,
   epochOf,
+  type Genesis,
+  type GovProposal,
   genesisAllocation,
   genesisStateWrites,
   getChip,
+  getGovernance,
   getPociParams,
   getRecentHash,
   governanceSigningBytes,
-  getGovernance,
+  type HeartbeatAnswer,
   heartbeatChallenge,
   isOnline,
+  MemoryState,
   minimumFee,
+  type PociParams,
   registrationMessage,
   seedLookup,
   sha256,
-  signTransaction,
   signedTransactionCodec,
+  signTransaction,
   slotHeights,
+  type TxEnvelope,
+  type TxEvent,
   transferMessage,
   utf8,
+  ValidationError,
 } from '../src/index.js';
 
 const CHAIN = 'unc-poci-test';
@@ -54,7 +54,12 @@ const other = key('other');
 const gov = key('governance');
 const validator = key('validator');
 
-const POCI: PociParams = { ...DEFAULT_POCI_PARAMS, epochBlocks: 20n, answerWindowBlocks: 5n, devSoftEnabled: true };
+const POCI: PociParams = {
+  ...DEFAULT_POCI_PARAMS,
+  epochBlocks: 20n,
+  answerWindowBlocks: 5n,
+  devSoftEnabled: true,
+};
 
 function genesis(poci: PociParams = POCI): Genesis {
   const g: Genesis = {
@@ -97,7 +102,14 @@ class TestChain {
   tx(from: ReturnType<typeof key>, actions: Action[], fee?: bigint): TxEnvelope {
     const id = Buffer.from(from.address).toString('hex');
     const nonce = this.nonces.get(id) ?? 0n;
-    const base = { chainId: CHAIN, signer: from.publicKey, nonce, expiresAt: this.height + 100n, actions, fee: 0n };
+    const base = {
+      chainId: CHAIN,
+      signer: from.publicKey,
+      nonce,
+      expiresAt: this.height + 100n,
+      actions,
+      fee: 0n,
+    };
     const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
     const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
     return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
@@ -139,7 +151,12 @@ class TestChain {
   }
 }
 
-function registerAction(chain: TestChain, chip: ReturnType<typeof key>, owner: Uint8Array, anchor = chain.height) {
+function registerAction(
+  chain: TestChain,
+  chip: ReturnType<typeof key>,
+  owner: Uint8Array,
+  anchor = chain.height,
+) {
   const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
   const message = registrationMessage(CHAIN, owner, anchorHash);
   return {
@@ -155,7 +172,12 @@ function registerAction(chain: TestChain, chip: ReturnType<typeof key>, owner: U
   };
 }
 
-function answer(chain: TestChain, chip: ReturnType<typeof key>, epoch: bigint, slot: number): HeartbeatAnswer {
+function answer(
+  chain: TestChain,
+  chip: ReturnType<typeof key>,
+  epoch: bigint,
+  slot: number,
+): HeartbeatAnswer {
   const chipId = devSoftChipId(chip.publicKey);
   const seed = seedLookup(chain.state)(epoch)!;
   const slotHeight = slotHeights(seed, chipId, epoch, getPociParams(chain.state))[slot]!;
@@ -172,7 +194,12 @@ function govAction(chain: TestChain, proposal: GovProposal): Action {
   return {
     type: 'governance',
     proposal,
-    approvals: [{ publicKey: gov.publicKey, signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)) }],
+    approvals: [
+      {
+        publicKey: gov.publicKey,
+        signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)),
+      },
+    ],
   };
 }
 
@@ -192,8 +219,16 @@ describe('POCI: registration', () => {
     const record = getChip(chain.state, devSoftChipId(chip.publicKey))!;
     assert.equal(record.power, 989_000n);
     assert.equal(Buffer.from(record.owner).toString('hex'), Buffer.from(miner.address).toString('hex'));
-    expectReject(chain, chain.tx(other, [registerAction(chain, chip, other.address)]), 'CHIP_ALREADY_REGISTERED');
-    expectReject(chain, chain.tx(miner, [registerAction(chain, chip, miner.address)]), 'CHIP_ALREADY_REGISTERED');
+    expectReject(
+      chain,
+      chain.tx(other, [registerAction(chain, chip, other.address)]),
+      'CHIP_ALREADY_REGISTERED',
+    );
+    expectReject(
+      chain,
+      chain.tx(miner, [registerAction(chain, chip, miner.address)]),
+      'CHIP_ALREADY_REGISTERED',
+    );
   });
 
   test('evidence bound to another owner, a stale anchor or another chain is refused', () => {
@@ -214,7 +249,11 @@ describe('POCI: registration', () => {
   test('dev-soft chips are refused where genesis does not enable them', () => {
     const chain = new TestChain(genesis({ ...POCI, devSoftEnabled: false }));
     chain.blocksUntil(2n);
-    expectReject(chain, chain.tx(miner, [registerAction(chain, key('c'), miner.address)]), 'ATTEST_PROFILE_DISABLED');
+    expectReject(
+      chain,
+      chain.tx(miner, [registerAction(chain, key('c'), miner.address)]),
+      'ATTEST_PROFILE_DISABLED',
+    );
   });
 
   test('an unknown model or vendor is refused', () => {
@@ -246,7 +285,11 @@ describe('POCI: registration', () => {
       },
     });
     // Signed by someone else than the chip, or for another recipient: refused.
-    expectReject(chain, chain.tx(miner, [consent(key('not-the-chip'), other.address)]), 'ATTEST_BAD_SIGNATURE');
+    expectReject(
+      chain,
+      chain.tx(miner, [consent(key('not-the-chip'), other.address)]),
+      'ATTEST_BAD_SIGNATURE',
+    );
     const forOther = consent(chip, other.address);
     forOther.newOwner = key('third').address;
     expectReject(chain, chain.tx(miner, [forOther]), 'ATTEST_BAD_SIGNATURE');
@@ -278,7 +321,11 @@ describe('POCI: liveness', () => {
     const first = order[0]!;
     if (chain.height < first.h) {
       // Not yet committed: refused as not open.
-      expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n), 'SLOT_NOT_OPEN');
+      expectReject(
+        chain,
+        chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n),
+        'SLOT_NOT_OPEN',
+      );
     }
     chain.blocksUntil(first.h);
     const hb = chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n);
@@ -287,13 +334,21 @@ describe('POCI: liveness', () => {
     assert.ok(events.some((e) => e.type === 'slotAnswered'));
     assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
     // The same answer again (new nonce): replay.
-    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n), 'ANSWER_REPLAYED');
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n),
+      'ANSWER_REPLAYED',
+    );
     // Forged: signed by another key.
     const second = order[1]!;
     chain.blocksUntil(second.h);
     const forged = answer(chain, key('not-the-chip'), 1n, second.j);
     forged.chipId = chipId;
-    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [forged] }], 0n), 'ATTEST_BAD_SIGNATURE');
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [forged] }], 0n),
+      'ATTEST_BAD_SIGNATURE',
+    );
     // Evidence of another profile for this dev-soft chip.
     const third = order[2]!;
     chain.blocksUntil(third.h);
@@ -301,10 +356,18 @@ describe('POCI: liveness', () => {
       ...answer(chain, chip, 1n, third.j),
       evidence: { type: 'tpm2', attest: new Uint8Array(64), signature: new Uint8Array(64) },
     };
-    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [wrongProfile] }], 0n), 'ATTEST_WRONG_PROFILE');
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [wrongProfile] }], 0n),
+      'ATTEST_WRONG_PROFILE',
+    );
     // Too late: after the window of W blocks.
     chain.blocksUntil(second.h + POCI.answerWindowBlocks);
-    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, second.j)] }], 0n), 'ANSWER_TOO_LATE');
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, second.j)] }], 0n),
+      'ANSWER_TOO_LATE',
+    );
   });
 
   test('after K missed slots the chip is offline; its next answer brings it back and records the misses', () => {
@@ -319,7 +382,9 @@ describe('POCI: liveness', () => {
     const slots = slotsOf(chain, chip, 3n);
     const j = slots.indexOf(slots.reduce((a, b) => (a < b ? a : b)));
     chain.blocksUntil(slots[j]!);
-    const events = chain.block([chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 3n, j)] }], 0n)]);
+    const events = chain.block([
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 3n, j)] }], 0n),
+    ]);
     const missed = events.filter((e) => e.type === 'slotMissed');
     assert.equal(missed.length, 8, 'the 8 slots of epochs 1 and 2 are recorded as missed, with a reason');
     assert.match((missed[0] as { reason: string }).reason, /no answer included by height/);
@@ -334,8 +399,12 @@ describe('POCI: liveness', () => {
     chain.blocksUntil(40n);
     const slots = slotsOf(chain, chip, 1n);
     const open = slots.findIndex((h) => h < chain.height && chain.height <= h + POCI.answerWindowBlocks);
-    const j = open >= 0 ? open : 0;
-    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, j)] }], 0n), 'CHIP_INACTIVE');
+    const j = Math.max(open, 0);
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, j)] }], 0n),
+      'CHIP_INACTIVE',
+    );
     expectReject(chain, chain.tx(miner, [{ type: 'deregisterChip', chipId }]), 'CHIP_INACTIVE');
   });
 

@@ -3,34 +3,46 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
-  BlockExecutor,
-  type HeartbeatAnswer,
-  DEFAULT_HALVING_PERIOD_MS,
-  MemoryState,
-  StateOverlay,
-  getBond,
-  slashBond,
-  StateSpace,
-  type TxEvent,
   accountCodec,
+  BlockExecutor,
   bondCodec,
   chipCodec,
   chipKey,
   circulatingSupply,
   cumulativeEmission,
+  DEFAULT_HALVING_PERIOD_MS,
   decode,
   devSoftChipId,
   encode,
   epochOf,
   genesisStateWrites,
+  getBond,
+  getChip,
   getEmission,
   getEpochRecord,
   getSupply,
-  getChip,
+  type HeartbeatAnswer,
+  MemoryState,
+  StateOverlay,
+  StateSpace,
   sha256,
+  slashBond,
+  type TxEvent,
   utf8,
 } from '../src/index.js';
-import { CHAIN, GENESIS_TIME, POCI, TestChain, answer, genesis, key, miner, registerAction, slotsOf, validator } from './harness.js';
+import {
+  answer,
+  CHAIN,
+  GENESIS_TIME,
+  genesis,
+  key,
+  miner,
+  POCI,
+  registerAction,
+  slotsOf,
+  TestChain,
+  validator,
+} from './harness.js';
 
 const RESERVE = 970_000_000n * 10n ** 18n;
 const P = DEFAULT_HALVING_PERIOD_MS;
@@ -82,8 +94,15 @@ function sumHoldings(state: MemoryState): bigint {
 
 function checkConservation(chain: TestChain): void {
   const supply = getSupply(chain.state);
-  assert.equal(sumHoldings(chain.state), circulatingSupply(supply), 'balances + bonds = genesis + minted − burned − slashed');
-  assert.ok(supply.minted <= cumulativeEmission(supply.miningReserve, P, chain.time - GENESIS_TIME), 'minted within E(t)');
+  assert.equal(
+    sumHoldings(chain.state),
+    circulatingSupply(supply),
+    'balances + bonds = genesis + minted − burned − slashed',
+  );
+  assert.ok(
+    supply.minted <= cumulativeEmission(supply.miningReserve, P, chain.time - GENESIS_TIME),
+    'minted within E(t)',
+  );
 }
 
 describe('rewards', () => {
@@ -99,12 +118,19 @@ describe('rewards', () => {
       claimAll(chain, [chip]);
       checkConservation(chain);
       const emission = getEmission(chain.state);
-      assert.equal(getSupply(chain.state).minted, emission.allocated, 'a lone chip is paid every final epoch in full');
+      assert.equal(
+        getSupply(chain.state).minted,
+        emission.allocated,
+        'a lone chip is paid every final epoch in full',
+      );
       // What was allotted is E(t) at the start of the newest final epoch's successor: a function of time alone.
-      const lastFinal = [...Array(10).keys()].map(BigInt).filter((e) => getEpochRecord(chain.state, e)?.final).at(-1)!;
+      const lastFinal = [...Array(10).keys()]
+        .map(BigInt)
+        .filter((e) => getEpochRecord(chain.state, e)?.final)
+        .at(-1)!;
       const next = getEpochRecord(chain.state, lastFinal + 1n)!;
       assert.equal(emission.allocated, cumulativeEmission(RESERVE, P, next.startTime - GENESIS_TIME));
-      results.push(emission.allocated * 1000n / (next.startTime - GENESIS_TIME));
+      results.push((emission.allocated * 1000n) / (next.startTime - GENESIS_TIME));
     }
     // Per second of chain time, the same within rounding, at 0.5 s, 1 s or 3 s blocks.
     const [a, b, c] = results as [bigint, bigint, bigint];
@@ -113,10 +139,16 @@ describe('rewards', () => {
 
   test('property: conservation after every block; each chip gets budget × its weight / total weight; nothing lost', () => {
     const scenario = fc.record({
-      chips: fc.array(fc.record({ model: fc.constantFrom('sim-h100', 'sim-a100'), reliability: fc.integer({ min: 0, max: 100 }) }), {
-        minLength: 1,
-        maxLength: 4,
-      }),
+      chips: fc.array(
+        fc.record({
+          model: fc.constantFrom('sim-h100', 'sim-a100'),
+          reliability: fc.integer({ min: 0, max: 100 }),
+        }),
+        {
+          minLength: 1,
+          maxLength: 4,
+        },
+      ),
       deregisterAt: fc.option(fc.integer({ min: 30, max: 90 })),
       intervals: fc.array(fc.integer({ min: 200, max: 6000 }), { minLength: 8, maxLength: 8 }),
       seed: fc.integer(),
@@ -127,7 +159,12 @@ describe('rewards', () => {
         chain.step = (h) => BigInt(s.intervals[Number(h % 8n)]!);
         const chips = s.chips.map((_, i) => key(`prop-chip-${s.seed}-${i}`));
         chain.blocksUntil(2n);
-        chain.block([chain.tx(miner, chips.map((c, i) => registerAction(chain, c, miner.address, chain.height, s.chips[i]!.model)))]);
+        chain.block([
+          chain.tx(
+            miner,
+            chips.map((c, i) => registerAction(chain, c, miner.address, chain.height, s.chips[i]!.model)),
+          ),
+        ]);
         let rnd = s.seed >>> 0;
         const roll = () => {
           rnd = (Math.imul(rnd ^ (rnd >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
@@ -152,23 +189,36 @@ describe('rewards', () => {
         chain.blocksUntil(chain.height + POCI.epochBlocks + POCI.answerWindowBlocks + 2n);
         claimAll(chain, chips);
         checkConservation(chain);
-        const paid = chain.events.filter((e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded');
+        const paid = chain.events.filter(
+          (e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded',
+        );
         const byEpoch = new Map<bigint, typeof paid>();
         for (const e of paid) byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), e]);
         for (const [epoch, events] of byEpoch) {
           const r = getEpochRecord(chain.state, epoch)!;
           assert.ok(r.final);
-          assert.equal(events.reduce((x, e) => x + e.amount, 0n), r.budget, `epoch ${epoch}: everything paid, to the base unit`);
+          assert.equal(
+            events.reduce((x, e) => x + e.amount, 0n),
+            r.budget,
+            `epoch ${epoch}: everything paid, to the base unit`,
+          );
           assert.equal(r.remainingBudget, 0n);
           for (const e of events) {
             const exact = (r.budget * e.weight) / r.totalWeight;
             const diff = e.amount > exact ? e.amount - exact : exact - e.amount;
-            assert.ok(diff <= BigInt(chips.length), `epoch ${epoch}: ${e.amount} vs budget × weight / total ${exact}`);
+            assert.ok(
+              diff <= BigInt(chips.length),
+              `epoch ${epoch}: ${e.amount} vs budget × weight / total ${exact}`,
+            );
           }
         }
         const supply = getSupply(chain.state);
-        assert.equal(supply.minted, paid.reduce((x, e) => x + e.amount, 0n));
-        if (s.chips.some((c) => c.reliability >= 50)) assert.ok(paid.length > 0 && supply.minted > 0n, 'answering chips were paid');
+        assert.equal(
+          supply.minted,
+          paid.reduce((x, e) => x + e.amount, 0n),
+        );
+        if (s.chips.some((c) => c.reliability >= 50))
+          assert.ok(paid.length > 0 && supply.minted > 0n, 'answering chips were paid');
       }),
       { numRuns: 25 },
     );
@@ -179,21 +229,34 @@ describe('rewards', () => {
     const a = key('grace-a');
     const b = key('grace-b');
     chain.blocksUntil(2n);
-    chain.block([chain.tx(miner, [registerAction(chain, a, miner.address), registerAction(chain, b, miner.address)])]);
+    chain.block([
+      chain.tx(miner, [registerAction(chain, a, miner.address), registerAction(chain, b, miner.address)]),
+    ]);
     // a answers all four slots; b answers three of four (the first of each epoch is skipped).
     const skipped = new Set<string>();
-    driveAnswers(chain, [a, b], (i, epoch, slot) => {
-      if (i === 0) return true;
-      const first = !skipped.has(String(epoch));
-      if (first) skipped.add(String(epoch));
-      return !first;
-    }, 3n * POCI.epochBlocks);
+    driveAnswers(
+      chain,
+      [a, b],
+      (i, epoch, _slot) => {
+        if (i === 0) return true;
+        const first = !skipped.has(String(epoch));
+        if (first) skipped.add(String(epoch));
+        return !first;
+      },
+      3n * POCI.epochBlocks,
+    );
     chain.blocksUntil(chain.height + POCI.epochBlocks);
     claimAll(chain, [a, b]);
-    const paid = chain.events.filter((e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded');
+    const paid = chain.events.filter(
+      (e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded',
+    );
     const epoch1 = paid.filter((e) => e.epoch === 1n);
     assert.equal(epoch1.length, 2);
-    assert.deepEqual(epoch1.map((e) => e.credited).sort(), [4, 4], 'three answers plus one grace slot count as four');
+    assert.deepEqual(
+      epoch1.map((e) => e.credited).sort(),
+      [4, 4],
+      'three answers plus one grace slot count as four',
+    );
     assert.ok(epoch1.every((e) => e.amount > 0n));
   });
 
@@ -209,7 +272,11 @@ describe('rewards', () => {
     assert.equal(slashed, 10n ** 20n);
     chain.state.apply(overlay.changes());
     assert.equal(getSupply(chain.state).slashed, 10n ** 20n);
-    assert.deepEqual(getBond(chain.state, miner.address), { bonded: 5n * 10n ** 20n, unbonding: 4n * 10n ** 20n, releaseHeight: chain.height + 3n * POCI.epochBlocks });
+    assert.deepEqual(getBond(chain.state, miner.address), {
+      bonded: 5n * 10n ** 20n,
+      unbonding: 4n * 10n ** 20n,
+      releaseHeight: chain.height + 3n * POCI.epochBlocks,
+    });
     checkConservation(chain);
     const tooMuch = chain.attempt(chain.tx(miner, [{ type: 'unbond', amount: 6n * 10n ** 20n }]));
     assert.equal(tooMuch?.code, 'BAD_AMOUNT');
@@ -298,7 +365,7 @@ function driveAnswers(
     const epoch = epochOf(h - 1n, POCI);
     for (const [i, chip] of chips.entries()) {
       const record = getChip(chain.state, devSoftChipId(chip.publicKey));
-      if (!record || record.status !== 0 || epoch < record.firstEpoch) continue;
+      if (record?.status !== 0 || epoch < record.firstEpoch) continue;
       slotsOf(chain, chip, epoch).forEach((slotHeight, slot) => {
         if (slotHeight === h - 1n && answers(i, epoch, slot)) batch.push(answer(chain, chip, epoch, slot));
       });
@@ -312,5 +379,7 @@ function driveAnswers(
 }
 
 function claimAll(chain: TestChain, chips: ReturnType<typeof key>[]): void {
-  chain.block([chain.tx(miner, [{ type: 'claimRewards', chipIds: chips.map((c) => devSoftChipId(c.publicKey)) }])]);
+  chain.block([
+    chain.tx(miner, [{ type: 'claimRewards', chipIds: chips.map((c) => devSoftChipId(c.publicKey)) }]),
+  ]);
 }

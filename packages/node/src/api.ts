@@ -13,6 +13,7 @@ import {
   chipModelCodec,
   circulatingSupply,
   consecutiveMisses,
+  cumulativeEmission,
   DecodeError,
   decode,
   decodeAddress,
@@ -28,9 +29,8 @@ import {
   getAccount,
   getChip,
   getEmission,
-  cumulativeEmission,
-  getGovernance,
   getEpochRecord,
+  getGovernance,
   getPociParams,
   getSupply,
   merkleProofCodec,
@@ -48,12 +48,12 @@ import {
   type BlockJson,
   blockToJson,
   type ChipEventJson,
-  type RewardJson,
   type ChipJson,
   type EpochJson,
   eventToJson,
   headerToJson,
   type ModelJson,
+  type RewardJson,
   type SlotJson,
   type StatusJson,
   type SupplyJson,
@@ -235,7 +235,11 @@ export function createApi(node: UncNode): RpcServerModules {
           allocatedToEpochs: e.allocated.toString(),
           halvingPeriodMs: Number(e.halvingPeriodMs),
           currentEpoch: current
-            ? { epoch: Number(current.epoch), totalWeight: current.totalWeight.toString(), startTime: Number(current.startTime) }
+            ? {
+                epoch: Number(current.epoch),
+                totalWeight: current.totalWeight.toString(),
+                startTime: Number(current.startTime),
+              }
             : null,
         };
       },
@@ -250,7 +254,10 @@ export function createApi(node: UncNode): RpcServerModules {
           try {
             owner = decodeAddress(who);
           } catch {
-            throw new RpcError(-32602, 'parameter "target" must be a chip id (64 hex digits) or an owner address');
+            throw new RpcError(
+              -32602,
+              'parameter "target" must be a chip id (64 hex digits) or an owner address',
+            );
           }
           chipIds = chain.state
             .keysIn(StateSpace.chip)

@@ -336,7 +336,8 @@ export class Chain {
     const chipEvents: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
     results.forEach((r, txIndex) => {
       r.events.forEach((event, eventIndex) => {
-        if ('chipId' in event) chipEvents.push({ chipId: event.chipId, txIndex, eventIndex, event: encode(txEventCodec, event) });
+        if ('chipId' in event)
+          chipEvents.push({ chipId: event.chipId, txIndex, eventIndex, event: encode(txEventCodec, event) });
       });
     });
     await this.db.commitBlock({

@@ -5,12 +5,11 @@
  */
 import {
   addressFromPublicKey,
-  DEFAULT_GENESIS_ALLOCATION_BPS,
-  DEFAULT_MAX_SUPPLY,
   type ChipModel,
+  DEFAULT_GENESIS_ALLOCATION_BPS,
   DEFAULT_HALVING_PERIOD_MS,
+  DEFAULT_MAX_SUPPLY,
   DEFAULT_PARAMS,
-  type Vendor,
   DEFAULT_POCI_PARAMS,
   DEV_SOFT_VENDOR,
   deriveEd25519,
@@ -23,6 +22,7 @@ import {
   sha256,
   uncDerivationPath,
   utf8,
+  type Vendor,
 } from '@unc/core';
 
 /** The public dev mnemonic: BIP-39 of the first 16 bytes of SHA-256("UtilityNet dev accounts"). */
@@ -115,7 +115,10 @@ export function devGenesis(
     halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
     governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
     poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },
-    vendors: [{ id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] }, ...(opts.vendors ?? [])],
+    vendors: [
+      { id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] },
+      ...(opts.vendors ?? []),
+    ],
     models: [...DEV_MODELS.map((m) => ({ vendorId: DEV_SOFT_VENDOR, ...m })), ...(opts.models ?? [])],
   };
 }

@@ -6,8 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ed25519PublicKey, keyId, type TxEnvelope, toHex, ValidationError } from '@unc/core';
 import { createApi } from './api.js';
-import { explorerHandler } from './explorer.js';
 import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
+import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
@@ -118,7 +118,10 @@ export class UncNode {
           maxWsConnections: 256,
           maxSubscriptionsPerConnection: 10_000,
         },
-        { ...createApi(node), ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}) },
+        {
+          ...createApi(node),
+          ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}),
+        },
       );
     } catch (err) {
       await db.close();

@@ -3,16 +3,16 @@ import { describe, test } from 'node:test';
 import {
   type BlockContext,
   DEFAULT_PARAMS,
-  MemoryState,
-  type TxEnvelope,
-  ValidationError,
   encode,
   envelopeFromSigned,
   genesisStateWrites,
+  MemoryState,
   minimumFee,
   parseGenesis,
-  signTransaction,
   signedTransactionCodec,
+  signTransaction,
+  type TxEnvelope,
+  ValidationError,
 } from '@unc/core';
 import { devGenesisJson, devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
@@ -20,20 +20,41 @@ import { Mempool } from '../src/mempool.js';
 const genesis = parseGenesis(devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
 const state = new MemoryState();
 state.apply(genesisStateWrites(genesis));
-const next: BlockContext = { chainId: genesis.chainId, height: 1n, time: genesis.genesisTime + 1000n, proposer: genesis.validators[0]!.publicKey, prevHash: new Uint8Array(32), prevBeacon: new Uint8Array(32) };
+const next: BlockContext = {
+  chainId: genesis.chainId,
+  height: 1n,
+  time: genesis.genesisTime + 1000n,
+  proposer: genesis.validators[0]!.publicKey,
+  prevHash: new Uint8Array(32),
+  prevBeacon: new Uint8Array(32),
+};
 
-function tx(from: number, nonce: bigint, extraFee = 0n, opts: { chainId?: string; amount?: bigint } = {}): TxEnvelope {
+function tx(
+  from: number,
+  nonce: bigint,
+  extraFee = 0n,
+  opts: { chainId?: string; amount?: bigint } = {},
+): TxEnvelope {
   const k = devKey(from);
   const base = {
     chainId: opts.chainId ?? genesis.chainId,
     signer: k.publicKey,
     nonce,
     expiresAt: 100n,
-    actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: opts.amount ?? 1n, memo: new Uint8Array(0) }],
+    actions: [
+      {
+        type: 'transfer' as const,
+        to: devKey(9).address,
+        amount: opts.amount ?? 1n,
+        memo: new Uint8Array(0),
+      },
+    ],
     fee: 0n,
   };
   const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-  return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) + extraFee }, k.seed));
+  return envelopeFromSigned(
+    signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) + extraFee }, k.seed),
+  );
 }
 
 function rejects(fn: () => unknown, code: string): void {
@@ -59,7 +80,10 @@ describe('mempool', () => {
     const first = tx(1, 0n, 1_000_000_000_000n);
     pool.add(first, state, genesis.params, next);
     rejects(() => pool.add(first, state, genesis.params, next), 'DUPLICATE');
-    rejects(() => pool.add(tx(1, 0n, 1_000_000_000_001n), state, genesis.params, next), 'REPLACEMENT_UNDERPRICED');
+    rejects(
+      () => pool.add(tx(1, 0n, 1_000_000_000_001n), state, genesis.params, next),
+      'REPLACEMENT_UNDERPRICED',
+    );
     const bumped = tx(1, 0n, 10_000_000_000_000n);
     assert.deepEqual(pool.add(bumped, state, genesis.params, next), { replaced: true });
     assert.equal(pool.size, 1);

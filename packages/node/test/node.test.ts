@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import fc from 'fast-check';
 import { envelopeFromSigned, parseUnc, signTransaction, toHex } from '@unc/core';
-import { UncClient, feeFor, transferAction } from '@unc/sdk';
+import { feeFor, transferAction, UncClient } from '@unc/sdk';
+import fc from 'fast-check';
 import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { UncNode } from '../src/node.js';
@@ -22,7 +22,14 @@ function tempDir(): string {
 }
 
 async function start(dataDir: string, genesis: unknown): Promise<UncNode> {
-  return UncNode.start({ dataDir, genesis, validatorSeed: devValidator().seed, rpcPort: 0, blockTimeMs: 50, logger: silentLogger });
+  return UncNode.start({
+    dataDir,
+    genesis,
+    validatorSeed: devValidator().seed,
+    rpcPort: 0,
+    blockTimeMs: 50,
+    logger: silentLogger,
+  });
 }
 
 describe('node', () => {
@@ -42,7 +49,13 @@ describe('node', () => {
     };
     const params = await client.getParams();
     const stx = signTransaction(
-      { ...base, fee: feeFor(base, { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) }) },
+      {
+        ...base,
+        fee: feeFor(base, {
+          minFeePerByte: BigInt(params.minFeePerByte),
+          minFeePerAction: BigInt(params.minFeePerAction),
+        }),
+      },
       k.seed,
     );
     const env = envelopeFromSigned(stx);
@@ -60,7 +73,10 @@ describe('node', () => {
       assert.equal(toHex(block.header.stateRoot), toHex(head.header.stateRoot));
       assert.ok(again.chain.height >= head.header.height);
       const c2 = new UncClient(again.rpcUrl);
-      assert.equal((await c2.getTransaction(toHex(env.hash))).height, (included as { height: number }).height);
+      assert.equal(
+        (await c2.getTransaction(toHex(env.hash))).height,
+        (included as { height: number }).height,
+      );
     } finally {
       await again.stop();
     }
@@ -70,7 +86,10 @@ describe('node', () => {
     const dir = tempDir();
     const node = await start(dir, devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
     await node.stop();
-    await assert.rejects(start(dir, devGenesisJson({ time: new Date('2026-02-01T00:00:00Z') })), /genesis file differs/);
+    await assert.rejects(
+      start(dir, devGenesisJson({ time: new Date('2026-02-01T00:00:00Z') })),
+      /genesis file differs/,
+    );
   });
 
   test('property: random bytes and random params to the RPC never crash the node; each gets an error', async () => {
@@ -79,13 +98,23 @@ describe('node', () => {
     try {
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (raw) => {
-          await assert.rejects(client.call('unc_sendTransaction', [toHex(raw)]), /DECODE|malformed|invalid|signature|chain|nonce|fee|expired/i);
+          await assert.rejects(
+            client.call('unc_sendTransaction', [toHex(raw)]),
+            /DECODE|malformed|invalid|signature|chain|nonce|fee|expired/i,
+          );
         }),
         { numRuns: 150 },
       );
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom('unc_getBlock', 'unc_getTransaction', 'unc_getAccount', 'unc_sendTransaction', 'unc_getBlocks', 'unc_getHeader'),
+          fc.constantFrom(
+            'unc_getBlock',
+            'unc_getTransaction',
+            'unc_getAccount',
+            'unc_sendTransaction',
+            'unc_getBlocks',
+            'unc_getHeader',
+          ),
           fc.jsonValue(),
           async (method, params) => {
             try {

@@ -44,7 +44,14 @@ export type TxEventJson =
   | { type: 'transfer'; from: string; to: string; amount: string; memo: string }
   | { type: 'fee'; payer: string; amount: string; burned: string; toProposer: string }
   | { type: 'governance'; proposal: string; nonce: number }
-  | { type: 'chipRegistered'; chipId: string; owner: string; vendorId: string; modelId: string; power: string }
+  | {
+      type: 'chipRegistered';
+      chipId: string;
+      owner: string;
+      vendorId: string;
+      modelId: string;
+      power: string;
+    }
   | { type: 'chipTransferred'; chipId: string; from: string; to: string }
   | { type: 'chipDeregistered'; chipId: string; owner: string }
   | { type: 'slotAnswered'; chipId: string; epoch: number; slot: number; slotHeight: number }
@@ -205,7 +212,8 @@ export function toJsonish(v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
   if (v instanceof Uint8Array) return toHex(v);
   if (Array.isArray(v)) return v.map(toJsonish);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonish(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonish(x)]));
   return v;
 }
 
@@ -255,11 +263,22 @@ export function eventToJson(e: TxEvent): TxEventJson {
         power: e.power.toString(),
       };
     case 'chipTransferred':
-      return { type: 'chipTransferred', chipId: toHex(e.chipId), from: encodeAddress(e.from), to: encodeAddress(e.to) };
+      return {
+        type: 'chipTransferred',
+        chipId: toHex(e.chipId),
+        from: encodeAddress(e.from),
+        to: encodeAddress(e.to),
+      };
     case 'chipDeregistered':
       return { type: 'chipDeregistered', chipId: toHex(e.chipId), owner: encodeAddress(e.owner) };
     case 'slotAnswered':
-      return { type: 'slotAnswered', chipId: toHex(e.chipId), epoch: Number(e.epoch), slot: e.slot, slotHeight: Number(e.slotHeight) };
+      return {
+        type: 'slotAnswered',
+        chipId: toHex(e.chipId),
+        epoch: Number(e.epoch),
+        slot: e.slot,
+        slotHeight: Number(e.slotHeight),
+      };
     case 'slotMissed':
       return {
         type: 'slotMissed',
@@ -270,7 +289,12 @@ export function eventToJson(e: TxEvent): TxEventJson {
         reason: e.reason,
       };
     case 'chipRebooted':
-      return { type: 'chipRebooted', chipId: toHex(e.chipId), resetCount: e.resetCount, restartCount: e.restartCount };
+      return {
+        type: 'chipRebooted',
+        chipId: toHex(e.chipId),
+        resetCount: e.resetCount,
+        restartCount: e.restartCount,
+      };
     case 'chipRewarded':
       return {
         type: 'chipRewarded',
@@ -286,7 +310,12 @@ export function eventToJson(e: TxEvent): TxEventJson {
         amount: e.amount.toString(),
       };
     case 'bonded':
-      return { type: 'bonded', account: encodeAddress(e.account), amount: e.amount.toString(), released: e.released.toString() };
+      return {
+        type: 'bonded',
+        account: encodeAddress(e.account),
+        amount: e.amount.toString(),
+        released: e.released.toString(),
+      };
     case 'unbonded':
       return {
         type: 'unbonded',

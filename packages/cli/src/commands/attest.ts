@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import {
   type AttestedStatement,
-  UncError,
   fromHex,
   pemToDer,
   splitSpdmReport,
   toHex,
+  UncError,
   verifyNvidiaSpdm,
   verifyTpm2,
 } from '@unc/core';
@@ -51,7 +51,9 @@ function statementJson(s: AttestedStatement): Record<string, unknown> {
     vendorId: s.vendorId,
     modelId: s.modelId,
     message: toHex(s.message),
-    details: Object.fromEntries(Object.entries(s.details).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v])),
+    details: Object.fromEntries(
+      Object.entries(s.details).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
+    ),
   };
 }
 
@@ -60,7 +62,9 @@ export function attestCommand(): Command {
   withCommon(
     attest
       .command('verify')
-      .description('verify evidence offline and print the attested statement (chip id, vendor, model, message)')
+      .description(
+        'verify evidence offline and print the attested statement (chip id, vendor, model, message)',
+      )
       .requiredOption('--profile <profile>', 'tpm2 or nvidia-spdm')
       .option('--attest <file>', 'tpm2: TPMS_ATTEST as written by tpm2_quote -m / tpm2_gettime --attestation')
       .option('--signature <file>', 'tpm2: TPMT_SIGNATURE as written by tpm2_quote -s / tpm2_gettime -o')
@@ -111,7 +115,9 @@ export function attestCommand(): Command {
           vendorId: opts.vendor,
         });
       } else if (opts.profile === 'nvidia-spdm') {
-        const reportText = new TextDecoder().decode(readFile(need(opts.report, 'report'), 'report')).replace(/\s+/g, '');
+        const reportText = new TextDecoder()
+          .decode(readFile(need(opts.report, 'report'), 'report'))
+          .replace(/\s+/g, '');
         let report: Uint8Array;
         try {
           report = fromHex(reportText);

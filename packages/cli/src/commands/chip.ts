@@ -1,11 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { UncError, decodeAddress, formatUnc, fromHex, pemToDer, registrationMessage, toHex } from '@unc/core';
-import { type ChipEventJson, type ChipJson, type TxEventJson, buildTransaction, sendTransaction } from '@unc/sdk';
+import { decodeAddress, formatUnc, fromHex, pemToDer, registrationMessage, toHex, UncError } from '@unc/core';
+import {
+  buildTransaction,
+  type ChipEventJson,
+  type ChipJson,
+  sendTransaction,
+  type TxEventJson,
+} from '@unc/sdk';
 import { Command } from 'commander';
 import { ctxOf, readPassword, withCommon } from '../context.js';
 
 export function chipIdArg(text: string): string {
-  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) throw new UncError('BAD_CHIP_ID', `invalid chip id "${text}": expected 64 hex digits`);
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
+    throw new UncError('BAD_CHIP_ID', `invalid chip id "${text}": expected 64 hex digits`);
   return text.replace(/^0x/, '').toLowerCase();
 }
 
@@ -42,25 +49,31 @@ export function chipLine(c: ChipJson): string {
 export function chipCommand(): Command {
   const chip = new Command('chip').description('chips registered on the chain');
 
-  withCommon(chip.command('list').description('registered chips').option('--owner <address>', 'only chips of this owner')).action(
-    async (opts: { owner?: string }, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      if (opts.owner) decodeAddress(opts.owner);
-      const chips = await ctx.client().call<ChipJson[]>('unc_getChips', opts.owner ? [opts.owner] : []);
-      ctx.print(chips, () => (chips.length === 0 ? 'no chips registered' : chips.map(chipLine).join('\n')));
-    },
-  );
+  withCommon(
+    chip
+      .command('list')
+      .description('registered chips')
+      .option('--owner <address>', 'only chips of this owner'),
+  ).action(async (opts: { owner?: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    if (opts.owner) decodeAddress(opts.owner);
+    const chips = await ctx.client().call<ChipJson[]>('unc_getChips', opts.owner ? [opts.owner] : []);
+    ctx.print(chips, () => (chips.length === 0 ? 'no chips registered' : chips.map(chipLine).join('\n')));
+  });
 
   withCommon(
     chip
       .command('show <chip-id>')
-      .description("a chip's state, its slots this epoch, and its event log (every slot answered or missed, and why)")
+      .description(
+        "a chip's state, its slots this epoch, and its event log (every slot answered or missed, and why)",
+      )
       .option('--events <n>', 'how many log entries', '30'),
   ).action(async (id: string, opts: { events: string }, cmd: Command) => {
     const ctx = ctxOf(cmd);
     const chipId = chipIdArg(id);
     const limit = Number(opts.events);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UncError('BAD_ARGUMENT', '--events must be 1…1000');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new UncError('BAD_ARGUMENT', '--events must be 1…1000');
     const client = ctx.client();
     const [c, events] = await Promise.all([
       client.call<ChipJson>('unc_getChip', [chipId]),
@@ -76,10 +89,16 @@ export function chipCommand(): Command {
         `  registered at  ${c.registeredAt} (slots from epoch ${c.firstEpoch})`,
         `  slots          ${c.slotsAnswered} answered, ${c.slotsMissed} missed`,
         `  rewards        ${formatUnc(BigInt(c.rewardsEarned))} UNC`,
-        ...(c.tpmClock ? [`  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`] : []),
+        ...(c.tpmClock
+          ? [
+              `  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`,
+            ]
+          : []),
         `  next slot      ${c.nextSlot ? `height ${c.nextSlot.height} (epoch ${c.nextSlot.epoch}, slot ${c.nextSlot.slot})` : 'none yet'}`,
         '  slots (previous and current epoch):',
-        ...c.slots.map((s) => `    epoch ${s.epoch} slot ${s.slot}  height ${String(s.height).padStart(7)}  ${s.status}`),
+        ...c.slots.map(
+          (s) => `    epoch ${s.epoch} slot ${s.slot}  height ${String(s.height).padStart(7)}  ${s.status}`,
+        ),
         '  log (newest first):',
         ...events.map((e) => `    ${String(e.height).padStart(7)}  ${eventText(e.event)}`),
       ].join('\n'),
@@ -89,16 +108,25 @@ export function chipCommand(): Command {
   withCommon(
     chip
       .command('register-message')
-      .description('the message a chip must sign to be registered by this owner now (for evidence made by other tools)')
+      .description(
+        'the message a chip must sign to be registered by this owner now (for evidence made by other tools)',
+      )
       .requiredOption('--from <key>', 'the owner key in the keyring'),
   ).action(async (opts: { from: string }, cmd: Command) => {
     const ctx = ctxOf(cmd);
     const owner = ctx.keyring().info(opts.from);
     const client = ctx.client();
     const [status, anchor] = await Promise.all([client.status(), client.getHeader('latest')]);
-    const message = registrationMessage(status.chainId, decodeAddress(owner.address), fromHex(anchor.hash, 32));
+    const message = registrationMessage(
+      status.chainId,
+      decodeAddress(owner.address),
+      fromHex(anchor.hash, 32),
+    );
     const out = { anchorHeight: anchor.height, message: toHex(message), owner: owner.address };
-    ctx.print(out, () => `message ${out.message}\nanchor height ${out.anchorHeight} (valid for the next blocks only)`);
+    ctx.print(
+      out,
+      () => `message ${out.message}\nanchor height ${out.anchorHeight} (valid for the next blocks only)`,
+    );
   });
 
   withCommon(
@@ -114,11 +142,20 @@ export function chipCommand(): Command {
       .option('--password-file <file>', "the owner key's password"),
   ).action(
     async (
-      opts: { from: string; vendor: string; anchorHeight: string; attest: string; signature: string; akCert: string; passwordFile?: string },
+      opts: {
+        from: string;
+        vendor: string;
+        anchorHeight: string;
+        attest: string;
+        signature: string;
+        akCert: string;
+        passwordFile?: string;
+      },
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
-      if (!/^\d+$/.test(opts.anchorHeight)) throw new UncError('BAD_ARGUMENT', '--anchor-height must be a height');
+      if (!/^\d+$/.test(opts.anchorHeight))
+        throw new UncError('BAD_ARGUMENT', '--anchor-height must be a height');
       for (const f of [opts.attest, opts.signature, opts.akCert]) {
         if (!existsSync(f)) throw new UncError('BAD_FILE', `${f} does not exist`);
       }
@@ -127,7 +164,9 @@ export function chipCommand(): Command {
       const client = ctx.client();
       const keyring = ctx.keyring();
       const status = await client.status();
-      const password = keyring.needsPassword(opts.from) ? await readPassword(opts, `Password for "${opts.from}": `) : undefined;
+      const password = keyring.needsPassword(opts.from)
+        ? await readPassword(opts, `Password for "${opts.from}": `)
+        : undefined;
       const seed = keyring.unlock(opts.from, status.chainId, password);
       const stx = await buildTransaction(client, seed, [
         {
@@ -145,10 +184,15 @@ export function chipCommand(): Command {
       ]);
       const hash = await sendTransaction(client, stx);
       const outcome = await client.waitForTransaction(hash);
-      if (outcome.status === 'rejected') throw new UncError(outcome.code, `registration dropped: ${outcome.reason}`);
+      if (outcome.status === 'rejected')
+        throw new UncError(outcome.code, `registration dropped: ${outcome.reason}`);
       const receipt = await client.getTransaction(hash);
       const registered = receipt.events.find((e) => e.type === 'chipRegistered');
-      const out = { hash, height: outcome.height, chipId: registered && 'chipId' in registered ? registered.chipId : null };
+      const out = {
+        hash,
+        height: outcome.height,
+        chipId: registered && 'chipId' in registered ? registered.chipId : null,
+      };
       ctx.print(out, () => `registered chip ${out.chipId} at height ${out.height}`);
     },
   );

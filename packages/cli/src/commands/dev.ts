@@ -4,17 +4,16 @@ import { fileURLToPath } from 'node:url';
 import { encodeAddress, formatUnc, UncError } from '@unc/core';
 import {
   type ChipSigner,
+  createVendorCa,
   DevSoftSigner,
+  loadVendorCa,
   MinerAgent,
+  provisionChip,
   Swtpm,
   Tpm,
   type VendorCa,
-  createVendorCa,
-  loadVendorCa,
-  provisionChip,
   writeVendorCa,
 } from '@unc/miner';
-import { tpmChipFromDir } from '../chips.js';
 import {
   createLogger,
   DEV_MINER_ACCOUNT,
@@ -29,6 +28,7 @@ import {
   UncNode,
 } from '@unc/node';
 import { Command } from 'commander';
+import { tpmChipFromDir } from '../chips.js';
 import { ctxOf, withCommon } from '../context.js';
 
 function port(text: string): number {
@@ -78,7 +78,11 @@ export function devCommand(): Command {
       .option('--block-time <ms>', 'milliseconds between blocks', '1000')
       .option('--reset', 'delete the chain data and start from a fresh genesis')
       .option('--chips <n>', 'software dev chips driven by the dev miner (dev9 owns them)', '4')
-      .option('--tpm-chips <n>', 'chips backed by real software TPMs (swtpm), provisioned by a dev TPM vendor', '0')
+      .option(
+        '--tpm-chips <n>',
+        'chips backed by real software TPMs (swtpm), provisioned by a dev TPM vendor',
+        '0',
+      )
       .option('--epoch-blocks <n>', 'blocks per POCI epoch (fresh genesis only)', '60'),
   ).action(
     async (
@@ -113,16 +117,34 @@ export function devCommand(): Command {
         const extra = devTpm
           ? {
               vendors: [
-                { id: DEV_TPM_VENDOR, name: 'Dev TPM vendor (swtpm)', profile: 'tpm2' as const, roots: [devTpm.root.certificate] },
+                {
+                  id: DEV_TPM_VENDOR,
+                  name: 'Dev TPM vendor (swtpm)',
+                  profile: 'tpm2' as const,
+                  roots: [devTpm.root.certificate],
+                },
               ],
-              models: [{ vendorId: DEV_TPM_VENDOR, modelId: DEV_TPM_MODEL, name: 'Software TPM 2.0 (swtpm)', power: 1_000n }],
+              models: [
+                {
+                  vendorId: DEV_TPM_VENDOR,
+                  modelId: DEV_TPM_MODEL,
+                  name: 'Software TPM 2.0 (swtpm)',
+                  power: 1_000n,
+                },
+              ],
             }
           : {};
-        writeFileSync(genesisPath, `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks, ...extra }), null, 2)}\n`);
+        writeFileSync(
+          genesisPath,
+          `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks, ...extra }), null, 2)}\n`,
+        );
       }
       const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
       if (devTpm && !(genesis.vendors as { id: string }[]).some((v) => v.id === DEV_TPM_VENDOR)) {
-        throw new UncError('NEEDS_RESET', 'this dev chain was created without the dev TPM vendor: run with --reset to add TPM chips');
+        throw new UncError(
+          'NEEDS_RESET',
+          'this dev chain was created without the dev TPM vendor: run with --reset to add TPM chips',
+        );
       }
       const chainId = String(genesis.chainId);
       const keyring = ctx.keyring();
@@ -169,7 +191,9 @@ export function devCommand(): Command {
               await tpm.close();
             }
           }
-          chips.push(tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`));
+          chips.push(
+            tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`),
+          );
         }
       }
       const miner = new MinerAgent({
@@ -194,7 +218,7 @@ export function devCommand(): Command {
       const summary = {
         chainId,
         rpc: node.rpcUrl,
-      explorer: node.explorerUrl,
+        explorer: node.explorerUrl,
         ws: node.wsUrl,
         home,
         dataDir,

@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
 import { type ChipSigner, type ChipStatus, DevSoftSigner, MinerAgent } from '@unc/miner';
-import { DEV_MODELS, createLogger, devChipKey } from '@unc/node';
-import { tpmChipFromSpec } from '../chips.js';
+import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
+import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, readPassword, withCommon } from '../context.js';
 
 export function minerCommand(): Command {
@@ -19,13 +19,19 @@ export function minerCommand(): Command {
     const ctx = ctxOf(cmd);
     let url = opts.agent;
     const config = join(ctx.home, 'config.json');
-    if (!url && existsSync(config)) url = (JSON.parse(readFileSync(config, 'utf8')) as { miner?: string }).miner ?? undefined;
+    if (!url && existsSync(config))
+      url = (JSON.parse(readFileSync(config, 'utf8')) as { miner?: string }).miner ?? undefined;
     if (!url) throw new UncError('NO_AGENT', `no miner agent recorded in ${config}; pass --agent <url>`);
     let status: { owner: string; node: string; height: number; chips: ChipStatus[] };
     try {
-      status = (await (await fetch(`${url.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(10_000) })).json()) as typeof status;
+      status = (await (
+        await fetch(`${url.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(10_000) })
+      ).json()) as typeof status;
     } catch (err) {
-      throw new UncError('AGENT_UNREACHABLE', `cannot reach the miner agent at ${url}: ${(err as Error).message}`);
+      throw new UncError(
+        'AGENT_UNREACHABLE',
+        `cannot reach the miner agent at ${url}: ${(err as Error).message}`,
+      );
     }
     ctx.print(status, () =>
       [
@@ -33,7 +39,9 @@ export function minerCommand(): Command {
         ...status.chips.map((c) =>
           [
             `  ${c.label} ${c.chipId.slice(0, 16)}… ${c.profile}: ${c.registered ? (c.online ? 'online' : 'OFFLINE') : 'not registered'}, answered ${c.answered}, missed ${c.missed}, earned ${c.rewardsEarned}`,
-            c.nextSlot ? `      next slot: height ${c.nextSlot.height} (epoch ${c.nextSlot.epoch}, slot ${c.nextSlot.slot})` : '',
+            c.nextSlot
+              ? `      next slot: height ${c.nextSlot.height} (epoch ${c.nextSlot.epoch}, slot ${c.nextSlot.slot})`
+              : '',
             ...c.recent.slice(-3).map((r) => `      slot ${r.epoch}:${r.slot} at ${r.height}: ${r.result}`),
             c.lastError ? `      last error: ${c.lastError}` : '',
           ]
@@ -58,7 +66,11 @@ export function minerCommand(): Command {
     const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
     mkdirSync(ctx.home, { recursive: true });
     writeFileSync(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`);
-    ctx.print(config, () => `miner configured in ${join(ctx.home, 'miner.json')}: ${opts.tpmChip.length} TPM chip(s), ${config.devChips} dev chip(s), owner ${opts.from}`);
+    ctx.print(
+      config,
+      () =>
+        `miner configured in ${join(ctx.home, 'miner.json')}: ${opts.tpmChip.length} TPM chip(s), ${config.devChips} dev chip(s), owner ${opts.from}`,
+    );
   });
 
   withCommon(
@@ -66,7 +78,12 @@ export function minerCommand(): Command {
       .command('start')
       .description('run the miner agent: register the chips and answer every challenge slot')
       .option('--from <key>', 'keyring key that owns the chips (default: from unc miner init)')
-      .option('--tpm-chip <endpoint=dir>', 'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)', collect, [])
+      .option(
+        '--tpm-chip <endpoint=dir>',
+        'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)',
+        collect,
+        [],
+      )
       .option('--tpm <device>', 'one chip on a TPM device (e.g. /dev/tpmrm0), with --chip-dir')
       .option('--tpm-tcp <host:port>', 'one chip on a TPM simulator socket (swtpm), with --chip-dir')
       .option('--chip-dir <dir>', 'the provisioned directory of the --tpm chip')
@@ -90,37 +107,61 @@ export function minerCommand(): Command {
       const ctx = ctxOf(cmd);
       const configPath = join(ctx.home, 'miner.json');
       const saved = existsSync(configPath)
-        ? (JSON.parse(readFileSync(configPath, 'utf8')) as { from?: string; tpmChips?: string[]; devChips?: number })
+        ? (JSON.parse(readFileSync(configPath, 'utf8')) as {
+            from?: string;
+            tpmChips?: string[];
+            devChips?: number;
+          })
         : {};
       const from = opts.from ?? saved.from;
       if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
       const single = opts.tpm ?? opts.tpmTcp;
       const specs = opts.tpmChip.length > 0 || single ? [...opts.tpmChip] : (saved.tpmChips ?? []);
       if (single) {
-        if (!opts.chipDir) throw new UncError('BAD_ARGUMENT', '--tpm/--tpm-tcp need --chip-dir <dir> (from unc vendor provision)');
+        if (!opts.chipDir)
+          throw new UncError(
+            'BAD_ARGUMENT',
+            '--tpm/--tpm-tcp need --chip-dir <dir> (from unc vendor provision)',
+          );
         specs.push(`${single}=${opts.chipDir}`);
       }
       const devChips = opts.devChips !== undefined ? devChipCount(opts.devChips) : (saved.devChips ?? 0);
       const statusPort = Number(opts.statusPort);
-      if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535) throw new UncError('BAD_PORT', '--status-port must be 0…65535');
+      if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535)
+        throw new UncError('BAD_PORT', '--status-port must be 0…65535');
       const signers: ChipSigner[] = specs.map((spec) => tpmChipFromSpec(spec));
       for (let i = 0; i < devChips; i++) {
         const k = devChipKey(i);
         signers.push(new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name));
       }
-      if (signers.length === 0) throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
+      if (signers.length === 0)
+        throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
       const client = ctx.client();
       const status = await client.status();
       const keyring = ctx.keyring();
-      const password = keyring.needsPassword(from) ? await readPassword(opts, `Password for "${from}": `) : undefined;
+      const password = keyring.needsPassword(from)
+        ? await readPassword(opts, `Password for "${from}": `)
+        : undefined;
       const seed = keyring.unlock(from, status.chainId, password);
-      const agent = new MinerAgent({ nodeUrl: ctx.nodeUrl, ownerSeed: seed, chips: signers, statusPort, logger: createLogger('miner') });
+      const agent = new MinerAgent({
+        nodeUrl: ctx.nodeUrl,
+        ownerSeed: seed,
+        chips: signers,
+        statusPort,
+        logger: createLogger('miner'),
+      });
       await agent.start();
       const config = join(ctx.home, 'config.json');
-      const current = existsSync(config) ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>) : {};
+      const current = existsSync(config)
+        ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
+        : {};
       writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
       ctx.print({ status: agent.statusUrl, chips: signers.map((s) => s.label) }, () =>
-        [`miner agent running: ${signers.length} chip(s)`, `  status  ${agent.statusUrl}/status`, `  metrics ${agent.statusUrl}/metrics`].join('\n'),
+        [
+          `miner agent running: ${signers.length} chip(s)`,
+          `  status  ${agent.statusUrl}/status`,
+          `  metrics ${agent.statusUrl}/metrics`,
+        ].join('\n'),
       );
       const stop = () => {
         agent
@@ -142,6 +183,7 @@ function collect(value: string, previous: string[]): string[] {
 
 function devChipCount(text: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UncError('BAD_ARGUMENT', `invalid --dev-chips "${text}": 0…1000`);
+  if (!Number.isInteger(n) || n < 0 || n > 1000)
+    throw new UncError('BAD_ARGUMENT', `invalid --dev-chips "${text}": 0…1000`);
   return n;
 }

@@ -1,8 +1,15 @@
 import { decodeAddress, formatUnc, UncError } from '@unc/core';
-import { type BlockJson, type ModelJson, type RewardJson, type TxJson, type VendorJson, verifyAccountProof } from '@unc/sdk';
-import { formatPower } from './chip.js';
+import {
+  type BlockJson,
+  type ModelJson,
+  type RewardJson,
+  type TxJson,
+  type VendorJson,
+  verifyAccountProof,
+} from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf, withCommon } from '../context.js';
+import { formatPower } from './chip.js';
 
 function blockRef(text: string): number | string {
   if (/^\d+$/.test(text)) return Number(text);
@@ -92,32 +99,34 @@ export function queryCommand(): Command {
     );
   });
 
-  withCommon(query.command('supply').description('max supply, genesis 3%, mined, reserve left, burned, circulating')).action(
-    async (_opts: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const s = await ctx.client().getSupply();
-      const line = (label: string, v: string) => `${label.padEnd(24)} ${formatUnc(BigInt(v)).padStart(30)} UNC`;
-      ctx.print(s, () =>
-        [
-          line('max supply', s.maxSupply),
-          line('genesis allocation', s.genesisAllocation),
-          line('mining reserve (97%)', s.miningReserve),
-          line('mined so far', s.minted),
-          line('reserve remaining', s.reserveRemaining),
-          line('burned fees', s.burned),
-          line('slashed', s.slashed),
-          line('circulating', s.circulating),
-          line('schedule allows by now', s.emittedAllowance),
-          `${'halving period'.padEnd(24)} ${(s.halvingPeriodMs / 86_400_000).toFixed(2).padStart(30)} days`,
-        ].join('\n'),
-      );
-    },
-  );
+  withCommon(
+    query.command('supply').description('max supply, genesis 3%, mined, reserve left, burned, circulating'),
+  ).action(async (_opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const s = await ctx.client().getSupply();
+    const line = (label: string, v: string) => `${label.padEnd(24)} ${formatUnc(BigInt(v)).padStart(30)} UNC`;
+    ctx.print(s, () =>
+      [
+        line('max supply', s.maxSupply),
+        line('genesis allocation', s.genesisAllocation),
+        line('mining reserve (97%)', s.miningReserve),
+        line('mined so far', s.minted),
+        line('reserve remaining', s.reserveRemaining),
+        line('burned fees', s.burned),
+        line('slashed', s.slashed),
+        line('circulating', s.circulating),
+        line('schedule allows by now', s.emittedAllowance),
+        `${'halving period'.padEnd(24)} ${(s.halvingPeriodMs / 86_400_000).toFixed(2).padStart(30)} days`,
+      ].join('\n'),
+    );
+  });
 
   withCommon(
     query
       .command('rewards <owner-or-chip>')
-      .description('earnings per epoch, and why: slots answered and missed, grace, power, budget, network weight'),
+      .description(
+        'earnings per epoch, and why: slots answered and missed, grace, power, budget, network weight',
+      ),
   ).action(async (target: string, _opts: unknown, cmd: Command) => {
     const ctx = ctxOf(cmd);
     if (!/^(0x)?[0-9a-fA-F]{64}$/.test(target)) decodeAddress(target);
@@ -136,22 +145,29 @@ export function queryCommand(): Command {
     );
   });
 
-  withCommon(query.command('vendors').description('registered chip vendors: trust anchors and profiles')).action(
-    async (_opts: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const vendors = await ctx.client().call<VendorJson[]>('unc_getVendors');
-      ctx.print(vendors, () =>
-        vendors.map((v) => `${v.id.padEnd(12)} ${v.profile.padEnd(18)} ${v.roots.length} root(s)  ${v.name}`).join('\n'),
-      );
-    },
-  );
+  withCommon(
+    query.command('vendors').description('registered chip vendors: trust anchors and profiles'),
+  ).action(async (_opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const vendors = await ctx.client().call<VendorJson[]>('unc_getVendors');
+    ctx.print(vendors, () =>
+      vendors
+        .map((v) => `${v.id.padEnd(12)} ${v.profile.padEnd(18)} ${v.roots.length} root(s)  ${v.name}`)
+        .join('\n'),
+    );
+  });
 
   withCommon(query.command('models').description('registered chip models and their rated power')).action(
     async (_opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const models = await ctx.client().call<ModelJson[]>('unc_getModels');
       ctx.print(models, () =>
-        models.map((m) => `${`${m.vendorId}/${m.modelId}`.padEnd(24)} ${formatPower(m.power).padStart(16)}  ${m.name}`).join('\n'),
+        models
+          .map(
+            (m) =>
+              `${`${m.vendorId}/${m.modelId}`.padEnd(24)} ${formatPower(m.power).padStart(16)}  ${m.name}`,
+          )
+          .join('\n'),
       );
     },
   );

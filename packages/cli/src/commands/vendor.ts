@@ -2,26 +2,26 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Action,
-  type GovProposal,
-  UncError,
   checkId,
   ed25519PublicKey,
   ed25519Sign,
+  type GovProposal,
   governanceSigningBytes,
   toHex,
+  UncError,
 } from '@unc/core';
 import {
-  SwtpmSocketTransport,
-  DeviceTransport,
-  Tpm,
   createVendorCa,
+  DeviceTransport,
   fromPem,
   issueAkCertificate,
-  toPem,
   loadVendorCa,
   parseTpmEndpoint,
   provisionChip,
   revokeSerials,
+  SwtpmSocketTransport,
+  Tpm,
+  toPem,
   writeVendorCa,
 } from '@unc/miner';
 import { buildTransaction, encodeSigned } from '@unc/sdk';
@@ -30,7 +30,8 @@ import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
 
 function date(text: string, name: string): Date {
   const d = new Date(text);
-  if (Number.isNaN(d.getTime())) throw new UncError('BAD_ARGUMENT', `invalid ${name} "${text}": expected an ISO date`);
+  if (Number.isNaN(d.getTime()))
+    throw new UncError('BAD_ARGUMENT', `invalid ${name} "${text}": expected an ISO date`);
   return d;
 }
 
@@ -57,7 +58,9 @@ export async function sendGovernance(
   const client = ctx.client();
   const keyring = ctx.keyring();
   const status = await client.status();
-  const password = keyring.needsPassword(from) ? await readPassword({ passwordFile }, `Password for "${from}": `) : undefined;
+  const password = keyring.needsPassword(from)
+    ? await readPassword({ passwordFile }, `Password for "${from}": `)
+    : undefined;
   const seed = keyring.unlock(from, status.chainId, password);
   const gov = await client.call<{ threshold: number; keys: string[]; nonce: number }>('unc_getGovernance');
   const publicKey = ed25519PublicKey(seed);
@@ -65,17 +68,26 @@ export async function sendGovernance(
     throw new UncError('GOV_NOT_AUTHORITY', `key "${from}" is not a governance key of this chain`);
   }
   if (gov.threshold > 1) {
-    throw new UncError('GOV_THRESHOLD', `this chain's governance needs ${gov.threshold} approvals; one key cannot enact it`);
+    throw new UncError(
+      'GOV_THRESHOLD',
+      `this chain's governance needs ${gov.threshold} approvals; one key cannot enact it`,
+    );
   }
   const actions: Action[] = proposals.map((proposal, i) => ({
     type: 'governance',
     proposal,
-    approvals: [{ publicKey, signature: ed25519Sign(seed, governanceSigningBytes(status.chainId, BigInt(gov.nonce + i), proposal)) }],
+    approvals: [
+      {
+        publicKey,
+        signature: ed25519Sign(seed, governanceSigningBytes(status.chainId, BigInt(gov.nonce + i), proposal)),
+      },
+    ],
   }));
   const stx = await buildTransaction(client, seed, actions);
   const { hash } = await client.sendRawTransaction(encodeSigned(stx));
   const outcome = await client.waitForTransaction(hash);
-  if (outcome.status === 'rejected') throw new UncError(outcome.code, `governance transaction dropped: ${outcome.reason}`);
+  if (outcome.status === 'rejected')
+    throw new UncError(outcome.code, `governance transaction dropped: ${outcome.reason}`);
   return { hash, height: outcome.height };
 }
 
@@ -91,7 +103,9 @@ async function openTpm(endpointText: string): Promise<Tpm> {
 }
 
 export function vendorCommand(): Command {
-  const vendor = new Command('vendor').description('vendor tooling for test and dev networks: CA, chip provisioning, registry, revocation');
+  const vendor = new Command('vendor').description(
+    'vendor tooling for test and dev networks: CA, chip provisioning, registry, revocation',
+  );
   const ca = vendor.command('ca').description("the vendor's certificate authority");
 
   withCommon(
@@ -103,19 +117,29 @@ export function vendorCommand(): Command {
       .option('--curve <curve>', 'P-256 or P-384', 'P-256')
       .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
       .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
-  ).action(async (opts: { vendorId: string; out: string; curve: string; notBefore: string; notAfter: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    if (opts.curve !== 'P-256' && opts.curve !== 'P-384') throw new UncError('BAD_ARGUMENT', '--curve must be P-256 or P-384');
-    if (existsSync(join(opts.out, 'root.key.pem'))) throw new UncError('CA_EXISTS', `${opts.out} already holds a CA`);
-    const created = createVendorCa({
-      vendorId: vendorId(opts.vendorId),
-      curve: opts.curve,
-      notBefore: date(opts.notBefore, '--not-before'),
-      notAfter: date(opts.notAfter, '--not-after'),
-    });
-    await writeVendorCa(created, opts.out);
-    ctx.print({ vendorId: created.vendorId, dir: opts.out }, () => `created CA of vendor ${created.vendorId} in ${opts.out}`);
-  });
+  ).action(
+    async (
+      opts: { vendorId: string; out: string; curve: string; notBefore: string; notAfter: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      if (opts.curve !== 'P-256' && opts.curve !== 'P-384')
+        throw new UncError('BAD_ARGUMENT', '--curve must be P-256 or P-384');
+      if (existsSync(join(opts.out, 'root.key.pem')))
+        throw new UncError('CA_EXISTS', `${opts.out} already holds a CA`);
+      const created = createVendorCa({
+        vendorId: vendorId(opts.vendorId),
+        curve: opts.curve,
+        notBefore: date(opts.notBefore, '--not-before'),
+        notAfter: date(opts.notAfter, '--not-after'),
+      });
+      await writeVendorCa(created, opts.out);
+      ctx.print(
+        { vendorId: created.vendorId, dir: opts.out },
+        () => `created CA of vendor ${created.vendorId} in ${opts.out}`,
+      );
+    },
+  );
 
   withCommon(
     vendor
@@ -127,23 +151,28 @@ export function vendorCommand(): Command {
       .requiredOption('--out <dir>', "directory for the chip's certificate files")
       .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
       .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
-  ).action(async (opts: { ca: string; tpm: string; model: string; out: string; notBefore: string; notAfter: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const loaded = await loadVendorCa(opts.ca);
-    const tpm = await openTpm(opts.tpm);
-    try {
-      const chip = await provisionChip(tpm, loaded, {
-        model: opts.model,
-        notBefore: date(opts.notBefore, '--not-before'),
-        notAfter: date(opts.notAfter, '--not-after'),
-        outDir: opts.out,
-      });
-      const out = { vendorId: loaded.vendorId, serial: chip.serial.toString(16), dir: opts.out };
-      ctx.print(out, () => `provisioned chip with AK certificate serial ${out.serial} in ${opts.out}`);
-    } finally {
-      await tpm.close();
-    }
-  });
+  ).action(
+    async (
+      opts: { ca: string; tpm: string; model: string; out: string; notBefore: string; notAfter: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      const loaded = await loadVendorCa(opts.ca);
+      const tpm = await openTpm(opts.tpm);
+      try {
+        const chip = await provisionChip(tpm, loaded, {
+          model: opts.model,
+          notBefore: date(opts.notBefore, '--not-before'),
+          notAfter: date(opts.notAfter, '--not-after'),
+          outDir: opts.out,
+        });
+        const out = { vendorId: loaded.vendorId, serial: chip.serial.toString(16), dir: opts.out };
+        ctx.print(out, () => `provisioned chip with AK certificate serial ${out.serial} in ${opts.out}`);
+      } finally {
+        await tpm.close();
+      }
+    },
+  );
 
   withCommon(
     vendor
@@ -155,24 +184,35 @@ export function vendorCommand(): Command {
       .requiredOption('--out <file>', 'where to write the certificate (PEM)')
       .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
       .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
-  ).action(async (opts: { ca: string; akPublic: string; model: string; out: string; notBefore: string; notAfter: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const loaded = await loadVendorCa(opts.ca);
-    if (!existsSync(opts.akPublic)) throw new UncError('BAD_FILE', `${opts.akPublic} does not exist`);
-    let spki: Uint8Array;
-    try {
-      spki = fromPem(readFileSync(opts.akPublic, 'utf8'), 'PUBLIC KEY');
-    } catch {
-      throw new UncError('BAD_FILE', `${opts.akPublic} is not a PEM public key`);
-    }
-    const { certificate, serial } = issueAkCertificate(loaded, spki, {
-      model: opts.model,
-      notBefore: date(opts.notBefore, '--not-before'),
-      notAfter: date(opts.notAfter, '--not-after'),
-    });
-    writeFileSync(opts.out, toPem('CERTIFICATE', certificate) + toPem('CERTIFICATE', loaded.intermediate.certificate));
-    ctx.print({ serial: serial.toString(16), out: opts.out }, () => `issued AK certificate ${serial.toString(16)} to ${opts.out} (with the intermediate)`);
-  });
+  ).action(
+    async (
+      opts: { ca: string; akPublic: string; model: string; out: string; notBefore: string; notAfter: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      const loaded = await loadVendorCa(opts.ca);
+      if (!existsSync(opts.akPublic)) throw new UncError('BAD_FILE', `${opts.akPublic} does not exist`);
+      let spki: Uint8Array;
+      try {
+        spki = fromPem(readFileSync(opts.akPublic, 'utf8'), 'PUBLIC KEY');
+      } catch {
+        throw new UncError('BAD_FILE', `${opts.akPublic} is not a PEM public key`);
+      }
+      const { certificate, serial } = issueAkCertificate(loaded, spki, {
+        model: opts.model,
+        notBefore: date(opts.notBefore, '--not-before'),
+        notAfter: date(opts.notAfter, '--not-after'),
+      });
+      writeFileSync(
+        opts.out,
+        toPem('CERTIFICATE', certificate) + toPem('CERTIFICATE', loaded.intermediate.certificate),
+      );
+      ctx.print(
+        { serial: serial.toString(16), out: opts.out },
+        () => `issued AK certificate ${serial.toString(16)} to ${opts.out} (with the intermediate)`,
+      );
+    },
+  );
 
   withCommon(
     vendor
@@ -188,27 +228,48 @@ export function vendorCommand(): Command {
       .option('--password-file <file>', "the governance key's password"),
   ).action(
     async (
-      opts: { ca: string; from: string; profile: string; name?: string; model: string; power: string; modelName?: string; passwordFile?: string },
+      opts: {
+        ca: string;
+        from: string;
+        profile: string;
+        name?: string;
+        model: string;
+        power: string;
+        modelName?: string;
+        passwordFile?: string;
+      },
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
       if (opts.profile !== 'tpm2' && opts.profile !== 'nvidia-spdm') {
         throw new UncError('BAD_ARGUMENT', '--profile must be tpm2 or nvidia-spdm for a CA-based vendor');
       }
-      if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n) throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
+      if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n)
+        throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
       const loaded = await loadVendorCa(opts.ca);
       const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
         {
           type: 'setVendor',
-          vendor: { id: loaded.vendorId, name: opts.name ?? loaded.organization, profile: opts.profile, roots: [loaded.root.certificate] },
+          vendor: {
+            id: loaded.vendorId,
+            name: opts.name ?? loaded.organization,
+            profile: opts.profile,
+            roots: [loaded.root.certificate],
+          },
         },
         {
           type: 'setModel',
-          model: { vendorId: loaded.vendorId, modelId: opts.model, name: opts.modelName ?? opts.model, power: BigInt(opts.power) },
+          model: {
+            vendorId: loaded.vendorId,
+            modelId: opts.model,
+            name: opts.modelName ?? opts.model,
+            power: BigInt(opts.power),
+          },
         },
       ]);
-      ctx.print({ hash, height, vendorId: loaded.vendorId, modelId: opts.model }, () =>
-        `registered vendor ${loaded.vendorId} and model ${opts.model} at height ${height} (tx ${hash})`,
+      ctx.print(
+        { hash, height, vendorId: loaded.vendorId, modelId: opts.model },
+        () => `registered vendor ${loaded.vendorId} and model ${opts.model} at height ${height} (tx ${hash})`,
       );
     },
   );
@@ -221,18 +282,27 @@ export function vendorCommand(): Command {
       .requiredOption('--serial <hex>', 'certificate serial, hex')
       .requiredOption('--from <key>', 'governance key in the keyring')
       .option('--password-file <file>', "the governance key's password"),
-  ).action(async (opts: { ca: string; serial: string; from: string; passwordFile?: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const serial = opts.serial.replace(/^0x/i, '').toLowerCase().replace(/^0+(?=.)/, '');
-    if (!/^[0-9a-f]{1,64}$/.test(serial)) throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}"`);
-    const loaded = await loadVendorCa(opts.ca);
-    await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
-    const padded = serial.length % 2 ? `0${serial}` : serial;
-    const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
-      { type: 'revokeSerial', vendorId: loaded.vendorId, serial: padded, revoked: true },
-    ]);
-    ctx.print({ hash, height, serial: padded }, () => `revoked serial ${padded} of ${loaded.vendorId} at height ${height}`);
-  });
+  ).action(
+    async (opts: { ca: string; serial: string; from: string; passwordFile?: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const serial = opts.serial
+        .replace(/^0x/i, '')
+        .toLowerCase()
+        .replace(/^0+(?=.)/, '');
+      if (!/^[0-9a-f]{1,64}$/.test(serial))
+        throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}"`);
+      const loaded = await loadVendorCa(opts.ca);
+      await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
+      const padded = serial.length % 2 ? `0${serial}` : serial;
+      const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+        { type: 'revokeSerial', vendorId: loaded.vendorId, serial: padded, revoked: true },
+      ]);
+      ctx.print(
+        { hash, height, serial: padded },
+        () => `revoked serial ${padded} of ${loaded.vendorId} at height ${height}`,
+      );
+    },
+  );
 
   return vendor;
 }

@@ -6,22 +6,22 @@
 import { fromHex, toHex } from '../bytes.js';
 import { decodeAddress, encodeAddress } from '../crypto/address.js';
 import { UncError } from '../errors.js';
-import { putAccount } from '../state/accounts.js';
-import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
-import { putSupply } from '../state/supply.js';
 import { checkPociParams } from '../poci/execute.js';
 import { putGovernance } from '../poci/governance.js';
-import { DEFAULT_HALVING_PERIOD_MS, putEmission } from '../rewards/emission.js';
 import { DEFAULT_POCI_PARAMS, type PociParams, putPociParams } from '../poci/params.js';
 import {
   type ChipModel,
+  checkId,
   PROFILES,
   type Profile,
-  type Vendor,
-  checkId,
   putModel,
   putVendor,
+  type Vendor,
 } from '../poci/registry.js';
+import { DEFAULT_HALVING_PERIOD_MS, putEmission } from '../rewards/emission.js';
+import { putAccount } from '../state/accounts.js';
+import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
+import { putSupply } from '../state/supply.js';
 import { parseBaseUnits } from '../units.js';
 import { type ChainParams, DEFAULT_PARAMS, putParams } from './params.js';
 import { MAX_CHAIN_ID_BYTES } from './transaction.js';
@@ -187,19 +187,29 @@ export function parseGenesis(json: unknown): Genesis {
   if (threshold < 1 || threshold > govKeys.length) bad('governance.threshold', 'must be 1…number of keys');
 
   const halvingPeriodMs =
-    g.halvingPeriodMs === undefined ? DEFAULT_HALVING_PERIOD_MS : amount(g.halvingPeriodMs, 'halvingPeriodMs');
+    g.halvingPeriodMs === undefined
+      ? DEFAULT_HALVING_PERIOD_MS
+      : amount(g.halvingPeriodMs, 'halvingPeriodMs');
   if (halvingPeriodMs < 1000n) bad('halvingPeriodMs', 'must be at least 1000 ms');
   const pj = obj(g.poci ?? {}, 'poci');
   const dp = DEFAULT_POCI_PARAMS;
   const poci: PociParams = {
-    epochBlocks: pj.epochBlocks === undefined ? dp.epochBlocks : BigInt(int(pj.epochBlocks, 'poci.epochBlocks')),
-    slotsPerEpoch: pj.slotsPerEpoch === undefined ? dp.slotsPerEpoch : int(pj.slotsPerEpoch, 'poci.slotsPerEpoch', 8),
+    epochBlocks:
+      pj.epochBlocks === undefined ? dp.epochBlocks : BigInt(int(pj.epochBlocks, 'poci.epochBlocks')),
+    slotsPerEpoch:
+      pj.slotsPerEpoch === undefined ? dp.slotsPerEpoch : int(pj.slotsPerEpoch, 'poci.slotsPerEpoch', 8),
     answerWindowBlocks:
-      pj.answerWindowBlocks === undefined ? dp.answerWindowBlocks : BigInt(int(pj.answerWindowBlocks, 'poci.answerWindowBlocks')),
+      pj.answerWindowBlocks === undefined
+        ? dp.answerWindowBlocks
+        : BigInt(int(pj.answerWindowBlocks, 'poci.answerWindowBlocks')),
     offlineAfterMisses:
-      pj.offlineAfterMisses === undefined ? dp.offlineAfterMisses : int(pj.offlineAfterMisses, 'poci.offlineAfterMisses'),
+      pj.offlineAfterMisses === undefined
+        ? dp.offlineAfterMisses
+        : int(pj.offlineAfterMisses, 'poci.offlineAfterMisses'),
     graceSlotsPerEpoch:
-      pj.graceSlotsPerEpoch === undefined ? dp.graceSlotsPerEpoch : int(pj.graceSlotsPerEpoch, 'poci.graceSlotsPerEpoch', 8),
+      pj.graceSlotsPerEpoch === undefined
+        ? dp.graceSlotsPerEpoch
+        : int(pj.graceSlotsPerEpoch, 'poci.graceSlotsPerEpoch', 8),
     registrationMaxAgeBlocks:
       pj.registrationMaxAgeBlocks === undefined
         ? dp.registrationMaxAgeBlocks
@@ -220,7 +230,8 @@ export function parseGenesis(json: unknown): Genesis {
     } catch (err) {
       bad(`vendors[${i}].id`, (err as Error).message);
     }
-    if (!PROFILES.includes(o.profile as Profile)) bad(`vendors[${i}].profile`, `must be one of ${PROFILES.join(', ')}`);
+    if (!PROFILES.includes(o.profile as Profile))
+      bad(`vendors[${i}].profile`, `must be one of ${PROFILES.join(', ')}`);
     const roots = (Array.isArray(o.roots) ? o.roots : []).map((r, j) => {
       try {
         return fromHex(r as string);
@@ -232,7 +243,8 @@ export function parseGenesis(json: unknown): Genesis {
   });
   const models = (g.models === undefined ? [] : (g.models as unknown[])).map((m, i): ChipModel => {
     const o = obj(m, `models[${i}]`);
-    if (!vendors.some((v) => v.id === o.vendorId)) bad(`models[${i}].vendorId`, 'names no vendor of this genesis');
+    if (!vendors.some((v) => v.id === o.vendorId))
+      bad(`models[${i}].vendorId`, 'names no vendor of this genesis');
     try {
       checkId(o.modelId as string, 'model id');
     } catch (err) {
@@ -292,8 +304,18 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
       registrationMaxAgeBlocks: Number(g.poci.registrationMaxAgeBlocks),
       devSoftEnabled: g.poci.devSoftEnabled,
     },
-    vendors: g.vendors.map((v) => ({ id: v.id, name: v.name, profile: v.profile, roots: v.roots.map(toHex) })),
-    models: g.models.map((m) => ({ vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() })),
+    vendors: g.vendors.map((v) => ({
+      id: v.id,
+      name: v.name,
+      profile: v.profile,
+      roots: v.roots.map(toHex),
+    })),
+    models: g.models.map((m) => ({
+      vendorId: m.vendorId,
+      modelId: m.modelId,
+      name: m.name,
+      power: m.power.toString(),
+    })),
   };
 }
 

@@ -10,7 +10,6 @@ import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import {
   bytes,
-  bytesN,
   type Codec,
   decode,
   encode,
@@ -26,15 +25,22 @@ export const MAX_ACTIONS_PER_TX = 64;
 export const MAX_MEMO_BYTES = 256;
 
 import { address, chainIdCodec, hash32, publicKey, signature64 } from '../encoding/primitives.js';
-import { type Approval, type GovProposal, approvalsCodec, govProposalCodec } from '../poci/governance.js';
 import {
   type HeartbeatEvidence,
-  type RegistrationEvidence,
   heartbeatEvidenceCodec,
+  type RegistrationEvidence,
   registrationEvidenceCodec,
 } from '../poci/evidence.js';
+import { type Approval, approvalsCodec, type GovProposal, govProposalCodec } from '../poci/governance.js';
 
-export { MAX_CHAIN_ID_BYTES, address, chainIdCodec, hash32, publicKey, signature64 } from '../encoding/primitives.js';
+export {
+  address,
+  chainIdCodec,
+  hash32,
+  MAX_CHAIN_ID_BYTES,
+  publicKey,
+  signature64,
+} from '../encoding/primitives.js';
 export const MAX_ANSWERS_PER_HEARTBEAT = 1024;
 
 export interface TransferAction {
@@ -127,10 +133,18 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   transfer: [1, struct('Transfer', { to: address, amount: u128, memo: bytes(MAX_MEMO_BYTES, 'memo') })],
   governance: [2, struct('Governance', { proposal: govProposalCodec, approvals: approvalsCodec })],
   registerChip: [3, struct('RegisterChip', { anchorHeight: u64, evidence: registrationEvidenceCodec })],
-  heartbeat: [4, struct('Heartbeat', { answers: list(heartbeatAnswerCodec, MAX_ANSWERS_PER_HEARTBEAT, 'answers') })],
+  heartbeat: [
+    4,
+    struct('Heartbeat', { answers: list(heartbeatAnswerCodec, MAX_ANSWERS_PER_HEARTBEAT, 'answers') }),
+  ],
   transferChip: [
     5,
-    struct('TransferChip', { chipId: hash32, newOwner: address, anchorHeight: u64, consent: heartbeatEvidenceCodec }),
+    struct('TransferChip', {
+      chipId: hash32,
+      newOwner: address,
+      anchorHeight: u64,
+      consent: heartbeatEvidenceCodec,
+    }),
   ],
   deregisterChip: [6, struct('DeregisterChip', { chipId: hash32 })],
   claimRewards: [7, struct('ClaimRewards', { chipIds: list(hash32, 1024, 'chipIds') })],

@@ -7,16 +7,16 @@
 import {
   AttestationError,
   type AttestedStatement,
-  type VendorTrust,
+  devSoftKeyChipId,
+  normalizeSerialHex,
   parseCertificate,
   parseSubjectPublicKeyInfo,
   rsaAllowListChipId,
+  type VendorTrust,
   verifyEvidence,
   verifySignature,
   verifySpdmMeasurements,
   verifyTpm2Attestation,
-  normalizeSerialHex,
-  devSoftKeyChipId,
 } from '../attestation/index.js';
 import { fromHex, toHex } from '../bytes.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
@@ -25,7 +25,7 @@ import type { StateReader } from '../state/store.js';
 import type { Chip, TpmClock } from './chips.js';
 import type { HeartbeatEvidence, RegistrationEvidence } from './evidence.js';
 import type { PociParams } from './params.js';
-import { type Profile, getAllowlistEntry, getVendor, isSerialRevoked } from './registry.js';
+import { getAllowlistEntry, getVendor, isSerialRevoked, type Profile } from './registry.js';
 
 export interface RegisteredIdentity {
   chipId: Uint8Array;
@@ -72,7 +72,8 @@ function evidenceSerials(evidence: RegistrationEvidence): string[] {
 /** The vendor's trust as the verifier wants it, read from state with O(1) lookups. */
 function vendorTrust(state: StateReader, evidence: RegistrationEvidence): VendorTrust {
   const vendor = getVendor(state, evidence.vendorId);
-  if (!vendor) throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${evidence.vendorId}" is not registered`);
+  if (!vendor)
+    throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${evidence.vendorId}" is not registered`);
   let allowList: Record<string, string> | undefined;
   if (evidence.type === 'rsa2048-allowlist') {
     const entry = getAllowlistEntry(state, vendor.id, evidence.publicKey);
@@ -124,10 +125,17 @@ export function verifyRegistration(
       modelId: statement.modelId,
       profile: statement.profile,
       keyMaterial: keyMaterialOf(evidence, statement),
-      certSerials: typeof d.certSerials === 'string' && d.certSerials ? d.certSerials.split(',').map(normalizeSerialHex) : [],
+      certSerials:
+        typeof d.certSerials === 'string' && d.certSerials
+          ? d.certSerials.split(',').map(normalizeSerialHex)
+          : [],
       tpmClock:
         evidence.type === 'tpm2'
-          ? { clock: BigInt(d.clock!), resetCount: Number(d.resetCount), restartCount: Number(d.restartCount) }
+          ? {
+              clock: BigInt(d.clock!),
+              resetCount: Number(d.resetCount),
+              restartCount: Number(d.restartCount),
+            }
           : null,
     };
   } catch (err) {
@@ -136,7 +144,11 @@ export function verifyRegistration(
 }
 
 /** Checks a heartbeat answer against the chip's registered key; returns the new TPM clock if any. */
-export function verifyHeartbeat(chip: Chip, evidence: HeartbeatEvidence, message: Uint8Array): { tpmClock: TpmClock | null } {
+export function verifyHeartbeat(
+  chip: Chip,
+  evidence: HeartbeatEvidence,
+  message: Uint8Array,
+): { tpmClock: TpmClock | null } {
   if (evidence.type !== chip.profile) {
     throw new ValidationError('ATTEST_WRONG_PROFILE', `${evidence.type} evidence for a ${chip.profile} chip`);
   }
@@ -144,7 +156,10 @@ export function verifyHeartbeat(chip: Chip, evidence: HeartbeatEvidence, message
     switch (evidence.type) {
       case 'dev-soft':
         if (!ed25519Verify(chip.keyMaterial, message, evidence.signature)) {
-          throw new ValidationError('ATTEST_BAD_SIGNATURE', 'the answer is not signed by the chip for this challenge');
+          throw new ValidationError(
+            'ATTEST_BAD_SIGNATURE',
+            'the answer is not signed by the chip for this challenge',
+          );
         }
         return { tpmClock: null };
       case 'tpm2': {
@@ -158,18 +173,29 @@ export function verifyHeartbeat(chip: Chip, evidence: HeartbeatEvidence, message
         return { tpmClock: { clock: c.clock, resetCount: c.resetCount, restartCount: c.restartCount } };
       }
       case 'nvidia-spdm':
-        verifySpdmMeasurements(evidence.request, evidence.response, parseSubjectPublicKeyInfo(chip.keyMaterial), message);
+        verifySpdmMeasurements(
+          evidence.request,
+          evidence.response,
+          parseSubjectPublicKeyInfo(chip.keyMaterial),
+          message,
+        );
         return { tpmClock: null };
       case 'rsa2048-allowlist': {
         const spki = parseSubjectPublicKeyInfo(chip.keyMaterial);
         if (!verifySignature(spki, { kind: 'rsa-pkcs1', hash: 'sha256' }, message, evidence.signature)) {
-          throw new ValidationError('ATTEST_BAD_SIGNATURE', 'the RSA signature does not verify for this challenge');
+          throw new ValidationError(
+            'ATTEST_BAD_SIGNATURE',
+            'the RSA signature does not verify for this challenge',
+          );
         }
         return { tpmClock: null };
       }
     }
   } catch (err) {
     if (err instanceof AttestationError || err instanceof UncError) asValidation(err);
-    throw new ValidationError('ATTEST_MALFORMED', `malformed ${evidence.type} answer: ${(err as Error).message}`);
+    throw new ValidationError(
+      'ATTEST_MALFORMED',
+      `malformed ${evidence.type} answer: ${(err as Error).message}`,
+    );
   }
 }

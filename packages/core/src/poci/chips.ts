@@ -3,8 +3,8 @@
  * attests (never chosen by the miner), so one chip can only ever be one identity on the chain.
  */
 import {
-  type Codec,
   bytes,
+  type Codec,
   decode,
   encode,
   list,
@@ -19,7 +19,7 @@ import {
 import { address, hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
-import { type Profile, idCodec, isSerialRevoked, profileCodec } from './registry.js';
+import { idCodec, isSerialRevoked, type Profile, profileCodec } from './registry.js';
 
 export const ChipStatus = { active: 0, deregistered: 1, revoked: 2 } as const;
 export type ChipStatusName = keyof typeof ChipStatus;

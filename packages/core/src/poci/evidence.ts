@@ -5,7 +5,7 @@
  * knows the key.
  */
 import { type Evidence, evidenceCodec } from '../attestation/index.js';
-import { type Codec, bytes, struct, taggedUnion } from '../encoding/codec.js';
+import { bytes, type Codec, struct, taggedUnion } from '../encoding/codec.js';
 import { signature64 } from '../encoding/primitives.js';
 
 export type RegistrationEvidence = Evidence;
@@ -17,12 +17,18 @@ export type HeartbeatEvidence =
   | { type: 'rsa2048-allowlist'; signature: Uint8Array }
   | { type: 'dev-soft'; signature: Uint8Array };
 
-export const heartbeatEvidenceCodec: Codec<HeartbeatEvidence> = taggedUnion<HeartbeatEvidence>('HeartbeatEvidence', {
-  tpm2: [1, struct('Tpm2Heartbeat', { attest: bytes(2048, 'attest'), signature: bytes(1024, 'signature') })],
-  'nvidia-spdm': [
-    2,
-    struct('NvidiaSpdmHeartbeat', { request: bytes(1024, 'request'), response: bytes(16384, 'response') }),
-  ],
-  'rsa2048-allowlist': [3, struct('RsaHeartbeat', { signature: bytes(512, 'signature') })],
-  'dev-soft': [4, struct('DevSoftHeartbeat', { signature: signature64 })],
-});
+export const heartbeatEvidenceCodec: Codec<HeartbeatEvidence> = taggedUnion<HeartbeatEvidence>(
+  'HeartbeatEvidence',
+  {
+    tpm2: [
+      1,
+      struct('Tpm2Heartbeat', { attest: bytes(2048, 'attest'), signature: bytes(1024, 'signature') }),
+    ],
+    'nvidia-spdm': [
+      2,
+      struct('NvidiaSpdmHeartbeat', { request: bytes(1024, 'request'), response: bytes(16384, 'response') }),
+    ],
+    'rsa2048-allowlist': [3, struct('RsaHeartbeat', { signature: bytes(512, 'signature') })],
+    'dev-soft': [4, struct('DevSoftHeartbeat', { signature: signature64 })],
+  },
+);

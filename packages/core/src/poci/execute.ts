@@ -3,12 +3,9 @@
  * and deregistration, and heartbeat answers. Each function either applies fully or throws a
  * ValidationError (the caller's overlay is discarded then).
  */
-import {
-  type RewardPaid,
-  addAnswerWeight,
-  finalizeEpochIfDue,
-  settleChipRewards,
-} from '../rewards/emission.js';
+
+import { normalizeSerialHex } from '../attestation/x509.js';
+import { equalBytes, toHex } from '../bytes.js';
 import type {
   ClaimRewardsAction,
   DeregisterChipAction,
@@ -17,9 +14,13 @@ import type {
   RegisterChipAction,
   TransferChipAction,
 } from '../chain/transaction.js';
-import { normalizeSerialHex } from '../attestation/x509.js';
-import { equalBytes, toHex } from '../bytes.js';
 import { ValidationError } from '../errors.js';
+import {
+  addAnswerWeight,
+  finalizeEpochIfDue,
+  type RewardPaid,
+  settleChipRewards,
+} from '../rewards/emission.js';
 import type { StateOverlay } from '../state/store.js';
 import { verifyHeartbeat, verifyRegistration } from './attest.js';
 import { type Chip, ChipStatus, effectiveStatus, getChip, putChip } from './chips.js';
@@ -27,6 +28,7 @@ import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
   epochOf,
+  epochStart,
   getEpochRecord,
   getRecentHash,
   heartbeatChallenge,
@@ -38,10 +40,17 @@ import {
   slotHeights,
   transferMessage,
   unansweredSlots,
-  epochStart,
 } from './liveness.js';
-import { type PociParams, getPociParams, putPociParams } from './params.js';
-import { checkId, getModel, getVendor, putAllowlistEntry, putModel, putVendor, setSerialRevoked } from './registry.js';
+import { getPociParams, type PociParams, putPociParams } from './params.js';
+import {
+  checkId,
+  getModel,
+  getVendor,
+  putAllowlistEntry,
+  putModel,
+  putVendor,
+  setSerialRevoked,
+} from './registry.js';
 
 export interface PociContext {
   chainId: string;
@@ -51,11 +60,25 @@ export interface PociContext {
 
 export type PociEvent =
   | { type: 'governance'; proposal: string; nonce: bigint }
-  | { type: 'chipRegistered'; chipId: Uint8Array; owner: Uint8Array; vendorId: string; modelId: string; power: bigint }
+  | {
+      type: 'chipRegistered';
+      chipId: Uint8Array;
+      owner: Uint8Array;
+      vendorId: string;
+      modelId: string;
+      power: bigint;
+    }
   | { type: 'chipTransferred'; chipId: Uint8Array; from: Uint8Array; to: Uint8Array }
   | { type: 'chipDeregistered'; chipId: Uint8Array; owner: Uint8Array }
   | { type: 'slotAnswered'; chipId: Uint8Array; epoch: bigint; slot: number; slotHeight: bigint }
-  | { type: 'slotMissed'; chipId: Uint8Array; epoch: bigint; slot: number; slotHeight: bigint; reason: string }
+  | {
+      type: 'slotMissed';
+      chipId: Uint8Array;
+      epoch: bigint;
+      slot: number;
+      slotHeight: bigint;
+      reason: string;
+    }
   | { type: 'chipRebooted'; chipId: Uint8Array; resetCount: number; restartCount: number }
   | {
       type: 'chipRewarded';
@@ -92,7 +115,11 @@ function maskOf(chip: Chip, epoch: bigint): number {
 }
 
 /** Pays the chips their final epochs' rewards; anyone may ask (the owner is paid). */
-export function applyClaimRewards(state: StateOverlay, ctx: PociContext, action: ClaimRewardsAction): PociEvent[] {
+export function applyClaimRewards(
+  state: StateOverlay,
+  ctx: PociContext,
+  action: ClaimRewardsAction,
+): PociEvent[] {
   void ctx;
   if (action.chipIds.length === 0) throw new ValidationError('EMPTY_CLAIM', 'name at least one chip');
   const p = getPociParams(state);
@@ -139,7 +166,11 @@ export function beginBlockPoci(
   finalizeEpochIfDue(state, ctx.height, p);
 }
 
-export function applyGovernance(state: StateOverlay, ctx: PociContext, action: GovernanceAction): PociEvent[] {
+export function applyGovernance(
+  state: StateOverlay,
+  ctx: PociContext,
+  action: GovernanceAction,
+): PociEvent[] {
   const g = getGovernance(state);
   checkApprovals(g, ctx.chainId, action.proposal, action.approvals);
   const p = action.proposal;
@@ -155,12 +186,16 @@ export function applyGovernance(state: StateOverlay, ctx: PociContext, action: G
         if (!getVendor(state, p.model.vendorId)) {
           throw new ValidationError('UNKNOWN_VENDOR', `vendor "${p.model.vendorId}" is not registered`);
         }
-        if (p.model.power <= 0n) throw new ValidationError('BAD_POWER', 'a model needs a positive rated power');
+        if (p.model.power <= 0n)
+          throw new ValidationError('BAD_POWER', 'a model needs a positive rated power');
         putModel(state, p.model);
         break;
       case 'setAllowlist':
         if (!getModel(state, p.entry.vendorId, p.entry.modelId)) {
-          throw new ValidationError('UNKNOWN_MODEL', `model ${p.entry.vendorId}/${p.entry.modelId} is not registered`);
+          throw new ValidationError(
+            'UNKNOWN_MODEL',
+            `model ${p.entry.vendorId}/${p.entry.modelId} is not registered`,
+          );
         }
         putAllowlistEntry(state, p.entry);
         break;
@@ -193,16 +228,20 @@ export function applyGovernance(state: StateOverlay, ctx: PociContext, action: G
 
 export function checkPociParams(p: PociParams): void {
   if (p.slotsPerEpoch < 1 || p.slotsPerEpoch > 8) throw new RangeError('slotsPerEpoch must be 1…8');
-  if (p.epochBlocks < BigInt(p.slotsPerEpoch) * 2n) throw new RangeError('epochBlocks too small for the slots');
-  if (p.answerWindowBlocks < 1n || p.answerWindowBlocks > 200n) throw new RangeError('answerWindowBlocks must be 1…200');
+  if (p.epochBlocks < BigInt(p.slotsPerEpoch) * 2n)
+    throw new RangeError('epochBlocks too small for the slots');
+  if (p.answerWindowBlocks < 1n || p.answerWindowBlocks > 200n)
+    throw new RangeError('answerWindowBlocks must be 1…200');
   // A chip keeps the answered-slot masks of two epochs; unsettled slots (the last W blocks) must
   // fall inside them.
-  if (p.epochBlocks <= p.answerWindowBlocks + 1n) throw new RangeError('epochBlocks must exceed answerWindowBlocks + 1');
+  if (p.epochBlocks <= p.answerWindowBlocks + 1n)
+    throw new RangeError('epochBlocks must exceed answerWindowBlocks + 1');
   if (p.registrationMaxAgeBlocks < 1n || p.registrationMaxAgeBlocks > 200n) {
     throw new RangeError('registrationMaxAgeBlocks must be 1…200');
   }
   if (p.offlineAfterMisses < 1) throw new RangeError('offlineAfterMisses must be at least 1');
-  if (p.graceSlotsPerEpoch > p.slotsPerEpoch) throw new RangeError('graceSlotsPerEpoch exceeds slotsPerEpoch');
+  if (p.graceSlotsPerEpoch > p.slotsPerEpoch)
+    throw new RangeError('graceSlotsPerEpoch exceeds slotsPerEpoch');
 }
 
 function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {
@@ -227,12 +266,17 @@ export function applyRegisterChip(
   const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
   const id = verifyRegistration(state, action.evidence, p, ctx.time, message);
   const vendor = getVendor(state, id.vendorId);
-  if (!vendor) throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${id.vendorId}" is not registered`);
+  if (!vendor)
+    throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${id.vendorId}" is not registered`);
   if (vendor.profile !== id.profile) {
-    throw new ValidationError('ATTEST_WRONG_PROFILE', `vendor "${vendor.id}" uses ${vendor.profile}, not ${id.profile}`);
+    throw new ValidationError(
+      'ATTEST_WRONG_PROFILE',
+      `vendor "${vendor.id}" uses ${vendor.profile}, not ${id.profile}`,
+    );
   }
   const model = getModel(state, id.vendorId, id.modelId);
-  if (!model) throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
+  if (!model)
+    throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
   const existing = getChip(state, id.chipId);
   if (existing) {
     const { status } = effectiveStatus(state, existing);
@@ -284,9 +328,14 @@ export function applyRegisterChip(
 function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array): Chip {
   const chip = getChip(state, chipId);
   if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
-  if (!equalBytes(chip.owner, owner)) throw new ValidationError('NOT_OWNER', `chip ${toHex(chipId)} is not yours`);
+  if (!equalBytes(chip.owner, owner))
+    throw new ValidationError('NOT_OWNER', `chip ${toHex(chipId)} is not yours`);
   const { status, reason } = effectiveStatus(state, chip);
-  if (status !== 'active') throw new ValidationError('CHIP_INACTIVE', `chip ${toHex(chipId)} is ${status}${reason ? `: ${reason}` : ''}`);
+  if (status !== 'active')
+    throw new ValidationError(
+      'CHIP_INACTIVE',
+      `chip ${toHex(chipId)} is ${status}${reason ? `: ${reason}` : ''}`,
+    );
   return chip;
 }
 
@@ -298,7 +347,12 @@ export function applyTransferChip(
 ): PociEvent[] {
   const chip = ownedActiveChip(state, action.chipId, owner);
   const p = getPociParams(state);
-  const message = transferMessage(ctx.chainId, chip.chipId, action.newOwner, anchorHash(state, ctx, action.anchorHeight, p));
+  const message = transferMessage(
+    ctx.chainId,
+    chip.chipId,
+    action.newOwner,
+    anchorHash(state, ctx, action.anchorHeight, p),
+  );
   const { tpmClock } = verifyHeartbeat(chip, action.consent, message);
   if (tpmClock) chip.tpmClock = tpmClock;
   const from = chip.owner;
@@ -324,7 +378,8 @@ export function applyDeregisterChip(
 }
 
 export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: HeartbeatAction): PociEvent[] {
-  if (action.answers.length === 0) throw new ValidationError('EMPTY_HEARTBEAT', 'a heartbeat needs at least one answer');
+  if (action.answers.length === 0)
+    throw new ValidationError('EMPTY_HEARTBEAT', 'a heartbeat needs at least one answer');
   const p = getPociParams(state);
   const seedOf = seedLookup(state);
   const events: PociEvent[] = [];
@@ -334,7 +389,8 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     const chip = getChip(state, answer.chipId);
     if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where}: not registered`);
     const { status, reason } = effectiveStatus(state, chip);
-    if (status !== 'active') throw new ValidationError('CHIP_INACTIVE', `${where}: chip is ${status}${reason ? `: ${reason}` : ''}`);
+    if (status !== 'active')
+      throw new ValidationError('CHIP_INACTIVE', `${where}: chip is ${status}${reason ? `: ${reason}` : ''}`);
     if (answer.epoch < chip.firstEpoch || answer.epoch > currentEpoch || answer.epoch + 1n < currentEpoch) {
       throw new ValidationError('SLOT_NOT_OPEN', `${where}: not a current epoch of this chip`);
     }
@@ -356,7 +412,11 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     }
     const slotHash = getRecentHash(state, slotHeight);
     if (!slotHash) throw new ValidationError('SLOT_NOT_OPEN', `${where}: slot block hash unavailable`);
-    const { tpmClock } = verifyHeartbeat(chip, answer.evidence, heartbeatChallenge(ctx.chainId, chip.chipId, slotHash));
+    const { tpmClock } = verifyHeartbeat(
+      chip,
+      answer.evidence,
+      heartbeatChallenge(ctx.chainId, chip.chipId, slotHash),
+    );
     if (tpmClock) {
       const prev = chip.tpmClock;
       if (prev) {
@@ -403,7 +463,13 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;
     putChip(state, chip);
-    events.push({ type: 'slotAnswered', chipId: chip.chipId, epoch: answer.epoch, slot: answer.slot, slotHeight });
+    events.push({
+      type: 'slotAnswered',
+      chipId: chip.chipId,
+      epoch: answer.epoch,
+      slot: answer.slot,
+      slotHeight,
+    });
   }
   return events;
 }

@@ -4,20 +4,31 @@
  * (chain id, governance nonce, proposal); the nonce makes every approval single-use.
  */
 import { concatBytes, utf8 } from '../bytes.js';
-import { type Codec, decode, encode, list, struct, taggedUnion, u8, u64, bool, string } from '../encoding/codec.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
+import {
+  bool,
+  type Codec,
+  decode,
+  encode,
+  list,
+  string,
+  struct,
+  taggedUnion,
+  u8,
+  u64,
+} from '../encoding/codec.js';
+import { hash32, publicKey, signature64 } from '../encoding/primitives.js';
 import { ValidationError } from '../errors.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
-import { hash32, publicKey, signature64 } from '../encoding/primitives.js';
 import { type PociParams, pociParamsCodec } from './params.js';
 import {
   type AllowlistEntry,
-  type ChipModel,
-  type Vendor,
   allowlistEntryCodec,
+  type ChipModel,
   chipModelCodec,
   idCodec,
+  type Vendor,
   vendorCodec,
 } from './registry.js';
 
@@ -58,7 +69,10 @@ export const govProposalCodec: Codec<GovProposal> = taggedUnion<GovProposal>('Go
   setVendor: [1, struct('SetVendor', { vendor: vendorCodec })],
   setModel: [2, struct('SetModel', { model: chipModelCodec })],
   setAllowlist: [3, struct('SetAllowlist', { entry: allowlistEntryCodec })],
-  revokeSerial: [4, struct('RevokeSerial', { vendorId: idCodec, serial: string(128, 'serial'), revoked: bool })],
+  revokeSerial: [
+    4,
+    struct('RevokeSerial', { vendorId: idCodec, serial: string(128, 'serial'), revoked: bool }),
+  ],
   revokeChip: [5, struct('RevokeChip', { chipId: hash32, reason: string(256, 'reason') })],
   setPociParams: [6, struct('SetPociParams', { params: pociParamsCodec })],
 });
@@ -68,7 +82,10 @@ export interface Approval {
   signature: Uint8Array;
 }
 
-export const approvalCodec: Codec<Approval> = struct<Approval>('Approval', { publicKey, signature: signature64 });
+export const approvalCodec: Codec<Approval> = struct<Approval>('Approval', {
+  publicKey,
+  signature: signature64,
+});
 
 export function governanceSigningBytes(chainId: string, nonce: bigint, proposal: GovProposal): Uint8Array {
   const n = new Uint8Array(8);
@@ -77,13 +94,21 @@ export function governanceSigningBytes(chainId: string, nonce: bigint, proposal:
 }
 
 /** Checks the approvals against the current governance keys and threshold. */
-export function checkApprovals(g: Governance, chainId: string, proposal: GovProposal, approvals: Approval[]): void {
+export function checkApprovals(
+  g: Governance,
+  chainId: string,
+  proposal: GovProposal,
+  approvals: Approval[],
+): void {
   const message = governanceSigningBytes(chainId, g.nonce, proposal);
   const counted = new Set<string>();
   for (const a of approvals) {
     const id = Buffer.from(a.publicKey).toString('hex');
     if (!g.keys.some((k) => Buffer.from(k).toString('hex') === id)) {
-      throw new ValidationError('GOV_NOT_AUTHORITY', `approval by ${id.slice(0, 16)}… who is not a governance key`);
+      throw new ValidationError(
+        'GOV_NOT_AUTHORITY',
+        `approval by ${id.slice(0, 16)}… who is not a governance key`,
+      );
     }
     if (counted.has(id)) throw new ValidationError('GOV_DUPLICATE_APPROVAL', 'the same key approved twice');
     if (!ed25519Verify(a.publicKey, message, a.signature)) {

@@ -4,8 +4,8 @@
  * answers are checked when they arrive and misses are derived (and recorded) when needed.
  */
 import { utf8 } from '../bytes.js';
-import { type Codec, bool, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import { taggedHash } from '../crypto/hash.js';
+import { bool, type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import { hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
@@ -55,7 +55,11 @@ export function slotHeights(
 }
 
 /** The challenge a chip must sign for a slot: bound to the chain, the chip and the slot block. */
-export function heartbeatChallenge(chainId: string, chipId: Uint8Array, slotBlockHash: Uint8Array): Uint8Array {
+export function heartbeatChallenge(
+  chainId: string,
+  chipId: Uint8Array,
+  slotBlockHash: Uint8Array,
+): Uint8Array {
   return taggedHash('UNC/heartbeat', utf8(chainId), chipId, slotBlockHash);
 }
 
@@ -123,7 +127,10 @@ export function putEpochRecord(state: StateOverlay, r: EpochRecord): void {
 /** Recent block hashes are kept in a ring of this many entries (≥ registration age and W). */
 export const BLOCK_HASH_RING = 256n;
 
-const recentHashCodec = struct<{ height: bigint; hash: Uint8Array }>('RecentHash', { height: u64, hash: hash32 });
+const recentHashCodec = struct<{ height: bigint; hash: Uint8Array }>('RecentHash', {
+  height: u64,
+  hash: hash32,
+});
 
 function ringKey(height: bigint): Uint8Array {
   return Uint8Array.of(StateSpace.system, 0x10, Number(height % BLOCK_HASH_RING));

@@ -1,4 +1,4 @@
-import { type Codec, bool, decode, encode, struct, u8, u32, u64 } from '../encoding/codec.js';
+import { bool, type Codec, decode, encode, struct, u8, u32, u64 } from '../encoding/codec.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 

@@ -3,18 +3,8 @@
  * and chip models (rated power). Changed only through governance proposals.
  */
 import { utf8 } from '../bytes.js';
-import {
-  type Codec,
-  bool,
-  bytes,
-  decode,
-  encode,
-  list,
-  string,
-  struct,
-  u128,
-} from '../encoding/codec.js';
 import { sha256 } from '../crypto/hash.js';
+import { bool, bytes, type Codec, decode, encode, list, string, struct, u128 } from '../encoding/codec.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 
@@ -101,7 +91,8 @@ export function checkId(id: string, what: string): void {
 }
 
 export const vendorKey = (id: string) => key(StateSpace.vendor, utf8(id));
-export const modelKey = (vendorId: string, modelId: string) => key(StateSpace.model, utf8(vendorId), utf8(modelId));
+export const modelKey = (vendorId: string, modelId: string) =>
+  key(StateSpace.model, utf8(vendorId), utf8(modelId));
 export const allowlistKey = (vendorId: string, publicKey: Uint8Array) =>
   key(StateSpace.allowlist, utf8(vendorId), sha256(publicKey));
 export const revokedSerialKey = (vendorId: string, serialHex: string) =>
@@ -121,7 +112,11 @@ export function getModel(state: StateReader, vendorId: string, modelId: string):
 export function putModel(state: StateOverlay, m: ChipModel): void {
   state.set(modelKey(m.vendorId, m.modelId), encode(chipModelCodec, m));
 }
-export function getAllowlistEntry(state: StateReader, vendorId: string, publicKey: Uint8Array): AllowlistEntry | null {
+export function getAllowlistEntry(
+  state: StateReader,
+  vendorId: string,
+  publicKey: Uint8Array,
+): AllowlistEntry | null {
   const raw = state.get(allowlistKey(vendorId, publicKey));
   return raw ? decode(allowlistEntryCodec, raw) : null;
 }
@@ -131,6 +126,11 @@ export function putAllowlistEntry(state: StateOverlay, e: AllowlistEntry): void 
 export function isSerialRevoked(state: StateReader, vendorId: string, serialHex: string): boolean {
   return state.get(revokedSerialKey(vendorId, serialHex)) !== undefined;
 }
-export function setSerialRevoked(state: StateOverlay, vendorId: string, serialHex: string, revoked: boolean): void {
+export function setSerialRevoked(
+  state: StateOverlay,
+  vendorId: string,
+  serialHex: string,
+  revoked: boolean,
+): void {
   state.set(revokedSerialKey(vendorId, serialHex), revoked ? Uint8Array.of(1) : null);
 }

@@ -5,7 +5,7 @@
  */
 import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import { ValidationError } from '../errors.js';
-import { StateSpace, getAccount, putAccount } from '../state/accounts.js';
+import { getAccount, putAccount, StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import { getSupply, putSupply } from '../state/supply.js';
 
@@ -15,7 +15,11 @@ export interface Bond {
   releaseHeight: bigint;
 }
 
-export const bondCodec: Codec<Bond> = struct<Bond>('Bond', { bonded: u128, unbonding: u128, releaseHeight: u64 });
+export const bondCodec: Codec<Bond> = struct<Bond>('Bond', {
+  bonded: u128,
+  unbonding: u128,
+  releaseHeight: u64,
+});
 
 export function bondKey(address: Uint8Array): Uint8Array {
   const k = new Uint8Array(21);
@@ -50,7 +54,10 @@ export function applyBond(state: StateOverlay, address: Uint8Array, amount: bigi
   const released = release(state, address, b, height);
   const account = getAccount(state, address);
   if (account.balance < amount) {
-    throw new ValidationError('INSUFFICIENT_FUNDS', `balance ${account.balance} is less than the bond ${amount}`);
+    throw new ValidationError(
+      'INSUFFICIENT_FUNDS',
+      `balance ${account.balance} is less than the bond ${amount}`,
+    );
   }
   account.balance -= amount;
   putAccount(state, address, account);
@@ -69,7 +76,10 @@ export function applyUnbond(
   const b = getBond(state, address);
   const released = release(state, address, b, height);
   if (amount <= 0n || amount > b.bonded) {
-    throw new ValidationError('BAD_AMOUNT', `unbond amount must be positive and at most the bond ${b.bonded}`);
+    throw new ValidationError(
+      'BAD_AMOUNT',
+      `unbond amount must be positive and at most the bond ${b.bonded}`,
+    );
   }
   b.bonded -= amount;
   b.unbonding += amount;

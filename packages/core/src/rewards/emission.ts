@@ -14,12 +14,12 @@
  * shrink, so the last chip takes exactly what is left. Payment is auto-credited to the owner.
  */
 import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
-import { StateSpace, getAccount, putAccount } from '../state/accounts.js';
-import type { StateOverlay, StateReader } from '../state/store.js';
-import { getSupply, putSupply } from '../state/supply.js';
 import type { Chip } from '../poci/chips.js';
 import { type EpochRecord, epochStart, getEpochRecord, putEpochRecord } from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
+import { getAccount, putAccount, StateSpace } from '../state/accounts.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+import { getSupply, putSupply } from '../state/supply.js';
 
 /** Two years of 365.25 days, in milliseconds. */
 export const DEFAULT_HALVING_PERIOD_MS = 63_115_200_000n;
@@ -65,7 +65,10 @@ export function cumulativeEmission(reserve: bigint, halvingPeriodMs: bigint, ela
 }
 
 /** Slots a chip is credited with in an epoch, after the grace budget. */
-export function creditedSlots(answered: number, p: Pick<PociParams, 'slotsPerEpoch' | 'graceSlotsPerEpoch'>): number {
+export function creditedSlots(
+  answered: number,
+  p: Pick<PociParams, 'slotsPerEpoch' | 'graceSlotsPerEpoch'>,
+): number {
   if (answered <= 0) return 0;
   return Math.min(p.slotsPerEpoch, answered + p.graceSlotsPerEpoch);
 }
@@ -82,7 +85,14 @@ export function chipWeight(power: bigint, mask: number, p: PociParams): bigint {
 }
 
 /** O(1): an answer that raised a chip's credited slots adds the difference to the epoch total. */
-export function addAnswerWeight(state: StateOverlay, epoch: bigint, power: bigint, maskBefore: number, maskAfter: number, p: PociParams): void {
+export function addAnswerWeight(
+  state: StateOverlay,
+  epoch: bigint,
+  power: bigint,
+  maskBefore: number,
+  maskAfter: number,
+  p: PociParams,
+): void {
   const delta = chipWeight(power, maskAfter, p) - chipWeight(power, maskBefore, p);
   if (delta === 0n) return;
   const r = getEpochRecord(state, epoch);
@@ -108,7 +118,11 @@ export function finalizeEpochIfDue(state: StateOverlay, height: bigint, p: PociP
   if (!r || !nextRecord || r.final) return null;
   const e = getEmission(state);
   const supply = getSupply(state);
-  const allowance = cumulativeEmission(supply.miningReserve, e.halvingPeriodMs, nextRecord.startTime - e.genesisTime);
+  const allowance = cumulativeEmission(
+    supply.miningReserve,
+    e.halvingPeriodMs,
+    nextRecord.startTime - e.genesisTime,
+  );
   r.final = true;
   if (r.totalWeight > 0n) {
     r.budget = allowance - e.allocated;
@@ -145,7 +159,8 @@ export function settleChipRewards(state: StateOverlay, chip: Chip, p: PociParams
     const weight = chipWeight(chip.power, mask, p);
     let amount = 0n;
     if (weight > 0n && r.remainingWeight > 0n) {
-      amount = weight >= r.remainingWeight ? r.remainingBudget : (r.remainingBudget * weight) / r.remainingWeight;
+      amount =
+        weight >= r.remainingWeight ? r.remainingBudget : (r.remainingBudget * weight) / r.remainingWeight;
       r.remainingBudget -= amount;
       r.remainingWeight -= weight;
       putEpochRecord(state, r);

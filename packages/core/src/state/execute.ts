@@ -6,13 +6,7 @@ import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
 import { type Action, type TxEnvelope, verifyEnvelopeSignature } from '../chain/transaction.js';
 import { addressFromPublicKey } from '../crypto/address.js';
 import { ValidationError } from '../errors.js';
-import { getAccount, putAccount } from './accounts.js';
-import { StateOverlay, type StateReader } from './store.js';
-import { getSupply, putSupply } from './supply.js';
-import { applyBond, applyUnbond } from '../rewards/bonds.js';
-import { getPociParams } from '../poci/params.js';
 import {
-  type PociEvent,
   applyClaimRewards,
   applyDeregisterChip,
   applyGovernance,
@@ -20,7 +14,13 @@ import {
   applyRegisterChip,
   applyTransferChip,
   beginBlockPoci,
+  type PociEvent,
 } from '../poci/execute.js';
+import { getPociParams } from '../poci/params.js';
+import { applyBond, applyUnbond } from '../rewards/bonds.js';
+import { getAccount, putAccount } from './accounts.js';
+import { StateOverlay, type StateReader } from './store.js';
+import { getSupply, putSupply } from './supply.js';
 
 export interface BlockContext {
   chainId: string;
@@ -159,7 +159,15 @@ function applyAction(state: StateOverlay, sender: Uint8Array, action: Action, ct
     case 'unbond': {
       const unbondingBlocks = 3n * getPociParams(state).epochBlocks;
       const released = applyUnbond(state, sender, action.amount, ctx.height, unbondingBlocks);
-      return [{ type: 'unbonded', account: sender, amount: action.amount, releaseHeight: ctx.height + unbondingBlocks, released }];
+      return [
+        {
+          type: 'unbonded',
+          account: sender,
+          amount: action.amount,
+          releaseHeight: ctx.height + unbondingBlocks,
+          released,
+        },
+      ];
     }
     case 'transfer': {
       const from = getAccount(state, sender);

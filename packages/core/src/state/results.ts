@@ -1,5 +1,16 @@
 import { address, hash32, MAX_MEMO_BYTES } from '../chain/transaction.js';
-import { bytes, type Codec, list, string, struct, taggedUnion, u8, u32, u64, u128 } from '../encoding/codec.js';
+import {
+  bytes,
+  type Codec,
+  list,
+  string,
+  struct,
+  taggedUnion,
+  u8,
+  u32,
+  u64,
+  u128,
+} from '../encoding/codec.js';
 import { idCodec } from '../poci/registry.js';
 import type { TxEvent, TxResult } from './execute.js';
 
@@ -13,14 +24,26 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
   governance: [3, struct('GovernanceEvent', { proposal: string(32, 'proposal'), nonce: u64 })],
   chipRegistered: [
     4,
-    struct('ChipRegisteredEvent', { chipId: hash32, owner: address, vendorId: idCodec, modelId: idCodec, power: u128 }),
+    struct('ChipRegisteredEvent', {
+      chipId: hash32,
+      owner: address,
+      vendorId: idCodec,
+      modelId: idCodec,
+      power: u128,
+    }),
   ],
   chipTransferred: [5, struct('ChipTransferredEvent', { chipId: hash32, from: address, to: address })],
   chipDeregistered: [6, struct('ChipDeregisteredEvent', { chipId: hash32, owner: address })],
   slotAnswered: [7, struct('SlotAnsweredEvent', { chipId: hash32, epoch: u64, slot: u8, slotHeight: u64 })],
   slotMissed: [
     8,
-    struct('SlotMissedEvent', { chipId: hash32, epoch: u64, slot: u8, slotHeight: u64, reason: string(256, 'reason') }),
+    struct('SlotMissedEvent', {
+      chipId: hash32,
+      epoch: u64,
+      slot: u8,
+      slotHeight: u64,
+      reason: string(256, 'reason'),
+    }),
   ],
   chipRebooted: [9, struct('ChipRebootedEvent', { chipId: hash32, resetCount: u32, restartCount: u32 })],
   chipRewarded: [
@@ -39,7 +62,10 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
     }),
   ],
   bonded: [11, struct('BondedEvent', { account: address, amount: u128, released: u128 })],
-  unbonded: [12, struct('UnbondedEvent', { account: address, amount: u128, releaseHeight: u64, released: u128 })],
+  unbonded: [
+    12,
+    struct('UnbondedEvent', { account: address, amount: u128, releaseHeight: u64, released: u128 }),
+  ],
 });
 
 export const txResultCodec: Codec<TxResult> = struct<TxResult>('TxResult', {

@@ -8,7 +8,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import {
-  MAX_ACTIONS_PER_TX,
   type Action,
   addressFromPublicKey,
   ed25519PublicKey,
@@ -16,6 +15,7 @@ import {
   fromHex,
   type HeartbeatAnswer,
   heartbeatChallenge,
+  MAX_ACTIONS_PER_TX,
   registrationMessage,
   signTransaction,
   toHex,
@@ -208,7 +208,11 @@ export class MinerAgent {
         } catch (err) {
           // One chip that cannot sign (its TPM is down) must not hold back the others' answers.
           const message = `cannot answer: ${(err as Error).message}`;
-          if (chip.lastError !== message) this.logger.warn('chip cannot answer', { chip: chip.signer.label, error: (err as Error).message });
+          if (chip.lastError !== message)
+            this.logger.warn('chip cannot answer', {
+              chip: chip.signer.label,
+              error: (err as Error).message,
+            });
           chip.lastError = message;
         }
       }
@@ -275,7 +279,11 @@ export class MinerAgent {
     const labels = chips.map((c) => c.signer.label);
     try {
       const anchor = await this.client.getHeader('latest');
-      const message = registrationMessage(this.chainId, addressFromPublicKey(this.owner.publicKey), fromHex(anchor.hash, 32));
+      const message = registrationMessage(
+        this.chainId,
+        addressFromPublicKey(this.owner.publicKey),
+        fromHex(anchor.hash, 32),
+      );
       const actions: Action[] = [];
       for (const chip of chips) {
         actions.push({
@@ -297,7 +305,10 @@ export class MinerAgent {
       }
     } catch (err) {
       for (const chip of chips) chip.lastError = `registration failed: ${(err as Error).message}`;
-      this.logger.warn('chip registration failed', { chips: labels.join(','), reason: (err as Error).message });
+      this.logger.warn('chip registration failed', {
+        chips: labels.join(','),
+        reason: (err as Error).message,
+      });
     }
   }
 

@@ -4,12 +4,7 @@
  * is visible on chain). The AK is re-created from its template for each quote (deterministic in the
  * endorsement hierarchy) and flushed afterwards, so no handle outlives a request.
  */
-import {
-  type HeartbeatEvidence,
-  type RegistrationEvidence,
-  parseCertificate,
-  tpm2ChipId,
-} from '@unc/core';
+import { type HeartbeatEvidence, parseCertificate, type RegistrationEvidence, tpm2ChipId } from '@unc/core';
 import { Tpm } from '../tpm/tpm.js';
 import { DeviceTransport } from '../tpm/transport/device.js';
 import { SwtpmSocketTransport } from '../tpm/transport/socket.js';
@@ -21,7 +16,8 @@ export type TpmEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 
 export function parseTpmEndpoint(text: string): TpmEndpoint {
   if (text.startsWith('/')) return { kind: 'device', path: text };
   const m = /^([^:]+):(\d{1,5})$/.exec(text);
-  if (!m || Number(m[2]) > 65535) throw new Error(`invalid TPM endpoint "${text}": expected host:port or /dev/tpmrm0`);
+  if (!m || Number(m[2]) > 65535)
+    throw new Error(`invalid TPM endpoint "${text}": expected host:port or /dev/tpmrm0`);
   return { kind: 'tcp', host: m[1]!, port: Number(m[2]) };
 }
 
@@ -43,7 +39,8 @@ export class TpmSigner implements ChipSigner {
     private readonly identity: TpmChipIdentity,
     label?: string,
   ) {
-    this.label = label ?? (endpoint.kind === 'tcp' ? `tpm ${endpoint.host}:${endpoint.port}` : `tpm ${endpoint.path}`);
+    this.label =
+      label ?? (endpoint.kind === 'tcp' ? `tpm ${endpoint.host}:${endpoint.port}` : `tpm ${endpoint.path}`);
   }
 
   async chipId(): Promise<Uint8Array> {
