@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -242,6 +242,35 @@ describe('POCI with real software TPMs', () => {
     const show = await runUnc(['chip', 'show', chip1.chipId, ...h()]);
     assert.match(show.stdout, /MISSED slot \d+ of epoch \d+ .*no answer included by height/);
     assert.match(show.stdout, /rebooted \(TPM resetCount/);
+  });
+
+  test('a TPM rolled back to an old state (its clock goes backwards) is refused', async () => {
+    const chip0 = await chipOf(0);
+    const t = tpms[0]!;
+    // Snapshot the TPM's persistent state, let it run on (its clock advances on chain), then roll
+    // the state back: the same resetCount with an older clock is a replay or a cloned TPM.
+    await t.stop();
+    cpSync(t.dir, `${t.dir}.snapshot`, { recursive: true });
+    await t.start();
+    const advanced = await until('chip 0 answering after the snapshot', async () => {
+      const c = await client.call<ChipJson>('unc_getChip', [chip0.chipId]);
+      return c.tpmClock!.resetCount > chip0.tpmClock!.resetCount && c.slotsAnswered >= chip0.slotsAnswered + 3 && c;
+    }, 90_000);
+    await t.stop();
+    rmSync(t.dir, { recursive: true, force: true });
+    cpSync(`${t.dir}.snapshot`, t.dir, { recursive: true });
+    await t.start();
+    const refused = await until('the rolled-back TPM refused', async () => {
+      const status = JSON.parse((await runUnc(['miner', 'status', '--output', 'json', ...h()])).stdout) as {
+        chips: { chipId: string; lastError: string | null; recent: { result: string }[] }[];
+      };
+      const mine = status.chips.find((c) => c.chipId === chip0.chipId);
+      return mine?.recent.some((r) => /TPM_CLOCK_BACKWARDS/.test(r.result)) && mine;
+    }, 90_000);
+    assert.ok(refused);
+    const after = await client.call<ChipJson>('unc_getChip', [chip0.chipId]);
+    assert.equal(after.tpmClock!.resetCount, advanced.tpmClock!.resetCount);
+    assert.ok(BigInt(after.tpmClock!.clock) >= BigInt(advanced.tpmClock!.clock), 'the chain kept the newest clock');
   });
 
   test('revoking a chip certificate deactivates that chip at once', async () => {
