@@ -7,17 +7,42 @@
  * the RPC client, and packages/sdk/src/client.ts imports nothing but types, so `@unc/sdk/client`
  * points at that one file (see README.md). Its `import('ws')` only runs where there is no global
  * WebSocket (Node 20), never in a browser, so `ws` is aliased to a stub that is never called.
+ *
+ * dist/ is emptied before each build except dist/test/: the root `npm run build` runs `tsc -b`
+ * (which compiles the browser test into dist/test/) before `vite build`, and Vite's own
+ * `emptyOutDir` would delete it again.
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/** Empties this package's dist/ at the start of a build, keeping dist/test/ (see above). */
+function emptyDistKeepingTest(): Plugin {
+  const dist = resolve(here('dist'));
+  let outDir = '';
+  return {
+    name: 'unc-empty-dist-keeping-test',
+    apply: 'build',
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir);
+    },
+    buildStart() {
+      // Another outDir (the browser test builds into a temporary folder) is left to Vite.
+      if (outDir !== dist || !existsSync(dist)) return;
+      for (const name of readdirSync(dist))
+        if (name !== 'test') rmSync(join(dist, name), { recursive: true, force: true });
+    },
+  };
+}
 
 export default defineConfig({
   root: here('.'),
   base: './',
-  plugins: [react()],
+  plugins: [react(), emptyDistKeepingTest()],
   resolve: {
     alias: [
       { find: /^@unc\/sdk\/client$/, replacement: here('../sdk/src/client.ts') },
@@ -26,7 +51,7 @@ export default defineConfig({
   },
   build: {
     outDir: 'dist',
-    emptyOutDir: true,
+    emptyOutDir: false,
     target: 'es2022',
     assetsInlineLimit: 0,
     reportCompressedSize: false,

@@ -7,10 +7,14 @@ import { ChipIcon, CubeIcon, PickIcon, PulseIcon, ShieldIcon, StoreIcon } from '
 import { AccountPage } from './pages/Account';
 import { BlockPage } from './pages/Block';
 import { BlocksPage } from './pages/Blocks';
+import { ChipPage } from './pages/Chip';
+import { ChipsPage } from './pages/Chips';
+import { MinerPage } from './pages/Miner';
 import { Overview } from './pages/Overview';
-import { ChipsPage, MarketplacePage, MinerPage, ValidatorsPage } from './pages/Poci';
+import { MarketplacePage } from './pages/Poci';
 import { SearchPage } from './pages/Search';
 import { TxPage } from './pages/Tx';
+import { ValidatorsPage } from './pages/Validators';
 import type { RouteDef } from './router';
 
 export const ROUTES: RouteDef[] = [
@@ -22,6 +26,7 @@ export const ROUTES: RouteDef[] = [
   { pattern: '/account/:address', page: AccountPage, section: 'accounts' },
   { pattern: '/search/:q', page: SearchPage, section: '' },
   { pattern: '/chips', page: ChipsPage, section: 'chips' },
+  { pattern: '/chip/:id', page: ChipPage, section: 'chips' },
   { pattern: '/validators', page: ValidatorsPage, section: 'validators' },
   { pattern: '/market', page: MarketplacePage, section: 'market' },
   { pattern: '/miner', page: MinerPage, section: 'miner' },
@@ -30,14 +35,8 @@ export const ROUTES: RouteDef[] = [
 export const NAV: { section: string; path: string; label: string; icon: ReactNode; soon?: boolean }[] = [
   { section: 'overview', path: '/', label: 'Overview', icon: <PulseIcon size={16} /> },
   { section: 'blocks', path: '/blocks', label: 'Blocks', icon: <CubeIcon size={16} /> },
-  { section: 'chips', path: '/chips', label: 'Chips', icon: <ChipIcon size={16} />, soon: true },
-  {
-    section: 'validators',
-    path: '/validators',
-    label: 'Validators',
-    icon: <ShieldIcon size={16} />,
-    soon: true,
-  },
+  { section: 'chips', path: '/chips', label: 'Chips', icon: <ChipIcon size={16} /> },
+  { section: 'validators', path: '/validators', label: 'Validators', icon: <ShieldIcon size={16} /> },
   { section: 'market', path: '/market', label: 'Marketplace', icon: <StoreIcon size={16} />, soon: true },
-  { section: 'miner', path: '/miner', label: 'Miner', icon: <PickIcon size={16} />, soon: true },
+  { section: 'miner', path: '/miner', label: 'Miner', icon: <PickIcon size={16} /> },
 ];

@@ -1,4 +1,4 @@
-/** What a search box entry is, decided by its shape alone. */
+/** What a search box entry is, decided by its shape alone (64 hex digits: a block, a transaction or a chip). */
 export type SearchTarget =
   | { kind: 'height'; height: number }
   | { kind: 'hash'; hash: string }
@@ -7,7 +7,7 @@ export type SearchTarget =
 
 export function classify(input: string): SearchTarget {
   const q = input.trim();
-  if (q === '') return { kind: 'invalid', reason: 'Type a block height, a hash or an address.' };
+  if (q === '') return { kind: 'invalid', reason: 'Type a block height, a hash, a chip id or an address.' };
   const height = q.replace(/^#/, '').replace(/[,_\s]/g, '');
   if (/^\d+$/.test(height)) {
     const n = Number(height);
@@ -20,6 +20,7 @@ export function classify(input: string): SearchTarget {
     return { kind: 'invalid', reason: `A hash has 64 hex digits; this has ${hex.length}.` };
   return {
     kind: 'invalid',
-    reason: 'Not a block height, a block or transaction hash (64 hex digits) or an address (unc1…).',
+    reason:
+      'Not a block height, a block or transaction hash or chip id (64 hex digits) or an address (unc1…).',
   };
 }

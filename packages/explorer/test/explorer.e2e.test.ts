@@ -1,12 +1,17 @@
 /**
- * The explorer in a real browser (Chromium through playwright-core) against a real `unc dev` chain.
+ * The explorer in a real browser (Chromium through playwright-core) against a real `unc dev` chain
+ * with two software chips and one chip backed by a real software TPM (swtpm), 24-block epochs.
  *
  * It builds the app with Vite into a temporary folder (or uses UNC_EXPLORER_DIST, e.g.
  * packages/explorer/dist), serves it at /explorer/ from a tiny static server, as the node will, and
  * points it at the dev node with ?rpc=. Screenshots go to artifacts/explorer/.
  *
  * Compiled by packages/explorer/tsconfig.test.json into dist/test/, where scripts/run-tests.mjs
- * finds it. Needs Chromium: /usr/bin/chromium (Debian's `chromium`) or CHROMIUM_PATH.
+ * finds it. Needs Chromium: /usr/bin/chromium (Debian's `chromium`) or CHROMIUM_PATH. Without swtpm
+ * on the PATH the chain runs software chips only and the test that kills a chip's TPM is skipped.
+ *
+ * Every process it starts (the node, and the swtpm the node starts, by the PID the node prints) and
+ * every temporary folder is removed at the end, whatever failed.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -14,7 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
+import { delimiter, extname, join, normalize, sep } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -28,6 +33,40 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM)
   ? false
   : `no Chromium at ${CHROMIUM} (install Debian's chromium or set CHROMIUM_PATH)`;
+const SWTPM = (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, 'swtpm')));
+/** The dev chain's chips: software chips driven by the dev miner, and swtpm-backed ones. */
+const SOFT_CHIPS = 2;
+const TPM_CHIPS = SWTPM ? 1 : 0;
+const CHIPS = SOFT_CHIPS + TPM_CHIPS;
+/** A chip goes offline after 3 missed slots (4 per 24-block epoch, 20-block answer window, 300 ms blocks). */
+const OFFLINE_WITHIN_MS = 60_000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The fields of `unc_getChips` the test reads. */
+interface ChipView {
+  chipId: string;
+  owner: string;
+  vendorId: string;
+  profile: string;
+  power: string;
+  online: boolean;
+  status: string;
+}
+
+/** TFLOPS × 1000 as the explorer prints TFLOPS: "1,302", "0.5". */
+function tflopsText(milli: bigint): string {
+  const whole = (milli / 1000n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const frac = (milli % 1000n).toString().padStart(3, '0').replace(/0+$/, '');
+  return frac ? `${whole}.${frac}` : whole;
+}
 
 interface RunResult {
   code: number | null;
@@ -46,10 +85,33 @@ function runUnc(args: string[]): Promise<RunResult> {
   });
 }
 
-async function startDev(home: string): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
+interface Dev {
+  proc: ChildProcess;
+  url: string;
+  /** The swtpm processes behind the TPM chips, from the line "Dev miner … swtpm chips (pids N, …)". */
+  swtpmPids: number[];
+  output: () => string;
+}
+
+async function startDev(home: string): Promise<Dev> {
   const proc = spawn(
     process.execPath,
-    [UNC, 'dev', '--home', home, '--rpc-port', '0', '--block-time', '300'],
+    [
+      UNC,
+      'dev',
+      '--home',
+      home,
+      '--rpc-port',
+      '0',
+      '--block-time',
+      '300',
+      '--chips',
+      String(SOFT_CHIPS),
+      '--tpm-chips',
+      String(TPM_CHIPS),
+      '--epoch-blocks',
+      '24',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UNC_LOG_LEVEL: 'warn' } },
   );
   let out = '';
@@ -59,7 +121,7 @@ async function startDev(home: string): Promise<{ proc: ChildProcess; url: string
     const timer = setTimeout(() => reject(new Error(`unc dev did not start in 30 s:\n${out}`)), 30_000);
     proc.stdout!.on('data', () => {
       const m = /RPC\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) {
+      if (m && /Dev miner .*\n/.test(out)) {
         clearTimeout(timer);
         resolve(m[1]!);
       }
@@ -69,7 +131,10 @@ async function startDev(home: string): Promise<{ proc: ChildProcess; url: string
       reject(new Error(`unc dev exited with ${code}:\n${out}`));
     });
   });
-  return { proc, url, output: () => out };
+  const pids = /swtpm chips \(pids ([\d, ]+)\)/.exec(out)?.[1];
+  const swtpmPids = pids ? pids.split(',').map((p) => Number(p.trim())) : [];
+  if (swtpmPids.length !== TPM_CHIPS) throw new Error(`expected ${TPM_CHIPS} swtpm pids in:\n${out}`);
+  return { proc, url, swtpmPids, output: () => out };
 }
 
 async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -167,7 +232,9 @@ async function shot(page: Page, name: string, fullPage = true): Promise<void> {
 describe('explorer in a real browser', { skip }, () => {
   const home = mkdtempSync(join(tmpdir(), 'unc-explorer-home-'));
   const built = mkdtempSync(join(tmpdir(), 'unc-explorer-dist-'));
-  let dev: Awaited<ReturnType<typeof startDev>>;
+  let dev: Dev;
+  /** swtpm processes this test killed itself (not to be signalled again: the PID may be reused). */
+  const killedSwtpm = new Set<number>();
   let server: Server;
   let base: string;
   let browser: Browser;
@@ -176,6 +243,10 @@ describe('explorer in a real browser', { skip }, () => {
   const pageErrors: string[] = [];
   let tx: { hash: string; height: number; status: string };
   let dev1: string;
+  let dev9: string;
+  let chips: ChipView[] = [];
+  /** The chip the test takes offline (the swtpm one), or a software chip without swtpm. */
+  let tpmChip: ChipView;
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -192,12 +263,26 @@ describe('explorer in a real browser', { skip }, () => {
       address: string;
     }[];
     dev1 = keys.find((k) => k.name === 'dev1')!.address;
+    const shown = await runUnc(['keys', 'show', 'dev9', '--home', home, '--output', 'json']);
+    assert.equal(shown.code, 0, shown.stderr);
+    dev9 = (JSON.parse(shown.stdout) as { address: string }).address;
+    // The dev miner registers its chips in the first blocks.
+    const deadline = Date.now() + 20_000;
+    while (chips.length < CHIPS && Date.now() < deadline) {
+      chips = await rpc<ChipView[]>(dev.url, 'unc_getChips', []);
+      if (chips.length < CHIPS) await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(chips.length, CHIPS, `chips registered: ${chips.length}`);
+    tpmChip = chips.find((c) => c.profile === 'tpm2') ?? chips[0]!;
   });
 
   after(async () => {
     await browser?.close();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     if (dev) await stopProcess(dev.proc);
+    // A node killed with SIGKILL leaves its swtpm behind: stop it by the PID the node printed.
+    for (const pid of dev ? dev.swtpmPids : [])
+      if (!killedSwtpm.has(pid) && alive(pid)) process.kill(pid, 'SIGKILL');
     rmSync(home, { recursive: true, force: true });
     rmSync(built, { recursive: true, force: true });
   });
@@ -301,15 +386,143 @@ describe('explorer in a real browser', { skip }, () => {
     await page.getByTestId('search-error').waitFor({ timeout: 5000 });
   });
 
-  test('POCI pages are marked as coming, and the blocks list pages', { timeout: 30_000 }, async () => {
-    for (const path of ['chips', 'validators', 'market', 'miner']) {
-      await page.goto(`${appUrl}#/${path}`);
-      await page.getByTestId('poci-placeholder').waitFor({ timeout: 10_000 });
-      assert.match((await page.locator('.badge-poci').first().textContent()) ?? '', /coming with POCI/);
-      if (path === 'chips') await shot(page, 'chips.png');
-    }
+  test('the marketplace is marked as coming, and the blocks list pages', { timeout: 30_000 }, async () => {
+    await page.goto(`${appUrl}#/market`);
+    await page.getByTestId('poci-placeholder').waitFor({ timeout: 10_000 });
+    assert.match((await page.locator('.badge-poci').first().textContent()) ?? '', /coming with POCI/);
     await page.goto(`${appUrl}#/blocks`);
     await page.locator('[data-testid="blocks-table"] tbody tr').nth(5).waitFor({ timeout: 10_000 });
+  });
+
+  test('the chips page lists every chip online with its power; search, owner filter, account and validators', {
+    timeout: 60_000,
+  }, async () => {
+    await page.goto(`${appUrl}#/chips`);
+    const rows = page.locator('[data-testid="chips-table"] tbody tr');
+    // Every chip listed and answering (online, none offline).
+    await page.waitForFunction(
+      (n) =>
+        document.querySelectorAll('[data-testid="chips-table"] tbody tr').length === n &&
+        document.querySelectorAll(
+          '[data-testid="chips-table"] [data-state="online"], [data-testid="chips-table"] [data-state="missing"]',
+        ).length === n,
+      CHIPS,
+      { timeout: 20_000 },
+    );
+    assert.equal(await rows.count(), CHIPS);
+    const power = chips.reduce((s, c) => s + BigInt(c.power), 0n);
+    await page
+      .getByTestId('online-power')
+      .filter({ hasText: tflopsText(power) })
+      .waitFor({ timeout: 10_000 });
+    assert.match(
+      (await page.getByTestId('chips-online').textContent()) ?? '',
+      new RegExp(`^${CHIPS}\\s*/\\s*${CHIPS}$`),
+    );
+    assert.ok(
+      (await page.locator('[data-testid="power-chart"] path.step-line').count()) === 1,
+      'no power chart',
+    );
+    if (SWTPM) assert.ok(await rows.filter({ hasText: 'tpm2' }).count(), 'no tpm2 chip listed');
+
+    // A chip id in the search box: not a block, not a transaction, so the chip.
+    await search(page, tpmChip.chipId);
+    await page.waitForURL(new RegExp(`#/chip/${tpmChip.chipId}$`), { timeout: 10_000 });
+    await page.getByTestId('chip-id').filter({ hasText: tpmChip.chipId }).waitFor({ timeout: 10_000 });
+    await page.getByTestId('slot-cell').first().waitFor({ timeout: 10_000 });
+    await page
+      .locator('[data-testid="chip-log"] .log-entry[data-type="chipRegistered"]')
+      .waitFor({ timeout: 10_000 });
+
+    // The owner filter, then an owner without chips.
+    await page.goto(`${appUrl}#/chips?owner=${dev9}`);
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid="chips-table"] tbody tr').length === n,
+      CHIPS,
+      { timeout: 10_000 },
+    );
+    await page.goto(`${appUrl}#/chips?owner=${dev1}`);
+    await page.locator('.card-chips .empty', { hasText: 'owns no chips' }).waitFor({ timeout: 10_000 });
+
+    // The owner's account page lists its chips.
+    await page.goto(`${appUrl}#/account/${dev9}`);
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid="account-chips"] tbody tr').length === n,
+      CHIPS,
+      { timeout: 10_000 },
+    );
+
+    // Validators: the genesis set, with the proposer address of the latest blocks.
+    await page.goto(`${appUrl}#/chips`);
+    await page
+      .locator('[data-testid="chips-table"] tbody tr')
+      .nth(CHIPS - 1)
+      .waitFor({ timeout: 10_000 });
+    await shot(page, 'chips-online.png');
+
+    await page.goto(`${appUrl}#/validators`);
+    await page
+      .locator('[data-testid="validators-table"] tbody tr', { hasText: 'this node' })
+      .waitFor({ timeout: 10_000 });
+    await page
+      .locator('[data-testid="proposers-table"] tbody tr a[href^="#/account/unc1"]')
+      .first()
+      .waitFor({ timeout: 10_000 });
+    await shot(page, 'validators.png');
+  });
+
+  test('a chip whose TPM dies misses its slots (with the reason), goes OFFLINE, and the miner view says what to fix', {
+    skip: SWTPM ? false : 'no swtpm on the PATH',
+    timeout: 120_000,
+  }, async () => {
+    const pid = dev.swtpmPids[0]!;
+    const short = tpmChip.chipId.slice(0, 8);
+    process.kill(pid, 'SIGKILL');
+    killedSwtpm.add(pid);
+
+    // The chip page: a missed slot in the timeline and a line with its reason in the log.
+    await page.goto(`${appUrl}#/chip/${tpmChip.chipId}`);
+    const missLine = page
+      .locator('[data-testid="chip-log"] .log-entry[data-type="slotMissed"]')
+      .filter({ hasText: /Missed slot \d+ of epoch \d+ at height \d+: no answer included by height \d+/ })
+      .first();
+    await missLine.waitFor({ timeout: OFFLINE_WITHIN_MS });
+    const missed = page.locator('[data-testid="slot-cell"][data-status="missed"]').first();
+    await missed.waitFor({ timeout: 10_000 });
+    assert.match(
+      (await missed.getAttribute('title')) ?? '',
+      /at height \d+: missed — no answer included by height \d+/,
+    );
+    await page
+      .getByTestId('chip-state')
+      .filter({ hasText: 'OFFLINE' })
+      .waitFor({ timeout: OFFLINE_WITHIN_MS });
+    await shot(page, 'chip.png');
+
+    // The list: that chip OFFLINE, the others still online.
+    await page.goto(`${appUrl}#/chips`);
+    const row = page.locator(`[data-testid="chips-table"] tr[data-chip="${tpmChip.chipId}"]`);
+    await row.locator('[data-state="offline"]', { hasText: 'OFFLINE' }).waitFor({ timeout: 15_000 });
+    assert.equal(
+      await page.locator('[data-testid="chips-table"] [data-state="offline"]').count(),
+      1,
+      'only the TPM chip is offline',
+    );
+    await shot(page, 'chips.png');
+
+    // The miner view of its owner (dev9) says what to fix, for that chip.
+    await page.goto(`${appUrl}#/miner?owner=${dev9}`);
+    const hint = page.locator('[data-testid="miner-hints"] [data-tone="danger"]', { hasText: `${short}…` });
+    await hint
+      .filter({ hasText: /missed \d+( or more)? slots in a row: no answer since height \d+/ })
+      .waitFor({ timeout: 15_000 });
+    assert.match((await hint.textContent()) ?? '', /OFFLINE/);
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid="miner-chips"] tbody tr').length === n,
+      CHIPS,
+      { timeout: 10_000 },
+    );
+    await shot(page, 'miner.png');
   });
 
   test('on a phone-sized screen nothing scrolls sideways', { timeout: 60_000 }, async () => {
@@ -326,6 +539,10 @@ describe('explorer in a real browser', { skip }, () => {
         [`#/tx/${tx.hash}`, 'tx-mobile.png'],
         [`#/account/${dev1}`, 'account-mobile.png'],
         [`#/block/${tx.height}`, 'block-mobile.png'],
+        ['#/chips', 'chips-mobile.png'],
+        [`#/chip/${tpmChip.chipId}`, 'chip-mobile.png'],
+        [`#/miner?owner=${dev9}`, 'miner-mobile.png'],
+        ['#/validators', 'validators-mobile.png'],
       ] as const) {
         await phone.goto(`${appUrl}${path}`);
         await phone.locator('.page h1').first().waitFor({ timeout: 10_000 });

@@ -23,7 +23,7 @@ const PAD_TOP = 10;
 const PAD_BOTTOM = 22;
 
 /** 1, 2, 2.5 or 5 × 10^n just above `max`, so the ticks read well (whole ticks for counts). */
-function niceMax(max: number, integer: boolean): number {
+export function niceMax(max: number, integer: boolean): number {
   if (integer) {
     if (max <= 4) return 4;
     const exp = 10 ** Math.floor(Math.log10(max));

@@ -5,6 +5,7 @@
  */
 import type { ReactNode } from 'react';
 import { formatInt, shortHash } from '../format';
+import { href, paths } from '../router';
 import type { ActionJson, TxEventJson, TxJson } from '../sdk';
 import { ArrowRightIcon } from './icons';
 import { AddrLink, Amount, Badge } from './ui';
@@ -67,6 +68,12 @@ function FieldValue({ name, value }: { name: string; value: unknown }): ReactNod
     if (isAddress(value)) return <AddrLink address={value} />;
     if ((name === 'amount' || name === 'burned' || name === 'toProposer') && /^\d+$/.test(value))
       return <Amount value={value} maxFrac={18} />;
+    if (name === 'chipId' && /^[0-9a-f]{64}$/.test(value))
+      return (
+        <a className="mono" href={href(paths.chip(value))} title={value}>
+          {shortHash(value, 10, 8)}
+        </a>
+      );
     if (/^[0-9a-f]{40,}$/.test(value))
       return (
         <span className="mono" title={value}>

@@ -5,14 +5,17 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { involves } from '../components/actions';
+import { ChipsTable } from '../components/chips';
 import { ChipIcon, CubeIcon, UserIcon } from '../components/icons';
 import { TxsTable } from '../components/tables';
-import { Amount, Badge, BlockLink, Card, CopyButton, PageTitle, Skeleton, Stat } from '../components/ui';
+import { Amount, BlockLink, Card, CopyButton, PageTitle, Skeleton, Stat } from '../components/ui';
 import { formatInt } from '../format';
 import { useNode, useNow, useRpc, useWatcher } from '../node/context';
+import { CHIPS_REFRESH_MS, useRegistries } from '../node/poci';
 import type { RecentTx } from '../node/watcher';
-import type { PageProps } from '../router';
-import type { AccountJson, TxJson, UncClient } from '../sdk';
+import { formatPower, powerOf } from '../poci';
+import { href, type PageProps, paths } from '../router';
+import type { AccountJson, ChipJson, EpochJson, TxJson, UncClient } from '../sdk';
 import { LoadingCard, ProblemCard, RpcErrorCard } from './common';
 
 /** Blocks looked at per scan. */
@@ -119,6 +122,60 @@ function useActivity(address: string, client: UncClient | null, head: number | u
     error,
     scanOlder: () => range && range.lowest > 0 && setRequest({ from: range.lowest - 1, reset: false }),
   };
+}
+
+/** The chips this account owns (unc_getChips [owner]), re-read while the page is open. */
+function AccountChips({ address }: { address: string }) {
+  const { models, vendors } = useRegistries();
+  const res = useRpc<{ chips: ChipJson[]; epoch: EpochJson }>(
+    `account-chips:${address}`,
+    async (c) => {
+      const [chips, epoch] = await Promise.all([
+        c.call<ChipJson[]>('unc_getChips', [address]),
+        c.call<EpochJson>('unc_getEpoch', []),
+      ]);
+      return { chips, epoch };
+    },
+    { refreshMs: CHIPS_REFRESH_MS },
+  );
+  const chips = res.data?.chips;
+  const online = chips?.filter((c) => c.status === 'active' && c.online) ?? [];
+  return (
+    <Card
+      title={
+        <>
+          <ChipIcon size={16} /> Chips
+        </>
+      }
+      subtitle={
+        chips && chips.length > 0 ? (
+          <>
+            {formatInt(online.length)} of {formatInt(chips.length)} online,{' '}
+            {formatPower(online.reduce((s, c) => s + powerOf(c), 0n))} ·{' '}
+            <a href={href(paths.miner(address))}>miner view: what to fix</a>
+          </>
+        ) : (
+          'Chips registered by this account'
+        )
+      }
+      testId="account-chips"
+    >
+      {res.data ? (
+        <ChipsTable
+          chips={res.data.chips}
+          models={models}
+          vendors={vendors}
+          params={res.data.epoch}
+          showOwner={false}
+          empty="This account owns no chips."
+        />
+      ) : res.error ? (
+        <RpcErrorCard error={res.error} what="account's chips" />
+      ) : (
+        <LoadingCard lines={2} />
+      )}
+    </Card>
+  );
 }
 
 export function AccountPage({ params }: PageProps) {
@@ -265,19 +322,7 @@ export function AccountPage({ params }: PageProps) {
         )}
       </Card>
 
-      <Card
-        title={
-          <>
-            <ChipIcon size={16} /> Chips and mining rewards
-          </>
-        }
-        actions={<Badge tone="poci">coming with POCI</Badge>}
-      >
-        <p className="muted">
-          Chips registered by this account, their attested uptime and the UNC each one earned will show here
-          once POCI registration and rewards are on chain.
-        </p>
-      </Card>
+      <AccountChips address={address} />
       {node.status ? null : (
         <p className="note">
           <CubeIcon size={14} /> Waiting for the node…

@@ -1,4 +1,4 @@
-/** Resolves a 64-hex hash: a block hash first, then a transaction hash. Other shapes route directly. */
+/** Resolves a 64-hex string: a block hash first, then a transaction hash, then a chip id. Other shapes route directly. */
 import { useEffect } from 'react';
 import { PageTitle } from '../components/ui';
 import { useRpc } from '../node/context';
@@ -27,6 +27,12 @@ export function SearchPage({ params }: PageProps) {
       return { to: paths.tx(target.hash) };
     } catch (err) {
       if (err instanceof RpcClientError && err.reason === 'PENDING') return { to: paths.tx(target.hash) };
+      if (!isNotFound(err)) throw err;
+    }
+    try {
+      await c.call('unc_getChip', [target.hash]);
+      return { to: paths.chip(target.hash) };
+    } catch (err) {
       if (isNotFound(err)) return { none: true };
       throw err;
     }
@@ -46,7 +52,7 @@ export function SearchPage({ params }: PageProps) {
         </ProblemCard>
       ) : found && 'none' in found ? (
         <ProblemCard title="Nothing found" testId="search-none">
-          No block and no transaction has the hash <span className="mono break">{q}</span>.
+          No block, transaction or chip has the id <span className="mono break">{q}</span>.
         </ProblemCard>
       ) : result.error ? (
         <RpcErrorCard error={result.error} what="search" />
