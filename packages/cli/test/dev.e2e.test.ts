@@ -98,7 +98,10 @@ describe('unc dev end to end', () => {
 
   test('bad input gets one clear line and a non-zero exit, and sends nothing', async () => {
     // Nothing was sent: the senders' nonces do not move (the dev miner's heartbeats do, elsewhere).
-    const senders = ['unc1r6trp2ppkm5jpmte2rsxn4nr3e2pfmk6ngw6an', 'unc1gu8vpg6gy7tuag3vlwhpkrg84m059zsh8qpswh'];
+    const senders = [
+      'unc1r6trp2ppkm5jpmte2rsxn4nr3e2pfmk6ngw6an',
+      'unc1gu8vpg6gy7tuag3vlwhpkrg84m059zsh8qpswh',
+    ];
     const noncesBefore = await Promise.all(senders.map(async (a) => (await client.getAccount(a)).nonce));
     const { height } = await client.status();
     const cases: [string[], RegExp][] = [

@@ -252,25 +252,40 @@ describe('POCI with real software TPMs', () => {
     await t.stop();
     cpSync(t.dir, `${t.dir}.snapshot`, { recursive: true });
     await t.start();
-    const advanced = await until('chip 0 answering after the snapshot', async () => {
-      const c = await client.call<ChipJson>('unc_getChip', [chip0.chipId]);
-      return c.tpmClock!.resetCount > chip0.tpmClock!.resetCount && c.slotsAnswered >= chip0.slotsAnswered + 3 && c;
-    }, 90_000);
+    const advanced = await until(
+      'chip 0 answering after the snapshot',
+      async () => {
+        const c = await client.call<ChipJson>('unc_getChip', [chip0.chipId]);
+        return (
+          c.tpmClock!.resetCount > chip0.tpmClock!.resetCount &&
+          c.slotsAnswered >= chip0.slotsAnswered + 3 &&
+          c
+        );
+      },
+      90_000,
+    );
     await t.stop();
     rmSync(t.dir, { recursive: true, force: true });
     cpSync(`${t.dir}.snapshot`, t.dir, { recursive: true });
     await t.start();
-    const refused = await until('the rolled-back TPM refused', async () => {
-      const status = JSON.parse((await runUnc(['miner', 'status', '--output', 'json', ...h()])).stdout) as {
-        chips: { chipId: string; lastError: string | null; recent: { result: string }[] }[];
-      };
-      const mine = status.chips.find((c) => c.chipId === chip0.chipId);
-      return mine?.recent.some((r) => /TPM_CLOCK_BACKWARDS/.test(r.result)) && mine;
-    }, 90_000);
+    const refused = await until(
+      'the rolled-back TPM refused',
+      async () => {
+        const status = JSON.parse((await runUnc(['miner', 'status', '--output', 'json', ...h()])).stdout) as {
+          chips: { chipId: string; lastError: string | null; recent: { result: string }[] }[];
+        };
+        const mine = status.chips.find((c) => c.chipId === chip0.chipId);
+        return mine?.recent.some((r) => /TPM_CLOCK_BACKWARDS/.test(r.result)) && mine;
+      },
+      90_000,
+    );
     assert.ok(refused);
     const after = await client.call<ChipJson>('unc_getChip', [chip0.chipId]);
     assert.equal(after.tpmClock!.resetCount, advanced.tpmClock!.resetCount);
-    assert.ok(BigInt(after.tpmClock!.clock) >= BigInt(advanced.tpmClock!.clock), 'the chain kept the newest clock');
+    assert.ok(
+      BigInt(after.tpmClock!.clock) >= BigInt(advanced.tpmClock!.clock),
+      'the chain kept the newest clock',
+    );
   });
 
   test('revoking a chip certificate deactivates that chip at once', async () => {

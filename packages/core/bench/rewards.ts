@@ -6,25 +6,25 @@
  *   npm run bench:rewards -- [--chips 1000000] [--settlements 20000]
  */
 import {
+  addressFromPublicKey,
   BlockExecutor,
+  chipCodec,
+  chipKey,
   DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
-  type Genesis,
-  MemoryState,
-  StateOverlay,
-  addressFromPublicKey,
-  chipCodec,
-  chipKey,
   ed25519PublicKey,
   encode,
+  type Genesis,
   genesisAllocation,
   genesisStateWrites,
   getChip,
   getEpochRecord,
   getPociParams,
+  MemoryState,
   putChip,
   putEpochRecord,
+  StateOverlay,
   settleChipRewards,
   sha256,
   utf8,
@@ -98,7 +98,9 @@ for (let i = 0; i < CHIPS; i++) {
 state.apply(batch);
 globalThis.gc?.();
 const heap1 = process.memoryUsage().heapUsed;
-console.log(`bench:rewards  ${CHIPS.toLocaleString()} registered chips in state (${(performance.now() - t0).toFixed(0)} ms to write), state heap ${mib(heap1 - heap0)} (${Math.round((heap1 - heap0) / CHIPS)} B/chip)`);
+console.log(
+  `bench:rewards  ${CHIPS.toLocaleString()} registered chips in state (${(performance.now() - t0).toFixed(0)} ms to write), state heap ${mib(heap1 - heap0)} (${Math.round((heap1 - heap0) / CHIPS)} B/chip)`,
+);
 
 // Epoch transitions: the block that opens an epoch and the one that finalises the previous one.
 function runBlock(height: bigint): { ms: number; reads: number; writes: number } {
@@ -132,7 +134,11 @@ for (let e = 1n; e <= 6n; e++) {
     state.apply(o.changes());
   }
   const finalise = runBlock(e * B + W + 2n);
-  transitions.push({ ms: open.ms + finalise.ms, reads: open.reads + finalise.reads, writes: open.writes + finalise.writes });
+  transitions.push({
+    ms: open.ms + finalise.ms,
+    reads: open.reads + finalise.reads,
+    writes: open.writes + finalise.writes,
+  });
 }
 const avg = transitions.reduce((s, t) => s + t.ms, 0) / transitions.length;
 console.log(
