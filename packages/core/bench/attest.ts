@@ -1,0 +1,1234 @@
+/**
+ * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
+ * Run: npm run bench:attest [-- --chips N] [-- --seconds S]
+ *
+ * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
+ *    importing a key costs, so that the other numbers can be read on any machine.
+ * 2. Per attestation profile: registrations/s (verifyEvidence with the full chain checks at a
+ *    pinned block time, on the committed fixtures) and heartbeats/s (poci/attest.ts
+ *    verifyHeartbeat against the registered key), each as a ratio to the matching raw verify.
+ * 3. One epoch of a chain with N dev-soft chips (default 100,000) that answer all 4 of their slots:
+ *    the answers travel in fee-free Heartbeat transactions in the block after each slot block, and
+ *    every block is executed with BlockExecutor, as a node does. CPU time per epoch, per answer.
+ *
+ * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
+ * warm-up in short rounds interleaved with what they are compared with, the best round counting
+ * (this machine is shared; other load only slows a round down). The epoch is one long run, so its
+ * raw Ed25519 reference is sampled in between its blocks and averaged instead. The last line is a
+ * JSON summary prefixed `json: `. Progress goes to stderr.
+ */
+import {
+  constants,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+} from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import {
+  type Evidence,
+  parseCertificate,
+  parseCertificates,
+  pemToDer,
+  rsaAllowListChipId,
+  type SubjectPublicKey,
+  splitSpdmReport,
+  type TrustContext,
+  verifyChain,
+  verifyEvidence,
+} from '../src/attestation/index.js';
+import { fromHex, toHex, utf8 } from '../src/bytes.js';
+import {
+  DEFAULT_GENESIS_ALLOCATION_BPS,
+  DEFAULT_MAX_SUPPLY,
+  type Genesis,
+  genesisAllocation,
+  genesisStateWrites,
+  parseGenesis,
+} from '../src/chain/genesis.js';
+import { DEFAULT_PARAMS, minimumFee } from '../src/chain/params.js';
+import {
+  type Action,
+  envelopeFromSigned,
+  type HeartbeatAnswer,
+  MAX_ACTIONS_PER_TX,
+  MAX_ANSWERS_PER_HEARTBEAT,
+  signedTransactionCodec,
+  signTransaction,
+  type Transaction,
+  type TxEnvelope,
+  verifyTransactionSignature,
+} from '../src/chain/transaction.js';
+import { addressFromPublicKey, encodeAddress } from '../src/crypto/address.js';
+import { ed25519PublicKey, ed25519Sign } from '../src/crypto/ed25519.js';
+import { sha256 } from '../src/crypto/hash.js';
+import { encode } from '../src/encoding/codec.js';
+import { DEV_SOFT_VENDOR, devSoftChipId, verifyHeartbeat } from '../src/poci/attest.js';
+import { type Chip, getChip, putChip } from '../src/poci/chips.js';
+import type { HeartbeatEvidence } from '../src/poci/evidence.js';
+import {
+  epochStart,
+  heartbeatChallenge,
+  registrationMessage,
+  seedLookup,
+  slotHeights,
+} from '../src/poci/liveness.js';
+import { DEFAULT_POCI_PARAMS, type PociParams } from '../src/poci/params.js';
+import type { Profile } from '../src/poci/registry.js';
+import { type BlockContext, BlockExecutor } from '../src/state/execute.js';
+import { MemoryState, StateOverlay } from '../src/state/store.js';
+
+// ---------------------------------------------------------------------------------------------
+// Arguments, formatting, timing
+// ---------------------------------------------------------------------------------------------
+
+function argValue(name: string): string | undefined {
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === name) return argv[i + 1];
+    if (a.startsWith(`${name}=`)) return a.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+function positiveNumber(name: string, fallback: number, integer: boolean): number {
+  const raw = argValue(name);
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
+    throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
+  }
+  return v;
+}
+
+const CHIPS = positiveNumber('--chips', 100_000, true);
+/** Seconds per raw-rate and per-profile measurement. */
+const SECONDS = positiveNumber('--seconds', 2, false);
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1e6;
+}
+
+function wallSeconds(since: bigint): number {
+  return Number(process.hrtime.bigint() - since) / 1e9;
+}
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+interface Rate {
+  /** Operations per CPU second. */
+  perSec: number;
+  ops: number;
+  cpuS: number;
+}
+
+// process.cpuUsage counts every thread, the GC's helpers too: a full collection before each timed
+// round keeps one measurement's garbage from being billed to the next.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Measurements are split into rounds; the best one counts (other load only ever slows a round). */
+const ROUNDS = 20;
+
+/** Warms `fn` up (JIT, key caches) and returns a batch size of about 10 ms. */
+function calibrate(fn: () => void, seconds: number): number {
+  const warmStart = process.cpuUsage();
+  let batch = 1;
+  while (cpuSeconds(warmStart) < Math.min(0.25, seconds / 4)) {
+    for (let i = 0; i < batch; i++) fn();
+    if (batch < 1 << 16) batch *= 2;
+  }
+  const probeStart = process.cpuUsage();
+  const probeN = Math.max(1, batch >> 2);
+  for (let i = 0; i < probeN; i++) fn();
+  const perOp = Math.max(cpuSeconds(probeStart) / probeN, 1e-7);
+  return Math.max(1, Math.floor(0.01 / perOp));
+}
+
+/**
+ * Calls `fn` in batches until `seconds` of process CPU time have passed, after a full GC unless
+ * `collect` is false (with a large heap the collection's background sweeping would be billed to `fn`).
+ */
+function runFor(fn: () => void, batch: number, seconds: number, collect = true): Rate {
+  if (collect) gc();
+  const start = process.cpuUsage();
+  let ops = 0;
+  let cpuS = 0;
+  while (cpuS < seconds) {
+    for (let i = 0; i < batch; i++) fn();
+    ops += batch;
+    cpuS = cpuSeconds(start);
+  }
+  return { perSec: ops / cpuS, ops, cpuS };
+}
+
+/**
+ * Measures each of `fns` for `seconds` of process CPU time, in ROUNDS interleaved rounds (so that
+ * what they are compared with ran under the same conditions), and returns each one's best round in
+ * operations per CPU second.
+ */
+function measureTogether(fns: readonly (() => void)[], seconds = SECONDS): Rate[] {
+  const batches = fns.map((fn) => calibrate(fn, seconds));
+  const best: Rate[] = fns.map(() => ({ perSec: 0, ops: 0, cpuS: 0 }));
+  for (let round = 0; round < ROUNDS; round++) {
+    fns.forEach((fn, k) => {
+      const r = runFor(fn, batches[k]!, seconds / ROUNDS);
+      if (r.perSec > best[k]!.perSec) best[k] = r;
+    });
+  }
+  return best;
+}
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`benchmark self-check failed: ${what}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures (packages/core/test/attestation/fixtures; see its README.md)
+// ---------------------------------------------------------------------------------------------
+
+/** From dist/bench/attest.js up to packages/core/. */
+const FIXTURES = new URL('../../test/attestation/fixtures/', import.meta.url);
+
+function fixtureBytes(path: string): Uint8Array {
+  return new Uint8Array(readFileSync(new URL(path, FIXTURES)));
+}
+
+function fixtureText(path: string): string {
+  return readFileSync(new URL(path, FIXTURES), 'utf8');
+}
+
+/** Block time (ms) of an ISO date. */
+function ms(iso: string): bigint {
+  return BigInt(Date.parse(iso));
+}
+
+/** Inside the TPM fixtures' validity window 2026-01-01 … 2036-01-01. */
+const TPM_AT = ms('2030-06-01T00:00:00Z');
+/** Inside every validity period of NVIDIA's sample chain. */
+const NVIDIA_AT = ms('2025-06-01T00:00:00Z');
+
+// ---------------------------------------------------------------------------------------------
+// 1. Raw verify rates
+// ---------------------------------------------------------------------------------------------
+
+type Primitive = 'P-256' | 'P-384' | 'Ed25519' | 'RSA-2048';
+
+interface RawCase {
+  name: Primitive;
+  label: string;
+  /** Verifies the case's signature with `key` (the case's public key). */
+  verifyWith: (key: KeyObject) => boolean;
+  publicKey: KeyObject;
+  spki: Buffer;
+}
+
+/**
+ * Node 20 can deadlock when a KeyObject returned by generateKeyPairSync is exported: seen here after
+ * ~90,000 JWK exports, ExportJWKEdKey allocated, the GC ran, and the finalizer of the finished key
+ * generation job (~KeyGenJob) waited forever on a mutex. So keys are generated straight into DER
+ * and the KeyObjects are imported from it.
+ */
+type KeyKind = { type: 'ec'; curve: 'P-256' | 'P-384' } | { type: 'ed25519' } | { type: 'rsa2048' };
+
+function generateDer(kind: KeyKind): { spki: Buffer; pkcs8: Buffer } {
+  const publicKeyEncoding = { type: 'spki', format: 'der' } as const;
+  const privateKeyEncoding = { type: 'pkcs8', format: 'der' } as const;
+  if (kind.type === 'ec') {
+    const p = generateKeyPairSync('ec', { namedCurve: kind.curve, publicKeyEncoding, privateKeyEncoding });
+    return { spki: p.publicKey, pkcs8: p.privateKey };
+  }
+  if (kind.type === 'ed25519') {
+    const p = generateKeyPairSync('ed25519', { publicKeyEncoding, privateKeyEncoding });
+    return { spki: p.publicKey, pkcs8: p.privateKey };
+  }
+  const p = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding, privateKeyEncoding });
+  return { spki: p.publicKey, pkcs8: p.privateKey };
+}
+
+function newKeyPair(kind: KeyKind): { publicKey: KeyObject; privateKey: KeyObject; spki: Buffer } {
+  const { spki, pkcs8 } = generateDer(kind);
+  return {
+    publicKey: importSpki(spki),
+    privateKey: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
+    spki,
+  };
+}
+
+function rawCases(): RawCase[] {
+  const message = randomBytes(32);
+  const ec = (curve: 'P-256' | 'P-384', hash: 'sha256' | 'sha384'): RawCase => {
+    const { publicKey, privateKey, spki } = newKeyPair({ type: 'ec', curve });
+    const sig = sign(hash, message, privateKey);
+    return {
+      name: curve,
+      label: `ECDSA ${curve}/${hash === 'sha256' ? 'SHA-256' : 'SHA-384'}`,
+      verifyWith: (key) => verify(hash, message, key, sig),
+      publicKey,
+      spki,
+    };
+  };
+  const ed = newKeyPair({ type: 'ed25519' });
+  const edSig = sign(null, message, ed.privateKey);
+  const rsa = newKeyPair({ type: 'rsa2048' });
+  const rsaSig = sign('sha256', message, { key: rsa.privateKey, padding: constants.RSA_PKCS1_PADDING });
+  return [
+    ec('P-256', 'sha256'),
+    ec('P-384', 'sha384'),
+    {
+      name: 'Ed25519',
+      label: 'Ed25519',
+      verifyWith: (key) => verify(null, message, key, edSig),
+      publicKey: ed.publicKey,
+      spki: ed.spki,
+    },
+    {
+      name: 'RSA-2048',
+      label: 'RSA-2048 PKCS#1 v1.5/SHA-256',
+      verifyWith: (key) => verify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, rsaSig),
+      publicKey: rsa.publicKey,
+      spki: rsa.spki,
+    },
+  ];
+}
+
+interface RawResult {
+  /** Verifies per second with a cached KeyObject. */
+  verify: number;
+  /** Verifies per second when each imports its key first (createPublicKey from SPKI DER). */
+  verifyCold: number;
+}
+
+/** What core does on a KeyObject cache miss (crypto/ed25519.ts, attestation/x509.ts). */
+function importSpki(der: Buffer): KeyObject {
+  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Profiles: registration (verifyEvidence) and heartbeat (verifyHeartbeat)
+// ---------------------------------------------------------------------------------------------
+
+interface ProfileCase {
+  profile: Profile;
+  /** The raw primitive its evidence signature uses. */
+  primitive: Primitive;
+  evidence: Evidence;
+  atMs: bigint;
+  message: Uint8Array;
+  /** Every signature verification one registration performs, by primitive. */
+  registrationVerifies: Primitive[];
+  /** Builds the registered chip's record from the registration statement. */
+  keyMaterial: (details: Readonly<Record<string, string | number | bigint>>) => Uint8Array;
+  heartbeat: HeartbeatEvidence;
+}
+
+function primitiveOf(key: SubjectPublicKey): Primitive {
+  if (key.kind === 'ec') return key.curve;
+  if (key.bits === 2048) return 'RSA-2048';
+  throw new Error(`no raw rate for RSA-${key.bits}`);
+}
+
+/** The signature checks verifyChain makes for `leafFirst` (one per link up to the anchor). */
+function chainVerifies(leafFirst: Uint8Array[], roots: Uint8Array[], atMs: bigint): Primitive[] {
+  const { path } = verifyChain(
+    parseCertificates(leafFirst, 'chain'),
+    parseCertificates(roots, 'root'),
+    atMs,
+    new Set(),
+  );
+  const out: Primitive[] = [];
+  for (let i = 0; i + 1 < path.length; i++) out.push(primitiveOf(path[i + 1]!.publicKey.key));
+  return out;
+}
+
+function profileCases(): { cases: ProfileCase[]; trust: TrustContext } {
+  // tpm2: the P-256 AK's quote, its certificate, the ECC intermediate and the root.
+  const tpmMessage = fromHex(fixtureText('tpm/message.hex').trim(), 32);
+  const akCert = fixtureBytes('tpm/ak-ecc-cert.der');
+  const tpmChain = [fixtureBytes('tpm/int-ecc.der')];
+  const tpmRoots = [fixtureBytes('tpm/root.der')];
+  const attest = fixtureBytes('tpm/quote-ecc.attest');
+  const tpmSig = fixtureBytes('tpm/quote-ecc.sig');
+  const akKey = parseCertificate(akCert).publicKey.key;
+
+  // nvidia-spdm: NVIDIA's published H100 sample; the requester nonce is fixed in the report.
+  const report = fromHex(fixtureText('nvidia-h100/report.hex').trim());
+  const { request, response } = splitSpdmReport(report);
+  const nvChain = pemToDer(fixtureText('nvidia-h100/chain.pem'));
+  const nvRoots = pemToDer(fixtureText('nvidia-h100/device_root.pem'));
+  const nonce = request.slice(4, 36);
+  const leafKey = parseCertificate(nvChain[0]!).publicKey;
+
+  // rsa2048-allowlist: a generated RSA-2048 key on the vendor's allow-list.
+  const rsa = newKeyPair({ type: 'rsa2048' });
+  const rsaSpki = new Uint8Array(rsa.spki);
+  const rsaMessage = sha256(utf8('bench: rsa2048-allowlist message'));
+  const rsaSig = new Uint8Array(
+    sign('sha256', rsaMessage, { key: rsa.privateKey, padding: constants.RSA_PKCS1_PADDING }),
+  );
+
+  // dev-soft: a generated Ed25519 key.
+  const devSeed = sha256(utf8('bench: dev-soft key'));
+  const devPub = ed25519PublicKey(devSeed);
+  const devMessage = sha256(utf8('bench: dev-soft message'));
+  const devSig = ed25519Sign(devSeed, devMessage);
+
+  const trust: TrustContext = {
+    devSoftEnabled: true,
+    vendors: [
+      {
+        vendorId: 'tpm-vendor',
+        profile: 'tpm2',
+        roots: tpmRoots,
+        revokedSerials: [],
+        revokedChipIds: [],
+        models: ['UNC-TPU-1'],
+      },
+      {
+        vendorId: 'nvidia',
+        profile: 'nvidia-spdm',
+        roots: nvRoots,
+        revokedSerials: [],
+        revokedChipIds: [],
+        models: ['GH100'],
+      },
+      {
+        vendorId: 'rsa-vendor',
+        profile: 'rsa2048-allowlist',
+        roots: [],
+        revokedSerials: [],
+        revokedChipIds: [],
+        allowList: { [toHex(rsaAllowListChipId(rsaSpki))]: 'RSA-CHIP-1' },
+      },
+      { vendorId: DEV_SOFT_VENDOR, profile: 'dev-soft', roots: [], revokedSerials: [], revokedChipIds: [] },
+    ],
+  };
+
+  const cases: ProfileCase[] = [
+    {
+      profile: 'tpm2',
+      primitive: primitiveOf(akKey),
+      evidence: {
+        type: 'tpm2',
+        vendorId: 'tpm-vendor',
+        attest,
+        signature: tpmSig,
+        akCertificate: akCert,
+        chain: tpmChain,
+      },
+      atMs: TPM_AT,
+      message: tpmMessage,
+      registrationVerifies: [primitiveOf(akKey), ...chainVerifies([akCert, ...tpmChain], tpmRoots, TPM_AT)],
+      keyMaterial: (d) => fromHex(String(d.signingKey)),
+      heartbeat: { type: 'tpm2', attest, signature: tpmSig },
+    },
+    {
+      profile: 'nvidia-spdm',
+      primitive: primitiveOf(leafKey.key),
+      evidence: { type: 'nvidia-spdm', vendorId: 'nvidia', request, response, chain: nvChain },
+      atMs: NVIDIA_AT,
+      message: nonce,
+      registrationVerifies: [primitiveOf(leafKey.key), ...chainVerifies(nvChain, nvRoots, NVIDIA_AT)],
+      keyMaterial: () => leafKey.der,
+      heartbeat: { type: 'nvidia-spdm', request, response },
+    },
+    {
+      profile: 'rsa2048-allowlist',
+      primitive: 'RSA-2048',
+      evidence: { type: 'rsa2048-allowlist', vendorId: 'rsa-vendor', publicKey: rsaSpki, signature: rsaSig },
+      atMs: TPM_AT,
+      message: rsaMessage,
+      registrationVerifies: ['RSA-2048'],
+      keyMaterial: () => rsaSpki,
+      heartbeat: { type: 'rsa2048-allowlist', signature: rsaSig },
+    },
+    {
+      profile: 'dev-soft',
+      primitive: 'Ed25519',
+      evidence: {
+        type: 'dev-soft',
+        vendorId: DEV_SOFT_VENDOR,
+        modelId: 'sim-h100',
+        publicKey: devPub,
+        signature: devSig,
+      },
+      atMs: TPM_AT,
+      message: devMessage,
+      registrationVerifies: ['Ed25519'],
+      keyMaterial: () => devPub,
+      heartbeat: { type: 'dev-soft', signature: devSig },
+    },
+  ];
+  return { cases, trust };
+}
+
+function countVerifies(list: Primitive[]): string {
+  const counts = new Map<Primitive, number>();
+  for (const p of list) counts.set(p, (counts.get(p) ?? 0) + 1);
+  return [...counts].map(([p, n]) => `${p} x${n}`).join(' + ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. One epoch of heartbeats
+// ---------------------------------------------------------------------------------------------
+
+const CHAIN_ID = 'unc-bench-attest';
+const GENESIS_TIME = 1_795_000_000_000n;
+const POCI: PociParams = {
+  ...DEFAULT_POCI_PARAMS,
+  epochBlocks: 3600n,
+  slotsPerEpoch: 4,
+  answerWindowBlocks: 20n,
+  devSoftEnabled: true,
+};
+/** The epoch measured; chips are written into state at genesis with their first slots in it. */
+const EPOCH = 1n;
+/** The size of core's Ed25519 public KeyObject cache (CACHE_LIMIT in src/crypto/ed25519.ts). */
+const ED25519_KEY_CACHE = 10_000;
+
+function account(name: string) {
+  const seed = sha256(utf8(name));
+  const publicKey = ed25519PublicKey(seed);
+  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+}
+
+const miner = account('bench: miner');
+const validator = account('bench: validator');
+const governance = account('bench: governance');
+
+/**
+ * The bench chain's genesis, through parseGenesis like a node's genesis file, so that whatever the
+ * document leaves out takes core's defaults. Chain parameters are the defaults.
+ */
+function benchGenesis(): Genesis {
+  const allocation = genesisAllocation({
+    maxSupply: DEFAULT_MAX_SUPPLY,
+    genesisAllocationBps: DEFAULT_GENESIS_ALLOCATION_BPS,
+  });
+  const g = parseGenesis({
+    chainId: CHAIN_ID,
+    genesisTime: new Date(Number(GENESIS_TIME)).toISOString(),
+    accounts: [{ address: encodeAddress(miner.address), balance: allocation.toString() }],
+    validators: [{ publicKey: toHex(validator.publicKey), name: 'v' }],
+    governance: { threshold: 1, keys: [toHex(governance.publicKey)] },
+    poci: {
+      epochBlocks: Number(POCI.epochBlocks),
+      slotsPerEpoch: POCI.slotsPerEpoch,
+      answerWindowBlocks: Number(POCI.answerWindowBlocks),
+      devSoftEnabled: POCI.devSoftEnabled,
+    },
+    vendors: [{ id: DEV_SOFT_VENDOR, name: 'dev', profile: 'dev-soft', roots: [] }],
+    models: [{ vendorId: DEV_SOFT_VENDOR, modelId: 'sim-h100', name: 'sim', power: '989000' }],
+  });
+  check(g.poci.epochBlocks === POCI.epochBlocks && g.poci.devSoftEnabled, 'genesis POCI parameters');
+  return g;
+}
+
+const hashOf = (h: bigint): Uint8Array => sha256(utf8(`block ${h}`));
+const beaconOf = (h: bigint): Uint8Array => sha256(utf8(`beacon ${h}`));
+
+function blockContext(height: bigint): BlockContext {
+  return {
+    chainId: CHAIN_ID,
+    height,
+    time: GENESIS_TIME + height * 1000n,
+    proposer: validator.publicKey,
+    prevHash: hashOf(height - 1n),
+    prevBeacon: beaconOf(height - 1n),
+  };
+}
+
+interface BlockRun {
+  reads: number;
+  writes: number;
+  execCpuS: number;
+  commitCpuS: number;
+  answered: number;
+  missed: number;
+}
+
+/** Executes one block on `state` like a node (BlockExecutor), then commits its writes. */
+function runBlock(
+  state: MemoryState,
+  height: bigint,
+  txs: readonly TxEnvelope[],
+  isSignatureVerified: (hash: Uint8Array) => boolean,
+): BlockRun {
+  const c0 = process.cpuUsage();
+  const ex = new BlockExecutor(state, blockContext(height), { isSignatureVerified });
+  for (const t of txs) ex.apply(t);
+  const done = ex.finish();
+  const execCpuS = cpuSeconds(c0);
+  const c1 = process.cpuUsage();
+  state.apply(done.overlay.changes());
+  const commitCpuS = cpuSeconds(c1);
+  let answered = 0;
+  let missed = 0;
+  for (const r of done.results) {
+    for (const e of r.events) {
+      if (e.type === 'slotAnswered') answered++;
+      else if (e.type === 'slotMissed') missed++;
+    }
+  }
+  return { reads: done.overlay.reads, writes: done.overlay.writes, execCpuS, commitCpuS, answered, missed };
+}
+
+const NOT_VERIFIED = (): boolean => false;
+
+let template: Chip | undefined;
+
+/**
+ * A chip record exactly as core writes it when a chip registers (a dev-soft chip registered by a
+ * transaction on a scratch chain). The benchmark's chips are copies with their own id and key, so
+ * they stay complete records whatever fields a Chip gains.
+ */
+function registeredChipTemplate(): Chip {
+  if (template) return template;
+  const state = new MemoryState();
+  state.apply(genesisStateWrites(benchGenesis()));
+  runBlock(state, 1n, [], NOT_VERIFIED);
+  const secret = sha256(utf8('bench: template chip'));
+  const publicKey = ed25519PublicKey(secret);
+  const message = registrationMessage(CHAIN_ID, miner.address, hashOf(1n));
+  const action: Action = {
+    type: 'registerChip',
+    anchorHeight: 1n,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      modelId: 'sim-h100',
+      publicKey,
+      signature: ed25519Sign(secret, message),
+    },
+  };
+  const tx: Transaction = {
+    chainId: CHAIN_ID,
+    signer: miner.publicKey,
+    nonce: 0n,
+    fee: 0n,
+    expiresAt: 10n,
+    actions: [action],
+  };
+  const size = encode(signedTransactionCodec, { tx, signature: new Uint8Array(64) }).length;
+  const fee = minimumFee(DEFAULT_PARAMS, size, tx.actions.length);
+  runBlock(state, 2n, [envelopeFromSigned(signTransaction({ ...tx, fee }, miner.seed))], NOT_VERIFIED);
+  const chip = getChip(state, devSoftChipId(publicKey));
+  check(chip !== null, 'the template chip registers');
+  template = chip!;
+  return template;
+}
+
+/** The fixed DER around a raw Ed25519 key (RFC 8410): SPKI = 12 bytes ‖ key, PKCS#8 = 16 bytes ‖ seed. */
+const ED25519_SPKI_PREFIX = 12;
+const ED25519_PKCS8_PREFIX = 16;
+
+/**
+ * A chip's software key, its private KeyObject imported from JWK: importing 100,000 seeds through
+ * PKCS#8 DER (what core's ed25519Sign does on a cache miss) would dominate the setup.
+ */
+function chipKey(): { privateKey: KeyObject; publicKey: Uint8Array } {
+  const { spki, pkcs8 } = generateDer({ type: 'ed25519' });
+  check(
+    spki.length === ED25519_SPKI_PREFIX + 32 && pkcs8.length === ED25519_PKCS8_PREFIX + 32,
+    'Ed25519 DER',
+  );
+  const publicKey = new Uint8Array(spki.subarray(ED25519_SPKI_PREFIX));
+  const privateKey = createPrivateKey({
+    key: {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      d: pkcs8.subarray(ED25519_PKCS8_PREFIX).toString('base64url'),
+      x: Buffer.from(publicKey).toString('base64url'),
+    },
+    format: 'jwk',
+  });
+  return { privateKey, publicKey };
+}
+
+/** Sizes of the canonical encoding, to pack answers into transactions that fit maxTxBytes. */
+function txLayout(sample: HeartbeatAnswer): { base: number; perAction: number; perAnswer: number } {
+  const size = (actions: Action[]) =>
+    encode(signedTransactionCodec, {
+      tx: { chainId: CHAIN_ID, signer: miner.publicKey, nonce: 0n, fee: 0n, expiresAt: 0n, actions },
+      signature: new Uint8Array(64),
+    }).length;
+  const base = size([]);
+  const oneAction = size([{ type: 'heartbeat', answers: [] }]);
+  const oneAnswer = size([{ type: 'heartbeat', answers: [sample] }]);
+  return { base, perAction: oneAction - base, perAnswer: oneAnswer - oneAction };
+}
+
+/**
+ * Packs answers greedily: at most MAX_ANSWERS_PER_HEARTBEAT per action, MAX_ACTIONS_PER_TX actions
+ * per transaction, and no transaction over maxTxBytes.
+ */
+function packAnswers(
+  answers: HeartbeatAnswer[],
+  layout: { base: number; perAction: number; perAnswer: number },
+  maxTxBytes: number,
+): Action[][] {
+  const txs: Action[][] = [];
+  let actions: Action[] = [];
+  let current: HeartbeatAnswer[] = [];
+  let bytes = layout.base;
+  const closeAction = () => {
+    if (current.length > 0) actions.push({ type: 'heartbeat', answers: current });
+    current = [];
+  };
+  const closeTx = () => {
+    closeAction();
+    if (actions.length > 0) txs.push(actions);
+    actions = [];
+    bytes = layout.base;
+  };
+  for (const a of answers) {
+    if (current.length >= MAX_ANSWERS_PER_HEARTBEAT) closeAction();
+    let cost = layout.perAnswer + (current.length === 0 ? layout.perAction : 0);
+    // Actions in the transaction once this answer is in (the open one counts).
+    if (bytes + cost > maxTxBytes || actions.length + 1 > MAX_ACTIONS_PER_TX) {
+      closeTx();
+      cost = layout.perAnswer + layout.perAction;
+    }
+    current.push(a);
+    bytes += cost;
+  }
+  closeTx();
+  return txs;
+}
+
+interface EmptyBlockStats {
+  /** Distinct "reads/writes" pairs of ordinary blocks, with how many blocks had each. */
+  ordinary: Map<string, number>;
+  epochStart: { height: bigint; reads: number; writes: number }[];
+  cpuS: number;
+  blocks: number;
+}
+
+function emptyBlockStats(): EmptyBlockStats {
+  return { ordinary: new Map(), epochStart: [], cpuS: 0, blocks: 0 };
+}
+
+function recordEmpty(stats: EmptyBlockStats, height: bigint, run: BlockRun): void {
+  if (height === epochStart((height - 1n) / POCI.epochBlocks, POCI)) {
+    stats.epochStart.push({ height, reads: run.reads, writes: run.writes });
+  } else {
+    const k = `${run.reads}/${run.writes}`;
+    stats.ordinary.set(k, (stats.ordinary.get(k) ?? 0) + 1);
+  }
+  stats.cpuS += run.execCpuS + run.commitCpuS;
+  stats.blocks++;
+}
+
+function describeEmpty(stats: EmptyBlockStats): string {
+  const ordinary = [...stats.ordinary].map(([rw, n]) => `${rw} in ${fmt(n)} blocks`).join(', ');
+  const starts = stats.epochStart.map((s) => `${s.reads}/${s.writes} at epoch start ${s.height}`).join(', ');
+  return `${ordinary}${starts ? `; ${starts}` : ''}`;
+}
+
+/** Runs the heartbeat-free blocks before the measured epoch (1 … epochStart(EPOCH) − 1). */
+function epochBlocksWithoutHeartbeats(state: MemoryState, stats: EmptyBlockStats, none: () => boolean): void {
+  for (let h = 1n; h < epochStart(EPOCH, POCI); h++) recordEmpty(stats, h, runBlock(state, h, [], none));
+}
+
+/** Raw Ed25519 verify/s, warm and with a key import, sampled in between the epoch's blocks. */
+class Ed25519Sampler {
+  private readonly fns: (() => void)[];
+  private readonly batches: number[];
+  private readonly ops = [0, 0];
+  private readonly cpuS = [0, 0];
+
+  constructor(c: RawCase) {
+    this.fns = [
+      () => {
+        if (!c.verifyWith(c.publicKey)) throw new Error('Ed25519 failed');
+      },
+      () => {
+        if (!c.verifyWith(importSpki(c.spki))) throw new Error('Ed25519 failed');
+      },
+    ];
+    this.batches = this.fns.map((fn) => calibrate(fn, 1));
+  }
+
+  sample(seconds: number): void {
+    this.fns.forEach((fn, k) => {
+      const r = runFor(fn, this.batches[k]!, seconds, false);
+      this.ops[k]! += r.ops;
+      this.cpuS[k]! += r.cpuS;
+    });
+  }
+
+  /** Operations per CPU second over all samples. */
+  get rates(): RawResult {
+    return { verify: this.ops[0]! / this.cpuS[0]!, verifyCold: this.ops[1]! / this.cpuS[1]! };
+  }
+}
+
+function runEpoch(edCase: RawCase) {
+  const setupStart = process.hrtime.bigint();
+  const none = NOT_VERIFIED;
+
+  // Zero chips: the same blocks, for comparison of the per-block state accesses.
+  const bare = new MemoryState();
+  bare.apply(genesisStateWrites(benchGenesis()));
+  const bareStats = emptyBlockStats();
+  epochBlocksWithoutHeartbeats(bare, bareStats, none);
+  recordEmpty(bareStats, epochStart(EPOCH, POCI), runBlock(bare, epochStart(EPOCH, POCI), [], none));
+
+  // N chips, written straight into state at genesis (registration is not what is measured).
+  const state = new MemoryState();
+  state.apply(genesisStateWrites(benchGenesis()));
+  const template = registeredChipTemplate();
+  const chipIds: Uint8Array[] = new Array(CHIPS);
+  const chipSecrets: KeyObject[] = new Array(CHIPS);
+  const setup = new StateOverlay(state);
+  for (let i = 0; i < CHIPS; i++) {
+    const { privateKey, publicKey } = chipKey();
+    chipSecrets[i] = privateKey;
+    const chipId = devSoftChipId(publicKey);
+    chipIds[i] = chipId;
+    putChip(
+      setup,
+      // Registered at genesis, first slots in the measured epoch, nothing settled yet.
+      {
+        ...template,
+        chipId,
+        keyMaterial: publicKey,
+        registeredAt: 0n,
+        firstEpoch: EPOCH,
+        settledThrough: 0n,
+      },
+    );
+    if ((i + 1) % Math.max(1, Math.floor(CHIPS / 10)) === 0)
+      progress(`setup: ${fmt(i + 1)}/${fmt(CHIPS)} chips`);
+  }
+  state.apply(setup.changes());
+
+  const stats = emptyBlockStats();
+  epochBlocksWithoutHeartbeats(state, stats, none);
+  progress(`setup: ${fmt(stats.blocks)} blocks without heartbeats executed`);
+
+  // The measured window: the epoch's first block (which opens it and fixes its seed) up to the
+  // block after its last slot block, which carries the answers to that slot.
+  const first = epochStart(EPOCH, POCI);
+  const last = first + POCI.epochBlocks; // block after the last slot block
+  const totals = { execCpuS: 0, commitCpuS: 0, answered: 0, missed: 0, txs: 0, heartbeatBlocks: 0 };
+  const wallStart = process.hrtime.bigint();
+  let wallS = 0;
+  const firstRun = runBlock(state, first, [], none);
+  wallS += wallSeconds(wallStart);
+  totals.execCpuS += firstRun.execCpuS;
+  totals.commitCpuS += firstRun.commitCpuS;
+  recordEmpty(stats, first, firstRun);
+
+  // Client side (not measured): every chip signs the challenges of its 4 slots, and the answers
+  // to each slot block are packed into transactions for the block after it.
+  const seed = seedLookup(state)(EPOCH);
+  check(seed !== null, 'the epoch has a seed once its first block is executed');
+  const S = POCI.slotsPerEpoch;
+  const blocks = Number(POCI.epochBlocks);
+  const slotOffset = new Int32Array(CHIPS * S);
+  const signatures = new Uint8Array(CHIPS * S * 64);
+  for (let i = 0; i < CHIPS; i++) {
+    const chipSecret = chipSecrets[i]!;
+    const heights = slotHeights(seed!, chipIds[i]!, EPOCH, POCI);
+    for (let j = 0; j < S; j++) {
+      const h = heights[j]!;
+      slotOffset[i * S + j] = Number(h - first);
+      signatures.set(
+        sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecret),
+        (i * S + j) * 64,
+      );
+    }
+    if ((i + 1) % Math.max(1, Math.floor(CHIPS / 10)) === 0)
+      progress(`signing: ${fmt(i + 1)}/${fmt(CHIPS)} chips`);
+  }
+  chipSecrets.length = 0;
+  // Answers grouped by slot block (counting sort), in chip order within a block.
+  const perBlock = new Int32Array(blocks + 1);
+  for (const o of slotOffset) perBlock[o + 1]!++;
+  for (let b = 0; b < blocks; b++) perBlock[b + 1]! += perBlock[b]!;
+  const order = new Int32Array(CHIPS * S);
+  const fill = perBlock.slice(0, blocks);
+  for (let e = 0; e < CHIPS * S; e++) order[fill[slotOffset[e]!]!++] = e;
+
+  const layout = txLayout({
+    chipId: new Uint8Array(32),
+    epoch: EPOCH,
+    slot: 0,
+    evidence: { type: 'dev-soft', signature: new Uint8Array(64) },
+  });
+  const maxTxBytes = DEFAULT_PARAMS.maxTxBytes;
+  const verified = new Set<string>();
+  const isSignatureVerified = (hash: Uint8Array) => verified.has(toHex(hash));
+  let nonce = 0n;
+  let maxAnswersPerTx = 0;
+  let maxAnswersPerBlock = 0;
+  const blockTxs: TxEnvelope[][] = new Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    const height = first + BigInt(b) + 1n;
+    const answers: HeartbeatAnswer[] = [];
+    for (let k = perBlock[b]!; k < perBlock[b + 1]!; k++) {
+      const e = order[k]!;
+      const i = Math.floor(e / S);
+      answers.push({
+        chipId: chipIds[i]!,
+        epoch: EPOCH,
+        slot: e % S,
+        evidence: { type: 'dev-soft', signature: signatures.slice(e * 64, e * 64 + 64) },
+      });
+    }
+    maxAnswersPerBlock = Math.max(maxAnswersPerBlock, answers.length);
+    const envs: TxEnvelope[] = [];
+    for (const actions of packAnswers(answers, layout, maxTxBytes)) {
+      const tx: Transaction = {
+        chainId: CHAIN_ID,
+        signer: miner.publicKey,
+        nonce,
+        fee: 0n,
+        expiresAt: height + 10n,
+        actions,
+      };
+      nonce++;
+      const env = envelopeFromSigned(signTransaction(tx, miner.seed));
+      check(env.bytes.length <= maxTxBytes, `a transaction of ${env.bytes.length} bytes fits maxTxBytes`);
+      // What mempool admission does before the block: the signature is checked once.
+      check(verifyTransactionSignature(env.stx), 'transaction signature');
+      verified.add(toHex(env.hash));
+      let n = 0;
+      for (const a of actions) if (a.type === 'heartbeat') n += a.answers.length;
+      maxAnswersPerTx = Math.max(maxAnswersPerTx, n);
+      envs.push(env);
+    }
+    blockTxs[b] = envs;
+    if ((b + 1) % (blocks / 10) === 0) progress(`building transactions: ${b + 1}/${blocks} blocks`);
+  }
+
+  // How often a chip's key is still in core's FIFO KeyObject cache when its answer is verified.
+  const cache = new Map<number, true>();
+  let cacheHits = 0;
+  for (const e of order) {
+    const i = Math.floor(e / S);
+    if (cache.has(i)) {
+      cacheHits++;
+      continue;
+    }
+    if (cache.size >= ED25519_KEY_CACHE) {
+      const oldest = cache.keys().next();
+      if (!oldest.done) cache.delete(oldest.value);
+    }
+    cache.set(i, true);
+  }
+  const setupWallS = wallSeconds(setupStart) - wallS;
+
+  // The measured part: execute every block of the window like a node. Raw Ed25519 is sampled
+  // before, in between (every 10%, outside the blocks' time) and after, so that the ratios compare
+  // like with like on a machine whose speed drifts.
+  const sampler = new Ed25519Sampler(edCase);
+  sampler.sample(0.1);
+  for (let b = 0; b < blocks; b++) {
+    const height = first + BigInt(b) + 1n;
+    const txs = blockTxs[b]!;
+    blockTxs[b] = [];
+    const w0 = process.hrtime.bigint();
+    const r = runBlock(state, height, txs, isSignatureVerified);
+    wallS += wallSeconds(w0);
+    totals.execCpuS += r.execCpuS;
+    totals.commitCpuS += r.commitCpuS;
+    totals.answered += r.answered;
+    totals.missed += r.missed;
+    totals.txs += txs.length;
+    if (txs.length > 0) totals.heartbeatBlocks++;
+    else recordEmpty(stats, height, r);
+    if ((b + 1) % (blocks / 10) === 0) {
+      sampler.sample(0.1);
+      progress(
+        `epoch: ${(((b + 1) / blocks) * 100).toFixed(0)}% (${b + 1}/${blocks} blocks, ` +
+          `${fmt(totals.answered)} answers, ${fmt(totals.execCpuS, 1)} s CPU)`,
+      );
+    }
+  }
+  check(totals.answered === CHIPS * S, `all ${CHIPS * S} answers were accepted (got ${totals.answered})`);
+  check(totals.missed === 0, 'no slot was missed');
+
+  const answers = totals.answered;
+  const perAnswerUs = (totals.execCpuS / answers) * 1e6;
+  const answersPerSec = answers / totals.execCpuS;
+  // What the window's blocks cost without their heartbeats (the empty-block average), taken out.
+  const baseCpuS = (stats.cpuS / stats.blocks) * (blocks + 1);
+  const keyCacheHitRate = cacheHits / answers;
+  const ed = sampler.rates;
+  const rawWithImportsPerSec = 1 / (keyCacheHitRate / ed.verify + (1 - keyCacheHitRate) / ed.verifyCold);
+  return {
+    chips: CHIPS,
+    answers,
+    blocks: blocks + 1,
+    firstHeight: Number(first),
+    lastHeight: Number(last),
+    heartbeatBlocks: totals.heartbeatBlocks,
+    txs: totals.txs,
+    maxAnswersPerTx,
+    maxAnswersPerBlock,
+    layout,
+    execCpuS: totals.execCpuS,
+    commitCpuS: totals.commitCpuS,
+    wallS,
+    setupWallS,
+    perAnswerUs,
+    answersPerSec,
+    rawAlongside: ed,
+    ratioToEd25519: answersPerSec / ed.verify,
+    baseCpuS,
+    netPerAnswerUs: ((totals.execCpuS - baseCpuS) / answers) * 1e6,
+    rawWithImportsPerSec,
+    ratioToEd25519WithImports: answersPerSec / rawWithImportsPerSec,
+    keyCacheHitRate,
+    stats,
+    bareStats,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+
+function main(): void {
+  console.log(
+    `node ${process.version}, ${process.platform}/${process.arch}, ${cpus().length}x ${cpus()[0]?.model ?? '?'}, ` +
+      `${fmt(totalmem() / 2 ** 30)} GiB, load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+  );
+  console.log(
+    `rates are operations per second of process CPU time (one thread): ${fmt(SECONDS, 1)} s each after a ` +
+      `warm-up, in ${ROUNDS} rounds interleaved with what they are compared with; the best round counts`,
+  );
+
+  // 1. Raw rates
+  console.log('');
+  console.log('1. Raw single-core verify rates, node:crypto, cached KeyObjects, 32-byte message:');
+  const raw = {} as Record<Primitive, RawResult>;
+  const rawByName = new Map<Primitive, RawCase>();
+  const all = rawCases();
+  const warm = (c: RawCase) => () => {
+    if (!c.verifyWith(c.publicKey)) throw new Error(`${c.label} failed`);
+  };
+  const cold = (c: RawCase) => () => {
+    if (!c.verifyWith(importSpki(c.spki))) throw new Error(`${c.label} failed`);
+  };
+  for (const c of all) {
+    check(c.verifyWith(c.publicKey), `${c.label} verifies`);
+    rawByName.set(c.name, c);
+  }
+  const rates = measureTogether([...all.map(warm), ...all.map(cold)]);
+  all.forEach((c, k) => {
+    const v = rates[k]!;
+    const c2 = rates[all.length + k]!;
+    raw[c.name] = { verify: v.perSec, verifyCold: c2.perSec };
+    console.log(
+      `   ${c.label.padEnd(30)} ${fmt(v.perSec).padStart(8)} verifies/s (${fmt(1e6 / v.perSec, 1).padStart(6)} µs); ` +
+        `importing the key first each time: ${fmt(c2.perSec).padStart(6)}/s ` +
+        `(${fmt(1e6 / c2.perSec, 1).padStart(6)} µs, key import +${fmt(1e6 / c2.perSec - 1e6 / v.perSec, 1)} µs)`,
+    );
+  });
+  progress('raw: done');
+  // Core imports keys from SPKI DER. For comparison only: the same key from JWK (no DER decoding).
+  const edCase = rawByName.get('Ed25519')!;
+  const edJwk = {
+    kty: 'OKP',
+    crv: 'Ed25519',
+    x: edCase.spki.subarray(ED25519_SPKI_PREFIX).toString('base64url'),
+  };
+  const [importDer, importJwk] = measureTogether(
+    [
+      () => {
+        importSpki(edCase.spki);
+      },
+      () => {
+        createPublicKey({ key: edJwk, format: 'jwk' });
+      },
+    ],
+    SECONDS / 2,
+  ) as [Rate, Rate];
+  console.log(
+    `   Ed25519 key import alone: ${fmt(1e6 / importDer.perSec, 1)} µs from SPKI DER (core's way), ` +
+      `${fmt(1e6 / importJwk.perSec, 1)} µs from JWK (for comparison)`,
+  );
+
+  // 2. Profiles
+  console.log('');
+  console.log(
+    '2. Attestation profiles, steady state: warm caches (core caches KeyObjects by key, so after the first call ' +
+      'no key is imported again; a key seen for the first time adds the import cost shown in 1.):',
+  );
+  const { cases, trust } = profileCases();
+  const profiles: Record<string, unknown>[] = [];
+  for (const c of cases) {
+    const statement = verifyEvidence(c.evidence, trust, c.atMs, c.message);
+    check(statement.profile === c.profile, `${c.profile} registration verifies`);
+    const chip: Chip = {
+      ...registeredChipTemplate(),
+      chipId: statement.chipId,
+      vendorId: statement.vendorId,
+      modelId: statement.modelId,
+      profile: c.profile,
+      keyMaterial: c.keyMaterial(statement.details),
+    };
+    verifyHeartbeat(chip, c.heartbeat, c.message);
+    // The raw verifies this profile uses, measured again in rounds interleaved with it.
+    const prims = [...new Set<Primitive>([c.primitive, ...c.registrationVerifies])];
+    const rates = measureTogether([
+      ...prims.map((p) => warm(rawByName.get(p)!)),
+      () => {
+        verifyEvidence(c.evidence, trust, c.atMs, c.message);
+      },
+      () => {
+        verifyHeartbeat(chip, c.heartbeat, c.message);
+      },
+    ]);
+    const alongside = new Map(prims.map((p, k) => [p, rates[k]!.perSec]));
+    const reg = rates[prims.length]!;
+    const hb = rates[prims.length + 1]!;
+    const matching = alongside.get(c.primitive)!;
+    const rawCostS = c.registrationVerifies.reduce((s, p) => s + 1 / alongside.get(p)!, 0);
+    const n = c.registrationVerifies.length;
+    const regInfo = `${n} signature check${n === 1 ? '' : 's'}: ${countVerifies(c.registrationVerifies)}`;
+    const rawInfo = prims.map((p) => `${p} ${fmt(alongside.get(p)!)}/s`).join(', ');
+    console.log(
+      `   ${c.profile} (evidence signed with ${c.primitive}; raw verifies measured alongside: ${rawInfo}):`,
+    );
+    console.log(
+      `     registration ${fmt(reg.perSec, 1).padStart(9)}/s = ${(reg.perSec / matching).toFixed(3)}x raw ${c.primitive}` +
+        ` (${regInfo}; ${(reg.perSec * rawCostS * 100).toFixed(0)}% of its time is those raw verifies)`,
+    );
+    console.log(
+      `     heartbeat    ${fmt(hb.perSec, 1).padStart(9)}/s = ${(hb.perSec / matching).toFixed(3)}x raw ${c.primitive}` +
+        ` (${fmt(1e6 / hb.perSec, 1)} µs, of which raw verify ${fmt(1e6 / matching, 1)} µs)`,
+    );
+    profiles.push({
+      profile: c.profile,
+      primitive: c.primitive,
+      rawAlongsidePerSec: Object.fromEntries(alongside),
+      registrationPerSec: reg.perSec,
+      registrationRatio: reg.perSec / matching,
+      registrationVerifies: c.registrationVerifies,
+      registrationRawShare: reg.perSec * rawCostS,
+      heartbeatPerSec: hb.perSec,
+      heartbeatRatio: hb.perSec / matching,
+    });
+    progress(`profiles: ${c.profile} done`);
+  }
+
+  // 3. Epoch
+  console.log('');
+  console.log(
+    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (4 slots per epoch each): CPU time per epoch`,
+  );
+  const e = runEpoch(edCase);
+  console.log(
+    `   epoch ${EPOCH} (epochBlocks ${POCI.epochBlocks}, slotsPerEpoch ${POCI.slotsPerEpoch}, answerWindowBlocks ` +
+      `${POCI.answerWindowBlocks}): blocks ${e.firstHeight}…${e.lastHeight} (${fmt(e.blocks)} blocks: the epoch and ` +
+      'the block after its last slot block)',
+  );
+  console.log(
+    `   ${fmt(e.answers)} answers, each in the block right after its slot block: ${fmt(e.txs)} fee-free Heartbeat ` +
+      `transactions in ${fmt(e.heartbeatBlocks)} blocks (at most ${fmt(e.maxAnswersPerBlock)} answers in a block, ` +
+      `${fmt(e.maxAnswersPerTx)} in a transaction: an answer is ${e.layout.perAnswer} bytes, so maxTxBytes ` +
+      `${fmt(DEFAULT_PARAMS.maxTxBytes)} binds before ${MAX_ANSWERS_PER_HEARTBEAT} answers per action)`,
+  );
+  console.log(
+    "   executed with BlockExecutor like a node: every answer's Ed25519 signature checked against the chip's key " +
+      'in state; transaction signatures pre-verified (isSignatureVerified, as after mempool admission: ' +
+      `${fmt(e.txs)} Ed25519 verifies, ${((e.txs / e.answers) * 100).toFixed(1)}% as many as answers); chips written into state at genesis (copies of ` +
+      `a record core wrote for a registered chip) with their first slots in epoch ${EPOCH}; trie and storage not included`,
+  );
+  console.log(
+    `   CPU time for the epoch: ${fmt(e.execCpuS, 2)} s in BlockExecutor (${fmt(e.wallS, 2)} s wall incl. ` +
+      `committing to the in-memory state, which took ${fmt(e.commitCpuS, 2)} s CPU)`,
+  );
+  console.log(
+    `   per answer ${fmt(e.perAnswerUs, 1)} µs; ${fmt(e.answersPerSec)} answers/s; ` +
+      `answers/s ÷ raw Ed25519 verify/s = ${e.ratioToEd25519.toFixed(3)} (raw Ed25519 sampled in between the ` +
+      `blocks: ${fmt(e.rawAlongside.verify)}/s warm, ${fmt(e.rawAlongside.verifyCold)}/s with a key import)`,
+  );
+  console.log(
+    `   of that, the window's ${fmt(e.blocks)} blocks cost ${fmt(e.baseCpuS, 2)} s without their heartbeats ` +
+      `(the empty-block average below); the rest is ${fmt(e.netPerAnswerUs, 1)} µs per answer`,
+  );
+  console.log(
+    `   core's Ed25519 KeyObject cache holds ${fmt(ED25519_KEY_CACHE)} keys (FIFO): in this order of answers about ` +
+      `${(e.keyCacheHitRate * 100).toFixed(0)}% find their chip's key there (simulated), the others import it ` +
+      `(cold, not steady state); raw Ed25519 verify plus those imports: ${fmt(e.rawWithImportsPerSec)}/s, ` +
+      `answers/s ÷ that = ${e.ratioToEd25519WithImports.toFixed(3)}`,
+  );
+  const epochSeconds = Number(POCI.epochBlocks) * (DEFAULT_PARAMS.blockTimeMs / 1000);
+  console.log(
+    `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the epoch lasts ${fmt(epochSeconds)} s: heartbeats take ` +
+      `${((e.execCpuS / epochSeconds) * 100).toFixed(2)}% of one core`,
+  );
+  console.log(
+    `   state reads/writes per block without heartbeats (${fmt(e.chips)} chips in state): ${describeEmpty(e.stats)}`,
+  );
+  console.log(
+    `   the same blocks with 0 chips in state: ${describeEmpty(e.bareStats)}; ` +
+      `${fmt((e.stats.cpuS / e.stats.blocks) * 1e6, 1)} µs CPU per such block`,
+  );
+  console.log(`   (setup, signing and transaction building, not measured: ${fmt(e.setupWallS, 1)} s wall)`);
+
+  const summary = {
+    bench: 'attest',
+    node: process.version,
+    cpu: cpus()[0]?.model ?? null,
+    cores: cpus().length,
+    seconds: SECONDS,
+    raw: Object.fromEntries(
+      Object.entries(raw).map(([k, v]) => [
+        k,
+        { verifyPerSec: v.verify, verifyWithImportPerSec: v.verifyCold },
+      ]),
+    ),
+    ed25519ImportUs: { spkiDer: 1e6 / importDer.perSec, jwk: 1e6 / importJwk.perSec },
+    profiles,
+    epoch: {
+      chips: e.chips,
+      answers: e.answers,
+      blocks: e.blocks,
+      txs: e.txs,
+      maxAnswersPerTx: e.maxAnswersPerTx,
+      txSignatures: 'pre-verified (isSignatureVerified)',
+      execCpuS: e.execCpuS,
+      commitCpuS: e.commitCpuS,
+      wallS: e.wallS,
+      perAnswerUs: e.perAnswerUs,
+      answersPerSec: e.answersPerSec,
+      ratioToEd25519: e.ratioToEd25519,
+      baseCpuS: e.baseCpuS,
+      netPerAnswerUs: e.netPerAnswerUs,
+      ratioToEd25519WithImports: e.ratioToEd25519WithImports,
+      keyCacheHitRate: e.keyCacheHitRate,
+      emptyBlockReadsWrites: Object.fromEntries(e.stats.ordinary),
+      emptyBlockReadsWritesNoChips: Object.fromEntries(e.bareStats.ordinary),
+      epochStartReadsWrites: e.stats.epochStart.map((s) => ({
+        height: Number(s.height),
+        reads: s.reads,
+        writes: s.writes,
+      })),
+    },
+  };
+  console.log(`json: ${JSON.stringify(summary)}`);
+}
+
+main();
