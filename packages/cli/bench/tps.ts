@@ -63,7 +63,8 @@ async function main(): Promise<void> {
 
   const proc = spawn(
     process.execPath,
-    [UNC, 'dev', '--home', home, '--rpc-port', '0', '--block-time', String(BLOCK_TIME)],
+    // No dev chips: the node's work is the transfers alone.
+    [UNC, 'dev', '--home', home, '--rpc-port', '0', '--block-time', String(BLOCK_TIME), '--chips', '0'],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, UNC_LOG_LEVEL: 'warn' },
@@ -135,6 +136,7 @@ async function main(): Promise<void> {
   const sub = await client.subscribe<BlockJson>('newBlocks', [], (b) => blocks.push(b));
   let rejected = 0;
   let accepted = 0;
+  const reasons = new Map<string, number>();
   const startMs = Date.now();
   const endMs = startMs + SECONDS * 1000;
   await Promise.all(
@@ -149,9 +151,12 @@ async function main(): Promise<void> {
         const batch = queue.slice(offset, offset + BATCH);
         offset += batch.length;
         const results = await client.sendRawTransactions(batch);
-        for (const r of results)
-          if ('error' in r) rejected++;
-          else accepted++;
+        for (const r of results) {
+          if ('error' in r) {
+            rejected++;
+            reasons.set(r.error.reason, (reasons.get(r.error.reason) ?? 0) + 1);
+          } else accepted++;
+        }
       }
     }),
   );
@@ -163,7 +168,7 @@ async function main(): Promise<void> {
   const seconds = (Math.min(endMs, inWindow.at(-1)?.timeMs ?? endMs) - startMs) / 1000;
   const tps = finalized / SECONDS;
   console.log(
-    `submitted ${accepted} accepted, ${rejected} rejected; ${inWindow.length} blocks in the window`,
+    `submitted ${accepted} accepted, ${rejected} rejected${reasons.size ? ` (${[...reasons].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; ${inWindow.length} blocks in the window`,
   );
   console.log(
     `finalized transfers: ${finalized} in ${SECONDS} s = ${tps.toFixed(0)} /s (last block at ${seconds.toFixed(1)} s)`,
