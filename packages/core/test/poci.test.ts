@@ -42,152 +42,21 @@ import {
   utf8,
   ValidationError,
 } from '../src/index.js';
+import {
+  answer,
+  CHAIN,
+  genesis,
+  gov,
+  key,
+  miner,
+  other,
+  POCI,
+  registerAction,
+  slotsOf,
+  TestChain,
+} from './harness.js';
 
-const CHAIN = 'unc-poci-test';
-const key = (name: string) => {
-  const seed = sha256(utf8(name));
-  const publicKey = ed25519PublicKey(seed);
-  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
-};
-const miner = key('miner');
-const other = key('other');
-const gov = key('governance');
-const validator = key('validator');
-
-const POCI: PociParams = {
-  ...DEFAULT_POCI_PARAMS,
-  epochBlocks: 20n,
-  answerWindowBlocks: 5n,
-  devSoftEnabled: true,
-};
-
-function genesis(poci: PociParams = POCI): Genesis {
-  const g: Genesis = {
-    chainId: CHAIN,
-    genesisTime: 1_795_000_000_000n,
-    params: { ...DEFAULT_PARAMS },
-    maxSupply: 1_000_000_000n * 10n ** 18n,
-    genesisAllocationBps: 300,
-    accounts: [],
-    validators: [{ publicKey: validator.publicKey, name: 'v' }],
-    halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
-    governance: { threshold: 1, keys: [gov.publicKey] },
-    poci,
-    vendors: [{ id: 'dev', name: 'dev', profile: 'dev-soft', roots: [] }],
-    models: [{ vendorId: 'dev', modelId: 'sim-h100', name: 'sim', power: 989_000n }],
-  };
-  const total = genesisAllocation(g);
-  g.accounts = [
-    { address: miner.address, balance: total / 2n },
-    { address: other.address, balance: total - total / 2n },
-  ];
-  return g;
-}
-
-/** A tiny deterministic chain over MemoryState: the same executor the node runs. */
-class TestChain {
-  readonly state = new MemoryState();
-  height = 0n;
-  nonces = new Map<string, bigint>();
-  events: TxEvent[] = [];
-  constructor(g: Genesis = genesis()) {
-    this.state.apply(genesisStateWrites(g));
-  }
-  hashOf(h: bigint): Uint8Array {
-    return sha256(utf8(`block ${h}`));
-  }
-  beaconOf(h: bigint): Uint8Array {
-    return sha256(utf8(`beacon ${h}`));
-  }
-  tx(from: ReturnType<typeof key>, actions: Action[], fee?: bigint): TxEnvelope {
-    const id = Buffer.from(from.address).toString('hex');
-    const nonce = this.nonces.get(id) ?? 0n;
-    const base = {
-      chainId: CHAIN,
-      signer: from.publicKey,
-      nonce,
-      expiresAt: this.height + 100n,
-      actions,
-      fee: 0n,
-    };
-    const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
-    return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
-  }
-  /** Commits one block with `txs`; throws the first transaction's ValidationError, changing nothing. */
-  block(txs: TxEnvelope[] = []): TxEvent[] {
-    const height = this.height + 1n;
-    const ex = new BlockExecutor(this.state, {
-      chainId: CHAIN,
-      height,
-      time: 1_795_000_000_000n + height * 1000n,
-      proposer: validator.publicKey,
-      prevHash: this.hashOf(this.height),
-      prevBeacon: this.beaconOf(this.height),
-    });
-    const events: TxEvent[] = [];
-    for (const t of txs) events.push(...ex.apply(t).events);
-    this.state.apply(ex.finish().overlay.changes());
-    this.height = height;
-    for (const t of txs) this.nonces.set(Buffer.from(t.sender).toString('hex'), t.stx.tx.nonce + 1n);
-    this.events.push(...events);
-    return events;
-  }
-  blocksUntil(h: bigint): void {
-    while (this.height < h) this.block();
-  }
-  /** Tries a transaction in the next block without committing anything. */
-  attempt(t: TxEnvelope): ValidationError | null {
-    const ex = new BlockExecutor(this.state, {
-      chainId: CHAIN,
-      height: this.height + 1n,
-      time: 1_795_000_000_000n + (this.height + 1n) * 1000n,
-      proposer: validator.publicKey,
-      prevHash: this.hashOf(this.height),
-      prevBeacon: this.beaconOf(this.height),
-    });
-    const r = ex.tryApply(t);
-    return r instanceof ValidationError ? r : null;
-  }
-}
-
-function registerAction(
-  chain: TestChain,
-  chip: ReturnType<typeof key>,
-  owner: Uint8Array,
-  anchor = chain.height,
-) {
-  const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
-  const message = registrationMessage(CHAIN, owner, anchorHash);
-  return {
-    type: 'registerChip' as const,
-    anchorHeight: anchor,
-    evidence: {
-      type: 'dev-soft' as const,
-      vendorId: 'dev',
-      publicKey: chip.publicKey,
-      modelId: 'sim-h100',
-      signature: ed25519Sign(chip.seed, message),
-    },
-  };
-}
-
-function answer(
-  chain: TestChain,
-  chip: ReturnType<typeof key>,
-  epoch: bigint,
-  slot: number,
-): HeartbeatAnswer {
-  const chipId = devSoftChipId(chip.publicKey);
-  const seed = seedLookup(chain.state)(epoch)!;
-  const slotHeight = slotHeights(seed, chipId, epoch, getPociParams(chain.state))[slot]!;
-  const c = heartbeatChallenge(CHAIN, chipId, chain.hashOf(slotHeight));
-  return { chipId, epoch, slot, evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, c) } };
-}
-
-function slotsOf(chain: TestChain, chip: ReturnType<typeof key>, epoch: bigint): bigint[] {
-  return slotHeights(seedLookup(chain.state)(epoch)!, devSoftChipId(chip.publicKey), epoch, POCI);
-}
+type Key = ReturnType<typeof key>;
 
 function govAction(chain: TestChain, proposal: GovProposal): Action {
   const g = getGovernance(chain.state);
