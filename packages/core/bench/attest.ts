@@ -497,8 +497,8 @@ const POCI: PociParams = {
 };
 /** The epoch measured; chips are written into state at genesis with their first slots in it. */
 const EPOCH = 1n;
-/** The size of core's Ed25519 public KeyObject cache (CACHE_LIMIT in src/crypto/ed25519.ts). */
-const ED25519_KEY_CACHE = 10_000;
+/** The size of core's Ed25519 public KeyObject cache (PUBLIC_CACHE_LIMIT in src/crypto/ed25519.ts). */
+const ED25519_KEY_CACHE = 200_000;
 
 function account(name: string) {
   const seed = sha256(utf8(name));
