@@ -48,33 +48,43 @@ class SoftTpm {
     return `127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.proc = spawn(
-      'swtpm',
-      [
-        'socket',
-        '--tpm2',
-        '--tpmstate',
-        `dir=${this.dir}`,
-        '--server',
-        `type=tcp,port=${this.port},bindaddr=127.0.0.1`,
-        '--ctrl',
-        `type=tcp,port=${this.port + 1},bindaddr=127.0.0.1`,
-        '--flags',
-        'not-need-init,startup-clear',
-      ],
-      { stdio: 'ignore' },
-    );
-    const deadline = Date.now() + 10_000;
+    // A port just released by a killed swtpm can take a moment to bind again: start again until
+    // it listens, and say what swtpm said if it never does.
+    let said = '';
+    const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      const up = await new Promise<boolean>((resolve) => {
-        const s = createServer()
-          .once('error', () => resolve(true))
-          .listen(this.port, '127.0.0.1', () => s.close(() => resolve(false)));
-      });
-      if (up) return;
-      await new Promise((r) => setTimeout(r, 100));
+      const proc = spawn(
+        'swtpm',
+        [
+          'socket',
+          '--tpm2',
+          '--tpmstate',
+          `dir=${this.dir}`,
+          '--server',
+          `type=tcp,port=${this.port},bindaddr=127.0.0.1`,
+          '--ctrl',
+          `type=tcp,port=${this.port + 1},bindaddr=127.0.0.1`,
+          '--flags',
+          'not-need-init,startup-clear',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      proc.stderr!.on('data', (d) => (said += d));
+      this.proc = proc;
+      const until = Date.now() + 5_000;
+      while (Date.now() < until && proc.exitCode === null) {
+        const up = await new Promise<boolean>((resolve) => {
+          const s = createServer()
+            .once('error', () => resolve(true))
+            .listen(this.port, '127.0.0.1', () => s.close(() => resolve(false)));
+        });
+        if (up && proc.exitCode === null) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 500));
     }
-    throw new Error(`swtpm on ${this.port} did not start`);
+    throw new Error(`swtpm on ${this.port} did not start: ${said.trim()}`);
   }
   async stop(): Promise<void> {
     const p = this.proc;
