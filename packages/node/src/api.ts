@@ -61,7 +61,7 @@ import {
   txToJson,
   type VendorJson,
 } from '@unc/sdk';
-import type { UncNode } from './node.js';
+import { NODE_VERSION, type UncNode } from './node.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
 
 function param(params: unknown, index: number, name: string): unknown {
@@ -127,7 +127,7 @@ export function createApi(node: UncNode): RpcServerModules {
       genesisHash: toHex(chain.genesisHash),
       mempool: { size: node.mempool.size, bytes: node.mempool.bytes },
       validator: node.validator ? toHex(node.validator.publicKey) : null,
-      version: '0.1.0',
+      version: NODE_VERSION,
     };
   }
 
