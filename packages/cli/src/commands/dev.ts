@@ -30,6 +30,7 @@ import {
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
 import { ctxOf, withCommon } from '../context.js';
+import { spinner } from '../progress.js';
 
 function port(text: string): number {
   const n = Number(text);
@@ -171,7 +172,11 @@ export function devCommand(): Command {
       });
       const swtpms: Swtpm[] = [];
       if (devTpm) {
+        const progress = spinner(`starting ${tpmChipCount} software TPM chip(s)…`);
         for (let i = 0; i < tpmChipCount; i++) {
+          progress.update(
+            `TPM chip ${i + 1}/${tpmChipCount}: starting swtpm and provisioning its attestation key…`,
+          );
           const tpmDir = join(home, 'tpm', `chip-${i}`);
           mkdirSync(join(tpmDir, 'state'), { recursive: true });
           const swtpm = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
@@ -195,6 +200,7 @@ export function devCommand(): Command {
             tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`),
           );
         }
+        progress.done();
       }
       const miner = new MinerAgent({
         nodeUrl: node.rpcUrl,

@@ -27,6 +27,7 @@ import {
 import { buildTransaction, encodeSigned } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+import { spinner } from '../progress.js';
 
 function date(text: string, name: string): Date {
   const d = new Date(text);
@@ -158,7 +159,14 @@ export function vendorCommand(): Command {
     ) => {
       const ctx = ctxOf(cmd);
       const loaded = await loadVendorCa(opts.ca);
-      const tpm = await openTpm(opts.tpm);
+      const progress = spinner(`provisioning the TPM at ${opts.tpm}: creating its attestation key…`);
+      let tpm: Tpm;
+      try {
+        tpm = await openTpm(opts.tpm);
+      } catch (err) {
+        progress.done();
+        throw err;
+      }
       try {
         const chip = await provisionChip(tpm, loaded, {
           model: opts.model,
@@ -166,9 +174,11 @@ export function vendorCommand(): Command {
           notAfter: date(opts.notAfter, '--not-after'),
           outDir: opts.out,
         });
+        progress.done();
         const out = { vendorId: loaded.vendorId, serial: chip.serial.toString(16), dir: opts.out };
         ctx.print(out, () => `provisioned chip with AK certificate serial ${out.serial} in ${opts.out}`);
       } finally {
+        progress.done();
         await tpm.close();
       }
     },
