@@ -32,6 +32,8 @@ import {
   type TxEnvelope,
   type TxResult,
   taggedHash,
+  nextBeacon as nextVrfBeacon,
+  verifyBeacon,
   toHex,
   txEventCodec,
   txRootOf,
@@ -118,10 +120,6 @@ export interface ValidatorKey {
 
 type CommitListener = (committed: CommittedBlock) => void;
 
-/** Placeholder randomness chained from block to block until the VRF beacon replaces it. */
-function nextBeacon(prev: BlockHeader): Uint8Array {
-  return taggedHash('UNC/beacon-placeholder', prev.beacon, blockHash(prev));
-}
 
 export class Chain {
   private listeners: CommitListener[] = [];
@@ -241,6 +239,8 @@ export class Chain {
       },
       { isSignatureVerified },
     );
+    // The VRF beacon (PROTOCOL §6): the proposer cannot choose it, nobody can predict it earlier.
+    const { beacon, proof: vrfProof } = nextVrfBeacon(prev.beacon, height, validator.seed);
     const included: TxEnvelope[] = [];
     const rejected: Rejected[] = [];
     for (const env of candidates) {
@@ -259,8 +259,8 @@ export class Chain {
       stateRoot: trie.root,
       txRoot: txRootOf(included),
       proposer: validator.publicKey,
-      beacon: nextBeacon(prev),
-      vrfProof: new Uint8Array(0),
+      beacon,
+      vrfProof,
       lastCommitHash: commitHash(this.headBlock.commit),
     };
     const hash = blockHash(header);
@@ -298,7 +298,9 @@ export class Chain {
     if (!equalBytes(header.prevHash, this.headHash)) fail('previous hash does not match the head');
     if (header.time <= prev.time) fail('block time does not increase');
     if (!equalBytes(header.lastCommitHash, commitHash(this.headBlock.commit))) fail('wrong last commit hash');
-    if (!equalBytes(header.beacon, nextBeacon(prev))) fail('wrong beacon');
+    if (!this.genesis.validators.some((v) => equalBytes(v.publicKey, header.proposer))) fail('proposer is not a validator');
+    const beacon = verifyBeacon(prev.beacon, header.height, header.proposer, header.vrfProof);
+    if (!beacon || !equalBytes(beacon, header.beacon)) fail('the beacon is not the proposer\'s VRF output');
     const hash = blockHash(header);
     if (!equalBytes(block.commit.blockHash, hash) || block.commit.height !== header.height) {
       fail('commit is for another block');
