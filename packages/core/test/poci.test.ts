@@ -3,44 +3,23 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
-  addressFromPublicKey,
-  BlockExecutor,
   consecutiveMisses,
-  DEFAULT_HALVING_PERIOD_MS,
-  DEFAULT_PARAMS,
-  DEFAULT_POCI_PARAMS,
   devSoftChipId,
-  ed25519PublicKey,
   ed25519Sign,
-  encode,
-  envelopeFromSigned,
   epochOf,
-  type Genesis,
   type GovProposal,
-  genesisAllocation,
-  genesisStateWrites,
   getChip,
   getGovernance,
-  getPociParams,
-  getRecentHash,
   governanceSigningBytes,
   type HeartbeatAnswer,
-  heartbeatChallenge,
   isOnline,
-  MemoryState,
-  minimumFee,
-  type PociParams,
   registrationMessage,
   seedLookup,
   sha256,
-  signedTransactionCodec,
-  signTransaction,
   slotHeights,
   type TxEnvelope,
-  type TxEvent,
   transferMessage,
   utf8,
-  ValidationError,
 } from '../src/index.js';
 import {
   answer,
@@ -55,8 +34,6 @@ import {
   slotsOf,
   TestChain,
 } from './harness.js';
-
-type Key = ReturnType<typeof key>;
 
 function govAction(chain: TestChain, proposal: GovProposal): Action {
   const g = getGovernance(chain.state);

@@ -24,6 +24,7 @@ import {
   getParams,
   keyId,
   type MerkleTrie,
+  nextBeacon as nextVrfBeacon,
   parseGenesis,
   type StateReader,
   StateSpace,
@@ -32,12 +33,11 @@ import {
   type TxEnvelope,
   type TxResult,
   taggedHash,
-  nextBeacon as nextVrfBeacon,
-  verifyBeacon,
   toHex,
   txEventCodec,
   txRootOf,
   ValidationError,
+  verifyBeacon,
   verifyCommitVote,
   ZERO_HASH,
 } from '@unc/core';
@@ -119,7 +119,6 @@ export interface ValidatorKey {
 }
 
 type CommitListener = (committed: CommittedBlock) => void;
-
 
 export class Chain {
   private listeners: CommitListener[] = [];
@@ -298,9 +297,10 @@ export class Chain {
     if (!equalBytes(header.prevHash, this.headHash)) fail('previous hash does not match the head');
     if (header.time <= prev.time) fail('block time does not increase');
     if (!equalBytes(header.lastCommitHash, commitHash(this.headBlock.commit))) fail('wrong last commit hash');
-    if (!this.genesis.validators.some((v) => equalBytes(v.publicKey, header.proposer))) fail('proposer is not a validator');
+    if (!this.genesis.validators.some((v) => equalBytes(v.publicKey, header.proposer)))
+      fail('proposer is not a validator');
     const beacon = verifyBeacon(prev.beacon, header.height, header.proposer, header.vrfProof);
-    if (!beacon || !equalBytes(beacon, header.beacon)) fail('the beacon is not the proposer\'s VRF output');
+    if (!beacon || !equalBytes(beacon, header.beacon)) fail("the beacon is not the proposer's VRF output");
     const hash = blockHash(header);
     if (!equalBytes(block.commit.blockHash, hash) || block.commit.height !== header.height) {
       fail('commit is for another block');
