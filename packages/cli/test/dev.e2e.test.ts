@@ -242,54 +242,30 @@ describe('unc dev end to end', () => {
     assert.match(dup.stderr, /already exists/);
 
     // Fund alice, then spend with the password; a wrong password is refused.
-    const fund = await runUnc([
-      'tx',
-      'transfer',
-      '--from',
-      'dev3',
-      '--to',
-      created.address,
-      '--amount',
-      '5',
-      '--yes',
-      '--home',
-      home.dir,
-    ]);
+    const transfer = (from: string, to: string, amount: string, extra: string[] = []) =>
+      runUnc([
+        'tx',
+        'transfer',
+        '--from',
+        from,
+        '--to',
+        to,
+        '--amount',
+        amount,
+        '--yes',
+        ...extra,
+        '--home',
+        home.dir,
+      ]);
+    const fund = await transfer('dev3', created.address, '5');
     assert.equal(fund.code, 0, fund.stderr);
     const bad = join(home.dir, 'bad.txt');
     writeFileSync(bad, 'wrong password');
-    const wrong = await runUnc([
-      'tx',
-      'transfer',
-      '--from',
-      'alice',
-      '--to',
-      'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
-      '--amount',
-      '1',
-      '--yes',
-      '--password-file',
-      bad,
-      '--home',
-      home.dir,
-    ]);
+    const bob = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34';
+    const wrong = await transfer('alice', bob, '1', ['--password-file', bad]);
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /wrong password/);
-    const spend = await runUnc([
-      'tx',
-      'transfer',
-      '--from',
-      'alice',
-      '--to',
-      'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34',
-      '--amount',
-      '1',
-      '--yes',
-      '--password-file',
-      pw,
-      '--home',
-      home.dir,
-    ]);
+    const spend = await transfer('alice', bob, '1', ['--password-file', pw]);
     assert.equal(spend.code, 0, spend.stderr);
     assert.match(spend.stdout, /included at height \d+/);
   });

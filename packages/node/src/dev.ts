@@ -78,8 +78,9 @@ export const DEV_MODELS = [
 ] as const;
 
 /**
- * A dev genesis: the whole 3% genesis allocation split evenly over the dev accounts (the first
- * takes the remainder, so the sum is exact), one validator, and the given block interval.
+ * A dev genesis: the whole 3% genesis allocation, 1,000 UNC of it to the governance key (to pay for
+ * its proposals) and the rest split evenly over the dev accounts (the first takes the remainder, so
+ * the sum is exact); one validator, the dev software vendor and models, and the given block interval.
  */
 export function devGenesis(
   opts: {

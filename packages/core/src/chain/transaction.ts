@@ -1,10 +1,3 @@
-/**
- * Transactions: who (the signer's Ed25519 public key), which chain, which nonce, what fee, until
- * which height, and a list of typed actions. The signature covers the canonical encoding of all of
- * it under the "UNC/tx" domain, so a transaction signed for one chain or role is useless anywhere
- * else.
- */
-import { equalBytes } from '../bytes.js';
 import { addressFromPublicKey } from '../crypto/address.js';
 import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
@@ -240,8 +233,4 @@ export function envelopeFromSigned(stx: SignedTransaction): TxEnvelope {
 export function verifyEnvelopeSignature(env: TxEnvelope): boolean {
   const body = env.bytes.subarray(0, env.bytes.length - 64);
   return ed25519Verify(env.stx.tx.signer, signingBytes(body), env.stx.signature);
-}
-
-export function sameTransaction(a: TxEnvelope, b: TxEnvelope): boolean {
-  return equalBytes(a.hash, b.hash);
 }

@@ -15,7 +15,7 @@
  */
 import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import type { Chip } from '../poci/chips.js';
-import { type EpochRecord, epochStart, getEpochRecord, putEpochRecord } from '../poci/liveness.js';
+import { type EpochRecord, getEpochRecord, putEpochRecord } from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount, StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
@@ -187,9 +187,4 @@ export function settleChipRewards(state: StateOverlay, chip: Chip, p: PociParams
     }
   }
   return paid;
-}
-
-/** True once the epoch's answer windows have all closed at `height`. */
-export function epochIsFinal(epoch: bigint, height: bigint, p: PociParams): boolean {
-  return height >= epochStart(epoch + 1n, p) + p.answerWindowBlocks + 1n;
 }
