@@ -28,3 +28,4 @@ export * from './state/results.js';
 export * from './state/store.js';
 export * from './state/supply.js';
 export * from './units.js';
+export * from './market/receipt.js';
