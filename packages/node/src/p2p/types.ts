@@ -1,0 +1,61 @@
+/**
+ * What the node needs from the peer-to-peer network (PROTOCOL.md §7), independent of libp2p:
+ * gossip with validation before forwarding, request/response for status and block ranges, and
+ * peer scoring. The consensus driver and sync are written against this interface; `libp2p.ts`
+ * implements it over TCP + Noise + Yamux + identify + gossipsub.
+ */
+
+/** Gossip topics; each is namespaced by chain id on the wire so two chains never mix. */
+export type GossipTopic = 'tx' | 'proposal' | 'vote' | 'evidence' | 'heartbeat';
+
+/**
+ * The outcome of validating a gossiped message: `accept` forwards it, `ignore` drops it silently
+ * (duplicate, stale, not yet checkable), `reject` drops it and scores the sender down.
+ */
+export type Verdict = 'accept' | 'ignore' | 'reject';
+
+export interface ChainStatus {
+  chainId: string;
+  genesisHash: Uint8Array;
+  /** Height and hash of the latest committed (final) block. */
+  height: bigint;
+  headHash: Uint8Array;
+}
+
+/** The node side: what the network asks of the node. */
+export interface NetworkHandlers {
+  /** Validates a gossiped message before it is forwarded (and delivers it to the node). */
+  onGossip(topic: GossipTopic, data: Uint8Array, from: string): Verdict | Promise<Verdict>;
+  /** This node's status, answered to peers' status requests. */
+  status(): ChainStatus;
+  /**
+   * Encoded committed blocks (`blockCodec`, each with its commit) for heights `from`…`to`
+   * inclusive, in order, as many as the node has (possibly fewer than asked).
+   */
+  blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
+}
+
+export interface PeerInfo {
+  id: string;
+  addrs: string[];
+  /** The peer's last known status (from a status request), if any. */
+  status: ChainStatus | null;
+  score: number;
+}
+
+export interface Network {
+  readonly peerId: string;
+  /** Multiaddrs this node listens on, with its peer id (/ip4/…/tcp/…/p2p/…). */
+  readonly listenAddrs: string[];
+  publish(topic: GossipTopic, data: Uint8Array): Promise<void>;
+  peers(): PeerInfo[];
+  requestStatus(peer: string): Promise<ChainStatus>;
+  /** At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller. */
+  requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]>;
+  /** Misbehaviour found outside gossip validation (e.g. a bad block in a sync answer). */
+  penalize(peer: string, reason: string): void;
+  onPeerConnected(listener: (peer: string) => void): () => void;
+  stop(): Promise<void>;
+}
+
+export const MAX_BLOCKS_PER_REQUEST = 64;
