@@ -35,6 +35,23 @@ const header = {
   vrfProof: new Uint8Array(0),
   lastCommitHash: core.sha256(core.utf8('commit')),
 };
+const headerHash = core.blockHash(header);
+// Two precommits of the header's block in round 3: what validators sign and what a block carries.
+const voterSeeds = ['UNC vector validator 1', 'UNC vector validator 2'].map((n) => core.sha256(core.utf8(n)));
+const precommits = voterSeeds.map((s) =>
+  core.signVote(
+    header.chainId,
+    {
+      type: 'precommit',
+      height: header.height,
+      round: 3,
+      blockHash: headerHash,
+      validator: core.ed25519PublicKey(s),
+    },
+    s,
+  ),
+);
+const commit = core.commitFromCertificate(core.certificateFromVotes(precommits));
 const hex = core.toHex;
 const out = {
   description:
@@ -68,6 +85,23 @@ const out = {
     lastCommitHashHex: hex(header.lastCommitHash),
     encodedHex: hex(core.encode(core.blockHeaderCodec, header)),
     hashHex: hex(core.blockHash(header)),
+  },
+  commit: {
+    validatorSeedsHex: voterSeeds.map(hex),
+    height: '42',
+    round: 3,
+    blockHashHex: hex(headerHash),
+    precommitSignBytesHex: hex(
+      core.voteSignBytes(header.chainId, {
+        type: 'precommit',
+        height: header.height,
+        round: 3,
+        blockHash: headerHash,
+        validator: precommits[0].validator,
+      }),
+    ),
+    encodedHex: hex(core.encode(core.commitCodec, commit)),
+    hashHex: hex(core.commitHash(commit)),
   },
   account: {
     balance: '1000000000000000000',

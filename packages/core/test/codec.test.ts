@@ -58,6 +58,7 @@ const blockArb: fc.Arbitrary<Block> = fc.record({
   txs: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 5 }),
   commit: fc.record({
     height: u64Arb,
+    round: fc.nat({ max: 0xffffffff }),
     blockHash: bytesArb(32),
     signatures: fc.array(fc.record({ validator: bytesArb(32), signature: bytesArb(64) }), { maxLength: 3 }),
   }),

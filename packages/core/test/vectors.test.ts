@@ -6,6 +6,11 @@ import {
   type BlockHeader,
   blockHash,
   blockHeaderCodec,
+  type Commit,
+  certificateFromVotes,
+  commitCodec,
+  commitFromCertificate,
+  commitHash,
   decode,
   decodeAddress,
   ed25519PublicKey,
@@ -13,12 +18,16 @@ import {
   fromHex,
   signedTransactionCodec,
   signTransaction,
+  signVote,
   type Transaction,
   toHex,
   transactionCodec,
   transactionHash,
   utf8,
+  ValidatorSet,
+  verifyBlockCommit,
   verifyTransactionSignature,
+  voteSignBytes,
 } from '../src/index.js';
 
 // Compiled to dist/test; the JSON stays in the source tree.
@@ -76,4 +85,28 @@ test('account vector', () => {
     toHex(encode(accountCodec, { balance: BigInt(a.balance), nonce: BigInt(a.nonce) })),
     a.encodedHex,
   );
+});
+
+test('commit vector: precommit sign bytes, encoding with the round, hash, and verification', () => {
+  const c = v.commit;
+  const seeds: Uint8Array[] = c.validatorSeedsHex.map((h: string) => fromHex(h, 32));
+  const blockHashBytes = fromHex(c.blockHashHex, 32);
+  const unsigned = (seed: Uint8Array) => ({
+    type: 'precommit' as const,
+    height: BigInt(c.height),
+    round: c.round as number,
+    blockHash: blockHashBytes,
+    validator: ed25519PublicKey(seed),
+  });
+  assert.equal(toHex(voteSignBytes(v.header.chainId, unsigned(seeds[0]!))), c.precommitSignBytesHex);
+  const commit = commitFromCertificate(
+    certificateFromVotes(seeds.map((s) => signVote(v.header.chainId, unsigned(s), s))),
+  );
+  assert.equal(toHex(encode(commitCodec, commit)), c.encodedHex);
+  assert.equal(toHex(commitHash(commit)), c.hashHex);
+  const decoded: Commit = decode(commitCodec, fromHex(c.encodedHex));
+  assert.deepEqual(decoded, commit);
+  assert.equal(decoded.round, 3);
+  const set = new ValidatorSet(seeds.map((s) => ({ publicKey: ed25519PublicKey(s), power: 1n })));
+  assert.equal(verifyBlockCommit(set, v.header.chainId, decoded, fromHex(v.header.hashHex), 42n), 2n);
 });

@@ -11,6 +11,8 @@ import {
   blockHeaderCodec,
   encode,
   encodeAddress,
+  type MarketAction,
+  type MarketEvent,
   type TxEnvelope,
   type TxEvent,
   toHex,
@@ -25,7 +27,33 @@ export type ActionJson =
   | { type: 'deregisterChip'; chipId: string }
   | { type: 'claimRewards'; chipIds: string[] }
   | { type: 'bond'; amount: string }
-  | { type: 'unbond'; amount: string };
+  | { type: 'unbond'; amount: string }
+  | { type: 'evidence'; kind: string; validator: string; height: number; round: number }
+  | MarketActionJson;
+
+export type MarketActionJson =
+  | {
+      type: 'createOffer';
+      chipIds: string[];
+      pricePerHour: string;
+      minHours: number;
+      maxHours: number;
+      noticeMs: number;
+      endpoint: string;
+      attributes: OfferAttributesJson;
+    }
+  | { type: 'closeOffer'; offerId: string }
+  | { type: 'openLease'; offerId: string; chipId: string | null; hours: number; deposit: string }
+  | { type: 'topUpLease'; leaseId: string; amount: string }
+  | { type: 'closeLease'; leaseId: string }
+  | { type: 'postReceipt'; leaseId: string; chipId: string; jobId: string; rating: number }
+  | { type: 'dispute'; leaseId: string; requestHash: string; reason: string };
+
+export interface OfferAttributesJson {
+  memoryMiB: number;
+  region: string;
+  runtimes: string[];
+}
 
 export interface TxJson {
   hash: string;
@@ -71,7 +99,72 @@ export type TxEventJson =
       amount: string;
     }
   | { type: 'bonded'; account: string; amount: string; released: string }
-  | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string };
+  | {
+      type: 'validatorSlashed';
+      validator: string;
+      account: string;
+      kind: string;
+      height: number;
+      round: number;
+      slashed: string;
+      reporter: string;
+    }
+  | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string }
+  | MarketEventJson;
+
+export type MarketEventJson =
+  | { type: 'offerCreated'; offerId: string; provider: string; pricePerHour: string; chips: number }
+  | { type: 'offerClosed'; offerId: string; provider: string; closesAt: number }
+  | {
+      type: 'leaseOpened';
+      leaseId: string;
+      offerId: string;
+      chipId: string;
+      provider: string;
+      renter: string;
+      deposit: string;
+      endTime: number;
+    }
+  | { type: 'leaseToppedUp'; leaseId: string; renter: string; amount: string; remaining: string }
+  | { type: 'leaseClosing'; leaseId: string; chipId: string; endTime: number; reason: string }
+  | {
+      type: 'leaseSettled';
+      leaseId: string;
+      chipId: string;
+      fromTime: number;
+      toTime: number;
+      cost: string;
+      paid: string;
+      refunded: string;
+      answered: number;
+      missed: number;
+      remaining: string;
+    }
+  | {
+      type: 'leaseClosed';
+      leaseId: string;
+      chipId: string;
+      reason: string;
+      returned: string;
+      paid: string;
+      refunded: string;
+    }
+  | {
+      type: 'receiptPosted';
+      leaseId: string;
+      chipId: string;
+      provider: string;
+      jobId: string;
+      rating: number;
+    }
+  | {
+      type: 'disputeRecorded';
+      leaseId: string;
+      chipId: string;
+      provider: string;
+      requestHash: string;
+      reason: string;
+    };
 
 export interface HeaderJson {
   chainId: string;
@@ -204,6 +297,24 @@ export function actionToJson(a: Action): ActionJson {
       return { type: 'bond', amount: a.amount.toString() };
     case 'unbond':
       return { type: 'unbond', amount: a.amount.toString() };
+    case 'evidence':
+      return {
+        type: 'evidence',
+        kind: a.evidence.type,
+        validator: toHex(
+          a.evidence.type === 'duplicate-vote' ? a.evidence.first.validator : a.evidence.first.proposer,
+        ),
+        height: Number(a.evidence.first.height),
+        round: a.evidence.first.round,
+      };
+    case 'createOffer':
+    case 'closeOffer':
+    case 'openLease':
+    case 'topUpLease':
+    case 'closeLease':
+    case 'postReceipt':
+    case 'dispute':
+      return marketActionToJson(a);
   }
 }
 
@@ -324,6 +435,27 @@ export function eventToJson(e: TxEvent): TxEventJson {
         releaseHeight: Number(e.releaseHeight),
         released: e.released.toString(),
       };
+    case 'validatorSlashed':
+      return {
+        type: 'validatorSlashed',
+        validator: toHex(e.validator),
+        account: encodeAddress(e.account),
+        kind: e.kind,
+        height: Number(e.height),
+        round: e.round,
+        slashed: e.slashed.toString(),
+        reporter: encodeAddress(e.reporter),
+      };
+    case 'offerCreated':
+    case 'offerClosed':
+    case 'leaseOpened':
+    case 'leaseToppedUp':
+    case 'leaseClosing':
+    case 'leaseSettled':
+    case 'leaseClosed':
+    case 'receiptPosted':
+    case 'disputeRecorded':
+      return marketEventToJson(e);
   }
 }
 
@@ -381,6 +513,8 @@ export interface ChipJson {
   power: string;
   /** Serials of the certificates that vouched for the chip (revoking one revokes the chip). */
   certSerials: string[];
+  /** Hex of the registered attestation key (profile-specific), to verify job receipts offline. */
+  keyMaterial?: string;
   status: 'active' | 'deregistered' | 'revoked';
   statusReason: string;
   online: boolean;
@@ -425,4 +559,245 @@ export interface EpochJson {
   slotsPerEpoch: number;
   answerWindowBlocks: number;
   offlineAfterMisses: number;
+  /** Chain time (ms) of the epoch's first block; null while the epoch has not started. */
+  startTime: number | null;
+  /** Sum over chips of power × credited slots so far (what the budget is split by). */
+  totalWeight: string;
+  /** Whether the budget is fixed (the epoch's last answer window has closed). */
+  final: boolean;
+  /** Final: the epoch's fixed budget. Otherwise what it has accrued so far: E(min(now, its end)) − what
+   *  earlier epochs are allotted (an earlier epoch nobody earned in carries its budget into this one). */
+  budget: string;
+}
+
+// ---- Compute rental (PROTOCOL.md §8) ----
+
+export function marketActionToJson(a: MarketAction): MarketActionJson {
+  switch (a.type) {
+    case 'createOffer':
+      return {
+        type: 'createOffer',
+        chipIds: a.chipIds.map(toHex),
+        pricePerHour: a.pricePerHour.toString(),
+        minHours: a.minHours,
+        maxHours: a.maxHours,
+        noticeMs: Number(a.noticeMs),
+        endpoint: a.endpoint,
+        attributes: { ...a.attributes, runtimes: [...a.attributes.runtimes] },
+      };
+    case 'closeOffer':
+      return { type: 'closeOffer', offerId: toHex(a.offerId) };
+    case 'openLease':
+      return {
+        type: 'openLease',
+        offerId: toHex(a.offerId),
+        chipId: a.chipId ? toHex(a.chipId) : null,
+        hours: a.hours,
+        deposit: a.deposit.toString(),
+      };
+    case 'topUpLease':
+      return { type: 'topUpLease', leaseId: toHex(a.leaseId), amount: a.amount.toString() };
+    case 'closeLease':
+      return { type: 'closeLease', leaseId: toHex(a.leaseId) };
+    case 'postReceipt':
+      return {
+        type: 'postReceipt',
+        leaseId: toHex(a.signed.receipt.leaseId),
+        chipId: toHex(a.signed.receipt.chipId),
+        jobId: toHex(a.signed.receipt.jobId),
+        rating: a.rating,
+      };
+    case 'dispute':
+      return {
+        type: 'dispute',
+        leaseId: toHex(a.leaseId),
+        requestHash: toHex(a.requestHash),
+        reason: a.reason,
+      };
+  }
+}
+
+export function marketEventToJson(e: MarketEvent): MarketEventJson {
+  switch (e.type) {
+    case 'offerCreated':
+      return {
+        type: 'offerCreated',
+        offerId: toHex(e.offerId),
+        provider: encodeAddress(e.provider),
+        pricePerHour: e.pricePerHour.toString(),
+        chips: e.chips,
+      };
+    case 'offerClosed':
+      return {
+        type: 'offerClosed',
+        offerId: toHex(e.offerId),
+        provider: encodeAddress(e.provider),
+        closesAt: Number(e.closesAt),
+      };
+    case 'leaseOpened':
+      return {
+        type: 'leaseOpened',
+        leaseId: toHex(e.leaseId),
+        offerId: toHex(e.offerId),
+        chipId: toHex(e.chipId),
+        provider: encodeAddress(e.provider),
+        renter: encodeAddress(e.renter),
+        deposit: e.deposit.toString(),
+        endTime: Number(e.endTime),
+      };
+    case 'leaseToppedUp':
+      return {
+        type: 'leaseToppedUp',
+        leaseId: toHex(e.leaseId),
+        renter: encodeAddress(e.renter),
+        amount: e.amount.toString(),
+        remaining: e.remaining.toString(),
+      };
+    case 'leaseClosing':
+      return {
+        type: 'leaseClosing',
+        leaseId: toHex(e.leaseId),
+        chipId: toHex(e.chipId),
+        endTime: Number(e.endTime),
+        reason: e.reason,
+      };
+    case 'leaseSettled':
+      return {
+        type: 'leaseSettled',
+        leaseId: toHex(e.leaseId),
+        chipId: toHex(e.chipId),
+        fromTime: Number(e.fromTime),
+        toTime: Number(e.toTime),
+        cost: e.cost.toString(),
+        paid: e.paid.toString(),
+        refunded: e.refunded.toString(),
+        answered: e.answered,
+        missed: e.missed,
+        remaining: e.remaining.toString(),
+      };
+    case 'leaseClosed':
+      return {
+        type: 'leaseClosed',
+        leaseId: toHex(e.leaseId),
+        chipId: toHex(e.chipId),
+        reason: e.reason,
+        returned: e.returned.toString(),
+        paid: e.paid.toString(),
+        refunded: e.refunded.toString(),
+      };
+    case 'receiptPosted':
+      return {
+        type: 'receiptPosted',
+        leaseId: toHex(e.leaseId),
+        chipId: toHex(e.chipId),
+        provider: encodeAddress(e.provider),
+        jobId: toHex(e.jobId),
+        rating: e.rating,
+      };
+    case 'disputeRecorded':
+      return {
+        type: 'disputeRecorded',
+        leaseId: toHex(e.leaseId),
+        chipId: toHex(e.chipId),
+        provider: encodeAddress(e.provider),
+        requestHash: toHex(e.requestHash),
+        reason: e.reason,
+      };
+  }
+}
+
+/** Answered share of a chip's decided slots over a window (null when it had none). */
+export interface UptimeJson {
+  answered: number;
+  missed: number;
+  /** answered / (answered + missed), as a decimal string with 4 places, e.g. "0.9750". */
+  ratio: string | null;
+  /** The window, ms of block time. */
+  windowMs: number;
+}
+
+export interface OfferChipJson {
+  chipId: string;
+  modelId: string;
+  vendorId: string;
+  /** Rated power (dense FP16 TFLOPS × 1000). */
+  power: string;
+  online: boolean;
+  /** Free to rent now (no running lease, active, online). */
+  available: boolean;
+  /** The running lease of the chip, if any. */
+  leaseId: string | null;
+  /** Over the last 24 h of block time, from the chip's slot log. */
+  uptime: UptimeJson;
+}
+
+export interface OfferJson {
+  id: string;
+  provider: string;
+  /** Base units per hour. */
+  price: string;
+  minHours: number;
+  maxHours: number;
+  noticeMs: number;
+  endpoint: string;
+  attributes: OfferAttributesJson;
+  /** 'open' accepts leases; 'closing' runs its leases on until `closesAt`; then 'closed'. */
+  status: 'open' | 'closing' | 'closed';
+  createdHeight: number;
+  createdTime: number;
+  closesAt: number | null;
+  leasesOpened: number;
+  chips: OfferChipJson[];
+  /** Sums over the chips: the offer's rated power, and how many chips can be rented now. */
+  power: string;
+  available: number;
+}
+
+export interface LeaseJson {
+  id: string;
+  offerId: string;
+  chipId: string;
+  provider: string;
+  renter: string;
+  /** The key the provider's API authenticates the renter with (hex Ed25519). */
+  renterPublicKey: string;
+  endpoint: string;
+  pricePerHour: string;
+  hours: number;
+  deposit: string;
+  paid: string;
+  refunded: string;
+  remaining: string;
+  /** Cost accrued since the last settlement (not yet split or moved). */
+  unsettled: string;
+  /** Block time until which the escrow covers the lease at full price (at most endTime): a
+   *  provider need not serve past it unless the renter tops up. */
+  escrowUntil: number;
+  /** 'closing': ending at endTime (notice given, or its end passed and it is settled at the epoch end). */
+  status: 'active' | 'closing' | 'closed';
+  startHeight: number;
+  startTime: number;
+  endTime: number;
+  settledTime: number;
+  slotsAnswered: number;
+  slotsMissed: number;
+  closingReason: string | null;
+  closedHeight: number | null;
+  closedTime: number | null;
+  closedReason: string | null;
+}
+
+export interface ProviderRecordJson {
+  address: string;
+  offers: number;
+  leases: number;
+  jobsReceipted: number;
+  ratingsCount: number;
+  /** Mean rating (1–5) as a decimal string with 2 places, null before the first rating. */
+  rating: string | null;
+  ratingsSum: number;
+  disputes: number;
+  earnings: string;
+  openOffers: string[];
+  activeLeases: number;
 }

@@ -7,7 +7,7 @@
 import { concatBytes } from '../bytes.js';
 import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
-import { bytes, type Codec, encode, list, struct, u64 } from '../encoding/codec.js';
+import { bytes, type Codec, encode, list, struct, u32, u64 } from '../encoding/codec.js';
 import { chainIdCodec, hash32, publicKey, signature64, type TxEnvelope } from './transaction.js';
 
 export const MAX_BLOCK_TXS = 100_000;
@@ -50,14 +50,21 @@ export interface CommitSignature {
   signature: Uint8Array;
 }
 
+/**
+ * The precommits that made a block final. Same fields and encoding as consensus/messages.ts
+ * `CommitCertificate`: every signature is a precommit vote for (height, round, blockHash), and the
+ * round is signed, so without it no signature could be checked.
+ */
 export interface Commit {
   height: bigint;
+  round: number;
   blockHash: Uint8Array;
   signatures: CommitSignature[];
 }
 
 export const commitCodec: Codec<Commit> = struct<Commit>('Commit', {
   height: u64,
+  round: u32,
   blockHash: hash32,
   signatures: list(
     struct<CommitSignature>('CommitSignature', { validator: publicKey, signature: signature64 }),
@@ -110,7 +117,11 @@ export function txRootOf(txs: readonly TxEnvelope[]): Uint8Array {
   return transactionsRoot(txs.map((t) => t.hash));
 }
 
-/** What a validator signs to commit a block: the domain, the height and the block hash. */
+/**
+ * The single-validator commit signature of the first node releases. Deprecated: a block's commit
+ * is verified with consensus/commit.ts `verifyBlockCommit` (precommit votes, `voteSignBytes`);
+ * these stay until the node signs precommits.
+ */
 export function commitVoteBytes(chainId: string, height: bigint, hash: Uint8Array): Uint8Array {
   const h = new Uint8Array(8);
   new DataView(h.buffer).setBigUint64(0, height);

@@ -4,6 +4,7 @@
  */
 
 import { fromHex, toHex } from '../bytes.js';
+import { putGenesisValidators } from '../consensus/epoch-validators.js';
 import { decodeAddress, encodeAddress } from '../crypto/address.js';
 import { UncError } from '../errors.js';
 import { checkPociParams } from '../poci/execute.js';
@@ -338,5 +339,7 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
   putEmission(overlay, { genesisTime: g.genesisTime, halvingPeriodMs: g.halvingPeriodMs, allocated: 0n });
   for (const v of g.vendors) putVendor(overlay, v);
   for (const m of g.models) putModel(overlay, m);
+  // In the state so that evidence against a genesis validator can be checked from the state alone.
+  putGenesisValidators(overlay, g);
   return overlay.changes();
 }

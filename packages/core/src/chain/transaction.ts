@@ -17,7 +17,18 @@ import {
 export const MAX_ACTIONS_PER_TX = 64;
 export const MAX_MEMO_BYTES = 256;
 
+import { type ConsensusEvidence, consensusEvidenceCodec } from '../consensus/messages.js';
 import { address, chainIdCodec, hash32, publicKey, signature64 } from '../encoding/primitives.js';
+import {
+  closeLeaseCodec,
+  closeOfferCodec,
+  createOfferCodec,
+  disputeCodec,
+  type MarketAction,
+  openLeaseCodec,
+  postReceiptCodec,
+  topUpLeaseCodec,
+} from '../market/actions.js';
 import {
   type HeartbeatEvidence,
   heartbeatEvidenceCodec,
@@ -103,6 +114,15 @@ export interface UnbondAction {
   amount: bigint;
 }
 
+/**
+ * Proof that a validator equivocated (consensus/evidence-action.ts): slashes its bond and removes
+ * it from the validator sets computed from then on. Anyone may send it.
+ */
+export interface EvidenceAction {
+  type: 'evidence';
+  evidence: ConsensusEvidence;
+}
+
 /** Every action the state machine knows. Tags are stable forever; new actions take new tags. */
 export type Action =
   | TransferAction
@@ -113,7 +133,9 @@ export type Action =
   | DeregisterChipAction
   | ClaimRewardsAction
   | BondAction
-  | UnbondAction;
+  | UnbondAction
+  | MarketAction
+  | EvidenceAction;
 
 export const heartbeatAnswerCodec: Codec<HeartbeatAnswer> = struct<HeartbeatAnswer>('HeartbeatAnswer', {
   chipId: hash32,
@@ -143,6 +165,15 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   claimRewards: [7, struct('ClaimRewards', { chipIds: list(hash32, 1024, 'chipIds') })],
   bond: [8, struct('Bond', { amount: u128 })],
   unbond: [9, struct('Unbond', { amount: u128 })],
+  // Compute rental (market/actions.ts); tags 10–19 are the market's.
+  createOffer: [10, createOfferCodec],
+  closeOffer: [11, closeOfferCodec],
+  openLease: [12, openLeaseCodec],
+  topUpLease: [13, topUpLeaseCodec],
+  closeLease: [14, closeLeaseCodec],
+  postReceipt: [15, postReceiptCodec],
+  dispute: [16, disputeCodec],
+  evidence: [20, struct('Evidence', { evidence: consensusEvidenceCodec })],
 });
 
 export interface Transaction {

@@ -6,8 +6,6 @@
  */
 
 import { compareBytes, equalBytes, toHex } from '../bytes.js';
-import { MAX_COMMIT_SIGNATURES } from '../chain/block.js';
-import { chainIdCodec, hash32, publicKey, signature64 } from '../chain/transaction.js';
 import { ed25519Sign, ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import {
@@ -21,8 +19,9 @@ import {
   u64,
   Writer,
 } from '../encoding/codec.js';
+import { chainIdCodec, hash32, publicKey, signature64 } from '../encoding/primitives.js';
 import { DecodeError } from '../errors.js';
-import type { ValidatorSet } from './validators.js';
+import { MAX_VALIDATORS, type ValidatorSet } from './validators.js';
 
 export type VoteType = 'prevote' | 'precommit';
 
@@ -204,7 +203,7 @@ export const commitCertificateCodec: Codec<CommitCertificate> = struct<CommitCer
     blockHash: hash32,
     signatures: list(
       struct<CertificateSignature>('CertificateSignature', { validator: publicKey, signature: signature64 }),
-      MAX_COMMIT_SIGNATURES,
+      MAX_VALIDATORS,
       'signatures',
     ),
   },

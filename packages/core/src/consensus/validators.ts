@@ -5,9 +5,9 @@
  * a weighted sample seeded from the beacon.
  */
 import { compareBytes, toHex } from '../bytes.js';
-import { publicKey as publicKeyCodec } from '../chain/transaction.js';
 import { taggedHash } from '../crypto/hash.js';
 import { type Codec, encode, list, struct, u128 } from '../encoding/codec.js';
+import { publicKey as publicKeyCodec } from '../encoding/primitives.js';
 import { UncError } from '../errors.js';
 import { u32be, u64be } from './bytes.js';
 

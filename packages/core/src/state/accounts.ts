@@ -12,6 +12,17 @@ export const StateSpace = {
   allowlist: 0x06,
   revokedSerial: 0x07,
   bond: 0x08,
+  /** Compute rental (market/): offers, leases, provider records, the market's indexes. */
+  offer: 0x09,
+  lease: 0x0a,
+  provider: 0x0b,
+  marketIndex: 0x0c,
+  /** Consensus (consensus/epoch-validators.ts, consensus/evidence-action.ts): bonded candidates
+   *  and their keys, chips by owner, the validator sets of recent epochs, evidence seen. */
+  validatorCandidate: 0x10,
+  ownerChips: 0x11,
+  validatorSets: 0x12,
+  consensusEvidence: 0x13,
 } as const;
 
 export interface Account {

@@ -4,8 +4,26 @@
  */
 import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
 import { type Action, type TxEnvelope, verifyEnvelopeSignature } from '../chain/transaction.js';
+import {
+  endBlockValidators,
+  indexChipEvents,
+  noteValidatorBond,
+  noteValidatorUnbond,
+} from '../consensus/epoch-validators.js';
+import { applyEvidence, type ValidatorSlashedEvent } from '../consensus/evidence-action.js';
 import { addressFromPublicKey } from '../crypto/address.js';
 import { ValidationError } from '../errors.js';
+import {
+  applyCloseLease,
+  applyCloseOffer,
+  applyCreateOffer,
+  applyDispute,
+  applyOpenLease,
+  applyPostReceipt,
+  applyTopUpLease,
+  beginBlockMarket,
+} from '../market/execute.js';
+import type { MarketEvent } from '../market/settle.js';
 import {
   applyClaimRewards,
   applyDeregisterChip,
@@ -39,7 +57,9 @@ export type TxEvent =
   | { type: 'fee'; payer: Uint8Array; amount: bigint; burned: bigint; toProposer: bigint }
   | { type: 'bonded'; account: Uint8Array; amount: bigint; released: bigint }
   | { type: 'unbonded'; account: Uint8Array; amount: bigint; releaseHeight: bigint; released: bigint }
-  | PociEvent;
+  | PociEvent
+  | MarketEvent
+  | ValidatorSlashedEvent;
 
 export interface TxResult {
   hash: Uint8Array;
@@ -131,34 +151,58 @@ export function applyTransaction(
   putAccount(scratch, sender, account);
 
   const events: TxEvent[] = [];
-  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action, ctx));
+  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action, ctx, tx.signer));
   const { burned, toProposer } = splitFee(tx.fee);
   events.push({ type: 'fee', payer: sender, amount: tx.fee, burned, toProposer });
   scratch.commit();
   return events;
 }
 
-function applyAction(state: StateOverlay, sender: Uint8Array, action: Action, ctx: BlockContext): TxEvent[] {
+function applyAction(
+  state: StateOverlay,
+  sender: Uint8Array,
+  action: Action,
+  ctx: BlockContext,
+  signer: Uint8Array,
+): TxEvent[] {
   switch (action.type) {
+    case 'createOffer':
+      return applyCreateOffer(state, ctx, sender, action);
+    case 'closeOffer':
+      return applyCloseOffer(state, ctx, sender, action);
+    case 'openLease':
+      return applyOpenLease(state, ctx, sender, signer, action);
+    case 'topUpLease':
+      return applyTopUpLease(state, ctx, sender, action);
+    case 'closeLease':
+      return applyCloseLease(state, ctx, sender, action);
+    case 'postReceipt':
+      return applyPostReceipt(state, ctx, sender, action);
+    case 'dispute':
+      return applyDispute(state, ctx, sender, action);
     case 'governance':
       return applyGovernance(state, ctx, action);
     case 'registerChip':
-      return applyRegisterChip(state, ctx, sender, action);
+      return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action));
     case 'heartbeat':
       return applyHeartbeat(state, ctx, action);
     case 'transferChip':
-      return applyTransferChip(state, ctx, sender, action);
+      return indexChipEvents(state, applyTransferChip(state, ctx, sender, action));
     case 'deregisterChip':
-      return applyDeregisterChip(state, ctx, sender, action);
+      return indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action));
     case 'claimRewards':
       return applyClaimRewards(state, ctx, action);
+    case 'evidence':
+      return applyEvidence(state, ctx, sender, action.evidence);
     case 'bond': {
       const released = applyBond(state, sender, action.amount, ctx.height);
+      noteValidatorBond(state, signer);
       return [{ type: 'bonded', account: sender, amount: action.amount, released }];
     }
     case 'unbond': {
       const unbondingBlocks = 3n * getPociParams(state).epochBlocks;
       const released = applyUnbond(state, sender, action.amount, ctx.height, unbondingBlocks);
+      noteValidatorUnbond(state, sender);
       return [
         {
           type: 'unbonded',
@@ -192,6 +236,8 @@ export interface BlockExecution {
   results: TxResult[];
   feesBurned: bigint;
   feesToProposer: bigint;
+  /** Events of the block's own bookkeeping (epoch-end lease settlement), before any transaction. */
+  blockEvents: TxEvent[];
 }
 
 export interface ExecuteOptions {
@@ -212,6 +258,8 @@ export class BlockExecutor {
   private feesBurned = 0n;
   private feesToProposer = 0n;
   private finished = false;
+  /** What the block's opening bookkeeping did (epoch-end lease settlements and closes). */
+  readonly blockEvents: TxEvent[];
 
   constructor(
     base: StateReader,
@@ -221,6 +269,7 @@ export class BlockExecutor {
     this.overlay = new StateOverlay(base);
     this.params = getParams(this.overlay);
     beginBlockPoci(this.overlay, ctx, ctx.prevHash, ctx.prevBeacon);
+    this.blockEvents = beginBlockMarket(this.overlay, ctx);
   }
 
   get count(): number {
@@ -266,11 +315,13 @@ export class BlockExecutor {
       supply.burned += this.feesBurned;
       putSupply(this.overlay, supply);
     }
+    endBlockValidators(this.overlay, this.ctx.height);
     return {
       overlay: this.overlay,
       results: this.results,
       feesBurned: this.feesBurned,
       feesToProposer: this.feesToProposer,
+      blockEvents: this.blockEvents,
     };
   }
 }

@@ -1,4 +1,5 @@
 import { address, hash32, MAX_MEMO_BYTES } from '../chain/transaction.js';
+import { evidenceKindCodec } from '../consensus/evidence-action.js';
 import {
   bytes,
   type Codec,
@@ -11,6 +12,7 @@ import {
   u64,
   u128,
 } from '../encoding/codec.js';
+import { MAX_REASON_BYTES } from '../market/actions.js';
 import { idCodec } from '../poci/registry.js';
 import type { TxEvent, TxResult } from './execute.js';
 
@@ -65,6 +67,96 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
   unbonded: [
     12,
     struct('UnbondedEvent', { account: address, amount: u128, releaseHeight: u64, released: u128 }),
+  ],
+  // Compute rental (market/settle.ts).
+  offerCreated: [
+    13,
+    struct('OfferCreatedEvent', { offerId: hash32, provider: address, pricePerHour: u128, chips: u8 }),
+  ],
+  offerClosed: [14, struct('OfferClosedEvent', { offerId: hash32, provider: address, closesAt: u64 })],
+  leaseOpened: [
+    15,
+    struct('LeaseOpenedEvent', {
+      leaseId: hash32,
+      offerId: hash32,
+      chipId: hash32,
+      provider: address,
+      renter: address,
+      deposit: u128,
+      endTime: u64,
+    }),
+  ],
+  leaseToppedUp: [
+    16,
+    struct('LeaseToppedUpEvent', { leaseId: hash32, renter: address, amount: u128, remaining: u128 }),
+  ],
+  leaseClosing: [
+    17,
+    struct('LeaseClosingEvent', {
+      leaseId: hash32,
+      chipId: hash32,
+      endTime: u64,
+      reason: string(64, 'reason'),
+    }),
+  ],
+  leaseSettled: [
+    18,
+    struct('LeaseSettledEvent', {
+      leaseId: hash32,
+      chipId: hash32,
+      fromTime: u64,
+      toTime: u64,
+      cost: u128,
+      paid: u128,
+      refunded: u128,
+      answered: u32,
+      missed: u32,
+      remaining: u128,
+    }),
+  ],
+  leaseClosed: [
+    19,
+    struct('LeaseClosedEvent', {
+      leaseId: hash32,
+      chipId: hash32,
+      reason: string(64, 'reason'),
+      returned: u128,
+      paid: u128,
+      refunded: u128,
+    }),
+  ],
+  receiptPosted: [
+    20,
+    struct('ReceiptPostedEvent', {
+      leaseId: hash32,
+      chipId: hash32,
+      provider: address,
+      jobId: hash32,
+      rating: u8,
+    }),
+  ],
+  disputeRecorded: [
+    21,
+    struct('DisputeRecordedEvent', {
+      leaseId: hash32,
+      chipId: hash32,
+      provider: address,
+      requestHash: hash32,
+      reason: string(MAX_REASON_BYTES, 'reason'),
+    }),
+  ],
+  // Consensus (consensus/evidence-action.ts); 30 and up, leaving 22–29 to the market.
+  validatorSlashed: [
+    30,
+    struct('ValidatorSlashedEvent', {
+      validator: hash32,
+      account: address,
+      kind: evidenceKindCodec,
+      height: u64,
+      round: u32,
+      slashed: u128,
+      reporter: address,
+    }),
   ],
 });
 

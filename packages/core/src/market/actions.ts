@@ -1,0 +1,125 @@
+/**
+ * The compute-rental actions (PROTOCOL.md §8). Their codecs live here so that
+ * chain/transaction.ts only lists them under their tags (10–16).
+ */
+import { type Codec, list, option, string, struct, u8, u32, u64, u128 } from '../encoding/codec.js';
+import { hash32 } from '../encoding/primitives.js';
+import { type SignedReceipt, signedReceiptCodec } from './receipt.js';
+
+export const MAX_OFFER_CHIPS = 32;
+export const MAX_ENDPOINT_BYTES = 256;
+export const MAX_REGION_BYTES = 32;
+export const MAX_RUNTIMES = 8;
+export const MAX_RUNTIME_BYTES = 32;
+export const MAX_REASON_BYTES = 256;
+
+export interface OfferAttributes {
+  /** Accelerator memory in MiB (0 = not stated). */
+  memoryMiB: number;
+  region: string;
+  runtimes: string[];
+}
+
+export const offerAttributesCodec: Codec<OfferAttributes> = struct<OfferAttributes>('OfferAttributes', {
+  memoryMiB: u32,
+  region: string(MAX_REGION_BYTES, 'region'),
+  runtimes: list(string(MAX_RUNTIME_BYTES, 'runtime'), MAX_RUNTIMES, 'runtimes'),
+});
+
+/** A provider offers some of its chips for rent. */
+export interface CreateOfferAction {
+  type: 'createOffer';
+  chipIds: Uint8Array[];
+  /** Base units per hour of rented time. */
+  pricePerHour: bigint;
+  minHours: number;
+  maxHours: number;
+  /** How long leases keep running after the provider announces it stops, ms of block time. */
+  noticeMs: bigint;
+  endpoint: string;
+  attributes: OfferAttributes;
+}
+
+/** The provider withdraws an offer; open leases run on until the notice period ends. */
+export interface CloseOfferAction {
+  type: 'closeOffer';
+  offerId: Uint8Array;
+}
+
+/** A renter rents one chip of an offer for `hours`, depositing escrow. */
+export interface OpenLeaseAction {
+  type: 'openLease';
+  offerId: Uint8Array;
+  /** The chip to rent; none = the offer's first chip that is free and online. */
+  chipId: Uint8Array | null;
+  hours: number;
+  /** Escrow to deposit; 0 = price × hours. */
+  deposit: bigint;
+}
+
+export interface TopUpLeaseAction {
+  type: 'topUpLease';
+  leaseId: Uint8Array;
+  amount: bigint;
+}
+
+/** The renter closes at once; the provider closes after the offer's notice period. */
+export interface CloseLeaseAction {
+  type: 'closeLease';
+  leaseId: Uint8Array;
+}
+
+/** The renter posts a chip-signed job receipt with a rating of 1–5. */
+export interface PostReceiptAction {
+  type: 'postReceipt';
+  signed: SignedReceipt;
+  rating: number;
+}
+
+/** The renter records a request the provider never answered. */
+export interface DisputeAction {
+  type: 'dispute';
+  leaseId: Uint8Array;
+  requestHash: Uint8Array;
+  reason: string;
+}
+
+export type MarketAction =
+  | CreateOfferAction
+  | CloseOfferAction
+  | OpenLeaseAction
+  | TopUpLeaseAction
+  | CloseLeaseAction
+  | PostReceiptAction
+  | DisputeAction;
+
+export const createOfferCodec = struct<Omit<CreateOfferAction, 'type'>>('CreateOffer', {
+  chipIds: list(hash32, MAX_OFFER_CHIPS, 'chipIds'),
+  pricePerHour: u128,
+  minHours: u32,
+  maxHours: u32,
+  noticeMs: u64,
+  endpoint: string(MAX_ENDPOINT_BYTES, 'endpoint'),
+  attributes: offerAttributesCodec,
+});
+export const closeOfferCodec = struct<Omit<CloseOfferAction, 'type'>>('CloseOffer', { offerId: hash32 });
+export const openLeaseCodec = struct<Omit<OpenLeaseAction, 'type'>>('OpenLease', {
+  offerId: hash32,
+  chipId: option(hash32),
+  hours: u32,
+  deposit: u128,
+});
+export const topUpLeaseCodec = struct<Omit<TopUpLeaseAction, 'type'>>('TopUpLease', {
+  leaseId: hash32,
+  amount: u128,
+});
+export const closeLeaseCodec = struct<Omit<CloseLeaseAction, 'type'>>('CloseLease', { leaseId: hash32 });
+export const postReceiptCodec = struct<Omit<PostReceiptAction, 'type'>>('PostReceipt', {
+  signed: signedReceiptCodec,
+  rating: u8,
+});
+export const disputeCodec = struct<Omit<DisputeAction, 'type'>>('Dispute', {
+  leaseId: hash32,
+  requestHash: hash32,
+  reason: string(MAX_REASON_BYTES, 'reason'),
+});

@@ -1,0 +1,520 @@
+/**
+ * The market's part of the state transition: offers, leases, receipts and disputes, and the
+ * eager settlement of every active lease at each epoch end. Each apply function either applies
+ * fully or throws a ValidationError (the caller discards its overlay then).
+ */
+import { equalBytes, toHex } from '../bytes.js';
+import { taggedHash } from '../crypto/hash.js';
+import { ValidationError } from '../errors.js';
+import { effectiveStatus, getChip } from '../poci/chips.js';
+import { epochOf, epochStart, isOnline, seedLookup } from '../poci/liveness.js';
+import { getPociParams } from '../poci/params.js';
+import { getAccount, putAccount } from '../state/accounts.js';
+import type { StateOverlay } from '../state/store.js';
+import {
+  type CloseLeaseAction,
+  type CloseOfferAction,
+  type CreateOfferAction,
+  type DisputeAction,
+  MAX_OFFER_CHIPS,
+  type OpenLeaseAction,
+  type PostReceiptAction,
+  type TopUpLeaseAction,
+} from './actions.js';
+import { verifyReceipt } from './receipt.js';
+import {
+  closeLease,
+  costThrough,
+  HOUR_MS,
+  type MarketContext,
+  type MarketEvent,
+  settleAndMaybeClose,
+} from './settle.js';
+import {
+  activeLeases,
+  disputeId,
+  getChipMarket,
+  getLease,
+  getOffer,
+  getProviderRecord,
+  type Lease,
+  LeaseStatus,
+  leasesByProvider,
+  leasesByRenter,
+  listInsert,
+  listItems,
+  listRemove,
+  markOnce,
+  nextId,
+  type Offer,
+  OfferStatus,
+  offersByProvider,
+  openOffers,
+  putChipMarket,
+  putLease,
+  putOffer,
+  putProviderRecord,
+} from './state.js';
+
+/** Bounds that keep every product below u128 and every lease humanly sized. */
+export const MAX_LEASE_HOURS = 87_600;
+export const MAX_NOTICE_MS = 30n * 24n * HOUR_MS;
+const MAX_PRICE_PER_HOUR = (1n << 96n) - 1n;
+
+const short = (id: Uint8Array) => `${toHex(id).slice(0, 16)}…`;
+
+function checkEndpoint(url: string): void {
+  if (!/^https?:\/\/[!-~]+$/.test(url)) {
+    throw new ValidationError(
+      'BAD_ENDPOINT',
+      'the endpoint must be an http:// or https:// URL of printable ASCII without spaces',
+    );
+  }
+}
+
+function checkOfferShape(a: CreateOfferAction): void {
+  if (a.chipIds.length === 0 || a.chipIds.length > MAX_OFFER_CHIPS) {
+    throw new ValidationError('BAD_OFFER', `an offer names 1…${MAX_OFFER_CHIPS} chips`);
+  }
+  const seen = new Set(a.chipIds.map(toHex));
+  if (seen.size !== a.chipIds.length) throw new ValidationError('BAD_OFFER', 'an offer names a chip twice');
+  if (a.pricePerHour <= 0n || a.pricePerHour > MAX_PRICE_PER_HOUR) {
+    throw new ValidationError('BAD_PRICE', 'the price per hour must be positive and below 2^96 base units');
+  }
+  if (a.minHours < 1 || a.maxHours < a.minHours || a.maxHours > MAX_LEASE_HOURS) {
+    throw new ValidationError(
+      'BAD_DURATION',
+      `durations must satisfy 1 ≤ min ≤ max ≤ ${MAX_LEASE_HOURS} hours (got ${a.minHours}…${a.maxHours})`,
+    );
+  }
+  if (a.noticeMs > MAX_NOTICE_MS) {
+    throw new ValidationError('BAD_NOTICE', `the notice period is at most ${MAX_NOTICE_MS} ms (30 days)`);
+  }
+  checkEndpoint(a.endpoint);
+  if (!/^[a-z0-9-]{0,32}$/.test(a.attributes.region)) {
+    throw new ValidationError('BAD_ATTRIBUTES', 'a region is lowercase letters, digits and dashes');
+  }
+  for (const r of a.attributes.runtimes) {
+    if (!/^[A-Za-z0-9._+-]{1,32}$/.test(r)) {
+      throw new ValidationError('BAD_ATTRIBUTES', `runtime "${r}" is not a plain name`);
+    }
+  }
+}
+
+export function applyCreateOffer(
+  state: StateOverlay,
+  ctx: MarketContext,
+  provider: Uint8Array,
+  action: CreateOfferAction,
+): MarketEvent[] {
+  checkOfferShape(action);
+  const id = nextId(state, ctx.chainId, 'offer');
+  for (const chipId of action.chipIds) {
+    const chip = getChip(state, chipId);
+    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${short(chipId)} is not registered`);
+    if (!equalBytes(chip.owner, provider)) {
+      throw new ValidationError('NOT_OWNER', `chip ${short(chipId)} is not yours`);
+    }
+    const { status } = effectiveStatus(state, chip);
+    if (status !== 'active') throw new ValidationError('CHIP_INACTIVE', `chip ${short(chipId)} is ${status}`);
+    const m = getChipMarket(state, chipId);
+    // An offer of a former owner (the chip was transferred or registered anew) binds nobody now.
+    if (m.offerId && equalBytes(getOffer(state, m.offerId)?.provider ?? provider, provider)) {
+      throw new ValidationError(
+        'CHIP_ALREADY_OFFERED',
+        `chip ${short(chipId)} is already in open offer ${short(m.offerId)}`,
+      );
+    }
+    putChipMarket(state, chipId, { ...m, offerId: id });
+  }
+  const offer: Offer = {
+    id,
+    provider,
+    chipIds: action.chipIds,
+    pricePerHour: action.pricePerHour,
+    minHours: action.minHours,
+    maxHours: action.maxHours,
+    noticeMs: action.noticeMs,
+    endpoint: action.endpoint,
+    attributes: action.attributes,
+    createdHeight: ctx.height,
+    createdTime: ctx.time,
+    status: OfferStatus.open,
+    closedTime: 0n,
+    closesAt: 0n,
+    leasesOpened: 0n,
+  };
+  putOffer(state, offer);
+  listInsert(state, openOffers, id);
+  listInsert(state, offersByProvider(provider), id);
+  const rec = getProviderRecord(state, provider);
+  rec.offers += 1n;
+  putProviderRecord(state, provider, rec);
+  return [
+    {
+      type: 'offerCreated',
+      offerId: id,
+      provider,
+      pricePerHour: action.pricePerHour,
+      chips: action.chipIds.length,
+    },
+  ];
+}
+
+function existingOffer(state: StateOverlay, id: Uint8Array): Offer {
+  const o = getOffer(state, id);
+  if (!o) throw new ValidationError('UNKNOWN_OFFER', `offer ${short(id)} does not exist`);
+  return o;
+}
+
+function existingLease(state: StateOverlay, id: Uint8Array): Lease {
+  const l = getLease(state, id);
+  if (!l) throw new ValidationError('UNKNOWN_LEASE', `lease ${short(id)} does not exist`);
+  return l;
+}
+
+/** Moves a running lease to closing at `endTime` (never later than it already ends). */
+function shortenLease(
+  state: StateOverlay,
+  lease: Lease,
+  endTime: bigint,
+  reason: string,
+): MarketEvent | null {
+  if (lease.status === LeaseStatus.closed) return null;
+  if (lease.status === LeaseStatus.closing && lease.endTime <= endTime) return null;
+  if (endTime < lease.endTime) lease.endTime = endTime;
+  lease.status = LeaseStatus.closing;
+  lease.closingReason = reason;
+  putLease(state, lease);
+  return { type: 'leaseClosing', leaseId: lease.id, chipId: lease.chipId, endTime: lease.endTime, reason };
+}
+
+export function applyCloseOffer(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: CloseOfferAction,
+): MarketEvent[] {
+  const offer = existingOffer(state, action.offerId);
+  if (!equalBytes(offer.provider, sender)) {
+    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
+  }
+  if (offer.status !== OfferStatus.open) {
+    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is already closed`);
+  }
+  offer.status = OfferStatus.closed;
+  offer.closedTime = ctx.time;
+  offer.closesAt = ctx.time + offer.noticeMs;
+  putOffer(state, offer);
+  listRemove(state, openOffers, offer.id);
+  const events: MarketEvent[] = [
+    { type: 'offerClosed', offerId: offer.id, provider: sender, closesAt: offer.closesAt },
+  ];
+  // At most one running lease per chip, so this is bounded by the offer's chip count.
+  for (const chipId of offer.chipIds) {
+    const m = getChipMarket(state, chipId);
+    if (m.leaseId) {
+      const lease = getLease(state, m.leaseId);
+      if (lease && equalBytes(lease.offerId, offer.id)) {
+        const e = shortenLease(state, lease, offer.closesAt, 'offerClosed');
+        if (e) events.push(e);
+      }
+    }
+    if (m.offerId && equalBytes(m.offerId, offer.id)) putChipMarket(state, chipId, { ...m, offerId: null });
+  }
+  return events;
+}
+
+export function applyOpenLease(
+  state: StateOverlay,
+  ctx: MarketContext,
+  renter: Uint8Array,
+  renterPublicKey: Uint8Array,
+  action: OpenLeaseAction,
+): MarketEvent[] {
+  const offer = existingOffer(state, action.offerId);
+  if (offer.status !== OfferStatus.open) {
+    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is closed`);
+  }
+  if (equalBytes(offer.provider, renter)) {
+    throw new ValidationError('SELF_LEASE', 'a provider cannot rent its own offer');
+  }
+  if (!Number.isInteger(action.hours) || action.hours < offer.minHours || action.hours > offer.maxHours) {
+    throw new ValidationError(
+      'BAD_DURATION',
+      `this offer rents for ${offer.minHours}…${offer.maxHours} hours, not ${action.hours}`,
+    );
+  }
+  const p = getPociParams(state);
+  const seedOf = seedLookup(state);
+  const usable = (chipId: Uint8Array): string | null => {
+    const chip = getChip(state, chipId);
+    if (!chip || !equalBytes(chip.owner, offer.provider)) return 'no longer belongs to the provider';
+    const { status } = effectiveStatus(state, chip);
+    if (status !== 'active') return `is ${status}`;
+    if (getChipMarket(state, chipId).leaseId) return 'is already leased';
+    if (!isOnline(chip, ctx.height, p, seedOf)) return 'is offline';
+    return null;
+  };
+  let chipId: Uint8Array;
+  if (action.chipId) {
+    if (!offer.chipIds.some((c) => equalBytes(c, action.chipId!))) {
+      throw new ValidationError('CHIP_NOT_OFFERED', `chip ${short(action.chipId)} is not in this offer`);
+    }
+    const why = usable(action.chipId);
+    if (why) throw new ValidationError('CHIP_UNAVAILABLE', `chip ${short(action.chipId)} ${why}`);
+    chipId = action.chipId;
+  } else {
+    const free = offer.chipIds.find((c) => usable(c) === null);
+    if (!free) throw new ValidationError('CHIP_UNAVAILABLE', 'no chip of this offer is free and online');
+    chipId = free;
+  }
+  const full = offer.pricePerHour * BigInt(action.hours);
+  const minimum = offer.pricePerHour * BigInt(offer.minHours);
+  const deposit = action.deposit === 0n ? full : action.deposit;
+  if (deposit < minimum) {
+    throw new ValidationError(
+      'DEPOSIT_TOO_LOW',
+      `the deposit ${deposit} is below price × minimum duration = ${minimum}`,
+    );
+  }
+  const account = getAccount(state, renter);
+  if (account.balance < deposit) {
+    throw new ValidationError(
+      'INSUFFICIENT_FUNDS',
+      `balance ${account.balance} cannot cover the deposit ${deposit} (after the fee)`,
+    );
+  }
+  account.balance -= deposit;
+  putAccount(state, renter, account);
+
+  const id = nextId(state, ctx.chainId, 'lease');
+  const lease: Lease = {
+    id,
+    offerId: offer.id,
+    chipId,
+    provider: offer.provider,
+    renter,
+    renterPublicKey,
+    pricePerHour: offer.pricePerHour,
+    hours: action.hours,
+    startHeight: ctx.height,
+    startTime: ctx.time,
+    endTime: ctx.time + BigInt(action.hours) * HOUR_MS,
+    deposited: deposit,
+    accrued: 0n,
+    paid: 0n,
+    refunded: 0n,
+    remaining: deposit,
+    settledTime: ctx.time,
+    // Only slots from this block on are the renter's business.
+    slotCursor: ctx.height - 1n,
+    slotsAnswered: 0n,
+    slotsMissed: 0n,
+    status: LeaseStatus.active,
+    closingReason: '',
+    closedHeight: 0n,
+    closedTime: 0n,
+    closedReason: '',
+  };
+  putLease(state, lease);
+  putChipMarket(state, chipId, { ...getChipMarket(state, chipId), leaseId: id });
+  listInsert(state, activeLeases, id);
+  listInsert(state, leasesByRenter(renter), id);
+  listInsert(state, leasesByProvider(offer.provider), id);
+  offer.leasesOpened += 1n;
+  putOffer(state, offer);
+  const rec = getProviderRecord(state, offer.provider);
+  rec.leases += 1n;
+  putProviderRecord(state, offer.provider, rec);
+  return [
+    {
+      type: 'leaseOpened',
+      leaseId: id,
+      offerId: offer.id,
+      chipId,
+      provider: offer.provider,
+      renter,
+      deposit,
+      endTime: lease.endTime,
+    },
+  ];
+}
+
+function runningLease(state: StateOverlay, ctx: MarketContext, id: Uint8Array): Lease {
+  const lease = existingLease(state, id);
+  if (lease.status === LeaseStatus.closed) {
+    throw new ValidationError('LEASE_CLOSED', `lease ${short(id)} is closed (${lease.closedReason})`);
+  }
+  if (ctx.time >= lease.endTime) {
+    throw new ValidationError('LEASE_ENDED', `lease ${short(id)} has ended; it is settled at the epoch end`);
+  }
+  return lease;
+}
+
+export function applyTopUpLease(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: TopUpLeaseAction,
+): MarketEvent[] {
+  if (action.amount <= 0n) throw new ValidationError('BAD_AMOUNT', 'a top-up must be positive');
+  const lease = runningLease(state, ctx, action.leaseId);
+  if (!equalBytes(lease.renter, sender)) {
+    throw new ValidationError('NOT_RENTER', `only the renter tops up lease ${short(lease.id)}`);
+  }
+  const account = getAccount(state, sender);
+  if (account.balance < action.amount) {
+    throw new ValidationError(
+      'INSUFFICIENT_FUNDS',
+      `balance ${account.balance} is less than the top-up ${action.amount} (after the fee)`,
+    );
+  }
+  account.balance -= action.amount;
+  putAccount(state, sender, account);
+  lease.deposited += action.amount;
+  lease.remaining += action.amount;
+  putLease(state, lease);
+  return [
+    {
+      type: 'leaseToppedUp',
+      leaseId: lease.id,
+      renter: sender,
+      amount: action.amount,
+      remaining: lease.remaining,
+    },
+  ];
+}
+
+export function applyCloseLease(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: CloseLeaseAction,
+): MarketEvent[] {
+  const lease = existingLease(state, action.leaseId);
+  if (lease.status === LeaseStatus.closed) {
+    throw new ValidationError('LEASE_CLOSED', `lease ${short(lease.id)} is already closed`);
+  }
+  if (equalBytes(lease.renter, sender)) {
+    const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), seedLookup(state));
+    if (lease.status !== LeaseStatus.closed) events.push(closeLease(state, lease, ctx, 'renterClosed'));
+    return events;
+  }
+  if (equalBytes(lease.provider, sender)) {
+    if (ctx.time >= lease.endTime) {
+      throw new ValidationError('LEASE_ENDED', `lease ${short(lease.id)} has ended already`);
+    }
+    const offer = existingOffer(state, lease.offerId);
+    const e = shortenLease(state, lease, ctx.time + offer.noticeMs, 'providerClosed');
+    if (!e) {
+      throw new ValidationError(
+        'ALREADY_CLOSING',
+        `lease ${short(lease.id)} already ends at ${new Date(Number(lease.endTime)).toISOString()}, before the notice would`,
+      );
+    }
+    return [e];
+  }
+  throw new ValidationError('NOT_PARTY', `lease ${short(lease.id)} is neither yours to rent nor to provide`);
+}
+
+export function applyPostReceipt(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: PostReceiptAction,
+): MarketEvent[] {
+  if (!Number.isInteger(action.rating) || action.rating < 1 || action.rating > 5) {
+    throw new ValidationError('BAD_RATING', 'a rating is 1…5');
+  }
+  const { receipt } = action.signed;
+  const lease = existingLease(state, receipt.leaseId);
+  if (!equalBytes(lease.renter, sender)) {
+    throw new ValidationError('NOT_RENTER', `only the renter of lease ${short(lease.id)} rates its jobs`);
+  }
+  if (!equalBytes(receipt.chipId, lease.chipId)) {
+    throw new ValidationError(
+      'RECEIPT_WRONG_CHIP',
+      'the receipt is signed by another chip than the leased one',
+    );
+  }
+  const chip = getChip(state, lease.chipId);
+  if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${short(lease.chipId)} is not registered`);
+  verifyReceipt(action.signed, chip, ctx.chainId);
+  // Once per job: a chip that signed two receipts for one job does not earn two ratings.
+  if (!markOnce(state, 'receipt', taggedHash('UNC/receipt-once', receipt.leaseId, receipt.jobId))) {
+    throw new ValidationError('RECEIPT_REPLAYED', `job ${short(receipt.jobId)} was already receipted`);
+  }
+  const rec = getProviderRecord(state, lease.provider);
+  rec.jobsReceipted += 1n;
+  rec.ratingsCount += 1n;
+  rec.ratingsSum += BigInt(action.rating);
+  putProviderRecord(state, lease.provider, rec);
+  return [
+    {
+      type: 'receiptPosted',
+      leaseId: lease.id,
+      chipId: lease.chipId,
+      provider: lease.provider,
+      jobId: receipt.jobId,
+      rating: action.rating,
+    },
+  ];
+}
+
+export function applyDispute(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: DisputeAction,
+): MarketEvent[] {
+  void ctx;
+  const lease = existingLease(state, action.leaseId);
+  if (!equalBytes(lease.renter, sender)) {
+    throw new ValidationError(
+      'NOT_RENTER',
+      `only the renter of lease ${short(lease.id)} can dispute its jobs`,
+    );
+  }
+  if (action.reason.trim().length === 0) throw new ValidationError('BAD_REASON', 'say why the job failed');
+  if (!markOnce(state, 'dispute', disputeId(lease.id, action.requestHash))) {
+    throw new ValidationError('DISPUTE_REPLAYED', 'this request is already disputed');
+  }
+  const rec = getProviderRecord(state, lease.provider);
+  rec.disputes += 1n;
+  putProviderRecord(state, lease.provider, rec);
+  return [
+    {
+      type: 'disputeRecorded',
+      leaseId: lease.id,
+      chipId: lease.chipId,
+      provider: lease.provider,
+      requestHash: action.requestHash,
+      reason: action.reason,
+    },
+  ];
+}
+
+/**
+ * Block-start bookkeeping: at the first block of each epoch, settle every active lease (and close
+ * those that are over). O(active leases) once per epoch; nothing on other blocks.
+ */
+export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): MarketEvent[] {
+  const p = getPociParams(state);
+  const epoch = epochOf(ctx.height, p);
+  if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return [];
+  const seedOf = seedLookup(state);
+  const events: MarketEvent[] = [];
+  for (const id of listItems(state, activeLeases)) {
+    const lease = getLease(state, id);
+    if (!lease) throw new Error(`active lease ${toHex(id)} has no record`);
+    events.push(...settleAndMaybeClose(state, lease, ctx, p, seedOf));
+  }
+  return events;
+}
+
+/** Cost so far of a lease, for views: what settling now would have drawn in total. */
+export function leaseCostThrough(lease: Lease, time: bigint): bigint {
+  const t = time < lease.endTime ? time : lease.endTime;
+  return costThrough(lease.pricePerHour, lease.startTime, t);
+}

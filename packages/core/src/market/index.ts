@@ -1,0 +1,5 @@
+export * from './actions.js';
+export * from './execute.js';
+export * from './receipt.js';
+export * from './settle.js';
+export * from './state.js';

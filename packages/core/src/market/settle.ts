@@ -1,0 +1,270 @@
+/**
+ * Lease accounting (PROTOCOL.md §8). Cost accrues by block time; the renter pays only the share of
+ * it that matches the chip's answered challenge slots, and gets the rest back. Every movement is
+ * exact integer arithmetic, and for every lease deposited = paid + refunded + remaining.
+ */
+import { equalBytes } from '../bytes.js';
+import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
+import { answeredIn, epochOf, isOnline, type SeedLookup, slotHeights } from '../poci/liveness.js';
+import type { PociParams } from '../poci/params.js';
+import { getAccount, putAccount } from '../state/accounts.js';
+import type { StateOverlay } from '../state/store.js';
+import {
+  activeLeases,
+  getChipMarket,
+  getProviderRecord,
+  type Lease,
+  LeaseStatus,
+  listRemove,
+  putChipMarket,
+  putLease,
+  putProviderRecord,
+} from './state.js';
+
+export const HOUR_MS = 3_600_000n;
+
+export interface MarketContext {
+  chainId: string;
+  height: bigint;
+  time: bigint;
+}
+
+export type MarketEvent =
+  | { type: 'offerCreated'; offerId: Uint8Array; provider: Uint8Array; pricePerHour: bigint; chips: number }
+  | { type: 'offerClosed'; offerId: Uint8Array; provider: Uint8Array; closesAt: bigint }
+  | {
+      type: 'leaseOpened';
+      leaseId: Uint8Array;
+      offerId: Uint8Array;
+      chipId: Uint8Array;
+      provider: Uint8Array;
+      renter: Uint8Array;
+      deposit: bigint;
+      endTime: bigint;
+    }
+  | { type: 'leaseToppedUp'; leaseId: Uint8Array; renter: Uint8Array; amount: bigint; remaining: bigint }
+  | { type: 'leaseClosing'; leaseId: Uint8Array; chipId: Uint8Array; endTime: bigint; reason: string }
+  | {
+      type: 'leaseSettled';
+      leaseId: Uint8Array;
+      chipId: Uint8Array;
+      fromTime: bigint;
+      toTime: bigint;
+      cost: bigint;
+      paid: bigint;
+      refunded: bigint;
+      answered: number;
+      missed: number;
+      remaining: bigint;
+    }
+  | {
+      type: 'leaseClosed';
+      leaseId: Uint8Array;
+      chipId: Uint8Array;
+      reason: string;
+      /** The unused escrow returned at close. */
+      returned: bigint;
+      paid: bigint;
+      refunded: bigint;
+    }
+  | {
+      type: 'receiptPosted';
+      leaseId: Uint8Array;
+      chipId: Uint8Array;
+      provider: Uint8Array;
+      jobId: Uint8Array;
+      rating: number;
+    }
+  | {
+      type: 'disputeRecorded';
+      leaseId: Uint8Array;
+      chipId: Uint8Array;
+      provider: Uint8Array;
+      requestHash: Uint8Array;
+      reason: string;
+    };
+
+/**
+ * Cost of a lease from its start to `t`, floored once: each settlement charges the difference of
+ * two of these, so the sum over any sequence of settlements equals the cost of the whole span.
+ */
+export function costThrough(pricePerHour: bigint, startTime: bigint, t: bigint): bigint {
+  return t <= startTime ? 0n : (pricePerHour * (t - startTime)) / HOUR_MS;
+}
+
+/**
+ * Splits the cost of a period by the chip's slot outcomes in it: paid = cost × answered/(answered +
+ * missed), floored; the renter gets the rest. A period without a decided slot is paid in full when
+ * the chip is online and refunded in full when it is not.
+ */
+export function slaSplit(
+  cost: bigint,
+  answered: number,
+  missed: number,
+  online: boolean,
+): { paid: bigint; refunded: bigint } {
+  const total = answered + missed;
+  const paid = total === 0 ? (online ? cost : 0n) : (cost * BigInt(answered)) / BigInt(total);
+  return { paid, refunded: cost - paid };
+}
+
+/** Answered and missed slots of the chip with heights in (after, through]; all must be decided. */
+export function slotOutcomesIn(
+  chip: Chip,
+  after: bigint,
+  through: bigint,
+  p: PociParams,
+  seedOf: SeedLookup,
+): { answered: number; missed: number } {
+  let answered = 0;
+  let missed = 0;
+  if (through <= after) return { answered, missed };
+  let from = epochOf(after + 1n, p);
+  if (from < chip.firstEpoch) from = chip.firstEpoch;
+  for (let e = from; e <= epochOf(through, p); e++) {
+    const seed = seedOf(e);
+    if (!seed) continue;
+    slotHeights(seed, chip.chipId, e, p).forEach((h, slot) => {
+      if (h <= after || h > through) return;
+      if (answeredIn(chip, e, slot)) answered++;
+      else missed++;
+    });
+  }
+  return { answered, missed };
+}
+
+export function credit(state: StateOverlay, who: Uint8Array, amount: bigint): void {
+  if (amount === 0n) return;
+  const a = getAccount(state, who);
+  a.balance += amount;
+  putAccount(state, who, a);
+}
+
+/** Whether the provider can still serve the lease with this chip (it still owns it, and it is active). */
+export function chipServes(state: StateOverlay, lease: Lease): { ok: boolean; chip: Chip | null } {
+  const chip = getChip(state, lease.chipId);
+  if (!chip || !equalBytes(chip.owner, lease.provider)) return { ok: false, chip };
+  return { ok: effectiveStatus(state, chip).status === 'active', chip };
+}
+
+/**
+ * Settles the lease's cost through min(now, endTime) against its escrow, pays the provider, refunds
+ * the renter the missed share. Returns the event (null when nothing moved) and whether the escrow
+ * ran out before the lease's end. Writes the lease.
+ */
+export function settleLease(
+  state: StateOverlay,
+  lease: Lease,
+  ctx: MarketContext,
+  p: PociParams,
+  seedOf: SeedLookup,
+): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean } {
+  const to = ctx.time < lease.endTime ? ctx.time : lease.endTime;
+  const fromTime = lease.settledTime;
+  let cost = costThrough(lease.pricePerHour, lease.startTime, to) - lease.accrued;
+  if (cost < 0n) cost = 0n;
+  let exhausted = false;
+  if (cost >= lease.remaining && to < lease.endTime) {
+    cost = lease.remaining;
+    exhausted = true;
+  } else if (cost > lease.remaining) cost = lease.remaining;
+
+  // Slots are judged once their answer window has closed before this block.
+  const decided = ctx.height - p.answerWindowBlocks - 1n;
+  const { ok, chip } = chipServes(state, lease);
+  let answered = 0;
+  let missed = 0;
+  if (chip && decided > lease.slotCursor) {
+    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, decided, p, seedOf));
+    lease.slotCursor = decided;
+  }
+  // Liveness of the chip matters only for a period without a decided slot (it costs hashing).
+  const online = answered + missed === 0 && ok && chip !== null && isOnline(chip, ctx.height, p, seedOf);
+  const { paid, refunded } = slaSplit(cost, answered, missed, online);
+
+  lease.accrued += cost;
+  lease.remaining -= cost;
+  lease.paid += paid;
+  lease.refunded += refunded;
+  lease.slotsAnswered += BigInt(answered);
+  lease.slotsMissed += BigInt(missed);
+  if (to > lease.settledTime) lease.settledTime = to;
+  putLease(state, lease);
+  credit(state, lease.provider, paid);
+  credit(state, lease.renter, refunded);
+  if (paid > 0n) {
+    const rec = getProviderRecord(state, lease.provider);
+    rec.earnings += paid;
+    putProviderRecord(state, lease.provider, rec);
+  }
+  const event: MarketEvent | null =
+    cost === 0n && answered === 0 && missed === 0
+      ? null
+      : {
+          type: 'leaseSettled',
+          leaseId: lease.id,
+          chipId: lease.chipId,
+          fromTime,
+          toTime: to,
+          cost,
+          paid,
+          refunded,
+          answered,
+          missed,
+          remaining: lease.remaining,
+        };
+  return { event, exhausted, chipOk: ok };
+}
+
+/** Returns the unused escrow to the renter and frees the chip. The lease must be settled first. */
+export function closeLease(
+  state: StateOverlay,
+  lease: Lease,
+  ctx: MarketContext,
+  reason: string,
+): MarketEvent {
+  const returned = lease.remaining;
+  credit(state, lease.renter, returned);
+  lease.refunded += returned;
+  lease.remaining = 0n;
+  lease.status = LeaseStatus.closed;
+  lease.closedHeight = ctx.height;
+  lease.closedTime = ctx.time;
+  lease.closedReason = reason;
+  putLease(state, lease);
+  listRemove(state, activeLeases, lease.id);
+  const m = getChipMarket(state, lease.chipId);
+  if (m.leaseId && equalBytes(m.leaseId, lease.id))
+    putChipMarket(state, lease.chipId, { ...m, leaseId: null });
+  return {
+    type: 'leaseClosed',
+    leaseId: lease.id,
+    chipId: lease.chipId,
+    reason,
+    returned,
+    paid: lease.paid,
+    refunded: lease.refunded,
+  };
+}
+
+/**
+ * Settles a lease and closes it if it is over: its end time passed, its escrow ran out, or its chip
+ * can no longer serve it. Used at every epoch end and whenever an action touches the lease.
+ */
+export function settleAndMaybeClose(
+  state: StateOverlay,
+  lease: Lease,
+  ctx: MarketContext,
+  p: PociParams,
+  seedOf: SeedLookup,
+): MarketEvent[] {
+  const events: MarketEvent[] = [];
+  const { event, exhausted, chipOk } = settleLease(state, lease, ctx, p, seedOf);
+  if (event) events.push(event);
+  let reason: string | null = null;
+  if (ctx.time >= lease.endTime) reason = lease.closingReason || 'ended';
+  else if (exhausted) reason = 'escrowExhausted';
+  else if (!chipOk) reason = 'chipUnavailable';
+  if (reason) events.push(closeLease(state, lease, ctx, reason));
+  return events;
+}

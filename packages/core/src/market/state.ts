@@ -1,0 +1,363 @@
+/**
+ * Market records in state: offers (0x09), leases (0x0A), provider records (0x0B) and the market's
+ * indexes (0x0C: id counters, per-chip locks, replay markers and linked lists).
+ *
+ * Lists are doubly linked through separate link records, so adding or removing an item is O(1)
+ * whatever the list's length: the epoch-end settlement walks only the active leases, and the RPC
+ * can list a renter's or a provider's leases without a prefix scan of the state.
+ */
+
+import { taggedHash } from '../crypto/hash.js';
+import {
+  type Codec,
+  decode,
+  encode,
+  list,
+  option,
+  string,
+  struct,
+  u8,
+  u32,
+  u64,
+  u128,
+} from '../encoding/codec.js';
+import { address, chainIdCodec, hash32, publicKey } from '../encoding/primitives.js';
+import { StateSpace } from '../state/accounts.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+import {
+  MAX_ENDPOINT_BYTES,
+  MAX_OFFER_CHIPS,
+  type OfferAttributes,
+  offerAttributesCodec,
+} from './actions.js';
+
+export const OfferStatus = { open: 0, closed: 1 } as const;
+export const LeaseStatus = { active: 0, closing: 1, closed: 2 } as const;
+export type LeaseStatusName = 'active' | 'closing' | 'closed';
+export const LEASE_STATUS_NAMES: readonly LeaseStatusName[] = ['active', 'closing', 'closed'];
+
+export interface Offer {
+  id: Uint8Array;
+  provider: Uint8Array;
+  chipIds: Uint8Array[];
+  pricePerHour: bigint;
+  minHours: number;
+  maxHours: number;
+  noticeMs: bigint;
+  endpoint: string;
+  attributes: OfferAttributes;
+  createdHeight: bigint;
+  createdTime: bigint;
+  status: number;
+  /** Block time at which the provider closed it, and at which its notice ends (0 while open). */
+  closedTime: bigint;
+  closesAt: bigint;
+  leasesOpened: bigint;
+}
+
+export const offerCodec: Codec<Offer> = struct<Offer>('Offer', {
+  id: hash32,
+  provider: address,
+  chipIds: list(hash32, MAX_OFFER_CHIPS, 'chipIds'),
+  pricePerHour: u128,
+  minHours: u32,
+  maxHours: u32,
+  noticeMs: u64,
+  endpoint: string(MAX_ENDPOINT_BYTES, 'endpoint'),
+  attributes: offerAttributesCodec,
+  createdHeight: u64,
+  createdTime: u64,
+  status: u8,
+  closedTime: u64,
+  closesAt: u64,
+  leasesOpened: u64,
+});
+
+export interface Lease {
+  id: Uint8Array;
+  offerId: Uint8Array;
+  chipId: Uint8Array;
+  provider: Uint8Array;
+  renter: Uint8Array;
+  /** The key that signed the opening transaction; the provider's API authenticates the renter by it. */
+  renterPublicKey: Uint8Array;
+  pricePerHour: bigint;
+  hours: number;
+  startHeight: bigint;
+  startTime: bigint;
+  /** When the lease ends (shortened by a provider's or an offer's notice). */
+  endTime: bigint;
+  /** Deposit plus top-ups. Invariant: deposited = paid + refunded + remaining. */
+  deposited: bigint;
+  /** Cost drawn from escrow so far (paid + refunds of missed time): price × elapsed, floored once. */
+  accrued: bigint;
+  paid: bigint;
+  refunded: bigint;
+  remaining: bigint;
+  /** Block time the cost is settled through. */
+  settledTime: bigint;
+  /** Slots at or below this height are already counted in slotsAnswered/slotsMissed. */
+  slotCursor: bigint;
+  slotsAnswered: bigint;
+  slotsMissed: bigint;
+  status: number;
+  /** Why a closing lease will close at endTime (empty while active). */
+  closingReason: string;
+  closedHeight: bigint;
+  closedTime: bigint;
+  closedReason: string;
+}
+
+export const leaseCodec: Codec<Lease> = struct<Lease>('Lease', {
+  id: hash32,
+  offerId: hash32,
+  chipId: hash32,
+  provider: address,
+  renter: address,
+  renterPublicKey: publicKey,
+  pricePerHour: u128,
+  hours: u32,
+  startHeight: u64,
+  startTime: u64,
+  endTime: u64,
+  deposited: u128,
+  accrued: u128,
+  paid: u128,
+  refunded: u128,
+  remaining: u128,
+  settledTime: u64,
+  slotCursor: u64,
+  slotsAnswered: u64,
+  slotsMissed: u64,
+  status: u8,
+  closingReason: string(64, 'closingReason'),
+  closedHeight: u64,
+  closedTime: u64,
+  closedReason: string(64, 'closedReason'),
+});
+
+export interface ProviderRecord {
+  offers: bigint;
+  leases: bigint;
+  jobsReceipted: bigint;
+  ratingsCount: bigint;
+  ratingsSum: bigint;
+  disputes: bigint;
+  /** Paid to the provider by its leases, base units. */
+  earnings: bigint;
+}
+
+export const providerRecordCodec: Codec<ProviderRecord> = struct<ProviderRecord>('ProviderRecord', {
+  offers: u64,
+  leases: u64,
+  jobsReceipted: u64,
+  ratingsCount: u64,
+  ratingsSum: u64,
+  disputes: u64,
+  earnings: u128,
+});
+
+export const EMPTY_PROVIDER_RECORD: Readonly<ProviderRecord> = Object.freeze({
+  offers: 0n,
+  leases: 0n,
+  jobsReceipted: 0n,
+  ratingsCount: 0n,
+  ratingsSum: 0n,
+  disputes: 0n,
+  earnings: 0n,
+});
+
+function prefixed(space: number, ...parts: Uint8Array[]): Uint8Array {
+  const n = parts.reduce((s, p) => s + p.length, 1);
+  const k = new Uint8Array(n);
+  k[0] = space;
+  let o = 1;
+  for (const p of parts) {
+    k.set(p, o);
+    o += p.length;
+  }
+  return k;
+}
+
+export const offerKey = (id: Uint8Array): Uint8Array => prefixed(StateSpace.offer, id);
+export const leaseKey = (id: Uint8Array): Uint8Array => prefixed(StateSpace.lease, id);
+export const providerKey = (addr: Uint8Array): Uint8Array => prefixed(StateSpace.provider, addr);
+
+export function getOffer(state: StateReader, id: Uint8Array): Offer | null {
+  const raw = state.get(offerKey(id));
+  return raw ? decode(offerCodec, raw) : null;
+}
+export function putOffer(state: StateOverlay, o: Offer): void {
+  state.set(offerKey(o.id), encode(offerCodec, o));
+}
+export function getLease(state: StateReader, id: Uint8Array): Lease | null {
+  const raw = state.get(leaseKey(id));
+  return raw ? decode(leaseCodec, raw) : null;
+}
+export function putLease(state: StateOverlay, l: Lease): void {
+  state.set(leaseKey(l.id), encode(leaseCodec, l));
+}
+export function getProviderRecord(state: StateReader, provider: Uint8Array): ProviderRecord {
+  const raw = state.get(providerKey(provider));
+  return raw ? decode(providerRecordCodec, raw) : { ...EMPTY_PROVIDER_RECORD };
+}
+export function putProviderRecord(state: StateOverlay, provider: Uint8Array, r: ProviderRecord): void {
+  state.set(providerKey(provider), encode(providerRecordCodec, r));
+}
+
+// ---- Index (0x0C) ----
+
+const IDX = {
+  counters: 0x00,
+  chip: 0x01,
+  receipt: 0x02,
+  dispute: 0x03,
+  list: 0x10,
+} as const;
+
+interface Counters {
+  offers: bigint;
+  leases: bigint;
+}
+const countersCodec = struct<Counters>('MarketCounters', { offers: u64, leases: u64 });
+const COUNTERS_KEY = Uint8Array.of(StateSpace.marketIndex, IDX.counters);
+
+/** Ids come from a chain-wide counter: unique, and known to nobody before the block runs. */
+export function nextId(state: StateOverlay, chainId: string, kind: 'offer' | 'lease'): Uint8Array {
+  const raw = state.get(COUNTERS_KEY);
+  const c = raw ? decode(countersCodec, raw) : { offers: 0n, leases: 0n };
+  const seq = kind === 'offer' ? c.offers : c.leases;
+  if (kind === 'offer') c.offers += 1n;
+  else c.leases += 1n;
+  state.set(COUNTERS_KEY, encode(countersCodec, c));
+  return taggedHash(`UNC/${kind}`, encode(chainIdCodec, chainId), encode(u64, seq));
+}
+
+/** What a chip is committed to: at most one open offer and one running lease at a time. */
+export interface ChipMarket {
+  offerId: Uint8Array | null;
+  leaseId: Uint8Array | null;
+}
+const chipMarketCodec = struct<ChipMarket>('ChipMarket', {
+  offerId: option(hash32),
+  leaseId: option(hash32),
+});
+const chipMarketKey = (chipId: Uint8Array) => Uint8Array.of(StateSpace.marketIndex, IDX.chip, ...chipId);
+
+export function getChipMarket(state: StateReader, chipId: Uint8Array): ChipMarket {
+  const raw = state.get(chipMarketKey(chipId));
+  return raw ? decode(chipMarketCodec, raw) : { offerId: null, leaseId: null };
+}
+export function putChipMarket(state: StateOverlay, chipId: Uint8Array, m: ChipMarket): void {
+  state.set(chipMarketKey(chipId), m.offerId || m.leaseId ? encode(chipMarketCodec, m) : null);
+}
+
+/** Marks a key as used; returns false when it already was (a replayed receipt or dispute). */
+export function markOnce(state: StateOverlay, kind: 'receipt' | 'dispute', id: Uint8Array): boolean {
+  const key = Uint8Array.of(StateSpace.marketIndex, IDX[kind], ...id);
+  if (state.get(key)) return false;
+  state.set(key, Uint8Array.of(1));
+  return true;
+}
+
+export function disputeId(leaseId: Uint8Array, requestHash: Uint8Array): Uint8Array {
+  return taggedHash('UNC/dispute', leaseId, requestHash);
+}
+
+// ---- Linked lists ----
+
+export const ListTag = {
+  activeLeases: 1,
+  openOffers: 2,
+  leasesByRenter: 3,
+  leasesByProvider: 4,
+  offersByProvider: 5,
+} as const;
+
+export interface ListRef {
+  tag: number;
+  /** An address for per-account lists; empty for chain-wide ones. */
+  scope: Uint8Array;
+}
+
+interface ListHead {
+  first: Uint8Array | null;
+  count: bigint;
+}
+interface ListLink {
+  prev: Uint8Array | null;
+  next: Uint8Array | null;
+}
+const listHeadCodec = struct<ListHead>('ListHead', { first: option(hash32), count: u64 });
+const listLinkCodec = struct<ListLink>('ListLink', { prev: option(hash32), next: option(hash32) });
+
+function listHeadKey(l: ListRef): Uint8Array {
+  return Uint8Array.of(StateSpace.marketIndex, IDX.list, l.tag, ...l.scope, 0x00);
+}
+function listLinkKey(l: ListRef, id: Uint8Array): Uint8Array {
+  return Uint8Array.of(StateSpace.marketIndex, IDX.list, l.tag, ...l.scope, 0x01, ...id);
+}
+function getHead(state: StateReader, l: ListRef): ListHead {
+  const raw = state.get(listHeadKey(l));
+  return raw ? decode(listHeadCodec, raw) : { first: null, count: 0n };
+}
+function getLink(state: StateReader, l: ListRef, id: Uint8Array): ListLink | null {
+  const raw = state.get(listLinkKey(l, id));
+  return raw ? decode(listLinkCodec, raw) : null;
+}
+function putHead(state: StateOverlay, l: ListRef, h: ListHead): void {
+  state.set(listHeadKey(l), h.count === 0n ? null : encode(listHeadCodec, h));
+}
+function putLink(state: StateOverlay, l: ListRef, id: Uint8Array, link: ListLink | null): void {
+  state.set(listLinkKey(l, id), link ? encode(listLinkCodec, link) : null);
+}
+
+/** O(1): puts `id` first (lists read newest first). */
+export function listInsert(state: StateOverlay, l: ListRef, id: Uint8Array): void {
+  if (getLink(state, l, id)) throw new Error('list item already present');
+  const head = getHead(state, l);
+  if (head.first) {
+    const old = getLink(state, l, head.first)!;
+    putLink(state, l, head.first, { ...old, prev: id });
+  }
+  putLink(state, l, id, { prev: null, next: head.first });
+  putHead(state, l, { first: id, count: head.count + 1n });
+}
+
+/** O(1). */
+export function listRemove(state: StateOverlay, l: ListRef, id: Uint8Array): void {
+  const link = getLink(state, l, id);
+  if (!link) throw new Error('list item not present');
+  const head = getHead(state, l);
+  if (link.prev) {
+    const p = getLink(state, l, link.prev)!;
+    putLink(state, l, link.prev, { ...p, next: link.next });
+  } else head.first = link.next;
+  if (link.next) {
+    const n = getLink(state, l, link.next)!;
+    putLink(state, l, link.next, { ...n, prev: link.prev });
+  }
+  putLink(state, l, id, null);
+  putHead(state, l, { first: head.first, count: head.count - 1n });
+}
+
+export function listCount(state: StateReader, l: ListRef): bigint {
+  return getHead(state, l).count;
+}
+
+/** The ids of a list, first to last, at most `limit`. */
+export function listItems(state: StateReader, l: ListRef, limit = Number.MAX_SAFE_INTEGER): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let cur = getHead(state, l).first;
+  while (cur && out.length < limit) {
+    out.push(cur);
+    cur = getLink(state, l, cur)?.next ?? null;
+  }
+  return out;
+}
+
+export const activeLeases: ListRef = { tag: ListTag.activeLeases, scope: new Uint8Array(0) };
+export const openOffers: ListRef = { tag: ListTag.openOffers, scope: new Uint8Array(0) };
+export const leasesByRenter = (a: Uint8Array): ListRef => ({ tag: ListTag.leasesByRenter, scope: a });
+export const leasesByProvider = (a: Uint8Array): ListRef => ({ tag: ListTag.leasesByProvider, scope: a });
+export const offersByProvider = (a: Uint8Array): ListRef => ({ tag: ListTag.offersByProvider, scope: a });

@@ -1,0 +1,338 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type Action,
+  CONSENSUS_PARAMS_KEY,
+  chipsOfOwner,
+  compareBytes,
+  computeValidatorSet,
+  consensusParamsCodec,
+  DEFAULT_CONSENSUS_PARAMS,
+  devSoftChipId,
+  ed25519Sign,
+  encode,
+  getRecentHash,
+  latestValidatorSetEpoch,
+  ownerRatedPower,
+  StateOverlay,
+  toHex,
+  transferMessage,
+  type ValidatorSet,
+  validatorCandidates,
+  validatorSetAt,
+  validatorSetForEpoch,
+  validatorSetForHeight,
+} from '../../src/index.js';
+import {
+  answer,
+  CHAIN,
+  genesis,
+  type Key,
+  key,
+  miner,
+  other,
+  registerAction,
+  slotsOf,
+  TestChain,
+} from '../harness.js';
+
+const H100 = 989_000n;
+const A100 = 312_000n;
+const BOND = 10n ** 21n;
+const G = genesis();
+
+function powers(set: ValidatorSet): Record<string, bigint> {
+  return Object.fromEntries(set.validators.map((v) => [toHex(v.publicKey), v.power]));
+}
+
+function setMaxValidators(chain: TestChain, maxValidators: number): void {
+  chain.state.apply([
+    {
+      key: CONSENSUS_PARAMS_KEY,
+      value: encode(consensusParamsCodec, { ...DEFAULT_CONSENSUS_PARAMS, maxValidators }),
+    },
+  ]);
+}
+
+/** Funds `keys` from the miner in one block. */
+function fund(chain: TestChain, keys: Key[]): void {
+  chain.block([
+    chain.tx(
+      miner,
+      keys.map((k) => ({
+        type: 'transfer' as const,
+        to: k.address,
+        amount: 10n ** 24n,
+        memo: new Uint8Array(),
+      })),
+    ),
+  ]);
+}
+
+/** One block in which `owner` registers `chips` (model per chip) and, if asked, bonds. */
+function enlist(chain: TestChain, owner: Key, chips: [Key, string][], bond: boolean): void {
+  const actions: Action[] = chips.map(([c, model]) =>
+    registerAction(chain, c, owner.address, chain.height, model),
+  );
+  if (bond) actions.push({ type: 'bond', amount: BOND });
+  chain.block([chain.tx(owner, actions)]);
+}
+
+/** Produces blocks up to `until`, answering every open slot of `chips` in the block after it. */
+function runAnswering(
+  chain: TestChain,
+  chips: Key[],
+  until: bigint,
+  slotsOf: (c: Key, e: bigint) => bigint[],
+) {
+  while (chain.height < until) {
+    const due: ReturnType<typeof answer>[] = [];
+    const epoch = (chain.height - 1n) / 20n;
+    for (const c of chips) {
+      for (const e of [epoch - 1n, epoch]) {
+        if (e < 1n) continue;
+        slotsOf(c, e).forEach((h, slot) => {
+          if (h === chain.height) due.push(answer(chain, c, e, slot));
+        });
+      }
+    }
+    chain.block(due.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers: due }], 0n)] : []);
+  }
+}
+
+describe('epoch validator sets', () => {
+  test('the genesis validators serve until a set is computed, and an empty computed set keeps them', () => {
+    const chain = new TestChain(G);
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), { [toHex(G.validators[0]!.publicKey)]: 1n });
+    assert.equal(latestValidatorSetEpoch(chain.state), null);
+    // Chips without a bond, and a bond without chips: neither makes a validator.
+    enlist(chain, miner, [[key('chip-a'), 'sim-h100']], false);
+    chain.block([chain.tx(other, [{ type: 'bond', amount: BOND }])]);
+    chain.blocksUntil(20n);
+    assert.equal(latestValidatorSetEpoch(chain.state), 1n, 'the last block of epoch 0 stores epoch 1');
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), { [toHex(G.validators[0]!.publicKey)]: 1n });
+    assert.deepEqual(
+      powers(validatorSetForEpoch(chain.state, null, 0n)!),
+      powers(validatorSetAt(chain.state, G)),
+      'the genesis set is in the state',
+    );
+  });
+
+  test('bonded owners of online chips become validators, weighted by power, from the next epoch on', () => {
+    const chain = new TestChain(G);
+    enlist(
+      chain,
+      miner,
+      [
+        [key('m1'), 'sim-h100'],
+        [key('m2'), 'sim-h100'],
+      ],
+      true,
+    );
+    enlist(chain, other, [[key('o1'), 'sim-a100']], true);
+    assert.equal(ownerRatedPower(chain.state, miner.address), 2n * H100);
+    chain.blocksUntil(19n);
+    assert.equal(validatorSetAt(chain.state, G).size, 1, 'still the genesis set inside epoch 0');
+    chain.block();
+    const set = validatorSetAt(chain.state, G);
+    assert.deepEqual(powers(set), {
+      [toHex(miner.publicKey)]: 2n * H100,
+      [toHex(other.publicKey)]: A100,
+    });
+    assert.deepEqual(powers(validatorSetForHeight(chain.state, G, 21n)!), powers(set));
+    assert.equal(validatorSetForHeight(chain.state, G, 41n), null, 'epoch 2 is not computed yet');
+    // The set stays for the whole epoch, whatever happens in it.
+    chain.block([chain.tx(other, [{ type: 'unbond', amount: BOND }])]);
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), powers(set));
+    assert.equal(validatorCandidates(chain.state).length, 1, 'fully unbonded: no longer a candidate');
+    runAnswering(chain, [key('m1'), key('m2')], 40n, (c, e) => slotsOf(chain, c, e));
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), { [toHex(miner.publicKey)]: 2n * H100 });
+  });
+
+  test('the top N by power make the cut; equal power is ranked by public key', () => {
+    const chain = new TestChain(G);
+    setMaxValidators(chain, 2);
+    const owners = [key('owner-1'), key('owner-2'), key('owner-3')];
+    fund(chain, owners);
+    enlist(chain, owners[0]!, [[key('c1'), 'sim-a100']], true);
+    enlist(chain, owners[1]!, [[key('c2'), 'sim-a100']], true);
+    enlist(chain, owners[2]!, [[key('c3'), 'sim-h100']], true);
+    chain.blocksUntil(20n);
+    const [low, high] = [owners[0]!, owners[1]!].sort((a, b) => compareBytes(a.publicKey, b.publicKey));
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
+      [toHex(owners[2]!.publicKey)]: H100,
+      [toHex(low!.publicKey)]: A100,
+    });
+    assert.ok(!validatorSetAt(chain.state, G).has(high!.publicKey));
+  });
+
+  test('a chip that goes offline lowers its owner’s weight in the next set', () => {
+    const chain = new TestChain(G);
+    const live = key('live-chip');
+    const silent = key('silent-chip');
+    enlist(
+      chain,
+      miner,
+      [
+        [live, 'sim-h100'],
+        [silent, 'sim-h100'],
+      ],
+      true,
+    );
+    const slots = (c: Key, e: bigint) => slotsOf(chain, c, e);
+    runAnswering(chain, [live], 20n, slots);
+    assert.equal(validatorSetAt(chain.state, G).powerOf(miner.publicKey), 2n * H100);
+    runAnswering(chain, [live], 60n, slots);
+    assert.equal(
+      validatorSetAt(chain.state, G).powerOf(miner.publicKey),
+      H100,
+      'the silent chip missed its K slots',
+    );
+  });
+
+  test('a transferred chip moves its power; a deregistered one takes it away', () => {
+    const chain = new TestChain(G);
+    const moving = key('moving-chip');
+    const leaving = key('leaving-chip');
+    enlist(
+      chain,
+      miner,
+      [
+        [moving, 'sim-h100'],
+        [leaving, 'sim-a100'],
+      ],
+      true,
+    );
+    chain.block([chain.tx(other, [{ type: 'bond', amount: BOND }])]);
+    const anchor = chain.height;
+    const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+    const chipId = devSoftChipId(moving.publicKey);
+    const consent = ed25519Sign(moving.seed, transferMessage(CHAIN, chipId, other.address, anchorHash));
+    chain.block([
+      chain.tx(miner, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: other.address,
+          anchorHeight: anchor,
+          consent: { type: 'dev-soft', signature: consent },
+        },
+        { type: 'deregisterChip', chipId: devSoftChipId(leaving.publicKey) },
+      ]),
+    ]);
+    assert.equal(ownerRatedPower(chain.state, miner.address), 0n);
+    assert.equal(chipsOfOwner(chain.state, miner.address).length, 0);
+    assert.deepEqual(chipsOfOwner(chain.state, other.address), [chipId]);
+    chain.blocksUntil(20n);
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), { [toHex(other.publicKey)]: H100 });
+  });
+
+  test('the computation reads only the chips of candidates that can still make the cut', () => {
+    const chain = new TestChain(G);
+    setMaxValidators(chain, 1);
+    const big = key('big-owner');
+    const small = key('small-owner');
+    fund(chain, [big, small]);
+    enlist(chain, big, [[key('big-chip'), 'sim-h100']], true);
+    const smallChips: [Key, string][] = [0, 1].map((i) => [key(`small-chip-${i}`), 'sim-a100']);
+    enlist(chain, small, smallChips, true);
+    const reads: string[] = [];
+    const probe = {
+      get(k: Uint8Array) {
+        if (k[0] === 0x04) reads.push(toHex(k.subarray(1)));
+        return chain.state.get(k);
+      },
+    };
+    const set = computeValidatorSet(probe, 21n);
+    assert.deepEqual(
+      set.map((v) => toHex(v.publicKey)),
+      [toHex(big.publicKey)],
+    );
+    assert.deepEqual(reads, [toHex(devSoftChipId(key('big-chip').publicKey))]);
+  });
+
+  test('property: the computed set does not depend on the order of bonds and registrations', () => {
+    const owners = [0, 1, 2, 3].map((i) => key(`prop-owner-${i}`));
+    const models = ['sim-h100', 'sim-a100'];
+    type Op = { owner: number; chip: number | null; model: number };
+    const scenario = fc
+      .array(
+        fc.record({
+          chips: fc.array(fc.integer({ min: 0, max: 1 }), { maxLength: 3 }),
+          bond: fc.boolean(),
+        }),
+        { minLength: 4, maxLength: 4 },
+      )
+      .chain((accounts) => {
+        const ops: Op[] = [];
+        accounts.forEach((a, owner) => {
+          a.chips.forEach((model, chip) => {
+            ops.push({ owner, chip, model });
+          });
+          if (a.bond) ops.push({ owner, chip: null, model: 0 });
+        });
+        return fc.tuple(
+          fc.constant(accounts),
+          fc.shuffledSubarray(ops, { minLength: ops.length }),
+          fc.integer({ min: 1, max: 4 }),
+        );
+      });
+    fc.assert(
+      fc.property(scenario, ([accounts, ops, n]) => {
+        const run = (order: Op[]) => {
+          const chain = new TestChain(G);
+          setMaxValidators(chain, n);
+          fund(chain, owners);
+          for (const op of order) {
+            const owner = owners[op.owner]!;
+            const action: Action =
+              op.chip === null
+                ? { type: 'bond', amount: BOND }
+                : registerAction(
+                    chain,
+                    key(`prop-chip-${op.owner}-${op.chip}`),
+                    owner.address,
+                    chain.height,
+                    models[op.model],
+                  );
+            chain.block([chain.tx(owner, [action])]);
+          }
+          chain.blocksUntil(20n);
+          return validatorSetAt(chain.state, G);
+        };
+        const forward = run(ops);
+        const backward = run([...ops].reverse());
+        assert.equal(toHex(forward.hash()), toHex(backward.hash()));
+        // The model: bonded owners with chips, by power then key, the first n.
+        const expected = accounts
+          .map((a, i) => ({
+            publicKey: owners[i]!.publicKey,
+            power: a.chips.reduce((s, m) => s + (m === 0 ? H100 : A100), 0n),
+            bond: a.bond,
+          }))
+          .filter((c) => c.bond && c.power > 0n)
+          .sort((a, b) =>
+            a.power !== b.power ? (a.power > b.power ? -1 : 1) : compareBytes(a.publicKey, b.publicKey),
+          )
+          .slice(0, n);
+        if (expected.length === 0) assert.equal(forward.validators[0]!.power, 1n, 'genesis set kept');
+        else
+          assert.deepEqual(
+            powers(forward),
+            Object.fromEntries(expected.map((e) => [toHex(e.publicKey), e.power])),
+          );
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  test('an overlay that is thrown away leaves no index behind (bad input changes nothing)', () => {
+    const chain = new TestChain(G);
+    const overlay = new StateOverlay(chain.state);
+    assert.equal(validatorCandidates(overlay).length, 0);
+    const refused = chain.attempt(chain.tx(other, [{ type: 'bond', amount: 10n ** 30n }]));
+    assert.equal(refused?.code, 'INSUFFICIENT_FUNDS');
+    assert.equal(validatorCandidates(chain.state).length, 0);
+  });
+});

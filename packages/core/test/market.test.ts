@@ -1,0 +1,773 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type Action,
+  accountCodec,
+  actionCodec,
+  BlockExecutor,
+  bondCodec,
+  circulatingSupply,
+  costThrough,
+  decode,
+  devSoftChipId,
+  ed25519Sign,
+  encode,
+  epochOf,
+  getAccount,
+  getChip,
+  getChipMarket,
+  getLease,
+  getOffer,
+  getPociParams,
+  getProviderRecord,
+  getSupply,
+  type HeartbeatAnswer,
+  HOUR_MS,
+  type JobReceipt,
+  type Lease,
+  LeaseStatus,
+  leaseCodec,
+  leasesByRenter,
+  listItems,
+  receiptDigest,
+  StateSpace,
+  seedLookup,
+  sha256,
+  slaSplit,
+  slotHeights,
+  type TxEnvelope,
+  type TxEvent,
+  txEventCodec,
+  utf8,
+  ValidationError,
+} from '../src/index.js';
+import {
+  answer,
+  CHAIN,
+  type Key,
+  key,
+  miner,
+  other,
+  registerAction,
+  TestChain,
+  validator,
+} from './harness.js';
+
+const UNC = 10n ** 18n;
+/** 1 UNC per hour: exactly 10^18 / 3.6·10^6 is not an integer, so rounding is exercised. */
+const PRICE = UNC;
+const MINUTE = 60_000n;
+const relay = key('market-relay');
+const chipA = key('market-chip-a');
+const chipB = key('market-chip-b');
+const idA = devSoftChipId(chipA.publicKey);
+const idB = devSoftChipId(chipB.publicKey);
+const provider = miner;
+const renter = other;
+
+/** TestChain that also keeps the block-level events (epoch-end settlements) and answers slots. */
+class MarketChain extends TestChain {
+  blockEvents: TxEvent[] = [];
+  answered = new Set<string>();
+  /** Slots that must go unanswered, as "chipHex:epoch:slot". */
+  skip: (chip: Key, epoch: bigint, slot: number) => boolean = () => false;
+  chips: Key[] = [];
+
+  override block(txs: TxEnvelope[] = []): TxEvent[] {
+    const height = this.height + 1n;
+    const answers = this.dueAnswers(height);
+    const all = answers.length > 0 ? [this.tx(relay, [{ type: 'heartbeat', answers }], 0n), ...txs] : txs;
+    const ex = new BlockExecutor(this.state, {
+      chainId: CHAIN,
+      height,
+      time: this.time + this.step(height),
+      proposer: validator.publicKey,
+      prevHash: this.hashOf(this.height),
+      prevBeacon: this.beaconOf(this.height),
+    });
+    const events: TxEvent[] = [];
+    for (const t of all) events.push(...ex.apply(t).events);
+    this.blockEvents.push(...ex.blockEvents);
+    this.state.apply(ex.finish().overlay.changes());
+    this.height = height;
+    this.time = ex.ctx.time;
+    for (const t of all) this.nonces.set(Buffer.from(t.sender).toString('hex'), t.stx.tx.nonce + 1n);
+    this.events.push(...events);
+    return events;
+  }
+
+  /** Tries `t` in the next block (with its block-start bookkeeping), committing nothing. */
+  try(t: TxEnvelope): ValidationError | null {
+    const ex = new BlockExecutor(this.state, {
+      chainId: CHAIN,
+      height: this.height + 1n,
+      time: this.time + this.step(this.height + 1n),
+      proposer: validator.publicKey,
+      prevHash: this.hashOf(this.height),
+      prevBeacon: this.beaconOf(this.height),
+    });
+    const r = ex.tryApply(t);
+    return r instanceof ValidationError ? r : null;
+  }
+
+  private dueAnswers(next: bigint): HeartbeatAnswer[] {
+    const p = getPociParams(this.state);
+    const out: HeartbeatAnswer[] = [];
+    const current = epochOf(next, p);
+    for (const chip of this.chips) {
+      const rec = getChip(this.state, devSoftChipId(chip.publicKey));
+      if (!rec) continue;
+      for (const e of [current - 1n, current]) {
+        if (e < rec.firstEpoch) continue;
+        const seed = seedLookup(this.state)(e);
+        if (!seed) continue;
+        slotHeights(seed, rec.chipId, e, p).forEach((h, slot) => {
+          const id = `${Buffer.from(chip.publicKey).toString('hex')}:${e}:${slot}`;
+          if (h >= next || next > h + p.answerWindowBlocks || this.answered.has(id)) return;
+          this.answered.add(id);
+          if (!this.skip(chip, e, slot)) out.push(answer(this, chip, e, slot));
+        });
+      }
+    }
+    return out;
+  }
+}
+
+function offerAction(chipIds: Uint8Array[], over: Partial<Record<string, unknown>> = {}): Action {
+  return {
+    type: 'createOffer',
+    chipIds,
+    pricePerHour: PRICE,
+    minHours: 1,
+    maxHours: 10,
+    noticeMs: 30n * MINUTE,
+    endpoint: 'https://provider.example/api',
+    attributes: { memoryMiB: 81_920, region: 'eu-west', runtimes: ['onnx'] },
+    ...over,
+  } as Action;
+}
+
+function setup(step = MINUTE): MarketChain {
+  const chain = new MarketChain();
+  chain.step = () => step;
+  chain.chips = [chipA, chipB];
+  chain.blocksUntil(2n);
+  chain.block([
+    chain.tx(provider, [
+      registerAction(chain, chipA, provider.address),
+      registerAction(chain, chipB, provider.address),
+    ]),
+  ]);
+  return chain;
+}
+
+function find<T extends TxEvent['type']>(events: TxEvent[], type: T): Extract<TxEvent, { type: T }> {
+  const e = events.find((x) => x.type === type);
+  assert.ok(e, `no ${type} event`);
+  return e as Extract<TxEvent, { type: T }>;
+}
+
+function createOffer(chain: MarketChain, chipIds = [idA, idB], over = {}): Uint8Array {
+  return find(chain.block([chain.tx(provider, [offerAction(chipIds, over)])]), 'offerCreated').offerId;
+}
+
+function openLease(
+  chain: MarketChain,
+  offerId: Uint8Array,
+  hours = 2,
+  deposit = 0n,
+  chipId: Uint8Array | null = null,
+) {
+  return find(
+    chain.block([chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours, deposit }])]),
+    'leaseOpened',
+  ).leaseId;
+}
+
+function code(chain: MarketChain, from: Key, actions: Action[]): string | null {
+  return chain.try(chain.tx(from, actions))?.code ?? null;
+}
+
+function lease(chain: MarketChain, id: Uint8Array): Lease {
+  const l = getLease(chain.state, id);
+  assert.ok(l);
+  return l;
+}
+
+function sumHoldings(chain: MarketChain): bigint {
+  let sum = 0n;
+  for (const { key: k, value } of chain.state.map.values()) {
+    if (!value) continue;
+    if (k[0] === StateSpace.account) sum += decode(accountCodec, value).balance;
+    if (k[0] === StateSpace.bond) {
+      const b = decode(bondCodec, value);
+      sum += b.bonded + b.unbonding;
+    }
+    if (k[0] === StateSpace.lease) sum += decode(leaseCodec, value).remaining;
+  }
+  return sum;
+}
+
+function allLeases(chain: MarketChain): Lease[] {
+  const out: Lease[] = [];
+  for (const { key: k, value } of chain.state.map.values())
+    if (value && k[0] === StateSpace.lease) out.push(decode(leaseCodec, value));
+  return out;
+}
+
+function checkInvariants(chain: MarketChain): void {
+  assert.equal(
+    sumHoldings(chain),
+    circulatingSupply(getSupply(chain.state)),
+    'balances + bonds + escrow = genesis + minted − burned − slashed',
+  );
+  for (const l of allLeases(chain)) {
+    assert.equal(l.deposited, l.paid + l.refunded + l.remaining, 'deposited = paid + refunded + remaining');
+    assert.ok(l.accrued <= costThrough(l.pricePerHour, l.startTime, l.endTime), 'never charged past the end');
+    if (l.status === LeaseStatus.closed) assert.equal(l.remaining, 0n);
+  }
+}
+
+describe('market: offers', () => {
+  test('a provider offers its own active chips; bad offers change nothing and say why', () => {
+    const chain = setup();
+    const before = chain.state.map.size;
+    assert.equal(code(chain, renter, [offerAction([idA])]), 'NOT_OWNER');
+    assert.equal(code(chain, provider, [offerAction([sha256(utf8('nope'))])]), 'UNKNOWN_CHIP');
+    assert.equal(code(chain, provider, [offerAction([idA, idA])]), 'BAD_OFFER');
+    assert.equal(code(chain, provider, [offerAction([])]), 'BAD_OFFER');
+    assert.equal(code(chain, provider, [offerAction([idA], { pricePerHour: 0n })]), 'BAD_PRICE');
+    assert.equal(code(chain, provider, [offerAction([idA], { minHours: 3, maxHours: 2 })]), 'BAD_DURATION');
+    assert.equal(code(chain, provider, [offerAction([idA], { minHours: 0 })]), 'BAD_DURATION');
+    assert.equal(code(chain, provider, [offerAction([idA], { endpoint: 'ftp://x' })]), 'BAD_ENDPOINT');
+    assert.equal(code(chain, provider, [offerAction([idA], { endpoint: 'http://a b' })]), 'BAD_ENDPOINT');
+    assert.equal(
+      code(chain, provider, [offerAction([idA], { noticeMs: 31n * 24n * HOUR_MS })]),
+      'BAD_NOTICE',
+    );
+    assert.equal(
+      code(chain, provider, [
+        offerAction([idA], { attributes: { memoryMiB: 0, region: 'EU West', runtimes: [] } }),
+      ]),
+      'BAD_ATTRIBUTES',
+    );
+    assert.equal(chain.state.map.size, before, 'refused offers wrote nothing');
+
+    const offerId = createOffer(chain, [idA]);
+    const offer = getOffer(chain.state, offerId);
+    assert.ok(offer);
+    assert.equal(offer.pricePerHour, PRICE);
+    assert.deepEqual(offer.attributes.runtimes, ['onnx']);
+    assert.equal(code(chain, provider, [offerAction([idA])]), 'CHIP_ALREADY_OFFERED');
+    const second = createOffer(chain, [idB]);
+    assert.notDeepEqual(second, offerId, 'ids are unique');
+    assert.equal(getProviderRecord(chain.state, provider.address).offers, 2n);
+  });
+
+  test("a chip re-registered by a new owner is not bound by its former owner's offer", () => {
+    const chain = setup();
+    const old = createOffer(chain, [idA]);
+    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    chain.block([chain.tx(renter, [registerAction(chain, chipA, renter.address)])]);
+    assert.equal(code(chain, provider, [offerAction([idA])]), 'NOT_OWNER');
+    const fresh = find(chain.block([chain.tx(renter, [offerAction([idA])])]), 'offerCreated').offerId;
+    assert.notDeepEqual(fresh, old);
+    assert.equal(
+      code(chain, provider, [{ type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n }]),
+      null,
+      'the new offer rents the chip',
+    );
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId: old, chipId: null, hours: 1, deposit: 0n }]),
+      'CHIP_UNAVAILABLE',
+      'the old offer cannot rent a chip its provider lost',
+    );
+  });
+
+  test('closing an offer refuses new leases and ends running ones when the notice ends', () => {
+    const chain = setup();
+    const offerId = createOffer(chain);
+    const leaseId = openLease(chain, offerId, 5);
+    assert.equal(code(chain, renter, [{ type: 'closeOffer', offerId }]), 'NOT_PROVIDER');
+    const events = chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
+    const closedAt = chain.time;
+    assert.equal(find(events, 'offerClosed').closesAt, closedAt + 30n * MINUTE);
+    assert.equal(find(events, 'leaseClosing').endTime, closedAt + 30n * MINUTE);
+    assert.equal(code(chain, provider, [{ type: 'closeOffer', offerId }]), 'OFFER_CLOSED');
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n }]),
+      'OFFER_CLOSED',
+    );
+    assert.equal(lease(chain, leaseId).status, LeaseStatus.closing, 'the lease runs on during the notice');
+    // The chips are free to be offered again at once; the leased one stays leased until the notice ends.
+    createOffer(chain, [idA, idB]);
+    while (lease(chain, leaseId).status !== LeaseStatus.closed) chain.block();
+    const l = lease(chain, leaseId);
+    assert.equal(l.closedReason, 'offerClosed');
+    assert.equal(l.endTime, closedAt + 30n * MINUTE);
+    assert.equal(
+      l.accrued,
+      costThrough(PRICE, l.startTime, l.endTime),
+      'charged exactly up to the notice end',
+    );
+    checkInvariants(chain);
+  });
+});
+
+describe('market: leases', () => {
+  test('opening a lease moves the deposit into escrow and records the renter key', () => {
+    const chain = setup();
+    const offerId = createOffer(chain);
+    const balance = getAccount(chain.state, renter.address).balance;
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 11, deposit: 0n }]),
+      'BAD_DURATION',
+    );
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 2, deposit: PRICE - 1n }]),
+      'DEPOSIT_TOO_LOW',
+    );
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: sha256(utf8('x')), hours: 2, deposit: 0n }]),
+      'CHIP_NOT_OFFERED',
+    );
+    assert.equal(
+      code(chain, provider, [{ type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n }]),
+      'SELF_LEASE',
+    );
+    const poor = key('poor');
+    assert.equal(
+      code(chain, poor, [{ type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n }]),
+      'INSUFFICIENT_FUNDS',
+    );
+
+    const tx = chain.tx(renter, [{ type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n }]);
+    const events = chain.block([tx]);
+    const opened = find(events, 'leaseOpened');
+    const l = lease(chain, opened.leaseId);
+    assert.deepEqual(l.chipId, idB);
+    assert.deepEqual(l.renterPublicKey, renter.publicKey);
+    assert.equal(l.deposited, 2n * PRICE);
+    assert.equal(l.remaining, 2n * PRICE);
+    assert.equal(l.endTime, chain.time + 2n * HOUR_MS);
+    assert.equal(
+      getAccount(chain.state, renter.address).balance,
+      balance - 2n * PRICE - tx.stx.tx.fee,
+      'deposit and fee left the balance',
+    );
+    assert.deepEqual(getChipMarket(chain.state, idB).leaseId, opened.leaseId);
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n }]),
+      'CHIP_UNAVAILABLE',
+    );
+    // Without a chip named, the free one is taken; then none is left.
+    const second = openLease(chain, offerId, 1);
+    assert.deepEqual(lease(chain, second).chipId, idA);
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n }]),
+      'CHIP_UNAVAILABLE',
+    );
+    assert.deepEqual(
+      listItems(chain.state, leasesByRenter(renter.address)).map((x) => Buffer.from(x).toString('hex')),
+      [second, opened.leaseId].map((x) => Buffer.from(x).toString('hex')),
+      'newest first',
+    );
+    checkInvariants(chain);
+  });
+
+  test('every epoch end pays the provider for answered slots and refunds missed ones, exactly', () => {
+    const chain = setup();
+    // The chip misses the first slot of epoch 1 and answers all others.
+    chain.skip = (chip, epoch, slot) => chip === chipA && epoch === 1n && slot === 0;
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 3);
+    const p = getPociParams(chain.state);
+    const start = lease(chain, leaseId).startTime;
+    const providerBefore = getAccount(chain.state, provider.address).balance;
+    chain.blocksUntil(2n * p.epochBlocks); // the block before epoch 2's first
+    const mid = lease(chain, leaseId);
+    const [settle1] = chain.blockEvents.filter((e) => e.type === 'leaseSettled') as Extract<
+      TxEvent,
+      { type: 'leaseSettled' }
+    >[];
+    assert.ok(settle1, 'settled at the end of epoch 0');
+    assert.equal(
+      settle1.missed + settle1.answered,
+      0,
+      'the chip had no slots yet: paid in full while online',
+    );
+    assert.equal(settle1.paid, settle1.cost);
+    chain.block(); // first block of epoch 2: settles epoch 1's decided slots
+    const after = lease(chain, leaseId);
+    const settled = chain.blockEvents.at(-1) as Extract<TxEvent, { type: 'leaseSettled' }>;
+    assert.equal(settled.type, 'leaseSettled');
+    const decided = chain.height - p.answerWindowBlocks - 1n;
+    const seed = seedLookup(chain.state)(1n)!;
+    const heights = slotHeights(seed, idA, 1n, p);
+    const inPeriod = heights.map((h, j) => ({ h, j })).filter(({ h }) => h > mid.slotCursor && h <= decided);
+    const missed = inPeriod.filter(({ j }) => j === 0).length;
+    const answered = inPeriod.length - missed;
+    assert.equal(settled.answered, answered);
+    assert.equal(settled.missed, missed);
+    const cost = costThrough(PRICE, start, chain.time) - mid.accrued;
+    assert.equal(settled.cost, cost);
+    const expectedPaid = (cost * BigInt(answered)) / BigInt(answered + missed);
+    assert.equal(settled.paid, expectedPaid);
+    assert.equal(settled.refunded, cost - expectedPaid);
+    assert.equal(after.accrued, costThrough(PRICE, start, chain.time));
+    assert.equal(
+      getAccount(chain.state, provider.address).balance - providerBefore,
+      after.paid,
+      'the provider was credited exactly what the lease paid',
+    );
+    assert.equal(getProviderRecord(chain.state, provider.address).earnings, after.paid);
+    checkInvariants(chain);
+  });
+
+  test('the renter closes at any time: settled to the block, the rest refunded', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 4);
+    chain.blocksUntil(chain.height + 7n);
+    const stranger = key('stranger');
+    chain.block([
+      chain.tx(renter, [{ type: 'transfer', to: stranger.address, amount: UNC, memo: new Uint8Array() }]),
+    ]);
+    assert.equal(code(chain, stranger, [{ type: 'closeLease', leaseId }]), 'NOT_PARTY');
+    const before = getAccount(chain.state, renter.address).balance;
+    const refundedBefore = lease(chain, leaseId).refunded;
+    const tx = chain.tx(renter, [{ type: 'closeLease', leaseId }]);
+    const events = chain.block([tx]);
+    const closed = find(events, 'leaseClosed');
+    assert.equal(closed.reason, 'renterClosed');
+    const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed);
+    assert.equal(l.accrued, costThrough(PRICE, l.startTime, chain.time));
+    assert.equal(l.remaining, 0n);
+    assert.equal(l.paid + l.refunded, 4n * PRICE);
+    assert.equal(
+      getAccount(chain.state, renter.address).balance,
+      before - tx.stx.tx.fee + (l.refunded - refundedBefore),
+      'the renter got back the missed share and the unused escrow',
+    );
+    assert.equal(getChipMarket(chain.state, idA).leaseId, null, 'the chip is free again');
+    assert.equal(code(chain, renter, [{ type: 'closeLease', leaseId }]), 'LEASE_CLOSED');
+    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: 1n }]), 'LEASE_CLOSED');
+    openLease(chain, offerId, 1);
+    checkInvariants(chain);
+  });
+
+  test('the provider closes only with notice; the end time closes and settles', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { noticeMs: 10n * MINUTE });
+    const leaseId = openLease(chain, offerId, 2);
+    const events = chain.block([chain.tx(provider, [{ type: 'closeLease', leaseId }])]);
+    const closing = find(events, 'leaseClosing');
+    assert.equal(closing.reason, 'providerClosed');
+    assert.equal(closing.endTime, chain.time + 10n * MINUTE);
+    assert.equal(lease(chain, leaseId).status, LeaseStatus.closing);
+    assert.equal(code(chain, provider, [{ type: 'closeLease', leaseId }]), 'ALREADY_CLOSING');
+    // Still running during the notice: the renter may top up.
+    chain.block([chain.tx(renter, [{ type: 'topUpLease', leaseId, amount: 5n }])]);
+    while (lease(chain, leaseId).status !== LeaseStatus.closed) chain.block();
+    const l = lease(chain, leaseId);
+    assert.equal(l.closedReason, 'providerClosed');
+    assert.equal(l.accrued, costThrough(PRICE, l.startTime, l.endTime));
+    assert.equal(l.deposited, 2n * PRICE + 5n);
+    checkInvariants(chain);
+  });
+
+  test('an exhausted escrow closes the lease; a top-up keeps it going', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB]);
+    // Deposit for the minimum hour only, on a 3-hour lease.
+    const starved = openLease(chain, offerId, 3, PRICE, idA);
+    const fed = openLease(chain, offerId, 3, PRICE, idB);
+    chain.block([chain.tx(renter, [{ type: 'topUpLease', leaseId: fed, amount: 2n * PRICE }])]);
+    assert.equal(code(chain, provider, [{ type: 'topUpLease', leaseId: fed, amount: 1n }]), 'NOT_RENTER');
+    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId: fed, amount: 0n }]), 'BAD_AMOUNT');
+    chain.blocksUntil(chain.height + 2n * 60n); // two hours of one-minute blocks
+    const s = lease(chain, starved);
+    assert.equal(s.status, LeaseStatus.closed);
+    assert.equal(s.closedReason, 'escrowExhausted');
+    assert.equal(s.accrued, PRICE, 'the whole escrow was drawn, no more');
+    const f = lease(chain, fed);
+    assert.notEqual(f.status, LeaseStatus.closed);
+    chain.blocksUntil(chain.height + 80n);
+    assert.equal(lease(chain, fed).closedReason, 'ended');
+    checkInvariants(chain);
+  });
+
+  test('a deregistered chip ends its lease at the next epoch end, refunding the time it could not serve', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 3);
+    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    const p = getPociParams(chain.state);
+    chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks + 1n);
+    const l = lease(chain, leaseId);
+    assert.equal(l.closedReason, 'chipUnavailable');
+    checkInvariants(chain);
+  });
+
+  test('settlement costs nothing on blocks that are not an epoch start', () => {
+    const chain = setup();
+    const offerId = createOffer(chain);
+    openLease(chain, offerId, 3);
+    openLease(chain, offerId, 3);
+    const p = getPociParams(chain.state);
+    while ((chain.height + 1n - 1n) % p.epochBlocks === 0n) chain.block();
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + MINUTE,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+    });
+    assert.equal(ex.blockEvents.length, 0);
+    const touched = ex.overlay
+      .changes()
+      .filter((w) => w.key[0] >= StateSpace.offer && w.key[0] <= StateSpace.marketIndex);
+    assert.equal(touched.length, 0, 'no market writes outside an epoch start');
+  });
+});
+
+describe('market: receipts and disputes', () => {
+  function receiptFor(leaseId: Uint8Array, chipId: Uint8Array, n: number): JobReceipt {
+    return {
+      chainId: CHAIN,
+      leaseId,
+      chipId,
+      jobId: sha256(utf8(`job ${n}`)),
+      modelHash: sha256(utf8('model')),
+      inputHash: sha256(utf8(`in ${n}`)),
+      outputHash: sha256(utf8(`out ${n}`)),
+      startMs: 1n,
+      durationMs: 2n,
+    };
+  }
+  const sign = (chip: Key, r: JobReceipt) => ({
+    receipt: r,
+    evidence: { type: 'dev-soft' as const, signature: ed25519Sign(chip.seed, receiptDigest(r)) },
+  });
+
+  test('the renter rates jobs with chip-signed receipts, once each', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const good = sign(chipA, receiptFor(leaseId, idA, 1));
+    assert.equal(code(chain, renter, [{ type: 'postReceipt', signed: good, rating: 6 }]), 'BAD_RATING');
+    assert.equal(code(chain, provider, [{ type: 'postReceipt', signed: good, rating: 5 }]), 'NOT_RENTER');
+    const forged = sign(chipB, receiptFor(leaseId, idA, 2));
+    assert.match(
+      code(chain, renter, [{ type: 'postReceipt', signed: forged, rating: 5 }]) ?? '',
+      /ATTEST|SIGNATURE/,
+    );
+    const otherChip = sign(chipB, receiptFor(leaseId, idB, 3));
+    assert.equal(
+      code(chain, renter, [{ type: 'postReceipt', signed: otherChip, rating: 5 }]),
+      'RECEIPT_WRONG_CHIP',
+    );
+    const events = chain.block([chain.tx(renter, [{ type: 'postReceipt', signed: good, rating: 4 }])]);
+    assert.equal(find(events, 'receiptPosted').rating, 4);
+    assert.equal(code(chain, renter, [{ type: 'postReceipt', signed: good, rating: 4 }]), 'RECEIPT_REPLAYED');
+    const sameJob = sign(chipA, { ...receiptFor(leaseId, idA, 1), outputHash: sha256(utf8('other output')) });
+    assert.equal(
+      code(chain, renter, [{ type: 'postReceipt', signed: sameJob, rating: 5 }]),
+      'RECEIPT_REPLAYED',
+      'one rating per job, whatever else the receipt says',
+    );
+    chain.block([
+      chain.tx(renter, [
+        { type: 'postReceipt', signed: sign(chipA, receiptFor(leaseId, idA, 9)), rating: 2 },
+      ]),
+    ]);
+    const rec = getProviderRecord(chain.state, provider.address);
+    assert.equal(rec.jobsReceipted, 2n);
+    assert.equal(rec.ratingsCount, 2n);
+    assert.equal(rec.ratingsSum, 6n);
+  });
+
+  test('the renter records unanswered requests as disputes, once each', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const requestHash = sha256(utf8('request'));
+    const d = { type: 'dispute' as const, leaseId, requestHash, reason: 'no answer after 60 s' };
+    assert.equal(code(chain, provider, [d]), 'NOT_RENTER');
+    assert.equal(code(chain, renter, [{ ...d, reason: ' ' }]), 'BAD_REASON');
+    const events = chain.block([chain.tx(renter, [d])]);
+    assert.equal(find(events, 'disputeRecorded').reason, 'no answer after 60 s');
+    assert.equal(code(chain, renter, [d]), 'DISPUTE_REPLAYED');
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
+  });
+});
+
+describe('market: encoding', () => {
+  test('actions and events round-trip through the canonical codec', () => {
+    const actions: Action[] = [
+      offerAction([idA]),
+      { type: 'closeOffer', offerId: idA },
+      { type: 'openLease', offerId: idA, chipId: null, hours: 3, deposit: 7n },
+      { type: 'openLease', offerId: idA, chipId: idB, hours: 3, deposit: 0n },
+      { type: 'topUpLease', leaseId: idA, amount: 1n },
+      { type: 'closeLease', leaseId: idA },
+      { type: 'dispute', leaseId: idA, requestHash: idB, reason: 'x' },
+    ];
+    const tags = [10, 11, 12, 12, 13, 14, 16];
+    actions.forEach((a, i) => {
+      const bytes = encode(actionCodec, a);
+      assert.equal(bytes[0], tags[i]);
+      assert.deepEqual(decode(actionCodec, bytes), a);
+    });
+    const e: TxEvent = {
+      type: 'leaseSettled',
+      leaseId: idA,
+      chipId: idB,
+      fromTime: 1n,
+      toTime: 2n,
+      cost: 3n,
+      paid: 2n,
+      refunded: 1n,
+      answered: 2,
+      missed: 1,
+      remaining: 9n,
+    };
+    assert.deepEqual(decode(txEventCodec, encode(txEventCodec, e)), e);
+  });
+});
+
+describe('market: properties', () => {
+  test('property: cost split is exact and never pays more than the cost', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 30n }),
+        fc.nat(16),
+        fc.nat(16),
+        fc.boolean(),
+        (cost, a, m, online) => {
+          const { paid, refunded } = slaSplit(cost, a, m, online);
+          assert.equal(paid + refunded, cost);
+          assert.ok(paid >= 0n && refunded >= 0n);
+          if (m === 0 && a > 0) assert.equal(paid, cost);
+        },
+      ),
+    );
+  });
+
+  test('property: costs telescope: settling in any number of pieces draws the same total', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n ** 24n }),
+        fc.array(fc.bigInt({ min: 0n, max: 10n * HOUR_MS }), { maxLength: 20 }),
+        (price, cuts) => {
+          const points = [...cuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+          let drawn = 0n;
+          let prev = 0n;
+          for (const t of points) {
+            drawn += costThrough(price, 0n, t) - costThrough(price, 0n, prev);
+            prev = t;
+          }
+          assert.equal(drawn, costThrough(price, 0n, prev));
+        },
+      ),
+    );
+  });
+
+  test('property: random lease histories conserve every base unit', () => {
+    type Op =
+      | { op: 'open'; chip: 0 | 1; hours: number; extra: bigint }
+      | { op: 'topUp'; chip: 0 | 1; amount: bigint }
+      | { op: 'renterClose'; chip: 0 | 1 }
+      | { op: 'providerClose'; chip: 0 | 1 }
+      | { op: 'closeOffer' }
+      | { op: 'wait'; blocks: number };
+    const chipIdx = fc.constantFrom<0 | 1>(0, 1);
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({
+        op: fc.constant('open' as const),
+        chip: chipIdx,
+        hours: fc.integer({ min: 1, max: 3 }),
+        extra: fc.bigInt({ min: 0n, max: 10n ** 18n }),
+      }),
+      fc.record({
+        op: fc.constant('topUp' as const),
+        chip: chipIdx,
+        amount: fc.bigInt({ min: 1n, max: 10n ** 18n }),
+      }),
+      fc.record({ op: fc.constant('renterClose' as const), chip: chipIdx }),
+      fc.record({ op: fc.constant('providerClose' as const), chip: chipIdx }),
+      fc.constant({ op: 'closeOffer' as const }),
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 40 }) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(opArb, { minLength: 1, maxLength: 14 }),
+        fc.bigInt({ min: 1n, max: 5n * 10n ** 18n }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 20, max: 120 }),
+        (ops, price, missMask, stepSeconds) => {
+          const chain = setup(BigInt(stepSeconds) * 1000n);
+          // Which slots go unanswered: a per-run pattern over (epoch, slot).
+          chain.skip = (_c, e, s) => ((missMask >> Number((e * 4n + BigInt(s)) % 8n)) & 1) === 1;
+          const offerTerms = { pricePerHour: price, minHours: 1, maxHours: 3, noticeMs: 7n * MINUTE };
+          let offerId = createOffer(chain, [idA, idB], offerTerms);
+          const ids = [idA, idB];
+          const deposits = new Map<string, bigint>();
+          for (const o of ops) {
+            const chipId = ids[o.op === 'closeOffer' || o.op === 'wait' ? 0 : o.chip]!;
+            const current = getChipMarket(chain.state, chipId).leaseId;
+            let txs: TxEnvelope[] = [];
+            if (o.op === 'open') {
+              const deposit = price * BigInt(o.hours) + o.extra;
+              txs = [chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours: o.hours, deposit }])];
+            } else if (o.op === 'topUp' && current) {
+              txs = [chain.tx(renter, [{ type: 'topUpLease', leaseId: current, amount: o.amount }])];
+            } else if (o.op === 'renterClose' && current) {
+              txs = [chain.tx(renter, [{ type: 'closeLease', leaseId: current }])];
+            } else if (o.op === 'providerClose' && current) {
+              txs = [chain.tx(provider, [{ type: 'closeLease', leaseId: current }])];
+            } else if (o.op === 'closeOffer') {
+              txs = [chain.tx(provider, [{ type: 'closeOffer', offerId }])];
+            }
+            const refusal = txs[0] ? chain.try(txs[0]) : null;
+            if (refusal) {
+              chain.block();
+            } else {
+              const events = chain.block(txs);
+              for (const e of events) {
+                if (e.type === 'leaseOpened') deposits.set(Buffer.from(e.leaseId).toString('hex'), e.deposit);
+                if (e.type === 'leaseToppedUp') {
+                  const k = Buffer.from(e.leaseId).toString('hex');
+                  deposits.set(k, deposits.get(k)! + e.amount);
+                }
+                if (e.type === 'offerClosed') {
+                  offerId = createOffer(chain, [idA, idB], offerTerms);
+                }
+              }
+            }
+            if (o.op === 'wait') chain.blocksUntil(chain.height + BigInt(o.blocks));
+            checkInvariants(chain);
+          }
+          // Run every lease out, then each one's deposits are exactly paid + refunded.
+          chain.blocksUntil(chain.height + (4n * 3600n) / BigInt(stepSeconds) + 40n);
+          checkInvariants(chain);
+          for (const l of allLeases(chain)) {
+            assert.equal(l.status, LeaseStatus.closed);
+            assert.equal(l.deposited, deposits.get(Buffer.from(l.id).toString('hex')));
+            assert.equal(l.paid + l.refunded, l.deposited);
+            assert.ok(l.accrued <= costThrough(l.pricePerHour, l.startTime, l.endTime));
+          }
+          assert.equal(
+            listItems(chain.state, { tag: 1, scope: new Uint8Array(0) }).length,
+            0,
+            'no active lease left',
+          );
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
