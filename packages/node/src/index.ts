@@ -1,3 +1,6 @@
+// First, so that every entry point has the polyfill before libp2p runs.
+import './polyfill.js';
+
 export * from './chain.js';
 export * from './dev.js';
 export * from './explorer.js';
@@ -5,4 +8,7 @@ export * from './log.js';
 export * from './mempool.js';
 export * from './metrics.js';
 export * from './node.js';
+export * from './p2p/libp2p.js';
+export * from './p2p/types.js';
 export * from './storage/db.js';
+export * from './sync.js';

@@ -54,6 +54,10 @@ export interface Network {
   requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]>;
   /** Misbehaviour found outside gossip validation (e.g. a bad block in a sync answer). */
   penalize(peer: string, reason: string): void;
+  /**
+   * Called once per new connection, after the peer passed the status exchange (same chain id and
+   * genesis), so its status is already in `peers()`. Returns the unsubscribe function.
+   */
   onPeerConnected(listener: (peer: string) => void): () => void;
   stop(): Promise<void>;
 }

@@ -1,0 +1,715 @@
+/**
+ * The peer-to-peer layer over libp2p (PROTOCOL.md §7): TCP + Noise + Yamux + identify + gossipsub,
+ * two request/response protocols (status, block ranges) and our own peer scoring. Everything on
+ * the wire is namespaced by chain id, so nodes of two chains never mix traffic; a peer that shares
+ * the chain id but not the genesis is found by the status exchange on connect and refused.
+ */
+import '../polyfill.js';
+
+import { createHash } from 'node:crypto';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import {
+  type GossipSub,
+  type GossipSubComponents,
+  gossipsub,
+  StrictNoSign,
+  type TopicValidatorResult,
+} from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { chainIdCodec, decode, encode, equalBytes, hash32, struct, toHex, u64 } from '@unc/core';
+import * as lp from 'it-length-prefixed';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { type Logger, silentLogger } from '../log.js';
+import {
+  type ChainStatus,
+  type GossipTopic,
+  MAX_BLOCKS_PER_REQUEST,
+  type Network,
+  type NetworkHandlers,
+  type PeerInfo,
+  type Verdict,
+} from './types.js';
+
+export const GOSSIP_TOPICS: readonly GossipTopic[] = ['tx', 'proposal', 'vote', 'evidence', 'heartbeat'];
+
+/**
+ * Per-topic ceilings on a gossiped message's data. A transaction is at most `maxTxBytes` (64 KiB)
+ * and a proposal carries a whole block (at most `maxBlockBytes`, 8 MiB, plus header and commit),
+ * so each limit leaves headroom over the protocol's own maximum without letting one peer make us
+ * buffer much more than a legitimate message could ever need.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = {
+  tx: 128 * 1024,
+  proposal: 9 * 1024 * 1024,
+  vote: 4 * 1024,
+  evidence: 64 * 1024,
+  heartbeat: 64 * 1024,
+};
+
+/** One encoded block with its commit: the largest block plus a generous commit. */
+export const DEFAULT_MAX_BLOCK_FRAME_BYTES = 9 * 1024 * 1024;
+/** A block-range answer stops growing here, so one request cannot pin 64 × 9 MiB in memory. */
+export const DEFAULT_MAX_BLOCKS_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/** How much each kind of misbehaviour costs. Scores start at 0 and recover towards it over time. */
+export const PENALTY = {
+  invalidGossip: 10,
+  oversizedGossip: 20,
+  malformedRequest: 20,
+  badResponse: 25,
+  /** A timeout or a broken stream is as likely to be the network as the peer: a light cost. */
+  failedRequest: 5,
+  /** `penalize()`: misbehaviour found by the node (e.g. a sync answer whose block does not apply). */
+  reported: 20,
+} as const;
+
+export interface ScoringOptions {
+  /** At or below this score the peer is disconnected and refused for `banMs`. Default -50. */
+  threshold: number;
+  /** How long a peer stays refused. Default 10 minutes. */
+  banMs: number;
+  /** Points per second a negative score recovers, so old, rare faults are forgiven. Default 0.1. */
+  recoveryPerSecond: number;
+}
+
+/** Optional hooks, e.g. for Prometheus counters; each is called synchronously and must not throw. */
+export interface NetworkMetricsHooks {
+  gossip?(topic: GossipTopic, verdict: Verdict, bytes: number): void;
+  penalty?(peer: string, reason: string, score: number): void;
+  ban?(peer: string, reason: string): void;
+  peerCount?(count: number): void;
+  request?(protocol: 'status' | 'blocks', outcome: RequestOutcome, ms: number): void;
+}
+
+export type RequestOutcome = 'ok' | 'timeout' | 'unreachable' | 'unsupported' | 'bad-response' | 'failed';
+
+export interface NetworkOptions {
+  /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/26656` or `/ip4/127.0.0.1/tcp/0`. */
+  listen: string[];
+  /** Peers (multiaddrs, ideally with /p2p/<id>) dialled at start and again while under `targetPeers`. */
+  bootstrap?: string[];
+  /** 32-byte Ed25519 seed of the node's network identity; the same seed gives the same peer id. */
+  nodeKey: Uint8Array;
+  chainId: string;
+  genesisHash: Uint8Array;
+  handlers: NetworkHandlers;
+  maxMessageBytes?: Partial<Record<GossipTopic, number>>;
+  maxBlockFrameBytes?: number;
+  maxBlocksResponseBytes?: number;
+  /** Below this many connected peers the bootstrap list is redialled. Default 8. */
+  targetPeers?: number;
+  /** Period of the maintenance pass (redial, expired bans, unfinished handshakes). Default 5000. */
+  maintenanceIntervalMs?: number;
+  /** Deadline of one request (dial, send, whole answer). Default 10000. */
+  requestTimeoutMs?: number;
+  scoring?: Partial<ScoringOptions>;
+  logger?: Logger;
+  metrics?: NetworkMetricsHooks;
+}
+
+/** What `startNetwork` returns: the `Network` the node uses, plus operator/test conveniences. */
+export interface Libp2pNetwork extends Network {
+  readonly chainId: string;
+  /** The underlying node, for embedders that need more of libp2p (and for tests of misbehaviour). */
+  readonly libp2p: Libp2p;
+  /** Dials a multiaddr and resolves with the peer id once connected. */
+  dial(addr: string): Promise<string>;
+  /** Whether the peer is currently refused (score fell below the threshold, or another chain). */
+  isBanned(peer: string): boolean;
+  /** Peers in this node's gossipsub mesh for a topic (peers it forwards that topic to). */
+  meshPeers(topic: GossipTopic): string[];
+}
+
+export function gossipTopicName(chainId: string, topic: GossipTopic): string {
+  return `/unc/${chainId}/${topic}/1`;
+}
+
+export function statusProtocol(chainId: string): string {
+  return `/unc/${chainId}/status/1`;
+}
+
+export function blocksProtocol(chainId: string): string {
+  return `/unc/${chainId}/blocks/1`;
+}
+
+/** The peer id a node key gives, without starting anything (e.g. to write bootstrap lists). */
+export async function peerIdFromNodeKey(seed: Uint8Array): Promise<string> {
+  return peerIdFromPrivateKey(await privateKeyFromSeed(seed)).toString();
+}
+
+async function privateKeyFromSeed(seed: Uint8Array) {
+  if (!(seed instanceof Uint8Array) || seed.byteLength !== 32) {
+    throw new TypeError(
+      `node key must be a 32-byte Ed25519 seed, got ${seed?.byteLength ?? typeof seed} bytes`,
+    );
+  }
+  return generateKeyPairFromSeed('Ed25519', seed);
+}
+
+export const statusCodec = struct<ChainStatus>('ChainStatus', {
+  chainId: chainIdCodec,
+  genesisHash: hash32,
+  height: u64,
+  headHash: hash32,
+});
+
+interface BlockRange {
+  from: bigint;
+  to: bigint;
+}
+
+const rangeCodec = struct<BlockRange>('BlockRange', { from: u64, to: u64 });
+
+/** A request never needs more than a range (16 bytes); anything larger is abuse. */
+const MAX_REQUEST_BYTES = 64;
+const MAX_STATUS_BYTES = 256;
+
+/** Why a request failed; the kind decides how much (if anything) the peer is blamed. */
+export class PeerRequestError extends Error {
+  override readonly name = 'PeerRequestError';
+  constructor(
+    readonly kind: Exclude<RequestOutcome, 'ok'>,
+    readonly peer: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+class MalformedRequest extends Error {}
+
+/** Methods the gossipsub class has but its exported `GossipSub` interface leaves out. */
+interface GossipSubService extends GossipSub {
+  reportMessageValidationResult(
+    msgId: string,
+    propagationSource: string,
+    acceptance: TopicValidatorResult,
+  ): void;
+  getMeshPeers(topic: string): string[];
+}
+
+interface ScoreEntry {
+  score: number;
+  updatedAt: number;
+}
+
+function peerIdOfAddr(addr: string): string | null {
+  const m = /\/p2p\/([^/]+)$/.exec(addr);
+  return m ? m[1]! : null;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
+  if (!stream.send(lp.encode.single(data))) await stream.onDrain({ signal });
+}
+
+/** The first length-prefixed frame on a stream, bounded by `maxBytes`. */
+async function readFrame(stream: Stream, maxBytes: number): Promise<Uint8Array> {
+  try {
+    for await (const frame of lp.decode(stream, { maxDataLength: maxBytes })) return frame.subarray();
+  } catch (err) {
+    throw new MalformedRequest(`unreadable request: ${errorMessage(err)}`);
+  }
+  throw new MalformedRequest('stream ended before a request frame');
+}
+
+class Libp2pNetworkImpl implements Libp2pNetwork {
+  private readonly scores = new Map<string, ScoreEntry>();
+  private readonly bannedUntil = new Map<string, number>();
+  private readonly statuses = new Map<string, ChainStatus>();
+  private readonly handshaking = new Set<string>();
+  private readonly connectListeners = new Set<(peer: string) => void>();
+  private readonly topicByWire = new Map<string, GossipTopic>();
+  private readonly maxBytes: Record<GossipTopic, number>;
+  private readonly scoring: ScoringOptions;
+  private readonly requestTimeoutMs: number;
+  private readonly maxBlockFrameBytes: number;
+  private readonly maxBlocksResponseBytes: number;
+  private readonly log: Logger;
+  private node!: Libp2p<{ identify: unknown; pubsub: GossipSubService }>;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  peerId = '';
+
+  constructor(private readonly opts: NetworkOptions) {
+    this.maxBytes = { ...DEFAULT_MAX_MESSAGE_BYTES, ...opts.maxMessageBytes };
+    this.scoring = { threshold: -50, banMs: 10 * 60_000, recoveryPerSecond: 0.1, ...opts.scoring };
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.maxBlockFrameBytes = opts.maxBlockFrameBytes ?? DEFAULT_MAX_BLOCK_FRAME_BYTES;
+    this.maxBlocksResponseBytes = opts.maxBlocksResponseBytes ?? DEFAULT_MAX_BLOCKS_RESPONSE_BYTES;
+    this.log = (opts.logger ?? silentLogger).child('p2p');
+    for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
+  }
+
+  get chainId(): string {
+    return this.opts.chainId;
+  }
+
+  get libp2p(): Libp2p {
+    return this.node;
+  }
+
+  get listenAddrs(): string[] {
+    return this.node.getMultiaddrs().map((m) => m.toString());
+  }
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    if (opts.genesisHash.byteLength !== 32) throw new TypeError('genesisHash must be 32 bytes');
+    encode(chainIdCodec, opts.chainId); // a chain id the status codec cannot carry fails here, not per peer
+    for (const t of GOSSIP_TOPICS) {
+      const max = this.maxBytes[t];
+      if (!Number.isSafeInteger(max) || max <= 0)
+        throw new RangeError(`maxMessageBytes.${t} must be positive`);
+    }
+    for (const addr of opts.bootstrap ?? []) {
+      try {
+        multiaddr(addr);
+      } catch (err) {
+        throw new TypeError(`invalid bootstrap multiaddr ${JSON.stringify(addr)}: ${errorMessage(err)}`);
+      }
+    }
+    const privateKey = await privateKeyFromSeed(opts.nodeKey);
+    const largestMessage = Math.max(...GOSSIP_TOPICS.map((t) => this.maxBytes[t]));
+    const refused = (peer: PeerId) => this.isBanned(peer.toString());
+    this.node = await createLibp2p({
+      start: false,
+      privateKey,
+      addresses: { listen: opts.listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionGater: {
+        denyDialPeer: refused,
+        denyInboundEncryptedConnection: refused,
+        denyOutboundEncryptedConnection: refused,
+      },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({
+          // Consensus messages carry their own validator signatures; a libp2p signature per message
+          // would only add bytes and CPU. Ids are content hashes, so the same transaction published
+          // by two nodes is one message.
+          globalSignaturePolicy: StrictNoSign,
+          msgIdFn: (msg) => createHash('sha256').update(msg.topic).update(msg.data).digest(),
+          // Nothing is forwarded until handlers.onGossip has judged it (reportMessageValidationResult).
+          asyncValidation: true,
+          allowPublishToZeroTopicPeers: true,
+          ignoreDuplicatePublishError: true,
+          emitSelf: false,
+          allowedTopics: [...this.topicByWire.keys()],
+          // The RPC frame bound: one maximal message plus room for control data. Per-topic limits
+          // are checked on each message below, where the sender can be blamed.
+          maxInboundDataLength: largestMessage + 1024 * 1024,
+        }) as unknown as (components: GossipSubComponents) => GossipSubService,
+      },
+    });
+    this.peerId = this.node.peerId.toString();
+
+    await this.node.handle(statusProtocol(opts.chainId), (s, c) => this.serve('status', s, c), {
+      maxInboundStreams: 4,
+      maxOutboundStreams: 4,
+    });
+    await this.node.handle(blocksProtocol(opts.chainId), (s, c) => this.serve('blocks', s, c), {
+      maxInboundStreams: 4,
+      maxOutboundStreams: 8,
+    });
+    const pubsub = this.node.services.pubsub;
+    pubsub.addEventListener('gossipsub:message', (evt) => {
+      const { propagationSource, msgId, msg } = evt.detail;
+      void this.validate(msgId, propagationSource.toString(), msg.topic, msg.data);
+    });
+    this.node.addEventListener('peer:connect', (evt) => {
+      void this.handshake(evt.detail.toString());
+      this.opts.metrics?.peerCount?.(this.node.getPeers().length);
+    });
+    this.node.addEventListener('peer:disconnect', (evt) => {
+      this.statuses.delete(evt.detail.toString());
+      this.opts.metrics?.peerCount?.(this.node.getPeers().length);
+    });
+
+    try {
+      await this.node.start();
+    } catch (err) {
+      // E.g. the port is taken: release whatever did start, and say what was asked for.
+      await Promise.resolve(this.node.stop()).catch(() => undefined);
+      throw new Error(`could not start p2p on ${opts.listen.join(', ')}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    for (const wire of this.topicByWire.keys()) pubsub.subscribe(wire);
+    this.log.info('p2p listening', { peerId: this.peerId, addrs: this.listenAddrs.join(',') });
+
+    this.dialBootstrap();
+    this.timer = setInterval(() => this.maintain(), opts.maintenanceIntervalMs ?? 5000);
+    this.timer.unref();
+  }
+
+  // ---- gossip ----------------------------------------------------------------------------------
+
+  async publish(topic: GossipTopic, data: Uint8Array): Promise<void> {
+    const max = this.maxBytes[topic];
+    if (max === undefined) throw new TypeError(`unknown gossip topic: ${String(topic)}`);
+    if (data.byteLength > max) {
+      throw new RangeError(`${topic} message of ${data.byteLength} bytes exceeds the limit of ${max}`);
+    }
+    await this.node.services.pubsub.publish(gossipTopicName(this.opts.chainId, topic), data);
+  }
+
+  private async validate(msgId: string, from: string, wireTopic: string, data: Uint8Array): Promise<void> {
+    const topic = this.topicByWire.get(wireTopic);
+    let verdict: Verdict = 'ignore';
+    if (topic === undefined) {
+      verdict = 'reject';
+      this.scoreDown(from, PENALTY.invalidGossip, `message on unknown topic ${wireTopic}`);
+    } else if (data.byteLength > this.maxBytes[topic]) {
+      verdict = 'reject';
+      this.scoreDown(
+        from,
+        PENALTY.oversizedGossip,
+        `oversized ${topic} message (${data.byteLength} > ${this.maxBytes[topic]} bytes)`,
+      );
+    } else if (!this.isBanned(from)) {
+      try {
+        const v = await this.opts.handlers.onGossip(topic, data, from);
+        if (v === 'accept' || v === 'ignore' || v === 'reject') verdict = v;
+        else
+          this.log.error('onGossip returned no verdict; ignoring the message', { topic, verdict: String(v) });
+      } catch (err) {
+        // A bug in our own validator must not be blamed on the peer.
+        this.log.error('gossip validation threw; ignoring the message', { topic, from, error: err as Error });
+      }
+      if (verdict === 'reject') this.scoreDown(from, PENALTY.invalidGossip, `invalid ${topic} message`);
+    }
+    if (this.stopped) return;
+    this.node.services.pubsub.reportMessageValidationResult(msgId, from, verdict as TopicValidatorResult);
+    if (topic !== undefined) this.opts.metrics?.gossip?.(topic, verdict, data.byteLength);
+  }
+
+  meshPeers(topic: GossipTopic): string[] {
+    return this.node.services.pubsub.getMeshPeers(gossipTopicName(this.opts.chainId, topic));
+  }
+
+  // ---- requests --------------------------------------------------------------------------------
+
+  async requestStatus(peer: string): Promise<ChainStatus> {
+    const [frame] = await this.request(
+      'status',
+      peer,
+      new Uint8Array(0),
+      MAX_STATUS_BYTES,
+      1,
+      MAX_STATUS_BYTES,
+    );
+    if (frame === undefined) {
+      // What a peer that hangs up on us mid-request looks like: not provably malicious.
+      this.scoreDown(peer, PENALTY.failedRequest, 'empty status answer');
+      throw new PeerRequestError('failed', peer, `status request to ${peer}: empty answer`);
+    }
+    let status: ChainStatus;
+    try {
+      status = decode(statusCodec, frame);
+    } catch (err) {
+      this.scoreDown(peer, PENALTY.badResponse, `malformed status: ${errorMessage(err)}`);
+      throw new PeerRequestError('bad-response', peer, `malformed status from ${peer}: ${errorMessage(err)}`);
+    }
+    if (status.chainId !== this.opts.chainId || !equalBytes(status.genesisHash, this.opts.genesisHash)) {
+      const why = `on chain ${status.chainId} with genesis ${toHex(status.genesisHash)}`;
+      this.ban(peer, `peer is ${why}`);
+      throw new PeerRequestError('bad-response', peer, `peer ${peer} is ${why}`);
+    }
+    this.statuses.set(peer, status);
+    return status;
+  }
+
+  async requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
+    if (from < 0n || to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
+      throw new RangeError(`block range ${from}…${to} must be 1…${MAX_BLOCKS_PER_REQUEST} ascending heights`);
+    }
+    return this.request(
+      'blocks',
+      peer,
+      encode(rangeCodec, { from, to }),
+      this.maxBlockFrameBytes,
+      Number(to - from + 1n),
+      this.maxBlocksResponseBytes,
+    );
+  }
+
+  /**
+   * One request: a length-prefixed request frame, then the answer's frames until the peer closes
+   * its side. The deadline covers everything, so a peer that trickles bytes cannot hold us.
+   */
+  private async request(
+    kind: 'status' | 'blocks',
+    peer: string,
+    body: Uint8Array,
+    maxFrameBytes: number,
+    maxFrames: number,
+    maxTotalBytes: number,
+  ): Promise<Uint8Array[]> {
+    const started = Date.now();
+    const protocol =
+      kind === 'status' ? statusProtocol(this.opts.chainId) : blocksProtocol(this.opts.chainId);
+    const fail = (outcome: Exclude<RequestOutcome, 'ok'>, message: string): never => {
+      this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
+      if (outcome === 'bad-response') this.scoreDown(peer, PENALTY.badResponse, message);
+      else if (outcome === 'timeout' || outcome === 'failed')
+        this.scoreDown(peer, PENALTY.failedRequest, message);
+      throw new PeerRequestError(outcome, peer, `${kind} request to ${peer}: ${message}`);
+    };
+    let id: PeerId;
+    try {
+      id = peerIdFromString(peer);
+    } catch {
+      throw new TypeError(`not a peer id: ${peer}`);
+    }
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    let stream: Stream;
+    try {
+      stream = await this.node.dialProtocol(id, protocol, { signal });
+    } catch (err) {
+      const e = err as Error;
+      if (e.name === 'UnsupportedProtocolError') return fail('unsupported', `does not speak ${protocol}`);
+      if (signal.aborted) return fail('timeout', 'timed out opening a stream');
+      return fail('unreachable', e.message);
+    }
+    const onAbort = () => stream.abort(new Error('request timed out'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    const frames: Uint8Array[] = [];
+    try {
+      await sendFrame(stream, body, signal);
+      await stream.close({ signal });
+      let total = 0;
+      for await (const frame of lp.decode(stream, { maxDataLength: maxFrameBytes })) {
+        total += frame.byteLength;
+        if (frames.length === maxFrames) {
+          stream.abort(new Error('too many frames'));
+          return fail('bad-response', `more than the ${maxFrames} frames asked for`);
+        }
+        if (total > maxTotalBytes) {
+          stream.abort(new Error('answer too large'));
+          return fail('bad-response', `answer exceeds ${maxTotalBytes} bytes`);
+        }
+        frames.push(frame.subarray());
+      }
+    } catch (err) {
+      if (err instanceof PeerRequestError) throw err;
+      const e = err as Error & { code?: string };
+      if (signal.aborted) return fail('timeout', `no complete answer within ${this.requestTimeoutMs} ms`);
+      if (e.name === 'InvalidDataLengthError' || e.name === 'InvalidDataLengthLengthError') {
+        stream.abort(e);
+        return fail('bad-response', `answer frame over ${maxFrameBytes} bytes`);
+      }
+      return fail('failed', e.message);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    this.opts.metrics?.request?.(kind, 'ok', Date.now() - started);
+    return frames;
+  }
+
+  private async serve(kind: 'status' | 'blocks', stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString();
+    if (this.isBanned(peer)) {
+      stream.abort(new Error('peer is banned'));
+      return;
+    }
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const onAbort = () => stream.abort(new Error('answer timed out'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const request = await readFrame(stream, MAX_REQUEST_BYTES);
+      if (kind === 'status') {
+        if (request.byteLength !== 0) throw new MalformedRequest('status request must be empty');
+        await sendFrame(stream, encode(statusCodec, this.opts.handlers.status()), signal);
+      } else {
+        let range: BlockRange;
+        try {
+          range = decode(rangeCodec, request);
+        } catch (err) {
+          throw new MalformedRequest(errorMessage(err));
+        }
+        const { from, to } = range;
+        if (to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
+          throw new MalformedRequest(`range ${from}…${to} is not 1…${MAX_BLOCKS_PER_REQUEST} heights`);
+        }
+        const blocks = await this.opts.handlers.blocks(from, to);
+        let total = 0;
+        for (const [i, block] of blocks.entries()) {
+          // Fewer blocks than asked is a valid answer; more, or oversized ones, would get us penalised.
+          if (i >= Number(to - from + 1n)) break;
+          if (block.byteLength > this.maxBlockFrameBytes) {
+            this.log.error('block too large to serve', { height: from + BigInt(i), bytes: block.byteLength });
+            break;
+          }
+          total += block.byteLength;
+          if (total > this.maxBlocksResponseBytes) break;
+          await sendFrame(stream, block, signal);
+        }
+      }
+      await stream.close({ signal });
+    } catch (err) {
+      if (err instanceof MalformedRequest) {
+        this.scoreDown(peer, PENALTY.malformedRequest, `malformed ${kind} request: ${err.message}`);
+      } else if (!signal.aborted) {
+        this.log.debug('could not answer a request', { kind, peer, error: errorMessage(err) });
+      }
+      stream.abort(err as Error);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  // ---- peers, scores, bans ---------------------------------------------------------------------
+
+  peers(): PeerInfo[] {
+    return this.node.getPeers().map((id) => {
+      const s = id.toString();
+      return {
+        id: s,
+        addrs: this.node.getConnections(id).map((c) => c.remoteAddr.toString()),
+        status: this.statuses.get(s) ?? null,
+        score: this.scoreOf(s),
+      };
+    });
+  }
+
+  penalize(peer: string, reason: string): void {
+    this.scoreDown(peer, PENALTY.reported, reason);
+  }
+
+  onPeerConnected(listener: (peer: string) => void): () => void {
+    this.connectListeners.add(listener);
+    return () => this.connectListeners.delete(listener);
+  }
+
+  isBanned(peer: string): boolean {
+    const until = this.bannedUntil.get(peer);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    this.bannedUntil.delete(peer);
+    this.scores.delete(peer);
+    return false;
+  }
+
+  async dial(addr: string): Promise<string> {
+    const conn = await this.node.dial(multiaddr(addr), {
+      signal: AbortSignal.timeout(this.requestTimeoutMs),
+    });
+    return conn.remotePeer.toString();
+  }
+
+  private scoreOf(peer: string): number {
+    const entry = this.scores.get(peer);
+    if (!entry) return 0;
+    const now = Date.now();
+    entry.score = Math.min(
+      0,
+      entry.score + ((now - entry.updatedAt) / 1000) * this.scoring.recoveryPerSecond,
+    );
+    entry.updatedAt = now;
+    return entry.score;
+  }
+
+  private scoreDown(peer: string, amount: number, reason: string): void {
+    if (peer === this.peerId || this.isBanned(peer)) return;
+    const score = this.scoreOf(peer) - amount;
+    this.scores.set(peer, { score, updatedAt: Date.now() });
+    this.log.info('peer scored down', { peer, reason, score });
+    this.opts.metrics?.penalty?.(peer, reason, score);
+    if (score <= this.scoring.threshold) this.ban(peer, `score ${score.toFixed(1)} after ${reason}`);
+  }
+
+  /** Disconnects the peer and makes the connection gater refuse it both ways until the ban ends. */
+  private ban(peer: string, reason: string): void {
+    if (peer === this.peerId) return;
+    this.bannedUntil.set(peer, Date.now() + this.scoring.banMs);
+    this.statuses.delete(peer);
+    this.log.warn('peer disconnected and banned', { peer, reason, banMs: this.scoring.banMs });
+    this.opts.metrics?.ban?.(peer, reason);
+    if (this.stopped) return;
+    try {
+      this.node.hangUp(peerIdFromString(peer)).catch((err) => {
+        this.log.debug('hang-up failed', { peer, error: errorMessage(err) });
+      });
+    } catch {
+      // Not a parseable peer id: nothing is connected under it anyway.
+    }
+  }
+
+  /** The status exchange every new connection goes through before the node hears of the peer. */
+  private async handshake(peer: string): Promise<void> {
+    if (this.handshaking.has(peer) || this.stopped) return;
+    if (this.isBanned(peer)) {
+      this.ban(peer, 'banned peer reconnected');
+      return;
+    }
+    this.handshaking.add(peer);
+    try {
+      const status = await this.requestStatus(peer);
+      this.log.debug('peer connected', { peer, height: status.height });
+    } catch (err) {
+      if (err instanceof PeerRequestError && err.kind === 'unsupported') {
+        this.ban(peer, `does not speak this chain's protocols (${this.opts.chainId})`);
+      } else {
+        this.log.debug('status exchange failed; retried by maintenance', { peer, error: errorMessage(err) });
+      }
+      return;
+    } finally {
+      this.handshaking.delete(peer);
+    }
+    if (this.stopped || this.node.getConnections(peerIdFromString(peer)).length === 0) return;
+    for (const listener of this.connectListeners) {
+      try {
+        listener(peer);
+      } catch (err) {
+        this.log.error('peer-connected listener failed', { error: errorMessage(err) });
+      }
+    }
+  }
+
+  private dialBootstrap(): void {
+    const connected = new Set(this.node.getPeers().map((p) => p.toString()));
+    for (const addr of this.opts.bootstrap ?? []) {
+      const id = peerIdOfAddr(addr);
+      if (id !== null && (id === this.peerId || connected.has(id) || this.isBanned(id))) continue;
+      this.dial(addr).catch((err) => {
+        this.log.debug('bootstrap dial failed', { addr, error: errorMessage(err) });
+      });
+    }
+  }
+
+  private maintain(): void {
+    if (this.stopped) return;
+    for (const peer of [...this.bannedUntil.keys()]) this.isBanned(peer);
+    if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
+    for (const id of this.node.getPeers()) {
+      const peer = id.toString();
+      if (!this.statuses.has(peer)) void this.handshake(peer);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.node.stop();
+  }
+}
+
+/** Starts a node's networking; resolves once it listens. Bootstrap peers are dialled in the background. */
+export async function startNetwork(options: NetworkOptions): Promise<Libp2pNetwork> {
+  const network = new Libp2pNetworkImpl(options);
+  await network.start();
+  return network;
+}

@@ -1,0 +1,387 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { peerIdFromString } from '@libp2p/peer-id';
+import * as lp from 'it-length-prefixed';
+import { createLogger, silentLogger } from '../src/log.js';
+import {
+  blocksProtocol,
+  type Libp2pNetwork,
+  type NetworkOptions,
+  PeerRequestError,
+  peerIdFromNodeKey,
+  startNetwork,
+} from '../src/p2p/libp2p.js';
+import type { ChainStatus, GossipTopic, NetworkHandlers } from '../src/p2p/types.js';
+
+const CHAIN = 'unc-p2p-test-1';
+const GENESIS = new Uint8Array(32).fill(0x11);
+
+interface Received {
+  topic: GossipTopic;
+  data: Uint8Array;
+  from: string;
+}
+
+interface TestNode {
+  net: Libp2pNetwork;
+  received: Received[];
+}
+
+const running: Libp2pNetwork[] = [];
+after(async () => {
+  await Promise.all(running.map((n) => n.stop()));
+});
+
+function seed(n: number): Uint8Array {
+  return new Uint8Array(32).fill(n);
+}
+
+function status(height = 0n, chainId = CHAIN, genesisHash = GENESIS): ChainStatus {
+  return { chainId, genesisHash, height, headHash: new Uint8Array(32).fill(Number(height % 256n)) };
+}
+
+/** A block stand-in: sync and the network treat blocks as opaque bytes. */
+function fakeBlock(height: bigint): Uint8Array {
+  return new TextEncoder().encode(`block-${height}`);
+}
+
+/** Messages whose first byte is 0xff are what every test validator rejects. */
+async function node(
+  n: number,
+  opts: Partial<Omit<NetworkOptions, 'handlers'>> & { handlers?: Partial<NetworkHandlers> } = {},
+): Promise<TestNode> {
+  const received: Received[] = [];
+  const { handlers, ...rest } = opts;
+  const net = await startNetwork({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    nodeKey: seed(n),
+    chainId: CHAIN,
+    genesisHash: GENESIS,
+    requestTimeoutMs: 3000,
+    maintenanceIntervalMs: 200,
+    // No recovery, so scores can be compared exactly however slow the machine is.
+    scoring: { recoveryPerSecond: 0 },
+    logger: process.env.UNC_TEST_P2P_LOG ? createLogger(`n${n}`, { level: 'debug' }) : silentLogger,
+    ...rest,
+    handlers: {
+      onGossip: (topic, data, from) => {
+        received.push({ topic, data, from });
+        return data[0] === 0xff ? 'reject' : 'accept';
+      },
+      status: () => status(),
+      blocks: async () => [],
+      ...handlers,
+    },
+  });
+  running.push(net);
+  return { net, received };
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function handshaken(a: Libp2pNetwork, b: Libp2pNetwork): boolean {
+  return a.peers().some((p) => p.id === b.peerId && p.status !== null);
+}
+
+function scoreOf(a: Libp2pNetwork, peer: string): number | undefined {
+  return a.peers().find((p) => p.id === peer)?.score;
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+test('the node key gives a stable peer id across restarts; a bad key is refused', async () => {
+  const expected = await peerIdFromNodeKey(seed(1));
+  const first = await startNetwork({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    nodeKey: seed(1),
+    chainId: CHAIN,
+    genesisHash: GENESIS,
+    handlers: { onGossip: () => 'accept', status: () => status(), blocks: async () => [] },
+  });
+  assert.equal(first.peerId, expected);
+  assert.ok(
+    first.listenAddrs.some((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.endsWith(`/p2p/${expected}`)),
+  );
+  await first.stop();
+  const again = await node(1);
+  assert.equal(again.net.peerId, expected);
+  assert.notEqual(await peerIdFromNodeKey(seed(2)), expected);
+  await assert.rejects(peerIdFromNodeKey(new Uint8Array(31)), /32-byte Ed25519 seed/);
+  await assert.rejects(node(3, { bootstrap: ['not-a-multiaddr'] }), /invalid bootstrap multiaddr/);
+  const taken = again.net.listenAddrs[0]!.replace(/\/p2p\/.*$/, '');
+  await assert.rejects(node(4, { listen: [taken] }), /could not start p2p on/);
+  await again.net.stop();
+});
+
+describe('gossip over a line A–B–C', () => {
+  let a: TestNode;
+  let b: TestNode;
+  let c: TestNode;
+
+  test('B connects to both ends, exchanges status, and gossip from A reaches C through B', async () => {
+    a = await node(11);
+    c = await node(13);
+    const connected: string[] = [];
+    b = await node(12, { bootstrap: [a.net.listenAddrs[0]!, c.net.listenAddrs[0]!] });
+    b.net.onPeerConnected((p) => connected.push(p));
+    await waitFor(() => handshaken(b.net, a.net) && handshaken(b.net, c.net), 'B to handshake with A and C');
+    await waitFor(() => connected.length === 2, 'onPeerConnected for both');
+    assert.ok(!a.net.peers().some((p) => p.id === c.net.peerId), 'A and C must not be directly connected');
+    await waitFor(
+      () =>
+        b.net.meshPeers('tx').length === 2 &&
+        a.net.meshPeers('tx').length === 1 &&
+        c.net.meshPeers('tx').length === 1,
+      'the tx mesh',
+    );
+
+    await a.net.publish('tx', new Uint8Array([1, 2, 3]));
+    await waitFor(() => c.received.length === 1, 'C to receive the message');
+    assert.deepEqual([...c.received[0]!.data], [1, 2, 3]);
+    assert.equal(c.received[0]!.topic, 'tx');
+    assert.equal(c.received[0]!.from, b.net.peerId, 'C hears it from B, which forwarded it');
+    assert.equal(b.received[0]!.from, a.net.peerId);
+    assert.equal(a.received.length, 0, 'a node does not validate its own messages');
+  });
+
+  test('a rejected message is not forwarded and its sender is scored down', async () => {
+    const before = scoreOf(b.net, a.net.peerId)!;
+    await a.net.publish('vote', new Uint8Array([0xff, 1]));
+    await a.net.publish('vote', new Uint8Array([7, 1]));
+    await waitFor(() => c.received.some((r) => r.data[0] === 7), 'the accepted vote to reach C');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(
+      b.received.some((r) => r.data[0] === 0xff),
+      'B saw the invalid vote',
+    );
+    assert.ok(!c.received.some((r) => r.data[0] === 0xff), 'C must not get the rejected vote');
+    assert.equal(scoreOf(b.net, a.net.peerId), before - 10);
+  });
+
+  test('repeated invalid messages get the sender disconnected and refused', async () => {
+    for (let i = 2; i < 10; i++) await a.net.publish('tx', new Uint8Array([0xff, i]));
+    await waitFor(() => b.net.isBanned(a.net.peerId), 'B to ban A');
+    await waitFor(() => !b.net.peers().some((p) => p.id === a.net.peerId), 'B to disconnect A');
+    assert.ok(!c.received.some((r) => r.data[0] === 0xff));
+    // The gater refuses the banned peer in both directions.
+    await assert.rejects(b.net.dial(a.net.listenAddrs[0]!));
+    await a.net.dial(b.net.listenAddrs[0]!).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!b.net.peers().some((p) => p.id === a.net.peerId), 'A must not get back in');
+    // B still works with its honest neighbour.
+    await b.net.publish('tx', new Uint8Array([9, 9]));
+    await waitFor(() => c.received.some((r) => r.data[0] === 9), 'C to hear from B');
+  });
+});
+
+test('an oversized message is dropped and scores its sender down; publish refuses it locally', async () => {
+  const big = await node(21, { maxMessageBytes: { tx: 4096 } });
+  const small = await node(22, { maxMessageBytes: { tx: 1024 }, bootstrap: [] });
+  await small.net.dial(big.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(small.net, big.net) && handshaken(big.net, small.net), 'handshake');
+  await waitFor(
+    () => small.net.meshPeers('tx').length === 1 && big.net.meshPeers('tx').length === 1,
+    'the tx mesh',
+  );
+  await assert.rejects(small.net.publish('tx', new Uint8Array(2000)), RangeError);
+  const before = scoreOf(small.net, big.net.peerId)!;
+
+  await big.net.publish('tx', new Uint8Array(2000).fill(1));
+  await big.net.publish('tx', new Uint8Array([5]));
+  await waitFor(() => small.received.some((r) => r.data.length === 1), 'the small message');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(
+    !small.received.some((r) => r.data.length === 2000),
+    'the validator never sees the oversized one',
+  );
+  assert.equal(scoreOf(small.net, big.net.peerId), before - 20);
+  await Promise.all([big.net.stop(), small.net.stop()]);
+});
+
+test('a peer on another chain id or another genesis is disconnected and refused', async () => {
+  const home = await node(31);
+  const otherChain = await node(32, {
+    chainId: 'unc-other-1',
+    handlers: { status: () => status(0n, 'unc-other-1') },
+  });
+  const otherGenesis = await node(33, {
+    genesisHash: new Uint8Array(32).fill(0x22),
+    handlers: { status: () => status(0n, CHAIN, new Uint8Array(32).fill(0x22)) },
+  });
+  const connected: string[] = [];
+  home.net.onPeerConnected((p) => connected.push(p));
+  await home.net.dial(otherChain.net.listenAddrs[0]!);
+  await home.net.dial(otherGenesis.net.listenAddrs[0]!).catch(() => undefined);
+  // Whichever side notices first bans the other and hangs up, so either may hold the ban.
+  const refused = (x: Libp2pNetwork, y: Libp2pNetwork) => x.isBanned(y.peerId) || y.isBanned(x.peerId);
+  await waitFor(
+    () => refused(home.net, otherChain.net) && refused(home.net, otherGenesis.net),
+    'both pairs to refuse each other',
+  );
+  await waitFor(() => home.net.peers().length === 0, 'both to be disconnected');
+  assert.deepEqual(connected, [], 'the node never hears of them');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(home.net.peers().length, 0, 'they stay out');
+  const [banner, banned] = home.net.isBanned(otherGenesis.net.peerId)
+    ? [home.net, otherGenesis.net]
+    : [otherGenesis.net, home.net];
+  await assert.rejects(banner.dial(banned.listenAddrs[0]!));
+  await Promise.all([home.net.stop(), otherChain.net.stop(), otherGenesis.net.stop()]);
+});
+
+describe('requests, scores, bootstrap and metrics', () => {
+  test('answers status and ranges; a short answer is fine; limits are enforced on both sides', async () => {
+    const served: [bigint, bigint][] = [];
+    const server = await node(41, {
+      handlers: {
+        status: () => status(100n),
+        blocks: async (from, to) => {
+          served.push([from, to]);
+          const out: Uint8Array[] = [];
+          for (let h = from; h <= to && h <= 100n; h++) out.push(fakeBlock(h));
+          return out;
+        },
+      },
+    });
+    const client = await node(42);
+    await client.net.dial(server.net.listenAddrs[0]!);
+    await waitFor(() => handshaken(client.net, server.net), 'handshake');
+
+    const s = await client.net.requestStatus(server.net.peerId);
+    assert.equal(s.height, 100n);
+    assert.equal(s.chainId, CHAIN);
+    assert.ok(same(s.genesisHash, GENESIS));
+    assert.equal(client.net.peers().find((p) => p.id === server.net.peerId)!.status!.height, 100n);
+
+    const blocks = await client.net.requestBlocks(server.net.peerId, 1n, 64n);
+    assert.equal(blocks.length, 64);
+    blocks.forEach((b, i) => assert.ok(same(b, fakeBlock(BigInt(i + 1)))));
+    const tail = await client.net.requestBlocks(server.net.peerId, 95n, 110n);
+    assert.deepEqual(
+      tail.map((b) => new TextDecoder().decode(b)),
+      [95, 96, 97, 98, 99, 100].map((h) => `block-${h}`),
+    );
+    await assert.rejects(client.net.requestBlocks(server.net.peerId, 1n, 65n), RangeError);
+    await assert.rejects(client.net.requestBlocks(server.net.peerId, 5n, 4n), RangeError);
+    assert.equal(served.length, 2, 'invalid ranges never leave the client');
+
+    // A hand-made request that breaks the rules is refused and costs the sender.
+    const stream = await client.net.libp2p.dialProtocol(
+      peerIdFromString(server.net.peerId),
+      blocksProtocol(CHAIN),
+    );
+    stream.send(lp.encode.single(new Uint8Array([1, 2, 3, 4, 5])));
+    await stream.close().catch(() => undefined);
+    await waitFor(
+      () => (scoreOf(server.net, client.net.peerId) ?? 0) < 0,
+      'the server to score the client down',
+    );
+    assert.equal(served.length, 2);
+    await Promise.all([server.net.stop(), client.net.stop()]);
+  });
+
+  test('an oversized answer and a silent peer fail with clear errors and cost the peer', async () => {
+    const bad = await node(51, {
+      handlers: {
+        status: () => status(10n),
+        blocks: async (from) => (from === 1n ? [new Uint8Array(5000)] : new Promise<Uint8Array[]>(() => {})),
+      },
+    });
+    const client = await node(52, { maxBlockFrameBytes: 1000, requestTimeoutMs: 1500 });
+    await client.net.dial(bad.net.listenAddrs[0]!);
+    await waitFor(() => handshaken(client.net, bad.net), 'handshake');
+    const failure = (p: Promise<unknown>) =>
+      p.then(
+        () => assert.fail('the request should have failed'),
+        (e: unknown) => {
+          assert.ok(e instanceof PeerRequestError, String(e));
+          return e;
+        },
+      );
+
+    const start = scoreOf(client.net, bad.net.peerId)!;
+    const oversized = await failure(client.net.requestBlocks(bad.net.peerId, 1n, 1n));
+    assert.equal(oversized.kind, 'bad-response', oversized.message);
+    assert.match(oversized.message, /over 1000 bytes/);
+    assert.equal(scoreOf(client.net, bad.net.peerId), start - 25);
+    const t0 = Date.now();
+    const silent = await failure(client.net.requestBlocks(bad.net.peerId, 2n, 2n));
+    assert.equal(silent.kind, 'timeout', silent.message);
+    assert.ok(Date.now() - t0 < 4000, 'the deadline holds');
+    assert.equal(scoreOf(client.net, bad.net.peerId), start - 30);
+
+    // -30 - 20 reaches the threshold of -50.
+    client.net.penalize(bad.net.peerId, 'served a block that does not apply');
+    assert.equal(client.net.isBanned(bad.net.peerId), true);
+    await waitFor(() => client.net.peers().length === 0, 'the disconnect');
+    await Promise.all([bad.net.stop(), client.net.stop()]);
+  });
+
+  test('scores recover over time, so rare faults are forgiven', async () => {
+    const forgiving = await node(61, { scoring: { recoveryPerSecond: 50 } });
+    const other = await node(62);
+    await other.net.dial(forgiving.net.listenAddrs[0]!);
+    await waitFor(() => handshaken(forgiving.net, other.net), 'handshake');
+    forgiving.net.penalize(other.net.peerId, 'test');
+    forgiving.net.penalize(other.net.peerId, 'test');
+    const score = scoreOf(forgiving.net, other.net.peerId)!;
+    assert.ok(score < -30, `score ${score}`);
+    await waitFor(() => scoreOf(forgiving.net, other.net.peerId) === 0, 'the score to recover to 0');
+    assert.equal(forgiving.net.isBanned(other.net.peerId), false);
+    await Promise.all([forgiving.net.stop(), other.net.stop()]);
+  });
+
+  test('bootstrap peers are redialled while under the target peer count', async () => {
+    const first = await node(71);
+    const addr = first.net.listenAddrs[0]!;
+    const dialler = await node(72, { bootstrap: [addr], targetPeers: 4 });
+    await waitFor(() => handshaken(dialler.net, first.net), 'the first connection');
+    await first.net.stop();
+    await waitFor(() => dialler.net.peers().length === 0, 'the peer to go away');
+    // The same key on the same port: the maintenance pass finds it again without being told.
+    const back = await node(71, { listen: [addr.replace(/\/p2p\/.*$/, '')] });
+    assert.equal(back.net.peerId, first.net.peerId);
+    await waitFor(() => handshaken(dialler.net, back.net), 'the redial');
+    await Promise.all([back.net.stop(), dialler.net.stop()]);
+  });
+
+  test('metrics hooks see gossip verdicts, penalties, bans and requests', async () => {
+    const seen: string[] = [];
+    const watched = await node(81, {
+      metrics: {
+        gossip: (topic, verdict) => seen.push(`gossip:${topic}:${verdict}`),
+        penalty: () => seen.push('penalty'),
+        ban: () => seen.push('ban'),
+        request: (protocol, outcome) => seen.push(`request:${protocol}:${outcome}`),
+        peerCount: (n) => seen.push(`peers:${n}`),
+      },
+    });
+    const other = await node(82);
+    await other.net.dial(watched.net.listenAddrs[0]!);
+    await waitFor(
+      () => handshaken(watched.net, other.net) && handshaken(other.net, watched.net),
+      'handshake',
+    );
+    await waitFor(
+      () => watched.net.meshPeers('heartbeat').length === 1 && other.net.meshPeers('heartbeat').length === 1,
+      'the heartbeat mesh',
+    );
+    await other.net.publish('heartbeat', new Uint8Array([1]));
+    await other.net.publish('heartbeat', new Uint8Array([0xff]));
+    await waitFor(() => seen.includes('gossip:heartbeat:reject'), 'the reject');
+    for (let i = 0; i < 5; i++) watched.net.penalize(other.net.peerId, 'test');
+    await waitFor(() => seen.includes('peers:0'), 'the disconnect');
+    for (const e of ['peers:1', 'request:status:ok', 'gossip:heartbeat:accept', 'penalty', 'ban']) {
+      assert.ok(seen.includes(e), `${e} in ${seen.join(' ')}`);
+    }
+    await Promise.all([watched.net.stop(), other.net.stop()]);
+  });
+});

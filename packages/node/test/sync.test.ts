@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { blockCodec, decode, ed25519PublicKey, encode, toHex } from '@unc/core';
+import { Chain } from '../src/chain.js';
+import { devGenesisJson, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { type Libp2pNetwork, startNetwork } from '../src/p2p/libp2p.js';
+import type { NetworkHandlers } from '../src/p2p/types.js';
+import { ChainDb } from '../src/storage/db.js';
+import {
+  bestPeerHeight,
+  chainServer,
+  chainSyncTarget,
+  isBehind,
+  type SyncProgress,
+  syncChain,
+} from '../src/sync.js';
+
+const HEIGHT = 20n;
+const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
+
+const dirs: string[] = [];
+const dbs: ChainDb[] = [];
+const nets: Libp2pNetwork[] = [];
+after(async () => {
+  await Promise.all(nets.map((n) => n.stop()));
+  await Promise.all(dbs.map((d) => d.close()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function openChain(): Promise<Chain> {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-sync-test-'));
+  dirs.push(dir);
+  const db = await ChainDb.open(dir);
+  dbs.push(db);
+  return Chain.open(db, GENESIS, silentLogger);
+}
+
+let seedCounter = 100;
+async function net(chain: Chain, handlers: Partial<NetworkHandlers> = {}): Promise<Libp2pNetwork> {
+  const n = await startNetwork({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    nodeKey: new Uint8Array(32).fill(seedCounter++),
+    chainId: chain.genesis.chainId,
+    genesisHash: chain.genesisHash,
+    requestTimeoutMs: 3000,
+    maintenanceIntervalMs: 200,
+    // No recovery, so scores can be compared exactly however slow the machine is.
+    scoring: { recoveryPerSecond: 0 },
+    logger: silentLogger,
+    handlers: { onGossip: () => 'ignore', ...chainServer(chain), ...handlers },
+  });
+  nets.push(n);
+  return n;
+}
+
+async function connect(a: Libp2pNetwork, b: Libp2pNetwork): Promise<void> {
+  await a.dial(b.listenAddrs[0]!);
+  const deadline = Date.now() + 10_000;
+  while (!a.peers().some((p) => p.id === b.peerId && p.status !== null)) {
+    if (Date.now() > deadline) throw new Error('no handshake');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('block sync', () => {
+  let source: Chain;
+
+  before(async () => {
+    source = await openChain();
+    const v = devValidator();
+    const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+    for (let i = 1n; i <= HEIGHT; i++) {
+      await source.proposeAndCommit(
+        [],
+        source.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
+        key,
+        () => false,
+      );
+    }
+    assert.equal(source.height, HEIGHT);
+  });
+
+  test('a fresh node syncs the whole chain from a peer, in order, with progress and an ETA', async () => {
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+
+    assert.equal(await isBehind(client, fresh.height, 5), true);
+    assert.equal(await isBehind(client, HEIGHT - 3n, 5), false);
+    assert.deepEqual(await bestPeerHeight(client), { peer: server.peerId, height: HEIGHT });
+
+    const progress: SyncProgress[] = [];
+    const result = await syncChain({
+      network: client,
+      chain: chainSyncTarget(fresh),
+      onProgress: (p) => progress.push(p),
+      batchSize: 6,
+      parallel: 3,
+      progressIntervalMs: 0,
+    });
+    assert.equal(result.height, HEIGHT);
+    assert.equal(result.target, HEIGHT);
+    assert.equal(result.applied, Number(HEIGHT));
+    assert.deepEqual(result.excluded, []);
+    assert.equal(fresh.height, HEIGHT);
+    assert.equal(toHex(fresh.head.hash), toHex(source.head.hash));
+    assert.equal(toHex(fresh.state.trie.root), toHex(source.state.trie.root));
+
+    assert.ok(
+      progress.length >= Number(HEIGHT),
+      `one report per block at interval 0, got ${progress.length}`,
+    );
+    const heights = progress.map((p) => p.height);
+    assert.deepEqual(
+      heights,
+      [...heights].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      'heights only grow',
+    );
+    const last = progress.at(-1)!;
+    assert.equal(last.height, HEIGHT);
+    assert.equal(last.target, HEIGHT);
+    assert.equal(last.etaSeconds, 0);
+    assert.ok(last.blocksPerSecond > 0);
+    assert.ok(progress.some((p) => p.height < HEIGHT && p.etaSeconds !== null && p.etaSeconds > 0));
+
+    // Caught up: another call has nothing to do.
+    const again = await syncChain({ network: client, chain: chainSyncTarget(fresh) });
+    assert.equal(again.applied, 0);
+    assert.equal(await isBehind(client, fresh.height, 0), false);
+  });
+
+  test('a peer serving a corrupted block is penalised and sync completes from another', async () => {
+    const honest = await net(source);
+    const served = new Map<string, number>();
+    const liar = await net(source, {
+      // Same status as the honest peer, but every block it serves has a forged state root.
+      blocks: async (from, to) => {
+        served.set('liar', (served.get('liar') ?? 0) + 1);
+        const blocks = await chainServer(source).blocks(from, to);
+        return blocks.map((raw) => {
+          const b = decode(blockCodec, raw);
+          return encode(blockCodec, {
+            ...b,
+            header: { ...b.header, stateRoot: new Uint8Array(32).fill(0xee) },
+          });
+        });
+      },
+    });
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, honest);
+    await connect(client, liar);
+
+    const result = await syncChain({
+      network: client,
+      chain: chainSyncTarget(fresh),
+      batchSize: 4,
+      parallel: 2,
+    });
+    assert.ok((served.get('liar') ?? 0) > 0, 'the liar was asked for a range');
+    assert.equal(result.height, HEIGHT);
+    assert.equal(result.target, HEIGHT);
+    assert.deepEqual(result.excluded, [liar.peerId]);
+    assert.equal(toHex(fresh.head.hash), toHex(source.head.hash));
+    const liarScore = client.peers().find((p) => p.id === liar.peerId)!.score;
+    assert.ok(liarScore <= -20, `liar score ${liarScore}`);
+    assert.ok(client.peers().find((p) => p.id === honest.peerId)!.score > liarScore);
+  });
+
+  test('a peer that claims blocks it does not serve is dropped; sync stops at what others can give', async () => {
+    const honest = await net(source);
+    const boaster = await net(source, {
+      status: () => ({ ...chainServer(source).status(), height: HEIGHT + 1000n }),
+    });
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, honest);
+    await connect(client, boaster);
+
+    const result = await syncChain({ network: client, chain: chainSyncTarget(fresh), batchSize: 8 });
+    assert.equal(result.height, HEIGHT);
+    assert.equal(result.target, HEIGHT, 'the boaster no longer sets the target');
+    assert.deepEqual(result.excluded, [boaster.peerId]);
+    assert.ok(client.peers().find((p) => p.id === boaster.peerId)!.score < 0);
+  });
+
+  test('without peers, sync returns at once and nobody is ahead', async () => {
+    const fresh = await openChain();
+    const lonely = await net(fresh);
+    const result = await syncChain({ network: lonely, chain: chainSyncTarget(fresh) });
+    assert.deepEqual(result, { height: 0n, target: 0n, applied: 0, excluded: [] });
+    assert.equal(await isBehind(lonely, 0n, 0), false);
+    assert.equal(await bestPeerHeight(lonely), null);
+  });
+});
