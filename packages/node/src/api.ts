@@ -61,6 +61,7 @@ import {
   txToJson,
   type VendorJson,
 } from '@unc/sdk';
+import { marketMethods } from './market-api.js';
 import { NODE_VERSION, type UncNode } from './node.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
 
@@ -133,6 +134,7 @@ export function createApi(node: UncNode): RpcServerModules {
 
   return {
     methods: {
+      ...marketMethods(node),
       unc_status: () => status(),
       unc_getGenesis: () => genesisToJson(chain.genesis),
 
@@ -399,6 +401,10 @@ export function createApi(node: UncNode): RpcServerModules {
           slotsPerEpoch: p.slotsPerEpoch,
           answerWindowBlocks: Number(p.answerWindowBlocks),
           offlineAfterMisses: p.offlineAfterMisses,
+          startTime: record ? Number(record.startTime) : null,
+          totalWeight: (record?.totalWeight ?? 0n).toString(),
+          final: record?.final ?? false,
+          budget: (record ? epochBudgetSoFar(record) : 0n).toString(),
         };
       },
     },
@@ -444,6 +450,21 @@ export function createApi(node: UncNode): RpcServerModules {
     logger: node.logger.child('rpc'),
   };
 
+  /** A final epoch's budget; otherwise what it has accrued so far (see EpochJson.budget). */
+  function epochBudgetSoFar(record: NonNullable<ReturnType<typeof getEpochRecord>>): bigint {
+    if (record.final) return record.budget;
+    const e = getEmission(chain.state);
+    const reserve = getSupply(chain.state).miningReserve;
+    const allowance = (t: bigint) => cumulativeEmission(reserve, e.halvingPeriodMs, t - e.genesisTime);
+    const next = getEpochRecord(chain.state, record.epoch + 1n);
+    const end = next ? next.startTime : chain.head.header.time;
+    // The epoch before, not final yet, will be allotted everything up to this epoch's start.
+    const prev = record.epoch > 0n ? getEpochRecord(chain.state, record.epoch - 1n) : null;
+    const base = prev && !prev.final && prev.totalWeight > 0n ? allowance(record.startTime) : e.allocated;
+    const accrued = allowance(end) - base;
+    return accrued > 0n ? accrued : 0n;
+  }
+
   function chipJson(chip: Chip): ChipJson {
     const p = getPociParams(chain.state);
     const height = chain.height;
@@ -483,6 +504,7 @@ export function createApi(node: UncNode): RpcServerModules {
       profile: chip.profile,
       power: chip.power.toString(),
       certSerials: chip.certSerials,
+      keyMaterial: toHex(chip.keyMaterial),
       status,
       statusReason: reason,
       online: status === 'active' && misses < p.offlineAfterMisses,

@@ -11,6 +11,10 @@ import {
   blockHash,
   blockResultsCodec,
   type ChainParams,
+  type Commit,
+  type CommitCertificate,
+  certificateFromVotes,
+  commitFromCertificate,
   commitHash,
   decode,
   emptyTrie,
@@ -29,7 +33,7 @@ import {
   type StateReader,
   StateSpace,
   type StateWrite,
-  signCommitVote,
+  signVote,
   type TxEnvelope,
   type TxResult,
   taggedHash,
@@ -37,8 +41,11 @@ import {
   txEventCodec,
   txRootOf,
   ValidationError,
+  type ValidatorSet,
+  validatorSetAt,
+  validatorSetForHeight,
   verifyBeacon,
-  verifyCommitVote,
+  verifyBlockCommit,
   ZERO_HASH,
 } from '@unc/core';
 import type { Logger } from './log.js';
@@ -113,6 +120,27 @@ export interface Rejected {
   error: ValidationError;
 }
 
+/**
+ * A block that executed cleanly on the head state but is not final yet: what consensus votes on.
+ * It keeps its execution so that committing it does not run the transactions again.
+ */
+export interface PendingBlock {
+  block: Block;
+  hash: Uint8Array;
+  envelopes: TxEnvelope[];
+  results: TxResult[];
+  changes: StateWrite[];
+  trie: MerkleTrie;
+  /** The head it extends. */
+  prevHash: Uint8Array;
+  /** The head's commit certificate that the block's header names. */
+  lastCommit: Commit;
+}
+
+function emptyCommit(height: bigint, blockHash: Uint8Array): Commit {
+  return { height, round: 0, blockHash, signatures: [] };
+}
+
 export interface ValidatorKey {
   seed: Uint8Array;
   publicKey: Uint8Array;
@@ -153,7 +181,7 @@ export class Chain {
         lastCommitHash: ZERO_HASH,
       };
       const hash = blockHash(header);
-      const block: Block = { header, txs: [], commit: { height: 0n, blockHash: hash, signatures: [] } };
+      const block: Block = { header, txs: [], commit: emptyCommit(0n, hash) };
       await db.commitBlock(
         {
           height: 0n,
@@ -214,16 +242,30 @@ export class Chain {
     return nowMs > prev ? nowMs : prev + 1n;
   }
 
+  /** The validators that vote on the next block (the epoch's set: bonded online power, §6). */
+  validatorSet(): ValidatorSet {
+    return validatorSetAt(this.state, this.genesis);
+  }
+
+  /** The set that signed (or signs) the block at `height`, while the state still remembers it. */
+  validatorsForHeight(height: bigint): ValidatorSet {
+    const set = validatorSetForHeight(this.state, this.genesis, height);
+    if (!set)
+      throw new ValidationError('BAD_COMMIT', `the validator set of height ${height} is no longer known`);
+    return set;
+  }
+
   /**
-   * Proposer path (single-validator mode): applies the candidates that still apply, in order,
-   * commits the block signed by `validator`, and reports the ones left out with their reasons.
+   * Builds the next block as `validator` proposes it: applies the candidates that still apply, in
+   * order, and reports the ones left out with their reasons. Nothing is written: the block becomes
+   * final only through `commitDecided` with a commit certificate.
    */
-  async proposeAndCommit(
+  buildProposal(
     candidates: readonly TxEnvelope[],
     time: bigint,
     validator: ValidatorKey,
     isSignatureVerified: (hash: Uint8Array) => boolean,
-  ): Promise<{ committed: CommittedBlock; rejected: Rejected[] }> {
+  ): { pending: PendingBlock; rejected: Rejected[] } {
     const prev = this.headBlock.header;
     const height = prev.height + 1n;
     const executor = new BlockExecutor(
@@ -263,30 +305,36 @@ export class Chain {
       lastCommitHash: commitHash(this.headBlock.commit),
     };
     const hash = blockHash(header);
-    const block: Block = {
-      header,
-      txs: included.map((e) => e.bytes),
-      commit: {
-        height,
-        blockHash: hash,
-        signatures: [
-          {
-            validator: validator.publicKey,
-            signature: signCommitVote(this.genesis.chainId, height, hash, validator.seed),
-          },
-        ],
+    const block: Block = { header, txs: included.map((e) => e.bytes), commit: emptyCommit(height, hash) };
+    return {
+      pending: {
+        block,
+        hash,
+        envelopes: included,
+        results: execution.results,
+        changes,
+        trie,
+        prevHash: this.headHash,
+        lastCommit: this.headBlock.commit,
       },
+      rejected,
     };
-    const committed = { block, hash, envelopes: included, results: execution.results };
-    await this.persist(committed, changes, trie);
-    return { committed, rejected };
   }
 
   /**
-   * Validator path for a block made elsewhere (sync, other proposers): every rule is checked
-   * before anything is written.
+   * Checks a block made elsewhere against every rule except its own commit, by executing it on
+   * the head state; nothing is written. `lastCommit` is the certificate of the head block that the
+   * block's proposer saw (its hash is in the header): any quorum of precommits for the head
+   * block is as good as ours, and it replaces ours on commit so that every node stores the same.
+   * `lastCommitVouched`: the block comes with its own verified commit, whose signers checked the
+   * header's lastCommitHash, so it need not match our certificate for the head.
    */
-  async verifyAndCommit(block: Block): Promise<CommittedBlock> {
+  validateProposal(
+    block: Block,
+    lastCommit: Commit | null = null,
+    isSignatureVerified: (hash: Uint8Array) => boolean = () => false,
+    lastCommitVouched = false,
+  ): PendingBlock {
     const prev = this.headBlock.header;
     const { header } = block;
     const fail = (why: string): never => {
@@ -296,44 +344,127 @@ export class Chain {
     if (header.height !== prev.height + 1n) fail(`expected height ${prev.height + 1n}`);
     if (!equalBytes(header.prevHash, this.headHash)) fail('previous hash does not match the head');
     if (header.time <= prev.time) fail('block time does not increase');
-    if (!equalBytes(header.lastCommitHash, commitHash(this.headBlock.commit))) fail('wrong last commit hash');
-    if (!this.genesis.validators.some((v) => equalBytes(v.publicKey, header.proposer)))
-      fail('proposer is not a validator');
+    let parentCommit = this.headBlock.commit;
+    if (lastCommit && !equalBytes(commitHash(lastCommit), commitHash(parentCommit))) {
+      if (lastCommit.height !== prev.height || !equalBytes(lastCommit.blockHash, this.headHash)) {
+        fail('the last commit is for another block');
+      }
+      if (prev.height === 0n) fail('the genesis block has no commit signatures');
+      const why = this.checkCommit(lastCommit, this.headHash, prev.height);
+      if (why) fail(`last commit: ${why}`);
+      parentCommit = lastCommit;
+    }
+    if (!equalBytes(header.lastCommitHash, commitHash(parentCommit)) && !lastCommitVouched)
+      fail('wrong last commit hash');
+    if (!this.validatorSet().has(header.proposer)) fail('proposer is not a validator');
     const beacon = verifyBeacon(prev.beacon, header.height, header.proposer, header.vrfProof);
     if (!beacon || !equalBytes(beacon, header.beacon)) fail("the beacon is not the proposer's VRF output");
     const hash = blockHash(header);
-    if (!equalBytes(block.commit.blockHash, hash) || block.commit.height !== header.height) {
-      fail('commit is for another block');
-    }
-    const validators = this.genesis.validators.map((v) => v.publicKey);
-    const signers = new Set<string>();
-    for (const s of block.commit.signatures) {
-      if (!validators.some((v) => equalBytes(v, s.validator))) fail('commit signed by a non-validator');
-      if (!verifyCommitVote(header.chainId, header.height, hash, s.validator, s.signature)) {
-        fail('invalid commit signature');
-      }
-      signers.add(toHex(s.validator));
-    }
-    if (signers.size * 3 <= validators.length * 2) fail('commit lacks more than 2/3 of the validators');
     const envelopes = block.txs.map((raw) => envelopeFromBytes(raw));
     if (!equalBytes(txRootOf(envelopes), header.txRoot)) fail('transactions root does not match');
-    const execution = executeBlock(this.state, envelopes, {
-      chainId: header.chainId,
-      height: header.height,
-      time: header.time,
-      proposer: header.proposer,
-      prevHash: this.headHash,
-      prevBeacon: prev.beacon,
-    });
+    const execution = executeBlock(
+      this.state,
+      envelopes,
+      {
+        chainId: header.chainId,
+        height: header.height,
+        time: header.time,
+        proposer: header.proposer,
+        prevHash: this.headHash,
+        prevBeacon: prev.beacon,
+      },
+      { isSignatureVerified },
+    );
     const changes = execution.overlay.changes();
     const trie = applyToTrie(this.state.trie, changes);
     if (!equalBytes(trie.root, header.stateRoot)) fail('state root does not match the executed state');
-    const committed = { block, hash, envelopes, results: execution.results };
-    await this.persist(committed, changes, trie);
+    return {
+      block: { ...block, commit: emptyCommit(header.height, hash) },
+      hash,
+      envelopes,
+      results: execution.results,
+      changes,
+      trie,
+      prevHash: this.headHash,
+      lastCommit: parentCommit,
+    };
+  }
+
+  /** Why `commit` does not finalize `hash` at `height` with the current validators, or null. */
+  checkCommit(commit: Commit, hash: Uint8Array, height: bigint): string | null {
+    try {
+      verifyBlockCommit(this.validatorsForHeight(height), this.genesis.chainId, commit, hash, height);
+      return null;
+    } catch (err) {
+      if (err instanceof ValidationError) return err.message;
+      throw err;
+    }
+  }
+
+  /** Makes a decided block final: stores it with the certificate of the precommits that decided it. */
+  async commitDecided(pending: PendingBlock, certificate: CommitCertificate): Promise<CommittedBlock> {
+    if (!equalBytes(pending.prevHash, this.headHash)) {
+      throw new ValidationError(
+        'BAD_BLOCK',
+        `block ${pending.block.header.height} no longer extends the head`,
+      );
+    }
+    const commit = commitFromCertificate(certificate);
+    const why = this.checkCommit(commit, pending.hash, pending.block.header.height);
+    if (why) throw new ValidationError('BAD_COMMIT', `block ${pending.block.header.height}: ${why}`);
+    const committed = {
+      block: { ...pending.block, commit },
+      hash: pending.hash,
+      envelopes: pending.envelopes,
+      results: pending.results,
+    };
+    await this.persist(committed, pending.changes, pending.trie, pending.lastCommit);
     return committed;
   }
 
-  private async persist(committed: CommittedBlock, changes: StateWrite[], trie: MerkleTrie): Promise<void> {
+  /**
+   * Single-validator path: builds the block and commits it with this validator's own precommit,
+   * which is a quorum only when it is the sole validator.
+   */
+  async proposeAndCommit(
+    candidates: readonly TxEnvelope[],
+    time: bigint,
+    validator: ValidatorKey,
+    isSignatureVerified: (hash: Uint8Array) => boolean,
+  ): Promise<{ committed: CommittedBlock; rejected: Rejected[] }> {
+    const { pending, rejected } = this.buildProposal(candidates, time, validator, isSignatureVerified);
+    const height = pending.block.header.height;
+    const vote = signVote(
+      this.genesis.chainId,
+      { type: 'precommit', height, round: 0, blockHash: pending.hash, validator: validator.publicKey },
+      validator.seed,
+    );
+    const committed = await this.commitDecided(pending, certificateFromVotes([vote]));
+    return { committed, rejected };
+  }
+
+  /**
+   * A block made and finalized elsewhere (sync): every rule, its commit included, is checked
+   * before anything is written. `lastCommit` as for `validateProposal`.
+   */
+  async verifyAndCommit(block: Block, lastCommit: Commit | null = null): Promise<CommittedBlock> {
+    const hash = blockHash(block.header);
+    const why = this.checkCommit(block.commit, hash, block.header.height);
+    if (why) throw new ValidationError('BAD_BLOCK', `block ${block.header.height}: ${why}`);
+    // The quorum that signed this header checked its lastCommitHash against the certificate the
+    // proposer sent; our own quorum for the head may be another one, which proves nothing wrong.
+    const pending = this.validateProposal(block, lastCommit, () => false, true);
+    const committed = { block, hash: pending.hash, envelopes: pending.envelopes, results: pending.results };
+    await this.persist(committed, pending.changes, pending.trie, pending.lastCommit);
+    return committed;
+  }
+
+  private async persist(
+    committed: CommittedBlock,
+    changes: StateWrite[],
+    trie: MerkleTrie,
+    parentCommit: Commit,
+  ): Promise<void> {
     const { block, hash, envelopes, results } = committed;
     const chipEvents: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
     results.forEach((r, txIndex) => {
@@ -342,6 +473,9 @@ export class Chain {
           chipEvents.push({ chipId: event.chipId, txIndex, eventIndex, event: encode(txEventCodec, event) });
       });
     });
+    const parent = equalBytes(commitHash(parentCommit), commitHash(this.headBlock.commit))
+      ? null
+      : { ...this.headBlock, commit: parentCommit };
     await this.db.commitBlock({
       height: block.header.height,
       hash,
@@ -350,6 +484,7 @@ export class Chain {
       results: encode(blockResultsCodec, results),
       stateChanges: changes,
       chipEvents,
+      ...(parent ? { parentBlock: encode(blockCodec, parent) } : {}),
     });
     // Only once the batch is on disk does the block become the head that RPC reports.
     this.state.apply(changes, trie);

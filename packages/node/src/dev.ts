@@ -54,6 +54,11 @@ export function devValidator(): DevKey {
   return devKey(DEV_VALIDATOR_INDEX, 'validator');
 }
 
+/** Dev validator i of a several-validator dev chain; validator 0 is `devValidator()`. */
+export function devValidatorKey(i: number): DevKey {
+  return i === 0 ? devValidator() : devKey(DEV_VALIDATOR_INDEX + i, `validator-${i}`);
+}
+
 /** Derivation index of the dev chain's single governance key. */
 export const DEV_GOVERNANCE_INDEX = 2000;
 
@@ -80,7 +85,8 @@ export const DEV_MODELS = [
 /**
  * A dev genesis: the whole 3% genesis allocation, 1,000 UNC of it to the governance key (to pay for
  * its proposals) and the rest split evenly over the dev accounts (the first takes the remainder, so
- * the sum is exact); one validator, the dev software vendor and models, and the given block interval.
+ * the sum is exact); the dev validator (or the given ones), the dev software vendor and models, and
+ * the given block interval.
  */
 export function devGenesis(
   opts: {
@@ -91,6 +97,8 @@ export function devGenesis(
     /** More vendors and models, e.g. the dev TPM vendor of `unc dev --tpm-chips`. */
     vendors?: Vendor[];
     models?: ChipModel[];
+    /** The validators (default: the one dev validator), e.g. those of `unc testnet`. */
+    validators?: { publicKey: Uint8Array; name: string }[];
   } = {},
 ): Genesis {
   const accounts = devAccounts(opts.accounts ?? DEV_ACCOUNT_COUNT);
@@ -112,7 +120,7 @@ export function devGenesis(
       ...accounts.map((a, i) => ({ address: a.address, balance: each + (i === 0 ? remainder : 0n) })),
       { address: devGovernanceKey().address, balance: governanceFunds },
     ],
-    validators: [{ publicKey: devValidator().publicKey, name: 'dev-validator' }],
+    validators: opts.validators ?? [{ publicKey: devValidator().publicKey, name: 'dev-validator' }],
     halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
     governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
     poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },

@@ -1,16 +1,26 @@
 /**
- * A running node: chain + mempool + block production (single-validator mode) + RPC + metrics.
- * Everything with timers or sockets lives here; the rules live in @unc/core.
+ * A running node: chain + mempool + consensus driver + peer-to-peer network + RPC + metrics.
+ * Everything with timers or sockets lives here; the rules live in @unc/core. Without a network
+ * and with the only validator's key, the driver decides every block alone (the dev chain).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ed25519PublicKey, keyId, type TxEnvelope, toHex, ValidationError } from '@unc/core';
+import {
+  ed25519PublicKey,
+  keyId,
+  type TimeoutParams,
+  type TxEnvelope,
+  toHex,
+  ValidationError,
+} from '@unc/core';
 import { createApi } from './api.js';
-import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
+import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './chain.js';
+import { ConsensusDriver } from './consensus/driver.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
+import type { Network, NetworkHandlers } from './p2p/types.js';
 import { startRpcServer } from './rpc/server.js';
 import { ChainDb } from './storage/db.js';
 
@@ -18,12 +28,19 @@ export interface NodeOptions {
   /** Data directory; the database lives in `<dataDir>/chain`. */
   dataDir: string;
   genesis: unknown;
-  /** The validator's Ed25519 seed; without it the node does not produce blocks. */
+  /** The validator's Ed25519 seed; without it the node follows the chain without voting. */
   validatorSeed?: Uint8Array;
+  /**
+   * Starts the peer-to-peer network with the handlers the node answers peers with. Without it the
+   * node has no peers: a single-validator chain.
+   */
+  network?: (handlers: NetworkHandlers, chain: Chain) => Promise<Network>;
+  /** Consensus round timeouts (defaults suit ~1 s blocks). */
+  timeouts?: TimeoutParams;
   rpcHost?: string;
   rpcPort?: number;
   mempool?: Partial<MempoolOptions>;
-  /** Overrides the genesis block interval for this node's producer (dev chains). */
+  /** Overrides the genesis block interval for this node (dev chains). */
   blockTimeMs?: number;
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
@@ -41,8 +58,9 @@ type TxWatcher = (
 export class UncNode {
   readonly metrics = new Registry();
   private stopped = false;
-  private producerTimer: NodeJS.Timeout | null = null;
-  private producing: Promise<void> = Promise.resolve();
+  /** Set once started: runs consensus (or, alone, decides every block itself). */
+  driver!: ConsensusDriver;
+  network: Network | null = null;
   private rpc: { url: string; wsUrl: string; port: number; close(): Promise<void> } | null = null;
   private readonly txWatchers = new Map<string, Set<TxWatcher>>();
   private readonly blockWatchers = new Set<(b: CommittedBlock) => void>();
@@ -53,7 +71,7 @@ export class UncNode {
     readonly mempool: Mempool,
     private readonly db: ChainDb,
     readonly validator: ValidatorKey | null,
-    private readonly blockTimeMs: number,
+    readonly blockTimeMs: number,
     readonly logger: Logger,
   ) {
     const r = this.metrics;
@@ -74,6 +92,12 @@ export class UncNode {
       mempoolSize: r.gauge('unc_mempool_transactions', 'Transactions waiting in the mempool'),
       mempoolBytes: r.gauge('unc_mempool_bytes', 'Bytes of transactions waiting in the mempool'),
       rejected: r.counter('unc_mempool_rejections_total', 'Transactions refused or dropped, by reason'),
+      round: r.gauge('unc_consensus_round', 'Consensus round in which the latest block was decided'),
+      lateBlocks: r.counter(
+        'unc_consensus_late_blocks_total',
+        'Blocks decided only after one or more failed rounds (proposer down or late)',
+      ),
+      peers: r.gauge('unc_p2p_peers', 'Connected peers'),
     };
     this.m.height.set(Number(chain.height));
   }
@@ -92,12 +116,12 @@ export class UncNode {
     const validator = opts.validatorSeed
       ? { seed: opts.validatorSeed, publicKey: ed25519PublicKey(opts.validatorSeed) }
       : null;
-    if (
-      validator &&
-      !chain.genesis.validators.some((v) => toHex(v.publicKey) === toHex(validator.publicKey))
-    ) {
-      await db.close();
-      throw new Error('the validator key is not a validator of this chain (genesis)');
+    if (validator && !chain.validatorSet().has(validator.publicKey)) {
+      // Not an error: a key joins the set at an epoch boundary once its account is bonded and
+      // its chips hold enough online power; until then the node follows and signs nothing.
+      logger.warn('the validator key is not in the current validator set; it will vote once it is', {
+        validator: toHex(validator.publicKey),
+      });
     }
     const node = new UncNode(
       chain,
@@ -108,6 +132,25 @@ export class UncNode {
       logger,
     );
     chain.onCommit((c) => node.afterCommit(c));
+    try {
+      node.driver = new ConsensusDriver({
+        chain,
+        host: node.driverHost(),
+        validator,
+        privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
+        blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
+        ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+        logger: logger.child('consensus'),
+      });
+      node.driver.onCommit((_, round) => {
+        node.m.round.set(round);
+        if (round > 0) node.m.lateBlocks.inc();
+        node.m.peers.set(node.network?.peers().length ?? 0);
+      });
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     try {
       node.rpc = await startRpcServer(
         {
@@ -128,7 +171,13 @@ export class UncNode {
       throw err;
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
-    if (validator) node.scheduleNextBlock();
+    try {
+      if (opts.network) node.network = await opts.network(node.driver.handlers(), chain);
+      await node.driver.start(node.network);
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
     return node;
   }
 
@@ -143,8 +192,14 @@ export class UncNode {
     return this.rpc!.wsUrl.replace(/\/$/, '');
   }
 
-  /** Validates and admits a transaction; throws a ValidationError saying why not. */
+  /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */
   submit(env: TxEnvelope): { replaced: boolean } {
+    const result = this.admit(env);
+    this.driver.announceTx(env);
+    return result;
+  }
+
+  private admit(env: TxEnvelope): { replaced: boolean } {
     const head = this.chain.head.header;
     try {
       const result = this.mempool.add(env, this.chain.state, this.chain.params, {
@@ -207,32 +262,23 @@ export class UncNode {
     for (const w of this.blockWatchers) w(c);
   }
 
-  private scheduleNextBlock(): void {
-    if (this.stopped) return;
-    const next = Number(this.chain.head.header.time) + this.blockTimeMs;
-    const delay = Math.max(0, next - Date.now());
-    this.producerTimer = setTimeout(() => {
-      this.producing = this.produceBlock()
-        .then(() => undefined)
-        .catch((err) =>
-          this.logger.error('block production failed', { error: (err as Error).stack ?? String(err) }),
-        )
-        .finally(() => this.scheduleNextBlock());
-    }, delay);
+  private driverHost() {
+    return {
+      proposalCandidates: () => {
+        const params = this.chain.params;
+        return this.mempool.select(this.chain.state, params.maxBlockTxs, params.maxBlockBytes);
+      },
+      isTxVerified: (hash: Uint8Array) => this.mempool.isVerified(hash),
+      onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
+      onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
+      admitTx: (env: TxEnvelope) => {
+        this.admit(env);
+      },
+    };
   }
 
-  /** Builds, commits and announces one block from the mempool. */
-  async produceBlock(): Promise<CommittedBlock> {
-    if (!this.validator) throw new Error('this node has no validator key');
-    const params = this.chain.params;
-    const candidates = this.mempool.select(this.chain.state, params.maxBlockTxs, params.maxBlockBytes);
-    const time = this.chain.nextBlockTime(BigInt(Date.now()));
-    const { committed, rejected } = await this.chain.proposeAndCommit(
-      candidates,
-      time,
-      this.validator,
-      this.mempool.isVerified,
-    );
+  /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
+  private dropRejected(rejected: Rejected[]): void {
     for (const r of rejected) {
       this.m.rejected.inc(1, { reason: r.error.code });
       this.logger.debug('dropped transaction at block building', {
@@ -242,11 +288,17 @@ export class UncNode {
       this.notifyTx(r.env.hash, { status: 'rejected', code: r.error.code, reason: r.error.message });
     }
     this.mempool.prune(
-      committed.envelopes,
+      [],
       rejected.map((r) => r.env),
       this.chain.state,
-      committed.block.header.height + 1n,
+      this.chain.height + 1n,
     );
+    this.m.mempoolSize.set(this.mempool.size);
+    this.m.mempoolBytes.set(this.mempool.bytes);
+  }
+
+  private pruneAfter(committed: CommittedBlock): void {
+    this.mempool.prune(committed.envelopes, [], this.chain.state, committed.block.header.height + 1n);
     this.m.mempoolSize.set(this.mempool.size);
     this.m.mempoolBytes.set(this.mempool.bytes);
     if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
@@ -256,14 +308,13 @@ export class UncNode {
         hash: toHex(committed.hash).slice(0, 16),
       });
     }
-    return committed;
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.producerTimer) clearTimeout(this.producerTimer);
-    await this.producing;
+    await this.driver?.stop();
+    await this.network?.stop();
     await this.rpc?.close();
     await this.db.close();
   }

@@ -183,7 +183,7 @@ export function statusCommand(): Command {
       ctx.print(s, () =>
         [
           `chain      ${s.chainId}`,
-          `height     ${s.height}`,
+          `height     ${s.height} (finalized: blocks are final once committed)`,
           `hash       ${s.hash}`,
           `state root ${s.stateRoot}`,
           `time       ${s.time}`,

@@ -52,6 +52,11 @@ export interface BlockWrite {
   stateChanges: { key: Uint8Array; value: Uint8Array | null }[];
   /** Events that concern a chip, indexed for its log. */
   chipEvents?: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[];
+  /**
+   * The previous block again, re-encoded with the commit certificate this block names (the
+   * proposer's may hold other precommits than ours), written in the same batch.
+   */
+  parentBlock?: Uint8Array;
 }
 
 type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -130,6 +135,13 @@ export class ChainDb {
     ops.push({ type: 'put', key: bucketKey(Bucket.blockByHeight, hk), value: w.block });
     ops.push({ type: 'put', key: bucketKey(Bucket.heightByHash, w.hash), value: hk });
     ops.push({ type: 'put', key: bucketKey(Bucket.blockResults, hk), value: w.results });
+    if (w.parentBlock && w.height > 0n) {
+      ops.push({
+        type: 'put',
+        key: bucketKey(Bucket.blockByHeight, heightKey(w.height - 1n)),
+        value: w.parentBlock,
+      });
+    }
     w.txHashes.forEach((h, index) => {
       const loc = new Uint8Array(12);
       const view = new DataView(loc.buffer);

@@ -1,0 +1,783 @@
+/**
+ * The consensus driver: runs the pure Tendermint machine (@unc/core consensus/tendermint.ts)
+ * between real processes. It feeds the machine network messages it has verified (decoding,
+ * signature, validator membership, height) and the timeouts it scheduled, and carries out the
+ * machine's actions: build a block when this validator proposes, broadcast proposals and votes,
+ * commit a decided block with its certificate. The machine signs through a PrivValidator whose
+ * state the driver writes to disk before any signature leaves the process.
+ *
+ * Everything that touches the machine or the chain runs on one queue, one task at a time, so a
+ * block is never validated against a head that is being replaced under it.
+ *
+ * A node that finds peers ahead of it (at start, or stalled while they move on) fetches the
+ * missing blocks with their commits and checks each like any block from a stranger, then joins
+ * consensus at the next height. With no network and one validator this is the dev chain: the
+ * same code path, deciding each block alone.
+ */
+import {
+  blockCodec,
+  blockHash,
+  type ConsensusAction,
+  type ConsensusEvent,
+  type ConsensusEvidence,
+  commitHash,
+  consensusEvidenceCodec,
+  DEFAULT_TIMEOUTS,
+  decode,
+  defaultVerify,
+  encode,
+  envelopeFromBytes,
+  equalBytes,
+  evidenceOffender,
+  PrivValidator,
+  type Proposal,
+  Tendermint,
+  type TimeoutParams,
+  type TimeoutStep,
+  type TxEnvelope,
+  toHex,
+  txRootOf,
+  ValidationError,
+  type ValidatorSet,
+  type VerifyFn,
+  type Vote,
+  verifyConsensusEvidence,
+  verifyProposalSignature,
+  verifyVoteSignature,
+} from '@unc/core';
+import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
+import type { Logger } from '../log.js';
+import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
+import { type SyncProgress, syncChain } from '../sync.js';
+import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
+import {
+  MAX_TX_BATCH_BYTES,
+  MAX_TXS_PER_MESSAGE,
+  type ProposalMessage,
+  proposalMessageCodec,
+  txBatchCodec,
+  voteMessageCodec,
+} from './wire.js';
+
+/** What the driver needs from the node around it (mempool, notifications). */
+export interface DriverHost {
+  /** Transactions for the next block, in the order they should be tried. */
+  proposalCandidates(): TxEnvelope[];
+  isTxVerified(hash: Uint8Array): boolean;
+  /** Candidates that no longer apply, found while building a block. */
+  onRejected(rejected: Rejected[]): void;
+  /** After every committed block, from consensus or from sync. */
+  onCommitted(committed: CommittedBlock): void;
+  /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
+  admitTx(env: TxEnvelope): void;
+}
+
+export interface DriverOptions {
+  chain: Chain;
+  host: DriverHost;
+  /** The validator's key; null for a node that follows consensus without voting. */
+  validator: ValidatorKey | null;
+  /** Where the private validator's state lives (required with a validator). */
+  privvalPath: string | null;
+  /** Target interval between blocks: the next height starts this long after the last block's time. */
+  blockTimeMs: number;
+  timeouts?: TimeoutParams;
+  logger: Logger;
+  /** Proposals whose block time is further ahead of our clock than this are invalid. */
+  maxClockDriftMs?: number;
+  /**
+   * With no progress for this long, the driver re-sends the current height's messages and asks
+   * peers whether they are ahead. Default: twice the block time plus two seconds.
+   */
+  stallMs?: number;
+}
+
+/**
+ * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
+ * Shorter propose timeouts give up on full blocks that are merely slow to build, send and
+ * execute on a busy machine, which costs more rounds than it saves.
+ */
+export const DRIVER_TIMEOUTS: TimeoutParams = DEFAULT_TIMEOUTS;
+
+const MAX_BUFFERED_FUTURE = 2_000;
+const MAX_PENDING_BLOCKS = 16;
+const VERIFIED_CACHE = 20_000;
+
+type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
+
+export class ConsensusDriver {
+  readonly chain: Chain;
+  private readonly host: DriverHost;
+  private readonly logger: Logger;
+  private readonly validator: ValidatorKey | null;
+  private readonly privvalPath: string | null;
+  private readonly blockTimeMs: number;
+  private readonly maxClockDriftMs: number;
+  private readonly stallMs: number;
+  private readonly timeouts: TimeoutParams;
+
+  private readonly machine: Tendermint;
+  private privval: PrivValidator | null = null;
+  /** What identifies the signer state last written (its latest signatures), to skip rewrites. */
+  private lastSavedPrivval = '';
+  private lastProposal: SignedProposalRecord | null = null;
+  private network: Network | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private lastRegossip = 0;
+
+  private queue: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private syncing = false;
+  /** The height the machine was started at; 0 until the first start. */
+  private height = 0n;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private startTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private lastProgress = Date.now();
+  /** Blocks of the current height that executed on the head state, by hash, with the verdict. */
+  private pending = new Map<string, { pending: PendingBlock | null; message: ProposalMessage | null }>();
+  private future: Buffered[] = [];
+  private readonly verified = new Set<string>();
+  private readonly evidenceSeen = new Set<string>();
+  private txOut: Uint8Array[] = [];
+  private txOutBytes = 0;
+  private txFlush: NodeJS.Timeout | null = null;
+  /** The latest block-sync progress, while a sync runs. */
+  syncProgress: SyncProgress | null = null;
+  private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
+
+  constructor(opts: DriverOptions) {
+    this.chain = opts.chain;
+    this.host = opts.host;
+    this.logger = opts.logger;
+    this.validator = opts.validator;
+    this.privvalPath = opts.privvalPath;
+    this.blockTimeMs = opts.blockTimeMs;
+    this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
+    this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
+    this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
+    if (this.validator) {
+      if (!this.privvalPath) throw new Error('a validator needs a path for its private validator state');
+      const stored = loadPrivval(this.privvalPath, this.validator.publicKey);
+      this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, stored?.state);
+      this.lastProposal = stored?.lastProposal ?? null;
+    }
+    this.machine = this.newMachine();
+  }
+
+  private validatorMemo: { head: string; set: ValidatorSet } | null = null;
+
+  /** The set that votes on the block after the head (it changes only at epoch boundaries). */
+  private nextValidators(): ValidatorSet {
+    const head = toHex(this.chain.head.hash);
+    if (this.validatorMemo?.head !== head) this.validatorMemo = { head, set: this.chain.validatorSet() };
+    return this.validatorMemo.set;
+  }
+
+  private newMachine(): Tendermint {
+    return new Tendermint({
+      chainId: this.chain.genesis.chainId,
+      timeouts: this.timeouts,
+      privval: this.privval,
+      verify: this.cachedVerify,
+    });
+  }
+
+  /** Signatures the driver already checked on arrival are not checked a second time by the machine. */
+  private readonly cachedVerify: VerifyFn = (publicKey, message, signature) => {
+    const key = toHex(signature);
+    if (this.verified.has(key)) return true;
+    const ok = defaultVerify(publicKey, message, signature);
+    if (ok) this.remember(key);
+    return ok;
+  };
+
+  private remember(signatureHex: string): void {
+    if (this.verified.size >= VERIFIED_CACHE) this.verified.clear();
+    this.verified.add(signatureHex);
+  }
+
+  /** What the network asks of this node; pass these to `startNetwork` before `start`. */
+  handlers(): NetworkHandlers {
+    return {
+      onGossip: (topic, data, from) => this.onGossip(topic, data, from),
+      status: () => this.status(),
+      blocks: (from, to) => this.blocksFor(from, to),
+    };
+  }
+
+  status(): ChainStatus {
+    return {
+      chainId: this.chain.genesis.chainId,
+      genesisHash: this.chain.genesisHash,
+      height: this.chain.height,
+      headHash: this.chain.head.hash,
+    };
+  }
+
+  /** Each committed block with the round that decided it (tests and metrics). */
+  onCommit(listener: (c: CommittedBlock, round: number) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /** The machine's position, for status pages and tests. */
+  get position(): { height: bigint; round: number; step: string; syncing: boolean } {
+    const s = this.machine.snapshot();
+    return { height: s.height, round: s.round, step: s.step, syncing: this.syncing };
+  }
+
+  async start(network: Network | null): Promise<void> {
+    this.network = network;
+    if (network) {
+      // Messages sent before a peer is connected are lost to it: a peer that (re)connects gets
+      // this height's messages again.
+      this.unsubscribe = network.onPeerConnected(() => {
+        void this.enqueue(() => this.regossip());
+      });
+      // A node that restarts or joins late catches up with its peers before voting; give the
+      // bootstrap dials a moment to connect so that "no peer is ahead" means something.
+      const t0 = Date.now();
+      while (network.peers().length === 0 && Date.now() - t0 < 3_000 && !this.stopped)
+        await new Promise((r) => setTimeout(r, 50));
+      await this.enqueue(() => this.catchUp());
+    }
+    this.watchdog = setInterval(() => this.checkStall(), Math.max(250, Math.min(1_000, this.blockTimeMs)));
+    this.scheduleHeight();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.startTimer) clearTimeout(this.startTimer);
+    if (this.txFlush) clearTimeout(this.txFlush);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.queue;
+  }
+
+  /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
+  announceTx(env: TxEnvelope): void {
+    if (!this.network || this.stopped) return;
+    if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
+      this.flushTxs();
+    this.txOut.push(env.bytes);
+    this.txOutBytes += env.bytes.length;
+    this.txFlush ??= setTimeout(() => this.flushTxs(), 20);
+  }
+
+  private flushTxs(): void {
+    if (this.txFlush) clearTimeout(this.txFlush);
+    this.txFlush = null;
+    if (this.txOut.length === 0 || !this.network) return;
+    const batch = this.txOut;
+    this.txOut = [];
+    this.txOutBytes = 0;
+    this.publish('tx', encode(txBatchCodec, batch));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The queue
+
+  private enqueue<T>(task: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(() => task());
+    this.queue = run.then(
+      () => undefined,
+      (err) => {
+        if (!this.stopped)
+          this.logger.error('consensus task failed', { error: (err as Error).stack ?? String(err) });
+      },
+    );
+    return run;
+  }
+
+  /** Starts the next height once the block interval since the head's block time has passed. */
+  private scheduleHeight(): void {
+    if (this.stopped) return;
+    const next = this.chain.height + 1n;
+    const delay = Math.max(0, Number(this.chain.head.header.time) + this.blockTimeMs - Date.now());
+    if (this.startTimer) clearTimeout(this.startTimer);
+    this.startTimer = setTimeout(() => {
+      this.startTimer = null;
+      void this.enqueue(() => this.startHeight(next));
+    }, delay);
+  }
+
+  private async startHeight(height: bigint): Promise<void> {
+    if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
+    this.height = height;
+    this.pending = new Map();
+    this.lastProgress = Date.now();
+    await this.handle({
+      type: 'start',
+      height,
+      validators: this.nextValidators(),
+      beacon: this.chain.head.header.beacon,
+    });
+    // A proposal this validator signed before a restart, whose block only it may have.
+    const own = this.lastProposal;
+    if (own && own.proposal.height === height) await this.onProposalMessage({ ...own, sentAt: 0n }, null);
+    const buffered = this.future;
+    this.future = [];
+    for (const b of buffered) {
+      if (b.kind === 'vote') {
+        if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
+        else if (b.vote.height > height) this.future.push(b);
+      } else if (b.msg.proposal.height === height) await this.onProposalMessage(b.msg, b.from);
+      else if (b.msg.proposal.height > height) this.future.push(b);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The machine
+
+  private async handle(event: ConsensusEvent): Promise<void> {
+    if (this.stopped) return;
+    const actions = this.machine.handle(event);
+    this.persistSigner(actions);
+    for (const action of actions) await this.perform(action);
+  }
+
+  /**
+   * Writes the signer's state if signing changed it, before the caller sends anything: from here
+   * on, a crash cannot make this validator forget a signature that may be on the wire.
+   */
+  private persistSigner(actions: ConsensusAction[]): void {
+    if (!this.privval || !this.privvalPath || !this.validator) return;
+    for (const a of actions) {
+      if (a.type !== 'broadcast-proposal') continue;
+      const known = this.pending.get(toHex(a.proposal.blockHash));
+      const block = known?.pending?.block ?? known?.message?.block;
+      const lastCommit = known?.pending?.lastCommit ?? known?.message?.lastCommit;
+      if (block && lastCommit) this.lastProposal = { proposal: a.proposal, block, lastCommit };
+    }
+    // Every signature changes the last signature (or the slot); nothing else needs a write.
+    const state = this.privval.state;
+    const mark = `${state.height}/${state.round}/${state.step}/${state.signature ? toHex(state.signature) : ''}/${
+      this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
+    }`;
+    if (mark === this.lastSavedPrivval) return;
+    savePrivval(
+      this.privvalPath,
+      serializePrivval({
+        publicKey: toHex(this.validator.publicKey),
+        state,
+        lastProposal: this.lastProposal,
+      }),
+    );
+    this.lastSavedPrivval = mark;
+  }
+
+  private async perform(action: ConsensusAction): Promise<void> {
+    switch (action.type) {
+      case 'broadcast-vote':
+        this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: now() }));
+        return;
+      case 'broadcast-proposal': {
+        const msg = this.proposalMessage(action.proposal);
+        if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
+        else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
+        return;
+      }
+      case 'schedule-timeout': {
+        const { height, round, step, delayMs } = action;
+        this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
+        return;
+      }
+      case 'request-value':
+        await this.buildValue(action.height, action.round);
+        return;
+      case 'commit':
+        await this.commit(action);
+        return;
+      case 'evidence':
+        this.reportEvidence(action.evidence, 'observed');
+        return;
+    }
+  }
+
+  private async onTimeout(height: bigint, round: number, step: TimeoutStep): Promise<void> {
+    if (height !== this.height) return;
+    await this.handle({ type: 'timeout', height, round, step });
+  }
+
+  private proposalMessage(proposal: Proposal): ProposalMessage | null {
+    const known = this.pending.get(toHex(proposal.blockHash));
+    if (known?.pending) {
+      return { proposal, block: known.pending.block, lastCommit: known.pending.lastCommit, sentAt: now() };
+    }
+    if (known?.message) return { ...known.message, proposal, sentAt: now() };
+    return null;
+  }
+
+  /** This validator proposes: a block from the mempool, with its VRF beacon. */
+  private async buildValue(height: bigint, round: number): Promise<void> {
+    if (!this.validator || height !== this.chain.height + 1n) return;
+    const time = this.chain.nextBlockTime(BigInt(Date.now()));
+    const { pending, rejected } = this.chain.buildProposal(
+      this.host.proposalCandidates(),
+      time,
+      this.validator,
+      (h) => this.host.isTxVerified(h),
+    );
+    if (rejected.length > 0) this.host.onRejected(rejected);
+    this.rememberPending(toHex(pending.hash), { pending, message: null });
+    await this.handle({ type: 'value', height, round, blockHash: pending.hash });
+  }
+
+  private rememberPending(
+    key: string,
+    entry: { pending: PendingBlock | null; message: ProposalMessage | null },
+  ): void {
+    if (!this.pending.has(key) && this.pending.size >= MAX_PENDING_BLOCKS) {
+      const oldest = this.pending.keys().next().value as string;
+      this.pending.delete(oldest);
+    }
+    this.pending.set(key, entry);
+  }
+
+  private async commit(action: Extract<ConsensusAction, { type: 'commit' }>): Promise<void> {
+    const known = this.pending.get(toHex(action.blockHash));
+    if (!known?.pending) {
+      // The machine only decides blocks the driver reported valid, so this is a bug, not input.
+      this.logger.error('decided a block this node does not hold; catching up from peers', {
+        height: action.height,
+      });
+      this.lastProgress = 0;
+      return;
+    }
+    const committed = await this.chain.commitDecided(known.pending, action.certificate);
+    this.lastProgress = Date.now();
+    this.afterCommit(committed, action.round);
+  }
+
+  private afterCommit(committed: CommittedBlock, round: number): void {
+    if (round > 0) {
+      this.logger.info('block decided after failed rounds', {
+        height: committed.block.header.height,
+        round,
+        txs: committed.envelopes.length,
+      });
+    }
+    this.host.onCommitted(committed);
+    for (const l of this.commitListeners) {
+      try {
+        l(committed, round);
+      } catch (err) {
+        this.logger.error('commit listener failed', { error: (err as Error).message });
+      }
+    }
+    this.scheduleHeight();
+  }
+
+  private setTimer(ms: number, fn: () => void): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Gossip in
+
+  private async onGossip(topic: GossipTopic, data: Uint8Array, from: string): Promise<Verdict> {
+    if (this.stopped) return 'ignore';
+    switch (topic) {
+      case 'vote':
+        return this.onVoteGossip(data);
+      case 'proposal':
+        return this.onProposalGossip(data, from);
+      case 'tx':
+        return this.onTxGossip(data);
+      case 'evidence':
+        return this.onEvidenceGossip(data);
+      default:
+        return 'ignore';
+    }
+  }
+
+  private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
+    let vote: Vote;
+    try {
+      vote = decode(voteMessageCodec, data).vote;
+    } catch {
+      return 'reject';
+    }
+    const head = this.chain.height;
+    if (vote.height <= head) return 'ignore';
+    const member = this.nextValidators().has(vote.validator);
+    if (vote.height > head + 1n) {
+      // A later height's set is not known yet (it may differ at an epoch boundary): keep what
+      // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
+      if (member && verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify))
+        this.buffer({ kind: 'vote', vote });
+      return 'ignore';
+    }
+    if (!member) return 'reject';
+    if (!verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify)) return 'reject';
+    if (this.syncing || vote.height !== this.height) {
+      this.buffer({ kind: 'vote', vote });
+      return 'accept';
+    }
+    return this.enqueue(async () => {
+      if (vote.height !== this.height) {
+        if (vote.height > this.height) this.buffer({ kind: 'vote', vote });
+        return 'ignore' as Verdict;
+      }
+      await this.handle({ type: 'vote', vote });
+      return 'accept' as Verdict;
+    });
+  }
+
+  private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
+    let msg: ProposalMessage;
+    try {
+      msg = decode(proposalMessageCodec, data);
+    } catch {
+      return 'reject';
+    }
+    const { proposal, block } = msg;
+    if (proposal.height <= this.chain.height) return 'ignore';
+    if (block.header.height !== proposal.height || !equalBytes(blockHash(block.header), proposal.blockHash))
+      return 'reject';
+    const member = this.nextValidators().has(proposal.proposer);
+    if (proposal.height > this.chain.height + 1n) {
+      if (member && verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify))
+        this.buffer({ kind: 'proposal', msg, from });
+      return 'ignore';
+    }
+    if (!member) return 'reject';
+    if (!verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify)) return 'reject';
+    if (this.syncing || proposal.height !== this.height) {
+      this.buffer({ kind: 'proposal', msg, from });
+      return 'accept';
+    }
+    return this.enqueue(() => this.onProposalMessage(msg, from));
+  }
+
+  /** Checks the block a proposal names and hands the machine the proposal with that verdict. */
+  private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
+    const { proposal } = msg;
+    if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
+    const key = toHex(proposal.blockHash);
+    let known = this.pending.get(key);
+    if (!known && !this.signedContentMatches(msg)) {
+      // The proposer signed the header, which commits to the transactions and the last commit by
+      // hash; a message whose copies do not match was altered on the way. Holding that against
+      // the proposal would let any relay make honest validators vote nil.
+      if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+      return 'reject';
+    }
+    if (!known) {
+      let pending: PendingBlock | null = null;
+      try {
+        pending = this.checkProposedBlock(msg);
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        this.logger.warn('invalid proposed block', {
+          height: proposal.height,
+          round: proposal.round,
+          proposer: toHex(proposal.proposer).slice(0, 16),
+          reason: err.message,
+        });
+      }
+      known = { pending, message: msg };
+      this.rememberPending(key, known);
+    }
+    await this.handle({ type: 'proposal', proposal, valid: known.pending !== null });
+    if (known.pending) return 'accept';
+    if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
+    return 'reject';
+  }
+
+  private signedContentMatches(msg: ProposalMessage): boolean {
+    const { header, txs } = msg.block;
+    if (!equalBytes(commitHash(msg.lastCommit), header.lastCommitHash)) return false;
+    try {
+      return equalBytes(txRootOf(txs.map((raw) => envelopeFromBytes(raw))), header.txRoot);
+    } catch {
+      return false;
+    }
+  }
+
+  private checkProposedBlock(msg: ProposalMessage): PendingBlock {
+    const { proposal, block } = msg;
+    const fail = (why: string): never => {
+      throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${why}`);
+    };
+    // A fresh block is the proposer's own; a re-proposal (polRound ≥ 0) carries an earlier round's.
+    if (proposal.polRound === -1 && !equalBytes(block.header.proposer, proposal.proposer)) {
+      fail('a fresh proposal must carry a block built by its proposer');
+    }
+    if (block.header.time > BigInt(Date.now() + this.maxClockDriftMs)) fail('block time is in the future');
+    return this.chain.validateProposal(block, msg.lastCommit, (h) => this.host.isTxVerified(h));
+  }
+
+  private buffer(b: Buffered): void {
+    if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
+    this.future.push(b);
+  }
+
+  private onTxGossip(data: Uint8Array): Verdict {
+    let raws: Uint8Array[];
+    try {
+      raws = decode(txBatchCodec, data);
+    } catch {
+      return 'reject';
+    }
+    let admitted = 0;
+    for (const raw of raws) {
+      let env: TxEnvelope;
+      try {
+        env = envelopeFromBytes(raw);
+      } catch {
+        return 'reject';
+      }
+      try {
+        this.host.admitTx(env);
+        admitted++;
+      } catch (err) {
+        // A transaction valid at the sender may already be stale here (nonce used, duplicate).
+        if (!(err instanceof ValidationError)) throw err;
+      }
+    }
+    return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  private onEvidenceGossip(data: Uint8Array): Verdict {
+    let evidence: ConsensusEvidence;
+    try {
+      evidence = decode(consensusEvidenceCodec, data);
+    } catch {
+      return 'reject';
+    }
+    // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
+    // mismatch is not held against the peer.
+    const why = verifyConsensusEvidence(this.chain.genesis.chainId, this.nextValidators(), evidence);
+    if (why) return 'ignore';
+    return this.reportEvidence(evidence, 'gossip') ? 'accept' : 'ignore';
+  }
+
+  /** Logs and gossips equivocation evidence once. */
+  private reportEvidence(evidence: ConsensusEvidence, source: string): boolean {
+    const bytes = encode(consensusEvidenceCodec, evidence);
+    const key = toHex(bytes);
+    if (this.evidenceSeen.has(key)) return false;
+    if (this.evidenceSeen.size > 1_000) this.evidenceSeen.clear();
+    this.evidenceSeen.add(key);
+    this.logger.warn('equivocation evidence', {
+      type: evidence.type,
+      offender: toHex(evidenceOffender(evidence)),
+      source,
+    });
+    if (source !== 'gossip') this.publish('evidence', bytes);
+    return true;
+  }
+
+  private publish(topic: GossipTopic, data: Uint8Array): void {
+    if (!this.network || this.stopped) return;
+    this.network.publish(topic, data).catch((err) => {
+      this.logger.debug('publish failed', { topic, error: (err as Error).message });
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stalls and catching up
+
+  private checkStall(): void {
+    if (this.stopped || this.syncing || !this.network) return;
+    const idle = Date.now() - this.lastProgress;
+    // A height that takes longer than a block interval and a propose timeout lost messages.
+    if (
+      idle > this.blockTimeMs + this.timeouts.proposeMs &&
+      Date.now() - this.lastRegossip > this.blockTimeMs
+    ) {
+      this.lastRegossip = Date.now();
+      void this.enqueue(() => this.regossip());
+    }
+    if (idle < this.stallMs) return;
+    this.lastProgress = Date.now();
+    void this.enqueue(async () => {
+      if (!this.network) return;
+      const before = this.chain.height;
+      await this.catchUp();
+      if (this.chain.height > before) this.scheduleHeight();
+    });
+  }
+
+  /** Sends the current height's proposals and votes again, for peers that missed them. */
+  private regossip(): void {
+    if (this.stopped || this.syncing) return;
+    const { proposals, votes } = this.machine.gossip();
+    for (const p of proposals) {
+      const msg = this.proposalMessage(p);
+      if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
+    }
+    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: now() }));
+  }
+
+  /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
+  private async catchUp(): Promise<void> {
+    const network = this.network;
+    if (!network || this.stopped) return;
+    this.syncing = true;
+    try {
+      await this.syncFromPeers(network);
+    } finally {
+      this.syncing = false;
+      this.syncProgress = null;
+      this.lastProgress = Date.now();
+    }
+  }
+
+  /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
+  private async syncFromPeers(network: Network): Promise<void> {
+    let lastLog = 0;
+    const result = await syncChain({
+      network,
+      chain: {
+        height: () => this.chain.height,
+        applyBlock: async (encoded) => {
+          const committed = await this.chain.verifyAndCommit(decode(blockCodec, encoded));
+          this.host.onCommitted(committed);
+          for (const l of this.commitListeners) l(committed, committed.block.commit.round);
+        },
+      },
+      onProgress: (p) => {
+        this.syncProgress = p;
+        if (Date.now() - lastLog < 2_000 && p.height < p.target) return;
+        lastLog = Date.now();
+        this.logger.info('syncing blocks', {
+          height: p.height,
+          target: p.target,
+          blocksPerSecond: Math.round(p.blocksPerSecond),
+          eta: p.etaSeconds === null ? '?' : `${Math.ceil(p.etaSeconds)}s`,
+        });
+      },
+      logger: this.logger,
+    });
+    if (result.applied > 0) this.logger.info('synced', { height: result.height, applied: result.applied });
+  }
+
+  private async blocksFor(from: bigint, to: bigint): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    const top = min(to, this.chain.height);
+    for (let h = from; h <= top; h++) {
+      const block = await this.chain.blockAt(h);
+      if (!block) break;
+      out.push(encode(blockCodec, block));
+    }
+    return out;
+  }
+}
+
+function now(): bigint {
+  return BigInt(Date.now());
+}
+
+function min(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}

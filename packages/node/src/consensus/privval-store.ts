@@ -1,0 +1,133 @@
+/**
+ * The private validator's state on disk. The consensus machine signs inside `handle()`; the driver
+ * writes this file (fsynced, then renamed over the old one) before any signature it produced is
+ * sent, so a validator killed at any point restarts knowing every slot it signed and cannot sign a
+ * second, different message for one of them. The last proposal it signed is kept with its block:
+ * a restarted sole validator may hold the only precommit for that block and must be able to
+ * present the block again.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  type Block,
+  blockCodec,
+  type Commit,
+  commitCodec,
+  decode,
+  encode,
+  fromHex,
+  type PrivValidatorState,
+  type Proposal,
+  proposalCodec,
+  toHex,
+  voteCodec,
+} from '@unc/core';
+
+export interface SignedProposalRecord {
+  proposal: Proposal;
+  block: Block;
+  lastCommit: Commit;
+}
+
+export interface PrivValidatorFile {
+  /** The validator key this state belongs to (hex), so a swapped key is noticed. */
+  publicKey: string;
+  state: PrivValidatorState;
+  lastProposal: SignedProposalRecord | null;
+}
+
+interface Json {
+  publicKey: string;
+  height: string;
+  round: number;
+  step: number;
+  signBytes: string | null;
+  signature: string | null;
+  lock: string | null;
+  votes: string[];
+  lastProposal: { proposal: string; block: string; lastCommit: string } | null;
+}
+
+export function serializePrivval(f: PrivValidatorFile): string {
+  const s = f.state;
+  const json: Json = {
+    publicKey: f.publicKey,
+    height: s.height.toString(),
+    round: s.round,
+    step: s.step,
+    signBytes: s.signBytes ? toHex(s.signBytes) : null,
+    signature: s.signature ? toHex(s.signature) : null,
+    lock: s.lock ? toHex(encode(voteCodec, s.lock)) : null,
+    votes: s.votes.map((v) => toHex(encode(voteCodec, v))),
+    lastProposal: f.lastProposal
+      ? {
+          proposal: toHex(encode(proposalCodec, f.lastProposal.proposal)),
+          block: toHex(encode(blockCodec, f.lastProposal.block)),
+          lastCommit: toHex(encode(commitCodec, f.lastProposal.lastCommit)),
+        }
+      : null,
+  };
+  return `${JSON.stringify(json, null, 1)}\n`;
+}
+
+export function parsePrivval(text: string): PrivValidatorFile {
+  const j = JSON.parse(text) as Json;
+  if (typeof j !== 'object' || j === null || typeof j.publicKey !== 'string' || !/^\d+$/.test(j.height)) {
+    throw new Error('not a private validator state file');
+  }
+  return {
+    publicKey: j.publicKey,
+    state: {
+      height: BigInt(j.height),
+      round: j.round,
+      step: j.step,
+      signBytes: j.signBytes ? fromHex(j.signBytes) : null,
+      signature: j.signature ? fromHex(j.signature, 64) : null,
+      lock: j.lock ? decode(voteCodec, fromHex(j.lock)) : null,
+      votes: j.votes.map((v) => decode(voteCodec, fromHex(v))),
+    },
+    lastProposal: j.lastProposal
+      ? {
+          proposal: decode(proposalCodec, fromHex(j.lastProposal.proposal)),
+          block: decode(blockCodec, fromHex(j.lastProposal.block)),
+          lastCommit: decode(commitCodec, fromHex(j.lastProposal.lastCommit)),
+        }
+      : null,
+  };
+}
+
+/** The stored state, or null when the validator never signed anything with this data directory. */
+export function loadPrivval(path: string, publicKey: Uint8Array): PrivValidatorFile | null {
+  if (!existsSync(path)) return null;
+  let file: PrivValidatorFile;
+  try {
+    file = parsePrivval(readFileSync(path, 'utf8'));
+  } catch (err) {
+    // Starting over would forget what was signed: refuse, and let the operator decide.
+    throw new Error(`${path} is unreadable (${(err as Error).message}); refusing to sign without it`);
+  }
+  if (file.publicKey !== toHex(publicKey)) {
+    throw new Error(`${path} belongs to validator ${file.publicKey}, not ${toHex(publicKey)}`);
+  }
+  return file;
+}
+
+/** Durable before it returns: written to a temporary file, fsynced, renamed over the old one. */
+export function savePrivval(path: string, text: string): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  // The rename itself must survive a power loss too.
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}

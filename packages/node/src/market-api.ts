@@ -1,0 +1,296 @@
+/**
+ * The compute-rental RPC methods (docs/rpc.md, "Market"): offers, leases and provider records as
+ * the latest committed state has them. Lists come from the market's on-chain linked lists, so no
+ * method scans the state.
+ */
+import {
+  consecutiveMisses,
+  costThrough,
+  decode,
+  decodeAddress,
+  effectiveStatus,
+  encodeAddress,
+  equalBytes,
+  fromHex,
+  getChip,
+  getChipMarket,
+  getLease,
+  getOffer,
+  getPociParams,
+  getProviderRecord,
+  HOUR_MS,
+  LEASE_STATUS_NAMES,
+  type Lease,
+  LeaseStatus,
+  leasesByProvider,
+  leasesByRenter,
+  listItems,
+  type Offer,
+  OfferStatus,
+  offersByProvider,
+  openOffers,
+  seedLookup,
+  toHex,
+  txEventCodec,
+  UncError,
+  unansweredSlots,
+} from '@unc/core';
+import type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson } from '@unc/sdk';
+import type { UncNode } from './node.js';
+import { RpcError, type RpcServerModules } from './rpc/server.js';
+
+const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`);
+
+export const UPTIME_WINDOW_MS = 24n * 3_600_000n;
+const MAX_LISTED = 1000;
+
+/** Parameters by name, given as an object, as positional values, or as one object in an array. */
+function named(params: unknown, names: string[]): Record<string, unknown> {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (Array.isArray(params)) {
+    if (params.length === 1 && isObject(params[0])) return params[0];
+    return Object.fromEntries(names.map((n, i) => [n, params[i]]));
+  }
+  return isObject(params) ? params : {};
+}
+
+function idParam(v: unknown, name: string): Uint8Array {
+  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be a string`);
+  try {
+    return fromHex(v, 32);
+  } catch (err) {
+    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
+  }
+}
+
+function addressParam(v: unknown, name: string): Uint8Array {
+  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be an address string`);
+  try {
+    return decodeAddress(v);
+  } catch (err) {
+    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
+  }
+}
+
+function ratio(num: bigint, den: bigint, places: number): string {
+  const scale = 10n ** BigInt(places);
+  const v = (num * scale + den / 2n) / den;
+  return `${v / scale}.${(v % scale).toString().padStart(places, '0')}`;
+}
+
+export function marketMethods(node: UncNode): RpcServerModules['methods'] {
+  const { chain } = node;
+  const now = () => chain.head.header.time;
+
+  /** The lowest height whose block time is at or after `time` (binary search over stored blocks). */
+  async function heightAtTime(time: bigint): Promise<bigint> {
+    let lo = 0n;
+    let hi = chain.height;
+    while (lo < hi) {
+      const mid = (lo + hi) / 2n;
+      const block = await chain.blockAt(mid);
+      if (block && block.header.time >= time) hi = mid;
+      else lo = mid + 1n;
+    }
+    return lo;
+  }
+
+  async function uptime(chipId: Uint8Array, since: bigint): Promise<UptimeJson> {
+    const chip = getChip(chain.state, chipId);
+    let answered = 0;
+    let missed = 0;
+    if (chip) {
+      for (const row of await chain.db.chipEvents(chipId, 2000)) {
+        const e = decode(txEventCodec, row.event);
+        if (e.type === 'slotAnswered' && e.slotHeight >= since) answered++;
+        if (e.type === 'slotMissed' && e.slotHeight >= since) missed++;
+      }
+      // Misses are recorded lazily (at the chip's next answer): count the ones not yet recorded.
+      const p = getPociParams(chain.state);
+      const pending = unansweredSlots(
+        chip,
+        chip.settledThrough,
+        chain.height,
+        p,
+        seedLookup(chain.state),
+        1024,
+      );
+      missed += pending.filter((s) => s.slotHeight >= since).length;
+    }
+    const total = answered + missed;
+    return {
+      answered,
+      missed,
+      ratio: total === 0 ? null : ratio(BigInt(answered), BigInt(total), 4),
+      windowMs: Number(UPTIME_WINDOW_MS),
+    };
+  }
+
+  function offerStatus(o: Offer): OfferJson['status'] {
+    if (o.status === OfferStatus.open) return 'open';
+    return now() < o.closesAt ? 'closing' : 'closed';
+  }
+
+  async function offerJson(o: Offer, since: bigint): Promise<OfferJson> {
+    const p = getPociParams(chain.state);
+    const seedOf = seedLookup(chain.state);
+    const chips: OfferChipJson[] = [];
+    for (const chipId of o.chipIds) {
+      const chip = getChip(chain.state, chipId);
+      const leaseId = getChipMarket(chain.state, chipId).leaseId;
+      const active = chip ? effectiveStatus(chain.state, chip).status === 'active' : false;
+      const online =
+        chip !== null && active && consecutiveMisses(chip, chain.height, p, seedOf) < p.offlineAfterMisses;
+      const owned = chip !== null && equalBytes(chip.owner, o.provider);
+      chips.push({
+        chipId: toHex(chipId),
+        vendorId: chip?.vendorId ?? '',
+        modelId: chip?.modelId ?? '',
+        power: (chip?.power ?? 0n).toString(),
+        online,
+        available: o.status === OfferStatus.open && owned && online && leaseId === null,
+        leaseId: leaseId ? toHex(leaseId) : null,
+        uptime: await uptime(chipId, since),
+      });
+    }
+    return {
+      id: toHex(o.id),
+      provider: encodeAddress(o.provider),
+      price: o.pricePerHour.toString(),
+      minHours: o.minHours,
+      maxHours: o.maxHours,
+      noticeMs: Number(o.noticeMs),
+      endpoint: o.endpoint,
+      attributes: { ...o.attributes, runtimes: [...o.attributes.runtimes] },
+      status: offerStatus(o),
+      createdHeight: Number(o.createdHeight),
+      createdTime: Number(o.createdTime),
+      closesAt: o.status === OfferStatus.open ? null : Number(o.closesAt),
+      leasesOpened: Number(o.leasesOpened),
+      chips,
+      power: chips.reduce((s, c) => s + BigInt(c.power), 0n).toString(),
+      available: chips.filter((c) => c.available).length,
+    };
+  }
+
+  /** The first time at which the cost since the start exceeds what the escrow ever held for it. */
+  function escrowUntil(l: Lease): bigint {
+    const funded = l.accrued + l.remaining;
+    // costThrough(t) ≤ funded ⇔ price·(t − start) < (funded + 1)·HOUR.
+    const t = l.startTime + ((funded + 1n) * HOUR_MS - 1n) / l.pricePerHour;
+    return t < l.endTime ? t : l.endTime;
+  }
+
+  function leaseJson(l: Lease): LeaseJson {
+    const t = now();
+    const closed = l.status === LeaseStatus.closed;
+    let unsettled = closed
+      ? 0n
+      : costThrough(l.pricePerHour, l.startTime, t < l.endTime ? t : l.endTime) - l.accrued;
+    if (unsettled > l.remaining) unsettled = l.remaining;
+    if (unsettled < 0n) unsettled = 0n;
+    const status: LeaseJson['status'] = closed
+      ? 'closed'
+      : l.status === LeaseStatus.closing || t >= l.endTime
+        ? 'closing'
+        : (LEASE_STATUS_NAMES[l.status] ?? 'active');
+    return {
+      id: toHex(l.id),
+      offerId: toHex(l.offerId),
+      chipId: toHex(l.chipId),
+      provider: encodeAddress(l.provider),
+      renter: encodeAddress(l.renter),
+      renterPublicKey: toHex(l.renterPublicKey),
+      endpoint: getOffer(chain.state, l.offerId)?.endpoint ?? '',
+      pricePerHour: l.pricePerHour.toString(),
+      hours: l.hours,
+      deposit: l.deposited.toString(),
+      paid: l.paid.toString(),
+      refunded: l.refunded.toString(),
+      remaining: l.remaining.toString(),
+      unsettled: unsettled.toString(),
+      escrowUntil: Number(closed ? l.closedTime : escrowUntil(l)),
+      status,
+      startHeight: Number(l.startHeight),
+      startTime: Number(l.startTime),
+      endTime: Number(l.endTime),
+      settledTime: Number(l.settledTime),
+      slotsAnswered: Number(l.slotsAnswered),
+      slotsMissed: Number(l.slotsMissed),
+      closingReason: l.closingReason || (!closed && t >= l.endTime ? 'ended' : null),
+      closedHeight: closed ? Number(l.closedHeight) : null,
+      closedTime: closed ? Number(l.closedTime) : null,
+      closedReason: closed ? l.closedReason : null,
+    };
+  }
+
+  return {
+    unc_getOffers: async (params): Promise<OfferJson[]> => {
+      const { provider: providerText, all: allFlag } = named(params, ['provider', 'all']);
+      const all = allFlag === true;
+      const since = await heightAtTime(now() - UPTIME_WINDOW_MS);
+      const ids =
+        providerText === undefined || providerText === null
+          ? listItems(chain.state, openOffers, MAX_LISTED)
+          : listItems(chain.state, offersByProvider(addressParam(providerText, 'provider')), MAX_LISTED);
+      const out: OfferJson[] = [];
+      for (const id of ids) {
+        const o = getOffer(chain.state, id);
+        if (!o || (!all && offerStatus(o) === 'closed')) continue;
+        out.push(await offerJson(o, since));
+      }
+      return out;
+    },
+
+    unc_getOffer: async (params): Promise<OfferJson> => {
+      const id = idParam(named(params, ['id']).id, 'id');
+      const o = getOffer(chain.state, id);
+      if (!o) throw notFound(`offer ${toHex(id)}`);
+      return offerJson(o, await heightAtTime(now() - UPTIME_WINDOW_MS));
+    },
+
+    unc_getLease: (params): LeaseJson => {
+      const id = idParam(named(params, ['id']).id, 'id');
+      const l = getLease(chain.state, id);
+      if (!l) throw notFound(`lease ${toHex(id)}`);
+      return leaseJson(l);
+    },
+
+    unc_getLeases: (params): LeaseJson[] => {
+      const { renter, provider } = named(params, []);
+      if ((renter === undefined) === (provider === undefined)) {
+        throw new RpcError(-32602, 'give exactly one of "renter" or "provider" (an address)');
+      }
+      const list =
+        renter !== undefined
+          ? leasesByRenter(addressParam(renter, 'renter'))
+          : leasesByProvider(addressParam(provider, 'provider'));
+      return listItems(chain.state, list, MAX_LISTED).map((id) => leaseJson(getLease(chain.state, id)!));
+    },
+
+    unc_getProviderRecord: (params): ProviderRecordJson => {
+      const addr = addressParam(named(params, ['address']).address, 'address');
+      const r = getProviderRecord(chain.state, addr);
+      const offers = listItems(chain.state, offersByProvider(addr), MAX_LISTED)
+        .map((id) => getOffer(chain.state, id)!)
+        .filter((o) => o.status === OfferStatus.open);
+      const active = listItems(chain.state, leasesByProvider(addr), MAX_LISTED).filter(
+        (id) => getLease(chain.state, id)?.status !== LeaseStatus.closed,
+      ).length;
+      return {
+        address: encodeAddress(addr),
+        offers: Number(r.offers),
+        leases: Number(r.leases),
+        jobsReceipted: Number(r.jobsReceipted),
+        ratingsCount: Number(r.ratingsCount),
+        ratingsSum: Number(r.ratingsSum),
+        rating: r.ratingsCount === 0n ? null : ratio(r.ratingsSum, r.ratingsCount, 2),
+        disputes: Number(r.disputes),
+        earnings: r.earnings.toString(),
+        openOffers: offers.map((o) => toHex(o.id)),
+        activeLeases: active,
+      };
+    },
+  };
+}

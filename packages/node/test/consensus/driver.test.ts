@@ -1,0 +1,312 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import {
+  commitHash,
+  decode,
+  encode,
+  envelopeFromSigned,
+  PrivValidator,
+  parseUnc,
+  signProposal,
+  signTransaction,
+  signVote,
+  toHex,
+  ValidatorSet,
+  verifyBlockCommit,
+  voteCodec,
+} from '@unc/core';
+import { feeFor, transferAction } from '@unc/sdk';
+import { parsePrivval } from '../../src/consensus/privval-store.js';
+import { proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { UncNode } from '../../src/node.js';
+import { MemoryNetworkHub } from './memory-network.js';
+
+const dirs: string[] = [];
+const running = new Set<UncNode>();
+after(async () => {
+  for (const n of running) await n.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'unc-driver-test-'));
+  dirs.push(d);
+  return d;
+}
+
+const TIMEOUTS = {
+  proposeMs: 400,
+  proposeDeltaMs: 100,
+  prevoteMs: 200,
+  prevoteDeltaMs: 100,
+  precommitMs: 200,
+  precommitDeltaMs: 100,
+};
+
+const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+const genesis = devGenesisJson({
+  blockTimeMs: 150,
+  validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+});
+
+async function startNode(hub: MemoryNetworkHub, id: string, dataDir: string, seed?: Uint8Array) {
+  const node = await UncNode.start({
+    dataDir,
+    genesis,
+    ...(seed ? { validatorSeed: seed } : {}),
+    rpcPort: 0,
+    timeouts: TIMEOUTS,
+    logger: silentLogger,
+    network: async (handlers) => hub.join(id, handlers),
+  });
+  running.add(node);
+  return node;
+}
+
+async function stopNode(node: UncNode): Promise<void> {
+  await node.stop();
+  running.delete(node);
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Every pair of nodes holds the same block at every height both have: no fork. */
+async function assertNoFork(nodes: UncNode[]): Promise<void> {
+  const top = nodes.reduce((m, n) => (n.chain.height < m ? n.chain.height : m), nodes[0]!.chain.height);
+  for (let h = 1n; h <= top; h++) {
+    const hashes = new Set<string>();
+    for (const n of nodes) hashes.add(toHex((await n.chain.blockAt(h))!.header.prevHash));
+    assert.equal(hashes.size, 1, `nodes disagree below height ${h}`);
+  }
+  const heads = new Set<string>();
+  for (const n of nodes) heads.add(toHex((await n.chain.blockAt(top))!.header.stateRoot));
+  assert.equal(heads.size, 1, `nodes disagree at height ${top}`);
+}
+
+const maxHeight = (nodes: UncNode[]) => nodes.reduce((m, n) => (n.chain.height > m ? n.chain.height : m), 0n);
+const minHeight = (nodes: UncNode[]) =>
+  nodes.reduce((m, n) => (n.chain.height < m ? n.chain.height : m), nodes[0]!.chain.height);
+
+test('4 validators over the in-memory network: agree, survive one crash, stall without a quorum, resume, and a follower syncs', async () => {
+  const hub = new MemoryNetworkHub();
+  const dataDirs = validators.map(() => tempDir());
+  const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, dataDirs[i]!, v.seed)));
+
+  // Agreement: several heights, identical on all four, each with a quorum certificate.
+  await until('height 5 on all validators', () => minHeight(nodes) >= 5n);
+  await assertNoFork(nodes);
+  const set = new ValidatorSet(validators.map((v) => ({ publicKey: v.publicKey, power: 1n })));
+  for (let h = 1n; h <= 4n; h++) {
+    const block = (await nodes[0]!.chain.blockAt(h))!;
+    assert.ok(
+      block.commit.signatures.length >= 3,
+      `block ${h} has ${block.commit.signatures.length} signatures`,
+    );
+    verifyBlockCommit(
+      set,
+      'unc-dev-1',
+      block.commit,
+      (await nodes[1]!.chain.blockAt(h + 1n))!.header.prevHash,
+      h,
+    );
+  }
+  // Every node stores, for each block, the certificate the next block's header names (the next
+  // proposer's quorum), even where its own quorum of precommits was another one.
+  for (let h = 1n; h < nodes[0]!.chain.height; h++) {
+    const block = (await nodes[0]!.chain.blockAt(h))!;
+    const next = (await nodes[0]!.chain.blockAt(h + 1n))!;
+    assert.equal(toHex(commitHash(block.commit)), toHex(next.header.lastCommitHash), `commit of block ${h}`);
+  }
+  // Proposers rotate: more than one validator built blocks.
+  const proposers = new Set<string>();
+  for (let h = 1n; h <= 5n; h++) proposers.add(toHex((await nodes[0]!.chain.blockAt(h))!.header.proposer));
+  assert.ok(proposers.size > 1, 'a single validator proposed every block');
+
+  // One validator down: the other three (3/4 > 2/3) go on.
+  await stopNode(nodes[3]!);
+  const h1 = maxHeight(nodes.slice(0, 3));
+  await until('3 validators to go on', () => minHeight(nodes.slice(0, 3)) >= h1 + 4n);
+
+  // It comes back on the same data directory: syncs the blocks it missed, then votes again.
+  nodes[3] = await startNode(hub, 'v3', dataDirs[3]!, validators[3]!.seed);
+  await until(
+    'the restarted validator to catch up',
+    () => nodes[3]!.chain.height >= maxHeight(nodes.slice(0, 3)),
+  );
+  const h2 = maxHeight(nodes);
+  await until('all four to go on', () => minHeight(nodes) >= h2 + 3n);
+  await assertNoFork(nodes);
+
+  // Two of four down: 2/4 is no quorum; nothing is finalized and the survivors do not fork.
+  await stopNode(nodes[2]!);
+  await stopNode(nodes[3]!);
+  await new Promise((r) => setTimeout(r, 300));
+  const stalled = maxHeight(nodes.slice(0, 2));
+  await new Promise((r) => setTimeout(r, 2_000));
+  assert.equal(maxHeight(nodes.slice(0, 2)), stalled, 'a block was finalized without a quorum');
+  await assertNoFork(nodes.slice(0, 2));
+
+  // One returns: three of four again, finalization resumes.
+  nodes[2] = await startNode(hub, 'v2', dataDirs[2]!, validators[2]!.seed);
+  await until('finalization to resume', () => minHeight(nodes.slice(0, 3)) >= stalled + 3n, 20_000);
+  await assertNoFork(nodes.slice(0, 3));
+
+  // A node without a validator key syncs from genesis and follows the head; a transaction sent to
+  // it reaches the proposers by gossip and is finalized.
+  const follower = await startNode(hub, 'f', tempDir());
+  await until('the follower to sync', () => follower.chain.height >= minHeight(nodes.slice(0, 3)));
+  const sender = devKey(1);
+  const base = {
+    chainId: 'unc-dev-1',
+    signer: sender.publicKey,
+    nonce: 0n,
+    expiresAt: 10_000n,
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+  };
+  const params = follower.chain.params;
+  const env = envelopeFromSigned(
+    signTransaction(
+      {
+        ...base,
+        fee: feeFor(base, { minFeePerByte: params.minFeePerByte, minFeePerAction: params.minFeePerAction }),
+      },
+      sender.seed,
+    ),
+  );
+  const included = new Promise<number>((resolve, reject) =>
+    follower.watchTx(env.hash, (e) =>
+      e.status === 'included' ? resolve(e.height) : reject(new Error(e.reason)),
+    ),
+  );
+  follower.submit(env);
+  const height = await included;
+  await until(
+    'validators to hold the block with the transaction',
+    () => minHeight(nodes.slice(0, 3)) >= BigInt(height),
+  );
+  for (const n of nodes.slice(0, 3)) {
+    const block = (await n.chain.blockAt(BigInt(height)))!;
+    assert.equal(block.txs.length, 1);
+  }
+  const followHeight = follower.chain.height;
+  await until('the follower to follow new blocks', () => follower.chain.height >= followHeight + 2n);
+  await assertNoFork([...nodes.slice(0, 3), follower]);
+  await stopNode(follower);
+  for (const n of nodes.slice(0, 3)) await stopNode(n);
+});
+
+test('gossip from outside the validator set, with forged signatures or malformed bytes is rejected', async () => {
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  try {
+    const gossip = node.driver.handlers().onGossip;
+    const height = node.chain.height + 1n;
+    const vote = (seed: Uint8Array, publicKey: Uint8Array) =>
+      signVote(
+        'unc-dev-1',
+        { type: 'prevote', height, round: 0, blockHash: null, validator: publicKey },
+        seed,
+      );
+    const wrap = (v: ReturnType<typeof vote>) => encode(voteMessageCodec, { vote: v, sentAt: 1n });
+    assert.equal(await gossip('vote', new Uint8Array([1, 2, 3]), 'x'), 'reject');
+    assert.equal(await gossip('proposal', new Uint8Array(40), 'x'), 'reject');
+    assert.equal(await gossip('tx', new Uint8Array([9]), 'x'), 'reject');
+    assert.equal(await gossip('evidence', new Uint8Array([7, 7]), 'x'), 'reject');
+    const outsider = devKey(5);
+    assert.equal(await gossip('vote', wrap(vote(outsider.seed, outsider.publicKey)), 'x'), 'reject');
+    const forged = { ...vote(validators[1]!.seed, validators[1]!.publicKey) };
+    forged.signature = forged.signature.slice();
+    forged.signature[0]! ^= 1;
+    assert.equal(await gossip('vote', wrap(forged), 'x'), 'reject');
+    const old = signVote(
+      'unc-dev-1',
+      { type: 'prevote', height: 0n, round: 0, blockHash: null, validator: validators[1]!.publicKey },
+      validators[1]!.seed,
+    );
+    assert.equal(await gossip('vote', wrap(old), 'x'), 'ignore');
+    assert.equal(
+      await gossip('vote', wrap(vote(validators[1]!.seed, validators[1]!.publicKey)), 'x'),
+      'accept',
+    );
+
+    // A proposal whose block copy does not match what the proposer signed is refused before it
+    // reaches the state machine; the genuine message is then still accepted.
+    await until('the driver to run height 1', () => node.driver.position.height === 1n);
+    const v1 = validators[1]!;
+    const { pending } = node.chain.buildProposal(
+      [],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: v1.seed, publicKey: v1.publicKey },
+      () => false,
+    );
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
+      v1.seed,
+    );
+    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    const altered = { ...message, lastCommit: { ...message.lastCommit, round: 7 } };
+    assert.equal(await gossip('proposal', encode(proposalMessageCodec, altered), 'relay'), 'reject');
+    assert.equal(await gossip('proposal', encode(proposalMessageCodec, message), 'relay'), 'accept');
+  } finally {
+    await stopNode(node);
+  }
+});
+
+test('the signer state is on disk after every signature: a restarted validator cannot sign a conflicting vote', async () => {
+  const dir = tempDir();
+  const single = devGenesisJson({ blockTimeMs: 50 });
+  const key = devValidatorKey(0);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis: single,
+    validatorSeed: key.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+  });
+  running.add(node);
+  await until('a few blocks', () => node.chain.height >= 3n);
+  await stopNode(node);
+  const path = join(dir, 'privval.json');
+  const stored = parsePrivval(readFileSync(path, 'utf8'));
+  assert.ok(stored.state.height >= 3n, `privval at ${stored.state.height}`);
+  const precommit = stored.state.votes.find(
+    (v) => v.type === 'precommit' && v.height === stored.state.height,
+  );
+  assert.ok(precommit?.blockHash, 'the last precommit is kept');
+  // The same slot with another block: refused by the restored signer, whatever the process did.
+  const restored = new PrivValidator(key.seed, 'unc-dev-1', stored.state);
+  const conflicting = restored.signVote({
+    type: 'precommit',
+    height: precommit.height,
+    round: precommit.round,
+    blockHash: new Uint8Array(32).fill(9),
+    validator: key.publicKey,
+  });
+  assert.equal(conflicting, null);
+  assert.deepEqual(decode(voteCodec, encode(voteCodec, precommit)).blockHash, precommit.blockHash);
+
+  // A damaged state file stops the node instead of letting it sign from scratch.
+  writeFileSync(path, '{ not json');
+  await assert.rejects(
+    UncNode.start({
+      dataDir: dir,
+      genesis: single,
+      validatorSeed: key.seed,
+      rpcPort: 0,
+      logger: silentLogger,
+    }),
+    /refusing to sign without it/,
+  );
+});

@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  type Action,
+  DEV_SOFT_VENDOR,
+  devSoftChipId,
+  ed25519Sign,
+  encodeAddress,
+  fromHex,
+  registrationMessage,
+  toHex,
+} from '@unc/core';
+import {
+  buildTransaction,
+  closeLeaseAction,
+  createOfferAction,
+  encodeSigned,
+  type LeaseJson,
+  type OfferJson,
+  openLeaseAction,
+  RpcClientError,
+  signedHash,
+  type TxEventJson,
+  topUpLeaseAction,
+  UncClient,
+} from '@unc/sdk';
+import { devChipKey, devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { UncNode } from '../src/node.js';
+
+const UNC = 10n ** 18n;
+const provider = devKey(9);
+const renter = devKey(1);
+const chip = devChipKey(0);
+const chipId = toHex(devSoftChipId(chip.publicKey));
+
+let node: UncNode;
+let client: UncClient;
+let dir: string;
+
+async function send(seed: Uint8Array, actions: Action[]): Promise<TxEventJson[]> {
+  const stx = await buildTransaction(client, seed, actions);
+  const hash = signedHash(stx);
+  await client.sendRawTransaction(encodeSigned(stx));
+  const outcome = await client.waitForTransaction(hash, 15_000);
+  assert.equal(outcome.status, 'included', JSON.stringify(outcome));
+  return (await client.getTransaction(hash)).events;
+}
+
+async function rpcError(p: Promise<unknown>): Promise<RpcClientError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof RpcClientError, String(err));
+    return err;
+  }
+  assert.fail('expected an RPC error');
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'unc-market-test-'));
+  node = await UncNode.start({
+    dataDir: dir,
+    genesis: devGenesisJson({ epochBlocks: 30 }),
+    validatorSeed: devValidator().seed,
+    rpcPort: 0,
+    blockTimeMs: 50,
+    logger: silentLogger,
+  });
+  client = new UncClient(node.rpcUrl);
+  const status = await client.status();
+  const anchor = await client.getHeader('latest');
+  const message = registrationMessage(status.chainId, provider.address, fromHex(anchor.hash, 32));
+  await send(provider.seed, [
+    {
+      type: 'registerChip',
+      anchorHeight: BigInt(anchor.height),
+      evidence: {
+        type: 'dev-soft',
+        vendorId: DEV_SOFT_VENDOR,
+        publicKey: chip.publicKey,
+        modelId: 'sim-h100',
+        signature: ed25519Sign(chip.seed, message),
+      },
+    },
+  ]);
+});
+
+after(async () => {
+  await node?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('market RPC', () => {
+  let offerId: string;
+  let leaseId: string;
+
+  test('an offer is listed with its terms, chips, power and 24 h uptime', async () => {
+    const events = await send(provider.seed, [
+      createOfferAction({
+        chipIds: [chipId],
+        pricePerHour: 36n * UNC,
+        minHours: 1,
+        maxHours: 24,
+        noticeMs: 600_000n,
+        endpoint: 'http://127.0.0.1:9/jobs',
+        attributes: { memoryMiB: 81_920, region: 'eu-west', runtimes: ['onnx'] },
+      }),
+    ]);
+    const created = events.find((e) => e.type === 'offerCreated');
+    assert.ok(created && created.type === 'offerCreated');
+    offerId = created.offerId;
+    const offers = await client.getOffers();
+    assert.equal(offers.length, 1);
+    const o: OfferJson = await client.getOffer(offerId);
+    assert.deepEqual(offers[0], o);
+    assert.equal(o.provider, encodeAddress(provider.address));
+    assert.equal(o.price, (36n * UNC).toString());
+    assert.equal(o.noticeMs, 600_000);
+    assert.equal(o.endpoint, 'http://127.0.0.1:9/jobs');
+    assert.equal(o.status, 'open');
+    assert.equal(o.power, '989000');
+    assert.equal(o.chips[0]?.modelId, 'sim-h100');
+    assert.equal(o.chips[0]?.available, true);
+    assert.equal(o.chips[0]?.uptime.windowMs, 86_400_000);
+    assert.equal(o.available, 1);
+    assert.deepEqual(await client.getOffers({ provider: encodeAddress(renter.address) }), []);
+  });
+
+  test('a lease shows its parties, renter key, endpoint and balanced amounts', async () => {
+    const events = await send(renter.seed, [openLeaseAction(offerId, 2, { chipId })]);
+    const opened = events.find((e) => e.type === 'leaseOpened');
+    assert.ok(opened && opened.type === 'leaseOpened');
+    leaseId = opened.leaseId;
+    const l: LeaseJson = await client.getLease(leaseId);
+    assert.equal(l.id, leaseId);
+    assert.equal(l.offerId, offerId);
+    assert.equal(l.chipId, chipId);
+    assert.equal(l.provider, encodeAddress(provider.address));
+    assert.equal(l.renter, encodeAddress(renter.address));
+    assert.equal(l.renterPublicKey, toHex(renter.publicKey));
+    assert.equal(l.endpoint, 'http://127.0.0.1:9/jobs');
+    assert.equal(l.pricePerHour, (36n * UNC).toString());
+    assert.equal(l.deposit, (72n * UNC).toString());
+    assert.equal(l.status, 'active');
+    assert.equal(l.endTime - l.startTime, 2 * 3_600_000);
+    assert.equal(l.escrowUntil, l.endTime, 'a full deposit covers the whole lease');
+    assert.equal(BigInt(l.paid) + BigInt(l.refunded) + BigInt(l.remaining), BigInt(l.deposit));
+    assert.equal((await client.getOffer(offerId)).chips[0]?.leaseId, leaseId);
+    const byRenter = await client.getLeases({ renter: encodeAddress(renter.address) });
+    const byProvider = await client.getLeases({ provider: encodeAddress(provider.address) });
+    assert.deepEqual(
+      byRenter.map((x) => x.id),
+      [leaseId],
+    );
+    assert.deepEqual(
+      byProvider.map((x) => x.id),
+      [leaseId],
+    );
+  });
+
+  test('epoch ends settle the lease; top-up and close keep every unit accounted for', async () => {
+    const start = (await client.status()).height;
+    // Wait past two epoch boundaries (30 blocks each).
+    while ((await client.status()).height < start + 61) await new Promise((r) => setTimeout(r, 100));
+    const mid = await client.getLease(leaseId);
+    assert.ok(BigInt(mid.paid) + BigInt(mid.refunded) > 0n, 'settled at the epoch ends');
+    assert.ok(mid.settledTime > mid.startTime);
+    await send(renter.seed, [topUpLeaseAction(leaseId, 5n)]);
+    const events = await send(renter.seed, [closeLeaseAction(leaseId)]);
+    assert.ok(events.some((e) => e.type === 'leaseClosed'));
+    const l = await client.getLease(leaseId);
+    assert.equal(l.status, 'closed');
+    assert.equal(l.closedReason, 'renterClosed');
+    assert.equal(l.remaining, '0');
+    assert.equal(BigInt(l.paid) + BigInt(l.refunded), 72n * UNC + 5n);
+    const rec = await client.getProviderRecord(encodeAddress(provider.address));
+    assert.equal(rec.offers, 1);
+    assert.equal(rec.leases, 1);
+    assert.equal(rec.earnings, l.paid);
+    assert.deepEqual(rec.openOffers, [offerId]);
+    assert.equal(rec.activeLeases, 0);
+    assert.equal(rec.rating, null);
+  });
+
+  test('bad parameters are -32602 and unknown ids NOT_FOUND', async () => {
+    assert.equal((await rpcError(client.call('unc_getLease', ['zz']))).rpcCode, -32602);
+    assert.equal((await rpcError(client.call('unc_getLeases', [{}]))).rpcCode, -32602);
+    assert.equal((await rpcError(client.call('unc_getLeases', { renter: 'unc1nope' }))).rpcCode, -32602);
+    assert.equal((await rpcError(client.call('unc_getProviderRecord', []))).rpcCode, -32602);
+    const missing = await rpcError(client.getOffer('00'.repeat(32)));
+    assert.equal(missing.reason, 'NOT_FOUND');
+    assert.equal((await rpcError(client.getLease('11'.repeat(32)))).reason, 'NOT_FOUND');
+  });
+});
