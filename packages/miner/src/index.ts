@@ -5,5 +5,6 @@
 
 export * from './agent/index.js';
 export * as der from './asn1/der.js';
+export * from './provider/index.js';
 export * from './tpm/index.js';
 export * from './vendor/index.js';

@@ -2,7 +2,17 @@
  * Typed JSON-RPC client for a UtilityNet node, over HTTP (calls) and WebSocket (subscriptions).
  * Everything the CLI and explorer read from a node goes through here.
  */
-import type { AccountJson, BlockJson, HeaderJson, StatusJson, SupplyJson, TxReceiptJson } from './views.js';
+import type {
+  AccountJson,
+  BlockJson,
+  HeaderJson,
+  LeaseJson,
+  OfferJson,
+  ProviderRecordJson,
+  StatusJson,
+  SupplyJson,
+  TxReceiptJson,
+} from './views.js';
 
 export class RpcClientError extends Error {
   constructor(
@@ -133,6 +143,24 @@ export class UncClient {
     hexes: string[],
   ): Promise<({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[]> {
     return this.call('unc_sendTransactions', [hexes]);
+  }
+
+  /** Open offers, newest first; with `provider`, its open and closing ones (`all`: closed too). */
+  getOffers(opts: { provider?: string; all?: boolean } = {}): Promise<OfferJson[]> {
+    return this.call('unc_getOffers', opts);
+  }
+  getOffer(id: string): Promise<OfferJson> {
+    return this.call('unc_getOffer', [id]);
+  }
+  getLease(id: string): Promise<LeaseJson> {
+    return this.call('unc_getLease', [id]);
+  }
+  /** The leases of a renter or of a provider, newest first. */
+  getLeases(filter: { renter: string } | { provider: string }): Promise<LeaseJson[]> {
+    return this.call('unc_getLeases', filter);
+  }
+  getProviderRecord(address: string): Promise<ProviderRecordJson> {
+    return this.call('unc_getProviderRecord', [address]);
   }
 
   get wsUrl(): string {

@@ -1,4 +1,5 @@
 export * from './client.js';
+export * from './jobs.js';
 export * from './proofs.js';
 export * from './transactions.js';
 export * from './views.js';

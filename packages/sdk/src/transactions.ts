@@ -9,7 +9,10 @@ import {
   ed25519PublicKey,
   encode,
   encodeAddress,
+  fromHex,
   minimumFee,
+  type OfferAttributes,
+  type SignedReceipt,
   type SignedTransaction,
   signedTransactionCodec,
   signTransaction,
@@ -82,4 +85,68 @@ export function signedHash(stx: SignedTransaction): string {
 export async function sendTransaction(client: UncClient, stx: SignedTransaction): Promise<string> {
   const { hash } = await client.sendRawTransaction(encodeSigned(stx));
   return hash;
+}
+
+// ---- Compute rental (PROTOCOL.md §8): ids are hex, amounts base units ----
+
+export interface OfferTerms {
+  chipIds: string[];
+  pricePerHour: bigint;
+  minHours: number;
+  maxHours: number;
+  noticeMs: bigint;
+  endpoint: string;
+  attributes?: Partial<OfferAttributes>;
+}
+
+export function createOfferAction(t: OfferTerms): Action {
+  return {
+    type: 'createOffer',
+    chipIds: t.chipIds.map((c) => fromHex(c, 32)),
+    pricePerHour: t.pricePerHour,
+    minHours: t.minHours,
+    maxHours: t.maxHours,
+    noticeMs: t.noticeMs,
+    endpoint: t.endpoint,
+    attributes: {
+      memoryMiB: t.attributes?.memoryMiB ?? 0,
+      region: t.attributes?.region ?? '',
+      runtimes: t.attributes?.runtimes ?? [],
+    },
+  };
+}
+
+export function closeOfferAction(offerId: string): Action {
+  return { type: 'closeOffer', offerId: fromHex(offerId, 32) };
+}
+
+/** `deposit` 0 (the default) deposits price × hours. */
+export function openLeaseAction(
+  offerId: string,
+  hours: number,
+  opts: { chipId?: string; deposit?: bigint } = {},
+): Action {
+  return {
+    type: 'openLease',
+    offerId: fromHex(offerId, 32),
+    chipId: opts.chipId ? fromHex(opts.chipId, 32) : null,
+    hours,
+    deposit: opts.deposit ?? 0n,
+  };
+}
+
+export function topUpLeaseAction(leaseId: string, amount: bigint): Action {
+  return { type: 'topUpLease', leaseId: fromHex(leaseId, 32), amount };
+}
+
+export function closeLeaseAction(leaseId: string): Action {
+  return { type: 'closeLease', leaseId: fromHex(leaseId, 32) };
+}
+
+export function postReceiptAction(signed: SignedReceipt, rating: number): Action {
+  return { type: 'postReceipt', signed, rating };
+}
+
+export function disputeAction(leaseId: string, requestHash: string, reason: string): Action {
+  return { type: 'dispute', leaseId: fromHex(leaseId, 32), requestHash: fromHex(requestHash, 32), reason };
 }

@@ -89,6 +89,9 @@ export function minerCommand(): Command {
       .option('--chip-dir <dir>', 'the provisioned directory of the --tpm chip')
       .option('--dev-chips <n>', 'software dev chips (dev chains only)')
       .option('--status-port <port>', 'port of the /status and /metrics endpoint on 127.0.0.1', '0')
+      .option('--provider-port <port>', "serve renters' jobs (provider API) on this port (0: a free one)")
+      .option('--provider-host <host>', 'address of the provider API', '127.0.0.1')
+      .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
       .option('--password-file <file>', "the owner key's password"),
   ).action(
     async (
@@ -100,6 +103,9 @@ export function minerCommand(): Command {
         chipDir?: string;
         devChips?: string;
         statusPort: string;
+        providerPort?: string;
+        providerHost: string;
+        executionProvider: string;
         passwordFile?: string;
       },
       cmd: Command,
@@ -129,6 +135,14 @@ export function minerCommand(): Command {
       const statusPort = Number(opts.statusPort);
       if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535)
         throw new UncError('BAD_PORT', '--status-port must be 0…65535');
+      const providerPort = opts.providerPort === undefined ? undefined : Number(opts.providerPort);
+      if (
+        providerPort !== undefined &&
+        (!Number.isInteger(providerPort) || providerPort < 0 || providerPort > 65535)
+      )
+        throw new UncError('BAD_PORT', '--provider-port must be 0…65535');
+      if (opts.executionProvider !== 'cpu' && opts.executionProvider !== 'cuda')
+        throw new UncError('BAD_ARGUMENT', '--execution-provider must be cpu or cuda');
       const signers: ChipSigner[] = specs.map((spec) => tpmChipFromSpec(spec));
       for (let i = 0; i < devChips; i++) {
         const k = devChipKey(i);
@@ -148,6 +162,16 @@ export function minerCommand(): Command {
         ownerSeed: seed,
         chips: signers,
         statusPort,
+        ...(providerPort !== undefined
+          ? {
+              provider: {
+                port: providerPort,
+                host: opts.providerHost,
+                modelDir: join(ctx.home, 'models'),
+                executionProvider: opts.executionProvider,
+              },
+            }
+          : {}),
         logger: createLogger('miner'),
       });
       await agent.start();
@@ -156,12 +180,15 @@ export function minerCommand(): Command {
         ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
         : {};
       writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
-      ctx.print({ status: agent.statusUrl, chips: signers.map((s) => s.label) }, () =>
-        [
-          `miner agent running: ${signers.length} chip(s)`,
-          `  status  ${agent.statusUrl}/status`,
-          `  metrics ${agent.statusUrl}/metrics`,
-        ].join('\n'),
+      ctx.print(
+        { status: agent.statusUrl, provider: agent.providerUrl, chips: signers.map((s) => s.label) },
+        () =>
+          [
+            `miner agent running: ${signers.length} chip(s)`,
+            `  status  ${agent.statusUrl}/status`,
+            `  metrics ${agent.statusUrl}/metrics`,
+            ...(agent.providerUrl ? [`  jobs    ${agent.providerUrl}/v1/health`] : []),
+          ].join('\n'),
       );
       const stop = () => {
         agent

@@ -24,12 +24,17 @@ import { createLogger, type Logger, Registry } from '@unc/node';
 import {
   type BlockJson,
   type ChipJson,
+  closeOfferAction,
+  createOfferAction,
   encodeSigned,
   feeFor,
+  type OfferTerms,
   RpcClientError,
   type Subscription,
   UncClient,
 } from '@unc/sdk';
+import { RpcLeaseSource } from '../provider/lease.js';
+import { type ProviderOptions, ProviderServer } from '../provider/server.js';
 import type { ChipSigner } from './signers.js';
 
 export interface MinerAgentOptions {
@@ -39,6 +44,14 @@ export interface MinerAgentOptions {
   chips: ChipSigner[];
   /** Serve /status and /metrics here (127.0.0.1); 0 picks a free port; undefined: no server. */
   statusPort?: number;
+  /** Serve the renters' provider API (jobs with chip-signed receipts) for these chips. */
+  provider?: Omit<ProviderOptions, 'chainId' | 'signers' | 'leases' | 'logger'>;
+  /**
+   * Keep one open offer on the market for the registered chips, at this agent's provider URL
+   * (needs `provider`). An open offer of this owner that names another endpoint is closed first,
+   * so renters never find a provider address that no longer answers.
+   */
+  offer?: Omit<OfferTerms, 'chipIds' | 'endpoint'>;
   logger?: Logger;
 }
 
@@ -85,6 +98,10 @@ export class MinerAgent {
   private readonly hashes = new Map<number, string>();
   private readonly m;
   statusUrl: string | null = null;
+  private provider: ProviderServer | null = null;
+  providerUrl: string | null = null;
+  /** The open offer this agent keeps for its chips, once it is on chain. */
+  offerId: string | null = null;
 
   constructor(private readonly opts: MinerAgentOptions) {
     this.client = new UncClient(opts.nodeUrl);
@@ -124,6 +141,16 @@ export class MinerAgent {
     }
     this.m.chips.set(this.chips.length);
     if (this.opts.statusPort !== undefined) await this.serveStatus(this.opts.statusPort);
+    if (this.opts.provider) {
+      this.provider = new ProviderServer({
+        ...this.opts.provider,
+        chainId: this.chainId,
+        signers: this.opts.chips,
+        leases: new RpcLeaseSource(this.client),
+        logger: this.logger.child('provider'),
+      });
+      this.providerUrl = await this.provider.start();
+    }
     this.sub = await this.client.subscribe<BlockJson>('newBlocks', [], (b) => {
       this.hashes.set(b.height, b.hash);
       this.hashes.delete(b.height - 300);
@@ -141,6 +168,7 @@ export class MinerAgent {
     this.stopped = true;
     this.sub?.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.provider?.stop();
     for (const c of this.chips) await c.signer.close?.();
   }
 
@@ -219,11 +247,43 @@ export class MinerAgent {
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);
       if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
       if (answers.length > 0) await this.sendAnswers(answers);
+      if (this.opts.offer && this.offerId === null && this.providerUrl && unregistered.length === 0)
+        await this.keepOffer(this.opts.offer, this.providerUrl);
     } catch (err) {
       this.logger.warn('miner pass failed', { error: (err as Error).message });
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Finds or creates this owner's open offer for the registered chips at `endpoint`. */
+  private async keepOffer(terms: NonNullable<MinerAgentOptions['offer']>, endpoint: string): Promise<void> {
+    const chipIds = this.chips.filter((c) => c.registered).map((c) => c.chipIdHex);
+    if (chipIds.length === 0) return;
+    const open = (await this.client.getOffers({ provider: this.owner.address })).filter(
+      (o) => o.status === 'open',
+    );
+    const sameChips = (ids: string[]) =>
+      ids.length === chipIds.length && ids.every((id) => chipIds.includes(id));
+    const current = open.find((o) => o.endpoint === endpoint && sameChips(o.chips.map((c) => c.chipId)));
+    if (current) {
+      this.offerId = current.id;
+      return;
+    }
+    const actions = [
+      ...open.map((o) => closeOfferAction(o.id)),
+      createOfferAction({ ...terms, chipIds, endpoint }),
+    ];
+    const result = await this.send(actions, false);
+    if (!result.ok) {
+      this.logger.warn('could not put the chips on the market', { reason: result.reason });
+      return;
+    }
+    const made = (await this.client.getOffers({ provider: this.owner.address })).find(
+      (o) => o.status === 'open' && o.endpoint === endpoint,
+    );
+    this.offerId = made?.id ?? null;
+    this.logger.info('chips offered for rent', { offer: this.offerId, chips: chipIds.length, endpoint });
   }
 
   private async blockHash(height: number): Promise<string> {

@@ -1,0 +1,262 @@
+/**
+ * `unc job`: the renter's side of a lease (PROTOCOL.md §8). Jobs go to the provider endpoint the
+ * lease names, signed by the renter key; every result's receipt is checked against the chip's
+ * record on the chain before it is printed.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { ed25519PublicKey, toHex, UncError } from '@unc/core';
+import {
+  type ChipJson,
+  decodeSignedReceipt,
+  type JobResult,
+  ProviderClient,
+  RpcClientError,
+  receiptToJson,
+  TENSOR_TYPES,
+  type TensorJson,
+  type UncClient,
+  verifyReceiptOffline,
+} from '@unc/sdk';
+import { Command } from 'commander';
+import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+
+interface LeaseView {
+  id: string;
+  chipId: string;
+  renterPublicKey: string;
+  endpoint: string;
+  status: string;
+}
+
+function leaseIdArg(text: string): string {
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
+    throw new UncError('BAD_LEASE_ID', `invalid lease id "${text}": expected 64 hex digits`);
+  return text.replace(/^0x/, '').toLowerCase();
+}
+
+function readFileArg(path: string, what: string): Buffer {
+  if (!existsSync(path)) throw new UncError('NO_FILE', `${what} ${path} does not exist`);
+  return readFileSync(path);
+}
+
+const WRITERS: Partial<Record<keyof typeof TENSOR_TYPES, (b: Buffer, v: number, i: number) => void>> = {
+  float32: (b, v, i) => b.writeFloatLE(v, i * 4),
+  float64: (b, v, i) => b.writeDoubleLE(v, i * 8),
+  int32: (b, v, i) => b.writeInt32LE(v, i * 4),
+  int64: (b, v, i) => b.writeBigInt64LE(BigInt(v), i * 8),
+  uint8: (b, v, i) => b.writeUInt8(v, i),
+};
+
+/**
+ * Reads an input file: {name: {type, dims, data (base64)}}, or with `values` (a flat list of
+ * numbers) instead of `data` for float32, float64, int32, int64 and uint8 tensors.
+ */
+export function readInputs(path: string): Record<string, TensorJson> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileArg(path, 'input file').toString('utf8'));
+  } catch (err) {
+    if (err instanceof UncError) throw err;
+    throw new UncError('BAD_INPUT', `input file ${path} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new UncError(
+      'BAD_INPUT',
+      `input file ${path} must be an object {name: {type, dims, data | values}}`,
+    );
+  const out: Record<string, TensorJson> = {};
+  for (const [name, t] of Object.entries(json as Record<string, Record<string, unknown>>)) {
+    if (t && Array.isArray(t.values) && t.data === undefined) {
+      const write = WRITERS[t.type as keyof typeof TENSOR_TYPES];
+      if (!write)
+        throw new UncError(
+          'BAD_INPUT',
+          `tensor "${name}": "values" works for ${Object.keys(WRITERS).join(', ')}`,
+        );
+      const values = t.values as unknown[];
+      if (values.some((v) => typeof v !== 'number'))
+        throw new UncError('BAD_INPUT', `tensor "${name}": "values" must be numbers`);
+      const b = Buffer.alloc(values.length * TENSOR_TYPES[t.type as keyof typeof TENSOR_TYPES]);
+      values.forEach((v, i) => write(b, v as number, i));
+      out[name] = {
+        type: t.type as TensorJson['type'],
+        dims: t.dims as number[],
+        data: b.toString('base64'),
+      };
+    } else {
+      out[name] = t as unknown as TensorJson;
+    }
+  }
+  return out;
+}
+
+async function getLease(client: UncClient, id: string): Promise<LeaseView | null> {
+  try {
+    return await client.call<LeaseView>('unc_getLease', [id]);
+  } catch (err) {
+    if (err instanceof RpcClientError && err.reason === 'NOT_FOUND')
+      throw new UncError('NO_LEASE', `the chain knows no lease ${id}`);
+    // A node without the lease RPC: the endpoint must then be given.
+    if (err instanceof RpcClientError && err.rpcCode === -32601) return null;
+    throw err;
+  }
+}
+
+interface RunOpts {
+  lease: string;
+  from: string;
+  endpoint?: string;
+  receiptOut?: string;
+  passwordFile?: string;
+}
+
+/** Connects to the lease's provider as its renter. */
+async function providerFor(
+  ctx: Context,
+  opts: RunOpts,
+): Promise<{ provider: ProviderClient; client: UncClient; chainId: string }> {
+  const leaseId = leaseIdArg(opts.lease);
+  const client = ctx.client();
+  const status = await client.status();
+  const lease = await getLease(client, leaseId);
+  const endpoint = opts.endpoint ?? lease?.endpoint;
+  if (!endpoint)
+    throw new UncError('NO_ENDPOINT', 'the node does not serve unc_getLease; pass --endpoint <provider url>');
+  // A closing lease is still served through its notice period.
+  if (lease && lease.status === 'closed')
+    throw new UncError('LEASE_NOT_ACTIVE', `lease ${leaseId} is closed`);
+  const keyring = ctx.keyring();
+  const password = keyring.needsPassword(opts.from)
+    ? await readPassword(opts, `Password for "${opts.from}": `)
+    : undefined;
+  const seed = keyring.unlock(opts.from, status.chainId, password);
+  if (lease && lease.renterPublicKey.toLowerCase() !== toHex(ed25519PublicKey(seed)))
+    throw new UncError('NOT_RENTER', `key "${opts.from}" is not the renter of lease ${leaseId}`);
+  return {
+    provider: new ProviderClient({ endpoint, chainId: status.chainId, leaseId, renterSeed: seed }),
+    client,
+    chainId: status.chainId,
+  };
+}
+
+/** Checks the receipt against the chip's record on the chain and writes it where asked. */
+async function finish(client: UncClient, chainId: string, result: JobResult, receiptOut?: string) {
+  const hex = result.job.receipt!.hex;
+  const chip = await client.call<ChipJson>('unc_getChip', [toHex(result.receipt.receipt.chipId)]);
+  verifyReceiptOffline(hex, chip, chainId);
+  if (receiptOut) writeFileSync(receiptOut, `${hex}\n`);
+  return { chip };
+}
+
+function tensorLine(name: string, t: TensorJson): string {
+  const b = Buffer.from(t.data, 'base64');
+  const n = Math.min(8, b.length / TENSOR_TYPES[t.type]);
+  const first =
+    t.type === 'float32'
+      ? Array.from({ length: n }, (_, i) => Number(b.readFloatLE(i * 4).toPrecision(6)))
+      : t.type === 'float64'
+        ? Array.from({ length: n }, (_, i) => b.readDoubleLE(i * 8))
+        : null;
+  return `  ${name}: ${t.type}[${t.dims.join('×')}]${first ? ` ${first.join(', ')}${b.length / TENSOR_TYPES[t.type] > n ? ', …' : ''}` : ''}`;
+}
+
+export function jobCommand(): Command {
+  const job = new Command('job').description(
+    'run jobs on a leased chip and check their chip-signed receipts',
+  );
+
+  const common = (c: Command) =>
+    withCommon(
+      c
+        .requiredOption('--lease <id>', 'the lease (64 hex)')
+        .requiredOption('--from <key>', "keyring key of the lease's renter")
+        .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
+        .option('--receipt-out <file>', 'write the signed receipt (hex) here')
+        .option('--password-file <file>', "the renter key's password"),
+    );
+
+  common(
+    job
+      .command('run')
+      .description('upload an ONNX model and run it on tensors from a JSON file')
+      .requiredOption('--model <file.onnx>', 'the ONNX model')
+      .requiredOption('--input <file.json>', 'inputs: {name: {type, dims, data (base64) | values}}'),
+  ).action(async (opts: RunOpts & { model: string; input: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const model = new Uint8Array(readFileArg(opts.model, 'model file'));
+    const inputs = readInputs(opts.input);
+    const { provider, client, chainId } = await providerFor(ctx, opts);
+    const { modelHash } = await provider.uploadModel(model);
+    const result = await provider.runJob(modelHash, inputs);
+    await finish(client, chainId, result, opts.receiptOut);
+    ctx.print({ ...result.job, verified: true }, () =>
+      [
+        `job ${result.job.jobId} done in ${result.receipt.receipt.durationMs} ms on chip ${toHex(result.receipt.receipt.chipId)}`,
+        ...Object.entries(result.job.outputs ?? {}).map(([n, t]) => tensorLine(n, t)),
+        `receipt verified against the chip's on-chain key${opts.receiptOut ? `; written to ${opts.receiptOut}` : ''}`,
+      ].join('\n'),
+    );
+  });
+
+  common(
+    job
+      .command('ocr <image>')
+      .description("read the text of a PNG or JPEG image with the provider's OCR job"),
+  ).action(async (image: string, opts: RunOpts, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const bytes = new Uint8Array(readFileArg(image, 'image'));
+    const { provider, client, chainId } = await providerFor(ctx, opts);
+    const result = await provider.runOcr(bytes);
+    await finish(client, chainId, result, opts.receiptOut);
+    ctx.print({ ...result.job, verified: true }, () =>
+      [
+        result.job.ocr?.text ?? '',
+        `(job ${result.job.jobId}, ${result.receipt.receipt.durationMs} ms; receipt verified against the chip's on-chain key${opts.receiptOut ? `, written to ${opts.receiptOut}` : ''})`,
+      ].join('\n'),
+    );
+  });
+
+  withCommon(
+    job
+      .command('verify <receipt>')
+      .description("check a signed receipt (file or hex) against the chip's record on the chain, offline"),
+  ).action(async (arg: string, _opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
+    let signed: ReturnType<typeof decodeSignedReceipt>;
+    try {
+      signed = decodeSignedReceipt(hex);
+    } catch (err) {
+      throw new UncError('BAD_RECEIPT', `not a signed receipt: ${(err as Error).message}`);
+    }
+    const client = ctx.client();
+    const status = await client.status();
+    const chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
+    const view = receiptToJson(signed);
+    try {
+      verifyReceiptOffline(signed, chip, status.chainId);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (ctx.output === 'json') {
+        console.log(
+          JSON.stringify({ ok: false, reason: e.message, code: e.code ?? null, receipt: view }, null, 2),
+        );
+        process.exit(1);
+      }
+      throw new UncError(e.code ?? 'RECEIPT_INVALID', `receipt does not verify: ${e.message}`);
+    }
+    ctx.print({ ok: true, receipt: view }, () =>
+      [
+        `ok: signed by chip ${view.chipId} (${chip.vendorId}/${chip.modelId}, ${view.profile})`,
+        `  lease  ${view.leaseId}`,
+        `  job    ${view.jobId}`,
+        `  model  ${view.modelHash}`,
+        `  input  ${view.inputHash}`,
+        `  output ${view.outputHash}`,
+        `  start  ${new Date(view.startMs).toISOString()}, ${view.durationMs} ms`,
+      ].join('\n'),
+    );
+  });
+
+  return job;
+}

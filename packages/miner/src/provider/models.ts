@@ -1,0 +1,48 @@
+/**
+ * Content-addressed model store: a model is saved under the hex of its content hash, written to a
+ * temporary file and renamed, so a file under a hash name is always complete.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { contentHash, toHex } from '@unc/core';
+
+export class ModelStore {
+  constructor(readonly dir: string) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  pathOf(hashHex: string): string {
+    if (!/^[0-9a-f]{64}$/.test(hashHex)) throw new Error(`invalid model hash "${hashHex}"`);
+    return join(this.dir, `${hashHex}.onnx`);
+  }
+
+  async has(hashHex: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(hashHex))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stores the bytes; `stored` is false when the same model was already there. */
+  async put(model: Uint8Array): Promise<{ hash: string; stored: boolean }> {
+    const hash = toHex(contentHash(model));
+    if (await this.has(hash)) return { hash, stored: false };
+    const tmp = join(this.dir, `.${hash}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await writeFile(tmp, model);
+      await rename(tmp, this.pathOf(hash));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return { hash, stored: true };
+  }
+
+  async get(hashHex: string): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(this.pathOf(hashHex)));
+  }
+}

@@ -1,0 +1,80 @@
+/** Shared by the provider tests: an in-memory lease table and chip records as the chain keeps them. */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Chip, encodeAddress, toHex } from '@unc/core';
+import type { ChipJson } from '@unc/sdk';
+import type { LeaseSource, ProviderLease } from '../src/index.js';
+
+/** The fixtures in the source tree (tests run from dist/test). */
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
+export const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
+export const OCR_SAMPLE_TEXT = 'UtilityNet 2026 rental receipt';
+
+/**
+ * Leases held in memory, standing in for the chain's `unc_getLease` in tests of the HTTP, auth and
+ * queue layers; `calls` counts reads so the tests can see when the provider asks again.
+ */
+export class InMemoryLeaseSource implements LeaseSource {
+  readonly leases = new Map<string, ProviderLease>();
+  calls = 0;
+  async getLease(idHex: string): Promise<ProviderLease | null> {
+    this.calls++;
+    const l = this.leases.get(idHex);
+    return l ? { ...l } : null;
+  }
+}
+
+/** A chip record as the chain stores it after registration (only identity fields matter here). */
+export function chipRecord(
+  fields: Pick<Chip, 'chipId' | 'profile' | 'keyMaterial' | 'vendorId' | 'modelId'>,
+): Chip {
+  return {
+    ...fields,
+    owner: new Uint8Array(20).fill(7),
+    power: 1000n,
+    certSerials: [],
+    registeredAt: 1n,
+    firstEpoch: 1n,
+    status: 0,
+    statusReason: '',
+    tpmClock: null,
+    epoch: 0n,
+    answered: 0,
+    prevAnswered: 0,
+    lastAnsweredSlot: 0n,
+    lastAnsweredAt: 0n,
+    settledThrough: 0n,
+    slotsAnswered: 0n,
+    slotsMissed: 0n,
+    rewardsEarned: 0n,
+    rewardedThrough: 0n,
+  };
+}
+
+/** The same record as `unc_getChip` returns it. */
+export function chipJsonOf(chip: Chip): ChipJson {
+  return {
+    chipId: toHex(chip.chipId),
+    owner: encodeAddress(chip.owner),
+    vendorId: chip.vendorId,
+    modelId: chip.modelId,
+    profile: chip.profile,
+    power: chip.power.toString(),
+    certSerials: chip.certSerials,
+    keyMaterial: toHex(chip.keyMaterial),
+    status: 'active',
+    statusReason: '',
+    online: true,
+    consecutiveMisses: 0,
+    registeredAt: 1,
+    firstEpoch: 1,
+    lastAnsweredAt: 0,
+    slotsAnswered: 0,
+    slotsMissed: 0,
+    rewardsEarned: '0',
+    tpmClock: null,
+    slots: [],
+    nextSlot: null,
+  };
+}

@@ -1,0 +1,504 @@
+/**
+ * Renting compute off chain (PROTOCOL.md §8): the renter's side of the provider agent's HTTP API.
+ *
+ * Every request is signed by the lease's renter key over a tagged hash of what it asks for (chain,
+ * lease, method, path, body hash, time, nonce), so a provider serves only the renter the chain
+ * names and nobody can replay a request. Inputs and outputs are hashed with the canonical codec,
+ * the same way the provider hashes them into the receipt its chip signs; the renter recomputes
+ * both hashes from what it sent and what it got, and checks the chip's signature against the
+ * chip's on-chain record, all offline.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  bytes,
+  type Chip,
+  type Codec,
+  chainIdCodec,
+  contentHash,
+  decode,
+  decodeAddress,
+  ed25519PublicKey,
+  ed25519Sign,
+  encode,
+  equalBytes,
+  fromHex,
+  hash32,
+  type JobReceipt,
+  list,
+  type SignedReceipt,
+  signedReceiptCodec,
+  string,
+  struct,
+  taggedHash,
+  toHex,
+  u32,
+  u64,
+  utf8,
+  verifyReceipt,
+} from '@unc/core';
+import type { ChipJson } from './views.js';
+
+/** The model name of the provider's built-in OCR job (PP-OCRv4 detection + recognition). */
+export const OCR_MODEL = 'ocr';
+
+/** Request headers of the provider API. */
+export const JOB_HEADERS = {
+  lease: 'x-unc-lease',
+  renter: 'x-unc-renter',
+  timestamp: 'x-unc-timestamp',
+  nonce: 'x-unc-nonce',
+  signature: 'x-unc-signature',
+} as const;
+
+export interface JobRequestAuth {
+  chainId: string;
+  leaseId: Uint8Array;
+  method: string;
+  /** Path with its query string, exactly as sent. */
+  path: string;
+  bodyHash: Uint8Array;
+  timestampMs: bigint;
+  nonce: bigint;
+}
+
+export const jobRequestAuthCodec: Codec<JobRequestAuth> = struct<JobRequestAuth>('JobRequestAuth', {
+  chainId: chainIdCodec,
+  leaseId: hash32,
+  method: string(16, 'method'),
+  path: string(1024, 'path'),
+  bodyHash: hash32,
+  timestampMs: u64,
+  nonce: u64,
+});
+
+/** What the renter key signs for one request; also the request hash a job id is derived from. */
+export function jobRequestDigest(auth: JobRequestAuth): Uint8Array {
+  return taggedHash('UNC/job-request', encode(jobRequestAuthCodec, auth));
+}
+
+/** Signs one request; returns the headers that carry the signature. */
+export function signJobRequest(
+  renterSeed: Uint8Array,
+  req: { chainId: string; leaseId: Uint8Array; method: string; path: string; body: Uint8Array },
+  opts: { timestampMs?: bigint; nonce?: bigint } = {},
+): Record<string, string> {
+  const timestampMs = opts.timestampMs ?? BigInt(Date.now());
+  const nonce = opts.nonce ?? randomBytes(8).readBigUInt64BE(0);
+  const digest = jobRequestDigest({
+    chainId: req.chainId,
+    leaseId: req.leaseId,
+    method: req.method.toUpperCase(),
+    path: req.path,
+    bodyHash: contentHash(req.body),
+    timestampMs,
+    nonce,
+  });
+  return {
+    [JOB_HEADERS.lease]: toHex(req.leaseId),
+    [JOB_HEADERS.renter]: toHex(ed25519PublicKey(renterSeed)),
+    [JOB_HEADERS.timestamp]: timestampMs.toString(),
+    [JOB_HEADERS.nonce]: nonce.toString(),
+    [JOB_HEADERS.signature]: toHex(ed25519Sign(renterSeed, digest)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensors and OCR results: their JSON form and the canonical bytes their hashes are taken over.
+
+export const TENSOR_TYPES = {
+  float32: 4,
+  float64: 8,
+  int8: 1,
+  uint8: 1,
+  int16: 2,
+  uint16: 2,
+  int32: 4,
+  uint32: 4,
+  int64: 8,
+  uint64: 8,
+  bool: 1,
+} as const;
+export type TensorType = keyof typeof TENSOR_TYPES;
+
+/** A tensor as JSON: element type, shape and the raw little-endian elements in base64. */
+export interface TensorJson {
+  type: TensorType;
+  dims: number[];
+  data: string;
+}
+
+export interface RawTensor {
+  name: string;
+  type: TensorType;
+  dims: bigint[];
+  data: Uint8Array;
+}
+
+/** Model inputs and outputs can be large; the body limit of the provider bounds them first. */
+const MAX_TENSOR_BYTES = 1 << 30;
+
+const rawTensorCodec: Codec<RawTensor> = struct<RawTensor>('Tensor', {
+  name: string(256, 'tensorName'),
+  type: string(16, 'tensorType') as Codec<TensorType>,
+  dims: list(u64, 16, 'dims'),
+  data: bytes(MAX_TENSOR_BYTES, 'tensorData'),
+});
+const tensorsCodec = list(rawTensorCodec, 256, 'tensors');
+
+/** Checks one tensor's JSON (type, shape, data length) and returns its raw form. */
+export function tensorFromJson(name: string, t: unknown): RawTensor {
+  const fail = (why: string): never => {
+    throw new Error(`tensor "${name}": ${why}`);
+  };
+  if (typeof t !== 'object' || t === null) fail('expected {type, dims, data}');
+  const { type, dims, data } = t as Record<string, unknown>;
+  if (typeof type !== 'string' || !(type in TENSOR_TYPES))
+    fail(`unsupported type ${JSON.stringify(type)}; one of ${Object.keys(TENSOR_TYPES).join(', ')}`);
+  if (!Array.isArray(dims) || dims.length > 16 || dims.some((d) => !Number.isSafeInteger(d) || d < 0))
+    fail('dims must be a list of at most 16 non-negative integers');
+  if (typeof data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) fail('data must be base64');
+  const bytesOf = Buffer.from(data as string, 'base64');
+  const count = (dims as number[]).reduce((a, b) => a * b, 1);
+  const expected = count * TENSOR_TYPES[type as TensorType];
+  if (bytesOf.length !== expected)
+    fail(
+      `data has ${bytesOf.length} bytes; dims [${(dims as number[]).join(',')}] of ${type} need ${expected}`,
+    );
+  return {
+    name,
+    type: type as TensorType,
+    dims: (dims as number[]).map(BigInt),
+    data: new Uint8Array(bytesOf.buffer, bytesOf.byteOffset, bytesOf.length),
+  };
+}
+
+export function tensorToJson(t: RawTensor): TensorJson {
+  return { type: t.type, dims: t.dims.map(Number), data: Buffer.from(t.data).toString('base64') };
+}
+
+/** Parses a {name: tensor} map; names sorted so the same tensors always hash the same. */
+export function tensorsFromJson(map: unknown): RawTensor[] {
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    throw new Error('inputs must be an object {name: {type, dims, data}}');
+  const names = Object.keys(map).sort();
+  if (names.length === 0) throw new Error('inputs must name at least one tensor');
+  return names.map((n) => tensorFromJson(n, (map as Record<string, unknown>)[n]));
+}
+
+export function tensorsToJson(tensors: RawTensor[]): Record<string, TensorJson> {
+  const out: Record<string, TensorJson> = {};
+  for (const t of tensors) out[t.name] = tensorToJson(t);
+  return out;
+}
+
+/** Content hash of a tensor set (inputs or outputs of a generic job). */
+export function tensorsHash(tensors: RawTensor[]): Uint8Array {
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return contentHash(encode(tensorsCodec, sorted));
+}
+
+/** One recognised line of text; confidence in parts per million and integer pixel corners. */
+export interface OcrLine {
+  text: string;
+  confidencePpm: number;
+  box: [number, number][];
+}
+
+const ocrLinesCodec = list(
+  struct<{ text: string; confidencePpm: number; box: { x: number; y: number }[] }>('OcrLine', {
+    text: string(4096, 'text'),
+    confidencePpm: u32,
+    box: list(struct<{ x: number; y: number }>('Point', { x: u32, y: u32 }), 8, 'box'),
+  }),
+  4096,
+  'ocrLines',
+);
+
+/** Content hash of an OCR result (the output hash of an OCR job). */
+export function ocrLinesHash(lines: OcrLine[]): Uint8Array {
+  return contentHash(
+    encode(
+      ocrLinesCodec,
+      lines.map((l) => ({
+        text: l.text,
+        confidencePpm: l.confidencePpm,
+        box: l.box.map(([x, y]) => ({ x, y })),
+      })),
+    ),
+  );
+}
+
+/** Content hash of an OCR job's input: the image bytes as sent. */
+export function imageHash(image: Uint8Array): Uint8Array {
+  return contentHash(image);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receipts.
+
+export interface ReceiptJson {
+  chainId: string;
+  leaseId: string;
+  chipId: string;
+  jobId: string;
+  modelHash: string;
+  inputHash: string;
+  outputHash: string;
+  startMs: number;
+  durationMs: number;
+  profile: string;
+}
+
+export function receiptToJson(signed: SignedReceipt): ReceiptJson {
+  const r = signed.receipt;
+  return {
+    chainId: r.chainId,
+    leaseId: toHex(r.leaseId),
+    chipId: toHex(r.chipId),
+    jobId: toHex(r.jobId),
+    modelHash: toHex(r.modelHash),
+    inputHash: toHex(r.inputHash),
+    outputHash: toHex(r.outputHash),
+    startMs: Number(r.startMs),
+    durationMs: Number(r.durationMs),
+    profile: signed.evidence.type,
+  };
+}
+
+export function decodeSignedReceipt(hex: string): SignedReceipt {
+  const text = hex.trim().replace(/^0x/, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(text)) throw new Error('a signed receipt must be hex');
+  return decode(signedReceiptCodec, fromHex(text));
+}
+
+export function encodeSignedReceipt(signed: SignedReceipt): string {
+  return toHex(encode(signedReceiptCodec, signed));
+}
+
+/** What `verifyReceiptOffline` needs of the chip: its record from the chain. */
+export type ChipRecord = Chip | ChipJson;
+
+function chipFromJson(c: ChipJson): Chip {
+  if (typeof c.keyMaterial !== 'string')
+    throw new Error('the chip record has no keyMaterial: the node is too old to verify receipts against');
+  return {
+    chipId: fromHex(c.chipId, 32),
+    owner: decodeAddress(c.owner),
+    vendorId: c.vendorId,
+    modelId: c.modelId,
+    profile: c.profile as Chip['profile'],
+    power: BigInt(c.power),
+    keyMaterial: fromHex(c.keyMaterial),
+    certSerials: c.certSerials,
+    registeredAt: BigInt(c.registeredAt),
+    firstEpoch: BigInt(c.firstEpoch),
+    status: 0,
+    statusReason: c.statusReason,
+    tpmClock: null,
+    epoch: 0n,
+    answered: 0,
+    prevAnswered: 0,
+    lastAnsweredSlot: 0n,
+    lastAnsweredAt: BigInt(c.lastAnsweredAt),
+    settledThrough: 0n,
+    slotsAnswered: BigInt(c.slotsAnswered),
+    slotsMissed: BigInt(c.slotsMissed),
+    rewardsEarned: BigInt(c.rewardsEarned),
+    rewardedThrough: 0n,
+  };
+}
+
+/**
+ * Checks a signed receipt (hex of its canonical encoding, or decoded) against the chip's record:
+ * same chain, same chip, and the chip's registered attestation key signed exactly this receipt.
+ * Returns the receipt; throws with the reason otherwise.
+ */
+export function verifyReceiptOffline(
+  signed: string | SignedReceipt,
+  chip: ChipRecord,
+  chainId: string,
+): JobReceipt {
+  const s = typeof signed === 'string' ? decodeSignedReceipt(signed) : signed;
+  const record = typeof chip.chipId === 'string' ? chipFromJson(chip as ChipJson) : (chip as Chip);
+  verifyReceipt(s, record, chainId);
+  return s.receipt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client.
+
+export class ProviderError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProviderError';
+  }
+}
+
+export interface JobView {
+  jobId: string;
+  leaseId: string;
+  model: string;
+  status: 'queued' | 'running' | 'done' | 'failed';
+  error?: string;
+  outputs?: Record<string, TensorJson>;
+  ocr?: { lines: OcrLine[]; text: string };
+  receipt?: { hex: string; json: ReceiptJson };
+}
+
+export interface ProviderHealth {
+  ok: boolean;
+  chainId: string;
+  chips: string[];
+  ocrModelHash: string;
+  executionProvider: string;
+  queue: { running: number; queued: number; concurrency: number; maxQueued: number };
+  limits: { maxBodyBytes: number; maxModelBytes: number };
+}
+
+export interface JobResult {
+  job: JobView;
+  receipt: SignedReceipt;
+}
+
+export interface ProviderClientOptions {
+  endpoint: string;
+  chainId: string;
+  leaseId: string | Uint8Array;
+  renterSeed: Uint8Array;
+  timeoutMs?: number;
+}
+
+/**
+ * The renter's client of one lease's provider. Every result it returns has been checked against
+ * what was sent: the receipt names this lease, the model and the input hash that were sent, and
+ * the output hash of the outputs received. The chip signature is checked by `verifyReceiptOffline`
+ * against the chip's on-chain record (the client does not know it).
+ */
+export class ProviderClient {
+  readonly endpoint: string;
+  private readonly leaseId: Uint8Array;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: ProviderClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.endpoint);
+    } catch {
+      throw new Error(`invalid provider endpoint "${opts.endpoint}": expected e.g. http://127.0.0.1:7070`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`invalid provider endpoint "${opts.endpoint}": must start with http:// or https://`);
+    this.endpoint = url.toString().replace(/\/$/, '');
+    this.leaseId = typeof opts.leaseId === 'string' ? fromHex(opts.leaseId, 32) : opts.leaseId;
+    this.timeoutMs = opts.timeoutMs ?? 120_000;
+  }
+
+  async health(): Promise<ProviderHealth> {
+    return (await this.request('GET', '/v1/health', undefined, false)) as ProviderHealth;
+  }
+
+  /** Uploads ONNX bytes; returns the model hash (hex) to run jobs with. */
+  async uploadModel(model: Uint8Array): Promise<{ modelHash: string; size: number; stored: boolean }> {
+    const res = (await this.request('POST', '/v1/models', model)) as {
+      modelHash: string;
+      size: number;
+      stored: boolean;
+    };
+    if (res.modelHash !== toHex(contentHash(model)))
+      throw new Error('the provider stored the model under another hash than its content hash');
+    return res;
+  }
+
+  /** Runs a model (hash hex) on tensors and waits for the outputs and the receipt. */
+  async runJob(modelHash: string, inputs: Record<string, TensorJson>): Promise<JobResult> {
+    const raw = tensorsFromJson(inputs);
+    const body = utf8(JSON.stringify({ model: modelHash, inputs }));
+    const job = (await this.request('POST', '/v1/jobs', body)) as JobView;
+    return this.check(job, fromHex(modelHash, 32), tensorsHash(raw));
+  }
+
+  /** Runs the provider's OCR job on a PNG or JPEG image. */
+  async runOcr(image: Uint8Array, ocrModelHash?: string): Promise<JobResult> {
+    const body = utf8(JSON.stringify({ model: OCR_MODEL, image: Buffer.from(image).toString('base64') }));
+    const job = (await this.request('POST', '/v1/jobs', body)) as JobView;
+    const expected = ocrModelHash ?? (await this.health()).ocrModelHash;
+    return this.check(job, fromHex(expected, 32), imageHash(image));
+  }
+
+  async getJob(jobId: string): Promise<JobView> {
+    return (await this.request('GET', `/v1/jobs/${jobId}`, undefined)) as JobView;
+  }
+
+  private check(job: JobView, modelHash: Uint8Array, inputHash: Uint8Array): JobResult {
+    if (job.status === 'failed') throw new ProviderError(422, 'JOB_FAILED', job.error ?? 'the job failed');
+    if (job.status !== 'done' || !job.receipt) throw new Error(`the job is ${job.status}, not done`);
+    const signed = decodeSignedReceipt(job.receipt.hex);
+    const r = signed.receipt;
+    if (r.chainId !== this.opts.chainId) throw new Error(`the receipt is for chain "${r.chainId}"`);
+    if (!equalBytes(r.leaseId, this.leaseId)) throw new Error('the receipt names another lease');
+    if (!equalBytes(r.modelHash, modelHash))
+      throw new Error('the receipt names another model than requested');
+    if (!equalBytes(r.inputHash, inputHash)) throw new Error('the receipt names other inputs than were sent');
+    const outputHash = job.ocr
+      ? ocrLinesHash(job.ocr.lines)
+      : job.outputs
+        ? tensorsHash(tensorsFromJson(job.outputs))
+        : null;
+    if (!outputHash || !equalBytes(r.outputHash, outputHash))
+      throw new Error('the receipt does not match the outputs returned');
+    return { job, receipt: signed };
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    body: Uint8Array | undefined,
+    sign = true,
+  ): Promise<unknown> {
+    const payload = body ?? new Uint8Array(0);
+    const headers: Record<string, string> = sign
+      ? signJobRequest(this.opts.renterSeed, {
+          chainId: this.opts.chainId,
+          leaseId: this.leaseId,
+          method,
+          path,
+          body: payload,
+        })
+      : {};
+    if (body)
+      headers['content-type'] = path === '/v1/models' ? 'application/octet-stream' : 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.endpoint}${path}`, {
+        method,
+        headers,
+        ...(body ? { body: payload } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(
+        `cannot reach the provider at ${this.endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      );
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      throw new ProviderError(
+        res.status,
+        'BAD_RESPONSE',
+        `the provider answered HTTP ${res.status} without JSON`,
+      );
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string; message?: string } }).error;
+      throw new ProviderError(res.status, e?.code ?? 'ERROR', e?.message ?? `HTTP ${res.status}`);
+    }
+    return json;
+  }
+}
