@@ -3,9 +3,14 @@ import { Command, CommanderError } from 'commander';
 import { attestCommand } from './commands/attest.js';
 import { chipCommand } from './commands/chip.js';
 import { devCommand } from './commands/dev.js';
+import { initCommand } from './commands/init.js';
+import { jobCommand } from './commands/job.js';
 import { keysCommand } from './commands/keys.js';
+import { marketCommand } from './commands/market.js';
 import { minerCommand } from './commands/miner.js';
 import { queryCommand, statusCommand } from './commands/query.js';
+import { startCommand } from './commands/start.js';
+import { testnetCommand } from './commands/testnet.js';
 import { txCommand } from './commands/tx.js';
 import { vendorCommand } from './commands/vendor.js';
 
@@ -16,14 +21,19 @@ const program = new Command('unc')
   .exitOverride();
 
 program.addCommand(devCommand());
+program.addCommand(initCommand());
+program.addCommand(startCommand());
+program.addCommand(testnetCommand());
 program.addCommand(keysCommand());
 program.addCommand(txCommand());
 program.addCommand(queryCommand());
 program.addCommand(statusCommand());
 program.addCommand(chipCommand());
 program.addCommand(minerCommand());
+program.addCommand(jobCommand());
 program.addCommand(vendorCommand());
 program.addCommand(attestCommand());
+program.addCommand(marketCommand());
 
 for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
   cmd.exitOverride();

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeAddress, formatUnc, UncError } from '@unc/core';
+import { encodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
 import {
   type ChipSigner,
   createVendorCa,
@@ -84,7 +84,12 @@ export function devCommand(): Command {
         'chips backed by real software TPMs (swtpm), provisioned by a dev TPM vendor',
         '0',
       )
-      .option('--epoch-blocks <n>', 'blocks per POCI epoch (fresh genesis only)', '60'),
+      .option('--epoch-blocks <n>', 'blocks per POCI epoch (fresh genesis only)', '60')
+      .option(
+        '--provider-port <port>',
+        "the dev miner's provider API for renters' jobs (default: RPC port + 1, or a free port with --rpc-port 0)",
+      )
+      .option('--offer-price <unc>', 'price per hour of the dev chips offered for rent', '2'),
   ).action(
     async (
       opts: {
@@ -95,6 +100,8 @@ export function devCommand(): Command {
         chips: string;
         tpmChips: string;
         epochBlocks: string;
+        providerPort?: string;
+        offerPrice: string;
       },
       cmd: Command,
     ) => {
@@ -104,6 +111,9 @@ export function devCommand(): Command {
       const chipCount = count(opts.chips, 'chips', 0, 1000);
       const tpmChipCount = count(opts.tpmChips, 'tpm-chips', 0, 16);
       const epochBlocks = count(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
+      const providerPort =
+        opts.providerPort !== undefined ? port(opts.providerPort) : rpcPort === 0 ? 0 : rpcPort + 1;
+      const offerPrice = parseUnc(opts.offerPrice);
       const home = ctx.home;
       const dataDir = join(home, 'data');
       const genesisPath = join(home, 'genesis.json');
@@ -207,6 +217,15 @@ export function devCommand(): Command {
         ownerSeed: devKey(DEV_MINER_ACCOUNT).seed,
         chips,
         statusPort: 0,
+        // Renters lease the dev chips through the same market and provider API as anywhere else.
+        provider: { port: providerPort, modelDir: join(home, 'provider', 'models') },
+        offer: {
+          pricePerHour: offerPrice,
+          minHours: 1,
+          maxHours: 24,
+          noticeMs: 10n * 60_000n,
+          attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
+        },
         logger: logger.child('miner'),
       });
       if (chips.length > 0) await miner.start();
@@ -231,6 +250,7 @@ export function devCommand(): Command {
         blockTimeMs,
         height: Number(node.chain.height),
         miner: { status: miner.statusUrl, chips: chipCount, tpmChips: tpmChipCount },
+        provider: miner.providerUrl,
         accounts: accounts.map((a) => ({
           name: a.name,
           address: encodeAddress(a.address),
@@ -245,6 +265,7 @@ export function devCommand(): Command {
           `  Explorer    ${node.explorerUrl ?? 'not built (npm run build)'}`,
           `  Data dir    ${dataDir}`,
           `  Block time  ${blockTimeMs} ms`,
+          `  Provider    ${miner.providerUrl ?? 'none (no chips)'}   (renters' jobs; the chips are offered at ${formatUnc(offerPrice)} UNC/h)`,
           `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
           '',
           'Dev accounts (keyring "test": unencrypted, usable only on this dev chain):',
@@ -257,6 +278,8 @@ export function devCommand(): Command {
           `Try: npx unc tx transfer --from dev0 --to ${summary.accounts[1]!.address} --amount 12.5 --yes`,
           '     npx unc status',
           '     npx unc chip list',
+          '     npx unc market offers',
+          '     npx unc market lease <offer id> --hours 1 --from dev1   then   npx unc job ocr --lease <lease id> <image.png> --from dev1',
         ].join('\n'),
       );
 

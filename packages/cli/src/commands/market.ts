@@ -1,0 +1,414 @@
+/** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
+import { type Action, decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
+import {
+  buildTransaction,
+  closeLeaseAction,
+  closeOfferAction,
+  createOfferAction,
+  encodeSigned,
+  type LeaseJson,
+  type OfferJson,
+  openLeaseAction,
+  type ProviderRecordJson,
+  signedHash,
+  type TxEventJson,
+  topUpLeaseAction,
+} from '@unc/sdk';
+import { Command } from 'commander';
+import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+import { chipIdArg, formatPower } from './chip.js';
+
+function idArg(text: string, what: string): string {
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
+    throw new UncError('BAD_ID', `invalid ${what} id "${text}": expected 64 hex digits`);
+  return text.replace(/^0x/, '').toLowerCase();
+}
+
+function intArg(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max)
+    throw new UncError('BAD_ARGUMENT', `${flag} must be a whole number ${min}…${max}, got "${text}"`);
+  return n;
+}
+
+const UNIT_MS: Record<string, bigint> = { ms: 1n, s: 1000n, m: 60_000n, h: 3_600_000n, d: 86_400_000n };
+
+/** "90s", "10m", "1h", "2d", "500ms" → milliseconds. */
+export function parseDuration(text: string): bigint {
+  const m = /^(\d{1,12})(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new UncError('BAD_DURATION', `invalid duration "${text}": use e.g. 30s, 10m, 1h, 2d`);
+  return BigInt(m[1]!) * UNIT_MS[m[2]!]!;
+}
+
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** "80GiB", "512MiB" or a plain number of MiB. */
+export function parseMemory(text: string): number {
+  const m = /^(\d{1,9})\s*(mib|gib)?$/i.exec(text.trim());
+  if (!m) throw new UncError('BAD_ARGUMENT', `invalid --memory "${text}": use e.g. 80GiB or 81920 (MiB)`);
+  const mib = Number(m[1]) * (m[2]?.toLowerCase() === 'gib' ? 1024 : 1);
+  if (mib > 0xffff_ffff) throw new UncError('BAD_ARGUMENT', '--memory is too large');
+  return mib;
+}
+
+interface SendOpts {
+  from: string;
+  passwordFile?: string;
+}
+
+/** Signs `actions` with a keyring key, sends them and waits for inclusion; returns the events. */
+async function send(
+  ctx: Context,
+  opts: SendOpts,
+  actions: Action[],
+): Promise<{ hash: string; height: number; events: TxEventJson[] }> {
+  const keyring = ctx.keyring();
+  keyring.info(opts.from);
+  const client = ctx.client();
+  const status = await client.status();
+  const password = keyring.needsPassword(opts.from)
+    ? await readPassword(opts, `Password for "${opts.from}": `)
+    : undefined;
+  const seed = keyring.unlock(opts.from, status.chainId, password);
+  const stx = await buildTransaction(client, seed, actions);
+  const hash = signedHash(stx);
+  await client.sendRawTransaction(encodeSigned(stx));
+  const outcome = await client.waitForTransaction(hash);
+  if (outcome.status === 'rejected')
+    throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+  const receipt = await client.getTransaction(hash);
+  return { hash, height: outcome.height, events: receipt.events };
+}
+
+function signerOf(cmd: Command): SendOpts {
+  const o = cmd.optsWithGlobals() as Partial<SendOpts>;
+  if (!o.from) throw new UncError('BAD_ARGUMENT', "required option '--from <key>' not specified");
+  return { from: o.from, ...(o.passwordFile ? { passwordFile: o.passwordFile } : {}) };
+}
+
+function withSigner(cmd: Command): Command {
+  return withCommon(
+    cmd
+      .requiredOption('--from <key>', 'the signing key in the keyring')
+      .option('--password-file <file>', "read the key's password from a file"),
+  );
+}
+
+const unc = (base: string) => `${formatUnc(BigInt(base))} UNC`;
+const when = (ms: number) => new Date(ms).toISOString();
+
+export function offerLine(o: OfferJson): string {
+  const models = [...new Set(o.chips.map((c) => c.modelId))].join(',');
+  const up = o.chips.map((c) => c.uptime.ratio).filter((r): r is string => r !== null);
+  const uptime = up.length ? `${(Math.min(...up.map(Number)) * 100).toFixed(1)}%` : 'n/a';
+  return [
+    o.id,
+    `${unc(o.price)}/h`.padStart(16),
+    `${o.available}/${o.chips.length} free`,
+    models.padEnd(10),
+    formatPower(o.power).padStart(16),
+    `uptime ${uptime}`,
+    `${o.minHours}-${o.maxHours}h notice ${formatDuration(o.noticeMs)}`,
+    o.attributes.region || '-',
+    o.status,
+    o.endpoint,
+  ].join('  ');
+}
+
+export function offerText(o: OfferJson): string {
+  return [
+    `offer ${o.id} (${o.status}${o.closesAt ? `, leases end by ${when(o.closesAt)}` : ''})`,
+    `  provider      ${o.provider}`,
+    `  price         ${unc(o.price)} per hour`,
+    `  duration      ${o.minHours}…${o.maxHours} hours, notice ${formatDuration(o.noticeMs)}`,
+    `  endpoint      ${o.endpoint}`,
+    `  attributes    memory ${o.attributes.memoryMiB ? `${o.attributes.memoryMiB} MiB` : 'n/a'}, region ${o.attributes.region || 'n/a'}, runtimes ${o.attributes.runtimes.join(',') || 'n/a'}`,
+    `  leases        ${o.leasesOpened} opened`,
+    '  chips:',
+    ...o.chips.map(
+      (c) =>
+        `    ${c.chipId}  ${c.vendorId}/${c.modelId}  ${formatPower(c.power)}  ${c.online ? 'online' : 'OFFLINE'}  uptime 24h ${c.uptime.ratio ?? 'n/a'} (${c.uptime.answered} answered, ${c.uptime.missed} missed)  ${c.available ? 'free' : c.leaseId ? `leased (${c.leaseId.slice(0, 16)}…)` : 'unavailable'}`,
+    ),
+  ].join('\n');
+}
+
+export function leaseText(l: LeaseJson): string {
+  return [
+    `lease ${l.id} (${l.status}${l.closedReason ? `: ${l.closedReason}` : l.closingReason ? `: ${l.closingReason}` : ''})`,
+    `  offer         ${l.offerId}`,
+    `  chip          ${l.chipId}`,
+    `  provider      ${l.provider}`,
+    `  renter        ${l.renter} (key ${l.renterPublicKey})`,
+    `  endpoint      ${l.endpoint}`,
+    `  price         ${unc(l.pricePerHour)} per hour, ${l.hours} h`,
+    `  time          ${when(l.startTime)} → ${when(l.endTime)}${l.closedTime ? `, closed ${when(l.closedTime)}` : ''}`,
+    `  deposit       ${unc(l.deposit)}`,
+    `  paid          ${unc(l.paid)}`,
+    `  refunded      ${unc(l.refunded)}`,
+    `  remaining     ${unc(l.remaining)}${l.unsettled !== '0' ? ` (${unc(l.unsettled)} accrued, settled at the next epoch end)` : ''}`,
+    `  slots         ${l.slotsAnswered} answered, ${l.slotsMissed} missed (missed time is refunded)`,
+  ].join('\n');
+}
+
+function leaseLine(l: LeaseJson): string {
+  return `${l.id}  ${l.status.padEnd(7)}  chip ${l.chipId.slice(0, 16)}…  paid ${unc(l.paid)}  refunded ${unc(l.refunded)}  remaining ${unc(l.remaining)}  ends ${when(l.endTime)}`;
+}
+
+function eventOf<T extends TxEventJson['type']>(
+  events: TxEventJson[],
+  type: T,
+): Extract<TxEventJson, { type: T }> {
+  const e = events.find((x) => x.type === type);
+  if (!e) throw new UncError('NO_EVENT', `the transaction was included but reported no ${type} event`);
+  return e as Extract<TxEventJson, { type: T }>;
+}
+
+export function marketCommand(): Command {
+  const market = new Command('market').description('rent compute: offers, leases, provider records');
+
+  withCommon(
+    market
+      .command('offers')
+      .description("open offers (with --provider: that provider's open and closing ones)")
+      .option('--provider <address>', "only this provider's offers")
+      .option('--all', 'closed offers too (with --provider)'),
+  ).action(async (opts: { provider?: string; all?: boolean }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    if (opts.provider) decodeAddress(opts.provider);
+    const offers = await ctx.client().getOffers({
+      ...(opts.provider ? { provider: opts.provider } : {}),
+      ...(opts.all ? { all: true } : {}),
+    });
+    ctx.print(offers, () => (offers.length === 0 ? 'no offers' : offers.map(offerLine).join('\n')));
+  });
+
+  const offer = new Command('offer').description('create, show and close offers');
+  market.addCommand(offer);
+
+  withSigner(
+    offer
+      .command('create')
+      .description('offer chips you own for rent')
+      .requiredOption('--chips <ids>', 'comma-separated chip ids')
+      .requiredOption('--price <UNC/h>', 'price per hour in UNC, e.g. 2.5')
+      .requiredOption('--min-hours <n>', 'shortest lease, hours')
+      .requiredOption('--max-hours <n>', 'longest lease, hours')
+      .requiredOption('--notice <duration>', 'how long leases run on after you close, e.g. 30m, 1h')
+      .requiredOption('--endpoint <url>', "your agent's job API, http(s)://…")
+      .option('--memory <size>', 'accelerator memory, e.g. 80GiB')
+      .option('--region <name>', 'region, e.g. eu-west')
+      .option('--runtimes <list>', 'comma-separated runtimes, e.g. onnx'),
+  ).action(
+    async (
+      opts: SendOpts & {
+        chips: string;
+        price: string;
+        minHours: string;
+        maxHours: string;
+        notice: string;
+        endpoint: string;
+        memory?: string;
+        region?: string;
+        runtimes?: string;
+      },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      const chipIds = opts.chips.split(',').map((c) => chipIdArg(c.trim()));
+      const pricePerHour = parseUnc(opts.price);
+      if (pricePerHour === 0n) throw new UncError('BAD_PRICE', 'the price must be more than 0');
+      const minHours = intArg(opts.minHours, '--min-hours', 1, 87_600);
+      const maxHours = intArg(opts.maxHours, '--max-hours', 1, 87_600);
+      if (maxHours < minHours) throw new UncError('BAD_DURATION', '--max-hours is below --min-hours');
+      if (!/^https?:\/\/\S+$/.test(opts.endpoint))
+        throw new UncError('BAD_ENDPOINT', `invalid --endpoint "${opts.endpoint}": expected http(s)://…`);
+      const action = createOfferAction({
+        chipIds,
+        pricePerHour,
+        minHours,
+        maxHours,
+        noticeMs: parseDuration(opts.notice),
+        endpoint: opts.endpoint,
+        attributes: {
+          memoryMiB: opts.memory ? parseMemory(opts.memory) : 0,
+          region: opts.region ?? '',
+          runtimes: opts.runtimes ? opts.runtimes.split(',').map((r) => r.trim()) : [],
+        },
+      });
+      const { hash, height, events } = await send(ctx, opts, [action]);
+      const created = eventOf(events, 'offerCreated');
+      ctx.print(
+        { hash, height, offerId: created.offerId },
+        () => `offer ${created.offerId} created at height ${height}`,
+      );
+    },
+  );
+
+  withCommon(offer.command('show <id>').description('one offer: terms, chips, uptime')).action(
+    async (id: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const o = await ctx.client().getOffer(idArg(id, 'offer'));
+      ctx.print(o, () => offerText(o));
+    },
+  );
+
+  withSigner(
+    offer
+      .command('close <id>')
+      .description('stop offering; running leases continue until the notice period ends'),
+  ).action(async (id: string, opts: SendOpts, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const { hash, height, events } = await send(ctx, opts, [closeOfferAction(idArg(id, 'offer'))]);
+    const closed = eventOf(events, 'offerClosed');
+    const closing = events.filter((e) => e.type === 'leaseClosing').length;
+    ctx.print(
+      { hash, height, offerId: closed.offerId, closesAt: closed.closesAt, leasesClosing: closing },
+      () =>
+        `offer ${closed.offerId} closed at height ${height}; ${closing} running lease(s) end by ${when(closed.closesAt)}`,
+    );
+  });
+
+  // Not requiredOption: commander would demand them of `lease show|close|topup` too.
+  const lease = withCommon(
+    new Command('lease')
+      .description('rent a chip of an offer (or: lease show|close|topup)')
+      .argument('<offerId>', 'the offer to rent from')
+      .option('--from <key>', 'the renting key in the keyring (required)')
+      .option('--password-file <file>', "read the key's password from a file")
+      .option('--hours <n>', 'lease length in hours (required)')
+      .option('--chip <id>', 'which chip of the offer (default: the first free one)')
+      .option('--deposit <UNC>', 'escrow to deposit (default: price × hours)'),
+  );
+  lease.action(
+    async (
+      offerId: string,
+      opts: Partial<SendOpts> & { hours?: string; chip?: string; deposit?: string },
+      cmd: Command,
+    ) => {
+      const ctx = ctxOf(cmd);
+      const signer = signerOf(cmd);
+      if (!opts.hours) throw new UncError('BAD_ARGUMENT', "required option '--hours <n>' not specified");
+      const hours = intArg(opts.hours, '--hours', 1, 87_600);
+      const action = openLeaseAction(idArg(offerId, 'offer'), hours, {
+        ...(opts.chip ? { chipId: chipIdArg(opts.chip) } : {}),
+        ...(opts.deposit ? { deposit: parseUnc(opts.deposit) } : {}),
+      });
+      const { hash, height, events } = await send(ctx, signer, [action]);
+      const opened = eventOf(events, 'leaseOpened');
+      ctx.print(
+        {
+          hash,
+          height,
+          leaseId: opened.leaseId,
+          chipId: opened.chipId,
+          deposit: opened.deposit,
+          endTime: opened.endTime,
+        },
+        () => opened.leaseId,
+      );
+    },
+  );
+  market.addCommand(lease);
+
+  withCommon(lease.command('show <id>').description('a lease: paid, refunded, remaining, status')).action(
+    async (id: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const l = await ctx.client().getLease(idArg(id, 'lease'));
+      ctx.print(l, () => leaseText(l));
+    },
+  );
+
+  // `lease` itself parses the options given to its subcommands (--from, --home, --output…), so
+  // they read them from the command chain.
+  withCommon(
+    lease
+      .command('close <id>')
+      .description('renter: close now (settled, the rest refunded); provider: close after the notice period')
+      .option('--from <key>', 'the signing key in the keyring (required)')
+      .option('--password-file <file>', "read the key's password from a file"),
+  ).action(async (id: string, _opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const opts = signerOf(cmd);
+    const leaseId = idArg(id, 'lease');
+    const { hash, height, events } = await send(ctx, opts, [closeLeaseAction(leaseId)]);
+    const l = await ctx.client().getLease(leaseId);
+    const closing = events.find((e) => e.type === 'leaseClosing');
+    ctx.print({ hash, height, lease: l }, () =>
+      closing && closing.type === 'leaseClosing'
+        ? `lease ${leaseId} closing: it ends at ${when(closing.endTime)} (notice period)`
+        : `lease ${leaseId} closed at height ${height}: paid ${unc(l.paid)}, refunded ${unc(l.refunded)}`,
+    );
+  });
+
+  withCommon(
+    lease
+      .command('topup <id> <amount>')
+      .description('add UNC to a lease escrow')
+      .option('--from <key>', 'the renting key in the keyring (required)')
+      .option('--password-file <file>', "read the key's password from a file"),
+  ).action(async (id: string, amount: string, _opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const opts = signerOf(cmd);
+    const value = parseUnc(amount);
+    if (value === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
+    const leaseId = idArg(id, 'lease');
+    const { hash, height, events } = await send(ctx, opts, [topUpLeaseAction(leaseId, value)]);
+    const t = eventOf(events, 'leaseToppedUp');
+    ctx.print(
+      { hash, height, leaseId, amount: t.amount, remaining: t.remaining },
+      () => `lease ${leaseId} topped up by ${unc(t.amount)}: ${unc(t.remaining)} in escrow`,
+    );
+  });
+
+  withCommon(
+    market
+      .command('leases')
+      .description('the leases of a renter or a provider')
+      .option('--renter <address>', "a renter's leases")
+      .option('--provider <address>', "a provider's leases"),
+  ).action(async (opts: { renter?: string; provider?: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    if (!!opts.renter === !!opts.provider)
+      throw new UncError('BAD_ARGUMENT', 'give exactly one of --renter <address> or --provider <address>');
+    const who = (opts.renter ?? opts.provider)!;
+    decodeAddress(who);
+    const leases = await ctx.client().getLeases(opts.renter ? { renter: who } : { provider: who });
+    ctx.print(leases, () => (leases.length === 0 ? 'no leases' : leases.map(leaseLine).join('\n')));
+  });
+
+  withCommon(
+    market
+      .command('provider <address>')
+      .description("a provider's record: jobs, ratings, disputes, earnings"),
+  ).action(async (address: string, _opts: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    decodeAddress(address);
+    const r: ProviderRecordJson = await ctx.client().getProviderRecord(address);
+    ctx.print(r, () =>
+      [
+        `provider ${r.address}`,
+        `  offers        ${r.offers} created, open: ${r.openOffers.length ? r.openOffers.join(', ') : 'none'}`,
+        `  leases        ${r.leases} opened, ${r.activeLeases} running`,
+        `  jobs          ${r.jobsReceipted} receipted`,
+        `  rating        ${r.rating ?? 'n/a'} (${r.ratingsCount} ratings)`,
+        `  disputes      ${r.disputes}`,
+        `  earnings      ${unc(r.earnings)}`,
+      ].join('\n'),
+    );
+  });
+
+  // Usage errors of nested commands end like the others' (main.ts catches them).
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(market)) c.exitOverride();
+  return market;
+}
