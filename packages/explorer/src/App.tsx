@@ -57,8 +57,8 @@ function SearchBox() {
             e.currentTarget.blur();
           }
         }}
-        placeholder="Search by height, block or tx hash, chip id, address"
-        aria-label="Search by block height, block hash, transaction hash, chip id or address"
+        placeholder="Search by height, hash, chip, lease or offer id, address"
+        aria-label="Search by block height, block hash, transaction hash, chip id, lease id, offer id or address"
         spellCheck={false}
         autoComplete="off"
       />

@@ -101,4 +101,7 @@ export const paths = {
   chip: (chipId: string) => `/chip/${chipId}`,
   miner: (owner?: string) => (owner ? `/miner?owner=${encodeURIComponent(owner)}` : '/miner'),
   validators: () => '/validators',
+  market: () => '/market',
+  lease: (id: string) => `/lease/${id}`,
+  offer: (id: string) => `/offer/${id}`,
 };

@@ -9,6 +9,7 @@ import { BlockPage } from './pages/Block';
 import { BlocksPage } from './pages/Blocks';
 import { ChipPage } from './pages/Chip';
 import { ChipsPage } from './pages/Chips';
+import { LeasePage, OfferPage } from './pages/Lease';
 import { MinerPage } from './pages/Miner';
 import { Overview } from './pages/Overview';
 import { MarketplacePage } from './pages/Poci';
@@ -29,6 +30,8 @@ export const ROUTES: RouteDef[] = [
   { pattern: '/chip/:id', page: ChipPage, section: 'chips' },
   { pattern: '/validators', page: ValidatorsPage, section: 'validators' },
   { pattern: '/market', page: MarketplacePage, section: 'market' },
+  { pattern: '/lease/:id', page: LeasePage, section: 'market' },
+  { pattern: '/offer/:id', page: OfferPage, section: 'market' },
   { pattern: '/miner', page: MinerPage, section: 'miner' },
 ];
 
@@ -37,6 +40,6 @@ export const NAV: { section: string; path: string; label: string; icon: ReactNod
   { section: 'blocks', path: '/blocks', label: 'Blocks', icon: <CubeIcon size={16} /> },
   { section: 'chips', path: '/chips', label: 'Chips', icon: <ChipIcon size={16} /> },
   { section: 'validators', path: '/validators', label: 'Validators', icon: <ShieldIcon size={16} /> },
-  { section: 'market', path: '/market', label: 'Marketplace', icon: <StoreIcon size={16} />, soon: true },
+  { section: 'market', path: '/market', label: 'Marketplace', icon: <StoreIcon size={16} /> },
   { section: 'miner', path: '/miner', label: 'Miner', icon: <PickIcon size={16} /> },
 ];

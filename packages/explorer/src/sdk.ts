@@ -15,13 +15,18 @@ export type {
   ChipJson,
   EpochJson,
   HeaderJson,
+  LeaseJson,
   ModelJson,
+  OfferChipJson,
+  OfferJson,
+  ProviderRecordJson,
   SlotJson,
   StatusJson,
   SupplyJson,
   TxEventJson,
   TxJson,
   TxReceiptJson,
+  UptimeJson,
   VendorJson,
 } from '@unc/sdk';
 export type { Subscription } from '@unc/sdk/client';

@@ -1,4 +1,7 @@
-/** What a search box entry is, decided by its shape alone (64 hex digits: a block, a transaction or a chip). */
+/**
+ * What a search box entry is, decided by its shape alone (64 hex digits: a block, a transaction, a
+ * chip, a lease or an offer — the search page asks the node which).
+ */
 export type SearchTarget =
   | { kind: 'height'; height: number }
   | { kind: 'hash'; hash: string }
@@ -7,7 +10,11 @@ export type SearchTarget =
 
 export function classify(input: string): SearchTarget {
   const q = input.trim();
-  if (q === '') return { kind: 'invalid', reason: 'Type a block height, a hash, a chip id or an address.' };
+  if (q === '')
+    return {
+      kind: 'invalid',
+      reason: 'Type a block height, a hash, a chip, lease or offer id, or an address.',
+    };
   const height = q.replace(/^#/, '').replace(/[,_\s]/g, '');
   if (/^\d+$/.test(height)) {
     const n = Number(height);
@@ -21,6 +28,6 @@ export function classify(input: string): SearchTarget {
   return {
     kind: 'invalid',
     reason:
-      'Not a block height, a block or transaction hash or chip id (64 hex digits) or an address (unc1…).',
+      'Not a block height, a block or transaction hash, a chip, lease or offer id (64 hex digits) or an address (unc1…).',
   };
 }

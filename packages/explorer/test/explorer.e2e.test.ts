@@ -61,6 +61,22 @@ interface ChipView {
   status: string;
 }
 
+/** The fields of `unc_getOffers` and `unc_getLeases` the test reads. */
+interface OfferView {
+  id: string;
+  available: number;
+}
+interface LeaseView {
+  id: string;
+  chipId: string;
+}
+
+/** The fields of `unc_getEpoch` the test reads. */
+interface EpochView {
+  epoch: number;
+  budget: string;
+}
+
 /** TFLOPS × 1000 as the explorer prints TFLOPS: "1,302", "0.5". */
 function tflopsText(milli: bigint): string {
   const whole = (milli / 1000n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
@@ -74,14 +90,19 @@ interface RunResult {
   stderr: string;
 }
 
-function runUnc(args: string[]): Promise<RunResult> {
+/** Runs the CLI; one still running after `timeoutMs` is killed (and reads as failed). */
+function runUnc(args: string[], timeoutMs = 90_000): Promise<RunResult> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [UNC, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     proc.stdout.on('data', (d) => (stdout += d));
     proc.stderr.on('data', (d) => (stderr += d));
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -194,7 +215,11 @@ function serveStatic(dir: string): Promise<{ server: Server; base: string }> {
   });
 }
 
-async function rpc<T>(url: string, method: string, params: unknown[] = []): Promise<T> {
+async function rpc<T>(
+  url: string,
+  method: string,
+  params: unknown[] | Record<string, unknown> = [],
+): Promise<T> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -247,6 +272,8 @@ describe('explorer in a real browser', { skip }, () => {
   let chips: ChipView[] = [];
   /** The chip the test takes offline (the swtpm one), or a software chip without swtpm. */
   let tpmChip: ChipView;
+  /** The lease the marketplace test found or opened (for the phone screenshots). */
+  let marketLease: string | undefined;
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -314,6 +341,55 @@ describe('explorer in a real browser', { skip }, () => {
     assert.match(supply, /Genesis allocation/);
     assert.match(supply, /Burned fees/);
     assert.ok((await page.locator('[data-testid="latest-blocks"] tbody tr').count()) > 0);
+  });
+
+  test('the emission card shows the current epoch, its budget so far and its progress; power and chips over time', {
+    timeout: 60_000,
+  }, async () => {
+    await page.goto(`${appUrl}#/`);
+    const card = page.getByTestId('emission');
+    await card.getByTestId('epoch-budget').waitFor({ timeout: 15_000 });
+    // The card follows the node's epoch (it may move on while we look: compare with a range).
+    const before = (await rpc<EpochView>(dev.url, 'unc_getEpoch', [])).epoch;
+    await page.waitForFunction(
+      (e) =>
+        Number(document.querySelector('[data-testid="emission-epoch"]')?.textContent?.replace(/\D/g, '')) >=
+        e,
+      before,
+      { timeout: 15_000 },
+    );
+    const shown = Number(((await card.getByTestId('emission-epoch').textContent()) ?? '').replace(/\D/g, ''));
+    const now = await rpc<EpochView>(dev.url, 'unc_getEpoch', []);
+    assert.ok(shown >= before && shown <= now.epoch, `epoch ${shown} not in ${before}…${now.epoch}`);
+    // E(t) grows with chain time, so the budget so far is above zero.
+    assert.ok(BigInt(now.budget) > 0n, `node budget ${now.budget}`);
+    assert.match((await card.getByTestId('epoch-budget').textContent()) ?? '', /[1-9][\d,.]*\s*UNC/);
+    assert.match(
+      (await card.getByTestId('epoch-progress').textContent()) ?? '',
+      /block #[\d,]+ of #[\d,]+–#[\d,]+/,
+    );
+    const text = (await card.textContent()) ?? '';
+    assert.match(text, /Mined \(paid to chip owners\)/);
+    assert.match(text, /Reserve not emitted yet/);
+    assert.match(text, /Burned fees/);
+    // A bar per epoch; the current one's budget so far is above zero, so it has a height.
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('[data-testid="epoch-budget-chart"] rect.bar')).some(
+          (r) => Number(r.getAttribute('height')) > 0,
+        ),
+      undefined,
+      { timeout: 10_000 },
+    );
+    // Online power and chips over time, from the watcher's samples.
+    await page
+      .getByTestId('network-chips')
+      .filter({ hasText: new RegExp(`^${CHIPS}$`) })
+      .waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator('[data-testid="power-history"] path.step-line').count(), 1);
+    assert.equal(await page.locator('[data-testid="chips-history"] path.step-line').count(), 1);
+    await card.scrollIntoViewIfNeeded();
+    await shot(page, 'emission.png', false);
   });
 
   test('a transfer appears live, and the search box finds it, the account of dev1 and its block', {
@@ -386,10 +462,118 @@ describe('explorer in a real browser', { skip }, () => {
     await page.getByTestId('search-error').waitFor({ timeout: 5000 });
   });
 
-  test('the marketplace is marked as coming, and the blocks list pages', { timeout: 30_000 }, async () => {
+  test('the marketplace lists offers, leases (escrow split) and providers; search, lease, chip and account pages', {
+    timeout: 150_000,
+  }, async () => {
+    let offers: OfferView[];
+    try {
+      offers = await rpc<OfferView[]>(dev.url, 'unc_getOffers', []);
+    } catch (err) {
+      // A node without the market methods: the page says so clearly.
+      assert.match(String(err), /not found/i);
+      await page.goto(`${appUrl}#/market`);
+      await page.getByTestId('market-unavailable').waitFor({ timeout: 10_000 });
+      await shot(page, 'market.png');
+      return;
+    }
+    // `unc dev` may offer its chips itself; otherwise dev9 (their owner) offers a software chip here.
+    // dev9 is also the miner's account, so its heartbeats can take the nonce: retry a few times.
+    if (offers.length === 0) {
+      const chip = chips.find((c) => c.profile !== 'tpm2') ?? chips[0]!;
+      let last: RunResult | null = null;
+      for (let attempt = 0; attempt < 4 && offers.length === 0; attempt++) {
+        last = await runUnc(
+          [
+            'market',
+            'offer',
+            'create',
+            '--home',
+            home,
+            '--from',
+            'dev9',
+            '--chips',
+            chip.chipId,
+            '--price',
+            '2.5',
+            '--min-hours',
+            '1',
+            '--max-hours',
+            '24',
+            '--notice',
+            '30m',
+            '--endpoint',
+            'http://127.0.0.1:47001',
+            '--region',
+            'dev',
+            '--output',
+            'json',
+          ],
+          20_000,
+        );
+        offers = await rpc<OfferView[]>(dev.url, 'unc_getOffers', []);
+      }
+      assert.ok(offers.length > 0, `no offer created: ${last?.stderr}`);
+    }
+    const offer = offers.find((o) => o.available > 0) ?? offers[0]!;
+    // dev1 rents a chip of it (dev1 is not the miner: no nonce race).
+    let leases = await rpc<LeaseView[]>(dev.url, 'unc_getLeases', { renter: dev1 });
+    if (leases.length === 0 && offer.available > 0) {
+      const res = await runUnc(
+        ['market', 'lease', offer.id, '--home', home, '--from', 'dev1', '--hours', '2', '--output', 'json'],
+        30_000,
+      );
+      assert.equal(res.code, 0, res.stderr);
+      leases = await rpc<LeaseView[]>(dev.url, 'unc_getLeases', { renter: dev1 });
+    }
+
     await page.goto(`${appUrl}#/market`);
-    await page.getByTestId('poci-placeholder').waitFor({ timeout: 10_000 });
-    assert.match((await page.locator('.badge-poci').first().textContent()) ?? '', /coming with POCI/);
+    const offerRow = page.locator(`[data-testid="offers-table"] tr[data-offer="${offer.id}"]`);
+    await offerRow.waitFor({ timeout: 15_000 });
+    assert.match((await offerRow.getByTestId('offer-price').textContent()) ?? '', /[\d.]+\s*UNC/);
+    assert.equal(
+      await page.locator('[data-testid="offers-table"] tbody tr').count(),
+      offers.length,
+      'every open offer listed',
+    );
+    await page.locator('[data-testid="providers-table"] tbody tr').first().waitFor({ timeout: 10_000 });
+    const lease = leases[0];
+    if (lease) {
+      const leaseRow = page.locator(`[data-testid="leases-table"] tr[data-lease="${lease.id}"]`);
+      await leaseRow.locator('[data-testid="escrow-bar"]').waitFor({ timeout: 15_000 });
+      assert.match((await leaseRow.getByTestId('lease-status').textContent()) ?? '', /active|closing|closed/);
+    }
+    await shot(page, 'market.png');
+
+    // An offer id in the search box: not a block, a transaction, a chip or a lease, so the offer.
+    await search(page, offer.id);
+    await page.waitForURL(new RegExp(`#/offer/${offer.id}$`), { timeout: 10_000 });
+    await page.getByTestId('offer-facts').waitFor({ timeout: 10_000 });
+    await shot(page, 'offer.png');
+    if (!lease) return;
+
+    // A lease id: its page shows the escrow split (paid / refunded / remaining) and the parties.
+    await search(page, lease.id);
+    await page.waitForURL(new RegExp(`#/lease/${lease.id}$`), { timeout: 10_000 });
+    const escrow = page.getByTestId('lease-escrow');
+    await escrow.locator('[data-testid="escrow-bar"] [data-part="remaining"]').waitFor({ timeout: 10_000 });
+    const escrowText = (await escrow.textContent()) ?? '';
+    for (const part of ['Paid', 'Refunded', 'Remaining']) assert.match(escrowText, new RegExp(part));
+    assert.match((await page.getByTestId('lease-facts').textContent()) ?? '', new RegExp(dev1));
+    await shot(page, 'lease.png');
+
+    // The chip's page lists its lease; the renter's account page lists it as rented.
+    await page.goto(`${appUrl}#/chip/${lease.chipId}`);
+    await page
+      .locator(`[data-testid="chip-leases"] tr[data-lease="${lease.id}"]`)
+      .waitFor({ timeout: 10_000 });
+    await page.goto(`${appUrl}#/account/${dev1}`);
+    await page
+      .locator(`[data-testid="account-leases-renter"] tr[data-lease="${lease.id}"]`)
+      .waitFor({ timeout: 10_000 });
+    marketLease = lease.id;
+  });
+
+  test('the blocks list pages', { timeout: 30_000 }, async () => {
     await page.goto(`${appUrl}#/blocks`);
     await page.locator('[data-testid="blocks-table"] tbody tr').nth(5).waitFor({ timeout: 10_000 });
   });
@@ -543,6 +727,8 @@ describe('explorer in a real browser', { skip }, () => {
         [`#/chip/${tpmChip.chipId}`, 'chip-mobile.png'],
         [`#/miner?owner=${dev9}`, 'miner-mobile.png'],
         ['#/validators', 'validators-mobile.png'],
+        ['#/market', 'market-mobile.png'],
+        ...(marketLease ? ([[`#/lease/${marketLease}`, 'lease-mobile.png']] as const) : []),
       ] as const) {
         await phone.goto(`${appUrl}${path}`);
         await phone.locator('.page h1').first().waitFor({ timeout: 10_000 });

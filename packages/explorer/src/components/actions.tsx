@@ -62,15 +62,36 @@ function isAddress(v: string): boolean {
   return /^unc1[0-9a-z]{30,}$/.test(v);
 }
 
+/** Fields that hold base units of UNC. */
+const AMOUNT_FIELDS = new Set([
+  'amount',
+  'burned',
+  'toProposer',
+  'deposit',
+  'pricePerHour',
+  'paid',
+  'refunded',
+  'remaining',
+  'released',
+]);
+
+/** Fields (and list fields, by their name) whose 64-hex value opens a page. */
+const ID_LINKS: Record<string, (id: string) => string> = {
+  chipId: paths.chip,
+  chipIds: paths.chip,
+  leaseId: paths.lease,
+  offerId: paths.offer,
+};
+
 function FieldValue({ name, value }: { name: string; value: unknown }): ReactNode {
   if (value === null || value === undefined || value === '') return <span className="faint">—</span>;
   if (typeof value === 'string') {
     if (isAddress(value)) return <AddrLink address={value} />;
-    if ((name === 'amount' || name === 'burned' || name === 'toProposer') && /^\d+$/.test(value))
-      return <Amount value={value} maxFrac={18} />;
-    if (name === 'chipId' && /^[0-9a-f]{64}$/.test(value))
+    if (AMOUNT_FIELDS.has(name) && /^\d+$/.test(value)) return <Amount value={value} maxFrac={18} />;
+    const link = ID_LINKS[name];
+    if (link && /^[0-9a-f]{64}$/.test(value))
       return (
-        <a className="mono" href={href(paths.chip(value))} title={value}>
+        <a className="mono" href={href(link(value))} title={value}>
           {shortHash(value, 10, 8)}
         </a>
       );

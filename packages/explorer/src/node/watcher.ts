@@ -8,8 +8,11 @@
  * 5 s). Data already shown stays on screen while the node is away; when it comes back the watcher
  * re-reads everything and bumps `epoch`, so pages re-fetch.
  */
+import { onlinePowerHistory, powerOf } from '../poci';
 import {
   type BlockJson,
+  type ChipJson,
+  type EpochJson,
   NodeUnreachableError,
   type ParamsJson,
   RpcClientError,
@@ -28,6 +31,25 @@ export const EXTRA_TX_PAGES = 4;
 export const SLOW_MS = 2500;
 /** A probe that takes longer than this counts as a failure. */
 export const PROBE_TIMEOUT_MS = 8000;
+
+/** Network samples kept in memory (oldest dropped first). */
+export const MAX_SAMPLES = 1500;
+/** At most one network sample (unc_getChips + unc_getEpoch) this often, whatever the block rate (and
+ *  no more often than five times the last sample's round trip). */
+export const SAMPLE_MIN_MS = 1500;
+
+/** Attested power and chips at one height: sampled live, or rebuilt from the chips' slots. */
+export interface NetworkSample {
+  height: number;
+  /** Dense FP16 TFLOPS × 1000 of the active chips online. */
+  power: bigint;
+  online: number;
+  /** Active chips (online or not), and their power. */
+  active: number;
+  activePower: bigint;
+  /** Rebuilt from the chips' slots of the last two epochs when the explorer opened, not sampled. */
+  rebuilt: boolean;
+}
 
 export type ConnState = 'connecting' | 'ok' | 'slow' | 'down' | 'invalid';
 
@@ -55,6 +77,10 @@ export interface NodeSnapshot {
   recentTxs: RecentTx[];
   /** Bumped every time the node comes back after being unreachable. */
   epoch: number;
+  /** The current POCI epoch (`unc_getEpoch`), with its budget so far; re-read with each sample. */
+  currentEpoch: EpochJson | null;
+  /** Online attested power and chips over time, oldest first, one entry per height at most. */
+  network: NetworkSample[];
 }
 
 export function errorText(err: unknown): string {
@@ -83,6 +109,10 @@ export class NodeWatcher {
   private generation = 0;
   private inFlight = false;
   private again = false;
+  private sampling = false;
+  private lastSample = 0;
+  /** How long the last sample took: a node slow to list its chips is asked less often. */
+  private sampleMs = 0;
 
   constructor(url: string) {
     let client: UncClient | null = null;
@@ -108,6 +138,8 @@ export class NodeWatcher {
       blocks: [],
       recentTxs: [],
       epoch: 0,
+      currentEpoch: null,
+      network: [],
     };
   }
 
@@ -246,6 +278,7 @@ export class NodeWatcher {
       });
     });
     this.synced = true;
+    void this.sampleNetwork();
   }
 
   private async refreshSupply(): Promise<void> {
@@ -310,6 +343,7 @@ export class NodeWatcher {
         }
       : null;
     this.set({ blocks: [block, ...this.snap.blocks].slice(0, WINDOW_BLOCKS), status });
+    void this.sampleNetwork();
     if (block.txCount > 0) {
       const txs = await this.collectTxs([block], RECENT_TXS);
       this.set({ recentTxs: [...txs, ...this.snap.recentTxs].slice(0, RECENT_TXS) });
@@ -340,6 +374,51 @@ export class NodeWatcher {
       recentTxs: [...txs, ...this.snap.recentTxs].slice(0, RECENT_TXS),
       status,
     });
+    void this.sampleNetwork();
+  }
+
+  /**
+   * One sample of the network: the chips (their online power and count) and the current epoch, at
+   * most every SAMPLE_MIN_MS. The first sample also rebuilds the last two epochs from the chips'
+   * slots, so the charts have a history from the start. A failure is left to the probe to report.
+   */
+  private async sampleNetwork(): Promise<void> {
+    if (this.sampling || this.stopped || !this.client) return;
+    if (Date.now() - this.lastSample < Math.max(SAMPLE_MIN_MS, 5 * this.sampleMs)) return;
+    this.sampling = true;
+    this.lastSample = Date.now();
+    const gen = this.generation;
+    try {
+      const [chips, epoch, status] = await Promise.all([
+        this.client.call<ChipJson[]>('unc_getChips', []),
+        this.client.call<EpochJson>('unc_getEpoch', []),
+        this.client.status(),
+      ]);
+      this.sampleMs = Date.now() - this.lastSample;
+      if (this.stopped || gen !== this.generation) return;
+      const active = chips.filter((c) => c.status === 'active');
+      const live = active.filter((c) => c.online);
+      const sample: NetworkSample = {
+        height: status.height,
+        power: live.reduce((sum, c) => sum + powerOf(c), 0n),
+        online: live.length,
+        active: active.length,
+        activePower: active.reduce((sum, c) => sum + powerOf(c), 0n),
+        rebuilt: false,
+      };
+      let series = this.snap.network;
+      if (series.length === 0) {
+        series = onlinePowerHistory(chips, epoch, status.height)
+          .slice(0, -1)
+          .map((p) => ({ ...sample, height: p.height, power: p.power, online: p.chips, rebuilt: true }));
+      }
+      series = appendSample(series, sample);
+      this.set({ currentEpoch: epoch, network: series });
+    } catch {
+      // The probe reports an unreachable node; the next block tries again.
+    } finally {
+      this.sampling = false;
+    }
   }
 
   /** The transactions of the blocks that have any, newest first, up to `limit`. */
@@ -356,6 +435,13 @@ export class NodeWatcher {
     }
     return out;
   }
+}
+
+/** Oldest first, one entry per height (a later sample of the same height replaces it), at most MAX_SAMPLES. */
+export function appendSample(series: NetworkSample[], sample: NetworkSample): NetworkSample[] {
+  const kept = series.filter((s) => s.height < sample.height);
+  kept.push(sample);
+  return kept.length > MAX_SAMPLES ? kept.slice(kept.length - MAX_SAMPLES) : kept;
 }
 
 /** Newest first, one entry per height, contiguous from the newest, at most WINDOW_BLOCKS. */

@@ -17,6 +17,7 @@ import { formatPower, powerOf } from '../poci';
 import { href, type PageProps, paths } from '../router';
 import type { AccountJson, ChipJson, EpochJson, TxJson, UncClient } from '../sdk';
 import { LoadingCard, ProblemCard, RpcErrorCard } from './common';
+import { AccountLeases } from './Lease';
 
 /** Blocks looked at per scan. */
 export const SCAN_BLOCKS = 1000;
@@ -323,6 +324,7 @@ export function AccountPage({ params }: PageProps) {
       </Card>
 
       <AccountChips address={address} />
+      <AccountLeases address={address} />
       {node.status ? null : (
         <p className="note">
           <CubeIcon size={14} /> Waiting for the node…

@@ -37,6 +37,7 @@ import {
 import { href, type PageProps, paths } from '../router';
 import type { ChipEventJson, ChipJson, EpochJson, ModelJson, VendorJson } from '../sdk';
 import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
+import { ChipLeases } from './Lease';
 
 /** Events read per refresh: enough for many epochs of a healthy chip. */
 export const CHIP_EVENTS = 200;
@@ -441,6 +442,7 @@ export function ChipPage({ params }: PageProps) {
         </Card>
         <EventLog data={data} models={models} vendors={vendors} />
       </div>
+      <ChipLeases chipId={chip.chipId} owner={chip.owner} />
     </div>
   );
 }

@@ -3,6 +3,7 @@ import { type Bar, BarChart } from '../charts/BarChart';
 import { Donut } from '../charts/Donut';
 import { SplitBar } from '../charts/SplitBar';
 import { CubeIcon, FlameIcon, PulseIcon, ShieldIcon, StoreIcon } from '../components/icons';
+import { EmissionCard, NetworkCard } from '../components/network';
 import { BlocksTable, TxsTable } from '../components/tables';
 import { Amount, Badge, Card, FullHash, KV, PageTitle, Row, Skeleton, Stat } from '../components/ui';
 import {
@@ -185,7 +186,7 @@ function SupplyCard({ supply }: { supply: SupplyJson | null }) {
         />
         <p className="note">
           Mined so far: <strong>{formatPercent(fraction(minted, reserve), 4)}</strong> of the{' '}
-          {formatUncCompact(reserve)} UNC mining reserve. Rewards start with POCI.
+          {formatUncCompact(reserve)} UNC mining reserve.
         </p>
       </div>
     </Card>
@@ -315,6 +316,11 @@ export function Overview() {
           </div>
         </Card>
         <SupplyCard supply={supply} />
+      </div>
+
+      <div className="grid-2 grid-poci">
+        <EmissionCard supply={supply} epoch={node.currentEpoch} head={status?.height ?? 0} />
+        <NetworkCard network={node.network} epoch={node.currentEpoch} />
       </div>
 
       <div className="grid-2">

@@ -1,73 +1,148 @@
 /**
- * Pages still to come: the marketplace. It is clearly marked "coming with POCI" and says what it
- * will show. (Chips, validators and the miner view have their own pages now.)
+ * The marketplace (PROTOCOL.md §8): open offers (chips, price per hour, model, power, uptime,
+ * notice period, endpoint), leases with their escrow split (paid / refunded / remaining), and the
+ * providers' records (jobs receipted, ratings, disputes, earnings). Re-read every few seconds.
  */
-import type { ReactNode } from 'react';
 import { StoreIcon } from '../components/icons';
-import { Badge, Card, PageTitle } from '../components/ui';
+import { LeasesTable, OffersTable, ProvidersTable } from '../components/market';
+import { Amount, Card, PageTitle, Skeleton, Stat } from '../components/ui';
+import { big, formatInt, plural } from '../format';
+import { useNow } from '../node/context';
+import { useMarket } from '../node/market';
+import { useRegistries } from '../node/poci';
+import { RpcClientError } from '../sdk';
+import { ProblemCard, RpcErrorCard } from './common';
 
-function ComingWithPoci({
-  icon,
-  title,
-  lead,
-  features,
-  preview,
-  children,
-}: {
-  icon: ReactNode;
-  title: string;
-  lead: string;
-  features: string[];
-  preview: string[];
-  children?: ReactNode;
-}) {
+/** The node answers "method not found" when it has no marketplace (an older node). */
+export function isMissingMethod(err: unknown): boolean {
+  return err instanceof RpcClientError && (err.rpcCode === -32601 || /method not found/i.test(err.message));
+}
+
+export function MarketUnavailable({ error, what }: { error: unknown; what: string }) {
+  if (isMissingMethod(error))
+    return (
+      <ProblemCard title="This node has no marketplace" testId="market-unavailable">
+        It does not answer the market methods (unc_getOffers, unc_getLeases, …): it runs a version without
+        compute rental. Point the explorer at a newer node.
+      </ProblemCard>
+    );
+  return <RpcErrorCard error={error} what={what} />;
+}
+
+export function MarketplacePage() {
+  const market = useMarket();
+  const { models } = useRegistries();
+  const now = useNow(5000);
+  const data = market.data;
+  // Nothing to wait for when the node cannot answer: a dash, not a placeholder that never resolves.
+  const pending = (width: number) => (market.error ? '—' : <Skeleton width={width} height={30} />);
+  const open = data?.offers.filter((o) => o.status === 'open') ?? [];
+  const live = data?.leases.filter((l) => l.status !== 'closed') ?? [];
+  const held = live.reduce((s, l) => s + big(l.remaining), 0n);
+  const paid = data?.leases.reduce((s, l) => s + big(l.paid), 0n) ?? 0n;
+  const chipsOffered = new Set(open.flatMap((o) => o.chips.map((c) => c.chipId))).size;
+  const chipsFree = open.reduce((n, o) => n + o.available, 0);
+  const leases = data
+    ? [...data.leases].sort((a, b) => Number(a.status === 'closed') - Number(b.status === 'closed'))
+    : [];
+
   return (
     <div className="page">
       <PageTitle
         kicker={
           <>
-            {icon} <Badge tone="poci">coming with POCI</Badge>
+            <StoreIcon size={15} /> Compute rental
           </>
         }
-        title={title}
+        title="Marketplace"
       >
-        <p className="lead">{lead}</p>
+        <p className="lead">
+          Renters lease attested chips through an escrow that pays the provider only for proven online time:
+          slots a chip missed are refunded. Jobs run off chain, and every job gets a receipt signed by the
+          chip.
+        </p>
       </PageTitle>
-      {children}
-      <Card title="What this page will show" testId="poci-placeholder">
-        <ul className="feature-list">
-          {features.map((f) => (
-            <li key={f}>{f}</li>
-          ))}
-        </ul>
-      </Card>
-      <section className="preview-grid" aria-label="Layout preview, no data yet">
-        {preview.map((p) => (
-          <div className="preview-tile" key={p}>
-            <span className="preview-label">{p}</span>
-            <svg className="preview-spark" viewBox="0 0 200 40" preserveAspectRatio="none" aria-hidden="true">
-              <path d="M0 32 C 25 30, 35 18, 60 20 S 100 30, 120 16 S 165 8, 200 10" />
-            </svg>
-            <span className="preview-note">no data yet</span>
-          </div>
-        ))}
-      </section>
-    </div>
-  );
-}
 
-export function MarketplacePage() {
-  return (
-    <ComingWithPoci
-      icon={<StoreIcon size={15} />}
-      title="Marketplace"
-      lead="Renters lease attested chips through an escrow that pays the provider only for proven online time."
-      features={[
-        'Open offers: chips, price per hour, minimum and maximum duration, region, runtimes',
-        'Active leases with escrow paid, refunded and remaining',
-        'Job receipts signed by the chips',
-      ]}
-      preview={['Offers', 'Active leases', 'Escrow', 'Receipts']}
-    />
+      {!data && market.error ? <MarketUnavailable error={market.error} what="marketplace" /> : null}
+
+      <div className="stats">
+        <Stat
+          accent
+          label="Open offers"
+          testId="offers-open"
+          value={data ? formatInt(open.length) : pending(60)}
+          hint={data ? `${plural(chipsOffered, 'chip')} offered, ${formatInt(chipsFree)} free now` : ' '}
+        />
+        <Stat
+          label="Active leases"
+          testId="leases-active"
+          value={data ? formatInt(live.length) : pending(60)}
+          hint={data ? `${plural(data.leases.length, 'lease')} in all` : ' '}
+        />
+        <Stat
+          label="In escrow"
+          value={data ? <Amount value={held} maxFrac={2} /> : pending(120)}
+          hint="remaining in the open leases"
+        />
+        <Stat
+          label="Paid to providers"
+          value={data ? <Amount value={paid} maxFrac={2} /> : pending(120)}
+          hint="for proven online time"
+        />
+      </div>
+
+      <Card
+        title="Offers"
+        subtitle="Chips for rent: price per hour, the chips' model and power, their uptime, the notice a provider must give"
+        testId="offers-card"
+      >
+        {data ? (
+          <OffersTable
+            offers={data.offers}
+            models={models}
+            testId="offers-table"
+            empty={
+              <>
+                No offers yet. Providers create them with <code>unc market …</code>.
+              </>
+            }
+          />
+        ) : market.error ? null : (
+          <Skeleton height={120} />
+        )}
+      </Card>
+
+      <Card
+        title="Leases"
+        subtitle="Escrow split: paid to the provider, refunded to the renter, remaining — settled at every epoch end and at close"
+        testId="leases-card"
+      >
+        {data ? (
+          <LeasesTable
+            leases={leases}
+            now={now}
+            testId="leases-table"
+            empty={<>No leases yet. A renter opens one by accepting an offer.</>}
+          />
+        ) : market.error ? null : (
+          <Skeleton height={120} />
+        )}
+      </Card>
+
+      <Card title="Providers" subtitle="From their on-chain records" testId="providers-card">
+        {data ? (
+          <ProvidersTable
+            testId="providers-table"
+            rows={data.providers.map((p) => ({
+              provider: p.provider,
+              record: p.record,
+              offers: p.offers.filter((o) => o.status === 'open').length,
+            }))}
+          />
+        ) : market.error ? null : (
+          <Skeleton height={80} />
+        )}
+      </Card>
+    </div>
   );
 }

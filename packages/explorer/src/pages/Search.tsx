@@ -1,4 +1,7 @@
-/** Resolves a 64-hex string: a block hash first, then a transaction hash, then a chip id. Other shapes route directly. */
+/**
+ * Resolves a 64-hex string: a block hash first, then a transaction hash, a chip id, a lease id and
+ * an offer id. Other shapes route directly.
+ */
 import { useEffect } from 'react';
 import { PageTitle } from '../components/ui';
 import { useRpc } from '../node/context';
@@ -6,6 +9,7 @@ import { navigate, type PageProps, paths } from '../router';
 import { RpcClientError } from '../sdk';
 import { classify } from '../search';
 import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
+import { isMissingMethod } from './Poci';
 
 type Found = { to: string } | { none: true };
 
@@ -33,7 +37,21 @@ export function SearchPage({ params }: PageProps) {
       await c.call('unc_getChip', [target.hash]);
       return { to: paths.chip(target.hash) };
     } catch (err) {
-      if (isNotFound(err)) return { none: true };
+      if (!isNotFound(err)) throw err;
+    }
+    // A node without the marketplace has no leases or offers to find.
+    try {
+      await c.getLease(target.hash);
+      return { to: paths.lease(target.hash) };
+    } catch (err) {
+      if (isMissingMethod(err)) return { none: true };
+      if (!isNotFound(err)) throw err;
+    }
+    try {
+      await c.getOffer(target.hash);
+      return { to: paths.offer(target.hash) };
+    } catch (err) {
+      if (isNotFound(err) || isMissingMethod(err)) return { none: true };
       throw err;
     }
   });
@@ -52,7 +70,7 @@ export function SearchPage({ params }: PageProps) {
         </ProblemCard>
       ) : found && 'none' in found ? (
         <ProblemCard title="Nothing found" testId="search-none">
-          No block, transaction or chip has the id <span className="mono break">{q}</span>.
+          No block, transaction, chip, lease or offer has the id <span className="mono break">{q}</span>.
         </ProblemCard>
       ) : result.error ? (
         <RpcErrorCard error={result.error} what="search" />
