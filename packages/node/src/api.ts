@@ -57,6 +57,7 @@ import {
   type SlotJson,
   type StatusJson,
   type SupplyJson,
+  type TxEventJson,
   type TxReceiptJson,
   txToJson,
   type VendorJson,
@@ -129,6 +130,19 @@ export function createApi(node: UncNode): RpcServerModules {
       mempool: { size: node.mempool.size, bytes: node.mempool.bytes },
       validator: node.validator ? toHex(node.validator.publicKey) : null,
       version: NODE_VERSION,
+      peers: node.network?.peers().length ?? 0,
+      syncing: syncing(),
+    };
+  }
+
+  function syncing(): StatusJson['syncing'] {
+    const p = node.driver?.syncProgress;
+    if (!p) return null;
+    return {
+      height: Number(p.height),
+      target: Number(p.target),
+      blocksPerSecond: p.blocksPerSecond,
+      etaSeconds: p.etaSeconds,
     };
   }
 
@@ -141,6 +155,13 @@ export function createApi(node: UncNode): RpcServerModules {
       unc_getBlock: async (params) => {
         const height = await resolveBlockRef(param(params, 0, 'block'));
         return blockJson(height, param(params, 1, 'full') === true);
+      },
+
+      /** What a block did before its transactions: the market's epoch-end settlement of leases. */
+      unc_getBlockEvents: async (params): Promise<TxEventJson[]> => {
+        const height = await resolveBlockRef(param(params, 0, 'block'));
+        const events = await chain.blockEventsAt(height);
+        return (events ?? []).map(eventToJson);
       },
 
       unc_getRawBlock: async (params) => {

@@ -8,6 +8,7 @@ import {
   BlockExecutor,
   type BlockHeader,
   blockCodec,
+  blockEventsCodec,
   blockHash,
   blockResultsCodec,
   type ChainParams,
@@ -35,6 +36,7 @@ import {
   type StateWrite,
   signVote,
   type TxEnvelope,
+  type TxEvent,
   type TxResult,
   taggedHash,
   toHex,
@@ -50,6 +52,9 @@ import {
 } from '@unc/core';
 import type { Logger } from './log.js';
 import type { ChainDb } from './storage/db.js';
+
+/** Where a block's own events (not a transaction's) sit in the per-chip event index. */
+export const BLOCK_EVENTS_TX_INDEX = 0xffff_ffff;
 
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
@@ -113,6 +118,8 @@ export interface CommittedBlock {
   hash: Uint8Array;
   envelopes: TxEnvelope[];
   results: TxResult[];
+  /** What the block did before its transactions (e.g. the market's epoch-end settlement). */
+  blockEvents: TxEvent[];
 }
 
 export interface Rejected {
@@ -129,6 +136,7 @@ export interface PendingBlock {
   hash: Uint8Array;
   envelopes: TxEnvelope[];
   results: TxResult[];
+  blockEvents: TxEvent[];
   changes: StateWrite[];
   trie: MerkleTrie;
   /** The head it extends. */
@@ -312,6 +320,7 @@ export class Chain {
         hash,
         envelopes: included,
         results: execution.results,
+        blockEvents: execution.blockEvents,
         changes,
         trie,
         prevHash: this.headHash,
@@ -383,6 +392,7 @@ export class Chain {
       hash,
       envelopes,
       results: execution.results,
+      blockEvents: execution.blockEvents,
       changes,
       trie,
       prevHash: this.headHash,
@@ -417,6 +427,7 @@ export class Chain {
       hash: pending.hash,
       envelopes: pending.envelopes,
       results: pending.results,
+      blockEvents: pending.blockEvents,
     };
     await this.persist(committed, pending.changes, pending.trie, pending.lastCommit);
     return committed;
@@ -454,7 +465,13 @@ export class Chain {
     // The quorum that signed this header checked its lastCommitHash against the certificate the
     // proposer sent; our own quorum for the head may be another one, which proves nothing wrong.
     const pending = this.validateProposal(block, lastCommit, () => false, true);
-    const committed = { block, hash: pending.hash, envelopes: pending.envelopes, results: pending.results };
+    const committed = {
+      block,
+      hash: pending.hash,
+      envelopes: pending.envelopes,
+      results: pending.results,
+      blockEvents: pending.blockEvents,
+    };
     await this.persist(committed, pending.changes, pending.trie, pending.lastCommit);
     return committed;
   }
@@ -465,13 +482,22 @@ export class Chain {
     trie: MerkleTrie,
     parentCommit: Commit,
   ): Promise<void> {
-    const { block, hash, envelopes, results } = committed;
+    const { block, hash, envelopes, results, blockEvents } = committed;
     const chipEvents: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
     results.forEach((r, txIndex) => {
       r.events.forEach((event, eventIndex) => {
         if ('chipId' in event)
           chipEvents.push({ chipId: event.chipId, txIndex, eventIndex, event: encode(txEventCodec, event) });
       });
+    });
+    blockEvents.forEach((event, eventIndex) => {
+      if ('chipId' in event)
+        chipEvents.push({
+          chipId: event.chipId,
+          txIndex: BLOCK_EVENTS_TX_INDEX,
+          eventIndex,
+          event: encode(txEventCodec, event),
+        });
     });
     const parent = equalBytes(commitHash(parentCommit), commitHash(this.headBlock.commit))
       ? null
@@ -482,6 +508,7 @@ export class Chain {
       block: encode(blockCodec, block),
       txHashes: envelopes.map((e) => e.hash),
       results: encode(blockResultsCodec, results),
+      blockEvents: encode(blockEventsCodec, blockEvents),
       stateChanges: changes,
       chipEvents,
       ...(parent ? { parentBlock: encode(blockCodec, parent) } : {}),
@@ -503,6 +530,12 @@ export class Chain {
     if (height === this.height) return this.headBlock;
     const raw = await this.db.getBlockBytes(height);
     return raw ? decode(blockCodec, raw) : null;
+  }
+
+  /** The events of the block itself (before its transactions), e.g. leases settled at an epoch end. */
+  async blockEventsAt(height: bigint): Promise<TxEvent[] | null> {
+    const raw = await this.db.getBlockEventsBytes(height);
+    return raw ? decode(blockEventsCodec, raw) : null;
   }
 
   async resultsAt(height: bigint): Promise<TxResult[] | null> {

@@ -224,6 +224,10 @@ export interface StatusJson {
   mempool: { size: number; bytes: number };
   validator: string | null;
   version: string;
+  /** Peers connected over the p2p network (0 for a node without one). */
+  peers: number;
+  /** While the node catches up with its peers before joining consensus; null otherwise. */
+  syncing: { height: number; target: number; blocksPerSecond: number; etaSeconds: number | null } | null;
 }
 
 export interface SupplyJson {

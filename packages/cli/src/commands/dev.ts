@@ -89,7 +89,8 @@ export function devCommand(): Command {
         '--provider-port <port>',
         "the dev miner's provider API for renters' jobs (default: RPC port + 1, or a free port with --rpc-port 0)",
       )
-      .option('--offer-price <unc>', 'price per hour of the dev chips offered for rent', '2'),
+      .option('--offer-price <unc>', 'price per hour of the dev chips offered for rent', '2')
+      .option('--no-offer', 'do not put the dev chips on the market (the provider API still runs)'),
   ).action(
     async (
       opts: {
@@ -102,6 +103,7 @@ export function devCommand(): Command {
         epochBlocks: string;
         providerPort?: string;
         offerPrice: string;
+        offer: boolean;
       },
       cmd: Command,
     ) => {
@@ -219,13 +221,17 @@ export function devCommand(): Command {
         statusPort: 0,
         // Renters lease the dev chips through the same market and provider API as anywhere else.
         provider: { port: providerPort, modelDir: join(home, 'provider', 'models') },
-        offer: {
-          pricePerHour: offerPrice,
-          minHours: 1,
-          maxHours: 24,
-          noticeMs: 10n * 60_000n,
-          attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
-        },
+        ...(opts.offer
+          ? {
+              offer: {
+                pricePerHour: offerPrice,
+                minHours: 1,
+                maxHours: 24,
+                noticeMs: 10n * 60_000n,
+                attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
+              },
+            }
+          : {}),
         logger: logger.child('miner'),
       });
       if (chips.length > 0) await miner.start();

@@ -9,6 +9,7 @@ import { type ChipSigner, DevSoftSigner, MinerAgent } from '@unc/miner';
 import { createLogger, DEV_MODELS, devChipKey, devKey, startNetwork, UncNode } from '@unc/node';
 import { Command } from 'commander';
 import { ctxOf, withCommon } from '../context.js';
+import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
 
 function port(text: string, name: string): number {
@@ -152,6 +153,26 @@ export function startCommand(): Command {
       logger: logger.child('miner'),
     });
 
+    // A node that starts behind its peers syncs before it joins consensus: show how far it is.
+    const bar = progressBar('syncing blocks');
+    let wasSyncing = false;
+    const syncWatch = setInterval(() => {
+      const p = node.driver.syncProgress;
+      if (p) {
+        wasSyncing = true;
+        bar.update(
+          Number(p.height),
+          Number(p.target),
+          p.etaSeconds,
+          `${p.blocksPerSecond.toFixed(0)} blocks/s`,
+        );
+      } else if (wasSyncing) {
+        wasSyncing = false;
+        bar.done(`synced to height ${node.chain.height}; following consensus`);
+      }
+    }, 250);
+    syncWatch.unref();
+
     // After the summary: registering chips waits for blocks, and operators want the URLs first.
     if (chips.length > 0) {
       miner
@@ -163,6 +184,7 @@ export function startCommand(): Command {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
+      clearInterval(syncWatch);
       logger.info(`received ${signal}, stopping`);
       miner
         .stop()

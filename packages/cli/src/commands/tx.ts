@@ -80,5 +80,63 @@ export function txCommand(): Command {
     },
   );
 
+  for (const kind of ['bond', 'unbond'] as const) {
+    withCommon(
+      tx
+        .command(kind)
+        .description(
+          kind === 'bond'
+            ? 'pledge UNC as a validator bond: the key that bonds becomes a validator candidate (PROTOCOL §6)'
+            : 'start unbonding: the UNC returns to the balance after the unbonding period (3 epochs)',
+        )
+        .requiredOption('--from <name>', 'name of the key in the keyring')
+        .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 100')
+        .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
+        .option('--password-file <file>', "read the key's password from a file")
+        .option('--yes', 'do not ask for confirmation'),
+    ).action(
+      async (
+        opts: { from: string; amount: string; fee?: string; passwordFile?: string; yes?: boolean },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const amount = parseUnc(opts.amount);
+        if (amount === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
+        const fee = opts.fee === undefined ? undefined : parseUnc(opts.fee);
+        const keyring = ctx.keyring();
+        const from = keyring.info(opts.from);
+        const client = ctx.client();
+        const status = await client.status();
+        const password = keyring.needsPassword(opts.from)
+          ? await readPassword(opts, `Password for "${opts.from}": `)
+          : undefined;
+        const seed = keyring.unlock(opts.from, status.chainId, password);
+        const stx = await buildTransaction(client, seed, [{ type: kind, amount }], {
+          ...(fee === undefined ? {} : { fee }),
+        });
+        if (!opts.yes) {
+          if (!process.stdin.isTTY)
+            throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
+          const answer = await askLine(
+            `${kind === 'bond' ? 'Bond' : 'Unbond'} ${formatUnc(amount)} UNC of ${from.address} (fee ${formatUnc(stx.tx.fee)} UNC)? [y/N] `,
+          );
+          if (!/^y(es)?$/i.test(answer.trim()))
+            throw new UncError('CANCELLED', 'cancelled; nothing was sent');
+        }
+        const hash = signedHash(stx);
+        await client.sendRawTransaction(encodeSigned(stx));
+        const outcome = await client.waitForTransaction(hash);
+        if (outcome.status === 'rejected') {
+          throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+        }
+        ctx.print(
+          { hash, status: 'included', height: outcome.height, action: kind, amount: amount.toString() },
+          () =>
+            `${kind === 'bond' ? 'bonded' : 'unbonding'} ${formatUnc(amount)} UNC at height ${outcome.height}`,
+        );
+      },
+    );
+  }
+
   return tx;
 }

@@ -98,8 +98,10 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
     );
   }
   // Heartbeats are fee-free: they are only valid inside their window, so they cannot be spammed.
-  const heartbeatsOnly = tx.actions.every((a) => a.type === 'heartbeat');
-  const minFee = heartbeatsOnly ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
+  // So is equivocation evidence: each piece is accepted once and must verify against the validator
+  // set, so it cannot be spammed either, and a validator with an empty balance can still report.
+  const feeFree = tx.actions.every((a) => a.type === 'heartbeat' || a.type === 'evidence');
+  const minFee = feeFree ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
   if (tx.fee < minFee) {
     throw new ValidationError(
       'FEE_TOO_LOW',

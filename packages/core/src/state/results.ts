@@ -166,3 +166,6 @@ export const txResultCodec: Codec<TxResult> = struct<TxResult>('TxResult', {
 });
 
 export const blockResultsCodec: Codec<TxResult[]> = list(txResultCodec, 100_000, 'results');
+
+/** A block's own events, from its begin-block work (e.g. the market's epoch-end settlement). */
+export const blockEventsCodec: Codec<TxEvent[]> = list(txEventCodec, 1_000_000, 'blockEvents');

@@ -15,11 +15,13 @@
  * same code path, deciding each block alone.
  */
 import {
+  addressFromPublicKey,
   blockCodec,
   blockHash,
   type ConsensusAction,
   type ConsensusEvent,
   type ConsensusEvidence,
+  checkEvidence,
   commitHash,
   consensusEvidenceCodec,
   DEFAULT_TIMEOUTS,
@@ -27,10 +29,14 @@ import {
   defaultVerify,
   encode,
   envelopeFromBytes,
+  envelopeFromSigned,
   equalBytes,
   evidenceOffender,
+  evidenceSlot,
+  getAccount,
   PrivValidator,
   type Proposal,
+  signTransaction,
   Tendermint,
   type TimeoutParams,
   type TimeoutStep,
@@ -139,6 +145,8 @@ export class ConsensusDriver {
   private future: Buffered[] = [];
   private readonly verified = new Set<string>();
   private readonly evidenceSeen = new Set<string>();
+  /** Evidence this validator will put on chain once the block after its height is being built. */
+  private evidenceToSubmit: ConsensusEvidence[] = [];
   private txOut: Uint8Array[] = [];
   private txOutBytes = 0;
   private txFlush: NodeJS.Timeout | null = null;
@@ -461,6 +469,7 @@ export class ConsensusDriver {
       });
     }
     this.host.onCommitted(committed);
+    this.flushEvidence();
     for (const l of this.commitListeners) {
       try {
         l(committed, round);
@@ -674,7 +683,57 @@ export class ConsensusDriver {
       source,
     });
     if (source !== 'gossip') this.publish('evidence', bytes);
+    this.submitEvidence(evidence);
     return true;
+  }
+
+  /**
+   * A validator puts the evidence on chain itself, in a transaction its own key signs and pays
+   * for: slashing must not depend on somebody else noticing. A block carries evidence of earlier
+   * heights only, so evidence of the height being decided waits for its commit. Evidence already
+   * included, too old or about a tombstoned validator is dropped by the check the block will make.
+   */
+  private submitEvidence(evidence: ConsensusEvidence): void {
+    if (!this.validator) return;
+    if (this.evidenceToSubmit.length >= 64) this.evidenceToSubmit.shift();
+    this.evidenceToSubmit.push(evidence);
+    this.flushEvidence();
+  }
+
+  private flushEvidence(): void {
+    if (!this.validator || this.evidenceToSubmit.length === 0) return;
+    const head = this.chain.head.header;
+    const chainId = this.chain.genesis.chainId;
+    const waiting: ConsensusEvidence[] = [];
+    for (const evidence of this.evidenceToSubmit) {
+      if (evidenceSlot(evidence).height > head.height) {
+        waiting.push(evidence);
+        continue;
+      }
+      try {
+        checkEvidence(this.chain.state, chainId, head.height + 1n, evidence, this.chain.genesis);
+        const sender = addressFromPublicKey(this.validator.publicKey);
+        // Evidence-only transactions are fee-free: a validator with an empty balance can report.
+        const tx = {
+          chainId,
+          signer: this.validator.publicKey,
+          nonce: getAccount(this.chain.state, sender).nonce,
+          fee: 0n,
+          expiresAt: head.height + 20n,
+          actions: [{ type: 'evidence' as const, evidence }],
+        };
+        const env = envelopeFromSigned(signTransaction(tx, this.validator.seed));
+        this.host.admitTx(env);
+        this.announceTx(env);
+        this.logger.info('submitted equivocation evidence', {
+          offender: toHex(evidenceOffender(evidence)),
+          tx: toHex(env.hash),
+        });
+      } catch (err) {
+        this.logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
+      }
+    }
+    this.evidenceToSubmit = waiting;
   }
 
   private publish(topic: GossipTopic, data: Uint8Array): void {

@@ -14,6 +14,8 @@ export enum Bucket {
   blockResults = 0x06,
   /** chipId ‖ height ‖ tx index ‖ event index → encoded event: a chip's slot and life log. */
   chipEvents = 0x07,
+  /** height → the block's own events (begin-block work such as epoch-end lease settlement). */
+  blockEvents = 0x08,
 }
 
 const HEAD_KEY = metaKey('head');
@@ -50,6 +52,8 @@ export interface BlockWrite {
   /** The encoded transaction results. */
   results: Uint8Array;
   stateChanges: { key: Uint8Array; value: Uint8Array | null }[];
+  /** The encoded events of the block itself (not of a transaction). */
+  blockEvents?: Uint8Array;
   /** Events that concern a chip, indexed for its log. */
   chipEvents?: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[];
   /**
@@ -91,6 +95,10 @@ export class ChainDb {
 
   async getBlockBytes(height: bigint): Promise<Uint8Array | undefined> {
     return this.get(bucketKey(Bucket.blockByHeight, heightKey(height)));
+  }
+
+  async getBlockEventsBytes(height: bigint): Promise<Uint8Array | undefined> {
+    return this.get(bucketKey(Bucket.blockEvents, heightKey(height)));
   }
 
   async getResultsBytes(height: bigint): Promise<Uint8Array | undefined> {
@@ -149,6 +157,13 @@ export class ChainDb {
       view.setUint32(8, index);
       ops.push({ type: 'put', key: bucketKey(Bucket.txLocation, h), value: loc });
     });
+    if (w.blockEvents) {
+      ops.push({
+        type: 'put',
+        key: bucketKey(Bucket.blockEvents, heightKey(w.height)),
+        value: w.blockEvents,
+      });
+    }
     for (const e of w.chipEvents ?? []) {
       const key = new Uint8Array(1 + 32 + 8 + 4 + 2);
       key[0] = Bucket.chipEvents;

@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   commitHash,
+  consensusEvidenceCodec,
   decode,
+  duplicateVoteEvidence,
   encode,
   envelopeFromSigned,
+  isTombstoned,
   PrivValidator,
   parseUnc,
   signProposal,
@@ -309,4 +312,37 @@ test('the signer state is on disk after every signature: a restarted validator c
     }),
     /refusing to sign without it/,
   );
+});
+
+test('evidence of a validator that voted twice, gossiped to a validator, is put on chain by it: the offender is tombstoned everywhere', async () => {
+  const hub = new MemoryNetworkHub();
+  const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
+  try {
+    await until('height 3 on all validators', () => minHeight(nodes) >= 3n);
+    const offender = validators[3]!;
+    const prevote = (blockHash: Uint8Array | null) =>
+      signVote(
+        'unc-dev-1',
+        { type: 'prevote', height: 2n, round: 0, blockHash, validator: offender.publicKey },
+        offender.seed,
+      );
+    const evidence = duplicateVoteEvidence(
+      'unc-dev-1',
+      prevote(new Uint8Array(32).fill(0xab)),
+      prevote(new Uint8Array(32).fill(0xcd)),
+    );
+    const gossip = nodes[0]!.driver.handlers().onGossip;
+    assert.equal(await gossip('evidence', encode(consensusEvidenceCodec, evidence), 'x'), 'accept');
+    // The same evidence again is not news.
+    assert.equal(await gossip('evidence', encode(consensusEvidenceCodec, evidence), 'x'), 'ignore');
+    // The receiving validator submits it (fee-free, signed by its own key); every node applies it.
+    await until(
+      'the offender to be tombstoned on every validator',
+      () => nodes.every((n) => isTombstoned(n.chain.state, offender.publicKey)),
+      20_000,
+    );
+    await assertNoFork(nodes);
+  } finally {
+    for (const n of nodes) await stopNode(n);
+  }
 });
