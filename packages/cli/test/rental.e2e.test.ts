@@ -114,6 +114,45 @@ describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_0
     assert.ok(leases['dev-soft'] && leases.tpm2, 'one lease per profile');
   });
 
+  test("the renter rates a job with its receipt and records a dispute: the provider's record shows both", async () => {
+    const lease = leases['dev-soft'];
+    assert.ok(lease);
+    const rated = await json([
+      'market',
+      'rate',
+      join(home.dir, 'receipt-dev-soft.hex'),
+      '--rating',
+      '5',
+      '--from',
+      RENTER,
+    ]);
+    assert.equal(rated.rating, 5);
+    // The same receipt twice is refused, with one line saying why.
+    const again = await runUnc(
+      ['market', 'rate', join(home.dir, 'receipt-dev-soft.hex'), '--rating', '1', '--from', RENTER].concat([
+        '--home',
+        home.dir,
+      ]),
+    );
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
+    await json([
+      'market',
+      'dispute',
+      lease.id,
+      '--request',
+      'ab'.repeat(32),
+      '--reason',
+      'no answer in 60 s',
+      '--from',
+      RENTER,
+    ]);
+    const record = await json(['market', 'provider', lease.provider]);
+    assert.equal(record.jobsReceipted, 1);
+    assert.equal(record.ratingsCount, 1);
+    assert.equal(record.disputes, 1);
+  });
+
   test('the provider refuses another key, a replayed request and an oversized body', async () => {
     const lease = leases['dev-soft'];
     assert.ok(lease);

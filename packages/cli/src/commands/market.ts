@@ -1,15 +1,19 @@
 /** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
+import { existsSync, readFileSync } from 'node:fs';
 import { type Action, decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
 import {
   buildTransaction,
   closeLeaseAction,
   closeOfferAction,
   createOfferAction,
+  decodeSignedReceipt,
+  disputeAction,
   encodeSigned,
   type LeaseJson,
   type OfferJson,
   openLeaseAction,
   type ProviderRecordJson,
+  postReceiptAction,
   signedHash,
   type TxEventJson,
   topUpLeaseAction,
@@ -404,6 +408,47 @@ export function marketCommand(): Command {
         `  disputes      ${r.disputes}`,
         `  earnings      ${unc(r.earnings)}`,
       ].join('\n'),
+    );
+  });
+
+  withSigner(
+    market
+      .command('rate <receipt>')
+      .description("renter: post a job's chip-signed receipt (file or hex) on chain with a rating 1–5")
+      .requiredOption('--rating <n>', '1 (bad) … 5 (excellent)'),
+  ).action(async (arg: string, opts: SendOpts & { rating: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const rating = intArg(opts.rating, '--rating', 1, 5);
+    const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
+    let signed: ReturnType<typeof decodeSignedReceipt>;
+    try {
+      signed = decodeSignedReceipt(hex);
+    } catch (err) {
+      throw new UncError('BAD_RECEIPT', `not a signed receipt: ${(err as Error).message}`);
+    }
+    const { hash, height, events } = await send(ctx, opts, [postReceiptAction(signed, rating)]);
+    const e = eventOf(events, 'receiptPosted');
+    ctx.print(
+      { hash, height, leaseId: e.leaseId, jobId: e.jobId, provider: e.provider, rating: e.rating },
+      () => `receipt of job ${e.jobId} posted at height ${height}: rated ${e.rating}/5 for ${e.provider}`,
+    );
+  });
+
+  withSigner(
+    market
+      .command('dispute <leaseId>')
+      .description('renter: record on chain a request the provider did not answer')
+      .requiredOption('--request <hash>', 'the request hash (the job id the request would have had)')
+      .requiredOption('--reason <text>', 'what happened, e.g. "no answer within 60 s"'),
+  ).action(async (id: string, opts: SendOpts & { request: string; reason: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const leaseId = idArg(id, 'lease');
+    const request = idArg(opts.request, 'request');
+    const { hash, height, events } = await send(ctx, opts, [disputeAction(leaseId, request, opts.reason)]);
+    const e = eventOf(events, 'disputeRecorded');
+    ctx.print(
+      { hash, height, leaseId: e.leaseId, provider: e.provider, requestHash: e.requestHash },
+      () => `dispute recorded at height ${height} against ${e.provider} (lease ${e.leaseId})`,
     );
   });
 
