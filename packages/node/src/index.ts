@@ -8,7 +8,14 @@ export * from './log.js';
 export * from './mempool.js';
 export * from './metrics.js';
 export * from './node.js';
-export * from './p2p/libp2p.js';
+export * from './p2p/lazy.js';
+export type {
+  Libp2pNetwork,
+  NetworkMetricsHooks,
+  NetworkOptions,
+  RequestOutcome,
+  ScoringOptions,
+} from './p2p/libp2p.js';
 export * from './p2p/types.js';
 export * from './storage/db.js';
 export * from './sync.js';

@@ -7,10 +7,10 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Ocr from '@gutenye/ocr-node';
+import type Ocr from '@gutenye/ocr-node';
 import { concatBytes, contentHash, toHex } from '@unc/core';
 import type { OcrLine } from '@unc/sdk';
-import sharp from 'sharp';
+import type sharp from 'sharp';
 
 export interface OcrModelFiles {
   detectionPath: string;
@@ -49,7 +49,10 @@ export class OcrEngine {
     opts: { files?: OcrModelFiles; onnxOptions?: Record<string, unknown> } = {},
   ): Promise<OcrEngine> {
     const files = opts.files ?? DEFAULT_OCR_MODELS;
-    const ocr = await Ocr.create({ models: files, onnxOptions: opts.onnxOptions ?? {} });
+    // Loaded here, not at import: the OCR stack (ONNX Runtime, sharp) takes most of a second to
+    // load, and only a provider that runs jobs needs it.
+    const { default: OcrLib } = await import('@gutenye/ocr-node');
+    const ocr = await OcrLib.create({ models: files, onnxOptions: opts.onnxOptions ?? {} });
     return new OcrEngine(ocr, await ocrModelHash(files));
   }
 
@@ -61,7 +64,8 @@ export class OcrEngine {
   static async checkImage(image: Uint8Array): Promise<void> {
     let meta: sharp.Metadata;
     try {
-      meta = await sharp(image).metadata();
+      const { default: decode } = await import('sharp');
+      meta = await decode(image).metadata();
     } catch (err) {
       throw new Error(`the image cannot be read: ${(err as Error).message}`);
     }

@@ -6,7 +6,20 @@
  */
 import type { Logger } from '@unc/node';
 import { type RawTensor, TENSOR_TYPES, type TensorType } from '@unc/sdk';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
+
+let ortModule: typeof Ort | null = null;
+
+/** ONNX Runtime, loaded on first use: it is large, and most commands never run a model. */
+export async function loadOrt(): Promise<typeof Ort> {
+  ortModule ??= await import('onnxruntime-node');
+  return ortModule;
+}
+
+function ort(): typeof Ort {
+  if (!ortModule) throw new Error('ONNX Runtime is not loaded yet (call loadOrt first)');
+  return ortModule;
+}
 
 export type ExecutionProviderName = 'cpu' | 'cuda';
 
@@ -28,15 +41,15 @@ const ARRAYS: Record<TensorType, TypedArrayCtor> = {
   bool: Uint8Array,
 };
 
-export function toOrtTensor(t: RawTensor): ort.Tensor {
+export function toOrtTensor(t: RawTensor): Ort.Tensor {
   // A copy: the typed array needs an aligned buffer of its own, and the request body is not.
   const buffer = new ArrayBuffer(t.data.length);
   new Uint8Array(buffer).set(t.data);
   const data = new ARRAYS[t.type](buffer, 0, t.data.length / TENSOR_TYPES[t.type]);
-  return new ort.Tensor(t.type, data as never, t.dims.map(Number));
+  return new (ort().Tensor)(t.type, data as never, t.dims.map(Number));
 }
 
-export function fromOrtTensor(name: string, t: ort.Tensor): RawTensor {
+export function fromOrtTensor(name: string, t: Ort.Tensor): RawTensor {
   if (!(t.type in TENSOR_TYPES))
     throw new Error(`output "${name}" has type ${t.type}, which jobs cannot return`);
   const view = t.data as ArrayBufferView;
@@ -49,7 +62,7 @@ export function fromOrtTensor(name: string, t: ort.Tensor): RawTensor {
 }
 
 export class OnnxRunner {
-  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly sessions = new Map<string, Promise<Ort.InferenceSession>>();
   private effective: ExecutionProviderName;
 
   constructor(
@@ -66,16 +79,17 @@ export class OnnxRunner {
   }
 
   /** Session options for the execution provider in use; also what the OCR pipeline is given. */
-  sessionOptions(): ort.InferenceSession.SessionOptions {
+  sessionOptions(): Ort.InferenceSession.SessionOptions {
     return { executionProviders: [this.effective] };
   }
 
   /** Creates a session, falling back from CUDA to the CPU once, with a log line saying why. */
-  async createSession(model: Uint8Array | string): Promise<ort.InferenceSession> {
+  async createSession(model: Uint8Array | string): Promise<Ort.InferenceSession> {
+    const ortLib = await loadOrt();
     const create = () =>
       typeof model === 'string'
-        ? ort.InferenceSession.create(model, this.sessionOptions())
-        : ort.InferenceSession.create(model, this.sessionOptions());
+        ? ortLib.InferenceSession.create(model, this.sessionOptions())
+        : ortLib.InferenceSession.create(model, this.sessionOptions());
     if (this.effective === 'cuda') {
       try {
         return await create();
@@ -99,7 +113,7 @@ export class OnnxRunner {
   }
 
   /** A cached session for a stored model; `load` reads its bytes on the first use. */
-  session(hash: string, load: () => Promise<Uint8Array>): Promise<ort.InferenceSession> {
+  session(hash: string, load: () => Promise<Uint8Array>): Promise<Ort.InferenceSession> {
     let s = this.sessions.get(hash);
     if (!s) {
       if (this.sessions.size >= this.maxSessions) {
@@ -117,7 +131,7 @@ export class OnnxRunner {
   }
 
   /** Runs a session on checked inputs; every declared input must be given, nothing else. */
-  async run(session: ort.InferenceSession, inputs: RawTensor[]): Promise<RawTensor[]> {
+  async run(session: Ort.InferenceSession, inputs: RawTensor[]): Promise<RawTensor[]> {
     const names = new Set(session.inputNames);
     for (const t of inputs)
       if (!names.has(t.name))
@@ -126,7 +140,7 @@ export class OnnxRunner {
         );
     for (const n of session.inputNames)
       if (!inputs.some((t) => t.name === n)) throw new Error(`input "${n}" is missing`);
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Record<string, Ort.Tensor> = {};
     for (const t of inputs) feeds[t.name] = toOrtTensor(t);
     const out = await session.run(feeds);
     return session.outputNames.map((n) => fromOrtTensor(n, out[n]!));
