@@ -58,6 +58,18 @@ export class Context {
     return new Keyring(this.home);
   }
 
+  /**
+   * A keyring key's seed for `chainId`: test keys only on their dev chain, a keystore after its
+   * password (from `--password-file`, else a hidden prompt).
+   */
+  async unlockKey(name: string, chainId: string, opts: { passwordFile?: string }): Promise<Uint8Array> {
+    const keyring = this.keyring();
+    const password = keyring.needsPassword(name)
+      ? await readPassword(opts, `Password for "${name}": `)
+      : undefined;
+    return keyring.unlock(name, chainId, password);
+  }
+
   /** Prints `value` as JSON, or as text with `text` (defaults to JSON too). */
   print(value: unknown, text?: () => string): void {
     if (this.output === 'json' || !text) console.log(JSON.stringify(value, null, 2));
@@ -117,4 +129,21 @@ export async function askLine(prompt: string): Promise<string> {
       resolvePromise(answer);
     }),
   );
+}
+
+/** A TCP port given as `--<name>`; 0 asks the system for a free one. */
+export function portOption(text: string, name: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535)
+    throw new UncError('BAD_PORT', `invalid --${name} "${text}": 0…65535`);
+  return n;
+}
+
+/** A whole number in min…max given as `--<name>`. */
+export function countOption(text: string, name: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw new UncError('BAD_ARGUMENT', `invalid --${name} "${text}": ${min}…${max}`);
+  }
+  return n;
 }

@@ -8,7 +8,7 @@ import {
   type TxEventJson,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { ctxOf, readPassword, withCommon } from '../context.js';
+import { ctxOf, withCommon } from '../context.js';
 
 export function chipIdArg(text: string): string {
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
@@ -162,12 +162,8 @@ export function chipCommand(): Command {
       const certs = pemToDer(readFileSync(opts.akCert, 'utf8'));
       if (certs.length === 0) throw new UncError('BAD_FILE', `${opts.akCert} holds no PEM certificate`);
       const client = ctx.client();
-      const keyring = ctx.keyring();
       const status = await client.status();
-      const password = keyring.needsPassword(opts.from)
-        ? await readPassword(opts, `Password for "${opts.from}": `)
-        : undefined;
-      const seed = keyring.unlock(opts.from, status.chainId, password);
+      const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
       const stx = await buildTransaction(client, seed, [
         {
           type: 'registerChip',

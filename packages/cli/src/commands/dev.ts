@@ -29,14 +29,8 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
-import { ctxOf, withCommon } from '../context.js';
+import { countOption, ctxOf, portOption, withCommon } from '../context.js';
 import { spinner } from '../progress.js';
-
-function port(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UncError('BAD_PORT', `invalid port "${text}"`);
-  return n;
-}
 
 const DEV_TPM_VENDOR = 'dev-tpm';
 const DEV_TPM_MODEL = 'swtpm';
@@ -52,14 +46,6 @@ async function devTpmVendor(home: string): Promise<VendorCa> {
   });
   await writeVendorCa(ca, dir);
   return ca;
-}
-
-function count(text: string, name: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UncError('BAD_ARGUMENT', `invalid --${name} "${text}": ${min}…${max}`);
-  }
-  return n;
 }
 
 function blockTime(text: string): number {
@@ -108,13 +94,17 @@ export function devCommand(): Command {
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
-      const rpcPort = port(opts.rpcPort);
+      const rpcPort = portOption(opts.rpcPort, 'rpc-port');
       const blockTimeMs = blockTime(opts.blockTime);
-      const chipCount = count(opts.chips, 'chips', 0, 1000);
-      const tpmChipCount = count(opts.tpmChips, 'tpm-chips', 0, 16);
-      const epochBlocks = count(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
+      const chipCount = countOption(opts.chips, 'chips', 0, 1000);
+      const tpmChipCount = countOption(opts.tpmChips, 'tpm-chips', 0, 16);
+      const epochBlocks = countOption(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
       const providerPort =
-        opts.providerPort !== undefined ? port(opts.providerPort) : rpcPort === 0 ? 0 : rpcPort + 1;
+        opts.providerPort !== undefined
+          ? portOption(opts.providerPort, 'provider-port')
+          : rpcPort === 0
+            ? 0
+            : rpcPort + 1;
       const offerPrice = parseUnc(opts.offerPrice);
       const home = ctx.home;
       const dataDir = join(home, 'data');

@@ -18,7 +18,7 @@ import {
   verifyReceiptOffline,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+import { type Context, ctxOf, withCommon } from '../context.js';
 
 interface LeaseView {
   id: string;
@@ -125,11 +125,7 @@ async function providerFor(
   // A closing lease is still served through its notice period.
   if (lease && lease.status === 'closed')
     throw new UncError('LEASE_NOT_ACTIVE', `lease ${leaseId} is closed`);
-  const keyring = ctx.keyring();
-  const password = keyring.needsPassword(opts.from)
-    ? await readPassword(opts, `Password for "${opts.from}": `)
-    : undefined;
-  const seed = keyring.unlock(opts.from, status.chainId, password);
+  const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
   if (lease && lease.renterPublicKey.toLowerCase() !== toHex(ed25519PublicKey(seed)))
     throw new UncError('NOT_RENTER', `key "${opts.from}" is not the renter of lease ${leaseId}`);
   return {

@@ -19,7 +19,7 @@ import {
   topUpLeaseAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+import { type Context, ctxOf, withCommon } from '../context.js';
 import { chipIdArg, formatPower } from './chip.js';
 
 function idArg(text: string, what: string): string {
@@ -80,10 +80,7 @@ async function send(
   keyring.info(opts.from);
   const client = ctx.client();
   const status = await client.status();
-  const password = keyring.needsPassword(opts.from)
-    ? await readPassword(opts, `Password for "${opts.from}": `)
-    : undefined;
-  const seed = keyring.unlock(opts.from, status.chainId, password);
+  const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
   const stx = await buildTransaction(client, seed, actions);
   const hash = signedHash(stx);
   await client.sendRawTransaction(encodeSigned(stx));

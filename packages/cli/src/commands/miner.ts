@@ -5,7 +5,7 @@ import { type ChipSigner, type ChipStatus, DevSoftSigner, MinerAgent } from '@un
 import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
-import { ctxOf, readPassword, withCommon } from '../context.js';
+import { ctxOf, withCommon } from '../context.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -152,11 +152,7 @@ export function minerCommand(): Command {
         throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
       const client = ctx.client();
       const status = await client.status();
-      const keyring = ctx.keyring();
-      const password = keyring.needsPassword(from)
-        ? await readPassword(opts, `Password for "${from}": `)
-        : undefined;
-      const seed = keyring.unlock(from, status.chainId, password);
+      const seed = await ctx.unlockKey(from, status.chainId, opts);
       const agent = new MinerAgent({
         nodeUrl: ctx.nodeUrl,
         ownerSeed: seed,

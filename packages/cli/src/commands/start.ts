@@ -8,24 +8,9 @@ import { UncError } from '@unc/core';
 import { type ChipSigner, DevSoftSigner, MinerAgent } from '@unc/miner';
 import { createLogger, DEV_MODELS, devChipKey, devKey, startNetwork, UncNode } from '@unc/node';
 import { Command } from 'commander';
-import { ctxOf, withCommon } from '../context.js';
+import { countOption, ctxOf, portOption, withCommon } from '../context.js';
 import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
-
-function port(text: string, name: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new UncError('BAD_PORT', `invalid --${name} "${text}"`);
-  return n;
-}
-
-function count(text: string, name: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UncError('BAD_ARGUMENT', `invalid --${name} "${text}": ${min}…${max}`);
-  }
-  return n;
-}
 
 function peerList(text: string | undefined): string[] {
   if (!text) return [];
@@ -84,11 +69,11 @@ export function startCommand(): Command {
       throw new UncError('BAD_GENESIS', `${opts.genesis} is not valid JSON: ${(err as Error).message}`);
     }
     const peers = peerList(opts.peers);
-    const p2pPort = port(opts.p2pPort, 'p2p-port');
-    const rpcPort = port(opts.rpcPort, 'rpc-port');
-    const chipCount = count(opts.devChips, 'dev-chips', 0, 1000);
-    const chipOffset = count(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
-    const minerAccount = count(opts.devMinerAccount, 'dev-miner-account', 0, 9);
+    const p2pPort = portOption(opts.p2pPort, 'p2p-port');
+    const rpcPort = portOption(opts.rpcPort, 'rpc-port');
+    const chipCount = countOption(opts.devChips, 'dev-chips', 0, 1000);
+    const chipOffset = countOption(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
+    const minerAccount = countOption(opts.devMinerAccount, 'dev-miner-account', 0, 9);
     const logger = createLogger(keys.moniker);
 
     const node = await UncNode.start({

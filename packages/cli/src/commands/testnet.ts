@@ -11,16 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
 import { DEV_MINER_ACCOUNT, devGenesisJson } from '@unc/node';
 import { Command } from 'commander';
-import { ctxOf, withCommon } from '../context.js';
+import { countOption, ctxOf, withCommon } from '../context.js';
 import { initHome, type NodeHomeInfo } from './init.js';
-
-function count(text: string, name: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UncError('BAD_ARGUMENT', `invalid --${name} "${text}": ${min}…${max}`);
-  }
-  return n;
-}
 
 export interface TestnetNode {
   moniker: string;
@@ -64,10 +56,10 @@ export function testnetCommand(): Command {
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
-      const n = count(opts.validators, 'validators', 1, 9);
-      const basePort = count(opts.basePort, 'base-port', 1024, 65535 - 2 * n);
-      const chips = count(opts.chipsPerValidator, 'chips-per-validator', 0, 64);
-      const blockTimeMs = count(opts.blockTime, 'block-time', 100, 600_000);
+      const n = countOption(opts.validators, 'validators', 1, 9);
+      const basePort = countOption(opts.basePort, 'base-port', 1024, 65535 - 2 * n);
+      const chips = countOption(opts.chipsPerValidator, 'chips-per-validator', 0, 64);
+      const blockTimeMs = countOption(opts.blockTime, 'block-time', 100, 600_000);
       const dir = resolve(opts.dir ?? join(ctx.home, 'testnet'));
       if (opts.reset) rmSync(dir, { recursive: true, force: true });
       const genesisPath = join(dir, 'genesis.json');

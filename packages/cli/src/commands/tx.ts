@@ -1,7 +1,7 @@
 import { decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
 import { buildTransaction, encodeSigned, signedHash, transferAction } from '@unc/sdk';
 import { Command } from 'commander';
-import { askLine, ctxOf, readPassword, withCommon } from '../context.js';
+import { askLine, ctxOf, withCommon } from '../context.js';
 
 export function txCommand(): Command {
   const tx = new Command('tx').description('sign and send transactions');
@@ -41,10 +41,7 @@ export function txCommand(): Command {
       const from = keyring.info(opts.from);
       const client = ctx.client();
       const status = await client.status();
-      const password = keyring.needsPassword(opts.from)
-        ? await readPassword(opts, `Password for "${opts.from}": `)
-        : undefined;
-      const seed = keyring.unlock(opts.from, status.chainId, password);
+      const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
       const stx = await buildTransaction(client, seed, [transferAction(opts.to, amount, opts.memo)], {
         ...(fee === undefined ? {} : { fee }),
       });
@@ -107,10 +104,7 @@ export function txCommand(): Command {
         const from = keyring.info(opts.from);
         const client = ctx.client();
         const status = await client.status();
-        const password = keyring.needsPassword(opts.from)
-          ? await readPassword(opts, `Password for "${opts.from}": `)
-          : undefined;
-        const seed = keyring.unlock(opts.from, status.chainId, password);
+        const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
         const stx = await buildTransaction(client, seed, [{ type: kind, amount }], {
           ...(fee === undefined ? {} : { fee }),
         });

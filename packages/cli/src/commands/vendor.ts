@@ -26,7 +26,7 @@ import {
 } from '@unc/miner';
 import { buildTransaction, encodeSigned } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, readPassword, withCommon } from '../context.js';
+import { type Context, ctxOf, withCommon } from '../context.js';
 import { spinner } from '../progress.js';
 
 function date(text: string, name: string): Date {
@@ -57,12 +57,8 @@ export async function sendGovernance(
   proposals: GovProposal[],
 ): Promise<{ hash: string; height: number }> {
   const client = ctx.client();
-  const keyring = ctx.keyring();
   const status = await client.status();
-  const password = keyring.needsPassword(from)
-    ? await readPassword({ passwordFile }, `Password for "${from}": `)
-    : undefined;
-  const seed = keyring.unlock(from, status.chainId, password);
+  const seed = await ctx.unlockKey(from, status.chainId, { passwordFile });
   const gov = await client.call<{ threshold: number; keys: string[]; nonce: number }>('unc_getGovernance');
   const publicKey = ed25519PublicKey(seed);
   if (!gov.keys.includes(toHex(publicKey))) {
