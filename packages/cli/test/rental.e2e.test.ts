@@ -230,4 +230,35 @@ describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_0
     assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
     assert.match(res.stderr, /closed/);
   });
+
+  test('a pay-as-you-go lease whose escrow runs out is closed at the next epoch end; no job is accepted after', async () => {
+    const chipId = leases['dev-soft']!.chipId;
+    // 0.01 UNC at 2 UNC/h covers 18 s; epochs are 6 s here.
+    const opened = await json(
+      ['market', 'lease', offer.id, '--hours', '1', '--chip', chipId, '--deposit', '0.01'].concat([
+        '--from',
+        RENTER,
+      ]),
+    );
+    const closed = await until('the escrow to run out', 90_000, async () => {
+      const l = await client.getLease(opened.leaseId);
+      return l.status === 'closed' ? l : null;
+    });
+    assert.equal(closed.closedReason, 'escrowExhausted');
+    assert.equal(closed.remaining, '0');
+    assert.equal(BigInt(closed.paid) + BigInt(closed.refunded), BigInt(closed.deposit));
+    const res = await runUnc([
+      'job',
+      'ocr',
+      SAMPLE,
+      '--lease',
+      opened.leaseId,
+      '--from',
+      RENTER,
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /closed/);
+  });
 });

@@ -239,7 +239,7 @@ describe('market: offers', () => {
     assert.equal(code(chain, provider, [offerAction([])]), 'BAD_OFFER');
     assert.equal(code(chain, provider, [offerAction([idA], { pricePerHour: 0n })]), 'BAD_PRICE');
     assert.equal(code(chain, provider, [offerAction([idA], { minHours: 3, maxHours: 2 })]), 'BAD_DURATION');
-    assert.equal(code(chain, provider, [offerAction([idA], { minHours: 0 })]), 'BAD_DURATION');
+    assert.equal(code(chain, provider, [offerAction([idA], { minHours: 0, maxHours: 0 })]), 'BAD_DURATION');
     assert.equal(code(chain, provider, [offerAction([idA], { endpoint: 'ftp://x' })]), 'BAD_ENDPOINT');
     assert.equal(code(chain, provider, [offerAction([idA], { endpoint: 'http://a b' })]), 'BAD_ENDPOINT');
     assert.equal(

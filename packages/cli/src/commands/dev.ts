@@ -215,7 +215,8 @@ export function devCommand(): Command {
           ? {
               offer: {
                 pricePerHour: offerPrice,
-                minHours: 1,
+                // Pay as you go: a renter trying the dev chain deposits as little as it likes.
+                minHours: 0,
                 maxHours: 24,
                 noticeMs: 10n * 60_000n,
                 attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },

@@ -202,7 +202,7 @@ export function marketCommand(): Command {
       .description('offer chips you own for rent')
       .requiredOption('--chips <ids>', 'comma-separated chip ids')
       .requiredOption('--price <UNC/h>', 'price per hour in UNC, e.g. 2.5')
-      .requiredOption('--min-hours <n>', 'shortest lease, hours')
+      .requiredOption('--min-hours <n>', 'shortest lease, hours (0: pay as you go, any deposit)')
       .requiredOption('--max-hours <n>', 'longest lease, hours')
       .requiredOption('--notice <duration>', 'how long leases run on after you close, e.g. 30m, 1h')
       .requiredOption('--endpoint <url>', "your agent's job API, http(s)://…")
@@ -228,7 +228,7 @@ export function marketCommand(): Command {
       const chipIds = opts.chips.split(',').map((c) => chipIdArg(c.trim()));
       const pricePerHour = parseUnc(opts.price);
       if (pricePerHour === 0n) throw new UncError('BAD_PRICE', 'the price must be more than 0');
-      const minHours = intArg(opts.minHours, '--min-hours', 1, 87_600);
+      const minHours = intArg(opts.minHours, '--min-hours', 0, 87_600);
       const maxHours = intArg(opts.maxHours, '--max-hours', 1, 87_600);
       if (maxHours < minHours) throw new UncError('BAD_DURATION', '--max-hours is below --min-hours');
       if (!/^https?:\/\/\S+$/.test(opts.endpoint))

@@ -81,10 +81,12 @@ function checkOfferShape(a: CreateOfferAction): void {
   if (a.pricePerHour <= 0n || a.pricePerHour > MAX_PRICE_PER_HOUR) {
     throw new ValidationError('BAD_PRICE', 'the price per hour must be positive and below 2^96 base units');
   }
-  if (a.minHours < 1 || a.maxHours < a.minHours || a.maxHours > MAX_LEASE_HOURS) {
+  // A minimum of 0 hours makes a pay-as-you-go offer: the renter deposits what it likes and tops
+  // up; the lease ends when the escrow runs out (or at its end time).
+  if (a.maxHours < 1 || a.maxHours < a.minHours || a.maxHours > MAX_LEASE_HOURS) {
     throw new ValidationError(
       'BAD_DURATION',
-      `durations must satisfy 1 ≤ min ≤ max ≤ ${MAX_LEASE_HOURS} hours (got ${a.minHours}…${a.maxHours})`,
+      `durations must satisfy 0 ≤ min ≤ max, 1 ≤ max ≤ ${MAX_LEASE_HOURS} hours (got ${a.minHours}…${a.maxHours})`,
     );
   }
   if (a.noticeMs > MAX_NOTICE_MS) {
@@ -239,10 +241,11 @@ export function applyOpenLease(
   if (equalBytes(offer.provider, renter)) {
     throw new ValidationError('SELF_LEASE', 'a provider cannot rent its own offer');
   }
-  if (!Number.isInteger(action.hours) || action.hours < offer.minHours || action.hours > offer.maxHours) {
+  const shortest = Math.max(1, offer.minHours);
+  if (!Number.isInteger(action.hours) || action.hours < shortest || action.hours > offer.maxHours) {
     throw new ValidationError(
       'BAD_DURATION',
-      `this offer rents for ${offer.minHours}…${offer.maxHours} hours, not ${action.hours}`,
+      `this offer rents for ${shortest}…${offer.maxHours} hours, not ${action.hours}`,
     );
   }
   const p = getPociParams(state);
