@@ -5,6 +5,7 @@
  */
 import {
   accountKey,
+  addressFromPublicKey,
   answeredIn,
   blockCodec,
   blockHash,
@@ -27,12 +28,14 @@ import {
   fromHex,
   genesisToJson,
   getAccount,
+  getBond,
   getChip,
   getEmission,
   getEpochRecord,
   getGovernance,
   getPociParams,
   getSupply,
+  latestValidatorSetEpoch,
   merkleProofCodec,
   StateSpace,
   seedLookup,
@@ -41,6 +44,8 @@ import {
   trieKey,
   txEventCodec,
   UncError,
+  validatorCandidates,
+  validatorSetForHeight,
   vendorCodec,
 } from '@unc/core';
 import {
@@ -60,6 +65,7 @@ import {
   type TxEventJson,
   type TxReceiptJson,
   txToJson,
+  type ValidatorSetJson,
   type VendorJson,
 } from '@unc/sdk';
 import { marketMethods } from './market-api.js';
@@ -162,6 +168,37 @@ export function createApi(node: UncNode): RpcServerModules {
         const height = await resolveBlockRef(param(params, 0, 'block'));
         const events = await chain.blockEventsAt(height);
         return (events ?? []).map(eventToJson);
+      },
+
+      /** The validator set that signs `height` (default: the next block). */
+      unc_getValidators: (params): ValidatorSetJson => {
+        const raw = param(params, 0, 'height');
+        const height = raw === undefined || raw === null ? chain.height + 1n : heightParam(raw, 'height');
+        if (height > chain.height + 1n)
+          throw new RpcError(-32602, `height ${height} is beyond the next block`);
+        const set = validatorSetForHeight(chain.state, chain.genesis, height);
+        if (!set) throw notFound(`the validator set of height ${height} (older epochs are not kept)`);
+        const epoch = epochOf(height, getPociParams(chain.state));
+        const latest = latestValidatorSetEpoch(chain.state);
+        const quorum = (set.totalPower * 2n) / 3n + 1n;
+        return {
+          height: Number(height),
+          epoch: Number(epoch),
+          source: latest === null ? 'genesis' : 'computed',
+          totalPower: set.totalPower.toString(),
+          quorumPower: quorum.toString(),
+          validators: set.validators.map((v) => {
+            const address = addressFromPublicKey(v.publicKey);
+            return {
+              publicKey: toHex(v.publicKey),
+              address: encodeAddress(address),
+              power: v.power.toString(),
+              sharePpm: Number((v.power * 1_000_000n) / set.totalPower),
+              bonded: getBond(chain.state, address).bonded.toString(),
+            };
+          }),
+          candidates: validatorCandidates(chain.state).length,
+        };
       },
 
       unc_getRawBlock: async (params) => {

@@ -187,7 +187,13 @@ export interface HeaderJson {
 export interface BlockJson extends HeaderJson {
   txCount: number;
   txs: string[] | TxJson[];
-  commit: { height: number; blockHash: string; signatures: { validator: string; signature: string }[] };
+  /** The precommits that made the block final, and the round they were cast in. */
+  commit: {
+    height: number;
+    round: number;
+    blockHash: string;
+    signatures: { validator: string; signature: string }[];
+  };
 }
 
 export interface TxReceiptJson {
@@ -228,6 +234,31 @@ export interface StatusJson {
   peers: number;
   /** While the node catches up with its peers before joining consensus; null otherwise. */
   syncing: { height: number; target: number; blocksPerSecond: number; etaSeconds: number | null } | null;
+}
+
+export interface ValidatorJson {
+  publicKey: string;
+  /** The account whose bond backs it (and that earns its proposer fees). */
+  address: string;
+  /** Voting power: attested online power at the epoch start (or its genesis weight). */
+  power: string;
+  /** Share of the set's power, in parts per million. */
+  sharePpm: number;
+  bonded: string;
+}
+
+/** The validator set that signs a height, and where it came from. */
+export interface ValidatorSetJson {
+  height: number;
+  epoch: number;
+  /** 'genesis' until an epoch boundary computed a set from bonds and online power. */
+  source: 'genesis' | 'computed';
+  totalPower: string;
+  /** Power a commit needs: strictly more than 2/3 of the total. */
+  quorumPower: string;
+  validators: ValidatorJson[];
+  /** Accounts with a bond that are candidates for the next sets. */
+  candidates: number;
 }
 
 export interface SupplyJson {
@@ -489,6 +520,7 @@ export function blockToJson(block: Block, hash: Uint8Array, txs: TxEnvelope[], f
     txs: full ? txs.map(txToJson) : txs.map((t) => toHex(t.hash)),
     commit: {
       height: Number(block.commit.height),
+      round: block.commit.round,
       blockHash: toHex(block.commit.blockHash),
       signatures: block.commit.signatures.map((s) => ({
         validator: toHex(s.validator),

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { encodeAddress, toHex } from '@unc/core';
+import {
+  type BlockJson,
+  buildTransaction,
+  encodeSigned,
+  type RpcClientError,
+  signedHash,
+  UncClient,
+  type ValidatorSetJson,
+} from '@unc/sdk';
+import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { UncNode } from '../src/node.js';
+
+let node: UncNode;
+let client: UncClient;
+let dir: string;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'unc-validators-rpc-'));
+  node = await UncNode.start({
+    dataDir: dir,
+    genesis: devGenesisJson({ blockTimeMs: 100, epochBlocks: 24 }),
+    validatorSeed: devValidator().seed,
+    rpcPort: 0,
+    logger: silentLogger,
+  });
+  client = new UncClient(node.rpcUrl);
+});
+
+after(async () => {
+  await node.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('unc_getValidators: the set that signs the next block, its power and quorum, and bonds', async () => {
+  const before = Number(node.chain.height);
+  const set = await client.call<ValidatorSetJson>('unc_getValidators', []);
+  assert.equal(set.source, 'genesis');
+  assert.equal(set.validators.length, 1);
+  const v = set.validators[0]!;
+  assert.equal(v.publicKey, toHex(devValidator().publicKey));
+  assert.equal(v.address, encodeAddress(devValidator().address));
+  assert.equal(set.quorumPower, set.totalPower, 'one validator: its own power is the quorum');
+  assert.equal(v.sharePpm, 1_000_000);
+  // Blocks come every 100 ms: the next block is the one after the head at the time of the call.
+  assert.ok(set.height > before && set.height <= Number(node.chain.height) + 1, `height ${set.height}`);
+
+  // A bond makes a candidate (it joins a set at an epoch boundary, with attested online power).
+  const bonder = devKey(4);
+  const stx = await buildTransaction(client, bonder.seed, [{ type: 'bond', amount: 10n ** 18n }]);
+  const hash = signedHash(stx);
+  await client.sendRawTransaction(encodeSigned(stx));
+  assert.equal((await client.waitForTransaction(hash, 15_000)).status, 'included');
+  assert.equal((await client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 1);
+});
+
+test('unc_getValidators refuses a height beyond the next block; blocks carry their commit round', async () => {
+  await assert.rejects(
+    client.call('unc_getValidators', [Number(node.chain.height) + 50]),
+    (err: RpcClientError) => err.rpcCode === -32602 && /beyond the next block/.test(err.message),
+  );
+  const block = await client.call<BlockJson>('unc_getBlock', ['latest']);
+  assert.equal(block.commit.round, 0);
+  assert.equal(block.commit.signatures.length, 1);
+});
