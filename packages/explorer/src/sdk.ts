@@ -27,6 +27,8 @@ export type {
   TxJson,
   TxReceiptJson,
   UptimeJson,
+  ValidatorJson,
+  ValidatorSetJson,
   VendorJson,
 } from '@unc/sdk';
 export type { Subscription } from '@unc/sdk/client';

@@ -341,6 +341,11 @@ describe('explorer in a real browser', { skip }, () => {
     assert.match(supply, /Genesis allocation/);
     assert.match(supply, /Burned fees/);
     assert.ok((await page.locator('[data-testid="latest-blocks"] tbody tr').count()) > 0);
+    // Finality: the head block signed by 1 of the 1 validator of `unc dev`.
+    await page
+      .getByTestId('finality')
+      .filter({ hasText: /^1\s*\/\s*1$/ })
+      .waitFor({ timeout: 10_000 });
   });
 
   test('the emission card shows the current epoch, its budget so far and its progress; power and chips over time', {
@@ -444,6 +449,18 @@ describe('explorer in a real browser', { skip }, () => {
       .filter({ hasText: `Block #${tx.height.toLocaleString('en-US')}` })
       .waitFor({ timeout: 10_000 });
     await page.locator(`[data-testid="block-txs"] a[href="#/tx/${tx.hash}"]`).waitFor({ timeout: 10_000 });
+    // The commit says the round it was decided in, and the signers' share of the set's power.
+    const block = await rpc<{ commit: { round: number } }>(dev.url, 'unc_getBlock', [tx.height]);
+    assert.equal(typeof block.commit.round, 'number');
+    await page
+      .getByTestId('commit-round')
+      .filter({ hasText: `decided in round ${block.commit.round}` })
+      .waitFor({ timeout: 10_000 });
+    assert.match(
+      (await page.getByTestId('block-commit').locator('.card-sub').textContent()) ?? '',
+      new RegExp(`decided in round ${block.commit.round}`),
+    );
+    await page.getByTestId('commit-power').filter({ hasText: '100%' }).waitFor({ timeout: 10_000 });
     await shot(page, 'block.png');
 
     // A block hash resolves to its block.
@@ -636,7 +653,7 @@ describe('explorer in a real browser', { skip }, () => {
       { timeout: 10_000 },
     );
 
-    // Validators: the genesis set, with the proposer address of the latest blocks.
+    // The chips list, all online.
     await page.goto(`${appUrl}#/chips`);
     await page
       .locator('[data-testid="chips-table"] tbody tr')
@@ -644,10 +661,32 @@ describe('explorer in a real browser', { skip }, () => {
       .waitFor({ timeout: 10_000 });
     await shot(page, 'chips-online.png');
 
+    // Validators: the live set from unc_getValidators — on `unc dev`, the one genesis validator
+    // with all the power. Past the first epoch boundary the node says `computed` though no account
+    // is bonded (the genesis set is kept); the page names it the genesis set either way.
+    const set = await rpc<{
+      source: string;
+      validators: { publicKey: string; address: string; sharePpm: number; bonded: string }[];
+      candidates: number;
+    }>(dev.url, 'unc_getValidators', []);
+    assert.equal(set.validators.length, 1);
+    assert.equal(set.validators[0]!.sharePpm, 1_000_000);
+    assert.equal(set.validators[0]!.bonded, '0');
+    assert.equal(set.candidates, 0);
     await page.goto(`${appUrl}#/validators`);
     await page
       .locator('[data-testid="validators-table"] tbody tr', { hasText: 'this node' })
       .waitFor({ timeout: 10_000 });
+    await page.getByTestId('validators-source').filter({ hasText: 'genesis' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('[data-testid="validators-table"] tbody tr').count(), 1);
+    assert.equal(((await page.getByTestId('validator-count').textContent()) ?? '').trim(), '1');
+    assert.equal(((await page.getByTestId('validator-share').first().textContent()) ?? '').trim(), '100%');
+    await page
+      .locator(
+        `[data-testid="validators-table"] td.hide-sm a[href="#/account/${set.validators[0]!.address}"]`,
+      )
+      .waitFor({ timeout: 10_000 });
+    await page.getByTestId('validators-quorum').waitFor({ timeout: 10_000 });
     await page
       .locator('[data-testid="proposers-table"] tbody tr a[href^="#/account/unc1"]')
       .first()

@@ -27,6 +27,7 @@ import {
   equalBytes,
   fromHex,
   genesisToJson,
+  genesisValidatorSet,
   getAccount,
   getBond,
   getChip,
@@ -35,7 +36,6 @@ import {
   getGovernance,
   getPociParams,
   getSupply,
-  latestValidatorSetEpoch,
   merkleProofCodec,
   StateSpace,
   seedLookup,
@@ -179,12 +179,21 @@ export function createApi(node: UncNode): RpcServerModules {
         const set = validatorSetForHeight(chain.state, chain.genesis, height);
         if (!set) throw notFound(`the validator set of height ${height} (older epochs are not kept)`);
         const epoch = epochOf(height, getPociParams(chain.state));
-        const latest = latestValidatorSetEpoch(chain.state);
+        // An epoch boundary that found no bonded account with online power keeps the set it had:
+        // until one does, that is the genesis set.
+        const genesisSet = genesisValidatorSet(chain.genesis);
+        const isGenesis =
+          genesisSet.validators.length === set.validators.length &&
+          genesisSet.validators.every(
+            (g, i) =>
+              toHex(g.publicKey) === toHex(set.validators[i]!.publicKey) &&
+              g.power === set.validators[i]!.power,
+          );
         const quorum = (set.totalPower * 2n) / 3n + 1n;
         return {
           height: Number(height),
           epoch: Number(epoch),
-          source: latest === null ? 'genesis' : 'computed',
+          source: isGenesis ? 'genesis' : 'computed',
           totalPower: set.totalPower.toString(),
           quorumPower: quorum.toString(),
           validators: set.validators.map((v) => {

@@ -3,8 +3,9 @@ import { transferredAmount } from '../components/actions';
 import { ChevronLeftIcon, ChevronRightIcon } from '../components/icons';
 import { TxsTable } from '../components/tables';
 import { AddrLink, Amount, Badge, BlockLink, Card, FullHash, KV, PageTitle, Row } from '../components/ui';
-import { formatInt, formatTime, timeAgo } from '../format';
+import { formatInt, formatPercent, formatTime, fraction, plural, timeAgo } from '../format';
 import { useNode, useNow, useRpc } from '../node/context';
+import { signedPower, useValidatorSet } from '../node/validators';
 import { href, type PageProps, paths } from '../router';
 import type { BlockJson, TxJson } from '../sdk';
 import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
@@ -21,6 +22,8 @@ export function BlockPage({ params }: PageProps) {
     (c) => c.getBlock(isHeight ? Number(ref) : ref.toLowerCase(), true),
     { refreshMs: future ? 1000 : undefined },
   );
+  // The set that signed it, for the signers' share of the power (one call; older sets may be gone).
+  const validators = useValidatorSet(block ? block.height : null);
 
   if (!isHeight && !/^[0-9a-fA-F]{64}$/.test(ref)) {
     return (
@@ -57,6 +60,15 @@ export function BlockPage({ params }: PageProps) {
   const isHead = headHeight !== undefined && block.height >= headHeight;
   const fees = txs.reduce((s, t) => s + BigInt(t.fee), 0n);
   const volume = txs.reduce((s, t) => s + transferredAmount(t), 0n);
+  const sigs = block.commit.signatures;
+  const round = typeof block.commit.round === 'number' ? block.commit.round : null;
+  const set = validators.set?.height === block.height ? validators.set : undefined;
+  const signed = set
+    ? signedPower(
+        set,
+        sigs.map((s) => s.validator),
+      )
+    : null;
 
   return (
     <div className="page">
@@ -178,10 +190,34 @@ export function BlockPage({ params }: PageProps) {
 
       <Card
         title="Commit"
-        subtitle={`Signed by ${block.commit.signatures.length} validator${block.commit.signatures.length === 1 ? '' : 's'} — the block is final`}
+        subtitle={`Signed by ${sigs.length} validator${sigs.length === 1 ? '' : 's'}${round !== null ? `, decided in round ${round}` : ''} — the block is final`}
+        testId="block-commit"
       >
+        <div className="commit-facts">
+          {round !== null ? (
+            <span data-testid="commit-round">
+              decided in round <strong>{formatInt(round)}</strong>
+              {round === 0 ? ' (the first)' : ''}
+            </span>
+          ) : null}
+          <span>
+            <strong>{formatInt(sigs.length)}</strong> signature{sigs.length === 1 ? '' : 's'}
+            {set ? <> of {plural(set.validators.length, 'validator')}</> : null}
+          </span>
+          {signed ? (
+            <span data-testid="commit-power">
+              signers hold <strong>{formatPercent(fraction(signed.power, signed.total), 2)}</strong> of the
+              set's power{' '}
+              {signed.quorum ? (
+                <Badge tone="ok">quorum &gt; 2/3</Badge>
+              ) : (
+                <Badge tone="warn">below 2/3 of this set</Badge>
+              )}
+            </span>
+          ) : null}
+        </div>
         <KV>
-          {block.commit.signatures.map((sig) => (
+          {sigs.map((sig) => (
             <Row
               key={sig.validator}
               label={

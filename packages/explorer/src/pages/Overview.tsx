@@ -1,8 +1,9 @@
 /** Network overview: head, block production charts, supply, latest blocks and transactions. */
+import type { ReactNode } from 'react';
 import { type Bar, BarChart } from '../charts/BarChart';
 import { Donut } from '../charts/Donut';
 import { SplitBar } from '../charts/SplitBar';
-import { CubeIcon, FlameIcon, PulseIcon, ShieldIcon, StoreIcon } from '../components/icons';
+import { CheckIcon, CubeIcon, FlameIcon, PulseIcon, ShieldIcon, StoreIcon } from '../components/icons';
 import { EmissionCard, NetworkCard } from '../components/network';
 import { BlocksTable, TxsTable } from '../components/tables';
 import { Amount, Badge, Card, FullHash, KV, PageTitle, Row, Skeleton, Stat } from '../components/ui';
@@ -17,8 +18,9 @@ import {
   timeAgo,
 } from '../format';
 import { useNode, useNow } from '../node/context';
+import { signedPower, useValidatorSet } from '../node/validators';
 import { href, paths } from '../router';
-import type { BlockJson, SupplyJson } from '../sdk';
+import type { BlockJson, SupplyJson, ValidatorSetJson } from '../sdk';
 
 export const COLORS = {
   accent: '#5eead4',
@@ -201,6 +203,8 @@ export function Overview() {
   const prod = production(blocks, target);
   const head = blocks[0];
   const loading = !status;
+  const validators = useValidatorSet(head ? head.height : null);
+  const finality = finalityOf(head, validators.set, validators.unsupported);
 
   return (
     <div className="page">
@@ -250,6 +254,13 @@ export function Overview() {
           label="Circulating"
           value={supply ? `${formatUncCompact(supply.circulating)}` : <Skeleton width={90} height={30} />}
           hint={supply ? `UNC of ${formatUncCompact(supply.maxSupply)} max` : ' '}
+        />
+        <Stat
+          icon={<CheckIcon size={15} />}
+          label="Finality"
+          testId="finality"
+          value={finality ? finality.value : <Skeleton width={90} height={30} />}
+          hint={finality ? finality.hint : ' '}
         />
       </div>
 
@@ -396,6 +407,39 @@ export function Overview() {
       </Card>
     </div>
   );
+}
+
+/** "1 / 1": the head block's signers of its set's validators, and their share of the power. */
+function finalityOf(
+  head: BlockJson | undefined,
+  set: ValidatorSetJson | undefined,
+  unsupported: boolean,
+): { value: string; hint: ReactNode } | null {
+  if (!head) return null;
+  const n = head.commit.signatures.length;
+  const round = typeof head.commit.round === 'number' ? `, decided in round ${head.commit.round}` : '';
+  const at = `#${formatInt(head.height)}`;
+  if (unsupported)
+    return {
+      value: formatInt(n),
+      hint: <span title={`${plural(n, 'signature')} on ${at}${round}`}>signatures on {at}</span>,
+    };
+  if (!set) return null;
+  const signed = signedPower(
+    set,
+    head.commit.signatures.map((s) => s.validator),
+  );
+  const share = formatPercent(fraction(signed.power, signed.total), 0);
+  return {
+    value: `${formatInt(n)} / ${formatInt(set.validators.length)}`,
+    hint: (
+      <span
+        title={`The last block, ${at}, signed by ${formatInt(n)} of ${plural(set.validators.length, 'validator')} holding ${share} of the power${round}`}
+      >
+        signed {at} · {share} of power
+      </span>
+    ),
+  };
 }
 
 function trimK(v: number): string {

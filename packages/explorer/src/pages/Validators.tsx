@@ -1,10 +1,15 @@
 /**
- * Validators: the genesis validator set (name, public key) with the address each one proposes
- * under and its share of the blocks the explorer holds, and the proposers of the latest blocks.
+ * Validators: the live set from `unc_getValidators` (re-read as blocks arrive) — each validator's
+ * key, address, voting power and share, bond, and the blocks it proposed among those the explorer
+ * holds; the epoch, where the set comes from (genesis or computed), total and quorum power, bonded
+ * candidates. A node without the method gets the genesis list, with a note. Then the proposers of
+ * the latest blocks.
  */
+import type { ReactNode } from 'react';
 import { ShieldIcon } from '../components/icons';
 import {
   AddrLink,
+  Amount,
   Badge,
   BlockLink,
   Card,
@@ -14,20 +19,35 @@ import {
   Stat,
   TableWrap,
 } from '../components/ui';
-import { formatInt, formatPercent, shortHash, timeAgo } from '../format';
+import { big, formatInt, formatPercent, plural, shortHash, timeAgo } from '../format';
 import { useNode, useNow, useRpc } from '../node/context';
-import type { BlockJson, GenesisJson } from '../sdk';
+import { setSource, useValidatorSet } from '../node/validators';
+import { formatPower } from '../poci';
+import type { BlockJson, GenesisJson, ValidatorSetJson } from '../sdk';
 import { LoadingCard, RpcErrorCard } from './common';
 
 /** Latest blocks listed with their proposer. */
 const LATEST = 12;
 
+interface Proposed {
+  address: string;
+  count: number;
+  last: BlockJson;
+}
+
+/** Voting power as the set counts it: TFLOPS for a computed set, the genesis weight otherwise. */
+export function votingPower(source: ValidatorSetJson['source'], power: string | bigint): string {
+  return source === 'computed' ? formatPower(big(power)) : formatInt(Number(big(power)));
+}
+
 export function ValidatorsPage() {
   const node = useNode();
   const now = useNow(1000);
   const genesis = useRpc<GenesisJson>('genesis', (c) => c.call<GenesisJson>('unc_getGenesis', []));
+  const live = useValidatorSet('next');
+  const set = live.set;
   const blocks = node.blocks;
-  const byKey = new Map<string, { address: string; count: number; last: BlockJson }>();
+  const byKey = new Map<string, Proposed>();
   for (const b of blocks) {
     const entry = byKey.get(b.proposer);
     if (entry) {
@@ -35,9 +55,60 @@ export function ValidatorsPage() {
       if (b.height > entry.last.height) entry.last = b;
     } else byKey.set(b.proposer, { address: b.proposerAddress, count: 1, last: b });
   }
-  const validators = genesis.data?.validators ?? [];
-  const names = new Map(validators.map((v) => [v.publicKey, v.name]));
+  const genesisValidators = genesis.data?.validators ?? [];
+  const names = new Map(genesisValidators.map((v) => [v.publicKey, v.name]));
+  const inSet = new Set(set?.validators.map((v) => v.publicKey));
   const total = blocks.length;
+  const origin = set ? setSource(set, genesis.data ? new Set(names.keys()) : null) : null;
+  const source = origin?.source ?? 'genesis';
+  const self = node.status?.validator ?? null;
+
+  const nameCell = (publicKey: string, fallback: ReactNode) => (
+    <>
+      <div className="cell-main">
+        {names.has(publicKey) ? <strong>{names.get(publicKey) || 'unnamed'}</strong> : fallback}
+        {self === publicKey ? <Badge tone="accent">this node</Badge> : null}
+      </div>
+      <div className="cell-sub show-sm mono" title={publicKey}>
+        {shortHash(publicKey, 10, 8)}
+      </div>
+    </>
+  );
+  const keyCell = (publicKey: string) => (
+    <td className="hide-sm">
+      <span className="cell-main">
+        <span className="mono" title={publicKey}>
+          {shortHash(publicKey, 10, 8)}
+        </span>
+        <CopyButton text={publicKey} />
+      </span>
+    </td>
+  );
+  const blocksCells = (seen: Proposed | undefined, hideSm = false) => (
+    <>
+      <td className={`num nowrap ${hideSm ? 'hide-sm' : ''}`}>
+        {formatInt(seen?.count ?? 0)}
+        {total > 0 ? <span className="faint"> · {formatPercent((seen?.count ?? 0) / total, 1)}</span> : null}
+      </td>
+      <td className="hide-sm">
+        {seen ? (
+          <>
+            <BlockLink height={seen.last.height} />{' '}
+            <span className="muted">{timeAgo(seen.last.timeMs, now)}</span>
+          </>
+        ) : (
+          <span className="faint">—</span>
+        )}
+      </td>
+    </>
+  );
+
+  const sourceText =
+    source === 'computed'
+      ? 'Computed at the epoch’s start from the accounts with a bond, each weighted by its chips’ attested online power (TFLOPS).'
+      : origin?.kept
+        ? 'The genesis set, kept: no bonded account had attested online power at the last epoch boundary, so the validators named in the genesis still sign, with their genesis weights.'
+        : 'The genesis set: no epoch boundary has computed a set from bonds and attested online power yet, so the validators named in the genesis sign, with their genesis weights.';
 
   return (
     <div className="page">
@@ -50,8 +121,9 @@ export function ValidatorsPage() {
         title="Validators"
       >
         <p className="lead">
-          The validators that propose and sign blocks. This chain’s set is fixed in its genesis; a block is
-          final once its validators have signed it.
+          The validators that propose and sign blocks. Each epoch’s set is computed from the bonded accounts,
+          weighted by their chips’ attested online power; a block is final once validators holding more than
+          two thirds of the set’s power have signed it.
         </p>
       </PageTitle>
       <div className="stats">
@@ -59,9 +131,51 @@ export function ValidatorsPage() {
           accent
           label="Validators"
           testId="validator-count"
-          value={genesis.data ? formatInt(validators.length) : '…'}
-          hint="in the genesis set"
+          value={
+            set
+              ? formatInt(set.validators.length)
+              : live.unsupported && genesis.data
+                ? formatInt(genesisValidators.length)
+                : '…'
+          }
+          hint={
+            set
+              ? source === 'computed'
+                ? `computed for epoch ${formatInt(set.epoch)}`
+                : 'the genesis set'
+              : live.unsupported
+                ? 'in the genesis set'
+                : ' '
+          }
         />
+        {set ? (
+          <>
+            <Stat
+              label="Epoch"
+              testId="validators-epoch"
+              value={formatInt(set.epoch)}
+              hint={`set for block #${formatInt(set.height)}`}
+            />
+            <Stat
+              label="Total power"
+              testId="validators-total-power"
+              value={votingPower(source, set.totalPower)}
+              hint={source === 'computed' ? 'attested online power' : 'genesis weights'}
+            />
+            <Stat
+              label="Quorum"
+              testId="validators-quorum"
+              value={votingPower(source, set.quorumPower)}
+              hint="> 2/3 of the total"
+            />
+            <Stat
+              label="Bonded candidates"
+              testId="validators-candidates"
+              value={formatInt(set.candidates)}
+              hint="for the next sets"
+            />
+          </>
+        ) : null}
         <Stat
           label="Blocks seen"
           value={formatInt(total)}
@@ -71,86 +185,159 @@ export function ValidatorsPage() {
               : 'waiting…'
           }
         />
-        <Stat label="Proposers" value={formatInt(byKey.size)} hint="distinct, in those blocks" />
       </div>
 
-      <Card
-        title="Genesis validators"
-        subtitle={`Blocks proposed out of the last ${formatInt(total)} the explorer holds`}
-      >
-        {genesis.error && !genesis.data ? (
-          <RpcErrorCard error={genesis.error} what="genesis" />
-        ) : !genesis.data ? (
-          <LoadingCard lines={2} />
-        ) : validators.length === 0 ? (
-          <Empty>The genesis names no validators.</Empty>
-        ) : (
-          <TableWrap>
-            <table className="table" data-testid="validators-table">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th className="hide-sm">Public key</th>
-                  <th className="hide-sm">Proposer address</th>
-                  <th className="num">Blocks</th>
-                  <th className="hide-sm">Last proposed</th>
-                </tr>
-              </thead>
-              <tbody>
-                {validators.map((v) => {
-                  const seen = byKey.get(v.publicKey);
-                  return (
-                    <tr key={v.publicKey}>
-                      <td>
-                        <div className="cell-main">
-                          <strong>{v.name || 'unnamed'}</strong>
-                          {node.status?.validator === v.publicKey ? (
-                            <Badge tone="accent">this node</Badge>
-                          ) : null}
-                        </div>
-                        <div className="cell-sub show-sm mono" title={v.publicKey}>
-                          {shortHash(v.publicKey, 10, 8)}
-                        </div>
-                      </td>
-                      <td className="hide-sm">
-                        <span className="cell-main">
-                          <span className="mono" title={v.publicKey}>
-                            {shortHash(v.publicKey, 10, 8)}
-                          </span>
-                          <CopyButton text={v.publicKey} />
-                        </span>
-                      </td>
-                      <td className="hide-sm">
-                        {seen ? (
-                          <AddrLink address={seen.address} />
-                        ) : (
-                          <span className="faint">not in the last blocks</span>
-                        )}
-                      </td>
-                      <td className="num nowrap">
-                        {formatInt(seen?.count ?? 0)}
-                        {total > 0 ? (
-                          <span className="faint"> · {formatPercent((seen?.count ?? 0) / total, 1)}</span>
-                        ) : null}
-                      </td>
-                      <td className="hide-sm">
-                        {seen ? (
-                          <>
-                            <BlockLink height={seen.last.height} />{' '}
-                            <span className="muted">{timeAgo(seen.last.timeMs, now)}</span>
-                          </>
-                        ) : (
-                          <span className="faint">—</span>
-                        )}
-                      </td>
+      {live.unsupported ? (
+        <Card
+          title="Genesis validators"
+          subtitle={`Blocks proposed out of the last ${formatInt(total)} the explorer holds`}
+        >
+          <p className="note validators-source-note" data-testid="validators-fallback">
+            This node does not serve <code>unc_getValidators</code> (an older node): the list is the genesis
+            set, without power or bonds.
+          </p>
+          {genesis.error && !genesis.data ? (
+            <RpcErrorCard error={genesis.error} what="genesis" />
+          ) : !genesis.data ? (
+            <LoadingCard lines={2} />
+          ) : genesisValidators.length === 0 ? (
+            <Empty>The genesis names no validators.</Empty>
+          ) : (
+            <TableWrap>
+              <table className="table" data-testid="validators-table">
+                <thead>
+                  <tr>
+                    <th>Name</th>
+                    <th className="hide-sm">Public key</th>
+                    <th className="hide-sm">Proposer address</th>
+                    <th className="num">Blocks</th>
+                    <th className="hide-sm">Last proposed</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {genesisValidators.map((v) => {
+                    const seen = byKey.get(v.publicKey);
+                    return (
+                      <tr key={v.publicKey}>
+                        <td>{nameCell(v.publicKey, null)}</td>
+                        {keyCell(v.publicKey)}
+                        <td className="hide-sm">
+                          {seen ? (
+                            <AddrLink address={seen.address} />
+                          ) : (
+                            <span className="faint">not in the last blocks</span>
+                          )}
+                        </td>
+                        {blocksCells(seen)}
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </TableWrap>
+          )}
+        </Card>
+      ) : (
+        <Card
+          title={
+            <>
+              Validator set{' '}
+              {set ? (
+                <Badge tone={source === 'computed' ? 'poci' : 'neutral'}>
+                  <span data-testid="validators-source">{source}</span>
+                </Badge>
+              ) : null}
+            </>
+          }
+          subtitle={
+            set
+              ? `Signs block #${formatInt(set.height)} · live · blocks proposed out of the last ${formatInt(total)} the explorer holds`
+              : undefined
+          }
+          testId="validator-set"
+        >
+          {live.error && !set ? (
+            <RpcErrorCard error={live.error} what="validator set" />
+          ) : !set ? (
+            <LoadingCard lines={2} />
+          ) : set.validators.length === 0 ? (
+            <Empty>The set is empty.</Empty>
+          ) : (
+            <>
+              <p className="note validators-source-note" data-testid="validators-source-note">
+                {sourceText}
+              </p>
+              <TableWrap>
+                <table className="table" data-testid="validators-table">
+                  <thead>
+                    <tr>
+                      <th>Validator</th>
+                      <th className="hide-sm">Public key</th>
+                      <th className="hide-sm">Address</th>
+                      <th>Voting power</th>
+                      <th className="num hide-sm">Bond</th>
+                      <th className="num hide-sm">Blocks</th>
+                      <th className="hide-sm">Last proposed</th>
                     </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </TableWrap>
-        )}
-      </Card>
+                  </thead>
+                  <tbody>
+                    {set.validators.map((v) => {
+                      const seen = byKey.get(v.publicKey);
+                      const share = v.sharePpm / 1_000_000;
+                      return (
+                        <tr key={v.publicKey} data-key={v.publicKey}>
+                          <td>
+                            {nameCell(
+                              v.publicKey,
+                              <span className="mono" title={v.publicKey}>
+                                {shortHash(v.publicKey, 8, 6)}
+                              </span>,
+                            )}
+                            <div className="cell-sub show-sm">
+                              <AddrLink address={v.address} /> · {plural(seen?.count ?? 0, 'block')}
+                            </div>
+                          </td>
+                          {keyCell(v.publicKey)}
+                          <td className="hide-sm">
+                            <AddrLink address={v.address} />
+                          </td>
+                          <td className="power-cell">
+                            <div className="nowrap">
+                              <span data-testid="validator-power">{votingPower(source, v.power)}</span>{' '}
+                              <span className="muted" data-testid="validator-share">
+                                {formatPercent(share, 2)}
+                              </span>
+                            </div>
+                            <div
+                              className="progress"
+                              role="progressbar"
+                              aria-label="share of the set's power"
+                              aria-valuemin={0}
+                              aria-valuemax={1000000}
+                              aria-valuenow={v.sharePpm}
+                              title={`${formatPercent(share, 4)} of the set's power`}
+                            >
+                              <span style={{ width: `${Math.min(100, share * 100)}%` }} />
+                            </div>
+                          </td>
+                          <td className="num nowrap hide-sm">
+                            {big(v.bonded) > 0n ? (
+                              <Amount value={v.bonded} maxFrac={2} />
+                            ) : (
+                              <span className="faint">none</span>
+                            )}
+                          </td>
+                          {blocksCells(seen, true)}
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+              </TableWrap>
+            </>
+          )}
+        </Card>
+      )}
 
       <Card title="Latest blocks and their proposers" subtitle="Live">
         {blocks.length === 0 ? (
@@ -177,7 +364,14 @@ export function ValidatorsPage() {
                       <AddrLink address={b.proposerAddress} />
                     </td>
                     <td className="hide-sm">
-                      {names.get(b.proposer) ?? <span className="faint">not a genesis validator</span>}
+                      {names.get(b.proposer) ??
+                        (inSet.has(b.proposer) ? (
+                          <span className="muted">in the current set</span>
+                        ) : (
+                          <span className="faint">
+                            {set ? 'not in the current set' : 'not a genesis validator'}
+                          </span>
+                        ))}
                     </td>
                   </tr>
                 ))}
