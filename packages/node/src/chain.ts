@@ -337,12 +337,15 @@ export class Chain {
    * block is as good as ours, and it replaces ours on commit so that every node stores the same.
    * `lastCommitVouched`: the block comes with its own verified commit, whose signers checked the
    * header's lastCommitHash, so it need not match our certificate for the head.
+   * `envelopes`: `block.txs` already decoded by the caller, in order, so that a large block is not
+   * decoded and hashed twice.
    */
   validateProposal(
     block: Block,
     lastCommit: Commit | null = null,
     isSignatureVerified: (hash: Uint8Array) => boolean = () => false,
     lastCommitVouched = false,
+    envelopes: readonly TxEnvelope[] | null = null,
   ): PendingBlock {
     const prev = this.headBlock.header;
     const { header } = block;
@@ -369,11 +372,11 @@ export class Chain {
     const beacon = verifyBeacon(prev.beacon, header.height, header.proposer, header.vrfProof);
     if (!beacon || !equalBytes(beacon, header.beacon)) fail("the beacon is not the proposer's VRF output");
     const hash = blockHash(header);
-    const envelopes = block.txs.map((raw) => envelopeFromBytes(raw));
-    if (!equalBytes(txRootOf(envelopes), header.txRoot)) fail('transactions root does not match');
+    const txs = envelopes ? [...envelopes] : block.txs.map((raw) => envelopeFromBytes(raw));
+    if (!equalBytes(txRootOf(txs), header.txRoot)) fail('transactions root does not match');
     const execution = executeBlock(
       this.state,
-      envelopes,
+      txs,
       {
         chainId: header.chainId,
         height: header.height,
@@ -390,7 +393,7 @@ export class Chain {
     return {
       block: { ...block, commit: emptyCommit(header.height, hash) },
       hash,
-      envelopes,
+      envelopes: txs,
       results: execution.results,
       blockEvents: execution.blockEvents,
       changes,

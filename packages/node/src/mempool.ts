@@ -57,7 +57,16 @@ export class Mempool {
     return this.byHash.has(keyId(hash));
   }
 
-  isVerified = (hash: Uint8Array): boolean => this.verified.has(keyId(hash));
+  /**
+   * Whether `env` was admitted with its signature checked. The bytes are compared, not only the
+   * hash: the hash leaves the signature out, so another signature on the same body is unchecked.
+   */
+  isVerified = (env: TxEnvelope): boolean => {
+    const id = keyId(env.hash);
+    if (!this.verified.has(id)) return false;
+    const held = this.byHash.get(id);
+    return held !== undefined && Buffer.compare(held.bytes, env.bytes) === 0;
+  };
 
   /**
    * Admits a transaction checked against the state the next block starts from.

@@ -268,7 +268,7 @@ export class UncNode {
         const params = this.chain.params;
         return this.mempool.select(this.chain.state, params.maxBlockTxs, params.maxBlockBytes);
       },
-      isTxVerified: (hash: Uint8Array) => this.mempool.isVerified(hash),
+      isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
       admitTx: (env: TxEnvelope) => {

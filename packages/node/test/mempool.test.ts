@@ -112,6 +112,19 @@ describe('mempool', () => {
     assert.equal(pool.size, 0);
   });
 
+  test('only the exact bytes admitted count as verified, not another signature on the same body', () => {
+    const pool = new Mempool();
+    const good = tx(1, 0n);
+    pool.add(good, state, genesis.params, next);
+    assert.equal(pool.isVerified(good), true);
+    const resigned = envelopeFromSigned({ tx: good.stx.tx, signature: new Uint8Array(64).fill(7) });
+    assert.deepEqual(resigned.hash, good.hash);
+    assert.equal(pool.isVerified(resigned), false);
+    assert.equal(pool.isVerified(tx(2, 0n)), false);
+    pool.prune([good], [], state, 2n);
+    assert.equal(pool.isVerified(good), false);
+  });
+
   test('prune drops included, rejected, used-nonce and expired transactions', () => {
     const pool = new Mempool();
     const t0 = tx(1, 0n);

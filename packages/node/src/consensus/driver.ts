@@ -34,6 +34,7 @@ import {
   evidenceOffender,
   evidenceSlot,
   getAccount,
+  keyId,
   PrivValidator,
   type Proposal,
   signTransaction,
@@ -69,7 +70,8 @@ import {
 export interface DriverHost {
   /** Transactions for the next block, in the order they should be tried. */
   proposalCandidates(): TxEnvelope[];
-  isTxVerified(hash: Uint8Array): boolean;
+  /** Whether these very bytes (the signature included) passed the signature check at admission. */
+  isTxVerified(env: TxEnvelope): boolean;
   /** Candidates that no longer apply, found while building a block. */
   onRejected(rejected: Rejected[]): void;
   /** After every committed block, from consensus or from sync. */
@@ -423,15 +425,32 @@ export class ConsensusDriver {
   private async buildValue(height: bigint, round: number): Promise<void> {
     if (!this.validator || height !== this.chain.height + 1n) return;
     const time = this.chain.nextBlockTime(BigInt(Date.now()));
+    const candidates = this.host.proposalCandidates();
     const { pending, rejected } = this.chain.buildProposal(
-      this.host.proposalCandidates(),
+      candidates,
       time,
       this.validator,
-      (h) => this.host.isTxVerified(h),
+      this.verifiedAmong(candidates),
     );
     if (rejected.length > 0) this.host.onRejected(rejected);
     this.rememberPending(toHex(pending.hash), { pending, message: null });
     await this.handle({ type: 'value', height, round, blockHash: pending.hash });
+  }
+
+  /**
+   * Execution may skip the signatures this node checked at admission, but only for the very bytes
+   * it checked: a transaction's hash leaves the signature out, and a proposer could pair a body
+   * our mempool holds with a signature that does not verify, which would make the block's
+   * validity depend on what each validator's mempool happens to hold.
+   */
+  private verifiedAmong(envelopes: readonly TxEnvelope[]): (hash: Uint8Array) => boolean {
+    const verified = new Set<string>();
+    const unverified = new Set<string>();
+    for (const env of envelopes) (this.host.isTxVerified(env) ? verified : unverified).add(keyId(env.hash));
+    return (hash) => {
+      const id = keyId(hash);
+      return verified.has(id) && !unverified.has(id);
+    };
   }
 
   private rememberPending(
@@ -573,7 +592,8 @@ export class ConsensusDriver {
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
-    if (!known && !this.signedContentMatches(msg)) {
+    const envelopes = known ? null : decodeTxs(msg.block.txs);
+    if (!known && (!envelopes || !this.signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
       // hash; a message whose copies do not match was altered on the way. Holding that against
       // the proposal would let any relay make honest validators vote nil.
@@ -583,7 +603,7 @@ export class ConsensusDriver {
     if (!known) {
       let pending: PendingBlock | null = null;
       try {
-        pending = this.checkProposedBlock(msg);
+        pending = this.checkProposedBlock(msg, envelopes!);
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
         this.logger.warn('invalid proposed block', {
@@ -602,17 +622,13 @@ export class ConsensusDriver {
     return 'reject';
   }
 
-  private signedContentMatches(msg: ProposalMessage): boolean {
-    const { header, txs } = msg.block;
+  private signedContentMatches(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): boolean {
+    const { header } = msg.block;
     if (!equalBytes(commitHash(msg.lastCommit), header.lastCommitHash)) return false;
-    try {
-      return equalBytes(txRootOf(txs.map((raw) => envelopeFromBytes(raw))), header.txRoot);
-    } catch {
-      return false;
-    }
+    return equalBytes(txRootOf(envelopes), header.txRoot);
   }
 
-  private checkProposedBlock(msg: ProposalMessage): PendingBlock {
+  private checkProposedBlock(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): PendingBlock {
     const { proposal, block } = msg;
     const fail = (why: string): never => {
       throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${why}`);
@@ -622,7 +638,13 @@ export class ConsensusDriver {
       fail('a fresh proposal must carry a block built by its proposer');
     }
     if (block.header.time > BigInt(Date.now() + this.maxClockDriftMs)) fail('block time is in the future');
-    return this.chain.validateProposal(block, msg.lastCommit, (h) => this.host.isTxVerified(h));
+    return this.chain.validateProposal(
+      block,
+      msg.lastCommit,
+      this.verifiedAmong(envelopes),
+      false,
+      envelopes,
+    );
   }
 
   private buffer(b: Buffered): void {
@@ -830,6 +852,15 @@ export class ConsensusDriver {
       out.push(encode(blockCodec, block));
     }
     return out;
+  }
+}
+
+/** The block's transactions decoded once, for the content check and for execution; null if one is malformed. */
+function decodeTxs(txs: readonly Uint8Array[]): TxEnvelope[] | null {
+  try {
+    return txs.map((raw) => envelopeFromBytes(raw));
+  } catch {
+    return null;
   }
 }
 
