@@ -488,6 +488,16 @@ export function createApi(node: UncNode): RpcServerModules {
           done = true;
           emit({ hash: toHex(hash), ...event });
         });
+        const rejected = node.recentRejection(hash);
+        if (rejected) {
+          // Dropped before this subscription started; a resubmission may still be pending, so
+          // only say so when the transaction is not in the mempool again.
+          if (!node.mempool.has(hash)) {
+            unwatch();
+            queueMicrotask(() => emit({ hash: toHex(hash), status: 'rejected', ...rejected }));
+            return () => {};
+          }
+        }
         void chain.db.getTxLocation(hash).then(async (loc) => {
           if (!loc || done) return;
           unwatch();

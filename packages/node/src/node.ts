@@ -235,7 +235,25 @@ export class UncNode {
     return () => this.blockWatchers.delete(watcher);
   }
 
+  /**
+   * Transactions dropped at block building, remembered for a while: a client that sends a
+   * transaction and then subscribes to it must still hear why it was dropped if that happened in
+   * between (included ones are found in the database).
+   */
+  private readonly recentRejections = new Map<string, { code: string; reason: string }>();
+
+  recentRejection(hash: Uint8Array): { code: string; reason: string } | null {
+    return this.recentRejections.get(keyId(hash)) ?? null;
+  }
+
   private notifyTx(hash: Uint8Array, event: Parameters<TxWatcher>[0]): void {
+    if (event.status === 'rejected') {
+      this.recentRejections.delete(keyId(hash));
+      this.recentRejections.set(keyId(hash), { code: event.code, reason: event.reason });
+      if (this.recentRejections.size > 10_000) {
+        this.recentRejections.delete(this.recentRejections.keys().next().value!);
+      }
+    }
     const set = this.txWatchers.get(keyId(hash));
     if (!set) return;
     this.txWatchers.delete(keyId(hash));

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { encodeAddress, toHex } from '@unc/core';
+import { DEV_SOFT_VENDOR, ed25519Sign, encodeAddress, fromHex, registrationMessage, toHex } from '@unc/core';
 import {
   type BlockJson,
   buildTransaction,
@@ -13,7 +13,7 @@ import {
   UncClient,
   type ValidatorSetJson,
 } from '@unc/sdk';
-import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { devChipKey, devGenesisJson, devKey, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { UncNode } from '../src/node.js';
 
@@ -71,4 +71,42 @@ test('unc_getValidators refuses a height beyond the next block; blocks carry the
   const block = await client.call<BlockJson>('unc_getBlock', ['latest']);
   assert.equal(block.commit.round, 0);
   assert.equal(block.commit.signatures.length, 1);
+});
+
+test('a transaction dropped at block building before its client subscribed is still reported, with the reason', async () => {
+  const chip = devChipKey(7);
+  const status = await client.status();
+  const register = async (owner: ReturnType<typeof devKey>) => {
+    const anchor = await client.getHeader('latest');
+    const message = registrationMessage(status.chainId, owner.address, fromHex(anchor.hash, 32));
+    return buildTransaction(client, owner.seed, [
+      {
+        type: 'registerChip',
+        anchorHeight: BigInt(anchor.height),
+        evidence: {
+          type: 'dev-soft',
+          vendorId: DEV_SOFT_VENDOR,
+          publicKey: chip.publicKey,
+          modelId: 'sim-h100',
+          signature: ed25519Sign(chip.seed, message),
+        },
+      },
+    ]);
+  };
+  // Two owners register the same chip: both are admitted, the block keeps the first one only.
+  const first = await register(devKey(5));
+  const second = await register(devKey(6));
+  await client.sendRawTransactions([encodeSigned(first), encodeSigned(second)]);
+  const height = node.chain.height;
+  while (node.chain.height < height + 3n) await new Promise((r) => setTimeout(r, 50));
+  const outcomes = await Promise.all(
+    [first, second].map((stx) => client.waitForTransaction(signedHash(stx), 5_000)),
+  );
+  // Which one the block keeps depends on the mempool's order; the other is dropped with its reason.
+  assert.deepEqual(outcomes.map((o) => o.status).sort(), ['included', 'rejected']);
+  const dropped = outcomes.find((o) => o.status === 'rejected')!;
+  assert.ok(
+    dropped.status === 'rejected' && dropped.code === 'CHIP_ALREADY_REGISTERED',
+    JSON.stringify(dropped),
+  );
 });

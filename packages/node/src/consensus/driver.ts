@@ -55,7 +55,7 @@ import {
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
 import type { Logger } from '../log.js';
 import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
-import { type SyncProgress, syncChain } from '../sync.js';
+import { isBehind, type SyncProgress, syncChain } from '../sync.js';
 import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
 import {
   MAX_TX_BATCH_BYTES,
@@ -147,6 +147,8 @@ export class ConsensusDriver {
   private future: Buffered[] = [];
   private readonly verified = new Set<string>();
   private readonly evidenceSeen = new Set<string>();
+  /** A stall check is asking the peers how far they are. */
+  private probingPeers = false;
   /** Evidence this validator will put on chain once the block after its height is being built. */
   private evidenceToSubmit: ConsensusEvidence[] = [];
   private txOut: Uint8Array[] = [];
@@ -779,14 +781,25 @@ export class ConsensusDriver {
       this.lastRegossip = Date.now();
       void this.enqueue(() => this.regossip());
     }
-    if (idle < this.stallMs) return;
+    if (idle < this.stallMs || this.probingPeers) return;
     this.lastProgress = Date.now();
-    void this.enqueue(async () => {
-      if (!this.network) return;
-      const before = this.chain.height;
-      await this.catchUp();
-      if (this.chain.height > before) this.scheduleHeight();
-    });
+    // Ask the peers first, outside the work queue: a slow height on a busy network is not a reason
+    // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
+    const network = this.network;
+    this.probingPeers = true;
+    isBehind(network, this.chain.height, 0)
+      .then((behind) => {
+        if (!behind || this.stopped) return;
+        return this.enqueue(async () => {
+          const before = this.chain.height;
+          await this.catchUp();
+          if (this.chain.height > before) this.scheduleHeight();
+        });
+      })
+      .catch((err) => this.logger.debug('stall check failed', { error: (err as Error).message }))
+      .finally(() => {
+        this.probingPeers = false;
+      });
   }
 
   /** Sends the current height's proposals and votes again, for peers that missed them. */
