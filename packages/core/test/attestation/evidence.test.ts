@@ -355,6 +355,8 @@ describe('verifyEvidence', () => {
           const { evidence, message } = CASES[i]!;
           const bytes = encode(evidenceCodec, evidence);
           for (const [at, x] of flips) bytes[at % bytes.length]! ^= x;
+          // Two flips of the same byte can cancel out: then nothing was damaged.
+          if (equalBytes(bytes, encode(evidenceCodec, evidence))) return;
           let decoded: Evidence;
           try {
             decoded = decode(evidenceCodec, bytes);
