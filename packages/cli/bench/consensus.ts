@@ -23,6 +23,7 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
+import { phaseProgress, presignTransfers } from './presign.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -154,20 +155,7 @@ async function main(): Promise<void> {
   const perSender = Math.ceil((latencyCount + SECONDS * 6_000) / SENDERS);
   console.log(`pre-signing ${perSender * SENDERS} transfers…`);
   const now = await first.status();
-  const to = encodeAddress(devKey(0).address);
-  const signed: string[] = [];
-  for (let k = 0; k < perSender; k++) {
-    for (const s of senders) {
-      const base: Omit<Transaction, 'fee'> = {
-        chainId: status.chainId,
-        signer: s.publicKey,
-        nonce: BigInt(k),
-        expiresAt: BigInt(now.height) + 10_000n,
-        actions: [transferAction(to, 1n)],
-      };
-      signed.push(encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, s.seed)));
-    }
-  }
+  const signed = presignTransfers(senders, perSender, status.chainId, now.height, fees);
 
   // Finality as node 0 sees it: a block arrives over its WebSocket once it is committed.
   const submittedAt = new Map<string, number>();
@@ -190,6 +178,7 @@ async function main(): Promise<void> {
   const p1Start = Date.now();
   const p1End = p1Start + SECONDS * 1000;
   let round = 0;
+  const p1Done = phaseProgress(`phase 1: ${RATE} tx/s`, SECONDS * 1000, () => `${latencies.length} final`);
   while (Date.now() < p1End && offset < latencyCount) {
     const due = Math.min(latencyCount, Math.floor(((Date.now() - p1Start) / 1000) * RATE));
     if (due > offset) {
@@ -201,6 +190,7 @@ async function main(): Promise<void> {
     }
     await sleep(20);
   }
+  p1Done();
   const p1Deadline = Date.now() + 30_000;
   while (submittedAt.size > 0 && Date.now() < p1Deadline) await sleep(100);
   const lost = submittedAt.size;
@@ -215,6 +205,7 @@ async function main(): Promise<void> {
   const rest = signed.slice(offset);
   const queues: string[][] = Array.from({ length: CLIENTS }, () => []);
   rest.forEach((tx, i) => queues[i % CLIENTS]!.push(tx));
+  const p2Done = phaseProgress('phase 2: saturated', SECONDS * 1000, () => `${accepted} accepted`);
   await Promise.all(
     queues.map(async (queue, c) => {
       const client = clients[c % clients.length]!;
@@ -231,6 +222,7 @@ async function main(): Promise<void> {
       }
     }),
   );
+  p2Done();
   await sleep(BLOCK_TIME + 500);
   sub.close();
   const p2Blocks = blocks.filter((b) => b.at > p2Start && b.at <= p2End);

@@ -23,6 +23,7 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
+import { phaseProgress, presignTransfers } from './presign.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -118,19 +119,9 @@ async function main(): Promise<void> {
   console.log(`pre-signing ${perSender * SENDERS} transfers…`);
   const now = await client.status();
   const queues: string[][] = Array.from({ length: CLIENTS }, () => []);
-  const to = encodeAddress(devKey(0).address);
-  for (let k = 0; k < perSender; k++) {
-    senders.forEach((s, i) => {
-      const base: Omit<Transaction, 'fee'> = {
-        chainId: status.chainId,
-        signer: s.publicKey,
-        nonce: BigInt(k),
-        expiresAt: BigInt(now.height) + 10_000n,
-        actions: [transferAction(to, 1n)],
-      };
-      queues[i % CLIENTS]!.push(encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, s.seed)));
-    });
-  }
+  presignTransfers(senders, perSender, status.chainId, now.height, fees).forEach((tx, j) => {
+    queues[(j % senders.length) % CLIENTS]!.push(tx);
+  });
 
   const blocks: BlockJson[] = [];
   const sub = await client.subscribe<BlockJson>('newBlocks', [], (b) => blocks.push(b));
@@ -139,6 +130,7 @@ async function main(): Promise<void> {
   const reasons = new Map<string, number>();
   const startMs = Date.now();
   const endMs = startMs + SECONDS * 1000;
+  const phaseDone = phaseProgress('sending', SECONDS * 1000, () => `${accepted} accepted`);
   await Promise.all(
     queues.map(async (queue) => {
       let offset = 0;
@@ -160,6 +152,7 @@ async function main(): Promise<void> {
       }
     }),
   );
+  phaseDone();
   // Count what was finalized inside the window [start, end].
   await new Promise((r) => setTimeout(r, BLOCK_TIME + 200));
   sub.close();
