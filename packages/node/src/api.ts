@@ -189,13 +189,12 @@ export function createApi(node: UncNode): RpcServerModules {
               toHex(g.publicKey) === toHex(set.validators[i]!.publicKey) &&
               g.power === set.validators[i]!.power,
           );
-        const quorum = (set.totalPower * 2n) / 3n + 1n;
         return {
           height: Number(height),
           epoch: Number(epoch),
           source: isGenesis ? 'genesis' : 'computed',
           totalPower: set.totalPower.toString(),
-          quorumPower: quorum.toString(),
+          quorumPower: set.quorumPower.toString(),
           validators: set.validators.map((v) => {
             const address = addressFromPublicKey(v.publicKey);
             return {

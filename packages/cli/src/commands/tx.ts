@@ -1,7 +1,23 @@
 import { decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
-import { buildTransaction, encodeSigned, signedHash, transferAction } from '@unc/sdk';
+import { buildTransaction, encodeSigned, signedHash, transferAction, type UncClient } from '@unc/sdk';
 import { Command } from 'commander';
 import { askLine, ctxOf, withCommon } from '../context.js';
+
+/** Asks "question [y/N]" on the terminal; anything but yes cancels. Needs a terminal (or --yes). */
+async function confirm(question: string): Promise<void> {
+  if (!process.stdin.isTTY) throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
+  const answer = await askLine(`${question} [y/N] `);
+  if (!/^y(es)?$/i.test(answer.trim())) throw new UncError('CANCELLED', 'cancelled; nothing was sent');
+}
+
+/** Waits for the transaction's block; a drop becomes an error with the node's reason. */
+async function included(client: UncClient, hash: string) {
+  const outcome = await client.waitForTransaction(hash);
+  if (outcome.status === 'rejected') {
+    throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+  }
+  return outcome;
+}
 
 export function txCommand(): Command {
   const tx = new Command('tx').description('sign and send transactions');
@@ -46,12 +62,9 @@ export function txCommand(): Command {
         ...(fee === undefined ? {} : { fee }),
       });
       if (!opts.yes) {
-        if (!process.stdin.isTTY)
-          throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
-        const answer = await askLine(
-          `Send ${formatUnc(amount)} UNC from ${from.address} to ${opts.to} (fee ${formatUnc(stx.tx.fee)} UNC)? [y/N] `,
+        await confirm(
+          `Send ${formatUnc(amount)} UNC from ${from.address} to ${opts.to} (fee ${formatUnc(stx.tx.fee)} UNC)?`,
         );
-        if (!/^y(es)?$/i.test(answer.trim())) throw new UncError('CANCELLED', 'cancelled; nothing was sent');
       }
       const hash = signedHash(stx);
       await client.sendRawTransaction(encodeSigned(stx));
@@ -60,10 +73,7 @@ export function txCommand(): Command {
         if (ctx.output === 'json') ctx.print({ hash, status: 'pending' });
         return;
       }
-      const outcome = await client.waitForTransaction(hash);
-      if (outcome.status === 'rejected') {
-        throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
-      }
+      const outcome = await included(client, hash);
       ctx.print(
         {
           hash,
@@ -109,20 +119,13 @@ export function txCommand(): Command {
           ...(fee === undefined ? {} : { fee }),
         });
         if (!opts.yes) {
-          if (!process.stdin.isTTY)
-            throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
-          const answer = await askLine(
-            `${kind === 'bond' ? 'Bond' : 'Unbond'} ${formatUnc(amount)} UNC of ${from.address} (fee ${formatUnc(stx.tx.fee)} UNC)? [y/N] `,
+          await confirm(
+            `${kind === 'bond' ? 'Bond' : 'Unbond'} ${formatUnc(amount)} UNC of ${from.address} (fee ${formatUnc(stx.tx.fee)} UNC)?`,
           );
-          if (!/^y(es)?$/i.test(answer.trim()))
-            throw new UncError('CANCELLED', 'cancelled; nothing was sent');
         }
         const hash = signedHash(stx);
         await client.sendRawTransaction(encodeSigned(stx));
-        const outcome = await client.waitForTransaction(hash);
-        if (outcome.status === 'rejected') {
-          throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
-        }
+        const outcome = await included(client, hash);
         ctx.print(
           { hash, status: 'included', height: outcome.height, action: kind, amount: amount.toString() },
           () =>

@@ -101,6 +101,11 @@ export class ValidatorSet {
     return power * this.quorum.denominator > this.totalPower * this.quorum.numerator;
   }
 
+  /** The least power that `hasQuorum`: what a commit must carry. */
+  get quorumPower(): bigint {
+    return (this.totalPower * this.quorum.numerator) / this.quorum.denominator + 1n;
+  }
+
   /**
    * More than the complement of a quorum (1/3 by default): so much power that at least one honest
    * validator is among it (the paper's "f+1").

@@ -32,6 +32,19 @@ describe('consensus/validators: the set', () => {
     assert.equal(a.has(key(9)), false);
   });
 
+  test('property: quorumPower is the least power that has a quorum', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.bigInt({ min: 1n, max: 10n ** 24n }), { minLength: 1, maxLength: 20 }),
+        (powers) => {
+          const set = setOf(powers);
+          assert.equal(set.hasQuorum(set.quorumPower), true);
+          assert.equal(set.hasQuorum(set.quorumPower - 1n), false);
+        },
+      ),
+    );
+  });
+
   test('quorum is strictly more than 2/3, in exact integer arithmetic', () => {
     const three = setOf([1n, 1n, 1n]);
     assert.equal(three.hasQuorum(2n), false, '2 of 3 is exactly 2/3: not more');

@@ -4,6 +4,7 @@
  */
 import { type ReactNode, useState } from 'react';
 import { navigate } from '../router';
+import { ChartTip, walkKeys, YGrid } from './parts';
 import { useWidth } from './useWidth';
 
 export interface Bar {
@@ -99,30 +100,14 @@ export function BarChart({
           // Keyboard: arrows walk the bars (with the tooltip), Enter opens the one shown.
           // biome-ignore lint/a11y/noNoninteractiveTabindex: the chart is a control (arrows, Enter), not only a picture
           tabIndex={0}
-          onKeyDown={(e) => {
-            if (n === 0) return;
-            if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
-              e.preventDefault();
-              const step = e.key === 'ArrowRight' ? 1 : -1;
-              setHover((h) => Math.min(n - 1, Math.max(0, (h ?? (step > 0 ? -1 : n)) + step)));
-            } else if (e.key === 'Enter' && hover !== null && bars[hover]?.to) {
-              navigate(bars[hover]!.to!);
-            } else if (e.key === 'Escape') {
-              setHover(null);
-            }
-          }}
+          onKeyDown={walkKeys(n, setHover, (e) => {
+            if (e.key === 'Enter' && hover !== null && bars[hover]?.to) navigate(bars[hover]!.to!);
+          })}
           onBlur={() => setHover(null)}
           style={{ cursor: hovered?.to ? 'pointer' : 'default' }}
         >
           <title>{label}</title>
-          {ticks.map((t) => (
-            <g key={t}>
-              <line className="grid" x1={PAD_LEFT} x2={width - PAD_RIGHT} y1={y(t)} y2={y(t)} />
-              <text className="axis" x={PAD_LEFT - 8} y={y(t)} dy="0.32em" textAnchor="end">
-                {format(t)}
-              </text>
-            </g>
-          ))}
+          <YGrid ticks={ticks} y={y} format={format} left={PAD_LEFT} right={width - PAD_RIGHT} />
           {bars.map((b, i) => {
             const h = Math.max(b.value > 0 ? 1.5 : 0, (b.value / max) * innerH);
             return (
@@ -174,15 +159,9 @@ export function BarChart({
         <div style={{ height }} />
       )}
       {hovered && hover !== null ? (
-        <div
-          className="chart-tip"
-          style={{
-            left: Math.min(Math.max(PAD_LEFT + hover * slot + slot / 2, 70), width - 70),
-            top: Math.max(0, y(hovered.value) - 8),
-          }}
-        >
+        <ChartTip x={PAD_LEFT + hover * slot + slot / 2} y={y(hovered.value)} width={width} margin={70}>
           {hovered.tip}
-        </div>
+        </ChartTip>
       ) : null}
     </div>
   );

@@ -6,6 +6,7 @@
  */
 import { type ReactNode, useState } from 'react';
 import { niceMax } from './BarChart';
+import { ChartTip, walkKeys, YGrid } from './parts';
 import { useWidth } from './useWidth';
 
 export interface SeriesPoint {
@@ -119,25 +120,11 @@ export function SeriesChart({
           onPointerLeave={() => setHover(null)}
           // biome-ignore lint/a11y/noNoninteractiveTabindex: arrows walk the samples with the tooltip
           tabIndex={0}
-          onKeyDown={(e) => {
-            if (n === 0) return;
-            if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
-              e.preventDefault();
-              const d = e.key === 'ArrowRight' ? 1 : -1;
-              setHover((h) => Math.min(n - 1, Math.max(0, (h ?? (d > 0 ? -1 : n)) + d)));
-            } else if (e.key === 'Escape') setHover(null);
-          }}
+          onKeyDown={walkKeys(n, setHover)}
           onBlur={() => setHover(null)}
         >
           <title>{label}</title>
-          {ticks.map((t) => (
-            <g key={t}>
-              <line className="grid" x1={PAD_LEFT} x2={width - PAD_RIGHT} y1={y(t)} y2={y(t)} />
-              <text className="axis" x={PAD_LEFT - 8} y={y(t)} dy="0.32em" textAnchor="end">
-                {format(t)}
-              </text>
-            </g>
-          ))}
+          <YGrid ticks={ticks} y={y} format={format} left={PAD_LEFT} right={width - PAD_RIGHT} />
           {markers
             .filter((m) => m.x > x0 && m.x < x1)
             .map((m) => (
@@ -170,15 +157,9 @@ export function SeriesChart({
         <div style={{ height }} />
       )}
       {hovered ? (
-        <div
-          className="chart-tip"
-          style={{
-            left: Math.min(Math.max(hoverX, 80), width - 80),
-            top: Math.max(0, y(hovered.value) - 8),
-          }}
-        >
+        <ChartTip x={hoverX} y={y(hovered.value)} width={width} margin={80}>
           {hovered.tip}
-        </div>
+        </ChartTip>
       ) : null}
     </div>
   );
