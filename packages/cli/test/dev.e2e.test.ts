@@ -86,6 +86,35 @@ describe('unc dev end to end', () => {
     assert.equal(JSON.parse(acct.stdout).verified, true);
   });
 
+  test('unc tx bond makes the key a validator candidate; unbond starts the way back', async () => {
+    const bond = await runUnc(
+      ['tx', 'bond', '--from', 'dev4', '--amount', '10', '--yes'].concat([
+        '--home',
+        home.dir,
+        '--output',
+        'json',
+      ]),
+    );
+    assert.equal(bond.code, 0, bond.stderr);
+    assert.equal(JSON.parse(bond.stdout).status, 'included');
+    const set = await client.call<{ candidates: number }>('unc_getValidators', []);
+    assert.equal(set.candidates, 1);
+    const unbond = await runUnc([
+      'tx',
+      'unbond',
+      '--from',
+      'dev4',
+      '--amount',
+      '10',
+      '--yes',
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(unbond.code, 0, unbond.stderr);
+    assert.match(unbond.stdout, /^unbonding 10 UNC at height \d+/);
+    assert.equal((await client.call<{ candidates: number }>('unc_getValidators', [])).candidates, 0);
+  });
+
   test('status JSON has the latest committed block', async () => {
     const res = await runUnc(['status', '--home', home.dir, '--output', 'json']);
     assert.equal(res.code, 0, res.stderr);
