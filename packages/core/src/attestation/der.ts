@@ -222,7 +222,8 @@ export function readOctetString(node: DerNode | undefined, what: string): Uint8A
   return expectTag(node, TAG.OCTET_STRING, what).content;
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** Fatal on invalid UTF-8, and a leading byte order mark is kept, not stripped (codec.ts). */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function ascii(bytes: Uint8Array, what: string, allowed: (c: number) => boolean): string {
   let s = '';

@@ -234,13 +234,26 @@ export function bytes(max: number, name = 'bytes'): Codec<Uint8Array> {
   };
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * Strings decode one way only: invalid UTF-8 is an error (`fatal`), and a leading byte order mark
+ * is kept as the character U+FEFF (`ignoreBOM: true` means "do not strip it"). A decoder that
+ * strips it reads "\uFEFFunc-1" as "unc-1", and one transaction would have two encodings.
+ */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8Encoder = new TextEncoder();
+/** With the u flag a surrogate pair is one code point, so this matches lone surrogates only. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 export function string(maxBytes: number, name = 'string'): Codec<string> {
   const inner = bytes(maxBytes, name);
   return {
     name,
-    write: (w, v) => inner.write(w, new TextEncoder().encode(v)),
+    write(w, v) {
+      if (typeof v !== 'string') throw new TypeError(`${name} must be a string`);
+      // UTF-8 has no encoding for a lone surrogate; TextEncoder would silently write U+FFFD.
+      if (LONE_SURROGATE.test(v)) throw new TypeError(`${name} is not well-formed Unicode`);
+      inner.write(w, utf8Encoder.encode(v));
+    },
     read(r) {
       const raw = inner.read(r);
       try {
