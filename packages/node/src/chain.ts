@@ -10,6 +10,7 @@ import {
   blockCodec,
   blockEventsCodec,
   blockHash,
+  blockLimitViolation,
   blockResultsCodec,
   type ChainParams,
   type Commit,
@@ -292,10 +293,19 @@ export class Chain {
     const { beacon, proof: vrfProof } = nextVrfBeacon(prev.beacon, height, validator.seed);
     const included: TxEnvelope[] = [];
     const rejected: Rejected[] = [];
+    // The limits every validator checks (validateProposal): candidates past them are left for a
+    // later block, neither included nor rejected.
+    const { maxBlockTxs, maxBlockBytes } = this.params;
+    let bytes = 0;
     for (const env of candidates) {
+      if (included.length >= maxBlockTxs) break;
+      if (bytes + env.bytes.length > maxBlockBytes) continue;
       const outcome = executor.tryApply(env);
       if (outcome instanceof ValidationError) rejected.push({ env, error: outcome });
-      else included.push(env);
+      else {
+        included.push(env);
+        bytes += env.bytes.length;
+      }
     }
     const execution = executor.finish();
     const changes = execution.overlay.changes();
@@ -356,6 +366,8 @@ export class Chain {
     if (header.height !== prev.height + 1n) fail(`expected height ${prev.height + 1n}`);
     if (!equalBytes(header.prevHash, this.headHash)) fail('previous hash does not match the head');
     if (header.time <= prev.time) fail('block time does not increase');
+    const tooBig = blockLimitViolation(this.params, block.txs);
+    if (tooBig) fail(tooBig);
     let parentCommit = this.headBlock.commit;
     if (lastCommit && !equalBytes(commitHash(lastCommit), commitHash(parentCommit))) {
       if (lastCommit.height !== prev.height || !equalBytes(lastCommit.blockHash, this.headHash)) {

@@ -45,6 +45,25 @@ export const blockHeaderCodec: Codec<BlockHeader> = struct<BlockHeader>('BlockHe
   lastCommitHash: hash32,
 });
 
+/**
+ * Why a block's transactions break the chain's size limits, or null: at most `maxBlockTxs`
+ * transactions, whose encodings add up to at most `maxBlockBytes` bytes (header and commit not
+ * counted; the same measure the proposer selects by). The limits are the parameters in the state
+ * the block is applied to. Checked before anything in the block is decoded or executed.
+ */
+export function blockLimitViolation(
+  limits: { readonly maxBlockTxs: number; readonly maxBlockBytes: number },
+  txs: readonly Uint8Array[],
+): string | null {
+  if (txs.length > limits.maxBlockTxs)
+    return `${txs.length} transactions, more than the limit of ${limits.maxBlockTxs}`;
+  let bytes = 0;
+  for (const tx of txs) bytes += tx.length;
+  if (bytes > limits.maxBlockBytes)
+    return `${bytes} bytes of transactions, more than the limit of ${limits.maxBlockBytes}`;
+  return null;
+}
+
 export interface CommitSignature {
   validator: Uint8Array;
   signature: Uint8Array;
