@@ -195,6 +195,14 @@ function readHashAlgorithm(node: DerNode | undefined, what: string): HashName {
   return hash;
 }
 
+/**
+ * DER (X.690 §11.5) omits a field whose value equals its DEFAULT; encoding it anyway gives the same
+ * certificate a second encoding (another hash, another identity), so it is malformed.
+ */
+function explicitDefault(what: string) {
+  return malformed(`DER: ${what} is the DEFAULT value and must be omitted, not encoded`);
+}
+
 function readPssParams(node: DerNode | undefined): SignatureAlgorithm {
   const items = sequence(node, 'RSASSA-PSS parameters', 0, 4);
   let hash: HashName | null = null;
@@ -212,10 +220,15 @@ function readPssParams(node: DerNode | undefined): SignatureAlgorithm {
       if (readOid(mgf[0], 'PSS mask generation') !== X509_OID.mgf1)
         throw malformed('PSS mask generation is not MGF1');
       mgfHash = readHashAlgorithm(mgf[1], 'MGF1 hash');
-    } else if (item.tag === contextTag(2, true)) saltLength = readSmallInteger(inner[0], 'PSS salt length');
-    else if (item.tag === contextTag(3, true)) {
-      if (readSmallInteger(inner[0], 'PSS trailer field') !== 1)
-        throw malformed('PSS trailer field must be 1');
+    } else if (item.tag === contextTag(2, true)) {
+      saltLength = readSmallInteger(inner[0], 'PSS salt length');
+      if (saltLength === 20) throw explicitDefault('RSASSA-PSS saltLength 20');
+    } else if (item.tag === contextTag(3, true)) {
+      // The only trailer field there is, 1, is the DEFAULT: present at all, it is either that
+      // explicitly encoded or a value no one defines.
+      if (readSmallInteger(inner[0], 'PSS trailer field') === 1)
+        throw explicitDefault('RSASSA-PSS trailerField 1');
+      throw malformed('PSS trailer field must be 1');
     } else throw malformed('unknown RSASSA-PSS parameter');
   }
   // The defaults are SHA-1; we do not accept SHA-1 anywhere.
@@ -314,7 +327,10 @@ function readBasicConstraints(value: Uint8Array): BasicConstraints {
   const items = sequence(parseDer(value), 'basicConstraints', 0, 2);
   let i = 0;
   let ca = false;
-  if (items[i]?.tag === TAG.BOOLEAN) ca = readBoolean(items[i++], 'basicConstraints cA');
+  if (items[i]?.tag === TAG.BOOLEAN) {
+    ca = readBoolean(items[i++], 'basicConstraints cA');
+    if (!ca) throw explicitDefault('basicConstraints cA FALSE');
+  }
   let pathLen: number | null = null;
   if (i < items.length) pathLen = readSmallInteger(items[i++], 'pathLenConstraint');
   if (i !== items.length) throw malformed('basicConstraints has unexpected fields');
@@ -339,6 +355,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     if (inner.length !== 1) throw malformed('version must wrap one INTEGER');
     const v = readSmallInteger(inner[0], 'version');
     // DER omits DEFAULT values, so an explicit v1 (0) is a second encoding of the same certificate.
+    if (v === 0) throw explicitDefault('certificate version v1');
     if (v !== 1 && v !== 2) throw malformed(`unsupported certificate version ${v + 1}`);
     version = v + 1;
     i = 1;
@@ -375,6 +392,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
       if (seen.has(oid)) throw malformed(`extension ${oid} appears twice`);
       seen.add(oid);
       const critical = parts.length === 3 ? readBoolean(parts[1], 'critical') : false;
+      if (parts.length === 3 && !critical) throw explicitDefault(`extension ${oid} critical FALSE`);
       const value = readOctetString(parts[parts.length - 1], 'extnValue');
       extensions.push({ oid, critical, value });
     }
@@ -521,9 +539,32 @@ function keyObject(spki: SubjectPublicKeyInfo): KeyObject | null {
 }
 
 /**
+ * An ECDSA-Sig-Value (RFC 3279: SEQUENCE { r INTEGER, s INTEGER }) read with our strict DER
+ * reader, as raw r ‖ s of `size` bytes each; null unless it is the one DER encoding of two
+ * non-negative integers that fit. So which DER signatures count does not depend on how lenient
+ * the linked OpenSSL's parser is (some builds have taken BER).
+ */
+function ecdsaDerToRaw(signature: Uint8Array, size: number): Uint8Array | null {
+  try {
+    const [rNode, sNode] = sequence(parseDer(signature), 'ECDSA signature', 2, 2);
+    const r = readUnsignedIntegerBytes(rNode, 'ECDSA r');
+    const s = readUnsignedIntegerBytes(sNode, 'ECDSA s');
+    if (r.length > size || s.length > size) return null;
+    const raw = new Uint8Array(2 * size);
+    raw.set(r, size - r.length);
+    raw.set(s, 2 * size - s.length);
+    return raw;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * True only for a valid signature of `data` by `spki` under `alg`. ECDSA signatures are DER
- * (certificates) or raw r ‖ s of exactly twice the scalar size (TPM, SPDM); OpenSSL rejects
- * non-canonical DER but accepts high-S, and nothing here changes either. Never throws.
+ * (certificates: parsed here, strictly, then handed on as raw) or raw r ‖ s of exactly twice the
+ * scalar size (TPM, SPDM); OpenSSL checks 0 < r, s < n and the equation, and accepts high-S, which
+ * the protocol wants (TPMs produce it). Pinned by Wycheproof (test/attestation/wycheproof.test.ts,
+ * docs/signatures.md). Never throws.
  */
 export function verifySignature(
   spki: SubjectPublicKeyInfo,
@@ -537,13 +578,10 @@ export function verifySignature(
   try {
     if (alg.kind === 'ecdsa') {
       if (spki.key.kind !== 'ec') return false;
-      if (ecdsaEncoding === 'raw' && signature.length !== 2 * EC_SIGNATURE_HALF[spki.key.curve]) return false;
-      return verify(
-        alg.hash,
-        data,
-        { key, dsaEncoding: ecdsaEncoding === 'raw' ? 'ieee-p1363' : 'der' },
-        signature,
-      );
+      const size = EC_SIGNATURE_HALF[spki.key.curve];
+      const raw = ecdsaEncoding === 'raw' ? signature : ecdsaDerToRaw(signature, size);
+      if (!raw || raw.length !== 2 * size) return false;
+      return verify(alg.hash, data, { key, dsaEncoding: 'ieee-p1363' }, raw);
     }
     if (spki.key.kind !== 'rsa') return false;
     if (signature.length !== spki.key.modulus.length) return false;
