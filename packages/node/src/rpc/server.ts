@@ -102,6 +102,33 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   unlimitedAddresses: Object.freeze([]) as readonly string[],
 });
 
+/**
+ * Reads limits from a config file's `rpc` object: a known key with a value of the right type, or a
+ * TypeError that names the key (values are range-checked when the server starts).
+ */
+export function parseRpcLimits(value: unknown, where = 'rpc'): Partial<RpcLimits> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${where} must be an object`);
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!Object.hasOwn(DEFAULT_RPC_LIMITS, key)) {
+      throw new TypeError(
+        `${where}.${key} is not an RPC limit (known: ${Object.keys(DEFAULT_RPC_LIMITS).join(', ')})`,
+      );
+    }
+    const ok =
+      key === 'unlimitedAddresses'
+        ? Array.isArray(v) && v.every((a) => typeof a === 'string')
+        : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    if (!ok) {
+      const want = key === 'unlimitedAddresses' ? 'a list of addresses' : 'a non-negative integer';
+      throw new TypeError(`${where}.${key} must be ${want}`);
+    }
+    out[key] = v;
+  }
+  return out as Partial<RpcLimits>;
+}
+
 export interface RpcServerOptions extends Partial<RpcLimits> {
   /** Callers pass 127.0.0.1 unless they mean to expose the node; nothing here defaults to 0.0.0.0. */
   host: string;
