@@ -86,18 +86,19 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   maxBodyBytes: 16 * 1024 * 1024,
   maxBatchSize: 1_000,
   maxWork: 1_000,
-  maxResponseBytes: 8 * 1024 * 1024,
-  maxBatchResponseBytes: 16 * 1024 * 1024,
+  // A full block is up to 8 MiB (maxBlockBytes): 16 MiB as hex, more as JSON.
+  maxResponseBytes: 32 * 1024 * 1024,
+  maxBatchResponseBytes: 32 * 1024 * 1024,
   maxConnections: 1_024,
-  maxConnectionsPerIp: 32,
+  maxConnectionsPerIp: 64,
   maxWsConnections: 256,
   maxSubscriptionsPerConnection: 32,
   rateLimitPerSecond: 500,
-  rateLimitBurst: 1_000,
+  rateLimitBurst: 2_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
-  maxWsBufferedBytes: 16 * 1024 * 1024,
+  maxWsBufferedBytes: 32 * 1024 * 1024,
   pingIntervalMs: 30_000,
   unlimitedAddresses: Object.freeze([]) as readonly string[],
 });
@@ -175,6 +176,11 @@ const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Media types that JSON-RPC clients send in the wild; all mean "JSON". */
 const ACCEPTED_MEDIA_TYPES = new Set(['application/json', 'application/json-rpc', 'application/jsonrequest']);
 const NOTIFICATION_TAIL = Buffer.from('}}');
+/**
+ * Bytes moved cost rate limit too: a message one unit per started PARSE_UNIT_CHARS (for parsing
+ * it), a reply one unit per whole PARSE_UNIT_CHARS (so replies are in effect bandwidth-limited).
+ */
+const PARSE_UNIT_CHARS = 64 * 1024;
 /** Echoed method names are clipped so that an error response cannot be larger than the request. */
 const MAX_ECHOED_NAME = 64;
 
@@ -296,6 +302,14 @@ class RateLimiter {
       return 0;
     }
     return Math.max(1, Math.ceil(((want - bucket.tokens) * 1000) / this.rate));
+  }
+
+  /** Charges work found only once it is done (reply bytes); the bucket may go into debt. */
+  debit(key: string, cost: number, now = Date.now()): void {
+    if (this.rate <= 0 || cost <= 0) return;
+    this.take(key, 0, now); // refill up to now
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.max(-this.burst, bucket.tokens - cost);
   }
 
   /** Forgets clients whose bucket has refilled (they are indistinguishable from new ones). */
@@ -613,21 +627,25 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
             limits.maxWork,
           );
     }
-    if (call.client !== null) {
-      const waitMs = rateLimiter.take(call.client, cost);
-      if (waitMs > 0) {
-        call.rateLimited++;
-        call.retryAfterMs = Math.max(call.retryAfterMs, waitMs);
-        return limitError(
-          'RATE_LIMITED',
-          `rate limit exceeded (${limits.rateLimitPerSecond} work units per second); retry in ${waitMs} ms`,
-          limits.rateLimitPerSecond,
-          { retryAfterMs: waitMs },
-        );
-      }
-    }
+    const limited = charge(call, cost);
+    if (limited) return limited;
     call.work += cost;
     return undefined;
+  }
+
+  /** Takes `cost` units from the client's rate limit; the error to answer with when it is spent. */
+  function charge(call: Call, cost: number): RpcError | undefined {
+    if (call.client === null) return undefined;
+    const waitMs = rateLimiter.take(call.client, cost);
+    if (waitMs === 0) return undefined;
+    call.rateLimited++;
+    call.retryAfterMs = Math.max(call.retryAfterMs, waitMs);
+    return limitError(
+      'RATE_LIMITED',
+      `rate limit exceeded (${limits.rateLimitPerSecond} work units per second); retry in ${waitMs} ms`,
+      limits.rateLimitPerSecond,
+      { retryAfterMs: waitMs },
+    );
   }
 
   function batchFullError(): RpcError {
@@ -719,6 +737,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Parses one HTTP body or WebSocket message; resolves to the reply text, or undefined for none. */
   async function handleText(text: string, call: Call): Promise<string | undefined> {
+    // Parsing is work too, paid before it is done: a unit per started 64 KiB of message.
+    const refused = charge(call, Math.ceil(text.length / PARSE_UNIT_CHARS));
+    if (refused) {
+      call.replies = 1;
+      return JSON.stringify(limitResponse(null, refused));
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(text);
@@ -755,6 +779,15 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     call.replies = replies.length;
     // Each reply is already valid JSON, so joining avoids a second serialisation pass.
     return replies.length > 0 ? `[${replies.join(',')}]` : undefined;
+  }
+
+  /** handleText, then the reply's size charged to the client: a unit per whole 64 KiB sent back. */
+  async function handleMessage(text: string, call: Call): Promise<string | undefined> {
+    const reply = await handleText(text, call);
+    if (reply !== undefined && call.client !== null) {
+      rateLimiter.debit(call.client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+    }
+    return reply;
   }
 
   // ---- HTTP ----
@@ -803,7 +836,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return;
     }
     const call = newCall({ transport: 'http' }, clientOf(req.socket));
-    const reply = await handleText(body.body.toString('utf8'), call);
+    const reply = await handleMessage(body.body.toString('utf8'), call);
     if (reply === undefined) {
       if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
     } else if (call.rateLimited > 0 && call.rateLimited >= call.replies) {
@@ -967,15 +1000,33 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       connections.delete(conn);
       conn.dispose();
     });
-    ws.on('message', (data: RawData) => {
-      conn.alive = true;
+    // One message at a time per connection, and no reading while one is in hand: a client that
+    // fires thousands of messages without waiting holds one reply in memory, not thousands.
+    const queue: RawData[] = [];
+    let busy = false;
+    const pump = (): void => {
+      const data = queue.shift();
+      if (data === undefined || conn.closed) {
+        busy = false;
+        queue.length = 0;
+        if (!conn.closed && ws.isPaused) ws.resume();
+        return;
+      }
+      busy = true;
       const call = newCall({ transport: 'ws' }, conn.client, conn);
-      handleText(rawToString(data), call)
+      handleMessage(rawToString(data), call)
         .then((reply) => {
           if (reply !== undefined) conn.send(reply);
           for (const fn of call.afterSend) fn();
         })
-        .catch((err: unknown) => log.error('websocket message failed', { err }));
+        .catch((err: unknown) => log.error('websocket message failed', { err }))
+        .finally(pump);
+    };
+    ws.on('message', (data: RawData) => {
+      conn.alive = true;
+      queue.push(data);
+      if (!ws.isPaused) ws.pause();
+      if (!busy) pump();
     });
   }
 
@@ -1017,6 +1068,13 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     for (const conn of connections) {
       if (!conn.alive) {
         log.debug('dropping unresponsive websocket client');
+        conn.dispose();
+        conn.ws.terminate();
+        continue;
+      }
+      // Over the limit for a whole interval: it is not reading, even if nothing new was sent.
+      if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) {
+        log.warn('dropping slow websocket consumer', { buffered: conn.ws.bufferedAmount });
         conn.dispose();
         conn.ws.terminate();
         continue;

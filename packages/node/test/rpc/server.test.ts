@@ -957,7 +957,7 @@ describe('rpc server limits', () => {
 
   it('rate-limits requests per IP, counting each request of a batch, with a retry hint', async () => {
     const server = await startRpcServer(
-      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 5, maxWork: 5 },
+      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 8, maxWork: 8 },
       modules(quiet()),
     );
     try {
@@ -965,19 +965,21 @@ describe('rpc server limits', () => {
         JSON.stringify(
           Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'echo', params: [i] })),
         );
+      // A message costs a unit (for parsing it) and each of its requests one more: 5 of 8.
       assert.equal((await post(server, batch(4))).status, 200);
-      // One unit is left of the burst of 5: the first request of the next batch runs, not the rest.
+      // 3 left: this message takes 1, its first two requests run, the third is refused.
       const res = await post(server, batch(3));
       assert.equal(res.status, 200);
       const replies = res.json as Array<{
         result?: unknown;
         error?: { code: number; data: { reason: string } };
       }>;
-      assert.equal(replies.filter((r) => r.result !== undefined).length, 1);
-      for (const r of replies.slice(1)) {
-        assert.equal(r.error?.code, -32005);
-        assert.equal(r.error?.data.reason, 'RATE_LIMITED');
-      }
+      assert.deepEqual(
+        replies.map((r) => r.result ?? r.error?.data.reason),
+        [[0], [1], 'RATE_LIMITED'],
+      );
+      assert.equal(replies[2]!.error!.code, -32005);
+      // Spent: the next message is refused before it is even parsed, with HTTP 429.
       const single = await post(
         server,
         JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'echo', params: [] }),
@@ -990,8 +992,56 @@ describe('rpc server limits', () => {
       assert.ok(err.data.retryAfterMs > 0);
       // WebSocket messages draw on the same bucket.
       const c = await Client.open(server.wsUrl);
-      const wsErr = errorOf(await c.call('echo', [1])) as { data: { reason: string } };
+      c.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [1] }));
+      const wsErr = errorOf(await c.next()) as { data: { reason: string } };
       assert.equal(wsErr.data.reason, 'RATE_LIMITED');
+      await c.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('charges big replies to the rate limit, a unit per 64 KiB', async () => {
+    const server = await startRpcServer(
+      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 20, maxWork: 20 },
+      modules({ ...quiet(), methods: { big: () => 'x'.repeat(20 * 64 * 1024) } }),
+    );
+    try {
+      // The request itself costs 2 of 20; its 1.25 MiB reply costs 20 more, after the fact.
+      assert.equal(typeof ((await rpc(server, 'big')) as { result: unknown }).result, 'string');
+      const next = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'echo', params: [] }));
+      assert.equal(next.status, 429);
+      assert.equal((errorOf(next.json).data as { reason: string }).reason, 'RATE_LIMITED');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('handles the messages of one WebSocket one at a time', async () => {
+    let running = 0;
+    let most = 0;
+    const server = await startRpcServer(
+      OPTS,
+      modules({
+        ...quiet(),
+        methods: {
+          slow: async (params) => {
+            most = Math.max(most, ++running);
+            await new Promise((r) => setTimeout(r, 10));
+            running--;
+            return params;
+          },
+        },
+      }),
+    );
+    try {
+      const c = await Client.open(server.wsUrl);
+      for (let i = 0; i < 8; i++)
+        c.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'slow', params: [i] }));
+      const ids: unknown[] = [];
+      for (let i = 0; i < 8; i++) ids.push(((await c.next()) as { id: unknown }).id);
+      assert.deepEqual(ids, [0, 1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(most, 1);
       await c.close();
     } finally {
       await server.close();
