@@ -7,7 +7,9 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
+  clientKey,
   DEFAULT_RPC_LIMITS,
+  parseRpcLimits,
   RpcError,
   type RpcServer,
   type RpcServerModules,
@@ -776,6 +778,36 @@ function rawHttp(port: number, text: string): Promise<{ socket: Socket; answer: 
 
 describe('rpc server limits', () => {
   const quiet = () => ({ logger: captureLogger().logger });
+
+  it('counts clients per IPv4 address and per IPv6 /64', () => {
+    assert.equal(clientKey('203.0.113.9'), '203.0.113.9');
+    assert.equal(clientKey('::ffff:203.0.113.9'), '203.0.113.9');
+    assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(clientKey('::1'), '0:0:0:0::/64');
+    assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  });
+
+  it('reads limits from a config object, refusing unknown keys and wrong types', async () => {
+    assert.deepEqual(parseRpcLimits(undefined), {});
+    assert.deepEqual(parseRpcLimits({ maxBatchSize: 50, unlimitedAddresses: ['10.0.0.5'] }), {
+      maxBatchSize: 50,
+      unlimitedAddresses: ['10.0.0.5'],
+    });
+    assert.throws(() => parseRpcLimits({ maxBatchSise: 50 }), /rpc\.maxBatchSise is not an RPC limit/);
+    assert.throws(() => parseRpcLimits({ maxWork: '5' }), /rpc\.maxWork must be a non-negative integer/);
+    assert.throws(() => parseRpcLimits([]), /must be an object/);
+    // Ranges are the server's to check.
+    await assert.rejects(
+      startRpcServer({ ...OPTS, maxWork: 10, rateLimitBurst: 5 }, modules()),
+      /rateLimitBurst/,
+    );
+    await assert.rejects(
+      startRpcServer({ ...OPTS, maxSubscriptionsPerConnection: 0 }, modules()),
+      RangeError,
+    );
+  });
 
   it('answers an unc_getBlocks-style batch over the work limit with -32005, running only what fits', async () => {
     let blocksRead = 0;
