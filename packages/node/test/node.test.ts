@@ -126,9 +126,13 @@ describe('node', () => {
       assert.equal(replies.filter((r) => Array.isArray(r.result)).length, 3);
       for (const r of replies.slice(3)) assert.deepEqual(r.error?.data, { reason: 'WORK_LIMIT', limit: 300 });
       assert.ok(text.length < DEFAULT_RPC_LIMITS.maxBatchResponseBytes);
-      // Every method has its measure: unc_sendTransactions is a unit per 100 transactions.
+      // Every method has its measure: unc_sendTransactions is a unit per 10 transactions.
       const client = new UncClient(node.rpcUrl);
-      await assert.rejects(client.call('unc_sendTransactions', [Array(30_100).fill('00')]), /work units/);
+      await assert.rejects(client.call('unc_sendTransactions', [Array(3_010).fill('00')]), /work units/);
+      assert.equal(
+        (await client.call<unknown[]>('unc_sendTransactions', [Array(3_000).fill('00')])).length,
+        3_000,
+      );
       assert.ok((await client.call<unknown[]>('unc_getBlocks', [1, 2])).length > 0);
     } finally {
       await node.stop();
