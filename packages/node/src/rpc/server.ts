@@ -64,6 +64,11 @@ export interface RpcLimits {
   maxConnectionsPerIp: number;
   maxWsConnections: number;
   maxSubscriptionsPerConnection: number;
+  /**
+   * Most messages (requests or batches) of one IP address being handled at once, over all its
+   * connections: what bounds the replies in memory for one client (HTTP pipelining included).
+   */
+  maxInflightPerIp: number;
   /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
   rateLimitPerSecond: number;
   /** Work units an IP address may spend at once (the bucket size); at least maxWork. */
@@ -93,6 +98,7 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   maxConnectionsPerIp: 64,
   maxWsConnections: 256,
   maxSubscriptionsPerConnection: 32,
+  maxInflightPerIp: 16,
   rateLimitPerSecond: 500,
   rateLimitBurst: 2_000,
   headersTimeoutMs: 10_000,
@@ -781,13 +787,37 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return replies.length > 0 ? `[${replies.join(',')}]` : undefined;
   }
 
-  /** handleText, then the reply's size charged to the client: a unit per whole 64 KiB sent back. */
+  /** Messages being handled per client (rate-limit key). */
+  const inflight = new Map<string, number>();
+
+  /**
+   * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
+   * whole 64 KiB sent back.
+   */
   async function handleMessage(text: string, call: Call): Promise<string | undefined> {
-    const reply = await handleText(text, call);
-    if (reply !== undefined && call.client !== null) {
-      rateLimiter.debit(call.client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+    const client = call.client;
+    if (client === null) return handleText(text, call);
+    const busy = inflight.get(client) ?? 0;
+    if (busy >= limits.maxInflightPerIp) {
+      call.rateLimited = call.replies = 1;
+      call.retryAfterMs = 1_000;
+      const err = limitError(
+        'CONCURRENCY_LIMIT',
+        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}); wait for replies`,
+        limits.maxInflightPerIp,
+      );
+      return JSON.stringify(limitResponse(null, err));
     }
-    return reply;
+    inflight.set(client, busy + 1);
+    try {
+      const reply = await handleText(text, call);
+      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+      return reply;
+    } finally {
+      const left = (inflight.get(client) ?? 1) - 1;
+      if (left <= 0) inflight.delete(client);
+      else inflight.set(client, left);
+    }
   }
 
   // ---- HTTP ----

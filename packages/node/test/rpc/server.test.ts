@@ -1049,6 +1049,48 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('caps the messages of one IP in progress at once (HTTP pipelining and parallel sockets alike)', async () => {
+    let running = 0;
+    let most = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxInflightPerIp: 2 },
+      modules({
+        ...quiet(),
+        methods: {
+          slow: async () => {
+            most = Math.max(most, ++running);
+            await new Promise((r) => setTimeout(r, 50));
+            running--;
+            return 'done';
+          },
+        },
+      }),
+    );
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'slow', params: [] });
+      const replies = await Promise.all(Array.from({ length: 6 }, () => post(server, body)));
+      assert.equal(most, 2);
+      const refused = replies.filter((r) => r.status === 429);
+      assert.equal(refused.length, 4);
+      for (const r of refused) {
+        assert.equal(r.headers.get('retry-after'), '1');
+        assert.deepEqual(errorOf(r.json).data, { reason: 'CONCURRENCY_LIMIT', limit: 2 });
+      }
+      // Pipelined on one socket: Node hands all of them over at once, and the cap still holds.
+      const request = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      most = 0;
+      const raw = await rawHttp(server.port, request.repeat(5));
+      await waitFor(() => running === 0 && most > 0);
+      raw.socket.end();
+      const text = await raw.answer;
+      assert.equal(most, 2);
+      assert.equal(text.match(/HTTP\/1.1 200/g)?.length, 2);
+      assert.equal(text.match(/HTTP\/1.1 429/g)?.length, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('handles the messages of one WebSocket one at a time', async () => {
     let running = 0;
     let most = 0;
