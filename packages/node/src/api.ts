@@ -68,6 +68,7 @@ import {
   type ValidatorSetJson,
   type VendorJson,
 } from '@unc/sdk';
+import type { CommittedBlock } from './chain.js';
 import { marketMethods } from './market-api.js';
 import { NODE_VERSION, type UncNode } from './node.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
@@ -121,6 +122,16 @@ export function createApi(node: UncNode): RpcServerModules {
       return height;
     }
     return heightParam(ref, 'block');
+  }
+
+  const summaries = new WeakMap<CommittedBlock, BlockJson>();
+  function blockSummary(c: CommittedBlock): BlockJson {
+    let summary = summaries.get(c);
+    if (!summary) {
+      summary = blockToJson(c.block, c.hash, c.envelopes, false);
+      summaries.set(c, summary);
+    }
+    return summary;
   }
 
   function status(): StatusJson {
@@ -476,8 +487,8 @@ export function createApi(node: UncNode): RpcServerModules {
     },
 
     subscriptions: {
-      newBlocks: (_params, emit) =>
-        node.watchBlocks((c) => emit(blockToJson(c.block, c.hash, c.envelopes, false))),
+      // One summary object per block, shared by every subscriber: the server serialises it once.
+      newBlocks: (_params, emit) => node.watchBlocks((c) => emit(blockSummary(c))),
 
       /** Emits once: when the transaction is included, or dropped with its reason. */
       tx: (params, emit) => {

@@ -17,5 +17,14 @@ export type {
   ScoringOptions,
 } from './p2p/libp2p.js';
 export * from './p2p/types.js';
+export {
+  clientKey,
+  DEFAULT_RPC_LIMITS,
+  parseRpcLimits,
+  RpcErrorCode,
+  type RpcLimitReason,
+  type RpcLimits,
+} from './rpc/server.js';
+export { RPC_COSTS } from './rpc-costs.js';
 export * from './storage/db.js';
 export * from './sync.js';

@@ -21,7 +21,8 @@ import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
-import { startRpcServer } from './rpc/server.js';
+import { type RpcLimits, startRpcServer } from './rpc/server.js';
+import { RPC_COSTS } from './rpc-costs.js';
 import { ChainDb } from './storage/db.js';
 
 export interface NodeOptions {
@@ -39,6 +40,8 @@ export interface NodeOptions {
   timeouts?: TimeoutParams;
   rpcHost?: string;
   rpcPort?: number;
+  /** RPC limits (docs/rpc.md); each one left out takes its DEFAULT_RPC_LIMITS value. */
+  rpc?: Partial<RpcLimits>;
   mempool?: Partial<MempoolOptions>;
   /** Overrides the genesis block interval for this node (dev chains). */
   blockTimeMs?: number;
@@ -154,15 +157,13 @@ export class UncNode {
     try {
       node.rpc = await startRpcServer(
         {
+          ...opts.rpc,
           host: opts.rpcHost ?? '127.0.0.1',
           port: opts.rpcPort ?? 3030,
-          maxBodyBytes: 16 * 1024 * 1024,
-          maxBatchSize: 10_000,
-          maxWsConnections: 256,
-          maxSubscriptionsPerConnection: 10_000,
         },
         {
           ...createApi(node),
+          costs: RPC_COSTS,
           ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}),
         },
       );

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { UncNode } from '../src/node.js';
+import { DEFAULT_RPC_LIMITS } from '../src/rpc/server.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -90,6 +91,52 @@ describe('node', () => {
       start(dir, devGenesisJson({ time: new Date('2026-02-01T00:00:00Z') })),
       /genesis file differs/,
     );
+  });
+
+  test('RPC limits: a big unc_getBlocks batch is cut at the work limit, configurable per node', async () => {
+    const node = await UncNode.start({
+      dataDir: tempDir(),
+      genesis: devGenesisJson(),
+      validatorSeed: devValidator().seed,
+      rpcPort: 0,
+      blockTimeMs: 50,
+      logger: silentLogger,
+      rpc: { maxWork: 300, rateLimitPerSecond: 0 },
+    });
+    try {
+      while (node.chain.height < 3n) await new Promise((r) => setTimeout(r, 20));
+      // The attack: the largest batch of the largest unc_getBlocks requests.
+      const batch = Array.from({ length: DEFAULT_RPC_LIMITS.maxBatchSize }, (_, i) => ({
+        jsonrpc: '2.0',
+        id: i,
+        method: 'unc_getBlocks',
+        params: [Number(node.chain.height), 100],
+      }));
+      const res = await fetch(node.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(batch),
+      });
+      const text = await res.text();
+      const replies = JSON.parse(text) as Array<{
+        result?: unknown[];
+        error?: { code: number; data: unknown };
+      }>;
+      assert.equal(replies.length, batch.length);
+      assert.equal(replies.filter((r) => Array.isArray(r.result)).length, 3);
+      for (const r of replies.slice(3)) assert.deepEqual(r.error?.data, { reason: 'WORK_LIMIT', limit: 300 });
+      assert.ok(text.length < DEFAULT_RPC_LIMITS.maxBatchResponseBytes);
+      // Every method has its measure: unc_sendTransactions is a unit per 10 transactions.
+      const client = new UncClient(node.rpcUrl);
+      await assert.rejects(client.call('unc_sendTransactions', [Array(3_010).fill('00')]), /work units/);
+      assert.equal(
+        (await client.call<unknown[]>('unc_sendTransactions', [Array(3_000).fill('00')])).length,
+        3_000,
+      );
+      assert.ok((await client.call<unknown[]>('unc_getBlocks', [1, 2])).length > 0);
+    } finally {
+      await node.stop();
+    }
   });
 
   test('property: random bytes and random params to the RPC never crash the node; each gets an error', async () => {

@@ -31,6 +31,7 @@ import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
 import { countOption, ctxOf, portOption, withCommon } from '../context.js';
 import { spinner } from '../progress.js';
+import { rpcLimitsOf } from './start.js';
 
 const DEV_TPM_VENDOR = 'dev-tpm';
 const DEV_TPM_MODEL = 'swtpm';
@@ -158,7 +159,13 @@ export function devCommand(): Command {
       const logger = createLogger('dev');
       // The explorer built beside this CLI in the monorepo (npm run build builds it).
       const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
+      const configPath = join(home, 'config.json');
+      const recorded = existsSync(configPath)
+        ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
+        : {};
+      const rpcLimits = rpcLimitsOf(recorded, configPath);
       const node = await UncNode.start({
+        rpc: rpcLimits,
         ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
         dataDir,
         genesis,
@@ -226,9 +233,11 @@ export function devCommand(): Command {
         logger: logger.child('miner'),
       });
       if (chips.length > 0) await miner.start();
+      // The RPC limits an operator wrote there are kept; the URLs are this run's.
+      const kept = recorded.rpc === undefined ? {} : { rpc: recorded.rpc };
       writeFileSync(
-        join(home, 'config.json'),
-        `${JSON.stringify({ node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
+        configPath,
+        `${JSON.stringify({ ...kept, node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
       );
 
       const balances = new Map(

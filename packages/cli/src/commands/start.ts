@@ -6,7 +6,16 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
 import { type ChipSigner, DevSoftSigner, MinerAgent } from '@unc/miner';
-import { createLogger, DEV_MODELS, devChipKey, devKey, startNetwork, UncNode } from '@unc/node';
+import {
+  createLogger,
+  DEV_MODELS,
+  devChipKey,
+  devKey,
+  parseRpcLimits,
+  type RpcLimits,
+  startNetwork,
+  UncNode,
+} from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf, portOption, withCommon } from '../context.js';
 import { progressBar } from '../progress.js';
@@ -27,6 +36,15 @@ function peerList(text: string | undefined): string[] {
     }
   }
   return peers;
+}
+
+/** The RPC limits in a home's config.json (`"rpc": {"maxBatchSize": 100, …}`; docs/rpc.md). */
+export function rpcLimitsOf(config: Record<string, unknown>, path: string): Partial<RpcLimits> {
+  try {
+    return parseRpcLimits(config.rpc, 'rpc');
+  } catch (err) {
+    throw new UncError('BAD_CONFIG', `${path}: ${(err as Error).message}`);
+  }
 }
 
 export interface StartOptions {
@@ -75,6 +93,11 @@ export function startCommand(): Command {
     const chipOffset = countOption(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
     const minerAccount = countOption(opts.devMinerAccount, 'dev-miner-account', 0, 9);
     const logger = createLogger(keys.moniker);
+    const configPath = join(home, 'config.json');
+    const recorded = existsSync(configPath)
+      ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
+      : {};
+    const rpcLimits = rpcLimitsOf(recorded, configPath);
 
     const node = await UncNode.start({
       dataDir: join(home, 'data'),
@@ -82,6 +105,7 @@ export function startCommand(): Command {
       ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
       rpcHost: opts.rpcHost,
       rpcPort,
+      rpc: rpcLimits,
       logger,
       network: (handlers, chain) =>
         startNetwork({
@@ -99,10 +123,6 @@ export function startCommand(): Command {
       const k = devChipKey(chipOffset + i);
       return new DevSoftSigner(k.seed, DEV_MODELS[(chipOffset + i) % DEV_MODELS.length]!.modelId, k.name);
     });
-    const configPath = join(home, 'config.json');
-    const recorded = existsSync(configPath)
-      ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
-      : {};
     writeFileSync(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`);
 
     const network = node.network!;

@@ -1,7 +1,10 @@
 import type { JsonValue } from './json.js';
 import { toJsonValue } from './json.js';
 
-/** The JSON-RPC 2.0 reserved codes, plus -32000 for the protocol's own (UncError) rejections. */
+/**
+ * The JSON-RPC 2.0 reserved codes, plus -32000 for the protocol's own (UncError) rejections and
+ * -32005 for the server's own limits (as in EIP-1474); `error.data.reason` says which limit.
+ */
 export const RpcErrorCode = {
   PARSE_ERROR: -32700,
   INVALID_REQUEST: -32600,
@@ -9,7 +12,18 @@ export const RpcErrorCode = {
   INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
   APPLICATION_ERROR: -32000,
+  LIMIT_EXCEEDED: -32005,
 } as const;
+
+/** `error.data.reason` of a -32005 answer. */
+export type RpcLimitReason =
+  | 'WORK_LIMIT'
+  | 'RESPONSE_TOO_LARGE'
+  | 'BATCH_RESPONSE_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'CONCURRENCY_LIMIT'
+  | 'SUBSCRIPTION_LIMIT'
+  | 'CONNECTION_LIMIT';
 
 /** Thrown by handlers to answer with a specific JSON-RPC error (typically -32602). */
 export class RpcError extends Error {

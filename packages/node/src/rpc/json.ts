@@ -31,7 +31,40 @@ function hasToJson(value: object): value is { toJSON(): unknown } {
   return typeof (value as { toJSON?: unknown }).toJSON === 'function';
 }
 
-function convert(value: unknown, seen: Set<object>): JsonValue | undefined {
+/** Thrown when a value's JSON would exceed the byte budget given to toJsonValue. */
+export class JsonTooLargeError extends RangeError {
+  constructor(readonly limit: number) {
+    super(`JSON value exceeds ${limit} bytes`);
+    this.name = 'JsonTooLargeError';
+  }
+}
+
+/**
+ * A running lower bound on the serialised size (string lengths, quotes, separators). Escapes can
+ * make the real text larger, at most 6× for control characters, so a value that passes is bounded.
+ */
+class Budget {
+  private left: number;
+  constructor(readonly limit: number) {
+    this.left = limit;
+  }
+  spend(bytes: number): void {
+    this.left -= bytes;
+    if (this.left < 0) throw new JsonTooLargeError(this.limit);
+  }
+}
+
+function convert(value: unknown, seen: Set<object>, budget?: Budget): JsonValue | undefined {
+  const out = convertInner(value, seen, budget);
+  if (budget && out !== undefined) {
+    // Containers were charged for their members already; this charges the scalar or the brackets,
+    // with one separator each (a shortest spelling: a lower bound of the real size).
+    budget.spend(typeof out === 'string' ? out.length + 3 : 2);
+  }
+  return out;
+}
+
+function convertInner(value: unknown, seen: Set<object>, budget?: Budget): JsonValue | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -57,22 +90,32 @@ function convert(value: unknown, seen: Set<object>): JsonValue | undefined {
       // Other typed arrays (e.g. BigUint64Array) are lists of numbers, not byte strings.
       const list = obj instanceof DataView ? new Uint8Array(obj.buffer, obj.byteOffset, obj.byteLength) : obj;
       if (list instanceof Uint8Array) return bytesToHex(list);
-      return Array.from(list as unknown as ArrayLike<number | bigint>, (v) => convert(v, seen) ?? null);
+      return Array.from(
+        list as unknown as ArrayLike<number | bigint>,
+        (v) => convert(v, seen, budget) ?? null,
+      );
     }
-    if (Array.isArray(obj)) return obj.map((v) => convert(v, seen) ?? null);
-    if (obj instanceof Set) return [...obj].map((v) => convert(v, seen) ?? null);
+    if (Array.isArray(obj)) return obj.map((v) => convert(v, seen, budget) ?? null);
+    if (obj instanceof Set) return [...obj].map((v) => convert(v, seen, budget) ?? null);
     const out: { [key: string]: JsonValue } = {};
     if (obj instanceof Map) {
       for (const [k, v] of obj) {
-        const converted = convert(v, seen);
-        if (converted !== undefined) setKey(out, keyToString(k), converted);
+        const converted = convert(v, seen, budget);
+        if (converted !== undefined) {
+          const key = keyToString(k);
+          budget?.spend(key.length + 3);
+          setKey(out, key, converted);
+        }
       }
       return out;
     }
-    if (hasToJson(obj)) return convert(obj.toJSON(), seen);
+    if (hasToJson(obj)) return convertInner(obj.toJSON(), seen, budget);
     for (const [k, v] of Object.entries(obj)) {
-      const converted = convert(v, seen);
-      if (converted !== undefined) setKey(out, k, converted);
+      const converted = convert(v, seen, budget);
+      if (converted !== undefined) {
+        budget?.spend(k.length + 3);
+        setKey(out, k, converted);
+      }
     }
     return out;
   } finally {
@@ -84,7 +127,11 @@ function convert(value: unknown, seen: Set<object>): JsonValue | undefined {
  * Converts a value to plain JSON: bigint → decimal string, Uint8Array → lowercase hex (no 0x),
  * Map → object, Set → array, recursively. `undefined` becomes null (object members holding it are
  * dropped, as JSON.stringify does). Throws TypeError on circular structures.
+ *
+ * With `maxBytes`, throws JsonTooLargeError as soon as the JSON text is known to exceed it, so an
+ * oversized result is refused while it is being walked, before any text is built.
  */
-export function toJsonValue(value: unknown): JsonValue {
-  return convert(value, new Set()) ?? null;
+export function toJsonValue(value: unknown, maxBytes?: number): JsonValue {
+  const budget = maxBytes === undefined ? undefined : new Budget(maxBytes);
+  return convert(value, new Set(), budget) ?? null;
 }

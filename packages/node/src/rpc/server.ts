@@ -9,15 +9,27 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { createLogger, type Logger } from '../log.js';
-import { RpcError, RpcErrorCode, type RpcErrorObject, toRpcErrorObject } from './errors.js';
-import { type JsonValue, toJsonValue } from './json.js';
+import {
+  RpcError,
+  RpcErrorCode,
+  type RpcErrorObject,
+  type RpcLimitReason,
+  toRpcErrorObject,
+} from './errors.js';
+import { JsonTooLargeError, type JsonValue, toJsonValue } from './json.js';
 
-export { RpcError, RpcErrorCode, type RpcErrorObject, toRpcErrorObject } from './errors.js';
-export { type JsonValue, toJsonValue } from './json.js';
+export {
+  RpcError,
+  RpcErrorCode,
+  type RpcErrorObject,
+  type RpcLimitReason,
+  toRpcErrorObject,
+} from './errors.js';
+export { JsonTooLargeError, type JsonValue, toJsonValue } from './json.js';
 
 export type RpcTransport = 'http' | 'ws';
 export interface RpcContext {
@@ -25,21 +37,110 @@ export interface RpcContext {
 }
 
 export type RpcHandler = (params: unknown, ctx: RpcContext) => unknown | Promise<unknown>;
-/** Starts a subscription that calls `emit` for each event; returns the function that stops it. */
+/**
+ * Starts a subscription that calls `emit` for each event; returns the function that stops it.
+ * An object passed to `emit` is serialised once and the text shared by every subscriber it is
+ * emitted to (the server remembers it by identity), so it must not be changed after emitting.
+ */
 export type RpcSubscription = (params: unknown, emit: (result: unknown) => void) => () => void;
+/** What a call costs in work units, from its (untrusted, unvalidated) params; 1 when absent. */
+export type RpcCost = (params: unknown) => number;
 
-export interface RpcServerOptions {
+/** Every bound the server puts on clients; docs/rpc.md lists them with the error each answers. */
+export interface RpcLimits {
+  /** Largest HTTP body and WebSocket message accepted (HTTP 413 / WebSocket close 1009). */
+  maxBodyBytes: number;
+  /** Most requests in one batch. */
+  maxBatchSize: number;
+  /** Most work units one request, or one batch in total, may ask for (see RpcServerModules.costs). */
+  maxWork: number;
+  /** Largest serialised response to one request. */
+  maxResponseBytes: number;
+  /** Largest serialised batch response; the requests past it are answered with an error. */
+  maxBatchResponseBytes: number;
+  /** Most open sockets (HTTP and WebSocket together). */
+  maxConnections: number;
+  /** Most open sockets from one IP address (IPv6: one /64). */
+  maxConnectionsPerIp: number;
+  maxWsConnections: number;
+  maxSubscriptionsPerConnection: number;
+  /**
+   * Most messages (requests or batches) of one IP address being handled at once, over all its
+   * connections: what bounds the replies in memory for one client (HTTP pipelining included).
+   */
+  maxInflightPerIp: number;
+  /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
+  rateLimitPerSecond: number;
+  /** Work units an IP address may spend at once (the bucket size); at least maxWork. */
+  rateLimitBurst: number;
+  /** Time a client has to send a request's headers (also the upgrade request of a WebSocket). */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request; also how long an HTTP socket may sit idle. */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive HTTP socket is kept open between requests. */
+  keepAliveTimeoutMs: number;
+  /** A WebSocket client whose unsent replies and events exceed this is dropped (it is not reading). */
+  maxWsBufferedBytes: number;
+  /** How often idle WebSocket clients are pinged; one missed pong drops them. */
+  pingIntervalMs: number;
+  /** Addresses exempt from the per-IP connection cap and the rate limit (e.g. a trusted proxy). */
+  unlimitedAddresses: readonly string[];
+}
+
+export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxBatchSize: 1_000,
+  maxWork: 1_000,
+  // A full block is up to 8 MiB (maxBlockBytes): 16 MiB as hex, more as JSON.
+  maxResponseBytes: 32 * 1024 * 1024,
+  maxBatchResponseBytes: 32 * 1024 * 1024,
+  maxConnections: 1_024,
+  maxConnectionsPerIp: 64,
+  maxWsConnections: 256,
+  maxSubscriptionsPerConnection: 32,
+  maxInflightPerIp: 16,
+  rateLimitPerSecond: 500,
+  rateLimitBurst: 2_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxWsBufferedBytes: 32 * 1024 * 1024,
+  pingIntervalMs: 30_000,
+  unlimitedAddresses: Object.freeze([]) as readonly string[],
+});
+
+/**
+ * Reads limits from a config file's `rpc` object: a known key with a value of the right type, or a
+ * TypeError that names the key (values are range-checked when the server starts).
+ */
+export function parseRpcLimits(value: unknown, where = 'rpc'): Partial<RpcLimits> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${where} must be an object`);
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!Object.hasOwn(DEFAULT_RPC_LIMITS, key)) {
+      throw new TypeError(
+        `${where}.${key} is not an RPC limit (known: ${Object.keys(DEFAULT_RPC_LIMITS).join(', ')})`,
+      );
+    }
+    const ok =
+      key === 'unlimitedAddresses'
+        ? Array.isArray(v) && v.every((a) => typeof a === 'string')
+        : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    if (!ok) {
+      const want = key === 'unlimitedAddresses' ? 'a list of addresses' : 'a non-negative integer';
+      throw new TypeError(`${where}.${key} must be ${want}`);
+    }
+    out[key] = v;
+  }
+  return out as Partial<RpcLimits>;
+}
+
+export interface RpcServerOptions extends Partial<RpcLimits> {
   /** Callers pass 127.0.0.1 unless they mean to expose the node; nothing here defaults to 0.0.0.0. */
   host: string;
   /** 0 picks a free port; the chosen one is returned. */
   port: number;
-  /** Largest HTTP body and WebSocket message accepted. */
-  maxBodyBytes: number;
-  maxBatchSize: number;
-  maxWsConnections: number;
-  maxSubscriptionsPerConnection: number;
-  /** How often idle WebSocket clients are pinged; one missed pong drops them. Default 30 s. */
-  pingIntervalMs?: number;
 }
 
 export interface HealthReport {
@@ -50,6 +151,12 @@ export interface HealthReport {
 export interface RpcServerModules {
   methods: Record<string, RpcHandler>;
   subscriptions: Record<string, RpcSubscription>;
+  /**
+   * Work units of the methods that do more than one unit of work (e.g. one per block read);
+   * every other call costs 1. Checked against maxWork and charged to the caller's rate limit
+   * before the method runs.
+   */
+  costs?: Record<string, RpcCost>;
   metrics?: () => string | Promise<string>;
   health?: () => HealthReport | Promise<HealthReport>;
   /** Serves other GET paths (e.g. the explorer); returns false when it did not handle the request. */
@@ -68,15 +175,27 @@ export const SUBSCRIBE_METHOD = 'unc_subscribe';
 export const UNSUBSCRIBE_METHOD = 'unc_unsubscribe';
 export const SUBSCRIPTION_NOTIFICATION = 'unc_subscription';
 
-const DEFAULT_PING_INTERVAL_MS = 30_000;
+/** Rate-limit buckets kept at most (idle full ones are dropped first). */
+const MAX_TRACKED_CLIENTS = 65_536;
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Media types that JSON-RPC clients send in the wild; all mean "JSON". */
 const ACCEPTED_MEDIA_TYPES = new Set(['application/json', 'application/json-rpc', 'application/jsonrequest']);
+const NOTIFICATION_TAIL = Buffer.from('}}');
+/**
+ * Bytes moved cost rate limit too: a message one unit per started PARSE_UNIT_CHARS (for parsing
+ * it), a reply one unit per whole PARSE_UNIT_CHARS (so replies are in effect bandwidth-limited).
+ */
+const PARSE_UNIT_CHARS = 64 * 1024;
 /** Echoed method names are clipped so that an error response cannot be larger than the request. */
 const MAX_ECHOED_NAME = 64;
 
 type RpcId = string | number | null;
+
+interface ConnectionRefusal {
+  status: 429 | 503;
+  error: RpcError;
+}
 
 interface RpcResponse {
   jsonrpc: '2.0';
@@ -85,11 +204,25 @@ interface RpcResponse {
   error?: RpcErrorObject;
 }
 
-/** Per-message state: the WebSocket connection, if any, and work to run once the reply is sent. */
+/**
+ * Per-message state: the WebSocket connection, if any, work to run once the reply is sent, and what
+ * the message (one request or a whole batch) has used of its limits so far.
+ */
 interface Call {
   ctx: RpcContext;
   conn?: Connection;
   afterSend: Array<() => void>;
+  /** Rate-limit key of the client; null when it is exempt. */
+  client: string | null;
+  batch: boolean;
+  work: number;
+  /** Bytes the reply may still grow by. */
+  bytesLeft: number;
+  /** Set once the batch reply is full: the requests left are answered with an error unrun. */
+  full: boolean;
+  replies: number;
+  rateLimited: number;
+  retryAfterMs: number;
 }
 
 /** Array.isArray narrows `unknown` to `any[]`; this keeps untrusted input typed as unknown. */
@@ -111,11 +244,91 @@ function errorResponse(id: RpcId, code: number, message: string, data?: JsonValu
   return { jsonrpc: '2.0', id, error };
 }
 
+function limitError(reason: RpcLimitReason, message: string, limit: number, extra?: object): RpcError {
+  return new RpcError(RpcErrorCode.LIMIT_EXCEEDED, message, { reason, limit, ...extra });
+}
+
+function limitResponse(id: RpcId, err: RpcError): RpcResponse {
+  return errorResponse(id, err.code, err.message, toJsonValue(err.data));
+}
+
 function pathOf(url: string | undefined): string {
   // Split by hand: `new URL` would read a request target like `//host/x` as a host name.
   const raw = url ?? '/';
   const end = raw.search(/[?#]/);
   return end === -1 ? raw : raw.slice(0, end);
+}
+
+/** The address a client is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by /64. */
+export function clientKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!address.includes(':')) return address;
+  const zone = address.indexOf('%');
+  const bare = zone === -1 ? address : address.slice(0, zone);
+  const [head = '', tail] = bare.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  // One client usually holds a whole /64, so per-address limits apply per /64.
+  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
+  return `${prefix.join(':')}::/64`;
+}
+
+function normalAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** Token buckets per client: `rate` units a second, at most `burst` saved up. */
+class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {}
+
+  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
+  take(key: string, cost: number, now = Date.now()): number {
+    if (this.rate <= 0) return 0;
+    const want = Math.min(cost, this.burst);
+    let bucket = this.buckets.get(key);
+    if (bucket) {
+      bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
+      bucket.at = now;
+    } else {
+      if (this.buckets.size >= MAX_TRACKED_CLIENTS) this.prune(now);
+      bucket = { tokens: this.burst, at: now };
+      this.buckets.set(key, bucket);
+    }
+    if (bucket.tokens >= want) {
+      bucket.tokens -= want;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((want - bucket.tokens) * 1000) / this.rate));
+  }
+
+  /** Charges work found only once it is done (reply bytes); the bucket may go into debt. */
+  debit(key: string, cost: number, now = Date.now()): void {
+    if (this.rate <= 0 || cost <= 0) return;
+    this.take(key, 0, now); // refill up to now
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.max(-this.burst, bucket.tokens - cost);
+  }
+
+  /** Forgets clients whose bucket has refilled (they are indistinguishable from new ones). */
+  prune(now = Date.now()): void {
+    for (const [key, b] of this.buckets) {
+      if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
+    }
+    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst.
+    for (const key of this.buckets.keys()) {
+      if (this.buckets.size < MAX_TRACKED_CLIENTS) break;
+      this.buckets.delete(key);
+    }
+  }
 }
 
 function rawToString(data: RawData): string {
@@ -124,19 +337,36 @@ function rawToString(data: RawData): string {
   return data.toString('utf8');
 }
 
-function validateOptions(opts: RpcServerOptions): void {
-  const positive: Array<keyof RpcServerOptions> = [
-    'maxBodyBytes',
-    'maxBatchSize',
-    'maxWsConnections',
-    'maxSubscriptionsPerConnection',
-  ];
-  for (const key of positive) {
-    const v = opts[key];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-      throw new RangeError(`rpc option ${key} must be a positive integer (got ${String(v)})`);
+function resolveLimits(opts: RpcServerOptions): RpcLimits {
+  const limits: RpcLimits = { ...DEFAULT_RPC_LIMITS };
+  for (const key of Object.keys(DEFAULT_RPC_LIMITS) as Array<keyof RpcLimits>) {
+    if (opts[key] !== undefined) (limits as unknown as Record<string, unknown>)[key] = opts[key];
+  }
+  for (const key of Object.keys(DEFAULT_RPC_LIMITS) as Array<keyof RpcLimits>) {
+    if (key === 'unlimitedAddresses') continue;
+    const v = limits[key];
+    const min = key === 'rateLimitPerSecond' ? 0 : 1;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      const what = min === 0 ? 'a non-negative integer' : 'a positive integer';
+      throw new RangeError(`rpc option ${key} must be ${what} (got ${String(v)})`);
     }
   }
+  if (
+    !Array.isArray(limits.unlimitedAddresses) ||
+    !limits.unlimitedAddresses.every((a) => typeof a === 'string')
+  ) {
+    throw new TypeError('rpc option unlimitedAddresses must be a list of addresses');
+  }
+  if (limits.rateLimitBurst < limits.maxWork) {
+    throw new RangeError('rpc option rateLimitBurst must be at least maxWork (or no batch could ever run)');
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new RangeError('rpc option headersTimeoutMs must not exceed requestTimeoutMs');
+  }
+  return limits;
+}
+
+function validateOptions(opts: RpcServerOptions): void {
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65_535) {
     throw new RangeError(`rpc option port must be 0..65535 (got ${opts.port})`);
   }
@@ -182,20 +412,26 @@ class Connection {
 
   constructor(
     readonly ws: WebSocket,
-    private readonly slowConsumerBytes: number,
+    /** Rate-limit key; null when the client is exempt. */
+    readonly client: string | null,
+    private readonly maxBufferedBytes: number,
     private readonly log: Logger,
   ) {}
 
-  send(text: string): void {
+  /** Sends one text message (a Buffer holds its UTF-8 bytes). */
+  send(data: string | Buffer): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
     // A client that subscribes and never reads would otherwise grow our send buffer without bound.
-    if (this.ws.bufferedAmount > this.slowConsumerBytes) {
-      this.log.warn('dropping slow websocket consumer', { buffered: this.ws.bufferedAmount });
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.log.warn('dropping slow websocket consumer', {
+        buffered: this.ws.bufferedAmount,
+        limit: this.maxBufferedBytes,
+      });
       this.dispose();
       this.ws.terminate();
       return;
     }
-    this.ws.send(text);
+    this.ws.send(data, { binary: false });
   }
 
   /** Stops every subscription; idempotent, as both close() and the socket's close event call it. */
@@ -210,10 +446,15 @@ class Connection {
 
 export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerModules): Promise<RpcServer> {
   validateOptions(opts);
+  const limits = resolveLimits(opts);
   const log = modules.logger ?? createLogger('rpc');
   const { methods, subscriptions } = modules;
-  const pingIntervalMs = opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
-  const slowConsumerBytes = Math.max(8 * 1024 * 1024, 8 * opts.maxBodyBytes);
+  const costs = modules.costs ?? {};
+  const unlimited = new Set(limits.unlimitedAddresses.map(normalAddress));
+  const rateLimiter = new RateLimiter(limits.rateLimitPerSecond, limits.rateLimitBurst);
+  /** The rate-limit key of a socket's client, or null when it is exempt. */
+  const clientOf = (socket: { remoteAddress?: string | undefined }): string | null =>
+    unlimited.has(normalAddress(socket.remoteAddress)) ? null : clientKey(socket.remoteAddress);
 
   const connections = new Set<Connection>();
   /** Raw sockets from accepted upgrades, including ones still mid-handshake, so close() can end them. */
@@ -242,30 +483,25 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     if (!Object.hasOwn(subscriptions, name)) {
       throw new RpcError(RpcErrorCode.INVALID_PARAMS, `unknown subscription: ${clip(name)}`);
     }
-    if (conn.subs.size >= opts.maxSubscriptionsPerConnection) {
-      throw new RpcError(RpcErrorCode.APPLICATION_ERROR, 'too many subscriptions on this connection', {
-        reason: 'SUBSCRIPTION_LIMIT',
-        limit: opts.maxSubscriptionsPerConnection,
-      });
+    if (conn.subs.size >= limits.maxSubscriptionsPerConnection) {
+      throw limitError(
+        'SUBSCRIPTION_LIMIT',
+        `too many subscriptions on this connection (limit ${limits.maxSubscriptionsPerConnection})`,
+        limits.maxSubscriptionsPerConnection,
+      );
     }
     const id = randomBytes(8).toString('hex');
     let active = true;
     // Events emitted before the client has the id in hand (e.g. a snapshot sent synchronously on
     // subscribe) are held back until the subscribe response has gone out.
     let pending: unknown[] | undefined = [];
+    // The envelope around the shared result text: only the subscription id differs per subscriber.
+    const head = Buffer.from(
+      `{"jsonrpc":"2.0","method":"${SUBSCRIPTION_NOTIFICATION}","params":{"subscription":"${id}","result":`,
+    );
     const deliver = (result: unknown): void => {
-      let text: string;
-      try {
-        text = JSON.stringify({
-          jsonrpc: '2.0',
-          method: SUBSCRIPTION_NOTIFICATION,
-          params: { subscription: id, result: toJsonValue(result) },
-        });
-      } catch (err) {
-        log.error('subscription event not serialisable', { subscription: name, err });
-        return;
-      }
-      conn.send(text);
+      const body = eventBytes(result, name);
+      if (body) conn.send(Buffer.concat([head, body, NOTIFICATION_TAIL]));
     };
     const emit = (result: unknown): void => {
       if (!active || conn.closed) return;
@@ -305,6 +541,28 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return id;
   }
 
+  /**
+   * An event's result as JSON bytes, serialised once per emitted object however many subscribers
+   * it goes to (a block to thousands of `newBlocks` subscribers is one serialisation).
+   */
+  const eventTexts = new WeakMap<object, Buffer | null>();
+  function eventBytes(result: unknown, name: string): Buffer | null {
+    const key = typeof result === 'object' && result !== null ? result : undefined;
+    if (key) {
+      const cached = eventTexts.get(key);
+      if (cached !== undefined) return cached;
+    }
+    let bytes: Buffer | null;
+    try {
+      bytes = Buffer.from(JSON.stringify(toJsonValue(result)));
+    } catch (err) {
+      log.error('subscription event not serialisable', { subscription: name, err });
+      bytes = null;
+    }
+    if (key) eventTexts.set(key, bytes);
+    return bytes;
+  }
+
   function unsubscribe(conn: Connection, params: unknown): boolean {
     if (!isList(params) || params.length !== 1 || typeof params[0] !== 'string') {
       throw new RpcError(RpcErrorCode.INVALID_PARAMS, `${UNSUBSCRIBE_METHOD} expects [subscriptionId]`);
@@ -332,9 +590,109 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return methods[method]!(params, call.ctx);
   }
 
+  function newCall(ctx: RpcContext, client: string | null, conn?: Connection): Call {
+    return {
+      ctx,
+      ...(conn ? { conn } : {}),
+      afterSend: [],
+      client,
+      batch: false,
+      work: 0,
+      bytesLeft: limits.maxResponseBytes,
+      full: false,
+      replies: 0,
+      rateLimited: 0,
+      retryAfterMs: 0,
+    };
+  }
+
+  /** Work units of one call: the method's own measure, else 1; never trusted to be sane. */
+  function costOf(method: string, params: unknown): number {
+    if (!Object.hasOwn(costs, method)) return 1;
+    let cost: number;
+    try {
+      cost = costs[method]!(params);
+    } catch {
+      return 1; // the method itself will reject the params
+    }
+    return Number.isFinite(cost) && cost > 1 ? Math.ceil(cost) : 1;
+  }
+
+  /** Charges a call to the message's work budget and the client's rate limit; the error if refused. */
+  function admit(call: Call, cost: number): RpcError | undefined {
+    if (call.work + cost > limits.maxWork) {
+      return call.batch
+        ? limitError(
+            'WORK_LIMIT',
+            `batch exceeds the work limit of ${limits.maxWork} units (this request needs ${cost})`,
+            limits.maxWork,
+          )
+        : limitError(
+            'WORK_LIMIT',
+            `request needs ${cost} work units; the limit is ${limits.maxWork}`,
+            limits.maxWork,
+          );
+    }
+    const limited = charge(call, cost);
+    if (limited) return limited;
+    call.work += cost;
+    return undefined;
+  }
+
+  /** Takes `cost` units from the client's rate limit; the error to answer with when it is spent. */
+  function charge(call: Call, cost: number): RpcError | undefined {
+    if (call.client === null) return undefined;
+    const waitMs = rateLimiter.take(call.client, cost);
+    if (waitMs === 0) return undefined;
+    call.rateLimited++;
+    call.retryAfterMs = Math.max(call.retryAfterMs, waitMs);
+    return limitError(
+      'RATE_LIMITED',
+      `rate limit exceeded (${limits.rateLimitPerSecond} work units per second); retry in ${waitMs} ms`,
+      limits.rateLimitPerSecond,
+      { retryAfterMs: waitMs },
+    );
+  }
+
+  function batchFullError(): RpcError {
+    return limitError(
+      'BATCH_RESPONSE_TOO_LARGE',
+      `batch response exceeds ${limits.maxBatchResponseBytes} bytes; send the rest in another batch`,
+      limits.maxBatchResponseBytes,
+    );
+  }
+
+  /** Serialises a result within the bytes the reply has left, or answers why it cannot. */
+  function resultText(replyId: RpcId, value: unknown, call: Call): string {
+    const room = Math.min(limits.maxResponseBytes, call.bytesLeft);
+    const tooLarge = (): string => {
+      if (room < limits.maxResponseBytes) {
+        call.full = true;
+        return JSON.stringify(limitResponse(replyId, batchFullError()));
+      }
+      const err = limitError(
+        'RESPONSE_TOO_LARGE',
+        `response exceeds ${limits.maxResponseBytes} bytes; ask for less`,
+        limits.maxResponseBytes,
+      );
+      return JSON.stringify(limitResponse(replyId, err));
+    };
+    let result: JsonValue;
+    try {
+      result = toJsonValue(value, room);
+    } catch (err) {
+      if (err instanceof JsonTooLargeError) return tooLarge();
+      throw err;
+    }
+    const text = JSON.stringify({ jsonrpc: '2.0', id: replyId, result } satisfies RpcResponse);
+    return Buffer.byteLength(text) > room ? tooLarge() : text;
+  }
+
   /** Handles one request object; resolves to its serialised response, or undefined for a notification. */
   async function handleOne(raw: unknown, call: Call): Promise<string | undefined> {
     if (!isRecord(raw)) {
+      const refused = admit(call, 1);
+      if (refused) return JSON.stringify(limitResponse(null, refused));
       return JSON.stringify(
         errorResponse(null, RpcErrorCode.INVALID_REQUEST, 'Invalid request: not an object'),
       );
@@ -343,8 +701,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const id = raw.id;
     const validId = id === null || typeof id === 'string' || typeof id === 'number';
     const replyId: RpcId = hasId && validId ? id : null;
-    const invalid = (why: string): string =>
-      JSON.stringify(errorResponse(replyId, RpcErrorCode.INVALID_REQUEST, `Invalid request: ${why}`));
+    const invalid = (why: string): string => {
+      const refused = admit(call, 1);
+      if (refused) return JSON.stringify(limitResponse(replyId, refused));
+      return JSON.stringify(errorResponse(replyId, RpcErrorCode.INVALID_REQUEST, `Invalid request: ${why}`));
+    };
     if (raw.jsonrpc !== '2.0') return invalid('jsonrpc must be "2.0"');
     if (typeof raw.method !== 'string') return invalid('method must be a string');
     if (hasId && !validId) return invalid('id must be a string, a number or null');
@@ -353,6 +714,10 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return invalid('params must be an array or an object');
     }
     const method = raw.method;
+
+    if (call.full) return hasId ? JSON.stringify(limitResponse(replyId, batchFullError())) : undefined;
+    const refused = admit(call, costOf(method, params));
+    if (refused) return hasId ? JSON.stringify(limitResponse(replyId, refused)) : undefined;
 
     if (!hasId) {
       // A subscription whose id the client never learns could only leak until disconnect.
@@ -366,8 +731,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return undefined;
     }
     try {
-      const result = toJsonValue(await invoke(method, params, call));
-      return JSON.stringify({ jsonrpc: '2.0', id: replyId, result } satisfies RpcResponse);
+      return resultText(replyId, await invoke(method, params, call), call);
     } catch (err) {
       return JSON.stringify({
         jsonrpc: '2.0',
@@ -379,27 +743,81 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Parses one HTTP body or WebSocket message; resolves to the reply text, or undefined for none. */
   async function handleText(text: string, call: Call): Promise<string | undefined> {
+    // Parsing is work too, paid before it is done: a unit per started 64 KiB of message.
+    const refused = charge(call, Math.ceil(text.length / PARSE_UNIT_CHARS));
+    if (refused) {
+      call.replies = 1;
+      return JSON.stringify(limitResponse(null, refused));
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(text);
     } catch {
+      const refused = admit(call, 1);
+      if (refused) return JSON.stringify(limitResponse(null, refused));
       return JSON.stringify(errorResponse(null, RpcErrorCode.PARSE_ERROR, 'Parse error'));
     }
-    if (!isList(payload)) return handleOne(payload, call);
+    if (!isList(payload)) {
+      const reply = await handleOne(payload, call);
+      if (reply !== undefined) call.replies = 1;
+      return reply;
+    }
     if (payload.length === 0) {
       return JSON.stringify(
         errorResponse(null, RpcErrorCode.INVALID_REQUEST, 'Invalid request: empty batch'),
       );
     }
-    if (payload.length > opts.maxBatchSize) {
-      const why = `batch of ${payload.length} exceeds the limit of ${opts.maxBatchSize}`;
+    if (payload.length > limits.maxBatchSize) {
+      const why = `batch of ${payload.length} exceeds the limit of ${limits.maxBatchSize}`;
       return JSON.stringify(errorResponse(null, RpcErrorCode.INVALID_REQUEST, `Invalid request: ${why}`));
     }
-    const replies = (await Promise.all(payload.map((item) => handleOne(item, call)))).filter(
-      (r): r is string => r !== undefined,
-    );
+    call.batch = true;
+    call.bytesLeft = limits.maxBatchResponseBytes - 2;
+    // One request at a time: the batch's work and reply bytes are checked as they accumulate, so
+    // memory holds one result under construction, never a whole batch of them.
+    const replies: string[] = [];
+    for (const item of payload) {
+      const reply = await handleOne(item, call);
+      if (reply === undefined) continue;
+      replies.push(reply);
+      call.bytesLeft -= Buffer.byteLength(reply) + 1;
+    }
+    call.replies = replies.length;
     // Each reply is already valid JSON, so joining avoids a second serialisation pass.
     return replies.length > 0 ? `[${replies.join(',')}]` : undefined;
+  }
+
+  /** Messages being handled per client (rate-limit key). */
+  const inflight = new Map<string, number>();
+
+  /**
+   * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
+   * whole 64 KiB sent back.
+   */
+  async function handleMessage(text: string, call: Call): Promise<string | undefined> {
+    const client = call.client;
+    if (client === null) return handleText(text, call);
+    const busy = inflight.get(client) ?? 0;
+    if (busy >= limits.maxInflightPerIp) {
+      call.rateLimited = call.replies = 1;
+      call.retryAfterMs = 1_000;
+      const err = limitError(
+        'CONCURRENCY_LIMIT',
+        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}); wait for replies`,
+        limits.maxInflightPerIp,
+      );
+      return JSON.stringify(limitResponse(null, err));
+    }
+    inflight.set(client, busy + 1);
+    try {
+      const reply = await handleText(text, call);
+      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+      return reply;
+    } finally {
+      const left = (inflight.get(client) ?? 1) - 1;
+      if (left <= 0) inflight.delete(client);
+      else inflight.set(client, left);
+    }
   }
 
   // ---- HTTP ----
@@ -412,6 +830,13 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   function sendRpcFailure(res: ServerResponse, status: number, code: number, message: string): void {
     send(res, status, JSON_CONTENT_TYPE, JSON.stringify(errorResponse(null, code, message)));
+  }
+
+  /** Answers a socket over a connection cap with its JSON-RPC error, then closes it. */
+  function refuseHttp(res: ServerResponse, refusal: ConnectionRefusal): void {
+    res.setHeader('Connection', 'close');
+    if (refusal.status === 429) res.setHeader('Retry-After', '1');
+    send(res, refusal.status, JSON_CONTENT_TYPE, JSON.stringify(limitResponse(null, refusal.error)));
   }
 
   async function handlePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -431,18 +856,23 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       sendRpcFailure(res, 415, RpcErrorCode.INVALID_REQUEST, message);
       return;
     }
-    const body = await readBody(req, opts.maxBodyBytes);
+    const body = await readBody(req, limits.maxBodyBytes);
     if (body.kind === 'aborted') return;
     if (body.kind === 'too-large') {
       // The rest of an oversized body is not worth reading; close once the error is out.
       res.setHeader('Connection', 'close');
-      const message = `Request body exceeds ${opts.maxBodyBytes} bytes`;
+      const message = `Request body exceeds ${limits.maxBodyBytes} bytes`;
       sendRpcFailure(res, 413, RpcErrorCode.INVALID_REQUEST, message);
       return;
     }
-    const reply = await handleText(body.body.toString('utf8'), { ctx: { transport: 'http' }, afterSend: [] });
+    const call = newCall({ transport: 'http' }, clientOf(req.socket));
+    const reply = await handleMessage(body.body.toString('utf8'), call);
     if (reply === undefined) {
       if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
+    } else if (call.rateLimited > 0 && call.rateLimited >= call.replies) {
+      // Nothing in the message ran: say so at the HTTP level too, with when to come back.
+      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(call.retryAfterMs / 1000))));
+      send(res, 429, JSON_CONTENT_TYPE, reply);
     } else {
       send(res, 200, JSON_CONTENT_TYPE, reply);
     }
@@ -477,6 +907,13 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     const method = req.method ?? 'GET';
+    const refusal = refusals.get(req.socket);
+    if (refusal) {
+      // Drain whatever body came with it so the answer is not lost to a reset.
+      req.resume();
+      refuseHttp(res, refusal);
+      return;
+    }
     try {
       if (method === 'OPTIONS') {
         res.writeHead(204, {
@@ -500,25 +937,89 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
   }
 
+  // ---- connection caps ----
+
+  /** Sockets over a cap: their first request is answered with this error, then they are closed. */
+  const refusals = new WeakMap<Socket, ConnectionRefusal>();
+  const perClient = new Map<string, number>();
+  let openSockets = 0;
+
+  function onSocket(socket: Socket): void {
+    openSockets++;
+    const client = clientOf(socket);
+    const mine = client === null ? 0 : (perClient.get(client) ?? 0) + 1;
+    if (client !== null) perClient.set(client, mine);
+    socket.once('close', () => {
+      openSockets--;
+      if (client === null) return;
+      const left = (perClient.get(client) ?? 1) - 1;
+      if (left <= 0) perClient.delete(client);
+      else perClient.set(client, left);
+    });
+    if (openSockets > 2 * limits.maxConnections) {
+      // Far over the cap: not even an answer is worth the memory.
+      socket.destroy();
+      return;
+    }
+    if (openSockets > limits.maxConnections) {
+      log.warn('rpc connection limit reached', { limit: limits.maxConnections });
+      refusals.set(socket, {
+        status: 503,
+        error: limitError(
+          'CONNECTION_LIMIT',
+          `too many open connections (limit ${limits.maxConnections})`,
+          limits.maxConnections,
+        ),
+      });
+    } else if (mine > limits.maxConnectionsPerIp) {
+      refusals.set(socket, {
+        status: 429,
+        error: limitError(
+          'CONNECTION_LIMIT',
+          `too many open connections from your address (limit ${limits.maxConnectionsPerIp})`,
+          limits.maxConnectionsPerIp,
+        ),
+      });
+    }
+  }
+
   // ---- WebSocket ----
 
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: opts.maxBodyBytes,
+    maxPayload: limits.maxBodyBytes,
     // Compression would let a small frame inflate into a large message and costs CPU per client.
     perMessageDeflate: false,
     clientTracking: false,
   });
 
-  function rejectUpgrade(socket: Duplex, status: number, message: string): void {
+  function rejectUpgrade(
+    socket: Duplex,
+    status: number,
+    message: string,
+    contentType = 'text/plain; charset=utf-8',
+    extraHeaders = '',
+  ): void {
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
-        `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${extraHeaders}` +
+        `Content-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
     );
   }
 
-  function onConnection(ws: WebSocket): void {
-    const conn = new Connection(ws, slowConsumerBytes, log);
+  /** Refuses an upgrade over a connection cap with a JSON-RPC error body, as an HTTP request gets. */
+  function rejectUpgradeWith(socket: Duplex, refusal: ConnectionRefusal): void {
+    const body = JSON.stringify(limitResponse(null, refusal.error));
+    rejectUpgrade(
+      socket,
+      refusal.status,
+      body,
+      JSON_CONTENT_TYPE,
+      refusal.status === 429 ? 'Retry-After: 1\r\n' : '',
+    );
+  }
+
+  function onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const conn = new Connection(ws, clientOf(req.socket), limits.maxWsBufferedBytes, log);
     connections.add(conn);
     ws.on('pong', () => {
       conn.alive = true;
@@ -529,15 +1030,33 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       connections.delete(conn);
       conn.dispose();
     });
-    ws.on('message', (data: RawData) => {
-      conn.alive = true;
-      const call: Call = { ctx: { transport: 'ws' }, conn, afterSend: [] };
-      handleText(rawToString(data), call)
+    // One message at a time per connection, and no reading while one is in hand: a client that
+    // fires thousands of messages without waiting holds one reply in memory, not thousands.
+    const queue: RawData[] = [];
+    let busy = false;
+    const pump = (): void => {
+      const data = queue.shift();
+      if (data === undefined || conn.closed) {
+        busy = false;
+        queue.length = 0;
+        if (!conn.closed && ws.isPaused) ws.resume();
+        return;
+      }
+      busy = true;
+      const call = newCall({ transport: 'ws' }, conn.client, conn);
+      handleMessage(rawToString(data), call)
         .then((reply) => {
           if (reply !== undefined) conn.send(reply);
           for (const fn of call.afterSend) fn();
         })
-        .catch((err: unknown) => log.error('websocket message failed', { err }));
+        .catch((err: unknown) => log.error('websocket message failed', { err }))
+        .finally(pump);
+    };
+    ws.on('message', (data: RawData) => {
+      conn.alive = true;
+      queue.push(data);
+      if (!ws.isPaused) ws.pause();
+      if (!busy) pump();
     });
   }
 
@@ -552,9 +1071,21 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       rejectUpgrade(socket, 503, 'server is shutting down');
       return;
     }
-    if (upgradeSockets.size >= opts.maxWsConnections) {
-      log.warn('websocket connection limit reached', { limit: opts.maxWsConnections });
-      rejectUpgrade(socket, 503, 'too many WebSocket connections');
+    const refusal = refusals.get(socket as Socket);
+    if (refusal) {
+      rejectUpgradeWith(socket, refusal);
+      return;
+    }
+    if (upgradeSockets.size >= limits.maxWsConnections) {
+      log.warn('websocket connection limit reached', { limit: limits.maxWsConnections });
+      rejectUpgradeWith(socket, {
+        status: 503,
+        error: limitError(
+          'CONNECTION_LIMIT',
+          `too many WebSocket connections (limit ${limits.maxWsConnections})`,
+          limits.maxWsConnections,
+        ),
+      });
       return;
     }
     // Counted on the raw socket so that a failed handshake (which ws answers itself) frees its slot.
@@ -571,6 +1102,13 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         conn.ws.terminate();
         continue;
       }
+      // Over the limit for a whole interval: it is not reading, even if nothing new was sent.
+      if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) {
+        log.warn('dropping slow websocket consumer', { buffered: conn.ws.bufferedAmount });
+        conn.dispose();
+        conn.ws.terminate();
+        continue;
+      }
       conn.alive = false;
       try {
         conn.ws.ping();
@@ -582,11 +1120,23 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   // ---- lifecycle ----
 
-  const server = createServer((req, res) => void onRequest(req, res));
-  // Bounds on slow clients: headers must arrive quickly, and a whole request within 30 s.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  const server = createServer(
+    {
+      // Bounds on slow clients: the headers must arrive within headersTimeoutMs and the whole
+      // request within requestTimeoutMs. Node checks these every connectionsCheckingInterval
+      // (30 s by default, which let a slow-header client live ~26 s past a 10 s timeout).
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    (req, res) => void onRequest(req, res),
+  );
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // A socket on which nothing moves (a client that stopped reading its reply) is closed. The ws
+  // library turns this off on the sockets it takes over; pings watch those.
+  server.timeout = limits.requestTimeoutMs;
   server.on('upgrade', onUpgrade);
+  server.on('connection', onSocket);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -597,7 +1147,10 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   });
   server.on('error', (err) => log.error('rpc server error', { err }));
 
-  const pingTimer = setInterval(pingAll, pingIntervalMs);
+  const pingTimer = setInterval(() => {
+    pingAll();
+    rateLimiter.prune();
+  }, limits.pingIntervalMs);
   pingTimer.unref();
 
   const { port } = server.address() as AddressInfo;

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { connect as netConnect, createServer as netCreateServer } from 'node:net';
+import { connect as netConnect, createServer as netCreateServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
+  clientKey,
+  DEFAULT_RPC_LIMITS,
+  parseRpcLimits,
   RpcError,
   type RpcServer,
   type RpcServerModules,
@@ -16,14 +19,17 @@ import {
   toJsonValue,
 } from '../../src/rpc/server.js';
 
-const OPTS: RpcServerOptions = {
+const OPTS = {
   host: '127.0.0.1',
   port: 0,
   maxBodyBytes: 64 * 1024,
   maxBatchSize: 10,
   maxWsConnections: 4,
   maxSubscriptionsPerConnection: 3,
-};
+  // Most tests fire many requests from loopback; the per-IP limits have tests of their own.
+  rateLimitPerSecond: 0,
+  maxConnectionsPerIp: 1_000,
+} satisfies RpcServerOptions;
 
 class AppError extends Error {
   constructor(
@@ -673,7 +679,8 @@ describe('rpc server over WebSocket', () => {
       await c.next();
     }
     const over = errorOf(await c.call('unc_subscribe', ['manual']));
-    assert.equal(over.code, -32000);
+    assert.equal(over.code, -32005);
+    assert.match(over.message, /too many subscriptions/);
     assert.deepEqual(over.data, { reason: 'SUBSCRIPTION_LIMIT', limit: OPTS.maxSubscriptionsPerConnection });
     await c.close();
   });
@@ -723,6 +730,456 @@ describe('rpc server over WebSocket', () => {
     const d = await Client.open(server.wsUrl);
     assert.deepEqual(await d.call('echo', []), { jsonrpc: '2.0', id: 1, result: [] });
     await d.close();
+  });
+});
+
+/** A raw socket that completes a WebSocket handshake, then sends masked text frames by hand. */
+async function rawWebSocket(port: number): Promise<{ socket: Socket; send(text: string): void }> {
+  const socket = netConnect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const handshake = await new Promise<string>((resolve) => {
+    socket.once('connect', () =>
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      ),
+    );
+    socket.once('data', (d) => resolve(d.toString()));
+  });
+  assert.match(handshake, /^HTTP\/1.1 101/);
+  return {
+    socket,
+    send(text: string) {
+      const payload = Buffer.from(text);
+      assert.ok(payload.length < 126, 'fits a one-byte frame length');
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+      socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+    },
+  };
+}
+
+/** Sends raw bytes and resolves once the server has closed the socket, with what it answered. */
+function rawHttp(port: number, text: string): Promise<{ socket: Socket; answer: Promise<string> }> {
+  const socket = netConnect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  let received = '';
+  socket.on('data', (d) => {
+    received += d.toString();
+  });
+  const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+  return new Promise((resolve) =>
+    socket.once('connect', () => {
+      socket.write(text);
+      resolve({ socket, answer });
+    }),
+  );
+}
+
+describe('rpc server limits', () => {
+  const quiet = () => ({ logger: captureLogger().logger });
+
+  it('counts clients per IPv4 address and per IPv6 /64', () => {
+    assert.equal(clientKey('203.0.113.9'), '203.0.113.9');
+    assert.equal(clientKey('::ffff:203.0.113.9'), '203.0.113.9');
+    assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(clientKey('::1'), '0:0:0:0::/64');
+    assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  });
+
+  it('reads limits from a config object, refusing unknown keys and wrong types', async () => {
+    assert.deepEqual(parseRpcLimits(undefined), {});
+    assert.deepEqual(parseRpcLimits({ maxBatchSize: 50, unlimitedAddresses: ['10.0.0.5'] }), {
+      maxBatchSize: 50,
+      unlimitedAddresses: ['10.0.0.5'],
+    });
+    assert.throws(() => parseRpcLimits({ maxBatchSise: 50 }), /rpc\.maxBatchSise is not an RPC limit/);
+    assert.throws(() => parseRpcLimits({ maxWork: '5' }), /rpc\.maxWork must be a non-negative integer/);
+    assert.throws(() => parseRpcLimits([]), /must be an object/);
+    // Ranges are the server's to check.
+    await assert.rejects(
+      startRpcServer({ ...OPTS, maxWork: 10, rateLimitBurst: 5 }, modules()),
+      /rateLimitBurst/,
+    );
+    await assert.rejects(
+      startRpcServer({ ...OPTS, maxSubscriptionsPerConnection: 0 }, modules()),
+      RangeError,
+    );
+  });
+
+  it('answers an unc_getBlocks-style batch over the work limit with -32005, running only what fits', async () => {
+    let blocksRead = 0;
+    // Like unc_getBlocks: each call reads `count` blocks and costs that many work units.
+    const getBlocks = (params: unknown) => {
+      const count = (params as number[])[1]!;
+      blocksRead += count;
+      return Array.from({ length: count }, (_, i) => ({ height: i, hash: 'ab'.repeat(32), txs: [] }));
+    };
+    // Default limits, except the rate limit that would otherwise step in first.
+    const server = await startRpcServer(
+      { host: '127.0.0.1', port: 0, rateLimitPerSecond: 0 },
+      modules({
+        ...quiet(),
+        methods: { getBlocks },
+        costs: { getBlocks: (p) => (Array.isArray(p) && typeof p[1] === 'number' ? p[1] : 1) },
+      }),
+    );
+    try {
+      const batch = Array.from({ length: DEFAULT_RPC_LIMITS.maxBatchSize }, (_, i) => ({
+        jsonrpc: '2.0',
+        id: i,
+        method: 'getBlocks',
+        params: [1_000_000, 100],
+      }));
+      const res = await post(server, JSON.stringify(batch));
+      assert.equal(res.status, 200);
+      const replies = res.json as Array<{
+        id: number;
+        result?: unknown[];
+        error?: { code: number; data: unknown };
+      }>;
+      assert.equal(replies.length, batch.length);
+      const ran = DEFAULT_RPC_LIMITS.maxWork / 100;
+      assert.equal(replies.filter((r) => r.result).length, ran);
+      assert.equal(blocksRead, ran * 100);
+      for (const r of replies.slice(ran)) {
+        assert.equal(r.error?.code, -32005);
+        assert.deepEqual(r.error?.data, { reason: 'WORK_LIMIT', limit: DEFAULT_RPC_LIMITS.maxWork });
+      }
+      assert.ok(res.text.length < DEFAULT_RPC_LIMITS.maxBatchResponseBytes);
+      // A single request over the limit does not run at all.
+      const one = errorOf(await rpc(server, 'getBlocks', [5, DEFAULT_RPC_LIMITS.maxWork + 1]));
+      assert.equal(one.code, -32005);
+      assert.match(one.message, /work units/);
+      assert.equal(blocksRead, ran * 100);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('caps the bytes of one response and of a batch response', async () => {
+    let calls = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxResponseBytes: 10_000, maxBatchResponseBytes: 25_000 },
+      modules({
+        ...quiet(),
+        methods: {
+          big: (params) => {
+            calls++;
+            return { data: 'x'.repeat((params as number[])[0]!) };
+          },
+        },
+      }),
+    );
+    try {
+      const tooBig = errorOf(await rpc(server, 'big', [20_000]));
+      assert.equal(tooBig.code, -32005);
+      assert.deepEqual(tooBig.data, { reason: 'RESPONSE_TOO_LARGE', limit: 10_000 });
+      const batch = Array.from({ length: 6 }, (_, i) => ({
+        jsonrpc: '2.0',
+        id: i,
+        method: 'big',
+        params: [8_000],
+      }));
+      calls = 0;
+      const res = await post(server, JSON.stringify(batch));
+      const replies = res.json as Array<{ result?: unknown; error?: { code: number; data: unknown } }>;
+      assert.equal(replies.length, 6);
+      assert.equal(replies.filter((r) => r.result).length, 3);
+      for (const r of replies.slice(3)) {
+        assert.equal(r.error?.code, -32005);
+        assert.deepEqual(r.error?.data, { reason: 'BATCH_RESPONSE_TOO_LARGE', limit: 25_000 });
+      }
+      // The request that overflowed ran; the ones after it were answered without running.
+      assert.equal(calls, 4);
+      assert.ok(res.text.length <= 25_000 + 1_000, `batch reply of ${res.text.length} bytes`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('serialises an event once however many subscribers receive it', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startRpcServer(
+      OPTS,
+      modules({
+        ...quiet(),
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const clients = [await Client.open(server.wsUrl), await Client.open(server.wsUrl)];
+      const ids: string[] = [];
+      for (const c of clients) {
+        for (let i = 0; i < OPTS.maxSubscriptionsPerConnection; i++) {
+          ids.push(((await c.call('unc_subscribe', ['shared'])) as { result: string }).result);
+        }
+      }
+      let serialised = 0;
+      const event = {
+        toJSON() {
+          serialised++;
+          return { height: 7, note: 'one block' };
+        },
+      };
+      for (const emit of emitters) emit(event);
+      const got: Array<{ params: { subscription: string; result: unknown } }> = [];
+      for (const c of clients) {
+        for (let i = 0; i < OPTS.maxSubscriptionsPerConnection; i++)
+          got.push((await c.next()) as (typeof got)[0]);
+      }
+      assert.deepEqual(new Set(got.map((m) => m.params.subscription)), new Set(ids));
+      for (const m of got) assert.deepEqual(m.params.result, { height: 7, note: 'one block' });
+      assert.equal(serialised, 1);
+      for (const c of clients) await c.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('caps open connections per IP address (HTTP and WebSocket alike), unless exempt', async () => {
+    const server = await startRpcServer({ ...OPTS, maxConnectionsPerIp: 2 }, modules(quiet()));
+    try {
+      const idle = [netConnect(server.port, '127.0.0.1'), netConnect(server.port, '127.0.0.1')];
+      for (const s of idle) await new Promise((r) => s.once('connect', r));
+      const res = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [1] }));
+      assert.equal(res.status, 429);
+      assert.equal(res.headers.get('retry-after'), '1');
+      const err = errorOf(res.json);
+      assert.equal(err.code, -32005);
+      assert.deepEqual(err.data, { reason: 'CONNECTION_LIMIT', limit: 2 });
+      const ws = new WebSocket(server.wsUrl);
+      ws.on('error', () => {});
+      const status = await new Promise<number>((resolve) => {
+        ws.on('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0));
+        ws.on('open', () => resolve(101));
+      });
+      assert.equal(status, 429);
+      for (const s of idle) s.destroy();
+      let after: HttpReply | undefined;
+      const start = Date.now();
+      while (Date.now() - start < 2000) {
+        after = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [1] }));
+        if (after.status === 200) break;
+      }
+      assert.equal(after?.status, 200);
+    } finally {
+      await server.close();
+    }
+    const exempt = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 1, unlimitedAddresses: ['127.0.0.1'] },
+      modules(quiet()),
+    );
+    try {
+      const idle = netConnect(exempt.port, '127.0.0.1');
+      await new Promise((r) => idle.once('connect', r));
+      assert.deepEqual(await rpc(exempt, 'echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+      idle.destroy();
+    } finally {
+      await exempt.close();
+    }
+  });
+
+  it('rate-limits requests per IP, counting each request of a batch, with a retry hint', async () => {
+    const server = await startRpcServer(
+      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 8, maxWork: 8 },
+      modules(quiet()),
+    );
+    try {
+      const batch = (n: number) =>
+        JSON.stringify(
+          Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'echo', params: [i] })),
+        );
+      // A message costs a unit (for parsing it) and each of its requests one more: 5 of 8.
+      assert.equal((await post(server, batch(4))).status, 200);
+      // 3 left: this message takes 1, its first two requests run, the third is refused.
+      const res = await post(server, batch(3));
+      assert.equal(res.status, 200);
+      const replies = res.json as Array<{
+        result?: unknown;
+        error?: { code: number; data: { reason: string } };
+      }>;
+      assert.deepEqual(
+        replies.map((r) => r.result ?? r.error?.data.reason),
+        [[0], [1], 'RATE_LIMITED'],
+      );
+      assert.equal(replies[2]!.error!.code, -32005);
+      // Spent: the next message is refused before it is even parsed, with HTTP 429.
+      const single = await post(
+        server,
+        JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'echo', params: [] }),
+      );
+      assert.equal(single.status, 429);
+      assert.ok(Number(single.headers.get('retry-after')) >= 1);
+      const err = errorOf(single.json) as { code: number; data: { reason: string; retryAfterMs: number } };
+      assert.equal(err.code, -32005);
+      assert.equal(err.data.reason, 'RATE_LIMITED');
+      assert.ok(err.data.retryAfterMs > 0);
+      // WebSocket messages draw on the same bucket.
+      const c = await Client.open(server.wsUrl);
+      c.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [1] }));
+      const wsErr = errorOf(await c.next()) as { data: { reason: string } };
+      assert.equal(wsErr.data.reason, 'RATE_LIMITED');
+      await c.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('charges big replies to the rate limit, a unit per 64 KiB', async () => {
+    const server = await startRpcServer(
+      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 20, maxWork: 20 },
+      modules({ ...quiet(), methods: { big: () => 'x'.repeat(20 * 64 * 1024) } }),
+    );
+    try {
+      // The request itself costs 2 of 20; its 1.25 MiB reply costs 20 more, after the fact.
+      assert.equal(typeof ((await rpc(server, 'big')) as { result: unknown }).result, 'string');
+      const next = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'echo', params: [] }));
+      assert.equal(next.status, 429);
+      assert.equal((errorOf(next.json).data as { reason: string }).reason, 'RATE_LIMITED');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('caps the messages of one IP in progress at once (HTTP pipelining and parallel sockets alike)', async () => {
+    let running = 0;
+    let most = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxInflightPerIp: 2 },
+      modules({
+        ...quiet(),
+        methods: {
+          slow: async () => {
+            most = Math.max(most, ++running);
+            await new Promise((r) => setTimeout(r, 50));
+            running--;
+            return 'done';
+          },
+        },
+      }),
+    );
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'slow', params: [] });
+      const replies = await Promise.all(Array.from({ length: 6 }, () => post(server, body)));
+      assert.equal(most, 2);
+      const refused = replies.filter((r) => r.status === 429);
+      assert.equal(refused.length, 4);
+      for (const r of refused) {
+        assert.equal(r.headers.get('retry-after'), '1');
+        assert.deepEqual(errorOf(r.json).data, { reason: 'CONCURRENCY_LIMIT', limit: 2 });
+      }
+      // Pipelined on one socket: Node hands all of them over at once, and the cap still holds.
+      const request = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      most = 0;
+      const raw = await rawHttp(server.port, request.repeat(5));
+      await waitFor(() => running === 0 && most > 0);
+      raw.socket.end();
+      const text = await raw.answer;
+      assert.equal(most, 2);
+      assert.equal(text.match(/HTTP\/1.1 200/g)?.length, 2);
+      assert.equal(text.match(/HTTP\/1.1 429/g)?.length, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('handles the messages of one WebSocket one at a time', async () => {
+    let running = 0;
+    let most = 0;
+    const server = await startRpcServer(
+      OPTS,
+      modules({
+        ...quiet(),
+        methods: {
+          slow: async (params) => {
+            most = Math.max(most, ++running);
+            await new Promise((r) => setTimeout(r, 10));
+            running--;
+            return params;
+          },
+        },
+      }),
+    );
+    try {
+      const c = await Client.open(server.wsUrl);
+      for (let i = 0; i < 8; i++)
+        c.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'slow', params: [i] }));
+      const ids: unknown[] = [];
+      for (let i = 0; i < 8; i++) ids.push(((await c.next()) as { id: unknown }).id);
+      assert.deepEqual(ids, [0, 1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(most, 1);
+      await c.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('cuts off clients that send their headers or body too slowly', async () => {
+    const server = await startRpcServer(
+      { ...OPTS, headersTimeoutMs: 200, requestTimeoutMs: 400 },
+      modules(quiet()),
+    );
+    try {
+      const slowHeaders = await rawHttp(server.port, 'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      const slowBody = await rawHttp(
+        server.port,
+        'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc"',
+      );
+      const silent = await rawHttp(server.port, '');
+      // Each socket is closed by the server (with 408 where an answer is still possible) well
+      // before the test runner's own timeout; without the cut-off these would hang.
+      const answers = await Promise.race([
+        Promise.all([slowHeaders.answer, slowBody.answer, silent.answer]),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('slow clients not cut off')), 8_000),
+        ),
+      ]);
+      assert.match(answers[0], /^(HTTP\/1.1 408|$)/);
+      assert.match(answers[1], /^(HTTP\/1.1 408|$)/);
+      assert.deepEqual(await rpc(server, 'echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('drops a WebSocket client that stops reading once its send buffer passes the limit', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startRpcServer(
+      { ...OPTS, maxWsBufferedBytes: 256 * 1024 },
+      modules({
+        ...quiet(),
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const client = await rawWebSocket(server.port);
+      client.send(JSON.stringify({ jsonrpc: '2.0', method: 'unc_subscribe', params: ['shared'], id: 1 }));
+      await waitFor(() => emitters.size === 1);
+      client.socket.pause(); // reads nothing from now on
+      const chunk = 'x'.repeat(64 * 1024);
+      // Fewer bytes than the old fixed 8 MiB threshold, more than the kernel buffers hold.
+      for (let sent = 0; sent < 7 * 1024 * 1024 && emitters.size > 0; sent += chunk.length) {
+        for (const emit of emitters) emit({ chunk });
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => emitters.size === 0);
+      client.socket.destroy();
+    } finally {
+      await server.close();
+    }
   });
 });
 

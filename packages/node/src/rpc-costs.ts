@@ -1,0 +1,38 @@
+/**
+ * Work units of the RPC methods that do more than one unit of work (docs/rpc.md, "Limits"). A unit
+ * is roughly one block read or one listed item's worth of state reads; every other method costs 1.
+ * The server checks a request's cost, and a batch's total, against `maxWork` before anything runs,
+ * and charges it to the caller's rate limit. Params are untrusted here: anything malformed costs 1
+ * and the method itself rejects it.
+ */
+import type { RpcCost } from './rpc/server.js';
+
+function arg(params: unknown, index: number, name: string): unknown {
+  if (Array.isArray(params)) return params[index];
+  if (params && typeof params === 'object') return (params as Record<string, unknown>)[name];
+  return undefined;
+}
+
+function count(value: unknown, absent: number): number {
+  if (value === undefined || value === null) return absent;
+  return typeof value === 'number' && Number.isFinite(value) ? value : 1;
+}
+
+export const RPC_COSTS: Record<string, RpcCost> = {
+  /** One unit per block summary (count defaults to 20, at most 100). */
+  unc_getBlocks: (p) => count(arg(p, 1, 'count'), 20),
+  /**
+   * Admission verifies a signature per transaction (~5,500/s on one core): one unit per 10, so the
+   * 10,000 the method takes fill maxWork, and the default rate lets one address submit ~5,000/s.
+   */
+  unc_sendTransactions: (p) => {
+    const txs = arg(p, 0, 'txs');
+    return Array.isArray(txs) ? txs.length / 10 : 1;
+  },
+  /** One unit per 10 log entries (limit defaults to 100). */
+  unc_getChipEvents: (p) => count(arg(p, 1, 'limit'), 100) / 10,
+  /** Lists of up to 1,000 items, each with its own state reads (a chip's slots, an offer's uptime). */
+  unc_getChips: () => 100,
+  unc_getOffers: () => 100,
+  unc_getLeases: () => 100,
+};
