@@ -100,6 +100,10 @@ export class MinerAgent {
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
   providerUrl: string | null = null;
+  /** SHA-256 of the provider API's TLS certificate (null for plain http). */
+  get providerTlsFingerprint(): string | null {
+    return this.provider?.tlsFingerprint ?? null;
+  }
   /** The open offer this agent keeps for its chips, once it is on chain. */
   offerId: string | null = null;
 
@@ -265,14 +269,22 @@ export class MinerAgent {
     );
     const sameChips = (ids: string[]) =>
       ids.length === chipIds.length && ids.every((id) => chipIds.includes(id));
-    const current = open.find((o) => o.endpoint === endpoint && sameChips(o.chips.map((c) => c.chipId)));
+    // An https API is pinned by its certificate's fingerprint on chain (provider/tls.ts).
+    const fingerprint = this.provider?.tlsFingerprint ?? null;
+    const tlsFingerprints = fingerprint ? [fingerprint] : [];
+    const current = open.find(
+      (o) =>
+        o.endpoint === endpoint &&
+        sameChips(o.chips.map((c) => c.chipId)) &&
+        (fingerprint === null || (o.tlsFingerprints ?? []).includes(fingerprint)),
+    );
     if (current) {
       this.offerId = current.id;
       return;
     }
     const actions = [
       ...open.map((o) => closeOfferAction(o.id)),
-      createOfferAction({ ...terms, chipIds, endpoint }),
+      createOfferAction({ ...terms, chipIds, endpoint, tlsFingerprints }),
     ];
     const result = await this.send(actions, false);
     if (!result.ok) {
