@@ -121,18 +121,22 @@ async function providerFor(
   const leaseId = leaseIdArg(opts.lease);
   const client = ctx.client();
   const status = await client.status();
+  // Plain http only on a dev chain (one that accepts software chips): elsewhere the renter's
+  // inputs would cross the network in the clear. Refused before any connection is made.
+  const devChain = (await client.getParams()).devChain === true;
+  const refuseHttp = (url: string) => {
+    if (/^http:/i.test(url) && !devChain)
+      throw new UncError(
+        'INSECURE_ENDPOINT',
+        `refusing the plain http:// provider endpoint ${url} on chain ${status.chainId}, which is not a dev chain: providers serve https:// with a certificate pinned on chain`,
+      );
+  };
+  if (opts.endpoint) refuseHttp(opts.endpoint);
   const lease = await getLease(client, leaseId);
   const endpoint = opts.endpoint ?? lease?.endpoint;
   if (!endpoint)
     throw new UncError('NO_ENDPOINT', 'the node does not serve unc_getLease; pass --endpoint <provider url>');
-  // Plain http only on a dev chain (one that accepts software chips): elsewhere the renter's
-  // inputs would cross the network in the clear. Refused before any connection is made.
-  const devChain = (await client.getParams()).devChain === true;
-  if (/^http:/i.test(endpoint) && !devChain)
-    throw new UncError(
-      'INSECURE_ENDPOINT',
-      `refusing the plain http:// provider endpoint ${endpoint} on chain ${status.chainId}, which is not a dev chain: providers serve https:// with a certificate pinned on chain`,
-    );
+  refuseHttp(endpoint);
   // A closing lease is still served through its notice period.
   if (lease && lease.status === 'closed')
     throw new UncError('LEASE_NOT_ACTIVE', `lease ${leaseId} is closed`);
