@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type JobReceipt, receiptDigest, toHex } from '@unc/core';
-import { DevSoftSigner } from '@unc/miner';
+import { DevSoftSigner, readProviderCertificate } from '@unc/miner';
 import { DEV_MODELS, devChipKey } from '@unc/node';
-import { type ChipJson, encodeSignedReceipt, UncClient } from '@unc/sdk';
+import { type ChipJson, encodeSignedReceipt, ProviderClient, UncClient } from '@unc/sdk';
 import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
@@ -52,7 +52,8 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
         60_000,
       );
       miner!.stdout!.on('data', () => {
-        const m = /"provider": "(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+        // The provider API is https with the agent's own certificate (made on first start).
+        const m = /"provider": "(https:\/\/127\.0\.0\.1:\d+)"/.exec(out);
         if (m) {
           clearTimeout(timer);
           resolve(m[1]!);
@@ -127,7 +128,16 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
 
   test('a lease opened on chain: unc job ocr through the provider API, refused once the lease is closed', async () => {
     const url = providerUrl;
-    const health = (await (await fetch(`${url}/v1/health`)).json()) as { chips: string[] };
+    const fingerprint = readProviderCertificate(join(home.dir, 'tls'))!.fingerprint;
+    const pinned = new ProviderClient({
+      endpoint: url,
+      chainId,
+      leaseId: new Uint8Array(32),
+      renterSeed: new Uint8Array(32),
+      tlsFingerprints: [fingerprint],
+    });
+    const health = await pinned.health();
+    pinned.close();
     assert.deepEqual(health.chips, [toHex(await chip.chipId())]);
     const chipId = toHex(await chip.chipId());
     const json = async (args: string[]) => {
@@ -148,6 +158,8 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
         url,
       ]),
     );
+    // unc market offer create pinned the certificate the agent made in this home.
+    assert.deepEqual((await client.getOffer(offer.offerId)).tlsFingerprints, [fingerprint]);
     const lease = await json(['market', 'lease', offer.offerId, '--from', 'dev3', '--hours', '2']);
     assert.equal(lease.chipId, chipId);
 

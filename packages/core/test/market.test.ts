@@ -58,6 +58,8 @@ const UNC = 10n ** 18n;
 /** 1 UNC per hour: exactly 10^18 / 3.6·10^6 is not an integer, so rounding is exercised. */
 const PRICE = UNC;
 const MINUTE = 60_000n;
+const TLS_A = sha256(utf8('tls certificate a'));
+const TLS_B = sha256(utf8('tls certificate b'));
 const relay = key('market-relay');
 const chipA = key('market-chip-a');
 const chipB = key('market-chip-b');
@@ -144,6 +146,7 @@ function offerAction(chipIds: Uint8Array[], over: Partial<Record<string, unknown
     noticeMs: 30n * MINUTE,
     endpoint: 'https://provider.example/api',
     attributes: { memoryMiB: 81_920, region: 'eu-west', runtimes: ['onnx'] },
+    tlsFingerprints: [TLS_A],
     ...over,
   } as Action;
 }
@@ -312,6 +315,49 @@ describe('market: offers', () => {
       'charged exactly up to the notice end',
     );
     checkInvariants(chain);
+  });
+});
+
+describe('market: TLS fingerprints', () => {
+  test('an https offer pins 1–2 certificate fingerprints, an http one none', () => {
+    const chain = setup();
+    const https = 'https://203.0.113.7:7443';
+    // (A third fingerprint does not even encode: the codec's list bound is 2.)
+    for (const tlsFingerprints of [[], [TLS_A, TLS_A]])
+      assert.equal(
+        code(chain, provider, [offerAction([idA], { endpoint: https, tlsFingerprints })]),
+        'BAD_TLS',
+      );
+    assert.equal(
+      code(chain, provider, [
+        offerAction([idA], { endpoint: 'http://10.0.0.1:7070', tlsFingerprints: [TLS_A] }),
+      ]),
+      'BAD_TLS',
+    );
+    const plain = createOffer(chain, [idB], { endpoint: 'http://10.0.0.1:7070', tlsFingerprints: [] });
+    assert.deepEqual(getOffer(chain.state, plain)!.tlsFingerprints, []);
+    const offerId = createOffer(chain, [idA], { endpoint: https, tlsFingerprints: [TLS_A] });
+    assert.deepEqual(getOffer(chain.state, offerId)!.tlsFingerprints, [TLS_A]);
+  });
+
+  test('rotation: only the provider posts [old, new] then [new]; closed offers are frozen', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const update = (fingerprints: Uint8Array[]) =>
+      ({ type: 'updateOfferTls', offerId, fingerprints }) as Action;
+    assert.equal(code(chain, renter, [update([TLS_A, TLS_B])]), 'NOT_PROVIDER');
+    assert.equal(code(chain, provider, [update([])]), 'BAD_TLS');
+    assert.equal(code(chain, provider, [update([TLS_B, TLS_B])]), 'BAD_TLS');
+    chain.block([chain.tx(provider, [update([TLS_A, TLS_B])])]);
+    assert.deepEqual(getOffer(chain.state, offerId)!.tlsFingerprints, [TLS_A, TLS_B]);
+    chain.block([chain.tx(provider, [update([TLS_B])])]);
+    assert.deepEqual(getOffer(chain.state, offerId)!.tlsFingerprints, [TLS_B]);
+    // During the notice period the leases still connect, so the certificate may still rotate.
+    chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
+    assert.equal(code(chain, provider, [update([TLS_A])]), null);
+    while (chain.time < getOffer(chain.state, offerId)!.closesAt) chain.block();
+    assert.equal(code(chain, provider, [update([TLS_A])]), 'OFFER_CLOSED');
+    assert.equal(code(chain, provider, [{ ...update([TLS_A]), offerId: TLS_A } as Action]), 'UNKNOWN_OFFER');
   });
 });
 
@@ -615,8 +661,9 @@ describe('market: encoding', () => {
       { type: 'topUpLease', leaseId: idA, amount: 1n },
       { type: 'closeLease', leaseId: idA },
       { type: 'dispute', leaseId: idA, requestHash: idB, reason: 'x' },
+      { type: 'updateOfferTls', offerId: idA, fingerprints: [TLS_A, TLS_B] },
     ];
-    const tags = [10, 11, 12, 12, 13, 14, 16];
+    const tags = [10, 11, 12, 12, 13, 14, 16, 17];
     actions.forEach((a, i) => {
       const bytes = encode(actionCodec, a);
       assert.equal(bytes[0], tags[i]);

@@ -3,7 +3,8 @@
  *
  *   - OCR (PP-OCRv4 on the fixture image): OcrEngine.recognise directly, then `unc`'s renter client
  *     → HTTP → signature, lease and replay checks → queue → OCR → receipt signed by a dev-soft
- *     chip → the client's receipt checks;
+ *     chip → the client's receipt checks; the same over TLS 1.3 with the provider's self-signed
+ *     certificate pinned by fingerprint (kept-alive connections, so the handshake is amortised);
  *   - a tiny generic ONNX model (y = x·W + b), where nearly all of the API path is overhead.
  *
  * Jobs are sent one at a time (latency) and then `--parallel` at a time (throughput). Leases are
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
   };
   const leases: LeaseSource = { getLease: async (id) => (id === leaseId ? lease : null) };
   const dir = await mkdtemp(join(tmpdir(), 'unc-bench-jobs-'));
-  const provider = new ProviderServer({
+  const options = {
     chainId,
     signers: [signer],
     leases,
@@ -100,14 +101,25 @@ async function main(): Promise<void> {
     concurrency: parallel,
     maxQueued: 4 * parallel,
     logger: silentLogger,
-  });
+  };
+  const provider = new ProviderServer(options);
+  const tlsProvider = new ProviderServer({ ...options, tls: { dir: join(dir, 'tls') } });
   try {
     const url = await provider.start();
-    const client = new ProviderClient({ endpoint: url, chainId, leaseId, renterSeed });
+    const client = new ProviderClient({ endpoint: url, chainId, leaseId, renterSeed, allowHttp: true });
+    const tlsUrl = await tlsProvider.start();
+    const tlsClient = new ProviderClient({
+      endpoint: tlsUrl,
+      chainId,
+      leaseId,
+      renterSeed,
+      tlsFingerprints: [tlsProvider.tlsFingerprint!],
+    });
     const image = fixture('ocr-sample.png');
     const engine = await OcrEngine.create();
     const model = affineModel();
     const { modelHash } = await client.uploadModel(model);
+    await tlsClient.uploadModel(model);
     const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'] });
     const x = Buffer.alloc(16);
     [1, 2, 3, 4].forEach((v, i) => x.writeFloatLE(v, i * 4));
@@ -116,41 +128,60 @@ async function main(): Promise<void> {
     };
     const xTensor = new ort.Tensor('float32', new Float32Array(x.buffer, x.byteOffset, 4), [1, 4]);
 
-    const cases: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
-      ['OCR (PP-OCRv4)', () => engine.recognise(image), () => client.runOcr(image, provider.ocrModelHash)],
-      ['ONNX affine 1×4', () => session.run({ x: xTensor }), () => client.runJob(modelHash, inputs)],
+    const cases: [string, () => Promise<unknown>, () => Promise<unknown>, () => Promise<unknown>][] = [
+      [
+        'OCR (PP-OCRv4)',
+        () => engine.recognise(image),
+        () => client.runOcr(image, provider.ocrModelHash),
+        () => tlsClient.runOcr(image, provider.ocrModelHash),
+      ],
+      [
+        'ONNX affine 1×4',
+        () => session.run({ x: xTensor }),
+        () => client.runJob(modelHash, inputs),
+        () => tlsClient.runJob(modelHash, inputs),
+      ],
     ];
     console.log(
       `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU; receipts signed by a dev-soft chip`,
     );
-    for (const [name, direct, api] of cases) {
-      // Warm-up: sessions, JIT, sockets.
+    for (const [name, direct, api, tls] of cases) {
+      // Warm-up: sessions, JIT, sockets (and their TLS handshakes).
       for (let i = 0; i < 3; i++) {
         await direct();
         await api();
+        await tls();
       }
       for (const p of [1, parallel]) {
         // Interleaved in slices, so a change in the machine's load hits both sides alike.
         const slices = 4;
         const ds: Figures[] = [];
         const as: Figures[] = [];
+        const ts: Figures[] = [];
         for (let s = 0; s < slices; s++) {
           ds.push(await measure(Math.ceil(jobs / slices), p, direct));
           as.push(await measure(Math.ceil(jobs / slices), p, api));
+          ts.push(await measure(Math.ceil(jobs / slices), p, tls));
         }
         const d = merge(ds);
         const a = merge(as);
+        const t = merge(ts);
+        const over = (x: Figures) =>
+          `p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}), throughput ×${(x.jobsPerSec / d.jobsPerSec).toFixed(2)}`;
         console.log(`\n${name}, ${p} at a time`);
-        console.log(`  direct        ${fmt(d)}`);
-        console.log(`  provider API  ${fmt(a)}`);
-        console.log(
-          `  overhead      p50 +${(a.p50 - d.p50).toFixed(2)} ms (×${(a.p50 / d.p50).toFixed(2)}), throughput ×${(a.jobsPerSec / d.jobsPerSec).toFixed(2)}`,
-        );
+        console.log(`  direct              ${fmt(d)}`);
+        console.log(`  provider API http   ${fmt(a)}`);
+        console.log(`  provider API TLS    ${fmt(t)}`);
+        console.log(`  overhead http       ${over(a)}`);
+        console.log(`  overhead TLS        ${over(t)}`);
       }
     }
     await session.release();
+    client.close();
+    tlsClient.close();
   } finally {
     await provider.stop();
+    await tlsProvider.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

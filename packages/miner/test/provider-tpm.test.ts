@@ -111,7 +111,7 @@ describe('provider receipts signed by a TPM chip (swtpm, in-memory lease source)
       logger: silentLogger,
     });
     const url = await provider.start();
-    client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed });
+    client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed, allowHttp: true });
   });
 
   after(async () => {

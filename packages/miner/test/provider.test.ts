@@ -89,7 +89,7 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
       logger: silentLogger,
     });
     url = await provider.start();
-    client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed });
+    client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed, allowHttp: true });
   });
 
   after(async () => {
@@ -375,7 +375,13 @@ describe('provider job queue limits', () => {
     });
     try {
       const url = await provider.start();
-      const client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed });
+      const client = new ProviderClient({
+        endpoint: url,
+        chainId: CHAIN,
+        leaseId,
+        renterSeed,
+        allowHttp: true,
+      });
       const image = fixture('ocr-sample.png');
       const results = await Promise.allSettled(
         [1, 2, 3, 4].map(() => client.runOcr(image, provider.ocrModelHash)),
@@ -427,7 +433,13 @@ describe('provider execution provider choice', () => {
       if (ep === 'cpu')
         assert.match(log, /CUDA execution provider unavailable; running ONNX jobs on the CPU/);
       else assert.equal(ep, 'cuda');
-      const client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed });
+      const client = new ProviderClient({
+        endpoint: url,
+        chainId: CHAIN,
+        leaseId,
+        renterSeed,
+        allowHttp: true,
+      });
       const { modelHash } = await client.uploadModel(affineModel());
       const { job } = await client.runJob(modelHash, {
         x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },

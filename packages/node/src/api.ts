@@ -379,6 +379,9 @@ export function createApi(node: UncNode): RpcServerModules {
           minFeePerByte: p.minFeePerByte.toString(),
           minFeePerAction: p.minFeePerAction.toString(),
           maxTxLifetimeBlocks: Number(p.maxTxLifetimeBlocks),
+          // A chain that accepts software "chips" (dev-soft) is a dev chain: renters may use
+          // plain-http provider endpoints there, and nowhere else.
+          devChain: getPociParams(chain.state).devSoftEnabled,
         };
       },
 

@@ -162,6 +162,7 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
       maxHours: o.maxHours,
       noticeMs: Number(o.noticeMs),
       endpoint: o.endpoint,
+      tlsFingerprints: o.tlsFingerprints.map(toHex),
       attributes: { ...o.attributes, runtimes: [...o.attributes.runtimes] },
       status: offerStatus(o),
       createdHeight: Number(o.createdHeight),
@@ -184,6 +185,7 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
 
   function leaseJson(l: Lease): LeaseJson {
     const t = now();
+    const offer = getOffer(chain.state, l.offerId);
     const closed = l.status === LeaseStatus.closed;
     let unsettled = closed
       ? 0n
@@ -202,7 +204,8 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
       provider: encodeAddress(l.provider),
       renter: encodeAddress(l.renter),
       renterPublicKey: toHex(l.renterPublicKey),
-      endpoint: getOffer(chain.state, l.offerId)?.endpoint ?? '',
+      endpoint: offer?.endpoint ?? '',
+      tlsFingerprints: offer?.tlsFingerprints.map(toHex) ?? [],
       pricePerHour: l.pricePerHour.toString(),
       hours: l.hours,
       deposit: l.deposited.toString(),

@@ -130,6 +130,8 @@ export class UncClient {
     minFeePerByte: string;
     minFeePerAction: string;
     maxTxLifetimeBlocks: number;
+    /** Dev-soft chips are accepted: a dev chain (renters may use plain-http providers). */
+    devChain?: boolean;
   }> {
     return this.call('unc_getParams');
   }

@@ -1,5 +1,6 @@
 export * from './client.js';
 export * from './jobs.js';
 export * from './proofs.js';
+export * from './tls.js';
 export * from './transactions.js';
 export * from './views.js';

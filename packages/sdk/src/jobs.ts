@@ -36,6 +36,14 @@ import {
   utf8,
   verifyReceipt,
 } from '@unc/core';
+import {
+  type ClientCertificate,
+  InsecureEndpointError,
+  pinnedHttpsAgent,
+  plainHttpAgent,
+  sendRequest,
+  TlsFingerprintError,
+} from './tls.js';
 import type { ChipJson } from './views.js';
 
 /** The model name of the provider's built-in OCR job (PP-OCRv4 detection + recognition). */
@@ -370,6 +378,20 @@ export interface ProviderClientOptions {
   leaseId: string | Uint8Array;
   renterSeed: Uint8Array;
   timeoutMs?: number;
+  /**
+   * SHA-256 fingerprints (hex) of the TLS certificates the offer lists on chain: an https://
+   * endpoint must present one of them, whatever a certificate authority says.
+   */
+  tlsFingerprints?: readonly string[];
+  /**
+   * Reads the offer's fingerprints from the chain again. Called once when the endpoint presents
+   * an unlisted certificate (the provider may have rotated it): the request is then retried.
+   */
+  refreshTlsFingerprints?: () => Promise<readonly string[]>;
+  /** Plain http:// is refused unless this is set, which only a dev chain justifies. */
+  allowHttp?: boolean;
+  /** Present a client certificate (mutual TLS); the request signature stays the authority. */
+  clientCertificate?: ClientCertificate;
 }
 
 /**
@@ -382,6 +404,8 @@ export class ProviderClient {
   readonly endpoint: string;
   private readonly leaseId: Uint8Array;
   private readonly timeoutMs: number;
+  private readonly agent: ReturnType<typeof plainHttpAgent> | ReturnType<typeof pinnedHttpsAgent>;
+  private fingerprints: string[] = [];
 
   constructor(private readonly opts: ProviderClientOptions) {
     let url: URL;
@@ -395,6 +419,29 @@ export class ProviderClient {
     this.endpoint = url.toString().replace(/\/$/, '');
     this.leaseId = typeof opts.leaseId === 'string' ? fromHex(opts.leaseId, 32) : opts.leaseId;
     this.timeoutMs = opts.timeoutMs ?? 120_000;
+    if (url.protocol === 'http:') {
+      if (!opts.allowHttp) throw new InsecureEndpointError(this.endpoint);
+      this.agent = plainHttpAgent();
+    } else {
+      this.fingerprints = (opts.tlsFingerprints ?? []).map((f) => f.toLowerCase());
+      if (this.fingerprints.length === 0 && !opts.refreshTlsFingerprints)
+        throw new Error(`no TLS certificate fingerprint to pin for ${this.endpoint}: the offer lists none`);
+      this.agent = pinnedHttpsAgent({
+        endpoint: this.endpoint,
+        fingerprints: () => this.fingerprints,
+        ...(opts.clientCertificate ? { clientCertificate: opts.clientCertificate } : {}),
+      });
+    }
+  }
+
+  /** The fingerprints connections are pinned to now. */
+  get tlsFingerprints(): readonly string[] {
+    return this.fingerprints;
+  }
+
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
   }
 
   async health(): Promise<ProviderHealth> {
@@ -458,6 +505,7 @@ export class ProviderClient {
     path: string,
     body: Uint8Array | undefined,
     sign = true,
+    retried = false,
   ): Promise<unknown> {
     const payload = body ?? new Uint8Array(0);
     const headers: Record<string, string> = sign
@@ -471,23 +519,37 @@ export class ProviderClient {
       : {};
     if (body)
       headers['content-type'] = path === '/v1/models' ? 'application/octet-stream' : 'application/json';
-    let res: Response;
+    let res: { status: number; body: Buffer };
     try {
-      res = await fetch(`${this.endpoint}${path}`, {
+      res = await sendRequest(new URL(`${this.endpoint}${path}`), {
         method,
         headers,
         ...(body ? { body: payload } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        agent: this.agent,
+        timeoutMs: this.timeoutMs,
       });
     } catch (err) {
-      const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+      if (err instanceof TlsFingerprintError) {
+        // Nothing was sent. The provider may have rotated its certificate since the fingerprints
+        // were read: read them from the chain once more, and retry only if they changed.
+        if (!retried && this.opts.refreshTlsFingerprints) {
+          const fresh = (await this.opts.refreshTlsFingerprints()).map((f) => f.toLowerCase());
+          if (fresh.includes(err.presented)) {
+            this.fingerprints = fresh;
+            return this.request(method, path, body, sign, true);
+          }
+          throw new TlsFingerprintError(err.endpoint, fresh, err.presented);
+        }
+        throw err;
+      }
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
       throw new Error(
-        `cannot reach the provider at ${this.endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+        `cannot reach the provider at ${this.endpoint}: ${e.code ?? e.cause?.code ?? e.cause?.message ?? e.message}`,
       );
     }
     let json: unknown;
     try {
-      json = await res.json();
+      json = JSON.parse(res.body.toString('utf8'));
     } catch {
       throw new ProviderError(
         res.status,
@@ -495,7 +557,7 @@ export class ProviderClient {
         `the provider answered HTTP ${res.status} without JSON`,
       );
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const e = (json as { error?: { code?: string; message?: string } }).error;
       throw new ProviderError(res.status, e?.code ?? 'ERROR', e?.message ?? `HTTP ${res.status}`);
     }

@@ -97,6 +97,8 @@ export interface OfferTerms {
   noticeMs: bigint;
   endpoint: string;
   attributes?: Partial<OfferAttributes>;
+  /** SHA-256 fingerprints (hex) of the endpoint's TLS certificates; required for https://. */
+  tlsFingerprints?: string[];
 }
 
 export function createOfferAction(t: OfferTerms): Action {
@@ -113,6 +115,16 @@ export function createOfferAction(t: OfferTerms): Action {
       region: t.attributes?.region ?? '',
       runtimes: t.attributes?.runtimes ?? [],
     },
+    tlsFingerprints: (t.tlsFingerprints ?? []).map((f) => fromHex(f, 32)),
+  };
+}
+
+/** Replaces an offer's TLS fingerprints (hex): [old, new] while rotating, then [new]. */
+export function updateOfferTlsAction(offerId: string, fingerprints: string[]): Action {
+  return {
+    type: 'updateOfferTls',
+    offerId: fromHex(offerId, 32),
+    fingerprints: fingerprints.map((f) => fromHex(f, 32)),
   };
 }
 

@@ -41,13 +41,15 @@ export type MarketActionJson =
       noticeMs: number;
       endpoint: string;
       attributes: OfferAttributesJson;
+      tlsFingerprints: string[];
     }
   | { type: 'closeOffer'; offerId: string }
   | { type: 'openLease'; offerId: string; chipId: string | null; hours: number; deposit: string }
   | { type: 'topUpLease'; leaseId: string; amount: string }
   | { type: 'closeLease'; leaseId: string }
   | { type: 'postReceipt'; leaseId: string; chipId: string; jobId: string; rating: number }
-  | { type: 'dispute'; leaseId: string; requestHash: string; reason: string };
+  | { type: 'dispute'; leaseId: string; requestHash: string; reason: string }
+  | { type: 'updateOfferTls'; offerId: string; fingerprints: string[] };
 
 export interface OfferAttributesJson {
   memoryMiB: number;
@@ -349,6 +351,7 @@ export function actionToJson(a: Action): ActionJson {
     case 'closeLease':
     case 'postReceipt':
     case 'dispute':
+    case 'updateOfferTls':
       return marketActionToJson(a);
   }
 }
@@ -620,6 +623,7 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
         noticeMs: Number(a.noticeMs),
         endpoint: a.endpoint,
         attributes: { ...a.attributes, runtimes: [...a.attributes.runtimes] },
+        tlsFingerprints: a.tlsFingerprints.map(toHex),
       };
     case 'closeOffer':
       return { type: 'closeOffer', offerId: toHex(a.offerId) };
@@ -650,6 +654,8 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
         requestHash: toHex(a.requestHash),
         reason: a.reason,
       };
+    case 'updateOfferTls':
+      return { type: 'updateOfferTls', offerId: toHex(a.offerId), fingerprints: a.fingerprints.map(toHex) };
   }
 }
 
@@ -776,6 +782,8 @@ export interface OfferJson {
   maxHours: number;
   noticeMs: number;
   endpoint: string;
+  /** SHA-256 (hex) of the DER certificates the https endpoint may present; renters pin them. */
+  tlsFingerprints: string[];
   attributes: OfferAttributesJson;
   /** 'open' accepts leases; 'closing' runs its leases on until `closesAt`; then 'closed'. */
   status: 'open' | 'closing' | 'closed';
@@ -798,6 +806,8 @@ export interface LeaseJson {
   /** The key the provider's API authenticates the renter with (hex Ed25519). */
   renterPublicKey: string;
   endpoint: string;
+  /** The offer's TLS certificate fingerprints (hex), read fresh with every lease. */
+  tlsFingerprints: string[];
   pricePerHour: string;
   hours: number;
   deposit: string;

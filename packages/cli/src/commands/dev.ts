@@ -77,7 +77,11 @@ export function devCommand(): Command {
         "the dev miner's provider API for renters' jobs (default: RPC port + 1, or a free port with --rpc-port 0)",
       )
       .option('--offer-price <unc>', 'price per hour of the dev chips offered for rent', '2')
-      .option('--no-offer', 'do not put the dev chips on the market (the provider API still runs)'),
+      .option('--no-offer', 'do not put the dev chips on the market (the provider API still runs)')
+      .option(
+        '--provider-tls',
+        'serve the provider API over TLS with a certificate in <home>/provider/tls, pinned by the dev offer (default: plain http, which renters accept on dev chains only)',
+      ),
   ).action(
     async (
       opts: {
@@ -91,6 +95,7 @@ export function devCommand(): Command {
         providerPort?: string;
         offerPrice: string;
         offer: boolean;
+        providerTls?: boolean;
       },
       cmd: Command,
     ) => {
@@ -217,7 +222,11 @@ export function devCommand(): Command {
         chips,
         statusPort: 0,
         // Renters lease the dev chips through the same market and provider API as anywhere else.
-        provider: { port: providerPort, modelDir: join(home, 'provider', 'models') },
+        provider: {
+          port: providerPort,
+          modelDir: join(home, 'provider', 'models'),
+          ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
+        },
         ...(opts.offer
           ? {
               offer: {

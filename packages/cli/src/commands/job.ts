@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ed25519PublicKey, toHex, UncError } from '@unc/core';
+import { renterClientCertificate } from '@unc/miner';
 import {
   type ChipJson,
   decodeSignedReceipt,
@@ -25,6 +26,7 @@ interface LeaseView {
   chipId: string;
   renterPublicKey: string;
   endpoint: string;
+  tlsFingerprints?: string[];
   status: string;
 }
 
@@ -108,6 +110,7 @@ interface RunOpts {
   endpoint?: string;
   receiptOut?: string;
   passwordFile?: string;
+  clientCert?: boolean;
 }
 
 /** Connects to the lease's provider as its renter. */
@@ -118,10 +121,22 @@ async function providerFor(
   const leaseId = leaseIdArg(opts.lease);
   const client = ctx.client();
   const status = await client.status();
+  // Plain http only on a dev chain (one that accepts software chips): elsewhere the renter's
+  // inputs would cross the network in the clear. Refused before any connection is made.
+  const devChain = (await client.getParams()).devChain === true;
+  const refuseHttp = (url: string) => {
+    if (/^http:/i.test(url) && !devChain)
+      throw new UncError(
+        'INSECURE_ENDPOINT',
+        `refusing the plain http:// provider endpoint ${url} on chain ${status.chainId}, which is not a dev chain: providers serve https:// with a certificate pinned on chain`,
+      );
+  };
+  if (opts.endpoint) refuseHttp(opts.endpoint);
   const lease = await getLease(client, leaseId);
   const endpoint = opts.endpoint ?? lease?.endpoint;
   if (!endpoint)
     throw new UncError('NO_ENDPOINT', 'the node does not serve unc_getLease; pass --endpoint <provider url>');
+  refuseHttp(endpoint);
   // A closing lease is still served through its notice period.
   if (lease && lease.status === 'closed')
     throw new UncError('LEASE_NOT_ACTIVE', `lease ${leaseId} is closed`);
@@ -129,7 +144,18 @@ async function providerFor(
   if (lease && lease.renterPublicKey.toLowerCase() !== toHex(ed25519PublicKey(seed)))
     throw new UncError('NOT_RENTER', `key "${opts.from}" is not the renter of lease ${leaseId}`);
   return {
-    provider: new ProviderClient({ endpoint, chainId: status.chainId, leaseId, renterSeed: seed }),
+    provider: new ProviderClient({
+      endpoint,
+      chainId: status.chainId,
+      leaseId,
+      renterSeed: seed,
+      allowHttp: devChain,
+      // The offer's certificate fingerprints; read again from the chain if the endpoint presents
+      // another (the provider may have rotated its certificate since).
+      tlsFingerprints: lease?.tlsFingerprints ?? [],
+      refreshTlsFingerprints: async () => (await getLease(client, leaseId))?.tlsFingerprints ?? [],
+      ...(opts.clientCert ? { clientCertificate: renterClientCertificate(seed) } : {}),
+    }),
     client,
     chainId: status.chainId,
   };
@@ -168,6 +194,7 @@ export function jobCommand(): Command {
         .requiredOption('--from <key>', "keyring key of the lease's renter")
         .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
         .option('--receipt-out <file>', 'write the signed receipt (hex) here')
+        .option('--client-cert', 'present a TLS client certificate of the renter key (mutual TLS)')
         .option('--password-file <file>', "the renter key's password"),
     );
 
@@ -182,8 +209,10 @@ export function jobCommand(): Command {
     const model = new Uint8Array(readFileArg(opts.model, 'model file'));
     const inputs = readInputs(opts.input);
     const { provider, client, chainId } = await providerFor(ctx, opts);
-    const { modelHash } = await provider.uploadModel(model);
-    const result = await provider.runJob(modelHash, inputs);
+    const result = await provider
+      .uploadModel(model)
+      .then(({ modelHash }) => provider.runJob(modelHash, inputs))
+      .finally(() => provider.close());
     await finish(client, chainId, result, opts.receiptOut);
     ctx.print({ ...result.job, verified: true }, () =>
       [
@@ -202,7 +231,7 @@ export function jobCommand(): Command {
     const ctx = ctxOf(cmd);
     const bytes = new Uint8Array(readFileArg(image, 'image'));
     const { provider, client, chainId } = await providerFor(ctx, opts);
-    const result = await provider.runOcr(bytes);
+    const result = await provider.runOcr(bytes).finally(() => provider.close());
     await finish(client, chainId, result, opts.receiptOut);
     ctx.print({ ...result.job, verified: true }, () =>
       [

@@ -1,6 +1,13 @@
 /** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Action, decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
+import {
+  pemFingerprint,
+  prepareNextCertificate,
+  promoteNextCertificate,
+  readProviderCertificate,
+} from '@unc/miner';
 import {
   buildTransaction,
   closeLeaseAction,
@@ -17,6 +24,7 @@ import {
   signedHash,
   type TxEventJson,
   topUpLeaseAction,
+  updateOfferTlsAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf, withCommon } from '../context.js';
@@ -97,6 +105,33 @@ function signerOf(cmd: Command): SendOpts {
   return { from: o.from, ...(o.passwordFile ? { passwordFile: o.passwordFile } : {}) };
 }
 
+function tlsDir(ctx: Context): string {
+  return join(ctx.home, 'tls');
+}
+
+/** The fingerprints an offer pins: none for http, the given or the home's certificate for https. */
+function offerFingerprints(ctx: Context, endpoint: string, certFile?: string): string[] {
+  if (!endpoint.startsWith('https://')) {
+    if (certFile) throw new UncError('BAD_ARGUMENT', '--tls-cert goes with an https:// endpoint');
+    return [];
+  }
+  if (certFile) {
+    if (!existsSync(certFile)) throw new UncError('NO_FILE', `--tls-cert ${certFile} does not exist`);
+    try {
+      return [pemFingerprint(readFileSync(certFile, 'utf8'))];
+    } catch (err) {
+      throw new UncError('BAD_ARGUMENT', `--tls-cert ${certFile}: ${(err as Error).message}`);
+    }
+  }
+  const pair = readProviderCertificate(tlsDir(ctx));
+  if (!pair)
+    throw new UncError(
+      'NO_TLS_CERT',
+      `an https:// endpoint pins its certificate on chain, but ${tlsDir(ctx)} has none: run unc miner init, or pass --tls-cert <file>`,
+    );
+  return [pair.fingerprint];
+}
+
 function withSigner(cmd: Command): Command {
   return withCommon(
     cmd
@@ -133,6 +168,7 @@ export function offerText(o: OfferJson): string {
     `  price         ${unc(o.price)} per hour`,
     `  duration      ${o.minHours}…${o.maxHours} hours, notice ${formatDuration(o.noticeMs)}`,
     `  endpoint      ${o.endpoint}`,
+    ...(o.tlsFingerprints?.length ? [`  TLS SHA-256   ${o.tlsFingerprints.join(', ')}`] : []),
     `  attributes    memory ${o.attributes.memoryMiB ? `${o.attributes.memoryMiB} MiB` : 'n/a'}, region ${o.attributes.region || 'n/a'}, runtimes ${o.attributes.runtimes.join(',') || 'n/a'}`,
     `  leases        ${o.leasesOpened} opened`,
     '  chips:',
@@ -208,7 +244,11 @@ export function marketCommand(): Command {
       .requiredOption('--endpoint <url>', "your agent's job API, http(s)://…")
       .option('--memory <size>', 'accelerator memory, e.g. 80GiB')
       .option('--region <name>', 'region, e.g. eu-west')
-      .option('--runtimes <list>', 'comma-separated runtimes, e.g. onnx'),
+      .option('--runtimes <list>', 'comma-separated runtimes, e.g. onnx')
+      .option(
+        '--tls-cert <file>',
+        "the https endpoint's certificate (PEM) to pin (default: <home>/tls/provider.crt, from unc miner init)",
+      ),
   ).action(
     async (
       opts: SendOpts & {
@@ -221,6 +261,7 @@ export function marketCommand(): Command {
         memory?: string;
         region?: string;
         runtimes?: string;
+        tlsCert?: string;
       },
       cmd: Command,
     ) => {
@@ -240,6 +281,7 @@ export function marketCommand(): Command {
         maxHours,
         noticeMs: parseDuration(opts.notice),
         endpoint: opts.endpoint,
+        tlsFingerprints: offerFingerprints(ctx, opts.endpoint, opts.tlsCert),
         attributes: {
           memoryMiB: opts.memory ? parseMemory(opts.memory) : 0,
           region: opts.region ?? '',
@@ -254,6 +296,50 @@ export function marketCommand(): Command {
       );
     },
   );
+
+  withSigner(
+    offer
+      .command('rotate-tls <id>')
+      .description(
+        "start a TLS certificate rotation: post the current and a new certificate, then serve the new one (from this home's tls/)",
+      ),
+  ).action(async (id: string, opts: SendOpts, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const offerId = idArg(id, 'offer');
+    const dir = tlsDir(ctx);
+    const current = readProviderCertificate(dir);
+    if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${dir}: run unc miner init`);
+    const next = prepareNextCertificate(dir);
+    // The chain lists both before the agent serves the new one, so no renter is ever refused.
+    const { hash, height } = await send(ctx, opts, [
+      updateOfferTlsAction(offerId, [current.fingerprint, next.fingerprint]),
+    ]);
+    promoteNextCertificate(dir);
+    ctx.print({ hash, height, offerId, previous: current.fingerprint, current: next.fingerprint }, () =>
+      [
+        `offer ${offerId} lists both TLS certificates from height ${height}; the agent now serves the new one`,
+        `  previous ${current.fingerprint}`,
+        `  current  ${next.fingerprint}`,
+        'after the overlap (renters re-read the chain on a mismatch), run unc market offer retire-tls',
+      ].join('\n'),
+    );
+  });
+
+  withSigner(
+    offer
+      .command('retire-tls <id>')
+      .description('end a TLS certificate rotation: the offer lists only the certificate served now'),
+  ).action(async (id: string, opts: SendOpts, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const offerId = idArg(id, 'offer');
+    const current = readProviderCertificate(tlsDir(ctx));
+    if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${tlsDir(ctx)}`);
+    const { hash, height } = await send(ctx, opts, [updateOfferTlsAction(offerId, [current.fingerprint])]);
+    ctx.print(
+      { hash, height, offerId, fingerprints: [current.fingerprint] },
+      () => `offer ${offerId} pins only ${current.fingerprint} from height ${height}`,
+    );
+  });
 
   withCommon(offer.command('show <id>').description('one offer: terms, chips, uptime')).action(
     async (id: string, _opts: unknown, cmd: Command) => {

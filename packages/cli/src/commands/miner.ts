@@ -1,7 +1,13 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
-import { type ChipSigner, type ChipStatus, DevSoftSigner, MinerAgent } from '@unc/miner';
+import {
+  type ChipSigner,
+  type ChipStatus,
+  DevSoftSigner,
+  ensureProviderCertificate,
+  MinerAgent,
+} from '@unc/miner';
 import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
@@ -66,10 +72,14 @@ export function minerCommand(): Command {
     const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
     mkdirSync(ctx.home, { recursive: true });
     writeFileSync(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`);
-    ctx.print(
-      config,
-      () =>
+    // The provider API's TLS key and self-signed certificate; the offer pins its fingerprint.
+    const tls = ensureProviderCertificate(join(ctx.home, 'tls'));
+    ctx.print({ ...config, tlsFingerprint: tls.fingerprint }, () =>
+      [
         `miner configured in ${join(ctx.home, 'miner.json')}: ${opts.tpmChip.length} TPM chip(s), ${config.devChips} dev chip(s), owner ${opts.from}`,
+        `provider TLS certificate ${join(ctx.home, 'tls', 'provider.crt')}${tls.created ? ' (new)' : ''}`,
+        `  SHA-256 fingerprint ${tls.fingerprint} (unc market offer create pins it)`,
+      ].join('\n'),
     );
   });
 
@@ -91,6 +101,10 @@ export function minerCommand(): Command {
       .option('--status-port <port>', 'port of the /status and /metrics endpoint on 127.0.0.1', '0')
       .option('--provider-port <port>', "serve renters' jobs (provider API) on this port (0: a free one)")
       .option('--provider-host <host>', 'address of the provider API', '127.0.0.1')
+      .option(
+        '--no-provider-tls',
+        'serve the provider API as plain http (dev chains, or behind a reverse proxy that terminates TLS)',
+      )
       .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
       .option('--password-file <file>', "the owner key's password"),
   ).action(
@@ -105,6 +119,7 @@ export function minerCommand(): Command {
         statusPort: string;
         providerPort?: string;
         providerHost: string;
+        providerTls: boolean;
         executionProvider: string;
         passwordFile?: string;
       },
@@ -165,6 +180,7 @@ export function minerCommand(): Command {
                 host: opts.providerHost,
                 modelDir: join(ctx.home, 'models'),
                 executionProvider: opts.executionProvider,
+                ...(opts.providerTls ? { tls: { dir: join(ctx.home, 'tls') } } : {}),
               },
             }
           : {}),
@@ -177,13 +193,19 @@ export function minerCommand(): Command {
         : {};
       writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
       ctx.print(
-        { status: agent.statusUrl, provider: agent.providerUrl, chips: signers.map((s) => s.label) },
+        {
+          status: agent.statusUrl,
+          provider: agent.providerUrl,
+          tlsFingerprint: agent.providerTlsFingerprint,
+          chips: signers.map((s) => s.label),
+        },
         () =>
           [
             `miner agent running: ${signers.length} chip(s)`,
             `  status  ${agent.statusUrl}/status`,
             `  metrics ${agent.statusUrl}/metrics`,
             ...(agent.providerUrl ? [`  jobs    ${agent.providerUrl}/v1/health`] : []),
+            ...(agent.providerTlsFingerprint ? [`  TLS     SHA-256 ${agent.providerTlsFingerprint}`] : []),
           ].join('\n'),
       );
       const stop = () => {

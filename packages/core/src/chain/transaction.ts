@@ -28,6 +28,7 @@ import {
   openLeaseCodec,
   postReceiptCodec,
   topUpLeaseCodec,
+  updateOfferTlsCodec,
 } from '../market/actions.js';
 import {
   type HeartbeatEvidence,
@@ -173,6 +174,7 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   closeLease: [14, closeLeaseCodec],
   postReceipt: [15, postReceiptCodec],
   dispute: [16, disputeCodec],
+  updateOfferTls: [17, updateOfferTlsCodec],
   evidence: [20, struct('Evidence', { evidence: consensusEvidenceCodec })],
 });
 

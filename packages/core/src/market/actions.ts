@@ -12,6 +12,8 @@ export const MAX_REGION_BYTES = 32;
 export const MAX_RUNTIMES = 8;
 export const MAX_RUNTIME_BYTES = 32;
 export const MAX_REASON_BYTES = 256;
+/** TLS certificate fingerprints an offer lists: the current one and, while rotating, the next. */
+export const MAX_TLS_FINGERPRINTS = 2;
 
 export interface OfferAttributes {
   /** Accelerator memory in MiB (0 = not stated). */
@@ -38,6 +40,21 @@ export interface CreateOfferAction {
   noticeMs: bigint;
   endpoint: string;
   attributes: OfferAttributes;
+  /**
+   * SHA-256 of the DER certificates the endpoint presents (https only): renters connect only to
+   * an endpoint whose certificate is listed here, whatever a certificate authority says.
+   */
+  tlsFingerprints: Uint8Array[];
+}
+
+/**
+ * The provider replaces the TLS fingerprints of its offer: both old and new while it rotates its
+ * certificate, then only the new one.
+ */
+export interface UpdateOfferTlsAction {
+  type: 'updateOfferTls';
+  offerId: Uint8Array;
+  fingerprints: Uint8Array[];
 }
 
 /** The provider withdraws an offer; open leases run on until the notice period ends. */
@@ -91,7 +108,8 @@ export type MarketAction =
   | TopUpLeaseAction
   | CloseLeaseAction
   | PostReceiptAction
-  | DisputeAction;
+  | DisputeAction
+  | UpdateOfferTlsAction;
 
 export const createOfferCodec = struct<Omit<CreateOfferAction, 'type'>>('CreateOffer', {
   chipIds: list(hash32, MAX_OFFER_CHIPS, 'chipIds'),
@@ -101,6 +119,11 @@ export const createOfferCodec = struct<Omit<CreateOfferAction, 'type'>>('CreateO
   noticeMs: u64,
   endpoint: string(MAX_ENDPOINT_BYTES, 'endpoint'),
   attributes: offerAttributesCodec,
+  tlsFingerprints: list(hash32, MAX_TLS_FINGERPRINTS, 'tlsFingerprints'),
+});
+export const updateOfferTlsCodec = struct<Omit<UpdateOfferTlsAction, 'type'>>('UpdateOfferTls', {
+  offerId: hash32,
+  fingerprints: list(hash32, MAX_TLS_FINGERPRINTS, 'fingerprints'),
 });
 export const closeOfferCodec = struct<Omit<CloseOfferAction, 'type'>>('CloseOffer', { offerId: hash32 });
 export const openLeaseCodec = struct<Omit<OpenLeaseAction, 'type'>>('OpenLease', {

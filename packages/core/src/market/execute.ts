@@ -17,9 +17,11 @@ import {
   type CreateOfferAction,
   type DisputeAction,
   MAX_OFFER_CHIPS,
+  MAX_TLS_FINGERPRINTS,
   type OpenLeaseAction,
   type PostReceiptAction,
   type TopUpLeaseAction,
+  type UpdateOfferTlsAction,
 } from './actions.js';
 import { verifyReceipt } from './receipt.js';
 import {
@@ -72,6 +74,23 @@ function checkEndpoint(url: string): void {
   }
 }
 
+/**
+ * An https endpoint names 1–2 distinct certificate fingerprints (renters pin them); an http one
+ * names none (renters use it on dev chains only, and nothing would check a fingerprint there).
+ */
+function checkTlsFingerprints(endpoint: string, fingerprints: Uint8Array[]): void {
+  const https = endpoint.startsWith('https://');
+  if (!https && fingerprints.length > 0)
+    throw new ValidationError('BAD_TLS', 'an http:// endpoint has no TLS certificate fingerprints');
+  if (https && (fingerprints.length === 0 || fingerprints.length > MAX_TLS_FINGERPRINTS))
+    throw new ValidationError(
+      'BAD_TLS',
+      `an https:// endpoint names 1…${MAX_TLS_FINGERPRINTS} TLS certificate fingerprints (SHA-256 of the DER certificate)`,
+    );
+  if (new Set(fingerprints.map(toHex)).size !== fingerprints.length)
+    throw new ValidationError('BAD_TLS', 'a TLS fingerprint is listed twice');
+}
+
 function checkOfferShape(a: CreateOfferAction): void {
   if (a.chipIds.length === 0 || a.chipIds.length > MAX_OFFER_CHIPS) {
     throw new ValidationError('BAD_OFFER', `an offer names 1…${MAX_OFFER_CHIPS} chips`);
@@ -93,6 +112,7 @@ function checkOfferShape(a: CreateOfferAction): void {
     throw new ValidationError('BAD_NOTICE', `the notice period is at most ${MAX_NOTICE_MS} ms (30 days)`);
   }
   checkEndpoint(a.endpoint);
+  checkTlsFingerprints(a.endpoint, a.tlsFingerprints);
   if (!/^[a-z0-9-]{0,32}$/.test(a.attributes.region)) {
     throw new ValidationError('BAD_ATTRIBUTES', 'a region is lowercase letters, digits and dashes');
   }
@@ -145,6 +165,7 @@ export function applyCreateOffer(
     closedTime: 0n,
     closesAt: 0n,
     leasesOpened: 0n,
+    tlsFingerprints: action.tlsFingerprints,
   };
   putOffer(state, offer);
   listInsert(state, openOffers, id);
@@ -225,6 +246,29 @@ export function applyCloseOffer(
     if (m.offerId && equalBytes(m.offerId, offer.id)) putChipMarket(state, chipId, { ...m, offerId: null });
   }
   return events;
+}
+
+/**
+ * The provider replaces its offer's TLS fingerprints (certificate rotation: old and new, then the
+ * new one alone). Allowed while the offer or its notice period still serves leases.
+ */
+export function applyUpdateOfferTls(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: UpdateOfferTlsAction,
+): MarketEvent[] {
+  const offer = existingOffer(state, action.offerId);
+  if (!equalBytes(offer.provider, sender)) {
+    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
+  }
+  if (offer.status !== OfferStatus.open && ctx.time >= offer.closesAt) {
+    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is closed`);
+  }
+  checkTlsFingerprints(offer.endpoint, action.fingerprints);
+  offer.tlsFingerprints = action.fingerprints;
+  putOffer(state, offer);
+  return [];
 }
 
 export function applyOpenLease(

@@ -27,6 +27,7 @@ import type { StateOverlay, StateReader } from '../state/store.js';
 import {
   MAX_ENDPOINT_BYTES,
   MAX_OFFER_CHIPS,
+  MAX_TLS_FINGERPRINTS,
   type OfferAttributes,
   offerAttributesCodec,
 } from './actions.js';
@@ -53,6 +54,8 @@ export interface Offer {
   closedTime: bigint;
   closesAt: bigint;
   leasesOpened: bigint;
+  /** SHA-256 of the DER certificates the https endpoint may present (none for http). */
+  tlsFingerprints: Uint8Array[];
 }
 
 export const offerCodec: Codec<Offer> = struct<Offer>('Offer', {
@@ -71,6 +74,7 @@ export const offerCodec: Codec<Offer> = struct<Offer>('Offer', {
   closedTime: u64,
   closesAt: u64,
   leasesOpened: u64,
+  tlsFingerprints: list(hash32, MAX_TLS_FINGERPRINTS, 'tlsFingerprints'),
 });
 
 export interface Lease {

@@ -21,6 +21,7 @@ import {
   applyOpenLease,
   applyPostReceipt,
   applyTopUpLease,
+  applyUpdateOfferTls,
   beginBlockMarket,
 } from '../market/execute.js';
 import type { MarketEvent } from '../market/settle.js';
@@ -182,6 +183,8 @@ function applyAction(
       return applyPostReceipt(state, ctx, sender, action);
     case 'dispute':
       return applyDispute(state, ctx, sender, action);
+    case 'updateOfferTls':
+      return applyUpdateOfferTls(state, ctx, sender, action);
     case 'governance':
       return applyGovernance(state, ctx, action);
     case 'registerChip':

@@ -32,6 +32,7 @@ import {
   RpcClientError,
   type Subscription,
   UncClient,
+  updateOfferTlsAction,
 } from '@unc/sdk';
 import { RpcLeaseSource } from '../provider/lease.js';
 import { type ProviderOptions, ProviderServer } from '../provider/server.js';
@@ -100,6 +101,10 @@ export class MinerAgent {
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
   providerUrl: string | null = null;
+  /** SHA-256 of the provider API's TLS certificate (null for plain http). */
+  get providerTlsFingerprint(): string | null {
+    return this.provider?.tlsFingerprint ?? null;
+  }
   /** The open offer this agent keeps for its chips, once it is on chain. */
   offerId: string | null = null;
 
@@ -265,14 +270,27 @@ export class MinerAgent {
     );
     const sameChips = (ids: string[]) =>
       ids.length === chipIds.length && ids.every((id) => chipIds.includes(id));
+    // An https API is pinned by its certificate's fingerprint on chain (provider/tls.ts).
+    const fingerprint = this.provider?.tlsFingerprint ?? null;
+    const tlsFingerprints = fingerprint ? [fingerprint] : [];
     const current = open.find((o) => o.endpoint === endpoint && sameChips(o.chips.map((c) => c.chipId)));
+    if (current && fingerprint !== null && !(current.tlsFingerprints ?? []).includes(fingerprint)) {
+      // A certificate the offer does not list (its files were replaced while the agent was down):
+      // pin it on the same offer rather than closing the offer its leases run under.
+      const result = await this.send([updateOfferTlsAction(current.id, [fingerprint])], false);
+      if (!result.ok) {
+        this.logger.warn('could not pin the TLS certificate on the offer', { reason: result.reason });
+        return;
+      }
+      this.logger.info('TLS certificate pinned on the offer', { offer: current.id, fingerprint });
+    }
     if (current) {
       this.offerId = current.id;
       return;
     }
     const actions = [
       ...open.map((o) => closeOfferAction(o.id)),
-      createOfferAction({ ...terms, chipIds, endpoint }),
+      createOfferAction({ ...terms, chipIds, endpoint, tlsFingerprints }),
     ];
     const result = await this.send(actions, false);
     if (!result.ok) {

@@ -6,3 +6,4 @@ export * from './ocr.js';
 export * from './onnx.js';
 export * from './queue.js';
 export * from './server.js';
+export * from './tls.js';

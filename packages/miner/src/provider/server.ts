@@ -13,6 +13,7 @@
  * Errors are JSON { error: { code, message } } with the HTTP status that says who must act.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import {
   contentHash,
@@ -46,6 +47,13 @@ import { ModelStore } from './models.js';
 import { DEFAULT_OCR_MODELS, OcrEngine } from './ocr.js';
 import { type ExecutionProviderName, OnnxRunner } from './onnx.js';
 import { JobQueue, QueueFullError } from './queue.js';
+import {
+  clientCertificateRefusal,
+  ensureProviderCertificate,
+  type ProviderTlsOptions,
+  serverTlsOptions,
+  watchProviderCertificate,
+} from './tls.js';
 
 export interface ProviderOptions {
   chainId: string;
@@ -70,6 +78,11 @@ export interface ProviderOptions {
   leaseCacheMs?: number;
   /** Finished jobs kept for GET /v1/jobs/<id>; the oldest are forgotten first. */
   maxJobsKept?: number;
+  /**
+   * Serve https (TLS 1.3) with the certificate kept in this directory (created on first start);
+   * without it the API is plain http, for dev chains and for a reverse proxy that terminates TLS.
+   */
+  tls?: ProviderTlsOptions;
   logger?: Logger;
 }
 
@@ -99,8 +112,11 @@ export class ProviderServer {
   private readonly leaseCacheMs: number;
   private readonly maxJobsKept: number;
   private ocr: OcrEngine | null = null;
-  private server: Server | null = null;
+  private server: Server | HttpsServer | null = null;
+  private stopWatching: (() => void) | null = null;
   url: string | null = null;
+  /** SHA-256 (hex) of the certificate served now (null for plain http). */
+  tlsFingerprint: string | null = null;
 
   constructor(private readonly opts: ProviderOptions) {
     this.chainId = opts.chainId;
@@ -128,12 +144,41 @@ export class ProviderServer {
     if (this.onnx.executionProvider !== 'cpu')
       await (await this.onnx.createSession(DEFAULT_OCR_MODELS.detectionPath)).release();
     this.ocr = await OcrEngine.create({ onnxOptions: this.onnx.sessionOptions() as Record<string, unknown> });
-    const server = createServer((req, res) => {
+    const listener = (req: IncomingMessage, res: ServerResponse) => {
+      const refused = this.opts.tls ? clientCertificateRefusal(req) : null;
+      if (refused) {
+        req.resume();
+        return this.send(res, 403, { error: { code: 'CLIENT_CERT_MISMATCH', message: refused } });
+      }
       this.handle(req, res).catch((err) => {
         this.logger.error('provider request failed', { error: (err as Error).message });
         if (!res.headersSent) this.send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
       });
-    });
+    };
+    let server: Server | HttpsServer;
+    const tls = this.opts.tls;
+    if (tls) {
+      const pair = ensureProviderCertificate(tls.dir);
+      this.tlsFingerprint = pair.fingerprint;
+      const https = createHttpsServer(serverTlsOptions(pair), listener);
+      // A rotated certificate is served to new connections; open ones keep theirs.
+      this.stopWatching = watchProviderCertificate(
+        tls.dir,
+        (next) => {
+          try {
+            https.setSecureContext(serverTlsOptions(next));
+            this.tlsFingerprint = next.fingerprint;
+            this.logger.info('provider TLS certificate reloaded', { fingerprint: next.fingerprint });
+          } catch (err) {
+            this.logger.warn('provider TLS certificate not reloaded', { error: (err as Error).message });
+          }
+        },
+        tls.watchIntervalMs,
+      );
+      server = https;
+    } else {
+      server = createServer(listener);
+    }
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -141,9 +186,10 @@ export class ProviderServer {
     });
     const a = server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    this.url = `http://${host}:${a.port}`;
+    this.url = `${tls ? 'https' : 'http'}://${host}:${a.port}`;
     this.logger.info('provider API listening', {
       url: this.url,
+      tlsFingerprint: this.tlsFingerprint,
       chips: this.chips.size,
       executionProvider: this.onnx.executionProvider,
       ocrModelHash: this.ocr.modelHashHex,
@@ -154,6 +200,8 @@ export class ProviderServer {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
+    this.stopWatching?.();
+    this.stopWatching = null;
     if (server) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

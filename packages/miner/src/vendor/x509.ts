@@ -30,6 +30,9 @@ export const OID = {
   ecPublicKey: '1.2.840.10045.2.1',
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
   ecdsaWithSha384: '1.2.840.10045.4.3.3',
+  ed25519: '1.3.101.112',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
   countryName: '2.5.4.6',
   organizationName: '2.5.4.10',
   organizationalUnitName: '2.5.4.11',
@@ -135,12 +138,14 @@ export interface CertificateSpec {
   readonly subjectAltName?: readonly Uint8Array[];
 }
 
-function signatureAlgorithm(key: KeyObject): { oid: string; hash: 'sha256' | 'sha384' } {
+function signatureAlgorithm(key: KeyObject): { oid: string; hash: 'sha256' | 'sha384' | null } {
+  // Ed25519 (RFC 8410) signs the message itself: no hash, no parameters.
+  if (key.asymmetricKeyType === 'ed25519') return { oid: OID.ed25519, hash: null };
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (curve === 'prime256v1') return { oid: OID.ecdsaWithSha256, hash: 'sha256' };
   if (curve === 'secp384r1') return { oid: OID.ecdsaWithSha384, hash: 'sha384' };
   throw new RangeError(
-    `unsupported signing key (${key.asymmetricKeyType} ${curve ?? ''}); use ECDSA P-256 or P-384`,
+    `unsupported signing key (${key.asymmetricKeyType} ${curve ?? ''}); use ECDSA P-256, P-384 or Ed25519`,
   );
 }
 
@@ -155,7 +160,7 @@ export function issueCertificate(spec: CertificateSpec, signingKey: KeyObject): 
   if (spec.notAfter.getTime() <= spec.notBefore.getTime())
     throw new RangeError('notAfter must be after notBefore');
   const alg = signatureAlgorithm(signingKey);
-  // ECDSA AlgorithmIdentifiers have no parameters at all (RFC 5758 §3.2), not even NULL.
+  // ECDSA and Ed25519 AlgorithmIdentifiers have no parameters at all (RFC 5758 §3.2, RFC 8410 §3).
   const algorithmIdentifier = sequence(oid(alg.oid));
 
   const extensions: Extension[] = [];

@@ -1,0 +1,249 @@
+/**
+ * TLS for the provider API (docs/operators.md, "TLS"). Providers usually run on bare IP addresses,
+ * where no public CA issues certificates, so the agent makes its own: a P-256 key and a
+ * self-signed certificate kept in its home, whose SHA-256 fingerprint the offer lists on chain.
+ * Renters pin that fingerprint (@unc/sdk tls.ts).
+ *
+ * Files in the TLS directory (`<home>/tls` for `unc miner`):
+ *   provider.key, provider.crt   what the API serves (the key 0600)
+ *   next.key, next.crt           a rotation in progress: posted on chain beside the current one
+ *   previous.key, previous.crt   the certificate a rotation replaced (kept until it is retired)
+ * Rotation (`unc market offer rotate-tls`): post [current, next] on chain, then move next into
+ * place; the running agent notices the new file and serves it to new connections (connections
+ * already open keep theirs). Renters accept either while the chain lists both; `retire-tls`
+ * then posts [current] alone.
+ *
+ * Mutual TLS is optional: a renter may present a self-signed certificate of its Ed25519 renter
+ * key. The provider refuses a request whose client certificate is bound to another key than the
+ * request's renter key; the request signature stays the authority for the lease.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  X509Certificate,
+} from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  unwatchFile,
+  watchFile,
+  writeFileSync,
+} from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { toHex } from '@unc/core';
+import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
+import { randomSerial } from '../vendor/ca.js';
+import { fromPem, toPem } from '../vendor/pem.js';
+import { encodeName, issueCertificate, keyIdentifier, OID } from '../vendor/x509.js';
+
+export interface TlsPair {
+  keyPem: string;
+  certPem: string;
+  /** SHA-256 of the DER certificate, hex. */
+  fingerprint: string;
+}
+
+const YEAR_MS = 365 * 24 * 3_600_000;
+
+function selfSigned(key: KeyObject, commonName: string, usage: string, years: number): string {
+  const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+  const now = Math.floor(Date.now() / 1000) * 1000; // certificate times are whole seconds
+  const name = { commonName };
+  const der = issueCertificate(
+    {
+      serial: randomSerial(),
+      issuer: encodeName(name),
+      subject: name,
+      notBefore: new Date(now - 3_600_000),
+      notAfter: new Date(now + years * YEAR_MS),
+      subjectPublicKeyInfo: spki,
+      authorityKeyId: keyIdentifier(spki),
+      keyUsage: ['digitalSignature'],
+      extendedKeyUsage: [usage],
+    },
+    key,
+  );
+  return toPem('CERTIFICATE', der);
+}
+
+/** A fresh P-256 key and a self-signed server certificate for it (valid 10 years). */
+export function createProviderCertificate(commonName = 'UtilityNet provider'): TlsPair {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const certPem = selfSigned(privateKey, commonName, OID.serverAuth, 10);
+  return {
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    certPem,
+    fingerprint: pemFingerprint(certPem),
+  };
+}
+
+/** SHA-256 (hex) of the DER inside a PEM certificate. */
+export function pemFingerprint(certPem: string): string {
+  return certificateFingerprint(fromPem(certPem, 'CERTIFICATE'));
+}
+
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function ed25519KeyFromSeed(seed: Uint8Array): KeyObject {
+  return createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, Buffer.from(seed)]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+}
+
+/**
+ * The renter's client certificate for mutual TLS: self-signed by the renter's Ed25519 key, so
+ * its public key is the renter key the lease names (made afresh; it carries no other claim).
+ */
+export function renterClientCertificate(renterSeed: Uint8Array): ClientCertificate {
+  const key = ed25519KeyFromSeed(renterSeed);
+  return {
+    key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+    cert: selfSigned(key, 'UtilityNet renter', OID.clientAuth, 1),
+  };
+}
+
+// ---- The TLS directory ----
+
+export const TLS_FILES = {
+  key: 'provider.key',
+  cert: 'provider.crt',
+  nextKey: 'next.key',
+  nextCert: 'next.crt',
+  previousKey: 'previous.key',
+  previousCert: 'previous.crt',
+} as const;
+
+function writePair(dir: string, keyFile: string, certFile: string, pair: TlsPair): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, keyFile), pair.keyPem, { mode: 0o600 });
+  chmodSync(join(dir, keyFile), 0o600);
+  writeFileSync(join(dir, certFile), pair.certPem);
+}
+
+function readPair(dir: string, keyFile: string, certFile: string): TlsPair | null {
+  const keyPath = join(dir, keyFile);
+  const certPath = join(dir, certFile);
+  if (!existsSync(keyPath) || !existsSync(certPath)) return null;
+  const certPem = readFileSync(certPath, 'utf8');
+  return { keyPem: readFileSync(keyPath, 'utf8'), certPem, fingerprint: pemFingerprint(certPem) };
+}
+
+/** The certificate the API serves; created (with its key) on first use. */
+export function ensureProviderCertificate(dir: string): TlsPair & { created: boolean } {
+  const existing = readPair(dir, TLS_FILES.key, TLS_FILES.cert);
+  if (existing) return { ...existing, created: false };
+  const pair = createProviderCertificate();
+  writePair(dir, TLS_FILES.key, TLS_FILES.cert, pair);
+  return { ...pair, created: true };
+}
+
+export function readProviderCertificate(dir: string): TlsPair | null {
+  return readPair(dir, TLS_FILES.key, TLS_FILES.cert);
+}
+
+/** The next certificate of a rotation: made once, reused if a rotation is retried. */
+export function prepareNextCertificate(dir: string): TlsPair {
+  const existing = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+  if (existing) return existing;
+  const pair = createProviderCertificate();
+  writePair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert, pair);
+  return pair;
+}
+
+/** Puts the next certificate in place (the current one becomes `previous`); returns it. */
+export function promoteNextCertificate(dir: string): TlsPair {
+  const next = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+  if (!next) throw new Error(`no rotation in progress in ${dir} (no ${TLS_FILES.nextCert})`);
+  if (existsSync(join(dir, TLS_FILES.cert))) {
+    renameSync(join(dir, TLS_FILES.key), join(dir, TLS_FILES.previousKey));
+    renameSync(join(dir, TLS_FILES.cert), join(dir, TLS_FILES.previousCert));
+  }
+  // Key first: the agent reloads when the certificate file changes.
+  renameSync(join(dir, TLS_FILES.nextKey), join(dir, TLS_FILES.key));
+  renameSync(join(dir, TLS_FILES.nextCert), join(dir, TLS_FILES.cert));
+  return next;
+}
+
+/** The server side of the provider's TLS: what https.createServer gets, and the reload. */
+export interface ProviderTlsOptions {
+  /** The TLS directory (files above); the certificate is created there if missing. */
+  dir: string;
+  /** How often the certificate file is checked for a rotation (ms). */
+  watchIntervalMs?: number;
+}
+
+export function serverTlsOptions(pair: TlsPair) {
+  return {
+    key: pair.keyPem,
+    cert: pair.certPem,
+    minVersion: 'TLSv1.3' as const,
+    ALPNProtocols: ['http/1.1'],
+    // Mutual TLS is optional: a client certificate is asked for, not required, and no CA judges
+    // it; clientCertificateRefusal binds it to the request's renter key.
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+}
+
+/** Calls `reload` with the new pair whenever the certificate file is replaced. Returns a stop. */
+export function watchProviderCertificate(
+  dir: string,
+  reload: (pair: TlsPair) => void,
+  intervalMs = 500,
+): () => void {
+  const certPath = join(dir, TLS_FILES.cert);
+  const listener = (cur: { mtimeMs: number; ino: number }, prev: { mtimeMs: number; ino: number }) => {
+    if (cur.mtimeMs === prev.mtimeMs && cur.ino === prev.ino) return;
+    const pair = readProviderCertificate(dir);
+    if (pair) reload(pair);
+  };
+  watchFile(certPath, { interval: intervalMs, persistent: false }, listener);
+  return () => unwatchFile(certPath, listener);
+}
+
+const boundKeys = new WeakMap<object, string | Error | null>();
+
+function clientKeyOf(socket: TLSSocket): string | Error | null {
+  if (boundKeys.has(socket)) return boundKeys.get(socket)!;
+  let result: string | Error | null = null;
+  const peer = socket.getPeerCertificate?.();
+  if (peer?.raw) {
+    try {
+      const x = new X509Certificate(peer.raw);
+      const key = x.publicKey;
+      if (key.asymmetricKeyType !== 'ed25519' || !x.verify(key))
+        result = new Error('a client certificate must be self-signed by the Ed25519 renter key');
+      else
+        result = toHex(new Uint8Array(Buffer.from(key.export({ format: 'jwk' }).x as string, 'base64url')));
+    } catch (err) {
+      result = new Error(`unreadable client certificate: ${(err as Error).message}`);
+    }
+  }
+  boundKeys.set(socket, result);
+  return result;
+}
+
+/**
+ * Mutual TLS: null when the request may go on (no client certificate, or one bound to the
+ * request's renter key), else why it is refused.
+ */
+export function clientCertificateRefusal(req: IncomingMessage): string | null {
+  const socket = req.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function') return null;
+  const bound = clientKeyOf(socket);
+  if (bound === null) return null;
+  if (bound instanceof Error) return bound.message;
+  const renter = String(req.headers['x-unc-renter'] ?? '').toLowerCase();
+  if (renter && renter !== bound)
+    return `the client certificate is bound to key ${bound}, not to this request's renter key ${renter}`;
+  return null;
+}

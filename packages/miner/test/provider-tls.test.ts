@@ -1,0 +1,232 @@
+/**
+ * The provider API over TLS 1.3 with a self-signed certificate pinned by fingerprint: a pinned
+ * client runs jobs; an impostor (a TLS proxy on loopback with another certificate) receives no
+ * byte of the job; plain http is refused unless allowed; a rotated certificate is picked up by a
+ * renter that re-reads the fingerprints; a client certificate must be the renter's own key.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createServer as createTlsServer, type Server as TlsServer, connect as tlsConnect } from 'node:tls';
+import { ed25519PublicKey, toHex } from '@unc/core';
+import { silentLogger } from '@unc/node';
+import {
+  certificateFingerprint,
+  InsecureEndpointError,
+  ProviderClient,
+  ProviderError,
+  TlsFingerprintError,
+} from '@unc/sdk';
+import {
+  createProviderCertificate,
+  DevSoftSigner,
+  ensureProviderCertificate,
+  ProviderServer,
+  prepareNextCertificate,
+  promoteNextCertificate,
+  renterClientCertificate,
+  TLS_FILES,
+} from '../src/index.js';
+import { fromPem } from '../src/vendor/pem.js';
+import { tempDir } from './helpers.js';
+import { fixture, InMemoryLeaseSource, OCR_SAMPLE_TEXT } from './provider-helpers.js';
+
+const CHAIN = 'unc-test-provider-tls';
+
+/** A TLS man in the middle: its own certificate, forwarding to `target`, counting what it is sent. */
+async function startMitm(
+  target: URL,
+): Promise<{ server: TlsServer; url: string; fingerprint: string; received: () => number }> {
+  const own = createProviderCertificate('impostor');
+  let received = 0;
+  const server = createTlsServer({ key: own.keyPem, cert: own.certPem, minVersion: 'TLSv1.3' }, (client) => {
+    const upstream = tlsConnect({
+      host: target.hostname,
+      port: Number(target.port),
+      rejectUnauthorized: false,
+    });
+    client.on('data', (d: Buffer) => {
+      received += d.length;
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => client.write(d));
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+    client.on('close', close);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    server,
+    url: `https://127.0.0.1:${port}`,
+    fingerprint: own.fingerprint,
+    received: () => received,
+  };
+}
+
+describe('provider API over TLS, pinned by fingerprint', () => {
+  const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-0');
+  const renterSeed = new Uint8Array(randomBytes(32));
+  const leaseId = toHex(randomBytes(32));
+  const leases = new InMemoryLeaseSource();
+  let dir: { path: string; remove(): Promise<void> };
+  let tlsDir: string;
+  let provider: ProviderServer;
+  let url: string;
+  let fingerprint: string;
+  const clients: ProviderClient[] = [];
+  const client = (extra: Partial<ConstructorParameters<typeof ProviderClient>[0]> = {}) => {
+    const c = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId,
+      renterSeed,
+      tlsFingerprints: [fingerprint],
+      ...extra,
+    });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: toHex(await signer.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(renterSeed)),
+      status: 'active',
+    });
+    dir = await tempDir('unc-provider-tls-');
+    tlsDir = join(dir.path, 'tls');
+    provider = new ProviderServer({
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models'),
+      leaseCacheMs: 0,
+      tls: { dir: tlsDir, watchIntervalMs: 50 },
+      logger: silentLogger,
+    });
+    url = await provider.start();
+    fingerprint = provider.tlsFingerprint!;
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await provider?.stop();
+    await dir?.remove();
+  });
+
+  test('first start makes a P-256 key (0600) and a self-signed certificate; the URL is https', () => {
+    assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(statSync(join(tlsDir, TLS_FILES.key)).mode & 0o777, 0o600);
+    const pair = ensureProviderCertificate(tlsDir);
+    assert.equal(pair.created, false);
+    assert.equal(pair.fingerprint, fingerprint);
+    const x = new X509Certificate(pair.certPem);
+    assert.equal(x.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.ok(x.verify(x.publicKey), 'self-signed');
+    assert.equal(certificateFingerprint(fromPem(pair.certPem, 'CERTIFICATE')), fingerprint);
+  });
+
+  test('an OCR job over TLS 1.3 with the pinned certificate; keep-alive reuses the connection', async () => {
+    const c = client();
+    const result = await c.runOcr(fixture('ocr-sample.png'));
+    assert.equal(result.job.ocr?.text.split('\n')[0], OCR_SAMPLE_TEXT);
+    assert.equal((await c.health()).chainId, CHAIN);
+  });
+
+  test('a man in the middle with another certificate is refused before any byte of the job leaves', async () => {
+    const mitm = await startMitm(new URL(url));
+    try {
+      const c = client({ endpoint: mitm.url });
+      const err = await c.runOcr(fixture('ocr-sample.png'), 'ab'.repeat(32)).then(
+        () => assert.fail('the impostor was trusted'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof TlsFingerprintError, String(err));
+      assert.deepEqual(err.expected, [fingerprint]);
+      assert.notEqual(err.presented, fingerprint);
+      assert.match(err.message, new RegExp(`${err.presented}.*${fingerprint}`));
+      assert.equal(mitm.received(), 0, 'the impostor received application bytes');
+      // Control: a client that pinned the impostor's certificate does send it the job.
+      await client({ endpoint: mitm.url, tlsFingerprints: [mitm.fingerprint] }).health();
+      assert.ok(mitm.received() > 0, 'the proxy counts what it is sent');
+    } finally {
+      mitm.server.close();
+    }
+  });
+
+  test('plain http is refused unless allowed (dev chains), without connecting', async () => {
+    let connections = 0;
+    const plain: NetServer = createNetServer((s: Socket) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const port = (plain.address() as { port: number }).port;
+    try {
+      assert.throws(
+        () =>
+          new ProviderClient({ endpoint: `http://127.0.0.1:${port}`, chainId: CHAIN, leaseId, renterSeed }),
+        (e: unknown) => e instanceof InsecureEndpointError && /plain http/.test((e as Error).message),
+      );
+      assert.throws(
+        () => new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed }),
+        /no TLS certificate fingerprint/,
+      );
+      assert.equal(connections, 0);
+    } finally {
+      plain.close();
+    }
+  });
+
+  test('mutual TLS: the renter key certificate is accepted, another key is refused', async () => {
+    const own = client({ clientCertificate: renterClientCertificate(renterSeed) });
+    assert.equal((await own.runOcr(fixture('ocr-sample.png'))).job.status, 'done');
+    const other = client({ clientCertificate: renterClientCertificate(new Uint8Array(randomBytes(32))) });
+    const err = await other.runOcr(fixture('ocr-sample.png'), 'ab'.repeat(32)).catch((e: unknown) => e);
+    assert.ok(err instanceof ProviderError, String(err));
+    assert.equal(err.code, 'CLIENT_CERT_MISMATCH');
+  });
+
+  test('rotation: the agent serves the new certificate; a renter with a stale list re-reads it and connects', async () => {
+    const old = fingerprint;
+    const stale = client({ tlsFingerprints: [old] });
+    await stale.health(); // a kept-alive connection under the old certificate
+    const next = prepareNextCertificate(tlsDir);
+    let chain = [old, next.fingerprint]; // what the chain lists during the overlap
+    promoteNextCertificate(tlsDir);
+    assert.ok(existsSync(join(tlsDir, TLS_FILES.previousCert)));
+    for (let i = 0; provider.tlsFingerprint !== next.fingerprint; i++) {
+      assert.ok(i < 100, 'the provider did not reload its certificate');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The open connection keeps working; a job on it is not lost.
+    assert.equal((await stale.health()).chainId, CHAIN);
+    // A new connection with only the old fingerprint and no way to re-read: refused.
+    const frozen = client({ tlsFingerprints: [old] });
+    await assert.rejects(frozen.health(), TlsFingerprintError);
+    // With the chain to re-read, it picks up the new fingerprint and connects.
+    let reads = 0;
+    const renter = client({
+      tlsFingerprints: [old],
+      refreshTlsFingerprints: async () => {
+        reads++;
+        return chain;
+      },
+    });
+    assert.equal((await renter.runOcr(fixture('ocr-sample.png'))).job.status, 'done');
+    assert.equal(reads, 1);
+    assert.deepEqual(renter.tlsFingerprints, chain);
+    // The old certificate is retired on chain: new renters pin only the new one.
+    chain = [next.fingerprint];
+    assert.equal((await client({ tlsFingerprints: chain }).health()).chainId, CHAIN);
+  });
+});

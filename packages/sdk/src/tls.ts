@@ -1,0 +1,156 @@
+/**
+ * The renter's transport to a provider endpoint (PROTOCOL.md §8, docs/jobs.md "Transport
+ * security"): TLS 1.3 pinned to the certificate fingerprints the offer lists on chain.
+ *
+ * Providers mostly run on bare IP addresses, where no public CA issues certificates; and a CA's
+ * word would not say that this is the provider of this offer anyway. So no CA is consulted: the
+ * SHA-256 of the DER certificate the endpoint presents must be one the chain lists for the offer.
+ *
+ * The check runs inside the agent's `createConnection`, which hands the socket to the HTTP client
+ * only through its callback, after the handshake and the check: a request is never written to a
+ * socket whose peer has not been checked, so an impostor receives the TLS handshake and nothing of
+ * the job. Sockets are kept alive, so the handshake is paid once per connection, not per job.
+ */
+import { createHash } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+
+/** SHA-256 of a DER certificate, hex: the fingerprint an offer lists on chain. */
+export function certificateFingerprint(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+/** The endpoint presented a certificate the chain does not list for the offer; nothing was sent. */
+export class TlsFingerprintError extends Error {
+  readonly code = 'TLS_FINGERPRINT_MISMATCH';
+  constructor(
+    readonly endpoint: string,
+    readonly expected: readonly string[],
+    readonly presented: string,
+  ) {
+    super(
+      `the provider at ${endpoint} presented a TLS certificate with SHA-256 fingerprint ${presented}, ` +
+        `but the chain lists ${expected.length > 0 ? expected.join(' or ') : 'no fingerprint'} for this offer: ` +
+        'refused before sending anything (an impostor, or a certificate the provider has not posted)',
+    );
+    this.name = 'TlsFingerprintError';
+  }
+}
+
+/** A plain-http endpoint outside a dev chain: the renter's data would travel in the clear. */
+export class InsecureEndpointError extends Error {
+  readonly code = 'INSECURE_ENDPOINT';
+  constructor(endpoint: string) {
+    super(
+      `refusing the plain http:// provider endpoint ${endpoint}: inputs and outputs would travel in the clear; ` +
+        'providers serve https:// with a certificate pinned on chain (plain http only on a dev chain)',
+    );
+    this.name = 'InsecureEndpointError';
+  }
+}
+
+/** A client certificate (PEM) for mutual TLS; see `renterClientCertificate` in @unc/miner. */
+export interface ClientCertificate {
+  key: string | Buffer;
+  cert: string | Buffer;
+}
+
+export interface PinnedAgentOptions {
+  /** The endpoint, for error messages. */
+  endpoint: string;
+  /** Read at every new connection, so a refreshed list applies to the next one. */
+  fingerprints: () => readonly string[];
+  clientCertificate?: ClientCertificate;
+  maxSockets?: number;
+  /** Handshake deadline. */
+  timeoutMs?: number;
+}
+
+type Done = (err: Error | null, socket?: Socket) => void;
+
+/** A keep-alive https.Agent whose connections are TLS 1.3 and pinned to `fingerprints()`. */
+export function pinnedHttpsAgent(opts: PinnedAgentOptions): HttpsAgent {
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
+  const createConnection = (options: { host?: string; port?: number | string }, done: Done): undefined => {
+    const host = options.host ?? 'localhost';
+    const socket: TLSSocket = tlsConnect({
+      host,
+      port: Number(options.port ?? 443),
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      // No certificate authority decides; the chain's fingerprints do (checked below).
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: ['http/1.1'],
+      ...(opts.clientCertificate ?? {}),
+    });
+    let settled = false;
+    const fail = (err: Error) => {
+      socket.destroy();
+      if (!settled) {
+        settled = true;
+        done(err);
+      }
+    };
+    socket.setTimeout(opts.timeoutMs ?? 30_000, () =>
+      fail(new Error(`TLS handshake with ${opts.endpoint} timed out`)),
+    );
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      const raw = socket.getPeerCertificate()?.raw;
+      const presented = raw ? certificateFingerprint(raw) : '(no certificate)';
+      const expected = opts.fingerprints().map((f) => f.toLowerCase());
+      if (!expected.includes(presented))
+        return fail(new TlsFingerprintError(opts.endpoint, expected, presented));
+      socket.setTimeout(0);
+      socket.removeListener('error', fail);
+      settled = true;
+      // Only now does the HTTP client get the socket and write the request.
+      done(null, socket);
+    });
+    return undefined;
+  };
+  (agent as unknown as { createConnection: typeof createConnection }).createConnection = createConnection;
+  return agent;
+}
+
+/** A keep-alive agent for plain http (dev chains only). */
+export function plainHttpAgent(maxSockets = 16): HttpAgent {
+  return new HttpAgent({ keepAlive: true, maxSockets });
+}
+
+export interface SentRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: Uint8Array;
+  agent: HttpAgent | HttpsAgent;
+  timeoutMs: number;
+}
+
+/** One request over `agent`; resolves with the status and the whole answer body. */
+export function sendRequest(url: URL, req: SentRequest): Promise<{ status: number; body: Buffer }> {
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const r = send(
+      url,
+      {
+        method: req.method,
+        headers: {
+          ...req.headers,
+          ...(req.body ? { 'content-length': String(req.body.length) } : {}),
+        },
+        agent: req.agent,
+        signal: AbortSignal.timeout(req.timeoutMs),
+      },
+      (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    r.on('error', reject);
+    r.end(req.body ? Buffer.from(req.body.buffer, req.body.byteOffset, req.body.length) : undefined);
+  });
+}
