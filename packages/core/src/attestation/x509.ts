@@ -8,6 +8,7 @@
  */
 import { constants, createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { concatBytes, equalBytes, toHex, utf8 } from '../bytes.js';
+import { BoundedCache } from '../crypto/bounded-cache.js';
 import {
   bytesToBigInt,
   children,
@@ -510,10 +511,10 @@ export function ecScalarLength(key: SubjectPublicKey): number | null {
 
 /**
  * Importing a key costs a good part of a verification, and the same few keys (vendor CAs, chips
- * that answer every slot) recur. FIFO eviction keeps the cache bounded without hot-path upkeep.
+ * that answer every slot) recur. Bounded in two generations (crypto/bounded-cache.ts).
  */
 const KEY_CACHE_LIMIT = 4096;
-const keyCache = new Map<string, KeyObject>();
+const keyCache = new BoundedCache<KeyObject>(KEY_CACHE_LIMIT);
 
 function keyObject(spki: SubjectPublicKeyInfo): KeyObject | null {
   const id = toHex(spki.der);
@@ -529,10 +530,6 @@ function keyObject(spki: SubjectPublicKeyInfo): KeyObject | null {
   } catch {
     // OpenSSL refuses, among others, EC points that are not on the curve.
     return null;
-  }
-  if (keyCache.size >= KEY_CACHE_LIMIT) {
-    const oldest = keyCache.keys().next();
-    if (!oldest.done) keyCache.delete(oldest.value);
   }
   keyCache.set(id, key);
   return key;

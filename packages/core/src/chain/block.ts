@@ -11,6 +11,13 @@ import { bytes, type Codec, encode, list, struct, u32, u64 } from '../encoding/c
 import { chainIdCodec, hash32, publicKey, signature64, type TxEnvelope } from './transaction.js';
 
 export const MAX_BLOCK_TXS = 100_000;
+/** Largest transaction the block codec reads. */
+export const MAX_TX_BYTES = 1 << 20;
+/**
+ * Largest maxBlockBytes a genesis may set: the p2p layer's proposal and block frames (9 MiB) are
+ * sized for this many bytes of transactions plus their length prefixes, header and commits.
+ */
+export const MAX_BLOCK_BYTES = 8 * 1024 * 1024;
 export const MAX_VRF_PROOF_BYTES = 128;
 export const MAX_COMMIT_SIGNATURES = 1_000;
 
@@ -101,7 +108,7 @@ export interface Block {
 
 export const blockCodec: Codec<Block> = struct<Block>('Block', {
   header: blockHeaderCodec,
-  txs: list(bytes(1 << 20, 'tx'), MAX_BLOCK_TXS, 'txs'),
+  txs: list(bytes(MAX_TX_BYTES, 'tx'), MAX_BLOCK_TXS, 'txs'),
   commit: commitCodec,
 });
 

@@ -24,6 +24,7 @@ import { putAccount } from '../state/accounts.js';
 import { MemoryState, StateOverlay, type StateWrite } from '../state/store.js';
 import { putSupply } from '../state/supply.js';
 import { parseBaseUnits } from '../units.js';
+import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_TX_BYTES } from './block.js';
 import { type ChainParams, DEFAULT_PARAMS, putParams } from './params.js';
 import { MAX_CHAIN_ID_BYTES } from './transaction.js';
 
@@ -107,13 +108,17 @@ export function parseGenesis(json: unknown): Genesis {
     blockTimeMs:
       p.blockTimeMs === undefined ? DEFAULT_PARAMS.blockTimeMs : int(p.blockTimeMs, 'params.blockTimeMs'),
     maxBlockTxs:
-      p.maxBlockTxs === undefined ? DEFAULT_PARAMS.maxBlockTxs : int(p.maxBlockTxs, 'params.maxBlockTxs'),
+      p.maxBlockTxs === undefined
+        ? DEFAULT_PARAMS.maxBlockTxs
+        : int(p.maxBlockTxs, 'params.maxBlockTxs', MAX_BLOCK_TXS),
     maxBlockBytes:
       p.maxBlockBytes === undefined
         ? DEFAULT_PARAMS.maxBlockBytes
-        : int(p.maxBlockBytes, 'params.maxBlockBytes'),
+        : int(p.maxBlockBytes, 'params.maxBlockBytes', MAX_BLOCK_BYTES),
     maxTxBytes:
-      p.maxTxBytes === undefined ? DEFAULT_PARAMS.maxTxBytes : int(p.maxTxBytes, 'params.maxTxBytes'),
+      p.maxTxBytes === undefined
+        ? DEFAULT_PARAMS.maxTxBytes
+        : int(p.maxTxBytes, 'params.maxTxBytes', MAX_TX_BYTES),
     minFeePerByte:
       p.minFeePerByte === undefined
         ? DEFAULT_PARAMS.minFeePerByte

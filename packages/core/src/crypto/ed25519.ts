@@ -24,6 +24,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { fromHex, toHex } from '../bytes.js';
 import { UncError } from '../errors.js';
+import { BoundedCache } from './bounded-cache.js';
 
 export const ED25519_SEED_LENGTH = 32;
 export const ED25519_PUBLIC_KEY_LENGTH = 32;
@@ -38,23 +39,14 @@ const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0
 
 /**
  * Building a KeyObject costs more than the signature operation itself, and the same few keys
- * (validators, busy accounts) recur constantly. Insertion-ordered Map eviction is FIFO, not LRU:
- * refreshing on every hit would cost a delete and a set on the hot path for little gain.
+ * (validators, busy accounts) recur constantly. Two-generation caches (bounded-cache.ts): a FIFO
+ * Map looks cheaper but makes every insert into a full cache slow in V8.
  */
 const PRIVATE_CACHE_LIMIT = 10_000;
 /** Large enough for every active chip of a big network: each answer is checked with its chip's key. */
 const PUBLIC_CACHE_LIMIT = 200_000;
-const privateKeys = new Map<string, KeyObject>();
-const publicKeys = new Map<string, KeyObject>();
-
-function remember(cache: Map<string, KeyObject>, id: string, key: KeyObject, limit: number): KeyObject {
-  if (cache.size >= limit) {
-    const oldest = cache.keys().next();
-    if (!oldest.done) cache.delete(oldest.value);
-  }
-  cache.set(id, key);
-  return key;
-}
+const privateKeys = new BoundedCache<KeyObject>(PRIVATE_CACHE_LIMIT);
+const publicKeys = new BoundedCache<KeyObject>(PUBLIC_CACHE_LIMIT);
 
 function withPrefix(prefix: Uint8Array, raw: Uint8Array): Buffer {
   const der = Buffer.allocUnsafe(prefix.length + raw.length);
@@ -71,7 +63,8 @@ function privateKeyObject(seed: Uint8Array): KeyObject {
   const cached = privateKeys.get(id);
   if (cached) return cached;
   const key = createPrivateKey({ key: withPrefix(PKCS8_PREFIX, seed), format: 'der', type: 'pkcs8' });
-  return remember(privateKeys, id, key, PRIVATE_CACHE_LIMIT);
+  privateKeys.set(id, key);
+  return key;
 }
 
 /** Throws for anything OpenSSL refuses to import; callers decide whether that is an error. */
@@ -86,7 +79,8 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   // applies the same point checks either way.
   const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url');
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
-  return remember(publicKeys, id, key, PUBLIC_CACHE_LIMIT);
+  publicKeys.set(id, key);
+  return key;
 }
 
 /** The 32-byte public key of a 32-byte secret seed. */

@@ -37,6 +37,7 @@ import {
   keyId,
   PrivValidator,
   type Proposal,
+  sha256,
   signTransaction,
   Tendermint,
   type TimeoutParams,
@@ -195,18 +196,22 @@ export class ConsensusDriver {
     });
   }
 
-  /** Signatures the driver already checked on arrival are not checked a second time by the machine. */
+  /**
+   * Signatures the driver already checked on arrival are not checked a second time by the machine.
+   * The key is the whole (public key, message, signature) triple: a signature alone vouches for
+   * nothing, since anyone can copy a validator's signature onto another vote or proposal.
+   */
   private readonly cachedVerify: VerifyFn = (publicKey, message, signature) => {
-    const key = toHex(signature);
+    const key = toHex(sha256(publicKey, signature, message));
     if (this.verified.has(key)) return true;
     const ok = defaultVerify(publicKey, message, signature);
     if (ok) this.remember(key);
     return ok;
   };
 
-  private remember(signatureHex: string): void {
+  private remember(key: string): void {
     if (this.verified.size >= VERIFIED_CACHE) this.verified.clear();
-    this.verified.add(signatureHex);
+    this.verified.add(key);
   }
 
   /** What the network asks of this node; pass these to `startNetwork` before `start`. */

@@ -1,0 +1,32 @@
+/**
+ * The block limits in a genesis are validity rules (validateProposal), so a block that reaches
+ * them must still fit what every node decodes and accepts from the network: the block codec caps
+ * a block at MAX_BLOCK_TXS transactions of at most 1 MiB each, and gossip and sync frames are
+ * sized for 8 MiB of transactions plus header and commits. Past those, an honest proposer under a
+ * full mempool (which anyone can fill by paying fees) builds blocks no peer takes, and the chain
+ * stops.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_TX_BYTES, parseGenesis } from '@unc/core';
+import { devGenesisJson } from '../src/dev.js';
+
+function withParams(params: Record<string, unknown>) {
+  const g = devGenesisJson();
+  g.params = { ...(g.params as Record<string, unknown>), ...params };
+  return g;
+}
+
+test('genesis block limits must fit the block codec and the network frames', () => {
+  assert.doesNotThrow(() =>
+    parseGenesis(
+      withParams({ maxBlockTxs: MAX_BLOCK_TXS, maxBlockBytes: MAX_BLOCK_BYTES, maxTxBytes: MAX_TX_BYTES }),
+    ),
+  );
+  assert.throws(() => parseGenesis(withParams({ maxBlockBytes: MAX_BLOCK_BYTES + 1 })), /maxBlockBytes/);
+  assert.throws(() => parseGenesis(withParams({ maxBlockTxs: MAX_BLOCK_TXS + 1 })), /maxBlockTxs/);
+  assert.throws(
+    () => parseGenesis(withParams({ maxTxBytes: MAX_TX_BYTES + 1, maxBlockBytes: MAX_BLOCK_BYTES })),
+    /maxTxBytes/,
+  );
+});
