@@ -5,13 +5,33 @@
  * - A certificate the chain retired (a leaked key) must stop being accepted by a long-lived
  *   client: the cached fingerprints are re-read once they are old, and kept-alive connections
  *   to a certificate no longer listed are dropped rather than reused.
+ * - A malformed or unreadable certificate file must not crash the agent that watches it.
+ * - The key is written so that a link planted at its path is replaced, not followed.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ProviderClient } from '@unc/sdk';
-import { createProviderCertificate, type TlsPair } from '../src/index.js';
+import {
+  createProviderCertificate,
+  ensureProviderCertificate,
+  TLS_FILES,
+  type TlsPair,
+  watchProviderCertificate,
+} from '../src/index.js';
+import { tempDir } from './helpers.js';
 
 async function serve(
   pair: TlsPair,
@@ -68,5 +88,65 @@ describe('pinned TLS: a retired certificate stops being accepted', () => {
     assert.ok(reads >= 1, 'the old list was re-read');
     assert.equal(mitm.hits(), hitsBefore, 'the kept-alive connection to the retired certificate was reused');
     assert.deepEqual(client.tlsFingerprints, [real.fingerprint]);
+  });
+});
+
+describe('provider TLS files', () => {
+  test('a malformed or unreadable certificate file is reported, not thrown out of the watcher', async () => {
+    const dir = await tempDir('unc-tls-watch-');
+    const crashes: Error[] = [];
+    const onCrash = (err: Error) => crashes.push(err);
+    process.prependListener('uncaughtException', onCrash);
+    const errors: string[] = [];
+    const reloads: string[] = [];
+    const pair = ensureProviderCertificate(dir.path);
+    const stop = watchProviderCertificate(
+      dir.path,
+      (p) => reloads.push(p.fingerprint),
+      20,
+      (err) => errors.push(err.message),
+    );
+    try {
+      // Half written (a `cp` in progress).
+      writeFileSync(join(dir.path, TLS_FILES.cert), '-----BEGIN CERTIFICATE-----\nMII');
+      for (let i = 0; errors.length === 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(crashes.length, 0, `the watcher threw: ${crashes[0]?.message}`);
+      assert.ok(errors.length > 0, 'the bad file was not reported');
+      // The whole new pair lands: it is served.
+      const next = createProviderCertificate();
+      writeFileSync(join(dir.path, TLS_FILES.key), next.keyPem);
+      writeFileSync(join(dir.path, TLS_FILES.cert), next.certPem);
+      for (let i = 0; !reloads.includes(next.fingerprint) && i < 100; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.ok(reloads.includes(next.fingerprint), 'the new pair was not reloaded');
+      assert.notEqual(next.fingerprint, pair.fingerprint);
+    } finally {
+      stop();
+      process.removeListener('uncaughtException', onCrash);
+      await dir.remove();
+    }
+  });
+
+  test('the key replaces a link planted at its path instead of writing through it', async () => {
+    const dir = await tempDir('unc-tls-link-');
+    try {
+      const victim = join(dir.path, 'victim.txt');
+      writeFileSync(victim, 'not a key');
+      chmodSync(victim, 0o644);
+      const tls = join(dir.path, 'tls');
+      ensureProviderCertificate(tls);
+      // Only the certificate is missing, and the key path is a link: the pair is made afresh.
+      rmSync(join(tls, TLS_FILES.cert));
+      rmSync(join(tls, TLS_FILES.key));
+      symlinkSync(victim, join(tls, TLS_FILES.key));
+      ensureProviderCertificate(tls);
+      assert.equal(readFileSync(victim, 'utf8'), 'not a key', 'the private key was written through the link');
+      assert.equal(statSync(victim).mode & 0o777, 0o644);
+      assert.equal(statSync(join(tls, TLS_FILES.key)).mode & 0o777, 0o600);
+      assert.ok(!lstatSync(join(tls, TLS_FILES.key)).isSymbolicLink());
+      assert.ok(existsSync(join(tls, TLS_FILES.cert)));
+    } finally {
+      await dir.remove();
+    }
   });
 });
