@@ -263,6 +263,18 @@ describe('provider endpoints over TLS with the certificate pinned on chain', () 
     // And the CLI, which reads the lease from the chain, connects as before.
     const res = await ocr();
     assert.equal(res.code, 0, res.stderr);
+
+    // A suspected leak of the key: --revoke lists the new certificate alone, with no overlap in
+    // which whoever holds the old key would be accepted.
+    const revoked = await json(['market', 'offer', 'rotate-tls', offerId, '--from', 'dev9', '--revoke']);
+    assert.equal(revoked.previous, rotated.current);
+    assert.deepEqual((await client.getOffer(offerId)).tlsFingerprints, [revoked.current]);
+    for (let i = 0; ; i++) {
+      const r = await ocr();
+      if (r.code === 0) break;
+      assert.ok(i < 20, `the agent did not start serving the new certificate: ${r.stderr}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   });
 });
 
