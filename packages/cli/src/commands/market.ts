@@ -313,7 +313,7 @@ export function marketCommand(): Command {
     const dir = tlsDir(ctx);
     const current = readProviderCertificate(dir);
     if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${dir}: run unc miner init`);
-    const next = prepareNextCertificate(dir);
+    const next = prepareNextCertificate(dir, { fresh: opts.revoke === true });
     // The chain lists both before the agent serves the new one, so no renter is ever refused; after
     // a leak the old one must not stay listed, since whoever holds its key would be accepted too.
     const fingerprints = opts.revoke ? [next.fingerprint] : [current.fingerprint, next.fingerprint];

@@ -162,9 +162,13 @@ export function readProviderCertificate(dir: string): TlsPair | null {
   return readPair(dir, TLS_FILES.key, TLS_FILES.cert);
 }
 
-/** The next certificate of a rotation: made once, reused if a rotation is retried. */
-export function prepareNextCertificate(dir: string): TlsPair {
-  const existing = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+/**
+ * The next certificate of a rotation: made once, reused if a rotation is retried. With `fresh`
+ * (a rotation after a key leak) a next key already on disk is not trusted: it lay beside the
+ * leaked one, so a new one is made.
+ */
+export function prepareNextCertificate(dir: string, opts: { fresh?: boolean } = {}): TlsPair {
+  const existing = opts.fresh ? null : readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
   if (existing) return existing;
   const pair = createProviderCertificate();
   writePair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert, pair);
