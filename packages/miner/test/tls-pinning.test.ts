@@ -89,6 +89,36 @@ describe('pinned TLS: a retired certificate stops being accepted', () => {
     assert.equal(mitm.hits(), hitsBefore, 'the kept-alive connection to the retired certificate was reused');
     assert.deepEqual(client.tlsFingerprints, [real.fingerprint]);
   });
+
+  test('requests that find the list old share one re-read; a failed re-read fails the request', async () => {
+    const real = createProviderCertificate('provider');
+    const provider = await serve(real, 'provider');
+    servers.push(provider.server);
+    let reads = 0;
+    let nodeDown = false;
+    const client = new ProviderClient({
+      endpoint: provider.url,
+      chainId: 'c',
+      leaseId: new Uint8Array(randomBytes(32)),
+      renterSeed: new Uint8Array(randomBytes(32)),
+      tlsFingerprints: [real.fingerprint],
+      refreshTlsFingerprints: async () => {
+        reads++;
+        await new Promise((r) => setTimeout(r, 20));
+        if (nodeDown) throw new Error('node unreachable');
+        return [real.fingerprint];
+      },
+      tlsFingerprintsMaxAgeMs: 50,
+    });
+    clients.push(client);
+    await new Promise((r) => setTimeout(r, 100));
+    const answers = await Promise.all([1, 2, 3, 4, 5].map(() => client.health()));
+    assert.equal(answers.length, 5);
+    assert.equal(reads, 1);
+    nodeDown = true;
+    await new Promise((r) => setTimeout(r, 100));
+    await assert.rejects(client.health(), /node unreachable/);
+  });
 });
 
 describe('provider TLS files', () => {

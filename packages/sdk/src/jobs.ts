@@ -392,7 +392,8 @@ export interface ProviderClientOptions {
   /**
    * With `refreshTlsFingerprints`: fingerprints older than this are read from the chain again
    * before the next request (default 60 s), so a certificate the provider retired (a leaked key)
-   * stops being accepted by a long-lived client, whose cached list would otherwise keep it.
+   * stops being accepted by a long-lived client, whose cached list would otherwise keep it. A
+   * request whose re-read fails, fails.
    */
   tlsFingerprintsMaxAgeMs?: number;
   /** Plain http:// is refused unless this is set, which only a dev chain justifies. */
@@ -414,6 +415,7 @@ export class ProviderClient {
   private readonly agent: ReturnType<typeof plainHttpAgent> | PinnedHttpsAgent;
   private fingerprints: string[] = [];
   private fingerprintsReadAt = Date.now();
+  private rereading: Promise<readonly string[]> | null = null;
 
   constructor(private readonly opts: ProviderClientOptions) {
     let url: URL;
@@ -537,8 +539,13 @@ export class ProviderClient {
     const refresh = this.opts.refreshTlsFingerprints;
     const maxAge = this.opts.tlsFingerprintsMaxAgeMs ?? 60_000;
     if (refresh && 'dropUnlisted' in this.agent && Date.now() - this.fingerprintsReadAt > maxAge) {
-      // An old list may still name a certificate the provider has retired since: read it again.
-      const fresh = (await refresh()).map((f) => f.toLowerCase());
+      // An old list may still name a certificate the provider has retired since: read it again
+      // (once for all the requests that find it old). If the chain cannot be read, the request
+      // fails rather than trust the old list: whoever blocks the renter's node could keep it.
+      this.rereading ??= refresh().finally(() => {
+        this.rereading = null;
+      });
+      const fresh = (await this.rereading).map((f) => f.toLowerCase());
       if (fresh.length > 0) this.setFingerprints(fresh);
     }
     let res: { status: number; body: Buffer };
