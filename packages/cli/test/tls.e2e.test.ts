@@ -17,7 +17,12 @@ import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { fromHex, toHex } from '@unc/core';
-import { createProviderCertificate, DevSoftSigner, readProviderCertificate } from '@unc/miner';
+import {
+  createProviderCertificate,
+  DevSoftSigner,
+  prepareNextCertificate,
+  readProviderCertificate,
+} from '@unc/miner';
 import { DEV_MODELS, devChipKey, devGenesisJson, devKey } from '@unc/node';
 import { type ChipJson, ProviderClient, UncClient } from '@unc/sdk';
 import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
@@ -263,6 +268,21 @@ describe('provider endpoints over TLS with the certificate pinned on chain', () 
     // And the CLI, which reads the lease from the chain, connects as before.
     const res = await ocr();
     assert.equal(res.code, 0, res.stderr);
+
+    // A suspected leak of the key: --revoke lists the new certificate alone, with no overlap in
+    // which whoever holds the old key would be accepted, and does not take a next key that lay on
+    // disk beside the leaked one.
+    const planted = prepareNextCertificate(tlsDir);
+    const revoked = await json(['market', 'offer', 'rotate-tls', offerId, '--from', 'dev9', '--revoke']);
+    assert.equal(revoked.previous, rotated.current);
+    assert.notEqual(revoked.current, planted.fingerprint);
+    assert.deepEqual((await client.getOffer(offerId)).tlsFingerprints, [revoked.current]);
+    for (let i = 0; ; i++) {
+      const r = await ocr();
+      if (r.code === 0) break;
+      assert.ok(i < 20, `the agent did not start serving the new certificate: ${r.stderr}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   });
 });
 

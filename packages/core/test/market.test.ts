@@ -684,6 +684,21 @@ describe('market: encoding', () => {
     };
     assert.deepEqual(decode(txEventCodec, encode(txEventCodec, e)), e);
   });
+
+  test('TLS fingerprints are laid out as docs/encoding.md says; the encoding without them is refused', () => {
+    const u32 = (n: number) => Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+    const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+    // tag 17 UpdateOfferTls { offerId: bytes32, fingerprints: list(≤2) of bytes32 }
+    assert.deepEqual(
+      encode(actionCodec, { type: 'updateOfferTls', offerId: idA, fingerprints: [TLS_A, TLS_B] }),
+      cat(Uint8Array.of(17), idA, u32(2), TLS_A, TLS_B),
+    );
+    // CreateOffer: tlsFingerprints is the last field, after the attributes.
+    const offer = encode(actionCodec, offerAction([idA], { tlsFingerprints: [TLS_A] }));
+    assert.deepEqual(offer.subarray(offer.length - 36), cat(u32(1), TLS_A));
+    // An offer encoded before the field existed (no trailing list) does not decode as an empty list.
+    assert.throws(() => decode(actionCodec, offer.subarray(0, offer.length - 36)), /tlsFingerprints/);
+  });
 });
 
 describe('market: properties', () => {

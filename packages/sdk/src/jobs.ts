@@ -39,6 +39,7 @@ import {
 import {
   type ClientCertificate,
   InsecureEndpointError,
+  type PinnedHttpsAgent,
   pinnedHttpsAgent,
   plainHttpAgent,
   sendRequest,
@@ -388,6 +389,13 @@ export interface ProviderClientOptions {
    * an unlisted certificate (the provider may have rotated it): the request is then retried.
    */
   refreshTlsFingerprints?: () => Promise<readonly string[]>;
+  /**
+   * With `refreshTlsFingerprints`: fingerprints older than this are read from the chain again
+   * before the next request (default 60 s), so a certificate the provider retired (a leaked key)
+   * stops being accepted by a long-lived client, whose cached list would otherwise keep it. A
+   * request whose re-read fails, fails.
+   */
+  tlsFingerprintsMaxAgeMs?: number;
   /** Plain http:// is refused unless this is set, which only a dev chain justifies. */
   allowHttp?: boolean;
   /** Present a client certificate (mutual TLS); the request signature stays the authority. */
@@ -404,8 +412,10 @@ export class ProviderClient {
   readonly endpoint: string;
   private readonly leaseId: Uint8Array;
   private readonly timeoutMs: number;
-  private readonly agent: ReturnType<typeof plainHttpAgent> | ReturnType<typeof pinnedHttpsAgent>;
+  private readonly agent: ReturnType<typeof plainHttpAgent> | PinnedHttpsAgent;
   private fingerprints: string[] = [];
+  private fingerprintsReadAt = Date.now();
+  private rereading: Promise<readonly string[]> | null = null;
 
   constructor(private readonly opts: ProviderClientOptions) {
     let url: URL;
@@ -437,6 +447,13 @@ export class ProviderClient {
   /** The fingerprints connections are pinned to now. */
   get tlsFingerprints(): readonly string[] {
     return this.fingerprints;
+  }
+
+  /** Takes the chain's current fingerprints; idle connections to a certificate now unlisted close. */
+  private setFingerprints(fresh: string[]): void {
+    this.fingerprints = fresh;
+    this.fingerprintsReadAt = Date.now();
+    if ('dropUnlisted' in this.agent) this.agent.dropUnlisted();
   }
 
   /** Closes the kept-alive connections. */
@@ -519,6 +536,18 @@ export class ProviderClient {
       : {};
     if (body)
       headers['content-type'] = path === '/v1/models' ? 'application/octet-stream' : 'application/json';
+    const refresh = this.opts.refreshTlsFingerprints;
+    const maxAge = this.opts.tlsFingerprintsMaxAgeMs ?? 60_000;
+    if (refresh && 'dropUnlisted' in this.agent && Date.now() - this.fingerprintsReadAt > maxAge) {
+      // An old list may still name a certificate the provider has retired since: read it again
+      // (once for all the requests that find it old). If the chain cannot be read, the request
+      // fails rather than trust the old list: whoever blocks the renter's node could keep it.
+      this.rereading ??= refresh().finally(() => {
+        this.rereading = null;
+      });
+      const fresh = (await this.rereading).map((f) => f.toLowerCase());
+      if (fresh.length > 0) this.setFingerprints(fresh);
+    }
     let res: { status: number; body: Buffer };
     try {
       res = await sendRequest(new URL(`${this.endpoint}${path}`), {
@@ -534,10 +563,8 @@ export class ProviderClient {
         // were read: read them from the chain once more, and retry only if they changed.
         if (!retried && this.opts.refreshTlsFingerprints) {
           const fresh = (await this.opts.refreshTlsFingerprints()).map((f) => f.toLowerCase());
-          if (fresh.includes(err.presented)) {
-            this.fingerprints = fresh;
-            return this.request(method, path, body, sign, true);
-          }
+          if (fresh.length > 0) this.setFingerprints(fresh);
+          if (fresh.includes(err.presented)) return this.request(method, path, body, sign, true);
           throw new TlsFingerprintError(err.endpoint, fresh, err.presented);
         }
         throw err;

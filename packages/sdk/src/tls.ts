@@ -70,9 +70,25 @@ export interface PinnedAgentOptions {
 
 type Done = (err: Error | null, socket?: Socket) => void;
 
+/** A pinned agent; `dropUnlisted` closes idle connections whose certificate is no longer listed. */
+export type PinnedHttpsAgent = HttpsAgent & { dropUnlisted(): void };
+
 /** A keep-alive https.Agent whose connections are TLS 1.3 and pinned to `fingerprints()`. */
-export function pinnedHttpsAgent(opts: PinnedAgentOptions): HttpsAgent {
-  const agent = new HttpsAgent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
+export function pinnedHttpsAgent(opts: PinnedAgentOptions): PinnedHttpsAgent {
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16 }) as PinnedHttpsAgent;
+  // The fingerprint each connection was checked against. A connection is kept alive for reuse only
+  // while its certificate is still listed: one the chain retired (say, a leaked key) is not reused.
+  const checked = new WeakMap<Socket, string>();
+  const listed = (socket: Socket) => {
+    const fingerprint = checked.get(socket);
+    return fingerprint !== undefined && opts.fingerprints().some((f) => f.toLowerCase() === fingerprint);
+  };
+  const keepSocketAlive = agent.keepSocketAlive.bind(agent);
+  agent.keepSocketAlive = (socket: Socket) => listed(socket) && keepSocketAlive(socket);
+  agent.dropUnlisted = () => {
+    for (const sockets of Object.values(agent.freeSockets))
+      for (const socket of sockets ?? []) if (!listed(socket)) socket.destroy();
+  };
   const createConnection = (options: { host?: string; port?: number | string }, done: Done): undefined => {
     const host = options.host ?? 'localhost';
     const socket: TLSSocket = tlsConnect({
@@ -106,6 +122,7 @@ export function pinnedHttpsAgent(opts: PinnedAgentOptions): HttpsAgent {
       socket.setTimeout(0);
       socket.removeListener('error', fail);
       settled = true;
+      checked.set(socket, presented);
       // Only now does the HTTP client get the socket and write the request.
       done(null, socket);
     });

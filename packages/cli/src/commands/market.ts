@@ -302,26 +302,38 @@ export function marketCommand(): Command {
       .command('rotate-tls <id>')
       .description(
         "start a TLS certificate rotation: post the current and a new certificate, then serve the new one (from this home's tls/)",
+      )
+      .option(
+        '--revoke',
+        'the current key may have leaked: post the new certificate alone, so that nobody is accepted with the old one even for an overlap (renters are refused until the agent serves the new one, about a block)',
       ),
-  ).action(async (id: string, opts: SendOpts, cmd: Command) => {
+  ).action(async (id: string, opts: SendOpts & { revoke?: boolean }, cmd: Command) => {
     const ctx = ctxOf(cmd);
     const offerId = idArg(id, 'offer');
     const dir = tlsDir(ctx);
     const current = readProviderCertificate(dir);
     if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${dir}: run unc miner init`);
-    const next = prepareNextCertificate(dir);
-    // The chain lists both before the agent serves the new one, so no renter is ever refused.
-    const { hash, height } = await send(ctx, opts, [
-      updateOfferTlsAction(offerId, [current.fingerprint, next.fingerprint]),
-    ]);
+    const next = prepareNextCertificate(dir, { fresh: opts.revoke === true });
+    // The chain lists both before the agent serves the new one, so no renter is ever refused; after
+    // a leak the old one must not stay listed, since whoever holds its key would be accepted too.
+    const fingerprints = opts.revoke ? [next.fingerprint] : [current.fingerprint, next.fingerprint];
+    const { hash, height } = await send(ctx, opts, [updateOfferTlsAction(offerId, fingerprints)]);
     promoteNextCertificate(dir);
-    ctx.print({ hash, height, offerId, previous: current.fingerprint, current: next.fingerprint }, () =>
-      [
-        `offer ${offerId} lists both TLS certificates from height ${height}; the agent now serves the new one`,
-        `  previous ${current.fingerprint}`,
-        `  current  ${next.fingerprint}`,
-        'after the overlap (renters re-read the chain on a mismatch), run unc market offer retire-tls',
-      ].join('\n'),
+    ctx.print(
+      { hash, height, offerId, previous: current.fingerprint, current: next.fingerprint, fingerprints },
+      () =>
+        [
+          opts.revoke
+            ? `offer ${offerId} lists only the new TLS certificate from height ${height}; the old one is refused; the agent now serves the new one`
+            : `offer ${offerId} lists both TLS certificates from height ${height}; the agent now serves the new one`,
+          `  previous ${current.fingerprint}`,
+          `  current  ${next.fingerprint}`,
+          ...(opts.revoke
+            ? []
+            : [
+                'after the overlap (renters re-read the chain on a mismatch), run unc market offer retire-tls',
+              ]),
+        ].join('\n'),
     );
   });
 

@@ -174,6 +174,7 @@ export class ProviderServer {
           }
         },
         tls.watchIntervalMs,
+        (err) => this.logger.warn('provider TLS certificate not reloaded', { error: err.message }),
       );
       server = https;
     } else {

@@ -22,6 +22,7 @@ import {
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
+  randomBytes,
   X509Certificate,
 } from 'node:crypto';
 import {
@@ -122,11 +123,22 @@ export const TLS_FILES = {
   previousCert: 'previous.crt',
 } as const;
 
+/**
+ * Writes a file under a fresh name (created, never opened through an existing link or file) and
+ * renames it into place: the key is 0600 from its first byte, and a link planted at its path is
+ * replaced rather than written through.
+ */
+function writeNew(path: string, text: string, mode: number): void {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, text, { mode, flag: 'wx' });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
 function writePair(dir: string, keyFile: string, certFile: string, pair: TlsPair): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(dir, keyFile), pair.keyPem, { mode: 0o600 });
-  chmodSync(join(dir, keyFile), 0o600);
-  writeFileSync(join(dir, certFile), pair.certPem);
+  writeNew(join(dir, keyFile), pair.keyPem, 0o600);
+  writeNew(join(dir, certFile), pair.certPem, 0o644);
 }
 
 function readPair(dir: string, keyFile: string, certFile: string): TlsPair | null {
@@ -150,9 +162,13 @@ export function readProviderCertificate(dir: string): TlsPair | null {
   return readPair(dir, TLS_FILES.key, TLS_FILES.cert);
 }
 
-/** The next certificate of a rotation: made once, reused if a rotation is retried. */
-export function prepareNextCertificate(dir: string): TlsPair {
-  const existing = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+/**
+ * The next certificate of a rotation: made once, reused if a rotation is retried. With `fresh`
+ * (a rotation after a key leak) a next key already on disk is not trusted: it lay beside the
+ * leaked one, so a new one is made.
+ */
+export function prepareNextCertificate(dir: string, opts: { fresh?: boolean } = {}): TlsPair {
+  const existing = opts.fresh ? null : readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
   if (existing) return existing;
   const pair = createProviderCertificate();
   writePair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert, pair);
@@ -194,20 +210,31 @@ export function serverTlsOptions(pair: TlsPair) {
   };
 }
 
-/** Calls `reload` with the new pair whenever the certificate file is replaced. Returns a stop. */
+/**
+ * Calls `reload` with the new pair whenever the certificate or key file is replaced. Returns a
+ * stop. Files that cannot be read or parsed (one half written, say) go to `onError`: a throw out
+ * of the file watcher would end the agent's process, and its renters' jobs with it.
+ */
 export function watchProviderCertificate(
   dir: string,
   reload: (pair: TlsPair) => void,
   intervalMs = 500,
+  onError: (err: Error) => void = () => {},
 ): () => void {
-  const certPath = join(dir, TLS_FILES.cert);
+  const paths = [join(dir, TLS_FILES.cert), join(dir, TLS_FILES.key)];
   const listener = (cur: { mtimeMs: number; ino: number }, prev: { mtimeMs: number; ino: number }) => {
     if (cur.mtimeMs === prev.mtimeMs && cur.ino === prev.ino) return;
-    const pair = readProviderCertificate(dir);
-    if (pair) reload(pair);
+    try {
+      const pair = readProviderCertificate(dir);
+      if (pair) reload(pair);
+    } catch (err) {
+      onError(err as Error);
+    }
   };
-  watchFile(certPath, { interval: intervalMs, persistent: false }, listener);
-  return () => unwatchFile(certPath, listener);
+  for (const path of paths) watchFile(path, { interval: intervalMs, persistent: false }, listener);
+  return () => {
+    for (const path of paths) unwatchFile(path, listener);
+  };
 }
 
 const boundKeys = new WeakMap<object, string | Error | null>();
