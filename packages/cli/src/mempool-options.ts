@@ -41,3 +41,16 @@ export function mempoolOptions(flags: MempoolFlags): Partial<MempoolOptions> {
     out.maxNonceGap = BigInt(countOption(flags.mempoolNonceGap, 'mempool-nonce-gap', 0, MAX));
   return out;
 }
+
+/** The same flags again, for the `unc start` processes that `unc testnet` runs. */
+export function mempoolArgs(flags: MempoolFlags): string[] {
+  mempoolOptions(flags); // refuses bad values here, not in every child
+  const pairs: [string, string | undefined][] = [
+    ['--mempool-txs', flags.mempoolTxs],
+    ['--mempool-bytes', flags.mempoolBytes],
+    ['--mempool-sender-txs', flags.mempoolSenderTxs],
+    ['--mempool-sender-bytes', flags.mempoolSenderBytes],
+    ['--mempool-nonce-gap', flags.mempoolNonceGap],
+  ];
+  return pairs.flatMap(([flag, value]) => (value === undefined ? [] : [flag, value]));
+}
