@@ -98,7 +98,10 @@ interface SenderQueue {
   /** The account's next nonce when last looked at. */
   base: bigint;
   key: EvictKey;
+  /** The highest nonce: what eviction takes, so that no gap is left behind. */
   tail: Entry | null;
+  /** The paying entry with the lowest fee per byte (null: fee-free entries only). */
+  cheapest: Entry | null;
   /** Position in the eviction heap. */
   pos: number;
 }
@@ -170,6 +173,11 @@ export class Mempool {
         for (const c of e.claims) if (this.claims.get(c) !== e.id) throw new Error('claim mismatch');
       }
       if (qBytes !== q.bytes || qCost !== q.cost) throw new Error('sender accounting mismatch');
+      const { key, tail } = q;
+      q.tail = null;
+      this.rekey(q); // from scratch
+      if (q.tail !== tail || compareKeys(q.key, key) !== 0 || q.key.cls !== key.cls)
+        throw new Error('incremental eviction key differs from a recomputed one');
       if (q.bytes > this.opts.maxBytesPerSender) throw new Error('sender byte cap exceeded');
       if (this.evictHeap.at(q.pos) !== q) throw new Error('heap position mismatch');
       bytes += qBytes;
@@ -224,7 +232,7 @@ export class Mempool {
     const q = this.senders.get(senderId);
     if (q && q.base !== account.nonce) {
       q.base = account.nonce;
-      this.rekey(q);
+      this.updateKey(q);
     }
     const existing = q?.byNonce.get(nonce);
     if (existing && (fee <= existing.fee || fee * REPLACE_BUMP_DEN < existing.fee * REPLACE_BUMP_NUM)) {
@@ -256,15 +264,17 @@ export class Mempool {
     if (q) {
       let count = q.byNonce.size - (existing ? 1 : 0) + 1;
       let bytes = q.bytes - (existing?.size ?? 0) + size;
-      const byNonceDesc = [...q.byNonce.values()].sort((a, b) => (a.nonce > b.nonce ? -1 : 1));
-      for (const e of byNonceDesc) {
-        if (count <= this.opts.maxTxsPerSender && bytes <= this.opts.maxBytesPerSender) break;
-        if (e.nonce <= nonce) break;
-        ownEvicted.push(e);
-        count--;
-        bytes -= e.size;
+      const overOwn = () => count > this.opts.maxTxsPerSender || bytes > this.opts.maxBytesPerSender;
+      if (overOwn()) {
+        const byNonceDesc = [...q.byNonce.values()].sort((a, b) => (a.nonce > b.nonce ? -1 : 1));
+        for (const e of byNonceDesc) {
+          if (!overOwn() || e.nonce <= nonce) break;
+          ownEvicted.push(e);
+          count--;
+          bytes -= e.size;
+        }
       }
-      if (count > this.opts.maxTxsPerSender || bytes > this.opts.maxBytesPerSender) {
+      if (overOwn()) {
         throw new ValidationError(
           'SENDER_LIMIT',
           `the sender has ${q.byNonce.size} pending transactions (${q.bytes} bytes); the limit is ` +
@@ -276,14 +286,16 @@ export class Mempool {
     }
     const freedCount = (existing ? 1 : 0) + ownEvicted.length;
     const freedBytes = (existing?.size ?? 0) + ownEvicted.reduce((s, e) => s + e.size, 0);
-    const newKey = this.keyForNew(q, nonce, fee, size, free, ownEvicted);
     const over = () => ({
       count: this.byHash.size - freedCount + 1 - this.opts.maxTxs,
       bytes: this.totalBytes - freedBytes + size - this.opts.maxBytes,
     });
-    // Refuse cheaply, before any signature check, when nothing here could make room.
     const full = over();
-    if ((full.count > 0 || full.bytes > 0) && !this.canEvictFor(q, newKey)) {
+    // Only a full pool needs the new transaction's priority (and then it is worth computing).
+    const newKey =
+      full.count > 0 || full.bytes > 0 ? this.keyForNew(q, nonce, fee, size, free, ownEvicted) : null;
+    // Refuse cheaply, before any signature check, when nothing here could make room.
+    if (newKey && !this.canEvictFor(q, newKey)) {
       throw new ValidationError('MEMPOOL_FULL', 'mempool is full; try again later or raise the fee');
     }
     if (!verifyEnvelopeSignature(env))
@@ -294,7 +306,7 @@ export class Mempool {
     const evicted: { entry: Entry; queue: SenderQueue }[] = [];
     for (let need = over(); need.count > 0 || need.bytes > 0; need = over()) {
       const victim = this.evictHeap.peek();
-      if (!victim || victim === q || !victim.tail || compareKeys(victim.key, newKey) >= 0) {
+      if (!newKey || !victim || victim === q || !victim.tail || compareKeys(victim.key, newKey) >= 0) {
         for (const { entry, queue } of evicted.reverse()) {
           this.insert(queue, entry);
           this.verified.add(entry.id);
@@ -352,6 +364,11 @@ export class Mempool {
     if (free) return { cls: 2, fee: 0n, size: 1 };
     let key: EvictKey = { cls: 1, fee, size };
     const base = q?.base ?? nonce;
+    // Appending to a queue without a gap, the common case: O(1).
+    if (q && ownEvicted.length === 0 && q.key.cls !== 0 && q.tail && nonce === q.tail.nonce + 1n) {
+      const c = q.cheapest;
+      return c && lowerRate(c.fee, c.size, fee, size) ? { cls: 1, fee: c.fee, size: c.size } : key;
+    }
     for (let n = base; n < nonce; n++) {
       const e = q?.byNonce.get(n);
       if (!e || ownEvicted.includes(e)) return { ...key, cls: 0 };
@@ -374,6 +391,7 @@ export class Mempool {
       base,
       key: { cls: 0, fee: 0n, size: 1 },
       tail: null,
+      cheapest: null,
       pos: -1,
     };
     this.senders.set(id, q);
@@ -388,7 +406,10 @@ export class Mempool {
     this.byHash.set(e.id, e);
     this.totalBytes += e.size;
     for (const c of e.claims) this.claims.set(c, e.id);
-    this.rekey(q);
+    // Incremental: the new entry can only raise the tail or lower the cheapest rate.
+    if (!q.tail || e.nonce > q.tail.nonce) q.tail = e;
+    if (!e.free && (!q.cheapest || lowerRate(e.fee, e.size, q.cheapest.fee, q.cheapest.size))) q.cheapest = e;
+    this.updateKey(q);
   }
 
   /** Takes an entry out, keeping every index and the sender's eviction key up to date. */
@@ -404,24 +425,39 @@ export class Mempool {
     if (q.byNonce.size === 0) {
       this.senders.delete(q.id);
       this.evictHeap.remove(q);
-    } else if (rekey) this.rekey(q);
+      q.tail = null;
+      q.cheapest = null;
+    } else if (e === q.tail || e === q.cheapest) {
+      if (rekey) this.rekey(q);
+    } else if (rekey) this.updateKey(q);
   }
 
-  /** Recomputes a queue's eviction key and tail (O(queue), which the per-sender cap bounds). */
+  /** Recomputes a queue's tail and cheapest entry (O(queue), which the per-sender cap bounds). */
   private rekey(q: SenderQueue): void {
     let tail: Entry | null = null;
-    let contiguous = 0;
-    let key: EvictKey = { cls: 2, fee: 0n, size: 1 };
+    let cheapest: Entry | null = null;
     for (const e of q.byNonce.values()) {
       if (!tail || e.nonce > tail.nonce) tail = e;
-      if (e.nonce >= q.base) contiguous++;
-      if (!e.free && (key.cls === 2 || lowerRate(e.fee, e.size, key.fee, key.size)))
-        key = { cls: 1, fee: e.fee, size: e.size };
+      if (!e.free && (!cheapest || lowerRate(e.fee, e.size, cheapest.fee, cheapest.size))) cheapest = e;
     }
     q.tail = tail;
-    const gapped = !tail || contiguous === 0 || tail.nonce - q.base + 1n !== BigInt(contiguous);
-    if (gapped) key = { ...key, cls: 0 };
-    q.key = key;
+    q.cheapest = cheapest;
+    this.updateKey(q);
+  }
+
+  /**
+   * The eviction key from the tail and cheapest entry, O(log senders). A queue has a gap unless it
+   * holds exactly the nonces from the account's next one to its tail (entries below the next
+   * nonce, until pruned, count as a gap too: such a queue goes first).
+   */
+  private updateKey(q: SenderQueue): void {
+    const { tail, cheapest } = q;
+    const gapped = !tail || tail.nonce - q.base + 1n !== BigInt(q.byNonce.size);
+    q.key = {
+      cls: gapped ? 0 : cheapest ? 1 : 2,
+      fee: cheapest?.fee ?? 0n,
+      size: cheapest?.size ?? 1,
+    };
     this.evictHeap.update(q);
   }
 
