@@ -23,7 +23,7 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
-import { phaseProgress, presignTransfers } from './presign.js';
+import { BENCH_MEMPOOL_ARGS, phaseProgress, presignTransfers } from './presign.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
       String(BLOCK_TIME),
       '--home',
       home,
+      ...BENCH_MEMPOOL_ARGS,
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],

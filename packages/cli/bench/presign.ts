@@ -63,3 +63,16 @@ export function phaseProgress(label: string, durationMs: number, detail: () => s
     bar.done();
   };
 }
+
+/**
+ * Mempool limits for a bench node: every sender queues thousands of transfers at once, which the
+ * per-sender defaults (64 pending, 1 MiB, 64 nonces ahead) refuse on a public node.
+ */
+export const BENCH_MEMPOOL_ARGS = [
+  '--mempool-sender-txs',
+  '1000000',
+  '--mempool-sender-bytes',
+  '1000000000',
+  '--mempool-nonce-gap',
+  '1000000',
+];

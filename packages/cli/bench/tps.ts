@@ -23,7 +23,7 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
-import { phaseProgress, presignTransfers } from './presign.js';
+import { BENCH_MEMPOOL_ARGS, phaseProgress, presignTransfers } from './presign.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,7 +65,20 @@ async function main(): Promise<void> {
   const proc = spawn(
     process.execPath,
     // No dev chips: the node's work is the transfers alone.
-    [UNC, 'dev', '--home', home, '--rpc-port', '0', '--block-time', String(BLOCK_TIME), '--chips', '0'],
+    [
+      UNC,
+      'dev',
+      '--home',
+      home,
+      '--rpc-port',
+      '0',
+      '--block-time',
+      String(BLOCK_TIME),
+      '--chips',
+      '0',
+      // Each bench sender queues thousands of transfers at once; a public node would not take them.
+      ...BENCH_MEMPOOL_ARGS,
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, UNC_LOG_LEVEL: 'warn' },

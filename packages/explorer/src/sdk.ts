@@ -26,6 +26,7 @@ export type {
   TxEventJson,
   TxJson,
   TxReceiptJson,
+  TxStatusJson,
   UptimeJson,
   ValidatorJson,
   ValidatorSetJson,

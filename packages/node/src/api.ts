@@ -64,6 +64,7 @@ import {
   type SupplyJson,
   type TxEventJson,
   type TxReceiptJson,
+  type TxStatusJson,
   txToJson,
   type ValidatorSetJson,
   type VendorJson,
@@ -245,6 +246,13 @@ export function createApi(node: UncNode): RpcServerModules {
         if (!loc) {
           if (node.mempool.has(hash))
             throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
+          const dropped = node.mempool.dropped(hash);
+          if (dropped) {
+            throw new UncError(
+              'DROPPED',
+              `dropped: ${dropped.code} at height ${dropped.height} (${dropped.reason})`,
+            );
+          }
           throw notFound(`transaction ${toHex(hash)}`);
         }
         const block = (await chain.blockAt(loc.height))!;
@@ -259,6 +267,34 @@ export function createApi(node: UncNode): RpcServerModules {
           tx: txToJson(env),
           events: results[loc.index]!.events.map(eventToJson),
         };
+      },
+
+      /** Where a transaction is: included (and where), pending, dropped (why and when) or unknown. */
+      unc_getTransactionStatus: async (params): Promise<TxStatusJson> => {
+        const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
+        const loc = await chain.db.getTxLocation(hash);
+        if (loc) {
+          const block = await chain.blockAt(loc.height);
+          return {
+            hash: toHex(hash),
+            status: 'included',
+            height: Number(loc.height),
+            index: loc.index,
+            blockHash: block ? toHex(blockHash(block.header)) : '',
+          };
+        }
+        if (node.mempool.has(hash)) return { hash: toHex(hash), status: 'pending' };
+        const dropped = node.mempool.dropped(hash);
+        if (dropped) {
+          return {
+            hash: toHex(hash),
+            status: 'dropped',
+            code: dropped.code,
+            reason: dropped.reason,
+            height: Number(dropped.height),
+          };
+        }
+        return { hash: toHex(hash), status: 'unknown' };
       },
 
       unc_getAccount: (params): AccountJson => {
@@ -507,7 +543,15 @@ export function createApi(node: UncNode): RpcServerModules {
           // only say so when the transaction is not in the mempool again.
           if (!node.mempool.has(hash)) {
             unwatch();
-            queueMicrotask(() => emit({ hash: toHex(hash), status: 'rejected', ...rejected }));
+            queueMicrotask(() =>
+              emit({
+                hash: toHex(hash),
+                status: 'rejected',
+                code: rejected.code,
+                reason: rejected.reason,
+                height: Number(rejected.height),
+              }),
+            );
             return () => {};
           }
         }

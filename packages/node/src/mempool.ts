@@ -1,16 +1,33 @@
 /**
- * Pending transactions. Bounded in count and bytes; a block takes the highest fees first, each
- * sender's transactions in nonce order; a transaction with the same sender and nonce replaces
- * one already here only if it pays at least 10% more. Every rejection says why.
+ * Pending transactions. A block takes the highest fees first, each sender's transactions in nonce
+ * order; a transaction with the same sender and nonce replaces one already here only if it pays
+ * at least 10% more. Every refusal says why, and every transaction that leaves without being
+ * included is remembered, for a while, with why and when (`dropped`).
+ *
+ * What keeps one key from filling every node's pool:
+ * - Fee-free transactions (heartbeats, evidence) cost their sender nothing, so they are admitted
+ *   only if they would execute now: core's own rules run on a scratch copy of the next block's
+ *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
+ *   report the same evidence.
+ * - A sender's queue is capped in count, bytes and distance ahead of its next nonce, and its
+ *   balance must cover the fees and values of all its queued transactions together.
+ * - When the pool is full, a transaction that pays a higher fee per byte evicts the lowest: the
+ *   tail of a sender's queue (never leaving a gap), queues with a gap (that cannot execute) first.
  */
 import {
   type BlockContext,
+  BlockExecutor,
   type ChainParams,
   checkTransactionStateless,
+  evidenceId,
   getAccount,
+  isFeeFree,
   keyId,
+  maxSpend,
+  minimumFee,
   type StateReader,
   type TxEnvelope,
+  toHex,
   ValidationError,
   verifyEnvelopeSignature,
 } from '@unc/core';
@@ -20,30 +37,92 @@ export interface MempoolOptions {
   maxBytes: number;
   /** How far past the sender's next nonce a transaction may queue. */
   maxNonceGap: bigint;
+  /** Pending transactions one sender may have queued. */
+  maxTxsPerSender: number;
+  /** Bytes of pending transactions one sender may have queued. */
+  maxBytesPerSender: number;
+  /** Dropped transactions remembered (with reason and height) for queries; the oldest go first. */
+  maxRememberedDrops: number;
 }
 
 export const DEFAULT_MEMPOOL_OPTIONS: MempoolOptions = {
   maxTxs: 100_000,
   maxBytes: 64 * 1024 * 1024,
-  maxNonceGap: 1000n,
+  maxNonceGap: 64n,
+  maxTxsPerSender: 64,
+  maxBytesPerSender: 1024 * 1024,
+  maxRememberedDrops: 10_000,
 };
+
+/** Why and when (the chain height) a transaction left the pool without being included. */
+export interface DroppedTx {
+  code: string;
+  reason: string;
+  height: bigint;
+}
 
 /** Replacement must raise the fee by at least this fraction (numerator/denominator). */
 const REPLACE_BUMP_NUM = 11n;
 const REPLACE_BUMP_DEN = 10n;
 
+interface Entry {
+  env: TxEnvelope;
+  id: string;
+  nonce: bigint;
+  fee: bigint;
+  size: number;
+  /** Fee plus the value its actions can move out of the sender's balance. */
+  cost: bigint;
+  /** Admitted without the minimum fee, by the stateful check. */
+  free: boolean;
+  /** Heartbeat slots it answers and evidence it reports: one pending transaction each. */
+  claims: string[];
+}
+
+/**
+ * Eviction priority of a sender's queue, lowest evicted first: queues with a gap (cls 0), then
+ * paying queues by their lowest fee per byte (cls 1); queues of fee-free transactions only (cls 2)
+ * are never evicted to make room for paying ones.
+ */
+interface EvictKey {
+  cls: 0 | 1 | 2;
+  fee: bigint;
+  size: number;
+}
+
 interface SenderQueue {
-  byNonce: Map<bigint, TxEnvelope>;
+  id: string;
+  byNonce: Map<bigint, Entry>;
+  bytes: number;
+  cost: bigint;
+  /** The account's next nonce when last looked at. */
+  base: bigint;
+  key: EvictKey;
+  /** The highest nonce: what eviction takes, so that no gap is left behind. */
+  tail: Entry | null;
+  /** The paying entry with the lowest fee per byte (null: fee-free entries only). */
+  cheapest: Entry | null;
+  /** Position in the eviction heap. */
+  pos: number;
 }
 
 export class Mempool {
+  private readonly opts: MempoolOptions;
   private readonly senders = new Map<string, SenderQueue>();
-  private readonly byHash = new Map<string, TxEnvelope>();
+  private readonly byHash = new Map<string, Entry>();
+  private readonly claims = new Map<string, string>();
+  private readonly evictHeap = new EvictionHeap();
+  private readonly drops = new Map<string, DroppedTx>();
   private totalBytes = 0;
   /** Hashes whose signatures were checked on admission, so block execution can skip them. */
   private readonly verified = new Set<string>();
+  private dropListener: ((env: TxEnvelope, drop: DroppedTx) => void) | null = null;
+  /** The next block's opening state, for the stateful check of fee-free transactions. */
+  private preflight: { key: string; executor: BlockExecutor } | null = null;
 
-  constructor(private readonly opts: MempoolOptions = DEFAULT_MEMPOOL_OPTIONS) {}
+  constructor(opts: Partial<MempoolOptions> = {}) {
+    this.opts = { ...DEFAULT_MEMPOOL_OPTIONS, ...opts };
+  }
 
   get size(): number {
     return this.byHash.size;
@@ -53,8 +132,62 @@ export class Mempool {
     return this.totalBytes;
   }
 
+  get limits(): Readonly<MempoolOptions> {
+    return this.opts;
+  }
+
   has(hash: Uint8Array): boolean {
     return this.byHash.has(keyId(hash));
+  }
+
+  /** Called for every transaction that leaves the pool without being included. */
+  onDrop(listener: (env: TxEnvelope, drop: DroppedTx) => void): void {
+    this.dropListener = listener;
+  }
+
+  /** Why a transaction recently left the pool without being included; null if it did not. */
+  dropped(hash: Uint8Array): DroppedTx | null {
+    return this.drops.get(keyId(hash)) ?? null;
+  }
+
+  /** Pending transactions of one sender, by nonce (tests and diagnostics). */
+  pendingOf(sender: Uint8Array): TxEnvelope[] {
+    const q = this.senders.get(keyId(sender));
+    if (!q) return [];
+    return [...q.byNonce.values()].sort((a, b) => (a.nonce < b.nonce ? -1 : 1)).map((e) => e.env);
+  }
+
+  /** Internal consistency (property tests): throws if any bookkeeping disagrees with the contents. */
+  checkInvariants(): void {
+    let bytes = 0;
+    let count = 0;
+    for (const [id, q] of this.senders) {
+      if (q.byNonce.size === 0) throw new Error(`empty queue ${id}`);
+      if (q.byNonce.size > this.opts.maxTxsPerSender) throw new Error('sender count cap exceeded');
+      let qBytes = 0;
+      let qCost = 0n;
+      for (const [nonce, e] of q.byNonce) {
+        if (e.nonce !== nonce || this.byHash.get(e.id) !== e) throw new Error('entry index mismatch');
+        qBytes += e.size;
+        qCost += e.cost;
+        for (const c of e.claims) if (this.claims.get(c) !== e.id) throw new Error('claim mismatch');
+      }
+      if (qBytes !== q.bytes || qCost !== q.cost) throw new Error('sender accounting mismatch');
+      const { key, tail } = q;
+      q.tail = null;
+      this.rekey(q); // from scratch
+      if (q.tail !== tail || compareKeys(q.key, key) !== 0 || q.key.cls !== key.cls)
+        throw new Error('incremental eviction key differs from a recomputed one');
+      if (q.bytes > this.opts.maxBytesPerSender) throw new Error('sender byte cap exceeded');
+      if (this.evictHeap.at(q.pos) !== q) throw new Error('heap position mismatch');
+      bytes += qBytes;
+      count += q.byNonce.size;
+    }
+    if (count !== this.byHash.size || bytes !== this.totalBytes) throw new Error('pool accounting mismatch');
+    if (this.evictHeap.size !== this.senders.size) throw new Error('heap size mismatch');
+    if (count > this.opts.maxTxs || bytes > this.opts.maxBytes) throw new Error('pool cap exceeded');
+    if (this.drops.size > this.opts.maxRememberedDrops) throw new Error('drop memory cap exceeded');
+    this.evictHeap.check();
   }
 
   /**
@@ -65,7 +198,7 @@ export class Mempool {
     const id = keyId(env.hash);
     if (!this.verified.has(id)) return false;
     const held = this.byHash.get(id);
-    return held !== undefined && Buffer.compare(held.bytes, env.bytes) === 0;
+    return held !== undefined && Buffer.compare(held.env.bytes, env.bytes) === 0;
   };
 
   /**
@@ -76,59 +209,264 @@ export class Mempool {
     const id = keyId(env.hash);
     if (this.byHash.has(id)) throw new ValidationError('DUPLICATE', 'transaction is already in the mempool');
     checkTransactionStateless(env, params, next);
+    const { tx } = env.stx;
+    const { nonce, fee } = tx;
     const account = getAccount(state, env.sender);
-    const { nonce, fee } = env.stx.tx;
     if (nonce < account.nonce) {
       throw new ValidationError('NONCE_USED', `nonce ${nonce} already used (next is ${account.nonce})`);
+    }
+    const free = isFeeFree(tx) && fee < minimumFee(params, env.bytes.length, tx.actions.length);
+    if (free && nonce !== account.nonce) {
+      throw new ValidationError(
+        'NONCE_GAP',
+        `a fee-free transaction must use the sender's next nonce ${account.nonce}, not ${nonce}`,
+      );
     }
     if (nonce > account.nonce + this.opts.maxNonceGap) {
       throw new ValidationError(
         'NONCE_GAP',
-        `nonce ${nonce} is too far ahead of the next nonce ${account.nonce}`,
+        `nonce ${nonce} is more than ${this.opts.maxNonceGap} ahead of the next nonce ${account.nonce}`,
       );
-    }
-    if (account.balance < fee) {
-      throw new ValidationError('INSUFFICIENT_FUNDS', `balance ${account.balance} cannot pay the fee ${fee}`);
     }
     const senderId = keyId(env.sender);
-    const queue = this.senders.get(senderId);
-    const existing = queue?.byNonce.get(nonce);
-    if (existing && fee * REPLACE_BUMP_DEN < existing.stx.tx.fee * REPLACE_BUMP_NUM) {
+    const q = this.senders.get(senderId);
+    if (q && q.base !== account.nonce) {
+      q.base = account.nonce;
+      this.updateKey(q);
+    }
+    const existing = q?.byNonce.get(nonce);
+    if (existing && (fee <= existing.fee || fee * REPLACE_BUMP_DEN < existing.fee * REPLACE_BUMP_NUM)) {
       throw new ValidationError(
         'REPLACEMENT_UNDERPRICED',
-        `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.stx.tx.fee}`,
+        `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.fee}`,
       );
     }
-    if (
-      !existing &&
-      (this.byHash.size >= this.opts.maxTxs || this.totalBytes + env.bytes.length > this.opts.maxBytes)
-    ) {
+    const cost = maxSpend(state, tx);
+    const queuedCost = (q?.cost ?? 0n) - (existing?.cost ?? 0n);
+    if (account.balance < queuedCost + cost) {
+      const others = (q?.byNonce.size ?? 0) - (existing ? 1 : 0);
+      throw new ValidationError(
+        'INSUFFICIENT_FUNDS',
+        `balance ${account.balance} cannot pay ${cost} (fee and value)` +
+          (others > 0 ? ` on top of ${queuedCost} for ${others} pending transaction(s)` : ''),
+      );
+    }
+    const claims = claimsOf(env);
+    for (const c of claims) {
+      const holder = this.claims.get(c);
+      if (holder !== undefined && holder !== existing?.id) {
+        throw new ValidationError('ALREADY_PENDING', `${c} is already in a pending transaction`);
+      }
+    }
+    const size = env.bytes.length;
+    // The sender's own caps: a lower nonce pushes out the sender's own highest ones.
+    const ownEvicted: Entry[] = [];
+    if (q) {
+      let count = q.byNonce.size - (existing ? 1 : 0) + 1;
+      let bytes = q.bytes - (existing?.size ?? 0) + size;
+      const overOwn = () => count > this.opts.maxTxsPerSender || bytes > this.opts.maxBytesPerSender;
+      if (overOwn()) {
+        const byNonceDesc = [...q.byNonce.values()].sort((a, b) => (a.nonce > b.nonce ? -1 : 1));
+        for (const e of byNonceDesc) {
+          if (!overOwn() || e.nonce <= nonce) break;
+          ownEvicted.push(e);
+          count--;
+          bytes -= e.size;
+        }
+      }
+      if (overOwn()) {
+        throw new ValidationError(
+          'SENDER_LIMIT',
+          `the sender has ${q.byNonce.size} pending transactions (${q.bytes} bytes); the limit is ` +
+            `${this.opts.maxTxsPerSender} (${this.opts.maxBytesPerSender} bytes)`,
+        );
+      }
+    } else if (size > this.opts.maxBytesPerSender) {
+      throw new ValidationError('SENDER_LIMIT', `transaction is larger than a sender's queue may be`);
+    }
+    const freedCount = (existing ? 1 : 0) + ownEvicted.length;
+    const freedBytes = (existing?.size ?? 0) + ownEvicted.reduce((s, e) => s + e.size, 0);
+    const over = () => ({
+      count: this.byHash.size - freedCount + 1 - this.opts.maxTxs,
+      bytes: this.totalBytes - freedBytes + size - this.opts.maxBytes,
+    });
+    const full = over();
+    // Only a full pool needs the new transaction's priority (and then it is worth computing).
+    const newKey =
+      full.count > 0 || full.bytes > 0 ? this.keyForNew(q, nonce, fee, size, free, ownEvicted) : null;
+    // Refuse cheaply, before any signature check, when nothing here could make room.
+    if (newKey && !this.canEvictFor(q, newKey)) {
       throw new ValidationError('MEMPOOL_FULL', 'mempool is full; try again later or raise the fee');
     }
     if (!verifyEnvelopeSignature(env))
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
+    if (free) this.checkWouldExecute(env, state, next);
 
-    if (existing) this.remove(existing);
-    const q = this.senders.get(senderId) ?? { byNonce: new Map() };
-    this.senders.set(senderId, q);
-    q.byNonce.set(nonce, env);
-    this.byHash.set(id, env);
+    // Make room: the lowest-priority tails of other senders, all or none.
+    const evicted: { entry: Entry; queue: SenderQueue }[] = [];
+    for (let need = over(); need.count > 0 || need.bytes > 0; need = over()) {
+      const victim = this.evictHeap.peek();
+      if (!newKey || !victim || victim === q || !victim.tail || compareKeys(victim.key, newKey) >= 0) {
+        for (const { entry, queue } of evicted.reverse()) {
+          this.insert(queue, entry);
+          this.verified.add(entry.id);
+        }
+        throw new ValidationError('MEMPOOL_FULL', 'mempool is full; try again later or raise the fee');
+      }
+      const entry = victim.tail;
+      evicted.push({ entry, queue: victim });
+      this.removeEntry(victim, entry);
+    }
+    const height = next.height - 1n;
+    for (const { entry } of evicted) {
+      this.recordDrop(entry, 'EVICTED', 'evicted from a full mempool by a transaction paying more', height);
+    }
+    if (q) {
+      for (const e of ownEvicted) {
+        this.removeEntry(q, e);
+        this.recordDrop(e, 'EVICTED', `evicted by the same sender's nonce ${nonce} (sender limit)`, height);
+      }
+      if (existing) {
+        this.removeEntry(q, existing);
+        this.recordDrop(existing, 'REPLACED', `replaced by ${toHex(env.hash)}, which pays more`, height);
+      }
+    }
+    const queue =
+      this.senders.get(senderId) ??
+      this.newQueue(senderId, account.nonce); /* removeEntry may have emptied and deleted it */
+    this.insert(queue, { env, id, nonce, fee, size, cost, free, claims });
     this.verified.add(id);
-    this.totalBytes += env.bytes.length;
+    this.drops.delete(id);
     return { replaced: existing !== undefined };
   }
 
-  private remove(env: TxEnvelope): void {
-    const id = keyId(env.hash);
-    if (!this.byHash.delete(id)) return;
-    this.verified.delete(id);
-    this.totalBytes -= env.bytes.length;
-    const senderId = keyId(env.sender);
-    const q = this.senders.get(senderId);
-    if (q) {
-      q.byNonce.delete(env.stx.tx.nonce);
-      if (q.byNonce.size === 0) this.senders.delete(senderId);
+  /** Core's execution rules, on a scratch copy of the next block's opening state. */
+  private checkWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
+    const key = `${next.height}:${keyId(next.prevHash)}:${next.time}`;
+    if (this.preflight?.key !== key) this.preflight = { key, executor: new BlockExecutor(state, next) };
+    try {
+      this.preflight.executor.preview(env);
+    } catch (err) {
+      if (err instanceof ValidationError) throw err;
+      throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
     }
+  }
+
+  /** The priority the new transaction would have: its own fee rate, capped by its predecessors'. */
+  private keyForNew(
+    q: SenderQueue | undefined,
+    nonce: bigint,
+    fee: bigint,
+    size: number,
+    free: boolean,
+    ownEvicted: readonly Entry[],
+  ): EvictKey {
+    if (free) return { cls: 2, fee: 0n, size: 1 };
+    let key: EvictKey = { cls: 1, fee, size };
+    const base = q?.base ?? nonce;
+    // Appending to a queue without a gap, the common case: O(1).
+    if (q && ownEvicted.length === 0 && q.key.cls !== 0 && q.tail && nonce === q.tail.nonce + 1n) {
+      const c = q.cheapest;
+      return c && lowerRate(c.fee, c.size, fee, size) ? { cls: 1, fee: c.fee, size: c.size } : key;
+    }
+    for (let n = base; n < nonce; n++) {
+      const e = q?.byNonce.get(n);
+      if (!e || ownEvicted.includes(e)) return { ...key, cls: 0 };
+      if (!e.free && lowerRate(e.fee, e.size, key.fee, key.size)) key = { cls: 1, fee: e.fee, size: e.size };
+    }
+    return key;
+  }
+
+  private canEvictFor(q: SenderQueue | undefined, key: EvictKey): boolean {
+    const victim = this.evictHeap.peek();
+    return victim !== undefined && victim !== q && compareKeys(victim.key, key) < 0;
+  }
+
+  private newQueue(id: string, base: bigint): SenderQueue {
+    const q: SenderQueue = {
+      id,
+      byNonce: new Map(),
+      bytes: 0,
+      cost: 0n,
+      base,
+      key: { cls: 0, fee: 0n, size: 1 },
+      tail: null,
+      cheapest: null,
+      pos: -1,
+    };
+    this.senders.set(id, q);
+    return q;
+  }
+
+  private insert(q: SenderQueue, e: Entry): void {
+    if (!this.senders.has(q.id)) this.senders.set(q.id, q);
+    q.byNonce.set(e.nonce, e);
+    q.bytes += e.size;
+    q.cost += e.cost;
+    this.byHash.set(e.id, e);
+    this.totalBytes += e.size;
+    for (const c of e.claims) this.claims.set(c, e.id);
+    // Incremental: the new entry can only raise the tail or lower the cheapest rate.
+    if (!q.tail || e.nonce > q.tail.nonce) q.tail = e;
+    if (!e.free && (!q.cheapest || lowerRate(e.fee, e.size, q.cheapest.fee, q.cheapest.size))) q.cheapest = e;
+    this.updateKey(q);
+  }
+
+  /** Takes an entry out, keeping every index and the sender's eviction key up to date. */
+  private removeEntry(q: SenderQueue, e: Entry, rekey = true): void {
+    if (q.byNonce.get(e.nonce) !== e) return;
+    q.byNonce.delete(e.nonce);
+    q.bytes -= e.size;
+    q.cost -= e.cost;
+    this.byHash.delete(e.id);
+    this.verified.delete(e.id);
+    this.totalBytes -= e.size;
+    for (const c of e.claims) if (this.claims.get(c) === e.id) this.claims.delete(c);
+    if (q.byNonce.size === 0) {
+      this.senders.delete(q.id);
+      this.evictHeap.remove(q);
+      q.tail = null;
+      q.cheapest = null;
+    } else if (e === q.tail || e === q.cheapest) {
+      if (rekey) this.rekey(q);
+    } else if (rekey) this.updateKey(q);
+  }
+
+  /** Recomputes a queue's tail and cheapest entry (O(queue), which the per-sender cap bounds). */
+  private rekey(q: SenderQueue): void {
+    let tail: Entry | null = null;
+    let cheapest: Entry | null = null;
+    for (const e of q.byNonce.values()) {
+      if (!tail || e.nonce > tail.nonce) tail = e;
+      if (!e.free && (!cheapest || lowerRate(e.fee, e.size, cheapest.fee, cheapest.size))) cheapest = e;
+    }
+    q.tail = tail;
+    q.cheapest = cheapest;
+    this.updateKey(q);
+  }
+
+  /**
+   * The eviction key from the tail and cheapest entry, O(log senders). A queue has a gap unless it
+   * holds exactly the nonces from the account's next one to its tail (entries below the next
+   * nonce, until pruned, count as a gap too: such a queue goes first).
+   */
+  private updateKey(q: SenderQueue): void {
+    const { tail, cheapest } = q;
+    const gapped = !tail || tail.nonce - q.base + 1n !== BigInt(q.byNonce.size);
+    q.key = {
+      cls: gapped ? 0 : cheapest ? 1 : 2,
+      fee: cheapest?.fee ?? 0n,
+      size: cheapest?.size ?? 1,
+    };
+    this.evictHeap.update(q);
+  }
+
+  private recordDrop(e: Entry, code: string, reason: string, height: bigint): void {
+    const drop = { code, reason, height };
+    this.drops.delete(e.id);
+    this.drops.set(e.id, drop);
+    while (this.drops.size > this.opts.maxRememberedDrops) this.drops.delete(this.drops.keys().next().value!);
+    this.dropListener?.(e.env, drop);
   }
 
   /**
@@ -137,13 +475,11 @@ export class Mempool {
    */
   select(state: StateReader, maxTxs: number, maxBytes: number): TxEnvelope[] {
     const heap = new MaxHeap<TxEnvelope>(compareForBlock);
-    const nextNonce = new Map<string, bigint>();
-    for (const [senderId, q] of this.senders) {
-      const first = q.byNonce.values().next().value as TxEnvelope;
-      const n = getAccount(state, first.sender).nonce;
-      nextNonce.set(senderId, n);
+    for (const q of this.senders.values()) {
+      const first = q.byNonce.values().next().value as Entry;
+      const n = getAccount(state, first.env.sender).nonce;
       const head = q.byNonce.get(n);
-      if (head) heap.push(head);
+      if (head) heap.push(head.env);
     }
     const out: TxEnvelope[] = [];
     let bytes = 0;
@@ -152,30 +488,156 @@ export class Mempool {
       if (bytes + env.bytes.length > maxBytes) continue;
       out.push(env);
       bytes += env.bytes.length;
-      const senderId = keyId(env.sender);
-      const n = env.stx.tx.nonce + 1n;
-      nextNonce.set(senderId, n);
-      const following = this.senders.get(senderId)?.byNonce.get(n);
-      if (following) heap.push(following);
+      const following = this.senders.get(keyId(env.sender))?.byNonce.get(env.stx.tx.nonce + 1n);
+      if (following) heap.push(following.env);
     }
     return out;
   }
 
-  /** After a block: drops what it included and whatever can no longer apply (used nonce, expired). */
+  /**
+   * After a block (or a failed try at building one): drops what was included, what was rejected
+   * (with the rejection's reason) and whatever can no longer apply (used nonce, expired).
+   * `height` is the next block's; drops are recorded at the height before it, the head's.
+   */
   prune(
     included: readonly TxEnvelope[],
-    rejected: readonly TxEnvelope[],
+    rejected: readonly { env: TxEnvelope; error: ValidationError }[],
     state: StateReader,
     height: bigint,
   ): void {
-    for (const env of included) this.remove(env);
-    for (const env of rejected) this.remove(env);
-    for (const q of this.senders.values()) {
-      const first = q.byNonce.values().next().value as TxEnvelope;
-      const next = getAccount(state, first.sender).nonce;
-      for (const env of [...q.byNonce.values()]) {
-        if (env.stx.tx.nonce < next || env.stx.tx.expiresAt < height) this.remove(env);
+    const at = height - 1n;
+    for (const env of included) {
+      const e = this.byHash.get(keyId(env.hash));
+      if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+    }
+    for (const { env, error } of rejected) {
+      const e = this.byHash.get(keyId(env.hash));
+      if (!e) continue;
+      this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+      this.recordDrop(e, error.code, error.message, at);
+    }
+    for (const q of [...this.senders.values()]) {
+      const first = q.byNonce.values().next().value as Entry;
+      const next = getAccount(state, first.env.sender).nonce;
+      q.base = next;
+      for (const e of [...q.byNonce.values()]) {
+        if (e.nonce < next) {
+          this.removeEntry(q, e, false);
+          this.recordDrop(e, 'NONCE_USED', `nonce ${e.nonce} was used by another transaction`, at);
+        } else if (e.env.stx.tx.expiresAt < height) {
+          this.removeEntry(q, e, false);
+          this.recordDrop(e, 'EXPIRED', `expired at height ${e.env.stx.tx.expiresAt}`, at);
+        }
       }
+      if (q.byNonce.size > 0) this.rekey(q);
+    }
+  }
+}
+
+/** What a transaction claims that only one pending transaction may: answered slots, reported evidence. */
+function claimsOf(env: TxEnvelope): string[] {
+  const out: string[] = [];
+  for (const a of env.stx.tx.actions) {
+    if (a.type === 'heartbeat') {
+      for (const ans of a.answers)
+        out.push(`heartbeat of chip ${toHex(ans.chipId).slice(0, 16)}… epoch ${ans.epoch} slot ${ans.slot}`);
+    } else if (a.type === 'evidence') {
+      out.push(`evidence ${toHex(evidenceId(a.evidence))}`);
+    }
+  }
+  return out;
+}
+
+/** Whether fee a/size a is a lower rate than fee b/size b. */
+function lowerRate(feeA: bigint, sizeA: number, feeB: bigint, sizeB: number): boolean {
+  return feeA * BigInt(sizeB) < feeB * BigInt(sizeA);
+}
+
+/** Eviction order, lowest first; equal keys compare 0 (a tie never evicts). */
+function compareKeys(a: EvictKey, b: EvictKey): number {
+  if (a.cls !== b.cls) return a.cls - b.cls;
+  const l = a.fee * BigInt(b.size);
+  const r = b.fee * BigInt(a.size);
+  return l < r ? -1 : l > r ? 1 : 0;
+}
+
+/** A min-heap of sender queues by eviction key (ties by sender, so every node evicts alike). */
+class EvictionHeap {
+  private readonly items: SenderQueue[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  at(i: number): SenderQueue | undefined {
+    return this.items[i];
+  }
+
+  peek(): SenderQueue | undefined {
+    return this.items[0];
+  }
+
+  private less(a: SenderQueue, b: SenderQueue): boolean {
+    const c = compareKeys(a.key, b.key);
+    return c < 0 || (c === 0 && a.id < b.id);
+  }
+
+  /** Inserts `q` or moves it to where its (changed) key belongs. */
+  update(q: SenderQueue): void {
+    if (q.pos < 0 || this.items[q.pos] !== q) {
+      q.pos = this.items.length;
+      this.items.push(q);
+    }
+    this.down(this.up(q.pos));
+  }
+
+  remove(q: SenderQueue): void {
+    const i = q.pos;
+    if (i < 0 || this.items[i] !== q) return;
+    const last = this.items.pop()!;
+    q.pos = -1;
+    if (last !== q) {
+      this.items[i] = last;
+      last.pos = i;
+      this.down(this.up(i));
+    }
+  }
+
+  check(): void {
+    this.items.forEach((q, i) => {
+      if (q.pos !== i) throw new Error('heap position mismatch');
+      if (i > 0 && this.less(q, this.items[(i - 1) >> 1]!)) throw new Error('heap order violated');
+    });
+  }
+
+  private swap(i: number, j: number): void {
+    const a = this.items;
+    [a[i], a[j]] = [a[j]!, a[i]!];
+    a[i]!.pos = i;
+    a[j]!.pos = j;
+  }
+
+  private up(i: number): number {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(this.items[i]!, this.items[parent]!)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+    return i;
+  }
+
+  private down(i: number): void {
+    const a = this.items;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+      if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
+      if (m === i) return;
+      this.swap(i, m);
+      i = m;
     }
   }
 }

@@ -18,7 +18,7 @@ import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './
 import { ConsensusDriver } from './consensus/driver.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
-import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolOptions } from './mempool.js';
+import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
@@ -55,7 +55,7 @@ export const NODE_VERSION = '0.1.0';
 type TxWatcher = (
   event:
     | { status: 'included'; height: number; index: number; blockHash: string }
-    | { status: 'rejected'; code: string; reason: string },
+    | { status: 'rejected'; code: string; reason: string; height: number },
 ) => void;
 
 export class UncNode {
@@ -135,6 +135,7 @@ export class UncNode {
       logger,
     );
     chain.onCommit((c) => node.afterCommit(c));
+    node.mempool.onDrop((env, drop) => node.onDropped(env, drop));
     try {
       node.driver = new ConsensusDriver({
         chain,
@@ -237,24 +238,32 @@ export class UncNode {
   }
 
   /**
-   * Transactions dropped at block building, remembered for a while: a client that sends a
-   * transaction and then subscribes to it must still hear why it was dropped if that happened in
-   * between (included ones are found in the database).
+   * Why a transaction left the mempool without being included (rejected at block building,
+   * evicted, replaced, expired, nonce used), remembered for a while by the mempool: a client that
+   * sends a transaction and then subscribes to it or looks it up must still hear why it was
+   * dropped if that happened in between (included ones are found in the database).
    */
-  private readonly recentRejections = new Map<string, { code: string; reason: string }>();
+  recentRejection(hash: Uint8Array): DroppedTx | null {
+    return this.mempool.dropped(hash);
+  }
 
-  recentRejection(hash: Uint8Array): { code: string; reason: string } | null {
-    return this.recentRejections.get(keyId(hash)) ?? null;
+  private onDropped(env: TxEnvelope, drop: DroppedTx): void {
+    this.m.rejected.inc(1, { reason: drop.code });
+    this.logger.debug('dropped transaction', {
+      hash: toHex(env.hash),
+      code: drop.code,
+      reason: drop.reason,
+      height: drop.height,
+    });
+    this.notifyTx(env.hash, {
+      status: 'rejected',
+      code: drop.code,
+      reason: drop.reason,
+      height: Number(drop.height),
+    });
   }
 
   private notifyTx(hash: Uint8Array, event: Parameters<TxWatcher>[0]): void {
-    if (event.status === 'rejected') {
-      this.recentRejections.delete(keyId(hash));
-      this.recentRejections.set(keyId(hash), { code: event.code, reason: event.reason });
-      if (this.recentRejections.size > 10_000) {
-        this.recentRejections.delete(this.recentRejections.keys().next().value!);
-      }
-    }
     const set = this.txWatchers.get(keyId(hash));
     if (!set) return;
     this.txWatchers.delete(keyId(hash));
@@ -298,20 +307,7 @@ export class UncNode {
 
   /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
   private dropRejected(rejected: Rejected[]): void {
-    for (const r of rejected) {
-      this.m.rejected.inc(1, { reason: r.error.code });
-      this.logger.debug('dropped transaction at block building', {
-        hash: toHex(r.env.hash),
-        reason: r.error.message,
-      });
-      this.notifyTx(r.env.hash, { status: 'rejected', code: r.error.code, reason: r.error.message });
-    }
-    this.mempool.prune(
-      [],
-      rejected.map((r) => r.env),
-      this.chain.state,
-      this.chain.height + 1n,
-    );
+    this.mempool.prune([], rejected, this.chain.state, this.chain.height + 1n);
     this.m.mempoolSize.set(this.mempool.size);
     this.m.mempoolBytes.set(this.mempool.bytes);
   }

@@ -12,6 +12,7 @@ import type {
   StatusJson,
   SupplyJson,
   TxReceiptJson,
+  TxStatusJson,
 } from './views.js';
 
 export class RpcClientError extends Error {
@@ -48,7 +49,7 @@ export interface ClientOptions {
 
 export type TxInclusion =
   | { hash: string; status: 'included'; height: number; index: number; blockHash: string }
-  | { hash: string; status: 'rejected'; code: string; reason: string };
+  | { hash: string; status: 'rejected'; code: string; reason: string; height?: number };
 
 /** Checks a node URL's shape before anything is sent, so a typo gets a clear message. */
 export function normalizeNodeUrl(url: string): string {
@@ -115,6 +116,10 @@ export class UncClient {
   }
   getTransaction(hash: string): Promise<TxReceiptJson> {
     return this.call('unc_getTransaction', [hash]);
+  }
+  /** Included, pending, dropped (with reason code and height) or unknown; never an error for those. */
+  getTransactionStatus(hash: string): Promise<TxStatusJson> {
+    return this.call('unc_getTransactionStatus', [hash]);
   }
   getAccount(address: string, proof = false): Promise<AccountJson> {
     return this.call('unc_getAccount', [address, proof]);

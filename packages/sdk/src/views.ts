@@ -208,6 +208,13 @@ export interface TxReceiptJson {
   events: TxEventJson[];
 }
 
+/** `unc_getTransactionStatus`: where a transaction is. A dropped one says why and at what height. */
+export type TxStatusJson =
+  | { hash: string; status: 'included'; height: number; index: number; blockHash: string }
+  | { hash: string; status: 'pending' }
+  | { hash: string; status: 'dropped'; code: string; reason: string; height: number }
+  | { hash: string; status: 'unknown' };
+
 export interface AccountJson {
   address: string;
   balance: string;

@@ -30,6 +30,7 @@ import {
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
 import { countOption, ctxOf, portOption, withCommon } from '../context.js';
+import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
 import { rpcLimitsOf } from './start.js';
 
@@ -59,7 +60,7 @@ function blockTime(text: string): number {
 
 export function devCommand(): Command {
   return withCommon(
-    new Command('dev')
+    withMempoolOptions(new Command('dev'))
       .description('run a local single-validator dev chain with funded dev accounts')
       .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
       .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
@@ -96,7 +97,7 @@ export function devCommand(): Command {
         offerPrice: string;
         offer: boolean;
         providerTls?: boolean;
-      },
+      } & MempoolFlags,
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
@@ -178,6 +179,7 @@ export function devCommand(): Command {
         rpcHost: opts.rpcHost,
         rpcPort,
         blockTimeMs,
+        mempool: mempoolOptions(opts),
         logger,
       });
       const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {

@@ -3,7 +3,9 @@ import {
   type BlockJson,
   type ModelJson,
   type RewardJson,
+  RpcClientError,
   type TxJson,
+  type TxReceiptJson,
   type VendorJson,
   verifyAccountProof,
 } from '@unc/sdk';
@@ -83,7 +85,34 @@ export function queryCommand(): Command {
     query.command('tx <hash>').description('a transaction, where it was included and what it did'),
   ).action(async (hash: string, _opts: unknown, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    const r = await ctx.client().getTransaction(txHashArg(hash));
+    const client = ctx.client();
+    const txHash = txHashArg(hash);
+    let r: TxReceiptJson;
+    try {
+      r = await client.getTransaction(txHash);
+    } catch (err) {
+      // Not on chain: say where it is instead (dropped, with why and when; or still pending).
+      if (!(err instanceof RpcClientError) || (err.reason !== 'DROPPED' && err.reason !== 'PENDING'))
+        throw err;
+      const s = await client.getTransactionStatus(txHash);
+      if (s.status === 'dropped') {
+        ctx.print(s, () =>
+          [
+            `transaction ${s.hash}`,
+            `  dropped: ${s.code} at height ${s.height}`,
+            `  reason     ${s.reason}`,
+          ].join('\n'),
+        );
+        return;
+      }
+      if (s.status === 'pending') {
+        ctx.print(s, () =>
+          [`transaction ${s.hash}`, '  pending    in the mempool, not yet included'].join('\n'),
+        );
+        return;
+      }
+      throw err;
+    }
     ctx.print(r, () =>
       [
         `transaction ${r.hash}`,

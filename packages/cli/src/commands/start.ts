@@ -18,6 +18,7 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf, portOption, withCommon } from '../context.js';
+import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
 
@@ -62,7 +63,7 @@ export interface StartOptions {
 
 export function startCommand(): Command {
   return withCommon(
-    new Command('start')
+    withMempoolOptions(new Command('start'))
       .description('run a node of a network: consensus with its peers, block sync and RPC')
       .requiredOption('--genesis <file>', 'the genesis file of the chain')
       .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
@@ -74,7 +75,7 @@ export function startCommand(): Command {
       .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
       .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
       .option('--dev-miner-account <n>', 'dev chains only: dev account that owns the chips', '9'),
-  ).action(async (opts: StartOptions, cmd: Command) => {
+  ).action(async (opts: StartOptions & MempoolFlags, cmd: Command) => {
     const ctx = ctxOf(cmd);
     const home = ctx.home;
     const keys = loadHome(home);
@@ -106,6 +107,7 @@ export function startCommand(): Command {
       rpcHost: opts.rpcHost,
       rpcPort,
       rpc: rpcLimits,
+      mempool: mempoolOptions(opts),
       logger,
       network: (handlers, chain) =>
         startNetwork({

@@ -12,6 +12,7 @@ import { fromHex, UncError } from '@unc/core';
 import { DEV_MINER_ACCOUNT, devGenesisJson } from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf, withCommon } from '../context.js';
+import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
 export interface TestnetNode {
@@ -35,7 +36,7 @@ const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 export function testnetCommand(): Command {
   return withCommon(
-    new Command('testnet')
+    withMempoolOptions(new Command('testnet'))
       .description('run several local validators, each its own `unc start` process, peered over 127.0.0.1')
       .option('--validators <n>', 'number of validators', '4')
       .option('--dir <dir>', 'where the nodes live (default: <home>/testnet)')
@@ -52,7 +53,7 @@ export function testnetCommand(): Command {
         chipsPerValidator: string;
         blockTime: string;
         reset?: boolean;
-      },
+      } & MempoolFlags,
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
@@ -123,6 +124,7 @@ export function testnetCommand(): Command {
           // Each validator's chips belong to its own dev account, counting down from the dev miner's.
           '--dev-miner-account',
           String(DEV_MINER_ACCOUNT - i),
+          ...mempoolArgs(opts),
         ],
         pid: null,
       }));

@@ -3,7 +3,12 @@
  * context and transactions give the same writes on every node.
  */
 import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
-import { type Action, type TxEnvelope, verifyEnvelopeSignature } from '../chain/transaction.js';
+import {
+  type Action,
+  type Transaction,
+  type TxEnvelope,
+  verifyEnvelopeSignature,
+} from '../chain/transaction.js';
 import {
   endBlockValidators,
   indexChipEvents,
@@ -25,6 +30,7 @@ import {
   beginBlockMarket,
 } from '../market/execute.js';
 import type { MarketEvent } from '../market/settle.js';
+import { getOffer } from '../market/state.js';
 import {
   applyClaimRewards,
   applyDeregisterChip,
@@ -73,6 +79,42 @@ export function splitFee(fee: bigint): { burned: bigint; toProposer: bigint } {
   return { burned: fee - toProposer, toProposer };
 }
 
+/**
+ * Heartbeats are fee-free: they are only valid inside their window, so they cannot be spammed.
+ * So is equivocation evidence: each piece is accepted once and must verify against the validator
+ * set, so it cannot be spammed either, and a validator with an empty balance can still report.
+ * (A mempool must hold such a transaction to "would execute now": it costs its sender nothing.)
+ */
+export function isFeeFree(tx: Transaction): boolean {
+  return tx.actions.every((a) => a.type === 'heartbeat' || a.type === 'evidence');
+}
+
+/**
+ * The most a transaction can take from its sender's balance: the fee plus what its actions move
+ * out (transfers, bonds, lease deposits and top-ups). A lease deposit of 0 means price × hours of
+ * the offer in `state`; an unknown offer counts 0 (the lease would fail anyway). Credits inside
+ * the same transaction (a claim, a released unbonding) are not counted: this is an upper bound.
+ */
+export function maxSpend(state: StateReader, tx: Transaction): bigint {
+  let total = tx.fee;
+  for (const action of tx.actions) {
+    switch (action.type) {
+      case 'transfer':
+      case 'bond':
+      case 'topUpLease':
+        total += action.amount;
+        break;
+      case 'openLease':
+        if (action.deposit > 0n) total += action.deposit;
+        else total += (getOffer(state, action.offerId)?.pricePerHour ?? 0n) * BigInt(action.hours);
+        break;
+      default:
+        break;
+    }
+  }
+  return total;
+}
+
 /** Checks that need no state: chain, size, fee floor, expiry window, shape of the actions. */
 export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, ctx: BlockContext): void {
   const { tx } = env.stx;
@@ -98,11 +140,7 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
       `expiry height ${tx.expiresAt} is more than ${params.maxTxLifetimeBlocks} blocks ahead`,
     );
   }
-  // Heartbeats are fee-free: they are only valid inside their window, so they cannot be spammed.
-  // So is equivocation evidence: each piece is accepted once and must verify against the validator
-  // set, so it cannot be spammed either, and a validator with an empty balance can still report.
-  const feeFree = tx.actions.every((a) => a.type === 'heartbeat' || a.type === 'evidence');
-  const minFee = feeFree ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
+  const minFee = isFeeFree(tx) ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
   if (tx.fee < minFee) {
     throw new ValidationError(
       'FEE_TOO_LOW',
@@ -294,6 +332,17 @@ export class BlockExecutor {
     const result = { hash: env.hash, events };
     this.results.push(result);
     return result;
+  }
+
+  /**
+   * Whether `env` would apply next in this block, by applying it to a scratch copy of the state
+   * that is then thrown away: throws the ValidationError `apply` would, changes nothing. The
+   * signature is not checked (the caller does that once). A mempool asks this of the
+   * transactions it holds for free, so that "admitted" means exactly what block execution accepts.
+   */
+  preview(env: TxEnvelope): TxEvent[] {
+    if (this.finished) throw new Error('block already finished');
+    return applyTransaction(this.overlay.child(), env, this.params, this.ctx);
   }
 
   tryApply(env: TxEnvelope): TxResult | ValidationError {

@@ -13,7 +13,7 @@ import { AddrLink, Amount, Badge, BlockLink, Card, FullHash, KV, PageTitle, Row 
 import { big, formatInt, formatTime, formatUncExact, fraction, shortHash, timeAgo } from '../format';
 import { useNode, useNow, useRpc } from '../node/context';
 import type { PageProps } from '../router';
-import { RpcClientError, type TxEventJson, type TxReceiptJson } from '../sdk';
+import { RpcClientError, type TxEventJson, type TxReceiptJson, type TxStatusJson } from '../sdk';
 import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
 import { COLORS } from './Overview';
 
@@ -30,6 +30,12 @@ export function TxPage({ params }: PageProps) {
   const pending = first.error instanceof RpcClientError && first.error.reason === 'PENDING';
   useEffect(() => setPoll(pending), [pending]);
   const receipt = first.data;
+  // Left the mempool without being included: the node says why and at what height.
+  const droppedError = first.error instanceof RpcClientError && first.error.reason === 'DROPPED';
+  const status = useRpc<TxStatusJson | null>(`tx-status:${hash}:${droppedError}`, (c) =>
+    droppedError ? c.getTransactionStatus(hash) : Promise.resolve(null),
+  );
+  const dropped = status.data?.status === 'dropped' ? status.data : null;
 
   if (!valid) {
     return (
@@ -47,6 +53,17 @@ export function TxPage({ params }: PageProps) {
           <ProblemCard title="Waiting in the mempool" testId="tx-pending">
             The node has accepted this transaction; it will be in the next block. This page updates by itself.
           </ProblemCard>
+        ) : dropped ? (
+          <ProblemCard title="Dropped" testId="tx-dropped">
+            <span className="mono">
+              dropped: {dropped.code} at height {formatInt(dropped.height)}
+            </span>
+            <br />
+            {dropped.reason}. The transaction left the mempool without being included; send it again (with a
+            new nonce or fee) if it should still happen.
+          </ProblemCard>
+        ) : droppedError && first.error ? (
+          <RpcErrorCard error={first.error} what="transaction" />
         ) : first.error && isNotFound(first.error) ? (
           <ProblemCard title="No such transaction" testId="tx-not-found">
             The node knows no transaction with hash <span className="mono">{hash}</span>.
