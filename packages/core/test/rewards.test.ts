@@ -16,6 +16,7 @@ import {
   encode,
   epochOf,
   genesisStateWrites,
+  getAccount,
   getBond,
   getChip,
   getEmission,
@@ -23,6 +24,7 @@ import {
   getSupply,
   type HeartbeatAnswer,
   MemoryState,
+  releasesAt,
   StateOverlay,
   StateSpace,
   sha256,
@@ -288,6 +290,95 @@ describe('rewards', () => {
     checkConservation(chain);
     const tooMuch = chain.attempt(chain.tx(miner, [{ type: 'unbond', amount: 6n * 10n ** 20n }]));
     assert.equal(tooMuch?.code, 'BAD_AMOUNT');
+  });
+
+  test('attack: unbonded UNC returns by itself at its release height, even to an account with 0 balance', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const poor = key('unbond-poor');
+    const fee = (a: Action) => chain.tx(poor, [a]).stx.tx.fee;
+    const funded = 10n ** 20n;
+    const stake = funded - fee({ type: 'bond', amount: 1n }) - fee({ type: 'unbond', amount: 1n });
+    chain.block([
+      chain.tx(miner, [{ type: 'transfer', to: poor.address, amount: funded, memo: new Uint8Array() }]),
+    ]);
+    chain.block([chain.tx(poor, [{ type: 'bond', amount: stake }])]);
+    chain.block([chain.tx(poor, [{ type: 'unbond', amount: stake }])]);
+    const releaseHeight = chain.height + 3n * POCI.epochBlocks;
+    assert.equal(getAccount(chain.state, poor.address).balance, 0n, 'nothing left to pay any fee with');
+    chain.blocksUntil(releaseHeight - 1n);
+    assert.equal(
+      getAccount(chain.state, poor.address).balance,
+      0n,
+      'still locked (and slashable) until then',
+    );
+    checkConservation(chain);
+    // The release height's block returns it with no transaction, and says so in its block events.
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: releaseHeight,
+      time: chain.time + 1000n,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+    });
+    assert.deepEqual(ex.blockEvents, [{ type: 'unbondReleased', account: poor.address, amount: stake }]);
+    chain.block();
+    assert.equal(getAccount(chain.state, poor.address).balance, stake);
+    assert.deepEqual(getBond(chain.state, poor.address), { bonded: 0n, unbonding: 0n, releaseHeight: 0n });
+    assert.equal(releasesAt(chain.state, releaseHeight).length, 0, 'the queue entry is gone');
+    checkConservation(chain);
+  });
+
+  test('property: bond, unbond, slash and wait in any order: every unit is released exactly at its height, supply conserved', () => {
+    type Op =
+      | { op: 'bond' | 'unbond'; amount: bigint }
+      | { op: 'slash'; bps: bigint }
+      | { op: 'wait'; blocks: number };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({
+        op: fc.constantFrom('bond' as const, 'unbond' as const),
+        amount: fc.bigInt({ min: 1n, max: 10n ** 21n }),
+      }),
+      fc.record({ op: fc.constant('slash' as const), bps: fc.bigInt({ min: 0n, max: 10_000n }) }),
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 70 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 12 }), (ops) => {
+        const chain = new TestChain();
+        chain.blocksUntil(2n);
+        for (const o of ops) {
+          if (o.op === 'slash') {
+            const overlay = new StateOverlay(chain.state);
+            slashBond(overlay, miner.address, o.bps);
+            chain.state.apply(overlay.changes());
+          } else if (o.op === 'wait') {
+            for (let i = 0; i < o.blocks; i++) {
+              const before = getBond(chain.state, miner.address);
+              const balance = getAccount(chain.state, miner.address).balance;
+              chain.block();
+              const after = getBond(chain.state, miner.address);
+              const due = before.unbonding > 0n && chain.height === before.releaseHeight;
+              assert.equal(
+                after.unbonding,
+                due ? 0n : before.unbonding,
+                'released at its height, not before',
+              );
+              assert.equal(
+                getAccount(chain.state, miner.address).balance,
+                balance + (due ? before.unbonding : 0n),
+                'to the last base unit',
+              );
+            }
+          } else {
+            const t = chain.tx(miner, [{ type: o.op, amount: o.amount }]);
+            if (!chain.attempt(t)) chain.block([t]);
+          }
+          checkConservation(chain);
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 
   test('the work per block does not grow with the number of chips (10 vs 100,000)', () => {

@@ -111,6 +111,8 @@ export type TxEventJson =
       reporter: string;
     }
   | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string }
+  /** A block event: unbonded UNC returned to the balance at its release height. */
+  | { type: 'unbondReleased'; account: string; amount: string }
   | MarketEventJson;
 
 export type MarketEventJson =
@@ -471,6 +473,8 @@ export function eventToJson(e: TxEvent): TxEventJson {
         releaseHeight: Number(e.releaseHeight),
         released: e.released.toString(),
       };
+    case 'unbondReleased':
+      return { type: 'unbondReleased', account: encodeAddress(e.account), amount: e.amount.toString() };
     case 'validatorSlashed':
       return {
         type: 'validatorSlashed',
