@@ -13,6 +13,7 @@ import {
   DEFAULT_HALVING_PERIOD_MS,
   decode,
   devSoftChipId,
+  ed25519Sign,
   encode,
   epochOf,
   genesisStateWrites,
@@ -30,6 +31,7 @@ import {
   sha256,
   slashBond,
   type TxEvent,
+  transferMessage,
   utf8,
 } from '../src/index.js';
 import {
@@ -39,6 +41,7 @@ import {
   genesis,
   key,
   miner,
+  other,
   POCI,
   registerAction,
   slotsOf,
@@ -379,6 +382,87 @@ describe('rewards', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  /** A chip of `miner` that answers every slot of epoch 1 and nothing after. */
+  function epochOneChip(name: string) {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key(name);
+    const chipId = devSoftChipId(chip.publicKey);
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    assert.equal(getChip(chain.state, chipId)!.firstEpoch, 1n);
+    const drive = (until: bigint) =>
+      driveAnswers(
+        chain,
+        [chip],
+        (_i, e) => e === 1n,
+        until - chain.height,
+        () => [],
+        () => checkConservation(chain),
+      );
+    return { chain, chip, chipId, drive };
+  }
+  const finalFrom = (e: bigint) => (e + 1n) * POCI.epochBlocks + 1n + POCI.answerWindowBlocks + 1n;
+  const rewardsOf = (events: TxEvent[], epoch: bigint) =>
+    events.filter(
+      (e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded' && e.epoch === epoch,
+    );
+
+  test('attack: selling a chip pays the seller for its final epochs first; the buyer gets none of them', () => {
+    const { chain, chip, chipId, drive } = epochOneChip('sold-chip');
+    const consent = (to: Uint8Array) => {
+      const anchor = chain.height;
+      return {
+        type: 'transferChip' as const,
+        chipId,
+        newOwner: to,
+        anchorHeight: anchor,
+        consent: {
+          type: 'dev-soft' as const,
+          signature: ed25519Sign(chip.seed, transferMessage(CHAIN, chipId, to, chain.hashOf(anchor))),
+        },
+      };
+    };
+    // Epoch 1 is over but not final yet: a transfer now would hand its pay to the buyer; it waits.
+    drive(finalFrom(1n) - 2n);
+    assert.equal(chain.attempt(chain.tx(miner, [consent(other.address)]))?.code, 'CHIP_REWARDS_PENDING');
+    drive(finalFrom(1n) + 2n);
+    assert.ok(getEpochRecord(chain.state, 1n)!.final);
+    const before = getAccount(chain.state, miner.address).balance;
+    const t = chain.tx(miner, [consent(other.address)]);
+    const events = chain.block([t]);
+    const [paid] = rewardsOf(events, 1n);
+    assert.ok(paid && paid.amount > 0n, 'the transfer paid epoch 1');
+    assert.deepEqual(paid.owner, miner.address, 'to the seller');
+    assert.equal(paid.amount, getEpochRecord(chain.state, 1n)!.budget, 'all of it: the only chip');
+    assert.equal(getAccount(chain.state, miner.address).balance, before - t.stx.tx.fee + paid.amount);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+    const claimed = chain.block([chain.tx(other, [{ type: 'claimRewards', chipIds: [chipId] }])]);
+    assert.equal(rewardsOf(claimed, 1n).length, 0, 'nothing of epoch 1 is left for the buyer');
+    checkConservation(chain);
+  });
+
+  test("attack: re-registering a deregistered chip pays its former owner's unpaid epochs, never drops them", () => {
+    const { chain, chip, chipId, drive } = epochOneChip('reregistered-chip');
+    drive(POCI.epochBlocks + 12n); // well inside epoch 1, after some answers
+    const deregistered = chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    assert.equal(rewardsOf(deregistered, 1n).length, 0, 'epoch 1 is not final yet: nothing paid');
+    // Registering it again before epoch 1 is final would overwrite its answers: refused.
+    assert.equal(
+      chain.attempt(chain.tx(other, [registerAction(chain, chip, other.address)]))?.code,
+      'CHIP_REWARDS_PENDING',
+    );
+    chain.blocksUntil(finalFrom(1n) + 1n);
+    const before = getAccount(chain.state, miner.address).balance;
+    const events = chain.block([chain.tx(other, [registerAction(chain, chip, other.address)])]);
+    const [paid] = rewardsOf(events, 1n);
+    assert.ok(paid && paid.amount > 0n, 'the registration paid the old record first');
+    assert.deepEqual(paid.owner, miner.address, 'to the former owner');
+    assert.equal(getAccount(chain.state, miner.address).balance, before + paid.amount);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+    assert.equal(getEpochRecord(chain.state, 1n)!.remainingBudget, 0n, 'epoch 1 fully paid out');
+    checkConservation(chain);
   });
 
   test('the work per block does not grow with the number of chips (10 vs 100,000)', () => {
