@@ -5,9 +5,11 @@ import fc from 'fast-check';
 import {
   type Action,
   consecutiveMisses,
+  decode,
   devSoftChipId,
   ed25519Sign,
   effectiveStatus,
+  encode,
   epochOf,
   type GovProposal,
   getChip,
@@ -24,6 +26,7 @@ import {
   type TxEnvelope,
   transferMessage,
   utf8,
+  vendorCodec,
 } from '../src/index.js';
 import {
   answer,
@@ -325,6 +328,33 @@ describe('POCI: liveness', () => {
       chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(late.slot)] }], 0n),
       'CHIP_INACTIVE',
     );
+  });
+
+  test('vendor requirements: encoded as one byte, refused on a non-tpm2 vendor', () => {
+    const v = { id: 'tpm-v', name: 'v', profile: 'tpm2' as const, roots: [] };
+    for (const flags of [
+      {},
+      { requireAkEku: true },
+      { requireHardwareModuleName: true },
+      { requireAkEku: true, requireHardwareModuleName: true },
+    ]) {
+      const bytes = encode(vendorCodec, { ...v, ...flags });
+      assert.deepEqual(decode(vendorCodec, bytes), { ...v, ...flags });
+    }
+    const bytes = encode(vendorCodec, v);
+    bytes[bytes.length - 1] = 4;
+    assert.throws(() => decode(vendorCodec, bytes), /requirement/);
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const onRsa = { ...v, profile: 'rsa2048-allowlist' as const, requireHardwareModuleName: true };
+    expectReject(
+      chain,
+      chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor: onRsa })]),
+      'BAD_PROPOSAL',
+    );
+    chain.block([
+      chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor: { ...v, requireAkEku: true } })]),
+    ]);
   });
 
   test('only the owner deregisters; a governance proposal needs a valid approval', () => {

@@ -577,6 +577,10 @@ export interface VendorJson {
   name: string;
   profile: string;
   roots: string[];
+  /** tpm2: AK certificates must carry extendedKeyUsage tcg-kp-AIKCertificate (2.23.133.8.3). */
+  requireAkEku: boolean;
+  /** tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip. */
+  requireHardwareModuleName: boolean;
 }
 
 export interface ModelJson {

@@ -178,6 +178,9 @@ export function applyGovernance(
     switch (p.type) {
       case 'setVendor':
         checkId(p.vendor.id, 'vendor id');
+        if ((p.vendor.requireAkEku || p.vendor.requireHardwareModuleName) && p.vendor.profile !== 'tpm2') {
+          throw new ValidationError('BAD_PROPOSAL', 'AK requirements apply to tpm2 vendors only');
+        }
         putVendor(state, p.vendor);
         break;
       case 'setModel':
