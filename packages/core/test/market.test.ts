@@ -788,7 +788,7 @@ describe('market: properties', () => {
 
   test('property: random lease histories conserve every base unit', () => {
     type Op =
-      | { op: 'open'; chip: 0 | 1; hours: number; extra: bigint }
+      | { op: 'open'; chip: 0 | 1; hours: number; extra: bigint; share: number }
       | { op: 'topUp'; chip: 0 | 1; amount: bigint }
       | { op: 'renterClose'; chip: 0 | 1 }
       | { op: 'providerClose'; chip: 0 | 1 }
@@ -801,6 +801,8 @@ describe('market: properties', () => {
         chip: chipIdx,
         hours: fc.integer({ min: 1, max: 3 }),
         extra: fc.bigInt({ min: 0n, max: 10n ** 18n }),
+        // Pay-as-you-go: this share (per mille) of price × hours, so escrows run out mid-lease.
+        share: fc.integer({ min: 1, max: 1000 }),
       }),
       fc.record({
         op: fc.constant('topUp' as const),
@@ -822,7 +824,7 @@ describe('market: properties', () => {
           const chain = setup(BigInt(stepSeconds) * 1000n);
           // Which slots go unanswered: a per-run pattern over (epoch, slot).
           chain.skip = (_c, e, s) => ((missMask >> Number((e * 4n + BigInt(s)) % 8n)) & 1) === 1;
-          const offerTerms = { pricePerHour: price, minHours: 1, maxHours: 3, noticeMs: 7n * MINUTE };
+          const offerTerms = { pricePerHour: price, minHours: 0, maxHours: 3, noticeMs: 7n * MINUTE };
           let offerId = createOffer(chain, [idA, idB], offerTerms);
           const ids = [idA, idB];
           const deposits = new Map<string, bigint>();
@@ -831,7 +833,8 @@ describe('market: properties', () => {
             const current = getChipMarket(chain.state, chipId).leaseId;
             let txs: TxEnvelope[] = [];
             if (o.op === 'open') {
-              const deposit = price * BigInt(o.hours) + o.extra;
+              const full = price * BigInt(o.hours);
+              const deposit = o.share < 500 ? (full * BigInt(o.share)) / 500n + 1n : full + o.extra;
               txs = [chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours: o.hours, deposit }])];
             } else if (o.op === 'topUp' && current) {
               txs = [chain.tx(renter, [{ type: 'topUpLease', leaseId: current, amount: o.amount }])];
@@ -869,6 +872,11 @@ describe('market: properties', () => {
             assert.equal(l.deposited, deposits.get(Buffer.from(l.id).toString('hex')));
             assert.equal(l.paid + l.refunded, l.deposited);
             assert.ok(l.accrued <= costThrough(l.pricePerHour, l.startTime, l.endTime));
+            if (l.closedReason === 'escrowExhausted') {
+              // Paid to exactly the moment the escrow ran out: all of it drawn, nothing past it.
+              assert.equal(l.settledTime, escrowUntil(l));
+              assert.equal(l.accrued, l.deposited);
+            }
           }
           assert.equal(
             listItems(chain.state, { tag: 1, scope: new Uint8Array(0) }).length,
