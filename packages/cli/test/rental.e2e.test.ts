@@ -103,6 +103,8 @@ describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_0
           RENTER,
           '--receipt-out',
           receiptFile,
+          '--request-out',
+          join(home.dir, `request-${profile}.hex`),
         ].concat(['--home', home.dir]),
       );
       assert.equal(res.code, 0, res.stderr);
@@ -136,17 +138,17 @@ describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_0
     );
     assert.equal(again.code, 1);
     assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
-    await json([
+    // A dispute carries a request the renter signed (saved by `unc job … --request-out`).
+    const disputed = await json([
       'market',
       'dispute',
-      lease.id,
-      '--request',
-      'ab'.repeat(32),
+      join(home.dir, 'request-dev-soft.hex'),
       '--reason',
       'no answer in 60 s',
       '--from',
       RENTER,
     ]);
+    assert.equal(disputed.leaseId, lease.id);
     const record = await json(['market', 'provider', lease.provider]);
     assert.equal(record.jobsReceipted, 1);
     assert.equal(record.ratingsCount, 1);

@@ -14,6 +14,7 @@ import {
   ed25519Sign,
   encode,
   epochOf,
+  escrowUntil,
   getAccount,
   getChip,
   getChipMarket,
@@ -25,11 +26,14 @@ import {
   type HeartbeatAnswer,
   HOUR_MS,
   type JobReceipt,
+  jobRequestDigest,
   type Lease,
   LeaseStatus,
   leaseCodec,
+  leaseEndsAt,
   leasesByRenter,
   listItems,
+  MAX_DISPUTES_PER_LEASE,
   receiptDigest,
   StateSpace,
   seedLookup,
@@ -228,6 +232,7 @@ function checkInvariants(chain: MarketChain): void {
   for (const l of allLeases(chain)) {
     assert.equal(l.deposited, l.paid + l.refunded + l.remaining, 'deposited = paid + refunded + remaining');
     assert.ok(l.accrued <= costThrough(l.pricePerHour, l.startTime, l.endTime), 'never charged past the end');
+    assert.ok(l.settledTime <= leaseEndsAt(l), 'never settled past the moment the lease ended');
     if (l.status === LeaseStatus.closed) assert.equal(l.remaining, 0n);
   }
 }
@@ -545,6 +550,38 @@ describe('market: leases', () => {
     checkInvariants(chain);
   });
 
+  test('attack: an exhausted escrow ends the lease that moment, not at the next epoch start', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { minHours: 0 });
+    // 10 minutes' worth of escrow on a 3-hour lease, opened in an epoch's first block.
+    const p = getPociParams(chain.state);
+    chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks);
+    const deposit = PRICE / 6n;
+    const leaseId = openLease(chain, offerId, 3, deposit, idA);
+    const l0 = lease(chain, leaseId);
+    const until = escrowUntil(l0);
+    assert.ok(costThrough(PRICE, l0.startTime, until) >= deposit, 'the escrow is spent at that moment');
+    assert.ok(costThrough(PRICE, l0.startTime, until - 1n) < deposit, 'and not a millisecond before');
+    // Walk to the first block at or after the moment, well before the next epoch start.
+    while (chain.time + 2n * MINUTE < until) chain.block();
+    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), null, 'still open');
+    while (chain.time < until) chain.block();
+    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'not settled yet (lazily closed)');
+    // ...but it has ended: no top-up revives it, the renter cannot dispute, the chip is free.
+    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_ENDED');
+    const events = chain.block([
+      chain.tx(renter, [{ type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n }]),
+    ]);
+    const closed = find(events, 'leaseClosed');
+    assert.equal(closed.reason, 'escrowExhausted');
+    const l = lease(chain, leaseId);
+    assert.equal(l.settledTime, until, 'the escrow paid up to exactly that moment');
+    assert.equal(l.accrued, deposit);
+    assert.equal(l.paid + l.refunded, deposit);
+    find(events, 'leaseOpened');
+    checkInvariants(chain);
+  });
+
   test('a deregistered chip ends its lease at the next epoch end, refunding the time it could not serve', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA]);
@@ -636,18 +673,76 @@ describe('market: receipts and disputes', () => {
     assert.equal(rec.ratingsSum, 6n);
   });
 
-  test('the renter records unanswered requests as disputes, once each', () => {
+  function signedRequest(leaseId: Uint8Array, time: bigint, n: number, by: Key = renter) {
+    const request = {
+      chainId: CHAIN,
+      leaseId,
+      method: 'POST',
+      path: '/v1/jobs',
+      bodyHash: sha256(utf8(`body ${n}`)),
+      timestampMs: time,
+      nonce: BigInt(n),
+    };
+    return { request, signature: ed25519Sign(by.seed, jobRequestDigest(request)) };
+  }
+  const dispute = (signed: ReturnType<typeof signedRequest>, reason = 'no answer after 60 s'): Action => ({
+    type: 'dispute',
+    signed,
+    reason,
+  });
+
+  test('the renter records unanswered requests it signed as disputes, once each', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA]);
     const leaseId = openLease(chain, offerId, 2);
-    const requestHash = sha256(utf8('request'));
-    const d = { type: 'dispute' as const, leaseId, requestHash, reason: 'no answer after 60 s' };
-    assert.equal(code(chain, provider, [d]), 'NOT_RENTER');
-    assert.equal(code(chain, renter, [{ ...d, reason: ' ' }]), 'BAD_REASON');
-    const events = chain.block([chain.tx(renter, [d])]);
-    assert.equal(find(events, 'disputeRecorded').reason, 'no answer after 60 s');
-    assert.equal(code(chain, renter, [d]), 'DISPUTE_REPLAYED');
+    const signed = signedRequest(leaseId, chain.time, 1);
+    assert.equal(code(chain, provider, [dispute(signed)]), 'NOT_RENTER');
+    assert.equal(code(chain, renter, [dispute(signed, ' ')]), 'BAD_REASON');
+    const events = chain.block([chain.tx(renter, [dispute(signed)])]);
+    const recorded = find(events, 'disputeRecorded');
+    assert.equal(recorded.reason, 'no answer after 60 s');
+    assert.deepEqual(recorded.requestHash, jobRequestDigest(signed.request), 'bound to the signed request');
+    assert.equal(code(chain, renter, [dispute(signed)]), 'DISPUTE_REPLAYED');
     assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
+    assert.equal(lease(chain, leaseId).disputes, 1);
+  });
+
+  test('attack: dispute spam — only signed requests, on an open lease, at most a bounded number', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB]);
+    const leaseId = openLease(chain, offerId, 2, 0n, idA);
+    const t = chain.time;
+    // A request nobody signed, or signed by another key than the lease's renter key.
+    const forged = { ...signedRequest(leaseId, t, 1), signature: new Uint8Array(64) };
+    assert.equal(code(chain, renter, [dispute(forged)]), 'BAD_REQUEST_SIGNATURE');
+    assert.equal(
+      code(chain, renter, [dispute(signedRequest(leaseId, t, 2, key('x')))]),
+      'BAD_REQUEST_SIGNATURE',
+    );
+    // A signed request of another chain, or from before the lease began.
+    const foreign = signedRequest(leaseId, t, 3);
+    foreign.request.chainId = 'other-chain';
+    assert.equal(code(chain, renter, [dispute(foreign)]), 'WRONG_CHAIN');
+    assert.equal(
+      code(chain, renter, [dispute(signedRequest(leaseId, t - 1n - MINUTE, 4))]),
+      'REQUEST_OUTSIDE_LEASE',
+    );
+    // At most MAX_DISPUTES_PER_LEASE per lease, however cheap each would be.
+    for (let i = 0; i < MAX_DISPUTES_PER_LEASE; i += 4) {
+      chain.block([
+        chain.tx(
+          renter,
+          [0, 1, 2, 3].map((j) => dispute(signedRequest(leaseId, t, 100 + i + j))),
+        ),
+      ]);
+    }
+    assert.equal(lease(chain, leaseId).disputes, MAX_DISPUTES_PER_LEASE);
+    assert.equal(code(chain, renter, [dispute(signedRequest(leaseId, t, 999))]), 'TOO_MANY_DISPUTES');
+    // A closed lease (even a tiny one) records no dispute at all.
+    const tiny = openLease(chain, offerId, 1, 0n, idB);
+    chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: tiny }])]);
+    assert.equal(code(chain, renter, [dispute(signedRequest(tiny, chain.time - MINUTE, 1))]), 'LEASE_CLOSED');
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, BigInt(MAX_DISPUTES_PER_LEASE));
   });
 });
 
@@ -660,7 +755,22 @@ describe('market: encoding', () => {
       { type: 'openLease', offerId: idA, chipId: idB, hours: 3, deposit: 0n },
       { type: 'topUpLease', leaseId: idA, amount: 1n },
       { type: 'closeLease', leaseId: idA },
-      { type: 'dispute', leaseId: idA, requestHash: idB, reason: 'x' },
+      {
+        type: 'dispute',
+        signed: {
+          request: {
+            chainId: CHAIN,
+            leaseId: idA,
+            method: 'POST',
+            path: '/v1/jobs?wait=1',
+            bodyHash: idB,
+            timestampMs: 5n,
+            nonce: 7n,
+          },
+          signature: new Uint8Array(64).fill(3),
+        },
+        reason: 'x',
+      },
       { type: 'updateOfferTls', offerId: idA, fingerprints: [TLS_A, TLS_B] },
     ];
     const tags = [10, 11, 12, 12, 13, 14, 16, 17];
@@ -740,7 +850,7 @@ describe('market: properties', () => {
 
   test('property: random lease histories conserve every base unit', () => {
     type Op =
-      | { op: 'open'; chip: 0 | 1; hours: number; extra: bigint }
+      | { op: 'open'; chip: 0 | 1; hours: number; extra: bigint; share: number }
       | { op: 'topUp'; chip: 0 | 1; amount: bigint }
       | { op: 'renterClose'; chip: 0 | 1 }
       | { op: 'providerClose'; chip: 0 | 1 }
@@ -753,6 +863,8 @@ describe('market: properties', () => {
         chip: chipIdx,
         hours: fc.integer({ min: 1, max: 3 }),
         extra: fc.bigInt({ min: 0n, max: 10n ** 18n }),
+        // Pay-as-you-go: this share (per mille) of price × hours, so escrows run out mid-lease.
+        share: fc.integer({ min: 1, max: 1000 }),
       }),
       fc.record({
         op: fc.constant('topUp' as const),
@@ -774,7 +886,7 @@ describe('market: properties', () => {
           const chain = setup(BigInt(stepSeconds) * 1000n);
           // Which slots go unanswered: a per-run pattern over (epoch, slot).
           chain.skip = (_c, e, s) => ((missMask >> Number((e * 4n + BigInt(s)) % 8n)) & 1) === 1;
-          const offerTerms = { pricePerHour: price, minHours: 1, maxHours: 3, noticeMs: 7n * MINUTE };
+          const offerTerms = { pricePerHour: price, minHours: 0, maxHours: 3, noticeMs: 7n * MINUTE };
           let offerId = createOffer(chain, [idA, idB], offerTerms);
           const ids = [idA, idB];
           const deposits = new Map<string, bigint>();
@@ -783,7 +895,8 @@ describe('market: properties', () => {
             const current = getChipMarket(chain.state, chipId).leaseId;
             let txs: TxEnvelope[] = [];
             if (o.op === 'open') {
-              const deposit = price * BigInt(o.hours) + o.extra;
+              const full = price * BigInt(o.hours);
+              const deposit = o.share < 500 ? (full * BigInt(o.share)) / 500n + 1n : full + o.extra;
               txs = [chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours: o.hours, deposit }])];
             } else if (o.op === 'topUp' && current) {
               txs = [chain.tx(renter, [{ type: 'topUpLease', leaseId: current, amount: o.amount }])];
@@ -821,6 +934,11 @@ describe('market: properties', () => {
             assert.equal(l.deposited, deposits.get(Buffer.from(l.id).toString('hex')));
             assert.equal(l.paid + l.refunded, l.deposited);
             assert.ok(l.accrued <= costThrough(l.pricePerHour, l.startTime, l.endTime));
+            if (l.closedReason === 'escrowExhausted') {
+              // Paid to exactly the moment the escrow ran out: all of it drawn, nothing past it.
+              assert.equal(l.settledTime, escrowUntil(l));
+              assert.equal(l.accrued, l.deposited);
+            }
           }
           assert.equal(
             listItems(chain.state, { tag: 1, scope: new Uint8Array(0) }).length,

@@ -1,25 +1,32 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
   consecutiveMisses,
+  decode,
   devSoftChipId,
   ed25519Sign,
+  effectiveStatus,
+  encode,
   epochOf,
   type GovProposal,
   getChip,
   getGovernance,
   governanceSigningBytes,
   type HeartbeatAnswer,
+  heartbeatChallenge,
   isOnline,
   registrationMessage,
+  rsaAllowListChipId,
   seedLookup,
   sha256,
   slotHeights,
   type TxEnvelope,
   transferMessage,
   utf8,
+  vendorCodec,
 } from '../src/index.js';
 import {
   answer,
@@ -252,6 +259,102 @@ describe('POCI: liveness', () => {
       'CHIP_INACTIVE',
     );
     expectReject(chain, chain.tx(miner, [{ type: 'deregisterChip', chipId }]), 'CHIP_INACTIVE');
+  });
+
+  test('attack: a key removed from the RSA allow-list deactivates its chip at once', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
+    const rsaSign = (m: Uint8Array) => new Uint8Array(sign('sha256', m, rsa.privateKey));
+    const base = genesis();
+    const chain = new TestChain(
+      genesis(POCI, {
+        vendors: [
+          ...base.vendors,
+          { id: 'unc-foundation', name: 'f', profile: 'rsa2048-allowlist', roots: [] },
+        ],
+        models: [
+          ...base.models,
+          { vendorId: 'unc-foundation', modelId: 'unc-a', name: 'a', power: 100_000n },
+        ],
+      }),
+    );
+    chain.blocksUntil(2n);
+    const entry = { vendorId: 'unc-foundation', publicKey: spki, modelId: 'unc-a', allowed: true };
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
+    const anchor = chain.height;
+    const message = registrationMessage(CHAIN, miner.address, chain.hashOf(anchor));
+    chain.block([
+      chain.tx(miner, [
+        {
+          type: 'registerChip',
+          anchorHeight: anchor,
+          evidence: {
+            type: 'rsa2048-allowlist',
+            vendorId: 'unc-foundation',
+            publicKey: spki,
+            signature: rsaSign(message),
+          },
+        },
+      ]),
+    ]);
+    const chipId = rsaAllowListChipId(spki);
+    const chip = () => getChip(chain.state, chipId)!;
+    assert.equal(effectiveStatus(chain.state, chip()).status, 'active');
+    // Walk to an open answer window of epoch 1 and answer it: accepted while listed.
+    chain.blocksUntil(POCI.epochBlocks + 1n);
+    const heights = slotHeights(seedLookup(chain.state)(1n)!, chipId, 1n, POCI);
+    const rsaAnswer = (slot: number) => ({
+      chipId,
+      epoch: 1n,
+      slot,
+      evidence: {
+        type: 'rsa2048-allowlist' as const,
+        signature: rsaSign(heartbeatChallenge(CHAIN, chipId, chain.hashOf(heights[slot]!))),
+      },
+    });
+    const [first, second] = heights.map((h, slot) => ({ h, slot })).sort((a, b) => (a.h < b.h ? -1 : 1));
+    chain.blocksUntil(first!.h);
+    chain.block([chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(first!.slot)] }], 0n)]);
+    assert.equal(chip().slotsAnswered, 1n);
+    // The foundation de-lists the key: the very next answer is refused, the chip is revoked.
+    chain.block([
+      chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: { ...entry, allowed: false } })]),
+    ]);
+    assert.equal(effectiveStatus(chain.state, chip()).status, 'revoked');
+    if (second && second.h > chain.height) chain.blocksUntil(second.h);
+    const late = second ?? first!;
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(late.slot)] }], 0n),
+      'CHIP_INACTIVE',
+    );
+  });
+
+  test('vendor requirements: encoded as one byte, refused on a non-tpm2 vendor', () => {
+    const v = { id: 'tpm-v', name: 'v', profile: 'tpm2' as const, roots: [] };
+    for (const flags of [
+      {},
+      { requireAkEku: true },
+      { requireHardwareModuleName: true },
+      { requireAkEku: true, requireHardwareModuleName: true },
+    ]) {
+      const bytes = encode(vendorCodec, { ...v, ...flags });
+      assert.deepEqual(decode(vendorCodec, bytes), { ...v, ...flags });
+    }
+    const bytes = encode(vendorCodec, v);
+    bytes[bytes.length - 1] = 4;
+    assert.throws(() => decode(vendorCodec, bytes), /requirement/);
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const onRsa = { ...v, profile: 'rsa2048-allowlist' as const, requireHardwareModuleName: true };
+    expectReject(
+      chain,
+      chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor: onRsa })]),
+      'BAD_PROPOSAL',
+    );
+    chain.block([
+      chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor: { ...v, requireAkEku: true } })]),
+    ]);
   });
 
   test('only the owner deregisters; a governance proposal needs a valid approval', () => {

@@ -13,9 +13,11 @@ import {
   DEFAULT_HALVING_PERIOD_MS,
   decode,
   devSoftChipId,
+  ed25519Sign,
   encode,
   epochOf,
   genesisStateWrites,
+  getAccount,
   getBond,
   getChip,
   getEmission,
@@ -23,11 +25,13 @@ import {
   getSupply,
   type HeartbeatAnswer,
   MemoryState,
+  releasesAt,
   StateOverlay,
   StateSpace,
   sha256,
   slashBond,
   type TxEvent,
+  transferMessage,
   utf8,
 } from '../src/index.js';
 import {
@@ -37,6 +41,7 @@ import {
   genesis,
   key,
   miner,
+  other,
   POCI,
   registerAction,
   slotsOf,
@@ -288,6 +293,176 @@ describe('rewards', () => {
     checkConservation(chain);
     const tooMuch = chain.attempt(chain.tx(miner, [{ type: 'unbond', amount: 6n * 10n ** 20n }]));
     assert.equal(tooMuch?.code, 'BAD_AMOUNT');
+  });
+
+  test('attack: unbonded UNC returns by itself at its release height, even to an account with 0 balance', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const poor = key('unbond-poor');
+    const fee = (a: Action) => chain.tx(poor, [a]).stx.tx.fee;
+    const funded = 10n ** 20n;
+    const stake = funded - fee({ type: 'bond', amount: 1n }) - fee({ type: 'unbond', amount: 1n });
+    chain.block([
+      chain.tx(miner, [{ type: 'transfer', to: poor.address, amount: funded, memo: new Uint8Array() }]),
+    ]);
+    chain.block([chain.tx(poor, [{ type: 'bond', amount: stake }])]);
+    chain.block([chain.tx(poor, [{ type: 'unbond', amount: stake }])]);
+    const releaseHeight = chain.height + 3n * POCI.epochBlocks;
+    assert.equal(getAccount(chain.state, poor.address).balance, 0n, 'nothing left to pay any fee with');
+    chain.blocksUntil(releaseHeight - 1n);
+    assert.equal(
+      getAccount(chain.state, poor.address).balance,
+      0n,
+      'still locked (and slashable) until then',
+    );
+    checkConservation(chain);
+    // The release height's block returns it with no transaction, and says so in its block events.
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: releaseHeight,
+      time: chain.time + 1000n,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+    });
+    assert.deepEqual(ex.blockEvents, [{ type: 'unbondReleased', account: poor.address, amount: stake }]);
+    chain.block();
+    assert.equal(getAccount(chain.state, poor.address).balance, stake);
+    assert.deepEqual(getBond(chain.state, poor.address), { bonded: 0n, unbonding: 0n, releaseHeight: 0n });
+    assert.equal(releasesAt(chain.state, releaseHeight).length, 0, 'the queue entry is gone');
+    checkConservation(chain);
+  });
+
+  test('property: bond, unbond, slash and wait in any order: every unit is released exactly at its height, supply conserved', () => {
+    type Op =
+      | { op: 'bond' | 'unbond'; amount: bigint }
+      | { op: 'slash'; bps: bigint }
+      | { op: 'wait'; blocks: number };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({
+        op: fc.constantFrom('bond' as const, 'unbond' as const),
+        amount: fc.bigInt({ min: 1n, max: 10n ** 21n }),
+      }),
+      fc.record({ op: fc.constant('slash' as const), bps: fc.bigInt({ min: 0n, max: 10_000n }) }),
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 70 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 12 }), (ops) => {
+        const chain = new TestChain();
+        chain.blocksUntil(2n);
+        for (const o of ops) {
+          if (o.op === 'slash') {
+            const overlay = new StateOverlay(chain.state);
+            slashBond(overlay, miner.address, o.bps);
+            chain.state.apply(overlay.changes());
+          } else if (o.op === 'wait') {
+            for (let i = 0; i < o.blocks; i++) {
+              const before = getBond(chain.state, miner.address);
+              const balance = getAccount(chain.state, miner.address).balance;
+              chain.block();
+              const after = getBond(chain.state, miner.address);
+              const due = before.unbonding > 0n && chain.height === before.releaseHeight;
+              assert.equal(
+                after.unbonding,
+                due ? 0n : before.unbonding,
+                'released at its height, not before',
+              );
+              assert.equal(
+                getAccount(chain.state, miner.address).balance,
+                balance + (due ? before.unbonding : 0n),
+                'to the last base unit',
+              );
+            }
+          } else {
+            const t = chain.tx(miner, [{ type: o.op, amount: o.amount }]);
+            if (!chain.attempt(t)) chain.block([t]);
+          }
+          checkConservation(chain);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  /** A chip of `miner` that answers every slot of epoch 1 and nothing after. */
+  function epochOneChip(name: string) {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key(name);
+    const chipId = devSoftChipId(chip.publicKey);
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    assert.equal(getChip(chain.state, chipId)!.firstEpoch, 1n);
+    const drive = (until: bigint) =>
+      driveAnswers(
+        chain,
+        [chip],
+        (_i, e) => e === 1n,
+        until - chain.height,
+        () => [],
+        () => checkConservation(chain),
+      );
+    return { chain, chip, chipId, drive };
+  }
+  const finalFrom = (e: bigint) => (e + 1n) * POCI.epochBlocks + 1n + POCI.answerWindowBlocks + 1n;
+  const rewardsOf = (events: TxEvent[], epoch: bigint) =>
+    events.filter(
+      (e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded' && e.epoch === epoch,
+    );
+
+  test('attack: selling a chip pays the seller for its final epochs first; the buyer gets none of them', () => {
+    const { chain, chip, chipId, drive } = epochOneChip('sold-chip');
+    const consent = (to: Uint8Array) => {
+      const anchor = chain.height;
+      return {
+        type: 'transferChip' as const,
+        chipId,
+        newOwner: to,
+        anchorHeight: anchor,
+        consent: {
+          type: 'dev-soft' as const,
+          signature: ed25519Sign(chip.seed, transferMessage(CHAIN, chipId, to, chain.hashOf(anchor))),
+        },
+      };
+    };
+    // Epoch 1 is over but not final yet: a transfer now would hand its pay to the buyer; it waits.
+    drive(finalFrom(1n) - 2n);
+    assert.equal(chain.attempt(chain.tx(miner, [consent(other.address)]))?.code, 'CHIP_REWARDS_PENDING');
+    drive(finalFrom(1n) + 2n);
+    assert.ok(getEpochRecord(chain.state, 1n)!.final);
+    const before = getAccount(chain.state, miner.address).balance;
+    const t = chain.tx(miner, [consent(other.address)]);
+    const events = chain.block([t]);
+    const [paid] = rewardsOf(events, 1n);
+    assert.ok(paid && paid.amount > 0n, 'the transfer paid epoch 1');
+    assert.deepEqual(paid.owner, miner.address, 'to the seller');
+    assert.equal(paid.amount, getEpochRecord(chain.state, 1n)!.budget, 'all of it: the only chip');
+    assert.equal(getAccount(chain.state, miner.address).balance, before - t.stx.tx.fee + paid.amount);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+    const claimed = chain.block([chain.tx(other, [{ type: 'claimRewards', chipIds: [chipId] }])]);
+    assert.equal(rewardsOf(claimed, 1n).length, 0, 'nothing of epoch 1 is left for the buyer');
+    checkConservation(chain);
+  });
+
+  test("attack: re-registering a deregistered chip pays its former owner's unpaid epochs, never drops them", () => {
+    const { chain, chip, chipId, drive } = epochOneChip('reregistered-chip');
+    drive(POCI.epochBlocks + 12n); // well inside epoch 1, after some answers
+    const deregistered = chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    assert.equal(rewardsOf(deregistered, 1n).length, 0, 'epoch 1 is not final yet: nothing paid');
+    // Registering it again before epoch 1 is final would overwrite its answers: refused.
+    assert.equal(
+      chain.attempt(chain.tx(other, [registerAction(chain, chip, other.address)]))?.code,
+      'CHIP_REWARDS_PENDING',
+    );
+    chain.blocksUntil(finalFrom(1n) + 1n);
+    const before = getAccount(chain.state, miner.address).balance;
+    const events = chain.block([chain.tx(other, [registerAction(chain, chip, other.address)])]);
+    const [paid] = rewardsOf(events, 1n);
+    assert.ok(paid && paid.amount > 0n, 'the registration paid the old record first');
+    assert.deepEqual(paid.owner, miner.address, 'to the former owner');
+    assert.equal(getAccount(chain.state, miner.address).balance, before + paid.amount);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+    assert.equal(getEpochRecord(chain.state, 1n)!.remainingBudget, 0n, 'epoch 1 fully paid out');
+    checkConservation(chain);
   });
 
   test('the work per block does not grow with the number of chips (10 vs 100,000)', () => {

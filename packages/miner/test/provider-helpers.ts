@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Chip, encodeAddress, toHex } from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
-import type { LeaseSource, ProviderLease } from '../src/index.js';
+import { type LeaseSource, leaseAt, type ProviderLease } from '../src/index.js';
 
 /** The fixtures in the source tree (tests run from dist/test). */
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
@@ -21,7 +21,8 @@ export class InMemoryLeaseSource implements LeaseSource {
   async getLease(idHex: string): Promise<ProviderLease | null> {
     this.calls++;
     const l = this.leases.get(idHex);
-    return l ? { ...l } : null;
+    // As RpcLeaseSource does: past its escrowUntil a lease reads 'ended'.
+    return l ? leaseAt({ ...l }, Date.now()) : null;
   }
 }
 

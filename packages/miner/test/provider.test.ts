@@ -26,9 +26,10 @@ import {
   type ProviderError,
   signJobRequest,
   type TensorJson,
+  type UncClient,
   verifyReceiptOffline,
 } from '@unc/sdk';
-import { DevSoftSigner, ProviderServer } from '../src/index.js';
+import { DevSoftSigner, ProviderServer, RpcLeaseSource } from '../src/index.js';
 import { AFFINE_B, AFFINE_W, affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
 import { chipJsonOf, chipRecord, fixture, InMemoryLeaseSource, OCR_SAMPLE_TEXT } from './provider-helpers.js';
@@ -347,6 +348,40 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
     assert.equal((await raw('POST', '/v1/jobs', body, { lease: id })).status, 200);
     leases.leases.get(id)!.status = 'closed';
     assert.equal((await raw('POST', '/v1/jobs', body, { lease: id })).status, 403);
+  });
+
+  test('attack: a lease whose escrow ran out gets no job from that moment, before the chain settles it', async () => {
+    const body = utf8(
+      JSON.stringify({ model: OCR_MODEL, image: Buffer.from(fixture('ocr-sample.png')).toString('base64') }),
+    );
+    const id = toHex(randomBytes(32));
+    // The chain still lists it as active (settled only at the next epoch start), but its
+    // escrowUntil has passed: nothing pays for a job now.
+    leases.leases.set(id, { ...leases.leases.get(leaseId)!, id, escrowUntil: Date.now() - 1 });
+    const refused = await raw('POST', '/v1/jobs', body, { lease: id });
+    assert.equal(refused.status, 403);
+    assert.equal(errorCode(refused.json), 'LEASE_NOT_ACTIVE');
+    leases.leases.get(id)!.escrowUntil = Date.now() + 60_000;
+    assert.equal((await raw('POST', '/v1/jobs', body, { lease: id })).status, 200);
+    // The RPC's own 'ended' status is refused too.
+    leases.leases.get(id)!.status = 'ended';
+    assert.equal((await raw('POST', '/v1/jobs', body, { lease: id })).status, 403);
+  });
+
+  test("the RPC lease source reads a lease past its escrowUntil as 'ended'", async () => {
+    let now = 1_000;
+    const view = {
+      id: leaseId,
+      chipId: chipIdHex,
+      renterPublicKey: '00',
+      status: 'active',
+      escrowUntil: 2_000,
+    };
+    const rpc = { call: async () => ({ ...view }) } as unknown as UncClient;
+    const source = new RpcLeaseSource(rpc, () => now);
+    assert.equal((await source.getLease(leaseId))?.status, 'active');
+    now = 2_000;
+    assert.equal((await source.getLease(leaseId))?.status, 'ended');
   });
 });
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, verify, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, verify, X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DecodeError, decode, encode } from '@unc/core';
+import { DecodeError, decode, encode, parseCertificate } from '@unc/core';
 import {
   createRevocationList,
   createVendorCa,
@@ -12,7 +12,6 @@ import {
   loadVendorCa,
   OID,
   parseAttest,
-  parseCertificate,
   parseSignature,
   provisionChip,
   publicKeyToSpki,
@@ -61,17 +60,37 @@ describe('vendor CA', () => {
       assert.equal(new Date(root.validFrom).getTime(), NOT_BEFORE.getTime());
       assert.equal(new Date(root.validTo).getTime(), NOT_AFTER.getTime());
 
+      // Read back with core's strict parser, the one the chain verifies evidence with.
       const rootInfo = parseCertificate(ca.root.certificate);
       const interInfo = parseCertificate(ca.intermediate.certificate);
-      const ski = (info: typeof rootInfo) => info.extensions.get(OID.subjectKeyIdentifier)!.value;
-      const aki = (info: typeof rootInfo) => info.extensions.get(OID.authorityKeyIdentifier)!.value;
-      assert.deepEqual(ski(rootInfo).subarray(2), keyIdentifier(rootInfo.subjectPublicKeyInfo));
-      assert.deepEqual(aki(interInfo).subarray(4), ski(rootInfo).subarray(2), 'intermediate AKI = root SKI');
-      assert.equal(interInfo.extensions.get(OID.basicConstraints)!.critical, true);
-      assert.equal(interInfo.extensions.get(OID.keyUsage)!.critical, true);
-      assert.deepEqual(interInfo.issuer, rootInfo.subject);
+      const extension = (info: typeof rootInfo, oid: string) => info.extensions.find((e) => e.oid === oid)!;
+      assert.deepEqual(rootInfo.subjectKeyIdentifier, keyIdentifier(rootInfo.publicKey.der));
+      assert.deepEqual(
+        interInfo.authorityKeyIdentifier,
+        rootInfo.subjectKeyIdentifier,
+        'intermediate AKI = root SKI',
+      );
+      assert.equal(extension(interInfo, OID.basicConstraints).critical, true);
+      assert.equal(extension(interInfo, OID.keyUsage).critical, true);
+      assert.deepEqual(interInfo.issuer.der, rootInfo.subject.der);
     });
   }
+
+  test("key identifiers are read with core's strict SPKI parser, for EC and RSA keys alike", () => {
+    const sha1 = (b: Uint8Array) => new Uint8Array(createHash('sha1').update(b).digest());
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    const rsaSpki = new Uint8Array(rsa.export({ type: 'spki', format: 'der' }));
+    // The subjectPublicKey BIT STRING of an RSA SPKI holds the PKCS#1 RSAPublicKey.
+    assert.deepEqual(
+      keyIdentifier(rsaSpki),
+      sha1(new Uint8Array(rsa.export({ type: 'pkcs1', format: 'der' }))),
+    );
+    const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
+    const ecSpki = new Uint8Array(ec.export({ type: 'spki', format: 'der' }));
+    assert.deepEqual(keyIdentifier(ecSpki), sha1(ecSpki.subarray(ecSpki.length - 65)));
+    // What the lenient reader let through, the strict one refuses.
+    assert.throws(() => keyIdentifier(Uint8Array.of(...ecSpki, 0)), /trailing/);
+  });
 
   test('written as PEM, private keys owner-only, and loaded back', async () => {
     const dir = await tempDir('unc-vendor-');
@@ -282,7 +301,7 @@ describe('revocation list', () => {
     );
     // Verifiable from the root public key alone, too.
     const rootKey = createPublicKey({
-      key: Buffer.from(parseCertificate(ca.root.certificate).subjectPublicKeyInfo),
+      key: Buffer.from(parseCertificate(ca.root.certificate).publicKey.der),
       format: 'der',
       type: 'spki',
     });

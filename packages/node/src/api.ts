@@ -492,7 +492,14 @@ export function createApi(node: UncNode): RpcServerModules {
       unc_getVendors: (): VendorJson[] =>
         chain.state.keysIn(StateSpace.vendor).map((k) => {
           const v = decode(vendorCodec, chain.state.get(k)!);
-          return { id: v.id, name: v.name, profile: v.profile, roots: v.roots.map(toHex) };
+          return {
+            id: v.id,
+            name: v.name,
+            profile: v.profile,
+            roots: v.roots.map(toHex),
+            requireAkEku: v.requireAkEku === true,
+            requireHardwareModuleName: v.requireHardwareModuleName === true,
+          };
         }),
 
       unc_getModels: (): ModelJson[] =>

@@ -5,12 +5,12 @@
  */
 import {
   consecutiveMisses,
-  costThrough,
   decode,
   decodeAddress,
   effectiveStatus,
   encodeAddress,
   equalBytes,
+  escrowUntil,
   fromHex,
   getChip,
   getChipMarket,
@@ -18,10 +18,11 @@ import {
   getOffer,
   getPociParams,
   getProviderRecord,
-  HOUR_MS,
   LEASE_STATUS_NAMES,
   type Lease,
   LeaseStatus,
+  leaseCostThrough,
+  leaseEndsAt,
   leasesByProvider,
   leasesByRenter,
   listItems,
@@ -175,28 +176,22 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
     };
   }
 
-  /** The first time at which the cost since the start exceeds what the escrow ever held for it. */
-  function escrowUntil(l: Lease): bigint {
-    const funded = l.accrued + l.remaining;
-    // costThrough(t) ≤ funded ⇔ price·(t − start) < (funded + 1)·HOUR.
-    const t = l.startTime + ((funded + 1n) * HOUR_MS - 1n) / l.pricePerHour;
-    return t < l.endTime ? t : l.endTime;
-  }
-
   function leaseJson(l: Lease): LeaseJson {
     const t = now();
     const offer = getOffer(chain.state, l.offerId);
     const closed = l.status === LeaseStatus.closed;
-    let unsettled = closed
-      ? 0n
-      : costThrough(l.pricePerHour, l.startTime, t < l.endTime ? t : l.endTime) - l.accrued;
+    // The moment the lease ends (escrow exhausted or end time), computed from the chain alone.
+    const endsAt = leaseEndsAt(l);
+    let unsettled = closed ? 0n : leaseCostThrough(l, t) - l.accrued;
     if (unsettled > l.remaining) unsettled = l.remaining;
     if (unsettled < 0n) unsettled = 0n;
+    const ended = !closed && t >= endsAt;
     const status: LeaseJson['status'] = closed
       ? 'closed'
-      : l.status === LeaseStatus.closing || t >= l.endTime
-        ? 'closing'
+      : ended
+        ? 'ended'
         : (LEASE_STATUS_NAMES[l.status] ?? 'active');
+    const endedReason = escrowUntil(l) < l.endTime ? 'escrowExhausted' : l.closingReason || 'ended';
     return {
       id: toHex(l.id),
       offerId: toHex(l.offerId),
@@ -213,7 +208,7 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
       refunded: l.refunded.toString(),
       remaining: l.remaining.toString(),
       unsettled: unsettled.toString(),
-      escrowUntil: Number(closed ? l.closedTime : escrowUntil(l)),
+      escrowUntil: Number(closed ? l.settledTime : endsAt),
       status,
       startHeight: Number(l.startHeight),
       startTime: Number(l.startTime),
@@ -221,7 +216,8 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
       settledTime: Number(l.settledTime),
       slotsAnswered: Number(l.slotsAnswered),
       slotsMissed: Number(l.slotsMissed),
-      closingReason: l.closingReason || (!closed && t >= l.endTime ? 'ended' : null),
+      closingReason: ended ? endedReason : l.closingReason || null,
+      disputes: l.disputes,
       closedHeight: closed ? Number(l.closedHeight) : null,
       closedTime: closed ? Number(l.closedTime) : null,
       closedReason: closed ? l.closedReason : null,

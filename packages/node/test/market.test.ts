@@ -162,6 +162,58 @@ describe('market RPC', () => {
     );
   });
 
+  test("attack: a lease ends the moment its escrow runs out, and the RPC says so at once ('ended')", async () => {
+    // Another provider and chip, so the records the other tests check stay theirs.
+    const provider2 = devKey(8);
+    const chip2 = devChipKey(1);
+    const chip2Id = toHex(devSoftChipId(chip2.publicKey));
+    const status = await client.status();
+    const anchor = await client.getHeader('latest');
+    const message = registrationMessage(status.chainId, provider2.address, fromHex(anchor.hash, 32));
+    await send(provider2.seed, [
+      {
+        type: 'registerChip',
+        anchorHeight: BigInt(anchor.height),
+        evidence: {
+          type: 'dev-soft',
+          vendorId: DEV_SOFT_VENDOR,
+          publicKey: chip2.publicKey,
+          modelId: 'sim-h100',
+          signature: ed25519Sign(chip2.seed, message),
+        },
+      },
+    ]);
+    const created = (
+      await send(provider2.seed, [
+        createOfferAction({
+          chipIds: [chip2Id],
+          pricePerHour: 36n * UNC,
+          minHours: 0,
+          maxHours: 24,
+          noticeMs: 0n,
+          endpoint: 'http://127.0.0.1:9/jobs',
+        }),
+      ])
+    ).find((e) => e.type === 'offerCreated');
+    assert.ok(created && created.type === 'offerCreated');
+    // 1.5 s of a 36 UNC/h lease: 0.015 UNC of escrow on a 24-hour lease.
+    const opened = (
+      await send(renter.seed, [
+        openLeaseAction(created.offerId, 24, { chipId: chip2Id, deposit: 15n * 10n ** 15n }),
+      ])
+    ).find((e) => e.type === 'leaseOpened');
+    assert.ok(opened && opened.type === 'leaseOpened');
+    const fresh = await client.getLease(opened.leaseId);
+    assert.equal(fresh.escrowUntil, fresh.startTime + 1500, 'the moment the escrow is spent, from the chain');
+    assert.ok(fresh.escrowUntil < fresh.endTime);
+    while ((await client.getHeader('latest')).timeMs < fresh.escrowUntil)
+      await new Promise((r) => setTimeout(r, 50));
+    const ended = await client.getLease(opened.leaseId);
+    assert.equal(ended.status, 'ended', 'the RPC says so before any settlement');
+    assert.equal(ended.closingReason, 'escrowExhausted');
+    assert.equal(ended.unsettled, ended.remaining, 'what is left is exactly the cost up to that moment');
+  });
+
   test('epoch ends settle the lease; top-up and close keep every unit accounted for', async () => {
     const start = (await client.status()).height;
     // Wait past two epoch boundaries (30 blocks each).

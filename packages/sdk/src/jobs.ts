@@ -13,7 +13,6 @@ import {
   bytes,
   type Chip,
   type Codec,
-  chainIdCodec,
   contentHash,
   decode,
   decodeAddress,
@@ -22,14 +21,16 @@ import {
   encode,
   equalBytes,
   fromHex,
-  hash32,
   type JobReceipt,
+  type JobRequestAuth,
+  jobRequestDigest,
   list,
+  type SignedJobRequest,
   type SignedReceipt,
+  signedJobRequestCodec,
   signedReceiptCodec,
   string,
   struct,
-  taggedHash,
   toHex,
   u32,
   u64,
@@ -59,30 +60,54 @@ export const JOB_HEADERS = {
   signature: 'x-unc-signature',
 } as const;
 
-export interface JobRequestAuth {
-  chainId: string;
-  leaseId: Uint8Array;
-  method: string;
-  /** Path with its query string, exactly as sent. */
-  path: string;
-  bodyHash: Uint8Array;
-  timestampMs: bigint;
-  nonce: bigint;
+// The request codec lives in core (a dispute on chain carries a signed request); re-exported here.
+export {
+  type JobRequestAuth,
+  jobRequestAuthCodec,
+  jobRequestDigest,
+  type SignedJobRequest,
+  signedJobRequestCodec,
+} from '@unc/core';
+
+/** Signs one request: the renter's signature over its digest, kept so it can back a dispute. */
+export function signJobRequestAuth(
+  renterSeed: Uint8Array,
+  req: { chainId: string; leaseId: Uint8Array; method: string; path: string; body: Uint8Array },
+  opts: { timestampMs?: bigint; nonce?: bigint } = {},
+): SignedJobRequest {
+  const request: JobRequestAuth = {
+    chainId: req.chainId,
+    leaseId: req.leaseId,
+    method: req.method.toUpperCase(),
+    path: req.path,
+    bodyHash: contentHash(req.body),
+    timestampMs: opts.timestampMs ?? BigInt(Date.now()),
+    nonce: opts.nonce ?? randomBytes(8).readBigUInt64BE(0),
+  };
+  return { request, signature: ed25519Sign(renterSeed, jobRequestDigest(request)) };
 }
 
-export const jobRequestAuthCodec: Codec<JobRequestAuth> = struct<JobRequestAuth>('JobRequestAuth', {
-  chainId: chainIdCodec,
-  leaseId: hash32,
-  method: string(16, 'method'),
-  path: string(1024, 'path'),
-  bodyHash: hash32,
-  timestampMs: u64,
-  nonce: u64,
-});
+/** The headers that carry a signed request. */
+export function jobRequestHeaders(
+  signed: SignedJobRequest,
+  renterPublicKey: Uint8Array,
+): Record<string, string> {
+  return {
+    [JOB_HEADERS.lease]: toHex(signed.request.leaseId),
+    [JOB_HEADERS.renter]: toHex(renterPublicKey),
+    [JOB_HEADERS.timestamp]: signed.request.timestampMs.toString(),
+    [JOB_HEADERS.nonce]: signed.request.nonce.toString(),
+    [JOB_HEADERS.signature]: toHex(signed.signature),
+  };
+}
 
-/** What the renter key signs for one request; also the request hash a job id is derived from. */
-export function jobRequestDigest(auth: JobRequestAuth): Uint8Array {
-  return taggedHash('UNC/job-request', encode(jobRequestAuthCodec, auth));
+/** A signed request as hex (the file `unc market dispute` reads). */
+export function encodeSignedJobRequest(signed: SignedJobRequest): string {
+  return toHex(encode(signedJobRequestCodec, signed));
+}
+
+export function decodeSignedJobRequest(hex: string): SignedJobRequest {
+  return decode(signedJobRequestCodec, fromHex(hex.trim()));
 }
 
 /** Signs one request; returns the headers that carry the signature. */
@@ -91,24 +116,7 @@ export function signJobRequest(
   req: { chainId: string; leaseId: Uint8Array; method: string; path: string; body: Uint8Array },
   opts: { timestampMs?: bigint; nonce?: bigint } = {},
 ): Record<string, string> {
-  const timestampMs = opts.timestampMs ?? BigInt(Date.now());
-  const nonce = opts.nonce ?? randomBytes(8).readBigUInt64BE(0);
-  const digest = jobRequestDigest({
-    chainId: req.chainId,
-    leaseId: req.leaseId,
-    method: req.method.toUpperCase(),
-    path: req.path,
-    bodyHash: contentHash(req.body),
-    timestampMs,
-    nonce,
-  });
-  return {
-    [JOB_HEADERS.lease]: toHex(req.leaseId),
-    [JOB_HEADERS.renter]: toHex(ed25519PublicKey(renterSeed)),
-    [JOB_HEADERS.timestamp]: timestampMs.toString(),
-    [JOB_HEADERS.nonce]: nonce.toString(),
-    [JOB_HEADERS.signature]: toHex(ed25519Sign(renterSeed, digest)),
-  };
+  return jobRequestHeaders(signJobRequestAuth(renterSeed, req, opts), ed25519PublicKey(renterSeed));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +424,11 @@ export class ProviderClient {
   private fingerprints: string[] = [];
   private fingerprintsReadAt = Date.now();
   private rereading: Promise<readonly string[]> | null = null;
+  /**
+   * The last job request sent (POST /v1/jobs) with the renter's signature: if the provider never
+   * answers it, it is what `unc market dispute` records on chain (encodeSignedJobRequest).
+   */
+  lastJobRequest: SignedJobRequest | null = null;
 
   constructor(private readonly opts: ProviderClientOptions) {
     let url: URL;
@@ -525,15 +538,18 @@ export class ProviderClient {
     retried = false,
   ): Promise<unknown> {
     const payload = body ?? new Uint8Array(0);
-    const headers: Record<string, string> = sign
-      ? signJobRequest(this.opts.renterSeed, {
-          chainId: this.opts.chainId,
-          leaseId: this.leaseId,
-          method,
-          path,
-          body: payload,
-        })
-      : {};
+    let headers: Record<string, string> = {};
+    if (sign) {
+      const signed = signJobRequestAuth(this.opts.renterSeed, {
+        chainId: this.opts.chainId,
+        leaseId: this.leaseId,
+        method,
+        path,
+        body: payload,
+      });
+      if (method === 'POST' && path.startsWith('/v1/jobs')) this.lastJobRequest = signed;
+      headers = jobRequestHeaders(signed, ed25519PublicKey(this.opts.renterSeed));
+    }
     if (body)
       headers['content-type'] = path === '/v1/models' ? 'application/octet-stream' : 'application/json';
     const refresh = this.opts.refreshTlsFingerprints;

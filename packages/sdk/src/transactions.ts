@@ -12,6 +12,7 @@ import {
   fromHex,
   minimumFee,
   type OfferAttributes,
+  type SignedJobRequest,
   type SignedReceipt,
   type SignedTransaction,
   signedTransactionCodec,
@@ -159,6 +160,7 @@ export function postReceiptAction(signed: SignedReceipt, rating: number): Action
   return { type: 'postReceipt', signed, rating };
 }
 
-export function disputeAction(leaseId: string, requestHash: string, reason: string): Action {
-  return { type: 'dispute', leaseId: fromHex(leaseId, 32), requestHash: fromHex(requestHash, 32), reason };
+/** Disputes a request the provider never answered: the renter-signed request itself is the proof. */
+export function disputeAction(signed: SignedJobRequest, reason: string): Action {
+  return { type: 'dispute', signed, reason };
 }

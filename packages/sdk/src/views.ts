@@ -11,6 +11,7 @@ import {
   blockHeaderCodec,
   encode,
   encodeAddress,
+  jobRequestDigest,
   type MarketAction,
   type MarketEvent,
   type TxEnvelope,
@@ -112,6 +113,8 @@ export type TxEventJson =
       reporter: string;
     }
   | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string }
+  /** A block event: unbonded UNC returned to the balance at its release height. */
+  | { type: 'unbondReleased'; account: string; amount: string }
   | MarketEventJson;
 
 export type MarketEventJson =
@@ -480,6 +483,8 @@ export function eventToJson(e: TxEvent): TxEventJson {
         releaseHeight: Number(e.releaseHeight),
         released: e.released.toString(),
       };
+    case 'unbondReleased':
+      return { type: 'unbondReleased', account: encodeAddress(e.account), amount: e.amount.toString() };
     case 'validatorSlashed':
       return {
         type: 'validatorSlashed',
@@ -582,6 +587,10 @@ export interface VendorJson {
   name: string;
   profile: string;
   roots: string[];
+  /** tpm2: AK certificates must carry extendedKeyUsage tcg-kp-AIKCertificate (2.23.133.8.3). */
+  requireAkEku: boolean;
+  /** tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip. */
+  requireHardwareModuleName: boolean;
 }
 
 export interface ModelJson {
@@ -657,8 +666,8 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
     case 'dispute':
       return {
         type: 'dispute',
-        leaseId: toHex(a.leaseId),
-        requestHash: toHex(a.requestHash),
+        leaseId: toHex(a.signed.request.leaseId),
+        requestHash: toHex(jobRequestDigest(a.signed.request)),
         reason: a.reason,
       };
     case 'updateOfferTls':
@@ -823,18 +832,24 @@ export interface LeaseJson {
   remaining: string;
   /** Cost accrued since the last settlement (not yet split or moved). */
   unsettled: string;
-  /** Block time until which the escrow covers the lease at full price (at most endTime): a
-   *  provider need not serve past it unless the renter tops up. */
+  /** The block time at which the lease ends: its escrow is exhausted (price × time since the start
+   *  reaches the deposit) or its end time passes, whichever is first. Every reader computes it from
+   *  the chain; the escrow pays up to exactly this moment and the provider serves no job from it on.
+   *  A top-up before it moves it later. For a closed lease: the time it was paid through. */
   escrowUntil: number;
-  /** 'closing': ending at endTime (notice given, or its end passed and it is settled at the epoch end). */
-  status: 'active' | 'closing' | 'closed';
+  /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil, no job is served, and
+   *  it is settled and closed at the next epoch start (or when its chip is leased again). */
+  status: 'active' | 'closing' | 'ended' | 'closed';
   startHeight: number;
   startTime: number;
   endTime: number;
   settledTime: number;
   slotsAnswered: number;
   slotsMissed: number;
+  /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed'). */
   closingReason: string | null;
+  /** Disputes recorded on it (at most MAX_DISPUTES_PER_LEASE). */
+  disputes: number;
   closedHeight: number | null;
   closedTime: number | null;
   closedReason: string | null;

@@ -9,6 +9,7 @@ import { renterClientCertificate } from '@unc/miner';
 import {
   type ChipJson,
   decodeSignedReceipt,
+  encodeSignedJobRequest,
   type JobResult,
   ProviderClient,
   RpcClientError,
@@ -28,6 +29,8 @@ interface LeaseView {
   endpoint: string;
   tlsFingerprints?: string[];
   status: string;
+  closingReason?: string | null;
+  closedReason?: string | null;
 }
 
 function leaseIdArg(text: string): string {
@@ -109,8 +112,28 @@ interface RunOpts {
   from: string;
   endpoint?: string;
   receiptOut?: string;
+  requestOut?: string;
   passwordFile?: string;
   clientCert?: boolean;
+}
+
+/**
+ * Runs a job; whatever happens, the signed job request is written where asked, so a request the
+ * provider never answered can be disputed on chain (`unc market dispute <file>`).
+ */
+async function withRequestOut<T>(provider: ProviderClient, out: string | undefined, run: () => Promise<T>) {
+  try {
+    return await run();
+  } catch (err) {
+    if (out && provider.lastJobRequest) {
+      const msg = `${(err as Error).message} (the signed request is in ${out}: \`unc market dispute ${out} --reason …\` records it on chain)`;
+      throw err instanceof UncError ? new UncError(err.code, msg) : new Error(msg);
+    }
+    throw err;
+  } finally {
+    if (out && provider.lastJobRequest)
+      writeFileSync(out, `${encodeSignedJobRequest(provider.lastJobRequest)}\n`);
+  }
 }
 
 /** Connects to the lease's provider as its renter. */
@@ -138,8 +161,11 @@ async function providerFor(
     throw new UncError('NO_ENDPOINT', 'the node does not serve unc_getLease; pass --endpoint <provider url>');
   refuseHttp(endpoint);
   // A closing lease is still served through its notice period.
-  if (lease && lease.status === 'closed')
-    throw new UncError('LEASE_NOT_ACTIVE', `lease ${leaseId} is closed`);
+  if (lease && (lease.status === 'closed' || lease.status === 'ended'))
+    throw new UncError(
+      'LEASE_NOT_ACTIVE',
+      `lease ${leaseId} is ${lease.status}${lease.closedReason || lease.closingReason ? ` (${lease.closedReason || lease.closingReason})` : ''}`,
+    );
   const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
   if (lease && lease.renterPublicKey.toLowerCase() !== toHex(ed25519PublicKey(seed)))
     throw new UncError('NOT_RENTER', `key "${opts.from}" is not the renter of lease ${leaseId}`);
@@ -195,6 +221,10 @@ export function jobCommand(): Command {
         .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
         .option('--receipt-out <file>', 'write the signed receipt (hex) here')
         .option('--client-cert', 'present a TLS client certificate of the renter key (mutual TLS)')
+        .option(
+          '--request-out <file>',
+          'write the signed job request (hex) here: the proof `unc market dispute` needs if no answer comes',
+        )
         .option('--password-file <file>', "the renter key's password"),
     );
 
@@ -211,7 +241,7 @@ export function jobCommand(): Command {
     const { provider, client, chainId } = await providerFor(ctx, opts);
     const result = await provider
       .uploadModel(model)
-      .then(({ modelHash }) => provider.runJob(modelHash, inputs))
+      .then(({ modelHash }) => withRequestOut(provider, opts.requestOut, () => provider.runJob(modelHash, inputs)))
       .finally(() => provider.close());
     await finish(client, chainId, result, opts.receiptOut);
     ctx.print({ ...result.job, verified: true }, () =>
@@ -231,7 +261,9 @@ export function jobCommand(): Command {
     const ctx = ctxOf(cmd);
     const bytes = new Uint8Array(readFileArg(image, 'image'));
     const { provider, client, chainId } = await providerFor(ctx, opts);
-    const result = await provider.runOcr(bytes).finally(() => provider.close());
+    const result = await withRequestOut(provider, opts.requestOut, () => provider.runOcr(bytes)).finally(() =>
+      provider.close(),
+    );
     await finish(client, chainId, result, opts.receiptOut);
     ctx.print({ ...result.job, verified: true }, () =>
       [

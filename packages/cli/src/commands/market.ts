@@ -1,7 +1,7 @@
 /** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Action, decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
+import { type Action, decodeAddress, formatUnc, MAX_DISPUTES_PER_LEASE, parseUnc, UncError } from '@unc/core';
 import {
   pemFingerprint,
   prepareNextCertificate,
@@ -13,6 +13,7 @@ import {
   closeLeaseAction,
   closeOfferAction,
   createOfferAction,
+  decodeSignedJobRequest,
   decodeSignedReceipt,
   disputeAction,
   encodeSigned,
@@ -189,16 +190,20 @@ export function leaseText(l: LeaseJson): string {
     `  endpoint      ${l.endpoint}`,
     `  price         ${unc(l.pricePerHour)} per hour, ${l.hours} h`,
     `  time          ${when(l.startTime)} → ${when(l.endTime)}${l.closedTime ? `, closed ${when(l.closedTime)}` : ''}`,
+    l.status === 'closed'
+      ? `  paid through  ${when(l.escrowUntil)}`
+      : `  ${l.status === 'ended' ? 'ended' : 'ends'}          ${when(l.escrowUntil)}${l.escrowUntil < l.endTime ? ' (the escrow runs out then; top up before to go on)' : ''}${l.status === 'ended' ? ': no job is served any more' : ''}`,
     `  deposit       ${unc(l.deposit)}`,
     `  paid          ${unc(l.paid)}`,
     `  refunded      ${unc(l.refunded)}`,
     `  remaining     ${unc(l.remaining)}${l.unsettled !== '0' ? ` (${unc(l.unsettled)} accrued, settled at the next epoch end)` : ''}`,
     `  slots         ${l.slotsAnswered} answered, ${l.slotsMissed} missed (missed time is refunded)`,
+    `  disputes      ${l.disputes}`,
   ].join('\n');
 }
 
 function leaseLine(l: LeaseJson): string {
-  return `${l.id}  ${l.status.padEnd(7)}  chip ${l.chipId.slice(0, 16)}…  paid ${unc(l.paid)}  refunded ${unc(l.refunded)}  remaining ${unc(l.remaining)}  ends ${when(l.endTime)}`;
+  return `${l.id}  ${l.status.padEnd(7)}  chip ${l.chipId.slice(0, 16)}…  paid ${unc(l.paid)}  refunded ${unc(l.refunded)}  remaining ${unc(l.remaining)}  ends ${when(l.status === 'closed' ? l.endTime : l.escrowUntil)}`;
 }
 
 function eventOf<T extends TxEventJson['type']>(
@@ -531,15 +536,23 @@ export function marketCommand(): Command {
 
   withSigner(
     market
-      .command('dispute <leaseId>')
-      .description('renter: record on chain a request the provider did not answer')
-      .requiredOption('--request <hash>', 'the request hash (the job id the request would have had)')
+      .command('dispute <request>')
+      .description(
+        'renter: record on chain a job request the provider did not answer (the signed request that ' +
+          '`unc job … --request-out <file>` saved; file or hex). Only while the lease is open, ' +
+          `at most ${MAX_DISPUTES_PER_LEASE} per lease`,
+      )
       .requiredOption('--reason <text>', 'what happened, e.g. "no answer within 60 s"'),
-  ).action(async (id: string, opts: SendOpts & { request: string; reason: string }, cmd: Command) => {
+  ).action(async (arg: string, opts: SendOpts & { reason: string }, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    const leaseId = idArg(id, 'lease');
-    const request = idArg(opts.request, 'request');
-    const { hash, height, events } = await send(ctx, opts, [disputeAction(leaseId, request, opts.reason)]);
+    const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
+    let signed: ReturnType<typeof decodeSignedJobRequest>;
+    try {
+      signed = decodeSignedJobRequest(hex);
+    } catch (err) {
+      throw new UncError('BAD_REQUEST', `not a signed job request: ${(err as Error).message}`);
+    }
+    const { hash, height, events } = await send(ctx, opts, [disputeAction(signed, opts.reason)]);
     const e = eventOf(events, 'disputeRecorded');
     ctx.print(
       { hash, height, leaseId: e.leaseId, provider: e.provider, requestHash: e.requestHash },

@@ -94,7 +94,7 @@ export function txCommand(): Command {
         .description(
           kind === 'bond'
             ? 'pledge UNC as a validator bond: the key that bonds becomes a validator candidate (PROTOCOL §6)'
-            : 'start unbonding: the UNC returns to the balance after the unbonding period (3 epochs)',
+            : 'start unbonding: the UNC returns to the balance by itself after the unbonding period (3 epochs; nothing more to send)',
         )
         .requiredOption('--from <name>', 'name of the key in the keyring')
         .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 100')

@@ -231,11 +231,18 @@ export function vendorCommand(): Command {
       .requiredOption('--model <id>', 'chip model id')
       .requiredOption('--power <n>', 'rated power: dense FP16 TFLOPS × 1000')
       .option('--model-name <name>', 'model display name')
+      .option('--require-ak-eku', 'tpm2: AK certificates must carry extendedKeyUsage 2.23.133.8.3')
+      .option(
+        '--require-hardware-module-name',
+        'tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip',
+      )
       .option('--password-file <file>', "the governance key's password"),
   ).action(
     async (
       opts: {
         ca: string;
+        requireAkEku?: boolean;
+        requireHardwareModuleName?: boolean;
         from: string;
         profile: string;
         name?: string;
@@ -250,6 +257,11 @@ export function vendorCommand(): Command {
       if (opts.profile !== 'tpm2' && opts.profile !== 'nvidia-spdm') {
         throw new UncError('BAD_ARGUMENT', '--profile must be tpm2 or nvidia-spdm for a CA-based vendor');
       }
+      if ((opts.requireAkEku || opts.requireHardwareModuleName) && opts.profile !== 'tpm2')
+        throw new UncError(
+          'BAD_ARGUMENT',
+          '--require-ak-eku and --require-hardware-module-name are for tpm2',
+        );
       if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n)
         throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
       const loaded = await loadVendorCa(opts.ca);
@@ -261,6 +273,8 @@ export function vendorCommand(): Command {
             name: opts.name ?? loaded.organization,
             profile: opts.profile,
             roots: [loaded.root.certificate],
+            ...(opts.requireAkEku ? { requireAkEku: true } : {}),
+            ...(opts.requireHardwareModuleName ? { requireHardwareModuleName: true } : {}),
           },
         },
         {

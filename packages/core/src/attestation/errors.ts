@@ -17,6 +17,8 @@ export type AttestationErrorCode =
   | 'ATTEST_NOT_CA'
   /** A certificate whose key may not sign evidence (keyUsage without digitalSignature). */
   | 'ATTEST_KEY_USAGE'
+  /** The vendor requires the certificate to name the device (a HardwareModuleName), and it does not. */
+  | 'ATTEST_IDENTITY_REQUIRED'
   /** A critical extension this verifier does not process (RFC 5280 §4.2 demands rejection). */
   | 'ATTEST_UNKNOWN_CRITICAL_EXTENSION'
   /** Block time outside a certificate's validity window (either side). */

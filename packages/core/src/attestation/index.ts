@@ -127,6 +127,10 @@ export interface VendorTrust {
   readonly allowList?: Readonly<Record<string, string>>;
   /** When present, the only model ids this vendor's evidence may name. */
   readonly models?: readonly string[];
+  /** tpm2: AK certificates must carry extendedKeyUsage tcg-kp-AIKCertificate. */
+  readonly requireAkEku?: boolean;
+  /** tpm2: AK certificates must name the device (HardwareModuleName). */
+  readonly requireHardwareModuleName?: boolean;
 }
 
 export interface TrustContext {
@@ -163,6 +167,8 @@ function dispatch(
         atMs,
         expectedMessage: message,
         vendorId: vendor.vendorId,
+        requireAkEku: vendor.requireAkEku === true,
+        requireHardwareModuleName: vendor.requireHardwareModuleName === true,
       });
     case 'nvidia-spdm':
       return verifyNvidiaSpdm({

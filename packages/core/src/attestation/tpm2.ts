@@ -9,7 +9,10 @@
  * Chip identity: the TCG HardwareModuleName (RFC 4108) in the AK certificate's subjectAltName when
  * the vendor puts one there (TCG "TPM 2.0 Keys for Device Identity and Attestation": IAK/IDevID
  * certificates carry the device's hwType and hwSerialNum), otherwise the AK public key itself. A
- * vendor's CA is expected to certify one AK per device, or to name the device in every certificate.
+ * vendor's CA is expected to certify one AK per device, or to name the device in every certificate;
+ * a vendor's registry entry can require the latter (requireHardwareModuleName). An AK certificate
+ * with an extendedKeyUsage must name tcg-kp-AIKCertificate (2.23.133.8.3); a vendor can require
+ * the extension (requireAkEku).
  */
 import { createHash } from 'node:crypto';
 import { equalBytes, toHex } from '../bytes.js';
@@ -25,6 +28,7 @@ import {
   parseCertificates,
   publicKeyIdentity,
   requireDigitalSignature,
+  requireExtendedKeyUsage,
   type SignatureAlgorithm,
   type SubjectPublicKey,
   type SubjectPublicKeyInfo,
@@ -427,6 +431,10 @@ export interface Tpm2Input {
   readonly atMs: bigint;
   readonly expectedMessage: Uint8Array;
   readonly vendorId?: string;
+  /** The vendor requires the AK certificate's extendedKeyUsage, naming tcg-kp-AIKCertificate. */
+  readonly requireAkEku?: boolean;
+  /** The vendor requires a HardwareModuleName (so one TPM cannot appear as several chips). */
+  readonly requireHardwareModuleName?: boolean;
 }
 
 /**
@@ -475,6 +483,8 @@ export function verifyTpm2Attestation(
 export function verifyTpm2(input: Tpm2Input): AttestedStatement {
   const ak = parseCertificate(input.akCertificate);
   requireDigitalSignature(ak);
+  // An AK certificate that lists purposes must list the TCG attestation-key purpose.
+  requireExtendedKeyUsage(ak, X509_OID.tcgKpAikCertificate, input.requireAkEku === true);
   // The evidence signature first: it is one verification, and junk should not cost a whole chain.
   const attest = verifyTpm2Attestation(input.attest, input.signature, ak.publicKey, input.expectedMessage);
   const chain = parseCertificates(input.chain, 'chain certificate');
@@ -484,6 +494,13 @@ export function verifyTpm2(input: Tpm2Input): AttestedStatement {
   if (modelId === null)
     throw new AttestationError('ATTEST_UNKNOWN_MODEL', 'the AK certificate names no tpmModel');
   const { chipId, identity } = tpm2ChipId(ak);
+  if (input.requireHardwareModuleName && identity !== 'hardwareModuleName') {
+    // Without it the chip id is the AK key, and a TPM can make many AKs: many chips of one TPM.
+    throw new AttestationError(
+      'ATTEST_IDENTITY_REQUIRED',
+      `${ak.subject.text} names no HardwareModuleName, which vendor ${input.vendorId ?? ''} requires`,
+    );
+  }
   const details: Record<string, string | number | bigint> = {
     attestType: attest.attested.type,
     clock: attest.clockInfo.clock,

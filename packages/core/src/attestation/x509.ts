@@ -141,6 +141,8 @@ export const X509_OID = {
   diceMultiTcbInfo: '2.23.133.5.4.5',
   /** RFC 4108 HardwareModuleName, the SAN otherName TCG IDevID/IAK certificates carry. */
   hardwareModuleName: '1.3.6.1.5.5.7.8.4',
+  /** tcg-kp-AIKCertificate: the extendedKeyUsage purpose of a TPM attestation key certificate. */
+  tcgKpAikCertificate: '2.23.133.8.3',
 } as const;
 
 const SIGNATURE_OIDS: Record<string, SignatureAlgorithm> = {
@@ -776,6 +778,35 @@ export function requireDigitalSignature(cert: Certificate): void {
     throw new AttestationError(
       'ATTEST_KEY_USAGE',
       `${cert.subject.text} may not sign (keyUsage lacks digitalSignature)`,
+    );
+  }
+}
+
+/** The extendedKeyUsage purposes (OIDs) of a certificate, or null when it has no such extension. */
+export function extendedKeyUsage(cert: Certificate): string[] | null {
+  const e = getExtension(cert, X509_OID.extKeyUsage);
+  if (!e) return null;
+  return sequence(parseDer(e.value), 'extKeyUsage', 1).map((n) => readOid(n, 'KeyPurposeId'));
+}
+
+/**
+ * Refuses a certificate whose extendedKeyUsage is present but does not name `purpose` (RFC 5280
+ * §4.2.1.12: the key may then be used only for the purposes listed), and, when `required`, one
+ * without the extension.
+ */
+export function requireExtendedKeyUsage(cert: Certificate, purpose: string, required: boolean): void {
+  const purposes = extendedKeyUsage(cert);
+  if (purposes === null) {
+    if (!required) return;
+    throw new AttestationError(
+      'ATTEST_KEY_USAGE',
+      `${cert.subject.text} has no extendedKeyUsage, and its vendor requires purpose ${purpose}`,
+    );
+  }
+  if (!purposes.includes(purpose)) {
+    throw new AttestationError(
+      'ATTEST_KEY_USAGE',
+      `${cert.subject.text} is for ${purposes.join(', ')} (extendedKeyUsage), not ${purpose}`,
     );
   }
 }

@@ -245,7 +245,19 @@ export function parseGenesis(json: unknown): Genesis {
         bad(`vendors[${i}].roots[${j}]`, 'must be a DER certificate in hex');
       }
     });
-    return { id, name: typeof o.name === 'string' ? o.name : id, profile: o.profile as Profile, roots };
+    const vendor: Vendor = {
+      id,
+      name: typeof o.name === 'string' ? o.name : id,
+      profile: o.profile as Profile,
+      roots,
+    };
+    for (const flag of ['requireAkEku', 'requireHardwareModuleName'] as const) {
+      if (o[flag] === undefined || o[flag] === false) continue;
+      if (o[flag] !== true) bad(`vendors[${i}].${flag}`, 'must be true or false');
+      if (vendor.profile !== 'tpm2') bad(`vendors[${i}].${flag}`, 'applies to tpm2 vendors only');
+      vendor[flag] = true;
+    }
+    return vendor;
   });
   const models = (g.models === undefined ? [] : (g.models as unknown[])).map((m, i): ChipModel => {
     const o = obj(m, `models[${i}]`);
@@ -315,6 +327,8 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
       name: v.name,
       profile: v.profile,
       roots: v.roots.map(toHex),
+      ...(v.requireAkEku ? { requireAkEku: true } : {}),
+      ...(v.requireHardwareModuleName ? { requireHardwareModuleName: true } : {}),
     })),
     models: g.models.map((m) => ({
       vendorId: m.vendorId,

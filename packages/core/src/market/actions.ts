@@ -5,6 +5,7 @@
 import { type Codec, list, option, string, struct, u8, u32, u64, u128 } from '../encoding/codec.js';
 import { hash32 } from '../encoding/primitives.js';
 import { type SignedReceipt, signedReceiptCodec } from './receipt.js';
+import { type SignedJobRequest, signedJobRequestCodec } from './request.js';
 
 export const MAX_OFFER_CHIPS = 32;
 export const MAX_ENDPOINT_BYTES = 256;
@@ -14,6 +15,8 @@ export const MAX_RUNTIME_BYTES = 32;
 export const MAX_REASON_BYTES = 256;
 /** TLS certificate fingerprints an offer lists: the current one and, while rotating, the next. */
 export const MAX_TLS_FINGERPRINTS = 2;
+/** Disputes one lease can record at most: a renter cannot bury a provider in them. */
+export const MAX_DISPUTES_PER_LEASE = 16;
 
 export interface OfferAttributes {
   /** Accelerator memory in MiB (0 = not stated). */
@@ -93,11 +96,13 @@ export interface PostReceiptAction {
   rating: number;
 }
 
-/** The renter records a request the provider never answered. */
+/**
+ * The renter records a request the provider never answered: the request itself, signed by the
+ * lease's renter key (so a dispute is bound to a request that was made, and names its lease).
+ */
 export interface DisputeAction {
   type: 'dispute';
-  leaseId: Uint8Array;
-  requestHash: Uint8Array;
+  signed: SignedJobRequest;
   reason: string;
 }
 
@@ -142,7 +147,6 @@ export const postReceiptCodec = struct<Omit<PostReceiptAction, 'type'>>('PostRec
   rating: u8,
 });
 export const disputeCodec = struct<Omit<DisputeAction, 'type'>>('Dispute', {
-  leaseId: hash32,
-  requestHash: hash32,
+  signed: signedJobRequestCodec,
   reason: string(MAX_REASON_BYTES, 'reason'),
 });

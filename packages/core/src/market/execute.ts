@@ -4,6 +4,7 @@
  * fully or throws a ValidationError (the caller discards its overlay then).
  */
 import { equalBytes, toHex } from '../bytes.js';
+import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
@@ -16,6 +17,7 @@ import {
   type CloseOfferAction,
   type CreateOfferAction,
   type DisputeAction,
+  MAX_DISPUTES_PER_LEASE,
   MAX_OFFER_CHIPS,
   MAX_TLS_FINGERPRINTS,
   type OpenLeaseAction,
@@ -24,10 +26,14 @@ import {
   type UpdateOfferTlsAction,
 } from './actions.js';
 import { verifyReceipt } from './receipt.js';
+import { jobRequestDigest } from './request.js';
 import {
   closeLease,
   costThrough,
+  escrowUntil,
   HOUR_MS,
+  leaseEndsAt,
+  leaseOver,
   type MarketContext,
   type MarketEvent,
   settleAndMaybeClose,
@@ -294,12 +300,20 @@ export function applyOpenLease(
   }
   const p = getPociParams(state);
   const seedOf = seedLookup(state);
+  const freed: MarketEvent[] = [];
   const usable = (chipId: Uint8Array): string | null => {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, offer.provider)) return 'no longer belongs to the provider';
     const { status } = effectiveStatus(state, chip);
     if (status !== 'active') return `is ${status}`;
-    if (getChipMarket(state, chipId).leaseId) return 'is already leased';
+    const current = getChipMarket(state, chipId).leaseId;
+    if (current) {
+      // A lease that has ended (escrow exhausted or end time passed) holds the chip no longer: it
+      // is settled and closed here rather than at the epoch end.
+      const old = getLease(state, current);
+      if (!old || !leaseOver(old, ctx.time)) return 'is already leased';
+      if (old.status !== LeaseStatus.closed) freed.push(...settleAndMaybeClose(state, old, ctx, p, seedOf));
+    }
     if (!isOnline(chip, ctx.height, p, seedOf)) return 'is offline';
     return null;
   };
@@ -363,6 +377,7 @@ export function applyOpenLease(
     closedHeight: 0n,
     closedTime: 0n,
     closedReason: '',
+    disputes: 0,
   };
   putLease(state, lease);
   putChipMarket(state, chipId, { ...getChipMarket(state, chipId), leaseId: id });
@@ -375,6 +390,7 @@ export function applyOpenLease(
   rec.leases += 1n;
   putProviderRecord(state, offer.provider, rec);
   return [
+    ...freed,
     {
       type: 'leaseOpened',
       leaseId: id,
@@ -388,13 +404,20 @@ export function applyOpenLease(
   ];
 }
 
+function endReason(lease: Lease): string {
+  return escrowUntil(lease) < lease.endTime ? 'its escrow is exhausted' : 'its end time passed';
+}
+
 function runningLease(state: StateOverlay, ctx: MarketContext, id: Uint8Array): Lease {
   const lease = existingLease(state, id);
   if (lease.status === LeaseStatus.closed) {
     throw new ValidationError('LEASE_CLOSED', `lease ${short(id)} is closed (${lease.closedReason})`);
   }
-  if (ctx.time >= lease.endTime) {
-    throw new ValidationError('LEASE_ENDED', `lease ${short(id)} has ended; it is settled at the epoch end`);
+  if (ctx.time >= leaseEndsAt(lease)) {
+    throw new ValidationError(
+      'LEASE_ENDED',
+      `lease ${short(id)} has ended (${endReason(lease)}); it is settled at the epoch end`,
+    );
   }
   return lease;
 }
@@ -449,7 +472,7 @@ export function applyCloseLease(
     return events;
   }
   if (equalBytes(lease.provider, sender)) {
-    if (ctx.time >= lease.endTime) {
+    if (ctx.time >= leaseEndsAt(lease)) {
       throw new ValidationError('LEASE_ENDED', `lease ${short(lease.id)} has ended already`);
     }
     const offer = existingOffer(state, lease.offerId);
@@ -515,8 +538,11 @@ export function applyDispute(
   sender: Uint8Array,
   action: DisputeAction,
 ): MarketEvent[] {
-  void ctx;
-  const lease = existingLease(state, action.leaseId);
+  const { request, signature } = action.signed;
+  if (request.chainId !== ctx.chainId) {
+    throw new ValidationError('WRONG_CHAIN', `the request is for chain "${request.chainId}"`);
+  }
+  const lease = existingLease(state, request.leaseId);
   if (!equalBytes(lease.renter, sender)) {
     throw new ValidationError(
       'NOT_RENTER',
@@ -524,9 +550,34 @@ export function applyDispute(
     );
   }
   if (action.reason.trim().length === 0) throw new ValidationError('BAD_REASON', 'say why the job failed');
-  if (!markOnce(state, 'dispute', disputeId(lease.id, action.requestHash))) {
+  // Only while the lease is open: a provider is accountable for requests it had to serve.
+  if (leaseOver(lease, ctx.time)) {
+    throw new ValidationError(
+      'LEASE_CLOSED',
+      `lease ${short(lease.id)} is over; disputes are for open leases`,
+    );
+  }
+  const requestHash = jobRequestDigest(request);
+  if (!ed25519Verify(lease.renterPublicKey, requestHash, signature)) {
+    throw new ValidationError(
+      'BAD_REQUEST_SIGNATURE',
+      `the request is not signed by the renter key of lease ${short(lease.id)}`,
+    );
+  }
+  if (request.timestampMs < lease.startTime || request.timestampMs >= leaseEndsAt(lease)) {
+    throw new ValidationError('REQUEST_OUTSIDE_LEASE', 'the request was not made while the lease ran');
+  }
+  if (lease.disputes >= MAX_DISPUTES_PER_LEASE) {
+    throw new ValidationError(
+      'TOO_MANY_DISPUTES',
+      `lease ${short(lease.id)} already has ${MAX_DISPUTES_PER_LEASE} disputes, the most one lease can record`,
+    );
+  }
+  if (!markOnce(state, 'dispute', disputeId(lease.id, requestHash))) {
     throw new ValidationError('DISPUTE_REPLAYED', 'this request is already disputed');
   }
+  lease.disputes += 1;
+  putLease(state, lease);
   const rec = getProviderRecord(state, lease.provider);
   rec.disputes += 1n;
   putProviderRecord(state, lease.provider, rec);
@@ -536,7 +587,7 @@ export function applyDispute(
       leaseId: lease.id,
       chipId: lease.chipId,
       provider: lease.provider,
-      requestHash: action.requestHash,
+      requestHash,
       reason: action.reason,
     },
   ];
@@ -562,6 +613,7 @@ export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): Marke
 
 /** Cost so far of a lease, for views: what settling now would have drawn in total. */
 export function leaseCostThrough(lease: Lease, time: bigint): bigint {
-  const t = time < lease.endTime ? time : lease.endTime;
+  const end = leaseEndsAt(lease);
+  const t = time < end ? time : end;
   return costThrough(lease.pricePerHour, lease.startTime, t);
 }

@@ -1,5 +1,6 @@
 export * from './actions.js';
 export * from './execute.js';
 export * from './receipt.js';
+export * from './request.js';
 export * from './settle.js';
 export * from './state.js';

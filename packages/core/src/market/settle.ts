@@ -93,6 +93,29 @@ export function costThrough(pricePerHour: bigint, startTime: bigint, t: bigint):
 }
 
 /**
+ * The block time at which the lease's escrow is exhausted: the first t at which the cost since the
+ * start reaches everything deposited, price × (t − start) / HOUR ≥ deposited. A pure function of
+ * the lease record, so every reader (the RPC, the provider, the settlement) computes the same
+ * moment. Top-ups move it later. (While a lease is open, deposited = accrued + remaining.)
+ */
+export function escrowUntil(lease: Pick<Lease, 'startTime' | 'pricePerHour' | 'deposited'>): bigint {
+  return lease.startTime + (lease.deposited * HOUR_MS + lease.pricePerHour - 1n) / lease.pricePerHour;
+}
+
+/** The moment a lease ends: its end time or the exhaustion of its escrow, whichever comes first. */
+export function leaseEndsAt(
+  lease: Pick<Lease, 'startTime' | 'pricePerHour' | 'deposited' | 'endTime'>,
+): bigint {
+  const e = escrowUntil(lease);
+  return e < lease.endTime ? e : lease.endTime;
+}
+
+/** Whether the lease is over at block time `time` (closed, or past its end): no job is served. */
+export function leaseOver(lease: Lease, time: bigint): boolean {
+  return lease.status === LeaseStatus.closed || time >= leaseEndsAt(lease);
+}
+
+/**
  * Splits the cost of a period by the chip's slot outcomes in it: paid = cost × answered/(answered +
  * missed), floored; the renter gets the rest. A period without a decided slot is paid in full when
  * the chip is online and refunded in full when it is not.
@@ -159,15 +182,16 @@ export function settleLease(
   p: PociParams,
   seedOf: SeedLookup,
 ): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean } {
-  const to = ctx.time < lease.endTime ? ctx.time : lease.endTime;
+  // The escrow pays up to exactly the moment the lease ends, never past it.
+  const until = escrowUntil(lease);
+  const endsAt = until < lease.endTime ? until : lease.endTime;
+  const to = ctx.time < endsAt ? ctx.time : endsAt;
+  const exhausted = until < lease.endTime && ctx.time >= until;
   const fromTime = lease.settledTime;
   let cost = costThrough(lease.pricePerHour, lease.startTime, to) - lease.accrued;
   if (cost < 0n) cost = 0n;
-  let exhausted = false;
-  if (cost >= lease.remaining && to < lease.endTime) {
-    cost = lease.remaining;
-    exhausted = true;
-  } else if (cost > lease.remaining) cost = lease.remaining;
+  // At `until` the cost reaches the deposit: what is left is drawn to the last base unit.
+  if (cost > lease.remaining || exhausted) cost = lease.remaining;
 
   // Slots are judged once their answer window has closed before this block.
   const decided = ctx.height - p.answerWindowBlocks - 1n;
@@ -262,8 +286,8 @@ export function settleAndMaybeClose(
   const { event, exhausted, chipOk } = settleLease(state, lease, ctx, p, seedOf);
   if (event) events.push(event);
   let reason: string | null = null;
-  if (ctx.time >= lease.endTime) reason = lease.closingReason || 'ended';
-  else if (exhausted) reason = 'escrowExhausted';
+  if (exhausted) reason = 'escrowExhausted';
+  else if (ctx.time >= lease.endTime) reason = lease.closingReason || 'ended';
   else if (!chipOk) reason = 'chipUnavailable';
   if (reason) events.push(closeLease(state, lease, ctx, reason));
   return events;

@@ -110,6 +110,8 @@ export interface Lease {
   closedHeight: bigint;
   closedTime: bigint;
   closedReason: string;
+  /** Disputes recorded on this lease (at most MAX_DISPUTES_PER_LEASE). */
+  disputes: number;
 }
 
 export const leaseCodec: Codec<Lease> = struct<Lease>('Lease', {
@@ -138,6 +140,7 @@ export const leaseCodec: Codec<Lease> = struct<Lease>('Lease', {
   closedHeight: u64,
   closedTime: u64,
   closedReason: string(64, 'closedReason'),
+  disputes: u32,
 });
 
 export interface ProviderRecord {

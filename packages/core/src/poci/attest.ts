@@ -93,6 +93,8 @@ function vendorTrust(state: StateReader, evidence: RegistrationEvidence): Vendor
     revokedSerials: evidenceSerials(evidence).filter((s) => isSerialRevoked(state, vendor.id, s)),
     revokedChipIds: [],
     ...(allowList ? { allowList } : {}),
+    ...(vendor.requireAkEku ? { requireAkEku: true } : {}),
+    ...(vendor.requireHardwareModuleName ? { requireHardwareModuleName: true } : {}),
   };
 }
 

@@ -19,7 +19,7 @@ import {
 import { address, hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
-import { idCodec, isSerialRevoked, type Profile, profileCodec } from './registry.js';
+import { getAllowlistEntry, idCodec, isSerialRevoked, type Profile, profileCodec } from './registry.js';
 
 export const ChipStatus = { active: 0, deregistered: 1, revoked: 2 } as const;
 export type ChipStatusName = keyof typeof ChipStatus;
@@ -116,11 +116,19 @@ export function putChip(state: StateOverlay, chip: Chip): void {
 
 /**
  * The chip's status with revocations applied: revoking a certificate serial deactivates every
- * chip it vouched for at once, without touching each chip record.
+ * chip it vouched for at once, without touching each chip record; so does removing an
+ * rsa2048-allowlist chip's key from its vendor's allow-list (the entry is looked up on every
+ * heartbeat, and everywhere else a chip's status matters, in O(1)).
  */
 export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipStatusName; reason: string } {
   if (chip.status === ChipStatus.deregistered) return { status: 'deregistered', reason: chip.statusReason };
   if (chip.status === ChipStatus.revoked) return { status: 'revoked', reason: chip.statusReason };
+  if (
+    chip.profile === 'rsa2048-allowlist' &&
+    !getAllowlistEntry(state, chip.vendorId, chip.keyMaterial)?.allowed
+  ) {
+    return { status: 'revoked', reason: `key removed from the allow-list of vendor ${chip.vendorId}` };
+  }
   for (const serial of chip.certSerials) {
     if (isSerialRevoked(state, chip.vendorId, serial)) {
       return { status: 'revoked', reason: `certificate ${serial} revoked by vendor ${chip.vendorId}` };

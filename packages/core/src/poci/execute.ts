@@ -178,6 +178,9 @@ export function applyGovernance(
     switch (p.type) {
       case 'setVendor':
         checkId(p.vendor.id, 'vendor id');
+        if ((p.vendor.requireAkEku || p.vendor.requireHardwareModuleName) && p.vendor.profile !== 'tpm2') {
+          throw new ValidationError('BAD_PROPOSAL', 'AK requirements apply to tpm2 vendors only');
+        }
         putVendor(state, p.vendor);
         break;
       case 'setModel':
@@ -278,12 +281,23 @@ export function applyRegisterChip(
   if (!model)
     throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
   const existing = getChip(state, id.chipId);
+  const events: PociEvent[] = [];
   if (existing) {
     const { status } = effectiveStatus(state, existing);
     if (status !== 'deregistered') {
       throw new ValidationError(
         'CHIP_ALREADY_REGISTERED',
         `chip ${toHex(id.chipId)} is already registered (${status}); one chip is one identity`,
+      );
+    }
+    // The old record's epochs are its former owner's: pay what is final now, and refuse to
+    // overwrite an epoch that is not final yet (the new record starts with empty masks).
+    events.push(...rewardEvents(existing, settleChipRewards(state, existing, p)));
+    const pending = unpaidPendingEpoch(state, existing, existing.epoch);
+    if (pending !== null) {
+      throw new ValidationError(
+        'CHIP_REWARDS_PENDING',
+        `chip ${toHex(id.chipId)} has unpaid rewards of epoch ${pending}, final from height ${finalFrom(pending, p)}; register it again from then on`,
       );
     }
   }
@@ -314,6 +328,7 @@ export function applyRegisterChip(
   };
   putChip(state, chip);
   return [
+    ...events,
     {
       type: 'chipRegistered',
       chipId: id.chipId,
@@ -323,6 +338,27 @@ export function applyRegisterChip(
       power: model.power,
     },
   ];
+}
+
+/**
+ * The oldest epoch, at or before `through`, in which the chip answered but that is not final yet
+ * (so not payable yet), or null. O(1): a chip holds the masks of two epochs.
+ */
+function unpaidPendingEpoch(state: StateOverlay, chip: Chip, through: bigint): bigint | null {
+  for (const [epoch, mask] of [
+    [chip.epoch - 1n, chip.prevAnswered],
+    [chip.epoch, chip.answered],
+  ] as [bigint, number][]) {
+    if (epoch < 0n || epoch > through || epoch < chip.firstEpoch || epoch < chip.rewardedThrough) continue;
+    const r = getEpochRecord(state, epoch);
+    if (mask !== 0 && r && !r.final) return epoch;
+  }
+  return null;
+}
+
+/** The first height at which epoch `e` is final (its last answer window has closed). */
+function finalFrom(e: bigint, p: PociParams): bigint {
+  return epochStart(e + 1n, p) + p.answerWindowBlocks + 1n;
 }
 
 function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array): Chip {
@@ -355,10 +391,23 @@ export function applyTransferChip(
   );
   const { tpmClock } = verifyHeartbeat(chip, action.consent, message);
   if (tpmClock) chip.tpmClock = tpmClock;
+  // The seller is paid for every final epoch before the owner changes. An epoch the seller owned
+  // to its end but that is not final yet (the first W + 1 blocks of the next epoch) would be paid
+  // to the buyer: the transfer waits for it. The current epoch, owned by both, goes to the owner
+  // when it is final (the buyer).
+  const events = rewardEvents(chip, settleChipRewards(state, chip, p));
+  const current = epochOf(ctx.height, p);
+  const pending = unpaidPendingEpoch(state, chip, current - 1n);
+  if (pending !== null) {
+    throw new ValidationError(
+      'CHIP_REWARDS_PENDING',
+      `chip ${toHex(chip.chipId)} has unpaid rewards of epoch ${pending}, final from height ${finalFrom(pending, p)}; transfer it from then on`,
+    );
+  }
   const from = chip.owner;
   chip.owner = action.newOwner;
   putChip(state, chip);
-  return [{ type: 'chipTransferred', chipId: chip.chipId, from, to: action.newOwner }];
+  return [...events, { type: 'chipTransferred', chipId: chip.chipId, from, to: action.newOwner }];
 }
 
 export function applyDeregisterChip(

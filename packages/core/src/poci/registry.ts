@@ -4,7 +4,18 @@
  */
 import { utf8 } from '../bytes.js';
 import { sha256 } from '../crypto/hash.js';
-import { bool, bytes, type Codec, decode, encode, list, string, struct, u128 } from '../encoding/codec.js';
+import {
+  bool,
+  bytes,
+  type Codec,
+  decode,
+  encode,
+  list,
+  string,
+  struct,
+  u8,
+  u128,
+} from '../encoding/codec.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 
@@ -35,14 +46,50 @@ export interface Vendor {
   profile: Profile;
   /** Root certificates (DER) that chip certificate chains must end in; empty for allow-list profiles. */
   roots: Uint8Array[];
+  /** tpm2 only: AK certificates must carry extendedKeyUsage tcg-kp-AIKCertificate (2.23.133.8.3). */
+  requireAkEku?: boolean;
+  /**
+   * tpm2 only: AK certificates must name the device (HardwareModuleName), so the chip id is the
+   * device's and a TPM cannot register as several chips through several AKs.
+   */
+  requireHardwareModuleName?: boolean;
 }
 
-export const vendorCodec: Codec<Vendor> = struct<Vendor>('Vendor', {
-  id: idCodec,
-  name: string(128, 'name'),
-  profile: profileCodec,
-  roots: list(bytes(8192, 'root'), 8, 'roots'),
-});
+/** Bits of a vendor's `requirements` byte; a flag that is off is left out of the Vendor object. */
+export const VENDOR_FLAGS = { requireAkEku: 1, requireHardwareModuleName: 2 } as const;
+
+const vendorFieldsCodec = struct<Omit<Vendor, keyof typeof VENDOR_FLAGS> & { requirements: number }>(
+  'Vendor',
+  {
+    id: idCodec,
+    name: string(128, 'name'),
+    profile: profileCodec,
+    roots: list(bytes(8192, 'root'), 8, 'roots'),
+    requirements: u8,
+  },
+);
+
+/** Vendor = id ‖ name ‖ profile ‖ roots ‖ requirements: u8 (VENDOR_FLAGS bits; others must be 0). */
+export const vendorCodec: Codec<Vendor> = {
+  name: 'Vendor',
+  write(w, v) {
+    let requirements = 0;
+    for (const [flag, bit] of Object.entries(VENDOR_FLAGS)) {
+      if (v[flag as keyof typeof VENDOR_FLAGS]) requirements |= bit;
+    }
+    vendorFieldsCodec.write(w, { id: v.id, name: v.name, profile: v.profile, roots: v.roots, requirements });
+  },
+  read(r) {
+    const { requirements, ...v } = vendorFieldsCodec.read(r);
+    if (requirements & ~(VENDOR_FLAGS.requireAkEku | VENDOR_FLAGS.requireHardwareModuleName)) {
+      throw new RangeError(`unknown vendor requirement bits ${requirements}`);
+    }
+    const out: Vendor = { ...v };
+    if (requirements & VENDOR_FLAGS.requireAkEku) out.requireAkEku = true;
+    if (requirements & VENDOR_FLAGS.requireHardwareModuleName) out.requireHardwareModuleName = true;
+    return out;
+  },
+};
 
 export interface ChipModel {
   vendorId: string;

@@ -1,9 +1,14 @@
 /**
  * Validator bonds: UNC a validator pledges, and the slashing hook consensus calls with provable
  * equivocation. Unbonded UNC stays slashable until `releaseHeight`, so a validator cannot escape a
- * slash by unbonding just before its evidence lands.
+ * slash by unbonding just before its evidence lands; at that height it returns to the balance by
+ * itself (PROTOCOL.md §6), with no transaction and no fee: every unbond puts its account in a queue
+ * keyed by the release height, and each block's opening bookkeeping releases that height's entries.
  */
-import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
+
+import { equalBytes } from '../bytes.js';
+import { type Codec, decode, encode, list, struct, u64, u128 } from '../encoding/codec.js';
+import { address as addressCodec } from '../encoding/primitives.js';
 import { ValidationError } from '../errors.js';
 import { getAccount, putAccount, StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
@@ -35,6 +40,57 @@ export function getBond(state: StateReader, address: Uint8Array): Bond {
 
 function putBond(state: StateOverlay, address: Uint8Array, b: Bond): void {
   state.set(bondKey(address), b.bonded === 0n && b.unbonding === 0n ? null : encode(bondCodec, b));
+}
+
+// ---- The release queue: `0x00 0x20 ‖ u64 height` → the accounts whose unbonding ends then ----
+
+/** Unbonds one block can hold: far above what the block size allows. */
+const MAX_RELEASES_PER_HEIGHT = 1 << 20;
+const releaseListCodec = list(addressCodec, MAX_RELEASES_PER_HEIGHT, 'releases');
+
+export function releaseQueueKey(height: bigint): Uint8Array {
+  const k = new Uint8Array(10);
+  k[0] = StateSpace.system;
+  k[1] = 0x20;
+  new DataView(k.buffer).setBigUint64(2, height);
+  return k;
+}
+
+export function releasesAt(state: StateReader, height: bigint): Uint8Array[] {
+  const raw = state.get(releaseQueueKey(height));
+  return raw ? decode(releaseListCodec, raw) : [];
+}
+
+function queueRelease(state: StateOverlay, address: Uint8Array, height: bigint): void {
+  const queued = releasesAt(state, height);
+  if (queued.some((a) => equalBytes(a, address))) return;
+  state.set(releaseQueueKey(height), encode(releaseListCodec, [...queued, address]));
+}
+
+export interface UnbondRelease {
+  account: Uint8Array;
+  amount: bigint;
+}
+
+/**
+ * Block-start bookkeeping: returns every unbonding that ends at `height` to its account's balance.
+ * O(unbonds queued for this height), nothing else; an entry whose account unbonded again later
+ * (and so moved its release height) or was slashed to nothing is skipped.
+ */
+export function releaseUnbondedAt(state: StateOverlay, height: bigint): UnbondRelease[] {
+  const queued = releasesAt(state, height);
+  if (queued.length === 0) return [];
+  state.set(releaseQueueKey(height), null);
+  const out: UnbondRelease[] = [];
+  for (const account of queued) {
+    const b = getBond(state, account);
+    if (b.releaseHeight !== height) continue;
+    const amount = release(state, account, b, height);
+    if (amount === 0n) continue;
+    putBond(state, account, b);
+    out.push({ account, amount });
+  }
+  return out;
 }
 
 /** Returns released unbonding UNC to the balance. */
@@ -85,6 +141,7 @@ export function applyUnbond(
   b.unbonding += amount;
   b.releaseHeight = height + unbondingBlocks;
   putBond(state, address, b);
+  queueRelease(state, address, b.releaseHeight);
   return released;
 }
 

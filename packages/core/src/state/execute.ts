@@ -42,7 +42,7 @@ import {
   type PociEvent,
 } from '../poci/execute.js';
 import { getPociParams } from '../poci/params.js';
-import { applyBond, applyUnbond } from '../rewards/bonds.js';
+import { applyBond, applyUnbond, releaseUnbondedAt } from '../rewards/bonds.js';
 import { getAccount, putAccount } from './accounts.js';
 import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
@@ -64,6 +64,7 @@ export type TxEvent =
   | { type: 'fee'; payer: Uint8Array; amount: bigint; burned: bigint; toProposer: bigint }
   | { type: 'bonded'; account: Uint8Array; amount: bigint; released: bigint }
   | { type: 'unbonded'; account: Uint8Array; amount: bigint; releaseHeight: bigint; released: bigint }
+  | { type: 'unbondReleased'; account: Uint8Array; amount: bigint }
   | PociEvent
   | MarketEvent
   | ValidatorSlashedEvent;
@@ -279,7 +280,8 @@ export interface BlockExecution {
   results: TxResult[];
   feesBurned: bigint;
   feesToProposer: bigint;
-  /** Events of the block's own bookkeeping (epoch-end lease settlement), before any transaction. */
+  /** Events of the block's own bookkeeping (unbonds released, epoch-end lease settlement), before
+   *  any transaction. */
   blockEvents: TxEvent[];
 }
 
@@ -312,7 +314,12 @@ export class BlockExecutor {
     this.overlay = new StateOverlay(base);
     this.params = getParams(this.overlay);
     beginBlockPoci(this.overlay, ctx, ctx.prevHash, ctx.prevBeacon);
-    this.blockEvents = beginBlockMarket(this.overlay, ctx);
+    const released: TxEvent[] = releaseUnbondedAt(this.overlay, ctx.height).map((r) => ({
+      type: 'unbondReleased',
+      account: r.account,
+      amount: r.amount,
+    }));
+    this.blockEvents = [...released, ...beginBlockMarket(this.overlay, ctx)];
   }
 
   get count(): number {

@@ -68,6 +68,8 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
     12,
     struct('UnbondedEvent', { account: address, amount: u128, releaseHeight: u64, released: u128 }),
   ],
+  // Unbonded UNC returned at its release height (rewards/bonds.ts), a block event.
+  unbondReleased: [40, struct('UnbondReleasedEvent', { account: address, amount: u128 })],
   // Compute rental (market/settle.ts).
   offerCreated: [
     13,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { AttestationError } from '../../src/attestation/errors.js';
@@ -24,7 +24,20 @@ import {
 } from '../../src/attestation/x509.js';
 import { concatBytes, toHex } from '../../src/bytes.js';
 import { taggedHash } from '../../src/crypto/hash.js';
-import { flipS, isHighS, ms, nvidiaSample, TPM_AT, TPM_MESSAGE, tpmFixture } from './helpers.js';
+import {
+  der,
+  ext,
+  flipS,
+  isHighS,
+  issue,
+  issueCa,
+  ms,
+  name,
+  nvidiaSample,
+  TPM_AT,
+  TPM_MESSAGE,
+  tpmFixture,
+} from './helpers.js';
 
 function rejects(fn: () => unknown, code: string, re?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -205,6 +218,49 @@ describe('verifyTpm2', () => {
       assert.equal(s.details.attestType, attest.attested.type);
     });
   }
+
+  test('an AK certificate with extendedKeyUsage must name tcg-kp-AIKCertificate; a vendor can require it', () => {
+    const akKey = createPublicKey({
+      key: Buffer.from(parseCertificate(tpmFixture(ecc.cert)).publicKey.der),
+      format: 'der',
+      type: 'spki',
+    });
+    const ca = issueCa('EKU test root');
+    const akCert = (purposes: string[] | null) =>
+      issue({
+        subject: name('EKU test AK', [['2.23.133.2.2', 'UNC-TPU-1']]),
+        issuer: ca,
+        keyPair: { publicKey: akKey, privateKey: ca.key },
+        extensions: ({ ski }) => [
+          ext.ku(0),
+          ext.ski(ski),
+          ext.aki(ca.ski),
+          ...(purposes ? [ext.raw('2.5.29.37', false, der.seq(...purposes.map((p) => der.oid(p))))] : []),
+        ],
+      }).der;
+    const run = (cert: Uint8Array, requireAkEku = false) =>
+      verifyTpm2(input(ecc, { akCertificate: cert, chain: [], roots: [ca.der], requireAkEku }));
+    const AK_PURPOSE = '2.23.133.8.3';
+    const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+    assert.equal(run(akCert([AK_PURPOSE]), true).profile, 'tpm2');
+    assert.equal(run(akCert([SERVER_AUTH, AK_PURPOSE])).profile, 'tpm2');
+    rejects(() => run(akCert([SERVER_AUTH])), 'ATTEST_KEY_USAGE', /not 2\.23\.133\.8\.3/);
+    assert.equal(run(akCert(null)).profile, 'tpm2', 'absent: fine unless the vendor requires it');
+    rejects(() => run(akCert(null), true), 'ATTEST_KEY_USAGE', /requires purpose/);
+    rejects(() => run(akCert([])), 'ATTEST_MALFORMED');
+  });
+
+  test('a vendor that requires a HardwareModuleName refuses an AK certificate without one', () => {
+    assert.equal(
+      verifyTpm2(input(CASES[0]!, { requireHardwareModuleName: true })).details.identity,
+      'hardwareModuleName',
+    );
+    rejects(
+      () => verifyTpm2(input(CASES[3]!, { requireHardwareModuleName: true })),
+      'ATTEST_IDENTITY_REQUIRED',
+    );
+    assert.equal(verifyTpm2(input(CASES[3]!)).details.identity, 'akPublicKey');
+  });
 
   test('derives the chip id from the HardwareModuleName when the AK certificate has one, else from the AK key', () => {
     const hmn = verifyTpm2(input(CASES[0]!));

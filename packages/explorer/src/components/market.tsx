@@ -50,7 +50,11 @@ export function LeaseStatus({
   lease: Pick<LeaseJson, 'status' | 'closedReason' | 'closingReason'>;
 }) {
   const why =
-    lease.status === 'closed' ? lease.closedReason : lease.status === 'closing' ? lease.closingReason : null;
+    lease.status === 'closed'
+      ? lease.closedReason
+      : lease.status === 'closing' || lease.status === 'ended'
+        ? lease.closingReason
+        : null;
   return (
     <span data-testid="lease-status" data-status={lease.status} title={reasonText(why) || undefined}>
       <Badge tone={statusTone(lease.status)}>{lease.status}</Badge>

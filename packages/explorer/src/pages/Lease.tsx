@@ -134,7 +134,7 @@ export function LeasePage({ params }: PageProps) {
           hint={
             lease.status === 'closed'
               ? reasonText(lease.closedReason) || 'closed'
-              : lease.status === 'closing'
+              : lease.status === 'closing' || lease.status === 'ended'
                 ? reasonText(lease.closingReason) || 'closing at its end time'
                 : ends
           }

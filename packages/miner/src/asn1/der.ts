@@ -1,9 +1,10 @@
 /**
- * A minimal DER (X.690) encoder and reader: just the types X.509 certificates and ECDSA
- * signatures need. Encoding is deterministic by construction (definite minimal lengths, minimal
- * integers, sorted SET OF), which is what makes a certificate's signature reproducible.
+ * A minimal DER (X.690) encoder: just the types X.509 certificates and ECDSA signatures need.
+ * Encoding is deterministic by construction (definite minimal lengths, minimal integers, sorted
+ * SET OF), which is what makes a certificate's signature reproducible. There is no reader here:
+ * the miner reads certificates with core's strict parser, the one the chain verifies with.
  */
-import { compareBytes, concatBytes, DecodeError, utf8 } from '@unc/core';
+import { compareBytes, concatBytes, utf8 } from '@unc/core';
 
 export const TAG = {
   BOOLEAN: 0x01,
@@ -152,56 +153,6 @@ export function contextTag(n: number, content: Uint8Array, constructed: boolean)
 
 export function explicit(n: number, inner: Uint8Array): Uint8Array {
   return contextTag(n, inner, true);
-}
-
-/** One decoded DER element; `raw` is the whole TLV, `content` its value octets. */
-export interface DerElement {
-  readonly tag: number;
-  readonly content: Uint8Array;
-  readonly raw: Uint8Array;
-}
-
-/** Reads the element at `offset`; strict about DER's minimal, definite lengths. */
-export function readElement(bytes: Uint8Array, offset = 0): DerElement & { readonly end: number } {
-  if (offset + 2 > bytes.length) throw new DecodeError('DER: truncated element');
-  const tag = bytes[offset]!;
-  if ((tag & 0x1f) === 0x1f) throw new DecodeError('DER: high tag numbers are not supported');
-  let len = bytes[offset + 1]!;
-  let pos = offset + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4) throw new DecodeError('DER: unsupported length encoding');
-    if (pos + n > bytes.length) throw new DecodeError('DER: truncated length');
-    if (bytes[pos] === 0) throw new DecodeError('DER: non-minimal length');
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + bytes[pos + i]!;
-    if (len < 0x80) throw new DecodeError('DER: non-minimal length');
-    pos += n;
-  }
-  const end = pos + len;
-  if (end > bytes.length) throw new DecodeError('DER: element runs past the end of its container');
-  return { tag, content: bytes.subarray(pos, end), raw: bytes.subarray(offset, end), end };
-}
-
-/** Exactly one element filling `bytes`. */
-export function readSingle(bytes: Uint8Array, expectedTag?: number): DerElement {
-  const el = readElement(bytes, 0);
-  if (el.end !== bytes.length) throw new DecodeError('DER: trailing bytes');
-  if (expectedTag !== undefined && el.tag !== expectedTag) {
-    throw new DecodeError(`DER: expected tag 0x${expectedTag.toString(16)}, got 0x${el.tag.toString(16)}`);
-  }
-  return el;
-}
-
-/** The elements inside a constructed element's content. */
-export function readChildren(content: Uint8Array): DerElement[] {
-  const out: DerElement[] = [];
-  for (let pos = 0; pos < content.length; ) {
-    const el = readElement(content, pos);
-    out.push(el);
-    pos = el.end;
-  }
-  return out;
 }
 
 /** ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }, from unsigned big-endian r and s. */

@@ -12,7 +12,24 @@ export interface ProviderLease {
   chipId: string;
   /** The renter's Ed25519 public key, hex: the only key whose requests are served. */
   renterPublicKey: string;
-  status: 'active' | 'closing' | 'closed';
+  /**
+   * 'ended': past the moment its escrow ran out or its end time passed (escrowUntil); the chain
+   * pays nothing from then on, so no job is served, even before the chain settles it.
+   */
+  status: 'active' | 'closing' | 'ended' | 'closed';
+  /** Block time (ms) at which the lease ends, computed by the chain from its escrow and end time. */
+  escrowUntil?: number;
+}
+
+/**
+ * The lease as the provider must treat it at wall-clock time `nowMs`: a lease the chain still
+ * shows running is 'ended' from escrowUntil on (the chain's view lags by up to a block).
+ */
+export function leaseAt(lease: ProviderLease, nowMs: number): ProviderLease {
+  if ((lease.status === 'active' || lease.status === 'closing') && lease.escrowUntil !== undefined) {
+    if (nowMs >= lease.escrowUntil) return { ...lease, status: 'ended' };
+  }
+  return lease;
 }
 
 export interface LeaseSource {
@@ -20,13 +37,16 @@ export interface LeaseSource {
   getLease(idHex: string): Promise<ProviderLease | null>;
 }
 
-/** Reads leases through the node's `unc_getLease` RPC. */
+/** Reads leases through the node's `unc_getLease` RPC; a lease past its escrowUntil reads 'ended'. */
 export class RpcLeaseSource implements LeaseSource {
-  constructor(private readonly client: UncClient) {}
+  constructor(
+    private readonly client: UncClient,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async getLease(idHex: string): Promise<ProviderLease | null> {
     try {
-      return await this.client.call<ProviderLease>('unc_getLease', [idHex]);
+      return leaseAt(await this.client.call<ProviderLease>('unc_getLease', [idHex]), this.now());
     } catch (err) {
       if (err instanceof RpcClientError && err.reason === 'NOT_FOUND') return null;
       throw err;

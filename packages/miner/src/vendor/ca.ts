@@ -6,6 +6,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseCertificate } from '@unc/core';
 import { bytesToBigint } from '../asn1/der.js';
 import { fromPem, toPem } from './pem.js';
 import {
@@ -14,7 +15,6 @@ import {
   issueCertificate,
   keyIdentifier,
   OID,
-  parseCertificate,
   tcgDirectoryName,
 } from './x509.js';
 
@@ -68,8 +68,9 @@ function newKey(curve: VendorCurve): { privateKey: KeyObject; spki: Uint8Array }
 }
 
 function caKey(certificate: Uint8Array, privateKey: KeyObject): CaKey {
-  const info = parseCertificate(certificate);
-  return { certificate, privateKey, keyId: keyIdentifier(info.subjectPublicKeyInfo), subject: info.subject };
+  // Read back with core's strict parser: a CA file that the chain would not accept fails here.
+  const cert = parseCertificate(certificate);
+  return { certificate, privateKey, keyId: keyIdentifier(cert.publicKey.der), subject: cert.subject.der };
 }
 
 export function createVendorCa(opts: VendorCaOptions): VendorCa {

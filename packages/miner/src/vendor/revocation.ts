@@ -26,6 +26,7 @@ import {
   encode,
   equalBytes,
   list,
+  parseCertificate,
   string,
   struct,
   u8,
@@ -35,7 +36,7 @@ import {
 import { bigintToBytes, bytesToBigint } from '../asn1/der.js';
 import type { VendorCa } from './ca.js';
 import { fromPem, toPem } from './pem.js';
-import { keyIdentifier, parseCertificate } from './x509.js';
+import { keyIdentifier } from './x509.js';
 
 export const REVOCATION_TAG = 'UNC/vendor-revocations';
 export const REVOCATION_PEM_LABEL = 'UNC VENDOR REVOCATION LIST';
@@ -147,7 +148,7 @@ export function verifyRevocationList(
   checkCanonical(signed.list);
   const spki =
     'certificate' in root
-      ? parseCertificate(root.certificate).subjectPublicKeyInfo
+      ? parseCertificate(root.certificate).publicKey.der
       : new Uint8Array(root.publicKey.export({ type: 'spki', format: 'der' }));
   const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
   if (!equalBytes(signed.list.issuerKeyId, keyIdentifier(spki))) {

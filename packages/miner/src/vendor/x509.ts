@@ -3,13 +3,16 @@
  * P-384. Only what a vendor CA and its AK certificates need: names, validity, key identifiers,
  * basic constraints, key usage, extended key usage and the TCG subject-alternative-name
  * attributes. Chains are linked by key identifiers, as the chain's verifiers require (§4.1).
+ *
+ * This module only writes certificates. Whatever the miner reads back (its CA on disk, a root for
+ * a revocation list) goes through core's strict parser (`parseCertificate`,
+ * `parseSubjectPublicKeyInfo`), the one the chain verifies evidence with.
  */
 import { createHash, type KeyObject, sign } from 'node:crypto';
-import { DecodeError } from '@unc/core';
+import { parseSubjectPublicKeyInfo } from '@unc/core';
 import {
   bitString,
   boolean,
-  bytesToBigint,
   contextTag,
   explicit,
   integer,
@@ -17,11 +20,8 @@ import {
   octetString,
   oid,
   printableString,
-  readChildren,
-  readSingle,
   sequence,
   setOf,
-  TAG,
   time,
   utf8String,
 } from '../asn1/der.js';
@@ -102,21 +102,13 @@ function encodeExtension(ext: Extension): Uint8Array {
 
 /**
  * RFC 5280 §4.2.1.2 method 1: the key identifier is the SHA-1 of the subjectPublicKey BIT STRING
- * contents (without tag, length and unused-bits octet).
+ * contents (without tag, length and unused-bits octet). The SPKI is read by core's strict parser;
+ * the BIT STRING contents are its key in canonical form (the EC point, or RSAPublicKey's DER).
  */
 export function keyIdentifier(spki: Uint8Array): Uint8Array {
-  const { subjectPublicKey } = parseSpki(spki);
-  return new Uint8Array(createHash('sha1').update(subjectPublicKey).digest());
-}
-
-export function parseSpki(spki: Uint8Array): { algorithm: Uint8Array; subjectPublicKey: Uint8Array } {
-  const outer = readSingle(spki, TAG.SEQUENCE);
-  const [algorithm, key] = readChildren(outer.content);
-  if (!algorithm || !key || algorithm.tag !== TAG.SEQUENCE || key.tag !== TAG.BIT_STRING) {
-    throw new DecodeError('not a SubjectPublicKeyInfo');
-  }
-  if (key.content[0] !== 0) throw new DecodeError('subjectPublicKey has unused bits');
-  return { algorithm: algorithm.raw, subjectPublicKey: key.content.subarray(1) };
+  const { key } = parseSubjectPublicKeyInfo(spki);
+  const bits = key.kind === 'ec' ? key.point : sequence(integer(key.modulus), integer(key.exponent));
+  return new Uint8Array(createHash('sha1').update(bits).digest());
 }
 
 export interface CertificateSpec {
@@ -225,60 +217,4 @@ export function tcgDirectoryName(attrs: {
   );
   // GeneralName directoryName is [4], explicitly tagged because Name is a CHOICE.
   return explicit(4, name);
-}
-
-/** The parts of a certificate the vendor tooling reads back. */
-export interface CertificateInfo {
-  readonly tbs: Uint8Array;
-  readonly serial: bigint;
-  readonly issuer: Uint8Array;
-  readonly subject: Uint8Array;
-  readonly subjectPublicKeyInfo: Uint8Array;
-  readonly extensions: ReadonlyMap<string, { critical: boolean; value: Uint8Array }>;
-}
-
-export function parseCertificate(der: Uint8Array): CertificateInfo {
-  const cert = readSingle(der, TAG.SEQUENCE);
-  const [tbsEl] = readChildren(cert.content);
-  if (!tbsEl || tbsEl.tag !== TAG.SEQUENCE) throw new DecodeError('not a certificate');
-  const fields = readChildren(tbsEl.content);
-  const hasVersion = fields[0]?.tag === 0xa0;
-  const f = hasVersion ? fields.slice(1) : fields;
-  const [serialEl, , issuer, , subject, spki] = f;
-  if (!serialEl || serialEl.tag !== TAG.INTEGER || !issuer || !subject || !spki) {
-    throw new DecodeError('malformed TBSCertificate');
-  }
-  const extensions = new Map<string, { critical: boolean; value: Uint8Array }>();
-  const extWrapper = f.slice(6).find((el) => el.tag === 0xa3);
-  if (extWrapper) {
-    for (const ext of readChildren(readSingle(extWrapper.content, TAG.SEQUENCE).content)) {
-      const parts = readChildren(ext.content);
-      const id = decodeOid(parts[0]!.content);
-      const critical = parts.length === 3 && parts[1]!.tag === TAG.BOOLEAN && parts[1]!.content[0] !== 0;
-      extensions.set(id, { critical, value: parts[parts.length - 1]!.content });
-    }
-  }
-  return {
-    tbs: tbsEl.raw,
-    serial: bytesToBigint(serialEl.content),
-    issuer: issuer.raw,
-    subject: subject.raw,
-    subjectPublicKeyInfo: spki.raw,
-    extensions,
-  };
-}
-
-export function decodeOid(content: Uint8Array): string {
-  const arcs: bigint[] = [];
-  let v = 0n;
-  for (const b of content) {
-    v = (v << 7n) | BigInt(b & 0x7f);
-    if (!(b & 0x80)) {
-      arcs.push(v);
-      v = 0n;
-    }
-  }
-  if (arcs.length === 0) throw new DecodeError('empty OID');
-  const first = arcs[0]! < 80n ? arcs[0]! / 40n : 2n;
-  return [first, arcs[0]! - first * 40n, ...arcs.slice(1)].join('.');
 }
