@@ -35,6 +35,7 @@ import { spinner } from '../progress.js';
 import { rpcLimitsOf } from './start.js';
 
 const DEV_TPM_VENDOR = 'dev-tpm';
+const DEV_UNLIMITED_ADDRESSES = ['127.0.0.1', '::1'];
 const DEV_TPM_MODEL = 'swtpm';
 
 /** The dev TPM vendor's CA, made once per home, whose root the dev genesis trusts. */
@@ -169,7 +170,10 @@ export function devCommand(): Command {
       const recorded = existsSync(configPath)
         ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
         : {};
-      const rpcLimits = rpcLimitsOf(recorded, configPath);
+      // A dev chain serves its own explorer, CLI and miner on this machine: per-address limits would
+      // only throttle them. Other loopback addresses (127.0.0.2, …) stay limited, and the home's
+      // config.json `rpc.unlimitedAddresses` replaces this list.
+      const rpcLimits = { unlimitedAddresses: DEV_UNLIMITED_ADDRESSES, ...rpcLimitsOf(recorded, configPath) };
       const node = await UncNode.start({
         rpc: rpcLimits,
         ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
