@@ -5,6 +5,7 @@
 import { utf8 } from '../bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { bool, bytes, type Codec, decode, encode, list, string, struct, u128 } from '../encoding/codec.js';
+import { DecodeError } from '../errors.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 
@@ -21,7 +22,7 @@ export const profileCodec: Codec<Profile> = {
   read(r) {
     const i = r.u8('profile');
     const p = PROFILES[i];
-    if (!p) throw new RangeError(`unknown profile tag ${i}`);
+    if (!p) throw new DecodeError(`unknown profile tag ${i}`);
     return p;
   },
 };
