@@ -503,7 +503,13 @@ export function nextInput(rng: Rng, target: FuzzTarget, pool: readonly Uint8Arra
     if (from.length === 0 || rng.chance(0.1)) {
       return Buffer.from(JSON.stringify(randomJson(rng, 0, target.jsonExtras ?? [])));
     }
-    let v = JSON.parse(Buffer.from(rng.pick(from)).toString('utf8')) as Json;
+    let v: Json;
+    try {
+      v = JSON.parse(Buffer.from(rng.pick(from)).toString('utf8')) as Json;
+    } catch {
+      // A pool member whose text was damaged on purpose: start from a seed instead.
+      v = JSON.parse(Buffer.from(rng.pick(target.seeds)).toString('utf8')) as Json;
+    }
     for (let n = 1 + rng.int(3); n > 0; n--) v = mutateJson(rng, v, target.jsonExtras ?? []);
     const text = Buffer.from(JSON.stringify(v) ?? 'null');
     // Now and then the text itself is damaged, for the parsers that take raw JSON.

@@ -108,19 +108,23 @@ import {
   voteMessageCodec,
 } from '@unc/node';
 import {
+  type AccountJson,
   blockToJson,
   closeLeaseAction,
   closeOfferAction,
   createOfferAction,
   decodeSignedReceipt,
   disputeAction,
+  type HeaderJson,
   openLeaseAction,
+  ProofError,
   postReceiptAction,
   signJobRequest,
   tensorsFromJson,
   topUpLeaseAction,
   transferAction,
   txToJson,
+  verifyAccountProof,
   verifyReceiptOffline,
 } from '@unc/sdk';
 import type { FuzzTarget, Json, Rng } from './fuzz-lib.js';
@@ -772,6 +776,14 @@ export async function createTargets(): Promise<FuzzSetup> {
     ...subscriptions.map((s) => jsonSeed({ s, p: [hashes[5]] })),
   ];
 
+  // What a node answers a light client: an account with its Merkle proof, and the header.
+  const proofSeeds: Uint8Array[] = [];
+  for (const address of addresses) {
+    const account = await api.methods.unc_getAccount!([address, true], { transport: 'http' });
+    const header = await api.methods.unc_getHeader!([], { transport: 'http' });
+    proofSeeds.push(jsonSeed({ account, header }));
+  }
+
   // Provider: signed request headers, as the renter's client makes them.
   const lease = contentHash(utf8('lease'));
   const renter = devKey(7);
@@ -1101,6 +1113,56 @@ export async function createTargets(): Promise<FuzzSetup> {
         await api.methods[name]!(call.p, { transport: 'http' });
       },
       classified: isRpcClassified,
+    },
+    {
+      name: 'proof',
+      description:
+        "a light client's check of a node's answer: verifyAccountProof (header, Merkle proof, account)",
+      weight: 3,
+      kind: 'json',
+      seeds: proofSeeds,
+      jsonExtras: rpcExtras,
+      run(input) {
+        const answer = jsonOf(input) as { account?: unknown; header?: unknown } | undefined;
+        if (!answer || typeof answer !== 'object') throw new ProofError('(not an answer)');
+        verifyAccountProof(answer.account as AccountJson, answer.header as HeaderJson);
+      },
+      classified: (err) => err instanceof ProofError,
+    },
+    {
+      name: 'rpc-http',
+      description: 'the JSON-RPC server over HTTP: request envelopes, batches, malformed JSON, results',
+      weight: 0.5,
+      kind: 'json',
+      seeds: [
+        jsonSeed([
+          { jsonrpc: '2.0', id: 1, method: 'unc_getBlock', params: [1, true] },
+          { jsonrpc: '2.0', method: 'unc_status' },
+          { jsonrpc: '2.0', id: 'a', method: 'unc_getAccount', params: { address: addresses[0] } },
+        ]),
+        ...rpcSeeds.map((seed) => {
+          const call = JSON.parse(seed.toString()) as { m?: string; s?: string; p?: unknown };
+          return jsonSeed(
+            call.m
+              ? { jsonrpc: '2.0', id: 1, method: call.m, params: call.p }
+              : { jsonrpc: '2.0', id: 'x', method: 'unc_subscribe', params: [call.s, call.p] },
+          );
+        }),
+      ],
+      jsonExtras: [...rpcExtras, '2.0', ...methods],
+      async run(input) {
+        const res = await fetch(follower.rpcUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: input,
+        });
+        const text = await res.text();
+        // The server answers -32603 only for exceptions no handler classified: those are bugs.
+        if (res.status >= 500 || text.includes('"code":-32603')) {
+          throw new Error(`HTTP ${res.status}: ${text.slice(0, 300)}`);
+        }
+      },
+      classified: () => false,
     },
     {
       name: 'provider',
