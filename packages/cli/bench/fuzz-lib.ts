@@ -361,6 +361,8 @@ export interface FuzzTarget {
   run(input: Uint8Array): unknown;
   /** True for the errors callers turn into clear answers (the project's own error types). */
   classified(err: unknown): boolean;
+  /** Optional counts the target keeps of what its inputs reached (e.g. gossip verdicts). */
+  readonly tally?: Map<string, number>;
 }
 
 export interface Finding {
@@ -383,6 +385,7 @@ export interface TargetStats {
   findings: number;
   maxMs: number;
   totalMs: number;
+  tally?: Record<string, number>;
 }
 
 export interface FuzzReport {
@@ -633,9 +636,16 @@ export async function runFuzz(targets: readonly FuzzTarget[], opts: FuzzOptions)
       s.findings += unhandled.length;
       unhandled = [];
       stats.push(s);
+      if (target.tally && target.tally.size > 0) {
+        s.tally = Object.fromEntries([...target.tally].sort((a, b) => b[1] - a[1]));
+      }
       opts.onProgress?.(
         `${target.name.padEnd(18)} ${String(s.inputs).padStart(8)} inputs  ${String(s.accepted).padStart(8)} accepted  ${String(s.rejected).padStart(8)} rejected  ${s.findings} findings  max ${s.maxMs.toFixed(1)} ms  ${Math.round((s.inputs * 1000) / Math.max(1, s.totalMs))}/s`,
       );
+      if (s.tally) {
+        const parts = Object.entries(s.tally).map(([k, v]) => `${k} ${v}`);
+        opts.onProgress?.(`${''.padEnd(18)} ${parts.join(', ')}`);
+      }
     }
   } finally {
     watchdog.stop();

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import {
   type Action,
   AttestationError,
+  accountKey,
   type Block,
   blockCodec,
   blockHash,
@@ -47,6 +48,7 @@ import {
   hardwareModuleName,
   heartbeatEvidenceCodec,
   type JobReceipt,
+  merkleProofCodec,
   nvidiaModel,
   parseCertificate,
   parseGenesis,
@@ -73,6 +75,7 @@ import {
   tpm2ChipId,
   tpmModel,
   transactionCodec,
+  trieKey,
   UncError,
   utf8,
   verifyCommitCertificate,
@@ -88,6 +91,7 @@ import {
 } from '@unc/core';
 import { HttpError, RequestAuthenticator } from '@unc/miner';
 import {
+  blockRangeCodec,
   type Chain,
   chainSyncTarget,
   createApi,
@@ -844,7 +848,39 @@ export async function createTargets(): Promise<FuzzSetup> {
     devSoftEnabled: true,
   };
 
+  const gossipTally = new Map<string, number>();
+
+  // Every codec an outsider's bytes reach, decoded strictly and re-encoded (canonical encoding).
+  const wireCodecs: [Codec<unknown>, Uint8Array[]][] = (
+    [
+      [voteMessageCodec, gossipSeeds.filter((g) => g[0] === 2).map((g) => g.subarray(1))],
+      [proposalMessageCodec, proposalMessages],
+      [txBatchCodec, gossipSeeds.filter((g) => g[0] === 0).map((g) => g.subarray(1))],
+      [statusCodec, [encode(statusCodec, handlers.status())]],
+      [blockRangeCodec, [encode(blockRangeCodec, { from: 1n, to: 64n })]],
+      [
+        merkleProofCodec,
+        [follower.chain.state.trie.prove(trieKey(accountKey(sender.address)))].map((p) =>
+          encode(merkleProofCodec, p),
+        ),
+      ],
+      [consensusEvidenceCodec, evidenceSeeds],
+      [evidenceCodec, registration.map((e) => encode(evidenceCodec, e))],
+    ] as [Codec<unknown>, Uint8Array[]][]
+  ).filter(([, seeds]) => seeds.length > 0);
+
   const targets: FuzzTarget[] = [
+    {
+      name: 'codec',
+      description: 'the wire codecs of gossip, sync and proofs: strict decode, canonical re-encode',
+      weight: 6,
+      seeds: wireCodecs.flatMap(([, seeds], i) => seeds.map((b) => Uint8Array.of(i, ...b))),
+      run(input) {
+        const entry = wireCodecs[(input[0] ?? 0) % wireCodecs.length]!;
+        roundTrip(entry[0], input.subarray(1));
+      },
+      classified: isUnc,
+    },
     {
       name: 'tx',
       description: 'signed transactions: envelopeFromBytes, signature, canonical round trip, txToJson',
@@ -900,7 +936,10 @@ export async function createTargets(): Promise<FuzzSetup> {
         const verdict = await handlers.onGossip(topic, input.subarray(1), 'fuzz-peer');
         if (verdict !== 'accept' && verdict !== 'ignore' && verdict !== 'reject')
           throw new Error(`onGossip returned ${String(verdict)}, not a verdict`);
+        const key = `${topic} ${verdict}`;
+        gossipTally.set(key, (gossipTally.get(key) ?? 0) + 1);
       },
+      tally: gossipTally,
       // onGossip must answer every message with a verdict: any exception is a bug.
       classified: () => false,
     },
