@@ -357,7 +357,10 @@ export interface FuzzTarget {
   readonly jsonExtras?: readonly Json[];
   /** Optional repair after mutation, e.g. re-signing a body so the input gets past the signature. */
   fixup?(rng: Rng, input: Uint8Array): Uint8Array;
-  /** Feeds one input; returning is acceptance, throwing a classified error is rejection. */
+  /**
+   * Feeds one input; returning is acceptance, throwing a classified error is rejection. Returning
+   * `false` is acceptance of an input not worth mutating further (e.g. gossip the node rejected).
+   */
   run(input: Uint8Array): unknown;
   /** True for the errors callers turn into clear answers (the project's own error types). */
   classified(err: unknown): boolean;
@@ -528,12 +531,12 @@ export function nextInput(rng: Rng, target: FuzzTarget, pool: readonly Uint8Arra
 export async function runOne(
   target: FuzzTarget,
   input: Uint8Array,
-): Promise<{ outcome: 'accepted' | 'rejected' | 'crash'; err?: unknown; ms: number }> {
+): Promise<{ outcome: 'accepted' | 'rejected' | 'crash'; err?: unknown; ms: number; breed?: boolean }> {
   const t0 = performance.now();
   try {
-    const r = target.run(input);
-    if (r && typeof (r as Promise<unknown>).then === 'function') await r;
-    return { outcome: 'accepted', ms: performance.now() - t0 };
+    let r = target.run(input);
+    if (r && typeof (r as Promise<unknown>).then === 'function') r = await r;
+    return { outcome: 'accepted', ms: performance.now() - t0, breed: r !== false };
   } catch (err) {
     const ms = performance.now() - t0;
     return target.classified(err) ? { outcome: 'rejected', ms } : { outcome: 'crash', err, ms };
@@ -600,7 +603,9 @@ export async function runFuzz(targets: readonly FuzzTarget[], opts: FuzzOptions)
         if (r.ms > s.maxMs) s.maxMs = r.ms;
         if (r.outcome === 'accepted') {
           s.accepted++;
-          if (pool.length < POOL_LIMIT) pool.push(input);
+          if (!r.breed) {
+            // Accepted without a crash, but refused: not a parent for further mutants.
+          } else if (pool.length < POOL_LIMIT) pool.push(input);
           else pool[rng.int(POOL_LIMIT)] = input;
         } else if (r.outcome === 'rejected') s.rejected++;
         else {

@@ -938,6 +938,7 @@ export async function createTargets(): Promise<FuzzSetup> {
           throw new Error(`onGossip returned ${String(verdict)}, not a verdict`);
         const key = `${topic} ${verdict}`;
         gossipTally.set(key, (gossipTally.get(key) ?? 0) + 1);
+        return verdict !== 'reject';
       },
       tally: gossipTally,
       // onGossip must answer every message with a verdict: any exception is a bug.
