@@ -41,6 +41,7 @@ export function verifyAccountProof(
   if (!equalBytes(blockHash(decoded), hexField(header.hash, 'header.hash', 32))) {
     throw new ProofError('the header does not hash to its claimed hash');
   }
+  if (!Number.isSafeInteger(account.height)) throw new ProofError('account.height is not an integer');
   if (Number(decoded.height) !== account.height) {
     throw new ProofError(`the account was read at height ${account.height}, the header is ${decoded.height}`);
   }
