@@ -364,6 +364,11 @@ export interface FuzzTarget {
   run(input: Uint8Array): unknown;
   /** True for the errors callers turn into clear answers (the project's own error types). */
   classified(err: unknown): boolean;
+  /**
+   * The input is written to `<artifacts>/<name>-current.hex` before each call: for targets that
+   * reach native code (image and model parsers), where a crash takes the process down with it.
+   */
+  readonly persistInput?: boolean;
   /** Optional counts the target keeps of what its inputs reached (e.g. gossip verdicts). */
   readonly tally?: Map<string, number>;
 }
@@ -595,6 +600,10 @@ export async function runFuzz(targets: readonly FuzzTarget[], opts: FuzzOptions)
       let lastReport = t0;
       for (let k = 0; k < n; k++) {
         const input = nextInput(rng, target, pool);
+        if (target.persistInput && dir) {
+          mkdirSync(dir, { recursive: true });
+          writeFileSync(join(dir, `${target.name}-current.hex`), `${toHexString(input)}\n`);
+        }
         watchdog.begin(current, input);
         const r = await runOne(target, input);
         watchdog.end();

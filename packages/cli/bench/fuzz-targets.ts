@@ -15,6 +15,7 @@
  * past it.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -36,6 +37,7 @@ import {
   duplicateProposalEvidence,
   duplicateVoteEvidence,
   type Evidence,
+  ed25519PublicKey,
   ed25519Sign,
   encode,
   encodeAddress,
@@ -89,7 +91,13 @@ import {
   verifyVoteSignature,
   voteCodec,
 } from '@unc/core';
-import { HttpError, RequestAuthenticator } from '@unc/miner';
+import {
+  DevSoftSigner,
+  HttpError,
+  type ProviderLease,
+  ProviderServer,
+  RequestAuthenticator,
+} from '@unc/miner';
 import {
   blockRangeCodec,
   type Chain,
@@ -554,7 +562,12 @@ export interface FuzzSetup {
   close(): Promise<void>;
 }
 
-export async function createTargets(): Promise<FuzzSetup> {
+export interface TargetOptions {
+  /** Start a real provider (loads ONNX Runtime and the OCR models: seconds) for 'provider-http'. */
+  providerHttp?: boolean;
+}
+
+export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup> {
   const fx = attestationFixtures();
   const chains = await startChains();
   const { chainId, follower, handlers } = chains;
@@ -1253,5 +1266,194 @@ export async function createTargets(): Promise<FuzzSetup> {
       classified: (err) => err instanceof HttpError,
     },
   ];
-  return { targets, close: () => chains.close() };
+  const providerHttp =
+    opts.providerHttp === false ? null : await providerHttpTarget(chainId, chipKey.seed, renter.seed, lease);
+  if (providerHttp) targets.push(providerHttp.target);
+  return {
+    targets,
+    async close() {
+      await providerHttp?.close();
+      await chains.close();
+    },
+  };
+}
+
+/**
+ * The provider's HTTP API, for real: a dev-soft chip, one active lease in memory, a model store in
+ * a temp folder, OCR loaded. Requests are signed at send time (the clock moves), so what is mutated
+ * is the request itself: method, path, body, lease, extra headers, signed or not.
+ */
+async function providerHttpTarget(
+  chainId: string,
+  chipSeed: Uint8Array,
+  renterSeed: Uint8Array,
+  lease: Uint8Array,
+): Promise<{ target: FuzzTarget; close(): Promise<void> }> {
+  const renter = { seed: renterSeed, publicKey: ed25519PublicKey(renterSeed) };
+  const chipKey = { seed: chipSeed };
+  const providerTally = new Map<string, number>();
+  const providerDir = mkdtempSync(join(tmpdir(), 'unc-fuzz-provider-'));
+  const providerSigner = new DevSoftSigner(chipKey.seed, 'sim-h100', 'fuzz-chip');
+  const providerLeases = new Map<string, ProviderLease>([
+    [
+      toHex(lease),
+      {
+        id: toHex(lease),
+        chipId: toHex(await providerSigner.chipId()),
+        renterPublicKey: toHex(renter.publicKey),
+        status: 'active',
+      },
+    ],
+  ]);
+  const provider = new ProviderServer({
+    chainId,
+    signers: [providerSigner],
+    leases: { getLease: async (id) => providerLeases.get(id) ?? null },
+    modelDir: providerDir,
+    maxBodyBytes: 256 * 1024,
+    maxModelBytes: 64 * 1024,
+    concurrency: 1,
+    maxQueued: 4,
+    logger: silentLogger,
+  });
+  const providerUrl = new URL(await provider.start());
+  let providerNonce = 0n;
+  const providerRequest = async (req: {
+    method: string;
+    path: string;
+    body: Uint8Array;
+    lease: Uint8Array;
+    sign: boolean;
+    extra: Record<string, string>;
+  }): Promise<{ status: number; text: string }> => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...req.extra };
+    if (req.sign) {
+      Object.assign(
+        headers,
+        signJobRequest(
+          renter.seed,
+          { chainId, leaseId: req.lease, method: req.method, path: req.path, body: req.body },
+          { nonce: ++providerNonce },
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const r = httpRequest(
+        {
+          host: providerUrl.hostname,
+          port: providerUrl.port,
+          method: req.method,
+          path: req.path,
+          headers: { ...headers, 'content-length': String(req.body.length) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+          );
+          res.on('error', reject);
+        },
+      );
+      r.on('error', reject);
+      r.end(req.body);
+    });
+  };
+  const affine = new Uint8Array(readFileSync(join(ROOT, 'packages/miner/test/fixtures/affine.onnx')));
+  const affineHash = toHex(contentHash(affine));
+  await providerRequest({ method: 'POST', path: '/v1/models', body: affine, lease, sign: true, extra: {} });
+  // A tiny PNG (1×1) and the OCR sample, for the image decoder behind OCR jobs.
+  const tinyPng =
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
+  const providerHttpSeeds = [
+    {
+      method: 'POST',
+      path: '/v1/jobs',
+      body: JSON.stringify({ model: 'ocr', image: tinyPng, wait: false }),
+      sign: true,
+    },
+    {
+      method: 'POST',
+      path: '/v1/jobs',
+      body: JSON.stringify({
+        model: affineHash,
+        inputs: { x: { type: 'float32', dims: [1, 4], data: Buffer.alloc(16).toString('base64') } },
+      }),
+      sign: true,
+    },
+    { method: 'POST', path: '/v1/models', bodyHex: toHex(affine), sign: true },
+    { method: 'GET', path: `/v1/jobs/${'ab'.repeat(32)}`, body: '', sign: true },
+    { method: 'GET', path: '/v1/health', body: '', sign: false },
+    {
+      method: 'POST',
+      path: '/v1/jobs',
+      body: '{"model":"ocr"}',
+      sign: false,
+      extra: { 'x-unc-lease': toHex(lease) },
+    },
+  ].map(jsonSeed);
+
+  const target: FuzzTarget = {
+    name: 'provider-http',
+    description:
+      "the provider's HTTP API: routes, body limits, signed headers, job bodies, images, model uploads",
+    weight: 0.5,
+    kind: 'json',
+    persistInput: true,
+    seeds: providerHttpSeeds,
+    jsonExtras: [
+      affineHash,
+      toHex(lease),
+      'ocr',
+      tinyPng,
+      '/v1/jobs',
+      '/v1/models',
+      'POST',
+      'GET',
+      'float32',
+    ],
+    async run(input) {
+      const req = jsonOf(input) as Record<string, unknown> | undefined;
+      if (!req || typeof req !== 'object') return false;
+      const method = typeof req.method === 'string' && /^[A-Z]{1,10}$/.test(req.method) ? req.method : 'POST';
+      const path =
+        typeof req.path === 'string' && /^\/[\x21-\x7e]{0,300}$/.test(req.path) ? req.path : '/v1/jobs';
+      const body =
+        typeof req.bodyHex === 'string'
+          ? new Uint8Array(Buffer.from(req.bodyHex, 'hex'))
+          : utf8(typeof req.body === 'string' ? req.body : JSON.stringify(req.body ?? null));
+      const extra: Record<string, string> = {};
+      if (req.extra && typeof req.extra === 'object') {
+        for (const [k, v] of Object.entries(req.extra)) {
+          // Only what Node's HTTP client can send (header names are tokens, values visible ASCII).
+          if (/^[a-z0-9-]{1,40}$/.test(k) && typeof v === 'string' && /^[\x20-\x7e]{0,200}$/.test(v))
+            extra[k] = v;
+        }
+      }
+      delete extra['content-length'];
+      const leaseId =
+        typeof req.lease === 'string' && /^[0-9a-f]{64}$/.test(req.lease) ? fromHex(req.lease, 32) : lease;
+      const { status, text } = await providerRequest({
+        method,
+        path,
+        body,
+        lease: leaseId,
+        sign: req.sign === true,
+        extra,
+      });
+      providerTally.set(String(status), (providerTally.get(String(status)) ?? 0) + 1);
+      // 500 is the provider's answer to an exception it did not classify.
+      if (status >= 500 && status !== 503) throw new Error(`HTTP ${status}: ${text.slice(0, 300)}`);
+      return status < 400;
+    },
+    tally: providerTally,
+    classified: () => false,
+  };
+  return {
+    target,
+    async close() {
+      await provider.stop();
+      rmSync(providerDir, { recursive: true, force: true });
+    },
+  };
 }

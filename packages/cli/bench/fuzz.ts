@@ -27,7 +27,7 @@ async function main(): Promise<number> {
   const artifactsDir = arg('artifacts') ?? join(tmpdir(), 'unc-fuzz-artifacts');
   const replay = arg('replay');
 
-  const setup = await createTargets();
+  const setup = await createTargets({ providerHttp: !only || only.includes('provider-http') });
   try {
     if (process.argv.includes('--list')) {
       for (const t of setup.targets) console.log(`${t.name.padEnd(14)} ${t.description}`);
