@@ -23,13 +23,19 @@ function tempDir(): string {
 }
 
 describe('fuzz harness', () => {
-  test('every target takes its share of 3,000 inputs without a crash, hang or unhandled rejection', async () => {
+  test('every target takes its share of 2,500 inputs without a crash, hang or unhandled rejection', async () => {
     // The provider over HTTP loads ONNX Runtime and the OCR models; the provider tests cover that
     // server, and `npm run fuzz` fuzzes it.
     const setup = await createTargets({ providerHttp: false });
     try {
-      const report = await runFuzz(setup.targets, { inputs: 3000, seed: 'ci', artifactsDir: tempDir() });
-      assert.equal(report.inputs, 3000);
+      // A generous hang budget: a loaded CI machine can stall one call; real hangs are far longer.
+      const report = await runFuzz(setup.targets, {
+        inputs: 2500,
+        seed: 'ci',
+        hangMs: 10_000,
+        artifactsDir: tempDir(),
+      });
+      assert.equal(report.inputs, 2500);
       for (const t of report.targets) assert.ok(t.inputs > 0, `${t.name} got no inputs`);
       assert.deepEqual(
         report.findings.map((f) => `${f.kind} in ${f.target}: ${f.error}`),
