@@ -6,8 +6,11 @@
  *   verifiers end to end, job receipts;
  * - a real follower node (LevelDB in a temp folder, a fake network that hands us its handlers):
  *   gossip (`onGossip` for every topic), sync frames (status, block-range requests, blocks a peer
- *   serves, applied to the chain), and every JSON-RPC method with random parameters;
- * - the provider's request authentication (renter-signed headers) and job body parsing.
+ *   serves, applied to the chain), every JSON-RPC method with random parameters, and its JSON-RPC
+ *   server over HTTP (envelopes, batches, broken JSON);
+ * - a light client's check of a node's answer (verifyAccountProof);
+ * - the provider: request authentication (renter-signed headers), job inputs, and its HTTP API
+ *   for real (a dev-soft chip, a lease in memory, OCR and ONNX Runtime loaded).
  *
  * Seeds are real encodings: blocks a producer node made from signed transactions of every action
  * type, votes and proposals signed by the dev validator, the TPM and NVIDIA attestation fixtures.
