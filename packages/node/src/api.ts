@@ -562,19 +562,31 @@ export function createApi(node: UncNode): RpcServerModules {
             return () => {};
           }
         }
-        void chain.db.getTxLocation(hash).then(async (loc) => {
-          if (!loc || done) return;
-          unwatch();
-          const block = await chain.blockAt(loc.height);
-          emit({
-            hash: toHex(hash),
-            status: 'included',
-            height: Number(loc.height),
-            index: loc.index,
-            blockHash: block ? toHex(blockHash(block.header)) : '',
+        // The look-up may finish after the client unsubscribed or the node closed its database:
+        // then nothing is emitted, and a failed read is logged rather than left unhandled.
+        let stopped = false;
+        void chain.db
+          .getTxLocation(hash)
+          .then(async (loc) => {
+            if (!loc || done || stopped) return;
+            unwatch();
+            const block = await chain.blockAt(loc.height);
+            if (stopped) return;
+            emit({
+              hash: toHex(hash),
+              status: 'included',
+              height: Number(loc.height),
+              index: loc.index,
+              blockHash: block ? toHex(blockHash(block.header)) : '',
+            });
+          })
+          .catch((err: unknown) => {
+            if (!stopped) node.logger.warn('tx subscription: look-up failed', { error: err as Error });
           });
-        });
-        return unwatch;
+        return () => {
+          stopped = true;
+          unwatch();
+        };
       },
     },
 

@@ -1,13 +1,16 @@
 // First, so that every entry point has the polyfill before libp2p runs.
 import './polyfill.js';
 
+export { createApi } from './api.js';
 export * from './chain.js';
+export * from './consensus/wire.js';
 export * from './dev.js';
 export * from './explorer.js';
 export * from './log.js';
 export * from './mempool.js';
 export * from './metrics.js';
 export * from './node.js';
+export * from './p2p/frames.js';
 export * from './p2p/lazy.js';
 export type {
   Libp2pNetwork,

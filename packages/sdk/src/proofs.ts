@@ -7,6 +7,7 @@ import {
   accountKey,
   blockHash,
   blockHeaderCodec,
+  type Codec,
   decode,
   decodeAddress,
   equalBytes,
@@ -33,23 +34,50 @@ export function verifyAccountProof(
   account: AccountJson,
   header: HeaderJson,
 ): { balance: bigint; nonce: bigint } {
-  const decoded = decode(blockHeaderCodec, fromHex(header.encoded));
-  if (!equalBytes(blockHash(decoded), fromHex(header.hash, 32))) {
+  // Both come from a node that is not trusted: every field is checked before it is used.
+  if (typeof account !== 'object' || account === null) throw new ProofError('the account is not an object');
+  if (typeof header !== 'object' || header === null) throw new ProofError('the header is not an object');
+  const decoded = decodeField(blockHeaderCodec, hexField(header.encoded, 'header.encoded'), 'header.encoded');
+  if (!equalBytes(blockHash(decoded), hexField(header.hash, 'header.hash', 32))) {
     throw new ProofError('the header does not hash to its claimed hash');
   }
+  if (!Number.isSafeInteger(account.height)) throw new ProofError('account.height is not an integer');
   if (Number(decoded.height) !== account.height) {
     throw new ProofError(`the account was read at height ${account.height}, the header is ${decoded.height}`);
   }
   if (account.proof === undefined || account.value === undefined)
     throw new ProofError('the account has no proof');
-  const proof = decode(merkleProofCodec, fromHex(account.proof));
-  const value = account.value === null ? null : fromHex(account.value);
-  if (!verifyStateProof(decoded.stateRoot, accountKey(decodeAddress(account.address)), value, proof)) {
+  const proof = decodeField(merkleProofCodec, hexField(account.proof, 'account.proof'), 'account.proof');
+  const value = account.value === null ? null : hexField(account.value, 'account.value');
+  let address: Uint8Array;
+  try {
+    address = decodeAddress(account.address);
+  } catch (err) {
+    throw new ProofError(`account.address: ${(err as Error).message}`);
+  }
+  if (!verifyStateProof(decoded.stateRoot, accountKey(address), value, proof)) {
     throw new ProofError('the Merkle proof does not match the header state root');
   }
-  const proven = value ? decode(accountCodec, value) : { balance: 0n, nonce: 0n };
+  const proven = value ? decodeField(accountCodec, value, 'account.value') : { balance: 0n, nonce: 0n };
   if (proven.balance.toString() !== account.balance || Number(proven.nonce) !== account.nonce) {
     throw new ProofError('the reported balance or nonce differs from the proven value');
   }
   return proven;
+}
+
+function hexField(value: unknown, what: string, length?: number): Uint8Array {
+  if (typeof value !== 'string') throw new ProofError(`${what} is not a hex string`);
+  try {
+    return fromHex(value, length);
+  } catch (err) {
+    throw new ProofError(`${what}: ${(err as Error).message}`);
+  }
+}
+
+function decodeField<T>(codec: Codec<T>, bytes: Uint8Array, what: string): T {
+  try {
+    return decode(codec, bytes);
+  } catch (err) {
+    throw new ProofError(`${what}: ${(err as Error).message}`);
+  }
 }

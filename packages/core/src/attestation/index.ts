@@ -13,6 +13,8 @@ import { verifyTpm2 } from './tpm2.js';
 import { ATTESTED_MESSAGE_LENGTH, type AttestationProfile, type AttestedStatement } from './types.js';
 import { MAX_CHAIN_LENGTH } from './x509.js';
 
+/** The strict DER reader, as one namespace (its short names would crowd the package's). */
+export * as der from './der.js';
 export * from './dev-soft.js';
 export { AttestationError, type AttestationErrorCode } from './errors.js';
 export * from './nvidia-spdm.js';

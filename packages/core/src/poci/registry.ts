@@ -16,6 +16,7 @@ import {
   u8,
   u128,
 } from '../encoding/codec.js';
+import { DecodeError } from '../errors.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 
@@ -32,7 +33,7 @@ export const profileCodec: Codec<Profile> = {
   read(r) {
     const i = r.u8('profile');
     const p = PROFILES[i];
-    if (!p) throw new RangeError(`unknown profile tag ${i}`);
+    if (!p) throw new DecodeError(`unknown profile tag ${i}`);
     return p;
   },
 };

@@ -22,10 +22,19 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
-import { chainIdCodec, decode, encode, equalBytes, hash32, struct, toHex, u64 } from '@unc/core';
+import { chainIdCodec, encode, equalBytes, toHex } from '@unc/core';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { type Logger, silentLogger } from '../log.js';
+import {
+  type BlockRange,
+  blockRangeCodec,
+  decodeBlockRangeRequest,
+  decodeStatusFrame,
+  MAX_REQUEST_BYTES,
+  MAX_STATUS_BYTES,
+  statusCodec,
+} from './frames.js';
 import {
   type ChainStatus,
   type GossipTopic,
@@ -151,24 +160,6 @@ async function privateKeyFromSeed(seed: Uint8Array) {
   }
   return generateKeyPairFromSeed('Ed25519', seed);
 }
-
-export const statusCodec = struct<ChainStatus>('ChainStatus', {
-  chainId: chainIdCodec,
-  genesisHash: hash32,
-  height: u64,
-  headHash: hash32,
-});
-
-interface BlockRange {
-  from: bigint;
-  to: bigint;
-}
-
-const rangeCodec = struct<BlockRange>('BlockRange', { from: u64, to: u64 });
-
-/** A request never needs more than a range (16 bytes); anything larger is abuse. */
-const MAX_REQUEST_BYTES = 64;
-const MAX_STATUS_BYTES = 256;
 
 /** Why a request failed; the kind decides how much (if anything) the peer is blamed. */
 export class PeerRequestError extends Error {
@@ -417,7 +408,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     }
     let status: ChainStatus;
     try {
-      status = decode(statusCodec, frame);
+      status = decodeStatusFrame(frame);
     } catch (err) {
       this.scoreDown(peer, PENALTY.badResponse, `malformed status: ${errorMessage(err)}`);
       throw new PeerRequestError('bad-response', peer, `malformed status from ${peer}: ${errorMessage(err)}`);
@@ -438,7 +429,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return this.request(
       'blocks',
       peer,
-      encode(rangeCodec, { from, to }),
+      encode(blockRangeCodec, { from, to }),
       this.maxBlockFrameBytes,
       Number(to - from + 1n),
       this.maxBlocksResponseBytes,
@@ -535,14 +526,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       } else {
         let range: BlockRange;
         try {
-          range = decode(rangeCodec, request);
+          range = decodeBlockRangeRequest(request);
         } catch (err) {
           throw new MalformedRequest(errorMessage(err));
         }
         const { from, to } = range;
-        if (to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
-          throw new MalformedRequest(`range ${from}…${to} is not 1…${MAX_BLOCKS_PER_REQUEST} heights`);
-        }
         const blocks = await this.opts.handlers.blocks(from, to);
         let total = 0;
         for (const [i, block] of blocks.entries()) {
