@@ -17,4 +17,14 @@ describe('fuzz regressions', () => {
     );
     assert.throws(() => decode(vendorCodec, bytes), /^DecodeError: unknown profile tag 54$/);
   });
+
+  test('a vendor with unknown requirement bits is a DecodeError, not a RangeError', () => {
+    const bytes = encode(vendorCodec, { id: 'v', name: 'n', profile: 'tpm2', roots: [] });
+    // The requirements byte is the record's last.
+    bytes[bytes.length - 1] = 173;
+    assert.throws(
+      () => vendorCodec.read(new Reader(bytes)),
+      (err: unknown) => err instanceof DecodeError && /unknown vendor requirement bits 173/.test(err.message),
+    );
+  });
 });

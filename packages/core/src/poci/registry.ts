@@ -83,7 +83,7 @@ export const vendorCodec: Codec<Vendor> = {
   read(r) {
     const { requirements, ...v } = vendorFieldsCodec.read(r);
     if (requirements & ~(VENDOR_FLAGS.requireAkEku | VENDOR_FLAGS.requireHardwareModuleName)) {
-      throw new RangeError(`unknown vendor requirement bits ${requirements}`);
+      throw new DecodeError(`unknown vendor requirement bits ${requirements}`);
     }
     const out: Vendor = { ...v };
     if (requirements & VENDOR_FLAGS.requireAkEku) out.requireAkEku = true;
