@@ -144,7 +144,7 @@ export function missStreak(
 }
 
 export function slotCounts(chips: ChipJson[]): Record<SlotJson['status'], number> {
-  const out = { answered: 0, missed: 0, open: 0, upcoming: 0 };
+  const out = { answered: 0, missed: 0, open: 0 };
   for (const c of chips) for (const s of c.slots) out[s.status]++;
   return out;
 }

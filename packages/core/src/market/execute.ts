@@ -7,7 +7,7 @@ import { equalBytes, toHex } from '../bytes.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
-import { epochOf, epochStart, isOnline, seedLookup } from '../poci/liveness.js';
+import { challengeLookup, epochOf, epochStart, isOnline } from '../poci/liveness.js';
 import { getPociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
@@ -249,14 +249,14 @@ export function applyOpenLease(
     );
   }
   const p = getPociParams(state);
-  const seedOf = seedLookup(state);
+  const challengesOf = challengeLookup(state);
   const usable = (chipId: Uint8Array): string | null => {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, offer.provider)) return 'no longer belongs to the provider';
     const { status } = effectiveStatus(state, chip);
     if (status !== 'active') return `is ${status}`;
     if (getChipMarket(state, chipId).leaseId) return 'is already leased';
-    if (!isOnline(chip, ctx.height, p, seedOf)) return 'is offline';
+    if (!isOnline(chip, ctx.height, p, challengesOf)) return 'is offline';
     return null;
   };
   let chipId: Uint8Array;
@@ -400,7 +400,7 @@ export function applyCloseLease(
     throw new ValidationError('LEASE_CLOSED', `lease ${short(lease.id)} is already closed`);
   }
   if (equalBytes(lease.renter, sender)) {
-    const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), seedLookup(state));
+    const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), challengeLookup(state));
     if (lease.status !== LeaseStatus.closed) events.push(closeLease(state, lease, ctx, 'renterClosed'));
     return events;
   }
@@ -506,12 +506,12 @@ export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): Marke
   const p = getPociParams(state);
   const epoch = epochOf(ctx.height, p);
   if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return [];
-  const seedOf = seedLookup(state);
+  const challengesOf = challengeLookup(state);
   const events: MarketEvent[] = [];
   for (const id of listItems(state, activeLeases)) {
     const lease = getLease(state, id);
     if (!lease) throw new Error(`active lease ${toHex(id)} has no record`);
-    events.push(...settleAndMaybeClose(state, lease, ctx, p, seedOf));
+    events.push(...settleAndMaybeClose(state, lease, ctx, p, challengesOf));
   }
   return events;
 }
