@@ -12,6 +12,7 @@ import {
   type Chip,
   challengeClasses,
   challengeLookup,
+  challengesAsOf,
   chipClass,
   chipCodec,
   chipModelCodec,
@@ -550,12 +551,14 @@ export function createApi(node: UncNode): RpcServerModules {
     const { status, reason } = effectiveStatus(chain.state, chip);
     const current = epochOf(height, p);
     const cls = chipClass(chip.chipId, p);
+    // The head's own challenge is answerable in the next block: listed at once.
+    const head = { height, beacon: chain.head.header.beacon };
     // Only challenges that exist: blocks already committed that drew the chip's class (the class
     // of a block comes from its beacon, so nothing about future blocks is known, or shown).
     const slots: SlotJson[] = [];
     for (const e of [current - 1n, current]) {
       if (e < chip.firstEpoch || e < 0n) continue;
-      challengesOf(e, cls).forEach((h, slot) => {
+      challengesAsOf(chain.state, e, cls, head, p).forEach((h, slot) => {
         const windowEnd = h + p.answerWindowBlocks;
         const state: SlotJson['status'] = answeredIn(chip, e, slot)
           ? 'answered'
