@@ -7,9 +7,11 @@
  * 2. Per attestation profile: registrations/s (verifyEvidence with the full chain checks at a
  *    pinned block time, on the committed fixtures) and heartbeats/s (poci/attest.ts
  *    verifyHeartbeat against the registered key), each as a ratio to the matching raw verify.
- * 3. One epoch of a chain with N dev-soft chips (default 100,000) that answer all 4 of their slots:
- *    the answers travel in fee-free Heartbeat transactions in the block after each slot block, and
- *    every block is executed with BlockExecutor, as a node does. CPU time per epoch, per answer.
+ * 3. One epoch of a chain with N dev-soft chips (default 100,000) that answer every challenge: each
+ *    block challenges one of M = epochBlocks / 4 classes (drawn from its beacon), the chips of that
+ *    class answer in fee-free Heartbeat transactions in the next block (4 per chip per epoch in
+ *    expectation), and every block is executed with BlockExecutor, as a node does. CPU time per
+ *    epoch, per answer.
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -1155,7 +1157,7 @@ function main(): void {
   // 3. Epoch
   console.log('');
   console.log(
-    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (4 slots per epoch each): CPU time per epoch`,
+    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
   );
   const e = runEpoch(edCase);
   console.log(
@@ -1164,7 +1166,7 @@ function main(): void {
       'the block after its last slot block)',
   );
   console.log(
-    `   ${fmt(e.answers)} answers, each in the block right after its slot block: ${fmt(e.txs)} fee-free Heartbeat ` +
+    `   ${fmt(e.answers)} answers, each in the block right after its challenging block: ${fmt(e.txs)} fee-free Heartbeat ` +
       `transactions in ${fmt(e.heartbeatBlocks)} blocks (at most ${fmt(e.maxAnswersPerBlock)} answers in a block, ` +
       `${fmt(e.maxAnswersPerTx)} in a transaction: an answer is ${e.layout.perAnswer} bytes, so maxTxBytes ` +
       `${fmt(DEFAULT_PARAMS.maxTxBytes)} binds before ${MAX_ANSWERS_PER_HEARTBEAT} answers per action)`,

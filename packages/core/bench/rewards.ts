@@ -158,10 +158,11 @@ const midStart = 7n * B + W + 3n;
   // Every class holds about CHIPS / M chips, each of which answered the class's first challenge.
   const power = (989_000n * BigInt(CHIPS)) / M;
   for (let k = 0n; k < M; k++) {
-    putChallengeClass(o, 7n, k, { heights: [7n * B + 1n], powerByAnswered: [power], weight: 0n });
+    putChallengeClass(o, 7n, k, { heights: [7n * B + 2n], powerByAnswered: [power], weight: 0n });
   }
   state.apply(o.changes());
 }
+runBlock(7n * B + 1n); // opens epoch 7
 const mids: { ms: number; reads: number; writes: number }[] = [];
 for (let h = midStart; h < midStart + 200n; h++) mids.push(runBlock(h));
 const midAvg = mids.reduce((x, t) => x + t.ms, 0) / mids.length;

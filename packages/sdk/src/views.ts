@@ -91,6 +91,8 @@ export type TxEventJson =
       owner: string;
       epoch: number;
       answered: number;
+      /** Challenges the chip's class drew in the epoch. */
+      challenged: number;
       credited: number;
       power: string;
       weight: string;
@@ -451,6 +453,7 @@ export function eventToJson(e: TxEvent): TxEventJson {
         owner: encodeAddress(e.owner),
         epoch: Number(e.epoch),
         answered: e.answered,
+        challenged: e.challenged,
         credited: e.credited,
         power: e.power.toString(),
         weight: e.weight.toString(),

@@ -151,8 +151,8 @@ function LogLine({
         tone = 'ok';
         text = (
           <>
-            Earned <Amount value={e.amount} /> for epoch {formatInt(e.epoch)}: {plural(e.answered, 'slot')}{' '}
-            answered, {formatInt(e.credited)} credited
+            Earned <Amount value={e.amount} /> for epoch {formatInt(e.epoch)}: {formatInt(e.answered)} of{' '}
+            {plural(e.challenged, 'challenge')} answered, {formatInt(e.credited)} credited
           </>
         );
         sub = (
