@@ -349,7 +349,7 @@ describe('POCI: challenges nobody can schedule around', () => {
     assert.ok(moved > 120, `${moved} of 200 one-bit changes moved the class`);
   });
 
-  test('attack: a chip up only during its v1 (formerly predictable) answer windows is no longer paid as if always up', () => {
+  test('attack: a chip up only during its v1 (formerly predictable) answer windows is no longer paid as if always up', (t) => {
     // Long epochs so that the v1 windows cover a small part of the time: S × (W + 1) / B = 12%.
     const p = { ...POCI, epochBlocks: 200n, answerWindowBlocks: 5n };
     const chain = new TestChain(genesis(p));
@@ -410,6 +410,9 @@ describe('POCI: challenges nobody can schedule around', () => {
         .reduce((x, e) => x + e.amount, 0n);
     const up = Number(v1Covered) / Number(epochs * p.epochBlocks);
     const ratio = Number((paid(sly) * 10_000n) / paid(honest)) / 10_000;
+    t.diagnostic(
+      `sly chip up ${(up * 100).toFixed(1)}% of the time, paid ${(ratio * 100).toFixed(1)}% of the honest chip`,
+    );
     assert.ok(up < 0.2, `the sly chip was up ${up}`);
     // Under v1 it answered every slot and was paid 100% of the honest chip. Now it earns about its
     // uptime: far below what it would have been paid.
