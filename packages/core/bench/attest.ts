@@ -7,9 +7,11 @@
  * 2. Per attestation profile: registrations/s (verifyEvidence with the full chain checks at a
  *    pinned block time, on the committed fixtures) and heartbeats/s (poci/attest.ts
  *    verifyHeartbeat against the registered key), each as a ratio to the matching raw verify.
- * 3. One epoch of a chain with N dev-soft chips (default 100,000) that answer all 4 of their slots:
- *    the answers travel in fee-free Heartbeat transactions in the block after each slot block, and
- *    every block is executed with BlockExecutor, as a node does. CPU time per epoch, per answer.
+ * 3. One epoch of a chain with N dev-soft chips (default 100,000) that answer every challenge: each
+ *    block challenges one of M = epochBlocks / 4 classes (drawn from its beacon), the chips of that
+ *    class answer in fee-free Heartbeat transactions in the next block (4 per chip per epoch in
+ *    expectation), and every block is executed with BlockExecutor, as a node does. CPU time per
+ *    epoch, per answer.
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -73,11 +75,13 @@ import { DEV_SOFT_VENDOR, devSoftChipId, verifyHeartbeat } from '../src/poci/att
 import { type Chip, getChip, putChip } from '../src/poci/chips.js';
 import type { HeartbeatEvidence } from '../src/poci/evidence.js';
 import {
+  blockChallengeClass,
+  challengeClasses,
+  chipClass,
   epochStart,
   heartbeatChallenge,
+  MAX_CHALLENGES_PER_EPOCH,
   registrationMessage,
-  seedLookup,
-  slotHeights,
 } from '../src/poci/liveness.js';
 import { DEFAULT_POCI_PARAMS, type PociParams } from '../src/poci/params.js';
 import type { Profile } from '../src/poci/registry.js';
@@ -834,36 +838,56 @@ function runEpoch(edCase: RawCase) {
   totals.commitCpuS += firstRun.commitCpuS;
   recordEmpty(stats, first, firstRun);
 
-  // Client side (not measured): every chip signs the challenges of its 4 slots, and the answers
-  // to each slot block are packed into transactions for the block after it.
-  const seed = seedLookup(state)(EPOCH);
-  check(seed !== null, 'the epoch has a seed once its first block is executed');
+  // Client side (not measured): block h challenges the class drawn from its beacon; every chip of
+  // that class signs the challenge of block h, and the answers go into the block after it. (The
+  // bench knows its own beacons, so it prepares this ahead; a real chip learns it at block h.)
   const S = POCI.slotsPerEpoch;
   const blocks = Number(POCI.epochBlocks);
-  const slotOffset = new Int32Array(CHIPS * S);
-  const signatures = new Uint8Array(CHIPS * S * 64);
+  const M = Number(challengeClasses(POCI));
+  const classOf = new Int32Array(CHIPS);
+  const classSize = new Int32Array(M + 1);
   for (let i = 0; i < CHIPS; i++) {
-    const chipSecret = chipSecrets[i]!;
-    const heights = slotHeights(seed!, chipIds[i]!, EPOCH, POCI);
-    for (let j = 0; j < S; j++) {
-      const h = heights[j]!;
-      slotOffset[i * S + j] = Number(h - first);
+    classOf[i] = Number(chipClass(chipIds[i]!, POCI));
+    classSize[classOf[i]! + 1]!++;
+  }
+  for (let k = 0; k < M; k++) classSize[k + 1]! += classSize[k]!;
+  const classChips = new Int32Array(CHIPS);
+  const classFill = classSize.slice(0, M);
+  for (let i = 0; i < CHIPS; i++) classChips[classFill[classOf[i]!]!++] = i;
+  const blockClass = new Int32Array(blocks);
+  const perBlock = new Int32Array(blocks + 1);
+  const drawn = new Int32Array(M);
+  for (let b = 0; b < blocks; b++) {
+    const k = Number(blockChallengeClass(beaconOf(first + BigInt(b)), POCI));
+    const full = drawn[k]! >= MAX_CHALLENGES_PER_EPOCH;
+    blockClass[b] = full ? -1 : k;
+    if (!full) drawn[k]!++;
+    perBlock[b + 1] = perBlock[b]! + (full ? 0 : classSize[k + 1]! - classSize[k]!);
+  }
+  const entries = perBlock[blocks]!;
+  const entryChip = new Int32Array(entries);
+  const entrySlot = new Uint8Array(entries);
+  const signatures = new Uint8Array(entries * 64);
+  drawn.fill(0);
+  for (let b = 0; b < blocks; b++) {
+    const k = blockClass[b]!;
+    if (k < 0) continue;
+    const slot = drawn[k]!++;
+    const h = first + BigInt(b);
+    for (let x = classSize[k]!, e = perBlock[b]!; x < classSize[k + 1]!; x++, e++) {
+      const i = classChips[x]!;
+      entryChip[e] = i;
+      entrySlot[e] = slot;
       signatures.set(
-        sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecret),
-        (i * S + j) * 64,
+        sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecrets[i]!),
+        e * 64,
       );
     }
-    if ((i + 1) % Math.max(1, Math.floor(CHIPS / 10)) === 0)
-      progress(`signing: ${fmt(i + 1)}/${fmt(CHIPS)} chips`);
+    if ((b + 1) % (blocks / 10) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
   }
   chipSecrets.length = 0;
-  // Answers grouped by slot block (counting sort), in chip order within a block.
-  const perBlock = new Int32Array(blocks + 1);
-  for (const o of slotOffset) perBlock[o + 1]!++;
-  for (let b = 0; b < blocks; b++) perBlock[b + 1]! += perBlock[b]!;
-  const order = new Int32Array(CHIPS * S);
-  const fill = perBlock.slice(0, blocks);
-  for (let e = 0; e < CHIPS * S; e++) order[fill[slotOffset[e]!]!++] = e;
+  const order = entryChip;
+  void S;
 
   const layout = txLayout({
     chipId: new Uint8Array(32),
@@ -881,13 +905,12 @@ function runEpoch(edCase: RawCase) {
   for (let b = 0; b < blocks; b++) {
     const height = first + BigInt(b) + 1n;
     const answers: HeartbeatAnswer[] = [];
-    for (let k = perBlock[b]!; k < perBlock[b + 1]!; k++) {
-      const e = order[k]!;
-      const i = Math.floor(e / S);
+    for (let e = perBlock[b]!; e < perBlock[b + 1]!; e++) {
+      const i = entryChip[e]!;
       answers.push({
         chipId: chipIds[i]!,
         epoch: EPOCH,
-        slot: e % S,
+        slot: entrySlot[e]!,
         evidence: { type: 'dev-soft', signature: signatures.slice(e * 64, e * 64 + 64) },
       });
     }
@@ -920,8 +943,7 @@ function runEpoch(edCase: RawCase) {
   // How often a chip's key is still in core's FIFO KeyObject cache when its answer is verified.
   const cache = new Map<number, true>();
   let cacheHits = 0;
-  for (const e of order) {
-    const i = Math.floor(e / S);
+  for (const i of order) {
     if (cache.has(i)) {
       cacheHits++;
       continue;
@@ -961,7 +983,7 @@ function runEpoch(edCase: RawCase) {
       );
     }
   }
-  check(totals.answered === CHIPS * S, `all ${CHIPS * S} answers were accepted (got ${totals.answered})`);
+  check(totals.answered === entries, `all ${entries} answers were accepted (got ${totals.answered})`);
   check(totals.missed === 0, 'no slot was missed');
 
   const answers = totals.answered;
@@ -1135,7 +1157,7 @@ function main(): void {
   // 3. Epoch
   console.log('');
   console.log(
-    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (4 slots per epoch each): CPU time per epoch`,
+    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
   );
   const e = runEpoch(edCase);
   console.log(
@@ -1144,7 +1166,7 @@ function main(): void {
       'the block after its last slot block)',
   );
   console.log(
-    `   ${fmt(e.answers)} answers, each in the block right after its slot block: ${fmt(e.txs)} fee-free Heartbeat ` +
+    `   ${fmt(e.answers)} answers, each in the block right after its challenging block: ${fmt(e.txs)} fee-free Heartbeat ` +
       `transactions in ${fmt(e.heartbeatBlocks)} blocks (at most ${fmt(e.maxAnswersPerBlock)} answers in a block, ` +
       `${fmt(e.maxAnswersPerTx)} in a transaction: an answer is ${e.layout.perAnswer} bytes, so maxTxBytes ` +
       `${fmt(DEFAULT_PARAMS.maxTxBytes)} binds before ${MAX_ANSWERS_PER_HEARTBEAT} answers per action)`,

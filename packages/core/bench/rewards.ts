@@ -8,6 +8,7 @@
 import {
   addressFromPublicKey,
   BlockExecutor,
+  challengeClasses,
   chipCodec,
   chipKey,
   DEFAULT_HALVING_PERIOD_MS,
@@ -22,11 +23,13 @@ import {
   getEpochRecord,
   getPociParams,
   MemoryState,
+  putChallengeClass,
   putChip,
   putEpochRecord,
   StateOverlay,
   settleChipRewards,
   sha256,
+  UPTIME_SCALE,
   utf8,
 } from '../src/index.js';
 
@@ -123,11 +126,11 @@ const B = poci.epochBlocks;
 const W = poci.answerWindowBlocks;
 const transitions: { ms: number; reads: number; writes: number }[] = [];
 for (let e = 1n; e <= 6n; e++) {
-  // Give the epoch weight so finalisation does real work: every chip answered all four slots.
+  // Give the epoch weight so finalisation does real work: every chip answered every challenge.
   const open = runBlock(e * B + 1n);
   const r = getEpochRecord(state, e);
   if (r) {
-    r.totalWeight = 989_000n * 4n * BigInt(CHIPS);
+    r.totalWeight = 989_000n * UPTIME_SCALE * BigInt(CHIPS);
     r.remainingWeight = r.totalWeight;
     const o = new StateOverlay(state);
     putEpochRecord(o, r);
@@ -144,6 +147,41 @@ const avg = transitions.reduce((s, t) => s + t.ms, 0) / transitions.length;
 console.log(
   `epoch transition (open + finalise, 2 blocks): ${avg.toFixed(3)} ms CPU on average over ${transitions.length}; state reads ${transitions[0]!.reads}, writes ${transitions[0]!.writes} (a test checks they do not change between 10 and 100,000 chips)`,
 );
+
+// Challenge bookkeeping: every block records the class its predecessor challenged (its height
+// appended to the (epoch, class) list, the class's weight and the epoch total moved). Mid-epoch
+// blocks of epoch 7, after the chips of every class answered: the class records carry weight.
+const midStart = 7n * B + W + 3n;
+{
+  const o = new StateOverlay(state);
+  const M = challengeClasses(poci);
+  // Every class holds about CHIPS / M chips, each of which answered the class's first challenge.
+  const power = (989_000n * BigInt(CHIPS)) / M;
+  for (let k = 0n; k < M; k++) {
+    putChallengeClass(o, 7n, k, { heights: [7n * B + 2n], powerByAnswered: [power], weight: 0n });
+  }
+  state.apply(o.changes());
+}
+runBlock(7n * B + 1n); // opens epoch 7
+const mids: { ms: number; reads: number; writes: number }[] = [];
+for (let h = midStart; h < midStart + 200n; h++) mids.push(runBlock(h));
+const midAvg = mids.reduce((x, t) => x + t.ms, 0) / mids.length;
+const midReads = Math.max(...mids.map((t) => t.reads));
+const midWrites = Math.max(...mids.map((t) => t.writes));
+console.log(
+  `challenge per block (mid-epoch, ${mids.length} blocks): ${midAvg.toFixed(3)} ms CPU on average; state reads ≤ ${midReads}, writes ≤ ${midWrites} per block (challenge classes M = ${challengeClasses(poci)}, ~${Math.round(CHIPS / Number(challengeClasses(poci)))} chips per class)`,
+);
+
+// Each chip's class drew 4 challenges in epoch 1 (what settlement reads to weigh the chip).
+{
+  const o = new StateOverlay(state);
+  const M = challengeClasses(poci);
+  for (let k = 0n; k < M; k++) {
+    const heights = [1n, 2n, 3n, 4n].map((j) => B + 10n * j);
+    putChallengeClass(o, 1n, k, { heights, powerByAnswered: [], weight: 0n });
+  }
+  state.apply(o.changes());
+}
 
 // Settlement: each chip's epoch-1 reward, as paid when it next answers.
 const first = getEpochRecord(state, 1n)!;
@@ -162,6 +200,6 @@ for (const chipId of chipIds) {
 const s1 = process.cpuUsage(s0);
 const perSettle = (s1.user + s1.system) / chipIds.length;
 console.log(
-  `heartbeat settlement: ${perSettle.toFixed(1)} µs CPU per chip (read chip, read/write epoch record, credit owner, supply), ${Math.round(1e6 / perSettle).toLocaleString()} settlements/s; ${chipIds.length.toLocaleString()} chips paid ${paid} base units of epoch 1's budget ${first.budget}`,
+  `heartbeat settlement: ${perSettle.toFixed(1)} µs CPU per chip (read chip, read class record, read/write epoch record, credit owner, supply), ${Math.round(1e6 / perSettle).toLocaleString()} settlements/s; ${chipIds.length.toLocaleString()} chips paid ${paid} base units of epoch 1's budget ${first.budget}`,
 );
 console.log(`memory: rss ${mib(process.memoryUsage().rss)}, heap ${mib(process.memoryUsage().heapUsed)}`);

@@ -3,6 +3,8 @@ import {
   type Action,
   addressFromPublicKey,
   BlockExecutor,
+  challengesAsOf,
+  chipClass,
   DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
@@ -22,11 +24,9 @@ import {
   minimumFee,
   type PociParams,
   registrationMessage,
-  seedLookup,
   sha256,
   signedTransactionCodec,
   signTransaction,
-  slotHeights,
   type TxEnvelope,
   type TxEvent,
   utf8,
@@ -169,19 +169,52 @@ export function registerAction(
   };
 }
 
+/** The chip's challenges in `epoch` so far (committed blocks only: nothing else exists yet). */
+export function slotsOf(chain: TestChain, chip: Key, epoch: bigint): bigint[] {
+  return challengesOfChip(chain, devSoftChipId(chip.publicKey), epoch);
+}
+
+/** The challenges in `epoch` so far of the chip with this id, whatever its profile. */
+export function challengesOfChip(chain: TestChain, chipId: Uint8Array, epoch: bigint): bigint[] {
+  const p = getPociParams(chain.state);
+  return challengesAsOf(
+    chain.state,
+    epoch,
+    chipClass(chipId, p),
+    { height: chain.height, beacon: chain.beaconOf(chain.height) },
+    p,
+  );
+}
+
 export function answer(chain: TestChain, chip: Key, epoch: bigint, slot: number): HeartbeatAnswer {
   const chipId = devSoftChipId(chip.publicKey);
-  const seed = seedLookup(chain.state)(epoch)!;
-  const slotHeight = slotHeights(seed, chipId, epoch, getPociParams(chain.state))[slot]!;
+  const slotHeight = slotsOf(chain, chip, epoch)[slot]!;
   const c = heartbeatChallenge(CHAIN, chipId, chain.hashOf(slotHeight));
   return { chipId, epoch, slot, evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, c) } };
 }
 
-export function slotsOf(chain: TestChain, chip: Key, epoch: bigint): bigint[] {
-  return slotHeights(
-    seedLookup(chain.state)(epoch)!,
-    devSoftChipId(chip.publicKey),
-    epoch,
-    getPociParams(chain.state),
-  );
+/** Commits blocks until one challenges the chip (at most `max`); returns its epoch, index and height. */
+export function untilChallenged(
+  chain: TestChain,
+  chip: Key,
+  max = 1000,
+): { epoch: bigint; slot: number; height: bigint } {
+  return untilChipChallenged(chain, devSoftChipId(chip.publicKey), max);
+}
+
+/** untilChallenged for a chip of any profile, by its id. */
+export function untilChipChallenged(
+  chain: TestChain,
+  chipId: Uint8Array,
+  max = 1000,
+): { epoch: bigint; slot: number; height: bigint } {
+  const p = getPociParams(chain.state);
+  for (let i = 0; i < max; i++) {
+    chain.block();
+    const epoch = (chain.height - 1n) / p.epochBlocks;
+    const slots = challengesOfChip(chain, chipId, epoch);
+    if (slots[slots.length - 1] === chain.height)
+      return { epoch, slot: slots.length - 1, height: chain.height };
+  }
+  throw new Error('the chip was not challenged');
 }

@@ -36,10 +36,8 @@ import {
   MAX_DISPUTES_PER_LEASE,
   receiptDigest,
   StateSpace,
-  seedLookup,
   sha256,
   slaSplit,
-  slotHeights,
   type TxEnvelope,
   type TxEvent,
   txEventCodec,
@@ -54,6 +52,7 @@ import {
   miner,
   other,
   registerAction,
+  slotsOf,
   TestChain,
   validator,
 } from './harness.js';
@@ -126,9 +125,7 @@ class MarketChain extends TestChain {
       if (!rec) continue;
       for (const e of [current - 1n, current]) {
         if (e < rec.firstEpoch) continue;
-        const seed = seedLookup(this.state)(e);
-        if (!seed) continue;
-        slotHeights(seed, rec.chipId, e, p).forEach((h, slot) => {
+        slotsOf(this, chip, e).forEach((h, slot) => {
           const id = `${Buffer.from(chip.publicKey).toString('hex')}:${e}:${slot}`;
           if (h >= next || next > h + p.answerWindowBlocks || this.answered.has(id)) return;
           this.answered.add(id);
@@ -454,8 +451,7 @@ describe('market: leases', () => {
     const settled = chain.blockEvents.at(-1) as Extract<TxEvent, { type: 'leaseSettled' }>;
     assert.equal(settled.type, 'leaseSettled');
     const decided = chain.height - p.answerWindowBlocks - 1n;
-    const seed = seedLookup(chain.state)(1n)!;
-    const heights = slotHeights(seed, idA, 1n, p);
+    const heights = slotsOf(chain, chipA, 1n);
     const inPeriod = heights.map((h, j) => ({ h, j })).filter(({ h }) => h > mid.slotCursor && h <= decided);
     const missed = inPeriod.filter(({ j }) => j === 0).length;
     const answered = inPeriod.length - missed;

@@ -4,6 +4,10 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
+  blockChallengeClass,
+  challengeClasses,
+  challengeLookup,
+  chipClass,
   consecutiveMisses,
   decode,
   devSoftChipId,
@@ -13,6 +17,7 @@ import {
   epochOf,
   type GovProposal,
   getChip,
+  getEpochRecord,
   getGovernance,
   governanceSigningBytes,
   type HeartbeatAnswer,
@@ -20,10 +25,11 @@ import {
   isOnline,
   registrationMessage,
   rsaAllowListChipId,
-  seedLookup,
   sha256,
-  slotHeights,
   type TxEnvelope,
+  type TxEvent,
+  taggedHash,
+  toHex,
   transferMessage,
   utf8,
   vendorCodec,
@@ -40,6 +46,8 @@ import {
   registerAction,
   slotsOf,
   TestChain,
+  untilChallenged,
+  untilChipChallenged,
 } from './harness.js';
 
 function govAction(chain: TestChain, proposal: GovProposal): Action {
@@ -165,23 +173,19 @@ describe('POCI: liveness', () => {
 
   test('answers inside the window count once; late, early, replayed and forged answers are refused', () => {
     const { chain, chip, chipId } = registered();
-    // Registered in epoch 0: its first slots are in epoch 1 (heights 21…40).
-    chain.blocksUntil(21n);
-    const slots = slotsOf(chain, chip, 1n);
-    assert.equal(slots.length, 4);
-    assert.equal(new Set(slots.map(String)).size, 4);
-    const order = slots.map((h, j) => ({ h, j })).sort((a, b) => (a.h < b.h ? -1 : 1));
-    const first = order[0]!;
-    if (chain.height < first.h) {
-      // Not yet committed: refused as not open.
-      expectReject(
-        chain,
-        chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n),
-        'SLOT_NOT_OPEN',
-      );
-    }
-    chain.blocksUntil(first.h);
-    const hb = chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n);
+    // Registered in epoch 0: it is challenged from epoch 1 on (heights 21…40).
+    chain.blocksUntil(20n);
+    // Before any block of epoch 1 challenged its class, there is nothing to answer.
+    const early: HeartbeatAnswer = {
+      chipId,
+      epoch: 1n,
+      slot: 0,
+      evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, new Uint8Array(32)) },
+    };
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [early] }], 0n), 'SLOT_NOT_OPEN');
+    const first = untilChallenged(chain, chip);
+    assert.equal(first.epoch, 1n);
+    const hb = chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.slot)] }], 0n);
     assert.equal(hb.stx.tx.fee, 0n, 'heartbeats are fee-free');
     const events = chain.block([hb]);
     assert.ok(events.some((e) => e.type === 'slotAnswered'));
@@ -189,24 +193,29 @@ describe('POCI: liveness', () => {
     // The same answer again (new nonce): replay.
     expectReject(
       chain,
-      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.j)] }], 0n),
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.slot)] }], 0n),
       'ANSWER_REPLAYED',
     );
     // Forged: signed by another key.
-    const second = order[1]!;
-    chain.blocksUntil(second.h);
-    const forged = answer(chain, key('not-the-chip'), 1n, second.j);
+    const second = untilChallenged(chain, chip);
+    const forged = answer(chain, key('not-the-chip'), second.epoch, second.slot);
     forged.chipId = chipId;
+    forged.slot = second.slot;
+    forged.evidence = {
+      type: 'dev-soft',
+      signature: ed25519Sign(
+        key('not-the-chip').seed,
+        heartbeatChallenge(CHAIN, chipId, chain.hashOf(second.height)),
+      ),
+    };
     expectReject(
       chain,
       chain.tx(miner, [{ type: 'heartbeat', answers: [forged] }], 0n),
       'ATTEST_BAD_SIGNATURE',
     );
     // Evidence of another profile for this dev-soft chip.
-    const third = order[2]!;
-    chain.blocksUntil(third.h);
     const wrongProfile: HeartbeatAnswer = {
-      ...answer(chain, chip, 1n, third.j),
+      ...answer(chain, chip, second.epoch, second.slot),
       evidence: { type: 'tpm2', attest: new Uint8Array(64), signature: new Uint8Array(64) },
     };
     expectReject(
@@ -215,47 +224,45 @@ describe('POCI: liveness', () => {
       'ATTEST_WRONG_PROFILE',
     );
     // Too late: after the window of W blocks.
-    chain.blocksUntil(second.h + POCI.answerWindowBlocks);
-    expectReject(
-      chain,
-      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, second.j)] }], 0n),
-      'ANSWER_TOO_LATE',
-    );
+    const late = answer(chain, chip, second.epoch, second.slot);
+    chain.blocksUntil(second.height + POCI.answerWindowBlocks);
+    expectReject(chain, chain.tx(miner, [{ type: 'heartbeat', answers: [late] }], 0n), 'ANSWER_TOO_LATE');
   });
 
-  test('after K missed slots the chip is offline; its next answer brings it back and records the misses', () => {
+  test('after K missed challenges the chip is offline; its next answer brings it back and records the misses', () => {
     const { chain, chip, chipId } = registered();
     const p = POCI;
-    // Miss every slot of epochs 1 and 2.
+    // Miss every challenge of epochs 1 and 2.
     chain.blocksUntil(61n);
     const rec = getChip(chain.state, chipId)!;
-    assert.ok(consecutiveMisses(rec, chain.height, p, seedLookup(chain.state)) >= p.offlineAfterMisses);
-    assert.equal(isOnline(rec, chain.height, p, seedLookup(chain.state)), false);
-    // Answer the first slot of epoch 3.
-    const slots = slotsOf(chain, chip, 3n);
-    const j = slots.indexOf(slots.reduce((a, b) => (a < b ? a : b)));
-    chain.blocksUntil(slots[j]!);
+    const missedSoFar = slotsOf(chain, chip, 1n).length + slotsOf(chain, chip, 2n).length;
+    assert.ok(missedSoFar >= p.offlineAfterMisses, 'the class drew enough challenges for this test');
+    assert.ok(consecutiveMisses(rec, chain.height, p, challengeLookup(chain.state)) >= p.offlineAfterMisses);
+    assert.equal(isOnline(rec, chain.height, p, challengeLookup(chain.state)), false);
+    // Answer its first challenge of epoch 3.
+    const next = untilChallenged(chain, chip);
+    assert.equal(next.epoch, 3n);
+    const closed = [1n, 2n, 3n]
+      .flatMap((e) => slotsOf(chain, chip, e))
+      .filter((h) => h + p.answerWindowBlocks < chain.height + 1n).length;
     const events = chain.block([
-      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 3n, j)] }], 0n),
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 3n, next.slot)] }], 0n),
     ]);
     const missed = events.filter((e) => e.type === 'slotMissed');
-    assert.equal(missed.length, 8, 'the 8 slots of epochs 1 and 2 are recorded as missed, with a reason');
+    assert.equal(missed.length, closed, 'every challenge whose window closed is recorded as missed');
     assert.match((missed[0] as { reason: string }).reason, /no answer included by height/);
     const after = getChip(chain.state, chipId)!;
-    assert.equal(after.slotsMissed, 8n);
-    assert.equal(isOnline(after, chain.height, p, seedLookup(chain.state)), true);
+    assert.equal(after.slotsMissed, BigInt(closed));
+    assert.equal(isOnline(after, chain.height, p, challengeLookup(chain.state)), true);
   });
 
   test('deregistered and revoked chips cannot answer', () => {
     const { chain, chip, chipId } = registered();
     chain.block([chain.tx(miner, [govAction(chain, { type: 'revokeChip', chipId, reason: 'key leaked' })])]);
-    chain.blocksUntil(40n);
-    const slots = slotsOf(chain, chip, 1n);
-    const open = slots.findIndex((h) => h < chain.height && chain.height <= h + POCI.answerWindowBlocks);
-    const j = Math.max(open, 0);
+    const c = untilChallenged(chain, chip);
     expectReject(
       chain,
-      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, j)] }], 0n),
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, c.epoch, c.slot)] }], 0n),
       'CHIP_INACTIVE',
     );
     expectReject(chain, chain.tx(miner, [{ type: 'deregisterChip', chipId }]), 'CHIP_INACTIVE');
@@ -300,32 +307,29 @@ describe('POCI: liveness', () => {
     const chipId = rsaAllowListChipId(spki);
     const chip = () => getChip(chain.state, chipId)!;
     assert.equal(effectiveStatus(chain.state, chip()).status, 'active');
-    // Walk to an open answer window of epoch 1 and answer it: accepted while listed.
-    chain.blocksUntil(POCI.epochBlocks + 1n);
-    const heights = slotHeights(seedLookup(chain.state)(1n)!, chipId, 1n, POCI);
-    const rsaAnswer = (slot: number) => ({
+    // Answer a challenge: accepted while listed.
+    const rsaAnswer = (c: { epoch: bigint; slot: number; height: bigint }) => ({
       chipId,
-      epoch: 1n,
-      slot,
+      epoch: c.epoch,
+      slot: c.slot,
       evidence: {
         type: 'rsa2048-allowlist' as const,
-        signature: rsaSign(heartbeatChallenge(CHAIN, chipId, chain.hashOf(heights[slot]!))),
+        signature: rsaSign(heartbeatChallenge(CHAIN, chipId, chain.hashOf(c.height))),
       },
     });
-    const [first, second] = heights.map((h, slot) => ({ h, slot })).sort((a, b) => (a.h < b.h ? -1 : 1));
-    chain.blocksUntil(first!.h);
-    chain.block([chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(first!.slot)] }], 0n)]);
+    chain.blocksUntil(POCI.epochBlocks); // the chip is challenged from the epoch after it registered
+    const first = untilChipChallenged(chain, chipId);
+    chain.block([chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(first)] }], 0n)]);
     assert.equal(chip().slotsAnswered, 1n);
     // The foundation de-lists the key: the very next answer is refused, the chip is revoked.
     chain.block([
       chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: { ...entry, allowed: false } })]),
     ]);
     assert.equal(effectiveStatus(chain.state, chip()).status, 'revoked');
-    if (second && second.h > chain.height) chain.blocksUntil(second.h);
-    const late = second ?? first!;
+    const next = untilChipChallenged(chain, chipId);
     expectReject(
       chain,
-      chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(late.slot)] }], 0n),
+      chain.tx(miner, [{ type: 'heartbeat', answers: [rsaAnswer(next)] }], 0n),
       'CHIP_INACTIVE',
     );
   });
@@ -375,48 +379,144 @@ describe('POCI: liveness', () => {
   });
 });
 
-describe('POCI: slot schedule properties', () => {
-  test('deterministic, distinct, inside the epoch, and different under another seed', () => {
-    fc.assert(
-      fc.property(
-        fc.uint8Array({ minLength: 32, maxLength: 32 }),
-        fc.uint8Array({ minLength: 32, maxLength: 32 }),
-        fc.bigInt({ min: 0n, max: 1_000_000n }),
-        (seed, chipId, epoch) => {
-          const p = { epochBlocks: 3600n, slotsPerEpoch: 4 };
-          const a = slotHeights(seed, chipId, epoch, p);
-          assert.deepEqual(slotHeights(seed, chipId, epoch, p), a);
-          assert.equal(new Set(a.map(String)).size, 4);
-          for (const h of a) assert.equal(epochOf(h, p), epoch);
-        },
-      ),
-    );
-  });
-
-  test('evenly spread: slot offsets over many chips fill the epoch uniformly (chi-square)', () => {
-    const p = { epochBlocks: 100n, slotsPerEpoch: 4 };
-    const buckets = new Array(10).fill(0);
-    const seed = sha256(utf8('seed'));
-    const n = 5000;
-    for (let i = 0; i < n; i++) {
-      for (const h of slotHeights(seed, sha256(utf8(`chip ${i}`)), 0n, p)) buckets[Number((h - 1n) / 10n)]++;
+/** The v1 rule (retired): slot j = start + H("UNC/slot" ‖ seed ‖ chipId ‖ j ‖ draw) mod B, known at
+ *  the epoch start. Kept here only to play the attack it allowed. */
+function v1SlotHeights(seed: Uint8Array, chipId: Uint8Array, epoch: bigint, b: bigint, s: number): bigint[] {
+  const start = epoch * b + 1n;
+  const out: bigint[] = [];
+  for (let j = 0; j < s; j++) {
+    for (let draw = 0; ; draw++) {
+      const h = taggedHash('UNC/slot', seed, chipId, Uint8Array.of(j, draw & 0xff));
+      const slot = start + (new DataView(h.buffer, h.byteOffset).getBigUint64(0) % b);
+      if (!out.includes(slot)) {
+        out.push(slot);
+        break;
+      }
     }
-    const expected = (n * 4) / 10;
-    const chi2 = buckets.reduce((s, o) => s + (o - expected) ** 2 / expected, 0);
+  }
+  return out;
+}
+
+describe('POCI: challenges nobody can schedule around', () => {
+  test('classes: deterministic, in range, uniform over blocks (chi-square), S per epoch in expectation', () => {
+    const p = { epochBlocks: 3600n, slotsPerEpoch: 4 };
+    assert.equal(challengeClasses(p), 900n);
+    assert.equal(challengeClasses({ epochBlocks: 60n, slotsPerEpoch: 4 }), 15n);
+    assert.equal(challengeClasses({ epochBlocks: 7n, slotsPerEpoch: 8 }), 1n);
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (id) => {
+        const k = chipClass(id, p);
+        assert.equal(chipClass(id, p), k);
+        assert.ok(k >= 0n && k < 900n);
+        const r = blockChallengeClass(id, p);
+        assert.ok(r >= 0n && r < 900n);
+      }),
+    );
+    const q = { epochBlocks: 100n, slotsPerEpoch: 10 }; // M = 10
+    const buckets = new Array(10).fill(0);
+    const n = 20_000;
+    for (let i = 0; i < n; i++) buckets[Number(blockChallengeClass(sha256(utf8(`beacon ${i}`)), q))]++;
+    const expected = n / 10;
+    const chi2 = buckets.reduce((x, o) => x + (o - expected) ** 2 / expected, 0);
     assert.ok(chi2 < 27.9, `chi-square ${chi2.toFixed(1)} over 9 degrees of freedom (p < 0.001 cut-off)`);
   });
 
-  test('unknowable before its seed: one bit of seed changes the schedule', () => {
-    const p = { epochBlocks: 3600n, slotsPerEpoch: 4 };
-    let same = 0;
-    for (let i = 0; i < 200; i++) {
-      const seed = sha256(utf8(`s${i}`));
-      const flipped = seed.slice();
-      flipped[i % 32]! ^= 1;
-      const chip = sha256(utf8(`c${i}`));
-      if (slotHeights(seed, chip, 5n, p).join() === slotHeights(flipped, chip, 5n, p).join()) same++;
+  test('a chip is challenged by a block only once that block exists: nothing in state or RPC names a later height', () => {
+    const { chain, chip } = (() => {
+      const chain = new TestChain();
+      chain.blocksUntil(2n);
+      const chip = key('chip-future');
+      chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+      return { chain, chip };
+    })();
+    for (let i = 0; i < 60; i++) {
+      chain.block();
+      const epoch = epochOf(chain.height, POCI);
+      for (const e of [epoch, epoch + 1n, epoch + 2n]) {
+        for (const h of slotsOf(chain, chip, e))
+          assert.ok(h <= chain.height, `challenge ${h} above ${chain.height}`);
+      }
     }
-    assert.equal(same, 0);
+    // What a block challenges depends on its beacon alone: change one bit and the class moves.
+    const p = POCI;
+    let moved = 0;
+    for (let i = 0; i < 200; i++) {
+      const beacon = sha256(utf8(`b${i}`));
+      const flipped = beacon.slice();
+      flipped[i % 32]! ^= 1;
+      if (blockChallengeClass(beacon, p) !== blockChallengeClass(flipped, p)) moved++;
+    }
+    assert.ok(moved > 120, `${moved} of 200 one-bit changes moved the class`);
+  });
+
+  test('attack: a chip up only during its v1 (formerly predictable) answer windows is no longer paid as if always up', (t) => {
+    // Long epochs so that the v1 windows cover a small part of the time: S × (W + 1) / B = 12%.
+    const p = { ...POCI, epochBlocks: 200n, answerWindowBlocks: 5n };
+    const chain = new TestChain(genesis(p));
+    const honest = key('honest');
+    const sly = key('sly');
+    chain.blocksUntil(2n);
+    chain.block([
+      chain.tx(miner, [
+        registerAction(chain, honest, miner.address),
+        registerAction(chain, sly, miner.address),
+      ]),
+    ]);
+    const slyId = devSoftChipId(sly.publicKey);
+    const epochs = 8n;
+    const v1Windows = new Map<bigint, bigint[]>();
+    let v1Covered = 0;
+    const answered = new Set<string>();
+    while (chain.height < (epochs + 1n) * p.epochBlocks) {
+      const h = chain.height + 1n;
+      const e = epochOf(h, p);
+      if (!v1Windows.has(e)) {
+        // The v1 schedule of the epoch, known to the sly chip at its start from the epoch seed.
+        const seed = getEpochRecord(chain.state, e)?.seed ?? chain.beaconOf(h - 1n);
+        v1Windows.set(e, v1SlotHeights(seed, slyId, e, p.epochBlocks, p.slotsPerEpoch));
+      }
+      // Under v1 the sly chip would have answered every slot: it is up in each window.
+      const up = (x: bigint) =>
+        [...(v1Windows.get(epochOf(x, p)) ?? [])].some((s) => x > s && x <= s + p.answerWindowBlocks);
+      const answers: HeartbeatAnswer[] = [];
+      const prev = chain.height;
+      const pe = epochOf(prev, p);
+      for (const [c, isUp] of [
+        [honest, true],
+        [sly, up(h)],
+      ] as const) {
+        if (!isUp || pe < 1n) continue;
+        for (const e of [pe - 1n, pe]) {
+          slotsOf(chain, c, e).forEach((sh, j) => {
+            const id = `${toHex(devSoftChipId(c.publicKey))}:${e}:${j}`;
+            if (sh < h && h <= sh + p.answerWindowBlocks && !answered.has(id)) {
+              answered.add(id);
+              answers.push(answer(chain, c, e, j));
+            }
+          });
+        }
+      }
+      chain.block(answers.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers }], 0n)] : []);
+      if (epochOf(h, p) >= 1n && up(h)) v1Covered++;
+    }
+    chain.blocksUntil(chain.height + p.answerWindowBlocks + 2n);
+    chain.block([
+      chain.tx(miner, [{ type: 'claimRewards', chipIds: [devSoftChipId(honest.publicKey), slyId] }]),
+    ]);
+    const paid = (c: ReturnType<typeof key>) =>
+      chain.events
+        .filter((e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded')
+        .filter((e) => Buffer.compare(e.chipId, devSoftChipId(c.publicKey)) === 0)
+        .reduce((x, e) => x + e.amount, 0n);
+    const up = Number(v1Covered) / Number(epochs * p.epochBlocks);
+    const ratio = Number((paid(sly) * 10_000n) / paid(honest)) / 10_000;
+    t.diagnostic(
+      `sly chip up ${(up * 100).toFixed(1)}% of the time, paid ${(ratio * 100).toFixed(1)}% of the honest chip`,
+    );
+    assert.ok(up < 0.2, `the sly chip was up ${up}`);
+    // Under v1 it answered every slot and was paid 100% of the honest chip. Now it earns about its
+    // uptime: far below what it would have been paid.
+    assert.ok(ratio < 0.35, `sly/honest earnings ${ratio} (uptime ${up.toFixed(3)})`);
   });
 
   test('property: no answer is ever counted twice, whatever the order of attempts', () => {
@@ -426,11 +526,11 @@ describe('POCI: slot schedule properties', () => {
         chain.blocksUntil(2n);
         const chip = key('chip-prop');
         chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
-        chain.blocksUntil(21n);
+        chain.blocksUntil(20n);
         let accepted = 0;
         for (const j of attempts) {
-          const h = slotsOf(chain, chip, 1n)[j]!;
-          if (chain.height < h) chain.blocksUntil(h);
+          while (slotsOf(chain, chip, 1n).length <= j && chain.height < 40n) chain.block();
+          if (slotsOf(chain, chip, 1n).length <= j) continue;
           const t = chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, j)] }], 0n);
           if (!chain.attempt(t)) {
             chain.block([t]);

@@ -8,7 +8,9 @@ import {
   bondCodec,
   chipCodec,
   chipKey,
+  chipWeight,
   circulatingSupply,
+  creditedChallenges,
   cumulativeEmission,
   DEFAULT_HALVING_PERIOD_MS,
   decode,
@@ -24,6 +26,7 @@ import {
   getEpochRecord,
   getSupply,
   type HeartbeatAnswer,
+  MAX_CHALLENGES_PER_EPOCH,
   MemoryState,
   releasesAt,
   StateOverlay,
@@ -32,6 +35,7 @@ import {
   slashBond,
   type TxEvent,
   transferMessage,
+  UPTIME_SCALE,
   utf8,
 } from '../src/index.js';
 import {
@@ -209,6 +213,9 @@ describe('rewards', () => {
           );
           assert.equal(r.remainingBudget, 0n);
           for (const e of events) {
+            const i = chips.findIndex((c) => Buffer.compare(devSoftChipId(c.publicKey), e.chipId) === 0);
+            if (s.chips[i]!.reliability === 100 && i !== 0)
+              assert.equal(e.weight, e.power * UPTIME_SCALE, 'always up: exactly its full weight');
             const exact = (r.budget * e.weight) / r.totalWeight;
             const diff = e.amount > exact ? e.amount - exact : exact - e.amount;
             assert.ok(
@@ -237,7 +244,28 @@ describe('rewards', () => {
     );
   });
 
-  test('grace: one missed slot per epoch is forgiven (three answers count as four)', () => {
+  test('weight is uptime: answering every challenge weighs power × SCALE whatever the class drew', () => {
+    const p = { slotsPerEpoch: 4, graceSlotsPerEpoch: 1 };
+    for (let n = 1; n <= MAX_CHALLENGES_PER_EPOCH; n++) {
+      assert.equal(chipWeight(989_000n, n, n, p), 989_000n * UPTIME_SCALE, `${n} of ${n}`);
+      assert.equal((UPTIME_SCALE / BigInt(n)) * BigInt(n), UPTIME_SCALE, 'SCALE / n is exact');
+    }
+    assert.equal(chipWeight(989_000n, 0, 0, p), 0n, 'a class that drew no challenge measured nothing');
+    assert.equal(chipWeight(10n, 1, 2, p) * 2n, 10n * UPTIME_SCALE, 'half the challenges, half the weight');
+  });
+
+  test('grace forgives at most G misses, and only to a chip that answered at least S challenges', () => {
+    const p = { slotsPerEpoch: 4, graceSlotsPerEpoch: 1 };
+    assert.equal(creditedChallenges(0, 1, p), 0, 'nothing answered: nothing to forgive');
+    assert.equal(creditedChallenges(1, 2, p), 1, 'up half the time: no grace');
+    assert.equal(creditedChallenges(3, 4, p), 3, 'fewer than S answers: no grace');
+    assert.equal(creditedChallenges(4, 5, p), 5, 'S answers, one miss: forgiven');
+    assert.equal(creditedChallenges(4, 6, p), 4, 'two misses: not forgiven');
+    assert.equal(creditedChallenges(7, 8, p), 8);
+    assert.equal(creditedChallenges(5, 5, p), 5);
+    assert.equal(creditedChallenges(4, 5, { ...p, graceSlotsPerEpoch: 0 }), 4, 'G = 0: no grace');
+
+    // On chain: a answers everything, b skips the first challenge of each epoch.
     const chain = new TestChain();
     const a = key('grace-a');
     const b = key('grace-b');
@@ -245,32 +273,36 @@ describe('rewards', () => {
     chain.block([
       chain.tx(miner, [registerAction(chain, a, miner.address), registerAction(chain, b, miner.address)]),
     ]);
-    // a answers all four slots; b answers three of four (the first of each epoch is skipped).
     const skipped = new Set<string>();
     driveAnswers(
       chain,
       [a, b],
-      (i, epoch, _slot) => {
+      (i, epoch) => {
         if (i === 0) return true;
         const first = !skipped.has(String(epoch));
         if (first) skipped.add(String(epoch));
         return !first;
       },
-      3n * POCI.epochBlocks,
+      4n * POCI.epochBlocks,
     );
     chain.blocksUntil(chain.height + POCI.epochBlocks);
     claimAll(chain, [a, b]);
     const paid = chain.events.filter(
       (e): e is Extract<TxEvent, { type: 'chipRewarded' }> => e.type === 'chipRewarded',
     );
-    const epoch1 = paid.filter((e) => e.epoch === 1n);
-    assert.equal(epoch1.length, 2);
-    assert.deepEqual(
-      epoch1.map((e) => e.credited).sort(),
-      [4, 4],
-      'three answers plus one grace slot count as four',
-    );
-    assert.ok(epoch1.every((e) => e.amount > 0n));
+    const ofChip = (k: ReturnType<typeof key>) =>
+      paid.filter((e) => Buffer.compare(e.chipId, devSoftChipId(k.publicKey)) === 0);
+    assert.ok(ofChip(a).length >= 2);
+    for (const e of ofChip(a)) {
+      assert.equal(e.answered, e.challenged);
+      assert.equal(e.credited, e.challenged);
+      assert.equal(e.weight, e.power * UPTIME_SCALE, `epoch ${e.epoch}: full uptime, full weight`);
+    }
+    for (const e of ofChip(b)) {
+      assert.equal(e.answered, e.challenged - 1);
+      assert.equal(e.credited, creditedChallenges(e.answered, e.challenged, POCI));
+      assert.equal(e.credited === e.challenged, e.answered >= POCI.slotsPerEpoch);
+    }
   });
 
   test('bonds count in the supply; unbonding stays slashable; a slash is burned and recorded', () => {

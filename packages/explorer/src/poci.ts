@@ -91,8 +91,9 @@ export function epochOfHeight(height: number, p: Pick<LivenessParams, 'epochBloc
 
 /**
  * Whole epochs before the two the node lists in which the chip answered nothing (every block after
- * its last answer): all their slots were missed, and the chain has not recorded those misses yet
- * (it does when the chip next answers). Null when there is no such epoch.
+ * its last answer): all their challenges were missed, and the chain has not recorded those misses
+ * yet (it does when the chip next answers). `slots` is an estimate: a class draws S challenges per
+ * epoch in expectation (the count varies). Null when there is no such epoch.
  */
 export function silentEpochs(
   chip: ChipJson,
@@ -144,7 +145,7 @@ export function missStreak(
 }
 
 export function slotCounts(chips: ChipJson[]): Record<SlotJson['status'], number> {
-  const out = { answered: 0, missed: 0, open: 0, upcoming: 0 };
+  const out = { answered: 0, missed: 0, open: 0 };
   for (const c of chips) for (const s of c.slots) out[s.status]++;
   return out;
 }

@@ -714,7 +714,7 @@ describe('explorer in a real browser', { skip }, () => {
     await missed.waitFor({ timeout: 10_000 });
     assert.match(
       (await missed.getAttribute('title')) ?? '',
-      /at height \d+: missed — no answer included by height \d+/,
+      /by block \d+: missed — no answer included by height \d+/,
     );
     await page
       .getByTestId('chip-state')

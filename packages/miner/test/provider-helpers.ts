@@ -76,6 +76,6 @@ export function chipJsonOf(chip: Chip): ChipJson {
     rewardsEarned: '0',
     tpmClock: null,
     slots: [],
-    nextSlot: null,
+    challengeClass: 0,
   };
 }

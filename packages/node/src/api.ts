@@ -10,6 +10,10 @@ import {
   blockCodec,
   blockHash,
   type Chip,
+  challengeClasses,
+  challengeLookup,
+  challengesAsOf,
+  chipClass,
   chipCodec,
   chipModelCodec,
   circulatingSupply,
@@ -38,8 +42,6 @@ import {
   getSupply,
   merkleProofCodec,
   StateSpace,
-  seedLookup,
-  slotHeights,
   toHex,
   trieKey,
   txEventCodec,
@@ -380,7 +382,6 @@ export function createApi(node: UncNode): RpcServerModules {
             .filter((c) => equalBytes(c.owner, owner))
             .map((c) => c.chipId);
         }
-        const p = getPociParams(chain.state);
         const out: RewardJson[] = [];
         for (const chipId of chipIds) {
           for (const row of await chain.db.chipEvents(chipId, 1000)) {
@@ -392,7 +393,8 @@ export function createApi(node: UncNode): RpcServerModules {
               epoch: Number(e.epoch),
               paidAt: Number(row.height),
               slotsAnswered: e.answered,
-              slotsMissed: p.slotsPerEpoch - e.answered,
+              slotsChallenged: e.challenged,
+              slotsMissed: e.challenged - e.answered,
               graceUsed: e.credited - e.answered,
               power: e.power.toString(),
               weight: e.weight.toString(),
@@ -522,6 +524,7 @@ export function createApi(node: UncNode): RpcServerModules {
           seed: record ? toHex(record.seed) : null,
           epochBlocks: Number(p.epochBlocks),
           slotsPerEpoch: p.slotsPerEpoch,
+          challengeClasses: Number(challengeClasses(p)),
           answerWindowBlocks: Number(p.answerWindowBlocks),
           offlineAfterMisses: p.offlineAfterMisses,
           startTime: record ? Number(record.startTime) : null,
@@ -621,23 +624,24 @@ export function createApi(node: UncNode): RpcServerModules {
   function chipJson(chip: Chip): ChipJson {
     const p = getPociParams(chain.state);
     const height = chain.height;
-    const seedOf = seedLookup(chain.state);
+    const challengesOf = challengeLookup(chain.state);
     const { status, reason } = effectiveStatus(chain.state, chip);
     const current = epochOf(height, p);
+    const cls = chipClass(chip.chipId, p);
+    // The head's own challenge is answerable in the next block: listed at once.
+    const head = { height, beacon: chain.head.header.beacon };
+    // Only challenges that exist: blocks already committed that drew the chip's class (the class
+    // of a block comes from its beacon, so nothing about future blocks is known, or shown).
     const slots: SlotJson[] = [];
     for (const e of [current - 1n, current]) {
       if (e < chip.firstEpoch || e < 0n) continue;
-      const seed = seedOf(e);
-      if (!seed) continue;
-      slotHeights(seed, chip.chipId, e, p).forEach((h, slot) => {
+      challengesAsOf(chain.state, e, cls, head, p).forEach((h, slot) => {
         const windowEnd = h + p.answerWindowBlocks;
         const state: SlotJson['status'] = answeredIn(chip, e, slot)
           ? 'answered'
-          : h > height
-            ? 'upcoming'
-            : windowEnd >= height + 1n
-              ? 'open'
-              : 'missed';
+          : windowEnd >= height + 1n
+            ? 'open'
+            : 'missed';
         slots.push({
           epoch: Number(e),
           slot,
@@ -648,7 +652,7 @@ export function createApi(node: UncNode): RpcServerModules {
       });
     }
     slots.sort((a, b) => a.height - b.height);
-    const misses = consecutiveMisses(chip, height, p, seedOf);
+    const misses = consecutiveMisses(chip, height, p, challengesOf);
     return {
       chipId: toHex(chip.chipId),
       owner: encodeAddress(chip.owner),
@@ -676,7 +680,7 @@ export function createApi(node: UncNode): RpcServerModules {
           }
         : null,
       slots,
-      nextSlot: slots.find((x) => x.status === 'upcoming' || x.status === 'open') ?? null,
+      challengeClass: Number(cls),
     };
   }
 

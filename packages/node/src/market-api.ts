@@ -4,6 +4,7 @@
  * method scans the state.
  */
 import {
+  challengeLookup,
   consecutiveMisses,
   decode,
   decodeAddress,
@@ -30,7 +31,6 @@ import {
   OfferStatus,
   offersByProvider,
   openOffers,
-  seedLookup,
   toHex,
   txEventCodec,
   UncError,
@@ -114,7 +114,7 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
         chip.settledThrough,
         chain.height,
         p,
-        seedLookup(chain.state),
+        challengeLookup(chain.state),
         1024,
       );
       missed += pending.filter((s) => s.slotHeight >= since).length;
@@ -135,14 +135,16 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
 
   async function offerJson(o: Offer, since: bigint): Promise<OfferJson> {
     const p = getPociParams(chain.state);
-    const seedOf = seedLookup(chain.state);
+    const challengesOf = challengeLookup(chain.state);
     const chips: OfferChipJson[] = [];
     for (const chipId of o.chipIds) {
       const chip = getChip(chain.state, chipId);
       const leaseId = getChipMarket(chain.state, chipId).leaseId;
       const active = chip ? effectiveStatus(chain.state, chip).status === 'active' : false;
       const online =
-        chip !== null && active && consecutiveMisses(chip, chain.height, p, seedOf) < p.offlineAfterMisses;
+        chip !== null &&
+        active &&
+        consecutiveMisses(chip, chain.height, p, challengesOf) < p.offlineAfterMisses;
       const owned = chip !== null && equalBytes(chip.owner, o.provider);
       chips.push({
         chipId: toHex(chipId),

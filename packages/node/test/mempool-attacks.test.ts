@@ -11,6 +11,8 @@ import {
   type BlockContext,
   BlockExecutor,
   type ConsensusEvidence,
+  challengesAsOf,
+  chipClass,
   DEV_SOFT_VENDOR,
   devSoftChipId,
   duplicateVoteEvidence,
@@ -28,12 +30,10 @@ import {
   MemoryState,
   minimumFee,
   registrationMessage,
-  seedLookup,
   sha256,
   signedTransactionCodec,
   signTransaction,
   signVote,
-  slotHeights,
   type TxEnvelope,
   utf8,
   ValidationError,
@@ -65,6 +65,9 @@ class Chain {
   hashOf(h: bigint): Uint8Array {
     return sha256(utf8(`block ${h}`));
   }
+  beaconOf(h: bigint): Uint8Array {
+    return sha256(utf8(`beacon ${h}`));
+  }
   next(): BlockContext {
     return {
       chainId: genesis.chainId,
@@ -72,7 +75,7 @@ class Chain {
       time: this.time + 1000n,
       proposer: devValidator().publicKey,
       prevHash: this.hashOf(this.height),
-      prevBeacon: sha256(utf8(`beacon ${this.height}`)),
+      prevBeacon: this.beaconOf(this.height),
     };
   }
   block(txs: TxEnvelope[] = []): void {
@@ -139,9 +142,9 @@ function chainWithOpenSlot(): { chain: Chain; chip: Key; answer: HeartbeatAnswer
     const next = chain.height + 1n;
     const c = getChip(chain.state, chipId)!;
     const epoch = epochOf(next, p);
-    const seed = seedLookup(chain.state)(epoch);
-    if (epoch < c.firstEpoch || !seed) continue;
-    const heights = slotHeights(seed, chipId, epoch, p);
+    if (epoch < c.firstEpoch) continue;
+    const head = { height: chain.height, beacon: chain.beaconOf(chain.height) };
+    const heights = challengesAsOf(chain.state, epoch, chipClass(chipId, p), head, p);
     const slot = heights.findIndex((h) => h < next && next <= h + p.answerWindowBlocks);
     if (slot < 0) continue;
     const slotHash = getRecentHash(chain.state, heights[slot]!) ?? chain.hashOf(heights[slot]!);

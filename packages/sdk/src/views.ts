@@ -94,6 +94,8 @@ export type TxEventJson =
       owner: string;
       epoch: number;
       answered: number;
+      /** Challenges the chip's class drew in the epoch. */
+      challenged: number;
       credited: number;
       power: string;
       weight: string;
@@ -301,10 +303,13 @@ export interface RewardJson {
   /** Height at which it was paid. */
   paidAt: number;
   slotsAnswered: number;
+  /** Challenges the chip's class drew in the epoch (S in expectation). */
+  slotsChallenged: number;
   slotsMissed: number;
+  /** Misses the grace budget forgave. */
   graceUsed: number;
   power: string;
-  /** power × credited slots */
+  /** power × credited / challenged × UPTIME_SCALE (core rewards/emission.ts) */
   weight: string;
   epochBudget: string;
   networkWeight: string;
@@ -461,6 +466,7 @@ export function eventToJson(e: TxEvent): TxEventJson {
         owner: encodeAddress(e.owner),
         epoch: Number(e.epoch),
         answered: e.answered,
+        challenged: e.challenged,
         credited: e.credited,
         power: e.power.toString(),
         weight: e.weight.toString(),
@@ -549,9 +555,9 @@ export interface SlotJson {
   epoch: number;
   slot: number;
   height: number;
-  /** answered: included in time; missed: window closed without an answer; open: answerable now;
-   *  upcoming: the slot block is not committed yet. */
-  status: 'answered' | 'missed' | 'open' | 'upcoming';
+  /** answered: included in time; missed: window closed without an answer; open: answerable now.
+   *  Only committed blocks challenge: there is no future challenge to show (PROTOCOL.md §4.3). */
+  status: 'answered' | 'missed' | 'open';
   windowEnd: number;
 }
 
@@ -577,9 +583,11 @@ export interface ChipJson {
   slotsMissed: number;
   rewardsEarned: string;
   tpmClock: { clock: string; resetCount: number; restartCount: number } | null;
-  /** The chip's slots in the previous and the current epoch. */
+  /** The challenges the chip's class drew in the previous and the current epoch so far (`slot` is
+   *  the index of the challenge in its epoch). */
   slots: SlotJson[];
-  nextSlot: SlotJson | null;
+  /** The chip's challenge class: a block challenges the chips of one class, drawn from its beacon. */
+  challengeClass: number;
 }
 
 export interface VendorJson {
@@ -611,7 +619,10 @@ export interface EpochJson {
   endHeight: number;
   seed: string | null;
   epochBlocks: number;
+  /** Challenges per chip per epoch in expectation (S). */
   slotsPerEpoch: number;
+  /** Number of challenge classes M = max(1, floor(epochBlocks / S)); each block challenges one. */
+  challengeClasses: number;
   answerWindowBlocks: number;
   offlineAfterMisses: number;
   /** Chain time (ms) of the epoch's first block; null while the epoch has not started. */

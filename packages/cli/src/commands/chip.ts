@@ -85,19 +85,20 @@ export function chipCommand(): Command {
         `  vendor/model   ${c.vendorId}/${c.modelId} (${c.profile})`,
         `  power          ${formatPower(c.power)}`,
         `  owner          ${c.owner}`,
-        `  status         ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}, ${c.online ? 'online' : `OFFLINE (${c.consecutiveMisses} consecutive missed slots)`}`,
-        `  registered at  ${c.registeredAt} (slots from epoch ${c.firstEpoch})`,
-        `  slots          ${c.slotsAnswered} answered, ${c.slotsMissed} missed`,
+        `  status         ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}, ${c.online ? 'online' : `OFFLINE (${c.consecutiveMisses} consecutive missed challenges)`}`,
+        `  registered at  ${c.registeredAt} (challenged from epoch ${c.firstEpoch})`,
+        `  challenges     ${c.slotsAnswered} answered, ${c.slotsMissed} missed`,
         `  rewards        ${formatUnc(BigInt(c.rewardsEarned))} UNC`,
         ...(c.tpmClock
           ? [
               `  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`,
             ]
           : []),
-        `  next slot      ${c.nextSlot ? `height ${c.nextSlot.height} (epoch ${c.nextSlot.epoch}, slot ${c.nextSlot.slot})` : 'none yet'}`,
-        '  slots (previous and current epoch):',
+        `  class          ${c.challengeClass} (each block challenges one class, drawn from its beacon: nobody knows the next one)`,
+        '  challenges (previous and current epoch, so far):',
         ...c.slots.map(
-          (s) => `    epoch ${s.epoch} slot ${s.slot}  height ${String(s.height).padStart(7)}  ${s.status}`,
+          (s) =>
+            `    epoch ${s.epoch} #${s.slot}  block ${String(s.height).padStart(7)}  ${s.status}${s.status === 'open' ? ` (answer by ${s.windowEnd})` : ''}`,
         ),
         '  log (newest first):',
         ...events.map((e) => `    ${String(e.height).padStart(7)}  ${eventText(e.event)}`),

@@ -45,9 +45,10 @@ export function minerCommand(): Command {
         ...status.chips.map((c) =>
           [
             `  ${c.label} ${c.chipId.slice(0, 16)}… ${c.profile}: ${c.registered ? (c.online ? 'online' : 'OFFLINE') : 'not registered'}, answered ${c.answered}, missed ${c.missed}, earned ${c.rewardsEarned}`,
-            c.nextSlot
-              ? `      next slot: height ${c.nextSlot.height} (epoch ${c.nextSlot.epoch}, slot ${c.nextSlot.slot})`
-              : '',
+            ...c.open.map(
+              (o) =>
+                `      open challenge: block ${o.height} (epoch ${o.epoch} #${o.slot}), answer by ${o.windowEnd}`,
+            ),
             ...c.recent.slice(-3).map((r) => `      slot ${r.epoch}:${r.slot} at ${r.height}: ${r.result}`),
             c.lastError ? `      last error: ${c.lastError}` : '',
           ]

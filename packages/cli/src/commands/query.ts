@@ -168,7 +168,7 @@ export function queryCommand(): Command {
             `total ${formatUnc(total)} UNC over ${rows.length} chip-epochs`,
             ...rows.map(
               (r) =>
-                `  epoch ${String(r.epoch).padStart(5)}  chip ${r.chipId.slice(0, 12)}…  ${formatUnc(BigInt(r.amount)).padStart(14)} UNC  answered ${r.slotsAnswered}, missed ${r.slotsMissed}, grace ${r.graceUsed}; weight ${r.weight} of ${r.networkWeight}; budget ${formatUnc(BigInt(r.epochBudget))} UNC`,
+                `  epoch ${String(r.epoch).padStart(5)}  chip ${r.chipId.slice(0, 12)}…  ${formatUnc(BigInt(r.amount)).padStart(14)} UNC  answered ${r.slotsAnswered} of ${r.slotsChallenged}, missed ${r.slotsMissed}, grace ${r.graceUsed}; weight ${r.weight} of ${r.networkWeight}; budget ${formatUnc(BigInt(r.epochBudget))} UNC`,
             ),
           ].join('\n'),
     );

@@ -24,7 +24,7 @@ import { addressFromPublicKey } from '../crypto/address.js';
 import { type Codec, decode, encode, struct, u32, u64 } from '../encoding/codec.js';
 import { publicKey as publicKeyCodec } from '../encoding/primitives.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
-import { epochOf, isOnline, type SeedLookup, seedLookup } from '../poci/liveness.js';
+import { type ChallengeLookup, challengeLookup, epochOf, isOnline } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
 import { getBond } from '../rewards/bonds.js';
 import { StateSpace } from '../state/accounts.js';
@@ -189,14 +189,14 @@ export function onlinePowerOf(
   owner: Uint8Array,
   height: bigint,
   p: PociParams = getPociParams(state),
-  seedOf: SeedLookup = seedLookup(state),
+  challengesOf: ChallengeLookup = challengeLookup(state),
 ): bigint {
   let power = 0n;
   for (const chipId of chipsOfOwner(state, owner)) {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, owner)) continue;
     if (effectiveStatus(state, chip).status !== 'active') continue;
-    if (isOnline(chip, height, p, seedOf)) power += chip.power;
+    if (isOnline(chip, height, p, challengesOf)) power += chip.power;
   }
   return power;
 }
@@ -217,7 +217,7 @@ export function compareValidatorRank(a: Validator, b: Validator): number {
 export function computeValidatorSet(state: StateReader, height: bigint): Validator[] {
   const { maxValidators } = getConsensusParams(state);
   const p = getPociParams(state);
-  const seedOf = seedLookup(state);
+  const challengesOf = challengeLookup(state);
   const ranked: { publicKey: Uint8Array; address: Uint8Array; bound: bigint }[] = [];
   for (const address of validatorCandidates(state)) {
     const key = getValidatorKey(state, address);
@@ -232,7 +232,7 @@ export function computeValidatorSet(state: StateReader, height: bigint): Validat
   for (const c of ranked) {
     // Nobody left can beat the last place: its bound is at most this one's (strict, for ties).
     if (top.length === maxValidators && top[maxValidators - 1]!.power > c.bound) break;
-    const power = onlinePowerOf(state, c.address, height, p, seedOf);
+    const power = onlinePowerOf(state, c.address, height, p, challengesOf);
     if (power === 0n) continue;
     const v = { publicKey: c.publicKey, power };
     let i = top.length;

@@ -8,7 +8,7 @@ import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
-import { epochOf, epochStart, isOnline, seedLookup } from '../poci/liveness.js';
+import { challengeLookup, epochOf, epochStart, isOnline } from '../poci/liveness.js';
 import { getPociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
@@ -299,7 +299,7 @@ export function applyOpenLease(
     );
   }
   const p = getPociParams(state);
-  const seedOf = seedLookup(state);
+  const challengesOf = challengeLookup(state);
   const freed: MarketEvent[] = [];
   const usable = (chipId: Uint8Array): string | null => {
     const chip = getChip(state, chipId);
@@ -312,9 +312,10 @@ export function applyOpenLease(
       // is settled and closed here rather than at the epoch end.
       const old = getLease(state, current);
       if (!old || !leaseOver(old, ctx.time)) return 'is already leased';
-      if (old.status !== LeaseStatus.closed) freed.push(...settleAndMaybeClose(state, old, ctx, p, seedOf));
+      if (old.status !== LeaseStatus.closed)
+        freed.push(...settleAndMaybeClose(state, old, ctx, p, challengesOf));
     }
-    if (!isOnline(chip, ctx.height, p, seedOf)) return 'is offline';
+    if (!isOnline(chip, ctx.height, p, challengesOf)) return 'is offline';
     return null;
   };
   let chipId: Uint8Array;
@@ -467,7 +468,7 @@ export function applyCloseLease(
     throw new ValidationError('LEASE_CLOSED', `lease ${short(lease.id)} is already closed`);
   }
   if (equalBytes(lease.renter, sender)) {
-    const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), seedLookup(state));
+    const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), challengeLookup(state));
     if (lease.status !== LeaseStatus.closed) events.push(closeLease(state, lease, ctx, 'renterClosed'));
     return events;
   }
@@ -601,12 +602,12 @@ export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): Marke
   const p = getPociParams(state);
   const epoch = epochOf(ctx.height, p);
   if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return [];
-  const seedOf = seedLookup(state);
+  const challengesOf = challengeLookup(state);
   const events: MarketEvent[] = [];
   for (const id of listItems(state, activeLeases)) {
     const lease = getLease(state, id);
     if (!lease) throw new Error(`active lease ${toHex(id)} has no record`);
-    events.push(...settleAndMaybeClose(state, lease, ctx, p, seedOf));
+    events.push(...settleAndMaybeClose(state, lease, ctx, p, challengesOf));
   }
   return events;
 }

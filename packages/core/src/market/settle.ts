@@ -5,7 +5,7 @@
  */
 import { equalBytes } from '../bytes.js';
 import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
-import { answeredIn, epochOf, isOnline, type SeedLookup, slotHeights } from '../poci/liveness.js';
+import { answeredIn, type ChallengeLookup, chipClass, epochOf, isOnline } from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
@@ -131,23 +131,22 @@ export function slaSplit(
   return { paid, refunded: cost - paid };
 }
 
-/** Answered and missed slots of the chip with heights in (after, through]; all must be decided. */
+/** Answered and missed challenges of the chip with heights in (after, through]; all must be decided. */
 export function slotOutcomesIn(
   chip: Chip,
   after: bigint,
   through: bigint,
   p: PociParams,
-  seedOf: SeedLookup,
+  challengesOf: ChallengeLookup,
 ): { answered: number; missed: number } {
   let answered = 0;
   let missed = 0;
   if (through <= after) return { answered, missed };
   let from = epochOf(after + 1n, p);
   if (from < chip.firstEpoch) from = chip.firstEpoch;
+  const cls = chipClass(chip.chipId, p);
   for (let e = from; e <= epochOf(through, p); e++) {
-    const seed = seedOf(e);
-    if (!seed) continue;
-    slotHeights(seed, chip.chipId, e, p).forEach((h, slot) => {
+    challengesOf(e, cls).forEach((h, slot) => {
       if (h <= after || h > through) return;
       if (answeredIn(chip, e, slot)) answered++;
       else missed++;
@@ -180,7 +179,7 @@ export function settleLease(
   lease: Lease,
   ctx: MarketContext,
   p: PociParams,
-  seedOf: SeedLookup,
+  challengesOf: ChallengeLookup,
 ): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean } {
   // The escrow pays up to exactly the moment the lease ends, never past it.
   const until = escrowUntil(lease);
@@ -199,11 +198,12 @@ export function settleLease(
   let answered = 0;
   let missed = 0;
   if (chip && decided > lease.slotCursor) {
-    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, decided, p, seedOf));
+    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, decided, p, challengesOf));
     lease.slotCursor = decided;
   }
   // Liveness of the chip matters only for a period without a decided slot (it costs hashing).
-  const online = answered + missed === 0 && ok && chip !== null && isOnline(chip, ctx.height, p, seedOf);
+  const online =
+    answered + missed === 0 && ok && chip !== null && isOnline(chip, ctx.height, p, challengesOf);
   const { paid, refunded } = slaSplit(cost, answered, missed, online);
 
   lease.accrued += cost;
@@ -280,10 +280,10 @@ export function settleAndMaybeClose(
   lease: Lease,
   ctx: MarketContext,
   p: PociParams,
-  seedOf: SeedLookup,
+  challengesOf: ChallengeLookup,
 ): MarketEvent[] {
   const events: MarketEvent[] = [];
-  const { event, exhausted, chipOk } = settleLease(state, lease, ctx, p, seedOf);
+  const { event, exhausted, chipOk } = settleLease(state, lease, ctx, p, challengesOf);
   if (event) events.push(event);
   let reason: string | null = null;
   if (exhausted) reason = 'escrowExhausted';

@@ -48,20 +48,21 @@ export interface Chip {
   /** Serials (hex) of the certificates that vouched for the chip; revoking one revokes the chip. */
   certSerials: string[];
   registeredAt: bigint;
-  /** First epoch in which the chip has challenge slots (the one after registration). */
+  /** First epoch in which the chip is challenged (the one after registration). */
   firstEpoch: bigint;
   status: number;
   statusReason: string;
   /** Latest attested TPM clock, to refuse a clock that goes backwards. */
   tpmClock: TpmClock | null;
-  /** Liveness: answered-slot bit masks of `epoch` and of the epoch before it. */
+  /** Liveness: answered-challenge bit masks (bit j = challenge j of the chip's class) of `epoch`
+   *  and of the epoch before it. */
   epoch: bigint;
   answered: number;
   prevAnswered: number;
-  /** Slot height of the newest answered slot (0 = none yet) and where its answer was included. */
+  /** Height of the newest answered challenge (0 = none yet) and where its answer was included. */
   lastAnsweredSlot: bigint;
   lastAnsweredAt: bigint;
-  /** Every slot at or below this height has its outcome recorded (answered, or a miss event). */
+  /** Every challenge at or below this height has its outcome recorded (answered, or a miss event). */
   settledThrough: bigint;
   /** Lifetime counters. */
   slotsAnswered: bigint;
@@ -87,8 +88,8 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   statusReason: string(256, 'statusReason'),
   tpmClock: option(tpmClockCodec),
   epoch: u64,
-  answered: u8,
-  prevAnswered: u8,
+  answered: u32,
+  prevAnswered: u32,
   lastAnsweredSlot: u64,
   lastAnsweredAt: u64,
   settledThrough: u64,

@@ -18,7 +18,9 @@ import { ValidationError } from '../errors.js';
 import {
   addAnswerWeight,
   finalizeEpochIfDue,
+  popcount,
   type RewardPaid,
+  recordBlockChallenge,
   settleChipRewards,
 } from '../rewards/emission.js';
 import type { StateOverlay } from '../state/store.js';
@@ -27,17 +29,20 @@ import { type Chip, ChipStatus, effectiveStatus, getChip, putChip } from './chip
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
+  answeredMask,
+  challengeLookup,
+  chipClass,
   epochOf,
   epochStart,
+  getChallengeClass,
   getEpochRecord,
   getRecentHash,
   heartbeatChallenge,
+  MAX_CHALLENGES_PER_EPOCH,
   markAnswered,
   putEpochRecord,
   putRecentHash,
   registrationMessage,
-  seedLookup,
-  slotHeights,
   transferMessage,
   unansweredSlots,
 } from './liveness.js';
@@ -86,6 +91,7 @@ export type PociEvent =
       owner: Uint8Array;
       epoch: bigint;
       answered: number;
+      challenged: number;
       credited: number;
       power: bigint;
       weight: bigint;
@@ -101,6 +107,7 @@ function rewardEvents(chip: Chip, paid: RewardPaid[]): PociEvent[] {
     owner: chip.owner,
     epoch: r.epoch,
     answered: r.answered,
+    challenged: r.challenged,
     credited: r.credited,
     power: chip.power,
     weight: r.weight,
@@ -108,10 +115,6 @@ function rewardEvents(chip: Chip, paid: RewardPaid[]): PociEvent[] {
     totalWeight: r.totalWeight,
     amount: r.amount,
   }));
-}
-
-function maskOf(chip: Chip, epoch: bigint): number {
-  return epoch === chip.epoch ? chip.answered : epoch === chip.epoch - 1n ? chip.prevAnswered : 0;
 }
 
 /** Pays the chips their final epochs' rewards; anyone may ask (the owner is paid). */
@@ -139,7 +142,11 @@ const MAX_MISS_EVENTS = 16;
 /** Misses counted per answer at most (a bound on the work one answer can cause). */
 const MAX_MISSES_COUNTED = 256;
 
-/** Block-start bookkeeping, O(1): remember the previous block's hash; open a new epoch. */
+/**
+ * Block-start bookkeeping, O(1): remember the previous block's hash; record the class that the
+ * previous block challenged (from its beacon, known only now that it is committed); open a new
+ * epoch; fix the budget of an epoch that became final.
+ */
 export function beginBlockPoci(
   state: StateOverlay,
   ctx: PociContext,
@@ -149,6 +156,7 @@ export function beginBlockPoci(
   putRecentHash(state, ctx.height - 1n, prevHash);
   const p = getPociParams(state);
   const epoch = epochOf(ctx.height, p);
+  if (ctx.height >= 2n) recordBlockChallenge(state, ctx.height - 1n, prevBeacon, p);
   if (ctx.height === epochStart(epoch, p) && !getEpochRecord(state, epoch)) {
     // The seed is the beacon of the last block of the previous epoch: unknown until that block.
     putEpochRecord(state, {
@@ -430,7 +438,7 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
   if (action.answers.length === 0)
     throw new ValidationError('EMPTY_HEARTBEAT', 'a heartbeat needs at least one answer');
   const p = getPociParams(state);
-  const seedOf = seedLookup(state);
+  const challengesOf = challengeLookup(state);
   const events: PociEvent[] = [];
   const currentEpoch = epochOf(ctx.height, p);
   for (const answer of action.answers) {
@@ -443,13 +451,16 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     if (answer.epoch < chip.firstEpoch || answer.epoch > currentEpoch || answer.epoch + 1n < currentEpoch) {
       throw new ValidationError('SLOT_NOT_OPEN', `${where}: not a current epoch of this chip`);
     }
-    if (answer.slot >= p.slotsPerEpoch) throw new ValidationError('SLOT_NOT_OPEN', `${where}: no such slot`);
-    const seed = seedOf(answer.epoch);
-    if (!seed) throw new ValidationError('SLOT_NOT_OPEN', `${where}: epoch has not started`);
-    const slotHeight = slotHeights(seed, chip.chipId, answer.epoch, p)[answer.slot]!;
-    if (slotHeight >= ctx.height) {
-      throw new ValidationError('SLOT_NOT_OPEN', `${where}: slot block ${slotHeight} is not committed yet`);
+    // `slot` is the index of the challenge among those of the chip's class in the epoch.
+    const cls = chipClass(chip.chipId, p);
+    const challenges = getChallengeClass(state, answer.epoch, cls).heights;
+    if (answer.slot >= MAX_CHALLENGES_PER_EPOCH || answer.slot >= challenges.length) {
+      throw new ValidationError(
+        'SLOT_NOT_OPEN',
+        `${where}: no such challenge (the chip's class has drawn ${challenges.length} in the epoch so far)`,
+      );
     }
+    const slotHeight = challenges[answer.slot]!;
     if (ctx.height > slotHeight + p.answerWindowBlocks) {
       throw new ValidationError(
         'ANSWER_TOO_LATE',
@@ -489,7 +500,14 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     // Record the misses whose windows closed since the chip's outcomes were last settled.
     const settleTo = ctx.height - p.answerWindowBlocks - 1n;
     if (settleTo > chip.settledThrough) {
-      const missed = unansweredSlots(chip, chip.settledThrough, ctx.height, p, seedOf, MAX_MISSES_COUNTED);
+      const missed = unansweredSlots(
+        chip,
+        chip.settledThrough,
+        ctx.height,
+        p,
+        challengesOf,
+        MAX_MISSES_COUNTED,
+      );
       for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
         events.push({
           type: 'slotMissed',
@@ -505,9 +523,9 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     }
     // Pay what is final before the answered-slot window moves on, then weigh this answer.
     events.push(...rewardEvents(chip, settleChipRewards(state, chip, p)));
-    const before = maskOf(chip, answer.epoch);
+    const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
-    addAnswerWeight(state, answer.epoch, chip.power, before, maskOf(chip, answer.epoch), p);
+    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;

@@ -1,11 +1,12 @@
 /**
- * Challenge slots and liveness (PROTOCOL.md §4.3), computed lazily: nothing runs per chip per
- * block. A chip's slot heights in an epoch are a pure function of the epoch seed and its id, so
- * answers are checked when they arrive and misses are derived (and recorded) when needed.
+ * Challenges and liveness (PROTOCOL.md §4.3), computed lazily: nothing runs per chip per block.
+ * Each block challenges one class of chips, drawn from its VRF beacon, and the chain appends its
+ * height to that class's list for the epoch; answers are checked against the list when they arrive
+ * and misses are derived (and recorded) from it when needed.
  */
 import { utf8 } from '../bytes.js';
 import { taggedHash } from '../crypto/hash.js';
-import { bool, type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
+import { bool, type Codec, decode, encode, list, struct, u64, u128 } from '../encoding/codec.js';
 import { hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
@@ -28,33 +29,45 @@ function u64Bytes(v: bigint): Uint8Array {
 }
 
 /**
- * The S slot heights of a chip in an epoch, in slot order, all distinct: slot j is
- * start + H(seed ‖ chipId ‖ j ‖ draw) mod B, drawing again on a collision so that two slots
- * never share a block (and so a challenge).
+ * Challenge classes (PROTOCOL.md §4.3, v2). Every chip has a class k = H("UNC/challenge-class" ‖
+ * chipId) mod M and block h challenges the class r_h = H("UNC/challenge" ‖ beacon_h) mod M, with
+ * M = max(1, floor(B / S)). So nobody knows that block h challenges a chip before block h (its VRF
+ * beacon) is committed, and a chip is challenged B / M ≥ S times per epoch in expectation (exactly S
+ * when S divides B). The chain keeps, per (epoch, class), the heights that challenged the class.
  */
-export function slotHeights(
-  seed: Uint8Array,
-  chipId: Uint8Array,
-  epoch: bigint,
-  p: Pick<PociParams, 'epochBlocks' | 'slotsPerEpoch'>,
-): bigint[] {
-  const start = epochStart(epoch, p);
-  const out: bigint[] = [];
-  for (let j = 0; j < p.slotsPerEpoch; j++) {
-    for (let draw = 0; ; draw++) {
-      const h = taggedHash('UNC/slot', seed, chipId, Uint8Array.of(j, draw & 0xff));
-      const offset = new DataView(h.buffer, h.byteOffset).getBigUint64(0) % p.epochBlocks;
-      const slot = start + offset;
-      if (!out.includes(slot)) {
-        out.push(slot);
-        break;
-      }
-    }
-  }
-  return out;
+export function challengeClasses(p: Pick<PociParams, 'epochBlocks' | 'slotsPerEpoch'>): bigint {
+  const m = p.epochBlocks / BigInt(p.slotsPerEpoch);
+  return m < 1n ? 1n : m;
 }
 
-/** The challenge a chip must sign for a slot: bound to the chain, the chip and the slot block. */
+function hashMod(h: Uint8Array, m: bigint): bigint {
+  return new DataView(h.buffer, h.byteOffset).getBigUint64(0) % m;
+}
+
+/** The class of a chip: fixed by its id (which the hardware attests, so nobody picks it). */
+export function chipClass(chipId: Uint8Array, p: Pick<PociParams, 'epochBlocks' | 'slotsPerEpoch'>): bigint {
+  return hashMod(taggedHash('UNC/challenge-class', chipId), challengeClasses(p));
+}
+
+/** The class block h challenges, from its beacon: unknown before block h exists. */
+export function blockChallengeClass(
+  beacon: Uint8Array,
+  p: Pick<PociParams, 'epochBlocks' | 'slotsPerEpoch'>,
+): bigint {
+  return hashMod(taggedHash('UNC/challenge', beacon), challengeClasses(p));
+}
+
+/**
+ * At most this many challenges per class per epoch (the answered masks are 32 bits): a block whose
+ * class already has them challenges no one. At defaults the count is Binomial(B, 1/M) with mean S
+ * = 4, so the cap is never reached in practice (P < 1e-17).
+ */
+export const MAX_CHALLENGES_PER_EPOCH = 32;
+
+/** Misses are derived within this many recent epochs (a bound on the work of one lookup). */
+export const CHALLENGE_HISTORY_EPOCHS = 64n;
+
+/** The challenge of block h to a chip: bound to the chain, the chip and the hash of block h. */
 export function heartbeatChallenge(
   chainId: string,
   chipId: Uint8Array,
@@ -148,84 +161,166 @@ export function getRecentHash(state: StateReader, height: bigint): Uint8Array | 
   return r.height === height ? r.hash : null;
 }
 
+// ---- Challenge classes per epoch (one append per block, one prune per block) ----
+
+export interface ChallengeClassRecord {
+  /** Heights that challenged the class in the epoch, ascending: challenge j of the epoch is
+   *  heights[j] (an answer names j as its `slot`). */
+  heights: bigint[];
+  /** Rated power of the class's chips by answers in the epoch: entry a−1 sums the power of the chips
+   *  that answered a challenges (rewards/emission.ts weighs them once the count of challenges moves). */
+  powerByAnswered: bigint[];
+  /** What the class adds to the epoch's total weight now. */
+  weight: bigint;
+}
+
+export const challengeClassCodec: Codec<ChallengeClassRecord> = struct<ChallengeClassRecord>(
+  'ChallengeClass',
+  {
+    heights: list(u64, MAX_CHALLENGES_PER_EPOCH, 'heights'),
+    powerByAnswered: list(u128, MAX_CHALLENGES_PER_EPOCH, 'powerByAnswered'),
+    weight: u128,
+  },
+);
+
+export function challengeClassKey(epoch: bigint, cls: bigint): Uint8Array {
+  const k = new Uint8Array(17);
+  k[0] = StateSpace.challengeClass;
+  k.set(u64Bytes(epoch), 1);
+  k.set(u64Bytes(cls), 9);
+  return k;
+}
+
+export function getChallengeClass(state: StateReader, epoch: bigint, cls: bigint): ChallengeClassRecord {
+  const raw = state.get(challengeClassKey(epoch, cls));
+  return raw ? decode(challengeClassCodec, raw) : { heights: [], powerByAnswered: [], weight: 0n };
+}
+
+export function putChallengeClass(
+  state: StateOverlay,
+  epoch: bigint,
+  cls: bigint,
+  r: ChallengeClassRecord,
+): void {
+  state.set(challengeClassKey(epoch, cls), encode(challengeClassCodec, r));
+}
+
+/** The heights that challenged class `cls` in `epoch` (empty when none did, or pruned). */
+export type ChallengeLookup = (epoch: bigint, cls: bigint) => readonly bigint[];
+
+export function challengeLookup(state: StateReader): ChallengeLookup {
+  return (epoch, cls) => getChallengeClass(state, epoch, cls).heights;
+}
+
 // ---- Lazy liveness ----
 
 export interface SlotOutcome {
   epoch: bigint;
+  /** Index of the challenge among those of the chip's class in the epoch. */
   slot: number;
   slotHeight: bigint;
   /** Height at which the answer was included, or null for a miss. */
   answeredAt: bigint | null;
 }
 
-export type SeedLookup = (epoch: bigint) => Uint8Array | null;
-
 /**
- * The chip's slots above height `after` whose answer window has closed by `height` without an
- * answer, oldest first, at most `limit` of them. With `after` = the settled height it gives the
- * misses still to record; with `after` = the newest answered slot, the consecutive misses.
+ * The chip's challenges above height `after` whose answer window has closed by `height` without an
+ * answer, oldest first: the newest `limit` of them. With `after` = the settled height it gives the
+ * misses still to record; with `after` = the newest answered challenge, the consecutive misses.
+ * Walks the class's lists backwards from the current epoch (at most CHALLENGE_HISTORY_EPOCHS), so
+ * the work is bounded by `limit` plus the epochs with fewer challenges than that.
  */
 export function unansweredSlots(
   chip: Chip,
   after: bigint,
   height: bigint,
   p: PociParams,
-  seedOf: SeedLookup,
+  challengesOf: ChallengeLookup,
   limit: number,
 ): SlotOutcome[] {
   const out: SlotOutcome[] = [];
+  if (limit <= 0) return out;
+  const cls = chipClass(chip.chipId, p);
   const current = epochOf(height, p);
   let from = epochOf(after + 1n, p);
   if (from < chip.firstEpoch) from = chip.firstEpoch;
-  // A chip silent for a very long time: only the most recent epochs are enumerated.
-  const maxEpochs = BigInt(Math.ceil(limit / p.slotsPerEpoch) + 1);
-  if (current > from + maxEpochs) from = current - maxEpochs;
-  for (let e = from; e <= current && out.length < limit; e++) {
-    const seed = seedOf(e);
-    if (!seed) continue;
-    const slots = slotHeights(seed, chip.chipId, e, p)
-      .map((slotHeight, slot) => ({ slotHeight, slot }))
-      .sort((a, b) => (a.slotHeight < b.slotHeight ? -1 : 1));
-    for (const { slotHeight, slot } of slots) {
-      if (slotHeight <= after) continue;
+  if (current - from >= CHALLENGE_HISTORY_EPOCHS) from = current - CHALLENGE_HISTORY_EPOCHS + 1n;
+  for (let e = current; e >= from && out.length < limit; e--) {
+    const heights = challengesOf(e, cls);
+    for (let slot = heights.length - 1; slot >= 0; slot--) {
+      const slotHeight = heights[slot]!;
+      if (slotHeight <= after) break;
       if (slotHeight + p.answerWindowBlocks >= height) continue; // window still open
       if (answeredIn(chip, e, slot)) continue;
       out.push({ epoch: e, slot, slotHeight, answeredAt: null });
       if (out.length >= limit) break;
     }
   }
-  return out;
+  return out.reverse();
 }
 
 export function answeredIn(chip: Chip, epoch: bigint, slot: number): boolean {
-  const bit = 1 << slot;
+  const bit = 2 ** slot;
   if (epoch === chip.epoch) return (chip.answered & bit) !== 0;
   if (epoch === chip.epoch - 1n) return (chip.prevAnswered & bit) !== 0;
   return false;
 }
 
-/** Marks a slot answered, shifting the two-epoch window of masks forward as needed. */
+/** The chip's answered-challenge mask of `epoch` (0 outside the two epochs it keeps). */
+export function answeredMask(chip: Chip, epoch: bigint): number {
+  return epoch === chip.epoch ? chip.answered : epoch === chip.epoch - 1n ? chip.prevAnswered : 0;
+}
+
+/** Marks a challenge answered, shifting the two-epoch window of masks forward as needed. */
 export function markAnswered(chip: Chip, epoch: bigint, slot: number): void {
   if (epoch > chip.epoch) {
     chip.prevAnswered = epoch === chip.epoch + 1n ? chip.answered : 0;
     chip.answered = 0;
     chip.epoch = epoch;
   }
-  if (epoch === chip.epoch) chip.answered |= 1 << slot;
-  else if (epoch === chip.epoch - 1n) chip.prevAnswered |= 1 << slot;
+  const bit = 2 ** slot;
+  if (epoch === chip.epoch) chip.answered = (chip.answered | bit) >>> 0;
+  else if (epoch === chip.epoch - 1n) chip.prevAnswered = (chip.prevAnswered | bit) >>> 0;
 }
 
-/** Online unless its last K slots (whose windows closed) all went unanswered. */
-export function isOnline(chip: Chip, height: bigint, p: PociParams, seedOf: SeedLookup): boolean {
-  return consecutiveMisses(chip, height, p, seedOf) < p.offlineAfterMisses;
+/** Online unless its last K challenges (whose windows closed) all went unanswered. */
+export function isOnline(chip: Chip, height: bigint, p: PociParams, challengesOf: ChallengeLookup): boolean {
+  return consecutiveMisses(chip, height, p, challengesOf) < p.offlineAfterMisses;
 }
 
-/** Missed slots since the newest answered one (or since registration), capped at K. */
-export function consecutiveMisses(chip: Chip, height: bigint, p: PociParams, seedOf: SeedLookup): number {
+/** Missed challenges since the newest answered one (or since registration), capped at K. */
+export function consecutiveMisses(
+  chip: Chip,
+  height: bigint,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+): number {
   const after = chip.lastAnsweredSlot > 0n ? chip.lastAnsweredSlot : chip.registeredAt;
-  return unansweredSlots(chip, after, height, p, seedOf, p.offlineAfterMisses).length;
+  return unansweredSlots(chip, after, height, p, challengesOf, p.offlineAfterMisses).length;
 }
 
-export function seedLookup(state: StateReader): SeedLookup {
-  return (epoch) => getEpochRecord(state, epoch)?.seed ?? null;
+/**
+ * The heights that challenged class `cls` in `epoch`, as of the committed block `head`: the recorded
+ * ones plus the head's own (it is recorded when the next block begins, and answerable in that block).
+ * For readers (RPC, agents) that want to answer as early as possible.
+ */
+export function challengesAsOf(
+  state: StateReader,
+  epoch: bigint,
+  cls: bigint,
+  head: { height: bigint; beacon: Uint8Array },
+  p: PociParams,
+): bigint[] {
+  const heights = [...getChallengeClass(state, epoch, cls).heights];
+  const last = heights[heights.length - 1] ?? 0n;
+  if (
+    head.height > last &&
+    head.height >= 1n &&
+    epochOf(head.height, p) === epoch &&
+    heights.length < MAX_CHALLENGES_PER_EPOCH &&
+    blockChallengeClass(head.beacon, p) === cls
+  ) {
+    heights.push(head.height);
+  }
+  return heights;
 }

@@ -7,15 +7,27 @@
  * budget is E(its end) − what earlier epochs were allotted, so slow or fast blocks change nothing
  * per hour, and an epoch nobody earned in carries its budget into the next.
  *
- * A chip's weight in an epoch is power × credited slots, credited = min(S, answered + grace) when it
- * answered at least one slot (a chip that was off all epoch gets no grace). Weights are added to the
- * epoch's total as answers arrive (O(1) per answer). Once the epoch is final, each chip is paid when
+ * A chip's weight in an epoch is power × credited / challenged (scaled to an integer): its uptime as
+ * measured by the challenges its class drew, after the grace budget. The epoch's total is kept per
+ * class (power of its chips by number of answers), so it follows both each answer and each new
+ * challenge in O(1). Once the epoch is final, each chip is paid when
  * it is next touched (its next answer, or a claim): remainingBudget × w / remainingWeight, and both
  * shrink, so the last chip takes exactly what is left. Payment is auto-credited to the owner.
  */
 import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import type { Chip } from '../poci/chips.js';
-import { type EpochRecord, getEpochRecord, putEpochRecord } from '../poci/liveness.js';
+import {
+  blockChallengeClass,
+  type ChallengeClassRecord,
+  chipClass,
+  type EpochRecord,
+  epochOf,
+  getChallengeClass,
+  getEpochRecord,
+  MAX_CHALLENGES_PER_EPOCH,
+  putChallengeClass,
+  putEpochRecord,
+} from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount, StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
@@ -64,42 +76,117 @@ export function cumulativeEmission(reserve: bigint, halvingPeriodMs: bigint, ela
   return total + (part * (elapsedMs % halvingPeriodMs)) / halvingPeriodMs;
 }
 
-/** Slots a chip is credited with in an epoch, after the grace budget. */
-export function creditedSlots(
+/** lcm(1, …, 32): SCALE / n is an integer for every count n of challenges a class can draw. */
+export const UPTIME_SCALE: bigint = (() => {
+  const gcd = (x: bigint, y: bigint): bigint => (y === 0n ? x : gcd(y, x % y));
+  let l = 1n;
+  for (let n = 2n; n <= BigInt(MAX_CHALLENGES_PER_EPOCH); n++) l = (l * n) / gcd(l, n);
+  return l;
+})();
+
+/**
+ * Challenges a chip is credited with in an epoch, after the grace budget: its answers, or all n
+ * challenges when it answered at least S of them and missed at most G = `graceSlotsPerEpoch`. The
+ * grace thus only ever forgives a short gap of a chip that was otherwise up (a restart), never lifts
+ * a chip that was mostly off: it needs S answers first (docs/poci.md has its effect on pay).
+ */
+export function creditedChallenges(
   answered: number,
+  challenged: number,
   p: Pick<PociParams, 'slotsPerEpoch' | 'graceSlotsPerEpoch'>,
 ): number {
-  if (answered <= 0) return 0;
-  return Math.min(p.slotsPerEpoch, answered + p.graceSlotsPerEpoch);
+  if (answered <= 0 || challenged <= 0) return 0;
+  if (answered >= p.slotsPerEpoch && challenged - answered <= p.graceSlotsPerEpoch) return challenged;
+  return answered;
 }
 
 export function popcount(mask: number): number {
   let n = 0;
-  for (let m = mask; m; m &= m - 1) n++;
+  for (let m = mask >>> 0; m; m = (m & (m - 1)) >>> 0) n++;
   return n;
 }
 
-/** The weight a chip's answered-slot mask is worth in an epoch. */
-export function chipWeight(power: bigint, mask: number, p: PociParams): bigint {
-  return power * BigInt(creditedSlots(popcount(mask), p));
+/**
+ * A chip's weight in an epoch: power × credited / challenged, scaled to an integer. A chip that
+ * answered every challenge weighs exactly power × UPTIME_SCALE however many challenges its class
+ * drew; a chip whose class drew none in the epoch was not measured and weighs nothing (the epoch's
+ * budget goes to the chips that were measured).
+ */
+export function chipWeight(
+  power: bigint,
+  answered: number,
+  challenged: number,
+  p: Pick<PociParams, 'slotsPerEpoch' | 'graceSlotsPerEpoch'>,
+): bigint {
+  if (challenged <= 0) return 0n;
+  return power * BigInt(creditedChallenges(answered, challenged, p)) * (UPTIME_SCALE / BigInt(challenged));
 }
 
-/** O(1): an answer that raised a chip's credited slots adds the difference to the epoch total. */
+/** The class's part of the epoch total: exactly the sum of its chips' chipWeight. */
+export function classWeight(
+  r: ChallengeClassRecord,
+  p: Pick<PociParams, 'slotsPerEpoch' | 'graceSlotsPerEpoch'>,
+): bigint {
+  let w = 0n;
+  r.powerByAnswered.forEach((power, i) => {
+    if (power > 0n) w += chipWeight(power, i + 1, r.heights.length, p);
+  });
+  return w;
+}
+
+/** Writes the class record and moves the epoch total by the change of the class's weight. O(1). */
+function reweighClass(
+  state: StateOverlay,
+  epoch: bigint,
+  cls: bigint,
+  r: ChallengeClassRecord,
+  p: PociParams,
+): void {
+  const weight = classWeight(r, p);
+  const delta = weight - r.weight;
+  r.weight = weight;
+  putChallengeClass(state, epoch, cls, r);
+  if (delta === 0n) return;
+  const e = getEpochRecord(state, epoch);
+  if (!e) throw new Error(`epoch ${epoch} has no record`);
+  e.totalWeight += delta;
+  e.remainingWeight += delta;
+  putEpochRecord(state, e);
+}
+
+/**
+ * O(1) per block: block h (its beacon known from the next block on) challenges one class; its height
+ * joins the class's list for h's epoch, and the class's weight follows the new count.
+ */
+export function recordBlockChallenge(
+  state: StateOverlay,
+  height: bigint,
+  beacon: Uint8Array,
+  p: PociParams,
+): { epoch: bigint; cls: bigint } | null {
+  const epoch = epochOf(height, p);
+  const cls = blockChallengeClass(beacon, p);
+  const r = getChallengeClass(state, epoch, cls);
+  if (r.heights.length >= MAX_CHALLENGES_PER_EPOCH) return null;
+  r.heights.push(height);
+  reweighClass(state, epoch, cls, r, p);
+  return { epoch, cls };
+}
+
+/** O(1) per answer: the chip's answers in the epoch went from `answeredBefore` to one more. */
 export function addAnswerWeight(
   state: StateOverlay,
   epoch: bigint,
+  cls: bigint,
   power: bigint,
-  maskBefore: number,
-  maskAfter: number,
+  answeredBefore: number,
   p: PociParams,
 ): void {
-  const delta = chipWeight(power, maskAfter, p) - chipWeight(power, maskBefore, p);
-  if (delta === 0n) return;
-  const r = getEpochRecord(state, epoch);
-  if (!r) throw new Error(`epoch ${epoch} has no record`);
-  r.totalWeight += delta;
-  r.remainingWeight += delta;
-  putEpochRecord(state, r);
+  const r = getChallengeClass(state, epoch, cls);
+  while (r.powerByAnswered.length <= answeredBefore) r.powerByAnswered.push(0n);
+  if (answeredBefore > 0) r.powerByAnswered[answeredBefore - 1]! -= power;
+  r.powerByAnswered[answeredBefore]! += power;
+  reweighClass(state, epoch, cls, r, p);
 }
 
 /**
@@ -136,6 +223,8 @@ export function finalizeEpochIfDue(state: StateOverlay, height: bigint, p: PociP
 export interface RewardPaid {
   epoch: bigint;
   answered: number;
+  /** Challenges the chip's class drew in the epoch. */
+  challenged: number;
   credited: number;
   weight: bigint;
   budget: bigint;
@@ -149,6 +238,7 @@ export interface RewardPaid {
  */
 export function settleChipRewards(state: StateOverlay, chip: Chip, p: PociParams): RewardPaid[] {
   const paid: RewardPaid[] = [];
+  const cls = chipClass(chip.chipId, p);
   for (const [epoch, mask] of [
     [chip.epoch - 1n, chip.prevAnswered],
     [chip.epoch, chip.answered],
@@ -156,7 +246,9 @@ export function settleChipRewards(state: StateOverlay, chip: Chip, p: PociParams
     if (epoch < 0n || epoch < chip.firstEpoch || epoch < chip.rewardedThrough) continue;
     const r = getEpochRecord(state, epoch);
     if (!r?.final) break;
-    const weight = chipWeight(chip.power, mask, p);
+    const answered = popcount(mask);
+    const challenged = answered > 0 ? getChallengeClass(state, epoch, cls).heights.length : 0;
+    const weight = chipWeight(chip.power, answered, challenged, p);
     let amount = 0n;
     if (weight > 0n && r.remainingWeight > 0n) {
       amount =
@@ -174,11 +266,11 @@ export function settleChipRewards(state: StateOverlay, chip: Chip, p: PociParams
     }
     chip.rewardedThrough = epoch + 1n;
     if (weight > 0n) {
-      const answered = popcount(mask);
       paid.push({
         epoch,
         answered,
-        credited: creditedSlots(answered, p),
+        challenged,
+        credited: creditedChallenges(answered, challenged, p),
         weight,
         budget: r.budget,
         totalWeight: r.totalWeight,

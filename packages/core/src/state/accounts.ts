@@ -17,6 +17,8 @@ export const StateSpace = {
   lease: 0x0a,
   provider: 0x0b,
   marketIndex: 0x0c,
+  /** Liveness v2 (poci/liveness.ts): per (epoch, class) the heights that challenged the class. */
+  challengeClass: 0x0d,
   /** Consensus (consensus/epoch-validators.ts, consensus/evidence-action.ts): bonded candidates
    *  and their keys, chips by owner, the validator sets of recent epochs, evidence seen. */
   validatorCandidate: 0x10,

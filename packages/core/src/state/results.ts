@@ -55,6 +55,7 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
       owner: address,
       epoch: u64,
       answered: u8,
+      challenged: u8,
       credited: u8,
       power: u128,
       weight: u128,

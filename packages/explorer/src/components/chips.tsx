@@ -43,14 +43,12 @@ export const SLOT_TEXT: Record<SlotJson['status'], string> = {
   answered: 'answered',
   missed: 'missed',
   open: 'open (window running)',
-  upcoming: 'upcoming',
 };
 
 export function slotTip(s: SlotJson, reason?: string): string {
-  const base = `Slot ${s.slot} of epoch ${s.epoch} at height ${s.height}: ${SLOT_TEXT[s.status]}`;
+  const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_TEXT[s.status]}`;
   if (s.status === 'missed') return `${base} — ${reason ?? `no answer included by height ${s.windowEnd}`}`;
   if (s.status === 'open') return `${base}, answerable until height ${s.windowEnd}`;
-  if (s.status === 'upcoming') return `${base}, window to height ${s.windowEnd}`;
   return base;
 }
 
@@ -264,7 +262,7 @@ export function UptimeTimeline({
         );
       })}
       <ul className="timeline-legend">
-        {(['answered', 'missed', 'open', 'upcoming'] as const).map((s) => (
+        {(['answered', 'missed', 'open'] as const).map((s) => (
           <li key={s}>
             <span className={`slot-dot slot-${s}`} /> {SLOT_TEXT[s]}
           </li>

@@ -151,8 +151,8 @@ function LogLine({
         tone = 'ok';
         text = (
           <>
-            Earned <Amount value={e.amount} /> for epoch {formatInt(e.epoch)}: {plural(e.answered, 'slot')}{' '}
-            answered, {formatInt(e.credited)} credited
+            Earned <Amount value={e.amount} /> for epoch {formatInt(e.epoch)}: {formatInt(e.answered)} of{' '}
+            {plural(e.challenged, 'challenge')} answered, {formatInt(e.credited)} credited
           </>
         );
         sub = (
@@ -361,21 +361,14 @@ export function ChipPage({ params }: PageProps) {
         <Card
           className="area-timeline"
           title="Uptime timeline"
-          subtitle="Every challenge slot of the previous and the current epoch · point at a cell for its height and status"
+          subtitle="Every challenge of the previous and the current epoch so far · point at a cell for its height and status"
           testId="timeline-card"
         >
           <UptimeTimeline chip={chip} epoch={epoch} head={head} reasons={reasons} />
           <p className="note">
-            {chip.nextSlot ? (
-              <>
-                Next slot: block <BlockLink height={chip.nextSlot.height} /> (slot {chip.nextSlot.slot} of
-                epoch {chip.nextSlot.epoch}), {chip.nextSlot.status === 'open' ? 'answerable' : 'window'}{' '}
-                until block <BlockLink height={chip.nextSlot.windowEnd} />.
-              </>
-            ) : (
-              'No open or upcoming slot in the current epoch; the next epoch draws new ones.'
-            )}{' '}
-            A slot is answered when the chip’s signature over the slot block’s challenge lands within{' '}
+            Each block challenges one class of chips, drawn from its beacon, so nobody knows the next
+            challenge before its block exists (this chip is in class {chip.challengeClass}). A challenge is
+            answered when the chip’s signature over the block’s challenge lands within{' '}
             {plural(epoch.answerWindowBlocks, 'block')}; {epoch.offlineAfterMisses} missed in a row and the
             chip is offline.
           </p>

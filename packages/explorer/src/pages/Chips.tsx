@@ -172,12 +172,17 @@ function EpochCard({ chips, epoch, head }: { chips: ChipJson[]; epoch: EpochJson
             <span style={{ width: `${(done / epoch.epochBlocks) * 100}%` }} />
           </div>
         </Row>
-        <Row label="Slots per chip">{formatInt(epoch.slotsPerEpoch)} per epoch</Row>
-        <Row label="Answer window">{formatInt(epoch.answerWindowBlocks)} blocks after the slot block</Row>
-        <Row label="Offline after">{formatInt(epoch.offlineAfterMisses)} missed slots in a row</Row>
+        <Row label="Challenges per chip">
+          {formatInt(epoch.slotsPerEpoch)} per epoch in expectation (each block challenges 1 of{' '}
+          {formatInt(epoch.challengeClasses)} classes, drawn from its beacon)
+        </Row>
+        <Row label="Answer window">
+          {formatInt(epoch.answerWindowBlocks)} blocks after the challenging block
+        </Row>
+        <Row label="Offline after">{formatInt(epoch.offlineAfterMisses)} missed challenges in a row</Row>
         <Row label="Last two epochs">
           <ul className="slot-counts">
-            {(['answered', 'missed', 'open', 'upcoming'] as const).map((s) => (
+            {(['answered', 'missed', 'open'] as const).map((s) => (
               <li key={s}>
                 <span className={`slot-dot slot-${s}`} /> {formatInt(counts[s])}{' '}
                 {SLOT_TEXT[s].replace(/ \(.*/, '')}

@@ -126,7 +126,7 @@ function MinerDashboard({ owner }: { owner: string }) {
               <span className={counts.missed > 0 ? 'danger-text' : ''}>{formatInt(counts.missed)}</span>
             </>
           }
-          hint={`answered / missed · ${formatInt(counts.open)} open, ${formatInt(counts.upcoming)} upcoming`}
+          hint={`answered / missed · ${formatInt(counts.open)} open`}
         />
         <Stat
           label="All time"

@@ -1,9 +1,10 @@
 /**
  * The miner agent: keeps many chips registered and answering their challenge slots.
  *
- * On every new block it asks the node which of its chips' slots are open, has each chip sign the
- * challenge of its open slots (bound to the slot block's hash), and sends all answers in one
- * fee-free Heartbeat transaction. An answer that was refused is retried while its window is open;
+ * Nobody knows which chips a block challenges before the block exists (its VRF beacon draws one
+ * class of chips), so the agent must be up all the time: on every new block it asks the node which
+ * challenges of its chips are open (the new block's own included), has each chip sign them (bound to
+ * the challenging block's hash), and sends all answers in one fee-free Heartbeat transaction. An answer that was refused is retried while its window is open;
  * every failure is logged with its reason, and the status endpoint says what each chip is doing.
  */
 import { createServer, type Server } from 'node:http';
@@ -62,7 +63,8 @@ export interface ChipStatus {
   profile: string;
   registered: boolean;
   online: boolean | null;
-  nextSlot: { epoch: number; slot: number; height: number } | null;
+  /** Challenges the chip can answer now (blocks already committed that drew its class). */
+  open: { epoch: number; slot: number; height: number; windowEnd: number }[];
   answered: number;
   missed: number;
   rewardsEarned: string;
@@ -188,9 +190,9 @@ export class MinerAgent {
         profile: c.signer.profile,
         registered: c.registered,
         online: c.view ? c.view.online : null,
-        nextSlot: c.view?.nextSlot
-          ? { epoch: c.view.nextSlot.epoch, slot: c.view.nextSlot.slot, height: c.view.nextSlot.height }
-          : null,
+        open: (c.view?.slots ?? [])
+          .filter((s) => s.status === 'open')
+          .map((s) => ({ epoch: s.epoch, slot: s.slot, height: s.height, windowEnd: s.windowEnd })),
         answered: c.view?.slotsAnswered ?? 0,
         missed: c.view?.slotsMissed ?? 0,
         rewardsEarned: c.view?.rewardsEarned ?? '0',
