@@ -4,5 +4,6 @@ export * from './lease.js';
 export * from './models.js';
 export * from './ocr.js';
 export * from './onnx.js';
+export * from './onnx-check.js';
 export * from './queue.js';
 export * from './server.js';
