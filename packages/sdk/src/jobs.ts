@@ -48,6 +48,11 @@ export const JOB_HEADERS = {
   timestamp: 'x-unc-timestamp',
   nonce: 'x-unc-nonce',
   signature: 'x-unc-signature',
+  /**
+   * The content hash of the body (hex), which the signature covers: the provider checks the
+   * signature before it reads the body, then hashes the body as it streams in and compares.
+   */
+  bodyHash: 'x-unc-body-hash',
 } as const;
 
 export interface JobRequestAuth {
@@ -84,12 +89,13 @@ export function signJobRequest(
 ): Record<string, string> {
   const timestampMs = opts.timestampMs ?? BigInt(Date.now());
   const nonce = opts.nonce ?? randomBytes(8).readBigUInt64BE(0);
+  const bodyHash = contentHash(req.body);
   const digest = jobRequestDigest({
     chainId: req.chainId,
     leaseId: req.leaseId,
     method: req.method.toUpperCase(),
     path: req.path,
-    bodyHash: contentHash(req.body),
+    bodyHash,
     timestampMs,
     nonce,
   });
@@ -99,6 +105,7 @@ export function signJobRequest(
     [JOB_HEADERS.timestamp]: timestampMs.toString(),
     [JOB_HEADERS.nonce]: nonce.toString(),
     [JOB_HEADERS.signature]: toHex(ed25519Sign(renterSeed, digest)),
+    [JOB_HEADERS.bodyHash]: toHex(bodyHash),
   };
 }
 
@@ -356,7 +363,16 @@ export interface ProviderHealth {
   ocrModelHash: string;
   executionProvider: string;
   queue: { running: number; queued: number; concurrency: number; maxQueued: number };
-  limits: { maxBodyBytes: number; maxModelBytes: number };
+  limits: {
+    maxBodyBytes: number;
+    maxModelBytes: number;
+    /** Wall-clock limit of one job; past it the job is stopped (JOB_TIMEOUT). */
+    jobTimeoutMs?: number;
+    /** Memory limit of one job's process, bytes; past it the job is stopped (JOB_MEMORY). */
+    jobMemoryBytes?: number;
+    /** Jobs one renter key may have queued or running at once. */
+    maxJobsPerRenter?: number;
+  };
 }
 
 export interface JobResult {

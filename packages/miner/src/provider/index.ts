@@ -6,4 +6,6 @@ export * from './ocr.js';
 export * from './onnx.js';
 export * from './onnx-check.js';
 export * from './queue.js';
+export * from './sandbox.js';
+export * from './sandbox-protocol.js';
 export * from './server.js';

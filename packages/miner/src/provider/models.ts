@@ -42,6 +42,25 @@ export class ModelStore {
     return { hash, stored: true };
   }
 
+  /** A fresh temporary file name in the store, for a model being received. */
+  tempPath(): string {
+    return join(this.dir, `.upload.${randomBytes(8).toString('hex')}.tmp`);
+  }
+
+  /**
+   * Moves a received (and checked) temporary file under its hash; `stored` is false when the
+   * same model was already there (the temporary file is removed then).
+   */
+  async commit(tmp: string, hashHex: string): Promise<{ stored: boolean }> {
+    const dest = this.pathOf(hashHex);
+    if (await this.has(hashHex)) {
+      await rm(tmp, { force: true });
+      return { stored: false };
+    }
+    await rename(tmp, dest);
+    return { stored: true };
+  }
+
   async get(hashHex: string): Promise<Uint8Array> {
     return new Uint8Array(await readFile(this.pathOf(hashHex)));
   }
