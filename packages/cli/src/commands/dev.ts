@@ -210,7 +210,11 @@ export function devCommand(): Command {
         chips,
         statusPort: 0,
         // Renters lease the dev chips through the same market and provider API as anywhere else.
-        provider: { port: providerPort, modelDir: join(home, 'provider', 'models') },
+        provider: {
+          port: providerPort,
+          modelDir: join(home, 'provider', 'models'),
+          stateDir: join(home, 'provider'),
+        },
         ...(opts.offer
           ? {
               offer: {

@@ -13,6 +13,7 @@
  * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
  */
 import { readFile } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '@unc/node';
 import { OcrEngine, type OcrModelFiles } from './ocr.js';
 import { OnnxRunner } from './onnx.js';
@@ -109,5 +110,14 @@ process.on('message', (req: SandboxRequest) => {
   );
 });
 
-// The provider went away: so does this process.
+// The provider went away: so does this process. A job blocks this thread (ONNX Runtime runs
+// synchronously), so a watchdog thread also checks the parent, and kills this process when the
+// provider died without a word (kill -9): no job outlives its provider.
 process.on('disconnect', () => process.exit(0));
+const parent = process.ppid;
+const watchdog = new Worker(
+  `const { parentPort } = require('node:worker_threads');
+   setInterval(() => { if (process.ppid !== ${parent}) process.kill(process.pid, 'SIGKILL'); }, 500);`,
+  { eval: true },
+);
+watchdog.unref();
