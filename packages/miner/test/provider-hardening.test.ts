@@ -237,7 +237,9 @@ describe('provider hardening', () => {
     );
   });
 
-  test('the signature is checked before the body is read, and bodies are hashed as they stream', async () => {
+  test('the signature is checked before the body is read, and bodies are hashed as they stream', {
+    timeout: 30_000,
+  }, async () => {
     const r = await renter();
     const body = new Uint8Array(150 * 1024);
     // A bad signature over a declared large body: 401 at once, with the body still unsent.
@@ -281,7 +283,9 @@ describe('provider hardening', () => {
     assert.equal(chunked, 411);
   });
 
-  test('bytes being uploaded are capped in total: more waits with 503 until they are received', async () => {
+  test('bytes being uploaded are capped in total: more waits with 503 until they are received', {
+    timeout: 30_000,
+  }, async () => {
     const a = await renter();
     const b = await renter();
     const model = affineModel();
