@@ -341,19 +341,30 @@ describe('provider hardening', () => {
       leases,
       modelDir: join(dir.path, 'models-mem'),
       concurrency: 1,
-      jobMemoryBytes: base + 200 * 1024 * 1024,
+      jobMemoryBytes: 2 * base + 64 * 1024 * 1024,
       logger: silentLogger,
     });
     try {
       const endpoint = await limited.start();
       const r = await renter();
       const client = new ProviderClient({ endpoint, chainId: CHAIN, leaseId: r.leaseId, renterSeed: r.seed });
-      // 192 Mi floats: 768 MiB for the output alone.
-      const { modelHash } = await client.uploadModel(expandModel(192 * 1024 * 1024));
+      // 256 Mi floats: 1 GiB for the output alone.
+      const { modelHash } = await client.uploadModel(expandModel(256 * 1024 * 1024));
       await assert.rejects(
         client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: f32([1]) } }),
         (e: ProviderError) => e.status === 422 && e.code === 'JOB_MEMORY',
       );
+      // A limit that leaves a job process no room is refused at start, not by killing every job.
+      const tooSmall = new ProviderServer({
+        chainId: CHAIN,
+        signers: [signer],
+        leases,
+        modelDir: join(dir.path, 'models-mem'),
+        concurrency: 1,
+        jobMemoryBytes: base,
+        logger: silentLogger,
+      });
+      await assert.rejects(tooSmall.start(), /leaves no room/);
       const { modelHash: affine } = await client.uploadModel(affineModel());
       const { job } = await client.runJob(affine, {
         x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },

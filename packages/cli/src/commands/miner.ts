@@ -153,8 +153,8 @@ export function minerCommand(): Command {
       if (!Number.isFinite(jobTimeout) || jobTimeout <= 0)
         throw new UncError('BAD_ARGUMENT', '--job-timeout must be a positive number of seconds');
       const jobMemory = Number(opts.jobMemory);
-      if (!Number.isInteger(jobMemory) || jobMemory < 256)
-        throw new UncError('BAD_ARGUMENT', '--job-memory must be an integer number of MiB, at least 256');
+      if (!Number.isInteger(jobMemory) || jobMemory < 1024)
+        throw new UncError('BAD_ARGUMENT', '--job-memory must be an integer number of MiB, at least 1024');
       const jobConcurrency = Number(opts.jobConcurrency);
       if (!Number.isInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 64)
         throw new UncError('BAD_ARGUMENT', '--job-concurrency must be 1…64');

@@ -72,6 +72,8 @@ interface Worker {
   stderr: string;
 }
 
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
 export function residentBytes(pid: number): number | null {
   try {
@@ -111,6 +113,13 @@ export class JobSandbox {
       await first.ready;
       for (let i = 1; i < this.opts.workers; i++) this.spawn();
       await Promise.all(this.workers.map((w) => w.ready));
+      // A limit below what a job process takes before any job would kill every job.
+      const pid = this.workers[0]?.child.pid;
+      const base = pid === undefined ? null : residentBytes(pid);
+      if (base !== null && base > this.opts.memoryBytes / 2)
+        throw new Error(
+          `the job memory limit (${mib(this.opts.memoryBytes)} MiB) leaves no room: a job process takes ${mib(base)} MiB before its first job`,
+        );
     } catch (err) {
       await this.stop();
       throw err;
@@ -298,9 +307,13 @@ export class JobSandbox {
     }
   }
 
+  /**
+   * Kills a process past the memory limit: a busy one fails its job (JOB_MEMORY); an idle one
+   * (grown by the sessions it keeps) is only replaced, so the next job does not pay for them.
+   */
   private checkMemory(): void {
-    for (const w of this.workers) {
-      if (!w.busy || w.dead || w.child.pid === undefined) continue;
+    for (const w of [...this.workers]) {
+      if (w.dead || w.child.pid === undefined) continue;
       const rss = residentBytes(w.child.pid);
       if (rss !== null && rss > this.opts.memoryBytes) {
         this.opts.logger.warn('job grew past its memory limit; killing its process', {
@@ -311,7 +324,7 @@ export class JobSandbox {
           w,
           new SandboxError(
             'JOB_MEMORY',
-            `the job used more than the memory limit of ${Math.round(this.opts.memoryBytes / 2 ** 20)} MiB and was stopped`,
+            `the job used more than the memory limit of ${mib(this.opts.memoryBytes)} MiB and was stopped`,
           ),
         );
       }
