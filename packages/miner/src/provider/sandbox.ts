@@ -106,13 +106,14 @@ export class JobSandbox {
     return this.effective;
   }
 
-  /** Starts the job processes; the first one also settles which execution provider works. */
+  /**
+   * Starts the job processes. Only the first is waited for (it settles which execution provider
+   * works, and how much a job process takes); the others warm up meanwhile, and jobs wait for them.
+   */
   async start(): Promise<void> {
     try {
       const first = this.spawn();
       await first.ready;
-      for (let i = 1; i < this.opts.workers; i++) this.spawn();
-      await Promise.all(this.workers.map((w) => w.ready));
       // A limit below what a job process takes before any job would kill every job.
       const pid = this.workers[0]?.child.pid;
       const base = pid === undefined ? null : residentBytes(pid);
@@ -125,6 +126,10 @@ export class JobSandbox {
       throw err;
     }
     this.started = true;
+    for (let i = 1; i < this.opts.workers; i++)
+      this.spawn().ready.catch((err: Error) =>
+        this.opts.logger.error('cannot start a job process', { error: err.message }),
+      );
     this.monitor = setInterval(() => this.checkMemory(), 100);
     this.monitor.unref();
   }

@@ -142,6 +142,8 @@ export class ProviderServer {
   private readonly chips = new Map<string, Chip>();
   private readonly leaseCache = new Map<string, { lease: ProviderLease | null; until: number }>();
   private readonly lookupBuckets = new Map<string, { tokens: number; at: number }>();
+  /** Lease ids the chain has shown to exist: reading them again is not rate-limited. */
+  private readonly knownLeases = new Set<string>();
   private readonly jobs = new Map<string, Job>();
   private readonly jobsByRenter = new Map<string, number>();
   private readonly uploadsByRenter = new Map<string, number>();
@@ -459,7 +461,9 @@ export class ProviderServer {
     const cached = this.leaseCache.get(idHex);
     const now = Date.now();
     if (!opts.fresh && cached && now < cached.until) return cached.lease;
-    if (opts.ip !== undefined && !this.takeLookup(opts.ip))
+    // Only lookups of ids never seen on chain use up the address's budget: a renter whose lease
+    // exists is not refused because others at its address sent junk.
+    if (opts.ip !== undefined && !this.knownLeases.has(idHex) && !this.takeLookup(opts.ip))
       throw new HttpError(
         429,
         'TOO_MANY_LOOKUPS',
@@ -472,10 +476,15 @@ export class ProviderServer {
       this.logger.warn('cannot read a lease from the chain', { lease: idHex, error: (err as Error).message });
       throw new HttpError(503, 'CHAIN_UNAVAILABLE', 'cannot read the lease from the chain; retry later');
     }
-    // A lease that exists costs its address nothing: only unknown ids use up the bucket.
-    if (lease && opts.ip !== undefined) {
+    // The first read of a lease that exists is given back to its address's budget too.
+    if (lease && opts.ip !== undefined && !this.knownLeases.has(idHex)) {
       const b = this.lookupBuckets.get(opts.ip);
       if (b) b.tokens = Math.min(this.leaseLookupBurst, b.tokens + 1);
+    }
+    if (lease && !this.knownLeases.has(idHex)) {
+      this.knownLeases.add(idHex);
+      if (this.knownLeases.size > 100_000)
+        this.knownLeases.delete(this.knownLeases.values().next().value as string);
     }
     this.leaseCache.delete(idHex);
     this.leaseCache.set(idHex, {
