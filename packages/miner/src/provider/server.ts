@@ -216,7 +216,12 @@ export class ProviderServer {
     await this.store.init();
     this.ocrHash = await ocrModelHash(DEFAULT_OCR_MODELS);
     // Starting the job processes tells whether the requested execution provider works.
-    await this.sandbox.start();
+    try {
+      await this.sandbox.start();
+    } catch (err) {
+      this.auth.close();
+      throw err;
+    }
     const { server, url } = await listenHttp(
       { host: this.opts.host ?? '127.0.0.1', port: this.opts.port ?? 0 },
       (req, res) => {
