@@ -12,6 +12,7 @@
  *   ← { op: 'log', level, msg, fields }
  * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
  */
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@unc/node';
@@ -113,11 +114,19 @@ process.on('message', (req: SandboxRequest) => {
 // The provider went away: so does this process. A job blocks this thread (ONNX Runtime runs
 // synchronously), so a watchdog thread also checks the parent, and kills this process when the
 // provider died without a word (kill -9): no job outlives its provider.
-process.on('disconnect', () => process.exit(0));
+// Its working directory (empty, made for it by the provider) goes with it.
+const removeHome = () => rmSync(process.cwd(), { recursive: true, force: true });
+process.on('disconnect', () => {
+  removeHome();
+  process.exit(0);
+});
 const parent = process.ppid;
 const watchdog = new Worker(
-  `const { parentPort } = require('node:worker_threads');
-   setInterval(() => { if (process.ppid !== ${parent}) process.kill(process.pid, 'SIGKILL'); }, 500);`,
+  `setInterval(() => {
+     if (process.ppid === ${parent}) return;
+     try { require('node:fs').rmSync(process.cwd(), { recursive: true, force: true }); } catch {}
+     process.kill(process.pid, 'SIGKILL');
+   }, 500);`,
   { eval: true },
 );
 watchdog.unref();
