@@ -825,7 +825,7 @@ export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup
   const lease = contentHash(utf8('lease'));
   const renter = devKey(7);
   const now = 1_767_000_000_000;
-  const auth = new RequestAuthenticator(chainId, 60_000, 200_000, () => now);
+  const auth = new RequestAuthenticator(chainId, { windowMs: 60_000, maxNonces: 200_000, now: () => now });
   const routes = [
     { method: 'POST', path: '/v1/jobs' },
     { method: 'POST', path: '/v1/models' },
@@ -1280,8 +1280,9 @@ export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup
         for (const [k, v] of Object.entries(req.headers)) {
           headers[k.toLowerCase()] = Array.isArray(v) ? v.map(text) : v === null ? undefined : text(v);
         }
-        const body = typeof req.body === 'string' ? Buffer.from(req.body, 'hex') : new Uint8Array();
-        auth.verify(route.method, route.path, headers, contentHash(body));
+        // The declared body hash is what the signature covers; the body itself is hashed as it
+        // streams in, after these checks (the provider-http target covers that).
+        auth.verify(route.method, route.path, headers);
       },
       classified: (err) => err instanceof HttpError,
     },

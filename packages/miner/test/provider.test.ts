@@ -278,14 +278,22 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
       path: '/v1/jobs',
       body,
     });
-    // Same headers, another body: the body hash is signed.
+    // Same headers, another body: the body hash is signed, and the body must hash to it.
     const res = await fetch(`${url}/v1/jobs`, {
       method: 'POST',
       headers,
       body: utf8('{"model":"ocr","image":"BBBB"}'),
     });
     assert.equal(res.status, 401);
-    assert.equal(errorCode((await res.json()) as Record<string, unknown>), 'AUTH_BAD_SIGNATURE');
+    assert.equal(errorCode((await res.json()) as Record<string, unknown>), 'AUTH_BODY_MISMATCH');
+    // Another declared body hash than the one signed: the signature fails.
+    const forged = await fetch(`${url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...headers, 'x-unc-body-hash': toHex(contentHash(utf8('{"model":"ocr","image":"BBBB"}'))) },
+      body: utf8('{"model":"ocr","image":"BBBB"}'),
+    });
+    assert.equal(forged.status, 401);
+    assert.equal(errorCode((await forged.json()) as Record<string, unknown>), 'AUTH_BAD_SIGNATURE');
     const other = await raw('POST', '/v1/jobs', body, { chainId: 'other-chain' });
     assert.equal(other.status, 401);
     const none = await fetch(`${url}/v1/jobs`, { method: 'POST', body });

@@ -58,6 +58,11 @@ export const JOB_HEADERS = {
   timestamp: 'x-unc-timestamp',
   nonce: 'x-unc-nonce',
   signature: 'x-unc-signature',
+  /**
+   * The content hash of the body (hex), which the signature covers: the provider checks the
+   * signature before it reads the body, then hashes the body as it streams in and compares.
+   */
+  bodyHash: 'x-unc-body-hash',
 } as const;
 
 // The request codec lives in core (a dispute on chain carries a signed request); re-exported here.
@@ -98,6 +103,7 @@ export function jobRequestHeaders(
     [JOB_HEADERS.timestamp]: signed.request.timestampMs.toString(),
     [JOB_HEADERS.nonce]: signed.request.nonce.toString(),
     [JOB_HEADERS.signature]: toHex(signed.signature),
+    [JOB_HEADERS.bodyHash]: toHex(signed.request.bodyHash),
   };
 }
 
@@ -373,7 +379,16 @@ export interface ProviderHealth {
   ocrModelHash: string;
   executionProvider: string;
   queue: { running: number; queued: number; concurrency: number; maxQueued: number };
-  limits: { maxBodyBytes: number; maxModelBytes: number };
+  limits: {
+    maxBodyBytes: number;
+    maxModelBytes: number;
+    /** Wall-clock limit of one job; past it the job is stopped (JOB_TIMEOUT). */
+    jobTimeoutMs?: number;
+    /** Memory limit of one job's process, bytes; past it the job is stopped (JOB_MEMORY). */
+    jobMemoryBytes?: number;
+    /** Jobs one renter key may have queued or running at once. */
+    maxJobsPerRenter?: number;
+  };
 }
 
 export interface JobResult {

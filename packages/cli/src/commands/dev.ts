@@ -232,6 +232,7 @@ export function devCommand(): Command {
           port: providerPort,
           modelDir: join(home, 'provider', 'models'),
           ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
+          stateDir: join(home, 'provider'),
         },
         ...(opts.offer
           ? {

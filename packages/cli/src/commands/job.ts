@@ -241,7 +241,9 @@ export function jobCommand(): Command {
     const { provider, client, chainId } = await providerFor(ctx, opts);
     const result = await provider
       .uploadModel(model)
-      .then(({ modelHash }) => withRequestOut(provider, opts.requestOut, () => provider.runJob(modelHash, inputs)))
+      .then(({ modelHash }) =>
+        withRequestOut(provider, opts.requestOut, () => provider.runJob(modelHash, inputs)),
+      )
       .finally(() => provider.close());
     await finish(client, chainId, result, opts.receiptOut);
     ctx.print({ ...result.job, verified: true }, () =>

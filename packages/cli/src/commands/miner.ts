@@ -107,6 +107,9 @@ export function minerCommand(): Command {
         'serve the provider API as plain http (dev chains, or behind a reverse proxy that terminates TLS)',
       )
       .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
+      .option('--job-timeout <seconds>', 'wall-clock limit of one job; its process is killed past it', '60')
+      .option('--job-memory <MiB>', 'memory limit of one job process; it is killed past it', '4096')
+      .option('--job-concurrency <n>', 'jobs run at once, each in its own process', '2')
       .option('--password-file <file>', "the owner key's password"),
   ).action(
     async (
@@ -122,6 +125,9 @@ export function minerCommand(): Command {
         providerHost: string;
         providerTls: boolean;
         executionProvider: string;
+        jobTimeout: string;
+        jobMemory: string;
+        jobConcurrency: string;
         passwordFile?: string;
       },
       cmd: Command,
@@ -159,6 +165,15 @@ export function minerCommand(): Command {
         throw new UncError('BAD_PORT', '--provider-port must be 0…65535');
       if (opts.executionProvider !== 'cpu' && opts.executionProvider !== 'cuda')
         throw new UncError('BAD_ARGUMENT', '--execution-provider must be cpu or cuda');
+      const jobTimeout = Number(opts.jobTimeout);
+      if (!Number.isFinite(jobTimeout) || jobTimeout <= 0)
+        throw new UncError('BAD_ARGUMENT', '--job-timeout must be a positive number of seconds');
+      const jobMemory = Number(opts.jobMemory);
+      if (!Number.isInteger(jobMemory) || jobMemory < 1024)
+        throw new UncError('BAD_ARGUMENT', '--job-memory must be an integer number of MiB, at least 1024');
+      const jobConcurrency = Number(opts.jobConcurrency);
+      if (!Number.isInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 64)
+        throw new UncError('BAD_ARGUMENT', '--job-concurrency must be 1…64');
       const signers: ChipSigner[] = specs.map((spec) => tpmChipFromSpec(spec));
       for (let i = 0; i < devChips; i++) {
         const k = devChipKey(i);
@@ -180,8 +195,12 @@ export function minerCommand(): Command {
                 port: providerPort,
                 host: opts.providerHost,
                 modelDir: join(ctx.home, 'models'),
+                stateDir: join(ctx.home, 'provider'),
                 executionProvider: opts.executionProvider,
                 ...(opts.providerTls ? { tls: { dir: join(ctx.home, 'tls') } } : {}),
+                jobTimeoutMs: Math.round(jobTimeout * 1000),
+                jobMemoryBytes: jobMemory * 1024 * 1024,
+                concurrency: jobConcurrency,
               },
             }
           : {}),

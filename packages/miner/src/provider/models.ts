@@ -3,7 +3,7 @@
  * temporary file and renamed, so a file under a hash name is always complete.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contentHash, toHex } from '@unc/core';
 
@@ -12,6 +12,9 @@ export class ModelStore {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
+    // Uploads cut short by a crash leave temporary files; nothing refers to them.
+    for (const name of await readdir(this.dir))
+      if (/^\.(upload\.)?[0-9a-f.]+\.tmp$/.test(name)) await rm(join(this.dir, name), { force: true });
   }
 
   pathOf(hashHex: string): string {
@@ -40,6 +43,25 @@ export class ModelStore {
       throw err;
     }
     return { hash, stored: true };
+  }
+
+  /** A fresh temporary file name in the store, for a model being received. */
+  tempPath(): string {
+    return join(this.dir, `.upload.${randomBytes(8).toString('hex')}.tmp`);
+  }
+
+  /**
+   * Moves a received (and checked) temporary file under its hash; `stored` is false when the
+   * same model was already there (the temporary file is removed then).
+   */
+  async commit(tmp: string, hashHex: string): Promise<{ stored: boolean }> {
+    const dest = this.pathOf(hashHex);
+    if (await this.has(hashHex)) {
+      await rm(tmp, { force: true });
+      return { stored: false };
+    }
+    await rename(tmp, dest);
+    return { stored: true };
   }
 
   async get(hashHex: string): Promise<Uint8Array> {

@@ -10,19 +10,32 @@
  *
  * Every other request is signed by the lease's renter key (see @unc/sdk jobs.ts); the lease must
  * be active on chain, be for one of this agent's chips, and name the signing key as its renter.
- * Errors are JSON { error: { code, message } } with the HTTP status that says who must act.
+ * All of that is checked from the headers (the signed body hash is one of them) before a byte of
+ * the body is read; the body is then hashed as it streams in (models straight to a file) and must
+ * match. Bytes being uploaded are capped in total and per renter, used nonces survive a restart,
+ * every renter has its own share of the nonce cache and of the job queue, and lookups of leases
+ * the chain does not know are cached and rate-limited per client address.
+ *
+ * Jobs (model loads included) run in separate processes (sandbox.ts) with a time and a memory
+ * limit, so nothing a renter sends can stall this process, the agent's heartbeats or a node that
+ * shares it. Errors are JSON { error: { code, message } } with the HTTP status that says who must
+ * act; messages never carry local paths or runtime internals (those go to the log).
  */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import {
-  contentHash,
+  equalBytes,
   fromHex,
   type JobReceipt,
   jobIdOf,
   receiptDigest,
   type SignedReceipt,
   toHex,
+  utf8,
 } from '@unc/core';
 import { createLogger, type Logger } from '@unc/node';
 import {
@@ -42,11 +55,14 @@ import {
 import type { ChipSigner } from '../agent/signers.js';
 import { type AuthenticatedRequest, RequestAuthenticator } from './auth.js';
 import { HttpError } from './errors.js';
-import type { LeaseSource, ProviderLease } from './lease.js';
+import { listenOn } from './http.js';
+import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
 import { ModelStore } from './models.js';
-import { DEFAULT_OCR_MODELS, OcrEngine } from './ocr.js';
-import { type ExecutionProviderName, OnnxRunner } from './onnx.js';
+import { DEFAULT_OCR_MODELS, OcrEngine, ocrModelHash } from './ocr.js';
+import type { ExecutionProviderName } from './onnx.js';
 import { JobQueue, QueueFullError } from './queue.js';
+import { JobSandbox, SandboxError } from './sandbox.js';
+import { redact } from './sandbox-protocol.js';
 import {
   clientCertificateRefusal,
   ensureProviderCertificate,
@@ -62,20 +78,40 @@ export interface ProviderOptions {
   leases: LeaseSource;
   /** Directory of the content-addressed model store. */
   modelDir: string;
+  /** Directory of the provider's own state (the used-nonce log); the model directory by default. */
+  stateDir?: string;
   /** 127.0.0.1 unless told otherwise. */
   host?: string;
   /** 0 picks a free port. */
   port?: number;
   executionProvider?: ExecutionProviderName;
+  /** Jobs run at once, each in its own job process (also the number of processes kept warm). */
   concurrency?: number;
   maxQueued?: number;
+  /** Jobs one renter key may have queued or running at once. */
+  maxJobsPerRenter?: number;
+  /** Wall-clock limit of one job (or model load); its process is killed past it. */
+  jobTimeoutMs?: number;
+  /** Resident memory limit of a job process, bytes; its process is killed past it. */
+  jobMemoryBytes?: number;
   /** Largest job request body (JSON with tensors or a base64 image). */
   maxBodyBytes?: number;
   maxModelBytes?: number;
+  /** Body bytes being received at once, all requests together (more waits: 503). */
+  maxUploadBytesInFlight?: number;
+  /** Body bytes being received at once for one renter key (more: 429). */
+  maxUploadBytesPerRenter?: number;
   /** Accepted distance of a request's timestamp from this clock. */
   authWindowMs?: number;
+  /** Nonces remembered at once for one renter key (requests per 2 × authWindowMs). */
+  maxNoncesPerRenter?: number;
   /** How long a lease read from the chain is trusted before it is read again. */
   leaseCacheMs?: number;
+  /** How long "the chain knows no such lease" is trusted. */
+  unknownLeaseCacheMs?: number;
+  /** Lease reads from the chain one client address may cause: a burst, then this many a second. */
+  leaseLookupBurst?: number;
+  leaseLookupsPerSecond?: number;
   /** Finished jobs kept for GET /v1/jobs/<id>; the oldest are forgotten first. */
   maxJobsKept?: number;
   /**
@@ -97,21 +133,47 @@ interface Chip {
   lock: Promise<unknown>;
 }
 
+/** Bodies of requests refused before they were read: up to this size Node reads and drops them. */
+const DRAIN_LIMIT = 64 * 1024;
+const CONTENT_TAG = utf8('UNC/content');
+
+/** contentHash (core, market/receipt.ts) computed over a body as it streams in. */
+function contentHasher() {
+  const h = createHash('sha256');
+  h.update(Uint8Array.of(CONTENT_TAG.length));
+  h.update(CONTENT_TAG);
+  return h;
+}
+
 export class ProviderServer {
   readonly chainId: string;
   private readonly logger: Logger;
   private readonly auth: RequestAuthenticator;
   private readonly store: ModelStore;
-  private readonly onnx: OnnxRunner;
+  private readonly sandbox: JobSandbox;
   private readonly queue: JobQueue;
   private readonly chips = new Map<string, Chip>();
-  private readonly leaseCache = new Map<string, { lease: ProviderLease | null; at: number }>();
+  private readonly leaseCache = new Map<string, { lease: ProviderLease | null; until: number }>();
+  private readonly lookupBuckets = new Map<string, { tokens: number; at: number }>();
+  /** Lease ids the chain has shown to exist: reading them again is not rate-limited. */
+  private readonly knownLeases = new Set<string>();
   private readonly jobs = new Map<string, Job>();
+  private readonly jobsByRenter = new Map<string, number>();
+  private readonly uploadsByRenter = new Map<string, number>();
+  private uploading = 0;
   private readonly maxBodyBytes: number;
   private readonly maxModelBytes: number;
+  private readonly maxUploadBytesInFlight: number;
+  private readonly maxUploadBytesPerRenter: number;
+  private readonly maxJobsPerRenter: number;
   private readonly leaseCacheMs: number;
+  private readonly unknownLeaseCacheMs: number;
+  private readonly leaseLookupBurst: number;
+  private readonly leaseLookupsPerSecond: number;
   private readonly maxJobsKept: number;
-  private ocr: OcrEngine | null = null;
+  private readonly jobTimeoutMs: number;
+  private readonly jobMemoryBytes: number;
+  private ocrHash: Uint8Array | null = null;
   private server: Server | HttpsServer | null = null;
   private stopWatching: (() => void) | null = null;
   url: string | null = null;
@@ -121,37 +183,69 @@ export class ProviderServer {
   constructor(private readonly opts: ProviderOptions) {
     this.chainId = opts.chainId;
     this.logger = opts.logger ?? createLogger('provider');
-    this.auth = new RequestAuthenticator(opts.chainId, opts.authWindowMs ?? 60_000);
+    this.auth = new RequestAuthenticator(opts.chainId, {
+      windowMs: opts.authWindowMs ?? 60_000,
+      maxNoncesPerRenter: opts.maxNoncesPerRenter ?? 10_000,
+      file: join(opts.stateDir ?? opts.modelDir, 'used-nonces.log'),
+    });
     this.store = new ModelStore(opts.modelDir);
-    this.onnx = new OnnxRunner(opts.executionProvider ?? 'cpu', this.logger);
-    this.queue = new JobQueue(opts.concurrency ?? 2, opts.maxQueued ?? 64);
+    const concurrency = opts.concurrency ?? 2;
+    this.queue = new JobQueue(concurrency, opts.maxQueued ?? 64);
+    this.maxJobsPerRenter = opts.maxJobsPerRenter ?? 16;
+    this.jobTimeoutMs = opts.jobTimeoutMs ?? 60_000;
+    this.jobMemoryBytes = opts.jobMemoryBytes ?? 4 * 1024 ** 3;
+    this.sandbox = new JobSandbox({
+      workers: concurrency,
+      executionProvider: opts.executionProvider ?? 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs: this.jobTimeoutMs,
+      memoryBytes: this.jobMemoryBytes,
+      heapMb: 1024,
+      maxSessions: 16,
+      logger: this.logger,
+    });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.maxModelBytes = opts.maxModelBytes ?? 256 * 1024 * 1024;
+    const largest = Math.max(this.maxBodyBytes, this.maxModelBytes);
+    this.maxUploadBytesInFlight = opts.maxUploadBytesInFlight ?? Math.max(largest, 320 * 1024 * 1024);
+    this.maxUploadBytesPerRenter = opts.maxUploadBytesPerRenter ?? largest;
     this.leaseCacheMs = opts.leaseCacheMs ?? 2_000;
+    this.unknownLeaseCacheMs = opts.unknownLeaseCacheMs ?? 10_000;
+    this.leaseLookupBurst = opts.leaseLookupBurst ?? 20;
+    this.leaseLookupsPerSecond = opts.leaseLookupsPerSecond ?? 2;
     this.maxJobsKept = opts.maxJobsKept ?? 1_000;
   }
 
   get ocrModelHash(): string {
-    if (!this.ocr) throw new Error('the provider is not started');
-    return this.ocr.modelHashHex;
+    if (!this.ocrHash) throw new Error('the provider is not started');
+    return toHex(this.ocrHash);
+  }
+
+  /** The job processes (tests look at how many were started). */
+  get jobProcesses(): JobSandbox {
+    return this.sandbox;
   }
 
   async start(): Promise<string> {
     for (const signer of this.opts.signers)
       this.chips.set(toHex(await signer.chipId()), { signer, lock: Promise.resolve() });
     await this.store.init();
-    // Building the OCR pipeline tells whether the requested execution provider works.
-    if (this.onnx.executionProvider !== 'cpu')
-      await (await this.onnx.createSession(DEFAULT_OCR_MODELS.detectionPath)).release();
-    this.ocr = await OcrEngine.create({ onnxOptions: this.onnx.sessionOptions() as Record<string, unknown> });
+    this.ocrHash = await ocrModelHash(DEFAULT_OCR_MODELS);
+    // Starting the job processes tells whether the requested execution provider works.
+    try {
+      await this.sandbox.start();
+    } catch (err) {
+      this.auth.close();
+      throw err;
+    }
     const listener = (req: IncomingMessage, res: ServerResponse) => {
       const refused = this.opts.tls ? clientCertificateRefusal(req) : null;
       if (refused) {
         req.resume();
         return this.send(res, 403, { error: { code: 'CLIENT_CERT_MISMATCH', message: refused } });
       }
-      this.handle(req, res).catch((err) => {
-        this.logger.error('provider request failed', { error: (err as Error).message });
+      this.handle(req, res).catch((err: Error) => {
+        this.logger.error('provider request failed', { error: err.message, stack: err.stack });
         if (!res.headersSent) this.send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
       });
     };
@@ -181,19 +275,14 @@ export class ProviderServer {
       server = createServer(listener);
     }
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
-    });
-    const a = server.address() as AddressInfo;
-    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    this.url = `${tls ? 'https' : 'http'}://${host}:${a.port}`;
+    const host = this.opts.host ?? '127.0.0.1';
+    this.url = await listenOn(server, { host, port: this.opts.port ?? 0 }, tls ? 'https' : 'http');
     this.logger.info('provider API listening', {
       url: this.url,
       tlsFingerprint: this.tlsFingerprint,
       chips: this.chips.size,
-      executionProvider: this.onnx.executionProvider,
-      ocrModelHash: this.ocr.modelHashHex,
+      executionProvider: this.sandbox.executionProvider,
+      ocrModelHash: this.ocrModelHash,
     });
     return this.url;
   }
@@ -207,8 +296,12 @@ export class ProviderServer {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
-    await this.onnx.close();
+    // Running jobs get a moment to finish; then their processes are stopped.
+    const settled = Promise.allSettled([...this.jobs.values()].map((j) => j.done));
+    await Promise.race([settled, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    await this.sandbox.stop();
+    await settled;
+    this.auth.close();
   }
 
   health(): ProviderHealth {
@@ -217,14 +310,20 @@ export class ProviderServer {
       chainId: this.chainId,
       chips: [...this.chips.keys()],
       ocrModelHash: this.ocrModelHash,
-      executionProvider: this.onnx.executionProvider,
+      executionProvider: this.sandbox.executionProvider,
       queue: {
         running: this.queue.running,
         queued: this.queue.queued,
         concurrency: this.queue.concurrency,
         maxQueued: this.queue.maxQueued,
       },
-      limits: { maxBodyBytes: this.maxBodyBytes, maxModelBytes: this.maxModelBytes },
+      limits: {
+        maxBodyBytes: this.maxBodyBytes,
+        maxModelBytes: this.maxModelBytes,
+        jobTimeoutMs: this.jobTimeoutMs,
+        jobMemoryBytes: this.jobMemoryBytes,
+        maxJobsPerRenter: this.maxJobsPerRenter,
+      },
     };
   }
 
@@ -237,6 +336,7 @@ export class ProviderServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let read = false;
     try {
       const path = req.url ?? '/';
       const method = req.method ?? 'GET';
@@ -252,18 +352,37 @@ export class ProviderServer {
             : /^\/v1\/jobs\/[0-9a-f]{64}$/.test(path)
               ? 'job'
               : null;
-      if (!route) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}`);
+      if (!route) throw new HttpError(404, 'NOT_FOUND', 'no such endpoint');
       const expected = route === 'job' ? 'GET' : 'POST';
       if (method !== expected) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `use ${expected} ${path}`);
+      // The size is known before the body is read, or the request is refused.
       const limit = route === 'models' ? this.maxModelBytes : route === 'jobs' ? this.maxBodyBytes : 0;
-      const body = await this.readBody(req, limit);
-      const auth = this.auth.verify(method, path, req.headers, contentHash(body));
-      const lease = await this.checkLease(auth);
-      this.auth.consume(auth);
-      if (route === 'models') return this.send(res, 200, await this.uploadModel(body));
-      if (route === 'jobs') {
-        const { status, view } = await this.submitJob(auth, lease, body);
-        return this.send(res, status, view);
+      const length = this.declaredLength(req, limit);
+      // Headers, time, signature over the declared body hash, lease: nothing of the body yet.
+      const auth = this.auth.verify(method, path, req.headers);
+      const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
+      const release = this.reserveUpload(auth.renterKeyHex, length);
+      try {
+        this.auth.consume(auth);
+        read = true;
+        if (route === 'models') {
+          const tmp = this.store.tempPath();
+          try {
+            await this.receive(req, length, auth.bodyHash, tmp);
+            release();
+            return this.send(res, 200, await this.uploadModel(tmp, toHex(auth.bodyHash), length));
+          } finally {
+            await rm(tmp, { force: true });
+          }
+        }
+        const body = await this.receive(req, length, auth.bodyHash, null);
+        release();
+        if (route === 'jobs') {
+          const { status, view } = await this.submitJob(auth, lease, body!);
+          return this.send(res, status, view);
+        }
+      } finally {
+        release();
       }
       const job = this.jobs.get(path.slice('/v1/jobs/'.length));
       if (!job || job.view.leaseId !== auth.leaseIdHex)
@@ -271,64 +390,165 @@ export class ProviderServer {
       return this.send(res, 200, job.view);
     } catch (err) {
       if (err instanceof HttpError) {
-        if (err.status === 413) res.setHeader('connection', 'close');
+        // An unread body that is large is not read to the end: the connection is closed instead.
+        const length = Number(req.headers['content-length'] ?? 0);
+        if (err.status === 413 || err.status === 411 || (!read && !(length <= DRAIN_LIMIT)) || !req.complete)
+          res.setHeader('connection', 'close');
+        if (err.status === 503) res.setHeader('retry-after', '1');
         return this.send(res, err.status, { error: { code: err.code, message: err.message } });
       }
       throw err;
     }
   }
 
-  /** Reads at most `limit` bytes; a bigger body (declared or streamed) is a 413 without reading on. */
-  private readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      return Promise.reject(
-        new HttpError(413, 'BODY_TOO_LARGE', `the body is ${declared} bytes; the limit here is ${limit}`),
-      );
+  /** The body size from content-length, which is required for a body; throws 411/413/400. */
+  private declaredLength(req: IncomingMessage, limit: number): number {
+    const te = req.headers['transfer-encoding'];
+    const cl = req.headers['content-length'];
+    if (te !== undefined) {
+      if (limit === 0) throw new HttpError(400, 'BAD_REQUEST', 'this request has no body');
+      throw new HttpError(411, 'LENGTH_REQUIRED', 'send the body with a content-length, not chunked');
     }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > limit) {
-          req.removeAllListeners('data');
-          req.resume();
-          reject(new HttpError(413, 'BODY_TOO_LARGE', `the body exceeds the limit of ${limit} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => {
-        const b = Buffer.concat(chunks);
-        resolve(new Uint8Array(b.buffer, b.byteOffset, b.length));
-      });
-      req.on('error', reject);
-    });
+    if (cl === undefined) {
+      if (limit === 0) return 0;
+      throw new HttpError(411, 'LENGTH_REQUIRED', 'a content-length header is required');
+    }
+    if (!/^\d{1,15}$/.test(cl)) throw new HttpError(400, 'BAD_REQUEST', 'content-length must be a number');
+    const n = Number(cl);
+    if (limit === 0 && n > 0) throw new HttpError(400, 'BAD_REQUEST', 'this request has no body');
+    if (n > limit)
+      throw new HttpError(413, 'BODY_TOO_LARGE', `the body is ${n} bytes; the limit here is ${limit}`);
+    return n;
   }
 
-  private async lease(idHex: string, fresh = false): Promise<ProviderLease | null> {
+  /** Books `length` bytes of upload for a renter; throws 503 (all busy) or 429 (this renter). */
+  private reserveUpload(renter: string, length: number): () => void {
+    if (length === 0) return () => undefined;
+    const mine = this.uploadsByRenter.get(renter) ?? 0;
+    if (mine + length > this.maxUploadBytesPerRenter)
+      throw new HttpError(
+        429,
+        'UPLOADS_BUSY',
+        'this renter is already uploading as much as it may at once; wait for those uploads',
+      );
+    if (this.uploading + length > this.maxUploadBytesInFlight)
+      throw new HttpError(503, 'UPLOADS_BUSY', 'the provider is receiving as much as it can; retry shortly');
+    this.uploading += length;
+    this.uploadsByRenter.set(renter, mine + length);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.uploading -= length;
+      const left = (this.uploadsByRenter.get(renter) ?? length) - length;
+      if (left <= 0) this.uploadsByRenter.delete(renter);
+      else this.uploadsByRenter.set(renter, left);
+    };
+  }
+
+  /**
+   * Reads exactly `length` bytes, hashing them as they come, into memory or into the file `to`;
+   * a body that does not hash to the signed hash is refused (401) and nothing of it is kept.
+   */
+  private async receive(
+    req: IncomingMessage,
+    length: number,
+    signedHash: Uint8Array,
+    to: string | null,
+  ): Promise<Uint8Array | null> {
+    const hash = contentHasher();
+    const chunks: Buffer[] = [];
+    const file = to ? createWriteStream(to, { flags: 'wx' }) : null;
+    let size = 0;
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > length)
+          throw new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length');
+        hash.update(chunk);
+        if (file) {
+          if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
+        } else chunks.push(chunk);
+      }
+      if (file)
+        await new Promise<void>((resolve, reject) =>
+          file.end((err?: Error | null) => (err ? reject(err) : resolve())),
+        );
+    } catch (err) {
+      file?.destroy();
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+    }
+    if (size !== length)
+      throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+    if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
+      throw new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed');
+    if (file) return null;
+    const b = Buffer.concat(chunks);
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  }
+
+  /** Takes one lease lookup from a client address's bucket; false when it has none left. */
+  private takeLookup(ip: string): boolean {
+    const now = Date.now();
+    let b = this.lookupBuckets.get(ip);
+    if (b) this.lookupBuckets.delete(ip);
+    else b = { tokens: this.leaseLookupBurst, at: now };
+    b.tokens = Math.min(this.leaseLookupBurst, b.tokens + ((now - b.at) / 1000) * this.leaseLookupsPerSecond);
+    b.at = now;
+    // Most recently used last, so the map forgets the quietest address first.
+    this.lookupBuckets.set(ip, b);
+    if (this.lookupBuckets.size > 10_000)
+      this.lookupBuckets.delete(this.lookupBuckets.keys().next().value as string);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private async lease(
+    idHex: string,
+    opts: { fresh?: boolean; ip?: string } = {},
+  ): Promise<ProviderLease | null> {
     const cached = this.leaseCache.get(idHex);
     const now = Date.now();
-    if (!fresh && cached && now - cached.at < this.leaseCacheMs) return cached.lease;
+    // A cached lease is judged at this moment: it ends when its escrow runs out, not 2 s later.
+    if (!opts.fresh && cached && now < cached.until) return cached.lease && leaseAt(cached.lease, now);
+    // Only lookups of ids never seen on chain use up the address's budget: a renter whose lease
+    // exists is not refused because others at its address sent junk.
+    if (opts.ip !== undefined && !this.knownLeases.has(idHex) && !this.takeLookup(opts.ip))
+      throw new HttpError(
+        429,
+        'TOO_MANY_LOOKUPS',
+        'too many requests for leases this provider does not know; slow down',
+      );
     let lease: ProviderLease | null;
     try {
       lease = await this.opts.leases.getLease(idHex);
     } catch (err) {
-      throw new HttpError(
-        503,
-        'CHAIN_UNAVAILABLE',
-        `cannot read the lease from the chain: ${(err as Error).message}`,
-      );
+      this.logger.warn('cannot read a lease from the chain', { lease: idHex, error: (err as Error).message });
+      throw new HttpError(503, 'CHAIN_UNAVAILABLE', 'cannot read the lease from the chain; retry later');
     }
-    this.leaseCache.set(idHex, { lease, at: now });
+    // The first read of a lease that exists is given back to its address's budget too.
+    if (lease && opts.ip !== undefined && !this.knownLeases.has(idHex)) {
+      const b = this.lookupBuckets.get(opts.ip);
+      if (b) b.tokens = Math.min(this.leaseLookupBurst, b.tokens + 1);
+    }
+    if (lease && !this.knownLeases.has(idHex)) {
+      this.knownLeases.add(idHex);
+      if (this.knownLeases.size > 100_000)
+        this.knownLeases.delete(this.knownLeases.values().next().value as string);
+    }
+    this.leaseCache.delete(idHex);
+    this.leaseCache.set(idHex, {
+      lease,
+      until: now + (lease ? this.leaseCacheMs : this.unknownLeaseCacheMs),
+    });
     if (this.leaseCache.size > 10_000) this.leaseCache.delete(this.leaseCache.keys().next().value as string);
     return lease;
   }
 
-  private async checkLease(auth: AuthenticatedRequest): Promise<ProviderLease> {
-    const lease = await this.lease(auth.leaseIdHex);
+  private async checkLease(auth: AuthenticatedRequest, ip: string): Promise<ProviderLease> {
+    const lease = await this.lease(auth.leaseIdHex, { ip });
     if (!lease) throw new HttpError(404, 'LEASE_NOT_FOUND', `the chain knows no lease ${auth.leaseIdHex}`);
     if (!this.chips.has(lease.chipId.toLowerCase()))
       throw new HttpError(
@@ -344,24 +564,25 @@ export class ProviderServer {
     return lease;
   }
 
-  private async uploadModel(body: Uint8Array): Promise<{ modelHash: string; size: number; stored: boolean }> {
-    if (body.length === 0) throw new HttpError(400, 'BAD_MODEL', 'the body must be the ONNX model bytes');
-    const hash = toHex(contentHash(body));
+  /** Checks a received model in a job process (external data, loadable) and stores it. */
+  private async uploadModel(
+    tmp: string,
+    hash: string,
+    size: number,
+  ): Promise<{ modelHash: string; size: number; stored: boolean }> {
+    if (size === 0) throw new HttpError(400, 'BAD_MODEL', 'the body must be the ONNX model bytes');
     if (!(await this.store.has(hash))) {
-      // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
       try {
-        const session = await this.onnx.session(hash, async () => body);
-        void session;
+        // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
+        await this.sandbox.check(hash, tmp);
       } catch (err) {
-        throw new HttpError(
-          400,
-          'BAD_MODEL',
-          `ONNX Runtime cannot load the model: ${(err as Error).message.split('\n')[0]}`,
-        );
+        if (err instanceof SandboxError)
+          throw new HttpError(err.code === 'BAD_MODEL' ? 400 : 422, err.code, err.message);
+        throw err;
       }
     }
-    const { stored } = await this.store.put(body);
-    return { modelHash: hash, size: body.length, stored };
+    const { stored } = await this.store.commit(tmp, hash);
+    return { modelHash: hash, size, stored };
   }
 
   private async submitJob(
@@ -392,13 +613,12 @@ export class ProviderServer {
       try {
         await OcrEngine.checkImage(image);
       } catch (err) {
-        throw new HttpError(400, 'BAD_INPUT', (err as Error).message);
+        throw new HttpError(400, 'BAD_INPUT', redact((err as Error).message));
       }
-      const ocr = this.ocr!;
-      modelHash = ocr.modelHash;
+      modelHash = this.ocrHash!;
       inputHash = imageHash(image);
       work = async () => {
-        const lines = await ocr.recognise(image);
+        const lines = await this.sandbox.ocr(image);
         return { ocr: lines, outputHash: ocrLinesHash(lines) };
       };
     } else if (typeof req.model === 'string' && /^[0-9a-f]{64}$/.test(req.model)) {
@@ -418,13 +638,21 @@ export class ProviderServer {
       modelHash = fromHex(hash, 32);
       inputHash = tensorsHash(inputs);
       work = async () => {
-        const session = await this.onnx.session(hash, () => this.store.get(hash));
-        const outputs = await this.onnx.run(session, inputs);
+        const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs);
         return { outputs, outputHash: tensorsHash(outputs) };
       };
     } else {
       throw new HttpError(400, 'BAD_REQUEST', `"model" must be a model hash (64 hex) or "${OCR_MODEL}"`);
     }
+
+    const renter = auth.renterKeyHex;
+    const mine = this.jobsByRenter.get(renter) ?? 0;
+    if (mine >= this.maxJobsPerRenter)
+      throw new HttpError(
+        429,
+        'RENTER_BUSY',
+        `this renter has ${mine} jobs queued or running, the most it may; wait for them`,
+      );
 
     const jobId = jobIdOf(auth.leaseId, auth.digest, auth.nonce);
     const jobIdHex = toHex(jobId);
@@ -439,9 +667,9 @@ export class ProviderServer {
       done = this.queue.admit(async () => {
         view.status = 'running';
         // The lease may have closed while the job waited: a closed lease gets no more work.
-        const now = await this.lease(auth.leaseIdHex, true).catch(() => null);
+        const now = await this.lease(auth.leaseIdHex, { fresh: true }).catch(() => null);
         if (now?.status !== 'active' && now?.status !== 'closing')
-          throw new Error(`lease ${auth.leaseIdHex} is no longer active`);
+          throw new SandboxError('LEASE_NOT_ACTIVE', `lease ${auth.leaseIdHex} is no longer active`);
         const startMs = Date.now();
         const result = await work();
         const durationMs = Date.now() - startMs;
@@ -466,15 +694,27 @@ export class ProviderServer {
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
       throw err;
     }
-    const settled = done.catch((err: Error) => {
-      view.status = 'failed';
-      view.error = err.message.split('\n')[0];
-      this.logger.warn('job failed', { job: jobIdHex, lease: auth.leaseIdHex, error: view.error });
-    });
+    this.jobsByRenter.set(renter, mine + 1);
+    let code = 'JOB_FAILED';
+    const settled = done
+      .catch((err: Error) => {
+        view.status = 'failed';
+        // Only the sandbox's own messages reach the renter; anything else is logged here.
+        if (err instanceof SandboxError) {
+          code = err.code;
+          view.error = err.message;
+        } else view.error = 'the job failed';
+        this.logger.warn('job failed', { job: jobIdHex, lease: auth.leaseIdHex, error: err.message });
+      })
+      .finally(() => {
+        const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
+        if (left <= 0) this.jobsByRenter.delete(renter);
+        else this.jobsByRenter.set(renter, left);
+      });
     this.remember(jobIdHex, { view, done: settled });
     if (!wait) return { status: 202, view };
     await settled;
-    if (view.status === 'failed') throw new HttpError(422, 'JOB_FAILED', view.error ?? 'the job failed');
+    if (view.status === 'failed') throw new HttpError(422, code, view.error ?? 'the job failed');
     return { status: 200, view };
   }
 

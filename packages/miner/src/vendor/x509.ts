@@ -9,7 +9,7 @@
  * `parseSubjectPublicKeyInfo`), the one the chain verifies evidence with.
  */
 import { createHash, type KeyObject, sign } from 'node:crypto';
-import { parseSubjectPublicKeyInfo } from '@unc/core';
+import { der, parseSubjectPublicKeyInfo } from '@unc/core';
 import {
   bitString,
   boolean,
@@ -106,8 +106,19 @@ function encodeExtension(ext: Extension): Uint8Array {
  * the BIT STRING contents are its key in canonical form (the EC point, or RSAPublicKey's DER).
  */
 export function keyIdentifier(spki: Uint8Array): Uint8Array {
-  const { key } = parseSubjectPublicKeyInfo(spki);
-  const bits = key.kind === 'ec' ? key.point : sequence(integer(key.modulus), integer(key.exponent));
+  // RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. EC and RSA keys go through
+  // core's strict parser first; an Ed25519 key (a renter's TLS client certificate) is 32 raw bytes.
+  const [algorithm, keyBits] = der.sequence(der.parseDer(spki), 'SubjectPublicKeyInfo', 2, 2);
+  const algorithmOid = der.readOid(der.sequence(algorithm, 'algorithm', 1, 2)[0], 'public key algorithm');
+  const bits = der.readBitStringBytes(keyBits, 'subjectPublicKey');
+  if (algorithmOid === OID.ed25519) {
+    if (bits.length !== 32) throw new RangeError('an Ed25519 public key is 32 bytes');
+  } else {
+    const { key } = parseSubjectPublicKeyInfo(spki);
+    const expected = key.kind === 'ec' ? key.point : sequence(integer(key.modulus), integer(key.exponent));
+    if (Buffer.compare(expected, bits) !== 0)
+      throw new RangeError('the public key is not canonically encoded');
+  }
   return new Uint8Array(createHash('sha1').update(bits).digest());
 }
 

@@ -1,0 +1,57 @@
+/**
+ * What the provider and its job processes (sandbox-runner.ts) say to each other, and the rules
+ * for what of an error may reach a renter. Kept apart from the runner, which is a process entry
+ * point (importing it would install its IPC handlers).
+ */
+import type { RawTensor } from '@unc/sdk';
+import type { OcrModelFiles } from './ocr.js';
+import type { ExecutionProviderName } from './onnx.js';
+
+/** An error whose message is ours and safe to show a renter (no paths, no runtime internals). */
+export class PublicJobError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'PublicJobError';
+  }
+}
+
+export type SandboxRequest =
+  | {
+      id: number;
+      op: 'init';
+      executionProvider: ExecutionProviderName;
+      ocr: OcrModelFiles;
+      maxSessions: number;
+    }
+  | { id: number; op: 'check'; hash: string; path: string }
+  | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
+  | { id: number; op: 'ocr'; image: Uint8Array };
+
+/** A request before the sandbox gives it an id. */
+export type SandboxCall = {
+  [K in SandboxRequest['op']]: Omit<Extract<SandboxRequest, { op: K }>, 'id'>;
+}[SandboxRequest['op']];
+
+export type SandboxReply =
+  | { id: number; ok: true; result?: unknown }
+  | { id: number; ok: false; code: string; error: string; detail: string }
+  | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
+
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+
+/** Absolute paths and source locations out of a runtime message, first line only. */
+export function redact(message: string): string {
+  const line = (message.split('\n')[0] ?? '').replace(ANSI, '');
+  return (
+    line
+      .replace(/(?:[A-Za-z]:)?[/\\][^\s'"`:,;()[\]]*/g, '<path>')
+      // "<path>:47 onnxruntime::Helper::Helper(const X&, bool) " — where in the runtime, not why.
+      .replace(/<path>(?::\d+)?\s*(?:[\w~<>]+(?:::[\w~<>]+)+\([^)]*\)\s*)?/g, '')
+      .slice(0, 400)
+      .trim()
+  );
+}

@@ -1,0 +1,132 @@
+/**
+ * The job process (see sandbox.ts): forked by the provider, it runs ONNX Runtime for renters'
+ * models and the OCR pipeline, in an empty working directory, one request at a time, and answers
+ * over the IPC channel. The provider kills it when a job runs past its time or memory limit, so
+ * nothing here needs to guard against a job that never ends.
+ *
+ * Messages (advanced serialization, so tensors travel as typed arrays):
+ *   → { id, op: 'init', executionProvider, ocr }   ← { id, ok, result: { executionProvider } }
+ *   → { id, op: 'check', hash, path }               ← { id, ok } (the session is kept for jobs)
+ *   → { id, op: 'run', hash, path, inputs }         ← { id, ok, result: RawTensor[] }
+ *   → { id, op: 'ocr', image }                      ← { id, ok, result: OcrLine[] }
+ *   ← { op: 'log', level, msg, fields }
+ * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
+ */
+import { rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '@unc/node';
+import { OcrEngine, type OcrModelFiles } from './ocr.js';
+import { OnnxRunner } from './onnx.js';
+import { assertSelfContainedModel, UnsafeModelError } from './onnx-check.js';
+import { PublicJobError, redact, type SandboxReply, type SandboxRequest } from './sandbox-protocol.js';
+
+function send(msg: SandboxReply): void {
+  process.send?.(msg);
+}
+
+const logger: Logger = {
+  component: 'provider.job',
+  level: 'info',
+  debug: (msg, fields) => send({ op: 'log', level: 'debug', msg, ...(fields ? { fields } : {}) }),
+  info: (msg, fields) => send({ op: 'log', level: 'info', msg, ...(fields ? { fields } : {}) }),
+  warn: (msg, fields) => send({ op: 'log', level: 'warn', msg, ...(fields ? { fields } : {}) }),
+  error: (msg, fields) => send({ op: 'log', level: 'error', msg, ...(fields ? { fields } : {}) }),
+  child: () => logger,
+};
+
+let onnx: OnnxRunner | null = null;
+let ocrFiles: OcrModelFiles | null = null;
+let ocr: Promise<OcrEngine> | null = null;
+
+async function loadModel(hash: string, path: string) {
+  return onnx!.session(hash, async () => {
+    const bytes = new Uint8Array(await readFile(path));
+    // Checked on every load, not only at upload: the store may hold models from before the check.
+    assertSelfContainedModel(bytes);
+    return bytes;
+  });
+}
+
+async function handle(req: SandboxRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'init': {
+      onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions);
+      ocrFiles = req.ocr;
+      // Building a session tells whether the requested execution provider works here.
+      if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
+      // The OCR pipeline is built before the process counts as ready, so no job's time limit is
+      // spent on it.
+      ocr = OcrEngine.create({
+        files: req.ocr,
+        onnxOptions: onnx.sessionOptions() as Record<string, unknown>,
+      });
+      await ocr;
+      return { executionProvider: onnx.executionProvider };
+    }
+    case 'check':
+      try {
+        await loadModel(req.hash, req.path);
+      } catch (err) {
+        if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
+        throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
+      }
+      return undefined;
+    case 'run': {
+      let session: Awaited<ReturnType<typeof loadModel>>;
+      try {
+        session = await loadModel(req.hash, req.path);
+      } catch (err) {
+        if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
+        throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
+      }
+      return onnx!.run(session, req.inputs);
+    }
+    case 'ocr': {
+      ocr ??= OcrEngine.create({
+        files: ocrFiles!,
+        onnxOptions: onnx!.sessionOptions() as Record<string, unknown>,
+      });
+      return (await ocr).recognise(req.image);
+    }
+  }
+}
+
+process.on('message', (req: SandboxRequest) => {
+  handle(req).then(
+    (result) => send({ id: req.id, ok: true, result }),
+    (err: Error) => {
+      const detail = `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`;
+      if (err instanceof PublicJobError || err.name === 'PublicJobError')
+        send({ id: req.id, ok: false, code: (err as PublicJobError).code, error: err.message, detail });
+      else
+        send({
+          id: req.id,
+          ok: false,
+          code: 'JOB_FAILED',
+          error: redact(err.message) || 'the job failed',
+          detail,
+        });
+    },
+  );
+});
+
+// The provider went away: so does this process. A job blocks this thread (ONNX Runtime runs
+// synchronously), so a watchdog thread also checks the parent, and kills this process when the
+// provider died without a word (kill -9): no job outlives its provider.
+// Its working directory (empty, made for it by the provider) goes with it.
+const removeHome = () => rmSync(process.cwd(), { recursive: true, force: true });
+process.on('disconnect', () => {
+  removeHome();
+  process.exit(0);
+});
+const parent = process.ppid;
+const watchdog = new Worker(
+  `setInterval(() => {
+     if (process.ppid === ${parent}) return;
+     try { require('node:fs').rmSync(process.cwd(), { recursive: true, force: true }); } catch {}
+     process.kill(process.pid, 'SIGKILL');
+   }, 500);`,
+  { eval: true },
+);
+watchdog.unref();

@@ -1,0 +1,338 @@
+/**
+ * Renters' jobs run outside the provider's process: ONNX Runtime runs model loading and inference
+ * synchronously on the thread that calls it, so a model that loops (a Loop with a 2^62 trip count)
+ * or allocates without end would freeze, or kill, whatever shares that thread: the provider API,
+ * the agent's heartbeats, in `unc dev` the node itself.
+ *
+ * So every model load, model run and OCR job goes to a job process (sandbox-runner.ts), forked
+ * with an empty temporary directory as its working directory, a small environment and a V8 heap
+ * limit. A pool of them is kept warm (sessions and the OCR pipeline stay loaded between jobs); each
+ * runs one request at a time. A request that runs past its wall-clock limit, or whose process
+ * grows past the memory limit (its resident set, read from /proc: ONNX Runtime's memory is outside
+ * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
+ * its place for the next job.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '@unc/node';
+import type { OcrLine, RawTensor } from '@unc/sdk';
+import type { OcrModelFiles } from './ocr.js';
+import type { ExecutionProviderName } from './onnx.js';
+import type { SandboxCall, SandboxReply, SandboxRequest } from './sandbox-protocol.js';
+
+const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
+
+/** A job that failed in the sandbox; `message` is safe to show the renter. */
+export class SandboxError extends Error {
+  constructor(
+    /** BAD_MODEL, JOB_FAILED, JOB_TIMEOUT, JOB_MEMORY, JOB_CRASHED. */
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SandboxError';
+  }
+}
+
+export interface SandboxOptions {
+  /** Job processes kept warm; at most this many requests run at once. */
+  workers: number;
+  executionProvider: ExecutionProviderName;
+  ocr: OcrModelFiles;
+  /** Wall-clock limit of one request (a model load, a run, an OCR job). */
+  timeoutMs: number;
+  /** Resident set limit of one job process, in bytes. */
+  memoryBytes: number;
+  /** V8 heap limit of a job process, in MiB. */
+  heapMb: number;
+  /** Sessions kept per job process. */
+  maxSessions: number;
+  logger: Logger;
+}
+
+type Pending = {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+};
+
+interface Worker {
+  child: ChildProcess;
+  dir: string;
+  ready: Promise<void>;
+  busy: boolean;
+  dead: boolean;
+  /** It answered its init: a process that cannot even start is not restarted in a tight loop. */
+  everReady: boolean;
+  /** Model hashes whose sessions this process holds (a job goes where its session is warm). */
+  models: Set<string>;
+  pending: Map<number, Pending>;
+  stderr: string;
+}
+
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+
+/** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
+export function residentBytes(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export class JobSandbox {
+  private readonly workers: Worker[] = [];
+  private readonly waiting: ((w: Worker) => void)[] = [];
+  private nextId = 1;
+  private effective: ExecutionProviderName;
+  private stopped = false;
+  private started = false;
+  private monitor: NodeJS.Timeout | null = null;
+  /** Processes started (the first ones and every replacement); tests read it. */
+  spawned = 0;
+
+  constructor(private readonly opts: SandboxOptions) {
+    if (!Number.isInteger(opts.workers) || opts.workers < 1)
+      throw new Error('workers must be an integer ≥ 1');
+    this.effective = opts.executionProvider;
+  }
+
+  /** The execution provider the job processes use ('cuda' falls back to 'cpu' when unavailable). */
+  get executionProvider(): ExecutionProviderName {
+    return this.effective;
+  }
+
+  /**
+   * Starts the job processes. Only the first is waited for (it settles which execution provider
+   * works, and how much a job process takes); the others warm up meanwhile, and jobs wait for them.
+   */
+  async start(): Promise<void> {
+    try {
+      const first = this.spawn();
+      await first.ready;
+      // A limit below what a job process takes before any job would kill every job.
+      const pid = this.workers[0]?.child.pid;
+      const base = pid === undefined ? null : residentBytes(pid);
+      if (base !== null && base > this.opts.memoryBytes / 2)
+        throw new Error(
+          `the job memory limit (${mib(this.opts.memoryBytes)} MiB) leaves no room: a job process takes ${mib(base)} MiB before its first job`,
+        );
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.started = true;
+    for (let i = 1; i < this.opts.workers; i++)
+      this.spawn().ready.catch((err: Error) =>
+        this.opts.logger.error('cannot start a job process', { error: err.message }),
+      );
+    this.monitor = setInterval(() => this.checkMemory(), 100);
+    this.monitor.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.monitor) clearInterval(this.monitor);
+    for (const w of this.workers.splice(0))
+      this.kill(w, new SandboxError('JOB_FAILED', 'the provider is stopping'));
+  }
+
+  /** Loads a model (refusing external data) and keeps its session for the jobs that follow. */
+  async check(hash: string, path: string): Promise<void> {
+    await this.request({ op: 'check', hash, path }, hash);
+  }
+
+  async run(hash: string, path: string, inputs: RawTensor[]): Promise<RawTensor[]> {
+    return (await this.request({ op: 'run', hash, path, inputs }, hash)) as RawTensor[];
+  }
+
+  async ocr(image: Uint8Array): Promise<OcrLine[]> {
+    return (await this.request({ op: 'ocr', image })) as OcrLine[];
+  }
+
+  get busy(): number {
+    return this.workers.filter((w) => w.busy).length;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private spawn(): Worker {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-job-'));
+    const env: Record<string, string> = {};
+    for (const k of ['PATH', 'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME'])
+      if (process.env[k] !== undefined) env[k] = process.env[k]!;
+    const child = fork(RUNNER, [], {
+      cwd: dir,
+      env,
+      execArgv: [`--max-old-space-size=${this.opts.heapMb}`],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    this.spawned++;
+    const w: Worker = {
+      child,
+      dir,
+      ready: Promise.resolve(),
+      busy: true,
+      dead: false,
+      everReady: false,
+      models: new Set(),
+      pending: new Map(),
+      stderr: '',
+    };
+    child.stderr?.on('data', (c: Buffer) => {
+      w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
+    });
+    child.on('message', (m: SandboxReply) => {
+      if ('op' in m) {
+        this.opts.logger[m.level](m.msg, m.fields);
+        return;
+      }
+      const p = w.pending.get(m.id);
+      if (!p) return;
+      w.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else {
+        if (m.detail !== m.error) this.opts.logger.debug('job error', { code: m.code, detail: m.detail });
+        p.reject(new SandboxError(m.code, m.error));
+      }
+    });
+    child.on('error', (err) => this.opts.logger.warn('job process error', { error: err.message }));
+    child.on('exit', (code, signal) => {
+      if (!w.dead && !this.stopped)
+        this.opts.logger.warn('job process exited', { code, signal, stderr: w.stderr.slice(-500) });
+      this.kill(w, new SandboxError('JOB_CRASHED', 'the job process ended unexpectedly'));
+    });
+    this.workers.push(w);
+    w.ready = this.send(w, {
+      op: 'init',
+      executionProvider: this.effective,
+      ocr: this.opts.ocr,
+      maxSessions: this.opts.maxSessions,
+    }).then(
+      (r) => {
+        const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
+        this.effective = ep;
+        w.everReady = true;
+        this.release(w);
+      },
+      (err: Error) => {
+        this.kill(w, err);
+        throw err;
+      },
+    );
+    w.ready.catch(() => undefined);
+    return w;
+  }
+
+  private send(w: Worker, req: SandboxCall): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      w.pending.set(id, { resolve, reject });
+      w.child.send({ ...req, id } as SandboxRequest, (err) => {
+        if (err) {
+          w.pending.delete(id);
+          reject(new SandboxError('JOB_CRASHED', 'the job process cannot be reached'));
+        }
+      });
+    });
+  }
+
+  /** Kills a process (if alive), fails what it was doing and starts a replacement. */
+  private kill(w: Worker, why: Error): void {
+    if (w.dead) return;
+    w.dead = true;
+    w.busy = true;
+    try {
+      w.child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    for (const p of w.pending.values()) p.reject(why);
+    w.pending.clear();
+    rmSync(w.dir, { recursive: true, force: true });
+    const i = this.workers.indexOf(w);
+    if (i >= 0) this.workers.splice(i, 1);
+    if (!this.stopped && this.started) {
+      const replace = () => {
+        if (this.stopped) return;
+        this.spawn().ready.catch((err: Error) =>
+          this.opts.logger.error('cannot start a job process', { error: err.message }),
+        );
+      };
+      if (w.everReady) replace();
+      else setTimeout(replace, 2_000).unref();
+    }
+  }
+
+  private release(w: Worker): void {
+    if (w.dead) return;
+    const next = this.waiting.shift();
+    if (next) next(w);
+    else w.busy = false;
+  }
+
+  private acquire(hash?: string): Promise<Worker> {
+    const idle = this.workers.filter((w) => !w.busy && !w.dead);
+    const w = (hash ? idle.find((x) => x.models.has(hash)) : undefined) ?? idle[0];
+    if (w) {
+      w.busy = true;
+      return Promise.resolve(w);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private async request(req: SandboxCall, hash?: string): Promise<unknown> {
+    if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
+    const w = await this.acquire(hash);
+    const timer = setTimeout(() => {
+      this.opts.logger.warn('job ran past its time limit; killing its process', {
+        op: req.op,
+        timeoutMs: this.opts.timeoutMs,
+      });
+      this.kill(
+        w,
+        new SandboxError(
+          'JOB_TIMEOUT',
+          `the job ran past the time limit of ${this.opts.timeoutMs / 1000} s and was stopped`,
+        ),
+      );
+    }, this.opts.timeoutMs);
+    try {
+      const result = await this.send(w, req);
+      if (hash) w.models.add(hash);
+      return result;
+    } finally {
+      clearTimeout(timer);
+      this.release(w);
+    }
+  }
+
+  /**
+   * Kills a process past the memory limit: a busy one fails its job (JOB_MEMORY); an idle one
+   * (grown by the sessions it keeps) is only replaced, so the next job does not pay for them.
+   */
+  private checkMemory(): void {
+    for (const w of [...this.workers]) {
+      if (w.dead || w.child.pid === undefined) continue;
+      const rss = residentBytes(w.child.pid);
+      if (rss !== null && rss > this.opts.memoryBytes) {
+        this.opts.logger.warn('job grew past its memory limit; killing its process', {
+          rss,
+          limit: this.opts.memoryBytes,
+        });
+        this.kill(
+          w,
+          new SandboxError(
+            'JOB_MEMORY',
+            `the job used more than the memory limit of ${mib(this.opts.memoryBytes)} MiB and was stopped`,
+          ),
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The replay cache on its own: nonces survive a restart through their log file (torn and expired
+ * lines are dropped), and each renter key has its own share of the cache.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ed25519PublicKey, toHex } from '@unc/core';
+import { signJobRequest } from '@unc/sdk';
+import { type HttpError, RequestAuthenticator } from '../src/index.js';
+import { tempDir } from './helpers.js';
+
+const CHAIN = 'unc-test-auth';
+
+function headers(seed: Uint8Array, nonce: bigint, now: number) {
+  return signJobRequest(
+    seed,
+    {
+      chainId: CHAIN,
+      leaseId: new Uint8Array(32).fill(1),
+      method: 'GET',
+      path: '/v1/health',
+      body: new Uint8Array(0),
+    },
+    { nonce, timestampMs: BigInt(now) },
+  );
+}
+
+describe('provider replay cache', () => {
+  test('used nonces are read back after a restart; expired and torn lines are dropped', async () => {
+    const dir = await tempDir('unc-auth-');
+    try {
+      const file = join(dir.path, 'state', 'used-nonces.log');
+      let now = 1_000_000;
+      const seed = new Uint8Array(randomBytes(32));
+      const a = new RequestAuthenticator(CHAIN, { windowMs: 10_000, file, now: () => now });
+      a.consume(a.verify('GET', '/v1/health', headers(seed, 1n, now)));
+      now += 15_000;
+      a.consume(a.verify('GET', '/v1/health', headers(seed, 2n, now)));
+      a.close();
+      // A crash in the middle of a write leaves a torn last line.
+      appendFileSync(file, `${toHex(ed25519PublicKey(seed))}:3 12`);
+
+      now += 6_000; // nonce 1 (kept until 1 000 000 + 20 000) has expired, nonce 2 has not
+      const b = new RequestAuthenticator(CHAIN, { windowMs: 10_000, file, now: () => now });
+      assert.throws(
+        () => b.consume(b.verify('GET', '/v1/health', headers(seed, 2n, now))),
+        (e: HttpError) => e.status === 409,
+      );
+      b.consume(b.verify('GET', '/v1/health', headers(seed, 1n, now)));
+      b.consume(b.verify('GET', '/v1/health', headers(seed, 3n, now)));
+      b.close();
+      const lines = readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(lines.length, 3); // 2 (read back), then 1 and 3
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  test('each renter key has its own share of the cache', () => {
+    const now = 5_000_000;
+    const a = new RequestAuthenticator(CHAIN, { maxNoncesPerRenter: 3, now: () => now });
+    const greedy = new Uint8Array(randomBytes(32));
+    const other = new Uint8Array(randomBytes(32));
+    for (let n = 1n; n <= 3n; n++) a.consume(a.verify('GET', '/v1/health', headers(greedy, n, now)));
+    assert.throws(
+      () => a.consume(a.verify('GET', '/v1/health', headers(greedy, 4n, now))),
+      (e: HttpError) => e.status === 429,
+    );
+    a.consume(a.verify('GET', '/v1/health', headers(other, 1n, now)));
+    assert.equal(a.noncesOf(toHex(ed25519PublicKey(other))), 1);
+  });
+});

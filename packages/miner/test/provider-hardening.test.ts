@@ -1,0 +1,497 @@
+/**
+ * The provider API against the attacks found by running it as a hostile renter (the "hardening"
+ * issue). Each test here failed on the provider before it was hardened:
+ * - a model whose weights are "external data" read a file of the provider's working directory;
+ * - a Loop with a 2^62 trip count froze the process (API, heartbeats, in `unc dev` the node);
+ * - a job that allocates without end took the memory of the process;
+ * - bodies were read (and hashed) before the signature was checked, without a cap on the bytes
+ *   being uploaded at once;
+ * - used nonces were forgotten on restart, so a captured request ran again;
+ * - one renter could fill the shared nonce cache and lock every other renter out;
+ * - model errors carried ONNX Runtime's source paths and local paths;
+ * - every request for an unknown lease id cost a read from the chain.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { contentHash, ed25519PublicKey, toHex, utf8 } from '@unc/core';
+import { silentLogger } from '@unc/node';
+import { ProviderClient, type ProviderError, signJobRequest, type TensorJson } from '@unc/sdk';
+import { DevSoftSigner, ProviderServer, residentBytes } from '../src/index.js';
+import { expandModel, externalDataModel, loopModel, reshapeModel } from './fixtures/attack-models.js';
+import { affineModel } from './fixtures/make-fixtures.js';
+import { tempDir } from './helpers.js';
+import { InMemoryLeaseSource } from './provider-helpers.js';
+
+const CHAIN = 'unc-test-hardening';
+
+function f32(values: number[]): string {
+  const b = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => b.writeFloatLE(v, i * 4));
+  return b.toString('base64');
+}
+
+interface Renter {
+  seed: Uint8Array;
+  leaseId: string;
+  client: ProviderClient;
+}
+
+/** Sends the headers and `sent` bytes of a body declared `length` long, and waits for the answer. */
+function partialRequest(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  length: number,
+  sent: Uint8Array,
+): { response: Promise<{ status: number; json: Record<string, unknown> }>; finish(rest: Uint8Array): void } {
+  const u = new URL(url);
+  let finish: (rest: Uint8Array) => void = () => undefined;
+  const response = new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path,
+        method: 'POST',
+        headers: { ...headers, 'content-length': length },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => {
+          text += c.toString('utf8');
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // The server may close the connection while the rest of the body is still being written.
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+    req.write(sent);
+    finish = (rest) => req.end(rest);
+  });
+  return { response, finish };
+}
+
+describe('provider hardening', () => {
+  const chipSeed = new Uint8Array(randomBytes(32));
+  const signer = new DevSoftSigner(chipSeed, 'dev-h100', 'dev-chip-h');
+  const leases = new InMemoryLeaseSource();
+  let dir: { path: string; remove(): Promise<void> };
+  let provider: ProviderServer;
+  let url: string;
+  let chipIdHex: string;
+  const renters: Renter[] = [];
+
+  async function renter(): Promise<Renter> {
+    const seed = new Uint8Array(randomBytes(32));
+    const leaseId = toHex(randomBytes(32));
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: chipIdHex,
+      renterPublicKey: toHex(ed25519PublicKey(seed)),
+      status: 'active',
+    });
+    const r = {
+      seed,
+      leaseId,
+      client: new ProviderClient({
+        endpoint: url,
+        chainId: CHAIN,
+        leaseId,
+        renterSeed: seed,
+        allowHttp: true,
+      }),
+    };
+    renters.push(r);
+    return r;
+  }
+
+  function sign(r: Renter, method: string, path: string, body: Uint8Array, lease = r.leaseId) {
+    return signJobRequest(r.seed, { chainId: CHAIN, leaseId: Buffer.from(lease, 'hex'), method, path, body });
+  }
+
+  before(async () => {
+    chipIdHex = toHex(await signer.chipId());
+    dir = await tempDir('unc-provider-h-');
+    provider = new ProviderServer({
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models'),
+      stateDir: join(dir.path, 'state'),
+      concurrency: 2,
+      maxJobsPerRenter: 1,
+      jobTimeoutMs: 4_000,
+      maxBodyBytes: 200 * 1024,
+      maxModelBytes: 200 * 1024,
+      maxUploadBytesInFlight: 256 * 1024,
+      maxNoncesPerRenter: 30,
+      leaseCacheMs: 60_000,
+      unknownLeaseCacheMs: 60_000,
+      leaseLookupBurst: 5,
+      leaseLookupsPerSecond: 0.01,
+      logger: silentLogger,
+    });
+    url = await provider.start();
+  });
+
+  after(async () => {
+    await provider?.stop();
+    await dir?.remove();
+  });
+
+  test('a model reading a file of the working directory as external data is refused', async () => {
+    const r = await renter();
+    // The file the attack reads: in the working directory of the process that loads models.
+    const name = `unc-test-keyring-${toHex(randomBytes(4))}.json`;
+    const secret = 'SECRET-SEED-0123';
+    writeFileSync(join(process.cwd(), name), secret);
+    try {
+      for (const place of ['loop-body', 'sparse', 'initializer'] as const) {
+        const model = externalDataModel(name, 4, place);
+        await assert.rejects(
+          r.client.uploadModel(model),
+          (e: ProviderError) =>
+            e.status === 400 && e.code === 'BAD_MODEL' && /external files/.test(e.message),
+        );
+      }
+      // A model put in the store some other way (from before the check) is checked when it loads.
+      const model = externalDataModel(name, 4, 'loop-body');
+      const hash = toHex(contentHash(model));
+      await writeFile(join(dir.path, 'models', `${hash}.onnx`), model);
+      const err = await r.client
+        .runJob(hash, { x: { type: 'float32', dims: [4], data: f32([0, 0, 0, 0]) } })
+        .then(
+          () => null,
+          (e: ProviderError) => e,
+        );
+      assert.ok(err, 'the job must fail');
+      assert.equal(err.code, 'BAD_MODEL');
+      assert.doesNotMatch(err.message, /SECRET/);
+      // A missing external file is refused the same way; the error names no local path.
+      await assert.rejects(
+        r.client.uploadModel(externalDataModel('no-such-file.bin', 4, 'loop-body')),
+        (e: Error) => {
+          assert.doesNotMatch(e.message, new RegExp(process.cwd().replace(/[/\\]/g, '.')));
+          return true;
+        },
+      );
+    } finally {
+      rmSync(join(process.cwd(), name), { force: true });
+    }
+  });
+
+  test('a job that never ends is killed at the time limit while the provider keeps answering', {
+    timeout: 90_000,
+  }, async () => {
+    const looper = await renter();
+    const other = await renter();
+    const { modelHash: loop } = await looper.client.uploadModel(loopModel());
+    const { modelHash: affine } = await other.client.uploadModel(affineModel());
+    const spawnedBefore = provider.jobProcesses.spawned;
+    const started = Date.now();
+    const running = looper.client.runJob(loop, { x: { type: 'float32', dims: [1], data: f32([1]) } }).then(
+      () => null,
+      (e: ProviderError) => e,
+    );
+    // While it runs: health answers, the same renter gets no second job, another renter's job runs.
+    let health = await other.client.health();
+    while (health.queue.running === 0) {
+      await new Promise((r) => setTimeout(r, 20));
+      health = await other.client.health();
+    }
+    assert.equal(health.queue.running, 1);
+    await assert.rejects(
+      looper.client.runJob(affine, { x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) } }),
+      (e: ProviderError) => e.status === 429 && e.code === 'RENTER_BUSY',
+    );
+    const { job } = await other.client.runJob(affine, {
+      x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },
+    });
+    assert.equal(job.status, 'done');
+    const err = await running;
+    assert.ok(err, 'the Loop job must fail');
+    assert.equal(err.status, 422);
+    assert.equal(err.code, 'JOB_TIMEOUT');
+    assert.match(err.message, /time limit of 4 s/);
+    assert.ok(Date.now() - started >= 4_000);
+    // Its process was replaced; the renter's next job runs.
+    assert.ok(provider.jobProcesses.spawned > spawnedBefore);
+    const again = await looper.client.runJob(affine, {
+      x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },
+    });
+    assert.equal(again.job.status, 'done');
+  });
+
+  test('runtime errors reach the renter without source paths', async () => {
+    const r = await renter();
+    const { modelHash } = await r.client.uploadModel(reshapeModel());
+    await assert.rejects(
+      r.client.runJob(modelHash, { x: { type: 'float32', dims: [4], data: f32([1, 2, 3, 4]) } }),
+      (e: ProviderError) => {
+        assert.equal(e.status, 422);
+        assert.doesNotMatch(e.message, /onnxruntime_src|\.cc:|\.h:|\/[a-z_]+\//);
+        return true;
+      },
+    );
+  });
+
+  test('the signature is checked before the body is read, and bodies are hashed as they stream', {
+    timeout: 30_000,
+  }, async () => {
+    const r = await renter();
+    const body = new Uint8Array(150 * 1024);
+    // A bad signature over a declared large body: 401 at once, with the body still unsent.
+    const headers = sign(r, 'POST', '/v1/models', body);
+    const bad = partialRequest(
+      url,
+      '/v1/models',
+      { ...headers, 'x-unc-signature': '00'.repeat(64) },
+      body.length,
+      body.subarray(0, 1024),
+    );
+    const answer = await bad.response;
+    assert.equal(answer.status, 401);
+    assert.equal((answer.json.error as { code: string }).code, 'AUTH_BAD_SIGNATURE');
+    bad.finish(new Uint8Array(0));
+    // A body of another content than the signed hash: refused when it has been read.
+    const other = new Uint8Array(body.length).fill(1);
+    const res = await fetch(`${url}/v1/models`, { method: 'POST', headers, body: other });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'AUTH_BODY_MISMATCH');
+    // Chunked bodies (no declared length) are refused before they are read.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const u = new URL(url);
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: '/v1/jobs',
+          method: 'POST',
+          headers: sign(r, 'POST', '/v1/jobs', utf8('{}')),
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.write('{');
+      req.end('}');
+    });
+    assert.equal(chunked, 411);
+  });
+
+  test('bytes being uploaded are capped in total: more waits with 503 until they are received', {
+    timeout: 30_000,
+  }, async () => {
+    const a = await renter();
+    const b = await renter();
+    const model = affineModel();
+    // A large upload, signed, half sent, holds 150 KiB of the 256 KiB in flight.
+    const big = new Uint8Array(150 * 1024);
+    big.set(model);
+    const slow = partialRequest(
+      url,
+      '/v1/models',
+      sign(a, 'POST', '/v1/models', big),
+      big.length,
+      big.subarray(0, 1024),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const second = new Uint8Array(120 * 1024).fill(3);
+    await assert.rejects(
+      b.client.uploadModel(second),
+      (e: ProviderError) => e.status === 503 && e.code === 'UPLOADS_BUSY',
+    );
+    slow.finish(big.subarray(1024));
+    // ONNX Runtime rejects the padded bytes; what matters is that the upload was received.
+    const done = await slow.response;
+    assert.equal(done.status, 400);
+    assert.equal((done.json.error as { code: string }).code, 'BAD_MODEL');
+    // Now there is room again.
+    assert.equal((await b.client.uploadModel(model)).size, model.length);
+  });
+
+  test('one renter cannot use up the nonce cache of the others', async () => {
+    const greedy = await renter();
+    const polite = await renter();
+    const path = `/v1/jobs/${'0'.repeat(64)}`;
+    let refused = 0;
+    for (let i = 0; i < 32; i++) {
+      const res = await fetch(`${url}${path}`, { headers: sign(greedy, 'GET', path, new Uint8Array(0)) });
+      await res.body?.cancel();
+      if (res.status === 429) refused++;
+      else assert.equal(res.status, 404);
+    }
+    assert.equal(refused, 2);
+    const res = await fetch(`${url}${path}`, { headers: sign(polite, 'GET', path, new Uint8Array(0)) });
+    assert.equal(res.status, 404); // served: authenticated, no such job
+  });
+
+  test('a lease read from the cache is refused the moment its escrow runs out', async () => {
+    const r = await renter();
+    const path = `/v1/jobs/${'0'.repeat(64)}`;
+    const escrowUntil = Date.now() + 400;
+    leases.leases.set(r.leaseId, { ...leases.leases.get(r.leaseId)!, escrowUntil });
+    const before = await fetch(`${url}${path}`, { headers: sign(r, 'GET', path, new Uint8Array(0)) });
+    await before.body?.cancel();
+    assert.equal(before.status, 404); // served: the lease is read (and cached for 60 s) as active
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, escrowUntil - Date.now()) + 50));
+    const calls = leases.calls;
+    const after = await fetch(`${url}${path}`, { headers: sign(r, 'GET', path, new Uint8Array(0)) });
+    assert.equal(after.status, 403);
+    assert.equal(((await after.json()) as { error: { code: string } }).error.code, 'LEASE_NOT_ACTIVE');
+    assert.equal(leases.calls, calls, 'judged from the cached lease, without asking the chain again');
+  });
+
+  test('a job past the memory limit is killed', { timeout: 90_000 }, async (t) => {
+    const pid = (provider.jobProcesses as unknown as { workers: { child: { pid: number } }[] }).workers[0]
+      ?.child.pid;
+    const base = pid ? residentBytes(pid) : null;
+    if (base === null) return t.skip('no /proc to read the resident set from');
+    const limited = new ProviderServer({
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models-mem'),
+      concurrency: 1,
+      jobMemoryBytes: 2 * base + 64 * 1024 * 1024,
+      logger: silentLogger,
+    });
+    try {
+      const endpoint = await limited.start();
+      const r = await renter();
+      const client = new ProviderClient({
+        endpoint,
+        chainId: CHAIN,
+        leaseId: r.leaseId,
+        renterSeed: r.seed,
+        allowHttp: true,
+      });
+      // 256 Mi floats: 1 GiB for the output alone.
+      const { modelHash } = await client.uploadModel(expandModel(256 * 1024 * 1024));
+      await assert.rejects(
+        client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: f32([1]) } }),
+        (e: ProviderError) => e.status === 422 && e.code === 'JOB_MEMORY',
+      );
+      // A limit that leaves a job process no room is refused at start, not by killing every job.
+      const tooSmall = new ProviderServer({
+        chainId: CHAIN,
+        signers: [signer],
+        leases,
+        modelDir: join(dir.path, 'models-mem'),
+        concurrency: 1,
+        jobMemoryBytes: base,
+        logger: silentLogger,
+      });
+      await assert.rejects(tooSmall.start(), /leaves no room/);
+      const { modelHash: affine } = await client.uploadModel(affineModel());
+      const { job } = await client.runJob(affine, {
+        x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },
+      });
+      assert.equal(job.status, 'done');
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  // Last: it empties this address's lease-lookup budget.
+  test('unknown lease ids are cached and rate-limited per address', async () => {
+    const r = await renter();
+    const path = `/v1/jobs/${'0'.repeat(64)}`;
+    const before = leases.calls;
+    const unknown = toHex(randomBytes(32));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${url}${path}`, { headers: sign(r, 'GET', path, new Uint8Array(0), unknown) });
+      assert.equal(res.status, 404);
+      await res.body?.cancel();
+    }
+    assert.equal(leases.calls - before, 1, 'an unknown lease is read from the chain once');
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${url}${path}`, {
+        headers: sign(r, 'GET', path, new Uint8Array(0), toHex(randomBytes(32))),
+      });
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    assert.ok(statuses.includes(429), `${statuses}`);
+    assert.ok(leases.calls - before <= 5, 'at most the burst is read from the chain');
+    // A renter whose lease exists is still served from this address, cached or not.
+    (provider as unknown as { leaseCache: Map<string, unknown> }).leaseCache.clear();
+    const path2 = `/v1/jobs/${'1'.repeat(64)}`;
+    const ok = await fetch(`${url}${path2}`, { headers: sign(renters[0]!, 'GET', path2, new Uint8Array(0)) });
+    assert.equal(ok.status, 404);
+  });
+});
+
+describe('provider replay protection across a restart', () => {
+  test('a request captured before a restart is still a replay after it (409)', async () => {
+    const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-r');
+    const seed = new Uint8Array(randomBytes(32));
+    const leaseId = toHex(randomBytes(32));
+    const leases = new InMemoryLeaseSource();
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: toHex(await signer.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(seed)),
+      status: 'active',
+    });
+    const dir = await tempDir('unc-provider-r-');
+    const make = () =>
+      new ProviderServer({
+        chainId: CHAIN,
+        signers: [signer],
+        leases,
+        modelDir: join(dir.path, 'models'),
+        stateDir: join(dir.path, 'state'),
+        concurrency: 1,
+        logger: silentLogger,
+      });
+    let provider = make();
+    try {
+      let url = await provider.start();
+      const client = new ProviderClient({
+        endpoint: url,
+        chainId: CHAIN,
+        leaseId,
+        renterSeed: seed,
+        allowHttp: true,
+      });
+      const model = affineModel();
+      const { modelHash } = await client.uploadModel(model);
+      const inputs: Record<string, TensorJson> = {
+        x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },
+      };
+      const body = utf8(JSON.stringify({ model: modelHash, inputs }));
+      const headers = signJobRequest(seed, {
+        chainId: CHAIN,
+        leaseId: Buffer.from(leaseId, 'hex'),
+        method: 'POST',
+        path: '/v1/jobs',
+        body,
+      });
+      const first = await fetch(`${url}/v1/jobs`, { method: 'POST', headers, body });
+      assert.equal(first.status, 200);
+      await first.body?.cancel();
+      await provider.stop();
+
+      provider = make();
+      url = await provider.start();
+      const replay = await fetch(`${url}/v1/jobs`, { method: 'POST', headers, body });
+      assert.equal(replay.status, 409);
+      assert.equal(((await replay.json()) as { error: { code: string } }).error.code, 'AUTH_REPLAY');
+    } finally {
+      await provider.stop();
+      await dir.remove();
+    }
+  });
+});
