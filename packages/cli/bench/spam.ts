@@ -347,7 +347,7 @@ async function bogusUploads(providerUrl: string, endMs: number): Promise<string>
           'x-unc-timestamp': String(Date.now()),
           'x-unc-nonce': String(randomBytes(6).readUIntBE(0, 6)),
           'x-unc-signature': toHex(randomBytes(64)),
-          'x-unc-body-sha256': toHex(randomBytes(32)),
+          'x-unc-body-hash': toHex(randomBytes(32)),
         },
       });
       let done = false;

@@ -748,7 +748,7 @@ describe('explorer in a real browser', { skip }, () => {
     await shot(page, 'miner.png');
   });
 
-  test('on a phone-sized screen nothing scrolls sideways', { timeout: 60_000 }, async () => {
+  test('on a phone-sized screen nothing scrolls sideways', { timeout: 150_000 }, async () => {
     const ctx = await browser.newContext({
       viewport: { width: 390, height: 844 },
       deviceScaleFactor: 2,

@@ -137,16 +137,18 @@ describe('provider TLS files', () => {
       (err) => errors.push(err.message),
     );
     try {
+      // The watcher's first look at the files is asynchronous: a change before it is its baseline.
+      await new Promise((r) => setTimeout(r, 200));
       // Half written (a `cp` in progress).
       writeFileSync(join(dir.path, TLS_FILES.cert), '-----BEGIN CERTIFICATE-----\nMII');
-      for (let i = 0; errors.length === 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; errors.length === 0 && i < 500; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(crashes.length, 0, `the watcher threw: ${crashes[0]?.message}`);
       assert.ok(errors.length > 0, 'the bad file was not reported');
       // The whole new pair lands: it is served.
       const next = createProviderCertificate();
       writeFileSync(join(dir.path, TLS_FILES.key), next.keyPem);
       writeFileSync(join(dir.path, TLS_FILES.cert), next.certPem);
-      for (let i = 0; !reloads.includes(next.fingerprint) && i < 100; i++)
+      for (let i = 0; !reloads.includes(next.fingerprint) && i < 500; i++)
         await new Promise((r) => setTimeout(r, 20));
       assert.ok(reloads.includes(next.fingerprint), 'the new pair was not reloaded');
       assert.notEqual(next.fingerprint, pair.fingerprint);

@@ -222,8 +222,12 @@ export function watchProviderCertificate(
   onError: (err: Error) => void = () => {},
 ): () => void {
   const paths = [join(dir, TLS_FILES.cert), join(dir, TLS_FILES.key)];
-  const listener = (cur: { mtimeMs: number; ino: number }, prev: { mtimeMs: number; ino: number }) => {
-    if (cur.mtimeMs === prev.mtimeMs && cur.ino === prev.ino) return;
+  type Seen = { mtimeMs: number; ctimeMs: number; ino: number; size: number };
+  // A rewrite within one tick of the file system's clock keeps mtime: the size and ctime tell too.
+  const same = (a: Seen, b: Seen) =>
+    a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.size === b.size;
+  const listener = (cur: Seen, prev: Seen) => {
+    if (same(cur, prev)) return;
     try {
       const pair = readProviderCertificate(dir);
       if (pair) reload(pair);
