@@ -510,6 +510,24 @@ export class Mempool {
       const e = this.byHash.get(keyId(env.hash));
       if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e);
     }
+    // What the block answered or reported can never execute again: another pending transaction
+    // holding the same slot or evidence (a copy from another key that got here first, which a
+    // proposer elsewhere did not take) would otherwise keep refusing it until it expires.
+    for (const env of included) {
+      for (const c of claimsOf(env)) {
+        const holder = this.claims.get(c);
+        const e = holder === undefined ? undefined : this.byHash.get(holder);
+        if (!e) continue;
+        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e);
+        const heartbeat = c.startsWith('heartbeat');
+        this.recordDrop(
+          e,
+          heartbeat ? 'ANSWER_REPLAYED' : 'EVIDENCE_DUPLICATE',
+          `${c} was ${heartbeat ? 'answered' : 'reported'} by ${toHex(env.hash)} at height ${at}`,
+          at,
+        );
+      }
+    }
     for (const { env, error } of rejected) {
       const e = this.byHash.get(keyId(env.hash));
       if (!e) continue;
