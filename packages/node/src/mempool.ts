@@ -235,10 +235,19 @@ export class Mempool {
       this.updateKey(q);
     }
     const existing = q?.byNonce.get(nonce);
-    if (existing && (fee <= existing.fee || fee * REPLACE_BUMP_DEN < existing.fee * REPLACE_BUMP_NUM)) {
+    // A fee-free transaction is replaced only by one that pays the minimum: bumping 0 → 1 → 2 …
+    // would have every node re-run the stateful check (and gossip it) for a token fee.
+    if (
+      existing &&
+      ((existing.free && free) ||
+        fee <= existing.fee ||
+        fee * REPLACE_BUMP_DEN < existing.fee * REPLACE_BUMP_NUM)
+    ) {
       throw new ValidationError(
         'REPLACEMENT_UNDERPRICED',
-        `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.fee}`,
+        existing.free && free
+          ? `a fee-free transaction with nonce ${nonce} is pending; a replacement must pay the minimum fee`
+          : `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.fee}`,
       );
     }
     const cost = maxSpend(state, tx);

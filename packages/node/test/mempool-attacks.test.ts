@@ -430,6 +430,20 @@ describe('mempool attacks', () => {
     assert.equal(pool.dropped(copy.hash)?.code, 'ANSWER_REPLAYED');
     pool.checkInvariants();
   });
+
+  test('a fee-free transaction is not replaced by another fee-free one for a token fee (free churn)', () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const pool = new Mempool();
+    pool.add(tx(owner, 1n, [heartbeat(answer)], 0n), chain.state, params, chain.next());
+    // Each bump re-runs the stateful check everywhere it is gossiped, for a fee far below the minimum.
+    refused(
+      () => pool.add(tx(owner, 1n, [heartbeat(answer)], 1n), chain.state, params, chain.next()),
+      'REPLACEMENT_UNDERPRICED',
+    );
+    // Paying the minimum fee is a real replacement.
+    pool.add(tx(owner, 1n, [heartbeat(answer)], 'min'), chain.state, params, chain.next());
+    assert.equal(pool.size, 1);
+  });
 });
 
 describe('mempool properties', () => {
