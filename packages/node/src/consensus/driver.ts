@@ -680,6 +680,9 @@ export class ConsensusDriver {
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
         if (!(err instanceof ValidationError)) throw err;
+        // But a signature that does not verify is the relay's fault whatever the state: ignoring
+        // it would let a peer make this node check up to a batch of signatures per message, free.
+        if (err.code === 'BAD_SIGNATURE') return 'reject';
       }
     }
     return admitted > 0 ? 'accept' : 'ignore';
