@@ -504,6 +504,28 @@ export class Mempool {
   }
 
   /**
+   * The pool in block order, drawn lazily by a block builder: each sender's next executable
+   * transaction, highest fee first. The builder says (the value it passes to `next`) whether the
+   * transaction went into the block; a sender's following one is offered only after it did (after
+   * a rejection the rest could only fail with a nonce gap).
+   */
+  *ordered(state: StateReader): Generator<TxEnvelope, void, boolean | undefined> {
+    const heap = new MaxHeap<TxEnvelope>(compareForBlock);
+    for (const q of this.senders.values()) {
+      const first = q.byNonce.values().next().value as Entry;
+      const head = q.byNonce.get(getAccount(state, first.env.sender).nonce);
+      if (head) heap.push(head.env);
+    }
+    while (heap.size > 0) {
+      const env = heap.pop()!;
+      const taken = yield env;
+      if (taken === false) continue;
+      const following = this.senders.get(keyId(env.sender))?.byNonce.get(env.stx.tx.nonce + 1n);
+      if (following) heap.push(following.env);
+    }
+  }
+
+  /**
    * After a block (or a failed try at building one): drops what was included, what was rejected
    * (with the rejection's reason) and whatever can no longer apply (used nonce, expired).
    * `height` is the next block's; drops are recorded at the height before it, the head's.

@@ -292,10 +292,7 @@ export class UncNode {
 
   private driverHost() {
     return {
-      proposalCandidates: () => {
-        const params = this.chain.params;
-        return this.mempool.select(this.chain.state, params.maxBlockTxs, params.maxBlockBytes);
-      },
+      proposalCandidates: () => this.mempool.ordered(this.chain.state),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
