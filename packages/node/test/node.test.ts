@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { envelopeFromSigned, parseUnc, signTransaction, toHex } from '@unc/core';
+import { encodeAddress, envelopeFromSigned, parseUnc, signTransaction, toHex } from '@unc/core';
 import { feeFor, transferAction, UncClient } from '@unc/sdk';
 import fc from 'fast-check';
 import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
@@ -134,6 +134,24 @@ describe('node', () => {
         3_000,
       );
       assert.ok((await client.call<unknown[]>('unc_getBlocks', [1, 2])).length > 0);
+      // unc_getRewards reads up to 1,000 log entries per chip (and an owner's form decodes every
+      // chip on chain to find its chips): like unc_getChipEvents with limit 1,000, 100 units a chip.
+      const owner = encodeAddress(devKey(1).address);
+      const rewards = await fetch(node.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(
+          Array.from({ length: 4 }, (_, i) => ({
+            jsonrpc: '2.0',
+            id: i,
+            method: 'unc_getRewards',
+            params: i % 2 ? [owner] : ['ab'.repeat(32)],
+          })),
+        ),
+      });
+      const rewardReplies = (await rewards.json()) as Array<{ result?: unknown; error?: { data: unknown } }>;
+      assert.equal(rewardReplies.filter((r) => Array.isArray(r.result)).length, 3);
+      assert.deepEqual(rewardReplies[3]!.error?.data, { reason: 'WORK_LIMIT', limit: 300 });
     } finally {
       await node.stop();
     }
