@@ -66,7 +66,8 @@ export interface RpcLimits {
   maxSubscriptionsPerConnection: number;
   /**
    * Most messages (requests or batches) of one IP address being handled at once, over all its
-   * connections: what bounds the replies in memory for one client (HTTP pipelining included).
+   * connections: what bounds the replies in memory for one client (HTTP pipelining included). An
+   * HTTP message counts until its reply has been handed to the socket.
    */
   maxInflightPerIp: number;
   /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
@@ -794,7 +795,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
    * whole 64 KiB sent back.
    */
-  async function handleMessage(text: string, call: Call): Promise<string | undefined> {
+  async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
     const busy = inflight.get(client) ?? 0;
@@ -809,14 +810,27 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return JSON.stringify(limitResponse(null, err));
     }
     inflight.set(client, busy + 1);
-    try {
-      const reply = await handleText(text, call);
-      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
-      return reply;
-    } finally {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       const left = (inflight.get(client) ?? 1) - 1;
       if (left <= 0) inflight.delete(client);
       else inflight.set(client, left);
+    };
+    let held = false;
+    try {
+      const reply = await handleText(text, call);
+      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+      // An HTTP reply stays in this process's memory until the client has read it: the message is
+      // in progress until then, or every socket of a client that reads slowly pins a reply.
+      if (res && reply !== undefined && !res.destroyed) {
+        held = true;
+        res.once('close', release);
+      }
+      return reply;
+    } finally {
+      if (!held) release();
     }
   }
 
@@ -866,7 +880,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return;
     }
     const call = newCall({ transport: 'http' }, clientOf(req.socket));
-    const reply = await handleMessage(body.body.toString('utf8'), call);
+    const reply = await handleMessage(body.body.toString('utf8'), call, res);
     if (reply === undefined) {
       if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
     } else if (call.rateLimited > 0 && call.rateLimited >= call.replies) {

@@ -1091,6 +1091,49 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('counts a reply the client is not reading as a message in progress until it is sent', async () => {
+    let called = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxInflightPerIp: 1, maxResponseBytes: 64 * 1024 * 1024 },
+      modules({
+        ...quiet(),
+        methods: {
+          // Far more than the kernel's socket buffers take: the rest waits in the server's memory.
+          big: () => {
+            called++;
+            return 'x'.repeat(40 * 1024 * 1024);
+          },
+          echo: (params) => params,
+        },
+      }),
+    );
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] });
+      const socket = netConnect(server.port, '127.0.0.1');
+      socket.on('error', () => {});
+      await new Promise((r) => socket.once('connect', r));
+      socket.pause(); // a client that reads its reply slowly, or not at all
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      await waitFor(() => called === 1);
+      await new Promise((r) => setTimeout(r, 100));
+      // Otherwise every socket of an address could pin a reply of maxResponseBytes in memory.
+      const refused = await post(
+        server,
+        JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'echo', params: [] }),
+      );
+      assert.equal(refused.status, 429);
+      assert.deepEqual(errorOf(refused.json).data, { reason: 'CONCURRENCY_LIMIT', limit: 1 });
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const ok = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'echo', params: [] }));
+      assert.equal(ok.status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('handles the messages of one WebSocket one at a time', async () => {
     let running = 0;
     let most = 0;
