@@ -188,6 +188,22 @@ const NOTIFICATION_TAIL = Buffer.from('}}');
  * it), a reply one unit per whole PARSE_UNIT_CHARS (so replies are in effect bandwidth-limited).
  */
 const PARSE_UNIT_CHARS = 64 * 1024;
+/**
+ * JSON.parse costs per value far more than per byte (~1 µs a value, objects more: 16 MiB of `{},`
+ * took seconds), so a message is also charged a unit per PARSE_UNIT_VALUES separators and
+ * brackets, counted before parsing, and one with more than maxWork units of them is refused unparsed.
+ */
+const PARSE_UNIT_VALUES = 100;
+
+/** Commas, colons and opening brackets in `text` (inside strings too), counting up to `cap` + 1. */
+function countJsonValues(text: string, cap: number): number {
+  let n = 0;
+  // indexOf is a native scan: 16 MiB without any of them takes a few milliseconds.
+  for (const ch of [',', ':', '[', '{']) {
+    for (let i = text.indexOf(ch); i !== -1; i = text.indexOf(ch, i + 1)) if (++n > cap) return n;
+  }
+  return n;
+}
 /** Echoed method names are clipped so that an error response cannot be larger than the request. */
 const MAX_ECHOED_NAME = 64;
 
@@ -744,8 +760,25 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Parses one HTTP body or WebSocket message; resolves to the reply text, or undefined for none. */
   async function handleText(text: string, call: Call): Promise<string | undefined> {
-    // Parsing is work too, paid before it is done: a unit per started 64 KiB of message.
-    const refused = charge(call, Math.ceil(text.length / PARSE_UNIT_CHARS));
+    // Parsing is work too, paid before it is done: a unit per started 64 KiB of message, and a unit
+    // per PARSE_UNIT_VALUES values in it.
+    const maxValues = limits.maxWork * PARSE_UNIT_VALUES;
+    const values = countJsonValues(text, maxValues);
+    if (values > maxValues) {
+      charge(call, Math.ceil(text.length / PARSE_UNIT_CHARS)); // for the scan that found it
+      call.rateLimited = 0;
+      call.replies = 1;
+      const err = limitError(
+        'WORK_LIMIT',
+        `message holds more than ${maxValues} JSON values; the limit is ${limits.maxWork} work units at one per ${PARSE_UNIT_VALUES}`,
+        limits.maxWork,
+      );
+      return JSON.stringify(limitResponse(null, err));
+    }
+    const refused = charge(
+      call,
+      Math.ceil(text.length / PARSE_UNIT_CHARS) + Math.floor(values / PARSE_UNIT_VALUES),
+    );
     if (refused) {
       call.replies = 1;
       return JSON.stringify(limitResponse(null, refused));

@@ -1033,6 +1033,36 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('refuses, before parsing, a message of more JSON values than any request needs', async () => {
+    let ran = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxBodyBytes: 16 * 1024 * 1024, maxWork: 1_000 },
+      modules({
+        ...quiet(),
+        methods: {
+          count: (params) => {
+            ran++;
+            return (params as unknown[]).length;
+          },
+        },
+      }),
+    );
+    try {
+      // JSON.parse takes ~1 µs per value (objects more): 16 MiB of `{},` held the event loop for
+      // seconds, for the 256 units its size was charged. A value per 100 is a unit of work.
+      const flood = (n: number, item: string) =>
+        `{"jsonrpc":"2.0","id":1,"method":"count","params":[${`${item},`.repeat(n - 1)}${item}]}`;
+      const refused = await post(server, flood(200_000, '{}'));
+      assert.deepEqual(errorOf(refused.json).data, { reason: 'WORK_LIMIT', limit: 1_000 });
+      assert.equal(ran, 0);
+      // What real requests send (10,000 transactions in unc_sendTransactions) is far below it.
+      const ok = await post(server, flood(10_000, '"00"'));
+      assert.equal((ok.json as { result: number }).result, 10_000);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('charges big replies to the rate limit, a unit per 64 KiB', async () => {
     const server = await startRpcServer(
       { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 20, maxWork: 20 },
