@@ -93,6 +93,38 @@ describe('node', () => {
     );
   });
 
+  test('unc_getOffers finds the 24 h uptime window once per head, not once per request', async () => {
+    const node = await UncNode.start({
+      dataDir: tempDir(),
+      genesis: devGenesisJson(),
+      validatorSeed: devValidator().seed,
+      rpcPort: 0,
+      blockTimeMs: 20,
+      logger: silentLogger,
+      rpc: { rateLimitPerSecond: 0 },
+    });
+    try {
+      while (node.chain.height < 40n) await new Promise((r) => setTimeout(r, 20));
+      await node.driver.stop(); // the head stays where it is
+      const chain = node.chain;
+      const blockAt = chain.blockAt.bind(chain);
+      let reads = 0;
+      chain.blockAt = (h: bigint) => {
+        reads++;
+        return blockAt(h);
+      };
+      const client = new UncClient(node.rpcUrl);
+      await client.getOffers();
+      const first = reads;
+      assert.ok(first > 0);
+      // Each read is a whole block (up to maxBlockBytes) decoded, for a request of 1 work unit.
+      for (let i = 0; i < 5; i++) await client.getOffers();
+      assert.equal(reads, first);
+    } finally {
+      await node.stop();
+    }
+  });
+
   test('RPC limits: a big unc_getBlocks batch is cut at the work limit, configurable per node', async () => {
     const node = await UncNode.start({
       dataDir: tempDir(),
