@@ -46,7 +46,7 @@ import {
   trieKey,
   txEventCodec,
   UncError,
-  validatorCandidates,
+  validatorCandidateCount,
   validatorSetForHeight,
   vendorCodec,
 } from '@unc/core';
@@ -219,7 +219,8 @@ export function createApi(node: UncNode): RpcServerModules {
               bonded: getBond(chain.state, address).bonded.toString(),
             };
           }),
-          candidates: validatorCandidates(chain.state).length,
+          // Counted, not listed: anyone can be a candidate by bonding 1 base unit, and this is 1 unit.
+          candidates: validatorCandidateCount(chain.state),
         };
       },
 

@@ -57,6 +57,9 @@ import type { ChainDb } from './storage/db.js';
 /** Where a block's own events (not a transaction's) sit in the per-chip event index. */
 export const BLOCK_EVENTS_TX_INDEX = 0xffff_ffff;
 
+/** A proposer tries at most this many failing candidates per place in a block (maxBlockTxs). */
+export const MAX_REJECTED_PER_BLOCK_TXS = 4;
+
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
   private readonly map = new Map<string, Uint8Array>();
@@ -270,7 +273,7 @@ export class Chain {
    * final only through `commitDecided` with a commit certificate.
    */
   buildProposal(
-    candidates: readonly TxEnvelope[],
+    candidates: Iterable<TxEnvelope>,
     time: bigint,
     validator: ValidatorKey,
     isSignatureVerified: (hash: Uint8Array) => boolean,
@@ -296,17 +299,29 @@ export class Chain {
     // The limits every validator checks (validateProposal): candidates past them are left for a
     // later block, neither included nor rejected.
     const { maxBlockTxs, maxBlockBytes } = this.params;
+    // Candidates are drawn until the block is full: one that fails takes no place in it (a failed
+    // transaction pays nothing, so failures must not be a free way to empty blocks). The builder
+    // tells a lazy source (Mempool.ordered) whether each one went in; the work spent on failures
+    // is bounded by MAX_REJECTED_PER_BLOCK_TXS × maxBlockTxs.
+    const maxRejected = maxBlockTxs * MAX_REJECTED_PER_BLOCK_TXS;
     let bytes = 0;
-    for (const env of candidates) {
-      if (included.length >= maxBlockTxs) break;
-      if (bytes + env.bytes.length > maxBlockBytes) continue;
-      const outcome = executor.tryApply(env);
-      if (outcome instanceof ValidationError) rejected.push({ env, error: outcome });
-      else {
-        included.push(env);
-        bytes += env.bytes.length;
+    const source = candidates[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+    for (let next = source.next(); !next.done; ) {
+      if (included.length >= maxBlockTxs || rejected.length >= maxRejected) break;
+      const env = next.value;
+      let taken = false;
+      if (bytes + env.bytes.length <= maxBlockBytes) {
+        const outcome = executor.tryApply(env);
+        if (outcome instanceof ValidationError) rejected.push({ env, error: outcome });
+        else {
+          included.push(env);
+          bytes += env.bytes.length;
+          taken = true;
+        }
       }
+      next = source.next(taken);
     }
+    source.return?.();
     const execution = executor.finish();
     const changes = execution.overlay.changes();
     const trie = applyToTrie(this.state.trie, changes);

@@ -84,16 +84,26 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
   const { chain } = node;
   const now = () => chain.head.header.time;
 
+  /**
+   * The answer for the head it was computed at: `time` is derived from the head's time, so it is
+   * the same for every call until the next block, and the search reads whole blocks (up to
+   * maxBlockBytes each, ~log2(height) of them) for requests of 1 work unit.
+   */
+  let lastSearch: { head: bigint; time: bigint; height: bigint } | null = null;
+
   /** The lowest height whose block time is at or after `time` (binary search over stored blocks). */
   async function heightAtTime(time: bigint): Promise<bigint> {
+    const head = chain.height;
+    if (lastSearch && lastSearch.head === head && lastSearch.time === time) return lastSearch.height;
     let lo = 0n;
-    let hi = chain.height;
+    let hi = head;
     while (lo < hi) {
       const mid = (lo + hi) / 2n;
       const block = await chain.blockAt(mid);
       if (block && block.header.time >= time) hi = mid;
       else lo = mid + 1n;
     }
+    lastSearch = { head, time, height: lo };
     return lo;
   }
 

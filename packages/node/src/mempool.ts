@@ -235,10 +235,19 @@ export class Mempool {
       this.updateKey(q);
     }
     const existing = q?.byNonce.get(nonce);
-    if (existing && (fee <= existing.fee || fee * REPLACE_BUMP_DEN < existing.fee * REPLACE_BUMP_NUM)) {
+    // A fee-free transaction is replaced only by one that pays the minimum: bumping 0 → 1 → 2 …
+    // would have every node re-run the stateful check (and gossip it) for a token fee.
+    if (
+      existing &&
+      ((existing.free && free) ||
+        fee <= existing.fee ||
+        fee * REPLACE_BUMP_DEN < existing.fee * REPLACE_BUMP_NUM)
+    ) {
       throw new ValidationError(
         'REPLACEMENT_UNDERPRICED',
-        `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.fee}`,
+        existing.free && free
+          ? `a fee-free transaction with nonce ${nonce} is pending; a replacement must pay the minimum fee`
+          : `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.fee}`,
       );
     }
     const cost = maxSpend(state, tx);
@@ -495,6 +504,28 @@ export class Mempool {
   }
 
   /**
+   * The pool in block order, drawn lazily by a block builder: each sender's next executable
+   * transaction, highest fee first. The builder says (the value it passes to `next`) whether the
+   * transaction went into the block; a sender's following one is offered only after it did (after
+   * a rejection the rest could only fail with a nonce gap).
+   */
+  *ordered(state: StateReader): Generator<TxEnvelope, void, boolean | undefined> {
+    const heap = new MaxHeap<TxEnvelope>(compareForBlock);
+    for (const q of this.senders.values()) {
+      const first = q.byNonce.values().next().value as Entry;
+      const head = q.byNonce.get(getAccount(state, first.env.sender).nonce);
+      if (head) heap.push(head.env);
+    }
+    while (heap.size > 0) {
+      const env = heap.pop()!;
+      const taken = yield env;
+      if (taken === false) continue;
+      const following = this.senders.get(keyId(env.sender))?.byNonce.get(env.stx.tx.nonce + 1n);
+      if (following) heap.push(following.env);
+    }
+  }
+
+  /**
    * After a block (or a failed try at building one): drops what was included, what was rejected
    * (with the rejection's reason) and whatever can no longer apply (used nonce, expired).
    * `height` is the next block's; drops are recorded at the height before it, the head's.
@@ -509,6 +540,24 @@ export class Mempool {
     for (const env of included) {
       const e = this.byHash.get(keyId(env.hash));
       if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+    }
+    // What the block answered or reported can never execute again: another pending transaction
+    // holding the same slot or evidence (a copy from another key that got here first, which a
+    // proposer elsewhere did not take) would otherwise keep refusing it until it expires.
+    for (const env of included) {
+      for (const c of claimsOf(env)) {
+        const holder = this.claims.get(c);
+        const e = holder === undefined ? undefined : this.byHash.get(holder);
+        if (!e) continue;
+        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e);
+        const heartbeat = c.startsWith('heartbeat');
+        this.recordDrop(
+          e,
+          heartbeat ? 'ANSWER_REPLAYED' : 'EVIDENCE_DUPLICATE',
+          `${c} was ${heartbeat ? 'answered' : 'reported'} by ${toHex(env.hash)} at height ${at}`,
+          at,
+        );
+      }
     }
     for (const { env, error } of rejected) {
       const e = this.byHash.get(keyId(env.hash));

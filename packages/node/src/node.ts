@@ -22,7 +22,7 @@ import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions }
 import { Registry } from './metrics.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
-import { RPC_COSTS } from './rpc-costs.js';
+import { rpcCosts } from './rpc-costs.js';
 import { ChainDb } from './storage/db.js';
 
 export interface NodeOptions {
@@ -164,7 +164,7 @@ export class UncNode {
         },
         {
           ...createApi(node),
-          costs: RPC_COSTS,
+          costs: rpcCosts(() => node.chain.state),
           ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}),
         },
       );
@@ -292,10 +292,7 @@ export class UncNode {
 
   private driverHost() {
     return {
-      proposalCandidates: () => {
-        const params = this.chain.params;
-        return this.mempool.select(this.chain.state, params.maxBlockTxs, params.maxBlockBytes);
-      },
+      proposalCandidates: () => this.mempool.ordered(this.chain.state),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),

@@ -5,6 +5,7 @@
  * and charges it to the caller's rate limit. Params are untrusted here: anything malformed costs 1
  * and the method itself rejects it.
  */
+import { chipsOfOwner, decodeAddress, type StateReader } from '@unc/core';
 import type { RpcCost } from './rpc/server.js';
 
 function arg(params: unknown, index: number, name: string): unknown {
@@ -35,4 +36,27 @@ export const RPC_COSTS: Record<string, RpcCost> = {
   unc_getChips: () => 100,
   unc_getOffers: () => 100,
   unc_getLeases: () => 100,
+  /**
+   * Up to 1,000 log entries read per chip, as unc_getChipEvents with limit 1,000; an owner's form
+   * also decodes every chip on chain to find its own. `rpcCosts` charges an owner per chip.
+   */
+  unc_getRewards: () => 100,
 };
+
+/** RPC_COSTS, with the measures that depend on the chain: an owner's rewards are 100 units a chip. */
+export function rpcCosts(state: () => StateReader): Record<string, RpcCost> {
+  return {
+    ...RPC_COSTS,
+    unc_getRewards: (p) => {
+      const target = arg(p, 0, 'target');
+      if (typeof target !== 'string' || /^(0x)?[0-9a-fA-F]{64}$/.test(target)) return 100;
+      let owner: Uint8Array;
+      try {
+        owner = decodeAddress(target);
+      } catch {
+        return 1;
+      }
+      return 100 * Math.max(1, chipsOfOwner(state(), owner).length);
+    },
+  };
+}

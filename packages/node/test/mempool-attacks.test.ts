@@ -418,6 +418,35 @@ describe('mempool attacks', () => {
     }
     pool.checkInvariants();
   });
+
+  test('a copy of an answer that another node included leaves the pool with the block: it cannot hold the slot', () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const pool = new Mempool();
+    // A key with nothing copies a chip's answer from gossip and gets here first.
+    const copy = tx(broke, 0n, [heartbeat(answer)], 0n, 80n);
+    pool.add(copy, chain.state, params, chain.next());
+    // The owner's own transaction is included by another proposer; the copy can never execute now.
+    const own = tx(owner, 1n, [heartbeat(answer)], 0n);
+    chain.block([own]);
+    pool.prune([own], [], chain.state, chain.height + 1n);
+    assert.equal(pool.size, 0, 'the copy still holds the slot');
+    assert.equal(pool.dropped(copy.hash)?.code, 'ANSWER_REPLAYED');
+    pool.checkInvariants();
+  });
+
+  test('a fee-free transaction is not replaced by another fee-free one for a token fee (free churn)', () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const pool = new Mempool();
+    pool.add(tx(owner, 1n, [heartbeat(answer)], 0n), chain.state, params, chain.next());
+    // Each bump re-runs the stateful check everywhere it is gossiped, for a fee far below the minimum.
+    refused(
+      () => pool.add(tx(owner, 1n, [heartbeat(answer)], 1n), chain.state, params, chain.next()),
+      'REPLACEMENT_UNDERPRICED',
+    );
+    // Paying the minimum fee is a real replacement.
+    pool.add(tx(owner, 1n, [heartbeat(answer)], 'min'), chain.state, params, chain.next());
+    assert.equal(pool.size, 1);
+  });
 });
 
 describe('mempool properties', () => {

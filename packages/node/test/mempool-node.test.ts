@@ -11,10 +11,13 @@ import {
   type Action,
   ed25519PublicKey,
   encode,
+  envelopeFromBytes,
+  fromHex,
   minimumFee,
   sha256,
   signedTransactionCodec,
   signTransaction,
+  toHex,
   utf8,
 } from '@unc/core';
 import { encodeSigned, RpcClientError, UncClient } from '@unc/sdk';
@@ -128,6 +131,42 @@ describe('mempool through the node', () => {
       assert.equal((await client.getTransactionStatus('00'.repeat(32))).status, 'unknown');
       const status = await client.status();
       assert.equal(status.mempool.size, 2);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  test('candidates that fail at block building do not take the places in the block of those that apply', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'unc-mempool-node-'));
+    dirs.push(dataDir);
+    const genesis = devGenesisJson();
+    genesis.params = { ...(genesis.params as Record<string, unknown>), maxBlockTxs: 2 };
+    const node = await UncNode.start({
+      dataDir,
+      genesis,
+      validatorSeed: devValidator().seed,
+      rpcPort: 0,
+      blockTimeMs: 300,
+      logger: silentLogger,
+    });
+    try {
+      // Funded keys whose transactions pay 10× and can never apply (the offer does not exist): a
+      // failed transaction pays nothing, so these cost their sender no more than a balance to show.
+      const doomed = [1, 2].map((i) => ({
+        type: 'closeOffer' as const,
+        offerId: sha256(utf8(`no offer ${i}`)),
+      }));
+      const junk = [1, 2].map((i) =>
+        envelopeFromBytes(fromHex(signed(devKey(i).seed, 0n, [doomed[i - 1]!], 10n).hex)),
+      );
+      const honest = envelopeFromBytes(fromHex(signed(devKey(3).seed, 0n, [transfer(1n)]).hex));
+      for (const env of [...junk, honest]) node.submit(env);
+      const included = await new UncClient(node.rpcUrl).waitForTransaction(toHex(honest.hash), 10_000);
+      assert.equal(included.status, 'included');
+      const dropped = node.recentRejection(junk[0]!.hash);
+      assert.equal(dropped?.code, 'UNKNOWN_OFFER');
+      // The block that tried (and dropped) the junk is the one that took the honest transfer.
+      assert.equal(included.status === 'included' && BigInt(included.height), dropped.height + 1n);
     } finally {
       await node.stop();
     }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { envelopeFromSigned, parseUnc, signTransaction, toHex } from '@unc/core';
+import { encodeAddress, envelopeFromSigned, parseUnc, signTransaction, toHex } from '@unc/core';
 import { feeFor, transferAction, UncClient } from '@unc/sdk';
 import fc from 'fast-check';
 import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
@@ -93,6 +93,38 @@ describe('node', () => {
     );
   });
 
+  test('unc_getOffers finds the 24 h uptime window once per head, not once per request', async () => {
+    const node = await UncNode.start({
+      dataDir: tempDir(),
+      genesis: devGenesisJson(),
+      validatorSeed: devValidator().seed,
+      rpcPort: 0,
+      blockTimeMs: 20,
+      logger: silentLogger,
+      rpc: { rateLimitPerSecond: 0 },
+    });
+    try {
+      while (node.chain.height < 40n) await new Promise((r) => setTimeout(r, 20));
+      await node.driver.stop(); // the head stays where it is
+      const chain = node.chain;
+      const blockAt = chain.blockAt.bind(chain);
+      let reads = 0;
+      chain.blockAt = (h: bigint) => {
+        reads++;
+        return blockAt(h);
+      };
+      const client = new UncClient(node.rpcUrl);
+      await client.getOffers();
+      const first = reads;
+      assert.ok(first > 0);
+      // Each read is a whole block (up to maxBlockBytes) decoded, for a request of 1 work unit.
+      for (let i = 0; i < 5; i++) await client.getOffers();
+      assert.equal(reads, first);
+    } finally {
+      await node.stop();
+    }
+  });
+
   test('RPC limits: a big unc_getBlocks batch is cut at the work limit, configurable per node', async () => {
     const node = await UncNode.start({
       dataDir: tempDir(),
@@ -134,6 +166,24 @@ describe('node', () => {
         3_000,
       );
       assert.ok((await client.call<unknown[]>('unc_getBlocks', [1, 2])).length > 0);
+      // unc_getRewards reads up to 1,000 log entries per chip (and an owner's form decodes every
+      // chip on chain to find its chips): like unc_getChipEvents with limit 1,000, 100 units a chip.
+      const owner = encodeAddress(devKey(1).address);
+      const rewards = await fetch(node.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(
+          Array.from({ length: 4 }, (_, i) => ({
+            jsonrpc: '2.0',
+            id: i,
+            method: 'unc_getRewards',
+            params: i % 2 ? [owner] : ['ab'.repeat(32)],
+          })),
+        ),
+      });
+      const rewardReplies = (await rewards.json()) as Array<{ result?: unknown; error?: { data: unknown } }>;
+      assert.equal(rewardReplies.filter((r) => Array.isArray(r.result)).length, 3);
+      assert.deepEqual(rewardReplies[3]!.error?.data, { reason: 'WORK_LIMIT', limit: 300 });
     } finally {
       await node.stop();
     }

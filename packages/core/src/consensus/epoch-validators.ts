@@ -139,6 +139,11 @@ export function validatorCandidates(state: StateReader): Uint8Array[] {
   return candidates.members(state, NO_GROUP);
 }
 
+/** How many candidates there are: one state read (validatorCandidates reads one per candidate). */
+export function validatorCandidateCount(state: StateReader): number {
+  return candidates.head(state, NO_GROUP).count;
+}
+
 // ---- Chips by owner ----
 
 const ownerChips = new IndexedSet(StateSpace.ownerChips, 20, 32);

@@ -14,11 +14,13 @@ import {
   encode,
   getRecentHash,
   latestValidatorSetEpoch,
+  noteValidatorBond,
   ownerRatedPower,
   StateOverlay,
   toHex,
   transferMessage,
   type ValidatorSet,
+  validatorCandidateCount,
   validatorCandidates,
   validatorSetAt,
   validatorSetForEpoch,
@@ -334,5 +336,17 @@ describe('epoch validator sets', () => {
     const refused = chain.attempt(chain.tx(other, [{ type: 'bond', amount: 10n ** 30n }]));
     assert.equal(refused?.code, 'INSUFFICIENT_FUNDS');
     assert.equal(validatorCandidates(chain.state).length, 0);
+  });
+
+  test('the number of candidates is one state read, whatever their number (unc_getValidators shows it)', () => {
+    const chain = new TestChain(G);
+    const overlay = new StateOverlay(chain.state);
+    // Any account that bonds any amount is a candidate: 1,000 bonds of 1 base unit are cheap.
+    for (let i = 0; i < 300; i++) noteValidatorBond(overlay, key(`candidate ${i}`).publicKey);
+    assert.equal(validatorCandidates(overlay).length, 300);
+    let reads = 0;
+    const counting = { get: (k: Uint8Array) => (reads++, overlay.get(k)) };
+    assert.equal(validatorCandidateCount(counting), 300);
+    assert.equal(reads, 1);
   });
 });

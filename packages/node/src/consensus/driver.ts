@@ -70,7 +70,8 @@ import {
 /** What the driver needs from the node around it (mempool, notifications). */
 export interface DriverHost {
   /** Transactions for the next block, in the order they should be tried. */
-  proposalCandidates(): TxEnvelope[];
+  /** The mempool in block order; told (through `next`) whether each went into the block. */
+  proposalCandidates(): Iterable<TxEnvelope>;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
   isTxVerified(env: TxEnvelope): boolean;
   /** Candidates that no longer apply, found while building a block. */
@@ -432,12 +433,17 @@ export class ConsensusDriver {
   private async buildValue(height: bigint, round: number): Promise<void> {
     if (!this.validator || height !== this.chain.height + 1n) return;
     const time = this.chain.nextBlockTime(BigInt(Date.now()));
-    const candidates = this.host.proposalCandidates();
+    // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
+    // skipped only for the very envelope drawn from the mempool under that hash.
+    const drawn = new Map<string, TxEnvelope>();
     const { pending, rejected } = this.chain.buildProposal(
-      candidates,
+      recording(this.host.proposalCandidates(), drawn),
       time,
       this.validator,
-      this.verifiedAmong(candidates),
+      (hash) => {
+        const env = drawn.get(keyId(hash));
+        return env !== undefined && this.host.isTxVerified(env);
+      },
     );
     if (rejected.length > 0) this.host.onRejected(rejected);
     this.rememberPending(toHex(pending.hash), { pending, message: null });
@@ -680,6 +686,9 @@ export class ConsensusDriver {
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
         if (!(err instanceof ValidationError)) throw err;
+        // But a signature that does not verify is the relay's fault whatever the state: ignoring
+        // it would let a peer make this node check up to a batch of signatures per message, free.
+        if (err.code === 'BAD_SIGNATURE') return 'reject';
       }
     }
     return admitted > 0 ? 'accept' : 'ignore';
@@ -888,4 +897,20 @@ function now(): bigint {
 
 function min(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
+}
+
+/** Passes a lazy candidate source through, remembering each envelope drawn by its hash. */
+function* recording(
+  source: Iterable<TxEnvelope>,
+  drawn: Map<string, TxEnvelope>,
+): Generator<TxEnvelope, void, boolean | undefined> {
+  const it = source[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+  try {
+    for (let next = it.next(); !next.done; ) {
+      drawn.set(keyId(next.value.hash), next.value);
+      next = it.next(yield next.value);
+    }
+  } finally {
+    it.return?.();
+  }
 }

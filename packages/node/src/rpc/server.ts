@@ -66,7 +66,8 @@ export interface RpcLimits {
   maxSubscriptionsPerConnection: number;
   /**
    * Most messages (requests or batches) of one IP address being handled at once, over all its
-   * connections: what bounds the replies in memory for one client (HTTP pipelining included).
+   * connections: what bounds the replies in memory for one client (HTTP pipelining included). An
+   * HTTP message counts until its reply has been handed to the socket.
    */
   maxInflightPerIp: number;
   /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
@@ -187,6 +188,22 @@ const NOTIFICATION_TAIL = Buffer.from('}}');
  * it), a reply one unit per whole PARSE_UNIT_CHARS (so replies are in effect bandwidth-limited).
  */
 const PARSE_UNIT_CHARS = 64 * 1024;
+/**
+ * JSON.parse costs per value far more than per byte (~1 µs a value, objects more: 16 MiB of `{},`
+ * took seconds), so a message is also charged a unit per PARSE_UNIT_VALUES separators and
+ * brackets, counted before parsing, and one with more than maxWork units of them is refused unparsed.
+ */
+const PARSE_UNIT_VALUES = 100;
+
+/** Commas, colons and opening brackets in `text` (inside strings too), counting up to `cap` + 1. */
+function countJsonValues(text: string, cap: number): number {
+  let n = 0;
+  // indexOf is a native scan: 16 MiB without any of them takes a few milliseconds.
+  for (const ch of [',', ':', '[', '{']) {
+    for (let i = text.indexOf(ch); i !== -1; i = text.indexOf(ch, i + 1)) if (++n > cap) return n;
+  }
+  return n;
+}
 /** Echoed method names are clipped so that an error response cannot be larger than the request. */
 const MAX_ECHOED_NAME = 64;
 
@@ -743,8 +760,25 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Parses one HTTP body or WebSocket message; resolves to the reply text, or undefined for none. */
   async function handleText(text: string, call: Call): Promise<string | undefined> {
-    // Parsing is work too, paid before it is done: a unit per started 64 KiB of message.
-    const refused = charge(call, Math.ceil(text.length / PARSE_UNIT_CHARS));
+    // Parsing is work too, paid before it is done: a unit per started 64 KiB of message, and a unit
+    // per PARSE_UNIT_VALUES values in it.
+    const maxValues = limits.maxWork * PARSE_UNIT_VALUES;
+    const values = countJsonValues(text, maxValues);
+    if (values > maxValues) {
+      charge(call, Math.ceil(text.length / PARSE_UNIT_CHARS)); // for the scan that found it
+      call.rateLimited = 0;
+      call.replies = 1;
+      const err = limitError(
+        'WORK_LIMIT',
+        `message holds more than ${maxValues} JSON values; the limit is ${limits.maxWork} work units at one per ${PARSE_UNIT_VALUES}`,
+        limits.maxWork,
+      );
+      return JSON.stringify(limitResponse(null, err));
+    }
+    const refused = charge(
+      call,
+      Math.ceil(text.length / PARSE_UNIT_CHARS) + Math.floor(values / PARSE_UNIT_VALUES),
+    );
     if (refused) {
       call.replies = 1;
       return JSON.stringify(limitResponse(null, refused));
@@ -794,7 +828,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
    * whole 64 KiB sent back.
    */
-  async function handleMessage(text: string, call: Call): Promise<string | undefined> {
+  async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
     const busy = inflight.get(client) ?? 0;
@@ -809,14 +843,27 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return JSON.stringify(limitResponse(null, err));
     }
     inflight.set(client, busy + 1);
-    try {
-      const reply = await handleText(text, call);
-      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
-      return reply;
-    } finally {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       const left = (inflight.get(client) ?? 1) - 1;
       if (left <= 0) inflight.delete(client);
       else inflight.set(client, left);
+    };
+    let held = false;
+    try {
+      const reply = await handleText(text, call);
+      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+      // An HTTP reply stays in this process's memory until the client has read it: the message is
+      // in progress until then, or every socket of a client that reads slowly pins a reply.
+      if (res && reply !== undefined && !res.destroyed) {
+        held = true;
+        res.once('close', release);
+      }
+      return reply;
+    } finally {
+      if (!held) release();
     }
   }
 
@@ -866,7 +913,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return;
     }
     const call = newCall({ transport: 'http' }, clientOf(req.socket));
-    const reply = await handleMessage(body.body.toString('utf8'), call);
+    const reply = await handleMessage(body.body.toString('utf8'), call, res);
     if (reply === undefined) {
       if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
     } else if (call.rateLimited > 0 && call.rateLimited >= call.replies) {

@@ -23,7 +23,7 @@ import {
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
 import { parsePrivval } from '../../src/consensus/privval-store.js';
-import { proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
@@ -226,6 +226,25 @@ test('gossip from outside the validator set, with forged signatures or malformed
     assert.equal(await gossip('proposal', new Uint8Array(40), 'x'), 'reject');
     assert.equal(await gossip('tx', new Uint8Array([9]), 'x'), 'reject');
     assert.equal(await gossip('evidence', new Uint8Array([7, 7]), 'x'), 'reject');
+    // A transaction whose signature does not verify is the relay's fault whatever the state: a
+    // batch of them costs a signature check each, so the peer is scored down, not just ignored.
+    const payer = devKey(1);
+    const body = {
+      chainId: 'unc-dev-1',
+      signer: payer.publicKey,
+      nonce: 0n,
+      expiresAt: 1_000n,
+      actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+    };
+    const fee = feeFor(body, {
+      minFeePerByte: node.chain.params.minFeePerByte,
+      minFeePerAction: node.chain.params.minFeePerAction,
+    });
+    const good = envelopeFromSigned(signTransaction({ ...body, fee }, payer.seed)).bytes;
+    const badSig = good.slice();
+    badSig[badSig.length - 1]! ^= 1;
+    assert.equal(await gossip('tx', encode(txBatchCodec, [badSig]), 'x'), 'reject');
+    assert.equal(node.mempool.size, 0);
     const outsider = devKey(5);
     assert.equal(await gossip('vote', wrap(vote(outsider.seed, outsider.publicKey)), 'x'), 'reject');
     const forged = { ...vote(validators[1]!.seed, validators[1]!.publicKey) };

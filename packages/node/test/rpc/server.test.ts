@@ -1033,6 +1033,36 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('refuses, before parsing, a message of more JSON values than any request needs', async () => {
+    let ran = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxBodyBytes: 16 * 1024 * 1024, maxWork: 1_000 },
+      modules({
+        ...quiet(),
+        methods: {
+          count: (params) => {
+            ran++;
+            return (params as unknown[]).length;
+          },
+        },
+      }),
+    );
+    try {
+      // JSON.parse takes ~1 µs per value (objects more): 16 MiB of `{},` held the event loop for
+      // seconds, for the 256 units its size was charged. A value per 100 is a unit of work.
+      const flood = (n: number, item: string) =>
+        `{"jsonrpc":"2.0","id":1,"method":"count","params":[${`${item},`.repeat(n - 1)}${item}]}`;
+      const refused = await post(server, flood(200_000, '{}'));
+      assert.deepEqual(errorOf(refused.json).data, { reason: 'WORK_LIMIT', limit: 1_000 });
+      assert.equal(ran, 0);
+      // What real requests send (10,000 transactions in unc_sendTransactions) is far below it.
+      const ok = await post(server, flood(10_000, '"00"'));
+      assert.equal((ok.json as { result: number }).result, 10_000);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('charges big replies to the rate limit, a unit per 64 KiB', async () => {
     const server = await startRpcServer(
       { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 20, maxWork: 20 },
@@ -1086,6 +1116,49 @@ describe('rpc server limits', () => {
       assert.equal(most, 2);
       assert.equal(text.match(/HTTP\/1.1 200/g)?.length, 2);
       assert.equal(text.match(/HTTP\/1.1 429/g)?.length, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('counts a reply the client is not reading as a message in progress until it is sent', async () => {
+    let called = 0;
+    const server = await startRpcServer(
+      { ...OPTS, maxInflightPerIp: 1, maxResponseBytes: 64 * 1024 * 1024 },
+      modules({
+        ...quiet(),
+        methods: {
+          // Far more than the kernel's socket buffers take: the rest waits in the server's memory.
+          big: () => {
+            called++;
+            return 'x'.repeat(40 * 1024 * 1024);
+          },
+          echo: (params) => params,
+        },
+      }),
+    );
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] });
+      const socket = netConnect(server.port, '127.0.0.1');
+      socket.on('error', () => {});
+      await new Promise((r) => socket.once('connect', r));
+      socket.pause(); // a client that reads its reply slowly, or not at all
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      await waitFor(() => called === 1);
+      await new Promise((r) => setTimeout(r, 100));
+      // Otherwise every socket of an address could pin a reply of maxResponseBytes in memory.
+      const refused = await post(
+        server,
+        JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'echo', params: [] }),
+      );
+      assert.equal(refused.status, 429);
+      assert.deepEqual(errorOf(refused.json).data, { reason: 'CONCURRENCY_LIMIT', limit: 1 });
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const ok = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'echo', params: [] }));
+      assert.equal(ok.status, 200);
     } finally {
       await server.close();
     }
