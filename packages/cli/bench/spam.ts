@@ -47,6 +47,16 @@ function arg(name: string, fallback: number): number {
 const SECONDS = arg('seconds', 60);
 /** Honest transfers per second, spread over four dev accounts. */
 const HONEST_RATE = arg('honest-rate', 8);
+const ALL_ATTACKS = ['junk', 'nonces', 'batches', 'idle', 'uploads'] as const;
+/** `--attacks junk,uploads` runs only those (default: all), to see what each one costs alone. */
+const ATTACKS = (() => {
+  const i = process.argv.indexOf('--attacks');
+  const names = i >= 0 ? (process.argv[i + 1] ?? '').split(',') : [...ALL_ATTACKS];
+  for (const n of names)
+    if (!(ALL_ATTACKS as readonly string[]).includes(n))
+      throw new Error(`unknown attack ${n}: ${ALL_ATTACKS.join(', ')}`);
+  return new Set(names);
+})();
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
 /** Attack traffic leaves from another loopback address than the honest clients. */
 const ATTACKER_ADDRESS = '127.0.0.2';
@@ -466,12 +476,18 @@ async function runPhase(name: 'quiet' | 'flood'): Promise<PhaseResult> {
     const attacks: Array<Promise<[string, string]>> = [];
     if (name === 'flood') {
       const h = (await client.status()).height;
-      attacks.push(junkHeartbeats(dev.rpcUrl, status.chainId, h, endMs).then((s) => ['junk', s]));
-      attacks.push(futureNonces(dev.rpcUrl, status.chainId, h, fees, endMs).then((s) => ['nonces', s]));
-      attacks.push(batchAmplification(dev.rpcUrl, endMs).then((s) => ['batches', s]));
-      const idle = await idleSubscribers(dev.rpcUrl, endMs);
-      attacks.push(idle.summary.then((s) => ['idle', s]));
-      if (dev.providerUrl) attacks.push(bogusUploads(dev.providerUrl, endMs).then((s) => ['uploads', s]));
+      if (ATTACKS.has('junk'))
+        attacks.push(junkHeartbeats(dev.rpcUrl, status.chainId, h, endMs).then((s) => ['junk', s]));
+      if (ATTACKS.has('nonces'))
+        attacks.push(futureNonces(dev.rpcUrl, status.chainId, h, fees, endMs).then((s) => ['nonces', s]));
+      if (ATTACKS.has('batches'))
+        attacks.push(batchAmplification(dev.rpcUrl, endMs).then((s) => ['batches', s]));
+      if (ATTACKS.has('idle')) {
+        const idle = await idleSubscribers(dev.rpcUrl, endMs);
+        attacks.push(idle.summary.then((s) => ['idle', s]));
+      }
+      if (ATTACKS.has('uploads') && dev.providerUrl)
+        attacks.push(bogusUploads(dev.providerUrl, endMs).then((s) => ['uploads', s]));
     }
 
     let sent = 0;
@@ -550,7 +566,9 @@ function show(r: PhaseResult): void {
 }
 
 async function main(): Promise<void> {
-  console.log(`bench:spam  ${SECONDS} s per phase, ${HONEST_RATE} honest transfers/s, unc dev with 4 chips`);
+  console.log(
+    `bench:spam  ${SECONDS} s per phase, ${HONEST_RATE} honest transfers/s, unc dev with 4 chips; flood: ${[...ATTACKS].join(', ')}`,
+  );
   const quiet = await runPhase('quiet');
   show(quiet);
   const flood = await runPhase('flood');
