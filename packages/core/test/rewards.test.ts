@@ -4,6 +4,8 @@ import fc from 'fast-check';
 import {
   type Action,
   accountCodec,
+  applyBond,
+  applyUnbond,
   BlockExecutor,
   bondCodec,
   chipCodec,
@@ -28,7 +30,9 @@ import {
   type HeartbeatAnswer,
   MAX_CHALLENGES_PER_EPOCH,
   MemoryState,
+  putAccount,
   releasesAt,
+  releaseUnbondedAt,
   StateOverlay,
   StateSpace,
   sha256,
@@ -363,6 +367,45 @@ describe('rewards', () => {
     assert.deepEqual(getBond(chain.state, poor.address), { bonded: 0n, unbonding: 0n, releaseHeight: 0n });
     assert.equal(releasesAt(chain.state, releaseHeight).length, 0, 'the queue entry is gone');
     checkConservation(chain);
+  });
+
+  test('attack: many accounts unbonding in one block cost O(1) each, not a rewrite of the whole release queue', () => {
+    // 20,000 unbonds fit a block; with one list value per release height each unbond read and
+    // rewrote the list, so the block took quadratic work (about 45 s for 20,000 on one core).
+    let bytesRead = 0;
+    const state = new StateOverlay(new MemoryState());
+    const n = 2000;
+    const accounts: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = sha256(utf8(`unbonder ${i}`)).slice(0, 20);
+      accounts.push(a);
+      const acc = getAccount(state, a);
+      acc.balance = 10n;
+      putAccount(state, a, acc);
+      applyBond(state, a, 1n, 1n);
+    }
+    const perUnbond: number[] = [];
+    for (const a of accounts) {
+      const before = bytesRead;
+      // Each unbond runs in a fresh overlay, as a transaction does: count the bytes it reads.
+      const wrapped = new StateOverlay({
+        get(k: Uint8Array) {
+          const v = state.get(k);
+          bytesRead += v?.length ?? 0;
+          return v;
+        },
+      });
+      applyUnbond(wrapped, a, 1n, 10n, 100n);
+      for (const w of wrapped.changes()) state.set(w.key, w.value);
+      perUnbond.push(bytesRead - before);
+    }
+    assert.ok(perUnbond[n - 1]! < 1000, `the last unbond read ${perUnbond[n - 1]} bytes`);
+    assert.equal(releasesAt(state, 110n).length, n);
+    // All of them come back at the release height, each once.
+    const released = releaseUnbondedAt(state, 110n);
+    assert.equal(released.length, n);
+    assert.equal(releasesAt(state, 110n).length, 0);
+    for (const a of accounts) assert.equal(getAccount(state, a).balance, 10n);
   });
 
   test('property: bond, unbond, slash and wait in any order: every unit is released exactly at its height, supply conserved', () => {
