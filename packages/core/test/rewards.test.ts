@@ -540,6 +540,116 @@ describe('rewards', () => {
     checkConservation(chain);
   });
 
+  test('property: answers, sales, deregistrations and re-registrations in any order: every final epoch pays out its budget exactly once all chips claim', () => {
+    type Op = { chip: number; op: 'sell' | 'deregister' | 'register' | 'none'; online: number[] };
+    const names = ['mix-a', 'mix-b', 'mix-c'];
+    const applied = { sell: 0, deregister: 0, register: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            chip: fc.integer({ min: 0, max: 2 }),
+            op: fc.constantFrom<Op['op']>('sell', 'deregister', 'register', 'none', 'none', 'none'),
+            online: fc.array(fc.integer({ min: 0, max: 99 }), { minLength: 3, maxLength: 3 }),
+          }),
+          { minLength: 8, maxLength: 16 },
+        ),
+        (ops: Op[]) => {
+          const chain = new TestChain();
+          chain.blocksUntil(3n);
+          const chips = names.map((n) => key(n));
+          const ids = chips.map((c) => devSoftChipId(c.publicKey));
+          const owners = chips.map(() => miner);
+          chain.block([
+            chain.tx(
+              miner,
+              chips.map((c) => registerAction(chain, c, miner.address)),
+            ),
+          ]);
+          const paid = new Map<bigint, bigint>();
+          const note = (events: TxEvent[]) => {
+            for (const e of events)
+              if (e.type === 'chipRewarded') paid.set(e.epoch, (paid.get(e.epoch) ?? 0n) + e.amount);
+          };
+          const tryBlock = (from: ReturnType<typeof key>, actions: Action[]) => {
+            const t = chain.tx(from, actions);
+            if (chain.attempt(t)) return false;
+            note(chain.block([t]));
+            return true;
+          };
+          for (const o of ops) {
+            // About a third of an epoch per op, each chip answering with its own probability.
+            for (let b = 0; b < 7; b++) {
+              const h = chain.height + 1n;
+              const epoch = epochOf(h - 1n, POCI);
+              const batch: HeartbeatAnswer[] = [];
+              for (const [i, chip] of chips.entries()) {
+                const record = getChip(chain.state, ids[i]!);
+                if (record?.status !== 0 || epoch < record.firstEpoch) continue;
+                slotsOf(chain, chip, epoch).forEach((slotHeight, slot) => {
+                  if (slotHeight === h - 1n && o.online[i]! < 70)
+                    batch.push(answer(chain, chip, epoch, slot));
+                });
+              }
+              note(
+                chain.block(
+                  batch.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers: batch }], 0n)] : [],
+                ),
+              );
+            }
+            const i = o.chip;
+            const chip = chips[i]!;
+            const chipId = ids[i]!;
+            if (o.op === 'sell') {
+              const to = owners[i] === miner ? other : miner;
+              const anchor = chain.height;
+              const consent = ed25519Sign(
+                chip.seed,
+                transferMessage(CHAIN, chipId, to.address, chain.hashOf(anchor)),
+              );
+              const action: Action = {
+                type: 'transferChip',
+                chipId,
+                newOwner: to.address,
+                anchorHeight: anchor,
+                consent: { type: 'dev-soft', signature: consent },
+              };
+              if (tryBlock(owners[i]!, [action])) {
+                owners[i] = to;
+                applied.sell++;
+              }
+            } else if (o.op === 'deregister') {
+              if (tryBlock(owners[i]!, [{ type: 'deregisterChip', chipId }])) applied.deregister++;
+            } else if (o.op === 'register') {
+              const to = owners[i] === miner ? other : miner;
+              if (tryBlock(to, [registerAction(chain, chip, to.address)])) {
+                owners[i] = to;
+                applied.register++;
+              }
+            }
+            checkConservation(chain);
+          }
+          // Every epoch so far final, then everyone claims.
+          const last = epochOf(chain.height, POCI);
+          chain.blocksUntil((last + 1n) * POCI.epochBlocks + POCI.answerWindowBlocks + 3n);
+          note(chain.block([chain.tx(miner, [{ type: 'claimRewards', chipIds: ids }])]));
+          checkConservation(chain);
+          for (let e = 0n; e <= last; e++) {
+            const r = getEpochRecord(chain.state, e)!;
+            assert.ok(r.final, `epoch ${e} final`);
+            if (r.totalWeight === 0n) continue;
+            assert.equal(r.remainingWeight, 0n, `epoch ${e}: weight left unpaid`);
+            assert.equal(r.remainingBudget, 0n, `epoch ${e}: budget left unpaid`);
+            assert.equal(paid.get(e) ?? 0n, r.budget, `epoch ${e}: paid = budget`);
+          }
+        },
+      ),
+      { numRuns: 20 },
+    );
+    // The runs did sell, deregister and re-register chips, not only answer.
+    assert.ok(applied.sell > 0 && applied.deregister > 0 && applied.register > 0, JSON.stringify(applied));
+  });
+
   test('the work per block does not grow with the number of chips (10 vs 100,000)', () => {
     const counts: { reads: number; writes: number }[] = [];
     for (const n of [10, 100_000]) {
