@@ -198,6 +198,9 @@ describe('rewards', () => {
           },
           () => checkConservation(chain),
         );
+        // Challenges up to here were answered (each in the block after it); the drive stops inside
+        // an epoch, whose later challenges nobody answers.
+        const drivenThrough = chain.height - 1n;
         // Let the last epochs become final, then claim every chip.
         chain.blocksUntil(chain.height + POCI.epochBlocks + POCI.answerWindowBlocks + 2n);
         claimAll(chain, chips);
@@ -218,7 +221,8 @@ describe('rewards', () => {
           assert.equal(r.remainingBudget, 0n);
           for (const e of events) {
             const i = chips.findIndex((c) => Buffer.compare(devSoftChipId(c.publicKey), e.chipId) === 0);
-            if (s.chips[i]!.reliability === 100 && i !== 0)
+            const driven = (epoch + 1n) * POCI.epochBlocks <= drivenThrough;
+            if (s.chips[i]!.reliability === 100 && i !== 0 && driven)
               assert.equal(e.weight, e.power * UPTIME_SCALE, 'always up: exactly its full weight');
             const exact = (r.budget * e.weight) / r.totalWeight;
             const diff = e.amount > exact ? e.amount - exact : exact - e.amount;
