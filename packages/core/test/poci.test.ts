@@ -19,6 +19,7 @@ import {
   getChip,
   getEpochRecord,
   getGovernance,
+  getPociParams,
   governanceSigningBytes,
   type HeartbeatAnswer,
   heartbeatChallenge,
@@ -543,5 +544,48 @@ describe('POCI: challenges nobody can schedule around', () => {
       }),
       { numRuns: 30 },
     );
+  });
+});
+
+describe('POCI: governance of the parameters', () => {
+  test('attack: a setPociParams that moves the epochs, the classes or the answer window of open epochs is refused', () => {
+    // Epoch numbers, challenge classes (M = floor(B/S)), answer windows and grace are baked into the
+    // records of open and unpaid epochs (class lists, answer masks, class weights, the finalisation
+    // height): changing them live re-files heights into epochs that are already final or paid. With
+    // epochBlocks doubled here, the next blocks' bookkeeping drove a paid epoch's remainingWeight
+    // below 0 and threw (u128 out of range) in every block: the chain stopped.
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('gov-params-chip');
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    const chipId = devSoftChipId(chip.publicKey);
+    chain.blocksUntil(POCI.epochBlocks);
+    // Answer every challenge for a few epochs, and claim, so final epochs are partly paid.
+    while (chain.height < 5n * POCI.epochBlocks) {
+      const c = untilChallenged(chain, chip);
+      chain.block([
+        chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, c.epoch, c.slot)] }]),
+      ]);
+    }
+    chain.block([chain.tx(other, [{ type: 'claimRewards', chipIds: [chipId] }])]);
+    const p = getPociParams(chain.state);
+    for (const changed of [
+      { ...p, epochBlocks: p.epochBlocks * 2n },
+      { ...p, slotsPerEpoch: p.slotsPerEpoch - 1 },
+      { ...p, answerWindowBlocks: p.answerWindowBlocks + 1n },
+      { ...p, graceSlotsPerEpoch: 0 },
+    ]) {
+      expectReject(
+        chain,
+        chain.tx(miner, [govAction(chain, { type: 'setPociParams', params: changed })]),
+        'BAD_PROPOSAL',
+      );
+    }
+    // What is not baked into epochs may change, and the chain goes on.
+    chain.block([
+      chain.tx(miner, [govAction(chain, { type: 'setPociParams', params: { ...p, offlineAfterMisses: 5 } })]),
+    ]);
+    assert.equal(getPociParams(chain.state).offlineAfterMisses, 5);
+    chain.blocksUntil(chain.height + 4n * POCI.epochBlocks);
   });
 });

@@ -226,6 +226,7 @@ export function applyGovernance(
       }
       case 'setPociParams':
         checkPociParams(p.params);
+        checkPociParamsChange(getPociParams(state), p.params);
         putPociParams(state, p.params);
         break;
     }
@@ -253,6 +254,22 @@ export function checkPociParams(p: PociParams): void {
   if (p.offlineAfterMisses < 1) throw new RangeError('offlineAfterMisses must be at least 1');
   if (p.graceSlotsPerEpoch > p.slotsPerEpoch)
     throw new RangeError('graceSlotsPerEpoch exceeds slotsPerEpoch');
+}
+
+/**
+ * Epoch numbers (B), challenge classes (M = floor(B / S)), answer windows (W, which also fixes the
+ * height at which an epoch becomes final) and the grace rule (S, G) are baked into the records of
+ * open and unpaid epochs: class lists, answer masks, class weights and epoch totals. Changing them
+ * on a live chain re-files heights into epochs already final or paid (a live change of B made every
+ * following block throw), so they change only with a chain upgrade; K, the registration age and
+ * dev-soft may change at any time.
+ */
+export function checkPociParamsChange(current: PociParams, next: PociParams): void {
+  for (const field of ['epochBlocks', 'slotsPerEpoch', 'answerWindowBlocks', 'graceSlotsPerEpoch'] as const) {
+    if (current[field] !== next[field]) {
+      throw new RangeError(`${field} is fixed for the life of the chain (epochs already use it)`);
+    }
+  }
 }
 
 function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {

@@ -6,9 +6,7 @@
  * keyed by the release height, and each block's opening bookkeeping releases that height's entries.
  */
 
-import { equalBytes } from '../bytes.js';
-import { type Codec, decode, encode, list, struct, u64, u128 } from '../encoding/codec.js';
-import { address as addressCodec } from '../encoding/primitives.js';
+import { type Codec, decode, encode, struct, u64, u128 } from '../encoding/codec.js';
 import { ValidationError } from '../errors.js';
 import { getAccount, putAccount, StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
@@ -42,11 +40,9 @@ function putBond(state: StateOverlay, address: Uint8Array, b: Bond): void {
   state.set(bondKey(address), b.bonded === 0n && b.unbonding === 0n ? null : encode(bondCodec, b));
 }
 
-// ---- The release queue: `0x00 0x20 ‖ u64 height` → the accounts whose unbonding ends then ----
-
-/** Unbonds one block can hold: far above what the block size allows. */
-const MAX_RELEASES_PER_HEIGHT = 1 << 20;
-const releaseListCodec = list(addressCodec, MAX_RELEASES_PER_HEIGHT, 'releases');
+// ---- The release queue, O(1) per unbond: `0x00 0x20 ‖ u64 height` → how many entries the height
+// has (u32), and `0x00 0x21 ‖ u64 height ‖ u32 i` → the account of entry i. (One list value per
+// height made every unbond read and rewrite the whole list: quadratic in the unbonds of one block.)
 
 export function releaseQueueKey(height: bigint): Uint8Array {
   const k = new Uint8Array(10);
@@ -56,15 +52,39 @@ export function releaseQueueKey(height: bigint): Uint8Array {
   return k;
 }
 
-export function releasesAt(state: StateReader, height: bigint): Uint8Array[] {
-  const raw = state.get(releaseQueueKey(height));
-  return raw ? decode(releaseListCodec, raw) : [];
+function releaseEntryKey(height: bigint, index: number): Uint8Array {
+  const k = new Uint8Array(14);
+  k[0] = StateSpace.system;
+  k[1] = 0x21;
+  const v = new DataView(k.buffer);
+  v.setBigUint64(2, height);
+  v.setUint32(10, index);
+  return k;
 }
 
+function releaseCount(state: StateReader, height: bigint): number {
+  const raw = state.get(releaseQueueKey(height));
+  return raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getUint32(0) : 0;
+}
+
+/** The accounts queued for release at `height`, in the order they unbonded (for readers). */
+export function releasesAt(state: StateReader, height: bigint): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const n = releaseCount(state, height);
+  for (let i = 0; i < n; i++) {
+    const a = state.get(releaseEntryKey(height, i));
+    if (a) out.push(a);
+  }
+  return out;
+}
+
+/** O(1): an account unbonding twice in one block is queued twice; the second entry finds nothing. */
 function queueRelease(state: StateOverlay, address: Uint8Array, height: bigint): void {
-  const queued = releasesAt(state, height);
-  if (queued.some((a) => equalBytes(a, address))) return;
-  state.set(releaseQueueKey(height), encode(releaseListCodec, [...queued, address]));
+  const n = releaseCount(state, height);
+  state.set(releaseEntryKey(height, n), Uint8Array.from(address));
+  const count = new Uint8Array(4);
+  new DataView(count.buffer).setUint32(0, n + 1);
+  state.set(releaseQueueKey(height), count);
 }
 
 export interface UnbondRelease {
@@ -78,11 +98,15 @@ export interface UnbondRelease {
  * (and so moved its release height) or was slashed to nothing is skipped.
  */
 export function releaseUnbondedAt(state: StateOverlay, height: bigint): UnbondRelease[] {
-  const queued = releasesAt(state, height);
-  if (queued.length === 0) return [];
+  const n = releaseCount(state, height);
+  if (n === 0) return [];
   state.set(releaseQueueKey(height), null);
   const out: UnbondRelease[] = [];
-  for (const account of queued) {
+  for (let i = 0; i < n; i++) {
+    const key = releaseEntryKey(height, i);
+    const account = state.get(key);
+    if (!account) continue;
+    state.set(key, null);
     const b = getBond(state, account);
     if (b.releaseHeight !== height) continue;
     const amount = release(state, account, b, height);
