@@ -3,6 +3,7 @@ import {
   type Action,
   addressFromPublicKey,
   BlockExecutor,
+  consensusKeyMessage,
   DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
@@ -22,6 +23,7 @@ import {
   minimumFee,
   type PociParams,
   registrationMessage,
+  type SetConsensusKeyAction,
   seedLookup,
   sha256,
   signedTransactionCodec,
@@ -29,6 +31,7 @@ import {
   slotHeights,
   type TxEnvelope,
   type TxEvent,
+  toHex,
   utf8,
   ValidationError,
 } from '../src/index.js';
@@ -145,6 +148,18 @@ export class TestChain {
     const r = this.executor().tryApply(t);
     return r instanceof ValidationError ? r : null;
   }
+}
+
+/** The consensus key of `account`'s validator node in tests: a key of its own, never the account key. */
+export const consensusKey = (account: Key): Key => key(`consensus-key-of-${toHex(account.publicKey)}`);
+
+/** `account` names `ck` (default: consensusKey(account)) as its validator's consensus key. */
+export function setConsensusKeyAction(account: Key, ck: Key = consensusKey(account)): SetConsensusKeyAction {
+  return {
+    type: 'setConsensusKey',
+    publicKey: ck.publicKey,
+    signature: ed25519Sign(ck.seed, consensusKeyMessage(CHAIN, account.address)),
+  };
 }
 
 export function registerAction(

@@ -28,6 +28,7 @@ export type ActionJson =
   | { type: 'deregisterChip'; chipId: string }
   | { type: 'claimRewards'; chipIds: string[] }
   | { type: 'bond'; amount: string }
+  | { type: 'setConsensusKey'; publicKey: string }
   | { type: 'unbond'; amount: string }
   | { type: 'evidence'; kind: string; validator: string; height: number; round: number }
   | MarketActionJson;
@@ -115,6 +116,7 @@ export type TxEventJson =
   | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string }
   /** A block event: unbonded UNC returned to the balance at its release height. */
   | { type: 'unbondReleased'; account: string; amount: string }
+  | { type: 'consensusKeySet'; account: string; publicKey: string }
   | MarketEventJson;
 
 export type MarketEventJson =
@@ -342,6 +344,8 @@ export function actionToJson(a: Action): ActionJson {
       return { type: 'claimRewards', chipIds: a.chipIds.map(toHex) };
     case 'bond':
       return { type: 'bond', amount: a.amount.toString() };
+    case 'setConsensusKey':
+      return { type: 'setConsensusKey', publicKey: toHex(a.publicKey) };
     case 'unbond':
       return { type: 'unbond', amount: a.amount.toString() };
     case 'evidence':
@@ -485,6 +489,8 @@ export function eventToJson(e: TxEvent): TxEventJson {
       };
     case 'unbondReleased':
       return { type: 'unbondReleased', account: encodeAddress(e.account), amount: e.amount.toString() };
+    case 'consensusKeySet':
+      return { type: 'consensusKeySet', account: encodeAddress(e.account), publicKey: toHex(e.publicKey) };
     case 'validatorSlashed':
       return {
         type: 'validatorSlashed',

@@ -10,6 +10,8 @@ import {
   verifyEnvelopeSignature,
 } from '../chain/transaction.js';
 import {
+  applySetConsensusKey,
+  type ConsensusKeySetEvent,
   endBlockValidators,
   indexChipEvents,
   noteValidatorBond,
@@ -67,7 +69,8 @@ export type TxEvent =
   | { type: 'unbondReleased'; account: Uint8Array; amount: bigint }
   | PociEvent
   | MarketEvent
-  | ValidatorSlashedEvent;
+  | ValidatorSlashedEvent
+  | ConsensusKeySetEvent;
 
 export interface TxResult {
   hash: Uint8Array;
@@ -238,9 +241,11 @@ function applyAction(
       return applyClaimRewards(state, ctx, action);
     case 'evidence':
       return applyEvidence(state, ctx, sender, action.evidence);
+    case 'setConsensusKey':
+      return applySetConsensusKey(state, ctx.chainId, sender, action.publicKey, action.signature);
     case 'bond': {
       const released = applyBond(state, sender, action.amount, ctx.height);
-      noteValidatorBond(state, signer);
+      noteValidatorBond(state, sender);
       return [{ type: 'bonded', account: sender, amount: action.amount, released }];
     }
     case 'unbond': {
