@@ -93,6 +93,8 @@ export class TestChain {
   /** Milliseconds from one block to the next; tests make it uneven. */
   step: (height: bigint) => bigint = () => 1000n;
 
+  /** The consensus key that proposes the next blocks. */
+  proposer: Uint8Array = validator.publicKey;
   constructor(g: Genesis = genesis()) {
     this.state.apply(genesisStateWrites(g));
   }
@@ -123,7 +125,7 @@ export class TestChain {
       chainId: CHAIN,
       height,
       time: this.time + this.step(height),
-      proposer: validator.publicKey,
+      proposer: this.proposer,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
     });

@@ -10,6 +10,7 @@ import {
   verifyEnvelopeSignature,
 } from '../chain/transaction.js';
 import {
+  accountOfConsensusKey,
   applySetConsensusKey,
   type ConsensusKeySetEvent,
   endBlockValidators,
@@ -18,7 +19,6 @@ import {
   noteValidatorUnbond,
 } from '../consensus/epoch-validators.js';
 import { applyEvidence, type ValidatorSlashedEvent } from '../consensus/evidence-action.js';
-import { addressFromPublicKey } from '../crypto/address.js';
 import { ValidationError } from '../errors.js';
 import {
   applyCloseLease,
@@ -373,7 +373,8 @@ export class BlockExecutor {
     if (this.finished) throw new Error('block already finished');
     this.finished = true;
     if (this.feesBurned > 0n || this.feesToProposer > 0n) {
-      const proposer = addressFromPublicKey(this.ctx.proposer);
+      // The account behind the consensus key (a genesis validator: the key's own address).
+      const proposer = accountOfConsensusKey(this.overlay, this.ctx.proposer);
       const account = getAccount(this.overlay, proposer);
       account.balance += this.feesToProposer;
       putAccount(this.overlay, proposer, account);

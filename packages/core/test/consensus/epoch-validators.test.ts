@@ -14,6 +14,7 @@ import {
   devSoftChipId,
   ed25519Sign,
   encode,
+  getAccount,
   getRecentHash,
   latestValidatorSetEpoch,
   ownerRatedPower,
@@ -453,5 +454,19 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
       chain.attempt(chain.tx(other, [setConsensusKeyAction(other, consensusKey(miner))]))?.code,
       'CONSENSUS_KEY_TAKEN',
     );
+  });
+
+  test('the proposer half of the fees goes to the account behind the consensus key, not to the key', () => {
+    const chain = new TestChain(G);
+    chain.block([chain.tx(miner, [setConsensusKeyAction(miner)])]);
+    chain.proposer = consensusKey(miner).publicKey;
+    const before = getAccount(chain.state, miner.address).balance;
+    const events = chain.block([
+      chain.tx(other, [{ type: 'transfer', to: key('payee').address, amount: 1n, memo: new Uint8Array() }]),
+    ]);
+    const fee = events.find((e) => e.type === 'fee');
+    assert.ok(fee?.type === 'fee' && fee.toProposer > 0n);
+    assert.equal(getAccount(chain.state, miner.address).balance, before + fee.toProposer);
+    assert.equal(getAccount(chain.state, consensusKey(miner).address).balance, 0n);
   });
 });
