@@ -5,10 +5,12 @@
  */
 import {
   accountKey,
+  accountOfConsensusKey,
   addressFromPublicKey,
   answeredIn,
   blockCodec,
   blockHash,
+  bondBacking,
   type Chip,
   chipCodec,
   chipModelCodec,
@@ -31,12 +33,14 @@ import {
   getAccount,
   getBond,
   getChip,
+  getConsensusParams,
   getEmission,
   getEpochRecord,
   getGovernance,
   getPociParams,
   getSupply,
   merkleProofCodec,
+  ownerRatedPower,
   StateSpace,
   seedLookup,
   slotHeights,
@@ -191,6 +195,7 @@ export function createApi(node: UncNode): RpcServerModules {
         const set = validatorSetForHeight(chain.state, chain.genesis, height);
         if (!set) throw notFound(`the validator set of height ${height} (older epochs are not kept)`);
         const epoch = epochOf(height, getPociParams(chain.state));
+        const consensus = getConsensusParams(chain.state);
         // An epoch boundary that found no bonded account with online power keeps the set it had:
         // until one does, that is the genesis set.
         const genesisSet = genesisValidatorSet(chain.genesis);
@@ -208,16 +213,21 @@ export function createApi(node: UncNode): RpcServerModules {
           totalPower: set.totalPower.toString(),
           quorumPower: set.quorumPower.toString(),
           validators: set.validators.map((v) => {
-            const address = addressFromPublicKey(v.publicKey);
+            const address = accountOfConsensusKey(chain.state, v.publicKey);
+            const bonded = getBond(chain.state, address).bonded;
             return {
               publicKey: toHex(v.publicKey),
               address: encodeAddress(address),
               power: v.power.toString(),
               sharePpm: Number((v.power * 1_000_000n) / set.totalPower),
-              bonded: getBond(chain.state, address).bonded.toString(),
+              bonded: bonded.toString(),
+              backedPower: bondBacking(bonded, consensus).toString(),
+              ratedPower: ownerRatedPower(chain.state, address).toString(),
             };
           }),
           candidates: validatorCandidates(chain.state).length,
+          minValidatorBond: consensus.minValidatorBond.toString(),
+          uncPerPowerUnit: consensus.uncPerPowerUnit.toString(),
         };
       },
 

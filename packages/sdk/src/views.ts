@@ -251,14 +251,23 @@ export interface StatusJson {
 }
 
 export interface ValidatorJson {
+  /** Its consensus key: the key its node signs votes and proposals with (never an account key). */
   publicKey: string;
-  /** The account whose bond backs it (and that earns its proposer fees). */
+  /** The account that registered that key: its bond backs it, it owns the chips, it earns the proposer fees. */
   address: string;
-  /** Voting power: attested online power at the epoch start (or its genesis weight). */
+  /**
+   * Voting power: attested online power at the epoch start, counted only up to `backedPower`
+   * (or its genesis weight).
+   */
   power: string;
   /** Share of the set's power, in parts per million. */
   sharePpm: number;
+  /** Base units bonded by `address` now. */
   bonded: string;
+  /** Power units its bond backs now: bonded ÷ uncPerPowerUnit, 0 below minValidatorBond. */
+  backedPower: string;
+  /** Rated power of the chips `address` owns now, before liveness and the bond cap. */
+  ratedPower: string;
 }
 
 /** The validator set that signs a height, and where it came from. */
@@ -271,8 +280,11 @@ export interface ValidatorSetJson {
   /** Power a commit needs: strictly more than 2/3 of the total. */
   quorumPower: string;
   validators: ValidatorJson[];
-  /** Accounts with a bond that are candidates for the next sets. */
+  /** Accounts with a bond and a consensus key that are candidates for the next sets. */
   candidates: number;
+  /** The rules: base units a validator must bond, and base units of bond per unit of power. */
+  minValidatorBond: string;
+  uncPerPowerUnit: string;
 }
 
 export interface SupplyJson {
