@@ -6,7 +6,6 @@
 import {
   accountKey,
   accountOfConsensusKey,
-  addressFromPublicKey,
   answeredIn,
   blockCodec,
   blockHash,
