@@ -115,7 +115,13 @@ export function createApi(node: UncNode): RpcServerModules {
     if (!block) throw notFound(`block ${height}`);
     const envelopes = block.txs.map((raw) => envelopeFromBytes(raw));
     const hash = height === chain.height ? chain.head.hash : blockHash(block.header);
-    return blockToJson(block, hash, envelopes, full);
+    return blockToJson(
+      block,
+      hash,
+      envelopes,
+      full,
+      accountOfConsensusKey(chain.state, block.header.proposer),
+    );
   }
 
   async function resolveBlockRef(ref: unknown): Promise<bigint> {
@@ -132,7 +138,13 @@ export function createApi(node: UncNode): RpcServerModules {
   function blockSummary(c: CommittedBlock): BlockJson {
     let summary = summaries.get(c);
     if (!summary) {
-      summary = blockToJson(c.block, c.hash, c.envelopes, false);
+      summary = blockToJson(
+        c.block,
+        c.hash,
+        c.envelopes,
+        false,
+        accountOfConsensusKey(chain.state, c.block.header.proposer),
+      );
       summaries.set(c, summary);
     }
     return summary;
@@ -337,7 +349,11 @@ export function createApi(node: UncNode): RpcServerModules {
         const height = await resolveBlockRef(param(params, 0, 'block'));
         const block = await chain.blockAt(height);
         if (!block) throw notFound(`block ${height}`);
-        return headerToJson(block.header, blockHash(block.header));
+        return headerToJson(
+          block.header,
+          blockHash(block.header),
+          accountOfConsensusKey(chain.state, block.header.proposer),
+        );
       },
 
       unc_getSupply: (): SupplyJson => {

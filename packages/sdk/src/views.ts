@@ -182,7 +182,9 @@ export interface HeaderJson {
   prevHash: string;
   stateRoot: string;
   txRoot: string;
+  /** The proposer's consensus key. */
   proposer: string;
+  /** The account behind it (that earned the block's proposer fees). */
   proposerAddress: string;
   beacon: string;
   vrfProof: string;
@@ -527,7 +529,15 @@ export function eventToJson(e: TxEvent): TxEventJson {
   }
 }
 
-export function headerToJson(header: BlockHeader, hash: Uint8Array): HeaderJson {
+/**
+ * `proposerAccount`: the account that registered the proposer's consensus key (a node looks it up
+ * in its state, accountOfConsensusKey); without it, the address of the key itself.
+ */
+export function headerToJson(
+  header: BlockHeader,
+  hash: Uint8Array,
+  proposerAccount?: Uint8Array,
+): HeaderJson {
   return {
     chainId: header.chainId,
     height: Number(header.height),
@@ -538,7 +548,7 @@ export function headerToJson(header: BlockHeader, hash: Uint8Array): HeaderJson 
     stateRoot: toHex(header.stateRoot),
     txRoot: toHex(header.txRoot),
     proposer: toHex(header.proposer),
-    proposerAddress: encodeAddress(addressFromPublicKey(header.proposer)),
+    proposerAddress: encodeAddress(proposerAccount ?? addressFromPublicKey(header.proposer)),
     beacon: toHex(header.beacon),
     vrfProof: toHex(header.vrfProof),
     lastCommitHash: toHex(header.lastCommitHash),
@@ -546,9 +556,15 @@ export function headerToJson(header: BlockHeader, hash: Uint8Array): HeaderJson 
   };
 }
 
-export function blockToJson(block: Block, hash: Uint8Array, txs: TxEnvelope[], full: boolean): BlockJson {
+export function blockToJson(
+  block: Block,
+  hash: Uint8Array,
+  txs: TxEnvelope[],
+  full: boolean,
+  proposerAccount?: Uint8Array,
+): BlockJson {
   return {
-    ...headerToJson(block.header, hash),
+    ...headerToJson(block.header, hash, proposerAccount),
     txCount: txs.length,
     txs: full ? txs.map(txToJson) : txs.map((t) => toHex(t.hash)),
     commit: {
