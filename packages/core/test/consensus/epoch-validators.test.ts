@@ -14,10 +14,13 @@ import {
   devSoftChipId,
   ed25519Sign,
   encode,
+  genesisToJson,
   getAccount,
+  getConsensusParams,
   getRecentHash,
   latestValidatorSetEpoch,
   ownerRatedPower,
+  parseGenesis,
   StateOverlay,
   toHex,
   transferMessage,
@@ -468,5 +471,47 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
     assert.ok(fee?.type === 'fee' && fee.toProposer > 0n);
     assert.equal(getAccount(chain.state, miner.address).balance, before + fee.toProposer);
     assert.equal(getAccount(chain.state, consensusKey(miner).address).balance, 0n);
+  });
+
+  test('genesis: an optional consensus section sets the bond rules (absent: the defaults, not written)', () => {
+    const plain = parseGenesis(genesisToJson(G));
+    assert.equal(plain.consensus, undefined);
+    assert.ok(!new TestChain(plain).state.get(CONSENSUS_PARAMS_KEY), 'defaults are not written');
+    assert.deepEqual(getConsensusParams(new TestChain(plain).state), DEFAULT_CONSENSUS_PARAMS);
+    const custom: ConsensusParams = {
+      ...DEFAULT_CONSENSUS_PARAMS,
+      minValidatorBond: 5n * 10n ** 21n,
+      uncPerPowerUnit: 10n ** 16n,
+      tombstoneEpochs: 3n,
+    };
+    const json = genesisToJson({ ...G, consensus: custom });
+    assert.deepEqual(json.consensus, {
+      maxValidators: 100,
+      equivocationSlashBps: 500,
+      minValidatorBond: '5000000000000000000000',
+      uncPerPowerUnit: '10000000000000000',
+      tombstoneEpochs: 3,
+    });
+    const parsed = parseGenesis(json);
+    assert.deepEqual(parsed.consensus, custom);
+    assert.deepEqual(getConsensusParams(new TestChain(parsed).state), custom);
+    // Fields left out take their defaults; impossible ones are refused with the field's name.
+    assert.deepEqual(parseGenesis({ ...json, consensus: { tombstoneEpochs: 9 } }).consensus, {
+      ...DEFAULT_CONSENSUS_PARAMS,
+      tombstoneEpochs: 9n,
+    });
+    for (const [field, value] of [
+      ['uncPerPowerUnit', '0'],
+      ['minValidatorBond', '0'],
+      ['minValidatorBond', 'lots'],
+      ['maxValidators', 0],
+      ['equivocationSlashBps', 10_001],
+    ] as const) {
+      assert.throws(
+        () => parseGenesis({ ...json, consensus: { [field]: value } }),
+        (err: Error) => /consensus/.test(err.message),
+        `${field}: ${value}`,
+      );
+    }
   });
 });
