@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
+  actionCodec,
   CONSENSUS_PARAMS_KEY,
   type ConsensusParams,
   chipsOfOwner,
@@ -11,6 +12,7 @@ import {
   consensusKeyOf,
   consensusParamsCodec,
   DEFAULT_CONSENSUS_PARAMS,
+  decode,
   devSoftChipId,
   ed25519Sign,
   encode,
@@ -24,6 +26,7 @@ import {
   StateOverlay,
   toHex,
   transferMessage,
+  txEventCodec,
   type ValidatorSet,
   validatorCandidates,
   validatorSetAt,
@@ -513,5 +516,20 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
         `${field}: ${value}`,
       );
     }
+  });
+
+  test('setConsensusKey has action tag 21 and its event tag 41; both round-trip', () => {
+    const action = setConsensusKeyAction(miner);
+    const bytes = encode(actionCodec, action);
+    assert.equal(bytes[0], 21);
+    assert.equal(bytes.length, 1 + 32 + 64);
+    assert.deepEqual(decode(actionCodec, bytes), action);
+    const chain = new TestChain(G);
+    const events = chain.block([chain.tx(miner, [action])]);
+    const set = events.find((e) => e.type === 'consensusKeySet');
+    assert.deepEqual(set, { type: 'consensusKeySet', account: miner.address, publicKey: action.publicKey });
+    const encoded = encode(txEventCodec, set!);
+    assert.equal(encoded[0], 41);
+    assert.deepEqual(decode(txEventCodec, encoded), set);
   });
 });
