@@ -144,9 +144,15 @@ export function txCommand(): Command {
   );
 
   for (const kind of ['bond', 'unbond'] as const) {
+    const command = tx.command(kind);
+    if (kind === 'bond') {
+      command.option(
+        '--consensus-key <file|pubhex:sighex>',
+        'register the consensus key in this proof (the output of `unc consensus-key` on the validator host); once per account',
+      );
+    }
     withCommon(
-      tx
-        .command(kind)
+      command
         .description(
           kind === 'bond'
             ? 'pledge UNC as a validator bond; with --consensus-key (once) the account names the key its validator node votes with and becomes a candidate (PROTOCOL §6)'
@@ -156,13 +162,7 @@ export function txCommand(): Command {
         .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 100')
         .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
         .option('--password-file <file>', "read the key's password from a file")
-        .option('--yes', 'do not ask for confirmation')
-        .option(
-          '--consensus-key <file|pubhex:sighex>',
-          kind === 'bond'
-            ? 'register the consensus key in this proof (the output of `unc consensus-key` on the validator host); once per account'
-            : 'not for unbond',
-        ),
+        .option('--yes', 'do not ask for confirmation'),
     ).action(
       async (
         opts: {
@@ -183,9 +183,6 @@ export function txCommand(): Command {
         const from = keyring.info(opts.from);
         const client = ctx.client();
         const status = await client.status();
-        if (opts.consensusKey !== undefined && kind !== 'bond') {
-          throw new UncError('BAD_OPTION', '--consensus-key goes with unc tx bond');
-        }
         const actions: Action[] = [];
         if (opts.consensusKey !== undefined) {
           actions.push(readConsensusKeyProof(opts.consensusKey, status.chainId, from.address));
