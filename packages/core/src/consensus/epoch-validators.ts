@@ -25,8 +25,8 @@ import { compareBytes, equalBytes, toHex, utf8 } from '../bytes.js';
 import { addressFromPublicKey } from '../crypto/address.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
-import { type Codec, decode, encode, struct, u32, u64, u128 } from '../encoding/codec.js';
-import { publicKey as publicKeyCodec } from '../encoding/primitives.js';
+import { type Codec, decode, encode, list, struct, u32, u64, u128 } from '../encoding/codec.js';
+import { address as addressCodec, publicKey as publicKeyCodec } from '../encoding/primitives.js';
 import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
 import { epochOf, isOnline, type SeedLookup, seedLookup } from '../poci/liveness.js';
@@ -150,6 +150,45 @@ function chipTombstoneKey(chipId: Uint8Array): Uint8Array {
   k[1] = 0x05;
   k.set(chipId, 2);
   return k;
+}
+
+/**
+ * `0x10 0x06 ‖ chip id` → the chip's recent owners: who transferred it away, at which height,
+ * for as long as evidence against them could still land (TRANSFER_MEMORY_EPOCHS). So a tombstone
+ * also reaches chips moved away between the offence and the evidence (tombstoneBarredThrough).
+ */
+function chipHistoryKey(chipId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(34);
+  k[0] = StateSpace.validatorCandidate;
+  k[1] = 0x06;
+  k.set(chipId, 2);
+  return k;
+}
+
+interface PastOwner {
+  owner: Uint8Array;
+  /** Height of the transfer away from it. */
+  height: bigint;
+}
+
+/** Transfers of one chip kept at once; more within TRANSFER_MEMORY_EPOCHS are refused. */
+export const MAX_RECENT_CHIP_TRANSFERS = 8;
+/**
+ * Epochs a transfer is remembered: evidence of an offence in epoch e lands by epoch
+ * e + EVIDENCE_MAX_AGE_EPOCHS, so a transfer older than that plus one epoch can no longer be
+ * followed by a tombstone of the owner it left.
+ */
+export const TRANSFER_MEMORY_EPOCHS = 3n;
+
+const pastOwnersCodec: Codec<PastOwner[]> = list(
+  struct<PastOwner>('PastOwner', { owner: addressCodec, height: u64 }),
+  MAX_RECENT_CHIP_TRANSFERS,
+  'pastOwners',
+);
+
+function pastOwners(state: StateReader, chipId: Uint8Array): PastOwner[] {
+  const raw = state.get(chipHistoryKey(chipId));
+  return raw ? decode(pastOwnersCodec, raw) : [];
 }
 
 export function getValidatorKey(state: StateReader, address: Uint8Array): ValidatorKeyRecord | null {
@@ -280,6 +319,72 @@ export function chipTombstonedThrough(state: StateReader, chipId: Uint8Array): b
   return raw ? decode(u64, raw) : -1n;
 }
 
+/**
+ * The last epoch in which a tombstone of a past owner bars `entry`'s chip, or -1: the owner it
+ * left was tombstoned (evidence included at height T) and the transfer was no earlier than the
+ * first epoch the offence can have been in (epochOf(T) − EVIDENCE_MAX_AGE_EPOCHS) and no later
+ * than T: it may have backed the offender when it offended. Conservative by up to two epochs.
+ */
+function pastOwnerBar(
+  state: StateReader,
+  entry: PastOwner,
+  p: Pick<PociParams, 'epochBlocks'>,
+  n: bigint,
+): bigint {
+  const record = getValidatorKey(state, entry.owner);
+  if (!record || record.tombstonedAt === 0n || entry.height > record.tombstonedAt) return -1n;
+  const tombstoneEpoch = epochOf(record.tombstonedAt, p);
+  if (epochOf(entry.height, p) + EVIDENCE_MAX_AGE_EPOCHS < tombstoneEpoch) return -1n;
+  return tombstoneEpoch + n;
+}
+
+/**
+ * The last epoch in which `chipId` backs no validator because of a tombstone (-1: none): its own
+ * mark (set at the tombstone for the chips the offender owned) or that of a recent past owner.
+ */
+export function tombstoneBarredThrough(
+  state: StateReader,
+  chipId: Uint8Array,
+  p: Pick<PociParams, 'epochBlocks'> = getPociParams(state),
+  tombstoneEpochs: bigint = getConsensusParams(state).tombstoneEpochs,
+): bigint {
+  let through = chipTombstonedThrough(state, chipId);
+  for (const entry of pastOwners(state, chipId)) {
+    const bar = pastOwnerBar(state, entry, p, tombstoneEpochs);
+    if (bar > through) through = bar;
+  }
+  return through;
+}
+
+/**
+ * A chip changed hands at `height`: remembers the owner it left. Entries past
+ * TRANSFER_MEMORY_EPOCHS are dropped, a bar they carry first turned into the chip's own mark (so
+ * it lasts its full length). Refused past MAX_RECENT_CHIP_TRANSFERS transfers in that window.
+ */
+function noteChipTransfer(state: StateOverlay, chipId: Uint8Array, from: Uint8Array, height: bigint): void {
+  const p = getPociParams(state);
+  const { tombstoneEpochs } = getConsensusParams(state);
+  const kept: PastOwner[] = [];
+  let mark = chipTombstonedThrough(state, chipId);
+  for (const entry of pastOwners(state, chipId)) {
+    if (epochOf(entry.height, p) + TRANSFER_MEMORY_EPOCHS >= epochOf(height, p)) {
+      kept.push(entry);
+      continue;
+    }
+    const bar = pastOwnerBar(state, entry, p, tombstoneEpochs);
+    if (bar > mark) mark = bar;
+  }
+  if (mark > chipTombstonedThrough(state, chipId)) state.set(chipTombstoneKey(chipId), encode(u64, mark));
+  if (kept.length >= MAX_RECENT_CHIP_TRANSFERS) {
+    throw new ValidationError(
+      'CHIP_TRANSFERS_TOO_FREQUENT',
+      `chip ${toHex(chipId)} changed hands ${kept.length} times in the last ${TRANSFER_MEMORY_EPOCHS} epochs`,
+    );
+  }
+  kept.push({ owner: from.slice(), height });
+  state.set(chipHistoryKey(chipId), encode(pastOwnersCodec, kept));
+}
+
 export function isTombstoned(state: StateReader, publicKey: Uint8Array): boolean {
   const r = getValidatorKey(state, accountOfConsensusKey(state, publicKey));
   return r !== null && r.tombstonedAt !== 0n;
@@ -311,9 +416,14 @@ type ChipEvent =
 
 /**
  * Keeps the owner index in step with what chip actions did, read from their events (the events
- * are the record of every ownership change). Returns the events unchanged.
+ * are the record of every ownership change), and remembers recent past owners of transferred chips
+ * (`height`: the block's) so a tombstone reaches them. Returns the events unchanged.
  */
-export function indexChipEvents<E extends { type: string }>(state: StateOverlay, events: E[]): E[] {
+export function indexChipEvents<E extends { type: string }>(
+  state: StateOverlay,
+  events: E[],
+  height: bigint,
+): E[] {
   for (const raw of events) {
     const e = raw as unknown as ChipEvent;
     switch (e.type) {
@@ -324,6 +434,7 @@ export function indexChipEvents<E extends { type: string }>(state: StateOverlay,
         const power = getChip(state, e.chipId)?.power ?? 0n;
         ownerChips.remove(state, e.from, e.chipId, power);
         ownerChips.add(state, e.to, e.chipId, power);
+        noteChipTransfer(state, e.chipId, e.from, height);
         break;
       }
       case 'chipDeregistered':
@@ -346,12 +457,13 @@ export function onlinePowerOf(
   seedOf: SeedLookup = seedLookup(state),
   epoch: bigint | null = null,
 ): bigint {
+  const tombstoneEpochs = epoch === null ? 0n : getConsensusParams(state).tombstoneEpochs;
   let power = 0n;
   for (const chipId of chipsOfOwner(state, owner)) {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, owner)) continue;
     if (effectiveStatus(state, chip).status !== 'active') continue;
-    if (epoch !== null && chipTombstonedThrough(state, chipId) >= epoch) continue;
+    if (epoch !== null && tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
     if (isOnline(chip, height, p, seedOf)) power += chip.power;
   }
   return power;

@@ -230,13 +230,13 @@ function applyAction(
     case 'governance':
       return applyGovernance(state, ctx, action);
     case 'registerChip':
-      return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action));
+      return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action), ctx.height);
     case 'heartbeat':
       return applyHeartbeat(state, ctx, action);
     case 'transferChip':
-      return indexChipEvents(state, applyTransferChip(state, ctx, sender, action));
+      return indexChipEvents(state, applyTransferChip(state, ctx, sender, action), ctx.height);
     case 'deregisterChip':
-      return indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action));
+      return indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action), ctx.height);
     case 'claimRewards':
       return applyClaimRewards(state, ctx, action);
     case 'evidence':

@@ -26,11 +26,14 @@ import {
   getRecentHash,
   getSupply,
   isTombstoned,
+  MAX_RECENT_CHIP_TRANSFERS,
   StateSpace,
   sha256,
   signProposal,
   signVote,
+  TRANSFER_MEMORY_EPOCHS,
   toHex,
+  tombstoneBarredThrough,
   transferMessage,
   txEventCodec,
   utf8,
@@ -356,5 +359,97 @@ describe('equivocation evidence', () => {
       ),
       { numRuns: 6 },
     );
+  });
+
+  test('attack: chips moved away before the evidence lands, even through a second account, are barred too', () => {
+    const chain = twoValidators();
+    setConsensusParams(chain, { tombstoneEpochs: 2n });
+    const chips = [key('ev-m1'), key('ev-m2')];
+    const chipIds = chips.map((c) => devSoftChipId(c.publicKey));
+    const [hop, fresh] = [key('hop-account'), key('fresh-after-hop')];
+    chain.block([
+      chain.tx(miner, [
+        { type: 'transfer', to: hop.address, amount: BOND, memo: new Uint8Array() },
+        { type: 'transfer', to: fresh.address, amount: 2n * BOND, memo: new Uint8Array() },
+      ]),
+    ]);
+    // Miner equivocates at height 23, then launders its chips miner → hop → fresh before anyone reports.
+    const move = (from: Key, to: Key) => {
+      const anchor = chain.height;
+      const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+      chain.block([
+        chain.tx(
+          from,
+          chips.map((c, i) => ({
+            type: 'transferChip' as const,
+            chipId: chipIds[i]!,
+            newOwner: to.address,
+            anchorHeight: anchor,
+            consent: {
+              type: 'dev-soft' as const,
+              signature: ed25519Sign(c.seed, transferMessage(G.chainId, chipIds[i]!, to.address, anchorHash)),
+            },
+          })),
+        ),
+      ]);
+    };
+    chain.blocksUntil(23n);
+    move(miner, hop);
+    move(hop, fresh);
+    chain.block([chain.tx(fresh, [setConsensusKeyAction(fresh), { type: 'bond', amount: BOND }])]);
+    assert.equal(chipsOfOwner(chain.state, miner.address).length, 0, 'nothing left to mark at the slash');
+    chain.block([chain.tx(other, [report(doubleVote(MINER, 23n))])]);
+    for (const id of chipIds) assert.equal(tombstoneBarredThrough(chain.state, id), 3n);
+    const FRESH = consensusKey(fresh).publicKey;
+    const live = [...chips, key('ev-o1')];
+    for (const until of [40n, 60n]) {
+      runAnswering(chain, live, until);
+      assert.ok(!validatorSetAt(chain.state, G).has(FRESH), `barred in the set after height ${until}`);
+    }
+    runAnswering(chain, live, 80n);
+    assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n, 'the bar runs out');
+  });
+
+  test('a chip may change hands at most MAX_RECENT_CHIP_TRANSFERS times in TRANSFER_MEMORY_EPOCHS epochs; old bars outlive the memory', () => {
+    const chain = twoValidators();
+    const chip = key('ev-o1');
+    const chipId = devSoftChipId(chip.publicKey);
+    const owners = [other, key('pp-a'), key('pp-b')];
+    chain.block([
+      chain.tx(
+        miner,
+        owners
+          .slice(1)
+          .map((o) => ({ type: 'transfer' as const, to: o.address, amount: BOND, memo: new Uint8Array() })),
+      ),
+    ]);
+    const transfer = (i: number) => {
+      const [from, to] = [owners[i % 3]!, owners[(i + 1) % 3]!];
+      const anchor = chain.height;
+      const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+      return chain.tx(from, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: to.address,
+          anchorHeight: anchor,
+          consent: {
+            type: 'dev-soft',
+            signature: ed25519Sign(chip.seed, transferMessage(G.chainId, chipId, to.address, anchorHash)),
+          },
+        },
+      ]);
+    };
+    for (let i = 0; i < MAX_RECENT_CHIP_TRANSFERS; i++) chain.block([transfer(i)]);
+    assert.equal(chain.attempt(transfer(MAX_RECENT_CHIP_TRANSFERS))?.code, 'CHIP_TRANSFERS_TOO_FREQUENT');
+    // `other` owned it in epoch 1 and is tombstoned now: the chip is barred…
+    chain.block([chain.tx(miner, [report(doubleVote(OTHER, 21n))])]);
+    const tombstoneEpochs = DEFAULT_CONSENSUS_PARAMS.tombstoneEpochs;
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), 1n + tombstoneEpochs);
+    // …and stays barred after the memory of that transfer is gone.
+    chain.blocksUntil(20n * (2n + TRANSFER_MEMORY_EPOCHS) + 1n);
+    chain.block([transfer(MAX_RECENT_CHIP_TRANSFERS)]);
+    assert.equal(chipTombstonedThrough(chain.state, chipId), 1n + tombstoneEpochs);
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), 1n + tombstoneEpochs);
   });
 });
