@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { attestCommand } from './commands/attest.js';
 import { chipCommand } from './commands/chip.js';
 import { devCommand } from './commands/dev.js';
-import { initCommand } from './commands/init.js';
+import { consensusKeyCommand, initCommand } from './commands/init.js';
 import { jobCommand } from './commands/job.js';
 import { keysCommand } from './commands/keys.js';
 import { marketCommand } from './commands/market.js';
@@ -22,6 +22,7 @@ const program = new Command('unc')
 
 program.addCommand(devCommand());
 program.addCommand(initCommand());
+program.addCommand(consensusKeyCommand());
 program.addCommand(startCommand());
 program.addCommand(testnetCommand());
 program.addCommand(keysCommand());

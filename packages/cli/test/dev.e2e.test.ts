@@ -86,17 +86,77 @@ describe('unc dev end to end', () => {
     assert.equal(JSON.parse(acct.stdout).verified, true);
   });
 
-  test('unc tx bond makes the key a validator candidate; unbond starts the way back', async () => {
-    const bond = await runUnc(
-      ['tx', 'bond', '--from', 'dev4', '--amount', '10', '--yes'].concat([
+  test('unc init makes a consensus key of its own; unc tx bond --consensus-key registers it, unbond starts the way back', async () => {
+    const keys = JSON.parse(
+      (await runUnc(['keys', 'list', '--home', home.dir, '--output', 'json'])).stdout,
+    ) as { name: string; address: string }[];
+    const account = keys.find((k) => k.name === 'dev4')!.address;
+    // The validator host: `unc init` takes no account key, and signs the proof for the account.
+    const host = tempHome();
+    try {
+      const init = await runUnc(['init', '--home', host.dir, '--output', 'json']);
+      assert.equal(init.code, 0, init.stderr);
+      const consensusKey = JSON.parse(init.stdout).validatorPublicKey as string;
+      const { chainId } = await client.status();
+      const proof = await runUnc([
+        'consensus-key',
         '--home',
-        home.dir,
+        host.dir,
+        '--account',
+        account,
+        '--chain-id',
+        chainId,
         '--output',
         'json',
-      ]),
-    );
-    assert.equal(bond.code, 0, bond.stderr);
-    assert.equal(JSON.parse(bond.stdout).status, 'included');
+      ]);
+      assert.equal(proof.code, 0, proof.stderr);
+      assert.equal(JSON.parse(proof.stdout).publicKey, consensusKey);
+      const proofFile = join(host.dir, 'consensus-key.json');
+      writeFileSync(proofFile, proof.stdout);
+      // A bond alone names no key: no candidate.
+      const bare = await runUnc([
+        'tx',
+        'bond',
+        '--from',
+        'dev4',
+        '--amount',
+        '1',
+        '--yes',
+        '--home',
+        home.dir,
+      ]);
+      assert.equal(bare.code, 0, bare.stderr);
+      assert.equal((await client.call<{ candidates: number }>('unc_getValidators', [])).candidates, 0);
+      // The private key file is refused: only the public proof travels to the wallet machine.
+      const leak = await runUnc(
+        [
+          'tx',
+          'bond',
+          '--from',
+          'dev4',
+          '--amount',
+          '9',
+          '--yes',
+          '--home',
+          home.dir,
+          '--consensus-key',
+        ].concat(join(host.dir, 'config', 'validator_key.json')),
+      );
+      assert.notEqual(leak.code, 0);
+      assert.match(leak.stderr, /private key/);
+      const bond = await runUnc(
+        ['tx', 'bond', '--from', 'dev4', '--amount', '9', '--yes', '--consensus-key', proofFile].concat([
+          '--home',
+          home.dir,
+          '--output',
+          'json',
+        ]),
+      );
+      assert.equal(bond.code, 0, bond.stderr);
+      assert.equal(JSON.parse(bond.stdout).status, 'included');
+    } finally {
+      host.cleanup();
+    }
     const set = await client.call<{ candidates: number }>('unc_getValidators', []);
     assert.equal(set.candidates, 1);
     const unbond = await runUnc([

@@ -5,6 +5,7 @@ import {
   BlockExecutor,
   challengesAsOf,
   chipClass,
+  consensusKeyMessage,
   DEFAULT_HALVING_PERIOD_MS,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
@@ -24,11 +25,13 @@ import {
   minimumFee,
   type PociParams,
   registrationMessage,
+  type SetConsensusKeyAction,
   sha256,
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
   type TxEvent,
+  toHex,
   utf8,
   ValidationError,
 } from '../src/index.js';
@@ -90,6 +93,8 @@ export class TestChain {
   /** Milliseconds from one block to the next; tests make it uneven. */
   step: (height: bigint) => bigint = () => 1000n;
 
+  /** The consensus key that proposes the next blocks. */
+  proposer: Uint8Array = validator.publicKey;
   constructor(g: Genesis = genesis()) {
     this.state.apply(genesisStateWrites(g));
   }
@@ -120,7 +125,7 @@ export class TestChain {
       chainId: CHAIN,
       height,
       time: this.time + this.step(height),
-      proposer: validator.publicKey,
+      proposer: this.proposer,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
     });
@@ -145,6 +150,18 @@ export class TestChain {
     const r = this.executor().tryApply(t);
     return r instanceof ValidationError ? r : null;
   }
+}
+
+/** The consensus key of `account`'s validator node in tests: a key of its own, never the account key. */
+export const consensusKey = (account: Key): Key => key(`consensus-key-of-${toHex(account.publicKey)}`);
+
+/** `account` names `ck` (default: consensusKey(account)) as its validator's consensus key. */
+export function setConsensusKeyAction(account: Key, ck: Key = consensusKey(account)): SetConsensusKeyAction {
+  return {
+    type: 'setConsensusKey',
+    publicKey: ck.publicKey,
+    signature: ed25519Sign(ck.seed, consensusKeyMessage(CHAIN, account.address)),
+  };
 }
 
 export function registerAction(

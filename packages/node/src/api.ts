@@ -5,10 +5,11 @@
  */
 import {
   accountKey,
-  addressFromPublicKey,
+  accountOfConsensusKey,
   answeredIn,
   blockCodec,
   blockHash,
+  bondBacking,
   type Chip,
   challengeClasses,
   challengeLookup,
@@ -35,12 +36,14 @@ import {
   getAccount,
   getBond,
   getChip,
+  getConsensusParams,
   getEmission,
   getEpochRecord,
   getGovernance,
   getPociParams,
   getSupply,
   merkleProofCodec,
+  ownerRatedPower,
   StateSpace,
   toHex,
   trieKey,
@@ -114,7 +117,13 @@ export function createApi(node: UncNode): RpcServerModules {
     if (!block) throw notFound(`block ${height}`);
     const envelopes = block.txs.map((raw) => envelopeFromBytes(raw));
     const hash = height === chain.height ? chain.head.hash : blockHash(block.header);
-    return blockToJson(block, hash, envelopes, full);
+    return blockToJson(
+      block,
+      hash,
+      envelopes,
+      full,
+      accountOfConsensusKey(chain.state, block.header.proposer),
+    );
   }
 
   async function resolveBlockRef(ref: unknown): Promise<bigint> {
@@ -131,7 +140,13 @@ export function createApi(node: UncNode): RpcServerModules {
   function blockSummary(c: CommittedBlock): BlockJson {
     let summary = summaries.get(c);
     if (!summary) {
-      summary = blockToJson(c.block, c.hash, c.envelopes, false);
+      summary = blockToJson(
+        c.block,
+        c.hash,
+        c.envelopes,
+        false,
+        accountOfConsensusKey(chain.state, c.block.header.proposer),
+      );
       summaries.set(c, summary);
     }
     return summary;
@@ -193,6 +208,7 @@ export function createApi(node: UncNode): RpcServerModules {
         const set = validatorSetForHeight(chain.state, chain.genesis, height);
         if (!set) throw notFound(`the validator set of height ${height} (older epochs are not kept)`);
         const epoch = epochOf(height, getPociParams(chain.state));
+        const consensus = getConsensusParams(chain.state);
         // An epoch boundary that found no bonded account with online power keeps the set it had:
         // until one does, that is the genesis set.
         const genesisSet = genesisValidatorSet(chain.genesis);
@@ -210,17 +226,22 @@ export function createApi(node: UncNode): RpcServerModules {
           totalPower: set.totalPower.toString(),
           quorumPower: set.quorumPower.toString(),
           validators: set.validators.map((v) => {
-            const address = addressFromPublicKey(v.publicKey);
+            const address = accountOfConsensusKey(chain.state, v.publicKey);
+            const bonded = getBond(chain.state, address).bonded;
             return {
               publicKey: toHex(v.publicKey),
               address: encodeAddress(address),
               power: v.power.toString(),
               sharePpm: Number((v.power * 1_000_000n) / set.totalPower),
-              bonded: getBond(chain.state, address).bonded.toString(),
+              bonded: bonded.toString(),
+              backedPower: bondBacking(bonded, consensus).toString(),
+              ratedPower: ownerRatedPower(chain.state, address).toString(),
             };
           }),
           // Counted, not listed: anyone can be a candidate by bonding 1 base unit, and this is 1 unit.
           candidates: validatorCandidateCount(chain.state),
+          minValidatorBond: consensus.minValidatorBond.toString(),
+          uncPerPowerUnit: consensus.uncPerPowerUnit.toString(),
         };
       },
 
@@ -331,7 +352,11 @@ export function createApi(node: UncNode): RpcServerModules {
         const height = await resolveBlockRef(param(params, 0, 'block'));
         const block = await chain.blockAt(height);
         if (!block) throw notFound(`block ${height}`);
-        return headerToJson(block.header, blockHash(block.header));
+        return headerToJson(
+          block.header,
+          blockHash(block.header),
+          accountOfConsensusKey(chain.state, block.header.proposer),
+        );
       },
 
       unc_getSupply: (): SupplyJson => {

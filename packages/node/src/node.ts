@@ -120,9 +120,10 @@ export class UncNode {
       ? { seed: opts.validatorSeed, publicKey: ed25519PublicKey(opts.validatorSeed) }
       : null;
     if (validator && !chain.validatorSet().has(validator.publicKey)) {
-      // Not an error: a key joins the set at an epoch boundary once its account is bonded and
-      // its chips hold enough online power; until then the node follows and signs nothing.
-      logger.warn('the validator key is not in the current validator set; it will vote once it is', {
+      // Not an error: a consensus key joins the set at an epoch boundary once an account has
+      // registered it (setConsensusKey), bonded at least the minimum and its chips hold enough
+      // online power; until then the node follows and signs nothing.
+      logger.warn('the consensus key is not in the current validator set; it will vote once it is', {
         validator: toHex(validator.publicKey),
       });
     }

@@ -3,7 +3,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { DEV_SOFT_VENDOR, ed25519Sign, encodeAddress, fromHex, registrationMessage, toHex } from '@unc/core';
+import {
+  type Action,
+  consensusKeyMessage,
+  DEV_SOFT_VENDOR,
+  ed25519Sign,
+  encodeAddress,
+  fromHex,
+  registrationMessage,
+  toHex,
+} from '@unc/core';
 import {
   type BlockJson,
   buildTransaction,
@@ -51,12 +60,31 @@ test('unc_getValidators: the set that signs the next block, its power and quorum
   // Blocks come every 100 ms: the next block is the one after the head at the time of the call.
   assert.ok(set.height > before && set.height <= Number(node.chain.height) + 1, `height ${set.height}`);
 
-  // A bond makes a candidate (it joins a set at an epoch boundary, with attested online power).
+  assert.equal(v.bonded, '0');
+  assert.equal(v.backedPower, '0', 'a genesis validator needs no bond in the genesis set');
+  assert.equal(set.minValidatorBond, (1000n * 10n ** 18n).toString());
+  assert.equal(set.uncPerPowerUnit, (10n ** 15n).toString());
+
+  // A bond alone makes no candidate: the account must name a consensus key of its own.
   const bonder = devKey(4);
-  const stx = await buildTransaction(client, bonder.seed, [{ type: 'bond', amount: 10n ** 18n }]);
-  const hash = signedHash(stx);
-  await client.sendRawTransaction(encodeSigned(stx));
-  assert.equal((await client.waitForTransaction(hash, 15_000)).status, 'included');
+  const send = async (actions: Action[]) => {
+    const stx = await buildTransaction(client, bonder.seed, actions);
+    await client.sendRawTransaction(encodeSigned(stx));
+    assert.equal((await client.waitForTransaction(signedHash(stx), 15_000)).status, 'included');
+  };
+  await send([{ type: 'bond', amount: 10n ** 18n }]);
+  assert.equal((await client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 0);
+  // With one it is a candidate (it joins a set at an epoch boundary, with attested online power
+  // and at least the minimum bond).
+  const consensus = devChipKey(99);
+  const { chainId } = await client.status();
+  await send([
+    {
+      type: 'setConsensusKey',
+      publicKey: consensus.publicKey,
+      signature: ed25519Sign(consensus.seed, consensusKeyMessage(chainId, bonder.address)),
+    },
+  ]);
   assert.equal((await client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 1);
   // Past an epoch boundary with no bonded account holding online chips, the genesis set goes on.
   while (node.chain.height < 30n) await new Promise((r) => setTimeout(r, 50));

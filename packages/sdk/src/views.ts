@@ -28,6 +28,7 @@ export type ActionJson =
   | { type: 'deregisterChip'; chipId: string }
   | { type: 'claimRewards'; chipIds: string[] }
   | { type: 'bond'; amount: string }
+  | { type: 'setConsensusKey'; publicKey: string }
   | { type: 'unbond'; amount: string }
   | { type: 'evidence'; kind: string; validator: string; height: number; round: number }
   | MarketActionJson;
@@ -117,6 +118,7 @@ export type TxEventJson =
   | { type: 'unbonded'; account: string; amount: string; releaseHeight: number; released: string }
   /** A block event: unbonded UNC returned to the balance at its release height. */
   | { type: 'unbondReleased'; account: string; amount: string }
+  | { type: 'consensusKeySet'; account: string; publicKey: string }
   | MarketEventJson;
 
 export type MarketEventJson =
@@ -182,7 +184,9 @@ export interface HeaderJson {
   prevHash: string;
   stateRoot: string;
   txRoot: string;
+  /** The proposer's consensus key. */
   proposer: string;
+  /** The account behind it (that earned the block's proposer fees). */
   proposerAddress: string;
   beacon: string;
   vrfProof: string;
@@ -251,14 +255,23 @@ export interface StatusJson {
 }
 
 export interface ValidatorJson {
+  /** Its consensus key: the key its node signs votes and proposals with (never an account key). */
   publicKey: string;
-  /** The account whose bond backs it (and that earns its proposer fees). */
+  /** The account that registered that key: its bond backs it, it owns the chips, it earns the proposer fees. */
   address: string;
-  /** Voting power: attested online power at the epoch start (or its genesis weight). */
+  /**
+   * Voting power: attested online power at the epoch start, counted only up to `backedPower`
+   * (or its genesis weight).
+   */
   power: string;
   /** Share of the set's power, in parts per million. */
   sharePpm: number;
+  /** Base units bonded by `address` now. */
   bonded: string;
+  /** Power units its bond backs now: bonded ÷ uncPerPowerUnit, 0 below minValidatorBond. */
+  backedPower: string;
+  /** Rated power of the chips `address` owns now, before liveness and the bond cap. */
+  ratedPower: string;
 }
 
 /** The validator set that signs a height, and where it came from. */
@@ -271,8 +284,11 @@ export interface ValidatorSetJson {
   /** Power a commit needs: strictly more than 2/3 of the total. */
   quorumPower: string;
   validators: ValidatorJson[];
-  /** Accounts with a bond that are candidates for the next sets. */
+  /** Accounts with a bond and a consensus key that are candidates for the next sets. */
   candidates: number;
+  /** The rules: base units a validator must bond, and base units of bond per unit of power. */
+  minValidatorBond: string;
+  uncPerPowerUnit: string;
 }
 
 export interface SupplyJson {
@@ -347,6 +363,8 @@ export function actionToJson(a: Action): ActionJson {
       return { type: 'claimRewards', chipIds: a.chipIds.map(toHex) };
     case 'bond':
       return { type: 'bond', amount: a.amount.toString() };
+    case 'setConsensusKey':
+      return { type: 'setConsensusKey', publicKey: toHex(a.publicKey) };
     case 'unbond':
       return { type: 'unbond', amount: a.amount.toString() };
     case 'evidence':
@@ -491,6 +509,8 @@ export function eventToJson(e: TxEvent): TxEventJson {
       };
     case 'unbondReleased':
       return { type: 'unbondReleased', account: encodeAddress(e.account), amount: e.amount.toString() };
+    case 'consensusKeySet':
+      return { type: 'consensusKeySet', account: encodeAddress(e.account), publicKey: toHex(e.publicKey) };
     case 'validatorSlashed':
       return {
         type: 'validatorSlashed',
@@ -515,7 +535,15 @@ export function eventToJson(e: TxEvent): TxEventJson {
   }
 }
 
-export function headerToJson(header: BlockHeader, hash: Uint8Array): HeaderJson {
+/**
+ * `proposerAccount`: the account that registered the proposer's consensus key (a node looks it up
+ * in its state, accountOfConsensusKey); without it, the address of the key itself.
+ */
+export function headerToJson(
+  header: BlockHeader,
+  hash: Uint8Array,
+  proposerAccount?: Uint8Array,
+): HeaderJson {
   return {
     chainId: header.chainId,
     height: Number(header.height),
@@ -526,7 +554,7 @@ export function headerToJson(header: BlockHeader, hash: Uint8Array): HeaderJson 
     stateRoot: toHex(header.stateRoot),
     txRoot: toHex(header.txRoot),
     proposer: toHex(header.proposer),
-    proposerAddress: encodeAddress(addressFromPublicKey(header.proposer)),
+    proposerAddress: encodeAddress(proposerAccount ?? addressFromPublicKey(header.proposer)),
     beacon: toHex(header.beacon),
     vrfProof: toHex(header.vrfProof),
     lastCommitHash: toHex(header.lastCommitHash),
@@ -534,9 +562,15 @@ export function headerToJson(header: BlockHeader, hash: Uint8Array): HeaderJson 
   };
 }
 
-export function blockToJson(block: Block, hash: Uint8Array, txs: TxEnvelope[], full: boolean): BlockJson {
+export function blockToJson(
+  block: Block,
+  hash: Uint8Array,
+  txs: TxEnvelope[],
+  full: boolean,
+  proposerAccount?: Uint8Array,
+): BlockJson {
   return {
-    ...headerToJson(block.header, hash),
+    ...headerToJson(block.header, hash, proposerAccount),
     txCount: txs.length,
     txs: full ? txs.map(txToJson) : txs.map((t) => toHex(t.hash)),
     commit: {

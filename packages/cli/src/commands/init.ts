@@ -1,21 +1,25 @@
 /**
- * `unc init`: a node's home — its network identity (node key), its consensus key (validator
- * key) and its config. The keys are plain 32-byte Ed25519 seeds in files readable only by their
- * owner, like the node and validator keys of other BFT chains: a node must sign without a person
- * at the keyboard.
+ * `unc init`: a node's home — its network identity (node key), its consensus key (the validator
+ * key, config/validator_key.json) and its config. The keys are plain 32-byte Ed25519 seeds in files
+ * readable only by their owner, like the node and validator keys of other BFT chains: a node must
+ * sign without a person at the keyboard.
+ *
+ * The consensus key is always a key of its own (PROTOCOL.md §6): never derived from the mnemonic
+ * of the account that holds the UNC and owns the chips, which stays on the operator's wallet
+ * machine. `unc consensus-key` signs the proof of possession that account registers with
+ * `unc tx bond --consensus-key`; the proof is public and safe to copy.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  deriveEd25519,
+  consensusKeyMessage,
+  decodeAddress,
   ed25519PublicKey,
+  ed25519Sign,
   fromHex,
-  mnemonicToSeed,
   toHex,
   UncError,
-  uncDerivationPath,
-  validateMnemonic,
 } from '@unc/core';
 import { peerIdFromNodeKey } from '@unc/node';
 import { Command } from 'commander';
@@ -51,7 +55,7 @@ function checkMoniker(moniker: string): string {
 
 /**
  * Creates the keys and config of a node home; refuses to overwrite existing keys. `validatorSeed`
- * gives the validator key (e.g. derived from the operator's mnemonic); by default it is random.
+ * gives the consensus key (tests and dev chains pass a well-known one); by default it is random.
  */
 export async function initHome(
   home: string,
@@ -112,41 +116,63 @@ export function loadHome(home: string): NodeKeys {
   };
 }
 
+/** What an account registers to name its validator's consensus key (setConsensusKey). */
+export interface ConsensusKeyProof {
+  publicKey: string;
+  account: string;
+  chainId: string;
+  /** The consensus key's signature of consensusKeyMessage(chainId, account). */
+  signature: string;
+}
+
+export function consensusKeyProof(seed: Uint8Array, chainId: string, account: string): ConsensusKeyProof {
+  const signature = ed25519Sign(seed, consensusKeyMessage(chainId, decodeAddress(account)));
+  return { publicKey: toHex(ed25519PublicKey(seed)), account, chainId, signature: toHex(signature) };
+}
+
 export function initCommand(): Command {
   return withCommon(
     new Command('init')
-      .description("create a node's home: node key (peer id), validator key and config")
-      .option('--moniker <name>', 'a name for this node', 'node')
-      .option(
-        '--mnemonic-file <file>',
-        'derive the validator key from this BIP-39 mnemonic (the account that bonds and owns the chips)',
-      )
-      .option('--index <n>', 'account index in the derivation path, with --mnemonic-file', '0'),
-  ).action(async (opts: { moniker: string; mnemonicFile?: string; index: string }, cmd: Command) => {
+      .description("create a node's home: node key (peer id), a consensus key of its own, and config")
+      .option('--moniker <name>', 'a name for this node', 'node'),
+  ).action(async (opts: { moniker: string }, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    let seed: Uint8Array | undefined;
-    if (opts.mnemonicFile) {
-      if (!existsSync(opts.mnemonicFile))
-        throw new UncError('BAD_FILE', `${opts.mnemonicFile} does not exist`);
-      const mnemonic = readFileSync(opts.mnemonicFile, 'utf8').trim();
-      if (!validateMnemonic(mnemonic)) throw new UncError('BAD_MNEMONIC', 'not a valid BIP-39 mnemonic');
-      const index = Number(opts.index);
-      if (!Number.isInteger(index) || index < 0 || index >= 2 ** 31) {
-        throw new UncError('BAD_INDEX', `invalid account index "${opts.index}"`);
-      }
-      seed = deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key;
-    }
-    const info = await initHome(ctx.home, opts.moniker, seed);
+    const info = await initHome(ctx.home, opts.moniker);
     ctx.print(info, () =>
       [
         `Initialised node "${info.moniker}" in ${info.home}`,
         `  peer id           ${info.peerId}`,
-        `  validator key     ${info.validatorPublicKey}`,
+        `  consensus key     ${info.validatorPublicKey}`,
         `  keys              ${configDir(info.home)} (keep them private; back up validator_key.json)`,
         '',
-        'Next: put the validator key in the genesis (or bond it later), then',
+        'No account key belongs on this host. To validate, on this host:',
+        `  unc consensus-key --home ${info.home} --account <unc1… of your wallet> --chain-id <id> > consensus-key.json`,
+        'then on the machine that holds the account (copy consensus-key.json there; it is public):',
+        '  unc tx bond --from <account> --amount <UNC> --consensus-key consensus-key.json',
+        'and start the node:',
         `  unc start --home ${info.home} --genesis <genesis.json> --peers <multiaddr,…> --validator`,
       ].join('\n'),
     );
+  });
+}
+
+export function consensusKeyCommand(): Command {
+  return withCommon(
+    new Command('consensus-key')
+      .description(
+        "sign the proof that this home's consensus key votes for an account (register it with unc tx bond --consensus-key)",
+      )
+      .requiredOption('--account <address>', 'the account that bonds and owns the chips (unc1…)')
+      .requiredOption('--chain-id <id>', 'the chain the proof is for'),
+  ).action((opts: { account: string; chainId: string }, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    try {
+      decodeAddress(opts.account);
+    } catch (err) {
+      throw new UncError('BAD_ADDRESS', `--account: ${(err as Error).message}`);
+    }
+    const proof = consensusKeyProof(loadHome(ctx.home).validatorSeed, opts.chainId, opts.account);
+    // The proof is the output in both formats: it is meant to be saved to a file.
+    ctx.print(proof, () => JSON.stringify(proof, null, 2));
   });
 }

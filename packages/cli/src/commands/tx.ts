@@ -1,4 +1,14 @@
-import { decodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  type Action,
+  decodeAddress,
+  formatUnc,
+  fromHex,
+  parseUnc,
+  type SetConsensusKeyAction,
+  toHex,
+  UncError,
+} from '@unc/core';
 import { buildTransaction, encodeSigned, signedHash, transferAction, type UncClient } from '@unc/sdk';
 import { Command } from 'commander';
 import { askLine, ctxOf, withCommon } from '../context.js';
@@ -8,6 +18,52 @@ async function confirm(question: string): Promise<void> {
   if (!process.stdin.isTTY) throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
   const answer = await askLine(`${question} [y/N] `);
   if (!/^y(es)?$/i.test(answer.trim())) throw new UncError('CANCELLED', 'cancelled; nothing was sent');
+}
+
+/**
+ * The setConsensusKey action from `--consensus-key`: a file holding the JSON that
+ * `unc consensus-key` printed, or "publicKeyHex:signatureHex". The proof must be for this chain
+ * and this account (the chain checks the signature again).
+ */
+function readConsensusKeyProof(arg: string, chainId: string, account: string): SetConsensusKeyAction {
+  let publicKey: string;
+  let signature: string;
+  const inline = /^([0-9a-fA-F]{64}):([0-9a-fA-F]{128})$/.exec(arg);
+  if (inline) {
+    publicKey = inline[1]!;
+    signature = inline[2]!;
+  } else {
+    if (!existsSync(arg))
+      throw new UncError('BAD_FILE', `${arg} does not exist (nor is it publicKeyHex:signatureHex)`);
+    let proof: Record<string, unknown>;
+    try {
+      proof = JSON.parse(readFileSync(arg, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new UncError('BAD_FILE', `${arg} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof proof.seed === 'string') {
+      throw new UncError(
+        'BAD_FILE',
+        `${arg} holds a private key: pass the proof from \`unc consensus-key\` instead, and keep the key on the validator host`,
+      );
+    }
+    if (proof.chainId !== chainId) {
+      throw new UncError(
+        'WRONG_CHAIN',
+        `${arg} is a proof for chain "${String(proof.chainId)}", this is "${chainId}"`,
+      );
+    }
+    if (proof.account !== account) {
+      throw new UncError('WRONG_ACCOUNT', `${arg} is a proof for ${String(proof.account)}, not ${account}`);
+    }
+    publicKey = String(proof.publicKey);
+    signature = String(proof.signature);
+  }
+  try {
+    return { type: 'setConsensusKey', publicKey: fromHex(publicKey, 32), signature: fromHex(signature, 64) };
+  } catch {
+    throw new UncError('BAD_FILE', `${arg}: publicKey must be 32 bytes and signature 64 bytes of hex`);
+  }
 }
 
 /** Waits for the transaction's block; a drop becomes an error with the node's reason. */
@@ -88,12 +144,18 @@ export function txCommand(): Command {
   );
 
   for (const kind of ['bond', 'unbond'] as const) {
+    const command = tx.command(kind);
+    if (kind === 'bond') {
+      command.option(
+        '--consensus-key <file|pubhex:sighex>',
+        'register the consensus key in this proof (the output of `unc consensus-key` on the validator host); once per account',
+      );
+    }
     withCommon(
-      tx
-        .command(kind)
+      command
         .description(
           kind === 'bond'
-            ? 'pledge UNC as a validator bond: the key that bonds becomes a validator candidate (PROTOCOL §6)'
+            ? 'pledge UNC as a validator bond; with --consensus-key (once) the account names the key its validator node votes with and becomes a candidate (PROTOCOL §6)'
             : 'start unbonding: the UNC returns to the balance by itself after the unbonding period (3 epochs; nothing more to send)',
         )
         .requiredOption('--from <name>', 'name of the key in the keyring')
@@ -103,7 +165,14 @@ export function txCommand(): Command {
         .option('--yes', 'do not ask for confirmation'),
     ).action(
       async (
-        opts: { from: string; amount: string; fee?: string; passwordFile?: string; yes?: boolean },
+        opts: {
+          from: string;
+          amount: string;
+          fee?: string;
+          passwordFile?: string;
+          yes?: boolean;
+          consensusKey?: string;
+        },
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
@@ -114,13 +183,18 @@ export function txCommand(): Command {
         const from = keyring.info(opts.from);
         const client = ctx.client();
         const status = await client.status();
+        const actions: Action[] = [];
+        if (opts.consensusKey !== undefined) {
+          actions.push(readConsensusKeyProof(opts.consensusKey, status.chainId, from.address));
+        }
+        actions.push({ type: kind, amount });
         const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
-        const stx = await buildTransaction(client, seed, [{ type: kind, amount }], {
+        const stx = await buildTransaction(client, seed, actions, {
           ...(fee === undefined ? {} : { fee }),
         });
         if (!opts.yes) {
           await confirm(
-            `${kind === 'bond' ? 'Bond' : 'Unbond'} ${formatUnc(amount)} UNC of ${from.address} (fee ${formatUnc(stx.tx.fee)} UNC)?`,
+            `${kind === 'bond' ? 'Bond' : 'Unbond'} ${formatUnc(amount)} UNC of ${from.address}${actions.length > 1 ? ` for consensus key ${toHex((actions[0] as SetConsensusKeyAction).publicKey)}` : ''} (fee ${formatUnc(stx.tx.fee)} UNC)?`,
           );
         }
         const hash = signedHash(stx);

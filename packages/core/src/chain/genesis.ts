@@ -4,7 +4,13 @@
  */
 
 import { fromHex, toHex } from '../bytes.js';
-import { putGenesisValidators } from '../consensus/epoch-validators.js';
+import {
+  type ConsensusParams,
+  checkConsensusParams,
+  DEFAULT_CONSENSUS_PARAMS,
+  putConsensusParams,
+  putGenesisValidators,
+} from '../consensus/epoch-validators.js';
 import { decodeAddress, encodeAddress } from '../crypto/address.js';
 import { UncError } from '../errors.js';
 import { checkPociParams } from '../poci/execute.js';
@@ -57,6 +63,11 @@ export interface Genesis {
   /** Mining emission halves every this many milliseconds of chain time (default 2 years). */
   halvingPeriodMs: bigint;
   poci: PociParams;
+  /**
+   * Validator-set rules (minimum bond, UNC per unit of power, tombstone length, N, slash). Absent
+   * = the defaults (DEFAULT_CONSENSUS_PARAMS), and then nothing is written to the state for them.
+   */
+  consensus?: ConsensusParams;
   vendors: Vendor[];
   models: ChipModel[];
 }
@@ -228,6 +239,37 @@ export function parseGenesis(json: unknown): Genesis {
     bad('poci', (err as Error).message);
   }
 
+  let consensus: ConsensusParams | undefined;
+  if (g.consensus !== undefined) {
+    const cj = obj(g.consensus, 'consensus');
+    const dc = DEFAULT_CONSENSUS_PARAMS;
+    consensus = {
+      maxValidators:
+        cj.maxValidators === undefined ? dc.maxValidators : int(cj.maxValidators, 'consensus.maxValidators'),
+      equivocationSlashBps:
+        cj.equivocationSlashBps === undefined
+          ? dc.equivocationSlashBps
+          : BigInt(int(cj.equivocationSlashBps, 'consensus.equivocationSlashBps', 10_000)),
+      minValidatorBond:
+        cj.minValidatorBond === undefined
+          ? dc.minValidatorBond
+          : amount(cj.minValidatorBond, 'consensus.minValidatorBond'),
+      uncPerPowerUnit:
+        cj.uncPerPowerUnit === undefined
+          ? dc.uncPerPowerUnit
+          : amount(cj.uncPerPowerUnit, 'consensus.uncPerPowerUnit'),
+      tombstoneEpochs:
+        cj.tombstoneEpochs === undefined
+          ? dc.tombstoneEpochs
+          : BigInt(int(cj.tombstoneEpochs, 'consensus.tombstoneEpochs')),
+    };
+    try {
+      checkConsensusParams(consensus);
+    } catch (err) {
+      bad('consensus', (err as Error).message);
+    }
+  }
+
   const vendors = (g.vendors === undefined ? [] : (g.vendors as unknown[])).map((v, i): Vendor => {
     const o = obj(v, `vendors[${i}]`);
     const id = o.id as string;
@@ -289,6 +331,7 @@ export function parseGenesis(json: unknown): Genesis {
     governance: { threshold, keys: govKeys },
     halvingPeriodMs,
     poci,
+    ...(consensus ? { consensus } : {}),
     vendors,
     models,
   };
@@ -322,6 +365,17 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
       registrationMaxAgeBlocks: Number(g.poci.registrationMaxAgeBlocks),
       devSoftEnabled: g.poci.devSoftEnabled,
     },
+    ...(g.consensus
+      ? {
+          consensus: {
+            maxValidators: g.consensus.maxValidators,
+            equivocationSlashBps: Number(g.consensus.equivocationSlashBps),
+            minValidatorBond: g.consensus.minValidatorBond.toString(),
+            uncPerPowerUnit: g.consensus.uncPerPowerUnit.toString(),
+            tombstoneEpochs: Number(g.consensus.tombstoneEpochs),
+          },
+        }
+      : {}),
     vendors: g.vendors.map((v) => ({
       id: v.id,
       name: v.name,
@@ -355,6 +409,7 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
   for (const a of g.accounts) putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
   putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
   putPociParams(overlay, g.poci);
+  if (g.consensus) putConsensusParams(overlay, g.consensus);
   putEmission(overlay, { genesisTime: g.genesisTime, halvingPeriodMs: g.halvingPeriodMs, allocated: 0n });
   for (const v of g.vendors) putVendor(overlay, v);
   for (const m of g.models) putModel(overlay, m);

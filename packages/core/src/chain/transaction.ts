@@ -103,7 +103,21 @@ export interface ClaimRewardsAction {
   chipIds: Uint8Array[];
 }
 
-/** Pledges UNC as a validator bond (slashable for equivocation). */
+/**
+ * Names the key the sender's validator node votes with (PROTOCOL.md §6): a key of its own (made by
+ * `unc init`), never the account key. `signature` is that key's signature of
+ * consensusKeyMessage(chainId, sender), so nobody can claim another's key. Set once per account.
+ */
+export interface SetConsensusKeyAction {
+  type: 'setConsensusKey';
+  publicKey: Uint8Array;
+  signature: Uint8Array;
+}
+
+/**
+ * Pledges UNC as a validator bond (slashable for equivocation). With a consensus key set, the
+ * account is a validator candidate.
+ */
 export interface BondAction {
   type: 'bond';
   amount: bigint;
@@ -136,7 +150,8 @@ export type Action =
   | BondAction
   | UnbondAction
   | MarketAction
-  | EvidenceAction;
+  | EvidenceAction
+  | SetConsensusKeyAction;
 
 export const heartbeatAnswerCodec: Codec<HeartbeatAnswer> = struct<HeartbeatAnswer>('HeartbeatAnswer', {
   chipId: hash32,
@@ -176,6 +191,7 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   dispute: [16, disputeCodec],
   updateOfferTls: [17, updateOfferTlsCodec],
   evidence: [20, struct('Evidence', { evidence: consensusEvidenceCodec })],
+  setConsensusKey: [21, struct('SetConsensusKey', { publicKey, signature: signature64 })],
 });
 
 export interface Transaction {

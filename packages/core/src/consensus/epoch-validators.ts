@@ -1,8 +1,10 @@
 /**
  * The validator set of each epoch, from the state (PROTOCOL.md §6): the top N accounts by the
- * online attested power of the chips they own, among those that posted a validator bond. The
- * bonding account's Ed25519 key (the signer of its bond transaction) is its consensus key, and its
- * voting weight is that online power at the epoch start.
+ * online attested power of the chips they own, among those that posted at least the minimum
+ * validator bond. Each validator votes with a consensus key of its own, registered by its account
+ * (setConsensusKey, with proof of possession), never the account key; its voting weight is that
+ * online power at the epoch start, counted only up to bonded ÷ uncPerPowerUnit, so influence
+ * always has UNC at stake. Chips of a tombstoned validator back nobody for tombstoneEpochs epochs.
  *
  * The set is computed once, at the end of the last block of an epoch (so the state after that
  * block already names who must sign the first block of the next one) and stored in a ring of the
@@ -19,10 +21,13 @@
  * next one's upper bound. So the work is O(candidates) accesses plus the chips of the candidates
  * that can still make the cut, typically the top N, never all chips of the chain.
  */
-import { compareBytes, equalBytes } from '../bytes.js';
+import { compareBytes, equalBytes, toHex, utf8 } from '../bytes.js';
 import { addressFromPublicKey } from '../crypto/address.js';
-import { type Codec, decode, encode, struct, u32, u64 } from '../encoding/codec.js';
-import { publicKey as publicKeyCodec } from '../encoding/primitives.js';
+import { ed25519Verify } from '../crypto/ed25519.js';
+import { taggedHash } from '../crypto/hash.js';
+import { type Codec, decode, encode, list, struct, u32, u64, u128 } from '../encoding/codec.js';
+import { address as addressCodec, publicKey as publicKeyCodec } from '../encoding/primitives.js';
+import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
 import { type ChallengeLookup, challengeLookup, epochOf, isOnline } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
@@ -39,16 +44,32 @@ export interface ConsensusParams {
   maxValidators: number;
   /** Basis points of an equivocating validator's bond (bonded + unbonding) that are burned. */
   equivocationSlashBps: bigint;
+  /** Base units an account must have bonded to be in a computed set (default 1,000 UNC). */
+  minValidatorBond: bigint;
+  /**
+   * Base units of bond per unit of chip power: a validator's voting weight is its online power,
+   * counted only up to bonded ÷ this (default 10^15, 0.001 UNC: an H100's 989,000 units need
+   * 989 UNC bonded).
+   */
+  uncPerPowerUnit: bigint;
+  /** Epochs after the one of a tombstone in which the offender's chips back no validator. */
+  tombstoneEpochs: bigint;
 }
 
 export const DEFAULT_CONSENSUS_PARAMS: Readonly<ConsensusParams> = Object.freeze({
   maxValidators: 100,
   equivocationSlashBps: 500n,
+  minValidatorBond: 1_000n * 10n ** 18n,
+  uncPerPowerUnit: 10n ** 15n,
+  tombstoneEpochs: 720n,
 });
 
 export const consensusParamsCodec: Codec<ConsensusParams> = struct<ConsensusParams>('ConsensusParams', {
   maxValidators: u32,
   equivocationSlashBps: u64,
+  minValidatorBond: u128,
+  uncPerPowerUnit: u128,
+  tombstoneEpochs: u64,
 });
 
 const VALIDATOR_SETS = StateSpace.validatorSets;
@@ -60,6 +81,15 @@ export function checkConsensusParams(p: ConsensusParams): void {
   }
   if (p.equivocationSlashBps < 0n || p.equivocationSlashBps > 10_000n) {
     throw new RangeError('equivocationSlashBps must be 0…10000');
+  }
+  if (p.minValidatorBond < 1n || p.minValidatorBond >= 1n << 128n) {
+    throw new RangeError('minValidatorBond must be at least 1 base unit');
+  }
+  if (p.uncPerPowerUnit < 1n || p.uncPerPowerUnit >= 1n << 128n) {
+    throw new RangeError('uncPerPowerUnit must be at least 1 base unit');
+  }
+  if (p.tombstoneEpochs < 0n || p.tombstoneEpochs >= 1n << 32n) {
+    throw new RangeError('tombstoneEpochs must be 0…2^32-1');
   }
 }
 
@@ -76,7 +106,12 @@ export function putConsensusParams(state: StateOverlay, p: ConsensusParams): voi
 
 // ---- Candidates: bonded accounts and their consensus keys ----
 
-/** An account's consensus key, stored with its first bond; never deleted (tombstones last). */
+/**
+ * An account's consensus key, registered by a `setConsensusKey` action signed by the account and
+ * carrying a signature of the consensus key itself (proof of possession); never deleted
+ * (tombstones last). Records written before consensus keys were separate hold the account's own
+ * key: such an account is no candidate until it registers a consensus key.
+ */
 export interface ValidatorKeyRecord {
   publicKey: Uint8Array;
   /** Height at which equivocation evidence removed it for good; 0 = never. */
@@ -99,6 +134,63 @@ function validatorKeyKey(address: Uint8Array): Uint8Array {
   return k;
 }
 
+/** `0x10 0x04 ‖ consensus public key` → the account that registered it (forever: keys are not reused). */
+function consensusKeyOwnerKey(publicKey: Uint8Array): Uint8Array {
+  const k = new Uint8Array(34);
+  k[0] = StateSpace.validatorCandidate;
+  k[1] = 0x04;
+  k.set(publicKey, 2);
+  return k;
+}
+
+/** `0x10 0x05 ‖ chip id` → the last epoch in which the chip backs no validator (a tombstone's). */
+function chipTombstoneKey(chipId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(34);
+  k[0] = StateSpace.validatorCandidate;
+  k[1] = 0x05;
+  k.set(chipId, 2);
+  return k;
+}
+
+/**
+ * `0x10 0x06 ‖ chip id` → the chip's recent owners: who transferred it away, at which height,
+ * for as long as evidence against them could still land (TRANSFER_MEMORY_EPOCHS). So a tombstone
+ * also reaches chips moved away between the offence and the evidence (tombstoneBarredThrough).
+ */
+function chipHistoryKey(chipId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(34);
+  k[0] = StateSpace.validatorCandidate;
+  k[1] = 0x06;
+  k.set(chipId, 2);
+  return k;
+}
+
+interface PastOwner {
+  owner: Uint8Array;
+  /** Height of the transfer away from it. */
+  height: bigint;
+}
+
+/** Transfers of one chip kept at once; more within TRANSFER_MEMORY_EPOCHS are refused. */
+export const MAX_RECENT_CHIP_TRANSFERS = 8;
+/**
+ * Epochs a transfer is remembered: evidence of an offence in epoch e lands by epoch
+ * e + EVIDENCE_MAX_AGE_EPOCHS, so a transfer older than that plus one epoch can no longer be
+ * followed by a tombstone of the owner it left.
+ */
+export const TRANSFER_MEMORY_EPOCHS = 3n;
+
+const pastOwnersCodec: Codec<PastOwner[]> = list(
+  struct<PastOwner>('PastOwner', { owner: addressCodec, height: u64 }),
+  MAX_RECENT_CHIP_TRANSFERS,
+  'pastOwners',
+);
+
+function pastOwners(state: StateReader, chipId: Uint8Array): PastOwner[] {
+  const raw = state.get(chipHistoryKey(chipId));
+  return raw ? decode(pastOwnersCodec, raw) : [];
+}
+
 export function getValidatorKey(state: StateReader, address: Uint8Array): ValidatorKeyRecord | null {
   const raw = state.get(validatorKeyKey(address));
   return raw ? decode(validatorKeyCodec, raw) : null;
@@ -108,13 +200,90 @@ function putValidatorKey(state: StateOverlay, address: Uint8Array, r: ValidatorK
   state.set(validatorKeyKey(address), encode(validatorKeyCodec, r));
 }
 
-/** Called for every bond action: remembers the signer's key and makes it a candidate. */
-export function noteValidatorBond(state: StateOverlay, publicKey: Uint8Array): void {
-  const address = addressFromPublicKey(publicKey);
-  const record = getValidatorKey(state, address);
-  if (!record) putValidatorKey(state, address, { publicKey: publicKey.slice(), tombstonedAt: 0n });
-  if (record && record.tombstonedAt !== 0n) return;
-  candidates.add(state, NO_GROUP, address);
+/** A record that names the account's own key is a legacy one: it names no consensus key. */
+function hasConsensusKey(address: Uint8Array, r: ValidatorKeyRecord | null): r is ValidatorKeyRecord {
+  return r !== null && !equalBytes(addressFromPublicKey(r.publicKey), address);
+}
+
+/** The registered consensus key of `address`, or null (none registered). */
+export function consensusKeyOf(state: StateReader, address: Uint8Array): Uint8Array | null {
+  const r = getValidatorKey(state, address);
+  return hasConsensusKey(address, r) ? r.publicKey : null;
+}
+
+/**
+ * The account behind a consensus key: the one that registered it, else (genesis validators, and
+ * records from before consensus keys were separate) the key's own address.
+ */
+export function accountOfConsensusKey(state: StateReader, publicKey: Uint8Array): Uint8Array {
+  const raw = state.get(consensusKeyOwnerKey(publicKey));
+  return raw ?? addressFromPublicKey(publicKey);
+}
+
+/** What a consensus key signs to prove it agrees to vote for `account` on chain `chainId`. */
+export function consensusKeyMessage(chainId: string, account: Uint8Array): Uint8Array {
+  return taggedHash('UNC/consensus-key', utf8(chainId), account);
+}
+
+export interface ConsensusKeySetEvent {
+  type: 'consensusKeySet';
+  account: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+/**
+ * The `setConsensusKey` action: `account` (the sender, holder of the bond and the chips) names
+ * the key its validator node votes with. Refused if it is the account's own key, if the key is
+ * taken (by another account, or a genesis validator that was tombstoned), if the account already
+ * has one (no rotation: evidence of an old epoch must still find its account), or if `signature`
+ * is not the key's signature of consensusKeyMessage(chainId, account).
+ */
+export function applySetConsensusKey(
+  state: StateOverlay,
+  chainId: string,
+  account: Uint8Array,
+  publicKey: Uint8Array,
+  signature: Uint8Array,
+): ConsensusKeySetEvent[] {
+  if (equalBytes(addressFromPublicKey(publicKey), account)) {
+    throw new ValidationError(
+      'CONSENSUS_KEY_IS_ACCOUNT_KEY',
+      'the consensus key must be a key of its own, not the account key (PROTOCOL §6)',
+    );
+  }
+  const record = getValidatorKey(state, account);
+  if (record && record.tombstonedAt !== 0n) {
+    throw new ValidationError('VALIDATOR_TOMBSTONED', 'this account was tombstoned for equivocation');
+  }
+  if (hasConsensusKey(account, record)) {
+    throw new ValidationError(
+      'CONSENSUS_KEY_SET',
+      `this account's consensus key is ${toHex(record.publicKey)}`,
+    );
+  }
+  if (state.get(consensusKeyOwnerKey(publicKey)) || isTombstoned(state, publicKey)) {
+    throw new ValidationError(
+      'CONSENSUS_KEY_TAKEN',
+      `consensus key ${toHex(publicKey)} is already registered`,
+    );
+  }
+  if (!ed25519Verify(publicKey, consensusKeyMessage(chainId, account), signature)) {
+    throw new ValidationError(
+      'BAD_SIGNATURE',
+      'the consensus key did not sign this account and chain (proof of possession)',
+    );
+  }
+  putValidatorKey(state, account, { publicKey: publicKey.slice(), tombstonedAt: 0n });
+  state.set(consensusKeyOwnerKey(publicKey), account.slice());
+  if (getBond(state, account).bonded > 0n) candidates.add(state, NO_GROUP, account);
+  return [{ type: 'consensusKeySet', account, publicKey }];
+}
+
+/** Called for every bond action: an account with a consensus key becomes a candidate. */
+export function noteValidatorBond(state: StateOverlay, account: Uint8Array): void {
+  const record = getValidatorKey(state, account);
+  if (!hasConsensusKey(account, record) || record.tombstonedAt !== 0n) return;
+  candidates.add(state, NO_GROUP, account);
 }
 
 /** Called after an unbond: an account with nothing bonded any more is no candidate. */
@@ -122,15 +291,102 @@ export function noteValidatorUnbond(state: StateOverlay, address: Uint8Array): v
   if (getBond(state, address).bonded === 0n) candidates.remove(state, NO_GROUP, address);
 }
 
-/** Removes a validator for good (equivocation): it is left out of every set computed from now on. */
-export function tombstoneValidator(state: StateOverlay, publicKey: Uint8Array, height: bigint): void {
-  const address = addressFromPublicKey(publicKey);
+/**
+ * Removes a validator for good (equivocation): it is left out of every set computed from now on,
+ * and the tombstone follows its chips: every chip its account owns backs no validator (whoever
+ * owns it later) up to epoch `epoch + tombstoneEpochs`. O(chips of that account).
+ */
+export function tombstoneValidator(
+  state: StateOverlay,
+  publicKey: Uint8Array,
+  height: bigint,
+  epoch: bigint,
+  tombstoneEpochs: bigint,
+): Uint8Array {
+  const address = accountOfConsensusKey(state, publicKey);
   putValidatorKey(state, address, { publicKey: publicKey.slice(), tombstonedAt: height });
   candidates.remove(state, NO_GROUP, address);
+  const until = epoch + tombstoneEpochs;
+  for (const chipId of chipsOfOwner(state, address)) {
+    if (chipTombstonedThrough(state, chipId) < until) state.set(chipTombstoneKey(chipId), encode(u64, until));
+  }
+  return address;
+}
+
+/** The last epoch in which `chipId` backs no validator because of a tombstone (-1: none). */
+export function chipTombstonedThrough(state: StateReader, chipId: Uint8Array): bigint {
+  const raw = state.get(chipTombstoneKey(chipId));
+  return raw ? decode(u64, raw) : -1n;
+}
+
+/**
+ * The last epoch in which a tombstone of a past owner bars `entry`'s chip, or -1: the owner it
+ * left was tombstoned (evidence included at height T) and the transfer was no earlier than the
+ * first epoch the offence can have been in (epochOf(T) − EVIDENCE_MAX_AGE_EPOCHS) and no later
+ * than T: it may have backed the offender when it offended. Conservative by up to two epochs.
+ */
+function pastOwnerBar(
+  state: StateReader,
+  entry: PastOwner,
+  p: Pick<PociParams, 'epochBlocks'>,
+  n: bigint,
+): bigint {
+  const record = getValidatorKey(state, entry.owner);
+  if (!record || record.tombstonedAt === 0n || entry.height > record.tombstonedAt) return -1n;
+  const tombstoneEpoch = epochOf(record.tombstonedAt, p);
+  if (epochOf(entry.height, p) + EVIDENCE_MAX_AGE_EPOCHS < tombstoneEpoch) return -1n;
+  return tombstoneEpoch + n;
+}
+
+/**
+ * The last epoch in which `chipId` backs no validator because of a tombstone (-1: none): its own
+ * mark (set at the tombstone for the chips the offender owned) or that of a recent past owner.
+ */
+export function tombstoneBarredThrough(
+  state: StateReader,
+  chipId: Uint8Array,
+  p: Pick<PociParams, 'epochBlocks'> = getPociParams(state),
+  tombstoneEpochs: bigint = getConsensusParams(state).tombstoneEpochs,
+): bigint {
+  let through = chipTombstonedThrough(state, chipId);
+  for (const entry of pastOwners(state, chipId)) {
+    const bar = pastOwnerBar(state, entry, p, tombstoneEpochs);
+    if (bar > through) through = bar;
+  }
+  return through;
+}
+
+/**
+ * A chip changed hands at `height`: remembers the owner it left. Entries past
+ * TRANSFER_MEMORY_EPOCHS are dropped, a bar they carry first turned into the chip's own mark (so
+ * it lasts its full length). Refused past MAX_RECENT_CHIP_TRANSFERS transfers in that window.
+ */
+function noteChipTransfer(state: StateOverlay, chipId: Uint8Array, from: Uint8Array, height: bigint): void {
+  const p = getPociParams(state);
+  const { tombstoneEpochs } = getConsensusParams(state);
+  const kept: PastOwner[] = [];
+  let mark = chipTombstonedThrough(state, chipId);
+  for (const entry of pastOwners(state, chipId)) {
+    if (epochOf(entry.height, p) + TRANSFER_MEMORY_EPOCHS >= epochOf(height, p)) {
+      kept.push(entry);
+      continue;
+    }
+    const bar = pastOwnerBar(state, entry, p, tombstoneEpochs);
+    if (bar > mark) mark = bar;
+  }
+  if (mark > chipTombstonedThrough(state, chipId)) state.set(chipTombstoneKey(chipId), encode(u64, mark));
+  if (kept.length >= MAX_RECENT_CHIP_TRANSFERS) {
+    throw new ValidationError(
+      'CHIP_TRANSFERS_TOO_FREQUENT',
+      `chip ${toHex(chipId)} changed hands ${kept.length} times in the last ${TRANSFER_MEMORY_EPOCHS} epochs`,
+    );
+  }
+  kept.push({ owner: from.slice(), height });
+  state.set(chipHistoryKey(chipId), encode(pastOwnersCodec, kept));
 }
 
 export function isTombstoned(state: StateReader, publicKey: Uint8Array): boolean {
-  const r = getValidatorKey(state, addressFromPublicKey(publicKey));
+  const r = getValidatorKey(state, accountOfConsensusKey(state, publicKey));
   return r !== null && r.tombstonedAt !== 0n;
 }
 
@@ -165,9 +421,14 @@ type ChipEvent =
 
 /**
  * Keeps the owner index in step with what chip actions did, read from their events (the events
- * are the record of every ownership change). Returns the events unchanged.
+ * are the record of every ownership change), and remembers recent past owners of transferred chips
+ * (`height`: the block's) so a tombstone reaches them. Returns the events unchanged.
  */
-export function indexChipEvents<E extends { type: string }>(state: StateOverlay, events: E[]): E[] {
+export function indexChipEvents<E extends { type: string }>(
+  state: StateOverlay,
+  events: E[],
+  height: bigint,
+): E[] {
   for (const raw of events) {
     const e = raw as unknown as ChipEvent;
     switch (e.type) {
@@ -178,6 +439,7 @@ export function indexChipEvents<E extends { type: string }>(state: StateOverlay,
         const power = getChip(state, e.chipId)?.power ?? 0n;
         ownerChips.remove(state, e.from, e.chipId, power);
         ownerChips.add(state, e.to, e.chipId, power);
+        noteChipTransfer(state, e.chipId, e.from, height);
         break;
       }
       case 'chipDeregistered':
@@ -188,22 +450,36 @@ export function indexChipEvents<E extends { type: string }>(state: StateOverlay,
   return events;
 }
 
-/** Rated power of `owner`'s active chips that are online at `height` (docs/poci.md). */
+/**
+ * Rated power of `owner`'s active chips that are online at `height` (docs/poci.md). With
+ * `epoch`, chips that a tombstone bars from backing a validator in that epoch count nothing.
+ */
 export function onlinePowerOf(
   state: StateReader,
   owner: Uint8Array,
   height: bigint,
   p: PociParams = getPociParams(state),
   challengesOf: ChallengeLookup = challengeLookup(state),
+  epoch: bigint | null = null,
 ): bigint {
+  const tombstoneEpochs = epoch === null ? 0n : getConsensusParams(state).tombstoneEpochs;
   let power = 0n;
   for (const chipId of chipsOfOwner(state, owner)) {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, owner)) continue;
     if (effectiveStatus(state, chip).status !== 'active') continue;
+    if (epoch !== null && tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
     if (isOnline(chip, height, p, challengesOf)) power += chip.power;
   }
   return power;
+}
+
+/** What `bonded` backs: the most chip power it may count for (PROTOCOL.md §6). */
+export function bondBacking(
+  bonded: bigint,
+  params: Pick<ConsensusParams, 'minValidatorBond' | 'uncPerPowerUnit'>,
+): bigint {
+  return bonded < params.minValidatorBond ? 0n : bonded / params.uncPerPowerUnit;
 }
 
 // ---- The computation ----
@@ -215,29 +491,36 @@ export function compareValidatorRank(a: Validator, b: Validator): number {
 }
 
 /**
- * The top `maxValidators` bonded candidates by online power at `height` (the first height of the
- * epoch the set is for), in rank order. Candidates without online power are left out, so the
+ * The top `maxValidators` bonded candidates by voting weight at `height` (the first height of the
+ * epoch the set is for), in rank order, each under its consensus key. Voting weight = online power
+ * of the account's chips, minus chips barred by a tombstone, capped at what its bond backs
+ * (bondBacking: nothing below minValidatorBond). Candidates without weight are left out, so the
  * result may be empty.
  */
 export function computeValidatorSet(state: StateReader, height: bigint): Validator[] {
-  const { maxValidators } = getConsensusParams(state);
+  const params = getConsensusParams(state);
+  const { maxValidators } = params;
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
-  const ranked: { publicKey: Uint8Array; address: Uint8Array; bound: bigint }[] = [];
+  const epoch = epochOf(height, p);
+  const ranked: { publicKey: Uint8Array; address: Uint8Array; bound: bigint; backing: bigint }[] = [];
   for (const address of validatorCandidates(state)) {
     const key = getValidatorKey(state, address);
-    if (!key || key.tombstonedAt > 0n) continue;
-    if (getBond(state, address).bonded === 0n) continue;
-    const bound = ownerRatedPower(state, address);
+    if (!hasConsensusKey(address, key) || key.tombstonedAt > 0n) continue;
+    const backing = bondBacking(getBond(state, address).bonded, params);
+    if (backing === 0n) continue;
+    const rated = ownerRatedPower(state, address);
+    const bound = rated < backing ? rated : backing;
     if (bound === 0n) continue;
-    ranked.push({ publicKey: key.publicKey, address, bound });
+    ranked.push({ publicKey: key.publicKey, address, bound, backing });
   }
   ranked.sort((a, b) => compareValidatorRank({ ...a, power: a.bound }, { ...b, power: b.bound }));
   const top: Validator[] = [];
   for (const c of ranked) {
     // Nobody left can beat the last place: its bound is at most this one's (strict, for ties).
     if (top.length === maxValidators && top[maxValidators - 1]!.power > c.bound) break;
-    const power = onlinePowerOf(state, c.address, height, p, challengesOf);
+    const online = onlinePowerOf(state, c.address, height, p, challengesOf, epoch);
+    const power = online < c.backing ? online : c.backing;
     if (power === 0n) continue;
     const v = { publicKey: c.publicKey, power };
     let i = top.length;

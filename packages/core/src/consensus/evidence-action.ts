@@ -1,8 +1,10 @@
 /**
  * Equivocation evidence on chain (PROTOCOL.md §5, §6): anyone may include proof that a validator
  * signed two conflicting votes or proposals. It is checked against the validator set of the epoch
- * of the offence (kept for a few epochs, consensus/epoch-validators.ts), then the offender's bond
- * is slashed and the offender is tombstoned: it leaves every validator set computed from then on.
+ * of the offence (kept for a few epochs, consensus/epoch-validators.ts), then the bond of the
+ * account that registered the offending consensus key is slashed and the validator is tombstoned:
+ * it leaves every validator set computed from then on, and the chips its account owns back no
+ * validator for `tombstoneEpochs` epochs, whoever owns them then.
  *
  * Decisions (docs in docs/consensus.md):
  * - The slashed UNC is burned (recorded in supply.slashed), not paid to the reporter: a reward
@@ -14,7 +16,6 @@
  *   (3 epochs), so an offender cannot unbond before its evidence lands.
  */
 import { toHex } from '../bytes.js';
-import { addressFromPublicKey } from '../crypto/address.js';
 import { taggedHash } from '../crypto/hash.js';
 import { type Codec, decode, encode, u64 } from '../encoding/codec.js';
 import { DecodeError, ValidationError } from '../errors.js';
@@ -24,6 +25,7 @@ import { slashBond } from '../rewards/bonds.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import {
+  accountOfConsensusKey,
   EVIDENCE_MAX_AGE_EPOCHS,
   type GenesisValidatorsLike,
   getConsensusParams,
@@ -147,10 +149,17 @@ export function applyEvidence(
 ): ValidatorSlashedEvent[] {
   checkEvidence(state, ctx.chainId, ctx.height, evidence);
   const validator = evidenceOffender(evidence);
-  const account = addressFromPublicKey(validator);
+  const account = accountOfConsensusKey(state, validator);
   state.set(seenKey(evidenceId(evidence)), encode(u64, ctx.height));
-  const slashed = slashBond(state, account, getConsensusParams(state).equivocationSlashBps);
-  tombstoneValidator(state, validator, ctx.height);
+  const params = getConsensusParams(state);
+  const slashed = slashBond(state, account, params.equivocationSlashBps);
+  tombstoneValidator(
+    state,
+    validator,
+    ctx.height,
+    epochOf(ctx.height, getPociParams(state)),
+    params.tombstoneEpochs,
+  );
   const slot = evidenceSlot(evidence);
   return [
     {

@@ -10,13 +10,15 @@ import {
   verifyEnvelopeSignature,
 } from '../chain/transaction.js';
 import {
+  accountOfConsensusKey,
+  applySetConsensusKey,
+  type ConsensusKeySetEvent,
   endBlockValidators,
   indexChipEvents,
   noteValidatorBond,
   noteValidatorUnbond,
 } from '../consensus/epoch-validators.js';
 import { applyEvidence, type ValidatorSlashedEvent } from '../consensus/evidence-action.js';
-import { addressFromPublicKey } from '../crypto/address.js';
 import { ValidationError } from '../errors.js';
 import {
   applyCloseLease,
@@ -67,7 +69,8 @@ export type TxEvent =
   | { type: 'unbondReleased'; account: Uint8Array; amount: bigint }
   | PociEvent
   | MarketEvent
-  | ValidatorSlashedEvent;
+  | ValidatorSlashedEvent
+  | ConsensusKeySetEvent;
 
 export interface TxResult {
   hash: Uint8Array;
@@ -227,20 +230,22 @@ function applyAction(
     case 'governance':
       return applyGovernance(state, ctx, action);
     case 'registerChip':
-      return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action));
+      return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action), ctx.height);
     case 'heartbeat':
       return applyHeartbeat(state, ctx, action);
     case 'transferChip':
-      return indexChipEvents(state, applyTransferChip(state, ctx, sender, action));
+      return indexChipEvents(state, applyTransferChip(state, ctx, sender, action), ctx.height);
     case 'deregisterChip':
-      return indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action));
+      return indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action), ctx.height);
     case 'claimRewards':
       return applyClaimRewards(state, ctx, action);
     case 'evidence':
       return applyEvidence(state, ctx, sender, action.evidence);
+    case 'setConsensusKey':
+      return applySetConsensusKey(state, ctx.chainId, sender, action.publicKey, action.signature);
     case 'bond': {
       const released = applyBond(state, sender, action.amount, ctx.height);
-      noteValidatorBond(state, signer);
+      noteValidatorBond(state, sender);
       return [{ type: 'bonded', account: sender, amount: action.amount, released }];
     }
     case 'unbond': {
@@ -368,7 +373,8 @@ export class BlockExecutor {
     if (this.finished) throw new Error('block already finished');
     this.finished = true;
     if (this.feesBurned > 0n || this.feesToProposer > 0n) {
-      const proposer = addressFromPublicKey(this.ctx.proposer);
+      // The account behind the consensus key (a genesis validator: the key's own address).
+      const proposer = accountOfConsensusKey(this.overlay, this.ctx.proposer);
       const account = getAccount(this.overlay, proposer);
       account.balance += this.feesToProposer;
       putAccount(this.overlay, proposer, account);

@@ -1,4 +1,4 @@
-import { address, hash32, MAX_MEMO_BYTES } from '../chain/transaction.js';
+import { address, hash32, MAX_MEMO_BYTES, publicKey } from '../chain/transaction.js';
 import { evidenceKindCodec } from '../consensus/evidence-action.js';
 import {
   bytes,
@@ -71,6 +71,8 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
   ],
   // Unbonded UNC returned at its release height (rewards/bonds.ts), a block event.
   unbondReleased: [40, struct('UnbondReleasedEvent', { account: address, amount: u128 })],
+  // An account named its validator's consensus key (consensus/epoch-validators.ts).
+  consensusKeySet: [41, struct('ConsensusKeySetEvent', { account: address, publicKey })],
   // Compute rental (market/settle.ts).
   offerCreated: [
     13,

@@ -3,22 +3,31 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Action,
+  actionCodec,
   CONSENSUS_PARAMS_KEY,
+  type ConsensusParams,
   chipsOfOwner,
   compareBytes,
   computeValidatorSet,
+  consensusKeyOf,
   consensusParamsCodec,
   DEFAULT_CONSENSUS_PARAMS,
+  decode,
   devSoftChipId,
   ed25519Sign,
   encode,
+  genesisToJson,
+  getAccount,
+  getConsensusParams,
   getRecentHash,
   latestValidatorSetEpoch,
   noteValidatorBond,
   ownerRatedPower,
+  parseGenesis,
   StateOverlay,
   toHex,
   transferMessage,
+  txEventCodec,
   type ValidatorSet,
   validatorCandidateCount,
   validatorCandidates,
@@ -29,32 +38,36 @@ import {
 import {
   answer,
   CHAIN,
+  consensusKey,
   genesis,
   type Key,
   key,
   miner,
   other,
   registerAction,
+  setConsensusKeyAction,
   slotsOf,
   TestChain,
 } from '../harness.js';
 
 const H100 = 989_000n;
 const A100 = 312_000n;
-const BOND = 10n ** 21n;
+/** 10,000 UNC: backs 10^7 units of power at the default 10^15 base units per unit (no cap here). */
+const BOND = 10n ** 22n;
 const G = genesis();
 
 function powers(set: ValidatorSet): Record<string, bigint> {
   return Object.fromEntries(set.validators.map((v) => [toHex(v.publicKey), v.power]));
 }
 
-function setMaxValidators(chain: TestChain, maxValidators: number): void {
+function setConsensusParams(chain: TestChain, p: Partial<ConsensusParams>): void {
   chain.state.apply([
-    {
-      key: CONSENSUS_PARAMS_KEY,
-      value: encode(consensusParamsCodec, { ...DEFAULT_CONSENSUS_PARAMS, maxValidators }),
-    },
+    { key: CONSENSUS_PARAMS_KEY, value: encode(consensusParamsCodec, { ...DEFAULT_CONSENSUS_PARAMS, ...p }) },
   ]);
+}
+
+function setMaxValidators(chain: TestChain, maxValidators: number): void {
+  setConsensusParams(chain, { maxValidators });
 }
 
 /** Funds `keys` from the miner in one block. */
@@ -77,7 +90,7 @@ function enlist(chain: TestChain, owner: Key, chips: [Key, string][], bond: bool
   const actions: Action[] = chips.map(([c, model]) =>
     registerAction(chain, c, owner.address, chain.height, model),
   );
-  if (bond) actions.push({ type: 'bond', amount: BOND });
+  if (bond) actions.push(setConsensusKeyAction(owner), { type: 'bond', amount: BOND });
   chain.block([chain.tx(owner, actions)]);
 }
 
@@ -139,8 +152,8 @@ describe('epoch validator sets', () => {
     chain.block();
     const set = validatorSetAt(chain.state, G);
     assert.deepEqual(powers(set), {
-      [toHex(miner.publicKey)]: 2n * H100,
-      [toHex(other.publicKey)]: A100,
+      [toHex(consensusKey(miner).publicKey)]: 2n * H100,
+      [toHex(consensusKey(other).publicKey)]: A100,
     });
     assert.deepEqual(powers(validatorSetForHeight(chain.state, G, 21n)!), powers(set));
     assert.equal(validatorSetForHeight(chain.state, G, 41n), null, 'epoch 2 is not computed yet');
@@ -149,7 +162,9 @@ describe('epoch validator sets', () => {
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), powers(set));
     assert.equal(validatorCandidates(chain.state).length, 1, 'fully unbonded: no longer a candidate');
     runAnswering(chain, [key('m1'), key('m2')], 40n, (c, e) => slotsOf(chain, c, e));
-    assert.deepEqual(powers(validatorSetAt(chain.state, G)), { [toHex(miner.publicKey)]: 2n * H100 });
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
+      [toHex(consensusKey(miner).publicKey)]: 2n * H100,
+    });
   });
 
   test('the top N by power make the cut; equal power is ranked by public key', () => {
@@ -161,12 +176,14 @@ describe('epoch validator sets', () => {
     enlist(chain, owners[1]!, [[key('c2'), 'sim-a100']], true);
     enlist(chain, owners[2]!, [[key('c3'), 'sim-h100']], true);
     chain.blocksUntil(20n);
-    const [low, high] = [owners[0]!, owners[1]!].sort((a, b) => compareBytes(a.publicKey, b.publicKey));
+    const [low, high] = [owners[0]!, owners[1]!].sort((a, b) =>
+      compareBytes(consensusKey(a).publicKey, consensusKey(b).publicKey),
+    );
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
-      [toHex(owners[2]!.publicKey)]: H100,
-      [toHex(low!.publicKey)]: A100,
+      [toHex(consensusKey(owners[2]!).publicKey)]: H100,
+      [toHex(consensusKey(low!).publicKey)]: A100,
     });
-    assert.ok(!validatorSetAt(chain.state, G).has(high!.publicKey));
+    assert.ok(!validatorSetAt(chain.state, G).has(consensusKey(high!).publicKey));
   });
 
   test('a chip that goes offline lowers its owner’s weight in the next set', () => {
@@ -184,10 +201,10 @@ describe('epoch validator sets', () => {
     );
     const slots = (c: Key, e: bigint) => slotsOf(chain, c, e);
     runAnswering(chain, [live], 20n, slots);
-    assert.equal(validatorSetAt(chain.state, G).powerOf(miner.publicKey), 2n * H100);
+    assert.equal(validatorSetAt(chain.state, G).powerOf(consensusKey(miner).publicKey), 2n * H100);
     runAnswering(chain, [live], 60n, slots);
     assert.equal(
-      validatorSetAt(chain.state, G).powerOf(miner.publicKey),
+      validatorSetAt(chain.state, G).powerOf(consensusKey(miner).publicKey),
       H100,
       'the silent chip missed its K slots',
     );
@@ -206,7 +223,7 @@ describe('epoch validator sets', () => {
       ],
       true,
     );
-    chain.block([chain.tx(other, [{ type: 'bond', amount: BOND }])]);
+    chain.block([chain.tx(other, [setConsensusKeyAction(other), { type: 'bond', amount: BOND }])]);
     const anchor = chain.height;
     const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
     const chipId = devSoftChipId(moving.publicKey);
@@ -227,7 +244,9 @@ describe('epoch validator sets', () => {
     assert.equal(chipsOfOwner(chain.state, miner.address).length, 0);
     assert.deepEqual(chipsOfOwner(chain.state, other.address), [chipId]);
     chain.blocksUntil(20n);
-    assert.deepEqual(powers(validatorSetAt(chain.state, G)), { [toHex(other.publicKey)]: H100 });
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
+      [toHex(consensusKey(other).publicKey)]: H100,
+    });
   });
 
   test('the computation reads only the chips of candidates that can still make the cut', () => {
@@ -249,7 +268,7 @@ describe('epoch validator sets', () => {
     const set = computeValidatorSet(probe, 21n);
     assert.deepEqual(
       set.map((v) => toHex(v.publicKey)),
-      [toHex(big.publicKey)],
+      [toHex(consensusKey(big).publicKey)],
     );
     assert.deepEqual(reads, [toHex(devSoftChipId(key('big-chip').publicKey))]);
   });
@@ -288,17 +307,19 @@ describe('epoch validator sets', () => {
           fund(chain, owners);
           for (const op of order) {
             const owner = owners[op.owner]!;
-            const action: Action =
+            const actions: Action[] =
               op.chip === null
-                ? { type: 'bond', amount: BOND }
-                : registerAction(
-                    chain,
-                    key(`prop-chip-${op.owner}-${op.chip}`),
-                    owner.address,
-                    chain.height,
-                    models[op.model],
-                  );
-            chain.block([chain.tx(owner, [action])]);
+                ? [setConsensusKeyAction(owner), { type: 'bond', amount: BOND }]
+                : [
+                    registerAction(
+                      chain,
+                      key(`prop-chip-${op.owner}-${op.chip}`),
+                      owner.address,
+                      chain.height,
+                      models[op.model],
+                    ),
+                  ];
+            chain.block([chain.tx(owner, actions)]);
           }
           chain.blocksUntil(20n);
           return validatorSetAt(chain.state, G);
@@ -309,7 +330,7 @@ describe('epoch validator sets', () => {
         // The model: bonded owners with chips, by power then key, the first n.
         const expected = accounts
           .map((a, i) => ({
-            publicKey: owners[i]!.publicKey,
+            publicKey: consensusKey(owners[i]!).publicKey,
             power: a.chips.reduce((s, m) => s + (m === 0 ? H100 : A100), 0n),
             bond: a.bond,
           }))
@@ -348,5 +369,181 @@ describe('epoch validator sets', () => {
     const counting = { get: (k: Uint8Array) => (reads++, overlay.get(k)) };
     assert.equal(validatorCandidateCount(counting), 300);
     assert.equal(reads, 1);
+  });
+});
+
+describe('validators with skin in the game (PROTOCOL §6)', () => {
+  const MIN = DEFAULT_CONSENSUS_PARAMS.minValidatorBond;
+  const PER_UNIT = DEFAULT_CONSENSUS_PARAMS.uncPerPowerUnit;
+
+  test('attack: a validator with a 1-unit bond (or anything under the minimum) is not in the set', () => {
+    const chain = new TestChain(G);
+    const owners = [key('one-unit'), key('just-under')];
+    fund(chain, owners);
+    for (const [owner, amount] of [
+      [owners[0]!, 1n],
+      [owners[1]!, MIN - 1n],
+    ] as const) {
+      chain.block([
+        chain.tx(owner, [
+          registerAction(chain, key(`chip-of-${toHex(owner.publicKey)}`), owner.address),
+          setConsensusKeyAction(owner),
+          { type: 'bond', amount },
+        ]),
+      ]);
+    }
+    assert.equal(validatorCandidates(chain.state).length, 2, 'both bonded and named a key');
+    chain.blocksUntil(20n);
+    assert.deepEqual(
+      powers(validatorSetAt(chain.state, G)),
+      { [toHex(G.validators[0]!.publicKey)]: 1n },
+      'nobody qualified: the genesis set goes on',
+    );
+    // One more base unit makes the minimum (it backs MIN / PER_UNIT units, more than one H100).
+    chain.block([chain.tx(owners[1]!, [{ type: 'bond', amount: 1n }])]);
+    runAnswering(chain, [key(`chip-of-${toHex(owners[1]!.publicKey)}`)], 40n, (c, e) => slotsOf(chain, c, e));
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
+      [toHex(consensusKey(owners[1]!).publicKey)]: H100,
+    });
+    assert.ok(MIN / PER_UNIT > H100);
+  });
+
+  test('attack: power beyond what the bond backs is capped at bonded ÷ uncPerPowerUnit', () => {
+    const chain = new TestChain(G);
+    const big = key('big-thin-bond');
+    fund(chain, [big]);
+    // Two H100s (1,978,000 units) on the minimum bond (backs 1,000,000 units at the defaults).
+    chain.block([
+      chain.tx(big, [
+        registerAction(chain, key('thin-1'), big.address),
+        registerAction(chain, key('thin-2'), big.address),
+        setConsensusKeyAction(big),
+        { type: 'bond', amount: MIN },
+      ]),
+    ]);
+    enlist(chain, other, [[key('thick-1'), 'sim-a100']], true);
+    chain.blocksUntil(20n);
+    assert.equal(MIN / PER_UNIT, 1_000_000n);
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
+      [toHex(consensusKey(big).publicKey)]: 1_000_000n,
+      [toHex(consensusKey(other).publicKey)]: A100,
+    });
+    // More bond backs more power, up to the online power.
+    chain.block([chain.tx(big, [{ type: 'bond', amount: MIN }])]);
+    runAnswering(chain, [key('thin-1'), key('thin-2')], 40n, (c, e) => slotsOf(chain, c, e));
+    assert.equal(validatorSetAt(chain.state, G).powerOf(consensusKey(big).publicKey), 2n * H100);
+  });
+
+  test('attack: a bond alone gives the account key no seat; the registered consensus key is the validator', () => {
+    const chain = new TestChain(G);
+    // The old way: chips and a bond, no consensus key. The account is no candidate.
+    enlist(chain, miner, [[key('keyless-chip'), 'sim-h100']], false);
+    chain.block([chain.tx(miner, [{ type: 'bond', amount: BOND }])]);
+    assert.equal(validatorCandidates(chain.state).length, 0);
+    chain.blocksUntil(20n);
+    assert.ok(!validatorSetAt(chain.state, G).has(miner.publicKey));
+    // Naming a consensus key makes it one, from the next epoch, under that key only.
+    chain.block([chain.tx(miner, [setConsensusKeyAction(miner)])]);
+    assert.equal(toHex(consensusKeyOf(chain.state, miner.address)!), toHex(consensusKey(miner).publicKey));
+    runAnswering(chain, [key('keyless-chip')], 40n, (c, e) => slotsOf(chain, c, e));
+    const set = validatorSetAt(chain.state, G);
+    assert.equal(set.powerOf(consensusKey(miner).publicKey), H100);
+    assert.ok(!set.has(miner.publicKey), 'the account key is not a validator key');
+  });
+
+  test('setConsensusKey: not the account key, proof of possession, one key per account, no key twice', () => {
+    const chain = new TestChain(G);
+    const cases: [Key, Action, string][] = [
+      [miner, setConsensusKeyAction(miner, miner), 'CONSENSUS_KEY_IS_ACCOUNT_KEY'],
+      [
+        miner,
+        { ...setConsensusKeyAction(miner), signature: ed25519Sign(key('thief').seed, new Uint8Array(32)) },
+        'BAD_SIGNATURE',
+      ],
+      // other's key, signed for other: miner cannot replay it for itself.
+      [miner, { ...setConsensusKeyAction(other), publicKey: consensusKey(other).publicKey }, 'BAD_SIGNATURE'],
+    ];
+    for (const [from, action, code] of cases)
+      assert.equal(chain.attempt(chain.tx(from, [action]))?.code, code);
+    chain.block([chain.tx(miner, [setConsensusKeyAction(miner)])]);
+    assert.equal(
+      chain.attempt(chain.tx(miner, [setConsensusKeyAction(miner, key('second-key'))]))?.code,
+      'CONSENSUS_KEY_SET',
+    );
+    assert.equal(
+      chain.attempt(chain.tx(other, [setConsensusKeyAction(other, consensusKey(miner))]))?.code,
+      'CONSENSUS_KEY_TAKEN',
+    );
+  });
+
+  test('the proposer half of the fees goes to the account behind the consensus key, not to the key', () => {
+    const chain = new TestChain(G);
+    chain.block([chain.tx(miner, [setConsensusKeyAction(miner)])]);
+    chain.proposer = consensusKey(miner).publicKey;
+    const before = getAccount(chain.state, miner.address).balance;
+    const events = chain.block([
+      chain.tx(other, [{ type: 'transfer', to: key('payee').address, amount: 1n, memo: new Uint8Array() }]),
+    ]);
+    const fee = events.find((e) => e.type === 'fee');
+    assert.ok(fee?.type === 'fee' && fee.toProposer > 0n);
+    assert.equal(getAccount(chain.state, miner.address).balance, before + fee.toProposer);
+    assert.equal(getAccount(chain.state, consensusKey(miner).address).balance, 0n);
+  });
+
+  test('genesis: an optional consensus section sets the bond rules (absent: the defaults, not written)', () => {
+    const plain = parseGenesis(genesisToJson(G));
+    assert.equal(plain.consensus, undefined);
+    assert.ok(!new TestChain(plain).state.get(CONSENSUS_PARAMS_KEY), 'defaults are not written');
+    assert.deepEqual(getConsensusParams(new TestChain(plain).state), DEFAULT_CONSENSUS_PARAMS);
+    const custom: ConsensusParams = {
+      ...DEFAULT_CONSENSUS_PARAMS,
+      minValidatorBond: 5n * 10n ** 21n,
+      uncPerPowerUnit: 10n ** 16n,
+      tombstoneEpochs: 3n,
+    };
+    const json = genesisToJson({ ...G, consensus: custom });
+    assert.deepEqual(json.consensus, {
+      maxValidators: 100,
+      equivocationSlashBps: 500,
+      minValidatorBond: '5000000000000000000000',
+      uncPerPowerUnit: '10000000000000000',
+      tombstoneEpochs: 3,
+    });
+    const parsed = parseGenesis(json);
+    assert.deepEqual(parsed.consensus, custom);
+    assert.deepEqual(getConsensusParams(new TestChain(parsed).state), custom);
+    // Fields left out take their defaults; impossible ones are refused with the field's name.
+    assert.deepEqual(parseGenesis({ ...json, consensus: { tombstoneEpochs: 9 } }).consensus, {
+      ...DEFAULT_CONSENSUS_PARAMS,
+      tombstoneEpochs: 9n,
+    });
+    for (const [field, value] of [
+      ['uncPerPowerUnit', '0'],
+      ['minValidatorBond', '0'],
+      ['minValidatorBond', 'lots'],
+      ['maxValidators', 0],
+      ['equivocationSlashBps', 10_001],
+    ] as const) {
+      assert.throws(
+        () => parseGenesis({ ...json, consensus: { [field]: value } }),
+        (err: Error) => /consensus/.test(err.message),
+        `${field}: ${value}`,
+      );
+    }
+  });
+
+  test('setConsensusKey has action tag 21 and its event tag 41; both round-trip', () => {
+    const action = setConsensusKeyAction(miner);
+    const bytes = encode(actionCodec, action);
+    assert.equal(bytes[0], 21);
+    assert.equal(bytes.length, 1 + 32 + 64);
+    assert.deepEqual(decode(actionCodec, bytes), action);
+    const chain = new TestChain(G);
+    const events = chain.block([chain.tx(miner, [action])]);
+    const set = events.find((e) => e.type === 'consensusKeySet');
+    assert.deepEqual(set, { type: 'consensusKeySet', account: miner.address, publicKey: action.publicKey });
+    const encoded = encode(txEventCodec, set!);
+    assert.equal(encoded[0], 41);
+    assert.deepEqual(decode(txEventCodec, encoded), set);
   });
 });

@@ -6,30 +6,58 @@ import {
   accountCodec,
   actionCodec,
   bondCodec,
+  CONSENSUS_PARAMS_KEY,
   type ConsensusEvidence,
+  type ConsensusParams,
   checkEvidence,
+  chipsOfOwner,
+  chipTombstonedThrough,
   circulatingSupply,
+  consensusParamsCodec,
   DEFAULT_CONSENSUS_PARAMS,
   decode,
+  devSoftChipId,
   duplicateProposalEvidence,
   duplicateVoteEvidence,
+  ed25519Sign,
   encode,
   evidenceIncludedAt,
   getBond,
+  getRecentHash,
   getSupply,
   isTombstoned,
+  MAX_RECENT_CHIP_TRANSFERS,
   StateSpace,
   sha256,
   signProposal,
   signVote,
+  TRANSFER_MEMORY_EPOCHS,
   toHex,
+  tombstoneBarredThrough,
+  transferMessage,
   txEventCodec,
   utf8,
   validatorSetAt,
 } from '../../src/index.js';
-import { genesis, type Key, key, miner, other, registerAction, TestChain, validator } from '../harness.js';
+import {
+  answer,
+  consensusKey,
+  genesis,
+  type Key,
+  key,
+  miner,
+  other,
+  registerAction,
+  setConsensusKeyAction,
+  slotsOf,
+  TestChain,
+  validator,
+} from '../harness.js';
 
-const BOND = 10n ** 21n;
+/** 10,000 UNC: backs 10^7 units of power at the defaults, more than the chips below. */
+const BOND = 10n ** 22n;
+const MINER = consensusKey(miner);
+const OTHER = consensusKey(other);
 const G = genesis();
 const BLOCK_A = sha256(utf8('block A'));
 const BLOCK_B = sha256(utf8('block B'));
@@ -61,6 +89,29 @@ function holdings(chain: TestChain): bigint {
   return sum;
 }
 
+function setConsensusParams(chain: TestChain, p: Partial<ConsensusParams>): void {
+  chain.state.apply([
+    { key: CONSENSUS_PARAMS_KEY, value: encode(consensusParamsCodec, { ...DEFAULT_CONSENSUS_PARAMS, ...p }) },
+  ]);
+}
+
+/** Produces blocks up to `until`, answering every open slot of `chips` (they stay online). */
+function runAnswering(chain: TestChain, chips: Key[], until: bigint): void {
+  while (chain.height < until) {
+    const due: ReturnType<typeof answer>[] = [];
+    const epoch = (chain.height - 1n) / 20n;
+    for (const c of chips) {
+      for (const e of [epoch - 1n, epoch]) {
+        if (e < 1n) continue;
+        slotsOf(chain, c, e).forEach((h, slot) => {
+          if (h === chain.height) due.push(answer(chain, c, e, slot));
+        });
+      }
+    }
+    chain.block(due.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers: due }], 0n)] : []);
+  }
+}
+
 /** Miner and other are bonded validators of epoch 1 (miner with two H100s, other with one). */
 function twoValidators(): TestChain {
   const chain = new TestChain(G);
@@ -68,11 +119,16 @@ function twoValidators(): TestChain {
     chain.tx(miner, [
       registerAction(chain, key('ev-m1'), miner.address),
       registerAction(chain, key('ev-m2'), miner.address),
+      setConsensusKeyAction(miner),
       { type: 'bond', amount: BOND },
     ]),
   ]);
   chain.block([
-    chain.tx(other, [registerAction(chain, key('ev-o1'), other.address), { type: 'bond', amount: BOND }]),
+    chain.tx(other, [
+      registerAction(chain, key('ev-o1'), other.address),
+      setConsensusKeyAction(other),
+      { type: 'bond', amount: BOND },
+    ]),
   ]);
   chain.blocksUntil(20n);
   assert.equal(validatorSetAt(chain.state, G).size, 2);
@@ -83,14 +139,14 @@ describe('equivocation evidence', () => {
   test('a double vote slashes the bond (burned), tombstones the validator and empties its seat next epoch', () => {
     const chain = twoValidators();
     chain.blocksUntil(24n);
-    const evidence = doubleVote(miner, 23n, 2);
+    const evidence = doubleVote(MINER, 23n, 2);
     const supplyBefore = getSupply(chain.state);
     const events = chain.block([chain.tx(other, [report(evidence)])]);
     const slashEvent = events.find((e) => e.type === 'validatorSlashed');
     const expected = (BOND * DEFAULT_CONSENSUS_PARAMS.equivocationSlashBps) / 10_000n;
     assert.deepEqual(slashEvent, {
       type: 'validatorSlashed',
-      validator: miner.publicKey,
+      validator: MINER.publicKey,
       account: miner.address,
       kind: 'duplicate-vote',
       height: 23n,
@@ -102,29 +158,29 @@ describe('equivocation evidence', () => {
     assert.equal(getBond(chain.state, miner.address).bonded, BOND - expected);
     assert.equal(getSupply(chain.state).slashed, supplyBefore.slashed + expected);
     assert.equal(holdings(chain), circulatingSupply(getSupply(chain.state)), 'supply invariant holds');
-    assert.ok(isTombstoned(chain.state, miner.publicKey));
+    assert.ok(isTombstoned(chain.state, MINER.publicKey));
     assert.equal(evidenceIncludedAt(chain.state, evidence), 25n);
     // The current epoch's set is fixed; the next one is computed without the offender.
-    assert.ok(validatorSetAt(chain.state, G).has(miner.publicKey));
+    assert.ok(validatorSetAt(chain.state, G).has(MINER.publicKey));
     chain.blocksUntil(40n);
     const next = validatorSetAt(chain.state, G);
-    assert.ok(!next.has(miner.publicKey));
-    assert.ok(next.has(other.publicKey));
+    assert.ok(!next.has(MINER.publicKey));
+    assert.ok(next.has(OTHER.publicKey));
     // Bonding again does not bring a tombstoned validator back.
     chain.block([chain.tx(miner, [{ type: 'bond', amount: BOND }])]);
     chain.blocksUntil(60n);
-    assert.ok(!validatorSetAt(chain.state, G).has(miner.publicKey));
+    assert.ok(!validatorSetAt(chain.state, G).has(MINER.publicKey));
   });
 
   test('the same evidence twice is refused, and so is a second offence of a tombstoned validator', () => {
     const chain = twoValidators();
     chain.blocksUntil(22n);
-    const evidence = doubleVote(miner, 21n);
+    const evidence = doubleVote(MINER, 21n);
     const tx = chain.tx(other, [report(evidence)]);
     chain.block([tx]);
     const again = chain.attempt(chain.tx(other, [report(evidence)]));
     assert.equal(again?.code, 'EVIDENCE_DUPLICATE');
-    const second = chain.attempt(chain.tx(other, [report(doubleProposal(miner, 22n))]));
+    const second = chain.attempt(chain.tx(other, [report(doubleProposal(MINER, 22n))]));
     assert.equal(second?.code, 'VALIDATOR_TOMBSTONED');
     // Twice in one transaction: the second sees the first's write.
     const chain2 = twoValidators();
@@ -139,11 +195,13 @@ describe('equivocation evidence', () => {
     const before = new Map(chain.state.map);
     const cases: [ConsensusEvidence, string][] = [
       [doubleVote(key('stranger'), 25n), 'BAD_EVIDENCE'],
-      [doubleVote(miner, 31n), 'BAD_EVIDENCE'],
-      [doubleVote(miner, 25n, 0, 'another-chain'), 'BAD_EVIDENCE'],
+      [doubleVote(MINER, 31n), 'BAD_EVIDENCE'],
+      [doubleVote(MINER, 25n, 0, 'another-chain'), 'BAD_EVIDENCE'],
       [doubleVote(validator, 25n), 'BAD_EVIDENCE'],
+      // The account key is no validator key: votes it signs are nobody's.
+      [doubleVote(miner, 25n), 'BAD_EVIDENCE'],
     ];
-    const ev = doubleVote(miner, 25n);
+    const ev = doubleVote(MINER, 25n);
     if (ev.type !== 'duplicate-vote') throw new Error('unreachable');
     cases.push([{ ...ev, first: ev.second, second: ev.first }, 'BAD_EVIDENCE']);
     cases.push([
@@ -156,7 +214,7 @@ describe('equivocation evidence', () => {
       assert.equal(refused?.code, code, `${refused?.message}`);
     }
     assert.deepEqual(chain.state.map, before);
-    assert.ok(!isTombstoned(chain.state, miner.publicKey));
+    assert.ok(!isTombstoned(chain.state, MINER.publicKey));
   });
 
   test('evidence is checked against the set of its own epoch, for a bounded number of epochs', () => {
@@ -166,13 +224,13 @@ describe('equivocation evidence', () => {
     chain.blocksUntil(45n);
     assert.equal(checkEvidence(chain.state, G.chainId, 46n, genesisOffence), undefined);
     // The miner was no validator in epoch 0.
-    assert.throws(() => checkEvidence(chain.state, G.chainId, 46n, doubleVote(miner, 5n)), {
+    assert.throws(() => checkEvidence(chain.state, G.chainId, 46n, doubleVote(MINER, 5n)), {
       code: 'BAD_EVIDENCE',
     });
     chain.blocksUntil(60n);
     const old = chain.attempt(chain.tx(other, [report(genesisOffence)]));
     assert.equal(old?.code, 'EVIDENCE_TOO_OLD');
-    const recent = chain.block([chain.tx(other, [report(doubleProposal(miner, 41n))])]);
+    const recent = chain.block([chain.tx(other, [report(doubleProposal(MINER, 41n))])]);
     assert.equal(recent.find((e) => e.type === 'validatorSlashed')?.type, 'validatorSlashed');
   });
 
@@ -183,7 +241,7 @@ describe('equivocation evidence', () => {
         fc.nat({ max: 1000 }),
         fc.boolean(),
         (h, r, votes) => {
-          const ev = votes ? doubleVote(miner, h, r) : doubleProposal(miner, h);
+          const ev = votes ? doubleVote(MINER, h, r) : doubleProposal(MINER, h);
           const bytes = encode(actionCodec, report(ev));
           assert.equal(bytes[0], 20);
           assert.deepEqual(decode(actionCodec, bytes), report(ev));
@@ -199,7 +257,7 @@ describe('equivocation evidence', () => {
       fc.property(fc.integer({ min: 21, max: 39 }), fc.boolean(), (height, votes) => {
         const chain = twoValidators();
         chain.blocksUntil(BigInt(height));
-        const ev = votes ? doubleVote(other, BigInt(height)) : doubleProposal(other, BigInt(height));
+        const ev = votes ? doubleVote(OTHER, BigInt(height)) : doubleProposal(OTHER, BigInt(height));
         chain.block([chain.tx(miner, [report(ev)])]);
         assert.equal(holdings(chain), circulatingSupply(getSupply(chain.state)));
         assert.ok(getSupply(chain.state).slashed > 0n);
@@ -207,5 +265,191 @@ describe('equivocation evidence', () => {
       }),
       { numRuns: 5 },
     );
+  });
+
+  test('attack: a tombstoned operator’s chips moved to a fresh key back nobody for tombstoneEpochs epochs', () => {
+    const chain = twoValidators();
+    setConsensusParams(chain, { tombstoneEpochs: 2n });
+    const chips = [key('ev-m1'), key('ev-m2')];
+    chain.blocksUntil(24n);
+    chain.block([chain.tx(other, [report(doubleVote(MINER, 23n))])]);
+    const chipIds = chips.map((c) => devSoftChipId(c.publicKey));
+    // Slashed in epoch 1: its chips back no validator in epochs 2 and 3.
+    for (const id of chipIds) assert.equal(chipTombstonedThrough(chain.state, id), 3n);
+    // The operator moves its chips to a fresh account with a fresh consensus key and a full bond.
+    const fresh = key('fresh-operator');
+    chain.block([
+      chain.tx(miner, [{ type: 'transfer', to: fresh.address, amount: 2n * BOND, memo: new Uint8Array() }]),
+    ]);
+    const anchor = chain.height;
+    const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+    chain.block([
+      chain.tx(
+        miner,
+        chips.map((c, i) => ({
+          type: 'transferChip' as const,
+          chipId: chipIds[i]!,
+          newOwner: fresh.address,
+          anchorHeight: anchor,
+          consent: {
+            type: 'dev-soft' as const,
+            signature: ed25519Sign(
+              c.seed,
+              transferMessage(G.chainId, chipIds[i]!, fresh.address, anchorHash),
+            ),
+          },
+        })),
+      ),
+    ]);
+    chain.block([chain.tx(fresh, [setConsensusKeyAction(fresh), { type: 'bond', amount: BOND }])]);
+    assert.deepEqual(chipsOfOwner(chain.state, fresh.address).map(toHex).sort(), chipIds.map(toHex).sort());
+    const FRESH = consensusKey(fresh).publicKey;
+    const live = [...chips, key('ev-o1')];
+    for (const until of [40n, 60n]) {
+      runAnswering(chain, live, until);
+      const set = validatorSetAt(chain.state, G);
+      assert.ok(!set.has(FRESH), `the chips back nobody in the set after height ${until}`);
+      assert.ok(set.has(OTHER.publicKey) && !set.has(MINER.publicKey));
+    }
+    // The transfer did not clear the mark; once it runs out, the chips back the new owner.
+    for (const id of chipIds) assert.equal(chipTombstonedThrough(chain.state, id), 3n);
+    runAnswering(chain, live, 80n);
+    assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n);
+  });
+
+  test('property: a slash burns real UNC (at least minValidatorBond × slash bps) and keeps total = genesis + mined − burned − slashed', () => {
+    const MIN = DEFAULT_CONSENSUS_PARAMS.minValidatorBond;
+    const BPS = DEFAULT_CONSENSUS_PARAMS.equivocationSlashBps;
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: MIN, max: 20n * MIN }),
+        fc.integer({ min: 21, max: 39 }),
+        fc.boolean(),
+        (bond, height, votes) => {
+          const chain = new TestChain(G);
+          chain.block([
+            chain.tx(other, [
+              registerAction(chain, key('pp-chip'), other.address, chain.height, 'sim-a100'),
+              setConsensusKeyAction(other),
+              { type: 'bond', amount: bond },
+            ]),
+          ]);
+          chain.blocksUntil(BigInt(height));
+          assert.ok(
+            validatorSetAt(chain.state, G).has(OTHER.publicKey),
+            'the minimum bond makes a validator',
+          );
+          const before = getSupply(chain.state);
+          const ev = votes ? doubleVote(OTHER, BigInt(height)) : doubleProposal(OTHER, BigInt(height));
+          const events = chain.block([chain.tx(miner, [report(ev)])]);
+          const slashed = events.find((e) => e.type === 'validatorSlashed');
+          assert.ok(slashed?.type === 'validatorSlashed');
+          assert.equal(slashed.slashed, (bond * BPS) / 10_000n);
+          assert.ok(slashed.slashed >= (MIN * BPS) / 10_000n && slashed.slashed >= 10n ** 18n, 'real UNC');
+          const after = getSupply(chain.state);
+          assert.equal(after.slashed - before.slashed, slashed.slashed);
+          assert.equal(getBond(chain.state, other.address).bonded, bond - slashed.slashed);
+          assert.equal(
+            holdings(chain),
+            after.genesisAllocation + after.minted - after.burned - after.slashed,
+            'total = genesis + mined − burned − slashed',
+          );
+          assert.equal(holdings(chain), circulatingSupply(after));
+        },
+      ),
+      { numRuns: 6 },
+    );
+  });
+
+  test('attack: chips moved away before the evidence lands, even through a second account, are barred too', () => {
+    const chain = twoValidators();
+    setConsensusParams(chain, { tombstoneEpochs: 2n });
+    const chips = [key('ev-m1'), key('ev-m2')];
+    const chipIds = chips.map((c) => devSoftChipId(c.publicKey));
+    const [hop, fresh] = [key('hop-account'), key('fresh-after-hop')];
+    chain.block([
+      chain.tx(miner, [
+        { type: 'transfer', to: hop.address, amount: BOND, memo: new Uint8Array() },
+        { type: 'transfer', to: fresh.address, amount: 2n * BOND, memo: new Uint8Array() },
+      ]),
+    ]);
+    // Miner equivocates at height 23, then launders its chips miner → hop → fresh before anyone reports.
+    const move = (from: Key, to: Key) => {
+      const anchor = chain.height;
+      const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+      chain.block([
+        chain.tx(
+          from,
+          chips.map((c, i) => ({
+            type: 'transferChip' as const,
+            chipId: chipIds[i]!,
+            newOwner: to.address,
+            anchorHeight: anchor,
+            consent: {
+              type: 'dev-soft' as const,
+              signature: ed25519Sign(c.seed, transferMessage(G.chainId, chipIds[i]!, to.address, anchorHash)),
+            },
+          })),
+        ),
+      ]);
+    };
+    chain.blocksUntil(23n);
+    move(miner, hop);
+    move(hop, fresh);
+    chain.block([chain.tx(fresh, [setConsensusKeyAction(fresh), { type: 'bond', amount: BOND }])]);
+    assert.equal(chipsOfOwner(chain.state, miner.address).length, 0, 'nothing left to mark at the slash');
+    chain.block([chain.tx(other, [report(doubleVote(MINER, 23n))])]);
+    for (const id of chipIds) assert.equal(tombstoneBarredThrough(chain.state, id), 3n);
+    const FRESH = consensusKey(fresh).publicKey;
+    const live = [...chips, key('ev-o1')];
+    for (const until of [40n, 60n]) {
+      runAnswering(chain, live, until);
+      assert.ok(!validatorSetAt(chain.state, G).has(FRESH), `barred in the set after height ${until}`);
+    }
+    runAnswering(chain, live, 80n);
+    assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n, 'the bar runs out');
+  });
+
+  test('a chip may change hands at most MAX_RECENT_CHIP_TRANSFERS times in TRANSFER_MEMORY_EPOCHS epochs; old bars outlive the memory', () => {
+    const chain = twoValidators();
+    const chip = key('ev-o1');
+    const chipId = devSoftChipId(chip.publicKey);
+    const owners = [other, key('pp-a'), key('pp-b')];
+    chain.block([
+      chain.tx(
+        miner,
+        owners
+          .slice(1)
+          .map((o) => ({ type: 'transfer' as const, to: o.address, amount: BOND, memo: new Uint8Array() })),
+      ),
+    ]);
+    const transfer = (i: number) => {
+      const [from, to] = [owners[i % 3]!, owners[(i + 1) % 3]!];
+      const anchor = chain.height;
+      const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+      return chain.tx(from, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: to.address,
+          anchorHeight: anchor,
+          consent: {
+            type: 'dev-soft',
+            signature: ed25519Sign(chip.seed, transferMessage(G.chainId, chipId, to.address, anchorHash)),
+          },
+        },
+      ]);
+    };
+    for (let i = 0; i < MAX_RECENT_CHIP_TRANSFERS; i++) chain.block([transfer(i)]);
+    assert.equal(chain.attempt(transfer(MAX_RECENT_CHIP_TRANSFERS))?.code, 'CHIP_TRANSFERS_TOO_FREQUENT');
+    // `other` owned it in epoch 1 and is tombstoned now: the chip is barred…
+    chain.block([chain.tx(miner, [report(doubleVote(OTHER, 21n))])]);
+    const tombstoneEpochs = DEFAULT_CONSENSUS_PARAMS.tombstoneEpochs;
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), 1n + tombstoneEpochs);
+    // …and stays barred after the memory of that transfer is gone.
+    chain.blocksUntil(20n * (2n + TRANSFER_MEMORY_EPOCHS) + 1n);
+    chain.block([transfer(MAX_RECENT_CHIP_TRANSFERS)]);
+    assert.equal(chipTombstonedThrough(chain.state, chipId), 1n + tombstoneEpochs);
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), 1n + tombstoneEpochs);
   });
 });

@@ -105,7 +105,7 @@ export function ValidatorsPage() {
 
   const sourceText =
     source === 'computed'
-      ? 'Computed at the epoch’s start from the accounts with a bond, each weighted by its chips’ attested online power (TFLOPS).'
+      ? 'Computed at the epoch’s start from the accounts with at least the minimum bond and a consensus key, each weighted by its chips’ attested online power (TFLOPS), counted only up to what its bond backs.'
       : origin?.kept
         ? 'The genesis set, kept: no bonded account had attested online power at the last epoch boundary, so the validators named in the genesis still sign, with their genesis weights.'
         : 'The genesis set: no epoch boundary has computed a set from bonds and attested online power yet, so the validators named in the genesis sign, with their genesis weights.';
@@ -121,9 +121,10 @@ export function ValidatorsPage() {
         title="Validators"
       >
         <p className="lead">
-          The validators that propose and sign blocks. Each epoch’s set is computed from the bonded accounts,
-          weighted by their chips’ attested online power; a block is final once validators holding more than
-          two thirds of the set’s power have signed it.
+          The validators that propose and sign blocks, each under a consensus key of its own. Each epoch’s set
+          is computed from the bonded accounts, weighted by their chips’ attested online power up to what
+          their bond backs; a block is final once validators holding more than two thirds of the set’s power
+          have signed it.
         </p>
       </PageTitle>
       <div className="stats">
