@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   type Action,
   actionCodec,
+  applySetConsensusKey,
   CONSENSUS_PARAMS_KEY,
   type ConsensusParams,
   chipsOfOwner,
@@ -362,8 +363,13 @@ describe('epoch validator sets', () => {
   test('the number of candidates is one state read, whatever their number (unc_getValidators shows it)', () => {
     const chain = new TestChain(G);
     const overlay = new StateOverlay(chain.state);
-    // Any account that bonds any amount is a candidate: 1,000 bonds of 1 base unit are cheap.
-    for (let i = 0; i < 300; i++) noteValidatorBond(overlay, key(`candidate ${i}`).publicKey);
+    // Any account that bonds and names a consensus key is a candidate.
+    for (let i = 0; i < 300; i++) {
+      const account = key(`candidate ${i}`);
+      const { publicKey, signature } = setConsensusKeyAction(account);
+      applySetConsensusKey(overlay, CHAIN, account.address, publicKey, signature);
+      noteValidatorBond(overlay, account.address);
+    }
     assert.equal(validatorCandidates(overlay).length, 300);
     let reads = 0;
     const counting = { get: (k: Uint8Array) => (reads++, overlay.get(k)) };
