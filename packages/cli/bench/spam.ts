@@ -68,23 +68,38 @@ interface DevNode {
   home: string;
   rpcUrl: string;
   providerUrl: string | null;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 async function startDev(): Promise<DevNode> {
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-spam-'));
-  const proc = spawn(process.execPath, [UNC, 'dev', '--home', home, '--rpc-port', '0', '--chips', '4'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, UNC_LOG_LEVEL: 'error' },
-  });
+  // UNC_BENCH_PROFILE=DIR: the node writes a CPU profile there when it stops (where its time went).
+  const profile = process.env.UNC_BENCH_PROFILE;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const proc = spawn(
+    process.execPath,
+    [...nodeArgs, UNC, 'dev', '--home', home, '--rpc-port', '0', '--chips', '4'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, UNC_LOG_LEVEL: 'error' },
+    },
+  );
   let stopped = false;
-  const stop = () => {
+  const kill = () => {
     if (stopped) return;
     stopped = true;
     proc.kill('SIGKILL');
     rmSync(home, { recursive: true, force: true });
   };
-  process.on('exit', stop);
+  process.on('exit', kill);
+  // A clean stop first (its data written, a --cpu-prof profile saved), then the hard one.
+  const stop = async () => {
+    if (stopped) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+    kill();
+  };
   const { rpcUrl, providerUrl } = await new Promise<{ rpcUrl: string; providerUrl: string | null }>(
     (resolve, reject) => {
       let out = '';
@@ -227,7 +242,8 @@ async function junkHeartbeats(url: string, chainId: string, height: number, endM
       const tx: Transaction = {
         chainId,
         signer: ed25519PublicKey(seed),
-        nonce: BigInt(1 + (round % 50)),
+        // Half at the next nonce (the stateful check must refuse them), half far ahead of it.
+        nonce: k % 2 === 0 ? 0n : BigInt(1 + (round % 50)),
         fee: 0n,
         expiresAt: BigInt(height) + 1000n,
         actions: [{ type: 'heartbeat', answers } as Action],
@@ -473,22 +489,21 @@ async function runPhase(name: 'quiet' | 'flood'): Promise<PhaseResult> {
       }
     })();
 
-    const attacks: Array<Promise<[string, string]>> = [];
-    if (name === 'flood') {
-      const h = (await client.status()).height;
-      if (ATTACKS.has('junk'))
-        attacks.push(junkHeartbeats(dev.rpcUrl, status.chainId, h, endMs).then((s) => ['junk', s]));
-      if (ATTACKS.has('nonces'))
-        attacks.push(futureNonces(dev.rpcUrl, status.chainId, h, fees, endMs).then((s) => ['nonces', s]));
-      if (ATTACKS.has('batches'))
-        attacks.push(batchAmplification(dev.rpcUrl, endMs).then((s) => ['batches', s]));
-      if (ATTACKS.has('idle')) {
-        const idle = await idleSubscribers(dev.rpcUrl, endMs);
-        attacks.push(idle.summary.then((s) => ['idle', s]));
-      }
-      if (ATTACKS.has('uploads') && dev.providerUrl)
-        attacks.push(bogusUploads(dev.providerUrl, endMs).then((s) => ['uploads', s]));
-    }
+    // The attackers run in a process of their own: making the flood (signing, hex, JSON) must not
+    // slow the honest clients measured here, only the node can be what slows them.
+    const attack =
+      name === 'flood'
+        ? runAttacker({
+            rpcUrl: dev.rpcUrl,
+            providerUrl: dev.providerUrl,
+            chainId: status.chainId,
+            height: (await client.status()).height,
+            minFeePerByte: fees.minFeePerByte.toString(),
+            minFeePerAction: fees.minFeePerAction.toString(),
+            endMs,
+            attacks: [...ATTACKS],
+          })
+        : Promise.resolve(new Map<string, string>());
 
     let sent = 0;
     let refused = 0;
@@ -513,7 +528,7 @@ async function runPhase(name: 'quiet' | 'flood'): Promise<PhaseResult> {
         }
       }),
     );
-    const attackSummaries = new Map(await Promise.all(attacks));
+    const attackSummaries = await attack;
     await chipWatch;
     // Give the last honest transfers time to be included; those still out count at their age.
     for (let i = 0; i < 20 && sentAt.size > 0; i++) await sleep(500);
@@ -544,7 +559,7 @@ async function runPhase(name: 'quiet' | 'flood'): Promise<PhaseResult> {
       attack: attackSummaries,
     };
   } finally {
-    dev.stop();
+    await dev.stop();
   }
 }
 
@@ -563,6 +578,65 @@ function show(r: PhaseResult): void {
   );
   console.log(`  node RSS: max ${(r.rssMaxBytes / 2 ** 20).toFixed(0)} MiB`);
   for (const line of r.attack.values()) console.log(`  ${line}`);
+}
+
+interface AttackerPlan {
+  rpcUrl: string;
+  providerUrl: string | null;
+  chainId: string;
+  height: number;
+  minFeePerByte: string;
+  minFeePerAction: string;
+  endMs: number;
+  attacks: string[];
+}
+
+/** Runs the flood in a child process (this script with --attacker); resolves to its summaries. */
+function runAttacker(plan: AttackerPlan): Promise<Map<string, string>> {
+  const child = spawn(
+    process.execPath,
+    [new URL(import.meta.url).pathname, '--attacker', JSON.stringify(plan)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  return new Promise((resolve) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    child.on('exit', () => {
+      try {
+        resolve(new Map(Object.entries(JSON.parse(out) as Record<string, string>)));
+      } catch {
+        resolve(
+          new Map([['attacker', `the attacker process ended without a summary: ${out.slice(0, 200)}`]]),
+        );
+      }
+    });
+  });
+}
+
+async function attacker(plan: AttackerPlan): Promise<void> {
+  const fees = { minFeePerByte: BigInt(plan.minFeePerByte), minFeePerAction: BigInt(plan.minFeePerAction) };
+  const { endMs } = plan;
+  const want = new Set(plan.attacks);
+  const attacks: Array<Promise<[string, string]>> = [];
+  if (want.has('junk'))
+    attacks.push(junkHeartbeats(plan.rpcUrl, plan.chainId, plan.height, endMs).then((s) => ['junk', s]));
+  if (want.has('nonces'))
+    attacks.push(
+      futureNonces(plan.rpcUrl, plan.chainId, plan.height, fees, endMs).then((s) => ['nonces', s]),
+    );
+  if (want.has('batches')) attacks.push(batchAmplification(plan.rpcUrl, endMs).then((s) => ['batches', s]));
+  if (want.has('idle')) {
+    const idle = await idleSubscribers(plan.rpcUrl, endMs);
+    attacks.push(idle.summary.then((s) => ['idle', s]));
+  }
+  if (want.has('uploads') && plan.providerUrl)
+    attacks.push(bogusUploads(plan.providerUrl, endMs).then((s) => ['uploads', s]));
+  process.stdout.write(JSON.stringify(Object.fromEntries(await Promise.all(attacks))));
+  process.exit(0);
 }
 
 async function main(): Promise<void> {
@@ -594,4 +668,6 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-await main();
+const attackerAt = process.argv.indexOf('--attacker');
+if (attackerAt >= 0) await attacker(JSON.parse(process.argv[attackerAt + 1]!) as AttackerPlan);
+else await main();
