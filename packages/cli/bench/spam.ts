@@ -271,7 +271,7 @@ async function futureNonces(
 ): Promise<string> {
   const key = devKey(8);
   let sent = 0;
-  const accepted = 0;
+  let accepted = 0;
   const reasons = new Map<string, number>();
   for (let start = 10; start < 5010 && Date.now() < endMs; start += 250) {
     const txs: string[] = [];
@@ -285,10 +285,8 @@ async function futureNonces(
       };
       txs.push(encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, key.seed)));
     }
-    await postJson(
-      url,
-      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'unc_sendTransactions', params: [txs] }),
-    );
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'unc_sendTransactions', params: [txs] });
+    tally(await postJson(url, body, 1 << 20), txs.length, reasons, () => accepted++);
     sent += txs.length;
     await sleep(1000);
   }
