@@ -230,6 +230,25 @@ describe('provider hardening', () => {
     assert.equal(again.job.status, 'done');
   });
 
+  test('a job whose outputs are larger than the limit fails in its process, not in the provider', {
+    timeout: 60_000,
+  }, async () => {
+    // Expand to 1 Mi floats: 4 MiB of output (5.3 MiB of base64 in the job view) from a model of a
+    // few bytes and a 4-byte input. Unbounded, outputs like it (up to the job memory limit) were
+    // sent whole over IPC, deserialised, hashed, base64-encoded and kept in the provider process.
+    const r = await renter();
+    const { modelHash } = await r.client.uploadModel(expandModel(1024 * 1024));
+    await assert.rejects(
+      r.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: f32([1]) } }),
+      (e: ProviderError) => e.status === 422 && e.code === 'OUTPUT_TOO_LARGE' && /limit/.test(e.message),
+    );
+    // Within the limit (the body limit by default, 200 KiB here) it runs.
+    const { modelHash: small } = await r.client.uploadModel(expandModel(1024));
+    const { job } = await r.client.runJob(small, { x: { type: 'float32', dims: [1], data: f32([2]) } });
+    assert.equal(job.status, 'done');
+    assert.equal(Buffer.from(job.outputs!.y!.data, 'base64').length, 4096);
+  });
+
   test('runtime errors reach the renter without source paths', async () => {
     const r = await renter();
     const { modelHash } = await r.client.uploadModel(reshapeModel());

@@ -26,6 +26,8 @@ export type SandboxRequest =
       executionProvider: ExecutionProviderName;
       ocr: OcrModelFiles;
       maxSessions: number;
+      /** Output bytes one run may return; more fails the job here, before anything is sent. */
+      maxOutputBytes: number;
     }
   | { id: number; op: 'check'; hash: string; path: string }
   | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }

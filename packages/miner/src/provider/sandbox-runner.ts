@@ -38,6 +38,7 @@ const logger: Logger = {
 let onnx: OnnxRunner | null = null;
 let ocrFiles: OcrModelFiles | null = null;
 let ocr: Promise<OcrEngine> | null = null;
+let maxOutputBytes = Number.POSITIVE_INFINITY;
 
 async function loadModel(hash: string, path: string) {
   return onnx!.session(hash, async () => {
@@ -53,6 +54,7 @@ async function handle(req: SandboxRequest): Promise<unknown> {
     case 'init': {
       onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions);
       ocrFiles = req.ocr;
+      maxOutputBytes = req.maxOutputBytes;
       // Building a session tells whether the requested execution provider works here.
       if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
       // The OCR pipeline is built before the process counts as ready, so no job's time limit is
@@ -80,7 +82,15 @@ async function handle(req: SandboxRequest): Promise<unknown> {
         if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
         throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
       }
-      return onnx!.run(session, req.inputs);
+      const outputs = await onnx!.run(session, req.inputs);
+      // Refused here, not sent: the provider would receive, hash, encode and keep it all.
+      const size = outputs.reduce((n, t) => n + t.data.length, 0);
+      if (size > maxOutputBytes)
+        throw new PublicJobError(
+          'OUTPUT_TOO_LARGE',
+          `the job's outputs are ${size} bytes; the limit here is ${maxOutputBytes}`,
+        );
+      return outputs;
     }
     case 'ocr': {
       ocr ??= OcrEngine.create({

@@ -50,6 +50,8 @@ export interface SandboxOptions {
   heapMb: number;
   /** Sessions kept per job process. */
   maxSessions: number;
+  /** Output bytes one run may return (the job process refuses more before sending any). */
+  maxOutputBytes: number;
   logger: Logger;
 }
 
@@ -147,7 +149,10 @@ export class JobSandbox {
   }
 
   async run(hash: string, path: string, inputs: RawTensor[]): Promise<RawTensor[]> {
-    return (await this.request({ op: 'run', hash, path, inputs }, hash)) as RawTensor[];
+    const outputs = (await this.request({ op: 'run', hash, path, inputs }, hash)) as RawTensor[];
+    if (outputs.reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
+      throw new SandboxError('OUTPUT_TOO_LARGE', 'the job returned more output than the limit here');
+    return outputs;
   }
 
   async ocr(image: Uint8Array): Promise<OcrLine[]> {
@@ -213,6 +218,7 @@ export class JobSandbox {
       executionProvider: this.effective,
       ocr: this.opts.ocr,
       maxSessions: this.opts.maxSessions,
+      maxOutputBytes: this.opts.maxOutputBytes,
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;

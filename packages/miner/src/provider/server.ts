@@ -96,6 +96,8 @@ export interface ProviderOptions {
   jobMemoryBytes?: number;
   /** Largest job request body (JSON with tensors or a base64 image). */
   maxBodyBytes?: number;
+  /** Output bytes (raw tensor data) one job may return; maxBodyBytes by default. */
+  maxOutputBytes?: number;
   maxModelBytes?: number;
   /** Body bytes being received at once, all requests together (more waits: 503). */
   maxUploadBytesInFlight?: number;
@@ -202,6 +204,7 @@ export class ProviderServer {
       memoryBytes: this.jobMemoryBytes,
       heapMb: 1024,
       maxSessions: 16,
+      maxOutputBytes: opts.maxOutputBytes ?? opts.maxBodyBytes ?? 16 * 1024 * 1024,
       logger: this.logger,
     });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
