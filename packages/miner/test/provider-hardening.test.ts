@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -247,6 +247,35 @@ describe('provider hardening', () => {
     const { job } = await r.client.runJob(small, { x: { type: 'float32', dims: [1], data: f32([2]) } });
     assert.equal(job.status, 'done');
     assert.equal(Buffer.from(job.outputs!.y!.data, 'base64').length, 4096);
+  });
+
+  test("model checks waiting for a job process count as the renter's jobs and keep their upload bytes", {
+    timeout: 60_000,
+  }, async () => {
+    // Both job processes are busy (two Loop jobs until the 4 s limit): a model check waits.
+    const a = await renter();
+    const b = await renter();
+    const c = await renter();
+    const { modelHash: loop } = await a.client.uploadModel(loopModel());
+    const x = { x: { type: 'float32' as const, dims: [1], data: f32([1]) } };
+    const loops = [a, b].map((r) => r.client.runJob(loop, x).catch((e: ProviderError) => e));
+    while (provider.jobProcesses.busy < 2) await new Promise((r) => setTimeout(r, 20));
+    // Three different uploads at once. Each used to be received, give its upload bytes back, and
+    // wait for a job process as a temporary file, outside the renter's job cap (1 here) and the
+    // upload caps: any number of them, each as large as a model may be, piled up on disk.
+    const uploads = [1, 2, 3].map((i) =>
+      c.client.uploadModel(new Uint8Array(2048).fill(i)).then(
+        () => null,
+        (e: ProviderError) => e,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const temps = readdirSync(join(dir.path, 'models')).filter((n) => n.endsWith('.tmp'));
+    const results = await Promise.all(uploads);
+    await Promise.all(loops);
+    assert.ok(temps.length <= 1, `${temps.length} uploads wait on disk`);
+    const codes = results.map((e) => e?.code).sort();
+    assert.deepEqual(codes, ['BAD_MODEL', 'RENTER_BUSY', 'RENTER_BUSY']);
   });
 
   test('runtime errors reach the renter without source paths', async () => {

@@ -365,14 +365,18 @@ export class ProviderServer {
       const auth = this.auth.verify(method, path, req.headers);
       const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
       const release = this.reserveUpload(auth.renterKeyHex, length);
+      let endCheck = () => {};
       try {
+        // A model check runs in a job process like a job: it counts against the renter's jobs.
+        if (route === 'models') endCheck = this.takeJobSlot(auth.renterKeyHex);
         this.auth.consume(auth);
         read = true;
         if (route === 'models') {
           const tmp = this.store.tempPath();
           try {
             await this.receive(req, length, auth.bodyHash, tmp);
-            release();
+            // Its upload bytes stay booked until the temporary file is gone: a check may wait for
+            // a job process, and waiting uploads must not pile up on disk past the caps.
             return this.send(res, 200, await this.uploadModel(tmp, toHex(auth.bodyHash), length));
           } finally {
             await rm(tmp, { force: true });
@@ -386,6 +390,7 @@ export class ProviderServer {
         }
       } finally {
         release();
+        endCheck();
       }
       const job = this.jobs.get(path.slice('/v1/jobs/'.length));
       if (!job || job.view.leaseId !== auth.leaseIdHex)
@@ -422,6 +427,29 @@ export class ProviderServer {
     if (n > limit)
       throw new HttpError(413, 'BODY_TOO_LARGE', `the body is ${n} bytes; the limit here is ${limit}`);
     return n;
+  }
+
+  private renterBusy(n: number): HttpError {
+    return new HttpError(
+      429,
+      'RENTER_BUSY',
+      `this renter has ${n} jobs queued or running, the most it may; wait for them`,
+    );
+  }
+
+  /** Counts one job (a model check) of a renter until the returned function is called. */
+  private takeJobSlot(renter: string): () => void {
+    const mine = this.jobsByRenter.get(renter) ?? 0;
+    if (mine >= this.maxJobsPerRenter) throw this.renterBusy(mine);
+    this.jobsByRenter.set(renter, mine + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
+      if (left <= 0) this.jobsByRenter.delete(renter);
+      else this.jobsByRenter.set(renter, left);
+    };
   }
 
   /** Books `length` bytes of upload for a renter; throws 503 (all busy) or 429 (this renter). */
@@ -650,12 +678,7 @@ export class ProviderServer {
 
     const renter = auth.renterKeyHex;
     const mine = this.jobsByRenter.get(renter) ?? 0;
-    if (mine >= this.maxJobsPerRenter)
-      throw new HttpError(
-        429,
-        'RENTER_BUSY',
-        `this renter has ${mine} jobs queued or running, the most it may; wait for them`,
-      );
+    if (mine >= this.maxJobsPerRenter) throw this.renterBusy(mine);
 
     const jobId = jobIdOf(auth.leaseId, auth.digest, auth.nonce);
     const jobIdHex = toHex(jobId);
