@@ -278,6 +278,45 @@ describe('provider hardening', () => {
     assert.deepEqual(codes, ['BAD_MODEL', 'RENTER_BUSY', 'RENTER_BUSY']);
   });
 
+  test('finished jobs are forgotten, oldest first, when their kept outputs pass the budget', {
+    timeout: 60_000,
+  }, async () => {
+    // Each job returns 192 KiB (256 KiB of base64). Kept for GET /v1/jobs/<id> up to maxJobsKept
+    // (1,000) whatever their size, outputs of cheap jobs filled the provider's memory.
+    const opts = {
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models-kept'),
+      concurrency: 1,
+      maxBodyBytes: 200 * 1024,
+      maxKeptOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    };
+    const kept = new ProviderServer(opts);
+    try {
+      const endpoint = await kept.start();
+      const r = await renter();
+      const client = new ProviderClient({
+        endpoint,
+        chainId: CHAIN,
+        leaseId: r.leaseId,
+        renterSeed: r.seed,
+        allowHttp: true,
+      });
+      const { modelHash } = await client.uploadModel(expandModel(48 * 1024));
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const { job } = await client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: f32([i]) } });
+        ids.push(job.jobId);
+      }
+      await assert.rejects(client.getJob(ids[0]!), (e: ProviderError) => e.code === 'JOB_NOT_FOUND');
+      assert.equal((await client.getJob(ids[7]!)).status, 'done');
+    } finally {
+      await kept.stop();
+    }
+  });
+
   test('runtime errors reach the renter without source paths', async () => {
     const r = await renter();
     const { modelHash } = await r.client.uploadModel(reshapeModel());

@@ -116,6 +116,8 @@ export interface ProviderOptions {
   leaseLookupsPerSecond?: number;
   /** Finished jobs kept for GET /v1/jobs/<id>; the oldest are forgotten first. */
   maxJobsKept?: number;
+  /** Output bytes (base64 and OCR text) of finished jobs kept, all together; the oldest go first. */
+  maxKeptOutputBytes?: number;
   /**
    * Serve https (TLS 1.3) with the certificate kept in this directory (created on first start);
    * without it the API is plain http, for dev chains and for a reverse proxy that terminates TLS.
@@ -127,6 +129,8 @@ export interface ProviderOptions {
 interface Job {
   view: JobView;
   done: Promise<void>;
+  /** What its view keeps of outputs (base64 and text), counted once it finished. */
+  bytes: number;
 }
 
 interface Chip {
@@ -145,6 +149,14 @@ function contentHasher() {
   h.update(Uint8Array.of(CONTENT_TAG.length));
   h.update(CONTENT_TAG);
   return h;
+}
+
+/** Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text). */
+function keptBytesOf(view: JobView): number {
+  let n = 0;
+  for (const t of Object.values(view.outputs ?? {})) n += t.data.length;
+  if (view.ocr) n += 2 * view.ocr.text.length + 64 * view.ocr.lines.length;
+  return n;
 }
 
 export class ProviderServer {
@@ -173,6 +185,8 @@ export class ProviderServer {
   private readonly leaseLookupBurst: number;
   private readonly leaseLookupsPerSecond: number;
   private readonly maxJobsKept: number;
+  private readonly maxKeptOutputBytes: number;
+  private keptBytes = 0;
   private readonly jobTimeoutMs: number;
   private readonly jobMemoryBytes: number;
   private ocrHash: Uint8Array | null = null;
@@ -217,6 +231,7 @@ export class ProviderServer {
     this.leaseLookupBurst = opts.leaseLookupBurst ?? 20;
     this.leaseLookupsPerSecond = opts.leaseLookupsPerSecond ?? 2;
     this.maxJobsKept = opts.maxJobsKept ?? 1_000;
+    this.maxKeptOutputBytes = opts.maxKeptOutputBytes ?? 256 * 1024 * 1024;
   }
 
   get ocrModelHash(): string {
@@ -736,20 +751,33 @@ export class ProviderServer {
         const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
+        // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget.
+        if (this.jobs.get(jobIdHex) === job) {
+          job.bytes = keptBytesOf(view);
+          this.keptBytes += job.bytes;
+          this.trimJobs();
+        }
       });
-    this.remember(jobIdHex, { view, done: settled });
+    const job: Job = { view, done: settled, bytes: 0 };
+    this.jobs.set(jobIdHex, job);
+    this.trimJobs();
     if (!wait) return { status: 202, view };
     await settled;
     if (view.status === 'failed') throw new HttpError(422, code, view.error ?? 'the job failed');
     return { status: 200, view };
   }
 
-  private remember(id: string, job: Job): void {
-    this.jobs.set(id, job);
-    while (this.jobs.size > this.maxJobsKept) {
-      const [oldest, j] = this.jobs.entries().next().value as [string, Job];
-      if (j.view.status === 'queued' || j.view.status === 'running') break;
-      this.jobs.delete(oldest);
+  /**
+   * Forgets finished jobs, oldest first, while more than maxJobsKept are kept or their outputs
+   * pass maxKeptOutputBytes. Unfinished jobs are passed over, not waited for: one long job at the
+   * head no longer stops every later job from being forgotten.
+   */
+  private trimJobs(): void {
+    for (const [id, j] of this.jobs) {
+      if (this.jobs.size <= this.maxJobsKept && this.keptBytes <= this.maxKeptOutputBytes) return;
+      if (j.view.status === 'queued' || j.view.status === 'running') continue;
+      this.jobs.delete(id);
+      this.keptBytes -= j.bytes;
     }
   }
 
