@@ -330,6 +330,27 @@ describe('provider hardening', () => {
     );
   });
 
+  test('an error message as long as the model is cut short in the job process', async () => {
+    // ONNX Runtime's run-time error names the failing node; a node name of 150 KiB (up to
+    // maxModelBytes in general) travelled whole to the provider as the error's log detail.
+    const sandbox = provider.jobProcesses as unknown as {
+      workers: { child: { on(e: 'message', f: (m: unknown) => void): void } }[];
+    };
+    let longest = 0;
+    for (const w of sandbox.workers)
+      w.child.on('message', (m) => {
+        longest = Math.max(longest, JSON.stringify(m).length);
+      });
+    const r = await renter();
+    const { modelHash } = await r.client.uploadModel(reshapeModel('n'.repeat(150 * 1024)));
+    await assert.rejects(
+      r.client.runJob(modelHash, { x: { type: 'float32', dims: [4], data: f32([1, 2, 3, 4]) } }),
+      (e: ProviderError) => e.status === 422 && e.message.length <= 400,
+    );
+    assert.ok(longest > 0, 'the job process answered');
+    assert.ok(longest <= 4096, `a message of ${longest} characters came from the job process`);
+  });
+
   test('the signature is checked before the body is read, and bodies are hashed as they stream', {
     timeout: 30_000,
   }, async () => {

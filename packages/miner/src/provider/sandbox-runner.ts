@@ -25,13 +25,30 @@ function send(msg: SandboxReply): void {
   process.send?.(msg);
 }
 
+/**
+ * Runtime messages name parts of the renter's model (a node name may be as long as the model), so
+ * what goes to the provider's log is cut short here: the provider would receive it whole.
+ */
+const clip = (s: string) => (s.length > 1000 ? `${s.slice(0, 1000)}…` : s);
+
+function log(
+  level: 'debug' | 'info' | 'warn' | 'error',
+  msg: string,
+  fields?: Record<string, unknown>,
+): void {
+  const clipped = fields
+    ? Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? clip(v) : v]))
+    : undefined;
+  send({ op: 'log', level, msg: clip(msg), ...(clipped ? { fields: clipped } : {}) });
+}
+
 const logger: Logger = {
   component: 'provider.job',
   level: 'info',
-  debug: (msg, fields) => send({ op: 'log', level: 'debug', msg, ...(fields ? { fields } : {}) }),
-  info: (msg, fields) => send({ op: 'log', level: 'info', msg, ...(fields ? { fields } : {}) }),
-  warn: (msg, fields) => send({ op: 'log', level: 'warn', msg, ...(fields ? { fields } : {}) }),
-  error: (msg, fields) => send({ op: 'log', level: 'error', msg, ...(fields ? { fields } : {}) }),
+  debug: (msg, fields) => log('debug', msg, fields),
+  info: (msg, fields) => log('info', msg, fields),
+  warn: (msg, fields) => log('warn', msg, fields),
+  error: (msg, fields) => log('error', msg, fields),
   child: () => logger,
 };
 
@@ -106,7 +123,7 @@ process.on('message', (req: SandboxRequest) => {
   handle(req).then(
     (result) => send({ id: req.id, ok: true, result }),
     (err: Error) => {
-      const detail = `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`;
+      const detail = clip(`${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`);
       if (err instanceof PublicJobError || err.name === 'PublicJobError')
         send({ id: req.id, ok: false, code: (err as PublicJobError).code, error: err.message, detail });
       else
