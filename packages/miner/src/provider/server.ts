@@ -388,14 +388,19 @@ export class ProviderServer {
         read = true;
         if (route === 'models') {
           const tmp = this.store.tempPath();
+          let uploaded: Awaited<ReturnType<ProviderServer['uploadModel']>>;
           try {
             await this.receive(req, length, auth.bodyHash, tmp);
             // Its upload bytes stay booked until the temporary file is gone: a check may wait for
             // a job process, and waiting uploads must not pile up on disk past the caps.
-            return this.send(res, 200, await this.uploadModel(tmp, toHex(auth.bodyHash), length));
+            uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length);
           } finally {
             await rm(tmp, { force: true });
           }
+          // Given back before the answer: the renter's next request may follow it at once.
+          release();
+          endCheck();
+          return this.send(res, 200, uploaded);
         }
         const body = await this.receive(req, length, auth.bodyHash, null);
         release();
