@@ -317,6 +317,62 @@ describe('provider hardening', () => {
     }
   });
 
+  test("renters take turns in the job queue: one renter's backlog does not hold up another's job", {
+    timeout: 60_000,
+  }, async () => {
+    // One job process; renter A queues three jobs that each run to the time limit. First come,
+    // first served, B's job waited behind all of A's (up to maxJobsPerRenter × jobTimeoutMs, 16 min
+    // with the defaults); now the queue serves the renters with waiting jobs in turn.
+    const opts = {
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models-fair'),
+      concurrency: 1,
+      maxJobsPerRenter: 4,
+      jobTimeoutMs: 1_500,
+      logger: silentLogger,
+    };
+    const fair = new ProviderServer(opts);
+    try {
+      const endpoint = await fair.start();
+      const client = (r: Renter) =>
+        new ProviderClient({
+          endpoint,
+          chainId: CHAIN,
+          leaseId: r.leaseId,
+          renterSeed: r.seed,
+          allowHttp: true,
+        });
+      const a = client(await renter());
+      const b = client(await renter());
+      const { modelHash: loop } = await a.uploadModel(loopModel());
+      const { modelHash: affine } = await b.uploadModel(affineModel());
+      const settled: string[] = [];
+      const x = { x: { type: 'float32' as const, dims: [1], data: f32([1]) } };
+      const jobsA = [1, 2, 3].map((i) =>
+        a.runJob(loop, x).then(
+          () => settled.push(`A${i}`),
+          () => settled.push(`A${i}`),
+        ),
+      );
+      let health = await a.health();
+      while (health.queue.running + health.queue.queued < 3) {
+        await new Promise((r) => setTimeout(r, 20));
+        health = await a.health();
+      }
+      const { job } = await b.runJob(affine, {
+        x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },
+      });
+      settled.push('B');
+      assert.equal(job.status, 'done');
+      await Promise.all(jobsA);
+      assert.ok(settled.indexOf('B') < 2, `${settled}`);
+    } finally {
+      await fair.stop();
+    }
+  });
+
   test('runtime errors reach the renter without source paths', async () => {
     const r = await renter();
     const { modelHash } = await r.client.uploadModel(reshapeModel());

@@ -393,7 +393,7 @@ export class ProviderServer {
             await this.receive(req, length, auth.bodyHash, tmp);
             // Its upload bytes stay booked until the temporary file is gone: a check may wait for
             // a job process, and waiting uploads must not pile up on disk past the caps.
-            uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length);
+            uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length, auth.renterKeyHex);
           } finally {
             await rm(tmp, { force: true });
           }
@@ -620,13 +620,16 @@ export class ProviderServer {
     tmp: string,
     hash: string,
     size: number,
+    renter: string,
   ): Promise<{ modelHash: string; size: number; stored: boolean }> {
     if (size === 0) throw new HttpError(400, 'BAD_MODEL', 'the body must be the ONNX model bytes');
     if (!(await this.store.has(hash))) {
       try {
         // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
-        await this.sandbox.check(hash, tmp);
+        // Through the job queue, in the renter's turn, like a job.
+        await this.queue.admit(() => this.sandbox.check(hash, tmp), renter);
       } catch (err) {
+        if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
         if (err instanceof SandboxError)
           throw new HttpError(err.code === 'BAD_MODEL' ? 400 : 422, err.code, err.message);
         throw err;
@@ -735,7 +738,7 @@ export class ProviderServer {
         if (result.ocr) view.ocr = { lines: result.ocr, text: result.ocr.map((l) => l.text).join('\n') };
         view.receipt = { hex: encodeSignedReceipt(signed), json: receiptToJson(signed) };
         view.status = 'done';
-      });
+      }, renter);
     } catch (err) {
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
       throw err;
