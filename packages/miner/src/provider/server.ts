@@ -259,7 +259,8 @@ export class ProviderServer {
     const listener = (req: IncomingMessage, res: ServerResponse) => {
       const refused = this.opts.tls ? clientCertificateRefusal(req) : null;
       if (refused) {
-        req.resume();
+        // Refused before anything else is checked: its body is not read, the connection ends.
+        res.setHeader('connection', 'close');
         return this.send(res, 403, { error: { code: 'CLIENT_CERT_MISMATCH', message: refused } });
       }
       this.handle(req, res).catch((err: Error) => {
