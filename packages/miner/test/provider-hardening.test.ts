@@ -22,6 +22,7 @@ import { contentHash, ed25519PublicKey, toHex, utf8 } from '@unc/core';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type ProviderError, signJobRequest, type TensorJson } from '@unc/sdk';
 import { DevSoftSigner, ProviderServer, residentBytes } from '../src/index.js';
+import { lookupKey } from '../src/provider/server.js';
 import { expandModel, externalDataModel, loopModel, reshapeModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -565,6 +566,17 @@ describe('provider hardening', () => {
     } finally {
       await limited.stop();
     }
+  });
+
+  test('the lease-lookup budget is kept per IPv6 /64, not per address', () => {
+    // One host holds a whole /64: a budget per address gave it 2^64 budgets of chain reads.
+    const take = (ip: string) => (provider as unknown as { takeLookup(ip: string): boolean }).takeLookup(ip);
+    const granted = Array.from({ length: 8 }, (_, i) => take(`2001:db8:aa:bb::${(i + 1).toString(16)}`));
+    assert.deepEqual(granted, [true, true, true, true, true, false, false, false]);
+    assert.equal(take('2001:db8:aa:bc::1'), true, 'another /64 has its own budget');
+    assert.equal(lookupKey('2001:db8:aa:bb:1:2:3:4'), '2001:db8:aa:bb::/64');
+    assert.equal(lookupKey('::ffff:10.1.2.3'), '10.1.2.3');
+    assert.equal(lookupKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
   });
 
   // Last: it empties this address's lease-lookup budget.

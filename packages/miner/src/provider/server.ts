@@ -151,6 +151,27 @@ function contentHasher() {
   return h;
 }
 
+/**
+ * The lookup budget's key for a client address: an IPv4 address, or the /64 of an IPv6 one (one
+ * host holds a whole /64 and could otherwise take a fresh budget per address).
+ */
+export function lookupKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
+}
+
 /** Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text). */
 function keptBytesOf(view: JobView): number {
   let n = 0;
@@ -541,7 +562,8 @@ export class ProviderServer {
   }
 
   /** Takes one lease lookup from a client address's bucket; false when it has none left. */
-  private takeLookup(ip: string): boolean {
+  private takeLookup(address: string): boolean {
+    const ip = lookupKey(address);
     const now = Date.now();
     let b = this.lookupBuckets.get(ip);
     if (b) this.lookupBuckets.delete(ip);
@@ -582,7 +604,7 @@ export class ProviderServer {
     }
     // The first read of a lease that exists is given back to its address's budget too.
     if (lease && opts.ip !== undefined && !this.knownLeases.has(idHex)) {
-      const b = this.lookupBuckets.get(opts.ip);
+      const b = this.lookupBuckets.get(lookupKey(opts.ip));
       if (b) b.tokens = Math.min(this.leaseLookupBurst, b.tokens + 1);
     }
     if (lease && !this.knownLeases.has(idHex)) {
