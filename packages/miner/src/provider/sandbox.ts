@@ -266,7 +266,17 @@ export class JobSandbox {
     if (!this.stopped && this.started) {
       const replace = () => {
         if (this.stopped) return;
-        this.spawn().ready.catch((err: Error) =>
+        let next: Worker;
+        try {
+          next = this.spawn();
+        } catch (err) {
+          // mkdtemp or fork failing at once (a full or missing temporary directory): thrown from
+          // a timer or an exit handler it would end the provider; it is retried instead.
+          this.opts.logger.error('cannot start a job process', { error: (err as Error).message });
+          setTimeout(replace, 2_000).unref();
+          return;
+        }
+        next.ready.catch((err: Error) =>
           this.opts.logger.error('cannot start a job process', { error: err.message }),
         );
       };
