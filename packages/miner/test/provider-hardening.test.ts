@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { contentHash, ed25519PublicKey, toHex, utf8 } from '@unc/core';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type ProviderError, signJobRequest, type TensorJson } from '@unc/sdk';
 import { DevSoftSigner, ProviderServer, residentBytes } from '../src/index.js';
+import { lookupKey } from '../src/provider/server.js';
 import { expandModel, externalDataModel, loopModel, reshapeModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -230,6 +231,149 @@ describe('provider hardening', () => {
     assert.equal(again.job.status, 'done');
   });
 
+  test('a job whose outputs are larger than the limit fails in its process, not in the provider', {
+    timeout: 60_000,
+  }, async () => {
+    // Expand to 1 Mi floats: 4 MiB of output (5.3 MiB of base64 in the job view) from a model of a
+    // few bytes and a 4-byte input. Unbounded, outputs like it (up to the job memory limit) were
+    // sent whole over IPC, deserialised, hashed, base64-encoded and kept in the provider process.
+    const r = await renter();
+    const { modelHash } = await r.client.uploadModel(expandModel(1024 * 1024));
+    await assert.rejects(
+      r.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: f32([1]) } }),
+      (e: ProviderError) => e.status === 422 && e.code === 'OUTPUT_TOO_LARGE' && /limit/.test(e.message),
+    );
+    // Within the limit (the body limit by default, 200 KiB here) it runs.
+    const { modelHash: small } = await r.client.uploadModel(expandModel(1024));
+    const { job } = await r.client.runJob(small, { x: { type: 'float32', dims: [1], data: f32([2]) } });
+    assert.equal(job.status, 'done');
+    assert.equal(Buffer.from(job.outputs!.y!.data, 'base64').length, 4096);
+  });
+
+  test("model checks waiting for a job process count as the renter's jobs and keep their upload bytes", {
+    timeout: 60_000,
+  }, async () => {
+    // Both job processes are busy (two Loop jobs until the 4 s limit): a model check waits.
+    const a = await renter();
+    const b = await renter();
+    const c = await renter();
+    const { modelHash: loop } = await a.client.uploadModel(loopModel());
+    const x = { x: { type: 'float32' as const, dims: [1], data: f32([1]) } };
+    const loops = [a, b].map((r) => r.client.runJob(loop, x).catch((e: ProviderError) => e));
+    while (provider.jobProcesses.busy < 2) await new Promise((r) => setTimeout(r, 20));
+    // Three different uploads at once. Each used to be received, give its upload bytes back, and
+    // wait for a job process as a temporary file, outside the renter's job cap (1 here) and the
+    // upload caps: any number of them, each as large as a model may be, piled up on disk.
+    const uploads = [1, 2, 3].map((i) =>
+      c.client.uploadModel(new Uint8Array(2048).fill(i)).then(
+        () => null,
+        (e: ProviderError) => e,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const temps = readdirSync(join(dir.path, 'models')).filter((n) => n.endsWith('.tmp'));
+    const results = await Promise.all(uploads);
+    await Promise.all(loops);
+    assert.ok(temps.length <= 1, `${temps.length} uploads wait on disk`);
+    const codes = results.map((e) => e?.code).sort();
+    assert.deepEqual(codes, ['BAD_MODEL', 'RENTER_BUSY', 'RENTER_BUSY']);
+  });
+
+  test('finished jobs are forgotten, oldest first, when their kept outputs pass the budget', {
+    timeout: 60_000,
+  }, async () => {
+    // Each job returns 192 KiB (256 KiB of base64). Kept for GET /v1/jobs/<id> up to maxJobsKept
+    // (1,000) whatever their size, outputs of cheap jobs filled the provider's memory.
+    const opts = {
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models-kept'),
+      concurrency: 1,
+      maxBodyBytes: 200 * 1024,
+      maxKeptOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    };
+    const kept = new ProviderServer(opts);
+    try {
+      const endpoint = await kept.start();
+      const r = await renter();
+      const client = new ProviderClient({
+        endpoint,
+        chainId: CHAIN,
+        leaseId: r.leaseId,
+        renterSeed: r.seed,
+        allowHttp: true,
+      });
+      const { modelHash } = await client.uploadModel(expandModel(48 * 1024));
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const { job } = await client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: f32([i]) } });
+        ids.push(job.jobId);
+      }
+      await assert.rejects(client.getJob(ids[0]!), (e: ProviderError) => e.code === 'JOB_NOT_FOUND');
+      assert.equal((await client.getJob(ids[7]!)).status, 'done');
+    } finally {
+      await kept.stop();
+    }
+  });
+
+  test("renters take turns in the job queue: one renter's backlog does not hold up another's job", {
+    timeout: 60_000,
+  }, async () => {
+    // One job process; renter A queues three jobs that each run to the time limit. First come,
+    // first served, B's job waited behind all of A's (up to maxJobsPerRenter × jobTimeoutMs, 16 min
+    // with the defaults); now the queue serves the renters with waiting jobs in turn.
+    const opts = {
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, 'models-fair'),
+      concurrency: 1,
+      maxJobsPerRenter: 4,
+      jobTimeoutMs: 1_500,
+      logger: silentLogger,
+    };
+    const fair = new ProviderServer(opts);
+    try {
+      const endpoint = await fair.start();
+      const client = (r: Renter) =>
+        new ProviderClient({
+          endpoint,
+          chainId: CHAIN,
+          leaseId: r.leaseId,
+          renterSeed: r.seed,
+          allowHttp: true,
+        });
+      const a = client(await renter());
+      const b = client(await renter());
+      const { modelHash: loop } = await a.uploadModel(loopModel());
+      const { modelHash: affine } = await b.uploadModel(affineModel());
+      const settled: string[] = [];
+      const x = { x: { type: 'float32' as const, dims: [1], data: f32([1]) } };
+      const jobsA = [1, 2, 3].map((i) =>
+        a.runJob(loop, x).then(
+          () => settled.push(`A${i}`),
+          () => settled.push(`A${i}`),
+        ),
+      );
+      let health = await a.health();
+      while (health.queue.running + health.queue.queued < 3) {
+        await new Promise((r) => setTimeout(r, 20));
+        health = await a.health();
+      }
+      const { job } = await b.runJob(affine, {
+        x: { type: 'float32', dims: [1, 4], data: f32([1, 1, 1, 1]) },
+      });
+      settled.push('B');
+      assert.equal(job.status, 'done');
+      await Promise.all(jobsA);
+      assert.ok(settled.indexOf('B') < 2, `${settled}`);
+    } finally {
+      await fair.stop();
+    }
+  });
+
   test('runtime errors reach the renter without source paths', async () => {
     const r = await renter();
     const { modelHash } = await r.client.uploadModel(reshapeModel());
@@ -241,6 +385,27 @@ describe('provider hardening', () => {
         return true;
       },
     );
+  });
+
+  test('an error message as long as the model is cut short in the job process', async () => {
+    // ONNX Runtime's run-time error names the failing node; a node name of 150 KiB (up to
+    // maxModelBytes in general) travelled whole to the provider as the error's log detail.
+    const sandbox = provider.jobProcesses as unknown as {
+      workers: { child: { on(e: 'message', f: (m: unknown) => void): void } }[];
+    };
+    let longest = 0;
+    for (const w of sandbox.workers)
+      w.child.on('message', (m) => {
+        longest = Math.max(longest, JSON.stringify(m).length);
+      });
+    const r = await renter();
+    const { modelHash } = await r.client.uploadModel(reshapeModel('n'.repeat(150 * 1024)));
+    await assert.rejects(
+      r.client.runJob(modelHash, { x: { type: 'float32', dims: [4], data: f32([1, 2, 3, 4]) } }),
+      (e: ProviderError) => e.status === 422 && e.message.length <= 400,
+    );
+    assert.ok(longest > 0, 'the job process answered');
+    assert.ok(longest <= 4096, `a message of ${longest} characters came from the job process`);
   });
 
   test('the signature is checked before the body is read, and bodies are hashed as they stream', {
@@ -401,6 +566,17 @@ describe('provider hardening', () => {
     } finally {
       await limited.stop();
     }
+  });
+
+  test('the lease-lookup budget is kept per IPv6 /64, not per address', () => {
+    // One host holds a whole /64: a budget per address gave it 2^64 budgets of chain reads.
+    const take = (ip: string) => (provider as unknown as { takeLookup(ip: string): boolean }).takeLookup(ip);
+    const granted = Array.from({ length: 8 }, (_, i) => take(`2001:db8:aa:bb::${(i + 1).toString(16)}`));
+    assert.deepEqual(granted, [true, true, true, true, true, false, false, false]);
+    assert.equal(take('2001:db8:aa:bc::1'), true, 'another /64 has its own budget');
+    assert.equal(lookupKey('2001:db8:aa:bb:1:2:3:4'), '2001:db8:aa:bb::/64');
+    assert.equal(lookupKey('::ffff:10.1.2.3'), '10.1.2.3');
+    assert.equal(lookupKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
   });
 
   // Last: it empties this address's lease-lookup budget.

@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { assertSelfContainedModel, DEFAULT_OCR_MODELS, UnsafeModelError } from '../src/index.js';
-import { type ExternalPlace, externalDataModel, loopModel } from './fixtures/attack-models.js';
+import {
+  type ExternalPlace,
+  externalDataModel,
+  loopModel,
+  wideKeyExternalDataModel,
+} from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 
 describe('ONNX external data check', () => {
@@ -33,6 +38,16 @@ describe('ONNX external data check', () => {
         (e: Error) => e instanceof UnsafeModelError && /external files/.test(e.message),
       );
     });
+
+  test('keys written as over-long varints, which protobuf reads modulo 2^32, are refused', () => {
+    // ONNX Runtime's protobuf reads a tag of up to 5 varint bytes into 32 bits and drops the higher
+    // bits, so 0xea 0x80 0x80 0x80 0x10 (13·8+2 + 2^32) is external_data to it. Read exactly, it is
+    // an unknown field 13 + 2^29 that a walker skips, and ONNX Runtime then loads the named file.
+    assert.throws(
+      () => assertSelfContainedModel(wideKeyExternalDataModel('keyring.json', 4)),
+      (e: Error) => e instanceof UnsafeModelError,
+    );
+  });
 
   test('truncated, junk and ORT-format bytes are refused, never half-checked', () => {
     const m = affineModel();

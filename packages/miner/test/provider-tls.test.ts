@@ -196,6 +196,40 @@ describe('provider API over TLS, pinned by fingerprint', () => {
     assert.equal(err.code, 'CLIENT_CERT_MISMATCH');
   });
 
+  test('a request refused for its client certificate is not read on: the connection is closed', async () => {
+    // Refused before any check of the lease, its body (declared 1 GiB here) was drained to the
+    // end on a kept-alive connection: anybody with a self-signed certificate could stream to the
+    // provider for the whole request timeout.
+    const u = new URL(url);
+    const cert = renterClientCertificate(new Uint8Array(randomBytes(32)));
+    const socket = tlsConnect({
+      host: u.hostname,
+      port: Number(u.port),
+      rejectUnauthorized: false,
+      key: cert.key,
+      cert: cert.cert,
+    });
+    let text = '';
+    const closed = new Promise<boolean>((resolve) => {
+      socket.on('close', () => resolve(true));
+      setTimeout(() => resolve(false), 2_000).unref();
+    });
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+    });
+    socket.on('error', () => undefined);
+    await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+    socket.write(
+      `POST /v1/models HTTP/1.1\r\nhost: x\r\nx-unc-renter: ${'ab'.repeat(32)}\r\ncontent-length: ${2 ** 30}\r\n\r\n`,
+    );
+    socket.write(Buffer.alloc(64 * 1024));
+    const wasClosed = await closed;
+    socket.destroy();
+    assert.match(text, /^HTTP\/1\.1 403/);
+    assert.match(text, /CLIENT_CERT_MISMATCH/);
+    assert.ok(wasClosed, 'the provider keeps reading the refused body');
+  });
+
   test('rotation: the agent serves the new certificate; a renter with a stale list re-reads it and connects', async () => {
     const old = fingerprint;
     const stale = client({ tlsFingerprints: [old] });

@@ -75,7 +75,13 @@ class Reader {
   /** The next field, or null at the end; the reader is left after it. */
   next(): Field | null {
     if (this.pos >= this.end) return null;
+    const keyStart = this.pos;
     const key = this.smallVarint();
+    // protobuf (ONNX Runtime's parser) reads a key of at most 5 bytes into 32 bits, dropping higher
+    // bits: 13·8+2 + 2^32 is external_data to it. A key it would read differently from this walker
+    // (longer than 5 bytes, or above 32 bits) is refused, never skipped as an unknown field.
+    if (this.pos - keyStart > 5 || key > 0xffffffff)
+      throw new UnsafeModelError('the model is not valid ONNX protobuf');
     const field = Math.floor(key / 8);
     const wire = key % 8;
     if (field === 0) throw new UnsafeModelError('the model is not valid ONNX protobuf');
@@ -92,6 +98,8 @@ class Reader {
         break;
       case WIRE_LEN: {
         const len = this.smallVarint();
+        // protobuf refuses lengths of 2 GiB and more; no model here is that large anyway.
+        if (len > 0x7fffffff) throw new UnsafeModelError('the model is not valid ONNX protobuf');
         f.start = this.pos;
         this.skip(len);
         f.end = this.pos;

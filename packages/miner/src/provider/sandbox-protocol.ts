@@ -26,6 +26,8 @@ export type SandboxRequest =
       executionProvider: ExecutionProviderName;
       ocr: OcrModelFiles;
       maxSessions: number;
+      /** Output bytes one run may return; more fails the job here, before anything is sent. */
+      maxOutputBytes: number;
     }
   | { id: number; op: 'check'; hash: string; path: string }
   | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
@@ -45,7 +47,8 @@ const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
 /** Absolute paths and source locations out of a runtime message, first line only. */
 export function redact(message: string): string {
-  const line = (message.split('\n')[0] ?? '').replace(ANSI, '');
+  // At most 2,000 characters are looked at: the message may name parts of a model of any size.
+  const line = (message.slice(0, 2000).split('\n')[0] ?? '').replace(ANSI, '');
   return (
     line
       .replace(/(?:[A-Za-z]:)?[/\\][^\s'"`:,;()[\]]*/g, '<path>')

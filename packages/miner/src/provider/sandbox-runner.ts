@@ -25,19 +25,37 @@ function send(msg: SandboxReply): void {
   process.send?.(msg);
 }
 
+/**
+ * Runtime messages name parts of the renter's model (a node name may be as long as the model), so
+ * what goes to the provider's log is cut short here: the provider would receive it whole.
+ */
+const clip = (s: string) => (s.length > 1000 ? `${s.slice(0, 1000)}…` : s);
+
+function log(
+  level: 'debug' | 'info' | 'warn' | 'error',
+  msg: string,
+  fields?: Record<string, unknown>,
+): void {
+  const clipped = fields
+    ? Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? clip(v) : v]))
+    : undefined;
+  send({ op: 'log', level, msg: clip(msg), ...(clipped ? { fields: clipped } : {}) });
+}
+
 const logger: Logger = {
   component: 'provider.job',
   level: 'info',
-  debug: (msg, fields) => send({ op: 'log', level: 'debug', msg, ...(fields ? { fields } : {}) }),
-  info: (msg, fields) => send({ op: 'log', level: 'info', msg, ...(fields ? { fields } : {}) }),
-  warn: (msg, fields) => send({ op: 'log', level: 'warn', msg, ...(fields ? { fields } : {}) }),
-  error: (msg, fields) => send({ op: 'log', level: 'error', msg, ...(fields ? { fields } : {}) }),
+  debug: (msg, fields) => log('debug', msg, fields),
+  info: (msg, fields) => log('info', msg, fields),
+  warn: (msg, fields) => log('warn', msg, fields),
+  error: (msg, fields) => log('error', msg, fields),
   child: () => logger,
 };
 
 let onnx: OnnxRunner | null = null;
 let ocrFiles: OcrModelFiles | null = null;
 let ocr: Promise<OcrEngine> | null = null;
+let maxOutputBytes = Number.POSITIVE_INFINITY;
 
 async function loadModel(hash: string, path: string) {
   return onnx!.session(hash, async () => {
@@ -53,6 +71,7 @@ async function handle(req: SandboxRequest): Promise<unknown> {
     case 'init': {
       onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions);
       ocrFiles = req.ocr;
+      maxOutputBytes = req.maxOutputBytes;
       // Building a session tells whether the requested execution provider works here.
       if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
       // The OCR pipeline is built before the process counts as ready, so no job's time limit is
@@ -80,7 +99,15 @@ async function handle(req: SandboxRequest): Promise<unknown> {
         if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
         throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
       }
-      return onnx!.run(session, req.inputs);
+      const outputs = await onnx!.run(session, req.inputs);
+      // Refused here, not sent: the provider would receive, hash, encode and keep it all.
+      const size = outputs.reduce((n, t) => n + t.data.length, 0);
+      if (size > maxOutputBytes)
+        throw new PublicJobError(
+          'OUTPUT_TOO_LARGE',
+          `the job's outputs are ${size} bytes; the limit here is ${maxOutputBytes}`,
+        );
+      return outputs;
     }
     case 'ocr': {
       ocr ??= OcrEngine.create({
@@ -96,7 +123,7 @@ process.on('message', (req: SandboxRequest) => {
   handle(req).then(
     (result) => send({ id: req.id, ok: true, result }),
     (err: Error) => {
-      const detail = `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`;
+      const detail = clip(`${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`);
       if (err instanceof PublicJobError || err.name === 'PublicJobError')
         send({ id: req.id, ok: false, code: (err as PublicJobError).code, error: err.message, detail });
       else

@@ -50,6 +50,8 @@ export interface SandboxOptions {
   heapMb: number;
   /** Sessions kept per job process. */
   maxSessions: number;
+  /** Output bytes one run may return (the job process refuses more before sending any). */
+  maxOutputBytes: number;
   logger: Logger;
 }
 
@@ -147,7 +149,10 @@ export class JobSandbox {
   }
 
   async run(hash: string, path: string, inputs: RawTensor[]): Promise<RawTensor[]> {
-    return (await this.request({ op: 'run', hash, path, inputs }, hash)) as RawTensor[];
+    const outputs = (await this.request({ op: 'run', hash, path, inputs }, hash)) as RawTensor[];
+    if (outputs.reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
+      throw new SandboxError('OUTPUT_TOO_LARGE', 'the job returned more output than the limit here');
+    return outputs;
   }
 
   async ocr(image: Uint8Array): Promise<OcrLine[]> {
@@ -213,6 +218,7 @@ export class JobSandbox {
       executionProvider: this.effective,
       ocr: this.opts.ocr,
       maxSessions: this.opts.maxSessions,
+      maxOutputBytes: this.opts.maxOutputBytes,
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
@@ -260,7 +266,17 @@ export class JobSandbox {
     if (!this.stopped && this.started) {
       const replace = () => {
         if (this.stopped) return;
-        this.spawn().ready.catch((err: Error) =>
+        let next: Worker;
+        try {
+          next = this.spawn();
+        } catch (err) {
+          // mkdtemp or fork failing at once (a full or missing temporary directory): thrown from
+          // a timer or an exit handler it would end the provider; it is retried instead.
+          this.opts.logger.error('cannot start a job process', { error: (err as Error).message });
+          setTimeout(replace, 2_000).unref();
+          return;
+        }
+        next.ready.catch((err: Error) =>
           this.opts.logger.error('cannot start a job process', { error: err.message }),
         );
       };

@@ -96,6 +96,8 @@ export interface ProviderOptions {
   jobMemoryBytes?: number;
   /** Largest job request body (JSON with tensors or a base64 image). */
   maxBodyBytes?: number;
+  /** Output bytes (raw tensor data) one job may return; maxBodyBytes by default. */
+  maxOutputBytes?: number;
   maxModelBytes?: number;
   /** Body bytes being received at once, all requests together (more waits: 503). */
   maxUploadBytesInFlight?: number;
@@ -114,6 +116,8 @@ export interface ProviderOptions {
   leaseLookupsPerSecond?: number;
   /** Finished jobs kept for GET /v1/jobs/<id>; the oldest are forgotten first. */
   maxJobsKept?: number;
+  /** Output bytes (base64 and OCR text) of finished jobs kept, all together; the oldest go first. */
+  maxKeptOutputBytes?: number;
   /**
    * Serve https (TLS 1.3) with the certificate kept in this directory (created on first start);
    * without it the API is plain http, for dev chains and for a reverse proxy that terminates TLS.
@@ -125,6 +129,8 @@ export interface ProviderOptions {
 interface Job {
   view: JobView;
   done: Promise<void>;
+  /** What its view keeps of outputs (base64 and text), counted once it finished. */
+  bytes: number;
 }
 
 interface Chip {
@@ -143,6 +149,35 @@ function contentHasher() {
   h.update(Uint8Array.of(CONTENT_TAG.length));
   h.update(CONTENT_TAG);
   return h;
+}
+
+/**
+ * The lookup budget's key for a client address: an IPv4 address, or the /64 of an IPv6 one (one
+ * host holds a whole /64 and could otherwise take a fresh budget per address).
+ */
+export function lookupKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
+}
+
+/** Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text). */
+function keptBytesOf(view: JobView): number {
+  let n = 0;
+  for (const t of Object.values(view.outputs ?? {})) n += t.data.length;
+  if (view.ocr) n += 2 * view.ocr.text.length + 64 * view.ocr.lines.length;
+  return n;
 }
 
 export class ProviderServer {
@@ -171,6 +206,8 @@ export class ProviderServer {
   private readonly leaseLookupBurst: number;
   private readonly leaseLookupsPerSecond: number;
   private readonly maxJobsKept: number;
+  private readonly maxKeptOutputBytes: number;
+  private keptBytes = 0;
   private readonly jobTimeoutMs: number;
   private readonly jobMemoryBytes: number;
   private ocrHash: Uint8Array | null = null;
@@ -202,6 +239,7 @@ export class ProviderServer {
       memoryBytes: this.jobMemoryBytes,
       heapMb: 1024,
       maxSessions: 16,
+      maxOutputBytes: opts.maxOutputBytes ?? opts.maxBodyBytes ?? 16 * 1024 * 1024,
       logger: this.logger,
     });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -214,6 +252,7 @@ export class ProviderServer {
     this.leaseLookupBurst = opts.leaseLookupBurst ?? 20;
     this.leaseLookupsPerSecond = opts.leaseLookupsPerSecond ?? 2;
     this.maxJobsKept = opts.maxJobsKept ?? 1_000;
+    this.maxKeptOutputBytes = opts.maxKeptOutputBytes ?? 256 * 1024 * 1024;
   }
 
   get ocrModelHash(): string {
@@ -241,7 +280,8 @@ export class ProviderServer {
     const listener = (req: IncomingMessage, res: ServerResponse) => {
       const refused = this.opts.tls ? clientCertificateRefusal(req) : null;
       if (refused) {
-        req.resume();
+        // Refused before anything else is checked: its body is not read, the connection ends.
+        res.setHeader('connection', 'close');
         return this.send(res, 403, { error: { code: 'CLIENT_CERT_MISMATCH', message: refused } });
       }
       this.handle(req, res).catch((err: Error) => {
@@ -362,18 +402,27 @@ export class ProviderServer {
       const auth = this.auth.verify(method, path, req.headers);
       const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
       const release = this.reserveUpload(auth.renterKeyHex, length);
+      let endCheck = () => {};
       try {
+        // A model check runs in a job process like a job: it counts against the renter's jobs.
+        if (route === 'models') endCheck = this.takeJobSlot(auth.renterKeyHex);
         this.auth.consume(auth);
         read = true;
         if (route === 'models') {
           const tmp = this.store.tempPath();
+          let uploaded: Awaited<ReturnType<ProviderServer['uploadModel']>>;
           try {
             await this.receive(req, length, auth.bodyHash, tmp);
-            release();
-            return this.send(res, 200, await this.uploadModel(tmp, toHex(auth.bodyHash), length));
+            // Its upload bytes stay booked until the temporary file is gone: a check may wait for
+            // a job process, and waiting uploads must not pile up on disk past the caps.
+            uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length, auth.renterKeyHex);
           } finally {
             await rm(tmp, { force: true });
           }
+          // Given back before the answer: the renter's next request may follow it at once.
+          release();
+          endCheck();
+          return this.send(res, 200, uploaded);
         }
         const body = await this.receive(req, length, auth.bodyHash, null);
         release();
@@ -383,6 +432,7 @@ export class ProviderServer {
         }
       } finally {
         release();
+        endCheck();
       }
       const job = this.jobs.get(path.slice('/v1/jobs/'.length));
       if (!job || job.view.leaseId !== auth.leaseIdHex)
@@ -419,6 +469,29 @@ export class ProviderServer {
     if (n > limit)
       throw new HttpError(413, 'BODY_TOO_LARGE', `the body is ${n} bytes; the limit here is ${limit}`);
     return n;
+  }
+
+  private renterBusy(n: number): HttpError {
+    return new HttpError(
+      429,
+      'RENTER_BUSY',
+      `this renter has ${n} jobs queued or running, the most it may; wait for them`,
+    );
+  }
+
+  /** Counts one job (a model check) of a renter until the returned function is called. */
+  private takeJobSlot(renter: string): () => void {
+    const mine = this.jobsByRenter.get(renter) ?? 0;
+    if (mine >= this.maxJobsPerRenter) throw this.renterBusy(mine);
+    this.jobsByRenter.set(renter, mine + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
+      if (left <= 0) this.jobsByRenter.delete(renter);
+      else this.jobsByRenter.set(renter, left);
+    };
   }
 
   /** Books `length` bytes of upload for a renter; throws 503 (all busy) or 429 (this renter). */
@@ -489,7 +562,8 @@ export class ProviderServer {
   }
 
   /** Takes one lease lookup from a client address's bucket; false when it has none left. */
-  private takeLookup(ip: string): boolean {
+  private takeLookup(address: string): boolean {
+    const ip = lookupKey(address);
     const now = Date.now();
     let b = this.lookupBuckets.get(ip);
     if (b) this.lookupBuckets.delete(ip);
@@ -530,7 +604,7 @@ export class ProviderServer {
     }
     // The first read of a lease that exists is given back to its address's budget too.
     if (lease && opts.ip !== undefined && !this.knownLeases.has(idHex)) {
-      const b = this.lookupBuckets.get(opts.ip);
+      const b = this.lookupBuckets.get(lookupKey(opts.ip));
       if (b) b.tokens = Math.min(this.leaseLookupBurst, b.tokens + 1);
     }
     if (lease && !this.knownLeases.has(idHex)) {
@@ -569,13 +643,16 @@ export class ProviderServer {
     tmp: string,
     hash: string,
     size: number,
+    renter: string,
   ): Promise<{ modelHash: string; size: number; stored: boolean }> {
     if (size === 0) throw new HttpError(400, 'BAD_MODEL', 'the body must be the ONNX model bytes');
     if (!(await this.store.has(hash))) {
       try {
         // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
-        await this.sandbox.check(hash, tmp);
+        // Through the job queue, in the renter's turn, like a job.
+        await this.queue.admit(() => this.sandbox.check(hash, tmp), renter);
       } catch (err) {
+        if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
         if (err instanceof SandboxError)
           throw new HttpError(err.code === 'BAD_MODEL' ? 400 : 422, err.code, err.message);
         throw err;
@@ -647,12 +724,7 @@ export class ProviderServer {
 
     const renter = auth.renterKeyHex;
     const mine = this.jobsByRenter.get(renter) ?? 0;
-    if (mine >= this.maxJobsPerRenter)
-      throw new HttpError(
-        429,
-        'RENTER_BUSY',
-        `this renter has ${mine} jobs queued or running, the most it may; wait for them`,
-      );
+    if (mine >= this.maxJobsPerRenter) throw this.renterBusy(mine);
 
     const jobId = jobIdOf(auth.leaseId, auth.digest, auth.nonce);
     const jobIdHex = toHex(jobId);
@@ -689,7 +761,7 @@ export class ProviderServer {
         if (result.ocr) view.ocr = { lines: result.ocr, text: result.ocr.map((l) => l.text).join('\n') };
         view.receipt = { hex: encodeSignedReceipt(signed), json: receiptToJson(signed) };
         view.status = 'done';
-      });
+      }, renter);
     } catch (err) {
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
       throw err;
@@ -710,20 +782,33 @@ export class ProviderServer {
         const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
+        // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget.
+        if (this.jobs.get(jobIdHex) === job) {
+          job.bytes = keptBytesOf(view);
+          this.keptBytes += job.bytes;
+          this.trimJobs();
+        }
       });
-    this.remember(jobIdHex, { view, done: settled });
+    const job: Job = { view, done: settled, bytes: 0 };
+    this.jobs.set(jobIdHex, job);
+    this.trimJobs();
     if (!wait) return { status: 202, view };
     await settled;
     if (view.status === 'failed') throw new HttpError(422, code, view.error ?? 'the job failed');
     return { status: 200, view };
   }
 
-  private remember(id: string, job: Job): void {
-    this.jobs.set(id, job);
-    while (this.jobs.size > this.maxJobsKept) {
-      const [oldest, j] = this.jobs.entries().next().value as [string, Job];
-      if (j.view.status === 'queued' || j.view.status === 'running') break;
-      this.jobs.delete(oldest);
+  /**
+   * Forgets finished jobs, oldest first, while more than maxJobsKept are kept or their outputs
+   * pass maxKeptOutputBytes. Unfinished jobs are passed over, not waited for: one long job at the
+   * head no longer stops every later job from being forgotten.
+   */
+  private trimJobs(): void {
+    for (const [id, j] of this.jobs) {
+      if (this.jobs.size <= this.maxJobsKept && this.keptBytes <= this.maxKeptOutputBytes) return;
+      if (j.view.status === 'queued' || j.view.status === 'running') continue;
+      this.jobs.delete(id);
+      this.keptBytes -= j.bytes;
     }
   }
 

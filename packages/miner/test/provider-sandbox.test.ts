@@ -1,0 +1,73 @@
+/**
+ * The job processes' pool (sandbox.ts) when the system, not the renter, fails: a replacement that
+ * cannot be started must not end the provider.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { silentLogger } from '@unc/node';
+import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
+import { loopModel } from './fixtures/attack-models.js';
+import { affineModel } from './fixtures/make-fixtures.js';
+import { tempDir } from './helpers.js';
+
+describe('job sandbox', () => {
+  const dirs: { remove(): Promise<void> }[] = [];
+  after(async () => {
+    for (const d of dirs) await d.remove();
+  });
+
+  test('a replacement that cannot be started (no temporary directory) is retried, not thrown', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-');
+    dirs.push(dir);
+    const sandbox = new JobSandbox({
+      workers: 1,
+      executionProvider: 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs: 1_000,
+      memoryBytes: 4 * 1024 ** 3,
+      heapMb: 512,
+      maxSessions: 4,
+      maxOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    });
+    await sandbox.start();
+    const loop = join(dir.path, 'loop.onnx');
+    const affine = join(dir.path, 'affine.onnx');
+    writeFileSync(loop, loopModel());
+    writeFileSync(affine, affineModel());
+    const saved = process.env.TMPDIR;
+    // The pool's retry timer does not hold the process open (a provider's server does).
+    const keepAlive = setInterval(() => undefined, 1_000);
+    try {
+      // The job is killed at its time limit; its replacement's mkdtemp fails (ENOENT). That threw
+      // out of the timer and ended the process.
+      process.env.TMPDIR = join(dir.path, 'no-such-dir');
+      const x = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+      await assert.rejects(sandbox.run('a'.repeat(64), loop, x), (e: Error & { code?: string }) => {
+        return e.code === 'JOB_TIMEOUT';
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      // The temporary directory is back: the pool recovers and runs jobs again.
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      const out = await Promise.race([
+        sandbox.run('b'.repeat(64), affine, [
+          { name: 'x', type: 'float32', dims: [1n, 4n], data: new Uint8Array(16) },
+        ]),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('no job process came back')), 15_000).unref(),
+        ),
+      ]);
+      assert.equal(out.length, 1);
+    } finally {
+      clearInterval(keepAlive);
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      await sandbox.stop();
+    }
+  });
+});
