@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, type Server as TlsServer, connect as tlsConnect } from 'node:tls';
@@ -110,7 +110,7 @@ describe('provider API over TLS, pinned by fingerprint', () => {
       leases,
       modelDir: join(dir.path, 'models'),
       leaseCacheMs: 0,
-      tls: { dir: tlsDir, watchIntervalMs: 50 },
+      tls: { dir: tlsDir, watchIntervalMs: 50, handshakeTimeoutMs: 500 },
       logger: silentLogger,
     });
     url = await provider.start();
@@ -161,6 +161,21 @@ describe('provider API over TLS, pinned by fingerprint', () => {
     } finally {
       mitm.server.close();
     }
+  });
+
+  test('a client that connects and never finishes its TLS handshake is cut off', async () => {
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 20_000);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.on('error', () => undefined);
+    });
+    socket.destroy();
+    assert.ok(closed, 'the silent connection was still open after 20 s');
   });
 
   test('plain http is refused unless allowed (dev chains), without connecting', async () => {

@@ -294,7 +294,10 @@ export class ProviderServer {
     if (tls) {
       const pair = ensureProviderCertificate(tls.dir);
       this.tlsFingerprint = pair.fingerprint;
-      const https = createHttpsServer(serverTlsOptions(pair), listener);
+      const https = createHttpsServer(
+        { ...serverTlsOptions(pair), handshakeTimeout: tls.handshakeTimeoutMs ?? 10_000 },
+        listener,
+      );
       // A rotated certificate is served to new connections; open ones keep theirs.
       this.stopWatching = watchProviderCertificate(
         tls.dir,

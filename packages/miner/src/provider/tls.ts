@@ -195,6 +195,11 @@ export interface ProviderTlsOptions {
   dir: string;
   /** How often the certificate file is checked for a rotation (ms). */
   watchIntervalMs?: number;
+  /**
+   * How long a connection may take to finish its TLS handshake (ms, default 10 s): a client that
+   * connects and says nothing holds a socket no longer (Node's own default is 120 s).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 export function serverTlsOptions(pair: TlsPair) {
