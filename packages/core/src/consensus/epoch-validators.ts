@@ -126,30 +126,27 @@ const validatorKeyCodec: Codec<ValidatorKeyRecord> = struct<ValidatorKeyRecord>(
 const candidates = new IndexedSet(StateSpace.validatorCandidate, 0, 20);
 const NO_GROUP = new Uint8Array(0);
 
-function validatorKeyKey(address: Uint8Array): Uint8Array {
-  const k = new Uint8Array(22);
+/** `0x10 ‖ sub ‖ id`: the validator records that live beside the candidate index. */
+function validatorRecordKey(sub: number, id: Uint8Array): Uint8Array {
+  const k = new Uint8Array(2 + id.length);
   k[0] = StateSpace.validatorCandidate;
-  k[1] = 0x03;
-  k.set(address, 2);
+  k[1] = sub;
+  k.set(id, 2);
   return k;
+}
+
+function validatorKeyKey(address: Uint8Array): Uint8Array {
+  return validatorRecordKey(0x03, address);
 }
 
 /** `0x10 0x04 ‖ consensus public key` → the account that registered it (forever: keys are not reused). */
 function consensusKeyOwnerKey(publicKey: Uint8Array): Uint8Array {
-  const k = new Uint8Array(34);
-  k[0] = StateSpace.validatorCandidate;
-  k[1] = 0x04;
-  k.set(publicKey, 2);
-  return k;
+  return validatorRecordKey(0x04, publicKey);
 }
 
 /** `0x10 0x05 ‖ chip id` → the last epoch in which the chip backs no validator (a tombstone's). */
 function chipTombstoneKey(chipId: Uint8Array): Uint8Array {
-  const k = new Uint8Array(34);
-  k[0] = StateSpace.validatorCandidate;
-  k[1] = 0x05;
-  k.set(chipId, 2);
-  return k;
+  return validatorRecordKey(0x05, chipId);
 }
 
 /**
@@ -158,11 +155,7 @@ function chipTombstoneKey(chipId: Uint8Array): Uint8Array {
  * also reaches chips moved away between the offence and the evidence (tombstoneBarredThrough).
  */
 function chipHistoryKey(chipId: Uint8Array): Uint8Array {
-  const k = new Uint8Array(34);
-  k[0] = StateSpace.validatorCandidate;
-  k[1] = 0x06;
-  k.set(chipId, 2);
-  return k;
+  return validatorRecordKey(0x06, chipId);
 }
 
 interface PastOwner {
