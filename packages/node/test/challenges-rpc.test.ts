@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   blockChallengeClass,
   chipClass,
@@ -14,39 +11,19 @@ import {
   registrationMessage,
   toHex,
 } from '@unc/core';
-import { buildTransaction, type ChipJson, encodeSigned, signedHash, UncClient } from '@unc/sdk';
-import { devChipKey, devGenesisJson, devKey, devValidator } from '../src/dev.js';
-import { silentLogger } from '../src/log.js';
-import { UncNode } from '../src/node.js';
+import { buildTransaction, type ChipJson, encodeSigned, signedHash } from '@unc/sdk';
+import { devChipKey, devKey } from '../src/dev.js';
+import { useDevNode } from './dev-node.js';
 
-let node: UncNode;
-let client: UncClient;
-let dir: string;
-
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'unc-challenges-rpc-'));
-  node = await UncNode.start({
-    dataDir: dir,
-    genesis: devGenesisJson({ blockTimeMs: 100, epochBlocks: 24 }),
-    validatorSeed: devValidator().seed,
-    rpcPort: 0,
-    logger: silentLogger,
-  });
-  client = new UncClient(node.rpcUrl);
-});
-
-after(async () => {
-  await node.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const dev = useDevNode('challenges-rpc');
 
 test('unc_getChip lists only challenges of committed blocks: exactly the blocks whose beacon drew its class', async () => {
   const chip = devChipKey(11);
   const owner = devKey(3);
-  const status = await client.status();
-  const anchor = await client.getHeader('latest');
+  const status = await dev.client.status();
+  const anchor = await dev.client.getHeader('latest');
   const message = registrationMessage(status.chainId, owner.address, fromHex(anchor.hash, 32));
-  const stx = await buildTransaction(client, owner.seed, [
+  const stx = await buildTransaction(dev.client, owner.seed, [
     {
       type: 'registerChip',
       anchorHeight: BigInt(anchor.height),
@@ -59,18 +36,18 @@ test('unc_getChip lists only challenges of committed blocks: exactly the blocks 
       },
     },
   ]);
-  await client.sendRawTransaction(encodeSigned(stx));
-  assert.equal((await client.waitForTransaction(signedHash(stx), 15_000)).status, 'included');
+  await dev.client.sendRawTransaction(encodeSigned(stx));
+  assert.equal((await dev.client.waitForTransaction(signedHash(stx), 15_000)).status, 'included');
   const chipId = devSoftChipId(chip.publicKey);
-  const p = getPociParams(node.chain.state);
+  const p = getPociParams(dev.node.chain.state);
   const cls = chipClass(chipId, p);
-  const first = (await client.call<ChipJson>('unc_getChip', [toHex(chipId)])).firstEpoch;
+  const first = (await dev.client.call<ChipJson>('unc_getChip', [toHex(chipId)])).firstEpoch;
   // Watch two epochs; at every look, what the node lists is exactly what the committed blocks drew.
   const until = (first + 2) * Number(p.epochBlocks);
   let seen = 0;
-  while (Number(node.chain.height) < until) {
-    const view = await client.call<ChipJson>('unc_getChip', [toHex(chipId)]);
-    const head = Number((await client.status()).height);
+  while (Number(dev.node.chain.height) < until) {
+    const view = await dev.client.call<ChipJson>('unc_getChip', [toHex(chipId)]);
+    const head = Number((await dev.client.status()).height);
     assert.equal(view.challengeClass, Number(cls));
     for (const s of view.slots) {
       assert.ok(s.height <= head, `challenge at ${s.height} listed at head ${head}: a future block`);
@@ -80,14 +57,14 @@ test('unc_getChip lists only challenges of committed blocks: exactly the blocks 
     // drew it (except one committed after the view was read) is listed.
     const epochs = new Set(view.slots.map((s) => s.epoch));
     for (const s of view.slots) {
-      const h = await client.getHeader(s.height);
+      const h = await dev.client.getHeader(s.height);
       assert.equal(blockChallengeClass(fromHex(h.beacon, 32), p), cls);
     }
     const viewHead = view.slots.at(-1)?.height ?? 0;
     for (const e of epochs) {
       const start = e * Number(p.epochBlocks) + 1;
       for (let h = start; h <= Math.min(viewHead, start + Number(p.epochBlocks) - 1); h++) {
-        const header = await client.getHeader(h);
+        const header = await dev.client.getHeader(h);
         const drawn = blockChallengeClass(fromHex(header.beacon, 32), p) === cls;
         assert.equal(
           view.slots.some((s) => s.height === h),

@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   type Action,
   consensusKeyMessage,
@@ -19,37 +16,16 @@ import {
   encodeSigned,
   type RpcClientError,
   signedHash,
-  UncClient,
   type ValidatorSetJson,
 } from '@unc/sdk';
-import { devChipKey, devGenesisJson, devKey, devValidator } from '../src/dev.js';
-import { silentLogger } from '../src/log.js';
-import { UncNode } from '../src/node.js';
+import { devChipKey, devKey, devValidator } from '../src/dev.js';
+import { useDevNode } from './dev-node.js';
 
-let node: UncNode;
-let client: UncClient;
-let dir: string;
-
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'unc-validators-rpc-'));
-  node = await UncNode.start({
-    dataDir: dir,
-    genesis: devGenesisJson({ blockTimeMs: 100, epochBlocks: 24 }),
-    validatorSeed: devValidator().seed,
-    rpcPort: 0,
-    logger: silentLogger,
-  });
-  client = new UncClient(node.rpcUrl);
-});
-
-after(async () => {
-  await node.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const dev = useDevNode('validators-rpc');
 
 test('unc_getValidators: the set that signs the next block, its power and quorum, and bonds', async () => {
-  const before = Number(node.chain.height);
-  const set = await client.call<ValidatorSetJson>('unc_getValidators', []);
+  const before = Number(dev.node.chain.height);
+  const set = await dev.client.call<ValidatorSetJson>('unc_getValidators', []);
   assert.equal(set.source, 'genesis');
   assert.equal(set.validators.length, 1);
   const v = set.validators[0]!;
@@ -58,7 +34,7 @@ test('unc_getValidators: the set that signs the next block, its power and quorum
   assert.equal(set.quorumPower, set.totalPower, 'one validator: its own power is the quorum');
   assert.equal(v.sharePpm, 1_000_000);
   // Blocks come every 100 ms: the next block is the one after the head at the time of the call.
-  assert.ok(set.height > before && set.height <= Number(node.chain.height) + 1, `height ${set.height}`);
+  assert.ok(set.height > before && set.height <= Number(dev.node.chain.height) + 1, `height ${set.height}`);
 
   assert.equal(v.bonded, '0');
   assert.equal(v.backedPower, '0', 'a genesis validator needs no bond in the genesis set');
@@ -68,16 +44,16 @@ test('unc_getValidators: the set that signs the next block, its power and quorum
   // A bond alone makes no candidate: the account must name a consensus key of its own.
   const bonder = devKey(4);
   const send = async (actions: Action[]) => {
-    const stx = await buildTransaction(client, bonder.seed, actions);
-    await client.sendRawTransaction(encodeSigned(stx));
-    assert.equal((await client.waitForTransaction(signedHash(stx), 15_000)).status, 'included');
+    const stx = await buildTransaction(dev.client, bonder.seed, actions);
+    await dev.client.sendRawTransaction(encodeSigned(stx));
+    assert.equal((await dev.client.waitForTransaction(signedHash(stx), 15_000)).status, 'included');
   };
   await send([{ type: 'bond', amount: 10n ** 18n }]);
-  assert.equal((await client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 0);
+  assert.equal((await dev.client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 0);
   // With one it is a candidate (it joins a set at an epoch boundary, with attested online power
   // and at least the minimum bond).
   const consensus = devChipKey(99);
-  const { chainId } = await client.status();
+  const { chainId } = await dev.client.status();
   await send([
     {
       type: 'setConsensusKey',
@@ -85,29 +61,29 @@ test('unc_getValidators: the set that signs the next block, its power and quorum
       signature: ed25519Sign(consensus.seed, consensusKeyMessage(chainId, bonder.address)),
     },
   ]);
-  assert.equal((await client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 1);
+  assert.equal((await dev.client.call<ValidatorSetJson>('unc_getValidators', [])).candidates, 1);
   // Past an epoch boundary with no bonded account holding online chips, the genesis set goes on.
-  while (node.chain.height < 30n) await new Promise((r) => setTimeout(r, 50));
-  assert.equal((await client.call<ValidatorSetJson>('unc_getValidators', [])).source, 'genesis');
+  while (dev.node.chain.height < 30n) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await dev.client.call<ValidatorSetJson>('unc_getValidators', [])).source, 'genesis');
 });
 
 test('unc_getValidators refuses a height beyond the next block; blocks carry their commit round', async () => {
   await assert.rejects(
-    client.call('unc_getValidators', [Number(node.chain.height) + 50]),
+    dev.client.call('unc_getValidators', [Number(dev.node.chain.height) + 50]),
     (err: RpcClientError) => err.rpcCode === -32602 && /beyond the next block/.test(err.message),
   );
-  const block = await client.call<BlockJson>('unc_getBlock', ['latest']);
+  const block = await dev.client.call<BlockJson>('unc_getBlock', ['latest']);
   assert.equal(block.commit.round, 0);
   assert.equal(block.commit.signatures.length, 1);
 });
 
 test('a transaction dropped at block building before its client subscribed is still reported, with the reason', async () => {
   const chip = devChipKey(7);
-  const status = await client.status();
+  const status = await dev.client.status();
   const register = async (owner: ReturnType<typeof devKey>) => {
-    const anchor = await client.getHeader('latest');
+    const anchor = await dev.client.getHeader('latest');
     const message = registrationMessage(status.chainId, owner.address, fromHex(anchor.hash, 32));
-    return buildTransaction(client, owner.seed, [
+    return buildTransaction(dev.client, owner.seed, [
       {
         type: 'registerChip',
         anchorHeight: BigInt(anchor.height),
@@ -124,11 +100,11 @@ test('a transaction dropped at block building before its client subscribed is st
   // Two owners register the same chip: both are admitted, the block keeps the first one only.
   const first = await register(devKey(5));
   const second = await register(devKey(6));
-  await client.sendRawTransactions([encodeSigned(first), encodeSigned(second)]);
-  const height = node.chain.height;
-  while (node.chain.height < height + 3n) await new Promise((r) => setTimeout(r, 50));
+  await dev.client.sendRawTransactions([encodeSigned(first), encodeSigned(second)]);
+  const height = dev.node.chain.height;
+  while (dev.node.chain.height < height + 3n) await new Promise((r) => setTimeout(r, 50));
   const outcomes = await Promise.all(
-    [first, second].map((stx) => client.waitForTransaction(signedHash(stx), 5_000)),
+    [first, second].map((stx) => dev.client.waitForTransaction(signedHash(stx), 5_000)),
   );
   // Which one the block keeps depends on the mempool's order; the other is dropped with its reason.
   assert.deepEqual(outcomes.map((o) => o.status).sort(), ['included', 'rejected']);
