@@ -3,51 +3,100 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { UncError } from '@unc/core';
+import { decodeAddress, UncError } from '@unc/core';
 import { normalizeNodeUrl, UncClient } from '@unc/sdk';
 import { type Command, Option } from 'commander';
-import { Keyring } from './keyring.js';
+import { isKeyName, Keyring } from './keyring.js';
 
 export const DEFAULT_HOME = join(homedir(), '.unc', 'dev');
 export const DEFAULT_NODE = 'http://127.0.0.1:3030';
 
-export interface CommonOptions {
-  home: string;
-  node?: string;
-  output: 'text' | 'json';
+/**
+ * The environment variables the CLI and the node read, shown by `unc --help` and docs/cli.md. A
+ * flag beats its variable, and the variable beats the home's config.json.
+ */
+export const ENV_VARS: readonly (readonly [name: string, meaning: string])[] = [
+  ['UNC_HOME', `the home directory, like --home (default ${DEFAULT_HOME})`],
+  ['UNC_NODE', "the node's RPC URL, like --node"],
+  ['UNC_OUTPUT', 'text or json, like --output'],
+  ['UNC_LOG_LEVEL', 'debug, info, warn or error: what a node or miner logs (default info)'],
+  ['UNC_LOG_FORMAT', 'json: log JSON lines instead of text'],
+  ['UNC_DEBUG', 'any value: print the stack trace of an error'],
+];
+
+/** The "Examples:" block `--help` shows after a command's options. */
+export function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
 
-/** Adds --home, --node and --output to a command. */
-export function withCommon(cmd: Command): Command {
-  return cmd
-    .option('--home <dir>', 'directory of the keyring and config', process.env.UNC_HOME ?? DEFAULT_HOME)
+export type OutputFormat = 'text' | 'json';
+
+/** The options every command takes, wherever they stand on the line (they belong to `unc` itself). */
+export interface GlobalOptions {
+  home?: string;
+  node?: string;
+  output?: string;
+  yes?: boolean;
+}
+
+/** Adds --home, --node, -o/--output and -y/--yes to the root command. */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .option(
+      '--home <dir>',
+      `directory of the keyring and config.json (env UNC_HOME; default ${DEFAULT_HOME})`,
+    )
     .option(
       '--node <url>',
-      `node RPC URL (default: the one \`unc dev\` recorded in the home, else ${DEFAULT_NODE})`,
+      `node RPC URL (env UNC_NODE; default: \`unc config get node\`, which \`unc dev\` records, else ${DEFAULT_NODE})`,
     )
-    .addOption(new Option('--output <format>', 'output format').choices(['text', 'json']).default('text'));
+    .addOption(
+      new Option(
+        '-o, --output <format>',
+        'output format (env UNC_OUTPUT; default: config, else text)',
+      ).choices(['text', 'json']),
+    )
+    .option('-y, --yes', 'sign and send without asking for confirmation (needed without a terminal)');
+}
+
+export function outputFormat(text: string, source: string): OutputFormat {
+  if (text !== 'text' && text !== 'json')
+    throw new UncError('BAD_OUTPUT', `invalid output format "${text}" from ${source}: text or json`);
+  return text;
 }
 
 export class Context {
   readonly home: string;
-  readonly output: 'text' | 'json';
+  readonly output: OutputFormat;
+  /** -y: the confirmation policy (send.ts) does not ask. */
+  readonly yes: boolean;
   private readonly nodeFlag: string | undefined;
 
-  constructor(opts: CommonOptions) {
-    this.home = resolve(opts.home);
-    this.output = opts.output;
-    this.nodeFlag = opts.node;
+  constructor(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env) {
+    this.home = resolve(opts.home ?? (env.UNC_HOME || DEFAULT_HOME));
+    this.nodeFlag = opts.node ?? (env.UNC_NODE || undefined);
+    const configured = readConfig(this.home).output;
+    this.output = opts.output
+      ? outputFormat(opts.output, '--output')
+      : env.UNC_OUTPUT
+        ? outputFormat(env.UNC_OUTPUT, 'UNC_OUTPUT')
+        : typeof configured === 'string'
+          ? outputFormat(configured, configPath(this.home))
+          : 'text';
+    this.yes = opts.yes === true;
   }
 
+  /** --node, else UNC_NODE, else the home's config.json, else the default. */
   get nodeUrl(): string {
     if (this.nodeFlag) return normalizeNodeUrl(this.nodeFlag);
-    if (process.env.UNC_NODE) return normalizeNodeUrl(process.env.UNC_NODE);
-    const config = join(this.home, 'config.json');
-    if (existsSync(config)) {
-      const recorded = (JSON.parse(readFileSync(config, 'utf8')) as { node?: string }).node;
-      if (recorded) return normalizeNodeUrl(recorded);
-    }
+    const recorded = readConfig(this.home).node;
+    if (typeof recorded === 'string' && recorded) return normalizeNodeUrl(recorded);
     return DEFAULT_NODE;
+  }
+
+  /** The home's config.json (`unc config get|set`). */
+  config(): Record<string, unknown> {
+    return readConfig(this.home);
   }
 
   client(): UncClient {
@@ -70,6 +119,11 @@ export class Context {
     return keyring.unlock(name, chainId, password);
   }
 
+  /** An address given as `unc1…` or as the name of a key in the keyring. */
+  address(text: string): string {
+    return resolveAddress(text, this.keyring());
+  }
+
   /** Prints `value` as JSON, or as text with `text` (defaults to JSON too). */
   print(value: unknown, text?: () => string): void {
     if (this.output === 'json' || !text) console.log(JSON.stringify(value, null, 2));
@@ -77,8 +131,46 @@ export class Context {
   }
 }
 
+/**
+ * `unc1…` as it is, or the address of the keyring key of that name. An address is tried first, so
+ * a key cannot shadow one; a key name is never mistaken for an address (names have no checksum).
+ */
+export function resolveAddress(text: string, keyring: Keyring): string {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('unc1')) {
+    decodeAddress(trimmed);
+    return trimmed;
+  }
+  if (!isKeyName(trimmed) || !keyring.has(trimmed)) {
+    throw new UncError(
+      'BAD_ADDRESS',
+      `"${text}" is neither an address (unc1…) nor the name of a key in ${keyring.dir} (see: unc keys list)`,
+    );
+  }
+  return keyring.info(trimmed).address;
+}
+
+export function configPath(home: string): string {
+  return join(home, 'config.json');
+}
+
+/** The home's config.json (written by `unc dev`, `unc start`, `unc miner start` and `unc config set`). */
+export function readConfig(home: string): Record<string, unknown> {
+  const path = configPath(home);
+  if (!existsSync(path)) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new UncError('BAD_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new UncError('BAD_CONFIG', `${path} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
 export function ctxOf(cmd: Command): Context {
-  return new Context(cmd.optsWithGlobals() as CommonOptions);
+  return new Context(cmd.optsWithGlobals() as GlobalOptions);
 }
 
 /** Reads a password from --password-file, or asks on the terminal without echo. */

@@ -4,7 +4,7 @@
  * public dev accounts, and it is refused for any chain that is not a dev chain.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   addressFromPublicKey,
@@ -30,6 +30,10 @@ type KeyFile =
   | (KeyInfo & { kind: 'test'; chainId: string; secret: string });
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function isKeyName(text: string): boolean {
+  return NAME_RE.test(text);
+}
 
 export function checkKeyName(name: string): void {
   if (!NAME_RE.test(name)) {
@@ -111,6 +115,56 @@ export class Keyring {
       .filter((n) => NAME_RE.test(n))
       .sort()
       .map((n) => this.info(n));
+  }
+
+  /** The keys that hold `address`, e.g. to warn before importing a key a second time. */
+  namesOf(address: string): string[] {
+    return this.list()
+      .filter((k) => k.address === address)
+      .map((k) => k.name);
+  }
+
+  /** Adds a keystore exported by `unc keys export` (still encrypted; its password is kept). */
+  addKeystore(name: string, keystore: KeystoreFile, password: string): KeyInfo {
+    const seed = decryptKeystore(keystore, password);
+    const publicKey = ed25519PublicKey(seed);
+    const info: KeyInfo = {
+      name,
+      address: encodeAddress(addressFromPublicKey(publicKey)),
+      publicKey: toHex(publicKey),
+      kind: 'encrypted',
+    };
+    this.write({ ...info, kind: 'encrypted', keystore });
+    return info;
+  }
+
+  /** The encrypted keystore of a key, as `unc keys export` writes it; dev keys have none. */
+  exportKeystore(name: string): KeystoreFile {
+    const file = this.read(name);
+    if (file.kind !== 'encrypted') {
+      throw new UncError(
+        'NOT_EXPORTABLE',
+        `key "${name}" is an unencrypted dev key; its seed comes from the public dev mnemonic (unc dev prints it)`,
+      );
+    }
+    return file.keystore;
+  }
+
+  delete(name: string): KeyInfo {
+    const info = this.info(name);
+    rmSync(this.path(name));
+    return info;
+  }
+
+  rename(from: string, to: string): KeyInfo {
+    const file = this.read(from);
+    const target = this.path(to);
+    if (existsSync(target))
+      throw new UncError('KEY_EXISTS', `a key named "${to}" already exists in ${this.dir}`);
+    // Write the new name into the file first, then move it: no moment with two keys or none.
+    writeFileSync(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`, { mode: 0o600 });
+    renameSync(this.path(from), target);
+    return this.info(to);
   }
 
   needsPassword(name: string): boolean {

@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { attestCommand } from './commands/attest.js';
 import { chipCommand } from './commands/chip.js';
+import { completionCommand } from './commands/completion.js';
+import { configCommand } from './commands/config.js';
 import { devCommand } from './commands/dev.js';
 import { consensusKeyCommand, initCommand } from './commands/init.js';
 import { jobCommand } from './commands/job.js';
@@ -13,12 +15,33 @@ import { startCommand } from './commands/start.js';
 import { testnetCommand } from './commands/testnet.js';
 import { txCommand } from './commands/tx.js';
 import { vendorCommand } from './commands/vendor.js';
+import { addGlobalOptions, ENV_VARS, examples } from './context.js';
+import { CLI_VERSION } from './version.js';
 
-const program = new Command('unc')
-  .description('UtilityNet: a blockchain for decentralised AI compute')
-  .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
+const program = addGlobalOptions(
+  new Command('unc')
+    .description('UtilityNet: a blockchain for decentralised AI compute')
+    .version(CLI_VERSION)
+    .showHelpAfterError('(run with --help for usage)'),
+).addHelpText(
+  'after',
+  [
+    '',
+    'The options above work anywhere on the line: unc --home X status = unc status --home X.',
+    'Addresses may be given as key names, and chip, offer and lease ids by a unique prefix.',
+    '',
+    'Environment:',
+    ...ENV_VARS.map(([name, meaning]) => `  ${name.padEnd(15)} ${meaning}`),
+    examples([
+      'unc dev                                   # a local dev chain with funded keys',
+      'unc tx transfer --from dev0 --to dev1 --amount 12.5',
+      'unc --node http://10.0.0.5:3030 status -o json',
+      'unc config set node http://10.0.0.5:3030',
+      'eval "$(unc completion bash)"',
+    ]),
+    'Docs: docs/cli.md',
+  ].join('\n'),
+);
 
 program.addCommand(devCommand());
 program.addCommand(initCommand());
@@ -35,9 +58,13 @@ program.addCommand(jobCommand());
 program.addCommand(vendorCommand());
 program.addCommand(attestCommand());
 program.addCommand(marketCommand());
+program.addCommand(configCommand());
+program.addCommand(completionCommand(program));
 
-for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
-  cmd.exitOverride();
+// Usage errors of every command end like the others (caught below), and every command's help lists
+// the global options.
+const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+for (const cmd of all(program)) cmd.exitOverride().configureHelp({ showGlobalOptions: true });
 
 try {
   await program.parseAsync(process.argv);

@@ -3,7 +3,7 @@
  * Everything with timers or sockets lives here; the rules live in @unc/core. Without a network
  * and with the only validator's key, the driver decides every block alone (the dev chain).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ed25519PublicKey,
@@ -50,7 +50,10 @@ export interface NodeOptions {
   logger?: Logger;
 }
 
-export const NODE_VERSION = '0.1.0';
+/** The release version, from this package's package.json (the one place it is written). */
+export const NODE_VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 type TxWatcher = (
   event:

@@ -8,7 +8,7 @@ import {
   type TxEventJson,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { ctxOf, withCommon } from '../context.js';
+import { ctxOf } from '../context.js';
 
 export function chipIdArg(text: string): string {
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
@@ -49,150 +49,146 @@ export function chipLine(c: ChipJson): string {
 export function chipCommand(): Command {
   const chip = new Command('chip').description('chips registered on the chain');
 
-  withCommon(
-    chip
-      .command('list')
-      .description('registered chips')
-      .option('--owner <address>', 'only chips of this owner'),
-  ).action(async (opts: { owner?: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    if (opts.owner) decodeAddress(opts.owner);
-    const chips = await ctx.client().call<ChipJson[]>('unc_getChips', opts.owner ? [opts.owner] : []);
-    ctx.print(chips, () => (chips.length === 0 ? 'no chips registered' : chips.map(chipLine).join('\n')));
-  });
-
-  withCommon(
-    chip
-      .command('show <chip-id>')
-      .description(
-        "a chip's state, its slots this epoch, and its event log (every slot answered or missed, and why)",
-      )
-      .option('--events <n>', 'how many log entries', '30'),
-  ).action(async (id: string, opts: { events: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const chipId = chipIdArg(id);
-    const limit = Number(opts.events);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new UncError('BAD_ARGUMENT', '--events must be 1…1000');
-    const client = ctx.client();
-    const [c, events] = await Promise.all([
-      client.call<ChipJson>('unc_getChip', [chipId]),
-      client.call<ChipEventJson[]>('unc_getChipEvents', [chipId, limit]),
-    ]);
-    ctx.print({ ...c, events }, () =>
-      [
-        `chip ${c.chipId}`,
-        `  vendor/model   ${c.vendorId}/${c.modelId} (${c.profile})`,
-        `  power          ${formatPower(c.power)}`,
-        `  owner          ${c.owner}`,
-        `  status         ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}, ${c.online ? 'online' : `OFFLINE (${c.consecutiveMisses} consecutive missed challenges)`}`,
-        `  registered at  ${c.registeredAt} (challenged from epoch ${c.firstEpoch})`,
-        `  challenges     ${c.slotsAnswered} answered, ${c.slotsMissed} missed`,
-        `  rewards        ${formatUnc(BigInt(c.rewardsEarned))} UNC`,
-        ...(c.tpmClock
-          ? [
-              `  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`,
-            ]
-          : []),
-        `  class          ${c.challengeClass} (each block challenges one class, drawn from its beacon: nobody knows the next one)`,
-        '  challenges (previous and current epoch, so far):',
-        ...c.slots.map(
-          (s) =>
-            `    epoch ${s.epoch} #${s.slot}  block ${String(s.height).padStart(7)}  ${s.status}${s.status === 'open' ? ` (answer by ${s.windowEnd})` : ''}`,
-        ),
-        '  log (newest first):',
-        ...events.map((e) => `    ${String(e.height).padStart(7)}  ${eventText(e.event)}`),
-      ].join('\n'),
-    );
-  });
-
-  withCommon(
-    chip
-      .command('register-message')
-      .description(
-        'the message a chip must sign to be registered by this owner now (for evidence made by other tools)',
-      )
-      .requiredOption('--from <key>', 'the owner key in the keyring'),
-  ).action(async (opts: { from: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const owner = ctx.keyring().info(opts.from);
-    const client = ctx.client();
-    const [status, anchor] = await Promise.all([client.status(), client.getHeader('latest')]);
-    const message = registrationMessage(
-      status.chainId,
-      decodeAddress(owner.address),
-      fromHex(anchor.hash, 32),
-    );
-    const out = { anchorHeight: anchor.height, message: toHex(message), owner: owner.address };
-    ctx.print(
-      out,
-      () => `message ${out.message}\nanchor height ${out.anchorHeight} (valid for the next blocks only)`,
-    );
-  });
-
-  withCommon(
-    chip
-      .command('register')
-      .description('register a TPM chip from evidence files (tpm2_quote -q <message> -m/-s)')
-      .requiredOption('--from <key>', 'the owner key in the keyring')
-      .requiredOption('--vendor <id>', 'the vendor id of the AK certificate issuer')
-      .requiredOption('--anchor-height <n>', 'the anchor height printed by unc chip register-message')
-      .requiredOption('--attest <file>', 'TPMS_ATTEST')
-      .requiredOption('--signature <file>', 'TPMT_SIGNATURE')
-      .requiredOption('--ak-cert <file>', 'the AK certificate (PEM; issuers after it are taken as the chain)')
-      .option('--password-file <file>', "the owner key's password"),
-  ).action(
-    async (
-      opts: {
-        from: string;
-        vendor: string;
-        anchorHeight: string;
-        attest: string;
-        signature: string;
-        akCert: string;
-        passwordFile?: string;
-      },
-      cmd: Command,
-    ) => {
+  chip
+    .command('list')
+    .description('registered chips')
+    .option('--owner <address>', 'only chips of this owner')
+    .action(async (opts: { owner?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      if (!/^\d+$/.test(opts.anchorHeight))
-        throw new UncError('BAD_ARGUMENT', '--anchor-height must be a height');
-      for (const f of [opts.attest, opts.signature, opts.akCert]) {
-        if (!existsSync(f)) throw new UncError('BAD_FILE', `${f} does not exist`);
-      }
-      const certs = pemToDer(readFileSync(opts.akCert, 'utf8'));
-      if (certs.length === 0) throw new UncError('BAD_FILE', `${opts.akCert} holds no PEM certificate`);
+      if (opts.owner) decodeAddress(opts.owner);
+      const chips = await ctx.client().call<ChipJson[]>('unc_getChips', opts.owner ? [opts.owner] : []);
+      ctx.print(chips, () => (chips.length === 0 ? 'no chips registered' : chips.map(chipLine).join('\n')));
+    });
+
+  chip
+    .command('show <chip-id>')
+    .description(
+      "a chip's state, its slots this epoch, and its event log (every slot answered or missed, and why)",
+    )
+    .option('--events <n>', 'how many log entries', '30')
+    .action(async (id: string, opts: { events: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const chipId = chipIdArg(id);
+      const limit = Number(opts.events);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+        throw new UncError('BAD_ARGUMENT', '--events must be 1…1000');
       const client = ctx.client();
-      const status = await client.status();
-      const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
-      const stx = await buildTransaction(client, seed, [
-        {
-          type: 'registerChip',
-          anchorHeight: BigInt(opts.anchorHeight),
-          evidence: {
-            type: 'tpm2',
-            vendorId: opts.vendor,
-            attest: new Uint8Array(readFileSync(opts.attest)),
-            signature: new Uint8Array(readFileSync(opts.signature)),
-            akCertificate: certs[0]!,
-            chain: certs.slice(1),
-          },
-        },
+      const [c, events] = await Promise.all([
+        client.call<ChipJson>('unc_getChip', [chipId]),
+        client.call<ChipEventJson[]>('unc_getChipEvents', [chipId, limit]),
       ]);
-      const hash = await sendTransaction(client, stx);
-      const outcome = await client.waitForTransaction(hash);
-      if (outcome.status === 'rejected')
-        throw new UncError(outcome.code, `registration dropped: ${outcome.reason}`);
-      const receipt = await client.getTransaction(hash);
-      const registered = receipt.events.find((e) => e.type === 'chipRegistered');
-      const out = {
-        hash,
-        height: outcome.height,
-        chipId: registered && 'chipId' in registered ? registered.chipId : null,
-      };
-      ctx.print(out, () => `registered chip ${out.chipId} at height ${out.height}`);
-    },
-  );
+      ctx.print({ ...c, events }, () =>
+        [
+          `chip ${c.chipId}`,
+          `  vendor/model   ${c.vendorId}/${c.modelId} (${c.profile})`,
+          `  power          ${formatPower(c.power)}`,
+          `  owner          ${c.owner}`,
+          `  status         ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}, ${c.online ? 'online' : `OFFLINE (${c.consecutiveMisses} consecutive missed challenges)`}`,
+          `  registered at  ${c.registeredAt} (challenged from epoch ${c.firstEpoch})`,
+          `  challenges     ${c.slotsAnswered} answered, ${c.slotsMissed} missed`,
+          `  rewards        ${formatUnc(BigInt(c.rewardsEarned))} UNC`,
+          ...(c.tpmClock
+            ? [
+                `  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`,
+              ]
+            : []),
+          `  class          ${c.challengeClass} (each block challenges one class, drawn from its beacon: nobody knows the next one)`,
+          '  challenges (previous and current epoch, so far):',
+          ...c.slots.map(
+            (s) =>
+              `    epoch ${s.epoch} #${s.slot}  block ${String(s.height).padStart(7)}  ${s.status}${s.status === 'open' ? ` (answer by ${s.windowEnd})` : ''}`,
+          ),
+          '  log (newest first):',
+          ...events.map((e) => `    ${String(e.height).padStart(7)}  ${eventText(e.event)}`),
+        ].join('\n'),
+      );
+    });
+
+  chip
+    .command('register-message')
+    .description(
+      'the message a chip must sign to be registered by this owner now (for evidence made by other tools)',
+    )
+    .requiredOption('--from <key>', 'the owner key in the keyring')
+    .action(async (opts: { from: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const owner = ctx.keyring().info(opts.from);
+      const client = ctx.client();
+      const [status, anchor] = await Promise.all([client.status(), client.getHeader('latest')]);
+      const message = registrationMessage(
+        status.chainId,
+        decodeAddress(owner.address),
+        fromHex(anchor.hash, 32),
+      );
+      const out = { anchorHeight: anchor.height, message: toHex(message), owner: owner.address };
+      ctx.print(
+        out,
+        () => `message ${out.message}\nanchor height ${out.anchorHeight} (valid for the next blocks only)`,
+      );
+    });
+
+  chip
+    .command('register')
+    .description('register a TPM chip from evidence files (tpm2_quote -q <message> -m/-s)')
+    .requiredOption('--from <key>', 'the owner key in the keyring')
+    .requiredOption('--vendor <id>', 'the vendor id of the AK certificate issuer')
+    .requiredOption('--anchor-height <n>', 'the anchor height printed by unc chip register-message')
+    .requiredOption('--attest <file>', 'TPMS_ATTEST')
+    .requiredOption('--signature <file>', 'TPMT_SIGNATURE')
+    .requiredOption('--ak-cert <file>', 'the AK certificate (PEM; issuers after it are taken as the chain)')
+    .option('--password-file <file>', "the owner key's password")
+    .action(
+      async (
+        opts: {
+          from: string;
+          vendor: string;
+          anchorHeight: string;
+          attest: string;
+          signature: string;
+          akCert: string;
+          passwordFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        if (!/^\d+$/.test(opts.anchorHeight))
+          throw new UncError('BAD_ARGUMENT', '--anchor-height must be a height');
+        for (const f of [opts.attest, opts.signature, opts.akCert]) {
+          if (!existsSync(f)) throw new UncError('BAD_FILE', `${f} does not exist`);
+        }
+        const certs = pemToDer(readFileSync(opts.akCert, 'utf8'));
+        if (certs.length === 0) throw new UncError('BAD_FILE', `${opts.akCert} holds no PEM certificate`);
+        const client = ctx.client();
+        const status = await client.status();
+        const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
+        const stx = await buildTransaction(client, seed, [
+          {
+            type: 'registerChip',
+            anchorHeight: BigInt(opts.anchorHeight),
+            evidence: {
+              type: 'tpm2',
+              vendorId: opts.vendor,
+              attest: new Uint8Array(readFileSync(opts.attest)),
+              signature: new Uint8Array(readFileSync(opts.signature)),
+              akCertificate: certs[0]!,
+              chain: certs.slice(1),
+            },
+          },
+        ]);
+        const hash = await sendTransaction(client, stx);
+        const outcome = await client.waitForTransaction(hash);
+        if (outcome.status === 'rejected')
+          throw new UncError(outcome.code, `registration dropped: ${outcome.reason}`);
+        const receipt = await client.getTransaction(hash);
+        const registered = receipt.events.find((e) => e.type === 'chipRegistered');
+        const out = {
+          hash,
+          height: outcome.height,
+          chipId: registered && 'chipId' in registered ? registered.chipId : null,
+        };
+        ctx.print(out, () => `registered chip ${out.chipId} at height ${out.height}`);
+      },
+    );
 
   return chip;
 }

@@ -29,7 +29,7 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
-import { countOption, ctxOf, portOption, withCommon } from '../context.js';
+import { countOption, ctxOf, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
 import { rpcLimitsOf } from './start.js';
@@ -60,268 +60,270 @@ function blockTime(text: string): number {
 }
 
 export function devCommand(): Command {
-  return withCommon(
-    withMempoolOptions(new Command('dev'))
-      .description('run a local single-validator dev chain with funded dev accounts')
-      .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
-      .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
-      .option('--block-time <ms>', 'milliseconds between blocks', '1000')
-      .option('--reset', 'delete the chain data and start from a fresh genesis')
-      .option('--chips <n>', 'software dev chips driven by the dev miner (dev9 owns them)', '4')
-      .option(
-        '--tpm-chips <n>',
-        'chips backed by real software TPMs (swtpm), provisioned by a dev TPM vendor',
-        '0',
-      )
-      .option('--epoch-blocks <n>', 'blocks per POCI epoch (fresh genesis only)', '60')
-      .option(
-        '--provider-port <port>',
-        "the dev miner's provider API for renters' jobs (default: RPC port + 1, or a free port with --rpc-port 0)",
-      )
-      .option('--offer-price <unc>', 'price per hour of the dev chips offered for rent', '2')
-      .option('--no-offer', 'do not put the dev chips on the market (the provider API still runs)')
-      .option(
-        '--provider-tls',
-        'serve the provider API over TLS with a certificate in <home>/provider/tls, pinned by the dev offer (default: plain http, which renters accept on dev chains only)',
-      ),
-  ).action(
-    async (
-      opts: {
-        rpcPort: string;
-        rpcHost: string;
-        blockTime: string;
-        reset?: boolean;
-        chips: string;
-        tpmChips: string;
-        epochBlocks: string;
-        providerPort?: string;
-        offerPrice: string;
-        offer: boolean;
-        providerTls?: boolean;
-      } & MempoolFlags,
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      const rpcPort = portOption(opts.rpcPort, 'rpc-port');
-      const blockTimeMs = blockTime(opts.blockTime);
-      const chipCount = countOption(opts.chips, 'chips', 0, 1000);
-      const tpmChipCount = countOption(opts.tpmChips, 'tpm-chips', 0, 16);
-      const epochBlocks = countOption(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
-      const providerPort =
-        opts.providerPort !== undefined
-          ? portOption(opts.providerPort, 'provider-port')
-          : rpcPort === 0
-            ? 0
-            : rpcPort + 1;
-      const offerPrice = parseUnc(opts.offerPrice);
-      const home = ctx.home;
-      const dataDir = join(home, 'data');
-      const genesisPath = join(home, 'genesis.json');
-      if (opts.reset) {
-        rmSync(dataDir, { recursive: true, force: true });
-        rmSync(genesisPath, { force: true });
-        rmSync(join(home, 'tpm'), { recursive: true, force: true });
-      }
-      mkdirSync(home, { recursive: true });
-      const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
-      if (!existsSync(genesisPath)) {
-        const extra = devTpm
-          ? {
-              vendors: [
-                {
-                  id: DEV_TPM_VENDOR,
-                  name: 'Dev TPM vendor (swtpm)',
-                  profile: 'tpm2' as const,
-                  roots: [devTpm.root.certificate],
-                },
-              ],
-              models: [
-                {
-                  vendorId: DEV_TPM_VENDOR,
-                  modelId: DEV_TPM_MODEL,
-                  name: 'Software TPM 2.0 (swtpm)',
-                  power: 1_000n,
-                },
-              ],
-            }
-          : {};
-        writeFileSync(
-          genesisPath,
-          `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks, ...extra }), null, 2)}\n`,
-        );
-      }
-      const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
-      if (devTpm && !(genesis.vendors as { id: string }[]).some((v) => v.id === DEV_TPM_VENDOR)) {
-        throw new UncError(
-          'NEEDS_RESET',
-          'this dev chain was created without the dev TPM vendor: run with --reset to add TPM chips',
-        );
-      }
-      const chainId = String(genesis.chainId);
-      const keyring = ctx.keyring();
-      const accounts = devAccounts();
-      for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
-      keyring.addTest('governance', devGovernanceKey().seed, chainId);
-
-      const logger = createLogger('dev');
-      // The explorer built beside this CLI in the monorepo (npm run build builds it).
-      const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
-      const configPath = join(home, 'config.json');
-      const recorded = existsSync(configPath)
-        ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
-        : {};
-      // A dev chain serves its own explorer, CLI and miner on this machine: per-address limits would
-      // only throttle them. Other loopback addresses (127.0.0.2, …) stay limited, and the home's
-      // config.json `rpc.unlimitedAddresses` replaces this list.
-      const rpcLimits = { unlimitedAddresses: DEV_UNLIMITED_ADDRESSES, ...rpcLimitsOf(recorded, configPath) };
-      const node = await UncNode.start({
-        rpc: rpcLimits,
-        ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
-        dataDir,
-        genesis,
-        validatorSeed: devValidator().seed,
-        rpcHost: opts.rpcHost,
-        rpcPort,
-        blockTimeMs,
-        mempool: mempoolOptions(opts),
-        logger,
-      });
-      const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
-        const k = devChipKey(i);
-        return new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name);
-      });
-      const swtpms: Swtpm[] = [];
-      if (devTpm) {
-        const progress = spinner(`starting ${tpmChipCount} software TPM chip(s)…`);
-        for (let i = 0; i < tpmChipCount; i++) {
-          progress.update(
-            `TPM chip ${i + 1}/${tpmChipCount}: starting swtpm and provisioning its attestation key…`,
-          );
-          const tpmDir = join(home, 'tpm', `chip-${i}`);
-          mkdirSync(join(tpmDir, 'state'), { recursive: true });
-          const swtpm = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
-          swtpms.push(swtpm);
-          const certDir = join(tpmDir, 'cert');
-          if (!existsSync(join(certDir, 'ak.cert.pem'))) {
-            const tpm = new Tpm(swtpm.transport());
-            try {
-              await tpm.startup('clear');
-              await provisionChip(tpm, devTpm, {
-                model: DEV_TPM_MODEL,
-                notBefore: new Date('2026-01-01T00:00:00Z'),
-                notAfter: new Date('2036-01-01T00:00:00Z'),
-                outDir: certDir,
-              });
-            } finally {
-              await tpm.close();
-            }
-          }
-          chips.push(
-            tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`),
+  return withMempoolOptions(new Command('dev'))
+    .description('run a local single-validator dev chain with funded dev accounts')
+    .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
+    .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
+    .option('--block-time <ms>', 'milliseconds between blocks', '1000')
+    .option('--reset', 'delete the chain data and start from a fresh genesis')
+    .option('--chips <n>', 'software dev chips driven by the dev miner (dev9 owns them)', '4')
+    .option(
+      '--tpm-chips <n>',
+      'chips backed by real software TPMs (swtpm), provisioned by a dev TPM vendor',
+      '0',
+    )
+    .option('--epoch-blocks <n>', 'blocks per POCI epoch (fresh genesis only)', '60')
+    .option(
+      '--provider-port <port>',
+      "the dev miner's provider API for renters' jobs (default: RPC port + 1, or a free port with --rpc-port 0)",
+    )
+    .option('--offer-price <unc>', 'price per hour of the dev chips offered for rent', '2')
+    .option('--no-offer', 'do not put the dev chips on the market (the provider API still runs)')
+    .option(
+      '--provider-tls',
+      'serve the provider API over TLS with a certificate in <home>/provider/tls, pinned by the dev offer (default: plain http, which renters accept on dev chains only)',
+    )
+    .action(
+      async (
+        opts: {
+          rpcPort: string;
+          rpcHost: string;
+          blockTime: string;
+          reset?: boolean;
+          chips: string;
+          tpmChips: string;
+          epochBlocks: string;
+          providerPort?: string;
+          offerPrice: string;
+          offer: boolean;
+          providerTls?: boolean;
+        } & MempoolFlags,
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const rpcPort = portOption(opts.rpcPort, 'rpc-port');
+        const blockTimeMs = blockTime(opts.blockTime);
+        const chipCount = countOption(opts.chips, 'chips', 0, 1000);
+        const tpmChipCount = countOption(opts.tpmChips, 'tpm-chips', 0, 16);
+        const epochBlocks = countOption(opts.epochBlocks, 'epoch-blocks', 24, 1_000_000);
+        const providerPort =
+          opts.providerPort !== undefined
+            ? portOption(opts.providerPort, 'provider-port')
+            : rpcPort === 0
+              ? 0
+              : rpcPort + 1;
+        const offerPrice = parseUnc(opts.offerPrice);
+        const home = ctx.home;
+        const dataDir = join(home, 'data');
+        const genesisPath = join(home, 'genesis.json');
+        if (opts.reset) {
+          rmSync(dataDir, { recursive: true, force: true });
+          rmSync(genesisPath, { force: true });
+          rmSync(join(home, 'tpm'), { recursive: true, force: true });
+        }
+        mkdirSync(home, { recursive: true });
+        const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
+        if (!existsSync(genesisPath)) {
+          const extra = devTpm
+            ? {
+                vendors: [
+                  {
+                    id: DEV_TPM_VENDOR,
+                    name: 'Dev TPM vendor (swtpm)',
+                    profile: 'tpm2' as const,
+                    roots: [devTpm.root.certificate],
+                  },
+                ],
+                models: [
+                  {
+                    vendorId: DEV_TPM_VENDOR,
+                    modelId: DEV_TPM_MODEL,
+                    name: 'Software TPM 2.0 (swtpm)',
+                    power: 1_000n,
+                  },
+                ],
+              }
+            : {};
+          writeFileSync(
+            genesisPath,
+            `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks, ...extra }), null, 2)}\n`,
           );
         }
-        progress.done();
-      }
-      const miner = new MinerAgent({
-        nodeUrl: node.rpcUrl,
-        ownerSeed: devKey(DEV_MINER_ACCOUNT).seed,
-        chips,
-        statusPort: 0,
-        // Renters lease the dev chips through the same market and provider API as anywhere else.
-        provider: {
-          port: providerPort,
-          modelDir: join(home, 'provider', 'models'),
-          ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
-          stateDir: join(home, 'provider'),
-        },
-        ...(opts.offer
-          ? {
-              offer: {
-                pricePerHour: offerPrice,
-                // Pay as you go: a renter trying the dev chain deposits as little as it likes.
-                minHours: 0,
-                maxHours: 24,
-                noticeMs: 10n * 60_000n,
-                attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
-              },
+        const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
+        if (devTpm && !(genesis.vendors as { id: string }[]).some((v) => v.id === DEV_TPM_VENDOR)) {
+          throw new UncError(
+            'NEEDS_RESET',
+            'this dev chain was created without the dev TPM vendor: run with --reset to add TPM chips',
+          );
+        }
+        const chainId = String(genesis.chainId);
+        const keyring = ctx.keyring();
+        const accounts = devAccounts();
+        for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
+        keyring.addTest('governance', devGovernanceKey().seed, chainId);
+
+        const logger = createLogger('dev');
+        // The explorer built beside this CLI in the monorepo (npm run build builds it).
+        const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
+        const configPath = join(home, 'config.json');
+        const recorded = existsSync(configPath)
+          ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
+          : {};
+        // A dev chain serves its own explorer, CLI and miner on this machine: per-address limits would
+        // only throttle them. Other loopback addresses (127.0.0.2, …) stay limited, and the home's
+        // config.json `rpc.unlimitedAddresses` replaces this list.
+        const rpcLimits = {
+          unlimitedAddresses: DEV_UNLIMITED_ADDRESSES,
+          ...rpcLimitsOf(recorded, configPath),
+        };
+        const node = await UncNode.start({
+          rpc: rpcLimits,
+          ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
+          dataDir,
+          genesis,
+          validatorSeed: devValidator().seed,
+          rpcHost: opts.rpcHost,
+          rpcPort,
+          blockTimeMs,
+          mempool: mempoolOptions(opts),
+          logger,
+        });
+        const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
+          const k = devChipKey(i);
+          return new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name);
+        });
+        const swtpms: Swtpm[] = [];
+        if (devTpm) {
+          const progress = spinner(`starting ${tpmChipCount} software TPM chip(s)…`);
+          for (let i = 0; i < tpmChipCount; i++) {
+            progress.update(
+              `TPM chip ${i + 1}/${tpmChipCount}: starting swtpm and provisioning its attestation key…`,
+            );
+            const tpmDir = join(home, 'tpm', `chip-${i}`);
+            mkdirSync(join(tpmDir, 'state'), { recursive: true });
+            const swtpm = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
+            swtpms.push(swtpm);
+            const certDir = join(tpmDir, 'cert');
+            if (!existsSync(join(certDir, 'ak.cert.pem'))) {
+              const tpm = new Tpm(swtpm.transport());
+              try {
+                await tpm.startup('clear');
+                await provisionChip(tpm, devTpm, {
+                  model: DEV_TPM_MODEL,
+                  notBefore: new Date('2026-01-01T00:00:00Z'),
+                  notAfter: new Date('2036-01-01T00:00:00Z'),
+                  outDir: certDir,
+                });
+              } finally {
+                await tpm.close();
+              }
             }
-          : {}),
-        logger: logger.child('miner'),
-      });
-      if (chips.length > 0) await miner.start();
-      // The RPC limits an operator wrote there are kept; the URLs are this run's.
-      const kept = recorded.rpc === undefined ? {} : { rpc: recorded.rpc };
-      writeFileSync(
-        configPath,
-        `${JSON.stringify({ ...kept, node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
-      );
+            chips.push(
+              tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`),
+            );
+          }
+          progress.done();
+        }
+        const miner = new MinerAgent({
+          nodeUrl: node.rpcUrl,
+          ownerSeed: devKey(DEV_MINER_ACCOUNT).seed,
+          chips,
+          statusPort: 0,
+          // Renters lease the dev chips through the same market and provider API as anywhere else.
+          provider: {
+            port: providerPort,
+            modelDir: join(home, 'provider', 'models'),
+            ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
+            stateDir: join(home, 'provider'),
+          },
+          ...(opts.offer
+            ? {
+                offer: {
+                  pricePerHour: offerPrice,
+                  // Pay as you go: a renter trying the dev chain deposits as little as it likes.
+                  minHours: 0,
+                  maxHours: 24,
+                  noticeMs: 10n * 60_000n,
+                  attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
+                },
+              }
+            : {}),
+          logger: logger.child('miner'),
+        });
+        if (chips.length > 0) await miner.start();
+        // The RPC limits an operator wrote there are kept; the URLs are this run's.
+        const kept = recorded.rpc === undefined ? {} : { rpc: recorded.rpc };
+        writeFileSync(
+          configPath,
+          `${JSON.stringify({ ...kept, node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
+        );
 
-      const balances = new Map(
-        (genesis.accounts as { address: string; balance: string }[]).map((a) => [
-          a.address,
-          BigInt(a.balance),
-        ]),
-      );
-      const summary = {
-        chainId,
-        rpc: node.rpcUrl,
-        explorer: node.explorerUrl,
-        ws: node.wsUrl,
-        home,
-        dataDir,
-        blockTimeMs,
-        height: Number(node.chain.height),
-        miner: { status: miner.statusUrl, chips: chipCount, tpmChips: tpmChipCount },
-        provider: miner.providerUrl,
-        accounts: accounts.map((a) => ({
-          name: a.name,
-          address: encodeAddress(a.address),
-          balance: (balances.get(encodeAddress(a.address)) ?? 0n).toString(),
-        })),
-        mnemonic: DEV_MNEMONIC,
-      };
-      ctx.print(summary, () =>
-        [
-          `UtilityNet dev chain ${chainId} (height ${summary.height})`,
-          `  RPC         ${node.rpcUrl}   (WebSocket ${node.wsUrl})`,
-          `  Explorer    ${node.explorerUrl ?? 'not built (npm run build)'}`,
-          `  Data dir    ${dataDir}`,
-          `  Block time  ${blockTimeMs} ms`,
-          `  Provider    ${miner.providerUrl ?? 'none (no chips)'}   (renters' jobs; the chips are offered at ${formatUnc(offerPrice)} UNC/h)`,
-          `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
-          '',
-          'Dev accounts (keyring "test": unencrypted, usable only on this dev chain):',
-          ...summary.accounts.map(
-            (a) => `  ${a.name.padEnd(5)} ${a.address}  ${formatUnc(BigInt(a.balance)).padStart(12)} UNC`,
-          ),
-          '',
-          `Dev mnemonic (public, never use for real funds): ${DEV_MNEMONIC}`,
-          '',
-          `Try: npx unc tx transfer --from dev0 --to ${summary.accounts[1]!.address} --amount 12.5 --yes`,
-          '     npx unc status',
-          '     npx unc chip list',
-          '     npx unc market offers',
-          '     npx unc market lease <offer id> --hours 1 --from dev1   then   npx unc job ocr --lease <lease id> <image.png> --from dev1',
-        ].join('\n'),
-      );
+        const balances = new Map(
+          (genesis.accounts as { address: string; balance: string }[]).map((a) => [
+            a.address,
+            BigInt(a.balance),
+          ]),
+        );
+        const summary = {
+          chainId,
+          rpc: node.rpcUrl,
+          explorer: node.explorerUrl,
+          ws: node.wsUrl,
+          home,
+          dataDir,
+          blockTimeMs,
+          height: Number(node.chain.height),
+          miner: { status: miner.statusUrl, chips: chipCount, tpmChips: tpmChipCount },
+          provider: miner.providerUrl,
+          accounts: accounts.map((a) => ({
+            name: a.name,
+            address: encodeAddress(a.address),
+            balance: (balances.get(encodeAddress(a.address)) ?? 0n).toString(),
+          })),
+          mnemonic: DEV_MNEMONIC,
+        };
+        ctx.print(summary, () =>
+          [
+            `UtilityNet dev chain ${chainId} (height ${summary.height})`,
+            `  RPC         ${node.rpcUrl}   (WebSocket ${node.wsUrl})`,
+            `  Explorer    ${node.explorerUrl ?? 'not built (npm run build)'}`,
+            `  Data dir    ${dataDir}`,
+            `  Block time  ${blockTimeMs} ms`,
+            `  Provider    ${miner.providerUrl ?? 'none (no chips)'}   (renters' jobs; the chips are offered at ${formatUnc(offerPrice)} UNC/h)`,
+            `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
+            '',
+            'Dev accounts (keyring "test": unencrypted, usable only on this dev chain):',
+            ...summary.accounts.map(
+              (a) => `  ${a.name.padEnd(5)} ${a.address}  ${formatUnc(BigInt(a.balance)).padStart(12)} UNC`,
+            ),
+            '',
+            `Dev mnemonic (public, never use for real funds): ${DEV_MNEMONIC}`,
+            '',
+            `Try: npx unc tx transfer --from dev0 --to ${summary.accounts[1]!.address} --amount 12.5 --yes`,
+            '     npx unc status',
+            '     npx unc chip list',
+            '     npx unc market offers',
+            '     npx unc market lease <offer id> --hours 1 --from dev1   then   npx unc job ocr --lease <lease id> <image.png> --from dev1',
+          ].join('\n'),
+        );
 
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info(`received ${signal}, stopping`);
-        miner
-          .stop()
-          .then(() => Promise.all(swtpms.map((t) => t.dispose())))
-          .then(() => node.stop())
-          .then(() => process.exit(0))
-          .catch((err) => {
-            logger.error('error while stopping', { error: (err as Error).message });
-            process.exit(1);
-          });
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
-    },
-  );
+        let stopping = false;
+        const stop = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          logger.info(`received ${signal}, stopping`);
+          miner
+            .stop()
+            .then(() => Promise.all(swtpms.map((t) => t.dispose())))
+            .then(() => node.stop())
+            .then(() => process.exit(0))
+            .catch((err) => {
+              logger.error('error while stopping', { error: (err as Error).message });
+              process.exit(1);
+            });
+        };
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+      },
+    );
 }

@@ -23,7 +23,7 @@ import {
 } from '@unc/core';
 import { peerIdFromNodeKey } from '@unc/node';
 import { Command } from 'commander';
-import { ctxOf, withCommon } from '../context.js';
+import { ctxOf } from '../context.js';
 
 export interface NodeHomeInfo {
   home: string;
@@ -131,48 +131,46 @@ export function consensusKeyProof(seed: Uint8Array, chainId: string, account: st
 }
 
 export function initCommand(): Command {
-  return withCommon(
-    new Command('init')
-      .description("create a node's home: node key (peer id), a consensus key of its own, and config")
-      .option('--moniker <name>', 'a name for this node', 'node'),
-  ).action(async (opts: { moniker: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const info = await initHome(ctx.home, opts.moniker);
-    ctx.print(info, () =>
-      [
-        `Initialised node "${info.moniker}" in ${info.home}`,
-        `  peer id           ${info.peerId}`,
-        `  consensus key     ${info.validatorPublicKey}`,
-        `  keys              ${configDir(info.home)} (keep them private; back up validator_key.json)`,
-        '',
-        'No account key belongs on this host. To validate, on this host:',
-        `  unc consensus-key --home ${info.home} --account <unc1… of your wallet> --chain-id <id> > consensus-key.json`,
-        'then on the machine that holds the account (copy consensus-key.json there; it is public):',
-        '  unc tx bond --from <account> --amount <UNC> --consensus-key consensus-key.json',
-        'and start the node:',
-        `  unc start --home ${info.home} --genesis <genesis.json> --peers <multiaddr,…> --validator`,
-      ].join('\n'),
-    );
-  });
+  return new Command('init')
+    .description("create a node's home: node key (peer id), a consensus key of its own, and config")
+    .option('--moniker <name>', 'a name for this node', 'node')
+    .action(async (opts: { moniker: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const info = await initHome(ctx.home, opts.moniker);
+      ctx.print(info, () =>
+        [
+          `Initialised node "${info.moniker}" in ${info.home}`,
+          `  peer id           ${info.peerId}`,
+          `  consensus key     ${info.validatorPublicKey}`,
+          `  keys              ${configDir(info.home)} (keep them private; back up validator_key.json)`,
+          '',
+          'No account key belongs on this host. To validate, on this host:',
+          `  unc consensus-key --home ${info.home} --account <unc1… of your wallet> --chain-id <id> > consensus-key.json`,
+          'then on the machine that holds the account (copy consensus-key.json there; it is public):',
+          '  unc tx bond --from <account> --amount <UNC> --consensus-key consensus-key.json',
+          'and start the node:',
+          `  unc start --home ${info.home} --genesis <genesis.json> --peers <multiaddr,…> --validator`,
+        ].join('\n'),
+      );
+    });
 }
 
 export function consensusKeyCommand(): Command {
-  return withCommon(
-    new Command('consensus-key')
-      .description(
-        "sign the proof that this home's consensus key votes for an account (register it with unc tx bond --consensus-key)",
-      )
-      .requiredOption('--account <address>', 'the account that bonds and owns the chips (unc1…)')
-      .requiredOption('--chain-id <id>', 'the chain the proof is for'),
-  ).action((opts: { account: string; chainId: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    try {
-      decodeAddress(opts.account);
-    } catch (err) {
-      throw new UncError('BAD_ADDRESS', `--account: ${(err as Error).message}`);
-    }
-    const proof = consensusKeyProof(loadHome(ctx.home).validatorSeed, opts.chainId, opts.account);
-    // The proof is the output in both formats: it is meant to be saved to a file.
-    ctx.print(proof, () => JSON.stringify(proof, null, 2));
-  });
+  return new Command('consensus-key')
+    .description(
+      "sign the proof that this home's consensus key votes for an account (register it with unc tx bond --consensus-key)",
+    )
+    .requiredOption('--account <address>', 'the account that bonds and owns the chips (unc1…)')
+    .requiredOption('--chain-id <id>', 'the chain the proof is for')
+    .action((opts: { account: string; chainId: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      try {
+        decodeAddress(opts.account);
+      } catch (err) {
+        throw new UncError('BAD_ADDRESS', `--account: ${(err as Error).message}`);
+      }
+      const proof = consensusKeyProof(loadHome(ctx.home).validatorSeed, opts.chainId, opts.account);
+      // The proof is the output in both formats: it is meant to be saved to a file.
+      ctx.print(proof, () => JSON.stringify(proof, null, 2));
+    });
 }

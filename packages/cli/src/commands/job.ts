@@ -20,7 +20,7 @@ import {
   verifyReceiptOffline,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, withCommon } from '../context.js';
+import { type Context, ctxOf } from '../context.js';
 
 interface LeaseView {
   id: string;
@@ -214,19 +214,17 @@ export function jobCommand(): Command {
   );
 
   const common = (c: Command) =>
-    withCommon(
-      c
-        .requiredOption('--lease <id>', 'the lease (64 hex)')
-        .requiredOption('--from <key>', "keyring key of the lease's renter")
-        .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
-        .option('--receipt-out <file>', 'write the signed receipt (hex) here')
-        .option('--client-cert', 'present a TLS client certificate of the renter key (mutual TLS)')
-        .option(
-          '--request-out <file>',
-          'write the signed job request (hex) here: the proof `unc market dispute` needs if no answer comes',
-        )
-        .option('--password-file <file>', "the renter key's password"),
-    );
+    c
+      .requiredOption('--lease <id>', 'the lease (64 hex)')
+      .requiredOption('--from <key>', "keyring key of the lease's renter")
+      .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
+      .option('--receipt-out <file>', 'write the signed receipt (hex) here')
+      .option('--client-cert', 'present a TLS client certificate of the renter key (mutual TLS)')
+      .option(
+        '--request-out <file>',
+        'write the signed job request (hex) here: the proof `unc market dispute` needs if no answer comes',
+      )
+      .option('--password-file <file>', "the renter key's password");
 
   common(
     job
@@ -275,47 +273,46 @@ export function jobCommand(): Command {
     );
   });
 
-  withCommon(
-    job
-      .command('verify <receipt>')
-      .description("check a signed receipt (file or hex) against the chip's record on the chain, offline"),
-  ).action(async (arg: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
-    let signed: ReturnType<typeof decodeSignedReceipt>;
-    try {
-      signed = decodeSignedReceipt(hex);
-    } catch (err) {
-      throw new UncError('BAD_RECEIPT', `not a signed receipt: ${(err as Error).message}`);
-    }
-    const client = ctx.client();
-    const status = await client.status();
-    const chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
-    const view = receiptToJson(signed);
-    try {
-      verifyReceiptOffline(signed, chip, status.chainId);
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      if (ctx.output === 'json') {
-        console.log(
-          JSON.stringify({ ok: false, reason: e.message, code: e.code ?? null, receipt: view }, null, 2),
-        );
-        process.exit(1);
+  job
+    .command('verify <receipt>')
+    .description("check a signed receipt (file or hex) against the chip's record on the chain, offline")
+    .action(async (arg: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
+      let signed: ReturnType<typeof decodeSignedReceipt>;
+      try {
+        signed = decodeSignedReceipt(hex);
+      } catch (err) {
+        throw new UncError('BAD_RECEIPT', `not a signed receipt: ${(err as Error).message}`);
       }
-      throw new UncError(e.code ?? 'RECEIPT_INVALID', `receipt does not verify: ${e.message}`);
-    }
-    ctx.print({ ok: true, receipt: view }, () =>
-      [
-        `ok: signed by chip ${view.chipId} (${chip.vendorId}/${chip.modelId}, ${view.profile})`,
-        `  lease  ${view.leaseId}`,
-        `  job    ${view.jobId}`,
-        `  model  ${view.modelHash}`,
-        `  input  ${view.inputHash}`,
-        `  output ${view.outputHash}`,
-        `  start  ${new Date(view.startMs).toISOString()}, ${view.durationMs} ms`,
-      ].join('\n'),
-    );
-  });
+      const client = ctx.client();
+      const status = await client.status();
+      const chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
+      const view = receiptToJson(signed);
+      try {
+        verifyReceiptOffline(signed, chip, status.chainId);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        if (ctx.output === 'json') {
+          console.log(
+            JSON.stringify({ ok: false, reason: e.message, code: e.code ?? null, receipt: view }, null, 2),
+          );
+          process.exit(1);
+        }
+        throw new UncError(e.code ?? 'RECEIPT_INVALID', `receipt does not verify: ${e.message}`);
+      }
+      ctx.print({ ok: true, receipt: view }, () =>
+        [
+          `ok: signed by chip ${view.chipId} (${chip.vendorId}/${chip.modelId}, ${view.profile})`,
+          `  lease  ${view.leaseId}`,
+          `  job    ${view.jobId}`,
+          `  model  ${view.modelHash}`,
+          `  input  ${view.inputHash}`,
+          `  output ${view.outputHash}`,
+          `  start  ${new Date(view.startMs).toISOString()}, ${view.durationMs} ms`,
+        ].join('\n'),
+      );
+    });
 
   return job;
 }

@@ -9,7 +9,7 @@ import {
   validateMnemonic,
 } from '@unc/core';
 import { Command } from 'commander';
-import { askLine, ctxOf, readPassword, withCommon } from '../context.js';
+import { askLine, ctxOf, readPassword } from '../context.js';
 import { checkKeyName } from '../keyring.js';
 
 function accountIndex(text: string): number {
@@ -22,83 +22,83 @@ function accountIndex(text: string): number {
 export function keysCommand(): Command {
   const keys = new Command('keys').description('manage the keys in the keyring');
 
-  withCommon(
-    keys
-      .command('add <name>')
-      .description('create a new key from a fresh 24-word mnemonic (shown once) and store it encrypted')
-      .option('--password-file <file>', 'read the keystore password from a file instead of a prompt')
-      .option('--index <n>', 'account index in the derivation path', '0'),
-  ).action(async (name: string, opts: { passwordFile?: string; index: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    checkKeyName(name);
-    const keyring = ctx.keyring();
-    if (keyring.has(name)) throw new UncError('KEY_EXISTS', `a key named "${name}" already exists`);
-    const index = accountIndex(opts.index);
-    const password = await readPassword(opts, 'Password for the new key: ', true);
-    const mnemonic = mnemonicFromEntropy(randomBytes(32));
-    const seed = deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key;
-    const info = keyring.addEncrypted(name, seed, password);
-    ctx.print({ ...info, mnemonic, path: uncDerivationPath(index) }, () =>
-      [
-        `Created key "${name}"`,
-        `  address  ${info.address}`,
-        `  path     ${uncDerivationPath(index)}`,
-        '',
-        'Write down this mnemonic and keep it safe. It is the only way to recover the key,',
-        'and it will not be shown again:',
-        '',
-        `  ${mnemonic}`,
-      ].join('\n'),
-    );
-  });
-
-  withCommon(
-    keys
-      .command('import <name>')
-      .description('import a key from its BIP-39 mnemonic (prompted, or --mnemonic-file)')
-      .option('--mnemonic-file <file>', 'read the mnemonic from a file')
-      .option('--password-file <file>', 'read the keystore password from a file instead of a prompt')
-      .option('--index <n>', 'account index in the derivation path', '0'),
-  ).action(
-    async (
-      name: string,
-      opts: { mnemonicFile?: string; passwordFile?: string; index: string },
-      cmd: Command,
-    ) => {
+  keys
+    .command('add <name>')
+    .description('create a new key from a fresh 24-word mnemonic (shown once) and store it encrypted')
+    .option('--password-file <file>', 'read the keystore password from a file instead of a prompt')
+    .option('--index <n>', 'account index in the derivation path', '0')
+    .action(async (name: string, opts: { passwordFile?: string; index: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       checkKeyName(name);
       const keyring = ctx.keyring();
       if (keyring.has(name)) throw new UncError('KEY_EXISTS', `a key named "${name}" already exists`);
       const index = accountIndex(opts.index);
-      let mnemonic: string;
-      if (opts.mnemonicFile) {
-        if (!existsSync(opts.mnemonicFile))
-          throw new UncError('BAD_FILE', `${opts.mnemonicFile} does not exist`);
-        mnemonic = readFileSync(opts.mnemonicFile, 'utf8').trim();
-      } else {
-        if (!process.stdin.isTTY) {
-          throw new UncError(
-            'MNEMONIC_REQUIRED',
-            'no terminal to ask for the mnemonic: pass --mnemonic-file <file>',
-          );
-        }
-        mnemonic = (await askLine('Mnemonic: ')).trim();
-      }
-      if (!validateMnemonic(mnemonic)) {
-        throw new UncError(
-          'BAD_MNEMONIC',
-          'invalid mnemonic: check the words and their order (BIP-39 English)',
-        );
-      }
-      const password = await readPassword(opts, 'Password for the imported key: ', true);
+      const password = await readPassword(opts, 'Password for the new key: ', true);
+      const mnemonic = mnemonicFromEntropy(randomBytes(32));
       const seed = deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key;
       const info = keyring.addEncrypted(name, seed, password);
-      ctx.print(info, () => `Imported key "${name}": ${info.address}`);
-    },
-  );
+      ctx.print({ ...info, mnemonic, path: uncDerivationPath(index) }, () =>
+        [
+          `Created key "${name}"`,
+          `  address  ${info.address}`,
+          `  path     ${uncDerivationPath(index)}`,
+          '',
+          'Write down this mnemonic and keep it safe. It is the only way to recover the key,',
+          'and it will not be shown again:',
+          '',
+          `  ${mnemonic}`,
+        ].join('\n'),
+      );
+    });
 
-  withCommon(keys.command('list').description('list the keys in the keyring')).action(
-    (_opts: unknown, cmd: Command) => {
+  keys
+    .command('import <name>')
+    .description('import a key from its BIP-39 mnemonic (prompted, or --mnemonic-file)')
+    .option('--mnemonic-file <file>', 'read the mnemonic from a file')
+    .option('--password-file <file>', 'read the keystore password from a file instead of a prompt')
+    .option('--index <n>', 'account index in the derivation path', '0')
+    .action(
+      async (
+        name: string,
+        opts: { mnemonicFile?: string; passwordFile?: string; index: string },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        checkKeyName(name);
+        const keyring = ctx.keyring();
+        if (keyring.has(name)) throw new UncError('KEY_EXISTS', `a key named "${name}" already exists`);
+        const index = accountIndex(opts.index);
+        let mnemonic: string;
+        if (opts.mnemonicFile) {
+          if (!existsSync(opts.mnemonicFile))
+            throw new UncError('BAD_FILE', `${opts.mnemonicFile} does not exist`);
+          mnemonic = readFileSync(opts.mnemonicFile, 'utf8').trim();
+        } else {
+          if (!process.stdin.isTTY) {
+            throw new UncError(
+              'MNEMONIC_REQUIRED',
+              'no terminal to ask for the mnemonic: pass --mnemonic-file <file>',
+            );
+          }
+          mnemonic = (await askLine('Mnemonic: ')).trim();
+        }
+        if (!validateMnemonic(mnemonic)) {
+          throw new UncError(
+            'BAD_MNEMONIC',
+            'invalid mnemonic: check the words and their order (BIP-39 English)',
+          );
+        }
+        const password = await readPassword(opts, 'Password for the imported key: ', true);
+        const seed = deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key;
+        const info = keyring.addEncrypted(name, seed, password);
+        ctx.print(info, () => `Imported key "${name}": ${info.address}`);
+      },
+    );
+
+  keys
+    .command('list')
+    .description('list the keys in the keyring')
+    .action((_opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const list = ctx.keyring().list();
       ctx.print(list, () =>
@@ -110,11 +110,12 @@ export function keysCommand(): Command {
               )
               .join('\n'),
       );
-    },
-  );
+    });
 
-  withCommon(keys.command('show <name>').description("show a key's address and public key")).action(
-    (name: string, _opts: unknown, cmd: Command) => {
+  keys
+    .command('show <name>')
+    .description("show a key's address and public key")
+    .action((name: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const info = ctx.keyring().info(name);
       ctx.print(
@@ -122,8 +123,7 @@ export function keysCommand(): Command {
         () =>
           `name       ${info.name}\naddress    ${info.address}\npublic key ${info.publicKey}\nkind       ${info.kind}`,
       );
-    },
-  );
+    });
 
   return keys;
 }

@@ -28,7 +28,7 @@ import {
   updateOfferTlsAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, withCommon } from '../context.js';
+import { type Context, ctxOf } from '../context.js';
 import { chipIdArg, formatPower } from './chip.js';
 
 function idArg(text: string, what: string): string {
@@ -134,11 +134,9 @@ function offerFingerprints(ctx: Context, endpoint: string, certFile?: string): s
 }
 
 function withSigner(cmd: Command): Command {
-  return withCommon(
-    cmd
-      .requiredOption('--from <key>', 'the signing key in the keyring')
-      .option('--password-file <file>', "read the key's password from a file"),
-  );
+  return cmd
+    .requiredOption('--from <key>', 'the signing key in the keyring')
+    .option('--password-file <file>', "read the key's password from a file");
 }
 
 const unc = (base: string) => `${formatUnc(BigInt(base))} UNC`;
@@ -218,21 +216,20 @@ function eventOf<T extends TxEventJson['type']>(
 export function marketCommand(): Command {
   const market = new Command('market').description('rent compute: offers, leases, provider records');
 
-  withCommon(
-    market
-      .command('offers')
-      .description("open offers (with --provider: that provider's open and closing ones)")
-      .option('--provider <address>', "only this provider's offers")
-      .option('--all', 'closed offers too (with --provider)'),
-  ).action(async (opts: { provider?: string; all?: boolean }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    if (opts.provider) decodeAddress(opts.provider);
-    const offers = await ctx.client().getOffers({
-      ...(opts.provider ? { provider: opts.provider } : {}),
-      ...(opts.all ? { all: true } : {}),
+  market
+    .command('offers')
+    .description("open offers (with --provider: that provider's open and closing ones)")
+    .option('--provider <address>', "only this provider's offers")
+    .option('--all', 'closed offers too (with --provider)')
+    .action(async (opts: { provider?: string; all?: boolean }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      if (opts.provider) decodeAddress(opts.provider);
+      const offers = await ctx.client().getOffers({
+        ...(opts.provider ? { provider: opts.provider } : {}),
+        ...(opts.all ? { all: true } : {}),
+      });
+      ctx.print(offers, () => (offers.length === 0 ? 'no offers' : offers.map(offerLine).join('\n')));
     });
-    ctx.print(offers, () => (offers.length === 0 ? 'no offers' : offers.map(offerLine).join('\n')));
-  });
 
   const offer = new Command('offer').description('create, show and close offers');
   market.addCommand(offer);
@@ -358,13 +355,14 @@ export function marketCommand(): Command {
     );
   });
 
-  withCommon(offer.command('show <id>').description('one offer: terms, chips, uptime')).action(
-    async (id: string, _opts: unknown, cmd: Command) => {
+  offer
+    .command('show <id>')
+    .description('one offer: terms, chips, uptime')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const o = await ctx.client().getOffer(idArg(id, 'offer'));
       ctx.print(o, () => offerText(o));
-    },
-  );
+    });
 
   withSigner(
     offer
@@ -383,16 +381,14 @@ export function marketCommand(): Command {
   });
 
   // Not requiredOption: commander would demand them of `lease show|close|topup` too.
-  const lease = withCommon(
-    new Command('lease')
-      .description('rent a chip of an offer (or: lease show|close|topup)')
-      .argument('<offerId>', 'the offer to rent from')
-      .option('--from <key>', 'the renting key in the keyring (required)')
-      .option('--password-file <file>', "read the key's password from a file")
-      .option('--hours <n>', 'lease length in hours (required)')
-      .option('--chip <id>', 'which chip of the offer (default: the first free one)')
-      .option('--deposit <UNC>', 'escrow to deposit (default: price × hours)'),
-  );
+  const lease = new Command('lease')
+    .description('rent a chip of an offer (or: lease show|close|topup)')
+    .argument('<offerId>', 'the offer to rent from')
+    .option('--from <key>', 'the renting key in the keyring (required)')
+    .option('--password-file <file>', "read the key's password from a file")
+    .option('--hours <n>', 'lease length in hours (required)')
+    .option('--chip <id>', 'which chip of the offer (default: the first free one)')
+    .option('--deposit <UNC>', 'escrow to deposit (default: price × hours)');
   lease.action(
     async (
       offerId: string,
@@ -424,92 +420,89 @@ export function marketCommand(): Command {
   );
   market.addCommand(lease);
 
-  withCommon(lease.command('show <id>').description('a lease: paid, refunded, remaining, status')).action(
-    async (id: string, _opts: unknown, cmd: Command) => {
+  lease
+    .command('show <id>')
+    .description('a lease: paid, refunded, remaining, status')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const l = await ctx.client().getLease(idArg(id, 'lease'));
       ctx.print(l, () => leaseText(l));
-    },
-  );
+    });
 
   // `lease` itself parses the options given to its subcommands (--from, --home, --output…), so
   // they read them from the command chain.
-  withCommon(
-    lease
-      .command('close <id>')
-      .description('renter: close now (settled, the rest refunded); provider: close after the notice period')
-      .option('--from <key>', 'the signing key in the keyring (required)')
-      .option('--password-file <file>', "read the key's password from a file"),
-  ).action(async (id: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const opts = signerOf(cmd);
-    const leaseId = idArg(id, 'lease');
-    const { hash, height, events } = await send(ctx, opts, [closeLeaseAction(leaseId)]);
-    const l = await ctx.client().getLease(leaseId);
-    const closing = events.find((e) => e.type === 'leaseClosing');
-    ctx.print({ hash, height, lease: l }, () =>
-      closing && closing.type === 'leaseClosing'
-        ? `lease ${leaseId} closing: it ends at ${when(closing.endTime)} (notice period)`
-        : `lease ${leaseId} closed at height ${height}: paid ${unc(l.paid)}, refunded ${unc(l.refunded)}`,
-    );
-  });
+  lease
+    .command('close <id>')
+    .description('renter: close now (settled, the rest refunded); provider: close after the notice period')
+    .option('--from <key>', 'the signing key in the keyring (required)')
+    .option('--password-file <file>', "read the key's password from a file")
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const opts = signerOf(cmd);
+      const leaseId = idArg(id, 'lease');
+      const { hash, height, events } = await send(ctx, opts, [closeLeaseAction(leaseId)]);
+      const l = await ctx.client().getLease(leaseId);
+      const closing = events.find((e) => e.type === 'leaseClosing');
+      ctx.print({ hash, height, lease: l }, () =>
+        closing && closing.type === 'leaseClosing'
+          ? `lease ${leaseId} closing: it ends at ${when(closing.endTime)} (notice period)`
+          : `lease ${leaseId} closed at height ${height}: paid ${unc(l.paid)}, refunded ${unc(l.refunded)}`,
+      );
+    });
 
-  withCommon(
-    lease
-      .command('topup <id> <amount>')
-      .description('add UNC to a lease escrow')
-      .option('--from <key>', 'the renting key in the keyring (required)')
-      .option('--password-file <file>', "read the key's password from a file"),
-  ).action(async (id: string, amount: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const opts = signerOf(cmd);
-    const value = parseUnc(amount);
-    if (value === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
-    const leaseId = idArg(id, 'lease');
-    const { hash, height, events } = await send(ctx, opts, [topUpLeaseAction(leaseId, value)]);
-    const t = eventOf(events, 'leaseToppedUp');
-    ctx.print(
-      { hash, height, leaseId, amount: t.amount, remaining: t.remaining },
-      () => `lease ${leaseId} topped up by ${unc(t.amount)}: ${unc(t.remaining)} in escrow`,
-    );
-  });
+  lease
+    .command('topup <id> <amount>')
+    .description('add UNC to a lease escrow')
+    .option('--from <key>', 'the renting key in the keyring (required)')
+    .option('--password-file <file>', "read the key's password from a file")
+    .action(async (id: string, amount: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const opts = signerOf(cmd);
+      const value = parseUnc(amount);
+      if (value === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
+      const leaseId = idArg(id, 'lease');
+      const { hash, height, events } = await send(ctx, opts, [topUpLeaseAction(leaseId, value)]);
+      const t = eventOf(events, 'leaseToppedUp');
+      ctx.print(
+        { hash, height, leaseId, amount: t.amount, remaining: t.remaining },
+        () => `lease ${leaseId} topped up by ${unc(t.amount)}: ${unc(t.remaining)} in escrow`,
+      );
+    });
 
-  withCommon(
-    market
-      .command('leases')
-      .description('the leases of a renter or a provider')
-      .option('--renter <address>', "a renter's leases")
-      .option('--provider <address>', "a provider's leases"),
-  ).action(async (opts: { renter?: string; provider?: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    if (!!opts.renter === !!opts.provider)
-      throw new UncError('BAD_ARGUMENT', 'give exactly one of --renter <address> or --provider <address>');
-    const who = (opts.renter ?? opts.provider)!;
-    decodeAddress(who);
-    const leases = await ctx.client().getLeases(opts.renter ? { renter: who } : { provider: who });
-    ctx.print(leases, () => (leases.length === 0 ? 'no leases' : leases.map(leaseLine).join('\n')));
-  });
+  market
+    .command('leases')
+    .description('the leases of a renter or a provider')
+    .option('--renter <address>', "a renter's leases")
+    .option('--provider <address>', "a provider's leases")
+    .action(async (opts: { renter?: string; provider?: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      if (!!opts.renter === !!opts.provider)
+        throw new UncError('BAD_ARGUMENT', 'give exactly one of --renter <address> or --provider <address>');
+      const who = (opts.renter ?? opts.provider)!;
+      decodeAddress(who);
+      const leases = await ctx.client().getLeases(opts.renter ? { renter: who } : { provider: who });
+      ctx.print(leases, () => (leases.length === 0 ? 'no leases' : leases.map(leaseLine).join('\n')));
+    });
 
-  withCommon(
-    market
-      .command('provider <address>')
-      .description("a provider's record: jobs, ratings, disputes, earnings"),
-  ).action(async (address: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    decodeAddress(address);
-    const r: ProviderRecordJson = await ctx.client().getProviderRecord(address);
-    ctx.print(r, () =>
-      [
-        `provider ${r.address}`,
-        `  offers        ${r.offers} created, open: ${r.openOffers.length ? r.openOffers.join(', ') : 'none'}`,
-        `  leases        ${r.leases} opened, ${r.activeLeases} running`,
-        `  jobs          ${r.jobsReceipted} receipted`,
-        `  rating        ${r.rating ?? 'n/a'} (${r.ratingsCount} ratings)`,
-        `  disputes      ${r.disputes}`,
-        `  earnings      ${unc(r.earnings)}`,
-      ].join('\n'),
-    );
-  });
+  market
+    .command('provider <address>')
+    .description("a provider's record: jobs, ratings, disputes, earnings")
+    .action(async (address: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      decodeAddress(address);
+      const r: ProviderRecordJson = await ctx.client().getProviderRecord(address);
+      ctx.print(r, () =>
+        [
+          `provider ${r.address}`,
+          `  offers        ${r.offers} created, open: ${r.openOffers.length ? r.openOffers.join(', ') : 'none'}`,
+          `  leases        ${r.leases} opened, ${r.activeLeases} running`,
+          `  jobs          ${r.jobsReceipted} receipted`,
+          `  rating        ${r.rating ?? 'n/a'} (${r.ratingsCount} ratings)`,
+          `  disputes      ${r.disputes}`,
+          `  earnings      ${unc(r.earnings)}`,
+        ].join('\n'),
+      );
+    });
 
   withSigner(
     market

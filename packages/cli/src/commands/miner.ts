@@ -11,233 +11,230 @@ import {
 import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
-import { ctxOf, withCommon } from '../context.js';
+import { ctxOf } from '../context.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
 
-  withCommon(
-    miner
-      .command('status')
-      .description("each chip's state, next slot, recent answers and earnings, from the running agent")
-      .option('--agent <url>', 'the agent status URL (default: the one recorded in the home)'),
-  ).action(async (opts: { agent?: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    let url = opts.agent;
-    const config = join(ctx.home, 'config.json');
-    if (!url && existsSync(config))
-      url = (JSON.parse(readFileSync(config, 'utf8')) as { miner?: string }).miner ?? undefined;
-    if (!url) throw new UncError('NO_AGENT', `no miner agent recorded in ${config}; pass --agent <url>`);
-    let status: { owner: string; node: string; height: number; chips: ChipStatus[] };
-    try {
-      status = (await (
-        await fetch(`${url.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(10_000) })
-      ).json()) as typeof status;
-    } catch (err) {
-      throw new UncError(
-        'AGENT_UNREACHABLE',
-        `cannot reach the miner agent at ${url}: ${(err as Error).message}`,
-      );
-    }
-    ctx.print(status, () =>
-      [
-        `miner agent for ${status.owner} on ${status.node} (height ${status.height})`,
-        ...status.chips.map((c) =>
-          [
-            `  ${c.label} ${c.chipId.slice(0, 16)}… ${c.profile}: ${c.registered ? (c.online ? 'online' : 'OFFLINE') : 'not registered'}, answered ${c.answered}, missed ${c.missed}, earned ${c.rewardsEarned}`,
-            ...c.open.map(
-              (o) =>
-                `      open challenge: block ${o.height} (epoch ${o.epoch} #${o.slot}), answer by ${o.windowEnd}`,
-            ),
-            ...c.recent.slice(-3).map((r) => `      slot ${r.epoch}:${r.slot} at ${r.height}: ${r.result}`),
-            c.lastError ? `      last error: ${c.lastError}` : '',
-          ]
-            .filter(Boolean)
-            .join('\n'),
-        ),
-      ].join('\n'),
-    );
-  });
-
-  withCommon(
-    miner
-      .command('init')
-      .description('record which key owns the chips and which chips to drive, for unc miner start')
-      .requiredOption('--from <key>', 'keyring key that owns the chips and pays for registration')
-      .option('--tpm-chip <endpoint=dir>', 'a provisioned TPM chip (repeatable)', collect, [])
-      .option('--dev-chips <n>', 'software dev chips (dev chains only)', '0'),
-  ).action((opts: { from: string; tpmChip: string[]; devChips: string }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    ctx.keyring().info(opts.from);
-    for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
-    const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
-    mkdirSync(ctx.home, { recursive: true });
-    writeFileSync(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`);
-    // The provider API's TLS key and self-signed certificate; the offer pins its fingerprint.
-    const tls = ensureProviderCertificate(join(ctx.home, 'tls'));
-    ctx.print({ ...config, tlsFingerprint: tls.fingerprint }, () =>
-      [
-        `miner configured in ${join(ctx.home, 'miner.json')}: ${opts.tpmChip.length} TPM chip(s), ${config.devChips} dev chip(s), owner ${opts.from}`,
-        `provider TLS certificate ${join(ctx.home, 'tls', 'provider.crt')}${tls.created ? ' (new)' : ''}`,
-        `  SHA-256 fingerprint ${tls.fingerprint} (unc market offer create pins it)`,
-      ].join('\n'),
-    );
-  });
-
-  withCommon(
-    miner
-      .command('start')
-      .description('run the miner agent: register the chips and answer every challenge slot')
-      .option('--from <key>', 'keyring key that owns the chips (default: from unc miner init)')
-      .option(
-        '--tpm-chip <endpoint=dir>',
-        'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)',
-        collect,
-        [],
-      )
-      .option('--tpm <device>', 'one chip on a TPM device (e.g. /dev/tpmrm0), with --chip-dir')
-      .option('--tpm-tcp <host:port>', 'one chip on a TPM simulator socket (swtpm), with --chip-dir')
-      .option('--chip-dir <dir>', 'the provisioned directory of the --tpm chip')
-      .option('--dev-chips <n>', 'software dev chips (dev chains only)')
-      .option('--status-port <port>', 'port of the /status and /metrics endpoint on 127.0.0.1', '0')
-      .option('--provider-port <port>', "serve renters' jobs (provider API) on this port (0: a free one)")
-      .option('--provider-host <host>', 'address of the provider API', '127.0.0.1')
-      .option(
-        '--no-provider-tls',
-        'serve the provider API as plain http (dev chains, or behind a reverse proxy that terminates TLS)',
-      )
-      .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
-      .option('--job-timeout <seconds>', 'wall-clock limit of one job; its process is killed past it', '60')
-      .option('--job-memory <MiB>', 'memory limit of one job process; it is killed past it', '4096')
-      .option('--job-concurrency <n>', 'jobs run at once, each in its own process', '2')
-      .option('--password-file <file>', "the owner key's password"),
-  ).action(
-    async (
-      opts: {
-        from?: string;
-        tpmChip: string[];
-        tpm?: string;
-        tpmTcp?: string;
-        chipDir?: string;
-        devChips?: string;
-        statusPort: string;
-        providerPort?: string;
-        providerHost: string;
-        providerTls: boolean;
-        executionProvider: string;
-        jobTimeout: string;
-        jobMemory: string;
-        jobConcurrency: string;
-        passwordFile?: string;
-      },
-      cmd: Command,
-    ) => {
+  miner
+    .command('status')
+    .description("each chip's state, next slot, recent answers and earnings, from the running agent")
+    .option('--agent <url>', 'the agent status URL (default: the one recorded in the home)')
+    .action(async (opts: { agent?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      const configPath = join(ctx.home, 'miner.json');
-      const saved = existsSync(configPath)
-        ? (JSON.parse(readFileSync(configPath, 'utf8')) as {
-            from?: string;
-            tpmChips?: string[];
-            devChips?: number;
-          })
-        : {};
-      const from = opts.from ?? saved.from;
-      if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
-      const single = opts.tpm ?? opts.tpmTcp;
-      const specs = opts.tpmChip.length > 0 || single ? [...opts.tpmChip] : (saved.tpmChips ?? []);
-      if (single) {
-        if (!opts.chipDir)
-          throw new UncError(
-            'BAD_ARGUMENT',
-            '--tpm/--tpm-tcp need --chip-dir <dir> (from unc vendor provision)',
-          );
-        specs.push(`${single}=${opts.chipDir}`);
-      }
-      const devChips = opts.devChips !== undefined ? devChipCount(opts.devChips) : (saved.devChips ?? 0);
-      const statusPort = Number(opts.statusPort);
-      if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535)
-        throw new UncError('BAD_PORT', '--status-port must be 0…65535');
-      const providerPort = opts.providerPort === undefined ? undefined : Number(opts.providerPort);
-      if (
-        providerPort !== undefined &&
-        (!Number.isInteger(providerPort) || providerPort < 0 || providerPort > 65535)
-      )
-        throw new UncError('BAD_PORT', '--provider-port must be 0…65535');
-      if (opts.executionProvider !== 'cpu' && opts.executionProvider !== 'cuda')
-        throw new UncError('BAD_ARGUMENT', '--execution-provider must be cpu or cuda');
-      const jobTimeout = Number(opts.jobTimeout);
-      if (!Number.isFinite(jobTimeout) || jobTimeout <= 0)
-        throw new UncError('BAD_ARGUMENT', '--job-timeout must be a positive number of seconds');
-      const jobMemory = Number(opts.jobMemory);
-      if (!Number.isInteger(jobMemory) || jobMemory < 1024)
-        throw new UncError('BAD_ARGUMENT', '--job-memory must be an integer number of MiB, at least 1024');
-      const jobConcurrency = Number(opts.jobConcurrency);
-      if (!Number.isInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 64)
-        throw new UncError('BAD_ARGUMENT', '--job-concurrency must be 1…64');
-      const signers: ChipSigner[] = specs.map((spec) => tpmChipFromSpec(spec));
-      for (let i = 0; i < devChips; i++) {
-        const k = devChipKey(i);
-        signers.push(new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name));
-      }
-      if (signers.length === 0)
-        throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
-      const client = ctx.client();
-      const status = await client.status();
-      const seed = await ctx.unlockKey(from, status.chainId, opts);
-      const agent = new MinerAgent({
-        nodeUrl: ctx.nodeUrl,
-        ownerSeed: seed,
-        chips: signers,
-        statusPort,
-        ...(providerPort !== undefined
-          ? {
-              provider: {
-                port: providerPort,
-                host: opts.providerHost,
-                modelDir: join(ctx.home, 'models'),
-                stateDir: join(ctx.home, 'provider'),
-                executionProvider: opts.executionProvider,
-                ...(opts.providerTls ? { tls: { dir: join(ctx.home, 'tls') } } : {}),
-                jobTimeoutMs: Math.round(jobTimeout * 1000),
-                jobMemoryBytes: jobMemory * 1024 * 1024,
-                concurrency: jobConcurrency,
-              },
-            }
-          : {}),
-        logger: createLogger('miner'),
-      });
-      await agent.start();
+      let url = opts.agent;
       const config = join(ctx.home, 'config.json');
-      const current = existsSync(config)
-        ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
-        : {};
-      writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
-      ctx.print(
-        {
-          status: agent.statusUrl,
-          provider: agent.providerUrl,
-          tlsFingerprint: agent.providerTlsFingerprint,
-          chips: signers.map((s) => s.label),
-        },
-        () =>
-          [
-            `miner agent running: ${signers.length} chip(s)`,
-            `  status  ${agent.statusUrl}/status`,
-            `  metrics ${agent.statusUrl}/metrics`,
-            ...(agent.providerUrl ? [`  jobs    ${agent.providerUrl}/v1/health`] : []),
-            ...(agent.providerTlsFingerprint ? [`  TLS     SHA-256 ${agent.providerTlsFingerprint}`] : []),
-          ].join('\n'),
+      if (!url && existsSync(config))
+        url = (JSON.parse(readFileSync(config, 'utf8')) as { miner?: string }).miner ?? undefined;
+      if (!url) throw new UncError('NO_AGENT', `no miner agent recorded in ${config}; pass --agent <url>`);
+      let status: { owner: string; node: string; height: number; chips: ChipStatus[] };
+      try {
+        status = (await (
+          await fetch(`${url.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(10_000) })
+        ).json()) as typeof status;
+      } catch (err) {
+        throw new UncError(
+          'AGENT_UNREACHABLE',
+          `cannot reach the miner agent at ${url}: ${(err as Error).message}`,
+        );
+      }
+      ctx.print(status, () =>
+        [
+          `miner agent for ${status.owner} on ${status.node} (height ${status.height})`,
+          ...status.chips.map((c) =>
+            [
+              `  ${c.label} ${c.chipId.slice(0, 16)}… ${c.profile}: ${c.registered ? (c.online ? 'online' : 'OFFLINE') : 'not registered'}, answered ${c.answered}, missed ${c.missed}, earned ${c.rewardsEarned}`,
+              ...c.open.map(
+                (o) =>
+                  `      open challenge: block ${o.height} (epoch ${o.epoch} #${o.slot}), answer by ${o.windowEnd}`,
+              ),
+              ...c.recent.slice(-3).map((r) => `      slot ${r.epoch}:${r.slot} at ${r.height}: ${r.result}`),
+              c.lastError ? `      last error: ${c.lastError}` : '',
+            ]
+              .filter(Boolean)
+              .join('\n'),
+          ),
+        ].join('\n'),
       );
-      const stop = () => {
-        agent
-          .stop()
-          .then(() => process.exit(0))
-          .catch(() => process.exit(1));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    },
-  );
+    });
+
+  miner
+    .command('init')
+    .description('record which key owns the chips and which chips to drive, for unc miner start')
+    .requiredOption('--from <key>', 'keyring key that owns the chips and pays for registration')
+    .option('--tpm-chip <endpoint=dir>', 'a provisioned TPM chip (repeatable)', collect, [])
+    .option('--dev-chips <n>', 'software dev chips (dev chains only)', '0')
+    .action((opts: { from: string; tpmChip: string[]; devChips: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      ctx.keyring().info(opts.from);
+      for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
+      const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
+      mkdirSync(ctx.home, { recursive: true });
+      writeFileSync(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`);
+      // The provider API's TLS key and self-signed certificate; the offer pins its fingerprint.
+      const tls = ensureProviderCertificate(join(ctx.home, 'tls'));
+      ctx.print({ ...config, tlsFingerprint: tls.fingerprint }, () =>
+        [
+          `miner configured in ${join(ctx.home, 'miner.json')}: ${opts.tpmChip.length} TPM chip(s), ${config.devChips} dev chip(s), owner ${opts.from}`,
+          `provider TLS certificate ${join(ctx.home, 'tls', 'provider.crt')}${tls.created ? ' (new)' : ''}`,
+          `  SHA-256 fingerprint ${tls.fingerprint} (unc market offer create pins it)`,
+        ].join('\n'),
+      );
+    });
+
+  miner
+    .command('start')
+    .description('run the miner agent: register the chips and answer every challenge slot')
+    .option('--from <key>', 'keyring key that owns the chips (default: from unc miner init)')
+    .option(
+      '--tpm-chip <endpoint=dir>',
+      'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)',
+      collect,
+      [],
+    )
+    .option('--tpm <device>', 'one chip on a TPM device (e.g. /dev/tpmrm0), with --chip-dir')
+    .option('--tpm-tcp <host:port>', 'one chip on a TPM simulator socket (swtpm), with --chip-dir')
+    .option('--chip-dir <dir>', 'the provisioned directory of the --tpm chip')
+    .option('--dev-chips <n>', 'software dev chips (dev chains only)')
+    .option('--status-port <port>', 'port of the /status and /metrics endpoint on 127.0.0.1', '0')
+    .option('--provider-port <port>', "serve renters' jobs (provider API) on this port (0: a free one)")
+    .option('--provider-host <host>', 'address of the provider API', '127.0.0.1')
+    .option(
+      '--no-provider-tls',
+      'serve the provider API as plain http (dev chains, or behind a reverse proxy that terminates TLS)',
+    )
+    .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
+    .option('--job-timeout <seconds>', 'wall-clock limit of one job; its process is killed past it', '60')
+    .option('--job-memory <MiB>', 'memory limit of one job process; it is killed past it', '4096')
+    .option('--job-concurrency <n>', 'jobs run at once, each in its own process', '2')
+    .option('--password-file <file>', "the owner key's password")
+    .action(
+      async (
+        opts: {
+          from?: string;
+          tpmChip: string[];
+          tpm?: string;
+          tpmTcp?: string;
+          chipDir?: string;
+          devChips?: string;
+          statusPort: string;
+          providerPort?: string;
+          providerHost: string;
+          providerTls: boolean;
+          executionProvider: string;
+          jobTimeout: string;
+          jobMemory: string;
+          jobConcurrency: string;
+          passwordFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const configPath = join(ctx.home, 'miner.json');
+        const saved = existsSync(configPath)
+          ? (JSON.parse(readFileSync(configPath, 'utf8')) as {
+              from?: string;
+              tpmChips?: string[];
+              devChips?: number;
+            })
+          : {};
+        const from = opts.from ?? saved.from;
+        if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
+        const single = opts.tpm ?? opts.tpmTcp;
+        const specs = opts.tpmChip.length > 0 || single ? [...opts.tpmChip] : (saved.tpmChips ?? []);
+        if (single) {
+          if (!opts.chipDir)
+            throw new UncError(
+              'BAD_ARGUMENT',
+              '--tpm/--tpm-tcp need --chip-dir <dir> (from unc vendor provision)',
+            );
+          specs.push(`${single}=${opts.chipDir}`);
+        }
+        const devChips = opts.devChips !== undefined ? devChipCount(opts.devChips) : (saved.devChips ?? 0);
+        const statusPort = Number(opts.statusPort);
+        if (!Number.isInteger(statusPort) || statusPort < 0 || statusPort > 65535)
+          throw new UncError('BAD_PORT', '--status-port must be 0…65535');
+        const providerPort = opts.providerPort === undefined ? undefined : Number(opts.providerPort);
+        if (
+          providerPort !== undefined &&
+          (!Number.isInteger(providerPort) || providerPort < 0 || providerPort > 65535)
+        )
+          throw new UncError('BAD_PORT', '--provider-port must be 0…65535');
+        if (opts.executionProvider !== 'cpu' && opts.executionProvider !== 'cuda')
+          throw new UncError('BAD_ARGUMENT', '--execution-provider must be cpu or cuda');
+        const jobTimeout = Number(opts.jobTimeout);
+        if (!Number.isFinite(jobTimeout) || jobTimeout <= 0)
+          throw new UncError('BAD_ARGUMENT', '--job-timeout must be a positive number of seconds');
+        const jobMemory = Number(opts.jobMemory);
+        if (!Number.isInteger(jobMemory) || jobMemory < 1024)
+          throw new UncError('BAD_ARGUMENT', '--job-memory must be an integer number of MiB, at least 1024');
+        const jobConcurrency = Number(opts.jobConcurrency);
+        if (!Number.isInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 64)
+          throw new UncError('BAD_ARGUMENT', '--job-concurrency must be 1…64');
+        const signers: ChipSigner[] = specs.map((spec) => tpmChipFromSpec(spec));
+        for (let i = 0; i < devChips; i++) {
+          const k = devChipKey(i);
+          signers.push(new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name));
+        }
+        if (signers.length === 0)
+          throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
+        const client = ctx.client();
+        const status = await client.status();
+        const seed = await ctx.unlockKey(from, status.chainId, opts);
+        const agent = new MinerAgent({
+          nodeUrl: ctx.nodeUrl,
+          ownerSeed: seed,
+          chips: signers,
+          statusPort,
+          ...(providerPort !== undefined
+            ? {
+                provider: {
+                  port: providerPort,
+                  host: opts.providerHost,
+                  modelDir: join(ctx.home, 'models'),
+                  stateDir: join(ctx.home, 'provider'),
+                  executionProvider: opts.executionProvider,
+                  ...(opts.providerTls ? { tls: { dir: join(ctx.home, 'tls') } } : {}),
+                  jobTimeoutMs: Math.round(jobTimeout * 1000),
+                  jobMemoryBytes: jobMemory * 1024 * 1024,
+                  concurrency: jobConcurrency,
+                },
+              }
+            : {}),
+          logger: createLogger('miner'),
+        });
+        await agent.start();
+        const config = join(ctx.home, 'config.json');
+        const current = existsSync(config)
+          ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
+          : {};
+        writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
+        ctx.print(
+          {
+            status: agent.statusUrl,
+            provider: agent.providerUrl,
+            tlsFingerprint: agent.providerTlsFingerprint,
+            chips: signers.map((s) => s.label),
+          },
+          () =>
+            [
+              `miner agent running: ${signers.length} chip(s)`,
+              `  status  ${agent.statusUrl}/status`,
+              `  metrics ${agent.statusUrl}/metrics`,
+              ...(agent.providerUrl ? [`  jobs    ${agent.providerUrl}/v1/health`] : []),
+              ...(agent.providerTlsFingerprint ? [`  TLS     SHA-256 ${agent.providerTlsFingerprint}`] : []),
+            ].join('\n'),
+        );
+        const stop = () => {
+          agent
+            .stop()
+            .then(() => process.exit(0))
+            .catch(() => process.exit(1));
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      },
+    );
 
   return miner;
 }

@@ -10,7 +10,7 @@ import {
   verifyAccountProof,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, withCommon } from '../context.js';
+import { type Context, ctxOf } from '../context.js';
 import { formatPower } from './chip.js';
 
 function blockRef(text: string): number | string {
@@ -47,147 +47,152 @@ function blockText(b: BlockJson): string {
 export function queryCommand(): Command {
   const query = new Command('query').description('read the chain');
 
-  withCommon(
-    query
-      .command('account <address>')
-      .description("an account's balance and nonce")
-      .option('--prove', "verify the balance against the latest header's state root with a Merkle proof"),
-  ).action(async (address: string, opts: { prove?: boolean }, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    decodeAddress(address);
-    const client = ctx.client();
-    const account = await client.getAccount(address, opts.prove === true);
-    let verified = false;
-    if (opts.prove) {
-      const header = await client.getHeader(account.height);
-      verifyAccountProof(account, header);
-      verified = true;
-    }
-    ctx.print({ ...account, ...(opts.prove ? { verified } : {}) }, () =>
-      [
-        `address  ${account.address}`,
-        `balance  ${formatUnc(BigInt(account.balance))} UNC`,
-        `nonce    ${account.nonce}`,
-        `height   ${account.height}${verified ? '  (proof verified against the state root)' : ''}`,
-      ].join('\n'),
-    );
-  });
+  query
+    .command('account <address>')
+    .description("an account's balance and nonce")
+    .option('--prove', "verify the balance against the latest header's state root with a Merkle proof")
+    .action(async (address: string, opts: { prove?: boolean }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      decodeAddress(address);
+      const client = ctx.client();
+      const account = await client.getAccount(address, opts.prove === true);
+      let verified = false;
+      if (opts.prove) {
+        const header = await client.getHeader(account.height);
+        verifyAccountProof(account, header);
+        verified = true;
+      }
+      ctx.print({ ...account, ...(opts.prove ? { verified } : {}) }, () =>
+        [
+          `address  ${account.address}`,
+          `balance  ${formatUnc(BigInt(account.balance))} UNC`,
+          `nonce    ${account.nonce}`,
+          `height   ${account.height}${verified ? '  (proof verified against the state root)' : ''}`,
+        ].join('\n'),
+      );
+    });
 
-  withCommon(
-    query.command('block <height|hash>').description('a block by height or hash ("latest" too)'),
-  ).action(async (ref: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const block = await ctx.client().getBlock(blockRef(ref));
-    ctx.print(block, () => blockText(block));
-  });
+  query
+    .command('block <height|hash>')
+    .description('a block by height or hash ("latest" too)')
+    .action(async (ref: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const block = await ctx.client().getBlock(blockRef(ref));
+      ctx.print(block, () => blockText(block));
+    });
 
-  withCommon(
-    query.command('tx <hash>').description('a transaction, where it was included and what it did'),
-  ).action(async (hash: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const client = ctx.client();
-    const txHash = txHashArg(hash);
-    let r: TxReceiptJson;
-    try {
-      r = await client.getTransaction(txHash);
-    } catch (err) {
-      // Not on chain: say where it is instead (dropped, with why and when; or still pending).
-      if (!(err instanceof RpcClientError) || (err.reason !== 'DROPPED' && err.reason !== 'PENDING'))
+  query
+    .command('tx <hash>')
+    .description('a transaction, where it was included and what it did')
+    .action(async (hash: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const client = ctx.client();
+      const txHash = txHashArg(hash);
+      let r: TxReceiptJson;
+      try {
+        r = await client.getTransaction(txHash);
+      } catch (err) {
+        // Not on chain: say where it is instead (dropped, with why and when; or still pending).
+        if (!(err instanceof RpcClientError) || (err.reason !== 'DROPPED' && err.reason !== 'PENDING'))
+          throw err;
+        const s = await client.getTransactionStatus(txHash);
+        if (s.status === 'dropped') {
+          ctx.print(s, () =>
+            [
+              `transaction ${s.hash}`,
+              `  dropped: ${s.code} at height ${s.height}`,
+              `  reason     ${s.reason}`,
+            ].join('\n'),
+          );
+          return;
+        }
+        if (s.status === 'pending') {
+          ctx.print(s, () =>
+            [`transaction ${s.hash}`, '  pending    in the mempool, not yet included'].join('\n'),
+          );
+          return;
+        }
         throw err;
-      const s = await client.getTransactionStatus(txHash);
-      if (s.status === 'dropped') {
-        ctx.print(s, () =>
-          [
-            `transaction ${s.hash}`,
-            `  dropped: ${s.code} at height ${s.height}`,
-            `  reason     ${s.reason}`,
-          ].join('\n'),
-        );
-        return;
       }
-      if (s.status === 'pending') {
-        ctx.print(s, () =>
-          [`transaction ${s.hash}`, '  pending    in the mempool, not yet included'].join('\n'),
-        );
-        return;
-      }
-      throw err;
-    }
-    ctx.print(r, () =>
-      [
-        `transaction ${r.hash}`,
-        `  included   height ${r.height}, index ${r.index} (${r.time})`,
-        `  from       ${r.tx.from}  nonce ${r.tx.nonce}`,
-        `  fee        ${formatUnc(BigInt(r.tx.fee))} UNC`,
-        ...r.tx.actions.map((a) =>
-          a.type === 'transfer'
-            ? `  transfer   ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`
-            : `  ${a.type.padEnd(10)} ${JSON.stringify(a)}`,
-        ),
-      ].join('\n'),
-    );
-  });
+      ctx.print(r, () =>
+        [
+          `transaction ${r.hash}`,
+          `  included   height ${r.height}, index ${r.index} (${r.time})`,
+          `  from       ${r.tx.from}  nonce ${r.tx.nonce}`,
+          `  fee        ${formatUnc(BigInt(r.tx.fee))} UNC`,
+          ...r.tx.actions.map((a) =>
+            a.type === 'transfer'
+              ? `  transfer   ${formatUnc(BigInt(a.amount))} UNC to ${a.to}`
+              : `  ${a.type.padEnd(10)} ${JSON.stringify(a)}`,
+          ),
+        ].join('\n'),
+      );
+    });
 
-  withCommon(
-    query.command('supply').description('max supply, genesis 3%, mined, reserve left, burned, circulating'),
-  ).action(async (_opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const s = await ctx.client().getSupply();
-    const line = (label: string, v: string) => `${label.padEnd(24)} ${formatUnc(BigInt(v)).padStart(30)} UNC`;
-    ctx.print(s, () =>
-      [
-        line('max supply', s.maxSupply),
-        line('genesis allocation', s.genesisAllocation),
-        line('mining reserve (97%)', s.miningReserve),
-        line('mined so far', s.minted),
-        line('reserve remaining', s.reserveRemaining),
-        line('burned fees', s.burned),
-        line('slashed', s.slashed),
-        line('circulating', s.circulating),
-        line('schedule allows by now', s.emittedAllowance),
-        `${'halving period'.padEnd(24)} ${(s.halvingPeriodMs / 86_400_000).toFixed(2).padStart(30)} days`,
-      ].join('\n'),
-    );
-  });
+  query
+    .command('supply')
+    .description('max supply, genesis 3%, mined, reserve left, burned, circulating')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const s = await ctx.client().getSupply();
+      const line = (label: string, v: string) =>
+        `${label.padEnd(24)} ${formatUnc(BigInt(v)).padStart(30)} UNC`;
+      ctx.print(s, () =>
+        [
+          line('max supply', s.maxSupply),
+          line('genesis allocation', s.genesisAllocation),
+          line('mining reserve (97%)', s.miningReserve),
+          line('mined so far', s.minted),
+          line('reserve remaining', s.reserveRemaining),
+          line('burned fees', s.burned),
+          line('slashed', s.slashed),
+          line('circulating', s.circulating),
+          line('schedule allows by now', s.emittedAllowance),
+          `${'halving period'.padEnd(24)} ${(s.halvingPeriodMs / 86_400_000).toFixed(2).padStart(30)} days`,
+        ].join('\n'),
+      );
+    });
 
-  withCommon(
-    query
-      .command('rewards <owner-or-chip>')
-      .description(
-        'earnings per epoch, and why: slots answered and missed, grace, power, budget, network weight',
-      ),
-  ).action(async (target: string, _opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    if (!/^(0x)?[0-9a-fA-F]{64}$/.test(target)) decodeAddress(target);
-    const rows = await ctx.client().call<RewardJson[]>('unc_getRewards', [target.replace(/^0x/, '')]);
-    const total = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
-    ctx.print({ total: total.toString(), rewards: rows }, () =>
-      rows.length === 0
-        ? 'no rewards yet (a chip is paid for an epoch once it is final and the chip answers again or is claimed)'
-        : [
-            `total ${formatUnc(total)} UNC over ${rows.length} chip-epochs`,
-            ...rows.map(
-              (r) =>
-                `  epoch ${String(r.epoch).padStart(5)}  chip ${r.chipId.slice(0, 12)}…  ${formatUnc(BigInt(r.amount)).padStart(14)} UNC  answered ${r.slotsAnswered} of ${r.slotsChallenged}, missed ${r.slotsMissed}, grace ${r.graceUsed}; weight ${r.weight} of ${r.networkWeight}; budget ${formatUnc(BigInt(r.epochBudget))} UNC`,
-            ),
-          ].join('\n'),
-    );
-  });
+  query
+    .command('rewards <owner-or-chip>')
+    .description(
+      'earnings per epoch, and why: slots answered and missed, grace, power, budget, network weight',
+    )
+    .action(async (target: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      if (!/^(0x)?[0-9a-fA-F]{64}$/.test(target)) decodeAddress(target);
+      const rows = await ctx.client().call<RewardJson[]>('unc_getRewards', [target.replace(/^0x/, '')]);
+      const total = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
+      ctx.print({ total: total.toString(), rewards: rows }, () =>
+        rows.length === 0
+          ? 'no rewards yet (a chip is paid for an epoch once it is final and the chip answers again or is claimed)'
+          : [
+              `total ${formatUnc(total)} UNC over ${rows.length} chip-epochs`,
+              ...rows.map(
+                (r) =>
+                  `  epoch ${String(r.epoch).padStart(5)}  chip ${r.chipId.slice(0, 12)}…  ${formatUnc(BigInt(r.amount)).padStart(14)} UNC  answered ${r.slotsAnswered} of ${r.slotsChallenged}, missed ${r.slotsMissed}, grace ${r.graceUsed}; weight ${r.weight} of ${r.networkWeight}; budget ${formatUnc(BigInt(r.epochBudget))} UNC`,
+              ),
+            ].join('\n'),
+      );
+    });
 
-  withCommon(
-    query.command('vendors').description('registered chip vendors: trust anchors and profiles'),
-  ).action(async (_opts: unknown, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const vendors = await ctx.client().call<VendorJson[]>('unc_getVendors');
-    ctx.print(vendors, () =>
-      vendors
-        .map((v) => `${v.id.padEnd(12)} ${v.profile.padEnd(18)} ${v.roots.length} root(s)  ${v.name}`)
-        .join('\n'),
-    );
-  });
+  query
+    .command('vendors')
+    .description('registered chip vendors: trust anchors and profiles')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const vendors = await ctx.client().call<VendorJson[]>('unc_getVendors');
+      ctx.print(vendors, () =>
+        vendors
+          .map((v) => `${v.id.padEnd(12)} ${v.profile.padEnd(18)} ${v.roots.length} root(s)  ${v.name}`)
+          .join('\n'),
+      );
+    });
 
-  withCommon(query.command('models').description('registered chip models and their rated power')).action(
-    async (_opts: unknown, cmd: Command) => {
+  query
+    .command('models')
+    .description('registered chip models and their rated power')
+    .action(async (_opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const models = await ctx.client().call<ModelJson[]>('unc_getModels');
       ctx.print(models, () =>
@@ -198,15 +203,15 @@ export function queryCommand(): Command {
           )
           .join('\n'),
       );
-    },
-  );
+    });
 
   return query;
 }
 
 export function statusCommand(): Command {
-  return withCommon(new Command('status').description("the node's latest committed block")).action(
-    async (_opts: unknown, cmd: Command) => {
+  return new Command('status')
+    .description("the node's latest committed block")
+    .action(async (_opts: unknown, cmd: Command) => {
       const ctx: Context = ctxOf(cmd);
       const s = await ctx.client().status();
       ctx.print(s, () =>
@@ -219,6 +224,5 @@ export function statusCommand(): Command {
           `mempool    ${s.mempool.size} txs`,
         ].join('\n'),
       );
-    },
-  );
+    });
 }

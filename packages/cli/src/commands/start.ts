@@ -17,7 +17,7 @@ import {
   UncNode,
 } from '@unc/node';
 import { Command } from 'commander';
-import { countOption, ctxOf, portOption, withCommon } from '../context.js';
+import { countOption, ctxOf, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
@@ -62,147 +62,146 @@ export interface StartOptions {
 }
 
 export function startCommand(): Command {
-  return withCommon(
-    withMempoolOptions(new Command('start'))
-      .description('run a node of a network: consensus with its peers, block sync and RPC')
-      .requiredOption('--genesis <file>', 'the genesis file of the chain')
-      .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
-      .option('--p2p-port <port>', 'peer-to-peer TCP port (0 picks a free one)', '26656')
-      .option('--p2p-host <ip>', 'peer-to-peer listen address', '127.0.0.1')
-      .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
-      .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
-      .option('--validator', "vote with this home's validator key (it must be in the validator set)")
-      .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
-      .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
-      .option('--dev-miner-account <n>', 'dev chains only: dev account that owns the chips', '9'),
-  ).action(async (opts: StartOptions & MempoolFlags, cmd: Command) => {
-    const ctx = ctxOf(cmd);
-    const home = ctx.home;
-    const keys = loadHome(home);
-    if (!existsSync(opts.genesis))
-      throw new UncError('BAD_GENESIS', `genesis file ${opts.genesis} does not exist`);
-    let genesis: unknown;
-    try {
-      genesis = JSON.parse(readFileSync(opts.genesis, 'utf8'));
-    } catch (err) {
-      throw new UncError('BAD_GENESIS', `${opts.genesis} is not valid JSON: ${(err as Error).message}`);
-    }
-    const peers = peerList(opts.peers);
-    const p2pPort = portOption(opts.p2pPort, 'p2p-port');
-    const rpcPort = portOption(opts.rpcPort, 'rpc-port');
-    const chipCount = countOption(opts.devChips, 'dev-chips', 0, 1000);
-    const chipOffset = countOption(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
-    const minerAccount = countOption(opts.devMinerAccount, 'dev-miner-account', 0, 9);
-    const logger = createLogger(keys.moniker);
-    const configPath = join(home, 'config.json');
-    const recorded = existsSync(configPath)
-      ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
-      : {};
-    const rpcLimits = rpcLimitsOf(recorded, configPath);
-
-    const node = await UncNode.start({
-      dataDir: join(home, 'data'),
-      genesis,
-      ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
-      rpcHost: opts.rpcHost,
-      rpcPort,
-      rpc: rpcLimits,
-      mempool: mempoolOptions(opts),
-      logger,
-      network: (handlers, chain) =>
-        startNetwork({
-          listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
-          bootstrap: peers,
-          nodeKey: keys.nodeKey,
-          chainId: chain.genesis.chainId,
-          genesisHash: chain.genesisHash,
-          handlers,
-          logger: logger.child('p2p'),
-        }),
-    });
-
-    const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
-      const k = devChipKey(chipOffset + i);
-      return new DevSoftSigner(k.seed, DEV_MODELS[(chipOffset + i) % DEV_MODELS.length]!.modelId, k.name);
-    });
-    writeFileSync(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`);
-
-    const network = node.network!;
-    const summary = {
-      moniker: keys.moniker,
-      chainId: node.chain.genesis.chainId,
-      rpc: node.rpcUrl,
-      peerId: network.peerId,
-      listen: network.listenAddrs,
-      validator: node.validator ? Buffer.from(node.validator.publicKey).toString('hex') : null,
-      height: Number(node.chain.height),
-      devChips: chips.length,
-      pid: process.pid,
-    };
-    ctx.print(summary, () =>
-      [
-        `UtilityNet node "${keys.moniker}" on ${summary.chainId} (height ${summary.height})`,
-        `  RPC         ${summary.rpc}`,
-        `  Peer id     ${summary.peerId}`,
-        ...summary.listen.map((a) => `  Listen      ${a}`),
-        `  Role        ${summary.validator ? `validator ${summary.validator}` : 'follower (no validator key)'}`,
-        `  Peers       ${peers.length > 0 ? peers.join(', ') : 'none given'}`,
-        ...(chips.length > 0 ? [`  Dev miner   ${chips.length} software chips (registering)`] : []),
-        `  PID         ${process.pid}`,
-      ].join('\n'),
-    );
-
-    const miner = new MinerAgent({
-      nodeUrl: node.rpcUrl,
-      ownerSeed: devKey(minerAccount).seed,
-      chips,
-      statusPort: 0,
-      logger: logger.child('miner'),
-    });
-
-    // A node that starts behind its peers syncs before it joins consensus: show how far it is.
-    const bar = progressBar('syncing blocks');
-    let wasSyncing = false;
-    const syncWatch = setInterval(() => {
-      const p = node.driver.syncProgress;
-      if (p) {
-        wasSyncing = true;
-        bar.update(
-          Number(p.height),
-          Number(p.target),
-          p.etaSeconds,
-          `${p.blocksPerSecond.toFixed(0)} blocks/s`,
-        );
-      } else if (wasSyncing) {
-        wasSyncing = false;
-        bar.done(`synced to height ${node.chain.height}; following consensus`);
+  return withMempoolOptions(new Command('start'))
+    .description('run a node of a network: consensus with its peers, block sync and RPC')
+    .requiredOption('--genesis <file>', 'the genesis file of the chain')
+    .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
+    .option('--p2p-port <port>', 'peer-to-peer TCP port (0 picks a free one)', '26656')
+    .option('--p2p-host <ip>', 'peer-to-peer listen address', '127.0.0.1')
+    .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
+    .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
+    .option('--validator', "vote with this home's validator key (it must be in the validator set)")
+    .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
+    .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
+    .option('--dev-miner-account <n>', 'dev chains only: dev account that owns the chips', '9')
+    .action(async (opts: StartOptions & MempoolFlags, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const home = ctx.home;
+      const keys = loadHome(home);
+      if (!existsSync(opts.genesis))
+        throw new UncError('BAD_GENESIS', `genesis file ${opts.genesis} does not exist`);
+      let genesis: unknown;
+      try {
+        genesis = JSON.parse(readFileSync(opts.genesis, 'utf8'));
+      } catch (err) {
+        throw new UncError('BAD_GENESIS', `${opts.genesis} is not valid JSON: ${(err as Error).message}`);
       }
-    }, 250);
-    syncWatch.unref();
+      const peers = peerList(opts.peers);
+      const p2pPort = portOption(opts.p2pPort, 'p2p-port');
+      const rpcPort = portOption(opts.rpcPort, 'rpc-port');
+      const chipCount = countOption(opts.devChips, 'dev-chips', 0, 1000);
+      const chipOffset = countOption(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
+      const minerAccount = countOption(opts.devMinerAccount, 'dev-miner-account', 0, 9);
+      const logger = createLogger(keys.moniker);
+      const configPath = join(home, 'config.json');
+      const recorded = existsSync(configPath)
+        ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
+        : {};
+      const rpcLimits = rpcLimitsOf(recorded, configPath);
 
-    // After the summary: registering chips waits for blocks, and operators want the URLs first.
-    if (chips.length > 0) {
-      miner
-        .start()
-        .catch((err) => logger.error('miner agent failed to start', { error: (err as Error).message }));
-    }
+      const node = await UncNode.start({
+        dataDir: join(home, 'data'),
+        genesis,
+        ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
+        rpcHost: opts.rpcHost,
+        rpcPort,
+        rpc: rpcLimits,
+        mempool: mempoolOptions(opts),
+        logger,
+        network: (handlers, chain) =>
+          startNetwork({
+            listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
+            bootstrap: peers,
+            nodeKey: keys.nodeKey,
+            chainId: chain.genesis.chainId,
+            genesisHash: chain.genesisHash,
+            handlers,
+            logger: logger.child('p2p'),
+          }),
+      });
 
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      clearInterval(syncWatch);
-      logger.info(`received ${signal}, stopping`);
-      miner
-        .stop()
-        .then(() => node.stop())
-        .then(() => process.exit(0))
-        .catch((err) => {
-          logger.error('error while stopping', { error: (err as Error).message });
-          process.exit(1);
-        });
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-  });
+      const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
+        const k = devChipKey(chipOffset + i);
+        return new DevSoftSigner(k.seed, DEV_MODELS[(chipOffset + i) % DEV_MODELS.length]!.modelId, k.name);
+      });
+      writeFileSync(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`);
+
+      const network = node.network!;
+      const summary = {
+        moniker: keys.moniker,
+        chainId: node.chain.genesis.chainId,
+        rpc: node.rpcUrl,
+        peerId: network.peerId,
+        listen: network.listenAddrs,
+        validator: node.validator ? Buffer.from(node.validator.publicKey).toString('hex') : null,
+        height: Number(node.chain.height),
+        devChips: chips.length,
+        pid: process.pid,
+      };
+      ctx.print(summary, () =>
+        [
+          `UtilityNet node "${keys.moniker}" on ${summary.chainId} (height ${summary.height})`,
+          `  RPC         ${summary.rpc}`,
+          `  Peer id     ${summary.peerId}`,
+          ...summary.listen.map((a) => `  Listen      ${a}`),
+          `  Role        ${summary.validator ? `validator ${summary.validator}` : 'follower (no validator key)'}`,
+          `  Peers       ${peers.length > 0 ? peers.join(', ') : 'none given'}`,
+          ...(chips.length > 0 ? [`  Dev miner   ${chips.length} software chips (registering)`] : []),
+          `  PID         ${process.pid}`,
+        ].join('\n'),
+      );
+
+      const miner = new MinerAgent({
+        nodeUrl: node.rpcUrl,
+        ownerSeed: devKey(minerAccount).seed,
+        chips,
+        statusPort: 0,
+        logger: logger.child('miner'),
+      });
+
+      // A node that starts behind its peers syncs before it joins consensus: show how far it is.
+      const bar = progressBar('syncing blocks');
+      let wasSyncing = false;
+      const syncWatch = setInterval(() => {
+        const p = node.driver.syncProgress;
+        if (p) {
+          wasSyncing = true;
+          bar.update(
+            Number(p.height),
+            Number(p.target),
+            p.etaSeconds,
+            `${p.blocksPerSecond.toFixed(0)} blocks/s`,
+          );
+        } else if (wasSyncing) {
+          wasSyncing = false;
+          bar.done(`synced to height ${node.chain.height}; following consensus`);
+        }
+      }, 250);
+      syncWatch.unref();
+
+      // After the summary: registering chips waits for blocks, and operators want the URLs first.
+      if (chips.length > 0) {
+        miner
+          .start()
+          .catch((err) => logger.error('miner agent failed to start', { error: (err as Error).message }));
+      }
+
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        clearInterval(syncWatch);
+        logger.info(`received ${signal}, stopping`);
+        miner
+          .stop()
+          .then(() => node.stop())
+          .then(() => process.exit(0))
+          .catch((err) => {
+            logger.error('error while stopping', { error: (err as Error).message });
+            process.exit(1);
+          });
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
 import { DEV_MINER_ACCOUNT, devGenesisJson } from '@unc/node';
 import { Command } from 'commander';
-import { countOption, ctxOf, withCommon } from '../context.js';
+import { countOption, ctxOf } from '../context.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
@@ -35,169 +35,168 @@ export interface TestnetFile {
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 export function testnetCommand(): Command {
-  return withCommon(
-    withMempoolOptions(new Command('testnet'))
-      .description('run several local validators, each its own `unc start` process, peered over 127.0.0.1')
-      .option('--validators <n>', 'number of validators', '4')
-      .option('--dir <dir>', 'where the nodes live (default: <home>/testnet)')
-      .option('--base-port <port>', 'node i listens for peers on base+2i and for RPC on base+2i+1', '26600')
-      .option('--chips-per-validator <n>', 'dev chips driven by each node’s miner agent', '2')
-      .option('--block-time <ms>', 'milliseconds between blocks (fresh testnet only)', '1000')
-      .option('--reset', 'delete the testnet directory and start from a fresh genesis'),
-  ).action(
-    async (
-      opts: {
-        validators: string;
-        dir?: string;
-        basePort: string;
-        chipsPerValidator: string;
-        blockTime: string;
-        reset?: boolean;
-      } & MempoolFlags,
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      const n = countOption(opts.validators, 'validators', 1, 9);
-      const basePort = countOption(opts.basePort, 'base-port', 1024, 65535 - 2 * n);
-      const chips = countOption(opts.chipsPerValidator, 'chips-per-validator', 0, 64);
-      const blockTimeMs = countOption(opts.blockTime, 'block-time', 100, 600_000);
-      const dir = resolve(opts.dir ?? join(ctx.home, 'testnet'));
-      if (opts.reset) rmSync(dir, { recursive: true, force: true });
-      const genesisPath = join(dir, 'genesis.json');
-      const recordPath = join(dir, 'testnet.json');
+  return withMempoolOptions(new Command('testnet'))
+    .description('run several local validators, each its own `unc start` process, peered over 127.0.0.1')
+    .option('--validators <n>', 'number of validators', '4')
+    .option('--dir <dir>', 'where the nodes live (default: <home>/testnet)')
+    .option('--base-port <port>', 'node i listens for peers on base+2i and for RPC on base+2i+1', '26600')
+    .option('--chips-per-validator <n>', 'dev chips driven by each node’s miner agent', '2')
+    .option('--block-time <ms>', 'milliseconds between blocks (fresh testnet only)', '1000')
+    .option('--reset', 'delete the testnet directory and start from a fresh genesis')
+    .action(
+      async (
+        opts: {
+          validators: string;
+          dir?: string;
+          basePort: string;
+          chipsPerValidator: string;
+          blockTime: string;
+          reset?: boolean;
+        } & MempoolFlags,
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const n = countOption(opts.validators, 'validators', 1, 9);
+        const basePort = countOption(opts.basePort, 'base-port', 1024, 65535 - 2 * n);
+        const chips = countOption(opts.chipsPerValidator, 'chips-per-validator', 0, 64);
+        const blockTimeMs = countOption(opts.blockTime, 'block-time', 100, 600_000);
+        const dir = resolve(opts.dir ?? join(ctx.home, 'testnet'));
+        if (opts.reset) rmSync(dir, { recursive: true, force: true });
+        const genesisPath = join(dir, 'genesis.json');
+        const recordPath = join(dir, 'testnet.json');
 
-      let homes: NodeHomeInfo[];
-      if (existsSync(recordPath)) {
-        const previous = JSON.parse(readFileSync(recordPath, 'utf8')) as TestnetFile;
-        if (previous.nodes.length !== n) {
-          throw new UncError(
-            'TESTNET_EXISTS',
-            `${dir} holds a testnet of ${previous.nodes.length} validators: use --reset or another --dir`,
-          );
+        let homes: NodeHomeInfo[];
+        if (existsSync(recordPath)) {
+          const previous = JSON.parse(readFileSync(recordPath, 'utf8')) as TestnetFile;
+          if (previous.nodes.length !== n) {
+            throw new UncError(
+              'TESTNET_EXISTS',
+              `${dir} holds a testnet of ${previous.nodes.length} validators: use --reset or another --dir`,
+            );
+          }
+          homes = previous.nodes.map((p) => ({
+            home: p.home,
+            moniker: p.moniker,
+            peerId: p.peerId,
+            validatorPublicKey: p.validatorPublicKey,
+          }));
+        } else {
+          mkdirSync(dir, { recursive: true });
+          homes = [];
+          for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
+          const genesis = devGenesisJson({
+            blockTimeMs,
+            validators: homes.map((h) => ({ publicKey: fromHex(h.validatorPublicKey, 32), name: h.moniker })),
+          });
+          writeFileSync(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
         }
-        homes = previous.nodes.map((p) => ({
-          home: p.home,
-          moniker: p.moniker,
-          peerId: p.peerId,
-          validatorPublicKey: p.validatorPublicKey,
+
+        const p2pAddr = (i: number) => `/ip4/127.0.0.1/tcp/${basePort + 2 * i}/p2p/${homes[i]!.peerId}`;
+        const nodes: TestnetNode[] = homes.map((h, i) => ({
+          moniker: h.moniker,
+          home: h.home,
+          peerId: h.peerId,
+          validatorPublicKey: h.validatorPublicKey,
+          p2p: p2pAddr(i),
+          rpc: `http://127.0.0.1:${basePort + 2 * i + 1}`,
+          args: [
+            'start',
+            '--home',
+            h.home,
+            '--genesis',
+            genesisPath,
+            '--peers',
+            homes
+              .map((_, j) => j)
+              .filter((j) => j !== i)
+              .map(p2pAddr)
+              .join(','),
+            '--p2p-port',
+            String(basePort + 2 * i),
+            '--rpc-port',
+            String(basePort + 2 * i + 1),
+            '--validator',
+            '--dev-chips',
+            String(chips),
+            '--dev-chip-offset',
+            String(i * chips),
+            // Each validator's chips belong to its own dev account, counting down from the dev miner's.
+            '--dev-miner-account',
+            String(DEV_MINER_ACCOUNT - i),
+            ...mempoolArgs(opts),
+          ],
+          pid: null,
         }));
-      } else {
-        mkdirSync(dir, { recursive: true });
-        homes = [];
-        for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
-        const genesis = devGenesisJson({
-          blockTimeMs,
-          validators: homes.map((h) => ({ publicKey: fromHex(h.validatorPublicKey, 32), name: h.moniker })),
-        });
-        writeFileSync(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
-      }
 
-      const p2pAddr = (i: number) => `/ip4/127.0.0.1/tcp/${basePort + 2 * i}/p2p/${homes[i]!.peerId}`;
-      const nodes: TestnetNode[] = homes.map((h, i) => ({
-        moniker: h.moniker,
-        home: h.home,
-        peerId: h.peerId,
-        validatorPublicKey: h.validatorPublicKey,
-        p2p: p2pAddr(i),
-        rpc: `http://127.0.0.1:${basePort + 2 * i + 1}`,
-        args: [
-          'start',
-          '--home',
-          h.home,
-          '--genesis',
-          genesisPath,
-          '--peers',
-          homes
-            .map((_, j) => j)
-            .filter((j) => j !== i)
-            .map(p2pAddr)
-            .join(','),
-          '--p2p-port',
-          String(basePort + 2 * i),
-          '--rpc-port',
-          String(basePort + 2 * i + 1),
-          '--validator',
-          '--dev-chips',
-          String(chips),
-          '--dev-chip-offset',
-          String(i * chips),
-          // Each validator's chips belong to its own dev account, counting down from the dev miner's.
-          '--dev-miner-account',
-          String(DEV_MINER_ACCOUNT - i),
-          ...mempoolArgs(opts),
-        ],
-        pid: null,
-      }));
-
-      const children: ChildProcess[] = [];
-      let stopping = false;
-      const started = nodes.map(
-        (node, i) =>
-          new Promise<void>((resolveStarted, reject) => {
-            const child = spawn(process.execPath, [MAIN, ...node.args], {
-              stdio: ['ignore', 'pipe', 'pipe'],
-              env: process.env,
-            });
-            children.push(child);
-            node.pid = child.pid ?? null;
-            let out = '';
-            const prefix = `[${node.moniker}] `;
-            const relay = (stream: NodeJS.WriteStream) => (d: Buffer) => {
-              const text = d.toString();
-              if (out.length < 64 * 1024) out += text;
-              for (const line of text.split('\n')) if (line) stream.write(`${prefix}${line}\n`);
-            };
-            child.stdout!.on('data', relay(process.stdout));
-            child.stderr!.on('data', relay(process.stderr));
-            child.stdout!.on('data', () => {
-              if (/RPC\s+http/.test(out)) resolveStarted();
-            });
-            child.on('exit', (code, signal) => {
-              if (!stopping) {
-                process.stderr.write(`${prefix}exited (${signal ?? `code ${code}`})\n`);
-              }
-              reject(new Error(`node ${i} exited before it started:\n${out}`));
-            });
-          }),
-      );
-      const stopAll = async (signal: string, exitCode = 0) => {
-        if (stopping) return;
-        stopping = true;
-        process.stderr.write(`received ${signal}: stopping ${children.length} nodes\n`);
-        await Promise.all(
-          children.map(
-            (c) =>
-              new Promise<void>((done) => {
-                if (c.exitCode !== null || c.signalCode !== null) return done();
-                c.once('exit', () => done());
-                c.kill('SIGTERM');
-              }),
-          ),
+        const children: ChildProcess[] = [];
+        let stopping = false;
+        const started = nodes.map(
+          (node, i) =>
+            new Promise<void>((resolveStarted, reject) => {
+              const child = spawn(process.execPath, [MAIN, ...node.args], {
+                stdio: ['ignore', 'pipe', 'pipe'],
+                env: process.env,
+              });
+              children.push(child);
+              node.pid = child.pid ?? null;
+              let out = '';
+              const prefix = `[${node.moniker}] `;
+              const relay = (stream: NodeJS.WriteStream) => (d: Buffer) => {
+                const text = d.toString();
+                if (out.length < 64 * 1024) out += text;
+                for (const line of text.split('\n')) if (line) stream.write(`${prefix}${line}\n`);
+              };
+              child.stdout!.on('data', relay(process.stdout));
+              child.stderr!.on('data', relay(process.stderr));
+              child.stdout!.on('data', () => {
+                if (/RPC\s+http/.test(out)) resolveStarted();
+              });
+              child.on('exit', (code, signal) => {
+                if (!stopping) {
+                  process.stderr.write(`${prefix}exited (${signal ?? `code ${code}`})\n`);
+                }
+                reject(new Error(`node ${i} exited before it started:\n${out}`));
+              });
+            }),
         );
-        process.exit(exitCode);
-      };
-      process.on('SIGINT', () => void stopAll('SIGINT'));
-      process.on('SIGTERM', () => void stopAll('SIGTERM'));
+        const stopAll = async (signal: string, exitCode = 0) => {
+          if (stopping) return;
+          stopping = true;
+          process.stderr.write(`received ${signal}: stopping ${children.length} nodes\n`);
+          await Promise.all(
+            children.map(
+              (c) =>
+                new Promise<void>((done) => {
+                  if (c.exitCode !== null || c.signalCode !== null) return done();
+                  c.once('exit', () => done());
+                  c.kill('SIGTERM');
+                }),
+            ),
+          );
+          process.exit(exitCode);
+        };
+        process.on('SIGINT', () => void stopAll('SIGINT'));
+        process.on('SIGTERM', () => void stopAll('SIGTERM'));
 
-      const record: TestnetFile = { genesis: genesisPath, nodes };
-      writeFileSync(recordPath, `${JSON.stringify(record, null, 2)}\n`);
-      try {
-        await Promise.all(started);
-      } catch (err) {
-        process.stderr.write(`error: ${(err as Error).message}\n`);
-        await stopAll('a failed start', 1);
-      }
-      ctx.print(record, () =>
-        [
-          `UtilityNet testnet: ${n} validators (genesis ${genesisPath})`,
-          ...nodes.map(
-            (node) => `  ${node.moniker.padEnd(6)} RPC ${node.rpc}   peer ${node.p2p}   pid ${node.pid}`,
-          ),
-          '',
-          `Nodes are recorded in ${recordPath}. Ctrl-C stops them all.`,
-          `Try: npx unc status --node ${nodes[0]!.rpc}`,
-        ].join('\n'),
-      );
-    },
-  );
+        const record: TestnetFile = { genesis: genesisPath, nodes };
+        writeFileSync(recordPath, `${JSON.stringify(record, null, 2)}\n`);
+        try {
+          await Promise.all(started);
+        } catch (err) {
+          process.stderr.write(`error: ${(err as Error).message}\n`);
+          await stopAll('a failed start', 1);
+        }
+        ctx.print(record, () =>
+          [
+            `UtilityNet testnet: ${n} validators (genesis ${genesisPath})`,
+            ...nodes.map(
+              (node) => `  ${node.moniker.padEnd(6)} RPC ${node.rpc}   peer ${node.p2p}   pid ${node.pid}`,
+            ),
+            '',
+            `Nodes are recorded in ${recordPath}. Ctrl-C stops them all.`,
+            `Try: npx unc status --node ${nodes[0]!.rpc}`,
+          ].join('\n'),
+        );
+      },
+    );
 }

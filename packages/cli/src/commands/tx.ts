@@ -1,24 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import {
-  type Action,
-  decodeAddress,
-  formatUnc,
-  fromHex,
-  parseUnc,
-  type SetConsensusKeyAction,
-  toHex,
-  UncError,
-} from '@unc/core';
-import { buildTransaction, encodeSigned, signedHash, transferAction, type UncClient } from '@unc/sdk';
+import { type Action, fromHex, parseUnc, type SetConsensusKeyAction, toHex, UncError } from '@unc/core';
+import { transferAction } from '@unc/sdk';
 import { Command } from 'commander';
-import { askLine, ctxOf, withCommon } from '../context.js';
-
-/** Asks "question [y/N]" on the terminal; anything but yes cancels. Needs a terminal (or --yes). */
-async function confirm(question: string): Promise<void> {
-  if (!process.stdin.isTTY) throw new UncError('CONFIRMATION_REQUIRED', 'not a terminal: pass --yes to send');
-  const answer = await askLine(`${question} [y/N] `);
-  if (!/^y(es)?$/i.test(answer.trim())) throw new UncError('CANCELLED', 'cancelled; nothing was sent');
-}
+import { ctxOf, examples } from '../context.js';
+import { type Sent, signAndSend, unc } from '../send.js';
 
 /**
  * The setConsensusKey action from `--consensus-key`: a file holding the JSON that
@@ -66,82 +51,78 @@ function readConsensusKeyProof(arg: string, chainId: string, account: string): S
   }
 }
 
-/** Waits for the transaction's block; a drop becomes an error with the node's reason. */
-async function included(client: UncClient, hash: string) {
-  const outcome = await client.waitForTransaction(hash);
-  if (outcome.status === 'rejected') {
-    throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
-  }
-  return outcome;
-}
-
 export function txCommand(): Command {
   const tx = new Command('tx').description('sign and send transactions');
 
-  withCommon(
-    tx
-      .command('transfer')
-      .description('send UNC from a keyring key to an address')
-      .requiredOption('--from <name>', 'name of the sending key in the keyring')
-      .requiredOption('--to <address>', 'receiving address (unc1…)')
-      .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 12.5')
-      .option('--memo <text>', 'a note stored with the transfer', '')
-      .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
-      .option('--password-file <file>', "read the key's password from a file")
-      .option('--no-wait', 'return after the node accepts it, without waiting for inclusion')
-      .option('--yes', 'do not ask for confirmation'),
-  ).action(
-    async (
-      opts: {
-        from: string;
-        to: string;
-        amount: string;
-        memo: string;
-        fee?: string;
-        passwordFile?: string;
-        wait: boolean;
-        yes?: boolean;
-      },
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      decodeAddress(opts.to);
-      const amount = parseUnc(opts.amount);
-      if (amount === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
-      const fee = opts.fee === undefined ? undefined : parseUnc(opts.fee);
-      const keyring = ctx.keyring();
-      const from = keyring.info(opts.from);
-      const client = ctx.client();
-      const status = await client.status();
-      const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
-      const stx = await buildTransaction(client, seed, [transferAction(opts.to, amount, opts.memo)], {
-        ...(fee === undefined ? {} : { fee }),
-      });
-      if (!opts.yes) {
-        await confirm(
-          `Send ${formatUnc(amount)} UNC from ${from.address} to ${opts.to} (fee ${formatUnc(stx.tx.fee)} UNC)?`,
-        );
-      }
-      const hash = signedHash(stx);
-      await client.sendRawTransaction(encodeSigned(stx));
-      if (ctx.output === 'text') console.log(`transaction ${hash} accepted by the node`);
-      if (!opts.wait) {
-        if (ctx.output === 'json') ctx.print({ hash, status: 'pending' });
-        return;
-      }
-      const outcome = await included(client, hash);
-      ctx.print(
-        {
-          hash,
-          status: 'included',
-          height: outcome.height,
-          index: outcome.index,
-          blockHash: outcome.blockHash,
+  tx.command('transfer')
+    .description('send UNC from a keyring key to an address or to another key by name')
+    .requiredOption('--from <name>', 'name of the sending key in the keyring')
+    .requiredOption('--to <address|key>', 'receiving address (unc1…) or the name of a key in the keyring')
+    .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 12.5')
+    .option('--memo <text>', 'a note stored with the transfer', '')
+    .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
+    .option('--password-file <file>', "read the key's password from a file")
+    .option('--no-wait', 'return after the node accepts it, without waiting for inclusion')
+    .addHelpText(
+      'after',
+      examples([
+        'unc tx transfer --from dev0 --to dev1 --amount 12.5',
+        'unc tx transfer --from alice --to unc1… --amount 0.001 --memo "invoice 42" -y -o json',
+      ]),
+    )
+    .action(
+      async (
+        opts: {
+          from: string;
+          to: string;
+          amount: string;
+          memo: string;
+          fee?: string;
+          passwordFile?: string;
+          wait: boolean;
         },
-        () => `included at height ${outcome.height} (block ${outcome.blockHash})`,
-      );
-    },
-  );
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const to = ctx.address(opts.to);
+        const amount = parseUnc(opts.amount);
+        if (amount === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
+        const fee = opts.fee === undefined ? undefined : parseUnc(opts.fee);
+        const toName = to === opts.to ? '' : ` (${opts.to})`;
+        const sent = await signAndSend(
+          ctx,
+          opts,
+          [transferAction(to, amount, opts.memo)],
+          {
+            summary: [
+              `Transfer ${unc(amount)} to ${to}${toName}${opts.memo ? ` with memo "${opts.memo}"` : ''}`,
+            ],
+            spend: amount,
+            ...(fee === undefined ? {} : { fee }),
+          },
+          { wait: opts.wait },
+        );
+        if ('pending' in sent) {
+          ctx.print(
+            { hash: sent.hash, status: 'pending', explorer: sent.explorer },
+            () => `transaction ${sent.hash} is pending${sent.explorer ? `\nexplorer: ${sent.explorer}` : ''}`,
+          );
+          return;
+        }
+        ctx.print(
+          {
+            hash: sent.hash,
+            status: 'included',
+            height: sent.height,
+            index: sent.index,
+            blockHash: sent.blockHash,
+            explorer: sent.explorer,
+          },
+          () =>
+            `sent ${unc(amount)} to ${to}${toName}: included at height ${sent.height} (block ${sent.blockHash})`,
+        );
+      },
+    );
 
   for (const kind of ['bond', 'unbond'] as const) {
     const command = tx.command(kind);
@@ -151,62 +132,71 @@ export function txCommand(): Command {
         'register the consensus key in this proof (the output of `unc consensus-key` on the validator host); once per account',
       );
     }
-    withCommon(
-      command
-        .description(
+    command
+      .description(
+        kind === 'bond'
+          ? 'pledge UNC as a validator bond; with --consensus-key (once) the account names the key its validator node votes with and becomes a candidate (PROTOCOL §6)'
+          : 'start unbonding: the UNC returns to the balance by itself after the unbonding period (3 epochs; nothing more to send)',
+      )
+      .requiredOption('--from <name>', 'name of the key in the keyring')
+      .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 100')
+      .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
+      .option('--password-file <file>', "read the key's password from a file")
+      .addHelpText(
+        'after',
+        examples(
           kind === 'bond'
-            ? 'pledge UNC as a validator bond; with --consensus-key (once) the account names the key its validator node votes with and becomes a candidate (PROTOCOL §6)'
-            : 'start unbonding: the UNC returns to the balance by itself after the unbonding period (3 epochs; nothing more to send)',
-        )
-        .requiredOption('--from <name>', 'name of the key in the keyring')
-        .requiredOption('--amount <UNC>', 'amount in UNC, e.g. 100')
-        .option('--fee <UNC>', 'fee in UNC (default: the chain minimum)')
-        .option('--password-file <file>', "read the key's password from a file")
-        .option('--yes', 'do not ask for confirmation'),
-    ).action(
-      async (
-        opts: {
-          from: string;
-          amount: string;
-          fee?: string;
-          passwordFile?: string;
-          yes?: boolean;
-          consensusKey?: string;
-        },
-        cmd: Command,
-      ) => {
-        const ctx = ctxOf(cmd);
-        const amount = parseUnc(opts.amount);
-        if (amount === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
-        const fee = opts.fee === undefined ? undefined : parseUnc(opts.fee);
-        const keyring = ctx.keyring();
-        const from = keyring.info(opts.from);
-        const client = ctx.client();
-        const status = await client.status();
-        const actions: Action[] = [];
-        if (opts.consensusKey !== undefined) {
-          actions.push(readConsensusKeyProof(opts.consensusKey, status.chainId, from.address));
-        }
-        actions.push({ type: kind, amount });
-        const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
-        const stx = await buildTransaction(client, seed, actions, {
-          ...(fee === undefined ? {} : { fee }),
-        });
-        if (!opts.yes) {
-          await confirm(
-            `${kind === 'bond' ? 'Bond' : 'Unbond'} ${formatUnc(amount)} UNC of ${from.address}${actions.length > 1 ? ` for consensus key ${toHex((actions[0] as SetConsensusKeyAction).publicKey)}` : ''} (fee ${formatUnc(stx.tx.fee)} UNC)?`,
+            ? [
+                'unc tx bond --from alice --amount 100 --consensus-key consensus-key.json',
+                'unc tx bond --from alice --amount 50',
+              ]
+            : ['unc tx unbond --from alice --amount 25'],
+        ),
+      )
+      .action(
+        async (
+          opts: { from: string; amount: string; fee?: string; passwordFile?: string; consensusKey?: string },
+          cmd: Command,
+        ) => {
+          const ctx = ctxOf(cmd);
+          const amount = parseUnc(opts.amount);
+          if (amount === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
+          const fee = opts.fee === undefined ? undefined : parseUnc(opts.fee);
+          const from = ctx.keyring().info(opts.from);
+          const actions: Action[] = [];
+          if (opts.consensusKey !== undefined) {
+            const { chainId } = await ctx.client().status();
+            actions.push(readConsensusKeyProof(opts.consensusKey, chainId, from.address));
+          }
+          actions.push({ type: kind, amount });
+          const keyLine =
+            actions.length > 1
+              ? [`  and name consensus key ${toHex((actions[0] as SetConsensusKeyAction).publicKey)}`]
+              : [];
+          const sent = (await signAndSend(ctx, opts, actions, {
+            summary: [
+              kind === 'bond'
+                ? `Bond ${unc(amount)} as a validator bond`
+                : `Unbond ${unc(amount)} (back in the balance after the unbonding period)`,
+              ...keyLine,
+            ],
+            // Unbonding moves bonded UNC, not the balance: only the fee leaves it.
+            spend: kind === 'bond' ? amount : 0n,
+            ...(fee === undefined ? {} : { fee }),
+          })) as Sent;
+          ctx.print(
+            {
+              hash: sent.hash,
+              status: 'included',
+              height: sent.height,
+              action: kind,
+              amount: amount.toString(),
+              explorer: sent.explorer,
+            },
+            () => `${kind === 'bond' ? 'bonded' : 'unbonding'} ${unc(amount)} at height ${sent.height}`,
           );
-        }
-        const hash = signedHash(stx);
-        await client.sendRawTransaction(encodeSigned(stx));
-        const outcome = await included(client, hash);
-        ctx.print(
-          { hash, status: 'included', height: outcome.height, action: kind, amount: amount.toString() },
-          () =>
-            `${kind === 'bond' ? 'bonded' : 'unbonding'} ${formatUnc(amount)} UNC at height ${outcome.height}`,
-        );
-      },
-    );
+        },
+      );
   }
 
   return tx;

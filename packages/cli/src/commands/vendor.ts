@@ -26,7 +26,7 @@ import {
 } from '@unc/miner';
 import { buildTransaction, encodeSigned } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, withCommon } from '../context.js';
+import { type Context, ctxOf } from '../context.js';
 import { spinner } from '../progress.js';
 
 function date(text: string, name: string): Date {
@@ -105,224 +105,226 @@ export function vendorCommand(): Command {
   );
   const ca = vendor.command('ca').description("the vendor's certificate authority");
 
-  withCommon(
-    ca
-      .command('create')
-      .description('create a vendor CA (root + intermediate) as PEM files')
-      .requiredOption('--vendor-id <id>', 'the id the chain registry will know the vendor by')
-      .requiredOption('--out <dir>', 'directory for the CA files')
-      .option('--curve <curve>', 'P-256 or P-384', 'P-256')
-      .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
-      .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
-  ).action(
-    async (
-      opts: { vendorId: string; out: string; curve: string; notBefore: string; notAfter: string },
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      if (opts.curve !== 'P-256' && opts.curve !== 'P-384')
-        throw new UncError('BAD_ARGUMENT', '--curve must be P-256 or P-384');
-      if (existsSync(join(opts.out, 'root.key.pem')))
-        throw new UncError('CA_EXISTS', `${opts.out} already holds a CA`);
-      const created = createVendorCa({
-        vendorId: vendorId(opts.vendorId),
-        curve: opts.curve,
-        notBefore: date(opts.notBefore, '--not-before'),
-        notAfter: date(opts.notAfter, '--not-after'),
-      });
-      await writeVendorCa(created, opts.out);
-      ctx.print(
-        { vendorId: created.vendorId, dir: opts.out },
-        () => `created CA of vendor ${created.vendorId} in ${opts.out}`,
-      );
-    },
-  );
+  ca.command('create')
+    .description('create a vendor CA (root + intermediate) as PEM files')
+    .requiredOption('--vendor-id <id>', 'the id the chain registry will know the vendor by')
+    .requiredOption('--out <dir>', 'directory for the CA files')
+    .option('--curve <curve>', 'P-256 or P-384', 'P-256')
+    .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
+    .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z')
+    .action(
+      async (
+        opts: { vendorId: string; out: string; curve: string; notBefore: string; notAfter: string },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        if (opts.curve !== 'P-256' && opts.curve !== 'P-384')
+          throw new UncError('BAD_ARGUMENT', '--curve must be P-256 or P-384');
+        if (existsSync(join(opts.out, 'root.key.pem')))
+          throw new UncError('CA_EXISTS', `${opts.out} already holds a CA`);
+        const created = createVendorCa({
+          vendorId: vendorId(opts.vendorId),
+          curve: opts.curve,
+          notBefore: date(opts.notBefore, '--not-before'),
+          notAfter: date(opts.notAfter, '--not-after'),
+        });
+        await writeVendorCa(created, opts.out);
+        ctx.print(
+          { vendorId: created.vendorId, dir: opts.out },
+          () => `created CA of vendor ${created.vendorId} in ${opts.out}`,
+        );
+      },
+    );
 
-  withCommon(
-    vendor
-      .command('provision')
-      .description("create a chip's attestation key in its TPM and issue its AK certificate")
-      .requiredOption('--ca <dir>', 'the vendor CA directory')
-      .requiredOption('--tpm <endpoint>', 'host:port of a TPM simulator (swtpm) or /dev/tpmrm0')
-      .requiredOption('--model <id>', 'the chip model id written into the certificate')
-      .requiredOption('--out <dir>', "directory for the chip's certificate files")
-      .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
-      .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
-  ).action(
-    async (
-      opts: { ca: string; tpm: string; model: string; out: string; notBefore: string; notAfter: string },
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      const loaded = await loadVendorCa(opts.ca);
-      const progress = spinner(`provisioning the TPM at ${opts.tpm}: creating its attestation key…`);
-      let tpm: Tpm;
-      try {
-        tpm = await openTpm(opts.tpm);
-      } catch (err) {
-        progress.done();
-        throw err;
-      }
-      try {
-        const chip = await provisionChip(tpm, loaded, {
+  vendor
+    .command('provision')
+    .description("create a chip's attestation key in its TPM and issue its AK certificate")
+    .requiredOption('--ca <dir>', 'the vendor CA directory')
+    .requiredOption('--tpm <endpoint>', 'host:port of a TPM simulator (swtpm) or /dev/tpmrm0')
+    .requiredOption('--model <id>', 'the chip model id written into the certificate')
+    .requiredOption('--out <dir>', "directory for the chip's certificate files")
+    .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
+    .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z')
+    .action(
+      async (
+        opts: { ca: string; tpm: string; model: string; out: string; notBefore: string; notAfter: string },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const loaded = await loadVendorCa(opts.ca);
+        const progress = spinner(`provisioning the TPM at ${opts.tpm}: creating its attestation key…`);
+        let tpm: Tpm;
+        try {
+          tpm = await openTpm(opts.tpm);
+        } catch (err) {
+          progress.done();
+          throw err;
+        }
+        try {
+          const chip = await provisionChip(tpm, loaded, {
+            model: opts.model,
+            notBefore: date(opts.notBefore, '--not-before'),
+            notAfter: date(opts.notAfter, '--not-after'),
+            outDir: opts.out,
+          });
+          progress.done();
+          const out = { vendorId: loaded.vendorId, serial: chip.serial.toString(16), dir: opts.out };
+          ctx.print(out, () => `provisioned chip with AK certificate serial ${out.serial} in ${opts.out}`);
+        } finally {
+          progress.done();
+          await tpm.close();
+        }
+      },
+    );
+
+  vendor
+    .command('certify')
+    .description('issue an AK certificate for an attestation key made elsewhere (e.g. tpm2_createak)')
+    .requiredOption('--ca <dir>', 'the vendor CA directory')
+    .requiredOption('--ak-public <file>', "the AK's public key, PEM (tpm2_print -t TPM2B_PUBLIC -f pem)")
+    .requiredOption('--model <id>', 'the chip model id written into the certificate')
+    .requiredOption('--out <file>', 'where to write the certificate (PEM)')
+    .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
+    .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z')
+    .action(
+      async (
+        opts: {
+          ca: string;
+          akPublic: string;
+          model: string;
+          out: string;
+          notBefore: string;
+          notAfter: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const loaded = await loadVendorCa(opts.ca);
+        if (!existsSync(opts.akPublic)) throw new UncError('BAD_FILE', `${opts.akPublic} does not exist`);
+        let spki: Uint8Array;
+        try {
+          spki = fromPem(readFileSync(opts.akPublic, 'utf8'), 'PUBLIC KEY');
+        } catch {
+          throw new UncError('BAD_FILE', `${opts.akPublic} is not a PEM public key`);
+        }
+        const { certificate, serial } = issueAkCertificate(loaded, spki, {
           model: opts.model,
           notBefore: date(opts.notBefore, '--not-before'),
           notAfter: date(opts.notAfter, '--not-after'),
-          outDir: opts.out,
         });
-        progress.done();
-        const out = { vendorId: loaded.vendorId, serial: chip.serial.toString(16), dir: opts.out };
-        ctx.print(out, () => `provisioned chip with AK certificate serial ${out.serial} in ${opts.out}`);
-      } finally {
-        progress.done();
-        await tpm.close();
-      }
-    },
-  );
-
-  withCommon(
-    vendor
-      .command('certify')
-      .description('issue an AK certificate for an attestation key made elsewhere (e.g. tpm2_createak)')
-      .requiredOption('--ca <dir>', 'the vendor CA directory')
-      .requiredOption('--ak-public <file>', "the AK's public key, PEM (tpm2_print -t TPM2B_PUBLIC -f pem)")
-      .requiredOption('--model <id>', 'the chip model id written into the certificate')
-      .requiredOption('--out <file>', 'where to write the certificate (PEM)')
-      .option('--not-before <date>', 'start of validity', '2026-01-01T00:00:00Z')
-      .option('--not-after <date>', 'end of validity', '2036-01-01T00:00:00Z'),
-  ).action(
-    async (
-      opts: { ca: string; akPublic: string; model: string; out: string; notBefore: string; notAfter: string },
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      const loaded = await loadVendorCa(opts.ca);
-      if (!existsSync(opts.akPublic)) throw new UncError('BAD_FILE', `${opts.akPublic} does not exist`);
-      let spki: Uint8Array;
-      try {
-        spki = fromPem(readFileSync(opts.akPublic, 'utf8'), 'PUBLIC KEY');
-      } catch {
-        throw new UncError('BAD_FILE', `${opts.akPublic} is not a PEM public key`);
-      }
-      const { certificate, serial } = issueAkCertificate(loaded, spki, {
-        model: opts.model,
-        notBefore: date(opts.notBefore, '--not-before'),
-        notAfter: date(opts.notAfter, '--not-after'),
-      });
-      writeFileSync(
-        opts.out,
-        toPem('CERTIFICATE', certificate) + toPem('CERTIFICATE', loaded.intermediate.certificate),
-      );
-      ctx.print(
-        { serial: serial.toString(16), out: opts.out },
-        () => `issued AK certificate ${serial.toString(16)} to ${opts.out} (with the intermediate)`,
-      );
-    },
-  );
-
-  withCommon(
-    vendor
-      .command('register')
-      .description('register the vendor (its root and profile) and a chip model through governance')
-      .requiredOption('--ca <dir>', 'the vendor CA directory (its root becomes the trust anchor)')
-      .requiredOption('--from <key>', 'governance key in the keyring')
-      .option('--profile <profile>', 'attestation profile', 'tpm2')
-      .option('--name <name>', 'vendor display name')
-      .requiredOption('--model <id>', 'chip model id')
-      .requiredOption('--power <n>', 'rated power: dense FP16 TFLOPS × 1000')
-      .option('--model-name <name>', 'model display name')
-      .option('--require-ak-eku', 'tpm2: AK certificates must carry extendedKeyUsage 2.23.133.8.3')
-      .option(
-        '--require-hardware-module-name',
-        'tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip',
-      )
-      .option('--password-file <file>', "the governance key's password"),
-  ).action(
-    async (
-      opts: {
-        ca: string;
-        requireAkEku?: boolean;
-        requireHardwareModuleName?: boolean;
-        from: string;
-        profile: string;
-        name?: string;
-        model: string;
-        power: string;
-        modelName?: string;
-        passwordFile?: string;
-      },
-      cmd: Command,
-    ) => {
-      const ctx = ctxOf(cmd);
-      if (opts.profile !== 'tpm2' && opts.profile !== 'nvidia-spdm') {
-        throw new UncError('BAD_ARGUMENT', '--profile must be tpm2 or nvidia-spdm for a CA-based vendor');
-      }
-      if ((opts.requireAkEku || opts.requireHardwareModuleName) && opts.profile !== 'tpm2')
-        throw new UncError(
-          'BAD_ARGUMENT',
-          '--require-ak-eku and --require-hardware-module-name are for tpm2',
+        writeFileSync(
+          opts.out,
+          toPem('CERTIFICATE', certificate) + toPem('CERTIFICATE', loaded.intermediate.certificate),
         );
-      if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n)
-        throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
-      const loaded = await loadVendorCa(opts.ca);
-      const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
-        {
-          type: 'setVendor',
-          vendor: {
-            id: loaded.vendorId,
-            name: opts.name ?? loaded.organization,
-            profile: opts.profile,
-            roots: [loaded.root.certificate],
-            ...(opts.requireAkEku ? { requireAkEku: true } : {}),
-            ...(opts.requireHardwareModuleName ? { requireHardwareModuleName: true } : {}),
-          },
-        },
-        {
-          type: 'setModel',
-          model: {
-            vendorId: loaded.vendorId,
-            modelId: opts.model,
-            name: opts.modelName ?? opts.model,
-            power: BigInt(opts.power),
-          },
-        },
-      ]);
-      ctx.print(
-        { hash, height, vendorId: loaded.vendorId, modelId: opts.model },
-        () => `registered vendor ${loaded.vendorId} and model ${opts.model} at height ${height} (tx ${hash})`,
-      );
-    },
-  );
+        ctx.print(
+          { serial: serial.toString(16), out: opts.out },
+          () => `issued AK certificate ${serial.toString(16)} to ${opts.out} (with the intermediate)`,
+        );
+      },
+    );
 
-  withCommon(
-    vendor
-      .command('revoke')
-      .description('revoke a certificate serial: every chip it vouched for stops at once')
-      .requiredOption('--ca <dir>', 'the vendor CA directory (its signed revocation list is updated)')
-      .requiredOption('--serial <hex>', 'certificate serial, hex')
-      .requiredOption('--from <key>', 'governance key in the keyring')
-      .option('--password-file <file>', "the governance key's password"),
-  ).action(
-    async (opts: { ca: string; serial: string; from: string; passwordFile?: string }, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const serial = opts.serial
-        .replace(/^0x/i, '')
-        .toLowerCase()
-        .replace(/^0+(?=.)/, '');
-      if (!/^[0-9a-f]{1,64}$/.test(serial))
-        throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}"`);
-      const loaded = await loadVendorCa(opts.ca);
-      await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
-      const padded = serial.length % 2 ? `0${serial}` : serial;
-      const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
-        { type: 'revokeSerial', vendorId: loaded.vendorId, serial: padded, revoked: true },
-      ]);
-      ctx.print(
-        { hash, height, serial: padded },
-        () => `revoked serial ${padded} of ${loaded.vendorId} at height ${height}`,
-      );
-    },
-  );
+  vendor
+    .command('register')
+    .description('register the vendor (its root and profile) and a chip model through governance')
+    .requiredOption('--ca <dir>', 'the vendor CA directory (its root becomes the trust anchor)')
+    .requiredOption('--from <key>', 'governance key in the keyring')
+    .option('--profile <profile>', 'attestation profile', 'tpm2')
+    .option('--name <name>', 'vendor display name')
+    .requiredOption('--model <id>', 'chip model id')
+    .requiredOption('--power <n>', 'rated power: dense FP16 TFLOPS × 1000')
+    .option('--model-name <name>', 'model display name')
+    .option('--require-ak-eku', 'tpm2: AK certificates must carry extendedKeyUsage 2.23.133.8.3')
+    .option(
+      '--require-hardware-module-name',
+      'tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip',
+    )
+    .option('--password-file <file>', "the governance key's password")
+    .action(
+      async (
+        opts: {
+          ca: string;
+          requireAkEku?: boolean;
+          requireHardwareModuleName?: boolean;
+          from: string;
+          profile: string;
+          name?: string;
+          model: string;
+          power: string;
+          modelName?: string;
+          passwordFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        if (opts.profile !== 'tpm2' && opts.profile !== 'nvidia-spdm') {
+          throw new UncError('BAD_ARGUMENT', '--profile must be tpm2 or nvidia-spdm for a CA-based vendor');
+        }
+        if ((opts.requireAkEku || opts.requireHardwareModuleName) && opts.profile !== 'tpm2')
+          throw new UncError(
+            'BAD_ARGUMENT',
+            '--require-ak-eku and --require-hardware-module-name are for tpm2',
+          );
+        if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n)
+          throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
+        const loaded = await loadVendorCa(opts.ca);
+        const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+          {
+            type: 'setVendor',
+            vendor: {
+              id: loaded.vendorId,
+              name: opts.name ?? loaded.organization,
+              profile: opts.profile,
+              roots: [loaded.root.certificate],
+              ...(opts.requireAkEku ? { requireAkEku: true } : {}),
+              ...(opts.requireHardwareModuleName ? { requireHardwareModuleName: true } : {}),
+            },
+          },
+          {
+            type: 'setModel',
+            model: {
+              vendorId: loaded.vendorId,
+              modelId: opts.model,
+              name: opts.modelName ?? opts.model,
+              power: BigInt(opts.power),
+            },
+          },
+        ]);
+        ctx.print(
+          { hash, height, vendorId: loaded.vendorId, modelId: opts.model },
+          () =>
+            `registered vendor ${loaded.vendorId} and model ${opts.model} at height ${height} (tx ${hash})`,
+        );
+      },
+    );
+
+  vendor
+    .command('revoke')
+    .description('revoke a certificate serial: every chip it vouched for stops at once')
+    .requiredOption('--ca <dir>', 'the vendor CA directory (its signed revocation list is updated)')
+    .requiredOption('--serial <hex>', 'certificate serial, hex')
+    .requiredOption('--from <key>', 'governance key in the keyring')
+    .option('--password-file <file>', "the governance key's password")
+    .action(
+      async (opts: { ca: string; serial: string; from: string; passwordFile?: string }, cmd: Command) => {
+        const ctx = ctxOf(cmd);
+        const serial = opts.serial
+          .replace(/^0x/i, '')
+          .toLowerCase()
+          .replace(/^0+(?=.)/, '');
+        if (!/^[0-9a-f]{1,64}$/.test(serial))
+          throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}"`);
+        const loaded = await loadVendorCa(opts.ca);
+        await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
+        const padded = serial.length % 2 ? `0${serial}` : serial;
+        const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+          { type: 'revokeSerial', vendorId: loaded.vendorId, serial: padded, revoked: true },
+        ]);
+        ctx.print(
+          { hash, height, serial: padded },
+          () => `revoked serial ${padded} of ${loaded.vendorId} at height ${height}`,
+        );
+      },
+    );
 
   return vendor;
 }

@@ -1,0 +1,85 @@
+/** `unc config get|set|unset`: the settings kept in the home's config.json. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { UncError } from '@unc/core';
+import { normalizeNodeUrl } from '@unc/sdk';
+import { Command } from 'commander';
+import { configPath, ctxOf, examples, outputFormat, readConfig } from '../context.js';
+
+/** What a user may set, and how each value is checked (a bad value changes nothing). */
+export const SETTINGS: Record<string, { meaning: string; check: (value: string) => string }> = {
+  node: {
+    meaning: 'the node RPC URL commands talk to (`unc dev` and `unc start` record theirs)',
+    check: normalizeNodeUrl,
+  },
+  output: { meaning: 'text or json', check: (v) => outputFormat(v, 'unc config set') },
+  explorer: {
+    meaning: "the explorer whose pages follow each transaction (default: the node's own /explorer/)",
+    check: (v) => `${normalizeNodeUrl(v)}/`,
+  },
+};
+
+function settingName(key: string): string {
+  if (!(key in SETTINGS))
+    throw new UncError('BAD_SETTING', `unknown setting "${key}": one of ${Object.keys(SETTINGS).join(', ')}`);
+  return key;
+}
+
+/** Writes config.json with `key` set (or removed), keeping what the node and miner recorded there. */
+export function writeSetting(home: string, key: string, value: string | undefined): Record<string, unknown> {
+  const config = readConfig(home);
+  if (value === undefined) delete config[key];
+  else config[key] = value;
+  mkdirSync(home, { recursive: true });
+  writeFileSync(configPath(home), `${JSON.stringify(config, null, 2)}\n`);
+  return config;
+}
+
+export function configCommand(): Command {
+  const config = new Command('config')
+    .description(`settings kept in <home>/config.json: ${Object.keys(SETTINGS).join(', ')}`)
+    .addHelpText(
+      'after',
+      `\nSettings:\n${Object.entries(SETTINGS)
+        .map(([k, s]) => `  ${k.padEnd(9)} ${s.meaning}`)
+        .join(
+          '\n',
+        )}\n${examples(['unc config set node http://10.0.0.5:3030', 'unc config get node', 'unc config set output json', 'unc config get'])}`,
+    );
+
+  config
+    .command('get [key]')
+    .description('print a setting (or all of config.json)')
+    .action((key: string | undefined, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const all = readConfig(ctx.home);
+      if (key === undefined) {
+        ctx.print(all, () => JSON.stringify(all, null, 2));
+        return;
+      }
+      const value = all[key];
+      if (value === undefined)
+        throw new UncError('NOT_SET', `"${key}" is not set in ${configPath(ctx.home)}`);
+      ctx.print({ [key]: value }, () => (typeof value === 'string' ? value : JSON.stringify(value, null, 2)));
+    });
+
+  config
+    .command('set <key> <value>')
+    .description('set a setting')
+    .action((key: string, value: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const checked = SETTINGS[settingName(key)]!.check(value);
+      writeSetting(ctx.home, key, checked);
+      ctx.print({ [key]: checked }, () => `${key} = ${checked} (in ${configPath(ctx.home)})`);
+    });
+
+  config
+    .command('unset <key>')
+    .description('remove a setting (the default applies again)')
+    .action((key: string, _opts: unknown, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      writeSetting(ctx.home, settingName(key), undefined);
+      ctx.print({ [key]: null }, () => `${key} removed from ${configPath(ctx.home)}`);
+    });
+
+  return config;
+}

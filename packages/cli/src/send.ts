@@ -1,0 +1,184 @@
+/**
+ * The one path every command that signs a transaction takes: check before signing, show what will
+ * happen (amounts in UNC, the fee, the chain id and the node) and ask, sign, send, wait, and point
+ * at the explorer page. Every transaction costs its sender a fee, so every one is confirmed.
+ */
+import { type Action, formatUnc, fromHex, UncError } from '@unc/core';
+import {
+  buildTransaction,
+  encodeSigned,
+  feeFor,
+  signedHash,
+  type TxEventJson,
+  type UncClient,
+} from '@unc/sdk';
+import { askLine, type Context } from './context.js';
+
+export interface Signer {
+  /** The key's name in the keyring. */
+  from: string;
+  passwordFile?: string;
+}
+
+export interface Plan {
+  /** What the transaction does, one line each, amounts in UNC. */
+  summary: string[];
+  /** Base units leaving the balance besides the fee: transfers, bonds, deposits, top-ups. */
+  spend: bigint;
+  /** A fee chosen by the user; default: the chain's minimum. */
+  fee?: bigint;
+}
+
+export interface Sent {
+  hash: string;
+  height: number;
+  index: number;
+  blockHash: string;
+  events: TxEventJson[];
+  /** The transaction's explorer page, when the node serves the explorer. */
+  explorer: string | null;
+}
+
+export const unc = (base: bigint | string): string => `${formatUnc(BigInt(base))} UNC`;
+
+/** What `ask` answers: whether the user agreed. Tests pass their own. */
+export type Ask = (question: string) => Promise<string>;
+
+/**
+ * The confirmation policy. `-y` agrees in advance; without it a terminal is asked and anything
+ * but yes cancels; without a terminal it is an error at once, never a prompt that waits forever.
+ */
+export async function confirm(
+  lines: string[],
+  opts: { yes: boolean; interactive: boolean; ask?: Ask; action?: string },
+): Promise<void> {
+  if (opts.yes) return;
+  if (!opts.interactive) {
+    throw new UncError(
+      'CONFIRMATION_REQUIRED',
+      `no terminal to confirm on: pass -y (--yes) to ${opts.action ?? 'sign and send'} without asking`,
+    );
+  }
+  process.stderr.write(`${lines.join('\n')}\n`);
+  const answer = await (opts.ask ?? askLine)('Confirm? [y/N] ');
+  if (!/^y(es)?$/i.test(answer.trim())) throw new UncError('CANCELLED', 'cancelled; nothing was sent');
+}
+
+/** The lines of a confirmation: what, who pays, the fee, and where it goes. */
+export function confirmationLines(p: {
+  summary: string[];
+  from: string;
+  address: string;
+  fee: bigint;
+  spend: bigint;
+  chainId: string;
+  node: string;
+}): string[] {
+  return [
+    ...p.summary,
+    `  from      ${p.from} (${p.address})`,
+    `  fee       ${unc(p.fee)}`,
+    ...(p.spend > 0n ? [`  total     ${unc(p.spend + p.fee)} leaves the balance`] : []),
+    `  chain     ${p.chainId}`,
+    `  node      ${p.node}`,
+  ];
+}
+
+/** Pre-flight: the balance must cover what leaves it, or nothing is signed. */
+export function checkBalance(p: { from: string; balance: bigint; spend: bigint; fee: bigint }): void {
+  const need = p.spend + p.fee;
+  if (p.balance < need) {
+    throw new UncError(
+      'INSUFFICIENT_FUNDS',
+      `${p.from} holds ${unc(p.balance)} but this needs ${unc(need)} (${p.spend > 0n ? `${unc(p.spend)} + ` : ''}fee ${unc(p.fee)}); nothing was signed`,
+    );
+  }
+}
+
+/** The explorer served by this node, if it serves one (`unc dev` does when the explorer is built). */
+export async function explorerBase(ctx: Context): Promise<string | null> {
+  const configured = ctx.config().explorer;
+  if (typeof configured === 'string' && configured) return configured.replace(/\/?$/, '/');
+  const base = `${ctx.nodeUrl}/explorer/`;
+  try {
+    const res = await fetch(base, { method: 'HEAD', signal: AbortSignal.timeout(2000) });
+    return res.ok ? base : null;
+  } catch {
+    return null;
+  }
+}
+
+/** An explorer page: the explorer routes by the URL's hash. */
+export function explorerLink(base: string, kind: 'tx' | 'lease' | 'offer' | 'chip' | 'account', id: string) {
+  return `${base}#/${kind}/${id}`;
+}
+
+/** Signs `actions` with a keyring key after the checks and the confirmation, sends and waits. */
+export async function signAndSend(
+  ctx: Context,
+  signer: Signer,
+  actions: Action[],
+  plan: Plan,
+  opts: { wait?: boolean } = {},
+): Promise<Sent | { hash: string; pending: true; explorer: string | null }> {
+  const key = ctx.keyring().info(signer.from);
+  const client = ctx.client();
+  const [status, params, account] = await Promise.all([
+    client.status(),
+    client.getParams(),
+    client.getAccount(key.address),
+  ]);
+  const fee =
+    plan.fee ??
+    feeFor(
+      {
+        chainId: status.chainId,
+        signer: fromHex(key.publicKey, 32),
+        nonce: BigInt(account.nonce),
+        expiresAt: BigInt(status.height) + 100n,
+        actions,
+      },
+      { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) },
+    );
+  checkBalance({ from: signer.from, balance: BigInt(account.balance), spend: plan.spend, fee });
+  await confirm(
+    confirmationLines({
+      summary: plan.summary,
+      from: signer.from,
+      address: key.address,
+      fee,
+      spend: plan.spend,
+      chainId: status.chainId,
+      node: ctx.nodeUrl,
+    }),
+    { yes: ctx.yes, interactive: process.stdin.isTTY === true },
+  );
+  const seed = await ctx.unlockKey(signer.from, status.chainId, signer);
+  const stx = await buildTransaction(client, seed, actions, { fee, nonce: BigInt(account.nonce) });
+  const hash = signedHash(stx);
+  await client.sendRawTransaction(encodeSigned(stx));
+  const explorer = await explorerBase(ctx);
+  const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
+  if (ctx.output === 'text') console.error(`transaction ${hash} accepted by the node`);
+  if (opts.wait === false) return { hash, pending: true, explorer: page };
+  const outcome = await waitIncluded(client, hash);
+  const receipt = await client.getTransaction(hash);
+  if (page && ctx.output === 'text') console.error(`explorer: ${page}`);
+  return {
+    hash,
+    height: outcome.height,
+    index: outcome.index,
+    blockHash: outcome.blockHash,
+    events: receipt.events,
+    explorer: page,
+  };
+}
+
+/** Waits for the transaction's block; a drop becomes an error with the node's reason. */
+async function waitIncluded(client: UncClient, hash: string) {
+  const outcome = await client.waitForTransaction(hash);
+  if (outcome.status === 'rejected') {
+    throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+  }
+  return outcome;
+}
