@@ -125,7 +125,12 @@ export class Keyring {
   }
 
   /** Adds a keystore exported by `unc keys export` (still encrypted; its password is kept). */
-  addKeystore(name: string, keystore: KeystoreFile, password: string): KeyInfo {
+  addKeystore(
+    name: string,
+    keystore: KeystoreFile,
+    password: string,
+    beforeWrite: (address: string) => void = () => {},
+  ): KeyInfo {
     const seed = decryptKeystore(keystore, password);
     const publicKey = ed25519PublicKey(seed);
     const info: KeyInfo = {
@@ -134,6 +139,7 @@ export class Keyring {
       publicKey: toHex(publicKey),
       kind: 'encrypted',
     };
+    beforeWrite(info.address);
     this.write({ ...info, kind: 'encrypted', keystore });
     return info;
   }

@@ -1,20 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { decodeAddress, formatUnc, fromHex, pemToDer, registrationMessage, toHex, UncError } from '@unc/core';
-import {
-  buildTransaction,
-  type ChipEventJson,
-  type ChipJson,
-  sendTransaction,
-  type TxEventJson,
-} from '@unc/sdk';
+import type { ChipEventJson, ChipJson, TxEventJson } from '@unc/sdk';
 import { Command } from 'commander';
 import { ctxOf } from '../context.js';
-
-export function chipIdArg(text: string): string {
-  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
-    throw new UncError('BAD_CHIP_ID', `invalid chip id "${text}": expected 64 hex digits`);
-  return text.replace(/^0x/, '').toLowerCase();
-}
+import { resolveId } from '../ids.js';
+import { type Sent, signAndSend } from '../send.js';
 
 /** Power is dense FP16 TFLOPS × 1000. */
 export function formatPower(power: string): string {
@@ -52,11 +42,11 @@ export function chipCommand(): Command {
   chip
     .command('list')
     .description('registered chips')
-    .option('--owner <address>', 'only chips of this owner')
+    .option('--owner <address|key>', 'only chips of this owner')
     .action(async (opts: { owner?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      if (opts.owner) decodeAddress(opts.owner);
-      const chips = await ctx.client().call<ChipJson[]>('unc_getChips', opts.owner ? [opts.owner] : []);
+      const owner = opts.owner ? ctx.address(opts.owner) : undefined;
+      const chips = await ctx.client().call<ChipJson[]>('unc_getChips', owner ? [owner] : []);
       ctx.print(chips, () => (chips.length === 0 ? 'no chips registered' : chips.map(chipLine).join('\n')));
     });
 
@@ -68,7 +58,7 @@ export function chipCommand(): Command {
     .option('--events <n>', 'how many log entries', '30')
     .action(async (id: string, opts: { events: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      const chipId = chipIdArg(id);
+      const chipId = await resolveId(ctx, 'chip', id);
       const limit = Number(opts.events);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
         throw new UncError('BAD_ARGUMENT', '--events must be 1…1000');
@@ -158,33 +148,31 @@ export function chipCommand(): Command {
         }
         const certs = pemToDer(readFileSync(opts.akCert, 'utf8'));
         if (certs.length === 0) throw new UncError('BAD_FILE', `${opts.akCert} holds no PEM certificate`);
-        const client = ctx.client();
-        const status = await client.status();
-        const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
-        const stx = await buildTransaction(client, seed, [
-          {
-            type: 'registerChip',
-            anchorHeight: BigInt(opts.anchorHeight),
-            evidence: {
-              type: 'tpm2',
-              vendorId: opts.vendor,
-              attest: new Uint8Array(readFileSync(opts.attest)),
-              signature: new Uint8Array(readFileSync(opts.signature)),
-              akCertificate: certs[0]!,
-              chain: certs.slice(1),
+        const sent = (await signAndSend(
+          ctx,
+          opts,
+          [
+            {
+              type: 'registerChip',
+              anchorHeight: BigInt(opts.anchorHeight),
+              evidence: {
+                type: 'tpm2',
+                vendorId: opts.vendor,
+                attest: new Uint8Array(readFileSync(opts.attest)),
+                signature: new Uint8Array(readFileSync(opts.signature)),
+                akCertificate: certs[0]!,
+                chain: certs.slice(1),
+              },
             },
-          },
-        ]);
-        const hash = await sendTransaction(client, stx);
-        const outcome = await client.waitForTransaction(hash);
-        if (outcome.status === 'rejected')
-          throw new UncError(outcome.code, `registration dropped: ${outcome.reason}`);
-        const receipt = await client.getTransaction(hash);
-        const registered = receipt.events.find((e) => e.type === 'chipRegistered');
+          ],
+          { summary: [`Register the TPM chip of ${opts.akCert} (vendor ${opts.vendor})`], spend: 0n },
+        )) as Sent;
+        const registered = sent.events.find((e) => e.type === 'chipRegistered');
         const out = {
-          hash,
-          height: outcome.height,
+          hash: sent.hash,
+          height: sent.height,
           chipId: registered && 'chipId' in registered ? registered.chipId : null,
+          explorer: sent.explorer,
         };
         ctx.print(out, () => `registered chip ${out.chipId} at height ${out.height}`);
       },

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
 import {
@@ -29,7 +29,7 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
-import { countOption, ctxOf, portOption } from '../context.js';
+import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
 import { rpcLimitsOf } from './start.js';
@@ -299,11 +299,7 @@ export function devCommand(): Command {
             '',
             `Dev mnemonic (public, never use for real funds): ${DEV_MNEMONIC}`,
             '',
-            `Try: npx unc tx transfer --from dev0 --to ${summary.accounts[1]!.address} --amount 12.5 --yes`,
-            '     npx unc status',
-            '     npx unc chip list',
-            '     npx unc market offers',
-            '     npx unc market lease <offer id> --hours 1 --from dev1   then   npx unc job ocr --lease <lease id> <image.png> --from dev1',
+            ...devHints(summary.accounts[1]!.address, home, node.rpcUrl),
           ].join('\n'),
         );
 
@@ -326,4 +322,24 @@ export function devCommand(): Command {
         process.on('SIGTERM', () => stop('SIGTERM'));
       },
     );
+}
+
+/**
+ * The commands `unc dev` suggests, with the --home and --node it runs with, so that they work as
+ * printed from another shell (a home or port other than the defaults would otherwise be missed).
+ */
+export function devHints(dev1: string, home: string, nodeUrl: string): string[] {
+  const flags = [
+    ...(resolve(home) === resolve(DEFAULT_HOME) ? [] : [`--home ${home}`]),
+    ...(nodeUrl === DEFAULT_NODE ? [] : [`--node ${nodeUrl}`]),
+  ].join(' ');
+  const unc = `npx unc${flags ? ` ${flags}` : ''}`;
+  return [
+    `Try: ${unc} tx transfer --from dev0 --to ${dev1} --amount 12.5 -y`,
+    `     ${unc} status`,
+    `     ${unc} chip list`,
+    `     ${unc} market offers`,
+    `     ${unc} market lease <offer id prefix> --hours 1 --from dev1`,
+    `     ${unc} job ocr --lease <lease id prefix> <image.png> --from dev1`,
+  ];
 }

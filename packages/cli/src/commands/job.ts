@@ -21,6 +21,7 @@ import {
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf } from '../context.js';
+import { resolveId } from '../ids.js';
 
 interface LeaseView {
   id: string;
@@ -31,12 +32,6 @@ interface LeaseView {
   status: string;
   closingReason?: string | null;
   closedReason?: string | null;
-}
-
-function leaseIdArg(text: string): string {
-  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
-    throw new UncError('BAD_LEASE_ID', `invalid lease id "${text}": expected 64 hex digits`);
-  return text.replace(/^0x/, '').toLowerCase();
 }
 
 function readFileArg(path: string, what: string): Buffer {
@@ -141,7 +136,7 @@ async function providerFor(
   ctx: Context,
   opts: RunOpts,
 ): Promise<{ provider: ProviderClient; client: UncClient; chainId: string }> {
-  const leaseId = leaseIdArg(opts.lease);
+  const leaseId = await resolveId(ctx, 'lease', opts.lease);
   const client = ctx.client();
   const status = await client.status();
   // Plain http only on a dev chain (one that accepts software chips): elsewhere the renter's
@@ -215,7 +210,7 @@ export function jobCommand(): Command {
 
   const common = (c: Command) =>
     c
-      .requiredOption('--lease <id>', 'the lease (64 hex)')
+      .requiredOption('--lease <id>', 'the lease (its id or a unique prefix)')
       .requiredOption('--from <key>', "keyring key of the lease's renter")
       .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
       .option('--receipt-out <file>', 'write the signed receipt (hex) here')

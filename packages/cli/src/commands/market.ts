@@ -1,7 +1,7 @@
 /** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Action, decodeAddress, formatUnc, MAX_DISPUTES_PER_LEASE, parseUnc, UncError } from '@unc/core';
+import { type Action, MAX_DISPUTES_PER_LEASE, parseUnc, toHex, UncError } from '@unc/core';
 import {
   pemFingerprint,
   prepareNextCertificate,
@@ -9,33 +9,26 @@ import {
   readProviderCertificate,
 } from '@unc/miner';
 import {
-  buildTransaction,
   closeLeaseAction,
   closeOfferAction,
   createOfferAction,
   decodeSignedJobRequest,
   decodeSignedReceipt,
   disputeAction,
-  encodeSigned,
   type LeaseJson,
   type OfferJson,
   openLeaseAction,
   type ProviderRecordJson,
   postReceiptAction,
-  signedHash,
   type TxEventJson,
   topUpLeaseAction,
   updateOfferTlsAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf } from '../context.js';
-import { chipIdArg, formatPower } from './chip.js';
-
-function idArg(text: string, what: string): string {
-  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text))
-    throw new UncError('BAD_ID', `invalid ${what} id "${text}": expected 64 hex digits`);
-  return text.replace(/^0x/, '').toLowerCase();
-}
+import { type Context, ctxOf, examples } from '../context.js';
+import { resolveId } from '../ids.js';
+import { type Plan, type Sent, signAndSend, unc } from '../send.js';
+import { formatPower } from './chip.js';
 
 function intArg(text: string, flag: string, min: number, max: number): number {
   const n = Number(text);
@@ -79,25 +72,42 @@ interface SendOpts {
   passwordFile?: string;
 }
 
-/** Signs `actions` with a keyring key, sends them and waits for inclusion; returns the events. */
-async function send(
-  ctx: Context,
-  opts: SendOpts,
-  actions: Action[],
-): Promise<{ hash: string; height: number; events: TxEventJson[] }> {
-  const keyring = ctx.keyring();
-  keyring.info(opts.from);
-  const client = ctx.client();
-  const status = await client.status();
-  const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
-  const stx = await buildTransaction(client, seed, actions);
-  const hash = signedHash(stx);
-  await client.sendRawTransaction(encodeSigned(stx));
-  const outcome = await client.waitForTransaction(hash);
-  if (outcome.status === 'rejected')
-    throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
-  const receipt = await client.getTransaction(hash);
-  return { hash, height: outcome.height, events: receipt.events };
+/** Signs `actions` with a keyring key (after the checks and the confirmation), sends, waits. */
+async function send(ctx: Context, opts: SendOpts, actions: Action[], plan: Plan): Promise<Sent> {
+  return (await signAndSend(ctx, opts, actions, plan)) as Sent;
+}
+
+/** Pre-flight for a lease: the offer is open, the hours fit, the chip is free; returns the deposit. */
+export function checkLease(
+  o: OfferJson,
+  hours: number,
+  chipId: string | undefined,
+  deposit: bigint | undefined,
+): bigint {
+  if (o.status !== 'open')
+    throw new UncError('OFFER_NOT_OPEN', `offer ${o.id} is ${o.status}: it takes no new leases`);
+  if (hours > o.maxHours || (o.minHours > 0 && hours < o.minHours))
+    throw new UncError(
+      'BAD_DURATION',
+      `offer ${o.id} leases for ${o.minHours}…${o.maxHours} hours, not ${hours}`,
+    );
+  if (chipId !== undefined) {
+    const chip = o.chips.find((c) => c.chipId === chipId);
+    if (!chip) throw new UncError('NOT_IN_OFFER', `chip ${chipId} is not part of offer ${o.id}`);
+    if (!chip.available) throw new UncError('CHIP_BUSY', `chip ${chipId} of offer ${o.id} is not free`);
+  } else if (o.available === 0) {
+    throw new UncError(
+      'NO_FREE_CHIP',
+      `offer ${o.id} has no free chip (${o.chips.length} leased or offline)`,
+    );
+  }
+  const full = BigInt(o.price) * BigInt(hours);
+  if (deposit !== undefined && o.minHours > 0 && deposit < full)
+    throw new UncError(
+      'DEPOSIT_TOO_LOW',
+      `offer ${o.id} wants the whole ${unc(full)} for ${hours} h up front (min ${o.minHours} h)`,
+    );
+  return deposit ?? full;
 }
 
 function signerOf(cmd: Command): SendOpts {
@@ -139,7 +149,6 @@ function withSigner(cmd: Command): Command {
     .option('--password-file <file>', "read the key's password from a file");
 }
 
-const unc = (base: string) => `${formatUnc(BigInt(base))} UNC`;
 const when = (ms: number) => new Date(ms).toISOString();
 
 export function offerLine(o: OfferJson): string {
@@ -219,13 +228,13 @@ export function marketCommand(): Command {
   market
     .command('offers')
     .description("open offers (with --provider: that provider's open and closing ones)")
-    .option('--provider <address>', "only this provider's offers")
+    .option('--provider <address|key>', "only this provider's offers")
     .option('--all', 'closed offers too (with --provider)')
     .action(async (opts: { provider?: string; all?: boolean }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      if (opts.provider) decodeAddress(opts.provider);
+      const provider = opts.provider ? ctx.address(opts.provider) : undefined;
       const offers = await ctx.client().getOffers({
-        ...(opts.provider ? { provider: opts.provider } : {}),
+        ...(provider ? { provider } : {}),
         ...(opts.all ? { all: true } : {}),
       });
       ctx.print(offers, () => (offers.length === 0 ? 'no offers' : offers.map(offerLine).join('\n')));
@@ -268,7 +277,7 @@ export function marketCommand(): Command {
       cmd: Command,
     ) => {
       const ctx = ctxOf(cmd);
-      const chipIds = opts.chips.split(',').map((c) => chipIdArg(c.trim()));
+      const chipIds = await Promise.all(opts.chips.split(',').map((c) => resolveId(ctx, 'chip', c)));
       const pricePerHour = parseUnc(opts.price);
       if (pricePerHour === 0n) throw new UncError('BAD_PRICE', 'the price must be more than 0');
       const minHours = intArg(opts.minHours, '--min-hours', 0, 87_600);
@@ -290,10 +299,15 @@ export function marketCommand(): Command {
           runtimes: opts.runtimes ? opts.runtimes.split(',').map((r) => r.trim()) : [],
         },
       });
-      const { hash, height, events } = await send(ctx, opts, [action]);
+      const { hash, height, events, explorer } = await send(ctx, opts, [action], {
+        summary: [
+          `Offer ${chipIds.length} chip(s) for ${unc(pricePerHour)} per hour, ${minHours}…${maxHours} h, at ${opts.endpoint}`,
+        ],
+        spend: 0n,
+      });
       const created = eventOf(events, 'offerCreated');
       ctx.print(
-        { hash, height, offerId: created.offerId },
+        { hash, height, offerId: created.offerId, explorer },
         () => `offer ${created.offerId} created at height ${height}`,
       );
     },
@@ -311,7 +325,7 @@ export function marketCommand(): Command {
       ),
   ).action(async (id: string, opts: SendOpts & { revoke?: boolean }, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    const offerId = idArg(id, 'offer');
+    const offerId = await resolveId(ctx, 'offer', id);
     const dir = tlsDir(ctx);
     const current = readProviderCertificate(dir);
     if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${dir}: run unc miner init`);
@@ -319,7 +333,12 @@ export function marketCommand(): Command {
     // The chain lists both before the agent serves the new one, so no renter is ever refused; after
     // a leak the old one must not stay listed, since whoever holds its key would be accepted too.
     const fingerprints = opts.revoke ? [next.fingerprint] : [current.fingerprint, next.fingerprint];
-    const { hash, height } = await send(ctx, opts, [updateOfferTlsAction(offerId, fingerprints)]);
+    const { hash, height } = await send(ctx, opts, [updateOfferTlsAction(offerId, fingerprints)], {
+      summary: [
+        `Pin ${fingerprints.length === 1 ? 'only the new TLS certificate' : 'the current and a new TLS certificate'} for offer ${offerId}`,
+      ],
+      spend: 0n,
+    });
     promoteNextCertificate(dir);
     ctx.print(
       { hash, height, offerId, previous: current.fingerprint, current: next.fingerprint, fingerprints },
@@ -345,10 +364,13 @@ export function marketCommand(): Command {
       .description('end a TLS certificate rotation: the offer lists only the certificate served now'),
   ).action(async (id: string, opts: SendOpts, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    const offerId = idArg(id, 'offer');
+    const offerId = await resolveId(ctx, 'offer', id);
     const current = readProviderCertificate(tlsDir(ctx));
     if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${tlsDir(ctx)}`);
-    const { hash, height } = await send(ctx, opts, [updateOfferTlsAction(offerId, [current.fingerprint])]);
+    const { hash, height } = await send(ctx, opts, [updateOfferTlsAction(offerId, [current.fingerprint])], {
+      summary: [`Pin only the TLS certificate ${current.fingerprint} for offer ${offerId}`],
+      spend: 0n,
+    });
     ctx.print(
       { hash, height, offerId, fingerprints: [current.fingerprint] },
       () => `offer ${offerId} pins only ${current.fingerprint} from height ${height}`,
@@ -360,7 +382,7 @@ export function marketCommand(): Command {
     .description('one offer: terms, chips, uptime')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      const o = await ctx.client().getOffer(idArg(id, 'offer'));
+      const o = await ctx.client().getOffer(await resolveId(ctx, 'offer', id));
       ctx.print(o, () => offerText(o));
     });
 
@@ -370,7 +392,11 @@ export function marketCommand(): Command {
       .description('stop offering; running leases continue until the notice period ends'),
   ).action(async (id: string, opts: SendOpts, cmd: Command) => {
     const ctx = ctxOf(cmd);
-    const { hash, height, events } = await send(ctx, opts, [closeOfferAction(idArg(id, 'offer'))]);
+    const offerId = await resolveId(ctx, 'offer', id);
+    const { hash, height, events } = await send(ctx, opts, [closeOfferAction(offerId)], {
+      summary: [`Close offer ${offerId} (running leases go on until the notice period ends)`],
+      spend: 0n,
+    });
     const closed = eventOf(events, 'offerClosed');
     const closing = events.filter((e) => e.type === 'leaseClosing').length;
     ctx.print(
@@ -388,7 +414,17 @@ export function marketCommand(): Command {
     .option('--password-file <file>', "read the key's password from a file")
     .option('--hours <n>', 'lease length in hours (required)')
     .option('--chip <id>', 'which chip of the offer (default: the first free one)')
-    .option('--deposit <UNC>', 'escrow to deposit (default: price × hours)');
+    .option('--deposit <UNC>', 'escrow to deposit (default: price × hours)')
+    .addHelpText(
+      'after',
+      examples([
+        'unc market offers',
+        'unc market lease 3f9a1c --hours 2 --from dev1           # a unique prefix of the offer id',
+        'unc market lease show 7b20e4',
+        'unc market lease topup 7b20e4 5 --from dev1',
+        'unc market lease close 7b20e4 --from dev1 -y',
+      ]),
+    );
   lease.action(
     async (
       offerId: string,
@@ -399,11 +435,23 @@ export function marketCommand(): Command {
       const signer = signerOf(cmd);
       if (!opts.hours) throw new UncError('BAD_ARGUMENT', "required option '--hours <n>' not specified");
       const hours = intArg(opts.hours, '--hours', 1, 87_600);
-      const action = openLeaseAction(idArg(offerId, 'offer'), hours, {
-        ...(opts.chip ? { chipId: chipIdArg(opts.chip) } : {}),
-        ...(opts.deposit ? { deposit: parseUnc(opts.deposit) } : {}),
+      const id = await resolveId(ctx, 'offer', offerId);
+      const chipId = opts.chip ? await resolveId(ctx, 'chip', opts.chip) : undefined;
+      const deposit = opts.deposit ? parseUnc(opts.deposit) : undefined;
+      // Pre-flight: an offer that is gone, closed or full is reported before anything is signed.
+      const offer = await ctx.client().getOffer(id);
+      const escrow = checkLease(offer, hours, chipId, deposit);
+      const action = openLeaseAction(id, hours, {
+        ...(chipId ? { chipId } : {}),
+        ...(deposit !== undefined ? { deposit } : {}),
       });
-      const { hash, height, events } = await send(ctx, signer, [action]);
+      const { hash, height, events, explorer } = await send(ctx, signer, [action], {
+        summary: [
+          `Lease ${chipId ? `chip ${chipId}` : 'a free chip'} of offer ${id} for ${hours} h at ${unc(offer.price)} per hour`,
+          `  deposit   ${unc(escrow)} into escrow (unused time is refunded)`,
+        ],
+        spend: escrow,
+      });
       const opened = eventOf(events, 'leaseOpened');
       ctx.print(
         {
@@ -413,6 +461,7 @@ export function marketCommand(): Command {
           chipId: opened.chipId,
           deposit: opened.deposit,
           endTime: opened.endTime,
+          explorer,
         },
         () => opened.leaseId,
       );
@@ -425,7 +474,7 @@ export function marketCommand(): Command {
     .description('a lease: paid, refunded, remaining, status')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      const l = await ctx.client().getLease(idArg(id, 'lease'));
+      const l = await ctx.client().getLease(await resolveId(ctx, 'lease', id));
       ctx.print(l, () => leaseText(l));
     });
 
@@ -439,8 +488,11 @@ export function marketCommand(): Command {
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const opts = signerOf(cmd);
-      const leaseId = idArg(id, 'lease');
-      const { hash, height, events } = await send(ctx, opts, [closeLeaseAction(leaseId)]);
+      const leaseId = await resolveId(ctx, 'lease', id);
+      const { hash, height, events } = await send(ctx, opts, [closeLeaseAction(leaseId)], {
+        summary: [`Close lease ${leaseId} (a renter is refunded what is not used)`],
+        spend: 0n,
+      });
       const l = await ctx.client().getLease(leaseId);
       const closing = events.find((e) => e.type === 'leaseClosing');
       ctx.print({ hash, height, lease: l }, () =>
@@ -460,8 +512,11 @@ export function marketCommand(): Command {
       const opts = signerOf(cmd);
       const value = parseUnc(amount);
       if (value === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
-      const leaseId = idArg(id, 'lease');
-      const { hash, height, events } = await send(ctx, opts, [topUpLeaseAction(leaseId, value)]);
+      const leaseId = await resolveId(ctx, 'lease', id);
+      const { hash, height, events } = await send(ctx, opts, [topUpLeaseAction(leaseId, value)], {
+        summary: [`Top up lease ${leaseId} by ${unc(value)}`],
+        spend: value,
+      });
       const t = eventOf(events, 'leaseToppedUp');
       ctx.print(
         { hash, height, leaseId, amount: t.amount, remaining: t.remaining },
@@ -472,25 +527,23 @@ export function marketCommand(): Command {
   market
     .command('leases')
     .description('the leases of a renter or a provider')
-    .option('--renter <address>', "a renter's leases")
-    .option('--provider <address>', "a provider's leases")
+    .option('--renter <address|key>', "a renter's leases")
+    .option('--provider <address|key>', "a provider's leases")
     .action(async (opts: { renter?: string; provider?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       if (!!opts.renter === !!opts.provider)
         throw new UncError('BAD_ARGUMENT', 'give exactly one of --renter <address> or --provider <address>');
-      const who = (opts.renter ?? opts.provider)!;
-      decodeAddress(who);
+      const who = ctx.address((opts.renter ?? opts.provider)!);
       const leases = await ctx.client().getLeases(opts.renter ? { renter: who } : { provider: who });
       ctx.print(leases, () => (leases.length === 0 ? 'no leases' : leases.map(leaseLine).join('\n')));
     });
 
   market
-    .command('provider <address>')
+    .command('provider <address|key>')
     .description("a provider's record: jobs, ratings, disputes, earnings")
     .action(async (address: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      decodeAddress(address);
-      const r: ProviderRecordJson = await ctx.client().getProviderRecord(address);
+      const r: ProviderRecordJson = await ctx.client().getProviderRecord(ctx.address(address));
       ctx.print(r, () =>
         [
           `provider ${r.address}`,
@@ -519,7 +572,10 @@ export function marketCommand(): Command {
     } catch (err) {
       throw new UncError('BAD_RECEIPT', `not a signed receipt: ${(err as Error).message}`);
     }
-    const { hash, height, events } = await send(ctx, opts, [postReceiptAction(signed, rating)]);
+    const { hash, height, events } = await send(ctx, opts, [postReceiptAction(signed, rating)], {
+      summary: [`Post the receipt of job ${toHex(signed.receipt.jobId)} with rating ${rating}/5`],
+      spend: 0n,
+    });
     const e = eventOf(events, 'receiptPosted');
     ctx.print(
       { hash, height, leaseId: e.leaseId, jobId: e.jobId, provider: e.provider, rating: e.rating },
@@ -545,7 +601,10 @@ export function marketCommand(): Command {
     } catch (err) {
       throw new UncError('BAD_REQUEST', `not a signed job request: ${(err as Error).message}`);
     }
-    const { hash, height, events } = await send(ctx, opts, [disputeAction(signed, opts.reason)]);
+    const { hash, height, events } = await send(ctx, opts, [disputeAction(signed, opts.reason)], {
+      summary: [`Record a dispute on lease ${toHex(signed.request.leaseId)}: "${opts.reason}"`],
+      spend: 0n,
+    });
     const e = eventOf(events, 'disputeRecorded');
     ctx.print(
       { hash, height, leaseId: e.leaseId, provider: e.provider, requestHash: e.requestHash },

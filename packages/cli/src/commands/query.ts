@@ -1,4 +1,4 @@
-import { decodeAddress, formatUnc, UncError } from '@unc/core';
+import { formatUnc, UncError } from '@unc/core';
 import {
   type BlockJson,
   type ModelJson,
@@ -11,6 +11,7 @@ import {
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf } from '../context.js';
+import { resolveId } from '../ids.js';
 import { formatPower } from './chip.js';
 
 function blockRef(text: string): number | string {
@@ -48,14 +49,13 @@ export function queryCommand(): Command {
   const query = new Command('query').description('read the chain');
 
   query
-    .command('account <address>')
+    .command('account <address|key>')
     .description("an account's balance and nonce")
     .option('--prove', "verify the balance against the latest header's state root with a Merkle proof")
     .action(async (address: string, opts: { prove?: boolean }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      decodeAddress(address);
       const client = ctx.client();
-      const account = await client.getAccount(address, opts.prove === true);
+      const account = await client.getAccount(ctx.address(address), opts.prove === true);
       let verified = false;
       if (opts.prove) {
         const header = await client.getHeader(account.height);
@@ -154,14 +154,17 @@ export function queryCommand(): Command {
     });
 
   query
-    .command('rewards <owner-or-chip>')
+    .command('rewards <owner|key|chip-id>')
     .description(
       'earnings per epoch, and why: slots answered and missed, grace, power, budget, network weight',
     )
     .action(async (target: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      if (!/^(0x)?[0-9a-fA-F]{64}$/.test(target)) decodeAddress(target);
-      const rows = await ctx.client().call<RewardJson[]>('unc_getRewards', [target.replace(/^0x/, '')]);
+      // An address or key name first; else a chip id or a prefix of one.
+      const who = /^(0x)?[0-9a-fA-F]+(…|\.\.\.)?$/.test(target)
+        ? await resolveId(ctx, 'chip', target)
+        : ctx.address(target);
+      const rows = await ctx.client().call<RewardJson[]>('unc_getRewards', [who]);
       const total = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
       ctx.print({ total: total.toString(), rewards: rows }, () =>
         rows.length === 0
