@@ -20,6 +20,7 @@ import {
   type ChainParams,
   checkTransactionStateless,
   evidenceId,
+  formatUnc,
   getAccount,
   isFeeFree,
   keyId,
@@ -247,7 +248,7 @@ export class Mempool {
         'REPLACEMENT_UNDERPRICED',
         existing.free && free
           ? `a fee-free transaction with nonce ${nonce} is pending; a replacement must pay the minimum fee`
-          : `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${existing.fee}`,
+          : `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${formatUnc(existing.fee)} UNC`,
       );
     }
     const cost = maxSpend(state, tx);
@@ -256,7 +257,7 @@ export class Mempool {
       const others = (q?.byNonce.size ?? 0) - (existing ? 1 : 0);
       throw new ValidationError(
         'INSUFFICIENT_FUNDS',
-        `balance ${account.balance} cannot pay ${cost} (fee and value)` +
+        `balance ${formatUnc(account.balance)} UNC cannot pay ${formatUnc(cost)} UNC (fee and value)` +
           (others > 0 ? ` on top of ${queuedCost} for ${others} pending transaction(s)` : ''),
       );
     }

@@ -20,7 +20,7 @@ import {
   verifyReceiptOffline,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf } from '../context.js';
+import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 
 interface LeaseView {
@@ -270,8 +270,23 @@ export function jobCommand(): Command {
 
   job
     .command('verify <receipt>')
-    .description("check a signed receipt (file or hex) against the chip's record on the chain, offline")
-    .action(async (arg: string, _opts: unknown, cmd: Command) => {
+    .description(
+      "check a signed receipt (file or hex) against the chip's key: the record the node reports, or with --chip and --chain-id a record you saved, without any network",
+    )
+    .option(
+      '--chip <file>',
+      'the chip record as `unc chip show <id> -o json` printed it: nothing is asked of any node (you vouch for that record)',
+    )
+    .option('--chain-id <id>', 'the chain the receipt is for (with --chip)')
+    .addHelpText(
+      'after',
+      examples([
+        'unc job verify receipt.hex                                  # asks the node for the chip record',
+        'unc chip show 3f9a1c -o json > chip.json                    # once, from a node you trust',
+        'unc job verify receipt.hex --chip chip.json --chain-id unc-dev-1   # offline',
+      ]),
+    )
+    .action(async (arg: string, opts: { chip?: string; chainId?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
       let signed: ReturnType<typeof decodeSignedReceipt>;
@@ -280,12 +295,32 @@ export function jobCommand(): Command {
       } catch (err) {
         throw new UncError('BAD_RECEIPT', `not a signed receipt: ${(err as Error).message}`);
       }
-      const client = ctx.client();
-      const status = await client.status();
-      const chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
+      if (!!opts.chip !== !!opts.chainId)
+        throw new UncError(
+          'BAD_ARGUMENT',
+          '--chip and --chain-id go together (offline verification needs both)',
+        );
+      let chip: ChipJson;
+      let chainId: string;
+      let source: string;
+      if (opts.chip && opts.chainId) {
+        chip = readChipRecord(opts.chip);
+        chainId = opts.chainId;
+        source = `the chip record in ${opts.chip} (offline: no node was asked)`;
+      } else {
+        const client = ctx.client();
+        chainId = (await client.status()).chainId;
+        chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
+        source = `the chip record node ${ctx.nodeUrl} reports (not a Merkle proof: the node is trusted)`;
+      }
+      if (chip.chipId !== toHex(signed.receipt.chipId))
+        throw new UncError(
+          'WRONG_CHIP',
+          `the receipt is signed for chip ${toHex(signed.receipt.chipId)}, the record is of chip ${chip.chipId}`,
+        );
       const view = receiptToJson(signed);
       try {
-        verifyReceiptOffline(signed, chip, status.chainId);
+        verifyReceiptOffline(signed, chip, chainId);
       } catch (err) {
         const e = err as Error & { code?: string };
         if (ctx.output === 'json') {
@@ -296,9 +331,10 @@ export function jobCommand(): Command {
         }
         throw new UncError(e.code ?? 'RECEIPT_INVALID', `receipt does not verify: ${e.message}`);
       }
-      ctx.print({ ok: true, receipt: view }, () =>
+      ctx.print({ ok: true, checkedAgainst: source, receipt: view }, () =>
         [
           `ok: signed by chip ${view.chipId} (${chip.vendorId}/${chip.modelId}, ${view.profile})`,
+          `  checked against ${source}`,
           `  lease  ${view.leaseId}`,
           `  job    ${view.jobId}`,
           `  model  ${view.modelHash}`,
@@ -310,4 +346,24 @@ export function jobCommand(): Command {
     });
 
   return job;
+}
+
+/** A chip record saved with `unc chip show <id> -o json`. */
+function readChipRecord(path: string): ChipJson {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileArg(path, 'chip record').toString('utf8'));
+  } catch (err) {
+    if (err instanceof UncError) throw err;
+    throw new UncError('BAD_FILE', `${path} is not JSON: ${(err as Error).message}`);
+  }
+  const c = json as Partial<ChipJson>;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.chipId !== 'string' ||
+    typeof c.keyMaterial !== 'string'
+  )
+    throw new UncError('BAD_FILE', `${path} is not a chip record (unc chip show <id> -o json)`);
+  return c as ChipJson;
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UncError } from '@unc/core';
+import { formatUnc, UncError } from '@unc/core';
 import {
   type ChipSigner,
   type ChipStatus,
@@ -43,7 +43,7 @@ export function minerCommand(): Command {
           `miner agent for ${status.owner} on ${status.node} (height ${status.height})`,
           ...status.chips.map((c) =>
             [
-              `  ${c.label} ${c.chipId.slice(0, 16)}… ${c.profile}: ${c.registered ? (c.online ? 'online' : 'OFFLINE') : 'not registered'}, answered ${c.answered}, missed ${c.missed}, earned ${c.rewardsEarned}`,
+              `  ${c.label} ${c.chipId.slice(0, 16)}… ${c.profile}: ${c.registered ? (c.online ? 'online' : 'OFFLINE') : 'not registered'}, answered ${c.answered}, missed ${c.missed}, earned ${formatUnc(BigInt(c.rewardsEarned))} UNC`,
               ...c.open.map(
                 (o) =>
                   `      open challenge: block ${o.height} (epoch ${o.epoch} #${o.slot}), answer by ${o.windowEnd}`,

@@ -3,6 +3,7 @@
  * eager settlement of every active lease at each epoch end. Each apply function either applies
  * fully or throws a ValidationError (the caller discards its overlay then).
  */
+
 import { equalBytes, toHex } from '../bytes.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
@@ -12,6 +13,7 @@ import { challengeLookup, epochOf, epochStart, isOnline } from '../poci/liveness
 import { getPociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
+import { formatUnc } from '../units.js';
 import {
   type CloseLeaseAction,
   type CloseOfferAction,
@@ -337,14 +339,14 @@ export function applyOpenLease(
   if (deposit < minimum) {
     throw new ValidationError(
       'DEPOSIT_TOO_LOW',
-      `the deposit ${deposit} is below price × minimum duration = ${minimum}`,
+      `the deposit ${formatUnc(deposit)} UNC is below price × minimum duration = ${formatUnc(minimum)} UNC`,
     );
   }
   const account = getAccount(state, renter);
   if (account.balance < deposit) {
     throw new ValidationError(
       'INSUFFICIENT_FUNDS',
-      `balance ${account.balance} cannot cover the deposit ${deposit} (after the fee)`,
+      `balance ${formatUnc(account.balance)} UNC cannot cover the deposit ${formatUnc(deposit)} UNC (after the fee)`,
     );
   }
   account.balance -= deposit;
@@ -438,7 +440,7 @@ export function applyTopUpLease(
   if (account.balance < action.amount) {
     throw new ValidationError(
       'INSUFFICIENT_FUNDS',
-      `balance ${account.balance} is less than the top-up ${action.amount} (after the fee)`,
+      `balance ${formatUnc(account.balance)} UNC is less than the top-up ${formatUnc(action.amount)} UNC (after the fee)`,
     );
   }
   account.balance -= action.amount;

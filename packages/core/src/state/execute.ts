@@ -2,6 +2,7 @@
  * The state transition function for transactions and blocks. Pure: the same base state, block
  * context and transactions give the same writes on every node.
  */
+
 import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
 import {
   type Action,
@@ -45,6 +46,7 @@ import {
 } from '../poci/execute.js';
 import { getPociParams } from '../poci/params.js';
 import { applyBond, applyUnbond, releaseUnbondedAt } from '../rewards/bonds.js';
+import { formatUnc } from '../units.js';
 import { getAccount, putAccount } from './accounts.js';
 import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
@@ -148,7 +150,7 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
   if (tx.fee < minFee) {
     throw new ValidationError(
       'FEE_TOO_LOW',
-      `fee ${tx.fee} is below the minimum ${minFee} for this transaction`,
+      `fee ${formatUnc(tx.fee)} UNC is below the minimum ${formatUnc(minFee)} UNC for this transaction`,
     );
   }
   for (const action of tx.actions) checkActionShape(action);
@@ -188,7 +190,7 @@ export function applyTransaction(
   if (account.balance < tx.fee) {
     throw new ValidationError(
       'INSUFFICIENT_FUNDS',
-      `balance ${account.balance} cannot pay the fee ${tx.fee}`,
+      `balance ${formatUnc(account.balance)} UNC cannot pay the fee ${formatUnc(tx.fee)} UNC`,
     );
   }
   account.balance -= tx.fee;
@@ -267,7 +269,7 @@ function applyAction(
       if (from.balance < action.amount) {
         throw new ValidationError(
           'INSUFFICIENT_FUNDS',
-          `balance ${from.balance} is less than the transfer amount ${action.amount} (after the fee)`,
+          `balance ${formatUnc(from.balance)} UNC is less than the transfer amount ${formatUnc(action.amount)} UNC (after the fee)`,
         );
       }
       from.balance -= action.amount;
