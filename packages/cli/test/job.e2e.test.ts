@@ -141,7 +141,7 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     assert.deepEqual(health.chips, [toHex(await chip.chipId())]);
     const chipId = toHex(await chip.chipId());
     const json = async (args: string[]) => {
-      const r = await runUnc([...args, '--home', home.dir, '--output', 'json']);
+      const r = await runUnc([...args, '--home', home.dir, '--output', 'json', '-y']);
       assert.equal(r.code, 0, `unc ${args.join(' ')}: ${r.stderr}`);
       return JSON.parse(r.stdout);
     };

@@ -11,7 +11,7 @@ describe('unc market end to end', () => {
   const home = tempHome();
   let dev: DevNode;
   const unc = async (...args: string[]) => {
-    const r = await runUnc([...args, '--home', home.dir]);
+    const r = await runUnc([...args, '--home', home.dir, '-y']);
     return r;
   };
   /**

@@ -38,7 +38,7 @@ describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_0
   const leases: Record<'dev-soft' | 'tpm2', LeaseJson | null> = { 'dev-soft': null, tpm2: null };
 
   const json = async (args: string[]) => {
-    const r = await runUnc([...args, '--home', home.dir, '--output', 'json']);
+    const r = await runUnc([...args, '--home', home.dir, '--output', 'json', '-y']);
     assert.equal(r.code, 0, `unc ${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout);
   };

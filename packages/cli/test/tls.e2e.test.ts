@@ -74,7 +74,7 @@ describe('provider endpoints over TLS with the certificate pinned on chain', () 
   const tlsDir = join(home.dir, 'tls');
 
   const json = async (args: string[]) => {
-    const r = await runUnc([...args, '--home', home.dir, '--output', 'json']);
+    const r = await runUnc([...args, '--home', home.dir, '--output', 'json', '-y']);
     assert.equal(r.code, 0, `unc ${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout);
   };

@@ -144,7 +144,7 @@ describe('POCI with real software TPMs', () => {
 
   test('vendor CA, provisioning, governance registration, and three chips answering their slots', async () => {
     const ok = async (args: string[]) => {
-      const r = await runUnc([...args, ...h()]);
+      const r = await runUnc([...args, ...h(), '-y']);
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
       return r.stdout;
     };
@@ -308,6 +308,7 @@ describe('POCI with real software TPMs', () => {
     const r = await runUnc([
       'vendor',
       'revoke',
+      '-y',
       '--ca',
       dir('ca'),
       '--serial',
@@ -397,6 +398,7 @@ describe('POCI with real software TPMs', () => {
       return runUnc([
         'chip',
         'register',
+        '-y',
         '--from',
         from,
         '--vendor',

@@ -77,7 +77,12 @@ async function send(ctx: Context, opts: SendOpts, actions: Action[], plan: Plan)
   return (await signAndSend(ctx, opts, actions, plan)) as Sent;
 }
 
-/** Pre-flight for a lease: the offer is open, the hours fit, the chip is free; returns the deposit. */
+/**
+ * Pre-flight for a lease, the chain's own rules on what the node reports (PROTOCOL §8): the offer is
+ * open, the hours fit, the chip belongs to the offer, the deposit covers the minimum; returns the
+ * deposit. Whether a chip is free is left to the chain: a lease that has just ended frees its chip
+ * only when the next lease is applied.
+ */
 export function checkLease(
   o: OfferJson,
   hours: number,
@@ -85,29 +90,24 @@ export function checkLease(
   deposit: bigint | undefined,
 ): bigint {
   if (o.status !== 'open')
-    throw new UncError('OFFER_NOT_OPEN', `offer ${o.id} is ${o.status}: it takes no new leases`);
-  if (hours > o.maxHours || (o.minHours > 0 && hours < o.minHours))
+    throw new UncError('OFFER_CLOSED', `offer ${o.id} is ${o.status}: it takes no new leases`);
+  const shortest = Math.max(1, o.minHours);
+  if (hours < shortest || hours > o.maxHours)
     throw new UncError(
       'BAD_DURATION',
-      `offer ${o.id} leases for ${o.minHours}…${o.maxHours} hours, not ${hours}`,
+      `offer ${o.id} rents for ${shortest}…${o.maxHours} hours, not ${hours}`,
     );
-  if (chipId !== undefined) {
-    const chip = o.chips.find((c) => c.chipId === chipId);
-    if (!chip) throw new UncError('NOT_IN_OFFER', `chip ${chipId} is not part of offer ${o.id}`);
-    if (!chip.available) throw new UncError('CHIP_BUSY', `chip ${chipId} of offer ${o.id} is not free`);
-  } else if (o.available === 0) {
-    throw new UncError(
-      'NO_FREE_CHIP',
-      `offer ${o.id} has no free chip (${o.chips.length} leased or offline)`,
-    );
-  }
-  const full = BigInt(o.price) * BigInt(hours);
-  if (deposit !== undefined && o.minHours > 0 && deposit < full)
+  if (chipId !== undefined && !o.chips.some((c) => c.chipId === chipId))
+    throw new UncError('CHIP_NOT_OFFERED', `chip ${chipId} is not in offer ${o.id}`);
+  const price = BigInt(o.price);
+  const minimum = price * BigInt(o.minHours);
+  const escrow = deposit === undefined || deposit === 0n ? price * BigInt(hours) : deposit;
+  if (escrow < minimum)
     throw new UncError(
       'DEPOSIT_TOO_LOW',
-      `offer ${o.id} wants the whole ${unc(full)} for ${hours} h up front (min ${o.minHours} h)`,
+      `the deposit ${unc(escrow)} is below price × minimum duration = ${unc(minimum)} for offer ${o.id}`,
     );
-  return deposit ?? full;
+  return escrow;
 }
 
 function signerOf(cmd: Command): SendOpts {

@@ -2,9 +2,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Action,
+  addressFromPublicKey,
   checkId,
   ed25519PublicKey,
   ed25519Sign,
+  encodeAddress,
   type GovProposal,
   governanceSigningBytes,
   toHex,
@@ -28,6 +30,7 @@ import { buildTransaction, encodeSigned } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf } from '../context.js';
 import { spinner } from '../progress.js';
+import { checkBalance, confirm, confirmationLines } from '../send.js';
 
 function date(text: string, name: string): Date {
   const d = new Date(text);
@@ -81,6 +84,20 @@ export async function sendGovernance(
     ],
   }));
   const stx = await buildTransaction(client, seed, actions);
+  const account = await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)));
+  checkBalance({ from, balance: BigInt(account.balance), spend: 0n, fee: stx.tx.fee });
+  await confirm(
+    confirmationLines({
+      summary: proposals.map((p) => `Enact governance proposal: ${p.type}`),
+      from,
+      address: account.address,
+      fee: stx.tx.fee,
+      spend: 0n,
+      chainId: status.chainId,
+      node: ctx.nodeUrl,
+    }),
+    { yes: ctx.yes, interactive: process.stdin.isTTY === true },
+  );
   const { hash } = await client.sendRawTransaction(encodeSigned(stx));
   const outcome = await client.waitForTransaction(hash);
   if (outcome.status === 'rejected')
