@@ -86,6 +86,92 @@ describe('unc dev end to end', () => {
     assert.equal(JSON.parse(acct.stdout).verified, true);
   });
 
+  test('the conventions: global options anywhere, key names, id prefixes, -y, explorer links, hints', async () => {
+    // The hints name the --home and --node this dev chain runs with.
+    assert.match(dev.output(), new RegExp(`npx unc --home ${home.dir} --node ${dev.url} status`));
+    const status = await runUnc(['--home', home.dir, '-o', 'json', 'status']);
+    assert.equal(status.code, 0, status.stderr);
+    const { chainId } = JSON.parse(status.stdout) as { chainId: string };
+    const dev1 = (
+      await client.getAccount(
+        JSON.parse((await runUnc(['keys', 'show', 'dev1', '--home', home.dir, '-o', 'json'])).stdout).address,
+      )
+    ).address;
+    const dev0 = JSON.parse((await runUnc(['keys', 'show', 'dev0', '--home', home.dir, '-o', 'json'])).stdout)
+      .address as string;
+
+    // Without a terminal and without -y: a clear error at once, nothing signed or sent.
+    const nonce = (await client.getAccount(dev0)).nonce;
+    const refused = await runUnc([
+      'tx',
+      'transfer',
+      '--from',
+      'dev0',
+      '--to',
+      'dev1',
+      '--amount',
+      '1',
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /no terminal to confirm on: pass -y/);
+    assert.equal((await client.getAccount(dev0)).nonce, nonce);
+
+    // Pre-flight: more than the balance is refused before signing, in UNC.
+    const broke = await runUnc([
+      'tx',
+      'transfer',
+      '--from',
+      'dev0',
+      '--to',
+      'dev1',
+      '--amount',
+      '99999999999',
+      '-y',
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(broke.code, 1);
+    assert.match(
+      broke.stderr,
+      /dev0 holds [\d.]+ UNC but this needs 99999999999\.\d+ UNC .*nothing was signed/,
+    );
+
+    // A key name where the address goes; -y after the command; the explorer page when it is served.
+    const before = BigInt((await client.getAccount(dev1)).balance);
+    const sent = await runUnc([
+      'tx',
+      'transfer',
+      '--from',
+      'dev0',
+      '--to',
+      'dev1',
+      '--amount',
+      '2',
+      '--home',
+      home.dir,
+      '-y',
+      '-o',
+      'json',
+    ]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const out = JSON.parse(sent.stdout) as { hash: string; explorer: string | null };
+    assert.equal(BigInt((await client.getAccount(dev1)).balance), before + parseUnc('2'));
+    const served = (await fetch(`${dev.url}/explorer/`, { method: 'HEAD' })).ok;
+    assert.equal(out.explorer, served ? `${dev.url}/explorer/#/tx/${out.hash}` : null);
+    assert.ok(chainId.length > 0);
+
+    // A chip by the 16 hex digits and "…" the text output shows.
+    const list = await runUnc(['chip', 'list', '--home', home.dir]);
+    const shown = /^([0-9a-f]{16})…/m.exec(list.stdout);
+    if (shown) {
+      const show = await runUnc(['chip', 'show', `${shown[1]}…`, '--home', home.dir, '-o', 'json']);
+      assert.equal(show.code, 0, show.stderr);
+      assert.ok((JSON.parse(show.stdout) as { chipId: string }).chipId.startsWith(shown[1]!));
+    }
+  });
+
   test('unc init makes a consensus key of its own; unc tx bond --consensus-key registers it, unbond starts the way back', async () => {
     const keys = JSON.parse(
       (await runUnc(['keys', 'list', '--home', home.dir, '--output', 'json'])).stdout,

@@ -12,21 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { fromHex, utf8 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type ChipJson, type LeaseJson, type OfferJson, signJobRequest, UncClient } from '@unc/sdk';
+import { until as waitUntil } from '@unc/test-utils';
 import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
 const EXPECTED_TEXT = 'UtilityNet 2026 rental receipt';
 const RENTER = 'dev1';
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+const until = <T>(what: string, ms: number, probe: () => Promise<T | null>) =>
+  waitUntil(what, probe, { timeoutMs: ms, intervalMs: 300 });
 
 describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_000 }, () => {
   const home = tempHome();

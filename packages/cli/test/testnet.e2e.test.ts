@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { UncClient } from '@unc/sdk';
+import { until as waitUntil } from '@unc/test-utils';
 import { runUnc, tempHome, UNC } from './helpers.js';
 
 interface RecordedNode {
@@ -96,13 +97,8 @@ async function height(url: string): Promise<number> {
   }
 }
 
-async function until(what: string, cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const until = (what: string, cond: () => Promise<boolean>, ms = 60_000) =>
+  waitUntil(what, cond, { timeoutMs: ms, intervalMs: 200 });
 
 async function heights(urls: string[]): Promise<number[]> {
   return Promise.all(urls.map(height));

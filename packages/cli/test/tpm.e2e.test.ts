@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { normalizeSerialHex } from '@unc/core';
 import { type ChipEventJson, type ChipJson, UncClient } from '@unc/sdk';
+import { until as waitUntil } from '@unc/test-utils';
 import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
 
 const run = promisify(execFile);
@@ -96,24 +97,8 @@ class SoftTpm {
   }
 }
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) =>
+  waitUntil(what, fn, { timeoutMs, intervalMs: 250 });
 
 describe('POCI with real software TPMs', () => {
   const home = tempHome();

@@ -14,6 +14,7 @@ import {
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
+import { rejects as rejectsWith } from '@unc/test-utils';
 import { devGenesisJson, devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
 
@@ -57,9 +58,7 @@ function tx(
   );
 }
 
-function rejects(fn: () => unknown, code: string): void {
-  assert.throws(fn, (e: unknown) => e instanceof ValidationError && e.code === code, `expected ${code}`);
-}
+const rejects = (fn: () => unknown, code: string) => rejectsWith(fn, ValidationError, code);
 
 describe('mempool', () => {
   test('orders by fee across senders and by nonce within a sender', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { rejects as rejectsWith } from '@unc/test-utils';
 import fc from 'fast-check';
 import {
   ATTESTATION_PROFILES,
@@ -19,14 +20,7 @@ import { decode, encode } from '../../src/encoding/codec.js';
 import { DecodeError } from '../../src/errors.js';
 import { nvidiaSample, TPM_AT, TPM_MESSAGE, tpmFixture } from './helpers.js';
 
-function rejects(fn: () => unknown, code: string, re?: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof AttestationError, `expected AttestationError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (re) assert.match(err.message, re);
-    return true;
-  });
-}
+const rejects = (fn: () => unknown, code: string, re?: RegExp) => rejectsWith(fn, AttestationError, code, re);
 
 const nv = nvidiaSample();
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });

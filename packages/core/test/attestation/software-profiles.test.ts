@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { constants, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { rejects as rejectsWith } from '@unc/test-utils';
 import fc from 'fast-check';
 import { devSoftKeyChipId, verifyDevSoft } from '../../src/attestation/dev-soft.js';
 import { AttestationError } from '../../src/attestation/errors.js';
@@ -15,14 +16,7 @@ import { ed25519PublicKey, ed25519Sign } from '../../src/crypto/ed25519.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import { der } from './helpers.js';
 
-function rejects(fn: () => unknown, code: string, re?: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof AttestationError, `expected AttestationError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (re) assert.match(err.message, re);
-    return true;
-  });
-}
+const rejects = (fn: () => unknown, code: string, re?: RegExp) => rejectsWith(fn, AttestationError, code, re);
 
 const message = sha256(new TextEncoder().encode('UNC/register test'));
 

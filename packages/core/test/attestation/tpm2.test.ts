@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { rejects as rejectsWith } from '@unc/test-utils';
 import fc from 'fast-check';
 import { AttestationError } from '../../src/attestation/errors.js';
 import {
@@ -39,14 +40,7 @@ import {
   tpmFixture,
 } from './helpers.js';
 
-function rejects(fn: () => unknown, code: string, re?: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof AttestationError, `expected AttestationError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (re) assert.match(err.message, re);
-    return true;
-  });
-}
+const rejects = (fn: () => unknown, code: string, re?: RegExp) => rejectsWith(fn, AttestationError, code, re);
 
 const root = tpmFixture('root.der');
 const intEcc = tpmFixture('int-ecc.der');

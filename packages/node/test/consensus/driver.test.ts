@@ -22,6 +22,7 @@ import {
   voteCodec,
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
+import { until as waitUntil } from '@unc/test-utils';
 import { parsePrivval } from '../../src/consensus/privval-store.js';
 import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
@@ -76,13 +77,8 @@ async function stopNode(node: UncNode): Promise<void> {
   running.delete(node);
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 15_000) =>
+  waitUntil(what, cond, { timeoutMs: ms, intervalMs: 25 });
 
 /** Every pair of nodes holds the same block at every height both have: no fork. */
 async function assertNoFork(nodes: UncNode[]): Promise<void> {
