@@ -115,6 +115,34 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     assert.match(byHex.stdout, /^ok: signed by chip [0-9a-f]{64}/);
   });
 
+  test('unc job verify --chip --chain-id checks against a saved chip record and asks no node', async () => {
+    const hex = await signedReceipt();
+    const id = toHex(await chip.chipId());
+    const saved = await runUnc(['chip', 'show', id.slice(0, 16), '--home', home.dir, '-o', 'json']);
+    assert.equal(saved.code, 0, saved.stderr);
+    const chipFile = join(home.dir, 'chip.json');
+    writeFileSync(chipFile, saved.stdout);
+    // The node given is unreachable: the check cannot have asked it.
+    const offline = ['--node', 'http://127.0.0.1:9', '--home', home.dir, '--chip', chipFile];
+    const ok = await runUnc(['job', 'verify', hex, ...offline, '--chain-id', chainId, '-o', 'json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(JSON.parse(ok.stdout).checkedAgainst, /offline: no node was asked/);
+    const tampered = await runUnc([
+      'job',
+      'verify',
+      await signedReceipt({ durationMs: 13n }),
+      ...offline,
+      '--chain-id',
+      chainId,
+    ]);
+    assert.equal(tampered.code, 1);
+    assert.match(tampered.stderr, /receipt does not verify/);
+    const otherChain = await runUnc(['job', 'verify', hex, ...offline, '--chain-id', 'unc-other-1']);
+    assert.equal(otherChain.code, 1);
+    const alone = await runUnc(['job', 'verify', hex, ...offline]);
+    assert.match(alone.stderr, /--chip and --chain-id go together/);
+  });
+
   test('unc job verify rejects a tampered receipt, saying why, with exit 1', async () => {
     const tampered = await signedReceipt({ durationMs: 13n });
     const res = await runUnc(['job', 'verify', tampered, '--home', home.dir]);
