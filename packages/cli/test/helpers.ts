@@ -29,7 +29,11 @@ export async function startDev(home: string, extra: string[] = []): Promise<DevN
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`unc dev did not start in 30 s:\n${out}`)), 30_000);
+    // On a loaded machine start-up can be slow; one that never comes up is killed, not left behind.
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`unc dev did not start in 90 s:\n${out}`));
+    }, 90_000);
     const check = () => {
       const m = /RPC\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
       if (m) {

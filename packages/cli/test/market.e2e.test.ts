@@ -80,24 +80,51 @@ describe('unc market end to end', () => {
     const text = await unc('market', 'offers');
     assert.match(text.stdout, /3\.6 UNC\/h/);
 
-    // Opening a lease prints its id alone.
-    const opened = await unc('market', 'lease', created.offerId, '--hours', '2', '--from', 'dev1');
+    // Without a terminal, consent is -y: asked for nothing, the command stops at once and sends nothing.
+    const unconfirmed = await runUnc([
+      'market',
+      'lease',
+      created.offerId,
+      '--hours',
+      '2',
+      '--from',
+      'dev1',
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(unconfirmed.code, 1);
+    assert.match(unconfirmed.stderr, /CONFIRMATION_REQUIRED|pass -y/);
+    // Pre-flight: hours outside the offer's range are refused before anything is signed.
+    const tooLong = await unc('market', 'lease', created.offerId, '--hours', '9', '--from', 'dev1');
+    assert.equal(tooLong.code, 1);
+    assert.match(tooLong.stderr, /rents for 1…8 hours, not 9/);
+
+    // Opening a lease prints its id alone; the offer is named by the 16 digits the text output shows.
+    const opened = await unc(
+      'market',
+      'lease',
+      `${created.offerId.slice(0, 16)}…`,
+      '--hours',
+      '2',
+      '--from',
+      'dev1',
+    );
     assert.equal(opened.code, 0, opened.stderr);
     const leaseId = opened.stdout.trim();
     assert.match(leaseId, /^[0-9a-f]{64}$/);
 
-    const lease = await json<LeaseJson>('market', 'lease', 'show', leaseId);
+    const lease = await json<LeaseJson>('market', 'lease', 'show', leaseId.slice(0, 10));
     assert.equal(lease.renter, RENTER);
     assert.equal(lease.provider, PROVIDER);
     assert.equal(lease.deposit, parseUnc('7.2').toString());
     assert.equal(lease.status, 'active');
     assert.equal(lease.endpoint, 'http://127.0.0.1:7070/jobs');
 
-    const topped = await unc('market', 'lease', 'topup', leaseId, '0.5', '--from', 'dev1');
+    const topped = await unc('market', 'lease', 'topup', leaseId.slice(0, 8), '0.5', '--from', 'dev1');
     assert.equal(topped.code, 0, topped.stderr);
     assert.match(topped.stdout, /topped up by 0\.5 UNC/);
 
-    const leases = await json<LeaseJson[]>('market', 'leases', '--renter', RENTER);
+    const leases = await json<LeaseJson[]>('market', 'leases', '--renter', 'dev1');
     assert.deepEqual(
       leases.map((l) => l.id),
       [leaseId],
@@ -110,13 +137,17 @@ describe('unc market end to end', () => {
     assert.equal(after.closedReason, 'renterClosed');
     assert.equal(BigInt(after.paid) + BigInt(after.refunded), parseUnc('7.7'));
 
-    const record = await json<ProviderRecordJson>('market', 'provider', PROVIDER);
+    const record = await json<ProviderRecordJson>('market', 'provider', 'dev9');
     assert.equal(record.leases, 1);
     assert.equal(record.earnings, after.paid);
 
     const closeOffer = await asProvider('market', 'offer', 'close', created.offerId, '--from', 'dev9');
     assert.equal(closeOffer.code, 0, closeOffer.stderr);
     assert.deepEqual(await json<OfferJson[]>('market', 'offers'), []);
+    // A closed offer (found by prefix among dev9's) is refused before signing.
+    const late = await unc('market', 'lease', created.offerId.slice(0, 12), '--hours', '1', '--from', 'dev1');
+    assert.equal(late.code, 1);
+    assert.match(late.stderr, /takes no new leases/);
   });
 
   test('bad input gets one clear line on stderr and exit 1', async () => {

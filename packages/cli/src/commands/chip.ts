@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { decodeAddress, formatUnc, fromHex, pemToDer, registrationMessage, toHex, UncError } from '@unc/core';
 import type { ChipEventJson, ChipJson, TxEventJson } from '@unc/sdk';
 import { Command } from 'commander';
-import { ctxOf } from '../context.js';
+import { ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { type Sent, signAndSend } from '../send.js';
 
@@ -52,6 +52,13 @@ export function chipCommand(): Command {
 
   chip
     .command('show <chip-id>')
+    .addHelpText(
+      'after',
+      examples([
+        'unc chip show 3f9a1c0b2d4e6f70…       # the 16 digits chip list prints',
+        'unc chip show 3f9a1c -o json > chip.json',
+      ]),
+    )
     .description(
       "a chip's state, its slots this epoch, and its event log (every slot answered or missed, and why)",
     )

@@ -252,10 +252,10 @@ export function devCommand(): Command {
         });
         if (chips.length > 0) await miner.start();
         // The RPC limits an operator wrote there are kept; the URLs are this run's.
-        const kept = recorded.rpc === undefined ? {} : { rpc: recorded.rpc };
+        // What the user set with `unc config set` (output, explorer) is kept too.
         writeFileSync(
           configPath,
-          `${JSON.stringify({ ...kept, node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
+          `${JSON.stringify({ ...recorded, node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
         );
 
         const balances = new Map(

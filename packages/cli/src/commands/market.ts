@@ -513,6 +513,15 @@ export function marketCommand(): Command {
       const value = parseUnc(amount);
       if (value === 0n) throw new UncError('BAD_AMOUNT', 'the amount must be more than 0');
       const leaseId = await resolveId(ctx, 'lease', id);
+      // Pre-flight, the chain's rules: only the renter tops up, and only a lease still running.
+      const l = await ctx.client().getLease(leaseId);
+      if (l.status === 'closed' || l.status === 'ended')
+        throw new UncError('LEASE_NOT_RUNNING', `lease ${leaseId} is ${l.status}: it takes no top-up`);
+      if (l.renter !== ctx.keyring().info(opts.from).address)
+        throw new UncError(
+          'NOT_RENTER',
+          `key "${opts.from}" is not the renter of lease ${leaseId} (${l.renter} is)`,
+        );
       const { hash, height, events } = await send(ctx, opts, [topUpLeaseAction(leaseId, value)], {
         summary: [`Top up lease ${leaseId} by ${unc(value)}`],
         spend: value,

@@ -10,7 +10,7 @@ import {
   verifyAccountProof,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf } from '../context.js';
+import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { formatPower } from './chip.js';
 
@@ -52,6 +52,7 @@ export function queryCommand(): Command {
     .command('account <address|key>')
     .description("an account's balance and nonce")
     .option('--prove', "verify the balance against the latest header's state root with a Merkle proof")
+    .addHelpText('after', examples(['unc query account dev1', 'unc query account unc1… --prove -o json']))
     .action(async (address: string, opts: { prove?: boolean }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const client = ctx.client();
