@@ -340,13 +340,30 @@ describe('shell completion', () => {
     assert.match(complete(['unc', 'status', '--n']), /--node/);
   });
 
-  test('zsh and fish scripts name every command; an unknown shell is an error', async () => {
-    assert.match(
-      (await runUnc(['completion', 'zsh'])).stdout,
-      /bashcompinit[\s\S]*complete -o default -F _unc unc/,
-    );
+  test('zsh and fish complete the same way (run where the shell is installed); an unknown shell is an error', async () => {
+    const zsh = (await runUnc(['completion', 'zsh'])).stdout;
+    assert.match(zsh, /bashcompinit[\s\S]*complete -o default -F _unc unc/);
     const fish = (await runUnc(['completion', 'fish'])).stdout;
-    assert.match(fish, /complete -c unc -n 'test \(__unc_path\) = "market lease"' -a 'show close topup'/);
+    assert.match(fish, /complete -c unc -n 'test \(__unc_path\) = "market lease"' -f -a 'show close topup'/);
+    const has = (shell: string) => existsSync(`/usr/bin/${shell}`) || existsSync(`/bin/${shell}`);
+    if (has('zsh')) {
+      // As bashcompinit calls it: zsh's 1-based words, COMP_CWORD = CURRENT - 1.
+      const out = execFileSync(
+        'zsh',
+        [
+          '-c',
+          `${zsh}\nCOMP_WORDS=(unc --home x market lease ''); COMP_CWORD=5; _unc; echo "\${COMPREPLY[*]}"`,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.match(out, /^show close topup /);
+    }
+    if (has('fish')) {
+      const out = execFileSync('fish', ['-c', `${fish}\ncomplete -C "unc --home x market lease "`], {
+        encoding: 'utf8',
+      });
+      assert.deepEqual(out.trim().split('\n').sort(), ['close', 'show', 'topup']);
+    }
     const bad = await runUnc(['completion', 'tcsh']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /one of bash, zsh, fish/);

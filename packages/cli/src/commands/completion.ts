@@ -44,6 +44,8 @@ ${cases((n) => [...n.subcommands, ...n.options])}
   esac
 }
 _unc() {
+  # zsh (through bashcompinit) numbers arrays from 1; this function counts from 0 as bash does.
+  [[ -n \${ZSH_VERSION-} ]] && setopt localoptions ksharrays
   local cur="\${COMP_WORDS[COMP_CWORD]}" path="" w i
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
@@ -77,13 +79,15 @@ function fishScript(tree: CompletionNode[]): string {
     'end',
     'function __unc_subcommands',
     '  switch "$argv[1]"',
-    ...tree.flatMap((n) => [`    case "${n.path}"`, `      printf '%s\\n' ${n.subcommands.join(' ')}`]),
+    ...tree
+      .filter((n) => n.subcommands.length > 0)
+      .flatMap((n) => [`    case "${n.path}"`, `      printf '%s\\n' ${n.subcommands.join(' ')}`]),
     '  end',
     'end',
   ];
   for (const n of tree) {
     const cond = `-n 'test (__unc_path) = "${n.path}"'`;
-    if (n.subcommands.length) lines.push(`complete -c unc ${cond} -a '${n.subcommands.join(' ')}'`);
+    if (n.subcommands.length) lines.push(`complete -c unc ${cond} -f -a '${n.subcommands.join(' ')}'`);
     for (const o of n.options) {
       lines.push(
         o.startsWith('--')
