@@ -154,7 +154,9 @@ export async function signAndSend(
     { yes: ctx.yes, interactive: process.stdin.isTTY === true },
   );
   const seed = await ctx.unlockKey(signer.from, status.chainId, signer);
-  const stx = await buildTransaction(client, seed, actions, { fee, nonce: BigInt(account.nonce) });
+  // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
+  // not depend on it (fixed width).
+  const stx = await buildTransaction(client, seed, actions, { fee });
   const hash = signedHash(stx);
   await client.sendRawTransaction(encodeSigned(stx));
   const explorer = await explorerBase(ctx);
