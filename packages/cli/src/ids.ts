@@ -11,6 +11,9 @@ export type IdKind = 'chip' | 'offer' | 'lease';
 
 export const MIN_PREFIX = 6;
 
+/** How many keyring keys' offers and leases a prefix is looked up among. */
+const MAX_KEYS = 32;
+
 /** How many candidates an ambiguity error lists. */
 const SHOWN = 8;
 
@@ -84,21 +87,18 @@ async function candidates(client: UncClient, kind: IdKind, addresses: string[]):
 
 const SEARCHED: Record<IdKind, string> = {
   chip: 'the chips the node lists',
-  offer: 'the open offers and those of the keys in the keyring',
-  lease: "the open offers' leases and the leases of the keys in the keyring",
+  offer: `the open offers and those of the first ${MAX_KEYS} keys in the keyring`,
+  lease: `the open offers' leases and the leases of the first ${MAX_KEYS} keys in the keyring`,
 };
 
 /** A whole id as given, or the one id its prefix names (asks the node). */
 export async function resolveId(ctx: Context, kind: IdKind, text: string): Promise<string> {
   const parsed = parseId(text, kind);
   if ('id' in parsed) return parsed.id;
-  const addresses =
-    kind === 'chip'
-      ? []
-      : ctx
-          .keyring()
-          .list()
-          .map((k) => k.address);
+  // Two requests per key: a keyring of hundreds of keys would flood the node, so the search stops
+  // at MAX_KEYS (a full id always works).
+  const keys = kind === 'chip' ? [] : ctx.keyring().list().slice(0, MAX_KEYS);
+  const addresses = keys.map((k) => k.address);
   const found = await candidates(ctx.client(), kind, addresses);
   return pickByPrefix(parsed.prefix, found, kind, SEARCHED[kind]);
 }
