@@ -243,7 +243,7 @@ export function jobCommand(): Command {
       [
         `job ${result.job.jobId} done in ${result.receipt.receipt.durationMs} ms on chip ${toHex(result.receipt.receipt.chipId)}`,
         ...Object.entries(result.job.outputs ?? {}).map(([n, t]) => tensorLine(n, t)),
-        `receipt verified against the chip's on-chain key${opts.receiptOut ? `; written to ${opts.receiptOut}` : ''}`,
+        `receipt verified against the chip key the node reports${opts.receiptOut ? `; written to ${opts.receiptOut}` : ''}`,
       ].join('\n'),
     );
   });
@@ -263,7 +263,7 @@ export function jobCommand(): Command {
     ctx.print({ ...result.job, verified: true }, () =>
       [
         result.job.ocr?.text ?? '',
-        `(job ${result.job.jobId}, ${result.receipt.receipt.durationMs} ms; receipt verified against the chip's on-chain key${opts.receiptOut ? `, written to ${opts.receiptOut}` : ''})`,
+        `(job ${result.job.jobId}, ${result.receipt.receipt.durationMs} ms; receipt verified against the chip key the node reports${opts.receiptOut ? `, written to ${opts.receiptOut}` : ''})`,
       ].join('\n'),
     );
   });
