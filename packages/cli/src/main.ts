@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { attestCommand } from './commands/attest.js';
 import { chipCommand } from './commands/chip.js';
 import { devCommand } from './commands/dev.js';
+import { gatewayCommand } from './commands/gateway.js';
 import { consensusKeyCommand, initCommand } from './commands/init.js';
 import { jobCommand } from './commands/job.js';
 import { keysCommand } from './commands/keys.js';
@@ -35,6 +36,7 @@ program.addCommand(jobCommand());
 program.addCommand(vendorCommand());
 program.addCommand(attestCommand());
 program.addCommand(marketCommand());
+program.addCommand(gatewayCommand());
 
 for (const cmd of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
   cmd.exitOverride();

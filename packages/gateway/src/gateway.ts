@@ -223,6 +223,8 @@ export class Gateway {
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
+  /** Lease openings under way (from the offer search to the lease answering). */
+  private opening = 0;
   private lastOpenedMs: number | null = null;
   private lastChainReadMs = 0;
   private chainId = '';
@@ -231,6 +233,7 @@ export class Gateway {
   private server: Server | null = null;
   private ticking = false;
   private stopped = false;
+  private storeClosed = false;
   private counters = { submitted: 0, answered: 0, failed: 0, retries: 0, disputes: 0, rejectedReceipts: 0 };
   url = '';
 
@@ -311,9 +314,17 @@ export class Gateway {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const closed = new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
+    // Running attempts get a few seconds to bring their answers home; the rest run again next start.
+    const deadline = Date.now() + 5_000;
+    while ([...this.leases.values()].some((l) => l.inFlight > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     this.server?.closeAllConnections();
+    await closed;
     await this.txChain.catch(() => {});
+    this.storeClosed = true;
     for (const l of this.leases.values()) for (const c of l.allClients) c.close();
     this.store.close();
   }
@@ -455,6 +466,7 @@ export class Gateway {
     try {
       const result = await this.run(job, lease, client);
       const receipt = await this.verify(result.receipt, lease);
+      if (this.storeClosed) return;
       const nowMs = this.now();
       const answer = result.job.ocr ? { ocr: result.job.ocr } : { outputs: result.job.outputs };
       this.store.finish(job.id, {
@@ -483,11 +495,16 @@ export class Gateway {
         failure,
         err: (err as Error).message,
       });
-      if (decision.avoidUntilMs !== null) this.avoidProvider(lease.row.provider, decision.avoidUntilMs, why);
-      if (failure === 'lease-refused') this.dropLease(lease, 'the provider refused it');
+      if (this.storeClosed) return;
+      // The dispute is queued before the lease's closing: a closed lease takes no dispute.
       if (decision.dispute && client.lastJobRequest)
         this.dispute(lease, job.id, encodeSignedJobRequest(client.lastJobRequest), `no answer: ${failure}`);
-      if (decision.retry && !this.stopped) {
+      if (decision.avoidUntilMs !== null) this.avoidProvider(lease.row.provider, decision.avoidUntilMs, why);
+      if (failure === 'lease-refused') this.dropLease(lease, 'the provider refused it');
+      if (this.stopped) {
+        // Stopping: the job is run again at the next start, not failed.
+        this.store.requeue(job.id, why);
+      } else if (decision.retry) {
         this.counters.retries++;
         this.store.requeue(job.id, why);
         this.queue.unshift({ ...job, enqueuedMs: job.enqueuedMs });
@@ -633,7 +650,7 @@ export class Gateway {
           lastActiveMs: l.lastActiveMs,
           noticeMs: l.row.noticeMs,
         })),
-      opening: this.pendingOpens.length,
+      opening: this.opening,
       queued: this.queue.length,
       oldestWaitMs: this.queue.length === 0 ? 0 : nowMs - oldest,
       recentP99Ms: quantile(
@@ -654,6 +671,18 @@ export class Gateway {
   }
 
   private async openLease(reason: string): Promise<void> {
+    // Counted from now, so the next tick neither opens another nor finds the cooldown over.
+    this.opening++;
+    this.lastOpenedMs = this.now();
+    try {
+      await this.openBestOffer(reason);
+    } finally {
+      this.opening--;
+      this.lastOpenedMs = this.now();
+    }
+  }
+
+  private async openBestOffer(reason: string): Promise<void> {
     const offers = await this.client.getOffers();
     const candidates: OfferCandidate[] = [];
     for (const o of offers) {
@@ -681,7 +710,6 @@ export class Gateway {
     if (!canAfford(this.budgetLeases(), this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour))
       return;
     this.pendingOpens.push(best.pricePerHour);
-    this.lastOpenedMs = this.now();
     try {
       const hours = Math.max(1, best.minHours);
       const { events } = await this.sendTx([openLeaseAction(best.offerId, hours, { chipId: best.chipId })]);
@@ -719,7 +747,6 @@ export class Gateway {
       this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
     } finally {
       this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
-      this.lastOpenedMs = this.now();
     }
   }
 
