@@ -8,7 +8,7 @@
  * disputed on chain); idle leases are closed; a restart of the gateway keeps its jobs and receipts.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,22 +16,19 @@ import { fileURLToPath } from 'node:url';
 import { parseUnc } from '@unc/core';
 import type { GatewayJobView } from '@unc/gateway';
 import { type ChipJson, type LeaseJson, UncClient, verifyReceiptOffline } from '@unc/sdk';
-import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
+import {
+  type ProviderProcess,
+  startGateway as spawnGateway,
+  startProvider,
+  stopProcess,
+} from './gateway-helpers.js';
+import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
-const PROVIDER = fileURLToPath(new URL('./gateway-provider.js', import.meta.url));
 const IMAGE = readFileSync(SAMPLE).toString('base64');
 const RENTER = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34'; // dev1
 const BUDGET = '3.2';
 const TARGET_P99_S = 8;
-
-interface Provider {
-  name: string;
-  proc: ChildProcess;
-  address: string;
-  offerId: string;
-  chipId: string;
-}
 
 async function until<T>(
   what: string,
@@ -47,76 +44,21 @@ async function until<T>(
   }
 }
 
-function startProvider(name: string, nodeUrl: string, dir: string, args: string[]): Promise<Provider> {
-  const proc = spawn(
-    process.execPath,
-    [PROVIDER, nodeUrl, ...args.slice(0, 3), join(dir, name), ...args.slice(3)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  proc.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`provider ${name} not ready:\n${out}`)), 150_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        clearTimeout(timer);
-        resolve({
-          name,
-          proc,
-          ...(JSON.parse(line) as { address: string; offerId: string; chipId: string }),
-        });
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`provider ${name} exited with ${code}:\n${out}`));
-    });
-  });
-}
-
-async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill(signal);
-  await exited;
-}
-
 describe('unc gateway against unc dev and four providers', { timeout: 600_000 }, () => {
   const home = tempHome();
   let dev: DevNode;
   let client: UncClient;
   let gateway: ChildProcess | null = null;
   let gatewayUrl = '';
-  const providers: Provider[] = [];
-  let honest: Provider[] = [];
-  let dishonest: Provider;
+  const providers: ProviderProcess[] = [];
+  let honest: ProviderProcess[] = [];
+  let dishonest: ProviderProcess;
   const db = join(home.dir, 'gateway.db');
   let firstJobId = '';
 
   async function startGateway(): Promise<void> {
-    const proc = spawn(
-      process.execPath,
-      [
-        UNC,
-        'gateway',
-        'start',
-        '--home',
-        home.dir,
-        '--from',
-        'dev1',
-        '--budget',
-        BUDGET,
-        '--models',
-        'ocr',
-      ].concat([
-        '--port',
-        '0',
-        '--db',
-        db,
+    const started = await spawnGateway(
+      ['--home', home.dir, '--from', 'dev1', '--budget', BUDGET, '--models', 'ocr', '--db', db].concat([
         '--target-wait',
         '1',
         '--target-p99',
@@ -127,29 +69,10 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
         '1',
         '--attempt-timeout',
         '60',
-        '--output',
-        'json',
       ]),
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UNC_LOG_LEVEL: 'warn' } },
     );
-    let out = '';
-    proc.stderr!.on('data', (d) => (out += d));
-    gatewayUrl = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the gateway did not start:\n${out}`)), 60_000);
-      proc.stdout!.on('data', (d) => {
-        out += d;
-        const m = /"url": "(http:\/\/[^"]+)"/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      proc.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`unc gateway start exited with ${code}:\n${out}`));
-      });
-    });
-    gateway = proc;
+    gateway = started.proc;
+    gatewayUrl = started.url;
   }
 
   async function api<T>(
@@ -213,14 +136,14 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     dev = await startDev(home.dir, ['--block-time', '250', '--epoch-blocks', '24', '--chips', '0']);
     client = new UncClient(dev.url);
     // Same chip model (even dev chips are simulated H100s), so the price decides the order.
-    const specs: [string, string[]][] = [
-      ['a', ['5', '0', '1']],
-      ['b', ['6', '2', '1.2']],
-      ['c', ['7', '4', '1.4']],
-      ['tamper', ['8', '6', '0.5', '--tamper']],
+    const specs: [string, Parameters<typeof startProvider>[3]][] = [
+      ['a', { owner: 5, chip: 0, price: '1' }],
+      ['b', { owner: 6, chip: 2, price: '1.2' }],
+      ['c', { owner: 7, chip: 4, price: '1.4' }],
+      ['tamper', { owner: 8, chip: 6, price: '0.5', tamper: true }],
     ];
     for (const p of await Promise.all(
-      specs.map(([name, args]) => startProvider(name, dev.url, home.dir, args)),
+      specs.map(([name, spec]) => startProvider(name, dev.url, home.dir, spec)),
     ))
       providers.push(p);
     honest = providers.filter((p) => p.name !== 'tamper');
@@ -269,9 +192,10 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     const served = new Set(views.map((v) => v.provider));
     assert.ok(served.size >= 2, `the burst was served by ${served.size} provider(s)`);
     const burstMax = Math.max(...views.map((v) => v.latencyMs!));
-    assert.ok(s.pool.length >= 2, 'the pool grew');
-    // The scaled pool now answers a few jobs well within the target.
-    const calm = await submitBurst('calm', s.pool.length);
+    const honestLeases = s.leases.filter((l) => l.provider !== dishonest.address);
+    assert.ok(honestLeases.length >= 2, 'the pool grew');
+    // The scaled pool now answers jobs well within the target.
+    const calm = await submitBurst('calm', 2);
     const calmViews = await allDone(calm, 120_000);
     const calmP99 = Math.max(...calmViews.map((v) => v.latencyMs!));
     assert.ok(
@@ -340,7 +264,7 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     const listed = async () => (await api<{ jobs: GatewayJobView[] }>('/v1/jobs?limit=1000')).json.jobs;
     const beforeJobs = await listed();
     const done = beforeJobs.filter((j) => j.status === 'done');
-    assert.ok(done.length >= 40);
+    assert.ok(done.length >= 35, `${done.length} jobs answered so far`);
     // A job submitted just before the stop is run after the start.
     const pending = await submitBurst('restart', 1);
     await stopProcess(gateway!);
