@@ -64,7 +64,7 @@ import {
   spentBy,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
-import { GatewayStore, type JobRow, type LeaseRow } from './store.js';
+import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -342,7 +342,7 @@ export class Gateway {
     if (idempotencyKey !== null) {
       const existing = this.store.jobByKey(idempotencyKey);
       if (existing) {
-        if (existing.model !== job.model || (existing.input !== null && existing.input !== input))
+        if (existing.inputHash !== inputHash(input))
           throw new GatewayHttpError(
             409,
             'IDEMPOTENCY_KEY_REUSED',

@@ -4,7 +4,12 @@
  * answered, in WAL mode with synchronous=FULL, so a restart (or a crash) loses no job and no
  * receipt: queued and running jobs are queued again, answered ones keep their answers.
  */
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
+
+export function inputHash(input: string): string {
+  return createHash('sha256').update(input).digest('hex');
+}
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
 
@@ -14,6 +19,8 @@ export interface JobRow {
   model: string;
   /** The request as the caller sent it (JSON), kept until the job is answered, so a restart can run it. */
   input: string | null;
+  /** SHA-256 (hex) of the request: an idempotency key reused with another request is refused. */
+  inputHash: string;
   status: JobStatus;
   attempts: number;
   leaseId: string | null;
@@ -59,6 +66,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   idempotency_key TEXT UNIQUE,
   model TEXT NOT NULL,
   input TEXT,
+  input_hash TEXT NOT NULL,
   status TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   lease_id TEXT,
@@ -109,6 +117,7 @@ function jobFromRow(r: Row): JobRow {
     idempotencyKey: (r.idempotency_key as string | null) ?? null,
     model: r.model as string,
     input: (r.input as string | null) ?? null,
+    inputHash: r.input_hash as string,
     status: r.status as JobStatus,
     attempts: Number(r.attempts),
     leaseId: (r.lease_id as string | null) ?? null,
@@ -166,10 +175,10 @@ export class GatewayStore {
   }): void {
     this.db
       .prepare(
-        `INSERT INTO jobs (id, idempotency_key, model, input, status, created_ms)
-         VALUES (?, ?, ?, ?, 'queued', ?)`,
+        `INSERT INTO jobs (id, idempotency_key, model, input, input_hash, status, created_ms)
+         VALUES (?, ?, ?, ?, ?, 'queued', ?)`,
       )
-      .run(job.id, job.idempotencyKey, job.model, job.input, job.createdMs);
+      .run(job.id, job.idempotencyKey, job.model, job.input, inputHash(job.input), job.createdMs);
   }
 
   jobByKey(key: string): JobRow | null {
