@@ -14,7 +14,6 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatUnc } from '@unc/core';
 import type { GatewayJobView } from '@unc/gateway';
 import { OcrEngine } from '@unc/miner';
 import { UncClient } from '@unc/sdk';
@@ -28,6 +27,12 @@ function arg(name: string, fallback: number): number {
   const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
   return v;
+}
+
+/** UNC with 4 decimals (rounded down): enough to compare runs. */
+function unc4(baseUnits: bigint): string {
+  const tenThousandths = baseUnits / 10n ** 14n;
+  return `${tenThousandths / 10_000n}.${(tenThousandths % 10_000n).toString().padStart(4, '0')}`;
 }
 
 function pct(values: number[], p: number): number {
@@ -144,7 +149,7 @@ try {
   const fixed = await run('fixed', 'dev1', 1);
   const elastic = await run('elastic', 'dev2', 4);
   const line = (name: string, f: RunFigures) =>
-    `  ${name.padEnd(22)} ${f.jobsPerSec.toFixed(2).padStart(6)} jobs/s   p50 ${String(f.p50).padStart(6)} ms   p99 ${String(f.p99).padStart(6)} ms   leases ${f.leasesOpened}   ${formatUnc(f.spentPer1000)} UNC / 1,000 jobs${f.failed ? `   FAILED ${f.failed}` : ''}`;
+    `  ${name.padEnd(22)} ${f.jobsPerSec.toFixed(2).padStart(6)} jobs/s   p50 ${String(f.p50).padStart(6)} ms   p99 ${String(f.p99).padStart(6)} ms   leases ${f.leasesOpened}   ${unc4(f.spentPer1000)} UNC / 1,000 jobs${f.failed ? `   FAILED ${f.failed}` : ''}`;
   console.log(
     `gateway burst: ${jobs} OCR jobs at once; ${cpus()[0]?.model.trim() ?? 'cpu'} × ${parallel}; providers with 1 job at a time; prices 1, 1.2, 1.4, 1.6 UNC/h`,
   );
