@@ -28,7 +28,7 @@ const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.pn
 const IMAGE = readFileSync(SAMPLE).toString('base64');
 const RENTER = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34'; // dev1
 const BUDGET = '3.2';
-const TARGET_P99_S = 8;
+const TARGET_P99_S = 12;
 
 async function until<T>(
   what: string,
@@ -64,7 +64,7 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
         '--target-p99',
         String(TARGET_P99_S),
         '--idle-close',
-        '4',
+        '8',
         '--cooldown',
         '1',
         '--attempt-timeout',
