@@ -5,6 +5,7 @@ import { chipCommand } from './commands/chip.js';
 import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
 import { devCommand } from './commands/dev.js';
+import { gatewayCommand } from './commands/gateway.js';
 import { consensusKeyCommand, initCommand } from './commands/init.js';
 import { jobCommand } from './commands/job.js';
 import { keysCommand } from './commands/keys.js';
@@ -58,6 +59,7 @@ program.addCommand(jobCommand());
 program.addCommand(vendorCommand());
 program.addCommand(attestCommand());
 program.addCommand(marketCommand());
+program.addCommand(gatewayCommand());
 program.addCommand(configCommand());
 program.addCommand(completionCommand(program));
 

@@ -1,0 +1,234 @@
+/**
+ * `unc gateway`: the elastic inference gateway (@unc/gateway, docs/gateway.md). `start` runs it;
+ * `jobs` and `receipts` read its database, so a renter can audit every answer with or without the
+ * gateway running.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { formatUnc, parseUnc, UncError } from '@unc/core';
+import { Gateway, type GatewayModel, GatewayStore, jobView } from '@unc/gateway';
+import { createLogger } from '@unc/node';
+import { Command } from 'commander';
+import { type Context, countOption, ctxOf, portOption } from '../context.js';
+
+function dbPathOf(ctx: Context, db?: string): string {
+  return db ?? join(ctx.home, 'gateway', 'gateway.db');
+}
+
+function msOption(text: string, name: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || n <= 0 || n > 86_400)
+    throw new UncError('BAD_ARGUMENT', `invalid --${name} "${text}": seconds, more than 0, at most 86400`);
+  return Math.round(n * 1000);
+}
+
+function modelsOption(text: string): GatewayModel[] {
+  const models: GatewayModel[] = [];
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    if (item === 'ocr') {
+      models.push({ name: 'ocr' });
+      continue;
+    }
+    if (!item.endsWith('.onnx'))
+      throw new UncError('BAD_ARGUMENT', `--models: "${item}" is neither ocr nor an .onnx file`);
+    if (!existsSync(item)) throw new UncError('BAD_ARGUMENT', `--models: ${item} does not exist`);
+    const name = basename(item, '.onnx');
+    if (models.some((m) => m.name === name))
+      throw new UncError('BAD_ARGUMENT', `--models: two models are named "${name}"`);
+    models.push({ name, onnx: new Uint8Array(readFileSync(item)) });
+  }
+  if (models.length === 0)
+    throw new UncError('BAD_ARGUMENT', '--models: name at least one model (ocr, or an .onnx file)');
+  return models;
+}
+
+export function gatewayCommand(): Command {
+  const gateway = new Command('gateway').description(
+    'an HTTP inference service that leases chips as demand grows and verifies every receipt',
+  );
+
+  gateway
+    .command('start')
+    .description('run the gateway: lease chips within a budget, route jobs, verify and store receipts')
+    .requiredOption('--from <key>', 'keyring key that pays for the leases and signs every request')
+    .requiredOption('--budget <unc>', 'the most the leases may cost together, UNC per hour')
+    .requiredOption('--models <list>', 'ocr and/or .onnx files, comma-separated (e.g. ocr,./resnet.onnx)')
+    .option('--port <port>', 'port of the HTTP API and status page', '7080')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--db <file>', 'the database of jobs, receipts and leases (default: <home>/gateway/gateway.db)')
+    .option('--min-leases <n>', 'leases kept even when idle', '1')
+    .option('--max-leases <n>', 'leases held at most', '4')
+    .option('--target-wait <seconds>', 'open a lease when a job waits longer than this', '2')
+    .option('--target-p99 <seconds>', 'open a lease when the p99 latency is above this and jobs wait', '5')
+    .option('--idle-close <seconds>', "close a lease idle this long (and at least its offer's notice)", '60')
+    .option('--cooldown <seconds>', 'wait this long after opening a lease before opening another', '3')
+    .option('--attempt-timeout <seconds>', "a provider's answer to one job is awaited this long", '30')
+    .option('--providers <addresses>', 'lease only from these provider addresses (comma-separated)')
+    .option('--api-token-file <file>', 'require Authorization: Bearer <token> (the first line of the file)')
+    .option('--password-file <file>', "the renter key's password")
+    .action(
+      async (
+        opts: {
+          from: string;
+          budget: string;
+          models: string;
+          port: string;
+          host: string;
+          db?: string;
+          minLeases: string;
+          maxLeases: string;
+          targetWait: string;
+          targetP99: string;
+          idleClose: string;
+          cooldown: string;
+          attemptTimeout: string;
+          providers?: string;
+          apiTokenFile?: string;
+          passwordFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        let budget: bigint;
+        try {
+          budget = parseUnc(opts.budget);
+        } catch {
+          throw new UncError(
+            'BAD_ARGUMENT',
+            `invalid --budget "${opts.budget}": UNC per hour, e.g. 10 or 2.5`,
+          );
+        }
+        if (budget <= 0n) throw new UncError('BAD_ARGUMENT', '--budget must be more than 0 UNC per hour');
+        const models = modelsOption(opts.models);
+        const port = portOption(opts.port, 'port');
+        const minLeases = countOption(opts.minLeases, 'min-leases', 0, 64);
+        const maxLeases = countOption(opts.maxLeases, 'max-leases', 1, 64);
+        if (minLeases > maxLeases)
+          throw new UncError('BAD_ARGUMENT', '--min-leases is more than --max-leases');
+        const apiToken = opts.apiTokenFile
+          ? readFileSync(opts.apiTokenFile, 'utf8').split('\n')[0]!.trim()
+          : undefined;
+        if (opts.apiTokenFile && !apiToken)
+          throw new UncError('BAD_ARGUMENT', `${opts.apiTokenFile} holds no token`);
+        const client = ctx.client();
+        const status = await client.status();
+        const devChain = (await client.getParams()).devChain === true;
+        const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
+        const dbPath = dbPathOf(ctx, opts.db);
+        mkdirSync(dirname(dbPath), { recursive: true });
+        const gw = new Gateway({
+          nodeUrl: ctx.nodeUrl,
+          renterSeed: seed,
+          budgetPerHour: budget,
+          models,
+          dbPath,
+          host: opts.host,
+          port,
+          targets: {
+            minLeases,
+            maxLeases,
+            queueWaitMs: msOption(opts.targetWait, 'target-wait'),
+            latencyP99Ms: msOption(opts.targetP99, 'target-p99'),
+            idleCloseMs: msOption(opts.idleClose, 'idle-close'),
+            scaleUpCooldownMs: msOption(opts.cooldown, 'cooldown'),
+          },
+          attemptTimeoutMs: msOption(opts.attemptTimeout, 'attempt-timeout'),
+          ...(opts.providers ? { providers: opts.providers.split(',').map((s) => s.trim()) } : {}),
+          ...(apiToken ? { apiToken } : {}),
+          allowHttp: devChain,
+          logger: createLogger('gateway'),
+        });
+        await gw.start();
+        ctx.print({ url: gw.url, renter: gw.renter, db: dbPath, budgetPerHour: budget.toString() }, () =>
+          [
+            `gateway running for ${gw.renter}, budget ${formatUnc(budget)} UNC/h`,
+            `  API     ${gw.url}/v1/jobs`,
+            `  status  ${gw.url}/`,
+            `  metrics ${gw.url}/metrics`,
+            `  db      ${dbPath}`,
+          ].join('\n'),
+        );
+        const stop = () => {
+          gw.stop()
+            .then(() => process.exit(0))
+            .catch(() => process.exit(1));
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      },
+    );
+
+  gateway
+    .command('jobs')
+    .description("the gateway's jobs, newest first, with their cost and receipt")
+    .option('--db <file>', 'the database (default: <home>/gateway/gateway.db)')
+    .option('--status <status>', 'only jobs queued, running, done or failed')
+    .option('--limit <n>', 'at most this many', '50')
+    .action((opts: { db?: string; status?: string; limit: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      if (opts.status && !['queued', 'running', 'done', 'failed'].includes(opts.status))
+        throw new UncError('BAD_ARGUMENT', '--status is one of queued, running, done, failed');
+      const store = openStore(ctx, opts.db);
+      const rows = store.jobs({
+        limit: countOption(opts.limit, 'limit', 1, 100_000),
+        ...(opts.status ? { status: opts.status as 'queued' } : {}),
+      });
+      store.close();
+      const views = rows.map(jobView);
+      ctx.print(views, () =>
+        views.length === 0
+          ? 'no jobs'
+          : views
+              .map(
+                (j) =>
+                  `${j.jobId}  ${j.status.padEnd(7)} ${j.model}  ${j.latencyMs ?? '–'} ms  ${j.attempts} attempt(s)  ${j.cost === null ? '' : `${formatUnc(BigInt(j.cost))} UNC`}  ${j.leaseId ? `lease ${j.leaseId.slice(0, 16)}…` : ''}${j.error ? `  ${j.error}` : ''}`,
+              )
+              .join('\n'),
+      );
+    });
+
+  gateway
+    .command('receipts')
+    .description('every answered job with its chip-signed receipt (JSON lines), for an audit')
+    .option('--db <file>', 'the database (default: <home>/gateway/gateway.db)')
+    .option('--export <file>', 'write them to this file instead of stdout')
+    .action((opts: { db?: string; export?: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const store = openStore(ctx, opts.db);
+      const lines = store.receipts().map((row) => {
+        const v = jobView(row);
+        return JSON.stringify({
+          jobId: v.jobId,
+          model: v.model,
+          leaseId: v.leaseId,
+          provider: v.provider,
+          chipId: v.chipId,
+          cost: v.cost,
+          finishedMs: v.finishedMs,
+          receipt: v.receipt?.hex,
+          receiptJson: v.receipt?.json,
+        });
+      });
+      store.close();
+      const text = lines.length ? `${lines.join('\n')}\n` : '';
+      if (opts.export) {
+        writeFileSync(opts.export, text);
+        ctx.print(
+          { file: opts.export, receipts: lines.length },
+          () => `${lines.length} receipt(s) written to ${opts.export}`,
+        );
+      } else process.stdout.write(text);
+    });
+
+  return gateway;
+}
+
+function openStore(ctx: Context, db?: string): GatewayStore {
+  const path = dbPathOf(ctx, db);
+  if (!existsSync(path))
+    throw new UncError('NO_GATEWAY_DB', `no gateway database at ${path}: pass --db <file>`);
+  return new GatewayStore(path, { readonly: true });
+}

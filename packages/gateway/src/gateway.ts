@@ -1,0 +1,1105 @@
+/**
+ * The elastic inference gateway: an HTTP service in front of leases on the market. It keeps a pool
+ * of leases (opened and closed by `policy.ts`'s decisions within a UNC-per-hour budget), routes each
+ * job to a lease with a free slot, retries a job whose provider errs, times out or goes offline on
+ * another lease, disputes on chain a request that got no answer, and answers only with a receipt it
+ * has verified against the chip's on-chain key. Every job, receipt, cost, lease and dispute is in
+ * the embedded database before the caller hears of it (`store.ts`).
+ *
+ * The chain is read through the sdk's RPC client; providers are reached through the sdk's
+ * ProviderClient (renter-signed requests, TLS pinned to the offer's certificates).
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  addressFromPublicKey,
+  contentHash,
+  ed25519PublicKey,
+  encodeAddress,
+  type SignedReceipt,
+  toHex,
+} from '@unc/core';
+import {
+  buildTransaction,
+  type ChipJson,
+  closeLeaseAction,
+  decodeSignedJobRequest,
+  decodeSignedReceipt,
+  disputeAction,
+  encodeSignedJobRequest,
+  encodeSignedReceipt,
+  type JobResult,
+  type LeaseJson,
+  OCR_MODEL,
+  type OfferJson,
+  openLeaseAction,
+  ProviderClient,
+  ProviderError,
+  type ProviderRecordJson,
+  receiptToJson,
+  sendTransaction,
+  type TensorJson,
+  type TxEventJson,
+  tensorsFromJson,
+  UncClient,
+  verifyReceiptOffline,
+} from '@unc/sdk';
+import {
+  type AttemptFailure,
+  AVOID_FOREVER,
+  type BudgetLease,
+  canAfford,
+  classifyProviderError,
+  committedRate,
+  decideRetry,
+  decideScale,
+  jobCost,
+  type OfferCandidate,
+  pickLease,
+  quantile,
+  type RetryPolicy,
+  rankOffers,
+  type ScaleTargets,
+  spentBy,
+} from './policy.js';
+import { STATUS_PAGE } from './status-page.js';
+import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
+
+export interface GatewayLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+const quietLogger: GatewayLogger = { info() {}, warn() {}, error() {} };
+
+/** A model the gateway serves: the provider's built-in OCR, or an ONNX file uploaded to every lease. */
+export type GatewayModel = { name: 'ocr' } | { name: string; onnx: Uint8Array };
+
+export interface GatewayOptions {
+  nodeUrl: string;
+  /** The renter key: it pays for the leases and signs every request. */
+  renterSeed: Uint8Array;
+  /** The most the pool may cost, base units per hour. */
+  budgetPerHour: bigint;
+  models: GatewayModel[];
+  dbPath: string;
+  host?: string;
+  port?: number;
+  targets?: Partial<ScaleTargets>;
+  retry?: Partial<RetryPolicy>;
+  /** Time limit of one attempt on a provider (default 30 s). */
+  attemptTimeoutMs?: number;
+  /** Jobs waiting at most (default 10,000): past it a submission is refused with 503. */
+  maxQueued?: number;
+  /** Largest request body (default 16 MiB). */
+  maxBodyBytes?: number;
+  /** Jobs sent to one lease at once (default: the provider's job concurrency). */
+  slotsPerLease?: number;
+  /** How often the pool is reconsidered, ms (default 500). */
+  tickMs?: number;
+  /** How often lease and chip state is read from the chain, ms (default 2,000). */
+  chainRefreshMs?: number;
+  /** Only offers of these providers (addresses) are leased; default: any. */
+  providers?: string[];
+  /** If set, every API call but /health and /metrics needs `Authorization: Bearer <token>`. */
+  apiToken?: string;
+  /** Dev chains only: providers may serve plain http. */
+  allowHttp?: boolean;
+  logger?: GatewayLogger;
+  /** The clock (ms); tests pass their own. */
+  now?: () => number;
+}
+
+const DEFAULT_TARGETS: ScaleTargets = {
+  queueWaitMs: 2_000,
+  latencyP99Ms: 5_000,
+  idleCloseMs: 60_000,
+  minLeases: 1,
+  maxLeases: 4,
+  scaleUpCooldownMs: 3_000,
+};
+const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, avoidMs: 300_000 };
+const RECENT_WINDOW_MS = 30_000;
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+interface LeaseState {
+  row: LeaseRow;
+  price: bigint;
+  slots: number;
+  inFlight: number;
+  lastActiveMs: number;
+  /** One client per slot: each runs one request at a time, so its last signed request is that job's. */
+  idleClients: ProviderClient[];
+  allClients: ProviderClient[];
+  ocrModelHash: string;
+  modelHashes: Map<string, string>;
+  /** Latencies (ms) of this lease's attempts that answered. */
+  latencies: number[];
+  answered: number;
+  failed: number;
+  closing: boolean;
+}
+
+interface QueuedJob {
+  id: string;
+  model: string;
+  body: JobBody;
+  enqueuedMs: number;
+  createdMs: number;
+  attempts: number;
+  tried: Set<string>;
+}
+
+type JobBody = { model: string; image?: string; inputs?: Record<string, TensorJson> };
+
+/** A job as the API shows it. */
+export interface GatewayJobView {
+  jobId: string;
+  status: JobRow['status'];
+  model: string;
+  attempts: number;
+  leaseId: string | null;
+  provider: string | null;
+  chipId: string | null;
+  createdMs: number;
+  finishedMs: number | null;
+  latencyMs: number | null;
+  error: string | null;
+  result: unknown;
+  receipt: { hex: string; json: ReturnType<typeof receiptToJson> } | null;
+  /** Base units: the lease's price × the chip time the receipt reports. */
+  cost: string | null;
+}
+
+export function jobView(row: JobRow): GatewayJobView {
+  let receipt: GatewayJobView['receipt'] = null;
+  if (row.receiptHex) {
+    receipt = { hex: row.receiptHex, json: receiptToJson(decodeSignedReceipt(row.receiptHex)) };
+  }
+  return {
+    jobId: row.id,
+    status: row.status,
+    model: row.model,
+    attempts: row.attempts,
+    leaseId: row.leaseId,
+    provider: row.provider,
+    chipId: row.chipId,
+    createdMs: row.createdMs,
+    finishedMs: row.finishedMs,
+    latencyMs: row.finishedMs === null ? null : row.finishedMs - row.createdMs,
+    error: row.status === 'done' ? null : row.error,
+    result: row.result ? JSON.parse(row.result) : null,
+    receipt,
+    cost: row.cost,
+  };
+}
+
+export class GatewayHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Gateway {
+  readonly store: GatewayStore;
+  private readonly client: UncClient;
+  private readonly now: () => number;
+  private readonly log: GatewayLogger;
+  private readonly targets: ScaleTargets;
+  private readonly retry: RetryPolicy;
+  private readonly renterAddress: string;
+  private readonly leases = new Map<string, LeaseState>();
+  private readonly queue: QueuedJob[] = [];
+  private readonly waiters = new Map<string, ((row: JobRow) => void)[]>();
+  private readonly avoided = new Map<string, number>();
+  private readonly recent: { atMs: number; latencyMs: number }[] = [];
+  private readonly chips = new Map<string, { chip: ChipJson; readMs: number }>();
+  private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
+  private readonly models = new Map<string, Uint8Array | null>();
+  private pendingOpens: bigint[] = [];
+  /** Lease openings under way (from the offer search to the lease answering). */
+  private opening = 0;
+  private lastOpenedMs: number | null = null;
+  private lastChainReadMs = 0;
+  private chainId = '';
+  private txChain: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+  private server: Server | null = null;
+  private ticking = false;
+  private stopped = false;
+  private storeClosed = false;
+  private counters = { submitted: 0, answered: 0, failed: 0, retries: 0, disputes: 0, rejectedReceipts: 0 };
+  url = '';
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.store = new GatewayStore(opts.dbPath);
+    this.client = new UncClient(opts.nodeUrl);
+    this.now = opts.now ?? Date.now;
+    this.log = opts.logger ?? quietLogger;
+    this.targets = { ...DEFAULT_TARGETS, ...opts.targets };
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.renterAddress = encodeAddress(addressFromPublicKey(ed25519PublicKey(opts.renterSeed)));
+    if (opts.models.length === 0)
+      throw new Error('the gateway needs at least one model (ocr or an .onnx file)');
+    for (const m of opts.models) this.models.set(m.name, 'onnx' in m ? m.onnx : null);
+    if (opts.budgetPerHour <= 0n) throw new Error('the budget must be more than 0 UNC/h');
+  }
+
+  get renter(): string {
+    return this.renterAddress;
+  }
+
+  /** Reads the chain, adopts the leases and jobs a previous run left, starts the API and the pool. */
+  async start(): Promise<void> {
+    this.chainId = (await this.client.status()).chainId;
+    const nowMs = this.now();
+    for (const a of this.store.avoided()) if (a.untilMs > nowMs) this.avoided.set(a.provider, a.untilMs);
+    for (const row of this.store.leases()) {
+      if (row.closedMs !== null) continue;
+      const lease = await this.client.getLease(row.leaseId).catch(() => null);
+      if (lease?.status !== 'active') {
+        this.store.closeLease(row.leaseId, nowMs, lease ? `found ${lease.status}` : 'not found');
+        continue;
+      }
+      await this.adopt(row, lease).catch((err) =>
+        this.log.warn('a lease from the previous run does not answer', {
+          leaseId: row.leaseId,
+          err: String(err),
+        }),
+      );
+    }
+    for (const row of this.store.unfinishedJobs()) {
+      if (!row.input) {
+        this.store.fail(row.id, 'its input was lost', nowMs);
+        continue;
+      }
+      this.store.requeue(row.id, row.error ?? '');
+      this.queue.push({
+        id: row.id,
+        model: row.model,
+        body: JSON.parse(row.input) as JobBody,
+        enqueuedMs: nowMs,
+        createdMs: row.createdMs,
+        attempts: row.attempts,
+        tried: new Set(),
+      });
+    }
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err) => {
+        const e = err instanceof GatewayHttpError ? err : new GatewayHttpError(500, 'INTERNAL', String(err));
+        if (!(err instanceof GatewayHttpError)) this.log.error('request failed', { err: String(err) });
+        if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+        else res.end();
+      });
+    });
+    this.server.requestTimeout = 0;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.url = `http://${addr.address}:${addr.port}`;
+    this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 500);
+    this.pump();
+    void this.tick();
+  }
+
+  /** Stops taking jobs; running attempts are left to finish or are taken up again at the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    const closed = new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
+    // Running attempts get a few seconds to bring their answers home; the rest run again next start.
+    const deadline = Date.now() + 5_000;
+    while ([...this.leases.values()].some((l) => l.inFlight > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    this.server?.closeAllConnections();
+    await closed;
+    await this.txChain.catch(() => {});
+    this.storeClosed = true;
+    for (const l of this.leases.values()) for (const c of l.allClients) c.close();
+    this.store.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Jobs.
+
+  /** Validates and stores a job (or finds the one with the same idempotency key). */
+  submit(body: unknown, idempotencyKey: string | null): { row: JobRow; created: boolean } {
+    if (this.stopped) throw new GatewayHttpError(503, 'STOPPING', 'the gateway is stopping');
+    if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey))
+      throw new GatewayHttpError(400, 'BAD_IDEMPOTENCY_KEY', 'Idempotency-Key: 1…128 of A-Z a-z 0-9 _ . : -');
+    const job = this.parseJob(body);
+    const input = JSON.stringify(job);
+    if (idempotencyKey !== null) {
+      const existing = this.store.jobByKey(idempotencyKey);
+      if (existing) {
+        if (existing.inputHash !== inputHash(input))
+          throw new GatewayHttpError(
+            409,
+            'IDEMPOTENCY_KEY_REUSED',
+            `Idempotency-Key "${idempotencyKey}" was used for another job (${existing.id})`,
+          );
+        return { row: existing, created: false };
+      }
+    }
+    const maxQueued = this.opts.maxQueued ?? 10_000;
+    if (this.queue.length >= maxQueued)
+      throw new GatewayHttpError(
+        503,
+        'QUEUE_FULL',
+        `${this.queue.length} jobs are waiting already; retry later`,
+      );
+    const nowMs = this.now();
+    const id = toHex(randomBytes(16));
+    this.store.insertJob({ id, idempotencyKey, model: job.model, input, createdMs: nowMs });
+    this.queue.push({
+      id,
+      model: job.model,
+      body: job,
+      enqueuedMs: nowMs,
+      createdMs: nowMs,
+      attempts: 0,
+      tried: new Set(),
+    });
+    this.counters.submitted++;
+    this.pump();
+    return { row: this.store.job(id)!, created: true };
+  }
+
+  /** Resolves when the job is done or failed (or at once if it is). */
+  waitFor(id: string, timeoutMs: number): Promise<JobRow> {
+    const row = this.store.job(id);
+    if (!row) return Promise.reject(new GatewayHttpError(404, 'JOB_NOT_FOUND', `no job ${id}`));
+    if (row.status === 'done' || row.status === 'failed') return Promise.resolve(row);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const list = this.waiters.get(id) ?? [];
+        this.waiters.set(
+          id,
+          list.filter((f) => f !== done),
+        );
+        resolve(this.store.job(id)!);
+      }, timeoutMs);
+      const done = (r: JobRow) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.waiters.set(id, [...(this.waiters.get(id) ?? []), done]);
+    });
+  }
+
+  private parseJob(body: unknown): JobBody {
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new GatewayHttpError(400, 'BAD_JOB', 'the body must be a JSON object {model, image | inputs}');
+    const { model, image, inputs } = body as Record<string, unknown>;
+    if (typeof model !== 'string' || !this.models.has(model))
+      throw new GatewayHttpError(
+        400,
+        'UNKNOWN_MODEL',
+        `model must be one of ${[...this.models.keys()].join(', ')}`,
+      );
+    if (model === OCR_MODEL) {
+      if (typeof image !== 'string' || image.length === 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(image))
+        throw new GatewayHttpError(
+          400,
+          'BAD_IMAGE',
+          'an OCR job needs image: the PNG or JPEG bytes in base64',
+        );
+      return { model, image };
+    }
+    try {
+      tensorsFromJson(inputs);
+    } catch (err) {
+      throw new GatewayHttpError(400, 'BAD_INPUTS', (err as Error).message);
+    }
+    return { model, inputs: inputs as Record<string, TensorJson> };
+  }
+
+  /** Sends queued jobs to leases with a free slot, oldest first. */
+  private pump(): void {
+    if (this.stopped) return;
+    const routable = [...this.leases.values()]
+      .filter((l) => !l.closing)
+      .map((l) => ({
+        leaseId: l.row.leaseId,
+        provider: l.row.provider,
+        inFlight: l.inFlight,
+        slots: l.slots,
+      }));
+    if (routable.length === 0) return;
+    const avoided = this.avoidedNow();
+    for (let i = 0; i < this.queue.length; ) {
+      const job = this.queue[i]!;
+      const pick = pickLease(routable, { avoidedProviders: avoided, triedLeases: job.tried });
+      if (!pick) {
+        if (routable.every((l) => l.inFlight >= l.slots)) return;
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      pick.inFlight++;
+      void this.attempt(job, this.leases.get(pick.leaseId)!);
+    }
+  }
+
+  private async attempt(job: QueuedJob, lease: LeaseState): Promise<void> {
+    lease.inFlight++;
+    const client = lease.idleClients.pop() ?? this.newClient(lease);
+    job.attempts++;
+    job.tried.add(lease.row.leaseId);
+    const started = this.now();
+    this.store.markRunning(job.id, {
+      leaseId: lease.row.leaseId,
+      provider: lease.row.provider,
+      chipId: lease.row.chipId,
+      nowMs: started,
+    });
+    try {
+      const result = await this.run(job, lease, client);
+      const receipt = await this.verify(result.receipt, lease);
+      if (this.storeClosed) return;
+      const nowMs = this.now();
+      const answer = result.job.ocr ? { ocr: result.job.ocr } : { outputs: result.job.outputs };
+      this.store.finish(job.id, {
+        result: JSON.stringify(answer),
+        receiptHex: encodeSignedReceipt(result.receipt),
+        cost: jobCost(lease.price, receipt.durationMs),
+        leaseId: lease.row.leaseId,
+        nowMs,
+      });
+      lease.latencies.push(nowMs - started);
+      if (lease.latencies.length > 1000) lease.latencies.splice(0, lease.latencies.length - 1000);
+      lease.answered++;
+      this.recent.push({ atMs: nowMs, latencyMs: nowMs - job.createdMs });
+      this.counters.answered++;
+      this.settle(job.id);
+    } catch (err) {
+      lease.failed++;
+      const failure = classify(err);
+      if (failure === 'bad-receipt') this.counters.rejectedReceipts++;
+      const nowMs = this.now();
+      const decision = decideRetry(failure, job.attempts, this.retry, nowMs);
+      const why = `${failure} on lease ${lease.row.leaseId.slice(0, 16)}: ${(err as Error).message}`;
+      this.log.warn('attempt failed', {
+        job: job.id,
+        lease: lease.row.leaseId,
+        failure,
+        err: (err as Error).message,
+      });
+      if (this.storeClosed) return;
+      // The dispute is queued before the lease's closing: a closed lease takes no dispute.
+      if (decision.dispute && client.lastJobRequest)
+        this.dispute(lease, job.id, encodeSignedJobRequest(client.lastJobRequest), `no answer: ${failure}`);
+      if (decision.avoidUntilMs !== null) this.avoidProvider(lease.row.provider, decision.avoidUntilMs, why);
+      if (failure === 'lease-refused') this.dropLease(lease, 'the provider refused it');
+      if (this.stopped) {
+        // Stopping: the job is run again at the next start, not failed.
+        this.store.requeue(job.id, why);
+      } else if (decision.retry) {
+        this.counters.retries++;
+        this.store.requeue(job.id, why);
+        this.queue.unshift({ ...job, enqueuedMs: job.enqueuedMs });
+      } else {
+        this.store.fail(job.id, why, nowMs);
+        this.counters.failed++;
+        this.settle(job.id);
+      }
+    } finally {
+      lease.inFlight--;
+      lease.lastActiveMs = this.now();
+      client.lastJobRequest = null;
+      if (this.leases.has(lease.row.leaseId)) lease.idleClients.push(client);
+      else client.close();
+      this.pump();
+    }
+  }
+
+  private async run(job: QueuedJob, lease: LeaseState, client: ProviderClient): Promise<JobResult> {
+    if (job.body.model === OCR_MODEL)
+      return client.runOcr(Buffer.from(job.body.image!, 'base64'), lease.ocrModelHash);
+    const hash = lease.modelHashes.get(job.body.model);
+    if (!hash)
+      throw new ProviderError(503, 'MODEL_NOT_UPLOADED', `model ${job.body.model} is not on this lease yet`);
+    return client.runJob(hash, job.body.inputs!);
+  }
+
+  /**
+   * The receipt against the chain: signed by the leased chip's registered key (read from the node),
+   * for this lease and chain. The client already matched it to the model, inputs and outputs.
+   */
+  private async verify(signed: SignedReceipt, lease: LeaseState): Promise<SignedReceipt['receipt']> {
+    if (toHex(signed.receipt.chipId) !== lease.row.chipId)
+      throw new BadReceiptError('the receipt names another chip than the leased one');
+    const chip = await this.chip(lease.row.chipId);
+    try {
+      return verifyReceiptOffline(signed, chip, this.chainId);
+    } catch (err) {
+      throw new BadReceiptError(`the receipt does not verify against the chain: ${(err as Error).message}`);
+    }
+  }
+
+  private async chip(chipId: string): Promise<ChipJson> {
+    const cached = this.chips.get(chipId);
+    if (cached && this.now() - cached.readMs < 30_000) return cached.chip;
+    const chip = await this.client.call<ChipJson>('unc_getChip', [chipId]);
+    this.chips.set(chipId, { chip, readMs: this.now() });
+    return chip;
+  }
+
+  private settle(id: string): void {
+    const list = this.waiters.get(id);
+    if (!list) return;
+    this.waiters.delete(id);
+    const row = this.store.job(id)!;
+    for (const f of list) f(row);
+  }
+
+  private avoidedNow(): Set<string> {
+    const nowMs = this.now();
+    const out = new Set<string>();
+    for (const [p, until] of this.avoided) if (until > nowMs) out.add(p);
+    return out;
+  }
+
+  private avoidProvider(provider: string, untilMs: number, reason: string): void {
+    this.avoided.set(provider, Math.max(untilMs, this.avoided.get(provider) ?? 0));
+    this.store.avoid(provider, untilMs, reason);
+    // Its leases take no more jobs; they are closed (the renter closes at once, unused escrow back).
+    for (const l of this.leases.values())
+      if (l.row.provider === provider) this.dropLease(l, `provider avoided: ${reason}`);
+  }
+
+  private dispute(lease: LeaseState, jobId: string, requestHex: string, reason: string): void {
+    const request = decodeSignedJobRequest(requestHex);
+    this.counters.disputes++;
+    this.sendTx([disputeAction(request, reason.slice(0, 200))])
+      .then(({ hash }) =>
+        this.store.addDispute({
+          leaseId: lease.row.leaseId,
+          jobId,
+          requestHex,
+          reason,
+          txHash: hash,
+          error: null,
+          createdMs: this.now(),
+        }),
+      )
+      .catch((err) => {
+        this.log.warn('dispute not recorded', { lease: lease.row.leaseId, err: String(err) });
+        this.store.addDispute({
+          leaseId: lease.row.leaseId,
+          jobId,
+          requestHex,
+          reason,
+          txHash: null,
+          error: String((err as Error).message ?? err),
+          createdMs: this.now(),
+        });
+      });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The pool.
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopped) return;
+    this.ticking = true;
+    try {
+      const nowMs = this.now();
+      if (nowMs - this.lastChainReadMs >= (this.opts.chainRefreshMs ?? 2_000)) {
+        this.lastChainReadMs = nowMs;
+        await this.refreshLeases();
+      }
+      while (this.recent.length > 0 && nowMs - this.recent[0]!.atMs > RECENT_WINDOW_MS) this.recent.shift();
+      const decision = decideScale(this.poolView(nowMs), this.targets, nowMs);
+      for (const id of decision.close) {
+        const l = this.leases.get(id);
+        if (l) this.dropLease(l, 'idle');
+      }
+      if (decision.open > 0) {
+        this.log.info('scaling up', { reason: decision.reason });
+        for (let i = 0; i < decision.open; i++) void this.openLease(decision.reason);
+      }
+      this.pump();
+    } catch (err) {
+      this.log.warn('pool tick failed', { err: String(err) });
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private poolView(nowMs: number) {
+    const oldest = this.queue.reduce((m, j) => Math.min(m, j.enqueuedMs), Number.POSITIVE_INFINITY);
+    return {
+      leases: [...this.leases.values()]
+        .filter((l) => !l.closing)
+        .map((l) => ({
+          leaseId: l.row.leaseId,
+          inFlight: l.inFlight,
+          slots: l.slots,
+          openedAtMs: l.row.openedMs,
+          lastActiveMs: l.lastActiveMs,
+          noticeMs: l.row.noticeMs,
+        })),
+      opening: this.opening,
+      queued: this.queue.length,
+      oldestWaitMs: this.queue.length === 0 ? 0 : nowMs - oldest,
+      recentP99Ms: quantile(
+        this.recent.map((r) => r.latencyMs),
+        0.99,
+      ),
+      lastOpenedMs: this.lastOpenedMs,
+    };
+  }
+
+  /** The leases the budget counts: every lease this gateway opened, ended or not. */
+  private budgetLeases(): BudgetLease[] {
+    return this.store.leases().map((l) => ({
+      pricePerHour: BigInt(l.pricePerHour),
+      openedAtMs: l.openedMs,
+      endedAtMs: l.closedMs,
+    }));
+  }
+
+  private async openLease(reason: string): Promise<void> {
+    // Counted from now, so the next tick neither opens another nor finds the cooldown over.
+    this.opening++;
+    this.lastOpenedMs = this.now();
+    try {
+      await this.openBestOffer(reason);
+    } finally {
+      this.opening--;
+      this.lastOpenedMs = this.now();
+    }
+  }
+
+  private async openBestOffer(reason: string): Promise<void> {
+    const offers = await this.client.getOffers();
+    const candidates: OfferCandidate[] = [];
+    for (const o of offers) {
+      if (o.status !== 'open') continue;
+      if (this.opts.providers && !this.opts.providers.includes(o.provider)) continue;
+      if (!this.opts.allowHttp && !o.endpoint.startsWith('https://')) continue;
+      const record = await this.record(o.provider);
+      for (const c of o.chips) {
+        if (!c.available || !c.online) continue;
+        candidates.push(candidateOf(o, c, record));
+      }
+    }
+    const held = new Set([...this.leases.values()].map((l) => l.row.chipId));
+    const committed = committedRate(this.budgetLeases()) + this.pendingOpens.reduce((a, b) => a + b, 0n);
+    const ranked = rankOffers(candidates, {
+      rateLeft: this.opts.budgetPerHour - committed,
+      avoidedProviders: this.avoidedNow(),
+      heldChips: held,
+    });
+    const best = ranked[0];
+    if (!best) {
+      this.log.warn('no offer to lease within the budget', { reason, committed: committed.toString() });
+      return;
+    }
+    if (!canAfford(this.budgetLeases(), this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour))
+      return;
+    this.pendingOpens.push(best.pricePerHour);
+    try {
+      const hours = Math.max(1, best.minHours);
+      const { events } = await this.sendTx([openLeaseAction(best.offerId, hours, { chipId: best.chipId })]);
+      const opened = events.find((e) => e.type === 'leaseOpened') as
+        | Extract<TxEventJson, { type: 'leaseOpened' }>
+        | undefined;
+      if (!opened) throw new Error('the lease transaction opened no lease');
+      const lease = await this.client.getLease(opened.leaseId);
+      const row: LeaseRow = {
+        leaseId: lease.id,
+        offerId: lease.offerId,
+        chipId: lease.chipId,
+        provider: lease.provider,
+        endpoint: lease.endpoint,
+        pricePerHour: lease.pricePerHour,
+        noticeMs: best.noticeMs,
+        openedMs: this.now(),
+        closedMs: null,
+        closeReason: null,
+      };
+      // Recorded before it is used: the budget counts it from now on, across restarts too.
+      this.store.putLease(row);
+      this.log.info('lease opened', {
+        lease: row.leaseId,
+        provider: row.provider,
+        price: row.pricePerHour,
+        reason,
+      });
+      await this.adopt(row, lease).catch((err) => {
+        this.log.warn('the new lease does not answer; closing it', { lease: row.leaseId, err: String(err) });
+        this.avoidProvider(row.provider, this.now() + this.retry.avoidMs, `no health answer: ${String(err)}`);
+        this.closeOnChain(row.leaseId, 'no health answer');
+      });
+    } catch (err) {
+      this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
+    } finally {
+      this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
+    }
+  }
+
+  /** Makes a lease routable: reads the provider's health, uploads the ONNX models. */
+  private async adopt(row: LeaseRow, lease: LeaseJson): Promise<void> {
+    const state: LeaseState = {
+      row,
+      price: BigInt(row.pricePerHour),
+      slots: 1,
+      inFlight: 0,
+      lastActiveMs: this.now(),
+      idleClients: [],
+      allClients: [],
+      ocrModelHash: '',
+      modelHashes: new Map(),
+      latencies: [],
+      answered: 0,
+      failed: 0,
+      closing: false,
+    };
+    state.row.endpoint = lease.endpoint;
+    const probe = this.newClient(state, lease.tlsFingerprints);
+    const health = await probe.health();
+    state.ocrModelHash = health.ocrModelHash;
+    state.slots = Math.max(
+      1,
+      Math.min(this.opts.slotsPerLease ?? health.queue.concurrency, health.limits.maxJobsPerRenter ?? 64),
+    );
+    for (const [name, bytes] of this.models) {
+      if (!bytes) continue;
+      const up = await probe.uploadModel(bytes);
+      state.modelHashes.set(name, up.modelHash);
+    }
+    state.idleClients.push(probe);
+    this.leases.set(row.leaseId, state);
+    this.pump();
+  }
+
+  private newClient(lease: LeaseState, fingerprints?: string[]): ProviderClient {
+    const client = new ProviderClient({
+      endpoint: lease.row.endpoint,
+      chainId: this.chainId,
+      leaseId: lease.row.leaseId,
+      renterSeed: this.opts.renterSeed,
+      timeoutMs: this.opts.attemptTimeoutMs ?? 30_000,
+      tlsFingerprints: fingerprints ?? lease.allClients[0]?.tlsFingerprints ?? [],
+      refreshTlsFingerprints: async () => (await this.client.getOffer(lease.row.offerId)).tlsFingerprints,
+      allowHttp: this.opts.allowHttp ?? false,
+    });
+    lease.allClients.push(client);
+    return client;
+  }
+
+  /** Takes a lease out of routing and closes it on chain once its running jobs are over. */
+  private dropLease(lease: LeaseState, reason: string): void {
+    if (lease.closing) return;
+    lease.closing = true;
+    this.log.info('closing lease', { lease: lease.row.leaseId, reason });
+    const close = () => {
+      this.leases.delete(lease.row.leaseId);
+      for (const c of lease.idleClients) c.close();
+      this.closeOnChain(lease.row.leaseId, reason);
+    };
+    if (lease.inFlight === 0) close();
+    else {
+      const wait = setInterval(() => {
+        if (lease.inFlight === 0 || this.stopped) {
+          clearInterval(wait);
+          close();
+        }
+      }, 200);
+    }
+  }
+
+  private closeOnChain(leaseId: string, reason: string): void {
+    this.sendTx([closeLeaseAction(leaseId)])
+      .then(() => this.store.closeLease(leaseId, this.now(), reason))
+      .catch(async (err) => {
+        // Already over on chain (ended, or closed by its chip's absence): nothing more is owed.
+        const l = await this.client.getLease(leaseId).catch(() => null);
+        if (l && l.status !== 'active' && l.status !== 'closing')
+          this.store.closeLease(leaseId, this.now(), `${reason} (${l.status})`);
+        else this.log.warn('could not close lease', { lease: leaseId, err: String(err) });
+      });
+  }
+
+  /** Lease and chip state from the chain: a lease that ended or whose chip went offline leaves the pool. */
+  private async refreshLeases(): Promise<void> {
+    for (const l of [...this.leases.values()]) {
+      if (l.closing) continue;
+      const lease = await this.client.getLease(l.row.leaseId).catch(() => null);
+      if (!lease) continue;
+      if (lease.status !== 'active') {
+        this.leases.delete(l.row.leaseId);
+        this.store.closeLease(l.row.leaseId, this.now(), `lease ${lease.status}`);
+        continue;
+      }
+      this.chips.delete(l.row.chipId);
+      const chip = await this.chip(l.row.chipId).catch(() => null);
+      if (chip && (!chip.online || chip.status !== 'active')) {
+        this.avoidProvider(
+          l.row.provider,
+          this.now() + this.retry.avoidMs,
+          `chip ${l.row.chipId.slice(0, 16)} offline`,
+        );
+      }
+    }
+    // Leases that were closing and are now over on chain.
+    for (const row of this.store.leases()) {
+      if (row.closedMs !== null || this.leases.has(row.leaseId)) continue;
+      const lease = await this.client.getLease(row.leaseId).catch(() => null);
+      if (lease && lease.status === 'closed')
+        this.store.closeLease(row.leaseId, this.now(), lease.closedReason ?? 'closed');
+    }
+  }
+
+  private async record(provider: string): Promise<ProviderRecordJson | null> {
+    const cached = this.records.get(provider);
+    if (cached && this.now() - cached.readMs < 30_000) return cached.record;
+    const record = await this.client.getProviderRecord(provider).catch(() => null);
+    if (record) this.records.set(provider, { record, readMs: this.now() });
+    return record;
+  }
+
+  /** One transaction at a time, so the renter's nonces never race. */
+  private sendTx(
+    actions: Parameters<typeof buildTransaction>[2],
+  ): Promise<{ hash: string; events: TxEventJson[] }> {
+    const run = async () => {
+      const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
+      const hash = await sendTransaction(this.client, stx);
+      await this.client.waitForTransaction(hash, 30_000);
+      const receipt = await this.client.getTransaction(hash);
+      return { hash, events: receipt.events };
+    };
+    const p = this.txChain.then(run, run);
+    this.txChain = p.catch(() => {});
+    return p;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Status.
+
+  status() {
+    const nowMs = this.now();
+    const budget = this.budgetLeases();
+    return {
+      renter: this.renterAddress,
+      chainId: this.chainId,
+      budgetPerHour: this.opts.budgetPerHour.toString(),
+      committedPerHour: committedRate(budget).toString(),
+      spent: spentBy(budget, nowMs).toString(),
+      queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },
+      jobs: this.store.countByStatus(),
+      recentP99Ms: quantile(
+        this.recent.map((r) => r.latencyMs),
+        0.99,
+      ),
+      counters: { ...this.counters },
+      pool: [...this.leases.values()].map((l) => ({
+        leaseId: l.row.leaseId,
+        provider: l.row.provider,
+        chipId: l.row.chipId,
+        endpoint: l.row.endpoint,
+        pricePerHour: l.row.pricePerHour,
+        slots: l.slots,
+        inFlight: l.inFlight,
+        answered: l.answered,
+        failed: l.failed,
+        closing: l.closing,
+        p50Ms: quantile(l.latencies, 0.5),
+        p99Ms: quantile(l.latencies, 0.99),
+      })),
+      leases: this.store.leases(),
+      avoided: [...this.avoided]
+        .filter(([, u]) => u > nowMs)
+        .map(([provider, untilMs]) => ({
+          provider,
+          untilMs: untilMs === AVOID_FOREVER ? null : untilMs,
+        })),
+      disputes: this.store.disputes().length,
+    };
+  }
+
+  private metrics(): string {
+    const s = this.status();
+    const lines = [
+      '# TYPE unc_gateway_jobs gauge',
+      ...Object.entries(s.jobs).map(([k, v]) => `unc_gateway_jobs{status="${k}"} ${v}`),
+      '# TYPE unc_gateway_queue_length gauge',
+      `unc_gateway_queue_length ${s.queue.queued}`,
+      '# TYPE unc_gateway_queue_oldest_wait_seconds gauge',
+      `unc_gateway_queue_oldest_wait_seconds ${s.queue.oldestWaitMs / 1000}`,
+      '# TYPE unc_gateway_leases gauge',
+      `unc_gateway_leases ${s.pool.length}`,
+      '# TYPE unc_gateway_leases_opened_total counter',
+      `unc_gateway_leases_opened_total ${s.leases.length}`,
+      '# TYPE unc_gateway_budget_base_units_per_hour gauge',
+      `unc_gateway_budget_base_units_per_hour ${s.budgetPerHour}`,
+      '# TYPE unc_gateway_committed_base_units_per_hour gauge',
+      `unc_gateway_committed_base_units_per_hour ${s.committedPerHour}`,
+      '# TYPE unc_gateway_spent_base_units counter',
+      `unc_gateway_spent_base_units ${s.spent}`,
+      '# TYPE unc_gateway_retries_total counter',
+      `unc_gateway_retries_total ${s.counters.retries}`,
+      '# TYPE unc_gateway_disputes_total counter',
+      `unc_gateway_disputes_total ${s.counters.disputes}`,
+      '# TYPE unc_gateway_rejected_receipts_total counter',
+      `unc_gateway_rejected_receipts_total ${s.counters.rejectedReceipts}`,
+      '# TYPE unc_gateway_job_latency_p99_seconds gauge',
+      `unc_gateway_job_latency_p99_seconds ${(s.recentP99Ms ?? 0) / 1000}`,
+      '# TYPE unc_gateway_provider_latency_seconds gauge',
+      ...s.pool.flatMap((l) => [
+        `unc_gateway_provider_latency_seconds{provider="${l.provider}",lease="${l.leaseId}",quantile="0.5"} ${(l.p50Ms ?? 0) / 1000}`,
+        `unc_gateway_provider_latency_seconds{provider="${l.provider}",lease="${l.leaseId}",quantile="0.99"} ${(l.p99Ms ?? 0) / 1000}`,
+      ]),
+    ];
+    return `${lines.join('\n')}\n`;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // HTTP.
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const path = url.pathname;
+    if (req.method === 'GET' && path === '/v1/health') {
+      sendJson(res, 200, {
+        ok: !this.stopped,
+        chainId: this.chainId,
+        leases: this.leases.size,
+        queued: this.queue.length,
+      });
+      return;
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+      return;
+    }
+    if (this.opts.apiToken && req.headers.authorization !== `Bearer ${this.opts.apiToken}`)
+      throw new GatewayHttpError(401, 'UNAUTHORIZED', 'Authorization: Bearer <token> is required');
+    if (req.method === 'GET' && (path === '/' || path === '/status')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
+      return;
+    }
+    if (req.method === 'GET' && path === '/v1/status') {
+      sendJson(res, 200, this.status());
+      return;
+    }
+    if (req.method === 'POST' && path === '/v1/jobs') {
+      const body = await readJson(req, this.opts.maxBodyBytes ?? 16 * 1024 * 1024);
+      const key = headerOf(req, 'idempotency-key');
+      const { row, created } = this.submit(body, key);
+      const wait = url.searchParams.get('wait');
+      if (wait !== null && wait !== 'false' && wait !== '0') {
+        const timeoutMs = Math.min(
+          600_000,
+          Math.max(1, Number(url.searchParams.get('timeoutMs') ?? 120_000) || 120_000),
+        );
+        const done = await this.waitFor(row.id, timeoutMs);
+        sendJson(res, done.status === 'done' || done.status === 'failed' ? 200 : 202, jobView(done));
+        return;
+      }
+      sendJson(res, created ? 202 : 200, jobView(row));
+      return;
+    }
+    const m = /^\/v1\/jobs\/([0-9a-f]{32})$/.exec(path);
+    if (req.method === 'GET' && m) {
+      const row = this.store.job(m[1]!);
+      if (!row) throw new GatewayHttpError(404, 'JOB_NOT_FOUND', `no job ${m[1]}`);
+      sendJson(res, 200, jobView(row));
+      return;
+    }
+    if (req.method === 'GET' && path === '/v1/jobs') {
+      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+      const status = url.searchParams.get('status');
+      if (status !== null && !['queued', 'running', 'done', 'failed'].includes(status))
+        throw new GatewayHttpError(400, 'BAD_STATUS', 'status is one of queued, running, done, failed');
+      const rows = this.store.jobs({ limit, ...(status ? { status: status as JobRow['status'] } : {}) });
+      sendJson(res, 200, { jobs: rows.map(jobView) });
+      return;
+    }
+    throw new GatewayHttpError(404, 'NOT_FOUND', `no route ${req.method} ${path}`);
+  }
+}
+
+class BadReceiptError extends Error {}
+
+function classify(err: unknown): AttemptFailure {
+  if (err instanceof BadReceiptError) return 'bad-receipt';
+  if (err instanceof ProviderError) {
+    if (err.code === 'JOB_FAILED') return 'rejected-input';
+    if (err.code === 'BAD_RESPONSE') return 'provider-error';
+    return classifyProviderError(err.status, err.code);
+  }
+  const msg = String((err as Error)?.message ?? err);
+  if (/cannot reach the provider/.test(msg)) return /abort|timeout/i.test(msg) ? 'timeout' : 'unreachable';
+  if (/TLS|certificate|fingerprint/i.test(msg)) return 'provider-error';
+  // The client's own checks of what came back (receipt names other inputs, outputs, lease…).
+  return 'bad-receipt';
+}
+
+function candidateOf(
+  o: OfferJson,
+  c: OfferJson['chips'][number],
+  record: ProviderRecordJson | null,
+): OfferCandidate {
+  const ratio = c.uptime.ratio;
+  return {
+    offerId: o.id,
+    chipId: c.chipId,
+    provider: o.provider,
+    pricePerHour: BigInt(o.price),
+    power: BigInt(c.power),
+    uptimePpm: ratio === null ? null : BigInt(Math.round(Number(ratio) * 1_000_000)),
+    minHours: o.minHours,
+    noticeMs: o.noticeMs,
+    jobsReceipted: BigInt(record?.jobsReceipted ?? 0),
+    disputes: BigInt(record?.disputes ?? 0),
+  };
+}
+
+function headerOf(req: IncomingMessage, name: string): string | null {
+  const v = req.headers[name];
+  return typeof v === 'string' ? v : null;
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+}
+
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > maxBytes)
+    throw new GatewayHttpError(413, 'BODY_TOO_LARGE', `the body is over ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      req.destroy();
+      throw new GatewayHttpError(413, 'BODY_TOO_LARGE', `the body is over ${maxBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new GatewayHttpError(400, 'BAD_JSON', 'the body is not JSON');
+  }
+}
+
+/** The content hash (hex) of an ONNX file, as providers store it. */
+export function modelHashOf(bytes: Uint8Array): string {
+  return toHex(contentHash(bytes));
+}

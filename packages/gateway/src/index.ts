@@ -1,0 +1,3 @@
+export * from './gateway.js';
+export * from './policy.js';
+export * from './store.js';

@@ -1,0 +1,336 @@
+/**
+ * The gateway's decisions, as pure functions of what it knows and of the time passed in (a virtual
+ * clock in tests): which offer to lease, whether the budget allows it, when to open or close leases,
+ * which lease takes a job, and what to do when an attempt fails. No I/O, no clock, no randomness:
+ * `gateway.ts` gathers the facts, calls these, and carries out the answer.
+ *
+ * Money is bigint base units (1 UNC = 10^18) per hour, as on chain.
+ */
+
+export const MS_PER_HOUR = 3_600_000n;
+const PPM = 1_000_000n;
+
+// ---------------------------------------------------------------------------------------------
+// Offers.
+
+/** One rentable chip of one open offer, with what the chain says about it and its provider. */
+export interface OfferCandidate {
+  offerId: string;
+  chipId: string;
+  provider: string;
+  /** Base units per hour. */
+  pricePerHour: bigint;
+  /** Attested power of the chip (dense FP16 TFLOPS × 1000), from its registration. */
+  power: bigint;
+  /** Answered share of its decided challenge slots over the last 24 h, ppm; null: none decided. */
+  uptimePpm: bigint | null;
+  minHours: number;
+  noticeMs: number;
+  /** The provider's on-chain record. */
+  jobsReceipted: bigint;
+  disputes: bigint;
+}
+
+/** Uptime assumed for a chip with no decided slot yet: a newcomer is neither trusted nor shut out. */
+export const UNKNOWN_UPTIME_PPM = 500_000n;
+
+/**
+ * The provider's record as a factor in ppm: 1 with no dispute, falling with the share of disputed
+ * requests among its receipted jobs (a dispute counts four jobs, so one dispute in four jobs halves
+ * it). Receipts and disputes are both on chain; a provider cannot raise its factor without serving.
+ */
+export function recordPpm(jobsReceipted: bigint, disputes: bigint): bigint {
+  const jobs = jobsReceipted < 0n ? 0n : jobsReceipted;
+  const d = disputes < 0n ? 0n : disputes;
+  return ((jobs + 1n) * PPM) / (jobs + 1n + 4n * d);
+}
+
+/**
+ * What one unit of attested power costs per hour, adjusted for reliability: price ÷ power ÷ uptime
+ * ÷ record. Lower is better. Base units per hour per unit of power, scaled by 10^12 so integer
+ * division keeps the order of close prices. Null when the chip claims no power (nothing to buy).
+ */
+export function effectiveCost(c: OfferCandidate): bigint | null {
+  if (c.power <= 0n) return null;
+  const uptime = c.uptimePpm === null ? UNKNOWN_UPTIME_PPM : c.uptimePpm;
+  if (uptime <= 0n) return null;
+  const record = recordPpm(c.jobsReceipted, c.disputes);
+  // price × 10^12 / power, then ÷ (uptime/10^6) ÷ (record/10^6).
+  return (((c.pricePerHour * PPM * PPM) / c.power) * PPM * PPM) / uptime / record;
+}
+
+/**
+ * The candidates worth leasing, best first: leasable within `rateLeft` (base units per hour the
+ * budget still allows), not from an avoided provider, not a chip already held. Ties go to the lower
+ * price, then to the offer and chip id so the order never depends on the order the node listed them.
+ */
+export function rankOffers(
+  candidates: readonly OfferCandidate[],
+  opts: { rateLeft: bigint; avoidedProviders: ReadonlySet<string>; heldChips: ReadonlySet<string> },
+): OfferCandidate[] {
+  const scored: { c: OfferCandidate; cost: bigint }[] = [];
+  for (const c of candidates) {
+    if (c.pricePerHour > opts.rateLeft) continue;
+    if (opts.avoidedProviders.has(c.provider) || opts.heldChips.has(c.chipId)) continue;
+    const cost = effectiveCost(c);
+    if (cost === null) continue;
+    scored.push({ c, cost });
+  }
+  scored.sort(
+    (a, b) =>
+      cmp(a.cost, b.cost) ||
+      cmp(a.c.pricePerHour, b.c.pricePerHour) ||
+      cmpStr(a.c.offerId, b.c.offerId) ||
+      cmpStr(a.c.chipId, b.c.chipId),
+  );
+  return scored.map((s) => s.c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budget: a cap on the rate of spending, UNC per hour.
+
+/** A lease the gateway holds or held, as the budget sees it. */
+export interface BudgetLease {
+  pricePerHour: bigint;
+  openedAtMs: number;
+  /** When it stopped costing (closed, or its escrow ran out); null while it runs. */
+  endedAtMs: number | null;
+}
+
+/** Base units per hour the running leases cost together. */
+export function committedRate(leases: readonly BudgetLease[]): bigint {
+  let sum = 0n;
+  for (const l of leases) if (l.endedAtMs === null) sum += l.pricePerHour;
+  return sum;
+}
+
+/**
+ * Whether one more lease at `pricePerHour` keeps the rate of spending within `budgetPerHour`.
+ * Leases whose opening is in flight count as running: two decisions taken before either lease is
+ * on chain must not together pass the budget.
+ */
+export function canAfford(
+  leases: readonly BudgetLease[],
+  pendingRates: readonly bigint[],
+  pricePerHour: bigint,
+  budgetPerHour: bigint,
+): boolean {
+  if (pricePerHour < 0n) return false;
+  let committed = committedRate(leases);
+  for (const p of pendingRates) committed += p;
+  return committed + pricePerHour <= budgetPerHour;
+}
+
+/** What the leases have cost up to `nowMs`: price × time held, rounded down (bigint). */
+export function spentBy(leases: readonly BudgetLease[], nowMs: number): bigint {
+  let sum = 0n;
+  for (const l of leases) {
+    const end = Math.min(l.endedAtMs ?? nowMs, nowMs);
+    if (end > l.openedAtMs) sum += (l.pricePerHour * BigInt(end - l.openedAtMs)) / MS_PER_HOUR;
+  }
+  return sum;
+}
+
+/** The share of a lease's price a job used: price × the chip time its receipt reports. */
+export function jobCost(pricePerHour: bigint, durationMs: bigint): bigint {
+  return (pricePerHour * (durationMs < 0n ? 0n : durationMs)) / MS_PER_HOUR;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scaling.
+
+export interface PoolLease {
+  leaseId: string;
+  /** Jobs running on it now, and how many it may run at once. */
+  inFlight: number;
+  slots: number;
+  openedAtMs: number;
+  /** When its last job finished (or it opened, before any); meaningful while inFlight is 0. */
+  lastActiveMs: number;
+  /** The offer's notice period: a lease is closed only after it has been idle this long. */
+  noticeMs: number;
+}
+
+export interface PoolView {
+  leases: readonly PoolLease[];
+  /** Leases being opened now (transaction sent, not yet usable). */
+  opening: number;
+  queued: number;
+  /** How long the oldest queued job has waited, ms (0 with an empty queue). */
+  oldestWaitMs: number;
+  /** p99 of the latency of jobs finished in the recent window, ms; null with none. */
+  recentP99Ms: number | null;
+  /** When the last lease was opened (ms), or null. */
+  lastOpenedMs: number | null;
+}
+
+export interface ScaleTargets {
+  /** Open a lease when the oldest queued job has waited longer than this. */
+  queueWaitMs: number;
+  /** … or when the recent p99 latency is above this while jobs are queued. */
+  latencyP99Ms: number;
+  /** Close a lease idle this long (and at least its offer's notice period). */
+  idleCloseMs: number;
+  minLeases: number;
+  maxLeases: number;
+  /** After opening a lease, wait this long before opening another: let it take load first. */
+  scaleUpCooldownMs: number;
+}
+
+export interface ScaleDecision {
+  open: number;
+  close: string[];
+  reason: string;
+}
+
+/**
+ * Opens a lease when jobs wait too long or run too slowly (one per cooldown, never past
+ * `maxLeases`), or when fewer than `minLeases` are held; closes leases idle for the idle period and
+ * their notice period while no job waits, down to `minLeases` (the longest idle first). The budget
+ * is checked when an offer is chosen (`canAfford`), not here.
+ */
+export function decideScale(view: PoolView, t: ScaleTargets, nowMs: number): ScaleDecision {
+  const held = view.leases.length + view.opening;
+  if (held < t.minLeases) return { open: t.minLeases - held, close: [], reason: 'below the minimum' };
+  const cooled = view.lastOpenedMs === null || nowMs - view.lastOpenedMs >= t.scaleUpCooldownMs;
+  const freeSlots = view.leases.reduce((n, l) => n + Math.max(0, l.slots - l.inFlight), 0);
+  if (view.queued > 0 && held < t.maxLeases && view.opening === 0 && cooled) {
+    if (view.leases.length === 0) return { open: 1, close: [], reason: 'jobs wait and no lease is held' };
+    if (view.oldestWaitMs > t.queueWaitMs && freeSlots === 0)
+      return { open: 1, close: [], reason: `queue wait ${view.oldestWaitMs} ms > ${t.queueWaitMs} ms` };
+    if (view.recentP99Ms !== null && view.recentP99Ms > t.latencyP99Ms && freeSlots === 0)
+      return { open: 1, close: [], reason: `p99 ${view.recentP99Ms} ms > ${t.latencyP99Ms} ms` };
+  }
+  if (view.queued > 0) return { open: 0, close: [], reason: 'jobs queued' };
+  const idle = view.leases
+    .filter((l) => l.inFlight === 0 && nowMs - l.lastActiveMs >= Math.max(t.idleCloseMs, l.noticeMs))
+    .sort((a, b) => a.lastActiveMs - b.lastActiveMs || cmpStr(a.leaseId, b.leaseId));
+  const closable = Math.max(0, view.leases.length - t.minLeases);
+  const close = idle.slice(0, closable).map((l) => l.leaseId);
+  return { open: 0, close, reason: close.length > 0 ? 'idle' : 'steady' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing and retries.
+
+export interface RoutableLease {
+  leaseId: string;
+  provider: string;
+  inFlight: number;
+  slots: number;
+}
+
+/**
+ * The lease for a job's next attempt: one with a free slot, of a provider not avoided, preferring
+ * leases the job has not tried, then the least loaded (ties: lease id). Null when none can take it
+ * now (the job waits in the queue).
+ */
+export function pickLease(
+  leases: readonly RoutableLease[],
+  opts: { avoidedProviders: ReadonlySet<string>; triedLeases: ReadonlySet<string> },
+): RoutableLease | null {
+  let best: RoutableLease | null = null;
+  const key = (l: RoutableLease) => [opts.triedLeases.has(l.leaseId) ? 1 : 0, l.inFlight / l.slots] as const;
+  for (const l of leases) {
+    if (l.inFlight >= l.slots || opts.avoidedProviders.has(l.provider)) continue;
+    if (!best) {
+      best = l;
+      continue;
+    }
+    const [ta, la] = key(l);
+    const [tb, lb] = key(best);
+    if (ta < tb || (ta === tb && (la < lb || (la === lb && l.leaseId < best.leaseId)))) best = l;
+  }
+  return best;
+}
+
+/** How an attempt on a provider failed. */
+export type AttemptFailure =
+  /** No answer within the attempt's time limit. */
+  | 'timeout'
+  /** The connection failed or broke: no answer. */
+  | 'unreachable'
+  /** The provider answered with a server error or a malformed answer. */
+  | 'provider-error'
+  /** It answered, but the receipt or the outputs do not verify against the chain. */
+  | 'bad-receipt'
+  /** It refused the lease (not active any more, or not ours): the lease is dropped from the pool. */
+  | 'lease-refused'
+  /** Too busy now (its queue or our quota is full): try elsewhere, nothing held against it. */
+  | 'busy'
+  /** The job itself is bad (the input does not decode, the model rejects it): no provider can run it. */
+  | 'rejected-input';
+
+export interface RetryDecision {
+  retry: boolean;
+  /** Keep the provider out of routing and leasing until this time (ms); null: not avoided. */
+  avoidUntilMs: number | null;
+  /** Record the renter-signed request on chain as unanswered. */
+  dispute: boolean;
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  /** How long a provider that did not answer is avoided. */
+  avoidMs: number;
+}
+
+/** A provider whose receipt does not verify is never used again by this gateway. */
+export const AVOID_FOREVER = Number.MAX_SAFE_INTEGER;
+
+/**
+ * What follows a failed attempt (`attempts` counts it). A request that got no answer is disputed
+ * and its provider avoided for a while; a receipt that does not verify gets its provider avoided
+ * for good; a bad input fails at once, since every provider would refuse it too. Anything else is
+ * tried on another lease until `maxAttempts`.
+ */
+export function decideRetry(
+  failure: AttemptFailure,
+  attempts: number,
+  policy: RetryPolicy,
+  nowMs: number,
+): RetryDecision {
+  const more = attempts < policy.maxAttempts;
+  switch (failure) {
+    case 'rejected-input':
+      return { retry: false, avoidUntilMs: null, dispute: false };
+    case 'timeout':
+    case 'unreachable':
+      return { retry: more, avoidUntilMs: nowMs + policy.avoidMs, dispute: true };
+    case 'provider-error':
+      return { retry: more, avoidUntilMs: nowMs + policy.avoidMs, dispute: false };
+    case 'bad-receipt':
+      return { retry: more, avoidUntilMs: AVOID_FOREVER, dispute: false };
+    case 'lease-refused':
+    case 'busy':
+      return { retry: more, avoidUntilMs: null, dispute: false };
+  }
+}
+
+/** Classifies a provider API error by its HTTP status and code. */
+export function classifyProviderError(status: number, code: string): AttemptFailure {
+  if (status === 429 || status === 503) return 'busy';
+  if (code.startsWith('LEASE_') || code === 'NOT_RENTER') return 'lease-refused';
+  if (status === 400 || status === 411 || status === 413 || status === 414 || status === 422)
+    return 'rejected-input';
+  return 'provider-error';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency statistics.
+
+/** The q-quantile (0…1) of `values` by the nearest-rank method; null for none. */
+export function quantile(values: readonly number[], q: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+function cmp(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function cmpStr(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,337 @@
+/**
+ * The gateway's embedded database (SQLite through better-sqlite3): every job with its input, result,
+ * receipt and cost, every lease it opened, every dispute it recorded. Written before the caller is
+ * answered, in WAL mode with synchronous=FULL, so a restart (or a crash) loses no job and no
+ * receipt: queued and running jobs are queued again, answered ones keep their answers.
+ */
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+
+export function inputHash(input: string): string {
+  return createHash('sha256').update(input).digest('hex');
+}
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export interface JobRow {
+  id: string;
+  idempotencyKey: string | null;
+  model: string;
+  /** The request as the caller sent it (JSON), kept until the job is answered, so a restart can run it. */
+  input: string | null;
+  /** SHA-256 (hex) of the request: an idempotency key reused with another request is refused. */
+  inputHash: string;
+  status: JobStatus;
+  attempts: number;
+  leaseId: string | null;
+  provider: string | null;
+  chipId: string | null;
+  /** The result the caller gets (JSON: ocr or outputs). */
+  result: string | null;
+  receiptHex: string | null;
+  /** Base units (decimal string): the lease's price × the chip time the receipt reports. */
+  cost: string | null;
+  error: string | null;
+  createdMs: number;
+  startedMs: number | null;
+  finishedMs: number | null;
+}
+
+export interface LeaseRow {
+  leaseId: string;
+  offerId: string;
+  chipId: string;
+  provider: string;
+  endpoint: string;
+  pricePerHour: string;
+  noticeMs: number;
+  openedMs: number;
+  closedMs: number | null;
+  closeReason: string | null;
+}
+
+export interface DisputeRow {
+  leaseId: string;
+  jobId: string;
+  requestHex: string;
+  reason: string;
+  txHash: string | null;
+  error: string | null;
+  createdMs: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  idempotency_key TEXT UNIQUE,
+  model TEXT NOT NULL,
+  input TEXT,
+  input_hash TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_id TEXT,
+  provider TEXT,
+  chip_id TEXT,
+  result TEXT,
+  receipt_hex TEXT,
+  cost TEXT,
+  error TEXT,
+  created_ms INTEGER NOT NULL,
+  started_ms INTEGER,
+  finished_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_ms);
+CREATE TABLE IF NOT EXISTS leases (
+  lease_id TEXT PRIMARY KEY,
+  offer_id TEXT NOT NULL,
+  chip_id TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  price_per_hour TEXT NOT NULL,
+  notice_ms INTEGER NOT NULL,
+  opened_ms INTEGER NOT NULL,
+  closed_ms INTEGER,
+  close_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS disputes (
+  lease_id TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  request_hex TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  tx_hash TEXT,
+  error TEXT,
+  created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS avoided (
+  provider TEXT PRIMARY KEY,
+  until_ms INTEGER NOT NULL,
+  reason TEXT NOT NULL
+);
+`;
+
+type Row = Record<string, unknown>;
+
+function jobFromRow(r: Row): JobRow {
+  return {
+    id: r.id as string,
+    idempotencyKey: (r.idempotency_key as string | null) ?? null,
+    model: r.model as string,
+    input: (r.input as string | null) ?? null,
+    inputHash: r.input_hash as string,
+    status: r.status as JobStatus,
+    attempts: Number(r.attempts),
+    leaseId: (r.lease_id as string | null) ?? null,
+    provider: (r.provider as string | null) ?? null,
+    chipId: (r.chip_id as string | null) ?? null,
+    result: (r.result as string | null) ?? null,
+    receiptHex: (r.receipt_hex as string | null) ?? null,
+    cost: (r.cost as string | null) ?? null,
+    error: (r.error as string | null) ?? null,
+    createdMs: Number(r.created_ms),
+    startedMs: r.started_ms === null ? null : Number(r.started_ms),
+    finishedMs: r.finished_ms === null ? null : Number(r.finished_ms),
+  };
+}
+
+function leaseFromRow(r: Row): LeaseRow {
+  return {
+    leaseId: r.lease_id as string,
+    offerId: r.offer_id as string,
+    chipId: r.chip_id as string,
+    provider: r.provider as string,
+    endpoint: r.endpoint as string,
+    pricePerHour: r.price_per_hour as string,
+    noticeMs: Number(r.notice_ms),
+    openedMs: Number(r.opened_ms),
+    closedMs: r.closed_ms === null ? null : Number(r.closed_ms),
+    closeReason: (r.close_reason as string | null) ?? null,
+  };
+}
+
+export class GatewayStore {
+  private readonly db: Database.Database;
+
+  /** `readonly`: for `unc gateway jobs/receipts` beside a running gateway. */
+  constructor(path: string, opts: { readonly?: boolean } = {}) {
+    this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.exec(SCHEMA);
+    }
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  insertJob(job: {
+    id: string;
+    idempotencyKey: string | null;
+    model: string;
+    input: string;
+    createdMs: number;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, idempotency_key, model, input, input_hash, status, created_ms)
+         VALUES (?, ?, ?, ?, ?, 'queued', ?)`,
+      )
+      .run(job.id, job.idempotencyKey, job.model, job.input, inputHash(job.input), job.createdMs);
+  }
+
+  jobByKey(key: string): JobRow | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?').get(key) as Row | undefined;
+    return r ? jobFromRow(r) : null;
+  }
+
+  job(id: string): JobRow | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    return r ? jobFromRow(r) : null;
+  }
+
+  /** Jobs newest first, at most `limit`, optionally of one status. */
+  jobs(opts: { limit: number; status?: JobStatus; beforeMs?: number }): JobRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.status) {
+      where.push('status = ?');
+      args.push(opts.status);
+    }
+    if (opts.beforeMs !== undefined) {
+      where.push('created_ms < ?');
+      args.push(opts.beforeMs);
+    }
+    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_ms DESC, id LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, opts.limit) as Row[]).map(jobFromRow);
+  }
+
+  /** Every answered job with its receipt, oldest first (what `receipts --export` writes). */
+  receipts(): JobRow[] {
+    return (
+      this.db.prepare("SELECT * FROM jobs WHERE status = 'done' ORDER BY finished_ms, id").all() as Row[]
+    ).map(jobFromRow);
+  }
+
+  /** Jobs a restart must run again: queued, or running when the gateway stopped. Oldest first. */
+  unfinishedJobs(): JobRow[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_ms, id")
+        .all() as Row[]
+    ).map(jobFromRow);
+  }
+
+  countByStatus(): Record<JobStatus, number> {
+    const out: Record<JobStatus, number> = { queued: 0, running: 0, done: 0, failed: 0 };
+    for (const r of this.db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as Row[])
+      out[r.status as JobStatus] = Number(r.n);
+    return out;
+  }
+
+  markRunning(
+    id: string,
+    attempt: { leaseId: string; provider: string; chipId: string; nowMs: number },
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = ?, provider = ?, chip_id = ?,
+         started_ms = COALESCE(started_ms, ?) WHERE id = ?`,
+      )
+      .run(attempt.leaseId, attempt.provider, attempt.chipId, attempt.nowMs, id);
+  }
+
+  /** Back to the queue after a failed attempt (its count stays). */
+  requeue(id: string, error: string): void {
+    this.db.prepare("UPDATE jobs SET status = 'queued', error = ? WHERE id = ?").run(error, id);
+  }
+
+  /** The answer, its receipt and cost in one write; the input is no longer needed. */
+  finish(
+    id: string,
+    done: { result: string; receiptHex: string; cost: bigint; leaseId: string; nowMs: number },
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = 'done', result = ?, receipt_hex = ?, cost = ?, lease_id = ?, error = NULL,
+         input = NULL, finished_ms = ? WHERE id = ?`,
+      )
+      .run(done.result, done.receiptHex, done.cost.toString(), done.leaseId, done.nowMs, id);
+  }
+
+  fail(id: string, error: string, nowMs: number): void {
+    this.db
+      .prepare("UPDATE jobs SET status = 'failed', error = ?, input = NULL, finished_ms = ? WHERE id = ?")
+      .run(error, nowMs, id);
+  }
+
+  putLease(l: LeaseRow): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO leases (lease_id, offer_id, chip_id, provider, endpoint, price_per_hour,
+         notice_ms, opened_ms, closed_ms, close_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        l.leaseId,
+        l.offerId,
+        l.chipId,
+        l.provider,
+        l.endpoint,
+        l.pricePerHour,
+        l.noticeMs,
+        l.openedMs,
+        l.closedMs,
+        l.closeReason,
+      );
+  }
+
+  closeLease(leaseId: string, nowMs: number, reason: string): void {
+    this.db
+      .prepare('UPDATE leases SET closed_ms = ?, close_reason = ? WHERE lease_id = ? AND closed_ms IS NULL')
+      .run(nowMs, reason, leaseId);
+  }
+
+  leases(): LeaseRow[] {
+    return (this.db.prepare('SELECT * FROM leases ORDER BY opened_ms, lease_id').all() as Row[]).map(
+      leaseFromRow,
+    );
+  }
+
+  addDispute(d: DisputeRow): void {
+    this.db
+      .prepare(
+        'INSERT INTO disputes (lease_id, job_id, request_hex, reason, tx_hash, error, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(d.leaseId, d.jobId, d.requestHex, d.reason, d.txHash, d.error, d.createdMs);
+  }
+
+  disputes(): DisputeRow[] {
+    return (this.db.prepare('SELECT * FROM disputes ORDER BY created_ms').all() as Row[]).map((r) => ({
+      leaseId: r.lease_id as string,
+      jobId: r.job_id as string,
+      requestHex: r.request_hex as string,
+      reason: r.reason as string,
+      txHash: (r.tx_hash as string | null) ?? null,
+      error: (r.error as string | null) ?? null,
+      createdMs: Number(r.created_ms),
+    }));
+  }
+
+  avoid(provider: string, untilMs: number, reason: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO avoided (provider, until_ms, reason) VALUES (?, ?, ?)
+         ON CONFLICT(provider) DO UPDATE SET until_ms = MAX(until_ms, excluded.until_ms), reason = excluded.reason`,
+      )
+      .run(provider, untilMs, reason);
+  }
+
+  avoided(): { provider: string; untilMs: number; reason: string }[] {
+    return (this.db.prepare('SELECT * FROM avoided').all() as Row[]).map((r) => ({
+      provider: r.provider as string,
+      untilMs: Number(r.until_ms),
+      reason: r.reason as string,
+    }));
+  }
+}

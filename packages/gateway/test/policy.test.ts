@@ -1,0 +1,335 @@
+/**
+ * The gateway's pure decisions on a virtual clock: offer ranking, the budget (property-tested with
+ * bigint over random sequences of lease openings and closings), scaling up and down, routing and
+ * retries.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  AVOID_FOREVER,
+  type BudgetLease,
+  canAfford,
+  classifyProviderError,
+  committedRate,
+  decideRetry,
+  decideScale,
+  effectiveCost,
+  jobCost,
+  MS_PER_HOUR,
+  type OfferCandidate,
+  type PoolLease,
+  pickLease,
+  quantile,
+  rankOffers,
+  recordPpm,
+  type ScaleTargets,
+  spentBy,
+} from '../src/policy.js';
+
+const UNC = 10n ** 18n;
+
+function offer(patch: Partial<OfferCandidate> = {}): OfferCandidate {
+  return {
+    offerId: 'o1',
+    chipId: 'c1',
+    provider: 'p1',
+    pricePerHour: 2n * UNC,
+    power: 1000n,
+    uptimePpm: 1_000_000n,
+    minHours: 1,
+    noticeMs: 60_000,
+    jobsReceipted: 0n,
+    disputes: 0n,
+    ...patch,
+  };
+}
+
+describe('offer ranking', () => {
+  const none = { rateLeft: 1000n * UNC, avoidedProviders: new Set<string>(), heldChips: new Set<string>() };
+
+  test('cheaper power wins: price per unit of attested power, not price alone', () => {
+    const cheapWeak = offer({ offerId: 'a', pricePerHour: 1n * UNC, power: 100n });
+    const dearStrong = offer({ offerId: 'b', pricePerHour: 2n * UNC, power: 1000n });
+    assert.deepEqual(
+      rankOffers([cheapWeak, dearStrong], none).map((o) => o.offerId),
+      ['b', 'a'],
+    );
+  });
+
+  test('lower uptime and disputes on record cost more; an unknown uptime counts as one half', () => {
+    const solid = offer({ offerId: 'a' });
+    const flaky = offer({ offerId: 'b', uptimePpm: 600_000n });
+    const disputed = offer({ offerId: 'c', jobsReceipted: 4n, disputes: 2n });
+    const newcomer = offer({ offerId: 'd', uptimePpm: null });
+    assert.deepEqual(
+      rankOffers([newcomer, disputed, flaky, solid], none).map((o) => o.offerId),
+      ['a', 'b', 'd', 'c'],
+    );
+    assert.equal(recordPpm(0n, 0n), 1_000_000n);
+    assert.equal(recordPpm(3n, 1n), 500_000n);
+  });
+
+  test('over the budget left, avoided providers, held chips and powerless chips are left out', () => {
+    const list = [
+      offer({ offerId: 'dear', pricePerHour: 5n * UNC }),
+      offer({ offerId: 'avoided', provider: 'bad' }),
+      offer({ offerId: 'held', chipId: 'mine' }),
+      offer({ offerId: 'zero', power: 0n }),
+      offer({ offerId: 'ok' }),
+    ];
+    const ranked = rankOffers(list, {
+      rateLeft: 4n * UNC,
+      avoidedProviders: new Set(['bad']),
+      heldChips: new Set(['mine']),
+    });
+    assert.deepEqual(
+      ranked.map((o) => o.offerId),
+      ['ok'],
+    );
+    assert.equal(effectiveCost(offer({ uptimePpm: 0n })), null);
+  });
+
+  test('the order does not depend on the order the node listed the offers', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            price: fc.bigInt({ min: 1n, max: 10n ** 20n }),
+            power: fc.bigInt({ min: 0n, max: 10_000n }),
+            uptime: fc.option(fc.bigInt({ min: 0n, max: 1_000_000n })),
+          }),
+          { maxLength: 12 },
+        ),
+        (specs) => {
+          const list = specs.map((s, i) =>
+            offer({
+              offerId: `o${i}`,
+              chipId: `c${i}`,
+              pricePerHour: s.price,
+              power: s.power,
+              uptimePpm: s.uptime,
+            }),
+          );
+          const forward = rankOffers(list, none).map((o) => o.offerId);
+          const backward = rankOffers([...list].reverse(), none).map((o) => o.offerId);
+          assert.deepEqual(forward, backward);
+        },
+      ),
+    );
+  });
+});
+
+describe('budget', () => {
+  test('property: whatever is asked, the leases never cost more per hour, nor in total, than the budget', () => {
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('open' as const), price: fc.bigInt({ min: 0n, max: 5n * UNC }) }),
+      fc.record({ kind: fc.constant('close' as const), index: fc.nat(20) }),
+      fc.record({ kind: fc.constant('pending' as const), price: fc.bigInt({ min: 0n, max: 3n * UNC }) }),
+      fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 3_600_000 }) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n * UNC }),
+        fc.array(step, { maxLength: 60 }),
+        (budget, steps) => {
+          const leases: BudgetLease[] = [];
+          const pending: bigint[] = [];
+          let now = 0;
+          for (const s of steps) {
+            if (s.kind === 'wait') now += s.ms;
+            else if (s.kind === 'close') {
+              const open = leases.filter((l) => l.endedAtMs === null);
+              const l = open[s.index % Math.max(1, open.length)];
+              if (l) l.endedAtMs = now;
+            } else if (s.kind === 'pending') {
+              // A decision taken while another opening is in flight: both must fit.
+              if (canAfford(leases, pending, s.price, budget)) pending.push(s.price);
+            } else {
+              if (pending.length > 0) {
+                // The in-flight opening lands first.
+                leases.push({ pricePerHour: pending.shift()!, openedAtMs: now, endedAtMs: null });
+              }
+              if (canAfford(leases, pending, s.price, budget))
+                leases.push({ pricePerHour: s.price, openedAtMs: now, endedAtMs: null });
+            }
+            const rate = committedRate(leases) + pending.reduce((a, b) => a + b, 0n);
+            assert.ok(rate <= budget, `committed ${rate} > budget ${budget}`);
+            // Spent so far ≤ budget × elapsed hours (rounded up).
+            assert.ok(
+              spentBy(leases, now) * MS_PER_HOUR <=
+                budget * BigInt(now) + MS_PER_HOUR * BigInt(leases.length),
+            );
+          }
+        },
+      ),
+    );
+  });
+
+  test('a negative price is never affordable; spend counts only the time each lease ran', () => {
+    assert.equal(canAfford([], [], -1n, 10n), false);
+    const leases: BudgetLease[] = [
+      { pricePerHour: 3600n, openedAtMs: 0, endedAtMs: 1000 },
+      { pricePerHour: 7200n, openedAtMs: 500, endedAtMs: null },
+    ];
+    assert.equal(spentBy(leases, 1500), 1n + 2n);
+    assert.equal(committedRate(leases), 7200n);
+    assert.equal(jobCost(3_600_000n, 150n), 150n);
+    assert.equal(jobCost(3_600_000n, -5n), 0n);
+  });
+});
+
+describe('scaling on a virtual clock', () => {
+  const t: ScaleTargets = {
+    queueWaitMs: 1000,
+    latencyP99Ms: 4000,
+    idleCloseMs: 10_000,
+    minLeases: 1,
+    maxLeases: 3,
+    scaleUpCooldownMs: 2000,
+  };
+  const lease = (id: string, patch: Partial<PoolLease> = {}): PoolLease => ({
+    leaseId: id,
+    inFlight: 1,
+    slots: 1,
+    openedAtMs: 0,
+    lastActiveMs: 0,
+    noticeMs: 0,
+    ...patch,
+  });
+  const view = (patch: Partial<Parameters<typeof decideScale>[0]> = {}) => ({
+    leases: [lease('a')],
+    opening: 0,
+    queued: 0,
+    oldestWaitMs: 0,
+    recentP99Ms: null,
+    lastOpenedMs: null,
+    ...patch,
+  });
+
+  test('opens the minimum, then one more when the queue waits past the target, once per cooldown', () => {
+    assert.equal(decideScale(view({ leases: [] }), t, 0).open, 1);
+    assert.equal(decideScale(view({ queued: 5, oldestWaitMs: 500 }), t, 10_000).open, 0);
+    assert.equal(decideScale(view({ queued: 5, oldestWaitMs: 1500 }), t, 10_000).open, 1);
+    assert.equal(decideScale(view({ queued: 5, oldestWaitMs: 1500, lastOpenedMs: 9000 }), t, 10_000).open, 0);
+    assert.equal(decideScale(view({ queued: 5, oldestWaitMs: 1500, opening: 1 }), t, 10_000).open, 0);
+    assert.equal(decideScale(view({ queued: 5, recentP99Ms: 5000 }), t, 10_000).open, 1);
+    // A free slot takes the job: no new lease for it.
+    assert.equal(
+      decideScale(view({ leases: [lease('a', { inFlight: 0 })], queued: 1, oldestWaitMs: 5000 }), t, 10_000)
+        .open,
+      0,
+    );
+  });
+
+  test('never past maxLeases', () => {
+    const full = view({ leases: [lease('a'), lease('b'), lease('c')], queued: 50, oldestWaitMs: 60_000 });
+    assert.equal(decideScale(full, t, 100_000).open, 0);
+  });
+
+  test('closes leases idle for the idle period and their notice, longest idle first, down to the minimum', () => {
+    const leases = [
+      lease('a', { inFlight: 0, lastActiveMs: 5_000 }),
+      lease('b', { inFlight: 0, lastActiveMs: 1_000 }),
+      lease('c', { inFlight: 0, lastActiveMs: 2_000, noticeMs: 60_000 }),
+    ];
+    assert.deepEqual(decideScale(view({ leases }), t, 12_000).close, ['b']);
+    assert.deepEqual(decideScale(view({ leases }), t, 20_000).close, ['b', 'a']);
+    // c's notice period is longer: it stays until it has passed.
+    assert.deepEqual(decideScale(view({ leases: [leases[2]!, lease('d')] }), t, 20_000).close, []);
+    assert.deepEqual(decideScale(view({ leases: [leases[2]!, lease('d')] }), t, 62_000).close, ['c']);
+    // Never while jobs wait.
+    assert.deepEqual(decideScale(view({ leases, queued: 1 }), t, 100_000).close, []);
+  });
+
+  test('property: a decision never holds more than maxLeases nor closes below minLeases or a busy lease', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ inFlight: fc.nat(2), idle: fc.nat(100_000) }), { maxLength: 5 }),
+        fc.nat(3),
+        fc.nat(50),
+        fc.nat(20_000),
+        (specs, opening, queued, wait) => {
+          const now = 200_000;
+          const leases = specs.map((s, i) =>
+            lease(`l${i}`, { inFlight: s.inFlight, slots: 2, lastActiveMs: now - s.idle }),
+          );
+          const d = decideScale(view({ leases, opening, queued, oldestWaitMs: wait }), t, now);
+          if (leases.length + opening < t.minLeases) return;
+          assert.ok(leases.length + opening + d.open <= Math.max(t.maxLeases, leases.length + opening));
+          assert.ok(leases.length - d.close.length >= Math.min(t.minLeases, leases.length));
+          for (const id of d.close) assert.equal(leases.find((l) => l.leaseId === id)!.inFlight, 0);
+        },
+      ),
+    );
+  });
+});
+
+describe('routing and retries', () => {
+  const leases = [
+    { leaseId: 'a', provider: 'p1', inFlight: 1, slots: 2 },
+    { leaseId: 'b', provider: 'p2', inFlight: 0, slots: 2 },
+    { leaseId: 'c', provider: 'p3', inFlight: 2, slots: 2 },
+  ];
+  const policy = { maxAttempts: 3, avoidMs: 1000 };
+
+  test('the least loaded free lease; not a tried one while another is free; never an avoided provider', () => {
+    const none = new Set<string>();
+    assert.equal(pickLease(leases, { avoidedProviders: none, triedLeases: none })?.leaseId, 'b');
+    assert.equal(pickLease(leases, { avoidedProviders: none, triedLeases: new Set(['b']) })?.leaseId, 'a');
+    assert.equal(pickLease(leases, { avoidedProviders: new Set(['p1', 'p2']), triedLeases: none }), null);
+    assert.equal(pickLease([leases[2]!], { avoidedProviders: none, triedLeases: none }), null);
+  });
+
+  test('no answer: retried elsewhere, disputed, provider avoided for a while', () => {
+    assert.deepEqual(decideRetry('timeout', 1, policy, 100), {
+      retry: true,
+      avoidUntilMs: 1100,
+      dispute: true,
+    });
+    assert.deepEqual(decideRetry('unreachable', 3, policy, 100), {
+      retry: false,
+      avoidUntilMs: 1100,
+      dispute: true,
+    });
+  });
+
+  test('a receipt that does not verify: retried, provider avoided for good, nothing disputed', () => {
+    assert.deepEqual(decideRetry('bad-receipt', 1, policy, 0), {
+      retry: true,
+      avoidUntilMs: AVOID_FOREVER,
+      dispute: false,
+    });
+  });
+
+  test('a bad input fails at once; busy and refused leases are retried without blame', () => {
+    assert.equal(decideRetry('rejected-input', 1, policy, 0).retry, false);
+    assert.deepEqual(decideRetry('busy', 1, policy, 0), { retry: true, avoidUntilMs: null, dispute: false });
+    assert.deepEqual(decideRetry('lease-refused', 1, policy, 0), {
+      retry: true,
+      avoidUntilMs: null,
+      dispute: false,
+    });
+  });
+
+  test('provider error codes', () => {
+    assert.equal(classifyProviderError(429, 'QUEUE_FULL'), 'busy');
+    assert.equal(classifyProviderError(503, 'CHAIN_UNAVAILABLE'), 'busy');
+    assert.equal(classifyProviderError(403, 'LEASE_NOT_ACTIVE'), 'lease-refused');
+    assert.equal(classifyProviderError(400, 'BAD_INPUT'), 'rejected-input');
+    assert.equal(classifyProviderError(500, 'INTERNAL'), 'provider-error');
+    assert.equal(classifyProviderError(409, 'AUTH_REPLAY'), 'provider-error');
+  });
+
+  test('quantile by nearest rank', () => {
+    assert.equal(quantile([], 0.99), null);
+    assert.equal(quantile([5, 1, 3], 0.5), 3);
+    assert.equal(
+      quantile(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        0.99,
+      ),
+      99,
+    );
+  });
+});

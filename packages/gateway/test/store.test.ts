@@ -1,0 +1,112 @@
+/** The gateway's SQLite store on disk: what a restart finds, and what it refuses. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { GatewayStore } from '../src/store.js';
+
+describe('gateway store', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-store-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'g.db');
+
+  test('a reopened database has every job, receipt, cost, lease, dispute and avoided provider', () => {
+    const a = new GatewayStore(path);
+    a.insertJob({
+      id: 'j1',
+      idempotencyKey: 'k1',
+      model: 'ocr',
+      input: '{"model":"ocr","image":"AA=="}',
+      createdMs: 1,
+    });
+    a.insertJob({
+      id: 'j2',
+      idempotencyKey: null,
+      model: 'ocr',
+      input: '{"model":"ocr","image":"AQ=="}',
+      createdMs: 2,
+    });
+    a.insertJob({
+      id: 'j3',
+      idempotencyKey: null,
+      model: 'ocr',
+      input: '{"model":"ocr","image":"Ag=="}',
+      createdMs: 3,
+    });
+    a.markRunning('j1', { leaseId: 'l1', provider: 'p1', chipId: 'c1', nowMs: 5 });
+    a.finish('j1', { result: '{"ocr":{}}', receiptHex: 'beef', cost: 123n, leaseId: 'l1', nowMs: 9 });
+    a.markRunning('j2', { leaseId: 'l1', provider: 'p1', chipId: 'c1', nowMs: 6 });
+    a.putLease({
+      leaseId: 'l1',
+      offerId: 'o1',
+      chipId: 'c1',
+      provider: 'p1',
+      endpoint: 'https://x',
+      pricePerHour: '1000',
+      noticeMs: 0,
+      openedMs: 1,
+      closedMs: null,
+      closeReason: null,
+    });
+    a.addDispute({
+      leaseId: 'l1',
+      jobId: 'j2',
+      requestHex: '00',
+      reason: 'no answer',
+      txHash: 'h',
+      error: null,
+      createdMs: 7,
+    });
+    a.avoid('p2', Number.MAX_SAFE_INTEGER, 'bad receipt');
+    a.avoid('p2', 10, 'later, shorter'); // never shortens a ban
+    a.close();
+
+    const b = new GatewayStore(path);
+    const done = b.job('j1')!;
+    assert.equal(done.status, 'done');
+    assert.equal(done.receiptHex, 'beef');
+    assert.equal(done.cost, '123');
+    assert.equal(done.input, null, 'the input is dropped once answered');
+    assert.equal(b.jobByKey('k1')?.id, 'j1');
+    // Running when the gateway stopped, and queued: both to run again, oldest first, inputs kept.
+    assert.deepEqual(
+      b.unfinishedJobs().map((j) => [j.id, j.status, j.attempts, j.input !== null]),
+      [
+        ['j2', 'running', 1, true],
+        ['j3', 'queued', 0, true],
+      ],
+    );
+    assert.deepEqual(b.countByStatus(), { queued: 1, running: 1, done: 1, failed: 0 });
+    assert.equal(b.leases()[0]?.closedMs, null);
+    b.closeLease('l1', 20, 'idle');
+    b.closeLease('l1', 30, 'again'); // the first close stands
+    assert.equal(b.leases()[0]?.closedMs, 20);
+    assert.equal(b.disputes().length, 1);
+    assert.deepEqual(b.avoided(), [
+      { provider: 'p2', untilMs: Number.MAX_SAFE_INTEGER, reason: 'later, shorter' },
+    ]);
+    assert.deepEqual(
+      b.receipts().map((j) => j.id),
+      ['j1'],
+    );
+    b.close();
+  });
+
+  test('one idempotency key names one job', () => {
+    const s = new GatewayStore(path);
+    assert.throws(
+      () => s.insertJob({ id: 'j9', idempotencyKey: 'k1', model: 'ocr', input: '{}', createdMs: 9 }),
+      /UNIQUE/,
+    );
+    s.close();
+  });
+
+  test('read-only: the CLI can read but not write, and a missing database is an error', () => {
+    const r = new GatewayStore(path, { readonly: true });
+    assert.equal(r.jobs({ limit: 10 }).length, 3);
+    assert.throws(() => r.fail('j3', 'x', 1), /readonly/);
+    r.close();
+    assert.throws(() => new GatewayStore(join(dir, 'none.db'), { readonly: true }));
+  });
+});
