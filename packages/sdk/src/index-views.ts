@@ -1,0 +1,46 @@
+/**
+ * The JSON shapes of the node's paginated index methods (docs/rpc.md, "Indexes"). Every list is
+ * newest first (chips: by id) and comes with `nextCursor`: pass it back for the next page; null
+ * means there is none.
+ */
+import type { ChipJson, TxJson } from './views.js';
+
+/** The network figures at one height, summed over every chip on chain. Power: TFLOPS × 1000. */
+export interface NetworkStatsJson {
+  epoch: number;
+  /** The block the figures are for (an epoch's first block, or the head). */
+  height: number;
+  chips: number;
+  activeChips: number;
+  activePower: string;
+  onlineChips: number;
+  onlinePower: string;
+  ratedPower: string;
+}
+
+export interface AccountTxJson {
+  hash: string;
+  height: number;
+  index: number;
+  time: string;
+  timeMs: number;
+  tx: TxJson;
+}
+
+export interface AccountTransactionsPage {
+  address: string;
+  transactions: AccountTxJson[];
+  nextCursor: string | null;
+}
+
+export interface ChipsPage {
+  chips: ChipJson[];
+  /** Chips matching the filter, over all pages. */
+  total: number;
+  nextCursor: string | null;
+}
+
+export interface NetworkHistoryPage {
+  epochs: NetworkStatsJson[];
+  nextCursor: string | null;
+}
