@@ -479,6 +479,84 @@ describe('explorer in a real browser', { skip }, () => {
     await page.getByTestId('search-error').waitFor({ timeout: 5000 });
   });
 
+  test('account history comes from the node index: heartbeats hidden by default, a type filter, older pages, CSV', {
+    timeout: 90_000,
+  }, async () => {
+    // dev9 runs the dev miner: its account sends a heartbeat for every slot its chips answer.
+    const all = await rpc<{ transactions: { tx: { actions: { type: string }[] } }[] }>(
+      dev.url,
+      'unc_getAccountTransactions',
+      { address: dev9, limit: 100 },
+    );
+    assert.ok(
+      all.transactions.some((t) => t.tx.actions.every((a) => a.type === 'heartbeat')),
+      'the miner account has sent heartbeats',
+    );
+    await page.goto(`${appUrl}#/account/${dev9}`);
+    const rows = page.locator('[data-testid="account-txs"] tbody tr');
+    await rows.first().waitFor({ timeout: 20_000 });
+    const kinds = async () =>
+      page.locator('[data-testid="account-txs"] tbody tr .cell-sub .faint').allTextContents();
+    assert.ok(!(await kinds()).includes('heartbeat'), 'heartbeats are hidden by default');
+    await page.getByTestId('account-heartbeats').check();
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('[data-testid="account-txs"] tbody tr .cell-sub .faint')).some(
+          (e) => e.textContent === 'heartbeat',
+        ),
+      undefined,
+      { timeout: 20_000 },
+    );
+    // Older pages load by cursor: more rows than one page once "Load older" is pressed.
+    if (all.transactions.length > 25) {
+      const before = await rows.count();
+      await page.getByTestId('account-older').click();
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('[data-testid="account-txs"] tbody tr').length > n,
+        before,
+        { timeout: 20_000 },
+      );
+    }
+    // The type filter keeps only that type (the types offered are those of the loaded rows).
+    const types = (
+      await page
+        .locator('[data-testid="account-type-filter"] option')
+        .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))
+    ).filter((v) => v !== '');
+    assert.ok(types.includes('heartbeat'), types.join());
+    const other = types.find((t) => t !== 'heartbeat') ?? 'heartbeat';
+    await page.getByTestId('account-type-filter').selectOption(other);
+    await page.waitForFunction(
+      (want) => {
+        const k = Array.from(
+          document.querySelectorAll('[data-testid="account-txs"] tbody tr .cell-sub .faint'),
+        );
+        return k.length > 0 && k.every((e) => (e.textContent ?? '').split('+').includes(want));
+      },
+      other,
+      { timeout: 10_000 },
+    );
+    await page.getByTestId('account-type-filter').selectOption('');
+    await page.getByTestId('account-heartbeats').uncheck();
+    // The CSV of dev1's history holds the transfer the test before sent, amount in base units.
+    await page.goto(`${appUrl}#/account/${dev1}`);
+    await page.locator(`[data-testid="account-txs"] a[href="#/tx/${tx.hash}"]`).waitFor({ timeout: 20_000 });
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('account-csv-all').click(),
+    ]);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    const lines = csv.trim().split('\n');
+    assert.equal(
+      lines[0],
+      'hash,height,index,time,direction,from,to,types,amount_base_units,fee_base_units,nonce',
+    );
+    const row = lines.find((l) => l.startsWith(tx.hash));
+    assert.ok(row, 'the transfer is in the CSV');
+    assert.match(row, new RegExp(`,in,unc1[0-9a-z]+,${dev1},transfer,1500000000000000000,`));
+    await shot(page, 'account-history.png');
+  });
+
   test('the marketplace lists offers, leases (escrow split) and providers; search, lease, chip and account pages', {
     timeout: 150_000,
   }, async () => {

@@ -10,7 +10,7 @@ import { ChipIcon, PulseIcon } from '../components/icons';
 import { AddrLink, Card, KV, PageTitle, Row, Skeleton, Stat } from '../components/ui';
 import { formatInt, formatPercent, fraction } from '../format';
 import { useRpc } from '../node/context';
-import { CHIPS_REFRESH_MS, useChips, useRegistries } from '../node/poci';
+import { CHIPS_REFRESH_MS, useChips, useNetworkStats, useRegistries } from '../node/poci';
 import {
   formatPower,
   formatTflops,
@@ -206,10 +206,10 @@ export function ChipsPage({ query }: PageProps) {
   );
   const { models, vendors } = useRegistries();
   const data = all.data;
-  const active = data?.chips.filter((c) => c.status === 'active') ?? [];
-  const online = active.filter((c) => c.online);
-  const onlinePower = online.reduce((s, c) => s + powerOf(c), 0n);
-  const registeredPower = active.reduce((s, c) => s + powerOf(c), 0n);
+  // Counts and sums come from the node, over every chip: the list below stops at 1,000.
+  const net = useNetworkStats().data;
+  const onlinePower = net ? BigInt(net.onlinePower) : 0n;
+  const registeredPower = net ? BigInt(net.activePower) : 0n;
   const counts = data ? slotCounts(data.chips) : null;
   const closed = counts ? counts.answered + counts.missed : 0;
   const listed = owner ? (mine.data ?? undefined) : data?.chips;
@@ -238,7 +238,7 @@ export function ChipsPage({ query }: PageProps) {
           label="Online power"
           testId="online-power"
           value={
-            data ? (
+            net ? (
               <>
                 {formatTflops(onlinePower)}
                 <span className="unit"> TFLOPS</span>
@@ -247,26 +247,26 @@ export function ChipsPage({ query }: PageProps) {
               <Skeleton width={160} height={30} />
             )
           }
-          hint={data ? `of ${formatPower(registeredPower)} registered` : ' '}
+          hint={net ? `of ${formatPower(registeredPower)} registered` : ' '}
         />
         <Stat
           label="Chips online"
           testId="chips-online"
           value={
-            data ? (
+            net ? (
               <>
-                {formatInt(online.length)}
-                <span className="unit"> / {formatInt(data.chips.length)}</span>
+                {formatInt(net.onlineChips)}
+                <span className="unit"> / {formatInt(net.chips)}</span>
               </>
             ) : (
               <Skeleton width={80} height={30} />
             )
           }
           hint={
-            data
-              ? active.length - online.length > 0
-                ? `${formatInt(active.length - online.length)} offline`
-                : data.chips.length > 0
+            net
+              ? net.activeChips - net.onlineChips > 0
+                ? `${formatInt(net.activeChips - net.onlineChips)} offline`
+                : net.chips > 0
                   ? 'every active chip answering'
                   : 'none registered yet'
               : ' '
