@@ -25,6 +25,7 @@ export type {
   OfferChipJson,
   OfferJson,
   ProviderRecordJson,
+  RewardJson,
   SlotJson,
   StatusJson,
   SupplyJson,

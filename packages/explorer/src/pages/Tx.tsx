@@ -145,7 +145,7 @@ export function TxPage({ params }: PageProps) {
                 Included in <BlockLink height={receipt.height} /> at position {receipt.index}
                 <span className="muted" data-testid="tx-final">
                   {' '}
-                  · final (a committed block is never taken back: no confirmations to wait for)
+                  · final: a committed block is never taken back
                 </span>
               </span>
             </Row>
