@@ -51,7 +51,14 @@ import {
   verifyBlockCommit,
   ZERO_HASH,
 } from '@unc/core';
-import { accountTxEntries, epochStartingAt, migrateIndexes, networkStatsAt, stateAfter } from './indexes.js';
+import {
+  accountTxEntries,
+  epochStartingAt,
+  leaseEventEntries,
+  migrateIndexes,
+  networkStatsAt,
+  stateAfter,
+} from './indexes.js';
 import type { Logger } from './log.js';
 import type { ChainDb } from './storage/db.js';
 
@@ -552,6 +559,7 @@ export class Chain {
       stateChanges: changes,
       chipEvents,
       accountTxs: accountTxEntries(envelopes, results),
+      leaseEvents: leaseEventEntries(results, blockEvents),
       ...(epochStats ? { epochStats } : {}),
       ...(parent ? { parentBlock: encode(blockCodec, parent) } : {}),
     });

@@ -7,6 +7,7 @@ import {
   type Block,
   type Chip,
   chipsOfOwner,
+  decode,
   decodeAddress,
   encodeAddress,
   envelopeFromBytes,
@@ -14,12 +15,15 @@ import {
   getChip,
   StateSpace,
   toHex,
+  txEventCodec,
 } from '@unc/core';
 import {
   type AccountTransactionsPage,
   type AccountTxJson,
   type ChipJson,
   type ChipsPage,
+  eventToJson,
+  type LeaseEventsPage,
   type NetworkHistoryPage,
   type NetworkStatsJson,
   txToJson,
@@ -32,6 +36,7 @@ import { AccountTxView } from './storage/db.js';
 export const ACCOUNT_TXS_PAGE = { default: 25, max: 100 };
 export const CHIPS_PAGE = { default: 100, max: 200 };
 export const HISTORY_PAGE = { default: 100, max: 1000 };
+export const LEASE_EVENTS_PAGE = { default: 50, max: 500 };
 
 /** Parameters by name, given as an object, as positional values, or as one object in an array. */
 function named(params: unknown, names: string[]): Record<string, unknown> {
@@ -72,6 +77,15 @@ function txCursorParam(v: unknown): { height: bigint; index: number } | null {
       'parameter "cursor" must be the nextCursor of a previous page ("height:index")',
     );
   return { height, index };
+}
+
+/** A lease-log cursor is "height:txIndex:eventIndex" of the last event of the previous page. */
+function leaseCursorParam(v: unknown): { height: bigint; txIndex: number; eventIndex: number } | null {
+  if (v === undefined || v === null) return null;
+  const m = typeof v === 'string' ? /^(\d{1,19}):(\d{1,10}):(\d{1,5})$/.exec(v) : null;
+  if (!m || BigInt(m[1]!) >= 2n ** 64n || Number(m[2]) > 0xffff_ffff || Number(m[3]) > 0xffff)
+    throw new RpcError(-32602, 'parameter "cursor" must be the nextCursor of a previous page');
+  return { height: BigInt(m[1]!), txIndex: Number(m[2]), eventIndex: Number(m[3]) };
 }
 
 /** A chip cursor is the id (64 hex digits) of the last chip of the previous page. */
@@ -185,6 +199,28 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
       return { chips, total: ids.length, nextCursor: more ? ids[start + limit - 1]! : null };
     },
 
+    /** A lease's log, newest first: the receipts of its jobs, its settlements, disputes, closing. */
+    unc_getLeaseEvents: async (params): Promise<LeaseEventsPage> => {
+      const p = named(params, ['leaseId', 'cursor', 'limit']);
+      if (typeof p.leaseId !== 'string' || !/^[0-9a-f]{64}$/.test(p.leaseId))
+        throw new RpcError(-32602, 'parameter "leaseId" must be a lease id (64 lower-case hex digits)');
+      const leaseId = fromHex(p.leaseId, 32);
+      const before = leaseCursorParam(p.cursor);
+      const limit = limitParam(p.limit, LEASE_EVENTS_PAGE);
+      const rows = await chain.db.leaseEvents(leaseId, limit + 1, before);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        leaseId: p.leaseId,
+        events: page.map((r) => ({
+          height: Number(r.height),
+          txIndex: r.txIndex === 0xffff_ffff ? null : r.txIndex,
+          event: eventToJson(decode(txEventCodec, r.event)),
+        })),
+        nextCursor: rows.length > limit && last ? `${last.height}:${last.txIndex}:${last.eventIndex}` : null,
+      };
+    },
+
     /** The network figures as of the head, over every chip. */
     unc_getNetworkStats: (): NetworkStatsJson => currentStats(),
 
@@ -208,6 +244,8 @@ export const INDEX_COSTS: Record<string, RpcCost> = {
   unc_listChips: (params) => pageCost(named(params, ['owner', 'cursor', 'limit']).limit, CHIPS_PAGE, 2),
   /** A pass over every chip, once per block (cached): priced as the list it replaces. */
   unc_getNetworkStats: () => 100,
+  unc_getLeaseEvents: (params) =>
+    pageCost(named(params, ['leaseId', 'cursor', 'limit']).limit, LEASE_EVENTS_PAGE, 10),
   unc_getNetworkHistory: (params) => pageCost(named(params, ['cursor', 'limit']).limit, HISTORY_PAGE, 100),
 };
 

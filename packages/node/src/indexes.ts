@@ -6,10 +6,12 @@
  */
 import {
   blockCodec,
+  blockEventsCodec,
   blockResultsCodec,
   type Chip,
   chipCodec,
   decode,
+  encode,
   envelopeFromBytes,
   epochOf,
   epochStart,
@@ -21,8 +23,10 @@ import {
   StateSpace,
   type StateWrite,
   type TxEnvelope,
+  type TxEvent,
   type TxResult,
   toHex,
+  txEventCodec,
 } from '@unc/core';
 import type { NetworkStatsJson } from '@unc/sdk';
 import type { Logger } from './log.js';
@@ -32,6 +36,7 @@ import {
   ADDRESS_BYTES,
   type ChainDb,
   INDEX_VERSION,
+  type LeaseEventWrite,
 } from './storage/db.js';
 
 /** Event fields that name an account (every other byte field is a chip, lease, offer or hash). */
@@ -77,6 +82,26 @@ export function accountTxEntries(
       if (!heartbeat) out.push({ address, view: AccountTxView.withoutHeartbeats, txIndex, hash: env.hash });
     }
   });
+  return out;
+}
+
+/** Where a block's own events (not a transaction's) sit in the lease index (as in the chip index). */
+const BLOCK_EVENTS_TX_INDEX = 0xffff_ffff;
+
+/** The lease index entries of a block: every event, of a transaction or of the block, that names a lease. */
+export function leaseEventEntries(
+  results: readonly TxResult[],
+  blockEvents: readonly TxEvent[],
+): LeaseEventWrite[] {
+  const out: LeaseEventWrite[] = [];
+  const add = (event: TxEvent, txIndex: number, eventIndex: number) => {
+    if ('leaseId' in event && event.leaseId instanceof Uint8Array)
+      out.push({ leaseId: event.leaseId, txIndex, eventIndex, event: encode(txEventCodec, event) });
+  };
+  results.forEach((r, txIndex) => {
+    r.events.forEach((e, i) => add(e, txIndex, i));
+  });
+  blockEvents.forEach((e, i) => add(e, BLOCK_EVENTS_TX_INDEX, i));
   return out;
 }
 
@@ -150,9 +175,9 @@ export async function migrateIndexes(
 ): Promise<void> {
   const version = await db.getIndexVersion();
   if (version >= INDEX_VERSION) return;
-  logger.info('building the account index of an older data dir', { from: version, blocks: head });
+  logger.info('building the account and lease indexes of an older data dir', { from: version, blocks: head });
   for (let from = 1n; from <= head; from += BigInt(MIGRATION_BLOCKS_PER_BATCH)) {
-    const batch: { height: bigint; accountTxs: AccountTxWrite[] }[] = [];
+    const batch: { height: bigint; accountTxs: AccountTxWrite[]; leaseEvents: LeaseEventWrite[] }[] = [];
     for (let h = from; h <= head && h < from + BigInt(MIGRATION_BLOCKS_PER_BATCH); h++) {
       const blockRaw = await db.getBlockBytes(h);
       const resultsRaw = await db.getResultsBytes(h);
@@ -160,12 +185,15 @@ export async function migrateIndexes(
         throw new Error(`block ${h} or its results are missing: the data dir is corrupt`);
       const { txs } = decode(blockCodec, blockRaw);
       const results = decode(blockResultsCodec, resultsRaw);
+      const blockEventsRaw = await db.getBlockEventsBytes(h);
+      const blockEvents = blockEventsRaw ? decode(blockEventsCodec, blockEventsRaw) : [];
       batch.push({
         height: h,
         accountTxs: accountTxEntries(
           txs.map((raw) => envelopeFromBytes(raw)),
           results,
         ),
+        leaseEvents: leaseEventEntries(results, blockEvents),
       });
     }
     await db.writeIndexes(batch);

@@ -3,7 +3,7 @@
  * newest first (chips: by id) and comes with `nextCursor`: pass it back for the next page; null
  * means there is none.
  */
-import type { ChipJson, TxJson } from './views.js';
+import type { ChipJson, TxEventJson, TxJson } from './views.js';
 
 /** The network figures at one height, summed over every chip on chain. Power: TFLOPS × 1000. */
 export interface NetworkStatsJson {
@@ -42,5 +42,19 @@ export interface ChipsPage {
 
 export interface NetworkHistoryPage {
   epochs: NetworkStatsJson[];
+  nextCursor: string | null;
+}
+
+export interface LeaseEventJson {
+  height: number;
+  /** The transaction's place in its block, or null for the block's own events (epoch-end settlement). */
+  txIndex: number | null;
+  event: TxEventJson;
+}
+
+/** A lease's log: opened, topped up, settlements, the receipts of its jobs, disputes, closing. */
+export interface LeaseEventsPage {
+  leaseId: string;
+  events: LeaseEventJson[];
   nextCursor: string | null;
 }

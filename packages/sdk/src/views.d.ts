@@ -3,451 +3,507 @@
  * Hashes and keys are lowercase hex, addresses bech32, amounts decimal strings of base units
  * (never JS numbers), heights and nonces numbers.
  */
-import { type Action, type Block, type BlockHeader, type MarketAction, type MarketEvent, type TxEnvelope, type TxEvent } from '@unc/core';
-export type ActionJson = {
-    type: 'transfer';
-    to: string;
-    amount: string;
-    memo: string;
-} | {
-    type: 'governance';
-    proposal: string;
-    detail: Record<string, unknown>;
-    approvals: string[];
-} | {
-    type: 'registerChip';
-    anchorHeight: number;
-    profile: string;
-} | {
-    type: 'heartbeat';
-    answers: {
+import {
+  type Action,
+  type Block,
+  type BlockHeader,
+  type MarketAction,
+  type MarketEvent,
+  type TxEnvelope,
+  type TxEvent,
+} from '@unc/core';
+export type ActionJson =
+  | {
+      type: 'transfer';
+      to: string;
+      amount: string;
+      memo: string;
+    }
+  | {
+      type: 'governance';
+      proposal: string;
+      detail: Record<string, unknown>;
+      approvals: string[];
+    }
+  | {
+      type: 'registerChip';
+      anchorHeight: number;
+      profile: string;
+    }
+  | {
+      type: 'heartbeat';
+      answers: {
         chipId: string;
         epoch: number;
         slot: number;
         profile: string;
-    }[];
-} | {
-    type: 'transferChip';
-    chipId: string;
-    newOwner: string;
-} | {
-    type: 'deregisterChip';
-    chipId: string;
-} | {
-    type: 'claimRewards';
-    chipIds: string[];
-} | {
-    type: 'bond';
-    amount: string;
-} | {
-    type: 'setConsensusKey';
-    publicKey: string;
-} | {
-    type: 'unbond';
-    amount: string;
-} | {
-    type: 'evidence';
-    kind: string;
-    validator: string;
-    height: number;
-    round: number;
-} | MarketActionJson;
-export type MarketActionJson = {
-    type: 'createOffer';
-    chipIds: string[];
-    pricePerHour: string;
-    minHours: number;
-    maxHours: number;
-    noticeMs: number;
-    endpoint: string;
-    attributes: OfferAttributesJson;
-    tlsFingerprints: string[];
-} | {
-    type: 'closeOffer';
-    offerId: string;
-} | {
-    type: 'openLease';
-    offerId: string;
-    chipId: string | null;
-    hours: number;
-    deposit: string;
-} | {
-    type: 'topUpLease';
-    leaseId: string;
-    amount: string;
-} | {
-    type: 'closeLease';
-    leaseId: string;
-} | {
-    type: 'postReceipt';
-    leaseId: string;
-    chipId: string;
-    jobId: string;
-    rating: number;
-} | {
-    type: 'dispute';
-    leaseId: string;
-    requestHash: string;
-    reason: string;
-} | {
-    type: 'updateOfferTls';
-    offerId: string;
-    fingerprints: string[];
-};
+      }[];
+    }
+  | {
+      type: 'transferChip';
+      chipId: string;
+      newOwner: string;
+    }
+  | {
+      type: 'deregisterChip';
+      chipId: string;
+    }
+  | {
+      type: 'claimRewards';
+      chipIds: string[];
+    }
+  | {
+      type: 'bond';
+      amount: string;
+    }
+  | {
+      type: 'setConsensusKey';
+      publicKey: string;
+    }
+  | {
+      type: 'unbond';
+      amount: string;
+    }
+  | {
+      type: 'evidence';
+      kind: string;
+      validator: string;
+      height: number;
+      round: number;
+    }
+  | MarketActionJson;
+export type MarketActionJson =
+  | {
+      type: 'createOffer';
+      chipIds: string[];
+      pricePerHour: string;
+      minHours: number;
+      maxHours: number;
+      noticeMs: number;
+      endpoint: string;
+      attributes: OfferAttributesJson;
+      tlsFingerprints: string[];
+    }
+  | {
+      type: 'closeOffer';
+      offerId: string;
+    }
+  | {
+      type: 'openLease';
+      offerId: string;
+      chipId: string | null;
+      hours: number;
+      deposit: string;
+    }
+  | {
+      type: 'topUpLease';
+      leaseId: string;
+      amount: string;
+    }
+  | {
+      type: 'closeLease';
+      leaseId: string;
+    }
+  | {
+      type: 'postReceipt';
+      leaseId: string;
+      chipId: string;
+      jobId: string;
+      rating: number;
+    }
+  | {
+      type: 'dispute';
+      leaseId: string;
+      requestHash: string;
+      reason: string;
+    }
+  | {
+      type: 'updateOfferTls';
+      offerId: string;
+      fingerprints: string[];
+    };
 export interface OfferAttributesJson {
-    memoryMiB: number;
-    region: string;
-    runtimes: string[];
+  memoryMiB: number;
+  region: string;
+  runtimes: string[];
 }
 export interface TxJson {
-    hash: string;
-    chainId: string;
-    from: string;
-    signer: string;
-    nonce: number;
-    fee: string;
-    expiresAt: number;
-    actions: ActionJson[];
-    signature: string;
-    size: number;
+  hash: string;
+  chainId: string;
+  from: string;
+  signer: string;
+  nonce: number;
+  fee: string;
+  expiresAt: number;
+  actions: ActionJson[];
+  signature: string;
+  size: number;
 }
-export type TxEventJson = {
-    type: 'transfer';
-    from: string;
-    to: string;
-    amount: string;
-    memo: string;
-} | {
-    type: 'fee';
-    payer: string;
-    amount: string;
-    burned: string;
-    toProposer: string;
-} | {
-    type: 'governance';
-    proposal: string;
-    nonce: number;
-} | {
-    type: 'chipRegistered';
-    chipId: string;
-    owner: string;
-    vendorId: string;
-    modelId: string;
-    power: string;
-} | {
-    type: 'chipTransferred';
-    chipId: string;
-    from: string;
-    to: string;
-} | {
-    type: 'chipDeregistered';
-    chipId: string;
-    owner: string;
-} | {
-    type: 'slotAnswered';
-    chipId: string;
-    epoch: number;
-    slot: number;
-    slotHeight: number;
-} | {
-    type: 'slotMissed';
-    chipId: string;
-    epoch: number;
-    slot: number;
-    slotHeight: number;
-    reason: string;
-} | {
-    type: 'chipRebooted';
-    chipId: string;
-    resetCount: number;
-    restartCount: number;
-} | {
-    type: 'chipRewarded';
-    chipId: string;
-    owner: string;
-    epoch: number;
-    answered: number;
-    /** Challenges the chip's class drew in the epoch. */
-    challenged: number;
-    credited: number;
-    power: string;
-    weight: string;
-    budget: string;
-    totalWeight: string;
-    amount: string;
-} | {
-    type: 'bonded';
-    account: string;
-    amount: string;
-    released: string;
-} | {
-    type: 'validatorSlashed';
-    validator: string;
-    account: string;
-    kind: string;
-    height: number;
-    round: number;
-    slashed: string;
-    reporter: string;
-} | {
-    type: 'unbonded';
-    account: string;
-    amount: string;
-    releaseHeight: number;
-    released: string;
-}
-/** A block event: unbonded UNC returned to the balance at its release height. */
- | {
-    type: 'unbondReleased';
-    account: string;
-    amount: string;
-} | {
-    type: 'consensusKeySet';
-    account: string;
-    publicKey: string;
-} | MarketEventJson;
-export type MarketEventJson = {
-    type: 'offerCreated';
-    offerId: string;
-    provider: string;
-    pricePerHour: string;
-    chips: number;
-} | {
-    type: 'offerClosed';
-    offerId: string;
-    provider: string;
-    closesAt: number;
-} | {
-    type: 'leaseOpened';
-    leaseId: string;
-    offerId: string;
-    chipId: string;
-    provider: string;
-    renter: string;
-    deposit: string;
-    endTime: number;
-} | {
-    type: 'leaseToppedUp';
-    leaseId: string;
-    renter: string;
-    amount: string;
-    remaining: string;
-} | {
-    type: 'leaseClosing';
-    leaseId: string;
-    chipId: string;
-    endTime: number;
-    reason: string;
-} | {
-    type: 'leaseSettled';
-    leaseId: string;
-    chipId: string;
-    fromTime: number;
-    toTime: number;
-    cost: string;
-    paid: string;
-    refunded: string;
-    answered: number;
-    missed: number;
-    remaining: string;
-} | {
-    type: 'leaseClosed';
-    leaseId: string;
-    chipId: string;
-    reason: string;
-    returned: string;
-    paid: string;
-    refunded: string;
-} | {
-    type: 'receiptPosted';
-    leaseId: string;
-    chipId: string;
-    provider: string;
-    jobId: string;
-    rating: number;
-} | {
-    type: 'disputeRecorded';
-    leaseId: string;
-    chipId: string;
-    provider: string;
-    requestHash: string;
-    reason: string;
-};
+export type TxEventJson =
+  | {
+      type: 'transfer';
+      from: string;
+      to: string;
+      amount: string;
+      memo: string;
+    }
+  | {
+      type: 'fee';
+      payer: string;
+      amount: string;
+      burned: string;
+      toProposer: string;
+    }
+  | {
+      type: 'governance';
+      proposal: string;
+      nonce: number;
+    }
+  | {
+      type: 'chipRegistered';
+      chipId: string;
+      owner: string;
+      vendorId: string;
+      modelId: string;
+      power: string;
+    }
+  | {
+      type: 'chipTransferred';
+      chipId: string;
+      from: string;
+      to: string;
+    }
+  | {
+      type: 'chipDeregistered';
+      chipId: string;
+      owner: string;
+    }
+  | {
+      type: 'slotAnswered';
+      chipId: string;
+      epoch: number;
+      slot: number;
+      slotHeight: number;
+    }
+  | {
+      type: 'slotMissed';
+      chipId: string;
+      epoch: number;
+      slot: number;
+      slotHeight: number;
+      reason: string;
+    }
+  | {
+      type: 'chipRebooted';
+      chipId: string;
+      resetCount: number;
+      restartCount: number;
+    }
+  | {
+      type: 'chipRewarded';
+      chipId: string;
+      owner: string;
+      epoch: number;
+      answered: number;
+      /** Challenges the chip's class drew in the epoch. */
+      challenged: number;
+      credited: number;
+      power: string;
+      weight: string;
+      budget: string;
+      totalWeight: string;
+      amount: string;
+    }
+  | {
+      type: 'bonded';
+      account: string;
+      amount: string;
+      released: string;
+    }
+  | {
+      type: 'validatorSlashed';
+      validator: string;
+      account: string;
+      kind: string;
+      height: number;
+      round: number;
+      slashed: string;
+      reporter: string;
+    }
+  | {
+      type: 'unbonded';
+      account: string;
+      amount: string;
+      releaseHeight: number;
+      released: string;
+    }
+  /** A block event: unbonded UNC returned to the balance at its release height. */
+  | {
+      type: 'unbondReleased';
+      account: string;
+      amount: string;
+    }
+  | {
+      type: 'consensusKeySet';
+      account: string;
+      publicKey: string;
+    }
+  | MarketEventJson;
+export type MarketEventJson =
+  | {
+      type: 'offerCreated';
+      offerId: string;
+      provider: string;
+      pricePerHour: string;
+      chips: number;
+    }
+  | {
+      type: 'offerClosed';
+      offerId: string;
+      provider: string;
+      closesAt: number;
+    }
+  | {
+      type: 'leaseOpened';
+      leaseId: string;
+      offerId: string;
+      chipId: string;
+      provider: string;
+      renter: string;
+      deposit: string;
+      endTime: number;
+    }
+  | {
+      type: 'leaseToppedUp';
+      leaseId: string;
+      renter: string;
+      amount: string;
+      remaining: string;
+    }
+  | {
+      type: 'leaseClosing';
+      leaseId: string;
+      chipId: string;
+      endTime: number;
+      reason: string;
+    }
+  | {
+      type: 'leaseSettled';
+      leaseId: string;
+      chipId: string;
+      fromTime: number;
+      toTime: number;
+      cost: string;
+      paid: string;
+      refunded: string;
+      answered: number;
+      missed: number;
+      remaining: string;
+    }
+  | {
+      type: 'leaseClosed';
+      leaseId: string;
+      chipId: string;
+      reason: string;
+      returned: string;
+      paid: string;
+      refunded: string;
+    }
+  | {
+      type: 'receiptPosted';
+      leaseId: string;
+      chipId: string;
+      provider: string;
+      jobId: string;
+      rating: number;
+    }
+  | {
+      type: 'disputeRecorded';
+      leaseId: string;
+      chipId: string;
+      provider: string;
+      requestHash: string;
+      reason: string;
+    };
 export interface HeaderJson {
-    chainId: string;
-    height: number;
-    time: string;
-    timeMs: number;
-    hash: string;
-    prevHash: string;
-    stateRoot: string;
-    txRoot: string;
-    /** The proposer's consensus key. */
-    proposer: string;
-    /** The account behind it (that earned the block's proposer fees). */
-    proposerAddress: string;
-    beacon: string;
-    vrfProof: string;
-    lastCommitHash: string;
-    /** The canonical encoding of the header, so a client can recompute its hash itself. */
-    encoded: string;
+  chainId: string;
+  height: number;
+  time: string;
+  timeMs: number;
+  hash: string;
+  prevHash: string;
+  stateRoot: string;
+  txRoot: string;
+  /** The proposer's consensus key. */
+  proposer: string;
+  /** The account behind it (that earned the block's proposer fees). */
+  proposerAddress: string;
+  beacon: string;
+  vrfProof: string;
+  lastCommitHash: string;
+  /** The canonical encoding of the header, so a client can recompute its hash itself. */
+  encoded: string;
 }
 export interface BlockJson extends HeaderJson {
-    txCount: number;
-    txs: string[] | TxJson[];
-    /** The precommits that made the block final, and the round they were cast in. */
-    commit: {
-        height: number;
-        round: number;
-        blockHash: string;
-        signatures: {
-            validator: string;
-            signature: string;
-        }[];
-    };
+  txCount: number;
+  txs: string[] | TxJson[];
+  /** The precommits that made the block final, and the round they were cast in. */
+  commit: {
+    height: number;
+    round: number;
+    blockHash: string;
+    signatures: {
+      validator: string;
+      signature: string;
+    }[];
+  };
 }
 export interface TxReceiptJson {
-    hash: string;
-    height: number;
-    index: number;
-    blockHash: string;
-    time: string;
-    tx: TxJson;
-    events: TxEventJson[];
+  hash: string;
+  height: number;
+  index: number;
+  blockHash: string;
+  time: string;
+  tx: TxJson;
+  events: TxEventJson[];
 }
 /** `unc_getTransactionStatus`: where a transaction is. A dropped one says why and at what height. */
-export type TxStatusJson = {
-    hash: string;
-    status: 'included';
-    height: number;
-    index: number;
-    blockHash: string;
-} | {
-    hash: string;
-    status: 'pending';
-} | {
-    hash: string;
-    status: 'dropped';
-    code: string;
-    reason: string;
-    height: number;
-} | {
-    hash: string;
-    status: 'unknown';
-};
+export type TxStatusJson =
+  | {
+      hash: string;
+      status: 'included';
+      height: number;
+      index: number;
+      blockHash: string;
+    }
+  | {
+      hash: string;
+      status: 'pending';
+    }
+  | {
+      hash: string;
+      status: 'dropped';
+      code: string;
+      reason: string;
+      height: number;
+    }
+  | {
+      hash: string;
+      status: 'unknown';
+    };
 export interface AccountJson {
-    address: string;
-    balance: string;
-    nonce: number;
-    /** The committed height the balance is read at. */
-    height: number;
-    stateRoot: string;
-    /** Encoded Merkle proof of the account against stateRoot, when asked for. */
-    proof?: string;
-    /** The encoded account value the proof is for (absent when the account does not exist). */
-    value?: string | null;
+  address: string;
+  balance: string;
+  nonce: number;
+  /** The committed height the balance is read at. */
+  height: number;
+  stateRoot: string;
+  /** Encoded Merkle proof of the account against stateRoot, when asked for. */
+  proof?: string;
+  /** The encoded account value the proof is for (absent when the account does not exist). */
+  value?: string | null;
 }
 export interface StatusJson {
-    chainId: string;
+  chainId: string;
+  height: number;
+  hash: string;
+  stateRoot: string;
+  time: string;
+  timeMs: number;
+  genesisHash: string;
+  mempool: {
+    size: number;
+    bytes: number;
+  };
+  validator: string | null;
+  version: string;
+  /** Peers connected over the p2p network (0 for a node without one). */
+  peers: number;
+  /** While the node catches up with its peers before joining consensus; null otherwise. */
+  syncing: {
     height: number;
-    hash: string;
-    stateRoot: string;
-    time: string;
-    timeMs: number;
-    genesisHash: string;
-    mempool: {
-        size: number;
-        bytes: number;
-    };
-    validator: string | null;
-    version: string;
-    /** Peers connected over the p2p network (0 for a node without one). */
-    peers: number;
-    /** While the node catches up with its peers before joining consensus; null otherwise. */
-    syncing: {
-        height: number;
-        target: number;
-        blocksPerSecond: number;
-        etaSeconds: number | null;
-    } | null;
+    target: number;
+    blocksPerSecond: number;
+    etaSeconds: number | null;
+  } | null;
 }
 export interface ValidatorJson {
-    /** Its consensus key: the key its node signs votes and proposals with (never an account key). */
-    publicKey: string;
-    /** The account that registered that key: its bond backs it, it owns the chips, it earns the proposer fees. */
-    address: string;
-    /**
-     * Voting power: attested online power at the epoch start, counted only up to `backedPower`
-     * (or its genesis weight).
-     */
-    power: string;
-    /** Share of the set's power, in parts per million. */
-    sharePpm: number;
-    /** Base units bonded by `address` now. */
-    bonded: string;
-    /** Power units its bond backs now: bonded ÷ uncPerPowerUnit, 0 below minValidatorBond. */
-    backedPower: string;
-    /** Rated power of the chips `address` owns now, before liveness and the bond cap. */
-    ratedPower: string;
+  /** Its consensus key: the key its node signs votes and proposals with (never an account key). */
+  publicKey: string;
+  /** The account that registered that key: its bond backs it, it owns the chips, it earns the proposer fees. */
+  address: string;
+  /**
+   * Voting power: attested online power at the epoch start, counted only up to `backedPower`
+   * (or its genesis weight).
+   */
+  power: string;
+  /** Share of the set's power, in parts per million. */
+  sharePpm: number;
+  /** Base units bonded by `address` now. */
+  bonded: string;
+  /** Power units its bond backs now: bonded ÷ uncPerPowerUnit, 0 below minValidatorBond. */
+  backedPower: string;
+  /** Rated power of the chips `address` owns now, before liveness and the bond cap. */
+  ratedPower: string;
 }
 /** The validator set that signs a height, and where it came from. */
 export interface ValidatorSetJson {
-    height: number;
-    epoch: number;
-    /** 'genesis' until an epoch boundary computed a set from bonds and online power. */
-    source: 'genesis' | 'computed';
-    totalPower: string;
-    /** Power a commit needs: strictly more than 2/3 of the total. */
-    quorumPower: string;
-    validators: ValidatorJson[];
-    /** Accounts with a bond and a consensus key that are candidates for the next sets. */
-    candidates: number;
-    /** The rules: base units a validator must bond, and base units of bond per unit of power. */
-    minValidatorBond: string;
-    uncPerPowerUnit: string;
+  height: number;
+  epoch: number;
+  /** 'genesis' until an epoch boundary computed a set from bonds and online power. */
+  source: 'genesis' | 'computed';
+  totalPower: string;
+  /** Power a commit needs: strictly more than 2/3 of the total. */
+  quorumPower: string;
+  validators: ValidatorJson[];
+  /** Accounts with a bond and a consensus key that are candidates for the next sets. */
+  candidates: number;
+  /** The rules: base units a validator must bond, and base units of bond per unit of power. */
+  minValidatorBond: string;
+  uncPerPowerUnit: string;
 }
 export interface SupplyJson {
-    maxSupply: string;
-    /** The 3% allocated at genesis. */
-    genesisAllocation: string;
-    /** The 97% that only mining may create. */
-    miningReserve: string;
-    /** Mined so far (paid to chip owners). */
-    minted: string;
-    reserveRemaining: string;
-    burned: string;
-    slashed: string;
-    /** genesisAllocation + minted − burned − slashed. */
-    circulating: string;
-    /** E(t): what the schedule allows to have been mined by the latest block time. */
-    emittedAllowance: string;
-    /** Budgets fixed for final epochs so far (paid as chips are settled). */
-    allocatedToEpochs: string;
-    halvingPeriodMs: number;
-    currentEpoch: {
-        epoch: number;
-        totalWeight: string;
-        startTime: number;
-    } | null;
+  maxSupply: string;
+  /** The 3% allocated at genesis. */
+  genesisAllocation: string;
+  /** The 97% that only mining may create. */
+  miningReserve: string;
+  /** Mined so far (paid to chip owners). */
+  minted: string;
+  reserveRemaining: string;
+  burned: string;
+  slashed: string;
+  /** genesisAllocation + minted − burned − slashed. */
+  circulating: string;
+  /** E(t): what the schedule allows to have been mined by the latest block time. */
+  emittedAllowance: string;
+  /** Budgets fixed for final epochs so far (paid as chips are settled). */
+  allocatedToEpochs: string;
+  halvingPeriodMs: number;
+  currentEpoch: {
+    epoch: number;
+    totalWeight: string;
+    startTime: number;
+  } | null;
 }
 export interface RewardJson {
-    chipId: string;
-    owner: string;
-    epoch: number;
-    /** Height at which it was paid. */
-    paidAt: number;
-    slotsAnswered: number;
-    /** Challenges the chip's class drew in the epoch (S in expectation). */
-    slotsChallenged: number;
-    slotsMissed: number;
-    /** Misses the grace budget forgave. */
-    graceUsed: number;
-    power: string;
-    /** power × credited / challenged × UPTIME_SCALE (core rewards/emission.ts) */
-    weight: string;
-    epochBudget: string;
-    networkWeight: string;
-    amount: string;
+  chipId: string;
+  owner: string;
+  epoch: number;
+  /** Height at which it was paid. */
+  paidAt: number;
+  slotsAnswered: number;
+  /** Challenges the chip's class drew in the epoch (S in expectation). */
+  slotsChallenged: number;
+  slotsMissed: number;
+  /** Misses the grace budget forgave. */
+  graceUsed: number;
+  power: string;
+  /** power × credited / challenged × UPTIME_SCALE (core rewards/emission.ts) */
+  weight: string;
+  epochBudget: string;
+  networkWeight: string;
+  amount: string;
 }
 export declare function actionToJson(a: Action): ActionJson;
 /** Plain JSON for nested protocol values: bytes as hex, bigints as decimal strings. */
@@ -458,191 +514,201 @@ export declare function eventToJson(e: TxEvent): TxEventJson;
  * `proposerAccount`: the account that registered the proposer's consensus key (a node looks it up
  * in its state, accountOfConsensusKey); without it, the address of the key itself.
  */
-export declare function headerToJson(header: BlockHeader, hash: Uint8Array, proposerAccount?: Uint8Array): HeaderJson;
-export declare function blockToJson(block: Block, hash: Uint8Array, txs: TxEnvelope[], full: boolean, proposerAccount?: Uint8Array): BlockJson;
+export declare function headerToJson(
+  header: BlockHeader,
+  hash: Uint8Array,
+  proposerAccount?: Uint8Array,
+): HeaderJson;
+export declare function blockToJson(
+  block: Block,
+  hash: Uint8Array,
+  txs: TxEnvelope[],
+  full: boolean,
+  proposerAccount?: Uint8Array,
+): BlockJson;
 export interface SlotJson {
-    epoch: number;
-    slot: number;
-    height: number;
-    /** answered: included in time; missed: window closed without an answer; open: answerable now.
-     *  Only committed blocks challenge: there is no future challenge to show (PROTOCOL.md §4.3). */
-    status: 'answered' | 'missed' | 'open';
-    windowEnd: number;
+  epoch: number;
+  slot: number;
+  height: number;
+  /** answered: included in time; missed: window closed without an answer; open: answerable now.
+   *  Only committed blocks challenge: there is no future challenge to show (PROTOCOL.md §4.3). */
+  status: 'answered' | 'missed' | 'open';
+  windowEnd: number;
 }
 export interface ChipJson {
-    chipId: string;
-    owner: string;
-    vendorId: string;
-    modelId: string;
-    profile: string;
-    power: string;
-    /** Serials of the certificates that vouched for the chip (revoking one revokes the chip). */
-    certSerials: string[];
-    /** Hex of the registered attestation key (profile-specific), to verify job receipts offline. */
-    keyMaterial?: string;
-    status: 'active' | 'deregistered' | 'revoked';
-    statusReason: string;
-    online: boolean;
-    consecutiveMisses: number;
-    registeredAt: number;
-    firstEpoch: number;
-    lastAnsweredAt: number;
-    slotsAnswered: number;
-    slotsMissed: number;
-    rewardsEarned: string;
-    tpmClock: {
-        clock: string;
-        resetCount: number;
-        restartCount: number;
-    } | null;
-    /** The challenges the chip's class drew in the previous and the current epoch so far (`slot` is
-     *  the index of the challenge in its epoch). */
-    slots: SlotJson[];
-    /** The chip's challenge class: a block challenges the chips of one class, drawn from its beacon. */
-    challengeClass: number;
+  chipId: string;
+  owner: string;
+  vendorId: string;
+  modelId: string;
+  profile: string;
+  power: string;
+  /** Serials of the certificates that vouched for the chip (revoking one revokes the chip). */
+  certSerials: string[];
+  /** Hex of the registered attestation key (profile-specific), to verify job receipts offline. */
+  keyMaterial?: string;
+  status: 'active' | 'deregistered' | 'revoked';
+  statusReason: string;
+  online: boolean;
+  consecutiveMisses: number;
+  registeredAt: number;
+  firstEpoch: number;
+  lastAnsweredAt: number;
+  slotsAnswered: number;
+  slotsMissed: number;
+  rewardsEarned: string;
+  tpmClock: {
+    clock: string;
+    resetCount: number;
+    restartCount: number;
+  } | null;
+  /** The challenges the chip's class drew in the previous and the current epoch so far (`slot` is
+   *  the index of the challenge in its epoch). */
+  slots: SlotJson[];
+  /** The chip's challenge class: a block challenges the chips of one class, drawn from its beacon. */
+  challengeClass: number;
 }
 export interface VendorJson {
-    id: string;
-    name: string;
-    profile: string;
-    roots: string[];
-    /** tpm2: AK certificates must carry extendedKeyUsage tcg-kp-AIKCertificate (2.23.133.8.3). */
-    requireAkEku: boolean;
-    /** tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip. */
-    requireHardwareModuleName: boolean;
+  id: string;
+  name: string;
+  profile: string;
+  roots: string[];
+  /** tpm2: AK certificates must carry extendedKeyUsage tcg-kp-AIKCertificate (2.23.133.8.3). */
+  requireAkEku: boolean;
+  /** tpm2: AK certificates must name the device (HardwareModuleName): one TPM, one chip. */
+  requireHardwareModuleName: boolean;
 }
 export interface ModelJson {
-    vendorId: string;
-    modelId: string;
-    name: string;
-    power: string;
+  vendorId: string;
+  modelId: string;
+  name: string;
+  power: string;
 }
 export interface ChipEventJson {
-    height: number;
-    event: TxEventJson;
+  height: number;
+  event: TxEventJson;
 }
 export interface EpochJson {
-    epoch: number;
-    startHeight: number;
-    endHeight: number;
-    seed: string | null;
-    epochBlocks: number;
-    /** Challenges per chip per epoch in expectation (S). */
-    slotsPerEpoch: number;
-    /** Number of challenge classes M = max(1, floor(epochBlocks / S)); each block challenges one. */
-    challengeClasses: number;
-    answerWindowBlocks: number;
-    offlineAfterMisses: number;
-    /** Chain time (ms) of the epoch's first block; null while the epoch has not started. */
-    startTime: number | null;
-    /** Sum over chips of power × credited slots so far (what the budget is split by). */
-    totalWeight: string;
-    /** Whether the budget is fixed (the epoch's last answer window has closed). */
-    final: boolean;
-    /** Final: the epoch's fixed budget. Otherwise what it has accrued so far: E(min(now, its end)) − what
-     *  earlier epochs are allotted (an earlier epoch nobody earned in carries its budget into this one). */
-    budget: string;
+  epoch: number;
+  startHeight: number;
+  endHeight: number;
+  seed: string | null;
+  epochBlocks: number;
+  /** Challenges per chip per epoch in expectation (S). */
+  slotsPerEpoch: number;
+  /** Number of challenge classes M = max(1, floor(epochBlocks / S)); each block challenges one. */
+  challengeClasses: number;
+  answerWindowBlocks: number;
+  offlineAfterMisses: number;
+  /** Chain time (ms) of the epoch's first block; null while the epoch has not started. */
+  startTime: number | null;
+  /** Sum over chips of power × credited slots so far (what the budget is split by). */
+  totalWeight: string;
+  /** Whether the budget is fixed (the epoch's last answer window has closed). */
+  final: boolean;
+  /** Final: the epoch's fixed budget. Otherwise what it has accrued so far: E(min(now, its end)) − what
+   *  earlier epochs are allotted (an earlier epoch nobody earned in carries its budget into this one). */
+  budget: string;
 }
 export declare function marketActionToJson(a: MarketAction): MarketActionJson;
 export declare function marketEventToJson(e: MarketEvent): MarketEventJson;
 /** Answered share of a chip's decided slots over a window (null when it had none). */
 export interface UptimeJson {
-    answered: number;
-    missed: number;
-    /** answered / (answered + missed), as a decimal string with 4 places, e.g. "0.9750". */
-    ratio: string | null;
-    /** The window, ms of block time. */
-    windowMs: number;
+  answered: number;
+  missed: number;
+  /** answered / (answered + missed), as a decimal string with 4 places, e.g. "0.9750". */
+  ratio: string | null;
+  /** The window, ms of block time. */
+  windowMs: number;
 }
 export interface OfferChipJson {
-    chipId: string;
-    modelId: string;
-    vendorId: string;
-    /** Rated power (dense FP16 TFLOPS × 1000). */
-    power: string;
-    online: boolean;
-    /** Free to rent now (no running lease, active, online). */
-    available: boolean;
-    /** The running lease of the chip, if any. */
-    leaseId: string | null;
-    /** Over the last 24 h of block time, from the chip's slot log. */
-    uptime: UptimeJson;
+  chipId: string;
+  modelId: string;
+  vendorId: string;
+  /** Rated power (dense FP16 TFLOPS × 1000). */
+  power: string;
+  online: boolean;
+  /** Free to rent now (no running lease, active, online). */
+  available: boolean;
+  /** The running lease of the chip, if any. */
+  leaseId: string | null;
+  /** Over the last 24 h of block time, from the chip's slot log. */
+  uptime: UptimeJson;
 }
 export interface OfferJson {
-    id: string;
-    provider: string;
-    /** Base units per hour. */
-    price: string;
-    minHours: number;
-    maxHours: number;
-    noticeMs: number;
-    endpoint: string;
-    /** SHA-256 (hex) of the DER certificates the https endpoint may present; renters pin them. */
-    tlsFingerprints: string[];
-    attributes: OfferAttributesJson;
-    /** 'open' accepts leases; 'closing' runs its leases on until `closesAt`; then 'closed'. */
-    status: 'open' | 'closing' | 'closed';
-    createdHeight: number;
-    createdTime: number;
-    closesAt: number | null;
-    leasesOpened: number;
-    chips: OfferChipJson[];
-    /** Sums over the chips: the offer's rated power, and how many chips can be rented now. */
-    power: string;
-    available: number;
+  id: string;
+  provider: string;
+  /** Base units per hour. */
+  price: string;
+  minHours: number;
+  maxHours: number;
+  noticeMs: number;
+  endpoint: string;
+  /** SHA-256 (hex) of the DER certificates the https endpoint may present; renters pin them. */
+  tlsFingerprints: string[];
+  attributes: OfferAttributesJson;
+  /** 'open' accepts leases; 'closing' runs its leases on until `closesAt`; then 'closed'. */
+  status: 'open' | 'closing' | 'closed';
+  createdHeight: number;
+  createdTime: number;
+  closesAt: number | null;
+  leasesOpened: number;
+  chips: OfferChipJson[];
+  /** Sums over the chips: the offer's rated power, and how many chips can be rented now. */
+  power: string;
+  available: number;
 }
 export interface LeaseJson {
-    id: string;
-    offerId: string;
-    chipId: string;
-    provider: string;
-    renter: string;
-    /** The key the provider's API authenticates the renter with (hex Ed25519). */
-    renterPublicKey: string;
-    endpoint: string;
-    /** The offer's TLS certificate fingerprints (hex), read fresh with every lease. */
-    tlsFingerprints: string[];
-    pricePerHour: string;
-    hours: number;
-    deposit: string;
-    paid: string;
-    refunded: string;
-    remaining: string;
-    /** Cost accrued since the last settlement (not yet split or moved). */
-    unsettled: string;
-    /** The block time at which the lease ends: its escrow is exhausted (price × time since the start
-     *  reaches the deposit) or its end time passes, whichever is first. Every reader computes it from
-     *  the chain; the escrow pays up to exactly this moment and the provider serves no job from it on.
-     *  A top-up before it moves it later. For a closed lease: the time it was paid through. */
-    escrowUntil: number;
-    /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil, no job is served, and
-     *  it is settled and closed at the next epoch start (or when its chip is leased again). */
-    status: 'active' | 'closing' | 'ended' | 'closed';
-    startHeight: number;
-    startTime: number;
-    endTime: number;
-    settledTime: number;
-    slotsAnswered: number;
-    slotsMissed: number;
-    /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed'). */
-    closingReason: string | null;
-    /** Disputes recorded on it (at most MAX_DISPUTES_PER_LEASE). */
-    disputes: number;
-    closedHeight: number | null;
-    closedTime: number | null;
-    closedReason: string | null;
+  id: string;
+  offerId: string;
+  chipId: string;
+  provider: string;
+  renter: string;
+  /** The key the provider's API authenticates the renter with (hex Ed25519). */
+  renterPublicKey: string;
+  endpoint: string;
+  /** The offer's TLS certificate fingerprints (hex), read fresh with every lease. */
+  tlsFingerprints: string[];
+  pricePerHour: string;
+  hours: number;
+  deposit: string;
+  paid: string;
+  refunded: string;
+  remaining: string;
+  /** Cost accrued since the last settlement (not yet split or moved). */
+  unsettled: string;
+  /** The block time at which the lease ends: its escrow is exhausted (price × time since the start
+   *  reaches the deposit) or its end time passes, whichever is first. Every reader computes it from
+   *  the chain; the escrow pays up to exactly this moment and the provider serves no job from it on.
+   *  A top-up before it moves it later. For a closed lease: the time it was paid through. */
+  escrowUntil: number;
+  /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil, no job is served, and
+   *  it is settled and closed at the next epoch start (or when its chip is leased again). */
+  status: 'active' | 'closing' | 'ended' | 'closed';
+  startHeight: number;
+  startTime: number;
+  endTime: number;
+  settledTime: number;
+  slotsAnswered: number;
+  slotsMissed: number;
+  /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed'). */
+  closingReason: string | null;
+  /** Disputes recorded on it (at most MAX_DISPUTES_PER_LEASE). */
+  disputes: number;
+  closedHeight: number | null;
+  closedTime: number | null;
+  closedReason: string | null;
 }
 export interface ProviderRecordJson {
-    address: string;
-    offers: number;
-    leases: number;
-    jobsReceipted: number;
-    ratingsCount: number;
-    /** Mean rating (1–5) as a decimal string with 2 places, null before the first rating. */
-    rating: string | null;
-    ratingsSum: number;
-    disputes: number;
-    earnings: string;
-    openOffers: string[];
-    activeLeases: number;
+  address: string;
+  offers: number;
+  leases: number;
+  jobsReceipted: number;
+  ratingsCount: number;
+  /** Mean rating (1–5) as a decimal string with 2 places, null before the first rating. */
+  rating: string | null;
+  ratingsSum: number;
+  disputes: number;
+  earnings: string;
+  openOffers: string[];
+  activeLeases: number;
 }

@@ -24,6 +24,11 @@ export enum Bucket {
   accountTxs = 0x09,
   /** epoch → the network figures (NetworkAggregates, JSON) as of the epoch's first block. */
   epochStats = 0x0a,
+  /**
+   * leaseId ‖ height ‖ tx index ‖ event index → encoded event: a lease's log (opened, topped up,
+   * settlements, receipts of its jobs, disputes, closing). Block events use tx index 0xffffffff.
+   */
+  leaseEvents = 0x0b,
 }
 
 /** The version of the derived indexes (accountTxs, epochStats); older data dirs are migrated at open. */
@@ -88,6 +93,8 @@ export interface BlockWrite {
   parentBlock?: Uint8Array;
   /** Index entries of the accounts each transaction touches (accountTxIndexEntries). */
   accountTxs?: AccountTxWrite[];
+  /** Events that concern a lease, indexed for its log. */
+  leaseEvents?: LeaseEventWrite[];
   /** The network figures recorded for an epoch (written at its first block). */
   epochStats?: { epoch: bigint; json: string };
 }
@@ -97,6 +104,32 @@ export interface AccountTxWrite {
   view: AccountTxView;
   txIndex: number;
   hash: Uint8Array;
+}
+
+export interface LeaseEventWrite {
+  leaseId: Uint8Array;
+  txIndex: number;
+  eventIndex: number;
+  event: Uint8Array;
+}
+
+function leaseEventKey(leaseId: Uint8Array, height: bigint, txIndex: number, eventIndex: number): Uint8Array {
+  const key = new Uint8Array(1 + 32 + 8 + 4 + 2);
+  key[0] = Bucket.leaseEvents;
+  key.set(leaseId, 1);
+  const dv = new DataView(key.buffer);
+  dv.setBigUint64(33, height);
+  dv.setUint32(41, txIndex);
+  dv.setUint16(45, eventIndex);
+  return key;
+}
+
+function leaseEventOps(height: bigint, entries: readonly LeaseEventWrite[]): BatchOp[] {
+  return entries.map((e) => ({
+    type: 'put' as const,
+    key: leaseEventKey(e.leaseId, height, e.txIndex, e.eventIndex),
+    value: e.event,
+  }));
 }
 
 function accountTxKey(address: Uint8Array, view: AccountTxView, height: bigint, txIndex: number): Uint8Array {
@@ -224,6 +257,29 @@ export class ChainDb {
     return out;
   }
 
+  /** A lease's events, newest first, strictly before `before` when given: [height, position, event]. */
+  async leaseEvents(
+    leaseId: Uint8Array,
+    limit: number,
+    before: { height: bigint; txIndex: number; eventIndex: number } | null,
+  ): Promise<{ height: bigint; txIndex: number; eventIndex: number; event: Uint8Array }[]> {
+    const gte = leaseEventKey(leaseId, 0n, 0, 0);
+    const lt = before
+      ? leaseEventKey(leaseId, before.height, before.txIndex, before.eventIndex)
+      : leaseEventKey(leaseId, 0xffff_ffff_ffff_ffffn, 0xffff_ffff, 0xffff);
+    const out: { height: bigint; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
+    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+      const dv = new DataView(key.buffer, key.byteOffset);
+      out.push({
+        height: dv.getBigUint64(33),
+        txIndex: dv.getUint32(41),
+        eventIndex: dv.getUint16(45),
+        event: value,
+      });
+    }
+    return out;
+  }
+
   /** The network figures recorded for `epoch`, or null if none were (before the node indexed them). */
   async getEpochStats(epoch: bigint): Promise<string | null> {
     const raw = await this.get(bucketKey(Bucket.epochStats, heightKey(epoch)));
@@ -256,11 +312,16 @@ export class ChainDb {
    * indexes complete.
    */
   async writeIndexes(
-    blocks: { height: bigint; accountTxs: readonly AccountTxWrite[] }[],
+    blocks: {
+      height: bigint;
+      accountTxs: readonly AccountTxWrite[];
+      leaseEvents: readonly LeaseEventWrite[];
+    }[],
     extra: { epochStats?: { epoch: bigint; json: string }; version?: number } = {},
   ): Promise<void> {
     const ops: BatchOp[] = [];
-    for (const b of blocks) ops.push(...accountTxOps(b.height, b.accountTxs));
+    for (const b of blocks)
+      ops.push(...accountTxOps(b.height, b.accountTxs), ...leaseEventOps(b.height, b.leaseEvents));
     if (extra.epochStats) ops.push(epochStatsOp(extra.epochStats));
     if (extra.version !== undefined) ops.push(indexVersionOp(extra.version));
     if (ops.length > 0) await this.db.batch(ops, { sync: true });
@@ -317,6 +378,7 @@ export class ChainDb {
       else ops.push({ type: 'put', key, value: c.value });
     }
     ops.push(...accountTxOps(w.height, w.accountTxs ?? []));
+    ops.push(...leaseEventOps(w.height, w.leaseEvents ?? []));
     if (w.epochStats) ops.push(epochStatsOp(w.epochStats));
     // A new data dir starts with complete indexes (its genesis batch says so).
     if (genesisJson !== undefined) ops.push(indexVersionOp(INDEX_VERSION));
