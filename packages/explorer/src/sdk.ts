@@ -18,6 +18,7 @@ export type {
   ChipsPage,
   EpochJson,
   HeaderJson,
+  LeaseEventsPage,
   LeaseJson,
   ModelJson,
   NetworkHistoryPage,

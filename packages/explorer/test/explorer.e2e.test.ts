@@ -669,7 +669,7 @@ describe('explorer in a real browser', { skip }, () => {
     marketLease = lease.id;
   });
 
-  test('marketplace filters (model, price per TFLOPS-hour, free or leased); a chip lists its earnings; no confirmations', {
+  test('marketplace filters (model, price per TFLOPS-hour, free or leased); earnings, a lease log, signing uptime; no confirmations', {
     timeout: 90_000,
   }, async () => {
     const offers = await rpc<
@@ -720,6 +720,24 @@ describe('explorer in a real browser', { skip }, () => {
         { timeout: 20_000 },
       );
     }
+
+    // A lease's page lists its log from the node's lease index, opening included.
+    const leases = await rpc<{ id: string }[]>(dev.url, 'unc_getLeases', { renter: dev1 });
+    const leaseId = marketLease ?? leases[0]?.id;
+    if (leaseId) {
+      await page.goto(`${appUrl}#/lease/${leaseId}`);
+      await page
+        .locator('[data-testid="lease-log"] tr[data-event="leaseOpened"]')
+        .waitFor({ timeout: 20_000 });
+    }
+
+    // The only validator signed every block it holds: 100 % signing uptime.
+    await page.goto(`${appUrl}#/validators`);
+    await page
+      .getByTestId('validator-signed')
+      .filter({ hasText: /^100(\.0)?\s?%/ })
+      .first()
+      .waitFor({ timeout: 20_000 });
 
     // Finality is instant: a transaction is "final", never "N confirmations".
     await page.goto(`${appUrl}#/tx/${tx.hash}`);
