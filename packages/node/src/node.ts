@@ -157,6 +157,7 @@ export class UncNode {
         node.m.peers.set(node.network?.peers().length ?? 0);
       });
     } catch (err) {
+      node.stopRuntimeMetrics();
       await db.close();
       throw err;
     }
@@ -176,6 +177,8 @@ export class UncNode {
         },
       );
     } catch (err) {
+      // The samplers of the runtime metrics (event-loop monitor, GC observer) go with the node.
+      node.stopRuntimeMetrics();
       await db.close();
       throw err;
     }
