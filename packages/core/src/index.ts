@@ -18,6 +18,7 @@ export * from './poci/evidence.js';
 export * from './poci/execute.js';
 export * from './poci/governance.js';
 export * from './poci/liveness.js';
+export * from './poci/network.js';
 export * from './poci/params.js';
 export * from './poci/registry.js';
 export * from './rewards/bonds.js';

@@ -95,3 +95,54 @@ export function reasonText(reason: string | null | undefined): string {
     .toLowerCase()
     .trim();
 }
+
+/** 1 UNC in base units. */
+const UNC = 10n ** 18n;
+
+/**
+ * Base units per TFLOPS-hour of renting `chip` from an offer priced `pricePerHour` (per chip):
+ * price × 1000 / power (power is TFLOPS × 1000), floored; null for a chip of no rated power.
+ */
+export function pricePerTflopsHour(pricePerHour: string, chip: Pick<OfferChipJson, 'power'>): bigint | null {
+  const power = BigInt(chip.power);
+  return power > 0n ? (BigInt(pricePerHour) * 1000n) / power : null;
+}
+
+/** The offer's cheapest chip per TFLOPS-hour (what a renter looking for compute compares). */
+export function bestPricePerTflopsHour(offer: Pick<OfferJson, 'price' | 'chips'>): bigint | null {
+  let best: bigint | null = null;
+  for (const c of offer.chips) {
+    const p = pricePerTflopsHour(offer.price, c);
+    if (p !== null && (best === null || p < best)) best = p;
+  }
+  return best;
+}
+
+/** "1.25" UNC → base units; null if it is not a plain non-negative decimal with ≤ 18 decimals. */
+export function parseUncInput(text: string): bigint | null {
+  const m = /^\s*(\d{1,12})(?:\.(\d{1,18}))?\s*$/.exec(text);
+  if (!m) return null;
+  return BigInt(m[1]!) * UNC + BigInt((m[2] ?? '').padEnd(18, '0'));
+}
+
+export interface OfferFilter {
+  /** A chip model id: offers with at least one chip of it. */
+  model: string;
+  /** Base units per TFLOPS-hour at most (the offer's cheapest chip), or null for any. */
+  maxPricePerTflopsHour: bigint | null;
+  /** free: a chip can be rented now; leased: a chip is under a running lease. */
+  availability: 'all' | 'free' | 'leased';
+}
+
+export function filterOffers(offers: OfferJson[], f: OfferFilter): OfferJson[] {
+  return offers.filter((o) => {
+    if (f.model && !o.chips.some((c) => c.modelId === f.model)) return false;
+    if (f.availability === 'free' && o.available === 0) return false;
+    if (f.availability === 'leased' && !o.chips.some((c) => c.leaseId !== null)) return false;
+    if (f.maxPricePerTflopsHour !== null) {
+      const best = bestPricePerTflopsHour(o);
+      if (best === null || best > f.maxPricePerTflopsHour) return false;
+    }
+    return true;
+  });
+}

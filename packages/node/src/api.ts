@@ -75,6 +75,7 @@ import {
   type VendorJson,
 } from '@unc/sdk';
 import type { CommittedBlock } from './chain.js';
+import { indexMethods } from './index-api.js';
 import { marketMethods } from './market-api.js';
 import { NODE_VERSION, type UncNode } from './node.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
@@ -184,6 +185,7 @@ export function createApi(node: UncNode): RpcServerModules {
   return {
     methods: {
       ...marketMethods(node),
+      ...indexMethods(node, chipJson),
       unc_status: () => status(),
       unc_getGenesis: () => genesisToJson(chain.genesis),
 

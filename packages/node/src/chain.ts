@@ -51,6 +51,14 @@ import {
   verifyBlockCommit,
   ZERO_HASH,
 } from '@unc/core';
+import {
+  accountTxEntries,
+  epochStartingAt,
+  leaseEventEntries,
+  migrateIndexes,
+  networkStatsAt,
+  stateAfter,
+} from './indexes.js';
 import type { Logger } from './log.js';
 import type { ChainDb } from './storage/db.js';
 
@@ -225,6 +233,7 @@ export class Chain {
         `state root ${toHex(state.trie.root)} does not match block ${head.height}'s ${toHex(headBlock.header.stateRoot)}`,
       );
     }
+    await migrateIndexes(db, head.height, stateAfter(state, []), logger);
     logger.info('resumed chain', { height: head.height, hash: toHex(head.hash), stateEntries: state.size });
     return new Chain(db, genesis, blockHash(genesisBlock.header), state, headBlock, head.hash, logger);
   }
@@ -529,6 +538,14 @@ export class Chain {
           event: encode(txEventCodec, event),
         });
     });
+    // The network figures of each epoch as of its first block, over every chip, kept so that
+    // readers need not rebuild them (one pass over the chips per epoch).
+    const after = stateAfter(this.state, changes);
+    const startedEpoch = epochStartingAt(after, block.header.height);
+    const epochStats =
+      startedEpoch === null
+        ? undefined
+        : { epoch: startedEpoch, json: JSON.stringify(networkStatsAt(after, block.header.height)) };
     const parent = equalBytes(commitHash(parentCommit), commitHash(this.headBlock.commit))
       ? null
       : { ...this.headBlock, commit: parentCommit };
@@ -541,6 +558,9 @@ export class Chain {
       blockEvents: encode(blockEventsCodec, blockEvents),
       stateChanges: changes,
       chipEvents,
+      accountTxs: accountTxEntries(envelopes, results),
+      leaseEvents: leaseEventEntries(results, blockEvents),
+      ...(epochStats ? { epochStats } : {}),
       ...(parent ? { parentBlock: encode(blockCodec, parent) } : {}),
     });
     // Only once the batch is on disk does the block become the head that RPC reports.

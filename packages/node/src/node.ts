@@ -23,6 +23,8 @@ import { Registry } from './metrics.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
 import { rpcCosts } from './rpc-costs.js';
+import { instrumentRpcMethods } from './rpc-metrics.js';
+import { registerRuntimeMetrics } from './runtime-metrics.js';
 import { ChainDb } from './storage/db.js';
 
 export interface NodeOptions {
@@ -71,6 +73,7 @@ export class UncNode {
   private readonly txWatchers = new Map<string, Set<TxWatcher>>();
   private readonly blockWatchers = new Set<(b: CommittedBlock) => void>();
   private readonly m;
+  private readonly stopRuntimeMetrics: () => void;
 
   private constructor(
     readonly chain: Chain,
@@ -81,6 +84,7 @@ export class UncNode {
     readonly logger: Logger,
   ) {
     const r = this.metrics;
+    this.stopRuntimeMetrics = registerRuntimeMetrics(r);
     this.m = {
       height: r.gauge('unc_block_height', 'Height of the latest committed block'),
       interval: r.histogram(
@@ -156,9 +160,11 @@ export class UncNode {
         node.m.peers.set(node.network?.peers().length ?? 0);
       });
     } catch (err) {
+      node.stopRuntimeMetrics();
       await db.close();
       throw err;
     }
+    const api = createApi(node);
     try {
       node.rpc = await startRpcServer(
         {
@@ -167,12 +173,15 @@ export class UncNode {
           port: opts.rpcPort ?? 3030,
         },
         {
-          ...createApi(node),
+          ...api,
+          methods: instrumentRpcMethods(api.methods, node.metrics),
           costs: rpcCosts(() => node.chain.state),
           ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}),
         },
       );
     } catch (err) {
+      // The samplers of the runtime metrics (event-loop monitor, GC observer) go with the node.
+      node.stopRuntimeMetrics();
       await db.close();
       throw err;
     }
@@ -333,5 +342,6 @@ export class UncNode {
     await this.network?.stop();
     await this.rpc?.close();
     await this.db.close();
+    this.stopRuntimeMetrics();
   }
 }

@@ -6,6 +6,7 @@
  * and the method itself rejects it.
  */
 import { chipsOfOwner, decodeAddress, type StateReader } from '@unc/core';
+import { INDEX_COSTS } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
 
 function arg(params: unknown, index: number, name: string): unknown {
@@ -20,6 +21,7 @@ function count(value: unknown, absent: number): number {
 }
 
 export const RPC_COSTS: Record<string, RpcCost> = {
+  ...INDEX_COSTS,
   /** One unit per block summary (count defaults to 20, at most 100). */
   unc_getBlocks: (p) => count(arg(p, 1, 'count'), 20),
   /**

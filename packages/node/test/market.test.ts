@@ -236,6 +236,43 @@ describe('market RPC', () => {
     assert.deepEqual(rec.openOffers, [offerId]);
     assert.equal(rec.activeLeases, 0);
     assert.equal(rec.rating, null);
+    // The lease's log (unc_getLeaseEvents), newest first: opened, the epoch-end settlements (block
+    // events, no transaction), the top-up and the close; page by page it is the same list.
+    type LogPage = {
+      events: { height: number; txIndex: number | null; event: { type: string } }[];
+      nextCursor: string | null;
+    };
+    const log = await client.call<LogPage>('unc_getLeaseEvents', { leaseId, limit: 500 });
+    const types = log.events.map((e) => e.event.type);
+    assert.equal(types.at(-1), 'leaseOpened');
+    assert.ok(types.includes('leaseToppedUp') && types.includes('leaseClosed'), types.join());
+    assert.ok(
+      log.events.some((e) => e.event.type === 'leaseSettled' && e.txIndex === null),
+      'epoch-end settlements are block events',
+    );
+    const heights = log.events.map((e) => e.height);
+    assert.deepEqual(
+      heights,
+      [...heights].sort((a, b) => b - a),
+    );
+    const paged: LogPage['events'] = [];
+    let cursor: string | null = null;
+    do {
+      const page: LogPage = await client.call('unc_getLeaseEvents', {
+        leaseId,
+        limit: 1,
+        ...(cursor ? { cursor } : {}),
+      });
+      paged.push(...page.events);
+      cursor = page.nextCursor;
+    } while (cursor);
+    assert.deepEqual(paged, log.events);
+    // The provider's history names the lease the renter opened (it touched the provider's account).
+    const providerTxs = await client.call<{ transactions: { tx: { actions: { type: string }[] } }[] }>(
+      'unc_getAccountTransactions',
+      { address: encodeAddress(provider.address), limit: 100 },
+    );
+    assert.ok(providerTxs.transactions.some((t) => t.tx.actions.some((a) => a.type === 'openLease')));
   });
 
   test('bad parameters are -32602 and unknown ids NOT_FOUND', async () => {

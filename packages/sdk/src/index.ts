@@ -1,4 +1,5 @@
 export * from './client.js';
+export * from './index-views.js';
 export * from './jobs.js';
 export * from './proofs.js';
 export * from './tls.js';

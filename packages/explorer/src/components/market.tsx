@@ -2,6 +2,7 @@
 import type { ReactNode } from 'react';
 import { formatInt, formatPercent, formatTime, formatUnc, shortHash } from '../format';
 import {
+  bestPricePerTflopsHour,
   combinedUptime,
   ESCROW_COLORS,
   escrowFractions,
@@ -183,6 +184,11 @@ export function OffersTable({
                 </td>
                 <td className="num nowrap" data-testid="offer-price">
                   <Amount value={o.price} maxFrac={4} />
+                  {bestPricePerTflopsHour(o) !== null ? (
+                    <div className="kv-sub" data-testid="offer-price-tflops">
+                      <Amount value={bestPricePerTflopsHour(o)!} maxFrac={6} /> / TFLOPS-h
+                    </div>
+                  ) : null}
                 </td>
                 <td className="hide-sm">
                   {offerModels(o, models) || <span className="faint">—</span>}

@@ -257,7 +257,7 @@ export function NetworkCard({ network, epoch }: { network: NetworkSample[]; epoc
         block #{formatInt(s.height)} · {formatInt(s.online)} of {formatInt(s.active)}{' '}
         {s.active === 1 ? 'chip' : 'chips'} online
       </span>
-      {s.rebuilt ? <span className="muted">rebuilt from the chips' slots</span> : null}
+      {s.rebuilt ? <span className="muted">the node's record of this epoch's first block</span> : null}
     </>
   );
   return (
@@ -265,9 +265,9 @@ export function NetworkCard({ network, epoch }: { network: NetworkSample[]; epoc
       title="Attested power"
       subtitle={
         <>
-          Online power and chips at each block, sampled live
+          Online power and chips over every chip on chain, sampled live
           {rebuiltTo !== undefined
-            ? ` (before #${formatInt(rebuiltTo + 1)}: rebuilt from the chips' slots)`
+            ? ` (up to #${formatInt(rebuiltTo)}: the node's record of each epoch start)`
             : ''}
           ; the dashed line is every active chip
         </>

@@ -8,11 +8,11 @@
  * 5 s). Data already shown stays on screen while the node is away; when it comes back the watcher
  * re-reads everything and bumps `epoch`, so pages re-fetch.
  */
-import { onlinePowerHistory, powerOf } from '../poci';
 import {
   type BlockJson,
-  type ChipJson,
   type EpochJson,
+  type NetworkHistoryPage,
+  type NetworkStatsJson,
   NodeUnreachableError,
   type ParamsJson,
   RpcClientError,
@@ -38,7 +38,7 @@ export const MAX_SAMPLES = 1500;
  *  no more often than five times the last sample's round trip). */
 export const SAMPLE_MIN_MS = 1500;
 
-/** Attested power and chips at one height: sampled live, or rebuilt from the chips' slots. */
+/** Attested power and chips at one height, summed by the node over every chip: sampled live, or the node's record of an epoch start. */
 export interface NetworkSample {
   height: number;
   /** Dense FP16 TFLOPS × 1000 of the active chips online. */
@@ -47,7 +47,7 @@ export interface NetworkSample {
   /** Active chips (online or not), and their power. */
   active: number;
   activePower: bigint;
-  /** Rebuilt from the chips' slots of the last two epochs when the explorer opened, not sampled. */
+  /** The node's record of an epoch's first block (unc_getNetworkHistory), not a live sample. */
   rebuilt: boolean;
 }
 
@@ -378,9 +378,10 @@ export class NodeWatcher {
   }
 
   /**
-   * One sample of the network: the chips (their online power and count) and the current epoch, at
-   * most every SAMPLE_MIN_MS. The first sample also rebuilds the last two epochs from the chips'
-   * slots, so the charts have a history from the start. A failure is left to the probe to report.
+   * One sample of the network, at most every SAMPLE_MIN_MS: the node's figures over every chip
+   * (unc_getNetworkStats; a list of chips stops at 1,000) and the current epoch. The first sample
+   * also reads the node's per-epoch records (unc_getNetworkHistory), so the charts have a history
+   * from the start. A failure is left to the probe to report.
    */
   private async sampleNetwork(): Promise<void> {
     if (this.sampling || this.stopped || !this.client) return;
@@ -389,30 +390,22 @@ export class NodeWatcher {
     this.lastSample = Date.now();
     const gen = this.generation;
     try {
-      const [chips, epoch, status] = await Promise.all([
-        this.client.call<ChipJson[]>('unc_getChips', []),
+      const first = this.snap.network.length === 0;
+      const [stats, epoch, history] = await Promise.all([
+        this.client.call<NetworkStatsJson>('unc_getNetworkStats', []),
         this.client.call<EpochJson>('unc_getEpoch', []),
-        this.client.status(),
+        first
+          ? this.client.call<NetworkHistoryPage>('unc_getNetworkHistory', { limit: HISTORY_EPOCHS })
+          : Promise.resolve(null),
       ]);
       this.sampleMs = Date.now() - this.lastSample;
       if (this.stopped || gen !== this.generation) return;
-      const active = chips.filter((c) => c.status === 'active');
-      const live = active.filter((c) => c.online);
-      const sample: NetworkSample = {
-        height: status.height,
-        power: live.reduce((sum, c) => sum + powerOf(c), 0n),
-        online: live.length,
-        active: active.length,
-        activePower: active.reduce((sum, c) => sum + powerOf(c), 0n),
-        rebuilt: false,
-      };
       let series = this.snap.network;
-      if (series.length === 0) {
-        series = onlinePowerHistory(chips, epoch, status.height)
-          .slice(0, -1)
-          .map((p) => ({ ...sample, height: p.height, power: p.power, online: p.chips, rebuilt: true }));
+      if (history) {
+        for (const e of [...history.epochs].reverse())
+          if (e.height < stats.height) series = appendSample(series, sampleOf(e, true));
       }
-      series = appendSample(series, sample);
+      series = appendSample(series, sampleOf(stats, false));
       this.set({ currentEpoch: epoch, network: series });
     } catch {
       // The probe reports an unreachable node; the next block tries again.
@@ -435,6 +428,20 @@ export class NodeWatcher {
     }
     return out;
   }
+}
+
+/** Epoch records read when the explorer opens (one point each). */
+export const HISTORY_EPOCHS = 50;
+
+export function sampleOf(s: NetworkStatsJson, recorded: boolean): NetworkSample {
+  return {
+    height: s.height,
+    power: BigInt(s.onlinePower),
+    online: s.onlineChips,
+    active: s.activeChips,
+    activePower: BigInt(s.activePower),
+    rebuilt: recorded,
+  };
 }
 
 /** Oldest first, one entry per height (a later sample of the same height replaces it), at most MAX_SAMPLES. */

@@ -1,128 +1,95 @@
 /**
- * An account: balance and nonce (unc_getAccount), and its recent transactions. The node has no
- * address index yet, so those are found by scanning recent blocks (summaries 100 at a time, then
- * the full blocks that carry transactions), bounded per scan; "scan older" extends the window.
+ * An account: balance and nonce (unc_getAccount), and its transactions from the node's account
+ * index (unc_getAccountTransactions): pages by cursor, heartbeats hidden unless asked for, a filter
+ * by transaction type, and a CSV export of the loaded rows or of the whole history.
  */
 import { useEffect, useRef, useState } from 'react';
-import { involves } from '../components/actions';
+import {
+  accountCsv,
+  downloadText,
+  EXPORT_MAX_ROWS,
+  fetchAccountPage,
+  fetchAllAccountTxs,
+  mergeNewest,
+  txKinds,
+} from '../account-history';
 import { ChipsTable } from '../components/chips';
 import { ChipIcon, CubeIcon, UserIcon } from '../components/icons';
 import { TxsTable } from '../components/tables';
 import { Amount, BlockLink, Card, CopyButton, PageTitle, Skeleton, Stat } from '../components/ui';
-import { formatInt } from '../format';
+import { formatInt, timeAgo } from '../format';
 import { useNode, useNow, useRpc, useWatcher } from '../node/context';
 import { CHIPS_REFRESH_MS, useRegistries } from '../node/poci';
-import type { RecentTx } from '../node/watcher';
 import { formatPower, powerOf } from '../poci';
 import { href, type PageProps, paths } from '../router';
-import type { AccountJson, ChipJson, EpochJson, TxJson, UncClient } from '../sdk';
+import type { AccountJson, AccountTxJson, ChipJson, EpochJson, UncClient } from '../sdk';
 import { LoadingCard, ProblemCard, RpcErrorCard } from './common';
 import { AccountLeases } from './Lease';
 
-/** Blocks looked at per scan. */
-export const SCAN_BLOCKS = 1000;
-/** Full blocks fetched per scan at most (blocks with transactions). */
-export const SCAN_MAX_FULL_BLOCKS = 200;
-const PARALLEL = 6;
-
-interface ScanResult {
-  txs: RecentTx[];
-  /** The lowest height looked at. */
-  lowest: number;
-}
-
-async function scanBlocks(
-  client: UncClient,
+/** The account's transactions from the node's index: the first page follows the head, older pages load on demand. */
+function useAccountHistory(
   address: string,
-  from: number,
-  onProgress: (lowest: number) => void,
-  cancelled: () => boolean,
-): Promise<ScanResult> {
-  const stop = Math.max(0, from - SCAN_BLOCKS + 1);
-  const out: RecentTx[] = [];
-  let fullFetched = 0;
-  let h = from;
-  while (h >= stop && !cancelled()) {
-    const count = Math.min(100, h - stop + 1);
-    const summaries = await client.getBlocks(h, count);
-    const withTxs = summaries.filter((b) => b.txCount > 0);
-    for (let i = 0; i < withTxs.length; i += PARALLEL) {
-      if (fullFetched >= SCAN_MAX_FULL_BLOCKS) return { txs: out, lowest: withTxs[i]!.height + 1 };
-      const group = withTxs.slice(i, i + PARALLEL);
-      fullFetched += group.length;
-      const full = await Promise.all(group.map((b) => client.getBlock(b.height, true)));
-      for (const b of full) {
-        const txs = b.txs as TxJson[];
-        for (let j = txs.length - 1; j >= 0; j--) {
-          const tx = txs[j]!;
-          if (involves(tx, address)) out.push({ tx, height: b.height, timeMs: b.timeMs });
-        }
-      }
-      if (cancelled()) break;
-    }
-    h -= count;
-    onProgress(h + 1);
-  }
-  return { txs: out, lowest: Math.max(stop, h + 1) };
-}
-
-function useActivity(address: string, client: UncClient | null, head: number | undefined, epoch: number) {
-  const [txs, setTxs] = useState<RecentTx[]>([]);
-  const [range, setRange] = useState<{ top: number; lowest: number } | null>(null);
-  const [progress, setProgress] = useState<number | null>(null);
+  client: UncClient | null,
+  head: number | undefined,
+  epoch: number,
+  heartbeats: boolean,
+) {
+  const [rows, setRows] = useState<AccountTxJson[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loaded, setLoaded] = useState(false);
+  const [loadingOlder, setLoadingOlder] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const [request, setRequest] = useState<{ from: number; reset: boolean } | null>(null);
-  const started = useRef<string | null>(null);
+  const key = `${address}:${heartbeats}:${epoch}`;
+  const current = useRef(key);
+  current.current = key;
 
-  // The first scan starts from the head once it is known; again after the node comes back.
+  // A new account, filter or reconnection starts over.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: key is the re-run trigger.
   useEffect(() => {
-    const key = `${address}:${epoch}`;
-    if (head === undefined || started.current === key) return;
-    started.current = key;
-    setRequest({ from: head, reset: true });
-  }, [address, head, epoch]);
-
-  useEffect(() => {
-    if (!request || !client) return;
-    let cancelled = false;
+    setRows([]);
+    setCursor(null);
+    setLoaded(false);
     setError(null);
-    setProgress(request.from);
-    if (request.reset) {
-      setTxs([]);
-      setRange(null);
-    }
-    scanBlocks(
-      client,
-      address,
-      request.from,
-      (p) => !cancelled && setProgress(p),
-      () => cancelled,
-    ).then(
-      (res) => {
-        if (cancelled) return;
-        setTxs((prev) => (request.reset ? res.txs : [...prev, ...res.txs]));
-        setRange((prev) => ({ top: request.reset || !prev ? request.from : prev.top, lowest: res.lowest }));
-        setProgress(null);
+  }, [key]);
+
+  // The first page again at every new block: new transactions go on top. Only the first read of a
+  // key sets the cursor: a later one must not move it back over the older pages already loaded.
+  const loadedKey = useRef<string | null>(null);
+  useEffect(() => {
+    if (!client || head === undefined) return;
+    let cancelled = false;
+    fetchAccountPage(client, address, { heartbeats }).then(
+      (page) => {
+        if (cancelled || current.current !== key) return;
+        setRows((prev) => mergeNewest(page.transactions, prev));
+        if (loadedKey.current !== key) setCursor(page.nextCursor);
+        loadedKey.current = key;
+        setLoaded(true);
+        setError(null);
       },
-      (err: unknown) => {
-        if (cancelled) return;
-        setError(err);
-        setProgress(null);
-      },
+      (err: unknown) => !cancelled && setError(err),
     );
     return () => {
       cancelled = true;
     };
-  }, [request, client, address]);
+  }, [client, address, heartbeats, head, key]);
 
-  return {
-    txs,
-    range,
-    scanning: progress !== null,
-    progress,
-    error,
-    scanOlder: () => range && range.lowest > 0 && setRequest({ from: range.lowest - 1, reset: false }),
+  const loadOlder = async () => {
+    if (!client || !cursor || loadingOlder) return;
+    setLoadingOlder(true);
+    try {
+      const page = await fetchAccountPage(client, address, { cursor, heartbeats });
+      if (current.current !== key) return;
+      setRows((prev) => [...prev, ...page.transactions.filter((t) => !prev.some((p) => p.hash === t.hash))]);
+      setCursor(page.nextCursor);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setLoadingOlder(false);
+    }
   };
+
+  return { rows, loaded, more: cursor !== null, loadingOlder, error, loadOlder };
 }
 
 /** The chips this account owns (unc_getChips [owner]), re-read while the page is open. */
@@ -187,19 +154,20 @@ export function AccountPage({ params }: PageProps) {
   const head = node.status?.height;
   // Re-read the balance when a new block lands.
   const account = useRpc<AccountJson>(`account:${address}:${head ?? -1}`, (c) => c.getAccount(address));
-  const activity = useActivity(address, client, head, node.epoch);
+  const [heartbeats, setHeartbeats] = useState(false);
+  const [kind, setKind] = useState('');
+  const [exporting, setExporting] = useState<string | null>(null);
+  const history = useAccountHistory(address, client, head, node.epoch, heartbeats);
   const [shown, setShown] = useState<AccountJson | undefined>(undefined);
   useEffect(() => {
     if (account.data) setShown(account.data);
   }, [account.data]);
-  // The window's transactions heard live since the scan started.
-  const live = node.recentTxs.filter(
-    (r) => activity.range && r.height > activity.range.top && involves(r.tx, address),
-  );
-  const txs = [...live, ...activity.txs];
+  const kinds = [...new Set(history.rows.flatMap((t) => t.tx.actions.map((a) => a.type)))].sort();
+  const visible = kind ? history.rows.filter((t) => t.tx.actions.some((a) => a.type === kind)) : history.rows;
+  const txs = visible.map((t) => ({ tx: t.tx, height: t.height, timeMs: t.timeMs }));
   let received = 0n;
   let sent = 0n;
-  for (const { tx } of txs) {
+  for (const { tx } of history.rows) {
     for (const a of tx.actions) {
       if (a.type !== 'transfer') continue;
       if (a.to === address) received += BigInt(a.amount);
@@ -207,6 +175,22 @@ export function AccountPage({ params }: PageProps) {
     }
     if (tx.from === address) sent += BigInt(tx.fee);
   }
+  const loadedHint = history.loaded
+    ? `in the ${formatInt(history.rows.length)} transactions loaded${history.more ? '' : ' (all)'}`
+    : 'loading…';
+  const exportAll = async () => {
+    if (!client) return;
+    setExporting('0');
+    try {
+      const all = await fetchAllAccountTxs(client, address, heartbeats, (n) => setExporting(formatInt(n)));
+      downloadText(
+        `${address}${all.complete ? '' : `-newest-${EXPORT_MAX_ROWS}`}.csv`,
+        accountCsv(address, all.rows),
+      );
+    } finally {
+      setExporting(null);
+    }
+  };
 
   if (!/^unc1[0-9a-z]{6,}$/.test(address)) {
     return (
@@ -259,67 +243,96 @@ export function AccountPage({ params }: PageProps) {
           value={acc ? formatInt(acc.nonce) : <Skeleton width={50} height={30} />}
           hint="transactions sent, all time"
         />
-        <Stat
-          label="Received"
-          value={<Amount value={received} maxFrac={2} />}
-          hint={
-            activity.range
-              ? `in blocks #${formatInt(activity.range.lowest)}–#${formatInt(activity.range.top)}`
-              : 'scanning…'
-          }
-        />
-        <Stat
-          label="Sent (with fees)"
-          value={<Amount value={sent} maxFrac={2} />}
-          hint={
-            activity.range
-              ? `in blocks #${formatInt(activity.range.lowest)}–#${formatInt(activity.range.top)}`
-              : 'scanning…'
-          }
-        />
+        <Stat label="Received" value={<Amount value={received} maxFrac={2} />} hint={loadedHint} />
+        <Stat label="Sent (with fees)" value={<Amount value={sent} maxFrac={2} />} hint={loadedHint} />
       </div>
 
       <Card
-        title="Recent transactions"
-        subtitle={
-          activity.range ? (
-            <>
-              Found by scanning blocks <BlockLink height={activity.range.lowest} />–
-              <BlockLink height={activity.range.top} /> (the node has no address index yet)
-            </>
-          ) : activity.progress !== null ? (
-            `Scanning recent blocks… at #${formatInt(activity.progress)}`
-          ) : (
-            'Scanning recent blocks…'
-          )
-        }
+        title="Transactions"
+        subtitle="Sent by this account or naming it (received transfers, chips, leases), newest first, from the node's account index"
         testId="account-txs"
         actions={
-          activity.range && activity.range.lowest > 0 ? (
+          <div className="history-actions">
+            <label className="check">
+              <input
+                type="checkbox"
+                data-testid="account-heartbeats"
+                checked={heartbeats}
+                onChange={(e) => setHeartbeats(e.target.checked)}
+              />{' '}
+              Show heartbeats
+            </label>
+            <select
+              className="select"
+              aria-label="Transaction type"
+              data-testid="account-type-filter"
+              value={kind}
+              onChange={(e) => setKind(e.target.value)}
+            >
+              <option value="">All types</option>
+              {kinds.map((k) => (
+                <option key={k} value={k}>
+                  {k}
+                </option>
+              ))}
+            </select>
             <button
               type="button"
               className="btn btn-ghost"
-              disabled={activity.scanning}
-              onClick={() => activity.scanOlder()}
+              data-testid="account-csv"
+              disabled={history.rows.length === 0}
+              onClick={() => downloadText(`${address}-page.csv`, accountCsv(address, visible))}
             >
-              {activity.scanning
-                ? `Scanning… #${formatInt(activity.progress ?? 0)}`
-                : `Scan ${formatInt(Math.min(SCAN_BLOCKS, activity.range.lowest))} older blocks`}
+              CSV (shown)
             </button>
-          ) : null
+            <button
+              type="button"
+              className="btn btn-ghost"
+              data-testid="account-csv-all"
+              disabled={!client || exporting !== null}
+              onClick={() => void exportAll()}
+            >
+              {exporting !== null ? `Exporting… ${exporting}` : 'CSV (all)'}
+            </button>
+          </div>
         }
       >
-        {activity.error ? (
-          <RpcErrorCard error={activity.error} what="account's transactions" />
-        ) : !activity.range && activity.scanning ? (
+        {history.error && history.rows.length === 0 ? (
+          <RpcErrorCard error={history.error} what="account's transactions" />
+        ) : !history.loaded ? (
           <LoadingCard lines={4} />
         ) : (
-          <TxsTable
-            txs={txs}
-            now={now}
-            self={address}
-            empty="No transactions for this account in the scanned blocks."
-          />
+          <>
+            <TxsTable
+              txs={txs}
+              now={now}
+              self={address}
+              sub={(row, i) => (
+                <>
+                  <BlockLink height={row.height} /> · {timeAgo(row.timeMs, now)} ·{' '}
+                  <span className="faint">{txKinds(visible[i]!)}</span>
+                </>
+              )}
+              empty={
+                heartbeats
+                  ? 'No transactions for this account.'
+                  : 'No transactions for this account (heartbeats hidden).'
+              }
+            />
+            {history.more ? (
+              <div className="load-more">
+                <button
+                  type="button"
+                  className="btn btn-ghost"
+                  data-testid="account-older"
+                  disabled={history.loadingOlder}
+                  onClick={() => void history.loadOlder()}
+                >
+                  {history.loadingOlder ? 'Loading…' : 'Load older transactions'}
+                </button>
+              </div>
+            ) : null}
+          </>
         )}
       </Card>
 

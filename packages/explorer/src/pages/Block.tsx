@@ -117,10 +117,8 @@ export function BlockPage({ params }: PageProps) {
           <Amount value={fees} maxFrac={8} />
         </div>
         <div>
-          <span className="mini-label">Confirmations</span>
-          <span>
-            {headHeight !== undefined ? formatInt(Math.max(1, headHeight - block.height + 1)) : '—'}
-          </span>
+          <span className="mini-label">Finality</span>
+          <span title="A block is final once committed: there are no forks to wait out">final</span>
         </div>
       </div>
 

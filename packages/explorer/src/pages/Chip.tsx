@@ -6,6 +6,7 @@
 import { type ReactNode, useState } from 'react';
 import { Fields, typeLabel } from '../components/actions';
 import { ChipStatusBadge, UptimeTimeline } from '../components/chips';
+import { ChipEarnings } from '../components/earnings';
 import { AlertIcon, CheckIcon, ChipIcon } from '../components/icons';
 import {
   AddrLink,
@@ -435,6 +436,7 @@ export function ChipPage({ params }: PageProps) {
         </Card>
         <EventLog data={data} models={models} vendors={vendors} />
       </div>
+      <ChipEarnings chipId={chip.chipId} />
       <ChipLeases chipId={chip.chipId} owner={chip.owner} />
     </div>
   );

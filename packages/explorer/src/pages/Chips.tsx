@@ -9,8 +9,8 @@ import { ChipsTable, SLOT_TEXT } from '../components/chips';
 import { ChipIcon, PulseIcon } from '../components/icons';
 import { AddrLink, Card, KV, PageTitle, Row, Skeleton, Stat } from '../components/ui';
 import { formatInt, formatPercent, fraction } from '../format';
-import { useRpc } from '../node/context';
-import { CHIPS_REFRESH_MS, useChips, useRegistries } from '../node/poci';
+import { useNode, useRpc } from '../node/context';
+import { CHIPS_REFRESH_MS, useChips, useNetworkStats, useRegistries } from '../node/poci';
 import {
   formatPower,
   formatTflops,
@@ -85,9 +85,26 @@ export function OwnerFilter({
   );
 }
 
-function PowerCard({ chips, epoch, head }: { chips: ChipJson[]; epoch: EpochJson; head: number }) {
+function PowerCard({
+  chips,
+  epoch,
+  head,
+  total,
+}: {
+  chips: ChipJson[];
+  epoch: EpochJson;
+  head: number;
+  /** Chips on chain (unc_getNetworkStats); more than listed when the list stopped at 1,000. */
+  total: number | undefined;
+}) {
   const { models, vendors } = useRegistries();
-  const history = onlinePowerHistory(chips, epoch, head);
+  const node = useNode();
+  // A list that stopped at 1,000 chips cannot rebuild the network's power: then the chart shows the
+  // node's own figures over every chip (its epoch records and the live samples).
+  const partial = total !== undefined && total > chips.length;
+  const history = partial
+    ? node.network.map((s) => ({ height: s.height, power: s.power, chips: s.online }))
+    : onlinePowerHistory(chips, epoch, head);
   const shares = powerByModel(chips, models, vendors);
   const registered = chips.filter((c) => c.status === 'active').reduce((s, c) => s + powerOf(c), 0n);
   const online = shares.reduce((s, m) => s + m.power, 0n);
@@ -99,7 +116,11 @@ function PowerCard({ chips, epoch, head }: { chips: ChipJson[]; epoch: EpochJson
           <PulseIcon size={16} /> Online power
         </>
       }
-      subtitle="TFLOPS (dense FP16) of the chips online at each block of the last two epochs, rebuilt from their slots"
+      subtitle={
+        partial
+          ? `TFLOPS (dense FP16) of the chips online, summed by the node over all ${formatInt(total)} chips; the split by model is of the ${formatInt(chips.length)} listed`
+          : 'TFLOPS (dense FP16) of the chips online at each block of the last two epochs, rebuilt from their slots'
+      }
       testId="power-card"
     >
       <StepChart
@@ -206,10 +227,10 @@ export function ChipsPage({ query }: PageProps) {
   );
   const { models, vendors } = useRegistries();
   const data = all.data;
-  const active = data?.chips.filter((c) => c.status === 'active') ?? [];
-  const online = active.filter((c) => c.online);
-  const onlinePower = online.reduce((s, c) => s + powerOf(c), 0n);
-  const registeredPower = active.reduce((s, c) => s + powerOf(c), 0n);
+  // Counts and sums come from the node, over every chip: the list below stops at 1,000.
+  const net = useNetworkStats().data;
+  const onlinePower = net ? BigInt(net.onlinePower) : 0n;
+  const registeredPower = net ? BigInt(net.activePower) : 0n;
   const counts = data ? slotCounts(data.chips) : null;
   const closed = counts ? counts.answered + counts.missed : 0;
   const listed = owner ? (mine.data ?? undefined) : data?.chips;
@@ -238,7 +259,7 @@ export function ChipsPage({ query }: PageProps) {
           label="Online power"
           testId="online-power"
           value={
-            data ? (
+            net ? (
               <>
                 {formatTflops(onlinePower)}
                 <span className="unit"> TFLOPS</span>
@@ -247,26 +268,26 @@ export function ChipsPage({ query }: PageProps) {
               <Skeleton width={160} height={30} />
             )
           }
-          hint={data ? `of ${formatPower(registeredPower)} registered` : ' '}
+          hint={net ? `of ${formatPower(registeredPower)} registered` : ' '}
         />
         <Stat
           label="Chips online"
           testId="chips-online"
           value={
-            data ? (
+            net ? (
               <>
-                {formatInt(online.length)}
-                <span className="unit"> / {formatInt(data.chips.length)}</span>
+                {formatInt(net.onlineChips)}
+                <span className="unit"> / {formatInt(net.chips)}</span>
               </>
             ) : (
               <Skeleton width={80} height={30} />
             )
           }
           hint={
-            data
-              ? active.length - online.length > 0
-                ? `${formatInt(active.length - online.length)} offline`
-                : data.chips.length > 0
+            net
+              ? net.activeChips - net.onlineChips > 0
+                ? `${formatInt(net.activeChips - net.onlineChips)} offline`
+                : net.chips > 0
                   ? 'every active chip answering'
                   : 'none registered yet'
               : ' '
@@ -296,7 +317,7 @@ export function ChipsPage({ query }: PageProps) {
 
       {data ? (
         <div className="grid-main">
-          <PowerCard chips={data.chips} epoch={data.epoch} head={data.head} />
+          <PowerCard chips={data.chips} epoch={data.epoch} head={data.head} total={net?.chips} />
           <EpochCard chips={data.chips} epoch={data.epoch} head={data.head} />
         </div>
       ) : all.error ? null : (

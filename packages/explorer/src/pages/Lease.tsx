@@ -1,6 +1,7 @@
 /** One lease (`#/lease/:id`) and one offer (`#/offer/:id`), re-read every few seconds. */
 import type { ReactNode } from 'react';
 import { StoreIcon } from '../components/icons';
+import { LeaseLog } from '../components/lease-log';
 import {
   ChipLink,
   EscrowBar,
@@ -231,6 +232,7 @@ export function LeasePage({ params }: PageProps) {
           ) : null}
         </KV>
       </Card>
+      <LeaseLog leaseId={lease.id} />
     </Frame>
   );
 }

@@ -3,10 +3,12 @@
  * notice period, endpoint), leases with their escrow split (paid / refunded / remaining), and the
  * providers' records (jobs receipted, ratings, disputes, earnings). Re-read every few seconds.
  */
+import { useState } from 'react';
 import { StoreIcon } from '../components/icons';
 import { LeasesTable, OffersTable, ProvidersTable } from '../components/market';
 import { Amount, Card, PageTitle, Skeleton, Stat } from '../components/ui';
 import { big, formatInt, plural } from '../format';
+import { filterOffers, type OfferFilter, parseUncInput } from '../market';
 import { useNow } from '../node/context';
 import { useMarket } from '../node/market';
 import { useRegistries } from '../node/poci';
@@ -42,6 +44,16 @@ export function MarketplacePage() {
   const paid = data?.leases.reduce((s, l) => s + big(l.paid), 0n) ?? 0n;
   const chipsOffered = new Set(open.flatMap((o) => o.chips.map((c) => c.chipId))).size;
   const chipsFree = open.reduce((n, o) => n + o.available, 0);
+  const [model, setModel] = useState('');
+  const [maxPrice, setMaxPrice] = useState('');
+  const [availability, setAvailability] = useState<OfferFilter['availability']>('all');
+  const maxPriceUnits = maxPrice.trim() === '' ? null : parseUncInput(maxPrice);
+  const offeredModels = [
+    ...new Set((data?.offers ?? []).flatMap((o) => o.chips.map((c) => c.modelId))),
+  ].sort();
+  const shownOffers = data
+    ? filterOffers(data.offers, { model, maxPricePerTflopsHour: maxPriceUnits, availability })
+    : [];
   const leases = data
     ? [...data.leases].sort((a, b) => Number(a.status === 'closed') - Number(b.status === 'closed'))
     : [];
@@ -93,18 +105,62 @@ export function MarketplacePage() {
 
       <Card
         title="Offers"
-        subtitle="Chips for rent: price per hour, the chips' model and power, their uptime, the notice a provider must give"
+        subtitle="Chips for rent: price per hour (and per TFLOPS-hour), the chips' model and power, their uptime, the notice a provider must give"
         testId="offers-card"
+        actions={
+          <div className="history-actions">
+            <select
+              className="select"
+              aria-label="Chip model"
+              data-testid="offers-model"
+              value={model}
+              onChange={(e) => setModel(e.target.value)}
+            >
+              <option value="">Every model</option>
+              {offeredModels.map((m) => (
+                <option key={m} value={m}>
+                  {models.find((x) => x.modelId === m)?.name ?? m}
+                </option>
+              ))}
+            </select>
+            <input
+              className="input input-small"
+              aria-label="Most UNC per TFLOPS-hour"
+              placeholder="max UNC / TFLOPS-h"
+              data-testid="offers-max-price"
+              value={maxPrice}
+              onChange={(e) => setMaxPrice(e.target.value)}
+            />
+            <select
+              className="select"
+              aria-label="Availability"
+              data-testid="offers-availability"
+              value={availability}
+              onChange={(e) => setAvailability(e.target.value as OfferFilter['availability'])}
+            >
+              <option value="all">Free or leased</option>
+              <option value="free">Free now</option>
+              <option value="leased">Leased</option>
+            </select>
+          </div>
+        }
       >
+        {maxPrice.trim() !== '' && maxPriceUnits === null ? (
+          <p className="form-error">“{maxPrice}” is not an amount of UNC (e.g. 0.002).</p>
+        ) : null}
         {data ? (
           <OffersTable
-            offers={data.offers}
+            offers={shownOffers}
             models={models}
             testId="offers-table"
             empty={
-              <>
-                No offers yet. Providers create them with <code>unc market …</code>.
-              </>
+              data.offers.length > 0 ? (
+                'No offer matches these filters.'
+              ) : (
+                <>
+                  No offers yet. Providers create them with <code>unc market …</code>.
+                </>
+              )
             }
           />
         ) : market.error ? null : (

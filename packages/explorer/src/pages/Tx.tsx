@@ -11,7 +11,7 @@ import {
 import { ArrowRightIcon, FlameIcon } from '../components/icons';
 import { AddrLink, Amount, Badge, BlockLink, Card, FullHash, KV, PageTitle, Row } from '../components/ui';
 import { big, formatInt, formatTime, formatUncExact, fraction, shortHash, timeAgo } from '../format';
-import { useNode, useNow, useRpc } from '../node/context';
+import { useNow, useRpc } from '../node/context';
 import type { PageProps } from '../router';
 import { RpcClientError, type TxEventJson, type TxReceiptJson, type TxStatusJson } from '../sdk';
 import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
@@ -20,7 +20,6 @@ import { COLORS } from './Overview';
 export function TxPage({ params }: PageProps) {
   const hash = (params.hash ?? '').toLowerCase();
   const valid = /^[0-9a-f]{64}$/.test(hash);
-  const node = useNode();
   const now = useNow(1000);
   const [poll, setPoll] = useState(false);
   const first = useRpc<TxReceiptJson>(`tx:${hash}`, (c) => c.getTransaction(hash), {
@@ -83,7 +82,6 @@ export function TxPage({ params }: PageProps) {
   const recipients = [
     ...new Set(tx.actions.map(actionRecipient).filter((x): x is string => x !== undefined)),
   ];
-  const head = node.status?.height;
   const blockTime = Date.parse(receipt.time);
 
   return (
@@ -145,12 +143,10 @@ export function TxPage({ params }: PageProps) {
             <Row label="Status">
               <span>
                 Included in <BlockLink height={receipt.height} /> at position {receipt.index}
-                {head !== undefined ? (
-                  <span className="muted">
-                    {' '}
-                    · {formatInt(Math.max(1, head - receipt.height + 1))} confirmations
-                  </span>
-                ) : null}
+                <span className="muted" data-testid="tx-final">
+                  {' '}
+                  · final: a committed block is never taken back
+                </span>
               </span>
             </Row>
             <Row label="Time">

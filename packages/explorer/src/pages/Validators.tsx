@@ -55,6 +55,11 @@ export function ValidatorsPage() {
       if (b.height > entry.last.height) entry.last = b;
     } else byKey.set(b.proposer, { address: b.proposerAddress, count: 1, last: b });
   }
+  // Signing uptime: in how many of the held blocks' commits each key's precommit is.
+  const signedBy = new Map<string, number>();
+  for (const b of blocks)
+    for (const sig of b.commit?.signatures ?? [])
+      signedBy.set(sig.validator, (signedBy.get(sig.validator) ?? 0) + 1);
   const genesisValidators = genesis.data?.validators ?? [];
   const names = new Map(genesisValidators.map((v) => [v.publicKey, v.name]));
   const inSet = new Set(set?.validators.map((v) => v.publicKey));
@@ -252,7 +257,7 @@ export function ValidatorsPage() {
           }
           subtitle={
             set
-              ? `Signs block #${formatInt(set.height)} · live · blocks proposed out of the last ${formatInt(total)} the explorer holds`
+              ? `Signs block #${formatInt(set.height)} · live · blocks signed (in their commits) and proposed out of the last ${formatInt(total)} the explorer holds`
               : undefined
           }
           testId="validator-set"
@@ -277,6 +282,12 @@ export function ValidatorsPage() {
                       <th className="hide-sm">Address</th>
                       <th>Voting power</th>
                       <th className="num hide-sm">Bond</th>
+                      <th
+                        className="num"
+                        title="Blocks whose commit holds this validator's precommit, of the latest ones the explorer holds"
+                      >
+                        Signed
+                      </th>
                       <th className="num hide-sm">Blocks</th>
                       <th className="hide-sm">Last proposed</th>
                     </tr>
@@ -327,6 +338,12 @@ export function ValidatorsPage() {
                             ) : (
                               <span className="faint">none</span>
                             )}
+                          </td>
+                          <td className="num nowrap" data-testid="validator-signed">
+                            {total > 0 ? formatPercent((signedBy.get(v.publicKey) ?? 0) / total, 1) : '—'}
+                            <div className="cell-sub">
+                              {formatInt(signedBy.get(v.publicKey) ?? 0)} of {formatInt(total)}
+                            </div>
                           </td>
                           {blocksCells(seen, true)}
                         </tr>

@@ -16,10 +16,40 @@ export enum Bucket {
   chipEvents = 0x07,
   /** height → the block's own events (begin-block work such as epoch-end lease settlement). */
   blockEvents = 0x08,
+  /**
+   * address ‖ view ‖ height ‖ tx index → tx hash: the transactions that touch an account (docs/rpc.md,
+   * unc_getAccountTransactions). View 0 lists every one, view 1 those that are not pure heartbeats
+   * (a miner's account sends one per slot, which would bury everything else).
+   */
+  accountTxs = 0x09,
+  /** epoch → the network figures (NetworkAggregates, JSON) as of the epoch's first block. */
+  epochStats = 0x0a,
+  /**
+   * leaseId ‖ height ‖ tx index ‖ event index → encoded event: a lease's log (opened, topped up,
+   * settlements, receipts of its jobs, disputes, closing). Block events use tx index 0xffffffff.
+   */
+  leaseEvents = 0x0b,
 }
+
+/** The version of the derived indexes (accountTxs, epochStats); older data dirs are migrated at open. */
+export const INDEX_VERSION = 1;
+
+export enum AccountTxView {
+  all = 0,
+  withoutHeartbeats = 1,
+}
+
+export interface AccountTxEntry {
+  height: bigint;
+  index: number;
+  hash: Uint8Array;
+}
+
+export const ADDRESS_BYTES = 20;
 
 const HEAD_KEY = metaKey('head');
 const GENESIS_KEY = metaKey('genesis');
+const INDEX_VERSION_KEY = metaKey('indexVersion');
 
 function metaKey(name: string): Uint8Array {
   return bucketKey(Bucket.meta, new TextEncoder().encode(name));
@@ -61,6 +91,78 @@ export interface BlockWrite {
    * proposer's may hold other precommits than ours), written in the same batch.
    */
   parentBlock?: Uint8Array;
+  /** Index entries of the accounts each transaction touches (accountTxIndexEntries). */
+  accountTxs?: AccountTxWrite[];
+  /** Events that concern a lease, indexed for its log. */
+  leaseEvents?: LeaseEventWrite[];
+  /** The network figures recorded for an epoch (written at its first block). */
+  epochStats?: { epoch: bigint; json: string };
+}
+
+export interface AccountTxWrite {
+  address: Uint8Array;
+  view: AccountTxView;
+  txIndex: number;
+  hash: Uint8Array;
+}
+
+export interface LeaseEventWrite {
+  leaseId: Uint8Array;
+  txIndex: number;
+  eventIndex: number;
+  event: Uint8Array;
+}
+
+function leaseEventKey(leaseId: Uint8Array, height: bigint, txIndex: number, eventIndex: number): Uint8Array {
+  const key = new Uint8Array(1 + 32 + 8 + 4 + 2);
+  key[0] = Bucket.leaseEvents;
+  key.set(leaseId, 1);
+  const dv = new DataView(key.buffer);
+  dv.setBigUint64(33, height);
+  dv.setUint32(41, txIndex);
+  dv.setUint16(45, eventIndex);
+  return key;
+}
+
+function leaseEventOps(height: bigint, entries: readonly LeaseEventWrite[]): BatchOp[] {
+  return entries.map((e) => ({
+    type: 'put' as const,
+    key: leaseEventKey(e.leaseId, height, e.txIndex, e.eventIndex),
+    value: e.event,
+  }));
+}
+
+function accountTxKey(address: Uint8Array, view: AccountTxView, height: bigint, txIndex: number): Uint8Array {
+  const key = new Uint8Array(1 + ADDRESS_BYTES + 1 + 8 + 4);
+  key[0] = Bucket.accountTxs;
+  key.set(address, 1);
+  key[1 + ADDRESS_BYTES] = view;
+  const dv = new DataView(key.buffer);
+  dv.setBigUint64(2 + ADDRESS_BYTES, height);
+  dv.setUint32(10 + ADDRESS_BYTES, txIndex);
+  return key;
+}
+
+function accountTxOps(height: bigint, entries: readonly AccountTxWrite[]): BatchOp[] {
+  return entries.map((e) => ({
+    type: 'put' as const,
+    key: accountTxKey(e.address, e.view, height, e.txIndex),
+    value: e.hash,
+  }));
+}
+
+function epochStatsOp(e: { epoch: bigint; json: string }): BatchOp {
+  return {
+    type: 'put',
+    key: bucketKey(Bucket.epochStats, heightKey(e.epoch)),
+    value: new TextEncoder().encode(e.json),
+  };
+}
+
+function indexVersionOp(version: number): BatchOp {
+  const value = new Uint8Array(4);
+  new DataView(value.buffer).setUint32(0, version);
+  return { type: 'put', key: INDEX_VERSION_KEY, value };
 }
 
 type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -129,6 +231,102 @@ export class ChainDb {
     return out;
   }
 
+  /**
+   * The transactions that touched `address`, newest first: at most `limit`, strictly before
+   * `before` (height, tx index) when given. One bounded range read.
+   */
+  async accountTxs(
+    address: Uint8Array,
+    view: AccountTxView,
+    limit: number,
+    before: { height: bigint; index: number } | null,
+  ): Promise<AccountTxEntry[]> {
+    const gte = accountTxKey(address, view, 0n, 0);
+    const lt = before
+      ? accountTxKey(address, view, before.height, before.index)
+      : accountTxKey(address, view, 0xffff_ffff_ffff_ffffn, 0xffff_ffff);
+    const out: AccountTxEntry[] = [];
+    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+      const dv = new DataView(key.buffer, key.byteOffset);
+      out.push({
+        height: dv.getBigUint64(2 + ADDRESS_BYTES),
+        index: dv.getUint32(10 + ADDRESS_BYTES),
+        hash: value,
+      });
+    }
+    return out;
+  }
+
+  /** A lease's events, newest first, strictly before `before` when given: [height, position, event]. */
+  async leaseEvents(
+    leaseId: Uint8Array,
+    limit: number,
+    before: { height: bigint; txIndex: number; eventIndex: number } | null,
+  ): Promise<{ height: bigint; txIndex: number; eventIndex: number; event: Uint8Array }[]> {
+    const gte = leaseEventKey(leaseId, 0n, 0, 0);
+    const lt = before
+      ? leaseEventKey(leaseId, before.height, before.txIndex, before.eventIndex)
+      : leaseEventKey(leaseId, 0xffff_ffff_ffff_ffffn, 0xffff_ffff, 0xffff);
+    const out: { height: bigint; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
+    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+      const dv = new DataView(key.buffer, key.byteOffset);
+      out.push({
+        height: dv.getBigUint64(33),
+        txIndex: dv.getUint32(41),
+        eventIndex: dv.getUint16(45),
+        event: value,
+      });
+    }
+    return out;
+  }
+
+  /** The network figures recorded for `epoch`, or null if none were (before the node indexed them). */
+  async getEpochStats(epoch: bigint): Promise<string | null> {
+    const raw = await this.get(bucketKey(Bucket.epochStats, heightKey(epoch)));
+    return raw ? new TextDecoder().decode(raw) : null;
+  }
+
+  /** Recorded epochs, newest first: at most `limit`, strictly before `before` when given. */
+  async epochStatsRange(limit: number, before: bigint | null): Promise<{ epoch: bigint; json: string }[]> {
+    const gte = bucketKey(Bucket.epochStats, heightKey(0n));
+    const lt = bucketKey(Bucket.epochStats, heightKey(before ?? 0xffff_ffff_ffff_ffffn));
+    const out: { epoch: bigint; json: string }[] = [];
+    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+      out.push({
+        epoch: new DataView(key.buffer, key.byteOffset).getBigUint64(1),
+        json: new TextDecoder().decode(value),
+      });
+    }
+    return out;
+  }
+
+  /** The version of the derived indexes this data dir holds (0: written before they existed). */
+  async getIndexVersion(): Promise<number> {
+    const raw = await this.get(INDEX_VERSION_KEY);
+    return raw ? new DataView(raw.buffer, raw.byteOffset).getUint32(0) : 0;
+  }
+
+  /**
+   * Migration of an older data dir: writes the index entries of already committed blocks (the
+   * writes are idempotent, so a crash half-way just repeats them), and with `version` marks the
+   * indexes complete.
+   */
+  async writeIndexes(
+    blocks: {
+      height: bigint;
+      accountTxs: readonly AccountTxWrite[];
+      leaseEvents: readonly LeaseEventWrite[];
+    }[],
+    extra: { epochStats?: { epoch: bigint; json: string }; version?: number } = {},
+  ): Promise<void> {
+    const ops: BatchOp[] = [];
+    for (const b of blocks)
+      ops.push(...accountTxOps(b.height, b.accountTxs), ...leaseEventOps(b.height, b.leaseEvents));
+    if (extra.epochStats) ops.push(epochStatsOp(extra.epochStats));
+    if (extra.version !== undefined) ops.push(indexVersionOp(extra.version));
+    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+  }
+
   /** Every state entry, for rebuilding the in-memory state and its trie at start-up. */
   async *stateEntries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
     const gte = new Uint8Array([Bucket.state]);
@@ -179,6 +377,11 @@ export class ChainDb {
       if (c.value === null) ops.push({ type: 'del', key });
       else ops.push({ type: 'put', key, value: c.value });
     }
+    ops.push(...accountTxOps(w.height, w.accountTxs ?? []));
+    ops.push(...leaseEventOps(w.height, w.leaseEvents ?? []));
+    if (w.epochStats) ops.push(epochStatsOp(w.epochStats));
+    // A new data dir starts with complete indexes (its genesis batch says so).
+    if (genesisJson !== undefined) ops.push(indexVersionOp(INDEX_VERSION));
     const head = new Uint8Array(40);
     new DataView(head.buffer).setBigUint64(0, w.height);
     head.set(w.hash, 8);

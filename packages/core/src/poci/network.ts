@@ -1,0 +1,59 @@
+/**
+ * Network-wide figures over every chip: how many there are, how many are active (not revoked or
+ * deregistered) and online, and their rated power. A pure function of the state and a height, so
+ * every reader computes the same figures (the node records them at each epoch start and serves the
+ * head's; the explorer charts them). Amounts of power are bigint: a sum over many chips must not
+ * round.
+ */
+import type { StateReader } from '../state/store.js';
+import { type Chip, effectiveStatus } from './chips.js';
+import { type ChallengeLookup, challengeLookup, isOnline } from './liveness.js';
+import { getPociParams, type PociParams } from './params.js';
+
+export interface NetworkAggregates {
+  /** The height the figures are for (liveness is judged as of this block). */
+  height: bigint;
+  /** Every chip record on chain, whatever its status. */
+  chips: number;
+  /** Chips neither revoked nor deregistered, and their rated power. */
+  activeChips: number;
+  activePower: bigint;
+  /** Active chips that are online (fewer than K consecutive misses), and their rated power. */
+  onlineChips: number;
+  onlinePower: bigint;
+  /** Rated power of every chip, whatever its status. */
+  ratedPower: bigint;
+}
+
+/**
+ * Sums over `chips` (every chip on chain: the caller lists them, core holds no index of its own) as
+ * of `height`. The order of `chips` does not matter: counts and sums commute.
+ */
+export function networkAggregates(
+  state: StateReader,
+  chips: Iterable<Chip>,
+  height: bigint,
+  p: PociParams = getPociParams(state),
+  challengesOf: ChallengeLookup = challengeLookup(state),
+): NetworkAggregates {
+  const out: NetworkAggregates = {
+    height,
+    chips: 0,
+    activeChips: 0,
+    activePower: 0n,
+    onlineChips: 0,
+    onlinePower: 0n,
+    ratedPower: 0n,
+  };
+  for (const chip of chips) {
+    out.chips++;
+    out.ratedPower += chip.power;
+    if (effectiveStatus(state, chip).status !== 'active') continue;
+    out.activeChips++;
+    out.activePower += chip.power;
+    if (!isOnline(chip, height, p, challengesOf)) continue;
+    out.onlineChips++;
+    out.onlinePower += chip.power;
+  }
+  return out;
+}

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  type Chip,
+  ChipStatus,
+  DEFAULT_POCI_PARAMS,
+  isOnline,
+  networkAggregates,
+  type StateReader,
+} from '../src/index.js';
+
+const emptyState: StateReader = { get: () => undefined };
+const p = { ...DEFAULT_POCI_PARAMS, epochBlocks: 24n, slotsPerEpoch: 4 };
+/** Every class is challenged at heights 5, 9, 13, … of every epoch. */
+const challengesOf = (epoch: bigint) => [5n, 9n, 13n, 17n].map((h) => epoch * p.epochBlocks + h);
+
+const chipArb = fc
+  .record({
+    id: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    power: fc.bigInt({ min: 0n, max: 2n ** 100n }),
+    status: fc.constantFrom(
+      ChipStatus.active,
+      ChipStatus.active,
+      ChipStatus.revoked,
+      ChipStatus.deregistered,
+    ),
+    registeredAt: fc.bigInt({ min: 1n, max: 200n }),
+    lastAnsweredSlot: fc.bigInt({ min: 0n, max: 240n }),
+  })
+  .map(
+    (r): Chip => ({
+      chipId: r.id,
+      owner: new Uint8Array(20),
+      vendorId: 'v',
+      modelId: 'm',
+      profile: 'dev-soft',
+      power: r.power,
+      keyMaterial: new Uint8Array(32),
+      certSerials: [],
+      registeredAt: r.registeredAt,
+      firstEpoch: 0n,
+      status: r.status,
+      statusReason: '',
+      tpmClock: null,
+      epoch: 0n,
+      answered: 0,
+      prevAnswered: 0,
+      lastAnsweredSlot: r.lastAnsweredSlot,
+      lastAnsweredAt: r.lastAnsweredSlot,
+      settledThrough: 0n,
+      slotsAnswered: 0n,
+      slotsMissed: 0n,
+      rewardsEarned: 0n,
+      rewardedThrough: 0n,
+    }),
+  );
+
+test('network aggregates: exact bigint sums over every chip, whatever their order; online ⊆ active ⊆ all', () => {
+  fc.assert(
+    fc.property(fc.array(chipArb, { maxLength: 60 }), fc.bigInt({ min: 1n, max: 260n }), (chips, height) => {
+      const a = networkAggregates(emptyState, chips, height, p, challengesOf);
+      const b = networkAggregates(emptyState, [...chips].reverse(), height, p, challengesOf);
+      assert.deepEqual(a, b);
+      const active = chips.filter((c) => c.status === ChipStatus.active);
+      const online = active.filter((c) => isOnline(c, height, p, challengesOf));
+      const sum = (list: Chip[]) => list.reduce((s, c) => s + c.power, 0n);
+      assert.equal(a.chips, chips.length);
+      assert.equal(a.activeChips, active.length);
+      assert.equal(a.onlineChips, online.length);
+      assert.equal(a.ratedPower, sum(chips));
+      assert.equal(a.activePower, sum(active));
+      assert.equal(a.onlinePower, sum(online));
+      assert.ok(a.onlinePower <= a.activePower && a.activePower <= a.ratedPower);
+      assert.equal(a.height, height);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('a chip silent through K challenges drops out of the online figures; one that answered stays', () => {
+  const base = chipArb.filter(() => true);
+  const [silent, answering] = fc.sample(base, { numRuns: 2, seed: 7 }).map((c) => ({
+    ...c,
+    status: ChipStatus.active,
+    registeredAt: 1n,
+    power: 10n ** 30n,
+  }));
+  const height = 5n * p.epochBlocks;
+  const answered = { ...answering!, lastAnsweredSlot: challengesOf(4n)[1]!, lastAnsweredAt: height - 1n };
+  const a = networkAggregates(emptyState, [silent!, answered], height, p, challengesOf);
+  assert.equal(a.activeChips, 2);
+  assert.equal(a.onlineChips, 1);
+  assert.equal(a.onlinePower, 10n ** 30n);
+});

@@ -1,0 +1,122 @@
+/**
+ * An account's transactions from the node's index (unc_getAccountTransactions): pages by cursor,
+ * newest first, and their CSV export. Pure helpers; the page component holds the state.
+ */
+import { actionRecipient } from './components/actions';
+import type { AccountTransactionsPage, AccountTxJson, UncClient } from './sdk';
+
+export const ACCOUNT_PAGE_SIZE = 25;
+/** Rows an "export all" reads at most (100-row pages): beyond that, export by pages. */
+export const EXPORT_MAX_ROWS = 20_000;
+
+export function fetchAccountPage(
+  client: UncClient,
+  address: string,
+  opts: { cursor?: string | null; heartbeats: boolean; limit?: number },
+): Promise<AccountTransactionsPage> {
+  return client.call<AccountTransactionsPage>('unc_getAccountTransactions', {
+    address,
+    limit: opts.limit ?? ACCOUNT_PAGE_SIZE,
+    heartbeats: opts.heartbeats,
+    ...(opts.cursor ? { cursor: opts.cursor } : {}),
+  });
+}
+
+/** Newest first, each transaction once: `fresh` (a re-read first page) ahead of what was loaded. */
+export function mergeNewest(fresh: AccountTxJson[], loaded: AccountTxJson[]): AccountTxJson[] {
+  const seen = new Set(loaded.map((t) => t.hash));
+  return [...fresh.filter((t) => !seen.has(t.hash)), ...loaded];
+}
+
+/** The action types of a transaction, joined ("heartbeat", "transfer+bond"). */
+export function txKinds(t: AccountTxJson): string {
+  return [...new Set(t.tx.actions.map((a) => a.type))].join('+');
+}
+
+function csvField(v: string | number): string {
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export const CSV_HEADER = [
+  'hash',
+  'height',
+  'index',
+  'time',
+  'direction',
+  'from',
+  'to',
+  'types',
+  'amount_base_units',
+  'fee_base_units',
+  'nonce',
+];
+
+/**
+ * One row per transaction. Amounts are base units (1 UNC = 10^18), exact: the sum of the transfers'
+ * amounts, the ones that name `self` as recipient when the account received them.
+ */
+export function accountCsv(self: string, rows: AccountTxJson[]): string {
+  const lines = [CSV_HEADER.join(',')];
+  for (const t of rows) {
+    const out = t.tx.from === self;
+    let amount = 0n;
+    for (const a of t.tx.actions) {
+      if (a.type !== 'transfer') continue;
+      if (out || a.to === self) amount += BigInt(a.amount);
+    }
+    const to = t.tx.actions.map(actionRecipient).find((x) => x !== undefined) ?? '';
+    lines.push(
+      [
+        t.hash,
+        t.height,
+        t.index,
+        t.time,
+        out ? 'out' : 'in',
+        t.tx.from,
+        to,
+        txKinds(t),
+        amount.toString(),
+        t.tx.fee,
+        t.tx.nonce,
+      ]
+        .map(csvField)
+        .join(','),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Every transaction of the account (up to EXPORT_MAX_ROWS), following the cursors. */
+export async function fetchAllAccountTxs(
+  client: UncClient,
+  address: string,
+  heartbeats: boolean,
+  onProgress: (rows: number) => void,
+): Promise<{ rows: AccountTxJson[]; complete: boolean }> {
+  const rows: AccountTxJson[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: AccountTransactionsPage = await fetchAccountPage(client, address, {
+      cursor,
+      heartbeats,
+      limit: 100,
+    });
+    rows.push(...page.transactions);
+    cursor = page.nextCursor;
+    onProgress(rows.length);
+  } while (cursor && rows.length < EXPORT_MAX_ROWS);
+  return { rows, complete: cursor === null };
+}
+
+/** Hands `text` to the browser as a file download. */
+export function downloadText(name: string, text: string, type = 'text/csv'): void {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -1,0 +1,209 @@
+/**
+ * The node's derived indexes, written with each block in its batch (storage/db.ts): which accounts
+ * a transaction touches, and the network figures at every epoch start. Derived from the block and
+ * the state only, so a data dir written before they existed is migrated by replaying its blocks
+ * (`migrateIndexes`).
+ */
+import {
+  blockCodec,
+  blockEventsCodec,
+  blockResultsCodec,
+  type Chip,
+  chipCodec,
+  decode,
+  encode,
+  envelopeFromBytes,
+  epochOf,
+  epochStart,
+  getPociParams,
+  keyId,
+  type NetworkAggregates,
+  networkAggregates,
+  type StateReader,
+  StateSpace,
+  type StateWrite,
+  type TxEnvelope,
+  type TxEvent,
+  type TxResult,
+  toHex,
+  txEventCodec,
+} from '@unc/core';
+import type { NetworkStatsJson } from '@unc/sdk';
+import type { Logger } from './log.js';
+import {
+  AccountTxView,
+  type AccountTxWrite,
+  ADDRESS_BYTES,
+  type ChainDb,
+  INDEX_VERSION,
+  type LeaseEventWrite,
+} from './storage/db.js';
+
+/** Event fields that name an account (every other byte field is a chip, lease, offer or hash). */
+const ACCOUNT_FIELDS = ['from', 'to', 'payer', 'account', 'owner', 'provider', 'renter'] as const;
+
+/**
+ * The accounts a transaction touches: its sender, the recipients its actions name, and every
+ * account its events name (a transfer's recipient, a chip's owner, a lease's provider…).
+ */
+export function accountsTouched(env: TxEnvelope, result: TxResult | undefined): Uint8Array[] {
+  const seen = new Map<string, Uint8Array>();
+  const add = (a: unknown) => {
+    if (a instanceof Uint8Array && a.length === ADDRESS_BYTES) seen.set(toHex(a), a);
+  };
+  add(env.sender);
+  for (const action of env.stx.tx.actions) {
+    if (action.type === 'transfer') add(action.to);
+    else if (action.type === 'transferChip') add(action.newOwner);
+  }
+  for (const event of result?.events ?? []) {
+    const fields = event as unknown as Record<string, unknown>;
+    for (const name of ACCOUNT_FIELDS) add(fields[name]);
+  }
+  return [...seen.values()];
+}
+
+/** A transaction made only of heartbeats (a miner sends one per challenge slot). */
+export function isHeartbeatOnly(env: TxEnvelope): boolean {
+  const { actions } = env.stx.tx;
+  return actions.length > 0 && actions.every((a) => a.type === 'heartbeat');
+}
+
+/** The account index entries of a block's transactions. */
+export function accountTxEntries(
+  envelopes: readonly TxEnvelope[],
+  results: readonly TxResult[],
+): AccountTxWrite[] {
+  const out: AccountTxWrite[] = [];
+  envelopes.forEach((env, txIndex) => {
+    const heartbeat = isHeartbeatOnly(env);
+    for (const address of accountsTouched(env, results[txIndex])) {
+      out.push({ address, view: AccountTxView.all, txIndex, hash: env.hash });
+      if (!heartbeat) out.push({ address, view: AccountTxView.withoutHeartbeats, txIndex, hash: env.hash });
+    }
+  });
+  return out;
+}
+
+/** Where a block's own events (not a transaction's) sit in the lease index (as in the chip index). */
+const BLOCK_EVENTS_TX_INDEX = 0xffff_ffff;
+
+/** The lease index entries of a block: every event, of a transaction or of the block, that names a lease. */
+export function leaseEventEntries(
+  results: readonly TxResult[],
+  blockEvents: readonly TxEvent[],
+): LeaseEventWrite[] {
+  const out: LeaseEventWrite[] = [];
+  const add = (event: TxEvent, txIndex: number, eventIndex: number) => {
+    if ('leaseId' in event && event.leaseId instanceof Uint8Array)
+      out.push({ leaseId: event.leaseId, txIndex, eventIndex, event: encode(txEventCodec, event) });
+  };
+  results.forEach((r, txIndex) => {
+    r.events.forEach((e, i) => add(e, txIndex, i));
+  });
+  blockEvents.forEach((e, i) => add(e, BLOCK_EVENTS_TX_INDEX, i));
+  return out;
+}
+
+/** The state after a block's writes, read through them without applying them. */
+export function stateAfter(
+  base: StateReader & { keysIn(space: number): Uint8Array[] },
+  changes: readonly StateWrite[],
+): StateReader & { chips(): Chip[] } {
+  const written = new Map<string, StateWrite>();
+  for (const c of changes) written.set(keyId(c.key), c);
+  const get = (key: Uint8Array) => {
+    const w = written.get(keyId(key));
+    return w ? (w.value ?? undefined) : base.get(key);
+  };
+  return {
+    get,
+    chips() {
+      const keys = new Map<string, Uint8Array>();
+      for (const k of base.keysIn(StateSpace.chip)) keys.set(keyId(k), k);
+      for (const c of changes) if (c.key[0] === StateSpace.chip) keys.set(keyId(c.key), c.key);
+      const out: Chip[] = [];
+      for (const key of keys.values()) {
+        const raw = get(key);
+        if (raw) out.push(decode(chipCodec, raw));
+      }
+      return out;
+    },
+  };
+}
+
+export function networkStatsJson(epoch: bigint, a: NetworkAggregates): NetworkStatsJson {
+  return {
+    epoch: Number(epoch),
+    height: Number(a.height),
+    chips: a.chips,
+    activeChips: a.activeChips,
+    activePower: a.activePower.toString(),
+    onlineChips: a.onlineChips,
+    onlinePower: a.onlinePower.toString(),
+    ratedPower: a.ratedPower.toString(),
+  };
+}
+
+/** The network figures of `state` as of `height`, over every chip it holds. */
+export function networkStatsAt(state: StateReader & { chips(): Chip[] }, height: bigint): NetworkStatsJson {
+  const p = getPociParams(state);
+  return networkStatsJson(epochOf(height, p), networkAggregates(state, state.chips(), height, p));
+}
+
+/** The epoch whose first block is `height`, if it is one (the genesis block starts none). */
+export function epochStartingAt(state: StateReader, height: bigint): bigint | null {
+  if (height === 0n) return null;
+  const p = getPociParams(state);
+  const epoch = epochOf(height, p);
+  return epochStart(epoch, p) === height ? epoch : null;
+}
+
+/** Blocks replayed per batch while migrating (a batch holds their index entries). */
+const MIGRATION_BLOCKS_PER_BATCH = 500;
+
+/**
+ * Brings an older data dir's indexes up to INDEX_VERSION: the account index from its blocks and
+ * their stored results; the epoch figures cannot be rebuilt for past epochs (the state of then is
+ * gone), so the current epoch's are recorded as of the head and later epochs as they start.
+ */
+export async function migrateIndexes(
+  db: ChainDb,
+  head: bigint,
+  state: StateReader & { chips(): Chip[] },
+  logger: Logger,
+): Promise<void> {
+  const version = await db.getIndexVersion();
+  if (version >= INDEX_VERSION) return;
+  logger.info('building the account and lease indexes of an older data dir', { from: version, blocks: head });
+  for (let from = 1n; from <= head; from += BigInt(MIGRATION_BLOCKS_PER_BATCH)) {
+    const batch: { height: bigint; accountTxs: AccountTxWrite[]; leaseEvents: LeaseEventWrite[] }[] = [];
+    for (let h = from; h <= head && h < from + BigInt(MIGRATION_BLOCKS_PER_BATCH); h++) {
+      const blockRaw = await db.getBlockBytes(h);
+      const resultsRaw = await db.getResultsBytes(h);
+      if (!blockRaw || !resultsRaw)
+        throw new Error(`block ${h} or its results are missing: the data dir is corrupt`);
+      const { txs } = decode(blockCodec, blockRaw);
+      const results = decode(blockResultsCodec, resultsRaw);
+      const blockEventsRaw = await db.getBlockEventsBytes(h);
+      const blockEvents = blockEventsRaw ? decode(blockEventsCodec, blockEventsRaw) : [];
+      batch.push({
+        height: h,
+        accountTxs: accountTxEntries(
+          txs.map((raw) => envelopeFromBytes(raw)),
+          results,
+        ),
+        leaseEvents: leaseEventEntries(results, blockEvents),
+      });
+    }
+    await db.writeIndexes(batch);
+  }
+  const stats = networkStatsAt(state, head);
+  const epoch = BigInt(stats.epoch);
+  const known = await db.getEpochStats(epoch);
+  await db.writeIndexes([], {
+    ...(known ? {} : { epochStats: { epoch, json: JSON.stringify(stats) } }),
+    version: INDEX_VERSION,
+  });
+  logger.info('account index built', { blocks: head });
+}

@@ -1,0 +1,261 @@
+/**
+ * The node's indexes (docs/rpc.md, "Indexes") on a real LevelDB: 5,000 chips registered through
+ * transactions, paged by cursor and summed over all of them (unc_getChips stops at 1,000); an
+ * account's transactions, received ones included; all of it after a restart, and rebuilt for a data
+ * dir written before the indexes existed.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import {
+  type Action,
+  addressFromPublicKey,
+  DEV_SOFT_VENDOR,
+  ed25519PublicKey,
+  ed25519Sign,
+  encodeAddress,
+  fromHex,
+  registrationMessage,
+  sha256,
+} from '@unc/core';
+import {
+  type AccountTransactionsPage,
+  buildTransaction,
+  type ChipJson,
+  type ChipsPage,
+  encodeSigned,
+  type NetworkHistoryPage,
+  type NetworkStatsJson,
+  signedHash,
+  UncClient,
+} from '@unc/sdk';
+import { ClassicLevel } from 'classic-level';
+import { devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { UncNode } from '../src/node.js';
+import { Bucket, INDEX_VERSION } from '../src/storage/db.js';
+
+const CHIPS = 5000;
+const OWNERS = [1, 2, 3, 4, 5].map((i) => devKey(i));
+const genesis = devGenesisJson({ blockTimeMs: 250, epochBlocks: 24 });
+const dir = mkdtempSync(join(tmpdir(), 'unc-indexes-'));
+const nodes: UncNode[] = [];
+after(async () => {
+  for (const n of nodes) await n.stop().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(validator: boolean): Promise<{ node: UncNode; client: UncClient }> {
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    ...(validator ? { validatorSeed: devValidator().seed } : {}),
+    rpcPort: 0,
+    logger: silentLogger,
+  });
+  nodes.push(node);
+  return { node, client: new UncClient(node.rpcUrl) };
+}
+
+async function stop(node: UncNode): Promise<void> {
+  await node.stop();
+  nodes.splice(nodes.indexOf(node), 1);
+}
+
+/** Every page of an account's transactions, following nextCursor. */
+async function allAccountTxs(client: UncClient, address: string, extra: Record<string, unknown> = {}) {
+  const out: AccountTransactionsPage['transactions'] = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < 100; pages++) {
+    const page: AccountTransactionsPage = await client.call('unc_getAccountTransactions', {
+      address,
+      limit: 7,
+      ...extra,
+      ...(cursor ? { cursor } : {}),
+    });
+    out.push(...page.transactions);
+    cursor = page.nextCursor;
+    if (!cursor) return out;
+  }
+  throw new Error('more than 100 pages');
+}
+
+async function allChips(client: UncClient): Promise<{ chips: ChipJson[]; pages: number; total: number }> {
+  const chips: ChipJson[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  let total = 0;
+  do {
+    const page: ChipsPage = await client.call('unc_listChips', { limit: 200, ...(cursor ? { cursor } : {}) });
+    chips.push(...page.chips);
+    total = page.total;
+    cursor = page.nextCursor;
+    pages++;
+  } while (cursor);
+  return { chips, pages, total };
+}
+
+/** Heads must not move while a comparison reads: a node without a validator key produces nothing. */
+async function frozenChecks(client: UncClient, recipient: string, before: Map<string, string[]>) {
+  const stats = await client.call<NetworkStatsJson>('unc_getNetworkStats');
+  assert.equal(stats.chips, CHIPS);
+  assert.equal(stats.activeChips, CHIPS);
+  // The old list stops at 1,000: a sum over it is what the explorer's charts used to show.
+  assert.equal((await client.call<ChipJson[]>('unc_getChips')).length, 1000);
+  const { chips, pages, total } = await allChips(client);
+  assert.equal(total, CHIPS);
+  assert.equal(pages, CHIPS / 200);
+  assert.equal(new Set(chips.map((c) => c.chipId)).size, CHIPS, 'no chip twice across pages');
+  assert.deepEqual(
+    chips.map((c) => c.chipId),
+    chips.map((c) => c.chipId).sort(),
+    'pages are in chip id order',
+  );
+  const online = chips.filter((c) => c.status === 'active' && c.online);
+  assert.equal(stats.onlineChips, online.length);
+  assert.equal(stats.onlinePower, online.reduce((s, c) => s + BigInt(c.power), 0n).toString());
+  assert.equal(stats.activePower, chips.reduce((s, c) => s + BigInt(c.power), 0n).toString());
+  assert.ok(BigInt(stats.activePower) > 1000n * 989_000n, 'more power than 1,000 chips can have');
+  for (const [address, hashes] of before) {
+    assert.deepEqual(
+      (await allAccountTxs(client, address)).map((t) => t.hash),
+      hashes,
+      `history of ${address}`,
+    );
+  }
+  const received = await allAccountTxs(client, recipient);
+  assert.equal(received.length, 1);
+  assert.equal(received[0]!.tx.actions[0]!.type, 'transfer');
+}
+
+test('5,000 chips: paged by cursor, summed over all; account histories; kept across a restart and rebuilt for an older data dir', async () => {
+  const a = await start(true);
+  const { client } = a;
+  const anchor = await client.getHeader('latest');
+  const status = await client.status();
+  const sent: string[] = [];
+  const perOwner = CHIPS / OWNERS.length;
+  for (const [o, owner] of OWNERS.entries()) {
+    const message = registrationMessage(status.chainId, owner.address, fromHex(anchor.hash, 32));
+    const nonce = BigInt((await client.getAccount(encodeAddress(owner.address))).nonce);
+    const txs: string[] = [];
+    for (let t = 0; t * 64 < perOwner; t++) {
+      const actions: Action[] = [];
+      for (let i = t * 64; i < Math.min(perOwner, (t + 1) * 64); i++) {
+        const seed = sha256(new TextEncoder().encode(`indexes-test-chip-${o}-${i}`));
+        actions.push({
+          type: 'registerChip',
+          anchorHeight: BigInt(anchor.height),
+          evidence: {
+            type: 'dev-soft',
+            vendorId: DEV_SOFT_VENDOR,
+            publicKey: ed25519PublicKey(seed),
+            modelId: i % 2 === 0 ? 'sim-h100' : 'sim-a100',
+            signature: ed25519Sign(seed, message),
+          },
+        });
+      }
+      const stx = await buildTransaction(client, owner.seed, actions, { nonce: nonce + BigInt(t) });
+      txs.push(encodeSigned(stx));
+      sent.push(signedHash(stx));
+    }
+    const results = await client.call<{ hash?: string; error?: unknown }[]>('unc_sendTransactions', [txs]);
+    assert.ok(
+      results.every((r) => r.hash),
+      JSON.stringify(results.find((r) => !r.hash)),
+    );
+  }
+  // A transfer to an account that never sends: its history holds what it received.
+  const recipient = encodeAddress(
+    addressFromPublicKey(ed25519PublicKey(sha256(new TextEncoder().encode('r')))),
+  );
+  const sender = OWNERS[0]!;
+  const transfer = await buildTransaction(
+    client,
+    sender.seed,
+    [
+      {
+        type: 'transfer',
+        to: addressFromPublicKey(ed25519PublicKey(sha256(new TextEncoder().encode('r')))),
+        amount: 5n,
+        memo: new Uint8Array(0),
+      },
+    ],
+    { nonce: BigInt(Math.ceil(perOwner / 64)) },
+  );
+  await client.sendRawTransaction(encodeSigned(transfer));
+  for (const hash of [...sent, signedHash(transfer)]) {
+    assert.equal((await client.waitForTransaction(hash, 60_000)).status, 'included');
+  }
+  // An epoch that starts after the registrations records the figures of all 5,000.
+  const registeredAt = (await client.status()).height;
+  let history: NetworkHistoryPage = { epochs: [], nextCursor: null };
+  for (let waited = 0; !(history.epochs[0]?.height > registeredAt); waited += 200) {
+    assert.ok(waited < 30_000, 'an epoch starts within 30 s');
+    await new Promise((r) => setTimeout(r, 200));
+    history = await client.call<NetworkHistoryPage>('unc_getNetworkHistory', { limit: 2 });
+  }
+  const recorded = history.epochs[0]!;
+  // Recorded at the epoch's first block.
+  assert.equal((recorded.height - 1) % 24, 0);
+  assert.equal(recorded.chips, CHIPS);
+  assert.equal(recorded.activeChips, CHIPS);
+  assert.ok(history.nextCursor, 'older epochs on the next page');
+  const older = await a.client.call<NetworkHistoryPage>('unc_getNetworkHistory', {
+    cursor: history.nextCursor,
+  });
+  assert.ok(older.epochs.every((e) => e.epoch < history.epochs[1]!.epoch));
+
+  const histories = new Map<string, string[]>();
+  for (const owner of OWNERS) {
+    const address = encodeAddress(owner.address);
+    const txs = await allAccountTxs(a.client, address);
+    assert.equal(txs.length, Math.ceil(perOwner / 64) + (owner === sender ? 1 : 0));
+    const keys = txs.map((t) => t.height * 1e6 + t.index);
+    assert.deepEqual(
+      keys,
+      [...keys].sort((x, y) => y - x),
+      'newest first',
+    );
+    histories.set(
+      address,
+      txs.map((t) => t.hash),
+    );
+  }
+  // Heartbeat-free view: these accounts sent none, so it is the same list.
+  const sansHeartbeats = await allAccountTxs(a.client, encodeAddress(sender.address), { heartbeats: false });
+  assert.deepEqual(
+    sansHeartbeats.map((t) => t.hash),
+    histories.get(encodeAddress(sender.address)),
+  );
+  await assert.rejects(
+    a.client.call('unc_getAccountTransactions', { address: recipient, limit: 0 }),
+    /limit/,
+  );
+  await assert.rejects(
+    a.client.call('unc_getAccountTransactions', { address: recipient, cursor: 'x' }),
+    /cursor/,
+  );
+  await assert.rejects(a.client.call('unc_listChips', { cursor: 'ZZ' }), /cursor/);
+  await stop(a.node);
+
+  // Restarted without a validator key, the head stays put while the pages are read.
+  const b = await start(false);
+  await frozenChecks(b.client, recipient, histories);
+  const historyAfter = await b.client.call<NetworkHistoryPage>('unc_getNetworkHistory', { limit: 2 });
+  assert.deepEqual(historyAfter.epochs[0], recorded);
+  await stop(b.node);
+
+  // A data dir from before the indexes: no account entries and no version. Opening it rebuilds them.
+  const raw = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+  await raw.open();
+  await raw.clear({ gte: new Uint8Array([Bucket.accountTxs]), lt: new Uint8Array([Bucket.accountTxs + 1]) });
+  await raw.del(new Uint8Array([Bucket.meta, ...new TextEncoder().encode('indexVersion')]));
+  await raw.close();
+  const c = await start(false);
+  assert.equal(await c.node.chain.db.getIndexVersion(), INDEX_VERSION);
+  await frozenChecks(c.client, recipient, histories);
+  await stop(c.node);
+});
