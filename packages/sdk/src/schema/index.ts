@@ -2,4 +2,5 @@
 export * from './methods.js';
 export * from './parse.js';
 export * as results from './results.js';
+export * from './shapes.js';
 export * from './values.js';

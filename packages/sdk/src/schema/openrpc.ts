@@ -55,7 +55,7 @@ export function openRpcDocument(version: string): OpenRpcDocument {
       tags: [{ name: spec.group }],
       paramStructure: 'either',
       params: paramsOf(spec.params),
-      result: { name: 'result', schema: jsonSchema(spec.result.schema, 'output') },
+      result: { name: 'result', schema: jsonSchema(spec.result.schema, 'input') },
     }),
   );
   methods.push({
@@ -79,7 +79,7 @@ export function openRpcDocument(version: string): OpenRpcDocument {
       name,
       summary: spec.summary,
       params: paramsOf(spec.params),
-      event: jsonSchema(spec.event.schema, 'output'),
+      event: jsonSchema(spec.event.schema, 'input'),
     })),
   };
 }

@@ -5,7 +5,7 @@
  * interfaces in views.ts.
  */
 import * as v from 'valibot';
-import { AddressText, Amount, Hash, HexString, Int, IsoTime, Tagged } from './values.js';
+import { AddressText, Amount, Hash, HexString, Int, IsoTime, Tagged } from './shapes.js';
 
 const nullable = v.nullable;
 const opt = v.optional;
