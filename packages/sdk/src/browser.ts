@@ -7,5 +7,6 @@ export * from './client.js';
 export * from './errors.js';
 export * from './proofs.js';
 export * from './signer.js';
+export * from './subscriptions.js';
 export * from './transactions.js';
 export * from './views.js';

@@ -11,6 +11,7 @@ import {
   type RpcResult,
   rpcMethods,
 } from './schema/methods.js';
+import { type HubOptions, type Subscription, SubscriptionHub } from './subscriptions.js';
 import type {
   AccountJson,
   BlockJson,
@@ -37,6 +38,7 @@ import type {
 } from './views.js';
 
 export { NodeUnreachableError, RpcClientError } from './errors.js';
+export type { HubOptions, Subscription } from './subscriptions.js';
 
 /** A method's parameters: by name (typed by the schema) or positional, in the schema's order. */
 export type CallParams<M extends RpcMethodName> = RpcParamsIn<M> | unknown[];
@@ -51,6 +53,8 @@ interface RpcResponse {
 export interface ClientOptions {
   /** Per-request timeout, ms. */
   timeoutMs?: number;
+  /** How subscriptions travel (WebSocket with reconnect, polling fallback). */
+  subscriptions?: HubOptions;
 }
 
 export type TxInclusion =
@@ -79,7 +83,9 @@ export class UncClient {
   constructor(url: string, opts: ClientOptions = {}) {
     this.url = normalizeNodeUrl(url);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.subscriptionOptions = opts.subscriptions ?? {};
   }
+  private readonly subscriptionOptions: HubOptions;
 
   /** A method of the schema: its params and answer are typed (the answer in its JSON form). */
   call<M extends RpcMethodName>(method: M, params?: CallParams<M>): Promise<RpcResult<M>>;
@@ -245,37 +251,28 @@ export class UncClient {
     return this.url.replace(/^http/, 'ws');
   }
 
-  /** Opens a subscription; returns a function that closes it. */
-  async subscribe<T>(name: string, params: unknown, onEvent: (event: T) => void): Promise<Subscription> {
-    const WS = await webSocketImpl();
-    const socket = new WS(this.wsUrl);
-    await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
-      socket.onerror = () => reject(new NodeUnreachableError(this.wsUrl, 'WebSocket connection failed'));
-    });
-    const id = this.nextId++;
-    const subscriptionId = await new Promise<string>((resolve, reject) => {
-      socket.onmessage = (msg) => {
-        const data = JSON.parse(String(msg.data)) as RpcResponse & {
-          method?: string;
-          params?: { subscription: string; result: T };
-        };
-        if (data.id === id) {
-          if (data.error) reject(errorFromRpc(data.error));
-          else resolve(data.result as string);
-        } else if (data.method === 'unc_subscription' && data.params) {
-          onEvent(data.params.result);
-        }
-      };
-      socket.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'unc_subscribe', params: [name, params] }));
-    });
-    return {
-      id: subscriptionId,
-      close: () => socket.close(),
-      onClose: (fn: () => void) => {
-        socket.onclose = () => fn();
-      },
-    };
+  /** The one WebSocket all of this client's subscriptions share (opened with the first). */
+  private hubInstance: SubscriptionHub | null = null;
+  get subscriptions(): SubscriptionHub {
+    this.hubInstance ??= new SubscriptionHub(
+      { wsUrl: this.wsUrl, call: (method, params) => this.call(method, params) },
+      this.subscriptionOptions,
+      errorFromRpc,
+    );
+    return this.hubInstance;
+  }
+
+  /**
+   * Opens a subscription (`newBlocks`, `tx`) on the client's shared WebSocket, made again after a
+   * reconnect, or polled over HTTP where no WebSocket connects; returns a handle that closes it.
+   */
+  subscribe<T>(name: string, params: unknown, onEvent: (event: T) => void): Promise<Subscription> {
+    return this.subscriptions.subscribe(name, params, onEvent as (event: unknown) => void);
+  }
+
+  /** Closes the shared WebSocket and every subscription on it. */
+  close(): void {
+    this.hubInstance?.close();
   }
 
   /**
@@ -311,29 +308,4 @@ export class UncClient {
         .catch((err) => settle(() => reject(err)));
     });
   }
-}
-
-export interface Subscription {
-  id: string;
-  close(): void;
-  onClose(fn: () => void): void;
-}
-
-interface MinimalWebSocket {
-  onopen: ((ev: unknown) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  onclose: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  send(data: string): void;
-  close(): void;
-}
-
-type WebSocketCtor = new (url: string) => MinimalWebSocket;
-
-async function webSocketImpl(): Promise<WebSocketCtor> {
-  const native = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-  if (native) return native;
-  // Node 20 has no global WebSocket; the `ws` package provides the same interface.
-  const mod = (await import('ws')) as unknown as { default: WebSocketCtor };
-  return mod.default;
 }
