@@ -67,7 +67,6 @@ const MAX_BACKFILL = 100;
 
 export class SubscriptionHub {
   private socket: MinimalWebSocket | null = null;
-  private connecting = false;
   private failures = 0;
   private polling: boolean;
   private readonly entries = new Map<string, Entry>();

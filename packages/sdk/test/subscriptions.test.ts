@@ -11,7 +11,7 @@ import type { BlockJson } from '../src/views.js';
 import { type DevChain, devAccount, startDevChain } from './dev-chain.js';
 
 /** Forwards TCP to the node; counts WebSocket upgrades; can cut every socket or refuse upgrades. */
-class Proxy {
+class TcpProxy {
   server: Server;
   sockets = new Set<Socket>();
   upgrades = 0;
@@ -91,7 +91,7 @@ function assertConsecutive(heights: number[]): void {
 }
 
 test('every subscription shares one WebSocket; a transfer is seen on it', async () => {
-  const proxy = new Proxy(new URL(chain.url));
+  const proxy = new TcpProxy(new URL(chain.url));
   const client = new UncClient(await proxy.start());
   try {
     const a: number[] = [];
@@ -112,7 +112,7 @@ test('every subscription shares one WebSocket; a transfer is seen on it', async 
 });
 
 test('a dropped socket is reopened; block events continue with no height skipped or repeated', async () => {
-  const proxy = new Proxy(new URL(chain.url));
+  const proxy = new TcpProxy(new URL(chain.url));
   const client = new UncClient(await proxy.start());
   try {
     const heights: number[] = [];
@@ -131,7 +131,7 @@ test('a dropped socket is reopened; block events continue with no height skipped
 });
 
 test('where WebSocket upgrades are refused, subscriptions are polled over HTTP', async () => {
-  const proxy = new Proxy(new URL(chain.url));
+  const proxy = new TcpProxy(new URL(chain.url));
   proxy.refuseUpgrades = true;
   const client = new UncClient(await proxy.start(), {
     subscriptions: { maxSocketFailures: 2, pollIntervalMs: 100 },
