@@ -12,6 +12,7 @@ import { type RpcMethodName, rpcMethods } from '@unc/sdk/schema';
 import fc from 'fast-check';
 import * as v from 'valibot';
 import { devKey, devValidator } from '../../src/dev.js';
+import { RPC_COSTS } from '../../src/rpc-costs.js';
 import { useDevNode } from '../dev-node.js';
 
 const dev = useDevNode('rpc-schema');
@@ -201,4 +202,13 @@ test('property: any params to any method are an answer or a clear error, and nev
   );
   assert.equal(dev.node.mempool.size, before);
   assert.ok(toHex(dev.node.chain.head.hash).length === 64);
+});
+
+test('attack: the [named] spelling costs what the positional one does (no cheap 10,000-transaction batch)', () => {
+  const txs = Array.from({ length: 10_000 }, () => '00');
+  for (const params of [[txs], { txs }, [{ txs }]])
+    assert.equal(RPC_COSTS.unc_sendTransactions!(params), 1000, JSON.stringify(params).slice(0, 30));
+  for (const params of [[0, 100], { from: 0, count: 100 }, [{ from: 0, count: 100 }]])
+    assert.equal(RPC_COSTS.unc_getBlocks!(params), 100);
+  assert.equal(RPC_COSTS.unc_getChipEvents!([{ chipId: 'ab', limit: 1000 }]), 100);
 });
