@@ -2,11 +2,8 @@
  * Vite config of the explorer. `base: './'` makes every asset URL relative, so the same dist/ can be
  * served at any path (the node serves it at /explorer/).
  *
- * The sdk's barrel (`@unc/sdk`) re-exports views.ts, transactions.ts and proofs.ts, which import
- * @unc/core, which uses node:crypto: a browser bundle of it does not build. The explorer needs only
- * the RPC client, and packages/sdk/src/client.ts imports nothing but types, so `@unc/sdk/client`
- * points at that one file (see README.md). Its `import('ws')` only runs where there is no global
- * WebSocket (Node 20), never in a browser, so `ws` is aliased to a stub that is never called.
+ * The sdk is imported as a package: its `browser` export condition gives the browser entry, and
+ * core's `browser` field swaps its node:crypto platform layer for the @noble one.
  *
  * dist/ is emptied before each build except dist/test/: the root `npm run build` runs `tsc -b`
  * (which compiles the browser test into dist/test/) before `vite build`, and Vite's own
@@ -43,12 +40,6 @@ export default defineConfig({
   root: here('.'),
   base: './',
   plugins: [react(), emptyDistKeepingTest()],
-  resolve: {
-    alias: [
-      { find: /^@unc\/sdk\/client$/, replacement: here('../sdk/src/client.ts') },
-      { find: /^ws$/, replacement: here('src/shims/ws.ts') },
-    ],
-  },
   build: {
     outDir: 'dist',
     emptyOutDir: false,

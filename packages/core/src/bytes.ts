@@ -1,7 +1,8 @@
 /** Small byte helpers shared by every package; no dependencies beyond the platform. */
+import { bytesToHex, hexToBytes } from './platform/node.js';
 
 export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  return bytesToHex(bytes);
 }
 
 const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
@@ -14,7 +15,7 @@ export function fromHex(hex: string, expectedLength?: number): Uint8Array {
   if (expectedLength !== undefined && body.length !== expectedLength * 2) {
     throw new TypeError(`expected ${expectedLength} bytes of hex, got ${body.length / 2}`);
   }
-  return new Uint8Array(Buffer.from(body, 'hex'));
+  return hexToBytes(body);
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {

@@ -1,10 +1,6 @@
 /**
- * The one place the explorer touches the sdk.
- *
- * Runtime values come from the sdk's client file alone (`@unc/sdk/client`, a Vite and tsconfig alias
- * of packages/sdk/src/client.ts): the `@unc/sdk` barrel also re-exports code that imports @unc/core,
- * which needs node:crypto and does not bundle for a browser. Types come from the barrel (they are
- * erased at build time). When the sdk gains a browser-safe entry, only this file changes.
+ * The one place the explorer touches the sdk: imported as a package like any app would, through
+ * its browser entry (the `browser` export condition; core swaps node:crypto for @noble there).
  */
 
 export type {
@@ -39,8 +35,7 @@ export type {
   ValidatorSetJson,
   VendorJson,
 } from '@unc/sdk';
-export type { Subscription } from '@unc/sdk/client';
-export { NodeUnreachableError, RpcClientError, UncClient } from '@unc/sdk/client';
+export { NodeUnreachableError, RpcClientError, type Subscription, UncClient } from '@unc/sdk';
 
 /** The chain parameters (`unc_getParams`). */
 export interface ParamsJson {

@@ -22,7 +22,6 @@ import {
   cumulativeEmission,
   DecodeError,
   decode,
-  decodeAddress,
   effectiveStatus,
   encode,
   encodeAddress,
@@ -74,37 +73,14 @@ import {
   type ValidatorSetJson,
   type VendorJson,
 } from '@unc/sdk';
+import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
+import type { BlockRef } from '@unc/sdk/schema';
 import type { CommittedBlock } from './chain.js';
 import { indexMethods } from './index-api.js';
 import { marketMethods } from './market-api.js';
 import { NODE_VERSION, type UncNode } from './node.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
-
-function param(params: unknown, index: number, name: string): unknown {
-  if (Array.isArray(params)) return params[index];
-  if (params && typeof params === 'object') return (params as Record<string, unknown>)[name];
-  return undefined;
-}
-
-function requireString(v: unknown, name: string): string {
-  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be a string`);
-  return v;
-}
-
-function hexParam(v: unknown, name: string, length?: number): Uint8Array {
-  try {
-    return fromHex(requireString(v, name), length);
-  } catch (err) {
-    if (err instanceof RpcError) throw err;
-    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
-  }
-}
-
-function heightParam(v: unknown, name: string): bigint {
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
-  if (typeof v === 'string' && /^\d{1,19}$/.test(v)) return BigInt(v);
-  throw new RpcError(-32602, `parameter "${name}" must be a non-negative integer height`);
-}
+import { bindMethods, bindSubscriptions } from './rpc/typed.js';
 
 export function notFound(what: string): UncError {
   return new UncError('NOT_FOUND', `${what} not found`);
@@ -112,6 +88,7 @@ export function notFound(what: string): UncError {
 
 export function createApi(node: UncNode): RpcServerModules {
   const { chain } = node;
+  let discovery: OpenRpcDocument | undefined;
 
   async function blockJson(height: bigint, full: boolean): Promise<BlockJson> {
     const block = await chain.blockAt(height);
@@ -127,14 +104,14 @@ export function createApi(node: UncNode): RpcServerModules {
     );
   }
 
-  async function resolveBlockRef(ref: unknown): Promise<bigint> {
-    if (ref === undefined || ref === null || ref === 'latest') return chain.height;
-    if (typeof ref === 'string' && ref.length === 64) {
-      const height = await chain.db.getHeightByHash(hexParam(ref, 'hash', 32));
-      if (height === null) throw notFound(`block ${ref}`);
+  async function resolveBlockRef(ref: BlockRef | null | undefined): Promise<bigint> {
+    if (ref == null || ref.kind === 'latest') return chain.height;
+    if (ref.kind === 'hash') {
+      const height = await chain.db.getHeightByHash(ref.hash);
+      if (height === null) throw notFound(`block ${toHex(ref.hash)}`);
       return height;
     }
-    return heightParam(ref, 'block');
+    return ref.height;
   }
 
   const summaries = new WeakMap<CommittedBlock, BlockJson>();
@@ -184,392 +161,354 @@ export function createApi(node: UncNode): RpcServerModules {
 
   return {
     methods: {
-      ...marketMethods(node),
+      // The index methods are not in the schema yet: they check their own params (index-api.ts).
       ...indexMethods(node, chipJson),
-      unc_status: () => status(),
-      unc_getGenesis: () => genesisToJson(chain.genesis),
+      ...bindMethods({
+        ...marketMethods(node),
+        unc_status: () => status(),
+        unc_getGenesis: () => genesisToJson(chain.genesis),
 
-      unc_getBlock: async (params) => {
-        const height = await resolveBlockRef(param(params, 0, 'block'));
-        return blockJson(height, param(params, 1, 'full') === true);
-      },
+        unc_getBlock: async ({ block, full }) => {
+          const height = await resolveBlockRef(block);
+          return blockJson(height, full === true);
+        },
 
-      /** What a block did before its transactions: the market's epoch-end settlement of leases. */
-      unc_getBlockEvents: async (params): Promise<TxEventJson[]> => {
-        const height = await resolveBlockRef(param(params, 0, 'block'));
-        const events = await chain.blockEventsAt(height);
-        return (events ?? []).map(eventToJson);
-      },
+        /** What a block did before its transactions: the market's epoch-end settlement of leases. */
+        unc_getBlockEvents: async ({ block }): Promise<TxEventJson[]> => {
+          const height = await resolveBlockRef(block);
+          const events = await chain.blockEventsAt(height);
+          return (events ?? []).map(eventToJson);
+        },
 
-      /** The validator set that signs `height` (default: the next block). */
-      unc_getValidators: (params): ValidatorSetJson => {
-        const raw = param(params, 0, 'height');
-        const height = raw === undefined || raw === null ? chain.height + 1n : heightParam(raw, 'height');
-        if (height > chain.height + 1n)
-          throw new RpcError(-32602, `height ${height} is beyond the next block`);
-        const set = validatorSetForHeight(chain.state, chain.genesis, height);
-        if (!set) throw notFound(`the validator set of height ${height} (older epochs are not kept)`);
-        const epoch = epochOf(height, getPociParams(chain.state));
-        const consensus = getConsensusParams(chain.state);
-        // An epoch boundary that found no bonded account with online power keeps the set it had:
-        // until one does, that is the genesis set.
-        const genesisSet = genesisValidatorSet(chain.genesis);
-        const isGenesis =
-          genesisSet.validators.length === set.validators.length &&
-          genesisSet.validators.every(
-            (g, i) =>
-              toHex(g.publicKey) === toHex(set.validators[i]!.publicKey) &&
-              g.power === set.validators[i]!.power,
-          );
-        return {
-          height: Number(height),
-          epoch: Number(epoch),
-          source: isGenesis ? 'genesis' : 'computed',
-          totalPower: set.totalPower.toString(),
-          quorumPower: set.quorumPower.toString(),
-          validators: set.validators.map((v) => {
-            const address = accountOfConsensusKey(chain.state, v.publicKey);
-            const bonded = getBond(chain.state, address).bonded;
-            return {
-              publicKey: toHex(v.publicKey),
-              address: encodeAddress(address),
-              power: v.power.toString(),
-              sharePpm: Number((v.power * 1_000_000n) / set.totalPower),
-              bonded: bonded.toString(),
-              backedPower: bondBacking(bonded, consensus).toString(),
-              ratedPower: ownerRatedPower(chain.state, address).toString(),
-            };
-          }),
-          // Counted, not listed: anyone can be a candidate by bonding 1 base unit, and this is 1 unit.
-          candidates: validatorCandidateCount(chain.state),
-          minValidatorBond: consensus.minValidatorBond.toString(),
-          uncPerPowerUnit: consensus.uncPerPowerUnit.toString(),
-        };
-      },
-
-      unc_getRawBlock: async (params) => {
-        const height = await resolveBlockRef(param(params, 0, 'block'));
-        const block = await chain.blockAt(height);
-        if (!block) throw notFound(`block ${height}`);
-        return toHex(encode(blockCodec, block));
-      },
-
-      unc_getBlocks: async (params) => {
-        const from = heightParam(param(params, 0, 'from'), 'from');
-        const countRaw = param(params, 1, 'count') ?? 20;
-        if (typeof countRaw !== 'number' || !Number.isInteger(countRaw) || countRaw < 1 || countRaw > 100) {
-          throw new RpcError(-32602, 'parameter "count" must be an integer 1…100');
-        }
-        const out: BlockJson[] = [];
-        for (let h = from; h >= 0n && out.length < countRaw && h <= chain.height; h--)
-          out.push(await blockJson(h, false));
-        return out;
-      },
-
-      unc_getTransaction: async (params): Promise<TxReceiptJson> => {
-        const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
-        const loc = await chain.db.getTxLocation(hash);
-        if (!loc) {
-          if (node.mempool.has(hash))
-            throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
-          const dropped = node.mempool.dropped(hash);
-          if (dropped) {
-            throw new UncError(
-              'DROPPED',
-              `dropped: ${dropped.code} at height ${dropped.height} (${dropped.reason})`,
+        /** The validator set that signs `height` (default: the next block). */
+        unc_getValidators: (params): ValidatorSetJson => {
+          const height = params.height ?? chain.height + 1n;
+          if (height > chain.height + 1n)
+            throw new RpcError(-32602, `height ${height} is beyond the next block`);
+          const set = validatorSetForHeight(chain.state, chain.genesis, height);
+          if (!set) throw notFound(`the validator set of height ${height} (older epochs are not kept)`);
+          const epoch = epochOf(height, getPociParams(chain.state));
+          const consensus = getConsensusParams(chain.state);
+          // An epoch boundary that found no bonded account with online power keeps the set it had:
+          // until one does, that is the genesis set.
+          const genesisSet = genesisValidatorSet(chain.genesis);
+          const isGenesis =
+            genesisSet.validators.length === set.validators.length &&
+            genesisSet.validators.every(
+              (g, i) =>
+                toHex(g.publicKey) === toHex(set.validators[i]!.publicKey) &&
+                g.power === set.validators[i]!.power,
             );
-          }
-          throw notFound(`transaction ${toHex(hash)}`);
-        }
-        const block = (await chain.blockAt(loc.height))!;
-        const results = (await chain.resultsAt(loc.height))!;
-        const env = envelopeFromBytes(block.txs[loc.index]!);
-        return {
-          hash: toHex(hash),
-          height: Number(loc.height),
-          index: loc.index,
-          blockHash: toHex(blockHash(block.header)),
-          time: new Date(Number(block.header.time)).toISOString(),
-          tx: txToJson(env),
-          events: results[loc.index]!.events.map(eventToJson),
-        };
-      },
+          return {
+            height: Number(height),
+            epoch: Number(epoch),
+            source: isGenesis ? 'genesis' : 'computed',
+            totalPower: set.totalPower.toString(),
+            quorumPower: set.quorumPower.toString(),
+            validators: set.validators.map((v) => {
+              const address = accountOfConsensusKey(chain.state, v.publicKey);
+              const bonded = getBond(chain.state, address).bonded;
+              return {
+                publicKey: toHex(v.publicKey),
+                address: encodeAddress(address),
+                power: v.power.toString(),
+                sharePpm: Number((v.power * 1_000_000n) / set.totalPower),
+                bonded: bonded.toString(),
+                backedPower: bondBacking(bonded, consensus).toString(),
+                ratedPower: ownerRatedPower(chain.state, address).toString(),
+              };
+            }),
+            // Counted, not listed: anyone can be a candidate by bonding 1 base unit, and this is 1 unit.
+            candidates: validatorCandidateCount(chain.state),
+            minValidatorBond: consensus.minValidatorBond.toString(),
+            uncPerPowerUnit: consensus.uncPerPowerUnit.toString(),
+          };
+        },
 
-      /** Where a transaction is: included (and where), pending, dropped (why and when) or unknown. */
-      unc_getTransactionStatus: async (params): Promise<TxStatusJson> => {
-        const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
-        const loc = await chain.db.getTxLocation(hash);
-        if (loc) {
-          const block = await chain.blockAt(loc.height);
+        unc_getRawBlock: async ({ block: ref }) => {
+          const height = await resolveBlockRef(ref);
+          const block = await chain.blockAt(height);
+          if (!block) throw notFound(`block ${height}`);
+          return toHex(encode(blockCodec, block));
+        },
+
+        unc_getBlocks: async ({ from, count }) => {
+          const countRaw = count ?? 20;
+          const out: BlockJson[] = [];
+          for (let h = from; h >= 0n && out.length < countRaw && h <= chain.height; h--)
+            out.push(await blockJson(h, false));
+          return out;
+        },
+
+        unc_getTransaction: async ({ hash }): Promise<TxReceiptJson> => {
+          const loc = await chain.db.getTxLocation(hash);
+          if (!loc) {
+            if (node.mempool.has(hash))
+              throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
+            const dropped = node.mempool.dropped(hash);
+            if (dropped) {
+              throw new UncError(
+                'DROPPED',
+                `dropped: ${dropped.code} at height ${dropped.height} (${dropped.reason})`,
+              );
+            }
+            throw notFound(`transaction ${toHex(hash)}`);
+          }
+          const block = (await chain.blockAt(loc.height))!;
+          const results = (await chain.resultsAt(loc.height))!;
+          const env = envelopeFromBytes(block.txs[loc.index]!);
           return {
             hash: toHex(hash),
-            status: 'included',
             height: Number(loc.height),
             index: loc.index,
-            blockHash: block ? toHex(blockHash(block.header)) : '',
+            blockHash: toHex(blockHash(block.header)),
+            time: new Date(Number(block.header.time)).toISOString(),
+            tx: txToJson(env),
+            events: results[loc.index]!.events.map(eventToJson),
           };
-        }
-        if (node.mempool.has(hash)) return { hash: toHex(hash), status: 'pending' };
-        const dropped = node.mempool.dropped(hash);
-        if (dropped) {
+        },
+
+        /** Where a transaction is: included (and where), pending, dropped (why and when) or unknown. */
+        unc_getTransactionStatus: async ({ hash }): Promise<TxStatusJson> => {
+          const loc = await chain.db.getTxLocation(hash);
+          if (loc) {
+            const block = await chain.blockAt(loc.height);
+            return {
+              hash: toHex(hash),
+              status: 'included',
+              height: Number(loc.height),
+              index: loc.index,
+              blockHash: block ? toHex(blockHash(block.header)) : '',
+            };
+          }
+          if (node.mempool.has(hash)) return { hash: toHex(hash), status: 'pending' };
+          const dropped = node.mempool.dropped(hash);
+          if (dropped) {
+            return {
+              hash: toHex(hash),
+              status: 'dropped',
+              code: dropped.code,
+              reason: dropped.reason,
+              height: Number(dropped.height),
+            };
+          }
+          return { hash: toHex(hash), status: 'unknown' };
+        },
+
+        unc_getAccount: ({ address, proof }): AccountJson => {
+          const wantProof = proof === true;
+          const { header } = chain.head;
+          const account = getAccount(chain.state, address);
+          const out: AccountJson = {
+            address: encodeAddress(address),
+            balance: account.balance.toString(),
+            nonce: Number(account.nonce),
+            height: Number(header.height),
+            stateRoot: toHex(header.stateRoot),
+          };
+          if (wantProof) {
+            const key = accountKey(address);
+            out.proof = toHex(encode(merkleProofCodec, chain.state.trie.prove(trieKey(key))));
+            const raw = chain.state.get(key);
+            out.value = raw ? toHex(raw) : null;
+          }
+          return out;
+        },
+
+        unc_getHeader: async ({ block: ref }) => {
+          const height = await resolveBlockRef(ref);
+          const block = await chain.blockAt(height);
+          if (!block) throw notFound(`block ${height}`);
+          return headerToJson(
+            block.header,
+            blockHash(block.header),
+            accountOfConsensusKey(chain.state, block.header.proposer),
+          );
+        },
+
+        unc_getSupply: (): SupplyJson => {
+          const s = getSupply(chain.state);
+          const e = getEmission(chain.state);
+          const p = getPociParams(chain.state);
+          const current = getEpochRecord(chain.state, epochOf(chain.height, p));
+          const elapsed = chain.head.header.time - e.genesisTime;
           return {
-            hash: toHex(hash),
-            status: 'dropped',
-            code: dropped.code,
-            reason: dropped.reason,
-            height: Number(dropped.height),
+            maxSupply: s.maxSupply.toString(),
+            genesisAllocation: s.genesisAllocation.toString(),
+            miningReserve: s.miningReserve.toString(),
+            minted: s.minted.toString(),
+            reserveRemaining: (s.miningReserve - s.minted).toString(),
+            burned: s.burned.toString(),
+            slashed: s.slashed.toString(),
+            circulating: circulatingSupply(s).toString(),
+            emittedAllowance: cumulativeEmission(s.miningReserve, e.halvingPeriodMs, elapsed).toString(),
+            allocatedToEpochs: e.allocated.toString(),
+            halvingPeriodMs: Number(e.halvingPeriodMs),
+            currentEpoch: current
+              ? {
+                  epoch: Number(current.epoch),
+                  totalWeight: current.totalWeight.toString(),
+                  startTime: Number(current.startTime),
+                }
+              : null,
           };
-        }
-        return { hash: toHex(hash), status: 'unknown' };
-      },
+        },
 
-      unc_getAccount: (params): AccountJson => {
-        let address: Uint8Array;
-        const text = requireString(param(params, 0, 'address'), 'address');
-        try {
-          address = decodeAddress(text);
-        } catch (err) {
-          throw new RpcError(-32602, (err as Error).message);
-        }
-        const wantProof = param(params, 1, 'proof') === true;
-        const { header } = chain.head;
-        const account = getAccount(chain.state, address);
-        const out: AccountJson = {
-          address: encodeAddress(address),
-          balance: account.balance.toString(),
-          nonce: Number(account.nonce),
-          height: Number(header.height),
-          stateRoot: toHex(header.stateRoot),
-        };
-        if (wantProof) {
-          const key = accountKey(address);
-          out.proof = toHex(encode(merkleProofCodec, chain.state.trie.prove(trieKey(key))));
-          const raw = chain.state.get(key);
-          out.value = raw ? toHex(raw) : null;
-        }
-        return out;
-      },
-
-      unc_getHeader: async (params) => {
-        const height = await resolveBlockRef(param(params, 0, 'block'));
-        const block = await chain.blockAt(height);
-        if (!block) throw notFound(`block ${height}`);
-        return headerToJson(
-          block.header,
-          blockHash(block.header),
-          accountOfConsensusKey(chain.state, block.header.proposer),
-        );
-      },
-
-      unc_getSupply: (): SupplyJson => {
-        const s = getSupply(chain.state);
-        const e = getEmission(chain.state);
-        const p = getPociParams(chain.state);
-        const current = getEpochRecord(chain.state, epochOf(chain.height, p));
-        const elapsed = chain.head.header.time - e.genesisTime;
-        return {
-          maxSupply: s.maxSupply.toString(),
-          genesisAllocation: s.genesisAllocation.toString(),
-          miningReserve: s.miningReserve.toString(),
-          minted: s.minted.toString(),
-          reserveRemaining: (s.miningReserve - s.minted).toString(),
-          burned: s.burned.toString(),
-          slashed: s.slashed.toString(),
-          circulating: circulatingSupply(s).toString(),
-          emittedAllowance: cumulativeEmission(s.miningReserve, e.halvingPeriodMs, elapsed).toString(),
-          allocatedToEpochs: e.allocated.toString(),
-          halvingPeriodMs: Number(e.halvingPeriodMs),
-          currentEpoch: current
-            ? {
-                epoch: Number(current.epoch),
-                totalWeight: current.totalWeight.toString(),
-                startTime: Number(current.startTime),
-              }
-            : null,
-        };
-      },
-
-      /** Per-epoch earnings of a chip, or of every chip of an owner, and why. */
-      unc_getRewards: async (params): Promise<RewardJson[]> => {
-        const who = requireString(param(params, 0, 'target'), 'target');
-        let chipIds: Uint8Array[];
-        if (/^(0x)?[0-9a-fA-F]{64}$/.test(who)) chipIds = [hexParam(who, 'target', 32)];
-        else {
-          let owner: Uint8Array;
-          try {
-            owner = decodeAddress(who);
-          } catch {
-            throw new RpcError(
-              -32602,
-              'parameter "target" must be a chip id (64 hex digits) or an owner address',
-            );
+        /** Per-epoch earnings of a chip, or of every chip of an owner, and why. */
+        unc_getRewards: async ({ target }): Promise<RewardJson[]> => {
+          let chipIds: Uint8Array[];
+          if (target.kind === 'chip') chipIds = [target.chipId];
+          else {
+            const { owner } = target;
+            chipIds = chain.state
+              .keysIn(StateSpace.chip)
+              .map((k) => decode(chipCodec, chain.state.get(k)!))
+              .filter((c) => equalBytes(c.owner, owner))
+              .map((c) => c.chipId);
           }
-          chipIds = chain.state
-            .keysIn(StateSpace.chip)
-            .map((k) => decode(chipCodec, chain.state.get(k)!))
-            .filter((c) => equalBytes(c.owner, owner))
-            .map((c) => c.chipId);
-        }
-        const out: RewardJson[] = [];
-        for (const chipId of chipIds) {
-          for (const row of await chain.db.chipEvents(chipId, 1000)) {
-            const e = decode(txEventCodec, row.event);
-            if (e.type !== 'chipRewarded') continue;
-            out.push({
-              chipId: toHex(e.chipId),
-              owner: encodeAddress(e.owner),
-              epoch: Number(e.epoch),
-              paidAt: Number(row.height),
-              slotsAnswered: e.answered,
-              slotsChallenged: e.challenged,
-              slotsMissed: e.challenged - e.answered,
-              graceUsed: e.credited - e.answered,
-              power: e.power.toString(),
-              weight: e.weight.toString(),
-              epochBudget: e.budget.toString(),
-              networkWeight: e.totalWeight.toString(),
-              amount: e.amount.toString(),
-            });
+          const out: RewardJson[] = [];
+          for (const chipId of chipIds) {
+            for (const row of await chain.db.chipEvents(chipId, 1000)) {
+              const e = decode(txEventCodec, row.event);
+              if (e.type !== 'chipRewarded') continue;
+              out.push({
+                chipId: toHex(e.chipId),
+                owner: encodeAddress(e.owner),
+                epoch: Number(e.epoch),
+                paidAt: Number(row.height),
+                slotsAnswered: e.answered,
+                slotsChallenged: e.challenged,
+                slotsMissed: e.challenged - e.answered,
+                graceUsed: e.credited - e.answered,
+                power: e.power.toString(),
+                weight: e.weight.toString(),
+                epochBudget: e.budget.toString(),
+                networkWeight: e.totalWeight.toString(),
+                amount: e.amount.toString(),
+              });
+            }
           }
-        }
-        return out.sort((a, b) => b.epoch - a.epoch || a.chipId.localeCompare(b.chipId));
-      },
+          return out.sort((a, b) => b.epoch - a.epoch || a.chipId.localeCompare(b.chipId));
+        },
 
-      unc_getParams: () => {
-        const p = chain.params;
-        return {
-          blockTimeMs: p.blockTimeMs,
-          maxBlockTxs: p.maxBlockTxs,
-          maxBlockBytes: p.maxBlockBytes,
-          maxTxBytes: p.maxTxBytes,
-          minFeePerByte: p.minFeePerByte.toString(),
-          minFeePerAction: p.minFeePerAction.toString(),
-          maxTxLifetimeBlocks: Number(p.maxTxLifetimeBlocks),
-          // A chain that accepts software "chips" (dev-soft) is a dev chain: renters may use
-          // plain-http provider endpoints there, and nowhere else.
-          devChain: getPociParams(chain.state).devSoftEnabled,
-        };
-      },
-
-      unc_sendTransaction: (params) => {
-        const raw = hexParam(param(params, 0, 'tx'), 'tx');
-        return submitRaw(raw);
-      },
-
-      /** Many transactions in one call; each gets its own result or error, in order. */
-      unc_sendTransactions: (params) => {
-        const list = param(params, 0, 'txs');
-        if (!Array.isArray(list) || list.length > 10_000) {
-          throw new RpcError(-32602, 'parameter "txs" must be an array of at most 10000 hex strings');
-        }
-        return list.map((item, i) => {
-          try {
-            return submitRaw(hexParam(item, `txs[${i}]`));
-          } catch (err) {
-            const e = err as Error & { code?: unknown };
-            return { error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message } };
-          }
-        });
-      },
-
-      unc_mempool: () => ({ size: node.mempool.size, bytes: node.mempool.bytes }),
-
-      unc_getChip: (params): ChipJson => {
-        const chipId = hexParam(param(params, 0, 'chipId'), 'chipId', 32);
-        const chip = getChip(chain.state, chipId);
-        if (!chip) throw notFound(`chip ${toHex(chipId)}`);
-        return chipJson(chip);
-      },
-
-      unc_getChips: (params): ChipJson[] => {
-        const ownerText = param(params, 0, 'owner');
-        let owner: Uint8Array | null = null;
-        if (ownerText !== undefined && ownerText !== null) {
-          try {
-            owner = decodeAddress(requireString(ownerText, 'owner'));
-          } catch (err) {
-            throw new RpcError(-32602, (err as Error).message);
-          }
-        }
-        const out: ChipJson[] = [];
-        for (const key of chain.state.keysIn(StateSpace.chip)) {
-          const chip = decode(chipCodec, chain.state.get(key)!);
-          if (owner && !equalBytes(owner, chip.owner)) continue;
-          out.push(chipJson(chip));
-          if (out.length >= 1000) break;
-        }
-        return out;
-      },
-
-      unc_getChipEvents: async (params): Promise<ChipEventJson[]> => {
-        const chipId = hexParam(param(params, 0, 'chipId'), 'chipId', 32);
-        const limit = param(params, 1, 'limit') ?? 100;
-        if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
-          throw new RpcError(-32602, 'parameter "limit" must be an integer 1…1000');
-        }
-        const rows = await chain.db.chipEvents(chipId, limit);
-        return rows.map((r) => ({
-          height: Number(r.height),
-          event: eventToJson(decode(txEventCodec, r.event)),
-        }));
-      },
-
-      unc_getGovernance: () => {
-        const g = getGovernance(chain.state);
-        return { threshold: g.threshold, keys: g.keys.map(toHex), nonce: Number(g.nonce) };
-      },
-
-      unc_getVendors: (): VendorJson[] =>
-        chain.state.keysIn(StateSpace.vendor).map((k) => {
-          const v = decode(vendorCodec, chain.state.get(k)!);
+        unc_getParams: () => {
+          const p = chain.params;
           return {
-            id: v.id,
-            name: v.name,
-            profile: v.profile,
-            roots: v.roots.map(toHex),
-            requireAkEku: v.requireAkEku === true,
-            requireHardwareModuleName: v.requireHardwareModuleName === true,
+            blockTimeMs: p.blockTimeMs,
+            maxBlockTxs: p.maxBlockTxs,
+            maxBlockBytes: p.maxBlockBytes,
+            maxTxBytes: p.maxTxBytes,
+            minFeePerByte: p.minFeePerByte.toString(),
+            minFeePerAction: p.minFeePerAction.toString(),
+            maxTxLifetimeBlocks: Number(p.maxTxLifetimeBlocks),
+            // A chain that accepts software "chips" (dev-soft) is a dev chain: renters may use
+            // plain-http provider endpoints there, and nowhere else.
+            devChain: getPociParams(chain.state).devSoftEnabled,
           };
-        }),
+        },
 
-      unc_getModels: (): ModelJson[] =>
-        chain.state.keysIn(StateSpace.model).map((k) => {
-          const m = decode(chipModelCodec, chain.state.get(k)!);
-          return { vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() };
-        }),
+        unc_sendTransaction: ({ tx }) => submitRaw(tx),
 
-      unc_getEpoch: (params): EpochJson => {
-        const p = getPociParams(chain.state);
-        const raw = param(params, 0, 'epoch');
-        const epoch =
-          raw === undefined || raw === null ? epochOf(chain.height, p) : heightParam(raw, 'epoch');
-        const record = getEpochRecord(chain.state, epoch);
-        const start = epochStart(epoch, p);
-        return {
-          epoch: Number(epoch),
-          startHeight: Number(start),
-          endHeight: Number(start + p.epochBlocks - 1n),
-          seed: record ? toHex(record.seed) : null,
-          epochBlocks: Number(p.epochBlocks),
-          slotsPerEpoch: p.slotsPerEpoch,
-          challengeClasses: Number(challengeClasses(p)),
-          answerWindowBlocks: Number(p.answerWindowBlocks),
-          offlineAfterMisses: p.offlineAfterMisses,
-          startTime: record ? Number(record.startTime) : null,
-          totalWeight: (record?.totalWeight ?? 0n).toString(),
-          final: record?.final ?? false,
-          budget: (record ? epochBudgetSoFar(record) : 0n).toString(),
-        };
+        /** Many transactions in one call; each gets its own result or error, in order. */
+        unc_sendTransactions: ({ txs }) => {
+          return txs.map((item) => {
+            try {
+              return submitRaw(fromHex(item));
+            } catch (err) {
+              const e = err as Error & { code?: unknown };
+              return {
+                error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message },
+              };
+            }
+          });
+        },
+
+        unc_mempool: () => ({ size: node.mempool.size, bytes: node.mempool.bytes }),
+
+        unc_getChip: ({ chipId }): ChipJson => {
+          const chip = getChip(chain.state, chipId);
+          if (!chip) throw notFound(`chip ${toHex(chipId)}`);
+          return chipJson(chip);
+        },
+
+        unc_getChips: ({ owner }): ChipJson[] => {
+          const out: ChipJson[] = [];
+          for (const key of chain.state.keysIn(StateSpace.chip)) {
+            const chip = decode(chipCodec, chain.state.get(key)!);
+            if (owner && !equalBytes(owner, chip.owner)) continue;
+            out.push(chipJson(chip));
+            if (out.length >= 1000) break;
+          }
+          return out;
+        },
+
+        unc_getChipEvents: async ({ chipId, limit }): Promise<ChipEventJson[]> => {
+          const rows = await chain.db.chipEvents(chipId, limit ?? 100);
+          return rows.map((r) => ({
+            height: Number(r.height),
+            event: eventToJson(decode(txEventCodec, r.event)),
+          }));
+        },
+
+        unc_getGovernance: () => {
+          const g = getGovernance(chain.state);
+          return { threshold: g.threshold, keys: g.keys.map(toHex), nonce: Number(g.nonce) };
+        },
+
+        unc_getVendors: (): VendorJson[] =>
+          chain.state.keysIn(StateSpace.vendor).map((k) => {
+            const v = decode(vendorCodec, chain.state.get(k)!);
+            return {
+              id: v.id,
+              name: v.name,
+              profile: v.profile,
+              roots: v.roots.map(toHex),
+              requireAkEku: v.requireAkEku === true,
+              requireHardwareModuleName: v.requireHardwareModuleName === true,
+            };
+          }),
+
+        unc_getModels: (): ModelJson[] =>
+          chain.state.keysIn(StateSpace.model).map((k) => {
+            const m = decode(chipModelCodec, chain.state.get(k)!);
+            return { vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() };
+          }),
+
+        unc_getEpoch: (params): EpochJson => {
+          const p = getPociParams(chain.state);
+          const epoch = params.epoch ?? epochOf(chain.height, p);
+          const record = getEpochRecord(chain.state, epoch);
+          const start = epochStart(epoch, p);
+          return {
+            epoch: Number(epoch),
+            startHeight: Number(start),
+            endHeight: Number(start + p.epochBlocks - 1n),
+            seed: record ? toHex(record.seed) : null,
+            epochBlocks: Number(p.epochBlocks),
+            slotsPerEpoch: p.slotsPerEpoch,
+            challengeClasses: Number(challengeClasses(p)),
+            answerWindowBlocks: Number(p.answerWindowBlocks),
+            offlineAfterMisses: p.offlineAfterMisses,
+            startTime: record ? Number(record.startTime) : null,
+            totalWeight: (record?.totalWeight ?? 0n).toString(),
+            final: record?.final ?? false,
+            budget: (record ? epochBudgetSoFar(record) : 0n).toString(),
+          };
+        },
+      }),
+      // The document is built from the schema once; it does not change while the node runs.
+      'rpc.discover': () => {
+        discovery ??= openRpcDocument(NODE_VERSION);
+        return discovery;
       },
     },
 
-    subscriptions: {
+    subscriptions: bindSubscriptions({
       // One summary object per block, shared by every subscriber: the server serialises it once.
       newBlocks: (_params, emit) => node.watchBlocks((c) => emit(blockSummary(c))),
 
       /** Emits once: when the transaction is included, or dropped with its reason. */
-      tx: (params, emit) => {
-        const hash = hexParam(param(params, 0, 'hash'), 'hash', 32);
+      tx: ({ hash }, emit) => {
         let done = false;
         const unwatch = node.watchTx(hash, (event) => {
           done = true;
@@ -619,7 +558,7 @@ export function createApi(node: UncNode): RpcServerModules {
           unwatch();
         };
       },
-    },
+    }),
 
     metrics: () => node.metrics.render(),
     health: () => {

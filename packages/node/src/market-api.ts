@@ -7,12 +7,10 @@ import {
   challengeLookup,
   consecutiveMisses,
   decode,
-  decodeAddress,
   effectiveStatus,
   encodeAddress,
   equalBytes,
   escrowUntil,
-  fromHex,
   getChip,
   getChipMarket,
   getLease,
@@ -38,41 +36,12 @@ import {
 } from '@unc/core';
 import type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson } from '@unc/sdk';
 import type { UncNode } from './node.js';
-import { RpcError, type RpcServerModules } from './rpc/server.js';
+import type { RpcImplementation } from './rpc/typed.js';
 
 const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`);
 
 export const UPTIME_WINDOW_MS = 24n * 3_600_000n;
 const MAX_LISTED = 1000;
-
-/** Parameters by name, given as an object, as positional values, or as one object in an array. */
-function named(params: unknown, names: string[]): Record<string, unknown> {
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (Array.isArray(params)) {
-    if (params.length === 1 && isObject(params[0])) return params[0];
-    return Object.fromEntries(names.map((n, i) => [n, params[i]]));
-  }
-  return isObject(params) ? params : {};
-}
-
-function idParam(v: unknown, name: string): Uint8Array {
-  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be a string`);
-  try {
-    return fromHex(v, 32);
-  } catch (err) {
-    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
-  }
-}
-
-function addressParam(v: unknown, name: string): Uint8Array {
-  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be an address string`);
-  try {
-    return decodeAddress(v);
-  } catch (err) {
-    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
-  }
-}
 
 function ratio(num: bigint, den: bigint, places: number): string {
   const scale = 10n ** BigInt(places);
@@ -80,7 +49,14 @@ function ratio(num: bigint, den: bigint, places: number): string {
   return `${v / scale}.${(v % scale).toString().padStart(places, '0')}`;
 }
 
-export function marketMethods(node: UncNode): RpcServerModules['methods'] {
+type MarketMethodName =
+  | 'unc_getOffers'
+  | 'unc_getOffer'
+  | 'unc_getLease'
+  | 'unc_getLeases'
+  | 'unc_getProviderRecord';
+
+export function marketMethods(node: UncNode): Pick<RpcImplementation, MarketMethodName> {
   const { chain } = node;
   const now = () => chain.head.header.time;
 
@@ -237,14 +213,13 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
   }
 
   return {
-    unc_getOffers: async (params): Promise<OfferJson[]> => {
-      const { provider: providerText, all: allFlag } = named(params, ['provider', 'all']);
+    unc_getOffers: async ({ provider, all: allFlag }): Promise<OfferJson[]> => {
       const all = allFlag === true;
       const since = await heightAtTime(now() - UPTIME_WINDOW_MS);
       const ids =
-        providerText === undefined || providerText === null
+        provider == null
           ? listItems(chain.state, openOffers, MAX_LISTED)
-          : listItems(chain.state, offersByProvider(addressParam(providerText, 'provider')), MAX_LISTED);
+          : listItems(chain.state, offersByProvider(provider), MAX_LISTED);
       const out: OfferJson[] = [];
       for (const id of ids) {
         const o = getOffer(chain.state, id);
@@ -254,34 +229,25 @@ export function marketMethods(node: UncNode): RpcServerModules['methods'] {
       return out;
     },
 
-    unc_getOffer: async (params): Promise<OfferJson> => {
-      const id = idParam(named(params, ['id']).id, 'id');
+    unc_getOffer: async ({ id }): Promise<OfferJson> => {
       const o = getOffer(chain.state, id);
       if (!o) throw notFound(`offer ${toHex(id)}`);
       return offerJson(o, await heightAtTime(now() - UPTIME_WINDOW_MS));
     },
 
-    unc_getLease: (params): LeaseJson => {
-      const id = idParam(named(params, ['id']).id, 'id');
+    unc_getLease: ({ id }): LeaseJson => {
       const l = getLease(chain.state, id);
       if (!l) throw notFound(`lease ${toHex(id)}`);
       return leaseJson(l);
     },
 
-    unc_getLeases: (params): LeaseJson[] => {
-      const { renter, provider } = named(params, []);
-      if ((renter === undefined) === (provider === undefined)) {
-        throw new RpcError(-32602, 'give exactly one of "renter" or "provider" (an address)');
-      }
-      const list =
-        renter !== undefined
-          ? leasesByRenter(addressParam(renter, 'renter'))
-          : leasesByProvider(addressParam(provider, 'provider'));
+    // The schema admits exactly one of the two.
+    unc_getLeases: ({ renter, provider }): LeaseJson[] => {
+      const list = renter ? leasesByRenter(renter) : leasesByProvider(provider!);
       return listItems(chain.state, list, MAX_LISTED).map((id) => leaseJson(getLease(chain.state, id)!));
     },
 
-    unc_getProviderRecord: (params): ProviderRecordJson => {
-      const addr = addressParam(named(params, ['address']).address, 'address');
+    unc_getProviderRecord: ({ address: addr }): ProviderRecordJson => {
       const r = getProviderRecord(chain.state, addr);
       const offers = listItems(chain.state, offersByProvider(addr), MAX_LISTED)
         .map((id) => getOffer(chain.state, id)!)

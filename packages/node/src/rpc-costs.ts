@@ -9,8 +9,15 @@ import { chipsOfOwner, decodeAddress, type StateReader } from '@unc/core';
 import { INDEX_COSTS } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
 
+/** A parameter by position or name, in each of the spellings the schema's parser accepts. */
 function arg(params: unknown, index: number, name: string): unknown {
-  if (Array.isArray(params)) return params[index];
+  if (Array.isArray(params)) {
+    // One object in an array is the named form (@unc/sdk/schema parseParams): it must cost the same.
+    const only = params.length === 1 ? params[0] : undefined;
+    if (only !== null && typeof only === 'object' && !Array.isArray(only))
+      return (only as Record<string, unknown>)[name];
+    return params[index];
+  }
   if (params && typeof params === 'object') return (params as Record<string, unknown>)[name];
   return undefined;
 }

@@ -2,49 +2,59 @@
  * Typed JSON-RPC client for a UtilityNet node, over HTTP (calls) and WebSocket (subscriptions).
  * Everything the CLI and explorer read from a node goes through here.
  */
+import * as v from 'valibot';
+import { errorFromRpc, MalformedAnswerError, NodeUnreachableError, RpcClientError } from './errors.js';
+import {
+  type RpcDomain,
+  type RpcMethodName,
+  type RpcParamsIn,
+  type RpcResult,
+  rpcMethods,
+} from './schema/methods.js';
+import { type HubOptions, type Subscription, SubscriptionHub } from './subscriptions.js';
 import type {
   AccountJson,
   BlockJson,
+  ChainParamsJson,
+  ChipEventJson,
+  ChipJson,
+  EpochJson,
+  GovernanceJson,
   HeaderJson,
   LeaseJson,
+  MempoolJson,
+  ModelJson,
   OfferJson,
   ProviderRecordJson,
+  RewardJson,
+  SendResultJson,
   StatusJson,
   SupplyJson,
+  TxEventJson,
   TxReceiptJson,
   TxStatusJson,
+  ValidatorSetJson,
+  VendorJson,
 } from './views.js';
 
-export class RpcClientError extends Error {
-  constructor(
-    readonly rpcCode: number,
-    message: string,
-    /** The protocol's reason code (e.g. NONCE_USED) when the node gave one. */
-    readonly reason?: string,
-  ) {
-    super(message);
-    this.name = 'RpcClientError';
-  }
-}
+export { NodeUnreachableError, RpcClientError } from './errors.js';
+export type { HubOptions, Subscription } from './subscriptions.js';
 
-/** The node could not be reached at all (refused, DNS, timeout). */
-export class NodeUnreachableError extends Error {
-  constructor(url: string, cause: string) {
-    super(`cannot reach the node at ${url}: ${cause}`);
-    this.name = 'NodeUnreachableError';
-  }
-}
+/** A method's parameters: by name (typed by the schema) or positional, in the schema's order. */
+export type CallParams<M extends RpcMethodName> = RpcParamsIn<M> | unknown[];
 
 interface RpcResponse {
   jsonrpc: '2.0';
   id: number | null;
   result?: unknown;
-  error?: { code: number; message: string; data?: { reason?: string } };
+  error?: { code: number; message: string; data?: unknown };
 }
 
 export interface ClientOptions {
   /** Per-request timeout, ms. */
   timeoutMs?: number;
+  /** How subscriptions travel (WebSocket with reconnect, polling fallback). */
+  subscriptions?: HubOptions;
 }
 
 export type TxInclusion =
@@ -73,9 +83,15 @@ export class UncClient {
   constructor(url: string, opts: ClientOptions = {}) {
     this.url = normalizeNodeUrl(url);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.subscriptionOptions = opts.subscriptions ?? {};
   }
+  private readonly subscriptionOptions: HubOptions;
 
-  async call<T>(method: string, params: unknown[] | Record<string, unknown> = []): Promise<T> {
+  /** A method of the schema: its params and answer are typed (the answer in its JSON form). */
+  call<M extends RpcMethodName>(method: M, params?: CallParams<M>): Promise<RpcResult<M>>;
+  /** Any method by name (e.g. one newer than this sdk); the caller states the answer's type. */
+  call<T>(method: string, params?: unknown[] | Record<string, unknown>): Promise<T>;
+  async call(method: string, params: unknown = []): Promise<unknown> {
     const id = this.nextId++;
     let res: Response;
     try {
@@ -98,8 +114,33 @@ export class UncClient {
         `the node at ${this.url} answered HTTP ${res.status} with no JSON-RPC body`,
       );
     }
-    if (body.error) throw new RpcClientError(body.error.code, body.error.message, body.error.data?.reason);
-    return body.result as T;
+    if (body.error) throw errorFromRpc(body.error);
+    return body.result;
+  }
+
+  /**
+   * A method's answer checked against the schema and turned into domain values: amounts are
+   * bigint. A node answering with another shape is a MalformedAnswerError, never a wrong value.
+   */
+  async read<M extends RpcMethodName>(method: M, params?: CallParams<M>): Promise<RpcDomain<M>> {
+    const json = await this.call(method, params);
+    const parsed = v.safeParse(rpcMethods[method].result.schema, json);
+    if (!parsed.success) {
+      const issue = parsed.issues[0];
+      throw new MalformedAnswerError(method, `${v.getDotPath(issue) ?? '(root)'}: ${issue.message}`);
+    }
+    return parsed.output as RpcDomain<M>;
+  }
+
+  /** An account's balance in base units, and its next nonce, at `height`. */
+  async account(
+    address: string,
+  ): Promise<{ address: string; balance: bigint; nonce: number; height: number }> {
+    const a = await this.read('unc_getAccount', { address });
+    return { address: a.address, balance: a.balance, nonce: a.nonce, height: a.height };
+  }
+  async balance(address: string): Promise<bigint> {
+    return (await this.account(address)).balance;
   }
 
   status(): Promise<StatusJson> {
@@ -114,6 +155,18 @@ export class UncClient {
   getHeader(ref: number | string | 'latest' = 'latest'): Promise<HeaderJson> {
     return this.call('unc_getHeader', [ref]);
   }
+  /** The canonical encoding of a block, hex. */
+  getRawBlock(ref: number | string | 'latest' = 'latest'): Promise<string> {
+    return this.call('unc_getRawBlock', [ref]);
+  }
+  /** What a block did before its transactions (the market's epoch-end settlement). */
+  getBlockEvents(ref: number | string | 'latest' = 'latest'): Promise<TxEventJson[]> {
+    return this.call('unc_getBlockEvents', [ref]);
+  }
+  /** The validator set that signs `height` (default: the next block). */
+  getValidators(height?: number): Promise<ValidatorSetJson> {
+    return this.call('unc_getValidators', height === undefined ? [] : [height]);
+  }
   getTransaction(hash: string): Promise<TxReceiptJson> {
     return this.call('unc_getTransaction', [hash]);
   }
@@ -127,29 +180,49 @@ export class UncClient {
   getSupply(): Promise<SupplyJson> {
     return this.call('unc_getSupply');
   }
-  getParams(): Promise<{
-    blockTimeMs: number;
-    maxBlockTxs: number;
-    maxBlockBytes: number;
-    maxTxBytes: number;
-    minFeePerByte: string;
-    minFeePerAction: string;
-    maxTxLifetimeBlocks: number;
-    /** Dev-soft chips are accepted: a dev chain (renters may use plain-http providers). */
-    devChain?: boolean;
-  }> {
+  getParams(): Promise<ChainParamsJson> {
     return this.call('unc_getParams');
   }
   getGenesis(): Promise<Record<string, unknown>> {
     return this.call('unc_getGenesis');
   }
-  sendRawTransaction(hex: string): Promise<{ hash: string; replaced: boolean }> {
+  getMempool(): Promise<MempoolJson> {
+    return this.call('unc_mempool');
+  }
+  sendRawTransaction(hex: string): Promise<SendResultJson> {
     return this.call('unc_sendTransaction', [hex]);
   }
   sendRawTransactions(
     hexes: string[],
-  ): Promise<({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[]> {
+  ): Promise<(SendResultJson | { error: { reason: string; message: string } })[]> {
     return this.call('unc_sendTransactions', [hexes]);
+  }
+
+  getChip(chipId: string): Promise<ChipJson> {
+    return this.call('unc_getChip', [chipId]);
+  }
+  /** Chips (at most 1000), optionally of one owner. */
+  getChips(owner?: string): Promise<ChipJson[]> {
+    return this.call('unc_getChips', owner === undefined ? [] : [owner]);
+  }
+  getChipEvents(chipId: string, limit = 100): Promise<ChipEventJson[]> {
+    return this.call('unc_getChipEvents', [chipId, limit]);
+  }
+  /** Per-epoch earnings of a chip (64 hex digits) or of every chip of an owner address. */
+  getRewards(target: string): Promise<RewardJson[]> {
+    return this.call('unc_getRewards', [target]);
+  }
+  getEpoch(epoch?: number): Promise<EpochJson> {
+    return this.call('unc_getEpoch', epoch === undefined ? [] : [epoch]);
+  }
+  getGovernance(): Promise<GovernanceJson> {
+    return this.call('unc_getGovernance');
+  }
+  getVendors(): Promise<VendorJson[]> {
+    return this.call('unc_getVendors');
+  }
+  getModels(): Promise<ModelJson[]> {
+    return this.call('unc_getModels');
   }
 
   /** Open offers, newest first; with `provider`, its open and closing ones (`all`: closed too). */
@@ -169,43 +242,37 @@ export class UncClient {
   getProviderRecord(address: string): Promise<ProviderRecordJson> {
     return this.call('unc_getProviderRecord', [address]);
   }
+  /** The node's OpenRPC document (`rpc.discover`). */
+  discover(): Promise<Record<string, unknown>> {
+    return this.call<Record<string, unknown>>('rpc.discover');
+  }
 
   get wsUrl(): string {
     return this.url.replace(/^http/, 'ws');
   }
 
-  /** Opens a subscription; returns a function that closes it. */
-  async subscribe<T>(name: string, params: unknown, onEvent: (event: T) => void): Promise<Subscription> {
-    const WS = await webSocketImpl();
-    const socket = new WS(this.wsUrl);
-    await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
-      socket.onerror = () => reject(new NodeUnreachableError(this.wsUrl, 'WebSocket connection failed'));
-    });
-    const id = this.nextId++;
-    const subscriptionId = await new Promise<string>((resolve, reject) => {
-      socket.onmessage = (msg) => {
-        const data = JSON.parse(String(msg.data)) as RpcResponse & {
-          method?: string;
-          params?: { subscription: string; result: T };
-        };
-        if (data.id === id) {
-          if (data.error)
-            reject(new RpcClientError(data.error.code, data.error.message, data.error.data?.reason));
-          else resolve(data.result as string);
-        } else if (data.method === 'unc_subscription' && data.params) {
-          onEvent(data.params.result);
-        }
-      };
-      socket.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'unc_subscribe', params: [name, params] }));
-    });
-    return {
-      id: subscriptionId,
-      close: () => socket.close(),
-      onClose: (fn: () => void) => {
-        socket.onclose = () => fn();
-      },
-    };
+  /** The one WebSocket all of this client's subscriptions share (opened with the first). */
+  private hubInstance: SubscriptionHub | null = null;
+  get subscriptions(): SubscriptionHub {
+    this.hubInstance ??= new SubscriptionHub(
+      { wsUrl: this.wsUrl, call: (method, params) => this.call(method, params) },
+      this.subscriptionOptions,
+      errorFromRpc,
+    );
+    return this.hubInstance;
+  }
+
+  /**
+   * Opens a subscription (`newBlocks`, `tx`) on the client's shared WebSocket, made again after a
+   * reconnect, or polled over HTTP where no WebSocket connects; returns a handle that closes it.
+   */
+  subscribe<T>(name: string, params: unknown, onEvent: (event: T) => void): Promise<Subscription> {
+    return this.subscriptions.subscribe(name, params, onEvent as (event: unknown) => void);
+  }
+
+  /** Closes the shared WebSocket and every subscription on it. */
+  close(): void {
+    this.hubInstance?.close();
   }
 
   /**
@@ -241,29 +308,4 @@ export class UncClient {
         .catch((err) => settle(() => reject(err)));
     });
   }
-}
-
-export interface Subscription {
-  id: string;
-  close(): void;
-  onClose(fn: () => void): void;
-}
-
-interface MinimalWebSocket {
-  onopen: ((ev: unknown) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  onclose: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  send(data: string): void;
-  close(): void;
-}
-
-type WebSocketCtor = new (url: string) => MinimalWebSocket;
-
-async function webSocketImpl(): Promise<WebSocketCtor> {
-  const native = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-  if (native) return native;
-  // Node 20 has no global WebSocket; the `ws` package provides the same interface.
-  const mod = (await import('ws')) as unknown as { default: WebSocketCtor };
-  return mod.default;
 }

@@ -6,7 +6,6 @@ import {
   type Action,
   addressFromPublicKey,
   decodeAddress,
-  ed25519PublicKey,
   encode,
   encodeAddress,
   fromHex,
@@ -16,12 +15,12 @@ import {
   type SignedReceipt,
   type SignedTransaction,
   signedTransactionCodec,
-  signTransaction,
   type Transaction,
   toHex,
   transactionHash,
 } from '@unc/core';
 import type { UncClient } from './client.js';
+import { type Signer, seedSigner } from './signer.js';
 
 export interface BuildOptions {
   /** Defaults to the sender's next nonce as the node reports it. */
@@ -44,13 +43,18 @@ export function feeFor(
   return minimumFee(params, size, tx.actions.length);
 }
 
+/**
+ * Builds and signs a transaction. `by` is a Signer (seed, keystore, hardware, remote); a raw
+ * 32-byte seed is still accepted and wrapped in a seed signer.
+ */
 export async function buildTransaction(
   client: UncClient,
-  seed: Uint8Array,
+  by: Signer | Uint8Array,
   actions: Action[],
   opts: BuildOptions = {},
 ): Promise<SignedTransaction> {
-  const signer = ed25519PublicKey(seed);
+  const who = by instanceof Uint8Array ? seedSigner(by) : by;
+  const signer = who.publicKey;
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
   const nonce =
     opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(signer)))).nonce);
@@ -67,7 +71,7 @@ export async function buildTransaction(
       minFeePerByte: BigInt(params.minFeePerByte),
       minFeePerAction: BigInt(params.minFeePerAction),
     });
-  return signTransaction({ ...base, fee }, seed);
+  return who.signTransaction({ ...base, fee });
 }
 
 export function transferAction(to: string, amount: bigint, memo = ''): Action {

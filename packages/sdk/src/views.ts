@@ -914,3 +914,33 @@ export interface ProviderRecordJson {
   openOffers: string[];
   activeLeases: number;
 }
+
+/** `unc_getParams`: the block and fee parameters. */
+export interface ChainParamsJson {
+  blockTimeMs: number;
+  maxBlockTxs: number;
+  maxBlockBytes: number;
+  maxTxBytes: number;
+  minFeePerByte: string;
+  minFeePerAction: string;
+  maxTxLifetimeBlocks: number;
+  /** Dev-soft chips are accepted: a dev chain (renters may use plain-http providers). */
+  devChain: boolean;
+}
+
+export interface GovernanceJson {
+  threshold: number;
+  keys: string[];
+  nonce: number;
+}
+
+export interface MempoolJson {
+  size: number;
+  bytes: number;
+}
+
+/** `unc_sendTransaction`: the id of the admitted transaction; `replaced` when it replaced one with the same nonce. */
+export interface SendResultJson {
+  hash: string;
+  replaced: boolean;
+}

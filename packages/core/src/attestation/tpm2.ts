@@ -14,9 +14,10 @@
  * with an extendedKeyUsage must name tcg-kp-AIKCertificate (2.23.133.8.3); a vendor can require
  * the extension (requireAkEku).
  */
-import { createHash } from 'node:crypto';
+
 import { equalBytes, toHex } from '../bytes.js';
 import { taggedHash } from '../crypto/hash.js';
+import { digest as platformDigest } from '../platform/node.js';
 import { readOctetString, readOid, sequence } from './der.js';
 import { AttestationError, malformed } from './errors.js';
 import { ATTESTED_MESSAGE_LENGTH, type AttestedStatement } from './types.js';
@@ -278,7 +279,7 @@ export function parseTpm2bPublic(bytes: Uint8Array): TpmtPublic {
   if (!nameHash) throw malformed(`TPMT_PUBLIC: nameAlg 0x${nameAlg.toString(16)} is not supported`);
   const objectAttributes = r.u32('objectAttributes');
   const authPolicy = r.sized('authPolicy', 64);
-  const digest = new Uint8Array(createHash(nameHash.name).update(body).digest());
+  const digest = platformDigest(nameHash.name, body);
   const name = new Uint8Array(2 + digest.length);
   name[0] = nameAlg >> 8;
   name[1] = nameAlg & 0xff;

@@ -6,9 +6,9 @@
  * Chains are linked the way §4.1 of the protocol demands: by key identifiers (AKI of the child =
  * SKI of the parent) and by signature, with matching names as a third, never sufficient, check.
  */
-import { constants, createPublicKey, type KeyObject, verify } from 'node:crypto';
+
 import { concatBytes, equalBytes, toHex, utf8 } from '../bytes.js';
-import { BoundedCache } from '../crypto/bounded-cache.js';
+import { base64ToBytes, verifyWithSpki } from '../platform/node.js';
 import {
   bytesToBigInt,
   children,
@@ -499,7 +499,7 @@ export function pemToDer(pem: string): Uint8Array[] {
     const body = m[1]!.replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0)
       throw malformed('PEM body is not base64');
-    out.push(new Uint8Array(Buffer.from(body, 'base64')));
+    out.push(base64ToBytes(body));
   }
   return out;
 }
@@ -509,32 +509,6 @@ const EC_SIGNATURE_HALF: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48 };
 /** Size of one ECDSA scalar (r or s) on the key's curve, or null for a non-EC key. */
 export function ecScalarLength(key: SubjectPublicKey): number | null {
   return key.kind === 'ec' ? EC_SIGNATURE_HALF[key.curve] : null;
-}
-
-/**
- * Importing a key costs a good part of a verification, and the same few keys (vendor CAs, chips
- * that answer every slot) recur. Bounded in two generations (crypto/bounded-cache.ts).
- */
-const KEY_CACHE_LIMIT = 4096;
-const keyCache = new BoundedCache<KeyObject>(KEY_CACHE_LIMIT);
-
-function keyObject(spki: SubjectPublicKeyInfo): KeyObject | null {
-  const id = toHex(spki.der);
-  const cached = keyCache.get(id);
-  if (cached) return cached;
-  let key: KeyObject;
-  try {
-    key = createPublicKey({
-      key: Buffer.from(spki.der.buffer, spki.der.byteOffset, spki.der.byteLength),
-      format: 'der',
-      type: 'spki',
-    });
-  } catch {
-    // OpenSSL refuses, among others, EC points that are not on the curve.
-    return null;
-  }
-  keyCache.set(id, key);
-  return key;
 }
 
 /**
@@ -572,31 +546,29 @@ export function verifySignature(
   signature: Uint8Array,
   ecdsaEncoding: 'der' | 'raw' = 'der',
 ): boolean {
-  const key = keyObject(spki);
-  if (!key) return false;
   try {
+    let verdict: boolean | null;
     if (alg.kind === 'ecdsa') {
       if (spki.key.kind !== 'ec') return false;
       const size = EC_SIGNATURE_HALF[spki.key.curve];
       const raw = ecdsaEncoding === 'raw' ? signature : ecdsaDerToRaw(signature, size);
       if (!raw || raw.length !== 2 * size) return false;
-      return verify(alg.hash, data, { key, dsaEncoding: 'ieee-p1363' }, raw);
+      verdict = verifyWithSpki(spki.der, data, { kind: 'ecdsa', hash: alg.hash, rawSignature: raw });
+    } else {
+      if (spki.key.kind !== 'rsa') return false;
+      if (signature.length !== spki.key.modulus.length) return false;
+      verdict =
+        alg.kind === 'rsa-pkcs1'
+          ? verifyWithSpki(spki.der, data, { kind: 'rsa-pkcs1', hash: alg.hash, signature })
+          : verifyWithSpki(spki.der, data, {
+              kind: 'rsa-pss',
+              hash: alg.hash,
+              signature,
+              ...(alg.saltLength === null ? {} : { saltLength: alg.saltLength }),
+            });
     }
-    if (spki.key.kind !== 'rsa') return false;
-    if (signature.length !== spki.key.modulus.length) return false;
-    if (alg.kind === 'rsa-pkcs1') {
-      return verify(alg.hash, data, { key, padding: constants.RSA_PKCS1_PADDING }, signature);
-    }
-    return verify(
-      alg.hash,
-      data,
-      {
-        key,
-        padding: constants.RSA_PKCS1_PSS_PADDING,
-        saltLength: alg.saltLength ?? constants.RSA_PSS_SALTLEN_AUTO,
-      },
-      signature,
-    );
+    // null: OpenSSL refuses the key (among others, EC points that are not on the curve).
+    return verdict === true;
   } catch {
     return false;
   }

@@ -21,77 +21,30 @@
  * implementation of the cofactorless equation gives the same answer (pinned by the speccheck
  * vectors 3 to 5 in the tests).
  */
-import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { fromHex, toHex } from '../bytes.js';
+import { fromHex } from '../bytes.js';
 import { UncError } from '../errors.js';
-import { BoundedCache } from './bounded-cache.js';
+import { ed25519PublicKeyOf, ed25519SignRaw, ed25519VerifyRaw } from '../platform/node.js';
 
 export const ED25519_SEED_LENGTH = 32;
 export const ED25519_PUBLIC_KEY_LENGTH = 32;
 export const ED25519_SIGNATURE_LENGTH = 64;
 
-// node:crypto only imports raw Ed25519 keys wrapped in DER. For this one algorithm the wrapping is
-// a constant prefix (RFC 8410 §7 and §10.1), so we splice bytes instead of encoding ASN.1.
-const PKCS8_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-]);
-const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
-
-/**
- * Building a KeyObject costs more than the signature operation itself, and the same few keys
- * (validators, busy accounts) recur constantly. Two-generation caches (bounded-cache.ts): a FIFO
- * Map looks cheaper but makes every insert into a full cache slow in V8.
- */
-const PRIVATE_CACHE_LIMIT = 10_000;
-/** Large enough for every active chip of a big network: each answer is checked with its chip's key. */
-const PUBLIC_CACHE_LIMIT = 200_000;
-const privateKeys = new BoundedCache<KeyObject>(PRIVATE_CACHE_LIMIT);
-const publicKeys = new BoundedCache<KeyObject>(PUBLIC_CACHE_LIMIT);
-
-function withPrefix(prefix: Uint8Array, raw: Uint8Array): Buffer {
-  const der = Buffer.allocUnsafe(prefix.length + raw.length);
-  der.set(prefix, 0);
-  der.set(raw, prefix.length);
-  return der;
-}
-
-function privateKeyObject(seed: Uint8Array): KeyObject {
+function checkSeed(seed: Uint8Array): void {
   if (!(seed instanceof Uint8Array) || seed.length !== ED25519_SEED_LENGTH) {
     throw new UncError('BAD_KEY', `ed25519 seed must be ${ED25519_SEED_LENGTH} bytes`);
   }
-  const id = toHex(seed);
-  const cached = privateKeys.get(id);
-  if (cached) return cached;
-  const key = createPrivateKey({ key: withPrefix(PKCS8_PREFIX, seed), format: 'der', type: 'pkcs8' });
-  privateKeys.set(id, key);
-  return key;
-}
-
-/** Throws for anything OpenSSL refuses to import; callers decide whether that is an error. */
-function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const id = toHex(publicKey);
-  const cached = publicKeys.get(id);
-  if (cached) return cached;
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_LENGTH) {
-    throw new UncError('BAD_KEY', `ed25519 public key must be ${ED25519_PUBLIC_KEY_LENGTH} bytes`);
-  }
-  // Importing from JWK is about fifteen times cheaper than from SPKI DER on Node 20, and OpenSSL
-  // applies the same point checks either way.
-  const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url');
-  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
-  publicKeys.set(id, key);
-  return key;
 }
 
 /** The 32-byte public key of a 32-byte secret seed. */
 export function ed25519PublicKey(seed: Uint8Array): Uint8Array {
-  const spki = createPublicKey(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+  checkSeed(seed);
+  return ed25519PublicKeyOf(seed);
 }
 
 /** Deterministic 64-byte signature of `message` by the key with secret `seed`. */
 export function ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
-  return new Uint8Array(sign(null, message, privateKeyObject(seed)));
+  checkSeed(seed);
+  return ed25519SignRaw(seed, message);
 }
 
 /** p = 2^255 - 19, little-endian: ed ff … ff 7f. */
@@ -182,7 +135,7 @@ export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signat
   if (!(message instanceof Uint8Array)) return false;
   if (!ed25519PassesEncodingRules(publicKey, signature)) return false;
   try {
-    return verify(null, message, publicKeyObject(publicKey), signature);
+    return ed25519VerifyRaw(publicKey, message, signature);
   } catch {
     return false;
   }

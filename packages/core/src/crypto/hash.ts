@@ -1,17 +1,13 @@
-import { createHash } from 'node:crypto';
 import { utf8 } from '../bytes.js';
+import * as platform from '../platform/node.js';
 
 /** SHA-256 of the concatenation of `parts` (no separators: callers encode lengths themselves). */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return platform.sha256(parts);
 }
 
 export function sha512(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha512');
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return platform.sha512(parts);
 }
 
 const tagCache = new Map<string, Uint8Array>();

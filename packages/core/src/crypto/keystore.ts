@@ -3,9 +3,10 @@
  * AES-256-GCM key, whose tag doubles as the password check. The file is plain JSON with hex
  * fields so that it survives copy-paste and other tools can read it.
  */
-import { createCipheriv, createDecipheriv, scryptSync } from 'node:crypto';
+
 import { toHex } from '../bytes.js';
 import { UncError } from '../errors.js';
+import { aes256GcmDecrypt, aes256GcmEncrypt, hexToBytes, scrypt } from '../platform/node.js';
 
 export interface ScryptParams {
   n: number;
@@ -64,15 +65,9 @@ function checkParams(params: ScryptParams): void {
   if (n * r * p > MAX_WORK) bad('scrypt n * r * p is too slow to be sane');
 }
 
-function deriveKey(password: string, salt: Uint8Array, { n, r, p }: ScryptParams): Buffer {
+function deriveKey(password: string, salt: Uint8Array, params: ScryptParams): Uint8Array {
   // NFKC so that one password typed on different keyboards or OSes yields the same bytes.
-  return scryptSync(password.normalize('NFKC'), salt, KEY_LENGTH, {
-    N: n,
-    r,
-    p,
-    // Node's 32 MiB default is below what n = 2^15, r = 8 needs (128 * n * r plus overhead).
-    maxmem: 128 * n * r + 128 * r * p + 2 ** 20,
-  });
+  return scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, params);
 }
 
 function requireBytes(value: unknown, length: number, name: string): Uint8Array {
@@ -95,15 +90,14 @@ export function encryptKeystore(
   checkParams(params);
   const key = deriveKey(password, salt, params);
   try {
-    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_LENGTH });
-    const ciphertext = Buffer.concat([cipher.update(secret), cipher.final()]);
+    const { ciphertext, tag } = aes256GcmEncrypt(key, iv, secret, TAG_LENGTH);
     return {
       version: 1,
       crypto: {
         cipher: 'aes-256-gcm',
         cipherparams: { iv: toHex(iv) },
         ciphertext: toHex(ciphertext),
-        tag: toHex(cipher.getAuthTag()),
+        tag: toHex(tag),
         kdf: 'scrypt',
         kdfparams: { n: params.n, r: params.r, p: params.p, dklen: KEY_LENGTH, salt: toHex(salt) },
       },
@@ -130,10 +124,10 @@ function object(value: unknown, name: string, keys: readonly string[]): Json {
 // Lower-case only, as we write it: one spelling per file keeps tampering checks meaningful.
 const HEX_RE = /^(?:[0-9a-f]{2})+$/;
 
-function hexField(value: unknown, length: number, name: string): Buffer {
+function hexField(value: unknown, length: number, name: string): Uint8Array {
   if (typeof value !== 'string' || !HEX_RE.test(value)) bad(`${name} must be lower-case hex`);
   if (value.length !== length * 2) bad(`${name} must be ${length} bytes, got ${value.length / 2}`);
-  return Buffer.from(value, 'hex');
+  return hexToBytes(value);
 }
 
 function integerField(value: unknown, name: string): number {
@@ -176,10 +170,8 @@ export function decryptKeystore(file: unknown, password: string): Uint8Array {
   checkParams(params);
   const key = deriveKey(password, salt, params);
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_LENGTH });
-    decipher.setAuthTag(tag);
-    const secret = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
-    const out = new Uint8Array(secret);
+    const secret = aes256GcmDecrypt(key, iv, ciphertext, tag);
+    const out = secret.slice();
     secret.fill(0);
     return out;
   } catch {

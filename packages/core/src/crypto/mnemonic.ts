@@ -2,10 +2,11 @@
  * BIP-39 recovery phrases with the English wordlist. Core stays pure: callers bring the entropy
  * (a wallet draws it from a CSPRNG), and this module only converts and checks.
  */
-import { pbkdf2Sync } from 'node:crypto';
+
 import { entropyToMnemonic, mnemonicToEntropy } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { UncError } from '../errors.js';
+import { pbkdf2Sha512 } from '../platform/node.js';
 
 const ENTROPY_LENGTHS: readonly number[] = [16, 20, 24, 28, 32];
 const WORD_COUNTS: readonly number[] = [12, 15, 18, 21, 24];
@@ -61,7 +62,6 @@ export function mnemonicToSeed(mnemonic: string, passphrase = ''): Uint8Array {
   const reason = problem(phrase);
   if (reason !== null) throw new UncError('BAD_MNEMONIC', `invalid mnemonic: ${reason}`);
   const salt = `mnemonic${passphrase}`.normalize('NFKD');
-  return new Uint8Array(
-    pbkdf2Sync(Buffer.from(phrase, 'utf8'), Buffer.from(salt, 'utf8'), 2048, 64, 'sha512'),
-  );
+  const encoder = new TextEncoder();
+  return pbkdf2Sha512(encoder.encode(phrase), encoder.encode(salt), 2048, 64);
 }

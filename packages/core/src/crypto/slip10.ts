@@ -2,8 +2,9 @@
  * SLIP-0010 key derivation for Ed25519. Only hardened children exist on this curve: public
  * derivation would need point addition on keys that Ed25519 hashes before use.
  */
-import { createHmac } from 'node:crypto';
+
 import { UncError } from '../errors.js';
+import { hmacSha512 as platformHmac } from '../platform/node.js';
 
 export interface Slip10Node {
   /** The 32-byte Ed25519 secret seed (what ed25519Sign takes). */
@@ -12,7 +13,7 @@ export interface Slip10Node {
 }
 
 const HARDENED = 0x8000_0000;
-const MASTER_SECRET = Buffer.from('ed25519 seed', 'utf8');
+const MASTER_SECRET = new TextEncoder().encode('ed25519 seed');
 // Decimal index without leading zeros, hardened by ', h or H (BIP-32's two spellings).
 const SEGMENT_RE = /^(0|[1-9][0-9]*)['hH]$/;
 
@@ -25,7 +26,7 @@ export function uncDerivationPath(index: number): string {
 }
 
 function hmacSha512(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac('sha512', key).update(data).digest());
+  return platformHmac(key, data);
 }
 
 function badPath(path: string, reason: string): never {

@@ -11,12 +11,12 @@
  * SHA-256 itself, and taggedHash adds a Hash object per call on top. The scratch buffers are safe
  * to share because crypto.hash is synchronous.
  */
-import { hash } from 'node:crypto';
 import { utf8 } from '../bytes.js';
+import { bytesToLatin1, scratch, sha256Latin1, writeLatin1 } from '../platform/node.js';
 
-function scratchFor(tag: string): Buffer {
+function scratchFor(tag: string): Uint8Array {
   const t = utf8(tag);
-  const buf = Buffer.alloc(1 + t.length + 64);
+  const buf = scratch(1 + t.length + 64);
   buf[0] = t.length;
   buf.set(t, 1);
   return buf;
@@ -26,7 +26,7 @@ const LEAF_SCRATCH = scratchFor('UNC/smt-leaf');
 const NODE_SCRATCH = scratchFor('UNC/smt-node');
 const LEAF_BODY = LEAF_SCRATCH.length - 64;
 const NODE_BODY = NODE_SCRATCH.length - 64;
-const PACK_SCRATCH = Buffer.alloc(64);
+const PACK_SCRATCH = scratch(64);
 
 let hashes = 0;
 
@@ -36,7 +36,7 @@ export const EMPTY_BIN = '\0'.repeat(32);
 /** Bytes to a binary string. */
 export function toBin(bytes: Uint8Array): string {
   PACK_SCRATCH.set(bytes);
-  return PACK_SCRATCH.toString('latin1', 0, bytes.length);
+  return bytesToLatin1(PACK_SCRATCH, 0, bytes.length);
 }
 
 /** key ‖ valueHash (or 32 zero bytes when valueHash is null) as one 64-char binary string. */
@@ -44,7 +44,7 @@ export function packEntry(key: Uint8Array, valueHash: Uint8Array | null): string
   PACK_SCRATCH.set(key);
   if (valueHash === null) PACK_SCRATCH.fill(0, 32);
   else PACK_SCRATCH.set(valueHash, 32);
-  return PACK_SCRATCH.toString('latin1', 0, 64);
+  return bytesToLatin1(PACK_SCRATCH, 0, 64);
 }
 
 /** Chars [from, to) of a binary string as bytes. */
@@ -54,30 +54,30 @@ export function fromBin(bin: string, from = 0, to = bin.length): Uint8Array {
   return out;
 }
 
-function put(buf: Buffer, at: number, part: string | Uint8Array): void {
-  if (typeof part === 'string') buf.write(part, at, 32, 'latin1');
+function put(buf: Uint8Array, at: number, part: string | Uint8Array): void {
+  if (typeof part === 'string') writeLatin1(buf, at, part, 32);
   else buf.set(part, at);
 }
 
 /** Leaf hash of `kv` = key ‖ valueHash, the packed form trie leaves store. */
 export function leafHashBin(kv: string): string {
   hashes++;
-  LEAF_SCRATCH.write(kv, LEAF_BODY, 64, 'latin1');
-  return hash('sha256', LEAF_SCRATCH, 'binary');
+  writeLatin1(LEAF_SCRATCH, LEAF_BODY, kv, 64);
+  return sha256Latin1(LEAF_SCRATCH);
 }
 
 export function nodeHashBin(left: string | Uint8Array, right: string | Uint8Array): string {
   hashes++;
   put(NODE_SCRATCH, NODE_BODY, left);
   put(NODE_SCRATCH, NODE_BODY + 32, right);
-  return hash('sha256', NODE_SCRATCH, 'binary');
+  return sha256Latin1(NODE_SCRATCH);
 }
 
 export function trieLeafHash(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
   hashes++;
   LEAF_SCRATCH.set(key, LEAF_BODY);
   LEAF_SCRATCH.set(valueHash, LEAF_BODY + 32);
-  return new Uint8Array(hash('sha256', LEAF_SCRATCH, 'buffer'));
+  return fromBin(sha256Latin1(LEAF_SCRATCH));
 }
 
 export function trieNodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {

@@ -3,7 +3,7 @@
  * transaction carries approvals from at least `threshold` distinct governance keys over
  * (chain id, governance nonce, proposal); the nonce makes every approval single-use.
  */
-import { concatBytes, utf8 } from '../bytes.js';
+import { concatBytes, toHex, utf8 } from '../bytes.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
 import {
   bool,
@@ -103,8 +103,8 @@ export function checkApprovals(
   const message = governanceSigningBytes(chainId, g.nonce, proposal);
   const counted = new Set<string>();
   for (const a of approvals) {
-    const id = Buffer.from(a.publicKey).toString('hex');
-    if (!g.keys.some((k) => Buffer.from(k).toString('hex') === id)) {
+    const id = toHex(a.publicKey);
+    if (!g.keys.some((k) => toHex(k) === id)) {
       throw new ValidationError(
         'GOV_NOT_AUTHORITY',
         `approval by ${id.slice(0, 16)}… who is not a governance key`,

@@ -3,6 +3,7 @@
  * `StateReader` (what the block starts from) and `StateOverlay` (what the block writes), so the
  * same transition code runs against LevelDB in the node, a Map in tests and the simulator.
  */
+import { bytesToLatin1 } from '../platform/node.js';
 
 export interface StateReader {
   get(key: Uint8Array): Uint8Array | undefined;
@@ -15,7 +16,7 @@ export interface StateWrite {
 }
 
 export function keyId(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+  return bytesToLatin1(key);
 }
 
 /** Buffered writes over a reader; `commit()` folds a child's writes into its parent. */

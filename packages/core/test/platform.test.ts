@@ -1,0 +1,69 @@
+/**
+ * The two platform layers (platform/node.ts on node:crypto, platform/web.ts on @noble and
+ * @scure, what browsers get) must give the same bytes for every primitive core uses.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import * as nodeP from '../src/platform/node.js';
+import * as webP from '../src/platform/web.js';
+
+const bytes = (max = 200) => fc.uint8Array({ maxLength: max });
+
+test('hashes, HMAC, PBKDF2 and the encodings agree', () => {
+  fc.assert(
+    fc.property(bytes(), bytes(), (a, b) => {
+      assert.deepEqual(webP.sha256([a, b]), nodeP.sha256([a, b]));
+      assert.deepEqual(webP.sha512([a, b]), nodeP.sha512([a, b]));
+      for (const name of ['sha1', 'sha256', 'sha384', 'sha512'] as const)
+        assert.deepEqual(webP.digest(name, a), nodeP.digest(name, a));
+      assert.deepEqual(webP.hmacSha512(a, b), nodeP.hmacSha512(a, b));
+      assert.equal(webP.bytesToHex(a), nodeP.bytesToHex(a));
+      assert.deepEqual(webP.hexToBytes(nodeP.bytesToHex(a)), a);
+      assert.equal(webP.bytesToLatin1(a), nodeP.bytesToLatin1(a));
+      const s1 = nodeP.scratch(a.length);
+      const s2 = webP.scratch(a.length);
+      nodeP.writeLatin1(s1, 0, nodeP.bytesToLatin1(a), a.length);
+      webP.writeLatin1(s2, 0, nodeP.bytesToLatin1(a), a.length);
+      assert.deepEqual(new Uint8Array(s1), s2);
+      assert.equal(webP.sha256Latin1(s2), nodeP.sha256Latin1(s1));
+    }),
+    { numRuns: 200 },
+  );
+  const salt = Uint8Array.of(1, 2, 3);
+  assert.deepEqual(webP.pbkdf2Sha512(salt, salt, 10, 64), nodeP.pbkdf2Sha512(salt, salt, 10, 64));
+  assert.deepEqual(webP.base64ToBytes('AQID/w=='), nodeP.base64ToBytes('AQID/w=='));
+});
+
+test('scrypt and AES-256-GCM agree; a flipped tag bit fails on both', () => {
+  const params = { n: 1024, r: 8, p: 1 };
+  const salt = new Uint8Array(32).fill(5);
+  const key = nodeP.scrypt('pässword', salt, 32, params);
+  assert.deepEqual(webP.scrypt('pässword', salt, 32, params), key);
+  const iv = new Uint8Array(12).fill(3);
+  const secret = new Uint8Array(32).fill(9);
+  const a = nodeP.aes256GcmEncrypt(key, iv, secret, 16);
+  const b = webP.aes256GcmEncrypt(key, iv, secret, 16);
+  assert.deepEqual(b, a);
+  assert.deepEqual(webP.aes256GcmDecrypt(key, iv, a.ciphertext, a.tag), secret);
+  const bad = a.tag.slice();
+  bad[0]! ^= 1;
+  assert.throws(() => nodeP.aes256GcmDecrypt(key, iv, a.ciphertext, bad));
+  assert.throws(() => webP.aes256GcmDecrypt(key, iv, a.ciphertext, bad));
+});
+
+test('Ed25519: same keys and signatures; each verifies the other', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), bytes(), (seed, msg) => {
+      const pub = nodeP.ed25519PublicKeyOf(seed);
+      assert.deepEqual(webP.ed25519PublicKeyOf(seed), pub);
+      const sig = nodeP.ed25519SignRaw(seed, msg);
+      assert.deepEqual(webP.ed25519SignRaw(seed, msg), sig);
+      assert.equal(webP.ed25519VerifyRaw(pub, msg, sig), true);
+      const other = Uint8Array.from(msg.length ? msg : [0]);
+      other[0]! ^= 1;
+      assert.equal(webP.ed25519VerifyRaw(pub, other, sig), nodeP.ed25519VerifyRaw(pub, other, sig));
+    }),
+    { numRuns: 50 },
+  );
+});

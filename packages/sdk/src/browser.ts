@@ -1,0 +1,12 @@
+/**
+ * The sdk's entry for browsers (the `browser` condition of `@unc/sdk`): everything except the
+ * renter's job client (jobs.ts, tls.ts), which pins provider TLS certificates by fingerprint, and
+ * that needs Node's TLS sockets. Bundlers pick this file; Node gets index.ts.
+ */
+export * from './client.js';
+export * from './errors.js';
+export * from './proofs.js';
+export * from './signer.js';
+export * from './subscriptions.js';
+export * from './transactions.js';
+export * from './views.js';

@@ -1,0 +1,381 @@
+/**
+ * All of a client's subscriptions over one WebSocket. The socket opens with the first
+ * subscription and closes with the last; when it drops, it is reopened (backoff 250 ms doubling
+ * to 5 s) and every live subscription is made again. Block subscriptions never skip or repeat a
+ * height: a gap (a reconnect, or events out of order) is filled over HTTP before later blocks are
+ * delivered. Where no WebSocket can be opened (`maxSocketFailures` tries in a row, or no
+ * WebSocket implementation), the hub polls over HTTP instead, with the same events.
+ */
+import type { BlockJson, TxStatusJson } from './views.js';
+
+export interface Subscription {
+  id: string;
+  close(): void;
+  /** Called if the subscription ends other than by close() (the node refused it again). */
+  onClose(fn: () => void): void;
+}
+
+interface MinimalWebSocket {
+  onopen: ((ev: unknown) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onclose: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  send(data: string): void;
+  close(): void;
+}
+type WebSocketCtor = new (url: string) => MinimalWebSocket;
+
+/** What the hub needs from the client: HTTP calls, for polling and for filling gaps. */
+export interface HubTransport {
+  wsUrl: string;
+  call(method: string, params: unknown[]): Promise<unknown>;
+}
+
+export interface HubOptions {
+  /** Consecutive failed connects before falling back to polling (default 3). */
+  maxSocketFailures?: number;
+  /** Polling interval, ms (default 500). */
+  pollIntervalMs?: number;
+  /** 'auto' (default): WebSocket, polling when it cannot connect; or force one. */
+  mode?: 'auto' | 'websocket' | 'polling';
+}
+
+interface Entry {
+  localId: string;
+  name: string;
+  params: unknown;
+  onEvent: (event: unknown) => void;
+  closers: (() => void)[];
+  serverId: string | null;
+  /** newBlocks: the last height delivered, and the chain of deliveries (kept in order). */
+  lastHeight: number | null;
+  delivery: Promise<void>;
+  /** tx: delivered once, then the subscription is over. */
+  done: boolean;
+  pollTimer: ReturnType<typeof setTimeout> | null;
+}
+
+type RpcMessage = {
+  id?: number;
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+  method?: string;
+  params?: { subscription: string; result: unknown };
+};
+
+const MAX_BACKFILL = 100;
+
+export class SubscriptionHub {
+  private socket: MinimalWebSocket | null = null;
+  private failures = 0;
+  private polling: boolean;
+  private readonly entries = new Map<string, Entry>();
+  private readonly byServerId = new Map<string, Entry>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: unknown) => void; onAnswer?: (result: unknown) => void }
+  >();
+  private nextId = 1;
+  private nextLocal = 1;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly maxFailures: number;
+  private readonly pollMs: number;
+  /** WebSockets this hub has opened (for tests and diagnostics). */
+  socketsOpened = 0;
+
+  constructor(
+    private readonly transport: HubTransport,
+    private readonly opts: HubOptions = {},
+    private readonly toError: (e: { code: number; message: string; data?: unknown }) => Error = (e) =>
+      new Error(e.message),
+  ) {
+    this.maxFailures = opts.maxSocketFailures ?? 3;
+    this.pollMs = opts.pollIntervalMs ?? 500;
+    this.polling = opts.mode === 'polling';
+  }
+
+  /** Whether the hub is polling over HTTP instead of using a WebSocket. */
+  get isPolling(): boolean {
+    return this.polling;
+  }
+
+  async subscribe(name: string, params: unknown, onEvent: (event: unknown) => void): Promise<Subscription> {
+    const entry: Entry = {
+      localId: `s${this.nextLocal++}`,
+      name,
+      params,
+      onEvent,
+      closers: [],
+      serverId: null,
+      lastHeight: null,
+      delivery: Promise.resolve(),
+      done: false,
+      pollTimer: null,
+    };
+    this.entries.set(entry.localId, entry);
+    try {
+      if (this.polling) this.startPolling(entry);
+      else {
+        await this.ensureSocket();
+        if (this.polling) this.startPolling(entry);
+        else await this.bind(entry);
+      }
+    } catch (err) {
+      this.entries.delete(entry.localId);
+      this.closeIfIdle();
+      throw err;
+    }
+    return {
+      id: entry.localId,
+      close: () => this.remove(entry, false),
+      onClose: (fn) => entry.closers.push(fn),
+    };
+  }
+
+  /** Stops everything (the client is done). */
+  close(): void {
+    for (const e of [...this.entries.values()]) this.remove(e, false);
+  }
+
+  private remove(entry: Entry, byNode: boolean): void {
+    if (!this.entries.delete(entry.localId)) return;
+    if (entry.pollTimer) clearTimeout(entry.pollTimer);
+    if (entry.serverId) {
+      this.byServerId.delete(entry.serverId);
+      if (this.socket && !byNode) {
+        this.send('unc_unsubscribe', [entry.serverId]).catch(() => {});
+      }
+    }
+    if (byNode) for (const fn of entry.closers) fn();
+    this.closeIfIdle();
+  }
+
+  private closeIfIdle(): void {
+    if (this.entries.size > 0) return;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const s = this.socket;
+    this.socket = null;
+    if (s) {
+      s.onclose = null;
+      s.close();
+    }
+  }
+
+  private async ensureSocket(): Promise<void> {
+    while (!this.socket && !this.polling) {
+      try {
+        await this.open();
+        this.failures = 0;
+      } catch (err) {
+        this.failures++;
+        if (this.opts.mode !== 'websocket' && this.failures >= this.maxFailures) {
+          this.switchToPolling();
+          return;
+        }
+        if (this.opts.mode === 'websocket' && this.failures >= this.maxFailures) throw err;
+        await sleep(backoff(this.failures));
+      }
+    }
+  }
+
+  private async open(): Promise<void> {
+    const WS = await webSocketImpl();
+    if (!WS) throw new Error('no WebSocket implementation');
+    const socket = new WS(this.transport.wsUrl);
+    this.socketsOpened++;
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new Error(`WebSocket to ${this.transport.wsUrl} failed`));
+      socket.onclose = () => reject(new Error(`WebSocket to ${this.transport.wsUrl} closed`));
+    });
+    socket.onmessage = (msg) => this.onMessage(String(msg.data));
+    socket.onerror = () => {};
+    socket.onclose = () => this.onSocketLost(socket);
+    this.socket = socket;
+  }
+
+  private onMessage(text: string): void {
+    let data: RpcMessage;
+    try {
+      data = JSON.parse(text) as RpcMessage;
+    } catch {
+      return;
+    }
+    if (data.method === 'unc_subscription' && data.params) {
+      const entry = this.byServerId.get(data.params.subscription);
+      if (entry) this.deliver(entry, data.params.result);
+      return;
+    }
+    if (typeof data.id === 'number') {
+      const p = this.pending.get(data.id);
+      if (!p) return;
+      this.pending.delete(data.id);
+      if (data.error) p.reject(this.toError(data.error));
+      else {
+        // Synchronously: a notification for a new subscription can follow in the same batch of
+        // frames, before any promise continuation runs.
+        p.onAnswer?.(data.result);
+        p.resolve(data.result);
+      }
+    }
+  }
+
+  private send(method: string, params: unknown[], onAnswer?: (result: unknown) => void): Promise<unknown> {
+    const socket = this.socket;
+    if (!socket) return Promise.reject(new Error('no socket'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, onAnswer ? { resolve, reject, onAnswer } : { resolve, reject });
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+    });
+  }
+
+  private async bind(entry: Entry): Promise<void> {
+    const serverId = (await this.send('unc_subscribe', [entry.name, entry.params], (id) => {
+      entry.serverId = id as string;
+      this.byServerId.set(id as string, entry);
+    })) as string;
+    if (!this.entries.has(entry.localId)) {
+      this.byServerId.delete(serverId);
+      this.send('unc_unsubscribe', [serverId]).catch(() => {});
+    }
+  }
+
+  private onSocketLost(socket: MinimalWebSocket): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new Error('the WebSocket closed'));
+    }
+    this.byServerId.clear();
+    for (const e of this.entries.values()) e.serverId = null;
+    if (this.entries.size === 0) return;
+    this.reconnectTimer = setTimeout(() => void this.reconnect(), backoff(1));
+  }
+
+  private async reconnect(): Promise<void> {
+    this.reconnectTimer = null;
+    if (this.entries.size === 0) return;
+    try {
+      await this.ensureSocket();
+    } catch {
+      // mode 'websocket' and the node stays away: the subscriptions end.
+      for (const e of [...this.entries.values()]) this.remove(e, true);
+      return;
+    }
+    for (const entry of [...this.entries.values()]) {
+      if (this.polling) this.startPolling(entry);
+      else
+        await this.bind(entry).catch(() => {
+          // The node refuses it now (e.g. its limits changed): this subscription is over.
+          this.remove(entry, true);
+        });
+      // A block subscription fills what it missed while the socket was down.
+      if (entry.name === 'newBlocks' && entry.lastHeight !== null) this.deliver(entry, null);
+    }
+  }
+
+  private switchToPolling(): void {
+    this.polling = true;
+    for (const entry of this.entries.values()) if (!entry.pollTimer) this.startPolling(entry);
+  }
+
+  /** Delivers an event; for newBlocks, in height order with any gap filled over HTTP first. */
+  private deliver(entry: Entry, event: unknown): void {
+    if (entry.name === 'tx') {
+      if (entry.done) return;
+      entry.done = true;
+      entry.onEvent(event);
+      return;
+    }
+    if (entry.name !== 'newBlocks') {
+      entry.onEvent(event);
+      return;
+    }
+    const block = event as BlockJson | null;
+    entry.delivery = entry.delivery.then(async () => {
+      if (!this.entries.has(entry.localId)) return;
+      const target = block ? block.height : await this.headHeight();
+      if (entry.lastHeight !== null) {
+        const from = Math.max(entry.lastHeight + 1, target - MAX_BACKFILL);
+        for (let h = from; h < target; h++) {
+          const missed = (await this.transport.call('unc_getBlock', [h])) as BlockJson;
+          if (!this.entries.has(entry.localId)) return;
+          entry.lastHeight = h;
+          entry.onEvent(missed);
+        }
+        if (entry.lastHeight >= target) return;
+      }
+      const latest = block ?? ((await this.transport.call('unc_getBlock', [target])) as BlockJson);
+      if (!this.entries.has(entry.localId)) return;
+      entry.lastHeight = latest.height;
+      entry.onEvent(latest);
+    });
+    entry.delivery = entry.delivery.catch(() => {});
+  }
+
+  private async headHeight(): Promise<number> {
+    return ((await this.transport.call('unc_status', [])) as { height: number }).height;
+  }
+
+  private startPolling(entry: Entry): void {
+    const tick = async () => {
+      entry.pollTimer = null;
+      if (!this.entries.has(entry.localId)) return;
+      try {
+        if (entry.name === 'newBlocks') {
+          const height = await this.headHeight();
+          if (entry.lastHeight === null || height > entry.lastHeight) {
+            const block = (await this.transport.call('unc_getBlock', [height])) as BlockJson;
+            this.deliver(entry, block);
+            await entry.delivery;
+          }
+        } else if (entry.name === 'tx') {
+          const hash = Array.isArray(entry.params)
+            ? entry.params[0]
+            : (entry.params as { hash?: unknown })?.hash;
+          const s = (await this.transport.call('unc_getTransactionStatus', [hash])) as TxStatusJson;
+          if (s.status === 'included') this.deliver(entry, s);
+          else if (s.status === 'dropped')
+            this.deliver(entry, {
+              hash: s.hash,
+              status: 'rejected',
+              code: s.code,
+              reason: s.reason,
+              height: s.height,
+            });
+          if (entry.done) {
+            this.remove(entry, false);
+            return;
+          }
+        }
+      } catch {
+        // The node is away: try again at the next tick.
+      }
+      if (this.entries.has(entry.localId)) entry.pollTimer = setTimeout(() => void tick(), this.pollMs);
+    };
+    void tick();
+  }
+}
+
+function backoff(failures: number): number {
+  return Math.min(5000, 250 * 2 ** Math.max(0, failures - 1));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function webSocketImpl(): Promise<WebSocketCtor | null> {
+  const native = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  if (native) return native;
+  // Node 20 has no global WebSocket; the `ws` package provides the same interface.
+  try {
+    const mod = (await import('ws')) as unknown as { default: WebSocketCtor };
+    return mod.default;
+  } catch {
+    return null;
+  }
+}
