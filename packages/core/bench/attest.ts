@@ -1,6 +1,6 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
- * Run: npm run bench:attest [-- --chips N] [-- --seconds S]
+ * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -115,6 +115,8 @@ function positiveNumber(name: string, fallback: number, integer: boolean): numbe
 const CHIPS = positiveNumber('--chips', 100_000, true);
 /** Seconds per raw-rate and per-profile measurement. */
 const SECONDS = positiveNumber('--seconds', 2, false);
+/** Only part 3 (the epoch, which samples its own raw Ed25519 reference): for profiling and large N. */
+const EPOCH_ONLY = process.argv.includes('--epoch-only');
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -1039,6 +1041,13 @@ function main(): void {
       `warm-up, in ${ROUNDS} rounds interleaved with what they are compared with; the best round counts`,
   );
 
+  if (EPOCH_ONLY) {
+    const ed = rawCases().find((c) => c.name === 'Ed25519')!;
+    check(ed.verifyWith(ed.publicKey), 'Ed25519 verifies');
+    reportEpoch(runEpoch(ed), {});
+    return;
+  }
+
   // 1. Raw rates
   console.log('');
   console.log('1. Raw single-core verify rates, node:crypto, cached KeyObjects, 32-byte message:');
@@ -1154,12 +1163,26 @@ function main(): void {
     progress(`profiles: ${c.profile} done`);
   }
 
+  reportEpoch(runEpoch(edCase), {
+    seconds: SECONDS,
+    raw: Object.fromEntries(
+      Object.entries(raw).map(([k, v]) => [
+        k,
+        { verifyPerSec: v.verify, verifyWithImportPerSec: v.verifyCold },
+      ]),
+    ),
+    ed25519ImportUs: { spkiDer: 1e6 / importDer.perSec, jwk: 1e6 / importJwk.perSec },
+    profiles,
+  });
+}
+
+/** Prints part 3 and the JSON summary (with `parts12`, the figures of parts 1 and 2 when they ran). */
+function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unknown>): void {
   // 3. Epoch
   console.log('');
   console.log(
     `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
   );
-  const e = runEpoch(edCase);
   console.log(
     `   epoch ${EPOCH} (epochBlocks ${POCI.epochBlocks}, slotsPerEpoch ${POCI.slotsPerEpoch}, answerWindowBlocks ` +
       `${POCI.answerWindowBlocks}): blocks ${e.firstHeight}…${e.lastHeight} (${fmt(e.blocks)} blocks: the epoch and ` +
@@ -1215,15 +1238,7 @@ function main(): void {
     node: process.version,
     cpu: cpus()[0]?.model ?? null,
     cores: cpus().length,
-    seconds: SECONDS,
-    raw: Object.fromEntries(
-      Object.entries(raw).map(([k, v]) => [
-        k,
-        { verifyPerSec: v.verify, verifyWithImportPerSec: v.verifyCold },
-      ]),
-    ),
-    ed25519ImportUs: { spkiDer: 1e6 / importDer.perSec, jwk: 1e6 / importJwk.perSec },
-    profiles,
+    ...parts12,
     epoch: {
       chips: e.chips,
       answers: e.answers,
