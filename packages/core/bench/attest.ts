@@ -1,6 +1,6 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
- * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only]
+ * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -11,7 +11,8 @@
  *    block challenges one of M = epochBlocks / 4 classes (drawn from its beacon), the chips of that
  *    class answer in fee-free Heartbeat transactions in the next block (4 per chip per epoch in
  *    expectation), and every block is executed with BlockExecutor, as a node does. CPU time per
- *    epoch, per answer.
+ *    epoch, per answer. `--blocks B` measures the epoch's first B blocks only (per-answer and
+ *    per-block costs at 1,000,000 chips without signing 4,000,000 answers first).
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -117,6 +118,8 @@ const CHIPS = positiveNumber('--chips', 100_000, true);
 const SECONDS = positiveNumber('--seconds', 2, false);
 /** Only part 3 (the epoch, which samples its own raw Ed25519 reference): for profiling and large N. */
 const EPOCH_ONLY = process.argv.includes('--epoch-only');
+/** Blocks of the epoch measured in part 3 (at most the epoch's). */
+const MEASURED_BLOCKS = positiveNumber('--blocks', Number(DEFAULT_POCI_PARAMS.epochBlocks), true);
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -646,22 +649,23 @@ const ED25519_PKCS8_PREFIX = 16;
  * A chip's software key, its private KeyObject imported from JWK: importing 100,000 seeds through
  * PKCS#8 DER (what core's ed25519Sign does on a cache miss) would dominate the setup.
  */
-function chipKey(): { privateKey: KeyObject; publicKey: Uint8Array } {
+function chipKey(): { privateKey: () => KeyObject; publicKey: Uint8Array } {
   const { spki, pkcs8 } = generateDer({ type: 'ed25519' });
   check(
     spki.length === ED25519_SPKI_PREFIX + 32 && pkcs8.length === ED25519_PKCS8_PREFIX + 32,
     'Ed25519 DER',
   );
   const publicKey = new Uint8Array(spki.subarray(ED25519_SPKI_PREFIX));
-  const privateKey = createPrivateKey({
-    key: {
-      kty: 'OKP',
-      crv: 'Ed25519',
-      d: pkcs8.subarray(ED25519_PKCS8_PREFIX).toString('base64url'),
-      x: Buffer.from(publicKey).toString('base64url'),
-    },
-    format: 'jwk',
-  });
+  const privateKey = () =>
+    createPrivateKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        d: pkcs8.subarray(ED25519_PKCS8_PREFIX).toString('base64url'),
+        x: Buffer.from(publicKey).toString('base64url'),
+      },
+      format: 'jwk',
+    });
   return { privateKey, publicKey };
 }
 
@@ -799,12 +803,20 @@ function runEpoch(edCase: RawCase) {
   state.apply(genesisStateWrites(benchGenesis()));
   const template = registeredChipTemplate();
   const chipIds: Uint8Array[] = new Array(CHIPS);
-  const chipSecrets: KeyObject[] = new Array(CHIPS);
+  const chipSecrets: (KeyObject | null)[] = new Array(CHIPS);
+  // Only the chips of the classes that the measured blocks challenge sign anything: the others'
+  // private keys are not kept (at 1,000,000 chips and a few measured blocks, most chips).
+  const first = epochStart(EPOCH, POCI);
+  const blocks = Math.min(MEASURED_BLOCKS, Number(POCI.epochBlocks));
+  const measuredClasses = new Set<number>();
+  for (let b = 0; b < blocks; b++) {
+    measuredClasses.add(Number(blockChallengeClass(beaconOf(first + BigInt(b)), POCI)));
+  }
   const setup = new StateOverlay(state);
   for (let i = 0; i < CHIPS; i++) {
     const { privateKey, publicKey } = chipKey();
-    chipSecrets[i] = privateKey;
     const chipId = devSoftChipId(publicKey);
+    chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? privateKey() : null;
     chipIds[i] = chipId;
     putChip(
       setup,
@@ -829,8 +841,7 @@ function runEpoch(edCase: RawCase) {
 
   // The measured window: the epoch's first block (which opens it and fixes its seed) up to the
   // block after its last slot block, which carries the answers to that slot.
-  const first = epochStart(EPOCH, POCI);
-  const last = first + POCI.epochBlocks; // block after the last slot block
+  const last = first + BigInt(blocks); // block after the last measured slot block
   const totals = { execCpuS: 0, commitCpuS: 0, answered: 0, missed: 0, txs: 0, heartbeatBlocks: 0 };
   const wallStart = process.hrtime.bigint();
   let wallS = 0;
@@ -844,7 +855,6 @@ function runEpoch(edCase: RawCase) {
   // that class signs the challenge of block h, and the answers go into the block after it. (The
   // bench knows its own beacons, so it prepares this ahead; a real chip learns it at block h.)
   const S = POCI.slotsPerEpoch;
-  const blocks = Number(POCI.epochBlocks);
   const M = Number(challengeClasses(POCI));
   const classOf = new Int32Array(CHIPS);
   const classSize = new Int32Array(M + 1);
@@ -885,7 +895,7 @@ function runEpoch(edCase: RawCase) {
         e * 64,
       );
     }
-    if ((b + 1) % (blocks / 10) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
+    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
   }
   chipSecrets.length = 0;
   const order = entryChip;
@@ -939,7 +949,8 @@ function runEpoch(edCase: RawCase) {
       envs.push(env);
     }
     blockTxs[b] = envs;
-    if ((b + 1) % (blocks / 10) === 0) progress(`building transactions: ${b + 1}/${blocks} blocks`);
+    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0)
+      progress(`building transactions: ${b + 1}/${blocks} blocks`);
   }
 
   // How often a chip's key is still in core's FIFO KeyObject cache when its answer is verified.
@@ -977,7 +988,7 @@ function runEpoch(edCase: RawCase) {
     totals.txs += txs.length;
     if (txs.length > 0) totals.heartbeatBlocks++;
     else recordEmpty(stats, height, r);
-    if ((b + 1) % (blocks / 10) === 0) {
+    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) {
       sampler.sample(0.1);
       progress(
         `epoch: ${(((b + 1) / blocks) * 100).toFixed(0)}% (${b + 1}/${blocks} blocks, ` +
@@ -1185,8 +1196,10 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
   );
   console.log(
     `   epoch ${EPOCH} (epochBlocks ${POCI.epochBlocks}, slotsPerEpoch ${POCI.slotsPerEpoch}, answerWindowBlocks ` +
-      `${POCI.answerWindowBlocks}): blocks ${e.firstHeight}…${e.lastHeight} (${fmt(e.blocks)} blocks: the epoch and ` +
-      'the block after its last slot block)',
+      `${POCI.answerWindowBlocks}): blocks ${e.firstHeight}…${e.lastHeight} (${fmt(e.blocks)} blocks: ` +
+      (e.blocks - 1 === Number(POCI.epochBlocks)
+        ? 'the epoch and the block after its last slot block)'
+        : `the epoch's first ${fmt(e.blocks - 1)} blocks (--blocks) and the block after the last of them)`),
   );
   console.log(
     `   ${fmt(e.answers)} answers, each in the block right after its challenging block: ${fmt(e.txs)} fee-free Heartbeat ` +
@@ -1219,9 +1232,9 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
       `(cold, not steady state); raw Ed25519 verify plus those imports: ${fmt(e.rawWithImportsPerSec)}/s, ` +
       `answers/s ÷ that = ${e.ratioToEd25519WithImports.toFixed(3)}`,
   );
-  const epochSeconds = Number(POCI.epochBlocks) * (DEFAULT_PARAMS.blockTimeMs / 1000);
+  const epochSeconds = (e.blocks - 1) * (DEFAULT_PARAMS.blockTimeMs / 1000);
   console.log(
-    `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the epoch lasts ${fmt(epochSeconds)} s: heartbeats take ` +
+    `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the measured blocks last ${fmt(epochSeconds)} s: heartbeats take ` +
       `${((e.execCpuS / epochSeconds) * 100).toFixed(2)}% of one core`,
   );
   console.log(
