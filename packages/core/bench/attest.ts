@@ -1,6 +1,7 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
  * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
+ *   [-- --answering A]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -12,7 +13,9 @@
  *    class answer in fee-free Heartbeat transactions in the next block (4 per chip per epoch in
  *    expectation), and every block is executed with BlockExecutor, as a node does. CPU time per
  *    epoch, per answer. `--blocks B` measures the epoch's first B blocks only (per-answer and
- *    per-block costs at 1,000,000 chips without signing 4,000,000 answers first).
+ *    per-block costs at 1,000,000 chips without signing 4,000,000 answers first). `--answering A`:
+ *    only the first A chips have key pairs and answer; the others are registered with 32 random
+ *    bytes as their key and stay silent (a key pair per chip was most of the setup at 1,000,000).
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -120,6 +123,8 @@ const SECONDS = positiveNumber('--seconds', 2, false);
 const EPOCH_ONLY = process.argv.includes('--epoch-only');
 /** Blocks of the epoch measured in part 3 (at most the epoch's). */
 const MEASURED_BLOCKS = positiveNumber('--blocks', Number(DEFAULT_POCI_PARAMS.epochBlocks), true);
+/** Chips that have key pairs and answer their challenges (the rest of the N stay silent). */
+const ANSWERING = Math.min(CHIPS, positiveNumber('--answering', CHIPS, true));
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -814,7 +819,8 @@ function runEpoch(edCase: RawCase) {
   }
   const setup = new StateOverlay(state);
   for (let i = 0; i < CHIPS; i++) {
-    const { privateKey, publicKey } = chipKey();
+    const { privateKey, publicKey } =
+      i < ANSWERING ? chipKey() : { privateKey: () => null, publicKey: new Uint8Array(randomBytes(32)) };
     const chipId = devSoftChipId(publicKey);
     chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? privateKey() : null;
     chipIds[i] = chipId;
@@ -842,7 +848,20 @@ function runEpoch(edCase: RawCase) {
   // The measured window: the epoch's first block (which opens it and fixes its seed) up to the
   // block after its last slot block, which carries the answers to that slot.
   const last = first + BigInt(blocks); // block after the last measured slot block
-  const totals = { execCpuS: 0, commitCpuS: 0, answered: 0, missed: 0, txs: 0, heartbeatBlocks: 0 };
+  const totals = {
+    execCpuS: 0,
+    commitCpuS: 0,
+    answered: 0,
+    missed: 0,
+    txs: 0,
+    heartbeatBlocks: 0,
+    /** State reads and writes of the blocks that carried answers, and their answers. */
+    hbReads: 0,
+    hbWrites: 0,
+    hbAnswers: 0,
+    maxReadsPerAnswer: 0,
+    maxWritesPerAnswer: 0,
+  };
   const wallStart = process.hrtime.bigint();
   let wallS = 0;
   const firstRun = runBlock(state, first, [], none);
@@ -858,14 +877,15 @@ function runEpoch(edCase: RawCase) {
   const M = Number(challengeClasses(POCI));
   const classOf = new Int32Array(CHIPS);
   const classSize = new Int32Array(M + 1);
-  for (let i = 0; i < CHIPS; i++) {
+  // The answering chips by class (silent ones, --answering, sign nothing).
+  for (let i = 0; i < ANSWERING; i++) {
     classOf[i] = Number(chipClass(chipIds[i]!, POCI));
     classSize[classOf[i]! + 1]!++;
   }
   for (let k = 0; k < M; k++) classSize[k + 1]! += classSize[k]!;
-  const classChips = new Int32Array(CHIPS);
+  const classChips = new Int32Array(ANSWERING);
   const classFill = classSize.slice(0, M);
-  for (let i = 0; i < CHIPS; i++) classChips[classFill[classOf[i]!]!++] = i;
+  for (let i = 0; i < ANSWERING; i++) classChips[classFill[classOf[i]!]!++] = i;
   const blockClass = new Int32Array(blocks);
   const perBlock = new Int32Array(blocks + 1);
   const drawn = new Int32Array(M);
@@ -986,8 +1006,14 @@ function runEpoch(edCase: RawCase) {
     totals.answered += r.answered;
     totals.missed += r.missed;
     totals.txs += txs.length;
-    if (txs.length > 0) totals.heartbeatBlocks++;
-    else recordEmpty(stats, height, r);
+    if (txs.length > 0) {
+      totals.heartbeatBlocks++;
+      totals.hbReads += r.reads;
+      totals.hbWrites += r.writes;
+      totals.hbAnswers += r.answered;
+      totals.maxReadsPerAnswer = Math.max(totals.maxReadsPerAnswer, r.reads / r.answered);
+      totals.maxWritesPerAnswer = Math.max(totals.maxWritesPerAnswer, r.writes / r.answered);
+    } else recordEmpty(stats, height, r);
     if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) {
       sampler.sample(0.1);
       progress(
@@ -1033,6 +1059,10 @@ function runEpoch(edCase: RawCase) {
     keyCacheHitRate,
     stats,
     bareStats,
+    readsPerAnswer: totals.hbReads / totals.hbAnswers,
+    writesPerAnswer: totals.hbWrites / totals.hbAnswers,
+    maxReadsPerAnswer: totals.maxReadsPerAnswer,
+    maxWritesPerAnswer: totals.maxWritesPerAnswer,
   };
 }
 
@@ -1192,7 +1222,7 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
   // 3. Epoch
   console.log('');
   console.log(
-    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
+    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips${ANSWERING < CHIPS ? ` (${fmt(ANSWERING)} of them answering, --answering; the others silent)` : ''} (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
   );
   console.log(
     `   epoch ${EPOCH} (epochBlocks ${POCI.epochBlocks}, slotsPerEpoch ${POCI.slotsPerEpoch}, answerWindowBlocks ` +
@@ -1241,6 +1271,11 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
     `   state reads/writes per block without heartbeats (${fmt(e.chips)} chips in state): ${describeEmpty(e.stats)}`,
   );
   console.log(
+    `   state reads/writes of the blocks with answers (the block's own included, tx overlays counted ` +
+      `once more when they commit): ${e.readsPerAnswer.toFixed(1)} reads, ${e.writesPerAnswer.toFixed(1)} writes ` +
+      `per answer on average (at most ${e.maxReadsPerAnswer.toFixed(1)} / ${e.maxWritesPerAnswer.toFixed(1)} in a block)`,
+  );
+  console.log(
     `   the same blocks with 0 chips in state: ${describeEmpty(e.bareStats)}; ` +
       `${fmt((e.stats.cpuS / e.stats.blocks) * 1e6, 1)} µs CPU per such block`,
   );
@@ -1269,6 +1304,8 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
       netPerAnswerUs: e.netPerAnswerUs,
       ratioToEd25519WithImports: e.ratioToEd25519WithImports,
       keyCacheHitRate: e.keyCacheHitRate,
+      readsPerAnswer: e.readsPerAnswer,
+      writesPerAnswer: e.writesPerAnswer,
       emptyBlockReadsWrites: Object.fromEntries(e.stats.ordinary),
       emptyBlockReadsWritesNoChips: Object.fromEntries(e.bareStats.ordinary),
       epochStartReadsWrites: e.stats.epochStart.map((s) => ({
