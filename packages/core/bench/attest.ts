@@ -1,6 +1,7 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
- * Run: npm run bench:attest [-- --chips N] [-- --seconds S]
+ * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
+ *   [-- --answering A]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -11,7 +12,10 @@
  *    block challenges one of M = epochBlocks / 4 classes (drawn from its beacon), the chips of that
  *    class answer in fee-free Heartbeat transactions in the next block (4 per chip per epoch in
  *    expectation), and every block is executed with BlockExecutor, as a node does. CPU time per
- *    epoch, per answer.
+ *    epoch, per answer. `--blocks B` measures the epoch's first B blocks only (per-answer and
+ *    per-block costs at 1,000,000 chips without signing 4,000,000 answers first). `--answering A`:
+ *    only the first A chips have key pairs and answer; the others are registered with 32 random
+ *    bytes as their key and stay silent (a key pair per chip was most of the setup at 1,000,000).
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -115,6 +119,12 @@ function positiveNumber(name: string, fallback: number, integer: boolean): numbe
 const CHIPS = positiveNumber('--chips', 100_000, true);
 /** Seconds per raw-rate and per-profile measurement. */
 const SECONDS = positiveNumber('--seconds', 2, false);
+/** Only part 3 (the epoch, which samples its own raw Ed25519 reference): for profiling and large N. */
+const EPOCH_ONLY = process.argv.includes('--epoch-only');
+/** Blocks of the epoch measured in part 3 (at most the epoch's). */
+const MEASURED_BLOCKS = positiveNumber('--blocks', Number(DEFAULT_POCI_PARAMS.epochBlocks), true);
+/** Chips that have key pairs and answer their challenges (the rest of the N stay silent). */
+const ANSWERING = Math.min(CHIPS, positiveNumber('--answering', CHIPS, true));
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -644,22 +654,23 @@ const ED25519_PKCS8_PREFIX = 16;
  * A chip's software key, its private KeyObject imported from JWK: importing 100,000 seeds through
  * PKCS#8 DER (what core's ed25519Sign does on a cache miss) would dominate the setup.
  */
-function chipKey(): { privateKey: KeyObject; publicKey: Uint8Array } {
+function chipKey(): { privateKey: () => KeyObject; publicKey: Uint8Array } {
   const { spki, pkcs8 } = generateDer({ type: 'ed25519' });
   check(
     spki.length === ED25519_SPKI_PREFIX + 32 && pkcs8.length === ED25519_PKCS8_PREFIX + 32,
     'Ed25519 DER',
   );
   const publicKey = new Uint8Array(spki.subarray(ED25519_SPKI_PREFIX));
-  const privateKey = createPrivateKey({
-    key: {
-      kty: 'OKP',
-      crv: 'Ed25519',
-      d: pkcs8.subarray(ED25519_PKCS8_PREFIX).toString('base64url'),
-      x: Buffer.from(publicKey).toString('base64url'),
-    },
-    format: 'jwk',
-  });
+  const privateKey = () =>
+    createPrivateKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        d: pkcs8.subarray(ED25519_PKCS8_PREFIX).toString('base64url'),
+        x: Buffer.from(publicKey).toString('base64url'),
+      },
+      format: 'jwk',
+    });
   return { privateKey, publicKey };
 }
 
@@ -797,12 +808,21 @@ function runEpoch(edCase: RawCase) {
   state.apply(genesisStateWrites(benchGenesis()));
   const template = registeredChipTemplate();
   const chipIds: Uint8Array[] = new Array(CHIPS);
-  const chipSecrets: KeyObject[] = new Array(CHIPS);
+  const chipSecrets: (KeyObject | null)[] = new Array(CHIPS);
+  // Only the chips of the classes that the measured blocks challenge sign anything: the others'
+  // private keys are not kept (at 1,000,000 chips and a few measured blocks, most chips).
+  const first = epochStart(EPOCH, POCI);
+  const blocks = Math.min(MEASURED_BLOCKS, Number(POCI.epochBlocks));
+  const measuredClasses = new Set<number>();
+  for (let b = 0; b < blocks; b++) {
+    measuredClasses.add(Number(blockChallengeClass(beaconOf(first + BigInt(b)), POCI)));
+  }
   const setup = new StateOverlay(state);
   for (let i = 0; i < CHIPS; i++) {
-    const { privateKey, publicKey } = chipKey();
-    chipSecrets[i] = privateKey;
+    const { privateKey, publicKey } =
+      i < ANSWERING ? chipKey() : { privateKey: () => null, publicKey: new Uint8Array(randomBytes(32)) };
     const chipId = devSoftChipId(publicKey);
+    chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? privateKey() : null;
     chipIds[i] = chipId;
     putChip(
       setup,
@@ -827,9 +847,21 @@ function runEpoch(edCase: RawCase) {
 
   // The measured window: the epoch's first block (which opens it and fixes its seed) up to the
   // block after its last slot block, which carries the answers to that slot.
-  const first = epochStart(EPOCH, POCI);
-  const last = first + POCI.epochBlocks; // block after the last slot block
-  const totals = { execCpuS: 0, commitCpuS: 0, answered: 0, missed: 0, txs: 0, heartbeatBlocks: 0 };
+  const last = first + BigInt(blocks); // block after the last measured slot block
+  const totals = {
+    execCpuS: 0,
+    commitCpuS: 0,
+    answered: 0,
+    missed: 0,
+    txs: 0,
+    heartbeatBlocks: 0,
+    /** State reads and writes of the blocks that carried answers, and their answers. */
+    hbReads: 0,
+    hbWrites: 0,
+    hbAnswers: 0,
+    maxReadsPerAnswer: 0,
+    maxWritesPerAnswer: 0,
+  };
   const wallStart = process.hrtime.bigint();
   let wallS = 0;
   const firstRun = runBlock(state, first, [], none);
@@ -842,18 +874,18 @@ function runEpoch(edCase: RawCase) {
   // that class signs the challenge of block h, and the answers go into the block after it. (The
   // bench knows its own beacons, so it prepares this ahead; a real chip learns it at block h.)
   const S = POCI.slotsPerEpoch;
-  const blocks = Number(POCI.epochBlocks);
   const M = Number(challengeClasses(POCI));
   const classOf = new Int32Array(CHIPS);
   const classSize = new Int32Array(M + 1);
-  for (let i = 0; i < CHIPS; i++) {
+  // The answering chips by class (silent ones, --answering, sign nothing).
+  for (let i = 0; i < ANSWERING; i++) {
     classOf[i] = Number(chipClass(chipIds[i]!, POCI));
     classSize[classOf[i]! + 1]!++;
   }
   for (let k = 0; k < M; k++) classSize[k + 1]! += classSize[k]!;
-  const classChips = new Int32Array(CHIPS);
+  const classChips = new Int32Array(ANSWERING);
   const classFill = classSize.slice(0, M);
-  for (let i = 0; i < CHIPS; i++) classChips[classFill[classOf[i]!]!++] = i;
+  for (let i = 0; i < ANSWERING; i++) classChips[classFill[classOf[i]!]!++] = i;
   const blockClass = new Int32Array(blocks);
   const perBlock = new Int32Array(blocks + 1);
   const drawn = new Int32Array(M);
@@ -883,7 +915,7 @@ function runEpoch(edCase: RawCase) {
         e * 64,
       );
     }
-    if ((b + 1) % (blocks / 10) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
+    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
   }
   chipSecrets.length = 0;
   const order = entryChip;
@@ -937,7 +969,8 @@ function runEpoch(edCase: RawCase) {
       envs.push(env);
     }
     blockTxs[b] = envs;
-    if ((b + 1) % (blocks / 10) === 0) progress(`building transactions: ${b + 1}/${blocks} blocks`);
+    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0)
+      progress(`building transactions: ${b + 1}/${blocks} blocks`);
   }
 
   // How often a chip's key is still in core's FIFO KeyObject cache when its answer is verified.
@@ -973,9 +1006,15 @@ function runEpoch(edCase: RawCase) {
     totals.answered += r.answered;
     totals.missed += r.missed;
     totals.txs += txs.length;
-    if (txs.length > 0) totals.heartbeatBlocks++;
-    else recordEmpty(stats, height, r);
-    if ((b + 1) % (blocks / 10) === 0) {
+    if (txs.length > 0) {
+      totals.heartbeatBlocks++;
+      totals.hbReads += r.reads;
+      totals.hbWrites += r.writes;
+      totals.hbAnswers += r.answered;
+      totals.maxReadsPerAnswer = Math.max(totals.maxReadsPerAnswer, r.reads / r.answered);
+      totals.maxWritesPerAnswer = Math.max(totals.maxWritesPerAnswer, r.writes / r.answered);
+    } else recordEmpty(stats, height, r);
+    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) {
       sampler.sample(0.1);
       progress(
         `epoch: ${(((b + 1) / blocks) * 100).toFixed(0)}% (${b + 1}/${blocks} blocks, ` +
@@ -1020,6 +1059,10 @@ function runEpoch(edCase: RawCase) {
     keyCacheHitRate,
     stats,
     bareStats,
+    readsPerAnswer: totals.hbReads / totals.hbAnswers,
+    writesPerAnswer: totals.hbWrites / totals.hbAnswers,
+    maxReadsPerAnswer: totals.maxReadsPerAnswer,
+    maxWritesPerAnswer: totals.maxWritesPerAnswer,
   };
 }
 
@@ -1038,6 +1081,13 @@ function main(): void {
     `rates are operations per second of process CPU time (one thread): ${fmt(SECONDS, 1)} s each after a ` +
       `warm-up, in ${ROUNDS} rounds interleaved with what they are compared with; the best round counts`,
   );
+
+  if (EPOCH_ONLY) {
+    const ed = rawCases().find((c) => c.name === 'Ed25519')!;
+    check(ed.verifyWith(ed.publicKey), 'Ed25519 verifies');
+    reportEpoch(runEpoch(ed), {});
+    return;
+  }
 
   // 1. Raw rates
   console.log('');
@@ -1154,16 +1204,32 @@ function main(): void {
     progress(`profiles: ${c.profile} done`);
   }
 
+  reportEpoch(runEpoch(edCase), {
+    seconds: SECONDS,
+    raw: Object.fromEntries(
+      Object.entries(raw).map(([k, v]) => [
+        k,
+        { verifyPerSec: v.verify, verifyWithImportPerSec: v.verifyCold },
+      ]),
+    ),
+    ed25519ImportUs: { spkiDer: 1e6 / importDer.perSec, jwk: 1e6 / importJwk.perSec },
+    profiles,
+  });
+}
+
+/** Prints part 3 and the JSON summary (with `parts12`, the figures of parts 1 and 2 when they ran). */
+function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unknown>): void {
   // 3. Epoch
   console.log('');
   console.log(
-    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
+    `3. The chain processing the heartbeats of ${fmt(CHIPS)} dev chips${ANSWERING < CHIPS ? ` (${fmt(ANSWERING)} of them answering, --answering; the others silent)` : ''} (each block challenges one of ${fmt(Number(challengeClasses(POCI)))} classes: 4 challenges per chip per epoch in expectation): CPU time per epoch`,
   );
-  const e = runEpoch(edCase);
   console.log(
     `   epoch ${EPOCH} (epochBlocks ${POCI.epochBlocks}, slotsPerEpoch ${POCI.slotsPerEpoch}, answerWindowBlocks ` +
-      `${POCI.answerWindowBlocks}): blocks ${e.firstHeight}…${e.lastHeight} (${fmt(e.blocks)} blocks: the epoch and ` +
-      'the block after its last slot block)',
+      `${POCI.answerWindowBlocks}): blocks ${e.firstHeight}…${e.lastHeight} (${fmt(e.blocks)} blocks: ` +
+      (e.blocks - 1 === Number(POCI.epochBlocks)
+        ? 'the epoch and the block after its last slot block)'
+        : `the epoch's first ${fmt(e.blocks - 1)} blocks (--blocks) and the block after the last of them)`),
   );
   console.log(
     `   ${fmt(e.answers)} answers, each in the block right after its challenging block: ${fmt(e.txs)} fee-free Heartbeat ` +
@@ -1196,13 +1262,18 @@ function main(): void {
       `(cold, not steady state); raw Ed25519 verify plus those imports: ${fmt(e.rawWithImportsPerSec)}/s, ` +
       `answers/s ÷ that = ${e.ratioToEd25519WithImports.toFixed(3)}`,
   );
-  const epochSeconds = Number(POCI.epochBlocks) * (DEFAULT_PARAMS.blockTimeMs / 1000);
+  const epochSeconds = (e.blocks - 1) * (DEFAULT_PARAMS.blockTimeMs / 1000);
   console.log(
-    `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the epoch lasts ${fmt(epochSeconds)} s: heartbeats take ` +
+    `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the measured blocks last ${fmt(epochSeconds)} s: heartbeats take ` +
       `${((e.execCpuS / epochSeconds) * 100).toFixed(2)}% of one core`,
   );
   console.log(
     `   state reads/writes per block without heartbeats (${fmt(e.chips)} chips in state): ${describeEmpty(e.stats)}`,
+  );
+  console.log(
+    `   state reads/writes of the blocks with answers (the block's own included, tx overlays counted ` +
+      `once more when they commit): ${e.readsPerAnswer.toFixed(1)} reads, ${e.writesPerAnswer.toFixed(1)} writes ` +
+      `per answer on average (at most ${e.maxReadsPerAnswer.toFixed(1)} / ${e.maxWritesPerAnswer.toFixed(1)} in a block)`,
   );
   console.log(
     `   the same blocks with 0 chips in state: ${describeEmpty(e.bareStats)}; ` +
@@ -1215,15 +1286,7 @@ function main(): void {
     node: process.version,
     cpu: cpus()[0]?.model ?? null,
     cores: cpus().length,
-    seconds: SECONDS,
-    raw: Object.fromEntries(
-      Object.entries(raw).map(([k, v]) => [
-        k,
-        { verifyPerSec: v.verify, verifyWithImportPerSec: v.verifyCold },
-      ]),
-    ),
-    ed25519ImportUs: { spkiDer: 1e6 / importDer.perSec, jwk: 1e6 / importJwk.perSec },
-    profiles,
+    ...parts12,
     epoch: {
       chips: e.chips,
       answers: e.answers,
@@ -1241,6 +1304,8 @@ function main(): void {
       netPerAnswerUs: e.netPerAnswerUs,
       ratioToEd25519WithImports: e.ratioToEd25519WithImports,
       keyCacheHitRate: e.keyCacheHitRate,
+      readsPerAnswer: e.readsPerAnswer,
+      writesPerAnswer: e.writesPerAnswer,
       emptyBlockReadsWrites: Object.fromEntries(e.stats.ordinary),
       emptyBlockReadsWritesNoChips: Object.fromEntries(e.bareStats.ordinary),
       epochStartReadsWrites: e.stats.epochStart.map((s) => ({

@@ -68,6 +68,15 @@ export class Writer {
   finish(): Uint8Array {
     return this.buf.slice(0, this.pos);
   }
+
+  /** Empties the writer for reuse (its buffer stays). */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  get capacity(): number {
+    return this.buf.length;
+  }
 }
 
 export class Reader {
@@ -135,10 +144,26 @@ export interface Codec<T> {
   read(r: Reader): T;
 }
 
+/**
+ * One writer reused by `encode`: a fresh one allocated a 256-byte buffer (memory outside the
+ * JavaScript heap, which also hurries the garbage collector) for every value encoded. `finish`
+ * copies the bytes out, so the buffer is free again once `encode` returns; a nested `encode` (from
+ * inside a codec) finds it taken and uses a writer of its own. A buffer grown past
+ * SCRATCH_MAX_BYTES by a large value is not kept.
+ */
+let scratch: Writer | null = null;
+const SCRATCH_MAX_BYTES = 1 << 16;
+
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
-  const w = new Writer();
-  codec.write(w, value);
-  return w.finish();
+  const w = scratch ?? new Writer();
+  scratch = null;
+  w.reset();
+  try {
+    codec.write(w, value);
+    return w.finish();
+  } finally {
+    if (w.capacity <= SCRATCH_MAX_BYTES) scratch = w;
+  }
 }
 
 /** Decodes exactly one value; trailing bytes are an error. Never throws anything but DecodeError. */

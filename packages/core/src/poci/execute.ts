@@ -459,36 +459,46 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
   const events: PociEvent[] = [];
   const currentEpoch = epochOf(ctx.height, p);
   for (const answer of action.answers) {
-    const where = `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
+    // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
+    const where = () =>
+      `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
     const chip = getChip(state, answer.chipId);
-    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where}: not registered`);
+    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`);
     const { status, reason } = effectiveStatus(state, chip);
     if (status !== 'active')
-      throw new ValidationError('CHIP_INACTIVE', `${where}: chip is ${status}${reason ? `: ${reason}` : ''}`);
+      throw new ValidationError(
+        'CHIP_INACTIVE',
+        `${where()}: chip is ${status}${reason ? `: ${reason}` : ''}`,
+      );
     if (answer.epoch < chip.firstEpoch || answer.epoch > currentEpoch || answer.epoch + 1n < currentEpoch) {
-      throw new ValidationError('SLOT_NOT_OPEN', `${where}: not a current epoch of this chip`);
+      throw new ValidationError('SLOT_NOT_OPEN', `${where()}: not a current epoch of this chip`);
     }
-    // `slot` is the index of the challenge among those of the chip's class in the epoch.
+    // `slot` is the index of the challenge among those of the chip's class in the epoch. The class
+    // (a hash) and its record (a decode) are worked out once per answer and handed to the miss
+    // count, the settlement and the reweighing below, which each looked them up again before. Only
+    // the block's opening bookkeeping appends heights, and nothing below writes this record before
+    // addAnswerWeight does, so every reader sees the same values as with its own lookup.
     const cls = chipClass(chip.chipId, p);
-    const challenges = getChallengeClass(state, answer.epoch, cls).heights;
+    const classRecord = getChallengeClass(state, answer.epoch, cls);
+    const challenges = classRecord.heights;
     if (answer.slot >= MAX_CHALLENGES_PER_EPOCH || answer.slot >= challenges.length) {
       throw new ValidationError(
         'SLOT_NOT_OPEN',
-        `${where}: no such challenge (the chip's class has drawn ${challenges.length} in the epoch so far)`,
+        `${where()}: no such challenge (the chip's class has drawn ${challenges.length} in the epoch so far)`,
       );
     }
     const slotHeight = challenges[answer.slot]!;
     if (ctx.height > slotHeight + p.answerWindowBlocks) {
       throw new ValidationError(
         'ANSWER_TOO_LATE',
-        `${where}: the window for slot block ${slotHeight} closed at height ${slotHeight + p.answerWindowBlocks}`,
+        `${where()}: the window for slot block ${slotHeight} closed at height ${slotHeight + p.answerWindowBlocks}`,
       );
     }
     if (answeredIn(chip, answer.epoch, answer.slot)) {
-      throw new ValidationError('ANSWER_REPLAYED', `${where}: already answered`);
+      throw new ValidationError('ANSWER_REPLAYED', `${where()}: already answered`);
     }
     const slotHash = getRecentHash(state, slotHeight);
-    if (!slotHash) throw new ValidationError('SLOT_NOT_OPEN', `${where}: slot block hash unavailable`);
+    if (!slotHash) throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block hash unavailable`);
     const { tpmClock } = verifyHeartbeat(
       chip,
       answer.evidence,
@@ -498,10 +508,10 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       const prev = chip.tpmClock;
       if (prev) {
         if (tpmClock.resetCount < prev.resetCount) {
-          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where}: TPM resetCount went backwards`);
+          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM resetCount went backwards`);
         }
         if (tpmClock.resetCount === prev.resetCount && tpmClock.clock < prev.clock) {
-          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where}: TPM clock went backwards`);
+          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM clock went backwards`);
         }
         if (tpmClock.resetCount > prev.resetCount || tpmClock.restartCount > prev.restartCount) {
           events.push({
@@ -522,8 +532,9 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
         chip.settledThrough,
         ctx.height,
         p,
-        challengesOf,
+        (e, c) => (e === answer.epoch && c === cls ? challenges : challengesOf(e, c)),
         MAX_MISSES_COUNTED,
+        cls,
       );
       for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
         events.push({
@@ -539,10 +550,11 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       chip.settledThrough = settleTo;
     }
     // Pay what is final before the answered-slot window moves on, then weigh this answer.
-    events.push(...rewardEvents(chip, settleChipRewards(state, chip, p)));
+    const paid = settleChipRewards(state, chip, p, cls);
+    if (paid.length > 0) events.push(...rewardEvents(chip, paid));
     const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
-    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p);
+    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;

@@ -237,10 +237,10 @@ export function unansweredSlots(
   p: PociParams,
   challengesOf: ChallengeLookup,
   limit: number,
+  cls: bigint = chipClass(chip.chipId, p),
 ): SlotOutcome[] {
   const out: SlotOutcome[] = [];
   if (limit <= 0) return out;
-  const cls = chipClass(chip.chipId, p);
   const current = epochOf(height, p);
   let from = epochOf(after + 1n, p);
   if (from < chip.firstEpoch) from = chip.firstEpoch;

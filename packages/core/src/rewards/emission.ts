@@ -173,7 +173,11 @@ export function recordBlockChallenge(
   return { epoch, cls };
 }
 
-/** O(1) per answer: the chip's answers in the epoch went from `answeredBefore` to one more. */
+/**
+ * O(1) per answer: the chip's answers in the epoch went from `answeredBefore` to one more. `record`:
+ * the (epoch, class) record as it is in `state` now, when the caller has just read it (it is updated
+ * and written back).
+ */
 export function addAnswerWeight(
   state: StateOverlay,
   epoch: bigint,
@@ -181,8 +185,9 @@ export function addAnswerWeight(
   power: bigint,
   answeredBefore: number,
   p: PociParams,
+  record: ChallengeClassRecord = getChallengeClass(state, epoch, cls),
 ): void {
-  const r = getChallengeClass(state, epoch, cls);
+  const r = record;
   while (r.powerByAnswered.length <= answeredBefore) r.powerByAnswered.push(0n);
   if (answeredBefore > 0) r.powerByAnswered[answeredBefore - 1]! -= power;
   r.powerByAnswered[answeredBefore]! += power;
@@ -236,9 +241,13 @@ export interface RewardPaid {
  * Pays the chip for its final, unpaid epochs among the two whose masks it holds, oldest first.
  * O(1). Returns what was paid, for events.
  */
-export function settleChipRewards(state: StateOverlay, chip: Chip, p: PociParams): RewardPaid[] {
+export function settleChipRewards(
+  state: StateOverlay,
+  chip: Chip,
+  p: PociParams,
+  cls: bigint = chipClass(chip.chipId, p),
+): RewardPaid[] {
   const paid: RewardPaid[] = [];
-  const cls = chipClass(chip.chipId, p);
   for (const [epoch, mask] of [
     [chip.epoch - 1n, chip.prevAnswered],
     [chip.epoch, chip.answered],

@@ -29,9 +29,23 @@ export class StateOverlay implements StateReader {
 
   get(key: Uint8Array): Uint8Array | undefined {
     this.reads++;
-    const w = this.pending.get(keyId(key));
+    return this.lookup(keyId(key), key);
+  }
+
+  /**
+   * `get` with the key's id already computed: a read through a transaction's overlay, the block's
+   * and the in-memory state computed the same id three times. Counts reads as `get` does.
+   */
+  private lookup(id: string, key: Uint8Array): Uint8Array | undefined {
+    const w = this.pending.get(id);
     if (w) return w.value ?? undefined;
-    return this.base.get(key);
+    const base = this.base;
+    if (base instanceof StateOverlay) {
+      base.reads++;
+      return base.lookup(id, key);
+    }
+    if (base instanceof MemoryState) return base.getById(id);
+    return base.get(key);
   }
 
   set(key: Uint8Array, value: Uint8Array | null): void {
@@ -61,7 +75,11 @@ export class StateOverlay implements StateReader {
 export class MemoryState implements StateReader {
   readonly map = new Map<string, StateWrite>();
   get(key: Uint8Array): Uint8Array | undefined {
-    return this.map.get(keyId(key))?.value ?? undefined;
+    return this.getById(keyId(key));
+  }
+  /** `get` by keyId(key). */
+  getById(id: string): Uint8Array | undefined {
+    return this.map.get(id)?.value ?? undefined;
   }
   apply(changes: Iterable<StateWrite>): void {
     for (const c of changes) {

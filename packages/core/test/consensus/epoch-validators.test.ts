@@ -19,12 +19,15 @@ import {
   encode,
   genesisToJson,
   getAccount,
+  getChip,
   getConsensusParams,
   getRecentHash,
   latestValidatorSetEpoch,
   noteValidatorBond,
+  onlinePowerOf,
   ownerRatedPower,
   parseGenesis,
+  putChip,
   StateOverlay,
   toHex,
   transferMessage,
@@ -95,6 +98,15 @@ function enlist(chain: TestChain, owner: Key, chips: [Key, string][], bond: bool
   chain.block([chain.tx(owner, actions)]);
 }
 
+/**
+ * Chips registered in epoch 0 are first challenged in epoch 1, and a chip counts for its owner only
+ * once it has answered: the first set they can be in is epoch 2's, computed by block 40. Runs the
+ * chain to block 40 with `chips` answering every challenge.
+ */
+function proveThroughEpoch1(chain: TestChain, chips: Key[]): void {
+  runAnswering(chain, chips, 40n, (c, e) => slotsOf(chain, c, e));
+}
+
 /** Produces blocks up to `until`, answering every open slot of `chips` in the block after it. */
 function runAnswering(
   chain: TestChain,
@@ -148,24 +160,58 @@ describe('epoch validator sets', () => {
     );
     enlist(chain, other, [[key('o1'), 'sim-a100']], true);
     assert.equal(ownerRatedPower(chain.state, miner.address), 2n * H100);
-    chain.blocksUntil(19n);
-    assert.equal(validatorSetAt(chain.state, G).size, 1, 'still the genesis set inside epoch 0');
-    chain.block();
+    const chips = [key('m1'), key('m2'), key('o1')];
+    chain.blocksUntil(20n);
+    assert.equal(validatorSetAt(chain.state, G).size, 1, 'no chip has answered yet: the genesis set goes on');
+    runAnswering(chain, chips, 39n, (c, e) => slotsOf(chain, c, e));
+    assert.equal(validatorSetAt(chain.state, G).size, 1, 'still the genesis set inside epoch 1');
+    runAnswering(chain, chips, 40n, (c, e) => slotsOf(chain, c, e));
     const set = validatorSetAt(chain.state, G);
     assert.deepEqual(powers(set), {
       [toHex(consensusKey(miner).publicKey)]: 2n * H100,
       [toHex(consensusKey(other).publicKey)]: A100,
     });
-    assert.deepEqual(powers(validatorSetForHeight(chain.state, G, 21n)!), powers(set));
-    assert.equal(validatorSetForHeight(chain.state, G, 41n), null, 'epoch 2 is not computed yet');
+    assert.deepEqual(powers(validatorSetForHeight(chain.state, G, 41n)!), powers(set));
+    assert.equal(validatorSetForHeight(chain.state, G, 61n), null, 'epoch 3 is not computed yet');
     // The set stays for the whole epoch, whatever happens in it.
     chain.block([chain.tx(other, [{ type: 'unbond', amount: BOND }])]);
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), powers(set));
     assert.equal(validatorCandidates(chain.state).length, 1, 'fully unbonded: no longer a candidate');
-    runAnswering(chain, [key('m1'), key('m2')], 40n, (c, e) => slotsOf(chain, c, e));
+    runAnswering(chain, [key('m1'), key('m2')], 60n, (c, e) => slotsOf(chain, c, e));
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(miner).publicKey)]: 2n * H100,
     });
+  });
+
+  test('attack: a chip that has never answered a challenge lends its owner no voting weight', () => {
+    // Registered and bonded at once: to the liveness rule the chip is online until it has missed K
+    // challenges (about K / S of an epoch), answer or not. It must not make its owner a validator.
+    const chain = new TestChain(G);
+    const chip = key('never-answers');
+    enlist(chain, miner, [[chip, 'sim-h100']], true);
+    chain.blocksUntil(20n);
+    assert.deepEqual(
+      powers(validatorSetAt(chain.state, G)),
+      { [toHex(G.validators[0]!.publicKey)]: 1n },
+      'a registration alone proves nothing: the genesis set goes on',
+    );
+    // Once it answers, it counts from the next set on.
+    proveThroughEpoch1(chain, [chip]);
+    assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
+      [toHex(consensusKey(miner).publicKey)]: H100,
+    });
+    // A record as registration writes it (lastAnsweredAt 0, also after a re-registration) counts
+    // nothing, however recent.
+    const chipId = devSoftChipId(chip.publicKey);
+    assert.equal(onlinePowerOf(chain.state, miner.address, chain.height), H100);
+    const fresh = new StateOverlay(chain.state);
+    putChip(fresh, {
+      ...getChip(chain.state, chipId)!,
+      lastAnsweredAt: 0n,
+      lastAnsweredSlot: 0n,
+      registeredAt: chain.height,
+    });
+    assert.equal(onlinePowerOf(fresh, miner.address, chain.height), 0n);
   });
 
   test('the top N by power make the cut; equal power is ranked by public key', () => {
@@ -176,7 +222,7 @@ describe('epoch validator sets', () => {
     enlist(chain, owners[0]!, [[key('c1'), 'sim-a100']], true);
     enlist(chain, owners[1]!, [[key('c2'), 'sim-a100']], true);
     enlist(chain, owners[2]!, [[key('c3'), 'sim-h100']], true);
-    chain.blocksUntil(20n);
+    proveThroughEpoch1(chain, [key('c1'), key('c2'), key('c3')]);
     const [low, high] = [owners[0]!, owners[1]!].sort((a, b) =>
       compareBytes(consensusKey(a).publicKey, consensusKey(b).publicKey),
     );
@@ -201,9 +247,10 @@ describe('epoch validator sets', () => {
       true,
     );
     const slots = (c: Key, e: bigint) => slotsOf(chain, c, e);
-    runAnswering(chain, [live], 20n, slots);
+    // Both answer in epoch 1, then the silent one goes quiet.
+    runAnswering(chain, [live, silent], 40n, slots);
     assert.equal(validatorSetAt(chain.state, G).powerOf(consensusKey(miner).publicKey), 2n * H100);
-    runAnswering(chain, [live], 60n, slots);
+    runAnswering(chain, [live], 80n, slots);
     assert.equal(
       validatorSetAt(chain.state, G).powerOf(consensusKey(miner).publicKey),
       H100,
@@ -244,7 +291,7 @@ describe('epoch validator sets', () => {
     assert.equal(ownerRatedPower(chain.state, miner.address), 0n);
     assert.equal(chipsOfOwner(chain.state, miner.address).length, 0);
     assert.deepEqual(chipsOfOwner(chain.state, other.address), [chipId]);
-    chain.blocksUntil(20n);
+    proveThroughEpoch1(chain, [moving]);
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(other).publicKey)]: H100,
     });
@@ -259,6 +306,7 @@ describe('epoch validator sets', () => {
     enlist(chain, big, [[key('big-chip'), 'sim-h100']], true);
     const smallChips: [Key, string][] = [0, 1].map((i) => [key(`small-chip-${i}`), 'sim-a100']);
     enlist(chain, small, smallChips, true);
+    proveThroughEpoch1(chain, [key('big-chip'), ...smallChips.map(([c]) => c)]);
     const reads: string[] = [];
     const probe = {
       get(k: Uint8Array) {
@@ -266,7 +314,7 @@ describe('epoch validator sets', () => {
         return chain.state.get(k);
       },
     };
-    const set = computeValidatorSet(probe, 21n);
+    const set = computeValidatorSet(probe, 41n);
     assert.deepEqual(
       set.map((v) => toHex(v.publicKey)),
       [toHex(consensusKey(big).publicKey)],
@@ -322,7 +370,10 @@ describe('epoch validator sets', () => {
                   ];
             chain.block([chain.tx(owner, actions)]);
           }
-          chain.blocksUntil(20n);
+          proveThroughEpoch1(
+            chain,
+            order.flatMap((op) => (op.chip === null ? [] : [key(`prop-chip-${op.owner}-${op.chip}`)])),
+          );
           return validatorSetAt(chain.state, G);
         };
         const forward = run(ops);
@@ -407,7 +458,7 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
     );
     // One more base unit makes the minimum (it backs MIN / PER_UNIT units, more than one H100).
     chain.block([chain.tx(owners[1]!, [{ type: 'bond', amount: 1n }])]);
-    runAnswering(chain, [key(`chip-of-${toHex(owners[1]!.publicKey)}`)], 40n, (c, e) => slotsOf(chain, c, e));
+    proveThroughEpoch1(chain, [key(`chip-of-${toHex(owners[1]!.publicKey)}`)]);
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(owners[1]!).publicKey)]: H100,
     });
@@ -428,7 +479,8 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
       ]),
     ]);
     enlist(chain, other, [[key('thick-1'), 'sim-a100']], true);
-    chain.blocksUntil(20n);
+    const chips = [key('thin-1'), key('thin-2'), key('thick-1')];
+    proveThroughEpoch1(chain, chips);
     assert.equal(MIN / PER_UNIT, 1_000_000n);
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(big).publicKey)]: 1_000_000n,
@@ -436,7 +488,7 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
     });
     // More bond backs more power, up to the online power.
     chain.block([chain.tx(big, [{ type: 'bond', amount: MIN }])]);
-    runAnswering(chain, [key('thin-1'), key('thin-2')], 40n, (c, e) => slotsOf(chain, c, e));
+    runAnswering(chain, chips, 60n, (c, e) => slotsOf(chain, c, e));
     assert.equal(validatorSetAt(chain.state, G).powerOf(consensusKey(big).publicKey), 2n * H100);
   });
 

@@ -112,7 +112,14 @@ function runAnswering(chain: TestChain, chips: Key[], until: bigint): void {
   }
 }
 
-/** Miner and other are bonded validators of epoch 1 (miner with two H100s, other with one). */
+/** The chips of twoValidators(). */
+const CHIPS = () => [key('ev-m1'), key('ev-m2'), key('ev-o1')];
+
+/**
+ * Miner and other are bonded validators of epoch 2 (miner with two H100s, other with one): their
+ * chips, registered in epoch 0, answer their challenges through epoch 1 (a chip counts for voting
+ * power only once it has answered). Returns at height 40, the last block of epoch 1.
+ */
 function twoValidators(): TestChain {
   const chain = new TestChain(G);
   chain.block([
@@ -130,7 +137,7 @@ function twoValidators(): TestChain {
       { type: 'bond', amount: BOND },
     ]),
   ]);
-  chain.blocksUntil(20n);
+  runAnswering(chain, CHIPS(), 40n);
   assert.equal(validatorSetAt(chain.state, G).size, 2);
   return chain;
 }
@@ -138,8 +145,8 @@ function twoValidators(): TestChain {
 describe('equivocation evidence', () => {
   test('a double vote slashes the bond (burned), tombstones the validator and empties its seat next epoch', () => {
     const chain = twoValidators();
-    chain.blocksUntil(24n);
-    const evidence = doubleVote(MINER, 23n, 2);
+    runAnswering(chain, CHIPS(), 44n);
+    const evidence = doubleVote(MINER, 43n, 2);
     const supplyBefore = getSupply(chain.state);
     const events = chain.block([chain.tx(other, [report(evidence)])]);
     const slashEvent = events.find((e) => e.type === 'validatorSlashed');
@@ -149,7 +156,7 @@ describe('equivocation evidence', () => {
       validator: MINER.publicKey,
       account: miner.address,
       kind: 'duplicate-vote',
-      height: 23n,
+      height: 43n,
       round: 2,
       slashed: expected,
       reporter: other.address,
@@ -159,49 +166,49 @@ describe('equivocation evidence', () => {
     assert.equal(getSupply(chain.state).slashed, supplyBefore.slashed + expected);
     assert.equal(holdings(chain), circulatingSupply(getSupply(chain.state)), 'supply invariant holds');
     assert.ok(isTombstoned(chain.state, MINER.publicKey));
-    assert.equal(evidenceIncludedAt(chain.state, evidence), 25n);
+    assert.equal(evidenceIncludedAt(chain.state, evidence), 45n);
     // The current epoch's set is fixed; the next one is computed without the offender.
     assert.ok(validatorSetAt(chain.state, G).has(MINER.publicKey));
-    chain.blocksUntil(40n);
+    runAnswering(chain, CHIPS(), 60n);
     const next = validatorSetAt(chain.state, G);
     assert.ok(!next.has(MINER.publicKey));
     assert.ok(next.has(OTHER.publicKey));
     // Bonding again does not bring a tombstoned validator back.
     chain.block([chain.tx(miner, [{ type: 'bond', amount: BOND }])]);
-    chain.blocksUntil(60n);
+    runAnswering(chain, CHIPS(), 80n);
     assert.ok(!validatorSetAt(chain.state, G).has(MINER.publicKey));
   });
 
   test('the same evidence twice is refused, and so is a second offence of a tombstoned validator', () => {
     const chain = twoValidators();
-    chain.blocksUntil(22n);
-    const evidence = doubleVote(MINER, 21n);
+    chain.blocksUntil(42n);
+    const evidence = doubleVote(MINER, 41n);
     const tx = chain.tx(other, [report(evidence)]);
     chain.block([tx]);
     const again = chain.attempt(chain.tx(other, [report(evidence)]));
     assert.equal(again?.code, 'EVIDENCE_DUPLICATE');
-    const second = chain.attempt(chain.tx(other, [report(doubleProposal(MINER, 22n))]));
+    const second = chain.attempt(chain.tx(other, [report(doubleProposal(MINER, 42n))]));
     assert.equal(second?.code, 'VALIDATOR_TOMBSTONED');
     // Twice in one transaction: the second sees the first's write.
     const chain2 = twoValidators();
-    chain2.blocksUntil(22n);
+    chain2.blocksUntil(42n);
     const twice = chain2.attempt(chain2.tx(other, [report(evidence), report(evidence)]));
     assert.equal(twice?.code, 'EVIDENCE_DUPLICATE');
   });
 
   test('bad evidence gets a ValidationError and changes nothing', () => {
     const chain = twoValidators();
-    chain.blocksUntil(30n);
+    chain.blocksUntil(50n);
     const before = new Map(chain.state.map);
     const cases: [ConsensusEvidence, string][] = [
-      [doubleVote(key('stranger'), 25n), 'BAD_EVIDENCE'],
-      [doubleVote(MINER, 31n), 'BAD_EVIDENCE'],
-      [doubleVote(MINER, 25n, 0, 'another-chain'), 'BAD_EVIDENCE'],
-      [doubleVote(validator, 25n), 'BAD_EVIDENCE'],
+      [doubleVote(key('stranger'), 45n), 'BAD_EVIDENCE'],
+      [doubleVote(MINER, 51n), 'BAD_EVIDENCE'],
+      [doubleVote(MINER, 45n, 0, 'another-chain'), 'BAD_EVIDENCE'],
+      [doubleVote(validator, 45n), 'BAD_EVIDENCE'],
       // The account key is no validator key: votes it signs are nobody's.
-      [doubleVote(miner, 25n), 'BAD_EVIDENCE'],
+      [doubleVote(miner, 45n), 'BAD_EVIDENCE'],
     ];
-    const ev = doubleVote(MINER, 25n);
+    const ev = doubleVote(MINER, 45n);
     if (ev.type !== 'duplicate-vote') throw new Error('unreachable');
     cases.push([{ ...ev, first: ev.second, second: ev.first }, 'BAD_EVIDENCE']);
     cases.push([
@@ -254,7 +261,7 @@ describe('equivocation evidence', () => {
 
   test('property: any slash keeps balances + bonds = genesis + minted − burned − slashed', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 21, max: 39 }), fc.boolean(), (height, votes) => {
+      fc.property(fc.integer({ min: 41, max: 59 }), fc.boolean(), (height, votes) => {
         const chain = twoValidators();
         chain.blocksUntil(BigInt(height));
         const ev = votes ? doubleVote(OTHER, BigInt(height)) : doubleProposal(OTHER, BigInt(height));
@@ -271,11 +278,11 @@ describe('equivocation evidence', () => {
     const chain = twoValidators();
     setConsensusParams(chain, { tombstoneEpochs: 2n });
     const chips = [key('ev-m1'), key('ev-m2')];
-    chain.blocksUntil(24n);
-    chain.block([chain.tx(other, [report(doubleVote(MINER, 23n))])]);
+    runAnswering(chain, CHIPS(), 44n);
+    chain.block([chain.tx(other, [report(doubleVote(MINER, 43n))])]);
     const chipIds = chips.map((c) => devSoftChipId(c.publicKey));
-    // Slashed in epoch 1: its chips back no validator in epochs 2 and 3.
-    for (const id of chipIds) assert.equal(chipTombstonedThrough(chain.state, id), 3n);
+    // Slashed in epoch 2: its chips back no validator in epochs 3 and 4.
+    for (const id of chipIds) assert.equal(chipTombstonedThrough(chain.state, id), 4n);
     // The operator moves its chips to a fresh account with a fresh consensus key and a full bond.
     const fresh = key('fresh-operator');
     chain.block([
@@ -305,15 +312,15 @@ describe('equivocation evidence', () => {
     assert.deepEqual(chipsOfOwner(chain.state, fresh.address).map(toHex).sort(), chipIds.map(toHex).sort());
     const FRESH = consensusKey(fresh).publicKey;
     const live = [...chips, key('ev-o1')];
-    for (const until of [40n, 60n]) {
+    for (const until of [60n, 80n]) {
       runAnswering(chain, live, until);
       const set = validatorSetAt(chain.state, G);
       assert.ok(!set.has(FRESH), `the chips back nobody in the set after height ${until}`);
       assert.ok(set.has(OTHER.publicKey) && !set.has(MINER.publicKey));
     }
     // The transfer did not clear the mark; once it runs out, the chips back the new owner.
-    for (const id of chipIds) assert.equal(chipTombstonedThrough(chain.state, id), 3n);
-    runAnswering(chain, live, 80n);
+    for (const id of chipIds) assert.equal(chipTombstonedThrough(chain.state, id), 4n);
+    runAnswering(chain, live, 100n);
     assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n);
   });
 
@@ -323,7 +330,7 @@ describe('equivocation evidence', () => {
     fc.assert(
       fc.property(
         fc.bigInt({ min: MIN, max: 20n * MIN }),
-        fc.integer({ min: 21, max: 39 }),
+        fc.integer({ min: 41, max: 59 }),
         fc.boolean(),
         (bond, height, votes) => {
           const chain = new TestChain(G);
@@ -334,6 +341,7 @@ describe('equivocation evidence', () => {
               { type: 'bond', amount: bond },
             ]),
           ]);
+          runAnswering(chain, [key('pp-chip')], 40n);
           chain.blocksUntil(BigInt(height));
           assert.ok(
             validatorSetAt(chain.state, G).has(OTHER.publicKey),
@@ -373,7 +381,7 @@ describe('equivocation evidence', () => {
         { type: 'transfer', to: fresh.address, amount: 2n * BOND, memo: new Uint8Array() },
       ]),
     ]);
-    // Miner equivocates at height 23, then launders its chips miner → hop → fresh before anyone reports.
+    // Miner equivocates at height 48, then launders its chips miner → hop → fresh before anyone reports.
     const move = (from: Key, to: Key) => {
       const anchor = chain.height;
       const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
@@ -393,20 +401,21 @@ describe('equivocation evidence', () => {
         ),
       ]);
     };
-    chain.blocksUntil(23n);
+    // Chips that answered in epoch 1 change hands once it is final (height 47).
+    runAnswering(chain, CHIPS(), 48n);
     move(miner, hop);
     move(hop, fresh);
     chain.block([chain.tx(fresh, [setConsensusKeyAction(fresh), { type: 'bond', amount: BOND }])]);
     assert.equal(chipsOfOwner(chain.state, miner.address).length, 0, 'nothing left to mark at the slash');
-    chain.block([chain.tx(other, [report(doubleVote(MINER, 23n))])]);
-    for (const id of chipIds) assert.equal(tombstoneBarredThrough(chain.state, id), 3n);
+    chain.block([chain.tx(other, [report(doubleVote(MINER, 48n))])]);
+    for (const id of chipIds) assert.equal(tombstoneBarredThrough(chain.state, id), 4n);
     const FRESH = consensusKey(fresh).publicKey;
     const live = [...chips, key('ev-o1')];
-    for (const until of [40n, 60n]) {
+    for (const until of [60n, 80n]) {
       runAnswering(chain, live, until);
       assert.ok(!validatorSetAt(chain.state, G).has(FRESH), `barred in the set after height ${until}`);
     }
-    runAnswering(chain, live, 80n);
+    runAnswering(chain, live, 100n);
     assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n, 'the bar runs out');
   });
 
@@ -440,16 +449,18 @@ describe('equivocation evidence', () => {
         },
       ]);
     };
+    // It answered in epoch 1: it changes hands once that epoch is final (height 47).
+    chain.blocksUntil(47n);
     for (let i = 0; i < MAX_RECENT_CHIP_TRANSFERS; i++) chain.block([transfer(i)]);
     assert.equal(chain.attempt(transfer(MAX_RECENT_CHIP_TRANSFERS))?.code, 'CHIP_TRANSFERS_TOO_FREQUENT');
-    // `other` owned it in epoch 1 and is tombstoned now: the chip is barred…
-    chain.block([chain.tx(miner, [report(doubleVote(OTHER, 21n))])]);
+    // `other` owned it in epoch 2 and is tombstoned now: the chip is barred…
+    chain.block([chain.tx(miner, [report(doubleVote(OTHER, 41n))])]);
     const tombstoneEpochs = DEFAULT_CONSENSUS_PARAMS.tombstoneEpochs;
-    assert.equal(tombstoneBarredThrough(chain.state, chipId), 1n + tombstoneEpochs);
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), 2n + tombstoneEpochs);
     // …and stays barred after the memory of that transfer is gone.
-    chain.blocksUntil(20n * (2n + TRANSFER_MEMORY_EPOCHS) + 1n);
+    chain.blocksUntil(20n * (3n + TRANSFER_MEMORY_EPOCHS) + 1n);
     chain.block([transfer(MAX_RECENT_CHIP_TRANSFERS)]);
-    assert.equal(chipTombstonedThrough(chain.state, chipId), 1n + tombstoneEpochs);
-    assert.equal(tombstoneBarredThrough(chain.state, chipId), 1n + tombstoneEpochs);
+    assert.equal(chipTombstonedThrough(chain.state, chipId), 2n + tombstoneEpochs);
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), 2n + tombstoneEpochs);
   });
 });
