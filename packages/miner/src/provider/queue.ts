@@ -71,6 +71,18 @@ export class JobQueue {
     });
   }
 
+  /**
+   * Admits several tasks of one key at once or none of them (QueueFullError when the running and
+   * waiting places left are fewer than the tasks): a batch of jobs takes the places its jobs would
+   * take sent one by one, and cannot squeeze past the limits by arriving together.
+   */
+  admitAll<T>(tasks: (() => Promise<T>)[], key = ''): Promise<T>[] {
+    const free =
+      Math.max(0, this.concurrency - this.active) + Math.max(0, this.maxQueued - this.waitingCount);
+    if (tasks.length > free) throw new QueueFullError(this.maxQueued);
+    return tasks.map((t) => this.admit(t, key));
+  }
+
   /** Starts the oldest waiting task of the key whose last start is the oldest. */
   private next(): void {
     let key: string | null = null;
