@@ -18,7 +18,9 @@
  * processes together (from /proc): on a machine shared with other work the wall clock measures
  * the neighbours too, the CPU time much less so.
  *
- *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny]
+ *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch]
+ *
+ * (`--only` and `--rows` narrow the run, e.g. for a CPU profile of one path: node --cpu-prof …)
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -143,6 +145,10 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
   if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
+  const rowsAt = process.argv.indexOf('--rows');
+  const rowKind = rowsAt >= 0 ? process.argv[rowsAt + 1] : null;
+  if (rowKind !== null && rowKind !== 'single' && rowKind !== 'batch')
+    throw new Error('--rows must be single or batch');
   const chainId = 'unc-bench-jobs';
   const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'bench-chip');
   const renterSeed = new Uint8Array(randomBytes(32));
@@ -221,7 +227,12 @@ async function main(): Promise<void> {
         ],
       },
     ];
-    const cases = all.filter((c) => only === null || (only === 'ocr') === c.name.startsWith('OCR'));
+    const cases = all
+      .filter((c) => only === null || (only === 'ocr') === c.name.startsWith('OCR'))
+      .map((c) => ({
+        ...c,
+        rows: c.rows.filter(([, , per]) => rowKind === null || (rowKind === 'batch') === per > 1),
+      }));
     console.log(
       `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU; receipts signed by a dev-soft chip; load average ${loadavg()
         .map((l) => l.toFixed(1))

@@ -113,37 +113,44 @@ function checkCount(count: number): void {
     throw new ValidationError('BAD_BATCH', `a batch holds 1…${MAX_BATCH_JOBS} jobs, not ${count}`);
 }
 
-/** The Merkle root over leaf hashes, in order. */
-export function batchResultsRoot(leafHashes: Uint8Array[]): Uint8Array {
+/** Every level of the tree, leaves first, root last. */
+function levelsOf(leafHashes: Uint8Array[]): Uint8Array[][] {
   checkCount(leafHashes.length);
+  const levels = [leafHashes];
   let level = leafHashes;
   while (level.length > 1) {
     const next: Uint8Array[] = [];
     for (let i = 0; i < level.length; i += 2)
       next.push(i + 1 < level.length ? nodeHash(level[i]!, level[i + 1]!) : level[i]!);
+    levels.push(next);
     level = next;
   }
-  return level[0]!;
+  return levels;
 }
 
-/** The sibling hashes that prove the leaf at `index`, bottom up (promoted levels add none). */
-export function batchProof(leafHashes: Uint8Array[], index: number): Uint8Array[] {
-  checkCount(leafHashes.length);
-  if (!Number.isInteger(index) || index < 0 || index >= leafHashes.length)
-    throw new RangeError(`index ${index} is outside a batch of ${leafHashes.length}`);
-  const proof: Uint8Array[] = [];
-  let level = leafHashes;
-  let i = index;
-  while (level.length > 1) {
-    const sibling = i % 2 === 0 ? i + 1 : i - 1;
-    if (sibling < level.length) proof.push(level[sibling]!);
-    const next: Uint8Array[] = [];
-    for (let j = 0; j < level.length; j += 2)
-      next.push(j + 1 < level.length ? nodeHash(level[j]!, level[j + 1]!) : level[j]!);
-    level = next;
-    i = Math.floor(i / 2);
-  }
-  return proof;
+/** The Merkle root over leaf hashes, in order. */
+export function batchResultsRoot(leafHashes: Uint8Array[]): Uint8Array {
+  const levels = levelsOf(leafHashes);
+  return levels[levels.length - 1]![0]!;
+}
+
+/**
+ * The root and every leaf's proof: the sibling hashes, bottom up (a level where the node has no
+ * sibling, being promoted, adds none). The tree is built once for all the proofs.
+ */
+export function batchTree(leafHashes: Uint8Array[]): { root: Uint8Array; proofs: Uint8Array[][] } {
+  const levels = levelsOf(leafHashes);
+  const proofs = leafHashes.map((_, index) => {
+    const proof: Uint8Array[] = [];
+    let i = index;
+    for (const level of levels.slice(0, -1)) {
+      const sibling = i % 2 === 0 ? i + 1 : i - 1;
+      if (sibling < level.length) proof.push(level[sibling]!);
+      i = Math.floor(i / 2);
+    }
+    return proof;
+  });
+  return { root: levels[levels.length - 1]![0]!, proofs };
 }
 
 /**

@@ -36,9 +36,8 @@ import {
   type BatchReceipt,
   batchJobIdOf,
   batchLeafHash,
-  batchProof,
   batchReceiptDigest,
-  batchResultsRoot,
+  batchTree,
   equalBytes,
   fromHex,
   type HeartbeatEvidence,
@@ -964,7 +963,7 @@ export class ProviderServer {
       outputHash: r.outcome ? r.outcome.outputHash : failedJobOutputHash(r.code ?? 'JOB_FAILED'),
       durationMs: BigInt(r.durationMs),
     }));
-    const leafHashes = leaves.map(batchLeafHash);
+    const tree = batchTree(leaves.map(batchLeafHash));
     const started = results.filter((r) => r.startMs > 0);
     const startMs = started.length > 0 ? Math.min(...started.map((r) => r.startMs)) : Date.now();
     const endMs = Math.max(startMs, ...started.map((r) => r.startMs + r.durationMs));
@@ -975,7 +974,7 @@ export class ProviderServer {
       batchId,
       modelHash: model.hash,
       jobCount: count,
-      resultsRoot: batchResultsRoot(leafHashes),
+      resultsRoot: tree.root,
       startMs: BigInt(startMs),
       durationMs: BigInt(endMs - startMs),
     };
@@ -991,7 +990,7 @@ export class ProviderServer {
           jobId: toHex(leaves[i]!.jobId),
           status: r.outcome ? 'done' : 'failed',
           durationMs: r.durationMs,
-          proof: batchProof(leafHashes, i).map(toHex),
+          proof: tree.proofs[i]!.map(toHex),
         };
         if (r.outcome?.outputs) job.outputs = tensorsToJson(r.outcome.outputs);
         if (r.outcome?.ocr)
