@@ -160,6 +160,16 @@ interface JobOutcome {
   outputHash: Uint8Array;
 }
 
+/** A checked job: its input hash, its input, and the work that runs it alone. */
+interface ParsedJob {
+  inputHash: Uint8Array;
+  input: { image: Uint8Array } | { tensors: RawTensor[] };
+  work: () => Promise<JobOutcome>;
+}
+
+/** Jobs of a batch one job process runs in one go: the lease is read again before each group. */
+const MAX_GROUP_JOBS = 8;
+
 interface JobModel {
   hash: Uint8Array;
   ocr: boolean;
@@ -733,7 +743,7 @@ export class ProviderServer {
     model: JobModel,
     req: { inputs?: unknown; image?: unknown },
     where: string,
-  ): Promise<{ inputHash: Uint8Array; work: () => Promise<JobOutcome> }> {
+  ): Promise<ParsedJob> {
     if (model.ocr) {
       if (
         typeof req.image !== 'string' ||
@@ -749,6 +759,7 @@ export class ProviderServer {
       }
       return {
         inputHash: imageHash(image),
+        input: { image },
         work: async () => {
           const lines = await this.sandbox.ocr(image);
           return { ocr: lines, outputHash: ocrLinesHash(lines) };
@@ -764,6 +775,7 @@ export class ProviderServer {
     }
     return {
       inputHash: tensorsHash(inputs),
+      input: { tensors: inputs },
       work: async () => {
         const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs);
         return { outputs, outputHash: tensorsHash(outputs) };
@@ -890,7 +902,7 @@ export class ProviderServer {
     if (count < 1 || count > most)
       throw new HttpError(400, 'BAD_BATCH', `a batch holds 1 to ${most} jobs here, not ${count}`);
     const model = await this.modelOf(req.model);
-    const parsed: { inputHash: Uint8Array; work: () => Promise<JobOutcome> }[] = [];
+    const parsed: ParsedJob[] = [];
     for (const [i, entry] of (req.jobs as unknown[]).entries()) {
       if (typeof entry !== 'object' || entry === null)
         throw new HttpError(400, 'BAD_INPUT', `job ${i}: expected { inputs } or { image }`);
@@ -908,24 +920,52 @@ export class ProviderServer {
       startMs: number;
       durationMs: number;
     }[] = parsed.map(() => ({ startMs: 0, durationMs: 0 }));
+    // Consecutive jobs go to a job process in groups, one message each (spread over the job
+    // processes, at most MAX_GROUP_JOBS to a group); a group holds the queue places of its jobs.
+    const groupCount = Math.max(Math.min(count, this.queue.concurrency), Math.ceil(count / MAX_GROUP_JOBS));
+    const groups: number[][] = Array.from({ length: groupCount }, () => []);
+    for (let i = 0; i < count; i++) groups[Math.floor((i * groupCount) / count)]!.push(i);
+    const runGroup = async (indices: number[]) => {
+      // As for a job sent alone: a lease that closed while the jobs waited gets no more work.
+      const now = await this.lease(auth.leaseIdHex, { fresh: true }).catch(() => null);
+      if (now?.status !== 'active' && now?.status !== 'closing') {
+        for (const i of indices) {
+          results[i]!.code = 'LEASE_NOT_ACTIVE';
+          results[i]!.error = `lease ${auth.leaseIdHex} is no longer active`;
+        }
+        return;
+      }
+      const startMs = Date.now();
+      const inputs = indices.map((i) => parsed[i]!.input);
+      const settled = model.ocr
+        ? await this.sandbox.ocrMany(inputs.map((x) => (x as { image: Uint8Array }).image))
+        : await this.sandbox.runMany(
+            toHex(model.hash),
+            this.store.pathOf(toHex(model.hash)),
+            inputs.map((x) => (x as { tensors: RawTensor[] }).tensors),
+          );
+      let at = startMs;
+      for (const [k, s] of settled.entries()) {
+        const result = results[indices[k]!]!;
+        result.startMs = at;
+        result.durationMs = s.durationMs;
+        at += s.durationMs;
+        if (s.ok) {
+          const v = s.value as RawTensor[] | OcrLine[];
+          result.outcome = model.ocr
+            ? { ocr: v as OcrLine[], outputHash: ocrLinesHash(v as OcrLine[]) }
+            : { outputs: v as RawTensor[], outputHash: tensorsHash(v as RawTensor[]) };
+        } else {
+          result.code = s.error.code;
+          result.error = s.error.message;
+        }
+      }
+    };
     let done: Promise<void>[];
     try {
-      done = this.queue.admitAll(
-        parsed.map(({ work }, i) => async () => {
-          const result = results[i]!;
-          // As for a job sent alone: a lease that closed while the job waited gets no more work.
-          const now = await this.lease(auth.leaseIdHex, { fresh: true }).catch(() => null);
-          if (now?.status !== 'active' && now?.status !== 'closing')
-            throw new SandboxError('LEASE_NOT_ACTIVE', `lease ${auth.leaseIdHex} is no longer active`);
-          result.startMs = Date.now();
-          try {
-            result.outcome = await work();
-          } finally {
-            result.durationMs = Date.now() - result.startMs;
-          }
-        }),
-        renter,
-      );
+      if (this.queue.queued + this.queue.running + count > this.queue.concurrency + this.queue.maxQueued)
+        throw new QueueFullError(this.queue.maxQueued);
+      done = groups.map((g) => this.queue.admit(() => runGroup(g), renter, g.length));
     } catch (err) {
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
       throw err;
@@ -933,27 +973,28 @@ export class ProviderServer {
     this.jobsByRenter.set(renter, mine + count);
     const batchIdHex = toHex(batchId);
     await Promise.all(
-      done.map((d, i) =>
+      done.map((d, g) =>
         d
           .catch((err: Error) => {
-            const result = results[i]!;
             // Only the sandbox's own messages reach the renter; anything else is logged here.
-            if (err instanceof SandboxError) {
-              result.code = err.code;
-              result.error = err.message;
-            } else {
-              result.code = 'JOB_FAILED';
-              result.error = 'the job failed';
+            for (const i of groups[g]!) {
+              const result = results[i]!;
+              if (result.outcome || result.code) continue;
+              result.code = err instanceof SandboxError ? err.code : 'JOB_FAILED';
+              result.error = err instanceof SandboxError ? err.message : 'the job failed';
             }
-            this.logger.warn('batch job failed', { batch: batchIdHex, index: i, error: err.message });
+            this.logger.warn('batch jobs failed', { batch: batchIdHex, jobs: groups[g], error: err.message });
           })
           .finally(() => {
-            const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
+            const left = (this.jobsByRenter.get(renter) ?? groups[g]!.length) - groups[g]!.length;
             if (left <= 0) this.jobsByRenter.delete(renter);
             else this.jobsByRenter.set(renter, left);
           }),
       ),
     );
+    for (const [i, r] of results.entries())
+      if (!r.outcome && r.code !== 'LEASE_NOT_ACTIVE')
+        this.logger.debug('batch job failed', { batch: batchIdHex, index: i, code: r.code });
 
     const leaves: BatchJobLeaf[] = results.map((r, i) => ({
       index: i,
