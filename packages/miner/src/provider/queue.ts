@@ -18,7 +18,6 @@ export class JobQueue {
   private places = 0;
   /** Waiting starts per key, keys in the order they began to wait. */
   private readonly waiting = new Map<string, (() => void)[]>();
-  private waitingCount = 0;
   /** When each key with running or waiting jobs last started one (a counter, not a clock). */
   private readonly lastStart = new Map<string, number>();
   private readonly runningOf = new Map<string, number>();
@@ -77,7 +76,6 @@ export class JobQueue {
         const q = this.waiting.get(key);
         if (q) q.push(start);
         else this.waiting.set(key, [start]);
-        this.waitingCount++;
       }
     });
   }
@@ -98,7 +96,6 @@ export class JobQueue {
     const q = this.waiting.get(key)!;
     const start = q.shift()!;
     if (q.length === 0) this.waiting.delete(key);
-    this.waitingCount--;
     start();
   }
 }
