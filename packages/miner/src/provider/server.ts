@@ -28,6 +28,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
   BATCH_JOB_DONE,
@@ -922,7 +923,10 @@ export class ProviderServer {
     }[] = parsed.map(() => ({ startMs: 0, durationMs: 0 }));
     // Consecutive jobs go to a job process in groups, one message each (spread over the job
     // processes, at most MAX_GROUP_JOBS to a group); a group holds the queue places of its jobs.
-    const groupCount = Math.max(Math.min(count, this.queue.concurrency), Math.ceil(count / MAX_GROUP_JOBS));
+    // No more groups run at once than there are cores: each job process's ONNX Runtime takes
+    // every core, and more of them side by side cost a third more CPU per OCR job (bench:jobs).
+    const spread = Math.min(count, this.queue.concurrency, availableParallelism());
+    const groupCount = Math.max(spread, Math.ceil(count / MAX_GROUP_JOBS));
     const groups: number[][] = Array.from({ length: groupCount }, () => []);
     for (let i = 0; i < count; i++) groups[Math.floor((i * groupCount) / count)]!.push(i);
     const runGroup = async (indices: number[]) => {
