@@ -7,14 +7,25 @@
  *     certificate pinned by fingerprint (kept-alive connections, so the handshake is amortised);
  *   - a tiny generic ONNX model (y = x·W + b), where nearly all of the API path is overhead.
  *
- * Jobs are sent one at a time (latency) and then `--parallel` at a time (throughput). Leases are
- * read from an in-memory table (what the chain would answer; the provider caches it anyway).
+ * Jobs are sent one at a time (latency) and then `--parallel` at a time (throughput), each alone
+ * in its request and then `--batch` to a request (POST /v1/jobs/batch: one renter signature, one
+ * chip signature over the Merkle root of the results, every job's proof checked by the client).
+ * A batch's latency is counted per job (the request's time over its jobs), so its rows compare
+ * with the others job for job. Leases are read from an in-memory table (what the chain would
+ * answer; the provider caches it anyway).
  *
- *   npm run bench:jobs -- [--jobs 100] [--parallel 4]
+ * Beside wall-clock figures every row gives the CPU time per job of this process and its job
+ * processes together (from /proc): on a machine shared with other work the wall clock measures
+ * the neighbours too, the CPU time much less so.
+ *
+ *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch]
+ *
+ * (`--only` and `--rows` narrow the run, e.g. for a CPU profile of one path: node --cpu-prof …)
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
@@ -43,22 +54,62 @@ interface Figures {
   p99: number;
   latencies: number[];
   seconds: number;
+  /** CPU ms of this process and its children, per job. */
+  cpuPerJob: number;
 }
 
 function merge(parts: Figures[]): Figures {
   const lat = parts.flatMap((p) => p.latencies).sort((a, b) => a - b);
   const seconds = parts.reduce((s, p) => s + p.seconds, 0);
-  return { jobsPerSec: lat.length / seconds, p50: pct(lat, 50), p99: pct(lat, 99), latencies: lat, seconds };
+  const jobs = parts.reduce((s, p) => s + p.jobsPerSec * p.seconds, 0);
+  const cpu = parts.reduce((s, p) => s + p.cpuPerJob * p.jobsPerSec * p.seconds, 0);
+  return {
+    jobsPerSec: jobs / seconds,
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    latencies: lat,
+    seconds,
+    cpuPerJob: cpu / jobs,
+  };
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU ms used so far by this process (µs precision) and its child processes (from /proc). */
+function cpuMs(): number {
+  const own = process.cpuUsage();
+  let children = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== process.pid) continue;
+      children += (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return (own.user + own.system) / 1000 + children;
 }
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Runs `n` calls `parallel` at a time; latency per call, throughput over the whole run. */
-async function measure(n: number, parallel: number, fn: () => Promise<unknown>): Promise<Figures> {
+/**
+ * Runs `n` calls `parallel` at a time, each doing `perCall` jobs; latency per job (a call's time
+ * over its jobs), throughput over the whole run.
+ */
+async function measure(
+  n: number,
+  parallel: number,
+  fn: () => Promise<unknown>,
+  perCall = 1,
+): Promise<Figures> {
   const lat: number[] = [];
   let next = 0;
+  const cpu0 = cpuMs();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: parallel }, async () => {
@@ -66,21 +117,38 @@ async function measure(n: number, parallel: number, fn: () => Promise<unknown>):
         next++;
         const t = performance.now();
         await fn();
-        lat.push(performance.now() - t);
+        lat.push((performance.now() - t) / perCall);
       }
     }),
   );
   const total = (performance.now() - t0) / 1000;
+  const jobs = n * perCall;
+  const cpuPerJob = (cpuMs() - cpu0) / jobs;
   lat.sort((a, b) => a - b);
-  return { jobsPerSec: n / total, p50: pct(lat, 50), p99: pct(lat, 99), latencies: lat, seconds: total };
+  return {
+    jobsPerSec: jobs / total,
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    latencies: lat,
+    seconds: total,
+    cpuPerJob,
+  };
 }
 
 const fmt = (f: Figures) =>
-  `${f.jobsPerSec.toFixed(1).padStart(8)} jobs/s   p50 ${f.p50.toFixed(2).padStart(8)} ms   p99 ${f.p99.toFixed(2).padStart(8)} ms`;
+  `${f.jobsPerSec.toFixed(1).padStart(8)} jobs/s   p50 ${f.p50.toFixed(2).padStart(8)} ms   p99 ${f.p99.toFixed(2).padStart(8)} ms   CPU ${f.cpuPerJob.toFixed(2).padStart(7)} ms/job`;
 
 async function main(): Promise<void> {
   const jobs = arg('jobs', 100);
   const parallel = arg('parallel', 4);
+  const batch = arg('batch', 16);
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
+  if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
+  const rowsAt = process.argv.indexOf('--rows');
+  const rowKind = rowsAt >= 0 ? process.argv[rowsAt + 1] : null;
+  if (rowKind !== null && rowKind !== 'single' && rowKind !== 'batch')
+    throw new Error('--rows must be single or batch');
   const chainId = 'unc-bench-jobs';
   const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'bench-chip');
   const renterSeed = new Uint8Array(randomBytes(32));
@@ -99,7 +167,9 @@ async function main(): Promise<void> {
     leases,
     modelDir: dir,
     concurrency: parallel,
-    maxQueued: 4 * parallel,
+    maxQueued: 4 * parallel * batch,
+    maxJobsPerRenter: 4 * parallel * batch,
+    maxBatchJobs: batch,
     logger: silentLogger,
   };
   const provider = new ProviderServer(options);
@@ -128,52 +198,73 @@ async function main(): Promise<void> {
     };
     const xTensor = new ort.Tensor('float32', new Float32Array(x.buffer, x.byteOffset, 4), [1, 4]);
 
-    const cases: [string, () => Promise<unknown>, () => Promise<unknown>, () => Promise<unknown>][] = [
-      [
-        'OCR (PP-OCRv4)',
-        () => engine.recognise(image),
-        () => client.runOcr(image, provider.ocrModelHash),
-        () => tlsClient.runOcr(image, provider.ocrModelHash),
-      ],
-      [
-        'ONNX affine 1×4',
-        () => session.run({ x: xTensor }),
-        () => client.runJob(modelHash, inputs),
-        () => tlsClient.runJob(modelHash, inputs),
-      ],
+    const images = Array.from({ length: batch }, () => image);
+    const inputBatch = Array.from({ length: batch }, () => inputs);
+    type Case = {
+      name: string;
+      direct: () => Promise<unknown>;
+      rows: [string, () => Promise<unknown>, number][];
+    };
+    const all: Case[] = [
+      {
+        name: 'OCR (PP-OCRv4)',
+        direct: () => engine.recognise(image),
+        rows: [
+          ['provider API http', () => client.runOcr(image, provider.ocrModelHash), 1],
+          ['provider API TLS', () => tlsClient.runOcr(image, tlsProvider.ocrModelHash), 1],
+          [`http batch of ${batch}`, () => client.runOcrBatch(images, provider.ocrModelHash), batch],
+          [`TLS batch of ${batch}`, () => tlsClient.runOcrBatch(images, tlsProvider.ocrModelHash), batch],
+        ],
+      },
+      {
+        name: 'ONNX affine 1×4',
+        direct: () => session.run({ x: xTensor }),
+        rows: [
+          ['provider API http', () => client.runJob(modelHash, inputs), 1],
+          ['provider API TLS', () => tlsClient.runJob(modelHash, inputs), 1],
+          [`http batch of ${batch}`, () => client.runBatch(modelHash, inputBatch), batch],
+          [`TLS batch of ${batch}`, () => tlsClient.runBatch(modelHash, inputBatch), batch],
+        ],
+      },
     ];
+    const cases = all
+      .filter((c) => only === null || (only === 'ocr') === c.name.startsWith('OCR'))
+      .map((c) => ({
+        ...c,
+        rows: c.rows.filter(([, , per]) => rowKind === null || (rowKind === 'batch') === per > 1),
+      }));
     console.log(
-      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU; receipts signed by a dev-soft chip`,
+      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU; receipts signed by a dev-soft chip; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
     );
-    for (const [name, direct, api, tls] of cases) {
+    for (const { name, direct, rows } of cases) {
       // Warm-up: sessions, JIT, sockets (and their TLS handshakes).
       for (let i = 0; i < 3; i++) {
         await direct();
-        await api();
-        await tls();
+        for (const [, fn] of rows) await fn();
       }
       for (const p of [1, parallel]) {
-        // Interleaved in slices, so a change in the machine's load hits both sides alike.
+        // Interleaved in slices, so a change in the machine's load hits every row alike.
         const slices = 4;
         const ds: Figures[] = [];
-        const as: Figures[] = [];
-        const ts: Figures[] = [];
+        const rs: Figures[][] = rows.map(() => []);
         for (let s = 0; s < slices; s++) {
           ds.push(await measure(Math.ceil(jobs / slices), p, direct));
-          as.push(await measure(Math.ceil(jobs / slices), p, api));
-          ts.push(await measure(Math.ceil(jobs / slices), p, tls));
+          for (const [i, [, fn, per]] of rows.entries())
+            rs[i]!.push(await measure(Math.max(1, Math.ceil(jobs / slices / per)), p, fn, per));
         }
         const d = merge(ds);
-        const a = merge(as);
-        const t = merge(ts);
-        const over = (x: Figures) =>
-          `p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}), throughput ×${(x.jobsPerSec / d.jobsPerSec).toFixed(2)}`;
         console.log(`\n${name}, ${p} at a time`);
-        console.log(`  direct              ${fmt(d)}`);
-        console.log(`  provider API http   ${fmt(a)}`);
-        console.log(`  provider API TLS    ${fmt(t)}`);
-        console.log(`  overhead http       ${over(a)}`);
-        console.log(`  overhead TLS        ${over(t)}`);
+        console.log(`  ${'direct'.padEnd(20)}${fmt(d)}`);
+        const merged = rs.map(merge);
+        for (const [i, [label]] of rows.entries()) console.log(`  ${label.padEnd(20)}${fmt(merged[i]!)}`);
+        for (const [i, [label]] of rows.entries()) {
+          const x = merged[i]!;
+          console.log(
+            `  overhead ${label.padEnd(20)} p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}), throughput ×${(x.jobsPerSec / d.jobsPerSec).toFixed(2)}, CPU +${(x.cpuPerJob - d.cpuPerJob).toFixed(2)} ms/job (×${(x.cpuPerJob / d.cpuPerJob).toFixed(2)})`,
+          );
+        }
       }
     }
     await session.release();

@@ -71,3 +71,49 @@ describe('job sandbox', () => {
     }
   });
 });
+
+describe('job sandbox groups (the jobs of a batch in one job process)', () => {
+  test('each job of a group is answered; a job killed at its time limit fails, the ones after it did not run', {
+    timeout: 90_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-group-');
+    const sandbox = new JobSandbox({
+      workers: 1,
+      executionProvider: 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs: 1_500,
+      memoryBytes: 4 * 1024 ** 3,
+      heapMb: 512,
+      maxSessions: 4,
+      maxOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    });
+    try {
+      await sandbox.start();
+      const loop = join(dir.path, 'loop.onnx');
+      const affine = join(dir.path, 'affine.onnx');
+      writeFileSync(loop, loopModel());
+      writeFileSync(affine, affineModel());
+      const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+      const wrong = [{ name: 'z', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+      const mixed = await sandbox.runMany('b'.repeat(64), affine, [x, wrong, x]);
+      assert.deepEqual(
+        mixed.map((s) => s.ok),
+        [true, false, true],
+      );
+      assert.equal(!mixed[1]!.ok && mixed[1]!.error.code, 'JOB_FAILED');
+      const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+      const looping = await sandbox.runMany('a'.repeat(64), loop, [one, one, one]);
+      assert.deepEqual(
+        looping.map((s) => (s.ok ? 'ok' : s.error.code)),
+        ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED'],
+      );
+      // A fresh process took the killed one's place.
+      const again = await sandbox.runMany('b'.repeat(64), affine, [x]);
+      assert.ok(again[0]!.ok);
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+});

@@ -10,6 +10,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  BATCH_JOB_DONE,
+  BATCH_JOB_FAILED,
+  type BatchJobLeaf,
+  type BatchReceipt,
+  batchJobIdOf,
   bytes,
   type Chip,
   type Codec,
@@ -23,10 +28,13 @@ import {
   fromHex,
   type JobReceipt,
   type JobRequestAuth,
+  jobIdOf,
   jobRequestDigest,
   list,
+  type SignedBatchReceipt,
   type SignedJobRequest,
   type SignedReceipt,
+  signedBatchReceiptCodec,
   signedJobRequestCodec,
   signedReceiptCodec,
   string,
@@ -35,6 +43,8 @@ import {
   u32,
   u64,
   utf8,
+  verifyBatchLeaf,
+  verifyBatchReceipt,
   verifyReceipt,
 } from '@unc/core';
 import {
@@ -348,6 +358,117 @@ export function verifyReceiptOffline(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batch receipts: one chip signature over a Merkle root of the results of several jobs.
+
+export interface BatchReceiptJson {
+  chainId: string;
+  leaseId: string;
+  chipId: string;
+  batchId: string;
+  modelHash: string;
+  jobCount: number;
+  resultsRoot: string;
+  startMs: number;
+  durationMs: number;
+  profile: string;
+}
+
+export function batchReceiptToJson(signed: SignedBatchReceipt): BatchReceiptJson {
+  const r = signed.receipt;
+  return {
+    chainId: r.chainId,
+    leaseId: toHex(r.leaseId),
+    chipId: toHex(r.chipId),
+    batchId: toHex(r.batchId),
+    modelHash: toHex(r.modelHash),
+    jobCount: r.jobCount,
+    resultsRoot: toHex(r.resultsRoot),
+    startMs: Number(r.startMs),
+    durationMs: Number(r.durationMs),
+    profile: signed.evidence.type,
+  };
+}
+
+export function encodeSignedBatchReceipt(signed: SignedBatchReceipt): string {
+  return toHex(encode(signedBatchReceiptCodec, signed));
+}
+
+export function decodeSignedBatchReceipt(hex: string): SignedBatchReceipt {
+  const text = hex.trim().replace(/^0x/, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(text)) throw new Error('a signed batch receipt must be hex');
+  return decode(signedBatchReceiptCodec, fromHex(text));
+}
+
+/** Like verifyReceiptOffline, for a batch receipt: the chip's registered key signed exactly it. */
+export function verifyBatchReceiptOffline(
+  signed: string | SignedBatchReceipt,
+  chip: ChipRecord,
+  chainId: string,
+): BatchReceipt {
+  const s = typeof signed === 'string' ? decodeSignedBatchReceipt(signed) : signed;
+  const record = typeof chip.chipId === 'string' ? chipFromJson(chip as ChipJson) : (chip as Chip);
+  verifyBatchReceipt(s, record, chainId);
+  return s.receipt;
+}
+
+/** The output hash a failed job of a batch is given in its leaf: the hash of its error code. */
+export function failedJobOutputHash(code: string): Uint8Array {
+  return contentHash(utf8(code));
+}
+
+/**
+ * The leaf of one job of a batch, rebuilt from what the renter sent (its input hash) and what it got
+ * back (the job's view: outcome, outputs or error code, duration), to be checked against the
+ * receipt's root with the job's proof.
+ */
+export function batchLeafOf(receipt: BatchReceipt, job: BatchJobView, inputHash: Uint8Array): BatchJobLeaf {
+  let status: number;
+  let outputHash: Uint8Array;
+  if (job.status === 'done') {
+    status = BATCH_JOB_DONE;
+    if (job.ocr) outputHash = ocrLinesHash(job.ocr.lines);
+    else if (job.outputs) outputHash = tensorsHash(tensorsFromJson(job.outputs));
+    else throw new Error(`job ${job.index} of the batch is done but has no outputs`);
+  } else if (job.status === 'failed') {
+    status = BATCH_JOB_FAILED;
+    if (typeof job.code !== 'string') throw new Error(`job ${job.index} of the batch failed without a code`);
+    outputHash = failedJobOutputHash(job.code);
+  } else throw new Error(`job ${job.index} of the batch is ${String(job.status)}`);
+  if (!Number.isSafeInteger(job.durationMs) || job.durationMs < 0)
+    throw new Error(`job ${job.index} of the batch has no valid durationMs`);
+  return {
+    index: job.index,
+    jobId: batchJobIdOf(receipt.batchId, job.index),
+    inputHash,
+    status,
+    outputHash,
+    durationMs: BigInt(job.durationMs),
+  };
+}
+
+/**
+ * Checks one job of a batch on its own (an auditor holding only that job, its input hash, its proof
+ * and the signed receipt): the job's result is the one the chip signed at its index. The receipt's
+ * signature is checked separately (verifyBatchReceiptOffline).
+ */
+export function verifyBatchJob(
+  receipt: BatchReceipt,
+  job: BatchJobView,
+  inputHash: Uint8Array,
+): BatchJobLeaf {
+  if (!Array.isArray(job.proof) || job.proof.some((h) => typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)))
+    throw new Error(`job ${job.index} of the batch has no valid proof`);
+  const leaf = batchLeafOf(receipt, job, inputHash);
+  if (job.jobId !== toHex(leaf.jobId)) throw new Error(`job ${job.index} of the batch has another id`);
+  verifyBatchLeaf(
+    receipt,
+    leaf,
+    job.proof.map((h) => fromHex(h, 32)),
+  );
+  return leaf;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The client.
 
 export class ProviderError extends Error {
@@ -388,7 +509,40 @@ export interface ProviderHealth {
     jobMemoryBytes?: number;
     /** Jobs one renter key may have queued or running at once. */
     maxJobsPerRenter?: number;
+    /** Jobs one POST /v1/jobs/batch may hold. */
+    maxBatchJobs?: number;
   };
+}
+
+/** One job of a batch as the provider answers it. */
+export interface BatchJobView {
+  index: number;
+  jobId: string;
+  status: 'done' | 'failed';
+  /** Failed: the error's code (its hash is the leaf's output hash) and message. */
+  code?: string;
+  error?: string;
+  outputs?: Record<string, TensorJson>;
+  ocr?: { lines: OcrLine[]; text: string };
+  durationMs: number;
+  /** Sibling hashes (hex), bottom up, proving this job's leaf against the receipt's resultsRoot. */
+  proof: string[];
+}
+
+/** The answer to POST /v1/jobs/batch. */
+export interface BatchView {
+  batchId: string;
+  leaseId: string;
+  model: string;
+  jobs: BatchJobView[];
+  receipt: { hex: string; json: BatchReceiptJson };
+}
+
+export interface BatchResult {
+  batch: BatchView;
+  receipt: SignedBatchReceipt;
+  /** The jobs in the order sent, each checked against the receipt; failed ones included. */
+  jobs: BatchJobView[];
 }
 
 export interface JobResult {
@@ -521,6 +675,58 @@ export class ProviderClient {
     return this.check(job, fromHex(expected, 32), imageHash(image));
   }
 
+  /**
+   * Runs several jobs of one model in one signed request (POST /v1/jobs/batch) and checks the one
+   * batch receipt: it names this lease, this request, the model and as many jobs as were sent, and
+   * every job's result (or failure) is proven against the root the chip signed. The provider
+   * counts each job against its queue and the renter's share like a job sent alone.
+   */
+  async runBatch(modelHash: string, inputs: Record<string, TensorJson>[]): Promise<BatchResult> {
+    const hashes = inputs.map((i) => tensorsHash(tensorsFromJson(i)));
+    const body = utf8(JSON.stringify({ model: modelHash, jobs: inputs.map((i) => ({ inputs: i })) }));
+    return this.batch(body, fromHex(modelHash, 32), hashes);
+  }
+
+  /** Runs the provider's OCR job on several images in one request (see runBatch). */
+  async runOcrBatch(images: Uint8Array[], ocrModelHash?: string): Promise<BatchResult> {
+    const body = utf8(
+      JSON.stringify({
+        model: OCR_MODEL,
+        jobs: images.map((image) => ({ image: Buffer.from(image).toString('base64') })),
+      }),
+    );
+    const expected = ocrModelHash ?? (await this.health()).ocrModelHash;
+    return this.batch(body, fromHex(expected, 32), images.map(imageHash));
+  }
+
+  private async batch(
+    body: Uint8Array,
+    modelHash: Uint8Array,
+    inputHashes: Uint8Array[],
+  ): Promise<BatchResult> {
+    if (inputHashes.length === 0) throw new Error('a batch needs at least one job');
+    const sent: { signed?: SignedJobRequest } = {};
+    const batch = (await this.request('POST', '/v1/jobs/batch', body, true, false, sent)) as BatchView;
+    const signed = decodeSignedBatchReceipt(String(batch.receipt?.hex ?? ''));
+    const r = signed.receipt;
+    if (r.chainId !== this.opts.chainId) throw new Error(`the batch receipt is for chain "${r.chainId}"`);
+    if (!equalBytes(r.leaseId, this.leaseId)) throw new Error('the batch receipt names another lease');
+    const request = sent.signed!.request;
+    if (!equalBytes(r.batchId, jobIdOf(this.leaseId, jobRequestDigest(request), request.nonce)))
+      throw new Error('the batch receipt is for another request than the one sent');
+    if (!equalBytes(r.modelHash, modelHash))
+      throw new Error('the batch receipt names another model than requested');
+    if (r.jobCount !== inputHashes.length)
+      throw new Error(`the batch receipt covers ${r.jobCount} jobs; ${inputHashes.length} were sent`);
+    if (!Array.isArray(batch.jobs) || batch.jobs.length !== inputHashes.length)
+      throw new Error('the provider did not answer every job of the batch');
+    batch.jobs.forEach((job, i) => {
+      if (job.index !== i) throw new Error(`the batch's answers are out of order at ${i}`);
+      verifyBatchJob(r, job, inputHashes[i]!);
+    });
+    return { batch, receipt: signed, jobs: batch.jobs };
+  }
+
   async getJob(jobId: string): Promise<JobView> {
     return (await this.request('GET', `/v1/jobs/${jobId}`, undefined)) as JobView;
   }
@@ -551,6 +757,8 @@ export class ProviderClient {
     body: Uint8Array | undefined,
     sign = true,
     retried = false,
+    /** Receives the signed request actually sent (the last one, after a retry). */
+    sent?: { signed?: SignedJobRequest },
   ): Promise<unknown> {
     const payload = body ?? new Uint8Array(0);
     let headers: Record<string, string> = {};
@@ -563,6 +771,7 @@ export class ProviderClient {
         body: payload,
       });
       if (method === 'POST' && path.startsWith('/v1/jobs')) this.lastJobRequest = signed;
+      if (sent) sent.signed = signed;
       headers = jobRequestHeaders(signed, ed25519PublicKey(this.opts.renterSeed));
     }
     if (body)
@@ -595,7 +804,7 @@ export class ProviderClient {
         if (!retried && this.opts.refreshTlsFingerprints) {
           const fresh = (await this.opts.refreshTlsFingerprints()).map((f) => f.toLowerCase());
           if (fresh.length > 0) this.setFingerprints(fresh);
-          if (fresh.includes(err.presented)) return this.request(method, path, body, sign, true);
+          if (fresh.includes(err.presented)) return this.request(method, path, body, sign, true, sent);
           throw new TlsFingerprintError(err.endpoint, fresh, err.presented);
         }
         throw err;

@@ -146,9 +146,36 @@ export interface SentRequest {
 }
 
 /** One request over `agent`; resolves with the status and the whole answer body. */
-export function sendRequest(url: URL, req: SentRequest): Promise<{ status: number; body: Buffer }> {
+export async function sendRequest(url: URL, req: SentRequest): Promise<{ status: number; body: Buffer }> {
+  // A kept-alive connection the server closed while it sat idle (its keep-alive timeout, while
+  // this process was busy and had not seen the close yet) fails the next request sent on it before
+  // the server read a byte. The request is sent again on the next connection (each stale one is
+  // destroyed by its error, so a fresh one comes at the latest after the pool's idle ones): the
+  // same signed bytes, so the provider's replay check still lets it run at most once.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await sendOnce(url, req);
+    } catch (err) {
+      if (!(err instanceof StaleConnectionError)) throw err;
+      if (attempt >= MAX_STALE_RETRIES) throw err.reason;
+    }
+  }
+}
+
+/** Idle connections a request may find closed in a row (the agents keep at most 16). */
+const MAX_STALE_RETRIES = 17;
+
+/** A request that failed on a reused idle connection before any answer came back. */
+class StaleConnectionError extends Error {
+  constructor(readonly reason: Error) {
+    super(reason.message);
+  }
+}
+
+function sendOnce(url: URL, req: SentRequest): Promise<{ status: number; body: Buffer }> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
+    let answered = false;
     const r = send(
       url,
       {
@@ -161,13 +188,17 @@ export function sendRequest(url: URL, req: SentRequest): Promise<{ status: numbe
         signal: AbortSignal.timeout(req.timeoutMs),
       },
       (res: IncomingMessage) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       },
     );
-    r.on('error', reject);
+    r.on('error', (err: Error & { code?: string }) => {
+      const stale = r.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      reject(stale ? new StaleConnectionError(err) : err);
+    });
     r.end(req.body ? Buffer.from(req.body.buffer, req.body.byteOffset, req.body.length) : undefined);
   });
 }

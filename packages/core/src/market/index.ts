@@ -1,4 +1,5 @@
 export * from './actions.js';
+export * from './batch.js';
 export * from './execute.js';
 export * from './receipt.js';
 export * from './request.js';

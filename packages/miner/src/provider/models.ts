@@ -8,6 +8,13 @@ import { join } from 'node:path';
 import { contentHash, toHex } from '@unc/core';
 
 export class ModelStore {
+  /**
+   * Models seen on disk. The store never deletes a model, so a model found once is there for good:
+   * a job for it need not ask the file system again (a stat per job was a tenth of a tiny job's
+   * cost). Bounded by what the disk holds; a file removed by hand fails its next load instead.
+   */
+  private readonly present = new Set<string>();
+
   constructor(readonly dir: string) {}
 
   async init(): Promise<void> {
@@ -23,8 +30,11 @@ export class ModelStore {
   }
 
   async has(hashHex: string): Promise<boolean> {
+    if (this.present.has(hashHex)) return true;
     try {
-      return (await stat(this.pathOf(hashHex))).isFile();
+      const found = (await stat(this.pathOf(hashHex))).isFile();
+      if (found) this.present.add(hashHex);
+      return found;
     } catch {
       return false;
     }

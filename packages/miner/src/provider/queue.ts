@@ -14,9 +14,10 @@ export class QueueFullError extends Error {
 
 export class JobQueue {
   private active = 0;
+  /** Jobs admitted and not finished: a task counts as its weight (a group of a batch's jobs). */
+  private places = 0;
   /** Waiting starts per key, keys in the order they began to wait. */
   private readonly waiting = new Map<string, (() => void)[]>();
-  private waitingCount = 0;
   /** When each key with running or waiting jobs last started one (a counter, not a clock). */
   private readonly lastStart = new Map<string, number>();
   private readonly runningOf = new Map<string, number>();
@@ -35,14 +36,22 @@ export class JobQueue {
     return this.active;
   }
 
+  /** Jobs admitted that are not running (a group's jobs after its first count as waiting). */
   get queued(): number {
-    return this.waitingCount;
+    return this.places - this.active;
   }
 
-  /** Admits a task (throws QueueFullError at once when full) and resolves with its result. */
-  admit<T>(task: () => Promise<T>, key = ''): Promise<T> {
-    if (this.active >= this.concurrency && this.waitingCount >= this.maxQueued)
-      throw new QueueFullError(this.maxQueued);
+  /**
+   * Admits a task (throws QueueFullError at once when full) and resolves with its result. A task
+   * that runs `weight` jobs (a group of a batch, run in one job process) takes the places of that
+   * many jobs until it ends, so a batch cannot squeeze past the limits by arriving together: it
+   * fits only where its jobs sent one by one would all have been admitted.
+   */
+  admit<T>(task: () => Promise<T>, key = '', weight = 1): Promise<T> {
+    if (!Number.isInteger(weight) || weight < 1) throw new Error('weight must be an integer ≥ 1');
+    // With tasks of weight 1 this is the rule "a free runner, or a free waiting place".
+    if (this.places + weight > this.concurrency + this.maxQueued) throw new QueueFullError(this.maxQueued);
+    this.places += weight;
     return new Promise<T>((resolve, reject) => {
       const start = () => {
         this.active++;
@@ -52,6 +61,7 @@ export class JobQueue {
           .then(resolve, reject)
           .finally(() => {
             this.active--;
+            this.places -= weight;
             const left = (this.runningOf.get(key) ?? 1) - 1;
             if (left > 0) this.runningOf.set(key, left);
             else {
@@ -66,7 +76,6 @@ export class JobQueue {
         const q = this.waiting.get(key);
         if (q) q.push(start);
         else this.waiting.set(key, [start]);
-        this.waitingCount++;
       }
     });
   }
@@ -87,7 +96,6 @@ export class JobQueue {
     const q = this.waiting.get(key)!;
     const start = q.shift()!;
     if (q.length === 0) this.waiting.delete(key);
-    this.waitingCount--;
     start();
   }
 }

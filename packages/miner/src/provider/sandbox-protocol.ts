@@ -31,16 +31,34 @@ export type SandboxRequest =
     }
   | { id: number; op: 'check'; hash: string; path: string }
   | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
-  | { id: number; op: 'ocr'; image: Uint8Array };
+  | { id: number; op: 'ocr'; image: Uint8Array }
+  /** Several runs of one model, one after the other; each answers with a 'part' as it ends. */
+  | { id: number; op: 'runMany'; hash: string; path: string; inputs: RawTensor[][] }
+  | { id: number; op: 'ocrMany'; images: Uint8Array[] };
 
 /** A request before the sandbox gives it an id. */
 export type SandboxCall = {
   [K in SandboxRequest['op']]: Omit<Extract<SandboxRequest, { op: K }>, 'id'>;
 }[SandboxRequest['op']];
 
+/** The outcome of one job of a runMany or ocrMany request. */
+export type SandboxPart =
+  | { op: 'part'; id: number; index: number; durationMs: number; ok: true; result: unknown }
+  | {
+      op: 'part';
+      id: number;
+      index: number;
+      durationMs: number;
+      ok: false;
+      code: string;
+      error: string;
+      detail: string;
+    };
+
 export type SandboxReply =
   | { id: number; ok: true; result?: unknown }
   | { id: number; ok: false; code: string; error: string; detail: string }
+  | SandboxPart
   | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');

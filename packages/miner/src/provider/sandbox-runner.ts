@@ -9,6 +9,8 @@
  *   → { id, op: 'check', hash, path }               ← { id, ok } (the session is kept for jobs)
  *   → { id, op: 'run', hash, path, inputs }         ← { id, ok, result: RawTensor[] }
  *   → { id, op: 'ocr', image }                      ← { id, ok, result: OcrLine[] }
+ *   → { id, op: 'runMany', hash, path, inputs[] }   ← { op: 'part', id, index, durationMs, ok, result }
+ *   → { id, op: 'ocrMany', images }                    per job as it ends, then { id, ok }
  *   ← { op: 'log', level, msg, fields }
  * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
  */
@@ -16,6 +18,7 @@ import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@unc/node';
+import type { RawTensor } from '@unc/sdk';
 import { OcrEngine, type OcrModelFiles } from './ocr.js';
 import { OnnxRunner } from './onnx.js';
 import { assertSelfContainedModel, UnsafeModelError } from './onnx-check.js';
@@ -66,6 +69,66 @@ async function loadModel(hash: string, path: string) {
   });
 }
 
+async function loadChecked(hash: string, path: string) {
+  try {
+    return await loadModel(hash, path);
+  } catch (err) {
+    if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
+    throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
+  }
+}
+
+async function runOnce(session: Awaited<ReturnType<typeof loadModel>>, inputs: RawTensor[]) {
+  const outputs = await onnx!.run(session, inputs);
+  // Refused here, not sent: the provider would receive, hash, encode and keep it all.
+  const size = outputs.reduce((n, t) => n + t.data.length, 0);
+  if (size > maxOutputBytes)
+    throw new PublicJobError(
+      'OUTPUT_TOO_LARGE',
+      `the job's outputs are ${size} bytes; the limit here is ${maxOutputBytes}`,
+    );
+  return outputs;
+}
+
+function ocrEngine(): Promise<OcrEngine> {
+  ocr ??= OcrEngine.create({
+    files: ocrFiles!,
+    onnxOptions: onnx!.sessionOptions() as Record<string, unknown>,
+  });
+  return ocr;
+}
+
+/**
+ * Runs the jobs of a runMany/ocrMany request one after the other and answers each as it ends:
+ * the provider restarts its time limit on every part, so each job has the limit of a job alone.
+ */
+async function eachPart<T>(id: number, jobs: T[], run: (job: T) => Promise<unknown>): Promise<void> {
+  for (const [index, job] of jobs.entries()) {
+    const start = performance.now();
+    try {
+      const result = await run(job);
+      send({ op: 'part', id, index, durationMs: Math.round(performance.now() - start), ok: true, result });
+    } catch (err) {
+      send({
+        op: 'part',
+        id,
+        index,
+        durationMs: Math.round(performance.now() - start),
+        ok: false,
+        ...failure(err as Error),
+      });
+    }
+  }
+}
+
+/** What of an error goes back: a PublicJobError's own message, anything else redacted. */
+function failure(err: Error): { code: string; error: string; detail: string } {
+  const detail = clip(`${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`);
+  if (err instanceof PublicJobError || err.name === 'PublicJobError')
+    return { code: (err as PublicJobError).code, error: err.message, detail };
+  return { code: 'JOB_FAILED', error: redact(err.message) || 'the job failed', detail };
+}
+
 async function handle(req: SandboxRequest): Promise<unknown> {
   switch (req.op) {
     case 'init': {
@@ -84,57 +147,29 @@ async function handle(req: SandboxRequest): Promise<unknown> {
       return { executionProvider: onnx.executionProvider };
     }
     case 'check':
-      try {
-        await loadModel(req.hash, req.path);
-      } catch (err) {
-        if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
-        throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
-      }
+      await loadChecked(req.hash, req.path);
       return undefined;
-    case 'run': {
-      let session: Awaited<ReturnType<typeof loadModel>>;
-      try {
-        session = await loadModel(req.hash, req.path);
-      } catch (err) {
-        if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
-        throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
-      }
-      const outputs = await onnx!.run(session, req.inputs);
-      // Refused here, not sent: the provider would receive, hash, encode and keep it all.
-      const size = outputs.reduce((n, t) => n + t.data.length, 0);
-      if (size > maxOutputBytes)
-        throw new PublicJobError(
-          'OUTPUT_TOO_LARGE',
-          `the job's outputs are ${size} bytes; the limit here is ${maxOutputBytes}`,
-        );
-      return outputs;
+    case 'run':
+      return runOnce(await loadChecked(req.hash, req.path), req.inputs);
+    case 'runMany': {
+      const session = await loadChecked(req.hash, req.path);
+      await eachPart(req.id, req.inputs, (inputs) => runOnce(session, inputs));
+      return undefined;
     }
-    case 'ocr': {
-      ocr ??= OcrEngine.create({
-        files: ocrFiles!,
-        onnxOptions: onnx!.sessionOptions() as Record<string, unknown>,
-      });
-      return (await ocr).recognise(req.image);
+    case 'ocrMany': {
+      const engine = await ocrEngine();
+      await eachPart(req.id, req.images, (image) => engine.recognise(image));
+      return undefined;
     }
+    case 'ocr':
+      return (await ocrEngine()).recognise(req.image);
   }
 }
 
 process.on('message', (req: SandboxRequest) => {
   handle(req).then(
     (result) => send({ id: req.id, ok: true, result }),
-    (err: Error) => {
-      const detail = clip(`${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}`);
-      if (err instanceof PublicJobError || err.name === 'PublicJobError')
-        send({ id: req.id, ok: false, code: (err as PublicJobError).code, error: err.message, detail });
-      else
-        send({
-          id: req.id,
-          ok: false,
-          code: 'JOB_FAILED',
-          error: redact(err.message) || 'the job failed',
-          detail,
-        });
-    },
+    (err: Error) => send({ id: req.id, ok: false, ...failure(err) }),
   );
 });
 

@@ -21,7 +21,7 @@ import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName } from './onnx.js';
-import type { SandboxCall, SandboxReply, SandboxRequest } from './sandbox-protocol.js';
+import type { SandboxCall, SandboxPart, SandboxReply, SandboxRequest } from './sandbox-protocol.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
 
@@ -58,7 +58,14 @@ export interface SandboxOptions {
 type Pending = {
   resolve(v: unknown): void;
   reject(e: Error): void;
+  /** A runMany/ocrMany request: called with each job's outcome as it ends. */
+  part?(p: SandboxPart): void;
 };
+
+/** The outcome of one job of a batch run in one job process. */
+export type JobSettled<T> =
+  | { ok: true; value: T; durationMs: number }
+  | { ok: false; error: SandboxError; durationMs: number };
 
 interface Worker {
   child: ChildProcess;
@@ -159,6 +166,30 @@ export class JobSandbox {
     return (await this.request({ op: 'ocr', image })) as OcrLine[];
   }
 
+  /**
+   * Runs several inputs of one model in one job process, one after the other, sent in one message
+   * (a message to a job process and its wake-up cost more than a tiny model's run). Each job keeps
+   * the time limit of a job alone: the clock restarts as each one ends. When a job's process is
+   * killed (time, memory, crash) that job gets the reason and the ones after it JOB_ABORTED.
+   */
+  async runMany(hash: string, path: string, inputs: RawTensor[][]): Promise<JobSettled<RawTensor[]>[]> {
+    const settled = await this.requestMany({ op: 'runMany', hash, path, inputs }, inputs.length, hash);
+    return settled.map((s) => {
+      if (s.ok && (s.value as RawTensor[]).reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
+        return {
+          ok: false,
+          error: new SandboxError('OUTPUT_TOO_LARGE', 'the job returned more output than the limit here'),
+          durationMs: s.durationMs,
+        };
+      return s as JobSettled<RawTensor[]>;
+    });
+  }
+
+  /** OCR of several images in one job process (see runMany). */
+  async ocrMany(images: Uint8Array[]): Promise<JobSettled<OcrLine[]>[]> {
+    return (await this.requestMany({ op: 'ocrMany', images }, images.length)) as JobSettled<OcrLine[]>[];
+  }
+
   get busy(): number {
     return this.workers.filter((w) => w.busy).length;
   }
@@ -194,7 +225,8 @@ export class JobSandbox {
     });
     child.on('message', (m: SandboxReply) => {
       if ('op' in m) {
-        this.opts.logger[m.level](m.msg, m.fields);
+        if (m.op === 'part') w.pending.get(m.id)?.part?.(m);
+        else this.opts.logger[m.level](m.msg, m.fields);
         return;
       }
       const p = w.pending.get(m.id);
@@ -235,10 +267,10 @@ export class JobSandbox {
     return w;
   }
 
-  private send(w: Worker, req: SandboxCall): Promise<unknown> {
+  private send(w: Worker, req: SandboxCall, part?: (p: SandboxPart) => void): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      w.pending.set(id, { resolve, reject });
+      w.pending.set(id, part ? { resolve, reject, part } : { resolve, reject });
       w.child.send({ ...req, id } as SandboxRequest, (err) => {
         if (err) {
           w.pending.delete(id);
@@ -326,6 +358,63 @@ export class JobSandbox {
       clearTimeout(timer);
       this.release(w);
     }
+  }
+
+  private async requestMany(req: SandboxCall, count: number, hash?: string): Promise<JobSettled<unknown>[]> {
+    if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
+    const w = await this.acquire(hash);
+    const settled: JobSettled<unknown>[] = [];
+    let timer: NodeJS.Timeout | null = null;
+    const arm = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        this.opts.logger.warn('job ran past its time limit; killing its process', {
+          op: req.op,
+          timeoutMs: this.opts.timeoutMs,
+        });
+        this.kill(
+          w,
+          new SandboxError(
+            'JOB_TIMEOUT',
+            `the job ran past the time limit of ${this.opts.timeoutMs / 1000} s and was stopped`,
+          ),
+        );
+      }, this.opts.timeoutMs);
+    };
+    arm();
+    try {
+      await this.send(w, req, (p) => {
+        if (p.index !== settled.length) return;
+        arm();
+        settled.push(
+          p.ok
+            ? { ok: true, value: p.result, durationMs: p.durationMs }
+            : { ok: false, error: new SandboxError(p.code, p.error), durationMs: p.durationMs },
+        );
+        if (!p.ok && p.detail !== p.error)
+          this.opts.logger.debug('job error', { code: p.code, detail: p.detail });
+      });
+      if (hash) w.models.add(hash);
+    } catch (err) {
+      // The whole request failed (the model cannot load) or its process was killed: the job that
+      // was running gets the reason, the ones after it did not run.
+      const why = err instanceof SandboxError ? err : new SandboxError('JOB_FAILED', 'the job failed');
+      if (settled.length < count) settled.push({ ok: false, error: why, durationMs: 0 });
+      const aborted =
+        why.code === 'BAD_MODEL'
+          ? why
+          : new SandboxError(
+              'JOB_ABORTED',
+              'an earlier job of this batch was stopped, so this one did not run',
+            );
+      while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.release(w);
+    }
+    while (settled.length < count)
+      settled.push({ ok: false, error: new SandboxError('JOB_FAILED', 'the job failed'), durationMs: 0 });
+    return settled;
   }
 
   /**

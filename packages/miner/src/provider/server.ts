@@ -6,6 +6,8 @@
  *   GET  /v1/health            no auth: chain, chips, OCR model hash, queue, limits
  *   POST /v1/models            ONNX bytes → { modelHash, size, stored }
  *   POST /v1/jobs              { model: <hash hex> | "ocr", inputs | image, wait? } → job view
+ *   POST /v1/jobs/batch        { model, jobs: [{ inputs | image }] } → every job's result and
+ *                              proof, one receipt signed over their Merkle root
  *   GET  /v1/jobs/<job id>     job view (only to the lease that ran it)
  *
  * Every other request is signed by the lease's renter key (see @unc/sdk jobs.ts); the lease must
@@ -26,20 +28,37 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
+  BATCH_JOB_DONE,
+  BATCH_JOB_FAILED,
+  type BatchJobLeaf,
+  type BatchReceipt,
+  batchJobIdOf,
+  batchLeafHash,
+  batchReceiptDigest,
+  batchTree,
   equalBytes,
   fromHex,
+  type HeartbeatEvidence,
   type JobReceipt,
   jobIdOf,
+  MAX_BATCH_JOBS,
   receiptDigest,
+  type SignedBatchReceipt,
   type SignedReceipt,
   toHex,
   utf8,
 } from '@unc/core';
 import { createLogger, type Logger } from '@unc/node';
 import {
+  type BatchJobView,
+  type BatchView,
+  batchReceiptToJson,
+  encodeSignedBatchReceipt,
   encodeSignedReceipt,
+  failedJobOutputHash,
   imageHash,
   type JobView,
   OCR_MODEL,
@@ -90,6 +109,8 @@ export interface ProviderOptions {
   maxQueued?: number;
   /** Jobs one renter key may have queued or running at once. */
   maxJobsPerRenter?: number;
+  /** Jobs one POST /v1/jobs/batch may hold (never more than maxJobsPerRenter). */
+  maxBatchJobs?: number;
   /** Wall-clock limit of one job (or model load); its process is killed past it. */
   jobTimeoutMs?: number;
   /** Resident memory limit of a job process, bytes; its process is killed past it. */
@@ -131,6 +152,28 @@ interface Job {
   done: Promise<void>;
   /** What its view keeps of outputs (base64 and text), counted once it finished. */
   bytes: number;
+}
+
+/** What a job's run gives: its outputs (a model) or lines (OCR), and their content hash. */
+interface JobOutcome {
+  outputs?: RawTensor[];
+  ocr?: OcrLine[];
+  outputHash: Uint8Array;
+}
+
+/** A checked job: its input hash, its input, and the work that runs it alone. */
+interface ParsedJob {
+  inputHash: Uint8Array;
+  input: { image: Uint8Array } | { tensors: RawTensor[] };
+  work: () => Promise<JobOutcome>;
+}
+
+/** Jobs of a batch one job process runs in one go: the lease is read again before each group. */
+const MAX_GROUP_JOBS = 8;
+
+interface JobModel {
+  hash: Uint8Array;
+  ocr: boolean;
 }
 
 interface Chip {
@@ -201,6 +244,7 @@ export class ProviderServer {
   private readonly maxUploadBytesInFlight: number;
   private readonly maxUploadBytesPerRenter: number;
   private readonly maxJobsPerRenter: number;
+  private readonly maxBatchJobs: number;
   private readonly leaseCacheMs: number;
   private readonly unknownLeaseCacheMs: number;
   private readonly leaseLookupBurst: number;
@@ -229,6 +273,7 @@ export class ProviderServer {
     const concurrency = opts.concurrency ?? 2;
     this.queue = new JobQueue(concurrency, opts.maxQueued ?? 64);
     this.maxJobsPerRenter = opts.maxJobsPerRenter ?? 16;
+    this.maxBatchJobs = Math.min(opts.maxBatchJobs ?? 64, MAX_BATCH_JOBS);
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 60_000;
     this.jobMemoryBytes = opts.jobMemoryBytes ?? 4 * 1024 ** 3;
     this.sandbox = new JobSandbox({
@@ -366,6 +411,7 @@ export class ProviderServer {
         jobTimeoutMs: this.jobTimeoutMs,
         jobMemoryBytes: this.jobMemoryBytes,
         maxJobsPerRenter: this.maxJobsPerRenter,
+        maxBatchJobs: Math.min(this.maxBatchJobs, this.maxJobsPerRenter),
       },
     };
   }
@@ -392,14 +438,21 @@ export class ProviderServer {
           ? 'models'
           : path === '/v1/jobs'
             ? 'jobs'
-            : /^\/v1\/jobs\/[0-9a-f]{64}$/.test(path)
-              ? 'job'
-              : null;
+            : path === '/v1/jobs/batch'
+              ? 'batch'
+              : /^\/v1\/jobs\/[0-9a-f]{64}$/.test(path)
+                ? 'job'
+                : null;
       if (!route) throw new HttpError(404, 'NOT_FOUND', 'no such endpoint');
       const expected = route === 'job' ? 'GET' : 'POST';
       if (method !== expected) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `use ${expected} ${path}`);
       // The size is known before the body is read, or the request is refused.
-      const limit = route === 'models' ? this.maxModelBytes : route === 'jobs' ? this.maxBodyBytes : 0;
+      const limit =
+        route === 'models'
+          ? this.maxModelBytes
+          : route === 'jobs' || route === 'batch'
+            ? this.maxBodyBytes
+            : 0;
       const length = this.declaredLength(req, limit);
       // Headers, time, signature over the declared body hash, lease: nothing of the body yet.
       const auth = this.auth.verify(method, path, req.headers);
@@ -433,6 +486,7 @@ export class ProviderServer {
           const { status, view } = await this.submitJob(auth, lease, body!);
           return this.send(res, status, view);
         }
+        if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body!));
       } finally {
         release();
         endCheck();
@@ -474,11 +528,13 @@ export class ProviderServer {
     return n;
   }
 
-  private renterBusy(n: number): HttpError {
+  private renterBusy(n: number, more = 1): HttpError {
     return new HttpError(
       429,
       'RENTER_BUSY',
-      `this renter has ${n} jobs queued or running, the most it may; wait for them`,
+      more === 1
+        ? `this renter has ${n} jobs queued or running, the most it may; wait for them`
+        : `this renter has ${n} jobs queued or running; ${more} more would pass the ${this.maxJobsPerRenter} it may have`,
     );
   }
 
@@ -665,6 +721,69 @@ export class ProviderServer {
     return { modelHash: hash, size, stored };
   }
 
+  /** The hash of the model a job names ("ocr" or an uploaded model's hash); 400/404 otherwise. */
+  private async modelOf(model: unknown): Promise<JobModel> {
+    if (model === OCR_MODEL) return { hash: this.ocrHash!, ocr: true };
+    if (typeof model === 'string' && /^[0-9a-f]{64}$/.test(model)) {
+      if (!(await this.store.has(model)))
+        throw new HttpError(
+          404,
+          'MODEL_NOT_FOUND',
+          `no model ${model} here; upload it first (POST /v1/models)`,
+        );
+      return { hash: fromHex(model, 32), ocr: false };
+    }
+    throw new HttpError(400, 'BAD_REQUEST', `"model" must be a model hash (64 hex) or "${OCR_MODEL}"`);
+  }
+
+  /**
+   * Checks one job's input (an image for OCR, tensors for a model) and returns its hash and the
+   * work that runs it in a job process; `where` names the job in errors ("job 3: ").
+   */
+  private async parseJob(
+    model: JobModel,
+    req: { inputs?: unknown; image?: unknown },
+    where: string,
+  ): Promise<ParsedJob> {
+    if (model.ocr) {
+      if (
+        typeof req.image !== 'string' ||
+        !/^[A-Za-z0-9+/]*={0,2}$/.test(req.image) ||
+        req.image.length === 0
+      )
+        throw new HttpError(400, 'BAD_INPUT', `${where}an OCR job needs "image": a PNG or JPEG in base64`);
+      const image = new Uint8Array(Buffer.from(req.image, 'base64'));
+      try {
+        await OcrEngine.checkImage(image);
+      } catch (err) {
+        throw new HttpError(400, 'BAD_INPUT', `${where}${redact((err as Error).message)}`);
+      }
+      return {
+        inputHash: imageHash(image),
+        input: { image },
+        work: async () => {
+          const lines = await this.sandbox.ocr(image);
+          return { ocr: lines, outputHash: ocrLinesHash(lines) };
+        },
+      };
+    }
+    const hash = toHex(model.hash);
+    let inputs: RawTensor[];
+    try {
+      inputs = tensorsFromJson(req.inputs);
+    } catch (err) {
+      throw new HttpError(400, 'BAD_INPUT', `${where}${(err as Error).message}`);
+    }
+    return {
+      inputHash: tensorsHash(inputs),
+      input: { tensors: inputs },
+      work: async () => {
+        const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs);
+        return { outputs, outputHash: tensorsHash(outputs) };
+      },
+    };
+  }
+
   private async submitJob(
     auth: AuthenticatedRequest,
     lease: ProviderLease,
@@ -679,51 +798,9 @@ export class ProviderServer {
     if (typeof req !== 'object' || req === null)
       throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object');
     const wait = req.wait !== false;
-    let modelHash: Uint8Array;
-    let inputHash: Uint8Array;
-    let work: () => Promise<{ outputs?: RawTensor[]; ocr?: OcrLine[]; outputHash: Uint8Array }>;
-    if (req.model === OCR_MODEL) {
-      if (
-        typeof req.image !== 'string' ||
-        !/^[A-Za-z0-9+/]*={0,2}$/.test(req.image) ||
-        req.image.length === 0
-      )
-        throw new HttpError(400, 'BAD_INPUT', 'an OCR job needs "image": a PNG or JPEG in base64');
-      const image = new Uint8Array(Buffer.from(req.image, 'base64'));
-      try {
-        await OcrEngine.checkImage(image);
-      } catch (err) {
-        throw new HttpError(400, 'BAD_INPUT', redact((err as Error).message));
-      }
-      modelHash = this.ocrHash!;
-      inputHash = imageHash(image);
-      work = async () => {
-        const lines = await this.sandbox.ocr(image);
-        return { ocr: lines, outputHash: ocrLinesHash(lines) };
-      };
-    } else if (typeof req.model === 'string' && /^[0-9a-f]{64}$/.test(req.model)) {
-      const hash = req.model;
-      if (!(await this.store.has(hash)))
-        throw new HttpError(
-          404,
-          'MODEL_NOT_FOUND',
-          `no model ${hash} here; upload it first (POST /v1/models)`,
-        );
-      let inputs: RawTensor[];
-      try {
-        inputs = tensorsFromJson(req.inputs);
-      } catch (err) {
-        throw new HttpError(400, 'BAD_INPUT', (err as Error).message);
-      }
-      modelHash = fromHex(hash, 32);
-      inputHash = tensorsHash(inputs);
-      work = async () => {
-        const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs);
-        return { outputs, outputHash: tensorsHash(outputs) };
-      };
-    } else {
-      throw new HttpError(400, 'BAD_REQUEST', `"model" must be a model hash (64 hex) or "${OCR_MODEL}"`);
-    }
+    const model = await this.modelOf(req.model);
+    const modelHash = model.hash;
+    const { inputHash, work } = await this.parseJob(model, req, '');
 
     const renter = auth.renterKeyHex;
     const mine = this.jobsByRenter.get(renter) ?? 0;
@@ -802,6 +879,178 @@ export class ProviderServer {
   }
 
   /**
+   * Runs the jobs of one signed request (POST /v1/jobs/batch, docs/jobs.md) and answers with one
+   * receipt the chip signs over a Merkle root of the jobs' results. Every input is checked before
+   * anything runs; then the batch counts as its number of jobs against the renter's share and the
+   * queue, all of it admitted at once or none (429), and each job is queued, re-checks the lease
+   * and runs in a job process with its own time limit exactly like a job sent alone.
+   */
+  private async submitBatch(
+    auth: AuthenticatedRequest,
+    lease: ProviderLease,
+    body: Uint8Array,
+  ): Promise<BatchView> {
+    let req: { model?: unknown; jobs?: unknown };
+    try {
+      req = JSON.parse(Buffer.from(body).toString('utf8'));
+    } catch {
+      throw new HttpError(400, 'BAD_REQUEST', 'the body must be JSON { model, jobs: [{ inputs | image }] }');
+    }
+    if (typeof req !== 'object' || req === null || !Array.isArray(req.jobs))
+      throw new HttpError(400, 'BAD_REQUEST', 'the body must be JSON { model, jobs: [{ inputs | image }] }');
+    const count = req.jobs.length;
+    const most = Math.min(this.maxBatchJobs, this.maxJobsPerRenter);
+    if (count < 1 || count > most)
+      throw new HttpError(400, 'BAD_BATCH', `a batch holds 1 to ${most} jobs here, not ${count}`);
+    const model = await this.modelOf(req.model);
+    const parsed: ParsedJob[] = [];
+    for (const [i, entry] of (req.jobs as unknown[]).entries()) {
+      if (typeof entry !== 'object' || entry === null)
+        throw new HttpError(400, 'BAD_INPUT', `job ${i}: expected { inputs } or { image }`);
+      parsed.push(await this.parseJob(model, entry as { inputs?: unknown; image?: unknown }, `job ${i}: `));
+    }
+
+    const renter = auth.renterKeyHex;
+    const mine = this.jobsByRenter.get(renter) ?? 0;
+    if (mine + count > this.maxJobsPerRenter) throw this.renterBusy(mine, count);
+    const batchId = jobIdOf(auth.leaseId, auth.digest, auth.nonce);
+    const results: {
+      outcome?: JobOutcome;
+      code?: string;
+      error?: string;
+      startMs: number;
+      durationMs: number;
+    }[] = parsed.map(() => ({ startMs: 0, durationMs: 0 }));
+    // Consecutive jobs go to a job process in groups, one message each (spread over the job
+    // processes, at most MAX_GROUP_JOBS to a group); a group holds the queue places of its jobs.
+    // No more groups run at once than there are cores: each job process's ONNX Runtime takes
+    // every core, and more of them side by side cost a third more CPU per OCR job (bench:jobs).
+    const spread = Math.min(count, this.queue.concurrency, availableParallelism());
+    const groupCount = Math.max(spread, Math.ceil(count / MAX_GROUP_JOBS));
+    const groups: number[][] = Array.from({ length: groupCount }, () => []);
+    for (let i = 0; i < count; i++) groups[Math.floor((i * groupCount) / count)]!.push(i);
+    const runGroup = async (indices: number[]) => {
+      // As for a job sent alone: a lease that closed while the jobs waited gets no more work.
+      const now = await this.lease(auth.leaseIdHex, { fresh: true }).catch(() => null);
+      if (now?.status !== 'active' && now?.status !== 'closing') {
+        for (const i of indices) {
+          results[i]!.code = 'LEASE_NOT_ACTIVE';
+          results[i]!.error = `lease ${auth.leaseIdHex} is no longer active`;
+        }
+        return;
+      }
+      const startMs = Date.now();
+      const inputs = indices.map((i) => parsed[i]!.input);
+      const settled = model.ocr
+        ? await this.sandbox.ocrMany(inputs.map((x) => (x as { image: Uint8Array }).image))
+        : await this.sandbox.runMany(
+            toHex(model.hash),
+            this.store.pathOf(toHex(model.hash)),
+            inputs.map((x) => (x as { tensors: RawTensor[] }).tensors),
+          );
+      let at = startMs;
+      for (const [k, s] of settled.entries()) {
+        const result = results[indices[k]!]!;
+        result.startMs = at;
+        result.durationMs = s.durationMs;
+        at += s.durationMs;
+        if (s.ok) {
+          const v = s.value as RawTensor[] | OcrLine[];
+          result.outcome = model.ocr
+            ? { ocr: v as OcrLine[], outputHash: ocrLinesHash(v as OcrLine[]) }
+            : { outputs: v as RawTensor[], outputHash: tensorsHash(v as RawTensor[]) };
+        } else {
+          result.code = s.error.code;
+          result.error = s.error.message;
+        }
+      }
+    };
+    let done: Promise<void>[];
+    try {
+      if (this.queue.queued + this.queue.running + count > this.queue.concurrency + this.queue.maxQueued)
+        throw new QueueFullError(this.queue.maxQueued);
+      done = groups.map((g) => this.queue.admit(() => runGroup(g), renter, g.length));
+    } catch (err) {
+      if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
+      throw err;
+    }
+    this.jobsByRenter.set(renter, mine + count);
+    const batchIdHex = toHex(batchId);
+    await Promise.all(
+      done.map((d, g) =>
+        d
+          .catch((err: Error) => {
+            // Only the sandbox's own messages reach the renter; anything else is logged here.
+            for (const i of groups[g]!) {
+              const result = results[i]!;
+              if (result.outcome || result.code) continue;
+              result.code = err instanceof SandboxError ? err.code : 'JOB_FAILED';
+              result.error = err instanceof SandboxError ? err.message : 'the job failed';
+            }
+            this.logger.warn('batch jobs failed', { batch: batchIdHex, jobs: groups[g], error: err.message });
+          })
+          .finally(() => {
+            const left = (this.jobsByRenter.get(renter) ?? groups[g]!.length) - groups[g]!.length;
+            if (left <= 0) this.jobsByRenter.delete(renter);
+            else this.jobsByRenter.set(renter, left);
+          }),
+      ),
+    );
+    for (const [i, r] of results.entries())
+      if (!r.outcome && r.code !== 'LEASE_NOT_ACTIVE')
+        this.logger.debug('batch job failed', { batch: batchIdHex, index: i, code: r.code });
+
+    const leaves: BatchJobLeaf[] = results.map((r, i) => ({
+      index: i,
+      jobId: batchJobIdOf(batchId, i),
+      inputHash: parsed[i]!.inputHash,
+      status: r.outcome ? BATCH_JOB_DONE : BATCH_JOB_FAILED,
+      outputHash: r.outcome ? r.outcome.outputHash : failedJobOutputHash(r.code ?? 'JOB_FAILED'),
+      durationMs: BigInt(r.durationMs),
+    }));
+    const tree = batchTree(leaves.map(batchLeafHash));
+    const started = results.filter((r) => r.startMs > 0);
+    const startMs = started.length > 0 ? Math.min(...started.map((r) => r.startMs)) : Date.now();
+    const endMs = Math.max(startMs, ...started.map((r) => r.startMs + r.durationMs));
+    const receipt: BatchReceipt = {
+      chainId: this.chainId,
+      leaseId: auth.leaseId,
+      chipId: fromHex(lease.chipId, 32),
+      batchId,
+      modelHash: model.hash,
+      jobCount: count,
+      resultsRoot: tree.root,
+      startMs: BigInt(startMs),
+      durationMs: BigInt(endMs - startMs),
+    };
+    const evidence = await this.signDigest(lease.chipId.toLowerCase(), batchReceiptDigest(receipt));
+    const signed: SignedBatchReceipt = { receipt, evidence };
+    return {
+      batchId: batchIdHex,
+      leaseId: auth.leaseIdHex,
+      model: String(req.model),
+      jobs: results.map((r, i) => {
+        const job: BatchJobView = {
+          index: i,
+          jobId: toHex(leaves[i]!.jobId),
+          status: r.outcome ? 'done' : 'failed',
+          durationMs: r.durationMs,
+          proof: tree.proofs[i]!.map(toHex),
+        };
+        if (r.outcome?.outputs) job.outputs = tensorsToJson(r.outcome.outputs);
+        if (r.outcome?.ocr)
+          job.ocr = { lines: r.outcome.ocr, text: r.outcome.ocr.map((l) => l.text).join('\n') };
+        if (!r.outcome) {
+          job.code = r.code ?? 'JOB_FAILED';
+          job.error = r.error ?? 'the job failed';
+        }
+        return job;
+      }),
+      receipt: { hex: encodeSignedBatchReceipt(signed), json: batchReceiptToJson(signed) },
+    };
+  }
+
+  /**
    * Forgets finished jobs, oldest first, while more than maxJobsKept are kept or their outputs
    * pass maxKeptOutputBytes. Unfinished jobs are passed over, not waited for: one long job at the
    * head no longer stops every later job from being forgotten.
@@ -816,10 +1065,15 @@ export class ProviderServer {
   }
 
   private async sign(chipIdHex: string, receipt: JobReceipt): Promise<SignedReceipt> {
+    return { receipt, evidence: await this.signDigest(chipIdHex, receiptDigest(receipt)) };
+  }
+
+  /** Has a chip sign a (receipt) digest, one signature at a time per chip. */
+  private async signDigest(chipIdHex: string, digest: Uint8Array): Promise<HeartbeatEvidence> {
     const chip = this.chips.get(chipIdHex);
     if (!chip) throw new Error(`chip ${chipIdHex} is not served here`);
-    const result = chip.lock.then(() => chip.signer.answer(receiptDigest(receipt)));
+    const result = chip.lock.then(() => chip.signer.answer(digest));
     chip.lock = result.catch(() => undefined);
-    return { receipt, evidence: await result };
+    return await result;
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * The provider's job queue with weighted tasks (a group of a batch's jobs takes the places of its
+ * jobs): whatever the order of admissions and completions, the jobs admitted never pass
+ * concurrency + maxQueued, no more than `concurrency` tasks run, and a batch is admitted exactly
+ * when its jobs sent one by one would all have been.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { JobQueue, QueueFullError } from '../src/provider/queue.js';
+
+describe('provider job queue', () => {
+  test('weighted admission never passes the limits and matches admitting the jobs one by one', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.array(
+          fc.oneof(
+            fc.record({ admit: fc.integer({ min: 1, max: 5 }), key: fc.integer({ min: 0, max: 2 }) }),
+            fc.nat(),
+          ),
+          {
+            maxLength: 60,
+          },
+        ),
+        async (concurrency, maxQueued, ops) => {
+          const q = new JobQueue(concurrency, maxQueued);
+          const running: (() => void)[] = [];
+          let admitted = 0;
+          for (const op of ops) {
+            if (typeof op === 'number') {
+              // Finish one running task, if any.
+              const finish = running.splice(op % Math.max(1, running.length), 1)[0];
+              finish?.();
+              await new Promise((r) => setImmediate(r));
+            } else {
+              const fits = admitted + op.admit <= concurrency + maxQueued;
+              try {
+                const weight = op.admit;
+                void q
+                  .admit(
+                    () =>
+                      new Promise<void>((resolve) => {
+                        running.push(() => {
+                          admitted -= weight;
+                          resolve();
+                        });
+                      }),
+                    String(op.key),
+                    weight,
+                  )
+                  .catch(() => undefined);
+                assert.ok(fits, 'admitted past the limit');
+                admitted += weight;
+              } catch (err) {
+                assert.ok(err instanceof QueueFullError);
+                assert.ok(!fits, 'refused although it fits');
+              }
+            }
+            assert.ok(q.running <= concurrency);
+            assert.equal(q.running, running.length);
+            assert.equal(q.running + q.queued, admitted);
+          }
+          while (running.length) {
+            running.shift()!();
+            await new Promise((r) => setImmediate(r));
+          }
+          assert.equal(q.running + q.queued, 0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
