@@ -9,7 +9,7 @@
  * The chain is read through the sdk's RPC client; providers are reached through the sdk's
  * ProviderClient (renter-signed requests, TLS pinned to the offer's certificates).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -31,12 +31,14 @@ import {
   encodeSignedReceipt,
   type JobResult,
   type LeaseJson,
+  NodeUnreachableError,
   OCR_MODEL,
   type OfferJson,
   openLeaseAction,
   ProviderClient,
   ProviderError,
   type ProviderRecordJson,
+  RpcClientError,
   receiptToJson,
   sendTransaction,
   type TensorJson,
@@ -45,13 +47,15 @@ import {
   UncClient,
   verifyReceiptOffline,
 } from '@unc/sdk';
+import Database from 'better-sqlite3';
 import {
   type AttemptFailure,
   AVOID_FOREVER,
   type BudgetLease,
-  canAfford,
+  canAffordRate,
   classifyProviderError,
   committedRate,
+  committedRateOnChain,
   decideRetry,
   decideScale,
   jobCost,
@@ -62,6 +66,7 @@ import {
   rankOffers,
   type ScaleTargets,
   spentBy,
+  stillCosts,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
 import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
@@ -150,6 +155,8 @@ interface QueuedJob {
   createdMs: number;
   attempts: number;
   tried: Set<string>;
+  /** Providers that called this job's input bad (it fails once enough distinct ones have). */
+  rejectedBy: Set<string>;
 }
 
 type JobBody = { model: string; image?: string; inputs?: Record<string, TensorJson> };
@@ -223,6 +230,9 @@ export class Gateway {
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
+  /** Leases on their way into the pool (adopted) or out of it (closing on chain): left alone by the refresh. */
+  private readonly settling = new Set<string>();
+  private readonly closingOnChain = new Set<string>();
   /** Lease openings under way (from the offer search to the lease answering). */
   private opening = 0;
   private lastOpenedMs: number | null = null;
@@ -249,6 +259,11 @@ export class Gateway {
       throw new Error('the gateway needs at least one model (ocr or an .onnx file)');
     for (const m of opts.models) this.models.set(m.name, 'onnx' in m ? m.onnx : null);
     if (opts.budgetPerHour <= 0n) throw new Error('the budget must be more than 0 UNC/h');
+    // Whoever reaches the API spends the renter's budget: beyond loopback it must ask for a token.
+    if (!isLoopbackHost(opts.host ?? '127.0.0.1') && !opts.apiToken)
+      throw new Error(
+        `the gateway would listen on ${opts.host} without an API token: anyone who reaches it could spend the budget (give it a token, or listen on 127.0.0.1)`,
+      );
   }
 
   get renter(): string {
@@ -263,16 +278,23 @@ export class Gateway {
     for (const row of this.store.leases()) {
       if (row.closedMs !== null) continue;
       const lease = await this.client.getLease(row.leaseId).catch(() => null);
+      if (lease?.status === 'closing') {
+        // Its provider gave notice: it costs until the notice ends unless the renter closes it.
+        this.closeOnChain(row.leaseId, 'the provider gave notice');
+        continue;
+      }
       if (lease?.status !== 'active') {
         this.store.closeLease(row.leaseId, nowMs, lease ? `found ${lease.status}` : 'not found');
         continue;
       }
-      await this.adopt(row, lease).catch((err) =>
-        this.log.warn('a lease from the previous run does not answer', {
+      await this.adopt(row, lease).catch((err) => {
+        // Left open it would spend its escrow on a provider that does not serve: close it.
+        this.log.warn('a lease from the previous run does not answer; closing it', {
           leaseId: row.leaseId,
           err: String(err),
-        }),
-      );
+        });
+        this.closeOnChain(row.leaseId, 'no health answer after a restart');
+      });
     }
     for (const row of this.store.unfinishedJobs()) {
       if (!row.input) {
@@ -288,6 +310,7 @@ export class Gateway {
         createdMs: row.createdMs,
         attempts: row.attempts,
         tried: new Set(),
+        rejectedBy: new Set(),
       });
     }
     this.server = createServer((req, res) => {
@@ -369,6 +392,7 @@ export class Gateway {
       createdMs: nowMs,
       attempts: 0,
       tried: new Set(),
+      rejectedBy: new Set(),
     });
     this.counters.submitted++;
     this.pump();
@@ -484,10 +508,11 @@ export class Gateway {
       this.settle(job.id);
     } catch (err) {
       lease.failed++;
-      const failure = classify(err);
+      const failure = classifyAttemptFailure(err);
       if (failure === 'bad-receipt') this.counters.rejectedReceipts++;
+      if (failure === 'rejected-input') job.rejectedBy.add(lease.row.provider);
       const nowMs = this.now();
-      const decision = decideRetry(failure, job.attempts, this.retry, nowMs);
+      const decision = decideRetry(failure, job.attempts, this.retry, nowMs, job.rejectedBy.size);
       const why = `${failure} on lease ${lease.row.leaseId.slice(0, 16)}: ${(err as Error).message}`;
       this.log.warn('attempt failed', {
         job: job.id,
@@ -696,9 +721,9 @@ export class Gateway {
       }
     }
     const held = new Set([...this.leases.values()].map((l) => l.row.chipId));
-    const committed = committedRate(this.budgetLeases()) + this.pendingOpens.reduce((a, b) => a + b, 0n);
+    const committed = await this.committedNow();
     const ranked = rankOffers(candidates, {
-      rateLeft: this.opts.budgetPerHour - committed,
+      rateLeft: this.opts.budgetPerHour - committed - this.pendingOpens.reduce((a, b) => a + b, 0n),
       avoidedProviders: this.avoidedNow(),
       heldChips: held,
     });
@@ -707,8 +732,7 @@ export class Gateway {
       this.log.warn('no offer to lease within the budget', { reason, committed: committed.toString() });
       return;
     }
-    if (!canAfford(this.budgetLeases(), this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour))
-      return;
+    if (!canAffordRate(committed, this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour)) return;
     this.pendingOpens.push(best.pricePerHour);
     try {
       const hours = Math.max(1, best.minHours);
@@ -731,6 +755,7 @@ export class Gateway {
         closeReason: null,
       };
       // Recorded before it is used: the budget counts it from now on, across restarts too.
+      this.settling.add(row.leaseId);
       this.store.putLease(row);
       this.log.info('lease opened', {
         lease: row.leaseId,
@@ -743,11 +768,29 @@ export class Gateway {
         this.avoidProvider(row.provider, this.now() + this.retry.avoidMs, `no health answer: ${String(err)}`);
         this.closeOnChain(row.leaseId, 'no health answer');
       });
+      this.settling.delete(row.leaseId);
     } catch (err) {
       this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
     } finally {
       this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
     }
+  }
+
+  /**
+   * What the renter's leases cost now: the chain's list of them (which also shows a lease opened
+   * but never recorded, after a crash or a transaction that was waited for too briefly) joined with
+   * the records. If the chain cannot be read, nothing is opened.
+   */
+  private async committedNow(): Promise<bigint> {
+    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    return committedRateOnChain(
+      this.store.leases().map((l) => ({
+        leaseId: l.leaseId,
+        pricePerHour: BigInt(l.pricePerHour),
+        endedAtMs: l.closedMs,
+      })),
+      onChain.map((l) => ({ leaseId: l.id, pricePerHour: BigInt(l.pricePerHour), status: l.status })),
+    );
   }
 
   /** Makes a lease routable: reads the provider's health, uploads the ONNX models. */
@@ -822,14 +865,27 @@ export class Gateway {
   }
 
   private closeOnChain(leaseId: string, reason: string): void {
+    if (this.closingOnChain.has(leaseId)) return;
+    this.settling.add(leaseId);
+    this.closingOnChain.add(leaseId);
     this.sendTx([closeLeaseAction(leaseId)])
-      .then(() => this.store.closeLease(leaseId, this.now(), reason))
+      .then(() => {
+        if (!this.storeClosed) this.store.closeLease(leaseId, this.now(), reason);
+      })
       .catch(async (err) => {
         // Already over on chain (ended, or closed by its chip's absence): nothing more is owed.
         const l = await this.client.getLease(leaseId).catch(() => null);
-        if (l && l.status !== 'active' && l.status !== 'closing')
-          this.store.closeLease(leaseId, this.now(), `${reason} (${l.status})`);
-        else this.log.warn('could not close lease', { lease: leaseId, err: String(err) });
+        if (this.storeClosed) return;
+        if (l && !stillCosts(l.status)) this.store.closeLease(leaseId, this.now(), `${reason} (${l.status})`);
+        else
+          this.log.warn('could not close lease; the refresh tries again', {
+            lease: leaseId,
+            err: String(err),
+          });
+      })
+      .finally(() => {
+        this.settling.delete(leaseId);
+        this.closingOnChain.delete(leaseId);
       });
   }
 
@@ -839,6 +895,12 @@ export class Gateway {
       if (l.closing) continue;
       const lease = await this.client.getLease(l.row.leaseId).catch(() => null);
       if (!lease) continue;
+      if (lease.status === 'closing') {
+        // The provider gave notice. The lease would cost until the notice ends, so the renter
+        // closes it at once (after its running jobs); it counts against the budget until then.
+        this.dropLease(l, 'the provider gave notice');
+        continue;
+      }
       if (lease.status !== 'active') {
         this.leases.delete(l.row.leaseId);
         this.store.closeLease(l.row.leaseId, this.now(), `lease ${lease.status}`);
@@ -854,12 +916,19 @@ export class Gateway {
         );
       }
     }
-    // Leases that were closing and are now over on chain.
+    // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
+    // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
-      if (row.closedMs !== null || this.leases.has(row.leaseId)) continue;
+      if (row.closedMs !== null || this.leases.has(row.leaseId) || this.settling.has(row.leaseId)) continue;
       const lease = await this.client.getLease(row.leaseId).catch(() => null);
-      if (lease && lease.status === 'closed')
-        this.store.closeLease(row.leaseId, this.now(), lease.closedReason ?? 'closed');
+      if (!lease || this.settling.has(row.leaseId)) continue;
+      if (!stillCosts(lease.status))
+        this.store.closeLease(
+          row.leaseId,
+          this.now(),
+          lease.closedReason ?? lease.closingReason ?? lease.status,
+        );
+      else this.closeOnChain(row.leaseId, 'out of the pool');
     }
   }
 
@@ -986,7 +1055,7 @@ export class Gateway {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
       return;
     }
-    if (this.opts.apiToken && req.headers.authorization !== `Bearer ${this.opts.apiToken}`)
+    if (this.opts.apiToken && !sameSecret(req.headers.authorization ?? '', `Bearer ${this.opts.apiToken}`))
       throw new GatewayHttpError(401, 'UNAUTHORIZED', 'Authorization: Bearer <token> is required');
     if (req.method === 'GET' && (path === '/' || path === '/status')) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
@@ -1033,10 +1102,18 @@ export class Gateway {
   }
 }
 
-class BadReceiptError extends Error {}
+export class BadReceiptError extends Error {}
 
-function classify(err: unknown): AttemptFailure {
+/**
+ * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or
+ * refusing while the receipt is checked against the chain or the TLS pins are read again, its
+ * database refusing a write) are nobody else's: calling them a bad receipt would ban an honest
+ * provider for good whenever the node blinks.
+ */
+export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
+  if (err instanceof NodeUnreachableError || err instanceof RpcClientError) return 'gateway-error';
+  if (err instanceof Database.SqliteError) return 'gateway-error';
   if (err instanceof ProviderError) {
     if (err.code === 'JOB_FAILED') return 'rejected-input';
     if (err.code === 'BAD_RESPONSE') return 'provider-error';
@@ -1067,6 +1144,19 @@ function candidateOf(
     jobsReceipted: BigInt(record?.jobsReceipted ?? 0),
     disputes: BigInt(record?.disputes ?? 0),
   };
+}
+
+/** Loopback addresses only: 127.0.0.0/8, ::1, localhost (not 0.0.0.0 or ::, which mean every interface). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Compares a presented secret in time that does not depend on where it first differs. */
+function sameSecret(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 function headerOf(req: IncomingMessage, name: string): string | null {
