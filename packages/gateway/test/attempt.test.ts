@@ -5,10 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { NodeUnreachableError, ProviderError, RpcClientError } from '@unc/sdk';
+import { NodeUnreachableError, ProviderClient, ProviderError, RpcClientError } from '@unc/sdk';
 import Database from 'better-sqlite3';
 import { BadReceiptError, classifyAttemptFailure, Gateway, isLoopbackHost } from '../src/gateway.js';
 
@@ -53,6 +55,72 @@ describe('attempt failures', () => {
       ),
       'timeout',
     );
+  });
+});
+
+describe('a provider answering too much', () => {
+  // A real socket: a "provider" that streams an endless answer (no content-length), and one that
+  // declares a huge one. Without a bound the renter would hold all of it in memory.
+  const sent = { bytes: 0 };
+  const server = createServer((req, res) => {
+    if (req.url === '/declared') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(1 << 30) });
+      res.write('{');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      while (!res.destroyed && sent.bytes < 64 * 1024 * 1024) {
+        sent.bytes += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    res.on('close', () => {});
+    pump();
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const client = async (path: string) => {
+    if (!server.listening) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    return new ProviderClient({
+      endpoint: `http://127.0.0.1:${port}${path}`,
+      chainId: 'test',
+      leaseId: new Uint8Array(32),
+      renterSeed: new Uint8Array(32).fill(3),
+      allowHttp: true,
+      timeoutMs: 20_000,
+      maxResponseBytes: 1024 * 1024,
+    });
+  };
+
+  test('a streamed answer past the bound is dropped: a provider error, not a dispute', async () => {
+    const c = await client('');
+    const err = await c.health().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    c.close();
+    assert.ok(err instanceof ProviderError, String(err));
+    assert.equal(err.code, 'RESPONSE_TOO_LARGE');
+    assert.equal(classifyAttemptFailure(err), 'provider-error');
+    assert.ok(sent.bytes < 32 * 1024 * 1024, `the reading stopped early (${sent.bytes} bytes sent)`);
+  });
+
+  test('a declared length past the bound is refused before reading it', async () => {
+    const c = await client('/declared');
+    const err = await c.health().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    c.close();
+    assert.ok(err instanceof ProviderError, String(err));
+    assert.equal(err.code, 'RESPONSE_TOO_LARGE');
   });
 });
 
