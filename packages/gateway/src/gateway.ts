@@ -100,6 +100,8 @@ export interface GatewayOptions {
   maxQueued?: number;
   /** Largest request body (default 16 MiB). */
   maxBodyBytes?: number;
+  /** Time a client has to send its whole request, headers and body (default 60 s). */
+  requestTimeoutMs?: number;
   /** Jobs sent to one lease at once (default: the provider's job concurrency). */
   slotsPerLease?: number;
   /** How often the pool is reconsidered, ms (default 500). */
@@ -313,15 +315,18 @@ export class Gateway {
         rejectedBy: new Set(),
       });
     }
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => {
-        const e = err instanceof GatewayHttpError ? err : new GatewayHttpError(500, 'INTERNAL', String(err));
-        if (!(err instanceof GatewayHttpError)) this.log.error('request failed', { err: String(err) });
-        if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
-        else res.end();
-      });
-    });
-    this.server.requestTimeout = 0;
+    this.server = apiServer(
+      (req, res) => {
+        this.handle(req, res).catch((err) => {
+          const e =
+            err instanceof GatewayHttpError ? err : new GatewayHttpError(500, 'INTERNAL', String(err));
+          if (!(err instanceof GatewayHttpError)) this.log.error('request failed', { err: String(err) });
+          if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+          else res.end();
+        });
+      },
+      { requestTimeoutMs: this.opts.requestTimeoutMs ?? 60_000 },
+    );
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
@@ -1144,6 +1149,27 @@ function candidateOf(
     jobsReceipted: BigInt(record?.jobsReceipted ?? 0),
     disputes: BigInt(record?.disputes ?? 0),
   };
+}
+
+/**
+ * The API's HTTP server. A request must arrive whole within `requestTimeoutMs` (408 otherwise): a
+ * client trickling its body a byte at a time must not hold a socket and a body buffer for ever.
+ * The limit covers receiving the request only, so a `?wait=1` answer may still take its 10 minutes.
+ */
+export function apiServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  opts: { requestTimeoutMs: number; checkEveryMs?: number },
+): Server {
+  const server = createServer(
+    {
+      requestTimeout: opts.requestTimeoutMs,
+      headersTimeout: Math.min(opts.requestTimeoutMs, 60_000),
+      connectionsCheckingInterval:
+        opts.checkEveryMs ?? Math.min(30_000, Math.max(100, opts.requestTimeoutMs / 4)),
+    },
+    handler,
+  );
+  return server;
 }
 
 /** Loopback addresses only: 127.0.0.0/8, ::1, localhost (not 0.0.0.0 or ::, which mean every interface). */

@@ -7,12 +7,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { NodeUnreachableError, ProviderClient, ProviderError, RpcClientError } from '@unc/sdk';
 import Database from 'better-sqlite3';
-import { BadReceiptError, classifyAttemptFailure, Gateway, isLoopbackHost } from '../src/gateway.js';
+import {
+  apiServer,
+  BadReceiptError,
+  classifyAttemptFailure,
+  Gateway,
+  isLoopbackHost,
+} from '../src/gateway.js';
 
 describe('attempt failures', () => {
   test("the gateway's node failing while a receipt is checked bans no provider", () => {
@@ -151,5 +158,39 @@ describe('listening beyond loopback', () => {
     assert.equal(isLoopbackHost('[::1]'), true);
     assert.equal(isLoopbackHost('0.0.0.0'), false);
     assert.equal(isLoopbackHost('127.0.0.1.example.com'), false);
+  });
+});
+
+describe('a client trickling its request', () => {
+  test('is cut off when the whole request has not arrived in time', async () => {
+    let answered = 0;
+    const server = apiServer(
+      (req, res) => {
+        // Reads the body first, as the API does.
+        (async () => {
+          for await (const _ of req);
+          answered++;
+          res.end();
+        })().catch(() => {});
+      },
+      { requestTimeoutMs: 600, checkEveryMs: 100 },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const socket = connect(port, '127.0.0.1');
+    const answer: Buffer[] = [];
+    socket.on('data', (c) => answer.push(c));
+    socket.on('error', () => {});
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.write('POST /v1/jobs HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{');
+    // One byte every 100 ms: never idle long, never done.
+    const drip = setInterval(() => socket.writable && socket.write(' '), 100);
+    const limit = setTimeout(() => socket.destroy(), 10_000);
+    await closed;
+    clearInterval(drip);
+    clearTimeout(limit);
+    server.close();
+    assert.match(Buffer.concat(answer).toString(), /^HTTP\/1\.1 408/);
+    assert.equal(answered, 0);
   });
 });
