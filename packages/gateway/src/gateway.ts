@@ -100,6 +100,12 @@ export interface GatewayOptions {
   maxQueued?: number;
   /** Largest request body (default 16 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Bytes of input the unanswered jobs may hold together in memory (default 512 MiB): past it a
+   * submission is refused with 503, as past `maxQueued`. Without it 10,000 jobs of 16 MiB each
+   * could be queued.
+   */
+  maxQueuedBytes?: number;
   /** Time a client has to send its whole request, headers and body (default 60 s). */
   requestTimeoutMs?: number;
   /** Jobs sent to one lease at once (default: the provider's job concurrency). */
@@ -232,6 +238,9 @@ export class Gateway {
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
+  /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
+  private readonly heldBytes = new Map<string, number>();
+  private heldBytesTotal = 0;
   /** Leases on their way into the pool (adopted) or out of it (closing on chain): left alone by the refresh. */
   private readonly settling = new Set<string>();
   private readonly closingOnChain = new Set<string>();
@@ -304,6 +313,7 @@ export class Gateway {
         continue;
       }
       this.store.requeue(row.id, row.error ?? '');
+      this.hold(row.id, row.input.length);
       this.queue.push({
         id: row.id,
         model: row.model,
@@ -354,6 +364,8 @@ export class Gateway {
     await this.txChain.catch(() => {});
     this.storeClosed = true;
     for (const l of this.leases.values()) for (const c of l.allClients) c.close();
+    // Its subscription socket (opened by waiting for transactions) would keep the process alive.
+    this.client.close();
     this.store.close();
   }
 
@@ -386,6 +398,13 @@ export class Gateway {
         'QUEUE_FULL',
         `${this.queue.length} jobs are waiting already; retry later`,
       );
+    const maxQueuedBytes = this.opts.maxQueuedBytes ?? 512 * 1024 * 1024;
+    if (this.heldBytesTotal + input.length > maxQueuedBytes)
+      throw new GatewayHttpError(
+        503,
+        'QUEUE_FULL',
+        `the waiting jobs hold ${this.heldBytesTotal} bytes of input already; retry later`,
+      );
     const nowMs = this.now();
     const id = toHex(randomBytes(16));
     this.store.insertJob({ id, idempotencyKey, model: job.model, input, createdMs: nowMs });
@@ -400,6 +419,7 @@ export class Gateway {
       rejectedBy: new Set(),
     });
     this.counters.submitted++;
+    this.hold(id, input.length);
     this.pump();
     return { row: this.store.job(id)!, created: true };
   }
@@ -585,7 +605,15 @@ export class Gateway {
     return chip;
   }
 
+  private hold(id: string, bytes: number): void {
+    this.heldBytes.set(id, bytes);
+    this.heldBytesTotal += bytes;
+  }
+
+  /** The job is answered or failed: its input leaves memory. */
   private settle(id: string): void {
+    this.heldBytesTotal -= this.heldBytes.get(id) ?? 0;
+    this.heldBytes.delete(id);
     const list = this.waiters.get(id);
     if (!list) return;
     this.waiters.delete(id);
