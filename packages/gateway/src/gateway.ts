@@ -1075,6 +1075,8 @@ export class Gateway {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     const path = url.pathname;
+    const refused = browserAttack(req.method ?? 'GET', req.headers, Boolean(this.opts.apiToken));
+    if (refused) throw refused;
     if (req.method === 'GET' && path === '/v1/health') {
       sendJson(res, 200, {
         ok: !this.stopped,
@@ -1198,6 +1200,37 @@ export function apiServer(
     handler,
   );
   return server;
+}
+
+/**
+ * Refuses what a web page in the operator's browser could make of a token-less gateway on
+ * loopback. A page on any site may POST a "simple" text/plain body to 127.0.0.1 without asking
+ * first (jobs that spend the budget), and a site whose name it points at 127.0.0.1 (DNS rebinding)
+ * may read every answer. So a POST must be `application/json` (which a cross-site page can only
+ * send after a CORS preflight this API never grants), and without a token the Host must be a
+ * loopback name, which a rebound site's is not.
+ */
+export function browserAttack(
+  method: string,
+  headers: IncomingMessage['headers'],
+  hasToken: boolean,
+): GatewayHttpError | null {
+  if (!hasToken && !isLoopbackHost(hostOfHeader(headers.host ?? '')))
+    return new GatewayHttpError(
+      403,
+      'BAD_HOST',
+      `Host "${headers.host ?? ''}" is not a loopback name: without an API token the gateway answers only 127.0.0.1, ::1 and localhost`,
+    );
+  if (method === 'POST' && !/^application\/json\s*(;|$)/i.test(headers['content-type'] ?? ''))
+    return new GatewayHttpError(415, 'NOT_JSON', 'a POST needs content-type: application/json');
+  return null;
+}
+
+/** The host name of a Host header, without its port. */
+function hostOfHeader(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
 }
 
 /** Loopback addresses only: 127.0.0.0/8, ::1, localhost (not 0.0.0.0 or ::, which mean every interface). */

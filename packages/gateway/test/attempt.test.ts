@@ -16,6 +16,7 @@ import Database from 'better-sqlite3';
 import {
   apiServer,
   BadReceiptError,
+  browserAttack,
   classifyAttemptFailure,
   Gateway,
   isLoopbackHost,
@@ -192,5 +193,29 @@ describe('a client trickling its request', () => {
     server.close();
     assert.match(Buffer.concat(answer).toString(), /^HTTP\/1\.1 408/);
     assert.equal(answered, 0);
+  });
+});
+
+describe("a web page in the operator's browser", () => {
+  const json = { 'content-type': 'application/json' };
+  test('cannot submit a job with a simple cross-site POST (text/plain, no preflight)', () => {
+    const e = browserAttack('POST', { host: '127.0.0.1:7080', 'content-type': 'text/plain' }, false);
+    assert.equal(e?.code, 'NOT_JSON');
+    assert.equal(browserAttack('POST', { host: '127.0.0.1:7080' }, true)?.code, 'NOT_JSON');
+  });
+
+  test('cannot read the API through a name rebound to 127.0.0.1', () => {
+    assert.equal(browserAttack('GET', { host: 'evil.example:7080' }, false)?.code, 'BAD_HOST');
+    assert.equal(browserAttack('POST', { host: 'evil.example', ...json }, false)?.code, 'BAD_HOST');
+    assert.equal(browserAttack('GET', {}, false)?.code, 'BAD_HOST');
+  });
+
+  test('loopback names, JSON posts, and any name with a token pass', () => {
+    for (const host of ['127.0.0.1:7080', 'localhost:7080', '[::1]:7080', 'localhost'])
+      assert.equal(
+        browserAttack('POST', { host, 'content-type': 'application/json; charset=utf-8' }, false),
+        null,
+      );
+    assert.equal(browserAttack('GET', { host: 'gw.example.com' }, true), null);
   });
 });
