@@ -58,7 +58,9 @@ import {
   committedRateOnChain,
   decideRetry,
   decideScale,
+  failureStreak,
   jobCost,
+  LEASE_FAILURE_STREAK_LIMIT,
   type OfferCandidate,
   pickLease,
   quantile,
@@ -152,6 +154,8 @@ interface LeaseState {
   latencies: number[];
   answered: number;
   failed: number;
+  /** Attempts failed in a row (see `failureStreak`). */
+  failureStreak: number;
   closing: boolean;
 }
 
@@ -528,6 +532,7 @@ export class Gateway {
       lease.latencies.push(nowMs - started);
       if (lease.latencies.length > 1000) lease.latencies.splice(0, lease.latencies.length - 1000);
       lease.answered++;
+      lease.failureStreak = failureStreak(lease.failureStreak, null);
       this.recent.push({ atMs: nowMs, latencyMs: nowMs - job.createdMs });
       this.counters.answered++;
       this.settle(job.id);
@@ -550,6 +555,13 @@ export class Gateway {
       if (decision.dispute && client.lastJobRequest)
         this.dispute(lease, job.id, encodeSignedJobRequest(client.lastJobRequest), `no answer: ${failure}`);
       if (decision.avoidUntilMs !== null) this.avoidProvider(lease.row.provider, decision.avoidUntilMs, why);
+      lease.failureStreak = failureStreak(lease.failureStreak, failure);
+      if (decision.avoidUntilMs === null && lease.failureStreak >= LEASE_FAILURE_STREAK_LIMIT)
+        this.avoidProvider(
+          lease.row.provider,
+          nowMs + this.retry.avoidMs,
+          `${lease.failureStreak} attempts in a row failed (last: ${why})`,
+        );
       if (failure === 'lease-refused') this.dropLease(lease, 'the provider refused it');
       if (this.stopped) {
         // Stopping: the job is run again at the next start, not failed.
@@ -841,6 +853,7 @@ export class Gateway {
       latencies: [],
       answered: 0,
       failed: 0,
+      failureStreak: 0,
       closing: false,
     };
     state.row.endpoint = lease.endpoint;

@@ -370,6 +370,22 @@ export function decideRetry(
   }
 }
 
+/**
+ * Attempts in a row a lease may fail (answered with no result, however politely: busy, lease
+ * refused, errors) before its provider is avoided for a while and the lease closed. Without it a
+ * provider that answers every job "busy" at once keeps a lease the renter pays for, and being
+ * the least loaded it takes every job's first attempt.
+ */
+export const LEASE_FAILURE_STREAK_LIMIT = 5;
+
+/** The lease's run of failed attempts after this one (reset by an answer). */
+export function failureStreak(streak: number, failure: AttemptFailure | null): number {
+  if (failure === null) return 0;
+  // Not the provider's doing: the input, or the gateway itself.
+  if (failure === 'rejected-input' || failure === 'gateway-error') return streak;
+  return streak + 1;
+}
+
 /** Classifies a provider API error by its HTTP status and code. */
 export function classifyProviderError(status: number, code: string): AttemptFailure {
   if (status === 429 || status === 503) return 'busy';

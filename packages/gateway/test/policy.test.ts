@@ -17,7 +17,9 @@ import {
   decideRetry,
   decideScale,
   effectiveCost,
+  failureStreak,
   jobCost,
+  LEASE_FAILURE_STREAK_LIMIT,
   MS_PER_HOUR,
   type OfferCandidate,
   type PoolLease,
@@ -329,6 +331,18 @@ describe('routing and retries', () => {
       avoidUntilMs: null,
       dispute: false,
     });
+  });
+
+  test('a lease that only ever answers "busy" (or refuses) is given up after a streak', () => {
+    // Before: busy and refused leases were retried without blame for ever, so a provider answering
+    // 429 at once kept a paid lease that took every job's first attempt.
+    let streak = 0;
+    for (let i = 0; i < LEASE_FAILURE_STREAK_LIMIT; i++)
+      streak = failureStreak(streak, i % 2 ? 'busy' : 'lease-refused');
+    assert.equal(streak >= LEASE_FAILURE_STREAK_LIMIT, true);
+    assert.equal(failureStreak(streak, null), 0, 'an answer resets it');
+    assert.equal(failureStreak(2, 'rejected-input'), 2, 'a bad input is not the provider');
+    assert.equal(failureStreak(2, 'gateway-error'), 2, "the gateway's own failure is not the provider");
   });
 
   test('provider error codes', () => {
