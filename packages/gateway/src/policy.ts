@@ -365,6 +365,10 @@ export function decideRetry(
     case 'bad-receipt':
       return { retry: more, avoidUntilMs: AVOID_FOREVER, dispute: false };
     case 'lease-refused':
+      // The lease is dropped either way; without avoiding its provider a while, a provider that
+      // refuses a live lease is the cheapest again at once, leased again and dropped again, the
+      // renter paying a fee each way.
+      return { retry: more, avoidUntilMs: nowMs + policy.avoidMs, dispute: false };
     case 'busy':
       return { retry: more, avoidUntilMs: null, dispute: false };
   }

@@ -307,7 +307,7 @@ describe('routing and retries', () => {
     });
   });
 
-  test('a bad input fails once two providers refused it; busy and refused leases are retried without blame', () => {
+  test('a bad input fails once two providers refused it; busy is retried without blame, a refused lease avoided a while', () => {
     // One provider calling an input bad is not enough: a dishonest one could fail every job sent
     // to it, with no dispute and no avoidance. The job goes to a second provider first.
     assert.deepEqual(decideRetry('rejected-input', 1, policy, 0), {
@@ -318,9 +318,10 @@ describe('routing and retries', () => {
     assert.equal(decideRetry('rejected-input', 2, policy, 0, 2).retry, false);
     assert.equal(decideRetry('rejected-input', 3, policy, 0, 1).retry, false, 'attempts are still bounded');
     assert.deepEqual(decideRetry('busy', 1, policy, 0), { retry: true, avoidUntilMs: null, dispute: false });
+    // A refused lease is dropped, and its provider avoided a while: else it is leased again at once.
     assert.deepEqual(decideRetry('lease-refused', 1, policy, 0), {
       retry: true,
-      avoidUntilMs: null,
+      avoidUntilMs: 1000,
       dispute: false,
     });
   });
