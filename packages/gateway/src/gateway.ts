@@ -740,12 +740,17 @@ export class Gateway {
     }));
   }
 
-  private async openLease(reason: string): Promise<void> {
+  /** Opens the best affordable offer; never rejects (its callers do not wait for it). */
+  async openLease(reason: string): Promise<void> {
     // Counted from now, so the next tick neither opens another nor finds the cooldown over.
     this.opening++;
     this.lastOpenedMs = this.now();
     try {
       await this.openBestOffer(reason);
+    } catch (err) {
+      // Called without waiting (`void`): a rejection here would end the process on the first
+      // blink of the node (offers or leases unreadable). The next tick tries again.
+      this.log.warn('could not look for a lease to open', { reason, err: String(err) });
     } finally {
       this.opening--;
       this.lastOpenedMs = this.now();

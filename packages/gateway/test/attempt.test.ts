@@ -219,3 +219,25 @@ describe("a web page in the operator's browser", () => {
     assert.equal(browserAttack('GET', { host: 'gw.example.com' }, true), null);
   });
 });
+
+describe('scaling up while the node does not answer', () => {
+  test('the attempt to open a lease fails quietly instead of rejecting (which would end the process)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-open-'));
+    const gw = new Gateway({
+      nodeUrl: 'http://127.0.0.1:1',
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 10n ** 18n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+    });
+    try {
+      // Before: the node's error escaped the promise the pool's tick does not wait for: an
+      // unhandled rejection, which ends a Node 20 process.
+      await gw.openLease('jobs wait and no lease is held');
+      assert.equal(gw.status().pool.length, 0);
+    } finally {
+      gw.store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
