@@ -9,7 +9,7 @@
  * The chain is read through the sdk's RPC client; providers are reached through the sdk's
  * ProviderClient (renter-signed requests, TLS pinned to the offer's certificates).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -31,12 +31,14 @@ import {
   encodeSignedReceipt,
   type JobResult,
   type LeaseJson,
+  NodeUnreachableError,
   OCR_MODEL,
   type OfferJson,
   openLeaseAction,
   ProviderClient,
   ProviderError,
   type ProviderRecordJson,
+  RpcClientError,
   receiptToJson,
   sendTransaction,
   type TensorJson,
@@ -45,16 +47,20 @@ import {
   UncClient,
   verifyReceiptOffline,
 } from '@unc/sdk';
+import Database from 'better-sqlite3';
 import {
   type AttemptFailure,
   AVOID_FOREVER,
   type BudgetLease,
-  canAfford,
+  canAffordRate,
   classifyProviderError,
   committedRate,
+  committedRateOnChain,
   decideRetry,
   decideScale,
+  failureStreak,
   jobCost,
+  LEASE_FAILURE_STREAK_LIMIT,
   type OfferCandidate,
   pickLease,
   quantile,
@@ -62,6 +68,7 @@ import {
   rankOffers,
   type ScaleTargets,
   spentBy,
+  stillCosts,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
 import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
@@ -95,6 +102,14 @@ export interface GatewayOptions {
   maxQueued?: number;
   /** Largest request body (default 16 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Bytes of input the unanswered jobs may hold together in memory (default 512 MiB): past it a
+   * submission is refused with 503, as past `maxQueued`. Without it 10,000 jobs of 16 MiB each
+   * could be queued.
+   */
+  maxQueuedBytes?: number;
+  /** Time a client has to send its whole request, headers and body (default 60 s). */
+  requestTimeoutMs?: number;
   /** Jobs sent to one lease at once (default: the provider's job concurrency). */
   slotsPerLease?: number;
   /** How often the pool is reconsidered, ms (default 500). */
@@ -139,6 +154,8 @@ interface LeaseState {
   latencies: number[];
   answered: number;
   failed: number;
+  /** Attempts failed in a row (see `failureStreak`). */
+  failureStreak: number;
   closing: boolean;
 }
 
@@ -150,6 +167,8 @@ interface QueuedJob {
   createdMs: number;
   attempts: number;
   tried: Set<string>;
+  /** Providers that called this job's input bad (it fails once enough distinct ones have). */
+  rejectedBy: Set<string>;
 }
 
 type JobBody = { model: string; image?: string; inputs?: Record<string, TensorJson> };
@@ -223,6 +242,12 @@ export class Gateway {
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
+  /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
+  private readonly heldBytes = new Map<string, number>();
+  private heldBytesTotal = 0;
+  /** Leases on their way into the pool (adopted) or out of it (closing on chain): left alone by the refresh. */
+  private readonly settling = new Set<string>();
+  private readonly closingOnChain = new Set<string>();
   /** Lease openings under way (from the offer search to the lease answering). */
   private opening = 0;
   private lastOpenedMs: number | null = null;
@@ -249,6 +274,11 @@ export class Gateway {
       throw new Error('the gateway needs at least one model (ocr or an .onnx file)');
     for (const m of opts.models) this.models.set(m.name, 'onnx' in m ? m.onnx : null);
     if (opts.budgetPerHour <= 0n) throw new Error('the budget must be more than 0 UNC/h');
+    // Whoever reaches the API spends the renter's budget: beyond loopback it must ask for a token.
+    if (!isLoopbackHost(opts.host ?? '127.0.0.1') && !opts.apiToken)
+      throw new Error(
+        `the gateway would listen on ${opts.host} without an API token: anyone who reaches it could spend the budget (give it a token, or listen on 127.0.0.1)`,
+      );
   }
 
   get renter(): string {
@@ -263,16 +293,23 @@ export class Gateway {
     for (const row of this.store.leases()) {
       if (row.closedMs !== null) continue;
       const lease = await this.client.getLease(row.leaseId).catch(() => null);
+      if (lease?.status === 'closing') {
+        // Its provider gave notice: it costs until the notice ends unless the renter closes it.
+        this.closeOnChain(row.leaseId, 'the provider gave notice');
+        continue;
+      }
       if (lease?.status !== 'active') {
         this.store.closeLease(row.leaseId, nowMs, lease ? `found ${lease.status}` : 'not found');
         continue;
       }
-      await this.adopt(row, lease).catch((err) =>
-        this.log.warn('a lease from the previous run does not answer', {
+      await this.adopt(row, lease).catch((err) => {
+        // Left open it would spend its escrow on a provider that does not serve: close it.
+        this.log.warn('a lease from the previous run does not answer; closing it', {
           leaseId: row.leaseId,
           err: String(err),
-        }),
-      );
+        });
+        this.closeOnChain(row.leaseId, 'no health answer after a restart');
+      });
     }
     for (const row of this.store.unfinishedJobs()) {
       if (!row.input) {
@@ -280,6 +317,7 @@ export class Gateway {
         continue;
       }
       this.store.requeue(row.id, row.error ?? '');
+      this.hold(row.id, row.input.length);
       this.queue.push({
         id: row.id,
         model: row.model,
@@ -288,17 +326,21 @@ export class Gateway {
         createdMs: row.createdMs,
         attempts: row.attempts,
         tried: new Set(),
+        rejectedBy: new Set(),
       });
     }
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => {
-        const e = err instanceof GatewayHttpError ? err : new GatewayHttpError(500, 'INTERNAL', String(err));
-        if (!(err instanceof GatewayHttpError)) this.log.error('request failed', { err: String(err) });
-        if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
-        else res.end();
-      });
-    });
-    this.server.requestTimeout = 0;
+    this.server = apiServer(
+      (req, res) => {
+        this.handle(req, res).catch((err) => {
+          const e =
+            err instanceof GatewayHttpError ? err : new GatewayHttpError(500, 'INTERNAL', String(err));
+          if (!(err instanceof GatewayHttpError)) this.log.error('request failed', { err: String(err) });
+          if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+          else res.end();
+        });
+      },
+      { requestTimeoutMs: this.opts.requestTimeoutMs ?? 60_000 },
+    );
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => resolve());
@@ -326,6 +368,8 @@ export class Gateway {
     await this.txChain.catch(() => {});
     this.storeClosed = true;
     for (const l of this.leases.values()) for (const c of l.allClients) c.close();
+    // Its subscription socket (opened by waiting for transactions) would keep the process alive.
+    this.client.close();
     this.store.close();
   }
 
@@ -358,6 +402,13 @@ export class Gateway {
         'QUEUE_FULL',
         `${this.queue.length} jobs are waiting already; retry later`,
       );
+    const maxQueuedBytes = this.opts.maxQueuedBytes ?? 512 * 1024 * 1024;
+    if (this.heldBytesTotal + input.length > maxQueuedBytes)
+      throw new GatewayHttpError(
+        503,
+        'QUEUE_FULL',
+        `the waiting jobs hold ${this.heldBytesTotal} bytes of input already; retry later`,
+      );
     const nowMs = this.now();
     const id = toHex(randomBytes(16));
     this.store.insertJob({ id, idempotencyKey, model: job.model, input, createdMs: nowMs });
@@ -369,8 +420,10 @@ export class Gateway {
       createdMs: nowMs,
       attempts: 0,
       tried: new Set(),
+      rejectedBy: new Set(),
     });
     this.counters.submitted++;
+    this.hold(id, input.length);
     this.pump();
     return { row: this.store.job(id)!, created: true };
   }
@@ -479,15 +532,17 @@ export class Gateway {
       lease.latencies.push(nowMs - started);
       if (lease.latencies.length > 1000) lease.latencies.splice(0, lease.latencies.length - 1000);
       lease.answered++;
+      lease.failureStreak = failureStreak(lease.failureStreak, null);
       this.recent.push({ atMs: nowMs, latencyMs: nowMs - job.createdMs });
       this.counters.answered++;
       this.settle(job.id);
     } catch (err) {
       lease.failed++;
-      const failure = classify(err);
+      const failure = classifyAttemptFailure(err);
       if (failure === 'bad-receipt') this.counters.rejectedReceipts++;
+      if (failure === 'rejected-input') job.rejectedBy.add(lease.row.provider);
       const nowMs = this.now();
-      const decision = decideRetry(failure, job.attempts, this.retry, nowMs);
+      const decision = decideRetry(failure, job.attempts, this.retry, nowMs, job.rejectedBy.size);
       const why = `${failure} on lease ${lease.row.leaseId.slice(0, 16)}: ${(err as Error).message}`;
       this.log.warn('attempt failed', {
         job: job.id,
@@ -500,6 +555,13 @@ export class Gateway {
       if (decision.dispute && client.lastJobRequest)
         this.dispute(lease, job.id, encodeSignedJobRequest(client.lastJobRequest), `no answer: ${failure}`);
       if (decision.avoidUntilMs !== null) this.avoidProvider(lease.row.provider, decision.avoidUntilMs, why);
+      lease.failureStreak = failureStreak(lease.failureStreak, failure);
+      if (decision.avoidUntilMs === null && lease.failureStreak >= LEASE_FAILURE_STREAK_LIMIT)
+        this.avoidProvider(
+          lease.row.provider,
+          nowMs + this.retry.avoidMs,
+          `${lease.failureStreak} attempts in a row failed (last: ${why})`,
+        );
       if (failure === 'lease-refused') this.dropLease(lease, 'the provider refused it');
       if (this.stopped) {
         // Stopping: the job is run again at the next start, not failed.
@@ -555,7 +617,15 @@ export class Gateway {
     return chip;
   }
 
+  private hold(id: string, bytes: number): void {
+    this.heldBytes.set(id, bytes);
+    this.heldBytesTotal += bytes;
+  }
+
+  /** The job is answered or failed: its input leaves memory. */
   private settle(id: string): void {
+    this.heldBytesTotal -= this.heldBytes.get(id) ?? 0;
+    this.heldBytes.delete(id);
     const list = this.waiters.get(id);
     if (!list) return;
     this.waiters.delete(id);
@@ -670,12 +740,17 @@ export class Gateway {
     }));
   }
 
-  private async openLease(reason: string): Promise<void> {
+  /** Opens the best affordable offer; never rejects (its callers do not wait for it). */
+  async openLease(reason: string): Promise<void> {
     // Counted from now, so the next tick neither opens another nor finds the cooldown over.
     this.opening++;
     this.lastOpenedMs = this.now();
     try {
       await this.openBestOffer(reason);
+    } catch (err) {
+      // Called without waiting (`void`): a rejection here would end the process on the first
+      // blink of the node (offers or leases unreadable). The next tick tries again.
+      this.log.warn('could not look for a lease to open', { reason, err: String(err) });
     } finally {
       this.opening--;
       this.lastOpenedMs = this.now();
@@ -696,9 +771,9 @@ export class Gateway {
       }
     }
     const held = new Set([...this.leases.values()].map((l) => l.row.chipId));
-    const committed = committedRate(this.budgetLeases()) + this.pendingOpens.reduce((a, b) => a + b, 0n);
+    const committed = await this.committedNow();
     const ranked = rankOffers(candidates, {
-      rateLeft: this.opts.budgetPerHour - committed,
+      rateLeft: this.opts.budgetPerHour - committed - this.pendingOpens.reduce((a, b) => a + b, 0n),
       avoidedProviders: this.avoidedNow(),
       heldChips: held,
     });
@@ -707,8 +782,7 @@ export class Gateway {
       this.log.warn('no offer to lease within the budget', { reason, committed: committed.toString() });
       return;
     }
-    if (!canAfford(this.budgetLeases(), this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour))
-      return;
+    if (!canAffordRate(committed, this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour)) return;
     this.pendingOpens.push(best.pricePerHour);
     try {
       const hours = Math.max(1, best.minHours);
@@ -731,6 +805,7 @@ export class Gateway {
         closeReason: null,
       };
       // Recorded before it is used: the budget counts it from now on, across restarts too.
+      this.settling.add(row.leaseId);
       this.store.putLease(row);
       this.log.info('lease opened', {
         lease: row.leaseId,
@@ -743,11 +818,29 @@ export class Gateway {
         this.avoidProvider(row.provider, this.now() + this.retry.avoidMs, `no health answer: ${String(err)}`);
         this.closeOnChain(row.leaseId, 'no health answer');
       });
+      this.settling.delete(row.leaseId);
     } catch (err) {
       this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
     } finally {
       this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
     }
+  }
+
+  /**
+   * What the renter's leases cost now: the chain's list of them (which also shows a lease opened
+   * but never recorded, after a crash or a transaction that was waited for too briefly) joined with
+   * the records. If the chain cannot be read, nothing is opened.
+   */
+  private async committedNow(): Promise<bigint> {
+    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    return committedRateOnChain(
+      this.store.leases().map((l) => ({
+        leaseId: l.leaseId,
+        pricePerHour: BigInt(l.pricePerHour),
+        endedAtMs: l.closedMs,
+      })),
+      onChain.map((l) => ({ leaseId: l.id, pricePerHour: BigInt(l.pricePerHour), status: l.status })),
+    );
   }
 
   /** Makes a lease routable: reads the provider's health, uploads the ONNX models. */
@@ -765,6 +858,7 @@ export class Gateway {
       latencies: [],
       answered: 0,
       failed: 0,
+      failureStreak: 0,
       closing: false,
     };
     state.row.endpoint = lease.endpoint;
@@ -822,14 +916,27 @@ export class Gateway {
   }
 
   private closeOnChain(leaseId: string, reason: string): void {
+    if (this.closingOnChain.has(leaseId)) return;
+    this.settling.add(leaseId);
+    this.closingOnChain.add(leaseId);
     this.sendTx([closeLeaseAction(leaseId)])
-      .then(() => this.store.closeLease(leaseId, this.now(), reason))
+      .then(() => {
+        if (!this.storeClosed) this.store.closeLease(leaseId, this.now(), reason);
+      })
       .catch(async (err) => {
         // Already over on chain (ended, or closed by its chip's absence): nothing more is owed.
         const l = await this.client.getLease(leaseId).catch(() => null);
-        if (l && l.status !== 'active' && l.status !== 'closing')
-          this.store.closeLease(leaseId, this.now(), `${reason} (${l.status})`);
-        else this.log.warn('could not close lease', { lease: leaseId, err: String(err) });
+        if (this.storeClosed) return;
+        if (l && !stillCosts(l.status)) this.store.closeLease(leaseId, this.now(), `${reason} (${l.status})`);
+        else
+          this.log.warn('could not close lease; the refresh tries again', {
+            lease: leaseId,
+            err: String(err),
+          });
+      })
+      .finally(() => {
+        this.settling.delete(leaseId);
+        this.closingOnChain.delete(leaseId);
       });
   }
 
@@ -839,6 +946,12 @@ export class Gateway {
       if (l.closing) continue;
       const lease = await this.client.getLease(l.row.leaseId).catch(() => null);
       if (!lease) continue;
+      if (lease.status === 'closing') {
+        // The provider gave notice. The lease would cost until the notice ends, so the renter
+        // closes it at once (after its running jobs); it counts against the budget until then.
+        this.dropLease(l, 'the provider gave notice');
+        continue;
+      }
       if (lease.status !== 'active') {
         this.leases.delete(l.row.leaseId);
         this.store.closeLease(l.row.leaseId, this.now(), `lease ${lease.status}`);
@@ -854,12 +967,19 @@ export class Gateway {
         );
       }
     }
-    // Leases that were closing and are now over on chain.
+    // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
+    // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
-      if (row.closedMs !== null || this.leases.has(row.leaseId)) continue;
+      if (row.closedMs !== null || this.leases.has(row.leaseId) || this.settling.has(row.leaseId)) continue;
       const lease = await this.client.getLease(row.leaseId).catch(() => null);
-      if (lease && lease.status === 'closed')
-        this.store.closeLease(row.leaseId, this.now(), lease.closedReason ?? 'closed');
+      if (!lease || this.settling.has(row.leaseId)) continue;
+      if (!stillCosts(lease.status))
+        this.store.closeLease(
+          row.leaseId,
+          this.now(),
+          lease.closedReason ?? lease.closingReason ?? lease.status,
+        );
+      else this.closeOnChain(row.leaseId, 'out of the pool');
     }
   }
 
@@ -973,6 +1093,8 @@ export class Gateway {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     const path = url.pathname;
+    const refused = browserAttack(req.method ?? 'GET', req.headers, Boolean(this.opts.apiToken));
+    if (refused) throw refused;
     if (req.method === 'GET' && path === '/v1/health') {
       sendJson(res, 200, {
         ok: !this.stopped,
@@ -986,7 +1108,7 @@ export class Gateway {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
       return;
     }
-    if (this.opts.apiToken && req.headers.authorization !== `Bearer ${this.opts.apiToken}`)
+    if (this.opts.apiToken && !sameSecret(req.headers.authorization ?? '', `Bearer ${this.opts.apiToken}`))
       throw new GatewayHttpError(401, 'UNAUTHORIZED', 'Authorization: Bearer <token> is required');
     if (req.method === 'GET' && (path === '/' || path === '/status')) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
@@ -1033,10 +1155,18 @@ export class Gateway {
   }
 }
 
-class BadReceiptError extends Error {}
+export class BadReceiptError extends Error {}
 
-function classify(err: unknown): AttemptFailure {
+/**
+ * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or
+ * refusing while the receipt is checked against the chain or the TLS pins are read again, its
+ * database refusing a write) are nobody else's: calling them a bad receipt would ban an honest
+ * provider for good whenever the node blinks.
+ */
+export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
+  if (err instanceof NodeUnreachableError || err instanceof RpcClientError) return 'gateway-error';
+  if (err instanceof Database.SqliteError) return 'gateway-error';
   if (err instanceof ProviderError) {
     if (err.code === 'JOB_FAILED') return 'rejected-input';
     if (err.code === 'BAD_RESPONSE') return 'provider-error';
@@ -1067,6 +1197,71 @@ function candidateOf(
     jobsReceipted: BigInt(record?.jobsReceipted ?? 0),
     disputes: BigInt(record?.disputes ?? 0),
   };
+}
+
+/**
+ * The API's HTTP server. A request must arrive whole within `requestTimeoutMs` (408 otherwise): a
+ * client trickling its body a byte at a time must not hold a socket and a body buffer for ever.
+ * The limit covers receiving the request only, so a `?wait=1` answer may still take its 10 minutes.
+ */
+export function apiServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  opts: { requestTimeoutMs: number; checkEveryMs?: number },
+): Server {
+  const server = createServer(
+    {
+      requestTimeout: opts.requestTimeoutMs,
+      headersTimeout: Math.min(opts.requestTimeoutMs, 60_000),
+      connectionsCheckingInterval:
+        opts.checkEveryMs ?? Math.min(30_000, Math.max(100, opts.requestTimeoutMs / 4)),
+    },
+    handler,
+  );
+  return server;
+}
+
+/**
+ * Refuses what a web page in the operator's browser could make of a token-less gateway on
+ * loopback. A page on any site may POST a "simple" text/plain body to 127.0.0.1 without asking
+ * first (jobs that spend the budget), and a site whose name it points at 127.0.0.1 (DNS rebinding)
+ * may read every answer. So a POST must be `application/json` (which a cross-site page can only
+ * send after a CORS preflight this API never grants), and without a token the Host must be a
+ * loopback name, which a rebound site's is not.
+ */
+export function browserAttack(
+  method: string,
+  headers: IncomingMessage['headers'],
+  hasToken: boolean,
+): GatewayHttpError | null {
+  if (!hasToken && !isLoopbackHost(hostOfHeader(headers.host ?? '')))
+    return new GatewayHttpError(
+      403,
+      'BAD_HOST',
+      `Host "${headers.host ?? ''}" is not a loopback name: without an API token the gateway answers only 127.0.0.1, ::1 and localhost`,
+    );
+  if (method === 'POST' && !/^application\/json\s*(;|$)/i.test(headers['content-type'] ?? ''))
+    return new GatewayHttpError(415, 'NOT_JSON', 'a POST needs content-type: application/json');
+  return null;
+}
+
+/** The host name of a Host header, without its port. */
+function hostOfHeader(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/** Loopback addresses only: 127.0.0.0/8, ::1, localhost (not 0.0.0.0 or ::, which mean every interface). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Compares a presented secret in time that does not depend on where it first differs. */
+function sameSecret(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 function headerOf(req: IncomingMessage, name: string): string | null {

@@ -121,6 +121,53 @@ export function canAfford(
   return committed + pricePerHour <= budgetPerHour;
 }
 
+/** A lease's status as the chain reports it. */
+export type ChainLeaseStatus = 'active' | 'closing' | 'ended' | 'closed';
+
+/**
+ * Whether a lease still costs, by its status on chain: an active lease does, and so does one whose
+ * provider gave notice ('closing'): the escrow pays it until its notice ends unless the renter
+ * closes it. 'ended' (escrow used up or end time passed) and 'closed' cost nothing more.
+ */
+export function stillCosts(status: ChainLeaseStatus): boolean {
+  return status === 'active' || status === 'closing';
+}
+
+/**
+ * The rate the renter's leases cost now, from the chain where it lists them and from the
+ * gateway's own records otherwise. The chain is the truth: it also lists a lease whose opening
+ * transaction went through but whose record the gateway never wrote (it crashed between the two,
+ * or stopped waiting for the transaction), and a lease the gateway took for over that in fact runs
+ * on through a provider's notice. A lease only the records know costs until they say it ended.
+ */
+export function committedRateOnChain(
+  records: readonly { leaseId: string; pricePerHour: bigint; endedAtMs: number | null }[],
+  onChain: readonly { leaseId: string; pricePerHour: bigint; status: ChainLeaseStatus }[],
+): bigint {
+  let sum = 0n;
+  const listed = new Set<string>();
+  for (const l of onChain) {
+    if (listed.has(l.leaseId)) continue;
+    listed.add(l.leaseId);
+    if (stillCosts(l.status)) sum += l.pricePerHour;
+  }
+  for (const r of records) if (!listed.has(r.leaseId) && r.endedAtMs === null) sum += r.pricePerHour;
+  return sum;
+}
+
+/** Whether one more lease at `pricePerHour` keeps `committed` plus the openings in flight within the budget. */
+export function canAffordRate(
+  committed: bigint,
+  pendingRates: readonly bigint[],
+  pricePerHour: bigint,
+  budgetPerHour: bigint,
+): boolean {
+  if (pricePerHour < 0n) return false;
+  let sum = committed;
+  for (const p of pendingRates) sum += p;
+  return sum + pricePerHour <= budgetPerHour;
+}
+
 /** What the leases have cost up to `nowMs`: price × time held, rounded down (bigint). */
 export function spentBy(leases: readonly BudgetLease[], nowMs: number): bigint {
   let sum = 0n;
@@ -259,7 +306,12 @@ export type AttemptFailure =
   /** Too busy now (its queue or our quota is full): try elsewhere, nothing held against it. */
   | 'busy'
   /** The job itself is bad (the input does not decode, the model rejects it): no provider can run it. */
-  | 'rejected-input';
+  | 'rejected-input'
+  /**
+   * The gateway's own side failed (its node did not answer while the receipt was checked, its
+   * database refused a write): nothing is held against the provider, the job is tried again.
+   */
+  | 'gateway-error';
 
 export interface RetryDecision {
   retry: boolean;
@@ -279,21 +331,32 @@ export interface RetryPolicy {
 export const AVOID_FOREVER = Number.MAX_SAFE_INTEGER;
 
 /**
+ * Distinct providers that must refuse a job's input before the job fails as bad: one provider's
+ * word is not enough, or a dishonest provider could fail every job routed to it at no cost to
+ * itself (no dispute, no avoidance) by calling each input bad.
+ */
+export const REJECTIONS_TO_FAIL = 2;
+
+/**
  * What follows a failed attempt (`attempts` counts it). A request that got no answer is disputed
  * and its provider avoided for a while; a receipt that does not verify gets its provider avoided
- * for good; a bad input fails at once, since every provider would refuse it too. Anything else is
- * tried on another lease until `maxAttempts`.
+ * for good; an input refused by `REJECTIONS_TO_FAIL` distinct providers (`rejectedBy`, this one
+ * included) fails, since every provider would refuse it too. Anything else is tried on another
+ * lease until `maxAttempts`.
  */
 export function decideRetry(
   failure: AttemptFailure,
   attempts: number,
   policy: RetryPolicy,
   nowMs: number,
+  rejectedBy = 1,
 ): RetryDecision {
   const more = attempts < policy.maxAttempts;
   switch (failure) {
     case 'rejected-input':
-      return { retry: false, avoidUntilMs: null, dispute: false };
+      return { retry: more && rejectedBy < REJECTIONS_TO_FAIL, avoidUntilMs: null, dispute: false };
+    case 'gateway-error':
+      return { retry: more, avoidUntilMs: null, dispute: false };
     case 'timeout':
     case 'unreachable':
       return { retry: more, avoidUntilMs: nowMs + policy.avoidMs, dispute: true };
@@ -302,9 +365,29 @@ export function decideRetry(
     case 'bad-receipt':
       return { retry: more, avoidUntilMs: AVOID_FOREVER, dispute: false };
     case 'lease-refused':
+      // The lease is dropped either way; without avoiding its provider a while, a provider that
+      // refuses a live lease is the cheapest again at once, leased again and dropped again, the
+      // renter paying a fee each way.
+      return { retry: more, avoidUntilMs: nowMs + policy.avoidMs, dispute: false };
     case 'busy':
       return { retry: more, avoidUntilMs: null, dispute: false };
   }
+}
+
+/**
+ * Attempts in a row a lease may fail (answered with no result, however politely: busy, lease
+ * refused, errors) before its provider is avoided for a while and the lease closed. Without it a
+ * provider that answers every job "busy" at once keeps a lease the renter pays for, and being
+ * the least loaded it takes every job's first attempt.
+ */
+export const LEASE_FAILURE_STREAK_LIMIT = 5;
+
+/** The lease's run of failed attempts after this one (reset by an answer). */
+export function failureStreak(streak: number, failure: AttemptFailure | null): number {
+  if (failure === null) return 0;
+  // Not the provider's doing: the input, or the gateway itself.
+  if (failure === 'rejected-input' || failure === 'gateway-error') return streak;
+  return streak + 1;
 }
 
 /** Classifies a provider API error by its HTTP status and code. */

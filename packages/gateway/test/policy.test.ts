@@ -10,12 +10,16 @@ import {
   AVOID_FOREVER,
   type BudgetLease,
   canAfford,
+  canAffordRate,
   classifyProviderError,
   committedRate,
+  committedRateOnChain,
   decideRetry,
   decideScale,
   effectiveCost,
+  failureStreak,
   jobCost,
+  LEASE_FAILURE_STREAK_LIMIT,
   MS_PER_HOUR,
   type OfferCandidate,
   type PoolLease,
@@ -25,6 +29,7 @@ import {
   recordPpm,
   type ScaleTargets,
   spentBy,
+  stillCosts,
 } from '../src/policy.js';
 
 const UNC = 10n ** 18n;
@@ -302,14 +307,43 @@ describe('routing and retries', () => {
     });
   });
 
-  test('a bad input fails at once; busy and refused leases are retried without blame', () => {
-    assert.equal(decideRetry('rejected-input', 1, policy, 0).retry, false);
-    assert.deepEqual(decideRetry('busy', 1, policy, 0), { retry: true, avoidUntilMs: null, dispute: false });
-    assert.deepEqual(decideRetry('lease-refused', 1, policy, 0), {
+  test('a bad input fails once two providers refused it; busy is retried without blame, a refused lease avoided a while', () => {
+    // One provider calling an input bad is not enough: a dishonest one could fail every job sent
+    // to it, with no dispute and no avoidance. The job goes to a second provider first.
+    assert.deepEqual(decideRetry('rejected-input', 1, policy, 0), {
       retry: true,
       avoidUntilMs: null,
       dispute: false,
     });
+    assert.equal(decideRetry('rejected-input', 2, policy, 0, 2).retry, false);
+    assert.equal(decideRetry('rejected-input', 3, policy, 0, 1).retry, false, 'attempts are still bounded');
+    assert.deepEqual(decideRetry('busy', 1, policy, 0), { retry: true, avoidUntilMs: null, dispute: false });
+    // A refused lease is dropped, and its provider avoided a while: else it is leased again at once.
+    assert.deepEqual(decideRetry('lease-refused', 1, policy, 0), {
+      retry: true,
+      avoidUntilMs: 1000,
+      dispute: false,
+    });
+  });
+
+  test("the gateway's own failure (its node, its database) is retried and held against no provider", () => {
+    assert.deepEqual(decideRetry('gateway-error', 1, policy, 0), {
+      retry: true,
+      avoidUntilMs: null,
+      dispute: false,
+    });
+  });
+
+  test('a lease that only ever answers "busy" (or refuses) is given up after a streak', () => {
+    // Before: busy and refused leases were retried without blame for ever, so a provider answering
+    // 429 at once kept a paid lease that took every job's first attempt.
+    let streak = 0;
+    for (let i = 0; i < LEASE_FAILURE_STREAK_LIMIT; i++)
+      streak = failureStreak(streak, i % 2 ? 'busy' : 'lease-refused');
+    assert.equal(streak >= LEASE_FAILURE_STREAK_LIMIT, true);
+    assert.equal(failureStreak(streak, null), 0, 'an answer resets it');
+    assert.equal(failureStreak(2, 'rejected-input'), 2, 'a bad input is not the provider');
+    assert.equal(failureStreak(2, 'gateway-error'), 2, "the gateway's own failure is not the provider");
   });
 
   test('provider error codes', () => {
@@ -330,6 +364,78 @@ describe('routing and retries', () => {
         0.99,
       ),
       99,
+    );
+  });
+});
+
+describe('the budget against the chain', () => {
+  const rec = (leaseId: string, price: bigint, endedAtMs: number | null = null) => ({
+    leaseId,
+    pricePerHour: price,
+    endedAtMs,
+  });
+  const chain = (leaseId: string, price: bigint, status: 'active' | 'closing' | 'ended' | 'closed') => ({
+    leaseId,
+    pricePerHour: price,
+    status,
+  });
+
+  test('a lease opened on chain but never recorded (a crash between the two) counts', () => {
+    // The records alone say nothing is spent; the chain says a 4 UNC/h lease runs.
+    assert.equal(committedRateOnChain([], [chain('orphan', 4n * UNC, 'active')]), 4n * UNC);
+    assert.equal(
+      canAffordRate(committedRateOnChain([], [chain('orphan', 4n * UNC, 'active')]), [], 4n * UNC, 5n * UNC),
+      false,
+    );
+  });
+
+  test('a lease whose provider gave notice still costs until it is closed', () => {
+    assert.equal(stillCosts('closing'), true);
+    assert.equal(
+      committedRateOnChain([rec('a', 3n * UNC, 1000)], [chain('a', 3n * UNC, 'closing')]),
+      3n * UNC,
+      'recorded as over, but the chain still charges it',
+    );
+  });
+
+  test('ended and closed leases cost nothing; a lease only the records know costs until they end it', () => {
+    assert.equal(stillCosts('ended'), false);
+    assert.equal(stillCosts('closed'), false);
+    assert.equal(
+      committedRateOnChain(
+        [rec('a', 1n), rec('b', 2n), rec('c', 4n, 5), rec('d', 8n)],
+        [chain('a', 1n, 'ended'), chain('b', 2n, 'closed'), chain('b', 2n, 'closed')],
+      ),
+      8n,
+    );
+  });
+
+  test('never less than what the chain charges, whatever the records say (property)', () => {
+    const status = fc.constantFrom('active', 'closing', 'ended', 'closed') as fc.Arbitrary<
+      'active' | 'closing' | 'ended' | 'closed'
+    >;
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(
+          fc.record({
+            id: fc.integer({ min: 0, max: 20 }),
+            price: fc.bigInt({ min: 0n, max: 10n ** 20n }),
+            status,
+          }),
+          {
+            selector: (l) => l.id,
+          },
+        ),
+        fc.array(fc.record({ id: fc.integer({ min: 0, max: 40 }), closed: fc.boolean() })),
+        (onChain, records) => {
+          const charged = onChain.filter((l) => stillCosts(l.status)).reduce((a, l) => a + l.price, 0n);
+          const got = committedRateOnChain(
+            records.map((r) => rec(String(r.id), 1n, r.closed ? 1 : null)),
+            onChain.map((l) => chain(String(l.id), l.price, l.status)),
+          );
+          return got >= charged;
+        },
+      ),
     );
   });
 });

@@ -83,4 +83,32 @@ describe('gateway submissions', () => {
     assert.equal(gw.submit({ model: 'ocr', image: 'AA==' }, 'order-1').created, false);
     assert.equal(gw.store.jobs({ limit: 10 }).length, 2);
   });
+
+  test('the bytes the waiting jobs hold are bounded too, not only their number', () => {
+    // 10,000 jobs of 16 MiB each would be 160 GiB in memory: a bound on the count alone is not one.
+    const small = new Gateway({
+      nodeUrl: 'http://127.0.0.1:1',
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 1n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'bytes.db'),
+      maxQueuedBytes: 4096,
+    });
+    try {
+      const image = 'A'.repeat(3000);
+      assert.equal(small.submit({ model: 'ocr', image }, null).created, true);
+      assert.equal(
+        code(() => small.submit({ model: 'ocr', image: `B${image.slice(1)}` }, null)),
+        'QUEUE_FULL',
+      );
+      assert.equal(
+        small.submit({ model: 'ocr', image: 'AA==' }, null).created,
+        true,
+        'a small one still fits',
+      );
+      assert.equal(small.store.jobs({ limit: 10 }).length, 2);
+    } finally {
+      small.store.close();
+    }
+  });
 });

@@ -53,9 +53,17 @@ import {
   type PinnedHttpsAgent,
   pinnedHttpsAgent,
   plainHttpAgent,
+  ResponseTooLargeError,
   sendRequest,
   TlsFingerprintError,
 } from './tls.js';
+
+/**
+ * The largest answer a provider may send (64 MiB): more than any job's outputs with their receipt
+ * need, and a bound on what a dishonest provider can make the renter hold in memory.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 import type { ChipJson } from './views.js';
 
 /** The model name of the provider's built-in OCR job (PP-OCRv4 detection + recognition). */
@@ -556,6 +564,8 @@ export interface ProviderClientOptions {
   leaseId: string | Uint8Array;
   renterSeed: Uint8Array;
   timeoutMs?: number;
+  /** The largest answer read from the provider (default `DEFAULT_MAX_RESPONSE_BYTES`). */
+  maxResponseBytes?: number;
   /**
    * SHA-256 fingerprints (hex) of the TLS certificates the offer lists on chain: an https://
    * endpoint must present one of them, whatever a certificate authority says.
@@ -796,8 +806,16 @@ export class ProviderClient {
         ...(body ? { body: payload } : {}),
         agent: this.agent,
         timeoutMs: this.timeoutMs,
+        maxResponseBytes: this.opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       });
     } catch (err) {
+      if (err instanceof ResponseTooLargeError)
+        // It answered, too much: a provider's fault, not a request left without an answer.
+        throw new ProviderError(
+          502,
+          'RESPONSE_TOO_LARGE',
+          `the provider's answer is over ${err.limit} bytes`,
+        );
       if (err instanceof TlsFingerprintError) {
         // Nothing was sent. The provider may have rotated its certificate since the fingerprints
         // were read: read them from the chain once more, and retry only if they changed.

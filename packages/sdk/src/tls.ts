@@ -143,6 +143,16 @@ export interface SentRequest {
   body?: Uint8Array;
   agent: HttpAgent | HttpsAgent;
   timeoutMs: number;
+  /** The answer body is read up to this many bytes; past it the request is dropped (default: no limit). */
+  maxResponseBytes?: number;
+}
+
+/** The answer was larger than the caller allows: nothing of it is kept. */
+export class ResponseTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`the answer is over ${limit} bytes`);
+    this.name = 'ResponseTooLargeError';
+  }
 }
 
 /** One request over `agent`; resolves with the status and the whole answer body. */
@@ -190,7 +200,25 @@ function sendOnce(url: URL, req: SentRequest): Promise<{ status: number; body: B
       (res: IncomingMessage) => {
         answered = true;
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let size = 0;
+        const limit = req.maxResponseBytes ?? Number.POSITIVE_INFINITY;
+        const declared = Number(res.headers['content-length'] ?? 0);
+        if (declared > limit) {
+          reject(new ResponseTooLargeError(limit));
+          r.destroy();
+          return;
+        }
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > limit) {
+            // Without a bound, whoever answers could fill this process's memory within the timeout.
+            chunks.length = 0;
+            reject(new ResponseTooLargeError(limit));
+            r.destroy();
+            return;
+          }
+          chunks.push(c);
+        });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       },

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { formatUnc, parseUnc, UncError } from '@unc/core';
-import { Gateway, type GatewayModel, GatewayStore, jobView } from '@unc/gateway';
+import { Gateway, type GatewayModel, GatewayStore, isLoopbackHost, jobView } from '@unc/gateway';
 import { createLogger } from '@unc/node';
 import { Command } from 'commander';
 import { type Context, countOption, ctxOf, portOption } from '../context.js';
@@ -113,6 +113,11 @@ export function gatewayCommand(): Command {
           : undefined;
         if (opts.apiTokenFile && !apiToken)
           throw new UncError('BAD_ARGUMENT', `${opts.apiTokenFile} holds no token`);
+        if (!apiToken && !isLoopbackHost(opts.host))
+          throw new UncError(
+            'BAD_ARGUMENT',
+            `--host ${opts.host} without --api-token-file: anyone who reaches the API could spend the budget`,
+          );
         const client = ctx.client();
         const status = await client.status();
         const devChain = (await client.getParams()).devChain === true;
