@@ -601,6 +601,7 @@ describe('explorer in a real browser', { skip }, () => {
             'http://127.0.0.1:47001',
             '--region',
             'dev',
+            '--yes',
             '--output',
             'json',
           ],
@@ -625,7 +626,20 @@ describe('explorer in a real browser', { skip }, () => {
     const offer = offers.find((o) => o.available > 0) ?? offers[0]!;
     if (leases.length === 0 && offer.available > 0) {
       const res = await runUnc(
-        ['market', 'lease', offer.id, '--home', home, '--from', 'dev1', '--hours', '2', '--output', 'json'],
+        [
+          'market',
+          'lease',
+          offer.id,
+          '--home',
+          home,
+          '--from',
+          'dev1',
+          '--hours',
+          '2',
+          '--yes',
+          '--output',
+          'json',
+        ],
         30_000,
       );
       assert.equal(res.code, 0, res.stderr);
