@@ -75,3 +75,34 @@ export function runUnc(args: string[], opts: { input?: string } = {}): Promise<R
     proc.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/**
+ * Waits until every chip named has answered a challenge since its registration (its owner's miner
+ * agent answers the first one, in the epoch after the registration, within an answer window): only
+ * a chip proven online is rented (docs/poci.md), so a test that leases a fresh chip waits here first.
+ */
+export async function waitForProvenChips(
+  nodeUrl: string,
+  chipIds: string[],
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const lastAnsweredAt = async (id: string): Promise<number> => {
+    const res = await fetch(nodeUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'unc_getChip', params: [id] }),
+    });
+    const body = (await res.json()) as { result?: { lastAnsweredAt: number } };
+    return body.result?.lastAnsweredAt ?? 0; // not registered yet: not proven either
+  };
+  for (;;) {
+    const heights = await Promise.all(chipIds.map(lastAnsweredAt));
+    if (heights.every((h) => h > 0)) return;
+    if (Date.now() > deadline) {
+      const waiting = chipIds.filter((_, i) => heights[i] === 0).map((id) => id.slice(0, 16));
+      throw new Error(`chips ${waiting.join(', ')} answered no challenge in ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -15,7 +15,7 @@ import { type JobReceipt, receiptDigest, toHex } from '@unc/core';
 import { DevSoftSigner, readProviderCertificate } from '@unc/miner';
 import { DEV_MODELS, devChipKey } from '@unc/node';
 import { type ChipJson, encodeSignedReceipt, ProviderClient, UncClient } from '@unc/sdk';
-import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
+import { type DevNode, runUnc, startDev, tempHome, UNC, waitForProvenChips } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
 
@@ -76,6 +76,8 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+    // Only a chip proven online is rented: wait for the agent's first answered challenge.
+    await waitForProvenChips(dev.url, [id]);
   });
   after(async () => {
     if (miner && miner.exitCode === null && miner.signalCode === null) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parseUnc } from '@unc/core';
 import type { LeaseJson, OfferJson, ProviderRecordJson } from '@unc/sdk';
-import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
+import { type DevNode, runUnc, startDev, tempHome, waitForProvenChips } from './helpers.js';
 
 const PROVIDER = 'unc15kptc8392w9snraccn5ztp33fnsmgse5647nvy'; // dev9, owner of the dev chips
 const RENTER = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34'; // dev1
@@ -99,6 +99,11 @@ describe('unc market end to end', () => {
     assert.equal(tooLong.code, 1);
     assert.match(tooLong.stderr, /rents for 1…8 hours, not 9/);
 
+    // Only chips proven online are rented: wait for the dev miner's first answers to their challenges.
+    await waitForProvenChips(
+      dev.url,
+      chips.slice(0, 2).map((c) => c.chipId),
+    );
     // Opening a lease prints its id alone; the offer is named by the 16 digits the text output shows.
     const opened = await unc(
       'market',

@@ -47,8 +47,9 @@ describe('renting a software chip and a TPM chip from unc dev', { timeout: 240_0
     const pid = /swtpm chips \(pids (\d+)\)/.exec(dev.output());
     assert.ok(pid, `unc dev printed no swtpm pid:\n${dev.output()}`);
     swtpmPid = Number(pid[1]);
-    // The dev miner registers both chips, then puts them on the market at its provider URL.
-    offer = await until('the dev miner to offer its two chips', 60_000, async () => {
+    // The dev miner registers both chips, then puts them on the market at its provider URL; they are
+    // available (rentable) once each has answered its first challenge, in the epoch after registration.
+    offer = await until('the dev miner to offer its two chips', 120_000, async () => {
       const open = (await client.getOffers()).filter((o) => o.status === 'open' && o.chips.length === 2);
       return open.length === 1 && open[0]!.chips.every((c) => c.available) ? open[0]! : null;
     });

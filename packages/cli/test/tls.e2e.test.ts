@@ -25,7 +25,7 @@ import {
 } from '@unc/miner';
 import { DEV_MODELS, devChipKey, devGenesisJson, devKey } from '@unc/node';
 import { type ChipJson, ProviderClient, UncClient } from '@unc/sdk';
-import { type DevNode, runUnc, startDev, tempHome, UNC } from './helpers.js';
+import { type DevNode, runUnc, startDev, tempHome, UNC, waitForProvenChips } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
 const SAMPLE_TEXT = 'UtilityNet 2026 rental receipt';
@@ -106,6 +106,8 @@ describe('provider endpoints over TLS with the certificate pinned on chain', () 
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+    // Only a chip proven online is rented: wait for the agent's first answered challenge.
+    await waitForProvenChips(dev.url, [id]);
     const offer = await json(
       ['market', 'offer', 'create', '--from', 'dev9', '--chips', id, '--price', '1'].concat([
         '--min-hours',

@@ -12,6 +12,7 @@ import {
   decode,
   devSoftChipId,
   ed25519Sign,
+  effectiveStatus,
   encode,
   epochOf,
   escrowUntil,
@@ -25,6 +26,7 @@ import {
   getSupply,
   type HeartbeatAnswer,
   HOUR_MS,
+  hasProvenOnline,
   type JobReceipt,
   jobRequestDigest,
   type Lease,
@@ -122,7 +124,7 @@ class MarketChain extends TestChain {
     const current = epochOf(next, p);
     for (const chip of this.chips) {
       const rec = getChip(this.state, devSoftChipId(chip.publicKey));
-      if (!rec) continue;
+      if (!rec || effectiveStatus(this.state, rec).status !== 'active') continue;
       for (const e of [current - 1n, current]) {
         if (e < rec.firstEpoch) continue;
         slotsOf(this, chip, e).forEach((h, slot) => {
@@ -152,7 +154,11 @@ function offerAction(chipIds: Uint8Array[], over: Partial<Record<string, unknown
   } as Action;
 }
 
-function setup(step = MINUTE): MarketChain {
+/**
+ * Registers chips A and B to the provider; with `proven` (the default), runs blocks until each has
+ * answered its first challenge, since only a chip proven online can be rented.
+ */
+function setup(step = MINUTE, proven = true): MarketChain {
   const chain = new MarketChain();
   chain.step = () => step;
   chain.chips = [chipA, chipB];
@@ -163,7 +169,35 @@ function setup(step = MINUTE): MarketChain {
       registerAction(chain, chipB, provider.address),
     ]),
   ]);
+  if (proven) untilProven(chain, [idA, idB]);
   return chain;
+}
+
+/**
+ * Registers a deregistered chip to `owner` in the first block that accepts it (a chip's unpaid
+ * rewards hold its re-registration back until their epoch is final).
+ */
+function registerAgain(chain: MarketChain, chip: Key, owner: Key, max = 60): void {
+  for (let i = 0; i < max; i++) {
+    const tx = chain.tx(owner, [registerAction(chain, chip, owner.address)]);
+    const refusal = chain.try(tx);
+    if (!refusal) {
+      chain.block([tx]);
+      return;
+    }
+    assert.equal(refusal.code, 'CHIP_REWARDS_PENDING', refusal.message);
+    chain.block();
+  }
+  throw new Error('the chip could not be registered again');
+}
+
+/** Runs blocks until every chip named has answered a challenge of its current registration. */
+function untilProven(chain: MarketChain, ids: Uint8Array[], max = 400): void {
+  for (let i = 0; i < max; i++) {
+    if (ids.every((id) => hasProvenOnline(getChip(chain.state, id)!))) return;
+    chain.block();
+  }
+  throw new Error('a chip never answered');
 }
 
 function find<T extends TxEvent['type']>(events: TxEvent[], type: T): Extract<TxEvent, { type: T }> {
@@ -274,10 +308,16 @@ describe('market: offers', () => {
     const chain = setup();
     const old = createOffer(chain, [idA]);
     chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
-    chain.block([chain.tx(renter, [registerAction(chain, chipA, renter.address)])]);
+    registerAgain(chain, chipA, renter);
     assert.equal(code(chain, provider, [offerAction([idA])]), 'NOT_OWNER');
     const fresh = find(chain.block([chain.tx(renter, [offerAction([idA])])]), 'offerCreated').offerId;
     assert.notDeepEqual(fresh, old);
+    // Re-registered, the chip has proven nothing yet: it is offered, but not rented before it answers.
+    assert.equal(
+      code(chain, provider, [{ type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n }]),
+      'CHIP_UNAVAILABLE',
+    );
+    untilProven(chain, [idA]);
     assert.equal(
       code(chain, provider, [{ type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n }]),
       null,
@@ -426,34 +466,36 @@ describe('market: leases', () => {
 
   test('every epoch end pays the provider for answered slots and refunds missed ones, exactly', () => {
     const chain = setup();
-    // The chip misses the first slot of epoch 1 and answers all others.
-    chain.skip = (chip, epoch, slot) => chip === chipA && epoch === 1n && slot === 0;
+    const p = getPociParams(chain.state);
+    // The lease opens in epoch E − 1; the chip misses the first slot of epoch E and answers all others.
+    const E = epochOf(chain.height + 1n, p) + 1n;
+    chain.skip = (chip, epoch, slot) => chip === chipA && epoch === E && slot === 0;
     const offerId = createOffer(chain, [idA]);
     const leaseId = openLease(chain, offerId, 3);
-    const p = getPociParams(chain.state);
+    assert.equal(epochOf(chain.height, p), E - 1n);
     const start = lease(chain, leaseId).startTime;
-    const providerBefore = getAccount(chain.state, provider.address).balance;
-    chain.blocksUntil(2n * p.epochBlocks); // the block before epoch 2's first
+    // The provider's chips also earn POCI rewards (they answer): those are counted apart.
+    const rewards = () => getChip(chain.state, idA)!.rewardsEarned + getChip(chain.state, idB)!.rewardsEarned;
+    const providerBefore = getAccount(chain.state, provider.address).balance - rewards();
+    chain.blocksUntil((E + 1n) * p.epochBlocks); // the block before epoch E + 1's first
     const mid = lease(chain, leaseId);
     const [settle1] = chain.blockEvents.filter((e) => e.type === 'leaseSettled') as Extract<
       TxEvent,
       { type: 'leaseSettled' }
     >[];
-    assert.ok(settle1, 'settled at the end of epoch 0');
-    assert.equal(
-      settle1.missed + settle1.answered,
-      0,
-      'the chip had no slots yet: paid in full while online',
-    );
-    assert.equal(settle1.paid, settle1.cost);
-    chain.block(); // first block of epoch 2: settles epoch 1's decided slots
+    assert.ok(settle1, 'settled at the end of epoch E − 1');
+    assert.equal(settle1.missed, 0, 'the chip answered every decided slot of epoch E − 1');
+    assert.equal(settle1.paid, settle1.cost, 'a proven chip with no miss is paid in full');
+    chain.block(); // first block of epoch E + 1: settles epoch E's decided slots
     const after = lease(chain, leaseId);
     const settled = chain.blockEvents.at(-1) as Extract<TxEvent, { type: 'leaseSettled' }>;
     assert.equal(settled.type, 'leaseSettled');
     const decided = chain.height - p.answerWindowBlocks - 1n;
-    const heights = slotsOf(chain, chipA, 1n);
-    const inPeriod = heights.map((h, j) => ({ h, j })).filter(({ h }) => h > mid.slotCursor && h <= decided);
-    const missed = inPeriod.filter(({ j }) => j === 0).length;
+    // The period's slots: the tail of epoch E − 1 not yet decided at E's start, then epoch E's.
+    const inPeriod = [E - 1n, E]
+      .flatMap((e) => slotsOf(chain, chipA, e).map((h, j) => ({ e, h, j })))
+      .filter(({ h }) => h > mid.slotCursor && h <= decided);
+    const missed = inPeriod.filter(({ e, j }) => e === E && j === 0).length;
     const answered = inPeriod.length - missed;
     assert.equal(settled.answered, answered);
     assert.equal(settled.missed, missed);
@@ -464,7 +506,7 @@ describe('market: leases', () => {
     assert.equal(settled.refunded, cost - expectedPaid);
     assert.equal(after.accrued, costThrough(PRICE, start, chain.time));
     assert.equal(
-      getAccount(chain.state, provider.address).balance - providerBefore,
+      getAccount(chain.state, provider.address).balance - rewards() - providerBefore,
       after.paid,
       'the provider was credited exactly what the lease paid',
     );
@@ -575,6 +617,64 @@ describe('market: leases', () => {
     assert.equal(l.accrued, deposit);
     assert.equal(l.paid + l.refunded, deposit);
     find(events, 'leaseOpened');
+    checkInvariants(chain);
+  });
+
+  test('attack: a chip that never answered a challenge is not rented, named or picked', () => {
+    // Fails on the old rule: a fresh registration counts as online until it has missed K
+    // challenges (~45 min at defaults), so a lease opened on it and paid for that unproven time.
+    const chain = setup(MINUTE, false);
+    const offerId = createOffer(chain, [idA, idB]); // offering an unproven chip is fine
+    const named = chain.try(
+      chain.tx(renter, [{ type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n }]),
+    );
+    assert.equal(named?.code, 'CHIP_UNAVAILABLE');
+    assert.match(named.message, /has not answered a challenge since its registration/);
+    const before = chain.state.map.size;
+    assert.equal(
+      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n }]),
+      'CHIP_UNAVAILABLE',
+    );
+    assert.equal(chain.state.map.size, before, 'the refusal wrote nothing');
+    // Once it has answered its first challenge (in the epoch after its registration), it is rented.
+    untilProven(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 1, 0n, idA);
+    assert.deepEqual(lease(chain, leaseId).chipId, idA);
+    checkInvariants(chain);
+  });
+
+  test('attack: a lease pays nothing for a period without a decided slot while its chip has not proven itself', () => {
+    // The provider re-registers the leased chip: the fresh record has answered nothing and is not
+    // challenged before the next epoch, so the rest of this epoch has no decided slot. By the miss
+    // rule alone it is "online" and the old settlement paid that period in full.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const offerId = createOffer(chain, [idA]);
+    chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks); // an epoch's last block
+    const X = epochOf(chain.height + 1n, p);
+    // The chip answers nothing in epoch X, so nothing of X holds its re-registration back.
+    chain.skip = (chip, e) => chip === chipA && e === X;
+    const leaseId = openLease(chain, offerId, 3); // opens in the first block of epoch X
+    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    registerAgain(chain, chipA, provider);
+    assert.equal(epochOf(chain.height, p), X, 'registered again within epoch X');
+    assert.equal(hasProvenOnline(getChip(chain.state, idA)!), false);
+    const seen = chain.blockEvents.length;
+    chain.blocksUntil((X + 1n) * p.epochBlocks + 1n); // epoch X + 1's first block settles X
+    const settled = chain.blockEvents
+      .slice(seen)
+      .filter((e): e is Extract<TxEvent, { type: 'leaseSettled' }> => e.type === 'leaseSettled');
+    assert.equal(settled.length, 1);
+    const s = settled[0]!;
+    assert.equal(s.answered + s.missed, 0, 'no decided slot in the period');
+    assert.ok(s.cost > 0n);
+    assert.equal(s.paid, 0n, 'an unproven chip is not paid');
+    assert.equal(s.refunded, s.cost);
+    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'the lease runs on');
+    // Once the chip has answered again, its answered slots are paid as before.
+    untilProven(chain, [idA]);
+    chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks + 1n);
+    assert.ok(lease(chain, leaseId).paid > 0n, 'paid again once proven');
     checkInvariants(chain);
   });
 
@@ -841,6 +941,73 @@ describe('market: properties', () => {
           assert.equal(drawn, costThrough(price, 0n, prev));
         },
       ),
+    );
+  });
+
+  test('property: re-registrations mid-lease: no pay for an undecided period unless proven online, every unit conserved', () => {
+    type Op = { op: 'wait'; blocks: number } | { op: 'reregister' } | { op: 'reopen'; hours: number };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 30 }) }),
+      fc.constant({ op: 'reregister' as const }),
+      fc.record({ op: fc.constant('reopen' as const), hours: fc.integer({ min: 1, max: 3 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 8 }), fc.nat(255), (ops, missMask) => {
+        const chain = setup();
+        chain.skip = (_c, e, s) => ((missMask >> Number((e * 4n + BigInt(s)) % 8n)) & 1) === 1;
+        const offerId = createOffer(chain, [idA], { minHours: 0, maxHours: 3 });
+        openLease(chain, offerId, 3);
+        const proven = () => hasProvenOnline(getChip(chain.state, idA) ?? ({ lastAnsweredAt: 0n } as never));
+        // Every block: a settlement without a decided slot pays only if the chip was proven online
+        // before the block (block-start settlement) or after it (a close after the block's answers).
+        const step = (txs: TxEnvelope[] = []) => {
+          const wasProven = proven();
+          const [e0, b0] = [chain.events.length, chain.blockEvents.length];
+          chain.block(txs);
+          for (const e of [...chain.blockEvents.slice(b0), ...chain.events.slice(e0)]) {
+            if (e.type !== 'leaseSettled') continue;
+            assert.equal(e.paid + e.refunded, e.cost);
+            if (e.answered + e.missed === 0 && e.paid > 0n)
+              assert.ok(wasProven || proven(), 'paid an undecided period of a chip that never answered');
+          }
+          checkInvariants(chain);
+        };
+        for (const o of ops) {
+          if (o.op === 'wait') for (let i = 0; i < o.blocks; i++) step();
+          else if (o.op === 'reregister') {
+            const txs = [chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])];
+            if (!chain.try(txs[0]!)) step(txs);
+            for (
+              let i = 0;
+              i < 60 && effectiveStatus(chain.state, getChip(chain.state, idA)!).status !== 'active';
+              i++
+            ) {
+              const again = chain.tx(provider, [registerAction(chain, chipA, provider.address)]);
+              if (chain.try(again)) step();
+              else step([again]);
+            }
+          } else {
+            const current = getChipMarket(chain.state, idA).leaseId;
+            if (current) {
+              const close = chain.tx(renter, [{ type: 'closeLease', leaseId: current }]);
+              if (!chain.try(close)) step([close]);
+            }
+            const open = chain.tx(renter, [
+              { type: 'openLease', offerId, chipId: idA, hours: o.hours, deposit: 0n },
+            ]);
+            const refusal = chain.try(open);
+            if (refusal) assert.equal(refusal.code, 'CHIP_UNAVAILABLE');
+            else step([open]);
+          }
+        }
+        // Run everything out: every deposit is paid or refunded to the base unit.
+        for (let i = 0; i < 240; i++) step();
+        for (const l of allLeases(chain)) {
+          assert.equal(l.status, LeaseStatus.closed);
+          assert.equal(l.paid + l.refunded, l.deposited);
+        }
+      }),
+      { numRuns: 12 },
     );
   });
 

@@ -601,6 +601,7 @@ describe('explorer in a real browser', { skip }, () => {
             'http://127.0.0.1:47001',
             '--region',
             'dev',
+            '--yes',
             '--output',
             'json',
           ],
@@ -610,12 +611,35 @@ describe('explorer in a real browser', { skip }, () => {
       }
       assert.ok(offers.length > 0, `no offer created: ${last?.stderr}`);
     }
-    const offer = offers.find((o) => o.available > 0) ?? offers[0]!;
     // dev1 rents a chip of it (dev1 is not the miner: no nonce race).
     let leases = await rpc<LeaseView[]>(dev.url, 'unc_getLeases', { renter: dev1 });
+    // Only a chip proven online (answered a challenge since its registration) is available to rent:
+    // the dev miner answers its chips' first challenges in the epoch after registration.
+    for (
+      let waited = 0;
+      leases.length === 0 && !offers.some((o) => o.available > 0) && waited < 60_000;
+      waited += 500
+    ) {
+      await new Promise((r) => setTimeout(r, 500));
+      offers = await rpc<OfferView[]>(dev.url, 'unc_getOffers', []);
+    }
+    const offer = offers.find((o) => o.available > 0) ?? offers[0]!;
     if (leases.length === 0 && offer.available > 0) {
       const res = await runUnc(
-        ['market', 'lease', offer.id, '--home', home, '--from', 'dev1', '--hours', '2', '--output', 'json'],
+        [
+          'market',
+          'lease',
+          offer.id,
+          '--home',
+          home,
+          '--from',
+          'dev1',
+          '--hours',
+          '2',
+          '--yes',
+          '--output',
+          'json',
+        ],
         30_000,
       );
       assert.equal(res.code, 0, res.stderr);

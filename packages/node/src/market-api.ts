@@ -17,6 +17,7 @@ import {
   getOffer,
   getPociParams,
   getProviderRecord,
+  hasProvenOnline,
   LEASE_STATUS_NAMES,
   type Lease,
   LeaseStatus,
@@ -138,7 +139,15 @@ export function marketMethods(node: UncNode): Pick<RpcImplementation, MarketMeth
         modelId: chip?.modelId ?? '',
         power: (chip?.power ?? 0n).toString(),
         online,
-        available: o.status === OfferStatus.open && owned && online && leaseId === null,
+        // Rentable: applyOpenLease refuses a chip that has not answered a challenge since its
+        // registration (it is 'online' by the miss rule, but not proven online).
+        available:
+          o.status === OfferStatus.open &&
+          owned &&
+          online &&
+          chip !== null &&
+          hasProvenOnline(chip) &&
+          leaseId === null,
         leaseId: leaseId ? toHex(leaseId) : null,
         uptime: await uptime(chipId, since),
       });

@@ -10,6 +10,7 @@ import {
   ed25519Sign,
   encodeAddress,
   fromHex,
+  heartbeatChallenge,
   registrationMessage,
   toHex,
 } from '@unc/core';
@@ -48,6 +49,40 @@ async function send(seed: Uint8Array, actions: Action[]): Promise<TxEventJson[]>
   const outcome = await client.waitForTransaction(hash, 15_000);
   assert.equal(outcome.status, 'included', JSON.stringify(outcome));
   return (await client.getTransaction(hash)).events;
+}
+
+/**
+ * Answers the chip's open challenges (as the miner agent does) until it has answered one: only a
+ * chip proven online is rented. Its first challenge comes in the epoch after its registration.
+ */
+async function proveOnline(
+  key: { seed: Uint8Array; publicKey: Uint8Array },
+  sender: Uint8Array,
+): Promise<void> {
+  const id = devSoftChipId(key.publicKey);
+  const { chainId } = await client.status();
+  const answered = new Set<string>();
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const view = await client.getChip(toHex(id));
+    if (view.lastAnsweredAt > 0) return;
+    for (const slot of view.slots) {
+      const k = `${slot.epoch}:${slot.slot}`;
+      if (slot.status !== 'open' || answered.has(k)) continue;
+      answered.add(k);
+      const hash = (await client.getHeader(slot.height)).hash;
+      const signature = ed25519Sign(key.seed, heartbeatChallenge(chainId, id, fromHex(hash, 32)));
+      const answer = {
+        chipId: id,
+        epoch: BigInt(slot.epoch),
+        slot: slot.slot,
+        evidence: { type: 'dev-soft' as const, signature },
+      };
+      await send(sender, [{ type: 'heartbeat', answers: [answer] }]);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail('the chip never answered a challenge');
 }
 
 async function rpcError(p: Promise<unknown>): Promise<RpcClientError> {
@@ -124,9 +159,23 @@ describe('market RPC', () => {
     assert.equal(o.status, 'open');
     assert.equal(o.power, '989000');
     assert.equal(o.chips[0]?.modelId, 'sim-h100');
-    assert.equal(o.chips[0]?.available, true);
     assert.equal(o.chips[0]?.uptime.windowMs, 86_400_000);
-    assert.equal(o.available, 1);
+    // Registered but never challenged yet: online by the miss rule, but not proven, so not rentable.
+    assert.equal(o.chips[0]?.online, true);
+    assert.equal(o.chips[0]?.available, false);
+    assert.equal(o.available, 0);
+    // Admitted to the pool (admission checks the sender), refused by the block that would include it.
+    const stx = await buildTransaction(client, renter.seed, [openLeaseAction(offerId, 2, { chipId })]);
+    await client.sendRawTransaction(encodeSigned(stx));
+    const refused = await client.waitForTransaction(signedHash(stx), 15_000);
+    assert.equal(refused.status, 'rejected', JSON.stringify(refused));
+    assert.ok(refused.status === 'rejected');
+    assert.equal(refused.code, 'CHIP_UNAVAILABLE');
+    assert.match(refused.reason, /has not answered a challenge since its registration/);
+    await proveOnline(chip, provider.seed);
+    const proven = await client.getOffer(offerId);
+    assert.equal(proven.chips[0]?.available, true);
+    assert.equal(proven.available, 1);
     assert.deepEqual(await client.getOffers({ provider: encodeAddress(renter.address) }), []);
   });
 
@@ -183,6 +232,7 @@ describe('market RPC', () => {
         },
       },
     ]);
+    await proveOnline(chip2, provider2.seed);
     const created = (
       await send(provider2.seed, [
         createOfferAction({

@@ -826,7 +826,7 @@ export interface OfferChipJson {
   /** Rated power (dense FP16 TFLOPS × 1000). */
   power: string;
   online: boolean;
-  /** Free to rent now (no running lease, active, online). */
+  /** Free to rent now (no running lease, active, online, answered a challenge since its registration). */
   available: boolean;
   /** The running lease of the chip, if any. */
   leaseId: string | null;

@@ -28,8 +28,8 @@ import { taggedHash } from '../crypto/hash.js';
 import { type Codec, decode, encode, list, struct, u32, u64, u128 } from '../encoding/codec.js';
 import { address as addressCodec, publicKey as publicKeyCodec } from '../encoding/primitives.js';
 import { ValidationError } from '../errors.js';
-import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
-import { type ChallengeLookup, challengeLookup, epochOf, isOnline } from '../poci/liveness.js';
+import { effectiveStatus, getChip } from '../poci/chips.js';
+import { type ChallengeLookup, challengeLookup, epochOf, isProvenOnline } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
 import { getBond } from '../rewards/bonds.js';
 import { StateSpace } from '../state/accounts.js';
@@ -444,12 +444,10 @@ export function indexChipEvents<E extends { type: string }>(
 }
 
 /**
- * Rated power of `owner`'s active chips that are online at `height` (docs/poci.md) and have answered
- * at least one challenge of their current registration. A chip that never answered is "online" to
- * the liveness rule only because it has not yet missed K challenges (about K / S of an epoch): without
- * the answer it would lend its owner voting weight, unproven, for that long after every
- * registration. With `epoch`, chips that a tombstone bars from backing a validator in that epoch
- * count nothing.
+ * Rated power of `owner`'s active chips that are proven online at `height` (isProvenOnline,
+ * docs/poci.md): online by the miss rule and answered at least one challenge of their current
+ * registration, so a fresh registration lends its owner no weight before it has shown it exists.
+ * With `epoch`, chips that a tombstone bars from backing a validator in that epoch count nothing.
  */
 export function onlinePowerOf(
   state: StateReader,
@@ -466,17 +464,9 @@ export function onlinePowerOf(
     if (!chip || !equalBytes(chip.owner, owner)) continue;
     if (effectiveStatus(state, chip).status !== 'active') continue;
     if (epoch !== null && tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
-    if (hasProvenOnline(chip) && isOnline(chip, height, p, challengesOf)) power += chip.power;
+    if (isProvenOnline(chip, height, p, challengesOf)) power += chip.power;
   }
   return power;
-}
-
-/**
- * Whether the chip has answered a challenge since it was (last) registered: registration resets
- * lastAnsweredAt to 0, and an accepted answer sets it to its block height (≥ 1).
- */
-export function hasProvenOnline(chip: Chip): boolean {
-  return chip.lastAnsweredAt > 0n;
 }
 
 /** What `bonded` backs: the most chip power it may count for (PROTOCOL.md §6). */

@@ -70,7 +70,7 @@ export interface CloseOfferAction {
 export interface OpenLeaseAction {
   type: 'openLease';
   offerId: Uint8Array;
-  /** The chip to rent; none = the offer's first chip that is free and online. */
+  /** The chip to rent; none = the offer's first chip that is free and proven online. */
   chipId: Uint8Array | null;
   hours: number;
   /** Escrow to deposit; 0 = price × hours. */

@@ -9,7 +9,7 @@ import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
-import { challengeLookup, epochOf, epochStart, isOnline } from '../poci/liveness.js';
+import { challengeLookup, epochOf, epochStart, hasProvenOnline, isOnline } from '../poci/liveness.js';
 import { getPociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
@@ -317,6 +317,13 @@ export function applyOpenLease(
       if (old.status !== LeaseStatus.closed)
         freed.push(...settleAndMaybeClose(state, old, ctx, p, challengesOf));
     }
+    // Only a chip that is proven online (isProvenOnline, the rule voting power and lease payment use)
+    // is rented. A renter who opens a lease expects a chip that has shown it exists: one that has
+    // never answered a challenge since its registration may be nothing beyond its evidence, and its
+    // escrow would sit locked (refunded period by period) on a chip that may never serve.
+    if (!hasProvenOnline(chip)) {
+      return 'has not answered a challenge since its registration yet (it can be rented once it has)';
+    }
     if (!isOnline(chip, ctx.height, p, challengesOf)) return 'is offline';
     return null;
   };
@@ -330,7 +337,12 @@ export function applyOpenLease(
     chipId = action.chipId;
   } else {
     const free = offer.chipIds.find((c) => usable(c) === null);
-    if (!free) throw new ValidationError('CHIP_UNAVAILABLE', 'no chip of this offer is free and online');
+    if (!free) {
+      throw new ValidationError(
+        'CHIP_UNAVAILABLE',
+        'no chip of this offer is free and proven online (answered a challenge since its registration, not offline)',
+      );
+    }
     chipId = free;
   }
   const full = offer.pricePerHour * BigInt(action.hours);

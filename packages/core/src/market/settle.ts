@@ -1,11 +1,12 @@
 /**
  * Lease accounting (PROTOCOL.md §8). Cost accrues by block time; the renter pays only the share of
- * it that matches the chip's answered challenge slots, and gets the rest back. Every movement is
+ * it that matches the chip's answered challenge slots (and nothing for a period without a decided
+ * slot unless the chip is proven online), and gets the rest back. Every movement is
  * exact integer arithmetic, and for every lease deposited = paid + refunded + remaining.
  */
 import { equalBytes } from '../bytes.js';
 import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
-import { answeredIn, type ChallengeLookup, chipClass, epochOf, isOnline } from '../poci/liveness.js';
+import { answeredIn, type ChallengeLookup, chipClass, epochOf, isProvenOnline } from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
@@ -118,16 +119,17 @@ export function leaseOver(lease: Lease, time: bigint): boolean {
 /**
  * Splits the cost of a period by the chip's slot outcomes in it: paid = cost × answered/(answered +
  * missed), floored; the renter gets the rest. A period without a decided slot is paid in full when
- * the chip is online and refunded in full when it is not.
+ * the chip is proven online (poci/liveness.ts isProvenOnline: answered a challenge since its
+ * registration and not offline by the miss rule) and refunded in full when it is not.
  */
 export function slaSplit(
   cost: bigint,
   answered: number,
   missed: number,
-  online: boolean,
+  provenOnline: boolean,
 ): { paid: bigint; refunded: bigint } {
   const total = answered + missed;
-  const paid = total === 0 ? (online ? cost : 0n) : (cost * BigInt(answered)) / BigInt(total);
+  const paid = total === 0 ? (provenOnline ? cost : 0n) : (cost * BigInt(answered)) / BigInt(total);
   return { paid, refunded: cost - paid };
 }
 
@@ -201,10 +203,13 @@ export function settleLease(
     ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, decided, p, challengesOf));
     lease.slotCursor = decided;
   }
-  // Liveness of the chip matters only for a period without a decided slot (it costs hashing).
-  const online =
-    answered + missed === 0 && ok && chip !== null && isOnline(chip, ctx.height, p, challengesOf);
-  const { paid, refunded } = slaSplit(cost, answered, missed, online);
+  // Liveness of the chip matters only for a period without a decided slot (it costs hashing). Such a
+  // period is paid only while the chip is proven online, the rule voting power uses: by the miss
+  // rule alone a chip that has never answered (a fresh registration) would be paid for up to K
+  // challenges' worth of time it never showed it was there.
+  const provenOnline =
+    answered + missed === 0 && ok && chip !== null && isProvenOnline(chip, ctx.height, p, challengesOf);
+  const { paid, refunded } = slaSplit(cost, answered, missed, provenOnline);
 
   lease.accrued += cost;
   lease.remaining -= cost;

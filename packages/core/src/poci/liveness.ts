@@ -283,6 +283,29 @@ export function markAnswered(chip: Chip, epoch: bigint, slot: number): void {
   else if (epoch === chip.epoch - 1n) chip.prevAnswered = (chip.prevAnswered | bit) >>> 0;
 }
 
+/**
+ * Whether the chip has answered a challenge since it was (last) registered: registration resets
+ * lastAnsweredAt to 0, and an accepted answer sets it to its block height (≥ 1).
+ */
+export function hasProvenOnline(chip: Chip): boolean {
+  return chip.lastAnsweredAt > 0n;
+}
+
+/**
+ * Proven online (docs/poci.md): the chip has answered a challenge of its current registration and
+ * is online by the miss rule below. The one test that lets a chip count, for voting power and for
+ * lease payment alike: by the miss rule alone a fresh registration is "online" until it has missed
+ * K challenges (about K / S of an epoch) without ever showing that it exists beyond its evidence.
+ */
+export function isProvenOnline(
+  chip: Chip,
+  height: bigint,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+): boolean {
+  return hasProvenOnline(chip) && isOnline(chip, height, p, challengesOf);
+}
+
 /** Online unless its last K challenges (whose windows closed) all went unanswered. */
 export function isOnline(chip: Chip, height: bigint, p: PociParams, challengesOf: ChallengeLookup): boolean {
   return consecutiveMisses(chip, height, p, challengesOf) < p.offlineAfterMisses;
