@@ -88,6 +88,11 @@ test('every answer has the shape the schema declares (strict: no undeclared fiel
     unc_getLease: [unknownId],
     unc_getLeases: { renter: address },
     unc_getProviderRecord: [address],
+    unc_getAccountTransactions: { address, limit: 5 },
+    unc_getLeaseEvents: [unknownId],
+    unc_listChips: { limit: 3 },
+    unc_getNetworkStats: [],
+    unc_getNetworkHistory: [null, 2],
   };
   // A transaction already included is refused (a protocol error, not a params error).
   const notFound = new Set<string>(['unc_getChip', 'unc_getOffer', 'unc_getLease', 'unc_sendTransaction']);
@@ -132,6 +137,7 @@ test('the node serves exactly the schema: rpc.discover lists every method with i
 });
 
 test('bad params: -32602 naming the parameter (message and error.data.field)', async () => {
+  const ADDR = encodeAddress(devValidator().address);
   const cases: [string, unknown, string, RegExp][] = [
     ['unc_getBlocks', ['x'], 'from', /parameter "from" must be a non-negative integer/],
     ['unc_getBlocks', [1, 0], 'count', /parameter "count" must be an integer 1…100/],
@@ -151,12 +157,30 @@ test('bad params: -32602 naming the parameter (message and error.data.field)', a
     ['unc_getRewards', ['bob'], 'target', /chip id \(64 hex digits\) or an owner address/],
     ['unc_getOffers', { provider: 7 }, 'provider', /"provider" must be an address string/],
     ['unc_getEpoch', [-1], 'epoch', /non-negative integer/],
+    // The index methods, checked by the schema like the rest (they once checked their own params,
+    // ignored unknown names and said nothing of the field).
+    ['unc_getAccountTransactions', { address: 'unc1nope' }, 'address', /parameter "address"/],
+    ['unc_getAccountTransactions', {}, 'address', /parameter "address" is required/],
+    ['unc_getAccountTransactions', { address: ADDR, limit: 101 }, 'limit', /integer 1…100/],
+    ['unc_getAccountTransactions', { address: ADDR, cursor: 'x' }, 'cursor', /nextCursor/],
+    ['unc_getAccountTransactions', { address: ADDR, cursor: `${'9'.repeat(19)}:0` }, 'cursor', /nextCursor/],
+    ['unc_getAccountTransactions', { address: ADDR, heartbeats: 'no' }, 'heartbeats', /true or false/],
+    ['unc_getAccountTransactions', { address: ADDR, limt: 5 }, 'limt', /unknown parameter "limt"/],
+    ['unc_listChips', { cursor: 'ZZ' }, 'cursor', /nextCursor of a previous page \(a chip id\)/],
+    ['unc_listChips', { limit: 201 }, 'limit', /integer 1…200/],
+    ['unc_listChips', { owner: 5 }, 'owner', /must be an address string/],
+    ['unc_getLeaseEvents', { leaseId: 'ab' }, 'leaseId', /64 hex digits/],
+    ['unc_getLeaseEvents', ['ab'.repeat(32), '1:2'], 'cursor', /height:txIndex:eventIndex/],
+    ['unc_getLeaseEvents', ['ab'.repeat(32), null, 0], 'limit', /integer 1…500/],
+    ['unc_getNetworkHistory', { cursor: -1 }, 'cursor', /nextCursor of a previous page \(an epoch\)/],
+    ['unc_getNetworkHistory', { limit: 1001 }, 'limit', /integer 1…1000/],
+    ['unc_getNetworkStats', [1], '', /at most 0 parameter/],
   ];
   for (const [method, params, field, message] of cases) {
     const { error } = await rawCall(method, params);
     assert.equal(error?.code, -32602, `${method} ${JSON.stringify(params)}`);
     assert.match(error!.message, message);
-    assert.equal(error!.data?.field, field, `${method}: ${error!.message}`);
+    assert.equal(error!.data?.field, field || undefined, `${method}: ${error!.message}`);
   }
   const surplus = await rawCall('unc_status', [1]);
   assert.equal(surplus.error?.code, -32602);
