@@ -35,7 +35,27 @@ export type {
   ValidatorSetJson,
   VendorJson,
 } from '@unc/sdk';
-export { NodeUnreachableError, RpcClientError, type Subscription, UncClient } from '@unc/sdk';
+export {
+  type NetworkHistory,
+  type NetworkStats,
+  NodeUnreachableError,
+  RpcClientError,
+  type Subscription,
+  UncClient,
+} from '@unc/sdk';
+/** Renting from the browser: signers (a keystore file, a dev key), pre-flights, the lease action. */
+export {
+  checkFunds,
+  checkLeaseTerms,
+  devSigner,
+  encodeSigned,
+  keystoreSigner,
+  openLeaseAction,
+  prepareTransaction,
+  type Signer,
+  signedHash,
+  signerAddress,
+} from '@unc/sdk';
 
 /** The chain parameters (`unc_getParams`). */
 export interface ParamsJson {
