@@ -35,14 +35,6 @@ export type {
   ValidatorSetJson,
   VendorJson,
 } from '@unc/sdk';
-export {
-  type NetworkHistory,
-  type NetworkStats,
-  NodeUnreachableError,
-  RpcClientError,
-  type Subscription,
-  UncClient,
-} from '@unc/sdk';
 /** Renting from the browser: signers (a keystore file, a dev key), pre-flights, the lease action. */
 export {
   checkFunds,
@@ -50,11 +42,17 @@ export {
   devSigner,
   encodeSigned,
   keystoreSigner,
+  type NetworkHistory,
+  type NetworkStats,
+  NodeUnreachableError,
   openLeaseAction,
   prepareTransaction,
+  RpcClientError,
   type Signer,
+  type Subscription,
   signedHash,
   signerAddress,
+  UncClient,
 } from '@unc/sdk';
 
 /** The chain parameters (`unc_getParams`). */

@@ -145,11 +145,7 @@ export function indexMethods(
     },
 
     /** A lease's log, newest first: the receipts of its jobs, its settlements, disputes, closing. */
-    unc_getLeaseEvents: async ({
-      leaseId,
-      cursor,
-      limit: asked,
-    }): Promise<LeaseEventsPage> => {
+    unc_getLeaseEvents: async ({ leaseId, cursor, limit: asked }): Promise<LeaseEventsPage> => {
       const limit = asked ?? LEASE_EVENTS_PAGE.default;
       const before = cursor ?? null;
       const rows = await chain.db.leaseEvents(leaseId, limit + 1, before);

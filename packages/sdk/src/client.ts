@@ -283,7 +283,11 @@ export class UncClient {
   }
   /** A lease's log, newest first: receipts, settlements, disputes, closing (`limit` 1…500). */
   getLeaseEvents(leaseId: string, opts: PageOptions = {}): Promise<LeaseEvents> {
-    return this.read('unc_getLeaseEvents', { leaseId, cursor: opts.cursor ?? null, limit: opts.limit ?? null });
+    return this.read('unc_getLeaseEvents', {
+      leaseId,
+      cursor: opts.cursor ?? null,
+      limit: opts.limit ?? null,
+    });
   }
   /** The network's figures as of the head, over every chip; power is bigint (TFLOPS × 1000). */
   getNetworkStats(): Promise<NetworkStats> {

@@ -11,12 +11,12 @@ import {
   encodeAddress,
   mnemonicFromEntropy,
   mnemonicToSeed,
-  sha256,
-  uncDerivationPath,
-  utf8,
   type SignedTransaction,
+  sha256,
   signTransaction,
   type Transaction,
+  uncDerivationPath,
+  utf8,
 } from '@unc/core';
 
 export interface Signer {

@@ -22,8 +22,8 @@ import {
   UncError,
 } from '@unc/core';
 import type { UncClient } from './client.js';
-import type { OfferJson } from './views.js';
 import { type Signer, seedSigner } from './signer.js';
+import type { OfferJson } from './views.js';
 
 export interface BuildOptions {
   /** Defaults to the sender's next nonce as the node reports it. */
@@ -170,7 +170,10 @@ export function checkLeaseTerms(
     throw new UncError('OFFER_CLOSED', `offer ${o.id} is ${o.status}: it takes no new leases`);
   const shortest = Math.max(1, o.minHours);
   if (!Number.isSafeInteger(hours) || hours < shortest || hours > o.maxHours)
-    throw new UncError('BAD_DURATION', `offer ${o.id} rents for ${shortest}…${o.maxHours} hours, not ${hours}`);
+    throw new UncError(
+      'BAD_DURATION',
+      `offer ${o.id} rents for ${shortest}…${o.maxHours} hours, not ${hours}`,
+    );
   if (chipId !== undefined && !o.chips.some((c) => c.chipId === chipId))
     throw new UncError('CHIP_NOT_OFFERED', `chip ${chipId} is not in offer ${o.id}`);
   const price = BigInt(o.price);

@@ -27,7 +27,7 @@ import { LeaseLink, OfferLink } from './market';
 import { AddrLink, Amount, Card, KV, Row, TxLink } from './ui';
 
 /** Dev accounts `unc dev` funds (packages/node/src/dev.ts, DEV_ACCOUNT_COUNT). */
-const DEV_ACCOUNTS = 10;
+const DEV_KEYS = Array.from({ length: 10 }, (_, i) => `dev${i}`);
 
 type Transaction = Awaited<ReturnType<typeof prepareTransaction>>;
 
@@ -85,7 +85,8 @@ async function check(
   const offer = await client.getOffer(offerId);
   const escrow = checkLeaseTerms(offer, hours, chipId, undefined);
   const renter = signerAddress(signer);
-  if (renter === offer.provider) throw new Error('This key is the offer’s provider: a provider cannot rent its own chips.');
+  if (renter === offer.provider)
+    throw new Error('This key is the offer’s provider: a provider cannot rent its own chips.');
   const tx = await prepareTransaction(client, signer.publicKey, [
     openLeaseAction(offer.id, hours, chipId ? { chipId } : {}),
   ]);
@@ -208,7 +209,9 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
           {source === 'keystore' ? (
             <>
               <label>
-                <span>Keystore file {keystoreName ? <span className="muted">({keystoreName})</span> : null}</span>
+                <span>
+                  Keystore file {keystoreName ? <span className="muted">({keystoreName})</span> : null}
+                </span>
                 <input
                   type="file"
                   accept=".json,application/json"
@@ -240,9 +243,9 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
                 disabled={busy}
                 onChange={(e) => setDevIndex(Number(e.target.value))}
               >
-                {Array.from({ length: DEV_ACCOUNTS }, (_, i) => (
-                  <option key={i} value={i}>
-                    dev{i}
+                {DEV_KEYS.map((name, i) => (
+                  <option key={name} value={i}>
+                    {name}
                   </option>
                 ))}
               </select>
@@ -312,7 +315,9 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
               <span data-testid="rent-fee">{formatUncExact(phase.review.tx.fee)} UNC</span>
             </Row>
             <Row label="Total">
-              <span data-testid="rent-total">{formatUncExact(phase.review.escrow + phase.review.tx.fee)} UNC</span>
+              <span data-testid="rent-total">
+                {formatUncExact(phase.review.escrow + phase.review.tx.fee)} UNC
+              </span>
               <span className="muted">
                 {' '}
                 of {formatUncExact(phase.review.balance)} UNC held; leaves{' '}

@@ -49,11 +49,7 @@ export function useRegistries(): Registries {
 
 /** The node's figures over every chip (a chip list stops at 1,000), re-read with the chips. */
 export function useNetworkStats(): RpcState<NetworkStats> {
-  return useRpc<NetworkStats>(
-    'network-stats',
-    (c) => c.getNetworkStats(),
-    {
-      refreshMs: CHIPS_REFRESH_MS,
-    },
-  );
+  return useRpc<NetworkStats>('network-stats', (c) => c.getNetworkStats(), {
+    refreshMs: CHIPS_REFRESH_MS,
+  });
 }

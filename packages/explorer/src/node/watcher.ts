@@ -393,9 +393,7 @@ export class NodeWatcher {
       const [stats, epoch, history] = await Promise.all([
         this.client.getNetworkStats(),
         this.client.call<EpochJson>('unc_getEpoch', []),
-        first
-          ? this.client.getNetworkHistory({ limit: HISTORY_EPOCHS })
-          : Promise.resolve(null),
+        first ? this.client.getNetworkHistory({ limit: HISTORY_EPOCHS }) : Promise.resolve(null),
       ]);
       this.sampleMs = Date.now() - this.lastSample;
       if (this.stopped || gen !== this.generation) return;

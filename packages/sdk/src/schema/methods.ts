@@ -10,6 +10,13 @@
 import * as v from 'valibot';
 import type { TxInclusion } from '../client.js';
 import type {
+  AccountTransactionsPage,
+  ChipsPage,
+  LeaseEventsPage,
+  NetworkHistoryPage,
+  NetworkStatsJson,
+} from '../index-views.js';
+import type {
   AccountJson,
   BlockJson,
   ChainParamsJson,
@@ -33,13 +40,6 @@ import type {
   ValidatorSetJson,
   VendorJson,
 } from '../views.js';
-import type {
-  AccountTransactionsPage,
-  ChipsPage,
-  LeaseEventsPage,
-  NetworkHistoryPage,
-  NetworkStatsJson,
-} from '../index-views.js';
 import * as R from './results.js';
 import { HexString, Tagged } from './shapes.js';
 import {
@@ -308,7 +308,11 @@ export const rpcMethods = {
     group: 'indexes',
     summary:
       "A lease's log, newest first: its job receipts, settlements, disputes and closing (`limit` 1…500, default 50).",
-    params: { leaseId: Hash32, cursor: optional(LeaseEventCursor), limit: pageLimit(INDEX_PAGES.leaseEvents) },
+    params: {
+      leaseId: Hash32,
+      cursor: optional(LeaseEventCursor),
+      limit: pageLimit(INDEX_PAGES.leaseEvents),
+    },
     result: returns<LeaseEventsPage>()(R.LeaseEventsResult),
   }),
   unc_listChips: method({
