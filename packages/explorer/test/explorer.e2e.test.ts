@@ -768,7 +768,7 @@ describe('explorer in a real browser', { skip }, () => {
       price: string;
       minHours: number;
       available: number;
-      chips: { chipId: string }[];
+      chips: { chipId: string; available: boolean }[];
     }
     let offers = await rpc<RentOffer[]>(dev.url, 'unc_getOffers', []);
     // A chip no open offer holds (not the swtpm one, which a later test kills): dev9 offers it.
@@ -815,6 +815,10 @@ describe('explorer in a real browser', { skip }, () => {
       );
     }
     const offer = offers.find((o) => o.available > 0)!;
+    // A free software chip, named in the form (the swtpm chip is killed by a later test).
+    const softChip = offer.chips.find(
+      (c) => c.available && chips.find((x) => x.chipId === c.chipId)?.profile !== 'tpm2',
+    )?.chipId;
 
     // The renter's key, as `unc keys export` would write it: dev3's seed in a keystore file.
     const core = await import('@unc/core');
@@ -882,6 +886,7 @@ describe('explorer in a real browser', { skip }, () => {
       // The confirmation: chain id, the deposit (price × hours) and the fee, exactly, in UNC.
       const hours = Math.max(1, offer.minHours);
       await page.getByTestId('rent-hours').fill(String(hours));
+      if (softChip) await page.getByTestId('rent-chip').selectOption(softChip);
       await page.getByTestId('rent-password').fill(password);
       await page.getByTestId('rent-review').click();
       await page.getByTestId('rent-confirm').waitFor({ timeout: 60_000 });

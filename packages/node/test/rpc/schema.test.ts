@@ -236,4 +236,19 @@ test('attack: the [named] spelling costs what the positional one does (no cheap 
   for (const params of [[0, 100], { from: 0, count: 100 }, [{ from: 0, count: 100 }]])
     assert.equal(RPC_COSTS.unc_getBlocks!(params), 100);
   assert.equal(RPC_COSTS.unc_getChipEvents!([{ chipId: 'ab', limit: 1000 }]), 100);
+  // The index methods price their page by `limit`, read at its place in the schema's order.
+  const pages: [RpcMethodName, number, number][] = [
+    ['unc_getAccountTransactions', 100, 20],
+    ['unc_listChips', 200, 100],
+    ['unc_getLeaseEvents', 500, 50],
+    ['unc_getNetworkHistory', 1000, 10],
+  ];
+  for (const [method, limit, cost] of pages) {
+    const names = Object.keys(rpcMethods[method].params);
+    const positional = names.map((n) => (n === 'limit' ? limit : null));
+    for (const params of [positional, { limit }, [{ limit }]])
+      assert.equal(RPC_COSTS[method]!(params), cost, `${method} ${JSON.stringify(params)}`);
+    // A limit past the page's maximum is refused by the schema, and never priced above the maximum.
+    assert.equal(RPC_COSTS[method]!({ limit: 1e9 }), cost, method);
+  }
 });
