@@ -10,6 +10,7 @@ import { encryptKeystore } from '@unc/core';
 import {
   type AccountJson,
   buildTransaction,
+  devSigner,
   encodeSigned,
   feeFor,
   type HeaderJson,
@@ -19,6 +20,7 @@ import {
   MalformedAnswerError,
   NotFoundError,
   ProofError,
+  prepareTransaction,
   seedSigner,
   signedHash,
   signerAddress,
@@ -99,6 +101,17 @@ test('read(): answers as domain values (amounts bigint), checked against the sch
   assert.equal(typeof supply.maxSupply, 'bigint');
   assert.ok(supply.circulating <= supply.maxSupply);
   assert.equal(await client.balance(address), (await client.account(address)).balance);
+});
+
+test("devSigner(i) signs for the dev chain's funded account i; prepareTransaction is what buildTransaction signs", async () => {
+  for (const i of [0, 3]) assert.equal(signerAddress(devSigner(i)), devAccount(i).address);
+  const signer = devSigner(2);
+  const actions = [transferAction(devAccount(0).address, 1n)];
+  const tx = await prepareTransaction(client, signer.publicKey, actions);
+  const stx = await buildTransaction(client, signer, actions, { nonce: tx.nonce });
+  assert.equal(stx.tx.fee, tx.fee);
+  assert.equal(stx.tx.chainId, tx.chainId);
+  assert.ok(tx.fee > 0n);
 });
 
 test('index methods: domain answers (power and fees bigint), pages by cursor', async () => {
