@@ -1,7 +1,8 @@
 /**
  * The node's index methods (docs/rpc.md, "Indexes"): an account's transactions, chips by cursor,
  * and network figures over every chip, now and at each epoch start. Every list is one bounded
- * page with a cursor to the next, so no request reads more than its page.
+ * page with a cursor to the next, so no request reads more than its page. Their parameters are in
+ * the RPC schema (@unc/sdk/schema: limits, cursors, addresses), checked before a handler runs.
  */
 import {
   type Block,
