@@ -6,6 +6,7 @@
 import { type Action, formatUnc, fromHex, UncError } from '@unc/core';
 import {
   buildTransaction,
+  checkFunds,
   encodeSigned,
   feeFor,
   signedHash,
@@ -84,16 +85,8 @@ export function confirmationLines(p: {
   ];
 }
 
-/** Pre-flight: the balance must cover what leaves it, or nothing is signed. */
-export function checkBalance(p: { from: string; balance: bigint; spend: bigint; fee: bigint }): void {
-  const need = p.spend + p.fee;
-  if (p.balance < need) {
-    throw new UncError(
-      'INSUFFICIENT_FUNDS',
-      `${p.from} holds ${unc(p.balance)} but this needs ${unc(need)} (${p.spend > 0n ? `${unc(p.spend)} + ` : ''}fee ${unc(p.fee)}); nothing was signed`,
-    );
-  }
-}
+/** The balance pre-flight: the sdk's (shared with the explorer's rent form). */
+export const checkBalance = checkFunds;
 
 /** The explorer served by this node, if it serves one (`unc dev` does when the explorer is built). */
 export async function explorerBase(ctx: Context): Promise<string | null> {

@@ -14,7 +14,8 @@ export function fetchAccountPage(
   address: string,
   opts: { cursor?: string | null; heartbeats: boolean; limit?: number },
 ): Promise<AccountTransactionsPage> {
-  return client.call<AccountTransactionsPage>('unc_getAccountTransactions', {
+  // The wire (JSON) form, typed by the schema: the rows render with the tables' TxJson components.
+  return client.call('unc_getAccountTransactions', {
     address,
     limit: opts.limit ?? ACCOUNT_PAGE_SIZE,
     heartbeats: opts.heartbeats,

@@ -35,7 +35,25 @@ export type {
   ValidatorSetJson,
   VendorJson,
 } from '@unc/sdk';
-export { NodeUnreachableError, RpcClientError, type Subscription, UncClient } from '@unc/sdk';
+/** Renting from the browser: signers (a keystore file, a dev key), pre-flights, the lease action. */
+export {
+  checkFunds,
+  checkLeaseTerms,
+  devSigner,
+  encodeSigned,
+  keystoreSigner,
+  type NetworkHistory,
+  type NetworkStats,
+  NodeUnreachableError,
+  openLeaseAction,
+  prepareTransaction,
+  RpcClientError,
+  type Signer,
+  type Subscription,
+  signedHash,
+  signerAddress,
+  UncClient,
+} from '@unc/sdk';
 
 /** The chain parameters (`unc_getParams`). */
 export interface ParamsJson {

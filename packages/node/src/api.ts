@@ -161,10 +161,9 @@ export function createApi(node: UncNode): RpcServerModules {
 
   return {
     methods: {
-      // The index methods are not in the schema yet: they check their own params (index-api.ts).
-      ...indexMethods(node, chipJson),
       ...bindMethods({
         ...marketMethods(node),
+        ...indexMethods(node, chipJson),
         unc_status: () => status(),
         unc_getGenesis: () => genesisToJson(chain.genesis),
 

@@ -1,14 +1,14 @@
 /**
  * The node's index methods (docs/rpc.md, "Indexes"): an account's transactions, chips by cursor,
  * and network figures over every chip, now and at each epoch start. Every list is one bounded
- * page with a cursor to the next, so no request reads more than its page.
+ * page with a cursor to the next, so no request reads more than its page. Their parameters are in
+ * the RPC schema (@unc/sdk/schema: limits, cursors, addresses), checked before a handler runs.
  */
 import {
   type Block,
   type Chip,
   chipsOfOwner,
   decode,
-  decodeAddress,
   encodeAddress,
   envelopeFromBytes,
   fromHex,
@@ -28,80 +28,24 @@ import {
   type NetworkStatsJson,
   txToJson,
 } from '@unc/sdk';
+import { INDEX_PAGES } from '@unc/sdk/schema';
 import { networkStatsAt, stateAfter } from './indexes.js';
 import type { UncNode } from './node.js';
-import { type RpcCost, RpcError, type RpcServerModules } from './rpc/server.js';
+import type { RpcCost } from './rpc/server.js';
+import type { RpcImplementation } from './rpc/typed.js';
 import { AccountTxView } from './storage/db.js';
 
-export const ACCOUNT_TXS_PAGE = { default: 25, max: 100 };
-export const CHIPS_PAGE = { default: 100, max: 200 };
-export const HISTORY_PAGE = { default: 100, max: 1000 };
-export const LEASE_EVENTS_PAGE = { default: 50, max: 500 };
+export const ACCOUNT_TXS_PAGE = INDEX_PAGES.accountTransactions;
+export const CHIPS_PAGE = INDEX_PAGES.chips;
+export const HISTORY_PAGE = INDEX_PAGES.networkHistory;
+export const LEASE_EVENTS_PAGE = INDEX_PAGES.leaseEvents;
 
-/** Parameters by name, given as an object, as positional values, or as one object in an array. */
-function named(params: unknown, names: string[]): Record<string, unknown> {
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (Array.isArray(params)) {
-    if (params.length === 1 && isObject(params[0])) return params[0];
-    return Object.fromEntries(names.map((n, i) => [n, params[i]]));
-  }
-  return isObject(params) ? params : {};
-}
-
-function limitParam(v: unknown, page: { default: number; max: number }): number {
-  if (v === undefined || v === null) return page.default;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > page.max)
-    throw new RpcError(-32602, `parameter "limit" must be an integer 1…${page.max}`);
-  return v;
-}
-
-function addressParam(v: unknown, name: string): Uint8Array {
-  if (typeof v !== 'string') throw new RpcError(-32602, `parameter "${name}" must be an address string`);
-  try {
-    return decodeAddress(v);
-  } catch (err) {
-    throw new RpcError(-32602, `parameter "${name}": ${(err as Error).message}`);
-  }
-}
-
-/** An account cursor is "height:index" of the last transaction of the previous page. */
-function txCursorParam(v: unknown): { height: bigint; index: number } | null {
-  if (v === undefined || v === null) return null;
-  const m = typeof v === 'string' ? /^(\d{1,19}):(\d{1,10})$/.exec(v) : null;
-  const height = m ? BigInt(m[1]!) : -1n;
-  const index = m ? Number(m[2]) : -1;
-  if (!m || height >= 2n ** 64n || index > 0xffff_ffff)
-    throw new RpcError(
-      -32602,
-      'parameter "cursor" must be the nextCursor of a previous page ("height:index")',
-    );
-  return { height, index };
-}
-
-/** A lease-log cursor is "height:txIndex:eventIndex" of the last event of the previous page. */
-function leaseCursorParam(v: unknown): { height: bigint; txIndex: number; eventIndex: number } | null {
-  if (v === undefined || v === null) return null;
-  const m = typeof v === 'string' ? /^(\d{1,19}):(\d{1,10}):(\d{1,5})$/.exec(v) : null;
-  if (!m || BigInt(m[1]!) >= 2n ** 64n || Number(m[2]) > 0xffff_ffff || Number(m[3]) > 0xffff)
-    throw new RpcError(-32602, 'parameter "cursor" must be the nextCursor of a previous page');
-  return { height: BigInt(m[1]!), txIndex: Number(m[2]), eventIndex: Number(m[3]) };
-}
-
-/** A chip cursor is the id (64 hex digits) of the last chip of the previous page. */
-function chipCursorParam(v: unknown): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v))
-    throw new RpcError(-32602, 'parameter "cursor" must be the nextCursor of a previous page (a chip id)');
-  return v;
-}
-
-function epochCursorParam(v: unknown): bigint | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || !/^\d{1,19}$/.test(v) || BigInt(v) >= 2n ** 64n)
-    throw new RpcError(-32602, 'parameter "cursor" must be the nextCursor of a previous page (an epoch)');
-  return BigInt(v);
-}
+export type IndexMethodName =
+  | 'unc_getAccountTransactions'
+  | 'unc_listChips'
+  | 'unc_getLeaseEvents'
+  | 'unc_getNetworkStats'
+  | 'unc_getNetworkHistory';
 
 /** The first index in sorted `ids` greater than `after` (binary search). */
 function firstAfter(ids: readonly string[], after: string): number {
@@ -119,7 +63,10 @@ function firstAfter(ids: readonly string[], after: string): number {
  * `chipJson`: api.ts's rendering of a chip (its slots and liveness as of the head), shared so that a
  * chip reads the same from unc_getChip and from a page.
  */
-export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson): RpcServerModules['methods'] {
+export function indexMethods(
+  node: UncNode,
+  chipJson: (chip: Chip) => ChipJson,
+): Pick<RpcImplementation, IndexMethodName> {
   const { chain } = node;
 
   /** The head's figures, computed once per block: one pass over every chip. */
@@ -145,14 +92,15 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
 
   return {
     /** The transactions that touched an account (sent, received, or named in its events), newest first. */
-    unc_getAccountTransactions: async (params): Promise<AccountTransactionsPage> => {
-      const p = named(params, ['address', 'cursor', 'limit', 'heartbeats']);
-      const address = addressParam(p.address, 'address');
-      const before = txCursorParam(p.cursor);
-      const limit = limitParam(p.limit, ACCOUNT_TXS_PAGE);
-      if (p.heartbeats !== undefined && p.heartbeats !== null && typeof p.heartbeats !== 'boolean')
-        throw new RpcError(-32602, 'parameter "heartbeats" must be a boolean');
-      const view = p.heartbeats === false ? AccountTxView.withoutHeartbeats : AccountTxView.all;
+    unc_getAccountTransactions: async ({
+      address,
+      cursor,
+      limit: asked,
+      heartbeats,
+    }): Promise<AccountTransactionsPage> => {
+      const limit = asked ?? ACCOUNT_TXS_PAGE.default;
+      const before = cursor ?? null;
+      const view = heartbeats === false ? AccountTxView.withoutHeartbeats : AccountTxView.all;
       // One more than asked says whether there is a next page without a second read.
       const rows = await chain.db.accountTxs(address, view, limit + 1, before);
       const page = rows.slice(0, limit);
@@ -183,11 +131,9 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
     },
 
     /** Every chip (or an owner's), by id, one page at a time: unc_getChips stops at 1,000. */
-    unc_listChips: (params): ChipsPage => {
-      const p = named(params, ['owner', 'cursor', 'limit']);
-      const owner = p.owner === undefined || p.owner === null ? null : addressParam(p.owner, 'owner');
-      const after = chipCursorParam(p.cursor);
-      const limit = limitParam(p.limit, CHIPS_PAGE);
+    unc_listChips: ({ owner, cursor, limit: asked }): ChipsPage => {
+      const limit = asked ?? CHIPS_PAGE.default;
+      const after = cursor ?? null;
       const ids = owner ? chipsOfOwner(chain.state, owner).map(toHex).sort() : allChipIds();
       const start = after === null ? 0 : firstAfter(ids, after);
       const chips: ChipJson[] = [];
@@ -200,18 +146,14 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
     },
 
     /** A lease's log, newest first: the receipts of its jobs, its settlements, disputes, closing. */
-    unc_getLeaseEvents: async (params): Promise<LeaseEventsPage> => {
-      const p = named(params, ['leaseId', 'cursor', 'limit']);
-      if (typeof p.leaseId !== 'string' || !/^[0-9a-f]{64}$/.test(p.leaseId))
-        throw new RpcError(-32602, 'parameter "leaseId" must be a lease id (64 lower-case hex digits)');
-      const leaseId = fromHex(p.leaseId, 32);
-      const before = leaseCursorParam(p.cursor);
-      const limit = limitParam(p.limit, LEASE_EVENTS_PAGE);
+    unc_getLeaseEvents: async ({ leaseId, cursor, limit: asked }): Promise<LeaseEventsPage> => {
+      const limit = asked ?? LEASE_EVENTS_PAGE.default;
+      const before = cursor ?? null;
       const rows = await chain.db.leaseEvents(leaseId, limit + 1, before);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
-        leaseId: p.leaseId,
+        leaseId: toHex(leaseId),
         events: page.map((r) => ({
           height: Number(r.height),
           txIndex: r.txIndex === 0xffff_ffff ? null : r.txIndex,
@@ -225,10 +167,9 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
     unc_getNetworkStats: (): NetworkStatsJson => currentStats(),
 
     /** The network figures recorded at each epoch's first block, newest first. */
-    unc_getNetworkHistory: async (params): Promise<NetworkHistoryPage> => {
-      const p = named(params, ['cursor', 'limit']);
-      const before = epochCursorParam(p.cursor);
-      const limit = limitParam(p.limit, HISTORY_PAGE);
+    unc_getNetworkHistory: async ({ cursor, limit: asked }): Promise<NetworkHistoryPage> => {
+      const limit = asked ?? HISTORY_PAGE.default;
+      const before = cursor ?? null;
       const rows = await chain.db.epochStatsRange(limit + 1, before);
       const epochs = rows.slice(0, limit).map((r) => JSON.parse(r.json) as NetworkStatsJson);
       const last = rows[limit - 1];
@@ -237,17 +178,23 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
   };
 }
 
-/** Work units (rpc-costs.ts): a page of transactions reads up to one block per entry. */
-export const INDEX_COSTS: Record<string, RpcCost> = {
-  unc_getAccountTransactions: (params) =>
-    pageCost(named(params, ['address', 'cursor', 'limit']).limit, ACCOUNT_TXS_PAGE, 5),
-  unc_listChips: (params) => pageCost(named(params, ['owner', 'cursor', 'limit']).limit, CHIPS_PAGE, 2),
-  /** A pass over every chip, once per block (cached): priced as the list it replaces. */
-  unc_getNetworkStats: () => 100,
-  unc_getLeaseEvents: (params) =>
-    pageCost(named(params, ['leaseId', 'cursor', 'limit']).limit, LEASE_EVENTS_PAGE, 10),
-  unc_getNetworkHistory: (params) => pageCost(named(params, ['cursor', 'limit']).limit, HISTORY_PAGE, 100),
-};
+/**
+ * Work units (rpc-costs.ts): a page of transactions reads up to one block per entry. Params are
+ * not yet checked when a cost is measured: `limit` is read in any of the schema's spellings, and
+ * anything but a number costs the default page (the schema then refuses it).
+ */
+export function indexCosts(
+  limitOf: (params: unknown, index: number) => unknown,
+): Record<IndexMethodName, RpcCost> {
+  return {
+    unc_getAccountTransactions: (p) => pageCost(limitOf(p, 2), ACCOUNT_TXS_PAGE, 5),
+    unc_listChips: (p) => pageCost(limitOf(p, 2), CHIPS_PAGE, 2),
+    /** A pass over every chip, once per block (cached): priced as the list it replaces. */
+    unc_getNetworkStats: () => 100,
+    unc_getLeaseEvents: (p) => pageCost(limitOf(p, 2), LEASE_EVENTS_PAGE, 10),
+    unc_getNetworkHistory: (p) => pageCost(limitOf(p, 1), HISTORY_PAGE, 100),
+  };
+}
 
 function pageCost(limit: unknown, page: { default: number; max: number }, perUnit: number): number {
   const n =

@@ -6,7 +6,7 @@
  * and the method itself rejects it.
  */
 import { chipsOfOwner, decodeAddress, type StateReader } from '@unc/core';
-import { INDEX_COSTS } from './index-api.js';
+import { indexCosts } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
 
 /** A parameter by position or name, in each of the spellings the schema's parser accepts. */
@@ -28,7 +28,7 @@ function count(value: unknown, absent: number): number {
 }
 
 export const RPC_COSTS: Record<string, RpcCost> = {
-  ...INDEX_COSTS,
+  ...indexCosts((p, index) => arg(p, index, 'limit')),
   /** One unit per block summary (count defaults to 20, at most 100). */
   unc_getBlocks: (p) => count(arg(p, 1, 'count'), 20),
   /**

@@ -38,6 +38,22 @@ import type {
 } from './views.js';
 
 export { NodeUnreachableError, RpcClientError } from './errors.js';
+
+/**
+ * The index methods' answers as domain objects: power (TFLOPS × 1000) and amounts are bigint.
+ * Their JSON (wire) forms are the *Page / *Json types of index-views.ts.
+ */
+export type NetworkStats = RpcDomain<'unc_getNetworkStats'>;
+export type NetworkHistory = RpcDomain<'unc_getNetworkHistory'>;
+export type AccountTransactions = RpcDomain<'unc_getAccountTransactions'>;
+export type AccountTransaction = AccountTransactions['transactions'][number];
+export type ChipPage = RpcDomain<'unc_listChips'>;
+export type LeaseEvents = RpcDomain<'unc_getLeaseEvents'>;
+/** One page of an index list: `cursor` is the previous page's `nextCursor` (absent: the first). */
+export interface PageOptions {
+  cursor?: string | null;
+  limit?: number;
+}
 export type { HubOptions, Subscription } from './subscriptions.js';
 
 /** A method's parameters: by name (typed by the schema) or positional, in the schema's order. */
@@ -242,6 +258,46 @@ export class UncClient {
   getProviderRecord(address: string): Promise<ProviderRecordJson> {
     return this.call('unc_getProviderRecord', [address]);
   }
+  /**
+   * The transactions that touched `address`, newest first, one page (`limit` 1…100, default 25);
+   * `heartbeats: false` leaves out heartbeat-only ones. Fees and amounts of `tx` are bigint.
+   */
+  getAccountTransactions(
+    address: string,
+    opts: PageOptions & { heartbeats?: boolean } = {},
+  ): Promise<AccountTransactions> {
+    return this.read('unc_getAccountTransactions', {
+      address,
+      cursor: opts.cursor ?? null,
+      limit: opts.limit ?? null,
+      heartbeats: opts.heartbeats ?? null,
+    });
+  }
+  /** Every chip (or an owner's) in chip id order, one page (`limit` 1…200), with the total. */
+  listChips(opts: PageOptions & { owner?: string } = {}): Promise<ChipPage> {
+    return this.read('unc_listChips', {
+      owner: opts.owner ?? null,
+      cursor: opts.cursor ?? null,
+      limit: opts.limit ?? null,
+    });
+  }
+  /** A lease's log, newest first: receipts, settlements, disputes, closing (`limit` 1…500). */
+  getLeaseEvents(leaseId: string, opts: PageOptions = {}): Promise<LeaseEvents> {
+    return this.read('unc_getLeaseEvents', {
+      leaseId,
+      cursor: opts.cursor ?? null,
+      limit: opts.limit ?? null,
+    });
+  }
+  /** The network's figures as of the head, over every chip; power is bigint (TFLOPS × 1000). */
+  getNetworkStats(): Promise<NetworkStats> {
+    return this.read('unc_getNetworkStats');
+  }
+  /** The figures recorded at each epoch's first block, newest first (`limit` 1…1000). */
+  getNetworkHistory(opts: PageOptions = {}): Promise<NetworkHistory> {
+    return this.read('unc_getNetworkHistory', { cursor: opts.cursor ?? null, limit: opts.limit ?? null });
+  }
+
   /** The node's OpenRPC document (`rpc.discover`). */
   discover(): Promise<Record<string, unknown>> {
     return this.call<Record<string, unknown>>('rpc.discover');

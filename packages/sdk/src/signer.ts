@@ -6,11 +6,17 @@
 import {
   addressFromPublicKey,
   decryptKeystore,
+  deriveEd25519,
   ed25519PublicKey,
   encodeAddress,
+  mnemonicFromEntropy,
+  mnemonicToSeed,
   type SignedTransaction,
+  sha256,
   signTransaction,
   type Transaction,
+  uncDerivationPath,
+  utf8,
 } from '@unc/core';
 
 export interface Signer {
@@ -41,6 +47,16 @@ export function seedSigner(seed: Uint8Array): Signer {
  */
 export function keystoreSigner(file: unknown, password: string): Signer {
   return seedSigner(decryptKeystore(file, password));
+}
+
+/**
+ * Dev account `index` of a dev chain (`unc dev`): derived from the public dev mnemonic, as
+ * packages/node/src/dev.ts funds them. Anyone can sign with these keys: a dev chain only.
+ */
+export function devSigner(index: number): Signer {
+  if (!Number.isSafeInteger(index) || index < 0 || index >= 2 ** 31) throw new TypeError('a dev key index');
+  const mnemonic = mnemonicFromEntropy(sha256(utf8('UtilityNet dev accounts')).slice(0, 16));
+  return seedSigner(deriveEd25519(mnemonicToSeed(mnemonic), uncDerivationPath(index)).key);
 }
 
 export function isSigner(x: unknown): x is Signer {

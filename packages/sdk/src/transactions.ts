@@ -8,6 +8,7 @@ import {
   decodeAddress,
   encode,
   encodeAddress,
+  formatUnc,
   fromHex,
   minimumFee,
   type OfferAttributes,
@@ -18,9 +19,11 @@ import {
   type Transaction,
   toHex,
   transactionHash,
+  UncError,
 } from '@unc/core';
 import type { UncClient } from './client.js';
 import { type Signer, seedSigner } from './signer.js';
+import type { OfferJson } from './views.js';
 
 export interface BuildOptions {
   /** Defaults to the sender's next nonce as the node reports it. */
@@ -44,23 +47,21 @@ export function feeFor(
 }
 
 /**
- * Builds and signs a transaction. `by` is a Signer (seed, keystore, hardware, remote); a raw
- * 32-byte seed is still accepted and wrapped in a seed signer.
+ * The transaction `publicKey` would sign, unsigned: chain id, next nonce, expiry and the exact
+ * minimum fee filled in from the node. A wallet shows it (chain id, amounts, fee) before signing.
  */
-export async function buildTransaction(
+export async function prepareTransaction(
   client: UncClient,
-  by: Signer | Uint8Array,
+  publicKey: Uint8Array,
   actions: Action[],
   opts: BuildOptions = {},
-): Promise<SignedTransaction> {
-  const who = by instanceof Uint8Array ? seedSigner(by) : by;
-  const signer = who.publicKey;
+): Promise<Transaction> {
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
   const nonce =
-    opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(signer)))).nonce);
+    opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)))).nonce);
   const base = {
     chainId: status.chainId,
-    signer,
+    signer: publicKey,
     nonce,
     expiresAt: BigInt(status.height) + (opts.ttlBlocks ?? 100n),
     actions,
@@ -71,7 +72,21 @@ export async function buildTransaction(
       minFeePerByte: BigInt(params.minFeePerByte),
       minFeePerAction: BigInt(params.minFeePerAction),
     });
-  return who.signTransaction({ ...base, fee });
+  return { ...base, fee };
+}
+
+/**
+ * Builds and signs a transaction. `by` is a Signer (seed, keystore, hardware, remote); a raw
+ * 32-byte seed is still accepted and wrapped in a seed signer.
+ */
+export async function buildTransaction(
+  client: UncClient,
+  by: Signer | Uint8Array,
+  actions: Action[],
+  opts: BuildOptions = {},
+): Promise<SignedTransaction> {
+  const who = by instanceof Uint8Array ? seedSigner(by) : by;
+  return who.signTransaction(await prepareTransaction(client, who.publicKey, actions, opts));
 }
 
 export function transferAction(to: string, amount: bigint, memo = ''): Action {
@@ -135,6 +150,52 @@ export function updateOfferTlsAction(offerId: string, fingerprints: string[]): A
 
 export function closeOfferAction(offerId: string): Action {
   return { type: 'closeOffer', offerId: fromHex(offerId, 32) };
+}
+
+const unc = (base: bigint | string): string => `${formatUnc(BigInt(base))} UNC`;
+
+/**
+ * Pre-flight for a lease, the chain's own rules on what the node reports (PROTOCOL §8): the offer is
+ * open, the hours fit, the chip belongs to the offer, the deposit covers the minimum; returns the
+ * escrow (`deposit`, or price × hours when it is absent or 0). Whether a chip is free is left to
+ * the chain: a lease that has just ended frees its chip only when the next lease is applied.
+ */
+export function checkLeaseTerms(
+  o: OfferJson,
+  hours: number,
+  chipId: string | undefined,
+  deposit: bigint | undefined,
+): bigint {
+  if (o.status !== 'open')
+    throw new UncError('OFFER_CLOSED', `offer ${o.id} is ${o.status}: it takes no new leases`);
+  const shortest = Math.max(1, o.minHours);
+  if (!Number.isSafeInteger(hours) || hours < shortest || hours > o.maxHours)
+    throw new UncError(
+      'BAD_DURATION',
+      `offer ${o.id} rents for ${shortest}…${o.maxHours} hours, not ${hours}`,
+    );
+  if (chipId !== undefined && !o.chips.some((c) => c.chipId === chipId))
+    throw new UncError('CHIP_NOT_OFFERED', `chip ${chipId} is not in offer ${o.id}`);
+  const price = BigInt(o.price);
+  const minimum = price * BigInt(o.minHours);
+  const escrow = deposit === undefined || deposit === 0n ? price * BigInt(hours) : deposit;
+  if (escrow < minimum)
+    throw new UncError(
+      'DEPOSIT_TOO_LOW',
+      `the deposit ${unc(escrow)} is below price × minimum duration = ${unc(minimum)} for offer ${o.id}`,
+    );
+  return escrow;
+}
+
+/** Pre-flight of any payment: the balance must cover what leaves it and the fee (amounts in UNC). */
+export function checkFunds(p: { from: string; balance: bigint; spend: bigint; fee: bigint }): void {
+  const need = p.spend + p.fee;
+  if (p.balance < need) {
+    throw new UncError(
+      'INSUFFICIENT_FUNDS',
+      `${p.from} holds ${unc(p.balance)} but this needs ${unc(need)} (${p.spend > 0n ? `${unc(p.spend)} + ` : ''}fee ${unc(p.fee)}); nothing was signed`,
+    );
+  }
 }
 
 /** `deposit` 0 (the default) deposits price × hours. */

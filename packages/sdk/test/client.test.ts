@@ -10,6 +10,7 @@ import { encryptKeystore } from '@unc/core';
 import {
   type AccountJson,
   buildTransaction,
+  devSigner,
   encodeSigned,
   feeFor,
   type HeaderJson,
@@ -19,6 +20,7 @@ import {
   MalformedAnswerError,
   NotFoundError,
   ProofError,
+  prepareTransaction,
   seedSigner,
   signedHash,
   signerAddress,
@@ -71,6 +73,11 @@ test('every method of the schema has a typed client method that the node answers
     unc_getLease: () => client.getLease('00'.repeat(32)).catch((e) => e),
     unc_getLeases: () => client.getLeases({ renter: alice }),
     unc_getProviderRecord: () => client.getProviderRecord(alice),
+    unc_getAccountTransactions: () => client.getAccountTransactions(alice, { limit: 2 }),
+    unc_listChips: () => client.listChips({ limit: 2 }),
+    unc_getLeaseEvents: () => client.getLeaseEvents('00'.repeat(32)),
+    unc_getNetworkStats: () => client.getNetworkStats(),
+    unc_getNetworkHistory: () => client.getNetworkHistory({ limit: 2 }),
   };
   assert.deepEqual(
     Object.keys(calls).sort(),
@@ -94,6 +101,36 @@ test('read(): answers as domain values (amounts bigint), checked against the sch
   assert.equal(typeof supply.maxSupply, 'bigint');
   assert.ok(supply.circulating <= supply.maxSupply);
   assert.equal(await client.balance(address), (await client.account(address)).balance);
+});
+
+test("devSigner(i) signs for the dev chain's funded account i; prepareTransaction is what buildTransaction signs", async () => {
+  for (const i of [0, 3]) assert.equal(signerAddress(devSigner(i)), devAccount(i).address);
+  const signer = devSigner(2);
+  const actions = [transferAction(devAccount(0).address, 1n)];
+  const tx = await prepareTransaction(client, signer.publicKey, actions);
+  const stx = await buildTransaction(client, signer, actions, { nonce: tx.nonce });
+  assert.equal(stx.tx.fee, tx.fee);
+  assert.equal(stx.tx.chainId, tx.chainId);
+  assert.ok(tx.fee > 0n);
+});
+
+test('index methods: domain answers (power and fees bigint), pages by cursor', async () => {
+  const { address } = devAccount(0);
+  const stats = await client.getNetworkStats();
+  assert.equal(typeof stats.onlinePower, 'bigint');
+  assert.ok(stats.onlinePower <= stats.activePower && stats.activePower <= stats.ratedPower);
+  const history = await client.getNetworkHistory({ limit: 1 });
+  for (const e of history.epochs) assert.equal(typeof e.ratedPower, 'bigint');
+  // Pages of one: with a second transaction (the transfer test's), the cursor moves past the first.
+  const page1 = await client.getAccountTransactions(address, { limit: 1 });
+  for (const t of page1.transactions) assert.equal(typeof t.tx.fee, 'bigint');
+  if (page1.nextCursor) {
+    const page2 = await client.getAccountTransactions(address, { limit: 1, cursor: page1.nextCursor });
+    assert.notEqual(page2.transactions[0]?.hash, page1.transactions[0]?.hash);
+  }
+  const bad = await client.listChips({ cursor: 'nope' }).catch((e: unknown) => e);
+  assert.ok(bad instanceof InvalidParamsError);
+  assert.equal(bad.field, 'cursor');
 });
 
 test('errors by kind: bad params name the field, unknown ids are NotFound', async () => {

@@ -9,6 +9,7 @@ import {
   readProviderCertificate,
 } from '@unc/miner';
 import {
+  checkLeaseTerms,
   closeLeaseAction,
   closeOfferAction,
   createOfferAction,
@@ -77,38 +78,8 @@ async function send(ctx: Context, opts: SendOpts, actions: Action[], plan: Plan)
   return (await signAndSend(ctx, opts, actions, plan)) as Sent;
 }
 
-/**
- * Pre-flight for a lease, the chain's own rules on what the node reports (PROTOCOL §8): the offer is
- * open, the hours fit, the chip belongs to the offer, the deposit covers the minimum; returns the
- * deposit. Whether a chip is free is left to the chain: a lease that has just ended frees its chip
- * only when the next lease is applied.
- */
-export function checkLease(
-  o: OfferJson,
-  hours: number,
-  chipId: string | undefined,
-  deposit: bigint | undefined,
-): bigint {
-  if (o.status !== 'open')
-    throw new UncError('OFFER_CLOSED', `offer ${o.id} is ${o.status}: it takes no new leases`);
-  const shortest = Math.max(1, o.minHours);
-  if (hours < shortest || hours > o.maxHours)
-    throw new UncError(
-      'BAD_DURATION',
-      `offer ${o.id} rents for ${shortest}…${o.maxHours} hours, not ${hours}`,
-    );
-  if (chipId !== undefined && !o.chips.some((c) => c.chipId === chipId))
-    throw new UncError('CHIP_NOT_OFFERED', `chip ${chipId} is not in offer ${o.id}`);
-  const price = BigInt(o.price);
-  const minimum = price * BigInt(o.minHours);
-  const escrow = deposit === undefined || deposit === 0n ? price * BigInt(hours) : deposit;
-  if (escrow < minimum)
-    throw new UncError(
-      'DEPOSIT_TOO_LOW',
-      `the deposit ${unc(escrow)} is below price × minimum duration = ${unc(minimum)} for offer ${o.id}`,
-    );
-  return escrow;
-}
+/** The lease pre-flight: the sdk's (shared with the explorer's rent form). */
+export const checkLease = checkLeaseTerms;
 
 function signerOf(cmd: Command): SendOpts {
   const o = cmd.optsWithGlobals() as Partial<SendOpts>;

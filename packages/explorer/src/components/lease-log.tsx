@@ -71,7 +71,7 @@ export function LeaseLog({ leaseId }: { leaseId: string }) {
   const { client } = useWatcher();
   const first = useRpc<LeaseEventsPage>(
     `lease-events:${leaseId}`,
-    (c) => c.call<LeaseEventsPage>('unc_getLeaseEvents', { leaseId, limit: 50 }),
+    (c) => c.call('unc_getLeaseEvents', { leaseId, limit: 50 }),
     { refreshMs: 5000 },
   );
   const [older, setOlder] = useState<LeaseEvent[]>([]);
@@ -86,7 +86,7 @@ export function LeaseLog({ leaseId }: { leaseId: string }) {
     if (!client || !cursor) return;
     setLoading(true);
     try {
-      const page = await client.call<LeaseEventsPage>('unc_getLeaseEvents', { leaseId, cursor, limit: 50 });
+      const page = await client.call('unc_getLeaseEvents', { leaseId, cursor, limit: 50 });
       setOlder((prev) => [...prev, ...page.events]);
       setCursor(page.nextCursor);
     } finally {

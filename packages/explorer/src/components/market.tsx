@@ -139,11 +139,14 @@ export function OffersTable({
   models,
   testId,
   empty,
+  onRent,
 }: {
   offers: OfferJson[];
   models: ModelJson[];
   testId?: string;
   empty: ReactNode;
+  /** Given: open offers get a "Rent" button that calls it (the marketplace's rent form). */
+  onRent?: (offer: OfferJson) => void;
 }) {
   if (offers.length === 0) return <Empty>{empty}</Empty>;
   return (
@@ -159,6 +162,7 @@ export function OffersTable({
             <th className="hide-md">Notice</th>
             <th className="hide-md">Endpoint</th>
             <th>Provider</th>
+            {onRent ? <th aria-label="Rent" /> : null}
           </tr>
         </thead>
         <tbody>
@@ -206,6 +210,20 @@ export function OffersTable({
                 <td>
                   <AddrLink address={o.provider} />
                 </td>
+                {onRent ? (
+                  <td>
+                    {o.status === 'open' ? (
+                      <button
+                        type="button"
+                        className="btn btn-small"
+                        data-testid="offer-rent"
+                        onClick={() => onRent(o)}
+                      >
+                        Rent
+                      </button>
+                    ) : null}
+                  </td>
+                ) : null}
               </tr>
             );
           })}

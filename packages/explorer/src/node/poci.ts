@@ -1,5 +1,5 @@
 /** Data hooks of the POCI pages: chips with the epoch they were read in, and the registries. */
-import type { ChipJson, EpochJson, ModelJson, NetworkStatsJson, VendorJson } from '../sdk';
+import type { ChipJson, EpochJson, ModelJson, NetworkStats, VendorJson } from '../sdk';
 import { type RpcState, useRpc } from './context';
 
 /** How often chip views are re-read while a page shows them (slots change every few blocks). */
@@ -48,12 +48,8 @@ export function useRegistries(): Registries {
 }
 
 /** The node's figures over every chip (a chip list stops at 1,000), re-read with the chips. */
-export function useNetworkStats(): RpcState<NetworkStatsJson> {
-  return useRpc<NetworkStatsJson>(
-    'network-stats',
-    (c) => c.call<NetworkStatsJson>('unc_getNetworkStats', []),
-    {
-      refreshMs: CHIPS_REFRESH_MS,
-    },
-  );
+export function useNetworkStats(): RpcState<NetworkStats> {
+  return useRpc<NetworkStats>('network-stats', (c) => c.getNetworkStats(), {
+    refreshMs: CHIPS_REFRESH_MS,
+  });
 }

@@ -11,8 +11,7 @@
 import {
   type BlockJson,
   type EpochJson,
-  type NetworkHistoryPage,
-  type NetworkStatsJson,
+  type NetworkStats,
   NodeUnreachableError,
   type ParamsJson,
   RpcClientError,
@@ -392,11 +391,9 @@ export class NodeWatcher {
     try {
       const first = this.snap.network.length === 0;
       const [stats, epoch, history] = await Promise.all([
-        this.client.call<NetworkStatsJson>('unc_getNetworkStats', []),
+        this.client.getNetworkStats(),
         this.client.call<EpochJson>('unc_getEpoch', []),
-        first
-          ? this.client.call<NetworkHistoryPage>('unc_getNetworkHistory', { limit: HISTORY_EPOCHS })
-          : Promise.resolve(null),
+        first ? this.client.getNetworkHistory({ limit: HISTORY_EPOCHS }) : Promise.resolve(null),
       ]);
       this.sampleMs = Date.now() - this.lastSample;
       if (this.stopped || gen !== this.generation) return;
@@ -433,13 +430,13 @@ export class NodeWatcher {
 /** Epoch records read when the explorer opens (one point each). */
 export const HISTORY_EPOCHS = 50;
 
-export function sampleOf(s: NetworkStatsJson, recorded: boolean): NetworkSample {
+export function sampleOf(s: NetworkStats, recorded: boolean): NetworkSample {
   return {
     height: s.height,
-    power: BigInt(s.onlinePower),
+    power: s.onlinePower,
     online: s.onlineChips,
     active: s.activeChips,
-    activePower: BigInt(s.activePower),
+    activePower: s.activePower,
     rebuilt: recorded,
   };
 }

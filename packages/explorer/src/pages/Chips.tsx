@@ -229,8 +229,8 @@ export function ChipsPage({ query }: PageProps) {
   const data = all.data;
   // Counts and sums come from the node, over every chip: the list below stops at 1,000.
   const net = useNetworkStats().data;
-  const onlinePower = net ? BigInt(net.onlinePower) : 0n;
-  const registeredPower = net ? BigInt(net.activePower) : 0n;
+  const onlinePower = net ? net.onlinePower : 0n;
+  const registeredPower = net ? net.activePower : 0n;
   const counts = data ? slotCounts(data.chips) : null;
   const closed = counts ? counts.answered + counts.missed : 0;
   const listed = owner ? (mine.data ?? undefined) : data?.chips;

@@ -6,13 +6,14 @@
 import { useState } from 'react';
 import { StoreIcon } from '../components/icons';
 import { LeasesTable, OffersTable, ProvidersTable } from '../components/market';
+import { RentCard } from '../components/rent';
 import { Amount, Card, PageTitle, Skeleton, Stat } from '../components/ui';
 import { big, formatInt, plural } from '../format';
 import { filterOffers, type OfferFilter, parseUncInput } from '../market';
 import { useNow } from '../node/context';
 import { useMarket } from '../node/market';
 import { useRegistries } from '../node/poci';
-import { RpcClientError } from '../sdk';
+import { type OfferJson, RpcClientError } from '../sdk';
 import { ProblemCard, RpcErrorCard } from './common';
 
 /** The node answers "method not found" when it has no marketplace (an older node). */
@@ -47,6 +48,7 @@ export function MarketplacePage() {
   const [model, setModel] = useState('');
   const [maxPrice, setMaxPrice] = useState('');
   const [availability, setAvailability] = useState<OfferFilter['availability']>('all');
+  const [renting, setRenting] = useState<OfferJson | null>(null);
   const maxPriceUnits = maxPrice.trim() === '' ? null : parseUncInput(maxPrice);
   const offeredModels = [
     ...new Set((data?.offers ?? []).flatMap((o) => o.chips.map((c) => c.modelId))),
@@ -153,6 +155,12 @@ export function MarketplacePage() {
             offers={shownOffers}
             models={models}
             testId="offers-table"
+            onRent={(o) => {
+              setRenting(o);
+              requestAnimationFrame(() =>
+                document.querySelector('[data-testid="rent-card"]')?.scrollIntoView({ behavior: 'smooth' }),
+              );
+            }}
             empty={
               data.offers.length > 0 ? (
                 'No offer matches these filters.'
@@ -167,6 +175,8 @@ export function MarketplacePage() {
           <Skeleton height={120} />
         )}
       </Card>
+
+      {renting ? <RentCard key={renting.id} offer={renting} onClose={() => setRenting(null)} /> : null}
 
       <Card
         title="Leases"

@@ -88,6 +88,11 @@ test('every answer has the shape the schema declares (strict: no undeclared fiel
     unc_getLease: [unknownId],
     unc_getLeases: { renter: address },
     unc_getProviderRecord: [address],
+    unc_getAccountTransactions: { address, limit: 5 },
+    unc_getLeaseEvents: [unknownId],
+    unc_listChips: { limit: 3 },
+    unc_getNetworkStats: [],
+    unc_getNetworkHistory: [null, 2],
   };
   // A transaction already included is refused (a protocol error, not a params error).
   const notFound = new Set<string>(['unc_getChip', 'unc_getOffer', 'unc_getLease', 'unc_sendTransaction']);
@@ -132,6 +137,7 @@ test('the node serves exactly the schema: rpc.discover lists every method with i
 });
 
 test('bad params: -32602 naming the parameter (message and error.data.field)', async () => {
+  const ADDR = encodeAddress(devValidator().address);
   const cases: [string, unknown, string, RegExp][] = [
     ['unc_getBlocks', ['x'], 'from', /parameter "from" must be a non-negative integer/],
     ['unc_getBlocks', [1, 0], 'count', /parameter "count" must be an integer 1…100/],
@@ -151,12 +157,31 @@ test('bad params: -32602 naming the parameter (message and error.data.field)', a
     ['unc_getRewards', ['bob'], 'target', /chip id \(64 hex digits\) or an owner address/],
     ['unc_getOffers', { provider: 7 }, 'provider', /"provider" must be an address string/],
     ['unc_getEpoch', [-1], 'epoch', /non-negative integer/],
+    // The index methods, checked by the schema like the rest (they once checked their own params,
+    // ignored unknown names and said nothing of the field).
+    ['unc_getAccountTransactions', { address: 'unc1nope' }, 'address', /parameter "address"/],
+    ['unc_getAccountTransactions', {}, 'address', /parameter "address" is required/],
+    ['unc_getAccountTransactions', { address: ADDR, limit: 101 }, 'limit', /integer 1…100/],
+    ['unc_getAccountTransactions', { address: ADDR, cursor: 'x' }, 'cursor', /nextCursor/],
+    ['unc_getAccountTransactions', { address: ADDR, cursor: '1:4294967296' }, 'cursor', /nextCursor/],
+    ['unc_getAccountTransactions', { address: ADDR, heartbeats: 'no' }, 'heartbeats', /true or false/],
+    ['unc_getAccountTransactions', { address: ADDR, limt: 5 }, 'limt', /unknown parameter "limt"/],
+    ['unc_listChips', { cursor: 'ZZ' }, 'cursor', /nextCursor of a previous page \(a chip id\)/],
+    ['unc_listChips', { limit: 201 }, 'limit', /integer 1…200/],
+    ['unc_listChips', { owner: 5 }, 'owner', /must be an address string/],
+    ['unc_getLeaseEvents', { leaseId: 'ab' }, 'leaseId', /64 hex digits/],
+    ['unc_getLeaseEvents', ['ab'.repeat(32), '1:2'], 'cursor', /height:txIndex:eventIndex/],
+    ['unc_getLeaseEvents', ['ab'.repeat(32), '1:2:65536'], 'cursor', /height:txIndex:eventIndex/],
+    ['unc_getLeaseEvents', ['ab'.repeat(32), null, 0], 'limit', /integer 1…500/],
+    ['unc_getNetworkHistory', { cursor: -1 }, 'cursor', /nextCursor of a previous page \(an epoch\)/],
+    ['unc_getNetworkHistory', { limit: 1001 }, 'limit', /integer 1…1000/],
+    ['unc_getNetworkStats', [1], '', /at most 0 parameter/],
   ];
   for (const [method, params, field, message] of cases) {
     const { error } = await rawCall(method, params);
     assert.equal(error?.code, -32602, `${method} ${JSON.stringify(params)}`);
     assert.match(error!.message, message);
-    assert.equal(error!.data?.field, field, `${method}: ${error!.message}`);
+    assert.equal(error!.data?.field, field || undefined, `${method}: ${error!.message}`);
   }
   const surplus = await rawCall('unc_status', [1]);
   assert.equal(surplus.error?.code, -32602);
@@ -211,4 +236,19 @@ test('attack: the [named] spelling costs what the positional one does (no cheap 
   for (const params of [[0, 100], { from: 0, count: 100 }, [{ from: 0, count: 100 }]])
     assert.equal(RPC_COSTS.unc_getBlocks!(params), 100);
   assert.equal(RPC_COSTS.unc_getChipEvents!([{ chipId: 'ab', limit: 1000 }]), 100);
+  // The index methods price their page by `limit`, read at its place in the schema's order.
+  const pages: [RpcMethodName, number, number][] = [
+    ['unc_getAccountTransactions', 100, 20],
+    ['unc_listChips', 200, 100],
+    ['unc_getLeaseEvents', 500, 50],
+    ['unc_getNetworkHistory', 1000, 10],
+  ];
+  for (const [method, limit, cost] of pages) {
+    const names = Object.keys(rpcMethods[method].params);
+    const positional = names.map((n) => (n === 'limit' ? limit : null));
+    for (const params of [positional, { limit }, [{ limit }]])
+      assert.equal(RPC_COSTS[method]!(params), cost, `${method} ${JSON.stringify(params)}`);
+    // A limit past the page's maximum is refused by the schema, and never priced above the maximum.
+    assert.equal(RPC_COSTS[method]!({ limit: 1e9 }), cost, method);
+  }
 });

@@ -10,6 +10,13 @@
 import * as v from 'valibot';
 import type { TxInclusion } from '../client.js';
 import type {
+  AccountTransactionsPage,
+  ChipsPage,
+  LeaseEventsPage,
+  NetworkHistoryPage,
+  NetworkStatsJson,
+} from '../index-views.js';
+import type {
   AccountJson,
   BlockJson,
   ChainParamsJson,
@@ -38,12 +45,16 @@ import { HexString, Tagged } from './shapes.js';
 import {
   Address,
   BlockRefSchema,
+  ChipCursor,
   ChipOrOwnerSchema,
+  EpochCursor,
   Flag,
   Hash32,
   Height,
   HexBytes,
   intRange,
+  LeaseEventCursor,
+  TxCursor,
 } from './values.js';
 
 /** A result: its schema (for documents and conformance checks) and, as a phantom, its type. */
@@ -68,7 +79,7 @@ export interface MethodSpec<
   S extends v.GenericSchema = v.GenericSchema,
 > {
   /** Which section of the reference it is listed in. */
-  readonly group: 'chain' | 'chips' | 'market' | 'node';
+  readonly group: 'chain' | 'chips' | 'market' | 'indexes' | 'node';
   readonly summary: string;
   /** Parameters in positional order; a missing or null optional one takes its default. */
   readonly params: E;
@@ -85,6 +96,15 @@ function method<const E extends ParamEntries, T, S extends v.GenericSchema>(
 
 const optional = <S extends v.GenericSchema>(schema: S) => v.nullish(schema);
 const none = {} as const;
+
+/** Page sizes of the index methods: the default and the most one page may ask for. */
+export const INDEX_PAGES = {
+  accountTransactions: { default: 25, max: 100 },
+  chips: { default: 100, max: 200 },
+  networkHistory: { default: 100, max: 1000 },
+  leaseEvents: { default: 50, max: 500 },
+} as const;
+const pageLimit = (page: { max: number }) => optional(intRange(1, page.max));
 
 export const rpcMethods = {
   unc_status: method({
@@ -271,6 +291,49 @@ export const rpcMethods = {
     summary: "A provider's record: offers, leases, receipted jobs, ratings, disputes, earnings.",
     params: { address: Address },
     result: returns<ProviderRecordJson>()(R.ProviderRecordResult),
+  }),
+  unc_getAccountTransactions: method({
+    group: 'indexes',
+    summary:
+      'The transactions that touched an account (sent, received, or named in its events), newest first, one page (`limit` 1…100, default 25); `heartbeats: false` leaves out heartbeat-only ones.',
+    params: {
+      address: Address,
+      cursor: optional(TxCursor),
+      limit: pageLimit(INDEX_PAGES.accountTransactions),
+      heartbeats: optional(Flag),
+    },
+    result: returns<AccountTransactionsPage>()(R.AccountTransactionsResult),
+  }),
+  unc_getLeaseEvents: method({
+    group: 'indexes',
+    summary:
+      "A lease's log, newest first: its job receipts, settlements, disputes and closing (`limit` 1…500, default 50).",
+    params: {
+      leaseId: Hash32,
+      cursor: optional(LeaseEventCursor),
+      limit: pageLimit(INDEX_PAGES.leaseEvents),
+    },
+    result: returns<LeaseEventsPage>()(R.LeaseEventsResult),
+  }),
+  unc_listChips: method({
+    group: 'indexes',
+    summary:
+      "Every chip (or an owner's) in chip id order, one page (`limit` 1…200, default 100), with the total that match.",
+    params: { owner: optional(Address), cursor: optional(ChipCursor), limit: pageLimit(INDEX_PAGES.chips) },
+    result: returns<ChipsPage>()(R.ChipsPageResult),
+  }),
+  unc_getNetworkStats: method({
+    group: 'indexes',
+    summary: "The network's figures as of the head, over every chip: chips, active and online, their power.",
+    params: none,
+    result: returns<NetworkStatsJson>()(R.NetworkStatsResult),
+  }),
+  unc_getNetworkHistory: method({
+    group: 'indexes',
+    summary:
+      "The network's figures recorded at the first block of every epoch, newest first (`limit` 1…1000, default 100).",
+    params: { cursor: optional(EpochCursor), limit: pageLimit(INDEX_PAGES.networkHistory) },
+    result: returns<NetworkHistoryPage>()(R.NetworkHistoryResult),
   }),
 } as const;
 

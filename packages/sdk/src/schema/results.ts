@@ -5,7 +5,7 @@
  * interfaces in views.ts.
  */
 import * as v from 'valibot';
-import { AddressText, Amount, Hash, HexString, Int, IsoTime, Tagged } from './shapes.js';
+import { AddressText, Amount, Hash, HexString, Int, IsoTime, Power, Tagged } from './shapes.js';
 
 const nullable = v.nullable;
 const opt = v.optional;
@@ -348,4 +348,50 @@ export const ProviderRecordResult = v.strictObject({
   earnings: Amount,
   openOffers: v.array(Hash),
   activeLeases: Int,
+});
+
+/** The network figures at one height, over every chip (unc_getNetworkStats, unc_getNetworkHistory). */
+export const NetworkStatsResult = v.strictObject({
+  epoch: Int,
+  height: v.pipe(Int, v.description("the block the figures are for (an epoch's first block, or the head)")),
+  chips: Int,
+  activeChips: Int,
+  activePower: Power,
+  onlineChips: Int,
+  onlinePower: Power,
+  ratedPower: Power,
+});
+
+/** A page's `nextCursor`: pass it back as `cursor`; null when this page is the last. */
+const NextCursor = v.pipe(nullable(v.string()), v.description('the cursor of the next page, or null'));
+
+export const AccountTransactionsResult = v.strictObject({
+  address: AddressText,
+  transactions: v.array(
+    v.strictObject({ hash: Hash, height: Int, index: Int, time: IsoTime, timeMs: Int, tx: TxResult }),
+  ),
+  nextCursor: NextCursor,
+});
+
+export const ChipsPageResult = v.strictObject({
+  chips: v.array(ChipResult),
+  total: v.pipe(Int, v.description('the chips that match, over all pages')),
+  nextCursor: NextCursor,
+});
+
+export const NetworkHistoryResult = v.strictObject({
+  epochs: v.array(NetworkStatsResult),
+  nextCursor: NextCursor,
+});
+
+export const LeaseEventsResult = v.strictObject({
+  leaseId: Hash,
+  events: v.array(
+    v.strictObject({
+      height: Int,
+      txIndex: v.pipe(nullable(Int), v.description("null for the block's own events (epoch-end settlement)")),
+      event: Tagged,
+    }),
+  ),
+  nextCursor: NextCursor,
 });

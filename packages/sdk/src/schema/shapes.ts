@@ -18,3 +18,10 @@ export const Int = v.pipe(v.number(), v.integer());
 export const IsoTime = v.pipe(v.string(), v.isoTimestamp(), v.description('ISO 8601 time'));
 /** Actions and events are tagged unions documented in docs/rpc.md; here only their tag is fixed. */
 export const Tagged = v.looseObject({ type: v.string() });
+/** Compute power on the wire as a decimal string (dense FP16 TFLOPS × 1000); a bigint once parsed. */
+export const Power = v.pipe(
+  v.string(),
+  v.regex(/^\d+$/),
+  v.description('dense FP16 TFLOPS × 1000 as a decimal string'),
+  v.transform((s) => BigInt(s)),
+);

@@ -109,3 +109,58 @@ export const ChipOrOwnerSchema = v.pipe(
     }
   }),
 );
+
+/**
+ * The cursors of the index methods (docs/rpc.md, "Indexes"): a page's `nextCursor`, passed back.
+ * Opaque to clients; checked here so a handler only ever sees one that names a real position.
+ */
+// Heights and epochs in cursors have at most 19 digits, so they are always below 2^64.
+const CURSOR = 'must be the nextCursor of a previous page';
+
+/** An account page's cursor, "height:index" of its last transaction. */
+export const TxCursor = v.pipe(
+  v.string(`${CURSOR} ("height:index")`),
+  v.regex(/^\d{1,19}:\d{1,10}$/, `${CURSOR} ("height:index")`),
+  v.description('the `nextCursor` of the previous page ("height:index")'),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const [h, i] = dataset.value.split(':');
+    const index = Number(i);
+    if (index > 0xffff_ffff) {
+      addIssue({ message: `${CURSOR} ("height:index")` });
+      return NEVER;
+    }
+    return { height: BigInt(h!), index };
+  }),
+);
+
+/** A lease log's cursor, "height:txIndex:eventIndex" of its last event. */
+export const LeaseEventCursor = v.pipe(
+  v.string(`${CURSOR} ("height:txIndex:eventIndex")`),
+  v.regex(/^\d{1,19}:\d{1,10}:\d{1,5}$/, `${CURSOR} ("height:txIndex:eventIndex")`),
+  v.description('the `nextCursor` of the previous page ("height:txIndex:eventIndex")'),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const [h, t, e] = dataset.value.split(':');
+    const txIndex = Number(t);
+    const eventIndex = Number(e);
+    if (txIndex > 0xffff_ffff || eventIndex > 0xffff) {
+      addIssue({ message: `${CURSOR} ("height:txIndex:eventIndex")` });
+      return NEVER;
+    }
+    return { height: BigInt(h!), txIndex, eventIndex };
+  }),
+);
+
+/** A chip page's cursor: the id of its last chip (64 lowercase hex digits, the order of the list). */
+export const ChipCursor = v.pipe(
+  v.string(`${CURSOR} (a chip id)`),
+  v.regex(/^[0-9a-f]{64}$/, `${CURSOR} (a chip id)`),
+  v.description('the `nextCursor` of the previous page (a chip id, 64 lowercase hex digits)'),
+);
+
+/** A network-history page's cursor: an epoch number. */
+export const EpochCursor = v.pipe(
+  v.string(`${CURSOR} (an epoch)`),
+  v.regex(/^\d{1,19}$/, `${CURSOR} (an epoch)`),
+  v.description('the `nextCursor` of the previous page (an epoch number, decimal)'),
+  v.transform((s) => BigInt(s)),
+);
