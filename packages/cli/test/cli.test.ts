@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ONE_UNC, UncError } from '@unc/core';
@@ -282,6 +282,15 @@ describe('keys delete, rename, export and import', () => {
     assert.equal(exported.code, 0, exported.stderr);
     assert.doesNotMatch(readFileSync(file, 'utf8'), /mnemonic|secret/);
     assert.equal((await unc('keys', 'export', 'alice', '--out', file)).code, 1, 'never overwrites');
+    // A dangling link planted where the export goes (a shared directory): existsSync says "no
+    // file", and a plain write would follow the link and create the file it points at.
+    const target = join(home.dir, 'planted-target');
+    const link = join(home.dir, 'planted-link');
+    symlinkSync(target, link);
+    const planted = await unc('keys', 'export', 'alice', '--out', link);
+    assert.equal(planted.code, 1, 'a link is never written through');
+    assert.match(planted.stderr, /exists/);
+    assert.equal(existsSync(target), false, 'nothing created where the link points');
 
     const again = await unc(
       'keys',

@@ -237,10 +237,15 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
   };
 }
 
-/** Work units (rpc-costs.ts): a page of transactions reads up to one block per entry. */
+/** Work units (rpc-costs.ts). */
 export const INDEX_COSTS: Record<string, RpcCost> = {
+  /**
+   * A page of transactions reads and decodes a whole block (up to 8 MiB) per entry when an
+   * account appears in one transaction of each block (any miner's heartbeats): one unit per entry,
+   * as unc_getBlocks charges one per block, not one per 5 (which let 100 block reads cost 20).
+   */
   unc_getAccountTransactions: (params) =>
-    pageCost(named(params, ['address', 'cursor', 'limit']).limit, ACCOUNT_TXS_PAGE, 5),
+    pageCost(named(params, ['address', 'cursor', 'limit']).limit, ACCOUNT_TXS_PAGE, 1),
   unc_listChips: (params) => pageCost(named(params, ['owner', 'cursor', 'limit']).limit, CHIPS_PAGE, 2),
   /** A pass over every chip, once per block (cached): priced as the list it replaces. */
   unc_getNetworkStats: () => 100,

@@ -212,3 +212,16 @@ test('attack: the [named] spelling costs what the positional one does (no cheap 
     assert.equal(RPC_COSTS.unc_getBlocks!(params), 100);
   assert.equal(RPC_COSTS.unc_getChipEvents!([{ chipId: 'ab', limit: 1000 }]), 100);
 });
+
+test('attack: a page of account transactions costs a unit per block it may read (100 block reads were 20 units)', () => {
+  const address = 'unc1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq';
+  for (const params of [[address, null, 100], { address, limit: 100 }, [{ address, limit: 100 }]])
+    assert.equal(RPC_COSTS.unc_getAccountTransactions!(params), 100, JSON.stringify(params));
+  // The default page (25 entries) is 25 block reads at most.
+  assert.equal(RPC_COSTS.unc_getAccountTransactions!({ address }), 25);
+  // As unc_getBlocks charges for the same number of blocks.
+  assert.equal(
+    RPC_COSTS.unc_getAccountTransactions!({ address, limit: 100 }),
+    RPC_COSTS.unc_getBlocks!({ from: 0, count: 100 }),
+  );
+});
