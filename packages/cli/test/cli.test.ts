@@ -80,6 +80,15 @@ describe('global options and the home config', () => {
     assert.match(bad.stderr, /invalid node URL/);
     const unknown = await runUnc(['config', 'set', 'colour', 'red', '--home', home.dir]);
     assert.match(unknown.stderr, /unknown setting "colour": one of node, output, explorer/);
+    // Names every object inherits are settings neither to set nor to read.
+    for (const key of ['toString', 'constructor', '__proto__']) {
+      const inherited = await runUnc(['config', 'set', key, 'http://x:1', '--home', home.dir]);
+      assert.equal(inherited.code, 1);
+      assert.match(inherited.stderr, new RegExp(`unknown setting "${key}"`));
+      const read = await runUnc(['config', 'get', key, '--home', home.dir]);
+      assert.equal(read.code, 1, `config get ${key}: ${read.stdout}`);
+      assert.match(read.stderr, /not set/);
+    }
     const file = JSON.parse(readFileSync(join(home.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(file, {
       miner: 'http://127.0.0.1:9',
