@@ -6,6 +6,7 @@
  * and the method itself rejects it.
  */
 import { chipsOfOwner, decodeAddress, type StateReader } from '@unc/core';
+import { openRpcDocument } from '@unc/sdk/openrpc';
 import { INDEX_COSTS } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
 
@@ -50,7 +51,20 @@ export const RPC_COSTS: Record<string, RpcCost> = {
    * also decodes every chip on chain to find its own. `rpcCosts` charges an owner per chip.
    */
   unc_getRewards: () => 100,
+  /**
+   * The OpenRPC document is built once, but every answer walks and serialises all of it (~50 KB):
+   * about 3 ms of CPU where the other one-unit calls take 0.05 to 0.3 ms, so at one unit a client
+   * within its rate limit could keep a core busy. One unit per 2 KiB of the document, about what a
+   * one-unit answer (an account, a block summary) weighs.
+   */
+  'rpc.discover': () => discoverCost(),
 };
+
+let discoverUnits: number | null = null;
+function discoverCost(): number {
+  discoverUnits ??= Math.ceil(JSON.stringify(openRpcDocument('0.0.0')).length / 2048);
+  return discoverUnits;
+}
 
 /** RPC_COSTS, with the measures that depend on the chain: an owner's rewards are 100 units a chip. */
 export function rpcCosts(state: () => StateReader): Record<string, RpcCost> {

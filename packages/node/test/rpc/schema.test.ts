@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeAddress, toHex } from '@unc/core';
 import { buildTransaction, encodeSigned, RpcClientError, signedHash, transferAction } from '@unc/sdk';
-import type { OpenRpcDocument } from '@unc/sdk/openrpc';
+import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
 import { type RpcMethodName, rpcMethods } from '@unc/sdk/schema';
 import fc from 'fast-check';
 import * as v from 'valibot';
@@ -224,4 +224,11 @@ test('attack: a page of account transactions costs a unit per block it may read 
     RPC_COSTS.unc_getAccountTransactions!({ address, limit: 100 }),
     RPC_COSTS.unc_getBlocks!({ from: 0, count: 100 }),
   );
+});
+
+test('attack: rpc.discover costs what it serialises (a ~50 KB document at 1 unit let one client keep a core busy)', () => {
+  const bytes = JSON.stringify(openRpcDocument('0.1.0')).length;
+  const cost = RPC_COSTS['rpc.discover']?.(undefined) ?? 1;
+  assert.ok(cost * 2048 >= bytes, `${cost} units for ${bytes} bytes`);
+  assert.ok(cost >= 10, `rpc.discover costs ${cost}`);
 });
