@@ -38,15 +38,36 @@ export const CHIPS_PAGE = { default: 100, max: 200 };
 export const HISTORY_PAGE = { default: 100, max: 1000 };
 export const LEASE_EVENTS_PAGE = { default: 50, max: 500 };
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
 /** Parameters by name, given as an object, as positional values, or as one object in an array. */
 function named(params: unknown, names: string[]): Record<string, unknown> {
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v);
   if (Array.isArray(params)) {
     if (params.length === 1 && isObject(params[0])) return params[0];
     return Object.fromEntries(names.map((n, i) => [n, params[i]]));
   }
   return isObject(params) ? params : {};
+}
+
+/**
+ * `named`, refusing what the schema's parser refuses (@unc/sdk/schema parseParams): a name the
+ * method does not take (a misspelt `limt` would otherwise silently give the default page) and
+ * surplus positions.
+ */
+function strictNamed(params: unknown, names: string[]): Record<string, unknown> {
+  if (params !== undefined && params !== null && typeof params !== 'object')
+    throw new RpcError(-32602, 'params must be an array or an object');
+  if (Array.isArray(params) && !(params.length === 1 && isObject(params[0])) && params.length > names.length)
+    throw new RpcError(
+      -32602,
+      `expected at most ${names.length} parameter(s) (${names.join(', ')}), got ${params.length}`,
+    );
+  const p = named(params, names);
+  for (const key of Object.keys(p))
+    if (!names.includes(key))
+      throw new RpcError(-32602, `unknown parameter "${key.slice(0, 64)}" (expected ${names.join(', ')})`);
+  return p;
 }
 
 function limitParam(v: unknown, page: { default: number; max: number }): number {
@@ -146,7 +167,7 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
   return {
     /** The transactions that touched an account (sent, received, or named in its events), newest first. */
     unc_getAccountTransactions: async (params): Promise<AccountTransactionsPage> => {
-      const p = named(params, ['address', 'cursor', 'limit', 'heartbeats']);
+      const p = strictNamed(params, ['address', 'cursor', 'limit', 'heartbeats']);
       const address = addressParam(p.address, 'address');
       const before = txCursorParam(p.cursor);
       const limit = limitParam(p.limit, ACCOUNT_TXS_PAGE);
@@ -184,7 +205,7 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
 
     /** Every chip (or an owner's), by id, one page at a time: unc_getChips stops at 1,000. */
     unc_listChips: (params): ChipsPage => {
-      const p = named(params, ['owner', 'cursor', 'limit']);
+      const p = strictNamed(params, ['owner', 'cursor', 'limit']);
       const owner = p.owner === undefined || p.owner === null ? null : addressParam(p.owner, 'owner');
       const after = chipCursorParam(p.cursor);
       const limit = limitParam(p.limit, CHIPS_PAGE);
@@ -201,7 +222,7 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
 
     /** A lease's log, newest first: the receipts of its jobs, its settlements, disputes, closing. */
     unc_getLeaseEvents: async (params): Promise<LeaseEventsPage> => {
-      const p = named(params, ['leaseId', 'cursor', 'limit']);
+      const p = strictNamed(params, ['leaseId', 'cursor', 'limit']);
       if (typeof p.leaseId !== 'string' || !/^[0-9a-f]{64}$/.test(p.leaseId))
         throw new RpcError(-32602, 'parameter "leaseId" must be a lease id (64 lower-case hex digits)');
       const leaseId = fromHex(p.leaseId, 32);
@@ -226,7 +247,7 @@ export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson):
 
     /** The network figures recorded at each epoch's first block, newest first. */
     unc_getNetworkHistory: async (params): Promise<NetworkHistoryPage> => {
-      const p = named(params, ['cursor', 'limit']);
+      const p = strictNamed(params, ['cursor', 'limit']);
       const before = epochCursorParam(p.cursor);
       const limit = limitParam(p.limit, HISTORY_PAGE);
       const rows = await chain.db.epochStatsRange(limit + 1, before);

@@ -239,6 +239,18 @@ test('5,000 chips: paged by cursor, summed over all; account histories; kept acr
     /cursor/,
   );
   await assert.rejects(a.client.call('unc_listChips', { cursor: 'ZZ' }), /cursor/);
+  // Names and positions the methods do not take are refused, as the schema-bound methods refuse
+  // them, not ignored (a misspelt limit silently gave the default page).
+  await assert.rejects(
+    a.client.call('unc_getAccountTransactions', { address: recipient, limt: 5 }),
+    /unknown parameter "limt"/,
+  );
+  await assert.rejects(
+    a.client.call('unc_listChips', JSON.parse('{"__proto__": {"limit": 5}}')),
+    /unknown parameter "__proto__"/,
+  );
+  await assert.rejects(a.client.call('unc_getNetworkHistory', [null, 5, 'extra']), /at most 2/);
+  await assert.rejects(a.client.call('unc_getLeaseEvents', [{ leaseId: '00'.repeat(32), x: 1 }]), /"x"/);
   await stop(a.node);
 
   // Restarted without a validator key, the head stays put while the pages are read.
