@@ -63,8 +63,6 @@ type RpcMessage = {
   params?: { subscription: string; result: unknown };
 };
 
-const MAX_BACKFILL = 100;
-
 export class SubscriptionHub {
   private socket: MinimalWebSocket | null = null;
   private failures = 0;
@@ -299,8 +297,9 @@ export class SubscriptionHub {
       if (!this.entries.has(entry.localId)) return;
       const target = block ? block.height : await this.headHeight();
       if (entry.lastHeight !== null) {
-        const from = Math.max(entry.lastHeight + 1, target - MAX_BACKFILL);
-        for (let h = from; h < target; h++) {
+        // The whole gap, however long: one block fetched and delivered at a time (nothing is
+        // buffered), so a long outage costs requests, never a silently skipped height.
+        for (let h = entry.lastHeight + 1; h < target; h++) {
           const missed = (await this.transport.call('unc_getBlock', [h])) as BlockJson;
           if (!this.entries.has(entry.localId)) return;
           entry.lastHeight = h;
