@@ -234,6 +234,23 @@ describe('the confirmation policy', () => {
     }
     assert.equal(asked, 3);
   });
+
+  test('-y accepts a fee up to 1 UNC unseen; above it (the node sets the rates) a human must confirm', async () => {
+    const ask = async () => 'y';
+    await confirm(lines, { yes: true, interactive: false, ask, fee: ONE_UNC });
+    await rejectsWith(
+      confirm(lines, { yes: true, interactive: false, ask, fee: ONE_UNC + 1n }),
+      'FEE_NEEDS_CONFIRMATION',
+    );
+    // A human who sees the fee may still agree to it.
+    const stderr = process.stderr.write;
+    process.stderr.write = () => true;
+    try {
+      await confirm(lines, { yes: false, interactive: true, ask, fee: 1000n * ONE_UNC });
+    } finally {
+      process.stderr.write = stderr;
+    }
+  });
 });
 
 describe('pre-flight checks', () => {
