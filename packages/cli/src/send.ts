@@ -50,6 +50,7 @@ export type Ask = (question: string) => Promise<string>;
  * misconfigured node could otherwise have an unattended script sign away its whole balance as fee.
  */
 export const MAX_UNATTENDED_FEE = 10n ** 18n;
+// (A fee given with --fee is the user's own choice: signAndSend does not pass it here.)
 
 /**
  * The confirmation policy. `-y` agrees in advance (to a fee up to MAX_UNATTENDED_FEE: above it a
@@ -165,7 +166,8 @@ export async function signAndSend(
       chainId: status.chainId,
       node: ctx.nodeUrl,
     }),
-    { yes: ctx.yes, interactive: process.stdin.isTTY === true, fee },
+    // The ceiling is for fees the node's rates decided; one the user typed (--fee) is theirs.
+    { yes: ctx.yes, interactive: process.stdin.isTTY === true, ...(plan.fee === undefined ? { fee } : {}) },
   );
   const seed = await ctx.unlockKey(signer.from, status.chainId, signer);
   // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
