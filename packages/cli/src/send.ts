@@ -46,13 +46,28 @@ export const unc = (base: bigint | string): string => `${formatUnc(BigInt(base))
 export type Ask = (question: string) => Promise<string>;
 
 /**
- * The confirmation policy. `-y` agrees in advance; without it a terminal is asked and anything
- * but yes cancels; without a terminal it is an error at once, never a prompt that waits forever.
+ * The most fee `-y` agrees to unseen: 1 UNC, some 100,000 times a transfer's fee at the default
+ * parameters. The fee is computed from the fee parameters the node reports, so a hostile or
+ * misconfigured node could otherwise have an unattended script sign away its whole balance as fee.
+ */
+export const MAX_UNATTENDED_FEE = 10n ** 18n;
+// (A fee given with --fee is the user's own choice: signAndSend does not pass it here.)
+
+/**
+ * The confirmation policy. `-y` agrees in advance (to a fee up to MAX_UNATTENDED_FEE: above it a
+ * human must see it); without it a terminal is asked and anything but yes cancels; without a
+ * terminal it is an error at once, never a prompt that waits forever.
  */
 export async function confirm(
   lines: string[],
-  opts: { yes: boolean; interactive: boolean; ask?: Ask; action?: string },
+  opts: { yes: boolean; interactive: boolean; ask?: Ask; action?: string; fee?: bigint },
 ): Promise<void> {
+  if (opts.yes && opts.fee !== undefined && opts.fee > MAX_UNATTENDED_FEE) {
+    throw new UncError(
+      'FEE_NEEDS_CONFIRMATION',
+      `the fee is ${unc(opts.fee)}, above the ${unc(MAX_UNATTENDED_FEE)} -y accepts unseen (the node sets the fee rates): run without -y to see and confirm it; nothing was signed`,
+    );
+  }
   if (opts.yes) return;
   if (!opts.interactive) {
     throw new UncError(
@@ -144,7 +159,8 @@ export async function signAndSend(
       chainId: status.chainId,
       node: ctx.nodeUrl,
     }),
-    { yes: ctx.yes, interactive: process.stdin.isTTY === true },
+    // The ceiling is for fees the node's rates decided; one the user typed (--fee) is theirs.
+    { yes: ctx.yes, interactive: process.stdin.isTTY === true, ...(plan.fee === undefined ? { fee } : {}) },
   );
   const seed = await ctx.unlockKey(signer.from, status.chainId, signer);
   // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ONE_UNC, UncError } from '@unc/core';
@@ -80,6 +80,15 @@ describe('global options and the home config', () => {
     assert.match(bad.stderr, /invalid node URL/);
     const unknown = await runUnc(['config', 'set', 'colour', 'red', '--home', home.dir]);
     assert.match(unknown.stderr, /unknown setting "colour": one of node, output, explorer/);
+    // Names every object inherits are settings neither to set nor to read.
+    for (const key of ['toString', 'constructor', '__proto__']) {
+      const inherited = await runUnc(['config', 'set', key, 'http://x:1', '--home', home.dir]);
+      assert.equal(inherited.code, 1);
+      assert.match(inherited.stderr, new RegExp(`unknown setting "${key}"`));
+      const read = await runUnc(['config', 'get', key, '--home', home.dir]);
+      assert.equal(read.code, 1, `config get ${key}: ${read.stdout}`);
+      assert.match(read.stderr, /not set/);
+    }
     const file = JSON.parse(readFileSync(join(home.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(file, {
       miner: 'http://127.0.0.1:9',
@@ -225,6 +234,23 @@ describe('the confirmation policy', () => {
     }
     assert.equal(asked, 3);
   });
+
+  test('-y accepts a fee up to 1 UNC unseen; above it (the node sets the rates) a human must confirm', async () => {
+    const ask = async () => 'y';
+    await confirm(lines, { yes: true, interactive: false, ask, fee: ONE_UNC });
+    await rejectsWith(
+      confirm(lines, { yes: true, interactive: false, ask, fee: ONE_UNC + 1n }),
+      'FEE_NEEDS_CONFIRMATION',
+    );
+    // A human who sees the fee may still agree to it.
+    const stderr = process.stderr.write;
+    process.stderr.write = () => true;
+    try {
+      await confirm(lines, { yes: false, interactive: true, ask, fee: 1000n * ONE_UNC });
+    } finally {
+      process.stderr.write = stderr;
+    }
+  });
 });
 
 describe('pre-flight checks', () => {
@@ -282,6 +308,15 @@ describe('keys delete, rename, export and import', () => {
     assert.equal(exported.code, 0, exported.stderr);
     assert.doesNotMatch(readFileSync(file, 'utf8'), /mnemonic|secret/);
     assert.equal((await unc('keys', 'export', 'alice', '--out', file)).code, 1, 'never overwrites');
+    // A dangling link planted where the export goes (a shared directory): existsSync says "no
+    // file", and a plain write would follow the link and create the file it points at.
+    const target = join(home.dir, 'planted-target');
+    const link = join(home.dir, 'planted-link');
+    symlinkSync(target, link);
+    const planted = await unc('keys', 'export', 'alice', '--out', link);
+    assert.equal(planted.code, 1, 'a link is never written through');
+    assert.match(planted.stderr, /exists/);
+    assert.equal(existsSync(target), false, 'nothing created where the link points');
 
     const again = await unc(
       'keys',

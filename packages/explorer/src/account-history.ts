@@ -88,6 +88,24 @@ export function accountCsv(self: string, rows: AccountTxJson[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * `read()`, waited for and tried again while the node answers RATE_LIMITED with a retryAfterMs (a
+ * 100-row page costs 100 work units, so a long export spends a public node's per-client rate):
+ * the export goes at the pace the node allows instead of failing half-way.
+ */
+async function afterRateLimits<T>(read: () => Promise<T>): Promise<T> {
+  for (let waits = 0; ; waits++) {
+    try {
+      return await read();
+    } catch (err) {
+      const e = err as { reason?: unknown; retryAfterMs?: unknown };
+      if (waits >= 20 || e.reason !== 'RATE_LIMITED' || typeof e.retryAfterMs !== 'number') throw err;
+      const ms = Math.min(Math.max(e.retryAfterMs, 100), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+    }
+  }
+}
+
 /** Every transaction of the account (up to EXPORT_MAX_ROWS), following the cursors. */
 export async function fetchAllAccountTxs(
   client: UncClient,
@@ -98,11 +116,9 @@ export async function fetchAllAccountTxs(
   const rows: AccountTxJson[] = [];
   let cursor: string | null = null;
   do {
-    const page: AccountTransactionsPage = await fetchAccountPage(client, address, {
-      cursor,
-      heartbeats,
-      limit: 100,
-    });
+    const page: AccountTransactionsPage = await afterRateLimits(() =>
+      fetchAccountPage(client, address, { cursor, heartbeats, limit: 100 }),
+    );
     rows.push(...page.transactions);
     cursor = page.nextCursor;
     onProgress(rows.length);

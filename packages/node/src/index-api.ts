@@ -187,7 +187,12 @@ export function indexCosts(
   limitOf: (params: unknown, index: number) => unknown,
 ): Record<IndexMethodName, RpcCost> {
   return {
-    unc_getAccountTransactions: (p) => pageCost(limitOf(p, 2), ACCOUNT_TXS_PAGE, 5),
+    /**
+     * A page of transactions reads and decodes a whole block (up to 8 MiB) per entry when an
+     * account appears in one transaction of each block (any miner's heartbeats): one unit per
+     * entry, as unc_getBlocks charges one per block, not one per 5 (which let 100 block reads cost 20).
+     */
+    unc_getAccountTransactions: (p) => pageCost(limitOf(p, 2), ACCOUNT_TXS_PAGE, 1),
     unc_listChips: (p) => pageCost(limitOf(p, 2), CHIPS_PAGE, 2),
     /** A pass over every chip, once per block (cached): priced as the list it replaces. */
     unc_getNetworkStats: () => 100,

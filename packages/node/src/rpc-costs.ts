@@ -5,7 +5,8 @@
  * and charges it to the caller's rate limit. Params are untrusted here: anything malformed costs 1
  * and the method itself rejects it.
  */
-import { chipsOfOwner, decodeAddress, type StateReader } from '@unc/core';
+import { decodeAddress, ownerChipCount, type StateReader } from '@unc/core';
+import { openRpcDocument } from '@unc/sdk/openrpc';
 import { indexCosts } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
 
@@ -50,22 +51,53 @@ export const RPC_COSTS: Record<string, RpcCost> = {
    * also decodes every chip on chain to find its own. `rpcCosts` charges an owner per chip.
    */
   unc_getRewards: () => 100,
+  /**
+   * The OpenRPC document is built once, but every answer walks and serialises all of it (~50 KB):
+   * about 3 ms of CPU where the other one-unit calls take 0.05 to 0.3 ms, so at one unit a client
+   * within its rate limit could keep a core busy. One unit per 2 KiB of the document, about what a
+   * one-unit answer (an account, a block summary) weighs.
+   */
+  'rpc.discover': () => discoverCost(),
 };
 
-/** RPC_COSTS, with the measures that depend on the chain: an owner's rewards are 100 units a chip. */
+let discoverUnits: number | null = null;
+function discoverCost(): number {
+  discoverUnits ??= Math.ceil(JSON.stringify(openRpcDocument('0.0.0')).length / 2048);
+  return discoverUnits;
+}
+
+/** The chip count of the owner an address parameter names; null when it names none. */
+function chipsOfNamedOwner(state: StateReader, address: unknown): number | null {
+  if (typeof address !== 'string' || /^(0x)?[0-9a-fA-F]{64}$/.test(address)) return null;
+  let owner: Uint8Array;
+  try {
+    owner = decodeAddress(address);
+  } catch {
+    return null;
+  }
+  // The index's head: one read, before the request is admitted (reading every member here would be
+  // the very work the price is meant to bound, done for requests that are then refused).
+  return ownerChipCount(state, owner);
+}
+
+/**
+ * RPC_COSTS, with the measures that depend on the chain: an owner's rewards are 100 units a chip,
+ * and an owner's page of unc_listChips reads (and sorts) every chip id the owner has, so it costs
+ * at least one unit per 100 of them, as unc_getChips is priced.
+ */
 export function rpcCosts(state: () => StateReader): Record<string, RpcCost> {
   return {
     ...RPC_COSTS,
     unc_getRewards: (p) => {
       const target = arg(p, 0, 'target');
       if (typeof target !== 'string' || /^(0x)?[0-9a-fA-F]{64}$/.test(target)) return 100;
-      let owner: Uint8Array;
-      try {
-        owner = decodeAddress(target);
-      } catch {
-        return 1;
-      }
-      return 100 * Math.max(1, chipsOfOwner(state(), owner).length);
+      const chips = chipsOfNamedOwner(state(), target);
+      return chips === null ? 1 : 100 * Math.max(1, chips);
+    },
+    unc_listChips: (p) => {
+      const page = RPC_COSTS.unc_listChips!(p);
+      const chips = chipsOfNamedOwner(state(), arg(p, 0, 'owner'));
+      return chips === null ? page : Math.max(page, chips / 100);
     },
   };
 }

@@ -54,6 +54,10 @@ async function start(validator: boolean): Promise<{ node: UncNode; client: UncCl
     genesis,
     ...(validator ? { validatorSeed: devValidator().seed } : {}),
     rpcPort: 0,
+    // This test reads every page of 5,000 chips and of each history, several times, as fast as it
+    // can: far past a client's rate (each page is priced by what it reads, rpc-costs.ts). The rate
+    // limit has its own tests (rpc/server.test.ts); here the reader is exempt, as `unc dev`'s are.
+    rpc: { unlimitedAddresses: ['127.0.0.1', '::1'] },
     logger: silentLogger,
   });
   nodes.push(node);
@@ -215,7 +219,9 @@ test('5,000 chips: paged by cursor, summed over all; account histories; kept acr
   for (let waited = 0; !(history.epochs[0]?.height > registeredAt); waited += 200) {
     assert.ok(waited < 30_000, 'an epoch starts within 30 s');
     await new Promise((r) => setTimeout(r, 200));
-    history = await client.call<NetworkHistoryPage>('unc_getNetworkHistory', { limit: 2 });
+    // One per page: epoch 0 (recorded at height 1) is always older than this one, so there is a
+    // next page however few epochs the registrations took (two epochs left none past a page of 2).
+    history = await client.call<NetworkHistoryPage>('unc_getNetworkHistory', { limit: 1 });
   }
   const recorded = history.epochs[0]!;
   // Recorded at the epoch's first block.
@@ -226,7 +232,8 @@ test('5,000 chips: paged by cursor, summed over all; account histories; kept acr
   const older = await a.client.call<NetworkHistoryPage>('unc_getNetworkHistory', {
     cursor: history.nextCursor,
   });
-  assert.ok(older.epochs.every((e) => e.epoch < history.epochs[1]!.epoch));
+  assert.ok(older.epochs.length > 0 && older.epochs.every((e) => e.epoch < recorded.epoch));
+  assert.equal(older.epochs.at(-1)!.epoch, 0, 'the oldest page ends at epoch 0');
 
   const histories = new Map<string, string[]>();
   for (const owner of OWNERS) {
@@ -259,6 +266,18 @@ test('5,000 chips: paged by cursor, summed over all; account histories; kept acr
     /cursor/,
   );
   await assert.rejects(a.client.call('unc_listChips', { cursor: 'ZZ' }), /cursor/);
+  // Names and positions the methods do not take are refused, as the schema-bound methods refuse
+  // them, not ignored (a misspelt limit silently gave the default page).
+  await assert.rejects(
+    a.client.call('unc_getAccountTransactions', { address: recipient, limt: 5 }),
+    /unknown parameter "limt"/,
+  );
+  await assert.rejects(
+    a.client.call('unc_listChips', JSON.parse('{"__proto__": {"limit": 5}}')),
+    /unknown parameter "__proto__"/,
+  );
+  await assert.rejects(a.client.call('unc_getNetworkHistory', [null, 5, 'extra']), /at most 2/);
+  await assert.rejects(a.client.call('unc_getLeaseEvents', [{ leaseId: '00'.repeat(32), x: 1 }]), /"x"/);
   await stop(a.node);
 
   // Restarted without a validator key, the head stays put while the pages are read.

@@ -63,11 +63,16 @@ type RpcMessage = {
   params?: { subscription: string; result: unknown };
 };
 
-const MAX_BACKFILL = 100;
-
 export class SubscriptionHub {
   private socket: MinimalWebSocket | null = null;
   private failures = 0;
+  /**
+   * Sockets in a row that dropped within STABLE_SOCKET_MS of opening. A node that accepts and then
+   * drops at once (full, or shedding load) would otherwise be reconnected to, resubscribed and
+   * backfilled every 250 ms forever, by every client: the backoff grows with these drops too.
+   */
+  private quickDrops = 0;
+  private openedAt = 0;
   private polling: boolean;
   private readonly entries = new Map<string, Entry>();
   private readonly byServerId = new Map<string, Entry>();
@@ -193,6 +198,7 @@ export class SubscriptionHub {
     socket.onerror = () => {};
     socket.onclose = () => this.onSocketLost(socket);
     this.socket = socket;
+    this.openedAt = Date.now();
   }
 
   private onMessage(text: string): void {
@@ -252,7 +258,8 @@ export class SubscriptionHub {
     this.byServerId.clear();
     for (const e of this.entries.values()) e.serverId = null;
     if (this.entries.size === 0) return;
-    this.reconnectTimer = setTimeout(() => void this.reconnect(), backoff(1));
+    this.quickDrops = Date.now() - this.openedAt < STABLE_SOCKET_MS ? this.quickDrops + 1 : 0;
+    this.reconnectTimer = setTimeout(() => void this.reconnect(), backoff(1 + this.quickDrops));
   }
 
   private async reconnect(): Promise<void> {
@@ -299,8 +306,9 @@ export class SubscriptionHub {
       if (!this.entries.has(entry.localId)) return;
       const target = block ? block.height : await this.headHeight();
       if (entry.lastHeight !== null) {
-        const from = Math.max(entry.lastHeight + 1, target - MAX_BACKFILL);
-        for (let h = from; h < target; h++) {
+        // The whole gap, however long: one block fetched and delivered at a time (nothing is
+        // buffered), so a long outage costs requests, never a silently skipped height.
+        for (let h = entry.lastHeight + 1; h < target; h++) {
           const missed = (await this.transport.call('unc_getBlock', [h])) as BlockJson;
           if (!this.entries.has(entry.localId)) return;
           entry.lastHeight = h;
@@ -359,6 +367,9 @@ export class SubscriptionHub {
     void tick();
   }
 }
+
+/** A socket that stayed open this long was a working connection: its drop starts the backoff over. */
+const STABLE_SOCKET_MS = 5000;
 
 function backoff(failures: number): number {
   return Math.min(5000, 250 * 2 ** Math.max(0, failures - 1));

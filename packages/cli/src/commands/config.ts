@@ -19,7 +19,8 @@ export const SETTINGS: Record<string, { meaning: string; check: (value: string) 
 };
 
 function settingName(key: string): string {
-  if (!(key in SETTINGS))
+  // hasOwn, not `in`: "toString", "constructor" or "__proto__" are in every object's prototype.
+  if (!Object.hasOwn(SETTINGS, key))
     throw new UncError('BAD_SETTING', `unknown setting "${key}": one of ${Object.keys(SETTINGS).join(', ')}`);
   return key;
 }
@@ -56,7 +57,7 @@ export function configCommand(): Command {
         ctx.print(all, () => JSON.stringify(all, null, 2));
         return;
       }
-      const value = all[key];
+      const value = Object.hasOwn(all, key) ? all[key] : undefined;
       if (value === undefined)
         throw new UncError('NOT_SET', `"${key}" is not set in ${configPath(ctx.home)}`);
       ctx.print({ [key]: value }, () => (typeof value === 'string' ? value : JSON.stringify(value, null, 2)));

@@ -187,8 +187,15 @@ export function keysCommand(): Command {
         process.stdout.write(text);
         return;
       }
-      if (existsSync(opts.out)) throw new UncError('FILE_EXISTS', `${opts.out} exists: not overwriting it`);
-      writeFileSync(opts.out, text, { mode: 0o600 });
+      // 'wx' (O_CREAT | O_EXCL) creates the file or fails, in one step: an existsSync check first
+      // would miss a dangling symlink planted there and the write would follow it.
+      try {
+        writeFileSync(opts.out, text, { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+          throw new UncError('FILE_EXISTS', `${opts.out} exists: not overwriting it`);
+        throw err;
+      }
       console.error(`wrote the encrypted keystore of "${name}" to ${opts.out}`);
     });
 

@@ -96,7 +96,7 @@ export async function sendGovernance(
       chainId: status.chainId,
       node: ctx.nodeUrl,
     }),
-    { yes: ctx.yes, interactive: process.stdin.isTTY === true },
+    { yes: ctx.yes, interactive: process.stdin.isTTY === true, fee: stx.tx.fee },
   );
   const { hash } = await client.sendRawTransaction(encodeSigned(stx));
   const outcome = await client.waitForTransaction(hash);

@@ -402,6 +402,11 @@ export function chipsOfOwner(state: StateReader, owner: Uint8Array): Uint8Array[
   return ownerChips.members(state, owner);
 }
 
+/** How many chips `owner`'s index holds: one state read, where chipsOfOwner reads every member. */
+export function ownerChipCount(state: StateReader, owner: Uint8Array): number {
+  return ownerChips.head(state, owner).count;
+}
+
 /** Sum of the rated power of the chips in `owner`'s index: an upper bound of its online power. */
 export function ownerRatedPower(state: StateReader, owner: Uint8Array): bigint {
   return ownerChips.head(state, owner).weight;

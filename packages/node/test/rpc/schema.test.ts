@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeAddress, toHex } from '@unc/core';
+import { encodeAddress, indexChipEvents, MemoryState, StateOverlay, toHex } from '@unc/core';
 import { buildTransaction, encodeSigned, RpcClientError, signedHash, transferAction } from '@unc/sdk';
-import type { OpenRpcDocument } from '@unc/sdk/openrpc';
+import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
 import { type RpcMethodName, rpcMethods } from '@unc/sdk/schema';
 import fc from 'fast-check';
 import * as v from 'valibot';
 import { devKey, devValidator } from '../../src/dev.js';
-import { RPC_COSTS } from '../../src/rpc-costs.js';
+import { RPC_COSTS, rpcCosts } from '../../src/rpc-costs.js';
 import { useDevNode } from '../dev-node.js';
 
 const dev = useDevNode('rpc-schema');
@@ -251,4 +251,44 @@ test('attack: the [named] spelling costs what the positional one does (no cheap 
     // A limit past the page's maximum is refused by the schema, and never priced above the maximum.
     assert.equal(RPC_COSTS[method]!({ limit: 1e9 }), cost, method);
   }
+});
+
+test('attack: a page of account transactions costs a unit per block it may read (100 block reads were 20 units)', () => {
+  const address = 'unc1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq';
+  for (const params of [[address, null, 100], { address, limit: 100 }, [{ address, limit: 100 }]])
+    assert.equal(RPC_COSTS.unc_getAccountTransactions!(params), 100, JSON.stringify(params));
+  // The default page (25 entries) is 25 block reads at most.
+  assert.equal(RPC_COSTS.unc_getAccountTransactions!({ address }), 25);
+  // As unc_getBlocks charges for the same number of blocks.
+  assert.equal(
+    RPC_COSTS.unc_getAccountTransactions!({ address, limit: 100 }),
+    RPC_COSTS.unc_getBlocks!({ from: 0, count: 100 }),
+  );
+});
+
+test('attack: rpc.discover costs what it serialises (a ~50 KB document at 1 unit let one client keep a core busy)', () => {
+  const bytes = JSON.stringify(openRpcDocument('0.1.0')).length;
+  const cost = RPC_COSTS['rpc.discover']?.(undefined) ?? 1;
+  assert.ok(cost * 2048 >= bytes, `${cost} units for ${bytes} bytes`);
+  assert.ok(cost >= 10, `rpc.discover costs ${cost}`);
+});
+
+test("attack: an owner's chip pages cost by the owner's chips, and pricing reads one state entry, not every chip", () => {
+  const owner = new Uint8Array(20).fill(7);
+  const state = new StateOverlay(new MemoryState());
+  const registered = Array.from({ length: 5000 }, (_, i) => {
+    const chipId = new Uint8Array(32);
+    new DataView(chipId.buffer).setUint32(0, i + 1);
+    return { type: 'chipRegistered', chipId, owner, power: 1000n };
+  });
+  indexChipEvents(state, registered, 1n);
+  const costs = rpcCosts(() => state);
+  const address = encodeAddress(owner);
+  state.reads = 0;
+  // limit 1 was 1 unit for a page that reads and sorts all 5,000 ids of the owner.
+  for (const params of [{ owner: address, limit: 1 }, [address, null, 1], [{ owner: address, limit: 1 }]])
+    assert.equal(costs.unc_listChips!(params), 50, JSON.stringify(params));
+  assert.equal(costs.unc_listChips!({ limit: 1 }), 1, 'every chip, by cursor: one page read');
+  assert.equal(costs.unc_getRewards!({ target: address }), 500_000);
+  assert.ok(state.reads <= 4, `pricing read ${state.reads} state entries`);
 });
