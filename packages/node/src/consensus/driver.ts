@@ -13,59 +13,49 @@
  * missing blocks with their commits and checks each like any block from a stranger, then joins
  * consensus at the next height. With no network and one validator this is the dev chain: the
  * same code path, deciding each block alone.
+ *
+ * The driver is the consensus reactor and routes each gossip topic to its reactor: transactions
+ * to the mempool reactor (mempool-reactor.ts), evidence to the evidence pool (evidence-pool.ts),
+ * block ranges and catching up to the sync reactor (sync-reactor.ts). What each topic checks
+ * before anything acts on a message is in gossip-checks.ts, as plain functions.
  */
 import {
-  addressFromPublicKey,
-  blockCodec,
-  blockHash,
   type ConsensusAction,
   type ConsensusEvent,
-  type ConsensusEvidence,
-  checkEvidence,
-  commitHash,
-  consensusEvidenceCodec,
   DEFAULT_TIMEOUTS,
-  decode,
   defaultVerify,
   encode,
-  envelopeFromBytes,
-  envelopeFromSigned,
-  equalBytes,
-  evidenceOffender,
-  evidenceSlot,
-  getAccount,
   keyId,
   PrivValidator,
   type Proposal,
   sha256,
-  signTransaction,
   Tendermint,
   type TimeoutParams,
   type TimeoutStep,
   type TxEnvelope,
   toHex,
-  txRootOf,
   ValidationError,
   type ValidatorSet,
   type VerifyFn,
   type Vote,
-  verifyConsensusEvidence,
-  verifyProposalSignature,
-  verifyVoteSignature,
 } from '@unc/core';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
 import type { Logger } from '../log.js';
 import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
-import { isBehind, type SyncProgress, syncChain } from '../sync.js';
-import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
+import type { SyncProgress } from '../sync.js';
+import { EvidencePool } from './evidence-pool.js';
 import {
-  MAX_TX_BATCH_BYTES,
-  MAX_TXS_PER_MESSAGE,
-  type ProposalMessage,
-  proposalMessageCodec,
-  txBatchCodec,
-  voteMessageCodec,
-} from './wire.js';
+  checkProposalGossip,
+  checkVoteGossip,
+  decodeTxs,
+  type GossipView,
+  proposalEnvelopeProblem,
+  signedContentMatches,
+} from './gossip-checks.js';
+import { MempoolReactor } from './mempool-reactor.js';
+import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
+import { SyncReactor } from './sync-reactor.js';
+import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from './wire.js';
 
 /** What the driver needs from the node around it (mempool, notifications). */
 export interface DriverHost {
@@ -137,7 +127,6 @@ export class ConsensusDriver {
 
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
-  private syncing = false;
   /** The height the machine was started at; 0 until the first start. */
   private height = 0n;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -148,16 +137,11 @@ export class ConsensusDriver {
   private pending = new Map<string, { pending: PendingBlock | null; message: ProposalMessage | null }>();
   private future: Buffered[] = [];
   private readonly verified = new Set<string>();
-  private readonly evidenceSeen = new Set<string>();
   /** A stall check is asking the peers how far they are. */
   private probingPeers = false;
-  /** Evidence this validator will put on chain once the block after its height is being built. */
-  private evidenceToSubmit: ConsensusEvidence[] = [];
-  private txOut: Uint8Array[] = [];
-  private txOutBytes = 0;
-  private txFlush: NodeJS.Timeout | null = null;
-  /** The latest block-sync progress, while a sync runs. */
-  syncProgress: SyncProgress | null = null;
+  private readonly mempoolReactor: MempoolReactor;
+  private readonly evidencePool: EvidencePool;
+  private readonly syncReactor: SyncReactor;
   private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
 
   constructor(opts: DriverOptions) {
@@ -177,6 +161,47 @@ export class ConsensusDriver {
       this.lastProposal = stored?.lastProposal ?? null;
     }
     this.machine = this.newMachine();
+    this.mempoolReactor = new MempoolReactor({
+      admitTx: (env) => this.host.admitTx(env),
+      publishBatch: (data) => this.publish('tx', data),
+      connected: () => this.network !== null,
+    });
+    this.evidencePool = new EvidencePool({
+      chain: this.chain,
+      validator: this.validator,
+      logger: this.logger,
+      nextValidators: () => this.nextValidators(),
+      admitTx: (env) => this.host.admitTx(env),
+      announceTx: (env) => this.announceTx(env),
+      publishEvidence: (data) => this.publish('evidence', data),
+    });
+    this.syncReactor = new SyncReactor({
+      chain: this.chain,
+      logger: this.logger,
+      onSynced: (committed) => {
+        this.host.onCommitted(committed);
+        for (const l of this.commitListeners) l(committed, committed.block.commit.round);
+      },
+    });
+  }
+
+  /** The latest block-sync progress, while a sync runs. */
+  get syncProgress(): SyncProgress | null {
+    return this.syncReactor.syncProgress;
+  }
+
+  private get syncing(): boolean {
+    return this.syncReactor.syncing;
+  }
+
+  /** What the gossip checks see: the head and the set voting after it. */
+  private gossipView(): GossipView {
+    return {
+      chainId: this.chain.genesis.chainId,
+      headHeight: this.chain.height,
+      validators: this.nextValidators(),
+      verify: this.cachedVerify,
+    };
   }
 
   private validatorMemo: { head: string; set: ValidatorSet } | null = null;
@@ -220,7 +245,7 @@ export class ConsensusDriver {
     return {
       onGossip: (topic, data, from) => this.onGossip(topic, data, from),
       status: () => this.status(),
-      blocks: (from, to) => this.blocksFor(from, to),
+      blocks: (from, to) => this.syncReactor.blocksFor(from, to),
     };
   }
 
@@ -269,7 +294,7 @@ export class ConsensusDriver {
     this.unsubscribe?.();
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.startTimer) clearTimeout(this.startTimer);
-    if (this.txFlush) clearTimeout(this.txFlush);
+    this.mempoolReactor.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.queue;
@@ -277,22 +302,7 @@ export class ConsensusDriver {
 
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
   announceTx(env: TxEnvelope): void {
-    if (!this.network || this.stopped) return;
-    if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
-      this.flushTxs();
-    this.txOut.push(env.bytes);
-    this.txOutBytes += env.bytes.length;
-    this.txFlush ??= setTimeout(() => this.flushTxs(), 20);
-  }
-
-  private flushTxs(): void {
-    if (this.txFlush) clearTimeout(this.txFlush);
-    this.txFlush = null;
-    if (this.txOut.length === 0 || !this.network) return;
-    const batch = this.txOut;
-    this.txOut = [];
-    this.txOutBytes = 0;
-    this.publish('tx', encode(txBatchCodec, batch));
+    this.mempoolReactor.announceTx(env);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -410,7 +420,7 @@ export class ConsensusDriver {
         await this.commit(action);
         return;
       case 'evidence':
-        this.reportEvidence(action.evidence, 'observed');
+        this.evidencePool.reportEvidence(action.evidence, 'observed');
         return;
     }
   }
@@ -501,7 +511,7 @@ export class ConsensusDriver {
       });
     }
     this.host.onCommitted(committed);
-    this.flushEvidence();
+    this.evidencePool.flushEvidence();
     for (const l of this.commitListeners) {
       try {
         l(committed, round);
@@ -532,33 +542,19 @@ export class ConsensusDriver {
       case 'proposal':
         return this.onProposalGossip(data, from);
       case 'tx':
-        return this.onTxGossip(data);
+        return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
-        return this.onEvidenceGossip(data);
+        return this.evidencePool.onEvidenceGossip(data);
       default:
         return 'ignore';
     }
   }
 
   private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
-    let vote: Vote;
-    try {
-      vote = decode(voteMessageCodec, data).vote;
-    } catch {
-      return 'reject';
-    }
-    const head = this.chain.height;
-    if (vote.height <= head) return 'ignore';
-    const member = this.nextValidators().has(vote.validator);
-    if (vote.height > head + 1n) {
-      // A later height's set is not known yet (it may differ at an epoch boundary): keep what
-      // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
-      if (member && verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify))
-        this.buffer({ kind: 'vote', vote });
-      return 'ignore';
-    }
-    if (!member) return 'reject';
-    if (!verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify)) return 'reject';
+    const checked = checkVoteGossip(data, this.gossipView());
+    if ('buffer' in checked) this.buffer({ kind: 'vote', vote: checked.buffer });
+    if (!('deliver' in checked)) return checked.verdict;
+    const vote = checked.deliver;
     if (this.syncing || vote.height !== this.height) {
       this.buffer({ kind: 'vote', vote });
       return 'accept';
@@ -574,24 +570,11 @@ export class ConsensusDriver {
   }
 
   private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
-    let msg: ProposalMessage;
-    try {
-      msg = decode(proposalMessageCodec, data);
-    } catch {
-      return 'reject';
-    }
-    const { proposal, block } = msg;
-    if (proposal.height <= this.chain.height) return 'ignore';
-    if (block.header.height !== proposal.height || !equalBytes(blockHash(block.header), proposal.blockHash))
-      return 'reject';
-    const member = this.nextValidators().has(proposal.proposer);
-    if (proposal.height > this.chain.height + 1n) {
-      if (member && verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify))
-        this.buffer({ kind: 'proposal', msg, from });
-      return 'ignore';
-    }
-    if (!member) return 'reject';
-    if (!verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify)) return 'reject';
+    const checked = checkProposalGossip(data, this.gossipView());
+    if ('buffer' in checked) this.buffer({ kind: 'proposal', msg: checked.buffer, from });
+    if (!('deliver' in checked)) return checked.verdict;
+    const msg = checked.deliver;
+    const { proposal } = msg;
     if (this.syncing || proposal.height !== this.height) {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
@@ -606,7 +589,7 @@ export class ConsensusDriver {
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
     const envelopes = known ? null : decodeTxs(msg.block.txs);
-    if (!known && (!envelopes || !this.signedContentMatches(msg, envelopes))) {
+    if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
       // hash; a message whose copies do not match was altered on the way. Holding that against
       // the proposal would let any relay make honest validators vote nil.
@@ -635,22 +618,10 @@ export class ConsensusDriver {
     return 'reject';
   }
 
-  private signedContentMatches(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): boolean {
-    const { header } = msg.block;
-    if (!equalBytes(commitHash(msg.lastCommit), header.lastCommitHash)) return false;
-    return equalBytes(txRootOf(envelopes), header.txRoot);
-  }
-
   private checkProposedBlock(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): PendingBlock {
     const { proposal, block } = msg;
-    const fail = (why: string): never => {
-      throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${why}`);
-    };
-    // A fresh block is the proposer's own; a re-proposal (polRound ≥ 0) carries an earlier round's.
-    if (proposal.polRound === -1 && !equalBytes(block.header.proposer, proposal.proposer)) {
-      fail('a fresh proposal must carry a block built by its proposer');
-    }
-    if (block.header.time > BigInt(Date.now() + this.maxClockDriftMs)) fail('block time is in the future');
+    const problem = proposalEnvelopeProblem(proposal, msg, Date.now(), this.maxClockDriftMs);
+    if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
     return this.chain.validateProposal(
       block,
       msg.lastCommit,
@@ -663,115 +634,6 @@ export class ConsensusDriver {
   private buffer(b: Buffered): void {
     if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
     this.future.push(b);
-  }
-
-  private onTxGossip(data: Uint8Array): Verdict {
-    let raws: Uint8Array[];
-    try {
-      raws = decode(txBatchCodec, data);
-    } catch {
-      return 'reject';
-    }
-    let admitted = 0;
-    for (const raw of raws) {
-      let env: TxEnvelope;
-      try {
-        env = envelopeFromBytes(raw);
-      } catch {
-        return 'reject';
-      }
-      try {
-        this.host.admitTx(env);
-        admitted++;
-      } catch (err) {
-        // A transaction valid at the sender may already be stale here (nonce used, duplicate).
-        if (!(err instanceof ValidationError)) throw err;
-        // But a signature that does not verify is the relay's fault whatever the state: ignoring
-        // it would let a peer make this node check up to a batch of signatures per message, free.
-        if (err.code === 'BAD_SIGNATURE') return 'reject';
-      }
-    }
-    return admitted > 0 ? 'accept' : 'ignore';
-  }
-
-  private onEvidenceGossip(data: Uint8Array): Verdict {
-    let evidence: ConsensusEvidence;
-    try {
-      evidence = decode(consensusEvidenceCodec, data);
-    } catch {
-      return 'reject';
-    }
-    // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
-    // mismatch is not held against the peer.
-    const why = verifyConsensusEvidence(this.chain.genesis.chainId, this.nextValidators(), evidence);
-    if (why) return 'ignore';
-    return this.reportEvidence(evidence, 'gossip') ? 'accept' : 'ignore';
-  }
-
-  /** Logs and gossips equivocation evidence once. */
-  private reportEvidence(evidence: ConsensusEvidence, source: string): boolean {
-    const bytes = encode(consensusEvidenceCodec, evidence);
-    const key = toHex(bytes);
-    if (this.evidenceSeen.has(key)) return false;
-    if (this.evidenceSeen.size > 1_000) this.evidenceSeen.clear();
-    this.evidenceSeen.add(key);
-    this.logger.warn('equivocation evidence', {
-      type: evidence.type,
-      offender: toHex(evidenceOffender(evidence)),
-      source,
-    });
-    if (source !== 'gossip') this.publish('evidence', bytes);
-    this.submitEvidence(evidence);
-    return true;
-  }
-
-  /**
-   * A validator puts the evidence on chain itself, in a transaction its own key signs and pays
-   * for: slashing must not depend on somebody else noticing. A block carries evidence of earlier
-   * heights only, so evidence of the height being decided waits for its commit. Evidence already
-   * included, too old or about a tombstoned validator is dropped by the check the block will make.
-   */
-  private submitEvidence(evidence: ConsensusEvidence): void {
-    if (!this.validator) return;
-    if (this.evidenceToSubmit.length >= 64) this.evidenceToSubmit.shift();
-    this.evidenceToSubmit.push(evidence);
-    this.flushEvidence();
-  }
-
-  private flushEvidence(): void {
-    if (!this.validator || this.evidenceToSubmit.length === 0) return;
-    const head = this.chain.head.header;
-    const chainId = this.chain.genesis.chainId;
-    const waiting: ConsensusEvidence[] = [];
-    for (const evidence of this.evidenceToSubmit) {
-      if (evidenceSlot(evidence).height > head.height) {
-        waiting.push(evidence);
-        continue;
-      }
-      try {
-        checkEvidence(this.chain.state, chainId, head.height + 1n, evidence, this.chain.genesis);
-        const sender = addressFromPublicKey(this.validator.publicKey);
-        // Evidence-only transactions are fee-free: a validator with an empty balance can report.
-        const tx = {
-          chainId,
-          signer: this.validator.publicKey,
-          nonce: getAccount(this.chain.state, sender).nonce,
-          fee: 0n,
-          expiresAt: head.height + 20n,
-          actions: [{ type: 'evidence' as const, evidence }],
-        };
-        const env = envelopeFromSigned(signTransaction(tx, this.validator.seed));
-        this.host.admitTx(env);
-        this.announceTx(env);
-        this.logger.info('submitted equivocation evidence', {
-          offender: toHex(evidenceOffender(evidence)),
-          tx: toHex(env.hash),
-        });
-      } catch (err) {
-        this.logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
-      }
-    }
-    this.evidenceToSubmit = waiting;
   }
 
   private publish(topic: GossipTopic, data: Uint8Array): void {
@@ -801,7 +663,8 @@ export class ConsensusDriver {
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
     this.probingPeers = true;
-    isBehind(network, this.chain.height, 0)
+    this.syncReactor
+      .peerAhead(network)
       .then((behind) => {
         if (!behind || this.stopped) return;
         return this.enqueue(async () => {
@@ -831,72 +694,16 @@ export class ConsensusDriver {
   private async catchUp(): Promise<void> {
     const network = this.network;
     if (!network || this.stopped) return;
-    this.syncing = true;
     try {
-      await this.syncFromPeers(network);
+      await this.syncReactor.catchUp(network);
     } finally {
-      this.syncing = false;
-      this.syncProgress = null;
       this.lastProgress = Date.now();
     }
-  }
-
-  /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
-  private async syncFromPeers(network: Network): Promise<void> {
-    let lastLog = 0;
-    const result = await syncChain({
-      network,
-      chain: {
-        height: () => this.chain.height,
-        applyBlock: async (encoded) => {
-          const committed = await this.chain.verifyAndCommit(decode(blockCodec, encoded));
-          this.host.onCommitted(committed);
-          for (const l of this.commitListeners) l(committed, committed.block.commit.round);
-        },
-      },
-      onProgress: (p) => {
-        this.syncProgress = p;
-        if (Date.now() - lastLog < 2_000 && p.height < p.target) return;
-        lastLog = Date.now();
-        this.logger.info('syncing blocks', {
-          height: p.height,
-          target: p.target,
-          blocksPerSecond: Math.round(p.blocksPerSecond),
-          eta: p.etaSeconds === null ? '?' : `${Math.ceil(p.etaSeconds)}s`,
-        });
-      },
-      logger: this.logger,
-    });
-    if (result.applied > 0) this.logger.info('synced', { height: result.height, applied: result.applied });
-  }
-
-  private async blocksFor(from: bigint, to: bigint): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
-    const top = min(to, this.chain.height);
-    for (let h = from; h <= top; h++) {
-      const block = await this.chain.blockAt(h);
-      if (!block) break;
-      out.push(encode(blockCodec, block));
-    }
-    return out;
-  }
-}
-
-/** The block's transactions decoded once, for the content check and for execution; null if one is malformed. */
-function decodeTxs(txs: readonly Uint8Array[]): TxEnvelope[] | null {
-  try {
-    return txs.map((raw) => envelopeFromBytes(raw));
-  } catch {
-    return null;
   }
 }
 
 function now(): bigint {
   return BigInt(Date.now());
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }
 
 /** Passes a lazy candidate source through, remembering each envelope drawn by its hash. */
