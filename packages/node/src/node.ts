@@ -15,11 +15,13 @@ import {
 } from '@unc/core';
 import { createApi } from './api.js';
 import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './chain.js';
-import { ConsensusDriver } from './consensus/driver.js';
+import { systemClock } from './clock.js';
+import type { ConsensusDriver } from './consensus/driver.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
+import { NodeCore } from './node-core.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
 import { rpcCosts } from './rpc-costs.js';
@@ -61,6 +63,8 @@ type TxWatcher = (
 export class UncNode {
   readonly metrics = new Registry();
   private stopped = false;
+  /** Set once started: chain, mempool and the consensus driver with its reactors. */
+  core!: NodeCore;
   /** Set once started: runs consensus (or, alone, decides every block itself). */
   driver!: ConsensusDriver;
   network: Network | null = null;
@@ -138,15 +142,22 @@ export class UncNode {
     chain.onCommit((c) => node.afterCommit(c));
     node.mempool.onDrop((env, drop) => node.onDropped(env, drop));
     try {
-      node.driver = new ConsensusDriver({
+      node.core = new NodeCore({
         chain,
-        host: node.driverHost(),
+        mempool: node.mempool,
         validator,
         privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
         blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
         ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-        logger: logger.child('consensus'),
+        logger,
+        clock: systemClock,
+        onMempoolChanged: () => {
+          node.m.mempoolSize.set(node.mempool.size);
+          node.m.mempoolBytes.set(node.mempool.bytes);
+        },
+        onAdmissionRefused: (code) => node.m.rejected.inc(1, { reason: code }),
       });
+      node.driver = node.core.driver;
       node.driver.onCommit((_, round) => {
         node.m.round.set(round);
         if (round > 0) node.m.lateBlocks.inc();
@@ -197,29 +208,7 @@ export class UncNode {
 
   /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */
   submit(env: TxEnvelope): { replaced: boolean } {
-    const result = this.admit(env);
-    this.driver.announceTx(env);
-    return result;
-  }
-
-  private admit(env: TxEnvelope): { replaced: boolean } {
-    const head = this.chain.head.header;
-    try {
-      const result = this.mempool.add(env, this.chain.state, this.chain.params, {
-        chainId: this.chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: this.chain.head.hash,
-        prevBeacon: head.beacon,
-      });
-      this.m.mempoolSize.set(this.mempool.size);
-      this.m.mempoolBytes.set(this.mempool.bytes);
-      return result;
-    } catch (err) {
-      if (err instanceof ValidationError) this.m.rejected.inc(1, { reason: err.code });
-      throw err;
-    }
+    return this.core.submit(env);
   }
 
   watchTx(hash: Uint8Array, watcher: TxWatcher): () => void {
@@ -289,38 +278,6 @@ export class UncNode {
       this.notifyTx(env.hash, { status: 'included', height: Number(header.height), index, blockHash });
     });
     for (const w of this.blockWatchers) w(c);
-  }
-
-  private driverHost() {
-    return {
-      proposalCandidates: () => this.mempool.ordered(this.chain.state),
-      isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
-      onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
-      onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
-      admitTx: (env: TxEnvelope) => {
-        this.admit(env);
-      },
-    };
-  }
-
-  /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
-  private dropRejected(rejected: Rejected[]): void {
-    this.mempool.prune([], rejected, this.chain.state, this.chain.height + 1n);
-    this.m.mempoolSize.set(this.mempool.size);
-    this.m.mempoolBytes.set(this.mempool.bytes);
-  }
-
-  private pruneAfter(committed: CommittedBlock): void {
-    this.mempool.prune(committed.envelopes, [], this.chain.state, committed.block.header.height + 1n);
-    this.m.mempoolSize.set(this.mempool.size);
-    this.m.mempoolBytes.set(this.mempool.bytes);
-    if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
-      this.logger.info('committed block', {
-        height: committed.block.header.height,
-        txs: committed.envelopes.length,
-        hash: toHex(committed.hash).slice(0, 16),
-      });
-    }
   }
 
   async stop(): Promise<void> {

@@ -40,6 +40,7 @@ import {
   type Vote,
 } from '@unc/core';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
+import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
@@ -53,7 +54,13 @@ import {
   signedContentMatches,
 } from './gossip-checks.js';
 import { MempoolReactor } from './mempool-reactor.js';
-import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
+import {
+  filePrivvalStorage,
+  loadPrivvalFrom,
+  type PrivvalStorage,
+  type SignedProposalRecord,
+  serializePrivval,
+} from './privval-store.js';
 import { SyncReactor } from './sync-reactor.js';
 import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from './wire.js';
 
@@ -79,6 +86,10 @@ export interface DriverOptions {
   validator: ValidatorKey | null;
   /** Where the private validator's state lives (required with a validator). */
   privvalPath: string | null;
+  /** Overrides `privvalPath` (the simulator keeps each validator's signer state in memory). */
+  privvalStorage?: PrivvalStorage;
+  /** Time and timers; `systemClock` unless the simulator passes its virtual clock. */
+  clock?: Clock;
   /** Target interval between blocks: the next height starts this long after the last block's time. */
   blockTimeMs: number;
   timeouts?: TimeoutParams;
@@ -110,7 +121,8 @@ export class ConsensusDriver {
   private readonly host: DriverHost;
   private readonly logger: Logger;
   private readonly validator: ValidatorKey | null;
-  private readonly privvalPath: string | null;
+  private readonly privvalStorage: PrivvalStorage | null;
+  private readonly clock: Clock;
   private readonly blockTimeMs: number;
   private readonly maxClockDriftMs: number;
   private readonly stallMs: number;
@@ -129,10 +141,10 @@ export class ConsensusDriver {
   private stopped = false;
   /** The height the machine was started at; 0 until the first start. */
   private height = 0n;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private startTimer: NodeJS.Timeout | null = null;
-  private watchdog: NodeJS.Timeout | null = null;
-  private lastProgress = Date.now();
+  private readonly timers = new Set<Cancel>();
+  private startTimer: Cancel | null = null;
+  private watchdog: Cancel | null = null;
+  private lastProgress: number;
   /** Blocks of the current height that executed on the head state, by hash, with the verdict. */
   private pending = new Map<string, { pending: PendingBlock | null; message: ProposalMessage | null }>();
   private future: Buffered[] = [];
@@ -149,19 +161,23 @@ export class ConsensusDriver {
     this.host = opts.host;
     this.logger = opts.logger;
     this.validator = opts.validator;
-    this.privvalPath = opts.privvalPath;
+    this.clock = opts.clock ?? systemClock;
+    this.lastProgress = this.clock.now();
+    this.privvalStorage =
+      opts.privvalStorage ?? (opts.privvalPath ? filePrivvalStorage(opts.privvalPath) : null);
     this.blockTimeMs = opts.blockTimeMs;
     this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
     if (this.validator) {
-      if (!this.privvalPath) throw new Error('a validator needs a path for its private validator state');
-      const stored = loadPrivval(this.privvalPath, this.validator.publicKey);
+      if (!this.privvalStorage) throw new Error('a validator needs a path for its private validator state');
+      const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
       this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, stored?.state);
       this.lastProposal = stored?.lastProposal ?? null;
     }
     this.machine = this.newMachine();
     this.mempoolReactor = new MempoolReactor({
+      clock: this.clock,
       admitTx: (env) => this.host.admitTx(env),
       publishBatch: (data) => this.publish('tx', data),
       connected: () => this.network !== null,
@@ -176,6 +192,7 @@ export class ConsensusDriver {
       publishEvidence: (data) => this.publish('evidence', data),
     });
     this.syncReactor = new SyncReactor({
+      clock: this.clock,
       chain: this.chain,
       logger: this.logger,
       onSynced: (committed) => {
@@ -280,22 +297,24 @@ export class ConsensusDriver {
       });
       // A node that restarts or joins late catches up with its peers before voting; give the
       // bootstrap dials a moment to connect so that "no peer is ahead" means something.
-      const t0 = Date.now();
-      while (network.peers().length === 0 && Date.now() - t0 < 3_000 && !this.stopped)
-        await new Promise((r) => setTimeout(r, 50));
+      const t0 = this.clock.now();
+      while (network.peers().length === 0 && this.clock.now() - t0 < 3_000 && !this.stopped)
+        await sleep(this.clock, 50);
       await this.enqueue(() => this.catchUp());
     }
-    this.watchdog = setInterval(() => this.checkStall(), Math.max(250, Math.min(1_000, this.blockTimeMs)));
+    this.watchdog = every(this.clock, Math.max(250, Math.min(1_000, this.blockTimeMs)), () =>
+      this.checkStall(),
+    );
     this.scheduleHeight();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    if (this.watchdog) clearInterval(this.watchdog);
-    if (this.startTimer) clearTimeout(this.startTimer);
+    this.watchdog?.();
+    this.startTimer?.();
     this.mempoolReactor.stop();
-    for (const t of this.timers) clearTimeout(t);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     await this.queue;
   }
@@ -324,19 +343,19 @@ export class ConsensusDriver {
   private scheduleHeight(): void {
     if (this.stopped) return;
     const next = this.chain.height + 1n;
-    const delay = Math.max(0, Number(this.chain.head.header.time) + this.blockTimeMs - Date.now());
-    if (this.startTimer) clearTimeout(this.startTimer);
-    this.startTimer = setTimeout(() => {
+    const delay = Math.max(0, Number(this.chain.head.header.time) + this.blockTimeMs - this.clock.now());
+    this.startTimer?.();
+    this.startTimer = this.clock.schedule(delay, () => {
       this.startTimer = null;
       void this.enqueue(() => this.startHeight(next));
-    }, delay);
+    });
   }
 
   private async startHeight(height: bigint): Promise<void> {
     if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
     this.height = height;
     this.pending = new Map();
-    this.lastProgress = Date.now();
+    this.lastProgress = this.clock.now();
     await this.handle({
       type: 'start',
       height,
@@ -372,7 +391,7 @@ export class ConsensusDriver {
    * on, a crash cannot make this validator forget a signature that may be on the wire.
    */
   private persistSigner(actions: ConsensusAction[]): void {
-    if (!this.privval || !this.privvalPath || !this.validator) return;
+    if (!this.privval || !this.privvalStorage || !this.validator) return;
     for (const a of actions) {
       if (a.type !== 'broadcast-proposal') continue;
       const known = this.pending.get(toHex(a.proposal.blockHash));
@@ -386,8 +405,7 @@ export class ConsensusDriver {
       this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
     }`;
     if (mark === this.lastSavedPrivval) return;
-    savePrivval(
-      this.privvalPath,
+    this.privvalStorage.write(
       serializePrivval({
         publicKey: toHex(this.validator.publicKey),
         state,
@@ -400,7 +418,7 @@ export class ConsensusDriver {
   private async perform(action: ConsensusAction): Promise<void> {
     switch (action.type) {
       case 'broadcast-vote':
-        this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: now() }));
+        this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: this.sentAt() }));
         return;
       case 'broadcast-proposal': {
         const msg = this.proposalMessage(action.proposal);
@@ -433,16 +451,21 @@ export class ConsensusDriver {
   private proposalMessage(proposal: Proposal): ProposalMessage | null {
     const known = this.pending.get(toHex(proposal.blockHash));
     if (known?.pending) {
-      return { proposal, block: known.pending.block, lastCommit: known.pending.lastCommit, sentAt: now() };
+      return {
+        proposal,
+        block: known.pending.block,
+        lastCommit: known.pending.lastCommit,
+        sentAt: this.sentAt(),
+      };
     }
-    if (known?.message) return { ...known.message, proposal, sentAt: now() };
+    if (known?.message) return { ...known.message, proposal, sentAt: this.sentAt() };
     return null;
   }
 
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
   private async buildValue(height: bigint, round: number): Promise<void> {
     if (!this.validator || height !== this.chain.height + 1n) return;
-    const time = this.chain.nextBlockTime(BigInt(Date.now()));
+    const time = this.chain.nextBlockTime(BigInt(this.clock.now()));
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
     const drawn = new Map<string, TxEnvelope>();
@@ -498,7 +521,7 @@ export class ConsensusDriver {
       return;
     }
     const committed = await this.chain.commitDecided(known.pending, action.certificate);
-    this.lastProgress = Date.now();
+    this.lastProgress = this.clock.now();
     this.afterCommit(committed, action.round);
   }
 
@@ -522,13 +545,18 @@ export class ConsensusDriver {
     this.scheduleHeight();
   }
 
+  /** The sender's clock on a message: only makes a re-sent copy differ from the first (wire.ts). */
+  private sentAt(): bigint {
+    return BigInt(this.clock.now());
+  }
+
   private setTimer(ms: number, fn: () => void): void {
     if (this.stopped) return;
-    const t = setTimeout(() => {
-      this.timers.delete(t);
+    const cancel = this.clock.schedule(ms, () => {
+      this.timers.delete(cancel);
       fn();
-    }, ms);
-    this.timers.add(t);
+    });
+    this.timers.add(cancel);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -620,7 +648,7 @@ export class ConsensusDriver {
 
   private checkProposedBlock(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): PendingBlock {
     const { proposal, block } = msg;
-    const problem = proposalEnvelopeProblem(proposal, msg, Date.now(), this.maxClockDriftMs);
+    const problem = proposalEnvelopeProblem(proposal, msg, this.clock.now(), this.maxClockDriftMs);
     if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
     return this.chain.validateProposal(
       block,
@@ -648,17 +676,17 @@ export class ConsensusDriver {
 
   private checkStall(): void {
     if (this.stopped || this.syncing || !this.network) return;
-    const idle = Date.now() - this.lastProgress;
+    const idle = this.clock.now() - this.lastProgress;
     // A height that takes longer than a block interval and a propose timeout lost messages.
     if (
       idle > this.blockTimeMs + this.timeouts.proposeMs &&
-      Date.now() - this.lastRegossip > this.blockTimeMs
+      this.clock.now() - this.lastRegossip > this.blockTimeMs
     ) {
-      this.lastRegossip = Date.now();
+      this.lastRegossip = this.clock.now();
       void this.enqueue(() => this.regossip());
     }
     if (idle < this.stallMs || this.probingPeers) return;
-    this.lastProgress = Date.now();
+    this.lastProgress = this.clock.now();
     // Ask the peers first, outside the work queue: a slow height on a busy network is not a reason
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
@@ -687,7 +715,7 @@ export class ConsensusDriver {
       const msg = this.proposalMessage(p);
       if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
     }
-    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: now() }));
+    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: this.sentAt() }));
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
@@ -697,13 +725,9 @@ export class ConsensusDriver {
     try {
       await this.syncReactor.catchUp(network);
     } finally {
-      this.lastProgress = Date.now();
+      this.lastProgress = this.clock.now();
     }
   }
-}
-
-function now(): bigint {
-  return BigInt(Date.now());
 }
 
 /** Passes a lazy candidate source through, remembering each envelope drawn by its hash. */

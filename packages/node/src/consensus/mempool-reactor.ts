@@ -4,11 +4,13 @@
  * mempool (`DriverHost.admitTx`) and scores the peer by what the batch held.
  */
 import { encode, type TxEnvelope, ValidationError } from '@unc/core';
+import type { Cancel, Clock } from '../clock.js';
 import type { Verdict } from '../p2p/types.js';
 import { decodeTxBatch } from './gossip-checks.js';
 import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
 
 export interface MempoolReactorOptions {
+  clock: Clock;
   /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
   admitTx(env: TxEnvelope): void;
   /** Sends a batch on the `tx` topic (a no-op without a network). */
@@ -20,7 +22,7 @@ export interface MempoolReactorOptions {
 export class MempoolReactor {
   private txOut: Uint8Array[] = [];
   private txOutBytes = 0;
-  private txFlush: NodeJS.Timeout | null = null;
+  private txFlush: Cancel | null = null;
   private stopped = false;
 
   constructor(private readonly opts: MempoolReactorOptions) {}
@@ -32,11 +34,11 @@ export class MempoolReactor {
       this.flushTxs();
     this.txOut.push(env.bytes);
     this.txOutBytes += env.bytes.length;
-    this.txFlush ??= setTimeout(() => this.flushTxs(), 20);
+    this.txFlush ??= this.opts.clock.schedule(20, () => this.flushTxs());
   }
 
   flushTxs(): void {
-    if (this.txFlush) clearTimeout(this.txFlush);
+    this.txFlush?.();
     this.txFlush = null;
     if (this.txOut.length === 0 || !this.opts.connected()) return;
     const batch = this.txOut;
@@ -66,7 +68,7 @@ export class MempoolReactor {
 
   stop(): void {
     this.stopped = true;
-    if (this.txFlush) clearTimeout(this.txFlush);
+    this.txFlush?.();
     this.txFlush = null;
   }
 }

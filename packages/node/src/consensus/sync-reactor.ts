@@ -5,11 +5,13 @@
  */
 import { blockCodec, decode, encode } from '@unc/core';
 import type { Chain, CommittedBlock } from '../chain.js';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../p2p/types.js';
 import { isBehind, type SyncProgress, syncChain } from '../sync.js';
 
 export interface SyncReactorOptions {
+  clock: Clock;
   chain: Chain;
   logger: Logger;
   /** After every block applied by sync (the node prunes its mempool, listeners hear of it). */
@@ -55,8 +57,8 @@ export class SyncReactor {
       },
       onProgress: (p) => {
         this.syncProgress = p;
-        if (Date.now() - lastLog < 2_000 && p.height < p.target) return;
-        lastLog = Date.now();
+        if (this.opts.clock.now() - lastLog < 2_000 && p.height < p.target) return;
+        lastLog = this.opts.clock.now();
         logger.info('syncing blocks', {
           height: p.height,
           target: p.target,
@@ -65,6 +67,7 @@ export class SyncReactor {
         });
       },
       logger,
+      clock: this.opts.clock,
     });
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
   }
