@@ -76,8 +76,9 @@ import {
 } from '@unc/sdk';
 import type { CommittedBlock } from './chain.js';
 import { marketMethods } from './market-api.js';
-import { NODE_VERSION, type UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
+import { NODE_VERSION } from './version.js';
 
 function param(params: unknown, index: number, name: string): unknown {
   if (Array.isArray(params)) return params[index];
@@ -109,7 +110,7 @@ export function notFound(what: string): UncError {
   return new UncError('NOT_FOUND', `${what} not found`);
 }
 
-export function createApi(node: UncNode): RpcServerModules {
+export function createApi(node: RpcContext): RpcServerModules {
   const { chain } = node;
 
   async function blockJson(height: bigint, full: boolean): Promise<BlockJson> {

@@ -37,7 +37,7 @@ import {
   unansweredSlots,
 } from '@unc/core';
 import type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson } from '@unc/sdk';
-import type { UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
 
 const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`);
@@ -80,7 +80,7 @@ function ratio(num: bigint, den: bigint, places: number): string {
   return `${v / scale}.${(v % scale).toString().padStart(places, '0')}`;
 }
 
-export function marketMethods(node: UncNode): RpcServerModules['methods'] {
+export function marketMethods(node: Pick<RpcContext, 'chain'>): RpcServerModules['methods'] {
   const { chain } = node;
   const now = () => chain.head.header.time;
 

@@ -5,16 +5,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  ed25519PublicKey,
-  keyId,
-  type TimeoutParams,
-  type TxEnvelope,
-  toHex,
-  ValidationError,
-} from '@unc/core';
+import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex } from '@unc/core';
 import { createApi } from './api.js';
-import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './chain.js';
+import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
 import { systemClock } from './clock.js';
 import type { ConsensusDriver } from './consensus/driver.js';
 import { explorerHandler } from './explorer.js';
@@ -23,6 +16,7 @@ import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions }
 import { Registry } from './metrics.js';
 import { NodeCore } from './node-core.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
+import type { RpcContext, TxWatcher } from './rpc/context.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
 import { rpcCosts } from './rpc-costs.js';
 import { ChainDb } from './storage/db.js';
@@ -52,13 +46,7 @@ export interface NodeOptions {
   logger?: Logger;
 }
 
-export const NODE_VERSION = '0.1.0';
-
-type TxWatcher = (
-  event:
-    | { status: 'included'; height: number; index: number; blockHash: string }
-    | { status: 'rejected'; code: string; reason: string; height: number },
-) => void;
+export { NODE_VERSION } from './version.js';
 
 export class UncNode {
   readonly metrics = new Registry();
@@ -175,7 +163,7 @@ export class UncNode {
           port: opts.rpcPort ?? 3030,
         },
         {
-          ...createApi(node),
+          ...createApi(node.rpcContext()),
           costs: rpcCosts(() => node.chain.state),
           ...(opts.explorerDir ? { httpFallback: explorerHandler(opts.explorerDir) } : {}),
         },
@@ -193,6 +181,28 @@ export class UncNode {
       throw err;
     }
     return node;
+  }
+
+  /** The narrow view of this node that the RPC methods are built from. */
+  private rpcContext(): RpcContext {
+    const node = this;
+    return {
+      chain: this.chain,
+      mempool: this.mempool,
+      validator: this.validator,
+      get network() {
+        return node.network;
+      },
+      get driver() {
+        return node.driver;
+      },
+      metrics: this.metrics,
+      logger: this.logger,
+      submit: (env) => this.submit(env),
+      recentRejection: (hash) => this.recentRejection(hash),
+      watchTx: (hash, watcher) => this.watchTx(hash, watcher),
+      watchBlocks: (watcher) => this.watchBlocks(watcher),
+    };
   }
 
   get rpcUrl(): string {

@@ -32,7 +32,12 @@ export class VirtualClock implements Clock {
 
   schedule(delayMs: number, fn: () => void): Cancel {
     // Whole milliseconds, like Date.now(): block times and message stamps are integers.
-    const timer: Timer = { at: this.time + Math.max(0, Math.ceil(delayMs)), seq: this.seq++, fn, cancelled: false };
+    const timer: Timer = {
+      at: this.time + Math.max(0, Math.ceil(delayMs)),
+      seq: this.seq++,
+      fn,
+      cancelled: false,
+    };
     this.push(timer);
     return () => {
       timer.cancelled = true;
