@@ -136,6 +136,7 @@ export class ConsensusDriver {
   private network: Network | null = null;
   private unsubscribe: (() => void) | null = null;
   private lastRegossip = 0;
+  private lastProbe = 0;
 
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -676,17 +677,20 @@ export class ConsensusDriver {
 
   private checkStall(): void {
     if (this.stopped || this.syncing || !this.network) return;
-    const idle = this.clock.now() - this.lastProgress;
-    // A height that takes longer than a block interval and a propose timeout lost messages.
-    if (
-      idle > this.blockTimeMs + this.timeouts.proposeMs &&
-      this.clock.now() - this.lastRegossip > this.blockTimeMs
-    ) {
-      this.lastRegossip = this.clock.now();
+    const now = this.clock.now();
+    const idle = now - this.lastProgress;
+    // A height that takes longer than a block interval and a propose timeout lost messages: send
+    // this height's messages again, once per block interval for as long as it stays stuck.
+    if (idle >= this.blockTimeMs + this.timeouts.proposeMs && now - this.lastRegossip >= this.blockTimeMs) {
+      this.lastRegossip = now;
       void this.enqueue(() => this.regossip());
     }
-    if (idle < this.stallMs || this.probingPeers) return;
-    this.lastProgress = this.clock.now();
+    // Probing has its own clock. It used to reset the progress clock instead, so with the default
+    // timings (1 s blocks, 3 s propose timeout, 4 s stall) `idle` never got past the re-gossip
+    // threshold but by timer jitter, and a height whose messages were lost could wait forever
+    // (found by the simulator, whose clock has no jitter: test/sim/sim.test.ts).
+    if (idle < this.stallMs || this.probingPeers || now - this.lastProbe < this.stallMs) return;
+    this.lastProbe = now;
     // Ask the peers first, outside the work queue: a slow height on a busy network is not a reason
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
