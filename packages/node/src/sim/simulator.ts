@@ -56,6 +56,8 @@ export interface FaultPlan {
   partitions: { at: number; forMs: number; groups: number[][] }[];
   /** Node `node` crashes at `at` and restarts from its store at `at + downMs`. */
   crashes: { node: number; at: number; downMs: number }[];
+  /** Nodes that never start (the checkers' own tests: too many down must fail liveness). */
+  neverUp?: number[];
 }
 
 export interface Scenario {
@@ -261,7 +263,10 @@ function equivocate(chainId: string, key: DevKey): Outgoing {
   };
 }
 
-export async function runSimulation(s: Scenario): Promise<SimReport> {
+export async function runSimulation(
+  s: Scenario,
+  opts: { keepStores?: boolean } = {},
+): Promise<SimReport & { stores?: MemoryKv[] }> {
   const rng = new SimRng(s.seed, 'run');
   const clock = new VirtualClock(GENESIS_TIME + 1_000);
   const profile: LatencyProfile = LATENCY_PROFILES[s.profile];
@@ -357,7 +362,8 @@ export async function runSimulation(s: Scenario): Promise<SimReport> {
     node.net = null;
   };
 
-  for (const node of nodes) void start(node, false);
+  const neverUp = new Set(s.faults.neverUp ?? []);
+  for (const node of nodes) if (!neverUp.has(node.index)) void start(node, false);
 
   // The fault schedule.
   net.loss = s.faults.loss;
@@ -422,8 +428,8 @@ export async function runSimulation(s: Scenario): Promise<SimReport> {
   // GST: heal, stop losing, bring everyone back.
   net.partition(null);
   net.loss = 0;
-  for (const node of nodes) if (!node.core) void start(node, true);
-  const honest = nodes.filter((n) => n.honest);
+  for (const node of nodes) if (!node.core && !neverUp.has(node.index)) void start(node, true);
+  const honest = nodes.filter((n) => n.honest && !neverUp.has(n.index));
   const heightAtGst = Math.max(...honest.map((n) => (n.core ? Number(n.core.chain.height) : 0)));
   const target = BigInt(heightAtGst + s.livenessHeights);
   const gst = clock.now();
@@ -442,7 +448,12 @@ export async function runSimulation(s: Scenario): Promise<SimReport> {
   await clock.run(clock.now());
 
   violations.push(...checkAgreement(history), ...checkDurability(history));
-  violations.push(...(await checkValidity(nodes, genesis)));
+  violations.push(
+    ...(await checkValidity(
+      nodes.filter((n) => n.honest).map((n) => n.store),
+      genesis,
+    )),
+  );
 
   return {
     seed: s.seed,
@@ -461,35 +472,33 @@ export async function runSimulation(s: Scenario): Promise<SimReport> {
     messages: { ...net.stats },
     simulatedMs: clock.now() - GENESIS_TIME - 1_000,
     recoveryMs,
+    ...(opts.keepStores ? { stores: nodes.map((n) => n.store) } : {}),
   };
 }
 
-/** Validity: a fresh node replays the longest honest chain from genesis, each block with its commit. */
-async function checkValidity(nodes: SimNode[], genesis: Record<string, unknown>): Promise<string[]> {
-  const honest = nodes.filter((n) => n.honest);
-  let best: SimNode | null = null;
-  let bestHeight = -1n;
-  const heads = new Map<SimNode, Chain>();
-  for (const n of honest) {
-    const chain = await Chain.open(ChainDb.over(n.store), genesis, silentLogger);
-    heads.set(n, chain);
-    if (chain.height > bestHeight) {
-      best = n;
-      bestHeight = chain.height;
+/**
+ * Validity: a fresh node replays the longest of the honest nodes' stored chains from genesis,
+ * each block checked with its commit certificate like a block from a stranger.
+ */
+export async function checkValidity(stores: KvStore[], genesis: Record<string, unknown>): Promise<string[]> {
+  let best = -1;
+  let source: Chain | null = null;
+  for (const [i, store] of stores.entries()) {
+    const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
+    if (!source || chain.height > source.height) {
+      best = i;
+      source = chain;
     }
   }
-  if (!best) return [];
-  const source = heads.get(best)!;
+  if (!source) return [];
   const fresh = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
   for (let h = 1n; h <= source.height; h++) {
     const block = await source.blockAt(h);
-    if (!block) return [`validity: node ${best.index} has no block ${h} below its head ${source.height}`];
+    if (!block) return [`validity: node ${best} has no block ${h} below its head ${source.height}`];
     try {
       await fresh.verifyAndCommit(block);
     } catch (err) {
-      return [
-        `validity: block ${h} of node ${best.index} does not verify from genesis: ${(err as Error).message}`,
-      ];
+      return [`validity: block ${h} of node ${best} does not verify from genesis: ${(err as Error).message}`];
     }
   }
   return [];
@@ -513,7 +522,7 @@ function validatorKey(i: number): DevKey {
   return k;
 }
 const genesisCache = new Map<number, Record<string, unknown>>();
-function genesisFor(validators: number): Record<string, unknown> {
+export function genesisFor(validators: number): Record<string, unknown> {
   let g = genesisCache.get(validators);
   if (!g) {
     g = devGenesisJson({
