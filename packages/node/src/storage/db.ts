@@ -62,7 +62,7 @@ export class MemoryKv implements KvStore {
     return v ? v.slice() : undefined;
   }
 
-  async batch(ops: BatchOp[]): Promise<void> {
+  async batch(ops: BatchOp[], _durable = true): Promise<void> {
     for (const op of ops) {
       const k = Buffer.from(op.key).toString('hex');
       if (op.type === 'put') this.map.set(k, op.value.slice());
