@@ -130,8 +130,8 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
 async function profiles(): Promise<void> {
   const sizes: [number, number][] = [
     [4, 20_000],
-    [16, 10_000],
-    [100, 4_000],
+    [16, 8_000],
+    [100, 3_000],
   ];
   console.log('simulated finality (calm, no faults; transfers submitted at 4/s to a random validator):');
   console.log('  profile                     validators  blocks/s  finality p50   p99     wall s');
