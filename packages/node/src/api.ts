@@ -78,15 +78,16 @@ import type { BlockRef } from '@unc/sdk/schema';
 import type { CommittedBlock } from './chain.js';
 import { indexMethods } from './index-api.js';
 import { marketMethods } from './market-api.js';
-import { NODE_VERSION, type UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
 import { bindMethods, bindSubscriptions } from './rpc/typed.js';
+import { NODE_VERSION } from './version.js';
 
 export function notFound(what: string): UncError {
   return new UncError('NOT_FOUND', `${what} not found`);
 }
 
-export function createApi(node: UncNode): RpcServerModules {
+export function createApi(node: RpcContext): RpcServerModules {
   const { chain } = node;
   let discovery: OpenRpcDocument | undefined;
 

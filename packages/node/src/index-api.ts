@@ -29,7 +29,7 @@ import {
   txToJson,
 } from '@unc/sdk';
 import { networkStatsAt, stateAfter } from './indexes.js';
-import type { UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import { type RpcCost, RpcError, type RpcServerModules } from './rpc/server.js';
 import { AccountTxView } from './storage/db.js';
 
@@ -119,7 +119,10 @@ function firstAfter(ids: readonly string[], after: string): number {
  * `chipJson`: api.ts's rendering of a chip (its slots and liveness as of the head), shared so that a
  * chip reads the same from unc_getChip and from a page.
  */
-export function indexMethods(node: UncNode, chipJson: (chip: Chip) => ChipJson): RpcServerModules['methods'] {
+export function indexMethods(
+  node: Pick<RpcContext, 'chain'>,
+  chipJson: (chip: Chip) => ChipJson,
+): RpcServerModules['methods'] {
   const { chain } = node;
 
   /** The head's figures, computed once per block: one pass over every chip. */

@@ -3,24 +3,20 @@
  * Everything with timers or sockets lives here; the rules live in @unc/core. Without a network
  * and with the only validator's key, the driver decides every block alone (the dev chain).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  ed25519PublicKey,
-  keyId,
-  type TimeoutParams,
-  type TxEnvelope,
-  toHex,
-  ValidationError,
-} from '@unc/core';
+import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex } from '@unc/core';
 import { createApi } from './api.js';
-import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './chain.js';
-import { ConsensusDriver } from './consensus/driver.js';
+import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
+import { systemClock } from './clock.js';
+import type { ConsensusDriver } from './consensus/driver.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
+import { NodeCore } from './node-core.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
+import type { RpcContext, TxWatcher } from './rpc/context.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
 import { rpcCosts } from './rpc-costs.js';
 import { instrumentRpcMethods } from './rpc-metrics.js';
@@ -52,20 +48,13 @@ export interface NodeOptions {
   logger?: Logger;
 }
 
-/** The release version, from this package's package.json (the one place it is written). */
-export const NODE_VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
-
-type TxWatcher = (
-  event:
-    | { status: 'included'; height: number; index: number; blockHash: string }
-    | { status: 'rejected'; code: string; reason: string; height: number },
-) => void;
+export { NODE_VERSION } from './version.js';
 
 export class UncNode {
   readonly metrics = new Registry();
   private stopped = false;
+  /** Set once started: chain, mempool and the consensus driver with its reactors. */
+  core!: NodeCore;
   /** Set once started: runs consensus (or, alone, decides every block itself). */
   driver!: ConsensusDriver;
   network: Network | null = null;
@@ -145,15 +134,22 @@ export class UncNode {
     chain.onCommit((c) => node.afterCommit(c));
     node.mempool.onDrop((env, drop) => node.onDropped(env, drop));
     try {
-      node.driver = new ConsensusDriver({
+      node.core = new NodeCore({
         chain,
-        host: node.driverHost(),
+        mempool: node.mempool,
         validator,
         privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
         blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
         ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-        logger: logger.child('consensus'),
+        logger,
+        clock: systemClock,
+        onMempoolChanged: () => {
+          node.m.mempoolSize.set(node.mempool.size);
+          node.m.mempoolBytes.set(node.mempool.bytes);
+        },
+        onAdmissionRefused: (code) => node.m.rejected.inc(1, { reason: code }),
       });
+      node.driver = node.core.driver;
       node.driver.onCommit((_, round) => {
         node.m.round.set(round);
         if (round > 0) node.m.lateBlocks.inc();
@@ -164,7 +160,7 @@ export class UncNode {
       await db.close();
       throw err;
     }
-    const api = createApi(node);
+    const api = createApi(node.rpcContext());
     try {
       node.rpc = await startRpcServer(
         {
@@ -196,6 +192,28 @@ export class UncNode {
     return node;
   }
 
+  /** The narrow view of this node that the RPC methods are built from. */
+  private rpcContext(): RpcContext {
+    const node = this;
+    return {
+      chain: this.chain,
+      mempool: this.mempool,
+      validator: this.validator,
+      get network() {
+        return node.network;
+      },
+      get driver() {
+        return node.driver;
+      },
+      metrics: this.metrics,
+      logger: this.logger,
+      submit: (env) => this.submit(env),
+      recentRejection: (hash) => this.recentRejection(hash),
+      watchTx: (hash, watcher) => this.watchTx(hash, watcher),
+      watchBlocks: (watcher) => this.watchBlocks(watcher),
+    };
+  }
+
   get rpcUrl(): string {
     return this.rpc!.url.replace(/\/$/, '');
   }
@@ -209,29 +227,7 @@ export class UncNode {
 
   /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */
   submit(env: TxEnvelope): { replaced: boolean } {
-    const result = this.admit(env);
-    this.driver.announceTx(env);
-    return result;
-  }
-
-  private admit(env: TxEnvelope): { replaced: boolean } {
-    const head = this.chain.head.header;
-    try {
-      const result = this.mempool.add(env, this.chain.state, this.chain.params, {
-        chainId: this.chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: this.chain.head.hash,
-        prevBeacon: head.beacon,
-      });
-      this.m.mempoolSize.set(this.mempool.size);
-      this.m.mempoolBytes.set(this.mempool.bytes);
-      return result;
-    } catch (err) {
-      if (err instanceof ValidationError) this.m.rejected.inc(1, { reason: err.code });
-      throw err;
-    }
+    return this.core.submit(env);
   }
 
   watchTx(hash: Uint8Array, watcher: TxWatcher): () => void {
@@ -301,38 +297,6 @@ export class UncNode {
       this.notifyTx(env.hash, { status: 'included', height: Number(header.height), index, blockHash });
     });
     for (const w of this.blockWatchers) w(c);
-  }
-
-  private driverHost() {
-    return {
-      proposalCandidates: () => this.mempool.ordered(this.chain.state),
-      isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
-      onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
-      onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
-      admitTx: (env: TxEnvelope) => {
-        this.admit(env);
-      },
-    };
-  }
-
-  /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
-  private dropRejected(rejected: Rejected[]): void {
-    this.mempool.prune([], rejected, this.chain.state, this.chain.height + 1n);
-    this.m.mempoolSize.set(this.mempool.size);
-    this.m.mempoolBytes.set(this.mempool.bytes);
-  }
-
-  private pruneAfter(committed: CommittedBlock): void {
-    this.mempool.prune(committed.envelopes, [], this.chain.state, committed.block.header.height + 1n);
-    this.m.mempoolSize.set(this.mempool.size);
-    this.m.mempoolBytes.set(this.mempool.bytes);
-    if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
-      this.logger.info('committed block', {
-        height: committed.block.header.height,
-        txs: committed.envelopes.length,
-        hash: toHex(committed.hash).slice(0, 16),
-      });
-    }
   }
 
   async stop(): Promise<void> {
