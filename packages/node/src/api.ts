@@ -45,6 +45,7 @@ import {
   merkleProofCodec,
   ownerRatedPower,
   StateSpace,
+  type TxEnvelope,
   toHex,
   trieKey,
   txEventCodec,
@@ -74,6 +75,7 @@ import {
   type ValidatorSetJson,
   type VendorJson,
 } from '@unc/sdk';
+import { AdmissionBusy } from './admission.js';
 import type { CommittedBlock } from './chain.js';
 import { marketMethods } from './market-api.js';
 import { NODE_VERSION, type UncNode } from './node.js';
@@ -449,24 +451,34 @@ export function createApi(node: UncNode): RpcServerModules {
         };
       },
 
-      unc_sendTransaction: (params) => {
+      unc_sendTransaction: async (params) => {
         const raw = hexParam(param(params, 0, 'tx'), 'tx');
-        return submitRaw(raw);
+        const [result] = await submitMany([decodeRaw(raw)]);
+        if (result instanceof Error) throw result;
+        return result!;
       },
 
       /** Many transactions in one call; each gets its own result or error, in order. */
-      unc_sendTransactions: (params) => {
+      unc_sendTransactions: async (params) => {
         const list = param(params, 0, 'txs');
         if (!Array.isArray(list) || list.length > 10_000) {
           throw new RpcError(-32602, 'parameter "txs" must be an array of at most 10000 hex strings');
         }
-        return list.map((item, i) => {
+        const decoded = list.map((item, i) => {
           try {
-            return submitRaw(hexParam(item, `txs[${i}]`));
+            return decodeRaw(hexParam(item, `txs[${i}]`));
           } catch (err) {
-            const e = err as Error & { code?: unknown };
-            return { error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message } };
+            return err as Error;
           }
+        });
+        const envs = decoded.filter((d): d is TxEnvelope => !(d instanceof Error));
+        const admitted = await submitMany(envs);
+        let k = 0;
+        return decoded.map((d) => {
+          const r = d instanceof Error ? d : admitted[k++]!;
+          if (!(r instanceof Error)) return r;
+          const e = r as Error & { code?: unknown };
+          return { error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message } };
         });
       },
 
@@ -710,15 +722,37 @@ export function createApi(node: UncNode): RpcServerModules {
     };
   }
 
-  function submitRaw(raw: Uint8Array): { hash: string; replaced: boolean } {
-    let env: ReturnType<typeof envelopeFromBytes>;
+  function decodeRaw(raw: Uint8Array): TxEnvelope {
     try {
-      env = envelopeFromBytes(raw);
+      return envelopeFromBytes(raw);
     } catch (err) {
       if (err instanceof DecodeError) throw new UncError('DECODE', `malformed transaction: ${err.message}`);
       throw err;
     }
-    const { replaced } = node.submit(env);
-    return { hash: toHex(env.hash), replaced };
+  }
+
+  /**
+   * Through the node's admission queue; a full queue answers -32005 BUSY with `retryAfterMs`
+   * (docs/rpc.md), the whole call refused, nothing admitted.
+   */
+  async function submitMany(
+    envs: readonly TxEnvelope[],
+  ): Promise<({ hash: string; replaced: boolean } | Error)[]> {
+    let results: Awaited<ReturnType<UncNode['submitMany']>>;
+    try {
+      results = await node.submitMany(envs);
+    } catch (err) {
+      if (err instanceof AdmissionBusy) {
+        throw new RpcError(-32005, err.message, {
+          reason: 'BUSY',
+          limit: err.limit,
+          retryAfterMs: err.retryAfterMs,
+        });
+      }
+      throw err;
+    }
+    return results.map((r, i) =>
+      r instanceof Error ? r : { hash: toHex(envs[i]!.hash), replaced: r.replaced },
+    );
   }
 }

@@ -13,6 +13,7 @@ import {
   toHex,
   ValidationError,
 } from '@unc/core';
+import { type AdmissionOptions, AdmissionQueue, type AdmissionResult } from './admission.js';
 import { createApi } from './api.js';
 import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './chain.js';
 import { ConsensusDriver } from './consensus/driver.js';
@@ -24,6 +25,7 @@ import type { Network, NetworkHandlers } from './p2p/types.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
 import { rpcCosts } from './rpc-costs.js';
 import { ChainDb } from './storage/db.js';
+import { VerifyPool, type VerifyPoolOptions } from './verify-pool.js';
 
 export interface NodeOptions {
   /** Data directory; the database lives in `<dataDir>/chain`. */
@@ -48,6 +50,10 @@ export interface NodeOptions {
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
+  /** Signature-check worker threads and their queue bounds (default: one thread per core). */
+  verifyPool?: Partial<VerifyPoolOptions>;
+  /** The admission queue's bound and slice length (admission.ts). */
+  admission?: Partial<AdmissionOptions>;
 }
 
 export const NODE_VERSION = '0.1.0';
@@ -68,6 +74,10 @@ export class UncNode {
   private readonly txWatchers = new Map<string, Set<TxWatcher>>();
   private readonly blockWatchers = new Set<(b: CommittedBlock) => void>();
   private readonly m;
+  /** Ed25519 checks on worker threads: admission, and a proposed block's signatures. */
+  readonly verifyPool: VerifyPool;
+  /** Transactions from RPC and gossip, admitted in slices that yield to consensus. */
+  readonly admission: AdmissionQueue;
 
   private constructor(
     readonly chain: Chain,
@@ -76,7 +86,18 @@ export class UncNode {
     readonly validator: ValidatorKey | null,
     readonly blockTimeMs: number,
     readonly logger: Logger,
+    opts: Pick<NodeOptions, 'verifyPool' | 'admission'> = {},
   ) {
+    this.verifyPool = new VerifyPool(opts.verifyPool);
+    this.admission = new AdmissionQueue(
+      this.verifyPool,
+      {
+        cheapRefusal: (env) =>
+          this.mempool.cheapRefusal(env, this.chain.state, this.chain.params, this.nextContext()),
+        admit: (env) => this.admit(env, true),
+      },
+      opts.admission,
+    );
     const r = this.metrics;
     this.m = {
       height: r.gauge('unc_block_height', 'Height of the latest committed block'),
@@ -134,6 +155,7 @@ export class UncNode {
       validator,
       opts.blockTimeMs ?? chain.params.blockTimeMs,
       logger,
+      opts,
     );
     chain.onCommit((c) => node.afterCommit(c));
     node.mempool.onDrop((env, drop) => node.onDropped(env, drop));
@@ -141,6 +163,7 @@ export class UncNode {
       node.driver = new ConsensusDriver({
         chain,
         host: node.driverHost(),
+        verifyPool: node.verifyPool,
         validator,
         privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
         blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
@@ -202,17 +225,42 @@ export class UncNode {
     return result;
   }
 
-  private admit(env: TxEnvelope): { replaced: boolean } {
+  /**
+   * Admits many transactions through the admission queue (signatures on the worker threads,
+   * admission in slices that yield to consensus) and gossips the admitted ones. Rejects with
+   * AdmissionBusy, having done nothing, when the queue is full.
+   */
+  async submitMany(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
+    const results = await this.admission.submit(envs);
+    results.forEach((r, i) => {
+      if (!(r instanceof ValidationError)) this.driver.announceTx(envs[i]!);
+      else this.m.rejected.inc(1, { reason: r.code });
+    });
+    return results;
+  }
+
+  /** The context the next block starts from, which admission checks transactions against. */
+  private nextContext() {
     const head = this.chain.head.header;
+    return {
+      chainId: this.chain.genesis.chainId,
+      height: head.height + 1n,
+      time: head.time + 1n,
+      proposer: head.proposer,
+      prevHash: this.chain.head.hash,
+      prevBeacon: head.beacon,
+    };
+  }
+
+  private admit(env: TxEnvelope, signatureChecked = false): { replaced: boolean } {
     try {
-      const result = this.mempool.add(env, this.chain.state, this.chain.params, {
-        chainId: this.chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: this.chain.head.hash,
-        prevBeacon: head.beacon,
-      });
+      const result = this.mempool.add(
+        env,
+        this.chain.state,
+        this.chain.params,
+        this.nextContext(),
+        signatureChecked,
+      );
       this.m.mempoolSize.set(this.mempool.size);
       this.m.mempoolBytes.set(this.mempool.bytes);
       return result;
@@ -300,6 +348,7 @@ export class UncNode {
       admitTx: (env: TxEnvelope) => {
         this.admit(env);
       },
+      admitTxs: (envs: readonly TxEnvelope[]) => this.admission.submit(envs),
     };
   }
 
@@ -326,9 +375,11 @@ export class UncNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.admission.stop();
     await this.driver?.stop();
     await this.network?.stop();
     await this.rpc?.close();
     await this.db.close();
+    await this.verifyPool.close();
   }
 }

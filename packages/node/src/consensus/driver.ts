@@ -53,11 +53,15 @@ import {
   verifyProposalSignature,
   verifyVoteSignature,
 } from '@unc/core';
+import type { AdmissionResult } from '../admission.js';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
 import type { Logger } from '../log.js';
 import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
 import { isBehind, type SyncProgress, syncChain } from '../sync.js';
+import type { VerifyPool } from '../verify-pool.js';
+import { BlockPreverifier } from './block-preverify.js';
 import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
+import { budgetForRound, ProposalBudget } from './proposal-budget.js';
 import {
   MAX_TX_BATCH_BYTES,
   MAX_TXS_PER_MESSAGE,
@@ -80,6 +84,11 @@ export interface DriverHost {
   onCommitted(committed: CommittedBlock): void;
   /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
   admitTx(env: TxEnvelope): void;
+  /**
+   * Admits a gossiped batch through the admission queue (signatures on worker threads, slices
+   * that yield); rejects, having done nothing, when the queue is full. Without it, `admitTx`.
+   */
+  admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
 }
 
 export interface DriverOptions {
@@ -93,6 +102,8 @@ export interface DriverOptions {
   blockTimeMs: number;
   timeouts?: TimeoutParams;
   logger: Logger;
+  /** Worker threads that check a proposed or synced block's signatures before it executes. */
+  verifyPool?: VerifyPool | null;
   /** Proposals whose block time is further ahead of our clock than this are invalid. */
   maxClockDriftMs?: number;
   /**
@@ -159,6 +170,9 @@ export class ConsensusDriver {
   /** The latest block-sync progress, while a sync runs. */
   syncProgress: SyncProgress | null = null;
   private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
+  private readonly preverifier: BlockPreverifier;
+  /** How many transactions a proposal should carry to fit a round (proposal-budget.ts). */
+  readonly proposalBudget: ProposalBudget;
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -170,6 +184,10 @@ export class ConsensusDriver {
     this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
+    this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
+    this.proposalBudget = new ProposalBudget({
+      budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
+    });
     if (this.validator) {
       if (!this.privvalPath) throw new Error('a validator needs a path for its private validator state');
       const stored = loadPrivval(this.privvalPath, this.validator.publicKey);
@@ -436,8 +454,9 @@ export class ConsensusDriver {
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
     const drawn = new Map<string, TxEnvelope>();
+    const started = performance.now();
     const { pending, rejected } = this.chain.buildProposal(
-      recording(this.host.proposalCandidates(), drawn),
+      recording(this.host.proposalCandidates(), drawn, this.proposalBudget.maxTxs()),
       time,
       this.validator,
       (hash) => {
@@ -445,6 +464,7 @@ export class ConsensusDriver {
         return env !== undefined && this.host.isTxVerified(env);
       },
     );
+    this.proposalBudget.observe(pending.envelopes.length, performance.now() - started);
     if (rejected.length > 0) this.host.onRejected(rejected);
     this.rememberPending(toHex(pending.hash), { pending, message: null });
     await this.handle({ type: 'value', height, round, blockHash: pending.hash });
@@ -459,7 +479,10 @@ export class ConsensusDriver {
   private verifiedAmong(envelopes: readonly TxEnvelope[]): (hash: Uint8Array) => boolean {
     const verified = new Set<string>();
     const unverified = new Set<string>();
-    for (const env of envelopes) (this.host.isTxVerified(env) ? verified : unverified).add(keyId(env.hash));
+    for (const env of envelopes)
+      (this.host.isTxVerified(env) || this.preverifier.isTxVerified(env) ? verified : unverified).add(
+        keyId(env.hash),
+      );
     return (hash) => {
       const id = keyId(hash);
       return verified.has(id) && !unverified.has(id);
@@ -596,6 +619,25 @@ export class ConsensusDriver {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
     }
+    return this.preverifyThenHandle(msg, from);
+  }
+
+  /**
+   * The block's signatures are checked on every core while this task waits outside the queue
+   * (votes and other work go on meanwhile); then it executes in order, skipping the passes.
+   */
+  private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
+    if (!this.pending.has(toHex(msg.proposal.blockHash))) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (envelopes)
+        await this.preverifier.preverify(
+          envelopes,
+          this.chain.state,
+          this.chain.genesis.chainId,
+          this.headForPreverify(),
+          (env) => this.host.isTxVerified(env),
+        );
+    }
     return this.enqueue(() => this.onProposalMessage(msg, from));
   }
 
@@ -605,7 +647,7 @@ export class ConsensusDriver {
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
-    const envelopes = known ? null : decodeTxs(msg.block.txs);
+    const envelopes = known ? null : this.preverifier.decode(msg.block);
     if (!known && (!envelopes || !this.signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
       // hash; a message whose copies do not match was altered on the way. Holding that against
@@ -635,6 +677,11 @@ export class ConsensusDriver {
     return 'reject';
   }
 
+  private headForPreverify() {
+    const { header } = this.chain.head;
+    return { height: header.height, hash: this.chain.head.hash, beacon: header.beacon };
+  }
+
   private signedContentMatches(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): boolean {
     const { header } = msg.block;
     if (!equalBytes(commitHash(msg.lastCommit), header.lastCommitHash)) return false;
@@ -651,13 +698,17 @@ export class ConsensusDriver {
       fail('a fresh proposal must carry a block built by its proposer');
     }
     if (block.header.time > BigInt(Date.now() + this.maxClockDriftMs)) fail('block time is in the future');
-    return this.chain.validateProposal(
+    const started = performance.now();
+    const pending = this.chain.validateProposal(
       block,
       msg.lastCommit,
       this.verifiedAmong(envelopes),
       false,
       envelopes,
+      this.preverifier.isEd25519Verified,
     );
+    this.proposalBudget.observe(envelopes.length, performance.now() - started);
+    return pending;
   }
 
   private buffer(b: Buffered): void {
@@ -665,13 +716,14 @@ export class ConsensusDriver {
     this.future.push(b);
   }
 
-  private onTxGossip(data: Uint8Array): Verdict {
+  private onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
     let raws: Uint8Array[];
     try {
       raws = decode(txBatchCodec, data);
     } catch {
       return 'reject';
     }
+    if (this.host.admitTxs) return this.admitGossipedBatch(raws, this.host.admitTxs);
     let admitted = 0;
     for (const raw of raws) {
       let env: TxEnvelope;
@@ -690,6 +742,31 @@ export class ConsensusDriver {
         // it would let a peer make this node check up to a batch of signatures per message, free.
         if (err.code === 'BAD_SIGNATURE') return 'reject';
       }
+    }
+    return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  /**
+   * The batch through the admission queue. A full queue drops it unforwarded ('ignore': a busy
+   * node is no fault of the peer); a signature that fails is the relay's fault.
+   */
+  private async admitGossipedBatch(
+    raws: readonly Uint8Array[],
+    admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
+  ): Promise<Verdict> {
+    const envs = decodeTxs(raws);
+    if (!envs) return 'reject';
+    let results: AdmissionResult[];
+    try {
+      results = await admitTxs(envs);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
+      throw err;
+    }
+    let admitted = 0;
+    for (const r of results) {
+      if (!(r instanceof ValidationError)) admitted++;
+      else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }
@@ -849,7 +926,28 @@ export class ConsensusDriver {
       chain: {
         height: () => this.chain.height,
         applyBlock: async (encoded) => {
-          const committed = await this.chain.verifyAndCommit(decode(blockCodec, encoded));
+          const block = decode(blockCodec, encoded);
+          const envelopes = this.preverifier.decode(block);
+          if (envelopes) {
+            await this.preverifier.preverify(
+              envelopes,
+              this.chain.state,
+              this.chain.genesis.chainId,
+              this.headForPreverify(),
+              () => false,
+            );
+          }
+          const committed = await this.chain.verifyAndCommit(
+            block,
+            null,
+            envelopes
+              ? {
+                  envelopes,
+                  isSignatureVerified: this.verifiedAmong(envelopes),
+                  isEd25519Verified: this.preverifier.isEd25519Verified,
+                }
+              : null,
+          );
           this.host.onCommitted(committed);
           for (const l of this.commitListeners) l(committed, committed.block.commit.round);
         },
@@ -899,16 +997,23 @@ function min(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }
 
-/** Passes a lazy candidate source through, remembering each envelope drawn by its hash. */
+/**
+ * Passes a lazy candidate source through, remembering each envelope drawn by its hash, until
+ * `maxIncluded` went into the block (the proposal budget).
+ */
 function* recording(
   source: Iterable<TxEnvelope>,
   drawn: Map<string, TxEnvelope>,
+  maxIncluded: number,
 ): Generator<TxEnvelope, void, boolean | undefined> {
   const it = source[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+  let included = 0;
   try {
-    for (let next = it.next(); !next.done; ) {
+    for (let next = it.next(); !next.done && included < maxIncluded; ) {
       drawn.set(keyId(next.value.hash), next.value);
-      next = it.next(yield next.value);
+      const taken = yield next.value;
+      if (taken !== false) included++;
+      next = it.next(taken);
     }
   } finally {
     it.return?.();
