@@ -37,6 +37,7 @@ import {
   keyId,
   PrivValidator,
   type Proposal,
+  selectProposer,
   sha256,
   signTransaction,
   Tendermint,
@@ -62,6 +63,7 @@ import type { VerifyPool } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
 import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
 import { budgetForRound, ProposalBudget } from './proposal-budget.js';
+import { ProposerLiveness } from './proposer-liveness.js';
 import {
   MAX_TX_BATCH_BYTES,
   MAX_TXS_PER_MESSAGE,
@@ -173,6 +175,8 @@ export class ConsensusDriver {
   private readonly preverifier: BlockPreverifier;
   /** How many transactions a proposal should carry to fit a round (proposal-budget.ts). */
   readonly proposalBudget: ProposalBudget;
+  /** Who has been heard from lately: a round of a validator that is down waits less for it. */
+  private readonly liveness = new ProposerLiveness();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -265,6 +269,11 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    this.proposalBudget.budgetMs = budgetForRound(
+      this.blockTimeMs,
+      this.timeouts.proposeMs,
+      network === null,
+    );
     if (network) {
       // Messages sent before a peer is connected are lost to it: a peer that (re)connects gets
       // this height's messages again.
@@ -344,6 +353,7 @@ export class ConsensusDriver {
     if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
     this.height = height;
     this.pending = new Map();
+    if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = Date.now();
     await this.handle({
       type: 'start',
@@ -417,7 +427,15 @@ export class ConsensusDriver {
         return;
       }
       case 'schedule-timeout': {
-        const { height, round, step, delayMs } = action;
+        const { height, round, step } = action;
+        const delayMs =
+          step === 'propose' && height === this.chain.height + 1n
+            ? this.liveness.proposeTimeout(
+                selectProposer(this.nextValidators(), this.chain.head.header.beacon, height, round).publicKey,
+                height,
+                action.delayMs,
+              )
+            : action.delayMs;
         this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
         return;
       }
@@ -524,6 +542,7 @@ export class ConsensusDriver {
       });
     }
     this.host.onCommitted(committed);
+    this.liveness.prune(committed.block.header.height);
     this.flushEvidence();
     for (const l of this.commitListeners) {
       try {
@@ -582,6 +601,7 @@ export class ConsensusDriver {
     }
     if (!member) return 'reject';
     if (!verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify)) return 'reject';
+    this.liveness.saw(vote.validator, vote.height);
     if (this.syncing || vote.height !== this.height) {
       this.buffer({ kind: 'vote', vote });
       return 'accept';
@@ -615,6 +635,7 @@ export class ConsensusDriver {
     }
     if (!member) return 'reject';
     if (!verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify)) return 'reject';
+    this.liveness.saw(proposal.proposer, proposal.height);
     if (this.syncing || proposal.height !== this.height) {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';

@@ -23,10 +23,11 @@ export interface ProposalBudgetOptions {
 /**
  * A proposal is built once, executed once by each validator, and written once; with gossip and
  * two vote steps between, a quarter of the shorter of the block interval and the propose timeout
- * for executing it leaves the rest of the round to everything else.
+ * for executing it leaves the rest of the round to everything else. A validator alone (the dev
+ * chain) builds and writes only, and may spend half.
  */
-export function budgetForRound(blockTimeMs: number, proposeMs: number): number {
-  return Math.max(50, Math.floor(Math.min(blockTimeMs, proposeMs) / 4));
+export function budgetForRound(blockTimeMs: number, proposeMs: number, alone = false): number {
+  return Math.max(50, Math.floor(Math.min(blockTimeMs, proposeMs) / (alone ? 2 : 4)));
 }
 
 export class ProposalBudget {
@@ -45,6 +46,11 @@ export class ProposalBudget {
 
   get budgetMs(): number {
     return this.opts.budgetMs;
+  }
+
+  set budgetMs(ms: number) {
+    if (!(ms > 0)) throw new Error('a proposal budget must be positive');
+    this.opts.budgetMs = ms;
   }
 
   /**
