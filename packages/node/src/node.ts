@@ -177,6 +177,7 @@ export class UncNode {
       });
     } catch (err) {
       await db.close();
+      await node.verifyPool.close();
       throw err;
     }
     try {
@@ -194,6 +195,7 @@ export class UncNode {
       );
     } catch (err) {
       await db.close();
+      await node.verifyPool.close();
       throw err;
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;

@@ -182,7 +182,6 @@ export class VerifyPool {
 
   private spawn(): Slot {
     const slot: Slot = { worker: new Worker(WORKER_URL), busy: null, batchId: 0 };
-    slot.worker.unref();
     slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
       const chunk = slot.busy;
       if (!chunk || m.id !== slot.batchId) return;
@@ -202,6 +201,9 @@ export class VerifyPool {
     };
     slot.worker.on('error', replace);
     slot.worker.on('exit', replace);
+    // After the listeners (adding a 'message' listener refs the port again): an idle pool does not
+    // keep the process alive.
+    slot.worker.unref();
     return slot;
   }
 

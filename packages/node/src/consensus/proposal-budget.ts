@@ -24,10 +24,11 @@ export interface ProposalBudgetOptions {
  * A proposal is built once, executed once by each validator, and written once; with gossip and
  * two vote steps between, a quarter of the shorter of the block interval and the propose timeout
  * for executing it leaves the rest of the round to everything else. A validator alone (the dev
- * chain) builds and writes only, and may spend half.
+ * chain) waits for nobody: a block that takes the whole interval only delays the next one, and
+ * admission, which shares the thread, is held back by its own bounded queue meanwhile.
  */
 export function budgetForRound(blockTimeMs: number, proposeMs: number, alone = false): number {
-  return Math.max(50, Math.floor(Math.min(blockTimeMs, proposeMs) / (alone ? 2 : 4)));
+  return Math.max(50, Math.floor(Math.min(blockTimeMs, proposeMs) / (alone ? 1 : 4)));
 }
 
 export class ProposalBudget {

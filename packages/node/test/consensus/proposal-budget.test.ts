@@ -8,7 +8,7 @@ describe('ProposalBudget', () => {
     assert.equal(budgetForRound(1000, 3000), 250);
     assert.equal(budgetForRound(5000, 3000), 750);
     assert.equal(budgetForRound(10, 10), 50);
-    assert.equal(budgetForRound(1000, 3000, true), 500);
+    assert.equal(budgetForRound(1000, 3000, true), 1000);
   });
 
   test('follows the measured cost: slower execution, smaller proposals', () => {
