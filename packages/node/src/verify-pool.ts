@@ -188,6 +188,7 @@ export class VerifyPool {
       slot.busy = null;
       chunk.done(m.ok);
       this.dispatch();
+      if (!slot.busy) slot.worker.unref();
     });
     // A worker that dies takes no answer with it: its batch is checked here and a new one starts.
     const replace = () => {
@@ -201,8 +202,8 @@ export class VerifyPool {
     };
     slot.worker.on('error', replace);
     slot.worker.on('exit', replace);
-    // After the listeners (adding a 'message' listener refs the port again): an idle pool does not
-    // keep the process alive.
+    // An idle worker does not keep the process alive; one with a batch does (dispatch), so that
+    // nobody waits on an answer the process exits before. After the listeners: adding one refs.
     slot.worker.unref();
     return slot;
   }
@@ -214,6 +215,7 @@ export class VerifyPool {
       if (!chunk) return;
       slot.busy = chunk;
       slot.batchId = this.nextBatchId++;
+      slot.worker.ref();
       const batch = packBatch(slot.batchId, chunk.checks);
       slot.worker.postMessage(batch, [
         batch.bytes.buffer as ArrayBuffer,
