@@ -12,8 +12,6 @@ import { join } from 'node:path';
 import {
   addressFromPublicKey,
   ed25519PublicKey,
-  ed25519Sign,
-  ed25519Verify,
   encodeAddress,
   parseUnc,
   sha256,

@@ -50,7 +50,7 @@ export interface NodeOptions {
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
-  /** Signature-check worker threads and their queue bounds (default: one thread per core). */
+  /** Signature-check worker threads and their queue bounds (default: one per core but one). */
   verifyPool?: Partial<VerifyPoolOptions>;
   /** The admission queue's bound and slice length (admission.ts). */
   admission?: Partial<AdmissionOptions>;

@@ -25,7 +25,7 @@ export interface SignatureCheck {
 export type VerifyLane = 'consensus' | 'admission';
 
 export interface VerifyPoolOptions {
-  /** Worker threads; 0 checks on the calling thread (default: the machine's cores). */
+  /** Worker threads; 0 checks on the calling thread (default: the machine's cores but one). */
   threads: number;
   /** Checks sent to a worker at once. */
   batchSize: number;
@@ -34,7 +34,8 @@ export interface VerifyPoolOptions {
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
-  threads: availableParallelism(),
+  // The main thread (execution, consensus, RPC) keeps one core; the workers take the others.
+  threads: Math.max(1, availableParallelism() - 1),
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
 };
