@@ -6,6 +6,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex } from '@unc/core';
+import {
+  type AdmissionOptions,
+  type AdmissionQueue,
+  type AdmissionResult,
+  eventLoopSlices,
+} from './admission.js';
 import { createApi } from './api.js';
 import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
 import { systemClock } from './clock.js';
@@ -22,6 +28,7 @@ import { rpcCosts } from './rpc-costs.js';
 import { instrumentRpcMethods } from './rpc-metrics.js';
 import { registerRuntimeMetrics } from './runtime-metrics.js';
 import { ChainDb } from './storage/db.js';
+import { VerifyPool, type VerifyPoolOptions } from './verify-pool.js';
 
 export interface NodeOptions {
   /** Data directory; the database lives in `<dataDir>/chain`. */
@@ -46,6 +53,10 @@ export interface NodeOptions {
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
+  /** Signature-check worker threads and their queue bounds (default: one per core but one). */
+  verifyPool?: Partial<VerifyPoolOptions>;
+  /** The admission queue's bound and slice length (admission.ts). */
+  admission?: Partial<AdmissionOptions>;
 }
 
 export { NODE_VERSION } from './version.js';
@@ -63,6 +74,8 @@ export class UncNode {
   private readonly blockWatchers = new Set<(b: CommittedBlock) => void>();
   private readonly m;
   private readonly stopRuntimeMetrics: () => void;
+  /** Ed25519 checks on worker threads: admission, and a proposed or synced block's signatures. */
+  readonly verifyPool: VerifyPool;
 
   private constructor(
     readonly chain: Chain,
@@ -71,7 +84,9 @@ export class UncNode {
     readonly validator: ValidatorKey | null,
     readonly blockTimeMs: number,
     readonly logger: Logger,
+    opts: Pick<NodeOptions, 'verifyPool' | 'admission'> = {},
   ) {
+    this.verifyPool = new VerifyPool(opts.verifyPool);
     const r = this.metrics;
     this.stopRuntimeMetrics = registerRuntimeMetrics(r);
     this.m = {
@@ -130,6 +145,7 @@ export class UncNode {
       validator,
       opts.blockTimeMs ?? chain.params.blockTimeMs,
       logger,
+      opts,
     );
     chain.onCommit((c) => node.afterCommit(c));
     node.mempool.onDrop((env, drop) => node.onDropped(env, drop));
@@ -137,6 +153,9 @@ export class UncNode {
       node.core = new NodeCore({
         chain,
         mempool: node.mempool,
+        verifier: node.verifyPool,
+        ...(opts.admission ? { admission: opts.admission } : {}),
+        slices: eventLoopSlices,
         validator,
         privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
         blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
@@ -158,6 +177,7 @@ export class UncNode {
     } catch (err) {
       node.stopRuntimeMetrics();
       await db.close();
+      await node.verifyPool.close();
       throw err;
     }
     const api = createApi(node.rpcContext());
@@ -179,6 +199,7 @@ export class UncNode {
       // The samplers of the runtime metrics (event-loop monitor, GC observer) go with the node.
       node.stopRuntimeMetrics();
       await db.close();
+      await node.verifyPool.close();
       throw err;
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
@@ -208,6 +229,7 @@ export class UncNode {
       metrics: this.metrics,
       logger: this.logger,
       submit: (env) => this.submit(env),
+      submitMany: (envs) => this.submitMany(envs),
       recentRejection: (hash) => this.recentRejection(hash),
       watchTx: (hash, watcher) => this.watchTx(hash, watcher),
       watchBlocks: (watcher) => this.watchBlocks(watcher),
@@ -228,6 +250,20 @@ export class UncNode {
   /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */
   submit(env: TxEnvelope): { replaced: boolean } {
     return this.core.submit(env);
+  }
+
+  /**
+   * Admits many transactions through the admission queue (signatures on the worker threads,
+   * admission in slices that yield to consensus) and gossips the admitted ones. Rejects with
+   * AdmissionBusy, having done nothing, when the queue is full.
+   */
+  submitMany(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
+    return this.core.submitMany(envs);
+  }
+
+  /** Transactions from RPC and gossip, admitted in slices that yield to consensus. */
+  get admission(): AdmissionQueue {
+    return this.core.admission;
   }
 
   watchTx(hash: Uint8Array, watcher: TxWatcher): () => void {
@@ -302,10 +338,11 @@ export class UncNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await this.driver?.stop();
+    if (this.core) await this.core.stop();
     await this.network?.stop();
     await this.rpc?.close();
     await this.db.close();
     this.stopRuntimeMetrics();
+    await this.verifyPool.close();
   }
 }

@@ -20,6 +20,7 @@
  * before anything acts on a message is in gossip-checks.ts, as plain functions.
  */
 import {
+  type Block,
   type ConsensusAction,
   type ConsensusEvent,
   DEFAULT_TIMEOUTS,
@@ -28,6 +29,7 @@ import {
   keyId,
   PrivValidator,
   type Proposal,
+  selectProposer,
   sha256,
   Tendermint,
   type TimeoutParams,
@@ -39,16 +41,18 @@ import {
   type VerifyFn,
   type Vote,
 } from '@unc/core';
+import type { AdmissionResult } from '../admission.js';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
 import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
+import type { SignatureVerifier } from '../verify-pool.js';
+import { BlockPreverifier } from './block-preverify.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
   checkProposalGossip,
   checkVoteGossip,
-  decodeTxs,
   type GossipView,
   proposalEnvelopeProblem,
   signedContentMatches,
@@ -61,7 +65,9 @@ import {
   type SignedProposalRecord,
   serializePrivval,
 } from './privval-store.js';
-import { SyncReactor } from './sync-reactor.js';
+import { budgetForRound, ProposalBudget } from './proposal-budget.js';
+import { ProposerLiveness } from './proposer-liveness.js';
+import { type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from './wire.js';
 
 /** What the driver needs from the node around it (mempool, notifications). */
@@ -77,6 +83,11 @@ export interface DriverHost {
   onCommitted(committed: CommittedBlock): void;
   /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
   admitTx(env: TxEnvelope): void;
+  /**
+   * Admits a gossiped batch through the admission queue (signatures on worker threads, slices
+   * that yield); rejects, having done nothing, when the queue is full. Without it, `admitTx`.
+   */
+  admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
 }
 
 export interface DriverOptions {
@@ -94,6 +105,8 @@ export interface DriverOptions {
   blockTimeMs: number;
   timeouts?: TimeoutParams;
   logger: Logger;
+  /** Worker threads that check a proposed or synced block's signatures before it executes. */
+  verifyPool?: SignatureVerifier | null;
   /** Proposals whose block time is further ahead of our clock than this are invalid. */
   maxClockDriftMs?: number;
   /**
@@ -156,6 +169,11 @@ export class ConsensusDriver {
   private readonly evidencePool: EvidencePool;
   private readonly syncReactor: SyncReactor;
   private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
+  private readonly preverifier: BlockPreverifier;
+  /** How many transactions a proposal should carry to fit a round (proposal-budget.ts). */
+  readonly proposalBudget: ProposalBudget;
+  /** Who has been heard from lately: a round of a validator that is down waits less for it. */
+  private readonly liveness = new ProposerLiveness();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -170,6 +188,10 @@ export class ConsensusDriver {
     this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
+    this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
+    this.proposalBudget = new ProposalBudget({
+      budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
+    });
     if (this.validator) {
       if (!this.privvalStorage) throw new Error('a validator needs a path for its private validator state');
       const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
@@ -180,6 +202,7 @@ export class ConsensusDriver {
     this.mempoolReactor = new MempoolReactor({
       clock: this.clock,
       admitTx: (env) => this.host.admitTx(env),
+      ...(this.host.admitTxs ? { admitTxs: this.host.admitTxs.bind(this.host) } : {}),
       publishBatch: (data) => this.publish('tx', data),
       connected: () => this.network !== null,
     });
@@ -195,6 +218,7 @@ export class ConsensusDriver {
     this.syncReactor = new SyncReactor({
       clock: this.clock,
       chain: this.chain,
+      preverify: (block) => this.preverifySynced(block),
       logger: this.logger,
       onSynced: (committed) => {
         this.host.onCommitted(committed);
@@ -290,6 +314,11 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    this.proposalBudget.budgetMs = budgetForRound(
+      this.blockTimeMs,
+      this.timeouts.proposeMs,
+      network === null,
+    );
     if (network) {
       // Messages sent before a peer is connected are lost to it: a peer that (re)connects gets
       // this height's messages again.
@@ -356,6 +385,7 @@ export class ConsensusDriver {
     if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
     this.height = height;
     this.pending = new Map();
+    if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
       type: 'start',
@@ -428,7 +458,15 @@ export class ConsensusDriver {
         return;
       }
       case 'schedule-timeout': {
-        const { height, round, step, delayMs } = action;
+        const { height, round, step } = action;
+        const delayMs =
+          step === 'propose' && height === this.chain.height + 1n
+            ? this.liveness.proposeTimeout(
+                selectProposer(this.nextValidators(), this.chain.head.header.beacon, height, round).publicKey,
+                height,
+                action.delayMs,
+              )
+            : action.delayMs;
         this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
         return;
       }
@@ -470,8 +508,10 @@ export class ConsensusDriver {
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
     const drawn = new Map<string, TxEnvelope>();
+    // Measured on the clock (the simulator's does not move while code runs: its budget stays wide).
+    const started = this.clock.now();
     const { pending, rejected } = this.chain.buildProposal(
-      recording(this.host.proposalCandidates(), drawn),
+      recording(this.host.proposalCandidates(), drawn, this.proposalBudget.maxTxs()),
       time,
       this.validator,
       (hash) => {
@@ -479,6 +519,7 @@ export class ConsensusDriver {
         return env !== undefined && this.host.isTxVerified(env);
       },
     );
+    this.proposalBudget.observe(pending.envelopes.length, this.clock.now() - started);
     if (rejected.length > 0) this.host.onRejected(rejected);
     this.rememberPending(toHex(pending.hash), { pending, message: null });
     await this.handle({ type: 'value', height, round, blockHash: pending.hash });
@@ -493,7 +534,10 @@ export class ConsensusDriver {
   private verifiedAmong(envelopes: readonly TxEnvelope[]): (hash: Uint8Array) => boolean {
     const verified = new Set<string>();
     const unverified = new Set<string>();
-    for (const env of envelopes) (this.host.isTxVerified(env) ? verified : unverified).add(keyId(env.hash));
+    for (const env of envelopes)
+      (this.host.isTxVerified(env) || this.preverifier.isTxVerified(env) ? verified : unverified).add(
+        keyId(env.hash),
+      );
     return (hash) => {
       const id = keyId(hash);
       return verified.has(id) && !unverified.has(id);
@@ -535,6 +579,7 @@ export class ConsensusDriver {
       });
     }
     this.host.onCommitted(committed);
+    this.liveness.prune(committed.block.header.height);
     this.evidencePool.flushEvidence();
     for (const l of this.commitListeners) {
       try {
@@ -581,9 +626,13 @@ export class ConsensusDriver {
 
   private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
     const checked = checkVoteGossip(data, this.gossipView());
-    if ('buffer' in checked) this.buffer({ kind: 'vote', vote: checked.buffer });
+    if ('buffer' in checked) {
+      this.liveness.saw(checked.buffer.validator, checked.buffer.height);
+      this.buffer({ kind: 'vote', vote: checked.buffer });
+    }
     if (!('deliver' in checked)) return checked.verdict;
     const vote = checked.deliver;
+    this.liveness.saw(vote.validator, vote.height);
     if (this.syncing || vote.height !== this.height) {
       this.buffer({ kind: 'vote', vote });
       return 'accept';
@@ -600,13 +649,36 @@ export class ConsensusDriver {
 
   private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
     const checked = checkProposalGossip(data, this.gossipView());
-    if ('buffer' in checked) this.buffer({ kind: 'proposal', msg: checked.buffer, from });
+    if ('buffer' in checked) {
+      this.liveness.saw(checked.buffer.proposal.proposer, checked.buffer.proposal.height);
+      this.buffer({ kind: 'proposal', msg: checked.buffer, from });
+    }
     if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
     const { proposal } = msg;
+    this.liveness.saw(proposal.proposer, proposal.height);
     if (this.syncing || proposal.height !== this.height) {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
+    }
+    return this.preverifyThenHandle(msg, from);
+  }
+
+  /**
+   * The block's signatures are checked on every core while this task waits outside the queue
+   * (votes and other work go on meanwhile); then it executes in order, skipping the passes.
+   */
+  private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
+    if (!this.pending.has(toHex(msg.proposal.blockHash))) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (envelopes)
+        await this.preverifier.preverify(
+          envelopes,
+          this.chain.state,
+          this.chain.genesis.chainId,
+          this.headForPreverify(),
+          (env) => this.host.isTxVerified(env),
+        );
     }
     return this.enqueue(() => this.onProposalMessage(msg, from));
   }
@@ -617,7 +689,7 @@ export class ConsensusDriver {
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
-    const envelopes = known ? null : decodeTxs(msg.block.txs);
+    const envelopes = known ? null : this.preverifier.decode(msg.block);
     if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
       // hash; a message whose copies do not match was altered on the way. Holding that against
@@ -651,13 +723,44 @@ export class ConsensusDriver {
     const { proposal, block } = msg;
     const problem = proposalEnvelopeProblem(proposal, msg, this.clock.now(), this.maxClockDriftMs);
     if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
-    return this.chain.validateProposal(
+    const started = this.clock.now();
+    const pending = this.chain.validateProposal(
       block,
       msg.lastCommit,
       this.verifiedAmong(envelopes),
       false,
       envelopes,
+      this.preverifier.isEd25519Verified,
     );
+    this.proposalBudget.observe(envelopes.length, this.clock.now() - started);
+    return pending;
+  }
+
+  /** What a heartbeat's chip answers are checked against: the head the block builds on. */
+  private headForPreverify() {
+    const { header } = this.chain.head;
+    return { height: header.height, hash: this.chain.head.hash, beacon: header.beacon };
+  }
+
+  /**
+   * A synced block: its signatures first spread over the verifier (consensus lane), then the
+   * block is checked in full, skipping only checks that passed there or at admission.
+   */
+  private async preverifySynced(block: Block): Promise<SyncPreverified | null> {
+    const envelopes = this.preverifier.decode(block);
+    if (!envelopes) return null;
+    await this.preverifier.preverify(
+      envelopes,
+      this.chain.state,
+      this.chain.genesis.chainId,
+      this.headForPreverify(),
+      () => false,
+    );
+    return {
+      envelopes,
+      isSignatureVerified: this.verifiedAmong(envelopes),
+      isEd25519Verified: this.preverifier.isEd25519Verified,
+    };
   }
 
   private buffer(b: Buffered): void {
@@ -734,16 +837,23 @@ export class ConsensusDriver {
   }
 }
 
-/** Passes a lazy candidate source through, remembering each envelope drawn by its hash. */
+/**
+ * Passes a lazy candidate source through, remembering each envelope drawn by its hash, until
+ * `maxIncluded` went into the block (the proposal budget).
+ */
 function* recording(
   source: Iterable<TxEnvelope>,
   drawn: Map<string, TxEnvelope>,
+  maxIncluded: number,
 ): Generator<TxEnvelope, void, boolean | undefined> {
   const it = source[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+  let included = 0;
   try {
-    for (let next = it.next(); !next.done; ) {
+    for (let next = it.next(); !next.done && included < maxIncluded; ) {
       drawn.set(keyId(next.value.hash), next.value);
-      next = it.next(yield next.value);
+      const taken = yield next.value;
+      if (taken !== false) included++;
+      next = it.next(taken);
     }
   } finally {
     it.return?.();

@@ -1,9 +1,12 @@
 /**
  * The mempool reactor: transaction gossip. Out, it batches the transactions this node admitted
- * into one message per burst; in, it admits each transaction of a peer's batch through the node's
- * mempool (`DriverHost.admitTx`) and scores the peer by what the batch held.
+ * into one message per burst; in, it admits a peer's batch through the node's admission queue
+ * (`admitTxs`: bounded, signatures checked by the verifier, admitted in slices that yield to
+ * consensus) or, without one, each transaction directly (`admitTx`), and scores the peer by what
+ * the batch held.
  */
 import { encode, type TxEnvelope, ValidationError } from '@unc/core';
+import type { AdmissionResult } from '../admission.js';
 import type { Cancel, Clock } from '../clock.js';
 import type { Verdict } from '../p2p/types.js';
 import { decodeTxBatch } from './gossip-checks.js';
@@ -13,6 +16,11 @@ export interface MempoolReactorOptions {
   clock: Clock;
   /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
   admitTx(env: TxEnvelope): void;
+  /**
+   * Admits a batch through the admission queue; each gets its result, in order. Rejects, having
+   * done nothing, with an error whose code is 'BUSY' when the queue is full.
+   */
+  admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
   /** Sends a batch on the `tx` topic (a no-op without a network). */
   publishBatch(data: Uint8Array): void;
   /** Whether there is a network to announce to at all. */
@@ -47,9 +55,10 @@ export class MempoolReactor {
     this.opts.publishBatch(encode(txBatchCodec, batch));
   }
 
-  onTxGossip(data: Uint8Array): Verdict {
+  onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
+    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs);
     let admitted = 0;
     for (const env of envelopes) {
       try {
@@ -62,6 +71,29 @@ export class MempoolReactor {
         // it would let a peer make this node check up to a batch of signatures per message, free.
         if (err.code === 'BAD_SIGNATURE') return 'reject';
       }
+    }
+    return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  /**
+   * The batch through the admission queue. A full queue drops it unforwarded ('ignore': a busy
+   * node is no fault of the peer); a signature that fails is the relay's fault.
+   */
+  private async admitQueued(
+    envelopes: readonly TxEnvelope[],
+    admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
+  ): Promise<Verdict> {
+    let results: AdmissionResult[];
+    try {
+      results = await admitTxs(envelopes);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
+      throw err;
+    }
+    let admitted = 0;
+    for (const r of results) {
+      if (!(r instanceof ValidationError)) admitted++;
+      else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }

@@ -3,7 +3,7 @@
  * are ahead (block sync, sync.ts), each block checked with its commit like any block from a
  * stranger. The consensus reactor asks it whether a peer is ahead when a height stalls.
  */
-import { blockCodec, decode, encode } from '@unc/core';
+import { type Block, blockCodec, decode, type Ed25519Verified, encode, type TxEnvelope } from '@unc/core';
 import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -16,6 +16,18 @@ export interface SyncReactorOptions {
   logger: Logger;
   /** After every block applied by sync (the node prunes its mempool, listeners hear of it). */
   onSynced(committed: CommittedBlock): void;
+  /**
+   * Checks a synced block's signatures ahead of its execution (block-preverify.ts) and says which
+   * passed; null (or absent) lets execution check every one itself.
+   */
+  preverify?(block: Block): Promise<SyncPreverified | null>;
+}
+
+/** Signatures of a synced block found valid before it executes (passes only). */
+export interface SyncPreverified {
+  envelopes: readonly TxEnvelope[];
+  isSignatureVerified: (hash: Uint8Array) => boolean;
+  isEd25519Verified: Ed25519Verified;
 }
 
 export class SyncReactor {
@@ -51,7 +63,9 @@ export class SyncReactor {
       chain: {
         height: () => chain.height,
         applyBlock: async (encoded) => {
-          const committed = await chain.verifyAndCommit(decode(blockCodec, encoded));
+          const block = decode(blockCodec, encoded);
+          const preverified = (await this.opts.preverify?.(block)) ?? null;
+          const committed = await chain.verifyAndCommit(block, null, preverified);
           this.opts.onSynced(committed);
         },
       },

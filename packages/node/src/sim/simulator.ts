@@ -29,6 +29,7 @@ import {
   utf8,
 } from '@unc/core';
 import { feeFor } from '@unc/sdk';
+import { clockSlices } from '../admission.js';
 import { Chain, type CommittedBlock } from '../chain.js';
 import type { PrivvalStorage } from '../consensus/privval-store.js';
 import { voteMessageCodec } from '../consensus/wire.js';
@@ -38,6 +39,7 @@ import { DEFAULT_MEMPOOL_OPTIONS, Mempool } from '../mempool.js';
 import { NodeCore } from '../node-core.js';
 import type { GossipTopic } from '../p2p/types.js';
 import { ChainDb, type KvStore, MemoryKv } from '../storage/db.js';
+import { InThreadVerifier } from '../verify-pool.js';
 import {
   LATENCY_PROFILES,
   type LatencyProfile,
@@ -342,6 +344,10 @@ export async function runSimulation(
       blockTimeMs: chain.params.blockTimeMs,
       logger: nodeLogger(node.id, clock),
       clock,
+      // Signatures checked in-thread and admission sliced on the virtual clock: the same stages
+      // and answers as a real node's worker pool and event-loop slices, deterministic by seed.
+      verifier: new InThreadVerifier(),
+      slices: clockSlices(clock),
     });
     chain.onCommit((c) => onCommitted(node, c));
     node.core = core;
@@ -357,7 +363,7 @@ export async function runSimulation(
     if (!node.core) return;
     if (node.fence) node.fence.dead = true;
     net.detach(node.id);
-    void node.core.driver.stop();
+    void node.core.stop();
     node.core = null;
     node.net = null;
   };
