@@ -19,6 +19,9 @@ import {
   scenarioForSeed,
 } from '../src/sim/simulator.js';
 
+/** UNC_SIM_LOG=debug|info|warn|error: the nodes' logs in virtual time (worker threads inherit it). */
+const simOptions = process.env.UNC_SIM_LOG ? { logLevel: process.env.UNC_SIM_LOG } : {};
+
 interface Job {
   seeds: number[];
 }
@@ -26,7 +29,7 @@ interface Job {
 if (!isMainThread) {
   const { seeds } = workerData as Job;
   for (const seed of seeds) {
-    const report = await runSimulation(scenarioForSeed(seed));
+    const report = await runSimulation(scenarioForSeed(seed), simOptions);
     parentPort!.postMessage(report);
   }
 } else {
@@ -91,7 +94,7 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
   };
   const all = [...Array(count).keys()].map((i) => start + i);
   if (workers === 1) {
-    for (const seed of all) onReport(await runSimulation(scenarioForSeed(seed)));
+    for (const seed of all) onReport(await runSimulation(scenarioForSeed(seed), simOptions));
   } else {
     await Promise.all(
       [...Array(workers).keys()].map(
@@ -138,7 +141,7 @@ async function profiles(): Promise<void> {
   for (const profile of ['lan', 'wan50', 'continents'] as ProfileName[]) {
     for (const [validators, durationMs] of sizes) {
       const t0 = performance.now();
-      const r = await runSimulation(calmScenario(profile, validators, durationMs));
+      const r = await runSimulation(calmScenario(profile, validators, durationMs), simOptions);
       const blocksPerSecond = Math.max(...r.heights) / (r.simulatedMs / 1000);
       console.log(
         `  ${r.profile.padEnd(27)} ${String(validators).padStart(10)}  ${blocksPerSecond.toFixed(2).padStart(8)}  ` +

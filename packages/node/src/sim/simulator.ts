@@ -267,7 +267,11 @@ function equivocate(chainId: string, key: DevKey): Outgoing {
 
 export async function runSimulation(
   s: Scenario,
-  opts: { keepStores?: boolean } = {},
+  opts: {
+    keepStores?: boolean;
+    /** The nodes' logs at this level, stamped with virtual time (debugging a seed); else silent. */
+    logLevel?: string;
+  } = {},
 ): Promise<SimReport & { stores?: MemoryKv[] }> {
   const rng = new SimRng(s.seed, 'run');
   const clock = new VirtualClock(GENESIS_TIME + 1_000);
@@ -342,7 +346,7 @@ export async function runSimulation(
       privvalPath: null,
       privvalStorage: memoryPrivval(node.privval, node.id),
       blockTimeMs: chain.params.blockTimeMs,
-      logger: nodeLogger(node.id, clock),
+      logger: nodeLogger(node.id, clock, opts.logLevel),
       clock,
       // Signatures checked in-thread and admission sliced on the virtual clock: the same stages
       // and answers as a real node's worker pool and event-loop slices, deterministic by seed.
@@ -515,9 +519,11 @@ let clientAccounts: DevKey[] | null = null;
 /** The client's funded dev accounts (derived once per process: key derivation is slow on purpose). */
 const CLIENT_ACCOUNTS = () => (clientAccounts ??= [0, 1, 2, 3, 4, 5, 6, 7].map((i) => devKey(i)));
 
-/** Silent unless UNC_SIM_LOG names a level (debugging a seed), then stamped with virtual time. */
-function nodeLogger(id: string, clock: VirtualClock): Logger {
-  const level = process.env.UNC_SIM_LOG;
+/**
+ * Silent unless `level` names one (bench/sim.ts passes UNC_SIM_LOG: the environment is read at
+ * the edge, not here), then stamped with virtual time.
+ */
+function nodeLogger(id: string, clock: VirtualClock, level: string | undefined): Logger {
   if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') return silentLogger;
   return createLogger(id, { level, clock: () => new Date(clock.now()) });
 }
