@@ -1,8 +1,14 @@
 /**
  * bench:consensus — a 4-validator `unc testnet` on this machine (separate processes, libp2p over
- * 127.0.0.1): finalized blocks per second, submission→finality latency (p50/p99) at a moderate
- * offered load, and finalized transfers per second under saturation; next to the single-node
- * figure of bench:tps (packages/cli/bench/tps.ts), run in the same invocation.
+ * 127.0.0.1), in four phases:
+ * 1. calm: finalized blocks per second and submission→finality latency (p50/p99) at a moderate load;
+ * 2. saturated: finalized blocks and transfers per second with every client pushing batches;
+ * 3. one validator down (the last one stopped): finalized blocks per second at the calm load;
+ * 4. recovery: that validator restarted; how long it takes to catch up and the others' blocks per
+ *    second meanwhile;
+ * next to the single-node figure of bench:tps (packages/cli/bench/tps.ts) and this machine's raw
+ * single-core Ed25519 verify rate, both measured in the same invocation, with the ratios of
+ * issue 13's goals.
  *
  *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
  *                              [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
@@ -23,7 +29,14 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
-import { BENCH_MEMPOOL_ARGS, phaseProgress, presignTransfers } from './presign.js';
+import {
+  BENCH_MEMPOOL_ARGS,
+  busyRetries,
+  phaseProgress,
+  presignTransfers,
+  rawVerifyRate,
+  sendRetrying,
+} from './presign.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -73,6 +86,8 @@ async function main(): Promise<void> {
   console.log(
     `bench:consensus  ${VALIDATORS} validators, ${SECONDS}s per phase, latency at ${RATE} tx/s, block time ${BLOCK_TIME} ms`,
   );
+  const verifyRate = rawVerifyRate();
+  console.log(`raw Ed25519 verify (node:crypto, one core): ${verifyRate.toFixed(0)} /s`);
   let single: number | null = null;
   if (!SKIP_SINGLE) {
     console.log('single node (bench:tps, same parameters):');
@@ -122,8 +137,11 @@ async function main(): Promise<void> {
     });
     testnet.on('exit', (c) => reject(new Error(`unc testnet exited (${c}):\n${out}`)));
   });
-  const nodes = (JSON.parse(readFileSync(join(dir, 'testnet.json'), 'utf8')) as { nodes: { rpc: string }[] })
-    .nodes;
+  const nodes = (
+    JSON.parse(readFileSync(join(dir, 'testnet.json'), 'utf8')) as {
+      nodes: { rpc: string; pid: number | null; args: string[] }[];
+    }
+  ).nodes;
   const clients = nodes.map((n) => new UncClient(n.rpc, { timeoutMs: 120_000 }));
   const first = clients[0]!;
   const status = await first.status();
@@ -131,13 +149,18 @@ async function main(): Promise<void> {
   const fees = { minFeePerByte: BigInt(p.minFeePerByte), minFeePerAction: BigInt(p.minFeePerAction) };
 
   // Fund the senders from the dev accounts and wait until every funding transfer is final.
-  const senders = Array.from({ length: SENDERS }, (_, i) => {
+  // The last FAULT_SENDERS are kept for the fault phases, whose transfers must not wait on nonces
+  // the saturated phase left unsent.
+  const FAULT_SENDERS = 50;
+  const allSenders = Array.from({ length: SENDERS + FAULT_SENDERS }, (_, i) => {
     const seed = sha256(utf8(`bench sender ${i}`));
     const publicKey = ed25519PublicKey(seed);
     return { seed, publicKey, address: encodeAddress(addressFromPublicKey(publicKey)) };
   });
   const funders = Array.from({ length: 10 }, (_, i) => devKey(i));
-  const funding = senders.map((s, i) => {
+  const senders = allSenders.slice(0, SENDERS);
+  const faultSenders = allSenders.slice(SENDERS);
+  const funding = allSenders.map((s, i) => {
     const f = funders[i % funders.length]!;
     const base: Omit<Transaction, 'fee'> = {
       chainId: status.chainId,
@@ -148,8 +171,8 @@ async function main(): Promise<void> {
     };
     return encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, f.seed));
   });
-  await first.sendRawTransactions(funding);
-  while (BigInt((await first.getAccount(senders.at(-1)!.address)).balance) === 0n) await sleep(200);
+  await sendRetrying(first, funding);
+  while (BigInt((await first.getAccount(allSenders.at(-1)!.address)).balance) === 0n) await sleep(200);
 
   // Pre-sign: the latency phase at RATE, then the saturation phase at up to ~6,000/s.
   const latencyCount = Math.ceil(RATE * SECONDS);
@@ -157,6 +180,13 @@ async function main(): Promise<void> {
   console.log(`pre-signing ${perSender * SENDERS} transfers…`);
   const now = await first.status();
   const signed = presignTransfers(senders, perSender, status.chainId, now.height, fees);
+  const faultTxs = presignTransfers(
+    faultSenders,
+    Math.ceil(latencyCount / FAULT_SENDERS),
+    status.chainId,
+    now.height,
+    fees,
+  );
 
   // Finality as node 0 sees it: a block arrives over its WebSocket once it is committed.
   const submittedAt = new Map<string, number>();
@@ -174,6 +204,29 @@ async function main(): Promise<void> {
     }
   });
 
+  /**
+   * RATE transfers per second for SECONDS over `targets`, from transfers signed for it; returns
+   * the blocks node 0 saw finalized in the window.
+   */
+  async function calmLoad(label: string, targets: UncClient[]): Promise<number> {
+    const start = Date.now();
+    const end = start + SECONDS * 1000;
+    let at = 0;
+    let k = 0;
+    const done = phaseProgress(label, SECONDS * 1000, () => `${at} sent`);
+    while (Date.now() < end && at < faultTxs.length) {
+      const due = Math.min(faultTxs.length, Math.floor(((Date.now() - start) / 1000) * RATE));
+      if (due > at) {
+        const batch = faultTxs.slice(at, due);
+        at = due;
+        await sendRetrying(targets[k++ % targets.length]!, batch);
+      }
+      await sleep(20);
+    }
+    done();
+    return blocks.filter((b) => b.at > start && b.at <= end).length;
+  }
+
   // Phase 1: latency at a moderate rate, spread over all validators' RPC.
   let offset = 0;
   const p1Start = Date.now();
@@ -186,7 +239,7 @@ async function main(): Promise<void> {
       const batch = signed.slice(offset, due);
       offset = due;
       const sentAt = Date.now();
-      const results = await clients[round++ % clients.length]!.sendRawTransactions(batch);
+      const results = await sendRetrying(clients[round++ % clients.length]!, batch);
       for (const r of results) if ('hash' in r) submittedAt.set(r.hash, sentAt);
     }
     await sleep(20);
@@ -219,15 +272,54 @@ async function main(): Promise<void> {
         }
         const batch = queue.slice(at, at + BATCH);
         at += batch.length;
-        for (const r of await client.sendRawTransactions(batch)) if ('hash' in r) accepted++;
+        for (const r of await sendRetrying(client, batch)) if ('hash' in r) accepted++;
       }
     }),
   );
   p2Done();
-  await sleep(BLOCK_TIME + 500);
-  sub.close();
   const p2Blocks = blocks.filter((b) => b.at > p2Start && b.at <= p2End);
   const p2Txs = p2Blocks.reduce((s, b) => s + b.txCount, 0);
+  // Let the backlog drain before the fault phases, so that they measure the fault, not the backlog.
+  const drainDeadline = Date.now() + 60_000;
+  while (Date.now() < drainDeadline && (await first.call<{ size: number }>('unc_mempool')).size > 0)
+    await sleep(250);
+
+  // Phase 3: the last validator stopped; the calm load on the three left.
+  const victim = nodes.at(-1)!;
+  const up = clients.slice(0, -1);
+  if (victim.pid) process.kill(victim.pid, 'SIGTERM');
+  await sleep(500);
+  const p3 = await calmLoad('phase 3: one validator down', up);
+
+  // Phase 4: the stopped validator restarts from its data and catches up while the others go on.
+  const restarted = spawn(process.execPath, [UNC, ...victim.args], {
+    stdio: 'ignore',
+    env: { ...process.env, UNC_LOG_LEVEL: 'warn' },
+  });
+  const restartedExit = new Promise((r) => restarted.on('exit', r));
+  const p4Start = Date.now();
+  const restartedClient = new UncClient(victim.rpc, { timeoutMs: 5_000 });
+  let caughtUpMs: number | null = null;
+  const p4Done = phaseProgress('phase 4: restart and catch up', SECONDS * 1000, () =>
+    caughtUpMs === null ? 'catching up' : `caught up in ${(caughtUpMs / 1000).toFixed(1)} s`,
+  );
+  while (Date.now() - p4Start < SECONDS * 1000) {
+    if (caughtUpMs === null) {
+      try {
+        const [mine, theirs] = await Promise.all([restartedClient.status(), first.status()]);
+        if (mine.height >= theirs.height) caughtUpMs = Date.now() - p4Start;
+      } catch {
+        // Still starting.
+      }
+    }
+    await sleep(200);
+  }
+  p4Done();
+  const p4Blocks = blocks.filter((b) => b.at > p4Start && b.at <= p4Start + SECONDS * 1000);
+  restarted.kill('SIGTERM');
+  await restartedExit;
+  await sleep(200);
+  sub.close();
 
   console.log('');
   console.log(`${VALIDATORS} validators (separate processes, libp2p on 127.0.0.1):`);
@@ -239,8 +331,39 @@ async function main(): Promise<void> {
   console.log(
     `  finalized transfers/s (saturated)      ${(p2Txs / SECONDS).toFixed(0)}  (${accepted} accepted in ${SECONDS} s)`,
   );
+  console.log(`  finalized blocks/s (one of ${VALIDATORS} down)     ${(p3 / SECONDS).toFixed(2)}`);
+  console.log(
+    `  restarted validator caught up in       ${caughtUpMs === null ? `not within ${SECONDS} s` : `${(caughtUpMs / 1000).toFixed(1)} s`}; the others meanwhile ${(p4Blocks.length / SECONDS).toFixed(2)} blocks/s`,
+  );
+  console.log(`  client retries on "busy"               ${busyRetries}`);
   console.log(`single node (bench:tps):`);
   console.log(`  finalized transfers/s                  ${single === null ? 'not measured' : single}`);
+  console.log(`raw Ed25519 verify, one core:            ${verifyRate.toFixed(0)} /s`);
+  const satBlocks = p2Blocks.length / SECONDS;
+  const satTps = p2Txs / SECONDS;
+  const p99 = percentile(sorted, 99);
+  const goal = (
+    name: string,
+    value: number | null,
+    digits: number,
+    ok: (v: number) => boolean,
+    bar: string,
+  ) =>
+    console.log(
+      `  ${name.padEnd(44)} ${value === null ? 'n/a' : value.toFixed(digits)}  (goal ${bar}: ${value === null ? 'not measured' : ok(value) ? 'met' : 'MISSED'})`,
+    );
+  console.log('ratios (issue 13):');
+  goal('saturated finalized blocks/s', satBlocks, 2, (v) => v >= 0.9, '≥ 0.9');
+  goal('saturated transfers/s ÷ single node', single ? satTps / single : null, 2, (v) => v >= 0.5, '≥ 0.5');
+  goal('calm p99 (ms)', Number.isNaN(p99) ? null : p99, 0, (v) => v <= 1500, '≤ 1500');
+  goal(
+    'single node ÷ raw one-core verify rate',
+    single ? single / verifyRate : null,
+    2,
+    (v) => v >= 1.0,
+    '≥ 1.0',
+  );
+  goal('one validator down, blocks/s', p3 / SECONDS, 2, (v) => v >= 0.8, '≥ 0.8');
   await cleanup();
   process.exit(0);
 }

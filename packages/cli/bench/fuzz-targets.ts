@@ -740,7 +740,7 @@ export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup
   ];
 
   // Gossip: the node's own entry point, every topic. The first byte picks the topic.
-  const topics: GossipTopic[] = ['tx', 'proposal', 'vote', 'evidence', 'heartbeat'];
+  const topics: GossipTopic[] = ['tx', 'proposal', 'vote', 'evidence'];
   const sentAt = 1_767_000_000_000n;
   const proposalMessages = block1
     ? proposals.map((proposal) =>
@@ -960,7 +960,7 @@ export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup
     },
     {
       name: 'gossip',
-      description: "the node's onGossip for tx, proposal, vote, evidence and heartbeat messages",
+      description: "the node's onGossip for tx, proposal, vote and evidence messages",
       weight: 14,
       seeds: gossipSeeds,
       fixup: resignGossip,

@@ -1,7 +1,23 @@
 /** What the throughput benchmarks share: transfers signed ahead of time, and progress on stderr. */
-import { encodeAddress, signTransaction, type Transaction } from '@unc/core';
+import {
+  ed25519PublicKey,
+  ed25519Sign,
+  ed25519Verify,
+  encodeAddress,
+  sha256,
+  signTransaction,
+  type Transaction,
+  utf8,
+} from '@unc/core';
 import { devKey } from '@unc/node';
-import { encodeSigned, feeFor, transferAction } from '@unc/sdk';
+import {
+  encodeSigned,
+  feeFor,
+  NodeUnreachableError,
+  RpcClientError,
+  transferAction,
+  type UncClient,
+} from '@unc/sdk';
 import { progressBar } from '../src/progress.js';
 
 export interface Sender {
@@ -76,3 +92,49 @@ export const BENCH_MEMPOOL_ARGS = [
   '--mempool-nonce-gap',
   '1000000',
 ];
+
+/**
+ * This machine's raw single-core Ed25519 verifications per second (node:crypto through core's
+ * `ed25519Verify`, distinct messages over a few keys), over `ms` milliseconds: the limit the
+ * throughput benchmarks compare against.
+ */
+export function rawVerifyRate(ms = 3_000): number {
+  const keys = Array.from({ length: 16 }, (_, i) => sha256(utf8(`bench key ${i}`)));
+  const items = Array.from({ length: 2000 }, (_, i) => {
+    const seed = keys[i % keys.length]!;
+    const msg = sha256(utf8(`message ${i}`));
+    return { pub: ed25519PublicKey(seed), msg, sig: ed25519Sign(seed, msg) };
+  });
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const end = start + BigInt(ms) * 1_000_000n;
+  while (process.hrtime.bigint() < end) {
+    for (const it of items) if (ed25519Verify(it.pub, it.msg, it.sig)) n++;
+  }
+  return n / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+/**
+ * Sends a batch, waiting and retrying while the node answers "busy, retry" (-32005 BUSY, or the
+ * per-IP limits) or drops the connection; other errors are thrown.
+ */
+export async function sendRetrying(
+  client: UncClient,
+  batch: string[],
+): Promise<({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[]> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await client.sendRawTransactions(batch);
+    } catch (err) {
+      const busy =
+        err instanceof RpcClientError &&
+        (err.reason === 'BUSY' || err.reason === 'RATE_LIMITED' || err.reason === 'CONCURRENCY_LIMIT');
+      if (!busy && !(err instanceof NodeUnreachableError && attempt < 5)) throw err;
+      busyRetries++;
+      await new Promise((r) => setTimeout(r, busy ? 100 : 500));
+    }
+  }
+}
+
+/** How many times `sendRetrying` waited on a busy or unreachable node. */
+export let busyRetries = 0;

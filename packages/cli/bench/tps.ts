@@ -12,8 +12,6 @@ import { join } from 'node:path';
 import {
   addressFromPublicKey,
   ed25519PublicKey,
-  ed25519Sign,
-  ed25519Verify,
   encodeAddress,
   parseUnc,
   sha256,
@@ -23,7 +21,13 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
-import { BENCH_MEMPOOL_ARGS, phaseProgress, presignTransfers } from './presign.js';
+import {
+  BENCH_MEMPOOL_ARGS,
+  phaseProgress,
+  presignTransfers,
+  rawVerifyRate,
+  sendRetrying,
+} from './presign.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,23 +40,6 @@ const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
-
-function rawVerifyRate(): number {
-  // Distinct messages over a few keys: the same cached-key path the node uses.
-  const keys = Array.from({ length: 16 }, (_, i) => sha256(utf8(`bench key ${i}`)));
-  const items = Array.from({ length: 2000 }, (_, i) => {
-    const seed = keys[i % keys.length]!;
-    const msg = sha256(utf8(`message ${i}`));
-    return { pub: ed25519PublicKey(seed), msg, sig: ed25519Sign(seed, msg) };
-  });
-  let n = 0;
-  const start = process.hrtime.bigint();
-  const end = start + 3_000_000_000n;
-  while (process.hrtime.bigint() < end) {
-    for (const it of items) if (ed25519Verify(it.pub, it.msg, it.sig)) n++;
-  }
-  return n / (Number(process.hrtime.bigint() - start) / 1e9);
-}
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-'));
@@ -122,7 +109,7 @@ async function main(): Promise<void> {
     };
     funding.push(encodeSigned(signTransaction({ ...base, fee: feeFor(base, fees) }, f.seed)));
   });
-  await client.sendRawTransactions(funding);
+  await sendRetrying(client, funding);
   const last = funding.length;
   while ((await client.status()).mempool.size > 0) await new Promise((r) => setTimeout(r, 200));
   void last;
@@ -155,7 +142,7 @@ async function main(): Promise<void> {
         }
         const batch = queue.slice(offset, offset + BATCH);
         offset += batch.length;
-        const results = await client.sendRawTransactions(batch);
+        const results = await sendRetrying(client, batch);
         for (const r of results) {
           if ('error' in r) {
             rejected++;

@@ -44,6 +44,7 @@ import {
   merkleProofCodec,
   ownerRatedPower,
   StateSpace,
+  type TxEnvelope,
   toHex,
   trieKey,
   txEventCodec,
@@ -75,18 +76,20 @@ import {
 } from '@unc/sdk';
 import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
 import type { BlockRef } from '@unc/sdk/schema';
+import { AdmissionBusy } from './admission.js';
 import type { CommittedBlock } from './chain.js';
 import { indexMethods } from './index-api.js';
 import { marketMethods } from './market-api.js';
-import { NODE_VERSION, type UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
 import { bindMethods, bindSubscriptions } from './rpc/typed.js';
+import { NODE_VERSION } from './version.js';
 
 export function notFound(what: string): UncError {
   return new UncError('NOT_FOUND', `${what} not found`);
 }
 
-export function createApi(node: UncNode): RpcServerModules {
+export function createApi(node: RpcContext): RpcServerModules {
   const { chain } = node;
   let discovery: OpenRpcDocument | undefined;
 
@@ -406,19 +409,34 @@ export function createApi(node: UncNode): RpcServerModules {
           };
         },
 
-        unc_sendTransaction: ({ tx }) => submitRaw(tx),
+        unc_sendTransaction: async ({ tx }) => {
+          const [result] = await submitMany([decodeRaw(tx)]);
+          if (result instanceof Error) throw result;
+          return result!;
+        },
 
-        /** Many transactions in one call; each gets its own result or error, in order. */
-        unc_sendTransactions: ({ txs }) => {
-          return txs.map((item) => {
+        /**
+         * Many transactions in one call; each gets its own result or error, in order. They go
+         * through the admission queue together: a full queue refuses the whole call (BUSY).
+         */
+        unc_sendTransactions: async ({ txs }) => {
+          const decoded = txs.map((item): TxEnvelope | Error => {
             try {
-              return submitRaw(fromHex(item));
+              return decodeRaw(fromHex(item));
             } catch (err) {
-              const e = err as Error & { code?: unknown };
-              return {
-                error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message },
-              };
+              return err as Error;
             }
+          });
+          const envs = decoded.filter((d): d is TxEnvelope => !(d instanceof Error));
+          const admitted = await submitMany(envs);
+          let k = 0;
+          return decoded.map((d) => {
+            const r = d instanceof Error ? d : admitted[k++]!;
+            if (!(r instanceof Error)) return r;
+            const e = r as Error & { code?: unknown };
+            return {
+              error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message },
+            };
           });
         },
 
@@ -650,15 +668,37 @@ export function createApi(node: UncNode): RpcServerModules {
     };
   }
 
-  function submitRaw(raw: Uint8Array): { hash: string; replaced: boolean } {
-    let env: ReturnType<typeof envelopeFromBytes>;
+  function decodeRaw(raw: Uint8Array): TxEnvelope {
     try {
-      env = envelopeFromBytes(raw);
+      return envelopeFromBytes(raw);
     } catch (err) {
       if (err instanceof DecodeError) throw new UncError('DECODE', `malformed transaction: ${err.message}`);
       throw err;
     }
-    const { replaced } = node.submit(env);
-    return { hash: toHex(env.hash), replaced };
+  }
+
+  /**
+   * Through the node's admission queue; a full queue answers -32005 BUSY with `retryAfterMs`
+   * (docs/rpc.md), the whole call refused, nothing admitted.
+   */
+  async function submitMany(
+    envs: readonly TxEnvelope[],
+  ): Promise<({ hash: string; replaced: boolean } | Error)[]> {
+    let results: Awaited<ReturnType<RpcContext['submitMany']>>;
+    try {
+      results = await node.submitMany(envs);
+    } catch (err) {
+      if (err instanceof AdmissionBusy) {
+        throw new RpcError(-32005, err.message, {
+          reason: 'BUSY',
+          limit: err.limit,
+          retryAfterMs: err.retryAfterMs,
+        });
+      }
+      throw err;
+    }
+    return results.map((r, i) =>
+      r instanceof Error ? r : { hash: toHex(envs[i]!.hash), replaced: r.replaced },
+    );
   }
 }

@@ -19,6 +19,7 @@ import {
   commitFromCertificate,
   commitHash,
   decode,
+  type Ed25519Verified,
   emptyTrie,
   encode,
   envelopeFromBytes,
@@ -380,6 +381,8 @@ export class Chain {
     isSignatureVerified: (hash: Uint8Array) => boolean = () => false,
     lastCommitVouched = false,
     envelopes: readonly TxEnvelope[] | null = null,
+    /** Chip signatures found valid before the block runs (consensus/block-preverify.ts). */
+    isEd25519Verified?: Ed25519Verified,
   ): PendingBlock {
     const prev = this.headBlock.header;
     const { header } = block;
@@ -421,7 +424,7 @@ export class Chain {
         prevHash: this.headHash,
         prevBeacon: prev.beacon,
       },
-      { isSignatureVerified },
+      { isSignatureVerified, ...(isEd25519Verified ? { isEd25519Verified } : {}) },
     );
     const changes = execution.overlay.changes();
     const trie = applyToTrie(this.state.trie, changes);
@@ -497,13 +500,31 @@ export class Chain {
    * A block made and finalized elsewhere (sync): every rule, its commit included, is checked
    * before anything is written. `lastCommit` as for `validateProposal`.
    */
-  async verifyAndCommit(block: Block, lastCommit: Commit | null = null): Promise<CommittedBlock> {
+  async verifyAndCommit(
+    block: Block,
+    lastCommit: Commit | null = null,
+    /** Signatures checked before the block runs (block-preverify.ts); passes only. */
+    preverified: {
+      isSignatureVerified: (hash: Uint8Array) => boolean;
+      isEd25519Verified: Ed25519Verified;
+      envelopes: readonly TxEnvelope[];
+    } | null = null,
+  ): Promise<CommittedBlock> {
     const hash = blockHash(block.header);
     const why = this.checkCommit(block.commit, hash, block.header.height);
     if (why) throw new ValidationError('BAD_BLOCK', `block ${block.header.height}: ${why}`);
     // The quorum that signed this header checked its lastCommitHash against the certificate the
     // proposer sent; our own quorum for the head may be another one, which proves nothing wrong.
-    const pending = this.validateProposal(block, lastCommit, () => false, true);
+    const pending = preverified
+      ? this.validateProposal(
+          block,
+          lastCommit,
+          preverified.isSignatureVerified,
+          true,
+          preverified.envelopes,
+          preverified.isEd25519Verified,
+        )
+      : this.validateProposal(block, lastCommit, () => false, true);
     const committed = {
       block,
       hash: pending.hash,

@@ -30,7 +30,7 @@ import {
 } from '@unc/sdk';
 import { INDEX_PAGES } from '@unc/sdk/schema';
 import { networkStatsAt, stateAfter } from './indexes.js';
-import type { UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import type { RpcCost } from './rpc/server.js';
 import type { RpcImplementation } from './rpc/typed.js';
 import { AccountTxView } from './storage/db.js';
@@ -64,7 +64,7 @@ function firstAfter(ids: readonly string[], after: string): number {
  * chip reads the same from unc_getChip and from a page.
  */
 export function indexMethods(
-  node: UncNode,
+  node: Pick<RpcContext, 'chain'>,
   chipJson: (chip: Chip) => ChipJson,
 ): Pick<RpcImplementation, IndexMethodName> {
   const { chain } = node;

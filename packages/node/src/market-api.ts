@@ -36,7 +36,7 @@ import {
   unansweredSlots,
 } from '@unc/core';
 import type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson } from '@unc/sdk';
-import type { UncNode } from './node.js';
+import type { RpcContext } from './rpc/context.js';
 import type { RpcImplementation } from './rpc/typed.js';
 
 const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`);
@@ -57,7 +57,7 @@ type MarketMethodName =
   | 'unc_getLeases'
   | 'unc_getProviderRecord';
 
-export function marketMethods(node: UncNode): Pick<RpcImplementation, MarketMethodName> {
+export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplementation, MarketMethodName> {
   const { chain } = node;
   const now = () => chain.head.header.time;
 

@@ -3,29 +3,32 @@
  * Everything with timers or sockets lives here; the rules live in @unc/core. Without a network
  * and with the only validator's key, the driver decides every block alone (the dev chain).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex } from '@unc/core';
 import {
-  ed25519PublicKey,
-  keyId,
-  type TimeoutParams,
-  type TxEnvelope,
-  toHex,
-  ValidationError,
-} from '@unc/core';
+  type AdmissionOptions,
+  type AdmissionQueue,
+  type AdmissionResult,
+  eventLoopSlices,
+} from './admission.js';
 import { createApi } from './api.js';
-import { Chain, type CommittedBlock, type Rejected, type ValidatorKey } from './chain.js';
-import { ConsensusDriver } from './consensus/driver.js';
+import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
+import { systemClock } from './clock.js';
+import type { ConsensusDriver } from './consensus/driver.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
+import { NodeCore } from './node-core.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
+import type { RpcContext, TxWatcher } from './rpc/context.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
 import { rpcCosts } from './rpc-costs.js';
 import { instrumentRpcMethods } from './rpc-metrics.js';
 import { registerRuntimeMetrics } from './runtime-metrics.js';
 import { ChainDb } from './storage/db.js';
+import { VerifyPool, type VerifyPoolOptions } from './verify-pool.js';
 
 export interface NodeOptions {
   /** Data directory; the database lives in `<dataDir>/chain`. */
@@ -50,22 +53,19 @@ export interface NodeOptions {
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
+  /** Signature-check worker threads and their queue bounds (default: one per core but one). */
+  verifyPool?: Partial<VerifyPoolOptions>;
+  /** The admission queue's bound and slice length (admission.ts). */
+  admission?: Partial<AdmissionOptions>;
 }
 
-/** The release version, from this package's package.json (the one place it is written). */
-export const NODE_VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
-
-type TxWatcher = (
-  event:
-    | { status: 'included'; height: number; index: number; blockHash: string }
-    | { status: 'rejected'; code: string; reason: string; height: number },
-) => void;
+export { NODE_VERSION } from './version.js';
 
 export class UncNode {
   readonly metrics = new Registry();
   private stopped = false;
+  /** Set once started: chain, mempool and the consensus driver with its reactors. */
+  core!: NodeCore;
   /** Set once started: runs consensus (or, alone, decides every block itself). */
   driver!: ConsensusDriver;
   network: Network | null = null;
@@ -74,6 +74,8 @@ export class UncNode {
   private readonly blockWatchers = new Set<(b: CommittedBlock) => void>();
   private readonly m;
   private readonly stopRuntimeMetrics: () => void;
+  /** Ed25519 checks on worker threads: admission, and a proposed or synced block's signatures. */
+  readonly verifyPool: VerifyPool;
 
   private constructor(
     readonly chain: Chain,
@@ -82,7 +84,9 @@ export class UncNode {
     readonly validator: ValidatorKey | null,
     readonly blockTimeMs: number,
     readonly logger: Logger,
+    opts: Pick<NodeOptions, 'verifyPool' | 'admission'> = {},
   ) {
+    this.verifyPool = new VerifyPool(opts.verifyPool);
     const r = this.metrics;
     this.stopRuntimeMetrics = registerRuntimeMetrics(r);
     this.m = {
@@ -141,19 +145,30 @@ export class UncNode {
       validator,
       opts.blockTimeMs ?? chain.params.blockTimeMs,
       logger,
+      opts,
     );
     chain.onCommit((c) => node.afterCommit(c));
     node.mempool.onDrop((env, drop) => node.onDropped(env, drop));
     try {
-      node.driver = new ConsensusDriver({
+      node.core = new NodeCore({
         chain,
-        host: node.driverHost(),
+        mempool: node.mempool,
+        verifier: node.verifyPool,
+        ...(opts.admission ? { admission: opts.admission } : {}),
+        slices: eventLoopSlices,
         validator,
         privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
         blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
         ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-        logger: logger.child('consensus'),
+        logger,
+        clock: systemClock,
+        onMempoolChanged: () => {
+          node.m.mempoolSize.set(node.mempool.size);
+          node.m.mempoolBytes.set(node.mempool.bytes);
+        },
+        onAdmissionRefused: (code) => node.m.rejected.inc(1, { reason: code }),
       });
+      node.driver = node.core.driver;
       node.driver.onCommit((_, round) => {
         node.m.round.set(round);
         if (round > 0) node.m.lateBlocks.inc();
@@ -162,9 +177,10 @@ export class UncNode {
     } catch (err) {
       node.stopRuntimeMetrics();
       await db.close();
+      await node.verifyPool.close();
       throw err;
     }
-    const api = createApi(node);
+    const api = createApi(node.rpcContext());
     try {
       node.rpc = await startRpcServer(
         {
@@ -183,6 +199,7 @@ export class UncNode {
       // The samplers of the runtime metrics (event-loop monitor, GC observer) go with the node.
       node.stopRuntimeMetrics();
       await db.close();
+      await node.verifyPool.close();
       throw err;
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
@@ -194,6 +211,29 @@ export class UncNode {
       throw err;
     }
     return node;
+  }
+
+  /** The narrow view of this node that the RPC methods are built from. */
+  private rpcContext(): RpcContext {
+    const node = this;
+    return {
+      chain: this.chain,
+      mempool: this.mempool,
+      validator: this.validator,
+      get network() {
+        return node.network;
+      },
+      get driver() {
+        return node.driver;
+      },
+      metrics: this.metrics,
+      logger: this.logger,
+      submit: (env) => this.submit(env),
+      submitMany: (envs) => this.submitMany(envs),
+      recentRejection: (hash) => this.recentRejection(hash),
+      watchTx: (hash, watcher) => this.watchTx(hash, watcher),
+      watchBlocks: (watcher) => this.watchBlocks(watcher),
+    };
   }
 
   get rpcUrl(): string {
@@ -209,29 +249,21 @@ export class UncNode {
 
   /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */
   submit(env: TxEnvelope): { replaced: boolean } {
-    const result = this.admit(env);
-    this.driver.announceTx(env);
-    return result;
+    return this.core.submit(env);
   }
 
-  private admit(env: TxEnvelope): { replaced: boolean } {
-    const head = this.chain.head.header;
-    try {
-      const result = this.mempool.add(env, this.chain.state, this.chain.params, {
-        chainId: this.chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: this.chain.head.hash,
-        prevBeacon: head.beacon,
-      });
-      this.m.mempoolSize.set(this.mempool.size);
-      this.m.mempoolBytes.set(this.mempool.bytes);
-      return result;
-    } catch (err) {
-      if (err instanceof ValidationError) this.m.rejected.inc(1, { reason: err.code });
-      throw err;
-    }
+  /**
+   * Admits many transactions through the admission queue (signatures on the worker threads,
+   * admission in slices that yield to consensus) and gossips the admitted ones. Rejects with
+   * AdmissionBusy, having done nothing, when the queue is full.
+   */
+  submitMany(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
+    return this.core.submitMany(envs);
+  }
+
+  /** Transactions from RPC and gossip, admitted in slices that yield to consensus. */
+  get admission(): AdmissionQueue {
+    return this.core.admission;
   }
 
   watchTx(hash: Uint8Array, watcher: TxWatcher): () => void {
@@ -303,45 +335,14 @@ export class UncNode {
     for (const w of this.blockWatchers) w(c);
   }
 
-  private driverHost() {
-    return {
-      proposalCandidates: () => this.mempool.ordered(this.chain.state),
-      isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
-      onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
-      onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
-      admitTx: (env: TxEnvelope) => {
-        this.admit(env);
-      },
-    };
-  }
-
-  /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
-  private dropRejected(rejected: Rejected[]): void {
-    this.mempool.prune([], rejected, this.chain.state, this.chain.height + 1n);
-    this.m.mempoolSize.set(this.mempool.size);
-    this.m.mempoolBytes.set(this.mempool.bytes);
-  }
-
-  private pruneAfter(committed: CommittedBlock): void {
-    this.mempool.prune(committed.envelopes, [], this.chain.state, committed.block.header.height + 1n);
-    this.m.mempoolSize.set(this.mempool.size);
-    this.m.mempoolBytes.set(this.mempool.bytes);
-    if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
-      this.logger.info('committed block', {
-        height: committed.block.header.height,
-        txs: committed.envelopes.length,
-        hash: toHex(committed.hash).slice(0, 16),
-      });
-    }
-  }
-
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await this.driver?.stop();
+    if (this.core) await this.core.stop();
     await this.network?.stop();
     await this.rpc?.close();
     await this.db.close();
     this.stopRuntimeMetrics();
+    await this.verifyPool.close();
   }
 }

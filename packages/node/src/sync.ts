@@ -6,6 +6,7 @@
  */
 import { blockCodec, decode } from '@unc/core';
 import type { Chain } from './chain.js';
+import { type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
 import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
 
@@ -38,6 +39,8 @@ export interface SyncOptions {
   progressIntervalMs?: number;
   signal?: AbortSignal;
   logger?: Logger;
+  /** For the progress rate; `systemClock` by default. */
+  clock?: Clock;
 }
 
 export interface SyncResult {
@@ -121,14 +124,15 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const log = (opts.logger ?? silentLogger).child('sync');
   const progressEvery = opts.progressIntervalMs ?? 250;
   const excluded = new Set<string>();
-  const started = Date.now();
+  const clock = opts.clock ?? systemClock;
+  const started = clock.now();
   let applied = 0;
   let target = chain.height();
   let lastReport = 0;
 
   const report = (force: boolean) => {
     if (!opts.onProgress) return;
-    const now = Date.now();
+    const now = clock.now();
     if (!force && now - lastReport < progressEvery) return;
     lastReport = now;
     const seconds = (now - started) / 1000;
@@ -225,7 +229,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   report(true);
   const height = chain.height();
   if (height < target) log.warn('sync stopped before the target', { height, target });
-  else log.info('sync complete', { height, applied, seconds: (Date.now() - started) / 1000 });
+  else log.info('sync complete', { height, applied, seconds: (clock.now() - started) / 1000 });
   return { height, target, applied, excluded: [...excluded] };
 }
 

@@ -371,15 +371,15 @@ describe('requests, scores, bootstrap and metrics', () => {
       'handshake',
     );
     await waitFor(
-      () => watched.net.meshPeers('heartbeat').length === 1 && other.net.meshPeers('heartbeat').length === 1,
-      'the heartbeat mesh',
+      () => watched.net.meshPeers('evidence').length === 1 && other.net.meshPeers('evidence').length === 1,
+      'the evidence mesh',
     );
-    await other.net.publish('heartbeat', new Uint8Array([1]));
-    await other.net.publish('heartbeat', new Uint8Array([0xff]));
-    await waitFor(() => seen.includes('gossip:heartbeat:reject'), 'the reject');
+    await other.net.publish('evidence', new Uint8Array([1]));
+    await other.net.publish('evidence', new Uint8Array([0xff]));
+    await waitFor(() => seen.includes('gossip:evidence:reject'), 'the reject');
     for (let i = 0; i < 5; i++) watched.net.penalize(other.net.peerId, 'test');
     await waitFor(() => seen.includes('peers:0'), 'the disconnect');
-    for (const e of ['peers:1', 'request:status:ok', 'gossip:heartbeat:accept', 'penalty', 'ban']) {
+    for (const e of ['peers:1', 'request:status:ok', 'gossip:evidence:accept', 'penalty', 'ban']) {
       assert.ok(seen.includes(e), `${e} in ${seen.join(' ')}`);
     }
     await Promise.all([watched.net.stop(), other.net.stop()]);

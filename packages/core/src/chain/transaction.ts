@@ -280,6 +280,10 @@ export function envelopeFromSigned(stx: SignedTransaction): TxEnvelope {
 
 /** Signature check that reuses the envelope's bytes (the body is the encoding minus the signature). */
 export function verifyEnvelopeSignature(env: TxEnvelope): boolean {
-  const body = env.bytes.subarray(0, env.bytes.length - 64);
-  return ed25519Verify(env.stx.tx.signer, signingBytes(body), env.stx.signature);
+  return ed25519Verify(env.stx.tx.signer, envelopeSigningMessage(env), env.stx.signature);
+}
+
+/** The message an envelope's signature signs (for checking it elsewhere, e.g. on a worker thread). */
+export function envelopeSigningMessage(env: TxEnvelope): Uint8Array {
+  return signingBytes(env.bytes.subarray(0, env.bytes.length - 64));
 }

@@ -6,7 +6,6 @@ export * from './indexed-set.js';
 export * from './messages.js';
 export * from './privval.js';
 export * from './rng.js';
-export * from './sim.js';
 export * from './tendermint.js';
 export * from './validators.js';
 export * from './vote-set.js';

@@ -145,11 +145,18 @@ export function verifyRegistration(
   }
 }
 
-/** Checks a heartbeat answer against the chip's registered key; returns the new TPM clock if any. */
+/** Whether an Ed25519 signature is already known to verify (a cache of passes, never of failures). */
+export type Ed25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+
+/**
+ * Checks a heartbeat answer against the chip's registered key; returns the new TPM clock if any.
+ * `isVerified` may vouch for a dev-soft (Ed25519) answer checked earlier, e.g. on a worker thread.
+ */
 export function verifyHeartbeat(
   chip: Chip,
   evidence: HeartbeatEvidence,
   message: Uint8Array,
+  isVerified?: Ed25519Verified,
 ): { tpmClock: TpmClock | null } {
   if (evidence.type !== chip.profile) {
     throw new ValidationError('ATTEST_WRONG_PROFILE', `${evidence.type} evidence for a ${chip.profile} chip`);
@@ -157,7 +164,10 @@ export function verifyHeartbeat(
   try {
     switch (evidence.type) {
       case 'dev-soft':
-        if (!ed25519Verify(chip.keyMaterial, message, evidence.signature)) {
+        if (
+          !isVerified?.(chip.keyMaterial, message, evidence.signature) &&
+          !ed25519Verify(chip.keyMaterial, message, evidence.signature)
+        ) {
           throw new ValidationError(
             'ATTEST_BAD_SIGNATURE',
             'the answer is not signed by the chip for this challenge',

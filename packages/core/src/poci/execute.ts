@@ -24,7 +24,7 @@ import {
   settleChipRewards,
 } from '../rewards/emission.js';
 import type { StateOverlay } from '../state/store.js';
-import { verifyHeartbeat, verifyRegistration } from './attest.js';
+import { type Ed25519Verified, verifyHeartbeat, verifyRegistration } from './attest.js';
 import { type Chip, ChipStatus, effectiveStatus, getChip, putChip } from './chips.js';
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
@@ -61,6 +61,8 @@ export interface PociContext {
   chainId: string;
   height: bigint;
   time: bigint;
+  /** Chip signatures already found valid (checked in parallel before the block): skips only a pass. */
+  isEd25519Verified?: Ed25519Verified;
 }
 
 export type PociEvent =
@@ -503,6 +505,7 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       chip,
       answer.evidence,
       heartbeatChallenge(ctx.chainId, chip.chipId, slotHash),
+      ctx.isEd25519Verified,
     );
     if (tpmClock) {
       const prev = chip.tpmClock;

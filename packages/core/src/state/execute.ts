@@ -34,6 +34,7 @@ import {
 } from '../market/execute.js';
 import type { MarketEvent } from '../market/settle.js';
 import { getOffer } from '../market/state.js';
+import type { Ed25519Verified } from '../poci/attest.js';
 import {
   applyClaimRewards,
   applyDeregisterChip,
@@ -295,6 +296,11 @@ export interface BlockExecution {
 export interface ExecuteOptions {
   /** Signatures already checked (e.g. at mempool admission) need not be checked again. */
   isSignatureVerified?: (hash: Uint8Array) => boolean;
+  /**
+   * Ed25519 signatures (key, message, signature) already found valid, e.g. chip answers checked
+   * in parallel before the block runs: a `true` skips a check that would pass, nothing else.
+   */
+  isEd25519Verified?: Ed25519Verified;
 }
 
 /**
@@ -312,6 +318,8 @@ export class BlockExecutor {
   private finished = false;
   /** What the block's opening bookkeeping did (epoch-end lease settlements and closes). */
   readonly blockEvents: TxEvent[];
+  /** `ctx` plus the pre-verified signature hook, as transactions see it. */
+  private readonly txCtx: BlockContext & { isEd25519Verified?: Ed25519Verified };
 
   constructor(
     base: StateReader,
@@ -319,6 +327,7 @@ export class BlockExecutor {
     private readonly options: ExecuteOptions = {},
   ) {
     this.overlay = new StateOverlay(base);
+    this.txCtx = options.isEd25519Verified ? { ...ctx, isEd25519Verified: options.isEd25519Verified } : ctx;
     this.params = getParams(this.overlay);
     beginBlockPoci(this.overlay, ctx, ctx.prevHash, ctx.prevBeacon);
     const released: TxEvent[] = releaseUnbondedAt(this.overlay, ctx.height).map((r) => ({
@@ -339,7 +348,7 @@ export class BlockExecutor {
     if (!this.options.isSignatureVerified?.(env.hash) && !verifyEnvelopeSignature(env)) {
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     }
-    const events = applyTransaction(this.overlay, env, this.params, this.ctx);
+    const events = applyTransaction(this.overlay, env, this.params, this.txCtx);
     const { burned, toProposer } = splitFee(env.stx.tx.fee);
     this.feesBurned += burned;
     this.feesToProposer += toProposer;
@@ -356,7 +365,7 @@ export class BlockExecutor {
    */
   preview(env: TxEnvelope): TxEvent[] {
     if (this.finished) throw new Error('block already finished');
-    return applyTransaction(this.overlay.child(), env, this.params, this.ctx);
+    return applyTransaction(this.overlay.child(), env, this.params, this.txCtx);
   }
 
   tryApply(env: TxEnvelope): TxResult | ValidationError {

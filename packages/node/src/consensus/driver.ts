@@ -13,59 +13,62 @@
  * missing blocks with their commits and checks each like any block from a stranger, then joins
  * consensus at the next height. With no network and one validator this is the dev chain: the
  * same code path, deciding each block alone.
+ *
+ * The driver is the consensus reactor and routes each gossip topic to its reactor: transactions
+ * to the mempool reactor (mempool-reactor.ts), evidence to the evidence pool (evidence-pool.ts),
+ * block ranges and catching up to the sync reactor (sync-reactor.ts). What each topic checks
+ * before anything acts on a message is in gossip-checks.ts, as plain functions.
  */
 import {
-  addressFromPublicKey,
-  blockCodec,
-  blockHash,
+  type Block,
   type ConsensusAction,
   type ConsensusEvent,
-  type ConsensusEvidence,
-  checkEvidence,
-  commitHash,
-  consensusEvidenceCodec,
   DEFAULT_TIMEOUTS,
-  decode,
   defaultVerify,
   encode,
-  envelopeFromBytes,
-  envelopeFromSigned,
-  equalBytes,
-  evidenceOffender,
-  evidenceSlot,
-  getAccount,
   keyId,
   PrivValidator,
   type Proposal,
+  selectProposer,
   sha256,
-  signTransaction,
   Tendermint,
   type TimeoutParams,
   type TimeoutStep,
   type TxEnvelope,
   toHex,
-  txRootOf,
   ValidationError,
   type ValidatorSet,
   type VerifyFn,
   type Vote,
-  verifyConsensusEvidence,
-  verifyProposalSignature,
-  verifyVoteSignature,
 } from '@unc/core';
+import type { AdmissionResult } from '../admission.js';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
+import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
-import { isBehind, type SyncProgress, syncChain } from '../sync.js';
-import { loadPrivval, type SignedProposalRecord, savePrivval, serializePrivval } from './privval-store.js';
+import type { SyncProgress } from '../sync.js';
+import type { SignatureVerifier } from '../verify-pool.js';
+import { BlockPreverifier } from './block-preverify.js';
+import { EvidencePool } from './evidence-pool.js';
 import {
-  MAX_TX_BATCH_BYTES,
-  MAX_TXS_PER_MESSAGE,
-  type ProposalMessage,
-  proposalMessageCodec,
-  txBatchCodec,
-  voteMessageCodec,
-} from './wire.js';
+  checkProposalGossip,
+  checkVoteGossip,
+  type GossipView,
+  proposalEnvelopeProblem,
+  signedContentMatches,
+} from './gossip-checks.js';
+import { MempoolReactor } from './mempool-reactor.js';
+import {
+  filePrivvalStorage,
+  loadPrivvalFrom,
+  type PrivvalStorage,
+  type SignedProposalRecord,
+  serializePrivval,
+} from './privval-store.js';
+import { budgetForRound, ProposalBudget } from './proposal-budget.js';
+import { ProposerLiveness } from './proposer-liveness.js';
+import { type SyncPreverified, SyncReactor } from './sync-reactor.js';
+import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from './wire.js';
 
 /** What the driver needs from the node around it (mempool, notifications). */
 export interface DriverHost {
@@ -80,6 +83,11 @@ export interface DriverHost {
   onCommitted(committed: CommittedBlock): void;
   /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
   admitTx(env: TxEnvelope): void;
+  /**
+   * Admits a gossiped batch through the admission queue (signatures on worker threads, slices
+   * that yield); rejects, having done nothing, when the queue is full. Without it, `admitTx`.
+   */
+  admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
 }
 
 export interface DriverOptions {
@@ -89,10 +97,16 @@ export interface DriverOptions {
   validator: ValidatorKey | null;
   /** Where the private validator's state lives (required with a validator). */
   privvalPath: string | null;
+  /** Overrides `privvalPath` (the simulator keeps each validator's signer state in memory). */
+  privvalStorage?: PrivvalStorage;
+  /** Time and timers; `systemClock` unless the simulator passes its virtual clock. */
+  clock?: Clock;
   /** Target interval between blocks: the next height starts this long after the last block's time. */
   blockTimeMs: number;
   timeouts?: TimeoutParams;
   logger: Logger;
+  /** Worker threads that check a proposed or synced block's signatures before it executes. */
+  verifyPool?: SignatureVerifier | null;
   /** Proposals whose block time is further ahead of our clock than this are invalid. */
   maxClockDriftMs?: number;
   /**
@@ -120,7 +134,8 @@ export class ConsensusDriver {
   private readonly host: DriverHost;
   private readonly logger: Logger;
   private readonly validator: ValidatorKey | null;
-  private readonly privvalPath: string | null;
+  private readonly privvalStorage: PrivvalStorage | null;
+  private readonly clock: Clock;
   private readonly blockTimeMs: number;
   private readonly maxClockDriftMs: number;
   private readonly stallMs: number;
@@ -134,49 +149,101 @@ export class ConsensusDriver {
   private network: Network | null = null;
   private unsubscribe: (() => void) | null = null;
   private lastRegossip = 0;
+  private lastProbe = 0;
 
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
-  private syncing = false;
   /** The height the machine was started at; 0 until the first start. */
   private height = 0n;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private startTimer: NodeJS.Timeout | null = null;
-  private watchdog: NodeJS.Timeout | null = null;
-  private lastProgress = Date.now();
+  private readonly timers = new Set<Cancel>();
+  private startTimer: Cancel | null = null;
+  private watchdog: Cancel | null = null;
+  private lastProgress: number;
   /** Blocks of the current height that executed on the head state, by hash, with the verdict. */
   private pending = new Map<string, { pending: PendingBlock | null; message: ProposalMessage | null }>();
   private future: Buffered[] = [];
   private readonly verified = new Set<string>();
-  private readonly evidenceSeen = new Set<string>();
   /** A stall check is asking the peers how far they are. */
   private probingPeers = false;
-  /** Evidence this validator will put on chain once the block after its height is being built. */
-  private evidenceToSubmit: ConsensusEvidence[] = [];
-  private txOut: Uint8Array[] = [];
-  private txOutBytes = 0;
-  private txFlush: NodeJS.Timeout | null = null;
-  /** The latest block-sync progress, while a sync runs. */
-  syncProgress: SyncProgress | null = null;
+  private readonly mempoolReactor: MempoolReactor;
+  private readonly evidencePool: EvidencePool;
+  private readonly syncReactor: SyncReactor;
   private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
+  private readonly preverifier: BlockPreverifier;
+  /** How many transactions a proposal should carry to fit a round (proposal-budget.ts). */
+  readonly proposalBudget: ProposalBudget;
+  /** Who has been heard from lately: a round of a validator that is down waits less for it. */
+  private readonly liveness = new ProposerLiveness();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
     this.host = opts.host;
     this.logger = opts.logger;
     this.validator = opts.validator;
-    this.privvalPath = opts.privvalPath;
+    this.clock = opts.clock ?? systemClock;
+    this.lastProgress = this.clock.now();
+    this.privvalStorage =
+      opts.privvalStorage ?? (opts.privvalPath ? filePrivvalStorage(opts.privvalPath) : null);
     this.blockTimeMs = opts.blockTimeMs;
     this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
+    this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
+    this.proposalBudget = new ProposalBudget({
+      budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
+    });
     if (this.validator) {
-      if (!this.privvalPath) throw new Error('a validator needs a path for its private validator state');
-      const stored = loadPrivval(this.privvalPath, this.validator.publicKey);
+      if (!this.privvalStorage) throw new Error('a validator needs a path for its private validator state');
+      const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
       this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, stored?.state);
       this.lastProposal = stored?.lastProposal ?? null;
     }
     this.machine = this.newMachine();
+    this.mempoolReactor = new MempoolReactor({
+      clock: this.clock,
+      admitTx: (env) => this.host.admitTx(env),
+      ...(this.host.admitTxs ? { admitTxs: this.host.admitTxs.bind(this.host) } : {}),
+      publishBatch: (data) => this.publish('tx', data),
+      connected: () => this.network !== null,
+    });
+    this.evidencePool = new EvidencePool({
+      chain: this.chain,
+      validator: this.validator,
+      logger: this.logger,
+      nextValidators: () => this.nextValidators(),
+      admitTx: (env) => this.host.admitTx(env),
+      announceTx: (env) => this.announceTx(env),
+      publishEvidence: (data) => this.publish('evidence', data),
+    });
+    this.syncReactor = new SyncReactor({
+      clock: this.clock,
+      chain: this.chain,
+      preverify: (block) => this.preverifySynced(block),
+      logger: this.logger,
+      onSynced: (committed) => {
+        this.host.onCommitted(committed);
+        for (const l of this.commitListeners) l(committed, committed.block.commit.round);
+      },
+    });
+  }
+
+  /** The latest block-sync progress, while a sync runs. */
+  get syncProgress(): SyncProgress | null {
+    return this.syncReactor.syncProgress;
+  }
+
+  private get syncing(): boolean {
+    return this.syncReactor.syncing;
+  }
+
+  /** What the gossip checks see: the head and the set voting after it. */
+  private gossipView(): GossipView {
+    return {
+      chainId: this.chain.genesis.chainId,
+      headHeight: this.chain.height,
+      validators: this.nextValidators(),
+      verify: this.cachedVerify,
+    };
   }
 
   private validatorMemo: { head: string; set: ValidatorSet } | null = null;
@@ -220,7 +287,7 @@ export class ConsensusDriver {
     return {
       onGossip: (topic, data, from) => this.onGossip(topic, data, from),
       status: () => this.status(),
-      blocks: (from, to) => this.blocksFor(from, to),
+      blocks: (from, to) => this.syncReactor.blocksFor(from, to),
     };
   }
 
@@ -247,6 +314,11 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    this.proposalBudget.budgetMs = budgetForRound(
+      this.blockTimeMs,
+      this.timeouts.proposeMs,
+      network === null,
+    );
     if (network) {
       // Messages sent before a peer is connected are lost to it: a peer that (re)connects gets
       // this height's messages again.
@@ -255,44 +327,31 @@ export class ConsensusDriver {
       });
       // A node that restarts or joins late catches up with its peers before voting; give the
       // bootstrap dials a moment to connect so that "no peer is ahead" means something.
-      const t0 = Date.now();
-      while (network.peers().length === 0 && Date.now() - t0 < 3_000 && !this.stopped)
-        await new Promise((r) => setTimeout(r, 50));
+      const t0 = this.clock.now();
+      while (network.peers().length === 0 && this.clock.now() - t0 < 3_000 && !this.stopped)
+        await sleep(this.clock, 50);
       await this.enqueue(() => this.catchUp());
     }
-    this.watchdog = setInterval(() => this.checkStall(), Math.max(250, Math.min(1_000, this.blockTimeMs)));
+    this.watchdog = every(this.clock, Math.max(250, Math.min(1_000, this.blockTimeMs)), () =>
+      this.checkStall(),
+    );
     this.scheduleHeight();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    if (this.watchdog) clearInterval(this.watchdog);
-    if (this.startTimer) clearTimeout(this.startTimer);
-    if (this.txFlush) clearTimeout(this.txFlush);
-    for (const t of this.timers) clearTimeout(t);
+    this.watchdog?.();
+    this.startTimer?.();
+    this.mempoolReactor.stop();
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     await this.queue;
   }
 
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
   announceTx(env: TxEnvelope): void {
-    if (!this.network || this.stopped) return;
-    if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
-      this.flushTxs();
-    this.txOut.push(env.bytes);
-    this.txOutBytes += env.bytes.length;
-    this.txFlush ??= setTimeout(() => this.flushTxs(), 20);
-  }
-
-  private flushTxs(): void {
-    if (this.txFlush) clearTimeout(this.txFlush);
-    this.txFlush = null;
-    if (this.txOut.length === 0 || !this.network) return;
-    const batch = this.txOut;
-    this.txOut = [];
-    this.txOutBytes = 0;
-    this.publish('tx', encode(txBatchCodec, batch));
+    this.mempoolReactor.announceTx(env);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -314,19 +373,20 @@ export class ConsensusDriver {
   private scheduleHeight(): void {
     if (this.stopped) return;
     const next = this.chain.height + 1n;
-    const delay = Math.max(0, Number(this.chain.head.header.time) + this.blockTimeMs - Date.now());
-    if (this.startTimer) clearTimeout(this.startTimer);
-    this.startTimer = setTimeout(() => {
+    const delay = Math.max(0, Number(this.chain.head.header.time) + this.blockTimeMs - this.clock.now());
+    this.startTimer?.();
+    this.startTimer = this.clock.schedule(delay, () => {
       this.startTimer = null;
       void this.enqueue(() => this.startHeight(next));
-    }, delay);
+    });
   }
 
   private async startHeight(height: bigint): Promise<void> {
     if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
     this.height = height;
     this.pending = new Map();
-    this.lastProgress = Date.now();
+    if (this.validator) this.liveness.saw(this.validator.publicKey, height);
+    this.lastProgress = this.clock.now();
     await this.handle({
       type: 'start',
       height,
@@ -362,7 +422,7 @@ export class ConsensusDriver {
    * on, a crash cannot make this validator forget a signature that may be on the wire.
    */
   private persistSigner(actions: ConsensusAction[]): void {
-    if (!this.privval || !this.privvalPath || !this.validator) return;
+    if (!this.privval || !this.privvalStorage || !this.validator) return;
     for (const a of actions) {
       if (a.type !== 'broadcast-proposal') continue;
       const known = this.pending.get(toHex(a.proposal.blockHash));
@@ -376,8 +436,7 @@ export class ConsensusDriver {
       this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
     }`;
     if (mark === this.lastSavedPrivval) return;
-    savePrivval(
-      this.privvalPath,
+    this.privvalStorage.write(
       serializePrivval({
         publicKey: toHex(this.validator.publicKey),
         state,
@@ -390,7 +449,7 @@ export class ConsensusDriver {
   private async perform(action: ConsensusAction): Promise<void> {
     switch (action.type) {
       case 'broadcast-vote':
-        this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: now() }));
+        this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: this.sentAt() }));
         return;
       case 'broadcast-proposal': {
         const msg = this.proposalMessage(action.proposal);
@@ -399,7 +458,15 @@ export class ConsensusDriver {
         return;
       }
       case 'schedule-timeout': {
-        const { height, round, step, delayMs } = action;
+        const { height, round, step } = action;
+        const delayMs =
+          step === 'propose' && height === this.chain.height + 1n
+            ? this.liveness.proposeTimeout(
+                selectProposer(this.nextValidators(), this.chain.head.header.beacon, height, round).publicKey,
+                height,
+                action.delayMs,
+              )
+            : action.delayMs;
         this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
         return;
       }
@@ -410,7 +477,7 @@ export class ConsensusDriver {
         await this.commit(action);
         return;
       case 'evidence':
-        this.reportEvidence(action.evidence, 'observed');
+        this.evidencePool.reportEvidence(action.evidence, 'observed');
         return;
     }
   }
@@ -423,21 +490,28 @@ export class ConsensusDriver {
   private proposalMessage(proposal: Proposal): ProposalMessage | null {
     const known = this.pending.get(toHex(proposal.blockHash));
     if (known?.pending) {
-      return { proposal, block: known.pending.block, lastCommit: known.pending.lastCommit, sentAt: now() };
+      return {
+        proposal,
+        block: known.pending.block,
+        lastCommit: known.pending.lastCommit,
+        sentAt: this.sentAt(),
+      };
     }
-    if (known?.message) return { ...known.message, proposal, sentAt: now() };
+    if (known?.message) return { ...known.message, proposal, sentAt: this.sentAt() };
     return null;
   }
 
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
   private async buildValue(height: bigint, round: number): Promise<void> {
     if (!this.validator || height !== this.chain.height + 1n) return;
-    const time = this.chain.nextBlockTime(BigInt(Date.now()));
+    const time = this.chain.nextBlockTime(BigInt(this.clock.now()));
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
     const drawn = new Map<string, TxEnvelope>();
+    // Measured on the clock (the simulator's does not move while code runs: its budget stays wide).
+    const started = this.clock.now();
     const { pending, rejected } = this.chain.buildProposal(
-      recording(this.host.proposalCandidates(), drawn),
+      recording(this.host.proposalCandidates(), drawn, this.proposalBudget.maxTxs()),
       time,
       this.validator,
       (hash) => {
@@ -445,6 +519,7 @@ export class ConsensusDriver {
         return env !== undefined && this.host.isTxVerified(env);
       },
     );
+    this.proposalBudget.observe(pending.envelopes.length, this.clock.now() - started);
     if (rejected.length > 0) this.host.onRejected(rejected);
     this.rememberPending(toHex(pending.hash), { pending, message: null });
     await this.handle({ type: 'value', height, round, blockHash: pending.hash });
@@ -459,7 +534,10 @@ export class ConsensusDriver {
   private verifiedAmong(envelopes: readonly TxEnvelope[]): (hash: Uint8Array) => boolean {
     const verified = new Set<string>();
     const unverified = new Set<string>();
-    for (const env of envelopes) (this.host.isTxVerified(env) ? verified : unverified).add(keyId(env.hash));
+    for (const env of envelopes)
+      (this.host.isTxVerified(env) || this.preverifier.isTxVerified(env) ? verified : unverified).add(
+        keyId(env.hash),
+      );
     return (hash) => {
       const id = keyId(hash);
       return verified.has(id) && !unverified.has(id);
@@ -488,7 +566,7 @@ export class ConsensusDriver {
       return;
     }
     const committed = await this.chain.commitDecided(known.pending, action.certificate);
-    this.lastProgress = Date.now();
+    this.lastProgress = this.clock.now();
     this.afterCommit(committed, action.round);
   }
 
@@ -501,7 +579,8 @@ export class ConsensusDriver {
       });
     }
     this.host.onCommitted(committed);
-    this.flushEvidence();
+    this.liveness.prune(committed.block.header.height);
+    this.evidencePool.flushEvidence();
     for (const l of this.commitListeners) {
       try {
         l(committed, round);
@@ -512,13 +591,18 @@ export class ConsensusDriver {
     this.scheduleHeight();
   }
 
+  /** The sender's clock on a message: only makes a re-sent copy differ from the first (wire.ts). */
+  private sentAt(): bigint {
+    return BigInt(this.clock.now());
+  }
+
   private setTimer(ms: number, fn: () => void): void {
     if (this.stopped) return;
-    const t = setTimeout(() => {
-      this.timers.delete(t);
+    const cancel = this.clock.schedule(ms, () => {
+      this.timers.delete(cancel);
       fn();
-    }, ms);
-    this.timers.add(t);
+    });
+    this.timers.add(cancel);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -532,33 +616,23 @@ export class ConsensusDriver {
       case 'proposal':
         return this.onProposalGossip(data, from);
       case 'tx':
-        return this.onTxGossip(data);
+        return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
-        return this.onEvidenceGossip(data);
+        return this.evidencePool.onEvidenceGossip(data);
       default:
         return 'ignore';
     }
   }
 
   private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
-    let vote: Vote;
-    try {
-      vote = decode(voteMessageCodec, data).vote;
-    } catch {
-      return 'reject';
+    const checked = checkVoteGossip(data, this.gossipView());
+    if ('buffer' in checked) {
+      this.liveness.saw(checked.buffer.validator, checked.buffer.height);
+      this.buffer({ kind: 'vote', vote: checked.buffer });
     }
-    const head = this.chain.height;
-    if (vote.height <= head) return 'ignore';
-    const member = this.nextValidators().has(vote.validator);
-    if (vote.height > head + 1n) {
-      // A later height's set is not known yet (it may differ at an epoch boundary): keep what
-      // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
-      if (member && verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify))
-        this.buffer({ kind: 'vote', vote });
-      return 'ignore';
-    }
-    if (!member) return 'reject';
-    if (!verifyVoteSignature(this.chain.genesis.chainId, vote, this.cachedVerify)) return 'reject';
+    if (!('deliver' in checked)) return checked.verdict;
+    const vote = checked.deliver;
+    this.liveness.saw(vote.validator, vote.height);
     if (this.syncing || vote.height !== this.height) {
       this.buffer({ kind: 'vote', vote });
       return 'accept';
@@ -574,27 +648,37 @@ export class ConsensusDriver {
   }
 
   private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
-    let msg: ProposalMessage;
-    try {
-      msg = decode(proposalMessageCodec, data);
-    } catch {
-      return 'reject';
+    const checked = checkProposalGossip(data, this.gossipView());
+    if ('buffer' in checked) {
+      this.liveness.saw(checked.buffer.proposal.proposer, checked.buffer.proposal.height);
+      this.buffer({ kind: 'proposal', msg: checked.buffer, from });
     }
-    const { proposal, block } = msg;
-    if (proposal.height <= this.chain.height) return 'ignore';
-    if (block.header.height !== proposal.height || !equalBytes(blockHash(block.header), proposal.blockHash))
-      return 'reject';
-    const member = this.nextValidators().has(proposal.proposer);
-    if (proposal.height > this.chain.height + 1n) {
-      if (member && verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify))
-        this.buffer({ kind: 'proposal', msg, from });
-      return 'ignore';
-    }
-    if (!member) return 'reject';
-    if (!verifyProposalSignature(this.chain.genesis.chainId, proposal, this.cachedVerify)) return 'reject';
+    if (!('deliver' in checked)) return checked.verdict;
+    const msg = checked.deliver;
+    const { proposal } = msg;
+    this.liveness.saw(proposal.proposer, proposal.height);
     if (this.syncing || proposal.height !== this.height) {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
+    }
+    return this.preverifyThenHandle(msg, from);
+  }
+
+  /**
+   * The block's signatures are checked on every core while this task waits outside the queue
+   * (votes and other work go on meanwhile); then it executes in order, skipping the passes.
+   */
+  private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
+    if (!this.pending.has(toHex(msg.proposal.blockHash))) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (envelopes)
+        await this.preverifier.preverify(
+          envelopes,
+          this.chain.state,
+          this.chain.genesis.chainId,
+          this.headForPreverify(),
+          (env) => this.host.isTxVerified(env),
+        );
     }
     return this.enqueue(() => this.onProposalMessage(msg, from));
   }
@@ -605,8 +689,8 @@ export class ConsensusDriver {
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
-    const envelopes = known ? null : decodeTxs(msg.block.txs);
-    if (!known && (!envelopes || !this.signedContentMatches(msg, envelopes))) {
+    const envelopes = known ? null : this.preverifier.decode(msg.block);
+    if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
       // hash; a message whose copies do not match was altered on the way. Holding that against
       // the proposal would let any relay make honest validators vote nil.
@@ -635,143 +719,53 @@ export class ConsensusDriver {
     return 'reject';
   }
 
-  private signedContentMatches(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): boolean {
-    const { header } = msg.block;
-    if (!equalBytes(commitHash(msg.lastCommit), header.lastCommitHash)) return false;
-    return equalBytes(txRootOf(envelopes), header.txRoot);
-  }
-
   private checkProposedBlock(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): PendingBlock {
     const { proposal, block } = msg;
-    const fail = (why: string): never => {
-      throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${why}`);
-    };
-    // A fresh block is the proposer's own; a re-proposal (polRound ≥ 0) carries an earlier round's.
-    if (proposal.polRound === -1 && !equalBytes(block.header.proposer, proposal.proposer)) {
-      fail('a fresh proposal must carry a block built by its proposer');
-    }
-    if (block.header.time > BigInt(Date.now() + this.maxClockDriftMs)) fail('block time is in the future');
-    return this.chain.validateProposal(
+    const problem = proposalEnvelopeProblem(proposal, msg, this.clock.now(), this.maxClockDriftMs);
+    if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
+    const started = this.clock.now();
+    const pending = this.chain.validateProposal(
       block,
       msg.lastCommit,
       this.verifiedAmong(envelopes),
       false,
       envelopes,
+      this.preverifier.isEd25519Verified,
     );
+    this.proposalBudget.observe(envelopes.length, this.clock.now() - started);
+    return pending;
+  }
+
+  /** What a heartbeat's chip answers are checked against: the head the block builds on. */
+  private headForPreverify() {
+    const { header } = this.chain.head;
+    return { height: header.height, hash: this.chain.head.hash, beacon: header.beacon };
+  }
+
+  /**
+   * A synced block: its signatures first spread over the verifier (consensus lane), then the
+   * block is checked in full, skipping only checks that passed there or at admission.
+   */
+  private async preverifySynced(block: Block): Promise<SyncPreverified | null> {
+    const envelopes = this.preverifier.decode(block);
+    if (!envelopes) return null;
+    await this.preverifier.preverify(
+      envelopes,
+      this.chain.state,
+      this.chain.genesis.chainId,
+      this.headForPreverify(),
+      () => false,
+    );
+    return {
+      envelopes,
+      isSignatureVerified: this.verifiedAmong(envelopes),
+      isEd25519Verified: this.preverifier.isEd25519Verified,
+    };
   }
 
   private buffer(b: Buffered): void {
     if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
     this.future.push(b);
-  }
-
-  private onTxGossip(data: Uint8Array): Verdict {
-    let raws: Uint8Array[];
-    try {
-      raws = decode(txBatchCodec, data);
-    } catch {
-      return 'reject';
-    }
-    let admitted = 0;
-    for (const raw of raws) {
-      let env: TxEnvelope;
-      try {
-        env = envelopeFromBytes(raw);
-      } catch {
-        return 'reject';
-      }
-      try {
-        this.host.admitTx(env);
-        admitted++;
-      } catch (err) {
-        // A transaction valid at the sender may already be stale here (nonce used, duplicate).
-        if (!(err instanceof ValidationError)) throw err;
-        // But a signature that does not verify is the relay's fault whatever the state: ignoring
-        // it would let a peer make this node check up to a batch of signatures per message, free.
-        if (err.code === 'BAD_SIGNATURE') return 'reject';
-      }
-    }
-    return admitted > 0 ? 'accept' : 'ignore';
-  }
-
-  private onEvidenceGossip(data: Uint8Array): Verdict {
-    let evidence: ConsensusEvidence;
-    try {
-      evidence = decode(consensusEvidenceCodec, data);
-    } catch {
-      return 'reject';
-    }
-    // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
-    // mismatch is not held against the peer.
-    const why = verifyConsensusEvidence(this.chain.genesis.chainId, this.nextValidators(), evidence);
-    if (why) return 'ignore';
-    return this.reportEvidence(evidence, 'gossip') ? 'accept' : 'ignore';
-  }
-
-  /** Logs and gossips equivocation evidence once. */
-  private reportEvidence(evidence: ConsensusEvidence, source: string): boolean {
-    const bytes = encode(consensusEvidenceCodec, evidence);
-    const key = toHex(bytes);
-    if (this.evidenceSeen.has(key)) return false;
-    if (this.evidenceSeen.size > 1_000) this.evidenceSeen.clear();
-    this.evidenceSeen.add(key);
-    this.logger.warn('equivocation evidence', {
-      type: evidence.type,
-      offender: toHex(evidenceOffender(evidence)),
-      source,
-    });
-    if (source !== 'gossip') this.publish('evidence', bytes);
-    this.submitEvidence(evidence);
-    return true;
-  }
-
-  /**
-   * A validator puts the evidence on chain itself, in a transaction its own key signs and pays
-   * for: slashing must not depend on somebody else noticing. A block carries evidence of earlier
-   * heights only, so evidence of the height being decided waits for its commit. Evidence already
-   * included, too old or about a tombstoned validator is dropped by the check the block will make.
-   */
-  private submitEvidence(evidence: ConsensusEvidence): void {
-    if (!this.validator) return;
-    if (this.evidenceToSubmit.length >= 64) this.evidenceToSubmit.shift();
-    this.evidenceToSubmit.push(evidence);
-    this.flushEvidence();
-  }
-
-  private flushEvidence(): void {
-    if (!this.validator || this.evidenceToSubmit.length === 0) return;
-    const head = this.chain.head.header;
-    const chainId = this.chain.genesis.chainId;
-    const waiting: ConsensusEvidence[] = [];
-    for (const evidence of this.evidenceToSubmit) {
-      if (evidenceSlot(evidence).height > head.height) {
-        waiting.push(evidence);
-        continue;
-      }
-      try {
-        checkEvidence(this.chain.state, chainId, head.height + 1n, evidence, this.chain.genesis);
-        const sender = addressFromPublicKey(this.validator.publicKey);
-        // Evidence-only transactions are fee-free: a validator with an empty balance can report.
-        const tx = {
-          chainId,
-          signer: this.validator.publicKey,
-          nonce: getAccount(this.chain.state, sender).nonce,
-          fee: 0n,
-          expiresAt: head.height + 20n,
-          actions: [{ type: 'evidence' as const, evidence }],
-        };
-        const env = envelopeFromSigned(signTransaction(tx, this.validator.seed));
-        this.host.admitTx(env);
-        this.announceTx(env);
-        this.logger.info('submitted equivocation evidence', {
-          offender: toHex(evidenceOffender(evidence)),
-          tx: toHex(env.hash),
-        });
-      } catch (err) {
-        this.logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
-      }
-    }
-    this.evidenceToSubmit = waiting;
   }
 
   private publish(topic: GossipTopic, data: Uint8Array): void {
@@ -786,22 +780,26 @@ export class ConsensusDriver {
 
   private checkStall(): void {
     if (this.stopped || this.syncing || !this.network) return;
-    const idle = Date.now() - this.lastProgress;
-    // A height that takes longer than a block interval and a propose timeout lost messages.
-    if (
-      idle > this.blockTimeMs + this.timeouts.proposeMs &&
-      Date.now() - this.lastRegossip > this.blockTimeMs
-    ) {
-      this.lastRegossip = Date.now();
+    const now = this.clock.now();
+    const idle = now - this.lastProgress;
+    // A height that takes longer than a block interval and a propose timeout lost messages: send
+    // this height's messages again, once per block interval for as long as it stays stuck.
+    if (idle >= this.blockTimeMs + this.timeouts.proposeMs && now - this.lastRegossip >= this.blockTimeMs) {
+      this.lastRegossip = now;
       void this.enqueue(() => this.regossip());
     }
-    if (idle < this.stallMs || this.probingPeers) return;
-    this.lastProgress = Date.now();
+    // Probing has its own clock. It used to reset the progress clock instead, so with the default
+    // timings (1 s blocks, 3 s propose timeout, 4 s stall) `idle` never got past the re-gossip
+    // threshold but by timer jitter, and a height whose messages were lost could wait forever
+    // (found by the simulator, whose clock has no jitter: test/sim/sim.test.ts).
+    if (idle < this.stallMs || this.probingPeers || now - this.lastProbe < this.stallMs) return;
+    this.lastProbe = now;
     // Ask the peers first, outside the work queue: a slow height on a busy network is not a reason
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
     this.probingPeers = true;
-    isBehind(network, this.chain.height, 0)
+    this.syncReactor
+      .peerAhead(network)
       .then((behind) => {
         if (!behind || this.stopped) return;
         return this.enqueue(async () => {
@@ -824,91 +822,38 @@ export class ConsensusDriver {
       const msg = this.proposalMessage(p);
       if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
     }
-    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: now() }));
+    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: this.sentAt() }));
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
   private async catchUp(): Promise<void> {
     const network = this.network;
     if (!network || this.stopped) return;
-    this.syncing = true;
     try {
-      await this.syncFromPeers(network);
+      await this.syncReactor.catchUp(network);
     } finally {
-      this.syncing = false;
-      this.syncProgress = null;
-      this.lastProgress = Date.now();
+      this.lastProgress = this.clock.now();
     }
   }
-
-  /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
-  private async syncFromPeers(network: Network): Promise<void> {
-    let lastLog = 0;
-    const result = await syncChain({
-      network,
-      chain: {
-        height: () => this.chain.height,
-        applyBlock: async (encoded) => {
-          const committed = await this.chain.verifyAndCommit(decode(blockCodec, encoded));
-          this.host.onCommitted(committed);
-          for (const l of this.commitListeners) l(committed, committed.block.commit.round);
-        },
-      },
-      onProgress: (p) => {
-        this.syncProgress = p;
-        if (Date.now() - lastLog < 2_000 && p.height < p.target) return;
-        lastLog = Date.now();
-        this.logger.info('syncing blocks', {
-          height: p.height,
-          target: p.target,
-          blocksPerSecond: Math.round(p.blocksPerSecond),
-          eta: p.etaSeconds === null ? '?' : `${Math.ceil(p.etaSeconds)}s`,
-        });
-      },
-      logger: this.logger,
-    });
-    if (result.applied > 0) this.logger.info('synced', { height: result.height, applied: result.applied });
-  }
-
-  private async blocksFor(from: bigint, to: bigint): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
-    const top = min(to, this.chain.height);
-    for (let h = from; h <= top; h++) {
-      const block = await this.chain.blockAt(h);
-      if (!block) break;
-      out.push(encode(blockCodec, block));
-    }
-    return out;
-  }
 }
 
-/** The block's transactions decoded once, for the content check and for execution; null if one is malformed. */
-function decodeTxs(txs: readonly Uint8Array[]): TxEnvelope[] | null {
-  try {
-    return txs.map((raw) => envelopeFromBytes(raw));
-  } catch {
-    return null;
-  }
-}
-
-function now(): bigint {
-  return BigInt(Date.now());
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
-
-/** Passes a lazy candidate source through, remembering each envelope drawn by its hash. */
+/**
+ * Passes a lazy candidate source through, remembering each envelope drawn by its hash, until
+ * `maxIncluded` went into the block (the proposal budget).
+ */
 function* recording(
   source: Iterable<TxEnvelope>,
   drawn: Map<string, TxEnvelope>,
+  maxIncluded: number,
 ): Generator<TxEnvelope, void, boolean | undefined> {
   const it = source[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+  let included = 0;
   try {
-    for (let next = it.next(); !next.done; ) {
+    for (let next = it.next(); !next.done && included < maxIncluded; ) {
       drawn.set(keyId(next.value.hash), next.value);
-      next = it.next(yield next.value);
+      const taken = yield next.value;
+      if (taken !== false) included++;
+      next = it.next(taken);
     }
   } finally {
     it.return?.();

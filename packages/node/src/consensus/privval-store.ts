@@ -96,12 +96,36 @@ export function parsePrivval(text: string): PrivValidatorFile {
   };
 }
 
+/** Where the signer state lives: a file for a real node, memory that survives "crashes" in the simulator. */
+export interface PrivvalStorage {
+  /** Names the storage in errors. */
+  readonly where: string;
+  /** The stored text, or null if nothing was ever written. */
+  read(): string | null;
+  /** Durable before it returns. */
+  write(text: string): void;
+}
+
+export function filePrivvalStorage(path: string): PrivvalStorage {
+  return {
+    where: path,
+    read: () => (existsSync(path) ? readFileSync(path, 'utf8') : null),
+    write: (text) => savePrivval(path, text),
+  };
+}
+
 /** The stored state, or null when the validator never signed anything with this data directory. */
 export function loadPrivval(path: string, publicKey: Uint8Array): PrivValidatorFile | null {
-  if (!existsSync(path)) return null;
+  return loadPrivvalFrom(filePrivvalStorage(path), publicKey);
+}
+
+export function loadPrivvalFrom(storage: PrivvalStorage, publicKey: Uint8Array): PrivValidatorFile | null {
+  const path = storage.where;
+  const text = storage.read();
+  if (text === null) return null;
   let file: PrivValidatorFile;
   try {
-    file = parsePrivval(readFileSync(path, 'utf8'));
+    file = parsePrivval(text);
   } catch (err) {
     // Starting over would forget what was signed: refuse, and let the operator decide.
     throw new Error(`${path} is unreadable (${(err as Error).message}); refusing to sign without it`);

@@ -45,7 +45,7 @@ import {
   type Verdict,
 } from './types.js';
 
-export const GOSSIP_TOPICS: readonly GossipTopic[] = ['tx', 'proposal', 'vote', 'evidence', 'heartbeat'];
+export const GOSSIP_TOPICS: readonly GossipTopic[] = ['tx', 'proposal', 'vote', 'evidence'];
 
 /**
  * Per-topic ceilings on a gossiped message's data. A transaction is at most `maxTxBytes` (64 KiB)
@@ -58,7 +58,6 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   proposal: 9 * 1024 * 1024,
   vote: 4 * 1024,
   evidence: 64 * 1024,
-  heartbeat: 64 * 1024,
 };
 
 /** One encoded block with its commit: the largest block plus a generous commit. */

@@ -6,7 +6,7 @@
  */
 
 /** Gossip topics; each is namespaced by chain id on the wire so two chains never mix. */
-export type GossipTopic = 'tx' | 'proposal' | 'vote' | 'evidence' | 'heartbeat';
+export type GossipTopic = 'tx' | 'proposal' | 'vote' | 'evidence';
 
 /**
  * The outcome of validating a gossiped message: `accept` forwards it, `ignore` drops it silently

@@ -23,7 +23,8 @@ export type RpcLimitReason =
   | 'RATE_LIMITED'
   | 'CONCURRENCY_LIMIT'
   | 'SUBSCRIPTION_LIMIT'
-  | 'CONNECTION_LIMIT';
+  | 'CONNECTION_LIMIT'
+  | 'BUSY';
 
 /** Thrown by handlers to answer with a specific JSON-RPC error (typically -32602). */
 export class RpcError extends Error {

@@ -1,9 +1,93 @@
 /**
- * The node's LevelDB database. Keys carry a one-byte bucket prefix; every bucket is listed here.
- * A block and everything it changes (state, indexes, the head pointer) are written in one atomic
- * batch, so a crash at any point leaves either the whole block or none of it.
+ * The node's database. Keys carry a one-byte bucket prefix; every bucket is listed here. A block
+ * and everything it changes (state, indexes, the head pointer) are written in one atomic batch,
+ * so a crash at any point leaves either the whole block or none of it.
+ *
+ * The buckets sit on a `KvStore`: LevelDB on disk for a real node (`ChainDb.open`), or an ordered
+ * map in memory (`MemoryKv`) for the simulator, which keeps the store of a "crashed" node and
+ * reopens the chain from it exactly as a restarted process reopens its LevelDB.
  */
 import { ClassicLevel } from 'classic-level';
+
+export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+/** An ordered key-value store with atomic batches: what the chain database needs underneath. */
+export interface KvStore {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Applies every op or none; `durable` asks for it to be on stable storage before resolving. */
+  batch(ops: BatchOp[], durable: boolean): Promise<void>;
+  /** Entries with gte <= key < lt in key order (reversed on request), at most `limit`. */
+  entries(range: {
+    gte: Uint8Array;
+    lt: Uint8Array;
+    reverse?: boolean;
+    limit?: number;
+  }): AsyncIterable<[Uint8Array, Uint8Array]>;
+  close(): Promise<void>;
+}
+
+class LevelKv implements KvStore {
+  constructor(private readonly db: ClassicLevel<Uint8Array, Uint8Array>) {}
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return (await this.db.get(key)) ?? undefined;
+  }
+  async batch(ops: BatchOp[], durable: boolean): Promise<void> {
+    await this.db.batch(ops, { sync: durable });
+  }
+  entries(range: { gte: Uint8Array; lt: Uint8Array; reverse?: boolean; limit?: number }) {
+    return this.db.iterator({
+      gte: range.gte,
+      lt: range.lt,
+      reverse: range.reverse ?? false,
+      limit: range.limit ?? -1,
+    });
+  }
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+/**
+ * An in-memory ordered store (hex keys in a Map, sorted when iterated; iteration is only used at
+ * start-up and for a chip's log). A batch is applied at once, so, like LevelDB, a crash between
+ * two batches leaves the first whole and the second absent. Values are copied in and out.
+ */
+export class MemoryKv implements KvStore {
+  private readonly map = new Map<string, Uint8Array>();
+  /** Batches written (tests and the simulator count them). */
+  writes = 0;
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const v = this.map.get(Buffer.from(key).toString('hex'));
+    return v ? v.slice() : undefined;
+  }
+
+  async batch(ops: BatchOp[], _durable = true): Promise<void> {
+    for (const op of ops) {
+      const k = Buffer.from(op.key).toString('hex');
+      if (op.type === 'put') this.map.set(k, op.value.slice());
+      else this.map.delete(k);
+    }
+    this.writes++;
+  }
+
+  async *entries(range: { gte: Uint8Array; lt: Uint8Array; reverse?: boolean; limit?: number }) {
+    const gte = Buffer.from(range.gte).toString('hex');
+    const lt = Buffer.from(range.lt).toString('hex');
+    // Hex of equal-prefix keys sorts like the bytes (two digits per byte, lower-case).
+    const keys = [...this.map.keys()].filter((k) => k >= gte && k < lt).sort();
+    if (range.reverse) keys.reverse();
+    const limit = range.limit ?? -1;
+    let n = 0;
+    for (const k of keys) {
+      if (limit >= 0 && n++ >= limit) return;
+      const v = this.map.get(k);
+      if (v) yield [Uint8Array.from(Buffer.from(k, 'hex')), v.slice()] as [Uint8Array, Uint8Array];
+    }
+  }
+
+  async close(): Promise<void> {}
+}
 
 export enum Bucket {
   meta = 0x01,
@@ -165,23 +249,27 @@ function indexVersionOp(version: number): BatchOp {
   return { type: 'put', key: INDEX_VERSION_KEY, value };
 }
 
-type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
-
 export class ChainDb {
-  private constructor(private readonly db: ClassicLevel<Uint8Array, Uint8Array>) {}
+  private constructor(private readonly db: KvStore) {}
 
+  /** The LevelDB database at `path` (created if missing). */
   static async open(path: string): Promise<ChainDb> {
     const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' });
     await db.open();
-    return new ChainDb(db);
+    return new ChainDb(new LevelKv(db));
+  }
+
+  /** The chain database on another store (the simulator's `MemoryKv`). */
+  static over(store: KvStore): ChainDb {
+    return new ChainDb(store);
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
 
-  private async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return (await this.db.get(key)) ?? undefined;
+  private get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.db.get(key);
   }
 
   async getHead(): Promise<HeadPointer | null> {
@@ -225,7 +313,7 @@ export class ChainDb {
     const lt = new Uint8Array(gte.length + 14).fill(0xff);
     lt.set(gte);
     const out: { height: bigint; event: Uint8Array }[] = [];
-    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+    for await (const [key, value] of this.db.entries({ gte, lt, reverse: true, limit })) {
       out.push({ height: new DataView(key.buffer, key.byteOffset).getBigUint64(33), event: value });
     }
     return out;
@@ -246,7 +334,7 @@ export class ChainDb {
       ? accountTxKey(address, view, before.height, before.index)
       : accountTxKey(address, view, 0xffff_ffff_ffff_ffffn, 0xffff_ffff);
     const out: AccountTxEntry[] = [];
-    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+    for await (const [key, value] of this.db.entries({ gte, lt, reverse: true, limit })) {
       const dv = new DataView(key.buffer, key.byteOffset);
       out.push({
         height: dv.getBigUint64(2 + ADDRESS_BYTES),
@@ -268,7 +356,7 @@ export class ChainDb {
       ? leaseEventKey(leaseId, before.height, before.txIndex, before.eventIndex)
       : leaseEventKey(leaseId, 0xffff_ffff_ffff_ffffn, 0xffff_ffff, 0xffff);
     const out: { height: bigint; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
-    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+    for await (const [key, value] of this.db.entries({ gte, lt, reverse: true, limit })) {
       const dv = new DataView(key.buffer, key.byteOffset);
       out.push({
         height: dv.getBigUint64(33),
@@ -291,7 +379,7 @@ export class ChainDb {
     const gte = bucketKey(Bucket.epochStats, heightKey(0n));
     const lt = bucketKey(Bucket.epochStats, heightKey(before ?? 0xffff_ffff_ffff_ffffn));
     const out: { epoch: bigint; json: string }[] = [];
-    for await (const [key, value] of this.db.iterator({ gte, lt, reverse: true, limit })) {
+    for await (const [key, value] of this.db.entries({ gte, lt, reverse: true, limit })) {
       out.push({
         epoch: new DataView(key.buffer, key.byteOffset).getBigUint64(1),
         json: new TextDecoder().decode(value),
@@ -324,14 +412,14 @@ export class ChainDb {
       ops.push(...accountTxOps(b.height, b.accountTxs), ...leaseEventOps(b.height, b.leaseEvents));
     if (extra.epochStats) ops.push(epochStatsOp(extra.epochStats));
     if (extra.version !== undefined) ops.push(indexVersionOp(extra.version));
-    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+    if (ops.length > 0) await this.db.batch(ops, true);
   }
 
   /** Every state entry, for rebuilding the in-memory state and its trie at start-up. */
   async *stateEntries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
     const gte = new Uint8Array([Bucket.state]);
     const lt = new Uint8Array([Bucket.state + 1]);
-    for await (const [key, value] of this.db.iterator({ gte, lt })) yield [key.slice(1), value];
+    for await (const [key, value] of this.db.entries({ gte, lt })) yield [key.slice(1), value];
   }
 
   /** Writes a block and all it changes atomically, and moves the head to it. */
@@ -391,6 +479,6 @@ export class ChainDb {
     }
     // One fsync per block: blocks are reported committed only after this returns, so a power
     // loss must not take back what clients were told.
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, true);
   }
 }

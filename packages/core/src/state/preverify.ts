@@ -1,0 +1,99 @@
+/**
+ * The Ed25519 signatures a block's execution will check, gathered before it runs so that they can
+ * be checked in parallel (a node's worker threads) while execution itself stays sequential.
+ *
+ * Execution consults the results only through `isSignatureVerified` / `isEd25519Verified`
+ * (ExecuteOptions), and only a pass is ever remembered: a signature found here to verify is one
+ * the sequential check would pass, anything else is checked again in order. So what is gathered
+ * here (from the head state, which the block may change before an answer is reached) can only
+ * make execution faster, never decide differently.
+ */
+
+import { toHex } from '../bytes.js';
+import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
+import { sha256 } from '../crypto/index.js';
+import { getChip } from '../poci/chips.js';
+import { challengesAsOf, chipClass, getRecentHash, heartbeatChallenge } from '../poci/liveness.js';
+import { getPociParams } from '../poci/params.js';
+import type { StateReader } from './store.js';
+
+export interface Ed25519Check {
+  publicKey: Uint8Array;
+  message: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** The transaction's own signature check. */
+export function envelopeSignatureCheck(env: TxEnvelope): Ed25519Check {
+  return { publicKey: env.stx.tx.signer, message: envelopeSigningMessage(env), signature: env.stx.signature };
+}
+
+/** The chain's head, whose state the checks are gathered on. */
+export interface PreverifyHead {
+  height: bigint;
+  hash: Uint8Array;
+  beacon: Uint8Array;
+}
+
+/**
+ * The dev-soft (Ed25519) chip answers in `env`'s heartbeats whose challenge the head state already
+ * places (the slot's block and hash); answers it cannot place (unknown chip, other profiles, a
+ * slot not drawn yet) are left to execution.
+ */
+export function heartbeatSignatureChecks(
+  state: StateReader,
+  chainId: string,
+  env: TxEnvelope,
+  head: PreverifyHead,
+): Ed25519Check[] {
+  const out: Ed25519Check[] = [];
+  for (const action of env.stx.tx.actions) {
+    if (action.type !== 'heartbeat') continue;
+    const p = getPociParams(state);
+    for (const answer of action.answers) {
+      if (answer.evidence.type !== 'dev-soft') continue;
+      const chip = getChip(state, answer.chipId);
+      if (chip?.profile !== 'dev-soft') continue;
+      const heights = challengesAsOf(state, answer.epoch, chipClass(chip.chipId, p), head, p);
+      const slotHeight = heights[answer.slot];
+      if (slotHeight === undefined) continue;
+      const slotHash = getRecentHash(state, slotHeight) ?? (slotHeight === head.height ? head.hash : null);
+      if (!slotHash) continue;
+      out.push({
+        publicKey: chip.keyMaterial,
+        message: heartbeatChallenge(chainId, chip.chipId, slotHash),
+        signature: answer.evidence.signature,
+      });
+    }
+  }
+  return out;
+}
+
+/** What identifies a check: all three parts (a signature alone vouches for nothing). */
+export function ed25519CheckKey(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
+  return toHex(sha256(publicKey, signature, message));
+}
+
+/**
+ * Checks known to pass, bounded: the oldest are forgotten first (a forgotten one is only checked
+ * again). Pass `isVerified` as ExecuteOptions.isEd25519Verified.
+ */
+export class VerifiedSignatures {
+  private readonly keys = new Set<string>();
+
+  constructor(private readonly capacity = 100_000) {}
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  add(check: Ed25519Check): void {
+    const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
+    if (this.keys.has(key)) return;
+    if (this.keys.size >= this.capacity) this.keys.delete(this.keys.values().next().value!);
+    this.keys.add(key);
+  }
+
+  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
+    this.keys.has(ed25519CheckKey(publicKey, message, signature));
+}

@@ -1,0 +1,169 @@
+/**
+ * The simulator of real nodes (src/sim/): a sweep of seeded fault scenarios, then the simulated
+ * finality of calm runs per latency profile and validator count.
+ *
+ *   npm run sim -- --seeds 1000 [--start 0] [--workers 2] [--no-profiles] [--verbose]
+ *   npm run sim -- --seeds 0                  # the finality table only
+ *
+ * Every failing seed is printed with the command that replays it; the exit status is 1 if any
+ * seed failed. UNC_SIM_LOG=debug prints the nodes' logs (in virtual time) while replaying one.
+ */
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import {
+  calmScenario,
+  type ProfileName,
+  runSimulation,
+  type SimReport,
+  scenarioForSeed,
+} from '../src/sim/simulator.js';
+
+/** UNC_SIM_LOG=debug|info|warn|error: the nodes' logs in virtual time (worker threads inherit it). */
+const simOptions = process.env.UNC_SIM_LOG ? { logLevel: process.env.UNC_SIM_LOG } : {};
+
+interface Job {
+  seeds: number[];
+}
+
+if (!isMainThread) {
+  const { seeds } = workerData as Job;
+  for (const seed of seeds) {
+    const report = await runSimulation(scenarioForSeed(seed), simOptions);
+    parentPort!.postMessage(report);
+  }
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seeds: { type: 'string', default: '100' },
+      start: { type: 'string', default: '0' },
+      workers: { type: 'string', default: '1' },
+      'no-profiles': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('usage: npm run sim -- --seeds N [--start S] [--workers W] [--no-profiles] [--verbose]');
+    process.exit(0);
+  }
+  const seeds = Number(values.seeds);
+  const start = Number(values.start);
+  const workers = Number(values.workers);
+  if (
+    !Number.isInteger(seeds) ||
+    seeds < 0 ||
+    !Number.isInteger(start) ||
+    start < 0 ||
+    start + seeds > 2 ** 32
+  ) {
+    console.error('--seeds must be a non-negative integer and --start a non-negative one (seeds are u32)');
+    process.exit(2);
+  }
+  if (!Number.isInteger(workers) || workers < 1 || workers > availableParallelism() * 2) {
+    console.error(`--workers must be between 1 and ${availableParallelism() * 2}`);
+    process.exit(2);
+  }
+  let failed = 0;
+  if (seeds > 0) failed = await sweep(start, seeds, workers, values.verbose);
+  if (!values['no-profiles']) await profiles();
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+async function sweep(start: number, count: number, workers: number, verbose: boolean): Promise<number> {
+  const began = performance.now();
+  const reports: SimReport[] = [];
+  const onReport = (r: SimReport) => {
+    reports.push(r);
+    if (verbose) console.log(describe(r));
+    if (!r.ok) {
+      console.log(`FAIL seed ${r.seed}: ${r.validators} validators, ${r.profile}`);
+      for (const v of r.violations) console.log(`  ${v}`);
+      console.log(
+        `  replay: UNC_SIM_LOG=info npm run sim -- --start ${r.seed} --seeds 1 --no-profiles --verbose`,
+      );
+    }
+    if (!verbose && reports.length % 100 === 0) {
+      const s = (performance.now() - began) / 1000;
+      console.error(`  ${reports.length}/${count} seeds, ${(reports.length / s).toFixed(2)} seeds/s`);
+    }
+  };
+  const all = [...Array(count).keys()].map((i) => start + i);
+  if (workers === 1) {
+    for (const seed of all) onReport(await runSimulation(scenarioForSeed(seed), simOptions));
+  } else {
+    await Promise.all(
+      [...Array(workers).keys()].map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            const worker = new Worker(new URL(import.meta.url), {
+              workerData: { seeds: all.filter((_, i) => i % workers === w) } satisfies Job,
+            });
+            worker.on('message', onReport);
+            worker.on('error', reject);
+            worker.on('exit', () => resolve());
+          }),
+      ),
+    );
+  }
+  const seconds = (performance.now() - began) / 1000;
+  const failed = reports.filter((r) => !r.ok).length;
+  const sum = (f: (r: SimReport) => number) => reports.reduce((a, r) => a + f(r), 0);
+  const finality = reports.flatMap((r) => r.finalityMs);
+  const recovery = reports.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs]));
+  console.log(
+    `sim: ${count} seeds [${start}, ${start + count}), ${count - failed} passed, ${failed} failed; ` +
+      `faults: ${sum((r) => r.partitions)} partitions, ${sum((r) => r.crashes)} crashes, ` +
+      `${reports.filter((r) => r.byzantine.length > 0).length} runs with an equivocating validator ` +
+      `(evidence committed in ${reports.filter((r) => r.evidenceOnChain > 0).length}); ` +
+      `${sum((r) => Math.max(0, ...r.heights))} heights; ${sum((r) => r.messages.sent)} messages ` +
+      `(${sum((r) => r.messages.dropped)} dropped); finality p50 ${pct(finality, 0.5)} ms p99 ${pct(finality, 0.99)} ms ` +
+      `over ${finality.length} transfers; recovery after faults p50 ${pct(recovery, 0.5)} ms max ${pct(recovery, 1)} ms; ` +
+      `${(sum((r) => r.simulatedMs) / 1000).toFixed(0)} s simulated in ${seconds.toFixed(1)} s ` +
+      `(${(count / seconds).toFixed(2)} seeds/s, ${workers} worker${workers > 1 ? 's' : ''})`,
+  );
+  return failed;
+}
+
+/** Calm runs (no faults) per latency profile and validator count: simulated submission → finality. */
+async function profiles(): Promise<void> {
+  const sizes: [number, number][] = [
+    [4, 20_000],
+    [16, 8_000],
+    [100, 3_000],
+  ];
+  console.log('simulated finality (calm, no faults; transfers submitted at 4/s to a random validator):');
+  console.log('  profile                     validators  blocks/s  finality p50   p99     wall s');
+  for (const profile of ['lan', 'wan50', 'continents'] as ProfileName[]) {
+    for (const [validators, durationMs] of sizes) {
+      const t0 = performance.now();
+      const r = await runSimulation(calmScenario(profile, validators, durationMs), simOptions);
+      const blocksPerSecond = Math.max(...r.heights) / (r.simulatedMs / 1000);
+      console.log(
+        `  ${r.profile.padEnd(27)} ${String(validators).padStart(10)}  ${blocksPerSecond.toFixed(2).padStart(8)}  ` +
+          `${String(pct(r.finalityMs, 0.5)).padStart(9)} ms ${String(pct(r.finalityMs, 0.99)).padStart(6)} ms ` +
+          `${((performance.now() - t0) / 1000).toFixed(1).padStart(8)}${r.ok ? '' : `  FAILED: ${r.violations.join('; ')}`}`,
+      );
+    }
+  }
+}
+
+function pct(xs: number[], p: number): number | string {
+  if (xs.length === 0) return '-';
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))]!);
+}
+
+function describe(r: SimReport): string {
+  return (
+    `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL'} ${r.validators} validators, ${r.profile}, byzantine ` +
+    `${r.byzantine.join(',') || 'none'}; ${r.crashes} crashes, ${r.partitions} partitions; heights ` +
+    `${r.heights.join('/')} (GST at ${r.heightAtGst}); recovery ${r.recoveryMs ?? '-'} ms; ` +
+    `${r.finalityMs.length}/${r.submitted} transfers final; evidence txs ${r.evidenceOnChain}; ` +
+    `${r.messages.sent} messages, ${r.messages.dropped} dropped; ${r.simulatedMs} ms simulated`
+  );
+}

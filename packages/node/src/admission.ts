@@ -1,0 +1,199 @@
+/**
+ * Transaction admission that never holds up consensus. Transactions from clients and peers pass
+ * three stages:
+ *
+ * 1. a bounded queue: a batch that would take it past its limit is refused at once with
+ *    AdmissionBusy (the RPC answers "busy, retry", gossip is ignored), so a flood costs the node
+ *    nothing beyond the refusal;
+ * 2. the cheap refusals (duplicate, nonce used, stateless rules) on the main thread, then the
+ *    signatures of what is left on the verify pool's worker threads, in batches;
+ * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
+ *    `sliceMs`, yielding to the event loop between slices: a proposal or vote that arrives while
+ *    thousands of transactions wait is handled after the current slice, not after all of them.
+ *
+ * Batches are admitted in the order they arrived (a sender's nonces stay in order).
+ *
+ * The verifier and the slicing are passed in, like the Clock: a real node checks on worker threads
+ * and slices by the event loop; the simulator checks in-thread and slices by its virtual clock, so
+ * its runs stay deterministic by seed while admission has the same stages and the same answers.
+ */
+import { envelopeSignatureCheck, type TxEnvelope, ValidationError } from '@unc/core';
+import type { Clock } from './clock.js';
+import { type SignatureVerifier, VerifyPoolBusy } from './verify-pool.js';
+
+/** How admission measures a slice and yields between slices. */
+export interface SliceScheduler {
+  /** Milliseconds, for measuring a slice. */
+  now(): number;
+  /** Runs `fn` later, after what else is waiting (consensus messages, timers). */
+  defer(fn: () => void): void;
+}
+
+/** A real node: slices of wall time, yielding to the event loop (I/O and timers run in between). */
+export const eventLoopSlices: SliceScheduler = {
+  now: () => performance.now(),
+  defer: (fn) => {
+    setImmediate(fn);
+  },
+};
+
+/** Slices measured and deferred on a Clock (the simulator's virtual clock). */
+export function clockSlices(clock: Clock): SliceScheduler {
+  return {
+    now: () => clock.now(),
+    defer: (fn) => {
+      clock.schedule(0, fn);
+    },
+  };
+}
+
+export interface AdmissionOptions {
+  /** Transactions waiting in any stage; a batch that does not fit is refused whole. */
+  maxQueued: number;
+  /** Longest stretch of admission work before yielding to the event loop. */
+  sliceMs: number;
+}
+
+export const DEFAULT_ADMISSION_OPTIONS: AdmissionOptions = { maxQueued: 20_000, sliceMs: 8 };
+
+/** How long a refused client is told to wait before retrying. */
+export const BUSY_RETRY_AFTER_MS = 250;
+
+/** The admission queue is full: retry later. */
+export class AdmissionBusy extends Error {
+  readonly code = 'BUSY';
+  constructor(
+    readonly limit: number,
+    readonly retryAfterMs = BUSY_RETRY_AFTER_MS,
+  ) {
+    super(`the node is busy admitting transactions (${limit} queued); retry in ${retryAfterMs} ms`);
+    this.name = 'AdmissionBusy';
+  }
+}
+
+export type AdmissionResult = { replaced: boolean } | ValidationError;
+
+export interface AdmissionHost {
+  /** The refusals that need no signature check, or null (Mempool.cheapRefusal on the head). */
+  cheapRefusal(env: TxEnvelope): ValidationError | null;
+  /** The stateful admission, with the signature already found valid; throws a ValidationError. */
+  admit(env: TxEnvelope): { replaced: boolean };
+}
+
+interface Job {
+  envs: readonly TxEnvelope[];
+  results: (AdmissionResult | undefined)[];
+  /** Per transaction: whether its signature verified (set once the pool answered). */
+  verified: boolean[] | null;
+  next: number;
+  resolve: (r: AdmissionResult[]) => void;
+}
+
+export class AdmissionQueue {
+  private readonly opts: AdmissionOptions;
+  private readonly jobs: Job[] = [];
+  private held = 0;
+  private draining = false;
+  private stopped = false;
+
+  constructor(
+    private readonly pool: SignatureVerifier,
+    private readonly host: AdmissionHost,
+    opts: Partial<AdmissionOptions> = {},
+    private readonly slices: SliceScheduler = eventLoopSlices,
+  ) {
+    this.opts = { ...DEFAULT_ADMISSION_OPTIONS, ...opts };
+  }
+
+  /** Transactions accepted into the queue and not yet decided. */
+  get queued(): number {
+    return this.held;
+  }
+
+  get limit(): number {
+    return this.opts.maxQueued;
+  }
+
+  /**
+   * Admits `envs` in order; each gets its result or its refusal. Rejects with AdmissionBusy, having
+   * done nothing, when the queue cannot take the whole batch.
+   */
+  submit(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
+    if (this.stopped) return Promise.reject(new AdmissionBusy(this.opts.maxQueued));
+    if (envs.length === 0) return Promise.resolve([]);
+    if (this.held + envs.length > this.opts.maxQueued) {
+      return Promise.reject(new AdmissionBusy(this.opts.maxQueued));
+    }
+    this.held += envs.length;
+    return new Promise((resolve, reject) => {
+      const job: Job = { envs, results: new Array(envs.length), verified: null, next: 0, resolve };
+      const toCheck: number[] = [];
+      envs.forEach((env, i) => {
+        const refusal = this.host.cheapRefusal(env);
+        if (refusal) job.results[i] = refusal;
+        else toCheck.push(i);
+      });
+      this.pool
+        .verify(
+          toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
+          'admission',
+        )
+        .then(
+          (ok) => {
+            const verified = new Array<boolean>(envs.length).fill(false);
+            toCheck.forEach((i, k) => {
+              verified[i] = ok[k]!;
+            });
+            job.verified = verified;
+            this.jobs.push(job);
+            this.scheduleDrain();
+          },
+          (err) => {
+            this.held -= envs.length;
+            reject(err instanceof VerifyPoolBusy ? new AdmissionBusy(this.opts.maxQueued) : err);
+          },
+        );
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.slices.defer(() => this.drain());
+  }
+
+  /** One slice of admissions, then back to the event loop if more wait. */
+  private drain(): void {
+    this.draining = false;
+    const start = this.slices.now();
+    while (this.jobs.length > 0) {
+      const job = this.jobs[0]!;
+      while (job.next < job.envs.length) {
+        const i = job.next++;
+        if (job.results[i] === undefined) job.results[i] = this.admitOne(job.envs[i]!, job.verified![i]!);
+        if (this.slices.now() - start >= this.opts.sliceMs) {
+          this.scheduleDrain();
+          return;
+        }
+      }
+      this.jobs.shift();
+      this.held -= job.envs.length;
+      job.resolve(job.results as AdmissionResult[]);
+    }
+  }
+
+  private admitOne(env: TxEnvelope, verified: boolean): AdmissionResult {
+    if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
+    try {
+      return this.host.admit(env);
+    } catch (err) {
+      if (err instanceof ValidationError) return err;
+      // A bug, not the transaction's fault; it must not escape the drain loop and stop admission.
+      return new ValidationError('INTERNAL', `admission failed: ${(err as Error).message}`);
+    }
+  }
+}

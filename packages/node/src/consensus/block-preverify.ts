@@ -1,0 +1,89 @@
+/**
+ * A proposed (or synced) block's signatures checked on every core before the block executes:
+ * the transactions' own signatures the mempool did not already check, and the chip answers of its
+ * heartbeats. Execution then runs as always, one transaction after another, and skips a check only
+ * where a worker found that very (key, message, signature) triple valid; a signature that failed
+ * (or that the gathering could not place) is checked again in order and fails there, so a block's
+ * verdict never depends on this cache or on what a node's mempool holds.
+ */
+import {
+  type Ed25519Check,
+  envelopeFromBytes,
+  envelopeSignatureCheck,
+  heartbeatSignatureChecks,
+  type PreverifyHead,
+  type StateReader,
+  type TxEnvelope,
+  VerifiedSignatures,
+} from '@unc/core';
+import { type SignatureVerifier, VerifyPoolBusy } from '../verify-pool.js';
+
+export class BlockPreverifier {
+  private readonly passed = new VerifiedSignatures(200_000);
+  /** Each message's transactions decoded once, for the pre-check and then for execution. */
+  private readonly decoded = new WeakMap<object, TxEnvelope[]>();
+
+  constructor(private readonly pool: SignatureVerifier | null) {}
+
+  /** The transactions of `txs`, decoded (memoized per block object); null if one is malformed. */
+  decode(block: { txs: readonly Uint8Array[] }): TxEnvelope[] | null {
+    const known = this.decoded.get(block);
+    if (known) return known;
+    let envs: TxEnvelope[];
+    try {
+      envs = block.txs.map((raw) => envelopeFromBytes(raw));
+    } catch {
+      return null;
+    }
+    this.decoded.set(block, envs);
+    return envs;
+  }
+
+  /**
+   * Checks, on the pool's consensus lane, the signatures of `envs` that `alreadyVerified` does not
+   * vouch for and the dev-soft answers their heartbeats carry (placed on `state`, the head).
+   * Returns how many checks ran; a busy or absent pool only means execution checks them itself.
+   */
+  async preverify(
+    envs: readonly TxEnvelope[],
+    state: StateReader,
+    chainId: string,
+    head: PreverifyHead,
+    alreadyVerified: (env: TxEnvelope) => boolean,
+  ): Promise<number> {
+    if (!this.pool || this.pool.threads === 0) return 0;
+    const checks: Ed25519Check[] = [];
+    for (const env of envs) {
+      if (!alreadyVerified(env)) checks.push(envelopeSignatureCheck(env));
+      for (const action of env.stx.tx.actions) {
+        if (action.type === 'heartbeat') {
+          checks.push(...heartbeatSignatureChecks(state, chainId, env, head));
+          break;
+        }
+      }
+    }
+    const todo = checks.filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature));
+    if (todo.length === 0) return 0;
+    let ok: boolean[];
+    try {
+      ok = await this.pool.verify(todo, 'consensus');
+    } catch (err) {
+      if (err instanceof VerifyPoolBusy) return 0;
+      throw err;
+    }
+    todo.forEach((c, i) => {
+      if (ok[i]) this.passed.add(c);
+    });
+    return todo.length;
+  }
+
+  /** Whether the transaction's own signature was found valid here. */
+  isTxVerified = (env: TxEnvelope): boolean => {
+    const c = envelopeSignatureCheck(env);
+    return this.passed.isVerified(c.publicKey, c.message, c.signature);
+  };
+
+  /** For ExecuteOptions.isEd25519Verified. */
+  isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
+    this.passed.isVerified(publicKey, message, signature);
+}

@@ -1,0 +1,127 @@
+/**
+ * The evidence pool: equivocation evidence seen by this node's machine or gossiped by peers is
+ * logged and gossiped once, and a validator puts it on chain itself in a transaction of its own
+ * once the block after the evidence's height is being built.
+ */
+import {
+  addressFromPublicKey,
+  type ConsensusEvidence,
+  checkEvidence,
+  consensusEvidenceCodec,
+  encode,
+  envelopeFromSigned,
+  evidenceOffender,
+  evidenceSlot,
+  getAccount,
+  signTransaction,
+  type TxEnvelope,
+  toHex,
+  type ValidatorSet,
+} from '@unc/core';
+import type { Chain, ValidatorKey } from '../chain.js';
+import type { Logger } from '../log.js';
+import type { Verdict } from '../p2p/types.js';
+import { checkEvidenceGossip } from './gossip-checks.js';
+
+export interface EvidencePoolOptions {
+  chain: Chain;
+  /** The validator's key; null for a node that follows consensus without voting (it only relays). */
+  validator: ValidatorKey | null;
+  logger: Logger;
+  /** The set that votes on the block after the head. */
+  nextValidators(): ValidatorSet;
+  /** Admits a transaction to the mempool; throws a ValidationError when it is refused. */
+  admitTx(env: TxEnvelope): void;
+  /** Gossips a transaction this node admitted. */
+  announceTx(env: TxEnvelope): void;
+  /** Sends evidence on the `evidence` topic. */
+  publishEvidence(data: Uint8Array): void;
+}
+
+const MAX_SEEN = 1_000;
+const MAX_WAITING = 64;
+
+export class EvidencePool {
+  private readonly evidenceSeen = new Set<string>();
+  /** Evidence this validator will put on chain once the block after its height is being built. */
+  private evidenceToSubmit: ConsensusEvidence[] = [];
+
+  constructor(private readonly opts: EvidencePoolOptions) {}
+
+  onEvidenceGossip(data: Uint8Array): Verdict {
+    const checked = checkEvidenceGossip(data, {
+      chainId: this.opts.chain.genesis.chainId,
+      validators: this.opts.nextValidators(),
+    });
+    if (!('deliver' in checked)) return checked.verdict;
+    return this.reportEvidence(checked.deliver, 'gossip') ? 'accept' : 'ignore';
+  }
+
+  /** Logs and gossips equivocation evidence once. */
+  reportEvidence(evidence: ConsensusEvidence, source: string): boolean {
+    const bytes = encode(consensusEvidenceCodec, evidence);
+    const key = toHex(bytes);
+    if (this.evidenceSeen.has(key)) return false;
+    if (this.evidenceSeen.size > MAX_SEEN) this.evidenceSeen.clear();
+    this.evidenceSeen.add(key);
+    this.opts.logger.warn('equivocation evidence', {
+      type: evidence.type,
+      offender: toHex(evidenceOffender(evidence)),
+      source,
+    });
+    if (source !== 'gossip') this.opts.publishEvidence(bytes);
+    this.submitEvidence(evidence);
+    return true;
+  }
+
+  /**
+   * A validator puts the evidence on chain itself, in a transaction its own key signs and pays
+   * for: slashing must not depend on somebody else noticing. A block carries evidence of earlier
+   * heights only, so evidence of the height being decided waits for its commit. Evidence already
+   * included, too old or about a tombstoned validator is dropped by the check the block will make.
+   */
+  private submitEvidence(evidence: ConsensusEvidence): void {
+    if (!this.opts.validator) return;
+    if (this.evidenceToSubmit.length >= MAX_WAITING) this.evidenceToSubmit.shift();
+    this.evidenceToSubmit.push(evidence);
+    this.flushEvidence();
+  }
+
+  /** Submits the evidence whose height is now committed; called after every commit. */
+  flushEvidence(): void {
+    const { validator, chain, logger } = this.opts;
+    if (!validator || this.evidenceToSubmit.length === 0) return;
+    const head = chain.head.header;
+    const chainId = chain.genesis.chainId;
+    const waiting: ConsensusEvidence[] = [];
+    for (const evidence of this.evidenceToSubmit) {
+      if (evidenceSlot(evidence).height > head.height) {
+        waiting.push(evidence);
+        continue;
+      }
+      try {
+        checkEvidence(chain.state, chainId, head.height + 1n, evidence, chain.genesis);
+        const sender = addressFromPublicKey(validator.publicKey);
+        // Evidence-only transactions are fee-free: a validator with an empty balance can report.
+        const tx = {
+          chainId,
+          signer: validator.publicKey,
+          nonce: getAccount(chain.state, sender).nonce,
+          fee: 0n,
+          expiresAt: head.height + 20n,
+          actions: [{ type: 'evidence' as const, evidence }],
+        };
+        const env = envelopeFromSigned(signTransaction(tx, validator.seed));
+        this.opts.admitTx(env);
+        this.opts.announceTx(env);
+        logger.info('submitted equivocation evidence', {
+          offender: toHex(evidenceOffender(evidence)),
+          tx: toHex(env.hash),
+        });
+      } catch (err) {
+        logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
+      }
+    }
+    this.evidenceToSubmit = waiting;
+  }
+}

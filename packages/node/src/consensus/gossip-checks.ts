@@ -1,0 +1,162 @@
+/**
+ * What each gossip topic checks before a message reaches the consensus machine, the mempool or
+ * the evidence pool: plain functions of the message bytes and a view of the chain (no queue, no
+ * clock, no network), so each rule is unit-tested on its own and the reactors only route.
+ *
+ * Each check answers with the verdict the network should give the sender (`accept` forwards,
+ * `ignore` drops quietly, `reject` drops and scores the sender down) and, where the message is
+ * usable, what to do with it: deliver it now, or keep it for a later height.
+ */
+import {
+  blockHash,
+  type ConsensusEvidence,
+  commitHash,
+  consensusEvidenceCodec,
+  decode,
+  envelopeFromBytes,
+  equalBytes,
+  type Proposal,
+  type TxEnvelope,
+  txRootOf,
+  type ValidatorSet,
+  type VerifyFn,
+  type Vote,
+  verifyConsensusEvidence,
+  verifyProposalSignature,
+  verifyVoteSignature,
+} from '@unc/core';
+import type { Verdict } from '../p2p/types.js';
+import { type ProposalMessage, proposalMessageCodec, txBatchCodec, voteMessageCodec } from './wire.js';
+
+/** What the checks need to know about the node: the head and the set voting after it. */
+export interface GossipView {
+  chainId: string;
+  /** Height of the latest committed block. */
+  headHeight: bigint;
+  /** The validator set of height `headHeight + 1`. */
+  validators: ValidatorSet;
+  verify: VerifyFn;
+}
+
+/**
+ * `deliver`: for the height after the head, signed by a member of its set (the caller still
+ * routes it to the machine or buffers it while syncing). `buffer`: for a later height, whose set
+ * is not known yet; kept for after a sync but not vouched for by forwarding (verdict `ignore`).
+ */
+export type GossipCheck<T> =
+  | { verdict: 'reject' | 'ignore' }
+  | { verdict: 'accept'; deliver: T }
+  | { verdict: 'ignore'; buffer: T };
+
+export function checkVoteGossip(data: Uint8Array, view: GossipView): GossipCheck<Vote> {
+  let vote: Vote;
+  try {
+    vote = decode(voteMessageCodec, data).vote;
+  } catch {
+    return { verdict: 'reject' };
+  }
+  const head = view.headHeight;
+  if (vote.height <= head) return { verdict: 'ignore' };
+  const member = view.validators.has(vote.validator);
+  if (vote.height > head + 1n) {
+    // A later height's set is not known yet (it may differ at an epoch boundary): keep what
+    // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
+    if (member && verifyVoteSignature(view.chainId, vote, view.verify))
+      return { verdict: 'ignore', buffer: vote };
+    return { verdict: 'ignore' };
+  }
+  if (!member) return { verdict: 'reject' };
+  if (!verifyVoteSignature(view.chainId, vote, view.verify)) return { verdict: 'reject' };
+  return { verdict: 'accept', deliver: vote };
+}
+
+export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipCheck<ProposalMessage> {
+  let msg: ProposalMessage;
+  try {
+    msg = decode(proposalMessageCodec, data);
+  } catch {
+    return { verdict: 'reject' };
+  }
+  const { proposal, block } = msg;
+  if (proposal.height <= view.headHeight) return { verdict: 'ignore' };
+  if (block.header.height !== proposal.height || !equalBytes(blockHash(block.header), proposal.blockHash))
+    return { verdict: 'reject' };
+  const member = view.validators.has(proposal.proposer);
+  if (proposal.height > view.headHeight + 1n) {
+    if (member && verifyProposalSignature(view.chainId, proposal, view.verify))
+      return { verdict: 'ignore', buffer: msg };
+    return { verdict: 'ignore' };
+  }
+  if (!member) return { verdict: 'reject' };
+  if (!verifyProposalSignature(view.chainId, proposal, view.verify)) return { verdict: 'reject' };
+  return { verdict: 'accept', deliver: msg };
+}
+
+/**
+ * The proposer signed the header, which commits to the transactions and the last commit by hash;
+ * a message whose copies do not match was altered on the way.
+ */
+export function signedContentMatches(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): boolean {
+  const { header } = msg.block;
+  if (!equalBytes(commitHash(msg.lastCommit), header.lastCommitHash)) return false;
+  return equalBytes(txRootOf(envelopes), header.txRoot);
+}
+
+/**
+ * What a proposed block must satisfy beyond the chain's rules, given this node's clock: a fresh
+ * proposal (polRound -1) carries a block its proposer built, and no block time lies further ahead
+ * of our clock than the drift allowed. Returns why not, or null.
+ */
+export function proposalEnvelopeProblem(
+  proposal: Proposal,
+  msg: ProposalMessage,
+  nowMs: number,
+  maxClockDriftMs: number,
+): string | null {
+  const { block } = msg;
+  // A fresh block is the proposer's own; a re-proposal (polRound ≥ 0) carries an earlier round's.
+  if (proposal.polRound === -1 && !equalBytes(block.header.proposer, proposal.proposer)) {
+    return 'a fresh proposal must carry a block built by its proposer';
+  }
+  if (block.header.time > BigInt(nowMs + maxClockDriftMs)) return 'block time is in the future';
+  return null;
+}
+
+/** A gossiped batch of transactions, decoded; null (reject the sender) if any part is malformed. */
+export function decodeTxBatch(data: Uint8Array): TxEnvelope[] | null {
+  let raws: Uint8Array[];
+  try {
+    raws = decode(txBatchCodec, data);
+  } catch {
+    return null;
+  }
+  return decodeTxs(raws);
+}
+
+/** The block's transactions decoded once, for the content check and for execution; null if one is malformed. */
+export function decodeTxs(txs: readonly Uint8Array[]): TxEnvelope[] | null {
+  try {
+    return txs.map((raw) => envelopeFromBytes(raw));
+  } catch {
+    return null;
+  }
+}
+
+export function checkEvidenceGossip(
+  data: Uint8Array,
+  view: Pick<GossipView, 'chainId' | 'validators'>,
+): GossipCheck<ConsensusEvidence> {
+  let evidence: ConsensusEvidence;
+  try {
+    evidence = decode(consensusEvidenceCodec, data);
+  } catch {
+    return { verdict: 'reject' };
+  }
+  // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
+  // mismatch is not held against the peer.
+  const why = verifyConsensusEvidence(view.chainId, view.validators, evidence);
+  if (why) return { verdict: 'ignore' };
+  return { verdict: 'accept', deliver: evidence };
+}
+
+export type { Verdict };

@@ -1,0 +1,106 @@
+/**
+ * The mempool reactor: transaction gossip. Out, it batches the transactions this node admitted
+ * into one message per burst; in, it admits a peer's batch through the node's admission queue
+ * (`admitTxs`: bounded, signatures checked by the verifier, admitted in slices that yield to
+ * consensus) or, without one, each transaction directly (`admitTx`), and scores the peer by what
+ * the batch held.
+ */
+import { encode, type TxEnvelope, ValidationError } from '@unc/core';
+import type { AdmissionResult } from '../admission.js';
+import type { Cancel, Clock } from '../clock.js';
+import type { Verdict } from '../p2p/types.js';
+import { decodeTxBatch } from './gossip-checks.js';
+import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
+
+export interface MempoolReactorOptions {
+  clock: Clock;
+  /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
+  admitTx(env: TxEnvelope): void;
+  /**
+   * Admits a batch through the admission queue; each gets its result, in order. Rejects, having
+   * done nothing, with an error whose code is 'BUSY' when the queue is full.
+   */
+  admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
+  /** Sends a batch on the `tx` topic (a no-op without a network). */
+  publishBatch(data: Uint8Array): void;
+  /** Whether there is a network to announce to at all. */
+  connected(): boolean;
+}
+
+export class MempoolReactor {
+  private txOut: Uint8Array[] = [];
+  private txOutBytes = 0;
+  private txFlush: Cancel | null = null;
+  private stopped = false;
+
+  constructor(private readonly opts: MempoolReactorOptions) {}
+
+  /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
+  announceTx(env: TxEnvelope): void {
+    if (!this.opts.connected() || this.stopped) return;
+    if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
+      this.flushTxs();
+    this.txOut.push(env.bytes);
+    this.txOutBytes += env.bytes.length;
+    this.txFlush ??= this.opts.clock.schedule(20, () => this.flushTxs());
+  }
+
+  flushTxs(): void {
+    this.txFlush?.();
+    this.txFlush = null;
+    if (this.txOut.length === 0 || !this.opts.connected()) return;
+    const batch = this.txOut;
+    this.txOut = [];
+    this.txOutBytes = 0;
+    this.opts.publishBatch(encode(txBatchCodec, batch));
+  }
+
+  onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
+    const envelopes = decodeTxBatch(data);
+    if (!envelopes) return 'reject';
+    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs);
+    let admitted = 0;
+    for (const env of envelopes) {
+      try {
+        this.opts.admitTx(env);
+        admitted++;
+      } catch (err) {
+        // A transaction valid at the sender may already be stale here (nonce used, duplicate).
+        if (!(err instanceof ValidationError)) throw err;
+        // But a signature that does not verify is the relay's fault whatever the state: ignoring
+        // it would let a peer make this node check up to a batch of signatures per message, free.
+        if (err.code === 'BAD_SIGNATURE') return 'reject';
+      }
+    }
+    return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  /**
+   * The batch through the admission queue. A full queue drops it unforwarded ('ignore': a busy
+   * node is no fault of the peer); a signature that fails is the relay's fault.
+   */
+  private async admitQueued(
+    envelopes: readonly TxEnvelope[],
+    admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
+  ): Promise<Verdict> {
+    let results: AdmissionResult[];
+    try {
+      results = await admitTxs(envelopes);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
+      throw err;
+    }
+    let admitted = 0;
+    for (const r of results) {
+      if (!(r instanceof ValidationError)) admitted++;
+      else if (r.code === 'BAD_SIGNATURE') return 'reject';
+    }
+    return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.txFlush?.();
+    this.txFlush = null;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The sync reactor: serves committed blocks to peers, and catches this node up with peers that
+ * are ahead (block sync, sync.ts), each block checked with its commit like any block from a
+ * stranger. The consensus reactor asks it whether a peer is ahead when a height stalls.
+ */
+import { type Block, blockCodec, decode, type Ed25519Verified, encode, type TxEnvelope } from '@unc/core';
+import type { Chain, CommittedBlock } from '../chain.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { Network } from '../p2p/types.js';
+import { isBehind, type SyncProgress, syncChain } from '../sync.js';
+
+export interface SyncReactorOptions {
+  clock: Clock;
+  chain: Chain;
+  logger: Logger;
+  /** After every block applied by sync (the node prunes its mempool, listeners hear of it). */
+  onSynced(committed: CommittedBlock): void;
+  /**
+   * Checks a synced block's signatures ahead of its execution (block-preverify.ts) and says which
+   * passed; null (or absent) lets execution check every one itself.
+   */
+  preverify?(block: Block): Promise<SyncPreverified | null>;
+}
+
+/** Signatures of a synced block found valid before it executes (passes only). */
+export interface SyncPreverified {
+  envelopes: readonly TxEnvelope[];
+  isSignatureVerified: (hash: Uint8Array) => boolean;
+  isEd25519Verified: Ed25519Verified;
+}
+
+export class SyncReactor {
+  /** A sync is running (it holds the consensus queue meanwhile). */
+  syncing = false;
+  /** The latest block-sync progress, while a sync runs. */
+  syncProgress: SyncProgress | null = null;
+
+  constructor(private readonly opts: SyncReactorOptions) {}
+
+  /** Whether some peer is ahead of our head (asks every peer for its status). */
+  peerAhead(network: Network): Promise<boolean> {
+    return isBehind(network, this.opts.chain.height, 0);
+  }
+
+  /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
+  async catchUp(network: Network): Promise<void> {
+    this.syncing = true;
+    try {
+      await this.syncFromPeers(network);
+    } finally {
+      this.syncing = false;
+      this.syncProgress = null;
+    }
+  }
+
+  /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
+  private async syncFromPeers(network: Network): Promise<void> {
+    const { chain, logger } = this.opts;
+    let lastLog = 0;
+    const result = await syncChain({
+      network,
+      chain: {
+        height: () => chain.height,
+        applyBlock: async (encoded) => {
+          const block = decode(blockCodec, encoded);
+          const preverified = (await this.opts.preverify?.(block)) ?? null;
+          const committed = await chain.verifyAndCommit(block, null, preverified);
+          this.opts.onSynced(committed);
+        },
+      },
+      onProgress: (p) => {
+        this.syncProgress = p;
+        if (this.opts.clock.now() - lastLog < 2_000 && p.height < p.target) return;
+        lastLog = this.opts.clock.now();
+        logger.info('syncing blocks', {
+          height: p.height,
+          target: p.target,
+          blocksPerSecond: Math.round(p.blocksPerSecond),
+          eta: p.etaSeconds === null ? '?' : `${Math.ceil(p.etaSeconds)}s`,
+        });
+      },
+      logger,
+      clock: this.opts.clock,
+    });
+    if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
+  }
+
+  /** Encoded committed blocks `from`…`to` (as many as we have), for a peer's range request. */
+  async blocksFor(from: bigint, to: bigint): Promise<Uint8Array[]> {
+    const { chain } = this.opts;
+    const out: Uint8Array[] = [];
+    const top = min(to, chain.height);
+    for (let h = from; h <= top; h++) {
+      const block = await chain.blockAt(h);
+      if (!block) break;
+      out.push(encode(blockCodec, block));
+    }
+    return out;
+  }
+}
+
+function min(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}

@@ -1,0 +1,192 @@
+/**
+ * The node's core: chain, mempool and the consensus driver with its reactors, wired together,
+ * with every piece of I/O passed in: the chain's store (LevelDB or memory), the clock, the
+ * network (`driver.start(network)`), where the signer state lives. `UncNode` (node.ts) wraps a
+ * core with LevelDB, libp2p, the RPC server and metrics; the simulator (sim/) runs many cores on
+ * a virtual clock over a simulated network. Both run this same code.
+ */
+import type { BlockContext, TimeoutParams, TxEnvelope } from '@unc/core';
+import { toHex, ValidationError } from '@unc/core';
+import {
+  type AdmissionOptions,
+  AdmissionQueue,
+  type AdmissionResult,
+  clockSlices,
+  type SliceScheduler,
+} from './admission.js';
+import type { Chain, CommittedBlock, Rejected, ValidatorKey } from './chain.js';
+import { type Clock, systemClock } from './clock.js';
+import { ConsensusDriver, type DriverHost } from './consensus/driver.js';
+import type { PrivvalStorage } from './consensus/privval-store.js';
+import type { Logger } from './log.js';
+import type { Mempool } from './mempool.js';
+import { InThreadVerifier, type SignatureVerifier } from './verify-pool.js';
+
+export interface NodeCoreOptions {
+  chain: Chain;
+  mempool: Mempool;
+  /** The validator's key; null for a node that follows the chain without voting. */
+  validator: ValidatorKey | null;
+  /** Where the signer state lives: a file path (real node) or a storage (simulator). */
+  privvalPath: string | null;
+  privvalStorage?: PrivvalStorage;
+  blockTimeMs: number;
+  timeouts?: TimeoutParams;
+  logger: Logger;
+  clock?: Clock;
+  /**
+   * Who checks Ed25519 signatures for admission and a proposed block's pre-check: the worker-thread
+   * `VerifyPool` in a real node; by default the calling thread (`InThreadVerifier`), which the
+   * simulator uses so that a run depends only on its seed. The caller closes it.
+   */
+  verifier?: SignatureVerifier;
+  /** The admission queue's bound and slice length (admission.ts). */
+  admission?: Partial<AdmissionOptions>;
+  /**
+   * How admission measures and ends its slices: by default the clock (the simulator's virtual
+   * time, which does not move while code runs, so a slice ends only when the queue is empty); a
+   * real node passes `eventLoopSlices` (performance.now and setImmediate).
+   */
+  slices?: SliceScheduler;
+  /** After every change to the mempool's contents (metrics). */
+  onMempoolChanged?(): void;
+  /** A transaction refused at admission, with the code (metrics). */
+  onAdmissionRefused?(code: string): void;
+}
+
+export class NodeCore {
+  readonly chain: Chain;
+  readonly mempool: Mempool;
+  readonly driver: ConsensusDriver;
+  /** Transactions from RPC and gossip: bounded, signatures checked by the verifier, in slices. */
+  readonly admission: AdmissionQueue;
+  private readonly logger: Logger;
+
+  constructor(private readonly opts: NodeCoreOptions) {
+    this.chain = opts.chain;
+    this.mempool = opts.mempool;
+    this.logger = opts.logger;
+    const verifier = opts.verifier ?? new InThreadVerifier();
+    this.admission = new AdmissionQueue(
+      verifier,
+      {
+        cheapRefusal: (env) =>
+          this.mempool.cheapRefusal(env, this.chain.state, this.chain.params, this.nextContext()),
+        admit: (env) => this.addToMempool(env, true),
+      },
+      opts.admission,
+      opts.slices ?? clockSlices(opts.clock ?? systemClock),
+    );
+    this.driver = new ConsensusDriver({
+      chain: opts.chain,
+      host: this.driverHost(),
+      verifyPool: verifier,
+      validator: opts.validator,
+      privvalPath: opts.privvalPath,
+      ...(opts.privvalStorage ? { privvalStorage: opts.privvalStorage } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      blockTimeMs: opts.blockTimeMs,
+      ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+      logger: opts.logger.child('consensus'),
+    });
+  }
+
+  /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */
+  submit(env: TxEnvelope): { replaced: boolean } {
+    const result = this.admit(env);
+    this.driver.announceTx(env);
+    return result;
+  }
+
+  /** Admits one transaction at once (signature checked here); throws a ValidationError saying why not. */
+  admit(env: TxEnvelope): { replaced: boolean } {
+    try {
+      return this.addToMempool(env, false);
+    } catch (err) {
+      if (err instanceof ValidationError) this.opts.onAdmissionRefused?.(err.code);
+      throw err;
+    }
+  }
+
+  /**
+   * Admits many transactions through the admission queue and gossips those admitted; each gets
+   * its result or its ValidationError, in order. Rejects with AdmissionBusy, admitting nothing,
+   * when the queue is full.
+   */
+  async submitMany(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
+    const results = await this.admitQueued(envs);
+    results.forEach((r, i) => {
+      if (!(r instanceof ValidationError)) this.driver.announceTx(envs[i]!);
+    });
+    return results;
+  }
+
+  /** Through the admission queue (RPC and gossip alike); refusals counted once, here. */
+  private async admitQueued(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
+    const results = await this.admission.submit(envs);
+    for (const r of results) if (r instanceof ValidationError) this.opts.onAdmissionRefused?.(r.code);
+    return results;
+  }
+
+  /** Stops taking transactions and stops the driver. */
+  async stop(): Promise<void> {
+    this.admission.stop();
+    await this.driver.stop();
+  }
+
+  /** The context the next block starts from, which admission checks transactions against. */
+  private nextContext(): BlockContext {
+    const head = this.chain.head.header;
+    return {
+      chainId: this.chain.genesis.chainId,
+      height: head.height + 1n,
+      time: head.time + 1n,
+      proposer: head.proposer,
+      prevHash: this.chain.head.hash,
+      prevBeacon: head.beacon,
+    };
+  }
+
+  private addToMempool(env: TxEnvelope, signatureChecked: boolean): { replaced: boolean } {
+    const result = this.mempool.add(
+      env,
+      this.chain.state,
+      this.chain.params,
+      this.nextContext(),
+      signatureChecked,
+    );
+    this.opts.onMempoolChanged?.();
+    return result;
+  }
+
+  private driverHost(): DriverHost {
+    return {
+      proposalCandidates: () => this.mempool.ordered(this.chain.state),
+      isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
+      onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
+      onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
+      admitTx: (env: TxEnvelope) => {
+        this.admit(env);
+      },
+      admitTxs: (envs: readonly TxEnvelope[]) => this.admitQueued(envs),
+    };
+  }
+
+  /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
+  private dropRejected(rejected: Rejected[]): void {
+    this.mempool.prune([], rejected, this.chain.state, this.chain.height + 1n);
+    this.opts.onMempoolChanged?.();
+  }
+
+  private pruneAfter(committed: CommittedBlock): void {
+    this.mempool.prune(committed.envelopes, [], this.chain.state, committed.block.header.height + 1n);
+    this.opts.onMempoolChanged?.();
+    if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
+      this.logger.info('committed block', {
+        height: committed.block.header.height,
+        txs: committed.envelopes.length,
+        hash: toHex(committed.hash).slice(0, 16),
+      });
+    }
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * The simulator's network: the node's `Network` interface (p2p/types.ts) between the nodes of one
+ * process, on the virtual clock. Every link has a latency drawn from the run's latency profile
+ * plus jitter (so messages overtake each other), loses messages with the run's loss rate, and is
+ * cut by partitions and by crashes. Gossip reaches every reachable peer directly (a full mesh, no
+ * relaying), so a message lost on a link is lost for that peer until the sender gossips again,
+ * which is what the driver's re-gossip and sync are for. Requests (status, block ranges) take a
+ * round trip and fail if the link is down when they are sent or answered.
+ */
+import type { SimRng } from '@unc/core';
+import type { ChainStatus, GossipTopic, Network, NetworkHandlers, PeerInfo } from '../p2p/types.js';
+import type { VirtualClock } from './virtual-clock.js';
+
+/** One-way latency between two nodes, by where they are. */
+export interface LatencyProfile {
+  name: string;
+  /** Regions the nodes are spread over, round-robin by index. */
+  regions: number;
+  /** Base one-way latency within a region and between regions, ms. */
+  localMs: number;
+  remoteMs: number;
+  /** Uniform extra delay in [0, jitterMs) per message. */
+  jitterMs: number;
+}
+
+export const LATENCY_PROFILES: Record<'lan' | 'wan50' | 'continents', LatencyProfile> = {
+  lan: { name: 'LAN', regions: 1, localMs: 1, remoteMs: 1, jitterMs: 1 },
+  wan50: { name: '50 ms', regions: 1, localMs: 50, remoteMs: 50, jitterMs: 10 },
+  continents: { name: '200 ms across continents', regions: 3, localMs: 10, remoteMs: 200, jitterMs: 40 },
+};
+
+/** Rewrites what a (Byzantine) node sends: each returned message goes to every peer. */
+export type Outgoing = (topic: GossipTopic, data: Uint8Array) => Uint8Array[];
+
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  dropped: number;
+}
+
+const REQUEST_TIMEOUT_MS = 2_000;
+
+export class SimNetwork {
+  private readonly members = new Map<string, SimPeerNetwork>();
+  private readonly index = new Map<string, number>();
+  /** Partition groups: nodes in different groups cannot reach each other. Null: no partition. */
+  private groups: Map<string, number> | null = null;
+  loss = 0;
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0 };
+
+  constructor(
+    readonly clock: VirtualClock,
+    private readonly rng: SimRng,
+    public profile: LatencyProfile,
+    ids: readonly string[],
+  ) {
+    ids.forEach((id, i) => this.index.set(id, i));
+  }
+
+  /** A node (re)starting: it and every peer it can reach hear of the connection. */
+  attach(id: string, handlers: NetworkHandlers, outgoing?: Outgoing): SimPeerNetwork {
+    if (this.members.has(id)) throw new Error(`${id} is already attached`);
+    const net = new SimPeerNetwork(this, id, handlers, outgoing);
+    this.members.set(id, net);
+    for (const other of this.members.values()) {
+      if (other !== net && this.reachable(id, other.peerId)) this.connect(id, other.peerId);
+    }
+    return net;
+  }
+
+  /** A node crashing: gone at once, with whatever was in flight to it. */
+  detach(id: string): void {
+    const net = this.members.get(id);
+    if (net) net.down = true;
+    this.members.delete(id);
+  }
+
+  /** Splits the nodes into groups that cannot reach each other; null heals. */
+  partition(groups: string[][] | null): void {
+    const before = this.groups;
+    if (groups === null) this.groups = null;
+    else {
+      this.groups = new Map();
+      groups.forEach((g, i) => {
+        for (const id of g) this.groups!.set(id, i);
+      });
+    }
+    // Links that came back up reconnect, as a transport would redial.
+    const ids = [...this.members.keys()];
+    for (const a of ids)
+      for (const b of ids) if (a < b && this.reachable(a, b) && !sameGroup(before, a, b)) this.connect(a, b);
+  }
+
+  reachable(a: string, b: string): boolean {
+    if (!this.members.has(a) || !this.members.has(b)) return false;
+    return sameGroup(this.groups, a, b);
+  }
+
+  member(id: string): SimPeerNetwork | undefined {
+    return this.members.get(id);
+  }
+
+  peersOf(id: string): string[] {
+    return [...this.members.keys()].filter((p) => p !== id && this.reachable(id, p));
+  }
+
+  /** One-way delay of a message from `a` to `b`. */
+  delay(a: string, b: string): number {
+    const p = this.profile;
+    const ra = (this.index.get(a) ?? 0) % p.regions;
+    const rb = (this.index.get(b) ?? 0) % p.regions;
+    return (ra === rb ? p.localMs : p.remoteMs) + this.rng.next() * p.jitterMs;
+  }
+
+  send(from: string, to: string, topic: GossipTopic, data: Uint8Array): void {
+    this.stats.sent++;
+    if (!this.reachable(from, to) || (this.loss > 0 && this.rng.chance(this.loss))) {
+      this.stats.dropped++;
+      return;
+    }
+    const target = this.members.get(to)!;
+    this.clock.schedule(this.delay(from, to), () => {
+      // The link may have gone down while the message was on it.
+      if (target.down || !this.reachable(from, to)) {
+        this.stats.dropped++;
+        return;
+      }
+      this.stats.delivered++;
+      target.deliver(topic, data, from);
+    });
+  }
+
+  /** A request's round trip: rejects if the link is down at either end of it. */
+  request<T>(from: string, to: string, answer: (peer: SimPeerNetwork) => T | Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (!this.reachable(from, to)) {
+        reject(new Error(`peer ${to} is not reachable`));
+        return;
+      }
+      const target = this.members.get(to)!;
+      this.clock.schedule(this.delay(from, to), () => {
+        if (target.down || !this.reachable(from, to)) {
+          this.clock.schedule(REQUEST_TIMEOUT_MS, () => reject(new Error(`request to ${to} timed out`)));
+          return;
+        }
+        Promise.resolve()
+          .then(() => answer(target))
+          .then(
+            (value) =>
+              this.clock.schedule(this.delay(to, from), () => {
+                if (this.reachable(from, to)) resolve(value);
+                else reject(new Error(`peer ${to} went away`));
+              }),
+            (err: Error) => this.clock.schedule(this.delay(to, from), () => reject(err)),
+          );
+      });
+    });
+  }
+
+  private connect(a: string, b: string): void {
+    this.members.get(a)?.connected(b);
+    this.members.get(b)?.connected(a);
+  }
+}
+
+function sameGroup(groups: Map<string, number> | null, a: string, b: string): boolean {
+  if (!groups) return true;
+  return groups.get(a) === groups.get(b);
+}
+
+export class SimPeerNetwork implements Network {
+  readonly listenAddrs: string[];
+  readonly penalties: { peer: string; reason: string }[] = [];
+  down = false;
+  private readonly listeners = new Set<(peer: string) => void>();
+
+  constructor(
+    private readonly hub: SimNetwork,
+    readonly peerId: string,
+    private readonly handlers: NetworkHandlers,
+    private readonly outgoing?: Outgoing,
+  ) {
+    this.listenAddrs = [`/sim/${peerId}`];
+  }
+
+  connected(peer: string): void {
+    if (this.down) return;
+    for (const l of this.listeners) l(peer);
+  }
+
+  deliver(topic: GossipTopic, data: Uint8Array, from: string): void {
+    if (this.down) return;
+    void Promise.resolve(this.handlers.onGossip(topic, data, from)).then((verdict) => {
+      if (verdict === 'reject') this.penalize(from, `rejected ${topic}`);
+    });
+  }
+
+  async publish(topic: GossipTopic, data: Uint8Array): Promise<void> {
+    if (this.down) return;
+    const messages = this.outgoing ? this.outgoing(topic, data) : [data];
+    for (const peer of this.hub.peersOf(this.peerId))
+      for (const m of messages) this.hub.send(this.peerId, peer, topic, m);
+  }
+
+  peers(): PeerInfo[] {
+    if (this.down) return [];
+    return this.hub.peersOf(this.peerId).map((id) => ({ id, addrs: [`/sim/${id}`], status: null, score: 0 }));
+  }
+
+  requestStatus(peer: string): Promise<ChainStatus> {
+    return this.hub.request(this.peerId, peer, (p) => p.handlers.status());
+  }
+
+  requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
+    return this.hub.request(this.peerId, peer, (p) => p.handlers.blocks(from, to));
+  }
+
+  penalize(peer: string, reason: string): void {
+    if (this.penalties.length < 1_000) this.penalties.push({ peer, reason });
+  }
+
+  onPeerConnected(listener: (peer: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async stop(): Promise<void> {
+    this.hub.detach(this.peerId);
+  }
+}

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import {
+  type BlockContext,
+  DEFAULT_PARAMS,
+  encode,
+  envelopeFromBytes,
+  envelopeFromSigned,
+  genesisStateWrites,
+  MemoryState,
+  minimumFee,
+  parseGenesis,
+  signedTransactionCodec,
+  signTransaction,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
+import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
+import { devGenesisJson, devKey } from '../src/dev.js';
+import { Mempool } from '../src/mempool.js';
+import { VerifyPool } from '../src/verify-pool.js';
+
+const genesis = parseGenesis(devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
+const state = new MemoryState();
+state.apply(genesisStateWrites(genesis));
+const next: BlockContext = {
+  chainId: genesis.chainId,
+  height: 1n,
+  time: genesis.genesisTime + 1000n,
+  proposer: genesis.validators[0]!.publicKey,
+  prevHash: new Uint8Array(32),
+  prevBeacon: new Uint8Array(32),
+};
+
+function tx(from: number, nonce: bigint): TxEnvelope {
+  const k = devKey(from);
+  const base = {
+    chainId: genesis.chainId,
+    signer: k.publicKey,
+    nonce,
+    expiresAt: 100n,
+    actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: 1n, memo: new Uint8Array(0) }],
+    fee: 0n,
+  };
+  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+  return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) }, k.seed));
+}
+
+function forged(env: TxEnvelope): TxEnvelope {
+  const bytes = Uint8Array.from(env.bytes);
+  bytes[bytes.length - 1]! ^= 1;
+  return envelopeFromBytes(bytes);
+}
+
+function setup(opts: { maxQueued?: number; sliceMs?: number } = {}) {
+  const mempool = new Mempool();
+  const checked: string[] = [];
+  const queue = new AdmissionQueue(
+    pool,
+    {
+      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      admit: (env) => {
+        checked.push(Buffer.from(env.hash).toString('hex'));
+        return mempool.add(env, state, DEFAULT_PARAMS, next, true);
+      },
+    },
+    opts,
+  );
+  return { mempool, queue, checked };
+}
+
+const pool = new VerifyPool({ threads: 2, batchSize: 8 });
+after(() => pool.close());
+
+describe('AdmissionQueue', () => {
+  test('admits in order, each transaction with its own result', async () => {
+    const { mempool, queue } = setup();
+    const envs = Array.from({ length: 20 }, (_, i) => tx(i % 4, BigInt(Math.floor(i / 4))));
+    const results = await queue.submit(envs);
+    assert.equal(results.length, 20);
+    for (const r of results) assert.deepEqual(r, { replaced: false });
+    assert.equal(mempool.size, 20);
+    assert.equal(queue.queued, 0);
+    mempool.checkInvariants();
+  });
+
+  test('a forged signature is refused (BAD_SIGNATURE) and never reaches the mempool', async () => {
+    const { mempool, queue, checked } = setup();
+    const good = tx(1, 0n);
+    const bad = forged(tx(2, 0n));
+    const [a, b] = await queue.submit([good, bad]);
+    assert.deepEqual(a, { replaced: false });
+    assert.ok(b instanceof ValidationError && b.code === 'BAD_SIGNATURE');
+    assert.equal(mempool.size, 1);
+    assert.equal(checked.length, 1);
+  });
+
+  test('duplicates and used nonces are refused before any signature is checked', async () => {
+    const { queue } = setup();
+    const env = tx(1, 0n);
+    await queue.submit([env]);
+    const before = pool.queued('admission');
+    // A copy of a pending transaction with a forged signature: refused as DUPLICATE, cheaply.
+    const [dup] = await queue.submit([forged(env)]);
+    assert.ok(dup instanceof ValidationError && dup.code === 'DUPLICATE');
+    assert.equal(before, 0);
+  });
+
+  test('a full queue refuses a whole batch at once with BUSY, admitting nothing of it', async () => {
+    const { mempool, queue } = setup({ maxQueued: 10 });
+    const first = queue.submit(Array.from({ length: 8 }, (_, i) => tx(i, 0n)));
+    await assert.rejects(
+      queue.submit([tx(8, 0n), tx(9, 0n), tx(10, 0n)]),
+      (err: unknown) => err instanceof AdmissionBusy && err.code === 'BUSY' && err.retryAfterMs > 0,
+    );
+    await first;
+    assert.equal(mempool.size, 8);
+    // Once drained, it takes batches again.
+    assert.equal((await queue.submit([tx(8, 0n)])).length, 1);
+  });
+
+  test('admission yields to the event loop between slices', async () => {
+    // Slices of 0 ms: one transaction per turn of the event loop. A message that arrives while a
+    // large batch is being admitted (a vote, a proposal) runs before the batch is done.
+    const { queue } = setup({ sliceMs: 0 });
+    const envs = Array.from({ length: 60 }, (_, i) => tx(i % 6, BigInt(Math.floor(i / 6))));
+    let done = false;
+    const batch = queue.submit(envs).then(() => {
+      done = true;
+    });
+    let ranDuring = 0;
+    const ticker = setInterval(() => {
+      if (!done) ranDuring++;
+    }, 0);
+    await batch;
+    clearInterval(ticker);
+    assert.ok(ranDuring > 0, 'a timer ran while the batch was being admitted');
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * A block's signatures checked on worker threads before it executes: the transactions' own and the
+ * chip answers of its heartbeats. Execution skips only what a worker found valid; a forged
+ * signature still fails in order, with the same error as without the pre-check.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import {
+  type Action,
+  addressFromPublicKey,
+  type BlockContext,
+  BlockExecutor,
+  challengesAsOf,
+  chipClass,
+  DEV_SOFT_VENDOR,
+  devSoftChipId,
+  ed25519PublicKey,
+  ed25519Sign,
+  encode,
+  envelopeFromBytes,
+  envelopeFromSigned,
+  epochOf,
+  executeBlock,
+  genesisStateWrites,
+  getChip,
+  getPociParams,
+  getRecentHash,
+  type HeartbeatAnswer,
+  heartbeatChallenge,
+  heartbeatSignatureChecks,
+  MemoryState,
+  minimumFee,
+  registrationMessage,
+  sha256,
+  signedTransactionCodec,
+  signTransaction,
+  type TxEnvelope,
+  utf8,
+  ValidationError,
+} from '@unc/core';
+import { BlockPreverifier } from '../../src/consensus/block-preverify.js';
+import { DEV_MODELS, devGenesis, devKey, devValidator } from '../../src/dev.js';
+import { VerifyPool } from '../../src/verify-pool.js';
+
+type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
+const key = (name: string): Key => {
+  const seed = sha256(utf8(name));
+  const publicKey = ed25519PublicKey(seed);
+  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+};
+
+const genesis = devGenesis({ time: new Date('2026-01-01T00:00:00Z'), epochBlocks: 10 });
+const owner = devKey(9);
+
+class Chain {
+  readonly state = new MemoryState();
+  height = 0n;
+  time = genesis.genesisTime;
+  constructor() {
+    this.state.apply(genesisStateWrites(genesis));
+  }
+  hashOf(h: bigint): Uint8Array {
+    return sha256(utf8(`block ${h}`));
+  }
+  beaconOf(h: bigint): Uint8Array {
+    return sha256(utf8(`beacon ${h}`));
+  }
+  head() {
+    return { height: this.height, hash: this.hashOf(this.height), beacon: this.beaconOf(this.height) };
+  }
+  next(): BlockContext {
+    return {
+      chainId: genesis.chainId,
+      height: this.height + 1n,
+      time: this.time + 1000n,
+      proposer: devValidator().publicKey,
+      prevHash: this.hashOf(this.height),
+      prevBeacon: this.beaconOf(this.height),
+    };
+  }
+  block(txs: TxEnvelope[] = []): void {
+    const ex = new BlockExecutor(this.state, this.next());
+    for (const t of txs) ex.apply(t);
+    this.state.apply(ex.finish().overlay.changes());
+    this.height = ex.ctx.height;
+    this.time = ex.ctx.time;
+  }
+}
+
+function tx(from: Key, nonce: bigint, actions: Action[]): TxEnvelope {
+  const base = { chainId: genesis.chainId, signer: from.publicKey, nonce, expiresAt: 500n, actions, fee: 0n };
+  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+  const fee = minimumFee(genesis.params, size, actions.length);
+  return envelopeFromSigned(signTransaction({ ...base, fee }, from.seed));
+}
+
+/** A registered dev chip and a heartbeat answering one of its open slots on the next block. */
+function chainWithAnswer(): { chain: Chain; answer: HeartbeatAnswer } {
+  const chain = new Chain();
+  chain.block();
+  const chip = key('dev chip for the pre-verify tests');
+  const message = registrationMessage(genesis.chainId, owner.address, chain.hashOf(chain.height));
+  chain.block([
+    tx(owner, 0n, [
+      {
+        type: 'registerChip',
+        anchorHeight: chain.height,
+        evidence: {
+          type: 'dev-soft',
+          vendorId: DEV_SOFT_VENDOR,
+          publicKey: chip.publicKey,
+          modelId: DEV_MODELS[0]!.modelId,
+          signature: ed25519Sign(chip.seed, message),
+        },
+      },
+    ]),
+  ]);
+  const chipId = devSoftChipId(chip.publicKey);
+  const p = getPociParams(chain.state);
+  for (let i = 0; i < 200; i++) {
+    chain.block();
+    const next = chain.height + 1n;
+    const epoch = epochOf(next, p);
+    if (epoch < getChip(chain.state, chipId)!.firstEpoch) continue;
+    const heights = challengesAsOf(chain.state, epoch, chipClass(chipId, p), chain.head(), p);
+    const slot = heights.findIndex((h) => h < next && next <= h + p.answerWindowBlocks);
+    if (slot < 0) continue;
+    const slotHash = getRecentHash(chain.state, heights[slot]!) ?? chain.hashOf(heights[slot]!);
+    const signature = ed25519Sign(chip.seed, heartbeatChallenge(genesis.chainId, chipId, slotHash));
+    return { chain, answer: { chipId, epoch, slot, evidence: { type: 'dev-soft', signature } } };
+  }
+  throw new Error('no open slot found');
+}
+
+const pool = new VerifyPool({ threads: 2, batchSize: 4 });
+after(() => pool.close());
+
+describe('block pre-verification', () => {
+  test('gathers the chip answer with the message execution will check', () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const checks = heartbeatSignatureChecks(chain.state, genesis.chainId, hb, chain.head());
+    assert.equal(checks.length, 1);
+    assert.deepEqual(checks[0]!.signature, (answer.evidence as { signature: Uint8Array }).signature);
+  });
+
+  test('the transaction and answer signatures are checked on the pool; execution skips exactly those', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const transfer = tx(devKey(1), 0n, [
+      { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+    ]);
+    const pre = new BlockPreverifier(pool);
+    const envs = pre.decode({ txs: [hb.bytes, transfer.bytes] })!;
+    assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 3);
+    assert.ok(envs.every((e) => pre.isTxVerified(e)));
+    // Nothing left to check the second time.
+    assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 0);
+    const run = () =>
+      executeBlock(chain.state, envs, chain.next(), {
+        isSignatureVerified: () => true,
+        isEd25519Verified: pre.isEd25519Verified,
+      });
+    assert.equal(run().results.length, 2);
+  });
+
+  test('a forged answer or transaction signature fails exactly as it does without the pre-check', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const bad = Uint8Array.from((answer.evidence as { signature: Uint8Array }).signature);
+    bad[5]! ^= 1;
+    const forgedAnswer = tx(owner, 1n, [
+      { type: 'heartbeat', answers: [{ ...answer, evidence: { type: 'dev-soft', signature: bad } }] },
+    ]);
+    const transfer = tx(devKey(1), 0n, [
+      { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+    ]);
+    const forgedTx = Uint8Array.from(transfer.bytes);
+    forgedTx[forgedTx.length - 2]! ^= 1;
+    for (const block of [[forgedAnswer.bytes], [forgedTx]]) {
+      const pre = new BlockPreverifier(pool);
+      const envs = pre.decode({ txs: block })!;
+      await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      const codeOf = (opts: Parameters<typeof executeBlock>[3]) => {
+        try {
+          executeBlock(chain.state, envs, chain.next(), opts);
+          return null;
+        } catch (err) {
+          assert.ok(err instanceof ValidationError);
+          return err.code;
+        }
+      };
+      const withPre = codeOf({
+        isSignatureVerified: (h) => envs.some((e) => Buffer.compare(e.hash, h) === 0 && pre.isTxVerified(e)),
+        isEd25519Verified: pre.isEd25519Verified,
+      });
+      const without = codeOf({});
+      assert.ok(withPre !== null);
+      assert.equal(withPre, without);
+    }
+  });
+
+  test('a malformed transaction makes the block undecodable, not a crash', () => {
+    const pre = new BlockPreverifier(pool);
+    assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
+    assert.ok(envelopeFromBytes);
+  });
+});

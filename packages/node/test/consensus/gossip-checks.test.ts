@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  blockHash,
+  consensusEvidenceCodec,
+  defaultVerify,
+  duplicateVoteEvidence,
+  encode,
+  signProposal,
+  signVote,
+  ValidatorSet,
+  type Vote,
+} from '@unc/core';
+import {
+  checkEvidenceGossip,
+  checkProposalGossip,
+  checkVoteGossip,
+  decodeTxBatch,
+  type GossipView,
+  proposalEnvelopeProblem,
+} from '../../src/consensus/gossip-checks.js';
+import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import { devKey, devValidatorKey } from '../../src/dev.js';
+
+const CHAIN = 'unc-dev-1';
+const members = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+const outsider = devKey(5);
+const view: GossipView = {
+  chainId: CHAIN,
+  headHeight: 4n,
+  validators: new ValidatorSet(members.map((m) => ({ publicKey: m.publicKey, power: 1n }))),
+  verify: defaultVerify,
+};
+
+function vote(
+  key: { seed: Uint8Array; publicKey: Uint8Array },
+  height: bigint,
+  blockHash: Uint8Array | null = null,
+): Vote {
+  return signVote(
+    CHAIN,
+    { type: 'prevote', height, round: 0, blockHash, validator: key.publicKey },
+    key.seed,
+  );
+}
+const wire = (v: Vote) => encode(voteMessageCodec, { vote: v, sentAt: 1n });
+
+test('votes: malformed, outsider or forged are rejected; stale ignored; the next height delivered; later ones kept', () => {
+  assert.deepEqual(checkVoteGossip(new Uint8Array([1, 2, 3]), view), { verdict: 'reject' });
+  assert.deepEqual(checkVoteGossip(wire(vote(outsider, 5n)), view), { verdict: 'reject' });
+  const forged = { ...vote(members[1]!, 5n), validator: members[2]!.publicKey };
+  assert.deepEqual(checkVoteGossip(wire(forged), view), { verdict: 'reject' });
+  assert.deepEqual(checkVoteGossip(wire(vote(members[1]!, 4n)), view), { verdict: 'ignore' });
+  const next = checkVoteGossip(wire(vote(members[1]!, 5n)), view);
+  assert.equal(next.verdict, 'accept');
+  assert.ok('deliver' in next && next.deliver.height === 5n);
+  // A later height: kept for after a sync, but not forwarded (its validator set is not known yet).
+  const later = checkVoteGossip(wire(vote(members[1]!, 9n)), view);
+  assert.equal(later.verdict, 'ignore');
+  assert.ok('buffer' in later);
+  // ... unless it cannot be from a validator at all: then it is not even kept.
+  assert.deepEqual(checkVoteGossip(wire(vote(outsider, 9n)), view), { verdict: 'ignore' });
+});
+
+test('proposals: a block that is not the one signed, or from an outsider, is rejected', () => {
+  const header = {
+    chainId: CHAIN,
+    height: 5n,
+    time: 1n,
+    prevHash: new Uint8Array(32),
+    stateRoot: new Uint8Array(32),
+    txRoot: new Uint8Array(32),
+    proposer: members[0]!.publicKey,
+    beacon: new Uint8Array(32),
+    vrfProof: new Uint8Array(0),
+    lastCommitHash: new Uint8Array(32),
+  };
+  const block = {
+    header,
+    txs: [],
+    commit: { height: 4n, round: 0, blockHash: new Uint8Array(32), signatures: [] },
+  };
+  const lastCommit = block.commit;
+  const proposal = (key: { seed: Uint8Array; publicKey: Uint8Array }, hash: Uint8Array) =>
+    signProposal(
+      CHAIN,
+      { height: 5n, round: 0, polRound: -1, blockHash: hash, proposer: key.publicKey },
+      key.seed,
+    );
+  const msg = (p: ReturnType<typeof proposal>) =>
+    encode(proposalMessageCodec, { proposal: p, block, lastCommit, sentAt: 1n });
+  const good = checkProposalGossip(msg(proposal(members[0]!, blockHash(header))), view);
+  assert.equal(good.verdict, 'accept');
+  assert.deepEqual(checkProposalGossip(msg(proposal(members[0]!, new Uint8Array(32).fill(9))), view), {
+    verdict: 'reject',
+  });
+  assert.deepEqual(checkProposalGossip(msg(proposal(outsider, blockHash(header))), view), {
+    verdict: 'reject',
+  });
+  assert.deepEqual(checkProposalGossip(new Uint8Array(40), view), { verdict: 'reject' });
+  // The block a fresh proposal carries is its proposer's own, and not from the future.
+  const p = proposal(members[1]!, blockHash(header));
+  const m = { proposal: p, block, lastCommit, sentAt: 1n };
+  assert.match(proposalEnvelopeProblem(p, m, 0, 5_000) ?? '', /built by its proposer/);
+  const own = proposal(members[0]!, blockHash(header));
+  assert.equal(proposalEnvelopeProblem(own, { ...m, proposal: own }, 0, 5_000), null);
+  assert.match(
+    proposalEnvelopeProblem(
+      own,
+      { ...m, proposal: own, block: { ...block, header: { ...header, time: 10_000n } } },
+      0,
+      5_000,
+    ) ?? '',
+    /future/,
+  );
+});
+
+test('tx batches: one malformed entry rejects the whole message before anything is admitted', () => {
+  assert.equal(decodeTxBatch(new Uint8Array([9])), null);
+  assert.equal(decodeTxBatch(encode(txBatchCodec, [new Uint8Array([1, 2, 3])])), null);
+  assert.deepEqual(decodeTxBatch(encode(txBatchCodec, [])), []);
+});
+
+test('evidence: malformed is rejected; evidence the current set cannot confirm is ignored; real evidence delivered', () => {
+  assert.deepEqual(checkEvidenceGossip(new Uint8Array([7, 7]), view), { verdict: 'reject' });
+  const a = vote(members[2]!, 5n, null);
+  const b = vote(members[2]!, 5n, new Uint8Array(32).fill(1));
+  const evidence = duplicateVoteEvidence(CHAIN, a, b);
+  const checked = checkEvidenceGossip(encode(consensusEvidenceCodec, evidence), view);
+  assert.equal(checked.verdict, 'accept');
+  const other = { ...view, validators: new ValidatorSet([{ publicKey: outsider.publicKey, power: 1n }]) };
+  assert.deepEqual(checkEvidenceGossip(encode(consensusEvidenceCodec, evidence), other), {
+    verdict: 'ignore',
+  });
+});
