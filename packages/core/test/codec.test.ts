@@ -133,3 +133,47 @@ describe('canonical codec', () => {
     );
   });
 });
+
+describe('encode reuses one writer', () => {
+  test('nested encodes, a throwing codec and returned buffers never share or corrupt bytes', () => {
+    // encode() keeps one scratch writer; a codec that encodes inside its write, or throws half way,
+    // must leave every returned array intact and every later encoding exact.
+    const inner: Codec<Uint8Array> = {
+      name: 'inner',
+      write: (w, v) => w.raw(v),
+      read: () => new Uint8Array(),
+    };
+    const nested: Codec<Uint8Array> = {
+      name: 'nested',
+      write: (w, v) => {
+        w.u8(0xaa);
+        const a = encode(inner, v);
+        const b = encode(inner, Uint8Array.of(...v, 1));
+        w.raw(a);
+        w.raw(b);
+        w.u8(0xbb);
+      },
+      read: () => new Uint8Array(),
+    };
+    const throwing: Codec<number> = {
+      name: 'throwing',
+      write: (w, v) => {
+        w.raw(new Uint8Array(v).fill(0xff));
+        throw new Error('half way');
+      },
+      read: () => 0,
+    };
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 70_000 }), (v, n) => {
+        const first = encode(inner, v);
+        const copy = Uint8Array.from(first);
+        assert.throws(() => encode(throwing, n));
+        const out = encode(nested, v);
+        assert.deepEqual(out, Uint8Array.of(0xaa, ...v, ...v, 1, 0xbb));
+        assert.deepEqual(encode(inner, Uint8Array.of(5)), Uint8Array.of(5));
+        assert.deepEqual(first, copy, 'a returned array is never written again');
+      }),
+      { numRuns: 50 },
+    );
+  });
+});

@@ -42,6 +42,7 @@ import {
   slaSplit,
   type TxEnvelope,
   type TxEvent,
+  transferMessage,
   txEventCodec,
   utf8,
   ValidationError,
@@ -643,10 +644,10 @@ describe('market: leases', () => {
     checkInvariants(chain);
   });
 
-  test('attack: a lease pays nothing for a period without a decided slot while its chip has not proven itself', () => {
-    // The provider re-registers the leased chip: the fresh record has answered nothing and is not
-    // challenged before the next epoch, so the rest of this epoch has no decided slot. By the miss
-    // rule alone it is "online" and the old settlement paid that period in full.
+  test('attack: a leased chip deregistered and registered again does not carry its lease onto the fresh record', () => {
+    // The provider re-registers the leased chip within an epoch. Left to the next epoch start, the
+    // lease ran on over the fresh record, which answered nothing yet and forgot the old record's
+    // misses; the deregistration now settles and closes the lease in its own transaction.
     const chain = setup();
     const p = getPociParams(chain.state);
     const offerId = createOffer(chain, [idA]);
@@ -655,38 +656,82 @@ describe('market: leases', () => {
     // The chip answers nothing in epoch X, so nothing of X holds its re-registration back.
     chain.skip = (chip, e) => chip === chipA && e === X;
     const leaseId = openLease(chain, offerId, 3); // opens in the first block of epoch X
-    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    const events = chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    assert.equal(find(events, 'leaseClosed').reason, 'chipUnavailable');
+    const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed, 'closed by the deregistration itself');
+    assert.equal(l.paid + l.refunded, l.deposited);
+    assert.equal(getChipMarket(chain.state, idA).leaseId, null, 'the chip is free');
     registerAgain(chain, chipA, provider);
     assert.equal(epochOf(chain.height, p), X, 'registered again within epoch X');
     assert.equal(hasProvenOnline(getChip(chain.state, idA)!), false);
-    const seen = chain.blockEvents.length;
-    chain.blocksUntil((X + 1n) * p.epochBlocks + 1n); // epoch X + 1's first block settles X
-    const settled = chain.blockEvents
-      .slice(seen)
-      .filter((e): e is Extract<TxEvent, { type: 'leaseSettled' }> => e.type === 'leaseSettled');
-    assert.equal(settled.length, 1);
-    const s = settled[0]!;
-    assert.equal(s.answered + s.missed, 0, 'no decided slot in the period');
-    assert.ok(s.cost > 0n);
-    assert.equal(s.paid, 0n, 'an unproven chip is not paid');
-    assert.equal(s.refunded, s.cost);
-    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'the lease runs on');
-    // Once the chip has answered again, its answered slots are paid as before.
+    const paid = l.paid;
     untilProven(chain, [idA]);
     chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks + 1n);
-    assert.ok(lease(chain, leaseId).paid > 0n, 'paid again once proven');
+    assert.equal(lease(chain, leaseId).paid, paid, 'the old lease pays nothing for the fresh record');
+    // The fresh record, once proven, is rented by a lease of its own.
+    const again = openLease(chain, offerId, 1, 0n, idA);
+    assert.deepEqual(lease(chain, again).chipId, idA);
     checkInvariants(chain);
   });
 
-  test('a deregistered chip ends its lease at the next epoch end, refunding the time it could not serve', () => {
+  test('attack: a sold chip does not keep paying its seller for the lease it served', () => {
+    // The provider sells a leased chip. The buyer's chip keeps answering its challenges; left to the
+    // next epoch start, the seller was paid for those answers as if it still served the lease.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 3);
+    chain.blocksUntil(chain.height + 5n);
+    let events: TxEvent[] | null = null;
+    for (let i = 0; i < 60 && !events; i++) {
+      const anchor = chain.height;
+      const tx = chain.tx(provider, [
+        {
+          type: 'transferChip',
+          chipId: idA,
+          newOwner: other.address,
+          anchorHeight: anchor,
+          consent: {
+            type: 'dev-soft',
+            signature: ed25519Sign(
+              chipA.seed,
+              transferMessage(CHAIN, idA, other.address, chain.hashOf(anchor)),
+            ),
+          },
+        },
+      ]);
+      const refusal = chain.try(tx);
+      if (refusal) {
+        assert.equal(refusal.code, 'CHIP_REWARDS_PENDING', refusal.message);
+        chain.block();
+      } else events = chain.block([tx]);
+    }
+    assert.ok(events, 'the chip could not be transferred');
+    assert.deepEqual(getChip(chain.state, idA)!.owner, other.address);
+    assert.equal(find(events, 'leaseClosed').reason, 'chipUnavailable');
+    const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed, 'closed by the transfer itself');
+    const { paid } = l;
+    const earnings = getProviderRecord(chain.state, provider.address).earnings;
+    const answeredBefore = getChip(chain.state, idA)!.slotsAnswered;
+    // The chip answers on for its buyer across the next epoch start: the seller earns nothing more.
+    chain.blocksUntil((epochOf(chain.height, p) + 2n) * p.epochBlocks + 1n);
+    assert.ok(getChip(chain.state, idA)!.slotsAnswered > answeredBefore, 'the sold chip kept answering');
+    assert.equal(lease(chain, leaseId).paid, paid);
+    assert.equal(getProviderRecord(chain.state, provider.address).earnings, earnings);
+    checkInvariants(chain);
+  });
+
+  test('a deregistered chip ends its lease at once, refunding the time it could not serve', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA]);
     const leaseId = openLease(chain, offerId, 3);
     chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
-    const p = getPociParams(chain.state);
-    chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks + 1n);
     const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed);
     assert.equal(l.closedReason, 'chipUnavailable');
+    assert.equal(l.closedHeight, chain.height, 'closed in the block of the deregistration');
     checkInvariants(chain);
   });
 

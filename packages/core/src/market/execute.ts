@@ -609,6 +609,23 @@ export function applyDispute(
 }
 
 /**
+ * The chip of a lease left its provider (transferChip) or stopped being a chip (deregisterChip): the
+ * lease is settled and closed in that same transaction ('chipUnavailable'). Left to the next epoch
+ * start, the settlement would pay the provider for challenges answered by a chip it had sold (the
+ * buyer's), and a chip deregistered and registered again within the epoch kept its lease on a
+ * fresh record whose earlier misses no longer count. O(1).
+ */
+export function endLeaseOfChip(state: StateOverlay, ctx: MarketContext, chipId: Uint8Array): MarketEvent[] {
+  const { leaseId } = getChipMarket(state, chipId);
+  if (!leaseId) return [];
+  const lease = getLease(state, leaseId);
+  if (!lease || lease.status === LeaseStatus.closed) return [];
+  const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), challengeLookup(state));
+  if (lease.status !== LeaseStatus.closed) events.push(closeLease(state, lease, ctx, 'chipUnavailable'));
+  return events;
+}
+
+/**
  * Block-start bookkeeping: at the first block of each epoch, settle every active lease (and close
  * those that are over). O(active leases) once per epoch; nothing on other blocks.
  */

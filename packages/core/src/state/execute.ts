@@ -31,6 +31,7 @@ import {
   applyTopUpLease,
   applyUpdateOfferTls,
   beginBlockMarket,
+  endLeaseOfChip,
 } from '../market/execute.js';
 import type { MarketEvent } from '../market/settle.js';
 import { getOffer } from '../market/state.js';
@@ -236,10 +237,15 @@ function applyAction(
       return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action), ctx.height);
     case 'heartbeat':
       return applyHeartbeat(state, ctx, action);
-    case 'transferChip':
-      return indexChipEvents(state, applyTransferChip(state, ctx, sender, action), ctx.height);
-    case 'deregisterChip':
-      return indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action), ctx.height);
+    // A chip that leaves its owner ends its lease at once (market/execute.ts endLeaseOfChip).
+    case 'transferChip': {
+      const events = indexChipEvents(state, applyTransferChip(state, ctx, sender, action), ctx.height);
+      return [...events, ...endLeaseOfChip(state, ctx, action.chipId)];
+    }
+    case 'deregisterChip': {
+      const events = indexChipEvents(state, applyDeregisterChip(state, ctx, sender, action), ctx.height);
+      return [...events, ...endLeaseOfChip(state, ctx, action.chipId)];
+    }
     case 'claimRewards':
       return applyClaimRewards(state, ctx, action);
     case 'evidence':

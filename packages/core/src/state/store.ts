@@ -39,12 +39,16 @@ export class StateOverlay implements StateReader {
   private lookup(id: string, key: Uint8Array): Uint8Array | undefined {
     const w = this.pending.get(id);
     if (w) return w.value ?? undefined;
+    // Only the exact classes take the shortcut: a subclass may override `get` (a cache, a recorder
+    // of reads for proofs), and skipping its `get` would read past it.
     const base = this.base;
-    if (base instanceof StateOverlay) {
-      base.reads++;
-      return base.lookup(id, key);
+    const proto = Object.getPrototypeOf(base);
+    if (proto === StateOverlay.prototype) {
+      const overlay = base as StateOverlay;
+      overlay.reads++;
+      return overlay.lookup(id, key);
     }
-    if (base instanceof MemoryState) return base.getById(id);
+    if (proto === MemoryState.prototype) return (base as MemoryState).getById(id);
     return base.get(key);
   }
 
