@@ -4,7 +4,7 @@
  * A prefix is resolved against what the node lists; two matches are an error naming both.
  */
 import { UncError } from '@unc/core';
-import type { ChipJson, UncClient } from '@unc/sdk';
+import type { UncClient } from '@unc/sdk';
 import type { Context } from './context.js';
 
 export type IdKind = 'chip' | 'offer' | 'lease';
@@ -59,18 +59,25 @@ export function pickByPrefix(
 }
 
 /**
- * The ids a prefix is resolved against, from list methods the node already serves: every chip it
- * lists, the open offers with their chips and leases, and the offers and leases of the keys in this
+ * The ids a prefix is resolved against, from list methods the node already serves: every chip on
+ * chain (one page of unc_listChips from just below the prefix), the open offers with their leases, and the offers and leases of the keys in this
  * keyring (as provider or renter). A lease of somebody else on a closed offer needs its full id.
  */
-async function candidates(client: UncClient, kind: IdKind, addresses: string[]): Promise<Set<string>> {
+async function candidates(
+  client: UncClient,
+  kind: IdKind,
+  prefix: string,
+  addresses: string[],
+): Promise<Set<string>> {
   const ids = new Set<string>();
-  const open = await client.getOffers();
   if (kind === 'chip') {
-    for (const c of await client.call<ChipJson[]>('unc_getChips')) ids.add(c.chipId);
-    for (const o of open) for (const c of o.chips) ids.add(c.chipId);
+    // Chips are listed in id order from a cursor: the page that starts just below the prefix holds
+    // every chip the prefix names first, so one request searches all chips, however many there are.
+    const page = await client.listChips({ cursor: chipCursorBefore(prefix), limit: SHOWN + 1 });
+    for (const c of page.chips) if (c.chipId.startsWith(prefix)) ids.add(c.chipId);
     return ids;
   }
+  const open = await client.getOffers();
   if (kind === 'offer') {
     for (const o of open) ids.add(o.id);
     for (const provider of addresses)
@@ -85,8 +92,17 @@ async function candidates(client: UncClient, kind: IdKind, addresses: string[]):
   return ids;
 }
 
+/**
+ * The cursor of unc_listChips after which the ids starting with `prefix` come: the prefix padded
+ * with zeros, less one (null, the start of the list, for a prefix of zeros).
+ */
+export function chipCursorBefore(prefix: string): string | null {
+  const first = BigInt(`0x${prefix.padEnd(64, '0')}`);
+  return first === 0n ? null : (first - 1n).toString(16).padStart(64, '0');
+}
+
 const SEARCHED: Record<IdKind, string> = {
-  chip: 'the chips the node lists',
+  chip: 'every chip on chain',
   offer: `the open offers and those of the first ${MAX_KEYS} keys in the keyring`,
   lease: `the open offers' leases and the leases of the first ${MAX_KEYS} keys in the keyring`,
 };
@@ -99,6 +115,6 @@ export async function resolveId(ctx: Context, kind: IdKind, text: string): Promi
   // at MAX_KEYS (a full id always works).
   const keys = kind === 'chip' ? [] : ctx.keyring().list().slice(0, MAX_KEYS);
   const addresses = keys.map((k) => k.address);
-  const found = await candidates(ctx.client(), kind, addresses);
+  const found = await candidates(ctx.client(), kind, parsed.prefix, addresses);
   return pickByPrefix(parsed.prefix, found, kind, SEARCHED[kind]);
 }

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { devHints } from '../src/commands/dev.js';
 import { checkLease } from '../src/commands/market.js';
 import { Context, DEFAULT_NODE, resolveAddress } from '../src/context.js';
-import { MIN_PREFIX, parseId, pickByPrefix } from '../src/ids.js';
+import { chipCursorBefore, MIN_PREFIX, parseId, pickByPrefix } from '../src/ids.js';
 import { Keyring } from '../src/keyring.js';
 import { checkBalance, confirm, confirmationLines } from '../src/send.js';
 import { CLI_VERSION } from '../src/version.js';
@@ -185,6 +185,29 @@ describe('id prefixes', () => {
         },
       ),
     );
+  });
+});
+
+describe('chip prefixes over every chip', () => {
+  test('property: the page after chipCursorBefore(prefix) starts with every id the prefix names', () => {
+    const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(hex64, { minLength: 1, maxLength: 40 }),
+        fc.nat(),
+        fc.integer({ min: MIN_PREFIX, max: 63 }),
+        (all, i, len) => {
+          const prefix = all[i % all.length]!.slice(0, len);
+          const cursor = chipCursorBefore(prefix);
+          // What unc_listChips returns after the cursor, in id order.
+          const after = [...all].sort().filter((id) => cursor === null || id > cursor);
+          const matching = all.filter((id) => id.startsWith(prefix)).sort();
+          assert.deepEqual(after.slice(0, matching.length), matching);
+        },
+      ),
+    );
+    assert.equal(chipCursorBefore('000000'), null);
+    assert.equal(chipCursorBefore('000001'), `000000${'f'.repeat(58)}`);
   });
 });
 

@@ -69,9 +69,18 @@ export function heartbeatSignatureChecks(
   return out;
 }
 
-/** What identifies a check: all three parts (a signature alone vouches for nothing). */
+/**
+ * What identifies a check: all three parts (a signature alone vouches for nothing), each after its
+ * length, so that no other split of the same bytes (a longer key, a shorter signature) can name a
+ * check that passed.
+ */
 export function ed25519CheckKey(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
-  return toHex(sha256(publicKey, signature, message));
+  const lengths = new Uint8Array(12);
+  const view = new DataView(lengths.buffer);
+  view.setUint32(0, publicKey.length);
+  view.setUint32(4, signature.length);
+  view.setUint32(8, message.length);
+  return toHex(sha256(lengths, publicKey, signature, message));
 }
 
 /**
