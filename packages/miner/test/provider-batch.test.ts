@@ -311,7 +311,12 @@ describe('provider batches with a dev-soft chip', () => {
 });
 
 describe('provider batches count against the limits like their jobs', () => {
-  async function setup(opts: { concurrency: number; maxQueued: number; maxJobsPerRenter: number }) {
+  async function setup(opts: {
+    concurrency: number;
+    maxQueued: number;
+    maxJobsPerRenter: number;
+    maxGroupMs?: number;
+  }) {
     const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-bl');
     const renterSeed = new Uint8Array(randomBytes(32));
     const leaseId = toHex(randomBytes(32));
@@ -340,13 +345,31 @@ describe('provider batches count against the limits like their jobs', () => {
       renterSeed,
       allowHttp: true,
     });
+    // A second renter with its own lease on the same chip.
+    const otherSeed = new Uint8Array(randomBytes(32));
+    const otherLease = toHex(randomBytes(32));
+    leases.leases.set(otherLease, {
+      id: otherLease,
+      chipId: toHex(await signer.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(otherSeed)),
+      status: 'active',
+    });
+    const other = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId: otherLease,
+      renterSeed: otherSeed,
+      allowHttp: true,
+    });
     return {
       provider,
       client,
+      other,
       leases,
       leaseId,
       async stop() {
         client.close();
+        other.close();
         await provider.stop();
         await dir.remove();
       },
@@ -399,6 +422,34 @@ describe('provider batches count against the limits like their jobs', () => {
         (await s.client.runOcrBatch([image, image, image, image], s.provider.ocrModelHash)).jobs.length,
         4,
       );
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("a group of a batch gives its runner up past its budget: another renter's job does not wait for all of it", async () => {
+    // One runner; the batch's 8 jobs are one group. Every job passes the (zero) budget, so the
+    // group lets the waiting job of the other renter run before its next job. It used to hold
+    // the runner for all 8 jobs (8 job time limits with slow jobs) while the other renter waited.
+    const s = await setup({ concurrency: 1, maxQueued: 16, maxJobsPerRenter: 16, maxGroupMs: 0 });
+    try {
+      const order: string[] = [];
+      const batch = s.client
+        .runOcrBatch(Array(8).fill(image), s.provider.ocrModelHash)
+        .then((r) => (order.push('batch'), r));
+      await until(() => busy(s.provider));
+      const alone = await s.other.runOcr(image, s.provider.ocrModelHash);
+      order.push('alone');
+      assert.equal(alone.job.status, 'done');
+      const done = await batch;
+      assert.deepEqual(order, ['alone', 'batch']);
+      // Every job of the batch still ran and is proven against the one receipt.
+      assert.deepEqual(
+        done.jobs.map((j) => j.status),
+        Array(8).fill('done'),
+      );
+      assert.equal(s.provider.health().queue.queued, 0);
+      assert.equal(s.provider.health().queue.running, 0);
     } finally {
       await s.stop();
     }

@@ -72,4 +72,38 @@ describe('provider job queue', () => {
       { numRuns: 150 },
     );
   });
+
+  test('a task that takes its turn lets a waiting task run first and keeps its places', async () => {
+    const q = new JobQueue(1, 8);
+    const order: string[] = [];
+    let stepTwo: () => void = () => undefined;
+    const group = q.admit(
+      async () => {
+        order.push('a1');
+        await new Promise<void>((r) => {
+          stepTwo = r;
+        });
+        await q.turn('a');
+        order.push('a2');
+      },
+      'a',
+      4,
+    );
+    const alone = q.admit(async () => {
+      order.push('b');
+    }, 'b');
+    assert.equal(q.running, 1);
+    assert.equal(q.queued, 4);
+    stepTwo();
+    await Promise.all([group, alone]);
+    assert.deepEqual(order, ['a1', 'b', 'a2']);
+    // Every place is given back, and nothing runs or waits.
+    assert.equal(q.running, 0);
+    assert.equal(q.queued, 0);
+    // With nobody waiting, taking a turn does not stop the task.
+    await q.admit(async () => {
+      await q.turn('c');
+      assert.equal(q.running, 1);
+    }, 'c');
+  });
 });
