@@ -316,6 +316,7 @@ describe('provider batches count against the limits like their jobs', () => {
     maxQueued: number;
     maxJobsPerRenter: number;
     maxGroupMs?: number;
+    maxOutputBytes?: number;
   }) {
     const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-bl');
     const renterSeed = new Uint8Array(randomBytes(32));
@@ -450,6 +451,30 @@ describe('provider batches count against the limits like their jobs', () => {
       );
       assert.equal(s.provider.health().queue.queued, 0);
       assert.equal(s.provider.health().queue.running, 0);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("a batch's outputs together stay within what one answer may hold; the jobs past it fail, proven", async () => {
+    // Each affine job returns 8 bytes; 20 bytes hold two jobs' outputs, not three. A batch of
+    // jobs near the limit used to answer with the limit times its jobs.
+    const s = await setup({ concurrency: 2, maxQueued: 8, maxJobsPerRenter: 8, maxOutputBytes: 20 });
+    try {
+      const { modelHash } = await s.client.uploadModel(affineModel());
+      const alone = await s.client.runJob(modelHash, x([1, 2, 3, 4]));
+      assert.equal(alone.job.status, 'done');
+      const { jobs } = await s.client.runBatch(modelHash, [
+        x([1, 0, 0, 0]),
+        x([0, 1, 0, 0]),
+        x([0, 0, 1, 0]),
+      ]);
+      assert.deepEqual(
+        jobs.map((j) => j.status),
+        ['done', 'done', 'failed'],
+      );
+      assert.equal(jobs[2]!.code, 'OUTPUT_TOO_LARGE');
+      assert.equal(jobs[2]!.outputs, undefined);
     } finally {
       await s.stop();
     }

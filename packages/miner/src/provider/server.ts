@@ -259,6 +259,7 @@ export class ProviderServer {
   private keptBytes = 0;
   private readonly jobTimeoutMs: number;
   private readonly maxGroupMs: number;
+  private readonly maxOutputBytes: number;
   private readonly jobMemoryBytes: number;
   private ocrHash: Uint8Array | null = null;
   private server: Server | HttpsServer | null = null;
@@ -282,6 +283,7 @@ export class ProviderServer {
     this.maxBatchJobs = Math.min(opts.maxBatchJobs ?? 64, MAX_BATCH_JOBS);
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 60_000;
     this.maxGroupMs = opts.maxGroupMs ?? this.jobTimeoutMs;
+    this.maxOutputBytes = opts.maxOutputBytes ?? opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.jobMemoryBytes = opts.jobMemoryBytes ?? 4 * 1024 ** 3;
     this.sandbox = new JobSandbox({
       workers: concurrency,
@@ -291,7 +293,7 @@ export class ProviderServer {
       memoryBytes: this.jobMemoryBytes,
       heapMb: 1024,
       maxSessions: 16,
-      maxOutputBytes: opts.maxOutputBytes ?? opts.maxBodyBytes ?? 16 * 1024 * 1024,
+      maxOutputBytes: this.maxOutputBytes,
       logger: this.logger,
     });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -1019,6 +1021,24 @@ export class ProviderServer {
           }),
       ),
     );
+    // One answer holds no more outputs than a job alone may return: a batch of jobs each near the
+    // limit would otherwise answer with that many times it (held in memory here, and past what
+    // the renter's client reads: an answer paid for and thrown away). The jobs past it fail, in
+    // their order, so the receipt is the same whatever order the groups ended in.
+    let outputBytes = 0;
+    for (const r of results) {
+      if (!r.outcome) continue;
+      const n = r.outcome.outputs
+        ? r.outcome.outputs.reduce((sum, t) => sum + t.data.length, 0)
+        : Buffer.byteLength(JSON.stringify(r.outcome.ocr ?? []));
+      if (outputBytes + n <= this.maxOutputBytes) {
+        outputBytes += n;
+        continue;
+      }
+      delete r.outcome;
+      r.code = 'OUTPUT_TOO_LARGE';
+      r.error = "the batch's outputs together pass what one answer may hold here; send fewer jobs at once";
+    }
     for (const [i, r] of results.entries())
       if (!r.outcome && r.code !== 'LEASE_NOT_ACTIVE')
         this.logger.debug('batch job failed', { batch: batchIdHex, index: i, code: r.code });
