@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEV_SOFT_VENDOR, ed25519PublicKey, fromHex, toHex, utf8 } from '@unc/core';
 import { silentLogger } from '@unc/node';
@@ -368,6 +370,7 @@ describe('provider batches count against the limits like their jobs', () => {
       other,
       leases,
       leaseId,
+      modelDir: dir.path,
       async stop() {
         client.close();
         other.close();
@@ -475,6 +478,23 @@ describe('provider batches count against the limits like their jobs', () => {
       );
       assert.equal(jobs[2]!.code, 'OUTPUT_TOO_LARGE');
       assert.equal(jobs[2]!.outputs, undefined);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a model removed from disk by hand is checked and stored again by its next upload', async () => {
+    const s = await setup({ concurrency: 1, maxQueued: 4, maxJobsPerRenter: 4 });
+    try {
+      const { modelHash } = await s.client.uploadModel(affineModel());
+      // A job makes the store remember the model is there.
+      await s.client.runBatch(modelHash, [x([1, 2, 3, 4])]);
+      const file = join(s.modelDir, `${modelHash}.onnx`);
+      rmSync(file);
+      // The upload used to be thrown away ("already stored") while the file stayed gone.
+      const again = await s.client.uploadModel(affineModel());
+      assert.equal(again.stored, true);
+      assert.ok(existsSync(file));
     } finally {
       await s.stop();
     }

@@ -714,7 +714,7 @@ export class ProviderServer {
     renter: string,
   ): Promise<{ modelHash: string; size: number; stored: boolean }> {
     if (size === 0) throw new HttpError(400, 'BAD_MODEL', 'the body must be the ONNX model bytes');
-    if (!(await this.store.has(hash))) {
+    if (!(await this.store.onDisk(hash))) {
       try {
         // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
         // Through the job queue, in the renter's turn, like a job.
