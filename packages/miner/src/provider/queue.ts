@@ -102,6 +102,8 @@ export class JobQueue {
       const left = (this.runningOf.get(key) ?? 1) - 1;
       if (left > 0) this.runningOf.set(key, left);
       else this.runningOf.delete(key);
+      // It has just had its turn: keys that started since it began go first, not after it.
+      this.lastStart.set(key, ++this.tick);
       this.next();
     });
   }
