@@ -438,9 +438,10 @@ describe('provider batches count against the limits like their jobs', () => {
     const s = await setup({ concurrency: 1, maxQueued: 16, maxJobsPerRenter: 16, maxGroupMs: 0 });
     try {
       const order: string[] = [];
-      const batch = s.client
-        .runOcrBatch(Array(8).fill(image), s.provider.ocrModelHash)
-        .then((r) => (order.push('batch'), r));
+      const batch = s.client.runOcrBatch(Array(8).fill(image), s.provider.ocrModelHash).then((r) => {
+        order.push('batch');
+        return r;
+      });
       await until(() => busy(s.provider));
       const alone = await s.other.runOcr(image, s.provider.ocrModelHash);
       order.push('alone');
