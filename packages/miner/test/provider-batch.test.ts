@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEV_SOFT_VENDOR, ed25519PublicKey, fromHex, toHex, utf8 } from '@unc/core';
 import { silentLogger } from '@unc/node';
@@ -311,7 +313,13 @@ describe('provider batches with a dev-soft chip', () => {
 });
 
 describe('provider batches count against the limits like their jobs', () => {
-  async function setup(opts: { concurrency: number; maxQueued: number; maxJobsPerRenter: number }) {
+  async function setup(opts: {
+    concurrency: number;
+    maxQueued: number;
+    maxJobsPerRenter: number;
+    maxGroupMs?: number;
+    maxOutputBytes?: number;
+  }) {
     const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-bl');
     const renterSeed = new Uint8Array(randomBytes(32));
     const leaseId = toHex(randomBytes(32));
@@ -340,13 +348,32 @@ describe('provider batches count against the limits like their jobs', () => {
       renterSeed,
       allowHttp: true,
     });
+    // A second renter with its own lease on the same chip.
+    const otherSeed = new Uint8Array(randomBytes(32));
+    const otherLease = toHex(randomBytes(32));
+    leases.leases.set(otherLease, {
+      id: otherLease,
+      chipId: toHex(await signer.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(otherSeed)),
+      status: 'active',
+    });
+    const other = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId: otherLease,
+      renterSeed: otherSeed,
+      allowHttp: true,
+    });
     return {
       provider,
       client,
+      other,
       leases,
       leaseId,
+      modelDir: dir.path,
       async stop() {
         client.close();
+        other.close();
         await provider.stop();
         await dir.remove();
       },
@@ -399,6 +426,76 @@ describe('provider batches count against the limits like their jobs', () => {
         (await s.client.runOcrBatch([image, image, image, image], s.provider.ocrModelHash)).jobs.length,
         4,
       );
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("a group of a batch gives its runner up past its budget: another renter's job does not wait for all of it", async () => {
+    // One runner; the batch's 8 jobs are one group. Every job passes the (zero) budget, so the
+    // group lets the waiting job of the other renter run before its next job. It used to hold
+    // the runner for all 8 jobs (8 job time limits with slow jobs) while the other renter waited.
+    const s = await setup({ concurrency: 1, maxQueued: 16, maxJobsPerRenter: 16, maxGroupMs: 0 });
+    try {
+      const order: string[] = [];
+      const batch = s.client.runOcrBatch(Array(8).fill(image), s.provider.ocrModelHash).then((r) => {
+        order.push('batch');
+        return r;
+      });
+      await until(() => busy(s.provider));
+      const alone = await s.other.runOcr(image, s.provider.ocrModelHash);
+      order.push('alone');
+      assert.equal(alone.job.status, 'done');
+      const done = await batch;
+      assert.deepEqual(order, ['alone', 'batch']);
+      // Every job of the batch still ran and is proven against the one receipt.
+      assert.deepEqual(
+        done.jobs.map((j) => j.status),
+        Array(8).fill('done'),
+      );
+      assert.equal(s.provider.health().queue.queued, 0);
+      assert.equal(s.provider.health().queue.running, 0);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("a batch's outputs together stay within what one answer may hold; the jobs past it fail, proven", async () => {
+    // Each affine job returns 8 bytes; 20 bytes hold two jobs' outputs, not three. A batch of
+    // jobs near the limit used to answer with the limit times its jobs.
+    const s = await setup({ concurrency: 2, maxQueued: 8, maxJobsPerRenter: 8, maxOutputBytes: 20 });
+    try {
+      const { modelHash } = await s.client.uploadModel(affineModel());
+      const alone = await s.client.runJob(modelHash, x([1, 2, 3, 4]));
+      assert.equal(alone.job.status, 'done');
+      const { jobs } = await s.client.runBatch(modelHash, [
+        x([1, 0, 0, 0]),
+        x([0, 1, 0, 0]),
+        x([0, 0, 1, 0]),
+      ]);
+      assert.deepEqual(
+        jobs.map((j) => j.status),
+        ['done', 'done', 'failed'],
+      );
+      assert.equal(jobs[2]!.code, 'OUTPUT_TOO_LARGE');
+      assert.equal(jobs[2]!.outputs, undefined);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a model removed from disk by hand is checked and stored again by its next upload', async () => {
+    const s = await setup({ concurrency: 1, maxQueued: 4, maxJobsPerRenter: 4 });
+    try {
+      const { modelHash } = await s.client.uploadModel(affineModel());
+      // A job makes the store remember the model is there.
+      await s.client.runBatch(modelHash, [x([1, 2, 3, 4])]);
+      const file = join(s.modelDir, `${modelHash}.onnx`);
+      rmSync(file);
+      // The upload used to be thrown away ("already stored") while the file stayed gone.
+      const again = await s.client.uploadModel(affineModel());
+      assert.equal(again.stored, true);
+      assert.ok(existsSync(file));
     } finally {
       await s.stop();
     }

@@ -72,4 +72,74 @@ describe('provider job queue', () => {
       { numRuns: 150 },
     );
   });
+
+  test('a task that takes its turn lets a waiting task run first and keeps its places', async () => {
+    const q = new JobQueue(1, 8);
+    const order: string[] = [];
+    let stepTwo: () => void = () => undefined;
+    const group = q.admit(
+      async () => {
+        order.push('a1');
+        await new Promise<void>((r) => {
+          stepTwo = r;
+        });
+        await q.turn('a');
+        order.push('a2');
+      },
+      'a',
+      4,
+    );
+    const alone = q.admit(async () => {
+      order.push('b');
+    }, 'b');
+    assert.equal(q.running, 1);
+    assert.equal(q.queued, 4);
+    stepTwo();
+    await Promise.all([group, alone]);
+    assert.deepEqual(order, ['a1', 'b', 'a2']);
+    // Every place is given back, and nothing runs or waits.
+    assert.equal(q.running, 0);
+    assert.equal(q.queued, 0);
+    // With nobody waiting, taking a turn does not stop the task.
+    await q.admit(async () => {
+      await q.turn('c');
+      assert.equal(q.running, 1);
+    }, 'c');
+  });
+
+  test('a task taking its turn goes behind keys that started since it began', async () => {
+    const q = new JobQueue(2, 8);
+    const order: string[] = [];
+    const gate = () => {
+      let open: () => void = () => undefined;
+      const p = new Promise<void>((r) => {
+        open = r;
+      });
+      return { p, open };
+    };
+    const groupStep = gate();
+    const firstB = gate();
+    const group = q.admit(
+      async () => {
+        await groupStep.p;
+        await q.turn('a');
+        order.push('a resumes');
+      },
+      'a',
+      4,
+    );
+    // b started after a's group began, and has another job waiting.
+    const b1 = q.admit(async () => {
+      await firstB.p;
+    }, 'b');
+    const b2 = q.admit(async () => {
+      order.push('b2');
+    }, 'b');
+    groupStep.open();
+    await new Promise((r) => setTimeout(r, 10));
+    firstB.open();
+    await Promise.all([group, b1, b2]);
+    // Without the group's turn counting as a start it would resume first: its start is older.
+    assert.deepEqual(order, ['b2', 'a resumes']);
+  });
 });

@@ -111,6 +111,15 @@ describe('job sandbox groups (the jobs of a batch in one job process)', () => {
       // A fresh process took the killed one's place.
       const again = await sandbox.runMany('b'.repeat(64), affine, [x]);
       assert.ok(again[0]!.ok);
+      // Past its budget a group starts no more jobs (the first always runs): the answer holds
+      // the jobs that ran, the caller queues the rest.
+      const budgeted = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 0);
+      assert.deepEqual(
+        budgeted.map((s) => s.ok),
+        [true],
+      );
+      const roomy = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 60_000);
+      assert.equal(roomy.length, 3);
     } finally {
       await sandbox.stop();
       await dir.remove();

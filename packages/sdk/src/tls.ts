@@ -162,13 +162,31 @@ export async function sendRequest(url: URL, req: SentRequest): Promise<{ status:
   // the server read a byte. The request is sent again on the next connection (each stale one is
   // destroyed by its error, so a fresh one comes at the latest after the pool's idle ones): the
   // same signed bytes, so the provider's replay check still lets it run at most once.
+  let broken: Error | null = null;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await sendOnce(url, req);
+      const res = await sendOnce(url, req);
+      // A reset can also come after the server read the request (it stopped or crashed while
+      // serving it): the re-sent bytes are then refused as a replay. What happened is the broken
+      // connection, a request left without an answer (a dispute's case), not a replay by the caller.
+      if (broken && res.status === 409 && isReplayAnswer(res.body)) throw broken;
+      return res;
     } catch (err) {
       if (!(err instanceof StaleConnectionError)) throw err;
       if (attempt >= MAX_STALE_RETRIES) throw err.reason;
+      broken = err.reason;
     }
+  }
+}
+
+/** A provider's answer refusing a nonce it has seen (AUTH_REPLAY, docs/jobs.md). */
+function isReplayAnswer(body: Buffer): boolean {
+  try {
+    return (
+      (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } }).error?.code === 'AUTH_REPLAY'
+    );
+  } catch {
+    return false;
   }
 }
 

@@ -45,6 +45,45 @@ async function startServer(): Promise<{ child: ChildProcess; url: URL }> {
   return { child, url: new URL(`http://127.0.0.1:${line.toString().trim()}/`) };
 }
 
+/**
+ * A server that answers its first request, reads the second whole and drops its connection
+ * without an answer (as a provider that stops while serving it), and refuses bytes it has seen
+ * before as a replay, as a provider's nonce check does.
+ */
+async function startDroppingServer(): Promise<{ child: ChildProcess; url: URL }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `let n = 0;
+       const seen = new Set();
+       const s = require('node:net').createServer((sock) => {
+         let buf = '';
+         sock.on('data', (d) => {
+           buf += d.toString('latin1');
+           const end = buf.indexOf('\\r\\n\\r\\n');
+           if (end < 0) return;
+           const len = Number(/content-length: *(\\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+           if (buf.length < end + 4 + len) return;
+           const body = buf.slice(end + 4, end + 4 + len);
+           buf = buf.slice(end + 4 + len);
+           const answer = (status, text) =>
+             sock.write('HTTP/1.1 ' + status + '\\r\\ncontent-length: ' + text.length + '\\r\\n\\r\\n' + text);
+           if (seen.has(body)) return answer('409 Conflict', '{"error":{"code":"AUTH_REPLAY","message":"replay"}}');
+           seen.add(body);
+           if (++n === 2) return setTimeout(() => sock.destroy(), 50);
+           answer('200 OK', String(n));
+         });
+         sock.on('error', () => {});
+       });
+       s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { child, url: new URL(`http://127.0.0.1:${line.toString().trim()}/`) };
+}
+
 const busy = (ms: number) => {
   const until = Date.now() + ms;
   while (Date.now() < until);
@@ -63,6 +102,30 @@ describe('keep-alive', () => {
       assert.equal(again.status, 200);
       // Answered exactly once more: the failed attempt never reached the server's handler.
       assert.equal(again.body.toString(), '2');
+    } finally {
+      agent.destroy();
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('a request whose connection broke after the server read it fails as unanswered, not as a replay', async () => {
+    const { child, url } = await startDroppingServer();
+    const agent = plainHttpAgent();
+    try {
+      const req = (b: number) => ({
+        method: 'POST',
+        headers: {},
+        body: new Uint8Array([b]),
+        agent,
+        timeoutMs: 10_000,
+      });
+      assert.equal((await sendRequest(url, req(1))).body.toString(), '1');
+      // The server has the request, then drops the connection: the re-sent bytes are a replay to
+      // it. The caller is told its request got no answer (it was answered 409 AUTH_REPLAY).
+      await assert.rejects(
+        sendRequest(url, req(2)),
+        (e: Error & { code?: string }) => e.code === 'ECONNRESET',
+      );
     } finally {
       agent.destroy();
       child.kill('SIGKILL');

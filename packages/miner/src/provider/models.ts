@@ -11,7 +11,8 @@ export class ModelStore {
   /**
    * Models seen on disk. The store never deletes a model, so a model found once is there for good:
    * a job for it need not ask the file system again (a stat per job was a tenth of a tiny job's
-   * cost). Bounded by what the disk holds; a file removed by hand fails its next load instead.
+   * cost). Bounded by what the disk holds; a file removed by hand fails its next load instead, and
+   * its next upload looks at the disk itself (onDisk), so it is checked and stored again.
    */
   private readonly present = new Set<string>();
 
@@ -40,10 +41,19 @@ export class ModelStore {
     }
   }
 
+  /**
+   * Whether the model's file is on disk now, asked of the file system (for uploads: the cache of
+   * `has` would call a model removed by hand there, and its upload would be thrown away).
+   */
+  async onDisk(hashHex: string): Promise<boolean> {
+    this.present.delete(hashHex);
+    return this.has(hashHex);
+  }
+
   /** Stores the bytes; `stored` is false when the same model was already there. */
   async put(model: Uint8Array): Promise<{ hash: string; stored: boolean }> {
     const hash = toHex(contentHash(model));
-    if (await this.has(hash)) return { hash, stored: false };
+    if (await this.onDisk(hash)) return { hash, stored: false };
     const tmp = join(this.dir, `.${hash}.${randomBytes(6).toString('hex')}.tmp`);
     try {
       await writeFile(tmp, model);
@@ -66,7 +76,7 @@ export class ModelStore {
    */
   async commit(tmp: string, hashHex: string): Promise<{ stored: boolean }> {
     const dest = this.pathOf(hashHex);
-    if (await this.has(hashHex)) {
+    if (await this.onDisk(hashHex)) {
       await rm(tmp, { force: true });
       return { stored: false };
     }

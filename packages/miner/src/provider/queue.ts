@@ -80,6 +80,34 @@ export class JobQueue {
     });
   }
 
+  /**
+   * Called by a running task of `key` between two of its jobs (a group of a batch): when another
+   * task waits, gives its runner up, keeping its places, and resolves when it is this key's turn
+   * again; otherwise resolves at once. A group of slow jobs thus holds a runner for about one job,
+   * not for all its jobs, while other renters wait.
+   */
+  turn(key = ''): Promise<void> {
+    if (this.waiting.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const resume = () => {
+        this.active++;
+        this.lastStart.set(key, ++this.tick);
+        this.runningOf.set(key, (this.runningOf.get(key) ?? 0) + 1);
+        resolve();
+      };
+      const q = this.waiting.get(key);
+      if (q) q.push(resume);
+      else this.waiting.set(key, [resume]);
+      this.active--;
+      const left = (this.runningOf.get(key) ?? 1) - 1;
+      if (left > 0) this.runningOf.set(key, left);
+      else this.runningOf.delete(key);
+      // It has just had its turn: keys that started since it began go first, not after it.
+      this.lastStart.set(key, ++this.tick);
+      this.next();
+    });
+  }
+
   /** Starts the oldest waiting task of the key whose last start is the oldest. */
   private next(): void {
     let key: string | null = null;

@@ -32,9 +32,13 @@ export type SandboxRequest =
   | { id: number; op: 'check'; hash: string; path: string }
   | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
   | { id: number; op: 'ocr'; image: Uint8Array }
-  /** Several runs of one model, one after the other; each answers with a 'part' as it ends. */
-  | { id: number; op: 'runMany'; hash: string; path: string; inputs: RawTensor[][] }
-  | { id: number; op: 'ocrMany'; images: Uint8Array[] };
+  /**
+   * Several runs of one model, one after the other; each answers with a 'part' as it ends. No job
+   * after the first starts once `budgetMs` have passed since the first began: the ones left are
+   * not answered and go back to the provider's queue.
+   */
+  | { id: number; op: 'runMany'; hash: string; path: string; inputs: RawTensor[][]; budgetMs?: number }
+  | { id: number; op: 'ocrMany'; images: Uint8Array[]; budgetMs?: number };
 
 /** A request before the sandbox gives it an id. */
 export type SandboxCall = {

@@ -102,9 +102,18 @@ function ocrEngine(): Promise<OcrEngine> {
  * Runs the jobs of a runMany/ocrMany request one after the other and answers each as it ends:
  * the provider restarts its time limit on every part, so each job has the limit of a job alone.
  */
-async function eachPart<T>(id: number, jobs: T[], run: (job: T) => Promise<unknown>): Promise<void> {
+async function eachPart<T>(
+  id: number,
+  jobs: T[],
+  budgetMs: number | undefined,
+  run: (job: T) => Promise<unknown>,
+): Promise<void> {
+  const began = performance.now();
   for (const [index, job] of jobs.entries()) {
     const start = performance.now();
+    // Past its budget a group stops here, so it holds this process (and the provider's runner)
+    // about one job's time limit, not that limit times its jobs: other renters get their turn.
+    if (index > 0 && budgetMs !== undefined && start - began >= budgetMs) return;
     try {
       const result = await run(job);
       send({ op: 'part', id, index, durationMs: Math.round(performance.now() - start), ok: true, result });
@@ -153,12 +162,12 @@ async function handle(req: SandboxRequest): Promise<unknown> {
       return runOnce(await loadChecked(req.hash, req.path), req.inputs);
     case 'runMany': {
       const session = await loadChecked(req.hash, req.path);
-      await eachPart(req.id, req.inputs, (inputs) => runOnce(session, inputs));
+      await eachPart(req.id, req.inputs, req.budgetMs, (inputs) => runOnce(session, inputs));
       return undefined;
     }
     case 'ocrMany': {
       const engine = await ocrEngine();
-      await eachPart(req.id, req.images, (image) => engine.recognise(image));
+      await eachPart(req.id, req.images, req.budgetMs, (image) => engine.recognise(image));
       return undefined;
     }
     case 'ocr':

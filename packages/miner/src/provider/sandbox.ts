@@ -171,9 +171,20 @@ export class JobSandbox {
    * (a message to a job process and its wake-up cost more than a tiny model's run). Each job keeps
    * the time limit of a job alone: the clock restarts as each one ends. When a job's process is
    * killed (time, memory, crash) that job gets the reason and the ones after it JOB_ABORTED.
+   * With `budgetMs`, no job after the first starts once that long has passed: the answer then
+   * holds only the jobs that ran, in order (at least one), and the caller queues the rest again.
    */
-  async runMany(hash: string, path: string, inputs: RawTensor[][]): Promise<JobSettled<RawTensor[]>[]> {
-    const settled = await this.requestMany({ op: 'runMany', hash, path, inputs }, inputs.length, hash);
+  async runMany(
+    hash: string,
+    path: string,
+    inputs: RawTensor[][],
+    budgetMs?: number,
+  ): Promise<JobSettled<RawTensor[]>[]> {
+    const settled = await this.requestMany(
+      { op: 'runMany', hash, path, inputs, ...(budgetMs === undefined ? {} : { budgetMs }) },
+      inputs.length,
+      hash,
+    );
     return settled.map((s) => {
       if (s.ok && (s.value as RawTensor[]).reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
         return {
@@ -186,8 +197,11 @@ export class JobSandbox {
   }
 
   /** OCR of several images in one job process (see runMany). */
-  async ocrMany(images: Uint8Array[]): Promise<JobSettled<OcrLine[]>[]> {
-    return (await this.requestMany({ op: 'ocrMany', images }, images.length)) as JobSettled<OcrLine[]>[];
+  async ocrMany(images: Uint8Array[], budgetMs?: number): Promise<JobSettled<OcrLine[]>[]> {
+    return (await this.requestMany(
+      { op: 'ocrMany', images, ...(budgetMs === undefined ? {} : { budgetMs }) },
+      images.length,
+    )) as JobSettled<OcrLine[]>[];
   }
 
   get busy(): number {
@@ -412,6 +426,8 @@ export class JobSandbox {
       if (timer) clearTimeout(timer);
       this.release(w);
     }
+    // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.
+    if ('budgetMs' in req && req.budgetMs !== undefined && settled.length > 0) return settled;
     while (settled.length < count)
       settled.push({ ok: false, error: new SandboxError('JOB_FAILED', 'the job failed'), durationMs: 0 });
     return settled;

@@ -113,6 +113,11 @@ export interface ProviderOptions {
   maxBatchJobs?: number;
   /** Wall-clock limit of one job (or model load); its process is killed past it. */
   jobTimeoutMs?: number;
+  /**
+   * How long a group of a batch's jobs runs before, with other jobs waiting, it gives its runner
+   * up for their turn (default jobTimeoutMs): no job waits behind a whole group of slow jobs.
+   */
+  maxGroupMs?: number;
   /** Resident memory limit of a job process, bytes; its process is killed past it. */
   jobMemoryBytes?: number;
   /** Largest job request body (JSON with tensors or a base64 image). */
@@ -253,6 +258,8 @@ export class ProviderServer {
   private readonly maxKeptOutputBytes: number;
   private keptBytes = 0;
   private readonly jobTimeoutMs: number;
+  private readonly maxGroupMs: number;
+  private readonly maxOutputBytes: number;
   private readonly jobMemoryBytes: number;
   private ocrHash: Uint8Array | null = null;
   private server: Server | HttpsServer | null = null;
@@ -275,6 +282,8 @@ export class ProviderServer {
     this.maxJobsPerRenter = opts.maxJobsPerRenter ?? 16;
     this.maxBatchJobs = Math.min(opts.maxBatchJobs ?? 64, MAX_BATCH_JOBS);
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 60_000;
+    this.maxGroupMs = opts.maxGroupMs ?? this.jobTimeoutMs;
+    this.maxOutputBytes = opts.maxOutputBytes ?? opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.jobMemoryBytes = opts.jobMemoryBytes ?? 4 * 1024 ** 3;
     this.sandbox = new JobSandbox({
       workers: concurrency,
@@ -284,7 +293,7 @@ export class ProviderServer {
       memoryBytes: this.jobMemoryBytes,
       heapMb: 1024,
       maxSessions: 16,
-      maxOutputBytes: opts.maxOutputBytes ?? opts.maxBodyBytes ?? 16 * 1024 * 1024,
+      maxOutputBytes: this.maxOutputBytes,
       logger: this.logger,
     });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -705,7 +714,7 @@ export class ProviderServer {
     renter: string,
   ): Promise<{ modelHash: string; size: number; stored: boolean }> {
     if (size === 0) throw new HttpError(400, 'BAD_MODEL', 'the body must be the ONNX model bytes');
-    if (!(await this.store.has(hash))) {
+    if (!(await this.store.onDisk(hash))) {
       try {
         // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
         // Through the job queue, in the renter's turn, like a job.
@@ -929,24 +938,39 @@ export class ProviderServer {
     const groupCount = Math.max(spread, Math.ceil(count / MAX_GROUP_JOBS));
     const groups: number[][] = Array.from({ length: groupCount }, () => []);
     for (let i = 0; i < count; i++) groups[Math.floor((i * groupCount) / count)]!.push(i);
-    const runGroup = async (indices: number[]) => {
-      // As for a job sent alone: a lease that closed while the jobs waited gets no more work.
-      const now = await this.lease(auth.leaseIdHex, { fresh: true }).catch(() => null);
-      if (now?.status !== 'active' && now?.status !== 'closing') {
-        for (const i of indices) {
-          results[i]!.code = 'LEASE_NOT_ACTIVE';
-          results[i]!.error = `lease ${auth.leaseIdHex} is no longer active`;
+    const runGroup = async (group: number[]) => {
+      let indices = group;
+      for (;;) {
+        // As for a job sent alone: a lease that closed while the jobs waited gets no more work.
+        const now = await this.lease(auth.leaseIdHex, { fresh: true }).catch(() => null);
+        if (now?.status !== 'active' && now?.status !== 'closing') {
+          for (const i of indices) {
+            results[i]!.code = 'LEASE_NOT_ACTIVE';
+            results[i]!.error = `lease ${auth.leaseIdHex} is no longer active`;
+          }
+          return;
         }
-        return;
+        const ran = await runPart(indices);
+        indices = indices.slice(ran);
+        if (indices.length === 0) return;
+        // Past its budget the group lets waiting jobs (other renters') run before its next ones.
+        await this.queue.turn(renter);
       }
+    };
+    /** Runs jobs of a group in one job process until its budget; returns how many ran. */
+    const runPart = async (indices: number[]): Promise<number> => {
       const startMs = Date.now();
       const inputs = indices.map((i) => parsed[i]!.input);
       const settled = model.ocr
-        ? await this.sandbox.ocrMany(inputs.map((x) => (x as { image: Uint8Array }).image))
+        ? await this.sandbox.ocrMany(
+            inputs.map((x) => (x as { image: Uint8Array }).image),
+            this.maxGroupMs,
+          )
         : await this.sandbox.runMany(
             toHex(model.hash),
             this.store.pathOf(toHex(model.hash)),
             inputs.map((x) => (x as { tensors: RawTensor[] }).tensors),
+            this.maxGroupMs,
           );
       let at = startMs;
       for (const [k, s] of settled.entries()) {
@@ -964,6 +988,7 @@ export class ProviderServer {
           result.error = s.error.message;
         }
       }
+      return settled.length;
     };
     let done: Promise<void>[];
     try {
@@ -996,6 +1021,24 @@ export class ProviderServer {
           }),
       ),
     );
+    // One answer holds no more outputs than a job alone may return: a batch of jobs each near the
+    // limit would otherwise answer with that many times it (held in memory here, and past what
+    // the renter's client reads: an answer paid for and thrown away). The jobs past it fail, in
+    // their order, so the receipt is the same whatever order the groups ended in.
+    let outputBytes = 0;
+    for (const r of results) {
+      if (!r.outcome) continue;
+      const n = r.outcome.outputs
+        ? r.outcome.outputs.reduce((sum, t) => sum + t.data.length, 0)
+        : Buffer.byteLength(JSON.stringify(r.outcome.ocr ?? []));
+      if (outputBytes + n <= this.maxOutputBytes) {
+        outputBytes += n;
+        continue;
+      }
+      delete r.outcome;
+      r.code = 'OUTPUT_TOO_LARGE';
+      r.error = "the batch's outputs together pass what one answer may hold here; send fewer jobs at once";
+    }
     for (const [i, r] of results.entries())
       if (!r.outcome && r.code !== 'LEASE_NOT_ACTIVE')
         this.logger.debug('batch job failed', { batch: batchIdHex, index: i, code: r.code });
