@@ -9,7 +9,7 @@ import { after, before } from 'node:test';
 import { UncClient } from '@unc/sdk';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import { UncNode } from '../src/node.js';
+import { type NodeOptions, UncNode } from '../src/node.js';
 
 export interface DevNodeHandle {
   node: UncNode;
@@ -17,7 +17,7 @@ export interface DevNodeHandle {
 }
 
 /** Registers the hooks; the handle's fields are set once `before` has run. */
-export function useDevNode(name: string): DevNodeHandle {
+export function useDevNode(name: string, options: Pick<NodeOptions, 'rpc'> = {}): DevNodeHandle {
   const handle = {} as DevNodeHandle;
   let dir = '';
   before(async () => {
@@ -28,6 +28,7 @@ export function useDevNode(name: string): DevNodeHandle {
       validatorSeed: devValidator().seed,
       rpcPort: 0,
       logger: silentLogger,
+      ...options,
     });
     handle.client = new UncClient(handle.node.rpcUrl);
   });
