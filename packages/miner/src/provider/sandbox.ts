@@ -348,12 +348,11 @@ export class JobSandbox {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  private async request(req: SandboxCall, hash?: string): Promise<unknown> {
-    if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
-    const w = await this.acquire(hash);
-    const timer = setTimeout(() => {
+  /** The time limit of one job on `w`: past it, the job's process is killed. */
+  private jobTimer(w: Worker, op: SandboxCall['op']): NodeJS.Timeout {
+    return setTimeout(() => {
       this.opts.logger.warn('job ran past its time limit; killing its process', {
-        op: req.op,
+        op,
         timeoutMs: this.opts.timeoutMs,
       });
       this.kill(
@@ -364,6 +363,12 @@ export class JobSandbox {
         ),
       );
     }, this.opts.timeoutMs);
+  }
+
+  private async request(req: SandboxCall, hash?: string): Promise<unknown> {
+    if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
+    const w = await this.acquire(hash);
+    const timer = this.jobTimer(w, req.op);
     try {
       const result = await this.send(w, req);
       if (hash) w.models.add(hash);
@@ -381,19 +386,7 @@ export class JobSandbox {
     let timer: NodeJS.Timeout | null = null;
     const arm = () => {
       if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        this.opts.logger.warn('job ran past its time limit; killing its process', {
-          op: req.op,
-          timeoutMs: this.opts.timeoutMs,
-        });
-        this.kill(
-          w,
-          new SandboxError(
-            'JOB_TIMEOUT',
-            `the job ran past the time limit of ${this.opts.timeoutMs / 1000} s and was stopped`,
-          ),
-        );
-      }, this.opts.timeoutMs);
+      timer = this.jobTimer(w, req.op);
     };
     arm();
     try {
