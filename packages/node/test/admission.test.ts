@@ -1,36 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import {
-  type BlockContext,
   DEFAULT_PARAMS,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
-  genesisStateWrites,
-  MemoryState,
   minimumFee,
-  parseGenesis,
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
 import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
-import { devGenesisJson, devKey } from '../src/dev.js';
+import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
 import { VerifyPool } from '../src/verify-pool.js';
+import { devBlockOne } from './fixtures.js';
 
-const genesis = parseGenesis(devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') }));
-const state = new MemoryState();
-state.apply(genesisStateWrites(genesis));
-const next: BlockContext = {
-  chainId: genesis.chainId,
-  height: 1n,
-  time: genesis.genesisTime + 1000n,
-  proposer: genesis.validators[0]!.publicKey,
-  prevHash: new Uint8Array(32),
-  prevBeacon: new Uint8Array(32),
-};
+const { genesis, state, next } = devBlockOne();
 
 function tx(from: number, nonce: bigint): TxEnvelope {
   const k = devKey(from);

@@ -16,7 +16,6 @@ import {
   DEV_SOFT_VENDOR,
   devSoftChipId,
   duplicateVoteEvidence,
-  ed25519PublicKey,
   ed25519Sign,
   encode,
   envelopeFromSigned,
@@ -41,13 +40,9 @@ import {
 import fc from 'fast-check';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
+import { type Key, namedKey } from './fixtures.js';
 
-type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
-const key = (name: string): Key => {
-  const seed = sha256(utf8(name));
-  const publicKey = ed25519PublicKey(seed);
-  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
-};
+const key = namedKey;
 
 const genesis = devGenesis({ time: new Date('2026-01-01T00:00:00Z'), epochBlocks: 10 });
 const params = genesis.params;

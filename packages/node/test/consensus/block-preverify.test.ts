@@ -7,14 +7,12 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import {
   type Action,
-  addressFromPublicKey,
   type BlockContext,
   BlockExecutor,
   challengesAsOf,
   chipClass,
   DEV_SOFT_VENDOR,
   devSoftChipId,
-  ed25519PublicKey,
   ed25519Sign,
   encode,
   envelopeFromBytes,
@@ -41,13 +39,9 @@ import {
 import { BlockPreverifier } from '../../src/consensus/block-preverify.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../../src/dev.js';
 import { VerifyPool } from '../../src/verify-pool.js';
+import { type Key, namedKey } from '../fixtures.js';
 
-type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
-const key = (name: string): Key => {
-  const seed = sha256(utf8(name));
-  const publicKey = ed25519PublicKey(seed);
-  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
-};
+const key = namedKey;
 
 const genesis = devGenesis({ time: new Date('2026-01-01T00:00:00Z'), epochBlocks: 10 });
 const owner = devKey(9);
