@@ -34,7 +34,7 @@ import {
   verify,
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
@@ -90,7 +90,7 @@ import {
 import { DEFAULT_POCI_PARAMS, type PociParams } from '../src/poci/params.js';
 import type { Profile } from '../src/poci/registry.js';
 import { type BlockContext, BlockExecutor } from '../src/state/execute.js';
-import { MemoryState, StateOverlay } from '../src/state/store.js';
+import { MemoryState, type StateReader, StateOverlay } from '../src/state/store.js';
 
 // ---------------------------------------------------------------------------------------------
 // Arguments, formatting, timing
@@ -125,6 +125,12 @@ const EPOCH_ONLY = process.argv.includes('--epoch-only');
 const MEASURED_BLOCKS = positiveNumber('--blocks', Number(DEFAULT_POCI_PARAMS.epochBlocks), true);
 /** Chips that have key pairs and answer their challenges (the rest of the N stay silent). */
 const ANSWERING = Math.min(CHIPS, positiveNumber('--answering', CHIPS, true));
+/**
+ * Worker threads of the verify pool for the pre-verified runs of part 3 (default: every core;
+ * `--pool-threads 0` skips them).
+ */
+const POOL_THREADS =
+  argValue('--pool-threads') === '0' ? 0 : positiveNumber('--pool-threads', availableParallelism(), true);
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -581,9 +587,14 @@ function runBlock(
   height: bigint,
   txs: readonly TxEnvelope[],
   isSignatureVerified: (hash: Uint8Array) => boolean,
+  isEd25519Verified?: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean,
 ): BlockRun {
   const c0 = process.cpuUsage();
-  const ex = new BlockExecutor(state, blockContext(height), { isSignatureVerified });
+  const ex = new BlockExecutor(
+    state,
+    blockContext(height),
+    isEd25519Verified ? { isSignatureVerified, isEd25519Verified } : { isSignatureVerified },
+  );
   for (const t of txs) ex.apply(t);
   const done = ex.finish();
   const execCpuS = cpuSeconds(c0);
@@ -792,7 +803,108 @@ class Ed25519Sampler {
   }
 }
 
-function runEpoch(edCase: RawCase) {
+/** A digest of the whole in-memory state: the runs with the verify pool must end where inline did. */
+function stateDigest(state: MemoryState): string {
+  const ids = [...state.map.keys()].sort();
+  const parts: Uint8Array[] = [];
+  for (const id of ids) {
+    const w = state.map.get(id)!;
+    parts.push(w.key, w.value ?? new Uint8Array(0));
+  }
+  return toHex(sha256(...parts));
+}
+
+/** What the benchmark uses of packages/node (loaded from its build: core does not depend on node). */
+interface NodePoolModules {
+  VerifyPool: new (opts: {
+    threads: number;
+  }) => { readonly threads: number; close(): Promise<void> };
+  BlockPreverifier: new (pool: unknown) => {
+    preverify(
+      envs: readonly TxEnvelope[],
+      state: StateReader,
+      chainId: string,
+      head: { height: bigint; hash: Uint8Array; beacon: Uint8Array },
+      alreadyVerified: (env: TxEnvelope) => boolean,
+    ): Promise<number>;
+    isEd25519Verified: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+  };
+}
+
+async function loadNodePool(): Promise<NodePoolModules | null> {
+  const at = (path: string) => new URL(`../../../node/dist/src/${path}`, import.meta.url).href;
+  try {
+    const pool = await import(at('verify-pool.js'));
+    const pre = await import(at('consensus/block-preverify.js'));
+    return { VerifyPool: pool.VerifyPool, BlockPreverifier: pre.BlockPreverifier };
+  } catch (err) {
+    progress(`the verify pool runs are skipped: packages/node is not built (${(err as Error).message})`);
+    return null;
+  }
+}
+
+interface PoolRun {
+  mode: 'node' | 'pipelined';
+  threads: number;
+  answered: number;
+  /** Wall-clock seconds of the window (gathering, pool, execution and commit). */
+  wallS: number;
+  /** Process CPU seconds, every thread (workers included). */
+  cpuS: number;
+  /** Signatures the pool checked. */
+  poolChecks: number;
+}
+
+/**
+ * The window once more with the node's verify pool: in `node` mode each block's signatures go to
+ * the pool when the block arrives (gathered on the head state, as the consensus driver does) and
+ * the block executes once they are back; in `pipelined` mode the next block's signatures are on
+ * the pool while this block executes (gathered on the state before this block, with this block as
+ * the head: what a node can do with a block it already holds, e.g. in sync). Execution checks
+ * inline whatever the pool did not vouch for.
+ */
+async function runWindowWithPool(
+  modules: NodePoolModules,
+  mode: 'node' | 'pipelined',
+  state: MemoryState,
+  first: bigint,
+  blockTxs: readonly TxEnvelope[][],
+  isSignatureVerified: (hash: Uint8Array) => boolean,
+): Promise<PoolRun> {
+  const pool = new modules.VerifyPool({ threads: POOL_THREADS });
+  const pre = new modules.BlockPreverifier(pool);
+  const isTxVerified = (env: TxEnvelope) => isSignatureVerified(env.hash);
+  const headAt = (h: bigint) => ({ height: h, hash: hashOf(h), beacon: beaconOf(h) });
+  // Workers start and load core before the clock starts.
+  const warm = blockTxs.find((t) => t.length > 0);
+  if (warm) await new modules.BlockPreverifier(pool).preverify(warm, state, CHAIN_ID, headAt(first), () => false);
+  let answered = 0;
+  let poolChecks = 0;
+  const w0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
+  const preverify = (b: number, head: bigint) =>
+    pre.preverify(blockTxs[b]!, state, CHAIN_ID, headAt(head), isTxVerified).then((n) => {
+      poolChecks += n;
+    });
+  let next = mode === 'pipelined' ? preverify(0, first) : null;
+  for (let b = 0; b < blockTxs.length; b++) {
+    const height = first + BigInt(b) + 1n;
+    if (mode === 'pipelined') {
+      await next;
+      next = b + 1 < blockTxs.length ? preverify(b + 1, height) : null;
+    } else await preverify(b, height - 1n);
+    const r = runBlock(state, height, blockTxs[b]!, isSignatureVerified, pre.isEd25519Verified);
+    answered += r.answered;
+  }
+  await next;
+  const cpuS = cpuSeconds(c0);
+  const wallS = wallSeconds(w0);
+  const threads = pool.threads;
+  await pool.close();
+  return { mode, threads, answered, wallS, cpuS, poolChecks };
+}
+
+async function runEpoch(edCase: RawCase) {
   const setupStart = process.hrtime.bigint();
   const none = NOT_VERIFIED;
 
@@ -994,10 +1106,11 @@ function runEpoch(edCase: RawCase) {
   // like with like on a machine whose speed drifts.
   const sampler = new Ed25519Sampler(edCase);
   sampler.sample(0.1);
+  // The state as the window starts, for the runs with the verify pool below.
+  const windowStart = new Map(state.map);
   for (let b = 0; b < blocks; b++) {
     const height = first + BigInt(b) + 1n;
     const txs = blockTxs[b]!;
-    blockTxs[b] = [];
     const w0 = process.hrtime.bigint();
     const r = runBlock(state, height, txs, isSignatureVerified);
     wallS += wallSeconds(w0);
@@ -1020,6 +1133,28 @@ function runEpoch(edCase: RawCase) {
         `epoch: ${(((b + 1) / blocks) * 100).toFixed(0)}% (${b + 1}/${blocks} blocks, ` +
           `${fmt(totals.answered)} answers, ${fmt(totals.execCpuS, 1)} s CPU)`,
       );
+    }
+  }
+  const rootInline = stateDigest(state);
+
+  // The same window again, each block's signatures pre-verified on the node's worker pool
+  // (packages/node: VerifyPool and BlockPreverifier, as the consensus driver uses them), once as
+  // the node does today (a block's checks on the pool, awaited, then the block executes) and once
+  // pipelined (the next block's checks on the pool while this block executes). Wall-clock time,
+  // since the work is on several threads.
+  const pooled: PoolRun[] = [];
+  const modules = POOL_THREADS > 0 ? await loadNodePool() : null;
+  if (modules) {
+    for (const mode of ['node', 'pipelined'] as const) {
+      state.map.clear();
+      for (const [k, v] of windowStart) state.map.set(k, v);
+      sampler.sample(0.1);
+      const run = await runWindowWithPool(modules, mode, state, first, blockTxs, isSignatureVerified);
+      sampler.sample(0.1);
+      check(run.answered === entries, `${mode}: all ${entries} answers were accepted (got ${run.answered})`);
+      check(stateDigest(state) === rootInline, `${mode}: the same state as executing inline`);
+      pooled.push(run);
+      progress(`epoch with the verify pool (${mode}): done`);
     }
   }
   check(totals.answered === entries, `all ${entries} answers were accepted (got ${totals.answered})`);
@@ -1063,6 +1198,7 @@ function runEpoch(edCase: RawCase) {
     writesPerAnswer: totals.hbWrites / totals.hbAnswers,
     maxReadsPerAnswer: totals.maxReadsPerAnswer,
     maxWritesPerAnswer: totals.maxWritesPerAnswer,
+    pooled,
   };
 }
 
@@ -1070,7 +1206,7 @@ function runEpoch(edCase: RawCase) {
 // Main
 // ---------------------------------------------------------------------------------------------
 
-function main(): void {
+async function main(): Promise<void> {
   console.log(
     `node ${process.version}, ${process.platform}/${process.arch}, ${cpus().length}x ${cpus()[0]?.model ?? '?'}, ` +
       `${fmt(totalmem() / 2 ** 30)} GiB, load average ${loadavg()
@@ -1085,7 +1221,7 @@ function main(): void {
   if (EPOCH_ONLY) {
     const ed = rawCases().find((c) => c.name === 'Ed25519')!;
     check(ed.verifyWith(ed.publicKey), 'Ed25519 verifies');
-    reportEpoch(runEpoch(ed), {});
+    reportEpoch(await runEpoch(ed), {});
     return;
   }
 
@@ -1204,7 +1340,7 @@ function main(): void {
     progress(`profiles: ${c.profile} done`);
   }
 
-  reportEpoch(runEpoch(edCase), {
+  reportEpoch(await runEpoch(edCase), {
     seconds: SECONDS,
     raw: Object.fromEntries(
       Object.entries(raw).map(([k, v]) => [
@@ -1218,7 +1354,7 @@ function main(): void {
 }
 
 /** Prints part 3 and the JSON summary (with `parts12`, the figures of parts 1 and 2 when they ran). */
-function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unknown>): void {
+function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<string, unknown>): void {
   // 3. Epoch
   console.log('');
   console.log(
@@ -1252,6 +1388,19 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
       `answers/s ÷ raw Ed25519 verify/s = ${e.ratioToEd25519.toFixed(3)} (raw Ed25519 sampled in between the ` +
       `blocks: ${fmt(e.rawAlongside.verify)}/s warm, ${fmt(e.rawAlongside.verifyCold)}/s with a key import)`,
   );
+  for (const run of e.pooled) {
+    const perSec = run.answered / run.wallS;
+    console.log(
+      `   ${run.mode === 'node' ? "with the node's verify pool" : 'pipelined'} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
+        (run.mode === 'node'
+          ? "each block's signatures checked on the pool, then the block executed (the consensus driver's order): "
+          : 'the next block checked on the pool while this one executes: ') +
+        `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
+        `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +
+        `Ed25519 verify/s on one core = ${(perSec / e.rawAlongside.verify).toFixed(3)} ` +
+        `(${fmt(run.poolChecks)} signatures checked on the pool; same state as inline)`,
+    );
+  }
   console.log(
     `   of that, the window's ${fmt(e.blocks)} blocks cost ${fmt(e.baseCpuS, 2)} s without their heartbeats ` +
       `(the empty-block average below); the rest is ${fmt(e.netPerAnswerUs, 1)} µs per answer`,
@@ -1293,6 +1442,11 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
       blocks: e.blocks,
       txs: e.txs,
       maxAnswersPerTx: e.maxAnswersPerTx,
+      pooled: e.pooled.map((r) => ({
+        ...r,
+        answersPerWallSec: r.answered / r.wallS,
+        ratioToEd25519: r.answered / r.wallS / e.rawAlongside.verify,
+      })),
       txSignatures: 'pre-verified (isSignatureVerified)',
       execCpuS: e.execCpuS,
       commitCpuS: e.commitCpuS,
@@ -1318,4 +1472,4 @@ function reportEpoch(e: ReturnType<typeof runEpoch>, parts12: Record<string, unk
   console.log(`json: ${JSON.stringify(summary)}`);
 }
 
-main();
+await main();

@@ -183,7 +183,9 @@ export class VerifyPool implements SignatureVerifier {
     const result = new Array<boolean>(checks.length);
     let left = 0;
     return new Promise((resolve) => {
-      const size = this.opts.batchSize;
+      // A call is split over every worker: a block of 40 answers in one batch of up to batchSize
+      // would go to one worker and leave the other cores idle while the block waits for it.
+      const size = Math.max(1, Math.min(this.opts.batchSize, Math.ceil(checks.length / this.slots.length)));
       for (let start = 0; start < checks.length; start += size) {
         const part = checks.slice(start, start + size);
         left++;

@@ -17,6 +17,7 @@ import type {
 import { ValidationError } from '../errors.js';
 import {
   addAnswerWeight,
+  type EpochRecordsRead,
   finalizeEpochIfDue,
   popcount,
   type RewardPaid,
@@ -553,11 +554,14 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       chip.settledThrough = settleTo;
     }
     // Pay what is final before the answered-slot window moves on, then weigh this answer.
-    const paid = settleChipRewards(state, chip, p, cls);
+    // The epoch records the settlement reads are handed to the reweighing (the answer's epoch is
+    // usually one of them), so that each is decoded once per answer; nothing writes them between.
+    const epochsRead: EpochRecordsRead = new Map();
+    const paid = settleChipRewards(state, chip, p, cls, epochsRead);
     if (paid.length > 0) events.push(...rewardEvents(chip, paid));
     const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
-    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord);
+    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, epochsRead);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;

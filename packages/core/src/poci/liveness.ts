@@ -22,10 +22,18 @@ export function epochStart(epoch: bigint, p: Pick<PociParams, 'epochBlocks'>): b
   return epoch * p.epochBlocks + 1n;
 }
 
-function u64Bytes(v: bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, v);
-  return b;
+/** Writes `v` (a u64) big-endian at `k[at…at+8)`: state keys are built for every answer, and a
+ *  DataView per key was a measurable part of that. */
+function setU64(k: Uint8Array, at: number, v: bigint): void {
+  if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new RangeError(`not a u64: ${v}`);
+  let hi = Number(v >> 32n);
+  let lo = Number(v & 0xffff_ffffn);
+  for (let i = 3; i >= 0; i--) {
+    k[at + 4 + i] = lo & 0xff;
+    lo >>>= 8;
+    k[at + i] = hi & 0xff;
+    hi >>>= 8;
+  }
 }
 
 /**
@@ -67,13 +75,24 @@ export const MAX_CHALLENGES_PER_EPOCH = 32;
 /** Misses are derived within this many recent epochs (a bound on the work of one lookup). */
 export const CHALLENGE_HISTORY_EPOCHS = 64n;
 
+/** The UTF-8 of the last chain id seen: a node has one chain id and encodes it for every answer. */
+let lastChainId = '';
+let lastChainIdBytes: Uint8Array = new Uint8Array(0);
+function chainIdBytes(chainId: string): Uint8Array {
+  if (chainId !== lastChainId) {
+    lastChainIdBytes = utf8(chainId);
+    lastChainId = chainId;
+  }
+  return lastChainIdBytes;
+}
+
 /** The challenge of block h to a chip: bound to the chain, the chip and the hash of block h. */
 export function heartbeatChallenge(
   chainId: string,
   chipId: Uint8Array,
   slotBlockHash: Uint8Array,
 ): Uint8Array {
-  return taggedHash('UNC/heartbeat', utf8(chainId), chipId, slotBlockHash);
+  return taggedHash('UNC/heartbeat', chainIdBytes(chainId), chipId, slotBlockHash);
 }
 
 /** The registration message: binds the evidence to this chain, the owner and a recent block. */
@@ -124,7 +143,7 @@ export const epochRecordCodec: Codec<EpochRecord> = struct<EpochRecord>('EpochRe
 export function epochKey(epoch: bigint): Uint8Array {
   const k = new Uint8Array(9);
   k[0] = StateSpace.epoch;
-  k.set(u64Bytes(epoch), 1);
+  setU64(k, 1, epoch);
   return k;
 }
 
@@ -186,8 +205,8 @@ export const challengeClassCodec: Codec<ChallengeClassRecord> = struct<Challenge
 export function challengeClassKey(epoch: bigint, cls: bigint): Uint8Array {
   const k = new Uint8Array(17);
   k[0] = StateSpace.challengeClass;
-  k.set(u64Bytes(epoch), 1);
-  k.set(u64Bytes(cls), 9);
+  setU64(k, 1, epoch);
+  setU64(k, 9, cls);
   return k;
 }
 

@@ -141,13 +141,14 @@ function reweighClass(
   cls: bigint,
   r: ChallengeClassRecord,
   p: PociParams,
+  epochs?: EpochRecordsRead,
 ): void {
   const weight = classWeight(r, p);
   const delta = weight - r.weight;
   r.weight = weight;
   putChallengeClass(state, epoch, cls, r);
   if (delta === 0n) return;
-  const e = getEpochRecord(state, epoch);
+  const e = epochs?.get(epoch) ?? getEpochRecord(state, epoch);
   if (!e) throw new Error(`epoch ${epoch} has no record`);
   e.totalWeight += delta;
   e.remainingWeight += delta;
@@ -174,6 +175,13 @@ export function recordBlockChallenge(
 }
 
 /**
+ * Epoch records as one answer's settlement read them (and wrote back whatever it changed), for the
+ * reweighing that follows in the same answer: the record was decoded twice per answer before. Only
+ * valid while nothing else writes those records, i.e. within one answer (poci/execute.ts).
+ */
+export type EpochRecordsRead = Map<bigint, EpochRecord>;
+
+/**
  * O(1) per answer: the chip's answers in the epoch went from `answeredBefore` to one more. `record`:
  * the (epoch, class) record as it is in `state` now, when the caller has just read it (it is updated
  * and written back).
@@ -186,12 +194,13 @@ export function addAnswerWeight(
   answeredBefore: number,
   p: PociParams,
   record: ChallengeClassRecord = getChallengeClass(state, epoch, cls),
+  epochs?: EpochRecordsRead,
 ): void {
   const r = record;
   while (r.powerByAnswered.length <= answeredBefore) r.powerByAnswered.push(0n);
   if (answeredBefore > 0) r.powerByAnswered[answeredBefore - 1]! -= power;
   r.powerByAnswered[answeredBefore]! += power;
-  reweighClass(state, epoch, cls, r, p);
+  reweighClass(state, epoch, cls, r, p, epochs);
 }
 
 /**
@@ -246,6 +255,7 @@ export function settleChipRewards(
   chip: Chip,
   p: PociParams,
   cls: bigint = chipClass(chip.chipId, p),
+  epochsRead?: EpochRecordsRead,
 ): RewardPaid[] {
   const paid: RewardPaid[] = [];
   for (const [epoch, mask] of [
@@ -254,6 +264,8 @@ export function settleChipRewards(
   ] as [bigint, number][]) {
     if (epoch < 0n || epoch < chip.firstEpoch || epoch < chip.rewardedThrough) continue;
     const r = getEpochRecord(state, epoch);
+    // The object is the record as it is in `state` from here on: changes below are written back.
+    if (r) epochsRead?.set(epoch, r);
     if (!r?.final) break;
     const answered = popcount(mask);
     const challenged = answered > 0 ? getChallengeClass(state, epoch, cls).heights.length : 0;

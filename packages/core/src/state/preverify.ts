@@ -10,6 +10,7 @@
  */
 
 import { toHex } from '../bytes.js';
+import { bytesToLatin1 } from '../platform/node.js';
 import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
 import { sha256 } from '../crypto/index.js';
 import { getChip } from '../poci/chips.js';
@@ -69,40 +70,67 @@ export function heartbeatSignatureChecks(
   return out;
 }
 
+/** Checks whose three parts add up to at most this many bytes are keyed by the bytes themselves. */
+const EXACT_KEY_MAX_BYTES = 512;
+
 /**
- * What identifies a check: all three parts (a signature alone vouches for nothing), each after its
- * length, so that no other split of the same bytes (a longer key, a shorter signature) can name a
- * check that passed.
+ * What identifies a check: all three parts (a signature alone vouches for nothing), with their
+ * lengths, so that no other split of the same bytes (a longer key, a shorter signature) can name a
+ * check that passed. A short check (a chip's answer: 32 + 64 + 32 bytes; a transaction's: its
+ * 32-byte signing hash) is keyed by its exact bytes, which is cheaper than hashing them and leaves
+ * nothing to collide; a longer one by the SHA-256 of the same, under another first character.
  */
 export function ed25519CheckKey(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
+  const total = publicKey.length + signature.length + message.length;
+  if (total <= EXACT_KEY_MAX_BYTES) {
+    const all = new Uint8Array(total);
+    all.set(publicKey, 0);
+    all.set(signature, publicKey.length);
+    all.set(message, publicKey.length + signature.length);
+    // Each length is below 2^16 here, so one UTF-16 code unit holds it exactly.
+    return `=${String.fromCharCode(publicKey.length, signature.length, message.length)}${bytesToLatin1(all)}`;
+  }
   const lengths = new Uint8Array(12);
   const view = new DataView(lengths.buffer);
   view.setUint32(0, publicKey.length);
   view.setUint32(4, signature.length);
   view.setUint32(8, message.length);
-  return toHex(sha256(lengths, publicKey, signature, message));
+  return `#${toHex(sha256(lengths, publicKey, signature, message))}`;
 }
 
 /**
- * Checks known to pass, bounded: the oldest are forgotten first (a forgotten one is only checked
- * again). Pass `isVerified` as ExecuteOptions.isEd25519Verified.
+ * Checks known to pass, bounded: in two generations of half the capacity each (as the key caches,
+ * crypto/bounded-cache.ts: evicting one entry at a time from a full Set is slow in V8), the older
+ * dropped whole when the younger is full. A forgotten pass is only checked again. Pass
+ * `isVerified` as ExecuteOptions.isEd25519Verified.
  */
 export class VerifiedSignatures {
-  private readonly keys = new Set<string>();
+  private young = new Set<string>();
+  private old = new Set<string>();
+  private readonly generation: number;
 
-  constructor(private readonly capacity = 100_000) {}
+  constructor(capacity = 100_000) {
+    if (!Number.isSafeInteger(capacity) || capacity < 2) throw new RangeError('capacity must be at least 2');
+    this.generation = Math.floor(capacity / 2);
+  }
 
+  /** Passes held (never more than the capacity). */
   get size(): number {
-    return this.keys.size;
+    return this.young.size + this.old.size;
   }
 
   add(check: Ed25519Check): void {
     const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
-    if (this.keys.has(key)) return;
-    if (this.keys.size >= this.capacity) this.keys.delete(this.keys.values().next().value!);
-    this.keys.add(key);
+    if (this.young.has(key)) return;
+    if (this.young.size >= this.generation) {
+      this.old = this.young;
+      this.young = new Set();
+    }
+    this.young.add(key);
   }
 
-  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
-    this.keys.has(ed25519CheckKey(publicKey, message, signature));
+  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
+    const key = ed25519CheckKey(publicKey, message, signature);
+    return this.young.has(key) || this.old.has(key);
+  };
 }
