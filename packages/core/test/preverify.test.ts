@@ -1,7 +1,20 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { ed25519PublicKey, ed25519Sign, VerifiedSignatures } from '../src/index.js';
+import {
+  BlockExecutor,
+  devSoftChipId,
+  ed25519CheckKey,
+  ed25519PublicKey,
+  ed25519Sign,
+  ed25519Verify,
+  type HeartbeatAnswer,
+  heartbeatChallenge,
+  utf8,
+  ValidationError,
+  VerifiedSignatures,
+} from '../src/index.js';
+import { CHAIN, key, miner, registerAction, TestChain, untilChallenged, validator } from './harness.js';
 
 test('a remembered pass vouches only for its own (key, message, signature), not for another split of the same bytes', () => {
   const seed = new Uint8Array(32).fill(7);
@@ -23,4 +36,112 @@ test('a remembered pass vouches only for its own (key, message, signature), not 
   // Bytes moved between the signature and the message.
   const moved = new Uint8Array([...signature.subarray(63), ...message]);
   assert.equal(verified.isVerified(publicKey, moved, signature.subarray(0, 63)), false);
+});
+
+test('a pass for a longer check is keyed by a hash, and never matches a short check of other bytes', () => {
+  const seed = new Uint8Array(32).fill(9);
+  const publicKey = ed25519PublicKey(seed);
+  const long = new Uint8Array(2000).fill(1);
+  const signature = ed25519Sign(seed, long);
+  const verified = new VerifiedSignatures();
+  verified.add({ publicKey, message: long, signature });
+  assert.ok(verified.isVerified(publicKey, long, signature));
+  assert.ok(ed25519CheckKey(publicKey, long, signature).startsWith('#'));
+  assert.ok(ed25519CheckKey(publicKey, long.subarray(0, 32), signature).startsWith('='));
+  assert.equal(verified.isVerified(publicKey, long.subarray(0, 1999), signature), false);
+});
+
+test('the set of passes stays within its capacity however many are added (old ones are forgotten whole)', () => {
+  const seed = new Uint8Array(32).fill(3);
+  const publicKey = ed25519PublicKey(seed);
+  const verified = new VerifiedSignatures(10);
+  const checks = Array.from({ length: 25 }, (_, i) => {
+    const message = Uint8Array.of(i);
+    return { publicKey, message, signature: ed25519Sign(seed, message) };
+  });
+  for (const c of checks) {
+    verified.add(c);
+    assert.ok(verified.size <= 10);
+    assert.ok(verified.isVerified(c.publicKey, c.message, c.signature), 'the newest pass is held');
+  }
+  assert.equal(verified.isVerified(checks[0]!.publicKey, checks[0]!.message, checks[0]!.signature), false);
+  assert.throws(() => new VerifiedSignatures(1), RangeError);
+});
+
+describe('execution with remembered passes (the pre-verified set a node hands the executor)', () => {
+  /** A chain with one registered dev chip challenged in the last block, and its answer's message. */
+  function challengedChip() {
+    const chain = new TestChain();
+    const chip = key('preverify chip');
+    chain.block();
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    // Registered in epoch 0: challenged from epoch 1 on (heights 21…40).
+    chain.blocksUntil(20n);
+    const { epoch, slot, height } = untilChallenged(chain, chip);
+    const chipId = devSoftChipId(chip.publicKey);
+    const message = heartbeatChallenge(CHAIN, chipId, chain.hashOf(height));
+    return { chain, chip, chipId, epoch, slot, message };
+  }
+
+  function executeWith(chain: TestChain, verified: VerifiedSignatures, answer: HeartbeatAnswer) {
+    const height = chain.height + 1n;
+    const ex = new BlockExecutor(
+      chain.state,
+      {
+        chainId: CHAIN,
+        height,
+        time: chain.time + 1000n,
+        proposer: validator.publicKey,
+        prevHash: chain.hashOf(chain.height),
+        prevBeacon: chain.beaconOf(chain.height),
+      },
+      { isEd25519Verified: verified.isVerified },
+    );
+    return ex.tryApply(chain.tx(miner, [{ type: 'heartbeat', answers: [answer] }]));
+  }
+
+  test('a pass over another message cannot vouch for the same signature on this challenge', () => {
+    const { chain, chip, chipId, epoch, slot } = challengedChip();
+    // The chip's valid signature over some other message, remembered as a pass: the same key and
+    // signature bytes, another message. Offered as the answer to the real challenge, it must fail.
+    const other = utf8('not the challenge');
+    const signature = ed25519Sign(chip.seed, other);
+    const verified = new VerifiedSignatures();
+    verified.add({ publicKey: chip.publicKey, message: other, signature });
+    const r = executeWith(chain, verified, {
+      chipId,
+      epoch,
+      slot,
+      evidence: { type: 'dev-soft', signature },
+    });
+    assert.ok(r instanceof ValidationError);
+    assert.equal(r.code, 'ATTEST_BAD_SIGNATURE');
+  });
+
+  test('a bad signature is refused although a good one for the same key and challenge is remembered (and its key cached)', () => {
+    const { chain, chip, chipId, epoch, slot, message } = challengedChip();
+    const good = ed25519Sign(chip.seed, message);
+    const verified = new VerifiedSignatures();
+    verified.add({ publicKey: chip.publicKey, message, signature: good });
+    // The chip's KeyObject is in core's cache after this check.
+    assert.ok(ed25519Verify(chip.publicKey, message, good));
+    const bad = new Uint8Array(good);
+    bad[10]! ^= 1;
+    const r = executeWith(chain, verified, {
+      chipId,
+      epoch,
+      slot,
+      evidence: { type: 'dev-soft', signature: bad },
+    });
+    assert.ok(r instanceof ValidationError);
+    assert.equal(r.code, 'ATTEST_BAD_SIGNATURE');
+    // The good one goes through the remembered pass, and it is accepted.
+    const ok = executeWith(chain, verified, {
+      chipId,
+      epoch,
+      slot,
+      evidence: { type: 'dev-soft', signature: good },
+    });
+    assert.ok(!(ok instanceof ValidationError), String(ok));
+  });
 });

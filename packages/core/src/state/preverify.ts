@@ -10,9 +10,9 @@
  */
 
 import { toHex } from '../bytes.js';
-import { bytesToLatin1 } from '../platform/node.js';
 import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
 import { sha256 } from '../crypto/index.js';
+import { bytesToLatin1 } from '../platform/node.js';
 import { getChip } from '../poci/chips.js';
 import { challengesAsOf, chipClass, getRecentHash, heartbeatChallenge } from '../poci/liveness.js';
 import { getPociParams } from '../poci/params.js';
