@@ -15,7 +15,7 @@ import { sha256 } from '../crypto/index.js';
 import { bytesToLatin1 } from '../platform/node.js';
 import { getChip } from '../poci/chips.js';
 import { challengesAsOf, chipClass, getRecentHash, heartbeatChallenge } from '../poci/liveness.js';
-import { getPociParams } from '../poci/params.js';
+import { getPociParams, type PociParams } from '../poci/params.js';
 import type { StateReader } from './store.js';
 
 export interface Ed25519Check {
@@ -48,17 +48,33 @@ export function heartbeatSignatureChecks(
   head: PreverifyHead,
 ): Ed25519Check[] {
   const out: Ed25519Check[] = [];
+  // A block's answers are mostly to one challenge (the class its predecessor drew): the class's
+  // heights and the slot block's hash are looked up once per (epoch, class) and per height, not
+  // once per answer. Nothing writes `state` while this runs.
+  const heightsOf = new Map<string, bigint[]>();
+  const hashes = new Map<bigint, Uint8Array | null>();
+  let p: PociParams | undefined;
   for (const action of env.stx.tx.actions) {
     if (action.type !== 'heartbeat') continue;
-    const p = getPociParams(state);
+    p ??= getPociParams(state);
     for (const answer of action.answers) {
       if (answer.evidence.type !== 'dev-soft') continue;
       const chip = getChip(state, answer.chipId);
       if (chip?.profile !== 'dev-soft') continue;
-      const heights = challengesAsOf(state, answer.epoch, chipClass(chip.chipId, p), head, p);
+      const cls = chipClass(chip.chipId, p);
+      const at = `${answer.epoch}/${cls}`;
+      let heights = heightsOf.get(at);
+      if (!heights) {
+        heights = challengesAsOf(state, answer.epoch, cls, head, p);
+        heightsOf.set(at, heights);
+      }
       const slotHeight = heights[answer.slot];
       if (slotHeight === undefined) continue;
-      const slotHash = getRecentHash(state, slotHeight) ?? (slotHeight === head.height ? head.hash : null);
+      let slotHash = hashes.get(slotHeight);
+      if (slotHash === undefined) {
+        slotHash = getRecentHash(state, slotHeight) ?? (slotHeight === head.height ? head.hash : null);
+        hashes.set(slotHeight, slotHash);
+      }
       if (!slotHash) continue;
       out.push({
         publicKey: chip.keyMaterial,
