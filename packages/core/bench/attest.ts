@@ -1,7 +1,7 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
  * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
- *   [-- --answering A]
+ *   [-- --answering A] [-- --pool-threads T]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -16,6 +16,12 @@
  *    per-block costs at 1,000,000 chips without signing 4,000,000 answers first). `--answering A`:
  *    only the first A chips have key pairs and answer; the others are registered with 32 random
  *    bytes as their key and stay silent (a key pair per chip was most of the setup at 1,000,000).
+ *    The same blocks are then executed again from the same state with the node's verify pool
+ *    (packages/node VerifyPool and BlockPreverifier, loaded from its build; T worker threads,
+ *    default every core, 0 skips this): once in the consensus driver's order (a block's signatures
+ *    on the pool, then the block) and once pipelined (the next block's on the pool while this one
+ *    executes), in wall-clock time, with the main thread's own CPU per answer (Linux) beside it;
+ *    each must end in the same state as the inline run.
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
