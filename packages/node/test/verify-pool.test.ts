@@ -35,6 +35,23 @@ describe('VerifyPool', () => {
     assert.equal(pool.queued('admission'), 0);
   });
 
+  test("a call smaller than a batch is still split over every worker (a block's answers use every core)", async () => {
+    const wide = new VerifyPool({ threads: 2, batchSize: 128 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(i, true));
+      const answer = wide.verify(checks, 'consensus');
+      // Dispatch is synchronous: both workers hold a part of the call before it returns.
+      const slots = (wide as unknown as { slots: { busy: { checks: unknown[] } | null }[] }).slots;
+      assert.deepEqual(
+        slots.map((s) => s.busy?.checks.length),
+        [20, 20],
+      );
+      assert.deepEqual(await answer, Array(40).fill(true));
+    } finally {
+      await wide.close();
+    }
+  });
+
   test('a key, message or signature that is a view into a larger buffer crosses intact', async () => {
     const c = check(1, true);
     const big = new Uint8Array(1000);
