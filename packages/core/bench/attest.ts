@@ -18,10 +18,11 @@
  *    bytes as their key and stay silent (a key pair per chip was most of the setup at 1,000,000).
  *    The same blocks are then executed again from the same state with the node's verify pool
  *    (packages/node VerifyPool and BlockPreverifier, loaded from its build; T worker threads,
- *    default every core, 0 skips this): once in the consensus driver's order (a block's signatures
- *    on the pool, then the block) and once pipelined (the next block's on the pool while this one
- *    executes), in wall-clock time, with the main thread's own CPU per answer (Linux) beside it;
- *    each must end in the same state as the inline run.
+ *    default the node's, a core but one; 0 skips this): in the consensus driver's order (a block's
+ *    signatures on the pool, then the block), the same with the main thread checking its share
+ *    while it waits, and pipelined (the next block's on the pool while this one executes), in
+ *    wall-clock time, with the main thread's own CPU per answer (Linux) beside it; each must end
+ *    in the same state as the inline run.
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -132,11 +133,13 @@ const MEASURED_BLOCKS = positiveNumber('--blocks', Number(DEFAULT_POCI_PARAMS.ep
 /** Chips that have key pairs and answer their challenges (the rest of the N stay silent). */
 const ANSWERING = Math.min(CHIPS, positiveNumber('--answering', CHIPS, true));
 /**
- * Worker threads of the verify pool for the pre-verified runs of part 3 (default: every core;
- * `--pool-threads 0` skips them).
+ * Worker threads of the verify pool for the pre-verified runs of part 3 (default: the node's, a
+ * worker per core but one; `--pool-threads 0` skips them).
  */
 const POOL_THREADS =
-  argValue('--pool-threads') === '0' ? 0 : positiveNumber('--pool-threads', availableParallelism(), true);
+  argValue('--pool-threads') === '0'
+    ? 0
+    : positiveNumber('--pool-threads', Math.max(1, availableParallelism() - 1), true);
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -859,6 +862,7 @@ interface NodePoolModules {
   VerifyPool: new (opts: { threads: number }) => { readonly threads: number; close(): Promise<void> };
   BlockPreverifier: new (
     pool: unknown,
+    opts?: { shareWithCaller?: boolean },
   ) => {
     preverify(
       envs: readonly TxEnvelope[],
@@ -883,8 +887,10 @@ async function loadNodePool(): Promise<NodePoolModules | null> {
   }
 }
 
+type PoolMode = 'node' | 'shared' | 'pipelined';
+
 interface PoolRun {
-  mode: 'node' | 'pipelined';
+  mode: PoolMode;
   threads: number;
   answered: number;
   /** Wall-clock seconds of the window (gathering, pool, execution and commit). */
@@ -907,14 +913,14 @@ interface PoolRun {
  */
 async function runWindowWithPool(
   modules: NodePoolModules,
-  mode: 'node' | 'pipelined',
+  mode: PoolMode,
   state: MemoryState,
   first: bigint,
   blockTxs: readonly TxEnvelope[][],
   isSignatureVerified: (hash: Uint8Array) => boolean,
 ): Promise<PoolRun> {
   const pool = new modules.VerifyPool({ threads: POOL_THREADS });
-  const pre = new modules.BlockPreverifier(pool);
+  const pre = new modules.BlockPreverifier(pool, { shareWithCaller: mode === 'shared' });
   const isTxVerified = (env: TxEnvelope) => isSignatureVerified(env.hash);
   const headAt = (h: bigint) => ({ height: h, hash: hashOf(h), beacon: beaconOf(h) });
   // Workers start and load core before the clock starts.
@@ -1207,7 +1213,7 @@ async function runEpoch(edCase: RawCase) {
   const pooled: PoolRun[] = [];
   const modules = POOL_THREADS > 0 ? await loadNodePool() : null;
   if (modules) {
-    for (const mode of ['node', 'pipelined'] as const) {
+    for (const mode of ['node', 'shared', 'pipelined'] as const) {
       state.map.clear();
       for (const [k, v] of windowStart) state.map.set(k, v);
       sampler.sample(0.1);
@@ -1461,10 +1467,12 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
   for (const run of e.pooled) {
     const perSec = run.answered / run.wallS;
     console.log(
-      `   ${run.mode === 'node' ? "with the node's verify pool" : 'pipelined'} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
+      `   ${run.mode === 'pipelined' ? 'pipelined' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
         (run.mode === 'node'
           ? "each block's signatures checked on the pool, then the block executed (the consensus driver's order): "
-          : 'the next block checked on the pool while this one executes: ') +
+          : run.mode === 'shared'
+            ? 'the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting: '
+            : 'the next block checked on the pool while this one executes: ') +
         `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
         `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +
         `Ed25519 verify/s on one core = ${(perSec / e.rawAlongside.verify).toFixed(3)} ` +

@@ -8,6 +8,7 @@
  */
 import {
   type Ed25519Check,
+  ed25519Verify,
   envelopeFromBytes,
   envelopeSignatureCheck,
   heartbeatSignatureChecks,
@@ -23,7 +24,16 @@ export class BlockPreverifier {
   /** Each message's transactions decoded once, for the pre-check and then for execution. */
   private readonly decoded = new WeakMap<object, TxEnvelope[]>();
 
-  constructor(private readonly pool: SignatureVerifier | null) {}
+  /**
+   * `shareWithCaller`: the calling thread checks its own share of a block's signatures (one part
+   * in threads + 1) while the workers check the rest, instead of idling until they answer, so that
+   * with the default pool (a worker per core but one) a block's checks use every core. Off by
+   * default: the calling thread (consensus, RPC) is then busy for that share.
+   */
+  constructor(
+    private readonly pool: SignatureVerifier | null,
+    private readonly opts: { shareWithCaller?: boolean } = {},
+  ) {}
 
   /** The transactions of `txs`, decoded (memoized per block object); null if one is malformed. */
   decode(block: { txs: readonly Uint8Array[] }): TxEnvelope[] | null {
@@ -64,17 +74,27 @@ export class BlockPreverifier {
     }
     const todo = checks.filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature));
     if (todo.length === 0) return 0;
+    const mine = this.opts.shareWithCaller ? Math.floor(todo.length / (this.pool.threads + 1)) : 0;
+    const theirs = todo.slice(mine);
+    // Handed to the workers first, so that they run while this thread checks its share.
+    const pending = this.pool.verify(theirs, 'consensus');
+    let checked = 0;
+    for (let i = 0; i < mine; i++) {
+      const c = todo[i]!;
+      if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.add(c);
+      checked++;
+    }
     let ok: boolean[];
     try {
-      ok = await this.pool.verify(todo, 'consensus');
+      ok = await pending;
     } catch (err) {
-      if (err instanceof VerifyPoolBusy) return 0;
+      if (err instanceof VerifyPoolBusy) return checked;
       throw err;
     }
-    todo.forEach((c, i) => {
+    theirs.forEach((c, i) => {
       if (ok[i]) this.passed.add(c);
     });
-    return todo.length;
+    return checked + theirs.length;
   }
 
   /** Whether the transaction's own signature was found valid here. */

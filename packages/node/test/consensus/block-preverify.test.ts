@@ -144,18 +144,21 @@ describe('block pre-verification', () => {
     const transfer = tx(devKey(1), 0n, [
       { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
     ]);
-    const pre = new BlockPreverifier(pool);
-    const envs = pre.decode({ txs: [hb.bytes, transfer.bytes] })!;
-    assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 3);
-    assert.ok(envs.every((e) => pre.isTxVerified(e)));
-    // Nothing left to check the second time.
-    assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 0);
-    const run = () =>
-      executeBlock(chain.state, envs, chain.next(), {
-        isSignatureVerified: () => true,
-        isEd25519Verified: pre.isEd25519Verified,
-      });
-    assert.equal(run().results.length, 2);
+    // With the calling thread checking its share (one of the three) or idling until the pool answers.
+    for (const shareWithCaller of [false, true]) {
+      const pre = new BlockPreverifier(pool, { shareWithCaller });
+      const envs = pre.decode({ txs: [hb.bytes, transfer.bytes] })!;
+      assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 3);
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+      // Nothing left to check the second time.
+      assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 0);
+      const run = () =>
+        executeBlock(chain.state, envs, chain.next(), {
+          isSignatureVerified: () => true,
+          isEd25519Verified: pre.isEd25519Verified,
+        });
+      assert.equal(run().results.length, 2);
+    }
   });
 
   test('a forged answer or transaction signature fails exactly as it does without the pre-check', async () => {
@@ -170,8 +173,13 @@ describe('block pre-verification', () => {
     ]);
     const forgedTx = Uint8Array.from(transfer.bytes);
     forgedTx[forgedTx.length - 2]! ^= 1;
-    for (const block of [[forgedAnswer.bytes], [forgedTx]]) {
-      const pre = new BlockPreverifier(pool);
+    for (const [block, shareWithCaller] of [
+      [[forgedAnswer.bytes], false],
+      [[forgedTx], false],
+      [[forgedAnswer.bytes, transfer.bytes], true],
+      [[forgedTx, forgedAnswer.bytes], true],
+    ] as [Uint8Array[], boolean][]) {
+      const pre = new BlockPreverifier(pool, { shareWithCaller });
       const envs = pre.decode({ txs: block })!;
       await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
       const codeOf = (opts: Parameters<typeof executeBlock>[3]) => {
