@@ -10,6 +10,7 @@ import {
   ed25519Verify,
   type HeartbeatAnswer,
   heartbeatChallenge,
+  sha256,
   utf8,
   ValidationError,
   VerifiedSignatures,
@@ -104,7 +105,8 @@ describe('execution with remembered passes (the pre-verified set a node hands th
     const { chain, chip, chipId, epoch, slot } = challengedChip();
     // The chip's valid signature over some other message, remembered as a pass: the same key and
     // signature bytes, another message. Offered as the answer to the real challenge, it must fail.
-    const other = utf8('not the challenge');
+    // 32 bytes like the challenge: only the message's bytes tell the two checks apart.
+    const other = heartbeatChallenge(CHAIN, chipId, sha256(utf8('not the slot block')));
     const signature = ed25519Sign(chip.seed, other);
     const verified = new VerifiedSignatures();
     verified.add({ publicKey: chip.publicKey, message: other, signature });
