@@ -66,12 +66,6 @@ export interface VerifyPoolOptions {
   batchSize: number;
   /** Checks one lane may hold queued or in flight; more are refused with VerifyPoolBusy. */
   maxQueued: Record<VerifyLane, number>;
-  /**
-   * How much lower than the node's the workers' OS scheduling priority is (nice increment, 0 for
-   * none; Linux only): where the cores are all busy, the main thread (consensus messages, block
-   * execution) gets the CPU before signature checks do (verify-worker.ts).
-   */
-  workerNice: number;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -79,7 +73,6 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   threads: Math.max(1, availableParallelism() - 1),
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
-  workerNice: 5,
 };
 
 /** The pool's lane is full: the caller should answer "busy, retry" rather than wait. */
@@ -224,11 +217,7 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   private spawn(): Slot {
-    const slot: Slot = {
-      worker: new Worker(WORKER_URL, { workerData: { niceIncrement: this.opts.workerNice } }),
-      busy: null,
-      batchId: 0,
-    };
+    const slot: Slot = { worker: new Worker(WORKER_URL), busy: null, batchId: 0 };
     slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
       const chunk = slot.busy;
       if (!chunk || m.id !== slot.batchId) return;

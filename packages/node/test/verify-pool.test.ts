@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
@@ -130,35 +129,6 @@ describe('VerifyPool', () => {
     const inline = new VerifyPool({ threads: 0 });
     assert.deepEqual(await inline.verify([check(1, true), check(2, false)]), [true, false]);
     await inline.close();
-  });
-
-  test('its workers run at a lower OS priority than the main thread (Linux)', {
-    skip: !existsSync('/proc/thread-self'),
-  }, async () => {
-    // Nice value of each of this process's threads (field 19 of /proc/<pid>/task/<tid>/stat).
-    const nices = () =>
-      readdirSync(`/proc/${process.pid}/task`).map((tid) => {
-        const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
-        return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
-      });
-    const mainNice = nices().find((t) => t.tid === process.pid)!.nice;
-    const before = new Set(nices().map((t) => t.tid));
-    const lowered = new VerifyPool({ threads: 1, batchSize: 8, workerNice: 3 });
-    try {
-      assert.deepEqual(await lowered.verify([check(1, true)]), [true]);
-      const fresh = nices().filter((t) => !before.has(t.tid));
-      assert.ok(
-        fresh.some((t) => t.nice === Math.min(19, mainNice + 3)),
-        `a new thread at nice ${mainNice + 3}: ${JSON.stringify(fresh)}`,
-      );
-      assert.equal(
-        nices().find((t) => t.tid === process.pid)!.nice,
-        mainNice,
-        'the main thread keeps its priority',
-      );
-    } finally {
-      await lowered.close();
-    }
   });
 
   test('pack and unpack are inverse', () => {
