@@ -4,9 +4,11 @@
  * verifications per second measured in the same run.
  *
  *   npm run bench:tps -- [--seconds 30] [--clients 4] [--senders 200] [--batch 250] [--block-time 1000]
+ *
+ * UNC_BENCH_NODE_FLAGS passes flags to the node process alone (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -41,6 +43,31 @@ const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
 
+/**
+ * CPU time a process has used so far, in ms: its main thread (the thread whose id is the pid) and
+ * all its other threads (verify workers, the garbage collector's helpers, libuv's pool where
+ * LevelDB writes and fsyncs). From /proc, so Linux only; null elsewhere. Unlike wall time on a
+ * shared machine, this says what each transfer costs the node whatever else runs beside it.
+ */
+function processCpuMs(pid: number): { main: number; other: number } | null {
+  try {
+    let main = 0;
+    let other = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces, closed by the last ')').
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime are fields 14 and 15 of stat; clock ticks of 10 ms on Linux.
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      if (Number(tid) === pid) main += ms;
+      else other += ms;
+    }
+    return { main, other };
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-'));
   console.log(
@@ -53,6 +80,9 @@ async function main(): Promise<void> {
     process.execPath,
     // No dev chips: the node's work is the transfers alone.
     [
+      // Node flags for the measured node only, e.g. UNC_BENCH_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/p'
+      // (NODE_OPTIONS refuses --cpu-prof, and would profile the bench client too).
+      ...(process.env.UNC_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       UNC,
       'dev',
       '--home',
@@ -130,6 +160,8 @@ async function main(): Promise<void> {
   const reasons = new Map<string, number>();
   const startMs = Date.now();
   const endMs = startMs + SECONDS * 1000;
+  const nodeCpuAtStart = processCpuMs(proc.pid!);
+  const benchCpuAtStart = process.cpuUsage();
   const phaseDone = phaseProgress('sending', SECONDS * 1000, () => `${accepted} accepted`);
   await Promise.all(
     queues.map(async (queue) => {
@@ -153,6 +185,8 @@ async function main(): Promise<void> {
     }),
   );
   phaseDone();
+  const nodeCpuAtEnd = processCpuMs(proc.pid!);
+  const benchCpu = process.cpuUsage(benchCpuAtStart);
   // Count what was finalized inside the window [start, end].
   await new Promise((r) => setTimeout(r, BLOCK_TIME + 200));
   sub.close();
@@ -167,6 +201,17 @@ async function main(): Promise<void> {
     `finalized transfers: ${finalized} in ${SECONDS} s = ${tps.toFixed(0)} /s (last block at ${seconds.toFixed(1)} s)`,
   );
   console.log(`ratio finalized transfers / raw Ed25519 verifications: ${(tps / verifyPerSec).toFixed(3)}`);
+  if (nodeCpuAtStart && nodeCpuAtEnd && finalized > 0) {
+    const perTx = (ms: number) => ((ms * 1000) / finalized).toFixed(0);
+    const main = nodeCpuAtEnd.main - nodeCpuAtStart.main;
+    const other = nodeCpuAtEnd.other - nodeCpuAtStart.other;
+    console.log(
+      `node CPU per finalized transfer: ${perTx(main + other)} µs (main thread ${perTx(main)} µs, other threads ${perTx(other)} µs; one raw verify ${(1e6 / verifyPerSec).toFixed(0)} µs); node cores busy ${((main + other) / (SECONDS * 1000)).toFixed(2)}`,
+    );
+    console.log(
+      `bench client CPU per finalized transfer: ${perTx((benchCpu.user + benchCpu.system) / 1000)} µs (its own process)`,
+    );
+  }
   const largest = inWindow.reduce((m, b) => Math.max(m, b.txCount), 0);
   console.log(`largest block: ${largest} transfers`);
   cleanup();

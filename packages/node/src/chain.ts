@@ -247,9 +247,22 @@ export class Chain {
     return this.headBlock.header.height;
   }
 
+  /**
+   * The head state's parameters, decoded once per head: admission reads them for every
+   * transaction, and they change only with the state, which changes only when the head does.
+   * Frozen, since every reader shares the one object.
+   */
   get params(): ChainParams {
-    return getParams(this.state);
+    if (this.paramsHead !== this.headHash || this.paramsState !== this.state) {
+      this.paramsCache = Object.freeze(getParams(this.state));
+      this.paramsHead = this.headHash;
+      this.paramsState = this.state;
+    }
+    return this.paramsCache!;
   }
+  private paramsCache: ChainParams | null = null;
+  private paramsHead: Uint8Array | null = null;
+  private paramsState: unknown = null;
 
   onCommit(listener: CommitListener): () => void {
     this.listeners.push(listener);

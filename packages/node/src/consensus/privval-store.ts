@@ -48,6 +48,27 @@ interface Json {
   lastProposal: { proposal: string; block: string; lastCommit: string } | null;
 }
 
+/**
+ * The last proposal's encoding, per record: the file is rewritten at every signature (each vote),
+ * and re-encoding a proposal's whole block (megabytes of hex under load) for each of them held
+ * the main thread for tens of milliseconds a vote. A record is never changed once made (the
+ * driver makes a new one for each proposal), so its encoding can be kept with it.
+ */
+const encodedProposals = new WeakMap<SignedProposalRecord, Json['lastProposal']>();
+
+function encodeProposalRecord(r: SignedProposalRecord): Json['lastProposal'] {
+  let out = encodedProposals.get(r);
+  if (!out) {
+    out = {
+      proposal: toHex(encode(proposalCodec, r.proposal)),
+      block: toHex(encode(blockCodec, r.block)),
+      lastCommit: toHex(encode(commitCodec, r.lastCommit)),
+    };
+    encodedProposals.set(r, out);
+  }
+  return out;
+}
+
 export function serializePrivval(f: PrivValidatorFile): string {
   const s = f.state;
   const json: Json = {
@@ -59,13 +80,7 @@ export function serializePrivval(f: PrivValidatorFile): string {
     signature: s.signature ? toHex(s.signature) : null,
     lock: s.lock ? toHex(encode(voteCodec, s.lock)) : null,
     votes: s.votes.map((v) => toHex(encode(voteCodec, v))),
-    lastProposal: f.lastProposal
-      ? {
-          proposal: toHex(encode(proposalCodec, f.lastProposal.proposal)),
-          block: toHex(encode(blockCodec, f.lastProposal.block)),
-          lastCommit: toHex(encode(commitCodec, f.lastProposal.lastCommit)),
-        }
-      : null,
+    lastProposal: f.lastProposal ? encodeProposalRecord(f.lastProposal) : null,
   };
   return `${JSON.stringify(json, null, 1)}\n`;
 }

@@ -32,7 +32,15 @@ class LevelKv implements KvStore {
     return (await this.db.get(key)) ?? undefined;
   }
   async batch(ops: BatchOp[], durable: boolean): Promise<void> {
-    await this.db.batch(ops, { sync: durable });
+    // A chained batch, not `db.batch(array)`: abstract-level copies and re-validates every op of
+    // an array batch on the main thread (a block's commit of ~25,000 ops took 0.5–1 s there under
+    // bench:tps); put by put into the native batch it costs a tenth. Same atomic write either way.
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    await batch.write({ sync: durable });
   }
   entries(range: { gte: Uint8Array; lt: Uint8Array; reverse?: boolean; limit?: number }) {
     return this.db.iterator({
