@@ -48,7 +48,10 @@ export type GossipCheck<T> =
   | { verdict: 'accept'; deliver: T }
   | { verdict: 'ignore'; buffer: T };
 
-export function checkVoteGossip(data: Uint8Array, view: GossipView): GossipCheck<Vote> {
+/** A vote check may also say that a vote for the head's height is genuine, but too late to use. */
+export type VoteGossipCheck = GossipCheck<Vote> | { verdict: 'ignore'; late: Vote };
+
+export function checkVoteGossip(data: Uint8Array, view: GossipView): VoteGossipCheck {
   let vote: Vote;
   try {
     vote = decode(voteMessageCodec, data).vote;
@@ -56,8 +59,15 @@ export function checkVoteGossip(data: Uint8Array, view: GossipView): GossipCheck
     return { verdict: 'reject' };
   }
   const head = view.headHeight;
-  if (vote.height <= head) return { verdict: 'ignore' };
   const member = view.validators.has(vote.validator);
+  if (vote.height === head && head > 0n) {
+    // Late for the head: unused, but a genuine one shows its validator is up (proposer liveness).
+    // Checked against the next set, which is the one whose liveness matters.
+    if (member && verifyVoteSignature(view.chainId, vote, view.verify))
+      return { verdict: 'ignore', late: vote };
+    return { verdict: 'ignore' };
+  }
+  if (vote.height <= head) return { verdict: 'ignore' };
   if (vote.height > head + 1n) {
     // A later height's set is not known yet (it may differ at an epoch boundary): keep what
     // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
