@@ -60,6 +60,11 @@ export interface FaultPlan {
   crashes: { node: number; at: number; downMs: number }[];
   /** Nodes that never start (the checkers' own tests: too many down must fail liveness). */
   neverUp?: number[];
+  /**
+   * Validators that vote but never send a proposal (an omission a Byzantine proposer can choose:
+   * it stays "up" by its votes, so only its missed turns can tell the others not to wait for it).
+   */
+  withholdProposals?: number[];
 }
 
 export interface Scenario {
@@ -265,6 +270,9 @@ function equivocate(chainId: string, key: DevKey): Outgoing {
   };
 }
 
+/** Outgoing messages of a validator that never proposes: everything but its proposals. */
+const withholdProposals: Outgoing = (topic, data) => (topic === 'proposal' ? [] : [data]);
+
 export async function runSimulation(
   s: Scenario,
   opts: {
@@ -358,7 +366,11 @@ export async function runSimulation(
     node.net = net.attach(
       node.id,
       core.driver.handlers(),
-      node.honest ? undefined : equivocate(genesisChainId, node.key),
+      !node.honest
+        ? equivocate(genesisChainId, node.key)
+        : s.faults.withholdProposals?.includes(node.index)
+          ? withholdProposals
+          : undefined,
     );
     await core.driver.start(node.net);
   };
