@@ -46,12 +46,21 @@ import type { AdmissionResult } from '../admission.js';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
 import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
+import {
+  type ChainStatus,
+  type GossipTopic,
+  MAX_TXS_PER_REQUEST,
+  type Network,
+  type NetworkHandlers,
+  type Verdict,
+} from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
+import { compactOf, MAX_FETCH_PEERS, MAX_FETCHES, Rebuild, txsOfBlock } from './compact-block.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
+  checkCompactProposalGossip,
   checkProposalGossip,
   checkVoteGossip,
   type GossipView,
@@ -69,7 +78,12 @@ import {
 import { budgetForRound, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { type SyncPreverified, SyncReactor } from './sync-reactor.js';
-import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from './wire.js';
+import {
+  compactProposalCodec,
+  type ProposalMessage,
+  proposalMessageCodec,
+  voteMessageCodec,
+} from './wire.js';
 
 /** What the driver needs from the node around it (mempool, notifications). */
 export interface DriverHost {
@@ -115,6 +129,11 @@ export interface DriverOptions {
    * peers whether they are ahead. Default: twice the block time plus two seconds.
    */
   stallMs?: number;
+  /**
+   * Whether proposals gossip transaction ids instead of transactions (compact-block.ts; default
+   * true). Off, every proposal travels whole: the simulator compares the bytes of both.
+   */
+  compactProposals?: boolean;
 }
 
 /**
@@ -141,6 +160,7 @@ export class ConsensusDriver {
   private readonly maxClockDriftMs: number;
   private readonly stallMs: number;
   private readonly timeouts: TimeoutParams;
+  private readonly compactProposals: boolean;
 
   private readonly machine: Tendermint;
   private privval: PrivValidator | null = null;
@@ -175,6 +195,10 @@ export class ConsensusDriver {
   readonly proposalBudget: ProposalBudget;
   /** Who has been heard from lately: a round of a validator that is down waits less for it. */
   private readonly liveness = new ProposerLiveness();
+  /** Compact proposals whose missing transactions are being fetched, by block hash. */
+  private readonly fetching = new Set<string>();
+  /** Transaction fetches for compact proposals (metrics and the simulator's byte count). */
+  readonly txFetchStats = { requests: 0, txs: 0 };
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
 
@@ -191,6 +215,7 @@ export class ConsensusDriver {
     this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
+    this.compactProposals = opts.compactProposals ?? true;
     this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
@@ -291,6 +316,7 @@ export class ConsensusDriver {
       onGossip: (topic, data, from) => this.onGossip(topic, data, from),
       status: () => this.status(),
       blocks: (from, to) => this.syncReactor.blocksFor(from, to),
+      txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
     };
   }
 
@@ -457,7 +483,12 @@ export class ConsensusDriver {
         return;
       case 'broadcast-proposal': {
         const msg = this.proposalMessage(action.proposal);
-        if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
+        // Compact: peers hold nearly all of the block's transactions already (compact-block.ts).
+        // An empty block goes whole (it is as small), and so does every re-sent proposal
+        // (`regossip`): the peers it is for missed things, transactions likely among them.
+        if (msg && this.compactProposals && msg.block.txs.length > 0)
+          this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
+        else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
         return;
       }
@@ -647,6 +678,8 @@ export class ConsensusDriver {
         return this.onVoteGossip(data);
       case 'proposal':
         return this.onProposalGossip(data, from);
+      case 'compact-proposal':
+        return this.onCompactProposalGossip(data, from);
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
@@ -689,9 +722,92 @@ export class ConsensusDriver {
       this.buffer({ kind: 'proposal', msg: checked.buffer, from });
     }
     if (!('deliver' in checked)) return checked.verdict;
+    this.liveness.saw(checked.deliver.proposal.proposer, checked.deliver.proposal.height);
+    return this.routeProposal(checked.deliver, from);
+  }
+
+  /**
+   * A compact proposal: the block rebuilt from the transactions this node holds and those it
+   * fetches, then handled exactly like a full proposal (same checks of the header's commitments).
+   * A later height's is not kept: the full proposal is sent again to nodes that fall behind.
+   */
+  private async onCompactProposalGossip(data: Uint8Array, from: string): Promise<Verdict> {
+    const checked = checkCompactProposalGossip(data, this.gossipView());
+    if ('buffer' in checked)
+      this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
+    if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
     const { proposal } = msg;
     this.liveness.saw(proposal.proposer, proposal.height);
+    const key = toHex(proposal.blockHash);
+    const known = this.pending.get(key);
+    const block = known?.pending?.block ?? known?.message?.block;
+    if (block)
+      return this.routeProposal({ proposal, block, lastCommit: msg.lastCommit, sentAt: msg.sentAt }, from);
+    const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    if (!rebuild.complete) {
+      // One fetch per proposal, a few at once: a copy of a proposal being fetched adds nothing.
+      if (this.fetching.has(key) || this.fetching.size >= MAX_FETCHES || !this.network) return 'ignore';
+      this.fetching.add(key);
+      try {
+        if (!(await this.fetchMissing(rebuild, from, this.network))) return 'ignore';
+      } finally {
+        this.fetching.delete(key);
+      }
+    }
+    return this.routeProposal(rebuild.full(), from);
+  }
+
+  /**
+   * Asks the peer that sent the proposal, then others, for the transactions still missing. Each
+   * answer is checked against the ids asked for; a wrong one is the answering peer's fault.
+   */
+  private async fetchMissing(rebuild: Rebuild, from: string, network: Network): Promise<boolean> {
+    const { height, blockHash } = rebuild.msg.proposal;
+    const others = network
+      .peers()
+      .map((p) => p.id)
+      .filter((id) => id !== from);
+    for (const peer of [from, ...others].slice(0, MAX_FETCH_PEERS)) {
+      try {
+        for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
+          if (this.stopped || height !== this.chain.height + 1n) return false;
+          const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
+          const answer = await network.requestTxs(peer, blockHash, ask);
+          this.txFetchStats.requests++;
+          this.txFetchStats.txs += answer.length;
+          if (!rebuild.fill(answer)) {
+            network.penalize(peer, `answered a transaction request for ${height} with other transactions`);
+            break;
+          }
+          if (answer.length < ask.length) break; // it holds no more of them: the next peer
+        }
+      } catch (err) {
+        this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
+      }
+      if (rebuild.complete) return true;
+    }
+    this.logger.warn('could not fetch the transactions of a compact proposal', {
+      height,
+      missing: rebuild.missing().length,
+    });
+    return false;
+  }
+
+  /**
+   * Transactions a peer asks for to rebuild a compact proposal: only of a block this node holds
+   * for the height being decided, only those named (compact-block.ts: no mempool scraping).
+   */
+  private servedTxs(blockHash: Uint8Array, ids: readonly Uint8Array[]): Uint8Array[] {
+    if (ids.length > MAX_TXS_PER_REQUEST) return [];
+    const known = this.pending.get(toHex(blockHash));
+    const block = known?.pending?.block ?? known?.message?.block;
+    return block ? txsOfBlock(block, ids) : [];
+  }
+
+  /** A full proposal for the height after the head: checked now, or kept for its height. */
+  private routeProposal(msg: ProposalMessage, from: string): Promise<Verdict> | Verdict {
+    const { proposal } = msg;
     if (this.syncing || proposal.height !== this.height) {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';

@@ -8,6 +8,7 @@
  * usable, what to do with it: deliver it now, or keep it for a later height.
  */
 import {
+  type BlockHeader,
   blockHash,
   type ConsensusEvidence,
   commitHash,
@@ -26,7 +27,14 @@ import {
   verifyVoteSignature,
 } from '@unc/core';
 import type { Verdict } from '../p2p/types.js';
-import { type ProposalMessage, proposalMessageCodec, txBatchCodec, voteMessageCodec } from './wire.js';
+import {
+  type CompactProposalMessage,
+  compactProposalCodec,
+  type ProposalMessage,
+  proposalMessageCodec,
+  txBatchCodec,
+  voteMessageCodec,
+} from './wire.js';
 
 /** What the checks need to know about the node: the head and the set voting after it. */
 export interface GossipView {
@@ -87,9 +95,34 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
   } catch {
     return { verdict: 'reject' };
   }
-  const { proposal, block } = msg;
+  return checkSignedProposal(msg, msg.block.header, view);
+}
+
+/**
+ * A compact proposal (compact-block.ts): the same checks on the proposal and the header it
+ * carries; the transactions are checked once the block is rebuilt, like a full one's.
+ */
+export function checkCompactProposalGossip(
+  data: Uint8Array,
+  view: GossipView,
+): GossipCheck<CompactProposalMessage> {
+  let msg: CompactProposalMessage;
+  try {
+    msg = decode(compactProposalCodec, data);
+  } catch {
+    return { verdict: 'reject' };
+  }
+  return checkSignedProposal(msg, msg.header, view);
+}
+
+function checkSignedProposal<T extends { proposal: Proposal }>(
+  msg: T,
+  header: BlockHeader,
+  view: GossipView,
+): GossipCheck<T> {
+  const { proposal } = msg;
   if (proposal.height <= view.headHeight) return { verdict: 'ignore' };
-  if (block.header.height !== proposal.height || !equalBytes(blockHash(block.header), proposal.blockHash))
+  if (header.height !== proposal.height || !equalBytes(blockHash(header), proposal.blockHash))
     return { verdict: 'reject' };
   const member = view.validators.has(proposal.proposer);
   if (proposal.height > view.headHeight + 1n) {

@@ -81,6 +81,8 @@ export interface Scenario {
   livenessHeights: number;
   /** Transfers submitted per second of simulated time (by a client, at a random up node). */
   txPerSecond: number;
+  /** Proposals travel whole instead of compact (consensus/compact-block.ts): the comparison. */
+  fullProposals?: boolean;
 }
 
 export interface SimReport {
@@ -100,6 +102,8 @@ export interface SimReport {
   crashes: number;
   partitions: number;
   messages: { sent: number; delivered: number; dropped: number };
+  /** Bytes sent per gossip topic and request kind over all links (compact proposals' effect). */
+  bytes: Record<string, number>;
   simulatedMs: number;
   /** Simulated time after GST until the liveness target (null if it was not reached). */
   recoveryMs: number | null;
@@ -360,6 +364,7 @@ export async function runSimulation(
       // and answers as a real node's worker pool and event-loop slices, deterministic by seed.
       verifier: new InThreadVerifier(),
       slices: clockSlices(clock),
+      ...(s.fullProposals ? { compactProposals: false } : {}),
     });
     chain.onCommit((c) => onCommitted(node, c));
     node.core = core;
@@ -492,6 +497,7 @@ export async function runSimulation(
     crashes: s.faults.crashes.length,
     partitions: s.faults.partitions.length,
     messages: { ...net.stats },
+    bytes: { ...net.bytes },
     simulatedMs: clock.now() - GENESIS_TIME - 1_000,
     recoveryMs,
     ...(opts.keepStores ? { stores: nodes.map((n) => n.store) } : {}),
