@@ -426,6 +426,14 @@ export class ConsensusDriver {
     // A proposal this validator signed before a restart, whose block only it may have.
     const own = this.lastProposal;
     if (own && own.proposal.height === height) await this.onProposalMessage({ ...own, sentAt: 0n }, null);
+    await this.replayBuffered(height);
+  }
+
+  /**
+   * Hands the machine what was kept for `height` (it arrived early, or during a sync), keeping
+   * what is for later heights.
+   */
+  private async replayBuffered(height: bigint): Promise<void> {
     const buffered = this.future;
     this.future = [];
     for (const b of buffered) {
@@ -494,10 +502,9 @@ export class ConsensusDriver {
       }
       case 'schedule-timeout': {
         const { height, round, step } = action;
-        this.setTimer(
-          this.timeoutDelay(action),
-          () => void this.enqueue(() => this.onTimeout(height, round, step)),
-        );
+        const delayMs = this.timeoutDelay(action);
+        this.logger.debug('timeout scheduled', { height, round, step, delayMs });
+        this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
         return;
       }
       case 'request-value':
@@ -745,6 +752,12 @@ export class ConsensusDriver {
     if (block)
       return this.routeProposal({ proposal, block, lastCommit: msg.lastCommit, sentAt: msg.sentAt }, from);
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    this.logger.debug('compact proposal', {
+      height: proposal.height,
+      round: proposal.round,
+      txs: msg.txIds.length,
+      missing: rebuild.missing().length,
+    });
     if (!rebuild.complete) {
       // One fetch per proposal, a few at once: a copy of a proposal being fetched adds nothing.
       if (this.fetching.has(key) || this.fetching.size >= MAX_FETCHES || !this.network) return 'ignore';
@@ -837,6 +850,7 @@ export class ConsensusDriver {
   /** Checks the block a proposal names and hands the machine the proposal with that verdict. */
   private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
     const { proposal } = msg;
+    this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
     // In time: before this node gave up on its round, and from the round's own proposer (anyone
     // else's signed proposal says nothing about whether the proposer proposes).
@@ -966,14 +980,22 @@ export class ConsensusDriver {
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
     this.probingPeers = true;
+    const probedAt = this.chain.height;
     this.syncReactor
       .peerAhead(network)
       .then((behind) => {
         if (!behind || this.stopped) return;
         return this.enqueue(async () => {
+          // A height committed since the probe asked answers it: the peer that was ahead is no
+          // longer, and a sync now would only hold the queue (a round trip to every peer) while
+          // this height's proposal waits.
+          if (this.chain.height > probedAt) return;
           const before = this.chain.height;
           await this.catchUp();
           if (this.chain.height > before) this.scheduleHeight();
+          // Still at this height: what arrived during the sync was kept for it (found by the
+          // simulator: a proposal kept so was otherwise lost until re-sent, 5 s later).
+          else if (this.height === this.chain.height + 1n) await this.replayBuffered(this.height);
         });
       })
       .catch((err) => this.logger.debug('stall check failed', { error: (err as Error).message }))
