@@ -4,6 +4,7 @@
  *
  *   npm run sim -- --seeds 1000 [--start 0] [--workers 2] [--no-profiles] [--verbose]
  *   npm run sim -- --seeds 0                  # the finality table only
+ *   npm run sim -- --seeds 0 --one-down       # one validator down, compact proposals' bytes
  *
  * Every failing seed is printed with the command that replays it; the exit status is 1 if any
  * seed failed. UNC_SIM_LOG=debug prints the nodes' logs (in virtual time) while replaying one.
@@ -43,12 +44,15 @@ async function main(): Promise<void> {
       start: { type: 'string', default: '0' },
       workers: { type: 'string', default: '1' },
       'no-profiles': { type: 'boolean', default: false },
+      'one-down': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: npm run sim -- --seeds N [--start S] [--workers W] [--no-profiles] [--verbose]');
+    console.log(
+      'usage: npm run sim -- --seeds N [--start S] [--workers W] [--no-profiles | --one-down] [--verbose]',
+    );
     process.exit(0);
   }
   const seeds = Number(values.seeds);
@@ -70,7 +74,8 @@ async function main(): Promise<void> {
   }
   let failed = 0;
   if (seeds > 0) failed = await sweep(start, seeds, workers, values.verbose);
-  if (!values['no-profiles']) {
+  if (values['one-down']) await oneDownAndCompact();
+  else if (!values['no-profiles']) {
     await profiles();
     await oneDownAndCompact();
   }
