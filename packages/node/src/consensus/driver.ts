@@ -195,10 +195,13 @@ export class ConsensusDriver {
   readonly proposalBudget: ProposalBudget;
   /** Who has been heard from lately: a round of a validator that is down waits less for it. */
   private readonly liveness = new ProposerLiveness();
-  /** Compact proposals whose missing transactions are being fetched, by block hash. */
+  /**
+   * Compact proposals whose missing transactions are being fetched, by the message's content
+   * (the ids are not signed: a copy with other ids must not shut out the genuine one), and the
+   * peers they came from (one fetch at a time per peer).
+   */
   private readonly fetching = new Set<string>();
-  /** Transaction fetches for compact proposals (metrics and the simulator's byte count). */
-  readonly txFetchStats = { requests: 0, txs: 0 };
+  private readonly fetchingFrom = new Set<string>();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
 
@@ -759,13 +762,23 @@ export class ConsensusDriver {
       missing: rebuild.missing().length,
     });
     if (!rebuild.complete) {
-      // One fetch per proposal, a few at once: a copy of a proposal being fetched adds nothing.
-      if (this.fetching.has(key) || this.fetching.size >= MAX_FETCHES || !this.network) return 'ignore';
-      this.fetching.add(key);
+      // One fetch per compact message and per sending peer, a few at once: a copy of a message
+      // being fetched adds nothing, and one peer cannot take every slot with altered copies.
+      const content = toHex(sha256(data));
+      if (
+        this.fetching.has(content) ||
+        this.fetchingFrom.has(from) ||
+        this.fetching.size >= MAX_FETCHES ||
+        !this.network
+      )
+        return 'ignore';
+      this.fetching.add(content);
+      this.fetchingFrom.add(from);
       try {
         if (!(await this.fetchMissing(rebuild, from, this.network))) return 'ignore';
       } finally {
-        this.fetching.delete(key);
+        this.fetching.delete(content);
+        this.fetchingFrom.delete(from);
       }
     }
     return this.routeProposal(rebuild.full(), from);
@@ -787,8 +800,6 @@ export class ConsensusDriver {
           if (this.stopped || height !== this.chain.height + 1n) return false;
           const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
           const answer = await network.requestTxs(peer, blockHash, ask);
-          this.txFetchStats.requests++;
-          this.txFetchStats.txs += answer.length;
           if (!rebuild.fill(answer)) {
             network.penalize(peer, `answered a transaction request for ${height} with other transactions`);
             break;

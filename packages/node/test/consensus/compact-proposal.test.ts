@@ -178,9 +178,15 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   assert.equal(penalties().length, 1);
   assert.match(penalties()[0]!.reason, /other transactions/);
 
-  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted.
+  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted, even while
+  // another peer's copy with other ids (they are not signed) is being fetched: that copy cannot
+  // shut the genuine one out.
   answer = (ids) => ids.flatMap((id) => (equalBytes(id, wireTxId(tx)) ? [tx] : []));
+  hub.join('evil', { ...relayHandlers, txs: () => [] });
+  const altered = encode(compactProposalCodec, { ...compactOf(message), txIds: [wireTxId(transfer(9n))] });
+  const alteredVerdict = gossip('compact-proposal', altered, 'evil');
   assert.equal(await gossip('compact-proposal', compact, 'relay'), 'accept');
+  assert.equal(await alteredVerdict, 'ignore');
   // Now it holds the block, it serves the block's transactions, and only those named.
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
