@@ -19,7 +19,7 @@ import {
   signTransaction,
   toHex,
 } from '@unc/core';
-import { feeFor, transferAction } from '@unc/sdk';
+import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactOf, Rebuild, TxIndex, txsOfBlock, wireTxId } from '../../src/consensus/compact-block.js';
 import {
@@ -131,7 +131,7 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
     blocks: async () => [],
     txs: (_hash, ids) => answer(ids),
   };
-  const relay = hub.join('relay', relayHandlers);
+  hub.join('relay', relayHandlers);
   const penalties = () => (hub.member('v0')?.penalties ?? []).filter((p) => p.peer === 'relay');
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
     timeoutMs: 15_000,
@@ -190,7 +190,6 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   // Now it holds the block, it serves the block's transactions, and only those named.
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
-  void relay;
 });
 
 function fakeMessage(txs: Uint8Array[]): ProposalMessage {
