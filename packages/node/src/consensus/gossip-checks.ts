@@ -71,9 +71,11 @@ export function checkVoteGossip(data: Uint8Array, view: GossipView): VoteGossipC
   if (vote.height === head && head > 0n) {
     // Late for the head: unused, but a genuine one shows its validator is up (proposer liveness).
     // Checked against the next set, which is the one whose liveness matters.
-    if (member && verifyVoteSignature(view.chainId, vote, view.verify))
-      return { verdict: 'ignore', late: vote };
-    return { verdict: 'ignore' };
+    // A forged one cost a signature check and is never forwarded (late votes are not), so it
+    // comes from the peer that sent it: rejected, or it would be free work.
+    if (!member) return { verdict: 'ignore' };
+    if (!verifyVoteSignature(view.chainId, vote, view.verify)) return { verdict: 'reject' };
+    return { verdict: 'ignore', late: vote };
   }
   if (vote.height <= head) return { verdict: 'ignore' };
   if (vote.height > head + 1n) {
