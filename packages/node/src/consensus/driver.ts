@@ -204,6 +204,8 @@ export class ConsensusDriver {
   private readonly fetchingFrom = new Set<string>();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
+  /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
+  private proposalArrived = new Set<number>();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -418,6 +420,7 @@ export class ConsensusDriver {
     this.height = height;
     this.pending = new Map();
     this.proposeTimedOut = new Set();
+    this.proposalArrived = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -550,8 +553,16 @@ export class ConsensusDriver {
     if (step === 'propose') {
       const s = this.machine.snapshot();
       this.proposeTimedOut.add(round);
-      // Still waiting in this very round: its proposer sent nothing usable in time.
-      if (s.round === round && s.step === 'propose' && height === this.chain.height + 1n) {
+      // Still waiting in this very round, and nothing signed by its proposer arrived: it sent
+      // nothing in time. A proposal that arrived but is still being checked (a big block on a
+      // busy node) is not the proposer's fault: holding it to the short wait would make every
+      // busy proposer miss its turns.
+      if (
+        s.round === round &&
+        s.step === 'propose' &&
+        height === this.chain.height + 1n &&
+        !this.proposalArrived.has(round)
+      ) {
         const proposer = this.proposerAt(height, round);
         if (!this.validator || !equalBytes(proposer, this.validator.publicKey))
           this.liveness.missedTurn(proposer);
@@ -733,6 +744,7 @@ export class ConsensusDriver {
     }
     if (!('deliver' in checked)) return checked.verdict;
     this.liveness.saw(checked.deliver.proposal.proposer, checked.deliver.proposal.height);
+    this.proposalArrives(checked.deliver.proposal);
     return this.routeProposal(checked.deliver, from);
   }
 
@@ -749,6 +761,8 @@ export class ConsensusDriver {
     const msg = checked.deliver;
     const { proposal } = msg;
     this.liveness.saw(proposal.proposer, proposal.height);
+    // On arrival, before its transactions are fetched: a slow fetch is not the proposer's fault.
+    this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     const known = this.pending.get(key);
     const block = known?.pending?.block ?? known?.message?.block;
@@ -863,14 +877,7 @@ export class ConsensusDriver {
     const { proposal } = msg;
     this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
-    // In time: before this node gave up on its round, and from the round's own proposer (anyone
-    // else's signed proposal says nothing about whether the proposer proposes).
-    if (
-      from !== null &&
-      !this.proposeTimedOut.has(proposal.round) &&
-      equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))
-    )
-      this.liveness.proposedInTime(proposal.proposer);
+    if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
     const envelopes = known ? null : this.preverifier.decode(msg.block);
@@ -945,6 +952,20 @@ export class ConsensusDriver {
       isSignatureVerified: this.verifiedAmong(envelopes),
       isEd25519Verified: this.preverifier.isEd25519Verified,
     };
+  }
+
+  /**
+   * A proposal (signature checked) for the height being decided arrived. In time if before this
+   * node gave up on its round; only the round's own proposer counts (anyone else's signed
+   * proposal says nothing about whether the proposer proposes).
+   */
+  private proposalArrives(proposal: Proposal): void {
+    if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return;
+    // Rounds far ahead have no timeout running here yet (and would let a proposer fill the set).
+    if (proposal.round > this.machine.snapshot().round + 1) return;
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return;
+    this.proposalArrived.add(proposal.round);
+    if (!this.proposeTimedOut.has(proposal.round)) this.liveness.proposedInTime(proposal.proposer);
   }
 
   /**

@@ -275,7 +275,8 @@ function equivocate(chainId: string, key: DevKey): Outgoing {
 }
 
 /** Outgoing messages of a validator that never proposes: everything but its proposals. */
-const withholdProposals: Outgoing = (topic, data) => (topic === 'proposal' ? [] : [data]);
+const withholdProposals: Outgoing = (topic, data) =>
+  topic === 'proposal' || topic === 'compact-proposal' ? [] : [data];
 
 export async function runSimulation(
   s: Scenario,
