@@ -140,10 +140,17 @@ export class Rebuild {
   }
 }
 
+/** Each held block's transactions by wire id, hashed once however many requests it answers. */
+const wireIdsOf = new WeakMap<Block, Map<string, Uint8Array>>();
+
 /** The transactions of `block` that `ids` name, in the order asked (a fetch answer). */
 export function txsOfBlock(block: Block, ids: readonly Uint8Array[]): Uint8Array[] {
-  const byId = new Map<string, Uint8Array>();
-  for (const tx of block.txs) byId.set(toHex(wireTxId(tx)), tx);
+  let byId = wireIdsOf.get(block);
+  if (!byId) {
+    byId = new Map();
+    for (const tx of block.txs) byId.set(toHex(wireTxId(tx)), tx);
+    wireIdsOf.set(block, byId);
+  }
   const out: Uint8Array[] = [];
   for (const id of ids) {
     const tx = byId.get(toHex(id));
