@@ -398,6 +398,9 @@ class FakeNetwork implements Network {
   async requestBlocks(): Promise<never> {
     throw new Error('no peers');
   }
+  async requestTxs(): Promise<never> {
+    throw new Error('no peers');
+  }
   penalize(): void {}
   onPeerConnected(): () => void {
     return () => {};

@@ -4,6 +4,7 @@
  *
  *   npm run sim -- --seeds 1000 [--start 0] [--workers 2] [--no-profiles] [--verbose]
  *   npm run sim -- --seeds 0                  # the finality table only
+ *   npm run sim -- --seeds 0 --one-down       # one validator down, compact proposals' bytes
  *
  * Every failing seed is printed with the command that replays it; the exit status is 1 if any
  * seed failed. UNC_SIM_LOG=debug prints the nodes' logs (in virtual time) while replaying one.
@@ -43,12 +44,15 @@ async function main(): Promise<void> {
       start: { type: 'string', default: '0' },
       workers: { type: 'string', default: '1' },
       'no-profiles': { type: 'boolean', default: false },
+      'one-down': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: npm run sim -- --seeds N [--start S] [--workers W] [--no-profiles] [--verbose]');
+    console.log(
+      'usage: npm run sim -- --seeds N [--start S] [--workers W] [--no-profiles | --one-down] [--verbose]',
+    );
     process.exit(0);
   }
   const seeds = Number(values.seeds);
@@ -70,7 +74,11 @@ async function main(): Promise<void> {
   }
   let failed = 0;
   if (seeds > 0) failed = await sweep(start, seeds, workers, values.verbose);
-  if (!values['no-profiles']) await profiles();
+  if (values['one-down']) await oneDownAndCompact();
+  else if (!values['no-profiles']) {
+    await profiles();
+    await oneDownAndCompact();
+  }
   process.exit(failed > 0 ? 1 : 0);
 }
 
@@ -149,6 +157,42 @@ async function profiles(): Promise<void> {
           `${((performance.now() - t0) / 1000).toFixed(1).padStart(8)}${r.ok ? '' : `  FAILED: ${r.violations.join('; ')}`}`,
       );
     }
+  }
+}
+
+/**
+ * One of four validators never up, per profile: blocks per second of virtual time (issue 13's
+ * bar is 0.8). Then the bytes proposals cost, compact (ids, missing transactions fetched) against
+ * whole, on the same LAN run: every link's bytes summed, per committed height.
+ */
+async function oneDownAndCompact(): Promise<void> {
+  const durationMs = 30_000;
+  console.log('one of 4 validators never up (30 s simulated):');
+  for (const profile of ['lan', 'wan50', 'continents'] as ProfileName[]) {
+    const s = calmScenario(profile, 4, durationMs);
+    s.faults.neverUp = [3];
+    s.livenessHeights = 0;
+    const r = await runSimulation(s, simOptions);
+    console.log(
+      `  ${r.profile.padEnd(27)} ${(r.heightAtGst / (durationMs / 1000)).toFixed(2)} blocks/s, finality p50 ` +
+        `${pct(r.finalityMs, 0.5)} ms p99 ${pct(r.finalityMs, 0.99)} ms`,
+    );
+  }
+  console.log('proposal bytes per height (LAN, 4 validators, 8 transfers/s, 30 s simulated, all links):');
+  for (const full of [true, false]) {
+    const s = calmScenario('lan', 4, durationMs);
+    s.txPerSecond = 8;
+    s.fullProposals = full;
+    s.livenessHeights = 0;
+    const r = await runSimulation(s, simOptions);
+    const b = (k: string) => r.bytes[k] ?? 0;
+    const proposalBytes = b('proposal') + b('compact-proposal') + b('txs-request') + b('txs-answer');
+    const heights = Math.max(1, r.heightAtGst);
+    console.log(
+      `  ${full ? 'whole blocks  ' : 'compact blocks'} ${Math.round(proposalBytes / heights)} B/height ` +
+        `(whole ${b('proposal')}, compact ${b('compact-proposal')}, fetched ${b('txs-request')} + ${b('txs-answer')} B; ` +
+        `${r.finalityMs.length} transfers over ${heights} heights; tx gossip ${b('tx')} B)`,
+    );
   }
 }
 

@@ -48,6 +48,8 @@ export interface NodeCoreOptions {
    * real node passes `eventLoopSlices` (performance.now and setImmediate).
    */
   slices?: SliceScheduler;
+  /** Proposals gossip transaction ids (consensus/compact-block.ts); default true. */
+  compactProposals?: boolean;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
   /** A transaction refused at admission, with the code (metrics). */
@@ -87,6 +89,7 @@ export class NodeCore {
       ...(opts.clock ? { clock: opts.clock } : {}),
       blockTimeMs: opts.blockTimeMs,
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+      ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
       logger: opts.logger.child('consensus'),
     });
   }

@@ -10,6 +10,7 @@ import {
   PeerRequestError,
   peerIdFromNodeKey,
   startNetwork,
+  txsProtocol,
 } from '../src/p2p/libp2p.js';
 import type { ChainStatus, GossipTopic, NetworkHandlers } from '../src/p2p/types.js';
 
@@ -285,6 +286,54 @@ describe('requests, scores, bootstrap and metrics', () => {
       'the server to score the client down',
     );
     assert.equal(served.length, 2);
+    await Promise.all([server.net.stop(), client.net.stop()]);
+  });
+
+  test('transactions of a proposal by wire id: answered in order, bounded, a malformed request costs the sender', async () => {
+    const asked: number[] = [];
+    const tx = (i: number) => new TextEncoder().encode(`tx-${i}`);
+    const id = (i: number) => new Uint8Array(32).fill(i);
+    const server = await node(45, {
+      handlers: {
+        txs: (blockHash, ids) => {
+          asked.push(ids.length);
+          // Holds the block whose hash is all 7s, with the transactions 1 and 3.
+          if (!same(blockHash, new Uint8Array(32).fill(7))) return [];
+          return ids.flatMap((x) => (x[0] === 1 || x[0] === 3 ? [tx(x[0])] : []));
+        },
+      },
+    });
+    const client = await node(46);
+    await client.net.dial(server.net.listenAddrs[0]!);
+    await waitFor(() => handshaken(client.net, server.net), 'handshake');
+    const block = new Uint8Array(32).fill(7);
+    const got = await client.net.requestTxs(server.net.peerId, block, [id(3), id(2), id(1)]);
+    assert.deepEqual(
+      got.map((b) => new TextDecoder().decode(b)),
+      ['tx-3', 'tx-1'],
+    );
+    assert.deepEqual(await client.net.requestTxs(server.net.peerId, new Uint8Array(32), [id(1)]), []);
+    await assert.rejects(client.net.requestTxs(server.net.peerId, block, []), RangeError);
+    await assert.rejects(
+      client.net.requestTxs(
+        server.net.peerId,
+        block,
+        Array.from({ length: 4_097 }, () => id(1)),
+      ),
+      RangeError,
+    );
+    assert.deepEqual(asked, [3, 1], 'invalid requests never leave the client');
+    const stream = await client.net.libp2p.dialProtocol(
+      peerIdFromString(server.net.peerId),
+      txsProtocol(CHAIN),
+    );
+    stream.send(lp.encode.single(new Uint8Array([1, 2, 3])));
+    await stream.close().catch(() => undefined);
+    await waitFor(
+      () => (scoreOf(server.net, client.net.peerId) ?? 0) < 0,
+      'the server to score the client down',
+    );
+    assert.deepEqual(asked, [3, 1]);
     await Promise.all([server.net.stop(), client.net.stop()]);
   });
 

@@ -214,6 +214,16 @@ export class Tendermint {
   }
 
   /**
+   * Whether 2/3+ of the power precommitted nil in `round` of the current height. No block can be
+   * decided in such a round (a quorum for a block would need a validator honest in both quorums
+   * to precommit twice), so a driver may end the precommit wait of line 47 at once: timeouts
+   * only decide how soon a round gives up, never what is decided.
+   */
+  hasNilPrecommitQuorum(round: number): boolean {
+    return this.rounds.get(round)?.precommits.hasQuorumFor(null) ?? false;
+  }
+
+  /**
    * The messages of the current height worth sending again to peers that may have missed them:
    * the proposals and votes of the current and previous round and of the rounds the lock and the
    * valid value come from. Gossip over lossy links needs this; the paper assumes it.

@@ -26,6 +26,7 @@ import {
   DEFAULT_TIMEOUTS,
   defaultVerify,
   encode,
+  equalBytes,
   keyId,
   PrivValidator,
   type Proposal,
@@ -45,12 +46,21 @@ import type { AdmissionResult } from '../admission.js';
 import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
 import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { ChainStatus, GossipTopic, Network, NetworkHandlers, Verdict } from '../p2p/types.js';
+import {
+  type ChainStatus,
+  type GossipTopic,
+  MAX_TXS_PER_REQUEST,
+  type Network,
+  type NetworkHandlers,
+  type Verdict,
+} from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
+import { compactOf, MAX_FETCH_PEERS, MAX_FETCHES, Rebuild, txsOfBlock } from './compact-block.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
+  checkCompactProposalGossip,
   checkProposalGossip,
   checkVoteGossip,
   type GossipView,
@@ -68,7 +78,12 @@ import {
 import { budgetForRound, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { type SyncPreverified, SyncReactor } from './sync-reactor.js';
-import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from './wire.js';
+import {
+  compactProposalCodec,
+  type ProposalMessage,
+  proposalMessageCodec,
+  voteMessageCodec,
+} from './wire.js';
 
 /** What the driver needs from the node around it (mempool, notifications). */
 export interface DriverHost {
@@ -114,6 +129,11 @@ export interface DriverOptions {
    * peers whether they are ahead. Default: twice the block time plus two seconds.
    */
   stallMs?: number;
+  /**
+   * Whether proposals gossip transaction ids instead of transactions (compact-block.ts; default
+   * true). Off, every proposal travels whole: the simulator compares the bytes of both.
+   */
+  compactProposals?: boolean;
 }
 
 /**
@@ -140,6 +160,7 @@ export class ConsensusDriver {
   private readonly maxClockDriftMs: number;
   private readonly stallMs: number;
   private readonly timeouts: TimeoutParams;
+  private readonly compactProposals: boolean;
 
   private readonly machine: Tendermint;
   private privval: PrivValidator | null = null;
@@ -174,6 +195,17 @@ export class ConsensusDriver {
   readonly proposalBudget: ProposalBudget;
   /** Who has been heard from lately: a round of a validator that is down waits less for it. */
   private readonly liveness = new ProposerLiveness();
+  /**
+   * Compact proposals whose missing transactions are being fetched, by the message's content
+   * (the ids are not signed: a copy with other ids must not shut out the genuine one), and the
+   * peers they came from (one fetch at a time per peer).
+   */
+  private readonly fetching = new Set<string>();
+  private readonly fetchingFrom = new Set<string>();
+  /** Rounds of the current height whose propose timeout fired here. */
+  private proposeTimedOut = new Set<number>();
+  /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
+  private proposalArrived = new Set<number>();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -188,6 +220,7 @@ export class ConsensusDriver {
     this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
+    this.compactProposals = opts.compactProposals ?? true;
     this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
@@ -288,6 +321,7 @@ export class ConsensusDriver {
       onGossip: (topic, data, from) => this.onGossip(topic, data, from),
       status: () => this.status(),
       blocks: (from, to) => this.syncReactor.blocksFor(from, to),
+      txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
     };
   }
 
@@ -385,6 +419,8 @@ export class ConsensusDriver {
     if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
     this.height = height;
     this.pending = new Map();
+    this.proposeTimedOut = new Set();
+    this.proposalArrived = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -396,6 +432,14 @@ export class ConsensusDriver {
     // A proposal this validator signed before a restart, whose block only it may have.
     const own = this.lastProposal;
     if (own && own.proposal.height === height) await this.onProposalMessage({ ...own, sentAt: 0n }, null);
+    await this.replayBuffered(height);
+  }
+
+  /**
+   * Hands the machine what was kept for `height` (it arrived early, or during a sync), keeping
+   * what is for later heights.
+   */
+  private async replayBuffered(height: bigint): Promise<void> {
     const buffered = this.future;
     this.future = [];
     for (const b of buffered) {
@@ -453,20 +497,19 @@ export class ConsensusDriver {
         return;
       case 'broadcast-proposal': {
         const msg = this.proposalMessage(action.proposal);
-        if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
+        // Compact: peers hold nearly all of the block's transactions already (compact-block.ts).
+        // An empty block goes whole (it is as small), and so does every re-sent proposal
+        // (`regossip`): the peers it is for missed things, transactions likely among them.
+        if (msg && this.compactProposals && msg.block.txs.length > 0)
+          this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
+        else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
         return;
       }
       case 'schedule-timeout': {
         const { height, round, step } = action;
-        const delayMs =
-          step === 'propose' && height === this.chain.height + 1n
-            ? this.liveness.proposeTimeout(
-                selectProposer(this.nextValidators(), this.chain.head.header.beacon, height, round).publicKey,
-                height,
-                action.delayMs,
-              )
-            : action.delayMs;
+        const delayMs = this.timeoutDelay(action);
+        this.logger.debug('timeout scheduled', { height, round, step, delayMs });
         this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
         return;
       }
@@ -482,8 +525,49 @@ export class ConsensusDriver {
     }
   }
 
+  /**
+   * How long this node waits, from the machine's timeout. Two waits are cut short, neither of
+   * which can change what is decided (Tendermint is safe under any timing):
+   * - the propose wait for a proposer taken to be down (proposer-liveness.ts);
+   * - the precommit wait (line 47) after 2/3+ precommitted nil: no block can be decided in that
+   *   round, and waiting a second for precommits that cannot change it only delays the next
+   *   proposer. With a proposer down this wait, not the propose timeout, was most of each
+   *   failed round (1 s of 1.5 s, growing 0.5 s per round).
+   */
+  private timeoutDelay(action: Extract<ConsensusAction, { type: 'schedule-timeout' }>): number {
+    const { height, round, step, delayMs } = action;
+    if (height !== this.chain.height + 1n) return delayMs;
+    if (step === 'propose')
+      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs);
+    if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round)) return 0;
+    return delayMs;
+  }
+
+  /** The proposer of a round of the height after the head. */
+  private proposerAt(height: bigint, round: number): Uint8Array {
+    return selectProposer(this.nextValidators(), this.chain.head.header.beacon, height, round).publicKey;
+  }
+
   private async onTimeout(height: bigint, round: number, step: TimeoutStep): Promise<void> {
     if (height !== this.height) return;
+    if (step === 'propose') {
+      const s = this.machine.snapshot();
+      this.proposeTimedOut.add(round);
+      // Still waiting in this very round, and nothing signed by its proposer arrived: it sent
+      // nothing in time. A proposal that arrived but is still being checked (a big block on a
+      // busy node) is not the proposer's fault: holding it to the short wait would make every
+      // busy proposer miss its turns.
+      if (
+        s.round === round &&
+        s.step === 'propose' &&
+        height === this.chain.height + 1n &&
+        !this.proposalArrived.has(round)
+      ) {
+        const proposer = this.proposerAt(height, round);
+        if (!this.validator || !equalBytes(proposer, this.validator.publicKey))
+          this.liveness.missedTurn(proposer);
+      }
+    }
     await this.handle({ type: 'timeout', height, round, step });
   }
 
@@ -615,6 +699,8 @@ export class ConsensusDriver {
         return this.onVoteGossip(data);
       case 'proposal':
         return this.onProposalGossip(data, from);
+      case 'compact-proposal':
+        return this.onCompactProposalGossip(data, from);
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
@@ -626,8 +712,11 @@ export class ConsensusDriver {
 
   private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
     const checked = checkVoteGossip(data, this.gossipView());
+    // A vote for the head's height that arrived after this node committed it still shows its
+    // validator is up (a far validator's votes often come after the quorum of the near ones).
+    if ('late' in checked) this.liveness.saw(checked.late.validator, checked.late.height);
     if ('buffer' in checked) {
-      this.liveness.saw(checked.buffer.validator, checked.buffer.height);
+      this.liveness.saw(checked.buffer.validator, this.seenHeight(checked.buffer.height));
       this.buffer({ kind: 'vote', vote: checked.buffer });
     }
     if (!('deliver' in checked)) return checked.verdict;
@@ -650,13 +739,113 @@ export class ConsensusDriver {
   private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
     const checked = checkProposalGossip(data, this.gossipView());
     if ('buffer' in checked) {
-      this.liveness.saw(checked.buffer.proposal.proposer, checked.buffer.proposal.height);
+      this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
       this.buffer({ kind: 'proposal', msg: checked.buffer, from });
     }
+    if (!('deliver' in checked)) return checked.verdict;
+    this.liveness.saw(checked.deliver.proposal.proposer, checked.deliver.proposal.height);
+    this.proposalArrives(checked.deliver.proposal);
+    return this.routeProposal(checked.deliver, from);
+  }
+
+  /**
+   * A compact proposal: the block rebuilt from the transactions this node holds and those it
+   * fetches, then handled exactly like a full proposal (same checks of the header's commitments).
+   * A later height's is not kept: the full proposal is sent again to nodes that fall behind.
+   */
+  private async onCompactProposalGossip(data: Uint8Array, from: string): Promise<Verdict> {
+    const checked = checkCompactProposalGossip(data, this.gossipView());
+    if ('buffer' in checked)
+      this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
     if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
     const { proposal } = msg;
     this.liveness.saw(proposal.proposer, proposal.height);
+    // On arrival, before its transactions are fetched: a slow fetch is not the proposer's fault.
+    this.proposalArrives(proposal);
+    const key = toHex(proposal.blockHash);
+    const known = this.pending.get(key);
+    const block = known?.pending?.block ?? known?.message?.block;
+    if (block)
+      return this.routeProposal({ proposal, block, lastCommit: msg.lastCommit, sentAt: msg.sentAt }, from);
+    const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    this.logger.debug('compact proposal', {
+      height: proposal.height,
+      round: proposal.round,
+      txs: msg.txIds.length,
+      missing: rebuild.missing().length,
+    });
+    if (!rebuild.complete) {
+      // One fetch per compact message and per sending peer, a few at once: a copy of a message
+      // being fetched adds nothing, and one peer cannot take every slot with altered copies.
+      const content = toHex(sha256(data));
+      if (
+        this.fetching.has(content) ||
+        this.fetchingFrom.has(from) ||
+        this.fetching.size >= MAX_FETCHES ||
+        !this.network
+      )
+        return 'ignore';
+      this.fetching.add(content);
+      this.fetchingFrom.add(from);
+      try {
+        if (!(await this.fetchMissing(rebuild, from, this.network))) return 'ignore';
+      } finally {
+        this.fetching.delete(content);
+        this.fetchingFrom.delete(from);
+      }
+    }
+    return this.routeProposal(rebuild.full(), from);
+  }
+
+  /**
+   * Asks the peer that sent the proposal, then others, for the transactions still missing. Each
+   * answer is checked against the ids asked for; a wrong one is the answering peer's fault.
+   */
+  private async fetchMissing(rebuild: Rebuild, from: string, network: Network): Promise<boolean> {
+    const { height, blockHash } = rebuild.msg.proposal;
+    const others = network
+      .peers()
+      .map((p) => p.id)
+      .filter((id) => id !== from);
+    for (const peer of [from, ...others].slice(0, MAX_FETCH_PEERS)) {
+      try {
+        for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
+          if (this.stopped || height !== this.chain.height + 1n) return false;
+          const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
+          const answer = await network.requestTxs(peer, blockHash, ask);
+          if (!rebuild.fill(answer)) {
+            network.penalize(peer, `answered a transaction request for ${height} with other transactions`);
+            break;
+          }
+          if (answer.length < ask.length) break; // it holds no more of them: the next peer
+        }
+      } catch (err) {
+        this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
+      }
+      if (rebuild.complete) return true;
+    }
+    this.logger.warn('could not fetch the transactions of a compact proposal', {
+      height,
+      missing: rebuild.missing().length,
+    });
+    return false;
+  }
+
+  /**
+   * Transactions a peer asks for to rebuild a compact proposal: only of a block this node holds
+   * for the height being decided, only those named (compact-block.ts: no mempool scraping).
+   */
+  private servedTxs(blockHash: Uint8Array, ids: readonly Uint8Array[]): Uint8Array[] {
+    if (ids.length > MAX_TXS_PER_REQUEST) return [];
+    const known = this.pending.get(toHex(blockHash));
+    const block = known?.pending?.block ?? known?.message?.block;
+    return block ? txsOfBlock(block, ids) : [];
+  }
+
+  /** A full proposal for the height after the head: checked now, or kept for its height. */
+  private routeProposal(msg: ProposalMessage, from: string): Promise<Verdict> | Verdict {
+    const { proposal } = msg;
     if (this.syncing || proposal.height !== this.height) {
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
@@ -686,7 +875,9 @@ export class ConsensusDriver {
   /** Checks the block a proposal names and hands the machine the proposal with that verdict. */
   private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
     const { proposal } = msg;
+    this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
+    if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
     const envelopes = known ? null : this.preverifier.decode(msg.block);
@@ -763,6 +954,29 @@ export class ConsensusDriver {
     };
   }
 
+  /**
+   * A proposal (signature checked) for the height being decided arrived. In time if before this
+   * node gave up on its round; only the round's own proposer counts (anyone else's signed
+   * proposal says nothing about whether the proposer proposes).
+   */
+  private proposalArrives(proposal: Proposal): void {
+    if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return;
+    // Rounds far ahead have no timeout running here yet (and would let a proposer fill the set).
+    if (proposal.round > this.machine.snapshot().round + 1) return;
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return;
+    this.proposalArrived.add(proposal.round);
+    if (!this.proposeTimedOut.has(proposal.round)) this.liveness.proposedInTime(proposal.proposer);
+  }
+
+  /**
+   * A message signed for a far height shows its signer is up now, not then: counting it at that
+   * height would let a validator sign far ahead once and be waited for in full ever after.
+   */
+  private seenHeight(height: bigint): bigint {
+    const next = this.chain.height + 1n;
+    return height > next ? next : height;
+  }
+
   private buffer(b: Buffered): void {
     if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
     this.future.push(b);
@@ -798,14 +1012,22 @@ export class ConsensusDriver {
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
     this.probingPeers = true;
+    const probedAt = this.chain.height;
     this.syncReactor
       .peerAhead(network)
       .then((behind) => {
         if (!behind || this.stopped) return;
         return this.enqueue(async () => {
+          // A height committed since the probe asked answers it: the peer that was ahead is no
+          // longer, and a sync now would only hold the queue (a round trip to every peer) while
+          // this height's proposal waits.
+          if (this.chain.height > probedAt) return;
           const before = this.chain.height;
           await this.catchUp();
           if (this.chain.height > before) this.scheduleHeight();
+          // Still at this height: what arrived during the sync was kept for it (found by the
+          // simulator: a proposal kept so was otherwise lost until re-sent, 5 s later).
+          else if (this.height === this.chain.height + 1n) await this.replayBuffered(this.height);
         });
       })
       .catch((err) => this.logger.debug('stall check failed', { error: (err as Error).message }))

@@ -8,6 +8,7 @@
  * usable, what to do with it: deliver it now, or keep it for a later height.
  */
 import {
+  type BlockHeader,
   blockHash,
   type ConsensusEvidence,
   commitHash,
@@ -26,7 +27,14 @@ import {
   verifyVoteSignature,
 } from '@unc/core';
 import type { Verdict } from '../p2p/types.js';
-import { type ProposalMessage, proposalMessageCodec, txBatchCodec, voteMessageCodec } from './wire.js';
+import {
+  type CompactProposalMessage,
+  compactProposalCodec,
+  type ProposalMessage,
+  proposalMessageCodec,
+  txBatchCodec,
+  voteMessageCodec,
+} from './wire.js';
 
 /** What the checks need to know about the node: the head and the set voting after it. */
 export interface GossipView {
@@ -48,7 +56,10 @@ export type GossipCheck<T> =
   | { verdict: 'accept'; deliver: T }
   | { verdict: 'ignore'; buffer: T };
 
-export function checkVoteGossip(data: Uint8Array, view: GossipView): GossipCheck<Vote> {
+/** A vote check may also say that a vote for the head's height is genuine, but too late to use. */
+export type VoteGossipCheck = GossipCheck<Vote> | { verdict: 'ignore'; late: Vote };
+
+export function checkVoteGossip(data: Uint8Array, view: GossipView): VoteGossipCheck {
   let vote: Vote;
   try {
     vote = decode(voteMessageCodec, data).vote;
@@ -56,8 +67,17 @@ export function checkVoteGossip(data: Uint8Array, view: GossipView): GossipCheck
     return { verdict: 'reject' };
   }
   const head = view.headHeight;
-  if (vote.height <= head) return { verdict: 'ignore' };
   const member = view.validators.has(vote.validator);
+  if (vote.height === head && head > 0n) {
+    // Late for the head: unused, but a genuine one shows its validator is up (proposer liveness).
+    // Checked against the next set, which is the one whose liveness matters.
+    // A forged one cost a signature check and is never forwarded (late votes are not), so it
+    // comes from the peer that sent it: rejected, or it would be free work.
+    if (!member) return { verdict: 'ignore' };
+    if (!verifyVoteSignature(view.chainId, vote, view.verify)) return { verdict: 'reject' };
+    return { verdict: 'ignore', late: vote };
+  }
+  if (vote.height <= head) return { verdict: 'ignore' };
   if (vote.height > head + 1n) {
     // A later height's set is not known yet (it may differ at an epoch boundary): keep what
     // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
@@ -77,9 +97,34 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
   } catch {
     return { verdict: 'reject' };
   }
-  const { proposal, block } = msg;
+  return checkSignedProposal(msg, msg.block.header, view);
+}
+
+/**
+ * A compact proposal (compact-block.ts): the same checks on the proposal and the header it
+ * carries; the transactions are checked once the block is rebuilt, like a full one's.
+ */
+export function checkCompactProposalGossip(
+  data: Uint8Array,
+  view: GossipView,
+): GossipCheck<CompactProposalMessage> {
+  let msg: CompactProposalMessage;
+  try {
+    msg = decode(compactProposalCodec, data);
+  } catch {
+    return { verdict: 'reject' };
+  }
+  return checkSignedProposal(msg, msg.header, view);
+}
+
+function checkSignedProposal<T extends { proposal: Proposal }>(
+  msg: T,
+  header: BlockHeader,
+  view: GossipView,
+): GossipCheck<T> {
+  const { proposal } = msg;
   if (proposal.height <= view.headHeight) return { verdict: 'ignore' };
-  if (block.header.height !== proposal.height || !equalBytes(blockHash(block.header), proposal.blockHash))
+  if (header.height !== proposal.height || !equalBytes(blockHash(header), proposal.blockHash))
     return { verdict: 'reject' };
   const member = view.validators.has(proposal.proposer);
   if (proposal.height > view.headHeight + 1n) {

@@ -9,6 +9,7 @@ import { encode, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
 import type { Cancel, Clock } from '../clock.js';
 import type { Verdict } from '../p2p/types.js';
+import { TxIndex } from './compact-block.js';
 import { decodeTxBatch } from './gossip-checks.js';
 import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
 
@@ -28,6 +29,8 @@ export interface MempoolReactorOptions {
 }
 
 export class MempoolReactor {
+  /** What this node admitted, by wire id: compact proposals are rebuilt from it. */
+  private readonly txIndex = new TxIndex();
   private txOut: Uint8Array[] = [];
   private txOutBytes = 0;
   private txFlush: Cancel | null = null;
@@ -38,6 +41,7 @@ export class MempoolReactor {
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
   announceTx(env: TxEnvelope): void {
     if (!this.opts.connected() || this.stopped) return;
+    this.txIndex.add(env.bytes);
     if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
       this.flushTxs();
     this.txOut.push(env.bytes);
@@ -55,6 +59,11 @@ export class MempoolReactor {
     this.opts.publishBatch(encode(txBatchCodec, batch));
   }
 
+  /** A transaction this node admitted, by its wire id (compact-block.ts). */
+  lookup(id: Uint8Array): Uint8Array | undefined {
+    return this.txIndex.get(id);
+  }
+
   onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
@@ -63,6 +72,7 @@ export class MempoolReactor {
     for (const env of envelopes) {
       try {
         this.opts.admitTx(env);
+        this.txIndex.add(env.bytes);
         admitted++;
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
@@ -91,9 +101,11 @@ export class MempoolReactor {
       throw err;
     }
     let admitted = 0;
-    for (const r of results) {
-      if (!(r instanceof ValidationError)) admitted++;
-      else if (r.code === 'BAD_SIGNATURE') return 'reject';
+    for (const [i, r] of results.entries()) {
+      if (!(r instanceof ValidationError)) {
+        admitted++;
+        this.txIndex.add(envelopes[i]!.bytes);
+      } else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }

@@ -6,12 +6,16 @@
  */
 import {
   type Block,
+  type BlockHeader,
   blockCodec,
+  blockHeaderCodec,
   bytes,
+  bytesN,
   type Codec,
   type Commit,
   commitCodec,
   list,
+  MAX_BLOCK_TXS,
   type Proposal,
   proposalCodec,
   struct,
@@ -56,3 +60,30 @@ export const proposalMessageCodec: Codec<ProposalMessage> = struct<ProposalMessa
 export const MAX_TX_BATCH_BYTES = 100 * 1024;
 export const MAX_TXS_PER_MESSAGE = 1024;
 export const txBatchCodec: Codec<Uint8Array[]> = list(bytes(64 * 1024, 'tx'), MAX_TXS_PER_MESSAGE, 'txs');
+
+/**
+ * A compact proposal (consensus/compact-block.ts): the proposal with its block's header and
+ * commit, and each transaction by its wire id (`sha256` of its bytes, the signature included)
+ * instead of its bytes. Peers rebuild the block from the transactions they hold and fetch the
+ * others; the block and its hash are the same as in the full message.
+ */
+export interface CompactProposalMessage {
+  proposal: Proposal;
+  header: BlockHeader;
+  blockCommit: Commit;
+  txIds: Uint8Array[];
+  lastCommit: Commit;
+  sentAt: bigint;
+}
+
+export const compactProposalCodec: Codec<CompactProposalMessage> = struct<CompactProposalMessage>(
+  'CompactProposalMessage',
+  {
+    proposal: proposalCodec,
+    header: blockHeaderCodec,
+    blockCommit: commitCodec,
+    txIds: list(bytesN(32, 'wtxid'), MAX_BLOCK_TXS, 'txIds'),
+    lastCommit: commitCodec,
+    sentAt: u64,
+  },
+);

@@ -3,8 +3,8 @@
  * as pure codecs, apart from the libp2p stack: what a peer sends us here is decoded by these
  * functions alone, so they can be tested (and fuzzed) without a network.
  */
-import { chainIdCodec, DecodeError, decode, hash32, struct, u64 } from '@unc/core';
-import { type ChainStatus, MAX_BLOCKS_PER_REQUEST } from './types.js';
+import { chainIdCodec, DecodeError, decode, hash32, list, struct, u64 } from '@unc/core';
+import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, MAX_TXS_PER_REQUEST } from './types.js';
 
 export const statusCodec = struct<ChainStatus>('ChainStatus', {
   chainId: chainIdCodec,
@@ -37,4 +37,23 @@ export function decodeBlockRangeRequest(frame: Uint8Array): BlockRange {
     throw new DecodeError(`range ${from}…${to} is not 1…${MAX_BLOCKS_PER_REQUEST} heights`);
   }
   return range;
+}
+
+/** A transaction request (`/unc/<chainId>/txs/1`): wire ids of one proposed block's transactions. */
+export interface TxRequest {
+  blockHash: Uint8Array;
+  ids: Uint8Array[];
+}
+
+export const txRequestCodec = struct<TxRequest>('TxRequest', {
+  blockHash: hash32,
+  ids: list(hash32, MAX_TXS_PER_REQUEST, 'ids'),
+});
+
+/** The largest transaction request: the block hash, a length and MAX_TXS_PER_REQUEST ids. */
+export const MAX_TX_REQUEST_BYTES = 32 + 8 + 32 * MAX_TXS_PER_REQUEST;
+
+/** A peer's transaction request, or a DecodeError. */
+export function decodeTxRequest(frame: Uint8Array): TxRequest {
+  return decode(txRequestCodec, frame);
 }

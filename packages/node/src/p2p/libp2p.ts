@@ -22,7 +22,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
-import { chainIdCodec, encode, equalBytes, toHex } from '@unc/core';
+import { chainIdCodec, encode, equalBytes, MAX_TX_BYTES, toHex } from '@unc/core';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { type Logger, silentLogger } from '../log.js';
@@ -31,31 +31,44 @@ import {
   blockRangeCodec,
   decodeBlockRangeRequest,
   decodeStatusFrame,
+  decodeTxRequest,
   MAX_REQUEST_BYTES,
   MAX_STATUS_BYTES,
+  MAX_TX_REQUEST_BYTES,
   statusCodec,
+  type TxRequest,
+  txRequestCodec,
 } from './frames.js';
 import {
   type ChainStatus,
   type GossipTopic,
   MAX_BLOCKS_PER_REQUEST,
+  MAX_TXS_PER_REQUEST,
   type Network,
   type NetworkHandlers,
   type PeerInfo,
   type Verdict,
 } from './types.js';
 
-export const GOSSIP_TOPICS: readonly GossipTopic[] = ['tx', 'proposal', 'vote', 'evidence'];
+export const GOSSIP_TOPICS: readonly GossipTopic[] = [
+  'tx',
+  'proposal',
+  'compact-proposal',
+  'vote',
+  'evidence',
+];
 
 /**
  * Per-topic ceilings on a gossiped message's data. A transaction is at most `maxTxBytes` (64 KiB)
  * and a proposal carries a whole block (at most `maxBlockBytes`, 8 MiB, plus header and commit),
  * so each limit leaves headroom over the protocol's own maximum without letting one peer make us
- * buffer much more than a legitimate message could ever need.
+ * buffer much more than a legitimate message could ever need. A compact proposal carries 32 bytes
+ * per transaction instead of the transaction (at most 100,000 of them: 3.2 MB).
  */
 export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = {
   tx: 128 * 1024,
   proposal: 9 * 1024 * 1024,
+  'compact-proposal': 4 * 1024 * 1024,
   vote: 4 * 1024,
   evidence: 64 * 1024,
 };
@@ -92,7 +105,7 @@ export interface NetworkMetricsHooks {
   penalty?(peer: string, reason: string, score: number): void;
   ban?(peer: string, reason: string): void;
   peerCount?(count: number): void;
-  request?(protocol: 'status' | 'blocks', outcome: RequestOutcome, ms: number): void;
+  request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
 }
 
 export type RequestOutcome = 'ok' | 'timeout' | 'unreachable' | 'unsupported' | 'bad-response' | 'failed';
@@ -144,6 +157,20 @@ export function statusProtocol(chainId: string): string {
 
 export function blocksProtocol(chainId: string): string {
   return `/unc/${chainId}/blocks/1`;
+}
+
+export function txsProtocol(chainId: string): string {
+  return `/unc/${chainId}/txs/1`;
+}
+
+type RequestKind = 'status' | 'blocks' | 'txs';
+
+function protocolOf(kind: RequestKind, chainId: string): string {
+  return kind === 'status'
+    ? statusProtocol(chainId)
+    : kind === 'blocks'
+      ? blocksProtocol(chainId)
+      : txsProtocol(chainId);
 }
 
 /** The peer id a node key gives, without starting anything (e.g. to write bootstrap lists). */
@@ -313,6 +340,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       maxInboundStreams: 4,
       maxOutboundStreams: 8,
     });
+    // Transactions of the proposal being decided (compact proposals): few streams per peer.
+    await this.node.handle(txsProtocol(opts.chainId), (s, c) => this.serve('txs', s, c), {
+      maxInboundStreams: 2,
+      maxOutboundStreams: 4,
+    });
     const pubsub = this.node.services.pubsub;
     pubsub.addEventListener('gossipsub:message', (evt) => {
       const { propagationSource, msgId, msg } = evt.detail;
@@ -421,6 +453,20 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return status;
   }
 
+  async requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
+    if (ids.length === 0 || ids.length > MAX_TXS_PER_REQUEST) {
+      throw new RangeError(`a transaction request names 1…${MAX_TXS_PER_REQUEST} ids`);
+    }
+    return this.request(
+      'txs',
+      peer,
+      encode(txRequestCodec, { blockHash, ids: [...ids] }),
+      MAX_TX_BYTES,
+      ids.length,
+      this.maxBlockFrameBytes,
+    );
+  }
+
   async requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
     if (from < 0n || to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
       throw new RangeError(`block range ${from}…${to} must be 1…${MAX_BLOCKS_PER_REQUEST} ascending heights`);
@@ -440,7 +486,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
    * its side. The deadline covers everything, so a peer that trickles bytes cannot hold us.
    */
   private async request(
-    kind: 'status' | 'blocks',
+    kind: RequestKind,
     peer: string,
     body: Uint8Array,
     maxFrameBytes: number,
@@ -448,8 +494,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxTotalBytes: number,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
-    const protocol =
-      kind === 'status' ? statusProtocol(this.opts.chainId) : blocksProtocol(this.opts.chainId);
+    const protocol = protocolOf(kind, this.opts.chainId);
     const fail = (outcome: Exclude<RequestOutcome, 'ok'>, message: string): never => {
       this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
       if (outcome === 'bad-response') this.scoreDown(peer, PENALTY.badResponse, message);
@@ -508,7 +553,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return frames;
   }
 
-  private async serve(kind: 'status' | 'blocks', stream: Stream, connection: Connection): Promise<void> {
+  private async serve(kind: RequestKind, stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString();
     if (this.isBanned(peer)) {
       stream.abort(new Error('peer is banned'));
@@ -518,8 +563,25 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     const onAbort = () => stream.abort(new Error('answer timed out'));
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const request = await readFrame(stream, MAX_REQUEST_BYTES);
-      if (kind === 'status') {
+      const request = await readFrame(stream, kind === 'txs' ? MAX_TX_REQUEST_BYTES : MAX_REQUEST_BYTES);
+      if (kind === 'txs') {
+        let asked: TxRequest;
+        try {
+          asked = decodeTxRequest(request);
+        } catch (err) {
+          throw new MalformedRequest(errorMessage(err));
+        }
+        // Only transactions of a block held for the height being decided, only those named.
+        let total = 0;
+        for (const tx of (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(
+          0,
+          asked.ids.length,
+        )) {
+          total += tx.byteLength;
+          if (total > this.maxBlockFrameBytes) break;
+          await sendFrame(stream, tx, signal);
+        }
+      } else if (kind === 'status') {
         if (request.byteLength !== 0) throw new MalformedRequest('status request must be empty');
         await sendFrame(stream, encode(statusCodec, this.opts.handlers.status()), signal);
       } else {

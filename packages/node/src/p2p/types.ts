@@ -6,7 +6,7 @@
  */
 
 /** Gossip topics; each is namespaced by chain id on the wire so two chains never mix. */
-export type GossipTopic = 'tx' | 'proposal' | 'vote' | 'evidence';
+export type GossipTopic = 'tx' | 'proposal' | 'compact-proposal' | 'vote' | 'evidence';
 
 /**
  * The outcome of validating a gossiped message: `accept` forwards it, `ignore` drops it silently
@@ -33,6 +33,13 @@ export interface NetworkHandlers {
    * inclusive, in order, as many as the node has (possibly fewer than asked).
    */
   blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
+  /**
+   * Encoded transactions of a block this node holds for the height being decided, one per
+   * wanted wire id (`sha256` of the transaction's bytes) that the block contains, in the order
+   * asked; none for a block it does not hold (compact proposals, consensus/compact-block.ts).
+   * A node without it serves none.
+   */
+  txs?(blockHash: Uint8Array, ids: readonly Uint8Array[]): Uint8Array[];
 }
 
 export interface PeerInfo {
@@ -52,6 +59,11 @@ export interface Network {
   requestStatus(peer: string): Promise<ChainStatus>;
   /** At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller. */
   requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]>;
+  /**
+   * Transactions of a proposed block by wire id (at most `MAX_TXS_PER_REQUEST`); the caller
+   * checks each answer against the id it asked for.
+   */
+  requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]>;
   /** Misbehaviour found outside gossip validation (e.g. a bad block in a sync answer). */
   penalize(peer: string, reason: string): void;
   /**
@@ -63,3 +75,5 @@ export interface Network {
 }
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
+/** Wire ids per transaction request (32 bytes each: a 128 KiB request). */
+export const MAX_TXS_PER_REQUEST = 4_096;

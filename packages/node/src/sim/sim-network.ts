@@ -112,8 +112,16 @@ export class SimNetwork {
     return (ra === rb ? p.localMs : p.remoteMs) + this.rng.next() * p.jitterMs;
   }
 
+  /** Bytes sent per gossip topic (and per request kind), summed over every link. */
+  readonly bytes: Record<string, number> = {};
+
+  countBytes(kind: string, n: number): void {
+    this.bytes[kind] = (this.bytes[kind] ?? 0) + n;
+  }
+
   send(from: string, to: string, topic: GossipTopic, data: Uint8Array): void {
     this.stats.sent++;
+    this.countBytes(topic, data.byteLength);
     if (!this.reachable(from, to) || (this.loss > 0 && this.rng.chance(this.loss))) {
       this.stats.dropped++;
       return;
@@ -213,6 +221,18 @@ export class SimPeerNetwork implements Network {
 
   requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
     return this.hub.request(this.peerId, peer, (p) => p.handlers.blocks(from, to));
+  }
+
+  requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
+    return this.hub.request(this.peerId, peer, (p) => {
+      const txs = p.handlers.txs?.(blockHash, ids) ?? [];
+      this.hub.countBytes('txs-request', 32 + 32 * ids.length);
+      this.hub.countBytes(
+        'txs-answer',
+        txs.reduce((n, t) => n + t.byteLength, 0),
+      );
+      return txs;
+    });
   }
 
   penalize(peer: string, reason: string): void {

@@ -60,6 +60,11 @@ export interface FaultPlan {
   crashes: { node: number; at: number; downMs: number }[];
   /** Nodes that never start (the checkers' own tests: too many down must fail liveness). */
   neverUp?: number[];
+  /**
+   * Validators that vote but never send a proposal (an omission a Byzantine proposer can choose:
+   * it stays "up" by its votes, so only its missed turns can tell the others not to wait for it).
+   */
+  withholdProposals?: number[];
 }
 
 export interface Scenario {
@@ -76,6 +81,8 @@ export interface Scenario {
   livenessHeights: number;
   /** Transfers submitted per second of simulated time (by a client, at a random up node). */
   txPerSecond: number;
+  /** Proposals travel whole instead of compact (consensus/compact-block.ts): the comparison. */
+  fullProposals?: boolean;
 }
 
 export interface SimReport {
@@ -95,6 +102,8 @@ export interface SimReport {
   crashes: number;
   partitions: number;
   messages: { sent: number; delivered: number; dropped: number };
+  /** Bytes sent per gossip topic and request kind over all links (compact proposals' effect). */
+  bytes: Record<string, number>;
   simulatedMs: number;
   /** Simulated time after GST until the liveness target (null if it was not reached). */
   recoveryMs: number | null;
@@ -265,6 +274,10 @@ function equivocate(chainId: string, key: DevKey): Outgoing {
   };
 }
 
+/** Outgoing messages of a validator that never proposes: everything but its proposals. */
+const withholdProposals: Outgoing = (topic, data) =>
+  topic === 'proposal' || topic === 'compact-proposal' ? [] : [data];
+
 export async function runSimulation(
   s: Scenario,
   opts: {
@@ -352,13 +365,18 @@ export async function runSimulation(
       // and answers as a real node's worker pool and event-loop slices, deterministic by seed.
       verifier: new InThreadVerifier(),
       slices: clockSlices(clock),
+      ...(s.fullProposals ? { compactProposals: false } : {}),
     });
     chain.onCommit((c) => onCommitted(node, c));
     node.core = core;
     node.net = net.attach(
       node.id,
       core.driver.handlers(),
-      node.honest ? undefined : equivocate(genesisChainId, node.key),
+      !node.honest
+        ? equivocate(genesisChainId, node.key)
+        : s.faults.withholdProposals?.includes(node.index)
+          ? withholdProposals
+          : undefined,
     );
     await core.driver.start(node.net);
   };
@@ -480,6 +498,7 @@ export async function runSimulation(
     crashes: s.faults.crashes.length,
     partitions: s.faults.partitions.length,
     messages: { ...net.stats },
+    bytes: { ...net.bytes },
     simulatedMs: clock.now() - GENESIS_TIME - 1_000,
     recoveryMs,
     ...(opts.keepStores ? { stores: nodes.map((n) => n.store) } : {}),

@@ -50,7 +50,15 @@ test('votes: malformed, outsider or forged are rejected; stale ignored; the next
   assert.deepEqual(checkVoteGossip(wire(vote(outsider, 5n)), view), { verdict: 'reject' });
   const forged = { ...vote(members[1]!, 5n), validator: members[2]!.publicKey };
   assert.deepEqual(checkVoteGossip(wire(forged), view), { verdict: 'reject' });
-  assert.deepEqual(checkVoteGossip(wire(vote(members[1]!, 4n)), view), { verdict: 'ignore' });
+  // Late for the head: ignored, but a genuine one is reported (its validator is up); a forged one
+  // cost a signature check and is rejected; an outsider's is not looked at, nor older heights.
+  const late = checkVoteGossip(wire(vote(members[1]!, 4n)), view);
+  assert.equal(late.verdict, 'ignore');
+  assert.ok('late' in late && late.late.height === 4n);
+  const forgedLate = { ...vote(members[1]!, 4n), validator: members[2]!.publicKey };
+  assert.deepEqual(checkVoteGossip(wire(forgedLate), view), { verdict: 'reject' });
+  assert.deepEqual(checkVoteGossip(wire(vote(outsider, 4n)), view), { verdict: 'ignore' });
+  assert.deepEqual(checkVoteGossip(wire(vote(members[1]!, 3n)), view), { verdict: 'ignore' });
   const next = checkVoteGossip(wire(vote(members[1]!, 5n)), view);
   assert.equal(next.verdict, 'accept');
   assert.ok('deliver' in next && next.deliver.height === 5n);

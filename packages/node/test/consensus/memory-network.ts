@@ -91,6 +91,10 @@ export class MemoryNetworkForTests implements Network {
     return this.target(peer).handlers.blocks(from, to);
   }
 
+  async requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
+    return this.target(peer).handlers.txs?.(blockHash, ids) ?? [];
+  }
+
   penalize(peer: string, reason: string): void {
     this.penalties.push({ peer, reason });
   }

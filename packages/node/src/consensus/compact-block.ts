@@ -1,0 +1,160 @@
+/**
+ * Compact proposals: a proposal gossips its block's transactions by wire id, the `sha256` of each
+ * transaction's bytes (signature included), since its peers already hold nearly all of them from
+ * transaction gossip. A peer rebuilds the block from the transactions it holds (`TxIndex`),
+ * fetches only the missing ones from the peer that sent the proposal (or another), and hands the
+ * rebuilt block to the same checks as a full proposal: the header's hash is the signed one, its
+ * transaction root and last-commit hash must match what was rebuilt. The block, its hash and what
+ * is stored never change; this is only how a proposal travels.
+ *
+ * Why wire ids and not transaction hashes: a transaction's hash leaves its signature out, so two
+ * different envelopes (one with a signature that does not verify) share it. With ids over the
+ * bytes, the rebuilt block is byte for byte the proposer's, and an answer to a fetch is checked
+ * against the id that asked for it before anything else looks at it.
+ *
+ * Attacks and bounds:
+ * - ids nobody serves: the fetch gives up (request timeout); the proposal never reaches the
+ *   machine and the round's propose timeout makes this node prevote nil, as for a missing one;
+ * - an answer whose bytes do not hash to the id asked: dropped, the peer penalised;
+ * - fetch floods: a node serves only transactions of a block it holds for the height being
+ *   decided, and only those the request names; requests are bounded in ids and answers in bytes;
+ * - memory: the index holds at most `maxEntries` transactions (oldest dropped first), fetches run
+ *   one per proposal and `MAX_FETCHES` at once.
+ */
+import { type Block, sha256, toHex } from '@unc/core';
+import type { CompactProposalMessage, ProposalMessage } from './wire.js';
+
+/** Fetches in flight at once (one per proposal of the current height). */
+export const MAX_FETCHES = 4;
+/** Peers asked in turn for a proposal's missing transactions before giving up. */
+export const MAX_FETCH_PEERS = 3;
+
+/** The wire id of a transaction: the hash of its bytes, signature included. */
+export function wireTxId(bytes: Uint8Array): Uint8Array {
+  return sha256(bytes);
+}
+
+/** The compact form of a full proposal message. */
+export function compactOf(msg: ProposalMessage): CompactProposalMessage {
+  return {
+    proposal: msg.proposal,
+    header: msg.block.header,
+    blockCommit: msg.block.commit,
+    txIds: msg.block.txs.map(wireTxId),
+    lastCommit: msg.lastCommit,
+    sentAt: msg.sentAt,
+  };
+}
+
+/**
+ * Transactions this node holds by wire id: those it admitted (from RPC or gossip) and those of
+ * blocks it built or rebuilt. Bounded: past `maxEntries` the oldest go first (a block that needs
+ * one of those fetches it).
+ */
+export class TxIndex {
+  private readonly byId = new Map<string, Uint8Array>();
+
+  constructor(private readonly maxEntries = 50_000) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  add(bytes: Uint8Array): void {
+    const id = toHex(wireTxId(bytes));
+    if (this.byId.has(id)) return;
+    if (this.byId.size >= this.maxEntries) {
+      const oldest = this.byId.keys().next().value as string;
+      this.byId.delete(oldest);
+    }
+    this.byId.set(id, bytes);
+  }
+
+  get(id: Uint8Array): Uint8Array | undefined {
+    return this.byId.get(toHex(id));
+  }
+}
+
+/** A compact proposal being rebuilt: the transactions found so far, and which are still missing. */
+export class Rebuild {
+  readonly txs: (Uint8Array | null)[];
+  private missingCount: number;
+
+  constructor(
+    readonly msg: CompactProposalMessage,
+    lookup: (id: Uint8Array) => Uint8Array | undefined,
+  ) {
+    this.txs = msg.txIds.map((id) => lookup(id) ?? null);
+    this.missingCount = this.txs.reduce((n, t) => n + (t === null ? 1 : 0), 0);
+  }
+
+  /** The ids still missing, in block order. */
+  missing(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.txs.forEach((t, i) => {
+      if (t === null) out.push(this.msg.txIds[i]!);
+    });
+    return out;
+  }
+
+  get complete(): boolean {
+    return this.missingCount === 0;
+  }
+
+  /**
+   * Fills in fetched transactions. Each must hash to an id that is still missing; returns false
+   * (and fills in nothing) if any does not: the peer answered with something it was not asked.
+   */
+  fill(answer: readonly Uint8Array[]): boolean {
+    const wanted = new Map<string, number[]>();
+    this.txs.forEach((t, i) => {
+      if (t !== null) return;
+      const k = toHex(this.msg.txIds[i]!);
+      const at = wanted.get(k);
+      if (at) at.push(i);
+      else wanted.set(k, [i]);
+    });
+    const found: [number[], Uint8Array][] = [];
+    for (const bytes of answer) {
+      const at = wanted.get(toHex(wireTxId(bytes)));
+      if (!at) return false;
+      found.push([at, bytes]);
+    }
+    for (const [at, bytes] of found)
+      for (const i of at) {
+        if (this.txs[i] === null) this.missingCount--;
+        this.txs[i] = bytes;
+      }
+    return true;
+  }
+
+  /** The full proposal message, once complete: exactly the proposer's block. */
+  full(): ProposalMessage {
+    if (!this.complete) throw new Error('the block is not complete');
+    const block: Block = {
+      header: this.msg.header,
+      txs: this.txs as Uint8Array[],
+      commit: this.msg.blockCommit,
+    };
+    return { proposal: this.msg.proposal, block, lastCommit: this.msg.lastCommit, sentAt: this.msg.sentAt };
+  }
+}
+
+/** Each held block's transactions by wire id, hashed once however many requests it answers. */
+const wireIdsOf = new WeakMap<Block, Map<string, Uint8Array>>();
+
+/** The transactions of `block` that `ids` name, in the order asked (a fetch answer). */
+export function txsOfBlock(block: Block, ids: readonly Uint8Array[]): Uint8Array[] {
+  let byId = wireIdsOf.get(block);
+  if (!byId) {
+    byId = new Map();
+    for (const tx of block.txs) byId.set(toHex(wireTxId(tx)), tx);
+    wireIdsOf.set(block, byId);
+  }
+  const out: Uint8Array[] = [];
+  for (const id of ids) {
+    const tx = byId.get(toHex(id));
+    if (tx) out.push(tx);
+  }
+  return out;
+}

@@ -1,0 +1,222 @@
+/**
+ * Compact proposals (consensus/compact-block.ts): the block rebuilt from transactions a node holds
+ * and those it fetches is exactly the proposer's, and the attacks on the fetch change nothing: ids
+ * nobody serves, an answer with a different transaction under the same transaction hash, requests
+ * for transactions of a block the node does not hold.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import {
+  encode,
+  envelopeFromBytes,
+  envelopeFromSigned,
+  equalBytes,
+  parseUnc,
+  signProposal,
+  signTransaction,
+  toHex,
+} from '@unc/core';
+import { transferAction } from '@unc/sdk';
+import { until as waitUntil } from '@unc/test-utils';
+import { compactOf, Rebuild, TxIndex, txsOfBlock, wireTxId } from '../../src/consensus/compact-block.js';
+import {
+  compactProposalCodec,
+  type ProposalMessage,
+  proposalMessageCodec,
+} from '../../src/consensus/wire.js';
+import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { UncNode } from '../../src/node.js';
+import type { NetworkHandlers } from '../../src/p2p/types.js';
+import { MemoryNetworkHub } from './memory-network.js';
+
+const dirs: string[] = [];
+const running = new Set<UncNode>();
+after(async () => {
+  for (const n of running) await n.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+const genesis = devGenesisJson({
+  blockTimeMs: 150,
+  validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+});
+
+function transfer(nonce: bigint, fee = parseUnc('1')): Uint8Array {
+  const payer = devKey(1);
+  const body = {
+    chainId: 'unc-dev-1',
+    signer: payer.publicKey,
+    nonce,
+    expiresAt: 1_000n,
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+  };
+  return envelopeFromSigned(signTransaction({ ...body, fee }, payer.seed)).bytes;
+}
+
+/** The same transaction (same hash: it leaves the signature out) with other signature bytes. */
+function malleated(tx: Uint8Array): Uint8Array {
+  const other = tx.slice();
+  other[other.length - 1]! ^= 1;
+  return other;
+}
+
+describe('compact blocks: the pure parts', () => {
+  test('a block rebuilt from held and fetched transactions is byte for byte the proposer’s', () => {
+    const txs = [transfer(0n), transfer(1n), transfer(2n)];
+    const msg = fakeMessage(txs);
+    const compact = compactOf(msg);
+    assert.deepEqual(
+      compact.txIds.map(toHex),
+      txs.map((t) => toHex(wireTxId(t))),
+    );
+    const index = new TxIndex();
+    index.add(txs[0]!);
+    index.add(txs[2]!);
+    const rebuild = new Rebuild(compact, (id) => index.get(id));
+    assert.equal(rebuild.complete, false);
+    assert.deepEqual(rebuild.missing().map(toHex), [toHex(wireTxId(txs[1]!))]);
+    assert.throws(() => rebuild.full(), /not complete/);
+    assert.equal(rebuild.fill([txs[1]!]), true);
+    assert.equal(rebuild.complete, true);
+    assert.deepEqual(rebuild.full().block.txs, txs);
+  });
+
+  test('an answer with a different transaction under the same transaction hash fills in nothing', () => {
+    const txs = [transfer(0n), transfer(1n)];
+    const rebuild = new Rebuild(compactOf(fakeMessage(txs)), () => undefined);
+    const other = malleated(txs[1]!);
+    // Same transaction hash (what the header's transaction root commits to), different bytes.
+    assert.ok(equalBytes(envelopeFromBytes(other).hash, envelopeFromBytes(txs[1]!).hash));
+    assert.equal(rebuild.fill([txs[0]!, other]), false);
+    assert.equal(rebuild.missing().length, 2, 'not even the genuine one of a bad answer is kept');
+    assert.equal(rebuild.fill([txs[0]!]), true);
+    assert.equal(rebuild.missing().length, 1);
+  });
+
+  test('the index is bounded (oldest first) and serving gives only the named transactions of the block', () => {
+    const index = new TxIndex(2);
+    const txs = [transfer(0n), transfer(1n), transfer(2n)];
+    for (const t of txs) index.add(t);
+    assert.equal(index.size, 2);
+    assert.equal(index.get(wireTxId(txs[0]!)), undefined);
+    assert.ok(index.get(wireTxId(txs[2]!)));
+    const block = fakeMessage(txs.slice(0, 2)).block;
+    assert.deepEqual(txsOfBlock(block, [wireTxId(txs[1]!), wireTxId(txs[2]!)]), [txs[1]]);
+  });
+});
+
+test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missing answers leave the proposal unused', async () => {
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  // The peer that relays the proposal; what it answers to transaction requests is up to the test.
+  let answer: (ids: readonly Uint8Array[]) => Uint8Array[] = () => [];
+  const relayHandlers: NetworkHandlers = {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+    txs: (_hash, ids) => answer(ids),
+  };
+  hub.join('relay', relayHandlers);
+  const penalties = () => (hub.member('v0')?.penalties ?? []).filter((p) => p.peer === 'relay');
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+
+  // A block of v1 with a transaction v0 never saw.
+  const tx = transfer(0n);
+  const v1 = validators[1]!;
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: v1.seed, publicKey: v1.publicKey },
+    () => false,
+  );
+  assert.equal(pending.block.txs.length, 1);
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
+    v1.seed,
+  );
+  const message: ProposalMessage = {
+    proposal,
+    block: pending.block,
+    lastCommit: pending.lastCommit,
+    sentAt: 1n,
+  };
+  const compact = encode(compactProposalCodec, compactOf(message));
+  assert.ok(
+    compact.byteLength < encode(proposalMessageCodec, message).byteLength,
+    'the compact form is smaller',
+  );
+
+  // Nobody serves the transaction: the proposal never reaches the machine (its round's timeout
+  // makes this node prevote nil, as for a missing proposal), and asking is nobody's fault.
+  assert.equal(await gossip('compact-proposal', compact, 'relay'), 'ignore');
+  assert.deepEqual(penalties(), []);
+  assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [], 'the block is not held');
+
+  // The same transaction with other signature bytes: not what was asked, the relay is penalised.
+  answer = () => [malleated(tx)];
+  assert.equal(await gossip('compact-proposal', compact, 'relay'), 'ignore');
+  assert.equal(penalties().length, 1);
+  assert.match(penalties()[0]!.reason, /other transactions/);
+
+  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted, even while
+  // another peer's copy with other ids (they are not signed) is being fetched: that copy cannot
+  // shut the genuine one out.
+  answer = (ids) => ids.flatMap((id) => (equalBytes(id, wireTxId(tx)) ? [tx] : []));
+  hub.join('evil', { ...relayHandlers, txs: () => [] });
+  const altered = encode(compactProposalCodec, { ...compactOf(message), txIds: [wireTxId(transfer(9n))] });
+  const alteredVerdict = gossip('compact-proposal', altered, 'evil');
+  assert.equal(await gossip('compact-proposal', compact, 'relay'), 'accept');
+  assert.equal(await alteredVerdict, 'ignore');
+  // Now it holds the block, it serves the block's transactions, and only those named.
+  assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
+  assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
+});
+
+function fakeMessage(txs: Uint8Array[]): ProposalMessage {
+  const zero = new Uint8Array(32);
+  const header = {
+    chainId: 'unc-dev-1',
+    height: 5n,
+    time: 1n,
+    prevHash: zero,
+    txRoot: zero,
+    stateRoot: zero,
+    lastCommitHash: zero,
+    proposer: zero,
+    beacon: new Uint8Array(80),
+  };
+  const commit = { height: 4n, round: 0, blockHash: zero, signatures: [] };
+  return {
+    proposal: {
+      height: 5n,
+      round: 0,
+      polRound: -1,
+      blockHash: zero,
+      proposer: zero,
+      signature: new Uint8Array(64),
+    },
+    block: { header, txs, commit } as unknown as ProposalMessage['block'],
+    lastCommit: commit as unknown as ProposalMessage['lastCommit'],
+    sentAt: 1n,
+  };
+}
