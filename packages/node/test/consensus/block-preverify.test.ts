@@ -206,6 +206,30 @@ describe('block pre-verification', () => {
     }
   });
 
+  test('a pass is remembered for the bytes that were verified, even if the block buffer changes meanwhile', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const raw = Uint8Array.from(hb.bytes);
+    for (const shareWithCaller of [false, true]) {
+      const pre = new BlockPreverifier(pool, { shareWithCaller });
+      const envs = pre.decode({ txs: [Uint8Array.from(raw)] })!;
+      const check = heartbeatSignatureChecks(chain.state, genesis.chainId, envs[0]!, chain.head())[0]!;
+      const signature = check.signature;
+      const original = Uint8Array.from(signature);
+      const running = pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      // The decoded answer's signature is a view into the block's bytes: they change while the
+      // workers check (a buffer reused by whoever owns it).
+      signature[5]! ^= 1;
+      await running;
+      assert.equal(
+        pre.isEd25519Verified(check.publicKey, check.message, signature),
+        false,
+        'a signature nobody checked counts as verified',
+      );
+      assert.ok(pre.isEd25519Verified(check.publicKey, check.message, original));
+    }
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
