@@ -304,7 +304,7 @@ function runBoth(blocks: Op[][], capacity: number, lying = false): RunStats {
         ? () => true
         : (publicKey, message, signature) => passes.isVerified(publicKey, message, signature),
     );
-      console.log(chain.height, inline.verdicts.join(','), remembered.verdicts.join(','));
+    console.log(chain.height, inline.verdicts.join(','), remembered.verdicts.join(','));
     assert.deepEqual(remembered.verdicts, inline.verdicts, `verdicts at height ${chain.height + 1n}`);
     assert.equal(remembered.events, inline.events, `events at height ${chain.height + 1n}`);
     assert.equal(remembered.writes, inline.writes, `state writes at height ${chain.height + 1n}`);
