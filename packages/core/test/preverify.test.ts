@@ -8,9 +8,12 @@ import {
   ed25519PublicKey,
   ed25519Sign,
   ed25519Verify,
+  envelopeFromSigned,
+  envelopeSignatureCheck,
   type HeartbeatAnswer,
   heartbeatChallenge,
   sha256,
+  signTransaction,
   utf8,
   ValidationError,
   VerifiedSignatures,
@@ -50,6 +53,42 @@ test('a pass for a longer check is keyed by a hash, and never matches a short ch
   assert.ok(ed25519CheckKey(publicKey, long, signature).startsWith('#'));
   assert.ok(ed25519CheckKey(publicKey, long.subarray(0, 32), signature).startsWith('='));
   assert.equal(verified.isVerified(publicKey, long.subarray(0, 1999), signature), false);
+});
+
+test('no remembered pass takes more memory than an answer: a check longer than an answer is keyed by a hash', () => {
+  const publicKey = new Uint8Array(32).fill(5);
+  const signature = new Uint8Array(64).fill(6);
+  // An answer's check: key, signature and challenge exactly (4 characters of framing).
+  const answerKey = ed25519CheckKey(publicKey, new Uint8Array(32), signature);
+  assert.ok(answerKey.startsWith('='));
+  fc.assert(
+    fc.property(fc.nat({ max: 3000 }), (messageLength) => {
+      const k = ed25519CheckKey(publicKey, new Uint8Array(messageLength), signature);
+      assert.ok(
+        k.length <= answerKey.length,
+        `a ${messageLength}-byte message gives a ${k.length}-character key`,
+      );
+    }),
+    { numRuns: 300 },
+  );
+  // A transaction's check signs its whole body (here a small transfer): hashed.
+  const seed = new Uint8Array(32).fill(8);
+  const tx = envelopeFromSigned(
+    signTransaction(
+      {
+        chainId: CHAIN,
+        signer: ed25519PublicKey(seed),
+        nonce: 0n,
+        expiresAt: 10n,
+        actions: [{ type: 'transfer', to: miner.address, amount: 1n, memo: new Uint8Array(40) }],
+        fee: 0n,
+      },
+      seed,
+    ),
+  );
+  const c = envelopeSignatureCheck(tx);
+  assert.ok(c.message.length > 32);
+  assert.ok(ed25519CheckKey(c.publicKey, c.message, c.signature).startsWith('#'));
 });
 
 test('the set of passes stays within its capacity however many are added (old ones are forgotten whole)', () => {

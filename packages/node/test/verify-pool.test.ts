@@ -142,6 +142,25 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('a call split over two workers keeps its order when one of them dies mid-call', async () => {
+    const two = new VerifyPool({ threads: 2, batchSize: 128 });
+    try {
+      const checks = Array.from({ length: 60 }, (_, i) => check(i, i % 11 !== 4));
+      const pending = two.verify(checks, 'consensus');
+      // The second half is on the second worker: it dies with it, and is checked on this thread.
+      await (
+        two as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[1]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.equal(two.queued('consensus'), 0);
+    } finally {
+      await two.close();
+    }
+  });
+
   test('without threads it checks on the calling thread', async () => {
     const inline = new VerifyPool({ threads: 0 });
     assert.deepEqual(await inline.verify([check(1, true), check(2, false)]), [true, false]);

@@ -72,7 +72,12 @@ export class BlockPreverifier {
         }
       }
     }
-    const todo = checks.filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature));
+    // Each check to run is copied: a pass is remembered under the very bytes that were verified,
+    // whatever later happens to the buffers the block's transactions were decoded from (the key,
+    // message and signature are views into them, and the workers see them only at dispatch).
+    const todo = checks
+      .filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature))
+      .map(ownCopy);
     if (todo.length === 0) return 0;
     const mine = this.opts.shareWithCaller ? Math.floor(todo.length / (this.pool.threads + 1)) : 0;
     const theirs = todo.slice(mine);
@@ -106,4 +111,15 @@ export class BlockPreverifier {
   /** For ExecuteOptions.isEd25519Verified. */
   isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
     this.passed.isVerified(publicKey, message, signature);
+}
+
+/** The check with its three parts copied into one buffer of its own, which nothing else can reach. */
+function ownCopy(c: Ed25519Check): Ed25519Check {
+  const k = c.publicKey.length;
+  const m = c.message.length;
+  const all = new Uint8Array(k + m + c.signature.length);
+  all.set(c.publicKey, 0);
+  all.set(c.message, k);
+  all.set(c.signature, k + m);
+  return { publicKey: all.subarray(0, k), message: all.subarray(k, k + m), signature: all.subarray(k + m) };
 }

@@ -9,6 +9,7 @@ import {
   type Action,
   type BlockContext,
   BlockExecutor,
+  blockEventsCodec,
   challengesAsOf,
   chipClass,
   DEV_SOFT_VENDOR,
@@ -24,18 +25,22 @@ import {
   getPociParams,
   getRecentHash,
   type HeartbeatAnswer,
+  type HeartbeatEvidence,
   heartbeatChallenge,
   heartbeatSignatureChecks,
   MemoryState,
   minimumFee,
   registrationMessage,
+  type StateWrite,
   sha256,
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
+  toHex,
   utf8,
   ValidationError,
 } from '@unc/core';
+import fc from 'fast-check';
 import { BlockPreverifier } from '../../src/consensus/block-preverify.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../../src/dev.js';
 import { VerifyPool } from '../../src/verify-pool.js';
@@ -201,9 +206,164 @@ describe('block pre-verification', () => {
     }
   });
 
+  test('a pass is remembered for the bytes that were verified, even if the block buffer changes meanwhile', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const raw = Uint8Array.from(hb.bytes);
+    for (const shareWithCaller of [false, true]) {
+      const pre = new BlockPreverifier(pool, { shareWithCaller });
+      const envs = pre.decode({ txs: [Uint8Array.from(raw)] })!;
+      const check = heartbeatSignatureChecks(chain.state, genesis.chainId, envs[0]!, chain.head())[0]!;
+      const signature = check.signature;
+      const original = Uint8Array.from(signature);
+      const running = pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      // The decoded answer's signature is a view into the block's bytes: they change while the
+      // workers check (a buffer reused by whoever owns it).
+      signature[5]! ^= 1;
+      await running;
+      assert.equal(
+        pre.isEd25519Verified(check.publicKey, check.message, signature),
+        false,
+        'a signature nobody checked counts as verified',
+      );
+      assert.ok(pre.isEd25519Verified(check.publicKey, check.message, original));
+    }
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
     assert.ok(envelopeFromBytes);
   });
+
+  test('property: with the worker pool or without, a block of hostile answers gets the same verdicts, events and writes', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const chip = key('dev chip for the pre-verify tests');
+    const good = (answer.evidence as { signature: Uint8Array }).signature;
+    const challenge = heartbeatSignatureChecks(
+      chain.state,
+      genesis.chainId,
+      heartbeatTx(key('probe'), [answer]),
+      chain.head(),
+    )[0]!.message;
+    // One pre-verifier for every run: passes carry from block to block as in a node.
+    const carried = new BlockPreverifier(pool, { shareWithCaller: true });
+    type Spec =
+      | { kind: 'good' | 'malleated' | 'otherMessage' | 'chipSignedTx' }
+      | { kind: 'forged'; bit: number };
+    const spec: fc.Arbitrary<Spec> = fc.oneof(
+      fc.constantFrom<Spec>(
+        { kind: 'good' },
+        { kind: 'malleated' },
+        { kind: 'otherMessage' },
+        { kind: 'chipSignedTx' },
+      ),
+      fc.integer({ min: 0, max: 511 }).map((bit): Spec => ({ kind: 'forged', bit })),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(spec, { minLength: 1, maxLength: 8 }),
+        fc.boolean(),
+        fc.boolean(),
+        async (specs, shareWithCaller, carry) => {
+          const txs: TxEnvelope[] = [];
+          specs.forEach((s, i) => {
+            const sender = key(`hostile sender ${i}`);
+            let evidence: HeartbeatEvidence = { type: 'dev-soft', signature: good };
+            if (s.kind === 'forged') {
+              const bad = Uint8Array.from(good);
+              bad[s.bit >> 3]! ^= 1 << (s.bit & 7);
+              evidence = { type: 'dev-soft', signature: bad };
+            } else if (s.kind === 'malleated') {
+              evidence = { type: 'dev-soft', signature: malleated(good) };
+            } else if (s.kind === 'otherMessage') {
+              const other = sha256(challenge);
+              evidence = { type: 'dev-soft', signature: ed25519Sign(chip.seed, other) };
+            } else if (s.kind === 'chipSignedTx') {
+              // A transaction signed with the chip's own key: its signature is checked (and passes)
+              // on the pool; offered as the chip's answer, it is a signature over another message.
+              // (Its own answer is refused: the bait is only there for its signature.)
+              const bait = heartbeatTx(chip, [
+                { ...answer, evidence: { type: 'dev-soft', signature: malleated(good) } },
+              ]);
+              txs.push(bait);
+              evidence = { type: 'dev-soft', signature: bait.stx.signature };
+            }
+            txs.push(heartbeatTx(sender, [{ ...answer, evidence }]));
+          });
+          const pre = carry ? carried : new BlockPreverifier(pool, { shareWithCaller });
+          const envs = pre.decode({ txs: txs.map((t) => t.bytes) })!;
+          await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+          const verified = new Set(envs.filter((e) => pre.isTxVerified(e)).map((e) => toHex(e.hash)));
+          const unverified = new Set(envs.filter((e) => !pre.isTxVerified(e)).map((e) => toHex(e.hash)));
+          const withPool = runBlock(chain, envs, {
+            isSignatureVerified: (h) => verified.has(toHex(h)) && !unverified.has(toHex(h)),
+            isEd25519Verified: pre.isEd25519Verified,
+          });
+          const inline = runBlock(chain, envs, {});
+          assert.deepEqual(withPool, inline);
+          // Exactly the good answers can get in, the first of them only.
+          const firstGood = specs.findIndex((s) => s.kind === 'good');
+          assert.equal(inline.verdicts.filter((v) => v === 'ok').length, firstGood < 0 ? 0 : 1);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
 });
+
+/** A fee-free heartbeat transaction from a fresh sender (nonce 0). */
+function heartbeatTx(from: Key, answers: HeartbeatAnswer[]): TxEnvelope {
+  return envelopeFromSigned(
+    signTransaction(
+      {
+        chainId: genesis.chainId,
+        signer: from.publicKey,
+        nonce: 0n,
+        expiresAt: 500n,
+        actions: [{ type: 'heartbeat', answers }],
+        fee: 0n,
+      },
+      from.seed,
+    ),
+  );
+}
+
+/** The signature with S + L in place of S: the same point equation, refused by the encoding rules. */
+function malleated(signature: Uint8Array): Uint8Array {
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  let s = 0n;
+  for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(signature[i]!);
+  s += L;
+  const out = Uint8Array.from(signature);
+  for (let i = 32; i < 64; i++) {
+    out[i] = Number(s & 0xffn);
+    s >>= 8n;
+  }
+  return out;
+}
+
+/** The block's transactions applied one by one: each verdict, every event and every write. */
+function runBlock(
+  chain: Chain,
+  envs: readonly TxEnvelope[],
+  opts: ConstructorParameters<typeof BlockExecutor>[2],
+) {
+  const ex = new BlockExecutor(chain.state, chain.next(), opts);
+  const verdicts: string[] = [];
+  const events = [...ex.blockEvents];
+  for (const env of envs) {
+    const r = ex.tryApply(env);
+    if (r instanceof ValidationError) verdicts.push(r.code);
+    else {
+      verdicts.push('ok');
+      events.push(...r.events);
+    }
+  }
+  const writes: StateWrite[] = ex.finish().overlay.changes();
+  return {
+    verdicts,
+    events: toHex(sha256(encode(blockEventsCodec, events))),
+    writes: writes.map((w) => `${toHex(w.key)}=${w.value ? toHex(w.value) : '-'}`),
+  };
+}
