@@ -55,6 +55,9 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
   let dishonest: ProviderProcess;
   const db = join(home.dir, 'gateway.db');
   let firstJobId = '';
+  /** The renter's balance before the gateway's first transaction, and when. */
+  let balanceBefore = 0n;
+  let startedMs = 0;
 
   async function startGateway(): Promise<void> {
     const started = await spawnGateway(
@@ -148,6 +151,8 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
       providers.push(p);
     honest = providers.filter((p) => p.name !== 'tamper');
     dishonest = providers.find((p) => p.name === 'tamper')!;
+    balanceBefore = await client.balance(RENTER);
+    startedMs = Date.now();
     await startGateway();
   });
 
@@ -308,6 +313,40 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     const one = JSON.parse(lines[0]!) as { receipt: string };
     const verified = await runUnc(['job', 'verify', one.receipt, '--home', home.dir, '--node', dev.url]);
     assert.equal(verified.code, 0, verified.stderr);
+  });
+
+  test("the key spent no more than the budget, fees included, by the chain's own accounts", async () => {
+    // The whole run is well under an hour, so the budget per hour bounds all of it. The chain's
+    // spend: what left the renter's balance, less the escrow its open leases would still return.
+    assert.ok(Date.now() - startedMs < 3_600_000);
+    const leases = await client.getLeases({ renter: RENTER });
+    let held = 0n;
+    for (const l of leases) if (l.status !== 'closed') held += BigInt(l.remaining) - BigInt(l.unsettled);
+    const spent = balanceBefore - (await client.balance(RENTER)) - held;
+    assert.ok(spent > 0n);
+    assert.ok(spent <= parseUnc(BUDGET), `the chain says ${spent} spent, over the budget ${BUDGET} UNC`);
+    // Every fee the renter's key paid is in the gateway's spend: each transaction it signed.
+    let chainFees = 0n;
+    let sent = 0;
+    for (let cursor: string | null | undefined; ; ) {
+      const page = await client.getAccountTransactions(RENTER, { limit: 100, cursor });
+      for (const t of page.transactions)
+        if (t.tx.from === RENTER) {
+          chainFees += BigInt(t.tx.fee);
+          sent++;
+        }
+      cursor = page.nextCursor;
+      if (!cursor) break;
+    }
+    const shown = (await api<{ spent: string; fees: string; spentLastHour: string }>('/v1/status')).json;
+    assert.ok(sent >= 4, `${sent} transactions`);
+    assert.ok(
+      BigInt(shown.fees) >= chainFees,
+      `the gateway counts ${shown.fees} of fees, the chain charged ${chainFees}`,
+    );
+    // The shown spend holds the fees and the leases' charges (rounded up, by the gateway's clock).
+    assert.ok(BigInt(shown.spent) >= chainFees);
+    assert.ok(BigInt(shown.spentLastHour) <= parseUnc(BUDGET));
   });
 
   test('bad input gets a clear error and changes nothing', async () => {

@@ -541,11 +541,14 @@ export class Gateway {
   }
 
   /**
-   * The chain's time now, estimated from the latest block time read and the time since: never
-   * later than the chain's own clock by more than the gateway's clock runs fast over a refresh.
+   * The chain's time now, for deciding whether a lease's escrow still covers a job: the latest
+   * block time read plus the time since, or the gateway's clock if that is later (a chain whose
+   * blocks lag must not make the gateway send jobs past an escrow a provider already sees as
+   * spent). Erring late only stops a lease taking jobs a little early.
    */
   chainNowMs(): number {
-    return this.chainTime.blockMs + Math.max(0, this.now() - this.chainTime.readMs);
+    const nowMs = this.now();
+    return Math.max(nowMs, this.chainTime.blockMs + Math.max(0, nowMs - this.chainTime.readMs));
   }
 
   private async attempt(job: QueuedJob, lease: LeaseState): Promise<void> {
