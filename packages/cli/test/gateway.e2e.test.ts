@@ -315,7 +315,7 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     assert.equal(verified.code, 0, verified.stderr);
   });
 
-  test("the key spent no more than the budget, fees included, by the chain's own accounts", async () => {
+  test("the key spent no more than the budget, fees included, by the chain's own accounts", async (t) => {
     // The whole run is well under an hour, so the budget per hour bounds all of it. The chain's
     // spend: what left the renter's balance, less the escrow its open leases would still return.
     assert.ok(Date.now() - startedMs < 3_600_000);
@@ -347,6 +347,9 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     // The shown spend holds the fees and the leases' charges (rounded up, by the gateway's clock).
     assert.ok(BigInt(shown.spent) >= chainFees);
     assert.ok(BigInt(shown.spentLastHour) <= parseUnc(BUDGET));
+    t.diagnostic(
+      `chain: spent ${spent} base units over ${sent} transactions (fees ${chainFees}); gateway shows spent ${shown.spent}, fees ${shown.fees}; budget ${parseUnc(BUDGET)} per hour`,
+    );
   });
 
   test('bad input gets a clear error and changes nothing', async () => {
