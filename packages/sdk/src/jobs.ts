@@ -598,6 +598,8 @@ export interface ProviderClientOptions {
 export class ProviderClient {
   readonly endpoint: string;
   private readonly leaseId: Uint8Array;
+  /** The renter's public key, derived once: deriving it costs more than signing (a key export). */
+  private readonly renterPublicKey: Uint8Array;
   private readonly timeoutMs: number;
   private readonly agent: ReturnType<typeof plainHttpAgent> | PinnedHttpsAgent;
   private fingerprints: string[] = [];
@@ -621,6 +623,7 @@ export class ProviderClient {
     this.endpoint = url.toString().replace(/\/$/, '');
     this.leaseId = typeof opts.leaseId === 'string' ? fromHex(opts.leaseId, 32) : opts.leaseId;
     this.timeoutMs = opts.timeoutMs ?? 120_000;
+    this.renterPublicKey = ed25519PublicKey(opts.renterSeed);
     if (url.protocol === 'http:') {
       if (!opts.allowHttp) throw new InsecureEndpointError(this.endpoint);
       this.agent = plainHttpAgent();
@@ -782,7 +785,7 @@ export class ProviderClient {
       });
       if (method === 'POST' && path.startsWith('/v1/jobs')) this.lastJobRequest = signed;
       if (sent) sent.signed = signed;
-      headers = jobRequestHeaders(signed, ed25519PublicKey(this.opts.renterSeed));
+      headers = jobRequestHeaders(signed, this.renterPublicKey);
     }
     if (body)
       headers['content-type'] = path === '/v1/models' ? 'application/octet-stream' : 'application/json';
