@@ -5,7 +5,10 @@
  * so the gateway leases it first: its receipt is rejected and it is avoided. A burst of OCR jobs
  * makes the gateway lease more chips within its budget until the p99 latency is back under its
  * target; a provider killed mid-burst loses no job (retried elsewhere, the unanswered request
- * disputed on chain); idle leases are closed; a restart of the gateway keeps its jobs and receipts.
+ * disputed on chain); idle leases are closed; an ONNX model (not OCR) is uploaded to the leases
+ * and its job answered with a receipt verified on chain; a restart of the gateway keeps its jobs and
+ * receipts; and the chain's own accounts show the renter key spent no more than the budget, fees
+ * included.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -25,6 +28,8 @@ import {
 import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
+/** y = x·W + b with W = [[1,2],[3,4],[5,6],[7,8]], b = [0.5, −1] (miner/test/fixtures/make-fixtures.ts). */
+const AFFINE = fileURLToPath(new URL('../../../miner/test/fixtures/affine.onnx', import.meta.url));
 const IMAGE = readFileSync(SAMPLE).toString('base64');
 const RENTER = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34'; // dev1
 const BUDGET = '3.2';
@@ -61,7 +66,18 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
 
   async function startGateway(): Promise<void> {
     const started = await spawnGateway(
-      ['--home', home.dir, '--from', 'dev1', '--budget', BUDGET, '--models', 'ocr', '--db', db].concat([
+      [
+        '--home',
+        home.dir,
+        '--from',
+        'dev1',
+        '--budget',
+        BUDGET,
+        '--models',
+        `ocr,${AFFINE}`,
+        '--db',
+        db,
+      ].concat([
         '--target-wait',
         '1',
         '--target-p99',
@@ -263,6 +279,25 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     });
     assert.equal(active.length, 1);
     await assertBudgetKept();
+  });
+
+  test("an ONNX model's job end to end: uploaded to the lease, run, its receipt verified on chain", async () => {
+    const x = Buffer.alloc(16);
+    [1, 2, 3, 4].forEach((v, i) => x.writeFloatLE(v, i * 4));
+    const r = await api<GatewayJobView>('/v1/jobs?wait=1', {
+      body: { model: 'affine', inputs: { x: { type: 'float32', dims: [1, 4], data: x.toString('base64') } } },
+      key: 'affine-1',
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.status, 'done', r.json.error ?? '');
+    const y = (r.json.result as { outputs: Record<string, { type: string; dims: number[]; data: string }> })
+      .outputs.y!;
+    assert.deepEqual(y.dims, [1, 2]);
+    const out = Buffer.from(y.data, 'base64');
+    assert.deepEqual([out.readFloatLE(0), out.readFloatLE(4)], [50.5, 59]);
+    const chip = await client.call<ChipJson>('unc_getChip', [r.json.chipId]);
+    const receipt = verifyReceiptOffline(r.json.receipt!.hex, chip, 'unc-dev-1');
+    assert.equal(Buffer.from(receipt.leaseId).toString('hex'), r.json.leaseId);
   });
 
   test('a restart keeps every job and receipt; an idempotency key is answered once', async () => {
