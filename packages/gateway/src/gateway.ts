@@ -173,6 +173,8 @@ interface LeaseState {
   endTimeMs: number;
   /** A top-up of its escrow is on its way. */
   toppingUp: boolean;
+  /** After a top-up that failed (over the budget, the node refused it), none before this time. */
+  topUpRetryAtMs: number;
 }
 
 interface QueuedJob {
@@ -979,7 +981,7 @@ export class Gateway {
     const chainNow = this.chainNowMs();
     const aheadMs = Math.max(TOP_UP_AHEAD_MS, 2 * (this.opts.attemptTimeoutMs ?? 30_000));
     for (const l of this.leases.values()) {
-      if (l.closing || l.toppingUp) continue;
+      if (l.closing || l.toppingUp || this.now() < l.topUpRetryAtMs) continue;
       const amount = topUpAmount(
         {
           pricePerHour: l.price,
@@ -1003,7 +1005,11 @@ export class Gateway {
           l.endTimeMs = lease.endTime;
           this.log.info('lease topped up', { lease: l.row.leaseId, amount: amount.toString() });
         })
-        .catch((err) => this.log.warn('lease not topped up', { lease: l.row.leaseId, err: String(err) }))
+        .catch((err) => {
+          // Not every tick: each try reads the chain and builds a transaction.
+          l.topUpRetryAtMs = this.now() + TOP_UP_RETRY_MS;
+          this.log.warn('lease not topped up', { lease: l.row.leaseId, err: String(err) });
+        })
         .finally(() => {
           l.toppingUp = false;
         });
@@ -1047,6 +1053,7 @@ export class Gateway {
       escrowUntilMs: lease.escrowUntil,
       endTimeMs: lease.endTime,
       toppingUp: false,
+      topUpRetryAtMs: 0,
     };
     state.row.endpoint = lease.endpoint;
     const probe = this.newClient(state, lease.tlsFingerprints);
@@ -1395,6 +1402,7 @@ export class OverBudgetError extends Error {}
 
 /** A busy lease is topped up when its escrow would run out within this (or two attempt timeouts). */
 const TOP_UP_AHEAD_MS = 10 * 60_000;
+const TOP_UP_RETRY_MS = 30_000;
 
 /**
  * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or
