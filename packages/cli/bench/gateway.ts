@@ -4,8 +4,8 @@
  * `unc dev` chain with four provider processes (each a miner agent with one dev chip, job
  * concurrency 1, its own price). Prints throughput and p50/p99 latency of each and their ratios,
  * leases opened and UNC spent per 1,000 jobs (price × the time each lease was held during the
- * burst), and, as the machine's own limit, OCR run directly in this process at the machine's
- * parallelism.
+ * burst, plus the fees of the transactions the gateway sent), and, as the machine's own limit,
+ * OCR run directly in this process at the machine's parallelism.
  *
  *   npm run bench:gateway [-- --jobs 40]
  */

@@ -5,7 +5,10 @@
  * so the gateway leases it first: its receipt is rejected and it is avoided. A burst of OCR jobs
  * makes the gateway lease more chips within its budget until the p99 latency is back under its
  * target; a provider killed mid-burst loses no job (retried elsewhere, the unanswered request
- * disputed on chain); idle leases are closed; a restart of the gateway keeps its jobs and receipts.
+ * disputed on chain); idle leases are closed; an ONNX model (not OCR) is uploaded to the leases
+ * and its job answered with a receipt verified on chain; a restart of the gateway keeps its jobs and
+ * receipts; and the chain's own accounts show the renter key spent no more than the budget, fees
+ * included.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -25,6 +28,8 @@ import {
 import { type DevNode, runUnc, startDev, tempHome } from './helpers.js';
 
 const SAMPLE = fileURLToPath(new URL('../../../miner/test/fixtures/ocr-sample.png', import.meta.url));
+/** y = x·W + b with W = [[1,2],[3,4],[5,6],[7,8]], b = [0.5, −1] (miner/test/fixtures/make-fixtures.ts). */
+const AFFINE = fileURLToPath(new URL('../../../miner/test/fixtures/affine.onnx', import.meta.url));
 const IMAGE = readFileSync(SAMPLE).toString('base64');
 const RENTER = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34'; // dev1
 const BUDGET = '3.2';
@@ -55,10 +60,24 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
   let dishonest: ProviderProcess;
   const db = join(home.dir, 'gateway.db');
   let firstJobId = '';
+  /** The renter's balance before the gateway's first transaction, and when. */
+  let balanceBefore = 0n;
+  let startedMs = 0;
 
   async function startGateway(): Promise<void> {
     const started = await spawnGateway(
-      ['--home', home.dir, '--from', 'dev1', '--budget', BUDGET, '--models', 'ocr', '--db', db].concat([
+      [
+        '--home',
+        home.dir,
+        '--from',
+        'dev1',
+        '--budget',
+        BUDGET,
+        '--models',
+        `ocr,${AFFINE}`,
+        '--db',
+        db,
+      ].concat([
         '--target-wait',
         '1',
         '--target-p99',
@@ -148,6 +167,8 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
       providers.push(p);
     honest = providers.filter((p) => p.name !== 'tamper');
     dishonest = providers.find((p) => p.name === 'tamper')!;
+    balanceBefore = await client.balance(RENTER);
+    startedMs = Date.now();
     await startGateway();
   });
 
@@ -260,6 +281,25 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     await assertBudgetKept();
   });
 
+  test("an ONNX model's job end to end: uploaded to the lease, run, its receipt verified on chain", async () => {
+    const x = Buffer.alloc(16);
+    [1, 2, 3, 4].forEach((v, i) => x.writeFloatLE(v, i * 4));
+    const r = await api<GatewayJobView>('/v1/jobs?wait=1', {
+      body: { model: 'affine', inputs: { x: { type: 'float32', dims: [1, 4], data: x.toString('base64') } } },
+      key: 'affine-1',
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.status, 'done', r.json.error ?? '');
+    const y = (r.json.result as { outputs: Record<string, { type: string; dims: number[]; data: string }> })
+      .outputs.y!;
+    assert.deepEqual(y.dims, [1, 2]);
+    const out = Buffer.from(y.data, 'base64');
+    assert.deepEqual([out.readFloatLE(0), out.readFloatLE(4)], [50.5, 59]);
+    const chip = await client.call<ChipJson>('unc_getChip', [r.json.chipId]);
+    const receipt = verifyReceiptOffline(r.json.receipt!.hex, chip, 'unc-dev-1');
+    assert.equal(Buffer.from(receipt.leaseId).toString('hex'), r.json.leaseId);
+  });
+
   test('a restart keeps every job and receipt; an idempotency key is answered once', async () => {
     const listed = async () => (await api<{ jobs: GatewayJobView[] }>('/v1/jobs?limit=1000')).json.jobs;
     const beforeJobs = await listed();
@@ -308,6 +348,43 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
     const one = JSON.parse(lines[0]!) as { receipt: string };
     const verified = await runUnc(['job', 'verify', one.receipt, '--home', home.dir, '--node', dev.url]);
     assert.equal(verified.code, 0, verified.stderr);
+  });
+
+  test("the key spent no more than the budget, fees included, by the chain's own accounts", async (t) => {
+    // The whole run is well under an hour, so the budget per hour bounds all of it. The chain's
+    // spend: what left the renter's balance, less the escrow its open leases would still return.
+    assert.ok(Date.now() - startedMs < 3_600_000);
+    const leases = await client.getLeases({ renter: RENTER });
+    let held = 0n;
+    for (const l of leases) if (l.status !== 'closed') held += BigInt(l.remaining) - BigInt(l.unsettled);
+    const spent = balanceBefore - (await client.balance(RENTER)) - held;
+    assert.ok(spent > 0n);
+    assert.ok(spent <= parseUnc(BUDGET), `the chain says ${spent} spent, over the budget ${BUDGET} UNC`);
+    // Every fee the renter's key paid is in the gateway's spend: each transaction it signed.
+    let chainFees = 0n;
+    let sent = 0;
+    for (let cursor: string | null | undefined; ; ) {
+      const page = await client.getAccountTransactions(RENTER, { limit: 100, cursor });
+      for (const t of page.transactions)
+        if (t.tx.from === RENTER) {
+          chainFees += BigInt(t.tx.fee);
+          sent++;
+        }
+      cursor = page.nextCursor;
+      if (!cursor) break;
+    }
+    const shown = (await api<{ spent: string; fees: string; spentLastHour: string }>('/v1/status')).json;
+    assert.ok(sent >= 4, `${sent} transactions`);
+    assert.ok(
+      BigInt(shown.fees) >= chainFees,
+      `the gateway counts ${shown.fees} of fees, the chain charged ${chainFees}`,
+    );
+    // The shown spend holds the fees and the leases' charges (rounded up, by the gateway's clock).
+    assert.ok(BigInt(shown.spent) >= chainFees);
+    assert.ok(BigInt(shown.spentLastHour) <= parseUnc(BUDGET));
+    t.diagnostic(
+      `chain: spent ${spent} base units over ${sent} transactions (fees ${chainFees}); gateway shows spent ${shown.spent}, fees ${shown.fees}; budget ${parseUnc(BUDGET)} per hour`,
+    );
   });
 
   test('bad input gets a clear error and changes nothing', async () => {

@@ -29,6 +29,7 @@ import {
   disputeAction,
   encodeSignedJobRequest,
   encodeSignedReceipt,
+  feeFor,
   type JobResult,
   type LeaseJson,
   NodeUnreachableError,
@@ -41,9 +42,11 @@ import {
   RpcClientError,
   receiptToJson,
   sendTransaction,
+  signedHash,
   type TensorJson,
   type TxEventJson,
   tensorsFromJson,
+  topUpLeaseAction,
   UncClient,
   verifyReceiptOffline,
 } from '@unc/sdk';
@@ -53,22 +56,30 @@ import {
   AVOID_FOREVER,
   type BudgetLease,
   canAffordRate,
+  canSpend,
+  chargesIn,
   classifyProviderError,
   committedRate,
   committedRateOnChain,
   decideRetry,
   decideScale,
+  escrowCovers,
+  type FeePaid,
   failureStreak,
+  feesIn,
   jobCost,
   LEASE_FAILURE_STREAK_LIMIT,
+  MS_PER_HOUR,
   type OfferCandidate,
   pickLease,
   quantile,
   type RetryPolicy,
   rankOffers,
   type ScaleTargets,
-  spentBy,
+  spendLeases,
   stillCosts,
+  topUpAmount,
+  totalSpent,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
 import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
@@ -157,6 +168,13 @@ interface LeaseState {
   /** Attempts failed in a row (see `failureStreak`). */
   failureStreak: number;
   closing: boolean;
+  /** Block time (ms) its escrow pays until, and its end time, as last read from the chain. */
+  escrowUntilMs: number;
+  endTimeMs: number;
+  /** A top-up of its escrow is on its way. */
+  toppingUp: boolean;
+  /** After a top-up that failed (over the budget, the node refused it), none before this time. */
+  topUpRetryAtMs: number;
 }
 
 interface QueuedJob {
@@ -254,6 +272,9 @@ export class Gateway {
   private lastChainReadMs = 0;
   private chainId = '';
   private txChain: Promise<unknown> = Promise.resolve();
+  private feeParams = { minFeePerByte: 0n, minFeePerAction: 0n };
+  /** The chain's latest block time (ms) and when (gateway clock) it was read. */
+  private chainTime = { blockMs: 0, readMs: 0 };
   private timer: NodeJS.Timeout | null = null;
   private server: Server | null = null;
   private ticking = false;
@@ -287,7 +308,13 @@ export class Gateway {
 
   /** Reads the chain, adopts the leases and jobs a previous run left, starts the API and the pool. */
   async start(): Promise<void> {
-    this.chainId = (await this.client.status()).chainId;
+    const [chainStatus, params] = await Promise.all([this.client.status(), this.client.getParams()]);
+    this.chainId = chainStatus.chainId;
+    this.chainTime = { blockMs: chainStatus.timeMs, readMs: this.now() };
+    this.feeParams = {
+      minFeePerByte: BigInt(params.minFeePerByte),
+      minFeePerAction: BigInt(params.minFeePerAction),
+    };
     const nowMs = this.now();
     for (const a of this.store.avoided()) if (a.untilMs > nowMs) this.avoided.set(a.provider, a.untilMs);
     for (const row of this.store.leases()) {
@@ -480,14 +507,12 @@ export class Gateway {
   /** Sends queued jobs to leases with a free slot, oldest first. */
   private pump(): void {
     if (this.stopped) return;
-    const routable = [...this.leases.values()]
-      .filter((l) => !l.closing)
-      .map((l) => ({
-        leaseId: l.row.leaseId,
-        provider: l.row.provider,
-        inFlight: l.inFlight,
-        slots: l.slots,
-      }));
+    const routable = this.servingLeases().map((l) => ({
+      leaseId: l.row.leaseId,
+      provider: l.row.provider,
+      inFlight: l.inFlight,
+      slots: l.slots,
+    }));
     if (routable.length === 0) return;
     const avoided = this.avoidedNow();
     for (let i = 0; i < this.queue.length; ) {
@@ -502,6 +527,30 @@ export class Gateway {
       pick.inFlight++;
       void this.attempt(job, this.leases.get(pick.leaseId)!);
     }
+  }
+
+  /**
+   * The leases that may take a job now: not closing, and paid for (by the chain's time as last
+   * seen) until past the longest a job may take. A lease whose escrow runs out sooner takes no
+   * job; it is topped up while busy (`topUpLeases`), or it ends and leaves the pool.
+   */
+  private servingLeases(): LeaseState[] {
+    const chainNow = this.chainNowMs();
+    const jobMs = this.opts.attemptTimeoutMs ?? 30_000;
+    return [...this.leases.values()].filter(
+      (l) => !l.closing && escrowCovers(l.escrowUntilMs, chainNow, jobMs),
+    );
+  }
+
+  /**
+   * The chain's time now, for deciding whether a lease's escrow still covers a job: the latest
+   * block time read plus the time since, or the gateway's clock if that is later (a chain whose
+   * blocks lag must not make the gateway send jobs past an escrow a provider already sees as
+   * spent). Erring late only stops a lease taking jobs a little early.
+   */
+  chainNowMs(): number {
+    const nowMs = this.now();
+    return Math.max(nowMs, this.chainTime.blockMs + Math.max(0, nowMs - this.chainTime.readMs));
   }
 
   private async attempt(job: QueuedJob, lease: LeaseState): Promise<void> {
@@ -651,7 +700,10 @@ export class Gateway {
   private dispute(lease: LeaseState, jobId: string, requestHex: string, reason: string): void {
     const request = decodeSignedJobRequest(requestHex);
     this.counters.disputes++;
-    this.sendTx([disputeAction(request, reason.slice(0, 200))])
+    this.sendTx([disputeAction(request, reason.slice(0, 200))], 'dispute', {
+      newRate: 0n,
+      commitsClose: false,
+    })
       .then(({ hash }) =>
         this.store.addDispute({
           leaseId: lease.row.leaseId,
@@ -699,6 +751,7 @@ export class Gateway {
         this.log.info('scaling up', { reason: decision.reason });
         for (let i = 0; i < decision.open; i++) void this.openLease(decision.reason);
       }
+      this.topUpLeases();
       this.pump();
     } catch (err) {
       this.log.warn('pool tick failed', { err: String(err) });
@@ -710,16 +763,14 @@ export class Gateway {
   private poolView(nowMs: number) {
     const oldest = this.queue.reduce((m, j) => Math.min(m, j.enqueuedMs), Number.POSITIVE_INFINITY);
     return {
-      leases: [...this.leases.values()]
-        .filter((l) => !l.closing)
-        .map((l) => ({
-          leaseId: l.row.leaseId,
-          inFlight: l.inFlight,
-          slots: l.slots,
-          openedAtMs: l.row.openedMs,
-          lastActiveMs: l.lastActiveMs,
-          noticeMs: l.row.noticeMs,
-        })),
+      leases: this.servingLeases().map((l) => ({
+        leaseId: l.row.leaseId,
+        inFlight: l.inFlight,
+        slots: l.slots,
+        openedAtMs: l.row.openedMs,
+        lastActiveMs: l.lastActiveMs,
+        noticeMs: l.row.noticeMs,
+      })),
       opening: this.opening,
       queued: this.queue.length,
       oldestWaitMs: this.queue.length === 0 ? 0 : nowMs - oldest,
@@ -783,10 +834,29 @@ export class Gateway {
       return;
     }
     if (!canAffordRate(committed, this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour)) return;
-    this.pendingOpens.push(best.pricePerHour);
+    // Counted as running from the moment its transaction passes the spend check until it is recorded.
+    let pending = false;
+    const release = () => {
+      if (pending) this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
+      pending = false;
+    };
     try {
-      const hours = Math.max(1, best.minHours);
-      const { events } = await this.sendTx([openLeaseAction(best.offerId, hours, { chipId: best.chipId })]);
+      // As long as the offer allows, with the least deposit it accepts: the escrow is topped up
+      // while the lease is busy, and the renter's close refunds what was not used.
+      const hours = Math.max(1, best.maxHours ?? best.minHours, best.minHours);
+      const deposit = best.pricePerHour * BigInt(Math.max(1, best.minHours));
+      const { events } = await this.sendTx(
+        [openLeaseAction(best.offerId, hours, { chipId: best.chipId, deposit })],
+        'openLease',
+        {
+          newRate: best.pricePerHour,
+          commitsClose: true,
+          onAllowed: () => {
+            this.pendingOpens.push(best.pricePerHour);
+            pending = true;
+          },
+        },
+      );
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
@@ -807,6 +877,8 @@ export class Gateway {
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
+      // On chain and recorded: counted from here as the others are.
+      release();
       this.log.info('lease opened', {
         lease: row.leaseId,
         provider: row.provider,
@@ -822,7 +894,125 @@ export class Gateway {
     } catch (err) {
       this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
     } finally {
-      this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
+      release();
+    }
+  }
+
+  /**
+   * Whether a transaction that spends (`newRate` more per hour from now, `newFees` now and later)
+   * keeps every hour's spend within the budget: the renter's leases from the chain (and those only
+   * the records know), every fee its key paid, the leases being opened, one closing fee reserved
+   * for each lease that still costs. If the chain cannot be read, nothing is spent.
+   */
+  private async spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean> {
+    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    const records = this.store.leases();
+    const leases = spendLeases(
+      records.map((l) => ({
+        leaseId: l.leaseId,
+        pricePerHour: BigInt(l.pricePerHour),
+        openedAtMs: l.openedMs,
+        endedAtMs: l.closedMs,
+      })),
+      onChain.map((l) => ({
+        leaseId: l.id,
+        pricePerHour: BigInt(l.pricePerHour),
+        status: l.status,
+        startTime: l.startTime,
+        escrowUntil: l.escrowUntil,
+        closedTime: l.closedTime,
+      })),
+    );
+    const listed = new Set(onChain.map((l) => l.id));
+    const costing =
+      onChain.filter((l) => stillCosts(l.status)).length +
+      records.filter((r) => !listed.has(r.leaseId) && r.closedMs === null).length +
+      this.pendingOpens.length;
+    const committed =
+      committedRateOnChain(
+        records.map((l) => ({
+          leaseId: l.leaseId,
+          pricePerHour: BigInt(l.pricePerHour),
+          endedAtMs: l.closedMs,
+        })),
+        onChain.map((l) => ({ leaseId: l.id, pricePerHour: BigInt(l.pricePerHour), status: l.status })),
+      ) + this.pendingOpens.reduce((a, b) => a + b, 0n);
+    return canSpend(
+      { leases, fees: this.feesPaid() },
+      {
+        committedRate: committed,
+        reservedFees: this.closeFee() * BigInt(costing),
+        newRate,
+        newFees,
+      },
+      this.opts.budgetPerHour,
+      this.now(),
+    );
+  }
+
+  private feesPaid(): FeePaid[] {
+    return this.store.fees().map((f) => ({ atMs: f.atMs, fee: BigInt(f.fee) }));
+  }
+
+  /** The fee of a transaction of these actions: nonce and expiry are fixed-width, so it is exact. */
+  private feeOf(actions: Parameters<typeof buildTransaction>[2]): bigint {
+    return feeFor(
+      {
+        chainId: this.chainId,
+        signer: ed25519PublicKey(this.opts.renterSeed),
+        nonce: 0n,
+        expiresAt: 0n,
+        actions,
+      },
+      this.feeParams,
+    );
+  }
+
+  private closeFee(): bigint {
+    return this.feeOf([closeLeaseAction('00'.repeat(32))]);
+  }
+
+  /**
+   * Tops up the escrow of each busy lease that would run out soon (within the budget: only the fee
+   * is spent, the rate is counted already). A lease not topped up takes no job past its escrow and
+   * ends; the pool opens another if jobs wait.
+   */
+  private topUpLeases(): void {
+    const chainNow = this.chainNowMs();
+    const aheadMs = Math.max(TOP_UP_AHEAD_MS, 2 * (this.opts.attemptTimeoutMs ?? 30_000));
+    for (const l of this.leases.values()) {
+      if (l.closing || l.toppingUp || this.now() < l.topUpRetryAtMs) continue;
+      const amount = topUpAmount(
+        {
+          pricePerHour: l.price,
+          escrowUntilMs: l.escrowUntilMs,
+          endTimeMs: l.endTimeMs,
+          inUse: l.inFlight > 0 || this.queue.length > 0,
+        },
+        chainNow,
+        aheadMs,
+        1,
+      );
+      if (amount === 0n) continue;
+      l.toppingUp = true;
+      this.sendTx([topUpLeaseAction(l.row.leaseId, amount)], 'topUpLease', {
+        newRate: 0n,
+        commitsClose: false,
+      })
+        .then(async () => {
+          const lease = await this.client.getLease(l.row.leaseId);
+          l.escrowUntilMs = lease.escrowUntil;
+          l.endTimeMs = lease.endTime;
+          this.log.info('lease topped up', { lease: l.row.leaseId, amount: amount.toString() });
+        })
+        .catch((err) => {
+          // Not every tick: each try reads the chain and builds a transaction.
+          l.topUpRetryAtMs = this.now() + TOP_UP_RETRY_MS;
+          this.log.warn('lease not topped up', { lease: l.row.leaseId, err: String(err) });
+        })
+        .finally(() => {
+          l.toppingUp = false;
+        });
     }
   }
 
@@ -860,6 +1050,10 @@ export class Gateway {
       failed: 0,
       failureStreak: 0,
       closing: false,
+      escrowUntilMs: lease.escrowUntil,
+      endTimeMs: lease.endTime,
+      toppingUp: false,
+      topUpRetryAtMs: 0,
     };
     state.row.endpoint = lease.endpoint;
     const probe = this.newClient(state, lease.tlsFingerprints);
@@ -919,7 +1113,7 @@ export class Gateway {
     if (this.closingOnChain.has(leaseId)) return;
     this.settling.add(leaseId);
     this.closingOnChain.add(leaseId);
-    this.sendTx([closeLeaseAction(leaseId)])
+    this.sendTx([closeLeaseAction(leaseId)], 'closeLease')
       .then(() => {
         if (!this.storeClosed) this.store.closeLease(leaseId, this.now(), reason);
       })
@@ -942,10 +1136,15 @@ export class Gateway {
 
   /** Lease and chip state from the chain: a lease that ended or whose chip went offline leaves the pool. */
   private async refreshLeases(): Promise<void> {
+    const st = await this.client.status().catch(() => null);
+    if (st && st.timeMs >= this.chainTime.blockMs)
+      this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     for (const l of [...this.leases.values()]) {
       if (l.closing) continue;
       const lease = await this.client.getLease(l.row.leaseId).catch(() => null);
       if (!lease) continue;
+      l.escrowUntilMs = lease.escrowUntil;
+      l.endTimeMs = lease.endTime;
       if (lease.status === 'closing') {
         // The provider gave notice. The lease would cost until the notice ends, so the renter
         // closes it at once (after its running jobs); it counts against the budget until then.
@@ -991,13 +1190,36 @@ export class Gateway {
     return record;
   }
 
-  /** One transaction at a time, so the renter's nonces never race. */
+  /**
+   * One transaction at a time, so the renter's nonces never race. Its fee is recorded before it is
+   * handed to the node. A transaction that spends (`spend`: opening a lease, a dispute, a top-up)
+   * is sent only if the spend check passes (taken here, in turn, so two cannot pass it together);
+   * a closing is always sent, its fee reserved when its lease was opened.
+   */
   private sendTx(
     actions: Parameters<typeof buildTransaction>[2],
+    kind: string,
+    spend?: { newRate: bigint; commitsClose: boolean; onAllowed?: () => void },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
-      const hash = await sendTransaction(this.client, stx);
+      if (spend) {
+        const fees = stx.tx.fee + (spend.commitsClose ? this.closeFee() : 0n);
+        if (!(await this.spendAllowed(spend.newRate, fees)))
+          throw new OverBudgetError(
+            `${kind} not sent: with its fee of ${stx.tx.fee} base units it would pass the budget of ${this.opts.budgetPerHour} per hour`,
+          );
+        spend.onAllowed?.();
+      }
+      const hash = signedHash(stx);
+      this.store.addFee({ txHash: hash, kind, fee: stx.tx.fee.toString(), atMs: this.now() });
+      try {
+        await sendTransaction(this.client, stx);
+      } catch (err) {
+        // Refused by the node: not in its mempool, no fee. Unreachable: it may have arrived.
+        if (err instanceof RpcClientError) this.store.removeFee(hash);
+        throw err;
+      }
       await this.client.waitForTransaction(hash, 30_000);
       const receipt = await this.client.getTransaction(hash);
       return { hash, events: receipt.events };
@@ -1013,12 +1235,18 @@ export class Gateway {
   status() {
     const nowMs = this.now();
     const budget = this.budgetLeases();
+    const fees = this.feesPaid();
+    const hourAgo = nowMs - Number(MS_PER_HOUR);
     return {
       renter: this.renterAddress,
       chainId: this.chainId,
       budgetPerHour: this.opts.budgetPerHour.toString(),
       committedPerHour: committedRate(budget).toString(),
-      spent: spentBy(budget, nowMs).toString(),
+      /** Everything the key spent: the leases' charges and every transaction fee. */
+      spent: totalSpent(budget, fees, nowMs).toString(),
+      fees: feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs).toString(),
+      /** Spent in the last hour, charges and fees: the budget bounds this. */
+      spentLastHour: (chargesIn(budget, hourAgo, nowMs) + feesIn(fees, hourAgo, nowMs)).toString(),
       queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },
       jobs: this.store.countByStatus(),
       recentP99Ms: quantile(
@@ -1070,6 +1298,10 @@ export class Gateway {
       `unc_gateway_committed_base_units_per_hour ${s.committedPerHour}`,
       '# TYPE unc_gateway_spent_base_units counter',
       `unc_gateway_spent_base_units ${s.spent}`,
+      '# TYPE unc_gateway_fees_base_units counter',
+      `unc_gateway_fees_base_units ${s.fees}`,
+      '# TYPE unc_gateway_spent_last_hour_base_units gauge',
+      `unc_gateway_spent_last_hour_base_units ${s.spentLastHour}`,
       '# TYPE unc_gateway_retries_total counter',
       `unc_gateway_retries_total ${s.counters.retries}`,
       '# TYPE unc_gateway_disputes_total counter',
@@ -1095,7 +1327,15 @@ export class Gateway {
     const path = url.pathname;
     const refused = browserAttack(req.method ?? 'GET', req.headers, Boolean(this.opts.apiToken));
     if (refused) throw refused;
+    // With a token (which any listener beyond loopback has), the pool, the spend and the providers
+    // are shown only to its holder: a health probe without it learns up or down, nothing more.
+    const authorized =
+      !this.opts.apiToken || sameSecret(req.headers.authorization ?? '', `Bearer ${this.opts.apiToken}`);
     if (req.method === 'GET' && path === '/v1/health') {
+      if (!authorized) {
+        sendJson(res, this.stopped ? 503 : 200, { ok: !this.stopped });
+        return;
+      }
       sendJson(res, 200, {
         ok: !this.stopped,
         chainId: this.chainId,
@@ -1104,12 +1344,12 @@ export class Gateway {
       });
       return;
     }
+    if (!authorized)
+      throw new GatewayHttpError(401, 'UNAUTHORIZED', 'Authorization: Bearer <token> is required');
     if (req.method === 'GET' && path === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
       return;
     }
-    if (this.opts.apiToken && !sameSecret(req.headers.authorization ?? '', `Bearer ${this.opts.apiToken}`))
-      throw new GatewayHttpError(401, 'UNAUTHORIZED', 'Authorization: Bearer <token> is required');
     if (req.method === 'GET' && (path === '/' || path === '/status')) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
       return;
@@ -1157,6 +1397,13 @@ export class Gateway {
 
 export class BadReceiptError extends Error {}
 
+/** A transaction that would spend past the budget was not sent. */
+export class OverBudgetError extends Error {}
+
+/** A busy lease is topped up when its escrow would run out within this (or two attempt timeouts). */
+const TOP_UP_AHEAD_MS = 10 * 60_000;
+const TOP_UP_RETRY_MS = 30_000;
+
 /**
  * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or
  * refusing while the receipt is checked against the chain or the TLS pins are read again, its
@@ -1193,6 +1440,7 @@ function candidateOf(
     power: BigInt(c.power),
     uptimePpm: ratio === null ? null : BigInt(Math.round(Number(ratio) * 1_000_000)),
     minHours: o.minHours,
+    maxHours: o.maxHours,
     noticeMs: o.noticeMs,
     jobsReceipted: BigInt(record?.jobsReceipted ?? 0),
     disputes: BigInt(record?.disputes ?? 0),

@@ -25,6 +25,8 @@ export interface OfferCandidate {
   /** Answered share of its decided challenge slots over the last 24 h, ppm; null: none decided. */
   uptimePpm: bigint | null;
   minHours: number;
+  /** The longest the offer rents for (default: minHours). */
+  maxHours?: number;
   noticeMs: number;
   /** The provider's on-chain record. */
   jobsReceipted: bigint;
@@ -176,6 +178,185 @@ export function spentBy(leases: readonly BudgetLease[], nowMs: number): bigint {
     if (end > l.openedAtMs) sum += (l.pricePerHour * BigInt(end - l.openedAtMs)) / MS_PER_HOUR;
   }
   return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spending: lease charges and transaction fees together, within the budget in any hour.
+
+/**
+ * A transaction fee the renter's key paid, or may have paid: it counts from the moment the
+ * transaction is handed to the node (a transaction waited for too briefly may still be included).
+ */
+export interface FeePaid {
+  atMs: number;
+  fee: bigint;
+}
+
+/** Lease charges accrued in [fromMs, toMs], each lease rounded up (never less than the chain charges). */
+export function chargesIn(leases: readonly BudgetLease[], fromMs: number, toMs: number): bigint {
+  let sum = 0n;
+  for (const l of leases) {
+    const start = Math.max(l.openedAtMs, fromMs);
+    const end = Math.min(l.endedAtMs ?? toMs, toMs);
+    if (end > start) sum += ceilDiv(l.pricePerHour * BigInt(end - start), MS_PER_HOUR);
+  }
+  return sum;
+}
+
+/** Fees paid in [fromMs, toMs]. */
+export function feesIn(fees: readonly FeePaid[], fromMs: number, toMs: number): bigint {
+  let sum = 0n;
+  for (const f of fees) if (f.atMs >= fromMs && f.atMs <= toMs) sum += f.fee;
+  return sum;
+}
+
+/** Everything the key spent up to `nowMs`: every lease's charges and every fee. */
+export function totalSpent(leases: readonly BudgetLease[], fees: readonly FeePaid[], nowMs: number): bigint {
+  return chargesIn(leases, Number.MIN_SAFE_INTEGER, nowMs) + feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs);
+}
+
+/**
+ * The most the key could spend in any one-hour window that holds `nowMs`, if from now on the leases
+ * cost `futureRate` per hour for a whole hour and `futureFees` are paid: the maximum over window
+ * starts s in [now − 1 h, now] of what was spent in [s, now] plus futureRate × (s + 1 h − now) plus
+ * futureFees. The function of s is piecewise linear, so its maximum is at the ends or where a lease
+ * opened or ended or a fee was paid.
+ */
+export function hourPeak(
+  leases: readonly BudgetLease[],
+  fees: readonly FeePaid[],
+  futureRate: bigint,
+  futureFees: bigint,
+  nowMs: number,
+): bigint {
+  const hour = Number(MS_PER_HOUR);
+  const from = nowMs - hour;
+  const starts = new Set<number>([from, nowMs]);
+  for (const l of leases) {
+    if (l.openedAtMs > from && l.openedAtMs < nowMs) starts.add(l.openedAtMs);
+    if (l.endedAtMs !== null && l.endedAtMs > from && l.endedAtMs < nowMs) starts.add(l.endedAtMs);
+  }
+  for (const f of fees) if (f.atMs > from && f.atMs < nowMs) starts.add(f.atMs);
+  let peak = 0n;
+  for (const s of starts) {
+    const ahead = ceilDiv(futureRate * BigInt(s + hour - nowMs), MS_PER_HOUR);
+    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + futureFees;
+    if (v > peak) peak = v;
+  }
+  return peak;
+}
+
+/** What one more spending step would add, and what is already set aside. */
+export interface SpendStep {
+  /** Base units per hour of the leases that still cost and of those being opened. */
+  committedRate: bigint;
+  /** Fees set aside for what must still be paid: one closing per lease that still costs or is being opened. */
+  reservedFees: bigint;
+  /** The rate of the lease this step opens (0 for a dispute or a top-up). */
+  newRate: bigint;
+  /** The fees this step pays now, and any it commits to (a new lease's closing). */
+  newFees: bigint;
+}
+
+/**
+ * Whether a step that spends (opening a lease, disputing a request, topping up escrow) keeps every
+ * one-hour window within the budget, counting lease charges and transaction fees together. Taken
+ * before every transaction that is not a closing (whose fee is reserved when its lease opens),
+ * this bounds what the key spends in any hour by `budgetPerHour`: after the last step in a window,
+ * only the leases it counted run on, and only the closings it reserved are paid.
+ */
+export function canSpend(
+  history: { leases: readonly BudgetLease[]; fees: readonly FeePaid[] },
+  step: SpendStep,
+  budgetPerHour: bigint,
+  nowMs: number,
+): boolean {
+  if (step.newRate < 0n || step.newFees < 0n || step.committedRate < 0n || step.reservedFees < 0n)
+    return false;
+  const peak = hourPeak(
+    history.leases,
+    history.fees,
+    step.committedRate + step.newRate,
+    step.reservedFees + step.newFees,
+    nowMs,
+  );
+  return peak <= budgetPerHour;
+}
+
+/** A lease of the renter as the chain lists it, for the spend history. */
+export interface ChainLeaseTimes {
+  leaseId: string;
+  pricePerHour: bigint;
+  status: ChainLeaseStatus;
+  /** Block times, ms. */
+  startTime: number;
+  escrowUntil: number;
+  closedTime: number | null;
+}
+
+/**
+ * The leases whose charges the spend history holds: those the chain lists, with the chain's block
+ * times (a closed or ended lease cost until it was paid through; a running one costs on), and
+ * those only the records know, with the records' times.
+ */
+export function spendLeases(
+  records: readonly { leaseId: string; pricePerHour: bigint; openedAtMs: number; endedAtMs: number | null }[],
+  onChain: readonly ChainLeaseTimes[],
+): BudgetLease[] {
+  const out: BudgetLease[] = [];
+  const listed = new Set<string>();
+  for (const l of onChain) {
+    if (listed.has(l.leaseId)) continue;
+    listed.add(l.leaseId);
+    const ended =
+      l.status === 'closed'
+        ? Math.min(l.closedTime ?? l.escrowUntil, l.escrowUntil)
+        : l.status === 'ended'
+          ? l.escrowUntil
+          : null;
+    out.push({ pricePerHour: l.pricePerHour, openedAtMs: l.startTime, endedAtMs: ended });
+  }
+  for (const r of records)
+    if (!listed.has(r.leaseId))
+      out.push({ pricePerHour: r.pricePerHour, openedAtMs: r.openedAtMs, endedAtMs: r.endedAtMs });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Escrow: a lease is opened for as long as its offer allows with the least deposit the offer
+// accepts, and topped up while it is busy; no job goes to it once its escrow could run out
+// before the job's answer.
+
+/**
+ * Whether a job may be sent to a lease whose escrow pays until `escrowUntilMs` (block time): only
+ * if the chain's time, as last seen, plus the time the job may take stays before it. A job sent
+ * later would be refused by the provider (or answered unpaid), a wasted attempt at best.
+ */
+export function escrowCovers(escrowUntilMs: number, chainNowMs: number, jobMs: number): boolean {
+  return chainNowMs + jobMs < escrowUntilMs;
+}
+
+/**
+ * The top-up a lease needs now, or 0: a lease in use (jobs running or waiting) whose escrow runs
+ * out within `aheadMs` of the chain's time, and that may still run past it (its end time is
+ * later), gets one more `hoursPerTopUp` of its price, no more than what its end time allows.
+ */
+export function topUpAmount(
+  lease: { pricePerHour: bigint; escrowUntilMs: number; endTimeMs: number; inUse: boolean },
+  chainNowMs: number,
+  aheadMs: number,
+  hoursPerTopUp: number,
+): bigint {
+  if (!lease.inUse || lease.pricePerHour <= 0n) return 0n;
+  if (lease.escrowUntilMs - chainNowMs > aheadMs) return 0n;
+  if (lease.escrowUntilMs >= lease.endTimeMs) return 0n;
+  const room = ceilDiv(lease.pricePerHour * BigInt(lease.endTimeMs - lease.escrowUntilMs), MS_PER_HOUR);
+  const want = lease.pricePerHour * BigInt(Math.max(1, hoursPerTopUp));
+  return want < room ? want : room;
+}
+
+function ceilDiv(a: bigint, b: bigint): bigint {
+  return a <= 0n ? 0n : (a + b - 1n) / b;
 }
 
 /** The share of a lease's price a job used: price × the chip time its receipt reports. */

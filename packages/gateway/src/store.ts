@@ -50,6 +50,15 @@ export interface LeaseRow {
   closeReason: string | null;
 }
 
+/** A transaction the renter's key sent (or may have sent) and the fee it pays. */
+export interface FeeRow {
+  txHash: string;
+  kind: string;
+  /** Base units (decimal string). */
+  fee: string;
+  atMs: number;
+}
+
 export interface DisputeRow {
   leaseId: string;
   jobId: string;
@@ -101,6 +110,12 @@ CREATE TABLE IF NOT EXISTS disputes (
   tx_hash TEXT,
   error TEXT,
   created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fees (
+  tx_hash TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  fee TEXT NOT NULL,
+  at_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS avoided (
   provider TEXT PRIMARY KEY,
@@ -315,6 +330,27 @@ export class GatewayStore {
       txHash: (r.tx_hash as string | null) ?? null,
       error: (r.error as string | null) ?? null,
       createdMs: Number(r.created_ms),
+    }));
+  }
+
+  /** Written before the transaction is handed to the node: a crash after it cannot hide the fee. */
+  addFee(f: FeeRow): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO fees (tx_hash, kind, fee, at_ms) VALUES (?, ?, ?, ?)')
+      .run(f.txHash, f.kind, f.fee, f.atMs);
+  }
+
+  /** The node refused the transaction: it is not in its mempool and pays nothing. */
+  removeFee(txHash: string): void {
+    this.db.prepare('DELETE FROM fees WHERE tx_hash = ?').run(txHash);
+  }
+
+  fees(): FeeRow[] {
+    return (this.db.prepare('SELECT * FROM fees ORDER BY at_ms, tx_hash').all() as Row[]).map((r) => ({
+      txHash: r.tx_hash as string,
+      kind: r.kind as string,
+      fee: r.fee as string,
+      atMs: Number(r.at_ms),
     }));
   }
 

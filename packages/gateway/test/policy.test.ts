@@ -11,13 +11,19 @@ import {
   type BudgetLease,
   canAfford,
   canAffordRate,
+  canSpend,
+  chargesIn,
   classifyProviderError,
   committedRate,
   committedRateOnChain,
   decideRetry,
   decideScale,
   effectiveCost,
+  escrowCovers,
+  type FeePaid,
   failureStreak,
+  feesIn,
+  hourPeak,
   jobCost,
   LEASE_FAILURE_STREAK_LIMIT,
   MS_PER_HOUR,
@@ -28,8 +34,11 @@ import {
   rankOffers,
   recordPpm,
   type ScaleTargets,
+  spendLeases,
   spentBy,
   stillCosts,
+  topUpAmount,
+  totalSpent,
 } from '../src/policy.js';
 
 const UNC = 10n ** 18n;
@@ -437,5 +446,253 @@ describe('the budget against the chain', () => {
         },
       ),
     );
+  });
+});
+
+describe('spending: lease charges and transaction fees within the budget in every hour', () => {
+  const HOUR = Number(MS_PER_HOUR);
+
+  /** Exactly what was spent in [s, s + 1 h), times 1 h: no rounding either way. */
+  function windowSpendTimesHour(
+    leases: readonly BudgetLease[],
+    fees: readonly FeePaid[],
+    s: number,
+    endOfTime: number,
+  ): bigint {
+    let sum = 0n;
+    for (const l of leases) {
+      const a = Math.max(l.openedAtMs, s);
+      const b = Math.min(l.endedAtMs ?? endOfTime, s + HOUR);
+      if (b > a) sum += l.pricePerHour * BigInt(b - a);
+    }
+    for (const f of fees) if (f.atMs >= s && f.atMs < s + HOUR) sum += f.fee * MS_PER_HOUR;
+    return sum;
+  }
+
+  type Step =
+    | { kind: 'open'; price: bigint; fee: bigint }
+    /** The dearest lease the rule lets open now: the budget's edge, where a missed fee shows. */
+    | { kind: 'open-fill'; fee: bigint }
+    | { kind: 'close'; index: number }
+    | { kind: 'ran-out'; index: number }
+    | { kind: 'dispute'; fee: bigint }
+    | { kind: 'wait'; ms: number };
+
+  /**
+   * A gateway's spending on a virtual clock: it opens a lease, disputes or tops up only when
+   * `allowed` says so, and closes whatever it likes (a closing is never refused: it saves money).
+   * Returns the leases and every fee paid, with the time the leases that still run stop being looked at.
+   */
+  function simulate(
+    closeFee: bigint,
+    steps: readonly Step[],
+    allowed: (
+      leases: BudgetLease[],
+      fees: FeePaid[],
+      newRate: bigint,
+      newFees: bigint,
+      now: number,
+    ) => boolean,
+  ) {
+    const leases: BudgetLease[] = [];
+    const fees: FeePaid[] = [];
+    let now = 0;
+    for (const s of steps) {
+      const running = leases.filter((l) => l.endedAtMs === null);
+      if (s.kind === 'wait') now += s.ms;
+      else if (s.kind === 'open') {
+        if (allowed(leases, fees, s.price, s.fee + closeFee, now)) {
+          fees.push({ atMs: now, fee: s.fee });
+          leases.push({ pricePerHour: s.price, openedAtMs: now, endedAtMs: null });
+        }
+      } else if (s.kind === 'open-fill') {
+        let lo = 0n;
+        let hi = 100n * UNC;
+        if (!allowed(leases, fees, lo, s.fee + closeFee, now)) continue;
+        while (lo < hi) {
+          const mid = (lo + hi + 1n) / 2n;
+          if (allowed(leases, fees, mid, s.fee + closeFee, now)) lo = mid;
+          else hi = mid - 1n;
+        }
+        fees.push({ atMs: now, fee: s.fee });
+        leases.push({ pricePerHour: lo, openedAtMs: now, endedAtMs: null });
+      } else if (s.kind === 'dispute') {
+        if (allowed(leases, fees, 0n, s.fee, now)) fees.push({ atMs: now, fee: s.fee });
+      } else {
+        const l = running[s.index % Math.max(1, running.length)];
+        if (!l) continue;
+        l.endedAtMs = now;
+        // A lease closed by the renter pays the closing fee; one whose escrow ran out pays none.
+        if (s.kind === 'close') fees.push({ atMs: now, fee: closeFee });
+      }
+    }
+    return { leases, fees, end: now + 2 * HOUR };
+  }
+
+  const gatewayRule =
+    (budget: bigint, closeFee: bigint) =>
+    (leases: BudgetLease[], fees: FeePaid[], newRate: bigint, newFees: bigint, now: number) => {
+      const running = leases.filter((l) => l.endedAtMs === null);
+      return canSpend(
+        { leases, fees },
+        {
+          committedRate: committedRate(leases),
+          reservedFees: closeFee * BigInt(running.length),
+          newRate,
+          newFees,
+        },
+        budget,
+        now,
+      );
+    };
+
+  /** The most spent in any hour-long window (× 1 h), over every window that starts or ends at an event. */
+  function worstHour(leases: BudgetLease[], fees: FeePaid[], end: number): bigint {
+    const times = new Set<number>([0]);
+    for (const l of leases) {
+      times.add(l.openedAtMs);
+      if (l.endedAtMs !== null) times.add(l.endedAtMs);
+    }
+    for (const f of fees) times.add(f.atMs);
+    let worst = 0n;
+    for (const t of times)
+      for (const s of [t, t - HOUR, t - HOUR + 1]) {
+        const v = windowSpendTimesHour(leases, fees, s, end);
+        if (v > worst) worst = v;
+      }
+    return worst;
+  }
+
+  const steps = (maxPrice: bigint, maxFee: bigint) =>
+    fc.array(
+      fc.oneof(
+        fc.record({
+          kind: fc.constant('open' as const),
+          price: fc.bigInt({ min: 0n, max: maxPrice }),
+          fee: fc.bigInt({ min: 0n, max: maxFee }),
+        }),
+        fc.record({ kind: fc.constant('open-fill' as const), fee: fc.bigInt({ min: 0n, max: maxFee }) }),
+        fc.record({ kind: fc.constant('close' as const), index: fc.nat(20) }),
+        fc.record({ kind: fc.constant('ran-out' as const), index: fc.nat(20) }),
+        fc.record({ kind: fc.constant('dispute' as const), fee: fc.bigInt({ min: 0n, max: maxFee }) }),
+        fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 2 * 3_600_000 }) }),
+      ),
+      { maxLength: 40 },
+    );
+
+  test('property: in no hour does the key spend more than the budget, fees included', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n * UNC }),
+        fc.bigInt({ min: 0n, max: UNC / 10n }),
+        steps(5n * UNC, UNC / 4n),
+        (budget, closeFee, list) => {
+          const { leases, fees, end } = simulate(closeFee, list, gatewayRule(budget, closeFee));
+          const worst = worstHour(leases, fees, end);
+          assert.ok(worst <= budget * MS_PER_HOUR, `spent ${worst / MS_PER_HOUR} in an hour > ${budget}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the old rule (the leases' rate alone) let the fees pass the budget", () => {
+    // A lease at exactly the budget's rate: its rate fits, its opening and closing fees do not.
+    const budget = 2n * UNC;
+    const closeFee = 10n ** 13n;
+    const list: Step[] = [
+      { kind: 'open', price: budget, fee: 10n ** 13n },
+      { kind: 'wait', ms: 30 * 60_000 },
+      { kind: 'close', index: 0 },
+      { kind: 'open', price: budget, fee: 10n ** 13n },
+      { kind: 'dispute', fee: 10n ** 13n },
+    ];
+    const oldRule = (leases: BudgetLease[], _f: FeePaid[], newRate: bigint) =>
+      canAffordRate(committedRate(leases), [], newRate, budget);
+    const old = simulate(closeFee, list, oldRule);
+    assert.ok(worstHour(old.leases, old.fees, old.end) > budget * MS_PER_HOUR, 'the old rule overspends');
+    const now = simulate(closeFee, list, gatewayRule(budget, closeFee));
+    assert.ok(worstHour(now.leases, now.fees, now.end) <= budget * MS_PER_HOUR);
+    assert.equal(now.leases.length, 0, "a lease at exactly the budget's rate leaves no room for its fees");
+  });
+
+  test('a dispute flood cannot drain the budget: disputes stop when their fees would pass it', () => {
+    const budget = 10n ** 15n;
+    const rule = gatewayRule(budget, 0n);
+    const list: Step[] = Array.from({ length: 200 }, () => ({ kind: 'dispute', fee: 10n ** 13n }) as const);
+    const { fees } = simulate(0n, list, rule);
+    assert.equal(fees.length, 100);
+    assert.equal(feesIn(fees, 0, 0), budget);
+    // An hour later the window has moved on: disputes may be paid again.
+    const later = simulate(0n, [...list, { kind: 'wait', ms: 3_600_001 }, ...list], rule);
+    assert.equal(later.fees.length, 200);
+  });
+
+  test('charges round up, fees count where paid, and the peak looks back one hour and ahead one', () => {
+    const leases: BudgetLease[] = [{ pricePerHour: 3600n, openedAtMs: 0, endedAtMs: 1001 }];
+    assert.equal(chargesIn(leases, 0, 1000), 1n);
+    assert.equal(chargesIn(leases, 0, 1500), 2n, '1.001 rounds up');
+    const fees: FeePaid[] = [{ atMs: 10, fee: 5n }];
+    assert.equal(totalSpent(leases, fees, 2000), 2n + 5n);
+    // Nothing running from now: the peak is the past hour's spend plus what is set aside.
+    assert.equal(hourPeak(leases, fees, 0n, 3n, 2000), 2n + 5n + 3n);
+    // A lease at 3,600/h from now: its whole hour, and the past hour's spend before it.
+    assert.equal(hourPeak([], [], 3600n, 0n, 5000), 3600n);
+    assert.equal(hourPeak(leases, fees, 3600n, 0n, 2000), 2n + 5n + 3600n - 2n);
+  });
+
+  test("the history takes the chain's times for the leases it lists", () => {
+    const got = spendLeases(
+      [
+        { leaseId: 'a', pricePerHour: 1n, openedAtMs: 50, endedAtMs: null },
+        { leaseId: 'r', pricePerHour: 2n, openedAtMs: 60, endedAtMs: 70 },
+      ],
+      [
+        { leaseId: 'a', pricePerHour: 1n, status: 'closed', startTime: 40, escrowUntil: 90, closedTime: 80 },
+        { leaseId: 'e', pricePerHour: 4n, status: 'ended', startTime: 10, escrowUntil: 20, closedTime: null },
+        {
+          leaseId: 'x',
+          pricePerHour: 8n,
+          status: 'active',
+          startTime: 30,
+          escrowUntil: 99,
+          closedTime: null,
+        },
+      ],
+    );
+    assert.deepEqual(got, [
+      { pricePerHour: 1n, openedAtMs: 40, endedAtMs: 80 },
+      { pricePerHour: 4n, openedAtMs: 10, endedAtMs: 20 },
+      { pricePerHour: 8n, openedAtMs: 30, endedAtMs: null },
+      { pricePerHour: 2n, openedAtMs: 60, endedAtMs: 70 },
+    ]);
+  });
+});
+
+describe('escrow', () => {
+  test('no job goes to a lease whose escrow could run out before its answer (block time)', () => {
+    // Escrow paid until block time 100,000; a job may take 30 s.
+    assert.equal(escrowCovers(100_000, 60_000, 30_000), true);
+    assert.equal(escrowCovers(100_000, 70_000, 30_000), false);
+    assert.equal(escrowCovers(100_000, 100_000, 0), false);
+    assert.equal(escrowCovers(100_000, 200_000, 30_000), false);
+  });
+
+  test('a busy lease near the end of its escrow is topped up by an hour, within its end time', () => {
+    const lease = {
+      pricePerHour: 3n * UNC,
+      escrowUntilMs: 3_600_000,
+      endTimeMs: 24 * 3_600_000,
+      inUse: true,
+    };
+    assert.equal(topUpAmount(lease, 0, 600_000, 1), 0n, 'an hour left: not yet');
+    assert.equal(topUpAmount(lease, 3_100_000, 600_000, 1), 3n * UNC);
+    assert.equal(topUpAmount({ ...lease, inUse: false }, 3_100_000, 600_000, 1), 0n, 'idle: let it end');
+    assert.equal(
+      topUpAmount({ ...lease, endTimeMs: 3_600_000 + 1_800_000 }, 3_100_000, 600_000, 1),
+      (3n * UNC) / 2n,
+      'no more than its end time allows',
+    );
+    assert.equal(topUpAmount({ ...lease, endTimeMs: 3_600_000 }, 3_100_000, 600_000, 1), 0n);
   });
 });

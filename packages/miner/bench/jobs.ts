@@ -19,6 +19,11 @@
  * the neighbours too, the CPU time much less so.
  *
  *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch]
+ *                         [--ort-spin on|off] [--ort-threads N]
+ *
+ * The comparison is fair by construction: the direct runs use the very ONNX Runtime session
+ * options the provider's job processes use (`--ort-spin`: whether idle pool threads spin, default
+ * off as in a provider; `--ort-threads`: intra-op threads per session, default the runtime's).
  *
  * (`--only` and `--rows` narrow the run, e.g. for a CPU profile of one path: node --cpu-prof …)
  */
@@ -35,6 +40,8 @@ import {
   DevSoftSigner,
   type LeaseSource,
   OcrEngine,
+  type OrtThreadOptions,
+  ortSessionOptions,
   type ProviderLease,
   ProviderServer,
 } from '../src/index.js';
@@ -149,6 +156,15 @@ async function main(): Promise<void> {
   const rowKind = rowsAt >= 0 ? process.argv[rowsAt + 1] : null;
   if (rowKind !== null && rowKind !== 'single' && rowKind !== 'batch')
     throw new Error('--rows must be single or batch');
+  const spinAt = process.argv.indexOf('--ort-spin');
+  const spin = spinAt >= 0 ? process.argv[spinAt + 1] : 'off';
+  if (spin !== 'on' && spin !== 'off') throw new Error('--ort-spin must be on or off');
+  const threadsAt = process.argv.indexOf('--ort-threads');
+  const threads: OrtThreadOptions = {
+    spinning: spin === 'on',
+    ...(threadsAt >= 0 ? { intraOpThreads: arg('ort-threads', 0) } : {}),
+  };
+  const sessionOptions = ortSessionOptions('cpu', threads);
   const chainId = 'unc-bench-jobs';
   const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'bench-chip');
   const renterSeed = new Uint8Array(randomBytes(32));
@@ -170,6 +186,7 @@ async function main(): Promise<void> {
     maxQueued: 4 * parallel * batch,
     maxJobsPerRenter: 4 * parallel * batch,
     maxBatchJobs: batch,
+    onnxThreads: threads,
     logger: silentLogger,
   };
   const provider = new ProviderServer(options);
@@ -186,11 +203,11 @@ async function main(): Promise<void> {
       tlsFingerprints: [tlsProvider.tlsFingerprint!],
     });
     const image = fixture('ocr-sample.png');
-    const engine = await OcrEngine.create();
+    const engine = await OcrEngine.create({ onnxOptions: sessionOptions as Record<string, unknown> });
     const model = affineModel();
     const { modelHash } = await client.uploadModel(model);
     await tlsClient.uploadModel(model);
-    const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'] });
+    const session = await ort.InferenceSession.create(model, sessionOptions);
     const x = Buffer.alloc(16);
     [1, 2, 3, 4].forEach((v, i) => x.writeFloatLE(v, i * 4));
     const inputs: Record<string, TensorJson> = {
@@ -234,7 +251,7 @@ async function main(): Promise<void> {
         rows: c.rows.filter(([, , per]) => rowKind === null || (rowKind === 'batch') === per > 1),
       }));
     console.log(
-      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU; receipts signed by a dev-soft chip; load average ${loadavg()
+      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU, ${threads.intraOpThreads ?? 'default'} intra-op threads, spinning ${spin} (direct and job processes alike); receipts signed by a dev-soft chip; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );

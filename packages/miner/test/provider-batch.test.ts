@@ -201,6 +201,49 @@ describe('provider batches with a dev-soft chip', () => {
     assert.notDeepEqual(failedJobOutputHash('JOB_FAILED'), failedJobOutputHash('JOB_TIMEOUT'));
   });
 
+  test("a job's receipt replayed for a later job with the same inputs is refused", async () => {
+    // A provider that answers a repeated job with the first one's answer (right outputs, a real
+    // chip signature, this lease, model and inputs) without running it: before, the client took
+    // it, and the gateway stored one receipt for two jobs and counted its cost twice.
+    let first: string | null = null;
+    const replay: Server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      let text = first;
+      if (req.url !== '/v1/jobs' || text === null) {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers))
+          if (typeof v === 'string' && k.startsWith('x-unc-')) headers[k] = v;
+        const answer = await fetch(`${url}${req.url}`, {
+          method: req.method!,
+          headers,
+          ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
+        });
+        text = await answer.text();
+        if (req.url === '/v1/jobs' && answer.status === 200) first = text;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+    await new Promise<void>((r) => replay.listen(0, '127.0.0.1', r));
+    const c = new ProviderClient({
+      endpoint: `http://127.0.0.1:${(replay.address() as AddressInfo).port}`,
+      chainId: CHAIN,
+      leaseId,
+      renterSeed,
+      allowHttp: true,
+    });
+    try {
+      const one = await c.runJob(modelHash, x([1, 2, 3, 4]));
+      assert.equal(one.job.status, 'done');
+      await assert.rejects(c.runJob(modelHash, x([1, 2, 3, 4])), /another request than the one sent/);
+    } finally {
+      c.close();
+      replay.closeAllConnections();
+      await new Promise<void>((r) => replay.close(() => r()));
+    }
+  });
+
   test('a tampered receipt or result from the provider fails verification', async () => {
     const inputs = [x([1, 1, 1, 1]), x([1, 2, 3, 4]), x([0, 0, 0, 1])];
     const cases: [string, (v: BatchView) => void, RegExp][] = [

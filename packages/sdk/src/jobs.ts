@@ -598,6 +598,8 @@ export interface ProviderClientOptions {
 export class ProviderClient {
   readonly endpoint: string;
   private readonly leaseId: Uint8Array;
+  /** The renter's public key, derived once: deriving it costs more than signing (a key export). */
+  private readonly renterPublicKey: Uint8Array;
   private readonly timeoutMs: number;
   private readonly agent: ReturnType<typeof plainHttpAgent> | PinnedHttpsAgent;
   private fingerprints: string[] = [];
@@ -621,6 +623,7 @@ export class ProviderClient {
     this.endpoint = url.toString().replace(/\/$/, '');
     this.leaseId = typeof opts.leaseId === 'string' ? fromHex(opts.leaseId, 32) : opts.leaseId;
     this.timeoutMs = opts.timeoutMs ?? 120_000;
+    this.renterPublicKey = ed25519PublicKey(opts.renterSeed);
     if (url.protocol === 'http:') {
       if (!opts.allowHttp) throw new InsecureEndpointError(this.endpoint);
       this.agent = plainHttpAgent();
@@ -673,16 +676,18 @@ export class ProviderClient {
   async runJob(modelHash: string, inputs: Record<string, TensorJson>): Promise<JobResult> {
     const raw = tensorsFromJson(inputs);
     const body = utf8(JSON.stringify({ model: modelHash, inputs }));
-    const job = (await this.request('POST', '/v1/jobs', body)) as JobView;
-    return this.check(job, fromHex(modelHash, 32), tensorsHash(raw));
+    const sent: { signed?: SignedJobRequest } = {};
+    const job = (await this.request('POST', '/v1/jobs', body, true, false, sent)) as JobView;
+    return this.check(job, fromHex(modelHash, 32), tensorsHash(raw), sent.signed!);
   }
 
   /** Runs the provider's OCR job on a PNG or JPEG image. */
   async runOcr(image: Uint8Array, ocrModelHash?: string): Promise<JobResult> {
     const body = utf8(JSON.stringify({ model: OCR_MODEL, image: Buffer.from(image).toString('base64') }));
-    const job = (await this.request('POST', '/v1/jobs', body)) as JobView;
+    const sent: { signed?: SignedJobRequest } = {};
+    const job = (await this.request('POST', '/v1/jobs', body, true, false, sent)) as JobView;
     const expected = ocrModelHash ?? (await this.health()).ocrModelHash;
-    return this.check(job, fromHex(expected, 32), imageHash(image));
+    return this.check(job, fromHex(expected, 32), imageHash(image), sent.signed!);
   }
 
   /**
@@ -741,13 +746,22 @@ export class ProviderClient {
     return (await this.request('GET', `/v1/jobs/${jobId}`, undefined)) as JobView;
   }
 
-  private check(job: JobView, modelHash: Uint8Array, inputHash: Uint8Array): JobResult {
+  private check(
+    job: JobView,
+    modelHash: Uint8Array,
+    inputHash: Uint8Array,
+    sent: SignedJobRequest,
+  ): JobResult {
     if (job.status === 'failed') throw new ProviderError(422, 'JOB_FAILED', job.error ?? 'the job failed');
     if (job.status !== 'done' || !job.receipt) throw new Error(`the job is ${job.status}, not done`);
     const signed = decodeSignedReceipt(job.receipt.hex);
     const r = signed.receipt;
     if (r.chainId !== this.opts.chainId) throw new Error(`the receipt is for chain "${r.chainId}"`);
     if (!equalBytes(r.leaseId, this.leaseId)) throw new Error('the receipt names another lease');
+    // The job id is the request's own (lease, signed digest, nonce): a receipt of an earlier job
+    // with the same model and inputs, replayed instead of running this one, names another.
+    if (!equalBytes(r.jobId, jobIdOf(this.leaseId, jobRequestDigest(sent.request), sent.request.nonce)))
+      throw new Error('the receipt is for another request than the one sent');
     if (!equalBytes(r.modelHash, modelHash))
       throw new Error('the receipt names another model than requested');
     if (!equalBytes(r.inputHash, inputHash)) throw new Error('the receipt names other inputs than were sent');
@@ -782,7 +796,7 @@ export class ProviderClient {
       });
       if (method === 'POST' && path.startsWith('/v1/jobs')) this.lastJobRequest = signed;
       if (sent) sent.signed = signed;
-      headers = jobRequestHeaders(signed, ed25519PublicKey(this.opts.renterSeed));
+      headers = jobRequestHeaders(signed, this.renterPublicKey);
     }
     if (body)
       headers['content-type'] = path === '/v1/models' ? 'application/octet-stream' : 'application/json';

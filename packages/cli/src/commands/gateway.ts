@@ -54,7 +54,10 @@ export function gatewayCommand(): Command {
     .command('start')
     .description('run the gateway: lease chips within a budget, route jobs, verify and store receipts')
     .requiredOption('--from <key>', 'keyring key that pays for the leases and signs every request')
-    .requiredOption('--budget <unc>', 'the most the leases may cost together, UNC per hour')
+    .requiredOption(
+      '--budget <unc>',
+      'the most the renter key may spend in any hour (lease charges and transaction fees), UNC',
+    )
     .requiredOption('--models <list>', 'ocr and/or .onnx files, comma-separated (e.g. ocr,./resnet.onnx)')
     .option('--port <port>', 'port of the HTTP API and status page', '7080')
     .option('--host <host>', 'address to listen on', '127.0.0.1')

@@ -23,6 +23,36 @@ function ort(): typeof Ort {
 
 export type ExecutionProviderName = 'cpu' | 'cuda';
 
+/**
+ * How ONNX Runtime uses threads in a job process. The provider keeps several job processes (one
+ * per job it runs at once), each with its own thread pool; by default ONNX Runtime sizes each pool
+ * to the machine and lets its threads spin after every parallel step, waiting for more work. A
+ * spinning pool in a job process burns the cores the provider needs for the answer (its receipt,
+ * the HTTP reply) and, with several jobs at once, the cores of the other job processes: so job
+ * processes do not spin unless told to. `bench:jobs` gives its direct runs the same settings.
+ */
+export interface OrtThreadOptions {
+  /** Threads of one session's intra-op pool; 0 or absent: ONNX Runtime's default (the cores). */
+  intraOpThreads?: number;
+  /** Whether idle pool threads spin waiting for work (ONNX Runtime's default: yes). */
+  spinning?: boolean;
+}
+
+/** Session options for an execution provider and thread settings (also the OCR pipeline's). */
+export function ortSessionOptions(
+  executionProvider: ExecutionProviderName,
+  threads: OrtThreadOptions = {},
+): Ort.InferenceSession.SessionOptions {
+  const spin = threads.spinning === undefined ? undefined : threads.spinning ? '1' : '0';
+  return {
+    executionProviders: [executionProvider],
+    ...(threads.intraOpThreads ? { intraOpNumThreads: threads.intraOpThreads } : {}),
+    ...(spin === undefined
+      ? {}
+      : { extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } } }),
+  };
+}
+
 type TypedArrayCtor = {
   new (buffer: ArrayBuffer, byteOffset?: number, length?: number): ArrayBufferView & { length: number };
 };
@@ -69,6 +99,7 @@ export class OnnxRunner {
     requested: ExecutionProviderName,
     private readonly logger: Logger,
     private readonly maxSessions = 16,
+    private readonly threads: OrtThreadOptions = {},
   ) {
     this.effective = requested;
   }
@@ -80,7 +111,7 @@ export class OnnxRunner {
 
   /** Session options for the execution provider in use; also what the OCR pipeline is given. */
   sessionOptions(): Ort.InferenceSession.SessionOptions {
-    return { executionProviders: [this.effective] };
+    return ortSessionOptions(this.effective, this.threads);
   }
 
   /** Creates a session, falling back from CUDA to the CPU once, with a log line saying why. */

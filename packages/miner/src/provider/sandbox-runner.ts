@@ -22,7 +22,14 @@ import type { RawTensor } from '@unc/sdk';
 import { OcrEngine, type OcrModelFiles } from './ocr.js';
 import { OnnxRunner } from './onnx.js';
 import { assertSelfContainedModel, UnsafeModelError } from './onnx-check.js';
-import { PublicJobError, redact, type SandboxReply, type SandboxRequest } from './sandbox-protocol.js';
+import {
+  PublicJobError,
+  redact,
+  type SandboxPart,
+  type SandboxParts,
+  type SandboxReply,
+  type SandboxRequest,
+} from './sandbox-protocol.js';
 
 function send(msg: SandboxReply): void {
   process.send?.(msg);
@@ -99,8 +106,18 @@ function ocrEngine(): Promise<OcrEngine> {
 }
 
 /**
+ * How long answered parts may wait to go out together. A part is sent at the latest when a job
+ * ends this long after the last message, or when the group ends; so at most this much of a
+ * group's work is held back when a job after it is killed (those jobs are then answered as
+ * aborted and run again), and a job's time limit, which the provider restarts on each part it
+ * receives, starts at most this much late.
+ */
+const PART_FLUSH_MS = 2;
+
+/**
  * Runs the jobs of a runMany/ocrMany request one after the other and answers each as it ends:
  * the provider restarts its time limit on every part, so each job has the limit of a job alone.
+ * Parts that end within PART_FLUSH_MS of the last message go out together.
  */
 async function eachPart<T>(
   id: number,
@@ -109,24 +126,37 @@ async function eachPart<T>(
   run: (job: T) => Promise<unknown>,
 ): Promise<void> {
   const began = performance.now();
-  for (const [index, job] of jobs.entries()) {
-    const start = performance.now();
-    // Past its budget a group stops here, so it holds this process (and the provider's runner)
-    // about one job's time limit, not that limit times its jobs: other renters get their turn.
-    if (index > 0 && budgetMs !== undefined && start - began >= budgetMs) return;
-    try {
-      const result = await run(job);
-      send({ op: 'part', id, index, durationMs: Math.round(performance.now() - start), ok: true, result });
-    } catch (err) {
-      send({
-        op: 'part',
-        id,
-        index,
-        durationMs: Math.round(performance.now() - start),
-        ok: false,
-        ...failure(err as Error),
-      });
+  let held: SandboxParts['parts'] = [];
+  let sentAt = began;
+  const flush = () => {
+    if (held.length === 0) return;
+    send(
+      held.length === 1 ? ({ op: 'part', id, ...held[0]! } as SandboxPart) : { op: 'parts', id, parts: held },
+    );
+    held = [];
+    sentAt = performance.now();
+  };
+  try {
+    for (const [index, job] of jobs.entries()) {
+      const start = performance.now();
+      // Past its budget a group stops here, so it holds this process (and the provider's runner)
+      // about one job's time limit, not that limit times its jobs: other renters get their turn.
+      if (index > 0 && budgetMs !== undefined && start - began >= budgetMs) return;
+      try {
+        const result = await run(job);
+        held.push({ index, durationMs: Math.round(performance.now() - start), ok: true, result });
+      } catch (err) {
+        held.push({
+          index,
+          durationMs: Math.round(performance.now() - start),
+          ok: false,
+          ...failure(err as Error),
+        });
+      }
+      if (performance.now() - sentAt >= PART_FLUSH_MS) flush();
     }
+  } finally {
+    flush();
   }
 }
 
@@ -141,7 +171,7 @@ function failure(err: Error): { code: string; error: string; detail: string } {
 async function handle(req: SandboxRequest): Promise<unknown> {
   switch (req.op) {
     case 'init': {
-      onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions);
+      onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions, req.threads);
       ocrFiles = req.ocr;
       maxOutputBytes = req.maxOutputBytes;
       // Building a session tells whether the requested execution provider works here.

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
-import type { ExecutionProviderName } from './onnx.js';
+import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import type { SandboxCall, SandboxPart, SandboxReply, SandboxRequest } from './sandbox-protocol.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
@@ -50,6 +50,8 @@ export interface SandboxOptions {
   heapMb: number;
   /** Sessions kept per job process. */
   maxSessions: number;
+  /** ONNX Runtime's threads in each job process (default: no spinning, pools sized by the runtime). */
+  threads?: OrtThreadOptions;
   /** Output bytes one run may return (the job process refuses more before sending any). */
   maxOutputBytes: number;
   logger: Logger;
@@ -103,6 +105,7 @@ export class JobSandbox {
   private monitor: NodeJS.Timeout | null = null;
   /** Processes started (the first ones and every replacement); tests read it. */
   spawned = 0;
+  private memoryChecks = 0;
 
   constructor(private readonly opts: SandboxOptions) {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
@@ -240,7 +243,10 @@ export class JobSandbox {
     child.on('message', (m: SandboxReply) => {
       if ('op' in m) {
         if (m.op === 'part') w.pending.get(m.id)?.part?.(m);
-        else this.opts.logger[m.level](m.msg, m.fields);
+        else if (m.op === 'parts') {
+          const p = w.pending.get(m.id);
+          for (const part of m.parts) p?.part?.({ ...part, op: 'part', id: m.id } as SandboxPart);
+        } else this.opts.logger[m.level](m.msg, m.fields);
         return;
       }
       const p = w.pending.get(m.id);
@@ -264,6 +270,7 @@ export class JobSandbox {
       executionProvider: this.effective,
       ocr: this.opts.ocr,
       maxSessions: this.opts.maxSessions,
+      threads: this.opts.threads ?? { spinning: false },
       maxOutputBytes: this.opts.maxOutputBytes,
     }).then(
       (r) => {
@@ -429,10 +436,15 @@ export class JobSandbox {
   /**
    * Kills a process past the memory limit: a busy one fails its job (JOB_MEMORY); an idle one
    * (grown by the sessions it keeps) is only replaced, so the next job does not pay for them.
+   * A busy process is read every check (100 ms); an idle one, which runs nothing that could grow
+   * it, every tenth: reading /proc for every idle process ten times a second cost the provider
+   * about a millisecond of CPU per OCR job (bench:jobs).
    */
   private checkMemory(): void {
+    this.memoryChecks++;
     for (const w of [...this.workers]) {
       if (w.dead || w.child.pid === undefined) continue;
+      if (!w.busy && this.memoryChecks % 10 !== 0) continue;
       const rss = residentBytes(w.child.pid);
       if (rss !== null && rss > this.opts.memoryBytes) {
         this.opts.logger.warn('job grew past its memory limit; killing its process', {

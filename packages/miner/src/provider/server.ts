@@ -78,7 +78,7 @@ import { listenOn } from './http.js';
 import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
 import { ModelStore } from './models.js';
 import { DEFAULT_OCR_MODELS, OcrEngine, ocrModelHash } from './ocr.js';
-import type { ExecutionProviderName } from './onnx.js';
+import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import { JobQueue, QueueFullError } from './queue.js';
 import { JobSandbox, SandboxError } from './sandbox.js';
 import { redact } from './sandbox-protocol.js';
@@ -104,6 +104,8 @@ export interface ProviderOptions {
   /** 0 picks a free port. */
   port?: number;
   executionProvider?: ExecutionProviderName;
+  /** ONNX Runtime's threads in each job process (default: no spinning; see OrtThreadOptions). */
+  onnxThreads?: OrtThreadOptions;
   /** Jobs run at once, each in its own job process (also the number of processes kept warm). */
   concurrency?: number;
   maxQueued?: number;
@@ -293,6 +295,7 @@ export class ProviderServer {
       memoryBytes: this.jobMemoryBytes,
       heapMb: 1024,
       maxSessions: 16,
+      ...(opts.onnxThreads ? { threads: opts.onnxThreads } : {}),
       maxOutputBytes: this.maxOutputBytes,
       logger: this.logger,
     });
