@@ -3,11 +3,13 @@
  * @scure, what browsers get) must give the same bytes for every primitive core uses.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import * as nodeP from '../src/platform/node.js';
 import * as webP from '../src/platform/web.js';
 
+const toHexNode = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const bytes = (max = 200) => fc.uint8Array({ maxLength: max });
 
 test('hashes, HMAC, PBKDF2 and the encodings agree', () => {
@@ -33,6 +35,44 @@ test('hashes, HMAC, PBKDF2 and the encodings agree', () => {
   const salt = Uint8Array.of(1, 2, 3);
   assert.deepEqual(webP.pbkdf2Sha512(salt, salt, 10, 64), nodeP.pbkdf2Sha512(salt, salt, 10, 64));
   assert.deepEqual(webP.base64ToBytes('AQID/w=='), nodeP.base64ToBytes('AQID/w=='));
+});
+
+test('SHA-256 of parts: views at any offset, empty, one part or several, below and above the one-shot size', () => {
+  // node.ts hashes one part or a short join in one `crypto.hash` call and streams longer inputs;
+  // each path must give the bytes of the views alone, never of the buffers behind them.
+  const reference = (parts: Uint8Array[]) => {
+    const h = createHash('sha256');
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
+  };
+  const view = fc
+    .tuple(fc.uint8Array({ maxLength: 3000 }), fc.nat(16), fc.nat(16))
+    .map(([body, before, after]) => {
+      // The bytes sit inside a larger buffer, filled with something else around them.
+      const backing = new Uint8Array(before + body.length + after).fill(0xee);
+      backing.set(body, before);
+      return before % 2
+        ? backing.subarray(before, before + body.length)
+        : Buffer.from(backing.buffer, before, body.length);
+    });
+  fc.assert(
+    fc.property(fc.array(view, { maxLength: 5 }), (parts) => {
+      const expected = reference(parts);
+      assert.deepEqual(nodeP.sha256(parts), expected);
+      assert.deepEqual(webP.sha256(parts), expected);
+      assert.equal(nodeP.sha256(parts).constructor, Uint8Array);
+    }),
+    { numRuns: 300 },
+  );
+  for (const size of [0, 1, 4095, 4096, 4097, 100_000]) {
+    const big = new Uint8Array(size + 3).fill(0x5a).subarray(3);
+    assert.deepEqual(nodeP.sha256([big]), reference([big]));
+    assert.deepEqual(nodeP.sha256([big.subarray(0, size >> 1), big.subarray(size >> 1)]), reference([big]));
+  }
+  assert.equal(
+    toHexNode(nodeP.sha256([])),
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+  );
 });
 
 test('scrypt and AES-256-GCM agree; a flipped tag bit fails on both', () => {

@@ -51,3 +51,30 @@ test('a second node verifies and commits the proposer’s blocks (VRF beacon, co
     await b.db.close();
   }
 });
+
+test('the chain parameters are shared by every reader and frozen: one reader cannot change them for the others', async () => {
+  const genesis = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
+  const a = await open(genesis);
+  const v = devValidator();
+  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+  try {
+    const before = { ...a.chain.params };
+    assert.ok(Object.isFrozen(a.chain.params));
+    assert.throws(() => {
+      (a.chain.params as { maxBlockTxs: number }).maxBlockTxs = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (a.chain.params as { minFeePerByte: bigint }).minFeePerByte = 0n;
+    }, TypeError);
+    await a.chain.proposeAndCommit(
+      [],
+      a.chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:01Z'))),
+      key,
+      () => false,
+    );
+    // Decoded again for the new head, from the state: the same values.
+    assert.deepEqual({ ...a.chain.params }, before);
+  } finally {
+    await a.db.close();
+  }
+});

@@ -49,24 +49,32 @@ interface Json {
 }
 
 /**
- * The last proposal's encoding, per record: the file is rewritten at every signature (each vote),
- * and re-encoding a proposal's whole block (megabytes of hex under load) for each of them held
- * the main thread for tens of milliseconds a vote. A record is never changed once made (the
- * driver makes a new one for each proposal), so its encoding can be kept with it.
+ * The encodings of the last proposal's block and last commit, kept per object: the file is
+ * rewritten at every signature (each vote), and re-encoding a proposal's whole block (megabytes of
+ * hex under load) for each of them held the main thread for tens of milliseconds a vote. They are
+ * keyed by the block and commit objects themselves, not by the record that holds them, so a record
+ * pointed at another block (or a new record) is encoded afresh; blocks and commits are never
+ * changed in place once made. The proposal itself, the signed part, is small and is encoded at
+ * every write: the file must hold exactly what was signed even if a record is reused.
  */
-const encodedProposals = new WeakMap<SignedProposalRecord, Json['lastProposal']>();
+const encodedBlocks = new WeakMap<Block, string>();
+const encodedCommits = new WeakMap<Commit, string>();
+
+function keptHex<T extends object>(kept: WeakMap<T, string>, value: T, encodeHex: (v: T) => string): string {
+  let hex = kept.get(value);
+  if (hex === undefined) {
+    hex = encodeHex(value);
+    kept.set(value, hex);
+  }
+  return hex;
+}
 
 function encodeProposalRecord(r: SignedProposalRecord): Json['lastProposal'] {
-  let out = encodedProposals.get(r);
-  if (!out) {
-    out = {
-      proposal: toHex(encode(proposalCodec, r.proposal)),
-      block: toHex(encode(blockCodec, r.block)),
-      lastCommit: toHex(encode(commitCodec, r.lastCommit)),
-    };
-    encodedProposals.set(r, out);
-  }
-  return out;
+  return {
+    proposal: toHex(encode(proposalCodec, r.proposal)),
+    block: keptHex(encodedBlocks, r.block, (b) => toHex(encode(blockCodec, b))),
+    lastCommit: keptHex(encodedCommits, r.lastCommit, (c) => toHex(encode(commitCodec, c))),
+  };
 }
 
 export function serializePrivval(f: PrivValidatorFile): string {

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { type Block, type Commit, initialPrivValidatorState, type Proposal } from '@unc/core';
+import { type Block, type Commit, initialPrivValidatorState, type Proposal, toHex } from '@unc/core';
 import {
+  loadPrivval,
   parsePrivval,
   type SignedProposalRecord,
+  savePrivval,
   serializePrivval,
 } from '../../src/consensus/privval-store.js';
 
@@ -56,4 +61,53 @@ test('the signer file holds each record as written, whether its encoding was kep
   assert.deepEqual(c.lastProposal, second);
   assert.equal(c.lastProposal!.block.txs.length, 4);
   assert.equal(c.state.height, 6n);
+});
+
+test('a record changed in place after a write is written as it is now, never as it was first encoded', () => {
+  const rec = record(7n, 3);
+  const state = { ...initialPrivValidatorState(), height: 7n, step: 1 };
+  const file = (s = state) => ({ publicKey: 'ab', state: s, lastProposal: rec });
+  assert.deepEqual(parsePrivval(serializePrivval(file())).lastProposal, record(7n, 3));
+  // The same record object now holds a re-proposal at a later round, signed anew...
+  rec.proposal = { ...rec.proposal, round: 1, polRound: 0, signature: new Uint8Array(64).fill(0xaa) };
+  let back = parsePrivval(serializePrivval(file({ ...state, round: 1 }))).lastProposal!;
+  assert.equal(back.proposal.round, 1);
+  assert.deepEqual(back.proposal.signature, new Uint8Array(64).fill(0xaa));
+  // ...a field of the proposal changed on the object itself...
+  rec.proposal.round = 2;
+  back = parsePrivval(serializePrivval(file({ ...state, round: 2 }))).lastProposal!;
+  assert.equal(back.proposal.round, 2);
+  // ...and another block and last commit.
+  const other = record(7n, 5);
+  rec.block = other.block;
+  rec.lastCommit = { ...other.lastCommit, round: 3 };
+  back = parsePrivval(serializePrivval(file())).lastProposal!;
+  assert.equal(back.block.txs.length, 5);
+  assert.equal(back.lastCommit.round, 3);
+  assert.deepEqual(back, rec);
+});
+
+test('the signer file on disk: what a restart reads back is exactly the record and state last written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const first = record(9n, 2);
+    const second = record(10n, 6);
+    const state = { ...initialPrivValidatorState(), height: 9n, step: 1 };
+    // Several writes, the kept encodings reused in between, as a validator votes along.
+    savePrivval(path, serializePrivval({ publicKey: toHex(key), state, lastProposal: first }));
+    savePrivval(
+      path,
+      serializePrivval({ publicKey: toHex(key), state: { ...state, step: 2 }, lastProposal: first }),
+    );
+    const last = { ...state, height: 10n, step: 3, signature: new Uint8Array(64).fill(3) };
+    savePrivval(path, serializePrivval({ publicKey: toHex(key), state: last, lastProposal: second }));
+    const back = loadPrivval(path, key)!;
+    assert.deepEqual(back.lastProposal, second);
+    assert.deepEqual(back.state, last);
+    assert.equal(existsSync(`${path}.tmp`), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
