@@ -163,33 +163,44 @@ export async function signAndSend(
     { yes: ctx.yes, interactive: process.stdin.isTTY === true, ...(plan.fee === undefined ? { fee } : {}) },
   );
   const seed = await ctx.unlockKey(signer.from, status.chainId, signer);
-  // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
-  // not depend on it (fixed width).
-  const stx = await buildTransaction(client, seed, actions, { fee });
-  const hash = signedHash(stx);
-  await client.sendRawTransaction(encodeSigned(stx));
   const explorer = await explorerBase(ctx);
-  const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
-  if (ctx.output === 'text') console.error(`transaction ${hash} accepted by the node`);
-  if (opts.wait === false) return { hash, pending: true, explorer: page };
-  const outcome = await waitIncluded(client, hash);
-  const receipt = await client.getTransaction(hash);
-  if (page && ctx.output === 'text') console.error(`explorer: ${page}`);
-  return {
-    hash,
-    height: outcome.height,
-    index: outcome.index,
-    blockHash: outcome.blockHash,
-    events: receipt.events,
-    explorer: page,
-  };
+  for (let attempt = 1; ; attempt++) {
+    // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
+    // not depend on it (fixed width).
+    const stx = await buildTransaction(client, seed, actions, { fee });
+    const hash = signedHash(stx);
+    await client.sendRawTransaction(encodeSigned(stx));
+    const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
+    if (ctx.output === 'text') console.error(`transaction ${hash} accepted by the node`);
+    if (opts.wait === false) return { hash, pending: true, explorer: page };
+    const outcome = await client.waitForTransaction(hash);
+    if (outcome.status === 'rejected') {
+      // Another transaction of the same key took the nonce first (a miner agent answering
+      // challenges from the operator's key, or a second terminal). The dropped one can never be
+      // included, since its nonce is spent, so signing the same actions again at the next nonce
+      // cannot apply them twice. Any other drop is the user's to see.
+      if (outcome.code === 'NONCE_USED' && attempt < MAX_NONCE_RACES) {
+        if (ctx.output === 'text') {
+          console.error(
+            `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
+          );
+        }
+        continue;
+      }
+      throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+    }
+    const receipt = await client.getTransaction(hash);
+    if (page && ctx.output === 'text') console.error(`explorer: ${page}`);
+    return {
+      hash,
+      height: outcome.height,
+      index: outcome.index,
+      blockHash: outcome.blockHash,
+      events: receipt.events,
+      explorer: page,
+    };
+  }
 }
 
-/** Waits for the transaction's block; a drop becomes an error with the node's reason. */
-async function waitIncluded(client: UncClient, hash: string) {
-  const outcome = await client.waitForTransaction(hash);
-  if (outcome.status === 'rejected') {
-    throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
-  }
-  return outcome;
-}
+/** How many times a transaction is signed again after losing its nonce to the key's other transactions. */
+const MAX_NONCE_RACES = 3;

@@ -212,29 +212,34 @@ describe('provider endpoints over TLS with the certificate pinned on chain', () 
       }
     })();
     await new Promise((r) => setTimeout(r, 500));
-    const rotated = await json(['market', 'offer', 'rotate-tls', offerId, '--from', 'dev9']);
-    assert.equal(rotated.previous, old);
-    assert.deepEqual((await client.getOffer(offerId)).tlsFingerprints, [old, rotated.current]);
-    // The agent serves the new certificate once it sees the file (the chain already lists it).
-    for (let i = 0; ; i++) {
-      const probe = new ProviderClient({
-        endpoint: providerUrl,
-        chainId,
-        leaseId,
-        renterSeed,
-        tlsFingerprints: [rotated.current],
-      });
-      const ok = await probe.health().then(
-        () => true,
-        () => false,
-      );
-      probe.close();
-      if (ok) break;
-      assert.ok(i < 40, 'the agent did not start serving the new certificate');
-      await new Promise((r) => setTimeout(r, 250));
+    let rotated: { previous: string; current: string };
+    try {
+      rotated = await json(['market', 'offer', 'rotate-tls', offerId, '--from', 'dev9']);
+      assert.equal(rotated.previous, old);
+      assert.deepEqual((await client.getOffer(offerId)).tlsFingerprints, [old, rotated.current]);
+      // The agent serves the new certificate once it sees the file (the chain already lists it).
+      for (let i = 0; ; i++) {
+        const probe = new ProviderClient({
+          endpoint: providerUrl,
+          chainId,
+          leaseId,
+          renterSeed,
+          tlsFingerprints: [rotated.current],
+        });
+        const ok = await probe.health().then(
+          () => true,
+          () => false,
+        );
+        probe.close();
+        if (ok) break;
+        assert.ok(i < 40, 'the agent did not start serving the new certificate');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      // A failed step must not leave the job loop running against a stopped provider for ever.
+      rotating = false;
     }
-    await new Promise((r) => setTimeout(r, 1500));
-    rotating = false;
     await worker;
     assert.ok(results.length >= 3);
     assert.deepEqual(

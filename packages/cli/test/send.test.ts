@@ -1,0 +1,96 @@
+/**
+ * The CLI's one send path when another transaction of the same key takes the nonce first (the
+ * miner agent answers challenges from the operator's key): the dropped transaction can never be
+ * included, so the same actions are signed again at the next nonce, a bounded number of times;
+ * any other drop is reported as it is.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  addressFromPublicKey,
+  decode,
+  encodeAddress,
+  fromHex,
+  signedTransactionCodec,
+  toHex,
+} from '@unc/core';
+import { devKey } from '@unc/node';
+import { transferAction, type UncClient } from '@unc/sdk';
+import type { Context } from '../src/context.js';
+import { signAndSend } from '../src/send.js';
+
+type Drop = { status: 'rejected'; code: string; reason: string };
+
+function fakeNode(outcomes: Drop[]) {
+  let nonce = 7n;
+  const sent: bigint[] = [];
+  const client = {
+    status: async () => ({ chainId: 'unc-test', height: 10 }),
+    getParams: async () => ({ minFeePerByte: '1', minFeePerAction: '1' }),
+    getAccount: async () => ({ nonce: nonce.toString(), balance: (10n ** 24n).toString() }),
+    sendRawTransaction: async (hex: string) => {
+      sent.push(decode(signedTransactionCodec, fromHex(hex)).tx.nonce);
+      return 'ok';
+    },
+    waitForTransaction: async () => {
+      // Whatever happened, the key's nonce moved on: another transaction of it was included.
+      nonce++;
+      const next = outcomes.shift();
+      return next ?? { status: 'included', height: 11, index: 0, blockHash: '00'.repeat(32) };
+    },
+    getTransaction: async () => ({ events: [] }),
+  };
+  const key = devKey(9);
+  const ctx = {
+    yes: true,
+    output: 'json',
+    nodeUrl: 'http://127.0.0.1:9',
+    config: () => ({ explorer: 'http://explorer.invalid/' }),
+    client: () => client as unknown as UncClient,
+    keyring: () => ({
+      info: () => ({
+        address: encodeAddress(addressFromPublicKey(key.publicKey)),
+        publicKey: toHex(key.publicKey),
+      }),
+    }),
+    unlockKey: async () => key.seed,
+  } as unknown as Context;
+  return { ctx, sent };
+}
+
+const nonceUsed: Drop = {
+  status: 'rejected',
+  code: 'NONCE_USED',
+  reason: 'nonce 7 was used by another transaction',
+};
+const plan = { summary: ['send 1 UNC'], spend: 1n };
+const to = encodeAddress(addressFromPublicKey(devKey(3).publicKey));
+
+describe('signAndSend when the nonce is taken by another transaction of the key', () => {
+  test('signs the same actions again at the next nonce and reports the included one', async () => {
+    const { ctx, sent } = fakeNode([nonceUsed]);
+    const out = await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan);
+    assert.deepEqual(sent, [7n, 8n]);
+    assert.ok('height' in out && out.height === 11);
+  });
+
+  test('gives up after a bounded number of races, with the node reason', async () => {
+    const { ctx, sent } = fakeNode([nonceUsed, nonceUsed, nonceUsed, nonceUsed]);
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      /was dropped: nonce 7/,
+    );
+    assert.equal(sent.length, 3);
+  });
+
+  test('any other drop is an error at once, nothing sent again', async () => {
+    const { ctx, sent } = fakeNode([
+      { status: 'rejected', code: 'EVICTED', reason: 'evicted by a higher fee' },
+    ]);
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      /EVICTED|evicted/,
+    );
+    assert.equal(sent.length, 1);
+  });
+});
