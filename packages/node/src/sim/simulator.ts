@@ -20,6 +20,7 @@ import {
   encode,
   envelopeFromSigned,
   getAccount,
+  holdVerificationMemo,
   SimRng,
   sha256,
   signTransaction,
@@ -98,6 +99,8 @@ export interface SimReport {
   simulatedMs: number;
   /** Simulated time after GST until the liveness target (null if it was not reached). */
   recoveryMs: number | null;
+  /** Signature and VRF checks and proofs: answered from the shared memo, and really computed. */
+  verifications: { memoised: number; computed: number };
 }
 
 const GENESIS_TIME = Date.UTC(2026, 0, 1);
@@ -265,14 +268,30 @@ function equivocate(chainId: string, key: DevKey): Outgoing {
   };
 }
 
+export interface SimOptions {
+  keepStores?: boolean;
+  /** The nodes' logs at this level, stamped with virtual time (debugging a seed); else silent. */
+  logLevel?: string;
+}
+
 export async function runSimulation(
   s: Scenario,
-  opts: {
-    keepStores?: boolean;
-    /** The nodes' logs at this level, stamped with virtual time (debugging a seed); else silent. */
-    logLevel?: string;
-  } = {},
+  opts: SimOptions = {},
 ): Promise<SimReport & { stores?: MemoryKv[] }> {
+  // Every node checks the same votes and beacon proofs: the real check runs once per distinct
+  // input (core's verification memo, keyed on the whole input, refusals included), and every
+  // node gets its answer.
+  const memo = holdVerificationMemo();
+  try {
+    const report = await simulate(s, opts);
+    report.verifications = { memoised: memo.stats.hits, computed: memo.stats.misses };
+    return report;
+  } finally {
+    memo.release();
+  }
+}
+
+async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { stores?: MemoryKv[] }> {
   const rng = new SimRng(s.seed, 'run');
   const clock = new VirtualClock(GENESIS_TIME + 1_000);
   const profile: LatencyProfile = LATENCY_PROFILES[s.profile];
@@ -482,6 +501,7 @@ export async function runSimulation(
     messages: { ...net.stats },
     simulatedMs: clock.now() - GENESIS_TIME - 1_000,
     recoveryMs,
+    verifications: { memoised: 0, computed: 0 },
     ...(opts.keepStores ? { stores: nodes.map((n) => n.store) } : {}),
   };
 }
