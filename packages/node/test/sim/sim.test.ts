@@ -64,7 +64,10 @@ describe('sim: seed sweep of real nodes', () => {
   });
 
   test('an equivocating validator is caught and its evidence committed; the honest ones agree', async () => {
-    const r = await runSimulation({ ...calmScenario('lan', 4, 8_000), byzantine: [1] });
+    const r = await runSimulation({
+      ...calmScenario('lan', 4, 8_000),
+      byzantine: [{ node: 1, behaviour: 'equivocate-votes' }],
+    });
     assert.equal(r.violations.join('; '), '');
     assert.ok(r.evidenceOnChain >= 1, 'no evidence transaction was committed');
   });
