@@ -97,8 +97,22 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
     }
   };
   const all = [...Array(count).keys()].map((i) => start + i);
+  // Stopped early (SIGINT/SIGTERM: a sweep that will not fit the time it has), the sweep still
+  // prints what the seeds run so far showed, says which they were, and exits 3.
+  let interrupted = false;
+  const stop = () => {
+    if (interrupted) return;
+    interrupted = true;
+    summarize(reports, start, count, workers, began, cpuBefore, true);
+    process.exit(reports.some((r) => !r.ok) ? 1 : 3);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   if (workers === 1) {
-    for (const seed of all) onReport(await runSimulation(scenarioForSeed(seed), simOptions));
+    for (const seed of all) {
+      onReport(await runSimulation(scenarioForSeed(seed), simOptions));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   } else {
     await Promise.all(
       [...Array(workers).keys()].map(
@@ -114,6 +128,18 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
       ),
     );
   }
+  return summarize(reports, start, count, workers, began, cpuBefore, false);
+}
+
+function summarize(
+  reports: SimReport[],
+  start: number,
+  count: number,
+  workers: number,
+  began: number,
+  cpuBefore: NodeJS.CpuUsage,
+  interrupted: boolean,
+): number {
   const seconds = (performance.now() - began) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
@@ -121,8 +147,18 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
   const sum = (f: (r: SimReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   const finality = reports.flatMap((r) => r.finalityMs);
   const recovery = reports.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs]));
+  if (interrupted) {
+    const done = new Set(reports.map((r) => r.seed));
+    let upTo = start;
+    while (done.has(upTo)) upTo++;
+    console.log(
+      `INTERRUPTED after ${reports.length} of ${count} seeds: every seed of [${start}, ${upTo}) ran, and ` +
+        `${reports.length - (upTo - start)} more beyond ${upTo}; the rest did not run`,
+    );
+  }
+  const ran = reports.length;
   console.log(
-    `sim: ${count} seeds [${start}, ${start + count}), ${count - failed} passed, ${failed} failed; ` +
+    `sim: ${ran} seeds ${interrupted ? 'of ' : ''}[${start}, ${start + count}), ${ran - failed} passed, ${failed} failed; ` +
       `faults: ${sum((r) => r.partitions)} partitions, ${sum((r) => r.crashes)} crashes, ` +
       `${reports.filter((r) => r.byzantine.length > 0).length} runs with Byzantine validators ` +
       `(evidence committed in ${reports.filter((r) => r.evidenceOnChain > 0).length}); ` +
@@ -130,8 +166,8 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
       `(${sum((r) => r.messages.dropped)} dropped); finality p50 ${pct(finality, 0.5)} ms p99 ${pct(finality, 0.99)} ms ` +
       `over ${finality.length} transfers; recovery after faults p50 ${pct(recovery, 0.5)} ms max ${pct(recovery, 1)} ms; ` +
       `${(sum((r) => r.simulatedMs) / 1000).toFixed(0)} s simulated in ${seconds.toFixed(1)} s wall, ` +
-      `${cpuSeconds.toFixed(0)} s CPU (${(cpuSeconds / Math.max(1, count)).toFixed(3)} s CPU/seed; ` +
-      `${(count / seconds).toFixed(2)} seeds/s, ${workers} worker${workers > 1 ? 's' : ''}); ` +
+      `${cpuSeconds.toFixed(0)} s CPU (${(cpuSeconds / Math.max(1, ran)).toFixed(3)} s CPU/seed; ` +
+      `${(ran / seconds).toFixed(2)} seeds/s, ${workers} worker${workers > 1 ? 's' : ''}); ` +
       `signature/VRF checks: ${sum((r) => r.verifications.computed)} computed, ` +
       `${sum((r) => r.verifications.memoised)} answered from the shared memo`,
   );
