@@ -7,7 +7,8 @@
  * - equivocate-votes: every vote goes out with a conflicting twin (a different block, or a block
  *   instead of nil), which honest nodes turn into duplicate-vote evidence.
  * - equivocate-proposals: as proposer, a second valid block for the same round, signed, sent to
- *   the other half of the peers (each half sees one proposal; a node that hears both has evidence).
+ *   the other half of the peers; one peer of each half also gets the other block (as a relaying
+ *   peer would pass it on), sees both, and reports duplicate-proposal evidence.
  * - forge-votes: beside each real vote, a copy with a broken signature and a copy that claims to
  *   come from another validator (signed with the forger's own key): both must be refused.
  * - unknown-block-votes: votes for a block go out for a random hash nobody holds, validly signed.
@@ -85,10 +86,14 @@ export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineCon
           const twin = secondProposal(ctx, decode(proposalMessageCodec, data));
           if (!twin) return [all(data)];
           ctx.count('conflicting proposal');
+          // Each half gets its own block; one peer of each half also gets the other one, as
+          // relaying peers would pass it on (the simulated network does not relay), so some
+          // honest node sees both and the protocol's duplicate-proposal evidence can follow.
           const half = Math.ceil(peers.length / 2);
+          const [first, second] = [peers.slice(0, half), peers.slice(half)];
           return [
-            { data, to: peers.slice(0, half) },
-            { data: encode(proposalMessageCodec, twin), to: peers.slice(half) },
+            { data, to: [...first, ...second.slice(0, 1)] },
+            { data: encode(proposalMessageCodec, twin), to: [...second, ...first.slice(0, 1)] },
           ];
         },
       };

@@ -295,7 +295,8 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
   const history: History = { commits: [], honest: [], afterRestart: [] };
   /** Evidence transactions committed (an equivocating validator punished), counted once per block. */
   let evidenceOnChain = 0;
-  const anyCommitted = new Set<string>();
+  /** Heights whose evidence was counted (by the first honest node to commit each). */
+  const evidenceCounted = new Set<string>();
   const behaviourOf = new Map(s.byzantine.map((b) => [b.node, b.behaviour]));
   const byzantineMessages: Record<string, number> = {};
   const nodes: SimNode[] = keys.map((key, index) => ({
@@ -321,10 +322,12 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
   const finalityMs: number[] = [];
   const onCommitted = (node: SimNode, c: CommittedBlock) => {
     const height = c.block.header.height.toString();
-    const first = !node.commits.has(height) && !anyCommitted.has(height);
     node.commits.set(height, toHex(c.hash));
-    anyCommitted.add(height);
     if (!node.honest) return;
+    // Counted once per height, by an honest node (a Byzantine one that commits first must not
+    // hide it).
+    const first = !evidenceCounted.has(height);
+    evidenceCounted.add(height);
     for (const env of c.envelopes) {
       if (first && env.stx.tx.actions.some((a) => a.type === 'evidence')) evidenceOnChain++;
       const k = toHex(env.hash);

@@ -123,7 +123,7 @@ describe('sim: Byzantine validators reach the honest nodes, which stay safe and 
     assert.equal(r.refusedByBehaviour['forge-votes'], r.refusedFromByzantine);
   });
 
-  test('a proposer that sends two blocks for one round to the two halves of its peers: the chain agrees', async () => {
+  test('a proposer that sends two blocks for one round to the two halves of its peers: the chain agrees, the evidence is committed', async () => {
     const r = await runSimulation({
       ...calmScenario('wan50', 7, 10_000, 5),
       byzantine: [
@@ -133,6 +133,7 @@ describe('sim: Byzantine validators reach the honest nodes, which stay safe and 
     });
     assert.equal(r.violations.join('; '), '');
     assert.ok((r.byzantineMessages['equivocate-proposals: conflicting proposal'] ?? 0) >= 2);
+    assert.ok(r.evidenceOnChain >= 1, 'no duplicate-proposal evidence was committed');
   });
 
   test('f = 5 of 16 validators Byzantine, each with another behaviour, partitions and a crash', async () => {
