@@ -12,6 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { BYZANTINE_BEHAVIOURS } from '../src/sim/byzantine.js';
 import {
   calmScenario,
   type ProfileName,
@@ -84,12 +85,15 @@ async function main(): Promise<void> {
 
 async function sweep(start: number, count: number, workers: number, verbose: boolean): Promise<number> {
   const began = performance.now();
+  const cpuBefore = process.cpuUsage();
   const reports: SimReport[] = [];
   const onReport = (r: SimReport) => {
     reports.push(r);
     if (verbose) console.log(describe(r));
     if (!r.ok) {
-      console.log(`FAIL seed ${r.seed}: ${r.validators} validators, ${r.profile}`);
+      console.log(
+        `FAIL seed ${r.seed}: ${r.validators} validators, ${r.profile}, byzantine ${r.byzantine.map((b) => `${b.node}:${b.behaviour}`).join(',') || 'none'}`,
+      );
       for (const v of r.violations) console.log(`  ${v}`);
       console.log(
         `  replay: UNC_SIM_LOG=info npm run sim -- --start ${r.seed} --seeds 1 --no-profiles --verbose`,
@@ -101,8 +105,22 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
     }
   };
   const all = [...Array(count).keys()].map((i) => start + i);
+  // Stopped early (SIGINT/SIGTERM: a sweep that will not fit the time it has), the sweep still
+  // prints what the seeds run so far showed, says which they were, and exits 3.
+  let interrupted = false;
+  const stop = () => {
+    if (interrupted) return;
+    interrupted = true;
+    summarize(reports, start, count, workers, began, cpuBefore, true);
+    process.exit(reports.some((r) => !r.ok) ? 1 : 3);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   if (workers === 1) {
-    for (const seed of all) onReport(await runSimulation(scenarioForSeed(seed), simOptions));
+    for (const seed of all) {
+      onReport(await runSimulation(scenarioForSeed(seed), simOptions));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   } else {
     await Promise.all(
       [...Array(workers).keys()].map(
@@ -118,21 +136,82 @@ async function sweep(start: number, count: number, workers: number, verbose: boo
       ),
     );
   }
+  return summarize(reports, start, count, workers, began, cpuBefore, false);
+}
+
+function summarize(
+  reports: SimReport[],
+  start: number,
+  count: number,
+  workers: number,
+  began: number,
+  cpuBefore: NodeJS.CpuUsage,
+  interrupted: boolean,
+): number {
   const seconds = (performance.now() - began) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const failed = reports.filter((r) => !r.ok).length;
   const sum = (f: (r: SimReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   const finality = reports.flatMap((r) => r.finalityMs);
   const recovery = reports.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs]));
+  if (interrupted) {
+    const done = new Set(reports.map((r) => r.seed));
+    let upTo = start;
+    while (done.has(upTo)) upTo++;
+    console.log(
+      `INTERRUPTED after ${reports.length} of ${count} seeds: every seed of [${start}, ${upTo}) ran, and ` +
+        `${reports.length - (upTo - start)} more beyond ${upTo}; the rest did not run`,
+    );
+  }
+  const ran = reports.length;
   console.log(
-    `sim: ${count} seeds [${start}, ${start + count}), ${count - failed} passed, ${failed} failed; ` +
+    `sim: ${ran} seeds ${interrupted ? 'of ' : ''}[${start}, ${start + count}), ${ran - failed} passed, ${failed} failed; ` +
       `faults: ${sum((r) => r.partitions)} partitions, ${sum((r) => r.crashes)} crashes, ` +
-      `${reports.filter((r) => r.byzantine.length > 0).length} runs with an equivocating validator ` +
+      `${reports.filter((r) => r.byzantine.length > 0).length} runs with Byzantine validators ` +
       `(evidence committed in ${reports.filter((r) => r.evidenceOnChain > 0).length}); ` +
       `${sum((r) => Math.max(0, ...r.heights))} heights; ${sum((r) => r.messages.sent)} messages ` +
       `(${sum((r) => r.messages.dropped)} dropped); finality p50 ${pct(finality, 0.5)} ms p99 ${pct(finality, 0.99)} ms ` +
       `over ${finality.length} transfers; recovery after faults p50 ${pct(recovery, 0.5)} ms max ${pct(recovery, 1)} ms; ` +
-      `${(sum((r) => r.simulatedMs) / 1000).toFixed(0)} s simulated in ${seconds.toFixed(1)} s ` +
-      `(${(count / seconds).toFixed(2)} seeds/s, ${workers} worker${workers > 1 ? 's' : ''})`,
+      `${(sum((r) => r.simulatedMs) / 1000).toFixed(0)} s simulated in ${seconds.toFixed(1)} s wall, ` +
+      `${cpuSeconds.toFixed(0)} s CPU (${(cpuSeconds / Math.max(1, ran)).toFixed(3)} s CPU/seed; ` +
+      `${(ran / seconds).toFixed(2)} seeds/s, ${workers} worker${workers > 1 ? 's' : ''}); ` +
+      `signature/VRF checks: ${sum((r) => r.verifications.computed)} computed, ` +
+      `${sum((r) => r.verifications.memoised)} answered from the shared memo`,
+  );
+  // Per size: seeds, failures, and the sweep's (faulty) finality per latency profile.
+  console.log(
+    '  by validator count     seeds  failed  byzantine  finality p50/p99 ms: LAN | 50 ms | 200 ms across continents',
+  );
+  for (const size of [...new Set(reports.map((r) => r.validators))].sort((a, b) => a - b)) {
+    const of = reports.filter((r) => r.validators === size);
+    const per = (name: string) => {
+      const xs = of.filter((r) => r.profile === name).flatMap((r) => r.finalityMs);
+      return `${pct(xs, 0.5)}/${pct(xs, 0.99)}`;
+    };
+    console.log(
+      `  ${String(size).padStart(3)} validators ${String(of.length).padStart(11)} ${String(of.filter((r) => !r.ok).length).padStart(7)} ` +
+        `${String(of.filter((r) => r.byzantine.length > 0).length).padStart(10)}  ${per('LAN')} | ${per('50 ms')} | ${per('200 ms across continents')}`,
+    );
+  }
+  // Each Byzantine behaviour: how many validators ran it, what they made up, what honest nodes refused.
+  console.log('  byzantine behaviour            validators  runs  refused by honest nodes  made up');
+  for (const behaviour of BYZANTINE_BEHAVIOURS) {
+    const runs = reports.filter((r) => r.byzantine.some((b) => b.behaviour === behaviour));
+    const made = new Map<string, number>();
+    for (const r of reports)
+      for (const [kind, n] of Object.entries(r.byzantineMessages))
+        if (kind.startsWith(`${behaviour}: `))
+          made.set(kind.slice(behaviour.length + 2), (made.get(kind.slice(behaviour.length + 2)) ?? 0) + n);
+    console.log(
+      `  ${behaviour.padEnd(30)} ${String(sum((r) => r.byzantine.filter((b) => b.behaviour === behaviour).length)).padStart(10)} ` +
+        `${String(runs.length).padStart(5)}  ${String(sum((r) => r.refusedByBehaviour[behaviour] ?? 0)).padStart(23)}  ` +
+        `${[...made].map(([k, n]) => `${n} ${k}`).join(', ') || '-'}`,
+    );
+  }
+  console.log(
+    `  messages from Byzantine validators refused by honest nodes: ${sum((r) => r.refusedFromByzantine)}; ` +
+      `evidence transactions committed: ${sum((r) => r.evidenceOnChain)}`,
   );
   return failed;
 }
@@ -205,7 +284,7 @@ function pct(xs: number[], p: number): number | string {
 function describe(r: SimReport): string {
   return (
     `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL'} ${r.validators} validators, ${r.profile}, byzantine ` +
-    `${r.byzantine.join(',') || 'none'}; ${r.crashes} crashes, ${r.partitions} partitions; heights ` +
+    `${r.byzantine.map((b) => `${b.node}:${b.behaviour}`).join(',') || 'none'} (refused ${r.refusedFromByzantine}); ${r.crashes} crashes, ${r.partitions} partitions; heights ` +
     `${r.heights.join('/')} (GST at ${r.heightAtGst}); recovery ${r.recoveryMs ?? '-'} ms; ` +
     `${r.finalityMs.length}/${r.submitted} transfers final; evidence txs ${r.evidenceOnChain}; ` +
     `${r.messages.sent} messages, ${r.messages.dropped} dropped; ${r.simulatedMs} ms simulated`

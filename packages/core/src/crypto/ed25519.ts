@@ -24,6 +24,7 @@
 import { fromHex } from '../bytes.js';
 import { UncError } from '../errors.js';
 import { ed25519PublicKeyOf, ed25519SignRaw, ed25519VerifyRaw } from '../platform/node.js';
+import { memoEd25519 } from './verification-memo.js';
 
 export const ED25519_SEED_LENGTH = 32;
 export const ED25519_PUBLIC_KEY_LENGTH = 32;
@@ -134,9 +135,11 @@ export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signat
   if (!(signature instanceof Uint8Array) || signature.length !== ED25519_SIGNATURE_LENGTH) return false;
   if (!(message instanceof Uint8Array)) return false;
   if (!ed25519PassesEncodingRules(publicKey, signature)) return false;
-  try {
-    return ed25519VerifyRaw(publicKey, message, signature);
-  } catch {
-    return false;
-  }
+  return memoEd25519(publicKey, message, signature, () => {
+    try {
+      return ed25519VerifyRaw(publicKey, message, signature);
+    } catch {
+      return false;
+    }
+  });
 }

@@ -4,3 +4,4 @@ export * from './hash.js';
 export * from './keystore.js';
 export * from './mnemonic.js';
 export * from './slip10.js';
+export { holdVerificationMemo, type VerificationMemoStats } from './verification-memo.js';

@@ -13,6 +13,7 @@ import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { concatBytes } from '../bytes.js';
 import { UncError } from '../errors.js';
 import { sha512 } from './hash.js';
+import { memoVrfProve, memoVrfVerify } from './verification-memo.js';
 
 type Point = EdwardsPoint;
 
@@ -166,7 +167,7 @@ export function vrfProveTrace(secretSeed: Uint8Array, alpha: Uint8Array): VrfPro
 
 /** The 80-byte proof pi = Gamma ‖ c ‖ s for input `alpha` under the key with seed `secretSeed`. */
 export function vrfProve(secretSeed: Uint8Array, alpha: Uint8Array): Uint8Array {
-  return vrfProveTrace(secretSeed, alpha).pi;
+  return memoVrfProve(secretSeed, alpha, () => vrfProveTrace(secretSeed, alpha).pi);
 }
 
 /** The VRF public key of a seed; byte-for-byte the Ed25519 public key of the same seed. */
@@ -201,8 +202,12 @@ export function vrfProofToHash(pi: Uint8Array): Uint8Array | null {
  * arrive from the network.
  */
 export function vrfVerify(publicKey: Uint8Array, pi: Uint8Array, alpha: Uint8Array): Uint8Array | null {
-  if (!(alpha instanceof Uint8Array)) return null;
+  if (!(alpha instanceof Uint8Array) || !(pi instanceof Uint8Array)) return null;
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== VRF_PUBLIC_KEY_LENGTH) return null;
+  return memoVrfVerify(publicKey, pi, alpha, () => vrfVerifyUncached(publicKey, pi, alpha));
+}
+
+function vrfVerifyUncached(publicKey: Uint8Array, pi: Uint8Array, alpha: Uint8Array): Uint8Array | null {
   const Y = decodePoint(publicKey);
   if (!Y || Y.isSmallOrder()) return null;
   const proof = decodeProof(pi);

@@ -29,13 +29,21 @@ export const LATENCY_PROFILES: Record<'lan' | 'wan50' | 'continents', LatencyPro
   continents: { name: '200 ms across continents', regions: 3, localMs: 10, remoteMs: 200, jitterMs: 40 },
 };
 
-/** Rewrites what a (Byzantine) node sends: each returned message goes to every peer. */
-export type Outgoing = (topic: GossipTopic, data: Uint8Array) => Uint8Array[];
+/** One message a (Byzantine) node sends: to the listed peers, or to every peer it reaches. */
+export interface Send {
+  data: Uint8Array;
+  to?: readonly string[];
+}
+
+/** Rewrites what a (Byzantine) node publishes; `peers` are those it reaches now. */
+export type Outgoing = (topic: GossipTopic, data: Uint8Array, peers: readonly string[]) => Send[];
 
 export interface NetworkStats {
   sent: number;
   delivered: number;
   dropped: number;
+  /** Messages a receiver's checks rejected (the verdict that scores a peer down), by `from>to`. */
+  rejected: Record<string, number>;
 }
 
 const REQUEST_TIMEOUT_MS = 2_000;
@@ -46,7 +54,7 @@ export class SimNetwork {
   /** Partition groups: nodes in different groups cannot reach each other. Null: no partition. */
   private groups: Map<string, number> | null = null;
   loss = 0;
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0 };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, rejected: {} };
 
   constructor(
     readonly clock: VirtualClock,
@@ -58,9 +66,14 @@ export class SimNetwork {
   }
 
   /** A node (re)starting: it and every peer it can reach hear of the connection. */
-  attach(id: string, handlers: NetworkHandlers, outgoing?: Outgoing): SimPeerNetwork {
+  attach(
+    id: string,
+    handlers: NetworkHandlers,
+    outgoing?: Outgoing,
+    heard?: (topic: GossipTopic, data: Uint8Array) => void,
+  ): SimPeerNetwork {
     if (this.members.has(id)) throw new Error(`${id} is already attached`);
-    const net = new SimPeerNetwork(this, id, handlers, outgoing);
+    const net = new SimPeerNetwork(this, id, handlers, outgoing, heard);
     this.members.set(id, net);
     for (const other of this.members.values()) {
       if (other !== net && this.reachable(id, other.peerId)) this.connect(id, other.peerId);
@@ -187,6 +200,7 @@ export class SimPeerNetwork implements Network {
     readonly peerId: string,
     private readonly handlers: NetworkHandlers,
     private readonly outgoing?: Outgoing,
+    private readonly heard?: (topic: GossipTopic, data: Uint8Array) => void,
   ) {
     this.listenAddrs = [`/sim/${peerId}`];
   }
@@ -198,16 +212,25 @@ export class SimPeerNetwork implements Network {
 
   deliver(topic: GossipTopic, data: Uint8Array, from: string): void {
     if (this.down) return;
+    this.heard?.(topic, data);
     void Promise.resolve(this.handlers.onGossip(topic, data, from)).then((verdict) => {
-      if (verdict === 'reject') this.penalize(from, `rejected ${topic}`);
+      if (verdict === 'reject') {
+        this.penalize(from, `rejected ${topic}`);
+        const link = `${from}>${this.peerId}`;
+        this.hub.stats.rejected[link] = (this.hub.stats.rejected[link] ?? 0) + 1;
+      }
     });
   }
 
   async publish(topic: GossipTopic, data: Uint8Array): Promise<void> {
     if (this.down) return;
-    const messages = this.outgoing ? this.outgoing(topic, data) : [data];
-    for (const peer of this.hub.peersOf(this.peerId))
-      for (const m of messages) this.hub.send(this.peerId, peer, topic, m);
+    const peers = this.hub.peersOf(this.peerId);
+    if (!this.outgoing) {
+      for (const peer of peers) this.hub.send(this.peerId, peer, topic, data);
+      return;
+    }
+    for (const m of this.outgoing(topic, data, peers))
+      for (const peer of m.to ?? peers) this.hub.send(this.peerId, peer, topic, m.data);
   }
 
   peers(): PeerInfo[] {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { blockCodec, decode, encode } from '@unc/core';
+import { BYZANTINE_BEHAVIOURS, type ByzantineBehaviour } from '../../src/sim/byzantine.js';
 import {
   calmScenario,
   checkAgreement,
@@ -43,6 +44,10 @@ describe('sim: seed sweep of real nodes', () => {
       assert.ok(count((r) => r.partitions > 0) >= SEEDS / 5, 'partitions');
       assert.ok(count((r) => r.messages.dropped > r.messages.sent / 10) >= SEEDS / 10, 'loss');
       assert.ok(count((r) => r.evidenceOnChain > 0) >= SEEDS / 20, 'equivocation punished');
+      assert.ok(count((r) => r.byzantine.length > 1) >= 1, 'more than one Byzantine validator');
+      assert.ok(count((r) => r.validators === 16) >= 1, '16 validators');
+      for (const behaviour of BYZANTINE_BEHAVIOURS)
+        assert.ok(count((r) => r.byzantine.some((b) => b.behaviour === behaviour)) >= 1, behaviour);
       assert.ok(count((r) => r.finalityMs.length > 0) >= SEEDS / 2, 'transfers finalised');
     }
   });
@@ -64,9 +69,104 @@ describe('sim: seed sweep of real nodes', () => {
   });
 
   test('an equivocating validator is caught and its evidence committed; the honest ones agree', async () => {
-    const r = await runSimulation({ ...calmScenario('lan', 4, 8_000), byzantine: [1] });
+    const r = await runSimulation({
+      ...calmScenario('lan', 4, 8_000),
+      byzantine: [{ node: 1, behaviour: 'equivocate-votes' }],
+    });
     assert.equal(r.violations.join('; '), '');
     assert.ok(r.evidenceOnChain >= 1, 'no evidence transaction was committed');
+  });
+});
+
+describe('sim: Byzantine validators reach the honest nodes, which stay safe and live', () => {
+  /** What each behaviour must have made up, and whether honest nodes' checks must have refused some. */
+  const expected: Record<ByzantineBehaviour, { made: string; refused: boolean }> = {
+    'equivocate-votes': { made: 'conflicting vote', refused: false },
+    'equivocate-proposals': { made: 'conflicting proposal', refused: false },
+    'forge-votes': { made: 'vote with a broken signature', refused: true },
+    'unknown-block-votes': { made: 'vote for an unknown block', refused: false },
+    garbage: { made: 'random bytes', refused: true },
+    silent: { made: 'withheld vote', refused: false },
+    replay: { made: 'replayed vote', refused: false },
+    'precommit-without-prevote': { made: 'precommit without a prevote', refused: false },
+  };
+  for (const behaviour of BYZANTINE_BEHAVIOURS) {
+    test(`${behaviour}: exercised, and the three honest validators agree, replay and stay live`, async () => {
+      const r = await runSimulation({
+        ...calmScenario('lan', 4, 8_000, 3),
+        byzantine: [{ node: 1, behaviour }],
+      });
+      assert.equal(r.violations.join('; '), '');
+      const made = r.byzantineMessages[`${behaviour}: ${expected[behaviour].made}`] ?? 0;
+      assert.ok(
+        made > 0,
+        `no "${expected[behaviour].made}" was sent: ${JSON.stringify(r.byzantineMessages)}`,
+      );
+      if (expected[behaviour].refused)
+        assert.ok((r.refusedByBehaviour[behaviour] ?? 0) > 0, 'nothing was refused');
+      assert.ok(Math.min(...r.heights) >= 4, `heights ${r.heights.join('/')}`);
+    });
+  }
+
+  test('a forged vote reaches the honest nodes, whose gossip checks reject it (and nothing honest)', async () => {
+    const r = await runSimulation({
+      ...calmScenario('lan', 4, 6_000, 4),
+      byzantine: [{ node: 2, behaviour: 'forge-votes' }],
+    });
+    assert.equal(r.violations.join('; '), '');
+    const forged =
+      r.byzantineMessages['forge-votes: vote with a broken signature']! +
+      r.byzantineMessages['forge-votes: vote impersonating another validator']!;
+    // Each forgery goes to three honest peers: most of them arrive and are refused (a few are
+    // for a height a peer has already left, which is ignored rather than refused).
+    assert.ok(r.refusedFromByzantine >= forged, `${r.refusedFromByzantine} refusals of ${forged} forgeries`);
+    assert.equal(r.refusedByBehaviour['forge-votes'], r.refusedFromByzantine);
+  });
+
+  test('a proposer that sends two blocks for one round to the two halves of its peers: the chain agrees, the evidence is committed', async () => {
+    const r = await runSimulation({
+      ...calmScenario('wan50', 7, 10_000, 5),
+      byzantine: [
+        { node: 0, behaviour: 'equivocate-proposals' },
+        { node: 3, behaviour: 'equivocate-proposals' },
+      ],
+    });
+    assert.equal(r.violations.join('; '), '');
+    assert.ok((r.byzantineMessages['equivocate-proposals: conflicting proposal'] ?? 0) >= 2);
+    assert.ok(r.evidenceOnChain >= 1, 'no duplicate-proposal evidence was committed');
+  });
+
+  test('f = 5 of 16 validators Byzantine, each with another behaviour, partitions and a crash', async () => {
+    const base = calmScenario('wan50', 16, 6_000, 7);
+    const behaviours: ByzantineBehaviour[] = [
+      'equivocate-votes',
+      'forge-votes',
+      'garbage',
+      'silent',
+      'precommit-without-prevote',
+    ];
+    const r = await runSimulation({
+      ...base,
+      byzantine: behaviours.map((behaviour, i) => ({ node: 3 * i + 1, behaviour })),
+      faults: {
+        loss: 0.05,
+        partitions: [
+          {
+            at: 1_000,
+            forMs: 2_000,
+            groups: [
+              [0, 2, 4, 6, 8, 10, 12, 14],
+              [1, 3, 5, 7, 9, 11, 13, 15],
+            ],
+          },
+        ],
+        crashes: [{ node: 5, at: 2_500, downMs: 2_000 }],
+      },
+      livenessHeights: 2,
+    });
+    assert.equal(r.violations.join('; '), '');
+    assert.ok(r.evidenceOnChain >= 1, 'the equivocator was not punished');
+    for (const b of ['forge-votes', 'garbage'] as const) assert.ok((r.refusedByBehaviour[b] ?? 0) > 0, b);
   });
 });
 

@@ -1,0 +1,216 @@
+/**
+ * Byzantine validators of the simulator: each runs the real node, and what it sends (and, for a
+ * replaying one, what it heard) passes through one of the behaviours below on its way to the
+ * network. Every message a behaviour makes up is counted by kind, so a sweep can show that each
+ * behaviour was exercised; honest nodes' refusals are counted by the network (SimNetwork.stats).
+ *
+ * - equivocate-votes: every vote goes out with a conflicting twin (a different block, or a block
+ *   instead of nil), which honest nodes turn into duplicate-vote evidence.
+ * - equivocate-proposals: as proposer, a second valid block for the same round, signed, sent to
+ *   the other half of the peers; one peer of each half also gets the other block (as a relaying
+ *   peer would pass it on), sees both, and reports duplicate-proposal evidence.
+ * - forge-votes: beside each real vote, a copy with a broken signature and a copy that claims to
+ *   come from another validator (signed with the forger's own key): both must be refused.
+ * - unknown-block-votes: votes for a block go out for a random hash nobody holds, validly signed.
+ * - garbage: beside each message, random bytes on the same topic, and now and then an oversized
+ *   message (a megabyte).
+ * - silent: withholds its votes and proposals (transactions still flow).
+ * - replay: beside each message, one it sent or heard earlier (an old round or height) again.
+ * - precommit-without-prevote: each prevote goes out as a precommit for the same block instead.
+ */
+import { decode, encode, type SimRng, sha256, signProposal, signVote, utf8, type Vote } from '@unc/core';
+import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from '../consensus/wire.js';
+import type { DevKey } from '../dev.js';
+import type { NodeCore } from '../node-core.js';
+import type { GossipTopic } from '../p2p/types.js';
+import type { Outgoing, Send } from './sim-network.js';
+
+export const BYZANTINE_BEHAVIOURS = [
+  'equivocate-votes',
+  'equivocate-proposals',
+  'forge-votes',
+  'unknown-block-votes',
+  'garbage',
+  'silent',
+  'replay',
+  'precommit-without-prevote',
+] as const;
+export type ByzantineBehaviour = (typeof BYZANTINE_BEHAVIOURS)[number];
+
+export interface ByzantineNode {
+  node: number;
+  behaviour: ByzantineBehaviour;
+}
+
+/** What a behaviour may use: the node's key, the live node (to build a second block), a counter. */
+export interface ByzantineContext {
+  chainId: string;
+  key: DevKey;
+  /** Other validators' public keys (for impersonation). */
+  others: Uint8Array[];
+  rng: SimRng;
+  core: () => NodeCore | null;
+  now: () => number;
+  /** Counts a made-up message of `kind` (summed per behaviour over a sweep). */
+  count: (kind: string) => void;
+}
+
+export interface ByzantineWiring {
+  outgoing: Outgoing;
+  /** Sees what the node hears (only a replaying node keeps anything). */
+  heard?: (topic: GossipTopic, data: Uint8Array) => void;
+}
+
+const OVERSIZED = new Uint8Array(1 << 20).fill(0xff);
+const REPLAY_KEEP = 64;
+
+export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineContext): ByzantineWiring {
+  const all = (data: Uint8Array): Send => ({ data });
+  const signed = (vote: Omit<Vote, 'signature'>) => signVote(ctx.chainId, vote, ctx.key.seed);
+  const voteOut = (vote: Vote, sentAt: bigint) => encode(voteMessageCodec, { vote, sentAt });
+  switch (behaviour) {
+    case 'equivocate-votes':
+      return {
+        outgoing: (topic, data) => {
+          if (topic !== 'vote') return [all(data)];
+          const { vote, sentAt } = decode(voteMessageCodec, data);
+          const other = vote.blockHash ? null : sha256(utf8('UNC/sim/equivocation'), vote.validator);
+          ctx.count('conflicting vote');
+          return [all(data), all(voteOut(signed({ ...vote, blockHash: other }), sentAt))];
+        },
+      };
+    case 'equivocate-proposals':
+      return {
+        outgoing: (topic, data, peers) => {
+          if (topic !== 'proposal') return [all(data)];
+          const twin = secondProposal(ctx, decode(proposalMessageCodec, data));
+          if (!twin) return [all(data)];
+          ctx.count('conflicting proposal');
+          // Each half gets its own block; one peer of each half also gets the other one, as
+          // relaying peers would pass it on (the simulated network does not relay), so some
+          // honest node sees both and the protocol's duplicate-proposal evidence can follow.
+          const half = Math.ceil(peers.length / 2);
+          const [first, second] = [peers.slice(0, half), peers.slice(half)];
+          return [
+            { data, to: [...first, ...second.slice(0, 1)] },
+            { data: encode(proposalMessageCodec, twin), to: [...second, ...first.slice(0, 1)] },
+          ];
+        },
+      };
+    case 'forge-votes':
+      return {
+        outgoing: (topic, data) => {
+          if (topic !== 'vote') return [all(data)];
+          const { vote, sentAt } = decode(voteMessageCodec, data);
+          const broken = vote.signature.slice();
+          broken[ctx.rng.int(broken.length)]! ^= 1 << ctx.rng.int(8);
+          const victim = ctx.others[ctx.rng.int(ctx.others.length)]!;
+          ctx.count('vote with a broken signature');
+          ctx.count('vote impersonating another validator');
+          return [
+            all(voteOut({ ...vote, signature: broken }, sentAt)),
+            all(voteOut(signed({ ...vote, validator: victim }), sentAt)),
+            all(data),
+          ];
+        },
+      };
+    case 'unknown-block-votes':
+      return {
+        outgoing: (topic, data) => {
+          if (topic !== 'vote') return [all(data)];
+          const { vote, sentAt } = decode(voteMessageCodec, data);
+          if (!vote.blockHash) return [all(data)];
+          ctx.count('vote for an unknown block');
+          const unknown = sha256(utf8('UNC/sim/unknown-block'), vote.blockHash);
+          return [all(voteOut(signed({ ...vote, blockHash: unknown }), sentAt))];
+        },
+      };
+    case 'garbage':
+      return {
+        outgoing: (_topic, data) => {
+          const junk = new Uint8Array(1 + ctx.rng.int(2_000));
+          for (let i = 0; i < junk.length; i++) junk[i] = ctx.rng.int(256);
+          ctx.count('random bytes');
+          const out = [all(junk), all(data)];
+          if (ctx.rng.chance(0.1)) {
+            ctx.count('oversized message');
+            out.push(all(OVERSIZED));
+          }
+          return out;
+        },
+      };
+    case 'silent':
+      return {
+        outgoing: (topic, data) => {
+          if (topic !== 'vote' && topic !== 'proposal') return [all(data)];
+          ctx.count(`withheld ${topic}`);
+          return [];
+        },
+      };
+    case 'replay': {
+      const kept: { topic: GossipTopic; data: Uint8Array; at: number }[] = [];
+      const keep = (topic: GossipTopic, data: Uint8Array) => {
+        if (topic !== 'vote' && topic !== 'proposal') return;
+        if (kept.length >= REPLAY_KEEP) kept.splice(ctx.rng.int(kept.length), 1);
+        kept.push({ topic, data, at: ctx.now() });
+      };
+      return {
+        heard: keep,
+        outgoing: (topic, data) => {
+          const out: Send[] = [all(data)];
+          // Only messages at least a second old: an earlier round or height by now.
+          const old = kept.filter((k) => k.topic === topic && k.at <= ctx.now() - 1_000);
+          if (old.length > 0) {
+            ctx.count(`replayed ${topic}`);
+            out.push(all(old[ctx.rng.int(old.length)]!.data));
+          }
+          keep(topic, data);
+          return out;
+        },
+      };
+    }
+    case 'precommit-without-prevote':
+      return {
+        outgoing: (topic, data) => {
+          if (topic !== 'vote') return [all(data)];
+          const { vote, sentAt } = decode(voteMessageCodec, data);
+          if (vote.type !== 'prevote') return [all(data)];
+          ctx.count('precommit without a prevote');
+          return [all(voteOut(signed({ ...vote, type: 'precommit' }), sentAt))];
+        },
+      };
+  }
+}
+
+/**
+ * A second valid block for the proposal's height and round (no transactions, a millisecond
+ * later), under a proposal the Byzantine proposer signs itself; null when the node cannot build
+ * one (it moved on, or it is down).
+ */
+function secondProposal(ctx: ByzantineContext, msg: ProposalMessage): ProposalMessage | null {
+  const core = ctx.core();
+  const { proposal, block } = msg;
+  if (!core || core.chain.height + 1n !== proposal.height) return null;
+  const { pending } = core.chain.buildProposal(
+    [],
+    block.header.time + 1n,
+    { seed: ctx.key.seed, publicKey: ctx.key.publicKey },
+    () => false,
+  );
+  const { signature: _, ...unsigned } = proposal;
+  return {
+    proposal: signProposal(ctx.chainId, { ...unsigned, blockHash: pending.hash }, ctx.key.seed),
+    block: pending.block,
+    lastCommit: pending.lastCommit,
+    sentAt: msg.sentAt,
+  };
+}
+
+/** The behaviours of a seed's Byzantine validators (at most f of n), drawn from its scenario rng. */
+export function drawByzantine(rng: SimRng, validators: number, share: number): ByzantineNode[] {
+  const f = Math.floor((validators - 1) / 3);
+  if (f === 0 || !rng.chance(share)) return [];
+  const count = 1 + rng.int(f);
+  const nodes = rng.shuffle([...Array(validators).keys()]).slice(0, count);
+  return nodes.map((node) => ({ node, behaviour: rng.pick(BYZANTINE_BEHAVIOURS) }));
+}
