@@ -109,6 +109,11 @@ export interface GatewayOptions {
   retry?: Partial<RetryPolicy>;
   /** Time limit of one attempt on a provider (default 30 s). */
   attemptTimeoutMs?: number;
+  /**
+   * How long a transaction is waited for before the gateway goes on without seeing it included
+   * (default 30 s). An opening not seen included still counts against the budget until it is.
+   */
+  inclusionWaitMs?: number;
   /** Jobs waiting at most (default 10,000): past it a submission is refused with 503. */
   maxQueued?: number;
   /** Largest request body (default 16 MiB). */
@@ -260,6 +265,17 @@ export class Gateway {
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
+  /**
+   * Lease openings handed to the node whose inclusion was not seen (the wait timed out, the node
+   * blinked): such a transaction may still be included until its expiry height, so its rate counts
+   * as running until the chain shows it included (its lease is then recorded, and closed as out of
+   * the pool) or dropped, or its expiry has passed. Without this a second opening passed the spend
+   * check while the first sat in the mempool, and both ran: past the budget.
+   */
+  private readonly unsettledOpens = new Map<
+    string,
+    { rate: bigint; expiresAt: bigint; noticeMs: number; abandoned: boolean }
+  >();
   /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
   private readonly heldBytes = new Map<string, number>();
   private heldBytesTotal = 0;
@@ -824,7 +840,7 @@ export class Gateway {
     const held = new Set([...this.leases.values()].map((l) => l.row.chipId));
     const committed = await this.committedNow();
     const ranked = rankOffers(candidates, {
-      rateLeft: this.opts.budgetPerHour - committed - this.pendingOpens.reduce((a, b) => a + b, 0n),
+      rateLeft: this.opts.budgetPerHour - committed - this.pendingRates().reduce((a, b) => a + b, 0n),
       avoidedProviders: this.avoidedNow(),
       heldChips: held,
     });
@@ -833,9 +849,10 @@ export class Gateway {
       this.log.warn('no offer to lease within the budget', { reason, committed: committed.toString() });
       return;
     }
-    if (!canAffordRate(committed, this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour)) return;
+    if (!canAffordRate(committed, this.pendingRates(), best.pricePerHour, this.opts.budgetPerHour)) return;
     // Counted as running from the moment its transaction passes the spend check until it is recorded.
     let pending = false;
+    let sentHash: string | null = null;
     const release = () => {
       if (pending) this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
       pending = false;
@@ -855,8 +872,19 @@ export class Gateway {
             this.pendingOpens.push(best.pricePerHour);
             pending = true;
           },
+          onSent: (hash, expiresAt) => {
+            sentHash = hash;
+            this.unsettledOpens.set(hash, {
+              rate: best.pricePerHour,
+              expiresAt,
+              noticeMs: best.noticeMs,
+              abandoned: false,
+            });
+          },
         },
       );
+      // Included: from here the chain lists its lease (or shows it opened none).
+      if (sentHash) this.unsettledOpens.delete(sentHash);
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
@@ -893,8 +921,57 @@ export class Gateway {
       this.settling.delete(row.leaseId);
     } catch (err) {
       this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
+      // Sent but not seen included: it counts on until the refresh settles it (settleOpens).
+      const unsettled = sentHash ? this.unsettledOpens.get(sentHash) : undefined;
+      if (unsettled) unsettled.abandoned = true;
     } finally {
       release();
+    }
+  }
+
+  /** The rates of the leases being opened: those in flight and those sent but not yet settled. */
+  private pendingRates(): bigint[] {
+    return [...this.pendingOpens, ...[...this.unsettledOpens.values()].map((o) => o.rate)];
+  }
+
+  /**
+   * Settles the openings sent but never seen included (`unsettledOpens`): one included is recorded
+   * with its lease (which the refresh then closes as out of the pool: nobody waits for it now, and
+   * unrecorded it would run on, unused, until its escrow ran out); one dropped, or past its expiry
+   * height, no longer counts.
+   */
+  private async settleOpens(height: number | null): Promise<void> {
+    for (const [hash, open] of [...this.unsettledOpens]) {
+      if (!open.abandoned) continue;
+      const st = await this.client.getTransactionStatus(hash).catch(() => null);
+      if (!st) continue;
+      if (st.status === 'included') {
+        const receipt = await this.client.getTransaction(hash).catch(() => null);
+        if (!receipt) continue;
+        const opened = receipt.events.find((e) => e.type === 'leaseOpened') as
+          | Extract<TxEventJson, { type: 'leaseOpened' }>
+          | undefined;
+        if (opened && !this.store.leases().some((r) => r.leaseId === opened.leaseId)) {
+          const lease = await this.client.getLease(opened.leaseId).catch(() => null);
+          if (!lease) continue;
+          this.store.putLease({
+            leaseId: lease.id,
+            offerId: lease.offerId,
+            chipId: lease.chipId,
+            provider: lease.provider,
+            endpoint: lease.endpoint,
+            pricePerHour: lease.pricePerHour,
+            noticeMs: open.noticeMs,
+            openedMs: this.now(),
+            closedMs: null,
+            closeReason: null,
+          });
+          this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
+        }
+        this.unsettledOpens.delete(hash);
+      } else if (st.status === 'dropped' || (height !== null && BigInt(height) > open.expiresAt)) {
+        this.unsettledOpens.delete(hash);
+      }
     }
   }
 
@@ -927,7 +1004,7 @@ export class Gateway {
     const costing =
       onChain.filter((l) => stillCosts(l.status)).length +
       records.filter((r) => !listed.has(r.leaseId) && r.closedMs === null).length +
-      this.pendingOpens.length;
+      this.pendingRates().length;
     const committed =
       committedRateOnChain(
         records.map((l) => ({
@@ -936,7 +1013,7 @@ export class Gateway {
           endedAtMs: l.closedMs,
         })),
         onChain.map((l) => ({ leaseId: l.id, pricePerHour: BigInt(l.pricePerHour), status: l.status })),
-      ) + this.pendingOpens.reduce((a, b) => a + b, 0n);
+      ) + this.pendingRates().reduce((a, b) => a + b, 0n);
     return canSpend(
       { leases, fees: this.feesPaid() },
       {
@@ -1166,6 +1243,7 @@ export class Gateway {
         );
       }
     }
+    await this.settleOpens(st?.height ?? null);
     // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
     // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
@@ -1199,7 +1277,13 @@ export class Gateway {
   private sendTx(
     actions: Parameters<typeof buildTransaction>[2],
     kind: string,
-    spend?: { newRate: bigint; commitsClose: boolean; onAllowed?: () => void },
+    spend?: {
+      newRate: bigint;
+      commitsClose: boolean;
+      onAllowed?: () => void;
+      /** Handed to the node (or maybe: it did not answer); it may be included until `expiresAt`. */
+      onSent?: (hash: string, expiresAt: bigint) => void;
+    },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
@@ -1218,9 +1302,11 @@ export class Gateway {
       } catch (err) {
         // Refused by the node: not in its mempool, no fee. Unreachable: it may have arrived.
         if (err instanceof RpcClientError) this.store.removeFee(hash);
+        else spend?.onSent?.(hash, stx.tx.expiresAt);
         throw err;
       }
-      await this.client.waitForTransaction(hash, 30_000);
+      spend?.onSent?.(hash, stx.tx.expiresAt);
+      await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
       return { hash, events: receipt.events };
     };

@@ -1,0 +1,128 @@
+/**
+ * A lease opening whose inclusion the gateway did not see (the wait for it failed) may still be
+ * included until its expiry height. Until then its rate must count against the budget: otherwise a
+ * second opening passes the spend check while the first sits in the mempool, and once both are
+ * included the key pays for two leases an hour on a budget for one. The gateway is real; its node
+ * is a small JSON-RPC server that accepts every transaction and never reports one included (no
+ * WebSocket, so every wait for inclusion fails at once, as a timed-out wait does).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Gateway } from '../src/gateway.js';
+
+const UNC = 10n ** 18n;
+
+function mempoolOnlyNode(sent: string[], state: { txStatus: string }): Server {
+  const offer = {
+    id: 'aa'.repeat(32),
+    provider: 'unc1provider',
+    price: UNC.toString(),
+    minHours: 1,
+    maxHours: 4,
+    noticeMs: 60_000,
+    endpoint: 'http://127.0.0.1:1',
+    tlsFingerprints: [],
+    attributes: { memoryMiB: 1024, region: 'test' },
+    status: 'open',
+    createdHeight: 1,
+    createdTime: 0,
+    closesAt: null,
+    leasesOpened: 0,
+    chips: [
+      {
+        chipId: 'bb'.repeat(32),
+        modelId: 'm',
+        vendorId: 'v',
+        power: '1000',
+        online: true,
+        available: true,
+        leaseId: null,
+        uptime: { answered: 10, missed: 0, ratio: '1.0000', windowMs: 86_400_000 },
+      },
+    ],
+    power: '1000',
+    available: 1,
+  };
+  const answers: Record<string, (params: unknown[]) => unknown> = {
+    unc_status: () => ({ chainId: 'unc-inclusion-test', height: 5, timeMs: 1_000_000, time: '' }),
+    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
+    unc_getOffers: () => [offer],
+    unc_getLeases: () => [],
+    unc_getAccount: () => ({
+      address: '',
+      balance: (100n * UNC).toString(),
+      nonce: 0,
+      height: 5,
+      stateRoot: '',
+    }),
+    unc_sendTransaction: (params) => {
+      sent.push(params[0] as string);
+      return { hash: `${sent.length}`.padStart(64, '0') };
+    },
+    unc_getTransactionStatus: (params) => ({ hash: params[0], status: state.txStatus }),
+  };
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
+      const answer = answers[method];
+      const reply = answer
+        ? { jsonrpc: '2.0', id, result: answer(params) }
+        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+    });
+  });
+  // No subscriptions here: the wait for inclusion fails at once, as a timed-out one does.
+  server.on('upgrade', (_req, socket) => socket.destroy());
+  return server;
+}
+
+describe('a lease opening not seen included', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-'));
+  const sent: string[] = [];
+  const state = { txStatus: 'pending' };
+  const node = mempoolOnlyNode(sent, state);
+  let gw: Gateway;
+  before(async () => {
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      // One lease of 1 UNC/h and its fees, not two.
+      budgetPerHour: UNC + UNC / 10n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+    });
+    await gw.start();
+  });
+  after(async () => {
+    await gw.stop();
+    await new Promise<void>((r) => node.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('counts against the budget while it may still be included; not once it is dropped', async () => {
+    await gw.openLease('first');
+    assert.equal(sent.length, 1, 'the first opening is sent');
+    // Before: the failed wait released its rate, the chain listed no lease, and a second opening
+    // of the same price was sent: two leases at once on a budget for one.
+    await gw.openLease('second');
+    assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+    // Dropped by the node: it will never be included, and the budget has room again.
+    state.txStatus = 'dropped';
+    await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
+    await gw.openLease('third');
+    assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+  });
+});
