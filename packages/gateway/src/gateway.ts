@@ -55,6 +55,7 @@ import {
   type AttemptFailure,
   AVOID_FOREVER,
   type BudgetLease,
+  type ChainLeaseTimes,
   canAffordRate,
   canSpend,
   chargesIn,
@@ -272,6 +273,11 @@ export class Gateway {
    * the pool) or dropped, or its expiry has passed. Without this a second opening passed the spend
    * check while the first sat in the mempool, and both ran: past the budget.
    */
+  /**
+   * The renter's leases as the chain last listed them (read by every refresh and spend check):
+   * the status shows the spend from them, as the spend check counts it.
+   */
+  private chainLeases: ChainLeaseTimes[] = [];
   private readonly unsettledOpens = new Map<
     string,
     { rate: bigint; expiresAt: bigint; noticeMs: number; abandoned: boolean }
@@ -798,15 +804,6 @@ export class Gateway {
     };
   }
 
-  /** The leases the budget counts: every lease this gateway opened, ended or not. */
-  private budgetLeases(): BudgetLease[] {
-    return this.store.leases().map((l) => ({
-      pricePerHour: BigInt(l.pricePerHour),
-      openedAtMs: l.openedMs,
-      endedAtMs: l.closedMs,
-    }));
-  }
-
   /** Opens the best affordable offer; never rejects (its callers do not wait for it). */
   async openLease(reason: string): Promise<void> {
     // Counted from now, so the next tick neither opens another nor finds the cooldown over.
@@ -982,24 +979,9 @@ export class Gateway {
    * for each lease that still costs. If the chain cannot be read, nothing is spent.
    */
   private async spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean> {
-    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    const onChain = await this.readChainLeases();
     const records = this.store.leases();
-    const leases = spendLeases(
-      records.map((l) => ({
-        leaseId: l.leaseId,
-        pricePerHour: BigInt(l.pricePerHour),
-        openedAtMs: l.openedMs,
-        endedAtMs: l.closedMs,
-      })),
-      onChain.map((l) => ({
-        leaseId: l.id,
-        pricePerHour: BigInt(l.pricePerHour),
-        status: l.status,
-        startTime: l.startTime,
-        escrowUntil: l.escrowUntil,
-        closedTime: l.closedTime,
-      })),
-    );
+    const leases = this.spendHistory(records);
     const listed = new Set(onChain.map((l) => l.id));
     const costing =
       onChain.filter((l) => stillCosts(l.status)).length +
@@ -1024,6 +1006,33 @@ export class Gateway {
       },
       this.opts.budgetPerHour,
       this.now(),
+    );
+  }
+
+  /** The renter's leases from the chain, kept for the status (`chainLeases`). */
+  private async readChainLeases(): Promise<LeaseJson[]> {
+    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    this.chainLeases = onChain.map((l) => ({
+      leaseId: l.id,
+      pricePerHour: BigInt(l.pricePerHour),
+      status: l.status,
+      startTime: l.startTime,
+      escrowUntil: l.escrowUntil,
+      closedTime: l.closedTime,
+    }));
+    return onChain;
+  }
+
+  /** The leases whose charges the spend counts: the chain's times where it lists them (`spendLeases`). */
+  private spendHistory(records: readonly LeaseRow[] = this.store.leases()): BudgetLease[] {
+    return spendLeases(
+      records.map((l) => ({
+        leaseId: l.leaseId,
+        pricePerHour: BigInt(l.pricePerHour),
+        openedAtMs: l.openedMs,
+        endedAtMs: l.closedMs,
+      })),
+      this.chainLeases,
     );
   }
 
@@ -1214,6 +1223,7 @@ export class Gateway {
   /** Lease and chip state from the chain: a lease that ended or whose chip went offline leaves the pool. */
   private async refreshLeases(): Promise<void> {
     const st = await this.client.status().catch(() => null);
+    await this.readChainLeases().catch(() => undefined);
     if (st && st.timeMs >= this.chainTime.blockMs)
       this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     for (const l of [...this.leases.values()]) {
@@ -1320,7 +1330,10 @@ export class Gateway {
 
   status() {
     const nowMs = this.now();
-    const budget = this.budgetLeases();
+    // From the chain's block times, as the spend check counts them: the records' times are when
+    // the gateway saw a lease open or end (a lease whose escrow ran out while the gateway was
+    // down was recorded as ended only at its restart, and shown as costing all that while).
+    const budget = this.spendHistory();
     const fees = this.feesPaid();
     const hourAgo = nowMs - Number(MS_PER_HOUR);
     return {

@@ -14,10 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
+import { MS_PER_HOUR } from '../src/policy.js';
 
 const UNC = 10n ** 18n;
 
-function mempoolOnlyNode(sent: string[], state: { txStatus: string }): Server {
+function mempoolOnlyNode(sent: string[], state: { txStatus: string; leases?: unknown[] }): Server {
   const offer = {
     id: 'aa'.repeat(32),
     provider: 'unc1provider',
@@ -52,7 +53,7 @@ function mempoolOnlyNode(sent: string[], state: { txStatus: string }): Server {
     unc_status: () => ({ chainId: 'unc-inclusion-test', height: 5, timeMs: 1_000_000, time: '' }),
     unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
     unc_getOffers: () => [offer],
-    unc_getLeases: () => [],
+    unc_getLeases: () => state.leases ?? [],
     unc_getAccount: () => ({
       address: '',
       balance: (100n * UNC).toString(),
@@ -124,5 +125,67 @@ describe('a lease opening not seen included', () => {
     await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
     await gw.openLease('third');
     assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+  });
+});
+
+describe('the spend the status shows', () => {
+  test("is counted from the chain's block times, as the spend check counts it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-shown-'));
+    const t0 = 1_000_000;
+    const minutes = (n: number) => n * 60_000;
+    // The lease ran 10 minutes on chain (its escrow ran out), while the gateway was down; it was
+    // recorded as ended when the gateway came back, 5 hours later.
+    const leaseId = 'cc'.repeat(32);
+    const state = {
+      txStatus: 'pending',
+      leases: [
+        {
+          id: leaseId,
+          pricePerHour: UNC.toString(),
+          status: 'closed',
+          startTime: t0,
+          escrowUntil: t0 + minutes(10),
+          closedTime: t0 + minutes(10),
+        },
+      ],
+    };
+    const node = mempoolOnlyNode([], state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      port: 0,
+      now: () => t0 + minutes(6 * 60),
+    });
+    try {
+      gw.store.putLease({
+        leaseId,
+        offerId: 'aa'.repeat(32),
+        chipId: 'bb'.repeat(32),
+        provider: 'unc1provider',
+        endpoint: 'http://127.0.0.1:1',
+        pricePerHour: UNC.toString(),
+        noticeMs: 60_000,
+        openedMs: t0,
+        closedMs: null,
+        closeReason: null,
+      });
+      gw.store.closeLease(leaseId, t0 + minutes(5 * 60), 'found ended');
+      await gw.start();
+      await (gw as unknown as { refreshLeases(): Promise<void> }).refreshLeases();
+      const shown = gw.status();
+      // Before: 5 UNC, five hours of a lease that cost ten minutes.
+      const tenMinutes = (UNC * BigInt(minutes(10)) + MS_PER_HOUR - 1n) / MS_PER_HOUR;
+      assert.equal(shown.spent, tenMinutes.toString());
+      assert.equal(shown.spentLastHour, '0');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
