@@ -339,6 +339,14 @@ export class Gateway {
     };
     const nowMs = this.now();
     for (const a of this.store.avoided()) if (a.untilMs > nowMs) this.avoided.set(a.provider, a.untilMs);
+    // Openings a previous run sent and never saw settled: counted until the refresh settles them.
+    for (const o of this.store.pendingOpens())
+      this.unsettledOpens.set(o.txHash, {
+        rate: BigInt(o.pricePerHour),
+        expiresAt: BigInt(o.expiresAt),
+        noticeMs: o.noticeMs,
+        abandoned: true,
+      });
     for (const row of this.store.leases()) {
       if (row.closedMs !== null) continue;
       const lease = await this.client.getLease(row.leaseId).catch(() => null);
@@ -847,7 +855,9 @@ export class Gateway {
       return;
     }
     if (!canAffordRate(committed, this.pendingRates(), best.pricePerHour, this.opts.budgetPerHour)) return;
-    // Counted as running from the moment its transaction passes the spend check until it is recorded.
+    // Counted as running from the moment its transaction passes the spend check: in flight until
+    // it is handed to the node, then as an opening that may be included (`unsettledOpens`, kept
+    // across restarts) until the chain lists its lease or shows it will not.
     let pending = false;
     let sentHash: string | null = null;
     const release = () => {
@@ -869,7 +879,9 @@ export class Gateway {
             this.pendingOpens.push(best.pricePerHour);
             pending = true;
           },
-          onSent: (hash, expiresAt) => {
+          onSending: (hash, expiresAt) => {
+            // Counted from here as an opening that may be included (once: not as in flight too).
+            release();
             sentHash = hash;
             this.unsettledOpens.set(hash, {
               rate: best.pricePerHour,
@@ -877,11 +889,18 @@ export class Gateway {
               noticeMs: best.noticeMs,
               abandoned: false,
             });
+            this.store.addPendingOpen({
+              txHash: hash,
+              pricePerHour: best.pricePerHour.toString(),
+              expiresAt: expiresAt.toString(),
+              noticeMs: best.noticeMs,
+            });
           },
+          onRefused: (hash) => this.forgetOpen(hash),
         },
       );
       // Included: from here the chain lists its lease (or shows it opened none).
-      if (sentHash) this.unsettledOpens.delete(sentHash);
+      if (sentHash) this.forgetOpen(sentHash);
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
@@ -926,6 +945,11 @@ export class Gateway {
     }
   }
 
+  private forgetOpen(hash: string): void {
+    this.unsettledOpens.delete(hash);
+    this.store.removePendingOpen(hash);
+  }
+
   /** The rates of the leases being opened: those in flight and those sent but not yet settled. */
   private pendingRates(): bigint[] {
     return [...this.pendingOpens, ...[...this.unsettledOpens.values()].map((o) => o.rate)];
@@ -965,9 +989,9 @@ export class Gateway {
           });
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
-        this.unsettledOpens.delete(hash);
+        this.forgetOpen(hash);
       } else if (st.status === 'dropped' || (height !== null && BigInt(height) > open.expiresAt)) {
-        this.unsettledOpens.delete(hash);
+        this.forgetOpen(hash);
       }
     }
   }
@@ -1291,8 +1315,10 @@ export class Gateway {
       newRate: bigint;
       commitsClose: boolean;
       onAllowed?: () => void;
-      /** Handed to the node (or maybe: it did not answer); it may be included until `expiresAt`. */
-      onSent?: (hash: string, expiresAt: bigint) => void;
+      /** About to be handed to the node: from now it may be included, until `expiresAt`. */
+      onSending?: (hash: string, expiresAt: bigint) => void;
+      /** The node refused it: it will not be included. */
+      onRefused?: (hash: string) => void;
     },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
@@ -1307,15 +1333,17 @@ export class Gateway {
       }
       const hash = signedHash(stx);
       this.store.addFee({ txHash: hash, kind, fee: stx.tx.fee.toString(), atMs: this.now() });
+      spend?.onSending?.(hash, stx.tx.expiresAt);
       try {
         await sendTransaction(this.client, stx);
       } catch (err) {
         // Refused by the node: not in its mempool, no fee. Unreachable: it may have arrived.
-        if (err instanceof RpcClientError) this.store.removeFee(hash);
-        else spend?.onSent?.(hash, stx.tx.expiresAt);
+        if (err instanceof RpcClientError) {
+          this.store.removeFee(hash);
+          spend?.onRefused?.(hash);
+        }
         throw err;
       }
-      spend?.onSent?.(hash, stx.tx.expiresAt);
       await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
       return { hash, events: receipt.events };

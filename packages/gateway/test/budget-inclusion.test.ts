@@ -128,6 +128,42 @@ describe('a lease opening not seen included', () => {
   });
 });
 
+describe('a lease opening not seen included, across a restart', () => {
+  test('still counts against the budget after the gateway restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-restart-'));
+    const sent: string[] = [];
+    const node = mempoolOnlyNode(sent, { txStatus: 'pending' });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gateway = () =>
+      new Gateway({
+        nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+        renterSeed: new Uint8Array(32).fill(7),
+        budgetPerHour: UNC + UNC / 10n,
+        models: [{ name: 'ocr' }],
+        dbPath: join(dir, 'g.db'),
+        allowHttp: true,
+        inclusionWaitMs: 300,
+        port: 0,
+      });
+    try {
+      const first = gateway();
+      await first.start();
+      await first.openLease('first');
+      await first.stop();
+      assert.equal(sent.length, 1);
+      // Before: the restarted gateway knew nothing of the opening in the mempool and sent another.
+      const second = gateway();
+      await second.start();
+      await second.openLease('after the restart');
+      await second.stop();
+      assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+    } finally {
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the spend the status shows', () => {
   test("is counted from the chain's block times, as the spend check counts it", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-shown-'));
