@@ -899,12 +899,13 @@ export class Gateway {
           onRefused: (hash) => this.forgetOpen(hash),
         },
       );
-      // Included: from here the chain lists its lease (or shows it opened none).
-      if (sentHash) this.forgetOpen(sentHash);
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
-      if (!opened) throw new Error('the lease transaction opened no lease');
+      if (!opened) {
+        if (sentHash) this.forgetOpen(sentHash);
+        throw new Error('the lease transaction opened no lease');
+      }
       const lease = await this.client.getLease(opened.leaseId);
       const row: LeaseRow = {
         leaseId: lease.id,
@@ -921,6 +922,9 @@ export class Gateway {
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
+      // Recorded: the opening is settled (until here a crash left it to the next run's refresh,
+      // which records its lease from the chain).
+      if (sentHash) this.forgetOpen(sentHash);
       // On chain and recorded: counted from here as the others are.
       release();
       this.log.info('lease opened', {
