@@ -55,6 +55,7 @@ import {
   type AttemptFailure,
   AVOID_FOREVER,
   type BudgetLease,
+  type ChainLeaseTimes,
   canAffordRate,
   canSpend,
   chargesIn,
@@ -109,6 +110,11 @@ export interface GatewayOptions {
   retry?: Partial<RetryPolicy>;
   /** Time limit of one attempt on a provider (default 30 s). */
   attemptTimeoutMs?: number;
+  /**
+   * How long a transaction is waited for before the gateway goes on without seeing it included
+   * (default 30 s). An opening not seen included still counts against the budget until it is.
+   */
+  inclusionWaitMs?: number;
   /** Jobs waiting at most (default 10,000): past it a submission is refused with 503. */
   maxQueued?: number;
   /** Largest request body (default 16 MiB). */
@@ -260,6 +266,22 @@ export class Gateway {
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
+  /**
+   * Lease openings handed to the node whose inclusion was not seen (the wait timed out, the node
+   * blinked): such a transaction may still be included until its expiry height, so its rate counts
+   * as running until the chain shows it included (its lease is then recorded, and closed as out of
+   * the pool) or dropped, or its expiry has passed. Without this a second opening passed the spend
+   * check while the first sat in the mempool, and both ran: past the budget.
+   */
+  /**
+   * The renter's leases as the chain last listed them (read by every refresh and spend check):
+   * the status shows the spend from them, as the spend check counts it.
+   */
+  private chainLeases: ChainLeaseTimes[] = [];
+  private readonly unsettledOpens = new Map<
+    string,
+    { rate: bigint; expiresAt: bigint; noticeMs: number; abandoned: boolean }
+  >();
   /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
   private readonly heldBytes = new Map<string, number>();
   private heldBytesTotal = 0;
@@ -317,6 +339,14 @@ export class Gateway {
     };
     const nowMs = this.now();
     for (const a of this.store.avoided()) if (a.untilMs > nowMs) this.avoided.set(a.provider, a.untilMs);
+    // Openings a previous run sent and never saw settled: counted until the refresh settles them.
+    for (const o of this.store.pendingOpens())
+      this.unsettledOpens.set(o.txHash, {
+        rate: BigInt(o.pricePerHour),
+        expiresAt: BigInt(o.expiresAt),
+        noticeMs: o.noticeMs,
+        abandoned: true,
+      });
     for (const row of this.store.leases()) {
       if (row.closedMs !== null) continue;
       const lease = await this.client.getLease(row.leaseId).catch(() => null);
@@ -782,15 +812,6 @@ export class Gateway {
     };
   }
 
-  /** The leases the budget counts: every lease this gateway opened, ended or not. */
-  private budgetLeases(): BudgetLease[] {
-    return this.store.leases().map((l) => ({
-      pricePerHour: BigInt(l.pricePerHour),
-      openedAtMs: l.openedMs,
-      endedAtMs: l.closedMs,
-    }));
-  }
-
   /** Opens the best affordable offer; never rejects (its callers do not wait for it). */
   async openLease(reason: string): Promise<void> {
     // Counted from now, so the next tick neither opens another nor finds the cooldown over.
@@ -824,7 +845,7 @@ export class Gateway {
     const held = new Set([...this.leases.values()].map((l) => l.row.chipId));
     const committed = await this.committedNow();
     const ranked = rankOffers(candidates, {
-      rateLeft: this.opts.budgetPerHour - committed - this.pendingOpens.reduce((a, b) => a + b, 0n),
+      rateLeft: this.opts.budgetPerHour - committed - this.pendingRates().reduce((a, b) => a + b, 0n),
       avoidedProviders: this.avoidedNow(),
       heldChips: held,
     });
@@ -833,9 +854,12 @@ export class Gateway {
       this.log.warn('no offer to lease within the budget', { reason, committed: committed.toString() });
       return;
     }
-    if (!canAffordRate(committed, this.pendingOpens, best.pricePerHour, this.opts.budgetPerHour)) return;
-    // Counted as running from the moment its transaction passes the spend check until it is recorded.
+    if (!canAffordRate(committed, this.pendingRates(), best.pricePerHour, this.opts.budgetPerHour)) return;
+    // Counted as running from the moment its transaction passes the spend check: in flight until
+    // it is handed to the node, then as an opening that may be included (`unsettledOpens`, kept
+    // across restarts) until the chain lists its lease or shows it will not.
     let pending = false;
+    let sentHash: string | null = null;
     const release = () => {
       if (pending) this.pendingOpens.splice(this.pendingOpens.indexOf(best.pricePerHour), 1);
       pending = false;
@@ -855,12 +879,33 @@ export class Gateway {
             this.pendingOpens.push(best.pricePerHour);
             pending = true;
           },
+          onSending: (hash, expiresAt) => {
+            // Counted from here as an opening that may be included (once: not as in flight too).
+            release();
+            sentHash = hash;
+            this.unsettledOpens.set(hash, {
+              rate: best.pricePerHour,
+              expiresAt,
+              noticeMs: best.noticeMs,
+              abandoned: false,
+            });
+            this.store.addPendingOpen({
+              txHash: hash,
+              pricePerHour: best.pricePerHour.toString(),
+              expiresAt: expiresAt.toString(),
+              noticeMs: best.noticeMs,
+            });
+          },
+          onRefused: (hash) => this.forgetOpen(hash),
         },
       );
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
-      if (!opened) throw new Error('the lease transaction opened no lease');
+      if (!opened) {
+        if (sentHash) this.forgetOpen(sentHash);
+        throw new Error('the lease transaction opened no lease');
+      }
       const lease = await this.client.getLease(opened.leaseId);
       const row: LeaseRow = {
         leaseId: lease.id,
@@ -877,6 +922,9 @@ export class Gateway {
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
+      // Recorded: the opening is settled (until here a crash left it to the next run's refresh,
+      // which records its lease from the chain).
+      if (sentHash) this.forgetOpen(sentHash);
       // On chain and recorded: counted from here as the others are.
       release();
       this.log.info('lease opened', {
@@ -893,8 +941,62 @@ export class Gateway {
       this.settling.delete(row.leaseId);
     } catch (err) {
       this.log.warn('could not open a lease', { offer: best.offerId, err: String(err) });
+      // Sent but not seen included: it counts on until the refresh settles it (settleOpens).
+      const unsettled = sentHash ? this.unsettledOpens.get(sentHash) : undefined;
+      if (unsettled) unsettled.abandoned = true;
     } finally {
       release();
+    }
+  }
+
+  private forgetOpen(hash: string): void {
+    this.unsettledOpens.delete(hash);
+    this.store.removePendingOpen(hash);
+  }
+
+  /** The rates of the leases being opened: those in flight and those sent but not yet settled. */
+  private pendingRates(): bigint[] {
+    return [...this.pendingOpens, ...[...this.unsettledOpens.values()].map((o) => o.rate)];
+  }
+
+  /**
+   * Settles the openings sent but never seen included (`unsettledOpens`): one included is recorded
+   * with its lease (which the refresh then closes as out of the pool: nobody waits for it now, and
+   * unrecorded it would run on, unused, until its escrow ran out); one dropped, or past its expiry
+   * height, no longer counts.
+   */
+  private async settleOpens(height: number | null): Promise<void> {
+    for (const [hash, open] of [...this.unsettledOpens]) {
+      if (!open.abandoned) continue;
+      const st = await this.client.getTransactionStatus(hash).catch(() => null);
+      if (!st) continue;
+      if (st.status === 'included') {
+        const receipt = await this.client.getTransaction(hash).catch(() => null);
+        if (!receipt) continue;
+        const opened = receipt.events.find((e) => e.type === 'leaseOpened') as
+          | Extract<TxEventJson, { type: 'leaseOpened' }>
+          | undefined;
+        if (opened && !this.store.leases().some((r) => r.leaseId === opened.leaseId)) {
+          const lease = await this.client.getLease(opened.leaseId).catch(() => null);
+          if (!lease) continue;
+          this.store.putLease({
+            leaseId: lease.id,
+            offerId: lease.offerId,
+            chipId: lease.chipId,
+            provider: lease.provider,
+            endpoint: lease.endpoint,
+            pricePerHour: lease.pricePerHour,
+            noticeMs: open.noticeMs,
+            openedMs: this.now(),
+            closedMs: null,
+            closeReason: null,
+          });
+          this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
+        }
+        this.forgetOpen(hash);
+      } else if (st.status === 'dropped' || (height !== null && BigInt(height) > open.expiresAt)) {
+        this.forgetOpen(hash);
+      }
     }
   }
 
@@ -905,29 +1007,14 @@ export class Gateway {
    * for each lease that still costs. If the chain cannot be read, nothing is spent.
    */
   private async spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean> {
-    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    const onChain = await this.readChainLeases();
     const records = this.store.leases();
-    const leases = spendLeases(
-      records.map((l) => ({
-        leaseId: l.leaseId,
-        pricePerHour: BigInt(l.pricePerHour),
-        openedAtMs: l.openedMs,
-        endedAtMs: l.closedMs,
-      })),
-      onChain.map((l) => ({
-        leaseId: l.id,
-        pricePerHour: BigInt(l.pricePerHour),
-        status: l.status,
-        startTime: l.startTime,
-        escrowUntil: l.escrowUntil,
-        closedTime: l.closedTime,
-      })),
-    );
+    const leases = this.spendHistory(records);
     const listed = new Set(onChain.map((l) => l.id));
     const costing =
       onChain.filter((l) => stillCosts(l.status)).length +
       records.filter((r) => !listed.has(r.leaseId) && r.closedMs === null).length +
-      this.pendingOpens.length;
+      this.pendingRates().length;
     const committed =
       committedRateOnChain(
         records.map((l) => ({
@@ -936,7 +1023,7 @@ export class Gateway {
           endedAtMs: l.closedMs,
         })),
         onChain.map((l) => ({ leaseId: l.id, pricePerHour: BigInt(l.pricePerHour), status: l.status })),
-      ) + this.pendingOpens.reduce((a, b) => a + b, 0n);
+      ) + this.pendingRates().reduce((a, b) => a + b, 0n);
     return canSpend(
       { leases, fees: this.feesPaid() },
       {
@@ -947,6 +1034,33 @@ export class Gateway {
       },
       this.opts.budgetPerHour,
       this.now(),
+    );
+  }
+
+  /** The renter's leases from the chain, kept for the status (`chainLeases`). */
+  private async readChainLeases(): Promise<LeaseJson[]> {
+    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    this.chainLeases = onChain.map((l) => ({
+      leaseId: l.id,
+      pricePerHour: BigInt(l.pricePerHour),
+      status: l.status,
+      startTime: l.startTime,
+      escrowUntil: l.escrowUntil,
+      closedTime: l.closedTime,
+    }));
+    return onChain;
+  }
+
+  /** The leases whose charges the spend counts: the chain's times where it lists them (`spendLeases`). */
+  private spendHistory(records: readonly LeaseRow[] = this.store.leases()): BudgetLease[] {
+    return spendLeases(
+      records.map((l) => ({
+        leaseId: l.leaseId,
+        pricePerHour: BigInt(l.pricePerHour),
+        openedAtMs: l.openedMs,
+        endedAtMs: l.closedMs,
+      })),
+      this.chainLeases,
     );
   }
 
@@ -1137,6 +1251,7 @@ export class Gateway {
   /** Lease and chip state from the chain: a lease that ended or whose chip went offline leaves the pool. */
   private async refreshLeases(): Promise<void> {
     const st = await this.client.status().catch(() => null);
+    await this.readChainLeases().catch(() => undefined);
     if (st && st.timeMs >= this.chainTime.blockMs)
       this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     for (const l of [...this.leases.values()]) {
@@ -1166,6 +1281,7 @@ export class Gateway {
         );
       }
     }
+    await this.settleOpens(st?.height ?? null);
     // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
     // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
@@ -1199,7 +1315,15 @@ export class Gateway {
   private sendTx(
     actions: Parameters<typeof buildTransaction>[2],
     kind: string,
-    spend?: { newRate: bigint; commitsClose: boolean; onAllowed?: () => void },
+    spend?: {
+      newRate: bigint;
+      commitsClose: boolean;
+      onAllowed?: () => void;
+      /** About to be handed to the node: from now it may be included, until `expiresAt`. */
+      onSending?: (hash: string, expiresAt: bigint) => void;
+      /** The node refused it: it will not be included. */
+      onRefused?: (hash: string) => void;
+    },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
@@ -1213,14 +1337,18 @@ export class Gateway {
       }
       const hash = signedHash(stx);
       this.store.addFee({ txHash: hash, kind, fee: stx.tx.fee.toString(), atMs: this.now() });
+      spend?.onSending?.(hash, stx.tx.expiresAt);
       try {
         await sendTransaction(this.client, stx);
       } catch (err) {
         // Refused by the node: not in its mempool, no fee. Unreachable: it may have arrived.
-        if (err instanceof RpcClientError) this.store.removeFee(hash);
+        if (err instanceof RpcClientError) {
+          this.store.removeFee(hash);
+          spend?.onRefused?.(hash);
+        }
         throw err;
       }
-      await this.client.waitForTransaction(hash, 30_000);
+      await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
       return { hash, events: receipt.events };
     };
@@ -1234,7 +1362,10 @@ export class Gateway {
 
   status() {
     const nowMs = this.now();
-    const budget = this.budgetLeases();
+    // From the chain's block times, as the spend check counts them: the records' times are when
+    // the gateway saw a lease open or end (a lease whose escrow ran out while the gateway was
+    // down was recorded as ended only at its restart, and shown as costing all that while).
+    const budget = this.spendHistory();
     const fees = this.feesPaid();
     const hourAgo = nowMs - Number(MS_PER_HOUR);
     return {

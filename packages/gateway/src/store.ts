@@ -51,6 +51,15 @@ export interface LeaseRow {
 }
 
 /** A transaction the renter's key sent (or may have sent) and the fee it pays. */
+/** A lease opening sent (or about to be) and not yet seen included or dropped; amounts are decimal strings. */
+export interface PendingOpenRow {
+  txHash: string;
+  pricePerHour: string;
+  /** The transaction's expiry height. */
+  expiresAt: string;
+  noticeMs: number;
+}
+
 export interface FeeRow {
   txHash: string;
   kind: string;
@@ -116,6 +125,12 @@ CREATE TABLE IF NOT EXISTS fees (
   kind TEXT NOT NULL,
   fee TEXT NOT NULL,
   at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_opens (
+  tx_hash TEXT PRIMARY KEY,
+  price_per_hour TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  notice_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS avoided (
   provider TEXT PRIMARY KEY,
@@ -351,6 +366,31 @@ export class GatewayStore {
       kind: r.kind as string,
       fee: r.fee as string,
       atMs: Number(r.at_ms),
+    }));
+  }
+
+  /**
+   * A lease opening about to be handed to the node, until the chain shows it included or dropped
+   * or its expiry height passes: a restart counts its rate against the budget as a running lease's.
+   */
+  addPendingOpen(o: PendingOpenRow): void {
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO pending_opens (tx_hash, price_per_hour, expires_at, notice_ms) VALUES (?, ?, ?, ?)',
+      )
+      .run(o.txHash, o.pricePerHour, o.expiresAt, o.noticeMs);
+  }
+
+  removePendingOpen(txHash: string): void {
+    this.db.prepare('DELETE FROM pending_opens WHERE tx_hash = ?').run(txHash);
+  }
+
+  pendingOpens(): PendingOpenRow[] {
+    return (this.db.prepare('SELECT * FROM pending_opens ORDER BY tx_hash').all() as Row[]).map((r) => ({
+      txHash: r.tx_hash as string,
+      pricePerHour: r.price_per_hour as string,
+      expiresAt: r.expires_at as string,
+      noticeMs: Number(r.notice_ms),
     }));
   }
 

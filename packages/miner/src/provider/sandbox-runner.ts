@@ -108,9 +108,12 @@ function ocrEngine(): Promise<OcrEngine> {
 /**
  * How long answered parts may wait to go out together. A part is sent at the latest when a job
  * ends this long after the last message, or when the group ends; so at most this much of a
- * group's work is held back when a job after it is killed (those jobs are then answered as
- * aborted and run again), and a job's time limit, which the provider restarts on each part it
- * receives, starts at most this much late.
+ * group's work is held back when a job after it is killed. Those answers are lost with the
+ * process: the provider, which counts the parts it received, gives the first of them the kill's
+ * reason (JOB_TIMEOUT, JOB_MEMORY) and the rest JOB_ABORTED, though they ran, and the job that
+ * was killed is answered JOB_ABORTED; nothing is run again. A group is one renter's batch, so
+ * only that renter's own jobs are affected. A job's time limit, which the provider restarts on
+ * each part it receives, starts at most this much late.
  */
 const PART_FLUSH_MS = 2;
 

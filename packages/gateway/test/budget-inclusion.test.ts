@@ -1,0 +1,227 @@
+/**
+ * A lease opening whose inclusion the gateway did not see (the wait for it failed) may still be
+ * included until its expiry height. Until then its rate must count against the budget: otherwise a
+ * second opening passes the spend check while the first sits in the mempool, and once both are
+ * included the key pays for two leases an hour on a budget for one. The gateway is real; its node
+ * is a small JSON-RPC server that accepts every transaction and never reports one included (no
+ * WebSocket, so every wait for inclusion fails at once, as a timed-out wait does).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Gateway } from '../src/gateway.js';
+import { MS_PER_HOUR } from '../src/policy.js';
+
+const UNC = 10n ** 18n;
+
+function mempoolOnlyNode(sent: string[], state: { txStatus: string; leases?: unknown[] }): Server {
+  const offer = {
+    id: 'aa'.repeat(32),
+    provider: 'unc1provider',
+    price: UNC.toString(),
+    minHours: 1,
+    maxHours: 4,
+    noticeMs: 60_000,
+    endpoint: 'http://127.0.0.1:1',
+    tlsFingerprints: [],
+    attributes: { memoryMiB: 1024, region: 'test' },
+    status: 'open',
+    createdHeight: 1,
+    createdTime: 0,
+    closesAt: null,
+    leasesOpened: 0,
+    chips: [
+      {
+        chipId: 'bb'.repeat(32),
+        modelId: 'm',
+        vendorId: 'v',
+        power: '1000',
+        online: true,
+        available: true,
+        leaseId: null,
+        uptime: { answered: 10, missed: 0, ratio: '1.0000', windowMs: 86_400_000 },
+      },
+    ],
+    power: '1000',
+    available: 1,
+  };
+  const answers: Record<string, (params: unknown[]) => unknown> = {
+    unc_status: () => ({ chainId: 'unc-inclusion-test', height: 5, timeMs: 1_000_000, time: '' }),
+    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
+    unc_getOffers: () => [offer],
+    unc_getLeases: () => state.leases ?? [],
+    unc_getAccount: () => ({
+      address: '',
+      balance: (100n * UNC).toString(),
+      nonce: 0,
+      height: 5,
+      stateRoot: '',
+    }),
+    unc_sendTransaction: (params) => {
+      sent.push(params[0] as string);
+      return { hash: `${sent.length}`.padStart(64, '0') };
+    },
+    unc_getTransactionStatus: (params) => ({ hash: params[0], status: state.txStatus }),
+  };
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
+      const answer = answers[method];
+      const reply = answer
+        ? { jsonrpc: '2.0', id, result: answer(params) }
+        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+    });
+  });
+  // No subscriptions here: the wait for inclusion fails at once, as a timed-out one does.
+  server.on('upgrade', (_req, socket) => socket.destroy());
+  return server;
+}
+
+describe('a lease opening not seen included', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-'));
+  const sent: string[] = [];
+  const state = { txStatus: 'pending' };
+  const node = mempoolOnlyNode(sent, state);
+  let gw: Gateway;
+  before(async () => {
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      // One lease of 1 UNC/h and its fees, not two.
+      budgetPerHour: UNC + UNC / 10n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+    });
+    await gw.start();
+  });
+  after(async () => {
+    await gw.stop();
+    await new Promise<void>((r) => node.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('counts against the budget while it may still be included; not once it is dropped', async () => {
+    await gw.openLease('first');
+    assert.equal(sent.length, 1, 'the first opening is sent');
+    // Before: the failed wait released its rate, the chain listed no lease, and a second opening
+    // of the same price was sent: two leases at once on a budget for one.
+    await gw.openLease('second');
+    assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+    // Dropped by the node: it will never be included, and the budget has room again.
+    state.txStatus = 'dropped';
+    await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
+    await gw.openLease('third');
+    assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+  });
+});
+
+describe('a lease opening not seen included, across a restart', () => {
+  test('still counts against the budget after the gateway restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-restart-'));
+    const sent: string[] = [];
+    const node = mempoolOnlyNode(sent, { txStatus: 'pending' });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gateway = () =>
+      new Gateway({
+        nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+        renterSeed: new Uint8Array(32).fill(7),
+        budgetPerHour: UNC + UNC / 10n,
+        models: [{ name: 'ocr' }],
+        dbPath: join(dir, 'g.db'),
+        allowHttp: true,
+        inclusionWaitMs: 300,
+        port: 0,
+      });
+    try {
+      const first = gateway();
+      await first.start();
+      await first.openLease('first');
+      await first.stop();
+      assert.equal(sent.length, 1);
+      // Before: the restarted gateway knew nothing of the opening in the mempool and sent another.
+      const second = gateway();
+      await second.start();
+      await second.openLease('after the restart');
+      await second.stop();
+      assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+    } finally {
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the spend the status shows', () => {
+  test("is counted from the chain's block times, as the spend check counts it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-shown-'));
+    const t0 = 1_000_000;
+    const minutes = (n: number) => n * 60_000;
+    // The lease ran 10 minutes on chain (its escrow ran out), while the gateway was down; it was
+    // recorded as ended when the gateway came back, 5 hours later.
+    const leaseId = 'cc'.repeat(32);
+    const state = {
+      txStatus: 'pending',
+      leases: [
+        {
+          id: leaseId,
+          pricePerHour: UNC.toString(),
+          status: 'closed',
+          startTime: t0,
+          escrowUntil: t0 + minutes(10),
+          closedTime: t0 + minutes(10),
+        },
+      ],
+    };
+    const node = mempoolOnlyNode([], state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      port: 0,
+      now: () => t0 + minutes(6 * 60),
+    });
+    try {
+      gw.store.putLease({
+        leaseId,
+        offerId: 'aa'.repeat(32),
+        chipId: 'bb'.repeat(32),
+        provider: 'unc1provider',
+        endpoint: 'http://127.0.0.1:1',
+        pricePerHour: UNC.toString(),
+        noticeMs: 60_000,
+        openedMs: t0,
+        closedMs: null,
+        closeReason: null,
+      });
+      gw.store.closeLease(leaseId, t0 + minutes(5 * 60), 'found ended');
+      await gw.start();
+      await (gw as unknown as { refreshLeases(): Promise<void> }).refreshLeases();
+      const shown = gw.status();
+      // Before: 5 UNC, five hours of a lease that cost ten minutes.
+      const tenMinutes = (UNC * BigInt(minutes(10)) + MS_PER_HOUR - 1n) / MS_PER_HOUR;
+      assert.equal(shown.spent, tenMinutes.toString());
+      assert.equal(shown.spentLastHour, '0');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
