@@ -538,7 +538,7 @@ export class ConsensusDriver {
     const { height, round, step, delayMs } = action;
     if (height !== this.chain.height + 1n) return delayMs;
     if (step === 'propose')
-      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs);
+      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs, round);
     if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round)) return 0;
     return delayMs;
   }
