@@ -5,6 +5,7 @@
  * for transactions of a block the node does not hold.
  */
 import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,14 @@ import {
 } from '@unc/core';
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
-import { compactOf, Rebuild, TxIndex, txsOfBlock, wireTxId } from '../../src/consensus/compact-block.js';
+import {
+  compactOf,
+  Rebuild,
+  TX_INDEX_MAX_BYTES,
+  TxIndex,
+  txsOfBlock,
+  wireTxId,
+} from '../../src/consensus/compact-block.js';
 import {
   compactProposalCodec,
   type ProposalMessage,
@@ -107,6 +115,40 @@ describe('compact blocks: the pure parts', () => {
     assert.ok(index.get(wireTxId(txs[2]!)));
     const block = fakeMessage(txs.slice(0, 2)).block;
     assert.deepEqual(txsOfBlock(block, [wireTxId(txs[1]!), wireTxId(txs[2]!)]), [txs[1]]);
+  });
+
+  test('the index is bounded in bytes: what left the mempool cannot pile up to 50,000 × 64 KiB', () => {
+    // Views over one buffer: distinct 64 KiB transactions (as far as the index can tell) without
+    // allocating what the old index would have held.
+    const txBytes = 64 * 1024;
+    const count = TX_INDEX_MAX_BYTES / txBytes + 100;
+    const pool = new Uint8Array(txBytes + count * 8);
+    randomFillSync(pool);
+    const index = new TxIndex();
+    const views: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const v = pool.subarray(i * 8, i * 8 + txBytes);
+      views.push(v);
+      index.add(v);
+    }
+    assert.ok(index.bytes <= TX_INDEX_MAX_BYTES, `${index.bytes} bytes held`);
+    assert.ok(index.size < count, `${index.size} of ${count} held`);
+    assert.equal(index.get(wireTxId(views[0]!)), undefined, 'the oldest went first');
+    assert.ok(index.get(wireTxId(views[count - 1]!)), 'the newest is held');
+  });
+
+  test('an answer holds each transaction once, however often a request names it (no amplifier)', () => {
+    const txs = [transfer(0n), transfer(1n)];
+    const block = fakeMessage(txs).block;
+    const id = wireTxId(txs[1]!);
+    assert.deepEqual(
+      txsOfBlock(
+        block,
+        Array.from({ length: 4_096 }, () => id),
+      ),
+      [txs[1]],
+    );
+    assert.deepEqual(txsOfBlock(block, [id, wireTxId(txs[0]!), id]), [txs[1], txs[0]]);
   });
 });
 
