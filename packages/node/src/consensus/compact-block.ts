@@ -19,13 +19,19 @@
  * - fetch floods: a node serves only transactions of a block it holds for the height being
  *   decided, and only those the request names; requests are bounded in ids and answers in bytes;
  * - memory: the index holds at most `maxEntries` transactions and `TX_INDEX_MAX_BYTES` (oldest
- *   dropped first), fetches run one per proposal and `MAX_FETCHES` at once;
+ *   dropped first), fetches run one per proposal and per peer, `MAX_FETCHES` at once per round;
+ * - slots: only a proposal the machine can use is fetched for: signed by its round's proposer,
+ *   for a round no later than the next (any validator can sign proposals out of turn or for its
+ *   turns far ahead, with ids nobody serves);
  * - amplification: an answer holds each transaction asked for once, however often it is named.
  */
 import { type Block, sha256, toHex } from '@unc/core';
 import type { CompactProposalMessage, ProposalMessage } from './wire.js';
 
-/** Fetches in flight at once (one per proposal of the current height). */
+/**
+ * Fetches in flight at once for one round (the current or the next; the earlier rounds of the
+ * height share one more): at most 2 × 4 + 1 rebuilds held, each at most a block's ids and bytes.
+ */
 export const MAX_FETCHES = 4;
 /** Peers asked in turn for a proposal's missing transactions before giving up. */
 export const MAX_FETCH_PEERS = 3;

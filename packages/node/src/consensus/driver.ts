@@ -202,6 +202,8 @@ export class ConsensusDriver {
    */
   private readonly fetching = new Set<string>();
   private readonly fetchingFrom = new Set<string>();
+  /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
+  private readonly fetchingRounds = new Map<string, number>();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
@@ -776,26 +778,50 @@ export class ConsensusDriver {
       missing: rebuild.missing().length,
     });
     if (!rebuild.complete) {
+      // Only a proposal the machine could use is worth a fetch: its round's own proposer's, for the
+      // round being decided or the next. A fetch slot is held until the peers asked give up (a
+      // request timeout each), so otherwise any validator could sign "proposals" out of turn or
+      // for its turns far ahead, with ids nobody serves, and keep every slot busy from a few peer
+      // ids: an honest proposal that needs a fetch would then be dropped at every node (a
+      // proposal for a later round is sent again, whole, once the round comes).
+      if (!this.worthFetching(proposal)) return 'ignore';
       // One fetch per compact message and per sending peer, a few at once: a copy of a message
       // being fetched adds nothing, and one peer cannot take every slot with altered copies.
+      // Slots are counted per round (the rounds before the current one share one): the proposer
+      // of the next round, signing many proposals for its own turn, cannot take the current
+      // round's slots, nor can anyone replaying earlier rounds' proposals.
       const content = toHex(sha256(data));
+      const current = this.machine.snapshot().round;
+      const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
+      const inSlot = this.fetchingRounds.get(slot) ?? 0;
       if (
         this.fetching.has(content) ||
         this.fetchingFrom.has(from) ||
-        this.fetching.size >= MAX_FETCHES ||
+        inSlot >= (proposal.round < current ? 1 : MAX_FETCHES) ||
         !this.network
       )
         return 'ignore';
       this.fetching.add(content);
       this.fetchingFrom.add(from);
+      this.fetchingRounds.set(slot, inSlot + 1);
       try {
         if (!(await this.fetchMissing(rebuild, from, this.network))) return 'ignore';
       } finally {
         this.fetching.delete(content);
         this.fetchingFrom.delete(from);
+        const left = (this.fetchingRounds.get(slot) ?? 1) - 1;
+        if (left > 0) this.fetchingRounds.set(slot, left);
+        else this.fetchingRounds.delete(slot);
       }
     }
     return this.routeProposal(rebuild.full(), from);
+  }
+
+  /** Whether a compact proposal of the height being decided could be used by the machine now. */
+  private worthFetching(proposal: Proposal): boolean {
+    if (proposal.height !== this.chain.height + 1n) return false;
+    if (proposal.round > this.machine.snapshot().round + 1) return false;
+    return equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round));
   }
 
   /**

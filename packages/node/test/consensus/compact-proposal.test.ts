@@ -16,6 +16,7 @@ import {
   envelopeFromSigned,
   equalBytes,
   parseUnc,
+  selectProposer,
   signProposal,
   signTransaction,
   toHex,
@@ -232,6 +233,76 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   // Now it holds the block, it serves the block's transactions, and only those named.
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
+});
+
+test('no fetch for a compact proposal the machine cannot use: signed out of turn, or for a round far ahead', async () => {
+  // A fetch slot is held until the peers asked give up, so such proposals with ids nobody serves,
+  // signed by any one validator and sent from a few peer ids, kept every slot busy: an honest
+  // proposal needing a fetch was then dropped at every node.
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const asked: string[] = [];
+  hub.join('relay', {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+    txs: (hash) => {
+      asked.push(toHex(hash));
+      return [];
+    },
+  });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const set = node.chain.validatorSet();
+  const beacon = node.chain.head.header.beacon;
+  const proposerOf = (round: number) =>
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+  // Only v0 runs: it stays in round 0 (no quorum to move on).
+  // Each block holds one transaction v0 never saw (a fee of its own makes it a different one).
+  const compactBy = (v: (typeof validators)[number], round: number, fee: string) => {
+    const { pending } = node.chain.buildProposal(
+      [envelopeFromBytes(transfer(0n, parseUnc(fee)))],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: v.seed, publicKey: v.publicKey },
+      () => false,
+    );
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
+      v.seed,
+    );
+    assert.equal(pending.block.txs.length, 1);
+    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+  };
+
+  const outOfTurn = validators.find(
+    (v) => !equalBytes(v.publicKey, proposerOf(0).publicKey) && v !== validators[0],
+  )!;
+  const bad = compactBy(outOfTurn, 0, '2');
+  assert.equal(await gossip('compact-proposal', bad.data, 'relay'), 'ignore');
+  const far = compactBy(proposerOf(50), 50, '3');
+  assert.equal(await gossip('compact-proposal', far.data, 'relay'), 'ignore');
+  assert.equal(asked.length, 0, 'nothing fetched for them');
+
+  // The control: the next round's own proposer's is fetched for (this relay serves nothing).
+  const round = [0, 1].find((r) => proposerOf(r) !== validators[0])!;
+  const good = compactBy(proposerOf(round), round, '4');
+  assert.equal(await gossip('compact-proposal', good.data, 'relay'), 'ignore');
+  assert.ok(asked.includes(good.hash), 'the usable proposal was fetched for');
 });
 
 function fakeMessage(txs: Uint8Array[]): ProposalMessage {
