@@ -305,6 +305,81 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
   assert.ok(asked.includes(good.hash), 'the usable proposal was fetched for');
 });
 
+test("the next round's proposer cannot take the current round's fetch slots", async () => {
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  // A full node (no validator key): both rounds' proposers are others, and it stays in round 0.
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('n0', handlers),
+  });
+  running.add(node);
+  const peers = ['p1', 'p2', 'p3', 'p4', 'relay'];
+  for (const id of peers)
+    hub.join(id, { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
+  // Every transaction request is held until the test lets it go (a peer stalling to its timeout).
+  const asked: string[] = [];
+  const held: (() => void)[] = [];
+  const net = hub.member('n0')!;
+  net.requestTxs = (_peer, hash) => {
+    asked.push(toHex(hash));
+    return new Promise((resolve) => held.push(() => resolve([])));
+  };
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const set = node.chain.validatorSet();
+  const beacon = node.chain.head.header.beacon;
+  const proposerOf = (round: number) =>
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+  const compactBy = (round: number, fee: string) => {
+    const v = proposerOf(round);
+    const { pending } = node.chain.buildProposal(
+      [envelopeFromBytes(transfer(0n, parseUnc(fee)))],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: v.seed, publicKey: v.publicKey },
+      () => false,
+    );
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
+      v.seed,
+    );
+    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+  };
+  // Round 1's proposer signs four proposals for its own turn, sent from four peers: all held.
+  const spam = [1, 2, 3, 4].map(async (i) =>
+    gossip('compact-proposal', compactBy(1, String(i + 1)).data, `p${i}`),
+  );
+  await waitUntil('the four fetches to start', () => asked.length === 4, { timeoutMs: 5_000, intervalMs: 5 });
+  // Round 0's genuine proposal still gets a fetch of its own.
+  const genuine = compactBy(0, '9');
+  const verdict = Promise.resolve(gossip('compact-proposal', genuine.data, 'relay'));
+  await waitUntil('the genuine proposal to be fetched for', () => asked.includes(genuine.hash), {
+    timeoutMs: 2_000,
+    intervalMs: 5,
+  }).catch(() => {});
+  const fetched = asked.includes(genuine.hash);
+  // Let every request go (each fetch asks up to three peers in turn).
+  let done = false;
+  const all = Promise.all([verdict, ...spam]).finally(() => {
+    done = true;
+  });
+  while (!done) {
+    for (const release of held.splice(0)) release();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await all;
+  assert.ok(fetched, "the current round's proposal was dropped: the next round's took every slot");
+});
+
 function fakeMessage(txs: Uint8Array[]): ProposalMessage {
   const zero = new Uint8Array(32);
   const header = {
