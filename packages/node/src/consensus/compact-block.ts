@@ -33,6 +33,12 @@ import type { CompactProposalMessage, ProposalMessage } from './wire.js';
  * height share one more): at most 2 × 4 + 1 rebuilds held, each at most a block's ids and bytes.
  */
 export const MAX_FETCHES = 4;
+/**
+ * Fetches in flight at once in all: the bound on the memory they hold. A fetch outlives its height
+ * until the request in flight ends (up to a request timeout), so the per-round counts alone would
+ * let stalled fetches of past heights pile up.
+ */
+export const MAX_FETCHES_IN_ALL = 2 * MAX_FETCHES + 1;
 /** Peers asked in turn for a proposal's missing transactions before giving up. */
 export const MAX_FETCH_PEERS = 3;
 

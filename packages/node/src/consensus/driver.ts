@@ -57,7 +57,14 @@ import {
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
-import { compactOf, MAX_FETCH_PEERS, MAX_FETCHES, Rebuild, txsOfBlock } from './compact-block.js';
+import {
+  compactOf,
+  MAX_FETCH_PEERS,
+  MAX_FETCHES,
+  MAX_FETCHES_IN_ALL,
+  Rebuild,
+  txsOfBlock,
+} from './compact-block.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
   checkCompactProposalGossip,
@@ -798,6 +805,7 @@ export class ConsensusDriver {
         this.fetching.has(content) ||
         this.fetchingFrom.has(from) ||
         inSlot >= (proposal.round < current ? 1 : MAX_FETCHES) ||
+        this.fetching.size >= MAX_FETCHES_IN_ALL ||
         !this.network
       )
         return 'ignore';
