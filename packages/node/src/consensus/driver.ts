@@ -798,7 +798,7 @@ export class ConsensusDriver {
       // of the next round, signing many proposals for its own turn, cannot take the current
       // round's slots, nor can anyone replaying earlier rounds' proposals.
       const content = toHex(sha256(data));
-      const current = this.machine.snapshot().round;
+      const current = this.roundAt(proposal.height);
       const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
       const inSlot = this.fetchingRounds.get(slot) ?? 0;
       if (
@@ -825,10 +825,18 @@ export class ConsensusDriver {
     return this.routeProposal(rebuild.full(), from);
   }
 
+  /**
+   * The round this node is in at `height`: the machine's, or 0 for the next height while the
+   * machine still holds the one just committed (the block-time wait before a height starts).
+   */
+  private roundAt(height: bigint): number {
+    return height === this.height ? this.machine.snapshot().round : 0;
+  }
+
   /** Whether a compact proposal of the height being decided could be used by the machine now. */
   private worthFetching(proposal: Proposal): boolean {
     if (proposal.height !== this.chain.height + 1n) return false;
-    if (proposal.round > this.machine.snapshot().round + 1) return false;
+    if (proposal.round > this.roundAt(proposal.height) + 1) return false;
     return equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round));
   }
 
