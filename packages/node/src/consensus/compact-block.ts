@@ -18,14 +18,27 @@
  * - an answer whose bytes do not hash to the id asked: dropped, the peer penalised;
  * - fetch floods: a node serves only transactions of a block it holds for the height being
  *   decided, and only those the request names; requests are bounded in ids and answers in bytes;
- * - memory: the index holds at most `maxEntries` transactions (oldest dropped first), fetches run
- *   one per proposal and `MAX_FETCHES` at once.
+ * - memory: the index holds at most `maxEntries` transactions and `TX_INDEX_MAX_BYTES` (oldest
+ *   dropped first), fetches run one per proposal and per peer, `MAX_FETCHES` at once per round;
+ * - slots: only a proposal the machine can use is fetched for: signed by its round's proposer,
+ *   for a round no later than the next (any validator can sign proposals out of turn or for its
+ *   turns far ahead, with ids nobody serves);
+ * - amplification: an answer holds each transaction asked for once, however often it is named.
  */
 import { type Block, sha256, toHex } from '@unc/core';
 import type { CompactProposalMessage, ProposalMessage } from './wire.js';
 
-/** Fetches in flight at once (one per proposal of the current height). */
+/**
+ * Fetches in flight at once for one round (the current or the next; the earlier rounds of the
+ * height share one more): at most 2 × 4 + 1 rebuilds held, each at most a block's ids and bytes.
+ */
 export const MAX_FETCHES = 4;
+/**
+ * Fetches in flight at once in all: the bound on the memory they hold. A fetch outlives its height
+ * until the request in flight ends (up to a request timeout), so the per-round counts alone would
+ * let stalled fetches of past heights pile up.
+ */
+export const MAX_FETCHES_IN_ALL = 2 * MAX_FETCHES + 1;
 /** Peers asked in turn for a proposal's missing transactions before giving up. */
 export const MAX_FETCH_PEERS = 3;
 
@@ -47,27 +60,46 @@ export function compactOf(msg: ProposalMessage): CompactProposalMessage {
 }
 
 /**
- * Transactions this node holds by wire id: those it admitted (from RPC or gossip) and those of
- * blocks it built or rebuilt. Bounded: past `maxEntries` the oldest go first (a block that needs
- * one of those fetches it).
+ * The bytes the index holds at most: the mempool's own byte cap. A count alone bounds nothing
+ * useful: transactions are up to 64 KiB, and the index keeps what left the mempool (replaced,
+ * evicted by a higher fee, included), which costs a spammer nothing, so 50,000 of them would be
+ * 3.2 GB held on every node.
+ */
+export const TX_INDEX_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Transactions this node holds by wire id: those it admitted (from RPC or gossip). Bounded in
+ * count and bytes: past either, the oldest go first (a block that needs one of those fetches it).
  */
 export class TxIndex {
   private readonly byId = new Map<string, Uint8Array>();
+  private heldBytes = 0;
 
-  constructor(private readonly maxEntries = 50_000) {}
+  constructor(
+    private readonly maxEntries = 50_000,
+    private readonly maxBytes = TX_INDEX_MAX_BYTES,
+  ) {}
 
   get size(): number {
     return this.byId.size;
   }
 
+  /** The transaction bytes held. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
   add(bytes: Uint8Array): void {
+    if (bytes.byteLength > this.maxBytes) return;
     const id = toHex(wireTxId(bytes));
     if (this.byId.has(id)) return;
-    if (this.byId.size >= this.maxEntries) {
-      const oldest = this.byId.keys().next().value as string;
+    while (this.byId.size >= this.maxEntries || this.heldBytes + bytes.byteLength > this.maxBytes) {
+      const [oldest, held] = this.byId.entries().next().value as [string, Uint8Array];
       this.byId.delete(oldest);
+      this.heldBytes -= held.byteLength;
     }
     this.byId.set(id, bytes);
+    this.heldBytes += bytes.byteLength;
   }
 
   get(id: Uint8Array): Uint8Array | undefined {
@@ -143,7 +175,11 @@ export class Rebuild {
 /** Each held block's transactions by wire id, hashed once however many requests it answers. */
 const wireIdsOf = new WeakMap<Block, Map<string, Uint8Array>>();
 
-/** The transactions of `block` that `ids` name, in the order asked (a fetch answer). */
+/**
+ * The transactions of `block` that `ids` name, in the order asked (a fetch answer), each once: a
+ * request naming one large transaction thousands of times would otherwise turn a few KiB asked
+ * into the whole answer budget sent (an amplifier for anyone who can open a stream).
+ */
 export function txsOfBlock(block: Block, ids: readonly Uint8Array[]): Uint8Array[] {
   let byId = wireIdsOf.get(block);
   if (!byId) {
@@ -152,9 +188,14 @@ export function txsOfBlock(block: Block, ids: readonly Uint8Array[]): Uint8Array
     wireIdsOf.set(block, byId);
   }
   const out: Uint8Array[] = [];
+  const sent = new Set<string>();
   for (const id of ids) {
-    const tx = byId.get(toHex(id));
-    if (tx) out.push(tx);
+    const key = toHex(id);
+    const tx = byId.get(key);
+    if (tx && !sent.has(key)) {
+      sent.add(key);
+      out.push(tx);
+    }
   }
   return out;
 }

@@ -57,7 +57,14 @@ import {
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
-import { compactOf, MAX_FETCH_PEERS, MAX_FETCHES, Rebuild, txsOfBlock } from './compact-block.js';
+import {
+  compactOf,
+  MAX_FETCH_PEERS,
+  MAX_FETCHES,
+  MAX_FETCHES_IN_ALL,
+  Rebuild,
+  txsOfBlock,
+} from './compact-block.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
   checkCompactProposalGossip,
@@ -202,6 +209,8 @@ export class ConsensusDriver {
    */
   private readonly fetching = new Set<string>();
   private readonly fetchingFrom = new Set<string>();
+  /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
+  private readonly fetchingRounds = new Map<string, number>();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
@@ -538,7 +547,7 @@ export class ConsensusDriver {
     const { height, round, step, delayMs } = action;
     if (height !== this.chain.height + 1n) return delayMs;
     if (step === 'propose')
-      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs);
+      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs, round);
     if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round)) return 0;
     return delayMs;
   }
@@ -776,26 +785,59 @@ export class ConsensusDriver {
       missing: rebuild.missing().length,
     });
     if (!rebuild.complete) {
+      // Only a proposal the machine could use is worth a fetch: its round's own proposer's, for the
+      // round being decided or the next. A fetch slot is held until the peers asked give up (a
+      // request timeout each), so otherwise any validator could sign "proposals" out of turn or
+      // for its turns far ahead, with ids nobody serves, and keep every slot busy from a few peer
+      // ids: an honest proposal that needs a fetch would then be dropped at every node (a
+      // proposal for a later round is sent again, whole, once the round comes).
+      if (!this.worthFetching(proposal)) return 'ignore';
       // One fetch per compact message and per sending peer, a few at once: a copy of a message
       // being fetched adds nothing, and one peer cannot take every slot with altered copies.
+      // Slots are counted per round (the rounds before the current one share one): the proposer
+      // of the next round, signing many proposals for its own turn, cannot take the current
+      // round's slots, nor can anyone replaying earlier rounds' proposals.
       const content = toHex(sha256(data));
+      const current = this.roundAt(proposal.height);
+      const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
+      const inSlot = this.fetchingRounds.get(slot) ?? 0;
       if (
         this.fetching.has(content) ||
         this.fetchingFrom.has(from) ||
-        this.fetching.size >= MAX_FETCHES ||
+        inSlot >= (proposal.round < current ? 1 : MAX_FETCHES) ||
+        this.fetching.size >= MAX_FETCHES_IN_ALL ||
         !this.network
       )
         return 'ignore';
       this.fetching.add(content);
       this.fetchingFrom.add(from);
+      this.fetchingRounds.set(slot, inSlot + 1);
       try {
         if (!(await this.fetchMissing(rebuild, from, this.network))) return 'ignore';
       } finally {
         this.fetching.delete(content);
         this.fetchingFrom.delete(from);
+        const left = (this.fetchingRounds.get(slot) ?? 1) - 1;
+        if (left > 0) this.fetchingRounds.set(slot, left);
+        else this.fetchingRounds.delete(slot);
       }
     }
     return this.routeProposal(rebuild.full(), from);
+  }
+
+  /**
+   * The round this node is in at `height`: the machine's, or 0 for the next height while the
+   * machine still holds the one just committed (the block-time wait before a height starts).
+   */
+  private roundAt(height: bigint): number {
+    return height === this.height ? this.machine.snapshot().round : 0;
+  }
+
+  /** Whether a compact proposal of the height being decided could be used by the machine now. */
+  private worthFetching(proposal: Proposal): boolean {
+    if (proposal.height !== this.chain.height + 1n) return false;
+    if (proposal.round > this.roundAt(proposal.height) + 1) return false;
+    return equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round));
   }
 
   /**

@@ -93,10 +93,20 @@ export class ProposerLiveness {
     return this.isAbsent(validator, height) || this.missed.has(idOf(validator));
   }
 
-  /** The propose timeout to use for a round of `proposer` at `height`, given the machine's. */
-  proposeTimeout(proposer: Uint8Array, height: bigint, delayMs: number): number {
-    if (this.isAbsent(proposer, height)) return Math.min(delayMs, this.opts.absentProposeMs);
-    if (this.missed.has(idOf(proposer))) return Math.min(delayMs, this.opts.shortProposeMs);
+  /**
+   * The propose timeout to use for `round` of `proposer` at `height`, given the machine's.
+   *
+   * The short waits double with each round, so they still grow without bound like the machine's:
+   * Tendermint is live only because, once messages arrive within some unknown delay, a round's
+   * timeouts eventually exceed it. A wait fixed at 500 ms would hold a proposer whose proposal
+   * needs longer (a far region, a big block on a loaded network) to the short wait for good (it
+   * never proposes "in time" again), and once every proposer is so marked, after a partition
+   * that timed everyone out, no round could ever succeed. At round 0 the wait is the short one.
+   */
+  proposeTimeout(proposer: Uint8Array, height: bigint, delayMs: number, round: number): number {
+    const grown = (ms: number) => Math.min(delayMs, ms * 2 ** Math.max(0, round));
+    if (this.isAbsent(proposer, height)) return grown(this.opts.absentProposeMs);
+    if (this.missed.has(idOf(proposer))) return grown(this.opts.shortProposeMs);
     return delayMs;
   }
 

@@ -5,6 +5,7 @@
  * for transactions of a block the node does not hold.
  */
 import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,13 +16,21 @@ import {
   envelopeFromSigned,
   equalBytes,
   parseUnc,
+  selectProposer,
   signProposal,
   signTransaction,
   toHex,
 } from '@unc/core';
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
-import { compactOf, Rebuild, TxIndex, txsOfBlock, wireTxId } from '../../src/consensus/compact-block.js';
+import {
+  compactOf,
+  Rebuild,
+  TX_INDEX_MAX_BYTES,
+  TxIndex,
+  txsOfBlock,
+  wireTxId,
+} from '../../src/consensus/compact-block.js';
 import {
   compactProposalCodec,
   type ProposalMessage,
@@ -108,6 +117,40 @@ describe('compact blocks: the pure parts', () => {
     const block = fakeMessage(txs.slice(0, 2)).block;
     assert.deepEqual(txsOfBlock(block, [wireTxId(txs[1]!), wireTxId(txs[2]!)]), [txs[1]]);
   });
+
+  test('the index is bounded in bytes: what left the mempool cannot pile up to 50,000 × 64 KiB', () => {
+    // Views over one buffer: distinct 64 KiB transactions (as far as the index can tell) without
+    // allocating what the old index would have held.
+    const txBytes = 64 * 1024;
+    const count = TX_INDEX_MAX_BYTES / txBytes + 100;
+    const pool = new Uint8Array(txBytes + count * 8);
+    randomFillSync(pool);
+    const index = new TxIndex();
+    const views: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const v = pool.subarray(i * 8, i * 8 + txBytes);
+      views.push(v);
+      index.add(v);
+    }
+    assert.ok(index.bytes <= TX_INDEX_MAX_BYTES, `${index.bytes} bytes held`);
+    assert.ok(index.size < count, `${index.size} of ${count} held`);
+    assert.equal(index.get(wireTxId(views[0]!)), undefined, 'the oldest went first');
+    assert.ok(index.get(wireTxId(views[count - 1]!)), 'the newest is held');
+  });
+
+  test('an answer holds each transaction once, however often a request names it (no amplifier)', () => {
+    const txs = [transfer(0n), transfer(1n)];
+    const block = fakeMessage(txs).block;
+    const id = wireTxId(txs[1]!);
+    assert.deepEqual(
+      txsOfBlock(
+        block,
+        Array.from({ length: 4_096 }, () => id),
+      ),
+      [txs[1]],
+    );
+    assert.deepEqual(txsOfBlock(block, [id, wireTxId(txs[0]!), id]), [txs[1], txs[0]]);
+  });
 });
 
 test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missing answers leave the proposal unused', async () => {
@@ -190,6 +233,151 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   // Now it holds the block, it serves the block's transactions, and only those named.
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
+});
+
+test('no fetch for a compact proposal the machine cannot use: signed out of turn, or for a round far ahead', async () => {
+  // A fetch slot is held until the peers asked give up, so such proposals with ids nobody serves,
+  // signed by any one validator and sent from a few peer ids, kept every slot busy: an honest
+  // proposal needing a fetch was then dropped at every node.
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const asked: string[] = [];
+  hub.join('relay', {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+    txs: (hash) => {
+      asked.push(toHex(hash));
+      return [];
+    },
+  });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const set = node.chain.validatorSet();
+  const beacon = node.chain.head.header.beacon;
+  const proposerOf = (round: number) =>
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+  // Only v0 runs: it stays in round 0 (no quorum to move on).
+  // Each block holds one transaction v0 never saw (a fee of its own makes it a different one).
+  const compactBy = (v: (typeof validators)[number], round: number, fee: string) => {
+    const { pending } = node.chain.buildProposal(
+      [envelopeFromBytes(transfer(0n, parseUnc(fee)))],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: v.seed, publicKey: v.publicKey },
+      () => false,
+    );
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
+      v.seed,
+    );
+    assert.equal(pending.block.txs.length, 1);
+    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+  };
+
+  const outOfTurn = validators.find(
+    (v) => !equalBytes(v.publicKey, proposerOf(0).publicKey) && v !== validators[0],
+  )!;
+  const bad = compactBy(outOfTurn, 0, '2');
+  assert.equal(await gossip('compact-proposal', bad.data, 'relay'), 'ignore');
+  const far = compactBy(proposerOf(50), 50, '3');
+  assert.equal(await gossip('compact-proposal', far.data, 'relay'), 'ignore');
+  assert.equal(asked.length, 0, 'nothing fetched for them');
+
+  // The control: the next round's own proposer's is fetched for (this relay serves nothing).
+  const round = [0, 1].find((r) => proposerOf(r) !== validators[0])!;
+  const good = compactBy(proposerOf(round), round, '4');
+  assert.equal(await gossip('compact-proposal', good.data, 'relay'), 'ignore');
+  assert.ok(asked.includes(good.hash), 'the usable proposal was fetched for');
+});
+
+test("the next round's proposer cannot take the current round's fetch slots", async () => {
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  // A full node (no validator key): both rounds' proposers are others, and it stays in round 0.
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('n0', handlers),
+  });
+  running.add(node);
+  const peers = ['p1', 'p2', 'p3', 'p4', 'relay'];
+  for (const id of peers)
+    hub.join(id, { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
+  // Every transaction request is held until the test lets it go (a peer stalling to its timeout).
+  const asked: string[] = [];
+  const held: (() => void)[] = [];
+  const net = hub.member('n0')!;
+  net.requestTxs = (_peer, hash) => {
+    asked.push(toHex(hash));
+    return new Promise((resolve) => held.push(() => resolve([])));
+  };
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const set = node.chain.validatorSet();
+  const beacon = node.chain.head.header.beacon;
+  const proposerOf = (round: number) =>
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+  const compactBy = (round: number, fee: string) => {
+    const v = proposerOf(round);
+    const { pending } = node.chain.buildProposal(
+      [envelopeFromBytes(transfer(0n, parseUnc(fee)))],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: v.seed, publicKey: v.publicKey },
+      () => false,
+    );
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
+      v.seed,
+    );
+    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+  };
+  // Round 1's proposer signs four proposals for its own turn, sent from four peers: all held.
+  const spam = [1, 2, 3, 4].map(async (i) =>
+    gossip('compact-proposal', compactBy(1, String(i + 1)).data, `p${i}`),
+  );
+  await waitUntil('the four fetches to start', () => asked.length === 4, { timeoutMs: 5_000, intervalMs: 5 });
+  // Round 0's genuine proposal still gets a fetch of its own.
+  const genuine = compactBy(0, '9');
+  const verdict = Promise.resolve(gossip('compact-proposal', genuine.data, 'relay'));
+  await waitUntil('the genuine proposal to be fetched for', () => asked.includes(genuine.hash), {
+    timeoutMs: 2_000,
+    intervalMs: 5,
+  }).catch(() => {});
+  const fetched = asked.includes(genuine.hash);
+  // Let every request go (each fetch asks up to three peers in turn).
+  let done = false;
+  const all = Promise.all([verdict, ...spam]).finally(() => {
+    done = true;
+  });
+  while (!done) {
+    for (const release of held.splice(0)) release();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await all;
+  assert.ok(fetched, "the current round's proposal was dropped: the next round's took every slot");
 });
 
 function fakeMessage(txs: Uint8Array[]): ProposalMessage {
