@@ -155,6 +155,12 @@ const MAX_PENDING_BLOCKS = 16;
 const VERIFIED_CACHE = 20_000;
 /** Peers remembered for the per-peer catch-up limit; beyond it the oldest are forgotten. */
 const MAX_CATCH_UP_PEERS = 4_096;
+/**
+ * Catch-ups per interval over all peers: peer ids cost nothing to make, so the per-peer limit
+ * alone lets a crowd of fresh identities buy a height's messages each. A healing split of 100
+ * validators needs 50.
+ */
+const MAX_CATCH_UPS_PER_INTERVAL = 256;
 
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
@@ -183,6 +189,7 @@ export class ConsensusDriver {
   private readonly peerCatchUpIntervalMs: number;
   /** When each peer last got a catch-up (oldest first), for the once-per-interval limit. */
   private readonly caughtUpAt = new Map<string, number>();
+  private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0 };
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
 
@@ -1052,17 +1059,24 @@ export class ConsensusDriver {
 
   /**
    * A peer connected: it gets this height's proposals and votes, sent to it alone, at most once
-   * per `peerCatchUpIntervalMs` however often it reconnects. What it misses beyond that (a link
+   * per `peerCatchUpIntervalMs` however often it reconnects, and no more than
+   * MAX_CATCH_UPS_PER_INTERVAL peers in all per interval. What it misses beyond that (a link
    * that flaps inside the interval) the stall re-gossip and sync recover.
    */
   private peerConnected(peer: string): void {
     if (this.stopped) return;
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
-    if (last !== undefined && now - last < this.peerCatchUpIntervalMs) {
+    if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
+      this.catchUpWindow = { start: now, count: 0 };
+    if (
+      (last !== undefined && now - last < this.peerCatchUpIntervalMs) ||
+      this.catchUpWindow.count >= MAX_CATCH_UPS_PER_INTERVAL
+    ) {
       this.catchUpStats.refused++;
       return;
     }
+    this.catchUpWindow.count++;
     this.caughtUpAt.delete(peer);
     this.caughtUpAt.set(peer, now);
     if (this.caughtUpAt.size > MAX_CATCH_UP_PEERS) {
