@@ -402,6 +402,7 @@ class FakeNetwork implements Network {
     throw new Error('no peers');
   }
   penalize(): void {}
+  async sendDirect(): Promise<void> {}
   onPeerConnected(): () => void {
     return () => {};
   }

@@ -5,6 +5,7 @@ import * as lp from 'it-length-prefixed';
 import { createLogger, silentLogger } from '../src/log.js';
 import {
   blocksProtocol,
+  directProtocol,
   type Libp2pNetwork,
   type NetworkOptions,
   PeerRequestError,
@@ -205,6 +206,41 @@ test('an oversized message is dropped and scores its sender down; publish refuse
   );
   assert.equal(scoreOf(small.net, big.net.peerId), before - 20);
   await Promise.all([big.net.stop(), small.net.stop()]);
+});
+
+test('a direct send reaches that peer alone, checked like gossip and never relayed; a malformed frame costs the sender', async () => {
+  const a = await node(71);
+  const b = await node(72);
+  const c = await node(73);
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await b.net.dial(c.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net) && handshaken(b.net, c.net), 'handshakes');
+  const before = scoreOf(b.net, a.net.peerId)!;
+  await a.net.sendDirect(b.net.peerId, [
+    { topic: 'vote', data: new Uint8Array([1, 2]) },
+    { topic: 'proposal', data: new Uint8Array([3]) },
+    { topic: 'vote', data: new Uint8Array([0xff]) },
+  ]);
+  await waitFor(() => b.received.length === 3, 'the three direct messages');
+  assert.deepEqual(
+    b.received.map((r) => [r.topic, [...r.data], r.from]),
+    [
+      ['vote', [1, 2], a.net.peerId],
+      ['proposal', [3], a.net.peerId],
+      ['vote', [0xff], a.net.peerId],
+    ],
+  );
+  await waitFor(() => scoreOf(b.net, a.net.peerId) === before - 10, 'the rejected one to cost its sender');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(c.received.length, 0, 'a direct message is not relayed');
+  // A frame with an unknown topic index: dropped, with the rest of the stream, and scored.
+  const stream = await a.net.libp2p.dialProtocol(peerIdFromString(b.net.peerId), directProtocol(CHAIN));
+  stream.send(lp.encode.single(new Uint8Array([200, 1])));
+  stream.send(lp.encode.single(new Uint8Array([4, 9])));
+  await stream.close().catch(() => undefined);
+  await waitFor(() => (scoreOf(b.net, a.net.peerId) ?? 0) < before - 10, 'the malformed frame to cost');
+  assert.equal(b.received.length, 3);
+  await Promise.all([a.net.stop(), b.net.stop(), c.net.stop()]);
 });
 
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {

@@ -41,8 +41,10 @@ import {
 } from './frames.js';
 import {
   type ChainStatus,
+  type DirectMessage,
   type GossipTopic,
   MAX_BLOCKS_PER_REQUEST,
+  MAX_DIRECT_MESSAGES,
   MAX_TXS_PER_REQUEST,
   type Network,
   type NetworkHandlers,
@@ -161,6 +163,14 @@ export function blocksProtocol(chainId: string): string {
 
 export function txsProtocol(chainId: string): string {
   return `/unc/${chainId}/txs/1`;
+}
+
+/**
+ * Gossip messages pushed to one peer (`sendDirect`, the catch-up of a new connection): frames of
+ * a topic byte (its index in GOSSIP_TOPICS) and the message, one stream per catch-up.
+ */
+export function directProtocol(chainId: string): string {
+  return `/unc/${chainId}/direct/1`;
 }
 
 type RequestKind = 'status' | 'blocks' | 'txs';
@@ -345,6 +355,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       maxInboundStreams: 2,
       maxOutboundStreams: 4,
     });
+    // One catch-up at a time per connection, each way: a peer that reconnects or pushes again
+    // waits for the stream before it; one that does not read holds only its own stream.
+    await this.node.handle(directProtocol(opts.chainId), (s, c) => this.receiveDirect(s, c), {
+      maxInboundStreams: 1,
+      maxOutboundStreams: 1,
+    });
     const pubsub = this.node.services.pubsub;
     pubsub.addEventListener('gossipsub:message', (evt) => {
       const { propagationSource, msgId, msg } = evt.detail;
@@ -385,6 +401,86 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       throw new RangeError(`${topic} message of ${data.byteLength} bytes exceeds the limit of ${max}`);
     }
     await this.node.services.pubsub.publish(gossipTopicName(this.opts.chainId, topic), data);
+  }
+
+  async sendDirect(peer: string, messages: readonly DirectMessage[]): Promise<void> {
+    if (messages.length === 0 || this.stopped) return;
+    if (messages.length > MAX_DIRECT_MESSAGES)
+      throw new RangeError(`a direct send carries at most ${MAX_DIRECT_MESSAGES} messages`);
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const stream = await this.node.dialProtocol(peerIdFromString(peer), directProtocol(this.opts.chainId), {
+      signal,
+    });
+    // A peer that never reads costs us one stream until the deadline, no more.
+    const onAbort = () => stream.abort(new Error('direct send timed out'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (const { topic, data } of messages) {
+        const index = GOSSIP_TOPICS.indexOf(topic);
+        if (index < 0 || data.byteLength > this.maxBytes[topic]) continue;
+        const frame = new Uint8Array(1 + data.byteLength);
+        frame[0] = index;
+        frame.set(data, 1);
+        await sendFrame(stream, frame, signal);
+      }
+      await stream.close({ signal });
+    } catch (err) {
+      stream.abort(err as Error);
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** A peer's catch-up: each message checked like gossip (and scored), never forwarded. */
+  private async receiveDirect(stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString();
+    if (this.isBanned(peer)) {
+      stream.abort(new Error('peer is banned'));
+      return;
+    }
+    const largest = Math.max(...GOSSIP_TOPICS.map((t) => this.maxBytes[t]));
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const onAbort = () => stream.abort(new Error('direct receive timed out'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    let count = 0;
+    try {
+      for await (const chunk of lp.decode(stream, { maxDataLength: largest + 1 })) {
+        const frame = chunk.subarray();
+        const topic = GOSSIP_TOPICS[frame[0] ?? 255];
+        if (
+          ++count > MAX_DIRECT_MESSAGES ||
+          topic === undefined ||
+          frame.byteLength - 1 > this.maxBytes[topic]
+        ) {
+          this.scoreDown(peer, PENALTY.invalidGossip, 'malformed direct message');
+          stream.abort(new Error('malformed direct message'));
+          return;
+        }
+        let verdict: Verdict = 'ignore';
+        try {
+          verdict = await this.opts.handlers.onGossip(topic, frame.subarray(1), peer);
+        } catch (err) {
+          this.log.error('direct message validation threw; ignoring it', {
+            topic,
+            peer,
+            error: err as Error,
+          });
+        }
+        if (verdict === 'reject')
+          this.scoreDown(peer, PENALTY.invalidGossip, `invalid direct ${topic} message`);
+        if (this.stopped || this.isBanned(peer)) {
+          stream.abort(new Error('stopped'));
+          return;
+        }
+      }
+      await stream.close({ signal });
+    } catch (err) {
+      if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
+      stream.abort(err as Error);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   private async validate(msgId: string, from: string, wireTopic: string, data: Uint8Array): Promise<void> {

@@ -71,8 +71,23 @@ export interface Network {
    * genesis), so its status is already in `peers()`. Returns the unsubscribe function.
    */
   onPeerConnected(listener: (peer: string) => void): () => void;
+  /**
+   * Sends gossip messages to one peer only, not relayed by it (the catch-up of a newly connected
+   * peer: the consensus messages it missed). The peer checks each like gossip. Resolves when sent
+   * or given up on (a peer that does not read is not waited for).
+   */
+  sendDirect(peer: string, messages: readonly DirectMessage[]): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** One gossip message sent to a single peer (`Network.sendDirect`). */
+export interface DirectMessage {
+  topic: GossipTopic;
+  data: Uint8Array;
+}
+
+/** Most messages one catch-up carries: a height's proposals and votes of a few rounds. */
+export const MAX_DIRECT_MESSAGES = 2_048;
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
 /** Wire ids per transaction request (32 bytes each: a 128 KiB request). */

@@ -8,7 +8,14 @@
  * round trip and fail if the link is down when they are sent or answered.
  */
 import type { SimRng } from '@unc/core';
-import type { ChainStatus, GossipTopic, Network, NetworkHandlers, PeerInfo } from '../p2p/types.js';
+import type {
+  ChainStatus,
+  DirectMessage,
+  GossipTopic,
+  Network,
+  NetworkHandlers,
+  PeerInfo,
+} from '../p2p/types.js';
 import type { VirtualClock } from './virtual-clock.js';
 
 /** One-way latency between two nodes, by where they are. */
@@ -42,6 +49,8 @@ export interface NetworkStats {
   sent: number;
   delivered: number;
   dropped: number;
+  /** Of `sent`, those sent to one peer only (the catch-up of a newly connected peer). */
+  direct: number;
   /** Messages a receiver's checks rejected (the verdict that scores a peer down), by `from>to`. */
   rejected: Record<string, number>;
 }
@@ -54,7 +63,7 @@ export class SimNetwork {
   /** Partition groups: nodes in different groups cannot reach each other. Null: no partition. */
   private groups: Map<string, number> | null = null;
   loss = 0;
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, rejected: {} };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, direct: 0, rejected: {} };
 
   constructor(
     readonly clock: VirtualClock,
@@ -231,6 +240,20 @@ export class SimPeerNetwork implements Network {
     }
     for (const m of this.outgoing(topic, data, peers))
       for (const peer of m.to ?? peers) this.hub.send(this.peerId, peer, topic, m.data);
+  }
+
+  /** To one peer only; a Byzantine node's rewrite applies as to gossip, limited to that peer. */
+  async sendDirect(peer: string, messages: readonly DirectMessage[]): Promise<void> {
+    if (this.down) return;
+    this.hub.stats.direct += messages.length;
+    for (const { topic, data } of messages) {
+      if (!this.outgoing) {
+        this.hub.send(this.peerId, peer, topic, data);
+        continue;
+      }
+      for (const m of this.outgoing(topic, data, [peer]))
+        if (!m.to || m.to.includes(peer)) this.hub.send(this.peerId, peer, topic, m.data);
+    }
   }
 
   peers(): PeerInfo[] {

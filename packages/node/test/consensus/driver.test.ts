@@ -361,3 +361,45 @@ test('evidence of a validator that voted twice, gossiped to a validator, is put 
     for (const n of nodes) await stopNode(n);
   }
 });
+
+test('a peer that reconnects in a loop gets one catch-up per block interval, sent to it alone; fresh identities are capped in all', async () => {
+  const hub = new MemoryNetworkHub();
+  // One validator of four: it cannot decide, so its height and its messages stay put.
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  const published: string[] = [];
+  const publish = net.publish.bind(net);
+  net.publish = async (topic, data) => {
+    published.push(topic);
+    return publish(topic, data);
+  };
+  const direct: { peer: string; messages: number }[] = [];
+  net.sendDirect = async (peer, messages) => {
+    direct.push({ peer, messages: messages.length });
+  };
+  await until(
+    'a vote of its own to catch peers up with',
+    () => node.driver.position.round >= 0 && published.includes('vote'),
+    5_000,
+  ).catch(() => undefined);
+  const stats = node.driver.catchUpStats;
+  const before = { ...stats };
+  const publishedBefore = published.length;
+  // 50 reconnections of one peer, at once: one catch-up, to it.
+  for (let i = 0; i < 50; i++) net.connected('churner');
+  // 300 peer ids never seen before, at once: at most 256 catch-ups in the interval.
+  for (let i = 0; i < 300; i++) net.connected(`fresh-${i}`);
+  await until(
+    'the catch-ups to be sent',
+    () => direct.length >= 1 + 255 || stats.sent - before.sent >= 256,
+    5_000,
+  ).catch(() => undefined);
+  assert.equal(direct.filter((d) => d.peer === 'churner').length, 1, 'one catch-up for 50 reconnections');
+  assert.ok(stats.refused - before.refused >= 49 + 44, `refused ${stats.refused - before.refused}`);
+  assert.ok(direct.length <= 256, `${direct.length} catch-ups`);
+  for (const d of direct) assert.ok(d.messages <= 2_048);
+  // None of it went to every peer: publishes since are the node's own consensus traffic only
+  // (a round's prevote and precommit at most), not 351 re-broadcasts.
+  assert.ok(published.length - publishedBefore < 20, `${published.length - publishedBefore} publishes`);
+  await stopNode(node);
+});

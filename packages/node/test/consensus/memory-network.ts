@@ -5,7 +5,14 @@
  * the receiver's own validation, as gossipsub does for a full mesh; peers can be cut off and
  * rejoined to simulate crashes and partitions. Not for production use.
  */
-import type { ChainStatus, GossipTopic, Network, NetworkHandlers, PeerInfo } from '../../src/p2p/types.js';
+import type {
+  ChainStatus,
+  DirectMessage,
+  GossipTopic,
+  Network,
+  NetworkHandlers,
+  PeerInfo,
+} from '../../src/p2p/types.js';
 
 export class MemoryNetworkHub {
   private readonly members = new Map<string, MemoryNetworkForTests>();
@@ -69,6 +76,12 @@ export class MemoryNetworkForTests implements Network {
   async publish(topic: GossipTopic, data: Uint8Array): Promise<void> {
     if (this.stopped) return;
     for (const other of this.hub.others(this.peerId)) other.deliver(topic, data.slice(), this.peerId);
+  }
+
+  async sendDirect(peer: string, messages: readonly DirectMessage[]): Promise<void> {
+    if (this.stopped) return;
+    const target = this.hub.member(peer);
+    for (const { topic, data } of messages) target?.deliver(topic, data.slice(), this.peerId);
   }
 
   peers(): PeerInfo[] {
