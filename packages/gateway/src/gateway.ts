@@ -907,18 +907,7 @@ export class Gateway {
         throw new Error('the lease transaction opened no lease');
       }
       const lease = await this.client.getLease(opened.leaseId);
-      const row: LeaseRow = {
-        leaseId: lease.id,
-        offerId: lease.offerId,
-        chipId: lease.chipId,
-        provider: lease.provider,
-        endpoint: lease.endpoint,
-        pricePerHour: lease.pricePerHour,
-        noticeMs: best.noticeMs,
-        openedMs: this.now(),
-        closedMs: null,
-        closeReason: null,
-      };
+      const row = openLeaseRow(lease, best.noticeMs, this.now());
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
@@ -979,18 +968,7 @@ export class Gateway {
         if (opened && !this.store.leases().some((r) => r.leaseId === opened.leaseId)) {
           const lease = await this.client.getLease(opened.leaseId).catch(() => null);
           if (!lease) continue;
-          this.store.putLease({
-            leaseId: lease.id,
-            offerId: lease.offerId,
-            chipId: lease.chipId,
-            provider: lease.provider,
-            endpoint: lease.endpoint,
-            pricePerHour: lease.pricePerHour,
-            noticeMs: open.noticeMs,
-            openedMs: this.now(),
-            closedMs: null,
-            closeReason: null,
-          });
+          this.store.putLease(openLeaseRow(lease, open.noticeMs, this.now()));
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
         this.forgetOpen(hash);
@@ -1676,4 +1654,20 @@ async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown
 /** The content hash (hex) of an ONNX file, as providers store it. */
 export function modelHashOf(bytes: Uint8Array): string {
   return toHex(contentHash(bytes));
+}
+
+/** The store's row for a lease the chain just opened for this gateway. */
+function openLeaseRow(lease: LeaseJson, noticeMs: number, openedMs: number): LeaseRow {
+  return {
+    leaseId: lease.id,
+    offerId: lease.offerId,
+    chipId: lease.chipId,
+    provider: lease.provider,
+    endpoint: lease.endpoint,
+    pricePerHour: lease.pricePerHour,
+    noticeMs,
+    openedMs,
+    closedMs: null,
+    closeReason: null,
+  };
 }
