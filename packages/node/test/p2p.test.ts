@@ -243,6 +243,22 @@ test('a direct send reaches that peer alone, checked like gossip and never relay
   await Promise.all([a.net.stop(), b.net.stop(), c.net.stop()]);
 });
 
+test("a direct proposal over 4 MiB (the length-prefix library's default bound) reaches the peer", async () => {
+  const a = await node(74);
+  const b = await node(75);
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net), 'handshake');
+  // A full block is up to 8 MiB: the catch-up sent it as a frame the sender's own encoder refused.
+  const big = new Uint8Array(5 * 1024 * 1024).fill(7);
+  await a.net.sendDirect(b.net.peerId, [
+    { topic: 'proposal', data: big },
+    { topic: 'vote', data: new Uint8Array([1]) },
+  ]);
+  await waitFor(() => b.received.length === 2, 'the large proposal and the vote after it');
+  assert.equal(b.received[0]!.data.byteLength, big.byteLength);
+  await Promise.all([a.net.stop(), b.net.stop()]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {

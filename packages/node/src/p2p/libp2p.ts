@@ -235,8 +235,13 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * One length-prefixed frame. Callers bound what they send (gossip limits, block frames); the
+ * library's own default bound (4 MiB) would refuse a full block or proposal (up to 9 MiB).
+ */
 async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
-  if (!stream.send(lp.encode.single(data))) await stream.onDrain({ signal });
+  const frame = lp.encode.single(data, { maxDataLength: data.byteLength });
+  if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
 /** The first length-prefixed frame on a stream, bounded by `maxBytes`. */
