@@ -259,6 +259,42 @@ test("a direct proposal over 4 MiB (the length-prefix library's default bound) r
   await Promise.all([a.net.stop(), b.net.stop()]);
 });
 
+test('a direct frame whose length is over every gossip limit is refused from its length prefix and costs its sender', async () => {
+  const a = await node(76);
+  const b = await node(77);
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net), 'handshake');
+  const before = scoreOf(b.net, a.net.peerId) ?? 0;
+  const stream = await a.net.libp2p.dialProtocol(peerIdFromString(b.net.peerId), directProtocol(CHAIN));
+  // The varint of 64 MiB, and no data: the receiver must not wait for (or buffer) the frame.
+  const length = 64 * 1024 * 1024;
+  const prefix: number[] = [];
+  for (let n = length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      prefix.push(n);
+      break;
+    }
+    prefix.push((n % 128) | 0x80);
+  }
+  stream.send(new Uint8Array(prefix));
+  await waitFor(() => (scoreOf(b.net, a.net.peerId) ?? 0) < before - 15, 'the oversized frame to cost');
+  assert.equal(b.received.length, 0);
+  stream.abort(new Error('done'));
+  // Within the largest limit but over its own topic's (a 5 KiB vote): priced the same.
+  const after = scoreOf(b.net, a.net.peerId) ?? 0;
+  const votes = await a.net.libp2p.dialProtocol(peerIdFromString(b.net.peerId), directProtocol(CHAIN));
+  const vote = new Uint8Array(1 + 5 * 1024);
+  vote[0] = 3; // 'vote' in GOSSIP_TOPICS
+  votes.send(lp.encode.single(vote));
+  await votes.close().catch(() => undefined);
+  await waitFor(
+    () => (scoreOf(b.net, a.net.peerId) ?? 0) < after - 15,
+    'the oversized vote to cost (20, not 10)',
+  );
+  assert.equal(b.received.length, 0);
+  await Promise.all([a.net.stop(), b.net.stop()]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {

@@ -453,13 +453,15 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       for await (const chunk of lp.decode(stream, { maxDataLength: largest + 1 })) {
         const frame = chunk.subarray();
         const topic = GOSSIP_TOPICS[frame[0] ?? 255];
-        if (
-          ++count > MAX_DIRECT_MESSAGES ||
-          topic === undefined ||
-          frame.byteLength - 1 > this.maxBytes[topic]
-        ) {
+        if (++count > MAX_DIRECT_MESSAGES || topic === undefined) {
           this.scoreDown(peer, PENALTY.invalidGossip, 'malformed direct message');
           stream.abort(new Error('malformed direct message'));
+          return;
+        }
+        if (frame.byteLength - 1 > this.maxBytes[topic]) {
+          // Priced as oversized gossip is (validate), not as the lighter malformed message.
+          this.scoreDown(peer, PENALTY.oversizedGossip, `oversized direct ${topic} message`);
+          stream.abort(new Error('oversized direct message'));
           return;
         }
         let verdict: Verdict = 'ignore';
@@ -481,7 +483,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       }
       await stream.close({ signal });
     } catch (err) {
-      if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
+      const name = (err as Error).name;
+      // A length prefix over every gossip limit: refused before its data is read, and the
+      // sender's doing, as an oversized gossip message is.
+      if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError')
+        this.scoreDown(peer, PENALTY.oversizedGossip, 'oversized direct message');
+      else if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
       stream.abort(err as Error);
     } finally {
       signal.removeEventListener('abort', onAbort);
