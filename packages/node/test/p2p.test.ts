@@ -295,6 +295,25 @@ test('a direct frame whose length is over every gossip limit is refused from its
   await Promise.all([a.net.stop(), b.net.stop()]);
 });
 
+test('a direct send writes each message by reference, not a copy per peer', async () => {
+  const a = await node(78);
+  const peer = (await node(79)).net;
+  const written: unknown[] = [];
+  const stream = {
+    send: (chunk: unknown) => written.push(chunk) > 0,
+    onDrain: async () => undefined,
+    close: async () => undefined,
+    abort: () => undefined,
+  };
+  a.net.libp2p.dialProtocol = (async () => stream) as unknown as typeof a.net.libp2p.dialProtocol;
+  const data = new Uint8Array(300_000).fill(5);
+  await a.net.sendDirect(peer.peerId, [{ topic: 'proposal', data }]);
+  const holds = (chunk: unknown) =>
+    chunk === data || ((chunk as { bufs?: unknown[] }).bufs?.includes(data) ?? false);
+  assert.ok(written.some(holds), 'the message itself is what goes to the stream');
+  await Promise.all([a.net.stop(), peer.stop()]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {

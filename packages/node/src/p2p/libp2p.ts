@@ -244,6 +244,15 @@ async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal):
   if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
+/** A direct frame's start: the varint length of topic byte and message, then the topic byte. */
+function directFrameHeader(topicIndex: number, messageBytes: number): Uint8Array {
+  const header: number[] = [];
+  let n = messageBytes + 1;
+  for (; n >= 0x80; n = Math.floor(n / 0x80)) header.push((n % 0x80) | 0x80);
+  header.push(n, topicIndex);
+  return Uint8Array.from(header);
+}
+
 /** The first length-prefixed frame on a stream, bounded by `maxBytes`. */
 async function readFrame(stream: Stream, maxBytes: number): Promise<Uint8Array> {
   try {
@@ -423,10 +432,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       for (const { topic, data } of messages) {
         const index = GOSSIP_TOPICS.indexOf(topic);
         if (index < 0 || data.byteLength > this.maxBytes[topic]) continue;
-        const frame = new Uint8Array(1 + data.byteLength);
-        frame[0] = index;
-        frame.set(data, 1);
-        await sendFrame(stream, frame, signal);
+        // The length prefix and topic byte, then the message by reference: the driver shares one
+        // encoding among all its catch-ups, and a peer that does not read must not make each
+        // send in flight hold a copy of a block (up to 9 MiB) until the deadline.
+        if (!stream.send(directFrameHeader(index, data.byteLength))) await stream.onDrain({ signal });
+        if (!stream.send(data)) await stream.onDrain({ signal });
       }
       await stream.close({ signal });
     } catch (err) {
