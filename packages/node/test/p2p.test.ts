@@ -314,6 +314,18 @@ test('a direct send writes each message by reference, not a copy per peer', asyn
   await Promise.all([a.net.stop(), peer.stop()]);
 });
 
+test("a block over 4 MiB (the length-prefix library's default bound) is served to a syncing peer", async () => {
+  const big = new Uint8Array(5 * 1024 * 1024).fill(9);
+  const server = await node(80, { handlers: { blocks: async () => [big] } });
+  const client = await node(81);
+  await client.net.dial(server.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(client.net, server.net), 'handshake');
+  const blocks = await client.net.requestBlocks(server.net.peerId, 1n, 1n);
+  assert.equal(blocks.length, 1);
+  assert.ok(same(blocks[0]!, big));
+  await Promise.all([server.net.stop(), client.net.stop()]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {
