@@ -243,6 +243,89 @@ test('a direct send reaches that peer alone, checked like gossip and never relay
   await Promise.all([a.net.stop(), b.net.stop(), c.net.stop()]);
 });
 
+test("a direct proposal over 4 MiB (the length-prefix library's default bound) reaches the peer", async () => {
+  const a = await node(74);
+  const b = await node(75);
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net), 'handshake');
+  // A full block is up to 8 MiB: the catch-up sent it as a frame the sender's own encoder refused.
+  const big = new Uint8Array(5 * 1024 * 1024).fill(7);
+  await a.net.sendDirect(b.net.peerId, [
+    { topic: 'proposal', data: big },
+    { topic: 'vote', data: new Uint8Array([1]) },
+  ]);
+  await waitFor(() => b.received.length === 2, 'the large proposal and the vote after it');
+  assert.equal(b.received[0]!.data.byteLength, big.byteLength);
+  await Promise.all([a.net.stop(), b.net.stop()]);
+});
+
+test('a direct frame whose length is over every gossip limit is refused from its length prefix and costs its sender', async () => {
+  const a = await node(76);
+  const b = await node(77);
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net), 'handshake');
+  const before = scoreOf(b.net, a.net.peerId) ?? 0;
+  const stream = await a.net.libp2p.dialProtocol(peerIdFromString(b.net.peerId), directProtocol(CHAIN));
+  // The varint of 64 MiB, and no data: the receiver must not wait for (or buffer) the frame.
+  const length = 64 * 1024 * 1024;
+  const prefix: number[] = [];
+  for (let n = length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      prefix.push(n);
+      break;
+    }
+    prefix.push((n % 128) | 0x80);
+  }
+  stream.send(new Uint8Array(prefix));
+  await waitFor(() => (scoreOf(b.net, a.net.peerId) ?? 0) < before - 15, 'the oversized frame to cost');
+  assert.equal(b.received.length, 0);
+  stream.abort(new Error('done'));
+  // Within the largest limit but over its own topic's (a 5 KiB vote): priced the same.
+  const after = scoreOf(b.net, a.net.peerId) ?? 0;
+  const votes = await a.net.libp2p.dialProtocol(peerIdFromString(b.net.peerId), directProtocol(CHAIN));
+  const vote = new Uint8Array(1 + 5 * 1024);
+  vote[0] = 3; // 'vote' in GOSSIP_TOPICS
+  votes.send(lp.encode.single(vote));
+  await votes.close().catch(() => undefined);
+  await waitFor(
+    () => (scoreOf(b.net, a.net.peerId) ?? 0) < after - 15,
+    'the oversized vote to cost (20, not 10)',
+  );
+  assert.equal(b.received.length, 0);
+  await Promise.all([a.net.stop(), b.net.stop()]);
+});
+
+test('a direct send writes each message by reference, not a copy per peer', async () => {
+  const a = await node(78);
+  const peer = (await node(79)).net;
+  const written: unknown[] = [];
+  const stream = {
+    send: (chunk: unknown) => written.push(chunk) > 0,
+    onDrain: async () => undefined,
+    close: async () => undefined,
+    abort: () => undefined,
+  };
+  a.net.libp2p.dialProtocol = (async () => stream) as unknown as typeof a.net.libp2p.dialProtocol;
+  const data = new Uint8Array(300_000).fill(5);
+  await a.net.sendDirect(peer.peerId, [{ topic: 'proposal', data }]);
+  const holds = (chunk: unknown) =>
+    chunk === data || ((chunk as { bufs?: unknown[] }).bufs?.includes(data) ?? false);
+  assert.ok(written.some(holds), 'the message itself is what goes to the stream');
+  await Promise.all([a.net.stop(), peer.stop()]);
+});
+
+test("a block over 4 MiB (the length-prefix library's default bound) is served to a syncing peer", async () => {
+  const big = new Uint8Array(5 * 1024 * 1024).fill(9);
+  const server = await node(80, { handlers: { blocks: async () => [big] } });
+  const client = await node(81);
+  await client.net.dial(server.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(client.net, server.net), 'handshake');
+  const blocks = await client.net.requestBlocks(server.net.peerId, 1n, 1n);
+  assert.equal(blocks.length, 1);
+  assert.ok(same(blocks[0]!, big));
+  await Promise.all([server.net.stop(), client.net.stop()]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {

@@ -199,6 +199,13 @@ export class ConsensusDriver {
   private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0 };
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
+  /**
+   * Each proposal's and vote's catch-up encoding, made once and shared by every catch-up (and
+   * every send in flight): up to 256 new peers per interval, each made to encode the height's
+   * blocks (up to 9 MiB each) and votes afresh on the consensus queue, could take more than the
+   * interval and hold a copy per unread stream. Dropped with the machine's messages.
+   */
+  private readonly catchUpEncoded = new WeakMap<Proposal | Vote, Uint8Array>();
 
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -1143,15 +1150,30 @@ export class ConsensusDriver {
     if (!network || this.stopped || this.syncing) return;
     const { proposals, votes } = this.machine.gossip();
     const messages: DirectMessage[] = [];
+    // Nobody reads `sentAt` (wire.ts) and direct messages are not deduplicated by their bytes:
+    // a catch-up may carry the encoding an earlier one made.
     for (const p of proposals) {
-      const msg = this.proposalMessage(p);
-      if (msg) messages.push({ topic: 'proposal', data: encode(proposalMessageCodec, msg) });
+      let data = this.catchUpEncoded.get(p);
+      if (!data) {
+        const msg = this.proposalMessage(p);
+        if (!msg) continue;
+        data = encode(proposalMessageCodec, msg);
+        this.catchUpEncoded.set(p, data);
+      }
+      messages.push({ topic: 'proposal', data });
     }
     const sentAt = this.sentAt();
-    for (const vote of votes)
-      messages.push({ topic: 'vote', data: encode(voteMessageCodec, { vote, sentAt }) });
-    if (messages.length === 0) return;
     // Proposals first: a bounded catch-up keeps them and the earliest votes.
+    for (const vote of votes) {
+      if (messages.length >= MAX_DIRECT_MESSAGES) break;
+      let data = this.catchUpEncoded.get(vote);
+      if (!data) {
+        data = encode(voteMessageCodec, { vote, sentAt });
+        this.catchUpEncoded.set(vote, data);
+      }
+      messages.push({ topic: 'vote', data });
+    }
+    if (messages.length === 0) return;
     const bounded = messages.slice(0, MAX_DIRECT_MESSAGES);
     this.catchUpStats.sent++;
     this.catchUpStats.messages += bounded.length;

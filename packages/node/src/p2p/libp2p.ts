@@ -235,8 +235,22 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * One length-prefixed frame. Callers bound what they send (gossip limits, block frames); the
+ * library's own default bound (4 MiB) would refuse a full block or proposal (up to 9 MiB).
+ */
 async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
-  if (!stream.send(lp.encode.single(data))) await stream.onDrain({ signal });
+  const frame = lp.encode.single(data, { maxDataLength: data.byteLength });
+  if (!stream.send(frame)) await stream.onDrain({ signal });
+}
+
+/** A direct frame's start: the varint length of topic byte and message, then the topic byte. */
+function directFrameHeader(topicIndex: number, messageBytes: number): Uint8Array {
+  const header: number[] = [];
+  let n = messageBytes + 1;
+  for (; n >= 0x80; n = Math.floor(n / 0x80)) header.push((n % 0x80) | 0x80);
+  header.push(n, topicIndex);
+  return Uint8Array.from(header);
 }
 
 /** The first length-prefixed frame on a stream, bounded by `maxBytes`. */
@@ -418,10 +432,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       for (const { topic, data } of messages) {
         const index = GOSSIP_TOPICS.indexOf(topic);
         if (index < 0 || data.byteLength > this.maxBytes[topic]) continue;
-        const frame = new Uint8Array(1 + data.byteLength);
-        frame[0] = index;
-        frame.set(data, 1);
-        await sendFrame(stream, frame, signal);
+        // The length prefix and topic byte, then the message by reference: the driver shares one
+        // encoding among all its catch-ups, and a peer that does not read must not make each
+        // send in flight hold a copy of a block (up to 9 MiB) until the deadline.
+        if (!stream.send(directFrameHeader(index, data.byteLength))) await stream.onDrain({ signal });
+        if (!stream.send(data)) await stream.onDrain({ signal });
       }
       await stream.close({ signal });
     } catch (err) {
@@ -448,13 +463,15 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       for await (const chunk of lp.decode(stream, { maxDataLength: largest + 1 })) {
         const frame = chunk.subarray();
         const topic = GOSSIP_TOPICS[frame[0] ?? 255];
-        if (
-          ++count > MAX_DIRECT_MESSAGES ||
-          topic === undefined ||
-          frame.byteLength - 1 > this.maxBytes[topic]
-        ) {
+        if (++count > MAX_DIRECT_MESSAGES || topic === undefined) {
           this.scoreDown(peer, PENALTY.invalidGossip, 'malformed direct message');
           stream.abort(new Error('malformed direct message'));
+          return;
+        }
+        if (frame.byteLength - 1 > this.maxBytes[topic]) {
+          // Priced as oversized gossip is (validate), not as the lighter malformed message.
+          this.scoreDown(peer, PENALTY.oversizedGossip, `oversized direct ${topic} message`);
+          stream.abort(new Error('oversized direct message'));
           return;
         }
         let verdict: Verdict = 'ignore';
@@ -476,7 +493,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       }
       await stream.close({ signal });
     } catch (err) {
-      if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
+      const name = (err as Error).name;
+      // A length prefix over every gossip limit: refused before its data is read, and the
+      // sender's doing, as an oversized gossip message is.
+      if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError')
+        this.scoreDown(peer, PENALTY.oversizedGossip, 'oversized direct message');
+      else if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
       stream.abort(err as Error);
     } finally {
       signal.removeEventListener('abort', onAbort);

@@ -28,6 +28,7 @@ import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
+import type { DirectMessage } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 
 const dirs: string[] = [];
@@ -401,5 +402,34 @@ test('a peer that reconnects in a loop gets one catch-up per block interval, sen
   // None of it went to every peer: publishes since are the node's own consensus traffic only
   // (a round's prevote and precommit at most), not 351 re-broadcasts.
   assert.ok(published.length - publishedBefore < 20, `${published.length - publishedBefore} publishes`);
+  await stopNode(node);
+});
+
+test('catch-ups share one encoding of each message: a crowd of new peers does not make the node encode the height once per peer', async () => {
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  const published: string[] = [];
+  const publish = net.publish.bind(net);
+  net.publish = async (topic, data) => {
+    published.push(topic);
+    return publish(topic, data);
+  };
+  const direct: (readonly DirectMessage[])[] = [];
+  net.sendDirect = async (_peer, messages) => {
+    direct.push(messages);
+  };
+  await until('a vote of its own to catch peers up with', () => published.includes('vote'), 5_000);
+  net.connected('new-1');
+  net.connected('new-2');
+  await until('both catch-ups', () => direct.length === 2, 5_000);
+  const [first, second] = direct as [readonly DirectMessage[], readonly DirectMessage[]];
+  assert.ok(first.length > 0);
+  assert.equal(second.length, first.length);
+  for (const [i, m] of first.entries()) {
+    assert.equal(second[i]!.topic, m.topic);
+    // The same bytes, not an equal copy: encoded once, held once while sends are in flight.
+    assert.ok(second[i]!.data === m.data, `message ${i} (${m.topic}) encoded again`);
+  }
   await stopNode(node);
 });
