@@ -11,7 +11,6 @@ import {
   feeFor,
   signedHash,
   type TxEventJson,
-  type UncClient,
 } from '@unc/sdk';
 import { askLine, type Context } from './context.js';
 
