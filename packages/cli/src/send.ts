@@ -4,14 +4,7 @@
  * at the explorer page. Every transaction costs its sender a fee, so every one is confirmed.
  */
 import { type Action, formatUnc, fromHex, UncError } from '@unc/core';
-import {
-  buildTransaction,
-  checkFunds,
-  encodeSigned,
-  feeFor,
-  signedHash,
-  type TxEventJson,
-} from '@unc/sdk';
+import { buildTransaction, checkFunds, encodeSigned, feeFor, signedHash, type TxEventJson } from '@unc/sdk';
 import { askLine, type Context } from './context.js';
 
 export interface Signer {
