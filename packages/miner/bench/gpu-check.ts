@@ -10,24 +10,16 @@
  *
  *   node packages/miner/dist/bench/gpu-check.js [--jobs 20]
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ed25519PublicKey, toHex } from '@unc/core';
 import { createLogger, silentLogger } from '@unc/node';
 import { ProviderClient } from '@unc/sdk';
-import {
-  DevSoftSigner,
-  type LeaseSource,
-  OcrEngine,
-  type ProviderLease,
-  ProviderServer,
-} from '../src/index.js';
-import { fixture } from '../test/provider-helpers.js';
+import { OcrEngine, ProviderServer } from '../src/index.js';
+import { benchLease, fixture } from '../test/provider-helpers.js';
 
 /** Exit codes (scripts/gpu-check.sh documents them). */
 const NO_CUDA_IN_RUNTIME = 3;
@@ -76,16 +68,7 @@ async function main(): Promise<number> {
   );
 
   const chainId = 'unc-gpu-check';
-  const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'gpu-check-chip');
-  const renterSeed = new Uint8Array(randomBytes(32));
-  const leaseId = toHex(randomBytes(32));
-  const lease: ProviderLease = {
-    id: leaseId,
-    chipId: toHex(await signer.chipId()),
-    renterPublicKey: toHex(ed25519PublicKey(renterSeed)),
-    status: 'active',
-  };
-  const leases: LeaseSource = { getLease: async (id) => (id === leaseId ? lease : null) };
+  const { signer, renterSeed, leaseId, leases } = await benchLease('gpu-check-chip');
   const dir = await mkdtemp(join(tmpdir(), 'unc-gpu-check-'));
   let log = '';
   const logStream = new Writable({

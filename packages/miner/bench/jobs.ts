@@ -27,26 +27,16 @@
  *
  * (`--only` and `--rows` narrow the run, e.g. for a CPU profile of one path: node --cpu-prof …)
  */
-import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type TensorJson } from '@unc/sdk';
 import * as ort from 'onnxruntime-node';
-import {
-  DevSoftSigner,
-  type LeaseSource,
-  OcrEngine,
-  type OrtThreadOptions,
-  ortSessionOptions,
-  type ProviderLease,
-  ProviderServer,
-} from '../src/index.js';
+import { OcrEngine, type OrtThreadOptions, ortSessionOptions, ProviderServer } from '../src/index.js';
 import { affineModel } from '../test/fixtures/make-fixtures.js';
-import { fixture } from '../test/provider-helpers.js';
+import { benchLease, fixture } from '../test/provider-helpers.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -166,16 +156,7 @@ async function main(): Promise<void> {
   };
   const sessionOptions = ortSessionOptions('cpu', threads);
   const chainId = 'unc-bench-jobs';
-  const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'bench-chip');
-  const renterSeed = new Uint8Array(randomBytes(32));
-  const leaseId = toHex(randomBytes(32));
-  const lease: ProviderLease = {
-    id: leaseId,
-    chipId: toHex(await signer.chipId()),
-    renterPublicKey: toHex(ed25519PublicKey(renterSeed)),
-    status: 'active',
-  };
-  const leases: LeaseSource = { getLease: async (id) => (id === leaseId ? lease : null) };
+  const { signer, renterSeed, leaseId, leases } = await benchLease('bench-chip');
   const dir = await mkdtemp(join(tmpdir(), 'unc-bench-jobs-'));
   const options = {
     chainId,

@@ -1,10 +1,11 @@
 /** Shared by the provider tests: an in-memory lease table and chip records as the chain keeps them. */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Chip, encodeAddress, toHex } from '@unc/core';
+import { type Chip, ed25519PublicKey, encodeAddress, toHex } from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
-import { type LeaseSource, leaseAt, type ProviderLease } from '../src/index.js';
+import { DevSoftSigner, type LeaseSource, leaseAt, type ProviderLease } from '../src/index.js';
 
 /** The fixtures in the source tree (tests run from dist/test). */
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
@@ -24,6 +25,24 @@ export class InMemoryLeaseSource implements LeaseSource {
     // As RpcLeaseSource does: past its escrowUntil a lease reads 'ended'.
     return l ? leaseAt({ ...l }, Date.now()) : null;
   }
+}
+
+/**
+ * One active lease of a fresh dev-soft chip to a fresh renter, for the benches that run a provider
+ * outside a chain (bench:jobs, gpu-check).
+ */
+export async function benchLease(chipName: string) {
+  const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', chipName);
+  const renterSeed = new Uint8Array(randomBytes(32));
+  const leaseId = toHex(randomBytes(32));
+  const lease: ProviderLease = {
+    id: leaseId,
+    chipId: toHex(await signer.chipId()),
+    renterPublicKey: toHex(ed25519PublicKey(renterSeed)),
+    status: 'active',
+  };
+  const leases: LeaseSource = { getLease: async (id) => (id === leaseId ? lease : null) };
+  return { signer, renterSeed, leaseId, leases };
 }
 
 /** A chip record as the chain stores it after registration (only identity fields matter here). */
