@@ -52,6 +52,7 @@ import {
   verifyBlockCommit,
   ZERO_HASH,
 } from '@unc/core';
+import { encodeBlock } from './block-bytes.js';
 import {
   accountTxEntries,
   epochStartingAt,
@@ -586,7 +587,7 @@ export class Chain {
     await this.db.commitBlock({
       height: block.header.height,
       hash,
-      block: encode(blockCodec, block),
+      block: encodeBlock(block),
       txHashes: envelopes.map((e) => e.hash),
       results: encode(blockResultsCodec, results),
       blockEvents: encode(blockEventsCodec, blockEvents),
@@ -595,7 +596,7 @@ export class Chain {
       accountTxs: accountTxEntries(envelopes, results),
       leaseEvents: leaseEventEntries(results, blockEvents),
       ...(epochStats ? { epochStats } : {}),
-      ...(parent ? { parentBlock: encode(blockCodec, parent) } : {}),
+      ...(parent ? { parentBlock: encodeBlock(parent) } : {}),
     });
     // Only once the batch is on disk does the block become the head that RPC reports.
     this.state.apply(changes, trie);

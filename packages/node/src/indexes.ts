@@ -25,7 +25,6 @@ import {
   type TxEnvelope,
   type TxEvent,
   type TxResult,
-  toHex,
   txEventCodec,
 } from '@unc/core';
 import type { NetworkStatsJson } from '@unc/sdk';
@@ -47,9 +46,11 @@ const ACCOUNT_FIELDS = ['from', 'to', 'payer', 'account', 'owner', 'provider', '
  * account its events name (a transfer's recipient, a chip's owner, a lease's provider…).
  */
 export function accountsTouched(env: TxEnvelope, result: TxResult | undefined): Uint8Array[] {
+  // Keyed by the bytes as a latin1 string (keyId): a hex string per account per transaction was
+  // a measurable share of a block's commit.
   const seen = new Map<string, Uint8Array>();
   const add = (a: unknown) => {
-    if (a instanceof Uint8Array && a.length === ADDRESS_BYTES) seen.set(toHex(a), a);
+    if (a instanceof Uint8Array && a.length === ADDRESS_BYTES) seen.set(keyId(a), a);
   };
   add(env.sender);
   for (const action of env.stx.tx.actions) {

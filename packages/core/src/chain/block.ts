@@ -106,9 +106,16 @@ export interface Block {
   commit: Commit;
 }
 
+/** A block's transactions as encoded inside it (`blockCodec`'s middle field). */
+export const blockTxsCodec: Codec<Uint8Array[]> = list(bytes(MAX_TX_BYTES, 'tx'), MAX_BLOCK_TXS, 'txs');
+
+/**
+ * Header, transactions, commit, each in its own codec's encoding one after the other (a struct's
+ * encoding is its fields' in order), so a block's bytes are those three encodings joined.
+ */
 export const blockCodec: Codec<Block> = struct<Block>('Block', {
   header: blockHeaderCodec,
-  txs: list(bytes(MAX_TX_BYTES, 'tx'), MAX_BLOCK_TXS, 'txs'),
+  txs: blockTxsCodec,
   commit: commitCodec,
 });
 

@@ -532,9 +532,13 @@ export class ConsensusDriver {
   private async perform(action: ConsensusAction): Promise<void> {
     switch (action.type) {
       case 'broadcast-vote':
+        if (!this.canPublish()) return;
         this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: this.sentAt() }));
         return;
       case 'broadcast-proposal': {
+        // A validator alone has nobody to tell: encoding its block's compact form (a hash per
+        // transaction) for nobody cost a few µs of every transfer.
+        if (!this.canPublish()) return;
         const msg = this.proposalMessage(action.proposal);
         // Compact: peers hold nearly all of the block's transactions already (compact-block.ts).
         // An empty block goes whole (it is as small), and so does every re-sent proposal
@@ -1058,6 +1062,11 @@ export class ConsensusDriver {
   private buffer(b: Buffered): void {
     if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
     this.future.push(b);
+  }
+
+  /** Whether a message published now would go anywhere (checked before encoding one). */
+  private canPublish(): boolean {
+    return this.network !== null && !this.stopped;
   }
 
   private publish(topic: GossipTopic, data: Uint8Array): void {

@@ -22,6 +22,7 @@ import {
   toHex,
   voteCodec,
 } from '@unc/core';
+import { encodeBlock } from '../block-bytes.js';
 
 export interface SignedProposalRecord {
   proposal: Proposal;
@@ -72,7 +73,7 @@ function keptHex<T extends object>(kept: WeakMap<T, string>, value: T, encodeHex
 function encodeProposalRecord(r: SignedProposalRecord): Json['lastProposal'] {
   return {
     proposal: toHex(encode(proposalCodec, r.proposal)),
-    block: keptHex(encodedBlocks, r.block, (b) => toHex(encode(blockCodec, b))),
+    block: keptHex(encodedBlocks, r.block, (b) => toHex(encodeBlock(b))),
     lastCommit: keptHex(encodedCommits, r.lastCommit, (c) => toHex(encode(commitCodec, c))),
   };
 }

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type Block, blockCodec, type Commit, decode, encode } from '@unc/core';
+import fc from 'fast-check';
+import { encodeBlock } from '../src/block-bytes.js';
+
+const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+
+const commitArb: fc.Arbitrary<Commit> = fc.record({
+  height: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+  round: fc.integer({ min: 0, max: 1000 }),
+  blockHash: bytes(32),
+  signatures: fc.array(fc.record({ validator: bytes(32), signature: bytes(64) }), { maxLength: 4 }),
+});
+
+const blockArb: fc.Arbitrary<Block> = fc.record({
+  header: fc.record({
+    chainId: fc.string({ maxLength: 20 }),
+    height: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+    time: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+    prevHash: bytes(32),
+    stateRoot: bytes(32),
+    txRoot: bytes(32),
+    proposer: bytes(32),
+    beacon: bytes(32),
+    vrfProof: fc.uint8Array({ maxLength: 80 }),
+    lastCommitHash: bytes(32),
+  }),
+  txs: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 }),
+  commit: commitArb,
+});
+
+test('encodeBlock gives the bytes of blockCodec, for any block and any commit on the same transactions', () => {
+  fc.assert(
+    fc.property(blockArb, commitArb, (block, otherCommit) => {
+      assert.deepEqual(encodeBlock(block), encode(blockCodec, block));
+      // The same transaction list under another commit (a proposal, then the decided block):
+      // the kept encoding of the list must not carry the first commit along.
+      const decided = { ...block, commit: otherCommit };
+      assert.deepEqual(encodeBlock(decided), encode(blockCodec, decided));
+      // And they decode (the bytes are a block, whatever the arbitrary's object prototypes).
+      assert.deepEqual(encode(blockCodec, decode(blockCodec, encodeBlock(decided))), encodeBlock(decided));
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('a transaction list that grew after it was encoded is encoded afresh', () => {
+  const block = fc.sample(blockArb, { numRuns: 1, seed: 7 })[0]!;
+  encodeBlock(block);
+  block.txs.push(new Uint8Array([1, 2, 3]));
+  assert.deepEqual(encodeBlock(block), encode(blockCodec, block));
+});
