@@ -328,10 +328,14 @@ export class UncNode {
       if (seconds > 0) this.m.tps.set(c.envelopes.length / seconds);
     }
     this.lastBlockTime = header.time;
-    const blockHash = toHex(c.hash);
-    c.envelopes.forEach((env, index) => {
-      this.notifyTx(env.hash, { status: 'included', height: Number(header.height), index, blockHash });
-    });
+    // Nobody watching (the common case under load): no event object and no id per transaction.
+    if (this.txWatchers.size > 0) {
+      const blockHash = toHex(c.hash);
+      const height = Number(header.height);
+      c.envelopes.forEach((env, index) => {
+        this.notifyTx(env.hash, { status: 'included', height, index, blockHash });
+      });
+    }
     for (const w of this.blockWatchers) w(c);
   }
 

@@ -6,6 +6,8 @@
  */
 import { bech32 } from '@scure/base';
 import { UncError } from '../errors.js';
+import { bytesToLatin1 } from '../platform/node.js';
+import { BoundedCache } from './bounded-cache.js';
 import { sha256 } from './hash.js';
 
 export const ADDRESS_LENGTH = 20;
@@ -16,12 +18,26 @@ const CHECKSUM_LENGTH = 6;
 // BIP-173 caps a whole string at 90 characters; ours are always 42, so anything longer is junk.
 const MAX_LENGTH = 90;
 
+/**
+ * Addresses of recently seen keys: every transaction's sender is derived from its key when it is
+ * decoded (RPC, gossip, each block), and a busy account sends thousands. A pure function's
+ * results, so a hit changes nothing but the time; bounded (bounded-cache.ts), and each caller
+ * gets its own copy.
+ */
+const recentAddresses = new BoundedCache<Uint8Array>(8192);
+
 /** First 20 bytes of SHA-256 of the 32-byte Ed25519 public key. */
 export function addressFromPublicKey(publicKey: Uint8Array): Uint8Array {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
     throw new UncError('BAD_KEY', 'an address is derived from a 32-byte Ed25519 public key');
   }
-  return sha256(publicKey).slice(0, ADDRESS_LENGTH);
+  const id = bytesToLatin1(publicKey);
+  let address = recentAddresses.get(id);
+  if (address === undefined) {
+    address = sha256(publicKey).slice(0, ADDRESS_LENGTH);
+    recentAddresses.set(id, address);
+  }
+  return address.slice();
 }
 
 export function encodeAddress(address: Uint8Array): string {

@@ -188,3 +188,18 @@ describe('address: strict decoding', () => {
     assert.equal(isAddress(new Uint8Array(20)), false);
   });
 });
+
+test('addresses of recently seen keys are remembered, not shared: each caller gets its own bytes', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (key) => {
+      const expected = sha256(key).slice(0, 20);
+      const first = addressFromPublicKey(key);
+      assert.deepEqual(first, expected);
+      first.fill(0xff);
+      // A caller that writes into its copy changes nobody else's.
+      assert.deepEqual(addressFromPublicKey(key), expected);
+      assert.notEqual(addressFromPublicKey(key), addressFromPublicKey(key));
+    }),
+    { numRuns: 200 },
+  );
+});

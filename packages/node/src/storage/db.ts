@@ -235,20 +235,38 @@ function leaseEventOps(height: bigint, entries: readonly LeaseEventWrite[]): Bat
 }
 
 function accountTxKey(address: Uint8Array, view: AccountTxView, height: bigint, txIndex: number): Uint8Array {
+  return accountTxKeyAt(address, view, heightKey(height), txIndex);
+}
+
+/**
+ * `accountTxKey` with the height already encoded (heightKey): a block writes two or more of these
+ * per transaction, all at one height, and a DataView and a bigint write for each were a visible
+ * share of a large block's commit.
+ */
+function accountTxKeyAt(
+  address: Uint8Array,
+  view: AccountTxView,
+  height: Uint8Array,
+  txIndex: number,
+): Uint8Array {
   const key = new Uint8Array(1 + ADDRESS_BYTES + 1 + 8 + 4);
   key[0] = Bucket.accountTxs;
   key.set(address, 1);
   key[1 + ADDRESS_BYTES] = view;
-  const dv = new DataView(key.buffer);
-  dv.setBigUint64(2 + ADDRESS_BYTES, height);
-  dv.setUint32(10 + ADDRESS_BYTES, txIndex);
+  key.set(height, 2 + ADDRESS_BYTES);
+  // u32, big-endian.
+  key[10 + ADDRESS_BYTES] = txIndex >>> 24;
+  key[11 + ADDRESS_BYTES] = (txIndex >>> 16) & 0xff;
+  key[12 + ADDRESS_BYTES] = (txIndex >>> 8) & 0xff;
+  key[13 + ADDRESS_BYTES] = txIndex & 0xff;
   return key;
 }
 
 function accountTxOps(height: bigint, entries: readonly AccountTxWrite[]): BatchOp[] {
+  const at = heightKey(height);
   return entries.map((e) => ({
     type: 'put' as const,
-    key: accountTxKey(e.address, e.view, height, e.txIndex),
+    key: accountTxKeyAt(e.address, e.view, at, e.txIndex),
     value: e.hash,
   }));
 }
