@@ -51,3 +51,20 @@ test('a transaction list that grew after it was encoded is encoded afresh', () =
   block.txs.push(new Uint8Array([1, 2, 3]));
   assert.deepEqual(encodeBlock(block), encode(blockCodec, block));
 });
+
+test('a transaction list with an element replaced in place (same length) is encoded afresh', () => {
+  fc.assert(
+    fc.property(
+      blockArb.filter((b) => b.txs.length > 0),
+      fc.nat(),
+      fc.uint8Array({ maxLength: 300 }),
+      (block, at, replacement) => {
+        encodeBlock(block);
+        block.txs[at % block.txs.length] = replacement;
+        // The stored bytes must be the block as it is now, never the list as it was encoded.
+        assert.deepEqual(encodeBlock(block), encode(blockCodec, block));
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
