@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
+  blockHash,
   commitHash,
   consensusEvidenceCodec,
   decode,
@@ -300,6 +301,11 @@ test('the signer state is on disk after every signature: a restarted validator c
   const path = join(dir, 'privval.json');
   const stored = parsePrivval(readFileSync(path, 'utf8'));
   assert.ok(stored.state.height >= 3n, `privval at ${stored.state.height}`);
+  // A validator alone publishes nothing (it has no network), yet its last proposal and the block
+  // it names are still kept: after a restart only this file holds that block.
+  const own = stored.lastProposal;
+  assert.ok(own, 'the last proposal is kept');
+  assert.deepEqual(blockHash(own.block.header), own.proposal.blockHash);
   const precommit = stored.state.votes.find(
     (v) => v.type === 'precommit' && v.height === stored.state.height,
   );
