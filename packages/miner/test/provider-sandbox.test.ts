@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '@unc/node';
 import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
-import { loopModel } from './fixtures/attack-models.js';
+import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
 
@@ -120,6 +120,87 @@ describe('job sandbox groups (the jobs of a batch in one job process)', () => {
       );
       const roomy = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 60_000);
       assert.equal(roomy.length, 3);
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+
+  /**
+   * A job's answer, once it ran, reaches the caller even when its process is killed during a
+   * later job of the same group. Before, answers that ended within 2 ms of the last message were
+   * held in the job process to go out together, and died with it when the next job of the group
+   * ran past its time limit; and the pool failed a killed process's requests at once, dropping
+   * answers the process had already written that the provider had not read yet.
+   */
+  const trip = (n: bigint) => {
+    const data = new Uint8Array(8);
+    new DataView(data.buffer).setBigInt64(0, n, true);
+    return [
+      { name: 'M', type: 'int64' as const, dims: [], data },
+      { name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) },
+    ];
+  };
+  const groupSandbox = (timeoutMs: number) =>
+    new JobSandbox({
+      workers: 1,
+      executionProvider: 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs,
+      memoryBytes: 4 * 1024 ** 3,
+      heapMb: 512,
+      maxSessions: 4,
+      maxOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    });
+
+  test('a quick job before one killed at its time limit keeps its answer', { timeout: 90_000 }, async () => {
+    const dir = await tempDir('unc-sandbox-held-');
+    const sandbox = groupSandbox(1_500);
+    try {
+      await sandbox.start();
+      const model = join(dir.path, 'input-loop.onnx');
+      writeFileSync(model, inputLoopModel());
+      await sandbox.check('c'.repeat(64), model);
+      const settled = await sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n), trip(1n << 62n)]);
+      // Before: ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED']: the two answers were held back.
+      assert.deepEqual(
+        settled.map((s) => (s.ok ? 'ok' : s.error.code)),
+        ['ok', 'ok', 'JOB_TIMEOUT'],
+      );
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+
+  test('an answer the job process wrote before it was killed is read, not dropped', {
+    timeout: 90_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-drain-');
+    const timeoutMs = 1_500;
+    const sandbox = groupSandbox(timeoutMs);
+    try {
+      await sandbox.start();
+      const model = join(dir.path, 'input-loop.onnx');
+      writeFileSync(model, inputLoopModel());
+      await sandbox.check('c'.repeat(64), model);
+      const running = sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n << 62n)]);
+      // The provider's thread is busy past the time limit: meanwhile the job process answers the
+      // first job and runs into the second. When the provider's loop turns again, the expired
+      // timer kills the process before the answer waiting on the channel is read.
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          const until = performance.now() + timeoutMs + 2_000;
+          while (performance.now() < until);
+          resolve();
+        }),
+      );
+      const settled = await running;
+      assert.deepEqual(
+        settled.map((s) => (s.ok ? 'ok' : s.error.code)),
+        ['ok', 'JOB_TIMEOUT'],
+      );
     } finally {
       await sandbox.stop();
       await dir.remove();

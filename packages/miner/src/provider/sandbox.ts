@@ -83,6 +83,9 @@ interface Worker {
   stderr: string;
 }
 
+/** How long a killed job process's channel may take to deliver what it wrote before it died. */
+const DRAIN_MS = 2_000;
+
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
@@ -243,10 +246,7 @@ export class JobSandbox {
     child.on('message', (m: SandboxReply) => {
       if ('op' in m) {
         if (m.op === 'part') w.pending.get(m.id)?.part?.(m);
-        else if (m.op === 'parts') {
-          const p = w.pending.get(m.id);
-          for (const part of m.parts) p?.part?.({ ...part, op: 'part', id: m.id } as SandboxPart);
-        } else this.opts.logger[m.level](m.msg, m.fields);
+        else this.opts.logger[m.level](m.msg, m.fields);
         return;
       }
       const p = w.pending.get(m.id);
@@ -301,7 +301,12 @@ export class JobSandbox {
     });
   }
 
-  /** Kills a process (if alive), fails what it was doing and starts a replacement. */
+  /**
+   * Kills a process (if alive), fails what it was doing and starts a replacement. What it was
+   * doing fails only once its channel is drained: answers it wrote before it died (jobs of a group
+   * that ended before the one it was killed in) may still wait there unread, and they are the
+   * renter's results, not failures.
+   */
   private kill(w: Worker, why: Error): void {
     if (w.dead) return;
     w.dead = true;
@@ -311,8 +316,21 @@ export class JobSandbox {
     } catch {
       // already gone
     }
-    for (const p of w.pending.values()) p.reject(why);
-    w.pending.clear();
+    const fail = () => {
+      for (const p of w.pending.values()) p.reject(why);
+      w.pending.clear();
+    };
+    if (!w.child.connected) fail();
+    else {
+      // The channel ends (EOF) after every message written to it is delivered. A process that
+      // does not die within the drain limit has its requests failed anyway.
+      const drained = setTimeout(fail, DRAIN_MS);
+      drained.unref();
+      w.child.once('disconnect', () => {
+        clearTimeout(drained);
+        fail();
+      });
+    }
     rmSync(w.dir, { recursive: true, force: true });
     const i = this.workers.indexOf(w);
     if (i >= 0) this.workers.splice(i, 1);
@@ -399,7 +417,8 @@ export class JobSandbox {
     try {
       await this.send(w, req, (p) => {
         if (p.index !== settled.length) return;
-        arm();
+        // An answer read while a killed process's channel drains: no job runs on, none to time.
+        if (!w.dead) arm();
         settled.push(
           p.ok
             ? { ok: true, value: p.result, durationMs: p.durationMs }
