@@ -80,6 +80,7 @@ import {
   spendLeases,
   stillCosts,
   topUpAmount,
+  topUpRefusal,
   totalSpent,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
@@ -1090,6 +1091,20 @@ export class Gateway {
       this.sendTx([topUpLeaseAction(l.row.leaseId, amount)], 'topUpLease', {
         newRate: 0n,
         commitsClose: false,
+        // In the queue, right before it goes: the lease as the chain shows it now, not as the
+        // last refresh did (a notice given since would take the money into a lease that is ending).
+        precheck: async () => {
+          const [st, lease] = await Promise.all([this.client.status(), this.client.getLease(l.row.leaseId)]);
+          const why = topUpRefusal(
+            { status: lease.status, escrowUntilMs: lease.escrowUntil, endTimeMs: lease.endTime },
+            st.timeMs,
+          );
+          if (why === null) return;
+          l.escrowUntilMs = lease.escrowUntil;
+          l.endTimeMs = lease.endTime;
+          if (lease.status === 'closing') this.dropLease(l, 'the provider gave notice');
+          throw new TopUpRefusedError(`top-up of lease ${l.row.leaseId} not sent: ${why}`);
+        },
       })
         .then(async () => {
           const lease = await this.client.getLease(l.row.leaseId);
@@ -1296,6 +1311,8 @@ export class Gateway {
     spend?: {
       newRate: bigint;
       commitsClose: boolean;
+      /** Run in the queue before anything else; throwing keeps the transaction from being sent. */
+      precheck?: () => Promise<void>;
       onAllowed?: () => void;
       /** About to be handed to the node: from now it may be included, until `expiresAt`. */
       onSending?: (hash: string, expiresAt: bigint) => void;
@@ -1304,6 +1321,7 @@ export class Gateway {
     },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
+      await spend?.precheck?.();
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
       if (spend) {
         const fees = stx.tx.fee + (spend.commitsClose ? this.closeFee() : 0n);
@@ -1508,6 +1526,9 @@ export class BadReceiptError extends Error {}
 
 /** A transaction that would spend past the budget was not sent. */
 export class OverBudgetError extends Error {}
+
+/** A top-up the lease no longer wants by the time its turn in the transaction queue came. */
+export class TopUpRefusedError extends Error {}
 
 /** A busy lease is topped up when its escrow would run out within this (or two attempt timeouts). */
 const TOP_UP_AHEAD_MS = 10 * 60_000;

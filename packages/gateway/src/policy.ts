@@ -355,6 +355,25 @@ export function topUpAmount(
   return want < room ? want : room;
 }
 
+/**
+ * Why a top-up decided earlier must not go out now, judged by the lease as the chain shows it at
+ * the moment of sending (read inside the one-at-a-time transaction queue, with the chain's latest
+ * block time), or null to send it. The decision was taken on the pool's view, refreshed every few
+ * seconds: in between, the provider may have given notice (the lease is closing, and the chain
+ * still takes a top-up into it: money into a lease that is ending), or its end time or escrow may
+ * have passed.
+ */
+export function topUpRefusal(
+  lease: { status: ChainLeaseStatus; escrowUntilMs: number; endTimeMs: number },
+  blockTimeMs: number,
+): string | null {
+  if (lease.status === 'closing') return 'its provider gave notice: the lease is closing';
+  if (lease.status !== 'active') return `the lease is ${lease.status}`;
+  if (blockTimeMs >= lease.endTimeMs) return 'the lease reached its end time';
+  if (blockTimeMs >= lease.escrowUntilMs) return 'its escrow ran out';
+  return null;
+}
+
 function ceilDiv(a: bigint, b: bigint): bigint {
   return a <= 0n ? 0n : (a + b - 1n) / b;
 }

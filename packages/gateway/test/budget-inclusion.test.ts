@@ -8,83 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
 import { MS_PER_HOUR } from '../src/policy.js';
+import { mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
-
-function mempoolOnlyNode(sent: string[], state: { txStatus: string; leases?: unknown[] }): Server {
-  const offer = {
-    id: 'aa'.repeat(32),
-    provider: 'unc1provider',
-    price: UNC.toString(),
-    minHours: 1,
-    maxHours: 4,
-    noticeMs: 60_000,
-    endpoint: 'http://127.0.0.1:1',
-    tlsFingerprints: [],
-    attributes: { memoryMiB: 1024, region: 'test' },
-    status: 'open',
-    createdHeight: 1,
-    createdTime: 0,
-    closesAt: null,
-    leasesOpened: 0,
-    chips: [
-      {
-        chipId: 'bb'.repeat(32),
-        modelId: 'm',
-        vendorId: 'v',
-        power: '1000',
-        online: true,
-        available: true,
-        leaseId: null,
-        uptime: { answered: 10, missed: 0, ratio: '1.0000', windowMs: 86_400_000 },
-      },
-    ],
-    power: '1000',
-    available: 1,
-  };
-  const answers: Record<string, (params: unknown[]) => unknown> = {
-    unc_status: () => ({ chainId: 'unc-inclusion-test', height: 5, timeMs: 1_000_000, time: '' }),
-    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
-    unc_getOffers: () => [offer],
-    unc_getLeases: () => state.leases ?? [],
-    unc_getAccount: () => ({
-      address: '',
-      balance: (100n * UNC).toString(),
-      nonce: 0,
-      height: 5,
-      stateRoot: '',
-    }),
-    unc_sendTransaction: (params) => {
-      sent.push(params[0] as string);
-      return { hash: `${sent.length}`.padStart(64, '0') };
-    },
-    unc_getTransactionStatus: (params) => ({ hash: params[0], status: state.txStatus }),
-  };
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
-    });
-    req.on('end', () => {
-      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
-      const answer = answers[method];
-      const reply = answer
-        ? { jsonrpc: '2.0', id, result: answer(params) }
-        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
-    });
-  });
-  // No subscriptions here: the wait for inclusion fails at once, as a timed-out one does.
-  server.on('upgrade', (_req, socket) => socket.destroy());
-  return server;
-}
 
 describe('a lease opening not seen included', () => {
   const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-'));
