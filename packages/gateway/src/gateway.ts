@@ -72,6 +72,7 @@ import {
   LEASE_FAILURE_STREAK_LIMIT,
   MS_PER_HOUR,
   type OfferCandidate,
+  pendingFees,
   pickLease,
   quantile,
   type RetryPolicy,
@@ -980,13 +981,40 @@ export class Gateway {
   }
 
   /**
+   * Places the fees of transactions not yet seen included: at the block time of the block that
+   * included one; one dropped, or not included by its expiry height, paid nothing and is removed.
+   * Until then a fee counts in every window a spend check looks at (policy `FeePaid`).
+   */
+  private async settleFees(height: number | null): Promise<void> {
+    for (const f of this.store.fees()) {
+      if (f.includedMs !== null) continue;
+      const st = await this.client.getTransactionStatus(f.txHash).catch(() => null);
+      if (!st) continue;
+      if (st.status === 'included') {
+        const receipt = await this.client.getTransaction(f.txHash).catch(() => null);
+        const blockMs = receipt ? Date.parse(receipt.time) : Number.NaN;
+        if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs);
+      } else if (
+        st.status === 'dropped' ||
+        (height !== null && f.expiresAt !== null && BigInt(height) > BigInt(f.expiresAt))
+      )
+        this.store.removeFee(f.txHash);
+    }
+  }
+
+  /**
    * Whether a transaction that spends (`newRate` more per hour from now, `newFees` now and later)
    * keeps every hour's spend within the budget: the renter's leases from the chain (and those only
    * the records know), every fee its key paid, the leases being opened, one closing fee reserved
    * for each lease that still costs. If the chain cannot be read, nothing is spent.
    */
   private async spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean> {
+    // The chain's block time first: whatever the leases and fee statuses read after it show as
+    // not yet included lands in a block after it.
+    const st = await this.client.status();
+    if (st.timeMs >= this.chainTime.blockMs) this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     const onChain = await this.readChainLeases();
+    await this.settleFees(st.height);
     const records = this.store.leases();
     const leases = this.spendHistory(records);
     const listed = new Set(onChain.map((l) => l.id));
@@ -1012,7 +1040,7 @@ export class Gateway {
         newFees,
       },
       this.opts.budgetPerHour,
-      this.now(),
+      st.timeMs,
     );
   }
 
@@ -1044,7 +1072,7 @@ export class Gateway {
   }
 
   private feesPaid(): FeePaid[] {
-    return this.store.fees().map((f) => ({ atMs: f.atMs, fee: BigInt(f.fee) }));
+    return this.store.fees().map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs }));
   }
 
   /** The fee of a transaction of these actions: nonce and expiry are fixed-width, so it is exact. */
@@ -1275,6 +1303,7 @@ export class Gateway {
       }
     }
     await this.settleOpens(st?.height ?? null);
+    await this.settleFees(st?.height ?? null);
     // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
     // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
@@ -1332,7 +1361,13 @@ export class Gateway {
         spend.onAllowed?.();
       }
       const hash = signedHash(stx);
-      this.store.addFee({ txHash: hash, kind, fee: stx.tx.fee.toString(), atMs: this.now() });
+      this.store.addFee({
+        txHash: hash,
+        kind,
+        fee: stx.tx.fee.toString(),
+        atMs: this.now(),
+        expiresAt: stx.tx.expiresAt.toString(),
+      });
       spend?.onSending?.(hash, stx.tx.expiresAt);
       try {
         await sendTransaction(this.client, stx);
@@ -1346,6 +1381,9 @@ export class Gateway {
       }
       await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
+      // Charged at its block's time: from now on it counts there, not in every window.
+      const blockMs = Date.parse(receipt.time);
+      if (Number.isFinite(blockMs) && !this.storeClosed) this.store.feeIncluded(hash, blockMs);
       return { hash, events: receipt.events };
     };
     const p = this.txChain.then(run, run);
@@ -1358,22 +1396,30 @@ export class Gateway {
 
   status() {
     const nowMs = this.now();
+    // Spending on the chain's clock, as the spend check counts it (charges and fees are at block times).
+    const chainMs = this.chainNowMs();
     // From the chain's block times, as the spend check counts them: the records' times are when
     // the gateway saw a lease open or end (a lease whose escrow ran out while the gateway was
     // down was recorded as ended only at its restart, and shown as costing all that while).
     const budget = this.spendHistory();
     const fees = this.feesPaid();
-    const hourAgo = nowMs - Number(MS_PER_HOUR);
+    const hourAgo = chainMs - Number(MS_PER_HOUR);
     return {
       renter: this.renterAddress,
       chainId: this.chainId,
       budgetPerHour: this.opts.budgetPerHour.toString(),
       committedPerHour: committedRate(budget).toString(),
       /** Everything the key spent: the leases' charges and every transaction fee. */
-      spent: totalSpent(budget, fees, nowMs).toString(),
-      fees: feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs).toString(),
-      /** Spent in the last hour, charges and fees: the budget bounds this. */
-      spentLastHour: (chargesIn(budget, hourAgo, nowMs) + feesIn(fees, hourAgo, nowMs)).toString(),
+      spent: totalSpent(budget, fees, chainMs).toString(),
+      fees: (feesIn(fees, Number.MIN_SAFE_INTEGER, chainMs) + pendingFees(fees)).toString(),
+      /** Fees of transactions not yet seen included: counted in every hour until they are. */
+      pendingFees: pendingFees(fees).toString(),
+      /** Spent in the last hour of block time, charges and fees (pending ones too): the budget bounds this. */
+      spentLastHour: (
+        chargesIn(budget, hourAgo, chainMs) +
+        feesIn(fees, hourAgo, chainMs) +
+        pendingFees(fees)
+      ).toString(),
       queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },
       jobs: this.store.countByStatus(),
       recentP99Ms: quantile(

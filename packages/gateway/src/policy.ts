@@ -184,12 +184,18 @@ export function spentBy(leases: readonly BudgetLease[], nowMs: number): bigint {
 // Spending: lease charges and transaction fees together, within the budget in any hour.
 
 /**
- * A transaction fee the renter's key paid, or may have paid: it counts from the moment the
- * transaction is handed to the node (a transaction waited for too briefly may still be included).
+ * A transaction fee the renter's key paid, or may have paid. The chain charges it at the block
+ * time of the block that includes the transaction, which the gateway learns only once it sees it
+ * included: sent at one time, it may land in a block an hour later. So it counts from the moment
+ * the transaction is handed to the node, and until its block is known it counts in every window
+ * a spend check looks at (each of them ends after the send, so each could hold it); from then on
+ * at its block's time, as the chain charged it. A transaction dropped or past its expiry height
+ * without inclusion paid nothing and is forgotten.
  */
 export interface FeePaid {
-  atMs: number;
   fee: bigint;
+  /** Block time (ms) of the block that included it; null while that is not known. */
+  includedAtMs: number | null;
 }
 
 /** Lease charges accrued in [fromMs, toMs], each lease rounded up (never less than the chain charges). */
@@ -203,24 +209,38 @@ export function chargesIn(leases: readonly BudgetLease[], fromMs: number, toMs: 
   return sum;
 }
 
-/** Fees paid in [fromMs, toMs]. */
+/** Fees of transactions included at block times in [fromMs, toMs]. */
 export function feesIn(fees: readonly FeePaid[], fromMs: number, toMs: number): bigint {
   let sum = 0n;
-  for (const f of fees) if (f.atMs >= fromMs && f.atMs <= toMs) sum += f.fee;
+  for (const f of fees)
+    if (f.includedAtMs !== null && f.includedAtMs >= fromMs && f.includedAtMs <= toMs) sum += f.fee;
   return sum;
 }
 
-/** Everything the key spent up to `nowMs`: every lease's charges and every fee. */
+/** Fees of transactions that may still be included (or were, in a block not yet seen). */
+export function pendingFees(fees: readonly FeePaid[]): bigint {
+  let sum = 0n;
+  for (const f of fees) if (f.includedAtMs === null) sum += f.fee;
+  return sum;
+}
+
+/** Everything the key spent up to `nowMs`: every lease's charges and every fee, pending ones too. */
 export function totalSpent(leases: readonly BudgetLease[], fees: readonly FeePaid[], nowMs: number): bigint {
-  return chargesIn(leases, Number.MIN_SAFE_INTEGER, nowMs) + feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs);
+  return (
+    chargesIn(leases, Number.MIN_SAFE_INTEGER, nowMs) +
+    feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs) +
+    pendingFees(fees)
+  );
 }
 
 /**
- * The most the key could spend in any one-hour window that holds `nowMs`, if from now on the leases
- * cost `futureRate` per hour for a whole hour and `futureFees` are paid: the maximum over window
- * starts s in [now − 1 h, now] of what was spent in [s, now] plus futureRate × (s + 1 h − now) plus
- * futureFees. The function of s is piecewise linear, so its maximum is at the ends or where a lease
- * opened or ended or a fee was paid.
+ * The most the key could spend in any one-hour window that holds `nowMs` (the chain's latest block
+ * time: every transaction not yet seen included lands after it), if from now on the leases cost
+ * `futureRate` per hour for a whole hour and `futureFees` are paid: the maximum over window starts
+ * s in [now − 1 h, now] of what was spent in [s, now] plus futureRate × (s + 1 h − now) plus the
+ * pending fees plus futureFees. The function of s is piecewise linear, so its maximum is at the
+ * ends or where a lease opened or ended or a fee was charged. A window that starts after `nowMs`
+ * holds at most what the one starting at `nowMs` does.
  */
 export function hourPeak(
   leases: readonly BudgetLease[],
@@ -236,11 +256,14 @@ export function hourPeak(
     if (l.openedAtMs > from && l.openedAtMs < nowMs) starts.add(l.openedAtMs);
     if (l.endedAtMs !== null && l.endedAtMs > from && l.endedAtMs < nowMs) starts.add(l.endedAtMs);
   }
-  for (const f of fees) if (f.atMs > from && f.atMs < nowMs) starts.add(f.atMs);
+  for (const f of fees)
+    if (f.includedAtMs !== null && f.includedAtMs > from && f.includedAtMs < nowMs)
+      starts.add(f.includedAtMs);
+  const pending = pendingFees(fees);
   let peak = 0n;
   for (const s of starts) {
     const ahead = ceilDiv(futureRate * BigInt(s + hour - nowMs), MS_PER_HOUR);
-    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + futureFees;
+    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + pending + futureFees;
     if (v > peak) peak = v;
   }
   return peak;
@@ -260,10 +283,13 @@ export interface SpendStep {
 
 /**
  * Whether a step that spends (opening a lease, disputing a request, topping up escrow) keeps every
- * one-hour window within the budget, counting lease charges and transaction fees together. Taken
- * before every transaction that is not a closing (whose fee is reserved when its lease opens),
- * this bounds what the key spends in any hour by `budgetPerHour`: after the last step in a window,
- * only the leases it counted run on, and only the closings it reserved are paid.
+ * one-hour window within the budget, counting lease charges and transaction fees together, on the
+ * chain's block times (`nowMs`: the latest block time, read fresh with the leases and the fees'
+ * inclusions). Taken before every transaction that is not a closing (whose fee is reserved when
+ * its lease opens), this bounds what the chain charges the key in any hour of block time by
+ * `budgetPerHour`: take the last step whose check stood before the window's end. What lands in
+ * the window after that check's block time was counted by it (the leases it knew of or was
+ * opening, the fees still pending or reserved, its own); what landed before is history it read.
  */
 export function canSpend(
   history: { leases: readonly BudgetLease[]; fees: readonly FeePaid[] },

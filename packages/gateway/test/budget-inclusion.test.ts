@@ -157,3 +157,63 @@ describe('the spend the status shows', () => {
     }
   });
 });
+
+describe('a fee charged in a later block than it was sent', () => {
+  test("counts at its block's time, and in every hour until that block is known", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-block-'));
+    const t0 = 1_000_000;
+    const minutes = (n: number) => n * 60_000;
+    let clock = t0;
+    const sent: string[] = [];
+    const state: { txStatus: string; timeMs: number; includedAtMs?: number } = {
+      txStatus: 'pending',
+      timeMs: t0,
+    };
+    const node = mempoolOnlyNode(sent, state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 10n * UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+      now: () => clock,
+    });
+    const refresh = () => (gw as unknown as { refreshLeases(): Promise<void> }).refreshLeases();
+    try {
+      await gw.start();
+      await gw.openLease('one');
+      assert.equal(sent.length, 1);
+      const fee = BigInt(gw.store.fees()[0]!.fee);
+      // Two hours on, not seen included: it may still land in any hour, so it counts in this one.
+      clock = t0 + minutes(120);
+      state.timeMs = clock;
+      await refresh();
+      assert.equal(gw.status().pendingFees, fee.toString());
+      assert.equal(BigInt(gw.status().spentLastHour) >= fee, true);
+      // Seen included at 1:55 (block time): it counts there, in the hour up to 2:01.
+      state.txStatus = 'included';
+      state.includedAtMs = t0 + minutes(115);
+      clock = t0 + minutes(121);
+      state.timeMs = clock;
+      await refresh();
+      assert.equal(gw.store.fees()[0]!.includedMs, t0 + minutes(115));
+      assert.equal(gw.status().pendingFees, '0');
+      // Before: counted where it was sent (0:00), so absent from the hour up to 2:01.
+      assert.equal(BigInt(gw.status().spentLastHour) >= fee, true);
+      // An hour after its block, it has left the window.
+      clock = t0 + minutes(176);
+      state.timeMs = clock;
+      assert.equal(gw.status().spentLastHour, '0');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -16,6 +16,8 @@ export function mempoolOnlyNode(
     lease?: Record<string, unknown>;
     /** The chain's latest block time (ms). */
     timeMs?: number;
+    /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
+    includedAtMs?: number;
   },
 ): Server {
   const offer = {
@@ -70,7 +72,19 @@ export function mempoolOnlyNode(
       sent.push(params[0] as string);
       return { hash: `${sent.length}`.padStart(64, '0') };
     },
-    unc_getTransactionStatus: (params) => ({ hash: params[0], status: state.txStatus }),
+    unc_getTransactionStatus: (params) =>
+      state.txStatus === 'included'
+        ? { hash: params[0], status: 'included', height: 4, index: 0, blockHash: '00'.repeat(32) }
+        : { hash: params[0], status: state.txStatus },
+    unc_getTransaction: (params) => ({
+      hash: params[0],
+      height: 4,
+      index: 0,
+      blockHash: '00'.repeat(32),
+      time: new Date(state.includedAtMs ?? 0).toISOString(),
+      tx: {},
+      events: [],
+    }),
   };
   const server = createServer((req, res) => {
     let body = '';
