@@ -11,16 +11,18 @@
  * in its request and then `--batch` to a request (POST /v1/jobs/batch: one renter signature, one
  * chip signature over the Merkle root of the results, every job's proof checked by the client).
  * A batch's latency is counted per job (the request's time over its jobs), so its rows compare
- * with the others job for job. One at a time, the paths run in paired rounds (one job of each per
- * round, the order turning), and each path's ratio to the direct run is also given per round:
- * its median and quartiles, so a shared machine's changing load shows as spread, not as a bias. Leases are read from an in-memory table (what the chain would
+ * with the others job for job. With `--paired`, one at a time is also run in paired rounds (one
+ * job of each path per round, the order turning, a pause after each), and each path's ratio to the
+ * direct run is given per round: its median and quartiles, so a shared machine's changing load
+ * shows as spread, not as a bias. Only for jobs long next to that pause (OCR): a tiny model's
+ * direct run, alone after a pause, pays a cold start it does not pay back to back. Leases are read from an in-memory table (what the chain would
  * answer; the provider caches it anyway).
  *
  * Beside wall-clock figures every row gives the CPU time per job of this process and its job
  * processes together (from /proc): on a machine shared with other work the wall clock measures
  * the neighbours too, the CPU time much less so.
  *
- *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch]
+ *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch] [--paired]
  *                         [--ort-spin on|off] [--ort-threads N]
  *
  * The comparison is fair by construction: the direct runs use the very ONNX Runtime session
@@ -73,6 +75,8 @@ function merge(parts: Figures[]): Figures {
 }
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
+/** The pause after each job of a paired round (see `paired`). */
+const SETTLE_MS = 5;
 
 /** This process's child processes (the job processes), found in /proc; refreshed per measurement. */
 let childPids: string[] = [];
@@ -97,7 +101,15 @@ function findChildren(): void {
  * reading, inside the figures).
  */
 function cpuMs(): number {
+  return ownCpuMs() + childrenCpuMs();
+}
+
+function ownCpuMs(): number {
   const own = process.cpuUsage();
+  return (own.user + own.system) / 1000;
+}
+
+function childrenCpuMs(): number {
   let children = 0;
   for (const pid of childPids) {
     try {
@@ -109,7 +121,7 @@ function cpuMs(): number {
       // gone meanwhile
     }
   }
-  return (own.user + own.system) / 1000 + children;
+  return children;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -173,11 +185,19 @@ async function paired(
     for (let k = 0; k < paths.length; k++) {
       const i = (r + k) % paths.length;
       const [fn, per] = paths[i]!;
-      const c0 = cpuMs();
+      // The children are read outside this process's own window: reading /proc costs this
+      // process CPU, as much as a tiny model's job, and would count in every path's figure.
+      const children0 = childrenCpuMs();
+      const own0 = ownCpuMs();
       const t = performance.now();
       await fn();
       const ms = performance.now() - t;
-      cpu[i]! += cpuMs() - c0;
+      // A job process still finishing its part (its answer sent, its memory freed) after the
+      // answer arrived would run into the next path's timing and CPU: it gets this pause, and
+      // its CPU counts for the path that caused it.
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const own1 = ownCpuMs();
+      cpu[i]! += own1 - own0 + childrenCpuMs() - children0;
       seconds[i]! += ms / 1000;
       lat[i]!.push(ms / per);
     }
@@ -208,6 +228,7 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
   if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
+  const pairedRounds = process.argv.includes('--paired');
   const rowsAt = process.argv.indexOf('--rows');
   const rowKind = rowsAt >= 0 ? process.argv[rowsAt + 1] : null;
   if (rowKind !== null && rowKind !== 'single' && rowKind !== 'batch')
@@ -308,8 +329,8 @@ async function main(): Promise<void> {
         await direct();
         for (const [, fn] of rows) await fn();
       }
-      {
-        // One at a time: paired rounds (see `paired`).
+      if (pairedRounds) {
+        // One at a time in paired rounds (see `paired`), before the slices.
         const { figures, ratios } = await paired(jobs, [
           [direct, 1],
           ...rows.map(([, fn, per]) => [fn, per] as [() => Promise<unknown>, number]),
@@ -327,7 +348,7 @@ async function main(): Promise<void> {
           );
         }
       }
-      for (const p of [parallel]) {
+      for (const p of [1, parallel]) {
         // Interleaved in slices, so a change in the machine's load hits every row alike.
         const slices = 4;
         const ds: Figures[] = [];
