@@ -999,6 +999,10 @@ export class Gateway {
         (height !== null && f.expiresAt !== null && BigInt(height) > BigInt(f.expiresAt))
       )
         this.store.removeFee(f.txHash);
+      // A row from before expiry heights were kept, that the node does not know: nothing bounds
+      // when it could land, and counted in every window for ever it would stop all spending. It
+      // stays where that gateway counted it, at its send time.
+      else if (st.status === 'unknown' && f.expiresAt === null) this.store.feeIncluded(f.txHash, f.atMs);
     }
   }
 
