@@ -240,7 +240,8 @@ export function totalSpent(leases: readonly BudgetLease[], fees: readonly FeePai
  * s in [now − 1 h, now] of what was spent in [s, now] plus futureRate × (s + 1 h − now) plus the
  * pending fees plus futureFees. The function of s is piecewise linear, so its maximum is at the
  * ends or where a lease opened or ended or a fee was charged. A window that starts after `nowMs`
- * holds at most what the one starting at `nowMs` does.
+ * holds at most what the one starting at `nowMs` does. A fee charged, or a lease's last charges,
+ * at a block time after `nowMs` (read after it) count in every window, as pending fees do.
  */
 export function hourPeak(
   leases: readonly BudgetLease[],
@@ -259,11 +260,18 @@ export function hourPeak(
   for (const f of fees)
     if (f.includedAtMs !== null && f.includedAtMs > from && f.includedAtMs < nowMs)
       starts.add(f.includedAtMs);
-  const pending = pendingFees(fees);
+  // What the reads show after `nowMs` (they come after the block time is read: a transaction
+  // included, or a lease ended, in a block since) lies in the windows ahead as much as a pending
+  // fee does: left out (feesIn and chargesIn stop at `nowMs`) it was in no window at all.
+  let after = pendingFees(fees);
+  for (const f of fees) if (f.includedAtMs !== null && f.includedAtMs > nowMs) after += f.fee;
+  for (const l of leases)
+    if (l.endedAtMs !== null && l.endedAtMs > nowMs)
+      after += chargesIn([l], nowMs, Math.min(l.endedAtMs, nowMs + hour));
   let peak = 0n;
   for (const s of starts) {
     const ahead = ceilDiv(futureRate * BigInt(s + hour - nowMs), MS_PER_HOUR);
-    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + pending + futureFees;
+    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + after + futureFees;
     if (v > peak) peak = v;
   }
   return peak;

@@ -49,6 +49,16 @@ const byBlockTime: FeeView = (tx, now) => ({
   includedAtMs: tx.includedAt !== null && tx.includedAt <= now ? tx.includedAt : null,
 });
 const bySendTime: FeeView = (tx) => ({ fee: tx.fee, includedAtMs: tx.sentAt });
+/**
+ * As the gateway reads them: the block time first, then the fees' inclusions, so an inclusion in a
+ * block made in between (up to `lagMs` later) is seen with a block time after the check's `now`.
+ */
+const readLate =
+  (lagMs: number): FeeView =>
+  (tx, now) => ({
+    fee: tx.fee,
+    includedAtMs: tx.includedAt !== null && tx.includedAt <= now + lagMs ? tx.includedAt : null,
+  });
 
 /**
  * Runs the steps on chain time; each spending step is checked with `canSpend` on what the gateway
@@ -198,6 +208,69 @@ describe('the budget on the chain’s block times', () => {
     const now = simulate(list, budget, 0n, byBlockTime);
     assert.equal(now.txs.length, 10, 'nothing more until the hour after 0:55 has passed');
     assert.ok(worstHour(now) <= budget * MS_PER_HOUR);
+  });
+
+  test('property: the same with inclusions read after the block time (seen at block times after the check’s)', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 10n * UNC }),
+        fc.bigInt({ min: 0n, max: UNC / 10n }),
+        fc.integer({ min: 1, max: 30_000 }),
+        steps,
+        (budget, closeFee, lagMs, list) => {
+          const worst = worstHour(simulate(list, budget, closeFee, readLate(lagMs)));
+          assert.ok(worst <= budget * MS_PER_HOUR, `charged ${worst / MS_PER_HOUR} in an hour > ${budget}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a fee seen included in a block after the check’s block time still counts', () => {
+    // Ten disputes fill the budget and are included 5 s later; a check 1 s after them reads the
+    // block time (1 s) and then the fees' inclusions (at 5 s). Counted neither as pending nor in
+    // any window up to 1 s, they let ten more go out, charged within the same hour.
+    const budget = 10n * 10n ** 15n;
+    const fee = 10n ** 15n;
+    const list: Step[] = [
+      ...Array.from({ length: 10 }, () => ({ kind: 'dispute' as const, fee, delay: 5_000 })),
+      { kind: 'wait', ms: 1_000 },
+      ...Array.from({ length: 10 }, () => ({ kind: 'dispute' as const, fee, delay: 0 })),
+    ];
+    const r = simulate(list, budget, 0n, readLate(10_000));
+    assert.equal(r.txs.length, 10, 'nothing more within the hour of the first ten');
+    assert.ok(worstHour(r) <= budget * MS_PER_HOUR);
+  });
+
+  test('a lease seen ended at a block time after the check’s counts its charges up to that end', () => {
+    // Read after the block time (1:00): a lease (1 base unit per ms) that ended at 1:00:30. Its
+    // charges in (1:00, 1:00:30] were in no window (chargesIn stops at now, and an ended lease is
+    // not in the committed rate).
+    const now = HOUR;
+    const lease: BudgetLease = {
+      pricePerHour: MS_PER_HOUR,
+      openedAtMs: now - 1_000,
+      endedAtMs: now + 30_000,
+    };
+    const budget = 31_000n + 1n;
+    assert.equal(
+      canSpend(
+        { leases: [lease], fees: [] },
+        { committedRate: 0n, reservedFees: 0n, newRate: 0n, newFees: 2n },
+        budget,
+        now,
+      ),
+      false,
+    );
+    assert.equal(
+      canSpend(
+        { leases: [lease], fees: [] },
+        { committedRate: 0n, reservedFees: 0n, newRate: 0n, newFees: 1n },
+        budget,
+        now,
+      ),
+      true,
+    );
   });
 
   test('property: the old count (fees where they were sent) does overspend under some inclusion delays', () => {
