@@ -3,6 +3,7 @@
  * cannot be started must not end the provider.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -68,6 +69,89 @@ describe('job sandbox', () => {
       if (saved === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = saved;
       await sandbox.stop();
+    }
+  });
+});
+
+/** The pool's job processes, for tests that stand in for a process gone wrong. */
+const children = (sandbox: JobSandbox) =>
+  (sandbox as unknown as { workers: { child: ChildProcess }[] }).workers.map((w) => w.child);
+
+const oneWorker = (timeoutMs: number) =>
+  new JobSandbox({
+    workers: 1,
+    executionProvider: 'cpu',
+    ocr: DEFAULT_OCR_MODELS,
+    timeoutMs,
+    memoryBytes: 4 * 1024 ** 3,
+    heapMb: 512,
+    maxSessions: 4,
+    maxOutputBytes: 1024 * 1024,
+    logger: silentLogger,
+  });
+
+describe('job sandbox against a job process gone wrong (it runs the renter’s model)', () => {
+  test('a malformed message kills that process and nothing else; the pool runs on', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-malformed-');
+    const sandbox = oneWorker(5_000);
+    try {
+      await sandbox.start();
+      const affine = join(dir.path, 'affine.onnx');
+      writeFileSync(affine, affineModel());
+      const [child] = children(sandbox);
+      // As the channel would deliver them. Before, `'op' in 5` and `logger.nope(...)` threw out of
+      // the message handler: an uncaught exception that ended the provider.
+      for (const m of [
+        5,
+        null,
+        'x',
+        { op: 'log', level: 'nope', msg: 'x' },
+        { op: 'parts', id: 1, parts: [] },
+      ])
+        assert.doesNotThrow(() => child!.emit('message', m));
+      const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+      const out = await sandbox.run('b'.repeat(64), affine, x);
+      assert.equal(out.length, 1);
+      assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+
+  test('a killed process whose channel stays open past the drain limit is cut off', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-undead-');
+    const sandbox = oneWorker(1_000);
+    let undead: ChildProcess | undefined;
+    try {
+      await sandbox.start();
+      const loop = join(dir.path, 'loop.onnx');
+      writeFileSync(loop, loopModel());
+      undead = children(sandbox)[0]!;
+      // It outlives the kill (a process stuck in the kernel, or one that left a child holding its
+      // end of the channel): the channel never ends by itself.
+      undead.kill = () => true;
+      const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+      await assert.rejects(sandbox.run('a'.repeat(64), loop, one), (e: Error & { code?: string }) => {
+        return e.code === 'JOB_TIMEOUT';
+      });
+      // Failed after the drain limit, and nothing more is read from it (before: still connected,
+      // every message it wrote parsed and logged for as long as it lived).
+      assert.equal(undead.connected, false);
+    } finally {
+      if (undead?.pid !== undefined) {
+        try {
+          process.kill(undead.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await sandbox.stop();
+      await dir.remove();
     }
   });
 });

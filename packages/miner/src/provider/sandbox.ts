@@ -86,6 +86,19 @@ interface Worker {
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
 const DRAIN_MS = 2_000;
 
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
+
+/** Whether a message from a job process has the shape of a reply (sandbox-protocol.ts). */
+function isReply(m: unknown): m is SandboxReply {
+  if (typeof m !== 'object' || m === null) return false;
+  const r = m as Record<string, unknown>;
+  if (!('op' in r)) return typeof r.id === 'number' && typeof r.ok === 'boolean';
+  if (r.op === 'part') return typeof r.id === 'number' && typeof r.index === 'number';
+  return (
+    r.op === 'log' && typeof r.level === 'string' && LOG_LEVELS.has(r.level) && typeof r.msg === 'string'
+  );
+}
+
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
@@ -243,7 +256,14 @@ export class JobSandbox {
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
     });
-    child.on('message', (m: SandboxReply) => {
+    child.on('message', (m: unknown) => {
+      // The process runs the renter's model: what it sends is checked before it is used (a
+      // number, or a log level that names no logger method, threw out of this handler and
+      // ended the provider, every renter's jobs with it).
+      if (!isReply(m)) {
+        this.kill(w, new SandboxError('JOB_CRASHED', 'the job process sent a malformed message'));
+        return;
+      }
       if ('op' in m) {
         if (m.op === 'part') w.pending.get(m.id)?.part?.(m);
         else this.opts.logger[m.level](m.msg, m.fields);
@@ -324,7 +344,17 @@ export class JobSandbox {
     else {
       // The channel ends (EOF) after every message written to it is delivered. A process that
       // does not die within the drain limit has its requests failed anyway.
-      const drained = setTimeout(fail, DRAIN_MS);
+      // Past it, the channel is closed from this side: a process that outlives SIGKILL (stuck in
+      // the kernel) or left a child holding its end would otherwise be read, its messages parsed
+      // and logged, for as long as it writes.
+      const drained = setTimeout(() => {
+        try {
+          w.child.disconnect();
+        } catch {
+          // already closed
+        }
+        fail();
+      }, DRAIN_MS);
       drained.unref();
       w.child.once('disconnect', () => {
         clearTimeout(drained);
