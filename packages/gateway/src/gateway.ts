@@ -1344,7 +1344,7 @@ export class Gateway {
     spend?: {
       newRate: bigint;
       commitsClose: boolean;
-      /** Run in the queue before anything else; throwing keeps the transaction from being sent. */
+      /** Run in the queue after the spend check, right before sending; throwing keeps the transaction from being sent. */
       precheck?: () => Promise<void>;
       onAllowed?: () => void;
       /** About to be handed to the node: from now it may be included, until `expiresAt`. */
@@ -1354,7 +1354,6 @@ export class Gateway {
     },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
-      await spend?.precheck?.();
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
       if (spend) {
         const fees = stx.tx.fee + (spend.commitsClose ? this.closeFee() : 0n);
@@ -1362,6 +1361,9 @@ export class Gateway {
           throw new OverBudgetError(
             `${kind} not sent: with its fee of ${stx.tx.fee} base units it would pass the budget of ${this.opts.budgetPerHour} per hour`,
           );
+        // Last, right before it goes: the spend check reads the chain for a while (every pending
+        // fee's status), and a notice landing meanwhile was missed by a precheck taken before it.
+        await spend.precheck?.();
         spend.onAllowed?.();
       }
       const hash = signedHash(stx);

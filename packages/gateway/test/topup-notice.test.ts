@@ -26,19 +26,26 @@ async function waitFor(what: string, probe: () => boolean): Promise<void> {
 }
 
 async function withPooledLease(
-  status: 'active' | 'closing',
+  /** 'notice-during-check': active until the top-up's spend check reads the renter's leases, closing from then. */
+  status: 'active' | 'closing' | 'notice-during-check',
   check: (r: { topUps: number; lease: { closing: boolean } }) => void,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-topup-'));
   const leaseId = 'dd'.repeat(32);
   const sent: string[] = [];
+  let armed = false;
   const state = {
     txStatus: 'pending',
     timeMs: T0,
+    get leases() {
+      const l = state.lease[leaseId] as { status: string };
+      if (armed && status === 'notice-during-check') l.status = 'closing';
+      return [];
+    },
     lease: {
       [leaseId]: {
         id: leaseId,
-        status,
+        status: status === 'closing' ? 'closing' : 'active',
         pricePerHour: UNC.toString(),
         startTime: T0 - 60_000,
         // The pool saw it active, its escrow running out within the top-up horizon.
@@ -104,6 +111,7 @@ async function withPooledLease(
       topUpRetryAtMs: 0,
     };
     inside.leases.set(leaseId, lease);
+    armed = true;
     inside.topUpLeases();
     assert.equal(lease.toppingUp, true, 'a top-up is decided on the pool view');
     await waitFor('the top-up to settle', () => !lease.toppingUp);
@@ -122,6 +130,15 @@ describe('a top-up decided before the provider gave notice', () => {
       // Before: the top-up went out into the closing lease.
       assert.equal(topUps, 0, 'no top-up into a closing lease');
       assert.equal(lease.closing, true, 'the lease is dropped from the pool at once');
+    });
+  });
+
+  test('is not sent when the notice lands while the top-up’s spend check reads the chain', async () => {
+    await withPooledLease('notice-during-check', ({ topUps, lease }) => {
+      // Before: the lease was read before the spend check, which reads the chain for a while
+      // (the leases, every pending fee's status); a notice in that time went unseen.
+      assert.equal(topUps, 0, 'no top-up into a lease that went closing during the check');
+      assert.equal(lease.closing, true);
     });
   });
 
