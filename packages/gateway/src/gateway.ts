@@ -71,6 +71,7 @@ import {
   jobCost,
   LEASE_FAILURE_STREAK_LIMIT,
   MS_PER_HOUR,
+  neverIncluded,
   type OfferCandidate,
   pendingFees,
   pickLease,
@@ -974,7 +975,7 @@ export class Gateway {
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
         this.forgetOpen(hash);
-      } else if (st.status === 'dropped' || (height !== null && BigInt(height) > open.expiresAt)) {
+      } else if (neverIncluded(st, height, open.expiresAt)) {
         this.forgetOpen(hash);
       }
     }
@@ -994,15 +995,13 @@ export class Gateway {
         const receipt = await this.client.getTransaction(f.txHash).catch(() => null);
         const blockMs = receipt ? Date.parse(receipt.time) : Number.NaN;
         if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs);
-      } else if (
-        st.status === 'dropped' ||
-        (height !== null && f.expiresAt !== null && BigInt(height) > BigInt(f.expiresAt))
-      )
+      } else if (neverIncluded(st, height, f.expiresAt === null ? null : BigInt(f.expiresAt)))
         this.store.removeFee(f.txHash);
-      // A row from before expiry heights were kept, that the node does not know: nothing bounds
-      // when it could land, and counted in every window for ever it would stop all spending. It
-      // stays where that gateway counted it, at its send time.
-      else if (st.status === 'unknown' && f.expiresAt === null) this.store.feeIncluded(f.txHash, f.atMs);
+      // A row from before expiry heights were kept, that the node does not know (or only dropped
+      // from its own mempool): nothing bounds when it could land, and counted in every window for
+      // ever it would stop all spending. It stays where that gateway counted it, at its send time.
+      else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null)
+        this.store.feeIncluded(f.txHash, f.atMs);
     }
   }
 

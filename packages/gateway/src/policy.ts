@@ -390,6 +390,23 @@ export function topUpAmount(
 }
 
 /**
+ * Whether a transaction not seen included never will be, from its status at one node and the
+ * chain's latest height. A drop from that node's mempool alone does not say so: evicted from a
+ * full pool, or replaced there, it was gossiped before and another node's proposer may still
+ * include it until its expiry height. Only its nonce used by another transaction, or its expiry
+ * height passed, settles it.
+ */
+export function neverIncluded(
+  st: { status: string; code?: string },
+  height: number | null,
+  expiresAt: bigint | null,
+): boolean {
+  if (st.status === 'included') return false;
+  if (st.status === 'dropped' && (st.code === 'NONCE_USED' || st.code === 'EXPIRED')) return true;
+  return height !== null && expiresAt !== null && BigInt(height) > expiresAt;
+}
+
+/**
  * Why a top-up decided earlier must not go out now, judged by the lease as the chain shows it at
  * the moment of sending (read inside the one-at-a-time transaction queue, with the chain's latest
  * block time), or null to send it. The decision was taken on the pool's view, refreshed every few

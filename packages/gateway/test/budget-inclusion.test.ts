@@ -36,8 +36,14 @@ describe('a lease opening not seen included', () => {
       allowHttp: true,
       inclusionWaitMs: 300,
       port: 0,
+      // Only the test's openings: a tick of its own (every transaction reads as dropped here) once
+      // opened another right after the third, and the count read 3.
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
     });
     await gw.start();
+    const inside = gw as unknown as { ticking: boolean };
+    for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
   });
   after(async () => {
     await gw.stop();
@@ -57,6 +63,59 @@ describe('a lease opening not seen included', () => {
     await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
     await gw.openLease('third');
     assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+  });
+});
+
+describe('a transaction dropped from its node’s mempool only', () => {
+  test('still counts (opening and fee) until its nonce is used or its expiry height passes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-evicted-'));
+    const sent: string[] = [];
+    const state: { txStatus: string; dropCode?: string } = { txStatus: 'pending' };
+    const node = mempoolOnlyNode(sent, state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC + UNC / 10n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      // Only the test's own steps: no tick opens or settles anything in between.
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      settleOpens(h: number | null): Promise<void>;
+      settleFees(h: number | null): Promise<void>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      await gw.openLease('first');
+      assert.equal(sent.length, 1);
+      // Evicted from this node's full mempool: it was gossiped, and another node may include it.
+      // Before, the opening's rate and its fee were forgotten, and a second opening went out.
+      state.txStatus = 'dropped';
+      state.dropCode = 'EVICTED';
+      await inside.settleOpens(5);
+      await inside.settleFees(5);
+      assert.equal(gw.store.fees().length, 1, 'its fee still counts');
+      await gw.openLease('second');
+      assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+      // Past its expiry height it can no longer be included.
+      await inside.settleOpens(1_000_000_000);
+      await inside.settleFees(1_000_000_000);
+      assert.equal(gw.store.fees().length, 0);
+      await gw.openLease('third');
+      assert.equal(sent.length, 2);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

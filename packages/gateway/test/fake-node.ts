@@ -16,6 +16,8 @@ export function mempoolOnlyNode(
     lease?: Record<string, unknown>;
     /** The chain's latest block time (ms). */
     timeMs?: number;
+    /** With txStatus 'dropped': why (default NONCE_USED: it can never be included). */
+    dropCode?: string;
     /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
     includedAtMs?: number;
   },
@@ -75,7 +77,15 @@ export function mempoolOnlyNode(
     unc_getTransactionStatus: (params) =>
       state.txStatus === 'included'
         ? { hash: params[0], status: 'included', height: 4, index: 0, blockHash: '00'.repeat(32) }
-        : { hash: params[0], status: state.txStatus },
+        : state.txStatus === 'dropped'
+          ? {
+              hash: params[0],
+              status: 'dropped',
+              code: state.dropCode ?? 'NONCE_USED',
+              reason: '',
+              height: 5,
+            }
+          : { hash: params[0], status: state.txStatus },
     unc_getTransaction: (params) => ({
       hash: params[0],
       height: 4,
