@@ -438,12 +438,9 @@ export class JobSandbox {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
     const w = await this.acquire(hash);
     const settled: JobSettled<unknown>[] = [];
-    let timer: NodeJS.Timeout | null = null;
-    const arm = () => {
-      if (timer) clearTimeout(timer);
-      timer = this.jobTimer(w, req.op);
-    };
-    arm();
+    // One timer for the group, restarted on each answer (refresh: no new timer per job).
+    const timer = this.jobTimer(w, req.op);
+    const arm = () => timer.refresh();
     try {
       await this.send(w, req, (p) => {
         if (p.index !== settled.length) return;
@@ -472,7 +469,7 @@ export class JobSandbox {
             );
       while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
     } finally {
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
       this.release(w);
     }
     // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.
