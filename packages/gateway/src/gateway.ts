@@ -986,7 +986,8 @@ export class Gateway {
    * included one; one dropped, or not included by its expiry height, paid nothing and is removed.
    * Until then a fee counts in every window a spend check looks at (policy `FeePaid`).
    */
-  private async settleFees(height: number | null): Promise<void> {
+  private async settleFees(chain: { height: number; timeMs: number } | null): Promise<void> {
+    const height = chain?.height ?? null;
     for (const f of this.store.fees()) {
       if (f.includedMs !== null) continue;
       const st = await this.client.getTransactionStatus(f.txHash).catch(() => null);
@@ -999,9 +1000,11 @@ export class Gateway {
         this.store.removeFee(f.txHash);
       // A row from before expiry heights were kept, that the node does not know (or only dropped
       // from its own mempool): nothing bounds when it could land, and counted in every window for
-      // ever it would stop all spending. It stays where that gateway counted it, at its send time.
-      else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null)
-        this.store.feeIncluded(f.txHash, f.atMs);
+      // ever it would stop all spending. It is placed at the chain's latest block time, where it
+      // counts for the hour ahead: its send time is the gateway's clock, which may lag the chain's
+      // by more than an hour (the fee then in no window the checks look at).
+      else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null && chain)
+        this.store.feeIncluded(f.txHash, chain.timeMs);
     }
   }
 
@@ -1017,7 +1020,7 @@ export class Gateway {
     const st = await this.client.status();
     if (st.timeMs >= this.chainTime.blockMs) this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     const onChain = await this.readChainLeases();
-    await this.settleFees(st.height);
+    await this.settleFees(st);
     const records = this.store.leases();
     const leases = this.spendHistory(records);
     const listed = new Set(onChain.map((l) => l.id));
@@ -1306,7 +1309,7 @@ export class Gateway {
       }
     }
     await this.settleOpens(st?.height ?? null);
-    await this.settleFees(st?.height ?? null);
+    await this.settleFees(st ?? null);
     // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
     // (a close that failed) and closed again.
     for (const row of this.store.leases()) {

@@ -89,7 +89,7 @@ describe('a transaction dropped from its node’s mempool only', () => {
     const inside = gw as unknown as {
       ticking: boolean;
       settleOpens(h: number | null): Promise<void>;
-      settleFees(h: number | null): Promise<void>;
+      settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
     };
     try {
       await gw.start();
@@ -101,16 +101,62 @@ describe('a transaction dropped from its node’s mempool only', () => {
       state.txStatus = 'dropped';
       state.dropCode = 'EVICTED';
       await inside.settleOpens(5);
-      await inside.settleFees(5);
+      await inside.settleFees({ height: 5, timeMs: 1_000_000 });
       assert.equal(gw.store.fees().length, 1, 'its fee still counts');
       await gw.openLease('second');
       assert.equal(sent.length, 1, 'no second opening while the first may still be included');
       // Past its expiry height it can no longer be included.
       await inside.settleOpens(1_000_000_000);
-      await inside.settleFees(1_000_000_000);
+      await inside.settleFees({ height: 1_000_000_000, timeMs: 1_000_000 });
       assert.equal(gw.store.fees().length, 0);
       await gw.openLease('third');
       assert.equal(sent.length, 2);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a fee row from before expiry heights were kept, unknown to the node', () => {
+  test('is placed at the chain’s block time, not at the gateway’s clock when it was sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-legacy-fee-'));
+    const sent: string[] = [];
+    const chainMs = 10 * 3_600_000;
+    const node = mempoolOnlyNode(sent, { txStatus: 'unknown', timeMs: chainMs });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      // Sent by an older gateway whose clock ran two hours behind the chain's.
+      gw.store.addFee({
+        txHash: 'ee'.repeat(32),
+        kind: 'dispute',
+        fee: '5',
+        atMs: chainMs - 2 * 3_600_000,
+        expiresAt: null,
+      });
+      await inside.settleFees({ height: 5, timeMs: chainMs });
+      // Before: placed at its send time by the gateway's clock, two hours back, it was in no
+      // window a check looks at: a fee the chain may have just charged, counted nowhere.
+      assert.equal(gw.store.fees()[0]?.includedMs, chainMs);
     } finally {
       await gw.stop();
       await new Promise<void>((r) => node.close(() => r()));
