@@ -71,7 +71,9 @@ import {
   jobCost,
   LEASE_FAILURE_STREAK_LIMIT,
   MS_PER_HOUR,
+  neverIncluded,
   type OfferCandidate,
+  pendingFees,
   pickLease,
   quantile,
   type RetryPolicy,
@@ -80,6 +82,7 @@ import {
   spendLeases,
   stillCosts,
   topUpAmount,
+  topUpRefusal,
   totalSpent,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
@@ -972,9 +975,36 @@ export class Gateway {
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
         this.forgetOpen(hash);
-      } else if (st.status === 'dropped' || (height !== null && BigInt(height) > open.expiresAt)) {
+      } else if (neverIncluded(st, height, open.expiresAt)) {
         this.forgetOpen(hash);
       }
+    }
+  }
+
+  /**
+   * Places the fees of transactions not yet seen included: at the block time of the block that
+   * included one; one dropped, or not included by its expiry height, paid nothing and is removed.
+   * Until then a fee counts in every window a spend check looks at (policy `FeePaid`).
+   */
+  private async settleFees(chain: { height: number; timeMs: number } | null): Promise<void> {
+    const height = chain?.height ?? null;
+    for (const f of this.store.fees()) {
+      if (f.includedMs !== null) continue;
+      const st = await this.client.getTransactionStatus(f.txHash).catch(() => null);
+      if (!st) continue;
+      if (st.status === 'included') {
+        const receipt = await this.client.getTransaction(f.txHash).catch(() => null);
+        const blockMs = receipt ? Date.parse(receipt.time) : Number.NaN;
+        if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs);
+      } else if (neverIncluded(st, height, f.expiresAt === null ? null : BigInt(f.expiresAt)))
+        this.store.removeFee(f.txHash);
+      // A row from before expiry heights were kept, that the node does not know (or only dropped
+      // from its own mempool): nothing bounds when it could land, and counted in every window for
+      // ever it would stop all spending. It is placed at the chain's latest block time, where it
+      // counts for the hour ahead: its send time is the gateway's clock, which may lag the chain's
+      // by more than an hour (the fee then in no window the checks look at).
+      else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null && chain)
+        this.store.feeIncluded(f.txHash, chain.timeMs);
     }
   }
 
@@ -985,7 +1015,12 @@ export class Gateway {
    * for each lease that still costs. If the chain cannot be read, nothing is spent.
    */
   private async spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean> {
+    // The chain's block time first: whatever the leases and fee statuses read after it show as
+    // not yet included lands in a block after it.
+    const st = await this.client.status();
+    if (st.timeMs >= this.chainTime.blockMs) this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     const onChain = await this.readChainLeases();
+    await this.settleFees(st);
     const records = this.store.leases();
     const leases = this.spendHistory(records);
     const listed = new Set(onChain.map((l) => l.id));
@@ -1011,7 +1046,7 @@ export class Gateway {
         newFees,
       },
       this.opts.budgetPerHour,
-      this.now(),
+      st.timeMs,
     );
   }
 
@@ -1043,7 +1078,7 @@ export class Gateway {
   }
 
   private feesPaid(): FeePaid[] {
-    return this.store.fees().map((f) => ({ atMs: f.atMs, fee: BigInt(f.fee) }));
+    return this.store.fees().map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs }));
   }
 
   /** The fee of a transaction of these actions: nonce and expiry are fixed-width, so it is exact. */
@@ -1090,6 +1125,20 @@ export class Gateway {
       this.sendTx([topUpLeaseAction(l.row.leaseId, amount)], 'topUpLease', {
         newRate: 0n,
         commitsClose: false,
+        // In the queue, right before it goes: the lease as the chain shows it now, not as the
+        // last refresh did (a notice given since would take the money into a lease that is ending).
+        precheck: async () => {
+          const [st, lease] = await Promise.all([this.client.status(), this.client.getLease(l.row.leaseId)]);
+          const why = topUpRefusal(
+            { status: lease.status, escrowUntilMs: lease.escrowUntil, endTimeMs: lease.endTime },
+            st.timeMs,
+          );
+          if (why === null) return;
+          l.escrowUntilMs = lease.escrowUntil;
+          l.endTimeMs = lease.endTime;
+          if (lease.status === 'closing') this.dropLease(l, 'the provider gave notice');
+          throw new TopUpRefusedError(`top-up of lease ${l.row.leaseId} not sent: ${why}`);
+        },
       })
         .then(async () => {
           const lease = await this.client.getLease(l.row.leaseId);
@@ -1260,6 +1309,7 @@ export class Gateway {
       }
     }
     await this.settleOpens(st?.height ?? null);
+    await this.settleFees(st ?? null);
     // Leases out of the pool but not yet recorded as over: over on chain now, or still costing
     // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
@@ -1296,6 +1346,8 @@ export class Gateway {
     spend?: {
       newRate: bigint;
       commitsClose: boolean;
+      /** Run in the queue after the spend check, right before sending; throwing keeps the transaction from being sent. */
+      precheck?: () => Promise<void>;
       onAllowed?: () => void;
       /** About to be handed to the node: from now it may be included, until `expiresAt`. */
       onSending?: (hash: string, expiresAt: bigint) => void;
@@ -1311,10 +1363,19 @@ export class Gateway {
           throw new OverBudgetError(
             `${kind} not sent: with its fee of ${stx.tx.fee} base units it would pass the budget of ${this.opts.budgetPerHour} per hour`,
           );
+        // Last, right before it goes: the spend check reads the chain for a while (every pending
+        // fee's status), and a notice landing meanwhile was missed by a precheck taken before it.
+        await spend.precheck?.();
         spend.onAllowed?.();
       }
       const hash = signedHash(stx);
-      this.store.addFee({ txHash: hash, kind, fee: stx.tx.fee.toString(), atMs: this.now() });
+      this.store.addFee({
+        txHash: hash,
+        kind,
+        fee: stx.tx.fee.toString(),
+        atMs: this.now(),
+        expiresAt: stx.tx.expiresAt.toString(),
+      });
       spend?.onSending?.(hash, stx.tx.expiresAt);
       try {
         await sendTransaction(this.client, stx);
@@ -1328,6 +1389,9 @@ export class Gateway {
       }
       await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
+      // Charged at its block's time: from now on it counts there, not in every window.
+      const blockMs = Date.parse(receipt.time);
+      if (Number.isFinite(blockMs) && !this.storeClosed) this.store.feeIncluded(hash, blockMs);
       return { hash, events: receipt.events };
     };
     const p = this.txChain.then(run, run);
@@ -1340,22 +1404,30 @@ export class Gateway {
 
   status() {
     const nowMs = this.now();
+    // Spending on the chain's clock, as the spend check counts it (charges and fees are at block times).
+    const chainMs = this.chainNowMs();
     // From the chain's block times, as the spend check counts them: the records' times are when
     // the gateway saw a lease open or end (a lease whose escrow ran out while the gateway was
     // down was recorded as ended only at its restart, and shown as costing all that while).
     const budget = this.spendHistory();
     const fees = this.feesPaid();
-    const hourAgo = nowMs - Number(MS_PER_HOUR);
+    const hourAgo = chainMs - Number(MS_PER_HOUR);
     return {
       renter: this.renterAddress,
       chainId: this.chainId,
       budgetPerHour: this.opts.budgetPerHour.toString(),
       committedPerHour: committedRate(budget).toString(),
       /** Everything the key spent: the leases' charges and every transaction fee. */
-      spent: totalSpent(budget, fees, nowMs).toString(),
-      fees: feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs).toString(),
-      /** Spent in the last hour, charges and fees: the budget bounds this. */
-      spentLastHour: (chargesIn(budget, hourAgo, nowMs) + feesIn(fees, hourAgo, nowMs)).toString(),
+      spent: totalSpent(budget, fees, chainMs).toString(),
+      fees: (feesIn(fees, Number.MIN_SAFE_INTEGER, chainMs) + pendingFees(fees)).toString(),
+      /** Fees of transactions not yet seen included: counted in every hour until they are. */
+      pendingFees: pendingFees(fees).toString(),
+      /** Spent in the last hour of block time, charges and fees (pending ones too): the budget bounds this. */
+      spentLastHour: (
+        chargesIn(budget, hourAgo, chainMs) +
+        feesIn(fees, hourAgo, chainMs) +
+        pendingFees(fees)
+      ).toString(),
       queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },
       jobs: this.store.countByStatus(),
       recentP99Ms: quantile(
@@ -1508,6 +1580,9 @@ export class BadReceiptError extends Error {}
 
 /** A transaction that would spend past the budget was not sent. */
 export class OverBudgetError extends Error {}
+
+/** A top-up the lease no longer wants by the time its turn in the transaction queue came. */
+export class TopUpRefusedError extends Error {}
 
 /** A busy lease is topped up when its escrow would run out within this (or two attempt timeouts). */
 const TOP_UP_AHEAD_MS = 10 * 60_000;

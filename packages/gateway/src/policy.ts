@@ -184,12 +184,18 @@ export function spentBy(leases: readonly BudgetLease[], nowMs: number): bigint {
 // Spending: lease charges and transaction fees together, within the budget in any hour.
 
 /**
- * A transaction fee the renter's key paid, or may have paid: it counts from the moment the
- * transaction is handed to the node (a transaction waited for too briefly may still be included).
+ * A transaction fee the renter's key paid, or may have paid. The chain charges it at the block
+ * time of the block that includes the transaction, which the gateway learns only once it sees it
+ * included: sent at one time, it may land in a block an hour later. So it counts from the moment
+ * the transaction is handed to the node, and until its block is known it counts in every window
+ * a spend check looks at (each of them ends after the send, so each could hold it); from then on
+ * at its block's time, as the chain charged it. A transaction dropped or past its expiry height
+ * without inclusion paid nothing and is forgotten.
  */
 export interface FeePaid {
-  atMs: number;
   fee: bigint;
+  /** Block time (ms) of the block that included it; null while that is not known. */
+  includedAtMs: number | null;
 }
 
 /** Lease charges accrued in [fromMs, toMs], each lease rounded up (never less than the chain charges). */
@@ -203,24 +209,39 @@ export function chargesIn(leases: readonly BudgetLease[], fromMs: number, toMs: 
   return sum;
 }
 
-/** Fees paid in [fromMs, toMs]. */
+/** Fees of transactions included at block times in [fromMs, toMs]. */
 export function feesIn(fees: readonly FeePaid[], fromMs: number, toMs: number): bigint {
   let sum = 0n;
-  for (const f of fees) if (f.atMs >= fromMs && f.atMs <= toMs) sum += f.fee;
+  for (const f of fees)
+    if (f.includedAtMs !== null && f.includedAtMs >= fromMs && f.includedAtMs <= toMs) sum += f.fee;
   return sum;
 }
 
-/** Everything the key spent up to `nowMs`: every lease's charges and every fee. */
+/** Fees of transactions that may still be included (or were, in a block not yet seen). */
+export function pendingFees(fees: readonly FeePaid[]): bigint {
+  let sum = 0n;
+  for (const f of fees) if (f.includedAtMs === null) sum += f.fee;
+  return sum;
+}
+
+/** Everything the key spent up to `nowMs`: every lease's charges and every fee, pending ones too. */
 export function totalSpent(leases: readonly BudgetLease[], fees: readonly FeePaid[], nowMs: number): bigint {
-  return chargesIn(leases, Number.MIN_SAFE_INTEGER, nowMs) + feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs);
+  return (
+    chargesIn(leases, Number.MIN_SAFE_INTEGER, nowMs) +
+    feesIn(fees, Number.MIN_SAFE_INTEGER, nowMs) +
+    pendingFees(fees)
+  );
 }
 
 /**
- * The most the key could spend in any one-hour window that holds `nowMs`, if from now on the leases
- * cost `futureRate` per hour for a whole hour and `futureFees` are paid: the maximum over window
- * starts s in [now − 1 h, now] of what was spent in [s, now] plus futureRate × (s + 1 h − now) plus
- * futureFees. The function of s is piecewise linear, so its maximum is at the ends or where a lease
- * opened or ended or a fee was paid.
+ * The most the key could spend in any one-hour window that holds `nowMs` (the chain's latest block
+ * time: every transaction not yet seen included lands after it), if from now on the leases cost
+ * `futureRate` per hour for a whole hour and `futureFees` are paid: the maximum over window starts
+ * s in [now − 1 h, now] of what was spent in [s, now] plus futureRate × (s + 1 h − now) plus the
+ * pending fees plus futureFees. The function of s is piecewise linear, so its maximum is at the
+ * ends or where a lease opened or ended or a fee was charged. A window that starts after `nowMs`
+ * holds at most what the one starting at `nowMs` does. A fee charged, or a lease's last charges,
+ * at a block time after `nowMs` (read after it) count in every window, as pending fees do.
  */
 export function hourPeak(
   leases: readonly BudgetLease[],
@@ -236,11 +257,21 @@ export function hourPeak(
     if (l.openedAtMs > from && l.openedAtMs < nowMs) starts.add(l.openedAtMs);
     if (l.endedAtMs !== null && l.endedAtMs > from && l.endedAtMs < nowMs) starts.add(l.endedAtMs);
   }
-  for (const f of fees) if (f.atMs > from && f.atMs < nowMs) starts.add(f.atMs);
+  for (const f of fees)
+    if (f.includedAtMs !== null && f.includedAtMs > from && f.includedAtMs < nowMs)
+      starts.add(f.includedAtMs);
+  // What the reads show after `nowMs` (they come after the block time is read: a transaction
+  // included, or a lease ended, in a block since) lies in the windows ahead as much as a pending
+  // fee does: left out (feesIn and chargesIn stop at `nowMs`) it was in no window at all.
+  let after = pendingFees(fees);
+  for (const f of fees) if (f.includedAtMs !== null && f.includedAtMs > nowMs) after += f.fee;
+  for (const l of leases)
+    if (l.endedAtMs !== null && l.endedAtMs > nowMs)
+      after += chargesIn([l], nowMs, Math.min(l.endedAtMs, nowMs + hour));
   let peak = 0n;
   for (const s of starts) {
     const ahead = ceilDiv(futureRate * BigInt(s + hour - nowMs), MS_PER_HOUR);
-    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + futureFees;
+    const v = chargesIn(leases, s, nowMs) + feesIn(fees, s, nowMs) + ahead + after + futureFees;
     if (v > peak) peak = v;
   }
   return peak;
@@ -260,10 +291,13 @@ export interface SpendStep {
 
 /**
  * Whether a step that spends (opening a lease, disputing a request, topping up escrow) keeps every
- * one-hour window within the budget, counting lease charges and transaction fees together. Taken
- * before every transaction that is not a closing (whose fee is reserved when its lease opens),
- * this bounds what the key spends in any hour by `budgetPerHour`: after the last step in a window,
- * only the leases it counted run on, and only the closings it reserved are paid.
+ * one-hour window within the budget, counting lease charges and transaction fees together, on the
+ * chain's block times (`nowMs`: the latest block time, read fresh with the leases and the fees'
+ * inclusions). Taken before every transaction that is not a closing (whose fee is reserved when
+ * its lease opens), this bounds what the chain charges the key in any hour of block time by
+ * `budgetPerHour`: take the last step whose check stood before the window's end. What lands in
+ * the window after that check's block time was counted by it (the leases it knew of or was
+ * opening, the fees still pending or reserved, its own); what landed before is history it read.
  */
 export function canSpend(
   history: { leases: readonly BudgetLease[]; fees: readonly FeePaid[] },
@@ -353,6 +387,42 @@ export function topUpAmount(
   const room = ceilDiv(lease.pricePerHour * BigInt(lease.endTimeMs - lease.escrowUntilMs), MS_PER_HOUR);
   const want = lease.pricePerHour * BigInt(Math.max(1, hoursPerTopUp));
   return want < room ? want : room;
+}
+
+/**
+ * Whether a transaction not seen included never will be, from its status at one node and the
+ * chain's latest height. A drop from that node's mempool alone does not say so: evicted from a
+ * full pool, or replaced there, it was gossiped before and another node's proposer may still
+ * include it until its expiry height. Only its nonce used by another transaction, or its expiry
+ * height passed, settles it.
+ */
+export function neverIncluded(
+  st: { status: string; code?: string },
+  height: number | null,
+  expiresAt: bigint | null,
+): boolean {
+  if (st.status === 'included') return false;
+  if (st.status === 'dropped' && (st.code === 'NONCE_USED' || st.code === 'EXPIRED')) return true;
+  return height !== null && expiresAt !== null && BigInt(height) > expiresAt;
+}
+
+/**
+ * Why a top-up decided earlier must not go out now, judged by the lease as the chain shows it at
+ * the moment of sending (read inside the one-at-a-time transaction queue, with the chain's latest
+ * block time), or null to send it. The decision was taken on the pool's view, refreshed every few
+ * seconds: in between, the provider may have given notice (the lease is closing, and the chain
+ * still takes a top-up into it: money into a lease that is ending), or its end time or escrow may
+ * have passed.
+ */
+export function topUpRefusal(
+  lease: { status: ChainLeaseStatus; escrowUntilMs: number; endTimeMs: number },
+  blockTimeMs: number,
+): string | null {
+  if (lease.status === 'closing') return 'its provider gave notice: the lease is closing';
+  if (lease.status !== 'active') return `the lease is ${lease.status}`;
+  if (blockTimeMs >= lease.endTimeMs) return 'the lease reached its end time';
+  if (blockTimeMs >= lease.escrowUntilMs) return 'its escrow ran out';
+  return null;
 }
 
 function ceilDiv(a: bigint, b: bigint): bigint {

@@ -65,7 +65,12 @@ export interface FeeRow {
   kind: string;
   /** Base units (decimal string). */
   fee: string;
+  /** When it was handed to the node (the gateway's clock). */
   atMs: number;
+  /** Block time of the block that included it; null until the gateway has seen that block. */
+  includedMs: number | null;
+  /** The height after which it can no longer be included (decimal string); null in rows from before it was kept. */
+  expiresAt: string | null;
 }
 
 export interface DisputeRow {
@@ -124,7 +129,9 @@ CREATE TABLE IF NOT EXISTS fees (
   tx_hash TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
   fee TEXT NOT NULL,
-  at_ms INTEGER NOT NULL
+  at_ms INTEGER NOT NULL,
+  included_ms INTEGER,
+  expires_at TEXT
 );
 CREATE TABLE IF NOT EXISTS pending_opens (
   tx_hash TEXT PRIMARY KEY,
@@ -188,6 +195,13 @@ export class GatewayStore {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA);
+      // Databases from before fees were placed at their inclusion's block time: the rows read as
+      // not yet seen included, and the next refresh asks the node where each one landed.
+      const feeColumns = new Set(
+        (this.db.prepare('PRAGMA table_info(fees)').all() as Row[]).map((c) => c.name as string),
+      );
+      if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
+      if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
     }
     this.db.pragma('busy_timeout = 5000');
   }
@@ -349,15 +363,20 @@ export class GatewayStore {
   }
 
   /** Written before the transaction is handed to the node: a crash after it cannot hide the fee. */
-  addFee(f: FeeRow): void {
+  addFee(f: Omit<FeeRow, 'includedMs'>): void {
     this.db
-      .prepare('INSERT OR IGNORE INTO fees (tx_hash, kind, fee, at_ms) VALUES (?, ?, ?, ?)')
-      .run(f.txHash, f.kind, f.fee, f.atMs);
+      .prepare('INSERT OR IGNORE INTO fees (tx_hash, kind, fee, at_ms, expires_at) VALUES (?, ?, ?, ?, ?)')
+      .run(f.txHash, f.kind, f.fee, f.atMs, f.expiresAt);
   }
 
-  /** The node refused the transaction: it is not in its mempool and pays nothing. */
+  /** The node refused the transaction, or it was dropped or expired uncharged: it pays nothing. */
   removeFee(txHash: string): void {
     this.db.prepare('DELETE FROM fees WHERE tx_hash = ?').run(txHash);
+  }
+
+  /** The transaction is in a block of this block time: its fee was charged then. */
+  feeIncluded(txHash: string, blockTimeMs: number): void {
+    this.db.prepare('UPDATE fees SET included_ms = ? WHERE tx_hash = ?').run(blockTimeMs, txHash);
   }
 
   fees(): FeeRow[] {
@@ -366,6 +385,8 @@ export class GatewayStore {
       kind: r.kind as string,
       fee: r.fee as string,
       atMs: Number(r.at_ms),
+      includedMs: r.included_ms === null || r.included_ms === undefined ? null : Number(r.included_ms),
+      expiresAt: (r.expires_at as string | null | undefined) ?? null,
     }));
   }
 

@@ -8,83 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
 import { MS_PER_HOUR } from '../src/policy.js';
+import { mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
-
-function mempoolOnlyNode(sent: string[], state: { txStatus: string; leases?: unknown[] }): Server {
-  const offer = {
-    id: 'aa'.repeat(32),
-    provider: 'unc1provider',
-    price: UNC.toString(),
-    minHours: 1,
-    maxHours: 4,
-    noticeMs: 60_000,
-    endpoint: 'http://127.0.0.1:1',
-    tlsFingerprints: [],
-    attributes: { memoryMiB: 1024, region: 'test' },
-    status: 'open',
-    createdHeight: 1,
-    createdTime: 0,
-    closesAt: null,
-    leasesOpened: 0,
-    chips: [
-      {
-        chipId: 'bb'.repeat(32),
-        modelId: 'm',
-        vendorId: 'v',
-        power: '1000',
-        online: true,
-        available: true,
-        leaseId: null,
-        uptime: { answered: 10, missed: 0, ratio: '1.0000', windowMs: 86_400_000 },
-      },
-    ],
-    power: '1000',
-    available: 1,
-  };
-  const answers: Record<string, (params: unknown[]) => unknown> = {
-    unc_status: () => ({ chainId: 'unc-inclusion-test', height: 5, timeMs: 1_000_000, time: '' }),
-    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
-    unc_getOffers: () => [offer],
-    unc_getLeases: () => state.leases ?? [],
-    unc_getAccount: () => ({
-      address: '',
-      balance: (100n * UNC).toString(),
-      nonce: 0,
-      height: 5,
-      stateRoot: '',
-    }),
-    unc_sendTransaction: (params) => {
-      sent.push(params[0] as string);
-      return { hash: `${sent.length}`.padStart(64, '0') };
-    },
-    unc_getTransactionStatus: (params) => ({ hash: params[0], status: state.txStatus }),
-  };
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
-    });
-    req.on('end', () => {
-      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
-      const answer = answers[method];
-      const reply = answer
-        ? { jsonrpc: '2.0', id, result: answer(params) }
-        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
-    });
-  });
-  // No subscriptions here: the wait for inclusion fails at once, as a timed-out one does.
-  server.on('upgrade', (_req, socket) => socket.destroy());
-  return server;
-}
 
 describe('a lease opening not seen included', () => {
   const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-'));
@@ -104,8 +36,14 @@ describe('a lease opening not seen included', () => {
       allowHttp: true,
       inclusionWaitMs: 300,
       port: 0,
+      // Only the test's openings: a tick of its own (every transaction reads as dropped here) once
+      // opened another right after the third, and the count read 3.
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
     });
     await gw.start();
+    const inside = gw as unknown as { ticking: boolean };
+    for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
   });
   after(async () => {
     await gw.stop();
@@ -125,6 +63,105 @@ describe('a lease opening not seen included', () => {
     await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
     await gw.openLease('third');
     assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+  });
+});
+
+describe('a transaction dropped from its node’s mempool only', () => {
+  test('still counts (opening and fee) until its nonce is used or its expiry height passes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-evicted-'));
+    const sent: string[] = [];
+    const state: { txStatus: string; dropCode?: string } = { txStatus: 'pending' };
+    const node = mempoolOnlyNode(sent, state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC + UNC / 10n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      // Only the test's own steps: no tick opens or settles anything in between.
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      settleOpens(h: number | null): Promise<void>;
+      settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      await gw.openLease('first');
+      assert.equal(sent.length, 1);
+      // Evicted from this node's full mempool: it was gossiped, and another node may include it.
+      // Before, the opening's rate and its fee were forgotten, and a second opening went out.
+      state.txStatus = 'dropped';
+      state.dropCode = 'EVICTED';
+      await inside.settleOpens(5);
+      await inside.settleFees({ height: 5, timeMs: 1_000_000 });
+      assert.equal(gw.store.fees().length, 1, 'its fee still counts');
+      await gw.openLease('second');
+      assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+      // Past its expiry height it can no longer be included.
+      await inside.settleOpens(1_000_000_000);
+      await inside.settleFees({ height: 1_000_000_000, timeMs: 1_000_000 });
+      assert.equal(gw.store.fees().length, 0);
+      await gw.openLease('third');
+      assert.equal(sent.length, 2);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a fee row from before expiry heights were kept, unknown to the node', () => {
+  test('is placed at the chain’s block time, not at the gateway’s clock when it was sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-legacy-fee-'));
+    const sent: string[] = [];
+    const chainMs = 10 * 3_600_000;
+    const node = mempoolOnlyNode(sent, { txStatus: 'unknown', timeMs: chainMs });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      // Sent by an older gateway whose clock ran two hours behind the chain's.
+      gw.store.addFee({
+        txHash: 'ee'.repeat(32),
+        kind: 'dispute',
+        fee: '5',
+        atMs: chainMs - 2 * 3_600_000,
+        expiresAt: null,
+      });
+      await inside.settleFees({ height: 5, timeMs: chainMs });
+      // Before: placed at its send time by the gateway's clock, two hours back, it was in no
+      // window a check looks at: a fee the chain may have just charged, counted nowhere.
+      assert.equal(gw.store.fees()[0]?.includedMs, chainMs);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -218,6 +255,66 @@ describe('the spend the status shows', () => {
       const tenMinutes = (UNC * BigInt(minutes(10)) + MS_PER_HOUR - 1n) / MS_PER_HOUR;
       assert.equal(shown.spent, tenMinutes.toString());
       assert.equal(shown.spentLastHour, '0');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a fee charged in a later block than it was sent', () => {
+  test("counts at its block's time, and in every hour until that block is known", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-block-'));
+    const t0 = 1_000_000;
+    const minutes = (n: number) => n * 60_000;
+    let clock = t0;
+    const sent: string[] = [];
+    const state: { txStatus: string; timeMs: number; includedAtMs?: number } = {
+      txStatus: 'pending',
+      timeMs: t0,
+    };
+    const node = mempoolOnlyNode(sent, state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 10n * UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+      now: () => clock,
+    });
+    const refresh = () => (gw as unknown as { refreshLeases(): Promise<void> }).refreshLeases();
+    try {
+      await gw.start();
+      await gw.openLease('one');
+      assert.equal(sent.length, 1);
+      const fee = BigInt(gw.store.fees()[0]!.fee);
+      // Two hours on, not seen included: it may still land in any hour, so it counts in this one.
+      clock = t0 + minutes(120);
+      state.timeMs = clock;
+      await refresh();
+      assert.equal(gw.status().pendingFees, fee.toString());
+      assert.equal(BigInt(gw.status().spentLastHour) >= fee, true);
+      // Seen included at 1:55 (block time): it counts there, in the hour up to 2:01.
+      state.txStatus = 'included';
+      state.includedAtMs = t0 + minutes(115);
+      clock = t0 + minutes(121);
+      state.timeMs = clock;
+      await refresh();
+      assert.equal(gw.store.fees()[0]!.includedMs, t0 + minutes(115));
+      assert.equal(gw.status().pendingFees, '0');
+      // Before: counted where it was sent (0:00), so absent from the hour up to 2:01.
+      assert.equal(BigInt(gw.status().spentLastHour) >= fee, true);
+      // An hour after its block, it has left the window.
+      clock = t0 + minutes(176);
+      state.timeMs = clock;
+      assert.equal(gw.status().spentLastHour, '0');
     } finally {
       await gw.stop();
       await new Promise<void>((r) => node.close(() => r()));

@@ -465,7 +465,9 @@ describe('spending: lease charges and transaction fees within the budget in ever
       const b = Math.min(l.endedAtMs ?? endOfTime, s + HOUR);
       if (b > a) sum += l.pricePerHour * BigInt(b - a);
     }
-    for (const f of fees) if (f.atMs >= s && f.atMs < s + HOUR) sum += f.fee * MS_PER_HOUR;
+    for (const f of fees)
+      if (f.includedAtMs !== null && f.includedAtMs >= s && f.includedAtMs < s + HOUR)
+        sum += f.fee * MS_PER_HOUR;
     return sum;
   }
 
@@ -502,7 +504,7 @@ describe('spending: lease charges and transaction fees within the budget in ever
       if (s.kind === 'wait') now += s.ms;
       else if (s.kind === 'open') {
         if (allowed(leases, fees, s.price, s.fee + closeFee, now)) {
-          fees.push({ atMs: now, fee: s.fee });
+          fees.push({ includedAtMs: now, fee: s.fee });
           leases.push({ pricePerHour: s.price, openedAtMs: now, endedAtMs: null });
         }
       } else if (s.kind === 'open-fill') {
@@ -514,16 +516,16 @@ describe('spending: lease charges and transaction fees within the budget in ever
           if (allowed(leases, fees, mid, s.fee + closeFee, now)) lo = mid;
           else hi = mid - 1n;
         }
-        fees.push({ atMs: now, fee: s.fee });
+        fees.push({ includedAtMs: now, fee: s.fee });
         leases.push({ pricePerHour: lo, openedAtMs: now, endedAtMs: null });
       } else if (s.kind === 'dispute') {
-        if (allowed(leases, fees, 0n, s.fee, now)) fees.push({ atMs: now, fee: s.fee });
+        if (allowed(leases, fees, 0n, s.fee, now)) fees.push({ includedAtMs: now, fee: s.fee });
       } else {
         const l = running[s.index % Math.max(1, running.length)];
         if (!l) continue;
         l.endedAtMs = now;
         // A lease closed by the renter pays the closing fee; one whose escrow ran out pays none.
-        if (s.kind === 'close') fees.push({ atMs: now, fee: closeFee });
+        if (s.kind === 'close') fees.push({ includedAtMs: now, fee: closeFee });
       }
     }
     return { leases, fees, end: now + 2 * HOUR };
@@ -553,7 +555,7 @@ describe('spending: lease charges and transaction fees within the budget in ever
       times.add(l.openedAtMs);
       if (l.endedAtMs !== null) times.add(l.endedAtMs);
     }
-    for (const f of fees) times.add(f.atMs);
+    for (const f of fees) if (f.includedAtMs !== null) times.add(f.includedAtMs);
     let worst = 0n;
     for (const t of times)
       for (const s of [t, t - HOUR, t - HOUR + 1]) {
@@ -632,7 +634,7 @@ describe('spending: lease charges and transaction fees within the budget in ever
     const leases: BudgetLease[] = [{ pricePerHour: 3600n, openedAtMs: 0, endedAtMs: 1001 }];
     assert.equal(chargesIn(leases, 0, 1000), 1n);
     assert.equal(chargesIn(leases, 0, 1500), 2n, '1.001 rounds up');
-    const fees: FeePaid[] = [{ atMs: 10, fee: 5n }];
+    const fees: FeePaid[] = [{ includedAtMs: 10, fee: 5n }];
     assert.equal(totalSpent(leases, fees, 2000), 2n + 5n);
     // Nothing running from now: the peak is the past hour's spend plus what is set aside.
     assert.equal(hourPeak(leases, fees, 0n, 3n, 2000), 2n + 5n + 3n);

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { GatewayStore } from '../src/store.js';
 
 describe('gateway store', () => {
@@ -108,5 +109,22 @@ describe('gateway store', () => {
     assert.throws(() => r.fail('j3', 'x', 1), /readonly/);
     r.close();
     assert.throws(() => new GatewayStore(join(dir, 'none.db'), { readonly: true }));
+  });
+
+  test('a database from before fees kept their block: its fees read as not yet seen included', () => {
+    const old = join(dir, 'old.db');
+    const db = new Database(old);
+    db.exec(
+      'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL)',
+    );
+    db.prepare('INSERT INTO fees VALUES (?, ?, ?, ?)').run('aa', 'openLease', '5', 10);
+    db.close();
+    const store = new GatewayStore(old);
+    assert.deepEqual(store.fees(), [
+      { txHash: 'aa', kind: 'openLease', fee: '5', atMs: 10, includedMs: null, expiresAt: null },
+    ]);
+    store.feeIncluded('aa', 99);
+    assert.equal(store.fees()[0]!.includedMs, 99);
+    store.close();
   });
 });

@@ -11,14 +11,18 @@
  * in its request and then `--batch` to a request (POST /v1/jobs/batch: one renter signature, one
  * chip signature over the Merkle root of the results, every job's proof checked by the client).
  * A batch's latency is counted per job (the request's time over its jobs), so its rows compare
- * with the others job for job. Leases are read from an in-memory table (what the chain would
+ * with the others job for job. With `--paired`, one at a time is also run in paired rounds (one
+ * job of each path per round, the order turning, a pause after each), and each path's ratio to the
+ * direct run is given per round: its median and quartiles, so a shared machine's changing load
+ * shows as spread, not as a bias. Only for jobs long next to that pause (OCR): a tiny model's
+ * direct run, alone after a pause, pays a cold start it does not pay back to back. Leases are read from an in-memory table (what the chain would
  * answer; the provider caches it anyway).
  *
  * Beside wall-clock figures every row gives the CPU time per job of this process and its job
  * processes together (from /proc): on a machine shared with other work the wall clock measures
  * the neighbours too, the CPU time much less so.
  *
- *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch]
+ *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch] [--paired]
  *                         [--ort-spin on|off] [--ort-threads N]
  *
  * The comparison is fair by construction: the direct runs use the very ONNX Runtime session
@@ -71,15 +75,45 @@ function merge(parts: Figures[]): Figures {
 }
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
+/** The pause after each job of a paired round (see `paired`). */
+const SETTLE_MS = 5;
 
-/** CPU ms used so far by this process (µs precision) and its child processes (from /proc). */
-function cpuMs(): number {
-  const own = process.cpuUsage();
-  let children = 0;
+/** This process's child processes (the job processes), found in /proc; refreshed per measurement. */
+let childPids: string[] = [];
+
+function findChildren(): void {
+  childPids = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === process.pid) childPids.push(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
+ * CPU ms used so far by this process (µs precision) and its child processes (from /proc, those
+ * `findChildren` found: reading every process of a shared machine's /proc cost milliseconds per
+ * reading, inside the figures).
+ */
+function cpuMs(): number {
+  return ownCpuMs() + childrenCpuMs();
+}
+
+function ownCpuMs(): number {
+  const own = process.cpuUsage();
+  return (own.user + own.system) / 1000;
+}
+
+function childrenCpuMs(): number {
+  let children = 0;
+  for (const pid of childPids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(fields[1]) !== process.pid) continue;
       children += (Number(fields[11]) + Number(fields[12])) * TICK_MS;
@@ -87,7 +121,7 @@ function cpuMs(): number {
       // gone meanwhile
     }
   }
-  return (own.user + own.system) / 1000 + children;
+  return children;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -106,6 +140,7 @@ async function measure(
 ): Promise<Figures> {
   const lat: number[] = [];
   let next = 0;
+  findChildren();
   const cpu0 = cpuMs();
   const t0 = performance.now();
   await Promise.all(
@@ -132,6 +167,57 @@ async function measure(
   };
 }
 
+/**
+ * One job of each path per round, in an order that turns each round, so whatever the machine's
+ * load does at a moment hits every path alike; the ratio of each path to the direct run is taken
+ * within each round, and its median and quartiles over the rounds are reported. On a shared
+ * machine the slices of `measure` still saw the load change between them.
+ */
+async function paired(
+  rounds: number,
+  paths: [() => Promise<unknown>, number][],
+): Promise<{ figures: Figures[]; ratios: number[][] }> {
+  const lat: number[][] = paths.map(() => []);
+  const cpu: number[] = paths.map(() => 0);
+  const seconds: number[] = paths.map(() => 0);
+  for (let r = 0; r < rounds; r++) {
+    findChildren();
+    for (let k = 0; k < paths.length; k++) {
+      const i = (r + k) % paths.length;
+      const [fn, per] = paths[i]!;
+      // The children are read outside this process's own window: reading /proc costs this
+      // process CPU, as much as a tiny model's job, and would count in every path's figure.
+      const children0 = childrenCpuMs();
+      const own0 = ownCpuMs();
+      const t = performance.now();
+      await fn();
+      const ms = performance.now() - t;
+      // A job process still finishing its part (its answer sent, its memory freed) after the
+      // answer arrived would run into the next path's timing and CPU: it gets this pause, and
+      // its CPU counts for the path that caused it.
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const own1 = ownCpuMs();
+      cpu[i]! += own1 - own0 + childrenCpuMs() - children0;
+      seconds[i]! += ms / 1000;
+      lat[i]!.push(ms / per);
+    }
+  }
+  const figures = paths.map(([, per], i) => {
+    const sorted = [...lat[i]!].sort((a, b) => a - b);
+    const jobs = rounds * per;
+    return {
+      jobsPerSec: jobs / seconds[i]!,
+      p50: pct(sorted, 50),
+      p99: pct(sorted, 99),
+      latencies: sorted,
+      seconds: seconds[i]!,
+      cpuPerJob: cpu[i]! / jobs,
+    };
+  });
+  const ratios = lat.slice(1).map((l) => l.map((v, r) => v / lat[0]![r]!).sort((a, b) => a - b));
+  return { figures, ratios };
+}
+
 const fmt = (f: Figures) =>
   `${f.jobsPerSec.toFixed(1).padStart(8)} jobs/s   p50 ${f.p50.toFixed(2).padStart(8)} ms   p99 ${f.p99.toFixed(2).padStart(8)} ms   CPU ${f.cpuPerJob.toFixed(2).padStart(7)} ms/job`;
 
@@ -142,6 +228,7 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
   if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
+  const pairedRounds = process.argv.includes('--paired');
   const rowsAt = process.argv.indexOf('--rows');
   const rowKind = rowsAt >= 0 ? process.argv[rowsAt + 1] : null;
   if (rowKind !== null && rowKind !== 'single' && rowKind !== 'batch')
@@ -241,6 +328,25 @@ async function main(): Promise<void> {
       for (let i = 0; i < 3; i++) {
         await direct();
         for (const [, fn] of rows) await fn();
+      }
+      if (pairedRounds) {
+        // One at a time in paired rounds (see `paired`), before the slices.
+        const { figures, ratios } = await paired(jobs, [
+          [direct, 1],
+          ...rows.map(([, fn, per]) => [fn, per] as [() => Promise<unknown>, number]),
+        ]);
+        const d = figures[0]!;
+        console.log(`\n${name}, 1 at a time, ${jobs} paired rounds`);
+        console.log(`  ${'direct'.padEnd(20)}${fmt(d)}`);
+        for (const [i, [label]] of rows.entries())
+          console.log(`  ${label.padEnd(20)}${fmt(figures[i + 1]!)}`);
+        for (const [i, [label]] of rows.entries()) {
+          const x = figures[i + 1]!;
+          const r = ratios[i]!;
+          console.log(
+            `  overhead ${label.padEnd(20)} p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}); per round ×${pct(r, 50).toFixed(3)} median, ×${pct(r, 25).toFixed(3)}–×${pct(r, 75).toFixed(3)} quartiles; CPU +${(x.cpuPerJob - d.cpuPerJob).toFixed(2)} ms/job (×${(x.cpuPerJob / d.cpuPerJob).toFixed(2)})`,
+          );
+        }
       }
       for (const p of [1, parallel]) {
         // Interleaved in slices, so a change in the machine's load hits every row alike.

@@ -3,12 +3,13 @@
  * cannot be started must not end the provider.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '@unc/node';
 import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
-import { loopModel } from './fixtures/attack-models.js';
+import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
 
@@ -72,6 +73,89 @@ describe('job sandbox', () => {
   });
 });
 
+/** The pool's job processes, for tests that stand in for a process gone wrong. */
+const children = (sandbox: JobSandbox) =>
+  (sandbox as unknown as { workers: { child: ChildProcess }[] }).workers.map((w) => w.child);
+
+const oneWorker = (timeoutMs: number) =>
+  new JobSandbox({
+    workers: 1,
+    executionProvider: 'cpu',
+    ocr: DEFAULT_OCR_MODELS,
+    timeoutMs,
+    memoryBytes: 4 * 1024 ** 3,
+    heapMb: 512,
+    maxSessions: 4,
+    maxOutputBytes: 1024 * 1024,
+    logger: silentLogger,
+  });
+
+describe('job sandbox against a job process gone wrong (it runs the renter’s model)', () => {
+  test('a malformed message kills that process and nothing else; the pool runs on', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-malformed-');
+    const sandbox = oneWorker(5_000);
+    try {
+      await sandbox.start();
+      const affine = join(dir.path, 'affine.onnx');
+      writeFileSync(affine, affineModel());
+      const [child] = children(sandbox);
+      // As the channel would deliver them. Before, `'op' in 5` and `logger.nope(...)` threw out of
+      // the message handler: an uncaught exception that ended the provider.
+      for (const m of [
+        5,
+        null,
+        'x',
+        { op: 'log', level: 'nope', msg: 'x' },
+        { op: 'parts', id: 1, parts: [] },
+      ])
+        assert.doesNotThrow(() => child!.emit('message', m));
+      const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+      const out = await sandbox.run('b'.repeat(64), affine, x);
+      assert.equal(out.length, 1);
+      assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+
+  test('a killed process whose channel stays open past the drain limit is cut off', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-undead-');
+    const sandbox = oneWorker(1_000);
+    let undead: ChildProcess | undefined;
+    try {
+      await sandbox.start();
+      const loop = join(dir.path, 'loop.onnx');
+      writeFileSync(loop, loopModel());
+      undead = children(sandbox)[0]!;
+      // It outlives the kill (a process stuck in the kernel, or one that left a child holding its
+      // end of the channel): the channel never ends by itself.
+      undead.kill = () => true;
+      const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+      await assert.rejects(sandbox.run('a'.repeat(64), loop, one), (e: Error & { code?: string }) => {
+        return e.code === 'JOB_TIMEOUT';
+      });
+      // Failed after the drain limit, and nothing more is read from it (before: still connected,
+      // every message it wrote parsed and logged for as long as it lived).
+      assert.equal(undead.connected, false);
+    } finally {
+      if (undead?.pid !== undefined) {
+        try {
+          process.kill(undead.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+});
+
 describe('job sandbox groups (the jobs of a batch in one job process)', () => {
   test('each job of a group is answered; a job killed at its time limit fails, the ones after it did not run', {
     timeout: 90_000,
@@ -120,6 +204,87 @@ describe('job sandbox groups (the jobs of a batch in one job process)', () => {
       );
       const roomy = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 60_000);
       assert.equal(roomy.length, 3);
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+
+  /**
+   * A job's answer, once it ran, reaches the caller even when its process is killed during a
+   * later job of the same group. Before, answers that ended within 2 ms of the last message were
+   * held in the job process to go out together, and died with it when the next job of the group
+   * ran past its time limit; and the pool failed a killed process's requests at once, dropping
+   * answers the process had already written that the provider had not read yet.
+   */
+  const trip = (n: bigint) => {
+    const data = new Uint8Array(8);
+    new DataView(data.buffer).setBigInt64(0, n, true);
+    return [
+      { name: 'M', type: 'int64' as const, dims: [], data },
+      { name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) },
+    ];
+  };
+  const groupSandbox = (timeoutMs: number) =>
+    new JobSandbox({
+      workers: 1,
+      executionProvider: 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs,
+      memoryBytes: 4 * 1024 ** 3,
+      heapMb: 512,
+      maxSessions: 4,
+      maxOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    });
+
+  test('a quick job before one killed at its time limit keeps its answer', { timeout: 90_000 }, async () => {
+    const dir = await tempDir('unc-sandbox-held-');
+    const sandbox = groupSandbox(1_500);
+    try {
+      await sandbox.start();
+      const model = join(dir.path, 'input-loop.onnx');
+      writeFileSync(model, inputLoopModel());
+      await sandbox.check('c'.repeat(64), model);
+      const settled = await sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n), trip(1n << 62n)]);
+      // Before: ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED']: the two answers were held back.
+      assert.deepEqual(
+        settled.map((s) => (s.ok ? 'ok' : s.error.code)),
+        ['ok', 'ok', 'JOB_TIMEOUT'],
+      );
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+
+  test('an answer the job process wrote before it was killed is read, not dropped', {
+    timeout: 90_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-drain-');
+    const timeoutMs = 1_500;
+    const sandbox = groupSandbox(timeoutMs);
+    try {
+      await sandbox.start();
+      const model = join(dir.path, 'input-loop.onnx');
+      writeFileSync(model, inputLoopModel());
+      await sandbox.check('c'.repeat(64), model);
+      const running = sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n << 62n)]);
+      // The provider's thread is busy past the time limit: meanwhile the job process answers the
+      // first job and runs into the second. When the provider's loop turns again, the expired
+      // timer kills the process before the answer waiting on the channel is read.
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          const until = performance.now() + timeoutMs + 2_000;
+          while (performance.now() < until);
+          resolve();
+        }),
+      );
+      const settled = await running;
+      assert.deepEqual(
+        settled.map((s) => (s.ok ? 'ok' : s.error.code)),
+        ['ok', 'JOB_TIMEOUT'],
+      );
     } finally {
       await sandbox.stop();
       await dir.remove();

@@ -60,25 +60,10 @@ export type SandboxPart =
       detail: string;
     };
 
-/**
- * Parts that ended close together, sent in one message: a message to the provider and its wake-up
- * cost more than a tiny model's run, so a group of tiny jobs answers in one or two messages
- * instead of one per job.
- */
-export type SandboxParts = { op: 'parts'; id: number; parts: PartOutcome[] };
-
-/** A part without its op and request id (distributed over the union, so `result` stays). */
-export type PartOutcome = SandboxPart extends infer P
-  ? P extends SandboxPart
-    ? Omit<P, 'op' | 'id'>
-    : never
-  : never;
-
 export type SandboxReply =
   | { id: number; ok: true; result?: unknown }
   | { id: number; ok: false; code: string; error: string; detail: string }
   | SandboxPart
-  | SandboxParts
   | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');

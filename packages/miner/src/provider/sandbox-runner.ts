@@ -26,13 +26,24 @@ import {
   PublicJobError,
   redact,
   type SandboxPart,
-  type SandboxParts,
   type SandboxReply,
   type SandboxRequest,
 } from './sandbox-protocol.js';
 
 function send(msg: SandboxReply): void {
   process.send?.(msg);
+}
+
+/**
+ * Sends and waits until the message is written to the channel: a part bigger than the socket's
+ * buffer is otherwise finished only when this thread turns its loop again, which the next job
+ * (ONNX Runtime runs on this thread) may not let it do before the process is killed.
+ */
+function sendWritten(msg: SandboxReply): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send) resolve();
+    else process.send(msg, undefined, undefined, () => resolve());
+  });
 }
 
 /**
@@ -106,21 +117,13 @@ function ocrEngine(): Promise<OcrEngine> {
 }
 
 /**
- * How long answered parts may wait to go out together. A part is sent at the latest when a job
- * ends this long after the last message, or when the group ends; so at most this much of a
- * group's work is held back when a job after it is killed. Those answers are lost with the
- * process: the provider, which counts the parts it received, gives the first of them the kill's
- * reason (JOB_TIMEOUT, JOB_MEMORY) and the rest JOB_ABORTED, though they ran, and the job that
- * was killed is answered JOB_ABORTED; nothing is run again. A group is one renter's batch, so
- * only that renter's own jobs are affected. A job's time limit, which the provider restarts on
- * each part it receives, starts at most this much late.
- */
-const PART_FLUSH_MS = 2;
-
-/**
- * Runs the jobs of a runMany/ocrMany request one after the other and answers each as it ends:
- * the provider restarts its time limit on every part, so each job has the limit of a job alone.
- * Parts that end within PART_FLUSH_MS of the last message go out together.
+ * Runs the jobs of a runMany/ocrMany request one after the other and answers each as it ends,
+ * before the next one starts: the provider restarts its time limit on every part, so each job has
+ * the limit of a job alone, and an answer is never held in this process while a later job runs,
+ * since the provider may kill the process during any job (time, memory) and an answer held here
+ * would die with it: a job that ran, reported as failed. (Parts once went out together when jobs
+ * ended within 2 ms of each other, one message for several tiny jobs; the send is cheap next to
+ * losing a finished job.)
  */
 async function eachPart<T>(
   id: number,
@@ -129,37 +132,26 @@ async function eachPart<T>(
   run: (job: T) => Promise<unknown>,
 ): Promise<void> {
   const began = performance.now();
-  let held: SandboxParts['parts'] = [];
-  let sentAt = began;
-  const flush = () => {
-    if (held.length === 0) return;
-    send(
-      held.length === 1 ? ({ op: 'part', id, ...held[0]! } as SandboxPart) : { op: 'parts', id, parts: held },
-    );
-    held = [];
-    sentAt = performance.now();
-  };
-  try {
-    for (const [index, job] of jobs.entries()) {
-      const start = performance.now();
-      // Past its budget a group stops here, so it holds this process (and the provider's runner)
-      // about one job's time limit, not that limit times its jobs: other renters get their turn.
-      if (index > 0 && budgetMs !== undefined && start - began >= budgetMs) return;
-      try {
-        const result = await run(job);
-        held.push({ index, durationMs: Math.round(performance.now() - start), ok: true, result });
-      } catch (err) {
-        held.push({
-          index,
-          durationMs: Math.round(performance.now() - start),
-          ok: false,
-          ...failure(err as Error),
-        });
-      }
-      if (performance.now() - sentAt >= PART_FLUSH_MS) flush();
+  for (const [index, job] of jobs.entries()) {
+    const start = performance.now();
+    // Past its budget a group stops here, so it holds this process (and the provider's runner)
+    // about one job's time limit, not that limit times its jobs: other renters get their turn.
+    if (index > 0 && budgetMs !== undefined && start - began >= budgetMs) return;
+    let part: SandboxPart;
+    try {
+      const result = await run(job);
+      part = { op: 'part', id, index, durationMs: Math.round(performance.now() - start), ok: true, result };
+    } catch (err) {
+      part = {
+        op: 'part',
+        id,
+        index,
+        durationMs: Math.round(performance.now() - start),
+        ok: false,
+        ...failure(err as Error),
+      };
     }
-  } finally {
-    flush();
+    await sendWritten(part);
   }
 }
 

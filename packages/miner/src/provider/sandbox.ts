@@ -83,6 +83,22 @@ interface Worker {
   stderr: string;
 }
 
+/** How long a killed job process's channel may take to deliver what it wrote before it died. */
+const DRAIN_MS = 2_000;
+
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
+
+/** Whether a message from a job process has the shape of a reply (sandbox-protocol.ts). */
+function isReply(m: unknown): m is SandboxReply {
+  if (typeof m !== 'object' || m === null) return false;
+  const r = m as Record<string, unknown>;
+  if (!('op' in r)) return typeof r.id === 'number' && typeof r.ok === 'boolean';
+  if (r.op === 'part') return typeof r.id === 'number' && typeof r.index === 'number';
+  return (
+    r.op === 'log' && typeof r.level === 'string' && LOG_LEVELS.has(r.level) && typeof r.msg === 'string'
+  );
+}
+
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
@@ -240,13 +256,17 @@ export class JobSandbox {
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
     });
-    child.on('message', (m: SandboxReply) => {
+    child.on('message', (m: unknown) => {
+      // The process runs the renter's model: what it sends is checked before it is used (a
+      // number, or a log level that names no logger method, threw out of this handler and
+      // ended the provider, every renter's jobs with it).
+      if (!isReply(m)) {
+        this.kill(w, new SandboxError('JOB_CRASHED', 'the job process sent a malformed message'));
+        return;
+      }
       if ('op' in m) {
         if (m.op === 'part') w.pending.get(m.id)?.part?.(m);
-        else if (m.op === 'parts') {
-          const p = w.pending.get(m.id);
-          for (const part of m.parts) p?.part?.({ ...part, op: 'part', id: m.id } as SandboxPart);
-        } else this.opts.logger[m.level](m.msg, m.fields);
+        else this.opts.logger[m.level](m.msg, m.fields);
         return;
       }
       const p = w.pending.get(m.id);
@@ -301,7 +321,12 @@ export class JobSandbox {
     });
   }
 
-  /** Kills a process (if alive), fails what it was doing and starts a replacement. */
+  /**
+   * Kills a process (if alive), fails what it was doing and starts a replacement. What it was
+   * doing fails only once its channel is drained: answers it wrote before it died (jobs of a group
+   * that ended before the one it was killed in) may still wait there unread, and they are the
+   * renter's results, not failures.
+   */
   private kill(w: Worker, why: Error): void {
     if (w.dead) return;
     w.dead = true;
@@ -311,8 +336,31 @@ export class JobSandbox {
     } catch {
       // already gone
     }
-    for (const p of w.pending.values()) p.reject(why);
-    w.pending.clear();
+    const fail = () => {
+      for (const p of w.pending.values()) p.reject(why);
+      w.pending.clear();
+    };
+    if (!w.child.connected) fail();
+    else {
+      // The channel ends (EOF) after every message written to it is delivered. A process that
+      // does not die within the drain limit has its requests failed anyway.
+      // Past it, the channel is closed from this side: a process that outlives SIGKILL (stuck in
+      // the kernel) or left a child holding its end would otherwise be read, its messages parsed
+      // and logged, for as long as it writes.
+      const drained = setTimeout(() => {
+        try {
+          w.child.disconnect();
+        } catch {
+          // already closed
+        }
+        fail();
+      }, DRAIN_MS);
+      drained.unref();
+      w.child.once('disconnect', () => {
+        clearTimeout(drained);
+        fail();
+      });
+    }
     rmSync(w.dir, { recursive: true, force: true });
     const i = this.workers.indexOf(w);
     if (i >= 0) this.workers.splice(i, 1);
@@ -390,16 +438,14 @@ export class JobSandbox {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
     const w = await this.acquire(hash);
     const settled: JobSettled<unknown>[] = [];
-    let timer: NodeJS.Timeout | null = null;
-    const arm = () => {
-      if (timer) clearTimeout(timer);
-      timer = this.jobTimer(w, req.op);
-    };
-    arm();
+    // One timer for the group, restarted on each answer (refresh: no new timer per job).
+    const timer = this.jobTimer(w, req.op);
+    const arm = () => timer.refresh();
     try {
       await this.send(w, req, (p) => {
         if (p.index !== settled.length) return;
-        arm();
+        // An answer read while a killed process's channel drains: no job runs on, none to time.
+        if (!w.dead) arm();
         settled.push(
           p.ok
             ? { ok: true, value: p.result, durationMs: p.durationMs }
@@ -423,7 +469,7 @@ export class JobSandbox {
             );
       while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
     } finally {
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
       this.release(w);
     }
     // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.

@@ -1,0 +1,116 @@
+/**
+ * A small JSON-RPC node for gateway tests: it accepts every transaction and never reports one
+ * included (no WebSocket, so every wait for inclusion fails at once, as a timed-out wait does);
+ * its leases, block time and transaction status are what the test sets in `state`.
+ */
+import { createServer, type Server } from 'node:http';
+
+const UNC = 10n ** 18n;
+
+export function mempoolOnlyNode(
+  sent: string[],
+  state: {
+    txStatus: string;
+    leases?: unknown[];
+    /** unc_getLease's answer by lease id. */
+    lease?: Record<string, unknown>;
+    /** The chain's latest block time (ms). */
+    timeMs?: number;
+    /** With txStatus 'dropped': why (default NONCE_USED: it can never be included). */
+    dropCode?: string;
+    /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
+    includedAtMs?: number;
+  },
+): Server {
+  const offer = {
+    id: 'aa'.repeat(32),
+    provider: 'unc1provider',
+    price: UNC.toString(),
+    minHours: 1,
+    maxHours: 4,
+    noticeMs: 60_000,
+    endpoint: 'http://127.0.0.1:1',
+    tlsFingerprints: [],
+    attributes: { memoryMiB: 1024, region: 'test' },
+    status: 'open',
+    createdHeight: 1,
+    createdTime: 0,
+    closesAt: null,
+    leasesOpened: 0,
+    chips: [
+      {
+        chipId: 'bb'.repeat(32),
+        modelId: 'm',
+        vendorId: 'v',
+        power: '1000',
+        online: true,
+        available: true,
+        leaseId: null,
+        uptime: { answered: 10, missed: 0, ratio: '1.0000', windowMs: 86_400_000 },
+      },
+    ],
+    power: '1000',
+    available: 1,
+  };
+  const answers: Record<string, (params: unknown[]) => unknown> = {
+    unc_status: () => ({
+      chainId: 'unc-inclusion-test',
+      height: 5,
+      timeMs: state.timeMs ?? 1_000_000,
+      time: '',
+    }),
+    unc_getLease: (params) => state.lease?.[params[0] as string] ?? null,
+    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
+    unc_getOffers: () => [offer],
+    unc_getLeases: () => state.leases ?? [],
+    unc_getAccount: () => ({
+      address: '',
+      balance: (100n * UNC).toString(),
+      nonce: 0,
+      height: 5,
+      stateRoot: '',
+    }),
+    unc_sendTransaction: (params) => {
+      sent.push(params[0] as string);
+      return { hash: `${sent.length}`.padStart(64, '0') };
+    },
+    unc_getTransactionStatus: (params) =>
+      state.txStatus === 'included'
+        ? { hash: params[0], status: 'included', height: 4, index: 0, blockHash: '00'.repeat(32) }
+        : state.txStatus === 'dropped'
+          ? {
+              hash: params[0],
+              status: 'dropped',
+              code: state.dropCode ?? 'NONCE_USED',
+              reason: '',
+              height: 5,
+            }
+          : { hash: params[0], status: state.txStatus },
+    unc_getTransaction: (params) => ({
+      hash: params[0],
+      height: 4,
+      index: 0,
+      blockHash: '00'.repeat(32),
+      time: new Date(state.includedAtMs ?? 0).toISOString(),
+      tx: {},
+      events: [],
+    }),
+  };
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
+      const answer = answers[method];
+      const reply = answer
+        ? { jsonrpc: '2.0', id, result: answer(params) }
+        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+    });
+  });
+  // No subscriptions here: the wait for inclusion fails at once, as a timed-out one does.
+  server.on('upgrade', (_req, socket) => socket.destroy());
+  return server;
+}
