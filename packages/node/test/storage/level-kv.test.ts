@@ -195,7 +195,7 @@ class FailingKv implements KvStore {
   }
 }
 
-test('property: a block whose write fails moves neither the head nor the state; the chain always equals what reopens from its store', async () => {
+test('property: a block whose write fails moves neither the head nor the state, and nothing is committed after it; the chain always equals what reopens from its store', async () => {
   const genesis = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
   const v = devValidator();
   const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
@@ -204,6 +204,7 @@ test('property: a block whose write fails moves neither the head nor the state; 
       const store = new FailingKv(new MemoryKv());
       const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
       let t = BigInt(Date.parse('2026-06-01T00:00:00Z'));
+      let failed = false;
       for (const fail of failures) {
         const before = {
           height: chain.height,
@@ -213,8 +214,10 @@ test('property: a block whose write fails moves neither the head nor the state; 
         store.fail = fail;
         t += 1000n;
         const attempt = chain.proposeAndCommit([], chain.nextBlockTime(t), key, () => false);
-        if (fail) {
+        // A failed write is final: the node stops rather than build on state that is not on disk.
+        if (fail || failed) {
           await assert.rejects(attempt, /disk full/);
+          failed = true;
           assert.deepEqual(
             { height: chain.height, hash: toHex(chain.head.hash), root: toHex(chain.state.trie.root) },
             before,
