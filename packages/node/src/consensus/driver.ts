@@ -527,11 +527,15 @@ export class ConsensusDriver {
   }
 
   /**
-   * Whether handing `event` to the machine may make it sign. Every event may, but the start of a
-   * height: it only requests a value (signed later, in `value`) unless this validator already
-   * signed at that height before a restart (its lock is proposed again at once).
+   * Whether handing `event` to the machine may make it sign for the height after the tip. Every
+   * event of that height may, but its start: it only requests a value (signed later, in `value`)
+   * unless this validator already signed at that height before a restart (its lock is proposed
+   * again at once).
    */
   private maySign(event: ConsensusEvent): boolean {
+    // Still on the height being written (decided): the machine signs nothing more there, and a
+    // late vote or timeout of it must not hold the queue (the next height's start waits behind).
+    if (event.type !== 'start' && this.height <= this.chain.tipHeight) return false;
     if (event.type !== 'start') return true;
     if (!this.privval) return false;
     return this.privval.lastRoundAt(event.height) >= 0 || this.privval.votesAt(event.height).length > 0;
