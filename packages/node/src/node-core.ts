@@ -50,6 +50,8 @@ export interface NodeCoreOptions {
   slices?: SliceScheduler;
   /** Proposals gossip transaction ids (consensus/compact-block.ts); default true. */
   compactProposals?: boolean;
+  /** DriverOptions.overlapCommit. */
+  overlapCommit?: boolean;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
   /** A transaction refused at admission, with the code (metrics). */
@@ -92,6 +94,7 @@ export class NodeCore {
       blockTimeMs: opts.blockTimeMs,
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
+      ...(opts.overlapCommit !== undefined ? { overlapCommit: opts.overlapCommit } : {}),
       logger: opts.logger.child('consensus'),
     });
   }
