@@ -39,6 +39,7 @@ import {
   getEmission,
   getEpochRecord,
   getGovernance,
+  getParams,
   getPociParams,
   getSupply,
   merkleProofCodec,
@@ -394,7 +395,8 @@ export function createApi(node: RpcContext): RpcServerModules {
         },
 
         unc_getParams: () => {
-          const p = chain.params;
+          // The committed head's (chain.params are the tip's: a decided block may still be writing).
+          const p = getParams(chain.state);
           return {
             blockTimeMs: p.blockTimeMs,
             maxBlockTxs: p.maxBlockTxs,
