@@ -541,11 +541,12 @@ export class ConsensusDriver {
    * again at once).
    */
   private maySign(event: ConsensusEvent): boolean {
+    // A follower signs nothing (a block it decides is committed in order: beginCommit waits).
+    if (!this.privval) return false;
     // Still on the height being written (decided): the machine signs nothing more there, and a
     // late vote or timeout of it must not hold the queue (the next height's start waits behind).
     if (event.type !== 'start' && this.height <= this.chain.tipHeight) return false;
     if (event.type !== 'start') return true;
-    if (!this.privval) return false;
     return this.privval.lastRoundAt(event.height) >= 0 || this.privval.votesAt(event.height).length > 0;
   }
 
