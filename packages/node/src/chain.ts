@@ -275,7 +275,7 @@ export class Chain {
   }
 
   get tipHeight(): bigint {
-    return this.tip.header.height;
+    return (this.inFlight?.committed.block ?? this.headBlock).header.height;
   }
 
   /** The state after the tip: the live state, with the in-flight block's writes over it. */
@@ -307,7 +307,7 @@ export class Chain {
    * Frozen, since every reader shares the one object.
    */
   get params(): ChainParams {
-    const tipHash = this.tip.hash;
+    const tipHash = this.inFlight?.committed.hash ?? this.headHash;
     if (this.paramsHead !== tipHash || this.paramsState !== this.tipState) {
       this.paramsCache = Object.freeze(getParams(this.tipState));
       this.paramsHead = tipHash;
