@@ -170,6 +170,14 @@ export interface ValidatorKey {
 type CommitListener = (committed: CommittedBlock) => void;
 
 /**
+ * A decided block could not be written to this node's disk: the fault is local (never the peer's
+ * that served the block), and final for this chain (`untilDurable` rejects with it ever after).
+ */
+export class BlockWriteError extends Error {
+  override readonly name = 'BlockWriteError';
+}
+
+/**
  * A decided block whose batch is being written: the next height executes on the state after it
  * (`view`, an overlay of its writes on the durable state) while the write and its fsync run off
  * the main thread. Readers of the durable head (RPC) do not see it until `written` resolves.
@@ -186,7 +194,7 @@ export class Chain {
   private listeners: CommitListener[] = [];
   private inFlight: InFlightCommit | null = null;
   /** Why a block's write failed: nothing is committed after it (the node must stop). */
-  private writeFailure: Error | null = null;
+  private writeFailure: BlockWriteError | null = null;
   private constructor(
     readonly db: ChainDb,
     readonly genesis: Genesis,
@@ -696,7 +704,7 @@ export class Chain {
       },
       (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
-        this.writeFailure = new Error(
+        this.writeFailure = new BlockWriteError(
           `block ${block.header.height} could not be written; this node stops: ${error.message}`,
           { cause: error },
         );

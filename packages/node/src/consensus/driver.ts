@@ -43,7 +43,14 @@ import {
   type Vote,
 } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
-import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
+import {
+  BlockWriteError,
+  type Chain,
+  type CommittedBlock,
+  type PendingBlock,
+  type Rejected,
+  type ValidatorKey,
+} from '../chain.js';
 import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import {
@@ -418,6 +425,7 @@ export class ConsensusDriver {
       while (network.peers().length === 0 && this.clock.now() - t0 < 3_000 && !this.stopped)
         await sleep(this.clock, 50);
       await this.enqueue(() => this.catchUp());
+      if (this.stopped) return;
     }
     this.watchdog = every(this.clock, Math.max(250, Math.min(1_000, this.blockTimeMs)), () =>
       this.checkStall(),
@@ -1291,6 +1299,14 @@ export class ConsensusDriver {
     if (!network || this.stopped) return;
     try {
       await this.syncReactor.catchUp(network);
+    } catch (err) {
+      // A synced block could not be written: the same final failure as a decided one's (a node
+      // that only follows signs nothing, so no signing path would ever stop it otherwise).
+      if (err instanceof BlockWriteError) {
+        this.fatal(err);
+        return;
+      }
+      throw err;
     } finally {
       this.lastProgress = this.clock.now();
     }

@@ -16,6 +16,8 @@ import { Mempool } from '../../src/mempool.js';
 import { NodeCore } from '../../src/node-core.js';
 import { VirtualClock } from '../../src/sim/virtual-clock.js';
 import { type BatchOp, ChainDb, type KvStore, MemoryKv } from '../../src/storage/db.js';
+import { chainServer } from '../../src/sync.js';
+import { MemoryNetworkHub } from './memory-network.js';
 
 /** A store whose batch writes can be held open (a slow fsync) and then released or failed. */
 class HeldKv implements KvStore {
@@ -167,4 +169,44 @@ test('a held write that fails stops consensus: nothing more is signed or committ
   const reopened = await Chain.open(ChainDb.over(store.inner), genesis, silentLogger);
   assert.equal(reopened.height, 1n);
   await core.stop();
+});
+
+test('a synced block whose write fails stops a follower, and the peer that served it is not blamed for our disk', async () => {
+  const genesis = devGenesisJson({ time: new Date(T0), blockTimeMs: 1000 });
+  // A peer ahead by a few blocks, serving them from its store.
+  const source = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  const v = devValidator();
+  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+  for (let i = 1n; i <= 3n; i++)
+    await source.proposeAndCommit([], source.nextBlockTime(BigInt(T0) + i * 1000n), key, () => false);
+  const hub = new MemoryNetworkHub();
+  hub.join('source', { onGossip: () => 'ignore', ...chainServer(source) });
+
+  // A follower (no validator key: it signs nothing) whose disk refuses the first synced block.
+  const store = new HeldKv();
+  const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
+  const fatal: Error[] = [];
+  const core = new NodeCore({
+    chain,
+    mempool: new Mempool(),
+    validator: null,
+    privvalPath: null,
+    blockTimeMs: 1000,
+    logger: silentLogger,
+    onFatal: (err) => fatal.push(err),
+  });
+  const network = hub.join('follower', core.driver.handlers());
+  try {
+    store.holding = true;
+    const started = core.driver.start(network);
+    while (store.held.length === 0) await new Promise((r) => setTimeout(r, 5));
+    store.held.shift()!.fail(new Error('disk full'));
+    await started;
+    assert.equal(fatal.length, 1, 'the follower went on after its disk failed');
+    assert.match(fatal[0]!.message, /block 1 could not be written.*disk full/);
+    assert.deepEqual(network.penalties, [], 'the peer that served a good block was blamed for our disk');
+    assert.equal(chain.height, 0n);
+  } finally {
+    await core.stop();
+  }
 });
