@@ -6,11 +6,23 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ed25519PublicKey, encodeAddress, envelopeFromSigned, getAccount, signTransaction } from '@unc/core';
+import {
+  certificateFromVotes,
+  consensusEvidenceCodec,
+  duplicateVoteEvidence,
+  ed25519PublicKey,
+  encode,
+  encodeAddress,
+  envelopeFromSigned,
+  getAccount,
+  signTransaction,
+  signVote,
+  type TxEnvelope,
+} from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
 import { Chain } from '../../src/chain.js';
 import { type PrivvalStorage, parsePrivval } from '../../src/consensus/privval-store.js';
-import { devGenesisJson, devKey, devValidator } from '../../src/dev.js';
+import { type DevKey, devGenesisJson, devKey, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
 import { NodeCore } from '../../src/node-core.js';
@@ -207,6 +219,99 @@ test('a synced block whose write fails stops a follower, and the peer that serve
     assert.deepEqual(network.penalties, [], 'the peer that served a good block was blamed for our disk');
     assert.equal(chain.height, 0n);
   } finally {
+    await core.stop();
+  }
+});
+
+test("evidence reported while the block before is written is signed with the tip's nonce: the mempool admits it", async () => {
+  const keys = [0, 1, 2].map((i) => devValidatorKey(i));
+  const genesis = devGenesisJson({
+    time: new Date(T0),
+    blockTimeMs: 1000,
+    validators: keys.map((k) => ({ publicKey: k.publicKey, name: k.name })),
+  });
+  const store = new HeldKv();
+  const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
+  const chainId = chain.genesis.chainId;
+  const reporter = { seed: keys[0]!.seed, publicKey: keys[0]!.publicKey };
+  const mempool = new Mempool();
+  // The node of validator 0, not started: only its gossip handlers are used here.
+  const core = new NodeCore({
+    chain,
+    mempool,
+    validator: reporter,
+    privvalPath: null,
+    privvalStorage: memoryStorage(),
+    blockTimeMs: 1000,
+    logger: silentLogger,
+    clock: new VirtualClock(T0 + 1),
+  });
+  /** Decides the next block with every validator's precommit; returns once its write began. */
+  const decide = async (candidates: Iterable<TxEnvelope>) => {
+    const { pending } = chain.buildProposal(
+      candidates,
+      chain.nextBlockTime(BigInt(T0) + (chain.tipHeight + 1n) * 1000n),
+      reporter,
+      () => false,
+    );
+    const votes = keys.map((k) =>
+      signVote(
+        chainId,
+        {
+          type: 'precommit',
+          height: pending.block.header.height,
+          round: 0,
+          blockHash: pending.hash,
+          validator: k.publicKey,
+        },
+        k.seed,
+      ),
+    );
+    const { committed, durable } = await chain.beginCommit(pending, certificateFromVotes(votes));
+    // What the driver does at once: the block's transactions leave the mempool.
+    mempool.prune(committed.envelopes, [], chain.tipState, committed.block.header.height + 1n);
+    return { durable };
+  };
+  /** Equivocation by `offender` at height 1, gossiped to validator 0. */
+  const report = (offender: DevKey) => {
+    const prevote = (fill: number) =>
+      signVote(
+        chainId,
+        {
+          type: 'prevote',
+          height: 1n,
+          round: 0,
+          blockHash: new Uint8Array(32).fill(fill),
+          validator: offender.publicKey,
+        },
+        offender.seed,
+      );
+    const evidence = duplicateVoteEvidence(chainId, prevote(0xab), prevote(0xcd));
+    return core.driver.handlers().onGossip('evidence', encode(consensusEvidenceCodec, evidence), 'peer');
+  };
+  try {
+    await (await decide([])).durable;
+    assert.equal(await report(keys[1]!), 'accept');
+    assert.equal(mempool.size, 1, 'the first evidence transaction (nonce 0) is pending');
+    // Block 2 carries it; its write is held.
+    store.holding = true;
+    await decide(mempool.ordered(chain.tipState));
+    assert.equal(chain.tipHeight, 2n);
+    assert.equal(chain.height, 1n);
+    assert.equal(mempool.size, 0);
+    // Evidence of another validator arrives while block 2 is written: its transaction is the
+    // reporter's second (nonce 1, block 2 used nonce 0), or the mempool refuses it for good.
+    assert.equal(await report(keys[2]!), 'accept');
+    assert.equal(mempool.size, 1, 'the evidence reported during the write was refused and forgotten');
+    const [pendingTx] = [...mempool.ordered(chain.tipState)];
+    assert.equal(pendingTx!.stx.tx.nonce, 1n);
+    store.holding = false;
+    store.held.shift()!.release();
+    await chain.untilDurable();
+    assert.equal(chain.height, 2n);
+  } finally {
+    store.holding = false;
+    for (const held of store.held.splice(0)) held.release();
     await core.stop();
   }
 });
