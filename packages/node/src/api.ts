@@ -246,7 +246,9 @@ export function createApi(node: RpcContext): RpcServerModules {
         unc_getTransaction: async ({ hash }): Promise<TxReceiptJson> => {
           const loc = await chain.db.getTxLocation(hash);
           if (!loc) {
-            if (node.mempool.has(hash))
+            // In the mempool, or in a decided block still being written (not reported before it is
+            // on disk, and no longer in the mempool).
+            if (node.mempool.has(hash) || chain.isBeingWritten(hash))
               throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
             const dropped = node.mempool.dropped(hash);
             if (dropped) {
@@ -284,7 +286,8 @@ export function createApi(node: RpcContext): RpcServerModules {
               blockHash: block ? toHex(blockHash(block.header)) : '',
             };
           }
-          if (node.mempool.has(hash)) return { hash: toHex(hash), status: 'pending' };
+          if (node.mempool.has(hash) || chain.isBeingWritten(hash))
+            return { hash: toHex(hash), status: 'pending' };
           const dropped = node.mempool.dropped(hash);
           if (dropped) {
             return {

@@ -188,6 +188,8 @@ interface InFlightCommit {
   trie: MerkleTrie;
   view: StateReader;
   written: Promise<void>;
+  /** The block's transaction ids, made on the first look-up (RPC status while the write runs). */
+  txIds?: Set<string>;
 }
 
 export class Chain {
@@ -298,6 +300,17 @@ export class Chain {
   /** Whether a decided block's batch is being written (the tip is ahead of the head). */
   get writing(): boolean {
     return this.inFlight !== null;
+  }
+
+  /**
+   * Whether a transaction is in the decided block being written: it has left the mempool and is
+   * not in the database yet, and RPC reports it pending (neither unknown nor included) meanwhile.
+   */
+  isBeingWritten(txHash: Uint8Array): boolean {
+    const f = this.inFlight;
+    if (!f || this.writeFailure) return false;
+    f.txIds ??= new Set(f.committed.envelopes.map((e) => keyId(e.hash)));
+    return f.txIds.has(keyId(txHash));
   }
 
   /**

@@ -18,14 +18,17 @@ import {
   signTransaction,
   signVote,
   type TxEnvelope,
+  toHex,
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
+import { createApi } from '../../src/api.js';
 import { Chain } from '../../src/chain.js';
 import { type PrivvalStorage, parsePrivval } from '../../src/consensus/privval-store.js';
 import { type DevKey, devGenesisJson, devKey, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
 import { NodeCore } from '../../src/node-core.js';
+import type { RpcContext } from '../../src/rpc/context.js';
 import { VirtualClock } from '../../src/sim/virtual-clock.js';
 import { type BatchOp, ChainDb, type KvStore, MemoryKv } from '../../src/storage/db.js';
 import { chainServer } from '../../src/sync.js';
@@ -309,6 +312,48 @@ test("evidence reported while the block before is written is signed with the tip
     store.held.shift()!.release();
     await chain.untilDurable();
     assert.equal(chain.height, 2n);
+  } finally {
+    store.holding = false;
+    for (const held of store.held.splice(0)) held.release();
+    await core.stop();
+  }
+});
+
+test('a transaction in the decided block being written is reported pending by RPC, not unknown, then included', async () => {
+  const { chain, store, clock, core, mempool } = await singleValidator();
+  try {
+    await runUntil(clock, () => chain.height >= 1n);
+    const sender = devKey(1);
+    const body = {
+      chainId: chain.genesis.chainId,
+      signer: sender.publicKey,
+      nonce: getAccount(chain.state, sender.address).nonce,
+      fee: 0n,
+      expiresAt: 1000n,
+      actions: [transferAction(encodeAddress(devKey(2).address), 5n)],
+    };
+    body.fee = feeFor(body, chain.params);
+    const env = envelopeFromSigned(signTransaction(body, sender.seed));
+    core.admit(env);
+    const api = createApi({ chain, mempool, logger: silentLogger } as unknown as RpcContext);
+    const status = async () =>
+      (await api.methods.unc_getTransactionStatus!({ hash: toHex(env.hash) }, {} as never)) as {
+        status: string;
+      };
+    assert.equal((await status()).status, 'pending');
+    store.holding = true;
+    await runUntil(clock, () => chain.tipHeight >= 2n);
+    assert.equal(chain.height, 1n, 'block 2 is being written');
+    assert.equal(mempool.has(env.hash), false, 'the block took it out of the mempool');
+    assert.equal((await status()).status, 'pending', 'a transaction being written was reported unknown');
+    await assert.rejects(
+      Promise.resolve().then(() => api.methods.unc_getTransaction!({ hash: toHex(env.hash) }, {} as never)),
+      /not yet included/,
+    );
+    store.holding = false;
+    store.held.shift()!.release();
+    await chain.untilDurable();
+    assert.equal((await status()).status, 'included');
   } finally {
     store.holding = false;
     for (const held of store.held.splice(0)) held.release();
