@@ -39,6 +39,7 @@ import {
   getEmission,
   getEpochRecord,
   getGovernance,
+  getParams,
   getPociParams,
   getSupply,
   merkleProofCodec,
@@ -245,7 +246,9 @@ export function createApi(node: RpcContext): RpcServerModules {
         unc_getTransaction: async ({ hash }): Promise<TxReceiptJson> => {
           const loc = await chain.db.getTxLocation(hash);
           if (!loc) {
-            if (node.mempool.has(hash))
+            // In the mempool, or in a decided block still being written (not reported before it is
+            // on disk, and no longer in the mempool).
+            if (node.mempool.has(hash) || chain.isBeingWritten(hash))
               throw new UncError('PENDING', 'transaction is in the mempool, not yet included');
             const dropped = node.mempool.dropped(hash);
             if (dropped) {
@@ -283,7 +286,8 @@ export function createApi(node: RpcContext): RpcServerModules {
               blockHash: block ? toHex(blockHash(block.header)) : '',
             };
           }
-          if (node.mempool.has(hash)) return { hash: toHex(hash), status: 'pending' };
+          if (node.mempool.has(hash) || chain.isBeingWritten(hash))
+            return { hash: toHex(hash), status: 'pending' };
           const dropped = node.mempool.dropped(hash);
           if (dropped) {
             return {
@@ -394,7 +398,8 @@ export function createApi(node: RpcContext): RpcServerModules {
         },
 
         unc_getParams: () => {
-          const p = chain.params;
+          // The committed head's (chain.params are the tip's: a decided block may still be writing).
+          const p = getParams(chain.state);
           return {
             blockTimeMs: p.blockTimeMs,
             maxBlockTxs: p.maxBlockTxs,

@@ -170,8 +170,34 @@ export interface ValidatorKey {
 
 type CommitListener = (committed: CommittedBlock) => void;
 
+/**
+ * A decided block could not be written to this node's disk: the fault is local (never the peer's
+ * that served the block), and final for this chain (`untilDurable` rejects with it ever after).
+ */
+export class BlockWriteError extends Error {
+  override readonly name = 'BlockWriteError';
+}
+
+/**
+ * A decided block whose batch is being written: the next height executes on the state after it
+ * (`view`, an overlay of its writes on the durable state) while the write and its fsync run off
+ * the main thread. Readers of the durable head (RPC) do not see it until `written` resolves.
+ */
+interface InFlightCommit {
+  committed: CommittedBlock;
+  changes: StateWrite[];
+  trie: MerkleTrie;
+  view: StateReader;
+  written: Promise<void>;
+  /** The block's transaction ids, made on the first look-up (RPC status while the write runs). */
+  txIds?: Set<string>;
+}
+
 export class Chain {
   private listeners: CommitListener[] = [];
+  private inFlight: InFlightCommit | null = null;
+  /** Why a block's write failed: nothing is committed after it (the node must stop). */
+  private writeFailure: BlockWriteError | null = null;
   private constructor(
     readonly db: ChainDb,
     readonly genesis: Genesis,
@@ -249,15 +275,65 @@ export class Chain {
   }
 
   /**
-   * The head state's parameters, decoded once per head: admission reads them for every
-   * transaction, and they change only with the state, which changes only when the head does.
+   * The block the next height builds on: the head, or the decided block whose write is in flight.
+   * Consensus executes and proposes on the tip; what RPC reports as committed is `head`, which
+   * becomes the tip only once its batch is on disk.
+   */
+  get tip(): { header: BlockHeader; hash: Uint8Array; block: Block } {
+    const f = this.inFlight;
+    if (!f) return this.head;
+    return { header: f.committed.block.header, hash: f.committed.hash, block: f.committed.block };
+  }
+
+  get tipHeight(): bigint {
+    return (this.inFlight?.committed.block ?? this.headBlock).header.height;
+  }
+
+  /** The state after the tip: the live state, with the in-flight block's writes over it. */
+  get tipState(): StateReader {
+    return this.inFlight?.view ?? this.state;
+  }
+
+  private get tipTrie(): MerkleTrie {
+    return this.inFlight?.trie ?? this.state.trie;
+  }
+
+  /** Whether a decided block's batch is being written (the tip is ahead of the head). */
+  get writing(): boolean {
+    return this.inFlight !== null;
+  }
+
+  /**
+   * Whether a transaction is in the decided block being written: it has left the mempool and is
+   * not in the database yet, and RPC reports it pending (neither unknown nor included) meanwhile.
+   */
+  isBeingWritten(txHash: Uint8Array): boolean {
+    const f = this.inFlight;
+    if (!f || this.writeFailure) return false;
+    f.txIds ??= new Set(f.committed.envelopes.map((e) => keyId(e.hash)));
+    return f.txIds.has(keyId(txHash));
+  }
+
+  /**
+   * Resolves once every decided block is on disk (at once when none is in flight); rejects,
+   * now and forever after, if a block's write failed.
+   */
+  untilDurable(): Promise<void> {
+    if (this.writeFailure) return Promise.reject(this.writeFailure);
+    return this.inFlight?.written ?? Promise.resolve();
+  }
+
+  /**
+   * The tip state's parameters (those of the next block), decoded once per tip: admission reads
+   * them for every transaction, and they change only with the state, which changes only with the tip.
    * Frozen, since every reader shares the one object.
    */
   get params(): ChainParams {
-    if (this.paramsHead !== this.headHash || this.paramsState !== this.state) {
-      this.paramsCache = Object.freeze(getParams(this.state));
-      this.paramsHead = this.headHash;
-      this.paramsState = this.state;
+    const tipHash = this.inFlight?.committed.hash ?? this.headHash;
+    if (this.paramsHead !== tipHash || this.paramsState !== this.tipState) {
+      this.paramsCache = Object.freeze(getParams(this.tipState));
+      this.paramsHead = tipHash;
+      this.paramsState = this.tipState;
     }
     return this.paramsCache!;
   }
@@ -274,18 +350,18 @@ export class Chain {
 
   /** Block time for the next block: now, but always strictly after the previous block. */
   nextBlockTime(nowMs: bigint): bigint {
-    const prev = this.headBlock.header.time;
+    const prev = this.tip.header.time;
     return nowMs > prev ? nowMs : prev + 1n;
   }
 
   /** The validators that vote on the next block (the epoch's set: bonded online power, §6). */
   validatorSet(): ValidatorSet {
-    return validatorSetAt(this.state, this.genesis);
+    return validatorSetAt(this.tipState, this.genesis);
   }
 
   /** The set that signed (or signs) the block at `height`, while the state still remembers it. */
   validatorsForHeight(height: bigint): ValidatorSet {
-    const set = validatorSetForHeight(this.state, this.genesis, height);
+    const set = validatorSetForHeight(this.tipState, this.genesis, height);
     if (!set)
       throw new ValidationError('BAD_COMMIT', `the validator set of height ${height} is no longer known`);
     return set;
@@ -302,16 +378,17 @@ export class Chain {
     validator: ValidatorKey,
     isSignatureVerified: (hash: Uint8Array) => boolean,
   ): { pending: PendingBlock; rejected: Rejected[] } {
-    const prev = this.headBlock.header;
+    const tip = this.tip;
+    const prev = tip.header;
     const height = prev.height + 1n;
     const executor = new BlockExecutor(
-      this.state,
+      this.tipState,
       {
         chainId: this.genesis.chainId,
         height,
         time,
         proposer: validator.publicKey,
-        prevHash: this.headHash,
+        prevHash: tip.hash,
         prevBeacon: prev.beacon,
       },
       { isSignatureVerified },
@@ -348,18 +425,18 @@ export class Chain {
     source.return?.();
     const execution = executor.finish();
     const changes = execution.overlay.changes();
-    const trie = applyToTrie(this.state.trie, changes);
+    const trie = applyToTrie(this.tipTrie, changes);
     const header: BlockHeader = {
       chainId: this.genesis.chainId,
       height,
       time,
-      prevHash: this.headHash,
+      prevHash: tip.hash,
       stateRoot: trie.root,
       txRoot: txRootOf(included),
       proposer: validator.publicKey,
       beacon,
       vrfProof,
-      lastCommitHash: commitHash(this.headBlock.commit),
+      lastCommitHash: commitHash(tip.block.commit),
     };
     const hash = blockHash(header);
     const block: Block = { header, txs: included.map((e) => e.bytes), commit: emptyCommit(height, hash) };
@@ -372,8 +449,8 @@ export class Chain {
         blockEvents: execution.blockEvents,
         changes,
         trie,
-        prevHash: this.headHash,
-        lastCommit: this.headBlock.commit,
+        prevHash: tip.hash,
+        lastCommit: tip.block.commit,
       },
       rejected,
     };
@@ -398,24 +475,25 @@ export class Chain {
     /** Chip signatures found valid before the block runs (consensus/block-preverify.ts). */
     isEd25519Verified?: Ed25519Verified,
   ): PendingBlock {
-    const prev = this.headBlock.header;
+    const tip = this.tip;
+    const prev = tip.header;
     const { header } = block;
     const fail = (why: string): never => {
       throw new ValidationError('BAD_BLOCK', `block ${header.height}: ${why}`);
     };
     if (header.chainId !== this.genesis.chainId) fail('wrong chain id');
     if (header.height !== prev.height + 1n) fail(`expected height ${prev.height + 1n}`);
-    if (!equalBytes(header.prevHash, this.headHash)) fail('previous hash does not match the head');
+    if (!equalBytes(header.prevHash, tip.hash)) fail('previous hash does not match the head');
     if (header.time <= prev.time) fail('block time does not increase');
     const tooBig = blockLimitViolation(this.params, block.txs);
     if (tooBig) fail(tooBig);
-    let parentCommit = this.headBlock.commit;
+    let parentCommit = tip.block.commit;
     if (lastCommit && !equalBytes(commitHash(lastCommit), commitHash(parentCommit))) {
-      if (lastCommit.height !== prev.height || !equalBytes(lastCommit.blockHash, this.headHash)) {
+      if (lastCommit.height !== prev.height || !equalBytes(lastCommit.blockHash, tip.hash)) {
         fail('the last commit is for another block');
       }
       if (prev.height === 0n) fail('the genesis block has no commit signatures');
-      const why = this.checkCommit(lastCommit, this.headHash, prev.height);
+      const why = this.checkCommit(lastCommit, tip.hash, prev.height);
       if (why) fail(`last commit: ${why}`);
       parentCommit = lastCommit;
     }
@@ -428,20 +506,20 @@ export class Chain {
     const txs = envelopes ? [...envelopes] : block.txs.map((raw) => envelopeFromBytes(raw));
     if (!equalBytes(txRootOf(txs), header.txRoot)) fail('transactions root does not match');
     const execution = executeBlock(
-      this.state,
+      this.tipState,
       txs,
       {
         chainId: header.chainId,
         height: header.height,
         time: header.time,
         proposer: header.proposer,
-        prevHash: this.headHash,
+        prevHash: tip.hash,
         prevBeacon: prev.beacon,
       },
       { isSignatureVerified, ...(isEd25519Verified ? { isEd25519Verified } : {}) },
     );
     const changes = execution.overlay.changes();
-    const trie = applyToTrie(this.state.trie, changes);
+    const trie = applyToTrie(this.tipTrie, changes);
     if (!equalBytes(trie.root, header.stateRoot)) fail('state root does not match the executed state');
     return {
       block: { ...block, commit: emptyCommit(header.height, hash) },
@@ -451,7 +529,7 @@ export class Chain {
       blockEvents: execution.blockEvents,
       changes,
       trie,
-      prevHash: this.headHash,
+      prevHash: tip.hash,
       lastCommit: parentCommit,
     };
   }
@@ -469,6 +547,25 @@ export class Chain {
 
   /** Makes a decided block final: stores it with the certificate of the precommits that decided it. */
   async commitDecided(pending: PendingBlock, certificate: CommitCertificate): Promise<CommittedBlock> {
+    const { committed, durable } = await this.beginCommit(pending, certificate);
+    await durable;
+    return committed;
+  }
+
+  /**
+   * Starts making a decided block final and returns as soon as its batch is handed to the
+   * database: from then on the tip is the block, so the next height can execute on its state
+   * while the batch is written and fsynced off the main thread. `durable` resolves once it is on
+   * disk (then the block becomes the head and the commit listeners run) and rejects if the write
+   * failed, after which every later commit is refused: nothing may build on state that is not on
+   * disk. Whoever signs for the next height must wait for `durable` (consensus/driver.ts).
+   */
+  async beginCommit(
+    pending: PendingBlock,
+    certificate: CommitCertificate,
+  ): Promise<{ committed: CommittedBlock; durable: Promise<void> }> {
+    // Blocks are written in order: the one before must be on disk (or have failed) first.
+    await this.untilDurable();
     if (!equalBytes(pending.prevHash, this.headHash)) {
       throw new ValidationError(
         'BAD_BLOCK',
@@ -485,8 +582,8 @@ export class Chain {
       results: pending.results,
       blockEvents: pending.blockEvents,
     };
-    await this.persist(committed, pending.changes, pending.trie, pending.lastCommit);
-    return committed;
+    const durable = this.startWrite(committed, pending.changes, pending.trie, pending.lastCommit);
+    return { committed, durable };
   }
 
   /**
@@ -524,6 +621,7 @@ export class Chain {
       envelopes: readonly TxEnvelope[];
     } | null = null,
   ): Promise<CommittedBlock> {
+    await this.untilDurable();
     const hash = blockHash(block.header);
     const why = this.checkCommit(block.commit, hash, block.header.height);
     if (why) throw new ValidationError('BAD_BLOCK', `block ${block.header.height}: ${why}`);
@@ -546,11 +644,16 @@ export class Chain {
       results: pending.results,
       blockEvents: pending.blockEvents,
     };
-    await this.persist(committed, pending.changes, pending.trie, pending.lastCommit);
+    await this.startWrite(committed, pending.changes, pending.trie, pending.lastCommit);
     return committed;
   }
 
-  private async persist(
+  /**
+   * Hands the block's batch to the database (the ops are built here, on the main thread) and
+   * makes it the tip; the returned promise resolves once the batch is on disk and the block is
+   * the head. Called only with nothing in flight (`untilDurable` first).
+   */
+  private startWrite(
     committed: CommittedBlock,
     changes: StateWrite[],
     trie: MerkleTrie,
@@ -584,7 +687,7 @@ export class Chain {
     const parent = equalBytes(commitHash(parentCommit), commitHash(this.headBlock.commit))
       ? null
       : { ...this.headBlock, commit: parentCommit };
-    await this.db.commitBlock({
+    const write = this.db.commitBlock({
       height: block.header.height,
       hash,
       block: encodeBlock(block),
@@ -598,17 +701,39 @@ export class Chain {
       ...(epochStats ? { epochStats } : {}),
       ...(parent ? { parentBlock: encodeBlock(parent) } : {}),
     });
-    // Only once the batch is on disk does the block become the head that RPC reports.
-    this.state.apply(changes, trie);
-    this.headBlock = block;
-    this.headHash = hash;
-    for (const l of this.listeners) {
-      try {
-        l(committed);
-      } catch (err) {
-        this.logger.error('commit listener failed', { error: (err as Error).message });
-      }
-    }
+    const written = write.then(
+      () => {
+        // Only once the batch is on disk does the block become the head that RPC reports.
+        this.state.apply(changes, trie);
+        this.headBlock = block;
+        this.headHash = hash;
+        this.inFlight = null;
+        for (const l of this.listeners) {
+          try {
+            l(committed);
+          } catch (err) {
+            this.logger.error('commit listener failed', { error: (err as Error).message });
+          }
+        }
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.writeFailure = new BlockWriteError(
+          `block ${block.header.height} could not be written; this node stops: ${error.message}`,
+          { cause: error },
+        );
+        this.logger.error('FATAL: a decided block could not be written to disk', {
+          height: block.header.height,
+          error: error.message,
+        });
+        throw this.writeFailure;
+      },
+    );
+    // Whoever needs the outcome awaits `written` (or untilDurable); a failure is also recorded in
+    // `writeFailure`, so this copy must not count as an unhandled rejection.
+    written.catch(() => {});
+    this.inFlight = { committed, changes, trie, view: after, written };
+    return written;
   }
 
   async blockAt(height: bigint): Promise<Block | null> {

@@ -50,10 +50,14 @@ export interface NodeCoreOptions {
   slices?: SliceScheduler;
   /** Proposals gossip transaction ids (consensus/compact-block.ts); default true. */
   compactProposals?: boolean;
+  /** DriverOptions.overlapCommit. */
+  overlapCommit?: boolean;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
   /** A transaction refused at admission, with the code (metrics). */
   onAdmissionRefused?(code: string): void;
+  /** A decided block could not be written: consensus stopped (DriverHost.onFatal). */
+  onFatal?(error: Error): void;
 }
 
 export class NodeCore {
@@ -73,7 +77,7 @@ export class NodeCore {
       verifier,
       {
         cheapRefusal: (env) =>
-          this.mempool.cheapRefusal(env, this.chain.state, this.chain.params, this.nextContext()),
+          this.mempool.cheapRefusal(env, this.chain.tipState, this.chain.params, this.nextContext()),
         admit: (env) => this.addToMempool(env, true),
       },
       opts.admission,
@@ -90,6 +94,7 @@ export class NodeCore {
       blockTimeMs: opts.blockTimeMs,
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
+      ...(opts.overlapCommit !== undefined ? { overlapCommit: opts.overlapCommit } : {}),
       logger: opts.logger.child('consensus'),
     });
   }
@@ -139,13 +144,13 @@ export class NodeCore {
 
   /** The context the next block starts from, which admission checks transactions against. */
   private nextContext(): BlockContext {
-    const head = this.chain.head.header;
+    const head = this.chain.tip.header;
     return {
       chainId: this.chain.genesis.chainId,
       height: head.height + 1n,
       time: head.time + 1n,
       proposer: head.proposer,
-      prevHash: this.chain.head.hash,
+      prevHash: this.chain.tip.hash,
       prevBeacon: head.beacon,
     };
   }
@@ -153,7 +158,7 @@ export class NodeCore {
   private addToMempool(env: TxEnvelope, signatureChecked: boolean): { replaced: boolean } {
     const result = this.mempool.add(
       env,
-      this.chain.state,
+      this.chain.tipState,
       this.chain.params,
       this.nextContext(),
       signatureChecked,
@@ -164,7 +169,7 @@ export class NodeCore {
 
   private driverHost(): DriverHost {
     return {
-      proposalCandidates: () => this.mempool.ordered(this.chain.state),
+      proposalCandidates: () => this.mempool.ordered(this.chain.tipState),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
@@ -172,17 +177,21 @@ export class NodeCore {
         this.admit(env);
       },
       admitTxs: (envs: readonly TxEnvelope[]) => this.admitQueued(envs),
+      onFatal: (error: Error) => {
+        this.admission.stop();
+        this.opts.onFatal?.(error);
+      },
     };
   }
 
   /** Candidates that no longer apply on the head state: out of the mempool, their watchers told. */
   private dropRejected(rejected: Rejected[]): void {
-    this.mempool.prune([], rejected, this.chain.state, this.chain.height + 1n);
+    this.mempool.prune([], rejected, this.chain.tipState, this.chain.tipHeight + 1n);
     this.opts.onMempoolChanged?.();
   }
 
   private pruneAfter(committed: CommittedBlock): void {
-    this.mempool.prune(committed.envelopes, [], this.chain.state, committed.block.header.height + 1n);
+    this.mempool.prune(committed.envelopes, [], this.chain.tipState, committed.block.header.height + 1n);
     this.opts.onMempoolChanged?.();
     if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
       this.logger.info('committed block', {

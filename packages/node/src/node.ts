@@ -50,6 +50,11 @@ export interface NodeOptions {
   mempool?: Partial<MempoolOptions>;
   /** Overrides the genesis block interval for this node (dev chains). */
   blockTimeMs?: number;
+  /**
+   * A decided block could not be written to disk; consensus has already stopped. Default: log
+   * and exit the process with status 70, since no later block may build on state not on disk.
+   */
+  onFatal?: (error: Error) => void;
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
@@ -167,6 +172,12 @@ export class UncNode {
           node.m.mempoolBytes.set(node.mempool.bytes);
         },
         onAdmissionRefused: (code) => node.m.rejected.inc(1, { reason: code }),
+        onFatal:
+          opts.onFatal ??
+          ((error) => {
+            logger.error('FATAL: exiting: a decided block could not be written', { error: error.message });
+            process.exit(70);
+          }),
       });
       node.driver = node.core.driver;
       node.driver.onCommit((_, round) => {

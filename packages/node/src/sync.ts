@@ -5,7 +5,7 @@
  * any block that does not apply proves the peer that served it wrong.
  */
 import { blockCodec, decode } from '@unc/core';
-import type { Chain } from './chain.js';
+import { BlockWriteError, type Chain } from './chain.js';
 import { type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
 import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
@@ -214,6 +214,9 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         try {
           await chain.applyBlock(block);
         } catch (err) {
+          // Our disk failed, not the block: no peer is to blame, and no later block can be
+          // written either (chain.ts BlockWriteError), so the sync ends with the failure.
+          if (err instanceof BlockWriteError) throw err;
           drop(slot.peer, `block ${height} does not apply: ${(err as Error).message}`, true);
           bad = true;
           break;

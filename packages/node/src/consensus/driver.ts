@@ -43,7 +43,14 @@ import {
   type Vote,
 } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
-import type { Chain, CommittedBlock, PendingBlock, Rejected, ValidatorKey } from '../chain.js';
+import {
+  BlockWriteError,
+  type Chain,
+  type CommittedBlock,
+  type PendingBlock,
+  type Rejected,
+  type ValidatorKey,
+} from '../chain.js';
 import { type Cancel, type Clock, every, sleep, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import {
@@ -112,6 +119,12 @@ export interface DriverHost {
    * that yield); rejects, having done nothing, when the queue is full. Without it, `admitTx`.
    */
   admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
+  /**
+   * A decided block could not be written to disk: consensus has stopped (it signs nothing more)
+   * and the node must stop too, since everything after that block would build on state that is
+   * not on disk. Without it the driver only stops itself and logs.
+   */
+  onFatal?(error: Error): void;
 }
 
 export interface DriverOptions {
@@ -143,6 +156,12 @@ export interface DriverOptions {
    * true). Off, every proposal travels whole: the simulator compares the bytes of both.
    */
   compactProposals?: boolean;
+  /**
+   * Whether the next height starts while the decided block is written (default true; its
+   * signatures still wait for the write). Off, the height waits for the write first, as before:
+   * bench:commit measures both in one run.
+   */
+  overlapCommit?: boolean;
   /**
    * A peer that connects again within this long gets no second catch-up (default: the block
    * time). Reconnecting must not buy a peer (or everyone else) a re-send of the height.
@@ -185,6 +204,7 @@ export class ConsensusDriver {
   private readonly stallMs: number;
   private readonly timeouts: TimeoutParams;
   private readonly compactProposals: boolean;
+  private readonly overlapCommit: boolean;
 
   private readonly machine: Tendermint;
   private privval: PrivValidator | null = null;
@@ -260,6 +280,7 @@ export class ConsensusDriver {
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
     this.compactProposals = opts.compactProposals ?? true;
+    this.overlapCommit = opts.overlapCommit ?? true;
     this.peerCatchUpIntervalMs = opts.peerCatchUpIntervalMs ?? opts.blockTimeMs;
     this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
     this.proposalBudget = new ProposalBudget({
@@ -313,7 +334,7 @@ export class ConsensusDriver {
   private gossipView(): GossipView {
     return {
       chainId: this.chain.genesis.chainId,
-      headHeight: this.chain.height,
+      headHeight: this.chain.tipHeight,
       validators: this.nextValidators(),
       verify: this.cachedVerify,
     };
@@ -323,7 +344,7 @@ export class ConsensusDriver {
 
   /** The set that votes on the block after the head (it changes only at epoch boundaries). */
   private nextValidators(): ValidatorSet {
-    const head = toHex(this.chain.head.hash);
+    const head = toHex(this.chain.tip.hash);
     if (this.validatorMemo?.head !== head) this.validatorMemo = { head, set: this.chain.validatorSet() };
     return this.validatorMemo.set;
   }
@@ -404,6 +425,7 @@ export class ConsensusDriver {
       while (network.peers().length === 0 && this.clock.now() - t0 < 3_000 && !this.stopped)
         await sleep(this.clock, 50);
       await this.enqueue(() => this.catchUp());
+      if (this.stopped) return;
     }
     this.watchdog = every(this.clock, Math.max(250, Math.min(1_000, this.blockTimeMs)), () =>
       this.checkStall(),
@@ -420,6 +442,8 @@ export class ConsensusDriver {
     for (const cancel of this.timers) cancel();
     this.timers.clear();
     await this.queue;
+    // A block being written finishes (or fails, already reported) before the store may close.
+    await this.chain.untilDurable().catch(() => {});
   }
 
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
@@ -445,8 +469,8 @@ export class ConsensusDriver {
   /** Starts the next height once the block interval since the head's block time has passed. */
   private scheduleHeight(): void {
     if (this.stopped) return;
-    const next = this.chain.height + 1n;
-    const delay = Math.max(0, Number(this.chain.head.header.time) + this.blockTimeMs - this.clock.now());
+    const next = this.chain.tipHeight + 1n;
+    const delay = Math.max(0, Number(this.chain.tip.header.time) + this.blockTimeMs - this.clock.now());
     this.startTimer?.();
     this.startTimer = this.clock.schedule(delay, () => {
       this.startTimer = null;
@@ -455,7 +479,7 @@ export class ConsensusDriver {
   }
 
   private async startHeight(height: bigint): Promise<void> {
-    if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
+    if (this.stopped || height !== this.chain.tipHeight + 1n || height <= this.height) return;
     this.height = height;
     this.pending = new Map();
     this.proposeTimedOut = new Set();
@@ -466,7 +490,7 @@ export class ConsensusDriver {
       type: 'start',
       height,
       validators: this.nextValidators(),
-      beacon: this.chain.head.header.beacon,
+      beacon: this.chain.tip.header.beacon,
     });
     // A proposal this validator signed before a restart, whose block only it may have.
     const own = this.lastProposal;
@@ -479,7 +503,12 @@ export class ConsensusDriver {
    * what is for later heights.
    */
   private async replayBuffered(height: bigint): Promise<void> {
-    const buffered = this.future;
+    // Proposals first: their blocks execute while the previous block may still be being written,
+    // and a vote handed to the machine first would make them wait for that write (`handle`).
+    const buffered = [
+      ...this.future.filter((b) => b.kind === 'proposal'),
+      ...this.future.filter((b) => b.kind === 'vote'),
+    ];
     this.future = [];
     for (const b of buffered) {
       if (b.kind === 'vote') {
@@ -495,9 +524,53 @@ export class ConsensusDriver {
 
   private async handle(event: ConsensusEvent): Promise<void> {
     if (this.stopped) return;
+    if (this.chain.writing && this.maySign(event)) {
+      // The write-ahead rule (docs/consensus.md, "Durability before signing"): the previous
+      // block's batch is still being written, and nothing for the height after it is signed
+      // (proposal, prevote or precommit) before it is on disk. The work before the signature
+      // (building or executing the block) has already run on the tip's state; only this waits.
+      try {
+        await this.chain.untilDurable();
+      } catch (err) {
+        this.fatal(err);
+        return;
+      }
+      if (this.stopped) return;
+    }
     const actions = this.machine.handle(event);
     this.persistSigner(actions);
     for (const action of actions) await this.perform(action);
+  }
+
+  /**
+   * Whether handing `event` to the machine may make it sign for the height after the tip. Every
+   * event of that height may, but its start: it only requests a value (signed later, in `value`)
+   * unless this validator already signed at that height before a restart (its lock is proposed
+   * again at once).
+   */
+  private maySign(event: ConsensusEvent): boolean {
+    // A follower signs nothing (a block it decides is committed in order: beginCommit waits).
+    if (!this.privval) return false;
+    // Still on the height being written (decided): the machine signs nothing more there, and a
+    // late vote or timeout of it must not hold the queue (the next height's start waits behind).
+    if (event.type !== 'start' && this.height <= this.chain.tipHeight) return false;
+    if (event.type !== 'start') return true;
+    return this.privval.lastRoundAt(event.height) >= 0 || this.privval.votesAt(event.height).length > 0;
+  }
+
+  /** A decided block could not be written: stop signing and committing, loudly, for good. */
+  private fatal(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.stopped) return;
+    this.logger.error('FATAL: consensus stops: a decided block is not on disk', { error: error.message });
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.watchdog?.();
+    this.startTimer?.();
+    this.mempoolReactor.stop();
+    for (const cancel of this.timers) cancel();
+    this.timers.clear();
+    this.host.onFatal?.(error);
   }
 
   /**
@@ -583,7 +656,7 @@ export class ConsensusDriver {
    */
   private timeoutDelay(action: Extract<ConsensusAction, { type: 'schedule-timeout' }>): number {
     const { height, round, step, delayMs } = action;
-    if (height !== this.chain.height + 1n) return delayMs;
+    if (height !== this.chain.tipHeight + 1n) return delayMs;
     if (step === 'propose')
       return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs, round);
     if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round)) {
@@ -594,7 +667,7 @@ export class ConsensusDriver {
 
   /** The proposer of a round of the height after the head. */
   private proposerAt(height: bigint, round: number): Uint8Array {
-    return selectProposer(this.nextValidators(), this.chain.head.header.beacon, height, round).publicKey;
+    return selectProposer(this.nextValidators(), this.chain.tip.header.beacon, height, round).publicKey;
   }
 
   private async onTimeout(height: bigint, round: number, step: TimeoutStep): Promise<void> {
@@ -609,7 +682,7 @@ export class ConsensusDriver {
       if (
         s.round === round &&
         s.step === 'propose' &&
-        height === this.chain.height + 1n &&
+        height === this.chain.tipHeight + 1n &&
         !this.proposalArrived.has(round)
       ) {
         const proposer = this.proposerAt(height, round);
@@ -636,7 +709,7 @@ export class ConsensusDriver {
 
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
   private async buildValue(height: bigint, round: number): Promise<void> {
-    if (!this.validator || height !== this.chain.height + 1n) return;
+    if (!this.validator || height !== this.chain.tipHeight + 1n) return;
     const time = this.chain.nextBlockTime(BigInt(this.clock.now()));
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
@@ -698,12 +771,30 @@ export class ConsensusDriver {
       this.lastProgress = 0;
       return;
     }
-    const committed = await this.chain.commitDecided(known.pending, action.certificate);
+    // Returns once the batch is handed to the database: the next height starts on the block's
+    // state while it is written (its signatures wait for the write, in `handle`).
+    const { committed, durable } = await this.chain.beginCommit(known.pending, action.certificate);
+    if (!this.overlapCommit) {
+      try {
+        await durable;
+      } catch (err) {
+        this.fatal(err);
+        return;
+      }
+    }
     this.lastProgress = this.clock.now();
-    this.afterCommit(committed, action.round);
+    // The mempool drops the block's transactions now, before the next proposal is built from it.
+    this.host.onCommitted(committed);
+    this.liveness.prune(committed.block.header.height);
+    this.scheduleHeight();
+    durable.then(
+      () => this.afterDurable(committed, action.round),
+      (err) => this.fatal(err),
+    );
   }
 
-  private afterCommit(committed: CommittedBlock, round: number): void {
+  /** The block is on disk: only now is it reported committed (listeners, evidence built on it). */
+  private afterDurable(committed: CommittedBlock, round: number): void {
     if (round > 0) {
       this.logger.info('block decided after failed rounds', {
         height: committed.block.header.height,
@@ -711,8 +802,6 @@ export class ConsensusDriver {
         txs: committed.envelopes.length,
       });
     }
-    this.host.onCommitted(committed);
-    this.liveness.prune(committed.block.header.height);
     this.evidencePool.flushEvidence();
     for (const l of this.commitListeners) {
       try {
@@ -721,7 +810,6 @@ export class ConsensusDriver {
         this.logger.error('commit listener failed', { error: (err as Error).message });
       }
     }
-    this.scheduleHeight();
   }
 
   /** The sender's clock on a message: only makes a re-sent copy differ from the first (wire.ts). */
@@ -875,7 +963,7 @@ export class ConsensusDriver {
 
   /** Whether a compact proposal of the height being decided could be used by the machine now. */
   private worthFetching(proposal: Proposal): boolean {
-    if (proposal.height !== this.chain.height + 1n) return false;
+    if (proposal.height !== this.chain.tipHeight + 1n) return false;
     if (proposal.round > this.roundAt(proposal.height) + 1) return false;
     return equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round));
   }
@@ -893,7 +981,7 @@ export class ConsensusDriver {
     for (const peer of [from, ...others].slice(0, MAX_FETCH_PEERS)) {
       try {
         for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
-          if (this.stopped || height !== this.chain.height + 1n) return false;
+          if (this.stopped || height !== this.chain.tipHeight + 1n) return false;
           const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
           const answer = await network.requestTxs(peer, blockHash, ask);
           if (!rebuild.fill(answer)) {
@@ -945,7 +1033,7 @@ export class ConsensusDriver {
       if (envelopes)
         await this.preverifier.preverify(
           envelopes,
-          this.chain.state,
+          this.chain.tipState,
           this.chain.genesis.chainId,
           this.headForPreverify(),
           (env) => this.host.isTxVerified(env),
@@ -958,7 +1046,7 @@ export class ConsensusDriver {
   private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
     const { proposal } = msg;
     this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
-    if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
+    if (proposal.height !== this.height || proposal.height !== this.chain.tipHeight + 1n) return 'ignore';
     if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
@@ -1011,8 +1099,8 @@ export class ConsensusDriver {
 
   /** What a heartbeat's chip answers are checked against: the head the block builds on. */
   private headForPreverify() {
-    const { header } = this.chain.head;
-    return { height: header.height, hash: this.chain.head.hash, beacon: header.beacon };
+    const { header } = this.chain.tip;
+    return { height: header.height, hash: this.chain.tip.hash, beacon: header.beacon };
   }
 
   /**
@@ -1024,7 +1112,7 @@ export class ConsensusDriver {
     if (!envelopes) return null;
     await this.preverifier.preverify(
       envelopes,
-      this.chain.state,
+      this.chain.tipState,
       this.chain.genesis.chainId,
       this.headForPreverify(),
       () => false,
@@ -1042,7 +1130,7 @@ export class ConsensusDriver {
    * proposal says nothing about whether the proposer proposes).
    */
   private proposalArrives(proposal: Proposal): void {
-    if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return;
+    if (proposal.height !== this.height || proposal.height !== this.chain.tipHeight + 1n) return;
     // Rounds far ahead have no timeout running here yet (and would let a proposer fill the set).
     if (proposal.round > this.machine.snapshot().round + 1) return;
     if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return;
@@ -1055,7 +1143,7 @@ export class ConsensusDriver {
    * height would let a validator sign far ahead once and be waited for in full ever after.
    */
   private seenHeight(height: bigint): bigint {
-    const next = this.chain.height + 1n;
+    const next = this.chain.tipHeight + 1n;
     return height > next ? next : height;
   }
 
@@ -1096,7 +1184,7 @@ export class ConsensusDriver {
     // to stop voting, and syncing (which holds the queue) only helps when some peer is ahead.
     const network = this.network;
     this.probingPeers = true;
-    const probedAt = this.chain.height;
+    const probedAt = this.chain.tipHeight;
     this.syncReactor
       .peerAhead(network)
       .then((behind) => {
@@ -1105,13 +1193,13 @@ export class ConsensusDriver {
           // A height committed since the probe asked answers it: the peer that was ahead is no
           // longer, and a sync now would only hold the queue (a round trip to every peer) while
           // this height's proposal waits.
-          if (this.chain.height > probedAt) return;
-          const before = this.chain.height;
+          if (this.chain.tipHeight > probedAt) return;
+          const before = this.chain.tipHeight;
           await this.catchUp();
-          if (this.chain.height > before) this.scheduleHeight();
+          if (this.chain.tipHeight > before) this.scheduleHeight();
           // Still at this height: what arrived during the sync was kept for it (found by the
           // simulator: a proposal kept so was otherwise lost until re-sent, 5 s later).
-          else if (this.height === this.chain.height + 1n) await this.replayBuffered(this.height);
+          else if (this.height === this.chain.tipHeight + 1n) await this.replayBuffered(this.height);
         });
       })
       .catch((err) => this.logger.debug('stall check failed', { error: (err as Error).message }))
@@ -1220,6 +1308,14 @@ export class ConsensusDriver {
     if (!network || this.stopped) return;
     try {
       await this.syncReactor.catchUp(network);
+    } catch (err) {
+      // A synced block could not be written: the same final failure as a decided one's (a node
+      // that only follows signs nothing, so no signing path would ever stop it otherwise).
+      if (err instanceof BlockWriteError) {
+        this.fatal(err);
+        return;
+      }
+      throw err;
     } finally {
       this.lastProgress = this.clock.now();
     }

@@ -87,11 +87,16 @@ export class EvidencePool {
     this.flushEvidence();
   }
 
-  /** Submits the evidence whose height is now committed; called after every commit. */
+  /** Submits the evidence whose height is now decided (the tip); called after every commit. */
   flushEvidence(): void {
     const { validator, chain, logger } = this.opts;
     if (!validator || this.evidenceToSubmit.length === 0) return;
-    const head = chain.head.header;
+    // The tip, not the durable head: the transaction goes to the mempool, which admits against the
+    // tip, into a block built on it. A nonce read from the head while the block before is still
+    // being written would be one that block used (when it carried this validator's transaction),
+    // and the evidence would be refused and forgotten.
+    const head = chain.tip.header;
+    const state = chain.tipState;
     const chainId = chain.genesis.chainId;
     const waiting: ConsensusEvidence[] = [];
     for (const evidence of this.evidenceToSubmit) {
@@ -100,13 +105,13 @@ export class EvidencePool {
         continue;
       }
       try {
-        checkEvidence(chain.state, chainId, head.height + 1n, evidence, chain.genesis);
+        checkEvidence(state, chainId, head.height + 1n, evidence, chain.genesis);
         const sender = addressFromPublicKey(validator.publicKey);
         // Evidence-only transactions are fee-free: a validator with an empty balance can report.
         const tx = {
           chainId,
           signer: validator.publicKey,
-          nonce: getAccount(chain.state, sender).nonce,
+          nonce: getAccount(state, sender).nonce,
           fee: 0n,
           expiresAt: head.height + 20n,
           actions: [{ type: 'evidence' as const, evidence }],

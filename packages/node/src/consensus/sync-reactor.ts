@@ -40,7 +40,7 @@ export class SyncReactor {
 
   /** Whether some peer is ahead of our head (asks every peer for its status). */
   peerAhead(network: Network): Promise<boolean> {
-    return isBehind(network, this.opts.chain.height, 0);
+    return isBehind(network, this.opts.chain.tipHeight, 0);
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
@@ -61,7 +61,9 @@ export class SyncReactor {
     const result = await syncChain({
       network,
       chain: {
-        height: () => chain.height,
+        // The tip: a decided block still being written is not fetched again (it would no longer
+        // fit once written, and the peer that served it would be blamed for it).
+        height: () => chain.tipHeight,
         applyBlock: async (encoded) => {
           const block = decode(blockCodec, encoded);
           const preverified = (await this.opts.preverify?.(block)) ?? null;

@@ -190,7 +190,7 @@ export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineCon
 function secondProposal(ctx: ByzantineContext, msg: ProposalMessage): ProposalMessage | null {
   const core = ctx.core();
   const { proposal, block } = msg;
-  if (!core || core.chain.height + 1n !== proposal.height) return null;
+  if (!core || core.chain.tipHeight + 1n !== proposal.height) return null;
   const { pending } = core.chain.buildProposal(
     [],
     block.header.time + 1n,

@@ -176,6 +176,76 @@ test('SIGKILL in the middle of block commits: every block is whole or absent, an
   }
 });
 
+/**
+ * The child: a single validator's chain on LevelDB committing as consensus now does, each block
+ * built and executed on the tip while the one before is still being written and fsynced; it
+ * signs the next block's precommit only once that write resolved and prints each height when
+ * its batch is durable.
+ */
+const overlapChild = (modules: Record<string, string>, dir: string) => `
+import { certificateFromVotes, ed25519PublicKey, signVote } from ${JSON.stringify(modules.core)};
+import { Chain } from ${JSON.stringify(modules.chain)};
+import { devGenesisJson, devValidator } from ${JSON.stringify(modules.dev)};
+import { silentLogger } from ${JSON.stringify(modules.log)};
+import { ChainDb } from ${JSON.stringify(modules.db)};
+const genesis = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
+const chain = await Chain.open(await ChainDb.open(${JSON.stringify(dir)}), genesis, silentLogger);
+const seed = devValidator().seed;
+const key = { seed, publicKey: ed25519PublicKey(seed) };
+let durable = Promise.resolve();
+for (;;) {
+  const { pending } = chain.buildProposal([], chain.nextBlockTime(BigInt(Date.now())), key, () => false);
+  const height = pending.block.header.height;
+  await durable;
+  const vote = signVote(chain.genesis.chainId, { type: 'precommit', height, round: 0, blockHash: pending.hash, validator: key.publicKey }, seed);
+  const started = await chain.beginCommit(pending, certificateFromVotes([vote]));
+  durable = started.durable.then(() => process.stdout.write(height + '\\n'));
+}`;
+
+test("SIGKILL while the next block executes during the previous block's write: the chain reopens whole, with no durable block lost", async () => {
+  const dir = tempDir();
+  const modules = {
+    core: import.meta.resolve('@unc/core'),
+    chain: new URL('../../src/chain.js', import.meta.url).href,
+    dev: new URL('../../src/dev.js', import.meta.url).href,
+    log: new URL('../../src/log.js', import.meta.url).href,
+    db: new URL('../../src/storage/db.js', import.meta.url).href,
+  };
+  const genesis = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
+  let acknowledged = -1n;
+  for (let crash = 0; crash < 3; crash++) {
+    const proc = spawn(process.execPath, ['--input-type=module', '-e', overlapChild(modules, dir)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      proc.on('exit', (_code, signal) => resolve(signal)),
+    );
+    const killAfter = 5 + crash * 3;
+    let seen = 0;
+    let buffered = '';
+    proc.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        acknowledged = BigInt(line);
+        if (++seen === killAfter) setTimeout(() => proc.kill('SIGKILL'), 1 + crash * 2);
+      }
+    });
+    assert.equal(await exited, 'SIGKILL');
+    // Chain.open rebuilds the state and checks its root against the head block's.
+    const db = await ChainDb.open(dir);
+    try {
+      const chain = await Chain.open(db, genesis, silentLogger);
+      assert.ok(chain.height >= acknowledged, `head ${chain.height} is behind durable block ${acknowledged}`);
+      assert.equal(await db.getBlockBytes(chain.height + 1n), undefined, 'a block past the head was written');
+    } finally {
+      await db.close();
+    }
+  }
+  assert.ok(acknowledged >= 15n, `only ${acknowledged} blocks over three runs`);
+});
+
 /** A store whose batches fail on request, refused whole as LevelDB refuses a write. */
 class FailingKv implements KvStore {
   fail = false;
@@ -195,7 +265,7 @@ class FailingKv implements KvStore {
   }
 }
 
-test('property: a block whose write fails moves neither the head nor the state; the chain always equals what reopens from its store', async () => {
+test('property: a block whose write fails moves neither the head nor the state, and nothing is committed after it; the chain always equals what reopens from its store', async () => {
   const genesis = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
   const v = devValidator();
   const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
@@ -204,6 +274,7 @@ test('property: a block whose write fails moves neither the head nor the state; 
       const store = new FailingKv(new MemoryKv());
       const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
       let t = BigInt(Date.parse('2026-06-01T00:00:00Z'));
+      let failed = false;
       for (const fail of failures) {
         const before = {
           height: chain.height,
@@ -213,8 +284,10 @@ test('property: a block whose write fails moves neither the head nor the state; 
         store.fail = fail;
         t += 1000n;
         const attempt = chain.proposeAndCommit([], chain.nextBlockTime(t), key, () => false);
-        if (fail) {
+        // A failed write is final: the node stops rather than build on state that is not on disk.
+        if (fail || failed) {
           await assert.rejects(attempt, /disk full/);
+          failed = true;
           assert.deepEqual(
             { height: chain.height, hash: toHex(chain.head.hash), root: toHex(chain.state.trie.root) },
             before,

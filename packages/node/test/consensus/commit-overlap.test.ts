@@ -1,0 +1,362 @@
+/**
+ * Block execution overlaps the write of the previous block (docs/consensus.md, "Durability
+ * before signing"): over a store whose batch write is held open, the next height starts and its
+ * block is built on the decided block's state, but nothing for that height is signed until the
+ * write resolves; a write that fails stops consensus for good and reports it.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  certificateFromVotes,
+  consensusEvidenceCodec,
+  duplicateVoteEvidence,
+  ed25519PublicKey,
+  encode,
+  encodeAddress,
+  envelopeFromSigned,
+  getAccount,
+  signTransaction,
+  signVote,
+  type TxEnvelope,
+  toHex,
+} from '@unc/core';
+import { feeFor, transferAction } from '@unc/sdk';
+import { createApi } from '../../src/api.js';
+import { Chain } from '../../src/chain.js';
+import { type PrivvalStorage, parsePrivval } from '../../src/consensus/privval-store.js';
+import { type DevKey, devGenesisJson, devKey, devValidator, devValidatorKey } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { Mempool } from '../../src/mempool.js';
+import { NodeCore } from '../../src/node-core.js';
+import type { RpcContext } from '../../src/rpc/context.js';
+import { VirtualClock } from '../../src/sim/virtual-clock.js';
+import { type BatchOp, ChainDb, type KvStore, MemoryKv } from '../../src/storage/db.js';
+import { chainServer } from '../../src/sync.js';
+import { MemoryNetworkHub } from './memory-network.js';
+
+/** A store whose batch writes can be held open (a slow fsync) and then released or failed. */
+class HeldKv implements KvStore {
+  readonly inner = new MemoryKv();
+  holding = false;
+  readonly held: { release: () => void; fail: (err: Error) => void }[] = [];
+  get(key: Uint8Array) {
+    return this.inner.get(key);
+  }
+  async batch(ops: BatchOp[], durable: boolean): Promise<void> {
+    if (this.holding) {
+      await new Promise<void>((release, fail) => this.held.push({ release, fail }));
+    }
+    await this.inner.batch(ops, durable);
+  }
+  entries(range: Parameters<KvStore['entries']>[0]) {
+    return this.inner.entries(range);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+/** Signer state in memory; each write is what a validator would have fsynced before sending. */
+function memoryStorage(): PrivvalStorage & { writes: string[] } {
+  const writes: string[] = [];
+  return {
+    where: 'memory',
+    writes,
+    read: () => writes.at(-1) ?? null,
+    write: (text) => {
+      writes.push(text);
+    },
+  };
+}
+
+/** The highest height the validator has signed anything at (its signer state as written). */
+function signedHeight(storage: { writes: string[] }): bigint {
+  const last = storage.writes.at(-1);
+  return last ? parsePrivval(last).state.height : 0n;
+}
+
+const T0 = Date.parse('2026-06-01T00:00:00Z');
+
+async function singleValidator() {
+  const genesis = devGenesisJson({ time: new Date(T0), blockTimeMs: 1000 });
+  const store = new HeldKv();
+  const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
+  const v = devValidator();
+  const validator = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+  const clock = new VirtualClock(T0 + 1);
+  const storage = memoryStorage();
+  const fatal: Error[] = [];
+  const mempool = new Mempool();
+  const core = new NodeCore({
+    chain,
+    mempool,
+    validator,
+    privvalPath: null,
+    privvalStorage: storage,
+    blockTimeMs: 1000,
+    logger: silentLogger,
+    clock,
+    onFatal: (err) => fatal.push(err),
+  });
+  // Every block built for a height, with what was on disk and in flight when its build began.
+  const builds: { height: bigint; durableHeight: bigint; writing: boolean; signedHeight: bigint }[] = [];
+  const build = chain.buildProposal.bind(chain);
+  chain.buildProposal = (...args) => {
+    builds.push({
+      height: chain.tipHeight + 1n,
+      durableHeight: chain.height,
+      writing: chain.writing,
+      signedHeight: signedHeight(storage),
+    });
+    return build(...args);
+  };
+  await core.driver.start(null);
+  return { chain, store, clock, storage, fatal, builds, core, mempool, genesis };
+}
+
+/** Runs the virtual clock until `done` (each timer's promises settled), at most `ms` more. */
+async function runUntil(clock: VirtualClock, done: () => boolean, ms = 20_000) {
+  await clock.run(clock.now() + ms, done);
+}
+
+test('the next height is built on the decided block while its write is held, and nothing for it is signed before the write resolves', async () => {
+  const { chain, store, clock, storage, builds, core, fatal } = await singleValidator();
+  await runUntil(clock, () => chain.height >= 1n);
+  assert.equal(chain.height, 1n);
+
+  // A transfer in block 2: block 3, built while block 2 is being written, must see its effect.
+  const sender = devKey(1);
+  const body = {
+    chainId: chain.genesis.chainId,
+    signer: sender.publicKey,
+    nonce: getAccount(chain.state, sender.address).nonce,
+    fee: 0n,
+    expiresAt: 1000n,
+    actions: [transferAction(encodeAddress(devKey(2).address), 5n)],
+  };
+  body.fee = feeFor(body, chain.params);
+  core.admit(envelopeFromSigned(signTransaction(body, sender.seed)));
+
+  store.holding = true;
+  await runUntil(clock, () => chain.tipHeight >= 2n);
+  assert.equal(chain.tipHeight, 2n);
+  assert.equal(store.held.length, 1, "block 2's write is held");
+  // Let the next height start and run far past its round timeouts: the write is still held.
+  await clock.run(clock.now() + 10_000);
+  assert.equal(chain.height, 1n, 'RPC still sees block 1 as the head: block 2 is not on disk');
+  assert.equal(chain.tipHeight, 2n);
+  const third = builds.find((b) => b.height === 3n);
+  assert.ok(third, 'block 3 was not built while block 2 was being written');
+  assert.deepEqual(third, { height: 3n, durableHeight: 1n, writing: true, signedHeight: 2n });
+  assert.equal(signedHeight(storage), 2n, 'something for height 3 was signed before block 2 was on disk');
+  // What block 3 is built on: the state after block 2 (its transfer), not the durable one.
+  const senderNonce = getAccount(chain.tipState, sender.address).nonce;
+  assert.equal(senderNonce, body.nonce + 1n);
+  assert.equal(getAccount(chain.state, sender.address).nonce, body.nonce);
+
+  store.holding = false;
+  store.held.shift()!.release();
+  await runUntil(clock, () => chain.height >= 3n);
+  assert.ok(chain.height >= 3n);
+  assert.ok(signedHeight(storage) >= 3n);
+  assert.equal(fatal.length, 0);
+  // The block built during the write is the one that was committed, on block 2's state.
+  assert.equal(builds.filter((b) => b.height === 3n).length, 1, 'block 3 was built again after the write');
+  await core.stop();
+});
+
+test('a held write that fails stops consensus: nothing more is signed or committed, and the failure is reported', async () => {
+  const { chain, store, clock, storage, fatal, core, genesis } = await singleValidator();
+  await runUntil(clock, () => chain.height >= 1n);
+  store.holding = true;
+  await runUntil(clock, () => chain.tipHeight >= 2n);
+  await clock.run(clock.now() + 3_000);
+  const signedBefore = storage.writes.length;
+  store.held.shift()!.fail(new Error('disk full'));
+  await clock.run(clock.now() + 10_000);
+  assert.equal(fatal.length, 1);
+  assert.match(fatal[0]!.message, /block 2 could not be written.*disk full/);
+  assert.equal(chain.height, 1n);
+  assert.equal(storage.writes.length, signedBefore, 'signed after the write failed');
+  assert.equal(signedHeight(storage), 2n);
+  await assert.rejects(chain.untilDurable(), /disk full/);
+  // The store holds block 1 only: a restart resumes from what is on disk.
+  const reopened = await Chain.open(ChainDb.over(store.inner), genesis, silentLogger);
+  assert.equal(reopened.height, 1n);
+  await core.stop();
+});
+
+test('a synced block whose write fails stops a follower, and the peer that served it is not blamed for our disk', async () => {
+  const genesis = devGenesisJson({ time: new Date(T0), blockTimeMs: 1000 });
+  // A peer ahead by a few blocks, serving them from its store.
+  const source = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  const v = devValidator();
+  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+  for (let i = 1n; i <= 3n; i++)
+    await source.proposeAndCommit([], source.nextBlockTime(BigInt(T0) + i * 1000n), key, () => false);
+  const hub = new MemoryNetworkHub();
+  hub.join('source', { onGossip: () => 'ignore', ...chainServer(source) });
+
+  // A follower (no validator key: it signs nothing) whose disk refuses the first synced block.
+  const store = new HeldKv();
+  const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
+  const fatal: Error[] = [];
+  const core = new NodeCore({
+    chain,
+    mempool: new Mempool(),
+    validator: null,
+    privvalPath: null,
+    blockTimeMs: 1000,
+    logger: silentLogger,
+    onFatal: (err) => fatal.push(err),
+  });
+  const network = hub.join('follower', core.driver.handlers());
+  try {
+    store.holding = true;
+    const started = core.driver.start(network);
+    while (store.held.length === 0) await new Promise((r) => setTimeout(r, 5));
+    store.held.shift()!.fail(new Error('disk full'));
+    await started;
+    assert.equal(fatal.length, 1, 'the follower went on after its disk failed');
+    assert.match(fatal[0]!.message, /block 1 could not be written.*disk full/);
+    assert.deepEqual(network.penalties, [], 'the peer that served a good block was blamed for our disk');
+    assert.equal(chain.height, 0n);
+  } finally {
+    await core.stop();
+  }
+});
+
+test("evidence reported while the block before is written is signed with the tip's nonce: the mempool admits it", async () => {
+  const keys = [0, 1, 2].map((i) => devValidatorKey(i));
+  const genesis = devGenesisJson({
+    time: new Date(T0),
+    blockTimeMs: 1000,
+    validators: keys.map((k) => ({ publicKey: k.publicKey, name: k.name })),
+  });
+  const store = new HeldKv();
+  const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
+  const chainId = chain.genesis.chainId;
+  const reporter = { seed: keys[0]!.seed, publicKey: keys[0]!.publicKey };
+  const mempool = new Mempool();
+  // The node of validator 0, not started: only its gossip handlers are used here.
+  const core = new NodeCore({
+    chain,
+    mempool,
+    validator: reporter,
+    privvalPath: null,
+    privvalStorage: memoryStorage(),
+    blockTimeMs: 1000,
+    logger: silentLogger,
+    clock: new VirtualClock(T0 + 1),
+  });
+  /** Decides the next block with every validator's precommit; returns once its write began. */
+  const decide = async (candidates: Iterable<TxEnvelope>) => {
+    const { pending } = chain.buildProposal(
+      candidates,
+      chain.nextBlockTime(BigInt(T0) + (chain.tipHeight + 1n) * 1000n),
+      reporter,
+      () => false,
+    );
+    const votes = keys.map((k) =>
+      signVote(
+        chainId,
+        {
+          type: 'precommit',
+          height: pending.block.header.height,
+          round: 0,
+          blockHash: pending.hash,
+          validator: k.publicKey,
+        },
+        k.seed,
+      ),
+    );
+    const { committed, durable } = await chain.beginCommit(pending, certificateFromVotes(votes));
+    // What the driver does at once: the block's transactions leave the mempool.
+    mempool.prune(committed.envelopes, [], chain.tipState, committed.block.header.height + 1n);
+    return { durable };
+  };
+  /** Equivocation by `offender` at height 1, gossiped to validator 0. */
+  const report = (offender: DevKey) => {
+    const prevote = (fill: number) =>
+      signVote(
+        chainId,
+        {
+          type: 'prevote',
+          height: 1n,
+          round: 0,
+          blockHash: new Uint8Array(32).fill(fill),
+          validator: offender.publicKey,
+        },
+        offender.seed,
+      );
+    const evidence = duplicateVoteEvidence(chainId, prevote(0xab), prevote(0xcd));
+    return core.driver.handlers().onGossip('evidence', encode(consensusEvidenceCodec, evidence), 'peer');
+  };
+  try {
+    await (await decide([])).durable;
+    assert.equal(await report(keys[1]!), 'accept');
+    assert.equal(mempool.size, 1, 'the first evidence transaction (nonce 0) is pending');
+    // Block 2 carries it; its write is held.
+    store.holding = true;
+    await decide(mempool.ordered(chain.tipState));
+    assert.equal(chain.tipHeight, 2n);
+    assert.equal(chain.height, 1n);
+    assert.equal(mempool.size, 0);
+    // Evidence of another validator arrives while block 2 is written: its transaction is the
+    // reporter's second (nonce 1, block 2 used nonce 0), or the mempool refuses it for good.
+    assert.equal(await report(keys[2]!), 'accept');
+    assert.equal(mempool.size, 1, 'the evidence reported during the write was refused and forgotten');
+    const [pendingTx] = [...mempool.ordered(chain.tipState)];
+    assert.equal(pendingTx!.stx.tx.nonce, 1n);
+    store.holding = false;
+    store.held.shift()!.release();
+    await chain.untilDurable();
+    assert.equal(chain.height, 2n);
+  } finally {
+    store.holding = false;
+    for (const held of store.held.splice(0)) held.release();
+    await core.stop();
+  }
+});
+
+test('a transaction in the decided block being written is reported pending by RPC, not unknown, then included', async () => {
+  const { chain, store, clock, core, mempool } = await singleValidator();
+  try {
+    await runUntil(clock, () => chain.height >= 1n);
+    const sender = devKey(1);
+    const body = {
+      chainId: chain.genesis.chainId,
+      signer: sender.publicKey,
+      nonce: getAccount(chain.state, sender.address).nonce,
+      fee: 0n,
+      expiresAt: 1000n,
+      actions: [transferAction(encodeAddress(devKey(2).address), 5n)],
+    };
+    body.fee = feeFor(body, chain.params);
+    const env = envelopeFromSigned(signTransaction(body, sender.seed));
+    core.admit(env);
+    const api = createApi({ chain, mempool, logger: silentLogger } as unknown as RpcContext);
+    const status = async () =>
+      (await api.methods.unc_getTransactionStatus!({ hash: toHex(env.hash) }, {} as never)) as {
+        status: string;
+      };
+    assert.equal((await status()).status, 'pending');
+    store.holding = true;
+    await runUntil(clock, () => chain.tipHeight >= 2n);
+    assert.equal(chain.height, 1n, 'block 2 is being written');
+    assert.equal(mempool.has(env.hash), false, 'the block took it out of the mempool');
+    assert.equal((await status()).status, 'pending', 'a transaction being written was reported unknown');
+    await assert.rejects(
+      Promise.resolve().then(() => api.methods.unc_getTransaction!({ hash: toHex(env.hash) }, {} as never)),
+      /not yet included/,
+    );
+    store.holding = false;
+    store.held.shift()!.release();
+    await chain.untilDurable();
+    assert.equal((await status()).status, 'included');
+  } finally {
+    store.holding = false;
+    for (const held of store.held.splice(0)) held.release();
+    await core.stop();
+  }
+});
