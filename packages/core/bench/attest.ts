@@ -1,7 +1,7 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
  * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
- *   [-- --answering A] [-- --pool-threads T]
+ *   [-- --answering A] [-- --pool-threads T] [-- --stream]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -136,8 +136,16 @@ const ANSWERING = Math.min(CHIPS, positiveNumber('--answering', CHIPS, true));
  * Worker threads of the verify pool for the pre-verified runs of part 3 (default: the node's, a
  * worker per core but one; `--pool-threads 0` skips them).
  */
+/**
+ * `--stream`: each block's answers are signed and its transactions built just before the block
+ * executes (outside its measured CPU) and dropped after it, instead of all of them up front; the
+ * chips keep a 32-byte seed each instead of a key pair. Memory is then the state plus 64 bytes per
+ * answering chip, whatever the answers of the epoch (a full 1,000,000-chip epoch is 4,000,000). The
+ * verify pool runs replay the stored blocks, so they are skipped.
+ */
+const STREAM = process.argv.includes('--stream');
 const POOL_THREADS =
-  argValue('--pool-threads') === '0'
+  argValue('--pool-threads') === '0' || STREAM
     ? 0
     : positiveNumber('--pool-threads', Math.max(1, availableParallelism() - 1), true);
 
@@ -972,7 +980,10 @@ async function runEpoch(edCase: RawCase) {
   state.apply(genesisStateWrites(benchGenesis()));
   const template = registeredChipTemplate();
   const chipIds: Uint8Array[] = new Array(CHIPS);
-  const chipSecrets: (KeyObject | null)[] = new Array(CHIPS);
+  const chipSecrets: (KeyObject | null)[] = new Array(STREAM ? 0 : CHIPS);
+  /** --stream: the answering chips' seeds and public keys, 32 bytes each. */
+  const chipSeeds = new Uint8Array(STREAM ? ANSWERING * 32 : 0);
+  const chipPubs = new Uint8Array(STREAM ? ANSWERING * 32 : 0);
   /** The public keys of the chips that sign in the measured blocks. */
   const chipPublicKeys = new Map<number, Uint8Array>();
   // Only the chips of the classes that the measured blocks challenge sign anything: the others'
@@ -985,12 +996,22 @@ async function runEpoch(edCase: RawCase) {
   }
   const setup = new StateOverlay(state);
   for (let i = 0; i < CHIPS; i++) {
-    const { privateKey, publicKey } =
-      i < ANSWERING ? chipKey() : { privateKey: () => null, publicKey: new Uint8Array(randomBytes(32)) };
+    let publicKey: Uint8Array;
+    if (STREAM && i < ANSWERING) {
+      const seed = chipSeeds.subarray(i * 32, i * 32 + 32);
+      seed.set(randomBytes(32));
+      publicKey = ed25519PublicKey(seed);
+      chipPubs.set(publicKey, i * 32);
+    } else {
+      const kp =
+        i < ANSWERING ? chipKey() : { privateKey: () => null, publicKey: new Uint8Array(randomBytes(32)) };
+      publicKey = kp.publicKey;
+      const chipId = devSoftChipId(publicKey);
+      chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? kp.privateKey() : null;
+      if (chipSecrets[i]) chipPublicKeys.set(i, publicKey);
+    }
     const chipId = devSoftChipId(publicKey);
-    chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? privateKey() : null;
     chipIds[i] = chipId;
-    if (chipSecrets[i]) chipPublicKeys.set(i, publicKey);
     putChip(
       setup,
       // Registered at genesis, first slots in the measured epoch, nothing settled yet.
@@ -1066,7 +1087,8 @@ async function runEpoch(edCase: RawCase) {
   const entries = perBlock[blocks]!;
   const entryChip = new Int32Array(entries);
   const entrySlot = new Uint8Array(entries);
-  const signatures = new Uint8Array(entries * 64);
+  // --stream: each block's answers are signed when the block is built (signatureOf).
+  const signatures = new Uint8Array(STREAM ? 0 : entries * 64);
   drawn.fill(0);
   for (let b = 0; b < blocks; b++) {
     const k = blockClass[b]!;
@@ -1077,14 +1099,25 @@ async function runEpoch(edCase: RawCase) {
       const i = classChips[x]!;
       entryChip[e] = i;
       entrySlot[e] = slot;
-      signatures.set(
-        sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecrets[i]!),
-        e * 64,
-      );
+      if (!STREAM)
+        signatures.set(
+          sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecrets[i]!),
+          e * 64,
+        );
     }
-    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
+    if (!STREAM && (b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0)
+      progress(`signing: ${b + 1}/${blocks} blocks`);
   }
   chipSecrets.length = 0;
+  /** The answer of entry e (to the challenge of block b), as the chip signs it. */
+  const signatureOf = (e: number, b: number): Uint8Array => {
+    if (!STREAM) return signatures.slice(e * 64, e * 64 + 64);
+    const i = entryChip[e]!;
+    const message = heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(first + BigInt(b)));
+    return ed25519Sign(chipSeeds.subarray(i * 32, i * 32 + 32), message);
+  };
+  const publicKeyOf = (i: number): Uint8Array =>
+    STREAM ? chipPubs.subarray(i * 32, i * 32 + 32) : chipPublicKeys.get(i)!;
   const order = entryChip;
   void S;
 
@@ -1100,8 +1133,8 @@ async function runEpoch(edCase: RawCase) {
   let nonce = 0n;
   let maxAnswersPerTx = 0;
   let maxAnswersPerBlock = 0;
-  const blockTxs: TxEnvelope[][] = new Array(blocks);
-  for (let b = 0; b < blocks; b++) {
+  /** Block b's transactions (built in block order: each takes the miner's next nonce). */
+  const buildBlockTxs = (b: number): TxEnvelope[] => {
     const height = first + BigInt(b) + 1n;
     const answers: HeartbeatAnswer[] = [];
     for (let e = perBlock[b]!; e < perBlock[b + 1]!; e++) {
@@ -1110,7 +1143,7 @@ async function runEpoch(edCase: RawCase) {
         chipId: chipIds[i]!,
         epoch: EPOCH,
         slot: entrySlot[e]!,
-        evidence: { type: 'dev-soft', signature: signatures.slice(e * 64, e * 64 + 64) },
+        evidence: { type: 'dev-soft', signature: signatureOf(e, b) },
       });
     }
     maxAnswersPerBlock = Math.max(maxAnswersPerBlock, answers.length);
@@ -1135,7 +1168,11 @@ async function runEpoch(edCase: RawCase) {
       maxAnswersPerTx = Math.max(maxAnswersPerTx, n);
       envs.push(env);
     }
-    blockTxs[b] = envs;
+    return envs;
+  };
+  const blockTxs: TxEnvelope[][] = new Array(STREAM ? 0 : blocks);
+  for (let b = 0; b < blockTxs.length; b++) {
+    blockTxs[b] = buildBlockTxs(b);
     if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0)
       progress(`building transactions: ${b + 1}/${blocks} blocks`);
   }
@@ -1164,21 +1201,27 @@ async function runEpoch(edCase: RawCase) {
   for (let b = 0; b < blocks && workload.length < 20_000; b++) {
     for (let e = perBlock[b]!; e < perBlock[b + 1]! && workload.length < 20_000; e++) {
       const i = entryChip[e]!;
-      const x = Buffer.from(chipPublicKeys.get(i)!).toString('base64url');
+      const x = Buffer.from(publicKeyOf(i)).toString('base64url');
       workload.push({
         key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' }),
         message: heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(first + BigInt(b))),
-        signature: signatures.subarray(e * 64, e * 64 + 64),
+        signature: signatureOf(e, b),
       });
     }
   }
   const sampler = new Ed25519Sampler(edCase, workload);
   sampler.sample(0.1);
-  // The state as the window starts, for the runs with the verify pool below.
-  const windowStart = new Map(state.map);
+  // The state as the window starts, for the runs with the verify pool below (none with --stream).
+  const windowStart = POOL_THREADS > 0 ? new Map(state.map) : null;
+  let streamBuildWallS = 0;
   for (let b = 0; b < blocks; b++) {
     const height = first + BigInt(b) + 1n;
-    const txs = blockTxs[b]!;
+    let txs: TxEnvelope[];
+    if (STREAM) {
+      const w = process.hrtime.bigint();
+      txs = buildBlockTxs(b);
+      streamBuildWallS += wallSeconds(w);
+    } else txs = blockTxs[b]!;
     const w0 = process.hrtime.bigint();
     const r = runBlock(state, height, txs, isSignatureVerified);
     wallS += wallSeconds(w0);
@@ -1199,11 +1242,13 @@ async function runEpoch(edCase: RawCase) {
       sampler.sample(0.1);
       progress(
         `epoch: ${(((b + 1) / blocks) * 100).toFixed(0)}% (${b + 1}/${blocks} blocks, ` +
-          `${fmt(totals.answered)} answers, ${fmt(totals.execCpuS, 1)} s CPU)`,
+          `${fmt(totals.answered)} answers, ${fmt(totals.execCpuS, 1)} s CPU, ` +
+          `${fmt((totals.execCpuS / Math.max(1, totals.answered)) * 1e6, 1)} µs per answer, ` +
+          `rss ${fmt(process.memoryUsage.rss() / 2 ** 20)} MiB)`,
       );
     }
   }
-  const rootInline = stateDigest(state);
+  const rootInline = POOL_THREADS > 0 ? stateDigest(state) : '';
 
   // The same window again, each block's signatures pre-verified on the node's worker pool
   // (packages/node: VerifyPool and BlockPreverifier, as the consensus driver uses them), once as
@@ -1215,7 +1260,7 @@ async function runEpoch(edCase: RawCase) {
   if (modules) {
     for (const mode of ['node', 'shared', 'pipelined'] as const) {
       state.map.clear();
-      for (const [k, v] of windowStart) state.map.set(k, v);
+      for (const [k, v] of windowStart!) state.map.set(k, v);
       sampler.sample(0.1);
       const run = await runWindowWithPool(modules, mode, state, first, blockTxs, isSignatureVerified);
       sampler.sample(0.1);
@@ -1250,7 +1295,8 @@ async function runEpoch(edCase: RawCase) {
     execCpuS: totals.execCpuS,
     commitCpuS: totals.commitCpuS,
     wallS,
-    setupWallS,
+    setupWallS: setupWallS + streamBuildWallS,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
     perAnswerUs,
     answersPerSec,
     rawAlongside: ed,
@@ -1517,7 +1563,10 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
     `   the same blocks with 0 chips in state: ${describeEmpty(e.bareStats)}; ` +
       `${fmt((e.stats.cpuS / e.stats.blocks) * 1e6, 1)} µs CPU per such block`,
   );
-  console.log(`   (setup, signing and transaction building, not measured: ${fmt(e.setupWallS, 1)} s wall)`);
+  console.log(
+    `   (setup, signing and transaction building, not measured: ${fmt(e.setupWallS, 1)} s wall` +
+      `${STREAM ? ', --stream: each block built just before it ran' : ''}; peak RSS ${fmt(e.peakRssMiB)} MiB)`,
+  );
 
   const summary = {
     bench: 'attest',
