@@ -245,6 +245,8 @@ export class ConsensusDriver {
   private proposeTimedOut = new Set<number>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
   private proposalArrived = new Set<number>();
+  /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
+  private preverifiedRounds = new Set<number>();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -460,6 +462,7 @@ export class ConsensusDriver {
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
+    this.preverifiedRounds = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -936,7 +939,7 @@ export class ConsensusDriver {
    * (votes and other work go on meanwhile); then it executes in order, skipping the passes.
    */
   private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
-    if (!this.pending.has(toHex(msg.proposal.blockHash))) {
+    if (!this.pending.has(toHex(msg.proposal.blockHash)) && this.mayPreverify(msg.proposal)) {
       const envelopes = this.preverifier.decode(msg.block);
       if (envelopes)
         await this.preverifier.preverify(
@@ -948,6 +951,24 @@ export class ConsensusDriver {
         );
     }
     return this.enqueue(() => this.onProposalMessage(msg, from));
+  }
+
+  /**
+   * The pre-check is work on a block before anyone knows it is valid, so it is kept to what an
+   * honest proposer causes: only the round's own proposer's block, for a round no further ahead
+   * than the next, and one block per round. Any validator may sign proposals, and a proposer may
+   * sign many blocks for its round (the machine keeps the first and reports the rest as evidence);
+   * without this, each of them made every validator's workers check a block's worth of signatures.
+   * A block not pre-checked is still checked in full by execution, which stops at its first
+   * invalid transaction: the verdict is the same, only the cores differ.
+   */
+  private mayPreverify(proposal: Proposal): boolean {
+    if (proposal.height !== this.height) return false;
+    if (proposal.round > this.machine.snapshot().round + 1) return false;
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return false;
+    if (this.preverifiedRounds.has(proposal.round)) return false;
+    this.preverifiedRounds.add(proposal.round);
+    return true;
   }
 
   /** Checks the block a proposal names and hands the machine the proposal with that verdict. */

@@ -433,3 +433,70 @@ test('catch-ups share one encoding of each message: a crowd of new peers does no
   }
   await stopNode(node);
 });
+
+test("a block's pre-check on the workers only for its round's proposer, one block per round: other validators' and a proposer's extra blocks are not pre-checked", async () => {
+  // Any validator may sign proposals and a proposer may sign many blocks for its round; before,
+  // each distinct block made every validator's workers check all of its signatures first.
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  try {
+    let poolChecks = 0;
+    const pool = node.verifyPool;
+    const verify = pool.verify.bind(pool);
+    pool.verify = (checks, lane) => {
+      if (lane === 'consensus') poolChecks += checks.length;
+      return verify(checks, lane);
+    };
+    await until('the driver to run height 1', () => node.driver.position.height === 1n);
+    const gossip = node.driver.handlers().onGossip;
+    const params = node.chain.params;
+    const txsPerBlock = 12;
+    // Distinct valid blocks: the same sender's transfers, a different amount in each block.
+    const transfers = (amount: bigint) =>
+      Array.from({ length: txsPerBlock }, (_, i) => {
+        const sender = devKey(1);
+        const base = {
+          chainId: 'unc-dev-1',
+          signer: sender.publicKey,
+          nonce: BigInt(i),
+          expiresAt: 10_000n,
+          actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', amount)],
+        };
+        const fee = feeFor(base, {
+          minFeePerByte: params.minFeePerByte,
+          minFeePerAction: params.minFeePerAction,
+        });
+        return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+      });
+    let sent = 0;
+    let amount = 1n;
+    for (const round of [0, 1]) {
+      for (const v of validators.slice(1)) {
+        for (let copy = 0; copy < 3; copy++) {
+          const { pending } = node.chain.buildProposal(
+            transfers(amount++),
+            node.chain.nextBlockTime(BigInt(Date.now())),
+            { seed: v.seed, publicKey: v.publicKey },
+            () => false,
+          );
+          assert.equal(pending.block.txs.length, txsPerBlock);
+          const proposal = signProposal(
+            'unc-dev-1',
+            { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
+            v.seed,
+          );
+          const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+          await gossip('proposal', encode(proposalMessageCodec, message), `relay-${sent++}`);
+        }
+      }
+    }
+    // 18 blocks of 12 signatures came in (216 checks before); at most one block per round of
+    // height 1 that its proposer proposed is pre-checked (rounds 0 and 1).
+    assert.ok(node.driver.position.height === 1n, 'still deciding height 1');
+    assert.ok(poolChecks <= 2 * txsPerBlock, `${poolChecks} signatures pre-checked for ${sent} blocks`);
+    // The proposer's own first block still is (height 1's proposers here are among v1-v3).
+    assert.ok(poolChecks >= txsPerBlock, `${poolChecks} signatures pre-checked`);
+  } finally {
+    await stopNode(node);
+  }
+});
