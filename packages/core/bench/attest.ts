@@ -1187,18 +1187,24 @@ async function runEpoch(edCase: RawCase) {
 
   // How often a chip's key is still in core's FIFO KeyObject cache when its answer is verified.
   const cache = new Map<number, true>();
+  let warmKeys: { keys: number; rssBytesPerKey: number } | null = null;
   if (WARM_KEYS && entries > 0) {
     const otherMessage = utf8('bench: key warm-up, not an answer');
     const anySignature = signatureOf(
       0,
       blockClass.findIndex((k) => k >= 0),
     );
+    // What holding the imported keys costs (RSS, after a full collection on either side).
+    gc();
+    const rss0 = process.memoryUsage.rss();
     for (let e = 0; e < entries && cache.size < ED25519_KEY_CACHE; e++) {
       const i = entryChip[e]!;
       if (cache.has(i)) continue;
       cache.set(i, true);
       check(!ed25519Verify(publicKeyOf(i), otherMessage, anySignature), 'the warm-up verifies nothing');
     }
+    gc();
+    warmKeys = { keys: cache.size, rssBytesPerKey: (process.memoryUsage.rss() - rss0) / cache.size };
     progress(`--warm-keys: ${fmt(cache.size)} chip keys imported into core's cache`);
   }
   let cacheHits = 0;
@@ -1319,6 +1325,7 @@ async function runEpoch(edCase: RawCase) {
     wallS,
     setupWallS: setupWallS + streamBuildWallS,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    warmKeys,
     perAnswerUs,
     answersPerSec,
     rawAlongside: ed,
@@ -1568,6 +1575,11 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
       `(${WARM_KEYS ? 'warmed first, --warm-keys: the steady state' : 'cold, not steady state'}); raw Ed25519 verify plus those imports: ${fmt(e.rawWithImportsPerSec)}/s, ` +
       `answers/s ÷ that = ${e.ratioToEd25519WithImports.toFixed(3)}`,
   );
+  if (e.warmKeys)
+    console.log(
+      `   --warm-keys: ${fmt(e.warmKeys.keys)} keys imported before the window; the process's RSS grew ` +
+        `${fmt(e.warmKeys.rssBytesPerKey)} bytes per key held (KeyObject and its OpenSSL key)`,
+    );
   const epochSeconds = (e.blocks - 1) * (DEFAULT_PARAMS.blockTimeMs / 1000);
   console.log(
     `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the measured blocks last ${fmt(epochSeconds)} s: heartbeats take ` +
