@@ -1006,9 +1006,11 @@ async function runEpoch(edCase: RawCase) {
   for (let i = 0; i < CHIPS; i++) {
     let publicKey: Uint8Array;
     if (STREAM && i < ANSWERING) {
-      const seed = chipSeeds.subarray(i * 32, i * 32 + 32);
-      seed.set(randomBytes(32));
-      publicKey = ed25519PublicKey(seed);
+      // A fresh pair as DER, its raw halves kept: importing a private key from PKCS#8 DER (core's
+      // ed25519PublicKey and ed25519Sign do) took 0.5 ms of CPU a key here, most of the setup.
+      const { spki, pkcs8 } = generateDer({ type: 'ed25519' });
+      chipSeeds.set(pkcs8.subarray(ED25519_PKCS8_PREFIX), i * 32);
+      publicKey = new Uint8Array(spki.subarray(ED25519_SPKI_PREFIX));
       chipPubs.set(publicKey, i * 32);
     } else {
       const kp =
@@ -1122,7 +1124,17 @@ async function runEpoch(edCase: RawCase) {
     if (!STREAM) return signatures.slice(e * 64, e * 64 + 64);
     const i = entryChip[e]!;
     const message = heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(first + BigInt(b)));
-    return ed25519Sign(chipSeeds.subarray(i * 32, i * 32 + 32), message);
+    // Imported from JWK for each signature (cheap), not cached: 64 bytes a chip is all that is kept.
+    const key = createPrivateKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        d: Buffer.from(chipSeeds.subarray(i * 32, i * 32 + 32)).toString('base64url'),
+        x: Buffer.from(chipPubs.subarray(i * 32, i * 32 + 32)).toString('base64url'),
+      },
+      format: 'jwk',
+    });
+    return new Uint8Array(sign(null, message, key));
   };
   const publicKeyOf = (i: number): Uint8Array =>
     STREAM ? chipPubs.subarray(i * 32, i * 32 + 32) : chipPublicKeys.get(i)!;
