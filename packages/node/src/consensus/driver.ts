@@ -939,9 +939,11 @@ export class ConsensusDriver {
    * (votes and other work go on meanwhile); then it executes in order, skipping the passes.
    */
   private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
-    if (!this.pending.has(toHex(msg.proposal.blockHash)) && this.mayPreverify(msg.proposal)) {
+    if (!this.pending.has(toHex(msg.proposal.blockHash))) {
       const envelopes = this.preverifier.decode(msg.block);
-      if (envelopes)
+      // Only a body that is the one the proposer signed (its header commits to the transactions):
+      // any relay can attach other transactions to a genuine signed proposal.
+      if (envelopes && signedContentMatches(msg, envelopes) && this.mayPreverify(msg.proposal))
         await this.preverifier.preverify(
           envelopes,
           this.chain.state,

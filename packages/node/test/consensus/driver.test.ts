@@ -470,6 +470,28 @@ test("a block's pre-check on the workers only for its round's proposer, one bloc
       });
     let sent = 0;
     let amount = 1n;
+    // A relay's altered copies first: genuine signed proposals with other transactions attached
+    // (the header commits to the transactions, so these are refused); none is pre-checked, and
+    // none takes the round's turn from the genuine block.
+    for (const round of [0, 1]) {
+      for (const v of validators.slice(1)) {
+        const signedFor = node.chain.buildProposal(
+          transfers(1000n + amount++),
+          node.chain.nextBlockTime(BigInt(Date.now())),
+          { seed: v.seed, publicKey: v.publicKey },
+          () => false,
+        ).pending;
+        const proposal = signProposal(
+          'unc-dev-1',
+          { height: 1n, round, polRound: -1, blockHash: signedFor.hash, proposer: v.publicKey },
+          v.seed,
+        );
+        const block = { ...signedFor.block, txs: transfers(2000n + amount++).map((t) => t.bytes) };
+        const message = { proposal, block, lastCommit: signedFor.lastCommit, sentAt: 1n };
+        await gossip('proposal', encode(proposalMessageCodec, message), `relay-${sent++}`);
+      }
+    }
+    assert.equal(poolChecks, 0, 'a body its proposer did not sign was pre-checked');
     for (const round of [0, 1]) {
       for (const v of validators.slice(1)) {
         for (let copy = 0; copy < 3; copy++) {
@@ -490,7 +512,7 @@ test("a block's pre-check on the workers only for its round's proposer, one bloc
         }
       }
     }
-    // 18 blocks of 12 signatures came in (216 checks before); at most one block per round of
+    // 18 genuine blocks of 12 signatures came in (216 checks before); at most one block per round of
     // height 1 that its proposer proposed is pre-checked (rounds 0 and 1).
     assert.ok(node.driver.position.height === 1n, 'still deciding height 1');
     assert.ok(poolChecks <= 2 * txsPerBlock, `${poolChecks} signatures pre-checked for ${sent} blocks`);
