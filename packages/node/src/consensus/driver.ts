@@ -247,6 +247,14 @@ export class ConsensusDriver {
   private proposalArrived = new Set<number>();
   /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
   private preverifiedRounds = new Set<number>();
+  /** Rounds whose pre-check was given back once because the copy it checked was altered. */
+  private preverifyRetried = new Set<number>();
+  /**
+   * Blocks of this height (by hash) a copy of which failed on a transaction's own signature: the
+   * header does not commit to those bytes, so such a copy may be a relay's alteration of a valid
+   * block. Later copies have their signatures checked, in order, before they execute.
+   */
+  private signatureSuspects = new Set<string>();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -463,6 +471,8 @@ export class ConsensusDriver {
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
     this.preverifiedRounds = new Set();
+    this.preverifyRetried = new Set();
+    this.signatureSuspects = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -989,12 +999,32 @@ export class ConsensusDriver {
       if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
       return 'reject';
     }
+    if (!known && this.signatureSuspects.has(key) && !this.preverifier.signaturesValid(envelopes!)) {
+      // Another copy of a block one copy of which had a forged signature: this one too (checked
+      // in order, stopping at the first that fails; the valid ones are remembered).
+      if (from) this.network?.penalize(from, `proposal at ${proposal.height} with a forged signature`);
+      return 'reject';
+    }
     if (!known) {
       let pending: PendingBlock | null = null;
       try {
         pending = this.checkProposedBlock(msg, envelopes!);
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
+        if (err.code === 'BAD_SIGNATURE' && !this.signatureSuspects.has(key)) {
+          // A transaction's own signature failed. Its bytes are outside what the proposer signed
+          // (a transaction id leaves the signature out), so a relay may have altered them in a
+          // valid block: holding this copy against the block would let any relay make honest
+          // validators vote nil and then refuse the genuine copy. The copy is refused, nothing is
+          // remembered, and the round's pre-check is given back once for the genuine copy.
+          this.signatureSuspects.add(key);
+          if (this.preverifiedRounds.has(proposal.round) && !this.preverifyRetried.has(proposal.round)) {
+            this.preverifiedRounds.delete(proposal.round);
+            this.preverifyRetried.add(proposal.round);
+          }
+          if (from) this.network?.penalize(from, `proposal at ${proposal.height} with a forged signature`);
+          return 'reject';
+        }
         this.logger.warn('invalid proposed block', {
           height: proposal.height,
           round: proposal.round,
