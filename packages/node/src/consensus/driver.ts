@@ -991,6 +991,11 @@ export class ConsensusDriver {
     if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
+    // A known block's copy with other bytes (only a transaction's signature can differ once the
+    // header matches): the block's verdict stands, but this copy is not passed on, or honest nodes
+    // would relay a relay's alteration and be penalised for it by peers that check it.
+    const otherBytes =
+      known !== undefined && !sameTxBytes(known.pending?.block ?? known.message?.block, msg.block);
     const envelopes = known ? null : this.preverifier.decode(msg.block);
     if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
@@ -1017,7 +1022,7 @@ export class ConsensusDriver {
           // valid block: holding this copy against the block would let any relay make honest
           // validators vote nil and then refuse the genuine copy. The copy is refused, nothing is
           // remembered, and the round's pre-check is given back once for the genuine copy.
-          this.signatureSuspects.add(key);
+          if (this.signatureSuspects.size < MAX_PENDING_BLOCKS) this.signatureSuspects.add(key);
           if (this.preverifiedRounds.has(proposal.round) && !this.preverifyRetried.has(proposal.round)) {
             this.preverifiedRounds.delete(proposal.round);
             this.preverifyRetried.add(proposal.round);
@@ -1036,7 +1041,8 @@ export class ConsensusDriver {
       this.rememberPending(key, known);
     }
     await this.handle({ type: 'proposal', proposal, valid: known.pending !== null });
-    if (known.pending) return 'accept';
+    if (known.pending) return otherBytes ? 'ignore' : 'accept';
+    if (otherBytes) return 'ignore';
     if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
     return 'reject';
   }
@@ -1291,4 +1297,15 @@ function* recording(
   } finally {
     it.return?.();
   }
+}
+
+/** Whether two copies of a block carry byte-identical transactions (signatures included). */
+function sameTxBytes(
+  known: { txs: readonly Uint8Array[] } | undefined,
+  copy: { txs: readonly Uint8Array[] },
+): boolean {
+  if (!known) return true;
+  if (known.txs === copy.txs) return true;
+  if (known.txs.length !== copy.txs.length) return false;
+  return known.txs.every((t, i) => equalBytes(t, copy.txs[i]!));
 }
