@@ -1,7 +1,7 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
  * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
- *   [-- --answering A] [-- --pool-threads T]
+ *   [-- --answering A] [-- --pool-threads T] [-- --stream] [-- --warm-keys]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -79,7 +79,7 @@ import {
   verifyTransactionSignature,
 } from '../src/chain/transaction.js';
 import { addressFromPublicKey, encodeAddress } from '../src/crypto/address.js';
-import { ed25519PublicKey, ed25519Sign } from '../src/crypto/ed25519.js';
+import { ed25519PublicKey, ed25519Sign, ed25519Verify } from '../src/crypto/ed25519.js';
 import { sha256 } from '../src/crypto/hash.js';
 import { encode } from '../src/encoding/codec.js';
 import { DEV_SOFT_VENDOR, devSoftChipId, verifyHeartbeat } from '../src/poci/attest.js';
@@ -136,8 +136,24 @@ const ANSWERING = Math.min(CHIPS, positiveNumber('--answering', CHIPS, true));
  * Worker threads of the verify pool for the pre-verified runs of part 3 (default: the node's, a
  * worker per core but one; `--pool-threads 0` skips them).
  */
+/**
+ * `--stream`: each block's answers are signed and its transactions built just before the block
+ * executes (outside its measured CPU) and dropped after it, instead of all of them up front; the
+ * chips keep a 32-byte seed each instead of a key pair. Memory is then the state plus 64 bytes per
+ * answering chip, whatever the answers of the epoch (a full 1,000,000-chip epoch is 4,000,000). The
+ * verify pool runs replay the stored blocks, so they are skipped.
+ */
+const STREAM = process.argv.includes('--stream');
+/**
+ * `--warm-keys`: before the measured window, core's Ed25519 KeyObject cache is filled with the
+ * keys of the chips that answer in it (at most the cache's size), as on a node that saw them
+ * answer in the previous epoch: the steady state, where the default cold start makes each chip's
+ * first answer of the window import its key. (The warm-up verifies another message, so no answer's
+ * own check is done ahead.)
+ */
+const WARM_KEYS = process.argv.includes('--warm-keys');
 const POOL_THREADS =
-  argValue('--pool-threads') === '0'
+  argValue('--pool-threads') === '0' || STREAM
     ? 0
     : positiveNumber('--pool-threads', Math.max(1, availableParallelism() - 1), true);
 
@@ -972,7 +988,10 @@ async function runEpoch(edCase: RawCase) {
   state.apply(genesisStateWrites(benchGenesis()));
   const template = registeredChipTemplate();
   const chipIds: Uint8Array[] = new Array(CHIPS);
-  const chipSecrets: (KeyObject | null)[] = new Array(CHIPS);
+  const chipSecrets: (KeyObject | null)[] = new Array(STREAM ? 0 : CHIPS);
+  /** --stream: the answering chips' seeds and public keys, 32 bytes each. */
+  const chipSeeds = new Uint8Array(STREAM ? ANSWERING * 32 : 0);
+  const chipPubs = new Uint8Array(STREAM ? ANSWERING * 32 : 0);
   /** The public keys of the chips that sign in the measured blocks. */
   const chipPublicKeys = new Map<number, Uint8Array>();
   // Only the chips of the classes that the measured blocks challenge sign anything: the others'
@@ -985,12 +1004,24 @@ async function runEpoch(edCase: RawCase) {
   }
   const setup = new StateOverlay(state);
   for (let i = 0; i < CHIPS; i++) {
-    const { privateKey, publicKey } =
-      i < ANSWERING ? chipKey() : { privateKey: () => null, publicKey: new Uint8Array(randomBytes(32)) };
+    let publicKey: Uint8Array;
+    if (STREAM && i < ANSWERING) {
+      // A fresh pair as DER, its raw halves kept: importing a private key from PKCS#8 DER (core's
+      // ed25519PublicKey and ed25519Sign do) took 0.5 ms of CPU a key here, most of the setup.
+      const { spki, pkcs8 } = generateDer({ type: 'ed25519' });
+      chipSeeds.set(pkcs8.subarray(ED25519_PKCS8_PREFIX), i * 32);
+      publicKey = new Uint8Array(spki.subarray(ED25519_SPKI_PREFIX));
+      chipPubs.set(publicKey, i * 32);
+    } else {
+      const kp =
+        i < ANSWERING ? chipKey() : { privateKey: () => null, publicKey: new Uint8Array(randomBytes(32)) };
+      publicKey = kp.publicKey;
+      const chipId = devSoftChipId(publicKey);
+      chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? kp.privateKey() : null;
+      if (chipSecrets[i]) chipPublicKeys.set(i, publicKey);
+    }
     const chipId = devSoftChipId(publicKey);
-    chipSecrets[i] = measuredClasses.has(Number(chipClass(chipId, POCI))) ? privateKey() : null;
     chipIds[i] = chipId;
-    if (chipSecrets[i]) chipPublicKeys.set(i, publicKey);
     putChip(
       setup,
       // Registered at genesis, first slots in the measured epoch, nothing settled yet.
@@ -1066,7 +1097,8 @@ async function runEpoch(edCase: RawCase) {
   const entries = perBlock[blocks]!;
   const entryChip = new Int32Array(entries);
   const entrySlot = new Uint8Array(entries);
-  const signatures = new Uint8Array(entries * 64);
+  // --stream: each block's answers are signed when the block is built (signatureOf).
+  const signatures = new Uint8Array(STREAM ? 0 : entries * 64);
   drawn.fill(0);
   for (let b = 0; b < blocks; b++) {
     const k = blockClass[b]!;
@@ -1077,14 +1109,35 @@ async function runEpoch(edCase: RawCase) {
       const i = classChips[x]!;
       entryChip[e] = i;
       entrySlot[e] = slot;
-      signatures.set(
-        sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecrets[i]!),
-        e * 64,
-      );
+      if (!STREAM)
+        signatures.set(
+          sign(null, heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(h)), chipSecrets[i]!),
+          e * 64,
+        );
     }
-    if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0) progress(`signing: ${b + 1}/${blocks} blocks`);
+    if (!STREAM && (b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0)
+      progress(`signing: ${b + 1}/${blocks} blocks`);
   }
   chipSecrets.length = 0;
+  /** The answer of entry e (to the challenge of block b), as the chip signs it. */
+  const signatureOf = (e: number, b: number): Uint8Array => {
+    if (!STREAM) return signatures.slice(e * 64, e * 64 + 64);
+    const i = entryChip[e]!;
+    const message = heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(first + BigInt(b)));
+    // Imported from JWK for each signature (cheap), not cached: 64 bytes a chip is all that is kept.
+    const key = createPrivateKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        d: Buffer.from(chipSeeds.subarray(i * 32, i * 32 + 32)).toString('base64url'),
+        x: Buffer.from(chipPubs.subarray(i * 32, i * 32 + 32)).toString('base64url'),
+      },
+      format: 'jwk',
+    });
+    return new Uint8Array(sign(null, message, key));
+  };
+  const publicKeyOf = (i: number): Uint8Array =>
+    STREAM ? chipPubs.subarray(i * 32, i * 32 + 32) : chipPublicKeys.get(i)!;
   const order = entryChip;
   void S;
 
@@ -1100,8 +1153,8 @@ async function runEpoch(edCase: RawCase) {
   let nonce = 0n;
   let maxAnswersPerTx = 0;
   let maxAnswersPerBlock = 0;
-  const blockTxs: TxEnvelope[][] = new Array(blocks);
-  for (let b = 0; b < blocks; b++) {
+  /** Block b's transactions (built in block order: each takes the miner's next nonce). */
+  const buildBlockTxs = (b: number): TxEnvelope[] => {
     const height = first + BigInt(b) + 1n;
     const answers: HeartbeatAnswer[] = [];
     for (let e = perBlock[b]!; e < perBlock[b + 1]!; e++) {
@@ -1110,7 +1163,7 @@ async function runEpoch(edCase: RawCase) {
         chipId: chipIds[i]!,
         epoch: EPOCH,
         slot: entrySlot[e]!,
-        evidence: { type: 'dev-soft', signature: signatures.slice(e * 64, e * 64 + 64) },
+        evidence: { type: 'dev-soft', signature: signatureOf(e, b) },
       });
     }
     maxAnswersPerBlock = Math.max(maxAnswersPerBlock, answers.length);
@@ -1135,13 +1188,37 @@ async function runEpoch(edCase: RawCase) {
       maxAnswersPerTx = Math.max(maxAnswersPerTx, n);
       envs.push(env);
     }
-    blockTxs[b] = envs;
+    return envs;
+  };
+  const blockTxs: TxEnvelope[][] = new Array(STREAM ? 0 : blocks);
+  for (let b = 0; b < blockTxs.length; b++) {
+    blockTxs[b] = buildBlockTxs(b);
     if ((b + 1) % Math.max(1, Math.floor(blocks / 10)) === 0)
       progress(`building transactions: ${b + 1}/${blocks} blocks`);
   }
 
   // How often a chip's key is still in core's FIFO KeyObject cache when its answer is verified.
   const cache = new Map<number, true>();
+  let warmKeys: { keys: number; rssBytesPerKey: number } | null = null;
+  if (WARM_KEYS && entries > 0) {
+    const otherMessage = utf8('bench: key warm-up, not an answer');
+    const anySignature = signatureOf(
+      0,
+      blockClass.findIndex((k) => k >= 0),
+    );
+    // What holding the imported keys costs (RSS, after a full collection on either side).
+    gc();
+    const rss0 = process.memoryUsage.rss();
+    for (let e = 0; e < entries && cache.size < ED25519_KEY_CACHE; e++) {
+      const i = entryChip[e]!;
+      if (cache.has(i)) continue;
+      cache.set(i, true);
+      check(!ed25519Verify(publicKeyOf(i), otherMessage, anySignature), 'the warm-up verifies nothing');
+    }
+    gc();
+    warmKeys = { keys: cache.size, rssBytesPerKey: (process.memoryUsage.rss() - rss0) / cache.size };
+    progress(`--warm-keys: ${fmt(cache.size)} chip keys imported into core's cache`);
+  }
   let cacheHits = 0;
   for (const i of order) {
     if (cache.has(i)) {
@@ -1164,21 +1241,27 @@ async function runEpoch(edCase: RawCase) {
   for (let b = 0; b < blocks && workload.length < 20_000; b++) {
     for (let e = perBlock[b]!; e < perBlock[b + 1]! && workload.length < 20_000; e++) {
       const i = entryChip[e]!;
-      const x = Buffer.from(chipPublicKeys.get(i)!).toString('base64url');
+      const x = Buffer.from(publicKeyOf(i)).toString('base64url');
       workload.push({
         key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' }),
         message: heartbeatChallenge(CHAIN_ID, chipIds[i]!, hashOf(first + BigInt(b))),
-        signature: signatures.subarray(e * 64, e * 64 + 64),
+        signature: signatureOf(e, b),
       });
     }
   }
   const sampler = new Ed25519Sampler(edCase, workload);
   sampler.sample(0.1);
-  // The state as the window starts, for the runs with the verify pool below.
-  const windowStart = new Map(state.map);
+  // The state as the window starts, for the runs with the verify pool below (none with --stream).
+  const windowStart = POOL_THREADS > 0 ? new Map(state.map) : null;
+  let streamBuildWallS = 0;
   for (let b = 0; b < blocks; b++) {
     const height = first + BigInt(b) + 1n;
-    const txs = blockTxs[b]!;
+    let txs: TxEnvelope[];
+    if (STREAM) {
+      const w = process.hrtime.bigint();
+      txs = buildBlockTxs(b);
+      streamBuildWallS += wallSeconds(w);
+    } else txs = blockTxs[b]!;
     const w0 = process.hrtime.bigint();
     const r = runBlock(state, height, txs, isSignatureVerified);
     wallS += wallSeconds(w0);
@@ -1199,11 +1282,13 @@ async function runEpoch(edCase: RawCase) {
       sampler.sample(0.1);
       progress(
         `epoch: ${(((b + 1) / blocks) * 100).toFixed(0)}% (${b + 1}/${blocks} blocks, ` +
-          `${fmt(totals.answered)} answers, ${fmt(totals.execCpuS, 1)} s CPU)`,
+          `${fmt(totals.answered)} answers, ${fmt(totals.execCpuS, 1)} s CPU, ` +
+          `${fmt((totals.execCpuS / Math.max(1, totals.answered)) * 1e6, 1)} µs per answer, ` +
+          `rss ${fmt(process.memoryUsage.rss() / 2 ** 20)} MiB)`,
       );
     }
   }
-  const rootInline = stateDigest(state);
+  const rootInline = POOL_THREADS > 0 ? stateDigest(state) : '';
 
   // The same window again, each block's signatures pre-verified on the node's worker pool
   // (packages/node: VerifyPool and BlockPreverifier, as the consensus driver uses them), once as
@@ -1215,7 +1300,7 @@ async function runEpoch(edCase: RawCase) {
   if (modules) {
     for (const mode of ['node', 'shared', 'pipelined'] as const) {
       state.map.clear();
-      for (const [k, v] of windowStart) state.map.set(k, v);
+      for (const [k, v] of windowStart!) state.map.set(k, v);
       sampler.sample(0.1);
       const run = await runWindowWithPool(modules, mode, state, first, blockTxs, isSignatureVerified);
       sampler.sample(0.1);
@@ -1250,7 +1335,9 @@ async function runEpoch(edCase: RawCase) {
     execCpuS: totals.execCpuS,
     commitCpuS: totals.commitCpuS,
     wallS,
-    setupWallS,
+    setupWallS: setupWallS + streamBuildWallS,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    warmKeys,
     perAnswerUs,
     answersPerSec,
     rawAlongside: ed,
@@ -1497,9 +1584,14 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
   console.log(
     `   core's Ed25519 KeyObject cache holds ${fmt(ED25519_KEY_CACHE)} keys (FIFO): in this order of answers about ` +
       `${(e.keyCacheHitRate * 100).toFixed(0)}% find their chip's key there (simulated), the others import it ` +
-      `(cold, not steady state); raw Ed25519 verify plus those imports: ${fmt(e.rawWithImportsPerSec)}/s, ` +
+      `(${WARM_KEYS ? 'warmed first, --warm-keys: the steady state' : 'cold, not steady state'}); raw Ed25519 verify plus those imports: ${fmt(e.rawWithImportsPerSec)}/s, ` +
       `answers/s ÷ that = ${e.ratioToEd25519WithImports.toFixed(3)}`,
   );
+  if (e.warmKeys)
+    console.log(
+      `   --warm-keys: ${fmt(e.warmKeys.keys)} keys imported before the window; the process's RSS grew ` +
+        `${fmt(e.warmKeys.rssBytesPerKey)} bytes per key held (KeyObject and its OpenSSL key)`,
+    );
   const epochSeconds = (e.blocks - 1) * (DEFAULT_PARAMS.blockTimeMs / 1000);
   console.log(
     `   at ${DEFAULT_PARAMS.blockTimeMs} ms blocks the measured blocks last ${fmt(epochSeconds)} s: heartbeats take ` +
@@ -1517,7 +1609,10 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
     `   the same blocks with 0 chips in state: ${describeEmpty(e.bareStats)}; ` +
       `${fmt((e.stats.cpuS / e.stats.blocks) * 1e6, 1)} µs CPU per such block`,
   );
-  console.log(`   (setup, signing and transaction building, not measured: ${fmt(e.setupWallS, 1)} s wall)`);
+  console.log(
+    `   (setup, signing and transaction building, not measured: ${fmt(e.setupWallS, 1)} s wall` +
+      `${STREAM ? ', --stream: each block built just before it ran' : ''}; peak RSS ${fmt(e.peakRssMiB)} MiB)`,
+  );
 
   const summary = {
     bench: 'attest',

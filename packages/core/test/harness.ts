@@ -119,7 +119,8 @@ export class TestChain {
     const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
     return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
   }
-  private executor(): BlockExecutor {
+  /** An executor for the next block on this state (tests try transactions on it without committing). */
+  executor(): BlockExecutor {
     const height = this.height + 1n;
     return new BlockExecutor(this.state, {
       chainId: CHAIN,

@@ -17,8 +17,8 @@ import type {
 import { ValidationError } from '../errors.js';
 import {
   addAnswerWeight,
-  type EpochRecordsRead,
   finalizeEpochIfDue,
+  HeldRecords,
   popcount,
   type RewardPaid,
   recordBlockChallenge,
@@ -35,7 +35,6 @@ import {
   chipClass,
   epochOf,
   epochStart,
-  getChallengeClass,
   getEpochRecord,
   getRecentHash,
   heartbeatChallenge,
@@ -461,6 +460,8 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
   const challengesOf = challengeLookup(state);
   const events: PociEvent[] = [];
   const currentEpoch = epochOf(ctx.height, p);
+  // The class and epoch records the answers change: decoded once, written once after the last.
+  const held = new HeldRecords();
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () =>
@@ -482,7 +483,7 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     // the block's opening bookkeeping appends heights, and nothing below writes this record before
     // addAnswerWeight does, so every reader sees the same values as with its own lookup.
     const cls = chipClass(chip.chipId, p);
-    const classRecord = getChallengeClass(state, answer.epoch, cls);
+    const classRecord = held.classRecord(state, answer.epoch, cls);
     const challenges = classRecord.heights;
     if (answer.slot >= MAX_CHALLENGES_PER_EPOCH || answer.slot >= challenges.length) {
       throw new ValidationError(
@@ -556,12 +557,11 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     // Pay what is final before the answered-slot window moves on, then weigh this answer.
     // The epoch records the settlement reads are handed to the reweighing (the answer's epoch is
     // usually one of them), so that each is decoded once per answer; nothing writes them between.
-    const epochsRead: EpochRecordsRead = new Map();
-    const paid = settleChipRewards(state, chip, p, cls, epochsRead);
+    const paid = settleChipRewards(state, chip, p, cls, held.epochs);
     if (paid.length > 0) events.push(...rewardEvents(chip, paid));
     const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
-    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, epochsRead);
+    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, held.epochs, held);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;
@@ -574,5 +574,6 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       slotHeight,
     });
   }
+  held.flush(state);
   return events;
 }

@@ -134,7 +134,10 @@ export function classWeight(
   return w;
 }
 
-/** Writes the class record and moves the epoch total by the change of the class's weight. O(1). */
+/**
+ * Writes the class record and moves the epoch total by the change of the class's weight. O(1).
+ * With `held`, both records stay in it and are written when it is flushed.
+ */
 function reweighClass(
   state: StateOverlay,
   epoch: bigint,
@@ -142,17 +145,77 @@ function reweighClass(
   r: ChallengeClassRecord,
   p: PociParams,
   epochs?: EpochRecordsRead,
+  held?: HeldRecords,
 ): void {
   const weight = classWeight(r, p);
   const delta = weight - r.weight;
   r.weight = weight;
-  putChallengeClass(state, epoch, cls, r);
+  if (held) held.classChanged(epoch, cls, r);
+  else putChallengeClass(state, epoch, cls, r);
   if (delta === 0n) return;
-  const e = epochs?.get(epoch) ?? getEpochRecord(state, epoch);
+  let e = epochs?.get(epoch);
+  if (!e) {
+    e = getEpochRecord(state, epoch) ?? undefined;
+    if (e && held) held.epochs.set(epoch, e);
+  }
   if (!e) throw new Error(`epoch ${epoch} has no record`);
   e.totalWeight += delta;
   e.remainingWeight += delta;
-  putEpochRecord(state, e);
+  if (held) held.epochChanged(e);
+  else putEpochRecord(state, e);
+}
+
+/**
+ * The (epoch, class) and epoch records one heartbeat action's answers read and change, decoded
+ * once and written once when the action ends (`flush`) instead of decoded and re-encoded at every
+ * answer: the answers of an action are usually a whole class answering one challenge, and each
+ * rewrote the same two records. Whoever reads those records during the action must read them
+ * here (`classRecord`, and `epochs` for the epoch records: the settlement and the reweighing do);
+ * the values written at the end are those the answer-by-answer writes ended with. An action that
+ * throws is discarded with its transaction's overlay, so nothing is lost by not flushing then.
+ */
+export class HeldRecords {
+  /** Epoch records as read in this action, changes included. */
+  readonly epochs: EpochRecordsRead = new Map();
+  private readonly classes = new Map<string, { epoch: bigint; cls: bigint; r: ChallengeClassRecord }>();
+  private readonly changedClasses = new Set<string>();
+  private readonly changedEpochs = new Set<bigint>();
+
+  /** The (epoch, class) record as it stands, this action's changes included. */
+  classRecord(state: StateReader, epoch: bigint, cls: bigint): ChallengeClassRecord {
+    const id = `${epoch}/${cls}`;
+    let held = this.classes.get(id);
+    if (!held) {
+      held = { epoch, cls, r: getChallengeClass(state, epoch, cls) };
+      this.classes.set(id, held);
+    }
+    return held.r;
+  }
+
+  classChanged(epoch: bigint, cls: bigint, r: ChallengeClassRecord): void {
+    const id = `${epoch}/${cls}`;
+    const held = this.classes.get(id);
+    if (held && held.r !== r) throw new Error(`class record ${id} changed through another copy`);
+    if (!held) this.classes.set(id, { epoch, cls, r });
+    this.changedClasses.add(id);
+  }
+
+  epochChanged(e: EpochRecord): void {
+    if (this.epochs.get(e.epoch) !== e)
+      throw new Error(`epoch record ${e.epoch} changed outside the action's copy`);
+    this.changedEpochs.add(e.epoch);
+  }
+
+  /** Writes every changed record (the order does not matter: an overlay's changes are sorted). */
+  flush(state: StateOverlay): void {
+    for (const id of this.changedClasses) {
+      const { epoch, cls, r } = this.classes.get(id)!;
+      putChallengeClass(state, epoch, cls, r);
+    }
+    for (const epoch of this.changedEpochs) putEpochRecord(state, this.epochs.get(epoch)!);
+    this.changedClasses.clear();
+    this.changedEpochs.clear();
+  }
 }
 
 /**
@@ -195,12 +258,13 @@ export function addAnswerWeight(
   p: PociParams,
   record: ChallengeClassRecord = getChallengeClass(state, epoch, cls),
   epochs?: EpochRecordsRead,
+  held?: HeldRecords,
 ): void {
   const r = record;
   while (r.powerByAnswered.length <= answeredBefore) r.powerByAnswered.push(0n);
   if (answeredBefore > 0) r.powerByAnswered[answeredBefore - 1]! -= power;
   r.powerByAnswered[answeredBefore]! += power;
-  reweighClass(state, epoch, cls, r, p, epochs);
+  reweighClass(state, epoch, cls, r, p, held ? held.epochs : epochs, held);
 }
 
 /**
@@ -263,7 +327,8 @@ export function settleChipRewards(
     [chip.epoch, chip.answered],
   ] as [bigint, number][]) {
     if (epoch < 0n || epoch < chip.firstEpoch || epoch < chip.rewardedThrough) continue;
-    const r = getEpochRecord(state, epoch);
+    // A record already read for this answer (or, with HeldRecords, this action) is the current one.
+    const r = epochsRead?.get(epoch) ?? getEpochRecord(state, epoch);
     // The object is the record as it is in `state` from here on: changes below are written back.
     if (r) epochsRead?.set(epoch, r);
     if (!r?.final) break;

@@ -5,6 +5,13 @@
  * where a worker found that very (key, message, signature) triple valid; a signature that failed
  * (or that the gathering could not place) is checked again in order and fails there, so a block's
  * verdict never depends on this cache or on what a node's mempool holds.
+ *
+ * Execution stops at a block's first invalid transaction, so the pre-check must not do much more:
+ * a proposer could otherwise put a forged signature in its first transaction and a block's worth
+ * of valid ones after it, and make every validator's workers check all of them for a block that
+ * fails at once. The checks go to the pool in block order, a chunk at a time with at most a few
+ * chunks in flight, and nothing more is sent once a check has failed: the work past the first
+ * failure is bounded by `chunkChecks × chunksAhead`, whatever the block holds.
  */
 import {
   type Ed25519Check,
@@ -32,7 +39,13 @@ export class BlockPreverifier {
    */
   constructor(
     private readonly pool: SignatureVerifier | null,
-    private readonly opts: { shareWithCaller?: boolean } = {},
+    private readonly opts: {
+      shareWithCaller?: boolean;
+      /** Checks sent to the pool at once (default: 64 per worker, at least 512). */
+      chunkChecks?: number;
+      /** Chunks on the pool at once, so that the workers never wait for the next (default 2). */
+      chunksAhead?: number;
+    } = {},
   ) {}
 
   /** The transactions of `txs`, decoded (memoized per block object); null if one is malformed. */
@@ -51,7 +64,9 @@ export class BlockPreverifier {
 
   /**
    * Checks, on the pool's consensus lane, the signatures of `envs` that `alreadyVerified` does not
-   * vouch for and the dev-soft answers their heartbeats carry (placed on `state`, the head).
+   * vouch for and the dev-soft answers their heartbeats carry (placed on `state`, the head), in
+   * block order, and stops sending more after the first that fails (the block fails there or
+   * execution finds out which; either way the rest is its business).
    * Returns how many checks ran; a busy or absent pool only means execution checks them itself.
    */
   async preverify(
@@ -72,34 +87,69 @@ export class BlockPreverifier {
         }
       }
     }
-    // Each check to run is copied: a pass is remembered under the very bytes that were verified,
-    // whatever later happens to the buffers the block's transactions were decoded from (the key,
-    // message and signature are views into them, and the workers see them only at dispatch).
-    const todo = checks
-      .filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature))
-      .map(ownCopy);
+    const todo = checks.filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature));
     if (todo.length === 0) return 0;
-    const mine = this.opts.shareWithCaller ? Math.floor(todo.length / (this.pool.threads + 1)) : 0;
-    const theirs = todo.slice(mine);
-    // Handed to the workers first, so that they run while this thread checks its share.
-    const pending = this.pool.verify(theirs, 'consensus');
+    const pool = this.pool;
+    const chunkSize = Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
+    const ahead = Math.max(1, this.opts.chunksAhead ?? 2);
+    const inFlight: { theirs: Ed25519Check[]; pending: Promise<boolean[]> }[] = [];
+    let next = 0;
+    let stop = false;
     let checked = 0;
-    for (let i = 0; i < mine; i++) {
-      const c = todo[i]!;
-      if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.add(c);
-      checked++;
+    for (;;) {
+      while (!stop && inFlight.length < ahead && next < todo.length) {
+        // Each check to run is copied: a pass is remembered under the very bytes that were
+        // verified, whatever later happens to the buffers the block's transactions were decoded
+        // from (the key, message and signature are views into them, and the workers see them only
+        // at dispatch).
+        const part = todo.slice(next, next + chunkSize).map(ownCopy);
+        next += part.length;
+        const mine = this.opts.shareWithCaller ? Math.floor(part.length / (pool.threads + 1)) : 0;
+        const theirs = part.slice(mine);
+        // Handed to the workers first, so that they run while this thread checks its share.
+        const pending = pool.verify(theirs, 'consensus');
+        pending.catch(() => {});
+        inFlight.push({ theirs, pending });
+        for (let i = 0; i < mine; i++) {
+          const c = part[i]!;
+          if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.add(c);
+          else stop = true;
+          checked++;
+        }
+      }
+      const oldest = inFlight.shift();
+      if (!oldest) break;
+      let ok: boolean[];
+      try {
+        ok = await oldest.pending;
+      } catch (err) {
+        if (!(err instanceof VerifyPoolBusy)) throw err;
+        // Busy: execution checks the rest itself.
+        stop = true;
+        continue;
+      }
+      oldest.theirs.forEach((c, i) => {
+        if (ok[i]) this.passed.add(c);
+        else stop = true;
+      });
+      checked += oldest.theirs.length;
     }
-    let ok: boolean[];
-    try {
-      ok = await pending;
-    } catch (err) {
-      if (err instanceof VerifyPoolBusy) return checked;
-      throw err;
+    return checked;
+  }
+
+  /**
+   * Whether every transaction of `envs` carries a valid signature of its own, checked here in
+   * block order (passes found before are not checked again) and stopping at the first that fails;
+   * each pass is remembered. For copies of a block that is suspected of altered signatures.
+   */
+  signaturesValid(envs: readonly TxEnvelope[]): boolean {
+    for (const env of envs) {
+      const c = envelopeSignatureCheck(env);
+      if (this.passed.isVerified(c.publicKey, c.message, c.signature)) continue;
+      if (!ed25519Verify(c.publicKey, c.message, c.signature)) return false;
+      this.passed.add(ownCopy(c));
     }
-    theirs.forEach((c, i) => {
-      if (ok[i]) this.passed.add(c);
-    });
-    return checked + theirs.length;
+    return true;
   }
 
   /** Whether the transaction's own signature was found valid here. */

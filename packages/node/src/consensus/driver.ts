@@ -265,6 +265,16 @@ export class ConsensusDriver {
   private proposeTimedOut = new Set<number>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
   private proposalArrived = new Set<number>();
+  /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
+  private preverifiedRounds = new Set<number>();
+  /** Rounds whose pre-check was given back once because the copy it checked was altered. */
+  private preverifyRetried = new Set<number>();
+  /**
+   * Blocks of this height (by hash) a copy of which failed on a transaction's own signature: the
+   * header does not commit to those bytes, so such a copy may be a relay's alteration of a valid
+   * block. Later copies have their signatures checked, in order, before they execute.
+   */
+  private signatureSuspects = new Set<string>();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -484,6 +494,9 @@ export class ConsensusDriver {
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
+    this.preverifiedRounds = new Set();
+    this.preverifyRetried = new Set();
+    this.signatureSuspects = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -1030,7 +1043,9 @@ export class ConsensusDriver {
   private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
     if (!this.pending.has(toHex(msg.proposal.blockHash))) {
       const envelopes = this.preverifier.decode(msg.block);
-      if (envelopes)
+      // Only a body that is the one the proposer signed (its header commits to the transactions):
+      // any relay can attach other transactions to a genuine signed proposal.
+      if (envelopes && signedContentMatches(msg, envelopes) && this.mayPreverify(msg.proposal))
         await this.preverifier.preverify(
           envelopes,
           this.chain.tipState,
@@ -1042,6 +1057,24 @@ export class ConsensusDriver {
     return this.enqueue(() => this.onProposalMessage(msg, from));
   }
 
+  /**
+   * The pre-check is work on a block before anyone knows it is valid, so it is kept to what an
+   * honest proposer causes: only the round's own proposer's block, for a round no further ahead
+   * than the next, and one block per round. Any validator may sign proposals, and a proposer may
+   * sign many blocks for its round (the machine keeps the first and reports the rest as evidence);
+   * without this, each of them made every validator's workers check a block's worth of signatures.
+   * A block not pre-checked is still checked in full by execution, which stops at its first
+   * invalid transaction: the verdict is the same, only the cores differ.
+   */
+  private mayPreverify(proposal: Proposal): boolean {
+    if (proposal.height !== this.height) return false;
+    if (proposal.round > this.machine.snapshot().round + 1) return false;
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return false;
+    if (this.preverifiedRounds.has(proposal.round)) return false;
+    this.preverifiedRounds.add(proposal.round);
+    return true;
+  }
+
   /** Checks the block a proposal names and hands the machine the proposal with that verdict. */
   private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
     const { proposal } = msg;
@@ -1050,6 +1083,11 @@ export class ConsensusDriver {
     if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     let known = this.pending.get(key);
+    // A known block's copy with other bytes (only a transaction's signature can differ once the
+    // header matches): the block's verdict stands, but this copy is not passed on, or honest nodes
+    // would relay a relay's alteration and be penalised for it by peers that check it.
+    const otherBytes =
+      known !== undefined && !sameTxBytes(known.pending?.block ?? known.message?.block, msg.block);
     const envelopes = known ? null : this.preverifier.decode(msg.block);
     if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
       // The proposer signed the header, which commits to the transactions and the last commit by
@@ -1058,12 +1096,32 @@ export class ConsensusDriver {
       if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
       return 'reject';
     }
+    if (!known && this.signatureSuspects.has(key) && !this.preverifier.signaturesValid(envelopes!)) {
+      // Another copy of a block one copy of which had a forged signature: this one too (checked
+      // in order, stopping at the first that fails; the valid ones are remembered).
+      if (from) this.network?.penalize(from, `proposal at ${proposal.height} with a forged signature`);
+      return 'reject';
+    }
     if (!known) {
       let pending: PendingBlock | null = null;
       try {
         pending = this.checkProposedBlock(msg, envelopes!);
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
+        if (err.code === 'BAD_SIGNATURE' && !this.signatureSuspects.has(key)) {
+          // A transaction's own signature failed. Its bytes are outside what the proposer signed
+          // (a transaction id leaves the signature out), so a relay may have altered them in a
+          // valid block: holding this copy against the block would let any relay make honest
+          // validators vote nil and then refuse the genuine copy. The copy is refused, nothing is
+          // remembered, and the round's pre-check is given back once for the genuine copy.
+          if (this.signatureSuspects.size < MAX_PENDING_BLOCKS) this.signatureSuspects.add(key);
+          if (this.preverifiedRounds.has(proposal.round) && !this.preverifyRetried.has(proposal.round)) {
+            this.preverifiedRounds.delete(proposal.round);
+            this.preverifyRetried.add(proposal.round);
+          }
+          if (from) this.network?.penalize(from, `proposal at ${proposal.height} with a forged signature`);
+          return 'reject';
+        }
         this.logger.warn('invalid proposed block', {
           height: proposal.height,
           round: proposal.round,
@@ -1075,7 +1133,8 @@ export class ConsensusDriver {
       this.rememberPending(key, known);
     }
     await this.handle({ type: 'proposal', proposal, valid: known.pending !== null });
-    if (known.pending) return 'accept';
+    if (known.pending) return otherBytes ? 'ignore' : 'accept';
+    if (otherBytes) return 'ignore';
     if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
     return 'reject';
   }
@@ -1343,4 +1402,15 @@ function* recording(
   } finally {
     it.return?.();
   }
+}
+
+/** Whether two copies of a block carry byte-identical transactions (signatures included). */
+function sameTxBytes(
+  known: { txs: readonly Uint8Array[] } | undefined,
+  copy: { txs: readonly Uint8Array[] },
+): boolean {
+  if (!known) return true;
+  if (known.txs === copy.txs) return true;
+  if (known.txs.length !== copy.txs.length) return false;
+  return known.txs.every((t, i) => equalBytes(t, copy.txs[i]!));
 }

@@ -15,6 +15,7 @@ import {
   DEV_SOFT_VENDOR,
   devSoftChipId,
   ed25519Sign,
+  ed25519Verify,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
@@ -43,7 +44,7 @@ import {
 import fc from 'fast-check';
 import { BlockPreverifier } from '../../src/consensus/block-preverify.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../../src/dev.js';
-import { VerifyPool } from '../../src/verify-pool.js';
+import { type SignatureCheck, type SignatureVerifier, VerifyPool } from '../../src/verify-pool.js';
 import { type Key, namedKey } from '../fixtures.js';
 
 const key = namedKey;
@@ -230,6 +231,49 @@ describe('block pre-verification', () => {
     }
   });
 
+  test('a forged signature early in a block stops the pre-check: the checks past it are bounded, not the whole block', async () => {
+    // A Byzantine proposer's block: its first transaction carries a forged signature (execution
+    // stops there), followed by hundreds of valid ones. Before, every validator's workers checked
+    // all of them; now at most `chunksAhead` chunks go to the pool past the failure.
+    const chain = new Chain();
+    const transfers = Array.from({ length: 300 }, (_, i) =>
+      tx(key(`pre-check bound sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const chunkChecks = 16;
+    const chunksAhead = 2;
+    for (const forgedAt of [0, 100]) {
+      const raw = transfers.map((t) => t.bytes);
+      const bad = Uint8Array.from(transfers[forgedAt]!.bytes);
+      bad[bad.length - 2]! ^= 1;
+      raw[forgedAt] = bad;
+      for (const shareWithCaller of [false, true]) {
+        const verifier = new CountingVerifier();
+        const pre = new BlockPreverifier(verifier, { shareWithCaller, chunkChecks, chunksAhead });
+        const envs = pre.decode({ txs: raw })!;
+        const ran = await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+        // What ran: the workers' checks and, with shareWithCaller, the calling thread's share.
+        assert.ok(verifier.checks <= ran);
+        const total = ran;
+        assert.ok(
+          total <= forgedAt + chunkChecks * chunksAhead,
+          `${total} checks for a block that fails at transaction ${forgedAt} (bound ${forgedAt + chunkChecks * chunksAhead})`,
+        );
+        // Everything before the forged transaction was still checked and passed.
+        for (let i = 0; i < forgedAt; i++) assert.ok(pre.isTxVerified(envs[i]!), `transaction ${i}`);
+        assert.equal(pre.isTxVerified(envs[forgedAt]!), false);
+      }
+    }
+    // An honest block: every signature is checked, none is left to execution.
+    const verifier = new CountingVerifier();
+    const pre = new BlockPreverifier(verifier, { chunkChecks, chunksAhead });
+    const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+    assert.equal(await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false), 300);
+    assert.equal(verifier.checks, 300);
+    assert.ok(envs.every((e) => pre.isTxVerified(e)));
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
@@ -311,6 +355,19 @@ describe('block pre-verification', () => {
     );
   });
 });
+
+/** A one-worker verifier that counts the checks it is given (and answers what core says). */
+class CountingVerifier implements SignatureVerifier {
+  readonly threads = 1;
+  checks = 0;
+  async verify(checks: readonly SignatureCheck[]): Promise<boolean[]> {
+    // Answered on a later turn, as a worker would.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.checks += checks.length;
+    return checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature));
+  }
+  async close(): Promise<void> {}
+}
 
 /** A fee-free heartbeat transaction from a fresh sender (nonce 0). */
 function heartbeatTx(from: Key, answers: HeartbeatAnswer[]): TxEnvelope {

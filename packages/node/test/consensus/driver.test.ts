@@ -439,3 +439,208 @@ test('catch-ups share one encoding of each message: a crowd of new peers does no
   }
   await stopNode(node);
 });
+
+test("a block's pre-check on the workers only for its round's proposer, one block per round: other validators' and a proposer's extra blocks are not pre-checked", async () => {
+  // Any validator may sign proposals and a proposer may sign many blocks for its round; before,
+  // each distinct block made every validator's workers check all of its signatures first.
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  try {
+    let poolChecks = 0;
+    const pool = node.verifyPool;
+    const verify = pool.verify.bind(pool);
+    pool.verify = (checks, lane) => {
+      if (lane === 'consensus') poolChecks += checks.length;
+      return verify(checks, lane);
+    };
+    await until('the driver to run height 1', () => node.driver.position.height === 1n);
+    const gossip = node.driver.handlers().onGossip;
+    const params = node.chain.params;
+    const txsPerBlock = 12;
+    // Distinct valid blocks: the same sender's transfers, a different amount in each block.
+    const transfers = (amount: bigint) =>
+      Array.from({ length: txsPerBlock }, (_, i) => {
+        const sender = devKey(1);
+        const base = {
+          chainId: 'unc-dev-1',
+          signer: sender.publicKey,
+          nonce: BigInt(i),
+          expiresAt: 10_000n,
+          actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', amount)],
+        };
+        const fee = feeFor(base, {
+          minFeePerByte: params.minFeePerByte,
+          minFeePerAction: params.minFeePerAction,
+        });
+        return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+      });
+    let sent = 0;
+    let amount = 1n;
+    // A relay's altered copies first: genuine signed proposals with other transactions attached
+    // (the header commits to the transactions, so these are refused); none is pre-checked, and
+    // none takes the round's turn from the genuine block.
+    for (const round of [0, 1]) {
+      for (const v of validators.slice(1)) {
+        const signedFor = node.chain.buildProposal(
+          transfers(1000n + amount++),
+          node.chain.nextBlockTime(BigInt(Date.now())),
+          { seed: v.seed, publicKey: v.publicKey },
+          () => false,
+        ).pending;
+        const proposal = signProposal(
+          'unc-dev-1',
+          { height: 1n, round, polRound: -1, blockHash: signedFor.hash, proposer: v.publicKey },
+          v.seed,
+        );
+        const block = { ...signedFor.block, txs: transfers(2000n + amount++).map((t) => t.bytes) };
+        const message = { proposal, block, lastCommit: signedFor.lastCommit, sentAt: 1n };
+        await gossip('proposal', encode(proposalMessageCodec, message), `relay-${sent++}`);
+      }
+    }
+    assert.equal(poolChecks, 0, 'a body its proposer did not sign was pre-checked');
+    for (const round of [0, 1]) {
+      for (const v of validators.slice(1)) {
+        for (let copy = 0; copy < 3; copy++) {
+          const { pending } = node.chain.buildProposal(
+            transfers(amount++),
+            node.chain.nextBlockTime(BigInt(Date.now())),
+            { seed: v.seed, publicKey: v.publicKey },
+            () => false,
+          );
+          assert.equal(pending.block.txs.length, txsPerBlock);
+          const proposal = signProposal(
+            'unc-dev-1',
+            { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
+            v.seed,
+          );
+          const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+          await gossip('proposal', encode(proposalMessageCodec, message), `relay-${sent++}`);
+        }
+      }
+    }
+    // 18 genuine blocks of 12 signatures came in (216 checks before); at most one block per round of
+    // height 1 that its proposer proposed is pre-checked (rounds 0 and 1).
+    assert.ok(node.driver.position.height === 1n, 'still deciding height 1');
+    assert.ok(poolChecks <= 2 * txsPerBlock, `${poolChecks} signatures pre-checked for ${sent} blocks`);
+    // The proposer's own first block still is (height 1's proposers here are among v1-v3).
+    assert.ok(poolChecks >= txsPerBlock, `${poolChecks} signatures pre-checked`);
+  } finally {
+    await stopNode(node);
+  }
+});
+
+test("a relay's copy of a valid proposal with a transaction's signature altered (the header does not commit to it) neither makes the block invalid nor takes the genuine copy's pre-check", async () => {
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  try {
+    let poolChecks = 0;
+    const pool = node.verifyPool;
+    const verify = pool.verify.bind(pool);
+    pool.verify = (checks, lane) => {
+      if (lane === 'consensus') poolChecks += checks.length;
+      return verify(checks, lane);
+    };
+    await until('the driver to run height 1', () => node.driver.position.height === 1n);
+    const gossip = node.driver.handlers().onGossip;
+    const params = node.chain.params;
+    const sender = devKey(1);
+    const transfers = Array.from({ length: 12 }, (_, i) => {
+      const base = {
+        chainId: 'unc-dev-1',
+        signer: sender.publicKey,
+        nonce: BigInt(i),
+        expiresAt: 10_000n,
+        actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', 5n)],
+      };
+      const fee = feeFor(base, {
+        minFeePerByte: params.minFeePerByte,
+        minFeePerAction: params.minFeePerAction,
+      });
+      return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+    });
+    // The round's own proposer (not this node), so that its block is the one pre-checked.
+    const driver = node.driver as unknown as { proposerAt(height: bigint, round: number): Uint8Array };
+    const round = [0, 1, 2, 3].find(
+      (r) => toHex(driver.proposerAt(1n, r)) !== toHex(validators[0]!.publicKey),
+    )!;
+    const proposer = validators.find((v) => toHex(v.publicKey) === toHex(driver.proposerAt(1n, round)))!;
+    const { pending } = node.chain.buildProposal(
+      transfers,
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: proposer.seed, publicKey: proposer.publicKey },
+      () => false,
+    );
+    assert.equal(pending.block.txs.length, transfers.length);
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+      proposer.seed,
+    );
+    const genuine = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    // The same header, transaction ids and transactions root: only a signature's last byte differs.
+    const alteredCopy = (flip: number) => {
+      const txs = pending.block.txs.map((t) => t.slice());
+      txs[0]![txs[0]!.length - 1]! ^= flip;
+      return encode(proposalMessageCodec, { ...genuine, block: { ...pending.block, txs } });
+    };
+    assert.equal(await gossip('proposal', alteredCopy(1), 'relay-evil'), 'reject');
+    const afterAltered = poolChecks;
+    assert.ok(afterAltered >= 1, 'the first copy (the altered one) was pre-checked');
+    // The genuine copy: valid, and its first signature (the one the altered copy replaced) goes to
+    // the workers, the round's pre-check having been given back once.
+    assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay-good'), 'accept');
+    assert.equal(poolChecks, afterAltered + 1, 'the genuine copy was pre-checked');
+    // Later altered copies change nothing and are not passed on; the block stays valid.
+    assert.equal(await gossip('proposal', alteredCopy(2), 'relay-evil-2'), 'ignore');
+    assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay-good-2'), 'accept');
+  } finally {
+    await stopNode(node);
+  }
+});
+
+test('a proposal whose own copy has a forged signature is still refused when no valid copy comes first', async () => {
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  try {
+    await until('the driver to run height 1', () => node.driver.position.height === 1n);
+    const gossip = node.driver.handlers().onGossip;
+    const params = node.chain.params;
+    const sender = devKey(1);
+    const base = {
+      chainId: 'unc-dev-1',
+      signer: sender.publicKey,
+      nonce: 0n,
+      expiresAt: 10_000n,
+      actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', 5n)],
+    };
+    const fee = feeFor(base, {
+      minFeePerByte: params.minFeePerByte,
+      minFeePerAction: params.minFeePerAction,
+    });
+    const env = envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+    const v1 = validators[1]!;
+    const { pending } = node.chain.buildProposal(
+      [env],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: v1.seed, publicKey: v1.publicKey },
+      () => false,
+    );
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
+      v1.seed,
+    );
+    const txs = pending.block.txs.map((t) => t.slice());
+    txs[0]![txs[0]!.length - 1]! ^= 1;
+    const forged = encode(proposalMessageCodec, {
+      proposal,
+      block: { ...pending.block, txs },
+      lastCommit: pending.lastCommit,
+      sentAt: 1n,
+    });
+    // Every copy that carries the forged signature is refused, the first and those after it.
+    for (const from of ['a', 'b', 'c']) assert.equal(await gossip('proposal', forged, from), 'reject');
+  } finally {
+    await stopNode(node);
+  }
+});
