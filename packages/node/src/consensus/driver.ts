@@ -233,9 +233,9 @@ export class ConsensusDriver {
   /** Who has been heard from lately: a round of a validator that is down waits less for it. */
   private readonly liveness = new ProposerLiveness();
   /**
-   * Compact proposals whose missing transactions are being fetched, by the message's content
-   * (the ids are not signed: a copy with other ids must not shut out the genuine one), and the
-   * peers they came from (one fetch at a time per peer).
+   * Compact proposals whose missing transactions are being fetched, by the proposer's signature
+   * over their ids (a re-wrapped copy is the same fetch), and the peers they came from (one fetch
+   * at a time per peer).
    */
   private readonly fetching = new Set<string>();
   private readonly fetchingFrom = new Set<string>();
@@ -539,8 +539,11 @@ export class ConsensusDriver {
         // Compact: peers hold nearly all of the block's transactions already (compact-block.ts).
         // An empty block goes whole (it is as small), and so does every re-sent proposal
         // (`regossip`): the peers it is for missed things, transactions likely among them.
-        if (msg && this.compactProposals && msg.block.txs.length > 0)
-          this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
+        if (msg && this.validator && this.compactProposals && msg.block.txs.length > 0)
+          this.publish(
+            'compact-proposal',
+            encode(compactProposalCodec, compactOf(msg, this.chain.genesis.chainId, this.validator.seed)),
+          );
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
         return;
@@ -833,7 +836,9 @@ export class ConsensusDriver {
       // Slots are counted per round (the rounds before the current one share one): the proposer
       // of the next round, signing many proposals for its own turn, cannot take the current
       // round's slots, nor can anyone replaying earlier rounds' proposals.
-      const content = toHex(sha256(data));
+      // Keyed on what the proposer signed (its signature over the ids), not on the bytes: `sentAt`
+      // is not signed, and re-wrapped copies of one proposal must not take a slot each.
+      const content = toHex(msg.idsSignature);
       const current = this.roundAt(proposal.height);
       const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
       const inSlot = this.fetchingRounds.get(slot) ?? 0;

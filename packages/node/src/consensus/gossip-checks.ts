@@ -27,6 +27,7 @@ import {
   verifyVoteSignature,
 } from '@unc/core';
 import type { Verdict } from '../p2p/types.js';
+import { compactIdsSigned } from './compact-block.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
@@ -102,7 +103,9 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
 
 /**
  * A compact proposal (compact-block.ts): the same checks on the proposal and the header it
- * carries; the transactions are checked once the block is rebuilt, like a full one's.
+ * carries, and the proposer's signature over the id list (an altered copy of a genuine proposal
+ * is rejected before it can take a fetch slot); the transactions are checked once the block is
+ * rebuilt, like a full one's.
  */
 export function checkCompactProposalGossip(
   data: Uint8Array,
@@ -114,7 +117,10 @@ export function checkCompactProposalGossip(
   } catch {
     return { verdict: 'reject' };
   }
-  return checkSignedProposal(msg, msg.header, view);
+  const checked = checkSignedProposal(msg, msg.header, view);
+  if ('deliver' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
+  if ('buffer' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  return checked;
 }
 
 function checkSignedProposal<T extends { proposal: Proposal }>(

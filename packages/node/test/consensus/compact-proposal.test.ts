@@ -78,7 +78,7 @@ describe('compact blocks: the pure parts', () => {
   test('a block rebuilt from held and fetched transactions is byte for byte the proposer’s', () => {
     const txs = [transfer(0n), transfer(1n), transfer(2n)];
     const msg = fakeMessage(txs);
-    const compact = compactOf(msg);
+    const compact = compactOf(msg, 'unc-dev-1', validators[0]!.seed);
     assert.deepEqual(
       compact.txIds.map(toHex),
       txs.map((t) => toHex(wireTxId(t))),
@@ -97,7 +97,10 @@ describe('compact blocks: the pure parts', () => {
 
   test('an answer with a different transaction under the same transaction hash fills in nothing', () => {
     const txs = [transfer(0n), transfer(1n)];
-    const rebuild = new Rebuild(compactOf(fakeMessage(txs)), () => undefined);
+    const rebuild = new Rebuild(
+      compactOf(fakeMessage(txs), 'unc-dev-1', validators[0]!.seed),
+      () => undefined,
+    );
     const other = malleated(txs[1]!);
     // Same transaction hash (what the header's transaction root commits to), different bytes.
     assert.ok(equalBytes(envelopeFromBytes(other).hash, envelopeFromBytes(txs[1]!).hash));
@@ -203,7 +206,7 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
     lastCommit: pending.lastCommit,
     sentAt: 1n,
   };
-  const compact = encode(compactProposalCodec, compactOf(message));
+  const compact = encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v1.seed));
   assert.ok(
     compact.byteLength < encode(proposalMessageCodec, message).byteLength,
     'the compact form is smaller',
@@ -221,15 +224,18 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   assert.equal(penalties().length, 1);
   assert.match(penalties()[0]!.reason, /other transactions/);
 
-  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted, even while
-  // another peer's copy with other ids (they are not signed) is being fetched: that copy cannot
-  // shut the genuine one out.
+  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted. Another
+  // peer's copy with other ids is rejected before any fetch (the proposer signs the ids), so it
+  // cannot take a fetch slot from the genuine one.
   answer = (ids) => ids.flatMap((id) => (equalBytes(id, wireTxId(tx)) ? [tx] : []));
   hub.join('evil', { ...relayHandlers, txs: () => [] });
-  const altered = encode(compactProposalCodec, { ...compactOf(message), txIds: [wireTxId(transfer(9n))] });
+  const altered = encode(compactProposalCodec, {
+    ...compactOf(message, 'unc-dev-1', v1.seed),
+    txIds: [wireTxId(transfer(9n))],
+  });
   const alteredVerdict = gossip('compact-proposal', altered, 'evil');
   assert.equal(await gossip('compact-proposal', compact, 'relay'), 'accept');
-  assert.equal(await alteredVerdict, 'ignore');
+  assert.equal(await alteredVerdict, 'reject');
   // Now it holds the block, it serves the block's transactions, and only those named.
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
@@ -286,7 +292,10 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
     );
     assert.equal(pending.block.txs.length, 1);
     const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
-    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+    return {
+      hash: toHex(pending.hash),
+      data: encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v.seed)),
+    };
   };
 
   const outOfTurn = validators.find(
@@ -352,7 +361,10 @@ test("the next round's proposer cannot take the current round's fetch slots", as
       v.seed,
     );
     const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
-    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+    return {
+      hash: toHex(pending.hash),
+      data: encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v.seed)),
+    };
   };
   // Round 1's proposer signs four proposals for its own turn, sent from four peers: all held.
   const spam = [1, 2, 3, 4].map(async (i) =>
