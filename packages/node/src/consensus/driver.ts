@@ -169,6 +169,12 @@ const MAX_CATCH_UP_PEERS = 4_096;
  */
 const MAX_CATCH_UPS_PER_INTERVAL = 256;
 
+/**
+ * A connection brings the re-send of the height forward only once the height made no progress for
+ * this many block intervals: a healthy chain commits one block per interval.
+ */
+const CONNECT_REGOSSIP_IDLE_INTERVALS = 2;
+
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
 /** The precommit wait after a nil quorum in round 0 (later rounds wait the machine's full, growing time). */
@@ -201,6 +207,8 @@ export class ConsensusDriver {
   private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0 };
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
+  /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
+  readonly regossipStats = { rounds: 0, messages: 0 };
   /**
    * Each proposal's and vote's catch-up encoding, made once and shared by every catch-up (and
    * every send in flight): up to 256 new peers per interval, each made to encode the height's
@@ -243,6 +251,8 @@ export class ConsensusDriver {
   private readonly fetchingRounds = new Map<string, number>();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
+  /** Signatures of the current height's proposals already accepted (and so relayed) once. */
+  private relayedProposals = new Set<string>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
   private proposalArrived = new Set<number>();
 
@@ -460,6 +470,7 @@ export class ConsensusDriver {
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
+    this.relayedProposals = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -988,7 +999,17 @@ export class ConsensusDriver {
       this.rememberPending(key, known);
     }
     await this.handle({ type: 'proposal', proposal, valid: known.pending !== null });
-    if (known.pending) return 'accept';
+    if (known.pending) {
+      // Relayed once per signed proposal: a later copy (re-wrapped, or with other transaction
+      // signature bytes under the same hashes, which the block hash does not cover) adds nothing
+      // the network has not been sent, and relaying it would let anyone re-broadcast a block at will.
+      if (from === null) return 'accept';
+      const signed = toHex(proposal.signature);
+      if (this.relayedProposals.has(signed)) return 'ignore';
+      if (this.relayedProposals.size >= MAX_PENDING_BLOCKS * 16) this.relayedProposals.clear();
+      this.relayedProposals.add(signed);
+      return 'accept';
+    }
     if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
     return 'reject';
   }
@@ -1144,11 +1165,15 @@ export class ConsensusDriver {
     }
     void this.enqueue(() => this.sendCatchUp(peer));
     // A connection is also news that the network changed (a split healing, a link back): what the
-    // peers that stayed connected lost meanwhile is repaired by a re-broadcast, the same one a
-    // stall sends, on the same budget (at most one per block interval from both together), so
-    // churn can bring the next one forward but never add one. Without it a 4-validator seed with
-    // a validator voting for unknown blocks (sim seed 217) took 22.8 s to recover instead of 2.8.
-    this.maybeRegossip(now);
+    // peers that stayed connected lost meanwhile is repaired by the re-send to every peer, the one
+    // a stall sends, on the same budget (at most one per block interval from both together).
+    // Only while this height is already overdue (no progress for two block intervals): on a
+    // healthy chain a connection gets its own catch-up and nothing else, or anyone able to open
+    // connections would make every node re-send its height to all its peers once per interval.
+    // Without it a 4-validator seed with a validator voting for unknown blocks (sim seed 217) took
+    // 22.8 s to recover instead of 2.8: there the height had stalled for seconds.
+    if (now - this.lastProgress >= CONNECT_REGOSSIP_IDLE_INTERVALS * this.blockTimeMs)
+      this.maybeRegossip(now);
   }
 
   /** The re-broadcast of the height to every peer, at most once per block interval. */
@@ -1158,13 +1183,14 @@ export class ConsensusDriver {
     void this.enqueue(() => this.regossip());
   }
 
-  private sendCatchUp(peer: string): void {
-    const network = this.network;
-    if (!network || this.stopped || this.syncing) return;
+  /**
+   * This height's proposals (first: a bounded send keeps them) and votes, each encoded once and
+   * shared by every send (`catchUpEncoded`). Nobody reads `sentAt` (wire.ts) and direct messages
+   * are not de-duplicated by gossip: a send may carry the encoding an earlier one made.
+   */
+  private heightMessages(): DirectMessage[] {
     const { proposals, votes } = this.machine.gossip();
     const messages: DirectMessage[] = [];
-    // Nobody reads `sentAt` (wire.ts) and direct messages are not deduplicated by their bytes:
-    // a catch-up may carry the encoding an earlier one made.
     for (const p of proposals) {
       let data = this.catchUpEncoded.get(p);
       if (!data) {
@@ -1176,9 +1202,7 @@ export class ConsensusDriver {
       messages.push({ topic: 'proposal', data });
     }
     const sentAt = this.sentAt();
-    // Proposals first: a bounded catch-up keeps them and the earliest votes.
     for (const vote of votes) {
-      if (messages.length >= MAX_DIRECT_MESSAGES) break;
       let data = this.catchUpEncoded.get(vote);
       if (!data) {
         data = encode(voteMessageCodec, { vote, sentAt });
@@ -1186,6 +1210,13 @@ export class ConsensusDriver {
       }
       messages.push({ topic: 'vote', data });
     }
+    return messages;
+  }
+
+  private sendCatchUp(peer: string): void {
+    const network = this.network;
+    if (!network || this.stopped || this.syncing) return;
+    const messages = this.heightMessages();
     if (messages.length === 0) return;
     const bounded = messages.slice(0, MAX_DIRECT_MESSAGES);
     this.catchUpStats.sent++;
@@ -1197,17 +1228,36 @@ export class ConsensusDriver {
 
   /**
    * Sends the current height's proposals and votes again to every peer, for peers that missed
-   * them: when the height stalls or a peer connects, at most once per block interval in all
-   * (`maybeRegossip`).
+   * them, when the height stalls (at most once per block interval, `maybeRegossip`). Sent to each
+   * connected peer directly, not published: gossip de-duplicates by signed content
+   * (p2p/message-id.ts), so a re-published vote would be dropped as seen, and a re-sent copy is
+   * for the peer it is sent to, not to be relayed across the network again.
    */
   private regossip(): void {
-    if (this.stopped || this.syncing) return;
-    const { proposals, votes } = this.machine.gossip();
-    for (const p of proposals) {
-      const msg = this.proposalMessage(p);
-      if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
+    const network = this.network;
+    if (!network || this.stopped || this.syncing) return;
+    const messages = this.heightMessages();
+    if (messages.length === 0) return;
+    this.regossipStats.rounds++;
+    for (const { id } of network.peers()) void this.sendInChunks(network, id, messages);
+  }
+
+  /** One peer's re-send, `MAX_DIRECT_MESSAGES` per direct send, one send at a time. */
+  private async sendInChunks(
+    network: Network,
+    peer: string,
+    messages: readonly DirectMessage[],
+  ): Promise<void> {
+    for (let i = 0; i < messages.length && !this.stopped; i += MAX_DIRECT_MESSAGES) {
+      const chunk = messages.slice(i, i + MAX_DIRECT_MESSAGES);
+      this.regossipStats.messages += chunk.length;
+      try {
+        await network.sendDirect(peer, chunk);
+      } catch (err) {
+        this.logger.debug('re-send failed', { peer, error: (err as Error).message });
+        return;
+      }
     }
-    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: this.sentAt() }));
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */

@@ -6,7 +6,6 @@
  */
 import '../polyfill.js';
 
-import { createHash } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
@@ -39,6 +38,7 @@ import {
   type TxRequest,
   txRequestCodec,
 } from './frames.js';
+import { gossipMessageId } from './message-id.js';
 import {
   type ChainStatus,
   type DirectMessage,
@@ -338,10 +338,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         identify: identify(),
         pubsub: gossipsub({
           // Consensus messages carry their own validator signatures; a libp2p signature per message
-          // would only add bytes and CPU. Ids are content hashes, so the same transaction published
-          // by two nodes is one message.
+          // would only add bytes and CPU. Ids are hashes of the signed content (message-id.ts), so
+          // the same transaction published by two nodes is one message, and a vote or proposal
+          // re-wrapped with another (unsigned) `sentAt` is a duplicate, not relayed again.
           globalSignaturePolicy: StrictNoSign,
-          msgIdFn: (msg) => createHash('sha256').update(msg.topic).update(msg.data).digest(),
+          msgIdFn: (msg) => gossipMessageId(msg.topic, this.topicByWire.get(msg.topic), msg.data),
           // Nothing is forwarded until handlers.onGossip has judged it (reportMessageValidationResult).
           asyncValidation: true,
           allowPublishToZeroTopicPeers: true,

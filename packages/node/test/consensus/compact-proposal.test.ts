@@ -314,6 +314,67 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
   assert.ok(asked.includes(good.hash), 'the usable proposal was fetched for');
 });
 
+test('a genuine proposal is relayed once: re-wrapped (another sentAt) or with other signature bytes under the same transaction hashes, it is not relayed again', async () => {
+  // `sentAt` is not signed, nor are transaction signatures covered by the block hash: keyed on the
+  // envelope, every such copy was accepted (and so relayed network-wide) again.
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  hub.join('relay', { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const tx = transfer(0n);
+  const v1 = validators[1]!;
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: v1.seed, publicKey: v1.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
+    v1.seed,
+  );
+  const message: ProposalMessage = {
+    proposal,
+    block: pending.block,
+    lastCommit: pending.lastCommit,
+    sentAt: 1n,
+  };
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, message), 'relay'), 'accept');
+  assert.equal(
+    await gossip('proposal', encode(proposalMessageCodec, { ...message, sentAt: 2n }), 'relay'),
+    'ignore',
+  );
+  const otherSignatureBytes = { ...message, block: { ...pending.block, txs: [malleated(tx)] } };
+  assert.equal(
+    await gossip('proposal', encode(proposalMessageCodec, otherSignatureBytes), 'relay'),
+    'ignore',
+  );
+  // Its compact form, from a peer that holds the block: the same signed proposal, not relayed.
+  const compact = encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v1.seed));
+  assert.equal(await gossip('compact-proposal', compact, 'relay'), 'ignore');
+  // Another round's proposal of the same block (a re-proposal) is news.
+  const round1 = signProposal('unc-dev-1', { ...proposal, round: 1, polRound: 0 }, v1.seed);
+  assert.equal(
+    await gossip('proposal', encode(proposalMessageCodec, { ...message, proposal: round1 }), 'relay'),
+    'accept',
+  );
+});
+
 test("the next round's proposer cannot take the current round's fetch slots", async () => {
   const hub = new MemoryNetworkHub();
   const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));

@@ -28,6 +28,7 @@ import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
+import { gossipMessageId } from '../../src/p2p/message-id.js';
 import type { DirectMessage } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 
@@ -402,6 +403,79 @@ test('a peer that reconnects in a loop gets one catch-up per block interval, sen
   // None of it went to every peer: publishes since are the node's own consensus traffic only
   // (a round's prevote and precommit at most), not 351 re-broadcasts.
   assert.ok(published.length - publishedBefore < 20, `${published.length - publishedBefore} publishes`);
+  await stopNode(node);
+});
+
+test('on a healthy chain a connection gets its own catch-up and nothing else: no re-send of the height to every peer', async () => {
+  // A fresh connection used to bring forward the re-broadcast of the whole height (proposals and
+  // votes, relayed network-wide) once per block interval, however healthy the chain.
+  const hub = new MemoryNetworkHub();
+  const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
+  try {
+    await until('height 2 on all validators', () => minHeight(nodes) >= 2n);
+    const net = hub.member('v0')!;
+    const sent: string[] = [];
+    const publish = net.publish.bind(net);
+    net.publish = async (topic, data) => {
+      if (topic === 'vote' || topic === 'proposal' || topic === 'compact-proposal')
+        sent.push(toHex(gossipMessageId(topic, topic, data)));
+      return publish(topic, data);
+    };
+    const directTo: string[] = [];
+    const sendDirect = net.sendDirect.bind(net);
+    net.sendDirect = async (peer, messages) => {
+      directTo.push(peer);
+      return sendDirect(peer, messages);
+    };
+    // Fresh peers connect right after each commit (the chain is as healthy as it gets).
+    let wave = 0;
+    const stopListening = nodes[0]!.driver.onCommit(() => {
+      if (wave >= 3) return;
+      wave++;
+      for (let i = 0; i < 20; i++) net.connected(`fresh-${wave}-${i}`);
+    });
+    const start = nodes[0]!.chain.height;
+    const regossipsBefore = nodes[0]!.driver.regossipStats.rounds;
+    await until('three more heights', () => nodes[0]!.chain.height >= start + 4n);
+    stopListening();
+    assert.equal(wave, 3);
+    assert.equal(new Set(sent).size, sent.length, 'a consensus message was sent to every peer again');
+    assert.deepEqual(
+      directTo.filter((p) => !p.startsWith('fresh-')),
+      [],
+      'peers that stayed connected were sent the height again',
+    );
+    assert.ok(directTo.length > 0, 'the new peers got their catch-ups');
+    assert.equal(nodes[0]!.driver.regossipStats.rounds, regossipsBefore);
+  } finally {
+    for (const n of nodes) await stopNode(n);
+  }
+});
+
+test('a stalled height is re-sent to each peer directly (gossip would drop it as seen), at most once per block interval', async () => {
+  const hub = new MemoryNetworkHub();
+  // One validator of four: it cannot decide, so its height stalls.
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  hub.join('peer-a', {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+  });
+  const published: string[] = [];
+  const publish = net.publish.bind(net);
+  net.publish = async (topic, data) => {
+    if (topic === 'vote') published.push(toHex(gossipMessageId(topic, topic, data)));
+    return publish(topic, data);
+  };
+  const direct: string[] = [];
+  net.sendDirect = async (peer) => {
+    direct.push(peer);
+  };
+  const before = direct.length;
+  await until('a re-send of the stalled height', () => node.driver.regossipStats.rounds >= 2, 10_000);
+  assert.ok(direct.slice(before).includes('peer-a'), 'the connected peer was sent the height');
+  assert.equal(new Set(published).size, published.length, 'a vote was published twice');
   await stopNode(node);
 });
 
