@@ -10,6 +10,7 @@ export * from './log.js';
 export * from './mempool.js';
 export * from './metrics.js';
 export * from './node.js';
+export * from './p2p/connection-limits.js';
 export * from './p2p/frames.js';
 export * from './p2p/lazy.js';
 export type {
@@ -19,6 +20,7 @@ export type {
   RequestOutcome,
   ScoringOptions,
 } from './p2p/libp2p.js';
+export * from './p2p/serve-budget.js';
 export * from './p2p/types.js';
 export {
   clientKey,

@@ -25,6 +25,7 @@ import { chainIdCodec, encode, equalBytes, MAX_TX_BYTES, toHex } from '@unc/core
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { type Logger, silentLogger } from '../log.js';
+import { type ConnectionLimits, connectionLimits, connectionManagerSettings } from './connection-limits.js';
 import {
   type BlockRange,
   blockRangeCodec,
@@ -39,6 +40,7 @@ import {
   txRequestCodec,
 } from './frames.js';
 import { gossipMessageId } from './message-id.js';
+import { ServeBudget, type ServeBudgetLimits } from './serve-budget.js';
 import {
   type ChainStatus,
   type DirectMessage,
@@ -132,6 +134,10 @@ export interface NetworkOptions {
   /** Deadline of one request (dial, send, whole answer). Default 10000. */
   requestTimeoutMs?: number;
   scoring?: Partial<ScoringOptions>;
+  /** What `/txs/1` serves per peer and in all per interval (serve-budget.ts). */
+  txServe?: Partial<ServeBudgetLimits>;
+  /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
+  connections?: Partial<ConnectionLimits>;
   logger?: Logger;
   metrics?: NetworkMetricsHooks;
 }
@@ -147,6 +153,8 @@ export interface Libp2pNetwork extends Network {
   isBanned(peer: string): boolean;
   /** Peers in this node's gossipsub mesh for a topic (peers it forwards that topic to). */
   meshPeers(topic: GossipTopic): string[];
+  /** The connection limits in force. */
+  readonly connectionLimits: ConnectionLimits;
 }
 
 export function gossipTopicName(chainId: string, topic: GossipTopic): string {
@@ -275,6 +283,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly requestTimeoutMs: number;
   private readonly maxBlockFrameBytes: number;
   private readonly maxBlocksResponseBytes: number;
+  private readonly txServeBudget: ServeBudget;
+  /** The connection limits in force (explicit, connection-limits.ts). */
+  readonly connectionLimits: ConnectionLimits;
   private readonly log: Logger;
   private node!: Libp2p<{ identify: unknown; pubsub: GossipSubService }>;
   private timer: NodeJS.Timeout | undefined;
@@ -287,6 +298,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.maxBlockFrameBytes = opts.maxBlockFrameBytes ?? DEFAULT_MAX_BLOCK_FRAME_BYTES;
     this.maxBlocksResponseBytes = opts.maxBlocksResponseBytes ?? DEFAULT_MAX_BLOCKS_RESPONSE_BYTES;
+    this.txServeBudget = new ServeBudget(opts.txServe);
+    this.connectionLimits = connectionLimits(opts.connections);
     this.log = (opts.logger ?? silentLogger).child('p2p');
     for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
   }
@@ -329,6 +342,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
+      // Explicit limits, never the library's defaults (connection-limits.ts).
+      connectionManager: connectionManagerSettings(this.connectionLimits),
       connectionGater: {
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
@@ -690,14 +705,16 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         } catch (err) {
           throw new MalformedRequest(errorMessage(err));
         }
-        // Only transactions of a block held for the height being decided, only those named.
+        // Only transactions of a block held for the height being decided, only those named, and
+        // within the peer's budget (serve-budget.ts): past it, a short answer.
         let total = 0;
-        for (const tx of (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(
-          0,
-          asked.ids.length,
-        )) {
+        const served = this.txServeBudget.takeIds(peer, asked.ids.length, Date.now())
+          ? (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(0, asked.ids.length)
+          : [];
+        for (const tx of served) {
           total += tx.byteLength;
           if (total > this.maxBlockFrameBytes) break;
+          if (!this.txServeBudget.takeBytes(peer, tx.byteLength, Date.now())) break;
           await sendFrame(stream, tx, signal);
         }
       } else if (kind === 'status') {
