@@ -168,6 +168,14 @@ const MAX_CATCH_UP_PEERS = 4_096;
  * validators needs 50.
  */
 const MAX_CATCH_UPS_PER_INTERVAL = 256;
+/**
+ * Of those, what peers that never relayed a usable consensus message may take: the rest is kept
+ * for peers that did (`relayingPeers`), so a flood of fresh ids cannot starve the peers that carry
+ * the network's votes and proposals of their catch-up.
+ */
+const MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL = MAX_CATCH_UPS_PER_INTERVAL / 2;
+/** Peers remembered as relaying usable consensus messages (most recent kept). */
+const MAX_RELAYING_PEERS = 1_024;
 
 /**
  * A connection brings the re-send of the height forward only once the height made no progress for
@@ -204,7 +212,13 @@ export class ConsensusDriver {
   private readonly peerCatchUpIntervalMs: number;
   /** When each peer last got a catch-up (oldest first), for the once-per-interval limit. */
   private readonly caughtUpAt = new Map<string, number>();
-  private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0 };
+  private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0, unproven: 0 };
+  /**
+   * Peers that sent this node a consensus message it accepted (a vote or proposal of the height
+   * being decided, signed by a validator), most recent last: such a peer carries the network's
+   * traffic, which costs a fresh identity a connection that stays up and relays genuine messages.
+   */
+  private readonly relayingPeers = new Map<string, true>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
@@ -755,11 +769,11 @@ export class ConsensusDriver {
     if (this.stopped) return 'ignore';
     switch (topic) {
       case 'vote':
-        return this.onVoteGossip(data);
+        return this.relayed(from, await this.onVoteGossip(data));
       case 'proposal':
-        return this.onProposalGossip(data, from);
+        return this.relayed(from, await this.onProposalGossip(data, from));
       case 'compact-proposal':
-        return this.onCompactProposalGossip(data, from);
+        return this.relayed(from, await this.onCompactProposalGossip(data, from));
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
@@ -767,6 +781,18 @@ export class ConsensusDriver {
       default:
         return 'ignore';
     }
+  }
+
+  /** Remembers a peer whose consensus message was accepted (catch-up priority, `peerConnected`). */
+  private relayed(from: string, verdict: Verdict): Verdict {
+    if (verdict !== 'accept') return verdict;
+    this.relayingPeers.delete(from);
+    this.relayingPeers.set(from, true);
+    if (this.relayingPeers.size > MAX_RELAYING_PEERS) {
+      const oldest = this.relayingPeers.keys().next().value;
+      if (oldest !== undefined) this.relayingPeers.delete(oldest);
+    }
+    return verdict;
   }
 
   private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
@@ -1140,7 +1166,8 @@ export class ConsensusDriver {
   /**
    * A peer connected: it gets this height's proposals and votes, sent to it alone, at most once
    * per `peerCatchUpIntervalMs` however often it reconnects, and no more than
-   * MAX_CATCH_UPS_PER_INTERVAL peers in all per interval. What it misses beyond that (a link
+   * MAX_CATCH_UPS_PER_INTERVAL peers in all per interval, of which peers that never relayed a
+   * usable consensus message take at most half (MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL). What it misses beyond that (a link
    * that flaps inside the interval) the stall re-gossip and sync recover.
    */
   private peerConnected(peer: string): void {
@@ -1148,15 +1175,18 @@ export class ConsensusDriver {
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
-      this.catchUpWindow = { start: now, count: 0 };
+      this.catchUpWindow = { start: now, count: 0, unproven: 0 };
+    const proven = this.relayingPeers.has(peer);
     if (
       (last !== undefined && now - last < this.peerCatchUpIntervalMs) ||
-      this.catchUpWindow.count >= MAX_CATCH_UPS_PER_INTERVAL
+      this.catchUpWindow.count >= MAX_CATCH_UPS_PER_INTERVAL ||
+      (!proven && this.catchUpWindow.unproven >= MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL)
     ) {
       this.catchUpStats.refused++;
       return;
     }
     this.catchUpWindow.count++;
+    if (!proven) this.catchUpWindow.unproven++;
     this.caughtUpAt.delete(peer);
     this.caughtUpAt.set(peer, now);
     if (this.caughtUpAt.size > MAX_CATCH_UP_PEERS) {

@@ -389,16 +389,17 @@ test('a peer that reconnects in a loop gets one catch-up per block interval, sen
   const publishedBefore = published.length;
   // 50 reconnections of one peer, at once: one catch-up, to it.
   for (let i = 0; i < 50; i++) net.connected('churner');
-  // 300 peer ids never seen before, at once: at most 256 catch-ups in the interval.
+  // 300 peer ids never seen before, at once: at most 128 catch-ups in the interval (the other half
+  // of the 256 is kept for peers that relay consensus messages).
   for (let i = 0; i < 300; i++) net.connected(`fresh-${i}`);
   await until(
     'the catch-ups to be sent',
-    () => direct.length >= 1 + 255 || stats.sent - before.sent >= 256,
+    () => direct.length >= 128 || stats.sent - before.sent >= 128,
     5_000,
   ).catch(() => undefined);
   assert.equal(direct.filter((d) => d.peer === 'churner').length, 1, 'one catch-up for 50 reconnections');
-  assert.ok(stats.refused - before.refused >= 49 + 44, `refused ${stats.refused - before.refused}`);
-  assert.ok(direct.length <= 256, `${direct.length} catch-ups`);
+  assert.ok(stats.refused - before.refused >= 49 + 172, `refused ${stats.refused - before.refused}`);
+  assert.ok(direct.length <= 128, `${direct.length} catch-ups`);
   for (const d of direct) assert.ok(d.messages <= 2_048);
   // None of it went to every peer: publishes since are the node's own consensus traffic only
   // (a round's prevote and precommit at most), not 351 re-broadcasts.
@@ -476,6 +477,40 @@ test('a stalled height is re-sent to each peer directly (gossip would drop it as
   await until('a re-send of the stalled height', () => node.driver.regossipStats.rounds >= 2, 10_000);
   assert.ok(direct.slice(before).includes('peer-a'), 'the connected peer was sent the height');
   assert.equal(new Set(published).size, published.length, 'a vote was published twice');
+  await stopNode(node);
+});
+
+test('a flood of fresh peer ids cannot take the catch-ups of peers that relay consensus messages', async () => {
+  const hub = new MemoryNetworkHub();
+  // One validator of four: it cannot decide, so its height and its messages stay put.
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  const direct: string[] = [];
+  net.sendDirect = async (peer) => {
+    direct.push(peer);
+  };
+  await until('the driver to run height 1', () => node.driver.position.height === 1n, 5_000);
+  // Peers that relayed a genuine vote of the height being decided (another validator's).
+  const gossip = node.driver.handlers().onGossip;
+  const relays = ['relay-a', 'relay-b', 'relay-c'];
+  for (const [i, relay] of relays.entries()) {
+    const vote = signVote(
+      'unc-dev-1',
+      { type: 'prevote', height: 1n, round: i, blockHash: null, validator: validators[1]!.publicKey },
+      validators[1]!.seed,
+    );
+    assert.equal(await gossip('vote', encode(voteMessageCodec, { vote, sentAt: 1n }), relay), 'accept');
+  }
+  // 1,000 fresh ids connect first, then the relays (their links flapped).
+  for (let i = 0; i < 1_000; i++) net.connected(`sybil-${i}`);
+  for (const relay of relays) net.connected(relay);
+  await until('the relays’ catch-ups', () => relays.every((r) => direct.includes(r)), 5_000).catch(() => {});
+  assert.deepEqual(
+    relays.filter((r) => !direct.includes(r)),
+    [],
+    'relaying peers were refused their catch-up',
+  );
+  assert.ok(direct.filter((p) => p.startsWith('sybil-')).length <= 128);
   await stopNode(node);
 });
 
