@@ -263,6 +263,11 @@ export class ConsensusDriver {
   private readonly fetchingFrom = new Set<string>();
   /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
   private readonly fetchingRounds = new Map<string, number>();
+  /**
+   * Aborted when the height is decided (or another starts): a fetch for it then lets go of its
+   * request and its slots at once, rather than holding them until the request times out.
+   */
+  private fetchesOfHeight = new AbortController();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
   /** Signatures of the current height's proposals already accepted (and so relayed) once. */
@@ -318,6 +323,7 @@ export class ConsensusDriver {
       preverify: (block) => this.preverifySynced(block),
       logger: this.logger,
       onSynced: (committed) => {
+        this.abandonFetches();
         this.host.onCommitted(committed);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
       },
@@ -481,6 +487,7 @@ export class ConsensusDriver {
   private async startHeight(height: bigint): Promise<void> {
     if (this.stopped || height !== this.chain.height + 1n || height <= this.height) return;
     this.height = height;
+    this.abandonFetches();
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
@@ -727,7 +734,14 @@ export class ConsensusDriver {
     this.afterCommit(committed, action.round);
   }
 
+  /** Ends every transaction fetch in flight: the height they were for is over. */
+  private abandonFetches(): void {
+    this.fetchesOfHeight.abort();
+    this.fetchesOfHeight = new AbortController();
+  }
+
   private afterCommit(committed: CommittedBlock, round: number): void {
+    this.abandonFetches();
     if (round > 0) {
       this.logger.info('block decided after failed rounds', {
         height: committed.block.header.height,
@@ -924,6 +938,8 @@ export class ConsensusDriver {
    */
   private async fetchMissing(rebuild: Rebuild, from: string, network: Network): Promise<boolean> {
     const { height, blockHash } = rebuild.msg.proposal;
+    // Abandoned (its request too, and its slot freed) as soon as the height is decided.
+    const signal = this.fetchesOfHeight.signal;
     const others = network
       .peers()
       .map((p) => p.id)
@@ -933,7 +949,7 @@ export class ConsensusDriver {
         for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
           if (this.stopped || height !== this.chain.height + 1n) return false;
           const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
-          const answer = await network.requestTxs(peer, blockHash, ask);
+          const answer = await network.requestTxs(peer, blockHash, ask, signal);
           if (!rebuild.fill(answer)) {
             network.penalize(peer, `answered a transaction request for ${height} with other transactions`);
             break;
@@ -941,6 +957,7 @@ export class ConsensusDriver {
           if (answer.length < ask.length) break; // it holds no more of them: the next peer
         }
       } catch (err) {
+        if (signal.aborted) return false;
         this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
       }
       if (rebuild.complete) return true;

@@ -112,7 +112,14 @@ export interface NetworkMetricsHooks {
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
 }
 
-export type RequestOutcome = 'ok' | 'timeout' | 'unreachable' | 'unsupported' | 'bad-response' | 'failed';
+export type RequestOutcome =
+  | 'ok'
+  | 'timeout'
+  | 'unreachable'
+  | 'unsupported'
+  | 'bad-response'
+  | 'failed'
+  | 'cancelled';
 
 export interface NetworkOptions {
   /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/26656` or `/ip4/127.0.0.1/tcp/0`. */
@@ -587,7 +594,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return status;
   }
 
-  async requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
+  async requestTxs(
+    peer: string,
+    blockHash: Uint8Array,
+    ids: readonly Uint8Array[],
+    cancel?: AbortSignal,
+  ): Promise<Uint8Array[]> {
     if (ids.length === 0 || ids.length > MAX_TXS_PER_REQUEST) {
       throw new RangeError(`a transaction request names 1…${MAX_TXS_PER_REQUEST} ids`);
     }
@@ -598,6 +610,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       MAX_TX_BYTES,
       ids.length,
       this.maxBlockFrameBytes,
+      cancel,
     );
   }
 
@@ -626,10 +639,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxFrameBytes: number,
     maxFrames: number,
     maxTotalBytes: number,
+    cancel?: AbortSignal,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
-    const fail = (outcome: Exclude<RequestOutcome, 'ok'>, message: string): never => {
+    const fail = (failure: Exclude<RequestOutcome, 'ok'>, message: string): never => {
+      // Abandoned by the caller: nobody's fault, whatever the stream looked like when it stopped.
+      const outcome = cancel?.aborted ? 'cancelled' : failure;
       this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
       if (outcome === 'bad-response') this.scoreDown(peer, PENALTY.badResponse, message);
       else if (outcome === 'timeout' || outcome === 'failed')
@@ -642,7 +658,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } catch {
       throw new TypeError(`not a peer id: ${peer}`);
     }
-    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const deadline = AbortSignal.timeout(this.requestTimeoutMs);
+    const signal = cancel ? AbortSignal.any([deadline, cancel]) : deadline;
+    if (cancel?.aborted) return fail('cancelled', 'abandoned before it was sent');
     let stream: Stream;
     try {
       stream = await this.node.dialProtocol(id, protocol, { signal });

@@ -10,9 +10,11 @@ import {
   duplicateVoteEvidence,
   encode,
   envelopeFromSigned,
+  equalBytes,
   isTombstoned,
   PrivValidator,
   parseUnc,
+  selectProposer,
   signProposal,
   signTransaction,
   signVote,
@@ -23,8 +25,14 @@ import {
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
+import { compactOf } from '../../src/consensus/compact-block.js';
 import { parsePrivval } from '../../src/consensus/privval-store.js';
-import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import {
+  compactProposalCodec,
+  proposalMessageCodec,
+  txBatchCodec,
+  voteMessageCodec,
+} from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
@@ -512,6 +520,84 @@ test('a flood of fresh peer ids cannot take the catch-ups of peers that relay co
   );
   assert.ok(direct.filter((p) => p.startsWith('sybil-')).length <= 128);
   await stopNode(node);
+});
+
+test('fetches for a decided height let go of their requests and slots at once, not after a request timeout', async () => {
+  // Compact proposals whose ids nobody serves, from peers that never answer: each fetch held an
+  // overall slot (9 in all) until its request timed out, long after its height was decided.
+  const hub = new MemoryNetworkHub();
+  const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
+  const follower = await startNode(hub, 'follower', tempDir());
+  try {
+    await until('height 2 on the follower', () => follower.chain.height >= 2n);
+    const net = hub.member('follower')!;
+    const held: AbortSignal[] = [];
+    net.requestTxs = (_peer, _hash, _ids, signal) => {
+      if (signal) held.push(signal);
+      // A peer that never answers; only the caller's signal ends the wait.
+      return new Promise((_resolve, reject) =>
+        signal?.addEventListener('abort', () => reject(new Error('abandoned'))),
+      );
+    };
+    const gossip = follower.driver.handlers().onGossip;
+    let sentAt = 0n;
+    const stopListening = follower.driver.onCommit((c) => {
+      if (sentAt !== 0n) return;
+      const height = c.block.header.height + 1n;
+      sentAt = height;
+      const set = follower.chain.validatorSet();
+      const beacon = follower.chain.head.header.beacon;
+      for (const round of [0, 1])
+        for (let i = 0; i < 4; i++) {
+          const proposer = validators.find((v) =>
+            equalBytes(v.publicKey, selectProposer(set, beacon, height, round).publicKey),
+          )!;
+          const env = envelopeFromSigned(
+            signTransaction(
+              {
+                chainId: 'unc-dev-1',
+                signer: devKey(1).publicKey,
+                nonce: 0n,
+                expiresAt: 1_000n,
+                // Another fee, another transaction: eight blocks, each needing a fetch.
+                fee: parseUnc(String(1 + round * 4 + i)),
+                actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+              },
+              devKey(1).seed,
+            ),
+          );
+          const { pending } = follower.chain.buildProposal(
+            [env],
+            follower.chain.nextBlockTime(BigInt(Date.now())),
+            { seed: proposer.seed, publicKey: proposer.publicKey },
+            () => false,
+          );
+          assert.equal(pending.block.txs.length, 1);
+          const proposal = signProposal(
+            'unc-dev-1',
+            { height, round, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+            proposer.seed,
+          );
+          const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+          void gossip(
+            'compact-proposal',
+            encode(compactProposalCodec, compactOf(message, 'unc-dev-1', proposer.seed)),
+            `silent-${round}-${i}`,
+          );
+        }
+    });
+    await until('the fetches to start', () => held.length >= 4, 5_000);
+    stopListening();
+    await until('the height they were for to be decided', () => follower.chain.height >= sentAt);
+    await until('every request to be let go', () => held.every((s) => s.aborted), 3_000).catch(() => {});
+    assert.deepEqual(
+      held.map((s) => s.aborted),
+      held.map(() => true),
+      'a fetch for a decided height still holds its request',
+    );
+  } finally {
+    for (const n of [...nodes, follower]) await stopNode(n);
+  }
 });
 
 test('catch-ups share one encoding of each message: a crowd of new peers does not make the node encode the height once per peer', async () => {
