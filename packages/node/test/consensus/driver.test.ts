@@ -68,13 +68,19 @@ const genesis = devGenesisJson({
   validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
 });
 
-async function startNode(hub: MemoryNetworkHub, id: string, dataDir: string, seed?: Uint8Array) {
+async function startNode(
+  hub: MemoryNetworkHub,
+  id: string,
+  dataDir: string,
+  seed?: Uint8Array,
+  timeouts = TIMEOUTS,
+) {
   const node = await UncNode.start({
     dataDir,
     genesis,
     ...(seed ? { validatorSeed: seed } : {}),
     rpcPort: 0,
-    timeouts: TIMEOUTS,
+    timeouts,
     logger: silentLogger,
     network: async (handlers) => hub.join(id, handlers),
   });
@@ -419,7 +425,12 @@ test('on a healthy chain a connection gets its own catch-up and nothing else: no
   // A fresh connection used to bring forward the re-broadcast of the whole height (proposals and
   // votes, relayed network-wide) once per block interval, however healthy the chain.
   const hub = new MemoryNetworkHub();
-  const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
+  // A long propose timeout: the stall re-send (a height idle for a block interval and a propose
+  // timeout) never fires on a busy test machine, so any re-send seen here came from a connection.
+  const slowStall = { ...TIMEOUTS, proposeMs: 10_000 };
+  const nodes = await Promise.all(
+    validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed, slowStall)),
+  );
   try {
     await until('height 2 on all validators', () => minHeight(nodes) >= 2n);
     const net = hub.member('v0')!;
