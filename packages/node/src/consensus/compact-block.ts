@@ -111,23 +111,63 @@ export function compactIdsSigned(
   );
 }
 
+/** The wire ids of a block's transactions and the hash of their list, computed once per block. */
+const blockIds = new WeakMap<Block, { ids: Uint8Array[]; idsHash: string }>();
+
+/** The wire ids of `block`'s transactions, and `sha256` of their list as the proposer signs it. */
+export function wireIdsOfBlock(block: Block): { ids: Uint8Array[]; idsHash: string } {
+  let held = blockIds.get(block);
+  if (!held) {
+    const ids = block.txs.map(wireTxId);
+    held = { ids, idsHash: idListHash(ids) };
+    blockIds.set(block, held);
+  }
+  return held;
+}
+
+/** `sha256` of an id list in its canonical encoding (hex): what `compactIdsSignBytes` covers. */
+export function idListHash(ids: readonly Uint8Array[]): string {
+  return toHex(sha256(encode(txIdsCodec, [...ids])));
+}
+
 /**
- * The compact form of a full proposal message, its id list signed with `proposerSeed` (the key of
- * `msg.proposal.proposer`: only the proposer sends its proposal compact).
+ * Whether the proposal's proposer signed the wire ids of this full proposal's transactions: the
+ * bytes travelling are the proposer's, so a block found invalid is its fault, not a relay's.
  */
-export function compactOf(
-  msg: ProposalMessage,
+export function fullIdsSigned(
   chainId: string,
+  msg: ProposalMessage,
+  verify: VerifyFn = defaultVerify,
+): boolean {
+  return verify(
+    msg.proposal.proposer,
+    compactIdsSignBytes(chainId, msg.proposal.signature, wireIdsOfBlock(msg.block).ids),
+    msg.idsSignature,
+  );
+}
+
+/** The proposer's signature over its proposal's transaction ids (`proposerSeed`: the proposer's key). */
+export function signProposalIds(
+  chainId: string,
+  proposal: ProposalMessage['proposal'],
+  block: Block,
   proposerSeed: Uint8Array,
-): CompactProposalMessage {
-  const txIds = msg.block.txs.map(wireTxId);
+): Uint8Array {
+  return ed25519Sign(
+    proposerSeed,
+    compactIdsSignBytes(chainId, proposal.signature, wireIdsOfBlock(block).ids),
+  );
+}
+
+/** The compact form of a full proposal message: the same proposer-signed id list, ids instead of bytes. */
+export function compactOf(msg: ProposalMessage): CompactProposalMessage {
   return {
     proposal: msg.proposal,
     header: msg.block.header,
     blockCommit: msg.block.commit,
-    txIds,
+    txIds: wireIdsOfBlock(msg.block).ids,
     lastCommit: msg.lastCommit,
-    idsSignature: ed25519Sign(proposerSeed, compactIdsSignBytes(chainId, msg.proposal.signature, txIds)),
+    idsSignature: msg.idsSignature,
     sentAt: msg.sentAt,
   };
 }
@@ -241,7 +281,13 @@ export class Rebuild {
       txs: this.txs as Uint8Array[],
       commit: this.msg.blockCommit,
     };
-    return { proposal: this.msg.proposal, block, lastCommit: this.msg.lastCommit, sentAt: this.msg.sentAt };
+    return {
+      proposal: this.msg.proposal,
+      block,
+      lastCommit: this.msg.lastCommit,
+      idsSignature: this.msg.idsSignature,
+      sentAt: this.msg.sentAt,
+    };
   }
 }
 

@@ -61,11 +61,14 @@ import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
 import {
   compactOf,
+  idListHash,
   MAX_FETCH_PEERS,
   MAX_FETCHES,
   MAX_FETCHES_IN_ALL,
   Rebuild,
+  signProposalIds,
   txsOfBlock,
+  wireIdsOfBlock,
 } from './compact-block.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
@@ -239,8 +242,18 @@ export class ConsensusDriver {
   private startTimer: Cancel | null = null;
   private watchdog: Cancel | null = null;
   private lastProgress: number;
-  /** Blocks of the current height that executed on the head state, by hash, with the verdict. */
-  private pending = new Map<string, { pending: PendingBlock | null; message: ProposalMessage | null }>();
+  /**
+   * Blocks of the current height found valid on the head state, by hash, with the message they
+   * came in (null for this validator's own). Only valid ones: the block hash leaves transaction
+   * signatures out, so a verdict of invalid holds only for the exact bytes checked
+   * (`invalidContent`), never for every block under that hash.
+   */
+  private pending = new Map<string, { pending: PendingBlock; message: ProposalMessage | null }>();
+  /**
+   * Blocks of the current height found invalid, by block hash and the hash of their transactions'
+   * wire ids (`idListHash`): the exact bytes checked, which their proposer signed.
+   */
+  private invalidContent = new Set<string>();
   private future: Buffered[] = [];
   private readonly verified = new Set<string>();
   /** A stall check is asking the peers how far they are. */
@@ -270,8 +283,12 @@ export class ConsensusDriver {
   private fetchesOfHeight = new AbortController();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
-  /** Signatures of the current height's proposals already accepted (and so relayed) once. */
-  private relayedProposals = new Set<string>();
+  /**
+   * The current height's proposals accepted (and so relayed) once, by the proposal's signature,
+   * with their proposer's signature over the transaction ids they came with and the hash of those
+   * ids: what a re-send of the proposal carries (`proposalMessage`).
+   */
+  private signedIds = new Map<string, { idsSignature: Uint8Array; idsHash: string }>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
   private proposalArrived = new Set<number>();
 
@@ -491,7 +508,8 @@ export class ConsensusDriver {
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
-    this.relayedProposals = new Set();
+    this.signedIds = new Map();
+    this.invalidContent = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -502,7 +520,20 @@ export class ConsensusDriver {
     });
     // A proposal this validator signed before a restart, whose block only it may have.
     const own = this.lastProposal;
-    if (own && own.proposal.height === height) await this.onProposalMessage({ ...own, sentAt: 0n }, null);
+    if (own && own.proposal.height === height && this.validator)
+      await this.onProposalMessage(
+        {
+          ...own,
+          idsSignature: signProposalIds(
+            this.chain.genesis.chainId,
+            own.proposal,
+            own.block,
+            this.validator.seed,
+          ),
+          sentAt: 0n,
+        },
+        null,
+      );
     await this.replayBuffered(height);
   }
 
@@ -541,8 +572,8 @@ export class ConsensusDriver {
     for (const a of actions) {
       if (a.type !== 'broadcast-proposal') continue;
       const known = this.pending.get(toHex(a.proposal.blockHash));
-      const block = known?.pending?.block ?? known?.message?.block;
-      const lastCommit = known?.pending?.lastCommit ?? known?.message?.lastCommit;
+      const block = known?.pending.block;
+      const lastCommit = known?.pending.lastCommit;
       if (block && lastCommit) this.lastProposal = { proposal: a.proposal, block, lastCommit };
     }
     // Every signature changes the last signature (or the slot); nothing else needs a write.
@@ -572,10 +603,7 @@ export class ConsensusDriver {
         // An empty block goes whole (it is as small), and so does every re-sent proposal
         // (`regossip`): the peers it is for missed things, transactions likely among them.
         if (msg && this.validator && this.compactProposals && msg.block.txs.length > 0)
-          this.publish(
-            'compact-proposal',
-            encode(compactProposalCodec, compactOf(msg, this.chain.genesis.chainId, this.validator.seed)),
-          );
+          this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
         return;
@@ -651,18 +679,24 @@ export class ConsensusDriver {
     await this.handle({ type: 'timeout', height, round, step });
   }
 
+  /**
+   * A proposal as it is sent (broadcast or re-sent): the block this node holds under its hash,
+   * with its proposer's signature over those very transaction bytes. That is the signature that
+   * came with the proposal, or this validator's own for its proposals. A proposal whose held
+   * bytes are not the ones its proposer signed (another copy of the block, with other valid
+   * signatures, came first) is not sent: peers would drop it as altered.
+   */
   private proposalMessage(proposal: Proposal): ProposalMessage | null {
     const known = this.pending.get(toHex(proposal.blockHash));
-    if (known?.pending) {
-      return {
-        proposal,
-        block: known.pending.block,
-        lastCommit: known.pending.lastCommit,
-        sentAt: this.sentAt(),
-      };
-    }
-    if (known?.message) return { ...known.message, proposal, sentAt: this.sentAt() };
-    return null;
+    if (!known) return null;
+    const { block, lastCommit } = known.pending;
+    const signed = this.signedIds.get(toHex(proposal.signature));
+    let idsSignature: Uint8Array | null = null;
+    if (signed && signed.idsHash === wireIdsOfBlock(block).idsHash) idsSignature = signed.idsSignature;
+    else if (this.validator && equalBytes(proposal.proposer, this.validator.publicKey))
+      idsSignature = signProposalIds(this.chain.genesis.chainId, proposal, block, this.validator.seed);
+    if (!idsSignature) return null;
+    return { proposal, block, lastCommit, idsSignature, sentAt: this.sentAt() };
   }
 
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
@@ -710,7 +744,7 @@ export class ConsensusDriver {
 
   private rememberPending(
     key: string,
-    entry: { pending: PendingBlock | null; message: ProposalMessage | null },
+    entry: { pending: PendingBlock; message: ProposalMessage | null },
   ): void {
     if (!this.pending.has(key) && this.pending.size >= MAX_PENDING_BLOCKS) {
       const oldest = this.pending.keys().next().value as string;
@@ -721,7 +755,7 @@ export class ConsensusDriver {
 
   private async commit(action: Extract<ConsensusAction, { type: 'commit' }>): Promise<void> {
     const known = this.pending.get(toHex(action.blockHash));
-    if (!known?.pending) {
+    if (!known) {
       // The machine only decides blocks the driver reported valid, so this is a bug, not input.
       this.logger.error('decided a block this node does not hold; catching up from peers', {
         height: action.height,
@@ -864,9 +898,15 @@ export class ConsensusDriver {
     this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     const known = this.pending.get(key);
-    const block = known?.pending?.block ?? known?.message?.block;
-    if (block)
-      return this.routeProposal({ proposal, block, lastCommit: msg.lastCommit, sentAt: msg.sentAt }, from);
+    // A block held under this hash is used only if its bytes are the ones signed here: another
+    // copy (other valid signatures, same hashes) would pair this proposal with bytes its proposer
+    // never signed, and a re-send of it would be dropped as altered.
+    const block = known?.pending.block;
+    if (block && wireIdsOfBlock(block).idsHash === idListHash(msg.txIds))
+      return this.routeProposal(
+        { proposal, block, lastCommit: msg.lastCommit, idsSignature: msg.idsSignature, sentAt: msg.sentAt },
+        from,
+      );
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
     this.logger.debug('compact proposal', {
       height: proposal.height,
@@ -975,8 +1015,7 @@ export class ConsensusDriver {
    */
   private servedTxs(blockHash: Uint8Array, ids: readonly Uint8Array[]): Uint8Array[] {
     if (ids.length > MAX_TXS_PER_REQUEST) return [];
-    const known = this.pending.get(toHex(blockHash));
-    const block = known?.pending?.block ?? known?.message?.block;
+    const block = this.pending.get(toHex(blockHash))?.pending.block;
     return block ? txsOfBlock(block, ids) : [];
   }
 
@@ -1009,26 +1048,35 @@ export class ConsensusDriver {
     return this.enqueue(() => this.onProposalMessage(msg, from));
   }
 
-  /** Checks the block a proposal names and hands the machine the proposal with that verdict. */
+  /**
+   * Checks the block a proposal names and hands the machine the proposal with that verdict.
+   * `msg` is a copy whose transaction bytes its proposer signed (`idsSignature`, checked on
+   * arrival: gossip-checks.ts, or rebuilt from the signed ids), or this validator's own (`from`
+   * null). So a block found invalid here is its proposer's doing, and the verdict is kept under
+   * the block hash and those bytes (`invalidContent`): never under the hash alone, which leaves
+   * the signatures out, so no altered copy can make a genuine one be taken for invalid.
+   */
   private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
     const { proposal } = msg;
     this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
     if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
+    const { idsHash } = wireIdsOfBlock(msg.block);
+    const content = `${key}:${idsHash}`;
     let known = this.pending.get(key);
-    const envelopes = known ? null : this.preverifier.decode(msg.block);
-    if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
-      // The proposer signed the header, which commits to the transactions and the last commit by
-      // hash; a message whose copies do not match was altered on the way. Holding that against
-      // the proposal would let any relay make honest validators vote nil.
-      if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
-      return 'reject';
-    }
-    if (!known) {
+    let valid = known !== undefined;
+    if (!known && !this.invalidContent.has(content)) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (!envelopes || !signedContentMatches(msg, envelopes)) {
+        // The header commits to the transactions and the last commit by hash; a copy whose
+        // last commit does not match was altered on the way (its proposer signed none of it).
+        if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
       let pending: PendingBlock | null = null;
       try {
-        pending = this.checkProposedBlock(msg, envelopes!);
+        pending = this.checkProposedBlock(msg, envelopes);
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
         this.logger.warn('invalid proposed block', {
@@ -1038,19 +1086,24 @@ export class ConsensusDriver {
           reason: err.message,
         });
       }
-      known = { pending, message: msg };
-      this.rememberPending(key, known);
+      if (pending) {
+        known = { pending, message: msg };
+        this.rememberPending(key, known);
+        valid = true;
+      } else {
+        if (this.invalidContent.size >= MAX_PENDING_BLOCKS * 16) this.invalidContent.clear();
+        this.invalidContent.add(content);
+      }
     }
-    await this.handle({ type: 'proposal', proposal, valid: known.pending !== null });
-    if (known.pending) {
-      // Relayed once per signed proposal: a later copy (re-wrapped, or with other transaction
-      // signature bytes under the same hashes, which the block hash does not cover) adds nothing
-      // the network has not been sent, and relaying it would let anyone re-broadcast a block at will.
-      if (from === null) return 'accept';
+    await this.handle({ type: 'proposal', proposal, valid });
+    if (valid) {
+      // Relayed once per signed proposal: a later copy (re-wrapped, or full after compact) adds
+      // nothing the network has not been sent, and relaying it would let anyone re-broadcast a
+      // block at will. Remembered with the ids its proposer signed, for re-sending it.
       const signed = toHex(proposal.signature);
-      if (this.relayedProposals.has(signed)) return 'ignore';
-      if (this.relayedProposals.size >= MAX_PENDING_BLOCKS * 16) this.relayedProposals.clear();
-      this.relayedProposals.add(signed);
+      if (this.signedIds.has(signed)) return from === null ? 'accept' : 'ignore';
+      if (this.signedIds.size >= MAX_PENDING_BLOCKS * 16) this.signedIds.clear();
+      this.signedIds.set(signed, { idsSignature: msg.idsSignature, idsHash });
       return 'accept';
     }
     if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);

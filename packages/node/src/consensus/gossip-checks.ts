@@ -27,7 +27,7 @@ import {
   verifyVoteSignature,
 } from '@unc/core';
 import type { Verdict } from '../p2p/types.js';
-import { compactIdsSigned } from './compact-block.js';
+import { compactIdsSigned, fullIdsSigned } from './compact-block.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
@@ -98,7 +98,13 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
   } catch {
     return { verdict: 'reject' };
   }
-  return checkSignedProposal(msg, msg.block.header, view);
+  // The proposer signed the wire ids of the transactions it sent (`idsSignature`): a copy with
+  // other transaction bytes under the same hashes (a signature altered on the way) is the
+  // sender's fault, dropped here, and never reaches the check that would find the block invalid.
+  const checked = checkSignedProposal(msg, msg.block.header, view);
+  if ('deliver' in checked && !fullIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
+  if ('buffer' in checked && !fullIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  return checked;
 }
 
 /**

@@ -40,6 +40,15 @@ export interface ProposalMessage {
   proposal: Proposal;
   block: Block;
   lastCommit: Commit;
+  /**
+   * The proposer's signature over the wire ids of `block.txs` (`compactIdsSignBytes`,
+   * compact-block.ts), as on a compact proposal. The block hash covers transaction hashes, which
+   * leave signatures out: without it a relay could alter one transaction's signature bytes, the
+   * copy would still match the header and the proposal's signature, and the block would be found
+   * invalid (an honest validator voting nil on a genuine proposal). With it, a copy whose
+   * transaction bytes are not the proposer's is dropped as altered in transit.
+   */
+  idsSignature: Uint8Array;
   sentAt: bigint;
 }
 
@@ -52,6 +61,7 @@ export const proposalMessageCodec: Codec<ProposalMessage> = struct<ProposalMessa
   proposal: proposalCodec,
   block: blockCodec,
   lastCommit: commitCodec,
+  idsSignature: bytesN(64, 'idsSignature'),
   sentAt: u64,
 });
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
+  decode,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
@@ -20,6 +21,7 @@ import {
   signProposal,
   signTransaction,
   toHex,
+  type Vote,
 } from '@unc/core';
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
@@ -35,12 +37,14 @@ import {
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
+  voteMessageCodec,
 } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -78,7 +82,7 @@ describe('compact blocks: the pure parts', () => {
   test('a block rebuilt from held and fetched transactions is byte for byte the proposer’s', () => {
     const txs = [transfer(0n), transfer(1n), transfer(2n)];
     const msg = fakeMessage(txs);
-    const compact = compactOf(msg, 'unc-dev-1', validators[0]!.seed);
+    const compact = compactOf(withIds(msg, validators[0]!.seed));
     assert.deepEqual(
       compact.txIds.map(toHex),
       txs.map((t) => toHex(wireTxId(t))),
@@ -97,10 +101,7 @@ describe('compact blocks: the pure parts', () => {
 
   test('an answer with a different transaction under the same transaction hash fills in nothing', () => {
     const txs = [transfer(0n), transfer(1n)];
-    const rebuild = new Rebuild(
-      compactOf(fakeMessage(txs), 'unc-dev-1', validators[0]!.seed),
-      () => undefined,
-    );
+    const rebuild = new Rebuild(compactOf(withIds(fakeMessage(txs), validators[0]!.seed)), () => undefined);
     const other = malleated(txs[1]!);
     // Same transaction hash (what the header's transaction root commits to), different bytes.
     assert.ok(equalBytes(envelopeFromBytes(other).hash, envelopeFromBytes(txs[1]!).hash));
@@ -200,13 +201,11 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
     { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
     v1.seed,
   );
-  const message: ProposalMessage = {
-    proposal,
-    block: pending.block,
-    lastCommit: pending.lastCommit,
-    sentAt: 1n,
-  };
-  const compact = encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v1.seed));
+  const message: ProposalMessage = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    v1.seed,
+  );
+  const compact = encode(compactProposalCodec, compactOf(withIds(message, v1.seed)));
   assert.ok(
     compact.byteLength < encode(proposalMessageCodec, message).byteLength,
     'the compact form is smaller',
@@ -230,7 +229,7 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   answer = (ids) => ids.flatMap((id) => (equalBytes(id, wireTxId(tx)) ? [tx] : []));
   hub.join('evil', { ...relayHandlers, txs: () => [] });
   const altered = encode(compactProposalCodec, {
-    ...compactOf(message, 'unc-dev-1', v1.seed),
+    ...compactOf(withIds(message, v1.seed)),
     txIds: [wireTxId(transfer(9n))],
   });
   const alteredVerdict = gossip('compact-proposal', altered, 'evil');
@@ -294,7 +293,7 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
     const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
     return {
       hash: toHex(pending.hash),
-      data: encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v.seed)),
+      data: encode(compactProposalCodec, compactOf(withIds(message, v.seed))),
     };
   };
 
@@ -314,7 +313,7 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
   assert.ok(asked.includes(good.hash), 'the usable proposal was fetched for');
 });
 
-test('a genuine proposal is relayed once: re-wrapped (another sentAt) or with other signature bytes under the same transaction hashes, it is not relayed again', async () => {
+test('a genuine proposal is relayed once: re-wrapped (another sentAt) it is not relayed again, and with other signature bytes under the same transaction hashes it is rejected', async () => {
   // `sentAt` is not signed, nor are transaction signatures covered by the block hash: keyed on the
   // envelope, every such copy was accepted (and so relayed network-wide) again.
   const hub = new MemoryNetworkHub();
@@ -348,30 +347,112 @@ test('a genuine proposal is relayed once: re-wrapped (another sentAt) or with ot
     { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
     v1.seed,
   );
-  const message: ProposalMessage = {
-    proposal,
-    block: pending.block,
-    lastCommit: pending.lastCommit,
-    sentAt: 1n,
-  };
+  const message: ProposalMessage = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    v1.seed,
+  );
   assert.equal(await gossip('proposal', encode(proposalMessageCodec, message), 'relay'), 'accept');
   assert.equal(
     await gossip('proposal', encode(proposalMessageCodec, { ...message, sentAt: 2n }), 'relay'),
     'ignore',
   );
+  // Other signature bytes under the same transaction hashes: not what the proposer signed the ids
+  // of, so the copy was altered on the way (rejected, its sender scored down).
   const otherSignatureBytes = { ...message, block: { ...pending.block, txs: [malleated(tx)] } };
   assert.equal(
     await gossip('proposal', encode(proposalMessageCodec, otherSignatureBytes), 'relay'),
-    'ignore',
+    'reject',
   );
   // Its compact form, from a peer that holds the block: the same signed proposal, not relayed.
-  const compact = encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v1.seed));
+  const compact = encode(compactProposalCodec, compactOf(withIds(message, v1.seed)));
   assert.equal(await gossip('compact-proposal', compact, 'relay'), 'ignore');
   // Another round's proposal of the same block (a re-proposal) is news.
   const round1 = signProposal('unc-dev-1', { ...proposal, round: 1, polRound: 0 }, v1.seed);
   assert.equal(
-    await gossip('proposal', encode(proposalMessageCodec, { ...message, proposal: round1 }), 'relay'),
+    await gossip(
+      'proposal',
+      encode(proposalMessageCodec, withIds({ ...message, proposal: round1 }, v1.seed)),
+      'relay',
+    ),
     'accept',
+  );
+});
+
+test('a full proposal with one transaction signature altered in transit, arriving first, does not make a validator vote nil on the genuine one', async () => {
+  // The block hash covers transaction hashes, which leave signatures out: the altered copy matched
+  // the header and the proposal's signature, was found invalid, and "invalid" was kept under the
+  // block hash, so the genuine copy arriving next was taken for invalid too and v0 prevoted nil.
+  // One relay could stop a height this way (full proposals travel on every catch-up and re-send).
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const prevotes: Vote[] = [];
+  const watcher: NetworkHandlers = {
+    onGossip: (topic, data) => {
+      if (topic !== 'vote') return 'ignore';
+      const { vote } = decode(voteMessageCodec, data);
+      if (vote.type === 'prevote' && equalBytes(vote.validator, validators[0]!.publicKey))
+        prevotes.push(vote);
+      return 'ignore';
+    },
+    status: () => node.driver.status(),
+    blocks: async () => [],
+  };
+  hub.join('relay', watcher);
+  hub.join('evil', { ...watcher, onGossip: () => 'ignore' });
+  const penalties: { peer: string; reason: string }[] = [];
+  const net = hub.member('v0')!;
+  net.penalize = (peer, reason) => penalties.push({ peer, reason });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const set = node.chain.validatorSet();
+  const proposer = validators.find((v) =>
+    equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, 0).publicKey),
+  )!;
+  assert.notEqual(proposer, validators[0], 'v0 is not the proposer of round 0 (it votes on another’s block)');
+  const gossip = node.driver.handlers().onGossip;
+  const tx = transfer(0n);
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: proposer.seed, publicKey: proposer.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+    proposer.seed,
+  );
+  const genuine = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    proposer.seed,
+  );
+  const tampered = { ...genuine, block: { ...genuine.block, txs: [malleated(tx)] } };
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, tampered), 'evil'), 'reject');
+  assert.ok(
+    penalties.every((p) => p.peer === 'evil'),
+    'only the relay that sent the altered copy is blamed',
+  );
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay'), 'accept');
+  await waitUntil('v0 to prevote in round 0', () => prevotes.some((v) => v.height === 1n && v.round === 0), {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
+  const prevote = prevotes.find((v) => v.height === 1n && v.round === 0)!;
+  assert.ok(
+    prevote.blockHash !== null && equalBytes(prevote.blockHash, pending.hash),
+    'v0 prevoted nil on the genuine proposal',
   );
 });
 
@@ -424,7 +505,7 @@ test("the next round's proposer cannot take the current round's fetch slots", as
     const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
     return {
       hash: toHex(pending.hash),
-      data: encode(compactProposalCodec, compactOf(message, 'unc-dev-1', v.seed)),
+      data: encode(compactProposalCodec, compactOf(withIds(message, v.seed))),
     };
   };
   // Round 1's proposer signs four proposals for its own turn, sent from four peers: all held.
@@ -453,7 +534,7 @@ test("the next round's proposer cannot take the current round's fetch slots", as
   assert.ok(fetched, "the current round's proposal was dropped: the next round's took every slot");
 });
 
-function fakeMessage(txs: Uint8Array[]): ProposalMessage {
+function fakeMessage(txs: Uint8Array[]): Omit<ProposalMessage, 'idsSignature'> {
   const zero = new Uint8Array(32);
   const header = {
     chainId: 'unc-dev-1',

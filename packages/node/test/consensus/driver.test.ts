@@ -39,6 +39,7 @@ import { UncNode } from '../../src/node.js';
 import { gossipMessageId } from '../../src/p2p/message-id.js';
 import type { DirectMessage } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -289,7 +290,10 @@ test('gossip from outside the validator set, with forged signatures or malformed
       { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
       v1.seed,
     );
-    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    const message = withIds(
+      { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+      v1.seed,
+    );
     const altered = { ...message, lastCommit: { ...message.lastCommit, round: 7 } };
     assert.equal(await gossip('proposal', encode(proposalMessageCodec, altered), 'relay'), 'reject');
     assert.equal(await gossip('proposal', encode(proposalMessageCodec, message), 'relay'), 'accept');
@@ -592,7 +596,7 @@ test('fetches for a decided height let go of their requests and slots at once, n
           const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
           void gossip(
             'compact-proposal',
-            encode(compactProposalCodec, compactOf(message, 'unc-dev-1', proposer.seed)),
+            encode(compactProposalCodec, compactOf(withIds(message, proposer.seed))),
             `silent-${round}-${i}`,
           );
         }

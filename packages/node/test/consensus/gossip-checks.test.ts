@@ -28,6 +28,7 @@ import {
   voteMessageCodec,
 } from '../../src/consensus/wire.js';
 import { devKey, devValidatorKey } from '../../src/dev.js';
+import { withIds } from './signed-ids.js';
 
 const CHAIN = 'unc-dev-1';
 const members = [0, 1, 2, 3].map((i) => devValidatorKey(i));
@@ -102,20 +103,20 @@ test('proposals: a block that is not the one signed, or from an outsider, is rej
       { height: 5n, round: 0, polRound: -1, blockHash: hash, proposer: key.publicKey },
       key.seed,
     );
-  const msg = (p: ReturnType<typeof proposal>) =>
-    encode(proposalMessageCodec, { proposal: p, block, lastCommit, sentAt: 1n });
+  const msg = (p: ReturnType<typeof proposal>, seed = members[0]!.seed) =>
+    encode(proposalMessageCodec, withIds({ proposal: p, block, lastCommit, sentAt: 1n }, seed, CHAIN));
   const good = checkProposalGossip(msg(proposal(members[0]!, blockHash(header))), view);
   assert.equal(good.verdict, 'accept');
   assert.deepEqual(checkProposalGossip(msg(proposal(members[0]!, new Uint8Array(32).fill(9))), view), {
     verdict: 'reject',
   });
-  assert.deepEqual(checkProposalGossip(msg(proposal(outsider, blockHash(header))), view), {
+  assert.deepEqual(checkProposalGossip(msg(proposal(outsider, blockHash(header)), outsider.seed), view), {
     verdict: 'reject',
   });
   assert.deepEqual(checkProposalGossip(new Uint8Array(40), view), { verdict: 'reject' });
   // The block a fresh proposal carries is its proposer's own, and not from the future.
   const p = proposal(members[1]!, blockHash(header));
-  const m = { proposal: p, block, lastCommit, sentAt: 1n };
+  const m = withIds({ proposal: p, block, lastCommit, sentAt: 1n }, members[1]!.seed, CHAIN);
   assert.match(proposalEnvelopeProblem(p, m, 0, 5_000) ?? '', /built by its proposer/);
   const own = proposal(members[0]!, blockHash(header));
   assert.equal(proposalEnvelopeProblem(own, { ...m, proposal: own }, 0, 5_000), null);
@@ -155,7 +156,7 @@ test('compact proposals: the id list is the proposer’s, signed; a copy of a ge
     members[0]!.seed,
   );
   const message = { proposal, block, lastCommit: block.commit, sentAt: 1n };
-  const genuine = compactOf(message, CHAIN, members[0]!.seed);
+  const genuine = compactOf(withIds(message, members[0]!.seed, CHAIN));
   const wireOf = (m: typeof genuine) => encode(compactProposalCodec, m);
   const good = checkCompactProposalGossip(wireOf(genuine), view);
   assert.equal(good.verdict, 'accept');
@@ -170,7 +171,7 @@ test('compact proposals: the id list is the proposer’s, signed; a copy of a ge
     verdict: 'reject',
   });
   // Ids signed by someone else than the proposal's proposer (another validator, say): rejected.
-  const byOther = compactOf(message, CHAIN, members[1]!.seed);
+  const byOther = compactOf(withIds(message, members[1]!.seed, CHAIN));
   assert.deepEqual(checkCompactProposalGossip(wireOf(byOther), view), { verdict: 'reject' });
   // The signature binds the very proposal: moved onto another round's proposal of the same block,
   // it no longer verifies.
