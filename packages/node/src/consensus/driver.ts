@@ -186,6 +186,12 @@ const MAX_RELAYING_PEERS = 1_024;
  */
 const CONNECT_REGOSSIP_IDLE_INTERVALS = 2;
 
+/**
+ * The share of the propose timeout one peer has to answer a transaction fetch before the next is
+ * asked (the last peer asked has the request's full timeout): 1 s of the default 3 s.
+ */
+const FETCH_PEER_SHARE_OF_PROPOSE = 1 / 3;
+
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
 /** The precommit wait after a nil quorum in round 0 (later rounds wait the machine's full, growing time). */
@@ -984,12 +990,21 @@ export class ConsensusDriver {
       .peers()
       .map((p) => p.id)
       .filter((id) => id !== from);
-    for (const peer of [from, ...others].slice(0, MAX_FETCH_PEERS)) {
+    const asked = [from, ...others].slice(0, MAX_FETCH_PEERS);
+    for (const [turn, peer] of asked.entries()) {
+      // Every peer but the last gets a share of the propose timeout, not the request's 10 s: the
+      // peer asked first is the one whose copy arrived first, and gossip drops the later copies
+      // as seen. A relay that forwards a genuine compact proposal first and then never answers
+      // would otherwise hold this node's rebuild past its round's timeout (a nil prevote), so
+      // that one relay could make every proposal needing a fetch fail.
+      const last = turn === asked.length - 1;
+      const deadline = last ? null : this.peerDeadline(signal);
+      const peerSignal = deadline?.signal ?? signal;
       try {
         for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
           if (this.stopped || height !== this.chain.height + 1n) return false;
           const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
-          const answer = await network.requestTxs(peer, blockHash, ask, signal);
+          const answer = await network.requestTxs(peer, blockHash, ask, peerSignal);
           if (!rebuild.fill(answer)) {
             network.penalize(peer, `answered a transaction request for ${height} with other transactions`);
             break;
@@ -999,6 +1014,8 @@ export class ConsensusDriver {
       } catch (err) {
         if (signal.aborted) return false;
         this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
+      } finally {
+        deadline?.cancel();
       }
       if (rebuild.complete) return true;
     }
@@ -1007,6 +1024,27 @@ export class ConsensusDriver {
       missing: rebuild.missing().length,
     });
     return false;
+  }
+
+  /**
+   * An abort signal for one peer's turn in a fetch: the height's (`parent`), or a share of the
+   * propose timeout on this node's clock, whichever comes first.
+   */
+  private peerDeadline(parent: AbortSignal): { signal: AbortSignal; cancel: () => void } {
+    const controller = new AbortController();
+    const onParent = () => controller.abort(parent.reason);
+    if (parent.aborted) controller.abort(parent.reason);
+    else parent.addEventListener('abort', onParent, { once: true });
+    const cancelTimer = this.clock.schedule(FETCH_PEER_SHARE_OF_PROPOSE * this.timeouts.proposeMs, () =>
+      controller.abort(new Error('the peer did not answer in its share of the round')),
+    );
+    return {
+      signal: controller.signal,
+      cancel: () => {
+        cancelTimer();
+        parent.removeEventListener('abort', onParent);
+      },
+    };
   }
 
   /**

@@ -456,6 +456,83 @@ test('a full proposal with one transaction signature altered in transit, arrivin
   );
 });
 
+test('a relay that forwards a genuine compact proposal first and never answers the fetch does not make a validator vote nil', async () => {
+  // The peer whose copy arrived first is asked first, and gossip drops the later copies as seen:
+  // it was given the request's whole timeout (10 s), past the round's propose timeout (3 s).
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const prevotes: Vote[] = [];
+  const handlers: NetworkHandlers = {
+    onGossip: (topic, data) => {
+      if (topic !== 'vote') return 'ignore';
+      const { vote } = decode(voteMessageCodec, data);
+      if (vote.type === 'prevote' && equalBytes(vote.validator, validators[0]!.publicKey))
+        prevotes.push(vote);
+      return 'ignore';
+    },
+    status: () => node.driver.status(),
+    blocks: async () => [],
+  };
+  hub.join('evil', handlers);
+  hub.join('good', handlers);
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const set = node.chain.validatorSet();
+  const proposer = validators.find((v) =>
+    equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, 0).publicKey),
+  )!;
+  assert.notEqual(proposer, validators[0]);
+  const tx = transfer(0n);
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: proposer.seed, publicKey: proposer.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+    proposer.seed,
+  );
+  const message = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    proposer.seed,
+  );
+  const asked: string[] = [];
+  const net = hub.member('v0')!;
+  net.requestTxs = (peer, _hash, ids, signal) => {
+    asked.push(peer);
+    if (peer === 'good') return Promise.resolve(txsOfBlock(pending.block, ids));
+    // The relay holds the request open until it is given up on.
+    return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+  };
+  const gossip = node.driver.handlers().onGossip;
+  const verdict = gossip('compact-proposal', encode(compactProposalCodec, compactOf(message)), 'evil');
+  await waitUntil('v0 to prevote in round 0', () => prevotes.some((v) => v.height === 1n && v.round === 0), {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
+  const prevote = prevotes.find((v) => v.height === 1n && v.round === 0)!;
+  assert.equal(asked[0], 'evil', 'the relay whose copy came first is asked first');
+  assert.ok(
+    prevote.blockHash !== null && equalBytes(prevote.blockHash, pending.hash),
+    'v0 prevoted nil: the silent relay held the fetch past the propose timeout',
+  );
+  assert.equal(await verdict, 'accept');
+});
+
 test("the next round's proposer cannot take the current round's fetch slots", async () => {
   const hub = new MemoryNetworkHub();
   const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
