@@ -379,6 +379,37 @@ test('connection limits are explicit and enforced: past maxConnections an inboun
   );
 });
 
+test('one address holds at most maxInboundConnectionsPerAddress inbound connections; bootstrap addresses are never locked out', async () => {
+  // The per-address limit was a rate only (5 a second): one host filled all the slots in 40 s, and
+  // past maxConnections every inbound connection was refused, the other validators' included.
+  const server = await node(100, { connections: { maxInboundConnectionsPerAddress: 1 } });
+  const first = await node(101);
+  const second = await node(102);
+  await first.net.dial(server.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(first.net, server.net), 'the first handshake');
+  await second.net.dial(server.net.listenAddrs[0]!).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!handshaken(server.net, second.net), 'a second connection from the same address was accepted');
+  await Promise.all([server.net.stop(), first.net.stop(), second.net.stop()]);
+
+  // A validator full of connections still takes its bootstrap peers' (here: every node is on
+  // 127.0.0.1, so the address of its bootstrap peer lets the others in too).
+  const peer = await node(103);
+  const full = await node(104, {
+    connections: { maxConnections: 1, maxInboundConnectionsPerAddress: 1 },
+    bootstrap: [peer.net.listenAddrs[0]!],
+  });
+  await waitFor(() => handshaken(full.net, peer.net), 'the bootstrap connection');
+  const validator = await node(105);
+  await validator.net.dial(full.net.listenAddrs[0]!).catch(() => undefined);
+  await waitFor(
+    () => handshaken(full.net, validator.net),
+    'a bootstrap address connecting to a full node',
+    5_000,
+  );
+  await Promise.all([full.net.stop(), peer.net.stop(), validator.net.stop()]);
+});
+
 test('a peer asking for transactions again and again is served its budget per interval, then short answers', async () => {
   const tx = new Uint8Array(1000).fill(5);
   const server = await node(96, {

@@ -17,6 +17,12 @@ export interface ConnectionLimits {
   inboundConnectionsPerAddressPerSecond: number;
   /** An inbound connection's handshake must finish within this, ms. Default 5000. */
   inboundUpgradeTimeoutMs: number;
+  /**
+   * Inbound connections open at once from one address (IP). Default 8. The rate alone bounds
+   * nothing over time: one host opening 5 a second filled all 200 slots in 40 s, and past
+   * `maxConnections` every inbound connection is refused, a validator's included.
+   */
+  maxInboundConnectionsPerAddress: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
@@ -24,6 +30,7 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
   maxIncomingPendingConnections: 16,
   inboundConnectionsPerAddressPerSecond: 5,
   inboundUpgradeTimeoutMs: 5_000,
+  maxInboundConnectionsPerAddress: 8,
 };
 
 /** The limits with `overrides` applied; a clear error for anything that is not a positive integer. */
@@ -48,12 +55,27 @@ export function parseConnectionLimits(value: unknown): Partial<ConnectionLimits>
   return { ...(value as Partial<ConnectionLimits>) };
 }
 
-/** The libp2p connection-manager settings for `limits`: every one that bounds inbound work, explicit. */
-export function connectionManagerSettings(limits: ConnectionLimits) {
+/**
+ * The libp2p connection-manager settings for `limits`: every one that bounds inbound work,
+ * explicit. `allow`: the addresses of the bootstrap peers (the operator's own list, normally the
+ * other validators), which no limit refuses and pruning never drops, so a host filling the slots
+ * cannot lock validators out of each other.
+ */
+export function connectionManagerSettings(limits: ConnectionLimits, bootstrap: readonly string[] = []) {
   return {
     maxConnections: limits.maxConnections,
     maxIncomingPendingConnections: limits.maxIncomingPendingConnections,
     inboundConnectionThreshold: limits.inboundConnectionsPerAddressPerSecond,
     inboundUpgradeTimeout: limits.inboundUpgradeTimeoutMs,
+    allow: [...new Set(bootstrap.map(addressOf).filter((a): a is string => a !== null))],
   };
+}
+
+/**
+ * The IP part of a multiaddr (`/ip4/1.2.3.4` of `/ip4/1.2.3.4/tcp/26656/p2p/…`), or null for a
+ * name (`/dns4/…`): only a literal address can be allowed, a name could point anywhere later.
+ */
+export function addressOf(multiaddr: string): string | null {
+  const m = /^\/(ip4|ip6)\/([^/]+)/.exec(multiaddr);
+  return m ? `/${m[1]}/${m[2]}` : null;
 }

@@ -25,7 +25,12 @@ import { chainIdCodec, encode, equalBytes, MAX_TX_BYTES, toHex } from '@unc/core
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { type Logger, silentLogger } from '../log.js';
-import { type ConnectionLimits, connectionLimits, connectionManagerSettings } from './connection-limits.js';
+import {
+  addressOf,
+  type ConnectionLimits,
+  connectionLimits,
+  connectionManagerSettings,
+} from './connection-limits.js';
 import {
   type BlockRange,
   blockRangeCodec,
@@ -350,8 +355,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       // Explicit limits, never the library's defaults (connection-limits.ts).
-      connectionManager: connectionManagerSettings(this.connectionLimits),
+      connectionManager: connectionManagerSettings(this.connectionLimits, opts.bootstrap),
       connectionGater: {
+        denyInboundConnection: (conn) => this.tooManyFrom(conn.remoteAddr.toString()),
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
         denyOutboundEncryptedConnection: refused,
@@ -794,6 +800,21 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   onPeerConnected(listener: (peer: string) => void): () => void {
     this.connectListeners.add(listener);
     return () => this.connectListeners.delete(listener);
+  }
+
+  /**
+   * Whether an inbound connection from `remote` (a multiaddr) is one too many from its address
+   * (`maxInboundConnectionsPerAddress`). Bootstrap peers' addresses are exempt, as they are from
+   * the connection manager's limits (connection-limits.ts).
+   */
+  private tooManyFrom(remote: string): boolean {
+    const address = addressOf(remote);
+    if (address === null || !this.node) return false;
+    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
+    let open = 0;
+    for (const c of this.node.getConnections())
+      if (c.direction === 'inbound' && addressOf(c.remoteAddr.toString()) === address) open++;
+    return open >= this.connectionLimits.maxInboundConnectionsPerAddress;
   }
 
   isBanned(peer: string): boolean {
