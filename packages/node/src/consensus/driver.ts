@@ -228,6 +228,8 @@ export class ConsensusDriver {
    * traffic, which costs a fresh identity a connection that stays up and relays genuine messages.
    */
   private readonly relayingPeers = new Map<string, true>();
+  /** Signatures of the votes and proposals heard so far (`firstHeard`). */
+  private readonly heardSignatures = new Set<string>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
@@ -822,12 +824,18 @@ export class ConsensusDriver {
   private async onGossip(topic: GossipTopic, data: Uint8Array, from: string): Promise<Verdict> {
     if (this.stopped) return 'ignore';
     switch (topic) {
-      case 'vote':
-        return this.relayed(from, await this.onVoteGossip(data));
-      case 'proposal':
-        return this.relayed(from, await this.onProposalGossip(data, from));
-      case 'compact-proposal':
-        return this.relayed(from, await this.onCompactProposalGossip(data, from));
+      case 'vote': {
+        const heard = { first: false };
+        return this.relayed(from, await this.onVoteGossip(data, heard), heard.first);
+      }
+      case 'proposal': {
+        const heard = { first: false };
+        return this.relayed(from, await this.onProposalGossip(data, from, heard), heard.first);
+      }
+      case 'compact-proposal': {
+        const heard = { first: false };
+        return this.relayed(from, await this.onCompactProposalGossip(data, from, heard), heard.first);
+      }
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
@@ -837,9 +845,14 @@ export class ConsensusDriver {
     }
   }
 
-  /** Remembers a peer whose consensus message was accepted (catch-up priority, `peerConnected`). */
-  private relayed(from: string, verdict: Verdict): Verdict {
-    if (verdict !== 'accept') return verdict;
+  /**
+   * Remembers a peer whose consensus message was accepted and new to this node (catch-up
+   * priority, `peerConnected`). Only a first delivery counts: direct messages (catch-ups) bypass
+   * gossip's seen-cache, so any peer could send back a vote it was just sent, have it accepted
+   * again, and buy each of its fresh ids the catch-ups kept for the peers that carry the traffic.
+   */
+  private relayed(from: string, verdict: Verdict, first: boolean): Verdict {
+    if (verdict !== 'accept' || !first) return verdict;
     this.relayingPeers.delete(from);
     this.relayingPeers.set(from, true);
     if (this.relayingPeers.size > MAX_RELAYING_PEERS) {
@@ -849,7 +862,19 @@ export class ConsensusDriver {
     return verdict;
   }
 
-  private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
+  /**
+   * Whether a signed consensus message (by its signature, checked) is heard here for the first
+   * time. Bounded; cleared when full (only genuine signatures of validators enter it).
+   */
+  private firstHeard(signature: Uint8Array): boolean {
+    const key = toHex(signature);
+    if (this.heardSignatures.has(key)) return false;
+    if (this.heardSignatures.size >= VERIFIED_CACHE) this.heardSignatures.clear();
+    this.heardSignatures.add(key);
+    return true;
+  }
+
+  private onVoteGossip(data: Uint8Array, heard: { first: boolean }): Promise<Verdict> | Verdict {
     const checked = checkVoteGossip(data, this.gossipView());
     // A vote for the head's height that arrived after this node committed it still shows its
     // validator is up (a far validator's votes often come after the quorum of the near ones).
@@ -860,6 +885,7 @@ export class ConsensusDriver {
     }
     if (!('deliver' in checked)) return checked.verdict;
     const vote = checked.deliver;
+    heard.first = this.firstHeard(vote.signature);
     this.liveness.saw(vote.validator, vote.height);
     if (this.syncing || vote.height !== this.height) {
       this.buffer({ kind: 'vote', vote });
@@ -875,13 +901,18 @@ export class ConsensusDriver {
     });
   }
 
-  private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
+  private onProposalGossip(
+    data: Uint8Array,
+    from: string,
+    heard: { first: boolean },
+  ): Promise<Verdict> | Verdict {
     const checked = checkProposalGossip(data, this.gossipView());
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
       this.buffer({ kind: 'proposal', msg: checked.buffer, from });
     }
     if (!('deliver' in checked)) return checked.verdict;
+    heard.first = this.firstHeard(checked.deliver.proposal.signature);
     this.liveness.saw(checked.deliver.proposal.proposer, checked.deliver.proposal.height);
     this.proposalArrives(checked.deliver.proposal);
     return this.routeProposal(checked.deliver, from);
@@ -892,13 +923,18 @@ export class ConsensusDriver {
    * fetches, then handled exactly like a full proposal (same checks of the header's commitments).
    * A later height's is not kept: the full proposal is sent again to nodes that fall behind.
    */
-  private async onCompactProposalGossip(data: Uint8Array, from: string): Promise<Verdict> {
+  private async onCompactProposalGossip(
+    data: Uint8Array,
+    from: string,
+    heard: { first: boolean },
+  ): Promise<Verdict> {
     const checked = checkCompactProposalGossip(data, this.gossipView());
     if ('buffer' in checked)
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
     if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
     const { proposal } = msg;
+    heard.first = this.firstHeard(proposal.signature);
     this.liveness.saw(proposal.proposer, proposal.height);
     // On arrival, before its transactions are fetched: a slow fetch is not the proposer's fault.
     this.proposalArrives(proposal);

@@ -537,6 +537,38 @@ test('a flood of fresh peer ids cannot take the catch-ups of peers that relay co
   await stopNode(node);
 });
 
+test('sending back a vote this node already holds does not make a peer a relaying one (no catch-up priority)', async () => {
+  // Direct messages bypass gossip's seen-cache: a fresh id sent the height's votes in its own
+  // catch-up could send one back, have it accepted again, and join the peers whose catch-ups are
+  // kept; a crowd of such ids then took every catch-up, a genuine relay's included.
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  const direct: string[] = [];
+  net.sendDirect = async (peer) => {
+    direct.push(peer);
+  };
+  await until('the driver to run height 1', () => node.driver.position.height === 1n, 5_000);
+  const gossip = node.driver.handlers().onGossip;
+  const vote = signVote(
+    'unc-dev-1',
+    { type: 'prevote', height: 1n, round: 0, blockHash: null, validator: validators[1]!.publicKey },
+    validators[1]!.seed,
+  );
+  const wire = encode(voteMessageCodec, { vote, sentAt: 1n });
+  assert.equal(await gossip('vote', wire, 'relay-a'), 'accept');
+  const echoes = Array.from({ length: 300 }, (_, i) => `echo-${i}`);
+  for (const echo of echoes) await gossip('vote', wire, echo);
+  // 1,000 fresh ids take the catch-ups left to unproven peers; then the echoes, then the relay.
+  for (let i = 0; i < 1_000; i++) net.connected(`sybil-${i}`);
+  for (const echo of echoes) net.connected(echo);
+  net.connected('relay-a');
+  await until('the relay’s catch-up', () => direct.includes('relay-a'), 5_000).catch(() => {});
+  assert.equal(direct.filter((p) => p.startsWith('echo-')).length, 0, 'echoing a held vote bought catch-ups');
+  assert.ok(direct.includes('relay-a'), 'the relaying peer was refused its catch-up');
+  await stopNode(node);
+});
+
 test('fetches for a decided height let go of their requests and slots at once, not after a request timeout', async () => {
   // Compact proposals whose ids nobody serves, from peers that never answer: each fetch held an
   // overall slot (9 in all) until its request timed out, long after its height was decided.
