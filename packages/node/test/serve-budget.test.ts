@@ -65,7 +65,18 @@ test('connection limits: explicit defaults, overrides checked, each passed to th
     maxIncomingPendingConnections: DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnections,
     inboundConnectionThreshold: DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerAddressPerSecond,
     inboundUpgradeTimeout: DEFAULT_CONNECTION_LIMITS.inboundUpgradeTimeoutMs,
+    allow: [],
   });
+  // Bootstrap peers' literal addresses are allowed past every limit (each once); names are not.
+  assert.deepEqual(
+    connectionManagerSettings(connectionLimits(), [
+      '/ip4/10.0.0.2/tcp/26656/p2p/12D3KooWA',
+      '/ip4/10.0.0.2/tcp/26657/p2p/12D3KooWB',
+      '/ip6/fd00::1/tcp/26656/p2p/12D3KooWC',
+      '/dns4/seed.example/tcp/26656/p2p/12D3KooWD',
+    ]).allow,
+    ['/ip4/10.0.0.2', '/ip6/fd00::1'],
+  );
   assert.deepEqual(parseConnectionLimits(undefined), {});
   assert.deepEqual(parseConnectionLimits({ maxConnections: 50 }), { maxConnections: 50 });
   assert.throws(() => parseConnectionLimits([]), /p2p must be an object/);
