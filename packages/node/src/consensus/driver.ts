@@ -1134,6 +1134,10 @@ export class ConsensusDriver {
     const { proposal } = msg;
     this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.height + 1n) return 'ignore';
+    // Only the round's own proposer's proposal is of any use (the machine drops the others), and
+    // checking a block costs its execution: any validator could sign any number of proposals out
+    // of turn, each a new signature (so relayed once each) and each checked here, at every node.
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return 'ignore';
     if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     const { idsHash } = wireIdsOfBlock(msg.block);

@@ -366,15 +366,35 @@ test('a genuine proposal is relayed once: re-wrapped (another sentAt) it is not 
   // Its compact form, from a peer that holds the block: the same signed proposal, not relayed.
   const compact = encode(compactProposalCodec, compactOf(withIds(message, v1.seed)));
   assert.equal(await gossip('compact-proposal', compact, 'relay'), 'ignore');
-  // Another round's proposal of the same block (a re-proposal) is news.
-  const round1 = signProposal('unc-dev-1', { ...proposal, round: 1, polRound: 0 }, v1.seed);
+  // Another round's proposal of the same block (a re-proposal by that round's proposer) is news.
+  const set = node.chain.validatorSet();
+  const next = validators.find((v) =>
+    equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, 1).publicKey),
+  )!;
+  const round1 = signProposal(
+    'unc-dev-1',
+    { ...proposal, round: 1, polRound: 0, proposer: next.publicKey },
+    next.seed,
+  );
   assert.equal(
     await gossip(
       'proposal',
-      encode(proposalMessageCodec, withIds({ ...message, proposal: round1 }, v1.seed)),
+      encode(proposalMessageCodec, withIds({ ...message, proposal: round1 }, next.seed)),
       'relay',
     ),
     'accept',
+  );
+  // Out of turn (round 1 signed by round 0's proposer): of no use to anyone, so neither checked
+  // nor relayed; each such signature used to cost every node a block check and be relayed.
+  const outOfTurn = signProposal('unc-dev-1', { ...proposal, round: 1, polRound: 0 }, v1.seed);
+  assert.notEqual(next, v1);
+  assert.equal(
+    await gossip(
+      'proposal',
+      encode(proposalMessageCodec, withIds({ ...message, proposal: outOfTurn }, v1.seed)),
+      'relay',
+    ),
+    'ignore',
   );
 });
 
