@@ -116,6 +116,7 @@ import {
   type Network,
   type NetworkHandlers,
   proposalMessageCodec,
+  signProposalIds,
   silentLogger,
   statusCodec,
   txBatchCodec,
@@ -748,7 +749,13 @@ export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup
   const sentAt = 1_767_000_000_000n;
   const proposalMessages = block1
     ? proposals.map((proposal) =>
-        encode(proposalMessageCodec, { proposal, block: block1, lastCommit: block0.commit, sentAt }),
+        encode(proposalMessageCodec, {
+          proposal,
+          block: block1,
+          lastCommit: block0.commit,
+          idsSignature: signProposalIds(chainId, proposal, block1, val.seed),
+          sentAt,
+        }),
       )
     : [];
   const gossipSeeds = [
@@ -780,7 +787,8 @@ export async function createTargets(opts: TargetOptions = {}): Promise<FuzzSetup
           },
           val.seed,
         );
-        return Uint8Array.of(1, ...encode(proposalMessageCodec, { ...m, proposal }));
+        const idsSignature = signProposalIds(chainId, proposal, m.block, val.seed);
+        return Uint8Array.of(1, ...encode(proposalMessageCodec, { ...m, proposal, idsSignature }));
       }
     } catch {
       // Not decodable any more: send as is.

@@ -3,6 +3,7 @@ import './polyfill.js';
 
 export { createApi } from './api.js';
 export * from './chain.js';
+export { signProposalIds } from './consensus/compact-block.js';
 export * from './consensus/wire.js';
 export * from './dev.js';
 export * from './explorer.js';
@@ -10,6 +11,7 @@ export * from './log.js';
 export * from './mempool.js';
 export * from './metrics.js';
 export * from './node.js';
+export * from './p2p/connection-limits.js';
 export * from './p2p/frames.js';
 export * from './p2p/lazy.js';
 export type {
@@ -19,6 +21,7 @@ export type {
   RequestOutcome,
   ScoringOptions,
 } from './p2p/libp2p.js';
+export * from './p2p/serve-budget.js';
 export * from './p2p/types.js';
 export {
   clientKey,

@@ -326,6 +326,113 @@ test("a block over 4 MiB (the length-prefix library's default bound) is served t
   await Promise.all([server.net.stop(), client.net.stop()]);
 });
 
+test('gossip ids leave the unsigned sentAt out: a vote re-wrapped with another one is a duplicate, transactions are not', async () => {
+  const a = await node(90);
+  const b = await node(91);
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net) && handshaken(b.net, a.net), 'handshake');
+  await waitFor(() => a.net.meshPeers('vote').includes(b.net.peerId), 'the vote mesh', 15_000);
+  // A vote message: signed content, then the 8-byte sentAt (consensus/wire.ts).
+  const signed = new Uint8Array(60).fill(0x21);
+  const wrapped = (sentAt: number) => {
+    const out = new Uint8Array(68);
+    out.set(signed);
+    new DataView(out.buffer).setBigUint64(60, BigInt(sentAt));
+    return out;
+  };
+  await a.net.publish('vote', wrapped(1));
+  await a.net.publish('vote', wrapped(2));
+  await a.net.publish('vote', wrapped(3));
+  // Transactions carry no sentAt: two batches that differ in their last byte are two messages.
+  const tx = new Uint8Array(60).fill(0x22);
+  await a.net.publish('tx', tx);
+  await a.net.publish(
+    'tx',
+    Uint8Array.from(tx, (x, i) => (i === 59 ? 0x23 : x)),
+  );
+  await waitFor(() => b.received.filter((r) => r.topic === 'tx').length === 2, 'both transaction batches');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(
+    b.received.filter((r) => r.topic === 'vote').length,
+    1,
+    're-wrapped copies were delivered again',
+  );
+  await Promise.all([a.net.stop(), b.net.stop()]);
+});
+
+test('connection limits are explicit and enforced: past maxConnections an inbound connection is refused', async () => {
+  const server = await node(92, { connections: { maxConnections: 1 } });
+  assert.equal(server.net.connectionLimits.maxConnections, 1);
+  assert.equal(server.net.connectionLimits.maxIncomingPendingConnections, 16);
+  const first = await node(93);
+  const second = await node(94);
+  await first.net.dial(server.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(first.net, server.net), 'the first handshake');
+  await second.net.dial(server.net.listenAddrs[0]!).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!handshaken(server.net, second.net), 'a connection past the limit was accepted');
+  assert.equal(server.net.peers().length, 1);
+  await Promise.all([server.net.stop(), first.net.stop(), second.net.stop()]);
+  await assert.rejects(
+    node(95, { connections: { maxConnections: 0 } }),
+    /p2p.maxConnections must be a positive integer/,
+  );
+});
+
+test('one address holds at most maxInboundConnectionsPerAddress inbound connections; bootstrap addresses are never locked out', async () => {
+  // The per-address limit was a rate only (5 a second): one host filled all the slots in 40 s, and
+  // past maxConnections every inbound connection was refused, the other validators' included.
+  const server = await node(100, { connections: { maxInboundConnectionsPerAddress: 1 } });
+  const first = await node(101);
+  const second = await node(102);
+  await first.net.dial(server.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(first.net, server.net), 'the first handshake');
+  await second.net.dial(server.net.listenAddrs[0]!).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!handshaken(server.net, second.net), 'a second connection from the same address was accepted');
+  await Promise.all([server.net.stop(), first.net.stop(), second.net.stop()]);
+
+  // A validator full of connections still takes its bootstrap peers' (here: every node is on
+  // 127.0.0.1, so the address of its bootstrap peer lets the others in too).
+  const peer = await node(103);
+  const full = await node(104, {
+    connections: { maxConnections: 1, maxInboundConnectionsPerAddress: 1 },
+    bootstrap: [peer.net.listenAddrs[0]!],
+  });
+  await waitFor(() => handshaken(full.net, peer.net), 'the bootstrap connection');
+  const validator = await node(105);
+  await validator.net.dial(full.net.listenAddrs[0]!).catch(() => undefined);
+  await waitFor(
+    () => handshaken(full.net, validator.net),
+    'a bootstrap address connecting to a full node',
+    5_000,
+  );
+  await Promise.all([full.net.stop(), peer.net.stop(), validator.net.stop()]);
+});
+
+test('a peer asking for transactions again and again is served its budget per interval, then short answers', async () => {
+  const tx = new Uint8Array(1000).fill(5);
+  const server = await node(96, {
+    txServe: { intervalMs: 60_000, maxBytesPerPeer: 3_000, maxIdsPerPeer: 10 },
+    handlers: { txs: (_hash, ids) => ids.map(() => tx) },
+  });
+  const client = await node(97);
+  await client.net.dial(server.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(client.net, server.net), 'handshake');
+  const block = new Uint8Array(32).fill(7);
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => new Uint8Array(32).fill(i + 1));
+  assert.equal((await client.net.requestTxs(server.net.peerId, block, ids(2))).length, 2);
+  // 3,000 bytes per interval: the third transaction is the last.
+  assert.equal((await client.net.requestTxs(server.net.peerId, block, ids(2))).length, 1);
+  assert.equal((await client.net.requestTxs(server.net.peerId, block, ids(2))).length, 0);
+  // Ids are counted too (10 per interval): asking costs the server a lookup even when nothing is sent.
+  assert.equal((await client.net.requestTxs(server.net.peerId, block, ids(5))).length, 0);
+  // A short answer is not misbehaviour: nobody was scored down.
+  assert.equal(scoreOf(client.net, server.net.peerId), 0);
+  assert.equal(scoreOf(server.net, client.net.peerId), 0);
+  await Promise.all([server.net.stop(), client.net.stop()]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {

@@ -11,6 +11,7 @@ import {
   DEV_MODELS,
   devChipKey,
   devKey,
+  parseConnectionLimits,
   parseRpcLimits,
   type RpcLimits,
   startNetwork,
@@ -98,6 +99,12 @@ export function startCommand(): Command {
         ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
+      let connections: ReturnType<typeof parseConnectionLimits>;
+      try {
+        connections = parseConnectionLimits(recorded.p2p);
+      } catch (err) {
+        throw new UncError('BAD_CONFIG', `${configPath}: ${(err as Error).message}`);
+      }
 
       const node = await UncNode.start({
         dataDir: join(home, 'data'),
@@ -116,6 +123,7 @@ export function startCommand(): Command {
             chainId: chain.genesis.chainId,
             genesisHash: chain.genesisHash,
             handlers,
+            connections,
             logger: logger.child('p2p'),
           }),
       });

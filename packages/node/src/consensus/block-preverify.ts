@@ -137,21 +137,6 @@ export class BlockPreverifier {
     return checked;
   }
 
-  /**
-   * Whether every transaction of `envs` carries a valid signature of its own, checked here in
-   * block order (passes found before are not checked again) and stopping at the first that fails;
-   * each pass is remembered. For copies of a block that is suspected of altered signatures.
-   */
-  signaturesValid(envs: readonly TxEnvelope[]): boolean {
-    for (const env of envs) {
-      const c = envelopeSignatureCheck(env);
-      if (this.passed.isVerified(c.publicKey, c.message, c.signature)) continue;
-      if (!ed25519Verify(c.publicKey, c.message, c.signature)) return false;
-      this.passed.add(ownCopy(c));
-    }
-    return true;
-  }
-
   /** Whether the transaction's own signature was found valid here. */
   isTxVerified = (env: TxEnvelope): boolean => {
     const c = envelopeSignatureCheck(env);

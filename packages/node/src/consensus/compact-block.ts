@@ -15,6 +15,9 @@
  * Attacks and bounds:
  * - ids nobody serves: the fetch gives up (request timeout); the proposal never reaches the
  *   machine and the round's propose timeout makes this node prevote nil, as for a missing one;
+ * - altered id lists: the proposer signs the id list (`compactIdsSignBytes`), checked with the
+ *   proposal's signature before any fetch, so a copy of a genuine proposal with other ids is
+ *   rejected (its sender scored down) and cannot take a round's fetch slots from the genuine one;
  * - an answer whose bytes do not hash to the id asked: dropped, the peer penalised;
  * - fetch floods: a node serves only transactions of a block it holds for the height being
  *   decided, and only those the request names; requests are bounded in ids and answers in bytes;
@@ -25,8 +28,21 @@
  *   turns far ahead, with ids nobody serves);
  * - amplification: an answer holds each transaction asked for once, however often it is named.
  */
-import { type Block, sha256, toHex } from '@unc/core';
-import type { CompactProposalMessage, ProposalMessage } from './wire.js';
+import {
+  type Block,
+  chainIdCodec,
+  defaultVerify,
+  ed25519Sign,
+  encode,
+  hash32,
+  sha256,
+  signature64,
+  string,
+  struct,
+  toHex,
+  type VerifyFn,
+} from '@unc/core';
+import { type CompactProposalMessage, type ProposalMessage, txIdsCodec } from './wire.js';
 
 /**
  * Fetches in flight at once for one round (the current or the next; the earlier rounds of the
@@ -47,14 +63,111 @@ export function wireTxId(bytes: Uint8Array): Uint8Array {
   return sha256(bytes);
 }
 
-/** The compact form of a full proposal message. */
+const compactIdsSignCodec = struct<{
+  domain: string;
+  chainId: string;
+  proposalSignature: Uint8Array;
+  txIdsHash: Uint8Array;
+}>('CompactIdsSignBytes', {
+  domain: string(32, 'domain'),
+  chainId: chainIdCodec,
+  proposalSignature: signature64,
+  txIdsHash: hash32,
+});
+
+/**
+ * What a proposer signs to vouch for a compact proposal's id list: 'UNC/compact-ids' ‖ chainId ‖
+ * the proposal's signature (which binds height, round, polRound, block hash and proposer) ‖ the
+ * `sha256` of the id list in its canonical encoding. Only how a proposal travels is signed: the
+ * block, its hash and the proposal's own signature are those of PROTOCOL.md, unchanged.
+ */
+export function compactIdsSignBytes(
+  chainId: string,
+  proposalSignature: Uint8Array,
+  txIds: readonly Uint8Array[],
+): Uint8Array {
+  return encode(compactIdsSignCodec, {
+    domain: 'UNC/compact-ids',
+    chainId,
+    proposalSignature,
+    txIdsHash: sha256(encode(txIdsCodec, [...txIds])),
+  });
+}
+
+/**
+ * Whether the proposal's proposer signed this id list. Checked before anything is fetched for it:
+ * an altered copy (the genuine signed proposal with other ids) is the sender's fault and takes no
+ * fetch slot.
+ */
+export function compactIdsSigned(
+  chainId: string,
+  msg: CompactProposalMessage,
+  verify: VerifyFn = defaultVerify,
+): boolean {
+  return verify(
+    msg.proposal.proposer,
+    compactIdsSignBytes(chainId, msg.proposal.signature, msg.txIds),
+    msg.idsSignature,
+  );
+}
+
+/** The wire ids of a block's transactions and the hash of their list, computed once per block. */
+const blockIds = new WeakMap<Block, { ids: Uint8Array[]; idsHash: string }>();
+
+/** The wire ids of `block`'s transactions, and `sha256` of their list as the proposer signs it. */
+export function wireIdsOfBlock(block: Block): { ids: Uint8Array[]; idsHash: string } {
+  let held = blockIds.get(block);
+  if (!held) {
+    const ids = block.txs.map(wireTxId);
+    held = { ids, idsHash: idListHash(ids) };
+    blockIds.set(block, held);
+  }
+  return held;
+}
+
+/** `sha256` of an id list in its canonical encoding (hex): what `compactIdsSignBytes` covers. */
+export function idListHash(ids: readonly Uint8Array[]): string {
+  return toHex(sha256(encode(txIdsCodec, [...ids])));
+}
+
+/**
+ * Whether the proposal's proposer signed the wire ids of this full proposal's transactions: the
+ * bytes travelling are the proposer's, so a block found invalid is its fault, not a relay's.
+ */
+export function fullIdsSigned(
+  chainId: string,
+  msg: ProposalMessage,
+  verify: VerifyFn = defaultVerify,
+): boolean {
+  return verify(
+    msg.proposal.proposer,
+    compactIdsSignBytes(chainId, msg.proposal.signature, wireIdsOfBlock(msg.block).ids),
+    msg.idsSignature,
+  );
+}
+
+/** The proposer's signature over its proposal's transaction ids (`proposerSeed`: the proposer's key). */
+export function signProposalIds(
+  chainId: string,
+  proposal: ProposalMessage['proposal'],
+  block: Block,
+  proposerSeed: Uint8Array,
+): Uint8Array {
+  return ed25519Sign(
+    proposerSeed,
+    compactIdsSignBytes(chainId, proposal.signature, wireIdsOfBlock(block).ids),
+  );
+}
+
+/** The compact form of a full proposal message: the same proposer-signed id list, ids instead of bytes. */
 export function compactOf(msg: ProposalMessage): CompactProposalMessage {
   return {
     proposal: msg.proposal,
     header: msg.block.header,
     blockCommit: msg.block.commit,
-    txIds: msg.block.txs.map(wireTxId),
+    txIds: wireIdsOfBlock(msg.block).ids,
     lastCommit: msg.lastCommit,
+    idsSignature: msg.idsSignature,
     sentAt: msg.sentAt,
   };
 }
@@ -168,7 +281,13 @@ export class Rebuild {
       txs: this.txs as Uint8Array[],
       commit: this.msg.blockCommit,
     };
-    return { proposal: this.msg.proposal, block, lastCommit: this.msg.lastCommit, sentAt: this.msg.sentAt };
+    return {
+      proposal: this.msg.proposal,
+      block,
+      lastCommit: this.msg.lastCommit,
+      idsSignature: this.msg.idsSignature,
+      sentAt: this.msg.sentAt,
+    };
   }
 }
 

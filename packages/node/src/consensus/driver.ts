@@ -68,11 +68,14 @@ import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
 import {
   compactOf,
+  idListHash,
   MAX_FETCH_PEERS,
   MAX_FETCHES,
   MAX_FETCHES_IN_ALL,
   Rebuild,
+  signProposalIds,
   txsOfBlock,
+  wireIdsOfBlock,
 } from './compact-block.js';
 import { EvidencePool } from './evidence-pool.js';
 import {
@@ -187,6 +190,26 @@ const MAX_CATCH_UP_PEERS = 4_096;
  * validators needs 50.
  */
 const MAX_CATCH_UPS_PER_INTERVAL = 256;
+/**
+ * Of those, what peers that never relayed a usable consensus message may take: the rest is kept
+ * for peers that did (`relayingPeers`), so a flood of fresh ids cannot starve the peers that carry
+ * the network's votes and proposals of their catch-up.
+ */
+const MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL = MAX_CATCH_UPS_PER_INTERVAL / 2;
+/** Peers remembered as relaying usable consensus messages (most recent kept). */
+const MAX_RELAYING_PEERS = 1_024;
+
+/**
+ * A connection brings the re-send of the height forward only once the height made no progress for
+ * this many block intervals: a healthy chain commits one block per interval.
+ */
+const CONNECT_REGOSSIP_IDLE_INTERVALS = 2;
+
+/**
+ * The share of the propose timeout one peer has to answer a transaction fetch before the next is
+ * asked (the last peer asked has the request's full timeout): 1 s of the default 3 s.
+ */
+const FETCH_PEER_SHARE_OF_PROPOSE = 1 / 3;
 
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
@@ -218,9 +241,19 @@ export class ConsensusDriver {
   private readonly peerCatchUpIntervalMs: number;
   /** When each peer last got a catch-up (oldest first), for the once-per-interval limit. */
   private readonly caughtUpAt = new Map<string, number>();
-  private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0 };
+  private catchUpWindow = { start: Number.NEGATIVE_INFINITY, count: 0, unproven: 0 };
+  /**
+   * Peers that sent this node a consensus message it accepted (a vote or proposal of the height
+   * being decided, signed by a validator), most recent last: such a peer carries the network's
+   * traffic, which costs a fresh identity a connection that stays up and relays genuine messages.
+   */
+  private readonly relayingPeers = new Map<string, true>();
+  /** Signatures of the votes and proposals heard so far (`firstHeard`). */
+  private readonly heardSignatures = new Set<string>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
+  /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
+  readonly regossipStats = { rounds: 0, messages: 0 };
   /**
    * Each proposal's and vote's catch-up encoding, made once and shared by every catch-up (and
    * every send in flight): up to 256 new peers per interval, each made to encode the height's
@@ -237,8 +270,18 @@ export class ConsensusDriver {
   private startTimer: Cancel | null = null;
   private watchdog: Cancel | null = null;
   private lastProgress: number;
-  /** Blocks of the current height that executed on the head state, by hash, with the verdict. */
-  private pending = new Map<string, { pending: PendingBlock | null; message: ProposalMessage | null }>();
+  /**
+   * Blocks of the current height found valid on the head state, by hash, with the message they
+   * came in (null for this validator's own). Only valid ones: the block hash leaves transaction
+   * signatures out, so a verdict of invalid holds only for the exact bytes checked
+   * (`invalidContent`), never for every block under that hash.
+   */
+  private pending = new Map<string, { pending: PendingBlock; message: ProposalMessage | null }>();
+  /**
+   * Blocks of the current height found invalid, by block hash and the hash of their transactions'
+   * wire ids (`idListHash`): the exact bytes checked, which their proposer signed.
+   */
+  private invalidContent = new Set<string>();
   private future: Buffered[] = [];
   private readonly verified = new Set<string>();
   /** A stall check is asking the peers how far they are. */
@@ -253,28 +296,31 @@ export class ConsensusDriver {
   /** Who has been heard from lately: a round of a validator that is down waits less for it. */
   private readonly liveness = new ProposerLiveness();
   /**
-   * Compact proposals whose missing transactions are being fetched, by the message's content
-   * (the ids are not signed: a copy with other ids must not shut out the genuine one), and the
-   * peers they came from (one fetch at a time per peer).
+   * Compact proposals whose missing transactions are being fetched, by the proposer's signature
+   * over their ids (a re-wrapped copy is the same fetch), and the peers they came from (one fetch
+   * at a time per peer).
    */
   private readonly fetching = new Set<string>();
   private readonly fetchingFrom = new Set<string>();
   /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
   private readonly fetchingRounds = new Map<string, number>();
+  /**
+   * Aborted when the height is decided (or another starts): a fetch for it then lets go of its
+   * request and its slots at once, rather than holding them until the request times out.
+   */
+  private fetchesOfHeight = new AbortController();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
+  /**
+   * The current height's proposals accepted (and so relayed) once, by the proposal's signature,
+   * with their proposer's signature over the transaction ids they came with and the hash of those
+   * ids: what a re-send of the proposal carries (`proposalMessage`).
+   */
+  private signedIds = new Map<string, { idsSignature: Uint8Array; idsHash: string }>();
   /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
   private proposalArrived = new Set<number>();
   /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
   private preverifiedRounds = new Set<number>();
-  /** Rounds whose pre-check was given back once because the copy it checked was altered. */
-  private preverifyRetried = new Set<number>();
-  /**
-   * Blocks of this height (by hash) a copy of which failed on a transaction's own signature: the
-   * header does not commit to those bytes, so such a copy may be a relay's alteration of a valid
-   * block. Later copies have their signatures checked, in order, before they execute.
-   */
-  private signatureSuspects = new Set<string>();
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -325,6 +371,7 @@ export class ConsensusDriver {
       preverify: (block) => this.preverifySynced(block),
       logger: this.logger,
       onSynced: (committed) => {
+        this.abandonFetches();
         this.host.onCommitted(committed);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
       },
@@ -491,12 +538,13 @@ export class ConsensusDriver {
   private async startHeight(height: bigint): Promise<void> {
     if (this.stopped || height !== this.chain.tipHeight + 1n || height <= this.height) return;
     this.height = height;
+    this.abandonFetches();
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposalArrived = new Set();
     this.preverifiedRounds = new Set();
-    this.preverifyRetried = new Set();
-    this.signatureSuspects = new Set();
+    this.signedIds = new Map();
+    this.invalidContent = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     await this.handle({
@@ -507,7 +555,20 @@ export class ConsensusDriver {
     });
     // A proposal this validator signed before a restart, whose block only it may have.
     const own = this.lastProposal;
-    if (own && own.proposal.height === height) await this.onProposalMessage({ ...own, sentAt: 0n }, null);
+    if (own && own.proposal.height === height && this.validator)
+      await this.onProposalMessage(
+        {
+          ...own,
+          idsSignature: signProposalIds(
+            this.chain.genesis.chainId,
+            own.proposal,
+            own.block,
+            this.validator.seed,
+          ),
+          sentAt: 0n,
+        },
+        null,
+      );
     await this.replayBuffered(height);
   }
 
@@ -595,8 +656,8 @@ export class ConsensusDriver {
     for (const a of actions) {
       if (a.type !== 'broadcast-proposal') continue;
       const known = this.pending.get(toHex(a.proposal.blockHash));
-      const block = known?.pending?.block ?? known?.message?.block;
-      const lastCommit = known?.pending?.lastCommit ?? known?.message?.lastCommit;
+      const block = known?.pending.block;
+      const lastCommit = known?.pending.lastCommit;
       if (block && lastCommit) this.lastProposal = { proposal: a.proposal, block, lastCommit };
     }
     // Every signature changes the last signature (or the slot); nothing else needs a write.
@@ -629,7 +690,7 @@ export class ConsensusDriver {
         // Compact: peers hold nearly all of the block's transactions already (compact-block.ts).
         // An empty block goes whole (it is as small), and so does every re-sent proposal
         // (`regossip`): the peers it is for missed things, transactions likely among them.
-        if (msg && this.compactProposals && msg.block.txs.length > 0)
+        if (msg && this.validator && this.compactProposals && msg.block.txs.length > 0)
           this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
@@ -706,18 +767,24 @@ export class ConsensusDriver {
     await this.handle({ type: 'timeout', height, round, step });
   }
 
+  /**
+   * A proposal as it is sent (broadcast or re-sent): the block this node holds under its hash,
+   * with its proposer's signature over those very transaction bytes. That is the signature that
+   * came with the proposal, or this validator's own for its proposals. A proposal whose held
+   * bytes are not the ones its proposer signed (another copy of the block, with other valid
+   * signatures, came first) is not sent: peers would drop it as altered.
+   */
   private proposalMessage(proposal: Proposal): ProposalMessage | null {
     const known = this.pending.get(toHex(proposal.blockHash));
-    if (known?.pending) {
-      return {
-        proposal,
-        block: known.pending.block,
-        lastCommit: known.pending.lastCommit,
-        sentAt: this.sentAt(),
-      };
-    }
-    if (known?.message) return { ...known.message, proposal, sentAt: this.sentAt() };
-    return null;
+    if (!known) return null;
+    const { block, lastCommit } = known.pending;
+    const signed = this.signedIds.get(toHex(proposal.signature));
+    let idsSignature: Uint8Array | null = null;
+    if (signed && signed.idsHash === wireIdsOfBlock(block).idsHash) idsSignature = signed.idsSignature;
+    else if (this.validator && equalBytes(proposal.proposer, this.validator.publicKey))
+      idsSignature = signProposalIds(this.chain.genesis.chainId, proposal, block, this.validator.seed);
+    if (!idsSignature) return null;
+    return { proposal, block, lastCommit, idsSignature, sentAt: this.sentAt() };
   }
 
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
@@ -765,7 +832,7 @@ export class ConsensusDriver {
 
   private rememberPending(
     key: string,
-    entry: { pending: PendingBlock | null; message: ProposalMessage | null },
+    entry: { pending: PendingBlock; message: ProposalMessage | null },
   ): void {
     if (!this.pending.has(key) && this.pending.size >= MAX_PENDING_BLOCKS) {
       const oldest = this.pending.keys().next().value as string;
@@ -776,7 +843,7 @@ export class ConsensusDriver {
 
   private async commit(action: Extract<ConsensusAction, { type: 'commit' }>): Promise<void> {
     const known = this.pending.get(toHex(action.blockHash));
-    if (!known?.pending) {
+    if (!known) {
       // The machine only decides blocks the driver reported valid, so this is a bug, not input.
       this.logger.error('decided a block this node does not hold; catching up from peers', {
         height: action.height,
@@ -804,6 +871,12 @@ export class ConsensusDriver {
       () => this.afterDurable(committed, action.round),
       (err) => this.fatal(err),
     );
+  }
+
+  /** Ends every transaction fetch in flight: the height they were for is over. */
+  private abandonFetches(): void {
+    this.fetchesOfHeight.abort();
+    this.fetchesOfHeight = new AbortController();
   }
 
   /** The block is on disk: only now is it reported committed (listeners, evidence built on it). */
@@ -845,12 +918,18 @@ export class ConsensusDriver {
   private async onGossip(topic: GossipTopic, data: Uint8Array, from: string): Promise<Verdict> {
     if (this.stopped) return 'ignore';
     switch (topic) {
-      case 'vote':
-        return this.onVoteGossip(data);
-      case 'proposal':
-        return this.onProposalGossip(data, from);
-      case 'compact-proposal':
-        return this.onCompactProposalGossip(data, from);
+      case 'vote': {
+        const heard = { first: false };
+        return this.relayed(from, await this.onVoteGossip(data, heard), heard.first);
+      }
+      case 'proposal': {
+        const heard = { first: false };
+        return this.relayed(from, await this.onProposalGossip(data, from, heard), heard.first);
+      }
+      case 'compact-proposal': {
+        const heard = { first: false };
+        return this.relayed(from, await this.onCompactProposalGossip(data, from, heard), heard.first);
+      }
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
@@ -860,7 +939,36 @@ export class ConsensusDriver {
     }
   }
 
-  private onVoteGossip(data: Uint8Array): Promise<Verdict> | Verdict {
+  /**
+   * Remembers a peer whose consensus message was accepted and new to this node (catch-up
+   * priority, `peerConnected`). Only a first delivery counts: direct messages (catch-ups) bypass
+   * gossip's seen-cache, so any peer could send back a vote it was just sent, have it accepted
+   * again, and buy each of its fresh ids the catch-ups kept for the peers that carry the traffic.
+   */
+  private relayed(from: string, verdict: Verdict, first: boolean): Verdict {
+    if (verdict !== 'accept' || !first) return verdict;
+    this.relayingPeers.delete(from);
+    this.relayingPeers.set(from, true);
+    if (this.relayingPeers.size > MAX_RELAYING_PEERS) {
+      const oldest = this.relayingPeers.keys().next().value;
+      if (oldest !== undefined) this.relayingPeers.delete(oldest);
+    }
+    return verdict;
+  }
+
+  /**
+   * Whether a signed consensus message (by its signature, checked) is heard here for the first
+   * time. Bounded; cleared when full (only genuine signatures of validators enter it).
+   */
+  private firstHeard(signature: Uint8Array): boolean {
+    const key = toHex(signature);
+    if (this.heardSignatures.has(key)) return false;
+    if (this.heardSignatures.size >= VERIFIED_CACHE) this.heardSignatures.clear();
+    this.heardSignatures.add(key);
+    return true;
+  }
+
+  private onVoteGossip(data: Uint8Array, heard: { first: boolean }): Promise<Verdict> | Verdict {
     const checked = checkVoteGossip(data, this.gossipView());
     // A vote for the head's height that arrived after this node committed it still shows its
     // validator is up (a far validator's votes often come after the quorum of the near ones).
@@ -871,6 +979,7 @@ export class ConsensusDriver {
     }
     if (!('deliver' in checked)) return checked.verdict;
     const vote = checked.deliver;
+    heard.first = this.firstHeard(vote.signature);
     this.liveness.saw(vote.validator, vote.height);
     if (this.syncing || vote.height !== this.height) {
       this.buffer({ kind: 'vote', vote });
@@ -886,13 +995,18 @@ export class ConsensusDriver {
     });
   }
 
-  private onProposalGossip(data: Uint8Array, from: string): Promise<Verdict> | Verdict {
+  private onProposalGossip(
+    data: Uint8Array,
+    from: string,
+    heard: { first: boolean },
+  ): Promise<Verdict> | Verdict {
     const checked = checkProposalGossip(data, this.gossipView());
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
       this.buffer({ kind: 'proposal', msg: checked.buffer, from });
     }
     if (!('deliver' in checked)) return checked.verdict;
+    heard.first = this.firstHeard(checked.deliver.proposal.signature);
     this.liveness.saw(checked.deliver.proposal.proposer, checked.deliver.proposal.height);
     this.proposalArrives(checked.deliver.proposal);
     return this.routeProposal(checked.deliver, from);
@@ -903,21 +1017,32 @@ export class ConsensusDriver {
    * fetches, then handled exactly like a full proposal (same checks of the header's commitments).
    * A later height's is not kept: the full proposal is sent again to nodes that fall behind.
    */
-  private async onCompactProposalGossip(data: Uint8Array, from: string): Promise<Verdict> {
+  private async onCompactProposalGossip(
+    data: Uint8Array,
+    from: string,
+    heard: { first: boolean },
+  ): Promise<Verdict> {
     const checked = checkCompactProposalGossip(data, this.gossipView());
     if ('buffer' in checked)
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
     if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
     const { proposal } = msg;
+    heard.first = this.firstHeard(proposal.signature);
     this.liveness.saw(proposal.proposer, proposal.height);
     // On arrival, before its transactions are fetched: a slow fetch is not the proposer's fault.
     this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
     const known = this.pending.get(key);
-    const block = known?.pending?.block ?? known?.message?.block;
-    if (block)
-      return this.routeProposal({ proposal, block, lastCommit: msg.lastCommit, sentAt: msg.sentAt }, from);
+    // A block held under this hash is used only if its bytes are the ones signed here: another
+    // copy (other valid signatures, same hashes) would pair this proposal with bytes its proposer
+    // never signed, and a re-send of it would be dropped as altered.
+    const block = known?.pending.block;
+    if (block && wireIdsOfBlock(block).idsHash === idListHash(msg.txIds))
+      return this.routeProposal(
+        { proposal, block, lastCommit: msg.lastCommit, idsSignature: msg.idsSignature, sentAt: msg.sentAt },
+        from,
+      );
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
     this.logger.debug('compact proposal', {
       height: proposal.height,
@@ -938,7 +1063,9 @@ export class ConsensusDriver {
       // Slots are counted per round (the rounds before the current one share one): the proposer
       // of the next round, signing many proposals for its own turn, cannot take the current
       // round's slots, nor can anyone replaying earlier rounds' proposals.
-      const content = toHex(sha256(data));
+      // Keyed on what the proposer signed (its signature over the ids), not on the bytes: `sentAt`
+      // is not signed, and re-wrapped copies of one proposal must not take a slot each.
+      const content = toHex(msg.idsSignature);
       const current = this.roundAt(proposal.height);
       const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
       const inSlot = this.fetchingRounds.get(slot) ?? 0;
@@ -987,16 +1114,27 @@ export class ConsensusDriver {
    */
   private async fetchMissing(rebuild: Rebuild, from: string, network: Network): Promise<boolean> {
     const { height, blockHash } = rebuild.msg.proposal;
+    // Abandoned (its request too, and its slot freed) as soon as the height is decided.
+    const signal = this.fetchesOfHeight.signal;
     const others = network
       .peers()
       .map((p) => p.id)
       .filter((id) => id !== from);
-    for (const peer of [from, ...others].slice(0, MAX_FETCH_PEERS)) {
+    const asked = [from, ...others].slice(0, MAX_FETCH_PEERS);
+    for (const [turn, peer] of asked.entries()) {
+      // Every peer but the last gets a share of the propose timeout, not the request's 10 s: the
+      // peer asked first is the one whose copy arrived first, and gossip drops the later copies
+      // as seen. A relay that forwards a genuine compact proposal first and then never answers
+      // would otherwise hold this node's rebuild past its round's timeout (a nil prevote), so
+      // that one relay could make every proposal needing a fetch fail.
+      const last = turn === asked.length - 1;
+      const deadline = last ? null : this.peerDeadline(signal);
+      const peerSignal = deadline?.signal ?? signal;
       try {
         for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
           if (this.stopped || height !== this.chain.tipHeight + 1n) return false;
           const ask = missing.slice(0, MAX_TXS_PER_REQUEST);
-          const answer = await network.requestTxs(peer, blockHash, ask);
+          const answer = await network.requestTxs(peer, blockHash, ask, peerSignal);
           if (!rebuild.fill(answer)) {
             network.penalize(peer, `answered a transaction request for ${height} with other transactions`);
             break;
@@ -1004,7 +1142,10 @@ export class ConsensusDriver {
           if (answer.length < ask.length) break; // it holds no more of them: the next peer
         }
       } catch (err) {
+        if (signal.aborted) return false;
         this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
+      } finally {
+        deadline?.cancel();
       }
       if (rebuild.complete) return true;
     }
@@ -1016,13 +1157,33 @@ export class ConsensusDriver {
   }
 
   /**
+   * An abort signal for one peer's turn in a fetch: the height's (`parent`), or a share of the
+   * propose timeout on this node's clock, whichever comes first.
+   */
+  private peerDeadline(parent: AbortSignal): { signal: AbortSignal; cancel: () => void } {
+    const controller = new AbortController();
+    const onParent = () => controller.abort(parent.reason);
+    if (parent.aborted) controller.abort(parent.reason);
+    else parent.addEventListener('abort', onParent, { once: true });
+    const cancelTimer = this.clock.schedule(FETCH_PEER_SHARE_OF_PROPOSE * this.timeouts.proposeMs, () =>
+      controller.abort(new Error('the peer did not answer in its share of the round')),
+    );
+    return {
+      signal: controller.signal,
+      cancel: () => {
+        cancelTimer();
+        parent.removeEventListener('abort', onParent);
+      },
+    };
+  }
+
+  /**
    * Transactions a peer asks for to rebuild a compact proposal: only of a block this node holds
    * for the height being decided, only those named (compact-block.ts: no mempool scraping).
    */
   private servedTxs(blockHash: Uint8Array, ids: readonly Uint8Array[]): Uint8Array[] {
     if (ids.length > MAX_TXS_PER_REQUEST) return [];
-    const known = this.pending.get(toHex(blockHash));
-    const block = known?.pending?.block ?? known?.message?.block;
+    const block = this.pending.get(toHex(blockHash))?.pending.block;
     return block ? txsOfBlock(block, ids) : [];
   }
 
@@ -1075,53 +1236,41 @@ export class ConsensusDriver {
     return true;
   }
 
-  /** Checks the block a proposal names and hands the machine the proposal with that verdict. */
+  /**
+   * Checks the block a proposal names and hands the machine the proposal with that verdict.
+   * `msg` is a copy whose transaction bytes its proposer signed (`idsSignature`, checked on
+   * arrival: gossip-checks.ts, or rebuilt from the signed ids), or this validator's own (`from`
+   * null). So a block found invalid here is its proposer's doing, and the verdict is kept under
+   * the block hash and those bytes (`invalidContent`): never under the hash alone, which leaves
+   * the signatures out, so no altered copy can make a genuine one be taken for invalid.
+   */
   private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
     const { proposal } = msg;
     this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.tipHeight + 1n) return 'ignore';
+    // Only the round's own proposer's proposal is of any use (the machine drops the others), and
+    // checking a block costs its execution: any validator could sign any number of proposals out
+    // of turn, each a new signature (so relayed once each) and each checked here, at every node.
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return 'ignore';
     if (from !== null) this.proposalArrives(proposal);
     const key = toHex(proposal.blockHash);
+    const { idsHash } = wireIdsOfBlock(msg.block);
+    const content = `${key}:${idsHash}`;
     let known = this.pending.get(key);
-    // A known block's copy with other bytes (only a transaction's signature can differ once the
-    // header matches): the block's verdict stands, but this copy is not passed on, or honest nodes
-    // would relay a relay's alteration and be penalised for it by peers that check it.
-    const otherBytes =
-      known !== undefined && !sameTxBytes(known.pending?.block ?? known.message?.block, msg.block);
-    const envelopes = known ? null : this.preverifier.decode(msg.block);
-    if (!known && (!envelopes || !signedContentMatches(msg, envelopes))) {
-      // The proposer signed the header, which commits to the transactions and the last commit by
-      // hash; a message whose copies do not match was altered on the way. Holding that against
-      // the proposal would let any relay make honest validators vote nil.
-      if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
-      return 'reject';
-    }
-    if (!known && this.signatureSuspects.has(key) && !this.preverifier.signaturesValid(envelopes!)) {
-      // Another copy of a block one copy of which had a forged signature: this one too (checked
-      // in order, stopping at the first that fails; the valid ones are remembered).
-      if (from) this.network?.penalize(from, `proposal at ${proposal.height} with a forged signature`);
-      return 'reject';
-    }
-    if (!known) {
+    let valid = known !== undefined;
+    if (!known && !this.invalidContent.has(content)) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (!envelopes || !signedContentMatches(msg, envelopes)) {
+        // The header commits to the transactions and the last commit by hash; a copy whose
+        // last commit does not match was altered on the way (its proposer signed none of it).
+        if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
       let pending: PendingBlock | null = null;
       try {
-        pending = this.checkProposedBlock(msg, envelopes!);
+        pending = this.checkProposedBlock(msg, envelopes);
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
-        if (err.code === 'BAD_SIGNATURE' && !this.signatureSuspects.has(key)) {
-          // A transaction's own signature failed. Its bytes are outside what the proposer signed
-          // (a transaction id leaves the signature out), so a relay may have altered them in a
-          // valid block: holding this copy against the block would let any relay make honest
-          // validators vote nil and then refuse the genuine copy. The copy is refused, nothing is
-          // remembered, and the round's pre-check is given back once for the genuine copy.
-          if (this.signatureSuspects.size < MAX_PENDING_BLOCKS) this.signatureSuspects.add(key);
-          if (this.preverifiedRounds.has(proposal.round) && !this.preverifyRetried.has(proposal.round)) {
-            this.preverifiedRounds.delete(proposal.round);
-            this.preverifyRetried.add(proposal.round);
-          }
-          if (from) this.network?.penalize(from, `proposal at ${proposal.height} with a forged signature`);
-          return 'reject';
-        }
         this.logger.warn('invalid proposed block', {
           height: proposal.height,
           round: proposal.round,
@@ -1129,12 +1278,26 @@ export class ConsensusDriver {
           reason: err.message,
         });
       }
-      known = { pending, message: msg };
-      this.rememberPending(key, known);
+      if (pending) {
+        known = { pending, message: msg };
+        this.rememberPending(key, known);
+        valid = true;
+      } else {
+        if (this.invalidContent.size >= MAX_PENDING_BLOCKS * 16) this.invalidContent.clear();
+        this.invalidContent.add(content);
+      }
     }
-    await this.handle({ type: 'proposal', proposal, valid: known.pending !== null });
-    if (known.pending) return otherBytes ? 'ignore' : 'accept';
-    if (otherBytes) return 'ignore';
+    await this.handle({ type: 'proposal', proposal, valid });
+    if (valid) {
+      // Relayed once per signed proposal: a later copy (re-wrapped, or full after compact) adds
+      // nothing the network has not been sent, and relaying it would let anyone re-broadcast a
+      // block at will. Remembered with the ids its proposer signed, for re-sending it.
+      const signed = toHex(proposal.signature);
+      if (this.signedIds.has(signed)) return from === null ? 'accept' : 'ignore';
+      if (this.signedIds.size >= MAX_PENDING_BLOCKS * 16) this.signedIds.clear();
+      this.signedIds.set(signed, { idsSignature: msg.idsSignature, idsHash });
+      return 'accept';
+    }
     if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
     return 'reject';
   }
@@ -1270,7 +1433,8 @@ export class ConsensusDriver {
   /**
    * A peer connected: it gets this height's proposals and votes, sent to it alone, at most once
    * per `peerCatchUpIntervalMs` however often it reconnects, and no more than
-   * MAX_CATCH_UPS_PER_INTERVAL peers in all per interval. What it misses beyond that (a link
+   * MAX_CATCH_UPS_PER_INTERVAL peers in all per interval, of which peers that never relayed a
+   * usable consensus message take at most half (MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL). What it misses beyond that (a link
    * that flaps inside the interval) the stall re-gossip and sync recover.
    */
   private peerConnected(peer: string): void {
@@ -1278,15 +1442,18 @@ export class ConsensusDriver {
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
-      this.catchUpWindow = { start: now, count: 0 };
+      this.catchUpWindow = { start: now, count: 0, unproven: 0 };
+    const proven = this.relayingPeers.has(peer);
     if (
       (last !== undefined && now - last < this.peerCatchUpIntervalMs) ||
-      this.catchUpWindow.count >= MAX_CATCH_UPS_PER_INTERVAL
+      this.catchUpWindow.count >= MAX_CATCH_UPS_PER_INTERVAL ||
+      (!proven && this.catchUpWindow.unproven >= MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL)
     ) {
       this.catchUpStats.refused++;
       return;
     }
     this.catchUpWindow.count++;
+    if (!proven) this.catchUpWindow.unproven++;
     this.caughtUpAt.delete(peer);
     this.caughtUpAt.set(peer, now);
     if (this.caughtUpAt.size > MAX_CATCH_UP_PEERS) {
@@ -1295,11 +1462,15 @@ export class ConsensusDriver {
     }
     void this.enqueue(() => this.sendCatchUp(peer));
     // A connection is also news that the network changed (a split healing, a link back): what the
-    // peers that stayed connected lost meanwhile is repaired by a re-broadcast, the same one a
-    // stall sends, on the same budget (at most one per block interval from both together), so
-    // churn can bring the next one forward but never add one. Without it a 4-validator seed with
-    // a validator voting for unknown blocks (sim seed 217) took 22.8 s to recover instead of 2.8.
-    this.maybeRegossip(now);
+    // peers that stayed connected lost meanwhile is repaired by the re-send to every peer, the one
+    // a stall sends, on the same budget (at most one per block interval from both together).
+    // Only while this height is already overdue (no progress for two block intervals): on a
+    // healthy chain a connection gets its own catch-up and nothing else, or anyone able to open
+    // connections would make every node re-send its height to all its peers once per interval.
+    // Without it a 4-validator seed with a validator voting for unknown blocks (sim seed 217) took
+    // 22.8 s to recover instead of 2.8: there the height had stalled for seconds.
+    if (now - this.lastProgress >= CONNECT_REGOSSIP_IDLE_INTERVALS * this.blockTimeMs)
+      this.maybeRegossip(now);
   }
 
   /** The re-broadcast of the height to every peer, at most once per block interval. */
@@ -1309,13 +1480,14 @@ export class ConsensusDriver {
     void this.enqueue(() => this.regossip());
   }
 
-  private sendCatchUp(peer: string): void {
-    const network = this.network;
-    if (!network || this.stopped || this.syncing) return;
+  /**
+   * This height's proposals (first: a bounded send keeps them) and votes, each encoded once and
+   * shared by every send (`catchUpEncoded`). Nobody reads `sentAt` (wire.ts) and direct messages
+   * are not de-duplicated by gossip: a send may carry the encoding an earlier one made.
+   */
+  private heightMessages(): DirectMessage[] {
     const { proposals, votes } = this.machine.gossip();
     const messages: DirectMessage[] = [];
-    // Nobody reads `sentAt` (wire.ts) and direct messages are not deduplicated by their bytes:
-    // a catch-up may carry the encoding an earlier one made.
     for (const p of proposals) {
       let data = this.catchUpEncoded.get(p);
       if (!data) {
@@ -1327,9 +1499,7 @@ export class ConsensusDriver {
       messages.push({ topic: 'proposal', data });
     }
     const sentAt = this.sentAt();
-    // Proposals first: a bounded catch-up keeps them and the earliest votes.
     for (const vote of votes) {
-      if (messages.length >= MAX_DIRECT_MESSAGES) break;
       let data = this.catchUpEncoded.get(vote);
       if (!data) {
         data = encode(voteMessageCodec, { vote, sentAt });
@@ -1337,6 +1507,13 @@ export class ConsensusDriver {
       }
       messages.push({ topic: 'vote', data });
     }
+    return messages;
+  }
+
+  private sendCatchUp(peer: string): void {
+    const network = this.network;
+    if (!network || this.stopped || this.syncing) return;
+    const messages = this.heightMessages();
     if (messages.length === 0) return;
     const bounded = messages.slice(0, MAX_DIRECT_MESSAGES);
     this.catchUpStats.sent++;
@@ -1348,17 +1525,36 @@ export class ConsensusDriver {
 
   /**
    * Sends the current height's proposals and votes again to every peer, for peers that missed
-   * them: when the height stalls or a peer connects, at most once per block interval in all
-   * (`maybeRegossip`).
+   * them, when the height stalls (at most once per block interval, `maybeRegossip`). Sent to each
+   * connected peer directly, not published: gossip de-duplicates by signed content
+   * (p2p/message-id.ts), so a re-published vote would be dropped as seen, and a re-sent copy is
+   * for the peer it is sent to, not to be relayed across the network again.
    */
   private regossip(): void {
-    if (this.stopped || this.syncing) return;
-    const { proposals, votes } = this.machine.gossip();
-    for (const p of proposals) {
-      const msg = this.proposalMessage(p);
-      if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
+    const network = this.network;
+    if (!network || this.stopped || this.syncing) return;
+    const messages = this.heightMessages();
+    if (messages.length === 0) return;
+    this.regossipStats.rounds++;
+    for (const { id } of network.peers()) void this.sendInChunks(network, id, messages);
+  }
+
+  /** One peer's re-send, `MAX_DIRECT_MESSAGES` per direct send, one send at a time. */
+  private async sendInChunks(
+    network: Network,
+    peer: string,
+    messages: readonly DirectMessage[],
+  ): Promise<void> {
+    for (let i = 0; i < messages.length && !this.stopped; i += MAX_DIRECT_MESSAGES) {
+      const chunk = messages.slice(i, i + MAX_DIRECT_MESSAGES);
+      this.regossipStats.messages += chunk.length;
+      try {
+        await network.sendDirect(peer, chunk);
+      } catch (err) {
+        this.logger.debug('re-send failed', { peer, error: (err as Error).message });
+        return;
+      }
     }
-    for (const vote of votes) this.publish('vote', encode(voteMessageCodec, { vote, sentAt: this.sentAt() }));
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
@@ -1402,15 +1598,4 @@ function* recording(
   } finally {
     it.return?.();
   }
-}
-
-/** Whether two copies of a block carry byte-identical transactions (signatures included). */
-function sameTxBytes(
-  known: { txs: readonly Uint8Array[] } | undefined,
-  copy: { txs: readonly Uint8Array[] },
-): boolean {
-  if (!known) return true;
-  if (known.txs === copy.txs) return true;
-  if (known.txs.length !== copy.txs.length) return false;
-  return known.txs.every((t, i) => equalBytes(t, copy.txs[i]!));
 }

@@ -27,6 +27,7 @@ import {
   verifyVoteSignature,
 } from '@unc/core';
 import type { Verdict } from '../p2p/types.js';
+import { compactIdsSigned, fullIdsSigned } from './compact-block.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
@@ -97,12 +98,20 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
   } catch {
     return { verdict: 'reject' };
   }
-  return checkSignedProposal(msg, msg.block.header, view);
+  // The proposer signed the wire ids of the transactions it sent (`idsSignature`): a copy with
+  // other transaction bytes under the same hashes (a signature altered on the way) is the
+  // sender's fault, dropped here, and never reaches the check that would find the block invalid.
+  const checked = checkSignedProposal(msg, msg.block.header, view);
+  if ('deliver' in checked && !fullIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
+  if ('buffer' in checked && !fullIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  return checked;
 }
 
 /**
  * A compact proposal (compact-block.ts): the same checks on the proposal and the header it
- * carries; the transactions are checked once the block is rebuilt, like a full one's.
+ * carries, and the proposer's signature over the id list (an altered copy of a genuine proposal
+ * is rejected before it can take a fetch slot); the transactions are checked once the block is
+ * rebuilt, like a full one's.
  */
 export function checkCompactProposalGossip(
   data: Uint8Array,
@@ -114,7 +123,10 @@ export function checkCompactProposalGossip(
   } catch {
     return { verdict: 'reject' };
   }
-  return checkSignedProposal(msg, msg.header, view);
+  const checked = checkSignedProposal(msg, msg.header, view);
+  if ('deliver' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
+  if ('buffer' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  return checked;
 }
 
 function checkSignedProposal<T extends { proposal: Proposal }>(

@@ -1,8 +1,10 @@
 /**
- * What the consensus driver gossips. Each message carries the sender's clock at sending, which
- * nobody trusts or checks: it only makes a re-sent message differ from the first copy, because
- * gossip drops byte-identical messages it has seen, and re-sending is how a node that missed a
- * vote or a proposal (restart, partition) gets it again.
+ * What the consensus driver gossips. Each message ends with the sender's clock at sending
+ * (`sentAt`, 8 bytes, always the last field), which nobody trusts or checks and nobody signs:
+ * anyone can re-wrap a genuine message with another one. Gossip therefore tells messages apart by
+ * what comes before it (`gossipMessageId`, p2p/message-id.ts), so a re-wrapped copy is a duplicate
+ * and is not relayed again; re-sending to peers that missed a message (a stalled height, a peer
+ * that connects) goes to each peer directly, where no seen-cache applies.
  */
 import {
   type Block,
@@ -38,6 +40,15 @@ export interface ProposalMessage {
   proposal: Proposal;
   block: Block;
   lastCommit: Commit;
+  /**
+   * The proposer's signature over the wire ids of `block.txs` (`compactIdsSignBytes`,
+   * compact-block.ts), as on a compact proposal. The block hash covers transaction hashes, which
+   * leave signatures out: without it a relay could alter one transaction's signature bytes, the
+   * copy would still match the header and the proposal's signature, and the block would be found
+   * invalid (an honest validator voting nil on a genuine proposal). With it, a copy whose
+   * transaction bytes are not the proposer's is dropped as altered in transit.
+   */
+  idsSignature: Uint8Array;
   sentAt: bigint;
 }
 
@@ -50,6 +61,7 @@ export const proposalMessageCodec: Codec<ProposalMessage> = struct<ProposalMessa
   proposal: proposalCodec,
   block: blockCodec,
   lastCommit: commitCodec,
+  idsSignature: bytesN(64, 'idsSignature'),
   sentAt: u64,
 });
 
@@ -73,8 +85,18 @@ export interface CompactProposalMessage {
   blockCommit: Commit;
   txIds: Uint8Array[];
   lastCommit: Commit;
+  /**
+   * The proposer's signature over the id list (`compactIdsSignBytes`, compact-block.ts): the
+   * proposal's own signature covers the block hash only, and the header commits to transaction
+   * hashes that leave signatures out, so without it anyone could race altered copies (same signed
+   * proposal, other ids) into a round's fetch slots.
+   */
+  idsSignature: Uint8Array;
   sentAt: bigint;
 }
+
+/** A compact proposal's id list, as it travels and as its proposer signs it (compact-block.ts). */
+export const txIdsCodec: Codec<Uint8Array[]> = list(bytesN(32, 'wtxid'), MAX_BLOCK_TXS, 'txIds');
 
 export const compactProposalCodec: Codec<CompactProposalMessage> = struct<CompactProposalMessage>(
   'CompactProposalMessage',
@@ -82,8 +104,9 @@ export const compactProposalCodec: Codec<CompactProposalMessage> = struct<Compac
     proposal: proposalCodec,
     header: blockHeaderCodec,
     blockCommit: commitCodec,
-    txIds: list(bytesN(32, 'wtxid'), MAX_BLOCK_TXS, 'txIds'),
+    txIds: txIdsCodec,
     lastCommit: commitCodec,
+    idsSignature: bytesN(64, 'idsSignature'),
     sentAt: u64,
   },
 );

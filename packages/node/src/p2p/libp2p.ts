@@ -6,7 +6,6 @@
  */
 import '../polyfill.js';
 
-import { createHash } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
@@ -27,6 +26,12 @@ import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { type Logger, silentLogger } from '../log.js';
 import {
+  addressOf,
+  type ConnectionLimits,
+  connectionLimits,
+  connectionManagerSettings,
+} from './connection-limits.js';
+import {
   type BlockRange,
   blockRangeCodec,
   decodeBlockRangeRequest,
@@ -39,6 +44,8 @@ import {
   type TxRequest,
   txRequestCodec,
 } from './frames.js';
+import { gossipMessageId } from './message-id.js';
+import { ServeBudget, type ServeBudgetLimits } from './serve-budget.js';
 import {
   type ChainStatus,
   type DirectMessage,
@@ -110,7 +117,14 @@ export interface NetworkMetricsHooks {
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
 }
 
-export type RequestOutcome = 'ok' | 'timeout' | 'unreachable' | 'unsupported' | 'bad-response' | 'failed';
+export type RequestOutcome =
+  | 'ok'
+  | 'timeout'
+  | 'unreachable'
+  | 'unsupported'
+  | 'bad-response'
+  | 'failed'
+  | 'cancelled';
 
 export interface NetworkOptions {
   /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/26656` or `/ip4/127.0.0.1/tcp/0`. */
@@ -132,6 +146,10 @@ export interface NetworkOptions {
   /** Deadline of one request (dial, send, whole answer). Default 10000. */
   requestTimeoutMs?: number;
   scoring?: Partial<ScoringOptions>;
+  /** What `/txs/1` serves per peer and in all per interval (serve-budget.ts). */
+  txServe?: Partial<ServeBudgetLimits>;
+  /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
+  connections?: Partial<ConnectionLimits>;
   logger?: Logger;
   metrics?: NetworkMetricsHooks;
 }
@@ -147,6 +165,8 @@ export interface Libp2pNetwork extends Network {
   isBanned(peer: string): boolean;
   /** Peers in this node's gossipsub mesh for a topic (peers it forwards that topic to). */
   meshPeers(topic: GossipTopic): string[];
+  /** The connection limits in force. */
+  readonly connectionLimits: ConnectionLimits;
 }
 
 export function gossipTopicName(chainId: string, topic: GossipTopic): string {
@@ -275,6 +295,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly requestTimeoutMs: number;
   private readonly maxBlockFrameBytes: number;
   private readonly maxBlocksResponseBytes: number;
+  private readonly txServeBudget: ServeBudget;
+  /** The connection limits in force (explicit, connection-limits.ts). */
+  readonly connectionLimits: ConnectionLimits;
   private readonly log: Logger;
   private node!: Libp2p<{ identify: unknown; pubsub: GossipSubService }>;
   private timer: NodeJS.Timeout | undefined;
@@ -287,6 +310,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.maxBlockFrameBytes = opts.maxBlockFrameBytes ?? DEFAULT_MAX_BLOCK_FRAME_BYTES;
     this.maxBlocksResponseBytes = opts.maxBlocksResponseBytes ?? DEFAULT_MAX_BLOCKS_RESPONSE_BYTES;
+    this.txServeBudget = new ServeBudget(opts.txServe);
+    this.connectionLimits = connectionLimits(opts.connections);
     this.log = (opts.logger ?? silentLogger).child('p2p');
     for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
   }
@@ -329,7 +354,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
+      // Explicit limits, never the library's defaults (connection-limits.ts).
+      connectionManager: connectionManagerSettings(this.connectionLimits, opts.bootstrap),
       connectionGater: {
+        denyInboundConnection: (conn) => this.tooManyFrom(conn.remoteAddr.toString()),
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
         denyOutboundEncryptedConnection: refused,
@@ -338,10 +366,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         identify: identify(),
         pubsub: gossipsub({
           // Consensus messages carry their own validator signatures; a libp2p signature per message
-          // would only add bytes and CPU. Ids are content hashes, so the same transaction published
-          // by two nodes is one message.
+          // would only add bytes and CPU. Ids are hashes of the signed content (message-id.ts), so
+          // the same transaction published by two nodes is one message, and a vote or proposal
+          // re-wrapped with another (unsigned) `sentAt` is a duplicate, not relayed again.
           globalSignaturePolicy: StrictNoSign,
-          msgIdFn: (msg) => createHash('sha256').update(msg.topic).update(msg.data).digest(),
+          msgIdFn: (msg) => gossipMessageId(msg.topic, this.topicByWire.get(msg.topic), msg.data),
           // Nothing is forwarded until handlers.onGossip has judged it (reportMessageValidationResult).
           asyncValidation: true,
           allowPublishToZeroTopicPeers: true,
@@ -571,7 +600,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return status;
   }
 
-  async requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
+  async requestTxs(
+    peer: string,
+    blockHash: Uint8Array,
+    ids: readonly Uint8Array[],
+    cancel?: AbortSignal,
+  ): Promise<Uint8Array[]> {
     if (ids.length === 0 || ids.length > MAX_TXS_PER_REQUEST) {
       throw new RangeError(`a transaction request names 1…${MAX_TXS_PER_REQUEST} ids`);
     }
@@ -582,6 +616,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       MAX_TX_BYTES,
       ids.length,
       this.maxBlockFrameBytes,
+      cancel,
     );
   }
 
@@ -610,10 +645,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxFrameBytes: number,
     maxFrames: number,
     maxTotalBytes: number,
+    cancel?: AbortSignal,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
-    const fail = (outcome: Exclude<RequestOutcome, 'ok'>, message: string): never => {
+    const fail = (failure: Exclude<RequestOutcome, 'ok'>, message: string): never => {
+      // Abandoned by the caller: nobody's fault, whatever the stream looked like when it stopped.
+      const outcome = cancel?.aborted ? 'cancelled' : failure;
       this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
       if (outcome === 'bad-response') this.scoreDown(peer, PENALTY.badResponse, message);
       else if (outcome === 'timeout' || outcome === 'failed')
@@ -626,7 +664,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } catch {
       throw new TypeError(`not a peer id: ${peer}`);
     }
-    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const deadline = AbortSignal.timeout(this.requestTimeoutMs);
+    const signal = cancel ? AbortSignal.any([deadline, cancel]) : deadline;
+    if (cancel?.aborted) return fail('cancelled', 'abandoned before it was sent');
     let stream: Stream;
     try {
       stream = await this.node.dialProtocol(id, protocol, { signal });
@@ -689,14 +729,16 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         } catch (err) {
           throw new MalformedRequest(errorMessage(err));
         }
-        // Only transactions of a block held for the height being decided, only those named.
+        // Only transactions of a block held for the height being decided, only those named, and
+        // within the peer's budget (serve-budget.ts): past it, a short answer.
         let total = 0;
-        for (const tx of (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(
-          0,
-          asked.ids.length,
-        )) {
+        const served = this.txServeBudget.takeIds(peer, asked.ids.length, Date.now())
+          ? (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(0, asked.ids.length)
+          : [];
+        for (const tx of served) {
           total += tx.byteLength;
           if (total > this.maxBlockFrameBytes) break;
+          if (!this.txServeBudget.takeBytes(peer, tx.byteLength, Date.now())) break;
           await sendFrame(stream, tx, signal);
         }
       } else if (kind === 'status') {
@@ -758,6 +800,21 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   onPeerConnected(listener: (peer: string) => void): () => void {
     this.connectListeners.add(listener);
     return () => this.connectListeners.delete(listener);
+  }
+
+  /**
+   * Whether an inbound connection from `remote` (a multiaddr) is one too many from its address
+   * (`maxInboundConnectionsPerAddress`). Bootstrap peers' addresses are exempt, as they are from
+   * the connection manager's limits (connection-limits.ts).
+   */
+  private tooManyFrom(remote: string): boolean {
+    const address = addressOf(remote);
+    if (address === null || !this.node) return false;
+    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
+    let open = 0;
+    for (const c of this.node.getConnections())
+      if (c.direction === 'inbound' && addressOf(c.remoteAddr.toString()) === address) open++;
+    return open >= this.connectionLimits.maxInboundConnectionsPerAddress;
   }
 
   isBanned(peer: string): boolean {

@@ -61,9 +61,15 @@ export interface Network {
   requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]>;
   /**
    * Transactions of a proposed block by wire id (at most `MAX_TXS_PER_REQUEST`); the caller
-   * checks each answer against the id it asked for.
+   * checks each answer against the id it asked for. `signal` abandons the request (the height it
+   * was for is decided): it rejects at once, releases the stream, and blames no one.
    */
-  requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]>;
+  requestTxs(
+    peer: string,
+    blockHash: Uint8Array,
+    ids: readonly Uint8Array[],
+    signal?: AbortSignal,
+  ): Promise<Uint8Array[]>;
   /** Misbehaviour found outside gossip validation (e.g. a bad block in a sync answer). */
   penalize(peer: string, reason: string): void;
   /**

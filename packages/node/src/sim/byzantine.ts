@@ -19,6 +19,7 @@
  * - precommit-without-prevote: each prevote goes out as a precommit for the same block instead.
  */
 import { decode, encode, type SimRng, sha256, signProposal, signVote, utf8, type Vote } from '@unc/core';
+import { signProposalIds } from '../consensus/compact-block.js';
 import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from '../consensus/wire.js';
 import type { DevKey } from '../dev.js';
 import type { NodeCore } from '../node-core.js';
@@ -198,10 +199,12 @@ function secondProposal(ctx: ByzantineContext, msg: ProposalMessage): ProposalMe
     () => false,
   );
   const { signature: _, ...unsigned } = proposal;
+  const twin = signProposal(ctx.chainId, { ...unsigned, blockHash: pending.hash }, ctx.key.seed);
   return {
-    proposal: signProposal(ctx.chainId, { ...unsigned, blockHash: pending.hash }, ctx.key.seed),
+    proposal: twin,
     block: pending.block,
     lastCommit: pending.lastCommit,
+    idsSignature: signProposalIds(ctx.chainId, twin, pending.block, ctx.key.seed),
     sentAt: msg.sentAt,
   };
 }

@@ -269,16 +269,24 @@ export class SimPeerNetwork implements Network {
     return this.hub.request(this.peerId, peer, (p) => p.handlers.blocks(from, to));
   }
 
-  requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
-    return this.hub.request(this.peerId, peer, (p) => {
-      const txs = p.handlers.txs?.(blockHash, ids) ?? [];
-      this.hub.countBytes('txs-request', 32 + 32 * ids.length);
-      this.hub.countBytes(
-        'txs-answer',
-        txs.reduce((n, t) => n + t.byteLength, 0),
-      );
-      return txs;
-    });
+  requestTxs(
+    peer: string,
+    blockHash: Uint8Array,
+    ids: readonly Uint8Array[],
+    signal?: AbortSignal,
+  ): Promise<Uint8Array[]> {
+    return cancellable(
+      signal,
+      this.hub.request(this.peerId, peer, (p) => {
+        const txs = p.handlers.txs?.(blockHash, ids) ?? [];
+        this.hub.countBytes('txs-request', 32 + 32 * ids.length);
+        this.hub.countBytes(
+          'txs-answer',
+          txs.reduce((n, t) => n + t.byteLength, 0),
+        );
+        return txs;
+      }),
+    );
   }
 
   penalize(peer: string, reason: string): void {
@@ -293,4 +301,24 @@ export class SimPeerNetwork implements Network {
   async stop(): Promise<void> {
     this.hub.detach(this.peerId);
   }
+}
+
+/** A request the caller may abandon: it rejects when `signal` aborts (its answer, if any, is dropped). */
+function cancellable<T>(signal: AbortSignal | undefined, request: Promise<T>): Promise<T> {
+  if (!signal) return request;
+  if (signal.aborted) return Promise.reject(new Error('request abandoned'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('request abandoned'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    request.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }

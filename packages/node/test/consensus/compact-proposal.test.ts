@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
+  decode,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
@@ -20,6 +21,7 @@ import {
   signProposal,
   signTransaction,
   toHex,
+  type Vote,
 } from '@unc/core';
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
@@ -35,12 +37,14 @@ import {
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
+  voteMessageCodec,
 } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -78,7 +82,7 @@ describe('compact blocks: the pure parts', () => {
   test('a block rebuilt from held and fetched transactions is byte for byte the proposer’s', () => {
     const txs = [transfer(0n), transfer(1n), transfer(2n)];
     const msg = fakeMessage(txs);
-    const compact = compactOf(msg);
+    const compact = compactOf(withIds(msg, validators[0]!.seed));
     assert.deepEqual(
       compact.txIds.map(toHex),
       txs.map((t) => toHex(wireTxId(t))),
@@ -97,7 +101,7 @@ describe('compact blocks: the pure parts', () => {
 
   test('an answer with a different transaction under the same transaction hash fills in nothing', () => {
     const txs = [transfer(0n), transfer(1n)];
-    const rebuild = new Rebuild(compactOf(fakeMessage(txs)), () => undefined);
+    const rebuild = new Rebuild(compactOf(withIds(fakeMessage(txs), validators[0]!.seed)), () => undefined);
     const other = malleated(txs[1]!);
     // Same transaction hash (what the header's transaction root commits to), different bytes.
     assert.ok(equalBytes(envelopeFromBytes(other).hash, envelopeFromBytes(txs[1]!).hash));
@@ -197,13 +201,11 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
     { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
     v1.seed,
   );
-  const message: ProposalMessage = {
-    proposal,
-    block: pending.block,
-    lastCommit: pending.lastCommit,
-    sentAt: 1n,
-  };
-  const compact = encode(compactProposalCodec, compactOf(message));
+  const message: ProposalMessage = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    v1.seed,
+  );
+  const compact = encode(compactProposalCodec, compactOf(withIds(message, v1.seed)));
   assert.ok(
     compact.byteLength < encode(proposalMessageCodec, message).byteLength,
     'the compact form is smaller',
@@ -221,15 +223,18 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   assert.equal(penalties().length, 1);
   assert.match(penalties()[0]!.reason, /other transactions/);
 
-  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted, even while
-  // another peer's copy with other ids (they are not signed) is being fetched: that copy cannot
-  // shut the genuine one out.
+  // The genuine transaction: the block is rebuilt, checked as a full one, and accepted. Another
+  // peer's copy with other ids is rejected before any fetch (the proposer signs the ids), so it
+  // cannot take a fetch slot from the genuine one.
   answer = (ids) => ids.flatMap((id) => (equalBytes(id, wireTxId(tx)) ? [tx] : []));
   hub.join('evil', { ...relayHandlers, txs: () => [] });
-  const altered = encode(compactProposalCodec, { ...compactOf(message), txIds: [wireTxId(transfer(9n))] });
+  const altered = encode(compactProposalCodec, {
+    ...compactOf(withIds(message, v1.seed)),
+    txIds: [wireTxId(transfer(9n))],
+  });
   const alteredVerdict = gossip('compact-proposal', altered, 'evil');
   assert.equal(await gossip('compact-proposal', compact, 'relay'), 'accept');
-  assert.equal(await alteredVerdict, 'ignore');
+  assert.equal(await alteredVerdict, 'reject');
   // Now it holds the block, it serves the block's transactions, and only those named.
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(tx)]), [tx]);
   assert.deepEqual(node.driver.handlers().txs!(pending.hash, [wireTxId(transfer(5n))]), []);
@@ -286,7 +291,10 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
     );
     assert.equal(pending.block.txs.length, 1);
     const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
-    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+    return {
+      hash: toHex(pending.hash),
+      data: encode(compactProposalCodec, compactOf(withIds(message, v.seed))),
+    };
   };
 
   const outOfTurn = validators.find(
@@ -303,6 +311,246 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
   const good = compactBy(proposerOf(round), round, '4');
   assert.equal(await gossip('compact-proposal', good.data, 'relay'), 'ignore');
   assert.ok(asked.includes(good.hash), 'the usable proposal was fetched for');
+});
+
+test('a genuine proposal is relayed once: re-wrapped (another sentAt) it is not relayed again, and with other signature bytes under the same transaction hashes it is rejected', async () => {
+  // `sentAt` is not signed, nor are transaction signatures covered by the block hash: keyed on the
+  // envelope, every such copy was accepted (and so relayed network-wide) again.
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  hub.join('relay', { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const tx = transfer(0n);
+  const v1 = validators[1]!;
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: v1.seed, publicKey: v1.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
+    v1.seed,
+  );
+  const message: ProposalMessage = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    v1.seed,
+  );
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, message), 'relay'), 'accept');
+  assert.equal(
+    await gossip('proposal', encode(proposalMessageCodec, { ...message, sentAt: 2n }), 'relay'),
+    'ignore',
+  );
+  // Other signature bytes under the same transaction hashes: not what the proposer signed the ids
+  // of, so the copy was altered on the way (rejected, its sender scored down).
+  const otherSignatureBytes = { ...message, block: { ...pending.block, txs: [malleated(tx)] } };
+  assert.equal(
+    await gossip('proposal', encode(proposalMessageCodec, otherSignatureBytes), 'relay'),
+    'reject',
+  );
+  // Its compact form, from a peer that holds the block: the same signed proposal, not relayed.
+  const compact = encode(compactProposalCodec, compactOf(withIds(message, v1.seed)));
+  assert.equal(await gossip('compact-proposal', compact, 'relay'), 'ignore');
+  // Another round's proposal of the same block (a re-proposal by that round's proposer) is news.
+  const set = node.chain.validatorSet();
+  const next = validators.find((v) =>
+    equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, 1).publicKey),
+  )!;
+  const round1 = signProposal(
+    'unc-dev-1',
+    { ...proposal, round: 1, polRound: 0, proposer: next.publicKey },
+    next.seed,
+  );
+  assert.equal(
+    await gossip(
+      'proposal',
+      encode(proposalMessageCodec, withIds({ ...message, proposal: round1 }, next.seed)),
+      'relay',
+    ),
+    'accept',
+  );
+  // Out of turn (round 1 signed by round 0's proposer): of no use to anyone, so neither checked
+  // nor relayed; each such signature used to cost every node a block check and be relayed.
+  const outOfTurn = signProposal('unc-dev-1', { ...proposal, round: 1, polRound: 0 }, v1.seed);
+  assert.notEqual(next, v1);
+  assert.equal(
+    await gossip(
+      'proposal',
+      encode(proposalMessageCodec, withIds({ ...message, proposal: outOfTurn }, v1.seed)),
+      'relay',
+    ),
+    'ignore',
+  );
+});
+
+test('a full proposal with one transaction signature altered in transit, arriving first, does not make a validator vote nil on the genuine one', async () => {
+  // The block hash covers transaction hashes, which leave signatures out: the altered copy matched
+  // the header and the proposal's signature, was found invalid, and "invalid" was kept under the
+  // block hash, so the genuine copy arriving next was taken for invalid too and v0 prevoted nil.
+  // One relay could stop a height this way (full proposals travel on every catch-up and re-send).
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const prevotes: Vote[] = [];
+  const watcher: NetworkHandlers = {
+    onGossip: (topic, data) => {
+      if (topic !== 'vote') return 'ignore';
+      const { vote } = decode(voteMessageCodec, data);
+      if (vote.type === 'prevote' && equalBytes(vote.validator, validators[0]!.publicKey))
+        prevotes.push(vote);
+      return 'ignore';
+    },
+    status: () => node.driver.status(),
+    blocks: async () => [],
+  };
+  hub.join('relay', watcher);
+  hub.join('evil', { ...watcher, onGossip: () => 'ignore' });
+  const penalties: { peer: string; reason: string }[] = [];
+  const net = hub.member('v0')!;
+  net.penalize = (peer, reason) => penalties.push({ peer, reason });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const set = node.chain.validatorSet();
+  const proposer = validators.find((v) =>
+    equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, 0).publicKey),
+  )!;
+  assert.notEqual(proposer, validators[0], 'v0 is not the proposer of round 0 (it votes on another’s block)');
+  const gossip = node.driver.handlers().onGossip;
+  const tx = transfer(0n);
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: proposer.seed, publicKey: proposer.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+    proposer.seed,
+  );
+  const genuine = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    proposer.seed,
+  );
+  const tampered = { ...genuine, block: { ...genuine.block, txs: [malleated(tx)] } };
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, tampered), 'evil'), 'reject');
+  assert.ok(
+    penalties.every((p) => p.peer === 'evil'),
+    'only the relay that sent the altered copy is blamed',
+  );
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay'), 'accept');
+  await waitUntil('v0 to prevote in round 0', () => prevotes.some((v) => v.height === 1n && v.round === 0), {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
+  const prevote = prevotes.find((v) => v.height === 1n && v.round === 0)!;
+  assert.ok(
+    prevote.blockHash !== null && equalBytes(prevote.blockHash, pending.hash),
+    'v0 prevoted nil on the genuine proposal',
+  );
+});
+
+test('a relay that forwards a genuine compact proposal first and never answers the fetch does not make a validator vote nil', async () => {
+  // The peer whose copy arrived first is asked first, and gossip drops the later copies as seen:
+  // it was given the request's whole timeout (10 s), past the round's propose timeout (3 s).
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
+  dirs.push(dir);
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const prevotes: Vote[] = [];
+  const handlers: NetworkHandlers = {
+    onGossip: (topic, data) => {
+      if (topic !== 'vote') return 'ignore';
+      const { vote } = decode(voteMessageCodec, data);
+      if (vote.type === 'prevote' && equalBytes(vote.validator, validators[0]!.publicKey))
+        prevotes.push(vote);
+      return 'ignore';
+    },
+    status: () => node.driver.status(),
+    blocks: async () => [],
+  };
+  hub.join('evil', handlers);
+  hub.join('good', handlers);
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 15_000,
+    intervalMs: 25,
+  });
+  const set = node.chain.validatorSet();
+  const proposer = validators.find((v) =>
+    equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, 0).publicKey),
+  )!;
+  assert.notEqual(proposer, validators[0]);
+  const tx = transfer(0n);
+  const { pending } = node.chain.buildProposal(
+    [envelopeFromBytes(tx)],
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: proposer.seed, publicKey: proposer.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+    proposer.seed,
+  );
+  const message = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    proposer.seed,
+  );
+  const asked: string[] = [];
+  const net = hub.member('v0')!;
+  net.requestTxs = (peer, _hash, ids, signal) => {
+    asked.push(peer);
+    if (peer === 'good') return Promise.resolve(txsOfBlock(pending.block, ids));
+    // The relay holds the request open until it is given up on.
+    return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+  };
+  const gossip = node.driver.handlers().onGossip;
+  const verdict = gossip('compact-proposal', encode(compactProposalCodec, compactOf(message)), 'evil');
+  await waitUntil('v0 to prevote in round 0', () => prevotes.some((v) => v.height === 1n && v.round === 0), {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
+  const prevote = prevotes.find((v) => v.height === 1n && v.round === 0)!;
+  assert.equal(asked[0], 'evil', 'the relay whose copy came first is asked first');
+  assert.ok(
+    prevote.blockHash !== null && equalBytes(prevote.blockHash, pending.hash),
+    'v0 prevoted nil: the silent relay held the fetch past the propose timeout',
+  );
+  assert.equal(await verdict, 'accept');
 });
 
 test("the next round's proposer cannot take the current round's fetch slots", async () => {
@@ -352,7 +600,10 @@ test("the next round's proposer cannot take the current round's fetch slots", as
       v.seed,
     );
     const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
-    return { hash: toHex(pending.hash), data: encode(compactProposalCodec, compactOf(message)) };
+    return {
+      hash: toHex(pending.hash),
+      data: encode(compactProposalCodec, compactOf(withIds(message, v.seed))),
+    };
   };
   // Round 1's proposer signs four proposals for its own turn, sent from four peers: all held.
   const spam = [1, 2, 3, 4].map(async (i) =>
@@ -380,7 +631,7 @@ test("the next round's proposer cannot take the current round's fetch slots", as
   assert.ok(fetched, "the current round's proposal was dropped: the next round's took every slot");
 });
 
-function fakeMessage(txs: Uint8Array[]): ProposalMessage {
+function fakeMessage(txs: Uint8Array[]): Omit<ProposalMessage, 'idsSignature'> {
   const zero = new Uint8Array(32);
   const header = {
     chainId: 'unc-dev-1',

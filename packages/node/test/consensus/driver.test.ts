@@ -11,9 +11,11 @@ import {
   duplicateVoteEvidence,
   encode,
   envelopeFromSigned,
+  equalBytes,
   isTombstoned,
   PrivValidator,
   parseUnc,
+  selectProposer,
   signProposal,
   signTransaction,
   signVote,
@@ -24,13 +26,21 @@ import {
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
+import { compactOf } from '../../src/consensus/compact-block.js';
 import { parsePrivval } from '../../src/consensus/privval-store.js';
-import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import {
+  compactProposalCodec,
+  proposalMessageCodec,
+  txBatchCodec,
+  voteMessageCodec,
+} from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
+import { gossipMessageId } from '../../src/p2p/message-id.js';
 import type { DirectMessage } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -60,13 +70,19 @@ const genesis = devGenesisJson({
   validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
 });
 
-async function startNode(hub: MemoryNetworkHub, id: string, dataDir: string, seed?: Uint8Array) {
+async function startNode(
+  hub: MemoryNetworkHub,
+  id: string,
+  dataDir: string,
+  seed?: Uint8Array,
+  timeouts = TIMEOUTS,
+) {
   const node = await UncNode.start({
     dataDir,
     genesis,
     ...(seed ? { validatorSeed: seed } : {}),
     rpcPort: 0,
-    timeouts: TIMEOUTS,
+    timeouts,
     logger: silentLogger,
     network: async (handlers) => hub.join(id, handlers),
   });
@@ -275,7 +291,10 @@ test('gossip from outside the validator set, with forged signatures or malformed
       { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
       v1.seed,
     );
-    const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    const message = withIds(
+      { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+      v1.seed,
+    );
     const altered = { ...message, lastCommit: { ...message.lastCommit, round: 7 } };
     assert.equal(await gossip('proposal', encode(proposalMessageCodec, altered), 'relay'), 'reject');
     assert.equal(await gossip('proposal', encode(proposalMessageCodec, message), 'relay'), 'accept');
@@ -394,21 +413,244 @@ test('a peer that reconnects in a loop gets one catch-up per block interval, sen
   const publishedBefore = published.length;
   // 50 reconnections of one peer, at once: one catch-up, to it.
   for (let i = 0; i < 50; i++) net.connected('churner');
-  // 300 peer ids never seen before, at once: at most 256 catch-ups in the interval.
+  // 300 peer ids never seen before, at once: at most 128 catch-ups in the interval (the other half
+  // of the 256 is kept for peers that relay consensus messages).
   for (let i = 0; i < 300; i++) net.connected(`fresh-${i}`);
   await until(
     'the catch-ups to be sent',
-    () => direct.length >= 1 + 255 || stats.sent - before.sent >= 256,
+    () => direct.length >= 128 || stats.sent - before.sent >= 128,
     5_000,
   ).catch(() => undefined);
   assert.equal(direct.filter((d) => d.peer === 'churner').length, 1, 'one catch-up for 50 reconnections');
-  assert.ok(stats.refused - before.refused >= 49 + 44, `refused ${stats.refused - before.refused}`);
-  assert.ok(direct.length <= 256, `${direct.length} catch-ups`);
+  assert.ok(stats.refused - before.refused >= 49 + 172, `refused ${stats.refused - before.refused}`);
+  assert.ok(direct.length <= 128, `${direct.length} catch-ups`);
   for (const d of direct) assert.ok(d.messages <= 2_048);
   // None of it went to every peer: publishes since are the node's own consensus traffic only
   // (a round's prevote and precommit at most), not 351 re-broadcasts.
   assert.ok(published.length - publishedBefore < 20, `${published.length - publishedBefore} publishes`);
   await stopNode(node);
+});
+
+test('on a healthy chain a connection gets its own catch-up and nothing else: no re-send of the height to every peer', async () => {
+  // A fresh connection used to bring forward the re-broadcast of the whole height (proposals and
+  // votes, relayed network-wide) once per block interval, however healthy the chain.
+  const hub = new MemoryNetworkHub();
+  // A long propose timeout: the stall re-send (a height idle for a block interval and a propose
+  // timeout) never fires on a busy test machine, so any re-send seen here came from a connection.
+  const slowStall = { ...TIMEOUTS, proposeMs: 10_000 };
+  const nodes = await Promise.all(
+    validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed, slowStall)),
+  );
+  try {
+    await until('height 2 on all validators', () => minHeight(nodes) >= 2n);
+    const net = hub.member('v0')!;
+    const sent: string[] = [];
+    const publish = net.publish.bind(net);
+    net.publish = async (topic, data) => {
+      if (topic === 'vote' || topic === 'proposal' || topic === 'compact-proposal')
+        sent.push(toHex(gossipMessageId(topic, topic, data)));
+      return publish(topic, data);
+    };
+    const directTo: string[] = [];
+    const sendDirect = net.sendDirect.bind(net);
+    net.sendDirect = async (peer, messages) => {
+      directTo.push(peer);
+      return sendDirect(peer, messages);
+    };
+    // Fresh peers connect right after each commit (the chain is as healthy as it gets).
+    let wave = 0;
+    const stopListening = nodes[0]!.driver.onCommit(() => {
+      if (wave >= 3) return;
+      wave++;
+      for (let i = 0; i < 20; i++) net.connected(`fresh-${wave}-${i}`);
+    });
+    const start = nodes[0]!.chain.height;
+    const regossipsBefore = nodes[0]!.driver.regossipStats.rounds;
+    await until('three more heights', () => nodes[0]!.chain.height >= start + 4n);
+    stopListening();
+    assert.equal(wave, 3);
+    assert.equal(new Set(sent).size, sent.length, 'a consensus message was sent to every peer again');
+    assert.deepEqual(
+      directTo.filter((p) => !p.startsWith('fresh-')),
+      [],
+      'peers that stayed connected were sent the height again',
+    );
+    assert.ok(directTo.length > 0, 'the new peers got their catch-ups');
+    assert.equal(nodes[0]!.driver.regossipStats.rounds, regossipsBefore);
+  } finally {
+    for (const n of nodes) await stopNode(n);
+  }
+});
+
+test('a stalled height is re-sent to each peer directly (gossip would drop it as seen), at most once per block interval', async () => {
+  const hub = new MemoryNetworkHub();
+  // One validator of four: it cannot decide, so its height stalls.
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  hub.join('peer-a', {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+  });
+  const published: string[] = [];
+  const publish = net.publish.bind(net);
+  net.publish = async (topic, data) => {
+    if (topic === 'vote') published.push(toHex(gossipMessageId(topic, topic, data)));
+    return publish(topic, data);
+  };
+  const direct: string[] = [];
+  net.sendDirect = async (peer) => {
+    direct.push(peer);
+  };
+  const before = direct.length;
+  await until('a re-send of the stalled height', () => node.driver.regossipStats.rounds >= 2, 10_000);
+  assert.ok(direct.slice(before).includes('peer-a'), 'the connected peer was sent the height');
+  assert.equal(new Set(published).size, published.length, 'a vote was published twice');
+  await stopNode(node);
+});
+
+test('a flood of fresh peer ids cannot take the catch-ups of peers that relay consensus messages', async () => {
+  const hub = new MemoryNetworkHub();
+  // One validator of four: it cannot decide, so its height and its messages stay put.
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  const direct: string[] = [];
+  net.sendDirect = async (peer) => {
+    direct.push(peer);
+  };
+  await until('the driver to run height 1', () => node.driver.position.height === 1n, 5_000);
+  // Peers that relayed a genuine vote of the height being decided (another validator's).
+  const gossip = node.driver.handlers().onGossip;
+  const relays = ['relay-a', 'relay-b', 'relay-c'];
+  for (const [i, relay] of relays.entries()) {
+    const vote = signVote(
+      'unc-dev-1',
+      { type: 'prevote', height: 1n, round: i, blockHash: null, validator: validators[1]!.publicKey },
+      validators[1]!.seed,
+    );
+    assert.equal(await gossip('vote', encode(voteMessageCodec, { vote, sentAt: 1n }), relay), 'accept');
+  }
+  // 1,000 fresh ids connect first, then the relays (their links flapped).
+  for (let i = 0; i < 1_000; i++) net.connected(`sybil-${i}`);
+  for (const relay of relays) net.connected(relay);
+  await until('the relays’ catch-ups', () => relays.every((r) => direct.includes(r)), 5_000).catch(() => {});
+  assert.deepEqual(
+    relays.filter((r) => !direct.includes(r)),
+    [],
+    'relaying peers were refused their catch-up',
+  );
+  assert.ok(direct.filter((p) => p.startsWith('sybil-')).length <= 128);
+  await stopNode(node);
+});
+
+test('sending back a vote this node already holds does not make a peer a relaying one (no catch-up priority)', async () => {
+  // Direct messages bypass gossip's seen-cache: a fresh id sent the height's votes in its own
+  // catch-up could send one back, have it accepted again, and join the peers whose catch-ups are
+  // kept; a crowd of such ids then took every catch-up, a genuine relay's included.
+  const hub = new MemoryNetworkHub();
+  const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
+  const net = hub.member('v0')!;
+  const direct: string[] = [];
+  net.sendDirect = async (peer) => {
+    direct.push(peer);
+  };
+  await until('the driver to run height 1', () => node.driver.position.height === 1n, 5_000);
+  const gossip = node.driver.handlers().onGossip;
+  const vote = signVote(
+    'unc-dev-1',
+    { type: 'prevote', height: 1n, round: 0, blockHash: null, validator: validators[1]!.publicKey },
+    validators[1]!.seed,
+  );
+  const wire = encode(voteMessageCodec, { vote, sentAt: 1n });
+  assert.equal(await gossip('vote', wire, 'relay-a'), 'accept');
+  const echoes = Array.from({ length: 300 }, (_, i) => `echo-${i}`);
+  for (const echo of echoes) await gossip('vote', wire, echo);
+  // 1,000 fresh ids take the catch-ups left to unproven peers; then the echoes, then the relay.
+  for (let i = 0; i < 1_000; i++) net.connected(`sybil-${i}`);
+  for (const echo of echoes) net.connected(echo);
+  net.connected('relay-a');
+  await until('the relay’s catch-up', () => direct.includes('relay-a'), 5_000).catch(() => {});
+  assert.equal(direct.filter((p) => p.startsWith('echo-')).length, 0, 'echoing a held vote bought catch-ups');
+  assert.ok(direct.includes('relay-a'), 'the relaying peer was refused its catch-up');
+  await stopNode(node);
+});
+
+test('fetches for a decided height let go of their requests and slots at once, not after a request timeout', async () => {
+  // Compact proposals whose ids nobody serves, from peers that never answer: each fetch held an
+  // overall slot (9 in all) until its request timed out, long after its height was decided.
+  const hub = new MemoryNetworkHub();
+  const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
+  const follower = await startNode(hub, 'follower', tempDir());
+  try {
+    await until('height 2 on the follower', () => follower.chain.height >= 2n);
+    const net = hub.member('follower')!;
+    const held: AbortSignal[] = [];
+    net.requestTxs = (_peer, _hash, _ids, signal) => {
+      if (signal) held.push(signal);
+      // A peer that never answers; only the caller's signal ends the wait.
+      return new Promise((_resolve, reject) =>
+        signal?.addEventListener('abort', () => reject(new Error('abandoned'))),
+      );
+    };
+    const gossip = follower.driver.handlers().onGossip;
+    let sentAt = 0n;
+    const stopListening = follower.driver.onCommit((c) => {
+      if (sentAt !== 0n) return;
+      const height = c.block.header.height + 1n;
+      sentAt = height;
+      const set = follower.chain.validatorSet();
+      const beacon = follower.chain.head.header.beacon;
+      for (const round of [0, 1])
+        for (let i = 0; i < 4; i++) {
+          const proposer = validators.find((v) =>
+            equalBytes(v.publicKey, selectProposer(set, beacon, height, round).publicKey),
+          )!;
+          const env = envelopeFromSigned(
+            signTransaction(
+              {
+                chainId: 'unc-dev-1',
+                signer: devKey(1).publicKey,
+                nonce: 0n,
+                expiresAt: 1_000n,
+                // Another fee, another transaction: eight blocks, each needing a fetch.
+                fee: parseUnc(String(1 + round * 4 + i)),
+                actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+              },
+              devKey(1).seed,
+            ),
+          );
+          const { pending } = follower.chain.buildProposal(
+            [env],
+            follower.chain.nextBlockTime(BigInt(Date.now())),
+            { seed: proposer.seed, publicKey: proposer.publicKey },
+            () => false,
+          );
+          assert.equal(pending.block.txs.length, 1);
+          const proposal = signProposal(
+            'unc-dev-1',
+            { height, round, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+            proposer.seed,
+          );
+          const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+          void gossip(
+            'compact-proposal',
+            encode(compactProposalCodec, compactOf(withIds(message, proposer.seed))),
+            `silent-${round}-${i}`,
+          );
+        }
+    });
+    await until('the fetches to start', () => held.length >= 4, 5_000);
+    stopListening();
+    await until('the height they were for to be decided', () => follower.chain.height >= sentAt);
+    await until('every request to be let go', () => held.every((s) => s.aborted), 3_000).catch(() => {});
+    assert.deepEqual(
+      held.map((s) => s.aborted),
+      held.map(() => true),
+      'a fetch for a decided height still holds its request',
+    );
+  } finally {
+    for (const n of [...nodes, follower]) await stopNode(n);
+  }
 });
 
 test('catch-ups share one encoding of each message: a crowd of new peers does not make the node encode the height once per peer', async () => {
@@ -493,7 +735,12 @@ test("a block's pre-check on the workers only for its round's proposer, one bloc
           v.seed,
         );
         const block = { ...signedFor.block, txs: transfers(2000n + amount++).map((t) => t.bytes) };
-        const message = { proposal, block, lastCommit: signedFor.lastCommit, sentAt: 1n };
+        // The proposer's signature over the genuine transaction ids, carried with other transactions.
+        const { idsSignature } = withIds(
+          { proposal, block: signedFor.block, lastCommit: signedFor.lastCommit, sentAt: 1n },
+          v.seed,
+        );
+        const message = { proposal, block, lastCommit: signedFor.lastCommit, sentAt: 1n, idsSignature };
         await gossip('proposal', encode(proposalMessageCodec, message), `relay-${sent++}`);
       }
     }
@@ -513,7 +760,10 @@ test("a block's pre-check on the workers only for its round's proposer, one bloc
             { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: v.publicKey },
             v.seed,
           );
-          const message = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+          const message = withIds(
+            { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+            v.seed,
+          );
           await gossip('proposal', encode(proposalMessageCodec, message), `relay-${sent++}`);
         }
       }
@@ -529,7 +779,7 @@ test("a block's pre-check on the workers only for its round's proposer, one bloc
   }
 });
 
-test("a relay's copy of a valid proposal with a transaction's signature altered (the header does not commit to it) neither makes the block invalid nor takes the genuine copy's pre-check", async () => {
+test("a relay's copy of a valid proposal with a transaction's signature altered (the header does not commit to it) is refused before any check, and the genuine copy is valid and pre-checked", async () => {
   const hub = new MemoryNetworkHub();
   const node = await startNode(hub, 'v0', tempDir(), validators[0]!.seed);
   try {
@@ -576,23 +826,26 @@ test("a relay's copy of a valid proposal with a transaction's signature altered 
       { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
       proposer.seed,
     );
-    const genuine = { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n };
+    const genuine = withIds(
+      { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+      proposer.seed,
+    );
     // The same header, transaction ids and transactions root: only a signature's last byte differs.
     const alteredCopy = (flip: number) => {
       const txs = pending.block.txs.map((t) => t.slice());
       txs[0]![txs[0]!.length - 1]! ^= flip;
       return encode(proposalMessageCodec, { ...genuine, block: { ...pending.block, txs } });
     };
+    // The altered copy still carries the proposer's signature over the genuine transaction ids: it
+    // is refused as altered in transit, before any signature of it is checked.
     assert.equal(await gossip('proposal', alteredCopy(1), 'relay-evil'), 'reject');
-    const afterAltered = poolChecks;
-    assert.ok(afterAltered >= 1, 'the first copy (the altered one) was pre-checked');
-    // The genuine copy: valid, and its first signature (the one the altered copy replaced) goes to
-    // the workers, the round's pre-check having been given back once.
+    assert.equal(poolChecks, 0, 'nothing of the altered copy was checked');
+    // The genuine copy: valid, and pre-checked on the workers.
     assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay-good'), 'accept');
-    assert.equal(poolChecks, afterAltered + 1, 'the genuine copy was pre-checked');
-    // Later altered copies change nothing and are not passed on; the block stays valid.
-    assert.equal(await gossip('proposal', alteredCopy(2), 'relay-evil-2'), 'ignore');
-    assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay-good-2'), 'accept');
+    assert.ok(poolChecks >= 1, 'the genuine copy was pre-checked');
+    // Later altered copies are refused too; the genuine one, already relayed, is not relayed again.
+    assert.equal(await gossip('proposal', alteredCopy(2), 'relay-evil-2'), 'reject');
+    assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay-good-2'), 'ignore');
   } finally {
     await stopNode(node);
   }
@@ -632,12 +885,14 @@ test('a proposal whose own copy has a forged signature is still refused when no 
     );
     const txs = pending.block.txs.map((t) => t.slice());
     txs[0]![txs[0]!.length - 1]! ^= 1;
-    const forged = encode(proposalMessageCodec, {
-      proposal,
-      block: { ...pending.block, txs },
-      lastCommit: pending.lastCommit,
-      sentAt: 1n,
-    });
+    // The proposer itself signed the transaction ids of the forged copy: its own block is invalid.
+    const forged = encode(
+      proposalMessageCodec,
+      withIds(
+        { proposal, block: { ...pending.block, txs }, lastCommit: pending.lastCommit, sentAt: 1n },
+        v1.seed,
+      ),
+    );
     // Every copy that carries the forged signature is refused, the first and those after it.
     for (const from of ['a', 'b', 'c']) assert.equal(await gossip('proposal', forged, from), 'reject');
   } finally {

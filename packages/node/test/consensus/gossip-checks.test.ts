@@ -11,7 +11,9 @@ import {
   ValidatorSet,
   type Vote,
 } from '@unc/core';
+import { compactIdsSigned, compactOf, wireTxId } from '../../src/consensus/compact-block.js';
 import {
+  checkCompactProposalGossip,
   checkEvidenceGossip,
   checkProposalGossip,
   checkVoteGossip,
@@ -19,8 +21,14 @@ import {
   type GossipView,
   proposalEnvelopeProblem,
 } from '../../src/consensus/gossip-checks.js';
-import { proposalMessageCodec, txBatchCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import {
+  compactProposalCodec,
+  proposalMessageCodec,
+  txBatchCodec,
+  voteMessageCodec,
+} from '../../src/consensus/wire.js';
 import { devKey, devValidatorKey } from '../../src/dev.js';
+import { withIds } from './signed-ids.js';
 
 const CHAIN = 'unc-dev-1';
 const members = [0, 1, 2, 3].map((i) => devValidatorKey(i));
@@ -95,20 +103,20 @@ test('proposals: a block that is not the one signed, or from an outsider, is rej
       { height: 5n, round: 0, polRound: -1, blockHash: hash, proposer: key.publicKey },
       key.seed,
     );
-  const msg = (p: ReturnType<typeof proposal>) =>
-    encode(proposalMessageCodec, { proposal: p, block, lastCommit, sentAt: 1n });
+  const msg = (p: ReturnType<typeof proposal>, seed = members[0]!.seed) =>
+    encode(proposalMessageCodec, withIds({ proposal: p, block, lastCommit, sentAt: 1n }, seed, CHAIN));
   const good = checkProposalGossip(msg(proposal(members[0]!, blockHash(header))), view);
   assert.equal(good.verdict, 'accept');
   assert.deepEqual(checkProposalGossip(msg(proposal(members[0]!, new Uint8Array(32).fill(9))), view), {
     verdict: 'reject',
   });
-  assert.deepEqual(checkProposalGossip(msg(proposal(outsider, blockHash(header))), view), {
+  assert.deepEqual(checkProposalGossip(msg(proposal(outsider, blockHash(header)), outsider.seed), view), {
     verdict: 'reject',
   });
   assert.deepEqual(checkProposalGossip(new Uint8Array(40), view), { verdict: 'reject' });
   // The block a fresh proposal carries is its proposer's own, and not from the future.
   const p = proposal(members[1]!, blockHash(header));
-  const m = { proposal: p, block, lastCommit, sentAt: 1n };
+  const m = withIds({ proposal: p, block, lastCommit, sentAt: 1n }, members[1]!.seed, CHAIN);
   assert.match(proposalEnvelopeProblem(p, m, 0, 5_000) ?? '', /built by its proposer/);
   const own = proposal(members[0]!, blockHash(header));
   assert.equal(proposalEnvelopeProblem(own, { ...m, proposal: own }, 0, 5_000), null);
@@ -121,6 +129,58 @@ test('proposals: a block that is not the one signed, or from an outsider, is rej
     ) ?? '',
     /future/,
   );
+});
+
+test('compact proposals: the id list is the proposer’s, signed; a copy of a genuine proposal with other ids is rejected before any fetch', () => {
+  const header = {
+    chainId: CHAIN,
+    height: 5n,
+    time: 1n,
+    prevHash: new Uint8Array(32),
+    stateRoot: new Uint8Array(32),
+    txRoot: new Uint8Array(32),
+    proposer: members[0]!.publicKey,
+    beacon: new Uint8Array(32),
+    vrfProof: new Uint8Array(0),
+    lastCommitHash: new Uint8Array(32),
+  };
+  const tx = new Uint8Array(100).fill(7);
+  const block = {
+    header,
+    txs: [tx],
+    commit: { height: 4n, round: 0, blockHash: new Uint8Array(32), signatures: [] },
+  };
+  const proposal = signProposal(
+    CHAIN,
+    { height: 5n, round: 0, polRound: -1, blockHash: blockHash(header), proposer: members[0]!.publicKey },
+    members[0]!.seed,
+  );
+  const message = { proposal, block, lastCommit: block.commit, sentAt: 1n };
+  const genuine = compactOf(withIds(message, members[0]!.seed, CHAIN));
+  const wireOf = (m: typeof genuine) => encode(compactProposalCodec, m);
+  const good = checkCompactProposalGossip(wireOf(genuine), view);
+  assert.equal(good.verdict, 'accept');
+  // Re-wrapped (another sentAt): the same signed content, still good.
+  assert.equal(checkCompactProposalGossip(wireOf({ ...genuine, sentAt: 99n }), view).verdict, 'accept');
+  // The same signed proposal with other ids: rejected (the old check accepted it, and fetched).
+  const otherIds = [wireTxId(new Uint8Array(100).fill(8))];
+  assert.deepEqual(checkCompactProposalGossip(wireOf({ ...genuine, txIds: otherIds }), view), {
+    verdict: 'reject',
+  });
+  assert.deepEqual(checkCompactProposalGossip(wireOf({ ...genuine, txIds: [] }), view), {
+    verdict: 'reject',
+  });
+  // Ids signed by someone else than the proposal's proposer (another validator, say): rejected.
+  const byOther = compactOf(withIds(message, members[1]!.seed, CHAIN));
+  assert.deepEqual(checkCompactProposalGossip(wireOf(byOther), view), { verdict: 'reject' });
+  // The signature binds the very proposal: moved onto another round's proposal of the same block,
+  // it no longer verifies.
+  const round1 = signProposal(CHAIN, { ...proposal, round: 1 }, members[0]!.seed);
+  assert.deepEqual(checkCompactProposalGossip(wireOf({ ...genuine, proposal: round1 }), view), {
+    verdict: 'reject',
+  });
+  assert.ok(compactIdsSigned(CHAIN, genuine));
+  assert.ok(!compactIdsSigned('other-chain', genuine), 'the chain id is signed too');
 });
 
 test('tx batches: one malformed entry rejects the whole message before anything is admitted', () => {

@@ -104,7 +104,12 @@ export class MemoryNetworkForTests implements Network {
     return this.target(peer).handlers.blocks(from, to);
   }
 
-  async requestTxs(peer: string, blockHash: Uint8Array, ids: readonly Uint8Array[]): Promise<Uint8Array[]> {
+  async requestTxs(
+    peer: string,
+    blockHash: Uint8Array,
+    ids: readonly Uint8Array[],
+    _signal?: AbortSignal,
+  ): Promise<Uint8Array[]> {
     return this.target(peer).handlers.txs?.(blockHash, ids) ?? [];
   }
 

@@ -9,6 +9,7 @@ import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
 
 // The driver remembers signatures it has checked so that the state machine does not check them
 // again. A signature is only valid for one (key, message) pair: the cache must not let a copied
@@ -82,12 +83,10 @@ test('a signature checked once does not vouch for another vote or proposal', asy
       v1.seed,
     );
     const wrapProposal = (p: typeof proposal) =>
-      encode(proposalMessageCodec, {
-        proposal: p,
-        block: pending.block,
-        lastCommit: pending.lastCommit,
-        sentAt: 1n,
-      });
+      encode(
+        proposalMessageCodec,
+        withIds({ proposal: p, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n }, v1.seed),
+      );
     assert.equal(await gossip('proposal', wrapProposal(proposal), 'peer'), 'accept');
     assert.equal(await gossip('proposal', wrapProposal({ ...proposal, round: 8 }), 'attacker'), 'reject');
     assert.equal(await gossip('proposal', wrapProposal({ ...proposal, polRound: 2 }), 'attacker'), 'reject');

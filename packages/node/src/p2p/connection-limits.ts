@@ -1,0 +1,81 @@
+/**
+ * How many connections the p2p layer accepts, set explicitly rather than left to the library's
+ * defaults (which change between libp2p releases and were chosen for browsers and DHT nodes, not
+ * for a validator's public port). Each inbound connection costs a Noise handshake, a Yamux session,
+ * a status exchange and, once connected, a catch-up: an attacker opening connections as fast as
+ * the library allows would spend this node's CPU and every peer slot.
+ *
+ * Set in a home's config.json under `"p2p"` (docs/consensus.md, "Connection limits").
+ */
+
+export interface ConnectionLimits {
+  /** Connections at once, both ways; inbound ones past it are refused. Default 200 (100 validators and their followers). */
+  maxConnections: number;
+  /** Inbound connections still in their handshake (Noise, Yamux) at once. Default 16. */
+  maxIncomingPendingConnections: number;
+  /** Inbound connections per second from one address (IP); past it they are refused. Default 5. */
+  inboundConnectionsPerAddressPerSecond: number;
+  /** An inbound connection's handshake must finish within this, ms. Default 5000. */
+  inboundUpgradeTimeoutMs: number;
+  /**
+   * Inbound connections open at once from one address (IP). Default 8. The rate alone bounds
+   * nothing over time: one host opening 5 a second filled all 200 slots in 40 s, and past
+   * `maxConnections` every inbound connection is refused, a validator's included.
+   */
+  maxInboundConnectionsPerAddress: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
+  maxConnections: 200,
+  maxIncomingPendingConnections: 16,
+  inboundConnectionsPerAddressPerSecond: 5,
+  inboundUpgradeTimeoutMs: 5_000,
+  maxInboundConnectionsPerAddress: 8,
+};
+
+/** The limits with `overrides` applied; a clear error for anything that is not a positive integer. */
+export function connectionLimits(overrides: Partial<ConnectionLimits> = {}): ConnectionLimits {
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...overrides };
+  for (const [key, v] of Object.entries(limits)) {
+    if (!Object.hasOwn(DEFAULT_CONNECTION_LIMITS, key))
+      throw new TypeError(
+        `p2p.${key} is not a connection limit (known: ${Object.keys(DEFAULT_CONNECTION_LIMITS).join(', ')})`,
+      );
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+      throw new TypeError(`p2p.${key} must be a positive integer`);
+  }
+  return limits;
+}
+
+/** The connection limits of a config file's `"p2p"` object (absent: the defaults). */
+export function parseConnectionLimits(value: unknown): Partial<ConnectionLimits> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError('p2p must be an object');
+  connectionLimits(value as Partial<ConnectionLimits>);
+  return { ...(value as Partial<ConnectionLimits>) };
+}
+
+/**
+ * The libp2p connection-manager settings for `limits`: every one that bounds inbound work,
+ * explicit. `allow`: the addresses of the bootstrap peers (the operator's own list, normally the
+ * other validators), which no limit refuses and pruning never drops, so a host filling the slots
+ * cannot lock validators out of each other.
+ */
+export function connectionManagerSettings(limits: ConnectionLimits, bootstrap: readonly string[] = []) {
+  return {
+    maxConnections: limits.maxConnections,
+    maxIncomingPendingConnections: limits.maxIncomingPendingConnections,
+    inboundConnectionThreshold: limits.inboundConnectionsPerAddressPerSecond,
+    inboundUpgradeTimeout: limits.inboundUpgradeTimeoutMs,
+    allow: [...new Set(bootstrap.map(addressOf).filter((a): a is string => a !== null))],
+  };
+}
+
+/**
+ * The IP part of a multiaddr (`/ip4/1.2.3.4` of `/ip4/1.2.3.4/tcp/26656/p2p/…`), or null for a
+ * name (`/dns4/…`): only a literal address can be allowed, a name could point anywhere later.
+ */
+export function addressOf(multiaddr: string): string | null {
+  const m = /^\/(ip4|ip6)\/([^/]+)/.exec(multiaddr);
+  return m ? `/${m[1]}/${m[2]}` : null;
+}

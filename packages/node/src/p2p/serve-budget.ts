@@ -1,0 +1,85 @@
+/**
+ * What a node serves of `/txs/1` (the transactions of a compact proposal) per peer and per
+ * interval. The stream limit (2 per connection) bounds only concurrency: a peer asking again the
+ * moment an answer ends could make a node send a block's worth (up to 8 MiB) every round trip,
+ * forever, from each connection it opens. A peer that rebuilds a proposal needs its missing
+ * transactions once per proposal, a few proposals per block interval; past its budget it gets a
+ * short answer (a valid one: fewer than asked), and asks another peer.
+ *
+ * Pure bookkeeping: the caller passes the time. Counted in fixed windows per peer, and over all
+ * peers together (peer ids cost nothing to make, so a per-peer budget alone bounds nothing).
+ */
+
+export interface ServeBudgetLimits {
+  /** Length of one accounting window, ms. Default 1000. */
+  intervalMs: number;
+  /** Wire ids one peer may ask for per window (two full requests). Default 8192. */
+  maxIdsPerPeer: number;
+  /** Bytes of transactions one peer may be sent per window (two largest blocks). Default 16 MiB. */
+  maxBytesPerPeer: number;
+  /** Bytes of transactions sent to all peers together per window. Default 64 MiB. */
+  maxBytesInAll: number;
+  /** Peers tracked; past it the oldest window is forgotten (it could only reset a peer's count). */
+  maxPeers: number;
+}
+
+export const DEFAULT_TX_SERVE_LIMITS: Readonly<ServeBudgetLimits> = {
+  intervalMs: 1_000,
+  maxIdsPerPeer: 8_192,
+  maxBytesPerPeer: 16 * 1024 * 1024,
+  maxBytesInAll: 64 * 1024 * 1024,
+  maxPeers: 4_096,
+};
+
+interface Window {
+  start: number;
+  ids: number;
+  bytes: number;
+}
+
+export class ServeBudget {
+  readonly limits: ServeBudgetLimits;
+  private readonly peers = new Map<string, Window>();
+  private all: Window = { start: Number.NEGATIVE_INFINITY, ids: 0, bytes: 0 };
+
+  constructor(limits: Partial<ServeBudgetLimits> = {}) {
+    this.limits = { ...DEFAULT_TX_SERVE_LIMITS, ...limits };
+    for (const [k, v] of Object.entries(this.limits))
+      if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`txServe.${k} must be a positive integer`);
+  }
+
+  /**
+   * A request naming `ids` ids arrives: false (serve nothing) once the peer asked for more than
+   * its ids per window. Counted whether or not the ids are held: asking costs the server a lookup.
+   */
+  takeIds(peer: string, ids: number, now: number): boolean {
+    const w = this.windowOf(peer, now);
+    if (w.ids + ids > this.limits.maxIdsPerPeer) return false;
+    w.ids += ids;
+    return true;
+  }
+
+  /** One transaction of `bytes` is about to be sent: false (stop the answer) past either budget. */
+  takeBytes(peer: string, bytes: number, now: number): boolean {
+    const w = this.windowOf(peer, now);
+    if (now - this.all.start >= this.limits.intervalMs) this.all = { start: now, ids: 0, bytes: 0 };
+    if (w.bytes + bytes > this.limits.maxBytesPerPeer || this.all.bytes + bytes > this.limits.maxBytesInAll)
+      return false;
+    w.bytes += bytes;
+    this.all.bytes += bytes;
+    return true;
+  }
+
+  private windowOf(peer: string, now: number): Window {
+    let w = this.peers.get(peer);
+    if (w && now - w.start < this.limits.intervalMs) return w;
+    if (w) this.peers.delete(peer);
+    w = { start: now, ids: 0, bytes: 0 };
+    this.peers.set(peer, w);
+    if (this.peers.size > this.limits.maxPeers) {
+      const oldest = this.peers.keys().next().value;
+      if (oldest !== undefined) this.peers.delete(oldest);
+    }
+    return w;
+  }
+}
