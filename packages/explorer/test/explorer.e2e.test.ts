@@ -374,6 +374,14 @@ describe('explorer in a real browser', { skip }, () => {
       now = await rpc<EpochView>(dev.url, 'unc_getEpoch', []);
     }
     assert.ok(BigInt(now.budget) > 0n, `node budget ${now.budget}`);
+    // The card shows the sample it last took, which may be from the epoch's first block (0 UNC):
+    // it follows the node's non-zero budget at a later sample.
+    await page.waitForFunction(
+      () =>
+        /[1-9][\d,.]*\s*UNC/.test(document.querySelector('[data-testid="epoch-budget"]')?.textContent ?? ''),
+      undefined,
+      { timeout: 15_000 },
+    );
     assert.match((await card.getByTestId('epoch-budget').textContent()) ?? '', /[1-9][\d,.]*\s*UNC/);
     assert.match(
       (await card.getByTestId('epoch-progress').textContent()) ?? '',
