@@ -227,6 +227,39 @@ describe('tendermint: proposing', () => {
     assert.deepEqual(votesOf(next), ['prevote@1:A']);
   });
 
+  test('a polka for an earlier round, seen after leaving it, is re-proposed with its round, not locked', () => {
+    // Simulator seeds 1638 and 2640: one honest validator locked on a polka whose last prevote
+    // reached the others only after they had left its round; they kept proposing fresh blocks,
+    // which the locked one prevotes nil on, and one Byzantine validator left no quorum without it.
+    const beacon = findBeacon(3, (r, p) => (r < 2 ? p !== 0 : p === 0));
+    const h = new Harness(0, beacon);
+    h.start();
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+    h.votes([1], 'prevote', 0, A);
+    h.votes([3], 'prevote', 0, null);
+    assert.deepEqual(votesOf(h.timeout('prevote', 0)), ['precommit@0:nil']);
+    h.votes([1, 2, 3], 'precommit', 0, null);
+    h.timeout('precommit', 0);
+    // In round 1, the round-0 prevote that makes the polka arrives late.
+    h.votes([2], 'prevote', 0, A);
+    let snap = h.machine.snapshot();
+    assert.equal(snap.round, 1);
+    assert.equal(snap.lockedRound, -1, 'a late polka never locks');
+    assert.equal(snap.validRound, 0);
+    assert.ok(equalBytes(snap.validValue!, A));
+    h.timeout('propose', 1);
+    h.timeout('prevote', 1);
+    const next = h.timeout('precommit', 1);
+    assert.ok(!next.some((a) => a.type === 'request-value'));
+    const [p] = broadcastProposals(next);
+    assert.ok(p);
+    assert.equal(p.round, 2);
+    assert.equal(p.polRound, 0);
+    assert.ok(equalBytes(p.blockHash, A));
+    snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, -1);
+  });
+
   test('proposals from anyone but the round proposer, or with polRound ≥ round, are ignored', () => {
     const h = new Harness(0, NOT_ME);
     h.start();

@@ -64,7 +64,12 @@ describe('sim: seed sweep of real nodes', () => {
     // Seeds 1767 and 4486 stalled for 60 s and more once the precommit wait after a nil quorum
     // was cut in every round (validators raced through rounds ahead of each other's messages);
     // found by the 10,000-seed sweep, fixed by cutting round 0's wait only.
-    const reports = await Promise.all([1767, 4486].map((seed) => runSimulation(scenarioForSeed(seed))));
+    // Seeds 1638 and 2640 stalled for 60 s with one honest validator locked on a polka the other
+    // honest ones received only after leaving its round: they never proposed that block again
+    // (line 36 only looks at the current round) and the locked one prevoted nil on their fresh
+    // ones; fixed by taking a late polka as the valid value (core's tendermint.ts).
+    const seeds = [1767, 4486, 1638, 2640];
+    const reports = await Promise.all(seeds.map((seed) => runSimulation(scenarioForSeed(seed))));
     assert.equal(failures(reports), '');
   });
 
