@@ -111,6 +111,24 @@ async function assertNoFork(nodes: UncNode[]): Promise<void> {
   assert.equal(heads.size, 1, `nodes disagree at height ${top}`);
 }
 
+/** A dev account 1 transfer of `amount` at `nonce`, signed, with the chain's minimum fee. */
+function devTransfer(
+  params: { minFeePerByte: bigint; minFeePerAction: bigint },
+  nonce: bigint,
+  amount: bigint,
+) {
+  const sender = devKey(1);
+  const base = {
+    chainId: 'unc-dev-1',
+    signer: sender.publicKey,
+    nonce,
+    expiresAt: 10_000n,
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', amount)],
+  };
+  const fee = feeFor(base, { minFeePerByte: params.minFeePerByte, minFeePerAction: params.minFeePerAction });
+  return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+}
+
 const maxHeight = (nodes: UncNode[]) => nodes.reduce((m, n) => (n.chain.height > m ? n.chain.height : m), 0n);
 const minHeight = (nodes: UncNode[]) =>
   nodes.reduce((m, n) => (n.chain.height < m ? n.chain.height : m), nodes[0]!.chain.height);
@@ -701,21 +719,7 @@ test("a block's pre-check on the workers only for its round's proposer, one bloc
     const txsPerBlock = 12;
     // Distinct valid blocks: the same sender's transfers, a different amount in each block.
     const transfers = (amount: bigint) =>
-      Array.from({ length: txsPerBlock }, (_, i) => {
-        const sender = devKey(1);
-        const base = {
-          chainId: 'unc-dev-1',
-          signer: sender.publicKey,
-          nonce: BigInt(i),
-          expiresAt: 10_000n,
-          actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', amount)],
-        };
-        const fee = feeFor(base, {
-          minFeePerByte: params.minFeePerByte,
-          minFeePerAction: params.minFeePerAction,
-        });
-        return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
-      });
+      Array.from({ length: txsPerBlock }, (_, i) => devTransfer(params, BigInt(i), amount));
     let sent = 0;
     let amount = 1n;
     // A relay's altered copies first: genuine signed proposals with other transactions attached
@@ -793,21 +797,7 @@ test("a relay's copy of a valid proposal with a transaction's signature altered 
     await until('the driver to run height 1', () => node.driver.position.height === 1n);
     const gossip = node.driver.handlers().onGossip;
     const params = node.chain.params;
-    const sender = devKey(1);
-    const transfers = Array.from({ length: 12 }, (_, i) => {
-      const base = {
-        chainId: 'unc-dev-1',
-        signer: sender.publicKey,
-        nonce: BigInt(i),
-        expiresAt: 10_000n,
-        actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', 5n)],
-      };
-      const fee = feeFor(base, {
-        minFeePerByte: params.minFeePerByte,
-        minFeePerAction: params.minFeePerAction,
-      });
-      return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
-    });
+    const transfers = Array.from({ length: 12 }, (_, i) => devTransfer(params, BigInt(i), 5n));
     // The round's own proposer (not this node), so that its block is the one pre-checked.
     const driver = node.driver as unknown as { proposerAt(height: bigint, round: number): Uint8Array };
     const round = [0, 1, 2, 3].find(
@@ -858,19 +848,7 @@ test('a proposal whose own copy has a forged signature is still refused when no 
     await until('the driver to run height 1', () => node.driver.position.height === 1n);
     const gossip = node.driver.handlers().onGossip;
     const params = node.chain.params;
-    const sender = devKey(1);
-    const base = {
-      chainId: 'unc-dev-1',
-      signer: sender.publicKey,
-      nonce: 0n,
-      expiresAt: 10_000n,
-      actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', 5n)],
-    };
-    const fee = feeFor(base, {
-      minFeePerByte: params.minFeePerByte,
-      minFeePerAction: params.minFeePerAction,
-    });
-    const env = envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+    const env = devTransfer(params, 0n, 5n);
     const v1 = validators[1]!;
     const { pending } = node.chain.buildProposal(
       [env],
