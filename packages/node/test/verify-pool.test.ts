@@ -41,14 +41,53 @@ describe('VerifyPool', () => {
       const checks = Array.from({ length: 40 }, (_, i) => check(i, true));
       const answer = wide.verify(checks, 'consensus');
       // Dispatch is synchronous: both workers hold a part of the call before it returns.
-      const slots = (wide as unknown as { slots: { busy: { checks: unknown[] } | null }[] }).slots;
+      const slots = (wide as unknown as { slots: { inFlight: { chunk: { checks: unknown[] } }[] }[] }).slots;
       assert.deepEqual(
-        slots.map((s) => s.busy?.checks.length),
-        [20, 20],
+        slots.map((s) => s.inFlight.map((b) => b.chunk.checks.length)),
+        [[20], [20]],
       );
       assert.deepEqual(await answer, Array(40).fill(true));
     } finally {
       await wide.close();
+    }
+  });
+
+  test('a worker is handed its next batch before it answers the first (it never waits on the main thread)', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2 });
+    try {
+      const checks = Array.from({ length: 12 }, (_, i) => check(i, i !== 5));
+      const answer = one.verify(checks);
+      const slot = (one as unknown as { slots: { inFlight: { chunk: { checks: unknown[] } }[] }[] })
+        .slots[0]!;
+      assert.deepEqual(
+        slot.inFlight.map((b) => b.chunk.checks.length),
+        [4, 4],
+      );
+      assert.deepEqual(
+        await answer,
+        checks.map((_, i) => i !== 5),
+      );
+      assert.equal(slot.inFlight.length, 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a worker that dies holding several batches loses none of them, and order is kept', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 5, depth: 3 });
+    try {
+      const checks = Array.from({ length: 30 }, (_, i) => check(i, i % 4 !== 1));
+      const pending = one.verify(checks);
+      await (
+        one as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.equal(one.queued('admission'), 0);
+    } finally {
+      await one.close();
     }
   });
 
