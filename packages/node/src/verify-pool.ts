@@ -165,7 +165,18 @@ export class VerifyPool implements SignatureVerifier {
   private closed = false;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
-    this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...opts };
+    // An option given as undefined takes its default (a spread would copy the undefined in, and a
+    // depth of undefined dispatches nothing: every call would wait forever).
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...given };
+    for (const [name, value, least] of [
+      ['threads', this.opts.threads, 0],
+      ['batchSize', this.opts.batchSize, 1],
+      ['depth', this.opts.depth, 1],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < least)
+        throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
+    }
     for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn());
   }
 

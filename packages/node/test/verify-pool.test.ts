@@ -91,6 +91,27 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('a depth or batch size that could never dispatch anything is refused when the pool is made, not left to hang every call', () => {
+    for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
+      assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
+    }
+  });
+
+  test('an option given as undefined (a config that leaves it out) takes its default', {
+    timeout: 20_000,
+  }, async () => {
+    const one = new VerifyPool({ threads: 1, depth: undefined, batchSize: undefined });
+    try {
+      const checks = Array.from({ length: 6 }, (_, i) => check(i, i !== 2));
+      assert.deepEqual(
+        await one.verify(checks),
+        checks.map((_, i) => i !== 2),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
   test('a key, message or signature that is a view into a larger buffer crosses intact', async () => {
     const c = check(1, true);
     const big = new Uint8Array(1000);
