@@ -273,10 +273,17 @@ export function loadPrivvalFrom(storage: PrivvalStorage, publicKey: Uint8Array):
 /** Durable before it returns: written to a temporary file, fsynced, renamed over the old one. */
 export function savePrivval(path: string, text: string | Uint8Array): void {
   const tmp = `${path}.tmp`;
+  const data = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    if (typeof text === 'string') writeSync(fd, text);
-    else writeSync(fd, text);
+    // One write may store fewer bytes than it is given and report no error (a full disk, a
+    // quota, the file size limit): only the next write throws. Renaming a short file would put a
+    // truncated state, or a record that no longer hashes to its name, where a restart reads it.
+    for (let at = 0; at < data.length; ) {
+      const n = writeSync(fd, data, at, data.length - at);
+      if (n <= 0) throw new Error(`${tmp}: the write stored nothing`);
+      at += n;
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -194,6 +194,60 @@ test('a state file whose record is missing or altered is refused, never read as 
   }
 });
 
+/**
+ * A write may store fewer bytes than it was given without any error (a full disk, a quota, the
+ * file size limit); only the next one fails. Here a child process saves, under a 64 KiB file size
+ * limit, a proposal whose record is ~200 KB: the save must fail and leave the earlier state and
+ * record whole, never a truncated record renamed under its hash and named by the state (a signer
+ * that keeps signing, then refuses to start).
+ */
+test('a short write fails the save: the state never names a truncated record', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const before = record(50n, 2);
+    const state = { ...initialPrivValidatorState(), height: 50n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: before });
+    const store = new URL('../../src/consensus/privval-store.js', import.meta.url).href;
+    const child = `
+      import { filePrivvalStorage, storePrivval } from ${JSON.stringify(store)};
+      const h32 = (b) => new Uint8Array(32).fill(b);
+      const header = {
+        chainId: 'unc-test', height: 51n, time: 1051n, prevHash: h32(1), stateRoot: h32(2), txRoot: h32(3),
+        proposer: h32(4), beacon: h32(5), vrfProof: new Uint8Array(80).fill(6), lastCommitHash: h32(7),
+      };
+      const block = { header, txs: Array.from({ length: 2000 }, (_, i) => new Uint8Array(100).fill(i % 256)),
+        commit: { height: 51n, round: 0, blockHash: h32(8), signatures: [] } };
+      const proposal = { height: 51n, round: 0, polRound: -1, blockHash: h32(8), proposer: h32(4), signature: new Uint8Array(64).fill(9) };
+      const lastCommit = { height: 50n, round: 0, blockHash: h32(1), signatures: [] };
+      const state = { height: 51n, round: 0, step: 1, signBytes: null, signature: null, lock: null, votes: [] };
+      try {
+        storePrivval(filePrivvalStorage(${JSON.stringify(path)}), { publicKey: ${JSON.stringify(toHex(key))}, state, lastProposal: { proposal, block, lastCommit } });
+        console.log('saved');
+      } catch (err) {
+        console.log('failed ' + err.code);
+      }
+    `;
+    const proc = spawn('bash', ['-c', 'ulimit -f 64 && exec "$NODE" --input-type=module -e "$CHILD"'], {
+      env: { ...process.env, NODE: process.execPath, CHILD: child },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0);
+    assert.equal(out.trim(), 'failed EFBIG');
+    const back = loadPrivval(path, key)!;
+    assert.deepEqual(back.state, state);
+    assert.deepEqual(back.lastProposal, before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a state file of the earlier format (the block inline, in hex) is still read', () => {
   const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
   try {
