@@ -222,7 +222,7 @@ const RECORD_INFIX = '.proposal-';
 
 export function filePrivvalStorage(path: string): PrivvalStorage {
   const recordPath = (name: string) => `${path}${RECORD_INFIX}${name}`;
-  // Records written or found by this process: a save with the same proposal skips the syscalls.
+  // Records written by this process: a save with the same proposal skips the syscalls.
   const present = new Set<string>();
   return {
     where: path,
@@ -232,8 +232,11 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
       existsSync(recordPath(name)) ? new Uint8Array(readFileSync(recordPath(name))) : null,
     writeRecord: (name, bytes) => {
       if (present.has(name)) return;
-      // Written whole, then renamed: a file under this name always holds all of its bytes.
-      if (!existsSync(recordPath(name))) savePrivval(recordPath(name), bytes);
+      // Written whole, then renamed: a file under this name always holds all of its bytes. A file
+      // found there already (from an earlier life, or copied in) is not trusted to: it is written
+      // again, once per proposal and process, rather than named by the state unchecked (a damaged
+      // one would make the next restart refuse).
+      savePrivval(recordPath(name), bytes);
       present.add(name);
     },
     pruneRecords: (keep) => {

@@ -248,6 +248,58 @@ test('a short write fails the save: the state never names a truncated record', a
   }
 });
 
+test("a file found under a record's name is not trusted: a restarted signer writes the record whole again", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const rec = record(31n, 4);
+    const state = { ...initialPrivValidatorState(), height: 31n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: rec });
+    // A damaged (or copied-in, or short-written) file under the name of the record being saved...
+    const recordFile = join(dir, `privval.json.proposal-${proposalRecordBytes(rec).name}`);
+    writeFileSync(recordFile, readFileSync(recordFile).subarray(0, 100));
+    // ...and a restarted process signs the next step of the same proposal.
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(key),
+      state: { ...state, step: 2 },
+      lastProposal: rec,
+    });
+    const back = loadPrivval(path, key)!;
+    assert.equal(back.state.step, 2);
+    assert.deepEqual(back.lastProposal, rec);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('leftovers of an interrupted save (temporary files, a record the state never named) neither stop a restart nor stay', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const rec = record(32n, 4);
+    const state = { ...initialPrivValidatorState(), height: 32n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: rec });
+    const name = proposalRecordBytes(rec).name;
+    const unnamed = proposalRecordBytes(record(33n, 2));
+    writeFileSync(join(dir, 'privval.json.tmp'), '{"half a state');
+    writeFileSync(join(dir, `privval.json.proposal-${unnamed.name}.tmp`), unnamed.bytes.subarray(0, 10));
+    writeFileSync(join(dir, `privval.json.proposal-${unnamed.name}`), unnamed.bytes);
+    const back = loadPrivval(path, key)!;
+    assert.deepEqual(back.lastProposal, rec);
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(key),
+      state: { ...state, step: 2 },
+      lastProposal: rec,
+    });
+    assert.deepEqual(readdirSync(dir).sort(), ['privval.json', `privval.json.proposal-${name}`]);
+    assert.equal(loadPrivval(path, key)!.state.step, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a state file of the earlier format (the block inline, in hex) is still read', () => {
   const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
   try {
