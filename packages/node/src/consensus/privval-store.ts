@@ -183,9 +183,16 @@ function parseLastProposal(
   if (typeof j.record !== 'string' || !/^[0-9a-f]{64}$/.test(j.record))
     throw new Error('the last proposal names no record');
   const bytes = readRecord(j.record);
-  if (!bytes) throw new Error(`the record ${j.record} of the last proposal is missing`);
+  if (!bytes) throw new MissingRecord(j.record);
   if (toHex(sha256(bytes)) !== j.record) throw new Error(`the record ${j.record} does not match its hash`);
   return { proposal, ...decodeProposalRecord(bytes) };
+}
+
+/** A state file names a record that is not there (the state file copied without it, most likely). */
+class MissingRecord extends Error {
+  constructor(readonly record: string) {
+    super(`the record ${record} of the last proposal is missing`);
+  }
 }
 
 /** Where the signer state lives: a file for a real node, memory that survives "crashes" in the simulator. */
@@ -196,6 +203,8 @@ export interface PrivvalStorage {
   read(): string | null;
   /** Durable before it returns. */
   write(text: string): void;
+  /** Names the record `name` in errors. */
+  recordWhere(name: string): string;
   /** The bytes of the record file `name`, or null if there is none. */
   readRecord(name: string): Uint8Array | null;
   /** Durable before it returns; a record already there under `name` holds these bytes (names are hashes). */
@@ -228,6 +237,7 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
     where: path,
     read: () => (existsSync(path) ? readFileSync(path, 'utf8') : null),
     write: (text) => savePrivval(path, text),
+    recordWhere: recordPath,
     readRecord: (name) =>
       existsSync(recordPath(name)) ? new Uint8Array(readFileSync(recordPath(name))) : null,
     writeRecord: (name, bytes) => {
@@ -265,7 +275,11 @@ export function loadPrivvalFrom(storage: PrivvalStorage, publicKey: Uint8Array):
     file = parsePrivval(text, (name) => storage.readRecord(name));
   } catch (err) {
     // Starting over would forget what was signed: refuse, and let the operator decide.
-    throw new Error(`${path} is unreadable (${(err as Error).message}); refusing to sign without it`);
+    const why =
+      err instanceof MissingRecord
+        ? `the record file ${storage.recordWhere(err.record)} it names, the block of its last proposal, is missing (keep it with ${basename(path)}, and copy the two together; if it is lost for good, setting "lastProposal" to null in ${basename(path)} is safe: the signer still refuses every conflicting signature, and only that block can no longer be presented again)`
+        : (err as Error).message;
+    throw new Error(`${path} is unreadable (${why}); refusing to sign without it`);
   }
   if (file.publicKey !== toHex(publicKey)) {
     throw new Error(`${path} belongs to validator ${file.publicKey}, not ${toHex(publicKey)}`);

@@ -279,6 +279,7 @@ function memoryPrivval(
     where: `memory:${id}/privval`,
     read: () => slot.text,
     write: (t) => void (slot.text = t),
+    recordWhere: (name) => `memory:${id}/privval.proposal-${name}`,
     readRecord: (name) => slot.records.get(name) ?? null,
     writeRecord: (name, bytes) => void slot.records.set(name, bytes),
     pruneRecords: (keep) => {

@@ -68,6 +68,7 @@ function memoryStorage(): PrivvalStorage & { writes: string[]; records: Map<stri
     write: (text) => {
       writes.push(text);
     },
+    recordWhere: (name) => `memory/proposal-${name}`,
     readRecord: (name) => records.get(name) ?? null,
     writeRecord: (name, bytes) => void records.set(name, bytes),
     pruneRecords: (keep) => {

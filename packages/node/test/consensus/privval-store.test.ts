@@ -188,7 +188,48 @@ test('a state file whose record is missing or altered is refused, never read as 
     writeFileSync(recordFile, bytes);
     assert.throws(() => loadPrivval(path, key), /does not match its hash\); refusing to sign/);
     rmSync(recordFile);
-    assert.throws(() => loadPrivval(path, key), /is missing\); refusing to sign/);
+    // The operator is told which file is missing, where it belongs, and what to do.
+    assert.throws(
+      () => loadPrivval(path, key),
+      (err: Error) =>
+        err.message.includes(`the record file ${recordFile} it names`) &&
+        /is missing \(keep it with privval\.json\b.*\); refusing to sign/.test(err.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the recovery the missing-record error offers (lastProposal set to null) still refuses a conflicting proposal', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const seed = sha256(utf8('privval recovery test'));
+    const signer = new PrivValidator(seed, 'unc-test');
+    const rec = record(30n, 4);
+    const unsigned = {
+      height: 30n,
+      round: 0,
+      polRound: -1,
+      blockHash: rec.proposal.blockHash,
+      proposer: signer.publicKey,
+    };
+    const proposal = signer.signProposal(unsigned)!;
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(signer.publicKey),
+      state: signer.state,
+      lastProposal: { ...rec, proposal },
+    });
+    rmSync(join(dir, `privval.json.proposal-${proposalRecordBytes({ ...rec, proposal }).name}`));
+    assert.throws(() => loadPrivval(path, signer.publicKey), /setting "lastProposal" to null/);
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    json.lastProposal = null;
+    writeFileSync(path, JSON.stringify(json));
+    const back = loadPrivval(path, signer.publicKey)!;
+    assert.equal(back.lastProposal, null);
+    const restarted = new PrivValidator(seed, 'unc-test', back.state);
+    assert.equal(restarted.signProposal({ ...unsigned, blockHash: new Uint8Array(32).fill(0xee) }), null);
+    assert.deepEqual(restarted.signProposal(unsigned)?.signature, proposal.signature);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
