@@ -207,7 +207,10 @@ export interface PrivvalStorage {
   recordWhere(name: string): string;
   /** The bytes of the record file `name`, or null if there is none. */
   readRecord(name: string): Uint8Array | null;
-  /** Durable before it returns; a record already there under `name` holds these bytes (names are hashes). */
+  /**
+   * Durable before it returns, with all of `bytes` under `name` (the hash of `bytes`): a file found
+   * under that name is replaced, not trusted to hold them.
+   */
   writeRecord(name: string, bytes: Uint8Array): void;
   /** Deletes every record file but `keep`. */
   pruneRecords(keep: string | null): void;
