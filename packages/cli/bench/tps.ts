@@ -68,6 +68,31 @@ function processCpuMs(pid: number): { main: number; other: number } | null {
   }
 }
 
+/**
+ * The node's own figures from /metrics: its event loop's busy seconds (the main thread's
+ * utilisation, which CPU time alone does not give: a thread can be busy yet descheduled on a
+ * loaded machine, or idle while holding CPU in system calls) and its garbage-collection pauses.
+ */
+async function nodeLoopFigures(
+  rpcUrl: string,
+): Promise<{ loopActiveS: number; gcS: number; gcCount: number } | null> {
+  try {
+    const text = await (await fetch(`${rpcUrl}/metrics`)).text();
+    const sum = (re: RegExp) => {
+      let total = 0;
+      for (const m of text.matchAll(re)) total += Number(m[1]);
+      return total;
+    };
+    return {
+      loopActiveS: sum(/^nodejs_eventloop_active_seconds_total(?:\{[^}]*\})? (\S+)$/gm),
+      gcS: sum(/^nodejs_gc_duration_seconds_sum(?:\{[^}]*\})? (\S+)$/gm),
+      gcCount: sum(/^nodejs_gc_duration_seconds_count(?:\{[^}]*\})? (\S+)$/gm),
+    };
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-'));
   console.log(
@@ -160,6 +185,7 @@ async function main(): Promise<void> {
   const reasons = new Map<string, number>();
   const startMs = Date.now();
   const endMs = startMs + SECONDS * 1000;
+  const loopAtStart = await nodeLoopFigures(url);
   const nodeCpuAtStart = processCpuMs(proc.pid!);
   const benchCpuAtStart = process.cpuUsage();
   const phaseDone = phaseProgress('sending', SECONDS * 1000, () => `${accepted} accepted`);
@@ -186,6 +212,7 @@ async function main(): Promise<void> {
   );
   phaseDone();
   const nodeCpuAtEnd = processCpuMs(proc.pid!);
+  const loopAtEnd = await nodeLoopFigures(url);
   const benchCpu = process.cpuUsage(benchCpuAtStart);
   // Count what was finalized inside the window [start, end].
   await new Promise((r) => setTimeout(r, BLOCK_TIME + 200));
@@ -208,6 +235,13 @@ async function main(): Promise<void> {
     console.log(
       `node CPU per finalized transfer: ${perTx(main + other)} µs (main thread ${perTx(main)} µs, other threads ${perTx(other)} µs; one raw verify ${(1e6 / verifyPerSec).toFixed(0)} µs); node cores busy ${((main + other) / (SECONDS * 1000)).toFixed(2)}`,
     );
+    if (loopAtStart && loopAtEnd) {
+      const active = loopAtEnd.loopActiveS - loopAtStart.loopActiveS;
+      const gc = loopAtEnd.gcS - loopAtStart.gcS;
+      console.log(
+        `node main thread: event loop busy ${((100 * active) / SECONDS).toFixed(0)} % of the window; GC pauses ${(gc * 1000).toFixed(0)} ms in ${loopAtEnd.gcCount - loopAtStart.gcCount} collections (${((gc * 1e6) / finalized).toFixed(0)} µs per finalized transfer)`,
+      );
+    }
     console.log(
       `bench client CPU per finalized transfer: ${perTx((benchCpu.user + benchCpu.system) / 1000)} µs (its own process)`,
     );

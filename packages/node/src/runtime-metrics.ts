@@ -81,6 +81,10 @@ export function registerRuntimeMetrics(r: Registry): () => void {
     'Garbage collection pauses, by kind, in seconds',
     [0.001, 0.01, 0.1, 1, 2, 5],
   );
+  const loopActive = r.counter(
+    'nodejs_eventloop_active_seconds_total',
+    "Time the main thread's event loop spent running callbacks rather than waiting, in seconds (its utilisation over a span is this counter's increase divided by the span)",
+  );
   const version = r.gauge('nodejs_version_info', 'Node.js version');
 
   const [major, minor, patch] = process.versions.node.split('.').map(Number);
@@ -100,7 +104,11 @@ export function registerRuntimeMetrics(r: Registry): () => void {
   gcObserver.observe({ entryTypes: ['gc'] });
 
   let lastCpu = process.cpuUsage();
+  let lastLoop = performance.eventLoopUtilization();
   r.onCollect(() => {
+    const nowLoop = performance.eventLoopUtilization();
+    loopActive.inc(Math.max(0, nowLoop.active - lastLoop.active) / 1000);
+    lastLoop = nowLoop;
     const cpu = process.cpuUsage();
     const user = Math.max(0, cpu.user - lastCpu.user) / 1e6;
     const system = Math.max(0, cpu.system - lastCpu.system) / 1e6;

@@ -42,6 +42,8 @@ test('/metrics has the process and Node.js runtime series under their usual name
     'nodejs_heap_size_used_bytes',
     'nodejs_heap_size_total_bytes',
     'nodejs_external_memory_bytes',
+    // The busy loop above ran on the event loop that serves /metrics.
+    'nodejs_eventloop_active_seconds_total',
   ]) {
     const v = sample(text, name);
     assert.ok(v !== null && v > 0, `${name} = ${v}`);

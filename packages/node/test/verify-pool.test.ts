@@ -41,14 +41,74 @@ describe('VerifyPool', () => {
       const checks = Array.from({ length: 40 }, (_, i) => check(i, true));
       const answer = wide.verify(checks, 'consensus');
       // Dispatch is synchronous: both workers hold a part of the call before it returns.
-      const slots = (wide as unknown as { slots: { busy: { checks: unknown[] } | null }[] }).slots;
+      const slots = (wide as unknown as { slots: { inFlight: { chunk: { checks: unknown[] } }[] }[] }).slots;
       assert.deepEqual(
-        slots.map((s) => s.busy?.checks.length),
-        [20, 20],
+        slots.map((s) => s.inFlight.map((b) => b.chunk.checks.length)),
+        [[20], [20]],
       );
       assert.deepEqual(await answer, Array(40).fill(true));
     } finally {
       await wide.close();
+    }
+  });
+
+  test('a worker is handed its next batch before it answers the first (it never waits on the main thread)', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2 });
+    try {
+      const checks = Array.from({ length: 12 }, (_, i) => check(i, i !== 5));
+      const answer = one.verify(checks);
+      const slot = (one as unknown as { slots: { inFlight: { chunk: { checks: unknown[] } }[] }[] })
+        .slots[0]!;
+      assert.deepEqual(
+        slot.inFlight.map((b) => b.chunk.checks.length),
+        [4, 4],
+      );
+      assert.deepEqual(
+        await answer,
+        checks.map((_, i) => i !== 5),
+      );
+      assert.equal(slot.inFlight.length, 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a worker that dies holding several batches loses none of them, and order is kept', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 5, depth: 3 });
+    try {
+      const checks = Array.from({ length: 30 }, (_, i) => check(i, i % 4 !== 1));
+      const pending = one.verify(checks);
+      await (
+        one as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.equal(one.queued('admission'), 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a depth or batch size that could never dispatch anything is refused when the pool is made, not left to hang every call', () => {
+    for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
+      assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
+    }
+  });
+
+  test('an option given as undefined (a config that leaves it out) takes its default', {
+    timeout: 20_000,
+  }, async () => {
+    const one = new VerifyPool({ threads: 1, depth: undefined, batchSize: undefined });
+    try {
+      const checks = Array.from({ length: 6 }, (_, i) => check(i, i !== 2));
+      assert.deepEqual(
+        await one.verify(checks),
+        checks.map((_, i) => i !== 2),
+      );
+    } finally {
+      await one.close();
     }
   });
 

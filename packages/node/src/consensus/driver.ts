@@ -92,7 +92,7 @@ import {
   loadPrivvalFrom,
   type PrivvalStorage,
   type SignedProposalRecord,
-  serializePrivval,
+  storePrivval,
 } from './privval-store.js';
 import { budgetForRound, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
@@ -666,13 +666,11 @@ export class ConsensusDriver {
       this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
     }`;
     if (mark === this.lastSavedPrivval) return;
-    this.privvalStorage.write(
-      serializePrivval({
-        publicKey: toHex(this.validator.publicKey),
-        state,
-        lastProposal: this.lastProposal,
-      }),
-    );
+    storePrivval(this.privvalStorage, {
+      publicKey: toHex(this.validator.publicKey),
+      state,
+      lastProposal: this.lastProposal,
+    });
     this.lastSavedPrivval = mark;
   }
 

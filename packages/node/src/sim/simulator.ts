@@ -250,7 +250,7 @@ interface SimNode {
   key: DevKey;
   honest: boolean;
   store: MemoryKv;
-  privval: { text: string | null };
+  privval: { text: string | null; records: Map<string, Uint8Array> };
   core: NodeCore | null;
   net: SimPeerNetwork | null;
   /** Fences the store of the current life: a crashed life writes nothing more. */
@@ -271,8 +271,21 @@ function fenced(store: KvStore, fence: { dead: boolean }): KvStore {
   };
 }
 
-function memoryPrivval(slot: { text: string | null }, id: string): PrivvalStorage {
-  return { where: `memory:${id}/privval`, read: () => slot.text, write: (t) => void (slot.text = t) };
+function memoryPrivval(
+  slot: { text: string | null; records: Map<string, Uint8Array> },
+  id: string,
+): PrivvalStorage {
+  return {
+    where: `memory:${id}/privval`,
+    read: () => slot.text,
+    write: (t) => void (slot.text = t),
+    recordWhere: (name) => `memory:${id}/privval.proposal-${name}`,
+    readRecord: (name) => slot.records.get(name) ?? null,
+    writeRecord: (name, bytes) => void slot.records.set(name, bytes),
+    pruneRecords: (keep) => {
+      for (const name of slot.records.keys()) if (name !== keep) slot.records.delete(name);
+    },
+  };
 }
 
 export interface SimOptions {
@@ -324,7 +337,7 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
     key,
     honest: !behaviourOf.has(index),
     store: new MemoryKv(),
-    privval: { text: null },
+    privval: { text: null, records: new Map() },
     core: null,
     net: null,
     fence: null,

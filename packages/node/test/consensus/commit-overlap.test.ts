@@ -57,22 +57,30 @@ class HeldKv implements KvStore {
 }
 
 /** Signer state in memory; each write is what a validator would have fsynced before sending. */
-function memoryStorage(): PrivvalStorage & { writes: string[] } {
+function memoryStorage(): PrivvalStorage & { writes: string[]; records: Map<string, Uint8Array> } {
   const writes: string[] = [];
+  const records = new Map<string, Uint8Array>();
   return {
     where: 'memory',
     writes,
+    records,
     read: () => writes.at(-1) ?? null,
     write: (text) => {
       writes.push(text);
+    },
+    recordWhere: (name) => `memory/proposal-${name}`,
+    readRecord: (name) => records.get(name) ?? null,
+    writeRecord: (name, bytes) => void records.set(name, bytes),
+    pruneRecords: (keep) => {
+      for (const name of records.keys()) if (name !== keep) records.delete(name);
     },
   };
 }
 
 /** The highest height the validator has signed anything at (its signer state as written). */
-function signedHeight(storage: { writes: string[] }): bigint {
+function signedHeight(storage: { writes: string[]; records: Map<string, Uint8Array> }): bigint {
   const last = storage.writes.at(-1);
-  return last ? parsePrivval(last).state.height : 0n;
+  return last ? parsePrivval(last, (name) => storage.records.get(name) ?? null).state.height : 0n;
 }
 
 const T0 = Date.parse('2026-06-01T00:00:00Z');

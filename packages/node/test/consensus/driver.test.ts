@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -27,7 +27,7 @@ import {
 import { feeFor, transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactOf } from '../../src/consensus/compact-block.js';
-import { parsePrivval } from '../../src/consensus/privval-store.js';
+import { loadPrivval } from '../../src/consensus/privval-store.js';
 import {
   compactProposalCodec,
   proposalMessageCodec,
@@ -336,7 +336,7 @@ test('the signer state is on disk after every signature: a restarted validator c
   await until('a few blocks', () => node.chain.height >= 3n);
   await stopNode(node);
   const path = join(dir, 'privval.json');
-  const stored = parsePrivval(readFileSync(path, 'utf8'));
+  const stored = loadPrivval(path, key.publicKey)!;
   assert.ok(stored.state.height >= 3n, `privval at ${stored.state.height}`);
   // A validator alone publishes nothing (it has no network), yet its last proposal and the block
   // it names are still kept: after a restart only this file holds that block.

@@ -1,15 +1,35 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type Block, type Commit, initialPrivValidatorState, type Proposal, toHex } from '@unc/core';
 import {
+  type Block,
+  blockHash,
+  type Commit,
+  commitCodec,
+  encode,
+  equalBytes,
+  fromHex,
+  initialPrivValidatorState,
+  PrivValidator,
+  type Proposal,
+  sha256,
+  toHex,
+  utf8,
+} from '@unc/core';
+import { encodeBlock } from '../../src/block-bytes.js';
+import {
+  filePrivvalStorage,
   loadPrivval,
+  type PrivValidatorFile,
   parsePrivval,
+  proposalRecordBytes,
   type SignedProposalRecord,
   savePrivval,
   serializePrivval,
+  storePrivval,
 } from '../../src/consensus/privval-store.js';
 
 function record(height: bigint, txs: number): SignedProposalRecord {
@@ -42,19 +62,21 @@ function record(height: bigint, txs: number): SignedProposalRecord {
   return { proposal, block, lastCommit };
 }
 
+/** The state file's text read back, its record (if any) given by name as a storage would. */
+function roundTrip(f: PrivValidatorFile): PrivValidatorFile {
+  const rec = f.lastProposal ? proposalRecordBytes(f.lastProposal) : null;
+  return parsePrivval(serializePrivval(f), (name) => (rec && rec.name === name ? rec.bytes : null));
+}
+
 test('the signer file holds each record as written, whether its encoding was kept or not', () => {
   const first = record(5n, 3);
   const second = record(6n, 4);
   const state = { ...initialPrivValidatorState(), height: 5n, step: 1 };
-  const a = parsePrivval(serializePrivval({ publicKey: 'ab', state, lastProposal: first }));
+  const a = roundTrip({ publicKey: 'ab', state, lastProposal: first });
   // The same record again, with the state a vote later: the kept encoding, the new state.
-  const b = parsePrivval(
-    serializePrivval({ publicKey: 'ab', state: { ...state, step: 2 }, lastProposal: first }),
-  );
+  const b = roundTrip({ publicKey: 'ab', state: { ...state, step: 2 }, lastProposal: first });
   // Another record: its own block, never the one encoded before.
-  const c = parsePrivval(
-    serializePrivval({ publicKey: 'ab', state: { ...state, height: 6n }, lastProposal: second }),
-  );
+  const c = roundTrip({ publicKey: 'ab', state: { ...state, height: 6n }, lastProposal: second });
   assert.deepEqual(a.lastProposal, first);
   assert.deepEqual(b.lastProposal, first);
   assert.equal(b.state.step, 2);
@@ -67,21 +89,21 @@ test('a record changed in place after a write is written as it is now, never as 
   const rec = record(7n, 3);
   const state = { ...initialPrivValidatorState(), height: 7n, step: 1 };
   const file = (s = state) => ({ publicKey: 'ab', state: s, lastProposal: rec });
-  assert.deepEqual(parsePrivval(serializePrivval(file())).lastProposal, record(7n, 3));
+  assert.deepEqual(roundTrip(file()).lastProposal, record(7n, 3));
   // The same record object now holds a re-proposal at a later round, signed anew...
   rec.proposal = { ...rec.proposal, round: 1, polRound: 0, signature: new Uint8Array(64).fill(0xaa) };
-  let back = parsePrivval(serializePrivval(file({ ...state, round: 1 }))).lastProposal!;
+  let back = roundTrip(file({ ...state, round: 1 })).lastProposal!;
   assert.equal(back.proposal.round, 1);
   assert.deepEqual(back.proposal.signature, new Uint8Array(64).fill(0xaa));
   // ...a field of the proposal changed on the object itself...
   rec.proposal.round = 2;
-  back = parsePrivval(serializePrivval(file({ ...state, round: 2 }))).lastProposal!;
+  back = roundTrip(file({ ...state, round: 2 })).lastProposal!;
   assert.equal(back.proposal.round, 2);
   // ...and another block and last commit.
   const other = record(7n, 5);
   rec.block = other.block;
   rec.lastCommit = { ...other.lastCommit, round: 3 };
-  back = parsePrivval(serializePrivval(file())).lastProposal!;
+  back = roundTrip(file()).lastProposal!;
   assert.equal(back.block.txs.length, 5);
   assert.equal(back.lastCommit.round, 3);
   assert.deepEqual(back, rec);
@@ -95,14 +117,12 @@ test('the signer file on disk: what a restart reads back is exactly the record a
     const first = record(9n, 2);
     const second = record(10n, 6);
     const state = { ...initialPrivValidatorState(), height: 9n, step: 1 };
+    const storage = filePrivvalStorage(path);
     // Several writes, the kept encodings reused in between, as a validator votes along.
-    savePrivval(path, serializePrivval({ publicKey: toHex(key), state, lastProposal: first }));
-    savePrivval(
-      path,
-      serializePrivval({ publicKey: toHex(key), state: { ...state, step: 2 }, lastProposal: first }),
-    );
+    storePrivval(storage, { publicKey: toHex(key), state, lastProposal: first });
+    storePrivval(storage, { publicKey: toHex(key), state: { ...state, step: 2 }, lastProposal: first });
     const last = { ...state, height: 10n, step: 3, signature: new Uint8Array(64).fill(3) };
-    savePrivval(path, serializePrivval({ publicKey: toHex(key), state: last, lastProposal: second }));
+    storePrivval(storage, { publicKey: toHex(key), state: last, lastProposal: second });
     const back = loadPrivval(path, key)!;
     assert.deepEqual(back.lastProposal, second);
     assert.deepEqual(back.state, last);
@@ -111,3 +131,372 @@ test('the signer file on disk: what a restart reads back is exactly the record a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the block is written once per proposal, not at each of the height's signatures, and older ones are deleted", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xab));
+    const big = record(20n, 2_000);
+    const storage = filePrivvalStorage(path);
+    const writes: string[] = [];
+    const counted = {
+      ...storage,
+      writeRecord: (n: string, b: Uint8Array) => {
+        writes.push(n);
+        storage.writeRecord(n, b);
+      },
+    };
+    const state = { ...initialPrivValidatorState(), height: 20n };
+    for (const step of [1, 2, 3])
+      storePrivval(counted, { publicKey: key, state: { ...state, step }, lastProposal: big });
+    const records = readdirSync(dir).filter((f) => f.includes('.proposal-'));
+    assert.equal(records.length, 1);
+    const recordFile = join(dir, records[0]!);
+    // The state file names the block; it does not hold it (it was 2 MB of hex per signature).
+    assert.ok(statSync(path).size < 4_000, `state file ${statSync(path).size} bytes`);
+    assert.ok(statSync(recordFile).size > 200_000);
+    assert.deepEqual(loadPrivval(path, fromHex(key))!.lastProposal, big);
+    // The next height's proposal: a new record, the old one gone.
+    const next = record(21n, 3);
+    storePrivval(counted, { publicKey: key, state: { ...state, height: 21n, step: 1 }, lastProposal: next });
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('.proposal-')),
+      [`privval.json.proposal-${proposalRecordBytes(next).name}`],
+    );
+    assert.equal(new Set(writes).size, 2);
+    assert.deepEqual(loadPrivval(path, fromHex(key))!.lastProposal, next);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a state file whose record is missing or altered is refused, never read as "no proposal"', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const rec = record(30n, 4);
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(key),
+      state: { ...initialPrivValidatorState(), height: 30n, step: 1 },
+      lastProposal: rec,
+    });
+    const recordFile = join(dir, `privval.json.proposal-${proposalRecordBytes(rec).name}`);
+    const bytes = readFileSync(recordFile);
+    bytes[bytes.length - 1]! ^= 1;
+    writeFileSync(recordFile, bytes);
+    assert.throws(() => loadPrivval(path, key), /does not match its hash\); refusing to sign/);
+    rmSync(recordFile);
+    // The operator is told which file is missing, where it belongs, and what to do.
+    assert.throws(
+      () => loadPrivval(path, key),
+      (err: Error) =>
+        err.message.includes(`the record file ${recordFile} it names`) &&
+        /is missing \(keep it with privval\.json\b.*\); refusing to sign/.test(err.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the recovery the missing-record error offers (lastProposal set to null) still refuses a conflicting proposal', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const seed = sha256(utf8('privval recovery test'));
+    const signer = new PrivValidator(seed, 'unc-test');
+    const rec = record(30n, 4);
+    const unsigned = {
+      height: 30n,
+      round: 0,
+      polRound: -1,
+      blockHash: rec.proposal.blockHash,
+      proposer: signer.publicKey,
+    };
+    const proposal = signer.signProposal(unsigned)!;
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(signer.publicKey),
+      state: signer.state,
+      lastProposal: { ...rec, proposal },
+    });
+    rmSync(join(dir, `privval.json.proposal-${proposalRecordBytes({ ...rec, proposal }).name}`));
+    assert.throws(() => loadPrivval(path, signer.publicKey), /setting "lastProposal" to null/);
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    json.lastProposal = null;
+    writeFileSync(path, JSON.stringify(json));
+    const back = loadPrivval(path, signer.publicKey)!;
+    assert.equal(back.lastProposal, null);
+    const restarted = new PrivValidator(seed, 'unc-test', back.state);
+    assert.equal(restarted.signProposal({ ...unsigned, blockHash: new Uint8Array(32).fill(0xee) }), null);
+    assert.deepEqual(restarted.signProposal(unsigned)?.signature, proposal.signature);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A write may store fewer bytes than it was given without any error (a full disk, a quota, the
+ * file size limit); only the next one fails. Here a child process saves, under a 64 KiB file size
+ * limit, a proposal whose record is ~200 KB: the save must fail and leave the earlier state and
+ * record whole, never a truncated record renamed under its hash and named by the state (a signer
+ * that keeps signing, then refuses to start).
+ */
+test('a short write fails the save: the state never names a truncated record', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const before = record(50n, 2);
+    const state = { ...initialPrivValidatorState(), height: 50n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: before });
+    const store = new URL('../../src/consensus/privval-store.js', import.meta.url).href;
+    const child = `
+      import { filePrivvalStorage, storePrivval } from ${JSON.stringify(store)};
+      const h32 = (b) => new Uint8Array(32).fill(b);
+      const header = {
+        chainId: 'unc-test', height: 51n, time: 1051n, prevHash: h32(1), stateRoot: h32(2), txRoot: h32(3),
+        proposer: h32(4), beacon: h32(5), vrfProof: new Uint8Array(80).fill(6), lastCommitHash: h32(7),
+      };
+      const block = { header, txs: Array.from({ length: 2000 }, (_, i) => new Uint8Array(100).fill(i % 256)),
+        commit: { height: 51n, round: 0, blockHash: h32(8), signatures: [] } };
+      const proposal = { height: 51n, round: 0, polRound: -1, blockHash: h32(8), proposer: h32(4), signature: new Uint8Array(64).fill(9) };
+      const lastCommit = { height: 50n, round: 0, blockHash: h32(1), signatures: [] };
+      const state = { height: 51n, round: 0, step: 1, signBytes: null, signature: null, lock: null, votes: [] };
+      try {
+        storePrivval(filePrivvalStorage(${JSON.stringify(path)}), { publicKey: ${JSON.stringify(toHex(key))}, state, lastProposal: { proposal, block, lastCommit } });
+        console.log('saved');
+      } catch (err) {
+        console.log('failed ' + err.code);
+      }
+    `;
+    const proc = spawn('bash', ['-c', 'ulimit -f 64 && exec "$NODE" --input-type=module -e "$CHILD"'], {
+      env: { ...process.env, NODE: process.execPath, CHILD: child },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0);
+    assert.equal(out.trim(), 'failed EFBIG');
+    const back = loadPrivval(path, key)!;
+    assert.deepEqual(back.state, state);
+    assert.deepEqual(back.lastProposal, before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a file found under a record's name is not trusted: a restarted signer writes the record whole again", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const rec = record(31n, 4);
+    const state = { ...initialPrivValidatorState(), height: 31n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: rec });
+    // A damaged (or copied-in, or short-written) file under the name of the record being saved...
+    const recordFile = join(dir, `privval.json.proposal-${proposalRecordBytes(rec).name}`);
+    writeFileSync(recordFile, readFileSync(recordFile).subarray(0, 100));
+    // ...and a restarted process signs the next step of the same proposal.
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(key),
+      state: { ...state, step: 2 },
+      lastProposal: rec,
+    });
+    const back = loadPrivval(path, key)!;
+    assert.equal(back.state.step, 2);
+    assert.deepEqual(back.lastProposal, rec);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('leftovers of an interrupted save (temporary files, a record the state never named) neither stop a restart nor stay', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const rec = record(32n, 4);
+    const state = { ...initialPrivValidatorState(), height: 32n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: rec });
+    const name = proposalRecordBytes(rec).name;
+    const unnamed = proposalRecordBytes(record(33n, 2));
+    writeFileSync(join(dir, 'privval.json.tmp'), '{"half a state');
+    writeFileSync(join(dir, `privval.json.proposal-${unnamed.name}.tmp`), unnamed.bytes.subarray(0, 10));
+    writeFileSync(join(dir, `privval.json.proposal-${unnamed.name}`), unnamed.bytes);
+    const back = loadPrivval(path, key)!;
+    assert.deepEqual(back.lastProposal, rec);
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(key),
+      state: { ...state, step: 2 },
+      lastProposal: rec,
+    });
+    assert.deepEqual(readdirSync(dir).sort(), ['privval.json', `privval.json.proposal-${name}`]);
+    assert.equal(loadPrivval(path, key)!.state.step, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a state file of the earlier format (the block inline, in hex) is still read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xab);
+    const rec = record(40n, 3);
+    const state = { ...initialPrivValidatorState(), height: 40n, step: 2 };
+    const json = JSON.parse(serializePrivval({ publicKey: toHex(key), state, lastProposal: rec }));
+    json.lastProposal = {
+      proposal: json.lastProposal.proposal,
+      block: toHex(encodeBlock(rec.block)),
+      lastCommit: toHex(encode(commitCodec, rec.lastCommit)),
+    };
+    savePrivval(path, JSON.stringify(json));
+    const back = loadPrivval(path, key)!;
+    assert.deepEqual(back.lastProposal, rec);
+    assert.deepEqual(back.state, state);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * The double-signing protection across real crashes: a child process signs proposals and votes as
+ * a validator does (save, then release) and kills itself with SIGKILL right after the k-th storage
+ * operation (a record written, the state file written, the old records deleted), for every k. Each
+ * time the restarted signer must load (no refusal), hold every signature the child released, and
+ * refuse a conflicting proposal or vote for the last released slot; the last released proposal's
+ * block must be there to present again.
+ */
+test('SIGKILL after each step of a save: a restart never signs a conflicting proposal or vote, and keeps its block', async () => {
+  const core = import.meta.resolve('@unc/core');
+  const store = new URL('../../src/consensus/privval-store.js', import.meta.url).href;
+  const seed = sha256(utf8('privval crash test'));
+  const chainId = 'unc-test';
+  const run = async (dir: string, crashAt: number) => {
+    const proc = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', crashChild(core, store, dir, crashAt)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+    });
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) =>
+      proc.on('exit', (_c, s) => resolve(s)),
+    );
+    return { signal, lines: out.split('\n').filter(Boolean) };
+  };
+  const whole = mkdtempSync(join(tmpdir(), 'unc-privval-crash-'));
+  let totalOps: number;
+  try {
+    const { signal, lines } = await run(whole, 0);
+    assert.equal(signal, null);
+    totalOps = Number(lines.at(-1)!.split(' ')[1]);
+    assert.ok(totalOps >= 15, `ops ${totalOps}`);
+  } finally {
+    rmSync(whole, { recursive: true, force: true });
+  }
+  for (let k = 1; k < totalOps; k++) {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-privval-crash-'));
+    try {
+      const { signal, lines } = await run(dir, k);
+      assert.equal(signal, 'SIGKILL', `crash point ${k}`);
+      const released = lines.filter((l) => l.startsWith('released '));
+      const stored = loadPrivval(join(dir, 'privval.json'), ed25519Key(seed));
+      if (released.length === 0) continue;
+      assert.ok(stored, `crash point ${k}: the state is there`);
+      const signer = new PrivValidator(seed, chainId, stored.state);
+      const [, kind, h, r, hash] = released.at(-1)!.split(' ');
+      const height = BigInt(h!);
+      const round = Number(r);
+      const other = new Uint8Array(32).fill(0xee);
+      assert.ok(!equalBytes(other, fromHex(hash!)));
+      if (kind === 'proposal') {
+        const conflicting = signer.signProposal({
+          height,
+          round,
+          polRound: -1,
+          blockHash: other,
+          proposer: signer.publicKey,
+        });
+        assert.equal(conflicting, null, `crash point ${k}: a second proposal for ${h}/${r}`);
+      } else {
+        const conflicting = signer.signVote({
+          type: kind as 'prevote' | 'precommit',
+          height,
+          round,
+          blockHash: other,
+          validator: signer.publicKey,
+        });
+        assert.equal(conflicting, null, `crash point ${k}: a second ${kind} for ${h}/${r}`);
+      }
+      // The last released proposal, with its block, is what the restarted node can present (or a
+      // later one, saved before the crash came and not yet released).
+      const lastProposal = released.filter((l) => l.startsWith('released proposal ')).at(-1)!;
+      const [, , ph, , phash] = lastProposal.split(' ');
+      const own = stored.lastProposal;
+      assert.ok(own, `crash point ${k}: the last proposal is kept`);
+      assert.ok(own.proposal.height >= BigInt(ph!), `crash point ${k}: an older proposal kept`);
+      if (own.proposal.height === BigInt(ph!)) assert.equal(toHex(own.proposal.blockHash), phash);
+      assert.deepEqual(blockHash(own.block.header), own.proposal.blockHash);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+function ed25519Key(seed: Uint8Array): Uint8Array {
+  return new PrivValidator(seed, 'unc-test').publicKey;
+}
+
+/** The child: signs three heights as a proposer (proposal, prevote, precommit), saving before each release. */
+function crashChild(core: string, store: string, dir: string, crashAt: number): string {
+  return `
+    import { writeSync } from 'node:fs';
+    import { join } from 'node:path';
+    import { blockHash, PrivValidator, sha256, toHex, utf8 } from ${JSON.stringify(core)};
+    import { filePrivvalStorage, loadPrivval, storePrivval } from ${JSON.stringify(store)};
+    const path = join(${JSON.stringify(dir)}, 'privval.json');
+    const seed = sha256(utf8('privval crash test'));
+    const real = filePrivvalStorage(path);
+    let ops = 0;
+    const step = () => { if (++ops === ${crashAt}) process.kill(process.pid, 'SIGKILL'); };
+    const storage = {
+      ...real,
+      write: (t) => { real.write(t); step(); },
+      writeRecord: (n, b) => { real.writeRecord(n, b); step(); },
+      pruneRecords: (k) => { real.pruneRecords(k); step(); },
+    };
+    const signer = new PrivValidator(seed, 'unc-test');
+    const say = (line) => writeSync(1, line + '\\n');
+    let lastProposal = null;
+    const save = () => storePrivval(storage, { publicKey: toHex(signer.publicKey), state: signer.state, lastProposal });
+    const h32 = (b) => new Uint8Array(32).fill(b);
+    for (let height = 1n; height <= 3n; height++) {
+      const lastCommit = { height: height - 1n, round: 0, blockHash: h32(1), signatures: [] };
+      const header = {
+        chainId: 'unc-test', height, time: 1000n + height, prevHash: h32(1), stateRoot: h32(2), txRoot: h32(3),
+        proposer: signer.publicKey, beacon: h32(5), vrfProof: new Uint8Array(80).fill(6), lastCommitHash: h32(7),
+      };
+      const hash = blockHash(header);
+      const block = { header, txs: Array.from({ length: 50 }, (_, i) => new Uint8Array(100).fill(i)), commit: { height, round: 0, blockHash: hash, signatures: [] } };
+      const proposal = signer.signProposal({ height, round: 0, polRound: -1, blockHash: hash, proposer: signer.publicKey });
+      lastProposal = { proposal, block, lastCommit };
+      save();
+      say('released proposal ' + height + ' 0 ' + toHex(hash));
+      for (const type of ['prevote', 'precommit']) {
+        signer.signVote({ type, height, round: 0, blockHash: hash, validator: signer.publicKey });
+        save();
+        say('released ' + type + ' ' + height + ' 0 ' + toHex(hash));
+      }
+    }
+    say('ops ' + ops);
+  `;
+}
