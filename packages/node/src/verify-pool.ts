@@ -12,6 +12,7 @@
  * The pool only ever says what core's `ed25519Verify` says (the workers run that very function);
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ed25519Verify } from '@unc/core';
@@ -133,7 +134,8 @@ export function unpackBatch(batch: PackedBatch): SignatureCheck[] {
 }
 
 interface Chunk {
-  checks: readonly SignatureCheck[];
+  /** Packed now, when the call is made: what runs is the bytes as they were at the call. */
+  batch: PackedBatch;
   lane: VerifyLane;
   done: (ok: Uint8Array) => void;
 }
@@ -142,21 +144,47 @@ interface Slot {
   worker: Worker;
   busy: Chunk | null;
   batchId: number;
+  /** This worker's own queue, one per lane: only checks under the keys sharded to it. */
+  waiting: Record<VerifyLane, Chunk[]>;
 }
 
 const WORKER_URL = new URL('./verify-worker.js', import.meta.url);
 
+/**
+ * Which worker checks signatures under `publicKey`: always the same one for a key, so that the
+ * key is imported once (each worker keeps its own bounded cache of imported keys, core's
+ * `publicKeyObject`) and every later answer of that chip finds it there. Salted per pool, so that
+ * nobody can pick keys that all land on one worker.
+ */
+export function shardOfKey(publicKey: Uint8Array, salt: number, shards: number): number {
+  if (shards <= 1) return 0;
+  let h = salt | 0;
+  const n = publicKey.length;
+  for (let i = 0; i < n; i += 4) {
+    const word =
+      (publicKey[i] ?? 0) |
+      ((publicKey[i + 1] ?? 0) << 8) |
+      ((publicKey[i + 2] ?? 0) << 16) |
+      ((publicKey[i + 3] ?? 0) << 24);
+    h = Math.imul(h ^ word, 0x9e3779b1);
+    h ^= h >>> 15;
+  }
+  h = Math.imul(h ^ n, 0x85ebca6b);
+  h ^= h >>> 13;
+  return (h >>> 0) % shards;
+}
+
 export class VerifyPool implements SignatureVerifier {
   private readonly opts: VerifyPoolOptions;
   private readonly slots: Slot[] = [];
-  private readonly waiting: Record<VerifyLane, Chunk[]> = { consensus: [], admission: [] };
   private readonly held: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
+  private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
   private closed = false;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...opts };
-    for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn());
+    for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
   }
 
   get threads(): number {
@@ -170,7 +198,7 @@ export class VerifyPool implements SignatureVerifier {
 
   /**
    * Whether each signature verifies, in order. Throws VerifyPoolBusy at once (nothing queued)
-   * when the lane cannot take all of them.
+   * when the lane cannot take all of them. The bytes are copied before this returns.
    */
   verify(checks: readonly SignatureCheck[], lane: VerifyLane = 'admission'): Promise<boolean[]> {
     if (checks.length === 0) return Promise.resolve([]);
@@ -181,45 +209,58 @@ export class VerifyPool implements SignatureVerifier {
     }
     this.held[lane] += checks.length;
     const result = new Array<boolean>(checks.length);
+    // Each check goes to its key's worker (so that worker's key cache hits), a chunk of at most
+    // batchSize per message; a block's answers are under many keys, so they spread over every
+    // worker. The call's positions of each worker's checks, in order.
+    const shards = this.slots.length;
+    const positions: number[][] = Array.from({ length: shards }, () => []);
+    for (let i = 0; i < checks.length; i++)
+      positions[shardOfKey(checks[i]!.publicKey, this.salt, shards)]!.push(i);
     let left = 0;
     return new Promise((resolve) => {
-      // A call is split over every worker: a block of 40 answers in one batch of up to batchSize
-      // would go to one worker and leave the other cores idle while the block waits for it.
-      const size = Math.max(1, Math.min(this.opts.batchSize, Math.ceil(checks.length / this.slots.length)));
-      for (let start = 0; start < checks.length; start += size) {
-        const part = checks.slice(start, start + size);
-        left++;
-        this.waiting[lane].push({
-          checks: part,
-          lane,
-          done: (ok) => {
-            for (let i = 0; i < part.length; i++) result[start + i] = ok[i] === 1;
-            this.held[lane] -= part.length;
-            if (--left === 0) resolve(result);
-          },
-        });
-      }
+      positions.forEach((mine, w) => {
+        for (let start = 0; start < mine.length; start += this.opts.batchSize) {
+          const at = mine.slice(start, start + this.opts.batchSize);
+          left++;
+          this.slots[w]!.waiting[lane].push({
+            batch: packBatch(
+              0,
+              at.map((i) => checks[i]!),
+            ),
+            lane,
+            done: (ok) => {
+              for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
+              this.held[lane] -= at.length;
+              if (--left === 0) resolve(result);
+            },
+          });
+        }
+      });
       this.dispatch();
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    // Whatever is still queued is checked here, so no caller waits forever.
-    for (const lane of ['consensus', 'admission'] as const) {
-      for (const chunk of this.waiting[lane].splice(0)) chunk.done(verifyHere(chunk.checks));
-    }
     const slots = this.slots.splice(0);
+    // Whatever is still queued or in flight is checked here, so no caller waits forever.
     for (const s of slots) {
       const chunk = s.busy;
       s.busy = null;
-      if (chunk) chunk.done(verifyHere(chunk.checks));
+      if (chunk) chunk.done(verifyPacked(chunk.batch));
+      for (const lane of ['consensus', 'admission'] as const)
+        for (const queued of s.waiting[lane].splice(0)) queued.done(verifyPacked(queued.batch));
     }
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
-  private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_URL), busy: null, batchId: 0 };
+  private spawn(queues: Record<VerifyLane, Chunk[]> | null): Slot {
+    const slot: Slot = {
+      worker: new Worker(WORKER_URL),
+      busy: null,
+      batchId: 0,
+      waiting: queues ?? { consensus: [], admission: [] },
+    };
     slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
       const chunk = slot.busy;
       if (!chunk || m.id !== slot.batchId) return;
@@ -228,14 +269,15 @@ export class VerifyPool implements SignatureVerifier {
       this.dispatch();
       if (!slot.busy) slot.worker.unref();
     });
-    // A worker that dies takes no answer with it: its batch is checked here and a new one starts.
+    // A worker that dies takes no answer with it: its batch is checked here and a new one starts
+    // in its place, with its queue (the same keys keep going to the same place).
     const replace = () => {
       const i = this.slots.indexOf(slot);
       if (i < 0 || this.closed) return;
       const chunk = slot.busy;
       slot.busy = null;
-      this.slots[i] = this.spawn();
-      if (chunk) chunk.done(verifyHere(chunk.checks));
+      this.slots[i] = this.spawn(slot.waiting);
+      if (chunk) chunk.done(verifyPacked(chunk.batch));
       this.dispatch();
     };
     slot.worker.on('error', replace);
@@ -249,20 +291,29 @@ export class VerifyPool implements SignatureVerifier {
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.busy) continue;
-      const chunk = this.waiting.consensus.shift() ?? this.waiting.admission.shift();
-      if (!chunk) return;
+      const chunk = slot.waiting.consensus.shift() ?? slot.waiting.admission.shift();
+      if (!chunk) continue;
       slot.busy = chunk;
       slot.batchId = this.nextBatchId++;
+      chunk.batch.id = slot.batchId;
       slot.worker.ref();
-      const batch = packBatch(slot.batchId, chunk.checks);
-      slot.worker.postMessage(batch, [
-        batch.bytes.buffer as ArrayBuffer,
-        batch.offsets.buffer as ArrayBuffer,
-      ]);
+      // The chunk keeps its batch (a worker that dies mid-batch leaves it to be checked here), so
+      // the worker gets a copy: two small buffers per message, never an object per check.
+      const { bytes, offsets } = chunk.batch;
+      slot.worker.postMessage({ id: slot.batchId, bytes, offsets });
     }
   }
 }
 
-function verifyHere(checks: readonly SignatureCheck[]): Uint8Array {
-  return Uint8Array.from(checks, (c) => (ed25519Verify(c.publicKey, c.message, c.signature) ? 1 : 0));
+/** Each check of a packed batch, checked on this thread: 1 where it verifies. */
+export function verifyPacked(batch: PackedBatch): Uint8Array {
+  const { bytes, offsets } = batch;
+  const ok = new Uint8Array(offsets.length / 4);
+  for (let i = 0, j = 0; j < ok.length; i += 4, j++) {
+    const key = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+    const signature = bytes.subarray(offsets[i + 1]!, offsets[i + 2]!);
+    const message = bytes.subarray(offsets[i + 2]!, offsets[i + 3]!);
+    ok[j] = ed25519Verify(key, message, signature) ? 1 : 0;
+  }
+  return ok;
 }

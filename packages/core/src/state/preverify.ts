@@ -143,7 +143,11 @@ export class VerifiedSignatures {
   }
 
   add(check: Ed25519Check): void {
-    const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
+    this.addKey(ed25519CheckKey(check.publicKey, check.message, check.signature));
+  }
+
+  /** A pass under its `ed25519CheckKey`, for a caller that made the key from the bytes it had checked. */
+  addKey(key: string): void {
     if (this.young.has(key)) return;
     if (this.young.size >= this.generation) {
       this.old = this.young;
@@ -152,8 +156,10 @@ export class VerifiedSignatures {
     this.young.add(key);
   }
 
-  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
-    const key = ed25519CheckKey(publicKey, message, signature);
+  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
+    this.hasKey(ed25519CheckKey(publicKey, message, signature));
+
+  hasKey(key: string): boolean {
     return this.young.has(key) || this.old.has(key);
-  };
+  }
 }
