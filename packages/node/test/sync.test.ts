@@ -134,6 +134,37 @@ describe('block sync', () => {
     assert.equal(await isBehind(client, fresh.height, 0), false);
   });
 
+  test("the next fetched block is handed over (prepare) before this one applies: its checks overlap this block's execution", async () => {
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+    const target = chainSyncTarget(fresh);
+    const events: string[] = [];
+    const heightOf = (encoded: Uint8Array) => decode(blockCodec, encoded).header.height;
+    const result = await syncChain({
+      network: client,
+      chain: {
+        height: target.height,
+        applyBlock: async (encoded) => {
+          events.push(`apply ${heightOf(encoded)}`);
+          await target.applyBlock(encoded);
+        },
+        prepare: (following, current) =>
+          events.push(`prepare ${heightOf(following)} after ${heightOf(current)}`),
+      },
+      batchSize: 4,
+      parallel: 2,
+    });
+    assert.equal(result.height, HEIGHT);
+    // Within each answer of 4 blocks, every block but the last names its successor first.
+    for (let h = 1n; h <= HEIGHT; h++) {
+      const applied = events.indexOf(`apply ${h}`);
+      assert.ok(applied >= 0);
+      if (h % 4n !== 0n && h < HEIGHT) assert.equal(events[applied - 1], `prepare ${h + 1n} after ${h}`);
+    }
+  });
+
   test('a peer serving a corrupted block is penalised and sync completes from another', async () => {
     const honest = await net(source);
     const served = new Map<string, number>();
