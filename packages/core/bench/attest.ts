@@ -21,7 +21,8 @@
  *    default the node's, a core but one; 0 skips this): in the consensus driver's order (a block's
  *    signatures on the pool, then the block), the same with the main thread checking its share
  *    while it waits, and pipelined (the next block's on the pool while this one executes), in
- *    wall-clock time, with the main thread's own CPU per answer (Linux) beside it; each must end
+ *    wall-clock time, with the main thread's and the pool workers' own CPU per answer (Linux) beside it
+ *    and the rate those CPU figures allow on the machine's cores when idle; each must end
  *    in the same state as the inline run.
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
@@ -1006,13 +1007,19 @@ async function runWindowWithPool(
 }
 
 /**
- * Answers/s a pool run's CPU figures allow when each thread has a core of its own: the main thread
- * and the workers (their CPU shared over their threads) overlap, so the busier side sets the pace.
+ * Answers/s a pool run's CPU figures allow on this machine's cores, idle (other threads, GC, left
+ * out): pipelined, the main thread and the workers (their CPU shared over their threads) overlap,
+ * so the busier side sets the pace; in the driver's order the main thread waits for the workers,
+ * so their times add up. Either way all of it cannot take more than the cores. An upper bound from
+ * CPU time, for an idle rerun to check; not a wall-clock measurement.
  */
 function cpuBoundRate(run: PoolRun): number {
   const main = run.mainCpuS ?? 0;
-  const workers = (run.workerCpuS ?? 0) / Math.max(1, run.threads);
-  return run.answered / Math.max(main, workers);
+  const workers = run.workerCpuS ?? 0;
+  const perWorker = workers / Math.max(1, run.threads);
+  const cores = availableParallelism();
+  const paced = run.mode === 'pipelined' ? Math.max(main, perWorker) : main + perWorker;
+  return run.answered / Math.max(paced, (main + workers) / cores);
 }
 
 async function runEpoch(edCase: RawCase) {
@@ -1626,8 +1633,9 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
           `= ${(1e6 / mainUs / e.rawAlongside.verify).toFixed(3)} x raw Ed25519 verify on one core` +
           (run.workerCpuS === null
             ? ''
-            : `; with a core per thread and nothing else running, the busier side bounds the rate at ` +
-              `${(cpuBoundRate(run) / e.rawAlongside.verify).toFixed(3)} x raw (CPU figures, not a wall-clock measurement)`),
+            : `; on ${availableParallelism()} idle cores these CPU figures bound the rate at ` +
+              `${(cpuBoundRate(run) / e.rawAlongside.verify).toFixed(3)} x raw (main and workers overlapping when pipelined, ` +
+              "added up in the driver's order; an upper bound, not a wall-clock measurement)"),
       );
     }
   }
