@@ -9,6 +9,10 @@
  * VerifyPoolBusy, before any work, so a flood of transactions turns into "busy, retry" answers
  * instead of an unbounded queue.
  *
+ * A block's checks go to the worker their key is sharded to, so that a chip's key is imported once
+ * (each worker keeps core's bounded cache of imported keys); admission checks are split evenly.
+ * A call's checks are packed into one buffer per batch when the call is made.
+ *
  * The pool only ever says what core's `ed25519Verify` says (the workers run that very function);
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
@@ -209,13 +213,21 @@ export class VerifyPool implements SignatureVerifier {
     }
     this.held[lane] += checks.length;
     const result = new Array<boolean>(checks.length);
-    // Each check goes to its key's worker (so that worker's key cache hits), a chunk of at most
-    // batchSize per message; a block's answers are under many keys, so they spread over every
-    // worker. The call's positions of each worker's checks, in order.
+    // The call's positions of each worker's checks, in order; each worker's go in chunks of at
+    // most batchSize per message. Consensus checks (a block's chip answers: many keys, most seen
+    // once an epoch or so) go to their key's worker, so that worker's key cache hits, and a block
+    // spreads over every worker by its many keys. Admission checks are split evenly instead: one
+    // busy account can send many transactions, all under one key, which sharding would put on one
+    // worker; an account's key is hot and cheap to hold in every worker's cache.
     const shards = this.slots.length;
     const positions: number[][] = Array.from({ length: shards }, () => []);
-    for (let i = 0; i < checks.length; i++)
-      positions[shardOfKey(checks[i]!.publicKey, this.salt, shards)]!.push(i);
+    if (lane === 'consensus') {
+      for (let i = 0; i < checks.length; i++)
+        positions[shardOfKey(checks[i]!.publicKey, this.salt, shards)]!.push(i);
+    } else {
+      const share = Math.ceil(checks.length / shards);
+      for (let i = 0; i < checks.length; i++) positions[Math.floor(i / share)]!.push(i);
+    }
     let left = 0;
     return new Promise((resolve) => {
       positions.forEach((mine, w) => {

@@ -71,6 +71,22 @@ describe('VerifyPool', () => {
     }
   });
 
+  test("admission checks are split evenly over the workers: one account's many transactions (one key) use every core", async () => {
+    const wide = new VerifyPool({ threads: 2, batchSize: 128 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(i, true));
+      const answer = wide.verify(checks, 'admission');
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.busy?.batch.offsets.length ?? 0) / 4),
+        [20, 20],
+      );
+      assert.deepEqual(await answer, Array(40).fill(true));
+    } finally {
+      await wide.close();
+    }
+  });
+
   test("a key's checks always go to the same worker (its key cache hits); keys spread over all of them", () => {
     for (const salt of [0, 1, 0x9e3779b9, 0xffffffff]) {
       for (const shards of [2, 3, 15]) {
