@@ -10,7 +10,9 @@
  * instead of an unbounded queue.
  *
  * A block's checks go to the worker their key is sharded to, so that a chip's key is imported once
- * (each worker keeps core's bounded cache of imported keys); admission checks are split evenly.
+ * (each worker keeps core's bounded cache of imported keys), but no worker gets more than its even
+ * share of a call, and an idle worker takes another's queued block checks: one key's many checks
+ * still use every core. Admission checks wait in one queue that every idle worker takes from.
  * A call's checks are packed into one buffer per batch when the call is made.
  *
  * The pool only ever says what core's `ed25519Verify` says (the workers run that very function);
@@ -148,8 +150,8 @@ interface Slot {
   worker: Worker;
   busy: Chunk | null;
   batchId: number;
-  /** This worker's own queue, one per lane: only checks under the keys sharded to it. */
-  waiting: Record<VerifyLane, Chunk[]>;
+  /** This worker's own queue of consensus checks: those under the keys sharded to it. */
+  waiting: Chunk[];
 }
 
 const WORKER_URL = new URL('./verify-worker.js', import.meta.url);
@@ -181,6 +183,8 @@ export function shardOfKey(publicKey: Uint8Array, salt: number, shards: number):
 export class VerifyPool implements SignatureVerifier {
   private readonly opts: VerifyPoolOptions;
   private readonly slots: Slot[] = [];
+  /** Admission checks, taken by whichever worker is idle (after every consensus check). */
+  private readonly admission: Chunk[] = [];
   private readonly held: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
   private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
@@ -213,41 +217,58 @@ export class VerifyPool implements SignatureVerifier {
     }
     this.held[lane] += checks.length;
     const result = new Array<boolean>(checks.length);
-    // The call's positions of each worker's checks, in order; each worker's go in chunks of at
-    // most batchSize per message. Consensus checks (a block's chip answers: many keys, most seen
-    // once an epoch or so) go to their key's worker, so that worker's key cache hits, and a block
-    // spreads over every worker by its many keys. Admission checks are split evenly instead: one
-    // busy account can send many transactions, all under one key, which sharding would put on one
-    // worker; an account's key is hot and cheap to hold in every worker's cache.
+    // The call's positions of each queue's checks, in order; each queue's go in chunks of at most
+    // batchSize per message. Consensus checks (a block's chip answers: many keys, most seen once
+    // an epoch or so) go to their key's worker, so that worker's key cache hits, and a block
+    // spreads over every worker by its many keys. But one key can hold any number of a block's
+    // checks (one account's many transactions, all signed with its key), so no worker takes more
+    // than its even share of a call: the rest goes to the workers with room. Admission checks go to
+    // the shared queue in even parts (an account's key is hot and cheap to hold in every worker's
+    // cache), so that a call of one check goes to whichever worker is idle, not always the first.
     const shards = this.slots.length;
-    const positions: number[][] = Array.from({ length: shards }, () => []);
+    const queues: { queue: Chunk[]; at: number[] }[] = [];
     if (lane === 'consensus') {
-      for (let i = 0; i < checks.length; i++)
-        positions[shardOfKey(checks[i]!.publicKey, this.salt, shards)]!.push(i);
-    } else {
       const share = Math.ceil(checks.length / shards);
-      for (let i = 0; i < checks.length; i++) positions[Math.floor(i / share)]!.push(i);
-    }
-    let left = 0;
-    return new Promise((resolve) => {
-      positions.forEach((mine, w) => {
-        for (let start = 0; start < mine.length; start += this.opts.batchSize) {
-          const at = mine.slice(start, start + this.opts.batchSize);
-          left++;
-          this.slots[w]!.waiting[lane].push({
-            batch: packBatch(
-              0,
-              at.map((i) => checks[i]!),
-            ),
-            lane,
-            done: (ok) => {
-              for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
-              this.held[lane] -= at.length;
-              if (--left === 0) resolve(result);
-            },
-          });
-        }
+      const positions: number[][] = Array.from({ length: shards }, () => []);
+      const over: number[] = [];
+      for (let i = 0; i < checks.length; i++) {
+        const mine = positions[shardOfKey(checks[i]!.publicKey, this.salt, shards)]!;
+        if (mine.length < share) mine.push(i);
+        else over.push(i);
+      }
+      let w = 0;
+      for (const i of over) {
+        while (positions[w]!.length >= share) w++;
+        positions[w]!.push(i);
+      }
+      positions.forEach((at, w) => {
+        for (let start = 0; start < at.length; start += this.opts.batchSize)
+          queues.push({ queue: this.slots[w]!.waiting, at: at.slice(start, start + this.opts.batchSize) });
       });
+    } else {
+      const size = Math.max(1, Math.min(this.opts.batchSize, Math.ceil(checks.length / shards)));
+      for (let start = 0; start < checks.length; start += size) {
+        const at: number[] = [];
+        for (let i = start; i < Math.min(start + size, checks.length); i++) at.push(i);
+        queues.push({ queue: this.admission, at });
+      }
+    }
+    let left = queues.length;
+    return new Promise((resolve) => {
+      for (const { queue, at } of queues) {
+        queue.push({
+          batch: packBatch(
+            0,
+            at.map((i) => checks[i]!),
+          ),
+          lane,
+          done: (ok) => {
+            for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
+            this.held[lane] -= at.length;
+            if (--left === 0) resolve(result);
+          },
+        });
+      }
       this.dispatch();
     });
   }
@@ -260,18 +281,18 @@ export class VerifyPool implements SignatureVerifier {
       const chunk = s.busy;
       s.busy = null;
       if (chunk) chunk.done(verifyPacked(chunk.batch));
-      for (const lane of ['consensus', 'admission'] as const)
-        for (const queued of s.waiting[lane].splice(0)) queued.done(verifyPacked(queued.batch));
+      for (const queued of s.waiting.splice(0)) queued.done(verifyPacked(queued.batch));
     }
+    for (const queued of this.admission.splice(0)) queued.done(verifyPacked(queued.batch));
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
-  private spawn(queues: Record<VerifyLane, Chunk[]> | null): Slot {
+  private spawn(queue: Chunk[] | null): Slot {
     const slot: Slot = {
       worker: new Worker(WORKER_URL),
       busy: null,
       batchId: 0,
-      waiting: queues ?? { consensus: [], admission: [] },
+      waiting: queue ?? [],
     };
     slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
       const chunk = slot.busy;
@@ -303,7 +324,7 @@ export class VerifyPool implements SignatureVerifier {
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.busy) continue;
-      const chunk = slot.waiting.consensus.shift() ?? slot.waiting.admission.shift();
+      const chunk = slot.waiting.shift() ?? this.takeConsensus() ?? this.admission.shift();
       if (!chunk) continue;
       slot.busy = chunk;
       slot.batchId = this.nextBatchId++;
@@ -314,6 +335,17 @@ export class VerifyPool implements SignatureVerifier {
       const { bytes, offsets } = chunk.batch;
       slot.worker.postMessage({ id: slot.batchId, bytes, offsets });
     }
+  }
+
+  /**
+   * For a worker whose own queue is empty: the last consensus chunk of the longest queue, so that
+   * block checks come before any admission check on every worker and none idles while another
+   * has a backlog (its key cache misses once, which is cheaper than the wait).
+   */
+  private takeConsensus(): Chunk | undefined {
+    let longest: Slot | undefined;
+    for (const s of this.slots) if (s.waiting.length > (longest?.waiting.length ?? 0)) longest = s;
+    return longest?.waiting.pop();
   }
 }
 

@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
 import {
+  type PackedBatch,
   packBatch,
   type SignatureCheck,
   shardOfKey,
@@ -56,18 +57,106 @@ describe('VerifyPool', () => {
     try {
       const checks = Array.from({ length: 40 }, (_, i) => chipCheck(i % chipKeys.length, i, 'valid'));
       const answer = wide.verify(checks, 'consensus');
-      // Dispatch is synchronous: both workers hold a part of the call before it returns, each
-      // the checks under the keys sharded to it.
+      // Dispatch is synchronous: both workers hold their even share of the call before it
+      // returns, each the checks under the keys sharded to it as far as its share goes.
       const { slots, salt } = wide as unknown as Internals;
-      const expected = [0, 1].map((w) => checks.filter((c) => shardOfKey(c.publicKey, salt, 2) === w).length);
-      assert.ok(expected[0]! > 0 && expected[1]! > 0);
       assert.deepEqual(
         slots.map((s) => (s.busy?.batch.offsets.length ?? 0) / 4),
-        expected,
+        [20, 20],
       );
+      const sharded = [0, 1].map((w) => checks.filter((c) => shardOfKey(c.publicKey, salt, 2) === w).length);
+      const atTheirShard = slots
+        .map((s, w) =>
+          unpackBatch(s.busy!.batch as PackedBatch).filter((c) => shardOfKey(c.publicKey, salt, 2) === w),
+        )
+        .reduce((n, mine) => n + mine.length, 0);
+      assert.equal(atTheirShard, Math.min(sharded[0]!, 20) + Math.min(sharded[1]!, 20));
       assert.deepEqual(await answer, Array(40).fill(true));
     } finally {
       await wide.close();
+    }
+  });
+
+  test("a block's checks all under one key (one account's many transactions) still use every worker", async () => {
+    // A proposer can fill a block with its own transactions, all signed with one key: sharded by
+    // key alone they all went to one worker, and the block's pre-check ran on one core.
+    const wide = new VerifyPool({ threads: 3, batchSize: 128 });
+    try {
+      const checks = Array.from({ length: 60 }, (_, i) => check(i, i !== 41));
+      const answer = wide.verify(checks, 'consensus');
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.busy?.batch.offsets.length ?? 0) / 4),
+        [20, 20, 20],
+      );
+      assert.deepEqual(
+        await answer,
+        checks.map((_, i) => i !== 41),
+      );
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('a worker with nothing of its own takes block checks queued on another before it idles', async () => {
+    const wide = new VerifyPool({ threads: 2, batchSize: 128 });
+    try {
+      // Two calls of one check under the same key: both are sharded to the same worker.
+      const first = wide.verify([check(1, true)], 'consensus');
+      const second = wide.verify([check(2, false)], 'consensus');
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.busy?.batch.offsets.length ?? 0) / 4),
+        [1, 1],
+      );
+      assert.deepEqual([await first, await second], [[true], [false]]);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('admission calls of one transaction each go to whichever worker is idle, not all to the first', async () => {
+    // An RPC client sends one transaction per call: each used to go to worker 0's queue while the
+    // others idled.
+    const wide = new VerifyPool({ threads: 3, batchSize: 128 });
+    try {
+      const answers = [0, 1, 2].map((i) => wide.verify([check(i, i !== 1)], 'admission'));
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.busy?.batch.offsets.length ?? 0) / 4),
+        [1, 1, 1],
+      );
+      assert.deepEqual(await Promise.all(answers), [[true], [false], [true]]);
+      assert.equal(wide.queued('admission'), 0);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('a worker that dies with batches queued behind the one it checks: every caller gets every verdict once', async () => {
+    const two = new VerifyPool({ threads: 2, batchSize: 4 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) =>
+        chipCheck(i % 5, i, i % 9 === 2 ? 'forged' : 'valid'),
+      );
+      const admission = Array.from({ length: 10 }, (_, i) => check(i, i % 4 !== 1));
+      const pending = [two.verify(checks, 'consensus'), two.verify(admission, 'admission')];
+      await (
+        two as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+      const [gotConsensus, gotAdmission] = await Promise.all(pending);
+      assert.deepEqual(
+        gotConsensus,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.deepEqual(
+        gotAdmission,
+        admission.map((_, i) => i % 4 !== 1),
+      );
+      assert.equal(two.queued('consensus'), 0);
+      assert.equal(two.queued('admission'), 0);
+    } finally {
+      await two.close();
     }
   });
 
