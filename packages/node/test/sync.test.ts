@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { blockCodec, decode, ed25519PublicKey, encode, toHex } from '@unc/core';
 import { Chain } from '../src/chain.js';
+import { systemClock } from '../src/clock.js';
+import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { type Libp2pNetwork, startNetwork } from '../src/p2p/libp2p.js';
@@ -201,6 +203,43 @@ describe('block sync', () => {
     const liarScore = client.peers().find((p) => p.id === liar.peerId)!.score;
     assert.ok(liarScore <= -20, `liar score ${liarScore}`);
     assert.ok(client.peers().find((p) => p.id === honest.peerId)!.score > liarScore);
+  });
+
+  test("the sync reactor abandons the next block's pre-check when the block before it fails (a bad peer's answer costs no more)", async () => {
+    const liar = await net(source, {
+      blocks: async (from, to) => {
+        const blocks = await chainServer(source).blocks(from, to);
+        return blocks.map((raw) => {
+          const b = decode(blockCodec, raw);
+          return encode(blockCodec, {
+            ...b,
+            header: { ...b.header, stateRoot: new Uint8Array(32).fill(0xee) },
+          });
+        });
+      },
+    });
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, liar);
+    const started: { height: bigint; abandoned: (() => boolean) | undefined }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, _parent, abandoned) => {
+        started.push({ height: block.header.height, abandoned });
+        return null;
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, 0n);
+    // Block 1 failed; block 2's pre-check had started while it executed, and was told to stop.
+    assert.deepEqual(
+      started.map((s) => s.height),
+      [1n, 2n],
+    );
+    assert.equal(started[1]!.abandoned?.(), true);
   });
 
   test('a peer that claims blocks it does not serve is dropped; sync stops at what others can give', async () => {

@@ -69,6 +69,8 @@ export class BlockPreverifier {
    * block order, and stops sending more after the first that fails (the block fails there or
    * execution finds out which; either way the rest is its business).
    * Returns how many checks ran; a busy or absent pool only means execution checks them itself.
+   * `abandoned`: once it says true (nobody will execute the block), nothing more is sent, so the
+   * work left is what is already in flight (at most `chunksAhead` chunks).
    */
   async preverify(
     envs: readonly TxEnvelope[],
@@ -76,6 +78,7 @@ export class BlockPreverifier {
     chainId: string,
     head: PreverifyHead,
     alreadyVerified: (env: TxEnvelope) => boolean,
+    abandoned: () => boolean = () => false,
   ): Promise<number> {
     if (!this.pool || this.pool.threads === 0) return 0;
     const checks: Ed25519Check[] = [];
@@ -96,6 +99,7 @@ export class BlockPreverifier {
     let stop = false;
     let checked = 0;
     for (;;) {
+      if (abandoned()) stop = true;
       while (!stop && inFlight.length < ahead && next < checks.length) {
         // Each check to run is copied, and its key made from the copy: a pass is remembered under
         // the very bytes that were verified, whatever later happens to the buffers the block's

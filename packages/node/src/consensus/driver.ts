@@ -369,7 +369,7 @@ export class ConsensusDriver {
     this.syncReactor = new SyncReactor({
       clock: this.clock,
       chain: this.chain,
-      preverify: (block, parent) => this.preverifySynced(block, parent),
+      preverify: (block, parent, abandoned) => this.preverifySynced(block, parent, abandoned),
       logger: this.logger,
       onSynced: (committed) => {
         this.abandonFetches();
@@ -1330,7 +1330,11 @@ export class ConsensusDriver {
    * A synced block: its signatures first spread over the verifier (consensus lane), then the
    * block is checked in full, skipping only checks that passed there or at admission.
    */
-  private async preverifySynced(block: Block, parent?: Block): Promise<SyncPreverified | null> {
+  private async preverifySynced(
+    block: Block,
+    parent?: Block,
+    abandoned?: () => boolean,
+  ): Promise<SyncPreverified | null> {
     const envelopes = this.preverifier.decode(block);
     if (!envelopes) return null;
     // `parent`: the block being executed while this one is checked (sync's look-ahead); the head
@@ -1344,6 +1348,7 @@ export class ConsensusDriver {
       this.chain.genesis.chainId,
       head,
       () => false,
+      abandoned,
     );
     return {
       envelopes,

@@ -18,15 +18,19 @@ export interface SyncReactorOptions {
   onSynced(committed: CommittedBlock): void;
   /**
    * Checks a synced block's signatures ahead of its execution (block-preverify.ts) and says which
-   * passed; null (or absent) lets execution check every one itself.
+   * passed; null (or absent) lets execution check every one itself. `abandoned` says true once
+   * the block will not be applied (the block before it failed, or sync moved on): the pre-check
+   * then sends nothing more.
    */
-  preverify?(block: Block, parent?: Block): Promise<SyncPreverified | null>;
+  preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
 }
 
 /** A fetched block whose pre-check started while the block before it (`parent`) executed. */
 interface Prepared {
   block: Block;
   preverified: Promise<SyncPreverified | null>;
+  /** Set once it will not be applied: a block from a peer whose earlier block failed costs no more. */
+  abandoned: boolean;
 }
 
 /** Signatures of a synced block found valid before it executes (passes only). */
@@ -63,7 +67,7 @@ export class SyncReactor {
     } finally {
       this.syncing = false;
       this.syncProgress = null;
-      this.prepared.clear();
+      this.abandonPrepared();
     }
   }
 
@@ -81,8 +85,15 @@ export class SyncReactor {
           const ahead = this.prepared.get(encoded);
           this.prepared.delete(encoded);
           const block = ahead?.block ?? decode(blockCodec, encoded);
-          const preverified = (await (ahead?.preverified ?? this.opts.preverify?.(block))) ?? null;
-          const committed = await chain.verifyAndCommit(block, null, preverified);
+          let committed: CommittedBlock;
+          try {
+            const preverified = (await (ahead?.preverified ?? this.opts.preverify?.(block))) ?? null;
+            committed = await chain.verifyAndCommit(block, null, preverified);
+          } catch (err) {
+            // The next block (same peer, same answer) will not be applied: its pre-check stops.
+            this.abandonPrepared();
+            throw err;
+          }
           this.opts.onSynced(committed);
         },
         // The next block's signatures go to the pool now, gathered on the head state with the
@@ -93,7 +104,11 @@ export class SyncReactor {
           if (!this.opts.preverify) return;
           const now = this.prepared.get(current) ?? this.prepare(current, undefined);
           if (!now) return;
-          for (const k of this.prepared.keys()) if (k !== current) this.prepared.delete(k);
+          for (const [k, p] of this.prepared) {
+            if (k === current) continue;
+            p.abandoned = true;
+            this.prepared.delete(k);
+          }
           this.prepare(following, now.block);
         },
       },
@@ -122,11 +137,16 @@ export class SyncReactor {
     } catch {
       return null;
     }
-    const preverified = this.opts.preverify!(block, parent);
-    preverified.catch(() => {});
-    const prepared = { block, preverified };
+    const prepared: Prepared = { block, preverified: Promise.resolve(null), abandoned: false };
+    prepared.preverified = this.opts.preverify!(block, parent, () => prepared.abandoned);
+    prepared.preverified.catch(() => {});
     this.prepared.set(encoded, prepared);
     return prepared;
+  }
+
+  private abandonPrepared(): void {
+    for (const p of this.prepared.values()) p.abandoned = true;
+    this.prepared.clear();
   }
 
   /** Encoded committed blocks `from`…`to` (as many as we have), for a peer's range request. */
