@@ -21,7 +21,8 @@
  *    default the node's, a core but one; 0 skips this): in the consensus driver's order (a block's
  *    signatures on the pool, then the block), the same with the main thread checking its share
  *    while it waits, and pipelined (the next block's on the pool while this one executes), in
- *    wall-clock time, with the main thread's own CPU per answer (Linux) beside it; each must end
+ *    wall-clock time, with the main thread's and the pool workers' own CPU per answer (Linux) beside it
+ *    and the rate those CPU figures allow on the machine's cores when idle; each must end
  *    in the same state as the inline run.
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
@@ -40,7 +41,7 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -179,6 +180,31 @@ function threadCpuSeconds(): number | null {
   } catch {
     return null;
   }
+}
+
+/** The process's threads (Linux: /proc/self/task), to tell the verify pool's workers apart. */
+function threadIds(): string[] {
+  try {
+    return readdirSync('/proc/self/task');
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds of the given threads of this process (those that still run), or null. */
+function threadsCpuSeconds(ids: readonly string[]): number | null {
+  if (ids.length === 0) return null;
+  let total = 0;
+  for (const id of ids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${id}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // The thread ended; the pool's threads live until close().
+    }
+  }
+  return total;
 }
 
 function wallSeconds(since: bigint): number {
@@ -917,6 +943,8 @@ interface PoolRun {
   mainCpuS: number | null;
   /** Signatures the pool checked. */
   poolChecks: number;
+  /** CPU seconds of the threads the pool started (its workers), when the platform tells. */
+  workerCpuS: number | null;
 }
 
 /**
@@ -935,6 +963,7 @@ async function runWindowWithPool(
   blockTxs: readonly TxEnvelope[][],
   isSignatureVerified: (hash: Uint8Array) => boolean,
 ): Promise<PoolRun> {
+  const before = new Set(threadIds());
   const pool = new modules.VerifyPool({ threads: POOL_THREADS });
   const pre = new modules.BlockPreverifier(pool, { shareWithCaller: mode === 'shared' });
   const isTxVerified = (env: TxEnvelope) => isSignatureVerified(env.hash);
@@ -943,8 +972,11 @@ async function runWindowWithPool(
   const warm = blockTxs.find((t) => t.length > 0);
   if (warm)
     await new modules.BlockPreverifier(pool).preverify(warm, state, CHAIN_ID, headAt(first), () => false);
+  // The threads that started with the pool: its workers (each a thread of its own).
+  const workerThreads = threadIds().filter((id) => !before.has(id));
   let answered = 0;
   let poolChecks = 0;
+  const p0 = threadsCpuSeconds(workerThreads);
   const w0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
   const t0 = threadCpuSeconds();
@@ -965,11 +997,29 @@ async function runWindowWithPool(
   await next;
   const cpuS = cpuSeconds(c0);
   const t1 = threadCpuSeconds();
+  const p1 = threadsCpuSeconds(workerThreads);
   const wallS = wallSeconds(w0);
   const threads = pool.threads;
   await pool.close();
   const mainCpuS = t0 === null || t1 === null ? null : t1 - t0;
-  return { mode, threads, answered, wallS, cpuS, mainCpuS, poolChecks };
+  const workerCpuS = p0 === null || p1 === null ? null : p1 - p0;
+  return { mode, threads, answered, wallS, cpuS, mainCpuS, poolChecks, workerCpuS };
+}
+
+/**
+ * Answers/s a pool run's CPU figures allow on this machine's cores, idle (other threads, GC, left
+ * out): pipelined, the main thread and the workers (their CPU shared over their threads) overlap,
+ * so the busier side sets the pace; in the driver's order the main thread waits for the workers,
+ * so their times add up. Either way all of it cannot take more than the cores. An upper bound from
+ * CPU time, for an idle rerun to check; not a wall-clock measurement.
+ */
+function cpuBoundRate(run: PoolRun): number {
+  const main = run.mainCpuS ?? 0;
+  const workers = run.workerCpuS ?? 0;
+  const perWorker = workers / Math.max(1, run.threads);
+  const cores = availableParallelism();
+  const paced = run.mode === 'pipelined' ? Math.max(main, perWorker) : main + perWorker;
+  return run.answered / Math.max(paced, (main + workers) / cores);
 }
 
 async function runEpoch(edCase: RawCase) {
@@ -1556,10 +1606,10 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
     console.log(
       `   ${run.mode === 'pipelined' ? 'pipelined' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
         (run.mode === 'node'
-          ? "each block's signatures checked on the pool, then the block executed (the consensus driver's order): "
+          ? "each block's signatures checked on the pool, then the block executed (the consensus driver's order for a proposal): "
           : run.mode === 'shared'
             ? 'the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting: '
-            : 'the next block checked on the pool while this one executes: ') +
+            : "the next block checked on the pool while this one executes (block sync's order, sync-reactor prepare): ") +
         `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
         `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +
         `Ed25519 verify/s on one core = ${(perSec / e.rawAlongside.verify).toFixed(3)} ` +
@@ -1570,10 +1620,22 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
       // checked elsewhere, i.e. the rate one core sustains with enough cores verifying beside it.
       const mainUs = (run.mainCpuS / run.answered) * 1e6;
       const otherUs = ((run.cpuS - run.mainCpuS) / run.answered) * 1e6;
+      const workers =
+        run.workerCpuS === null
+          ? `workers and other threads ${fmt(otherUs, 1)} µs`
+          : `the pool's worker threads ${fmt((run.workerCpuS / run.answered) * 1e6, 1)} µs ` +
+            `(${fmt((run.workerCpuS / Math.max(1, run.poolChecks)) * 1e6, 1)} µs per signature checked there, raw ` +
+            `verify ${fmt(1e6 / e.rawAlongside.verify, 1)} µs), other threads (GC, I/O) ` +
+            `${fmt(((run.cpuS - run.mainCpuS - run.workerCpuS) / run.answered) * 1e6, 1)} µs`;
       console.log(
         `     CPU per answer: main thread ${fmt(mainUs, 1)} µs (gathering the checks, executing, committing), ` +
-          `workers and other threads ${fmt(otherUs, 1)} µs; the main thread alone sustains ${fmt(1e6 / mainUs)} answers/s ` +
-          `= ${(1e6 / mainUs / e.rawAlongside.verify).toFixed(3)} x raw Ed25519 verify on one core`,
+          `${workers}; the main thread alone sustains ${fmt(1e6 / mainUs)} answers/s ` +
+          `= ${(1e6 / mainUs / e.rawAlongside.verify).toFixed(3)} x raw Ed25519 verify on one core` +
+          (run.workerCpuS === null
+            ? ''
+            : `; on ${availableParallelism()} idle cores these CPU figures bound the rate at ` +
+              `${(cpuBoundRate(run) / e.rawAlongside.verify).toFixed(3)} x raw (main and workers overlapping when pipelined, ` +
+              "added up in the driver's order; an upper bound, not a wall-clock measurement)"),
       );
     }
   }
@@ -1632,6 +1694,7 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
         ratioToEd25519: r.answered / r.wallS / e.rawAlongside.verify,
         mainThreadRatioToEd25519:
           r.mainCpuS === null ? null : r.answered / r.mainCpuS / e.rawAlongside.verify,
+        cpuBoundRatioToEd25519: r.workerCpuS === null ? null : cpuBoundRate(r) / e.rawAlongside.verify,
       })),
       txSignatures: 'pre-verified (isSignatureVerified)',
       execCpuS: e.execCpuS,

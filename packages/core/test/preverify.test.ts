@@ -55,6 +55,22 @@ test('a pass for a longer check is keyed by a hash, and never matches a short ch
   assert.equal(verified.isVerified(publicKey, long.subarray(0, 1999), signature), false);
 });
 
+test('property: a short check is keyed by its lengths and its exact bytes, one character per byte (as before, without a buffer)', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 40 }),
+      fc.uint8Array({ minLength: 0, maxLength: 40 }),
+      fc.uint8Array({ minLength: 0, maxLength: 48 }),
+      (publicKey, message, signature) => {
+        const all = Buffer.concat([publicKey, signature, message]);
+        const expected = `=${String.fromCharCode(publicKey.length, signature.length, message.length)}${all.toString('latin1')}`;
+        assert.equal(ed25519CheckKey(publicKey, message, signature), expected);
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
 test('no remembered pass takes more memory than an answer: a check longer than an answer is keyed by a hash', () => {
   const publicKey = new Uint8Array(32).fill(5);
   const signature = new Uint8Array(64).fill(6);

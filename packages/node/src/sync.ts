@@ -16,6 +16,12 @@ export interface SyncChain {
   height(): bigint;
   /** Verifies and commits the next block (encoded with its commit); throws if it is invalid. */
   applyBlock(encodedBlock: Uint8Array): Promise<void>;
+  /**
+   * `following`, already fetched, is the block after `current`, which is about to be applied: its
+   * signature checks can start on the verify pool while `current` executes (optional; only ever
+   * a head start, never a verdict).
+   */
+  prepare?(following: Uint8Array, current: Uint8Array): void;
 }
 
 export interface SyncProgress {
@@ -211,6 +217,8 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
           bad = true;
           break;
         }
+        const following = answer.blocks[i + 1];
+        if (following) chain.prepare?.(following, block);
         try {
           await chain.applyBlock(block);
         } catch (err) {

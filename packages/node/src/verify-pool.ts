@@ -9,9 +9,16 @@
  * VerifyPoolBusy, before any work, so a flood of transactions turns into "busy, retry" answers
  * instead of an unbounded queue.
  *
+ * A block's checks go to the worker their key is sharded to, so that a chip's key is imported once
+ * (each worker keeps core's bounded cache of imported keys), but no worker gets more than its even
+ * share of a call, and an idle worker takes another's queued block checks: one key's many checks
+ * still use every core. Admission checks wait in one queue that every idle worker takes from.
+ * A call's checks are packed into one buffer per batch when the call is made.
+ *
  * The pool only ever says what core's `ed25519Verify` says (the workers run that very function);
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ed25519Verify } from '@unc/core';
@@ -64,6 +71,8 @@ export interface VerifyPoolOptions {
   threads: number;
   /** Checks sent to a worker at once. */
   batchSize: number;
+  /** Checks one lane may hold queued or in flight; more are refused with VerifyPoolBusy. */
+  maxQueued: Record<VerifyLane, number>;
   /**
    * Batches a worker holds at once: the one it checks and the next ones already in its message
    * queue. With 1 a worker idles from its answer until the main thread has read it and sent the
@@ -73,16 +82,14 @@ export interface VerifyPoolOptions {
    * at most depth - 1 admission batches already handed to that worker (2 x 128 checks: ~10 ms).
    */
   depth: number;
-  /** Checks one lane may hold queued or in flight; more are refused with VerifyPoolBusy. */
-  maxQueued: Record<VerifyLane, number>;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   // The main thread (execution, consensus, RPC) keeps one core; the workers take the others.
   threads: Math.max(1, availableParallelism() - 1),
   batchSize: 128,
-  depth: 2,
   maxQueued: { consensus: 200_000, admission: 50_000 },
+  depth: 2,
 };
 
 /** The pool's lane is full: the caller should answer "busy, retry" rather than wait. */
@@ -143,7 +150,8 @@ export function unpackBatch(batch: PackedBatch): SignatureCheck[] {
 }
 
 interface Chunk {
-  checks: readonly SignatureCheck[];
+  /** Packed now, when the call is made: what runs is the bytes as they were at the call. */
+  batch: PackedBatch;
   lane: VerifyLane;
   done: (ok: Uint8Array) => void;
 }
@@ -152,15 +160,43 @@ interface Slot {
   worker: Worker;
   /** Batches handed to the worker, oldest first; it answers them in this order. */
   inFlight: { id: number; chunk: Chunk }[];
+  /** This worker's own queue of consensus checks: those under the keys sharded to it. */
+  waiting: Chunk[];
 }
 
 const WORKER_URL = new URL('./verify-worker.js', import.meta.url);
 
+/**
+ * Which worker checks signatures under `publicKey`: always the same one for a key, so that the
+ * key is imported once (each worker keeps its own bounded cache of imported keys, core's
+ * `publicKeyObject`) and every later answer of that chip finds it there. Salted per pool, so that
+ * nobody can pick keys that all land on one worker.
+ */
+export function shardOfKey(publicKey: Uint8Array, salt: number, shards: number): number {
+  if (shards <= 1) return 0;
+  let h = salt | 0;
+  const n = publicKey.length;
+  for (let i = 0; i < n; i += 4) {
+    const word =
+      (publicKey[i] ?? 0) |
+      ((publicKey[i + 1] ?? 0) << 8) |
+      ((publicKey[i + 2] ?? 0) << 16) |
+      ((publicKey[i + 3] ?? 0) << 24);
+    h = Math.imul(h ^ word, 0x9e3779b1);
+    h ^= h >>> 15;
+  }
+  h = Math.imul(h ^ n, 0x85ebca6b);
+  h ^= h >>> 13;
+  return (h >>> 0) % shards;
+}
+
 export class VerifyPool implements SignatureVerifier {
   private readonly opts: VerifyPoolOptions;
   private readonly slots: Slot[] = [];
-  private readonly waiting: Record<VerifyLane, Chunk[]> = { consensus: [], admission: [] };
+  /** Admission checks, taken by whichever worker is idle (after every consensus check). */
+  private readonly admission: Chunk[] = [];
   private readonly held: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
+  private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
   private closed = false;
 
@@ -177,7 +213,7 @@ export class VerifyPool implements SignatureVerifier {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
     }
-    for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn());
+    for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
   }
 
   get threads(): number {
@@ -191,7 +227,7 @@ export class VerifyPool implements SignatureVerifier {
 
   /**
    * Whether each signature verifies, in order. Throws VerifyPoolBusy at once (nothing queued)
-   * when the lane cannot take all of them.
+   * when the lane cannot take all of them. The bytes are copied before this returns.
    */
   verify(checks: readonly SignatureCheck[], lane: VerifyLane = 'admission'): Promise<boolean[]> {
     if (checks.length === 0) return Promise.resolve([]);
@@ -202,20 +238,54 @@ export class VerifyPool implements SignatureVerifier {
     }
     this.held[lane] += checks.length;
     const result = new Array<boolean>(checks.length);
-    let left = 0;
-    return new Promise((resolve) => {
-      // A call is split over every worker: a block of 40 answers in one batch of up to batchSize
-      // would go to one worker and leave the other cores idle while the block waits for it.
-      const size = Math.max(1, Math.min(this.opts.batchSize, Math.ceil(checks.length / this.slots.length)));
+    // The call's positions of each queue's checks, in order; each queue's go in chunks of at most
+    // batchSize per message. Consensus checks (a block's chip answers: many keys, most seen once
+    // an epoch or so) go to their key's worker, so that worker's key cache hits, and a block
+    // spreads over every worker by its many keys. But one key can hold any number of a block's
+    // checks (one account's many transactions, all signed with its key), so no worker takes more
+    // than its even share of a call: the rest goes to the workers with room. Admission checks go to
+    // the shared queue in even parts (an account's key is hot and cheap to hold in every worker's
+    // cache), so that a call of one check goes to whichever worker is idle, not always the first.
+    const shards = this.slots.length;
+    const queues: { queue: Chunk[]; at: number[] }[] = [];
+    if (lane === 'consensus') {
+      const share = Math.ceil(checks.length / shards);
+      const positions: number[][] = Array.from({ length: shards }, () => []);
+      const over: number[] = [];
+      for (let i = 0; i < checks.length; i++) {
+        const mine = positions[shardOfKey(checks[i]!.publicKey, this.salt, shards)]!;
+        if (mine.length < share) mine.push(i);
+        else over.push(i);
+      }
+      let w = 0;
+      for (const i of over) {
+        while (positions[w]!.length >= share) w++;
+        positions[w]!.push(i);
+      }
+      positions.forEach((at, w) => {
+        for (let start = 0; start < at.length; start += this.opts.batchSize)
+          queues.push({ queue: this.slots[w]!.waiting, at: at.slice(start, start + this.opts.batchSize) });
+      });
+    } else {
+      const size = Math.max(1, Math.min(this.opts.batchSize, Math.ceil(checks.length / shards)));
       for (let start = 0; start < checks.length; start += size) {
-        const part = checks.slice(start, start + size);
-        left++;
-        this.waiting[lane].push({
-          checks: part,
+        const at: number[] = [];
+        for (let i = start; i < Math.min(start + size, checks.length); i++) at.push(i);
+        queues.push({ queue: this.admission, at });
+      }
+    }
+    let left = queues.length;
+    return new Promise((resolve) => {
+      for (const { queue, at } of queues) {
+        queue.push({
+          batch: packBatch(
+            0,
+            at.map((i) => checks[i]!),
+          ),
           lane,
           done: (ok) => {
-            for (let i = 0; i < part.length; i++) result[start + i] = ok[i] === 1;
-            this.held[lane] -= part.length;
+            for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
+            this.held[lane] -= at.length;
             if (--left === 0) resolve(result);
           },
         });
@@ -226,19 +296,22 @@ export class VerifyPool implements SignatureVerifier {
 
   async close(): Promise<void> {
     this.closed = true;
-    // Whatever is still queued is checked here, so no caller waits forever.
-    for (const lane of ['consensus', 'admission'] as const) {
-      for (const chunk of this.waiting[lane].splice(0)) chunk.done(verifyHere(chunk.checks));
-    }
     const slots = this.slots.splice(0);
+    // Whatever is still queued or in flight is checked here, so no caller waits forever.
     for (const s of slots) {
-      for (const { chunk } of s.inFlight.splice(0)) chunk.done(verifyHere(chunk.checks));
+      for (const { chunk } of s.inFlight.splice(0)) chunk.done(verifyPacked(chunk.batch));
+      for (const queued of s.waiting.splice(0)) queued.done(verifyPacked(queued.batch));
     }
+    for (const queued of this.admission.splice(0)) queued.done(verifyPacked(queued.batch));
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
-  private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_URL), inFlight: [] };
+  private spawn(queue: Chunk[] | null): Slot {
+    const slot: Slot = {
+      worker: new Worker(WORKER_URL),
+      inFlight: [],
+      waiting: queue ?? [],
+    };
     slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
       const head = slot.inFlight[0];
       if (!head || m.id !== head.id) return;
@@ -247,13 +320,14 @@ export class VerifyPool implements SignatureVerifier {
       this.dispatch();
       if (slot.inFlight.length === 0) slot.worker.unref();
     });
-    // A worker that dies takes no answer with it: its batch is checked here and a new one starts.
+    // A worker that dies takes no answer with it: its batch is checked here and a new one starts
+    // in its place, with its queue (the same keys keep going to the same place).
     const replace = () => {
       const i = this.slots.indexOf(slot);
       if (i < 0 || this.closed) return;
       const lost = slot.inFlight.splice(0);
-      this.slots[i] = this.spawn();
-      for (const { chunk } of lost) chunk.done(verifyHere(chunk.checks));
+      this.slots[i] = this.spawn(slot.waiting);
+      for (const { chunk } of lost) chunk.done(verifyPacked(chunk.batch));
       this.dispatch();
     };
     slot.worker.on('error', replace);
@@ -265,15 +339,16 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   /**
-   * Hands waiting batches to the workers, consensus first, filling every worker to one batch
-   * before any gets a second (a call split over the workers runs on all of them at once).
+   * Hands waiting batches to the workers, each worker's own block checks first, then another's
+   * backlog, then admission, filling every worker to one batch before any gets a second (a call
+   * split over the workers runs on all of them at once).
    */
   private dispatch(): void {
     for (let held = 0; held < this.opts.depth; held++) {
       for (const slot of this.slots) {
         if (slot.inFlight.length > held) continue;
-        const chunk = this.waiting.consensus.shift() ?? this.waiting.admission.shift();
-        if (!chunk) return;
+        const chunk = slot.waiting.shift() ?? this.takeConsensus() ?? this.admission.shift();
+        if (!chunk) continue;
         this.send(slot, chunk);
       }
     }
@@ -281,13 +356,36 @@ export class VerifyPool implements SignatureVerifier {
 
   private send(slot: Slot, chunk: Chunk): void {
     const id = this.nextBatchId++;
+    chunk.batch.id = id;
     slot.inFlight.push({ id, chunk });
     slot.worker.ref();
-    const batch = packBatch(id, chunk.checks);
-    slot.worker.postMessage(batch, [batch.bytes.buffer as ArrayBuffer, batch.offsets.buffer as ArrayBuffer]);
+    // The chunk keeps its batch (a worker that dies mid-batch leaves it to be checked here), so
+    // the worker gets a copy: two small buffers per message, never an object per check.
+    const { bytes, offsets } = chunk.batch;
+    slot.worker.postMessage({ id, bytes, offsets });
+  }
+
+  /**
+   * For a worker whose own queue is empty: the last consensus chunk of the longest queue, so that
+   * block checks come before any admission check on every worker and none idles while another
+   * has a backlog (its key cache misses once, which is cheaper than the wait).
+   */
+  private takeConsensus(): Chunk | undefined {
+    let longest: Slot | undefined;
+    for (const s of this.slots) if (s.waiting.length > (longest?.waiting.length ?? 0)) longest = s;
+    return longest?.waiting.pop();
   }
 }
 
-function verifyHere(checks: readonly SignatureCheck[]): Uint8Array {
-  return Uint8Array.from(checks, (c) => (ed25519Verify(c.publicKey, c.message, c.signature) ? 1 : 0));
+/** Each check of a packed batch, checked on this thread: 1 where it verifies. */
+export function verifyPacked(batch: PackedBatch): Uint8Array {
+  const { bytes, offsets } = batch;
+  const ok = new Uint8Array(offsets.length / 4);
+  for (let i = 0, j = 0; j < ok.length; i += 4, j++) {
+    const key = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+    const signature = bytes.subarray(offsets[i + 1]!, offsets[i + 2]!);
+    const message = bytes.subarray(offsets[i + 2]!, offsets[i + 3]!);
+    ok[j] = ed25519Verify(key, message, signature) ? 1 : 0;
+  }
+  return ok;
 }

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { blockCodec, decode, ed25519PublicKey, encode, toHex } from '@unc/core';
 import { Chain } from '../src/chain.js';
+import { systemClock } from '../src/clock.js';
+import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { type Libp2pNetwork, startNetwork } from '../src/p2p/libp2p.js';
@@ -134,6 +136,37 @@ describe('block sync', () => {
     assert.equal(await isBehind(client, fresh.height, 0), false);
   });
 
+  test("the next fetched block is handed over (prepare) before this one applies: its checks overlap this block's execution", async () => {
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+    const target = chainSyncTarget(fresh);
+    const events: string[] = [];
+    const heightOf = (encoded: Uint8Array) => decode(blockCodec, encoded).header.height;
+    const result = await syncChain({
+      network: client,
+      chain: {
+        height: target.height,
+        applyBlock: async (encoded) => {
+          events.push(`apply ${heightOf(encoded)}`);
+          await target.applyBlock(encoded);
+        },
+        prepare: (following, current) =>
+          events.push(`prepare ${heightOf(following)} after ${heightOf(current)}`),
+      },
+      batchSize: 4,
+      parallel: 2,
+    });
+    assert.equal(result.height, HEIGHT);
+    // Within each answer of 4 blocks, every block but the last names its successor first.
+    for (let h = 1n; h <= HEIGHT; h++) {
+      const applied = events.indexOf(`apply ${h}`);
+      assert.ok(applied >= 0);
+      if (h % 4n !== 0n && h < HEIGHT) assert.equal(events[applied - 1], `prepare ${h + 1n} after ${h}`);
+    }
+  });
+
   test('a peer serving a corrupted block is penalised and sync completes from another', async () => {
     const honest = await net(source);
     const served = new Map<string, number>();
@@ -170,6 +203,43 @@ describe('block sync', () => {
     const liarScore = client.peers().find((p) => p.id === liar.peerId)!.score;
     assert.ok(liarScore <= -20, `liar score ${liarScore}`);
     assert.ok(client.peers().find((p) => p.id === honest.peerId)!.score > liarScore);
+  });
+
+  test("the sync reactor abandons the next block's pre-check when the block before it fails (a bad peer's answer costs no more)", async () => {
+    const liar = await net(source, {
+      blocks: async (from, to) => {
+        const blocks = await chainServer(source).blocks(from, to);
+        return blocks.map((raw) => {
+          const b = decode(blockCodec, raw);
+          return encode(blockCodec, {
+            ...b,
+            header: { ...b.header, stateRoot: new Uint8Array(32).fill(0xee) },
+          });
+        });
+      },
+    });
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, liar);
+    const started: { height: bigint; abandoned: (() => boolean) | undefined }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, _parent, abandoned) => {
+        started.push({ height: block.header.height, abandoned });
+        return null;
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, 0n);
+    // Block 1 failed; block 2's pre-check had started while it executed, and was told to stop.
+    assert.deepEqual(
+      started.map((s) => s.height),
+      [1n, 2n],
+    );
+    assert.equal(started[1]!.abandoned?.(), true);
   });
 
   test('a peer that claims blocks it does not serve is dropped; sync stops at what others can give', async () => {

@@ -3,8 +3,10 @@ import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
 import {
+  type PackedBatch,
   packBatch,
   type SignatureCheck,
+  shardOfKey,
   unpackBatch,
   VerifyPool,
   VerifyPoolBusy,
@@ -19,6 +21,21 @@ function check(i: number, valid: boolean): SignatureCheck {
   if (!valid) signature[i % 64] ^= 1;
   return { publicKey, message, signature };
 }
+
+/** Chips' keys: a block's answers are under many keys, which the pool spreads over its workers. */
+const chipSeeds = Array.from({ length: 24 }, (_, k) => sha256(utf8(`verify pool chip ${k}`)));
+const chipKeys = chipSeeds.map((s) => ed25519PublicKey(s));
+
+/** Check i under chip k's key: valid, its signature altered, or signed by another chip. */
+function chipCheck(k: number, i: number, how: 'valid' | 'forged' | 'other key'): SignatureCheck {
+  const message = utf8(`answer ${i}`);
+  const signer = how === 'other key' ? chipSeeds[(k + 1) % chipSeeds.length]! : chipSeeds[k]!;
+  const signature = ed25519Sign(signer, message);
+  if (how === 'forged') signature[i % 64] ^= 1 << (i % 8);
+  return { publicKey: chipKeys[k]!, message, signature };
+}
+
+type Internals = { slots: { inFlight: { chunk: { batch: PackedBatch } }[] }[]; salt: number };
 
 describe('VerifyPool', () => {
   const pool = new VerifyPool({ threads: 2, batchSize: 16 });
@@ -38,17 +55,214 @@ describe('VerifyPool', () => {
   test("a call smaller than a batch is still split over every worker (a block's answers use every core)", async () => {
     const wide = new VerifyPool({ threads: 2, batchSize: 128 });
     try {
-      const checks = Array.from({ length: 40 }, (_, i) => check(i, true));
+      const checks = Array.from({ length: 40 }, (_, i) => chipCheck(i % chipKeys.length, i, 'valid'));
       const answer = wide.verify(checks, 'consensus');
-      // Dispatch is synchronous: both workers hold a part of the call before it returns.
-      const slots = (wide as unknown as { slots: { inFlight: { chunk: { checks: unknown[] } }[] }[] }).slots;
+      // Dispatch is synchronous: both workers hold their even share of the call before it
+      // returns, each the checks under the keys sharded to it as far as its share goes.
+      const { slots, salt } = wide as unknown as Internals;
       assert.deepEqual(
-        slots.map((s) => s.inFlight.map((b) => b.chunk.checks.length)),
-        [[20], [20]],
+        slots.map((s) => (s.inFlight[0]?.chunk.batch.offsets.length ?? 0) / 4),
+        [20, 20],
+      );
+      const sharded = [0, 1].map((w) => checks.filter((c) => shardOfKey(c.publicKey, salt, 2) === w).length);
+      const atTheirShard = slots
+        .map((s, w) =>
+          unpackBatch(s.inFlight[0]!.chunk.batch as PackedBatch).filter(
+            (c) => shardOfKey(c.publicKey, salt, 2) === w,
+          ),
+        )
+        .reduce((n, mine) => n + mine.length, 0);
+      assert.equal(atTheirShard, Math.min(sharded[0]!, 20) + Math.min(sharded[1]!, 20));
+      assert.deepEqual(await answer, Array(40).fill(true));
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test("a block's checks all under one key (one account's many transactions) still use every worker", async () => {
+    // A proposer can fill a block with its own transactions, all signed with one key: sharded by
+    // key alone they all went to one worker, and the block's pre-check ran on one core.
+    const wide = new VerifyPool({ threads: 3, batchSize: 128 });
+    try {
+      const checks = Array.from({ length: 60 }, (_, i) => check(i, i !== 41));
+      const answer = wide.verify(checks, 'consensus');
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.inFlight[0]?.chunk.batch.offsets.length ?? 0) / 4),
+        [20, 20, 20],
+      );
+      assert.deepEqual(
+        await answer,
+        checks.map((_, i) => i !== 41),
+      );
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('a worker with nothing of its own takes block checks queued on another before it idles', async () => {
+    const wide = new VerifyPool({ threads: 2, batchSize: 128 });
+    try {
+      // Two calls of one check under the same key: both are sharded to the same worker.
+      const first = wide.verify([check(1, true)], 'consensus');
+      const second = wide.verify([check(2, false)], 'consensus');
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.inFlight[0]?.chunk.batch.offsets.length ?? 0) / 4),
+        [1, 1],
+      );
+      assert.deepEqual([await first, await second], [[true], [false]]);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('admission calls of one transaction each go to whichever worker is idle, not all to the first', async () => {
+    // An RPC client sends one transaction per call: each used to go to worker 0's queue while the
+    // others idled.
+    const wide = new VerifyPool({ threads: 3, batchSize: 128 });
+    try {
+      const answers = [0, 1, 2].map((i) => wide.verify([check(i, i !== 1)], 'admission'));
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.inFlight[0]?.chunk.batch.offsets.length ?? 0) / 4),
+        [1, 1, 1],
+      );
+      assert.deepEqual(await Promise.all(answers), [[true], [false], [true]]);
+      assert.equal(wide.queued('admission'), 0);
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('a worker that dies with batches queued behind the one it checks: every caller gets every verdict once', async () => {
+    const two = new VerifyPool({ threads: 2, batchSize: 4 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) =>
+        chipCheck(i % 5, i, i % 9 === 2 ? 'forged' : 'valid'),
+      );
+      const admission = Array.from({ length: 10 }, (_, i) => check(i, i % 4 !== 1));
+      const pending = [two.verify(checks, 'consensus'), two.verify(admission, 'admission')];
+      await (
+        two as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+      const [gotConsensus, gotAdmission] = await Promise.all(pending);
+      assert.deepEqual(
+        gotConsensus,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.deepEqual(
+        gotAdmission,
+        admission.map((_, i) => i % 4 !== 1),
+      );
+      assert.equal(two.queued('consensus'), 0);
+      assert.equal(two.queued('admission'), 0);
+    } finally {
+      await two.close();
+    }
+  });
+
+  test("admission checks are split evenly over the workers: one account's many transactions (one key) use every core", async () => {
+    const wide = new VerifyPool({ threads: 2, batchSize: 128 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(i, true));
+      const answer = wide.verify(checks, 'admission');
+      const { slots } = wide as unknown as Internals;
+      assert.deepEqual(
+        slots.map((s) => (s.inFlight[0]?.chunk.batch.offsets.length ?? 0) / 4),
+        [20, 20],
       );
       assert.deepEqual(await answer, Array(40).fill(true));
     } finally {
       await wide.close();
+    }
+  });
+
+  test("a key's checks always go to the same worker (its key cache hits); keys spread over all of them", () => {
+    for (const salt of [0, 1, 0x9e3779b9, 0xffffffff]) {
+      for (const shards of [2, 3, 15]) {
+        const counts = new Array<number>(shards).fill(0);
+        for (let k = 0; k < 3000; k++) {
+          const key = sha256(utf8(`shard ${k}`));
+          const w = shardOfKey(key, salt, shards);
+          assert.equal(shardOfKey(Uint8Array.from(key), salt, shards), w);
+          assert.ok(w >= 0 && w < shards && Number.isInteger(w));
+          counts[w]!++;
+        }
+        // Random keys spread evenly (each worker within a third of its fair share).
+        for (const n of counts) assert.ok(Math.abs(n - 3000 / shards) < 1000 / shards, `${counts}`);
+      }
+    }
+    // Another salt sends the same keys elsewhere: nobody outside the pool can pick keys that all
+    // land on one worker.
+    const keys = Array.from({ length: 64 }, (_, k) => sha256(utf8(`salted ${k}`)));
+    assert.notDeepEqual(
+      keys.map((k) => shardOfKey(k, 1, 2)),
+      keys.map((k) => shardOfKey(k, 2, 2)),
+    );
+    assert.equal(shardOfKey(keys[0]!, 7, 1), 0);
+  });
+
+  test('property: sharded over workers, every verdict is what the main thread says (valid, forged, wrong key, malformed)', async () => {
+    const three = new VerifyPool({ threads: 3, batchSize: 5 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              k: fc.nat(chipKeys.length - 1),
+              i: fc.nat(1000),
+              how: fc.constantFrom(
+                'valid',
+                'forged',
+                'other key',
+                'short key',
+                'non-canonical S',
+              ) as fc.Arbitrary<'valid' | 'forged' | 'other key' | 'short key' | 'non-canonical S'>,
+            }),
+            { minLength: 1, maxLength: 60 },
+          ),
+          async (specs) => {
+            const checks = specs.map(({ k, i, how }) => {
+              if (how === 'short key') {
+                const c = chipCheck(k, i, 'valid');
+                return { ...c, publicKey: c.publicKey.subarray(0, 31) };
+              }
+              if (how === 'non-canonical S') {
+                // S + L: the same point equation, refused by the encoding rules.
+                const c = chipCheck(k, i, 'valid');
+                const signature = Uint8Array.from(c.signature);
+                signature[63] = (signature[63]! + 0x10) & 0xff;
+                return { ...c, signature };
+              }
+              return chipCheck(k, i, how);
+            });
+            const got = await three.verify(checks, 'consensus');
+            assert.deepEqual(
+              got,
+              checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+            );
+            assert.equal(three.queued('consensus'), 0);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    } finally {
+      await three.close();
+    }
+  });
+
+  test('the bytes are taken when the call is made: a buffer changed afterwards does not change the verdict', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4 });
+    try {
+      const checks = Array.from({ length: 12 }, (_, i) => chipCheck(i % 3, i, 'valid'));
+      const expected = checks.map(() => true);
+      // The first batch is in flight, the others queued: all were packed at the call.
+      const pending = one.verify(checks, 'consensus');
+      for (const c of checks) c.signature[0]! ^= 1;
+      assert.deepEqual(await pending, expected);
+    } finally {
+      await one.close();
     }
   });
 
@@ -57,10 +271,10 @@ describe('VerifyPool', () => {
     try {
       const checks = Array.from({ length: 12 }, (_, i) => check(i, i !== 5));
       const answer = one.verify(checks);
-      const slot = (one as unknown as { slots: { inFlight: { chunk: { checks: unknown[] } }[] }[] })
+      const slot = (one as unknown as { slots: { inFlight: { chunk: { batch: PackedBatch } }[] }[] })
         .slots[0]!;
       assert.deepEqual(
-        slot.inFlight.map((b) => b.chunk.checks.length),
+        slot.inFlight.map((b) => b.chunk.batch.offsets.length / 4),
         [4, 4],
       );
       assert.deepEqual(
@@ -205,9 +419,11 @@ describe('VerifyPool', () => {
   test('a call split over two workers keeps its order when one of them dies mid-call', async () => {
     const two = new VerifyPool({ threads: 2, batchSize: 128 });
     try {
-      const checks = Array.from({ length: 60 }, (_, i) => check(i, i % 11 !== 4));
+      const checks = Array.from({ length: 60 }, (_, i) =>
+        chipCheck(i % chipKeys.length, i, i % 11 !== 4 ? 'valid' : 'forged'),
+      );
       const pending = two.verify(checks, 'consensus');
-      // The second half is on the second worker: it dies with it, and is checked on this thread.
+      // The second worker's share dies with it, and is checked on this thread.
       await (
         two as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
       ).slots[1]!.worker.terminate();

@@ -12,7 +12,6 @@
 import { toHex } from '../bytes.js';
 import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
 import { sha256 } from '../crypto/index.js';
-import { bytesToLatin1 } from '../platform/node.js';
 import { getChip } from '../poci/chips.js';
 import { challengesAsOf, chipClass, getRecentHash, heartbeatChallenge } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
@@ -106,12 +105,15 @@ const EXACT_KEY_MAX_BYTES = 128;
 export function ed25519CheckKey(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
   const total = publicKey.length + signature.length + message.length;
   if (total <= EXACT_KEY_MAX_BYTES) {
-    const all = new Uint8Array(total);
-    all.set(publicKey, 0);
-    all.set(signature, publicKey.length);
-    all.set(message, publicKey.length + signature.length);
-    // Each length is below 2^16 here, so one UTF-16 code unit holds it exactly.
-    return `=${String.fromCharCode(publicKey.length, signature.length, message.length)}${bytesToLatin1(all)}`;
+    // Each length is below 2^16 here, so one UTF-16 code unit holds it exactly; each byte is one
+    // code unit of its value (what latin1 decoding gives), made without a buffer to copy into: a
+    // node keys every chip answer twice (pre-check and execution).
+    return (
+      `=${String.fromCharCode(publicKey.length, signature.length, message.length)}` +
+      latin1Of(publicKey) +
+      latin1Of(signature) +
+      latin1Of(message)
+    );
   }
   const lengths = new Uint8Array(12);
   const view = new DataView(lengths.buffer);
@@ -119,6 +121,11 @@ export function ed25519CheckKey(publicKey: Uint8Array, message: Uint8Array, sign
   view.setUint32(4, signature.length);
   view.setUint32(8, message.length);
   return `#${toHex(sha256(lengths, publicKey, signature, message))}`;
+}
+
+/** Each byte as the code unit of its value; for the short parts of an exactly keyed check. */
+function latin1Of(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 
 /**
@@ -143,7 +150,11 @@ export class VerifiedSignatures {
   }
 
   add(check: Ed25519Check): void {
-    const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
+    this.addKey(ed25519CheckKey(check.publicKey, check.message, check.signature));
+  }
+
+  /** A pass under its `ed25519CheckKey`, for a caller that made the key from the bytes it had checked. */
+  addKey(key: string): void {
     if (this.young.has(key)) return;
     if (this.young.size >= this.generation) {
       this.old = this.young;
@@ -152,8 +163,10 @@ export class VerifiedSignatures {
     this.young.add(key);
   }
 
-  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
-    const key = ed25519CheckKey(publicKey, message, signature);
+  isVerified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
+    this.hasKey(ed25519CheckKey(publicKey, message, signature));
+
+  hasKey(key: string): boolean {
     return this.young.has(key) || this.old.has(key);
-  };
+  }
 }

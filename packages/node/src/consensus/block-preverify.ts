@@ -15,6 +15,7 @@
  */
 import {
   type Ed25519Check,
+  ed25519CheckKey,
   ed25519Verify,
   envelopeFromBytes,
   envelopeSignatureCheck,
@@ -68,6 +69,8 @@ export class BlockPreverifier {
    * block order, and stops sending more after the first that fails (the block fails there or
    * execution finds out which; either way the rest is its business).
    * Returns how many checks ran; a busy or absent pool only means execution checks them itself.
+   * `abandoned`: once it says true (nobody will execute the block), nothing more is sent, so the
+   * work left is what is already in flight (at most `chunksAhead` chunks).
    */
   async preverify(
     envs: readonly TxEnvelope[],
@@ -75,6 +78,7 @@ export class BlockPreverifier {
     chainId: string,
     head: PreverifyHead,
     alreadyVerified: (env: TxEnvelope) => boolean,
+    abandoned: () => boolean = () => false,
   ): Promise<number> {
     if (!this.pool || this.pool.threads === 0) return 0;
     const checks: Ed25519Check[] = [];
@@ -87,23 +91,26 @@ export class BlockPreverifier {
         }
       }
     }
-    const todo = checks.filter((c) => !this.passed.isVerified(c.publicKey, c.message, c.signature));
-    if (todo.length === 0) return 0;
     const pool = this.pool;
     const chunkSize = Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
     const ahead = Math.max(1, this.opts.chunksAhead ?? 2);
-    const inFlight: { theirs: Ed25519Check[]; pending: Promise<boolean[]> }[] = [];
+    const inFlight: { theirs: OwnedCheck[]; pending: Promise<boolean[]> }[] = [];
     let next = 0;
     let stop = false;
     let checked = 0;
     for (;;) {
-      while (!stop && inFlight.length < ahead && next < todo.length) {
-        // Each check to run is copied: a pass is remembered under the very bytes that were
-        // verified, whatever later happens to the buffers the block's transactions were decoded
-        // from (the key, message and signature are views into them, and the workers see them only
-        // at dispatch).
-        const part = todo.slice(next, next + chunkSize).map(ownCopy);
-        next += part.length;
+      if (abandoned()) stop = true;
+      while (!stop && inFlight.length < ahead && next < checks.length) {
+        // Each check to run is copied, and its key made from the copy: a pass is remembered under
+        // the very bytes that were verified, whatever later happens to the buffers the block's
+        // transactions were decoded from (the key, message and signature are views into them, and
+        // a verifier may read them later). Checks that already passed are skipped.
+        const part: OwnedCheck[] = [];
+        while (part.length < chunkSize && next < checks.length) {
+          const own = ownCopy(checks[next++]!);
+          if (!this.passed.hasKey(own.key)) part.push(own);
+        }
+        if (part.length === 0) continue;
         const mine = this.opts.shareWithCaller ? Math.floor(part.length / (pool.threads + 1)) : 0;
         const theirs = part.slice(mine);
         // Handed to the workers first, so that they run while this thread checks its share.
@@ -112,7 +119,7 @@ export class BlockPreverifier {
         inFlight.push({ theirs, pending });
         for (let i = 0; i < mine; i++) {
           const c = part[i]!;
-          if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.add(c);
+          if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.addKey(c.key);
           else stop = true;
           checked++;
         }
@@ -129,7 +136,7 @@ export class BlockPreverifier {
         continue;
       }
       oldest.theirs.forEach((c, i) => {
-        if (ok[i]) this.passed.add(c);
+        if (ok[i]) this.passed.addKey(c.key);
         else stop = true;
       });
       checked += oldest.theirs.length;
@@ -148,13 +155,21 @@ export class BlockPreverifier {
     this.passed.isVerified(publicKey, message, signature);
 }
 
+interface OwnedCheck extends Ed25519Check {
+  /** Its `ed25519CheckKey`, made once from these bytes. */
+  key: string;
+}
+
 /** The check with its three parts copied into one buffer of its own, which nothing else can reach. */
-function ownCopy(c: Ed25519Check): Ed25519Check {
+function ownCopy(c: Ed25519Check): OwnedCheck {
   const k = c.publicKey.length;
   const m = c.message.length;
   const all = new Uint8Array(k + m + c.signature.length);
   all.set(c.publicKey, 0);
   all.set(c.message, k);
   all.set(c.signature, k + m);
-  return { publicKey: all.subarray(0, k), message: all.subarray(k, k + m), signature: all.subarray(k + m) };
+  const publicKey = all.subarray(0, k);
+  const message = all.subarray(k, k + m);
+  const signature = all.subarray(k + m);
+  return { publicKey, message, signature, key: ed25519CheckKey(publicKey, message, signature) };
 }

@@ -21,6 +21,7 @@
  */
 import {
   type Block,
+  blockHash,
   type ConsensusAction,
   type ConsensusEvent,
   DEFAULT_TIMEOUTS,
@@ -368,7 +369,7 @@ export class ConsensusDriver {
     this.syncReactor = new SyncReactor({
       clock: this.clock,
       chain: this.chain,
-      preverify: (block) => this.preverifySynced(block),
+      preverify: (block, parent, abandoned) => this.preverifySynced(block, parent, abandoned),
       logger: this.logger,
       onSynced: (committed) => {
         this.abandonFetches();
@@ -1327,15 +1328,25 @@ export class ConsensusDriver {
    * A synced block: its signatures first spread over the verifier (consensus lane), then the
    * block is checked in full, skipping only checks that passed there or at admission.
    */
-  private async preverifySynced(block: Block): Promise<SyncPreverified | null> {
+  private async preverifySynced(
+    block: Block,
+    parent?: Block,
+    abandoned?: () => boolean,
+  ): Promise<SyncPreverified | null> {
     const envelopes = this.preverifier.decode(block);
     if (!envelopes) return null;
+    // `parent`: the block being executed while this one is checked (sync's look-ahead); the head
+    // state does not hold it yet, so its header names the slot the answers answer.
+    const head = parent
+      ? { height: parent.header.height, hash: blockHash(parent.header), beacon: parent.header.beacon }
+      : this.headForPreverify();
     await this.preverifier.preverify(
       envelopes,
       this.chain.tipState,
       this.chain.genesis.chainId,
-      this.headForPreverify(),
+      head,
       () => false,
+      abandoned,
     );
     return {
       envelopes,

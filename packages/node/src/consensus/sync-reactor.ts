@@ -18,9 +18,19 @@ export interface SyncReactorOptions {
   onSynced(committed: CommittedBlock): void;
   /**
    * Checks a synced block's signatures ahead of its execution (block-preverify.ts) and says which
-   * passed; null (or absent) lets execution check every one itself.
+   * passed; null (or absent) lets execution check every one itself. `abandoned` says true once
+   * the block will not be applied (the block before it failed, or sync moved on): the pre-check
+   * then sends nothing more.
    */
-  preverify?(block: Block): Promise<SyncPreverified | null>;
+  preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
+}
+
+/** A fetched block whose pre-check started while the block before it (`parent`) executed. */
+interface Prepared {
+  block: Block;
+  preverified: Promise<SyncPreverified | null>;
+  /** Set once it will not be applied: a block from a peer whose earlier block failed costs no more. */
+  abandoned: boolean;
 }
 
 /** Signatures of a synced block found valid before it executes (passes only). */
@@ -35,6 +45,12 @@ export class SyncReactor {
   syncing = false;
   /** The latest block-sync progress, while a sync runs. */
   syncProgress: SyncProgress | null = null;
+
+  /**
+   * Blocks whose pre-check is under way, by their encoded bytes (the very array sync hands to
+   * `applyBlock` next): at most the one being applied and the one after it.
+   */
+  private readonly prepared = new Map<Uint8Array, Prepared>();
 
   constructor(private readonly opts: SyncReactorOptions) {}
 
@@ -51,6 +67,7 @@ export class SyncReactor {
     } finally {
       this.syncing = false;
       this.syncProgress = null;
+      this.abandonPrepared();
     }
   }
 
@@ -65,10 +82,34 @@ export class SyncReactor {
         // fit once written, and the peer that served it would be blamed for it).
         height: () => chain.tipHeight,
         applyBlock: async (encoded) => {
-          const block = decode(blockCodec, encoded);
-          const preverified = (await this.opts.preverify?.(block)) ?? null;
-          const committed = await chain.verifyAndCommit(block, null, preverified);
+          const ahead = this.prepared.get(encoded);
+          this.prepared.delete(encoded);
+          const block = ahead?.block ?? decode(blockCodec, encoded);
+          let committed: CommittedBlock;
+          try {
+            const preverified = (await (ahead?.preverified ?? this.opts.preverify?.(block))) ?? null;
+            committed = await chain.verifyAndCommit(block, null, preverified);
+          } catch (err) {
+            // The next block (same peer, same answer) will not be applied: its pre-check stops.
+            this.abandonPrepared();
+            throw err;
+          }
           this.opts.onSynced(committed);
+        },
+        // The next block's signatures go to the pool now, gathered on the head state with the
+        // block about to execute as their head (the slot its answers answer), so that the workers
+        // check them while this thread executes that block: block sync keeps every core busy.
+        // Only passes count (block-preverify.ts), so a guess that misses costs a check, no verdict.
+        prepare: (following, current) => {
+          if (!this.opts.preverify) return;
+          const now = this.prepared.get(current) ?? this.prepare(current, undefined);
+          if (!now) return;
+          for (const [k, p] of this.prepared) {
+            if (k === current) continue;
+            p.abandoned = true;
+            this.prepared.delete(k);
+          }
+          this.prepare(following, now.block);
         },
       },
       onProgress: (p) => {
@@ -86,6 +127,26 @@ export class SyncReactor {
       clock: this.opts.clock,
     });
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
+  }
+
+  /** Decodes `encoded` and starts its pre-check; null if it does not decode (applyBlock blames its peer). */
+  private prepare(encoded: Uint8Array, parent: Block | undefined): Prepared | null {
+    let block: Block;
+    try {
+      block = decode(blockCodec, encoded);
+    } catch {
+      return null;
+    }
+    const prepared: Prepared = { block, preverified: Promise.resolve(null), abandoned: false };
+    prepared.preverified = this.opts.preverify!(block, parent, () => prepared.abandoned);
+    prepared.preverified.catch(() => {});
+    this.prepared.set(encoded, prepared);
+    return prepared;
+  }
+
+  private abandonPrepared(): void {
+    for (const p of this.prepared.values()) p.abandoned = true;
+    this.prepared.clear();
   }
 
   /** Encoded committed blocks `from`…`to` (as many as we have), for a peer's range request. */

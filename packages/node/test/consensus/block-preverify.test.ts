@@ -274,6 +274,37 @@ describe('block pre-verification', () => {
     assert.ok(envs.every((e) => pre.isTxVerified(e)));
   });
 
+  test('an abandoned pre-check (sync: the block before it failed) sends nothing more: the work left is what is in flight', async () => {
+    // Block sync starts the next block's pre-check while the block before it executes; a peer
+    // whose block fails served the next one too, a block's worth of valid signatures it need not
+    // be able to commit. Before, that pre-check ran to its end.
+    const chain = new Chain();
+    const transfers = Array.from({ length: 300 }, (_, i) =>
+      tx(key(`abandoned pre-check sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const chunkChecks = 16;
+    const chunksAhead = 2;
+    const verifier = new CountingVerifier();
+    const pre = new BlockPreverifier(verifier, { chunkChecks, chunksAhead });
+    const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+    let abandoned = false;
+    const running = pre.preverify(
+      envs,
+      chain.state,
+      genesis.chainId,
+      chain.head(),
+      () => false,
+      () => abandoned,
+    );
+    // The block before it fails while the first chunks are on the pool.
+    abandoned = true;
+    const ran = await running;
+    assert.ok(ran <= chunkChecks * chunksAhead, `${ran} checks after the pre-check was abandoned`);
+    assert.equal(verifier.checks, ran);
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
