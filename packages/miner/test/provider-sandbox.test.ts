@@ -291,3 +291,129 @@ describe('job sandbox groups (the jobs of a batch in one job process)', () => {
     }
   });
 });
+
+/**
+ * A job process that answers its init like the real one, then, on its first job, sends what
+ * `attack` writes (a script's body, with `req` the job's request) before answering it as done.
+ */
+function hostileRunner(dir: string, name: string, attack: string): string {
+  const file = join(dir, `${name}.mjs`);
+  writeFileSync(
+    file,
+    `process.on('message', async (req) => {
+       if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+       ${attack}
+       process.send({ id: req.id, ok: true, result: [] });
+     });
+     process.on('disconnect', () => process.exit(0));`,
+  );
+  return file;
+}
+
+describe('job sandbox against a job process that floods the provider', () => {
+  const cases: [string, string, RegExp][] = [
+    [
+      'one message over the size limit (refused while it arrives)',
+      `process.send({ op: 'log', level: 'info', msg: 'x'.repeat(4 * 1024 * 1024) });`,
+      /a message over 1048576 bytes/,
+    ],
+    [
+      'an answer over the size limit',
+      `process.send({ id: req.id, ok: true, result: new Uint8Array(8 * 1024 * 1024) });`,
+      /a message over 1048576 bytes/,
+    ],
+    [
+      'one log message over the log size limit',
+      `process.send({ op: 'log', level: 'warn', msg: 'x'.repeat(64 * 1024) });`,
+      /a log message of 65536 bytes/,
+    ],
+    [
+      'more log bytes in one job than allowed',
+      `for (let i = 0; i < 20; i++) process.send({ op: 'log', level: 'info', msg: 'y'.repeat(7000) });`,
+      /bytes of log messages in one job/,
+    ],
+    [
+      'log messages faster than the rate',
+      `for (let i = 0; i < 2000; i++) process.send({ op: 'log', level: 'debug', msg: 'z' });`,
+      /messages faster than 20 a second/,
+    ],
+    [
+      'answers nobody asked for',
+      `for (let i = 0; i < 2000; i++) process.send({ id: 1e9 + i, ok: true, result: null });`,
+      /messages faster than 20 a second/,
+    ],
+    [
+      'log fields that are not plain values',
+      `process.send({ op: 'log', level: 'info', msg: 'm', fields: { deep: { a: [1, 2, 3] } } }); return;`,
+      /malformed/,
+    ],
+  ];
+  for (const [what, attack, reason] of cases)
+    test(`${what}: its process is killed and replaced, its job fails with the reason`, {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-flood-');
+      let logged = 0;
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 20_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 0,
+        runner: hostileRunner(dir.path, 'flood', attack),
+        logger: { ...silentLogger, info: () => logged++, debug: () => logged++, warn: () => undefined },
+      });
+      try {
+        await sandbox.start();
+        // Before, every one of these was read, decoded and logged, and the job answered as done.
+        await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
+          assert.equal(e.code, e.message.includes('malformed') ? 'JOB_CRASHED' : 'JOB_FLOOD');
+          assert.match(e.message, reason);
+          return true;
+        });
+        assert.ok(logged <= 50, `${logged} of its log messages reached the provider's log`);
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+
+  test('a process within the limits (a few short logs, answers in size) is not touched', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-calm-');
+    const sandbox = new JobSandbox({
+      workers: 1,
+      executionProvider: 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs: 20_000,
+      memoryBytes: 4 * 1024 ** 3,
+      heapMb: 512,
+      maxSessions: 4,
+      maxOutputBytes: 1024 * 1024,
+      runner: hostileRunner(
+        dir.path,
+        'calm',
+        `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: 'fine', fields: { i, ok: true, n: null } });
+         process.send({ id: req.id, ok: true, result: new Uint8Array(512 * 1024) }); return;`,
+      ),
+      logger: silentLogger,
+    });
+    try {
+      await sandbox.start();
+      for (let i = 0; i < 3; i++) {
+        const out = (await sandbox.ocr(new Uint8Array(8))) as unknown as Uint8Array;
+        assert.equal(out.length, 512 * 1024);
+      }
+      assert.equal(sandbox.spawned, 1);
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+});

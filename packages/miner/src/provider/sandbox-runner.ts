@@ -57,8 +57,17 @@ function log(
   msg: string,
   fields?: Record<string, unknown>,
 ): void {
+  // The provider takes a few fields of plain values (sandbox.ts, isLogFields): anything else is
+  // written out as text here.
   const clipped = fields
-    ? Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? clip(v) : v]))
+    ? Object.fromEntries(
+        Object.entries(fields)
+          .slice(0, 16)
+          .map(([k, v]) => [
+            clip(k),
+            v === null || typeof v === 'number' || typeof v === 'boolean' ? v : clip(String(v)),
+          ]),
+      )
     : undefined;
   send({ op: 'log', level, msg: clip(msg), ...(clipped ? { fields: clipped } : {}) });
 }
