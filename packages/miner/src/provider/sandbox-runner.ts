@@ -82,13 +82,26 @@ const logger: Logger = {
   child: () => logger,
 };
 
-let onnx: OnnxRunner | null = null;
+/**
+ * One ONNX runner (its sessions) and one OCR pipeline per intra-op pool size the provider may ask
+ * for: the whole machine for a job that runs alone, a share of it when several job processes run
+ * at once (see JobSandbox.widths). The first width is the default.
+ */
+const runners = new Map<number, OnnxRunner>();
+const ocrs = new Map<number, Promise<OcrEngine>>();
+let defaultWidth = 0;
 let ocrFiles: OcrModelFiles | null = null;
-let ocr: Promise<OcrEngine> | null = null;
 let maxOutputBytes = Number.POSITIVE_INFINITY;
 
-async function loadModel(hash: string, path: string) {
-  return onnx!.session(hash, async () => {
+function runnerFor(width: number | undefined): OnnxRunner {
+  const r = runners.get(width ?? defaultWidth) ?? runners.get(defaultWidth);
+  if (!r) throw new Error('the job process is not initialised');
+  return r;
+}
+
+async function loadModel(hash: string, path: string, width: number | undefined) {
+  const onnx = runnerFor(width);
+  return onnx.session(hash, async () => {
     const bytes = new Uint8Array(await readFile(path));
     // Checked on every load, not only at upload: the store may hold models from before the check.
     assertSelfContainedModel(bytes);
@@ -96,9 +109,9 @@ async function loadModel(hash: string, path: string) {
   });
 }
 
-async function loadChecked(hash: string, path: string) {
+async function loadChecked(hash: string, path: string, width: number | undefined) {
   try {
-    return await loadModel(hash, path);
+    return await loadModel(hash, path, width);
   } catch (err) {
     if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
     throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
@@ -106,7 +119,7 @@ async function loadChecked(hash: string, path: string) {
 }
 
 async function runOnce(session: Awaited<ReturnType<typeof loadModel>>, inputs: RawTensor[]) {
-  const outputs = await onnx!.run(session, inputs);
+  const outputs = await runnerFor(undefined).run(session, inputs);
   // Refused here, not sent: the provider would receive, hash, encode and keep it all.
   const size = outputs.reduce((n, t) => n + t.data.length, 0);
   if (size > maxOutputBytes)
@@ -117,12 +130,17 @@ async function runOnce(session: Awaited<ReturnType<typeof loadModel>>, inputs: R
   return outputs;
 }
 
-function ocrEngine(): Promise<OcrEngine> {
-  ocr ??= OcrEngine.create({
-    files: ocrFiles!,
-    onnxOptions: onnx!.sessionOptions() as Record<string, unknown>,
-  });
-  return ocr;
+function ocrEngine(width: number | undefined): Promise<OcrEngine> {
+  const w = runners.has(width ?? defaultWidth) ? (width ?? defaultWidth) : defaultWidth;
+  let engine = ocrs.get(w);
+  if (!engine) {
+    engine = OcrEngine.create({
+      files: ocrFiles!,
+      onnxOptions: runnerFor(w).sessionOptions() as Record<string, unknown>,
+    });
+    ocrs.set(w, engine);
+  }
+  return engine;
 }
 
 /**
@@ -175,37 +193,47 @@ function failure(err: Error): { code: string; error: string; detail: string } {
 async function handle(req: SandboxRequest): Promise<unknown> {
   switch (req.op) {
     case 'init': {
-      onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions, req.threads);
+      const widths = req.widths?.length ? req.widths : [req.threads.intraOpThreads ?? 0];
+      defaultWidth = widths[0]!;
+      const first = new OnnxRunner(req.executionProvider, logger, req.maxSessions, {
+        ...req.threads,
+        intraOpThreads: defaultWidth,
+      });
+      runners.set(defaultWidth, first);
       ocrFiles = req.ocr;
       maxOutputBytes = req.maxOutputBytes;
       // Building a session tells whether the requested execution provider works here.
-      if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
-      // The OCR pipeline is built before the process counts as ready, so no job's time limit is
-      // spent on it.
-      ocr = OcrEngine.create({
-        files: req.ocr,
-        onnxOptions: onnx.sessionOptions() as Record<string, unknown>,
-      });
-      await ocr;
-      return { executionProvider: onnx.executionProvider };
+      if (req.executionProvider !== 'cpu') await (await first.createSession(req.ocr.detectionPath)).release();
+      for (const width of widths.slice(1))
+        runners.set(
+          width,
+          new OnnxRunner(first.executionProvider, logger, req.maxSessions, {
+            ...req.threads,
+            intraOpThreads: width,
+          }),
+        );
+      // The OCR pipelines are built before the process counts as ready, so no job's time limit
+      // is spent on them.
+      for (const width of widths) await ocrEngine(width);
+      return { executionProvider: first.executionProvider };
     }
     case 'check':
-      await loadChecked(req.hash, req.path);
+      await loadChecked(req.hash, req.path, req.width);
       return undefined;
     case 'run':
-      return runOnce(await loadChecked(req.hash, req.path), req.inputs);
+      return runOnce(await loadChecked(req.hash, req.path, req.width), req.inputs);
     case 'runMany': {
-      const session = await loadChecked(req.hash, req.path);
+      const session = await loadChecked(req.hash, req.path, req.width);
       await eachPart(req.id, req.inputs, req.budgetMs, (inputs) => runOnce(session, inputs));
       return undefined;
     }
     case 'ocrMany': {
-      const engine = await ocrEngine();
+      const engine = await ocrEngine(req.width);
       await eachPart(req.id, req.images, req.budgetMs, (image) => engine.recognise(image));
       return undefined;
     }
     case 'ocr':
-      return (await ocrEngine()).recognise(req.image);
+      return (await ocrEngine(req.width)).recognise(req.image);
   }
 }
 
