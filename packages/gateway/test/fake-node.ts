@@ -20,6 +20,8 @@ export function mempoolOnlyNode(
     dropCode?: string;
     /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
     includedAtMs?: number;
+    /** Counts of the calls by method, if given. */
+    calls?: Record<string, number>;
   },
 ): Server {
   const offer = {
@@ -104,6 +106,7 @@ export function mempoolOnlyNode(
     req.on('end', () => {
       const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
       const answer = answers[method];
+      if (state.calls) state.calls[method] = (state.calls[method] ?? 0) + 1;
       const reply = answer
         ? { jsonrpc: '2.0', id, result: answer(params) }
         : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
