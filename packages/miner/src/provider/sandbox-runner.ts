@@ -139,6 +139,8 @@ function ocrEngine(width: number | undefined): Promise<OcrEngine> {
       onnxOptions: runnerFor(w).sessionOptions() as Record<string, unknown>,
     });
     ocrs.set(w, engine);
+    // One that failed to build is built again by the next job that needs it.
+    engine.catch(() => ocrs.delete(w));
   }
   return engine;
 }
@@ -212,9 +214,11 @@ async function handle(req: SandboxRequest): Promise<unknown> {
             intraOpThreads: width,
           }),
         );
-      // The OCR pipelines are built before the process counts as ready, so no job's time limit
-      // is spent on them.
-      for (const width of widths) await ocrEngine(width);
+      // The OCR pipeline is built before the process counts as ready, so no job's time limit is
+      // spent on it; the other widths' are built meanwhile, after it (a replacement process is
+      // ready as soon as before, and idle time builds the rest).
+      await ocrEngine(defaultWidth);
+      for (const width of widths.slice(1)) void ocrEngine(width).catch(() => undefined);
       return { executionProvider: first.executionProvider };
     }
     case 'check':
