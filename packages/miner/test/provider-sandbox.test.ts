@@ -374,7 +374,8 @@ describe('job sandbox against a job process that floods the provider', () => {
           assert.match(e.message, reason);
           return true;
         });
-        assert.ok(logged <= 50, `${logged} of its log messages reached the provider's log`);
+        // At most the burst (50), and what the rate refills while the flood arrives on a busy machine.
+        assert.ok(logged <= 100, `${logged} of its log messages reached the provider's log`);
         await new Promise((r) => setTimeout(r, 200));
         assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
       } finally {
