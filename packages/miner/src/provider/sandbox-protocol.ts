@@ -27,32 +27,19 @@ export type SandboxRequest =
       ocr: OcrModelFiles;
       maxSessions: number;
       threads: OrtThreadOptions;
-      /**
-       * The intra-op pool sizes jobs may ask for (sessions are built per size, ONNX Runtime fixes
-       * a session's pool when it is made); the first is the default. Absent: threads' own.
-       */
-      widths?: number[];
       /** Output bytes one run may return; more fails the job here, before anything is sent. */
       maxOutputBytes: number;
     }
-  | { id: number; op: 'check'; hash: string; path: string; width?: number }
-  | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[]; width?: number }
-  | { id: number; op: 'ocr'; image: Uint8Array; width?: number }
+  | { id: number; op: 'check'; hash: string; path: string }
+  | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
+  | { id: number; op: 'ocr'; image: Uint8Array }
   /**
    * Several runs of one model, one after the other; each answers with a 'part' as it ends. No job
    * after the first starts once `budgetMs` have passed since the first began: the ones left are
    * not answered and go back to the provider's queue.
    */
-  | {
-      id: number;
-      op: 'runMany';
-      hash: string;
-      path: string;
-      inputs: RawTensor[][];
-      budgetMs?: number;
-      width?: number;
-    }
-  | { id: number; op: 'ocrMany'; images: Uint8Array[]; budgetMs?: number; width?: number };
+  | { id: number; op: 'runMany'; hash: string; path: string; inputs: RawTensor[][]; budgetMs?: number }
+  | { id: number; op: 'ocrMany'; images: Uint8Array[]; budgetMs?: number };
 
 /** A request before the sandbox gives it an id. */
 export type SandboxCall = {

@@ -82,26 +82,13 @@ const logger: Logger = {
   child: () => logger,
 };
 
-/**
- * One ONNX runner (its sessions) and one OCR pipeline per intra-op pool size the provider may ask
- * for: the whole machine for a job that runs alone, a share of it when several job processes run
- * at once (see JobSandbox.widths). The first width is the default.
- */
-const runners = new Map<number, OnnxRunner>();
-const ocrs = new Map<number, Promise<OcrEngine>>();
-let defaultWidth = 0;
+let onnx: OnnxRunner | null = null;
 let ocrFiles: OcrModelFiles | null = null;
+let ocr: Promise<OcrEngine> | null = null;
 let maxOutputBytes = Number.POSITIVE_INFINITY;
 
-function runnerFor(width: number | undefined): OnnxRunner {
-  const r = runners.get(width ?? defaultWidth) ?? runners.get(defaultWidth);
-  if (!r) throw new Error('the job process is not initialised');
-  return r;
-}
-
-async function loadModel(hash: string, path: string, width: number | undefined) {
-  const onnx = runnerFor(width);
-  return onnx.session(hash, async () => {
+async function loadModel(hash: string, path: string) {
+  return onnx!.session(hash, async () => {
     const bytes = new Uint8Array(await readFile(path));
     // Checked on every load, not only at upload: the store may hold models from before the check.
     assertSelfContainedModel(bytes);
@@ -109,9 +96,9 @@ async function loadModel(hash: string, path: string, width: number | undefined) 
   });
 }
 
-async function loadChecked(hash: string, path: string, width: number | undefined) {
+async function loadChecked(hash: string, path: string) {
   try {
-    return await loadModel(hash, path, width);
+    return await loadModel(hash, path);
   } catch (err) {
     if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
     throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
@@ -119,7 +106,7 @@ async function loadChecked(hash: string, path: string, width: number | undefined
 }
 
 async function runOnce(session: Awaited<ReturnType<typeof loadModel>>, inputs: RawTensor[]) {
-  const outputs = await runnerFor(undefined).run(session, inputs);
+  const outputs = await onnx!.run(session, inputs);
   // Refused here, not sent: the provider would receive, hash, encode and keep it all.
   const size = outputs.reduce((n, t) => n + t.data.length, 0);
   if (size > maxOutputBytes)
@@ -130,19 +117,12 @@ async function runOnce(session: Awaited<ReturnType<typeof loadModel>>, inputs: R
   return outputs;
 }
 
-function ocrEngine(width: number | undefined): Promise<OcrEngine> {
-  const w = runners.has(width ?? defaultWidth) ? (width ?? defaultWidth) : defaultWidth;
-  let engine = ocrs.get(w);
-  if (!engine) {
-    engine = OcrEngine.create({
-      files: ocrFiles!,
-      onnxOptions: runnerFor(w).sessionOptions() as Record<string, unknown>,
-    });
-    ocrs.set(w, engine);
-    // One that failed to build is built again by the next job that needs it.
-    engine.catch(() => ocrs.delete(w));
-  }
-  return engine;
+function ocrEngine(): Promise<OcrEngine> {
+  ocr ??= OcrEngine.create({
+    files: ocrFiles!,
+    onnxOptions: onnx!.sessionOptions() as Record<string, unknown>,
+  });
+  return ocr;
 }
 
 /**
@@ -195,49 +175,37 @@ function failure(err: Error): { code: string; error: string; detail: string } {
 async function handle(req: SandboxRequest): Promise<unknown> {
   switch (req.op) {
     case 'init': {
-      const widths = req.widths?.length ? req.widths : [req.threads.intraOpThreads ?? 0];
-      defaultWidth = widths[0]!;
-      const first = new OnnxRunner(req.executionProvider, logger, req.maxSessions, {
-        ...req.threads,
-        intraOpThreads: defaultWidth,
-      });
-      runners.set(defaultWidth, first);
+      onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions, req.threads);
       ocrFiles = req.ocr;
       maxOutputBytes = req.maxOutputBytes;
       // Building a session tells whether the requested execution provider works here.
-      if (req.executionProvider !== 'cpu') await (await first.createSession(req.ocr.detectionPath)).release();
-      for (const width of widths.slice(1))
-        runners.set(
-          width,
-          new OnnxRunner(first.executionProvider, logger, req.maxSessions, {
-            ...req.threads,
-            intraOpThreads: width,
-          }),
-        );
+      if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
       // The OCR pipeline is built before the process counts as ready, so no job's time limit is
-      // spent on it; the other widths' are built meanwhile, after it (a replacement process is
-      // ready as soon as before, and idle time builds the rest).
-      await ocrEngine(defaultWidth);
-      for (const width of widths.slice(1)) void ocrEngine(width).catch(() => undefined);
-      return { executionProvider: first.executionProvider };
+      // spent on it.
+      ocr = OcrEngine.create({
+        files: req.ocr,
+        onnxOptions: onnx.sessionOptions() as Record<string, unknown>,
+      });
+      await ocr;
+      return { executionProvider: onnx.executionProvider };
     }
     case 'check':
-      await loadChecked(req.hash, req.path, req.width);
+      await loadChecked(req.hash, req.path);
       return undefined;
     case 'run':
-      return runOnce(await loadChecked(req.hash, req.path, req.width), req.inputs);
+      return runOnce(await loadChecked(req.hash, req.path), req.inputs);
     case 'runMany': {
-      const session = await loadChecked(req.hash, req.path, req.width);
+      const session = await loadChecked(req.hash, req.path);
       await eachPart(req.id, req.inputs, req.budgetMs, (inputs) => runOnce(session, inputs));
       return undefined;
     }
     case 'ocrMany': {
-      const engine = await ocrEngine(req.width);
+      const engine = await ocrEngine();
       await eachPart(req.id, req.images, req.budgetMs, (image) => engine.recognise(image));
       return undefined;
     }
     case 'ocr':
-      return (await ocrEngine(req.width)).recognise(req.image);
+      return (await ocrEngine()).recognise(req.image);
   }
 }
 

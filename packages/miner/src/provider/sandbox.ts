@@ -14,7 +14,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@unc/node';
@@ -50,13 +50,8 @@ export interface SandboxOptions {
   heapMb: number;
   /** Sessions kept per job process. */
   maxSessions: number;
-  /**
-   * ONNX Runtime's threads in each job process (default: no spinning; intra-op pools sized by
-   * `widths`). An `intraOpThreads` given here is every session's, whatever runs beside it.
-   */
+  /** ONNX Runtime's threads in each job process (default: no spinning, pools sized by the runtime). */
   threads?: OrtThreadOptions;
-  /** The cores jobs may use (default: os.availableParallelism()). */
-  cores?: number;
   /** Output bytes one run may return (the job process refuses more before sending any). */
   maxOutputBytes: number;
   /**
@@ -201,17 +196,6 @@ export class JobSandbox {
   private memoryChecks = 0;
 
   private readonly limits: MessageLimits;
-  /**
-   * Intra-op pool sizes: `alone` for a job that starts while no other runs (every core), `shared`
-   * when others run (the cores over the job processes, at least 1). Each job process keeps
-   * sessions of both sizes: ONNX Runtime fixes a session's pool when it is made, and this
-   * onnxruntime-node offers no pool shared by sessions. Without this, `workers` pools each the
-   * size of the machine ran at once, and their parallel steps waited on each other's threads
-   * (bench:jobs, 4 OCR jobs at a time on 2 cores: ×1.45–×1.67 the CPU of the same jobs direct).
-   */
-  readonly widths: { alone: number; shared: number };
-  /** Jobs (requests) running now, for the pool size of the next. */
-  private running = 0;
 
   constructor(private readonly opts: SandboxOptions) {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
@@ -222,16 +206,6 @@ export class JobSandbox {
       ...DEFAULT_MESSAGE_LIMITS,
       ...opts.messageLimits,
     };
-    const cores = Math.max(1, opts.cores ?? availableParallelism());
-    const fixed = opts.threads?.intraOpThreads;
-    this.widths = fixed
-      ? { alone: fixed, shared: fixed }
-      : { alone: cores, shared: Math.max(1, Math.floor(cores / opts.workers)) };
-  }
-
-  /** The pool size of a job that starts now (see widths). */
-  private width(): number {
-    return this.running > 0 ? this.widths.shared : this.widths.alone;
   }
 
   /** The execution provider the job processes use ('cuda' falls back to 'cpu' when unavailable). */
@@ -424,7 +398,6 @@ export class JobSandbox {
       ocr: this.opts.ocr,
       maxSessions: this.opts.maxSessions,
       threads: this.opts.threads ?? { spinning: false },
-      widths: [...new Set([this.widths.alone, this.widths.shared])],
       maxOutputBytes: this.opts.maxOutputBytes,
     }).then(
       (r) => {
@@ -621,14 +594,11 @@ export class JobSandbox {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
     const w = await this.acquire(hash);
     const timer = this.jobTimer(w, req.op);
-    const width = this.width();
-    this.running++;
     try {
-      const result = await this.send(w, { ...req, width } as SandboxCall);
+      const result = await this.send(w, req);
       if (hash) w.models.add(hash);
       return result;
     } finally {
-      this.running--;
       clearTimeout(timer);
       this.release(w);
     }
@@ -641,10 +611,8 @@ export class JobSandbox {
     // One timer for the group, restarted on each answer (refresh: no new timer per job).
     const timer = this.jobTimer(w, req.op);
     const arm = () => timer.refresh();
-    const width = this.width();
-    this.running++;
     try {
-      await this.send(w, { ...req, width } as SandboxCall, (p) => {
+      await this.send(w, req, (p) => {
         if (p.index !== settled.length) return;
         // An answer read while a killed process's channel drains: no job runs on, none to time.
         if (!w.dead) arm();
@@ -671,7 +639,6 @@ export class JobSandbox {
             );
       while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
     } finally {
-      this.running--;
       clearTimeout(timer);
       this.release(w);
     }
