@@ -338,9 +338,11 @@ describe('job sandbox against a job process that floods the provider', () => {
       /messages faster than 20 a second/,
     ],
     [
+      // A few, within the log rate: taken from it, such answers (each up to the size limit) were
+      // decoded 20 a second for as long as the process lived.
       'answers nobody asked for',
-      `for (let i = 0; i < 2000; i++) process.send({ id: 1e9 + i, ok: true, result: null });`,
-      /messages faster than 20 a second/,
+      `for (let i = 0; i < 3; i++) process.send({ id: 1e9 + i, ok: true, result: null });`,
+      /an answer to no request/,
     ],
     [
       'log fields that are not plain values',
@@ -417,4 +419,52 @@ describe('job sandbox against a job process that floods the provider', () => {
       await dir.remove();
     }
   });
+});
+
+describe('job sandbox against a job process that sends a group the wrong parts', () => {
+  const part = (index: string) =>
+    `process.send({ op: 'part', id: req.id, index: ${index}, durationMs: 0, ok: true, result: [] });`;
+  const cases: [string, string, number][] = [
+    // Before, the repeats were dropped unread of any limit, and the group answered as if whole.
+    ['the same part again and again', `for (let i = 0; i < 500; i++) ${part('0')}`, 1],
+    // Before, every one was kept (settled grew past the group) and restarted the group's timer.
+    ['parts past the group', `for (let i = 0; i < 500; i++) ${part('i')}`, 2],
+  ];
+  for (const [what, attack, answered] of cases)
+    test(`${what}: its process is killed and replaced, the jobs answered before stand`, {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-parts-');
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 20_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024,
+        runner: hostileRunner(dir.path, 'parts', attack),
+        logger: silentLogger,
+      });
+      try {
+        await sandbox.start();
+        const settled = await sandbox.ocrMany([new Uint8Array(8), new Uint8Array(8)]);
+        assert.equal(settled.length, 2, 'one answer per job of the group, no more');
+        assert.deepEqual(
+          settled.map((s) => s.ok),
+          [true, answered === 2],
+        );
+        if (answered === 1) {
+          const failed = settled[1] as { ok: false; error: Error & { code?: string } };
+          assert.equal(failed.error.code, 'JOB_FLOOD');
+          assert.match(failed.error.message, /a part numbered 0 where 1 of 2 was due/);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(sandbox.spawned, 2, 'the process that sent them was replaced');
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
 });

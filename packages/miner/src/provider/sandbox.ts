@@ -369,13 +369,13 @@ export class JobSandbox {
         if (m.op === 'part') {
           const p = w.pending.get(m.id);
           if (p?.part) p.part(m);
-          else this.stray(w);
+          else this.stray(w, 'a part of no group it runs');
         } else if (this.admitLog(w, m)) this.opts.logger[m.level](m.msg, m.fields);
         return;
       }
       const p = w.pending.get(m.id);
       if (!p) {
-        this.stray(w);
+        this.stray(w, 'an answer to no request');
         return;
       }
       w.pending.delete(m.id);
@@ -551,9 +551,15 @@ export class JobSandbox {
     return this.takeToken(w);
   }
 
-  /** A reply or part nobody waits for (a finished request's, a made-up id): counted as a log. */
-  private stray(w: Worker): void {
-    this.takeToken(w);
+  /**
+   * A reply or part nobody waits for (a made-up id, a finished request's). The real job process
+   * never sends one to a live process's provider (a request is forgotten only when it is answered
+   * or its process killed), so it is a flood at once: taken from the log rate, answers of up to
+   * maxMessageBytes each were decoded 20 times a second for as long as the process lived, idle too.
+   * From a killed process draining its channel it only stops the reading (flood).
+   */
+  private stray(w: Worker, what: string): void {
+    this.flood(w, what);
   }
 
   private release(w: Worker): void {
@@ -613,7 +619,14 @@ export class JobSandbox {
     const arm = () => timer.refresh();
     try {
       await this.send(w, req, (p) => {
-        if (p.index !== settled.length) return;
+        // The real job process answers a group's jobs in order, each once: any other part (one
+        // repeated, out of order, past the group's count) was silently dropped, or, numbered next,
+        // kept and the group's timer restarted, so a process could hold its runner and grow the
+        // provider's memory without end.
+        if (p.index !== settled.length || p.index >= count) {
+          this.flood(w, `a part numbered ${p.index} where ${settled.length} of ${count} was due`);
+          return;
+        }
         // An answer read while a killed process's channel drains: no job runs on, none to time.
         if (!w.dead) arm();
         settled.push(
