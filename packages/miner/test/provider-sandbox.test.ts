@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '@unc/node';
 import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
+import { countChannelReads } from '../src/provider/sandbox.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -466,5 +467,68 @@ describe('job sandbox against a job process that sends a group the wrong parts',
         await sandbox.stop();
         await dir.remove();
       }
+    });
+});
+
+describe("counting a job process's channel reads (Node's inside, kChannelHandle)", () => {
+  const kChannelHandle = Symbol('kChannelHandle');
+  const counted: number[] = [];
+  const count = (bytes: number) => {
+    counted.push(bytes);
+    return bytes < 100;
+  };
+
+  test('a handle kept where Node 20 keeps it: each read counted, a refused one not passed on', () => {
+    const passed: number[] = [];
+    const handle = { onread: (ab: ArrayBuffer) => passed.push(ab.byteLength) };
+    assert.equal(countChannelReads({ [kChannelHandle]: handle }, count), true);
+    handle.onread(new ArrayBuffer(10));
+    handle.onread(new ArrayBuffer(200));
+    assert.deepEqual(passed, [10]);
+  });
+
+  // Before, a read-only onread threw from spawn (strict code): no job process could start.
+  for (const [what, child] of [
+    ['no such symbol', { channel: {} }],
+    ['no handle under it', { [kChannelHandle]: null }],
+    ['a handle without onread', { [kChannelHandle]: {} }],
+    [
+      'an onread that cannot be written',
+      { [kChannelHandle]: Object.defineProperty({}, 'onread', { value: () => 0, writable: false }) },
+    ],
+    [
+      'an onread with a getter only',
+      {
+        [kChannelHandle]: {
+          get onread() {
+            return () => 0;
+          },
+        },
+      },
+    ],
+    [
+      'a setter that ignores it',
+      {
+        [kChannelHandle]: {
+          get onread() {
+            return () => 0;
+          },
+          set onread(_f: unknown) {},
+        },
+      },
+    ],
+    [
+      'a getter that throws',
+      {
+        [kChannelHandle]: {
+          get onread(): unknown {
+            throw new Error('moved');
+          },
+        },
+      },
+    ],
+  ] as [string, object][])
+    test(`${what}: nothing hooked, nothing thrown`, () => {
+      assert.equal(countChannelReads(child, count), false);
     });
 });

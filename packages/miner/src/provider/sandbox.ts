@@ -158,17 +158,34 @@ function logBytes(m: { msg: string; fields?: Record<string, unknown> }): number 
 }
 
 /**
- * The IPC channel's pipe handle of a child, where Node keeps it (a symbol of its own): reads from
- * it are counted so that a message over the size limit is refused while it arrives, not after
- * Node has buffered and decoded all of it. Null if this Node keeps it elsewhere (then only what
- * is decoded is checked).
+ * Counts the reads from a child's IPC channel as they arrive, before Node buffers and decodes
+ * them: `onRead` gets each read's bytes and returns false to have the read dropped (its process is
+ * being killed). The channel's pipe handle is where Node keeps it, under a symbol of its own
+ * (kChannelHandle, as in Node 20, the one run here), and its `onread` is wrapped. That is Node's
+ * inside, so every step is checked and nothing throws: if this Node keeps the handle elsewhere, or
+ * its `onread` cannot be replaced, nothing is hooked (false), and only what is decoded is checked.
+ * Thrown from here it would stop every job process from starting.
  */
-function channelHandle(child: ChildProcess): { onread: (...a: unknown[]) => unknown } | null {
-  const sym = Object.getOwnPropertySymbols(child).find((s) => s.description === 'kChannelHandle');
-  const h = sym ? (child as unknown as Record<symbol, unknown>)[sym] : undefined;
-  return typeof h === 'object' && h !== null && typeof (h as { onread?: unknown }).onread === 'function'
-    ? (h as { onread: (...a: unknown[]) => unknown })
-    : null;
+export function countChannelReads(child: object, onRead: (bytes: number) => boolean): boolean {
+  try {
+    const sym = Object.getOwnPropertySymbols(child).find((s) => s.description === 'kChannelHandle');
+    const handle = sym ? (child as Record<symbol, unknown>)[sym] : undefined;
+    if (typeof handle !== 'object' || handle === null) return false;
+    const h = handle as { onread?: unknown };
+    const read = h.onread;
+    if (typeof read !== 'function') return false;
+    const counted = (...a: unknown[]) => {
+      const chunk = a[0] as { byteLength?: unknown } | undefined;
+      const bytes = typeof chunk?.byteLength === 'number' ? chunk.byteLength : 0;
+      if (!onRead(bytes)) return;
+      return read.apply(handle, a);
+    };
+    h.onread = counted;
+    // A setter that ignored it (a read-only property throws here, in strict code).
+    return h.onread === counted;
+  } catch {
+    return false;
+  }
 }
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
@@ -342,20 +359,13 @@ export class JobSandbox {
     // Every read from the channel is counted until a whole message is delivered: a message over
     // the size limit has its process killed while it arrives (the provider would otherwise
     // buffer and decode all of it, up to the job process's memory limit, and again for the next).
-    const handle = channelHandle(child);
-    if (handle) {
-      const read = handle.onread;
-      handle.onread = (...a: unknown[]) => {
-        const chunk = a[0] as ArrayBuffer | undefined;
-        w.unreadBytes += chunk?.byteLength ?? 0;
-        if (w.unreadBytes > this.limits.maxMessageBytes) {
-          // Nothing more of it is parsed: the channel is closed now, the process killed.
-          if (!w.dead) this.flood(w, `a message over ${this.limits.maxMessageBytes} bytes`);
-          return;
-        }
-        return read.apply(handle, a);
-      };
-    }
+    countChannelReads(child, (bytes) => {
+      w.unreadBytes += bytes;
+      if (w.unreadBytes <= this.limits.maxMessageBytes) return true;
+      // Nothing more of it is parsed: the channel is closed now, the process killed.
+      if (!w.dead) this.flood(w, `a message over ${this.limits.maxMessageBytes} bytes`);
+      return false;
+    });
     child.on('message', (m: unknown) => {
       w.unreadBytes = 0;
       // The process runs the renter's model: what it sends is checked before it is used (a
