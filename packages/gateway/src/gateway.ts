@@ -982,6 +982,9 @@ export class Gateway {
     }
   }
 
+  /** The pending fee the last settleFees asked about last: the next one reads on after it. */
+  private feeCursor: { atMs: number; txHash: string } | null = null;
+
   /**
    * Places the fees of transactions not yet seen included: at the block time of the block that
    * included one; one dropped, or not included by its expiry height, paid nothing and is removed.
@@ -991,8 +994,18 @@ export class Gateway {
     const height = chain?.height ?? null;
     // At most MAX_FEES_SETTLED_PER_CHECK chain reads per check: a fee left unread still counts as
     // pending (in every window), so reading fewer can only hold spending back, never let more by;
-    // the next check or tick reads on.
-    for (const f of this.store.pendingFees(MAX_FEES_SETTLED_PER_CHECK)) {
+    // the next check or tick reads on from where this one stopped, round the pending fees. Always
+    // from the oldest, 32 that stay pending (not yet expired, or their status unreadable) kept
+    // every later fee from being placed: all counted in every window, spending stopped.
+    const batch = this.store.pendingFees(MAX_FEES_SETTLED_PER_CHECK, this.feeCursor ?? undefined);
+    if (batch.length < MAX_FEES_SETTLED_PER_CHECK) {
+      const taken = new Set(batch.map((f) => f.txHash));
+      for (const f of this.store.pendingFees(MAX_FEES_SETTLED_PER_CHECK - batch.length))
+        if (!taken.has(f.txHash)) batch.push(f);
+    }
+    const last = batch.at(-1);
+    this.feeCursor = last ? { atMs: last.atMs, txHash: last.txHash } : null;
+    for (const f of batch) {
       const st = await this.client.getTransactionStatus(f.txHash).catch(() => null);
       if (!st) continue;
       if (st.status === 'included') {

@@ -443,12 +443,24 @@ export class GatewayStore {
     );
   }
 
-  /** Fees not yet placed at a block time, oldest sent first, at most `limit`. */
-  pendingFees(limit: number): FeeRow[] {
+  /**
+   * Fees not yet placed at a block time, oldest sent first, at most `limit`; with `after`, only
+   * those after that one in this order (where the last read stopped).
+   */
+  pendingFees(limit: number, after?: { atMs: number; txHash: string }): FeeRow[] {
+    if (!after)
+      return this.readFees(
+        this.db
+          .prepare('SELECT * FROM fees WHERE included_ms IS NULL ORDER BY at_ms, tx_hash LIMIT ?')
+          .all(limit) as Row[],
+      );
     return this.readFees(
       this.db
-        .prepare('SELECT * FROM fees WHERE included_ms IS NULL ORDER BY at_ms, tx_hash LIMIT ?')
-        .all(limit) as Row[],
+        .prepare(
+          `SELECT * FROM fees WHERE included_ms IS NULL AND (at_ms, tx_hash) > (?, ?)
+           ORDER BY at_ms, tx_hash LIMIT ?`,
+        )
+        .all(after.atMs, after.txHash, limit) as Row[],
     );
   }
 

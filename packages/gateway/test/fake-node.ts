@@ -22,6 +22,8 @@ export function mempoolOnlyNode(
     includedAtMs?: number;
     /** Counts of the calls by method, if given. */
     calls?: Record<string, number>;
+    /** The transactions whose status was asked, in order, if given. */
+    statusAsked?: string[];
   },
 ): Server {
   const offer = {
@@ -107,6 +109,7 @@ export function mempoolOnlyNode(
       const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
       const answer = answers[method];
       if (state.calls) state.calls[method] = (state.calls[method] ?? 0) + 1;
+      if (method === 'unc_getTransactionStatus') state.statusAsked?.push(params[0] as string);
       const reply = answer
         ? { jsonrpc: '2.0', id, result: answer(params) }
         : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };

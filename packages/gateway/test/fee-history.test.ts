@@ -108,6 +108,60 @@ describe('a gateway with a long fee history', () => {
     }
   });
 
+  // Before, every check asked about the 32 oldest: 32 that stay pending (not yet past their expiry
+  // height, or a status the node cannot give) kept every later fee from ever being placed.
+  test('the checks take turns round the pending fees: none is left unasked behind 32 that stay pending', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-turns-'));
+    const chainMs = 1_000 * HOUR;
+    const statusAsked: string[] = [];
+    const node = mempoolOnlyNode([], { txStatus: 'pending', timeMs: chainMs, statusAsked });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    const hash = (i: number) => i.toString(16).padStart(64, '0');
+    for (let i = 0; i < 40; i++)
+      seed.addFee({
+        txHash: hash(i),
+        kind: 'dispute',
+        fee: '13',
+        atMs: chainMs - 1_000 + i,
+        expiresAt: '1000000',
+      });
+    seed.close();
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 1_000_000n * UNC,
+      models: [{ name: 'ocr' }],
+      dbPath,
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      statusAsked.length = 0;
+      await inside.spendAllowed(0n, 0n);
+      assert.equal(statusAsked.length, 32);
+      await inside.spendAllowed(0n, 0n);
+      assert.equal(statusAsked.length, 64);
+      const unasked = Array.from({ length: 40 }, (_, i) => hash(i)).filter((h) => !statusAsked.includes(h));
+      assert.deepEqual(unasked, [], 'every pending fee asked about within two checks');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the kept total follows inclusions and removals', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-total-'));
     const { GatewayStore } = await import('../src/store.js');
