@@ -8,8 +8,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '@unc/node';
+import fc from 'fast-check';
 import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
-import { countChannelReads } from '../src/provider/sandbox.js';
+import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandbox.js';
+import { clippedLog, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -531,4 +533,34 @@ describe("counting a job process's channel reads (Node's inside, kChannelHandle)
     test(`${what}: nothing hooked, nothing thrown`, () => {
       assert.equal(countChannelReads(child, count), false);
     });
+});
+
+// Cut at 1,000 characters each, a log message with 16 long fields (1,000 + 16 × 2,000) passed the
+// provider's 8 KiB: an honest job process logging it was killed (JOB_FLOOD).
+test('whatever a job process logs, as it sends it, is within what the provider takes', () => {
+  const value = fc.oneof(
+    fc.string({ maxLength: 3000 }),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant({ deep: [1, 2] }),
+  );
+  fc.assert(
+    fc.property(
+      fc.string({ maxLength: 3000 }),
+      fc.option(fc.dictionary(fc.string({ maxLength: 2000 }), value, { maxKeys: 40 }), { nil: undefined }),
+      (msg, fields) => {
+        const m = clippedLog('info', msg, fields);
+        assert.ok(logSize(m) <= DEFAULT_MESSAGE_LIMITS.maxLogBytes, `${logSize(m)} bytes`);
+        assert.ok(Object.keys(m.fields ?? {}).length <= 16);
+        for (const v of Object.values(m.fields ?? {}))
+          assert.ok(v === null || ['string', 'number', 'boolean'].includes(typeof v));
+      },
+    ),
+    { numRuns: 300 },
+  );
+  const wide = Object.fromEntries(
+    Array.from({ length: 16 }, (_, i) => [`${i}`.repeat(2000), 'v'.repeat(2000)]),
+  );
+  assert.ok(logSize(clippedLog('warn', 'm'.repeat(2000), wide)) <= DEFAULT_MESSAGE_LIMITS.maxLogBytes);
 });

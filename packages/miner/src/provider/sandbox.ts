@@ -21,7 +21,15 @@ import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
-import type { SandboxCall, SandboxPart, SandboxReply, SandboxRequest } from './sandbox-protocol.js';
+import {
+  logSize,
+  MAX_LOG_BYTES,
+  MAX_LOG_FIELDS,
+  type SandboxCall,
+  type SandboxPart,
+  type SandboxReply,
+  type SandboxRequest,
+} from './sandbox-protocol.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
 
@@ -79,7 +87,7 @@ export interface MessageLimits {
 }
 
 export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = {
-  maxLogBytes: 8 * 1024,
+  maxLogBytes: MAX_LOG_BYTES,
   maxLogBytesPerJob: 64 * 1024,
   maxLogsPerSecond: 20,
   maxLogBurst: 50,
@@ -123,9 +131,6 @@ const DRAIN_MS = 2_000;
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 
-/** Fields of a log message: a few named values, each a string, number, boolean or null. */
-const MAX_LOG_FIELDS = 16;
-
 /** Whether a message from a job process has the shape of a reply (sandbox-protocol.ts). */
 function isReply(m: unknown): m is SandboxReply {
   if (typeof m !== 'object' || m === null) return false;
@@ -148,13 +153,6 @@ function isLogFields(f: unknown): f is Record<string, unknown> {
     entries.length <= MAX_LOG_FIELDS &&
     entries.every(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v))
   );
-}
-
-/** The size of a log message as counted against the limits: its text, field names and values. */
-function logBytes(m: { msg: string; fields?: Record<string, unknown> }): number {
-  let n = m.msg.length;
-  for (const [k, v] of Object.entries(m.fields ?? {})) n += k.length + (typeof v === 'string' ? v.length : 8);
-  return n;
 }
 
 /**
@@ -548,7 +546,7 @@ export class JobSandbox {
 
   /** Whether a log message is within the limits; a process over them is killed. */
   private admitLog(w: Worker, m: { msg: string; fields?: Record<string, unknown> }): boolean {
-    const bytes = logBytes(m);
+    const bytes = logSize(m);
     if (bytes > this.limits.maxLogBytes) {
       this.flood(w, `a log message of ${bytes} bytes (at most ${this.limits.maxLogBytes})`);
       return false;
