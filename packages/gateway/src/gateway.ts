@@ -83,7 +83,6 @@ import {
   stillCosts,
   topUpAmount,
   topUpRefusal,
-  totalSpent,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
 import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
@@ -157,6 +156,8 @@ const DEFAULT_TARGETS: ScaleTargets = {
 };
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, avoidMs: 300_000 };
 const RECENT_WINDOW_MS = 30_000;
+/** Pending fees whose inclusion one spend check (or tick) asks the node about (settleFees). */
+const MAX_FEES_SETTLED_PER_CHECK = 32;
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 interface LeaseState {
@@ -981,6 +982,9 @@ export class Gateway {
     }
   }
 
+  /** The pending fee the last settleFees asked about last: the next one reads on after it. */
+  private feeCursor: { atMs: number; txHash: string } | null = null;
+
   /**
    * Places the fees of transactions not yet seen included: at the block time of the block that
    * included one; one dropped, or not included by its expiry height, paid nothing and is removed.
@@ -988,8 +992,20 @@ export class Gateway {
    */
   private async settleFees(chain: { height: number; timeMs: number } | null): Promise<void> {
     const height = chain?.height ?? null;
-    for (const f of this.store.fees()) {
-      if (f.includedMs !== null) continue;
+    // At most MAX_FEES_SETTLED_PER_CHECK chain reads per check: a fee left unread still counts as
+    // pending (in every window), so reading fewer can only hold spending back, never let more by;
+    // the next check or tick reads on from where this one stopped, round the pending fees. Always
+    // from the oldest, 32 that stay pending (not yet expired, or their status unreadable) kept
+    // every later fee from being placed: all counted in every window, spending stopped.
+    const batch = this.store.pendingFees(MAX_FEES_SETTLED_PER_CHECK, this.feeCursor ?? undefined);
+    if (batch.length < MAX_FEES_SETTLED_PER_CHECK) {
+      const taken = new Set(batch.map((f) => f.txHash));
+      for (const f of this.store.pendingFees(MAX_FEES_SETTLED_PER_CHECK - batch.length))
+        if (!taken.has(f.txHash)) batch.push(f);
+    }
+    const last = batch.at(-1);
+    this.feeCursor = last ? { atMs: last.atMs, txHash: last.txHash } : null;
+    for (const f of batch) {
       const st = await this.client.getTransactionStatus(f.txHash).catch(() => null);
       if (!st) continue;
       if (st.status === 'included') {
@@ -1038,7 +1054,9 @@ export class Gateway {
         onChain.map((l) => ({ leaseId: l.id, pricePerHour: BigInt(l.pricePerHour), status: l.status })),
       ) + this.pendingRates().reduce((a, b) => a + b, 0n);
     return canSpend(
-      { leases, fees: this.feesPaid() },
+      // Fees of the hour before the block time (and after it) and the pending ones: an older fee
+      // lies in no window the check looks at (policy hourPeak).
+      { leases, fees: this.feesPaid(st.timeMs - Number(MS_PER_HOUR)) },
       {
         committedRate: committed,
         reservedFees: this.closeFee() * BigInt(costing),
@@ -1077,8 +1095,9 @@ export class Gateway {
     );
   }
 
-  private feesPaid(): FeePaid[] {
-    return this.store.fees().map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs }));
+  /** The fees placed at `fromMs` or later and the pending ones (store `feesSince`). */
+  private feesPaid(fromMs: number): FeePaid[] {
+    return this.store.feesSince(fromMs).map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs }));
   }
 
   /** The fee of a transaction of these actions: nonce and expiry are fixed-width, so it is exact. */
@@ -1410,16 +1429,23 @@ export class Gateway {
     // the gateway saw a lease open or end (a lease whose escrow ran out while the gateway was
     // down was recorded as ended only at its restart, and shown as costing all that while).
     const budget = this.spendHistory();
-    const fees = this.feesPaid();
     const hourAgo = chainMs - Number(MS_PER_HOUR);
+    const fees = this.feesPaid(hourAgo);
+    // Every fee placed at a block time up to chainMs, from the total the database keeps (the rows
+    // are the renter's audit and grow without end): the ones after chainMs are few, read by index.
+    const includedFees = this.store.includedFeeTotal() - this.store.includedFeesAfter(chainMs);
     return {
       renter: this.renterAddress,
       chainId: this.chainId,
       budgetPerHour: this.opts.budgetPerHour.toString(),
       committedPerHour: committedRate(budget).toString(),
       /** Everything the key spent: the leases' charges and every transaction fee. */
-      spent: totalSpent(budget, fees, chainMs).toString(),
-      fees: (feesIn(fees, Number.MIN_SAFE_INTEGER, chainMs) + pendingFees(fees)).toString(),
+      spent: (
+        chargesIn(budget, Number.MIN_SAFE_INTEGER, chainMs) +
+        includedFees +
+        pendingFees(fees)
+      ).toString(),
+      fees: (includedFees + pendingFees(fees)).toString(),
       /** Fees of transactions not yet seen included: counted in every hour until they are. */
       pendingFees: pendingFees(fees).toString(),
       /** Spent in the last hour of block time, charges and fees (pending ones too): the budget bounds this. */

@@ -146,7 +146,33 @@ CREATE TABLE IF NOT EXISTS avoided (
 );
 `;
 
+/**
+ * Fee rows are kept for the renter's audit, so they grow with every transaction: a spend check
+ * reads only the ones that can fall in its hour (by the block time that included them) and the
+ * pending ones, through these indexes, and the total of every included fee is kept in a row of its
+ * own (TEXT: a bigint of base units passes SQLite's 64-bit integers), updated with the fee rows.
+ */
+const FEE_INDEXES = `
+CREATE INDEX IF NOT EXISTS fees_included ON fees(included_ms);
+CREATE INDEX IF NOT EXISTS fees_pending ON fees(at_ms) WHERE included_ms IS NULL;
+CREATE TABLE IF NOT EXISTS fee_totals (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  included TEXT NOT NULL
+);
+`;
+
 type Row = Record<string, unknown>;
+
+function feeFromRow(r: Row): FeeRow {
+  return {
+    txHash: r.tx_hash as string,
+    kind: r.kind as string,
+    fee: r.fee as string,
+    atMs: Number(r.at_ms),
+    includedMs: r.included_ms === null || r.included_ms === undefined ? null : Number(r.included_ms),
+    expiresAt: (r.expires_at as string | null | undefined) ?? null,
+  };
+}
 
 function jobFromRow(r: Row): JobRow {
   return {
@@ -202,6 +228,9 @@ export class GatewayStore {
       );
       if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
       if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
+      // After the columns exist (a database from before included_ms had none to index).
+      this.db.exec(FEE_INDEXES);
+      this.initFeeTotal();
     }
     this.db.pragma('busy_timeout = 5000');
   }
@@ -371,23 +400,112 @@ export class GatewayStore {
 
   /** The node refused the transaction, or it was dropped or expired uncharged: it pays nothing. */
   removeFee(txHash: string): void {
-    this.db.prepare('DELETE FROM fees WHERE tx_hash = ?').run(txHash);
+    this.db.transaction(() => {
+      const r = this.db.prepare('SELECT fee, included_ms FROM fees WHERE tx_hash = ?').get(txHash) as
+        | Row
+        | undefined;
+      if (!r) return;
+      if (r.included_ms !== null) this.addToFeeTotal(-BigInt(r.fee as string));
+      this.db.prepare('DELETE FROM fees WHERE tx_hash = ?').run(txHash);
+    })();
   }
 
   /** The transaction is in a block of this block time: its fee was charged then. */
   feeIncluded(txHash: string, blockTimeMs: number): void {
-    this.db.prepare('UPDATE fees SET included_ms = ? WHERE tx_hash = ?').run(blockTimeMs, txHash);
+    this.db.transaction(() => {
+      const r = this.db.prepare('SELECT fee, included_ms FROM fees WHERE tx_hash = ?').get(txHash) as
+        | Row
+        | undefined;
+      if (!r) return;
+      if (r.included_ms === null) this.addToFeeTotal(BigInt(r.fee as string));
+      this.db.prepare('UPDATE fees SET included_ms = ? WHERE tx_hash = ?').run(blockTimeMs, txHash);
+    })();
   }
 
+  /** Every fee row, oldest first: the renter's audit (what the key paid, for what, when). */
   fees(): FeeRow[] {
-    return (this.db.prepare('SELECT * FROM fees ORDER BY at_ms, tx_hash').all() as Row[]).map((r) => ({
-      txHash: r.tx_hash as string,
-      kind: r.kind as string,
-      fee: r.fee as string,
-      atMs: Number(r.at_ms),
-      includedMs: r.included_ms === null || r.included_ms === undefined ? null : Number(r.included_ms),
-      expiresAt: (r.expires_at as string | null | undefined) ?? null,
-    }));
+    return this.readFees(this.db.prepare('SELECT * FROM fees ORDER BY at_ms, tx_hash').all() as Row[]);
+  }
+
+  /**
+   * What a spend check needs of the fees: every one not yet placed at a block time, and every one
+   * placed at `fromMs` or later (the hour before the chain's latest block time, and after it).
+   * Rows of older blocks are not read: they lie in no window the check looks at.
+   */
+  feesSince(fromMs: number): FeeRow[] {
+    return this.readFees(
+      this.db
+        .prepare(
+          `SELECT * FROM fees WHERE included_ms IS NULL
+           UNION ALL SELECT * FROM fees WHERE included_ms >= ? ORDER BY at_ms, tx_hash`,
+        )
+        .all(fromMs) as Row[],
+    );
+  }
+
+  /**
+   * Fees not yet placed at a block time, oldest sent first, at most `limit`; with `after`, only
+   * those after that one in this order (where the last read stopped).
+   */
+  pendingFees(limit: number, after?: { atMs: number; txHash: string }): FeeRow[] {
+    if (!after)
+      return this.readFees(
+        this.db
+          .prepare('SELECT * FROM fees WHERE included_ms IS NULL ORDER BY at_ms, tx_hash LIMIT ?')
+          .all(limit) as Row[],
+      );
+    return this.readFees(
+      this.db
+        .prepare(
+          `SELECT * FROM fees WHERE included_ms IS NULL AND (at_ms, tx_hash) > (?, ?)
+           ORDER BY at_ms, tx_hash LIMIT ?`,
+        )
+        .all(after.atMs, after.txHash, limit) as Row[],
+    );
+  }
+
+  /** The fees placed at a block time after `afterMs`, summed (an indexed range: few rows). */
+  includedFeesAfter(afterMs: number): bigint {
+    const rows = this.readFees(
+      this.db.prepare('SELECT * FROM fees WHERE included_ms > ?').all(afterMs) as Row[],
+    );
+    return rows.reduce((sum, f) => sum + BigInt(f.fee), 0n);
+  }
+
+  /** Every fee placed at a block time, summed: kept in the database, not summed from the rows. */
+  includedFeeTotal(): bigint {
+    const r = this.db.prepare('SELECT included FROM fee_totals WHERE id = 1').get() as Row | undefined;
+    return r ? BigInt(r.included as string) : 0n;
+  }
+
+  /** Fee rows read since the store was opened (by the spend checks and the status): tests read it. */
+  feeRowsRead = 0;
+
+  private readFees(rows: Row[]): FeeRow[] {
+    this.feeRowsRead += rows.length;
+    return rows.map(feeFromRow);
+  }
+
+  private addToFeeTotal(delta: bigint): void {
+    const next = this.includedFeeTotal() + delta;
+    this.db
+      .prepare(
+        'INSERT INTO fee_totals (id, included) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET included = excluded.included',
+      )
+      .run(next.toString());
+  }
+
+  /** A database from before the total was kept: summed once from the rows, when it is opened. */
+  private initFeeTotal(): void {
+    this.db.transaction(() => {
+      if (this.db.prepare('SELECT 1 FROM fee_totals WHERE id = 1').get()) return;
+      let sum = 0n;
+      for (const r of this.db
+        .prepare('SELECT fee FROM fees WHERE included_ms IS NOT NULL')
+        .iterate() as IterableIterator<Row>)
+        sum += BigInt(r.fee as string);
+      this.db.prepare('INSERT INTO fee_totals (id, included) VALUES (1, ?)').run(sum.toString());
+    })();
   }
 
   /**

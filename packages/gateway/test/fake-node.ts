@@ -20,6 +20,10 @@ export function mempoolOnlyNode(
     dropCode?: string;
     /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
     includedAtMs?: number;
+    /** Counts of the calls by method, if given. */
+    calls?: Record<string, number>;
+    /** The transactions whose status was asked, in order, if given. */
+    statusAsked?: string[];
   },
 ): Server {
   const offer = {
@@ -104,6 +108,8 @@ export function mempoolOnlyNode(
     req.on('end', () => {
       const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
       const answer = answers[method];
+      if (state.calls) state.calls[method] = (state.calls[method] ?? 0) + 1;
+      if (method === 'unc_getTransactionStatus') state.statusAsked?.push(params[0] as string);
       const reply = answer
         ? { jsonrpc: '2.0', id, result: answer(params) }
         : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };

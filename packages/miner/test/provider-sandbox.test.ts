@@ -8,7 +8,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '@unc/node';
+import fc from 'fast-check';
 import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
+import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandbox.js';
+import { clippedLog, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -290,4 +293,274 @@ describe('job sandbox groups (the jobs of a batch in one job process)', () => {
       await dir.remove();
     }
   });
+});
+
+/**
+ * A job process that answers its init like the real one, then, on its first job, sends what
+ * `attack` writes (a script's body, with `req` the job's request) before answering it as done.
+ */
+function hostileRunner(dir: string, name: string, attack: string): string {
+  const file = join(dir, `${name}.mjs`);
+  writeFileSync(
+    file,
+    `process.on('message', async (req) => {
+       if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+       ${attack}
+       process.send({ id: req.id, ok: true, result: [] });
+     });
+     process.on('disconnect', () => process.exit(0));`,
+  );
+  return file;
+}
+
+describe('job sandbox against a job process that floods the provider', () => {
+  const cases: [string, string, RegExp][] = [
+    [
+      'one message over the size limit (refused while it arrives)',
+      `process.send({ op: 'log', level: 'info', msg: 'x'.repeat(4 * 1024 * 1024) });`,
+      /a message over 1048576 bytes/,
+    ],
+    [
+      'an answer over the size limit',
+      `process.send({ id: req.id, ok: true, result: new Uint8Array(8 * 1024 * 1024) });`,
+      /a message over 1048576 bytes/,
+    ],
+    [
+      'one log message over the log size limit',
+      `process.send({ op: 'log', level: 'warn', msg: 'x'.repeat(64 * 1024) });`,
+      /a log message of 65536 bytes/,
+    ],
+    [
+      'more log bytes in one job than allowed',
+      `for (let i = 0; i < 20; i++) process.send({ op: 'log', level: 'info', msg: 'y'.repeat(7000) });`,
+      /bytes of log messages in one job/,
+    ],
+    [
+      'log messages faster than the rate',
+      `for (let i = 0; i < 2000; i++) process.send({ op: 'log', level: 'debug', msg: 'z' });`,
+      /messages faster than 20 a second/,
+    ],
+    [
+      // A few, within the log rate: taken from it, such answers (each up to the size limit) were
+      // decoded 20 a second for as long as the process lived.
+      'answers nobody asked for',
+      `for (let i = 0; i < 3; i++) process.send({ id: 1e9 + i, ok: true, result: null });`,
+      /an answer to no request/,
+    ],
+    [
+      'log fields that are not plain values',
+      `process.send({ op: 'log', level: 'info', msg: 'm', fields: { deep: { a: [1, 2, 3] } } }); return;`,
+      /malformed/,
+    ],
+  ];
+  for (const [what, attack, reason] of cases)
+    test(`${what}: its process is killed and replaced, its job fails with the reason`, {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-flood-');
+      let logged = 0;
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 20_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 0,
+        runner: hostileRunner(dir.path, 'flood', attack),
+        logger: { ...silentLogger, info: () => logged++, debug: () => logged++, warn: () => undefined },
+      });
+      try {
+        await sandbox.start();
+        // Before, every one of these was read, decoded and logged, and the job answered as done.
+        await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
+          assert.equal(e.code, e.message.includes('malformed') ? 'JOB_CRASHED' : 'JOB_FLOOD');
+          assert.match(e.message, reason);
+          return true;
+        });
+        // At most the burst (50), and what the rate refills while the flood arrives on a busy machine.
+        assert.ok(logged <= 100, `${logged} of its log messages reached the provider's log`);
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+
+  test('a process within the limits (a few short logs, answers in size) is not touched', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = await tempDir('unc-sandbox-calm-');
+    const sandbox = new JobSandbox({
+      workers: 1,
+      executionProvider: 'cpu',
+      ocr: DEFAULT_OCR_MODELS,
+      timeoutMs: 20_000,
+      memoryBytes: 4 * 1024 ** 3,
+      heapMb: 512,
+      maxSessions: 4,
+      maxOutputBytes: 1024 * 1024,
+      runner: hostileRunner(
+        dir.path,
+        'calm',
+        `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: 'fine', fields: { i, ok: true, n: null } });
+         process.send({ id: req.id, ok: true, result: new Uint8Array(512 * 1024) }); return;`,
+      ),
+      logger: silentLogger,
+    });
+    try {
+      await sandbox.start();
+      for (let i = 0; i < 3; i++) {
+        const out = (await sandbox.ocr(new Uint8Array(8))) as unknown as Uint8Array;
+        assert.equal(out.length, 512 * 1024);
+      }
+      assert.equal(sandbox.spawned, 1);
+    } finally {
+      await sandbox.stop();
+      await dir.remove();
+    }
+  });
+});
+
+describe('job sandbox against a job process that sends a group the wrong parts', () => {
+  const part = (index: string) =>
+    `process.send({ op: 'part', id: req.id, index: ${index}, durationMs: 0, ok: true, result: [] });`;
+  const cases: [string, string, number][] = [
+    // Before, the repeats were dropped unread of any limit, and the group answered as if whole.
+    ['the same part again and again', `for (let i = 0; i < 500; i++) ${part('0')}`, 1],
+    // Before, every one was kept (settled grew past the group) and restarted the group's timer.
+    ['parts past the group', `for (let i = 0; i < 500; i++) ${part('i')}`, 2],
+  ];
+  for (const [what, attack, answered] of cases)
+    test(`${what}: its process is killed and replaced, the jobs answered before stand`, {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-parts-');
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 20_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024,
+        runner: hostileRunner(dir.path, 'parts', attack),
+        logger: silentLogger,
+      });
+      try {
+        await sandbox.start();
+        const settled = await sandbox.ocrMany([new Uint8Array(8), new Uint8Array(8)]);
+        assert.equal(settled.length, 2, 'one answer per job of the group, no more');
+        assert.deepEqual(
+          settled.map((s) => s.ok),
+          [true, answered === 2],
+        );
+        if (answered === 1) {
+          const failed = settled[1] as { ok: false; error: Error & { code?: string } };
+          assert.equal(failed.error.code, 'JOB_FLOOD');
+          assert.match(failed.error.message, /a part numbered 0 where 1 of 2 was due/);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(sandbox.spawned, 2, 'the process that sent them was replaced');
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+});
+
+describe("counting a job process's channel reads (Node's inside, kChannelHandle)", () => {
+  const kChannelHandle = Symbol('kChannelHandle');
+  const counted: number[] = [];
+  const count = (bytes: number) => {
+    counted.push(bytes);
+    return bytes < 100;
+  };
+
+  test('a handle kept where Node 20 keeps it: each read counted, a refused one not passed on', () => {
+    const passed: number[] = [];
+    const handle = { onread: (ab: ArrayBuffer) => passed.push(ab.byteLength) };
+    assert.equal(countChannelReads({ [kChannelHandle]: handle }, count), true);
+    handle.onread(new ArrayBuffer(10));
+    handle.onread(new ArrayBuffer(200));
+    assert.deepEqual(passed, [10]);
+  });
+
+  // Before, a read-only onread threw from spawn (strict code): no job process could start.
+  for (const [what, child] of [
+    ['no such symbol', { channel: {} }],
+    ['no handle under it', { [kChannelHandle]: null }],
+    ['a handle without onread', { [kChannelHandle]: {} }],
+    [
+      'an onread that cannot be written',
+      { [kChannelHandle]: Object.defineProperty({}, 'onread', { value: () => 0, writable: false }) },
+    ],
+    [
+      'an onread with a getter only',
+      {
+        [kChannelHandle]: {
+          get onread() {
+            return () => 0;
+          },
+        },
+      },
+    ],
+    [
+      'a setter that ignores it',
+      {
+        [kChannelHandle]: {
+          get onread() {
+            return () => 0;
+          },
+          set onread(_f: unknown) {},
+        },
+      },
+    ],
+    [
+      'a getter that throws',
+      {
+        [kChannelHandle]: {
+          get onread(): unknown {
+            throw new Error('moved');
+          },
+        },
+      },
+    ],
+  ] as [string, object][])
+    test(`${what}: nothing hooked, nothing thrown`, () => {
+      assert.equal(countChannelReads(child, count), false);
+    });
+});
+
+// Cut at 1,000 characters each, a log message with 16 long fields (1,000 + 16 × 2,000) passed the
+// provider's 8 KiB: an honest job process logging it was killed (JOB_FLOOD).
+test('whatever a job process logs, as it sends it, is within what the provider takes', () => {
+  const value = fc.oneof(
+    fc.string({ maxLength: 3000 }),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant({ deep: [1, 2] }),
+  );
+  fc.assert(
+    fc.property(
+      fc.string({ maxLength: 3000 }),
+      fc.option(fc.dictionary(fc.string({ maxLength: 2000 }), value, { maxKeys: 40 }), { nil: undefined }),
+      (msg, fields) => {
+        const m = clippedLog('info', msg, fields);
+        assert.ok(logSize(m) <= DEFAULT_MESSAGE_LIMITS.maxLogBytes, `${logSize(m)} bytes`);
+        assert.ok(Object.keys(m.fields ?? {}).length <= 16);
+        for (const v of Object.values(m.fields ?? {}))
+          assert.ok(v === null || ['string', 'number', 'boolean'].includes(typeof v));
+      },
+    ),
+    { numRuns: 300 },
+  );
+  const wide = Object.fromEntries(
+    Array.from({ length: 16 }, (_, i) => [`${i}`.repeat(2000), 'v'.repeat(2000)]),
+  );
+  assert.ok(logSize(clippedLog('warn', 'm'.repeat(2000), wide)) <= DEFAULT_MESSAGE_LIMITS.maxLogBytes);
 });

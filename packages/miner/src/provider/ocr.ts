@@ -75,7 +75,9 @@ export class OcrEngine {
 
   /** Recognises the text lines; confidences and corners are made integers so they hash exactly. */
   async recognise(image: Uint8Array): Promise<OcrLine[]> {
-    const lines = (await this.ocr.detect(Buffer.from(image) as unknown as string)) as {
+    // A view of the bytes, not a copy (the pipeline only reads them).
+    const bytes = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+    const lines = (await this.ocr.detect(bytes as unknown as string)) as {
       text: string;
       mean: number;
       box?: number[][];

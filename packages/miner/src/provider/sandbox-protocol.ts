@@ -81,3 +81,43 @@ export function redact(message: string): string {
       .trim()
   );
 }
+
+/** Fields of a log message the provider takes: at most this many, each a string, number, boolean or null. */
+export const MAX_LOG_FIELDS = 16;
+/** Bytes of one log message the provider takes by default (sandbox.ts, MessageLimits.maxLogBytes). */
+export const MAX_LOG_BYTES = 8 * 1024;
+
+/** The size of a log message as counted against the limits: its text, field names and values. */
+export function logSize(m: { msg: string; fields?: Record<string, unknown> }): number {
+  let n = m.msg.length;
+  for (const [k, v] of Object.entries(m.fields ?? {})) n += k.length + (typeof v === 'string' ? v.length : 8);
+  return n;
+}
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+/**
+ * A log message as a job process sends it. Runtime messages name parts of the renter's model (a
+ * node name may be as long as the model), so the text is cut short here, and so are the fields,
+ * to what the provider takes: 16 plain values, a 1,000-character text, 32-character names and
+ * 400-character values, 7,945 at most of MAX_LOG_BYTES. Cut at 1,000 each, a message with many
+ * long fields passed the provider's limit and had an honest job process killed (JOB_FLOOD).
+ */
+export function clippedLog(
+  level: 'debug' | 'info' | 'warn' | 'error',
+  msg: string,
+  fields?: Record<string, unknown>,
+): Extract<SandboxReply, { op: 'log' }> {
+  // Anything but a plain value is written out as text (the provider refuses other fields).
+  const clipped = fields
+    ? Object.fromEntries(
+        Object.entries(fields)
+          .slice(0, MAX_LOG_FIELDS)
+          .map(([k, v]) => [
+            clip(k, 32),
+            v === null || typeof v === 'number' || typeof v === 'boolean' ? v : clip(String(v), 400),
+          ]),
+      )
+    : undefined;
+  return { op: 'log', level, msg: clip(msg, 1000), ...(clipped ? { fields: clipped } : {}) };
+}

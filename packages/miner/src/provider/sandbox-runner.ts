@@ -23,6 +23,7 @@ import { OcrEngine, type OcrModelFiles } from './ocr.js';
 import { OnnxRunner } from './onnx.js';
 import { assertSelfContainedModel, UnsafeModelError } from './onnx-check.js';
 import {
+  clippedLog,
   PublicJobError,
   redact,
   type SandboxPart,
@@ -46,21 +47,12 @@ function sendWritten(msg: SandboxReply): Promise<void> {
   });
 }
 
-/**
- * Runtime messages name parts of the renter's model (a node name may be as long as the model), so
- * what goes to the provider's log is cut short here: the provider would receive it whole.
- */
-const clip = (s: string) => (s.length > 1000 ? `${s.slice(0, 1000)}…` : s);
-
 function log(
   level: 'debug' | 'info' | 'warn' | 'error',
   msg: string,
   fields?: Record<string, unknown>,
 ): void {
-  const clipped = fields
-    ? Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? clip(v) : v]))
-    : undefined;
-  send({ op: 'log', level, msg: clip(msg), ...(clipped ? { fields: clipped } : {}) });
+  send(clippedLog(level, msg, fields));
 }
 
 const logger: Logger = {
@@ -154,6 +146,9 @@ async function eachPart<T>(
     await sendWritten(part);
   }
 }
+
+/** An error's detail names parts of the renter's model too: cut short as log text is (clippedLog). */
+const clip = (s: string) => (s.length > 1000 ? `${s.slice(0, 1000)}…` : s);
 
 /** What of an error goes back: a PublicJobError's own message, anything else redacted. */
 function failure(err: Error): { code: string; error: string; detail: string } {

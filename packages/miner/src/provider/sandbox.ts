@@ -21,14 +21,22 @@ import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
-import type { SandboxCall, SandboxPart, SandboxReply, SandboxRequest } from './sandbox-protocol.js';
+import {
+  logSize,
+  MAX_LOG_BYTES,
+  MAX_LOG_FIELDS,
+  type SandboxCall,
+  type SandboxPart,
+  type SandboxReply,
+  type SandboxRequest,
+} from './sandbox-protocol.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
 
 /** A job that failed in the sandbox; `message` is safe to show the renter. */
 export class SandboxError extends Error {
   constructor(
-    /** BAD_MODEL, JOB_FAILED, JOB_TIMEOUT, JOB_MEMORY, JOB_CRASHED. */
+    /** BAD_MODEL, JOB_FAILED, JOB_TIMEOUT, JOB_MEMORY, JOB_CRASHED, JOB_FLOOD (sent more than its limits). */
     readonly code: string,
     message: string,
   ) {
@@ -54,8 +62,36 @@ export interface SandboxOptions {
   threads?: OrtThreadOptions;
   /** Output bytes one run may return (the job process refuses more before sending any). */
   maxOutputBytes: number;
+  /**
+   * What a job process may send (it runs the renter's model, so it may be hostile): over any of
+   * these its process is killed and replaced, and its job fails (JOB_FLOOD). Defaults in
+   * DEFAULT_MESSAGE_LIMITS; `maxMessageBytes` defaults to maxOutputBytes plus 1 MiB.
+   */
+  messageLimits?: Partial<MessageLimits>;
+  /** The job process's entry point (tests stand in a process gone wrong); default sandbox-runner.js. */
+  runner?: string;
   logger: Logger;
 }
+
+export interface MessageLimits {
+  /** Bytes of one message on the channel (an answer holds at most maxOutputBytes of outputs). */
+  maxMessageBytes: number;
+  /** Bytes of one log message (its text and fields). */
+  maxLogBytes: number;
+  /** Bytes of log messages during one request (a job, a group, a model load). */
+  maxLogBytesPerJob: number;
+  /** Log (and stray) messages a process may send per second, on average… */
+  maxLogsPerSecond: number;
+  /** …and at once. */
+  maxLogBurst: number;
+}
+
+export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = {
+  maxLogBytes: MAX_LOG_BYTES,
+  maxLogBytesPerJob: 64 * 1024,
+  maxLogsPerSecond: 20,
+  maxLogBurst: 50,
+};
 
 type Pending = {
   resolve(v: unknown): void;
@@ -81,6 +117,13 @@ interface Worker {
   models: Set<string>;
   pending: Map<number, Pending>;
   stderr: string;
+  /** Log (and stray) messages it may still send now: a bucket refilled at maxLogsPerSecond. */
+  logTokens: number;
+  logTokensAt: number;
+  /** Bytes of log messages since its current request began. */
+  logBytes: number;
+  /** Bytes read from its channel since its last whole message (the one being received). */
+  unreadBytes: number;
 }
 
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
@@ -95,8 +138,52 @@ function isReply(m: unknown): m is SandboxReply {
   if (!('op' in r)) return typeof r.id === 'number' && typeof r.ok === 'boolean';
   if (r.op === 'part') return typeof r.id === 'number' && typeof r.index === 'number';
   return (
-    r.op === 'log' && typeof r.level === 'string' && LOG_LEVELS.has(r.level) && typeof r.msg === 'string'
+    r.op === 'log' &&
+    typeof r.level === 'string' &&
+    LOG_LEVELS.has(r.level) &&
+    typeof r.msg === 'string' &&
+    (r.fields === undefined || isLogFields(r.fields))
   );
+}
+
+function isLogFields(f: unknown): f is Record<string, unknown> {
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) return false;
+  const entries = Object.entries(f);
+  return (
+    entries.length <= MAX_LOG_FIELDS &&
+    entries.every(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v))
+  );
+}
+
+/**
+ * Counts the reads from a child's IPC channel as they arrive, before Node buffers and decodes
+ * them: `onRead` gets each read's bytes and returns false to have the read dropped (its process is
+ * being killed). The channel's pipe handle is where Node keeps it, under a symbol of its own
+ * (kChannelHandle, as in Node 20, the one run here), and its `onread` is wrapped. That is Node's
+ * inside, so every step is checked and nothing throws: if this Node keeps the handle elsewhere, or
+ * its `onread` cannot be replaced, nothing is hooked (false), and only what is decoded is checked.
+ * Thrown from here it would stop every job process from starting.
+ */
+export function countChannelReads(child: object, onRead: (bytes: number) => boolean): boolean {
+  try {
+    const sym = Object.getOwnPropertySymbols(child).find((s) => s.description === 'kChannelHandle');
+    const handle = sym ? (child as Record<symbol, unknown>)[sym] : undefined;
+    if (typeof handle !== 'object' || handle === null) return false;
+    const h = handle as { onread?: unknown };
+    const read = h.onread;
+    if (typeof read !== 'function') return false;
+    const counted = (...a: unknown[]) => {
+      const chunk = a[0] as { byteLength?: unknown } | undefined;
+      const bytes = typeof chunk?.byteLength === 'number' ? chunk.byteLength : 0;
+      if (!onRead(bytes)) return;
+      return read.apply(handle, a);
+    };
+    h.onread = counted;
+    // A setter that ignored it (a read-only property throws here, in strict code).
+    return h.onread === counted;
+  } catch {
+    return false;
+  }
 }
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
@@ -123,10 +210,17 @@ export class JobSandbox {
   spawned = 0;
   private memoryChecks = 0;
 
+  private readonly limits: MessageLimits;
+
   constructor(private readonly opts: SandboxOptions) {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
       throw new Error('workers must be an integer ≥ 1');
     this.effective = opts.executionProvider;
+    this.limits = {
+      maxMessageBytes: opts.maxOutputBytes + 1024 * 1024,
+      ...DEFAULT_MESSAGE_LIMITS,
+      ...opts.messageLimits,
+    };
   }
 
   /** The execution provider the job processes use ('cuda' falls back to 'cpu' when unavailable). */
@@ -234,7 +328,7 @@ export class JobSandbox {
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME'])
       if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    const child = fork(RUNNER, [], {
+    const child = fork(this.opts.runner ?? RUNNER, [], {
       cwd: dir,
       env,
       execArgv: [`--max-old-space-size=${this.opts.heapMb}`],
@@ -252,11 +346,26 @@ export class JobSandbox {
       models: new Set(),
       pending: new Map(),
       stderr: '',
+      logTokens: this.limits.maxLogBurst,
+      logTokensAt: performance.now(),
+      logBytes: 0,
+      unreadBytes: 0,
     };
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
     });
+    // Every read from the channel is counted until a whole message is delivered: a message over
+    // the size limit has its process killed while it arrives (the provider would otherwise
+    // buffer and decode all of it, up to the job process's memory limit, and again for the next).
+    countChannelReads(child, (bytes) => {
+      w.unreadBytes += bytes;
+      if (w.unreadBytes <= this.limits.maxMessageBytes) return true;
+      // Nothing more of it is parsed: the channel is closed now, the process killed.
+      if (!w.dead) this.flood(w, `a message over ${this.limits.maxMessageBytes} bytes`);
+      return false;
+    });
     child.on('message', (m: unknown) => {
+      w.unreadBytes = 0;
       // The process runs the renter's model: what it sends is checked before it is used (a
       // number, or a log level that names no logger method, threw out of this handler and
       // ended the provider, every renter's jobs with it).
@@ -265,12 +374,18 @@ export class JobSandbox {
         return;
       }
       if ('op' in m) {
-        if (m.op === 'part') w.pending.get(m.id)?.part?.(m);
-        else this.opts.logger[m.level](m.msg, m.fields);
+        if (m.op === 'part') {
+          const p = w.pending.get(m.id);
+          if (p?.part) p.part(m);
+          else this.stray(w, 'a part of no group it runs');
+        } else if (this.admitLog(w, m)) this.opts.logger[m.level](m.msg, m.fields);
         return;
       }
       const p = w.pending.get(m.id);
-      if (!p) return;
+      if (!p) {
+        this.stray(w, 'an answer to no request');
+        return;
+      }
       w.pending.delete(m.id);
       if (m.ok) p.resolve(m.result);
       else {
@@ -310,6 +425,7 @@ export class JobSandbox {
 
   private send(w: Worker, req: SandboxCall, part?: (p: SandboxPart) => void): Promise<unknown> {
     const id = this.nextId++;
+    w.logBytes = 0;
     return new Promise((resolve, reject) => {
       w.pending.set(id, part ? { resolve, reject, part } : { resolve, reject });
       w.child.send({ ...req, id } as SandboxRequest, (err) => {
@@ -386,6 +502,74 @@ export class JobSandbox {
     }
   }
 
+  /**
+   * Kills a process that sent more than it may (JOB_FLOOD): its job fails with the reason, and
+   * its channel is closed at once, so nothing it wrote is read (an answer queued behind a flood
+   * is not worth reading the flood for).
+   */
+  private flood(w: Worker, what: string): void {
+    if (w.dead) {
+      // Already killed for another reason, and flooding while its channel drains: stop reading;
+      // its requests fail with that first reason.
+      try {
+        w.child.disconnect();
+      } catch {
+        // already closed
+      }
+      return;
+    }
+    this.opts.logger.warn('job process sent more than its limits allow; killing it', { what });
+    const why = new SandboxError('JOB_FLOOD', `the job process sent ${what} and was stopped`);
+    this.kill(w, why);
+    try {
+      w.child.disconnect();
+    } catch {
+      // already closed
+    }
+    for (const p of w.pending.values()) p.reject(why);
+    w.pending.clear();
+  }
+
+  /** Takes one message from a process's rate bucket; false (and the process killed) when empty. */
+  private takeToken(w: Worker): boolean {
+    const now = performance.now();
+    const { maxLogsPerSecond, maxLogBurst } = this.limits;
+    w.logTokens = Math.min(maxLogBurst, w.logTokens + ((now - w.logTokensAt) / 1000) * maxLogsPerSecond);
+    w.logTokensAt = now;
+    if (w.logTokens < 1) {
+      this.flood(w, `messages faster than ${maxLogsPerSecond} a second`);
+      return false;
+    }
+    w.logTokens -= 1;
+    return true;
+  }
+
+  /** Whether a log message is within the limits; a process over them is killed. */
+  private admitLog(w: Worker, m: { msg: string; fields?: Record<string, unknown> }): boolean {
+    const bytes = logSize(m);
+    if (bytes > this.limits.maxLogBytes) {
+      this.flood(w, `a log message of ${bytes} bytes (at most ${this.limits.maxLogBytes})`);
+      return false;
+    }
+    w.logBytes += bytes;
+    if (w.logBytes > this.limits.maxLogBytesPerJob) {
+      this.flood(w, `more than ${this.limits.maxLogBytesPerJob} bytes of log messages in one job`);
+      return false;
+    }
+    return this.takeToken(w);
+  }
+
+  /**
+   * A reply or part nobody waits for (a made-up id, a finished request's). The real job process
+   * never sends one to a live process's provider (a request is forgotten only when it is answered
+   * or its process killed), so it is a flood at once: taken from the log rate, answers of up to
+   * maxMessageBytes each were decoded 20 times a second for as long as the process lived, idle too.
+   * From a killed process draining its channel it only stops the reading (flood).
+   */
+  private stray(w: Worker, what: string): void {
+    this.flood(w, what);
+  }
+
   private release(w: Worker): void {
     if (w.dead) return;
     const next = this.waiting.shift();
@@ -443,7 +627,14 @@ export class JobSandbox {
     const arm = () => timer.refresh();
     try {
       await this.send(w, req, (p) => {
-        if (p.index !== settled.length) return;
+        // The real job process answers a group's jobs in order, each once: any other part (one
+        // repeated, out of order, past the group's count) was silently dropped, or, numbered next,
+        // kept and the group's timer restarted, so a process could hold its runner and grow the
+        // provider's memory without end.
+        if (p.index !== settled.length || p.index >= count) {
+          this.flood(w, `a part numbered ${p.index} where ${settled.length} of ${count} was due`);
+          return;
+        }
         // An answer read while a killed process's channel drains: no job runs on, none to time.
         if (!w.dead) arm();
         settled.push(

@@ -1,0 +1,229 @@
+/**
+ * The fee rows are the renter's audit and grow with every transaction the key sends. A spend check
+ * must not read them all, nor ask the node about every pending one: it reads the fees of the hour
+ * before the chain's block time (and after it) and the pending ones, by index, and asks the node
+ * about a bounded number of pending fees; the status's totals come from a sum kept in the
+ * database. What the budget proof needs (fees after the block time, pending ones) is still read,
+ * and a fee older than the hour changes no spend decision (property below).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { Gateway } from '../src/gateway.js';
+import { type BudgetLease, type FeePaid, hourPeak, MS_PER_HOUR } from '../src/policy.js';
+import { mempoolOnlyNode } from './fake-node.js';
+
+const UNC = 10n ** 18n;
+const HOUR = Number(MS_PER_HOUR);
+
+describe('a gateway with a long fee history', () => {
+  test('a spend check reads the hour’s fees and the pending ones, and asks the node about a bounded number', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-history-'));
+    const chainMs = 1_000 * HOUR;
+    const calls: Record<string, number> = {};
+    const node = mempoolOnlyNode([], { txStatus: 'pending', timeMs: chainMs, calls });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    // A database from before the indexes and the kept total: 10,000 fees included long ago, a few
+    // in the last hour, two in blocks after the latest block time the check reads, 100 pending.
+    const dbPath = join(dir, 'g.db');
+    const old = new Database(dbPath);
+    old.exec(`CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL,
+      at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)`);
+    const insert = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)');
+    const hash = (i: number) => i.toString(16).padStart(64, '0');
+    let allIncluded = 0n;
+    let pending = 0n;
+    old.transaction(() => {
+      for (let i = 0; i < 10_000; i++) {
+        const at = chainMs - 2 * HOUR - i * 60_000;
+        insert.run(hash(i), 'openLease', `${UNC + BigInt(i)}`, at, at, '100');
+        allIncluded += UNC + BigInt(i);
+      }
+      for (let i = 0; i < 5; i++) {
+        const at = chainMs - i * 600_000;
+        insert.run(hash(20_000 + i), 'dispute', '7', at, at, '100');
+        allIncluded += 7n;
+      }
+      for (let i = 0; i < 2; i++)
+        insert.run(hash(30_000 + i), 'dispute', '11', chainMs, chainMs + 1_000, '100');
+      for (let i = 0; i < 100; i++) {
+        insert.run(hash(40_000 + i), 'dispute', '13', chainMs - 1_000 + i, null, '1000000');
+        pending += 13n;
+      }
+    })();
+    old.close();
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 1_000_000n * UNC,
+      models: [{ name: 'ocr' }],
+      dbPath,
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      gw.store.feeRowsRead = 0;
+      for (const k of Object.keys(calls)) delete calls[k];
+      assert.equal(await inside.spendAllowed(0n, 1n), true);
+      // Before: all 10,107 rows read, and the node asked about each of the 100 pending fees.
+      assert.ok(
+        gw.store.feeRowsRead <= 100 + 5 + 2 + 32,
+        `${gw.store.feeRowsRead} fee rows read by one spend check`,
+      );
+      assert.ok(
+        (calls.unc_getTransactionStatus ?? 0) <= 32,
+        `${calls.unc_getTransactionStatus} transaction statuses asked by one spend check`,
+      );
+      // The status's totals are every fee's, from the total kept (summed once from the old rows).
+      gw.store.feeRowsRead = 0;
+      const st = gw.status();
+      assert.ok(
+        gw.store.feeRowsRead <= 100 + 5 + 2 + 2,
+        `${gw.store.feeRowsRead} fee rows read by the status`,
+      );
+      // (The status's chain time is never behind this machine's clock, far past the fake chain's
+      // block times: every included fee is in it.)
+      assert.equal(BigInt(st.fees), allIncluded + 22n + pending);
+      assert.equal(BigInt(st.pendingFees), pending);
+      // Nothing the renter audits is gone.
+      assert.equal(gw.store.fees().length, 10_107);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Before, every check asked about the 32 oldest: 32 that stay pending (not yet past their expiry
+  // height, or a status the node cannot give) kept every later fee from ever being placed.
+  test('the checks take turns round the pending fees: none is left unasked behind 32 that stay pending', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-turns-'));
+    const chainMs = 1_000 * HOUR;
+    const statusAsked: string[] = [];
+    const node = mempoolOnlyNode([], { txStatus: 'pending', timeMs: chainMs, statusAsked });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    const hash = (i: number) => i.toString(16).padStart(64, '0');
+    for (let i = 0; i < 40; i++)
+      seed.addFee({
+        txHash: hash(i),
+        kind: 'dispute',
+        fee: '13',
+        atMs: chainMs - 1_000 + i,
+        expiresAt: '1000000',
+      });
+    seed.close();
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 1_000_000n * UNC,
+      models: [{ name: 'ocr' }],
+      dbPath,
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as {
+      ticking: boolean;
+      spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
+    };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      statusAsked.length = 0;
+      await inside.spendAllowed(0n, 0n);
+      assert.equal(statusAsked.length, 32);
+      await inside.spendAllowed(0n, 0n);
+      assert.equal(statusAsked.length, 64);
+      const unasked = Array.from({ length: 40 }, (_, i) => hash(i)).filter((h) => !statusAsked.includes(h));
+      assert.deepEqual(unasked, [], 'every pending fee asked about within two checks');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the kept total follows inclusions and removals', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-total-'));
+    const { GatewayStore } = await import('../src/store.js');
+    const store = new GatewayStore(join(dir, 'g.db'));
+    try {
+      const big = 2n ** 70n;
+      store.addFee({ txHash: 'a', kind: 'x', fee: big.toString(), atMs: 1, expiresAt: '9' });
+      store.addFee({ txHash: 'b', kind: 'x', fee: '5', atMs: 2, expiresAt: '9' });
+      assert.equal(store.includedFeeTotal(), 0n, 'pending fees are not in it');
+      store.feeIncluded('a', 10);
+      store.feeIncluded('a', 20);
+      store.feeIncluded('b', 30);
+      assert.equal(store.includedFeeTotal(), big + 5n, 'placed twice, counted once');
+      store.removeFee('b');
+      store.removeFee('nope');
+      assert.equal(store.includedFeeTotal(), big);
+      assert.equal(store.includedFeesAfter(15), big);
+      assert.equal(store.includedFeesAfter(20), 0n);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the spend check’s hour', () => {
+  test('fees placed before the hour that ends at the block time change no spend figure', () => {
+    const fee = fc.record({
+      fee: fc.bigInt({ min: 0n, max: 10n ** 20n }),
+      includedAtMs: fc.option(fc.integer({ min: -3 * HOUR, max: HOUR }), { nil: null }),
+    });
+    const lease = fc
+      .record({
+        pricePerHour: fc.bigInt({ min: 0n, max: 10n ** 19n }),
+        openedAtMs: fc.integer({ min: -3 * HOUR, max: 0 }),
+        length: fc.option(fc.integer({ min: 0, max: 3 * HOUR }), { nil: null }),
+      })
+      .map(
+        (l): BudgetLease => ({
+          pricePerHour: l.pricePerHour,
+          openedAtMs: l.openedAtMs,
+          endedAtMs: l.length === null ? null : l.openedAtMs + l.length,
+        }),
+      );
+    fc.assert(
+      fc.property(
+        fc.array(lease, { maxLength: 6 }),
+        fc.array(fee, { maxLength: 20 }),
+        fc.bigInt({ min: 0n, max: 10n ** 19n }),
+        fc.bigInt({ min: 0n, max: 10n ** 19n }),
+        fc.integer({ min: -HOUR, max: HOUR }),
+        (leases, fees, rate, future, nowMs) => {
+          const read: FeePaid[] = fees.filter(
+            (f) => f.includedAtMs === null || f.includedAtMs >= nowMs - HOUR,
+          );
+          assert.equal(
+            hourPeak(leases, read, rate, future, nowMs),
+            hourPeak(leases, fees, rate, future, nowMs),
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
