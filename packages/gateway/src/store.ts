@@ -495,16 +495,23 @@ export class GatewayStore {
       .run(next.toString());
   }
 
-  /** A database from before the total was kept: summed once from the rows, when it is opened. */
+  /**
+   * Summed from the rows at every open, not only when the total is missing: a build from before the
+   * total was kept, or a hand edit, can change the rows without it, and one scan per start is
+   * cheap next to a scan per spend check.
+   */
   private initFeeTotal(): void {
     this.db.transaction(() => {
-      if (this.db.prepare('SELECT 1 FROM fee_totals WHERE id = 1').get()) return;
       let sum = 0n;
       for (const r of this.db
         .prepare('SELECT fee FROM fees WHERE included_ms IS NOT NULL')
         .iterate() as IterableIterator<Row>)
         sum += BigInt(r.fee as string);
-      this.db.prepare('INSERT INTO fee_totals (id, included) VALUES (1, ?)').run(sum.toString());
+      this.db
+        .prepare(
+          'INSERT INTO fee_totals (id, included) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET included = excluded.included',
+        )
+        .run(sum.toString());
     })();
   }
 

@@ -185,6 +185,34 @@ describe('a gateway with a long fee history', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('a total gone stale (rows written by an older build, or by hand) is summed again at the next open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-total-'));
+    const { GatewayStore } = await import('../src/store.js');
+    const path = join(dir, 'g.db');
+    try {
+      const first = new GatewayStore(path);
+      first.addFee({ txHash: 'a', kind: 'x', fee: '7', atMs: 1, expiresAt: '9' });
+      first.feeIncluded('a', 10);
+      first.close();
+      // An older build knows nothing of fee_totals: it adds and places a fee in the rows alone.
+      const raw = new Database(path);
+      raw
+        .prepare(
+          "INSERT INTO fees (tx_hash, kind, fee, at_ms, expires_at, included_ms) VALUES ('b', 'x', '5', 2, '9', 20)",
+        )
+        .run();
+      raw.close();
+      const again = new GatewayStore(path);
+      try {
+        assert.equal(again.includedFeeTotal(), 12n);
+      } finally {
+        again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the spend check’s hour', () => {
