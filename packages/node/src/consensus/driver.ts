@@ -170,7 +170,21 @@ export interface DriverOptions {
    * time). Reconnecting must not buy a peer (or everyone else) a re-send of the height.
    */
   peerCatchUpIntervalMs?: number;
+  /**
+   * A decided block whose write has not finished after this long (ms, on `clock`) is taken as
+   * not written: fatal, like a write that failed (`BlockWriteError`, `DriverHost.onFatal`), so
+   * that a supervisor restarts the node from what is on disk instead of it serving a stale head
+   * and signing nothing, forever. Default `DEFAULT_BLOCK_WRITE_TIMEOUT_MS`.
+   */
+  blockWriteTimeoutMs?: number;
 }
+
+/**
+ * How long a block's write may take before the node gives up on its disk: far beyond a slow
+ * disk's fsync (tens to hundreds of ms; seconds on a loaded network volume), so only a write that
+ * will not finish (a hung device or mount) reaches it.
+ */
+export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
 
 /**
  * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
@@ -269,6 +283,11 @@ export class ConsensusDriver {
   private readonly timers = new Set<Cancel>();
   private startTimer: Cancel | null = null;
   private watchdog: Cancel | null = null;
+  /** Checks that no block write stays pending past `blockWriteTimeoutMs`. */
+  private writeWatchdog: Cancel | null = null;
+  private readonly blockWriteTimeoutMs: number;
+  /** The write in flight as last seen by the write watchdog: its block's height, and since when. */
+  private watchedWrite: { height: bigint; since: number } | null = null;
   private lastProgress: number;
   /**
    * Blocks of the current height found valid on the head state, by hash, with the message they
@@ -338,6 +357,9 @@ export class ConsensusDriver {
     this.compactProposals = opts.compactProposals ?? true;
     this.overlapCommit = opts.overlapCommit ?? true;
     this.peerCatchUpIntervalMs = opts.peerCatchUpIntervalMs ?? opts.blockTimeMs;
+    this.blockWriteTimeoutMs = opts.blockWriteTimeoutMs ?? DEFAULT_BLOCK_WRITE_TIMEOUT_MS;
+    if (!Number.isSafeInteger(this.blockWriteTimeoutMs) || this.blockWriteTimeoutMs <= 0)
+      throw new RangeError('blockWriteTimeoutMs must be a positive integer');
     this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
@@ -466,6 +488,12 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    // Before the first catch-up: a synced block's write that hangs is caught too.
+    this.writeWatchdog = every(
+      this.clock,
+      Math.max(50, Math.min(1_000, Math.floor(this.blockWriteTimeoutMs / 4))),
+      () => this.checkWrite(),
+    );
     this.proposalBudget.budgetMs = budgetForRound(
       this.blockTimeMs,
       this.timeouts.proposeMs,
@@ -494,6 +522,7 @@ export class ConsensusDriver {
     this.stopped = true;
     this.unsubscribe?.();
     this.watchdog?.();
+    this.writeWatchdog?.();
     this.startTimer?.();
     this.mempoolReactor.stop();
     for (const cancel of this.timers) cancel();
@@ -640,11 +669,34 @@ export class ConsensusDriver {
     this.stopped = true;
     this.unsubscribe?.();
     this.watchdog?.();
+    this.writeWatchdog?.();
     this.startTimer?.();
     this.mempoolReactor.stop();
     for (const cancel of this.timers) cancel();
     this.timers.clear();
     this.host.onFatal?.(error);
+  }
+
+  /**
+   * A block write pending past `blockWriteTimeoutMs` is a failed write. Without this a write that
+   * never returns (a hung disk) left the node up but useless for good: it signed nothing (right:
+   * nothing may be signed on state not on disk), kept serving a stale head, and nothing restarted
+   * it. Polled on the clock (one write is in flight at a time: each waits for the one before).
+   */
+  private checkWrite(): void {
+    if (this.stopped) return;
+    if (!this.chain.writing) {
+      this.watchedWrite = null;
+      return;
+    }
+    const height = this.chain.tipHeight;
+    const now = this.clock.now();
+    if (this.watchedWrite?.height !== height) {
+      this.watchedWrite = { height, since: now };
+      return;
+    }
+    if (now - this.watchedWrite.since < this.blockWriteTimeoutMs) return;
+    this.fatal(this.chain.abandonWrite(`the write was not done after ${now - this.watchedWrite.since} ms`));
   }
 
   /**
