@@ -462,6 +462,7 @@ export class ConsensusDriver {
       status: () => this.status(),
       blocks: (from, to) => this.syncReactor.blocksFor(from, to),
       txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
+      isRelayingPeer: (peer) => this.relayingPeers.has(peer),
     };
   }
 
