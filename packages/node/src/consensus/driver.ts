@@ -648,8 +648,15 @@ export class ConsensusDriver {
       if (b.kind === 'vote') {
         if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
         else if (b.vote.height > height) this.future.push(b);
-      } else if (b.msg.proposal.height === height) await this.onProposalMessage(b.msg, b.from);
-      else if (b.msg.proposal.height > height) this.future.push(b);
+      } else if (b.msg.proposal.height === height) {
+        // Kept from before this height began (a sync, a later height's gossip): one for a round
+        // far ahead waits for its round like one that arrives now.
+        if (
+          this.holdIfFarAhead('proposal', () => encode(proposalMessageCodec, b.msg), b.from, b.msg.proposal)
+        )
+          continue;
+        await this.onProposalMessage(b.msg, b.from);
+      } else if (b.msg.proposal.height > height) this.future.push(b);
     }
   }
 
@@ -717,13 +724,19 @@ export class ConsensusDriver {
    */
   private holdIfFarAhead(
     topic: 'proposal' | 'compact-proposal',
-    data: Uint8Array,
+    data: Uint8Array | (() => Uint8Array),
     from: string,
     proposal: Proposal,
   ): boolean {
     if (proposal.round <= this.roundAt(proposal.height) + 1) return false;
     if (proposal.height !== this.chain.tipHeight + 1n) return true;
     if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return true;
+    // Those of a height now decided are of no use (they would only take the places).
+    for (const [k, held] of this.farRounds)
+      if (held.height !== proposal.height) {
+        this.farRounds.delete(k);
+        this.farRoundStats.dropped++;
+      }
     const key = `${proposal.height}:${proposal.round}`;
     if (this.farRounds.has(key)) return true;
     if (this.farRounds.size >= MAX_FAR_ROUND_PROPOSALS) {
@@ -738,7 +751,13 @@ export class ConsensusDriver {
       this.farRounds.delete(farthest[0]);
       this.farRoundStats.dropped++;
     }
-    this.farRounds.set(key, { topic, data, from, height: proposal.height, round: proposal.round });
+    this.farRounds.set(key, {
+      topic,
+      data: typeof data === 'function' ? data() : data,
+      from,
+      height: proposal.height,
+      round: proposal.round,
+    });
     this.farRoundStats.held++;
     return true;
   }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
+  decode,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
@@ -297,4 +298,34 @@ test('a relay that lacks the ids: the peers that announced them, then relaying p
     'a fresh id was asked before the relaying peer',
   );
   await verdict2;
+});
+
+test('far-round proposals kept from before their height began are held, not checked, when it starts', async () => {
+  // Proposals for a height after the next are kept unforwarded (their set is not known yet) and
+  // replayed when that height starts; the replay went straight to the check, so each of a
+  // proposer's far-future turns sent to a node that was behind was executed there. White-box:
+  // the kept messages are put where gossip of a later height leaves them, then replayed.
+  const hub = new MemoryNetworkHub();
+  const { node, proposerOf, proposalFor } = await startAt1(hub, validators[0]!.seed);
+  let checks = 0;
+  const validate = node.chain.validateProposal.bind(node.chain);
+  node.chain.validateProposal = (...args) => {
+    checks++;
+    return validate(...args);
+  };
+  const rounds = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    .filter((r) => proposerOf(r) !== validators[0])
+    .slice(0, 6);
+  const driver = node.driver as unknown as {
+    future: { kind: 'proposal'; msg: unknown; from: string }[];
+    replayBuffered(height: bigint): Promise<void>;
+    enqueue(task: () => Promise<void>): Promise<void>;
+  };
+  for (const [i, r] of rounds.entries()) {
+    const { full } = proposalFor(r, String(i + 2));
+    driver.future.push({ kind: 'proposal', msg: decode(proposalMessageCodec, full), from: 'relay' });
+  }
+  await driver.enqueue(() => driver.replayBuffered(1n));
+  assert.equal(checks, 0, 'far-round proposals kept for their height were checked when it started');
+  assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS);
 });
