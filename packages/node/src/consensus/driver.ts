@@ -24,6 +24,7 @@ import {
   type ConsensusAction,
   type ConsensusEvent,
   DEFAULT_TIMEOUTS,
+  decode,
   defaultVerify,
   encode,
   equalBytes,
@@ -351,8 +352,11 @@ export class ConsensusDriver {
   >();
   /** The height and round last seen by `releaseRounds`. */
   private releasedAt = { height: 0n, round: 0 };
-  /** Far-ahead proposals held, released, and dropped (bound or stale), for tests and metrics. */
-  readonly farRoundStats = { held: 0, released: 0, dropped: 0 };
+  /**
+   * Far-ahead proposals held, released, dropped (bound or stale), and relayed once handled
+   * (`relayReleased`), for tests and metrics.
+   */
+  readonly farRoundStats = { held: 0, released: 0, dropped: 0, relayed: 0 };
   /**
    * Aborted when the height is decided (or another starts): a fetch for it then lets go of its
    * request and its slots at once, rather than holding them until the request times out.
@@ -710,9 +714,40 @@ export class ConsensusDriver {
     }
     // Outside this task: handling a proposal queues work behind the one running now.
     for (const held of near)
-      void Promise.resolve(this.onGossip(held.topic, held.data, held.from)).catch((err) =>
-        this.logger.debug('held proposal failed', { error: (err as Error).message }),
-      );
+      void Promise.resolve(this.onGossip(held.topic, held.data, held.from))
+        .then((verdict) => {
+          if (verdict === 'accept') this.relayReleased(held);
+        })
+        .catch((err) => this.logger.debug('held proposal failed', { error: (err as Error).message }));
+  }
+
+  /**
+   * A held proposal handled and accepted once its round came near is sent on, once, to every peer
+   * but the one it came from. Held, it got `ignore`, which gossip does not forward, and its id is
+   * now in this node's gossip seen-cache, so publishing it would be dropped here as a duplicate:
+   * a peer that hears the network through this node (a node lagging rounds is exactly the one
+   * whose peers may lag with it) got the round's votes from it and skipped to that round, but
+   * never its proposal, and prevoted nil until a stall re-sent it. Sent compact (the ids; this
+   * node holds the block now and serves its transactions): a few KiB per peer, at most once per
+   * round held, not a block each.
+   */
+  private relayReleased(held: {
+    topic: 'proposal' | 'compact-proposal';
+    data: Uint8Array;
+    from: string;
+  }): void {
+    const network = this.network;
+    if (!network || this.stopped || this.syncing) return;
+    const data =
+      held.topic === 'compact-proposal'
+        ? held.data
+        : encode(compactProposalCodec, compactOf(decode(proposalMessageCodec, held.data)));
+    this.farRoundStats.relayed++;
+    for (const { id } of network.peers())
+      if (id !== held.from)
+        network.sendDirect(id, [{ topic: 'compact-proposal', data }]).catch((err) => {
+          this.logger.debug('relay of a held proposal failed', { peer: id, error: (err as Error).message });
+        });
   }
 
   /**

@@ -329,3 +329,54 @@ test('far-round proposals kept from before their height began are held, not chec
   assert.equal(checks, 0, 'far-round proposals kept for their height were checked when it started');
   assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS);
 });
+
+test('a held proposal handled once its round is near is relayed once (compact) to the peers that did not send it', async () => {
+  // Held, it got `ignore`: gossip did not forward it, and its id is in this node's seen-cache, so
+  // it cannot be published again. Before, a peer hearing the network only through this node got the
+  // round's votes from it (and skipped to that round) but never the proposal, until a stall re-send.
+  const hub = new MemoryNetworkHub();
+  const { node, proposalFor, prevote, gossip } = await startAt1(hub);
+  const downstream: { topic: string; data: Uint8Array }[] = [];
+  const sentToRelay: string[] = [];
+  hub.join(
+    'relay',
+    silentPeer(node, {
+      onGossip: (topic) => {
+        sentToRelay.push(topic);
+        return 'ignore';
+      },
+    }),
+  );
+  hub.join(
+    'downstream',
+    silentPeer(node, {
+      onGossip: (topic, data) => {
+        downstream.push({ topic, data });
+        return 'ignore';
+      },
+    }),
+  );
+  const far = proposalFor(2, '2');
+  assert.equal(await gossip('proposal', far.full, 'relay'), 'ignore');
+  assert.equal(node.driver.heldFarRoundProposals, 1);
+  const compactOfFar = () =>
+    downstream.filter(
+      (m) =>
+        m.topic === 'compact-proposal' &&
+        equalBytes(
+          decode(compactProposalCodec, m.data).proposal.signature,
+          decode(proposalMessageCodec, far.full).proposal.signature,
+        ),
+    );
+  assert.equal(compactOfFar().length, 0, 'a held proposal was sent on before its round');
+  // f+1 prevotes of round 1: round 2 is next, the held proposal is handled, accepted, and sent on.
+  for (const v of validators.slice(0, 2)) await gossip('vote', prevote(v, 1, null), 'relay');
+  await waitUntil('the held proposal to reach the downstream peer', () => compactOfFar().length > 0, {
+    timeoutMs: 5_000,
+    intervalMs: 5,
+  });
+  assert.equal(node.driver.farRoundStats.relayed, 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(compactOfFar().length, 1, 'relayed more than once');
+  assert.ok(!sentToRelay.includes('compact-proposal'), 'sent back to the peer it came from');
+});
