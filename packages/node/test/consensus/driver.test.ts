@@ -472,7 +472,9 @@ test('on a healthy chain a connection gets its own catch-up and nothing else: no
     const directTo: string[] = [];
     const sendDirect = net.sendDirect.bind(net);
     net.sendDirect = async (peer, messages) => {
-      directTo.push(peer);
+      // Not a re-send of the height: a proposal v0 held (it lagged two rounds on a loaded machine)
+      // is sent on once, alone and compact, when handled (`relayReleased`).
+      if (!(messages.length === 1 && messages[0]!.topic === 'compact-proposal')) directTo.push(peer);
       return sendDirect(peer, messages);
     };
     // Fresh peers connect right after each commit (the chain is as healthy as it gets).
