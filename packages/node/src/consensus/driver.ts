@@ -299,6 +299,8 @@ export class ConsensusDriver {
   private readonly blockWriteTimeoutMs: number;
   /** The write in flight as last seen by the write watchdog: its block's height, and since when. */
   private watchedWrite: { height: bigint; since: number } | null = null;
+  /** The write watchdog gave up on a write (once: the chain's failure is final). */
+  private writeGivenUp = false;
   private lastProgress: number;
   /**
    * Blocks of the current height found valid on the head state, by hash, with the message they
@@ -557,7 +559,8 @@ export class ConsensusDriver {
     this.stopped = true;
     this.unsubscribe?.();
     this.watchdog?.();
-    this.writeWatchdog?.();
+    // The write watchdog runs on until the write in flight settles (below): a stop waits for that
+    // write, and one that never finishes would otherwise hold the stop, and the process, for good.
     this.startTimer?.();
     this.mempoolReactor.stop();
     for (const cancel of this.timers) cancel();
@@ -565,6 +568,7 @@ export class ConsensusDriver {
     await this.queue;
     // A block being written finishes (or fails, already reported) before the store may close.
     await this.chain.untilDurable().catch(() => {});
+    this.writeWatchdog?.();
   }
 
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
@@ -841,7 +845,7 @@ export class ConsensusDriver {
    * it. Polled on the clock (one write is in flight at a time: each waits for the one before).
    */
   private checkWrite(): void {
-    if (this.stopped) return;
+    if (this.writeGivenUp) return;
     if (!this.chain.writing) {
       this.watchedWrite = null;
       return;
@@ -853,7 +857,17 @@ export class ConsensusDriver {
       return;
     }
     if (now - this.watchedWrite.since < this.blockWriteTimeoutMs) return;
-    this.fatal(this.chain.abandonWrite(`the write was not done after ${now - this.watchedWrite.since} ms`));
+    this.writeGivenUp = true;
+    this.writeWatchdog?.();
+    const error = this.chain.abandonWrite(`the write was not done after ${now - this.watchedWrite.since} ms`);
+    if (!this.stopped) {
+      this.fatal(error);
+      return;
+    }
+    // Stopping (`stop` waits for this write): the wait ends now, and the host hears of the failure
+    // (the node exits with 70), since closing a store whose write hangs may hang too.
+    this.logger.error('FATAL: a decided block is not on disk; stopping without it', { error: error.message });
+    this.host.onFatal?.(error);
   }
 
   /**

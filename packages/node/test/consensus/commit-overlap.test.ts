@@ -223,6 +223,29 @@ test('a write that never finishes is fatal after the configured limit, on the dr
   await assert.rejects(chain.untilDurable(), /not done after/);
 });
 
+test('a stop while a write hangs ends at the write limit, with the failure reported, instead of waiting for good', async () => {
+  // Before: stop() cancelled the write watchdog, then waited for the write in flight; a write that
+  // never finished held the stop (SIGTERM, and the process with it) forever, and no exit 70 came.
+  const { chain, store, clock, fatal, core } = await singleValidator({ blockWriteTimeoutMs: 20_000 });
+  await runUntil(clock, () => chain.height >= 1n);
+  store.holding = true;
+  await runUntil(clock, () => chain.tipHeight >= 2n);
+  assert.equal(store.held.length, 1, "block 2's write is held and never released");
+  let stopped = false;
+  const stopping = core.stop().then(() => {
+    stopped = true;
+  });
+  await clock.run(clock.now() + 10_000);
+  assert.equal(stopped, false, 'the stop did not wait for a write that may still finish');
+  assert.equal(fatal.length, 0);
+  await runUntil(clock, () => stopped, 20_000);
+  assert.equal(stopped, true, 'the stop waited past the write limit');
+  assert.equal(fatal.length, 1, 'the write given up on was not reported');
+  assert.ok(fatal[0] instanceof BlockWriteError);
+  await stopping;
+  await assert.rejects(chain.untilDurable(), BlockWriteError);
+});
+
 test('the block write limit comes from config.json and is checked', () => {
   assert.deepEqual(parseConsensusConfig(undefined), {});
   assert.deepEqual(parseConsensusConfig({ blockWriteTimeoutMs: 90_000 }), { blockWriteTimeoutMs: 90_000 });
