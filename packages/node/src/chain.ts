@@ -189,6 +189,8 @@ interface InFlightCommit {
   trie: MerkleTrie;
   view: StateReader;
   written: Promise<void>;
+  /** Makes `written` reject now (`abandonWrite`): whoever waits on the write stops waiting. */
+  giveUp: (error: BlockWriteError) => void;
   /** The block's transaction ids, made on the first look-up (RPC status while the write runs). */
   txIds?: Set<string>;
 }
@@ -321,6 +323,24 @@ export class Chain {
   untilDurable(): Promise<void> {
     if (this.writeFailure) return Promise.reject(this.writeFailure);
     return this.inFlight?.written ?? Promise.resolve();
+  }
+
+  /**
+   * Gives up on the write in flight (it never finished: a hung disk or mount): from now on it
+   * counts as failed, exactly like a write that reported an error, and `untilDurable` rejects
+   * with the returned error. What the write may still do later changes nothing here: the node
+   * stops, and a restart reopens from whatever is on disk. The caller decides when (the driver's
+   * watchdog, on its injected clock): the chain keeps no clock of its own.
+   */
+  abandonWrite(reason: string): BlockWriteError {
+    if (this.writeFailure) return this.writeFailure;
+    const height = this.inFlight?.committed.block.header.height ?? this.tipHeight;
+    this.writeFailure = new BlockWriteError(
+      `block ${height} could not be written; this node stops: ${reason}`,
+    );
+    this.logger.error('FATAL: a decided block could not be written to disk', { height, error: reason });
+    this.inFlight?.giveUp(this.writeFailure);
+    return this.writeFailure;
   }
 
   /**
@@ -701,7 +721,7 @@ export class Chain {
       ...(epochStats ? { epochStats } : {}),
       ...(parent ? { parentBlock: encodeBlock(parent) } : {}),
     });
-    const written = write.then(
+    const done = write.then(
       () => {
         // Only once the batch is on disk does the block become the head that RPC reports.
         this.state.apply(changes, trie);
@@ -718,6 +738,8 @@ export class Chain {
       },
       (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
+        // Already given up on (`abandonWrite`): that is the failure this chain reports.
+        if (this.writeFailure) throw this.writeFailure;
         this.writeFailure = new BlockWriteError(
           `block ${block.header.height} could not be written; this node stops: ${error.message}`,
           { cause: error },
@@ -729,10 +751,16 @@ export class Chain {
         throw this.writeFailure;
       },
     );
+    // A write given up on (`abandonWrite`) fails for whoever waits, whatever the disk does later.
+    let giveUp: (error: BlockWriteError) => void = () => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      giveUp = reject;
+    });
+    const written = Promise.race([done, abandoned]);
     // Whoever needs the outcome awaits `written` (or untilDurable); a failure is also recorded in
-    // `writeFailure`, so this copy must not count as an unhandled rejection.
-    written.catch(() => {});
-    this.inFlight = { committed, changes, trie, view: after, written };
+    // `writeFailure`, so these copies must not count as unhandled rejections.
+    for (const p of [done, abandoned, written]) p.catch(() => {});
+    this.inFlight = { committed, changes, trie, view: after, written, giveUp };
     return written;
   }
 

@@ -4,6 +4,7 @@ import './polyfill.js';
 export { createApi } from './api.js';
 export * from './chain.js';
 export { signProposalIds } from './consensus/compact-block.js';
+export * from './consensus/consensus-config.js';
 export * from './consensus/wire.js';
 export * from './dev.js';
 export * from './explorer.js';

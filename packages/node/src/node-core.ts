@@ -52,6 +52,8 @@ export interface NodeCoreOptions {
   compactProposals?: boolean;
   /** DriverOptions.overlapCommit. */
   overlapCommit?: boolean;
+  /** DriverOptions.blockWriteTimeoutMs. */
+  blockWriteTimeoutMs?: number;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
   /** A transaction refused at admission, with the code (metrics). */
@@ -95,6 +97,7 @@ export class NodeCore {
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
       ...(opts.overlapCommit !== undefined ? { overlapCommit: opts.overlapCommit } : {}),
+      ...(opts.blockWriteTimeoutMs !== undefined ? { blockWriteTimeoutMs: opts.blockWriteTimeoutMs } : {}),
       logger: opts.logger.child('consensus'),
     });
   }

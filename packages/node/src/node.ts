@@ -55,6 +55,11 @@ export interface NodeOptions {
    * and exit the process with status 70, since no later block may build on state not on disk.
    */
   onFatal?: (error: Error) => void;
+  /**
+   * A decided block whose write is pending this long (ms) is taken as failed: `onFatal`, as for a
+   * write that reported an error (DriverOptions.blockWriteTimeoutMs; config.json `consensus`).
+   */
+  blockWriteTimeoutMs?: number;
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
@@ -167,6 +172,7 @@ export class UncNode {
         ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
         logger,
         clock: systemClock,
+        ...(opts.blockWriteTimeoutMs !== undefined ? { blockWriteTimeoutMs: opts.blockWriteTimeoutMs } : {}),
         onMempoolChanged: () => {
           node.m.mempoolSize.set(node.mempool.size);
           node.m.mempoolBytes.set(node.mempool.bytes);

@@ -433,6 +433,36 @@ test('a peer asking for transactions again and again is served its budget per in
   await Promise.all([server.net.stop(), client.net.stop()]);
 });
 
+test("fresh peers downloading at their cap leave the share kept for relaying peers: a validator's fetch is served in full", async () => {
+  const tx = new Uint8Array(1000).fill(5);
+  const validator = await node(110);
+  const server = await node(111, {
+    txServe: {
+      intervalMs: 60_000,
+      maxBytesPerPeer: 3_000,
+      maxBytesInAll: 5_000,
+      reservedBytesForRelaying: 2_000,
+    },
+    handlers: {
+      txs: (_hash, ids) => ids.map(() => tx),
+      isRelayingPeer: (peer) => peer === validator.net.peerId,
+    },
+  });
+  const fresh = [await node(112), await node(113)];
+  for (const c of [...fresh, validator]) {
+    await c.net.dial(server.net.listenAddrs[0]!);
+    await waitFor(() => handshaken(c.net, server.net), 'handshake');
+  }
+  const block = new Uint8Array(32).fill(7);
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => new Uint8Array(32).fill(i + 1));
+  assert.equal((await fresh[0]!.net.requestTxs(server.net.peerId, block, ids(3))).length, 3);
+  // The second fresh id finds the others' share used up (3,000 of 5,000)...
+  assert.equal((await fresh[1]!.net.requestTxs(server.net.peerId, block, ids(3))).length, 0);
+  // ...and the validator's fetch is still answered in full from the share kept for it.
+  assert.equal((await validator.net.requestTxs(server.net.peerId, block, ids(2))).length, 2);
+  await Promise.all([server.net.stop(), validator.net.stop(), ...fresh.map((c) => c.net.stop())]);
+});
+
 test('a peer on another chain id or another genesis is disconnected and refused', async () => {
   const home = await node(31);
   const otherChain = await node(32, {

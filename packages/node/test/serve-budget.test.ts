@@ -8,25 +8,32 @@ import {
   DEFAULT_CONNECTION_LIMITS,
   parseConnectionLimits,
 } from '../src/p2p/connection-limits.js';
-import { ServeBudget } from '../src/p2p/serve-budget.js';
+import { DEFAULT_TX_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
   fc.assert(
     fc.property(
       fc.array(
         fc.record({
-          peer: fc.constantFrom('a', 'b'),
+          peer: fc.constantFrom('a', 'b', 'v'),
           bytes: fc.integer({ min: 1, max: 500 }),
           dt: fc.nat(40),
         }),
       ),
       (sends) => {
-        const budget = new ServeBudget({ intervalMs: 100, maxBytesPerPeer: 1_000, maxBytesInAll: 1_500 });
+        const budget = new ServeBudget({
+          intervalMs: 100,
+          maxBytesPerPeer: 1_000,
+          maxBytesInAll: 1_500,
+          reservedBytesForRelaying: 500,
+        });
         let now = 0;
         const served: { peer: string; bytes: number; at: number }[] = [];
         for (const s of sends) {
           now += s.dt;
-          if (budget.takeBytes(s.peer, s.bytes, now)) served.push({ peer: s.peer, bytes: s.bytes, at: now });
+          // 'v' relayed consensus messages here; 'a' and 'b' never did.
+          if (budget.takeBytes(s.peer, s.bytes, now, s.peer === 'v'))
+            served.push({ peer: s.peer, bytes: s.bytes, at: now });
         }
         // Within any one peer's window, and over all peers in any 100 ms, the sums stay bounded.
         for (const x of served) {
@@ -36,6 +43,10 @@ test('what one peer is served per interval never exceeds its budget, and a new i
               .reduce((n, y) => n + y.bytes, 0);
           assert.ok(sum(x.peer) <= 2_000, 'a window straddled at most two budgets');
           assert.ok(sum() <= 3_000);
+          const others = served
+            .filter((y) => y.peer !== 'v' && y.at >= x.at && y.at < x.at + 100)
+            .reduce((n, y) => n + y.bytes, 0);
+          assert.ok(others <= 2_000, "the non-relaying peers took more than their share's two windows");
         }
       },
     ),
@@ -51,11 +62,49 @@ test('what one peer is served per interval never exceeds its budget, and a new i
 });
 
 test('fresh peer ids cannot multiply the overall budget', () => {
-  const budget = new ServeBudget({ intervalMs: 1_000, maxBytesPerPeer: 1_000, maxBytesInAll: 5_000 });
+  const budget = new ServeBudget({
+    intervalMs: 1_000,
+    maxBytesPerPeer: 1_000,
+    maxBytesInAll: 5_000,
+    reservedBytesForRelaying: 2_000,
+  });
   let served = 0;
   for (let i = 0; i < 1_000; i++) if (budget.takeBytes(`fresh-${i}`, 1_000, 0)) served += 1_000;
-  assert.equal(served, 5_000);
+  assert.equal(served, 3_000, 'fresh ids share what is not kept for relaying peers');
   assert.throws(() => new ServeBudget({ maxBytesPerPeer: 0 }), /positive integer/);
+  assert.throws(
+    () => new ServeBudget({ maxBytesInAll: 1_000, reservedBytesForRelaying: 1_000 }),
+    /less than txServe.maxBytesInAll/,
+  );
+});
+
+test("fresh ids downloading at the per-peer cap cannot starve a validator's fetch (the defaults)", () => {
+  // Before: four fresh ids at 16 MiB/s used the whole 64 MiB/s, and every validator rebuilding a
+  // proposal got short answers. Transactions of 64 KiB, the largest there are.
+  const budget = new ServeBudget();
+  const tx = 64 * 1024;
+  const fullRate = DEFAULT_TX_SERVE_LIMITS.maxBytesPerPeer / tx;
+  for (const now of [0, 1_000, 2_000]) {
+    let freshServed = 0;
+    for (let i = 0; i < 16; i++)
+      for (let n = 0; n < fullRate; n++)
+        if (budget.takeBytes(`fresh-${now}-${i}`, tx, now)) freshServed += tx;
+    assert.equal(
+      freshServed,
+      DEFAULT_TX_SERVE_LIMITS.maxBytesInAll - DEFAULT_TX_SERVE_LIMITS.reservedBytesForRelaying,
+    );
+    // Each of three validators fetches a block's worth of missing transactions (8 MiB): in full.
+    for (const v of ['v1', 'v2', 'v3']) {
+      let served = 0;
+      for (let n = 0; n < 128; n++) if (budget.takeBytes(v, tx, now + 10, true)) served++;
+      assert.equal(served, 128, `${v}'s fetch got a short answer while fresh ids downloaded`);
+    }
+  }
+  // What the fresh ids leave unused is open to relaying peers too (up to their per-peer cap).
+  const idle = new ServeBudget();
+  let served = 0;
+  while (idle.takeBytes('v1', tx, 0, true)) served += tx;
+  assert.equal(served, DEFAULT_TX_SERVE_LIMITS.maxBytesPerPeer);
 });
 
 test('connection limits: explicit defaults, overrides checked, each passed to the connection manager', () => {

@@ -12,6 +12,7 @@ import {
   devChipKey,
   devKey,
   parseConnectionLimits,
+  parseConsensusConfig,
   parseRpcLimits,
   type RpcLimits,
   startNetwork,
@@ -100,8 +101,10 @@ export function startCommand(): Command {
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
       let connections: ReturnType<typeof parseConnectionLimits>;
+      let consensus: ReturnType<typeof parseConsensusConfig>;
       try {
         connections = parseConnectionLimits(recorded.p2p);
+        consensus = parseConsensusConfig(recorded.consensus);
       } catch (err) {
         throw new UncError('BAD_CONFIG', `${configPath}: ${(err as Error).message}`);
       }
@@ -114,6 +117,7 @@ export function startCommand(): Command {
         rpcPort,
         rpc: rpcLimits,
         mempool: mempoolOptions(opts),
+        ...consensus,
         logger,
         network: (handlers, chain) =>
           startNetwork({

@@ -224,6 +224,19 @@ export class Tendermint {
   }
 
   /**
+   * Whether the machine may still lock on or decide `blockHash` at the current height for want of
+   * only its block: it is the locked or the valid value, or 2/3+ of the power prevoted or
+   * precommitted it in some round. A driver keeps fetching such a block after its round is over.
+   */
+  mayStillNeed(blockHash: Uint8Array): boolean {
+    if (this.lockedValue && equalBytes(this.lockedValue, blockHash)) return true;
+    if (this.validValue && equalBytes(this.validValue, blockHash)) return true;
+    for (const rs of this.rounds.values())
+      if (rs.prevotes.hasQuorumFor(blockHash) || rs.precommits.hasQuorumFor(blockHash)) return true;
+    return false;
+  }
+
+  /**
    * The messages of the current height worth sending again to peers that may have missed them:
    * the proposals and votes of the current and previous round and of the rounds the lock and the
    * valid value come from. Gossip over lossy links needs this; the paper assumes it.

@@ -435,3 +435,32 @@ describe('tendermint: restart with the private validator state', () => {
     );
   });
 });
+
+test('mayStillNeed: a block with a quorum of votes in some round, or locked, is still needed after its round; others are not', () => {
+  // The driver lets go of a fetch when its round is over unless this says the block may still be
+  // locked on or decided for want of only its bytes.
+  const h = new Harness(0, NOT_ME);
+  h.start();
+  assert.equal(h.machine.mayStillNeed(A), false);
+  // 2/3+ prevote A in round 0 while this node does not hold A (no proposal): a polka it cannot use yet.
+  h.votes([1, 2, 3], 'prevote', 0, A);
+  assert.equal(h.machine.mayStillNeed(A), true);
+  assert.equal(h.machine.mayStillNeed(B), false);
+  // The round moves on (f+1 of round 2): A's polka of round 0 still makes it needed, B is not.
+  h.votes([1, 2], 'prevote', 2, null);
+  assert.equal(h.machine.snapshot().round, 2);
+  assert.equal(h.machine.mayStillNeed(A), true);
+  assert.equal(h.machine.mayStillNeed(B), false);
+  // Precommits alone count too (a block decided elsewhere, its proposal missed here).
+  const other = new Harness(0, NOT_ME);
+  other.start();
+  other.votes([1, 2, 3], 'precommit', 1, B);
+  assert.equal(other.machine.mayStillNeed(B), true);
+  // Its own lock counts without any quorum seen since (the lock is kept across rounds).
+  const locked = new Harness(0, NOT_ME);
+  locked.start();
+  locked.propose(0, A);
+  locked.votes([1, 2], 'prevote', 0, A);
+  assert.ok(equalBytes(locked.machine.snapshot().lockedValue!, A));
+  assert.equal(locked.machine.mayStillNeed(A), true);
+});

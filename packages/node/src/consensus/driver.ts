@@ -25,6 +25,7 @@ import {
   type ConsensusAction,
   type ConsensusEvent,
   DEFAULT_TIMEOUTS,
+  decode,
   defaultVerify,
   encode,
   equalBytes,
@@ -171,7 +172,21 @@ export interface DriverOptions {
    * time). Reconnecting must not buy a peer (or everyone else) a re-send of the height.
    */
   peerCatchUpIntervalMs?: number;
+  /**
+   * A decided block whose write has not finished after this long (ms, on `clock`) is taken as
+   * not written: fatal, like a write that failed (`BlockWriteError`, `DriverHost.onFatal`), so
+   * that a supervisor restarts the node from what is on disk instead of it serving a stale head
+   * and signing nothing, forever. Default `DEFAULT_BLOCK_WRITE_TIMEOUT_MS`.
+   */
+  blockWriteTimeoutMs?: number;
 }
+
+/**
+ * How long a block's write may take before the node gives up on its disk: far beyond a slow
+ * disk's fsync (tens to hundreds of ms; seconds on a loaded network volume), so only a write that
+ * will not finish (a hung device or mount) reaches it.
+ */
+export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
 
 /**
  * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
@@ -211,6 +226,16 @@ const CONNECT_REGOSSIP_IDLE_INTERVALS = 2;
  * asked (the last peer asked has the request's full timeout): 1 s of the default 3 s.
  */
 const FETCH_PEER_SHARE_OF_PROPOSE = 1 / 3;
+
+/**
+ * Proposals held for rounds more than one past this node's (`holdIfFarAhead`), in all: one per
+ * round, the nearest rounds kept. A proposer may sign one proposal for each of its own turns, as
+ * far ahead as it likes; each used to be checked (its block executed) and relayed once, at every
+ * node. Held ones are neither checked, fetched nor relayed until their round comes near.
+ */
+export const MAX_FAR_ROUND_PROPOSALS = 4;
+/** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
+const MAX_ANNOUNCERS = 8;
 
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
@@ -270,6 +295,13 @@ export class ConsensusDriver {
   private readonly timers = new Set<Cancel>();
   private startTimer: Cancel | null = null;
   private watchdog: Cancel | null = null;
+  /** Checks that no block write stays pending past `blockWriteTimeoutMs`. */
+  private writeWatchdog: Cancel | null = null;
+  private readonly blockWriteTimeoutMs: number;
+  /** The write in flight as last seen by the write watchdog: its block's height, and since when. */
+  private watchedWrite: { height: bigint; since: number } | null = null;
+  /** The write watchdog gave up on a write (once: the chain's failure is final). */
+  private writeGivenUp = false;
   private lastProgress: number;
   /**
    * Blocks of the current height found valid on the head state, by hash, with the message they
@@ -306,6 +338,29 @@ export class ConsensusDriver {
   /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
   private readonly fetchingRounds = new Map<string, number>();
   /**
+   * Each fetch in flight of the current height, with the round and block it is for: a fetch of a
+   * round that is over lets go of its request and slots (`releaseRounds`) unless the machine may
+   * still need its block.
+   */
+  private readonly roundFetches = new Set<{ round: number; blockHash: Uint8Array; abort: AbortController }>();
+  /**
+   * Peers other than the first that sent a compact proposal being fetched (by the proposer's
+   * signature over its ids): they announced its ids, and are asked before peers that did not.
+   */
+  private readonly announcers = new Map<string, string[]>();
+  /** Proposals for rounds more than one ahead, held until their round comes near (`holdIfFarAhead`). */
+  private readonly farRounds = new Map<
+    string,
+    { topic: 'proposal' | 'compact-proposal'; data: Uint8Array; from: string; height: bigint; round: number }
+  >();
+  /** The height and round last seen by `releaseRounds`. */
+  private releasedAt = { height: 0n, round: 0 };
+  /**
+   * Far-ahead proposals held, released, dropped (bound or stale), and relayed once handled
+   * (`relayReleased`), for tests and metrics.
+   */
+  readonly farRoundStats = { held: 0, released: 0, dropped: 0, relayed: 0 };
+  /**
    * Aborted when the height is decided (or another starts): a fetch for it then lets go of its
    * request and its slots at once, rather than holding them until the request times out.
    */
@@ -339,6 +394,9 @@ export class ConsensusDriver {
     this.compactProposals = opts.compactProposals ?? true;
     this.overlapCommit = opts.overlapCommit ?? true;
     this.peerCatchUpIntervalMs = opts.peerCatchUpIntervalMs ?? opts.blockTimeMs;
+    this.blockWriteTimeoutMs = opts.blockWriteTimeoutMs ?? DEFAULT_BLOCK_WRITE_TIMEOUT_MS;
+    if (!Number.isSafeInteger(this.blockWriteTimeoutMs) || this.blockWriteTimeoutMs <= 0)
+      throw new RangeError('blockWriteTimeoutMs must be a positive integer');
     this.preverifier = new BlockPreverifier(opts.verifyPool ?? null);
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
@@ -441,6 +499,7 @@ export class ConsensusDriver {
       status: () => this.status(),
       blocks: (from, to) => this.syncReactor.blocksFor(from, to),
       txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
+      isRelayingPeer: (peer) => this.relayingPeers.has(peer),
     };
   }
 
@@ -467,6 +526,12 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    // Before the first catch-up: a synced block's write that hangs is caught too.
+    this.writeWatchdog = every(
+      this.clock,
+      Math.max(50, Math.min(1_000, Math.floor(this.blockWriteTimeoutMs / 4))),
+      () => this.checkWrite(),
+    );
     this.proposalBudget.budgetMs = budgetForRound(
       this.blockTimeMs,
       this.timeouts.proposeMs,
@@ -495,6 +560,8 @@ export class ConsensusDriver {
     this.stopped = true;
     this.unsubscribe?.();
     this.watchdog?.();
+    // The write watchdog runs on until the write in flight settles (below): a stop waits for that
+    // write, and one that never finishes would otherwise hold the stop, and the process, for good.
     this.startTimer?.();
     this.mempoolReactor.stop();
     for (const cancel of this.timers) cancel();
@@ -502,6 +569,7 @@ export class ConsensusDriver {
     await this.queue;
     // A block being written finishes (or fails, already reported) before the store may close.
     await this.chain.untilDurable().catch(() => {});
+    this.writeWatchdog?.();
   }
 
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
@@ -589,8 +657,15 @@ export class ConsensusDriver {
       if (b.kind === 'vote') {
         if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
         else if (b.vote.height > height) this.future.push(b);
-      } else if (b.msg.proposal.height === height) await this.onProposalMessage(b.msg, b.from);
-      else if (b.msg.proposal.height > height) this.future.push(b);
+      } else if (b.msg.proposal.height === height) {
+        // Kept from before this height began (a sync, a later height's gossip): one for a round
+        // far ahead waits for its round like one that arrives now.
+        if (
+          this.holdIfFarAhead('proposal', () => encode(proposalMessageCodec, b.msg), b.from, b.msg.proposal)
+        )
+          continue;
+        await this.onProposalMessage(b.msg, b.from);
+      } else if (b.msg.proposal.height > height) this.future.push(b);
     }
   }
 
@@ -615,6 +690,121 @@ export class ConsensusDriver {
     const actions = this.machine.handle(event);
     this.persistSigner(actions);
     for (const action of actions) await this.perform(action);
+    this.releaseRounds();
+  }
+
+  /**
+   * After the machine moved to another round or height: a fetch of a round now over lets go of
+   * its request and slots (unless the machine may still need its block: locked, valid, or with
+   * a quorum of votes), and proposals held for rounds now near are handled as if just arrived.
+   */
+  private releaseRounds(): void {
+    const { height, round } = this.machine.snapshot();
+    if (height === this.releasedAt.height && round === this.releasedAt.round) return;
+    this.releasedAt = { height, round };
+    for (const fetch of this.roundFetches)
+      if (fetch.round < round && !this.machine.mayStillNeed(fetch.blockHash))
+        fetch.abort.abort(new Error(`round ${fetch.round} is over`));
+    const near: { topic: 'proposal' | 'compact-proposal'; data: Uint8Array; from: string }[] = [];
+    for (const [key, held] of this.farRounds) {
+      if (held.height !== this.chain.tipHeight + 1n) {
+        this.farRounds.delete(key);
+        if (held.height < this.chain.tipHeight + 1n) this.farRoundStats.dropped++;
+        continue;
+      }
+      if (held.round > this.roundAt(held.height) + 1) continue;
+      this.farRounds.delete(key);
+      this.farRoundStats.released++;
+      near.push(held);
+    }
+    // Outside this task: handling a proposal queues work behind the one running now.
+    for (const held of near)
+      void Promise.resolve(this.onGossip(held.topic, held.data, held.from))
+        .then((verdict) => {
+          if (verdict === 'accept') this.relayReleased(held);
+        })
+        .catch((err) => this.logger.debug('held proposal failed', { error: (err as Error).message }));
+  }
+
+  /**
+   * A held proposal handled and accepted once its round came near is sent on, once, to every peer
+   * but the one it came from. Held, it got `ignore`, which gossip does not forward, and its id is
+   * now in this node's gossip seen-cache, so publishing it would be dropped here as a duplicate:
+   * a peer that hears the network through this node (a node lagging rounds is exactly the one
+   * whose peers may lag with it) got the round's votes from it and skipped to that round, but
+   * never its proposal, and prevoted nil until a stall re-sent it. Sent compact (the ids; this
+   * node holds the block now and serves its transactions): a few KiB per peer, at most once per
+   * round held, not a block each.
+   */
+  private relayReleased(held: {
+    topic: 'proposal' | 'compact-proposal';
+    data: Uint8Array;
+    from: string;
+  }): void {
+    const network = this.network;
+    if (!network || this.stopped || this.syncing) return;
+    const data =
+      held.topic === 'compact-proposal'
+        ? held.data
+        : encode(compactProposalCodec, compactOf(decode(proposalMessageCodec, held.data)));
+    this.farRoundStats.relayed++;
+    for (const { id } of network.peers())
+      if (id !== held.from)
+        network.sendDirect(id, [{ topic: 'compact-proposal', data }]).catch((err) => {
+          this.logger.debug('relay of a held proposal failed', { peer: id, error: (err as Error).message });
+        });
+  }
+
+  /**
+   * A proposal (signature checked) of the height after the head for a round more than one past
+   * this node's: held, neither checked, fetched nor relayed now (verdict `ignore`), and handled
+   * once its round comes near (`releaseRounds`). Only the round's own proposer's is kept, one per
+   * round and `MAX_FAR_ROUND_PROPOSALS` in all, the nearest rounds first. Returns whether it was
+   * far ahead (and so is not to be handled now).
+   */
+  private holdIfFarAhead(
+    topic: 'proposal' | 'compact-proposal',
+    data: Uint8Array | (() => Uint8Array),
+    from: string,
+    proposal: Proposal,
+  ): boolean {
+    if (proposal.round <= this.roundAt(proposal.height) + 1) return false;
+    if (proposal.height !== this.chain.tipHeight + 1n) return true;
+    if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return true;
+    // Those of a height now decided are of no use (they would only take the places).
+    for (const [k, held] of this.farRounds)
+      if (held.height !== proposal.height) {
+        this.farRounds.delete(k);
+        this.farRoundStats.dropped++;
+      }
+    const key = `${proposal.height}:${proposal.round}`;
+    if (this.farRounds.has(key)) return true;
+    if (this.farRounds.size >= MAX_FAR_ROUND_PROPOSALS) {
+      let farthest: [string, number] | null = null;
+      for (const [k, held] of this.farRounds)
+        if (held.height === proposal.height && (!farthest || held.round > farthest[1]))
+          farthest = [k, held.round];
+      if (!farthest || farthest[1] <= proposal.round) {
+        this.farRoundStats.dropped++;
+        return true;
+      }
+      this.farRounds.delete(farthest[0]);
+      this.farRoundStats.dropped++;
+    }
+    this.farRounds.set(key, {
+      topic,
+      data: typeof data === 'function' ? data() : data,
+      from,
+      height: proposal.height,
+      round: proposal.round,
+    });
+    this.farRoundStats.held++;
+    return true;
+  }
+
+  /** Far-ahead proposals held now (tests). */
+  get heldFarRoundProposals(): number {
+    return this.farRounds.size;
   }
 
   /**
@@ -641,10 +831,43 @@ export class ConsensusDriver {
     this.stopped = true;
     this.unsubscribe?.();
     this.watchdog?.();
+    this.writeWatchdog?.();
     this.startTimer?.();
     this.mempoolReactor.stop();
     for (const cancel of this.timers) cancel();
     this.timers.clear();
+    this.host.onFatal?.(error);
+  }
+
+  /**
+   * A block write pending past `blockWriteTimeoutMs` is a failed write. Without this a write that
+   * never returns (a hung disk) left the node up but useless for good: it signed nothing (right:
+   * nothing may be signed on state not on disk), kept serving a stale head, and nothing restarted
+   * it. Polled on the clock (one write is in flight at a time: each waits for the one before).
+   */
+  private checkWrite(): void {
+    if (this.writeGivenUp) return;
+    if (!this.chain.writing) {
+      this.watchedWrite = null;
+      return;
+    }
+    const height = this.chain.tipHeight;
+    const now = this.clock.now();
+    if (this.watchedWrite?.height !== height) {
+      this.watchedWrite = { height, since: now };
+      return;
+    }
+    if (now - this.watchedWrite.since < this.blockWriteTimeoutMs) return;
+    this.writeGivenUp = true;
+    this.writeWatchdog?.();
+    const error = this.chain.abandonWrite(`the write was not done after ${now - this.watchedWrite.since} ms`);
+    if (!this.stopped) {
+      this.fatal(error);
+      return;
+    }
+    // Stopping (`stop` waits for this write): the wait ends now, and the host hears of the failure
+    // (the node exits with 70), since closing a store whose write hangs may hang too.
+    this.logger.error('FATAL: a decided block is not on disk; stopping without it', { error: error.message });
     this.host.onFatal?.(error);
   }
 
@@ -1005,6 +1228,7 @@ export class ConsensusDriver {
       this.buffer({ kind: 'proposal', msg: checked.buffer, from });
     }
     if (!('deliver' in checked)) return checked.verdict;
+    if (this.holdIfFarAhead('proposal', data, from, checked.deliver.proposal)) return 'ignore';
     heard.first = this.firstHeard(checked.deliver.proposal.signature);
     this.liveness.saw(checked.deliver.proposal.proposer, checked.deliver.proposal.height);
     this.proposalArrives(checked.deliver.proposal);
@@ -1027,6 +1251,7 @@ export class ConsensusDriver {
     if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
     const { proposal } = msg;
+    if (this.holdIfFarAhead('compact-proposal', data, from, proposal)) return 'ignore';
     heard.first = this.firstHeard(proposal.signature);
     this.liveness.saw(proposal.proposer, proposal.height);
     // On arrival, before its transactions are fetched: a slow fetch is not the proposer's fault.
@@ -1068,8 +1293,13 @@ export class ConsensusDriver {
       const current = this.roundAt(proposal.height);
       const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
       const inSlot = this.fetchingRounds.get(slot) ?? 0;
+      if (this.fetching.has(content)) {
+        // Another peer sent it too: it announced these ids, so it is asked before peers that did not.
+        const known = this.announcers.get(content);
+        if (known && !known.includes(from) && known.length < MAX_ANNOUNCERS) known.push(from);
+        return 'ignore';
+      }
       if (
-        this.fetching.has(content) ||
         this.fetchingFrom.has(from) ||
         inSlot >= (proposal.round < current ? 1 : MAX_FETCHES) ||
         this.fetching.size >= MAX_FETCHES_IN_ALL ||
@@ -1079,9 +1309,21 @@ export class ConsensusDriver {
       this.fetching.add(content);
       this.fetchingFrom.add(from);
       this.fetchingRounds.set(slot, inSlot + 1);
+      this.announcers.set(content, []);
+      // Ended with its height (`fetchesOfHeight`), or with its round (`releaseRounds`).
+      const abort = new AbortController();
+      const height = this.fetchesOfHeight.signal;
+      const onHeight = () => abort.abort(height.reason);
+      if (height.aborted) abort.abort(height.reason);
+      else height.addEventListener('abort', onHeight, { once: true });
+      const fetch = { round: proposal.round, blockHash: proposal.blockHash, abort };
+      this.roundFetches.add(fetch);
       try {
-        if (!(await this.fetchMissing(rebuild, from, this.network))) return 'ignore';
+        if (!(await this.fetchMissing(rebuild, from, this.network, content, abort.signal))) return 'ignore';
       } finally {
+        height.removeEventListener('abort', onHeight);
+        this.roundFetches.delete(fetch);
+        this.announcers.delete(content);
         this.fetching.delete(content);
         this.fetchingFrom.delete(from);
         const left = (this.fetchingRounds.get(slot) ?? 1) - 1;
@@ -1109,24 +1351,43 @@ export class ConsensusDriver {
 
   /**
    * Asks the peer that sent the proposal, then others, for the transactions still missing. Each
-   * answer is checked against the ids asked for; a wrong one is the answering peer's fault.
+   * answer is checked against the ids asked for; a wrong one is the answering peer's fault. A
+   * short answer (the peer lacks some) moves on to the next peer at once: first those that sent
+   * the same proposal (they announced its ids), then relaying peers (those that relayed accepted
+   * consensus messages: validators and the peers that carry their traffic), most recent first,
+   * then any other. Before, the others came in the network's order, so fresh ids that never
+   * answer could take every turn, each held to its deadline.
    */
-  private async fetchMissing(rebuild: Rebuild, from: string, network: Network): Promise<boolean> {
+  private async fetchMissing(
+    rebuild: Rebuild,
+    from: string,
+    network: Network,
+    content: string,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     const { height, blockHash } = rebuild.msg.proposal;
-    // Abandoned (its request too, and its slot freed) as soon as the height is decided.
-    const signal = this.fetchesOfHeight.signal;
-    const others = network
-      .peers()
-      .map((p) => p.id)
-      .filter((id) => id !== from);
-    const asked = [from, ...others].slice(0, MAX_FETCH_PEERS);
-    for (const [turn, peer] of asked.entries()) {
+    const asked = new Set<string>();
+    const nextPeers = (): string[] => {
+      const connected = new Set(network.peers().map((p) => p.id));
+      const order = [
+        ...(asked.size === 0 ? [from] : []),
+        ...(this.announcers.get(content) ?? []),
+        ...[...this.relayingPeers.keys()].reverse(),
+        ...connected,
+      ];
+      return [...new Set(order)].filter((p) => (p === from || connected.has(p)) && !asked.has(p));
+    };
+    for (let turn = 0; turn < MAX_FETCH_PEERS; turn++) {
+      const candidates = nextPeers();
+      const peer = candidates[0];
+      if (peer === undefined) break;
+      asked.add(peer);
       // Every peer but the last gets a share of the propose timeout, not the request's 10 s: the
       // peer asked first is the one whose copy arrived first, and gossip drops the later copies
       // as seen. A relay that forwards a genuine compact proposal first and then never answers
       // would otherwise hold this node's rebuild past its round's timeout (a nil prevote), so
       // that one relay could make every proposal needing a fetch fail.
-      const last = turn === asked.length - 1;
+      const last = turn === MAX_FETCH_PEERS - 1 || candidates.length === 1;
       const deadline = last ? null : this.peerDeadline(signal);
       const peerSignal = deadline?.signal ?? signal;
       try {

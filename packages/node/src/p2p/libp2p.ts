@@ -732,13 +732,14 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // Only transactions of a block held for the height being decided, only those named, and
         // within the peer's budget (serve-budget.ts): past it, a short answer.
         let total = 0;
+        const relaying = this.opts.handlers.isRelayingPeer?.(peer) ?? false;
         const served = this.txServeBudget.takeIds(peer, asked.ids.length, Date.now())
           ? (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(0, asked.ids.length)
           : [];
         for (const tx of served) {
           total += tx.byteLength;
           if (total > this.maxBlockFrameBytes) break;
-          if (!this.txServeBudget.takeBytes(peer, tx.byteLength, Date.now())) break;
+          if (!this.txServeBudget.takeBytes(peer, tx.byteLength, Date.now(), relaying)) break;
           await sendFrame(stream, tx, signal);
         }
       } else if (kind === 'status') {

@@ -8,6 +8,11 @@
  *
  * Pure bookkeeping: the caller passes the time. Counted in fixed windows per peer, and over all
  * peers together (peer ids cost nothing to make, so a per-peer budget alone bounds nothing).
+ *
+ * The overall budget is split, or four fresh ids downloading at the per-peer cap would use it all
+ * and every validator's fetch would get a short answer: a share is kept for relaying peers (those
+ * that relayed a consensus message this node accepted, as for catch-ups: consensus/driver.ts),
+ * and the peers that never did share the rest. Relaying peers may also use what the others left.
  */
 
 export interface ServeBudgetLimits {
@@ -19,6 +24,12 @@ export interface ServeBudgetLimits {
   maxBytesPerPeer: number;
   /** Bytes of transactions sent to all peers together per window. Default 64 MiB. */
   maxBytesInAll: number;
+  /**
+   * Of `maxBytesInAll`, what only relaying peers may be sent per window: the peers that never
+   * relayed a usable consensus message share the rest. Default 32 MiB (two relaying peers at
+   * their cap; an honest rebuild asks for a few missing transactions, far less).
+   */
+  reservedBytesForRelaying: number;
   /** Peers tracked; past it the oldest window is forgotten (it could only reset a peer's count). */
   maxPeers: number;
 }
@@ -28,6 +39,7 @@ export const DEFAULT_TX_SERVE_LIMITS: Readonly<ServeBudgetLimits> = {
   maxIdsPerPeer: 8_192,
   maxBytesPerPeer: 16 * 1024 * 1024,
   maxBytesInAll: 64 * 1024 * 1024,
+  reservedBytesForRelaying: 32 * 1024 * 1024,
   maxPeers: 4_096,
 };
 
@@ -35,17 +47,21 @@ interface Window {
   start: number;
   ids: number;
   bytes: number;
+  /** Of `bytes` (the overall window only): sent to peers that are not relaying peers. */
+  unproven: number;
 }
 
 export class ServeBudget {
   readonly limits: ServeBudgetLimits;
   private readonly peers = new Map<string, Window>();
-  private all: Window = { start: Number.NEGATIVE_INFINITY, ids: 0, bytes: 0 };
+  private all: Window = { start: Number.NEGATIVE_INFINITY, ids: 0, bytes: 0, unproven: 0 };
 
   constructor(limits: Partial<ServeBudgetLimits> = {}) {
     this.limits = { ...DEFAULT_TX_SERVE_LIMITS, ...limits };
     for (const [k, v] of Object.entries(this.limits))
       if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`txServe.${k} must be a positive integer`);
+    if (this.limits.reservedBytesForRelaying >= this.limits.maxBytesInAll)
+      throw new RangeError('txServe.reservedBytesForRelaying must be less than txServe.maxBytesInAll');
   }
 
   /**
@@ -59,14 +75,24 @@ export class ServeBudget {
     return true;
   }
 
-  /** One transaction of `bytes` is about to be sent: false (stop the answer) past either budget. */
-  takeBytes(peer: string, bytes: number, now: number): boolean {
+  /**
+   * One transaction of `bytes` is about to be sent to `peer`, a relaying peer or not: false (stop
+   * the answer) past the peer's budget, the overall one, or (not relaying) the others' share.
+   */
+  takeBytes(peer: string, bytes: number, now: number, relaying = false): boolean {
     const w = this.windowOf(peer, now);
-    if (now - this.all.start >= this.limits.intervalMs) this.all = { start: now, ids: 0, bytes: 0 };
-    if (w.bytes + bytes > this.limits.maxBytesPerPeer || this.all.bytes + bytes > this.limits.maxBytesInAll)
+    if (now - this.all.start >= this.limits.intervalMs)
+      this.all = { start: now, ids: 0, bytes: 0, unproven: 0 };
+    const othersShare = this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
+    if (
+      w.bytes + bytes > this.limits.maxBytesPerPeer ||
+      this.all.bytes + bytes > this.limits.maxBytesInAll ||
+      (!relaying && this.all.unproven + bytes > othersShare)
+    )
       return false;
     w.bytes += bytes;
     this.all.bytes += bytes;
+    if (!relaying) this.all.unproven += bytes;
     return true;
   }
 
@@ -74,7 +100,7 @@ export class ServeBudget {
     let w = this.peers.get(peer);
     if (w && now - w.start < this.limits.intervalMs) return w;
     if (w) this.peers.delete(peer);
-    w = { start: now, ids: 0, bytes: 0 };
+    w = { start: now, ids: 0, bytes: 0, unproven: 0 };
     this.peers.set(peer, w);
     if (this.peers.size > this.limits.maxPeers) {
       const oldest = this.peers.keys().next().value;

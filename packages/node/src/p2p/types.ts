@@ -40,6 +40,12 @@ export interface NetworkHandlers {
    * A node without it serves none.
    */
   txs?(blockHash: Uint8Array, ids: readonly Uint8Array[]): Uint8Array[];
+  /**
+   * Whether `peer` relayed a consensus message this node accepted (a vote or proposal of the
+   * height being decided, new here): such peers carry the network's traffic and get the share of
+   * the `/txs/1` serve budget kept for them (p2p/serve-budget.ts). Without it, no peer does.
+   */
+  isRelayingPeer?(peer: string): boolean;
 }
 
 export interface PeerInfo {

@@ -22,7 +22,8 @@ import {
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
 import { createApi } from '../../src/api.js';
-import { Chain } from '../../src/chain.js';
+import { BlockWriteError, Chain } from '../../src/chain.js';
+import { DEFAULT_CONSENSUS_CONFIG, parseConsensusConfig } from '../../src/consensus/consensus-config.js';
 import { type PrivvalStorage, parsePrivval } from '../../src/consensus/privval-store.js';
 import { type DevKey, devGenesisJson, devKey, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -85,7 +86,7 @@ function signedHeight(storage: { writes: string[]; records: Map<string, Uint8Arr
 
 const T0 = Date.parse('2026-06-01T00:00:00Z');
 
-async function singleValidator() {
+async function singleValidator(opts: { blockWriteTimeoutMs?: number } = {}) {
   const genesis = devGenesisJson({ time: new Date(T0), blockTimeMs: 1000 });
   const store = new HeldKv();
   const chain = await Chain.open(ChainDb.over(store), genesis, silentLogger);
@@ -105,6 +106,7 @@ async function singleValidator() {
     logger: silentLogger,
     clock,
     onFatal: (err) => fatal.push(err),
+    ...opts,
   });
   // Every block built for a height, with what was on disk and in flight when its build began.
   const builds: { height: bigint; durableHeight: bigint; writing: boolean; signedHeight: bigint }[] = [];
@@ -192,6 +194,74 @@ test('a held write that fails stops consensus: nothing more is signed or committ
   const reopened = await Chain.open(ChainDb.over(store.inner), genesis, silentLogger);
   assert.equal(reopened.height, 1n);
   await core.stop();
+});
+
+test('a write that never finishes is fatal after the configured limit, on the driver clock: the node stops and reopens from disk', async () => {
+  // Before: the node signed nothing (right) but served block 1 as its head forever, and nothing
+  // restarted it. Now the write counts as failed (BlockWriteError: the node exits with 70).
+  const { chain, store, clock, storage, fatal, core, genesis } = await singleValidator({
+    blockWriteTimeoutMs: 20_000,
+  });
+  await runUntil(clock, () => chain.height >= 1n);
+  store.holding = true;
+  await runUntil(clock, () => chain.tipHeight >= 2n);
+  const heldAt = clock.now();
+  assert.equal(store.held.length, 1, "block 2's write is held and never released");
+  // A slow write, well under the limit, is waited for.
+  await clock.run(heldAt + 15_000);
+  assert.equal(fatal.length, 0, 'a slow write was taken as failed');
+  const signedBefore = storage.writes.length;
+  await runUntil(clock, () => fatal.length > 0, 10_000);
+  assert.equal(fatal.length, 1, 'the hung write was never given up on');
+  assert.ok(clock.now() - heldAt >= 20_000, 'given up on before the limit');
+  assert.ok(clock.now() - heldAt <= 25_000, 'given up on long after the limit');
+  assert.ok(fatal[0] instanceof BlockWriteError);
+  assert.match(fatal[0]!.message, /block 2 could not be written.*not done after/);
+  await assert.rejects(chain.untilDurable(), BlockWriteError);
+  await clock.run(clock.now() + 10_000);
+  assert.equal(fatal.length, 1);
+  assert.equal(storage.writes.length, signedBefore, 'signed after the write was given up on');
+  assert.equal(chain.height, 1n);
+  // Stopping does not wait for the write that will never finish.
+  await core.stop();
+  const reopened = await Chain.open(ChainDb.over(store.inner), genesis, silentLogger);
+  assert.equal(reopened.height, 1n, 'a restart resumes from what is on disk');
+  // The disk coming back later changes nothing: the failure stands.
+  store.held.shift()!.release();
+  await assert.rejects(chain.untilDurable(), /not done after/);
+});
+
+test('a stop while a write hangs ends at the write limit, with the failure reported, instead of waiting for good', async () => {
+  // Before: stop() cancelled the write watchdog, then waited for the write in flight; a write that
+  // never finished held the stop (SIGTERM, and the process with it) forever, and no exit 70 came.
+  const { chain, store, clock, fatal, core } = await singleValidator({ blockWriteTimeoutMs: 20_000 });
+  await runUntil(clock, () => chain.height >= 1n);
+  store.holding = true;
+  await runUntil(clock, () => chain.tipHeight >= 2n);
+  assert.equal(store.held.length, 1, "block 2's write is held and never released");
+  let stopped = false;
+  const stopping = core.stop().then(() => {
+    stopped = true;
+  });
+  await clock.run(clock.now() + 10_000);
+  assert.equal(stopped, false, 'the stop did not wait for a write that may still finish');
+  assert.equal(fatal.length, 0);
+  await runUntil(clock, () => stopped, 20_000);
+  assert.equal(stopped, true, 'the stop waited past the write limit');
+  assert.equal(fatal.length, 1, 'the write given up on was not reported');
+  assert.ok(fatal[0] instanceof BlockWriteError);
+  await stopping;
+  await assert.rejects(chain.untilDurable(), BlockWriteError);
+});
+
+test('the block write limit comes from config.json and is checked', () => {
+  assert.deepEqual(parseConsensusConfig(undefined), {});
+  assert.deepEqual(parseConsensusConfig({ blockWriteTimeoutMs: 90_000 }), { blockWriteTimeoutMs: 90_000 });
+  assert.equal(DEFAULT_CONSENSUS_CONFIG.blockWriteTimeoutMs, 60_000);
+  assert.throws(() => parseConsensusConfig({ blockWriteTimeoutMs: 0 }), /positive integer/);
+  assert.throws(() => parseConsensusConfig({ blockWriteTimeoutMs: '60s' }), /positive integer/);
+  assert.throws(() => parseConsensusConfig({ blockWriteTimeout: 5 }), /not a consensus setting/);
+  assert.throws(() => parseConsensusConfig([]), /must be an object/);
 });
 
 test('a synced block whose write fails stops a follower, and the peer that served it is not blamed for our disk', async () => {

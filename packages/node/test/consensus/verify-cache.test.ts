@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { encode, signProposal, signVote } from '@unc/core';
+import { encode, equalBytes, selectProposer, signProposal, signVote } from '@unc/core';
 import { proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -70,25 +70,39 @@ test('a signature checked once does not vouch for another vote or proposal', asy
     ];
     for (const forged of variants) assert.equal(await gossip('vote', wrap(forged), 'attacker'), 'reject');
 
-    // Proposals: the proposer's signature copied onto a proposal for another round.
+    // Proposals: the proposer's signature copied onto a proposal for another round. The genuine
+    // one is for a round the node handles now (round 0 or 1: one further ahead is only held).
+    const set = node.chain.validatorSet();
+    const proposerOf = (r: number) =>
+      validators.find((v) =>
+        equalBytes(v.publicKey, selectProposer(set, node.chain.head.header.beacon, 1n, r).publicKey),
+      )!;
+    const round = [0, 1].find((r) => proposerOf(r) !== validators[0])!;
+    const proposer = proposerOf(round);
     const { pending } = node.chain.buildProposal(
       [],
       node.chain.nextBlockTime(BigInt(Date.now())),
-      { seed: v1.seed, publicKey: v1.publicKey },
+      { seed: proposer.seed, publicKey: proposer.publicKey },
       () => false,
     );
     const proposal = signProposal(
       'unc-dev-1',
-      { height: 1n, round: 7, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
-      v1.seed,
+      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+      proposer.seed,
     );
     const wrapProposal = (p: typeof proposal) =>
       encode(
         proposalMessageCodec,
-        withIds({ proposal: p, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n }, v1.seed),
+        withIds(
+          { proposal: p, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+          proposer.seed,
+        ),
       );
     assert.equal(await gossip('proposal', wrapProposal(proposal), 'peer'), 'accept');
-    assert.equal(await gossip('proposal', wrapProposal({ ...proposal, round: 8 }), 'attacker'), 'reject');
+    assert.equal(
+      await gossip('proposal', wrapProposal({ ...proposal, round: round + 1 }), 'attacker'),
+      'reject',
+    );
     assert.equal(await gossip('proposal', wrapProposal({ ...proposal, polRound: 2 }), 'attacker'), 'reject');
   } finally {
     await node.stop();
