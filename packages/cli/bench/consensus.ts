@@ -12,9 +12,14 @@
  *
  *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
  *                              [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+ *                              [--trace FILE]
+ *
+ * `--trace FILE` runs the validators at debug level, keeps each one's `height stages` lines (when
+ * each stage of a height happened, in ms from its start: driver.ts, height-trace.ts) in FILE, and
+ * prints the saturated phase's median and p90 per stage.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -53,6 +58,11 @@ const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const SKIP_SINGLE = process.argv.includes('--skip-single');
+const TRACE = process.argv.includes('--trace')
+  ? process.argv[process.argv.indexOf('--trace') + 1]
+  : undefined;
+if (TRACE !== undefined && (TRACE === '' || TRACE.startsWith('--')))
+  throw new Error('--trace needs a file to write to');
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
 const TPS = new URL('./tps.js', import.meta.url).pathname;
 
@@ -75,6 +85,39 @@ async function singleNodeTps(): Promise<number | null> {
   await new Promise((r) => proc.on('exit', r));
   const m = /finalized transfers: \d+ in \d+ s = (\d+) \/s/.exec(out);
   return m ? Number(m[1]) : null;
+}
+
+/** The `height stages` lines of the trace file logged in [from, to], as stage → ms, per line. */
+function stagesBetween(file: string, from: number, to: number): Map<string, number>[] {
+  const out: Map<string, number>[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /(\d{4}-\d\d-\d\dT[\d:.]+Z) DEBUG \[[^\]]*\] height stages (.*)$/.exec(line);
+    if (!m) continue;
+    const at = Date.parse(m[1]!);
+    if (at < from || at > to) continue;
+    const stages = new Map<string, number>();
+    for (const [, k, v] of m[2]!.matchAll(/(\S+?)=(\S+)/g))
+      if (Number.isFinite(Number(v))) stages.set(k!, Number(v));
+    out.push(stages);
+  }
+  return out;
+}
+
+function printStages(label: string, lines: Map<string, number>[]): void {
+  const keys = new Map<string, number[]>();
+  for (const l of lines) for (const [k, v] of l) if (k !== 'height') keys.set(k, [...(keys.get(k) ?? []), v]);
+  console.log(
+    `height stages, ${label} (${lines.length} node-heights; ms from the height's start on each node):`,
+  );
+  const rows = [...keys].map(([k, vs]) => {
+    const s = [...vs].sort((a, b) => a - b);
+    return { k, n: s.length, p50: percentile(s, 50), p90: percentile(s, 90) };
+  });
+  rows.sort((a, b) => a.p50 - b.p50);
+  for (const r of rows)
+    console.log(
+      `  ${r.k.padEnd(28)} p50 ${String(r.p50).padStart(6)}  p90 ${String(r.p90).padStart(6)}  (n ${r.n})`,
+    );
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -117,10 +160,22 @@ async function main(): Promise<void> {
       ...BENCH_MEMPOOL_ARGS,
     ],
     {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, UNC_LOG_LEVEL: process.env.UNC_LOG_LEVEL ?? 'warn' },
+      stdio: ['ignore', 'pipe', TRACE ? 'pipe' : 'inherit'],
+      env: { ...process.env, UNC_LOG_LEVEL: TRACE ? 'debug' : (process.env.UNC_LOG_LEVEL ?? 'warn') },
     },
   );
+  if (TRACE) {
+    writeFileSync(TRACE, '');
+    // The nodes log to stderr: the stage lines go to the file, what is not debug to the console.
+    let partial = '';
+    testnet.stderr!.on('data', (d) => {
+      const lines = (partial + String(d)).split('\n');
+      partial = lines.pop() ?? '';
+      const stages = lines.filter((l) => l.includes('height stages'));
+      if (stages.length > 0) appendFileSync(TRACE, `${stages.join('\n')}\n`);
+      for (const l of lines) if (!l.includes(' DEBUG ')) process.stderr.write(`${l}\n`);
+    });
+  }
   const exited = new Promise((r) => testnet.on('exit', r));
   // Only a crash of the bench lands here; a normal end stops the nodes before removing their files.
   process.on('exit', () => testnet.kill('SIGTERM'));
@@ -364,6 +419,10 @@ async function main(): Promise<void> {
     '≥ 1.0',
   );
   goal('one validator down, blocks/s', p3 / SECONDS, 2, (v) => v >= 0.8, '≥ 0.8');
+  if (TRACE) {
+    printStages('calm', stagesBetween(TRACE, p1Start, p1End));
+    printStages('saturated', stagesBetween(TRACE, p2Start, p2End));
+  }
   await cleanup();
   process.exit(0);
 }
