@@ -101,6 +101,12 @@ describe('HeightPace', () => {
     assert.ok(pace.scale > 1, `scale ${pace.scale}`);
   });
 
+  test('by default the floor is half the execution budget', () => {
+    const pace = new HeightPace({ intervalMs: interval });
+    for (let i = 0; i < 100; i++) pace.observeHeight(3500, 0, 1000, 1000);
+    assert.equal(pace.scale, 0.5);
+  });
+
   test('bad options and bad paces are refused', () => {
     assert.throws(() => new HeightPace({ intervalMs: 0 }));
     assert.throws(() => new HeightPace({ intervalMs: 1000, minScale: 0 }));
