@@ -1099,17 +1099,15 @@ export class ConsensusDriver {
         from,
       );
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    const missing = rebuild.missing().length;
     this.logger.debug('compact proposal', {
       height: proposal.height,
       round: proposal.round,
       txs: msg.txIds.length,
-      missing: rebuild.missing().length,
+      missing,
     });
     if (proposal.height === this.height)
-      this.mark('rebuilt', proposal.round, this.clock.now(), {
-        txs: msg.txIds.length,
-        missing: rebuild.missing().length,
-      });
+      this.mark('rebuilt', proposal.round, this.clock.now(), { txs: msg.txIds.length, missing });
     if (!rebuild.complete) {
       // Only a proposal the machine could use is worth a fetch: its round's own proposer's, for the
       // round being decided or the next. A fetch slot is held until the peers asked give up (a
