@@ -56,7 +56,12 @@ export function budgetForRound(blockTimeMs: number, proposeMs: number, alone = f
 export interface HeightPaceOptions {
   /** The block interval the heights should keep, in ms. */
   intervalMs: number;
-  /** Bounds of the scale on the execution budget. */
+  /**
+   * Bounds of the scale on the execution budget. The ceiling is 1 by default: the loop only
+   * shrinks proposals below the execution budget and grows them back to it, never past it. Above
+   * it, a load that arrives while the scale is high makes blocks too large to finish in round 0,
+   * and those heights (decided in a later round) are not counted, so nothing would shrink them.
+   */
   minScale: number;
   maxScale: number;
   /** How many recent heights the median is taken over. */
@@ -81,7 +86,7 @@ export class HeightPace {
   private value = 1;
 
   constructor(opts: Partial<HeightPaceOptions> & Pick<HeightPaceOptions, 'intervalMs'>) {
-    this.opts = { minScale: 0.5, maxScale: 2, window: 5, ...opts };
+    this.opts = { minScale: 0.5, maxScale: 1, window: 5, ...opts };
     if (!(this.opts.intervalMs > 0)) throw new Error('a block interval must be positive');
     if (!(this.opts.minScale > 0 && this.opts.minScale <= 1 && this.opts.maxScale >= 1))
       throw new Error('the pace bounds must hold 1 and be positive');
