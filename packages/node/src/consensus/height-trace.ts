@@ -8,9 +8,18 @@
 
 import type { LogFields } from '../log.js';
 
+/**
+ * The most stages one height keeps. Stage names carry the round of a peer's proposal (`arrived@r7`),
+ * and any validator may sign proposals for any round of the height, so without a bound a peer could
+ * grow one height's trace (and its log line) without end. An honest height has about 15.
+ */
+export const MAX_TRACE_STAGES = 64;
+
 export class HeightTrace {
   private readonly marks = new Map<string, number>();
   private readonly details: LogFields = {};
+  /** Stages not kept once the bound was reached (logged as `dropped`). */
+  private dropped = 0;
 
   constructor(
     readonly height: bigint,
@@ -21,6 +30,10 @@ export class HeightTrace {
   /** The first time `stage` happened at this height (later ones are not kept), with details. */
   mark(stage: string, now: number, fields?: LogFields): void {
     if (this.marks.has(stage)) return;
+    if (this.marks.size >= MAX_TRACE_STAGES) {
+      this.dropped++;
+      return;
+    }
     this.marks.set(stage, now - this.startedAt);
     if (fields) for (const [k, v] of Object.entries(fields)) this.details[`${stage}.${k}`] = v;
   }
@@ -34,6 +47,6 @@ export class HeightTrace {
   fields(): LogFields {
     const out: LogFields = { height: this.height };
     for (const [stage, ms] of [...this.marks].sort((a, b) => a[1] - b[1])) out[stage] = ms;
-    return { ...out, ...this.details };
+    return { ...out, ...this.details, ...(this.dropped > 0 ? { dropped: this.dropped } : {}) };
   }
 }
