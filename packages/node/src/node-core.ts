@@ -52,6 +52,8 @@ export interface NodeCoreOptions {
   compactProposals?: boolean;
   /** DriverOptions.overlapCommit. */
   overlapCommit?: boolean;
+  /** DriverOptions.paceHeights. */
+  paceHeights?: boolean;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
   /** A transaction refused at admission, with the code (metrics). */
@@ -95,6 +97,7 @@ export class NodeCore {
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
       ...(opts.overlapCommit !== undefined ? { overlapCommit: opts.overlapCommit } : {}),
+      ...(opts.paceHeights !== undefined ? { paceHeights: opts.paceHeights } : {}),
       logger: opts.logger.child('consensus'),
     });
   }

@@ -49,6 +49,29 @@ export function rpcLimitsOf(config: Record<string, unknown>, path: string): Part
   }
 }
 
+/**
+ * The consensus settings in a home's config.json (`"consensus": {"paceHeights": false}`;
+ * docs/operators.md): only keys this node knows, each of its type, or a clear error.
+ */
+export function consensusOptionsOf(config: Record<string, unknown>, path: string): { paceHeights?: boolean } {
+  const section = config.consensus;
+  if (section === undefined) return {};
+  if (section === null || typeof section !== 'object' || Array.isArray(section))
+    throw new UncError('BAD_CONFIG', `${path}: "consensus" must be an object, like {"paceHeights": false}`);
+  const out: { paceHeights?: boolean } = {};
+  for (const [key, value] of Object.entries(section)) {
+    if (key !== 'paceHeights')
+      throw new UncError('BAD_CONFIG', `${path}: unknown setting "consensus.${key}" (known: paceHeights)`);
+    if (typeof value !== 'boolean')
+      throw new UncError(
+        'BAD_CONFIG',
+        `${path}: "consensus.paceHeights" must be true or false, not ${JSON.stringify(value)}`,
+      );
+    out.paceHeights = value;
+  }
+  return out;
+}
+
 export interface StartOptions {
   genesis: string;
   peers?: string;
@@ -99,6 +122,7 @@ export function startCommand(): Command {
         ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
+      const consensus = consensusOptionsOf(recorded, configPath);
       let connections: ReturnType<typeof parseConnectionLimits>;
       try {
         connections = parseConnectionLimits(recorded.p2p);
@@ -114,6 +138,7 @@ export function startCommand(): Command {
         rpcPort,
         rpc: rpcLimits,
         mempool: mempoolOptions(opts),
+        ...consensus,
         logger,
         network: (handlers, chain) =>
           startNetwork({
