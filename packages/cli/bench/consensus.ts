@@ -12,11 +12,20 @@
  *
  *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
  *                              [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
- *                              [--trace FILE]
+ *                              [--trace FILE] [--pace on|off|both] [--pairs 1]
  *
  * `--trace FILE` runs the validators at debug level, keeps each one's `height stages` lines (when
  * each stage of a height happened, in ms from its start: driver.ts, height-trace.ts) in FILE, and
  * prints the saturated phase's median and p90 per stage.
+ *
+ * `--pace on|off` runs the validators with the proposer's pacing loop (HeightPace, config.json
+ * `consensus.paceHeights`) on or off; left out, the nodes' default (on). `--pace both` is the A/B:
+ * the whole bench once per setting, each on its own fresh testnet, `--pairs N` times, the order
+ * alternating (off then on, then on then off, …) so that a machine whose load drifts during the run
+ * favours neither; then one row per run and the median of each setting. Pacing cannot be switched
+ * inside one testnet's saturated phase: that needs a restart, which empties the mempools, and the
+ * pre-signed transfers after the lost ones would wait forever on their nonces. The single-node
+ * figure is measured once, before the runs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,6 +72,11 @@ const TRACE = process.argv.includes('--trace')
   : undefined;
 if (TRACE !== undefined && (TRACE === '' || TRACE.startsWith('--')))
   throw new Error('--trace needs a file to write to');
+const PACE = process.argv.includes('--pace') ? process.argv[process.argv.indexOf('--pace') + 1] : undefined;
+if (PACE !== undefined && PACE !== 'on' && PACE !== 'off' && PACE !== 'both')
+  throw new Error(`--pace must be on, off or both, not ${JSON.stringify(PACE)}`);
+const PAIRS = arg('pairs', 1);
+if (!Number.isInteger(PAIRS)) throw new Error('--pairs must be a whole number');
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
 const TPS = new URL('./tps.js', import.meta.url).pathname;
 
@@ -125,7 +139,80 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** The saturated row of a child run's output: blocks/s and transfers/s, or null if it did not finish. */
+function saturatedRow(out: string): { blocks: number; txs: number } | null {
+  const blocks = /finalized blocks\/s \(saturated\)\s+([\d.]+)/.exec(out);
+  const txs = /finalized transfers\/s \(saturated\)\s+(\d+)/.exec(out);
+  return blocks && txs ? { blocks: Number(blocks[1]), txs: Number(txs[1]) } : null;
+}
+
+/** `--pace both`: this bench once per setting, alternating, each on a fresh testnet; both rows. */
+async function paceAB(): Promise<void> {
+  console.log(`bench:consensus --pace both: ${PAIRS} pair(s) of runs, pacing off and on, alternating`);
+  const verifyRate = rawVerifyRate();
+  console.log(`raw Ed25519 verify (node:crypto, one core): ${verifyRate.toFixed(0)} /s`);
+  let single: number | null = null;
+  if (!SKIP_SINGLE) {
+    console.log('single node (bench:tps, same parameters):');
+    single = await singleNodeTps();
+  }
+  // The other arguments as given, less the ones this run decides per child.
+  const passed: string[] = [];
+  for (let i = 2; i < process.argv.length; i++) {
+    const a = process.argv[i]!;
+    if (a === '--pace' || a === '--pairs' || a === '--trace') i++;
+    else if (a !== '--skip-single') passed.push(a);
+  }
+  const rows: { pace: 'off' | 'on'; row: { blocks: number; txs: number } | null }[] = [];
+  for (let pair = 0; pair < PAIRS; pair++) {
+    const order: ('off' | 'on')[] = pair % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+    for (const pace of order) {
+      console.log(`\n── run ${rows.length + 1} of ${2 * PAIRS}: pacing ${pace} ──`);
+      const args = [process.argv[1]!, ...passed, '--skip-single', '--pace', pace];
+      if (TRACE) args.push('--trace', `${TRACE}.${rows.length + 1}-${pace}`);
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d) => {
+        out += d;
+        process.stdout.write(d);
+      });
+      await new Promise((r) => child.on('exit', r));
+      rows.push({ pace, row: saturatedRow(out) });
+    }
+  }
+  console.log('\npacing A/B, saturated phase (each run its own testnet, in the order run):');
+  rows.forEach(({ pace, row }, i) =>
+    console.log(
+      `  run ${i + 1}  pacing ${pace.padEnd(3)}  ${row ? `${row.blocks.toFixed(2)} blocks/s  ${row.txs} transfers/s` : 'did not finish'}`,
+    ),
+  );
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length === 0
+      ? Number.NaN
+      : s.length % 2
+        ? s[(s.length - 1) / 2]!
+        : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const of = (pace: 'off' | 'on') => rows.filter((r) => r.pace === pace && r.row).map((r) => r.row!);
+  for (const pace of ['off', 'on'] as const) {
+    const rs = of(pace);
+    const tps = median(rs.map((r) => r.txs));
+    console.log(
+      `  median, pacing ${pace.padEnd(3)}      ${median(rs.map((r) => r.blocks)).toFixed(2)} blocks/s  ${tps.toFixed(0)} transfers/s  (${rs.length} runs; ÷ single node ${single ? (tps / single).toFixed(2) : 'not measured'}; ÷ raw one-core verify ${(tps / verifyRate).toFixed(2)})`,
+    );
+  }
+  const on = of('on');
+  const off = of('off');
+  const ratio = median(on.map((r) => r.blocks)) / median(off.map((r) => r.blocks));
+  console.log(`  blocks/s, pacing on ÷ off           ${Number.isFinite(ratio) ? ratio.toFixed(2) : 'n/a'}`);
+}
+
 async function main(): Promise<void> {
+  if (PACE === 'both') {
+    await paceAB();
+    process.exit(0);
+  }
   console.log(
     `bench:consensus  ${VALIDATORS} validators, ${SECONDS}s per phase, latency at ${RATE} tx/s, block time ${BLOCK_TIME} ms`,
   );
@@ -158,6 +245,7 @@ async function main(): Promise<void> {
       '--home',
       home,
       ...BENCH_MEMPOOL_ARGS,
+      ...(PACE ? ['--pace-heights', PACE] : []),
     ],
     {
       stdio: ['ignore', 'pipe', TRACE ? 'pipe' : 'inherit'],
@@ -377,7 +465,9 @@ async function main(): Promise<void> {
   sub.close();
 
   console.log('');
-  console.log(`${VALIDATORS} validators (separate processes, libp2p on 127.0.0.1):`);
+  console.log(
+    `${VALIDATORS} validators (separate processes, libp2p on 127.0.0.1), pacing ${PACE ?? 'the nodes’ default (on)'}:`,
+  );
   console.log(`  finalized blocks/s (at ${RATE} tx/s)     ${(p1Blocks.length / SECONDS).toFixed(2)}`);
   console.log(
     `  submission→finality p50 / p99          ${percentile(sorted, 50)} ms / ${percentile(sorted, 99)} ms  (${sorted.length} transfers${lost ? `, ${lost} not final within 30 s` : ''})`,
