@@ -170,13 +170,20 @@ async function paceAB(): Promise<void> {
       console.log(`\n── run ${rows.length + 1} of ${2 * PAIRS}: pacing ${pace} ──`);
       const args = [process.argv[1]!, ...passed, '--skip-single', '--pace', pace];
       if (TRACE) args.push('--trace', `${TRACE}.${rows.length + 1}-${pace}`);
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      // A testnet that fails to start (its random ports taken by another process) is tried again,
+      // up to three times; a run that started and failed is reported as not finished.
       let out = '';
-      child.stdout!.on('data', (d) => {
-        out += d;
-        process.stdout.write(d);
-      });
-      await new Promise((r) => child.on('exit', r));
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+        out = '';
+        child.stdout!.on('data', (d) => {
+          out += d;
+          process.stdout.write(d);
+        });
+        await new Promise((r) => child.on('exit', r));
+        if (out.includes('pre-signing')) break;
+        console.log(`(the testnet did not start: attempt ${attempt} of 3)`);
+      }
       rows.push({ pace, row: saturatedRow(out) });
     }
   }
