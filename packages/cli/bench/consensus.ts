@@ -12,9 +12,23 @@
  *
  *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
  *                              [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+ *                              [--trace FILE] [--pace on|off|both] [--pairs 1]
+ *
+ * `--trace FILE` runs the validators at debug level, keeps each one's `height stages` lines (when
+ * each stage of a height happened, in ms from its start: driver.ts, height-trace.ts) in FILE, and
+ * prints the saturated phase's median and p90 per stage.
+ *
+ * `--pace on|off` runs the validators with the proposer's pacing loop (HeightPace, config.json
+ * `consensus.paceHeights`) on or off; left out, the nodes' default (on). `--pace both` is the A/B:
+ * the whole bench once per setting, each on its own fresh testnet, `--pairs N` times, the order
+ * alternating (off then on, then on then off, …) so that a machine whose load drifts during the run
+ * favours neither; then one row per run and the median of each setting. Pacing cannot be switched
+ * inside one testnet's saturated phase: that needs a restart, which empties the mempools, and the
+ * pre-signed transfers after the lost ones would wait forever on their nonces. The single-node
+ * figure is measured once, before the runs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -53,6 +67,16 @@ const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const SKIP_SINGLE = process.argv.includes('--skip-single');
+const TRACE = process.argv.includes('--trace')
+  ? process.argv[process.argv.indexOf('--trace') + 1]
+  : undefined;
+if (TRACE !== undefined && (TRACE === '' || TRACE.startsWith('--')))
+  throw new Error('--trace needs a file to write to');
+const PACE = process.argv.includes('--pace') ? process.argv[process.argv.indexOf('--pace') + 1] : undefined;
+if (PACE !== undefined && PACE !== 'on' && PACE !== 'off' && PACE !== 'both')
+  throw new Error(`--pace must be on, off or both, not ${JSON.stringify(PACE)}`);
+const PAIRS = arg('pairs', 1);
+if (!Number.isInteger(PAIRS)) throw new Error('--pairs must be a whole number');
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
 const TPS = new URL('./tps.js', import.meta.url).pathname;
 
@@ -77,12 +101,125 @@ async function singleNodeTps(): Promise<number | null> {
   return m ? Number(m[1]) : null;
 }
 
+/** The `height stages` lines of the trace file logged in [from, to], as stage → ms, per line. */
+function stagesBetween(file: string, from: number, to: number): Map<string, number>[] {
+  const out: Map<string, number>[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /(\d{4}-\d\d-\d\dT[\d:.]+Z) DEBUG \[[^\]]*\] height stages (.*)$/.exec(line);
+    if (!m) continue;
+    const at = Date.parse(m[1]!);
+    if (at < from || at > to) continue;
+    const stages = new Map<string, number>();
+    for (const [, k, v] of m[2]!.matchAll(/(\S+?)=(\S+)/g))
+      if (Number.isFinite(Number(v))) stages.set(k!, Number(v));
+    out.push(stages);
+  }
+  return out;
+}
+
+function printStages(label: string, lines: Map<string, number>[]): void {
+  const keys = new Map<string, number[]>();
+  for (const l of lines) for (const [k, v] of l) if (k !== 'height') keys.set(k, [...(keys.get(k) ?? []), v]);
+  console.log(
+    `height stages, ${label} (${lines.length} node-heights; ms from the height's start on each node):`,
+  );
+  const rows = [...keys].map(([k, vs]) => {
+    const s = [...vs].sort((a, b) => a - b);
+    return { k, n: s.length, p50: percentile(s, 50), p90: percentile(s, 90) };
+  });
+  rows.sort((a, b) => a.p50 - b.p50);
+  for (const r of rows)
+    console.log(
+      `  ${r.k.padEnd(28)} p50 ${String(r.p50).padStart(6)}  p90 ${String(r.p90).padStart(6)}  (n ${r.n})`,
+    );
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** The saturated row of a child run's output: blocks/s and transfers/s, or null if it did not finish. */
+function saturatedRow(out: string): { blocks: number; txs: number } | null {
+  const blocks = /finalized blocks\/s \(saturated\)\s+([\d.]+)/.exec(out);
+  const txs = /finalized transfers\/s \(saturated\)\s+(\d+)/.exec(out);
+  return blocks && txs ? { blocks: Number(blocks[1]), txs: Number(txs[1]) } : null;
+}
+
+/** `--pace both`: this bench once per setting, alternating, each on a fresh testnet; both rows. */
+async function paceAB(): Promise<void> {
+  console.log(`bench:consensus --pace both: ${PAIRS} pair(s) of runs, pacing off and on, alternating`);
+  const verifyRate = rawVerifyRate();
+  console.log(`raw Ed25519 verify (node:crypto, one core): ${verifyRate.toFixed(0)} /s`);
+  let single: number | null = null;
+  if (!SKIP_SINGLE) {
+    console.log('single node (bench:tps, same parameters):');
+    single = await singleNodeTps();
+  }
+  // The other arguments as given, less the ones this run decides per child.
+  const passed: string[] = [];
+  for (let i = 2; i < process.argv.length; i++) {
+    const a = process.argv[i]!;
+    if (a === '--pace' || a === '--pairs' || a === '--trace') i++;
+    else if (a !== '--skip-single') passed.push(a);
+  }
+  const rows: { pace: 'off' | 'on'; row: { blocks: number; txs: number } | null }[] = [];
+  for (let pair = 0; pair < PAIRS; pair++) {
+    const order: ('off' | 'on')[] = pair % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+    for (const pace of order) {
+      console.log(`\n── run ${rows.length + 1} of ${2 * PAIRS}: pacing ${pace} ──`);
+      const args = [process.argv[1]!, ...passed, '--skip-single', '--pace', pace];
+      if (TRACE) args.push('--trace', `${TRACE}.${rows.length + 1}-${pace}`);
+      // A testnet that fails to start (its random ports taken by another process) is tried again,
+      // up to three times; a run that started and failed is reported as not finished.
+      let out = '';
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+        out = '';
+        child.stdout!.on('data', (d) => {
+          out += d;
+          process.stdout.write(d);
+        });
+        await new Promise((r) => child.on('exit', r));
+        if (out.includes('pre-signing')) break;
+        console.log(`(the testnet did not start: attempt ${attempt} of 3)`);
+      }
+      rows.push({ pace, row: saturatedRow(out) });
+    }
+  }
+  console.log('\npacing A/B, saturated phase (each run its own testnet, in the order run):');
+  rows.forEach(({ pace, row }, i) =>
+    console.log(
+      `  run ${i + 1}  pacing ${pace.padEnd(3)}  ${row ? `${row.blocks.toFixed(2)} blocks/s  ${row.txs} transfers/s` : 'did not finish'}`,
+    ),
+  );
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length === 0
+      ? Number.NaN
+      : s.length % 2
+        ? s[(s.length - 1) / 2]!
+        : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const of = (pace: 'off' | 'on') => rows.filter((r) => r.pace === pace && r.row).map((r) => r.row!);
+  for (const pace of ['off', 'on'] as const) {
+    const rs = of(pace);
+    const tps = median(rs.map((r) => r.txs));
+    console.log(
+      `  median, pacing ${pace.padEnd(3)}      ${median(rs.map((r) => r.blocks)).toFixed(2)} blocks/s  ${tps.toFixed(0)} transfers/s  (${rs.length} runs; ÷ single node ${single ? (tps / single).toFixed(2) : 'not measured'}; ÷ raw one-core verify ${(tps / verifyRate).toFixed(2)})`,
+    );
+  }
+  const on = of('on');
+  const off = of('off');
+  const ratio = median(on.map((r) => r.blocks)) / median(off.map((r) => r.blocks));
+  console.log(`  blocks/s, pacing on ÷ off           ${Number.isFinite(ratio) ? ratio.toFixed(2) : 'n/a'}`);
+}
+
 async function main(): Promise<void> {
+  if (PACE === 'both') {
+    await paceAB();
+    process.exit(0);
+  }
   console.log(
     `bench:consensus  ${VALIDATORS} validators, ${SECONDS}s per phase, latency at ${RATE} tx/s, block time ${BLOCK_TIME} ms`,
   );
@@ -115,12 +252,25 @@ async function main(): Promise<void> {
       '--home',
       home,
       ...BENCH_MEMPOOL_ARGS,
+      ...(PACE ? ['--pace-heights', PACE] : []),
     ],
     {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, UNC_LOG_LEVEL: process.env.UNC_LOG_LEVEL ?? 'warn' },
+      stdio: ['ignore', 'pipe', TRACE ? 'pipe' : 'inherit'],
+      env: { ...process.env, UNC_LOG_LEVEL: TRACE ? 'debug' : (process.env.UNC_LOG_LEVEL ?? 'warn') },
     },
   );
+  if (TRACE) {
+    writeFileSync(TRACE, '');
+    // The nodes log to stderr: the stage lines go to the file, what is not debug to the console.
+    let partial = '';
+    testnet.stderr!.on('data', (d) => {
+      const lines = (partial + String(d)).split('\n');
+      partial = lines.pop() ?? '';
+      const stages = lines.filter((l) => l.includes('height stages'));
+      if (stages.length > 0) appendFileSync(TRACE, `${stages.join('\n')}\n`);
+      for (const l of lines) if (!l.includes(' DEBUG ')) process.stderr.write(`${l}\n`);
+    });
+  }
   const exited = new Promise((r) => testnet.on('exit', r));
   // Only a crash of the bench lands here; a normal end stops the nodes before removing their files.
   process.on('exit', () => testnet.kill('SIGTERM'));
@@ -322,7 +472,9 @@ async function main(): Promise<void> {
   sub.close();
 
   console.log('');
-  console.log(`${VALIDATORS} validators (separate processes, libp2p on 127.0.0.1):`);
+  console.log(
+    `${VALIDATORS} validators (separate processes, libp2p on 127.0.0.1), pacing ${PACE ?? 'the nodes’ default (on)'}:`,
+  );
   console.log(`  finalized blocks/s (at ${RATE} tx/s)     ${(p1Blocks.length / SECONDS).toFixed(2)}`);
   console.log(
     `  submission→finality p50 / p99          ${percentile(sorted, 50)} ms / ${percentile(sorted, 99)} ms  (${sorted.length} transfers${lost ? `, ${lost} not final within 30 s` : ''})`,
@@ -364,6 +516,10 @@ async function main(): Promise<void> {
     '≥ 1.0',
   );
   goal('one validator down, blocks/s', p3 / SECONDS, 2, (v) => v >= 0.8, '≥ 0.8');
+  if (TRACE) {
+    printStages('calm', stagesBetween(TRACE, p1Start, p1End));
+    printStages('saturated', stagesBetween(TRACE, p2Start, p2End));
+  }
   await cleanup();
   process.exit(0);
 }

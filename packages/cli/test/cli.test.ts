@@ -14,6 +14,7 @@ import type { OfferJson } from '@unc/sdk';
 import fc from 'fast-check';
 import { devHints } from '../src/commands/dev.js';
 import { checkLease } from '../src/commands/market.js';
+import { consensusOptionsOf } from '../src/commands/start.js';
 import { Context, DEFAULT_NODE, resolveAddress } from '../src/context.js';
 import { chipCursorBefore, MIN_PREFIX, parseId, pickByPrefix } from '../src/ids.js';
 import { Keyring } from '../src/keyring.js';
@@ -129,6 +130,38 @@ describe('global options and the home config', () => {
       assert.equal(json.version, CLI_VERSION, pkg);
     }
     assert.equal((await runUnc(['--version'])).stdout.trim(), CLI_VERSION);
+  });
+});
+
+describe('consensus settings in config.json', () => {
+  test('consensus.paceHeights is true or false; anything else is a clear BAD_CONFIG', () => {
+    assert.deepEqual(consensusOptionsOf({}, 'c.json'), {});
+    assert.deepEqual(consensusOptionsOf({ consensus: {} }, 'c.json'), {});
+    assert.deepEqual(consensusOptionsOf({ consensus: { paceHeights: false } }, 'c.json'), {
+      paceHeights: false,
+    });
+    assert.deepEqual(consensusOptionsOf({ consensus: { paceHeights: true } }, 'c.json'), {
+      paceHeights: true,
+    });
+    for (const bad of ['off', 0, 1, null, 'false'])
+      throwsWith(() => consensusOptionsOf({ consensus: { paceHeights: bad } }, 'c.json'), 'BAD_CONFIG');
+    for (const bad of [null, 'off', false, [true]])
+      throwsWith(() => consensusOptionsOf({ consensus: bad }, 'c.json'), 'BAD_CONFIG');
+    // A misspelt key is refused, not silently ignored (pacing would stay on unnoticed).
+    assert.throws(
+      () => consensusOptionsOf({ consensus: { paceHeight: false } }, 'c.json'),
+      /unknown setting "consensus.paceHeight"/,
+    );
+  });
+
+  test('every consensus key is known to the one parser: the write limit and pacing together', () => {
+    // Two parsers of the same object, each refusing the other's key, made any config.json with
+    // both unusable (and one with the write limit refused by `unc start`).
+    assert.deepEqual(
+      consensusOptionsOf({ consensus: { paceHeights: false, blockWriteTimeoutMs: 90_000 } }, 'c.json'),
+      { paceHeights: false, blockWriteTimeoutMs: 90_000 },
+    );
+    throwsWith(() => consensusOptionsOf({ consensus: { blockWriteTimeoutMs: 0 } }, 'c.json'), 'BAD_CONFIG');
   });
 });
 

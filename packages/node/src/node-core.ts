@@ -54,6 +54,8 @@ export interface NodeCoreOptions {
   overlapCommit?: boolean;
   /** DriverOptions.blockWriteTimeoutMs. */
   blockWriteTimeoutMs?: number;
+  /** DriverOptions.paceHeights. */
+  paceHeights?: boolean;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
   /** A transaction refused at admission, with the code (metrics). */
@@ -98,6 +100,7 @@ export class NodeCore {
       ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
       ...(opts.overlapCommit !== undefined ? { overlapCommit: opts.overlapCommit } : {}),
       ...(opts.blockWriteTimeoutMs !== undefined ? { blockWriteTimeoutMs: opts.blockWriteTimeoutMs } : {}),
+      ...(opts.paceHeights !== undefined ? { paceHeights: opts.paceHeights } : {}),
       logger: opts.logger.child('consensus'),
     });
   }

@@ -67,6 +67,11 @@ export interface NodeOptions {
   verifyPool?: Partial<VerifyPoolOptions>;
   /** The admission queue's bound and slice length (admission.ts). */
   admission?: Partial<AdmissionOptions>;
+  /**
+   * Whether a validator's proposal size follows how long heights take (HeightPace; default true,
+   * `consensus.paceHeights` in config.json): off, the execution budget alone (an A/B baseline).
+   */
+  paceHeights?: boolean;
 }
 
 export { NODE_VERSION } from './version.js';
@@ -170,6 +175,7 @@ export class UncNode {
         privvalPath: validator ? join(opts.dataDir, 'privval.json') : null,
         blockTimeMs: opts.blockTimeMs ?? chain.params.blockTimeMs,
         ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+        ...(opts.paceHeights !== undefined ? { paceHeights: opts.paceHeights } : {}),
         logger,
         clock: systemClock,
         ...(opts.blockWriteTimeoutMs !== undefined ? { blockWriteTimeoutMs: opts.blockWriteTimeoutMs } : {}),

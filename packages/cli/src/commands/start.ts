@@ -50,6 +50,22 @@ export function rpcLimitsOf(config: Record<string, unknown>, path: string): Part
   }
 }
 
+/**
+ * The consensus settings in a home's config.json (`"consensus": {"paceHeights": false,
+ * "blockWriteTimeoutMs": 60000}`; docs/operators.md): only keys this node knows, each of its type,
+ * or a clear BAD_CONFIG.
+ */
+export function consensusOptionsOf(
+  config: Record<string, unknown>,
+  path: string,
+): ReturnType<typeof parseConsensusConfig> {
+  try {
+    return parseConsensusConfig(config.consensus);
+  } catch (err) {
+    throw new UncError('BAD_CONFIG', `${path}: ${(err as Error).message}`);
+  }
+}
+
 export interface StartOptions {
   genesis: string;
   peers?: string;
@@ -100,11 +116,10 @@ export function startCommand(): Command {
         ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
+      const consensus = consensusOptionsOf(recorded, configPath);
       let connections: ReturnType<typeof parseConnectionLimits>;
-      let consensus: ReturnType<typeof parseConsensusConfig>;
       try {
         connections = parseConnectionLimits(recorded.p2p);
-        consensus = parseConsensusConfig(recorded.consensus);
       } catch (err) {
         throw new UncError('BAD_CONFIG', `${configPath}: ${(err as Error).message}`);
       }

@@ -43,6 +43,10 @@ export function testnetCommand(): Command {
     .option('--chips-per-validator <n>', 'dev chips driven by each node’s miner agent', '2')
     .option('--block-time <ms>', 'milliseconds between blocks (fresh testnet only)', '1000')
     .option('--reset', 'delete the testnet directory and start from a fresh genesis')
+    .option(
+      '--pace-heights <on|off>',
+      "writes consensus.paceHeights into each node's config.json (proposal size follows height times)",
+    )
     .action(
       async (
         opts: {
@@ -52,6 +56,7 @@ export function testnetCommand(): Command {
           chipsPerValidator: string;
           blockTime: string;
           reset?: boolean;
+          paceHeights?: string;
         } & MempoolFlags,
         cmd: Command,
       ) => {
@@ -61,6 +66,8 @@ export function testnetCommand(): Command {
         const chips = countOption(opts.chipsPerValidator, 'chips-per-validator', 0, 64);
         const blockTimeMs = countOption(opts.blockTime, 'block-time', 100, 600_000);
         const dir = resolve(opts.dir ?? join(ctx.home, 'testnet'));
+        if (opts.paceHeights !== undefined && opts.paceHeights !== 'on' && opts.paceHeights !== 'off')
+          throw new UncError('BAD_ARGUMENT', `invalid --pace-heights "${opts.paceHeights}": on or off`);
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
         const genesisPath = join(dir, 'genesis.json');
         const recordPath = join(dir, 'testnet.json');
@@ -90,6 +97,19 @@ export function testnetCommand(): Command {
           });
           writeFileSync(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
         }
+
+        if (opts.paceHeights !== undefined)
+          for (const h of homes) {
+            const path = join(h.home, 'config.json');
+            const config = existsSync(path)
+              ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)
+              : {};
+            const consensus = {
+              ...(config.consensus as Record<string, unknown> | undefined),
+              paceHeights: opts.paceHeights === 'on',
+            };
+            writeFileSync(path, `${JSON.stringify({ ...config, consensus }, null, 2)}\n`);
+          }
 
         const p2pAddr = (i: number) => `/ip4/127.0.0.1/tcp/${basePort + 2 * i}/p2p/${homes[i]!.peerId}`;
         const nodes: TestnetNode[] = homes.map((h, i) => ({

@@ -88,6 +88,7 @@ import {
   proposalEnvelopeProblem,
   signedContentMatches,
 } from './gossip-checks.js';
+import { HeightTrace } from './height-trace.js';
 import { MempoolReactor } from './mempool-reactor.js';
 import {
   filePrivvalStorage,
@@ -96,7 +97,7 @@ import {
   type SignedProposalRecord,
   storePrivval,
 } from './privval-store.js';
-import { budgetForRound, ProposalBudget } from './proposal-budget.js';
+import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
@@ -167,6 +168,11 @@ export interface DriverOptions {
    * bench:commit measures both in one run.
    */
   overlapCommit?: boolean;
+  /**
+   * Whether the proposal budget follows how long heights take here (HeightPace; default true).
+   * Off, it follows the measured execution cost alone (a benchmark's baseline, tests).
+   */
+  paceHeights?: boolean;
   /**
    * A peer that connects again within this long gets no second catch-up (default: the block
    * time). Reconnecting must not buy a peer (or everyone else) a re-send of the height.
@@ -254,6 +260,7 @@ export class ConsensusDriver {
   private readonly timeouts: TimeoutParams;
   private readonly compactProposals: boolean;
   private readonly overlapCommit: boolean;
+  private readonly paceHeights: boolean;
 
   private readonly machine: Tendermint;
   private privval: PrivValidator | null = null;
@@ -326,6 +333,8 @@ export class ConsensusDriver {
   private readonly preverifier: BlockPreverifier;
   /** How many transactions a proposal should carry to fit a round (proposal-budget.ts). */
   readonly proposalBudget: ProposalBudget;
+  /** The proposer's closed loop on how long heights take here (proposal-budget.ts). */
+  readonly heightPace: HeightPace;
   /** Who has been heard from lately: a round of a validator that is down waits less for it. */
   private readonly liveness = new ProposerLiveness();
   /**
@@ -377,6 +386,8 @@ export class ConsensusDriver {
   private proposalArrived = new Set<number>();
   /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
   private preverifiedRounds = new Set<number>();
+  /** When each stage of the current height happened here (debug log `height stages`). */
+  private trace: HeightTrace | null = null;
 
   constructor(opts: DriverOptions) {
     this.chain = opts.chain;
@@ -393,6 +404,7 @@ export class ConsensusDriver {
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
     this.compactProposals = opts.compactProposals ?? true;
     this.overlapCommit = opts.overlapCommit ?? true;
+    this.paceHeights = opts.paceHeights ?? true;
     this.peerCatchUpIntervalMs = opts.peerCatchUpIntervalMs ?? opts.blockTimeMs;
     this.blockWriteTimeoutMs = opts.blockWriteTimeoutMs ?? DEFAULT_BLOCK_WRITE_TIMEOUT_MS;
     if (!Number.isSafeInteger(this.blockWriteTimeoutMs) || this.blockWriteTimeoutMs <= 0)
@@ -401,6 +413,7 @@ export class ConsensusDriver {
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
     });
+    this.heightPace = new HeightPace({ intervalMs: this.blockTimeMs });
     if (this.validator) {
       if (!this.privvalStorage) throw new Error('a validator needs a path for its private validator state');
       const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
@@ -616,6 +629,11 @@ export class ConsensusDriver {
     this.invalidContent = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
+    this.trace = new HeightTrace(height, this.lastProgress);
+    // How far past its block-time slot this height started (the previous one ran long).
+    this.trace.mark('start', this.lastProgress, {
+      late: this.lastProgress - Number(this.chain.tip.header.time) - this.blockTimeMs,
+    });
     await this.handle({
       type: 'start',
       height,
@@ -901,6 +919,8 @@ export class ConsensusDriver {
   private async perform(action: ConsensusAction): Promise<void> {
     switch (action.type) {
       case 'broadcast-vote':
+        if (action.vote.height === this.height)
+          this.mark(action.vote.blockHash ? action.vote.type : `${action.vote.type}Nil`, action.vote.round);
         if (!this.canPublish()) return;
         this.publish('vote', encode(voteMessageCodec, { vote: action.vote, sentAt: this.sentAt() }));
         return;
@@ -968,6 +988,7 @@ export class ConsensusDriver {
 
   private async onTimeout(height: bigint, round: number, step: TimeoutStep): Promise<void> {
     if (height !== this.height) return;
+    this.mark(`timeout.${step}`, round);
     if (step === 'propose') {
       const s = this.machine.snapshot();
       this.proposeTimedOut.add(round);
@@ -1027,7 +1048,13 @@ export class ConsensusDriver {
         return env !== undefined && this.host.isTxVerified(env);
       },
     );
-    this.proposalBudget.observe(pending.envelopes.length, this.clock.now() - started);
+    const built = this.clock.now();
+    this.proposalBudget.observe(pending.envelopes.length, built - started);
+    this.mark('built', round, built, {
+      txs: pending.envelopes.length,
+      ms: built - started,
+      max: this.proposalBudget.maxTxs(),
+    });
     if (rejected.length > 0) this.host.onRejected(rejected);
     this.rememberPending(toHex(pending.hash), { pending, message: null });
     await this.handle({ type: 'value', height, round, blockHash: pending.hash });
@@ -1073,6 +1100,9 @@ export class ConsensusDriver {
       this.lastProgress = 0;
       return;
     }
+    const trace = this.trace?.height === action.height ? this.trace : null;
+    const decided = this.clock.now();
+    trace?.mark('decided', decided, { round: action.round, txs: known.pending.envelopes.length });
     // Returns once the batch is handed to the database: the next height starts on the block's
     // state while it is written (its signatures wait for the write, in `handle`).
     const { committed, durable } = await this.chain.beginCommit(known.pending, action.certificate);
@@ -1085,12 +1115,31 @@ export class ConsensusDriver {
       }
     }
     this.lastProgress = this.clock.now();
+    // The next proposal's size follows how long this height took here, start to commit (only with
+    // peers: a validator alone waits for nobody, and its budget is already the whole interval).
+    if (trace && this.network && this.paceHeights)
+      this.proposalBudget.pace = this.heightPace.observeHeight(
+        this.lastProgress - trace.startedAt,
+        action.round,
+        known.pending.envelopes.length,
+        this.proposalBudget.maxTxs(),
+      );
+    trace?.mark('committed', this.lastProgress, {
+      ms: this.lastProgress - decided,
+      pace: Math.round(this.proposalBudget.pace * 100) / 100,
+    });
     // The mempool drops the block's transactions now, before the next proposal is built from it.
     this.host.onCommitted(committed);
     this.liveness.prune(committed.block.header.height);
     this.scheduleHeight();
     durable.then(
-      () => this.afterDurable(committed, action.round),
+      () => {
+        if (trace) {
+          trace.mark('durable', this.clock.now());
+          this.logger.debug('height stages', trace.fields());
+        }
+        this.afterDurable(committed, action.round);
+      },
       (err) => this.fatal(err),
     );
   }
@@ -1118,6 +1167,11 @@ export class ConsensusDriver {
         this.logger.error('commit listener failed', { error: (err as Error).message });
       }
     }
+  }
+
+  /** Marks a stage of the current height's trace (`@rN` after the name for rounds past 0). */
+  private mark(stage: string, round: number, now = this.clock.now(), fields?: Record<string, unknown>): void {
+    this.trace?.mark(round === 0 ? stage : `${stage}@r${round}`, now, fields);
   }
 
   /** The sender's clock on a message: only makes a re-sent copy differ from the first (wire.ts). */
@@ -1256,6 +1310,7 @@ export class ConsensusDriver {
     this.liveness.saw(proposal.proposer, proposal.height);
     // On arrival, before its transactions are fetched: a slow fetch is not the proposer's fault.
     this.proposalArrives(proposal);
+    if (proposal.height === this.height) this.mark('arrived', proposal.round);
     const key = toHex(proposal.blockHash);
     const known = this.pending.get(key);
     // A block held under this hash is used only if its bytes are the ones signed here: another
@@ -1268,12 +1323,15 @@ export class ConsensusDriver {
         from,
       );
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    const missing = rebuild.missing().length;
     this.logger.debug('compact proposal', {
       height: proposal.height,
       round: proposal.round,
       txs: msg.txIds.length,
-      missing: rebuild.missing().length,
+      missing,
     });
+    if (proposal.height === this.height)
+      this.mark('rebuilt', proposal.round, this.clock.now(), { txs: msg.txIds.length, missing });
     if (!rebuild.complete) {
       // Only a proposal the machine could use is worth a fetch: its round's own proposer's, for the
       // round being decided or the next. A fetch slot is held until the peers asked give up (a
@@ -1320,6 +1378,7 @@ export class ConsensusDriver {
       this.roundFetches.add(fetch);
       try {
         if (!(await this.fetchMissing(rebuild, from, this.network, content, abort.signal))) return 'ignore';
+        this.mark('fetched', proposal.round);
       } finally {
         height.removeEventListener('abort', onHeight);
         this.roundFetches.delete(fetch);
@@ -1474,6 +1533,7 @@ export class ConsensusDriver {
           this.headForPreverify(),
           (env) => this.host.isTxVerified(env),
         );
+      if (msg.proposal.height === this.height) this.mark('prechecked', msg.proposal.round);
     }
     return this.enqueue(() => this.onProposalMessage(msg, from));
   }
@@ -1575,7 +1635,9 @@ export class ConsensusDriver {
       envelopes,
       this.preverifier.isEd25519Verified,
     );
-    this.proposalBudget.observe(envelopes.length, this.clock.now() - started);
+    const checked = this.clock.now();
+    this.proposalBudget.observe(envelopes.length, checked - started);
+    this.mark('checked', proposal.round, checked, { txs: envelopes.length, ms: checked - started });
     return pending;
   }
 

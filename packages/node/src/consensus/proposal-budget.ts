@@ -31,9 +31,108 @@ export function budgetForRound(blockTimeMs: number, proposeMs: number, alone = f
   return Math.max(50, Math.floor(Math.min(blockTimeMs, proposeMs) / (alone ? 1 : 4)));
 }
 
+/**
+ * The proposer's closed loop on how long heights take. The execution budget above counts one
+ * execution of the block, but a height runs the proposer's build, the gossip and rebuild, every
+ * validator's check, two vote steps and the commit one after another, on machines that are busy
+ * with admission too: measured under saturation on a shared 2-core machine (4 validators), the
+ * critical path cost about three times the measured execution per transaction, and heights of
+ * 1.2–3 s kept the chain below one block per interval with no round timing out. So the proposer
+ * scales its budget by how long recent heights took here, from the height's start to its commit
+ * on this node's clock: shrinking while they run past the interval, growing back while they end
+ * well within it and blocks were full (short heights of small blocks say nothing about a bigger
+ * one).
+ *
+ * Bounded against an attacker: a validator that delays its votes, or a proposer that makes slow
+ * blocks, can lengthen heights and so shrink honest proposals, but never below `minScale` (half)
+ * of the execution budget (nor below the budget's `minTxs`). Half is also as far as shrinking
+ * pays: on a machine so busy that every stage waits for a core, heights stay long at any block
+ * size, and smaller blocks then only cut throughput (4 validators on 2 cores at load average
+ * 10-15: 0.4-0.5 blocks/s with blocks of 100 or of 300 transfers alike); heights decided after a round timed out
+ * are not counted (a missing proposer or a partition is not the cost of a block's size); and the
+ * median of the last few heights is used, so one slow height moves nothing. Only the proposer's
+ * choice depends on it (and so on its clock): a block's validity never does.
+ */
+export interface HeightPaceOptions {
+  /** The block interval the heights should keep, in ms. */
+  intervalMs: number;
+  /**
+   * Bounds of the scale on the execution budget. The ceiling is 1 by default: the loop only
+   * shrinks proposals below the execution budget and grows them back to it, never past it. Above
+   * it, a load that arrives while the scale is high makes blocks too large to finish in round 0,
+   * and those heights (decided in a later round) are not counted, so nothing would shrink them.
+   */
+  minScale: number;
+  maxScale: number;
+  /** How many recent heights the median is taken over. */
+  window: number;
+}
+
+/** Heights longer than this share of the interval shrink the next proposals. */
+const SHRINK_ABOVE = 0.85;
+/** Heights shorter than this share of the interval, of full blocks, grow them back. */
+const GROW_BELOW = 0.6;
+/** The height time a shrink aims at, as a share of the interval. */
+const AIM = 0.75;
+/** The most one height may change the scale by, each way (smooth, and bounded per height). */
+const MAX_SHRINK_STEP = 0.75;
+const MAX_GROW_STEP = 1.1;
+/** A block at least this share of the proposal limit counts as full. */
+const FULL = 0.5;
+
+export class HeightPace {
+  private readonly opts: HeightPaceOptions;
+  private readonly recent: number[] = [];
+  private value = 1;
+
+  constructor(opts: Partial<HeightPaceOptions> & Pick<HeightPaceOptions, 'intervalMs'>) {
+    this.opts = { minScale: 0.5, maxScale: 1, window: 5, ...opts };
+    if (!(this.opts.intervalMs > 0)) throw new Error('a block interval must be positive');
+    if (!(this.opts.minScale > 0 && this.opts.minScale <= 1 && this.opts.maxScale >= 1))
+      throw new Error('the pace bounds must hold 1 and be positive');
+    if (!(Number.isInteger(this.opts.window) && this.opts.window >= 1))
+      throw new Error('the pace window must be a positive whole number of heights');
+  }
+
+  /** The factor on the execution budget, in [minScale, maxScale]. */
+  get scale(): number {
+    return this.value;
+  }
+
+  /** The median of the heights counted lately, in ms (NaN before any). */
+  get recentHeightMs(): number {
+    if (this.recent.length === 0) return Number.NaN;
+    const sorted = [...this.recent].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)]!;
+  }
+
+  /**
+   * A height was decided: `ms` from its start to its commit here, in `round`, with `txs`
+   * transactions while this proposer's limit was `limit`. Returns the new scale.
+   */
+  observeHeight(ms: number, round: number, txs: number, limit: number): number {
+    // A round that timed out measures the fault, not the block; a bad clock reading nothing.
+    if (round !== 0 || !Number.isFinite(ms) || ms < 0) return this.value;
+    const { intervalMs, window, minScale, maxScale } = this.opts;
+    // One absurd sample (a stalled process) counts as a long height, no more.
+    this.recent.push(Math.min(ms, 4 * intervalMs));
+    if (this.recent.length > window) this.recent.shift();
+    // A lone sample is no trend: the first heights after a start wait for a few more.
+    if (this.recent.length < Math.min(3, window)) return this.value;
+    const median = this.recentHeightMs;
+    let step = 1;
+    if (median > SHRINK_ABOVE * intervalMs) step = Math.max(MAX_SHRINK_STEP, (AIM * intervalMs) / median);
+    else if (median < GROW_BELOW * intervalMs && txs >= FULL * limit)
+      step = Math.min(MAX_GROW_STEP, (AIM * intervalMs) / Math.max(1, median));
+    this.value = Math.min(maxScale, Math.max(minScale, this.value * step));
+    return this.value;
+  }
+}
+
 export class ProposalBudget {
   private readonly opts: ProposalBudgetOptions;
   private msPerTx: number;
+  private paceScale = 1;
 
   constructor(opts: Partial<ProposalBudgetOptions> & Pick<ProposalBudgetOptions, 'budgetMs'>) {
     this.opts = { initialMsPerTx: 0.25, minTxs: 100, smoothing: 0.3, ...opts };
@@ -66,8 +165,18 @@ export class ProposalBudget {
     this.msPerTx = Math.max(0.001, a * sample + (1 - a) * this.msPerTx);
   }
 
+  /** The factor on the execution budget from the observed height times (HeightPace); 1 alone. */
+  get pace(): number {
+    return this.paceScale;
+  }
+
+  set pace(scale: number) {
+    if (!(scale > 0) || !Number.isFinite(scale)) throw new Error('a pace must be positive and finite');
+    this.paceScale = scale;
+  }
+
   /** The most transactions the next proposal should carry. */
   maxTxs(): number {
-    return Math.max(this.opts.minTxs, Math.floor(this.opts.budgetMs / this.msPerTx));
+    return Math.max(this.opts.minTxs, Math.floor((this.paceScale * this.opts.budgetMs) / this.msPerTx));
   }
 }

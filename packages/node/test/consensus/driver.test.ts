@@ -885,3 +885,34 @@ test('a proposal whose own copy has a forged signature is still refused when no 
     await stopNode(node);
   }
 });
+
+test('paceHeights: a node started with it off never paces its proposals; one left on counts its heights', async () => {
+  const hub = new MemoryNetworkHub();
+  const nodes = await Promise.all(
+    validators.map(async (v, i) => {
+      const node = await UncNode.start({
+        dataDir: tempDir(),
+        genesis,
+        validatorSeed: v.seed,
+        rpcPort: 0,
+        timeouts: TIMEOUTS,
+        logger: silentLogger,
+        network: async (handlers) => hub.join(`v${i}`, handlers),
+        // Two with the loop off (config.json consensus.paceHeights false), two with the default.
+        ...(i < 2 ? { paceHeights: false } : {}),
+      });
+      running.add(node);
+      return node;
+    }),
+  );
+  // Heights decided in round 0 are counted by the nodes that pace (not a timing: which heights
+  // were counted, not how long they took).
+  await until('the pacing nodes to count heights', () =>
+    nodes.slice(2).every((n) => Number.isFinite(n.driver!.heightPace.recentHeightMs)),
+  );
+  for (const n of nodes.slice(0, 2)) {
+    assert.ok(Number.isNaN(n.driver!.heightPace.recentHeightMs), 'a node with pacing off counted a height');
+    assert.equal(n.driver!.proposalBudget.pace, 1);
+  }
+  for (const n of nodes) await stopNode(n);
+});
