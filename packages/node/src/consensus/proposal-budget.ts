@@ -113,6 +113,11 @@ export class HeightPace {
   observeHeight(ms: number, round: number, txs: number, limit: number): number {
     // A round that timed out measures the fault, not the block; a bad clock reading nothing.
     if (round !== 0 || !Number.isFinite(ms) || ms < 0) return this.value;
+    // A height whose block was not full says nothing about block size: its time is the network's
+    // latency and the validators' speed, which a smaller block cannot shorten. Counted, a network
+    // with long heights and no load (many validators far apart) sat at the floor, and halved its
+    // blocks for nothing once load came.
+    if (!(txs >= FULL * limit)) return this.value;
     const { intervalMs, window, minScale, maxScale } = this.opts;
     // One absurd sample (a stalled process) counts as a long height, no more.
     this.recent.push(Math.min(ms, 4 * intervalMs));
@@ -122,7 +127,7 @@ export class HeightPace {
     const median = this.recentHeightMs;
     let step = 1;
     if (median > SHRINK_ABOVE * intervalMs) step = Math.max(MAX_SHRINK_STEP, (AIM * intervalMs) / median);
-    else if (median < GROW_BELOW * intervalMs && txs >= FULL * limit)
+    else if (median < GROW_BELOW * intervalMs)
       step = Math.min(MAX_GROW_STEP, (AIM * intervalMs) / Math.max(1, median));
     this.value = Math.min(maxScale, Math.max(minScale, this.value * step));
     return this.value;

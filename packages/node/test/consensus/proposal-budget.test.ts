@@ -70,6 +70,17 @@ describe('HeightPace', () => {
     assert.ok(pace.scale > shrunk);
   });
 
+  test('long heights of small blocks (latency, not size) shrink nothing', () => {
+    // Many validators far apart: every height runs long whatever the block holds. A smaller block
+    // cannot shorten that, so only heights whose blocks were full are counted.
+    const pace = new HeightPace({ intervalMs: interval });
+    for (let i = 0; i < 20; i++) pace.observeHeight(1800, 0, 20, 1000);
+    assert.equal(pace.scale, 1);
+    // The same heights with full blocks: size may be the cause, and the proposals shrink.
+    for (let i = 0; i < 5; i++) pace.observeHeight(1800, 0, 1000, 1000);
+    assert.ok(pace.scale < 1);
+  });
+
   test('heights near the interval hold the scale (no hunting)', () => {
     const pace = new HeightPace({ intervalMs: interval });
     for (let i = 0; i < 20; i++) pace.observeHeight(i % 2 ? 650 : 800, 0, 1000, 1000);
