@@ -723,6 +723,9 @@ export class Chain {
     });
     const done = write.then(
       () => {
+        // Given up on before it landed (`abandonWrite`): the node has stopped, and its head stays
+        // what it reported; a restart reads whatever the disk holds.
+        if (this.writeFailure) return;
         // Only once the batch is on disk does the block become the head that RPC reports.
         this.state.apply(changes, trie);
         this.headBlock = block;

@@ -226,9 +226,15 @@ test('a write that never finishes is fatal after the configured limit, on the dr
   await core.stop();
   const reopened = await Chain.open(ChainDb.over(store.inner), genesis, silentLogger);
   assert.equal(reopened.height, 1n, 'a restart resumes from what is on disk');
-  // The disk coming back later changes nothing: the failure stands.
+  // The disk coming back later changes nothing: the failure stands, and the head does not move
+  // (before, the late write made block 2 the head and ran the commit listeners of a stopped node).
+  const commitsAfter: bigint[] = [];
+  chain.onCommit((c) => commitsAfter.push(c.block.header.height));
   store.held.shift()!.release();
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
   await assert.rejects(chain.untilDurable(), /not done after/);
+  assert.equal(chain.height, 1n, 'a write given up on became the head when the disk came back');
+  assert.deepEqual(commitsAfter, []);
 });
 
 test('a stop while a write hangs ends at the write limit, with the failure reported, instead of waiting for good', async () => {
