@@ -240,6 +240,12 @@ const FETCH_PEER_SHARE_OF_PROPOSE = 1 / 3;
  * node. Held ones are neither checked, fetched nor relayed until their round comes near.
  */
 export const MAX_FAR_ROUND_PROPOSALS = 4;
+/**
+ * Of those, one proposer's at most: a Byzantine proposer signing its own far turns nearest to a
+ * lagging node could otherwise take every place and shut out the honest proposal of the round the
+ * network is in, so the node prevoted nil there after skipping to it.
+ */
+export const MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER = 2;
 /** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
 const MAX_ANNOUNCERS = 8;
 
@@ -360,7 +366,14 @@ export class ConsensusDriver {
   /** Proposals for rounds more than one ahead, held until their round comes near (`holdIfFarAhead`). */
   private readonly farRounds = new Map<
     string,
-    { topic: 'proposal' | 'compact-proposal'; data: Uint8Array; from: string; height: bigint; round: number }
+    {
+      topic: 'proposal' | 'compact-proposal';
+      data: Uint8Array;
+      from: string;
+      height: bigint;
+      round: number;
+      proposer: string;
+    }
   >();
   /** The height and round last seen by `releaseRounds`. */
   private releasedAt = { height: 0n, round: 0 };
@@ -777,7 +790,8 @@ export class ConsensusDriver {
    * A proposal (signature checked) of the height after the head for a round more than one past
    * this node's: held, neither checked, fetched nor relayed now (verdict `ignore`), and handled
    * once its round comes near (`releaseRounds`). Only the round's own proposer's is kept, one per
-   * round and `MAX_FAR_ROUND_PROPOSALS` in all, the nearest rounds first. Returns whether it was
+   * round, `MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER` per proposer and `MAX_FAR_ROUND_PROPOSALS` in
+   * all, the nearest rounds first. Returns whether it was
    * far ahead (and so is not to be handled now).
    */
   private holdIfFarAhead(
@@ -797,10 +811,21 @@ export class ConsensusDriver {
       }
     const key = `${proposal.height}:${proposal.round}`;
     if (this.farRounds.has(key)) return true;
-    if (this.farRounds.size >= MAX_FAR_ROUND_PROPOSALS) {
+    const proposer = toHex(proposal.proposer);
+    let ownHeld = 0;
+    for (const held of this.farRounds.values()) if (held.proposer === proposer) ownHeld++;
+    // A proposer at its own bound competes only with its own held turns; otherwise with all.
+    const full =
+      ownHeld >= MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER || this.farRounds.size >= MAX_FAR_ROUND_PROPOSALS;
+    if (full) {
+      const own = ownHeld >= MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER;
       let farthest: [string, number] | null = null;
       for (const [k, held] of this.farRounds)
-        if (held.height === proposal.height && (!farthest || held.round > farthest[1]))
+        if (
+          held.height === proposal.height &&
+          (!own || held.proposer === proposer) &&
+          (!farthest || held.round > farthest[1])
+        )
           farthest = [k, held.round];
       if (!farthest || farthest[1] <= proposal.round) {
         this.farRoundStats.dropped++;
@@ -815,6 +840,7 @@ export class ConsensusDriver {
       from,
       height: proposal.height,
       round: proposal.round,
+      proposer,
     });
     this.farRoundStats.held++;
     return true;

@@ -25,7 +25,7 @@ import {
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactOf, txsOfBlock } from '../../src/consensus/compact-block.js';
-import { MAX_FAR_ROUND_PROPOSALS } from '../../src/consensus/driver.js';
+import { MAX_FAR_ROUND_PROPOSALS, MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER } from '../../src/consensus/driver.js';
 import { compactProposalCodec, proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -149,7 +149,11 @@ test('a proposer signing a proposal for each of 50 far-future turns makes no nod
   assert.equal(node.driver.position.round, 0);
   assert.equal(verdicts.filter((v) => v === 'accept').length, 0, 'far-future proposals were relayed');
   assert.equal(checks, 0, 'far-future proposals were checked');
-  assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS, 'the held ones are bounded');
+  assert.equal(
+    node.driver.heldFarRoundProposals,
+    MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER,
+    "the held ones are bounded, one proposer's the more so",
+  );
 
   // Two validators' prevotes of the round before the nearest turn (f+1): v0 skips to that round,
   // and the held proposal for the next one is checked then, once.
@@ -166,7 +170,31 @@ test('a proposer signing a proposal for each of 50 far-future turns makes no nod
   );
   await waitUntil('the held proposal to be checked', () => checks === 1, { timeoutMs: 5_000, intervalMs: 5 });
   assert.equal(node.driver.farRoundStats.released, 1);
-  assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS - 1);
+  assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER - 1);
+});
+
+test("one proposer's far turns, nearest to a lagging node, leave places for the others' proposals", async () => {
+  // Before: held nearest first with no bound per proposer, a Byzantine proposer's own turns just
+  // ahead of a lagging node took every place, and the honest proposal of the round the network
+  // was in was dropped: the node prevoted nil there once it skipped to it.
+  const hub = new MemoryNetworkHub();
+  const { node, proposerOf, proposalFor, gossip } = await startAt1(hub, validators[0]!.seed);
+  hub.join('relay', silentPeer(node));
+  const byzantine = [2, 3, 4, 5, 6, 7, 8, 9].map(proposerOf).find((v) => v !== validators[0])!;
+  const rounds: number[] = [];
+  for (let r = 2; rounds.length < 10; r++) if (proposerOf(r) === byzantine) rounds.push(r);
+  let i = 0;
+  for (const r of rounds) await gossip('proposal', proposalFor(r, String(++i + 1)).full, 'relay');
+  // An honest proposer's turn past all of them: the round the network has moved to.
+  let honestRound = rounds.at(-1)! + 1;
+  while (proposerOf(honestRound) === byzantine || proposerOf(honestRound) === validators[0]) honestRound++;
+  await gossip('proposal', proposalFor(honestRound, String(++i + 1)).full, 'relay');
+  const held = (node.driver as unknown as { farRounds: Map<string, { round: number }> }).farRounds;
+  assert.ok(
+    [...held.values()].some((h) => h.round === honestRound),
+    `the honest round ${honestRound} was shut out by ${[...held.values()].map((h) => h.round)}`,
+  );
+  assert.ok(held.size <= MAX_FAR_ROUND_PROPOSALS);
 });
 
 test('far-future compact proposals take no fetch; once their round is near they are fetched', async () => {
@@ -327,7 +355,13 @@ test('far-round proposals kept from before their height began are held, not chec
   }
   await driver.enqueue(() => driver.replayBuffered(1n));
   assert.equal(checks, 0, 'far-round proposals kept for their height were checked when it started');
-  assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS);
+  const perProposer = new Map<Validator, number>();
+  for (const r of rounds) perProposer.set(proposerOf(r), (perProposer.get(proposerOf(r)) ?? 0) + 1);
+  const holdable = [...perProposer.values()].reduce(
+    (n, c) => n + Math.min(c, MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER),
+    0,
+  );
+  assert.equal(node.driver.heldFarRoundProposals, Math.min(MAX_FAR_ROUND_PROPOSALS, holdable));
 });
 
 test('a held proposal handled once its round is near is relayed once (compact) to the peers that did not send it', async () => {
