@@ -1606,9 +1606,9 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
     console.log(
       `   ${run.mode === 'pipelined' ? 'pipelined' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
         (run.mode === 'node'
-          ? "each block's signatures checked on the pool, then the block executed (the consensus driver's order for a proposal): "
+          ? "each block's signatures checked on the pool, then the block executed, the main thread waiting for the workers (the consensus driver's order before it shared the checks): "
           : run.mode === 'shared'
-            ? 'the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting: '
+            ? "the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting (the consensus driver's order for a proposal): "
             : "the next block checked on the pool while this one executes (block sync's order, sync-reactor prepare): ") +
         `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
         `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +

@@ -36,7 +36,8 @@ export class BlockPreverifier {
    * `shareWithCaller`: the calling thread checks its own share of a block's signatures (one part
    * in threads + 1) while the workers check the rest, instead of idling until they answer, so that
    * with the default pool (a worker per core but one) a block's checks use every core. Off by
-   * default: the calling thread (consensus, RPC) is then busy for that share.
+   * default: the calling thread (consensus, RPC) is then busy for that share, a chunk at a time;
+   * the consensus driver turns it on.
    */
   constructor(
     private readonly pool: SignatureVerifier | null,
