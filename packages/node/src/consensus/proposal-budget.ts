@@ -84,6 +84,7 @@ export class HeightPace {
   private readonly opts: HeightPaceOptions;
   private readonly recent: number[] = [];
   private value = 1;
+  private seen = 0;
 
   constructor(opts: Partial<HeightPaceOptions> & Pick<HeightPaceOptions, 'intervalMs'>) {
     this.opts = { minScale: 0.5, maxScale: 1, window: 5, ...opts };
@@ -92,6 +93,11 @@ export class HeightPace {
       throw new Error('the pace bounds must hold 1 and be positive');
     if (!(Number.isInteger(this.opts.window) && this.opts.window >= 1))
       throw new Error('the pace window must be a positive whole number of heights');
+  }
+
+  /** Heights decided in round 0 that were shown to the loop (counted or not: see `observeHeight`). */
+  get heightsSeen(): number {
+    return this.seen;
   }
 
   /** The factor on the execution budget, in [minScale, maxScale]. */
@@ -113,6 +119,7 @@ export class HeightPace {
   observeHeight(ms: number, round: number, txs: number, limit: number): number {
     // A round that timed out measures the fault, not the block; a bad clock reading nothing.
     if (round !== 0 || !Number.isFinite(ms) || ms < 0) return this.value;
+    this.seen++;
     // A height whose block was not full says nothing about block size: its time is the network's
     // latency and the validators' speed, which a smaller block cannot shorten. Counted, a network
     // with long heights and no load (many validators far apart) sat at the floor, and halved its

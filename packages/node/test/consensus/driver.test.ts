@@ -907,10 +907,11 @@ test('paceHeights: a node started with it off never paces its proposals; one lef
   );
   // Heights decided in round 0 are counted by the nodes that pace (not a timing: which heights
   // were counted, not how long they took).
-  await until('the pacing nodes to count heights', () =>
-    nodes.slice(2).every((n) => Number.isFinite(n.driver!.heightPace.recentHeightMs)),
+  await until('the pacing nodes to be shown heights', () =>
+    nodes.slice(2).every((n) => n.driver!.heightPace.heightsSeen > 0),
   );
   for (const n of nodes.slice(0, 2)) {
+    assert.equal(n.driver!.heightPace.heightsSeen, 0, 'a node with pacing off was shown a height');
     assert.ok(Number.isNaN(n.driver!.heightPace.recentHeightMs), 'a node with pacing off counted a height');
     assert.equal(n.driver!.proposalBudget.pace, 1);
   }
