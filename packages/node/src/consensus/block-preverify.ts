@@ -118,7 +118,11 @@ export class BlockPreverifier {
         const pending = pool.verify(theirs, 'consensus');
         pending.catch(() => {});
         inFlight.push({ theirs, pending });
-        for (let i = 0; i < mine; i++) {
+        // This thread's share stops at its own first failure too: the block fails there (or
+        // execution finds out where), and every check past it would be the attacker's free work
+        // on the consensus thread, before anyone knows the block is valid (a synced block's
+        // commit is checked only after its pre-check).
+        for (let i = 0; i < mine && !stop; i++) {
           const c = part[i]!;
           if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.addKey(c.key);
           else stop = true;

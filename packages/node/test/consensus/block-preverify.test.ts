@@ -274,6 +274,35 @@ describe('block pre-verification', () => {
     assert.ok(envs.every((e) => pre.isTxVerified(e)));
   });
 
+  test('with shareWithCaller the calling thread stops at its own first failure, not at the end of its share', async () => {
+    // The consensus thread checks its share of each chunk (the first part, one in threads + 1).
+    // A block forged at its first transaction made it go on through the rest of that share (256
+    // checks with the default chunk and one worker) for a block that fails at once: work the
+    // consensus thread did before, and without, any check of the block's validity.
+    const chain = new Chain();
+    const transfers = Array.from({ length: 40 }, (_, i) =>
+      tx(key(`caller share sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const raw = transfers.map((t) => t.bytes);
+    const bad = Uint8Array.from(raw[0]!);
+    bad[bad.length - 2]! ^= 1;
+    raw[0] = bad;
+    const verifier = new CountingVerifier();
+    // One chunk of 40: this thread's share is the first 20, the worker's the last 20.
+    const pre = new BlockPreverifier(verifier, { shareWithCaller: true, chunkChecks: 40, chunksAhead: 2 });
+    const envs = pre.decode({ txs: raw })!;
+    const ran = await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+    assert.equal(verifier.checks, 20, 'the worker checked its part of the chunk already sent');
+    assert.equal(
+      ran - verifier.checks,
+      1,
+      `this thread ran ${ran - verifier.checks} checks past a failure at its first`,
+    );
+    assert.equal(pre.isTxVerified(envs[0]!), false);
+  });
+
   test('an abandoned pre-check (sync: the block before it failed) sends nothing more: the work left is what is in flight', async () => {
     // Block sync starts the next block's pre-check while the block before it executes; a peer
     // whose block fails served the next one too, a block's worth of valid signatures it need not
