@@ -124,7 +124,15 @@ export class HeightPace {
     // latency and the validators' speed, which a smaller block cannot shorten. Counted, a network
     // with long heights and no load (many validators far apart) sat at the floor, and halved its
     // blocks for nothing once load came.
-    if (!(txs >= FULL * limit)) return this.value;
+    if (!(txs >= FULL * limit)) {
+      // But a short one shows the network keeps its pace now, so the long heights counted before
+      // are stale (the load that made them is gone). Kept, under light load only the heights of
+      // blocks someone chose to fill would count: a Byzantine proposer that fills its own blocks
+      // and proposes late (one height in four) made every sample, and held the honest proposers
+      // at the floor until load came.
+      if (ms <= SHRINK_ABOVE * this.opts.intervalMs) this.recent.length = 0;
+      return this.value;
+    }
     const { intervalMs, window, minScale, maxScale } = this.opts;
     // One absurd sample (a stalled process) counts as a long height, no more.
     this.recent.push(Math.min(ms, 4 * intervalMs));
