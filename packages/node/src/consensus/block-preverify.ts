@@ -101,6 +101,9 @@ export class BlockPreverifier {
     let checked = 0;
     for (;;) {
       if (abandoned()) stop = true;
+      // This thread checks a share of one chunk per turn, no more: filling the pool at the start
+      // (`chunksAhead` chunks) with a share of each kept it busy for all of them at once.
+      let sharedThisTurn = false;
       while (!stop && inFlight.length < ahead && next < checks.length) {
         // Each check to run is copied, and its key made from the copy: a pass is remembered under
         // the very bytes that were verified, whatever later happens to the buffers the block's
@@ -112,13 +115,19 @@ export class BlockPreverifier {
           if (!this.passed.hasKey(own.key)) part.push(own);
         }
         if (part.length === 0) continue;
-        const mine = this.opts.shareWithCaller ? Math.floor(part.length / (pool.threads + 1)) : 0;
+        const mine =
+          this.opts.shareWithCaller && !sharedThisTurn ? Math.floor(part.length / (pool.threads + 1)) : 0;
+        sharedThisTurn = true;
         const theirs = part.slice(mine);
         // Handed to the workers first, so that they run while this thread checks its share.
         const pending = pool.verify(theirs, 'consensus');
         pending.catch(() => {});
         inFlight.push({ theirs, pending });
-        for (let i = 0; i < mine; i++) {
+        // This thread's share stops at its own first failure too: the block fails there (or
+        // execution finds out where), and every check past it would be the attacker's free work
+        // on the consensus thread, before anyone knows the block is valid (a synced block's
+        // commit is checked only after its pre-check).
+        for (let i = 0; i < mine && !stop; i++) {
           const c = part[i]!;
           if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.addKey(c.key);
           else stop = true;

@@ -1153,6 +1153,7 @@ export class ConsensusDriver {
         action.round,
         known.pending.envelopes.length,
         this.proposalBudget.maxTxs(),
+        this.validator !== null && equalBytes(known.pending.block.header.proposer, this.validator.publicKey),
       );
     trace?.mark('committed', this.lastProgress, {
       ms: this.lastProgress - decided,

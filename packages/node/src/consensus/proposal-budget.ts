@@ -82,7 +82,8 @@ const FULL = 0.5;
 
 export class HeightPace {
   private readonly opts: HeightPaceOptions;
-  private readonly recent: number[] = [];
+  /** The heights counted lately, oldest first; `mine`: of a block this node proposed. */
+  private readonly recent: { ms: number; mine: boolean }[] = [];
   private value = 1;
   private seen = 0;
 
@@ -108,15 +109,16 @@ export class HeightPace {
   /** The median of the heights counted lately, in ms (NaN before any). */
   get recentHeightMs(): number {
     if (this.recent.length === 0) return Number.NaN;
-    const sorted = [...this.recent].sort((a, b) => a - b);
+    const sorted = this.recent.map((h) => h.ms).sort((a, b) => a - b);
     return sorted[Math.floor(sorted.length / 2)]!;
   }
 
   /**
    * A height was decided: `ms` from its start to its commit here, in `round`, with `txs`
-   * transactions while this proposer's limit was `limit`. Returns the new scale.
+   * transactions while this proposer's limit was `limit`; `mine`: this node proposed the block.
+   * Returns the new scale.
    */
-  observeHeight(ms: number, round: number, txs: number, limit: number): number {
+  observeHeight(ms: number, round: number, txs: number, limit: number, mine = false): number {
     // A round that timed out measures the fault, not the block; a bad clock reading nothing.
     if (round !== 0 || !Number.isFinite(ms) || ms < 0) return this.value;
     this.seen++;
@@ -124,10 +126,23 @@ export class HeightPace {
     // latency and the validators' speed, which a smaller block cannot shorten. Counted, a network
     // with long heights and no load (many validators far apart) sat at the floor, and halved its
     // blocks for nothing once load came.
-    if (!(txs >= FULL * limit)) return this.value;
+    if (!(txs >= FULL * limit)) {
+      // But a short one shows the network keeps its pace now, so the heights of other proposers'
+      // blocks counted before are stale. Kept, under light load only the heights of blocks
+      // someone chose to fill would count: a Byzantine proposer that fills its own blocks and
+      // proposes late (one height in four) made every sample, and held the honest proposers at
+      // the floor until load came. This node's own blocks stay counted: a proposer faster than
+      // the others has a limit above theirs, so their full blocks look small here, and their
+      // short heights must not hide that its own blocks are the ones too large.
+      if (ms <= SHRINK_ABOVE * this.opts.intervalMs) {
+        const own = this.recent.filter((h) => h.mine);
+        this.recent.splice(0, this.recent.length, ...own);
+      }
+      return this.value;
+    }
     const { intervalMs, window, minScale, maxScale } = this.opts;
     // One absurd sample (a stalled process) counts as a long height, no more.
-    this.recent.push(Math.min(ms, 4 * intervalMs));
+    this.recent.push({ ms: Math.min(ms, 4 * intervalMs), mine });
     if (this.recent.length > window) this.recent.shift();
     // A lone sample is no trend: the first heights after a start wait for a few more.
     if (this.recent.length < Math.min(3, window)) return this.value;

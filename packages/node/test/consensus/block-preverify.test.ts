@@ -274,6 +274,63 @@ describe('block pre-verification', () => {
     assert.ok(envs.every((e) => pre.isTxVerified(e)));
   });
 
+  test('with shareWithCaller the calling thread stops at its own first failure, not at the end of its share', async () => {
+    // The consensus thread checks its share of each chunk (the first part, one in threads + 1).
+    // A block forged at its first transaction made it go on through the rest of that share (256
+    // checks with the default chunk and one worker) for a block that fails at once: work the
+    // consensus thread did before, and without, any check of the block's validity.
+    const chain = new Chain();
+    const transfers = Array.from({ length: 40 }, (_, i) =>
+      tx(key(`caller share sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const raw = transfers.map((t) => t.bytes);
+    const bad = Uint8Array.from(raw[0]!);
+    bad[bad.length - 2]! ^= 1;
+    raw[0] = bad;
+    const verifier = new CountingVerifier();
+    // One chunk of 40: this thread's share is the first 20, the worker's the last 20.
+    const pre = new BlockPreverifier(verifier, { shareWithCaller: true, chunkChecks: 40, chunksAhead: 2 });
+    const envs = pre.decode({ txs: raw })!;
+    const ran = await pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+    assert.equal(verifier.checks, 20, 'the worker checked its part of the chunk already sent');
+    assert.equal(
+      ran - verifier.checks,
+      1,
+      `this thread ran ${ran - verifier.checks} checks past a failure at its first`,
+    );
+    assert.equal(pre.isTxVerified(envs[0]!), false);
+  });
+
+  test("with shareWithCaller the calling thread checks one chunk's share per turn, also while it fills the pool", async () => {
+    // The consensus thread yields between chunks (it awaits the workers' answers); at the start it
+    // sends `chunksAhead` chunks at once, and it checked its share of each of them before its
+    // first yield: twice the time it is meant to hold the thread (about 40 ms, not 20, by default).
+    const chain = new Chain();
+    const transfers = Array.from({ length: 80 }, (_, i) =>
+      tx(key(`caller turn sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const sent: number[] = [];
+    const verifier = new CountingVerifier();
+    const verify = verifier.verify.bind(verifier);
+    verifier.verify = (checks) => {
+      sent.push(checks.length);
+      return verify(checks);
+    };
+    const pre = new BlockPreverifier(verifier, { shareWithCaller: true, chunkChecks: 40, chunksAhead: 2 });
+    const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+    const running = pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+    // What this thread checked before it first yielded: the chunks sent less what went to the pool.
+    const before = sent.length * 40 - sent.reduce((a, b) => a + b, 0);
+    assert.equal(sent.length, 2, 'both chunks are on the pool from the start');
+    assert.ok(before <= 20, `${before} checks on this thread before its first yield (one share is 20)`);
+    assert.equal(await running, 80);
+    assert.ok(envs.every((e) => pre.isTxVerified(e)));
+  });
+
   test('an abandoned pre-check (sync: the block before it failed) sends nothing more: the work left is what is in flight', async () => {
     // Block sync starts the next block's pre-check while the block before it executes; a peer
     // whose block fails served the next one too, a block's worth of valid signatures it need not

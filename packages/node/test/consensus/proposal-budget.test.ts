@@ -81,6 +81,31 @@ describe('HeightPace', () => {
     assert.ok(pace.scale < 1);
   });
 
+  test('a Byzantine proposer filling its own blocks and proposing late cannot shrink a calm network', () => {
+    // Light load: the honest blocks are small and their heights short, so none is counted; one
+    // proposer in four fills its blocks with its own transactions and proposes late. Its heights
+    // were every sample the loop had, and they held the honest proposers at half.
+    const pace = new HeightPace({ intervalMs: interval });
+    for (let i = 0; i < 40; i++)
+      pace.observeHeight(i % 4 === 0 ? 2000 : 300, 0, i % 4 === 0 ? 1000 : 10, 1000);
+    assert.equal(pace.scale, 1);
+    // Real load (every block full, every height long) still shrinks them.
+    for (let i = 0; i < 5; i++) pace.observeHeight(2000, 0, 1000, 1000);
+    assert.ok(pace.scale < 1);
+  });
+
+  test('a proposer faster than the others still shrinks its own blocks when they are the long heights', () => {
+    // This node's limit is twice the others' (it executes twice as fast), so their full blocks
+    // look small here and their heights are short; its own blocks make the long heights. The
+    // others' short heights drop only their own samples, never this node's.
+    const pace = new HeightPace({ intervalMs: interval });
+    for (let i = 0; i < 20; i++) {
+      const mine = i % 4 === 0;
+      pace.observeHeight(mine ? 2000 : 500, 0, mine ? 2000 : 900, 2000, mine);
+    }
+    assert.ok(pace.scale < 1);
+  });
+
   test('heights near the interval hold the scale (no hunting)', () => {
     const pace = new HeightPace({ intervalMs: interval });
     for (let i = 0; i < 20; i++) pace.observeHeight(i % 2 ? 650 : 800, 0, 1000, 1000);
