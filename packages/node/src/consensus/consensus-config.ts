@@ -18,6 +18,9 @@ export const DEFAULT_CONSENSUS_CONFIG: Readonly<ConsensusConfig> = {
   paceHeights: true,
 };
 
+/** A block write limit shorter than this is refused (see parseConsensusConfig). */
+export const MIN_BLOCK_WRITE_TIMEOUT_MS = 1_000;
+
 const KNOWN = Object.keys(DEFAULT_CONSENSUS_CONFIG).join(', ');
 
 /** The settings of a config file's `"consensus"` object (absent: the defaults); throws saying why not. */
@@ -28,8 +31,11 @@ export function parseConsensusConfig(value: unknown): Partial<ConsensusConfig> {
   const config: Partial<ConsensusConfig> = {};
   for (const [key, v] of Object.entries(value)) {
     if (key === 'blockWriteTimeoutMs') {
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
-        throw new TypeError(`consensus.${key} must be a positive integer (ms)`);
+      // Below a second a merely slow fsync would count as a hung disk and stop the node.
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < MIN_BLOCK_WRITE_TIMEOUT_MS)
+        throw new TypeError(
+          `consensus.${key} must be a positive integer (ms) of at least ${MIN_BLOCK_WRITE_TIMEOUT_MS}`,
+        );
       config.blockWriteTimeoutMs = v;
     } else if (key === 'paceHeights') {
       if (typeof v !== 'boolean')

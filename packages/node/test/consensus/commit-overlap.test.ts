@@ -265,6 +265,9 @@ test('the block write limit comes from config.json and is checked', () => {
   assert.deepEqual(parseConsensusConfig({ blockWriteTimeoutMs: 90_000 }), { blockWriteTimeoutMs: 90_000 });
   assert.equal(DEFAULT_CONSENSUS_CONFIG.blockWriteTimeoutMs, 60_000);
   assert.throws(() => parseConsensusConfig({ blockWriteTimeoutMs: 0 }), /positive integer/);
+  // 1 ms parsed, and made nearly every write fatal: a slow fsync is not a hung disk.
+  assert.throws(() => parseConsensusConfig({ blockWriteTimeoutMs: 999 }), /at least 1000/);
+  assert.deepEqual(parseConsensusConfig({ blockWriteTimeoutMs: 1000 }), { blockWriteTimeoutMs: 1000 });
   assert.throws(() => parseConsensusConfig({ blockWriteTimeoutMs: '60s' }), /positive integer/);
   assert.throws(() => parseConsensusConfig({ blockWriteTimeout: 5 }), /not a consensus setting/);
   assert.throws(() => parseConsensusConfig([]), /must be an object/);
