@@ -423,9 +423,9 @@ export class ConsensusDriver {
     if (!Number.isSafeInteger(this.blockWriteTimeoutMs) || this.blockWriteTimeoutMs <= 0)
       throw new RangeError('blockWriteTimeoutMs must be a positive integer');
     // This thread checks its share of a block's signatures while the workers check theirs,
-    // instead of idling until they answer: on 2 cores the pre-check then uses both (bench:attest,
-    // idle: 0.55 x raw one-core verify waiting, 0.95 sharing). It is busy for its share of a
-    // chunk at a time (about 20 ms), and yields between chunks.
+    // instead of idling until they answer: on 2 cores the pre-check then uses both (bench:attest on
+    // the idle machine, heartbeats: 0.47-0.58 x raw one-core verify waiting, 0.65-0.75 sharing).
+    // It is busy for its share of a chunk at a time (about 20 ms), and yields between chunks.
     this.preverifier = new BlockPreverifier(opts.verifyPool ?? null, { shareWithCaller: true });
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
