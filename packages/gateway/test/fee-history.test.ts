@@ -21,6 +21,33 @@ import { mempoolOnlyNode } from './fake-node.js';
 const UNC = 10n ** 18n;
 const HOUR = Number(MS_PER_HOUR);
 
+/** A gateway over the fake node and database, with a budget no test here reaches and no tick of its own. */
+function gatewayOver(node: ReturnType<typeof mempoolOnlyNode>, dbPath: string) {
+  const gw = new Gateway({
+    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    renterSeed: new Uint8Array(32).fill(7),
+    budgetPerHour: 1_000_000n * UNC,
+    models: [{ name: 'ocr' }],
+    dbPath,
+    allowHttp: true,
+    inclusionWaitMs: 300,
+    port: 0,
+    tickMs: 3_600_000,
+    targets: { minLeases: 0 },
+  });
+  const inside = gw as unknown as {
+    ticking: boolean;
+    spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
+  };
+  return { gw, inside };
+}
+
+/** Starts it and waits out its first tick, so that what a test counts next is its own. */
+async function startQuiet(gw: Gateway, inside: { ticking: boolean }): Promise<void> {
+  await gw.start();
+  for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 describe('a gateway with a long fee history', () => {
   test('a spend check reads the hour’s fees and the pending ones, and asks the node about a bounded number', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-history-'));
@@ -57,25 +84,9 @@ describe('a gateway with a long fee history', () => {
       }
     })();
     old.close();
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 1_000_000n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath,
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
-    const inside = gw as unknown as {
-      ticking: boolean;
-      spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
-    };
+    const { gw, inside } = gatewayOver(node, dbPath);
     try {
-      await gw.start();
-      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      await startQuiet(gw, inside);
       gw.store.feeRowsRead = 0;
       for (const k of Object.keys(calls)) delete calls[k];
       assert.equal(await inside.spendAllowed(0n, 1n), true);
@@ -129,25 +140,9 @@ describe('a gateway with a long fee history', () => {
         expiresAt: '1000000',
       });
     seed.close();
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 1_000_000n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath,
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
-    const inside = gw as unknown as {
-      ticking: boolean;
-      spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
-    };
+    const { gw, inside } = gatewayOver(node, dbPath);
     try {
-      await gw.start();
-      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      await startQuiet(gw, inside);
       statusAsked.length = 0;
       await inside.spendAllowed(0n, 0n);
       assert.equal(statusAsked.length, 32);
