@@ -125,8 +125,8 @@ export class BlockPreverifier {
         inFlight.push({ theirs, pending });
         // This thread's share stops at its own first failure too: the block fails there (or
         // execution finds out where), and every check past it would be the attacker's free work
-        // on the consensus thread, before anyone knows the block is valid (a synced block's
-        // commit is checked only after its pre-check).
+        // on the consensus thread, before anyone knows the block is valid (a proposal is checked
+        // before it is decided; a synced block is pre-checked only once its commit verified).
         for (let i = 0; i < mine && !stop; i++) {
           const c = part[i]!;
           if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.addKey(c.key);

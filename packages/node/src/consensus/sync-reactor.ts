@@ -3,12 +3,24 @@
  * are ahead (block sync, sync.ts), each block checked with its commit like any block from a
  * stranger. The consensus reactor asks it whether a peer is ahead when a height stalls.
  */
-import { type Block, blockCodec, decode, type Ed25519Verified, encode, type TxEnvelope } from '@unc/core';
+import {
+  type Block,
+  blockCodec,
+  blockHash,
+  decode,
+  type Ed25519Verified,
+  encode,
+  equalBytes,
+  keyId,
+  type TxEnvelope,
+  txRootOf,
+} from '@unc/core';
 import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../p2p/types.js';
 import { isBehind, type SyncProgress, syncChain } from '../sync.js';
+import type { BlockPreverifier } from './block-preverify.js';
 
 export interface SyncReactorOptions {
   clock: Clock;
@@ -20,7 +32,8 @@ export interface SyncReactorOptions {
    * Checks a synced block's signatures ahead of its execution (block-preverify.ts) and says which
    * passed; null (or absent) lets execution check every one itself. `abandoned` says true once
    * the block will not be applied (the block before it failed, or sync moved on): the pre-check
-   * then sends nothing more.
+   * then sends nothing more. Called only for a block whose commit verified (`commitVerifies`):
+   * see `preverifySyncedBlock`, which also checks that the body is the one the header names.
    */
   preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
 }
@@ -87,7 +100,12 @@ export class SyncReactor {
           const block = ahead?.block ?? decode(blockCodec, encoded);
           let committed: CommittedBlock;
           try {
-            const preverified = (await (ahead?.preverified ?? this.opts.preverify?.(block))) ?? null;
+            // A look-ahead that could not check the block's commit (its validator set was not
+            // known before the block before it ran: an epoch's first block) started nothing; now
+            // that the head is that block, the commit can be checked and the pre-check run.
+            const preverified = ahead
+              ? await ahead.preverified
+              : ((this.commitVerifies(block) ? await this.opts.preverify?.(block) : null) ?? null);
             committed = await chain.verifyAndCommit(block, null, preverified);
           } catch (err) {
             // The next block (same peer, same answer) will not be applied: its pre-check stops.
@@ -129,7 +147,13 @@ export class SyncReactor {
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
   }
 
-  /** Decodes `encoded` and starts its pre-check; null if it does not decode (applyBlock blames its peer). */
+  /**
+   * Decodes `encoded` and starts its pre-check; null if it does not decode, or if its commit does
+   * not verify (yet) against the validators the head state knows for its height: any peer can
+   * answer a range request, and a block full of forged signatures must cost this node no check
+   * before +2/3 of the validators are known to have signed it. applyBlock checks it again on the
+   * head it builds on, and blames its peer if it still fails.
+   */
   private prepare(encoded: Uint8Array, parent: Block | undefined): Prepared | null {
     let block: Block;
     try {
@@ -137,11 +161,22 @@ export class SyncReactor {
     } catch {
       return null;
     }
+    if (!this.commitVerifies(block)) return null;
     const prepared: Prepared = { block, preverified: Promise.resolve(null), abandoned: false };
     prepared.preverified = this.opts.preverify!(block, parent, () => prepared.abandoned);
     prepared.preverified.catch(() => {});
     this.prepared.set(encoded, prepared);
     return prepared;
+  }
+
+  /**
+   * Whether +2/3 of the validators the head state knows for the block's height precommitted its
+   * header. False also where that set is not known yet (the look-ahead block opens an epoch whose
+   * set the block before it computes).
+   */
+  private commitVerifies(block: Block): boolean {
+    const { chain } = this.opts;
+    return chain.checkCommit(block.commit, blockHash(block.header), block.header.height) === null;
   }
 
   private abandonPrepared(): void {
@@ -165,4 +200,44 @@ export class SyncReactor {
 
 function min(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
+}
+
+/** What `preverifySyncedBlock` reads of the node's chain. */
+export type PreverifyChain = Pick<Chain, 'tip' | 'tipState' | 'genesis'>;
+
+/**
+ * A synced block's signatures checked on the pool (block-preverify.ts) before it executes. The
+ * caller has checked its commit (SyncReactor.commitVerifies), which vouches for the header only:
+ * a peer can attach any transactions to a genuine header and commit, so nothing is checked unless
+ * the body is the one the header's transaction root names. `parent`: the block being executed
+ * while this one is checked (sync's look-ahead); the head state does not hold it yet, so its
+ * header names the slot the heartbeats' answers answer. `isTxVerified`: what admission already
+ * checked. Null where nothing was checked (execution then checks every signature itself).
+ */
+export async function preverifySyncedBlock(
+  preverifier: BlockPreverifier,
+  chain: PreverifyChain,
+  block: Block,
+  parent: Block | undefined,
+  abandoned: (() => boolean) | undefined,
+  isTxVerified: (env: TxEnvelope) => boolean,
+): Promise<SyncPreverified | null> {
+  const envelopes = preverifier.decode(block);
+  if (!envelopes || !equalBytes(txRootOf(envelopes), block.header.txRoot)) return null;
+  const head = parent
+    ? { height: parent.header.height, hash: blockHash(parent.header), beacon: parent.header.beacon }
+    : { height: chain.tip.header.height, hash: chain.tip.hash, beacon: chain.tip.header.beacon };
+  await preverifier.preverify(envelopes, chain.tipState, chain.genesis.chainId, head, () => false, abandoned);
+  const verified = new Set<string>();
+  const unverified = new Set<string>();
+  for (const env of envelopes)
+    (isTxVerified(env) || preverifier.isTxVerified(env) ? verified : unverified).add(keyId(env.hash));
+  return {
+    envelopes,
+    isSignatureVerified: (hash) => {
+      const id = keyId(hash);
+      return verified.has(id) && !unverified.has(id);
+    },
+    isEd25519Verified: preverifier.isEd25519Verified,
+  };
 }
