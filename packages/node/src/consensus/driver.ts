@@ -937,11 +937,15 @@ export class ConsensusDriver {
       this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
     }`;
     if (mark === this.lastSavedPrivval) return;
-    storePrivval(this.privvalStorage, {
-      publicKey: toHex(this.validator.publicKey),
-      state,
-      lastProposal: this.lastProposal,
-    });
+    storePrivval(
+      this.privvalStorage,
+      { publicKey: toHex(this.validator.publicKey), state, lastProposal: this.lastProposal },
+      // The state is durable by then: signing goes on, and the next save tries again.
+      (err) =>
+        this.logger.warn('signer state saved; an old proposal record was not deleted', {
+          error: err.message,
+        }),
+    );
     this.lastSavedPrivval = mark;
   }
 

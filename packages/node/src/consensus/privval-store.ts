@@ -212,7 +212,10 @@ export interface PrivvalStorage {
    * under that name is replaced, not trusted to hold them.
    */
   writeRecord(name: string, bytes: Uint8Array): void;
-  /** Deletes every record file but `keep`. */
+  /**
+   * Deletes every record file but `keep`; one that cannot be deleted does not stop the others, and
+   * the call then throws, naming each (the next save tries them again).
+   */
   pruneRecords(keep: string | null): void;
 }
 
@@ -222,12 +225,24 @@ export interface PrivvalStorage {
  * written next names it, so it must be on disk first); (2) the state file, atomically (the old one
  * stays whole until the new one is); (3) the records no longer named (a crash before leaves a stale
  * file, deleted at the next save).
+ * A failure of (1) or (2) fails the save: the signature must not be released. A failure of (3)
+ * does not: the state is durable by then, and a stale record is only a file too many (deleting it
+ * is tried again at every save). It goes to `onCleanupFailure` (the driver logs it); a signer that
+ * stopped signing for an undeletable old file (a busy or read-only one) would stall its chain.
  */
-export function storePrivval(storage: PrivvalStorage, f: PrivValidatorFile): void {
+export function storePrivval(
+  storage: PrivvalStorage,
+  f: PrivValidatorFile,
+  onCleanupFailure: (err: Error) => void = () => {},
+): void {
   const record = f.lastProposal ? proposalRecordBytes(f.lastProposal) : null;
   if (record) storage.writeRecord(record.name, record.bytes);
   storage.write(serializePrivval(f));
-  storage.pruneRecords(record?.name ?? null);
+  try {
+    storage.pruneRecords(record?.name ?? null);
+  } catch (err) {
+    onCleanupFailure(err instanceof Error ? err : new Error(String(err)));
+  }
 }
 
 const RECORD_INFIX = '.proposal-';
@@ -254,12 +269,22 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
     },
     pruneRecords: (keep) => {
       const prefix = `${basename(path)}${RECORD_INFIX}`;
+      const failed: string[] = [];
       for (const entry of readdirSync(dirname(path))) {
         if (!entry.startsWith(prefix) || entry === `${prefix}${keep}`) continue;
         // A temporary file of an interrupted save is deleted as well.
-        unlinkSync(join(dirname(path), entry));
+        try {
+          unlinkSync(join(dirname(path), entry));
+        } catch (err) {
+          failed.push(`${entry}: ${(err as Error).message}`);
+          continue;
+        }
         present.delete(entry.slice(prefix.length));
       }
+      if (failed.length > 0)
+        throw new Error(
+          `old proposal records not deleted (tried again at the next save): ${failed.join('; ')}`,
+        );
     },
   };
 }

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -500,3 +509,75 @@ function crashChild(core: string, store: string, dir: string, crashAt: number): 
     say('ops ' + ops);
   `;
 }
+
+test('an old proposal record that cannot be deleted does not fail the save: the state is durable, the delete is tried again at the next save', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xcd));
+    const state = { ...initialPrivValidatorState(), height: 40n, step: 1 };
+    const first = record(40n, 3);
+    const second = record(41n, 2);
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: first });
+    // The old record made undeletable, as root too: a non-empty directory under its name (unlink
+    // fails with EISDIR, as a busy or read-only file fails with EBUSY, EACCES or EROFS).
+    const old = join(dir, `privval.json.proposal-${proposalRecordBytes(first).name}`);
+    rmSync(old);
+    mkdirSync(old);
+    writeFileSync(join(old, 'pinned'), 'x');
+    const failures: Error[] = [];
+    const next = { ...state, height: 41n };
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state: next, lastProposal: second }, (err) =>
+      failures.push(err),
+    );
+    assert.equal(failures.length, 1, 'the failed delete is reported (the driver logs it)');
+    assert.match(failures[0]!.message, new RegExp(`proposal-${proposalRecordBytes(first).name}`));
+    const back = loadPrivval(path, fromHex(key))!;
+    assert.equal(back.state.height, 41n, 'the new state is on disk');
+    assert.equal(toHex(back.lastProposal!.proposal.signature), toHex(second.proposal.signature));
+    // Without a reporter, the save still succeeds; once the file can go, the next save deletes it.
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: key,
+      state: { ...next, step: 2 },
+      lastProposal: second,
+    });
+    // The obstruction gone (a busy file freed): a plain stale file, which the next save deletes.
+    rmSync(old, { recursive: true });
+    writeFileSync(old, 'stale record');
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: key,
+      state: { ...next, step: 3 },
+      lastProposal: second,
+    });
+    assert.equal(existsSync(old), false, 'deleted at the next save');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a failure before the state is durable still fails the save, and the old state stays', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xce));
+    const state = { ...initialPrivValidatorState(), height: 50n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: record(50n, 2) });
+    const next = record(51n, 2);
+    // The new record cannot be written (its temporary name is taken by a non-empty directory).
+    const tmp = join(dir, `privval.json.proposal-${proposalRecordBytes(next).name}.tmp`);
+    mkdirSync(tmp);
+    writeFileSync(join(tmp, 'pinned'), 'x');
+    const failures: Error[] = [];
+    assert.throws(() =>
+      storePrivval(
+        filePrivvalStorage(path),
+        { publicKey: key, state: { ...state, height: 51n }, lastProposal: next },
+        (err) => failures.push(err),
+      ),
+    );
+    assert.equal(failures.length, 0);
+    assert.equal(loadPrivval(path, fromHex(key))!.state.height, 50n);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
