@@ -50,12 +50,26 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function openChain(): Promise<Chain> {
+async function openChain(genesis: unknown = GENESIS): Promise<Chain> {
   const dir = mkdtempSync(join(tmpdir(), 'unc-sync-test-'));
   dirs.push(dir);
   const db = await ChainDb.open(dir);
   dbs.push(db);
-  return Chain.open(db, GENESIS, silentLogger);
+  return Chain.open(db, genesis, silentLogger);
+}
+
+/** Empty blocks 1…`height` on `chain`, each decided by the dev validator alone. */
+async function grow(chain: Chain, height: bigint): Promise<void> {
+  const v = devValidator();
+  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+  for (let i = chain.height + 1n; i <= height; i++) {
+    await chain.proposeAndCommit(
+      [],
+      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
+      key,
+      () => false,
+    );
+  }
 }
 
 let seedCounter = 100;
@@ -359,6 +373,46 @@ describe('block sync', () => {
       assert.equal(pool.checks, 0, `${pool.checks} forged signatures checked for a block nobody vouched for`);
       if (attack.name.startsWith('a commit')) assert.equal(preverified, 0, 'no pre-check started');
     });
+
+  test("the look-ahead never pre-checks an epoch's first block before the block that computes its validator set has run", async () => {
+    // Before the first epoch boundary the state stores no set and answers the genesis set for
+    // any height: a commit by the genesis validators for block 25 (epoch 1) "verified" while
+    // block 24 (which computes epoch 1's set, possibly another one) had not run, and bought a
+    // pre-check of block 25's signatures on a set that may not be the one that signs it.
+    const genesis = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z'), epochBlocks: 24 });
+    const source24 = await openChain(genesis);
+    await grow(source24, 26n);
+    const server = await net(source24);
+    const fresh = await openChain(genesis);
+    const client = await net(fresh);
+    await connect(client, server);
+    const started: { height: bigint; parent: bigint | null; tip: bigint }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, parent) => {
+        started.push({
+          height: block.header.height,
+          parent: parent?.header.height ?? null,
+          tip: fresh.tipHeight,
+        });
+        return null;
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, 26n);
+    const first = started.filter((s) => s.height === 25n);
+    assert.deepEqual(
+      first,
+      [{ height: 25n, parent: null, tip: 24n }],
+      JSON.stringify(first, (_, v) => `${v}`),
+    );
+    // Within an epoch the look-ahead still runs (the head state knows the set).
+    assert.ok(started.some((s) => s.height === 10n && s.parent === 9n));
+    assert.ok(started.some((s) => s.height === 26n && s.parent === 25n));
+  });
 
   test('a peer that claims blocks it does not serve is dropped; sync stops at what others can give', async () => {
     const honest = await net(source);

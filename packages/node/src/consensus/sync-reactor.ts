@@ -10,8 +10,11 @@ import {
   decode,
   type Ed25519Verified,
   encode,
+  epochOf,
   equalBytes,
+  getPociParams,
   keyId,
+  latestValidatorSetEpoch,
   type TxEnvelope,
   txRootOf,
 } from '@unc/core';
@@ -171,11 +174,18 @@ export class SyncReactor {
 
   /**
    * Whether +2/3 of the validators the head state knows for the block's height precommitted its
-   * header. False also where that set is not known yet (the look-ahead block opens an epoch whose
-   * set the block before it computes).
+   * header. False also where that set is not computed yet (the look-ahead block opens an epoch
+   * whose set the block before it computes). Before the chain's first epoch boundary no set is
+   * stored and the state answers the genesis set for every epoch, epoch 1 included, although the
+   * last block of epoch 0 may compute another: only a computed set (or epoch 0's) may vouch for a
+   * block, or a commit by the genesis validators alone would buy a look-ahead pre-check of epoch
+   * 1's first block from validators that may no longer be the ones that sign it.
    */
   private commitVerifies(block: Block): boolean {
     const { chain } = this.opts;
+    const state = chain.tipState;
+    const known = latestValidatorSetEpoch(state) ?? 0n;
+    if (epochOf(block.header.height, getPociParams(state)) > known) return false;
     return chain.checkCommit(block.commit, blockHash(block.header), block.header.height) === null;
   }
 
