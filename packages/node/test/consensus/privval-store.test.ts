@@ -32,6 +32,7 @@ import { encodeBlock } from '../../src/block-bytes.js';
 import {
   filePrivvalStorage,
   loadPrivval,
+  MAX_UNDELETED_RECORDS,
   type PrivValidatorFile,
   parsePrivval,
   proposalRecordBytes,
@@ -39,6 +40,7 @@ import {
   savePrivval,
   serializePrivval,
   storePrivval,
+  UndeletedRecords,
 } from '../../src/consensus/privval-store.js';
 
 function record(height: bigint, txs: number): SignedProposalRecord {
@@ -577,6 +579,47 @@ test('a failure before the state is durable still fails the save, and the old st
     );
     assert.equal(failures.length, 0);
     assert.equal(loadPrivval(path, fromHex(key))!.state.height, 50n);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('old proposal records that can never be deleted do not fill the disk: past MAX_UNDELETED_RECORDS the save fails, and the report stays short', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xcf));
+    const state = { ...initialPrivValidatorState(), height: 60n, step: 1 };
+    // Records whose delete fails every time (a policy that forbids it), one per earlier proposal:
+    // non-empty directories under record names fail unlink with EISDIR, as root too.
+    const pin = (i: number) => {
+      const stuck = join(dir, `privval.json.proposal-${i.toString(16).padStart(64, '0')}`);
+      mkdirSync(stuck);
+      writeFileSync(join(stuck, 'pinned'), 'x');
+    };
+    for (let i = 0; i < MAX_UNDELETED_RECORDS; i++) pin(i);
+    const failures: Error[] = [];
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: record(60n, 2) }, (err) =>
+      failures.push(err),
+    );
+    assert.equal(failures.length, 1, 'up to the bound: reported, signing goes on');
+    assert.ok(failures[0] instanceof UndeletedRecords);
+    assert.equal((failures[0] as UndeletedRecords).failures.length, MAX_UNDELETED_RECORDS);
+    // Logged at every save: it names a few and counts the rest, whatever their number.
+    assert.ok(failures[0]!.message.length < 1_000, `a ${failures[0]!.message.length}-character report`);
+    assert.match(failures[0]!.message, new RegExp(`and ${MAX_UNDELETED_RECORDS - 3} more`));
+    // One more left behind (the next proposal's old record cannot go either): the save fails.
+    pin(MAX_UNDELETED_RECORDS);
+    assert.throws(
+      () =>
+        storePrivval(
+          filePrivvalStorage(path),
+          { publicKey: key, state: { ...state, height: 61n }, lastProposal: record(61n, 2) },
+          (err) => failures.push(err),
+        ),
+      /signing stops/,
+    );
+    assert.equal(failures.length, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
