@@ -233,6 +233,11 @@ export async function preverifySyncedBlock(
   isTxVerified: (env: TxEnvelope) => boolean,
 ): Promise<SyncPreverified | null> {
   const envelopes = preverifier.decode(block);
+  // The root binds each transaction's body, not its signature (a transaction's hash leaves the
+  // signature out): a peer can still swap signatures in a genuine block. What that costs is
+  // bounded by the pre-check itself (it stops sending after the first failure) and is no more
+  // than executing the block would check; a genuine signature it finds is one the genuine block
+  // needs anyway.
   if (!envelopes || !equalBytes(txRootOf(envelopes), block.header.txRoot)) return null;
   const head = parent
     ? { height: parent.header.height, hash: blockHash(parent.header), beacon: parent.header.beacon }
