@@ -9,6 +9,8 @@ import {
   blockHash,
   decode,
   type Ed25519Verified,
+  ed25519CheckKey,
+  ed25519Verify,
   encode,
   epochOf,
   equalBytes,
@@ -17,6 +19,8 @@ import {
   latestValidatorSetEpoch,
   type TxEnvelope,
   txRootOf,
+  VerifiedSignatures,
+  type VerifyFn,
 } from '@unc/core';
 import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
@@ -39,6 +43,8 @@ export interface SyncReactorOptions {
    * see `preverifySyncedBlock`, which also checks that the body is the one the header names.
    */
   preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
+  /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
+  verifyCommitSignature?: VerifyFn;
 }
 
 /** A fetched block whose pre-check started while the block before it (`parent`) executed. */
@@ -68,7 +74,23 @@ export class SyncReactor {
    */
   private readonly prepared = new Map<Uint8Array, Prepared>();
 
+  /**
+   * Commit signatures that passed when a block's commit was checked before its pre-check: the
+   * same commit is checked again when the block is applied (against the head it builds on), and
+   * a signature each validator made is not verified twice on this thread for it. Exact (key,
+   * message, signature) triples, bounded; a forgotten one is only verified again.
+   */
+  private readonly commitPasses = new VerifiedSignatures(4_096);
+
   constructor(private readonly opts: SyncReactorOptions) {}
+
+  private readonly verifyAndRemember: VerifyFn = (publicKey, message, signature) => {
+    const key = ed25519CheckKey(publicKey, message, signature);
+    if (this.commitPasses.hasKey(key)) return true;
+    const ok = (this.opts.verifyCommitSignature ?? ed25519Verify)(publicKey, message, signature);
+    if (ok) this.commitPasses.addKey(key);
+    return ok;
+  };
 
   /** Whether some peer is ahead of our head (asks every peer for its status). */
   peerAhead(network: Network): Promise<boolean> {
@@ -109,7 +131,7 @@ export class SyncReactor {
             const preverified = ahead
               ? await ahead.preverified
               : ((this.commitVerifies(block) ? await this.opts.preverify?.(block) : null) ?? null);
-            committed = await chain.verifyAndCommit(block, null, preverified);
+            committed = await chain.verifyAndCommit(block, null, preverified, this.verifyAndRemember);
           } catch (err) {
             // The next block (same peer, same answer) will not be applied: its pre-check stops.
             this.abandonPrepared();
@@ -186,7 +208,14 @@ export class SyncReactor {
     const state = chain.tipState;
     const known = latestValidatorSetEpoch(state) ?? 0n;
     if (epochOf(block.header.height, getPociParams(state)) > known) return false;
-    return chain.checkCommit(block.commit, blockHash(block.header), block.header.height) === null;
+    return (
+      chain.checkCommit(
+        block.commit,
+        blockHash(block.header),
+        block.header.height,
+        this.verifyAndRemember,
+      ) === null
+    );
   }
 
   private abandonPrepared(): void {
