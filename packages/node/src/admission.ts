@@ -19,7 +19,7 @@
  */
 import { envelopeSignatureCheck, type TxEnvelope, ValidationError } from '@unc/core';
 import type { Clock } from './clock.js';
-import { type SignatureVerifier, VerifyPoolBusy } from './verify-pool.js';
+import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from './verify-pool.js';
 
 /** How admission measures a slice and yields between slices. */
 export interface SliceScheduler {
@@ -150,7 +150,12 @@ export class AdmissionQueue {
           },
           (err) => {
             this.held -= envs.length;
-            reject(err instanceof VerifyPoolBusy ? new AdmissionBusy(this.opts.maxQueued) : err);
+            // A closed pool (the node stops) checked nothing: "busy, retry", nothing admitted.
+            reject(
+              err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed
+                ? new AdmissionBusy(this.opts.maxQueued)
+                : err,
+            );
           },
         );
     });

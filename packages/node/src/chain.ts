@@ -46,6 +46,7 @@ import {
   txRootOf,
   ValidationError,
   type ValidatorSet,
+  type VerifyFn,
   validatorSetAt,
   validatorSetForHeight,
   verifyBeacon,
@@ -554,10 +555,14 @@ export class Chain {
     };
   }
 
-  /** Why `commit` does not finalize `hash` at `height` with the current validators, or null. */
-  checkCommit(commit: Commit, hash: Uint8Array, height: bigint): string | null {
+  /**
+   * Why `commit` does not finalize `hash` at `height` with the current validators, or null.
+   * `verify`: how each precommit's signature is checked (a caller that already checked some may
+   * answer those from what it remembers).
+   */
+  checkCommit(commit: Commit, hash: Uint8Array, height: bigint, verify?: VerifyFn): string | null {
     try {
-      verifyBlockCommit(this.validatorsForHeight(height), this.genesis.chainId, commit, hash, height);
+      verifyBlockCommit(this.validatorsForHeight(height), this.genesis.chainId, commit, hash, height, verify);
       return null;
     } catch (err) {
       if (err instanceof ValidationError) return err.message;
@@ -640,10 +645,12 @@ export class Chain {
       isEd25519Verified: Ed25519Verified;
       envelopes: readonly TxEnvelope[];
     } | null = null,
+    /** How the commit's signatures are checked (sync: skipping those its look-ahead checked). */
+    commitVerify?: VerifyFn,
   ): Promise<CommittedBlock> {
     await this.untilDurable();
     const hash = blockHash(block.header);
-    const why = this.checkCommit(block.commit, hash, block.header.height);
+    const why = this.checkCommit(block.commit, hash, block.header.height, commitVerify);
     if (why) throw new ValidationError('BAD_BLOCK', `block ${block.header.height}: ${why}`);
     // The quorum that signed this header checked its lastCommitHash against the certificate the
     // proposer sent; our own quorum for the head may be another one, which proves nothing wrong.

@@ -39,7 +39,10 @@ export type VerifyLane = 'consensus' | 'admission';
 export interface SignatureVerifier {
   /** Worker threads behind it; 0 means checks run on the calling thread (no pre-check pays off). */
   readonly threads: number;
-  /** Whether each signature verifies, in order; may reject with VerifyPoolBusy, having done nothing. */
+  /**
+   * Whether each signature verifies, in order; may reject with VerifyPoolBusy, having done nothing,
+   * or with VerifyPoolClosed once closed (the checks not made).
+   */
   verify(checks: readonly SignatureCheck[], lane?: VerifyLane): Promise<boolean[]>;
   close(): Promise<void>;
 }
@@ -104,6 +107,18 @@ export class VerifyPoolBusy extends Error {
 }
 
 /**
+ * The pool was closed before these checks ran: nothing about them is known. Callers treat the
+ * checks as not verified (execution checks a block's signatures itself; admission answers
+ * "busy, retry"), never as valid.
+ */
+export class VerifyPoolClosed extends Error {
+  constructor() {
+    super('signature verification stopped: the node is shutting down, these signatures were not checked');
+    this.name = 'VerifyPoolClosed';
+  }
+}
+
+/**
  * A batch as it crosses to a worker: one buffer for all the bytes (a view's whole underlying
  * buffer would otherwise be copied with it, and a transaction's signature is a view into the
  * message it arrived in).
@@ -154,6 +169,8 @@ interface Chunk {
   batch: PackedBatch;
   lane: VerifyLane;
   done: (ok: Uint8Array) => void;
+  /** The pool closed before this chunk's answer came: its call rejects with VerifyPoolClosed. */
+  fail: () => void;
 }
 
 interface Slot {
@@ -227,13 +244,16 @@ export class VerifyPool implements SignatureVerifier {
 
   /**
    * Whether each signature verifies, in order. Throws VerifyPoolBusy at once (nothing queued)
-   * when the lane cannot take all of them. The bytes are copied before this returns.
+   * when the lane cannot take all of them, and VerifyPoolClosed once the pool is closed (then, or
+   * later if `close` comes first: nothing is checked on this thread at close). The bytes are
+   * copied before this returns.
    */
   verify(checks: readonly SignatureCheck[], lane: VerifyLane = 'admission'): Promise<boolean[]> {
+    if (this.closed) return Promise.reject(new VerifyPoolClosed());
     if (checks.length === 0) return Promise.resolve([]);
     const limit = this.opts.maxQueued[lane];
     if (this.held[lane] + checks.length > limit) return Promise.reject(new VerifyPoolBusy(lane, limit));
-    if (this.slots.length === 0 || this.closed) {
+    if (this.slots.length === 0) {
       return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
     }
     this.held[lane] += checks.length;
@@ -275,7 +295,8 @@ export class VerifyPool implements SignatureVerifier {
       }
     }
     let left = queues.length;
-    return new Promise((resolve) => {
+    let failed = false;
+    return new Promise((resolve, reject) => {
       for (const { queue, at } of queues) {
         queue.push({
           batch: packBatch(
@@ -286,7 +307,13 @@ export class VerifyPool implements SignatureVerifier {
           done: (ok) => {
             for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
             this.held[lane] -= at.length;
-            if (--left === 0) resolve(result);
+            if (--left === 0 && !failed) resolve(result);
+          },
+          fail: () => {
+            this.held[lane] -= at.length;
+            // One part not checked leaves the call without an answer: all of it is unknown.
+            if (!failed) reject(new VerifyPoolClosed());
+            failed = true;
           },
         });
       }
@@ -294,15 +321,20 @@ export class VerifyPool implements SignatureVerifier {
     });
   }
 
+  /**
+   * Stops the workers. Whatever is still queued or in flight is rejected (VerifyPoolClosed), so
+   * no caller waits forever and none takes an unchecked signature for a checked one. Nothing is
+   * checked on this thread: the lanes hold up to 250,000 checks, which would hold a shutdown for
+   * seconds. A batch a worker is checking is dropped with its worker (terminated).
+   */
   async close(): Promise<void> {
     this.closed = true;
     const slots = this.slots.splice(0);
-    // Whatever is still queued or in flight is checked here, so no caller waits forever.
     for (const s of slots) {
-      for (const { chunk } of s.inFlight.splice(0)) chunk.done(verifyPacked(chunk.batch));
-      for (const queued of s.waiting.splice(0)) queued.done(verifyPacked(queued.batch));
+      for (const { chunk } of s.inFlight.splice(0)) chunk.fail();
+      for (const queued of s.waiting.splice(0)) queued.fail();
     }
-    for (const queued of this.admission.splice(0)) queued.done(verifyPacked(queued.batch));
+    for (const queued of this.admission.splice(0)) queued.fail();
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 

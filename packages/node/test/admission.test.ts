@@ -14,7 +14,7 @@ import {
 import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
 import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
-import { VerifyPool } from '../src/verify-pool.js';
+import { type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
 import { devBlockOne } from './fixtures.js';
 
 const { genesis, state, next } = devBlockOne();
@@ -39,11 +39,11 @@ function forged(env: TxEnvelope): TxEnvelope {
   return envelopeFromBytes(bytes);
 }
 
-function setup(opts: { maxQueued?: number; sliceMs?: number } = {}) {
+function setup(opts: { maxQueued?: number; sliceMs?: number } = {}, verifier: SignatureVerifier = pool) {
   const mempool = new Mempool();
   const checked: string[] = [];
   const queue = new AdmissionQueue(
-    pool,
+    verifier,
     {
       cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
       admit: (env) => {
@@ -91,6 +91,22 @@ describe('AdmissionQueue', () => {
     const [dup] = await queue.submit([forged(env)]);
     assert.ok(dup instanceof ValidationError && dup.code === 'DUPLICATE');
     assert.equal(before, 0);
+  });
+
+  test('a verify pool closed under queued admissions answers BUSY and admits nothing it did not check', async () => {
+    const closing = new VerifyPool({ threads: 1, batchSize: 8 });
+    const { mempool, queue, checked } = setup({}, closing);
+    const pending = queue.submit(Array.from({ length: 40 }, (_, i) => tx(i % 8, BigInt(Math.floor(i / 8)))));
+    const refused = assert.rejects(
+      pending,
+      (err: unknown) => err instanceof AdmissionBusy && err.code === 'BUSY',
+    );
+    await closing.close();
+    await refused;
+    assert.equal(checked.length, 0, 'no transaction reached admission');
+    assert.equal(mempool.size, 0);
+    assert.equal(queue.queued, 0);
+    await assert.rejects(queue.submit([tx(1, 0n)]), AdmissionBusy);
   });
 
   test('a full queue refuses a whole batch at once with BUSY, admitting nothing of it', async () => {

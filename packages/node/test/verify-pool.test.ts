@@ -10,6 +10,7 @@ import {
   unpackBatch,
   VerifyPool,
   VerifyPoolBusy,
+  VerifyPoolClosed,
 } from '../src/verify-pool.js';
 
 const seed = sha256(utf8('verify pool test key'));
@@ -435,6 +436,36 @@ describe('VerifyPool', () => {
     } finally {
       await two.close();
     }
+  });
+
+  test('close rejects every check it has not answered, queued or in flight, and checks none of them on this thread', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 128 });
+    // Valid signatures: a call that resolved after close could only say "valid", and with the
+    // workers terminated, only by checking on this thread (what close used to do, up to the lanes'
+    // 250,000 checks, holding a shutdown for seconds). So none may resolve.
+    const calls = [
+      ...Array.from({ length: 20 }, (_, c) =>
+        one.verify(
+          Array.from({ length: 1_000 }, (_, i) => check(c * 1_000 + i, true)),
+          'admission',
+        ),
+      ),
+      one.verify(
+        Array.from({ length: 5_000 }, (_, i) => chipCheck(i % chipKeys.length, i, 'valid')),
+        'consensus',
+      ),
+    ];
+    const outcomes = Promise.allSettled(calls);
+    await one.close();
+    const settled = await outcomes;
+    const resolved = settled.filter((r) => r.status === 'fulfilled').length;
+    assert.equal(resolved, 0, `${resolved} calls answered "valid" after close`);
+    for (const r of settled)
+      assert.ok(r.status === 'rejected' && r.reason instanceof VerifyPoolClosed, String(r.status));
+    assert.equal(one.queued('admission'), 0);
+    assert.equal(one.queued('consensus'), 0);
+    // And after close, a call is refused at once: nothing is checked here either.
+    await assert.rejects(one.verify([check(1, true)]), VerifyPoolClosed);
   });
 
   test('without threads it checks on the calling thread', async () => {

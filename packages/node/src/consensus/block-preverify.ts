@@ -25,7 +25,7 @@ import {
   type TxEnvelope,
   VerifiedSignatures,
 } from '@unc/core';
-import { type SignatureVerifier, VerifyPoolBusy } from '../verify-pool.js';
+import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from '../verify-pool.js';
 
 export class BlockPreverifier {
   private readonly passed = new VerifiedSignatures(200_000);
@@ -69,7 +69,8 @@ export class BlockPreverifier {
    * vouch for and the dev-soft answers their heartbeats carry (placed on `state`, the head), in
    * block order, and stops sending more after the first that fails (the block fails there or
    * execution finds out which; either way the rest is its business).
-   * Returns how many checks ran; a busy or absent pool only means execution checks them itself.
+   * Returns how many checks ran; a busy, closed or absent pool only means execution checks them
+   * itself.
    * `abandoned`: once it says true (nobody will execute the block), nothing more is sent, so the
    * work left is what is already in flight (at most `chunksAhead` chunks).
    */
@@ -125,8 +126,8 @@ export class BlockPreverifier {
         inFlight.push({ theirs, pending });
         // This thread's share stops at its own first failure too: the block fails there (or
         // execution finds out where), and every check past it would be the attacker's free work
-        // on the consensus thread, before anyone knows the block is valid (a synced block's
-        // commit is checked only after its pre-check).
+        // on the consensus thread, before anyone knows the block is valid (a proposal is checked
+        // before it is decided; a synced block is pre-checked only once its commit verified).
         for (let i = 0; i < mine && !stop; i++) {
           const c = part[i]!;
           if (ed25519Verify(c.publicKey, c.message, c.signature)) this.passed.addKey(c.key);
@@ -140,8 +141,9 @@ export class BlockPreverifier {
       try {
         ok = await oldest.pending;
       } catch (err) {
-        if (!(err instanceof VerifyPoolBusy)) throw err;
-        // Busy: execution checks the rest itself.
+        if (!(err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed)) throw err;
+        // Busy, or closed (the node stops): nothing of this chunk passed; execution checks the
+        // rest itself.
         stop = true;
         continue;
       }

@@ -21,7 +21,6 @@
  */
 import {
   type Block,
-  blockHash,
   type ConsensusAction,
   type ConsensusEvent,
   DEFAULT_TIMEOUTS,
@@ -99,7 +98,7 @@ import {
 } from './privval-store.js';
 import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
-import { type SyncPreverified, SyncReactor } from './sync-reactor.js';
+import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
   compactProposalCodec,
   type ProposalMessage,
@@ -938,11 +937,15 @@ export class ConsensusDriver {
       this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
     }`;
     if (mark === this.lastSavedPrivval) return;
-    storePrivval(this.privvalStorage, {
-      publicKey: toHex(this.validator.publicKey),
-      state,
-      lastProposal: this.lastProposal,
-    });
+    storePrivval(
+      this.privvalStorage,
+      { publicKey: toHex(this.validator.publicKey), state, lastProposal: this.lastProposal },
+      // The state is durable by then: signing goes on, and the next save tries again.
+      (err) =>
+        this.logger.warn('signer state saved; an old proposal record was not deleted', {
+          error: err.message,
+        }),
+    );
     this.lastSavedPrivval = mark;
   }
 
@@ -1679,34 +1682,18 @@ export class ConsensusDriver {
   }
 
   /**
-   * A synced block: its signatures first spread over the verifier (consensus lane), then the
-   * block is checked in full, skipping only checks that passed there or at admission.
+   * A synced block whose commit verified: its signatures first spread over the verifier
+   * (consensus lane), then the block is checked in full, skipping only checks that passed there
+   * or at admission.
    */
-  private async preverifySynced(
+  private preverifySynced(
     block: Block,
     parent?: Block,
     abandoned?: () => boolean,
   ): Promise<SyncPreverified | null> {
-    const envelopes = this.preverifier.decode(block);
-    if (!envelopes) return null;
-    // `parent`: the block being executed while this one is checked (sync's look-ahead); the head
-    // state does not hold it yet, so its header names the slot the answers answer.
-    const head = parent
-      ? { height: parent.header.height, hash: blockHash(parent.header), beacon: parent.header.beacon }
-      : this.headForPreverify();
-    await this.preverifier.preverify(
-      envelopes,
-      this.chain.tipState,
-      this.chain.genesis.chainId,
-      head,
-      () => false,
-      abandoned,
+    return preverifySyncedBlock(this.preverifier, this.chain, block, parent, abandoned, (env) =>
+      this.host.isTxVerified(env),
     );
-    return {
-      envelopes,
-      isSignatureVerified: this.verifiedAmong(envelopes),
-      isEd25519Verified: this.preverifier.isEd25519Verified,
-    };
   }
 
   /**

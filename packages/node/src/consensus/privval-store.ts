@@ -212,8 +212,31 @@ export interface PrivvalStorage {
    * under that name is replaced, not trusted to hold them.
    */
   writeRecord(name: string, bytes: Uint8Array): void;
-  /** Deletes every record file but `keep`. */
+  /**
+   * Deletes every record file but `keep`; one that cannot be deleted does not stop the others, and
+   * the call then throws an UndeletedRecords (the next save tries them again).
+   */
   pruneRecords(keep: string | null): void;
+}
+
+/**
+ * Old record files left on disk, at most, before a save fails. Each holds a whole block, and a
+ * delete that fails every time (a policy that forbids it, a file an outside process keeps busy)
+ * would otherwise leave one more at every proposal until the disk is full, and the chain's own
+ * writes fail with it; a few that a transient failure leaves are deleted at a later save.
+ */
+export const MAX_UNDELETED_RECORDS = 16;
+
+/** Old record files that could not be deleted (the error names a few, and counts all). */
+export class UndeletedRecords extends Error {
+  constructor(readonly failures: readonly string[]) {
+    const shown = failures.slice(0, 3).join('; ');
+    const more = failures.length > 3 ? `; and ${failures.length - 3} more` : '';
+    super(
+      `${failures.length} old proposal record(s) not deleted (tried again at the next save): ${shown}${more}`,
+    );
+    this.name = 'UndeletedRecords';
+  }
 }
 
 /**
@@ -222,12 +245,31 @@ export interface PrivvalStorage {
  * written next names it, so it must be on disk first); (2) the state file, atomically (the old one
  * stays whole until the new one is); (3) the records no longer named (a crash before leaves a stale
  * file, deleted at the next save).
+ * A failure of (1) or (2) fails the save: the signature must not be released. A failure of (3)
+ * does not: the state is durable by then, and a stale record is only a file too many (deleting it
+ * is tried again at every save). It goes to `onCleanupFailure` (the driver logs it); a signer that
+ * stopped signing for an undeletable old file (a busy or read-only one) would stall its chain.
+ * Once more than MAX_UNDELETED_RECORDS are left, the save fails all the same (before the
+ * signature is released): the disk is not filled one block at a time.
  */
-export function storePrivval(storage: PrivvalStorage, f: PrivValidatorFile): void {
+export function storePrivval(
+  storage: PrivvalStorage,
+  f: PrivValidatorFile,
+  onCleanupFailure: (err: Error) => void = () => {},
+): void {
   const record = f.lastProposal ? proposalRecordBytes(f.lastProposal) : null;
   if (record) storage.writeRecord(record.name, record.bytes);
   storage.write(serializePrivval(f));
-  storage.pruneRecords(record?.name ?? null);
+  try {
+    storage.pruneRecords(record?.name ?? null);
+  } catch (err) {
+    if (err instanceof UndeletedRecords && err.failures.length > MAX_UNDELETED_RECORDS) {
+      throw new Error(
+        `${storage.where}: signing stops: ${err.message}; at most ${MAX_UNDELETED_RECORDS} are left behind (free them)`,
+      );
+    }
+    onCleanupFailure(err instanceof Error ? err : new Error(String(err)));
+  }
 }
 
 const RECORD_INFIX = '.proposal-';
@@ -254,12 +296,20 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
     },
     pruneRecords: (keep) => {
       const prefix = `${basename(path)}${RECORD_INFIX}`;
+      const failed: string[] = [];
       for (const entry of readdirSync(dirname(path))) {
         if (!entry.startsWith(prefix) || entry === `${prefix}${keep}`) continue;
-        // A temporary file of an interrupted save is deleted as well.
-        unlinkSync(join(dirname(path), entry));
+        // A temporary file of an interrupted save is deleted as well. Forgotten before the
+        // delete is tried: a delete that failed part-way (or a file removed under us) must not
+        // let a later save of the same proposal skip writing it.
         present.delete(entry.slice(prefix.length));
+        try {
+          unlinkSync(join(dirname(path), entry));
+        } catch (err) {
+          failed.push(`${entry}: ${(err as Error).message}`);
+        }
       }
+      if (failed.length > 0) throw new UndeletedRecords(failed);
     },
   };
 }

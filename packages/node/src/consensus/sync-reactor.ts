@@ -3,12 +3,31 @@
  * are ahead (block sync, sync.ts), each block checked with its commit like any block from a
  * stranger. The consensus reactor asks it whether a peer is ahead when a height stalls.
  */
-import { type Block, blockCodec, decode, type Ed25519Verified, encode, type TxEnvelope } from '@unc/core';
+import {
+  type Block,
+  blockCodec,
+  blockHash,
+  decode,
+  type Ed25519Verified,
+  ed25519CheckKey,
+  ed25519Verify,
+  encode,
+  epochOf,
+  equalBytes,
+  getPociParams,
+  keyId,
+  latestValidatorSetEpoch,
+  type TxEnvelope,
+  txRootOf,
+  VerifiedSignatures,
+  type VerifyFn,
+} from '@unc/core';
 import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../p2p/types.js';
 import { isBehind, type SyncProgress, syncChain } from '../sync.js';
+import type { BlockPreverifier } from './block-preverify.js';
 
 export interface SyncReactorOptions {
   clock: Clock;
@@ -20,9 +39,12 @@ export interface SyncReactorOptions {
    * Checks a synced block's signatures ahead of its execution (block-preverify.ts) and says which
    * passed; null (or absent) lets execution check every one itself. `abandoned` says true once
    * the block will not be applied (the block before it failed, or sync moved on): the pre-check
-   * then sends nothing more.
+   * then sends nothing more. Called only for a block whose commit verified (`commitVerifies`):
+   * see `preverifySyncedBlock`, which also checks that the body is the one the header names.
    */
   preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
+  /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
+  verifyCommitSignature?: VerifyFn;
 }
 
 /** A fetched block whose pre-check started while the block before it (`parent`) executed. */
@@ -52,7 +74,23 @@ export class SyncReactor {
    */
   private readonly prepared = new Map<Uint8Array, Prepared>();
 
+  /**
+   * Commit signatures that passed when a block's commit was checked before its pre-check: the
+   * same commit is checked again when the block is applied (against the head it builds on), and
+   * a signature each validator made is not verified twice on this thread for it. Exact (key,
+   * message, signature) triples, bounded; a forgotten one is only verified again.
+   */
+  private readonly commitPasses = new VerifiedSignatures(4_096);
+
   constructor(private readonly opts: SyncReactorOptions) {}
+
+  private readonly verifyAndRemember: VerifyFn = (publicKey, message, signature) => {
+    const key = ed25519CheckKey(publicKey, message, signature);
+    if (this.commitPasses.hasKey(key)) return true;
+    const ok = (this.opts.verifyCommitSignature ?? ed25519Verify)(publicKey, message, signature);
+    if (ok) this.commitPasses.addKey(key);
+    return ok;
+  };
 
   /** Whether some peer is ahead of our head (asks every peer for its status). */
   peerAhead(network: Network): Promise<boolean> {
@@ -87,8 +125,13 @@ export class SyncReactor {
           const block = ahead?.block ?? decode(blockCodec, encoded);
           let committed: CommittedBlock;
           try {
-            const preverified = (await (ahead?.preverified ?? this.opts.preverify?.(block))) ?? null;
-            committed = await chain.verifyAndCommit(block, null, preverified);
+            // A look-ahead that could not check the block's commit (its validator set was not
+            // known before the block before it ran: an epoch's first block) started nothing; now
+            // that the head is that block, the commit can be checked and the pre-check run.
+            const preverified = ahead
+              ? await ahead.preverified
+              : ((this.commitVerifies(block) ? await this.opts.preverify?.(block) : null) ?? null);
+            committed = await chain.verifyAndCommit(block, null, preverified, this.verifyAndRemember);
           } catch (err) {
             // The next block (same peer, same answer) will not be applied: its pre-check stops.
             this.abandonPrepared();
@@ -129,7 +172,13 @@ export class SyncReactor {
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
   }
 
-  /** Decodes `encoded` and starts its pre-check; null if it does not decode (applyBlock blames its peer). */
+  /**
+   * Decodes `encoded` and starts its pre-check; null if it does not decode, or if its commit does
+   * not verify (yet) against the validators the head state knows for its height: any peer can
+   * answer a range request, and a block full of forged signatures must cost this node no check
+   * before +2/3 of the validators are known to have signed it. applyBlock checks it again on the
+   * head it builds on, and blames its peer if it still fails.
+   */
   private prepare(encoded: Uint8Array, parent: Block | undefined): Prepared | null {
     let block: Block;
     try {
@@ -137,11 +186,36 @@ export class SyncReactor {
     } catch {
       return null;
     }
+    if (!this.commitVerifies(block)) return null;
     const prepared: Prepared = { block, preverified: Promise.resolve(null), abandoned: false };
     prepared.preverified = this.opts.preverify!(block, parent, () => prepared.abandoned);
     prepared.preverified.catch(() => {});
     this.prepared.set(encoded, prepared);
     return prepared;
+  }
+
+  /**
+   * Whether +2/3 of the validators the head state knows for the block's height precommitted its
+   * header. False also where that set is not computed yet (the look-ahead block opens an epoch
+   * whose set the block before it computes). Before the chain's first epoch boundary no set is
+   * stored and the state answers the genesis set for every epoch, epoch 1 included, although the
+   * last block of epoch 0 may compute another: only a computed set (or epoch 0's) may vouch for a
+   * block, or a commit by the genesis validators alone would buy a look-ahead pre-check of epoch
+   * 1's first block from validators that may no longer be the ones that sign it.
+   */
+  private commitVerifies(block: Block): boolean {
+    const { chain } = this.opts;
+    const state = chain.tipState;
+    const known = latestValidatorSetEpoch(state) ?? 0n;
+    if (epochOf(block.header.height, getPociParams(state)) > known) return false;
+    return (
+      chain.checkCommit(
+        block.commit,
+        blockHash(block.header),
+        block.header.height,
+        this.verifyAndRemember,
+      ) === null
+    );
   }
 
   private abandonPrepared(): void {
@@ -165,4 +239,49 @@ export class SyncReactor {
 
 function min(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
+}
+
+/** What `preverifySyncedBlock` reads of the node's chain. */
+export type PreverifyChain = Pick<Chain, 'tip' | 'tipState' | 'genesis'>;
+
+/**
+ * A synced block's signatures checked on the pool (block-preverify.ts) before it executes. The
+ * caller has checked its commit (SyncReactor.commitVerifies), which vouches for the header only:
+ * a peer can attach any transactions to a genuine header and commit, so nothing is checked unless
+ * the body is the one the header's transaction root names. `parent`: the block being executed
+ * while this one is checked (sync's look-ahead); the head state does not hold it yet, so its
+ * header names the slot the heartbeats' answers answer. `isTxVerified`: what admission already
+ * checked. Null where nothing was checked (execution then checks every signature itself).
+ */
+export async function preverifySyncedBlock(
+  preverifier: BlockPreverifier,
+  chain: PreverifyChain,
+  block: Block,
+  parent: Block | undefined,
+  abandoned: (() => boolean) | undefined,
+  isTxVerified: (env: TxEnvelope) => boolean,
+): Promise<SyncPreverified | null> {
+  const envelopes = preverifier.decode(block);
+  // The root binds each transaction's body, not its signature (a transaction's hash leaves the
+  // signature out): a peer can still swap signatures in a genuine block. What that costs is
+  // bounded by the pre-check itself (it stops sending after the first failure) and is no more
+  // than executing the block would check; a genuine signature it finds is one the genuine block
+  // needs anyway.
+  if (!envelopes || !equalBytes(txRootOf(envelopes), block.header.txRoot)) return null;
+  const head = parent
+    ? { height: parent.header.height, hash: blockHash(parent.header), beacon: parent.header.beacon }
+    : { height: chain.tip.header.height, hash: chain.tip.hash, beacon: chain.tip.header.beacon };
+  await preverifier.preverify(envelopes, chain.tipState, chain.genesis.chainId, head, () => false, abandoned);
+  const verified = new Set<string>();
+  const unverified = new Set<string>();
+  for (const env of envelopes)
+    (isTxVerified(env) || preverifier.isTxVerified(env) ? verified : unverified).add(keyId(env.hash));
+  return {
+    envelopes,
+    isSignatureVerified: (hash) => {
+      const id = keyId(hash);
+      return verified.has(id) && !unverified.has(id);
+    },
+    isEd25519Verified: preverifier.isEd25519Verified,
+  };
 }

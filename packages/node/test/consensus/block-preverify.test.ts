@@ -362,6 +362,24 @@ describe('block pre-verification', () => {
     assert.equal(verifier.checks, ran);
   });
 
+  test('a pool closed mid pre-check (the node stops) ends it without an error, and nothing it did not answer counts as verified', async () => {
+    const chain = new Chain();
+    const transfers = Array.from({ length: 200 }, (_, i) =>
+      tx(key(`closed pool sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const closing = new VerifyPool({ threads: 1, batchSize: 8 });
+    const pre = new BlockPreverifier(closing, { chunkChecks: 64, chunksAhead: 2 });
+    const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+    const running = pre.preverify(envs, chain.state, genesis.chainId, chain.head(), () => false);
+    await closing.close();
+    // Before, close checked the queue on this thread and answered "valid"; with the rejection
+    // unhandled here, the pre-check threw instead.
+    assert.equal(await running, 0);
+    assert.equal(envs.filter((e) => pre.isTxVerified(e)).length, 0);
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);

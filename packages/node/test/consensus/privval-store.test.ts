@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -23,6 +32,7 @@ import { encodeBlock } from '../../src/block-bytes.js';
 import {
   filePrivvalStorage,
   loadPrivval,
+  MAX_UNDELETED_RECORDS,
   type PrivValidatorFile,
   parsePrivval,
   proposalRecordBytes,
@@ -30,6 +40,7 @@ import {
   savePrivval,
   serializePrivval,
   storePrivval,
+  UndeletedRecords,
 } from '../../src/consensus/privval-store.js';
 
 function record(height: bigint, txs: number): SignedProposalRecord {
@@ -500,3 +511,116 @@ function crashChild(core: string, store: string, dir: string, crashAt: number): 
     say('ops ' + ops);
   `;
 }
+
+test('an old proposal record that cannot be deleted does not fail the save: the state is durable, the delete is tried again at the next save', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xcd));
+    const state = { ...initialPrivValidatorState(), height: 40n, step: 1 };
+    const first = record(40n, 3);
+    const second = record(41n, 2);
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: first });
+    // The old record made undeletable, as root too: a non-empty directory under its name (unlink
+    // fails with EISDIR, as a busy or read-only file fails with EBUSY, EACCES or EROFS).
+    const old = join(dir, `privval.json.proposal-${proposalRecordBytes(first).name}`);
+    rmSync(old);
+    mkdirSync(old);
+    writeFileSync(join(old, 'pinned'), 'x');
+    const failures: Error[] = [];
+    const next = { ...state, height: 41n };
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state: next, lastProposal: second }, (err) =>
+      failures.push(err),
+    );
+    assert.equal(failures.length, 1, 'the failed delete is reported (the driver logs it)');
+    assert.match(failures[0]!.message, new RegExp(`proposal-${proposalRecordBytes(first).name}`));
+    const back = loadPrivval(path, fromHex(key))!;
+    assert.equal(back.state.height, 41n, 'the new state is on disk');
+    assert.equal(toHex(back.lastProposal!.proposal.signature), toHex(second.proposal.signature));
+    // Without a reporter, the save still succeeds; once the file can go, the next save deletes it.
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: key,
+      state: { ...next, step: 2 },
+      lastProposal: second,
+    });
+    // The obstruction gone (a busy file freed): a plain stale file, which the next save deletes.
+    rmSync(old, { recursive: true });
+    writeFileSync(old, 'stale record');
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: key,
+      state: { ...next, step: 3 },
+      lastProposal: second,
+    });
+    assert.equal(existsSync(old), false, 'deleted at the next save');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a failure before the state is durable still fails the save, and the old state stays', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xce));
+    const state = { ...initialPrivValidatorState(), height: 50n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: record(50n, 2) });
+    const next = record(51n, 2);
+    // The new record cannot be written (its temporary name is taken by a non-empty directory).
+    const tmp = join(dir, `privval.json.proposal-${proposalRecordBytes(next).name}.tmp`);
+    mkdirSync(tmp);
+    writeFileSync(join(tmp, 'pinned'), 'x');
+    const failures: Error[] = [];
+    assert.throws(() =>
+      storePrivval(
+        filePrivvalStorage(path),
+        { publicKey: key, state: { ...state, height: 51n }, lastProposal: next },
+        (err) => failures.push(err),
+      ),
+    );
+    assert.equal(failures.length, 0);
+    assert.equal(loadPrivval(path, fromHex(key))!.state.height, 50n);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('old proposal records that can never be deleted do not fill the disk: past MAX_UNDELETED_RECORDS the save fails, and the report stays short', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xcf));
+    const state = { ...initialPrivValidatorState(), height: 60n, step: 1 };
+    // Records whose delete fails every time (a policy that forbids it), one per earlier proposal:
+    // non-empty directories under record names fail unlink with EISDIR, as root too.
+    const pin = (i: number) => {
+      const stuck = join(dir, `privval.json.proposal-${i.toString(16).padStart(64, '0')}`);
+      mkdirSync(stuck);
+      writeFileSync(join(stuck, 'pinned'), 'x');
+    };
+    for (let i = 0; i < MAX_UNDELETED_RECORDS; i++) pin(i);
+    const failures: Error[] = [];
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: record(60n, 2) }, (err) =>
+      failures.push(err),
+    );
+    assert.equal(failures.length, 1, 'up to the bound: reported, signing goes on');
+    assert.ok(failures[0] instanceof UndeletedRecords);
+    assert.equal((failures[0] as UndeletedRecords).failures.length, MAX_UNDELETED_RECORDS);
+    // Logged at every save: it names a few and counts the rest, whatever their number.
+    assert.ok(failures[0]!.message.length < 1_000, `a ${failures[0]!.message.length}-character report`);
+    assert.match(failures[0]!.message, new RegExp(`and ${MAX_UNDELETED_RECORDS - 3} more`));
+    // One more left behind (the next proposal's old record cannot go either): the save fails.
+    pin(MAX_UNDELETED_RECORDS);
+    assert.throws(
+      () =>
+        storePrivval(
+          filePrivvalStorage(path),
+          { publicKey: key, state: { ...state, height: 61n }, lastProposal: record(61n, 2) },
+          (err) => failures.push(err),
+        ),
+      /signing stops/,
+    );
+    assert.equal(failures.length, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
