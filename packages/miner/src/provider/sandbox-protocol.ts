@@ -6,6 +6,7 @@
 import type { RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
+import type { JobProcessStamps } from './stages.js';
 
 /** An error whose message is ours and safe to show a renter (no paths, no runtime internals). */
 export class PublicJobError extends Error {
@@ -61,7 +62,8 @@ export type SandboxPart =
     };
 
 export type SandboxReply =
-  | { id: number; ok: true; result?: unknown }
+  /** `at`: when the request arrived and its work ended, on the machine's monotonic clock (stages.ts). */
+  | { id: number; ok: true; result?: unknown; at?: JobProcessStamps }
   | { id: number; ok: false; code: string; error: string; detail: string }
   | SandboxPart
   | { op: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

@@ -30,6 +30,7 @@ import {
   type SandboxReply,
   type SandboxRequest,
 } from './sandbox-protocol.js';
+import { monotonicMs, processCpuMs } from './stages.js';
 
 function send(msg: SandboxReply): void {
   process.send?.(msg);
@@ -196,8 +197,16 @@ async function handle(req: SandboxRequest): Promise<unknown> {
 }
 
 process.on('message', (req: SandboxRequest) => {
+  const received = monotonicMs();
+  const cpu = processCpuMs();
   handle(req).then(
-    (result) => send({ id: req.id, ok: true, result }),
+    (result) =>
+      send({
+        id: req.id,
+        ok: true,
+        result,
+        at: { received, done: monotonicMs(), cpuMs: processCpuMs() - cpu },
+      }),
     (err: Error) => send({ id: req.id, ok: false, ...failure(err) }),
   );
 });
