@@ -5,7 +5,8 @@
  * nothing here needs to guard against a job that never ends.
  *
  * Messages (advanced serialization, so tensors travel as typed arrays):
- *   → { id, op: 'init', executionProvider, ocr }   ← { id, ok, result: { executionProvider } }
+ *   → { id, op: 'init', executionProvider, ocr,    ← { id, ok, result: { executionProvider } }
+ *       maxSessions, threads, maxOutputBytes, logLimits }
  *   → { id, op: 'check', hash, path }               ← { id, ok } (the session is kept for jobs)
  *   → { id, op: 'run', hash, path, inputs }         ← { id, ok, result: RawTensor[] }
  *   → { id, op: 'ocr', image }                      ← { id, ok, result: OcrLine[] }
@@ -13,6 +14,8 @@
  *   → { id, op: 'ocrMany', images }                    per job as it ends, then { id, ok }
  *   ← { op: 'log', level, msg, fields }
  * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
+ * A done request's answer also carries `at`: when it arrived, when its work ended (the machine's
+ * monotonic clock) and the CPU ms this process spent in between (bench:jobs --stages).
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -23,7 +26,7 @@ import { OcrEngine, type OcrModelFiles } from './ocr.js';
 import { OnnxRunner } from './onnx.js';
 import { assertSelfContainedModel, UnsafeModelError } from './onnx-check.js';
 import {
-  clippedLog,
+  LogGate,
   PublicJobError,
   redact,
   type SandboxPart,
@@ -48,12 +51,16 @@ function sendWritten(msg: SandboxReply): Promise<void> {
   });
 }
 
+/** Keeps this process's log messages within the provider's limits (it kills a process past them). */
+const logGate = new LogGate();
+
 function log(
   level: 'debug' | 'info' | 'warn' | 'error',
   msg: string,
   fields?: Record<string, unknown>,
 ): void {
-  send(clippedLog(level, msg, fields));
+  const m = logGate.admit(level, msg, fields);
+  if (m) send(m);
 }
 
 const logger: Logger = {
@@ -165,6 +172,7 @@ async function handle(req: SandboxRequest): Promise<unknown> {
       onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions, req.threads);
       ocrFiles = req.ocr;
       maxOutputBytes = req.maxOutputBytes;
+      logGate.setLimits(req.logLimits);
       // Building a session tells whether the requested execution provider works here.
       if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
       // The OCR pipeline is built before the process counts as ready, so no job's time limit is
@@ -198,6 +206,7 @@ async function handle(req: SandboxRequest): Promise<unknown> {
 
 process.on('message', (req: SandboxRequest) => {
   const received = monotonicMs();
+  logGate.newRequest();
   const cpu = processCpuMs();
   handle(req).then(
     (result) =>

@@ -22,8 +22,9 @@ import type { OcrLine, RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import {
+  DEFAULT_LOG_LIMITS,
+  type LogLimits,
   logSize,
-  MAX_LOG_BYTES,
   MAX_LOG_FIELDS,
   type SandboxCall,
   type SandboxPart,
@@ -74,25 +75,13 @@ export interface SandboxOptions {
   logger: Logger;
 }
 
-export interface MessageLimits {
+/** Log limits (UTF-8 bytes, LogLimits), stray messages counted with logs against the rate. */
+export interface MessageLimits extends LogLimits {
   /** Bytes of one message on the channel (an answer holds at most maxOutputBytes of outputs). */
   maxMessageBytes: number;
-  /** Bytes of one log message (its text and fields). */
-  maxLogBytes: number;
-  /** Bytes of log messages during one request (a job, a group, a model load). */
-  maxLogBytesPerJob: number;
-  /** Log (and stray) messages a process may send per second, on average… */
-  maxLogsPerSecond: number;
-  /** …and at once. */
-  maxLogBurst: number;
 }
 
-export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = {
-  maxLogBytes: MAX_LOG_BYTES,
-  maxLogBytesPerJob: 64 * 1024,
-  maxLogsPerSecond: 20,
-  maxLogBurst: 50,
-};
+export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = DEFAULT_LOG_LIMITS;
 
 type Pending = {
   resolve(v: unknown): void;
@@ -422,6 +411,12 @@ export class JobSandbox {
       maxSessions: this.opts.maxSessions,
       threads: this.opts.threads ?? { spinning: false },
       maxOutputBytes: this.opts.maxOutputBytes,
+      logLimits: {
+        maxLogBytes: this.limits.maxLogBytes,
+        maxLogBytesPerJob: this.limits.maxLogBytesPerJob,
+        maxLogsPerSecond: this.limits.maxLogsPerSecond,
+        maxLogBurst: this.limits.maxLogBurst,
+      },
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
