@@ -1056,7 +1056,7 @@ export class Gateway {
     return canSpend(
       // Fees of the hour before the block time (and after it) and the pending ones: an older fee
       // lies in no window the check looks at (policy hourPeak).
-      { leases, fees: this.feesPaid(st.timeMs - Number(MS_PER_HOUR)) },
+      { leases, fees: this.feesCounted(st.timeMs - Number(MS_PER_HOUR)).counted },
       {
         committedRate: committed,
         reservedFees: this.closeFee() * BigInt(costing),
@@ -1095,9 +1095,32 @@ export class Gateway {
     );
   }
 
-  /** The fees placed at `fromMs` or later and the pending ones (store `feesSince`). */
-  private feesPaid(fromMs: number): FeePaid[] {
-    return this.store.feesSince(fromMs).map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs }));
+  /**
+   * The fees as the spend check counts them (`counted`): the pending ones and those placed at
+   * `fromMs` or later (store `feesSince`), and every fee sent within the last hour of the
+   * gateway's own clock counted as pending (in every window), wherever the node says its block
+   * lies. The block time of an included fee is the node's word: a node that lies
+   * can report it hours in the past, out of every window, and the gateway would spend the fee
+   * again. Validity rules for consensus use block time, never the wall clock, so that every node
+   * agrees; this is the gateway's own spending limit, where its own clock (when it handed the
+   * transaction to the node, kept in the fee's row before it was sent) is the honest reference. A
+   * fee is charged no earlier than it was sent, so it counts at least for the hour after sending,
+   * and for the hour after the block time reported (when that is later, as it is for an honest
+   * node): the node can make the check count more, never less than was spent.
+   */
+  private feesCounted(fromMs: number): { counted: FeePaid[]; paid: FeePaid[] } {
+    const sentFrom = this.now() - Number(MS_PER_HOUR);
+    const rows = this.store.feesSince(fromMs, sentFrom);
+    return {
+      counted: rows.map((f) => ({
+        fee: BigInt(f.fee),
+        includedAtMs: f.includedMs !== null && f.atMs >= sentFrom ? null : f.includedMs,
+      })),
+      // As the chain charged them (the node's word): the pending ones and those placed from `fromMs`.
+      paid: rows
+        .filter((f) => f.includedMs === null || f.includedMs >= fromMs)
+        .map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs })),
+    };
   }
 
   /** The fee of a transaction of these actions: nonce and expiry are fixed-width, so it is exact. */
@@ -1430,7 +1453,7 @@ export class Gateway {
     // down was recorded as ended only at its restart, and shown as costing all that while).
     const budget = this.spendHistory();
     const hourAgo = chainMs - Number(MS_PER_HOUR);
-    const fees = this.feesPaid(hourAgo);
+    const { paid: fees, counted } = this.feesCounted(hourAgo);
     // Every fee placed at a block time up to chainMs, from the total the database keeps (the rows
     // are the renter's audit and grow without end): the ones after chainMs are few, read by index.
     const includedFees = this.store.includedFeeTotal() - this.store.includedFeesAfter(chainMs);
@@ -1448,11 +1471,14 @@ export class Gateway {
       fees: (includedFees + pendingFees(fees)).toString(),
       /** Fees of transactions not yet seen included: counted in every hour until they are. */
       pendingFees: pendingFees(fees).toString(),
-      /** Spent in the last hour of block time, charges and fees (pending ones too): the budget bounds this. */
+      /**
+       * Spent in the last hour of block time, charges and fees (pending ones too, and those sent in
+       * the gateway's last hour, as the spend check counts them: feesCounted): the budget bounds this.
+       */
       spentLastHour: (
         chargesIn(budget, hourAgo, chainMs) +
-        feesIn(fees, hourAgo, chainMs) +
-        pendingFees(fees)
+        feesIn(counted, hourAgo, chainMs) +
+        pendingFees(counted)
       ).toString(),
       queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },
       jobs: this.store.countByStatus(),

@@ -155,6 +155,7 @@ CREATE TABLE IF NOT EXISTS avoided (
 const FEE_INDEXES = `
 CREATE INDEX IF NOT EXISTS fees_included ON fees(included_ms);
 CREATE INDEX IF NOT EXISTS fees_pending ON fees(at_ms) WHERE included_ms IS NULL;
+CREATE INDEX IF NOT EXISTS fees_sent ON fees(at_ms);
 CREATE TABLE IF NOT EXISTS fee_totals (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   included TEXT NOT NULL
@@ -428,18 +429,29 @@ export class GatewayStore {
   }
 
   /**
-   * What a spend check needs of the fees: every one not yet placed at a block time, and every one
-   * placed at `fromMs` or later (the hour before the chain's latest block time, and after it).
-   * Rows of older blocks are not read: they lie in no window the check looks at.
+   * What a spend check needs of the fees: every one not yet placed at a block time, every one
+   * placed at `fromMs` or later (the hour before the chain's latest block time, and after it), and
+   * with `sentFromMs` every one sent at or after it (the gateway's clock), wherever it was placed.
+   * Other rows are not read: they lie in no window the check looks at.
    */
-  feesSince(fromMs: number): FeeRow[] {
+  feesSince(fromMs: number, sentFromMs?: number): FeeRow[] {
+    if (sentFromMs === undefined)
+      return this.readFees(
+        this.db
+          .prepare(
+            `SELECT * FROM fees WHERE included_ms IS NULL
+             UNION ALL SELECT * FROM fees WHERE included_ms >= ? ORDER BY at_ms, tx_hash`,
+          )
+          .all(fromMs) as Row[],
+      );
     return this.readFees(
       this.db
         .prepare(
           `SELECT * FROM fees WHERE included_ms IS NULL
-           UNION ALL SELECT * FROM fees WHERE included_ms >= ? ORDER BY at_ms, tx_hash`,
+           UNION ALL SELECT * FROM fees WHERE included_ms >= ?
+           UNION ALL SELECT * FROM fees WHERE included_ms < ? AND at_ms >= ? ORDER BY at_ms, tx_hash`,
         )
-        .all(fromMs) as Row[],
+        .all(fromMs, fromMs, sentFromMs) as Row[],
     );
   }
 

@@ -22,11 +22,16 @@ const UNC = 10n ** 18n;
 const HOUR = Number(MS_PER_HOUR);
 
 /** A gateway over the fake node and database, with a budget no test here reaches and no tick of its own. */
-function gatewayOver(node: ReturnType<typeof mempoolOnlyNode>, dbPath: string) {
+function gatewayOver(
+  node: ReturnType<typeof mempoolOnlyNode>,
+  dbPath: string,
+  opts: { budgetPerHour?: bigint; now?: () => number } = {},
+) {
   const gw = new Gateway({
     nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
     renterSeed: new Uint8Array(32).fill(7),
-    budgetPerHour: 1_000_000n * UNC,
+    budgetPerHour: opts.budgetPerHour ?? 1_000_000n * UNC,
+    ...(opts.now ? { now: opts.now } : {}),
     models: [{ name: 'ocr' }],
     dbPath,
     allowHttp: true,
@@ -205,6 +210,51 @@ describe('a gateway with a long fee history', () => {
         again.close();
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// The block time of an included fee is the node's word. Before, a node that reported it two hours
+// in the past put the fee in no window the spend check looked at: the gateway spent it again.
+describe('a node that reports an included fee’s block time in the past', () => {
+  test('the fee still counts for the hour after the gateway sent it, and the budget holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-lie-'));
+    let clock = Date.now();
+    const chainMs = clock;
+    const node = mempoolOnlyNode([], {
+      txStatus: 'included',
+      timeMs: chainMs,
+      includedAtMs: chainMs - 2 * HOUR,
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    // Sent a second ago by the gateway's clock (written before it went to the node, as addFee is).
+    seed.addFee({
+      txHash: 'ab'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock - 1_000,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    try {
+      await startQuiet(gw, inside);
+      // 40 + 70 passes the budget of 100, 40 + 50 does not: the fee is counted…
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the fee dropped out of the hour');
+      // …though the node's answer is taken (the fee is placed where it says).
+      assert.equal(gw.store.fees()[0]!.includedMs, chainMs - 2 * HOUR);
+      assert.equal(await inside.spendAllowed(0n, 50n * UNC), true, 'the fee counted once');
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // An hour of the gateway's clock after it was sent, only the block time decides.
+      clock += HOUR;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
       rmSync(dir, { recursive: true, force: true });
     }
   });
