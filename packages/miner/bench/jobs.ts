@@ -298,6 +298,12 @@ function printStages(label: string, direct: Call[], calls: Call[]): void {
     ` (×${median(cpu.map((c) => c.t.jobCpuMs! / c.direct.cpu)).toFixed(3)} of the same round's direct run)`,
   );
   row('CPU: renter and provider in this process', median(cpu.map((c) => c.cpu)));
+  // Per round: this process's CPU for the call and the job process's for the run, over the direct
+  // run's (the job process's own clock, µs: /proc's 10 ms ticks blur one round's figure).
+  const ratios = cpu.map((c) => (c.cpu + c.t.jobCpuMs!) / c.direct.cpu).sort((a, b) => a - b);
+  console.log(
+    `    CPU ratio to the direct run, per round: ×${pct(ratios, 50).toFixed(3)} median, ×${pct(ratios, 25).toFixed(3)}–×${pct(ratios, 75).toFixed(3)} quartiles, ${ratios.length} rounds`,
+  );
 }
 
 const fmt = (f: Figures) =>
