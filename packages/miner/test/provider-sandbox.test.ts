@@ -12,7 +12,7 @@ import { silentLogger } from '@unc/node';
 import fc from 'fast-check';
 import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
 import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandbox.js';
-import { clippedLog, clipUtf8, LogGate, logSize } from '../src/provider/sandbox-protocol.js';
+import { clippedLog, clipUtf8, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
