@@ -436,7 +436,11 @@ async function main(): Promise<void> {
             : undefined,
         );
         const d = figures[0]!;
-        console.log(`\n${name}, 1 at a time, ${jobs} paired rounds`);
+        console.log(
+          `\n${name}, 1 at a time, ${jobs} paired rounds (load average at their end ${loadavg()
+            .map((l) => l.toFixed(1))
+            .join(' ')})`,
+        );
         console.log(`  ${'direct'.padEnd(20)}${fmt(d)}`);
         for (const [i, [label]] of rows.entries())
           console.log(`  ${label.padEnd(20)}${fmt(figures[i + 1]!)}`);
