@@ -637,7 +637,7 @@ test('a job process that logs without end through its log gate is not killed', {
     file,
     `import { LogGate } from ${JSON.stringify(protocol)};
      const gate = new LogGate();
-     const wide = Object.fromEntries(Array.from({ length: 16 }, (_, i) => ['名'.repeat(40) + i, '😀'.repeat(500)]));
+     const wide = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [i + '名'.repeat(40), '😀'.repeat(500)]));
      process.on('message', (req) => {
        gate.newRequest();
        if (req.op === 'init') {
