@@ -1011,7 +1011,7 @@ export class Gateway {
       if (st.status === 'included') {
         const receipt = await this.client.getTransaction(f.txHash).catch(() => null);
         const blockMs = receipt ? Date.parse(receipt.time) : Number.NaN;
-        if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs);
+        if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs, this.now());
       } else if (neverIncluded(st, height, f.expiresAt === null ? null : BigInt(f.expiresAt)))
         this.store.removeFee(f.txHash);
       // A row from before expiry heights were kept, that the node does not know (or only dropped
@@ -1020,7 +1020,7 @@ export class Gateway {
       // counts for the hour ahead: its send time is the gateway's clock, which may lag the chain's
       // by more than an hour (the fee then in no window the checks look at).
       else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null && chain)
-        this.store.feeIncluded(f.txHash, chain.timeMs);
+        this.store.feeIncluded(f.txHash, chain.timeMs, this.now());
     }
   }
 
@@ -1097,24 +1097,25 @@ export class Gateway {
 
   /**
    * The fees as the spend check counts them (`counted`): the pending ones and those placed at
-   * `fromMs` or later (store `feesSince`), and every fee sent within the last hour of the
-   * gateway's own clock counted as pending (in every window), wherever the node says its block
-   * lies. The block time of an included fee is the node's word: a node that lies
-   * can report it hours in the past, out of every window, and the gateway would spend the fee
-   * again. Validity rules for consensus use block time, never the wall clock, so that every node
-   * agrees; this is the gateway's own spending limit, where its own clock (when it handed the
-   * transaction to the node, kept in the fee's row before it was sent) is the honest reference. A
-   * fee is charged no earlier than it was sent, so it counts at least for the hour after sending,
-   * and for the hour after the block time reported (when that is later, as it is for an honest
-   * node): the node can make the check count more, never less than was spent.
+   * `fromMs` or later (store `feesSince`), and every fee the gateway saw included within the last
+   * hour of its own clock counted as pending (in every window), wherever the node says its block
+   * lies. The block time of an included fee is the node's word: a node that lies can report it
+   * hours in the past, out of every window, and the gateway would spend the fee again. Validity
+   * rules for consensus use block time, never the wall clock, so that every node agrees; this is
+   * the gateway's own spending limit, where its own clock is the honest reference. A fee is charged
+   * no earlier than it was sent and no later than the gateway learned of it (`seenMs`): counted
+   * pending until an hour after that, it lies in every window that can hold its charge. An hour
+   * after the send was not enough: a fee that waited in the mempool (up to its expiry height)
+   * was charged late, in windows that still held the gateway's next checks. With it, the node can
+   * make the check count more, never less than was spent.
    */
   private feesCounted(fromMs: number): { counted: FeePaid[]; paid: FeePaid[] } {
-    const sentFrom = this.now() - Number(MS_PER_HOUR);
-    const rows = this.store.feesSince(fromMs, sentFrom);
+    const seenFrom = this.now() - Number(MS_PER_HOUR);
+    const rows = this.store.feesSince(fromMs, seenFrom);
     return {
       counted: rows.map((f) => ({
         fee: BigInt(f.fee),
-        includedAtMs: f.includedMs !== null && f.atMs >= sentFrom ? null : f.includedMs,
+        includedAtMs: f.includedMs !== null && (f.seenMs ?? f.atMs) >= seenFrom ? null : f.includedMs,
       })),
       // As the chain charged them (the node's word): the pending ones and those placed from `fromMs`.
       paid: rows
@@ -1433,7 +1434,7 @@ export class Gateway {
       const receipt = await this.client.getTransaction(hash);
       // Charged at its block's time: from now on it counts there, not in every window.
       const blockMs = Date.parse(receipt.time);
-      if (Number.isFinite(blockMs) && !this.storeClosed) this.store.feeIncluded(hash, blockMs);
+      if (Number.isFinite(blockMs) && !this.storeClosed) this.store.feeIncluded(hash, blockMs, this.now());
       return { hash, events: receipt.events };
     };
     const p = this.txChain.then(run, run);

@@ -171,9 +171,9 @@ describe('a gateway with a long fee history', () => {
       store.addFee({ txHash: 'a', kind: 'x', fee: big.toString(), atMs: 1, expiresAt: '9' });
       store.addFee({ txHash: 'b', kind: 'x', fee: '5', atMs: 2, expiresAt: '9' });
       assert.equal(store.includedFeeTotal(), 0n, 'pending fees are not in it');
-      store.feeIncluded('a', 10);
-      store.feeIncluded('a', 20);
-      store.feeIncluded('b', 30);
+      store.feeIncluded('a', 10, 10);
+      store.feeIncluded('a', 20, 20);
+      store.feeIncluded('b', 30, 30);
       assert.equal(store.includedFeeTotal(), big + 5n, 'placed twice, counted once');
       store.removeFee('b');
       store.removeFee('nope');
@@ -193,7 +193,7 @@ describe('a gateway with a long fee history', () => {
     try {
       const first = new GatewayStore(path);
       first.addFee({ txHash: 'a', kind: 'x', fee: '7', atMs: 1, expiresAt: '9' });
-      first.feeIncluded('a', 10);
+      first.feeIncluded('a', 10, 10);
       first.close();
       // An older build knows nothing of fee_totals: it adds and places a fee in the rows alone.
       const raw = new Database(path);
@@ -249,12 +249,83 @@ describe('a node that reports an included fee’s block time in the past', () =>
       assert.equal(gw.store.fees()[0]!.includedMs, chainMs - 2 * HOUR);
       assert.equal(await inside.spendAllowed(0n, 50n * UNC), true, 'the fee counted once');
       assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
-      // An hour of the gateway's clock after it was sent, only the block time decides.
-      clock += HOUR;
+      // An hour of the gateway's clock after it saw the fee included, only the block time decides.
+      clock += HOUR + 1;
       assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
     } finally {
       await gw.stop();
       await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A fee can wait in the mempool up to its expiry height and be charged then: counted for the hour
+// after its send only, a fee sent two hours ago and seen included now (its block time reported
+// three hours back) lay in no window, though the chain charged it within the last minute.
+describe('a fee included long after it was sent, its block time reported in the past', () => {
+  test('counts for the hour after the gateway saw it included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-late-'));
+    let clock = Date.now();
+    const chainMs = clock;
+    const node = mempoolOnlyNode([], {
+      txStatus: 'included',
+      timeMs: chainMs,
+      includedAtMs: chainMs - 3 * HOUR,
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    seed.addFee({
+      txHash: 'cd'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock - 2 * HOUR,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    try {
+      await startQuiet(gw, inside);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the late fee fell out of the hour');
+      assert.equal(gw.store.fees()[0]!.includedMs, chainMs - 3 * HOUR);
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      clock += HOUR - 1_000;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the late fee fell out within the hour');
+      clock += 2_000;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database from before the seen time keeps included rows at the block time reported, within send and now', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-seen-'));
+    try {
+      const dbPath = join(dir, 'old.db');
+      const old = new Database(dbPath);
+      old.exec(
+        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)',
+      );
+      const now = Date.now();
+      const put = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)');
+      put.run('a', 'x', '1', 1_000, 5_000, '9'); // honest: seen about at its block time
+      put.run('b', 'x', '1', 1_000, 10, '9'); // block time before its send
+      put.run('c', 'x', '1', 1_000, now + 10 * HOUR, '9'); // a far-future block time
+      put.run('d', 'x', '1', 1_000, null, '9'); // pending
+      old.close();
+      const { GatewayStore } = await import('../src/store.js');
+      const store = new GatewayStore(dbPath);
+      const seen = new Map(store.fees().map((f) => [f.txHash, f.seenMs]));
+      store.close();
+      assert.equal(seen.get('a'), 5_000);
+      assert.equal(seen.get('b'), 1_000);
+      assert.ok(seen.get('c')! <= Date.now() && seen.get('c')! >= now);
+      assert.equal(seen.get('d'), null);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
