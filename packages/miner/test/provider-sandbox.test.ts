@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { silentLogger } from '@unc/node';
 import fc from 'fast-check';
-import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
+import { DEFAULT_OCR_MODELS, JobSandbox, StageClock } from '../src/index.js';
 import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandbox.js';
 import { clippedLog, clipUtf8, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
@@ -679,4 +680,19 @@ test('a job process that logs without end through its log gate is not killed', {
     await sandbox.stop();
     await dir.remove();
   }
+});
+
+// The job process runs the renter's model: its stamps are its word. A CPU time below zero or past
+// what every core gives in the run's time was taken as sent and moved bench:jobs' CPU ratios.
+test('a job process’s CPU time is taken only within what the machine could spend in the run', () => {
+  const cpuOf = (cpuMs: number) => {
+    const clock = new StageClock(0);
+    clock.markSandbox({ sent: 1, job: { received: 2, done: 12, cpuMs }, answered: 13 }, 'wait', 'run');
+    return clock.jobCpuMs;
+  };
+  assert.equal(cpuOf(7.5), 7.5);
+  assert.equal(cpuOf(0), 0);
+  assert.equal(cpuOf(-5), null);
+  assert.equal(cpuOf(1e12), null);
+  assert.equal(cpuOf(10 * availableParallelism() + 2), null);
 });

@@ -169,10 +169,11 @@ function failure(err: Error): { code: string; error: string; detail: string } {
 async function handle(req: SandboxRequest): Promise<unknown> {
   switch (req.op) {
     case 'init': {
+      // First: what logs from here on is cut to the provider's limits, not the defaults.
+      logGate.setLimits(req.logLimits);
       onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions, req.threads);
       ocrFiles = req.ocr;
       maxOutputBytes = req.maxOutputBytes;
-      logGate.setLimits(req.logLimits);
       // Building a session tells whether the requested execution provider works here.
       if (req.executionProvider !== 'cpu') await (await onnx.createSession(req.ocr.detectionPath)).release();
       // The OCR pipeline is built before the process counts as ready, so no job's time limit is

@@ -5,6 +5,8 @@
  * so the transfer to it and back is measured, not guessed.
  */
 
+import { availableParallelism } from 'node:os';
+
 /** Milliseconds on the machine's monotonic clock, comparable between its processes. */
 export function monotonicMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
@@ -71,7 +73,11 @@ export class StageClock {
     if (j && t.sent <= j.received && j.received <= j.done && j.done <= t.answered) {
       this.mark('to job process', j.received);
       this.mark(work, j.done);
-      this.jobCpuMs = j.cpuMs;
+      // The job process runs the renter's model and its word is checked: a CPU time below zero,
+      // or above what all the machine's cores give in the run's time (a millisecond of rounding
+      // allowed), was taken as it came and moved the CPU ratios bench:jobs reports.
+      if (j.cpuMs >= 0 && j.cpuMs <= (j.done - j.received) * availableParallelism() + 1)
+        this.jobCpuMs = j.cpuMs;
       this.mark('from job process', t.answered);
     } else this.mark(`${work} (job process, with transfers)`, t.answered);
   }
