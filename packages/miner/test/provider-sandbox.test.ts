@@ -13,7 +13,7 @@ import { silentLogger } from '@unc/node';
 import fc from 'fast-check';
 import { DEFAULT_OCR_MODELS, JobSandbox, StageClock } from '../src/index.js';
 import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandbox.js';
-import { clippedLog, clipUtf8, logSize } from '../src/provider/sandbox-protocol.js';
+import { clippedLog, clipUtf8, LogGate, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -695,4 +695,41 @@ test('a job process’s CPU time is taken only within what the machine could spe
   assert.equal(cpuOf(-5), null);
   assert.equal(cpuOf(1e12), null);
   assert.equal(cpuOf(10 * availableParallelism() + 2), null);
+});
+
+// The provider counts a request's log bytes from when it sends the request; a job process's gate
+// from when it receives it. What is logged between an answer and the next request may reach the
+// provider after it sent the next one: counted there by the provider, and not by the gate, the
+// next request could log its whole budget on top, and the provider killed an honest job process.
+test('what a job process logs between requests counts against the next request’s budget too', () => {
+  const gate = new LogGate(() => 0);
+  gate.setLimits({ maxLogBytes: 400, maxLogBytesPerJob: 1000, maxLogsPerSecond: 1000, maxLogBurst: 2000 });
+  const line = 'a'.repeat(300);
+  /** Bytes let out by logging `line` until the gate refuses. */
+  const drain = () => {
+    let n = 0;
+    while (gate.admit('info', line)) n += 300;
+    return n;
+  };
+  gate.newRequest();
+  assert.equal(drain(), 900);
+  gate.answered();
+  // After the answer: nothing more fits in the answered request's budget either.
+  assert.equal(gate.admit('info', line), null);
+  gate.newRequest();
+  assert.ok(gate.admit('info', line));
+  gate.answered();
+  const idle = gate.admit('info', line) ? 300 : 0;
+  assert.equal(idle, 300);
+  gate.newRequest();
+  // However the provider splits them, no request counts more than its budget.
+  assert.ok(idle + drain() <= 1000);
+  // Before the first request (loading, init): counted in it.
+  const fresh = new LogGate(() => 0);
+  fresh.setLimits({ maxLogBytes: 400, maxLogBytesPerJob: 1000, maxLogsPerSecond: 1000, maxLogBurst: 2000 });
+  assert.ok(fresh.admit('info', line));
+  fresh.newRequest();
+  let after = 0;
+  while (fresh.admit('info', line)) after += 300;
+  assert.ok(300 + after <= 1000, `${300 + after} bytes in the first request`);
 });

@@ -204,6 +204,13 @@ export class LogGate {
   private limits: LogLimits = DEFAULT_LOG_LIMITS;
   /** Bytes let out during the current request (the provider counts them from its sending on). */
   private bytes = 0;
+  /**
+   * Bytes let out since the last answer (or since start): the provider may count them in the
+   * request that was answered (they arrive before it sends the next) or in the next one (they
+   * arrive after it sent it), so they count in both here.
+   */
+  private idleBytes = 0;
+  private idle = true;
   private tokens: number;
   private at: number;
 
@@ -218,9 +225,17 @@ export class LogGate {
     this.tokens = Math.min(this.tokens, Math.floor(limits.maxLogBurst / 2));
   }
 
-  /** A request arrived: its log bytes count from zero, as the provider's do. */
+  /** A request arrived: its log bytes count from those let out since the last answer. */
   newRequest(): void {
-    this.bytes = 0;
+    this.bytes = this.idleBytes;
+    this.idleBytes = 0;
+    this.idle = false;
+  }
+
+  /** The current request was answered: what is logged until the next one counts in both. */
+  answered(): void {
+    this.idle = true;
+    this.idleBytes = 0;
   }
 
   /** The message as it may be sent, or null when it must be dropped. */
@@ -238,6 +253,7 @@ export class LogGate {
     if (this.tokens < 1) return null;
     this.tokens -= 1;
     this.bytes += bytes;
+    if (this.idle) this.idleBytes += bytes;
     return m;
   }
 }

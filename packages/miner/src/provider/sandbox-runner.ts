@@ -209,16 +209,18 @@ process.on('message', (req: SandboxRequest) => {
   const received = monotonicMs();
   logGate.newRequest();
   const cpu = processCpuMs();
-  handle(req).then(
-    (result) =>
-      send({
-        id: req.id,
-        ok: true,
-        result,
-        at: { received, done: monotonicMs(), cpuMs: processCpuMs() - cpu },
-      }),
-    (err: Error) => send({ id: req.id, ok: false, ...failure(err) }),
-  );
+  handle(req)
+    .then(
+      (result) =>
+        send({
+          id: req.id,
+          ok: true,
+          result,
+          at: { received, done: monotonicMs(), cpuMs: processCpuMs() - cpu },
+        }),
+      (err: Error) => send({ id: req.id, ok: false, ...failure(err) }),
+    )
+    .finally(() => logGate.answered());
 });
 
 // The provider went away: so does this process. A job blocks this thread (ONNX Runtime runs
