@@ -1478,7 +1478,9 @@ export class Gateway {
        */
       spentLastHour: (
         chargesIn(budget, hourAgo, chainMs) +
-        feesIn(counted, hourAgo, chainMs) +
+        // A fee placed after the chain's time counts in every window ahead, as in the check
+        // (policy hourPeak); stopped at chainMs, a node's far-future block time hid it here.
+        feesIn(counted, hourAgo, Number.MAX_SAFE_INTEGER) +
         pendingFees(counted)
       ).toString(),
       queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },

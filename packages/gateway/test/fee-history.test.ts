@@ -331,6 +331,45 @@ describe('a fee included long after it was sent, its block time reported in the 
   });
 });
 
+// The spend check counts a fee whose block time lies after the chain's latest in every window
+// (policy hourPeak); the status's spentLastHour stopped at the chain's time and showed none of it.
+describe('a node that reports an included fee’s block time hours ahead', () => {
+  test('spentLastHour counts it as the spend check does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-ahead-'));
+    let clock = Date.now();
+    const node = mempoolOnlyNode([], {
+      txStatus: 'included',
+      timeMs: clock,
+      includedAtMs: clock + 10 * HOUR,
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    seed.addFee({
+      txHash: 'ef'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    try {
+      await startQuiet(gw, inside);
+      await inside.spendAllowed(0n, 0n);
+      // Seen included more than an hour ago by the gateway's clock: only the block time decides.
+      clock += HOUR + 1_000;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the check counts it');
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the spend check’s hour', () => {
   test('fees placed before the hour that ends at the block time change no spend figure', () => {
     const fee = fc.record({
