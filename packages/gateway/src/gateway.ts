@@ -1011,7 +1011,7 @@ export class Gateway {
       if (st.status === 'included') {
         const receipt = await this.client.getTransaction(f.txHash).catch(() => null);
         const blockMs = receipt ? Date.parse(receipt.time) : Number.NaN;
-        if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs);
+        if (Number.isFinite(blockMs)) this.store.feeIncluded(f.txHash, blockMs, this.now());
       } else if (neverIncluded(st, height, f.expiresAt === null ? null : BigInt(f.expiresAt)))
         this.store.removeFee(f.txHash);
       // A row from before expiry heights were kept, that the node does not know (or only dropped
@@ -1020,7 +1020,7 @@ export class Gateway {
       // counts for the hour ahead: its send time is the gateway's clock, which may lag the chain's
       // by more than an hour (the fee then in no window the checks look at).
       else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null && chain)
-        this.store.feeIncluded(f.txHash, chain.timeMs);
+        this.store.feeIncluded(f.txHash, chain.timeMs, this.now());
     }
   }
 
@@ -1056,7 +1056,7 @@ export class Gateway {
     return canSpend(
       // Fees of the hour before the block time (and after it) and the pending ones: an older fee
       // lies in no window the check looks at (policy hourPeak).
-      { leases, fees: this.feesPaid(st.timeMs - Number(MS_PER_HOUR)) },
+      { leases, fees: this.feesCounted(st.timeMs - Number(MS_PER_HOUR)).counted },
       {
         committedRate: committed,
         reservedFees: this.closeFee() * BigInt(costing),
@@ -1095,9 +1095,33 @@ export class Gateway {
     );
   }
 
-  /** The fees placed at `fromMs` or later and the pending ones (store `feesSince`). */
-  private feesPaid(fromMs: number): FeePaid[] {
-    return this.store.feesSince(fromMs).map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs }));
+  /**
+   * The fees as the spend check counts them (`counted`): the pending ones and those placed at
+   * `fromMs` or later (store `feesSince`), and every fee the gateway saw included within the last
+   * hour of its own clock counted as pending (in every window), wherever the node says its block
+   * lies. The block time of an included fee is the node's word: a node that lies can report it
+   * hours in the past, out of every window, and the gateway would spend the fee again. Validity
+   * rules for consensus use block time, never the wall clock, so that every node agrees; this is
+   * the gateway's own spending limit, where its own clock is the honest reference. A fee is charged
+   * no earlier than it was sent and no later than the gateway learned of it (`seenMs`): counted
+   * pending until an hour after that, it lies in every window that can hold its charge. An hour
+   * after the send was not enough: a fee that waited in the mempool (up to its expiry height)
+   * was charged late, in windows that still held the gateway's next checks. With it, the node can
+   * make the check count more, never less than was spent.
+   */
+  private feesCounted(fromMs: number): { counted: FeePaid[]; paid: FeePaid[] } {
+    const seenFrom = this.now() - Number(MS_PER_HOUR);
+    const rows = this.store.feesSince(fromMs, seenFrom);
+    return {
+      counted: rows.map((f) => ({
+        fee: BigInt(f.fee),
+        includedAtMs: f.includedMs !== null && (f.seenMs ?? f.atMs) >= seenFrom ? null : f.includedMs,
+      })),
+      // As the chain charged them (the node's word): the pending ones and those placed from `fromMs`.
+      paid: rows
+        .filter((f) => f.includedMs === null || f.includedMs >= fromMs)
+        .map((f) => ({ fee: BigInt(f.fee), includedAtMs: f.includedMs })),
+    };
   }
 
   /** The fee of a transaction of these actions: nonce and expiry are fixed-width, so it is exact. */
@@ -1410,7 +1434,7 @@ export class Gateway {
       const receipt = await this.client.getTransaction(hash);
       // Charged at its block's time: from now on it counts there, not in every window.
       const blockMs = Date.parse(receipt.time);
-      if (Number.isFinite(blockMs) && !this.storeClosed) this.store.feeIncluded(hash, blockMs);
+      if (Number.isFinite(blockMs) && !this.storeClosed) this.store.feeIncluded(hash, blockMs, this.now());
       return { hash, events: receipt.events };
     };
     const p = this.txChain.then(run, run);
@@ -1430,7 +1454,7 @@ export class Gateway {
     // down was recorded as ended only at its restart, and shown as costing all that while).
     const budget = this.spendHistory();
     const hourAgo = chainMs - Number(MS_PER_HOUR);
-    const fees = this.feesPaid(hourAgo);
+    const { paid: fees, counted } = this.feesCounted(hourAgo);
     // Every fee placed at a block time up to chainMs, from the total the database keeps (the rows
     // are the renter's audit and grow without end): the ones after chainMs are few, read by index.
     const includedFees = this.store.includedFeeTotal() - this.store.includedFeesAfter(chainMs);
@@ -1448,11 +1472,16 @@ export class Gateway {
       fees: (includedFees + pendingFees(fees)).toString(),
       /** Fees of transactions not yet seen included: counted in every hour until they are. */
       pendingFees: pendingFees(fees).toString(),
-      /** Spent in the last hour of block time, charges and fees (pending ones too): the budget bounds this. */
+      /**
+       * Spent in the last hour of block time, charges and fees (pending ones too, and those sent in
+       * the gateway's last hour, as the spend check counts them: feesCounted): the budget bounds this.
+       */
       spentLastHour: (
         chargesIn(budget, hourAgo, chainMs) +
-        feesIn(fees, hourAgo, chainMs) +
-        pendingFees(fees)
+        // A fee placed after the chain's time counts in every window ahead, as in the check
+        // (policy hourPeak); stopped at chainMs, a node's far-future block time hid it here.
+        feesIn(counted, hourAgo, Number.MAX_SAFE_INTEGER) +
+        pendingFees(counted)
       ).toString(),
       queue: { queued: this.queue.length, oldestWaitMs: this.poolView(nowMs).oldestWaitMs },
       jobs: this.store.countByStatus(),

@@ -69,6 +69,11 @@ export interface FeeRow {
   atMs: number;
   /** Block time of the block that included it; null until the gateway has seen that block. */
   includedMs: number | null;
+  /**
+   * When the gateway first learned it was included (its own clock); null while pending. The chain
+   * charged it at or before then, whatever block time the node reports (feesSince).
+   */
+  seenMs: number | null;
   /** The height after which it can no longer be included (decimal string); null in rows from before it was kept. */
   expiresAt: string | null;
 }
@@ -131,7 +136,8 @@ CREATE TABLE IF NOT EXISTS fees (
   fee TEXT NOT NULL,
   at_ms INTEGER NOT NULL,
   included_ms INTEGER,
-  expires_at TEXT
+  expires_at TEXT,
+  seen_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS pending_opens (
   tx_hash TEXT PRIMARY KEY,
@@ -155,6 +161,7 @@ CREATE TABLE IF NOT EXISTS avoided (
 const FEE_INDEXES = `
 CREATE INDEX IF NOT EXISTS fees_included ON fees(included_ms);
 CREATE INDEX IF NOT EXISTS fees_pending ON fees(at_ms) WHERE included_ms IS NULL;
+CREATE INDEX IF NOT EXISTS fees_seen ON fees(seen_ms);
 CREATE TABLE IF NOT EXISTS fee_totals (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   included TEXT NOT NULL
@@ -170,6 +177,7 @@ function feeFromRow(r: Row): FeeRow {
     fee: r.fee as string,
     atMs: Number(r.at_ms),
     includedMs: r.included_ms === null || r.included_ms === undefined ? null : Number(r.included_ms),
+    seenMs: r.seen_ms === null || r.seen_ms === undefined ? null : Number(r.seen_ms),
     expiresAt: (r.expires_at as string | null | undefined) ?? null,
   };
 }
@@ -228,6 +236,15 @@ export class GatewayStore {
       );
       if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
       if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
+      // Rows included before the gateway kept when it saw that: the block time the node reported,
+      // not before the send nor after now (a node's far-future time would hold it in every window
+      // for ever). An honest node's block time is about when the gateway saw it.
+      if (!feeColumns.has('seen_ms')) {
+        this.db.exec('ALTER TABLE fees ADD COLUMN seen_ms INTEGER');
+        this.db
+          .prepare('UPDATE fees SET seen_ms = MIN(MAX(at_ms, included_ms), ?) WHERE included_ms IS NOT NULL')
+          .run(Date.now());
+      }
       // After the columns exist (a database from before included_ms had none to index).
       this.db.exec(FEE_INDEXES);
       this.initFeeTotal();
@@ -392,7 +409,7 @@ export class GatewayStore {
   }
 
   /** Written before the transaction is handed to the node: a crash after it cannot hide the fee. */
-  addFee(f: Omit<FeeRow, 'includedMs'>): void {
+  addFee(f: Omit<FeeRow, 'includedMs' | 'seenMs'>): void {
     this.db
       .prepare('INSERT OR IGNORE INTO fees (tx_hash, kind, fee, at_ms, expires_at) VALUES (?, ?, ?, ?, ?)')
       .run(f.txHash, f.kind, f.fee, f.atMs, f.expiresAt);
@@ -410,15 +427,20 @@ export class GatewayStore {
     })();
   }
 
-  /** The transaction is in a block of this block time: its fee was charged then. */
-  feeIncluded(txHash: string, blockTimeMs: number): void {
+  /**
+   * The transaction is in a block of this block time: its fee was charged then, the node says;
+   * `seenMs` is when the gateway learned it (its own clock), the latest the charge can be.
+   */
+  feeIncluded(txHash: string, blockTimeMs: number, seenMs: number): void {
     this.db.transaction(() => {
       const r = this.db.prepare('SELECT fee, included_ms FROM fees WHERE tx_hash = ?').get(txHash) as
         | Row
         | undefined;
       if (!r) return;
       if (r.included_ms === null) this.addToFeeTotal(BigInt(r.fee as string));
-      this.db.prepare('UPDATE fees SET included_ms = ? WHERE tx_hash = ?').run(blockTimeMs, txHash);
+      this.db
+        .prepare('UPDATE fees SET included_ms = ?, seen_ms = ? WHERE tx_hash = ?')
+        .run(blockTimeMs, seenMs, txHash);
     })();
   }
 
@@ -428,18 +450,29 @@ export class GatewayStore {
   }
 
   /**
-   * What a spend check needs of the fees: every one not yet placed at a block time, and every one
-   * placed at `fromMs` or later (the hour before the chain's latest block time, and after it).
-   * Rows of older blocks are not read: they lie in no window the check looks at.
+   * What a spend check needs of the fees: every one not yet placed at a block time, every one
+   * placed at `fromMs` or later (the hour before the chain's latest block time, and after it), and
+   * with `seenFromMs` every one the gateway saw included at or after it (its own clock), wherever
+   * it was placed. Other rows are not read: they lie in no window the check looks at.
    */
-  feesSince(fromMs: number): FeeRow[] {
+  feesSince(fromMs: number, seenFromMs?: number): FeeRow[] {
+    if (seenFromMs === undefined)
+      return this.readFees(
+        this.db
+          .prepare(
+            `SELECT * FROM fees WHERE included_ms IS NULL
+             UNION ALL SELECT * FROM fees WHERE included_ms >= ? ORDER BY at_ms, tx_hash`,
+          )
+          .all(fromMs) as Row[],
+      );
     return this.readFees(
       this.db
         .prepare(
           `SELECT * FROM fees WHERE included_ms IS NULL
-           UNION ALL SELECT * FROM fees WHERE included_ms >= ? ORDER BY at_ms, tx_hash`,
+           UNION ALL SELECT * FROM fees WHERE included_ms >= ?
+           UNION ALL SELECT * FROM fees WHERE included_ms < ? AND seen_ms >= ? ORDER BY at_ms, tx_hash`,
         )
-        .all(fromMs) as Row[],
+        .all(fromMs, fromMs, seenFromMs) as Row[],
     );
   }
 

@@ -22,11 +22,16 @@ const UNC = 10n ** 18n;
 const HOUR = Number(MS_PER_HOUR);
 
 /** A gateway over the fake node and database, with a budget no test here reaches and no tick of its own. */
-function gatewayOver(node: ReturnType<typeof mempoolOnlyNode>, dbPath: string) {
+function gatewayOver(
+  node: ReturnType<typeof mempoolOnlyNode>,
+  dbPath: string,
+  opts: { budgetPerHour?: bigint; now?: () => number } = {},
+) {
   const gw = new Gateway({
     nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
     renterSeed: new Uint8Array(32).fill(7),
-    budgetPerHour: 1_000_000n * UNC,
+    budgetPerHour: opts.budgetPerHour ?? 1_000_000n * UNC,
+    ...(opts.now ? { now: opts.now } : {}),
     models: [{ name: 'ocr' }],
     dbPath,
     allowHttp: true,
@@ -166,9 +171,9 @@ describe('a gateway with a long fee history', () => {
       store.addFee({ txHash: 'a', kind: 'x', fee: big.toString(), atMs: 1, expiresAt: '9' });
       store.addFee({ txHash: 'b', kind: 'x', fee: '5', atMs: 2, expiresAt: '9' });
       assert.equal(store.includedFeeTotal(), 0n, 'pending fees are not in it');
-      store.feeIncluded('a', 10);
-      store.feeIncluded('a', 20);
-      store.feeIncluded('b', 30);
+      store.feeIncluded('a', 10, 10);
+      store.feeIncluded('a', 20, 20);
+      store.feeIncluded('b', 30, 30);
       assert.equal(store.includedFeeTotal(), big + 5n, 'placed twice, counted once');
       store.removeFee('b');
       store.removeFee('nope');
@@ -188,7 +193,7 @@ describe('a gateway with a long fee history', () => {
     try {
       const first = new GatewayStore(path);
       first.addFee({ txHash: 'a', kind: 'x', fee: '7', atMs: 1, expiresAt: '9' });
-      first.feeIncluded('a', 10);
+      first.feeIncluded('a', 10, 10);
       first.close();
       // An older build knows nothing of fee_totals: it adds and places a fee in the rows alone.
       const raw = new Database(path);
@@ -205,6 +210,161 @@ describe('a gateway with a long fee history', () => {
         again.close();
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// The block time of an included fee is the node's word. Before, a node that reported it two hours
+// in the past put the fee in no window the spend check looked at: the gateway spent it again.
+describe('a node that reports an included fee’s block time in the past', () => {
+  test('the fee still counts for the hour after the gateway sent it, and the budget holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-lie-'));
+    let clock = Date.now();
+    const chainMs = clock;
+    const node = mempoolOnlyNode([], {
+      txStatus: 'included',
+      timeMs: chainMs,
+      includedAtMs: chainMs - 2 * HOUR,
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    // Sent a second ago by the gateway's clock (written before it went to the node, as addFee is).
+    seed.addFee({
+      txHash: 'ab'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock - 1_000,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    try {
+      await startQuiet(gw, inside);
+      // 40 + 70 passes the budget of 100, 40 + 50 does not: the fee is counted…
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the fee dropped out of the hour');
+      // …though the node's answer is taken (the fee is placed where it says).
+      assert.equal(gw.store.fees()[0]!.includedMs, chainMs - 2 * HOUR);
+      assert.equal(await inside.spendAllowed(0n, 50n * UNC), true, 'the fee counted once');
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // An hour of the gateway's clock after it saw the fee included, only the block time decides.
+      clock += HOUR + 1;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A fee can wait in the mempool up to its expiry height and be charged then: counted for the hour
+// after its send only, a fee sent two hours ago and seen included now (its block time reported
+// three hours back) lay in no window, though the chain charged it within the last minute.
+describe('a fee included long after it was sent, its block time reported in the past', () => {
+  test('counts for the hour after the gateway saw it included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-late-'));
+    let clock = Date.now();
+    const chainMs = clock;
+    const node = mempoolOnlyNode([], {
+      txStatus: 'included',
+      timeMs: chainMs,
+      includedAtMs: chainMs - 3 * HOUR,
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    seed.addFee({
+      txHash: 'cd'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock - 2 * HOUR,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    try {
+      await startQuiet(gw, inside);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the late fee fell out of the hour');
+      assert.equal(gw.store.fees()[0]!.includedMs, chainMs - 3 * HOUR);
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      clock += HOUR - 1_000;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the late fee fell out within the hour');
+      clock += 2_000;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database from before the seen time keeps included rows at the block time reported, within send and now', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-seen-'));
+    try {
+      const dbPath = join(dir, 'old.db');
+      const old = new Database(dbPath);
+      old.exec(
+        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)',
+      );
+      const now = Date.now();
+      const put = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)');
+      put.run('a', 'x', '1', 1_000, 5_000, '9'); // honest: seen about at its block time
+      put.run('b', 'x', '1', 1_000, 10, '9'); // block time before its send
+      put.run('c', 'x', '1', 1_000, now + 10 * HOUR, '9'); // a far-future block time
+      put.run('d', 'x', '1', 1_000, null, '9'); // pending
+      old.close();
+      const { GatewayStore } = await import('../src/store.js');
+      const store = new GatewayStore(dbPath);
+      const seen = new Map(store.fees().map((f) => [f.txHash, f.seenMs]));
+      store.close();
+      assert.equal(seen.get('a'), 5_000);
+      assert.equal(seen.get('b'), 1_000);
+      assert.ok(seen.get('c')! <= Date.now() && seen.get('c')! >= now);
+      assert.equal(seen.get('d'), null);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// The spend check counts a fee whose block time lies after the chain's latest in every window
+// (policy hourPeak); the status's spentLastHour stopped at the chain's time and showed none of it.
+describe('a node that reports an included fee’s block time hours ahead', () => {
+  test('spentLastHour counts it as the spend check does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-ahead-'));
+    let clock = Date.now();
+    const node = mempoolOnlyNode([], {
+      txStatus: 'included',
+      timeMs: clock,
+      includedAtMs: clock + 10 * HOUR,
+    });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    seed.addFee({
+      txHash: 'ef'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    try {
+      await startQuiet(gw, inside);
+      await inside.spendAllowed(0n, 0n);
+      // Seen included more than an hour ago by the gateway's clock: only the block time decides.
+      clock += HOUR + 1_000;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the check counts it');
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
       rmSync(dir, { recursive: true, force: true });
     }
   });

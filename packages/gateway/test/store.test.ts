@@ -121,9 +121,17 @@ describe('gateway store', () => {
     db.close();
     const store = new GatewayStore(old);
     assert.deepEqual(store.fees(), [
-      { txHash: 'aa', kind: 'openLease', fee: '5', atMs: 10, includedMs: null, expiresAt: null },
+      {
+        txHash: 'aa',
+        kind: 'openLease',
+        fee: '5',
+        atMs: 10,
+        includedMs: null,
+        seenMs: null,
+        expiresAt: null,
+      },
     ]);
-    store.feeIncluded('aa', 99);
+    store.feeIncluded('aa', 99, 99);
     assert.equal(store.fees()[0]!.includedMs, 99);
     store.close();
   });

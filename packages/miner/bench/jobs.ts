@@ -30,6 +30,13 @@
  * off as in a provider; `--ort-threads`: intra-op threads per session, default the runtime's).
  *
  * (`--only` and `--rows` narrow the run, e.g. for a CPU profile of one path: node --cpu-prof …)
+ *
+ * `--stages` (implies `--paired`): where a job's time goes through the provider, per paired round.
+ * The provider cuts each job sent alone into stages (headers and signature, body, decode and input
+ * hash, queue, transfer to the job process, the run there, transfer back, output hash, receipt,
+ * answer; ProviderOptions.onJobStages), and the median of each is printed with what is left of the
+ * renter's whole call (its signing, encoding, the sockets, its receipt checks), and the run in the
+ * job process against the direct run of the same round.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -38,7 +45,14 @@ import { join } from 'node:path';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type TensorJson } from '@unc/sdk';
 import * as ort from 'onnxruntime-node';
-import { OcrEngine, type OrtThreadOptions, ortSessionOptions, ProviderServer } from '../src/index.js';
+import {
+  type JobTiming,
+  monotonicMs,
+  OcrEngine,
+  type OrtThreadOptions,
+  ortSessionOptions,
+  ProviderServer,
+} from '../src/index.js';
 import { affineModel } from '../test/fixtures/make-fixtures.js';
 import { benchLease, fixture } from '../test/provider-helpers.js';
 
@@ -176,6 +190,11 @@ async function measure(
 async function paired(
   rounds: number,
   paths: [() => Promise<unknown>, number][],
+  /**
+   * Called after each path's job of a round with its path, round, latency and the CPU ms this
+   * process spent in it (--stages).
+   */
+  after?: (path: number, round: number, call: { ms: number; cpu: number; from: number; to: number }) => void,
 ): Promise<{ figures: Figures[]; ratios: number[][] }> {
   const lat: number[][] = paths.map(() => []);
   const cpu: number[] = paths.map(() => 0);
@@ -189,9 +208,11 @@ async function paired(
       // process CPU, as much as a tiny model's job, and would count in every path's figure.
       const children0 = childrenCpuMs();
       const own0 = ownCpuMs();
+      const from = monotonicMs();
       const t = performance.now();
       await fn();
       const ms = performance.now() - t;
+      if (after) after(i, r, { ms, cpu: ownCpuMs() - own0, from, to: monotonicMs() });
       // A job process still finishing its part (its answer sent, its memory freed) after the
       // answer arrived would run into the next path's timing and CPU: it gets this pause, and
       // its CPU counts for the path that caused it.
@@ -218,6 +239,73 @@ async function paired(
   return { figures, ratios };
 }
 
+const median = (v: number[]) =>
+  v.length === 0
+    ? Number.NaN
+    : pct(
+        [...v].sort((a, b) => a - b),
+        50,
+      );
+
+/**
+ * One job of a paired round: its latency and CPU ms in this process, when it began and ended
+ * (monotonicMs), and the provider's account of it.
+ */
+interface Call {
+  ms: number;
+  cpu: number;
+  from: number;
+  to: number;
+  timing: JobTiming | null;
+}
+
+const row = (name: string, ms: number, note = '') =>
+  console.log(`    ${name.padEnd(44)}${ms.toFixed(3).padStart(9)}${note}`);
+
+/**
+ * The median of each stage of a path's jobs over the paired rounds, the renter's side before and
+ * after the provider's handler (its signing and encoding, its receipt checks, the sockets between),
+ * and the run in the job process against the same round's direct run, in wall-clock and CPU time.
+ */
+function printStages(label: string, direct: Call[], calls: Call[]): void {
+  const timed = calls
+    .map((c, r) => ({ ...c, direct: direct[r]!, t: c.timing! }))
+    .filter((c) => c.timing !== null);
+  console.log(`\n  stages of ${label}: medians over ${timed.length} paired rounds (ms)`);
+  if (timed.length === 0) return;
+  row('renter: sign, encode, send; headers read', median(timed.map((c) => c.t.began - c.from)));
+  const names = [...new Set(timed.flatMap((c) => c.t.stages.map(([n]) => n)))];
+  for (const name of names)
+    row(name, median(timed.map((c) => c.t.stages.find(([n]) => n === name)?.[1] ?? 0)));
+  const span = (c: (typeof timed)[number]) => c.t.stages.reduce((s, [, ms]) => s + ms, 0);
+  row('renter: answer read, receipt checked', median(timed.map((c) => c.to - c.t.began - span(c))));
+  row('whole call', median(timed.map((c) => c.ms)));
+  const run = (c: (typeof timed)[number]) => c.t.stages.find(([n]) => n.endsWith(' run'))?.[1];
+  const runs = timed.filter((c) => run(c) !== undefined);
+  if (runs.length === 0) return;
+  row('whole call − run in the job process', median(runs.map((c) => c.ms - run(c)!)));
+  row(
+    'run in the job process − direct run',
+    median(runs.map((c) => run(c)! - c.direct.ms)),
+    ` (×${median(runs.map((c) => run(c)! / c.direct.ms)).toFixed(3)}; the same round)`,
+  );
+  const cpu = runs.filter((c) => c.t.jobCpuMs !== null);
+  if (cpu.length === 0) return;
+  row('CPU: direct run', median(cpu.map((c) => c.direct.cpu)));
+  row(
+    'CPU: run in the job process',
+    median(cpu.map((c) => c.t.jobCpuMs!)),
+    ` (×${median(cpu.map((c) => c.t.jobCpuMs! / c.direct.cpu)).toFixed(3)} of the same round's direct run)`,
+  );
+  row('CPU: renter and provider in this process', median(cpu.map((c) => c.cpu)));
+  // Per round: this process's CPU for the call and the job process's for the run, over the direct
+  // run's (the job process's own clock, µs: /proc's 10 ms ticks blur one round's figure).
+  const ratios = cpu.map((c) => (c.cpu + c.t.jobCpuMs!) / c.direct.cpu).sort((a, b) => a - b);
+  console.log(
+    `    CPU ratio to the direct run, per round: ×${pct(ratios, 50).toFixed(3)} median, ×${pct(ratios, 25).toFixed(3)}–×${pct(ratios, 75).toFixed(3)} quartiles, ${ratios.length} rounds`,
+  );
+}
+
 const fmt = (f: Figures) =>
   `${f.jobsPerSec.toFixed(1).padStart(8)} jobs/s   p50 ${f.p50.toFixed(2).padStart(8)} ms   p99 ${f.p99.toFixed(2).padStart(8)} ms   CPU ${f.cpuPerJob.toFixed(2).padStart(7)} ms/job`;
 
@@ -228,7 +316,8 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
   if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
-  const pairedRounds = process.argv.includes('--paired');
+  const stagesWanted = process.argv.includes('--stages');
+  const pairedRounds = stagesWanted || process.argv.includes('--paired');
   const rowsAt = process.argv.indexOf('--rows');
   const rowKind = rowsAt >= 0 ? process.argv[rowsAt + 1] : null;
   if (rowKind !== null && rowKind !== 'single' && rowKind !== 'batch')
@@ -243,6 +332,7 @@ async function main(): Promise<void> {
   };
   const sessionOptions = ortSessionOptions('cpu', threads);
   const chainId = 'unc-bench-jobs';
+  let lastTiming: JobTiming | null = null;
   const { signer, renterSeed, leaseId, leases } = await benchLease('bench-chip');
   const dir = await mkdtemp(join(tmpdir(), 'unc-bench-jobs-'));
   const options = {
@@ -256,6 +346,8 @@ async function main(): Promise<void> {
     maxBatchJobs: batch,
     onnxThreads: threads,
     logger: silentLogger,
+    // The stages of the job just answered (one job at a time in paired rounds).
+    ...(stagesWanted ? { onJobStages: (timing: JobTiming) => (lastTiming = timing) } : {}),
   };
   const provider = new ProviderServer(options);
   const tlsProvider = new ProviderServer({ ...options, tls: { dir: join(dir, 'tls') } });
@@ -331,12 +423,24 @@ async function main(): Promise<void> {
       }
       if (pairedRounds) {
         // One at a time in paired rounds (see `paired`), before the slices.
-        const { figures, ratios } = await paired(jobs, [
-          [direct, 1],
-          ...rows.map(([, fn, per]) => [fn, per] as [() => Promise<unknown>, number]),
-        ]);
+        // Per path (0: direct), per round: the call's ms and CPU here, the provider's stages of it.
+        const calls: Call[][] = [direct, ...rows].map(() => []);
+        const { figures, ratios } = await paired(
+          jobs,
+          [[direct, 1], ...rows.map(([, fn, per]) => [fn, per] as [() => Promise<unknown>, number])],
+          stagesWanted
+            ? (path, round, call) => {
+                calls[path]![round] = { ...call, timing: path === 0 ? null : lastTiming };
+                lastTiming = null;
+              }
+            : undefined,
+        );
         const d = figures[0]!;
-        console.log(`\n${name}, 1 at a time, ${jobs} paired rounds`);
+        console.log(
+          `\n${name}, 1 at a time, ${jobs} paired rounds (load average at their end ${loadavg()
+            .map((l) => l.toFixed(1))
+            .join(' ')})`,
+        );
         console.log(`  ${'direct'.padEnd(20)}${fmt(d)}`);
         for (const [i, [label]] of rows.entries())
           console.log(`  ${label.padEnd(20)}${fmt(figures[i + 1]!)}`);
@@ -347,6 +451,9 @@ async function main(): Promise<void> {
             `  overhead ${label.padEnd(20)} p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}); per round ×${pct(r, 50).toFixed(3)} median, ×${pct(r, 25).toFixed(3)}–×${pct(r, 75).toFixed(3)} quartiles; CPU +${(x.cpuPerJob - d.cpuPerJob).toFixed(2)} ms/job (×${(x.cpuPerJob / d.cpuPerJob).toFixed(2)})`,
           );
         }
+        if (stagesWanted)
+          for (const [i, [label, , per]] of rows.entries())
+            if (per === 1) printStages(label, calls[0]!, calls[i + 1]!);
       }
       for (const p of [1, parallel]) {
         // Interleaved in slices, so a change in the machine's load hits every row alike.

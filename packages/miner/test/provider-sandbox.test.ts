@@ -5,13 +5,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { silentLogger } from '@unc/node';
 import fc from 'fast-check';
-import { DEFAULT_OCR_MODELS, JobSandbox } from '../src/index.js';
+import { DEFAULT_OCR_MODELS, JobSandbox, StageClock } from '../src/index.js';
 import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandbox.js';
-import { clippedLog, logSize } from '../src/provider/sandbox-protocol.js';
+import { clippedLog, clipUtf8, LogGate, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -331,6 +333,17 @@ describe('job sandbox against a job process that floods the provider', () => {
       /a log message of 65536 bytes/,
     ],
     [
+      // 6,000 UTF-16 code units, 12,000 bytes: counted in characters it passed the 8 KiB limit.
+      'one log message over the log size limit in bytes, not in characters (emoji)',
+      `process.send({ op: 'log', level: 'warn', msg: '😀'.repeat(3000) });`,
+      /a log message of 12000 bytes/,
+    ],
+    [
+      'log bytes in one job over the limit in bytes, not in characters (CJK)',
+      `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: '中'.repeat(2500) });`,
+      /bytes of log messages in one job/,
+    ],
+    [
       'more log bytes in one job than allowed',
       `for (let i = 0; i < 20; i++) process.send({ op: 'log', level: 'info', msg: 'y'.repeat(7000) });`,
       /bytes of log messages in one job/,
@@ -563,4 +576,160 @@ test('whatever a job process logs, as it sends it, is within what the provider t
     Array.from({ length: 16 }, (_, i) => [`${i}`.repeat(2000), 'v'.repeat(2000)]),
   );
   assert.ok(logSize(clippedLog('warn', 'm'.repeat(2000), wide)) <= DEFAULT_MESSAGE_LIMITS.maxLogBytes);
+});
+
+/** A log message's size in UTF-8 bytes, counted here (not with logSize, which is what is tested). */
+function utf8Size(m: { msg: string; fields?: Record<string, unknown> }): number {
+  let n = Buffer.from(m.msg, 'utf8').length;
+  for (const [k, v] of Object.entries(m.fields ?? {}))
+    n += Buffer.from(k, 'utf8').length + (typeof v === 'string' ? Buffer.from(v, 'utf8').length : 8);
+  return n;
+}
+
+/** Text of 1-, 2-, 3- and 4-byte characters. */
+const mixedText = (maxLength: number) =>
+  fc.string({ unit: fc.constantFrom('a', 'é', '中', '😀'), maxLength });
+
+// Counted in UTF-16 code units, a message of emoji or CJK text went out at two or three times the
+// provider's limit in bytes; cut inside a character, a cut left a replacement character.
+test('log messages are measured and cut in UTF-8 bytes, on character boundaries, within any limit', () => {
+  fc.assert(
+    fc.property(
+      mixedText(3000),
+      fc.option(fc.dictionary(mixedText(60), fc.oneof(mixedText(1000), fc.integer()), { maxKeys: 20 }), {
+        nil: undefined,
+      }),
+      fc.integer({ min: 0, max: 2 * DEFAULT_MESSAGE_LIMITS.maxLogBytes }),
+      (msg, fields, limit) => {
+        assert.equal(
+          logSize({ msg, ...(fields ? { fields } : {}) }),
+          utf8Size({ msg, ...(fields ? { fields } : {}) }),
+        );
+        const m = clippedLog('warn', msg, fields);
+        assert.ok(utf8Size(m) <= DEFAULT_MESSAGE_LIMITS.maxLogBytes, `${utf8Size(m)} bytes`);
+        const low = clippedLog('warn', msg, fields, limit);
+        assert.ok(utf8Size(low) <= limit, `${utf8Size(low)} bytes over a limit of ${limit}`);
+        for (const text of [m.msg, low.msg]) {
+          assert.ok(!text.includes('\uFFFD'), 'no character cut in half');
+          const kept = text.endsWith('…') && !msg.startsWith(text) ? text.slice(0, -1) : text;
+          assert.ok(msg.startsWith(kept), 'the text is a prefix of what was logged');
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+  assert.equal(clipUtf8('😀😀', 8), '😀😀');
+  assert.equal(clipUtf8('😀😀', 7), '😀…');
+  assert.equal(clipUtf8('😀😀', 6), '…');
+  assert.equal(Buffer.byteLength(clipUtf8('中'.repeat(1000), 1000)), 999);
+});
+
+// An honest job process (its log messages through the LogGate the real one uses) that logs as
+// much as it can, in multi-byte text, is never killed: what it sends is counted as the provider counts.
+test('a job process that logs without end through its log gate is not killed', {
+  timeout: 60_000,
+}, async () => {
+  const dir = await tempDir('unc-sandbox-gate-');
+  const protocol = pathToFileURL(
+    join(dirname(fileURLToPath(import.meta.url)), '../src/provider/sandbox-protocol.js'),
+  ).href;
+  const file = join(dir.path, 'gated.mjs');
+  writeFileSync(
+    file,
+    `import { LogGate } from ${JSON.stringify(protocol)};
+     const gate = new LogGate();
+     const wide = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [i + '名'.repeat(40), '😀'.repeat(500)]));
+     process.on('message', (req) => {
+       gate.newRequest();
+       if (req.op === 'init') {
+         gate.setLimits(req.logLimits);
+         return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+       }
+       let sent = 0;
+       for (let i = 0; i < 500; i++) {
+         const m = gate.admit('warn', '中'.repeat(5000), i % 2 ? wide : { i });
+         if (m) { process.send(m); sent++; }
+       }
+       process.send({ id: req.id, ok: true, result: [sent] });
+     });
+     process.on('disconnect', () => process.exit(0));`,
+  );
+  let logged = 0;
+  const sandbox = new JobSandbox({
+    workers: 1,
+    executionProvider: 'cpu',
+    ocr: DEFAULT_OCR_MODELS,
+    timeoutMs: 20_000,
+    memoryBytes: 4 * 1024 ** 3,
+    heapMb: 512,
+    maxSessions: 4,
+    maxOutputBytes: 1024,
+    runner: file,
+    logger: { ...silentLogger, warn: () => logged++ },
+  });
+  try {
+    await sandbox.start();
+    for (let i = 0; i < 3; i++) {
+      const [sent] = (await sandbox.ocr(new Uint8Array(8))) as unknown as number[];
+      assert.ok(sent! > 0, 'some of its messages went out');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(sandbox.spawned, 1, 'the process was never killed');
+    assert.ok(logged > 0);
+  } finally {
+    await sandbox.stop();
+    await dir.remove();
+  }
+});
+
+// The job process runs the renter's model: its stamps are its word. A CPU time below zero or past
+// what every core gives in the run's time was taken as sent and moved bench:jobs' CPU ratios.
+test('a job process’s CPU time is taken only within what the machine could spend in the run', () => {
+  const cpuOf = (cpuMs: number) => {
+    const clock = new StageClock(0);
+    clock.markSandbox({ sent: 1, job: { received: 2, done: 12, cpuMs }, answered: 13 }, 'wait', 'run');
+    return clock.jobCpuMs;
+  };
+  assert.equal(cpuOf(7.5), 7.5);
+  assert.equal(cpuOf(0), 0);
+  assert.equal(cpuOf(-5), null);
+  assert.equal(cpuOf(1e12), null);
+  assert.equal(cpuOf(10 * availableParallelism() + 2), null);
+});
+
+// The provider counts a request's log bytes from when it sends the request; a job process's gate
+// from when it receives it. What is logged between an answer and the next request may reach the
+// provider after it sent the next one: counted there by the provider, and not by the gate, the
+// next request could log its whole budget on top, and the provider killed an honest job process.
+test('what a job process logs between requests counts against the next request’s budget too', () => {
+  const gate = new LogGate(() => 0);
+  gate.setLimits({ maxLogBytes: 400, maxLogBytesPerJob: 1000, maxLogsPerSecond: 1000, maxLogBurst: 2000 });
+  const line = 'a'.repeat(300);
+  /** Bytes let out by logging `line` until the gate refuses. */
+  const drain = () => {
+    let n = 0;
+    while (gate.admit('info', line)) n += 300;
+    return n;
+  };
+  gate.newRequest();
+  assert.equal(drain(), 900);
+  gate.answered();
+  // After the answer: nothing more fits in the answered request's budget either.
+  assert.equal(gate.admit('info', line), null);
+  gate.newRequest();
+  assert.ok(gate.admit('info', line));
+  gate.answered();
+  const idle = gate.admit('info', line) ? 300 : 0;
+  assert.equal(idle, 300);
+  gate.newRequest();
+  // However the provider splits them, no request counts more than its budget.
+  assert.ok(idle + drain() <= 1000);
+  // Before the first request (loading, init): counted in it.
+  const fresh = new LogGate(() => 0);
+  fresh.setLimits({ maxLogBytes: 400, maxLogBytesPerJob: 1000, maxLogsPerSecond: 1000, maxLogBurst: 2000 });
+  assert.ok(fresh.admit('info', line));
+  fresh.newRequest();
+  let after = 0;
+  while (fresh.admit('info', line)) after += 300;
+  assert.ok(300 + after <= 1000, `${300 + after} bytes in the first request`);
 });

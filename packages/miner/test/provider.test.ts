@@ -29,7 +29,7 @@ import {
   type UncClient,
   verifyReceiptOffline,
 } from '@unc/sdk';
-import { DevSoftSigner, ProviderServer, RpcLeaseSource } from '../src/index.js';
+import { DevSoftSigner, type JobTiming, ProviderServer, RpcLeaseSource } from '../src/index.js';
 import { AFFINE_B, AFFINE_W, affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
 import { chipJsonOf, chipRecord, fixture, InMemoryLeaseSource, OCR_SAMPLE_TEXT } from './provider-helpers.js';
@@ -60,6 +60,7 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
   let provider: ProviderServer;
   let url: string;
   let client: ProviderClient;
+  const timings: JobTiming[] = [];
 
   before(async () => {
     chipIdHex = toHex(await signer.chipId());
@@ -88,6 +89,7 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
       maxModelBytes: 64 * 1024,
       authWindowMs: 30_000,
       logger: silentLogger,
+      onJobStages: (t) => timings.push(t),
     });
     url = await provider.start();
     client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed, allowHttp: true });
@@ -160,6 +162,33 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
     );
     const otherChip = chipRecord({ ...record, keyMaterial: ed25519PublicKey(strangerSeed) });
     assert.throws(() => verifyReceiptOffline(job.receipt!.hex, otherChip, CHAIN), /not signed by the chip/);
+  });
+
+  // What bench:jobs --stages prints: every stage of a job's way, in order, the transfers to the
+  // job process and back measured from its own stamps (on the clock the processes share).
+  test('a job waited for is cut into its stages, with the job process’s stamps and CPU time', async () => {
+    timings.length = 0;
+    await client.runOcr(fixture('ocr-sample.png'));
+    assert.equal(timings.length, 1);
+    const [t] = timings;
+    assert.deepEqual(
+      t!.stages.map(([name]) => name),
+      [
+        'headers, signature, lease',
+        'body read and hashed',
+        'JSON, input decoded, checked, hashed',
+        'queue, lease, job process',
+        'to job process',
+        'OCR run',
+        'from job process',
+        'output hash',
+        'receipt signed',
+        'answer built',
+        'answer written',
+      ],
+    );
+    for (const [name, ms] of t!.stages) assert.ok(Number.isFinite(ms) && ms >= 0, `${name}: ${ms} ms`);
+    assert.ok(t!.jobCpuMs !== null && t!.jobCpuMs > 0, 'the job process says what CPU its run took');
   });
 
   test('a tampered receipt does not verify', async () => {

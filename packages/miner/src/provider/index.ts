@@ -9,4 +9,5 @@ export * from './queue.js';
 export * from './sandbox.js';
 export * from './sandbox-protocol.js';
 export * from './server.js';
+export * from './stages.js';
 export * from './tls.js';

@@ -5,7 +5,8 @@
  * nothing here needs to guard against a job that never ends.
  *
  * Messages (advanced serialization, so tensors travel as typed arrays):
- *   → { id, op: 'init', executionProvider, ocr }   ← { id, ok, result: { executionProvider } }
+ *   → { id, op: 'init', executionProvider, ocr,    ← { id, ok, result: { executionProvider } }
+ *       maxSessions, threads, maxOutputBytes, logLimits }
  *   → { id, op: 'check', hash, path }               ← { id, ok } (the session is kept for jobs)
  *   → { id, op: 'run', hash, path, inputs }         ← { id, ok, result: RawTensor[] }
  *   → { id, op: 'ocr', image }                      ← { id, ok, result: OcrLine[] }
@@ -13,6 +14,8 @@
  *   → { id, op: 'ocrMany', images }                    per job as it ends, then { id, ok }
  *   ← { op: 'log', level, msg, fields }
  * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
+ * A done request's answer also carries `at`: when it arrived, when its work ended (the machine's
+ * monotonic clock) and the CPU ms this process spent in between (bench:jobs --stages).
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -23,13 +26,14 @@ import { OcrEngine, type OcrModelFiles } from './ocr.js';
 import { OnnxRunner } from './onnx.js';
 import { assertSelfContainedModel, UnsafeModelError } from './onnx-check.js';
 import {
-  clippedLog,
+  LogGate,
   PublicJobError,
   redact,
   type SandboxPart,
   type SandboxReply,
   type SandboxRequest,
 } from './sandbox-protocol.js';
+import { monotonicMs, processCpuMs } from './stages.js';
 
 function send(msg: SandboxReply): void {
   process.send?.(msg);
@@ -47,12 +51,16 @@ function sendWritten(msg: SandboxReply): Promise<void> {
   });
 }
 
+/** Keeps this process's log messages within the provider's limits (it kills a process past them). */
+const logGate = new LogGate();
+
 function log(
   level: 'debug' | 'info' | 'warn' | 'error',
   msg: string,
   fields?: Record<string, unknown>,
 ): void {
-  send(clippedLog(level, msg, fields));
+  const m = logGate.admit(level, msg, fields);
+  if (m) send(m);
 }
 
 const logger: Logger = {
@@ -161,6 +169,8 @@ function failure(err: Error): { code: string; error: string; detail: string } {
 async function handle(req: SandboxRequest): Promise<unknown> {
   switch (req.op) {
     case 'init': {
+      // First: what logs from here on is cut to the provider's limits, not the defaults.
+      logGate.setLimits(req.logLimits);
       onnx = new OnnxRunner(req.executionProvider, logger, req.maxSessions, req.threads);
       ocrFiles = req.ocr;
       maxOutputBytes = req.maxOutputBytes;
@@ -196,10 +206,21 @@ async function handle(req: SandboxRequest): Promise<unknown> {
 }
 
 process.on('message', (req: SandboxRequest) => {
-  handle(req).then(
-    (result) => send({ id: req.id, ok: true, result }),
-    (err: Error) => send({ id: req.id, ok: false, ...failure(err) }),
-  );
+  const received = monotonicMs();
+  logGate.newRequest();
+  const cpu = processCpuMs();
+  handle(req)
+    .then(
+      (result) =>
+        send({
+          id: req.id,
+          ok: true,
+          result,
+          at: { received, done: monotonicMs(), cpuMs: processCpuMs() - cpu },
+        }),
+      (err: Error) => send({ id: req.id, ok: false, ...failure(err) }),
+    )
+    .finally(() => logGate.answered());
 });
 
 // The provider went away: so does this process. A job blocks this thread (ONNX Runtime runs

@@ -22,14 +22,16 @@ import type { OcrLine, RawTensor } from '@unc/sdk';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import {
+  DEFAULT_LOG_LIMITS,
+  type LogLimits,
   logSize,
-  MAX_LOG_BYTES,
   MAX_LOG_FIELDS,
   type SandboxCall,
   type SandboxPart,
   type SandboxReply,
   type SandboxRequest,
 } from './sandbox-protocol.js';
+import { type JobProcessStamps, monotonicMs, type SandboxTiming } from './stages.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
 
@@ -73,31 +75,21 @@ export interface SandboxOptions {
   logger: Logger;
 }
 
-export interface MessageLimits {
+/** Log limits (UTF-8 bytes, LogLimits), stray messages counted with logs against the rate. */
+export interface MessageLimits extends LogLimits {
   /** Bytes of one message on the channel (an answer holds at most maxOutputBytes of outputs). */
   maxMessageBytes: number;
-  /** Bytes of one log message (its text and fields). */
-  maxLogBytes: number;
-  /** Bytes of log messages during one request (a job, a group, a model load). */
-  maxLogBytesPerJob: number;
-  /** Log (and stray) messages a process may send per second, on average… */
-  maxLogsPerSecond: number;
-  /** …and at once. */
-  maxLogBurst: number;
 }
 
-export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = {
-  maxLogBytes: MAX_LOG_BYTES,
-  maxLogBytesPerJob: 64 * 1024,
-  maxLogsPerSecond: 20,
-  maxLogBurst: 50,
-};
+export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = DEFAULT_LOG_LIMITS;
 
 type Pending = {
   resolve(v: unknown): void;
   reject(e: Error): void;
   /** A runMany/ocrMany request: called with each job's outcome as it ends. */
   part?(p: SandboxPart): void;
+  /** Filled in with the request's times (bench:jobs --stages). */
+  timing?: SandboxTiming;
 };
 
 /** The outcome of one job of a batch run in one job process. */
@@ -144,6 +136,13 @@ function isReply(m: unknown): m is SandboxReply {
     typeof r.msg === 'string' &&
     (r.fields === undefined || isLogFields(r.fields))
   );
+}
+
+/** A job process's stamps, if they are three finite numbers (it runs the renter's model: checked). */
+function isStamps(at: unknown): at is JobProcessStamps {
+  if (typeof at !== 'object' || at === null) return false;
+  const { received, done, cpuMs } = at as Record<string, unknown>;
+  return [received, done, cpuMs].every((v) => typeof v === 'number' && Number.isFinite(v));
 }
 
 function isLogFields(f: unknown): f is Record<string, unknown> {
@@ -268,15 +267,16 @@ export class JobSandbox {
     await this.request({ op: 'check', hash, path }, hash);
   }
 
-  async run(hash: string, path: string, inputs: RawTensor[]): Promise<RawTensor[]> {
-    const outputs = (await this.request({ op: 'run', hash, path, inputs }, hash)) as RawTensor[];
+  async run(hash: string, path: string, inputs: RawTensor[], timing?: SandboxTiming): Promise<RawTensor[]> {
+    const outputs = (await this.request({ op: 'run', hash, path, inputs }, hash, timing)) as RawTensor[];
     if (outputs.reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
       throw new SandboxError('OUTPUT_TOO_LARGE', 'the job returned more output than the limit here');
     return outputs;
   }
 
-  async ocr(image: Uint8Array): Promise<OcrLine[]> {
-    return (await this.request({ op: 'ocr', image })) as OcrLine[];
+  /** OCR of one image; `timing` (if given) receives the request's times (stages.ts). */
+  async ocr(image: Uint8Array, timing?: SandboxTiming): Promise<OcrLine[]> {
+    return (await this.request({ op: 'ocr', image }, undefined, timing)) as OcrLine[];
   }
 
   /**
@@ -387,6 +387,10 @@ export class JobSandbox {
         return;
       }
       w.pending.delete(m.id);
+      if (p.timing) {
+        p.timing.answered = monotonicMs();
+        if (m.ok && isStamps(m.at)) p.timing.job = m.at;
+      }
       if (m.ok) p.resolve(m.result);
       else {
         if (m.detail !== m.error) this.opts.logger.debug('job error', { code: m.code, detail: m.detail });
@@ -407,6 +411,12 @@ export class JobSandbox {
       maxSessions: this.opts.maxSessions,
       threads: this.opts.threads ?? { spinning: false },
       maxOutputBytes: this.opts.maxOutputBytes,
+      logLimits: {
+        maxLogBytes: this.limits.maxLogBytes,
+        maxLogBytesPerJob: this.limits.maxLogBytesPerJob,
+        maxLogsPerSecond: this.limits.maxLogsPerSecond,
+        maxLogBurst: this.limits.maxLogBurst,
+      },
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
@@ -423,11 +433,17 @@ export class JobSandbox {
     return w;
   }
 
-  private send(w: Worker, req: SandboxCall, part?: (p: SandboxPart) => void): Promise<unknown> {
+  private send(
+    w: Worker,
+    req: SandboxCall,
+    part?: (p: SandboxPart) => void,
+    timing?: SandboxTiming,
+  ): Promise<unknown> {
     const id = this.nextId++;
     w.logBytes = 0;
     return new Promise((resolve, reject) => {
-      w.pending.set(id, part ? { resolve, reject, part } : { resolve, reject });
+      w.pending.set(id, { resolve, reject, ...(part ? { part } : {}), ...(timing ? { timing } : {}) });
+      if (timing) timing.sent = monotonicMs();
       w.child.send({ ...req, id } as SandboxRequest, (err) => {
         if (err) {
           w.pending.delete(id);
@@ -604,12 +620,12 @@ export class JobSandbox {
     }, this.opts.timeoutMs);
   }
 
-  private async request(req: SandboxCall, hash?: string): Promise<unknown> {
+  private async request(req: SandboxCall, hash?: string, timing?: SandboxTiming): Promise<unknown> {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
     const w = await this.acquire(hash);
     const timer = this.jobTimer(w, req.op);
     try {
-      const result = await this.send(w, req);
+      const result = await this.send(w, req, undefined, timing);
       if (hash) w.models.add(hash);
       return result;
     } finally {

@@ -82,6 +82,7 @@ import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import { JobQueue, QueueFullError } from './queue.js';
 import { JobSandbox, SandboxError } from './sandbox.js';
 import { redact } from './sandbox-protocol.js';
+import { type JobTiming, type SandboxTiming, StageClock } from './stages.js';
 import {
   clientCertificateRefusal,
   ensureProviderCertificate,
@@ -152,6 +153,13 @@ export interface ProviderOptions {
    */
   tls?: ProviderTlsOptions;
   logger?: Logger;
+  /**
+   * Called with the stages of every job sent alone (POST /v1/jobs, waited for) once its answer is
+   * written: where its time went, from the request's headers to the answer (stages.ts), and the
+   * CPU ms its job process spent on the run. For measurements (bench:jobs --stages); without it
+   * nothing is timed.
+   */
+  onJobStages?: (timing: JobTiming) => void;
 }
 
 interface Job {
@@ -172,7 +180,7 @@ interface JobOutcome {
 interface ParsedJob {
   inputHash: Uint8Array;
   input: { image: Uint8Array } | { tensors: RawTensor[] };
-  work: () => Promise<JobOutcome>;
+  work: (clock?: StageClock) => Promise<JobOutcome>;
 }
 
 /** Jobs of a batch one job process runs in one go: the lease is read again before each group. */
@@ -438,6 +446,7 @@ export class ProviderServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let read = false;
+    const clock = this.opts.onJobStages ? new StageClock() : null;
     try {
       const path = req.url ?? '/';
       const method = req.method ?? 'GET';
@@ -469,6 +478,7 @@ export class ProviderServer {
       // Headers, time, signature over the declared body hash, lease: nothing of the body yet.
       const auth = this.auth.verify(method, path, req.headers);
       const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
+      clock?.mark('headers, signature, lease');
       const release = this.reserveUpload(auth.renterKeyHex, length);
       let endCheck = () => {};
       try {
@@ -493,10 +503,16 @@ export class ProviderServer {
           return this.send(res, 200, uploaded);
         }
         const body = await this.receive(req, length, auth.bodyHash, null);
+        clock?.mark('body read and hashed');
         release();
         if (route === 'jobs') {
-          const { status, view } = await this.submitJob(auth, lease, body!);
-          return this.send(res, status, view);
+          const { status, view } = await this.submitJob(auth, lease, body!, clock);
+          this.send(res, status, view);
+          if (clock && status === 200) {
+            clock.mark('answer written');
+            this.opts.onJobStages?.({ began: clock.began, stages: clock.stages, jobCpuMs: clock.jobCpuMs });
+          }
+          return;
         }
         if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body!));
       } finally {
@@ -775,9 +791,13 @@ export class ProviderServer {
       return {
         inputHash: imageHash(image),
         input: { image },
-        work: async () => {
-          const lines = await this.sandbox.ocr(image);
-          return { ocr: lines, outputHash: ocrLinesHash(lines) };
+        work: async (clock) => {
+          const timing: SandboxTiming | undefined = clock ? {} : undefined;
+          const lines = await this.sandbox.ocr(image, timing);
+          if (clock && timing) clock.markSandbox(timing, 'queue, lease, job process', 'OCR run');
+          const outputHash = ocrLinesHash(lines);
+          clock?.mark('output hash');
+          return { ocr: lines, outputHash };
         },
       };
     }
@@ -791,9 +811,13 @@ export class ProviderServer {
     return {
       inputHash: tensorsHash(inputs),
       input: { tensors: inputs },
-      work: async () => {
-        const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs);
-        return { outputs, outputHash: tensorsHash(outputs) };
+      work: async (clock) => {
+        const timing: SandboxTiming | undefined = clock ? {} : undefined;
+        const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs, timing);
+        if (clock && timing) clock.markSandbox(timing, 'queue, lease, job process', 'model run');
+        const outputHash = tensorsHash(outputs);
+        clock?.mark('output hash');
+        return { outputs, outputHash };
       },
     };
   }
@@ -802,6 +826,7 @@ export class ProviderServer {
     auth: AuthenticatedRequest,
     lease: ProviderLease,
     body: Uint8Array,
+    timed: StageClock | null = null,
   ): Promise<{ status: number; view: JobView }> {
     let req: { model?: unknown; inputs?: unknown; image?: unknown; wait?: unknown };
     try {
@@ -815,6 +840,9 @@ export class ProviderServer {
     const model = await this.modelOf(req.model);
     const modelHash = model.hash;
     const { inputHash, work } = await this.parseJob(model, req, '');
+    // Only a job waited for is timed to its answer.
+    const clock = wait ? timed : null;
+    clock?.mark('JSON, input decoded, checked, hashed');
 
     const renter = auth.renterKeyHex;
     const mine = this.jobsByRenter.get(renter) ?? 0;
@@ -837,7 +865,7 @@ export class ProviderServer {
         if (now?.status !== 'active' && now?.status !== 'closing')
           throw new SandboxError('LEASE_NOT_ACTIVE', `lease ${auth.leaseIdHex} is no longer active`);
         const startMs = Date.now();
-        const result = await work();
+        const result = await work(clock ?? undefined);
         const durationMs = Date.now() - startMs;
         const receipt: JobReceipt = {
           chainId: this.chainId,
@@ -851,10 +879,12 @@ export class ProviderServer {
           durationMs: BigInt(durationMs),
         };
         const signed = await this.sign(lease.chipId.toLowerCase(), receipt);
+        clock?.mark('receipt signed');
         if (result.outputs) view.outputs = tensorsToJson(result.outputs);
         if (result.ocr) view.ocr = { lines: result.ocr, text: result.ocr.map((l) => l.text).join('\n') };
         view.receipt = { hex: encodeSignedReceipt(signed), json: receiptToJson(signed) };
         view.status = 'done';
+        clock?.mark('answer built');
       }, renter);
     } catch (err) {
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
