@@ -69,6 +69,15 @@ test('SHA-256 of parts: views at any offset, empty, one part or several, below a
     assert.deepEqual(nodeP.sha256([big]), reference([big]));
     assert.deepEqual(nodeP.sha256([big.subarray(0, size >> 1), big.subarray(size >> 1)]), reference([big]));
   }
+  // Short joins share one scratch buffer in node.ts: a result must not change when the next join
+  // (shorter, so any stale byte past its end would show) reuses it.
+  const first = nodeP.sha256([new Uint8Array(40).fill(1), new Uint8Array(40).fill(2)]);
+  const firstCopy = first.slice();
+  assert.deepEqual(
+    nodeP.sha256([new Uint8Array(3).fill(7), new Uint8Array(2)]),
+    reference([new Uint8Array([7, 7, 7, 0, 0])]),
+  );
+  assert.deepEqual(first, firstCopy);
   assert.equal(
     toHexNode(nodeP.sha256([])),
     'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
