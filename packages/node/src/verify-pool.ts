@@ -82,6 +82,15 @@ export interface VerifyPoolOptions {
    * at most depth - 1 admission batches already handed to that worker (2 x 128 checks: ~10 ms).
    */
   depth: number;
+  /**
+   * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
+   * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
+   * only thread checking admission signatures, and the main thread sat idle while the next client
+   * batches waited for it. A turn is short (32 checks: ~3 ms) and the thread yields between turns,
+   * so a proposal or vote arriving meanwhile waits at most one turn; consensus checks stay with the
+   * workers (and the block pre-check's own share).
+   */
+  callerShare: number;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -90,6 +99,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
   depth: 2,
+  callerShare: 32,
 };
 
 /** The pool's lane is full: the caller should answer "busy, retry" rather than wait. */
@@ -199,6 +209,11 @@ export class VerifyPool implements SignatureVerifier {
   private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
   private closed = false;
+  /** The admission batch the calling thread is checking, a share per turn (callerShare). */
+  private callerChunk: { chunk: Chunk; ok: Uint8Array; next: number } | null = null;
+  private callerTurnScheduled = false;
+  /** Admission checks made on the calling thread (callerShare), for metrics and tests. */
+  checkedOnCaller = 0;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
@@ -209,6 +224,7 @@ export class VerifyPool implements SignatureVerifier {
       ['threads', this.opts.threads, 0],
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
+      ['callerShare', this.opts.callerShare, 0],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
@@ -291,7 +307,41 @@ export class VerifyPool implements SignatureVerifier {
         });
       }
       this.dispatch();
+      this.scheduleCallerTurn();
     });
+  }
+
+  /** A turn of the calling thread on the admission batches no worker has room for, if any wait. */
+  private scheduleCallerTurn(): void {
+    if (this.callerTurnScheduled || this.opts.callerShare === 0 || this.slots.length === 0) return;
+    if (!this.callerChunk && this.admission.length === 0) return;
+    this.callerTurnScheduled = true;
+    setImmediate(() => this.callerTurn());
+  }
+
+  /**
+   * Checks up to `callerShare` signatures of the oldest admission batch still waiting for a
+   * worker, then yields. The batch leaves the shared queue when the turn takes it, so no worker
+   * checks it twice; its answer goes out when its last check is made. Batches can thus finish out
+   * of order: admission (admission.ts) decides in the order the calls were made.
+   */
+  private callerTurn(): void {
+    this.callerTurnScheduled = false;
+    if (!this.callerChunk) {
+      const chunk = this.admission.shift();
+      if (!chunk) return;
+      this.callerChunk = { chunk, ok: new Uint8Array(chunk.batch.offsets.length / 4), next: 0 };
+    }
+    const held = this.callerChunk;
+    const end = Math.min(held.ok.length, held.next + this.opts.callerShare);
+    verifyPackedRange(held.chunk.batch, held.ok, held.next, end);
+    this.checkedOnCaller += end - held.next;
+    held.next = end;
+    if (held.next === held.ok.length) {
+      this.callerChunk = null;
+      held.chunk.done(held.ok);
+    }
+    this.scheduleCallerTurn();
   }
 
   async close(): Promise<void> {
@@ -303,6 +353,12 @@ export class VerifyPool implements SignatureVerifier {
       for (const queued of s.waiting.splice(0)) queued.done(verifyPacked(queued.batch));
     }
     for (const queued of this.admission.splice(0)) queued.done(verifyPacked(queued.batch));
+    const held = this.callerChunk;
+    this.callerChunk = null;
+    if (held) {
+      verifyPackedRange(held.chunk.batch, held.ok, held.next, held.ok.length);
+      held.chunk.done(held.ok);
+    }
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -379,13 +435,18 @@ export class VerifyPool implements SignatureVerifier {
 
 /** Each check of a packed batch, checked on this thread: 1 where it verifies. */
 export function verifyPacked(batch: PackedBatch): Uint8Array {
+  const ok = new Uint8Array(batch.offsets.length / 4);
+  verifyPackedRange(batch, ok, 0, ok.length);
+  return ok;
+}
+
+/** Checks `from` to `end` (exclusive) of a packed batch into `ok`: 1 where it verifies. */
+function verifyPackedRange(batch: PackedBatch, ok: Uint8Array, from: number, end: number): void {
   const { bytes, offsets } = batch;
-  const ok = new Uint8Array(offsets.length / 4);
-  for (let i = 0, j = 0; j < ok.length; i += 4, j++) {
+  for (let j = from, i = 4 * from; j < end; i += 4, j++) {
     const key = bytes.subarray(offsets[i]!, offsets[i + 1]!);
     const signature = bytes.subarray(offsets[i + 1]!, offsets[i + 2]!);
     const message = bytes.subarray(offsets[i + 2]!, offsets[i + 3]!);
     ok[j] = ed25519Verify(key, message, signature) ? 1 : 0;
   }
-  return ok;
 }

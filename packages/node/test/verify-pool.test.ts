@@ -306,6 +306,7 @@ describe('VerifyPool', () => {
   });
 
   test('a depth or batch size that could never dispatch anything is refused when the pool is made, not left to hang every call', () => {
+    assert.throws(() => new VerifyPool({ threads: 0, callerShare: -1 }), /callerShare must be an integer/);
     for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
@@ -379,8 +380,57 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('admission batches no worker has room for are checked on the calling thread too, a share per turn', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 4 });
+    try {
+      const checks = Array.from({ length: 200 }, (_, i) => check(i, i % 9 !== 4));
+      const pending = one.verify(checks, 'admission');
+      // The pool's turn was scheduled first: when this runs, it has taken exactly one share.
+      await new Promise((r) => setImmediate(r));
+      assert.equal(one.checkedOnCaller, 4);
+      assert.deepEqual(
+        await pending,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.ok(one.checkedOnCaller > 4 && one.checkedOnCaller <= 200 - 16, `${one.checkedOnCaller}`);
+      assert.equal(one.queued('admission'), 0);
+      // Consensus checks stay with the workers (the block pre-check shares them its own way).
+      const before = one.checkedOnCaller;
+      const block = Array.from({ length: 100 }, (_, i) => check(i, i !== 7));
+      assert.deepEqual(
+        await one.verify(block, 'consensus'),
+        block.map((_, i) => i !== 7),
+      );
+      assert.equal(one.checkedOnCaller, before);
+    } finally {
+      await one.close();
+    }
+    const none = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 0 });
+    try {
+      const checks = Array.from({ length: 100 }, (_, i) => check(i, true));
+      assert.ok((await none.verify(checks, 'admission')).every(Boolean));
+      assert.equal(none.checkedOnCaller, 0);
+    } finally {
+      await none.close();
+    }
+  });
+
+  test('a batch the calling thread is part-way through is finished by close, not lost', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 2 });
+    const checks = Array.from({ length: 64 }, (_, i) => check(i, i !== 40));
+    const pending = one.verify(checks, 'admission');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(one.checkedOnCaller, 2);
+    await one.close();
+    assert.deepEqual(
+      await pending,
+      checks.map((_, i) => i !== 40),
+    );
+  });
+
   test('consensus checks are served before admission checks already waiting', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 4 });
+    // The worker's order; without the calling thread's share, which finishes admission sooner.
+    const one = new VerifyPool({ threads: 1, batchSize: 4, callerShare: 0 });
     try {
       const order: string[] = [];
       const admission = one
