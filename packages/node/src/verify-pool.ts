@@ -20,6 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ed25519Verify } from '@unc/core';
 
@@ -91,6 +92,12 @@ export interface VerifyPoolOptions {
    * workers (and the block pre-check's own share).
    */
   callerShare: number;
+  /**
+   * The calling thread takes its share only while its other work (RPC, admission, blocks,
+   * consensus) kept its event loop busy less than this part of the last ~100 ms: a share taken
+   * from a thread that is itself the bottleneck would slow the node, not speed it.
+   */
+  callerBusyUnder: number;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -100,7 +107,13 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   maxQueued: { consensus: 200_000, admission: 50_000 },
   depth: 2,
   callerShare: 32,
+  callerBusyUnder: 0.8,
 };
+
+/** How often the calling thread's own load is measured for its share (callerBusyUnder). */
+const CALLER_LOAD_WINDOW_MS = 100;
+/** How long a turn refused for load waits before it looks again (a timer, not a busy loop). */
+const CALLER_RETRY_MS = 10;
 
 /** The pool's lane is full: the caller should answer "busy, retry" rather than wait. */
 export class VerifyPoolBusy extends Error {
@@ -212,6 +225,13 @@ export class VerifyPool implements SignatureVerifier {
   /** The admission batch the calling thread is checking, a share per turn (callerShare). */
   private callerChunk: { chunk: Chunk; ok: Uint8Array; next: number } | null = null;
   private callerTurnScheduled = false;
+  /** The calling thread's load since `since`: its event loop's, and how much of it was its share. */
+  private callerLoad: { since: number; elu: EventLoopUtilization; ownMs: number; share: boolean } = {
+    since: performance.now(),
+    elu: performance.eventLoopUtilization(),
+    ownMs: 0,
+    share: true,
+  };
   /** Admission checks made on the calling thread (callerShare), for metrics and tests. */
   checkedOnCaller = 0;
 
@@ -229,6 +249,10 @@ export class VerifyPool implements SignatureVerifier {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
     }
+    if (!(this.opts.callerBusyUnder >= 0 && this.opts.callerBusyUnder <= 1))
+      throw new RangeError(
+        `verify pool: callerBusyUnder must be between 0 and 1, not ${this.opts.callerBusyUnder}`,
+      );
     for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
   }
 
@@ -311,6 +335,24 @@ export class VerifyPool implements SignatureVerifier {
     });
   }
 
+  /**
+   * Whether the calling thread's other work left it room in the last window (callerBusyUnder);
+   * measured again once a window has passed. A batch already begun is finished regardless.
+   */
+  private callerMayShare(): boolean {
+    if (this.callerChunk) return true;
+    const load = this.callerLoad;
+    const now = performance.now();
+    if (now - load.since >= CALLER_LOAD_WINDOW_MS) {
+      const elu = performance.eventLoopUtilization(load.elu);
+      load.share = (elu.active - load.ownMs) / (now - load.since) < this.opts.callerBusyUnder;
+      load.since = now;
+      load.elu = performance.eventLoopUtilization();
+      load.ownMs = 0;
+    }
+    return load.share;
+  }
+
   /** A turn of the calling thread on the admission batches no worker has room for, if any wait. */
   private scheduleCallerTurn(): void {
     if (this.callerTurnScheduled || this.opts.callerShare === 0 || this.slots.length === 0) return;
@@ -327,6 +369,14 @@ export class VerifyPool implements SignatureVerifier {
    */
   private callerTurn(): void {
     this.callerTurnScheduled = false;
+    // Nothing left to share (the workers took it, or close checked it): no retry either.
+    if (!this.callerChunk && this.admission.length === 0) return;
+    if (!this.callerMayShare()) {
+      this.callerTurnScheduled = true;
+      setTimeout(() => this.callerTurn(), CALLER_RETRY_MS);
+      return;
+    }
+    const started = performance.now();
     if (!this.callerChunk) {
       const chunk = this.admission.shift();
       if (!chunk) return;
@@ -337,6 +387,7 @@ export class VerifyPool implements SignatureVerifier {
     verifyPackedRange(held.chunk.batch, held.ok, held.next, end);
     this.checkedOnCaller += end - held.next;
     held.next = end;
+    this.callerLoad.ownMs += performance.now() - started;
     if (held.next === held.ok.length) {
       this.callerChunk = null;
       held.chunk.done(held.ok);

@@ -307,6 +307,10 @@ describe('VerifyPool', () => {
 
   test('a depth or batch size that could never dispatch anything is refused when the pool is made, not left to hang every call', () => {
     assert.throws(() => new VerifyPool({ threads: 0, callerShare: -1 }), /callerShare must be an integer/);
+    assert.throws(
+      () => new VerifyPool({ threads: 0, callerBusyUnder: 1.5 }),
+      /callerBusyUnder must be between 0 and 1/,
+    );
     for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
@@ -412,6 +416,25 @@ describe('VerifyPool', () => {
       assert.equal(none.checkedOnCaller, 0);
     } finally {
       await none.close();
+    }
+  });
+
+  test('the calling thread takes no share while its own other work keeps it busy', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 4, callerBusyUnder: 0.5 });
+    try {
+      const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 3));
+      const pending = one.verify(checks, 'admission');
+      // The main thread busy with something else (a block, RPC) for a whole load window.
+      const until = performance.now() + 150;
+      while (performance.now() < until) {}
+      await new Promise((r) => setImmediate(r));
+      assert.equal(one.checkedOnCaller, 0);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 3),
+      );
+    } finally {
+      await one.close();
     }
   });
 
