@@ -19,7 +19,7 @@
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ed25519Verify } from '@unc/core';
@@ -98,6 +98,13 @@ export interface VerifyPoolOptions {
    * from a thread that is itself the bottleneck would slow the node, not speed it.
    */
   callerBusyUnder: number;
+  /**
+   * ...and only while the machine had at least this many cores idle over the last window (the
+   * share's own time counted as idle): on a machine whose cores are all taken (several nodes on
+   * one host, other programs) a further thread checking signatures only takes CPU from the main
+   * thread's consensus work and from the other processes, and checks nothing sooner.
+   */
+  callerIdleCores: number;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -108,7 +115,15 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   depth: 2,
   callerShare: 32,
   callerBusyUnder: 0.8,
+  callerIdleCores: 0.5,
 };
+
+/** Milliseconds all the machine's cores have spent idle since boot (os.cpus: per core, in ms). */
+function machineIdleMs(): number {
+  let idle = 0;
+  for (const core of cpus()) idle += core.times.idle;
+  return idle;
+}
 
 /** How often the calling thread's own load is measured for its share (callerBusyUnder). */
 const CALLER_LOAD_WINDOW_MS = 100;
@@ -226,9 +241,16 @@ export class VerifyPool implements SignatureVerifier {
   private callerChunk: { chunk: Chunk; ok: Uint8Array; next: number } | null = null;
   private callerTurnScheduled = false;
   /** The calling thread's load since `since`: its event loop's, and how much of it was its share. */
-  private callerLoad: { since: number; elu: EventLoopUtilization; ownMs: number; share: boolean } = {
+  private callerLoad: {
+    since: number;
+    elu: EventLoopUtilization;
+    idleMs: number;
+    ownMs: number;
+    share: boolean;
+  } = {
     since: performance.now(),
     elu: performance.eventLoopUtilization(),
+    idleMs: machineIdleMs(),
     ownMs: 0,
     share: true,
   };
@@ -249,6 +271,10 @@ export class VerifyPool implements SignatureVerifier {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
     }
+    if (!(this.opts.callerIdleCores >= 0))
+      throw new RangeError(
+        `verify pool: callerIdleCores must be 0 or more, not ${this.opts.callerIdleCores}`,
+      );
     if (!(this.opts.callerBusyUnder >= 0 && this.opts.callerBusyUnder <= 1))
       throw new RangeError(
         `verify pool: callerBusyUnder must be between 0 and 1, not ${this.opts.callerBusyUnder}`,
@@ -336,18 +362,24 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   /**
-   * Whether the calling thread's other work left it room in the last window (callerBusyUnder);
-   * measured again once a window has passed. A batch already begun is finished regardless.
+   * Whether the calling thread's other work left it room in the last window (callerBusyUnder)
+   * and the machine a core to run it on (callerIdleCores); measured again once a window has passed. A batch already begun is finished regardless.
    */
   private callerMayShare(): boolean {
     if (this.callerChunk) return true;
     const load = this.callerLoad;
     const now = performance.now();
     if (now - load.since >= CALLER_LOAD_WINDOW_MS) {
+      const window = now - load.since;
       const elu = performance.eventLoopUtilization(load.elu);
-      load.share = (elu.active - load.ownMs) / (now - load.since) < this.opts.callerBusyUnder;
+      const idleMs = machineIdleMs();
+      const idleCores = (idleMs - load.idleMs + load.ownMs) / window;
+      load.share =
+        (elu.active - load.ownMs) / window < this.opts.callerBusyUnder &&
+        idleCores >= this.opts.callerIdleCores;
       load.since = now;
       load.elu = performance.eventLoopUtilization();
+      load.idleMs = idleMs;
       load.ownMs = 0;
     }
     return load.share;

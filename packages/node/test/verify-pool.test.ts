@@ -311,6 +311,10 @@ describe('VerifyPool', () => {
       () => new VerifyPool({ threads: 0, callerBusyUnder: 1.5 }),
       /callerBusyUnder must be between 0 and 1/,
     );
+    assert.throws(
+      () => new VerifyPool({ threads: 0, callerIdleCores: -1 }),
+      /callerIdleCores must be 0 or more/,
+    );
     for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
@@ -385,7 +389,15 @@ describe('VerifyPool', () => {
   });
 
   test('admission batches no worker has room for are checked on the calling thread too, a share per turn', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 4 });
+    // Whatever else runs on the machine (the load gates are tested below).
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerBusyUnder: 1,
+      callerIdleCores: 0,
+    });
     try {
       const checks = Array.from({ length: 200 }, (_, i) => check(i, i % 9 !== 4));
       const pending = one.verify(checks, 'admission');
@@ -396,7 +408,7 @@ describe('VerifyPool', () => {
         await pending,
         checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
       );
-      assert.ok(one.checkedOnCaller > 4 && one.checkedOnCaller <= 200 - 16, `${one.checkedOnCaller}`);
+      assert.ok(one.checkedOnCaller >= 4 && one.checkedOnCaller <= 200 - 16, `${one.checkedOnCaller}`);
       assert.equal(one.queued('admission'), 0);
       // Consensus checks stay with the workers (the block pre-check shares them its own way).
       const before = one.checkedOnCaller;
@@ -420,7 +432,14 @@ describe('VerifyPool', () => {
   });
 
   test('the calling thread takes no share while its own other work keeps it busy', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 4, callerBusyUnder: 0.5 });
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerBusyUnder: 0.5,
+      callerIdleCores: 0,
+    });
     try {
       const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 3));
       const pending = one.verify(checks, 'admission');
@@ -438,8 +457,37 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('the calling thread takes no share while the machine has no idle core for it', async () => {
+    // More idle cores asked for than any machine has: the first measured window turns the share off.
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerIdleCores: 1_000,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 120));
+      const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 9));
+      assert.deepEqual(
+        await one.verify(checks, 'admission'),
+        checks.map((_, i) => i !== 9),
+      );
+      assert.equal(one.checkedOnCaller, 0);
+    } finally {
+      await one.close();
+    }
+  });
+
   test('a batch the calling thread is part-way through is finished by close, not lost', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 2 });
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 2,
+      callerBusyUnder: 1,
+      callerIdleCores: 0,
+    });
     const checks = Array.from({ length: 64 }, (_, i) => check(i, i !== 40));
     const pending = one.verify(checks, 'admission');
     await new Promise((r) => setImmediate(r));
