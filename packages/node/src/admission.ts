@@ -131,34 +131,45 @@ export class AdmissionQueue {
       // In the queue from now, in call order: the pool may answer a later call first (several
       // workers, or the calling thread's share of a batch), and the drain waits for the oldest.
       this.jobs.push(job);
+      const forget = () => {
+        this.jobs.splice(this.jobs.indexOf(job), 1);
+        this.held -= envs.length;
+        // A later call that was answered may now be at the head.
+        this.scheduleDrain();
+      };
       const toCheck: number[] = [];
-      envs.forEach((env, i) => {
-        const refusal = this.host.cheapRefusal(env);
-        if (refusal) job.results[i] = refusal;
-        else toCheck.push(i);
-      });
-      this.pool
-        .verify(
+      let answer: Promise<boolean[]>;
+      try {
+        envs.forEach((env, i) => {
+          const refusal = this.host.cheapRefusal(env);
+          if (refusal) job.results[i] = refusal;
+          else toCheck.push(i);
+        });
+        answer = this.pool.verify(
           toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
           'admission',
-        )
-        .then(
-          (ok) => {
-            const verified = new Array<boolean>(envs.length).fill(false);
-            toCheck.forEach((i, k) => {
-              verified[i] = ok[k]!;
-            });
-            job.verified = verified;
-            this.scheduleDrain();
-          },
-          (err) => {
-            this.jobs.splice(this.jobs.indexOf(job), 1);
-            this.held -= envs.length;
-            // A later call that was answered may now be at the head.
-            this.scheduleDrain();
-            reject(err instanceof VerifyPoolBusy ? new AdmissionBusy(this.opts.maxQueued) : err);
-          },
         );
+      } catch (err) {
+        // A bug (a host or verifier that throws, not a refusal): this call fails, but a job left at
+        // the head unanswered would hold every later call forever.
+        forget();
+        reject(err);
+        return;
+      }
+      answer.then(
+        (ok) => {
+          const verified = new Array<boolean>(envs.length).fill(false);
+          toCheck.forEach((i, k) => {
+            verified[i] = ok[k]!;
+          });
+          job.verified = verified;
+          this.scheduleDrain();
+        },
+        (err) => {
+          forget();
+          reject(err instanceof VerifyPoolBusy ? new AdmissionBusy(this.opts.maxQueued) : err);
+        },
+      );
     });
   }
 

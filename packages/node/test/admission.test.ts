@@ -164,6 +164,29 @@ describe('AdmissionQueue', () => {
     assert.equal(queue.queued, 0);
   });
 
+  test('a call whose host throws (a bug, not a refusal) fails alone: the calls behind it are admitted, nothing stays held', async () => {
+    // Every call waits in call order for the ones before it; one left in the queue unanswered would
+    // hold all later admissions forever.
+    const mempool = new Mempool();
+    let throwOnce = true;
+    const queue = new AdmissionQueue(new VerifyPool({ threads: 0 }), {
+      cheapRefusal: (env) => {
+        if (throwOnce) {
+          throwOnce = false;
+          throw new Error('state read failed');
+        }
+        return mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next);
+      },
+      admit: (env) => mempool.add(env, state, DEFAULT_PARAMS, next, true),
+    });
+    const failed = queue.submit([tx(4, 0n)]);
+    const later = queue.submit([tx(5, 0n)]);
+    await assert.rejects(failed, /state read failed/);
+    const outcome = await Promise.race([later, new Promise((r) => setTimeout(() => r('stalled'), 500))]);
+    assert.deepEqual(outcome, [{ replaced: false }]);
+    assert.equal(queue.queued, 0);
+  });
+
   test('admission yields to the event loop between slices', async () => {
     // Slices of 0 ms: one transaction per turn of the event loop. A message that arrives while a
     // large batch is being admitted (a vote, a proposal) runs before the batch is done.
