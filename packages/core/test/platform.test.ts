@@ -78,6 +78,25 @@ test('SHA-256 of parts: views at any offset, empty, one part or several, below a
     reference([new Uint8Array([7, 7, 7, 0, 0])]),
   );
   assert.deepEqual(first, firstCopy);
+  // The shared scratch buffer, attacked: a sequence of joins of any sizes around its limit (some
+  // over it, taking the streaming path), every output kept, each checked only after all the later
+  // joins reused the buffer; a part may be the output of an earlier call.
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(fc.integer({ min: 0, max: 2100 }), { maxLength: 3 }), { minLength: 1, maxLength: 6 }),
+      fc.integer({ min: 0, max: 255 }),
+      (calls, fill) => {
+        const outputs: { parts: Uint8Array[]; out: Uint8Array }[] = [];
+        calls.forEach((sizes, k) => {
+          const parts: Uint8Array[] = sizes.map((n, j) => new Uint8Array(n).fill((fill + k * 7 + j) & 0xff));
+          if (outputs.length > 0) parts.push(outputs[outputs.length - 1]!.out);
+          outputs.push({ parts, out: nodeP.sha256(parts) });
+        });
+        for (const { parts, out } of outputs) assert.deepEqual(out, reference(parts));
+      },
+    ),
+    { numRuns: 200 },
+  );
   assert.equal(
     toHexNode(nodeP.sha256([])),
     'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
