@@ -90,6 +90,11 @@ export interface VerifyPoolOptions {
    * batches waited for it. A turn is short (32 checks: ~3 ms) and the thread yields between turns,
    * so a proposal or vote arriving meanwhile waits at most one turn; consensus checks stay with the
    * workers (and the block pre-check's own share).
+   *
+   * Off by default (0): measured, it gave no shown gain, and before its load gates it took CPU from
+   * consensus (bench:consensus saturated blocks/s fell); its idle-core gate reads the whole host
+   * (os.cpus), which in a container with a CPU quota shows cores the node cannot use. Turn it on
+   * with `verifyPool: { callerShare: 32 }` (UncNode options) where the node has a core to spare.
    */
   callerShare: number;
   /**
@@ -113,7 +118,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
   depth: 2,
-  callerShare: 32,
+  callerShare: 0,
   callerBusyUnder: 0.8,
   callerIdleCores: 0.5,
 };

@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
 import {
+  DEFAULT_VERIFY_POOL_OPTIONS,
   type PackedBatch,
   packBatch,
   type SignatureCheck,
@@ -428,6 +429,29 @@ describe('VerifyPool', () => {
       assert.equal(none.checkedOnCaller, 0);
     } finally {
       await none.close();
+    }
+  });
+
+  test('the calling thread takes no share unless asked to (callerShare defaults to 0)', async () => {
+    // Off by default: it showed no gain, and on a machine whose cores are taken it took CPU from
+    // consensus. Gates wide open, every worker saturated: still nothing checked on this thread.
+    assert.equal(DEFAULT_VERIFY_POOL_OPTIONS.callerShare, 0);
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerBusyUnder: 1,
+      callerIdleCores: 0,
+    });
+    try {
+      const checks = Array.from({ length: 200 }, (_, i) => check(i, i !== 11));
+      assert.deepEqual(
+        await one.verify(checks, 'admission'),
+        checks.map((_, i) => i !== 11),
+      );
+      assert.equal(one.checkedOnCaller, 0);
+    } finally {
+      await one.close();
     }
   });
 
