@@ -379,7 +379,11 @@ export class VerifyPool implements SignatureVerifier {
       const elu = performance.eventLoopUtilization(load.elu);
       const idleMs = machineIdleMs();
       const idleCores = (idleMs - load.idleMs + load.ownMs) / window;
+      // A window much longer than asked (nothing to share for a while: nobody measured) is mostly
+      // the quiet past and says nothing of the last ~100 ms: a burst after a pause would be shared
+      // whatever the main thread is doing now. No share until a fresh window is measured.
       load.share =
+        window <= 2 * CALLER_LOAD_WINDOW_MS &&
         (elu.active - load.ownMs) / window < this.opts.callerBusyUnder &&
         idleCores >= this.opts.callerIdleCores;
       load.since = now;

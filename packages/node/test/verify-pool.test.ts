@@ -481,6 +481,34 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('after a quiet pause, the first burst is not shared on the strength of the quiet past', async () => {
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerBusyUnder: 0.5,
+      callerIdleCores: 0,
+    });
+    try {
+      // Nothing to share for 400 ms (no window measured), then the main thread busy for 150 ms:
+      // averaged since the last measure it looks under half busy, but it is busy now.
+      await new Promise((r) => setTimeout(r, 400));
+      const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 5));
+      const pending = one.verify(checks, 'admission');
+      const until = performance.now() + 150;
+      while (performance.now() < until) {}
+      await new Promise((r) => setImmediate(r));
+      assert.equal(one.checkedOnCaller, 0);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 5),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
   test('the calling thread takes no share while the machine has no idle core for it', async () => {
     // More idle cores asked for than any machine has: the first measured window turns the share off.
     const one = new VerifyPool({
