@@ -69,6 +69,34 @@ test('SHA-256 of parts: views at any offset, empty, one part or several, below a
     assert.deepEqual(nodeP.sha256([big]), reference([big]));
     assert.deepEqual(nodeP.sha256([big.subarray(0, size >> 1), big.subarray(size >> 1)]), reference([big]));
   }
+  // Short joins share one scratch buffer in node.ts: a result must not change when the next join
+  // (shorter, so any stale byte past its end would show) reuses it.
+  const first = nodeP.sha256([new Uint8Array(40).fill(1), new Uint8Array(40).fill(2)]);
+  const firstCopy = first.slice();
+  assert.deepEqual(
+    nodeP.sha256([new Uint8Array(3).fill(7), new Uint8Array(2)]),
+    reference([new Uint8Array([7, 7, 7, 0, 0])]),
+  );
+  assert.deepEqual(first, firstCopy);
+  // The shared scratch buffer, attacked: a sequence of joins of any sizes around its limit (some
+  // over it, taking the streaming path), every output kept, each checked only after all the later
+  // joins reused the buffer; a part may be the output of an earlier call.
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(fc.integer({ min: 0, max: 2100 }), { maxLength: 3 }), { minLength: 1, maxLength: 6 }),
+      fc.integer({ min: 0, max: 255 }),
+      (calls, fill) => {
+        const outputs: { parts: Uint8Array[]; out: Uint8Array }[] = [];
+        calls.forEach((sizes, k) => {
+          const parts: Uint8Array[] = sizes.map((n, j) => new Uint8Array(n).fill((fill + k * 7 + j) & 0xff));
+          if (outputs.length > 0) parts.push(outputs[outputs.length - 1]!.out);
+          outputs.push({ parts, out: nodeP.sha256(parts) });
+        });
+        for (const { parts, out } of outputs) assert.deepEqual(out, reference(parts));
+      },
+    ),
+    { numRuns: 200 },
+  );
   assert.equal(
     toHexNode(nodeP.sha256([])),
     'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',

@@ -219,6 +219,38 @@ describe('state overlays', () => {
     assert.deepEqual(new StateOverlay(inner).child().get(Uint8Array.of(0xee)), Uint8Array.of(9));
   });
 
+  test('a reader whose own class reads by key id is read by id; a subclass overriding get alone, through get', () => {
+    // The node's in-memory state keys its map by keyId: an overlay's miss hands it the id it already
+    // computed (StateReader.getById) instead of asking `get` to compute it again.
+    class ById implements StateReader {
+      readonly map = new Map<string, Uint8Array>([[String.fromCharCode(1, 2), Uint8Array.of(5)]]);
+      byId = 0;
+      byKey = 0;
+      get(key: Uint8Array): Uint8Array | undefined {
+        this.byKey++;
+        return this.map.get(String.fromCharCode(...key));
+      }
+      getById(id: string): Uint8Array | undefined {
+        this.byId++;
+        return this.map.get(id);
+      }
+    }
+    const reader = new ById();
+    const tx = new StateOverlay(new StateOverlay(reader)).child();
+    assert.deepEqual(tx.get(Uint8Array.of(1, 2)), Uint8Array.of(5));
+    assert.equal(tx.get(Uint8Array.of(3)), undefined);
+    assert.deepEqual([reader.byId, reader.byKey], [2, 0]);
+    class Overriding extends ById {
+      override get(key: Uint8Array): Uint8Array | undefined {
+        return key[0] === 0xee ? Uint8Array.of(9) : super.get(key);
+      }
+    }
+    const sub = new Overriding();
+    assert.deepEqual(new StateOverlay(sub).child().get(Uint8Array.of(0xee)), Uint8Array.of(9));
+    assert.deepEqual(new StateOverlay(sub).get(Uint8Array.of(1, 2)), Uint8Array.of(5));
+    assert.deepEqual([sub.byId, sub.byKey], [0, 1]);
+  });
+
   test('property: a failed transaction overlay leaves the block overlay reading as before', () => {
     fc.assert(
       fc.property(

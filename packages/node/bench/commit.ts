@@ -111,8 +111,9 @@ async function runMode(overlap: boolean, txs: readonly TxEnvelope[]): Promise<Mo
       mempool,
       validator,
       privvalPath: join(dir, 'privval.json'),
-      // Heights back to back: the block interval would otherwise hide what a height costs.
-      blockTimeMs: 0,
+      // Heights back to back: the block interval would otherwise hide what a height costs. 1 ms,
+      // not 0: the proposer's pacing (HeightPace) refuses an interval that is not positive.
+      blockTimeMs: 1,
       logger: silentLogger,
       overlapCommit: overlap,
     });

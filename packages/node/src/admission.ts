@@ -11,7 +11,8 @@
  *    `sliceMs`, yielding to the event loop between slices: a proposal or vote that arrives while
  *    thousands of transactions wait is handled after the current slice, not after all of them.
  *
- * Batches are admitted in the order they arrived (a sender's nonces stay in order).
+ * Batches are admitted in the order they arrived (a sender's nonces stay in order), whatever
+ * order the verifier answers them in.
  *
  * The verifier and the slicing are passed in, like the Clock: a real node checks on worker threads
  * and slices by the event loop; the simulator checks in-thread and slices by its virtual clock, so
@@ -127,37 +128,53 @@ export class AdmissionQueue {
     this.held += envs.length;
     return new Promise((resolve, reject) => {
       const job: Job = { envs, results: new Array(envs.length), verified: null, next: 0, resolve };
+      // In the queue from now, in call order: the pool may answer a later call first (several
+      // workers, or the calling thread's share of a batch), and the drain waits for the oldest.
+      this.jobs.push(job);
+      const forget = () => {
+        this.jobs.splice(this.jobs.indexOf(job), 1);
+        this.held -= envs.length;
+        // A later call that was answered may now be at the head.
+        this.scheduleDrain();
+      };
       const toCheck: number[] = [];
-      envs.forEach((env, i) => {
-        const refusal = this.host.cheapRefusal(env);
-        if (refusal) job.results[i] = refusal;
-        else toCheck.push(i);
-      });
-      this.pool
-        .verify(
+      let answer: Promise<boolean[]>;
+      try {
+        envs.forEach((env, i) => {
+          const refusal = this.host.cheapRefusal(env);
+          if (refusal) job.results[i] = refusal;
+          else toCheck.push(i);
+        });
+        answer = this.pool.verify(
           toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
           'admission',
-        )
-        .then(
-          (ok) => {
-            const verified = new Array<boolean>(envs.length).fill(false);
-            toCheck.forEach((i, k) => {
-              verified[i] = ok[k]!;
-            });
-            job.verified = verified;
-            this.jobs.push(job);
-            this.scheduleDrain();
-          },
-          (err) => {
-            this.held -= envs.length;
-            // A closed pool (the node stops) checked nothing: "busy, retry", nothing admitted.
-            reject(
-              err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed
-                ? new AdmissionBusy(this.opts.maxQueued)
-                : err,
-            );
-          },
         );
+      } catch (err) {
+        // A bug (a host or verifier that throws, not a refusal): this call fails, but a job left at
+        // the head unanswered would hold every later call forever.
+        forget();
+        reject(err);
+        return;
+      }
+      answer.then(
+        (ok) => {
+          const verified = new Array<boolean>(envs.length).fill(false);
+          toCheck.forEach((i, k) => {
+            verified[i] = ok[k]!;
+          });
+          job.verified = verified;
+          this.scheduleDrain();
+        },
+        (err) => {
+          forget();
+          // A closed pool (the node stops) checked nothing: "busy, retry", nothing admitted.
+          reject(
+            err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed
+              ? new AdmissionBusy(this.opts.maxQueued)
+              : err,
+          );
+        },
+      );
     });
   }
 
@@ -177,6 +194,8 @@ export class AdmissionQueue {
     const start = this.slices.now();
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;
+      // Its signatures are not answered yet: the drain resumes when they are (submit).
+      if (job.verified === null) return;
       while (job.next < job.envs.length) {
         const i = job.next++;
         if (job.results[i] === undefined) job.results[i] = this.admitOne(job.envs[i]!, job.verified![i]!);

@@ -98,6 +98,11 @@ export class LiveState implements StateReader {
     return this.map.get(keyId(key));
   }
 
+  /** `get` by keyId(key): what a block's overlay reads through (StateReader.getById). */
+  getById(id: string): Uint8Array | undefined {
+    return this.map.get(id);
+  }
+
   get size(): number {
     return this.map.size;
   }

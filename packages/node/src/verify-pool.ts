@@ -19,7 +19,8 @@
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
+import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ed25519Verify } from '@unc/core';
 
@@ -85,6 +86,33 @@ export interface VerifyPoolOptions {
    * at most depth - 1 admission batches already handed to that worker (2 x 128 checks: ~10 ms).
    */
   depth: number;
+  /**
+   * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
+   * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
+   * only thread checking admission signatures, and the main thread sat idle while the next client
+   * batches waited for it. A turn is short (32 checks: ~3 ms) and the thread yields between turns,
+   * so a proposal or vote arriving meanwhile waits at most one turn; consensus checks stay with the
+   * workers (and the block pre-check's own share).
+   *
+   * Off by default (0): measured, it gave no shown gain, and before its load gates it took CPU from
+   * consensus (bench:consensus saturated blocks/s fell); its idle-core gate reads the whole host
+   * (os.cpus), which in a container with a CPU quota shows cores the node cannot use. Turn it on
+   * with `verifyPool: { callerShare: 32 }` (UncNode options) where the node has a core to spare.
+   */
+  callerShare: number;
+  /**
+   * The calling thread takes its share only while its other work (RPC, admission, blocks,
+   * consensus) kept its event loop busy less than this part of the last ~100 ms: a share taken
+   * from a thread that is itself the bottleneck would slow the node, not speed it.
+   */
+  callerBusyUnder: number;
+  /**
+   * ...and only while the machine had at least this many cores idle over the last window (the
+   * share's own time counted as idle): on a machine whose cores are all taken (several nodes on
+   * one host, other programs) a further thread checking signatures only takes CPU from the main
+   * thread's consensus work and from the other processes, and checks nothing sooner.
+   */
+  callerIdleCores: number;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -93,7 +121,22 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
   depth: 2,
+  callerShare: 0,
+  callerBusyUnder: 0.8,
+  callerIdleCores: 0.5,
 };
+
+/** Milliseconds all the machine's cores have spent idle since boot (os.cpus: per core, in ms). */
+function machineIdleMs(): number {
+  let idle = 0;
+  for (const core of cpus()) idle += core.times.idle;
+  return idle;
+}
+
+/** How often the calling thread's own load is measured for its share (callerBusyUnder). */
+const CALLER_LOAD_WINDOW_MS = 100;
+/** How long a turn refused for load waits before it looks again (a timer, not a busy loop). */
+const CALLER_RETRY_MS = 10;
 
 /** The pool's lane is full: the caller should answer "busy, retry" rather than wait. */
 export class VerifyPoolBusy extends Error {
@@ -216,6 +259,25 @@ export class VerifyPool implements SignatureVerifier {
   private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
   private closed = false;
+  /** The admission batch the calling thread is checking, a share per turn (callerShare). */
+  private callerChunk: { chunk: Chunk; ok: Uint8Array; next: number } | null = null;
+  private callerTurnScheduled = false;
+  /** The calling thread's load since `since`: its event loop's, and how much of it was its share. */
+  private callerLoad: {
+    since: number;
+    elu: EventLoopUtilization;
+    idleMs: number;
+    ownMs: number;
+    share: boolean;
+  } = {
+    since: performance.now(),
+    elu: performance.eventLoopUtilization(),
+    idleMs: machineIdleMs(),
+    ownMs: 0,
+    share: true,
+  };
+  /** Admission checks made on the calling thread (callerShare), for metrics and tests. */
+  checkedOnCaller = 0;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
@@ -226,10 +288,19 @@ export class VerifyPool implements SignatureVerifier {
       ['threads', this.opts.threads, 0],
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
+      ['callerShare', this.opts.callerShare, 0],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
     }
+    if (!(this.opts.callerIdleCores >= 0))
+      throw new RangeError(
+        `verify pool: callerIdleCores must be 0 or more, not ${this.opts.callerIdleCores}`,
+      );
+    if (!(this.opts.callerBusyUnder >= 0 && this.opts.callerBusyUnder <= 1))
+      throw new RangeError(
+        `verify pool: callerBusyUnder must be between 0 and 1, not ${this.opts.callerBusyUnder}`,
+      );
     for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
   }
 
@@ -318,7 +389,78 @@ export class VerifyPool implements SignatureVerifier {
         });
       }
       this.dispatch();
+      this.scheduleCallerTurn();
     });
+  }
+
+  /**
+   * Whether the calling thread's other work left it room in the last window (callerBusyUnder)
+   * and the machine a core to run it on (callerIdleCores); measured again once a window has passed. A batch already begun is finished regardless.
+   */
+  private callerMayShare(): boolean {
+    if (this.callerChunk) return true;
+    const load = this.callerLoad;
+    const now = performance.now();
+    if (now - load.since >= CALLER_LOAD_WINDOW_MS) {
+      const window = now - load.since;
+      const elu = performance.eventLoopUtilization(load.elu);
+      const idleMs = machineIdleMs();
+      const idleCores = (idleMs - load.idleMs + load.ownMs) / window;
+      // A window much longer than asked (nothing to share for a while: nobody measured) is mostly
+      // the quiet past and says nothing of the last ~100 ms: a burst after a pause would be shared
+      // whatever the main thread is doing now. No share until a fresh window is measured.
+      load.share =
+        window <= 2 * CALLER_LOAD_WINDOW_MS &&
+        (elu.active - load.ownMs) / window < this.opts.callerBusyUnder &&
+        idleCores >= this.opts.callerIdleCores;
+      load.since = now;
+      load.elu = performance.eventLoopUtilization();
+      load.idleMs = idleMs;
+      load.ownMs = 0;
+    }
+    return load.share;
+  }
+
+  /** A turn of the calling thread on the admission batches no worker has room for, if any wait. */
+  private scheduleCallerTurn(): void {
+    if (this.callerTurnScheduled || this.opts.callerShare === 0 || this.slots.length === 0) return;
+    if (!this.callerChunk && this.admission.length === 0) return;
+    this.callerTurnScheduled = true;
+    setImmediate(() => this.callerTurn());
+  }
+
+  /**
+   * Checks up to `callerShare` signatures of the oldest admission batch still waiting for a
+   * worker, then yields. The batch leaves the shared queue when the turn takes it, so no worker
+   * checks it twice; its answer goes out when its last check is made. Batches can thus finish out
+   * of order: admission (admission.ts) decides in the order the calls were made.
+   */
+  private callerTurn(): void {
+    this.callerTurnScheduled = false;
+    // Nothing left to share (the workers took it, or close checked it): no retry either.
+    if (!this.callerChunk && this.admission.length === 0) return;
+    if (!this.callerMayShare()) {
+      this.callerTurnScheduled = true;
+      setTimeout(() => this.callerTurn(), CALLER_RETRY_MS);
+      return;
+    }
+    const started = performance.now();
+    if (!this.callerChunk) {
+      const chunk = this.admission.shift();
+      if (!chunk) return;
+      this.callerChunk = { chunk, ok: new Uint8Array(chunk.batch.offsets.length / 4), next: 0 };
+    }
+    const held = this.callerChunk;
+    const end = Math.min(held.ok.length, held.next + this.opts.callerShare);
+    verifyPackedRange(held.chunk.batch, held.ok, held.next, end);
+    this.checkedOnCaller += end - held.next;
+    held.next = end;
+    this.callerLoad.ownMs += performance.now() - started;
+    if (held.next === held.ok.length) {
+      this.callerChunk = null;
+      held.chunk.done(held.ok);
+    }
+    this.scheduleCallerTurn();
   }
 
   /**
@@ -335,6 +477,10 @@ export class VerifyPool implements SignatureVerifier {
       for (const queued of s.waiting.splice(0)) queued.fail();
     }
     for (const queued of this.admission.splice(0)) queued.fail();
+    // The calling thread's batch in progress fails too: its unchecked rest is not checked here.
+    const held = this.callerChunk;
+    this.callerChunk = null;
+    held?.chunk.fail();
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -411,13 +557,18 @@ export class VerifyPool implements SignatureVerifier {
 
 /** Each check of a packed batch, checked on this thread: 1 where it verifies. */
 export function verifyPacked(batch: PackedBatch): Uint8Array {
+  const ok = new Uint8Array(batch.offsets.length / 4);
+  verifyPackedRange(batch, ok, 0, ok.length);
+  return ok;
+}
+
+/** Checks `from` to `end` (exclusive) of a packed batch into `ok`: 1 where it verifies. */
+function verifyPackedRange(batch: PackedBatch, ok: Uint8Array, from: number, end: number): void {
   const { bytes, offsets } = batch;
-  const ok = new Uint8Array(offsets.length / 4);
-  for (let i = 0, j = 0; j < ok.length; i += 4, j++) {
+  for (let j = from, i = 4 * from; j < end; i += 4, j++) {
     const key = bytes.subarray(offsets[i]!, offsets[i + 1]!);
     const signature = bytes.subarray(offsets[i + 1]!, offsets[i + 2]!);
     const message = bytes.subarray(offsets[i + 2]!, offsets[i + 3]!);
     ok[j] = ed25519Verify(key, message, signature) ? 1 : 0;
   }
-  return ok;
 }

@@ -14,7 +14,12 @@ import {
 import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
 import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
-import { type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
+import {
+  type SignatureCheck,
+  type SignatureVerifier,
+  VerifyPool,
+  VerifyPoolBusy,
+} from '../src/verify-pool.js';
 import { devBlockOne } from './fixtures.js';
 
 const { genesis, state, next } = devBlockOne();
@@ -120,6 +125,82 @@ describe('AdmissionQueue', () => {
     assert.equal(mempool.size, 8);
     // Once drained, it takes batches again.
     assert.equal((await queue.submit([tx(8, 0n)])).length, 1);
+  });
+
+  test('a later call the verifier answers first is still admitted after the earlier one (nonces in order)', async () => {
+    // The pool can answer out of order (several workers, or the main thread's share of a batch);
+    // a sender's nonce 1 admitted before its nonce 0 would be refused as a gap.
+    const answers: { checks: readonly SignatureCheck[]; resolve: (ok: boolean[]) => void }[] = [];
+    const reversed: SignatureVerifier = {
+      threads: 1,
+      verify: (checks) => new Promise((resolve) => answers.push({ checks, resolve })),
+      close: async () => {},
+    };
+    const mempool = new Mempool();
+    const admitted: bigint[] = [];
+    const queue = new AdmissionQueue(reversed, {
+      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      admit: (env) => {
+        admitted.push(env.stx.tx.nonce);
+        return mempool.add(env, state, DEFAULT_PARAMS, next, true);
+      },
+    });
+    const first = queue.submit([tx(1, 0n)]);
+    const second = queue.submit([tx(1, 1n)]);
+    assert.equal(answers.length, 2);
+    answers[1]!.resolve([true]);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(admitted, [], 'the later call waits for the earlier one');
+    answers[0]!.resolve([true]);
+    assert.deepEqual(await first, [{ replaced: false }]);
+    assert.deepEqual(await second, [{ replaced: false }]);
+    assert.deepEqual(admitted, [0n, 1n]);
+    assert.equal(mempool.size, 2);
+  });
+
+  test('a call the verifier refuses (busy) leaves the calls behind it to be admitted', async () => {
+    let calls = 0;
+    const busyOnce: SignatureVerifier = {
+      threads: 1,
+      verify: (checks) =>
+        ++calls === 1
+          ? Promise.reject(new VerifyPoolBusy('admission', 1))
+          : Promise.resolve(checks.map(() => true)),
+      close: async () => {},
+    };
+    const mempool = new Mempool();
+    const queue = new AdmissionQueue(busyOnce, {
+      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      admit: (env) => mempool.add(env, state, DEFAULT_PARAMS, next, true),
+    });
+    const refused = queue.submit([tx(2, 0n)]);
+    const later = queue.submit([tx(3, 0n)]);
+    await assert.rejects(refused, (err: unknown) => err instanceof AdmissionBusy);
+    assert.deepEqual(await later, [{ replaced: false }]);
+    assert.equal(queue.queued, 0);
+  });
+
+  test('a call whose host throws (a bug, not a refusal) fails alone: the calls behind it are admitted, nothing stays held', async () => {
+    // Every call waits in call order for the ones before it; one left in the queue unanswered would
+    // hold all later admissions forever.
+    const mempool = new Mempool();
+    let throwOnce = true;
+    const queue = new AdmissionQueue(new VerifyPool({ threads: 0 }), {
+      cheapRefusal: (env) => {
+        if (throwOnce) {
+          throwOnce = false;
+          throw new Error('state read failed');
+        }
+        return mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next);
+      },
+      admit: (env) => mempool.add(env, state, DEFAULT_PARAMS, next, true),
+    });
+    const failed = queue.submit([tx(4, 0n)]);
+    const later = queue.submit([tx(5, 0n)]);
+    await assert.rejects(failed, /state read failed/);
+    const outcome = await Promise.race([later, new Promise((r) => setTimeout(() => r('stalled'), 500))]);
+    assert.deepEqual(outcome, [{ replaced: false }]);
+    assert.equal(queue.queued, 0);
   });
 
   test('admission yields to the event loop between slices', async () => {

@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
 import {
+  DEFAULT_VERIFY_POOL_OPTIONS,
   type PackedBatch,
   packBatch,
   type SignatureCheck,
@@ -307,6 +308,15 @@ describe('VerifyPool', () => {
   });
 
   test('a depth or batch size that could never dispatch anything is refused when the pool is made, not left to hang every call', () => {
+    assert.throws(() => new VerifyPool({ threads: 0, callerShare: -1 }), /callerShare must be an integer/);
+    assert.throws(
+      () => new VerifyPool({ threads: 0, callerBusyUnder: 1.5 }),
+      /callerBusyUnder must be between 0 and 1/,
+    );
+    assert.throws(
+      () => new VerifyPool({ threads: 0, callerIdleCores: -1 }),
+      /callerIdleCores must be 0 or more/,
+    );
     for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
@@ -380,8 +390,173 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('admission batches no worker has room for are checked on the calling thread too, a share per turn', async () => {
+    // Whatever else runs on the machine (the load gates are tested below).
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerBusyUnder: 1,
+      callerIdleCores: 0,
+    });
+    try {
+      const checks = Array.from({ length: 200 }, (_, i) => check(i, i % 9 !== 4));
+      const pending = one.verify(checks, 'admission');
+      // The pool's turn was scheduled first: when this runs, it has taken exactly one share.
+      await new Promise((r) => setImmediate(r));
+      assert.equal(one.checkedOnCaller, 4);
+      assert.deepEqual(
+        await pending,
+        checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+      );
+      assert.ok(one.checkedOnCaller >= 4 && one.checkedOnCaller <= 200 - 16, `${one.checkedOnCaller}`);
+      assert.equal(one.queued('admission'), 0);
+      // Consensus checks stay with the workers (the block pre-check shares them its own way).
+      const before = one.checkedOnCaller;
+      const block = Array.from({ length: 100 }, (_, i) => check(i, i !== 7));
+      assert.deepEqual(
+        await one.verify(block, 'consensus'),
+        block.map((_, i) => i !== 7),
+      );
+      assert.equal(one.checkedOnCaller, before);
+    } finally {
+      await one.close();
+    }
+    const none = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 0 });
+    try {
+      const checks = Array.from({ length: 100 }, (_, i) => check(i, true));
+      assert.ok((await none.verify(checks, 'admission')).every(Boolean));
+      assert.equal(none.checkedOnCaller, 0);
+    } finally {
+      await none.close();
+    }
+  });
+
+  test('the calling thread takes no share unless asked to (callerShare defaults to 0)', async () => {
+    // Off by default: it showed no gain, and on a machine whose cores are taken it took CPU from
+    // consensus. Gates wide open, every worker saturated: still nothing checked on this thread.
+    assert.equal(DEFAULT_VERIFY_POOL_OPTIONS.callerShare, 0);
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerBusyUnder: 1,
+      callerIdleCores: 0,
+    });
+    try {
+      const checks = Array.from({ length: 200 }, (_, i) => check(i, i !== 11));
+      assert.deepEqual(
+        await one.verify(checks, 'admission'),
+        checks.map((_, i) => i !== 11),
+      );
+      assert.equal(one.checkedOnCaller, 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('the calling thread takes no share while its own other work keeps it busy', async () => {
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerBusyUnder: 0.5,
+      callerIdleCores: 0,
+    });
+    try {
+      const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 3));
+      const pending = one.verify(checks, 'admission');
+      // The main thread busy with something else (a block, RPC) for a whole load window.
+      const until = performance.now() + 150;
+      while (performance.now() < until) {}
+      await new Promise((r) => setImmediate(r));
+      assert.equal(one.checkedOnCaller, 0);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 3),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('after a quiet pause, the first burst is not shared on the strength of the quiet past', async () => {
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerBusyUnder: 0.5,
+      callerIdleCores: 0,
+    });
+    try {
+      // Nothing to share for 400 ms (no window measured), then the main thread busy for 150 ms:
+      // averaged since the last measure it looks under half busy, but it is busy now.
+      await new Promise((r) => setTimeout(r, 400));
+      const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 5));
+      const pending = one.verify(checks, 'admission');
+      const until = performance.now() + 150;
+      while (performance.now() < until) {}
+      await new Promise((r) => setImmediate(r));
+      assert.equal(one.checkedOnCaller, 0);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 5),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('the calling thread takes no share while the machine has no idle core for it', async () => {
+    // More idle cores asked for than any machine has: the first measured window turns the share off.
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 4,
+      callerIdleCores: 1_000,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 120));
+      const checks = Array.from({ length: 160 }, (_, i) => check(i, i !== 9));
+      assert.deepEqual(
+        await one.verify(checks, 'admission'),
+        checks.map((_, i) => i !== 9),
+      );
+      assert.equal(one.checkedOnCaller, 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a batch the calling thread is part-way through is rejected by close, not lost or finished here', async () => {
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 16,
+      depth: 1,
+      callerShare: 2,
+      callerBusyUnder: 1,
+      callerIdleCores: 0,
+    });
+    const checks = Array.from({ length: 64 }, (_, i) => check(i, i !== 40));
+    const pending = one.verify(checks, 'admission').then(
+      () => 'answered',
+      (err: unknown) => err,
+    );
+    await new Promise((r) => setImmediate(r));
+    assert.equal(one.checkedOnCaller, 2);
+    await one.close();
+    // Close checks nothing on this thread: the rest of the batch in hand stays unchecked.
+    assert.equal(one.checkedOnCaller, 2);
+    assert.ok((await pending) instanceof VerifyPoolClosed);
+  });
+
   test('consensus checks are served before admission checks already waiting', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 4 });
+    // The worker's order; without the calling thread's share, which finishes admission sooner.
+    const one = new VerifyPool({ threads: 1, batchSize: 4, callerShare: 0 });
     try {
       const order: string[] = [];
       const admission = one

@@ -28,6 +28,7 @@ export type DigestName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
 /** Inputs up to this size are copied into one buffer and hashed in one call (see sha256). */
 const ONE_SHOT_MAX_BYTES = 4096;
+const joinScratch = new Uint8Array(ONE_SHOT_MAX_BYTES);
 
 export function sha256(parts: Uint8Array[]): Uint8Array {
   // One-shot `hash` costs about half of a Hash object per call (a transaction is hashed several
@@ -37,13 +38,15 @@ export function sha256(parts: Uint8Array[]): Uint8Array {
   let length = 0;
   for (const p of parts) length += p.length;
   if (length <= ONE_SHOT_MAX_BYTES) {
-    const joined = new Uint8Array(length);
+    // Joined in one buffer kept for it: a fresh one per call (a tagged hash of a transaction, a
+    // leaf or node of a block's transaction tree: several per transaction) was garbage at once.
+    // `hash` is synchronous and reads the bytes before it returns, so no call sees another's.
     let at = 0;
     for (const p of parts) {
-      joined.set(p, at);
+      joinScratch.set(p, at);
       at += p.length;
     }
-    return new Uint8Array(hash('sha256', joined, 'buffer'));
+    return new Uint8Array(hash('sha256', joinScratch.subarray(0, length), 'buffer'));
   }
   const h = createHash('sha256');
   for (const p of parts) h.update(p);

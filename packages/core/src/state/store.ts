@@ -7,6 +7,12 @@ import { bytesToLatin1 } from '../platform/node.js';
 
 export interface StateReader {
   get(key: Uint8Array): Uint8Array | undefined;
+  /**
+   * `get` with `keyId(key)` already computed, for a reader keyed by it (a node's in-memory state):
+   * an overlay's miss then costs no second id. An overlay uses it only where the reader's own class
+   * defines it, so a subclass that overrides `get` alone is still read through its `get`.
+   */
+  getById?(id: string, key: Uint8Array): Uint8Array | undefined;
 }
 
 export interface StateWrite {
@@ -49,6 +55,7 @@ export class StateOverlay implements StateReader {
       return overlay.lookup(id, key);
     }
     if (proto === MemoryState.prototype) return (base as MemoryState).getById(id);
+    if (base.getById !== undefined && Object.hasOwn(proto, 'getById')) return base.getById(id, key);
     return base.get(key);
   }
 
