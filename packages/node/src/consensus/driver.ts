@@ -90,6 +90,7 @@ import {
 } from './gossip-checks.js';
 import { HeightTrace } from './height-trace.js';
 import { MempoolReactor } from './mempool-reactor.js';
+import { type PeerBinding, peerBindingCodec, peerBindingSigned, signPeerBinding } from './peer-binding.js';
 import {
   filePrivvalStorage,
   loadPrivvalFrom,
@@ -275,6 +276,11 @@ export class ConsensusDriver {
   private lastProposal: SignedProposalRecord | null = null;
   private network: Network | null = null;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeDisconnect: (() => void) | null = null;
+  /** This validator's signed binding to its node's peer id (peer-binding.ts), encoded once. */
+  private ownBinding: Uint8Array | null = null;
+  /** Bindings already checked and taken, by validator and peer id: a repeat costs no signature check. */
+  private readonly knownBindings = new Set<string>();
   private lastRegossip = 0;
   private lastProbe = 0;
   private readonly peerCatchUpIntervalMs: number;
@@ -291,6 +297,11 @@ export class ConsensusDriver {
   private readonly heardSignatures = new Set<string>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
+  /**
+   * Validators' signed peer bindings taken, and validators cut off by a closed connection to
+   * their node (proposer-liveness.ts), for tests and the simulator.
+   */
+  readonly livenessStats = { bindings: 0, cutOff: 0 };
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
   readonly regossipStats = { rounds: 0, messages: 0 };
   /**
@@ -572,6 +583,23 @@ export class ConsensusDriver {
       // this height's messages again, it alone (never a re-broadcast to every peer: a healing
       // split of n nodes would make each send everything n times over, to everyone).
       this.unsubscribe = network.onPeerConnected((peer) => this.peerConnected(peer));
+      // A peer whose process stops closes its connection: if a validator signed it as its node,
+      // that validator's next turn waits only the short propose timeout (proposer-liveness.ts).
+      this.unsubscribeDisconnect =
+        network.onPeerDisconnected?.((peer) => this.peerDisconnected(peer)) ?? null;
+      if (this.validator) {
+        this.ownBinding = encode(
+          peerBindingCodec,
+          signPeerBinding(
+            this.chain.genesis.chainId,
+            this.validator.publicKey,
+            this.validator.seed,
+            network.peerId,
+          ),
+        );
+        // Peers that connected before this subscription got no binding from `peerConnected`.
+        for (const { id } of network.peers()) this.sendBinding(id);
+      }
       // A node that restarts or joins late catches up with its peers before voting; give the
       // bootstrap dials a moment to connect so that "no peer is ahead" means something.
       const t0 = this.clock.now();
@@ -589,6 +617,7 @@ export class ConsensusDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    this.unsubscribeDisconnect?.();
     this.watchdog?.();
     // The write watchdog runs on until the write in flight settles (below): a stop waits for that
     // write, and one that never finishes would otherwise hold the stop, and the process, for good.
@@ -878,6 +907,7 @@ export class ConsensusDriver {
     this.logger.error('FATAL: consensus stops: a decided block is not on disk', { error: error.message });
     this.stopped = true;
     this.unsubscribe?.();
+    this.unsubscribeDisconnect?.();
     this.watchdog?.();
     this.writeWatchdog?.();
     this.startTimer?.();
@@ -1241,9 +1271,53 @@ export class ConsensusDriver {
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
+      case 'validator-peer':
+        return this.onPeerBinding(data);
       default:
         return 'ignore';
     }
+  }
+
+  /**
+   * A validator's signed binding to a peer id (peer-binding.ts). Never relayed ('ignore' when
+   * taken): it travels only directly, to each peer a validator connects to. Whoever delivers it,
+   * it binds only the peer its validator signed for. Checked only for a validator of the set, and
+   * once per validator and peer.
+   */
+  private onPeerBinding(data: Uint8Array): Verdict {
+    let binding: PeerBinding;
+    try {
+      binding = decode(peerBindingCodec, data);
+    } catch {
+      return 'reject';
+    }
+    if (!this.nextValidators().has(binding.validator)) return 'ignore';
+    const key = `${toHex(binding.validator)}/${binding.peerId}`;
+    if (this.knownBindings.has(key)) return 'ignore';
+    if (!peerBindingSigned(this.chain.genesis.chainId, binding)) return 'reject';
+    if (this.knownBindings.size >= VERIFIED_CACHE) this.knownBindings.clear();
+    this.knownBindings.add(key);
+    this.liveness.bindPeer(binding.validator, binding.peerId);
+    this.livenessStats.bindings++;
+    return 'ignore';
+  }
+
+  /** The last connection to `peer` closed: a validator whose node it was counts as down (`liveness`). */
+  private peerDisconnected(peer: string): void {
+    if (this.stopped) return;
+    const cut = this.liveness.peerDisconnected(peer, this.chain.tipHeight + 1n);
+    if (cut === 0) return;
+    this.livenessStats.cutOff += cut;
+    this.logger.debug('a validator’s node disconnected: its turns wait the short propose timeout', { peer });
+  }
+
+  /** Sends this validator's binding to one peer (once per connection: a few hundred bytes). */
+  private sendBinding(peer: string): void {
+    const network = this.network;
+    if (!network || !this.ownBinding || this.stopped) return;
+    network.sendDirect(peer, [{ topic: 'validator-peer', data: this.ownBinding }]).catch((err) => {
+      this.logger.debug('binding send failed', { peer, error: (err as Error).message });
+    });
   }
 
   /**
@@ -1802,6 +1876,10 @@ export class ConsensusDriver {
    */
   private peerConnected(peer: string): void {
     if (this.stopped) return;
+    this.liveness.peerConnected(peer);
+    // Outside the catch-up's limit: a peer that restarted at once must still learn whose node
+    // this is, and a connection (its handshakes) costs far more than this one small message.
+    this.sendBinding(peer);
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
