@@ -252,8 +252,25 @@ const MAX_ANNOUNCERS = 8;
 
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
-/** The precommit wait after a nil quorum in round 0 (later rounds wait the machine's full, growing time). */
+/** The precommit wait after a nil quorum in round 0; it doubles with each round (`nilQuorumPrecommitWait`). */
 const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
+
+/**
+ * The precommit wait of `round` once 2/3+ precommitted nil there, given the machine's wait
+ * (`delayMs`): 100 ms in round 0, doubling with each round, never more than the machine's, which
+ * it equals from round 6 on with the default timeouts (4 s).
+ *
+ * Safe: no block can be decided in such a round (a quorum for a block would need a validator
+ * honest in both quorums to precommit twice), and timeouts decide only when a round gives up.
+ * Live: Tendermint's argument needs each wait to eventually outgrow the network's delay after GST;
+ * these do (from round 6 they are the machine's own), and rounds with shorter waits before that
+ * only pass sooner to a round where it holds. A wait cut to nothing in every round did stall: the
+ * simulator's seeds 1767 and 4486 (a validator voting for unknown blocks) raced validators
+ * through rounds ahead of each other's messages for 60 s and more (sim.test.ts runs them).
+ */
+export function nilQuorumPrecommitWait(delayMs: number, round: number): number {
+  return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS * 2 ** Math.max(0, Math.min(round, 30)));
+}
 export class ConsensusDriver {
   readonly chain: Chain;
   private readonly host: DriverHost;
@@ -1024,21 +1041,37 @@ export class ConsensusDriver {
    * - the precommit wait (line 47) after 2/3+ precommitted nil: no block can be decided in that
    *   round, and waiting a second for precommits that cannot change it only delays the next
    *   proposer. With a proposer down this wait, not the propose timeout, was most of each
-   *   failed round (1 s of 1.5 s, growing 0.5 s per round). Only round 0's wait is cut, and to
-   *   a short one, not to nothing: Tendermint stays live because every wait eventually outgrows
-   *   the network's delay, and with the wait cut in every round validators raced through rounds
-   *   ahead of each other's messages (the simulator's seeds 4486 and 1767, a validator voting
-   *   for unknown blocks, stalled for 60 s). From round 1 on the machine's growing waits hold.
+   *   failed round (1 s of 1.5 s, growing 0.5 s per round). Cut to a short wait that doubles
+   *   with each round, not to nothing (`nilQuorumPrecommitWait`): Tendermint stays live because
+   *   every wait eventually outgrows the network's delay. With a proposer down at rounds 0 and 1
+   *   (the first height after a validator stopped) round 1's wait was 1.5 s; it is 200 ms.
    */
   private timeoutDelay(action: Extract<ConsensusAction, { type: 'schedule-timeout' }>): number {
     const { height, round, step, delayMs } = action;
     if (height !== this.chain.tipHeight + 1n) return delayMs;
     if (step === 'propose')
-      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs, round);
-    if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round)) {
-      return round === 0 ? Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS) : delayMs;
-    }
+      return this.liveness.proposeTimeout(
+        this.proposerAt(height, round),
+        height,
+        delayMs,
+        round,
+        this.quorumNotCutOff(),
+      );
+    if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round))
+      return nilQuorumPrecommitWait(delayMs, round);
     return delayMs;
+  }
+
+  /**
+   * Whether the validators not cut off (their node's connection closed, proposer-liveness.ts)
+   * hold 2/3+ of the power: only then can a round succeed without them, and only then is a short
+   * wait for a cut-off proposer worth the extra round it may cost.
+   */
+  private quorumNotCutOff(): boolean {
+    const set = this.nextValidators();
+    let cut = 0n;
+    for (const v of set.validators) if (this.liveness.isCutOff(v.publicKey)) cut += v.power;
+    return cut === 0n || set.hasQuorum(set.totalPower - cut);
   }
 
   /** The proposer of a round of the height after the head. */
@@ -1311,7 +1344,7 @@ export class ConsensusDriver {
     this.logger.debug('a validator’s node disconnected: its turns wait the short propose timeout', { peer });
   }
 
-  /** Sends this validator's binding to one peer (once per connection: a few hundred bytes). */
+  /** Sends this validator's binding alone to one peer (when no catch-up carries it). */
   private sendBinding(peer: string): void {
     const network = this.network;
     if (!network || !this.ownBinding || this.stopped) return;
@@ -1877,9 +1910,6 @@ export class ConsensusDriver {
   private peerConnected(peer: string): void {
     if (this.stopped) return;
     this.liveness.peerConnected(peer);
-    // Outside the catch-up's limit: a peer that restarted at once must still learn whose node
-    // this is, and a connection (its handshakes) costs far more than this one small message.
-    this.sendBinding(peer);
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
@@ -1891,6 +1921,9 @@ export class ConsensusDriver {
       (!proven && this.catchUpWindow.unproven >= MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL)
     ) {
       this.catchUpStats.refused++;
+      // The binding still goes, outside the catch-up's limit: a peer that restarted at once must
+      // learn whose node this is, and a connection (its handshakes) costs far more than it.
+      this.sendBinding(peer);
       return;
     }
     this.catchUpWindow.count++;
@@ -1951,11 +1984,20 @@ export class ConsensusDriver {
     return messages;
   }
 
+  /**
+   * The height's messages to a newly connected peer, this validator's binding first
+   * (peer-binding.ts). One stream: the direct protocol takes one at a time per connection, so a
+   * binding sent on a stream of its own could push the catch-up out.
+   */
   private sendCatchUp(peer: string): void {
     const network = this.network;
-    if (!network || this.stopped || this.syncing) return;
-    const messages = this.heightMessages();
-    if (messages.length === 0) return;
+    if (!network || this.stopped) return;
+    const messages = this.syncing ? [] : this.heightMessages();
+    if (messages.length === 0) {
+      this.sendBinding(peer);
+      return;
+    }
+    if (this.ownBinding) messages.unshift({ topic: 'validator-peer', data: this.ownBinding });
     const bounded = messages.slice(0, MAX_DIRECT_MESSAGES);
     this.catchUpStats.sent++;
     this.catchUpStats.messages += bounded.length;

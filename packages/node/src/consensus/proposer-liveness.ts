@@ -149,11 +149,11 @@ export class ProposerLiveness {
 
   /**
    * Whether nothing signed by `validator` arrived for the last `absentAfterHeights` heights, or
-   * it is cut off (`isCutOff`).
+   * it is cut off (`isCutOff`) and `cutOffCounts` (the caller's judgement, `proposeTimeout`).
    */
-  isAbsent(validator: Uint8Array, height: bigint): boolean {
+  isAbsent(validator: Uint8Array, height: bigint, cutOffCounts = true): boolean {
     this.since ??= height;
-    if (this.isCutOff(validator)) return true;
+    if (cutOffCounts && this.isCutOff(validator)) return true;
     const k = BigInt(this.opts.absentAfterHeights);
     if (height - this.since <= k) return false;
     const seen = this.lastSeen.get(idOf(validator));
@@ -175,9 +175,21 @@ export class ProposerLiveness {
    * never proposes "in time" again), and once every proposer is so marked, after a partition
    * that timed everyone out, no round could ever succeed. At round 0 the wait is the short one.
    */
-  proposeTimeout(proposer: Uint8Array, height: bigint, delayMs: number, round: number): number {
+  /**
+   * `cutOffCounts`: whether being cut off makes a proposer absent. The driver says no while the
+   * validators not cut off lack 2/3+ of the power (a split, or this node's own link down): no
+   * round can succeed then, and racing through rounds on short waits only multiplies the votes
+   * sent (a split of 16 that healed 16 times sent three times the messages).
+   */
+  proposeTimeout(
+    proposer: Uint8Array,
+    height: bigint,
+    delayMs: number,
+    round: number,
+    cutOffCounts = true,
+  ): number {
     const grown = (ms: number) => Math.min(delayMs, ms * 2 ** Math.max(0, round));
-    if (this.isAbsent(proposer, height)) return grown(this.opts.absentProposeMs);
+    if (this.isAbsent(proposer, height, cutOffCounts)) return grown(this.opts.absentProposeMs);
     if (this.missed.has(idOf(proposer))) return grown(this.opts.shortProposeMs);
     return delayMs;
   }

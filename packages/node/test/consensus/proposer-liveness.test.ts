@@ -129,6 +129,13 @@ describe('ProposerLiveness', () => {
       assert.equal(l.proposeTimeout(a, 5n, 3000, 0), 100);
     });
 
+    test('counts only when the caller says the rest still make a quorum', () => {
+      const l = watched();
+      l.peerDisconnected(peerA, 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0, false), 3000, 'a split: no short wait');
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0, true), 100);
+    });
+
     test('a reconnect restores the normal timeout', () => {
       const l = watched();
       l.peerDisconnected(peerA, 20n);
