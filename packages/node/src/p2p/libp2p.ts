@@ -165,6 +165,8 @@ export interface Libp2pNetwork extends Network {
   readonly libp2p: Libp2p;
   /** Dials a multiaddr and resolves with the peer id once connected. */
   dial(addr: string): Promise<string>;
+  /** Always offered here: libp2p tells when a peer's last connection closes. */
+  onPeerDisconnected(listener: (peer: string) => void): () => void;
   /** Whether the peer is currently refused (score fell below the threshold, or another chain). */
   isBanned(peer: string): boolean;
   /** Peers in this node's gossipsub mesh for a topic (peers it forwards that topic to). */
