@@ -1985,9 +1985,11 @@ export class ConsensusDriver {
   }
 
   /**
-   * The height's messages to a newly connected peer, this validator's binding first
+   * The height's messages to a newly connected peer, this validator's binding last
    * (peer-binding.ts). One stream: the direct protocol takes one at a time per connection, so a
-   * binding sent on a stream of its own could push the catch-up out.
+   * binding sent on a stream of its own could push the catch-up out. Last: a node of an earlier
+   * version, which knows no such topic, drops the rest of the stream at it (and scores us down a
+   * little), so it still takes the height's messages.
    */
   private sendCatchUp(peer: string): void {
     const network = this.network;
@@ -1997,8 +1999,8 @@ export class ConsensusDriver {
       this.sendBinding(peer);
       return;
     }
-    if (this.ownBinding) messages.unshift({ topic: 'validator-peer', data: this.ownBinding });
-    const bounded = messages.slice(0, MAX_DIRECT_MESSAGES);
+    const bounded = messages.slice(0, this.ownBinding ? MAX_DIRECT_MESSAGES - 1 : MAX_DIRECT_MESSAGES);
+    if (this.ownBinding) bounded.push({ topic: 'validator-peer', data: this.ownBinding });
     this.catchUpStats.sent++;
     this.catchUpStats.messages += bounded.length;
     network.sendDirect(peer, bounded).catch((err) => {
