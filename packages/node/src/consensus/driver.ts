@@ -1921,9 +1921,9 @@ export class ConsensusDriver {
       (!proven && this.catchUpWindow.unproven >= MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL)
     ) {
       this.catchUpStats.refused++;
-      // The binding still goes, outside the catch-up's limit: a peer that restarted at once must
-      // learn whose node this is, and a connection (its handshakes) costs far more than it.
-      this.sendBinding(peer);
+      // No binding either: reconnecting must buy a peer nothing. One that reconnects within the
+      // interval got it with the last catch-up; a node restarted that fast, or one past the cap,
+      // learns that a validator is down from its silence instead.
       return;
     }
     this.catchUpWindow.count++;
