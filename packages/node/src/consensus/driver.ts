@@ -1305,7 +1305,7 @@ export class ConsensusDriver {
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
       case 'validator-peer':
-        return this.onPeerBinding(data);
+        return this.onPeerBinding(data, from);
       default:
         return 'ignore';
     }
@@ -1314,16 +1314,20 @@ export class ConsensusDriver {
   /**
    * A validator's signed binding to a peer id (peer-binding.ts). Never relayed ('ignore' when
    * taken): it travels only directly, to each peer a validator connects to. Whoever delivers it,
-   * it binds only the peer its validator signed for. Checked only for a validator of the set, and
-   * once per validator and peer.
+   * it binds only the peer its validator signed for. Taken only from the peer it names (a node
+   * sends its own binding, never another's), checked only for a validator of the set, and once per
+   * validator and peer: without the first rule any peer could replay every validator's bindings,
+   * and a validator's node could hand out bindings signed for endless made-up peer ids, each one
+   * signature check at every node it reaches (nothing penalises an 'ignore').
    */
-  private onPeerBinding(data: Uint8Array): Verdict {
+  private onPeerBinding(data: Uint8Array, from: string): Verdict {
     let binding: PeerBinding;
     try {
       binding = decode(peerBindingCodec, data);
     } catch {
       return 'reject';
     }
+    if (binding.peerId !== from) return 'ignore';
     if (!this.nextValidators().has(binding.validator)) return 'ignore';
     const key = `${toHex(binding.validator)}/${binding.peerId}`;
     if (this.knownBindings.has(key)) return 'ignore';
