@@ -604,6 +604,9 @@ export class ConsensusDriver {
       // that validator's next turn waits only the short propose timeout (proposer-liveness.ts).
       this.unsubscribeDisconnect =
         network.onPeerDisconnected?.((peer) => this.peerDisconnected(peer)) ?? null;
+      // Peers connected before these subscriptions are connected too: a validator bound to one of
+      // them and to another peer must not count as down when only the other's connection closes.
+      for (const { id } of network.peers()) this.liveness.peerConnected(id);
       if (this.validator) {
         this.ownBinding = encode(
           peerBindingCodec,
