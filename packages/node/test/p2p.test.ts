@@ -243,6 +243,24 @@ test('a direct send reaches that peer alone, checked like gossip and never relay
   await Promise.all([a.net.stop(), b.net.stop(), c.net.stop()]);
 });
 
+test("a peer whose process stops is reported disconnected at once; a validator's binding travels on the direct protocol", async () => {
+  const a = await node(121);
+  const b = await node(122);
+  const gone: string[] = [];
+  a.net.onPeerDisconnected((peer) => gone.push(peer));
+  await b.net.dial(a.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net), 'the handshake');
+  await b.net.sendDirect(a.net.peerId, [{ topic: 'validator-peer', data: new Uint8Array([7]) }]);
+  await waitFor(() => a.received.length === 1, 'the binding');
+  assert.deepEqual([a.received[0]!.topic, a.received[0]!.from], ['validator-peer', b.net.peerId]);
+  const stoppedAt = Date.now();
+  await b.net.stop();
+  // Its sockets closed: no keep-alive or request timeout needed to tell.
+  await waitFor(() => gone.includes(b.net.peerId), 'the disconnection', 2_000);
+  assert.ok(Date.now() - stoppedAt < 2_000);
+  await a.net.stop();
+});
+
 test("a direct proposal over 4 MiB (the length-prefix library's default bound) reaches the peer", async () => {
   const a = await node(74);
   const b = await node(75);

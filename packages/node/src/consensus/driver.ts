@@ -89,6 +89,7 @@ import {
 } from './gossip-checks.js';
 import { HeightTrace } from './height-trace.js';
 import { MempoolReactor } from './mempool-reactor.js';
+import { type PeerBinding, peerBindingCodec, peerBindingSigned, signPeerBinding } from './peer-binding.js';
 import {
   filePrivvalStorage,
   loadPrivvalFrom,
@@ -250,8 +251,28 @@ const MAX_ANNOUNCERS = 8;
 
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
-/** The precommit wait after a nil quorum in round 0 (later rounds wait the machine's full, growing time). */
+/** How many peers one stall re-send goes to (`regossip`), in turn over the connected peers. */
+const REGOSSIP_FANOUT = 16;
+
+/** The precommit wait after a nil quorum in round 0; it doubles with each round (`nilQuorumPrecommitWait`). */
 const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
+
+/**
+ * The precommit wait of `round` once 2/3+ precommitted nil there, given the machine's wait
+ * (`delayMs`): 100 ms in round 0, doubling with each round, never more than the machine's, which
+ * it equals from round 6 on with the default timeouts (4 s).
+ *
+ * Safe: no block can be decided in such a round (a quorum for a block would need a validator
+ * honest in both quorums to precommit twice), and timeouts decide only when a round gives up.
+ * Live: Tendermint's argument needs each wait to eventually outgrow the network's delay after GST;
+ * these do (from round 6 they are the machine's own), and rounds with shorter waits before that
+ * only pass sooner to a round where it holds. A wait cut to nothing in every round did stall: the
+ * simulator's seeds 1767 and 4486 (a validator voting for unknown blocks) raced validators
+ * through rounds ahead of each other's messages for 60 s and more (sim.test.ts runs them).
+ */
+export function nilQuorumPrecommitWait(delayMs: number, round: number): number {
+  return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS * 2 ** Math.max(0, Math.min(round, 30)));
+}
 export class ConsensusDriver {
   readonly chain: Chain;
   private readonly host: DriverHost;
@@ -274,6 +295,11 @@ export class ConsensusDriver {
   private lastProposal: SignedProposalRecord | null = null;
   private network: Network | null = null;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeDisconnect: (() => void) | null = null;
+  /** This validator's signed binding to its node's peer id (peer-binding.ts), encoded once. */
+  private ownBinding: Uint8Array | null = null;
+  /** Bindings already checked and taken, by validator and peer id: a repeat costs no signature check. */
+  private readonly knownBindings = new Set<string>();
   private lastRegossip = 0;
   private lastProbe = 0;
   private readonly peerCatchUpIntervalMs: number;
@@ -290,6 +316,11 @@ export class ConsensusDriver {
   private readonly heardSignatures = new Set<string>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
+  /**
+   * Validators' signed peer bindings taken, and validators cut off by a closed connection to
+   * their node (proposer-liveness.ts), for tests and the simulator.
+   */
+  readonly livenessStats = { bindings: 0, cutOff: 0 };
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
   readonly regossipStats = { rounds: 0, messages: 0 };
   /**
@@ -571,6 +602,26 @@ export class ConsensusDriver {
       // this height's messages again, it alone (never a re-broadcast to every peer: a healing
       // split of n nodes would make each send everything n times over, to everyone).
       this.unsubscribe = network.onPeerConnected((peer) => this.peerConnected(peer));
+      // A peer whose process stops closes its connection: if a validator signed it as its node,
+      // that validator's next turn waits only the short propose timeout (proposer-liveness.ts).
+      this.unsubscribeDisconnect =
+        network.onPeerDisconnected?.((peer) => this.peerDisconnected(peer)) ?? null;
+      // Peers connected before these subscriptions are connected too: a validator bound to one of
+      // them and to another peer must not count as down when only the other's connection closes.
+      for (const { id } of network.peers()) this.liveness.peerConnected(id);
+      if (this.validator) {
+        this.ownBinding = encode(
+          peerBindingCodec,
+          signPeerBinding(
+            this.chain.genesis.chainId,
+            this.validator.publicKey,
+            this.validator.seed,
+            network.peerId,
+          ),
+        );
+        // Peers that connected before this subscription got no binding from `peerConnected`.
+        for (const { id } of network.peers()) this.sendBinding(id);
+      }
       // A node that restarts or joins late catches up with its peers before voting; give the
       // bootstrap dials a moment to connect so that "no peer is ahead" means something.
       const t0 = this.clock.now();
@@ -588,6 +639,7 @@ export class ConsensusDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    this.unsubscribeDisconnect?.();
     this.watchdog?.();
     // The write watchdog runs on until the write in flight settles (below): a stop waits for that
     // write, and one that never finishes would otherwise hold the stop, and the process, for good.
@@ -877,6 +929,7 @@ export class ConsensusDriver {
     this.logger.error('FATAL: consensus stops: a decided block is not on disk', { error: error.message });
     this.stopped = true;
     this.unsubscribe?.();
+    this.unsubscribeDisconnect?.();
     this.watchdog?.();
     this.writeWatchdog?.();
     this.startTimer?.();
@@ -997,21 +1050,37 @@ export class ConsensusDriver {
    * - the precommit wait (line 47) after 2/3+ precommitted nil: no block can be decided in that
    *   round, and waiting a second for precommits that cannot change it only delays the next
    *   proposer. With a proposer down this wait, not the propose timeout, was most of each
-   *   failed round (1 s of 1.5 s, growing 0.5 s per round). Only round 0's wait is cut, and to
-   *   a short one, not to nothing: Tendermint stays live because every wait eventually outgrows
-   *   the network's delay, and with the wait cut in every round validators raced through rounds
-   *   ahead of each other's messages (the simulator's seeds 4486 and 1767, a validator voting
-   *   for unknown blocks, stalled for 60 s). From round 1 on the machine's growing waits hold.
+   *   failed round (1 s of 1.5 s, growing 0.5 s per round). Cut to a short wait that doubles
+   *   with each round, not to nothing (`nilQuorumPrecommitWait`): Tendermint stays live because
+   *   every wait eventually outgrows the network's delay. With a proposer down at rounds 0 and 1
+   *   (the first height after a validator stopped) round 1's wait was 1.5 s; it is 200 ms.
    */
   private timeoutDelay(action: Extract<ConsensusAction, { type: 'schedule-timeout' }>): number {
     const { height, round, step, delayMs } = action;
     if (height !== this.chain.tipHeight + 1n) return delayMs;
     if (step === 'propose')
-      return this.liveness.proposeTimeout(this.proposerAt(height, round), height, delayMs, round);
-    if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round)) {
-      return round === 0 ? Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS) : delayMs;
-    }
+      return this.liveness.proposeTimeout(
+        this.proposerAt(height, round),
+        height,
+        delayMs,
+        round,
+        this.quorumNotCutOff(),
+      );
+    if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round))
+      return nilQuorumPrecommitWait(delayMs, round);
     return delayMs;
+  }
+
+  /**
+   * Whether the validators not cut off (their node's connection closed, proposer-liveness.ts)
+   * hold 2/3+ of the power: only then can a round succeed without them, and only then is a short
+   * wait for a cut-off proposer worth the extra round it may cost.
+   */
+  private quorumNotCutOff(): boolean {
+    const set = this.nextValidators();
+    let cut = 0n;
+    for (const v of set.validators) if (this.liveness.isCutOff(v.publicKey)) cut += v.power;
+    return cut === 0n || set.hasQuorum(set.totalPower - cut);
   }
 
   /** The proposer of a round of the height after the head. */
@@ -1244,9 +1313,57 @@ export class ConsensusDriver {
         return this.mempoolReactor.onTxGossip(data);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
+      case 'validator-peer':
+        return this.onPeerBinding(data, from);
       default:
         return 'ignore';
     }
+  }
+
+  /**
+   * A validator's signed binding to a peer id (peer-binding.ts). Never relayed ('ignore' when
+   * taken): it travels only directly, to each peer a validator connects to. Whoever delivers it,
+   * it binds only the peer its validator signed for. Taken only from the peer it names (a node
+   * sends its own binding, never another's), checked only for a validator of the set, and once per
+   * validator and peer: without the first rule any peer could replay every validator's bindings,
+   * and a validator's node could hand out bindings signed for endless made-up peer ids, each one
+   * signature check at every node it reaches (nothing penalises an 'ignore').
+   */
+  private onPeerBinding(data: Uint8Array, from: string): Verdict {
+    let binding: PeerBinding;
+    try {
+      binding = decode(peerBindingCodec, data);
+    } catch {
+      return 'reject';
+    }
+    if (binding.peerId !== from) return 'ignore';
+    if (!this.nextValidators().has(binding.validator)) return 'ignore';
+    const key = `${toHex(binding.validator)}/${binding.peerId}`;
+    if (this.knownBindings.has(key)) return 'ignore';
+    if (!peerBindingSigned(this.chain.genesis.chainId, binding)) return 'reject';
+    if (this.knownBindings.size >= VERIFIED_CACHE) this.knownBindings.clear();
+    this.knownBindings.add(key);
+    this.liveness.bindPeer(binding.validator, binding.peerId);
+    this.livenessStats.bindings++;
+    return 'ignore';
+  }
+
+  /** The last connection to `peer` closed: a validator whose node it was counts as down (`liveness`). */
+  private peerDisconnected(peer: string): void {
+    if (this.stopped) return;
+    const cut = this.liveness.peerDisconnected(peer, this.chain.tipHeight + 1n);
+    if (cut === 0) return;
+    this.livenessStats.cutOff += cut;
+    this.logger.debug('a validator’s node disconnected: its turns wait the short propose timeout', { peer });
+  }
+
+  /** Sends this validator's binding alone to one peer (when no catch-up carries it). */
+  private sendBinding(peer: string): void {
+    const network = this.network;
+    if (!network || !this.ownBinding || this.stopped) return;
+    network.sendDirect(peer, [{ topic: 'validator-peer', data: this.ownBinding }]).catch((err) => {
+      this.logger.debug('binding send failed', { peer, error: (err as Error).message });
+    });
   }
 
   /**
@@ -1789,6 +1906,7 @@ export class ConsensusDriver {
    */
   private peerConnected(peer: string): void {
     if (this.stopped) return;
+    this.liveness.peerConnected(peer);
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
@@ -1800,6 +1918,9 @@ export class ConsensusDriver {
       (!proven && this.catchUpWindow.unproven >= MAX_UNPROVEN_CATCH_UPS_PER_INTERVAL)
     ) {
       this.catchUpStats.refused++;
+      // No binding either: reconnecting must buy a peer nothing. One that reconnects within the
+      // interval got it with the last catch-up; a node restarted that fast, or one past the cap,
+      // learns that a validator is down from its silence instead.
       return;
     }
     this.catchUpWindow.count++;
@@ -1860,12 +1981,23 @@ export class ConsensusDriver {
     return messages;
   }
 
+  /**
+   * The height's messages to a newly connected peer, this validator's binding last
+   * (peer-binding.ts). One stream: the direct protocol takes one at a time per connection, so a
+   * binding sent on a stream of its own could push the catch-up out. Last: a node of an earlier
+   * version, which knows no such topic, drops the rest of the stream at it (and scores us down a
+   * little), so it still takes the height's messages.
+   */
   private sendCatchUp(peer: string): void {
     const network = this.network;
-    if (!network || this.stopped || this.syncing) return;
-    const messages = this.heightMessages();
-    if (messages.length === 0) return;
-    const bounded = messages.slice(0, MAX_DIRECT_MESSAGES);
+    if (!network || this.stopped) return;
+    const messages = this.syncing ? [] : this.heightMessages();
+    if (messages.length === 0) {
+      this.sendBinding(peer);
+      return;
+    }
+    const bounded = messages.slice(0, this.ownBinding ? MAX_DIRECT_MESSAGES - 1 : MAX_DIRECT_MESSAGES);
+    if (this.ownBinding) bounded.push({ topic: 'validator-peer', data: this.ownBinding });
     this.catchUpStats.sent++;
     this.catchUpStats.messages += bounded.length;
     network.sendDirect(peer, bounded).catch((err) => {
@@ -1885,8 +2017,16 @@ export class ConsensusDriver {
     if (!network || this.stopped || this.syncing) return;
     const messages = this.heightMessages();
     if (messages.length === 0) return;
+    const peers = network.peers();
+    // At most REGOSSIP_FANOUT peers a round, the next ones in turn: every node of a stalled
+    // height re-sends, so each peer still hears the height from about that many nodes a round;
+    // sent to every peer by every node it was n² copies of the height (a failed round of 100
+    // validators in the simulator, seed 580: 7.8 million messages for one height).
+    const start =
+      peers.length > REGOSSIP_FANOUT ? (this.regossipStats.rounds * REGOSSIP_FANOUT) % peers.length : 0;
     this.regossipStats.rounds++;
-    for (const { id } of network.peers()) void this.sendInChunks(network, id, messages);
+    for (let i = 0; i < Math.min(peers.length, REGOSSIP_FANOUT); i++)
+      void this.sendInChunks(network, peers[(start + i) % peers.length]!.id, messages);
   }
 
   /** One peer's re-send, `MAX_DIRECT_MESSAGES` per direct send, one send at a time. */

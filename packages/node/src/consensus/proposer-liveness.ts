@@ -9,13 +9,21 @@
  *   `absentAfterHeights` heights: a crashed or cut-off validator;
  * - its last turn as proposer ended in this node's propose timeout with no proposal from it, and
  *   no proposal of it arrived in time since: a validator that votes but does not propose (or
- *   proposes too late to be used) is held to the short timeout until it proposes in time again.
+ *   proposes too late to be used) is held to the short timeout until it proposes in time again;
+ * - it is cut off: the direct connection to the peer it signed as its node (peer-binding.ts)
+ *   closed, none to that peer is open again, and nothing signed by it for the height being
+ *   decided (or a later one) arrived since. A stopped process closes its sockets, so this is
+ *   known at once, where silence takes a whole height to show (with a stopped validator drawn as
+ *   proposer at the first height after the stop, that height took 3 s + more rounds).
  *
- * Only this node's own observations count: its own timeouts, and messages whose signature it
- * checked. Nobody can make an honest proposer look silent without stopping its messages from
- * reaching this node for a whole height (the network, not a message), and a Byzantine proposer
- * that withholds its proposal, or sends it after the timeout, pays a short timeout at its next
- * turn instead of the long one.
+ * Only this node's own observations count: its own timeouts, messages whose signature it
+ * checked, and its own connections to peers that a validator bound to itself by signature.
+ * Nobody can make an honest proposer look silent without stopping its messages from reaching this
+ * node for a whole height (the network, not a message), or closing this node's very connection to
+ * that validator's node; a peer no validator signed for closes its connections without effect
+ * (a validator reached only through relays gives no such signal: the first rules apply). A
+ * Byzantine proposer that withholds its proposal, or sends it after the timeout, pays a short
+ * timeout at its next turn instead of the long one.
  *
  * Timeouts decide only how soon a round gives up, never what is decided (Tendermint is safe
  * under any timing), so a wrong guess costs a round, nothing more.
@@ -44,6 +52,11 @@ export const DEFAULT_PROPOSER_LIVENESS: ProposerLivenessOptions = {
 
 /** How many validators' marks are kept at most (a set's size is bounded by the chain's params). */
 const MAX_TRACKED = 10_000;
+/**
+ * Peers one validator may be bound to at once (the latest kept): a node key that changed, or a
+ * validator run behind a few sentry nodes. It is cut off only once none of them is connected.
+ */
+export const MAX_PEERS_PER_VALIDATOR = 4;
 
 export class ProposerLiveness {
   private readonly opts: ProposerLivenessOptions;
@@ -52,6 +65,15 @@ export class ProposerLiveness {
   private readonly missed = new Set<string>();
   /** The first height this node watched: before K heights of watching, nobody counts as absent. */
   private since: bigint | null = null;
+  /** Peer ids each validator signed as its node (peer-binding.ts), oldest first. */
+  private readonly peersOf = new Map<string, string[]>();
+  /** Peers this node holds a direct connection to (bounded like the marks). */
+  private readonly connected = new Set<string>();
+  /**
+   * Validators whose bound peer's connection closed with none open again, with the height being
+   * decided then: a signed message of theirs for that height or a later one lifts it.
+   */
+  private readonly cutOff = new Map<string, bigint>();
 
   constructor(opts: Partial<ProposerLivenessOptions> = {}) {
     this.opts = { ...DEFAULT_PROPOSER_LIVENESS, ...opts };
@@ -64,6 +86,10 @@ export class ProposerLiveness {
   /** A vote or proposal of `validator` at `height`, its signature checked, arrived. */
   saw(validator: Uint8Array, height: bigint): void {
     const id = idOf(validator);
+    const cut = this.cutOff.get(id);
+    // Only a message signed since the connection closed: one of an earlier height may have been
+    // on its way through a relay when the process stopped.
+    if (cut !== undefined && height >= cut) this.cutOff.delete(id);
     const prev = this.lastSeen.get(id);
     if (prev === undefined && this.lastSeen.size >= MAX_TRACKED) return;
     if (prev === undefined || height > prev) this.lastSeen.set(id, height);
@@ -79,9 +105,55 @@ export class ProposerLiveness {
     this.missed.delete(idOf(proposer));
   }
 
-  /** Whether nothing signed by `validator` arrived for the last `absentAfterHeights` heights. */
-  isAbsent(validator: Uint8Array, height: bigint): boolean {
+  /**
+   * `validator` signed `peer` as its node (a binding whose signature the caller checked, of a
+   * validator of the set). Binding an already-connected peer needs `peerConnected` too.
+   */
+  bindPeer(validator: Uint8Array, peer: string): void {
+    const id = idOf(validator);
+    const peers = this.peersOf.get(id) ?? [];
+    if (peers.includes(peer)) return;
+    if (peers.length === 0 && this.peersOf.size >= MAX_TRACKED) return;
+    peers.push(peer);
+    if (peers.length > MAX_PEERS_PER_VALIDATOR) peers.shift();
+    this.peersOf.set(id, peers);
+  }
+
+  /** A direct connection to `peer` is open (a new one, or the first after all had closed). */
+  peerConnected(peer: string): void {
+    if (this.connected.size < MAX_TRACKED) this.connected.add(peer);
+    for (const [id, peers] of this.peersOf) if (peers.includes(peer)) this.cutOff.delete(id);
+  }
+
+  /**
+   * The last direct connection to `peer` closed while `height` was being decided. Each validator
+   * bound to it with no other bound peer connected is cut off; a peer no validator signed for
+   * changes nothing. Returns how many validators it cut off.
+   */
+  peerDisconnected(peer: string, height: bigint): number {
+    this.connected.delete(peer);
+    let cut = 0;
+    for (const [id, peers] of this.peersOf) {
+      if (!peers.includes(peer) || peers.some((p) => this.connected.has(p))) continue;
+      if (this.cutOff.size >= MAX_TRACKED) break;
+      this.cutOff.set(id, height);
+      cut++;
+    }
+    return cut;
+  }
+
+  /** Whether `validator`'s bound node is disconnected from this node and silent since. */
+  isCutOff(validator: Uint8Array): boolean {
+    return this.cutOff.has(idOf(validator));
+  }
+
+  /**
+   * Whether nothing signed by `validator` arrived for the last `absentAfterHeights` heights, or
+   * it is cut off (`isCutOff`) and `cutOffCounts` (the caller's judgement, `proposeTimeout`).
+   */
+  isAbsent(validator: Uint8Array, height: bigint, cutOffCounts = true): boolean {
     this.since ??= height;
+    if (cutOffCounts && this.isCutOff(validator)) return true;
     const k = BigInt(this.opts.absentAfterHeights);
     if (height - this.since <= k) return false;
     const seen = this.lastSeen.get(idOf(validator));
@@ -103,9 +175,21 @@ export class ProposerLiveness {
    * never proposes "in time" again), and once every proposer is so marked, after a partition
    * that timed everyone out, no round could ever succeed. At round 0 the wait is the short one.
    */
-  proposeTimeout(proposer: Uint8Array, height: bigint, delayMs: number, round: number): number {
+  /**
+   * `cutOffCounts`: whether being cut off makes a proposer absent. The driver says no while the
+   * validators not cut off lack 2/3+ of the power (a split, or this node's own link down): no
+   * round can succeed then, and racing through rounds on short waits only multiplies the votes
+   * sent (a split of 16 that healed 16 times sent three times the messages).
+   */
+  proposeTimeout(
+    proposer: Uint8Array,
+    height: bigint,
+    delayMs: number,
+    round: number,
+    cutOffCounts = true,
+  ): number {
     const grown = (ms: number) => Math.min(delayMs, ms * 2 ** Math.max(0, round));
-    if (this.isAbsent(proposer, height)) return grown(this.opts.absentProposeMs);
+    if (this.isAbsent(proposer, height, cutOffCounts)) return grown(this.opts.absentProposeMs);
     if (this.missed.has(idOf(proposer))) return grown(this.opts.shortProposeMs);
     return delayMs;
   }
@@ -116,6 +200,8 @@ export class ProposerLiveness {
       if (height - h > keepHeights) {
         this.lastSeen.delete(id);
         this.missed.delete(id);
+        this.cutOff.delete(id);
+        this.peersOf.delete(id);
       }
   }
 }

@@ -65,6 +65,8 @@ export const GOSSIP_TOPICS: readonly GossipTopic[] = [
   'compact-proposal',
   'vote',
   'evidence',
+  // Last: the direct protocol numbers topics by their place here.
+  'validator-peer',
 ];
 
 /**
@@ -80,6 +82,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   'compact-proposal': 4 * 1024 * 1024,
   vote: 4 * 1024,
   evidence: 64 * 1024,
+  // A public key, a peer id of at most 128 bytes and a signature (consensus/peer-binding.ts).
+  'validator-peer': 512,
 };
 
 /** One encoded block with its commit: the largest block plus a generous commit. */
@@ -161,6 +165,8 @@ export interface Libp2pNetwork extends Network {
   readonly libp2p: Libp2p;
   /** Dials a multiaddr and resolves with the peer id once connected. */
   dial(addr: string): Promise<string>;
+  /** Always offered here: libp2p tells when a peer's last connection closes. */
+  onPeerDisconnected(listener: (peer: string) => void): () => void;
   /** Whether the peer is currently refused (score fell below the threshold, or another chain). */
   isBanned(peer: string): boolean;
   /** Peers in this node's gossipsub mesh for a topic (peers it forwards that topic to). */
@@ -289,6 +295,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly statuses = new Map<string, ChainStatus>();
   private readonly handshaking = new Set<string>();
   private readonly connectListeners = new Set<(peer: string) => void>();
+  private readonly disconnectListeners = new Set<(peer: string) => void>();
   private readonly topicByWire = new Map<string, GossipTopic>();
   private readonly maxBytes: Record<GossipTopic, number>;
   private readonly scoring: ScoringOptions;
@@ -413,9 +420,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       void this.handshake(evt.detail.toString());
       this.opts.metrics?.peerCount?.(this.node.getPeers().length);
     });
+    // libp2p tells of a peer's disconnection once its last connection closed.
     this.node.addEventListener('peer:disconnect', (evt) => {
-      this.statuses.delete(evt.detail.toString());
+      const peer = evt.detail.toString();
+      this.statuses.delete(peer);
       this.opts.metrics?.peerCount?.(this.node.getPeers().length);
+      for (const l of this.disconnectListeners) l(peer);
     });
 
     try {
@@ -801,6 +811,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   onPeerConnected(listener: (peer: string) => void): () => void {
     this.connectListeners.add(listener);
     return () => this.connectListeners.delete(listener);
+  }
+
+  onPeerDisconnected(listener: (peer: string) => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
   }
 
   /**

@@ -16,6 +16,7 @@ export const UNSIGNED_TRAILER_BYTES: Readonly<Record<GossipTopic, number>> = {
   vote: 8,
   proposal: 8,
   'compact-proposal': 8,
+  'validator-peer': 0,
 };
 
 /**

@@ -5,8 +5,12 @@
  * implements it over TCP + Noise + Yamux + identify + gossipsub.
  */
 
-/** Gossip topics; each is namespaced by chain id on the wire so two chains never mix. */
-export type GossipTopic = 'tx' | 'proposal' | 'compact-proposal' | 'vote' | 'evidence';
+/**
+ * Gossip topics; each is namespaced by chain id on the wire so two chains never mix.
+ * `validator-peer` (a validator's signed binding to its node's peer id, consensus/peer-binding.ts)
+ * is sent only directly to a connected peer and never relayed.
+ */
+export type GossipTopic = 'tx' | 'proposal' | 'compact-proposal' | 'vote' | 'evidence' | 'validator-peer';
 
 /**
  * The outcome of validating a gossiped message: `accept` forwards it, `ignore` drops it silently
@@ -83,6 +87,12 @@ export interface Network {
    * genesis), so its status is already in `peers()`. Returns the unsubscribe function.
    */
   onPeerConnected(listener: (peer: string) => void): () => void;
+  /**
+   * Called when the last direct connection to `peer` closes (its process stopped, the link
+   * broke), whether or not it passed the status exchange. Returns the unsubscribe function. A
+   * network without it gives no such signal (proposer liveness then waits for silence).
+   */
+  onPeerDisconnected?(listener: (peer: string) => void): () => void;
   /**
    * Sends gossip messages to one peer only, not relayed by it (the catch-up of a newly connected
    * peer: the consensus messages it missed). The peer checks each like gossip. Resolves when sent

@@ -65,21 +65,55 @@ export interface ByzantineWiring {
 const OVERSIZED = new Uint8Array(1 << 20).fill(0xff);
 const REPLAY_KEEP = 64;
 
+/**
+ * How many rewrites a Byzantine node remembers (per node): the driver re-sends a stalled height's
+ * messages to every peer, and each re-send of the same message goes out with the same made-up
+ * companions, as a real node that made them up once would send them again.
+ */
+const REWRITES_KEPT = 4_096;
+
+/**
+ * `rewrite` memoized by the outgoing message's bytes. Without it a behaviour minted fresh
+ * signatures for every re-send of the same vote (a new twin, a new broken signature, a new
+ * impersonation), and every honest receiver checked each anew: a stalled round of 100 validators
+ * re-sends thousands of votes to 99 peers, and the simulator spent most of its time signing and
+ * checking those copies (seed 580 ran for minutes instead of half a minute). The protocol's cost
+ * is what honest nodes do with a message; that a Byzantine node can sign new junk is modelled by
+ * the first rewrite of each message, the same as before.
+ */
+function remembered(rewrite: (topic: GossipTopic, data: Uint8Array) => Uint8Array[]) {
+  const kept = new Map<string, Uint8Array[]>();
+  return (topic: GossipTopic, data: Uint8Array): Uint8Array[] => {
+    const key = `${topic}/${Buffer.from(data).toString('base64')}`;
+    let out = kept.get(key);
+    if (!out) {
+      out = rewrite(topic, data);
+      if (kept.size >= REWRITES_KEPT) kept.clear();
+      kept.set(key, out);
+    }
+    return out;
+  };
+}
+
 export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineContext): ByzantineWiring {
   const all = (data: Uint8Array): Send => ({ data });
   const signed = (vote: Omit<Vote, 'signature'>) => signVote(ctx.chainId, vote, ctx.key.seed);
   const voteOut = (vote: Vote, sentAt: bigint) => encode(voteMessageCodec, { vote, sentAt });
   switch (behaviour) {
-    case 'equivocate-votes':
+    case 'equivocate-votes': {
+      const twinOf = remembered((_topic, data) => {
+        const { vote, sentAt } = decode(voteMessageCodec, data);
+        const other = vote.blockHash ? null : sha256(utf8('UNC/sim/equivocation'), vote.validator);
+        ctx.count('conflicting vote');
+        return [data, voteOut(signed({ ...vote, blockHash: other }), sentAt)];
+      });
       return {
         outgoing: (topic, data) => {
           if (topic !== 'vote') return [all(data)];
-          const { vote, sentAt } = decode(voteMessageCodec, data);
-          const other = vote.blockHash ? null : sha256(utf8('UNC/sim/equivocation'), vote.validator);
-          ctx.count('conflicting vote');
-          return [all(data), all(voteOut(signed({ ...vote, blockHash: other }), sentAt))];
+          return twinOf(topic, data).map(all);
         },
       };
+    }
     case 'equivocate-proposals':
       return {
         outgoing: (topic, data, peers) => {
@@ -98,34 +132,42 @@ export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineCon
           ];
         },
       };
-    case 'forge-votes':
+    case 'forge-votes': {
+      const forgeriesOf = remembered((_topic, data) => {
+        const { vote, sentAt } = decode(voteMessageCodec, data);
+        const broken = vote.signature.slice();
+        broken[ctx.rng.int(broken.length)]! ^= 1 << ctx.rng.int(8);
+        const victim = ctx.others[ctx.rng.int(ctx.others.length)]!;
+        ctx.count('vote with a broken signature');
+        ctx.count('vote impersonating another validator');
+        return [
+          voteOut({ ...vote, signature: broken }, sentAt),
+          voteOut(signed({ ...vote, validator: victim }), sentAt),
+          data,
+        ];
+      });
       return {
         outgoing: (topic, data) => {
           if (topic !== 'vote') return [all(data)];
-          const { vote, sentAt } = decode(voteMessageCodec, data);
-          const broken = vote.signature.slice();
-          broken[ctx.rng.int(broken.length)]! ^= 1 << ctx.rng.int(8);
-          const victim = ctx.others[ctx.rng.int(ctx.others.length)]!;
-          ctx.count('vote with a broken signature');
-          ctx.count('vote impersonating another validator');
-          return [
-            all(voteOut({ ...vote, signature: broken }, sentAt)),
-            all(voteOut(signed({ ...vote, validator: victim }), sentAt)),
-            all(data),
-          ];
+          return forgeriesOf(topic, data).map(all);
         },
       };
-    case 'unknown-block-votes':
+    }
+    case 'unknown-block-votes': {
+      const unknownOf = remembered((_topic, data) => {
+        const { vote, sentAt } = decode(voteMessageCodec, data);
+        if (!vote.blockHash) return [data];
+        ctx.count('vote for an unknown block');
+        const unknown = sha256(utf8('UNC/sim/unknown-block'), vote.blockHash);
+        return [voteOut(signed({ ...vote, blockHash: unknown }), sentAt)];
+      });
       return {
         outgoing: (topic, data) => {
           if (topic !== 'vote') return [all(data)];
-          const { vote, sentAt } = decode(voteMessageCodec, data);
-          if (!vote.blockHash) return [all(data)];
-          ctx.count('vote for an unknown block');
-          const unknown = sha256(utf8('UNC/sim/unknown-block'), vote.blockHash);
-          return [all(voteOut(signed({ ...vote, blockHash: unknown }), sentAt))];
+          return unknownOf(topic, data).map(all);
         },
       };
+    }
     case 'garbage':
       return {
         outgoing: (_topic, data) => {
@@ -170,16 +212,20 @@ export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineCon
         },
       };
     }
-    case 'precommit-without-prevote':
+    case 'precommit-without-prevote': {
+      const precommitOf = remembered((_topic, data) => {
+        const { vote, sentAt } = decode(voteMessageCodec, data);
+        if (vote.type !== 'prevote') return [data];
+        ctx.count('precommit without a prevote');
+        return [voteOut(signed({ ...vote, type: 'precommit' }), sentAt)];
+      });
       return {
         outgoing: (topic, data) => {
           if (topic !== 'vote') return [all(data)];
-          const { vote, sentAt } = decode(voteMessageCodec, data);
-          if (vote.type !== 'prevote') return [all(data)];
-          ctx.count('precommit without a prevote');
-          return [all(voteOut(signed({ ...vote, type: 'precommit' }), sentAt))];
+          return precommitOf(topic, data).map(all);
         },
       };
+    }
   }
 }
 

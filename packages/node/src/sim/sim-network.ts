@@ -5,7 +5,9 @@
  * cut by partitions and by crashes. Gossip reaches every reachable peer directly (a full mesh, no
  * relaying), so a message lost on a link is lost for that peer until the sender gossips again,
  * which is what the driver's re-gossip and sync are for. Requests (status, block ranges) take a
- * round trip and fail if the link is down when they are sent or answered.
+ * round trip and fail if the link is down when they are sent or answered. A crash or a partition
+ * closes the links it cuts, and each end hears of it at once (`onPeerDisconnected`), as a stopped
+ * process's closed socket tells its peers.
  */
 import type { SimRng } from '@unc/core';
 import type {
@@ -63,6 +65,8 @@ export class SimNetwork {
   /** Partition groups: nodes in different groups cannot reach each other. Null: no partition. */
   private groups: Map<string, number> | null = null;
   loss = 0;
+  /** Whether a cut link tells its ends (`SimPeerNetwork.disconnected`). */
+  disconnectSignals = true;
   readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, direct: 0, rejected: {} };
 
   constructor(
@@ -94,7 +98,9 @@ export class SimNetwork {
   detach(id: string): void {
     const net = this.members.get(id);
     if (net) net.down = true;
+    const peers = net ? this.peersOf(id) : [];
     this.members.delete(id);
+    for (const peer of peers) this.members.get(peer)?.disconnected(id);
   }
 
   /** Splits the nodes into groups that cannot reach each other; null heals. */
@@ -107,10 +113,16 @@ export class SimNetwork {
         for (const id of g) this.groups!.set(id, i);
       });
     }
-    // Links that came back up reconnect, as a transport would redial.
+    // Links cut close at both ends; links that came back up reconnect, as a transport would redial.
     const ids = [...this.members.keys()];
     for (const a of ids)
-      for (const b of ids) if (a < b && this.reachable(a, b) && !sameGroup(before, a, b)) this.connect(a, b);
+      for (const b of ids) {
+        if (a >= b) continue;
+        if (!this.reachable(a, b) && sameGroup(before, a, b)) {
+          this.members.get(a)?.disconnected(b);
+          this.members.get(b)?.disconnected(a);
+        } else if (this.reachable(a, b) && !sameGroup(before, a, b)) this.connect(a, b);
+      }
   }
 
   reachable(a: string, b: string): boolean {
@@ -203,6 +215,7 @@ export class SimPeerNetwork implements Network {
   readonly penalties: { peer: string; reason: string }[] = [];
   down = false;
   private readonly listeners = new Set<(peer: string) => void>();
+  private readonly disconnectListeners = new Set<(peer: string) => void>();
 
   constructor(
     private readonly hub: SimNetwork,
@@ -217,6 +230,11 @@ export class SimPeerNetwork implements Network {
   connected(peer: string): void {
     if (this.down) return;
     for (const l of this.listeners) l(peer);
+  }
+
+  disconnected(peer: string): void {
+    if (this.down || !this.hub.disconnectSignals) return;
+    for (const l of this.disconnectListeners) l(peer);
   }
 
   deliver(topic: GossipTopic, data: Uint8Array, from: string): void {
@@ -296,6 +314,11 @@ export class SimPeerNetwork implements Network {
   onPeerConnected(listener: (peer: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onPeerDisconnected(listener: (peer: string) => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
   }
 
   async stop(): Promise<void> {

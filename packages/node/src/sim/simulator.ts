@@ -84,6 +84,12 @@ export interface Scenario {
   txPerSecond: number;
   /** Proposals travel whole instead of compact (consensus/compact-block.ts): the comparison. */
   fullProposals?: boolean;
+  /**
+   * Whether a link that a crash or a partition cuts tells both ends at once (default true), as a
+   * closed socket does; off, nodes learn that a validator is down only from its silence (the
+   * comparison in the tests of proposer liveness).
+   */
+  disconnectSignals?: boolean;
 }
 
 export interface SimReport {
@@ -107,6 +113,12 @@ export interface SimReport {
   evidenceOnChain: number;
   crashes: number;
   partitions: number;
+  /**
+   * Over the honest nodes running at the end: validators' signed peer bindings taken, and
+   * validators cut off (taken as down) when the connection to their node closed.
+   */
+  peerBindings: number;
+  cutOffs: number;
   messages: { sent: number; delivered: number; dropped: number };
   /** Bytes sent per gossip topic and request kind over all links (compact proposals' effect). */
   bytes: Record<string, number>;
@@ -323,6 +335,7 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
   const genesis = genesisFor(s.validators);
   const ids = keys.map((_, i) => `v${i}`);
   const net = new SimNetwork(clock, new SimRng(s.seed, 'net'), profile, ids);
+  net.disconnectSignals = s.disconnectSignals ?? true;
   const violations: string[] = [];
   const history: History = { commits: [], honest: [], afterRestart: [] };
   /** Evidence transactions committed (an equivocating validator punished), counted once per block. */
@@ -517,6 +530,8 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
     );
   }
   const heights = honest.map((n) => Number(n.core?.chain.height ?? 0n));
+  const peerBindings = sumStats(nodes, 'bindings');
+  const cutOffs = sumStats(nodes, 'cutOff');
   for (const node of nodes) crash(node);
   await clock.run(clock.now());
 
@@ -552,6 +567,8 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
     evidenceOnChain,
     crashes: s.faults.crashes.length,
     partitions: s.faults.partitions.length,
+    peerBindings,
+    cutOffs,
     messages: { sent: net.stats.sent, delivered: net.stats.delivered, dropped: net.stats.dropped },
     bytes: { ...net.bytes },
     simulatedMs: clock.now() - GENESIS_TIME - 1_000,
@@ -622,4 +639,12 @@ export function genesisFor(validators: number): Record<string, unknown> {
     genesisCache.set(validators, g);
   }
   return g;
+}
+
+/** A driver counter summed over the honest nodes running now. */
+function sumStats(nodes: readonly SimNode[], stat: 'bindings' | 'cutOff'): number {
+  return nodes.reduce(
+    (n, node) => n + (node.honest && node.core ? node.core.driver.livenessStats[stat] : 0),
+    0,
+  );
 }

@@ -36,6 +36,15 @@ export class MemoryNetworkHub {
     this.members.delete(peerId);
   }
 
+  /**
+   * Closes `peerId`'s links as a stopped process's socket would, telling every other member
+   * (`onPeerDisconnected`). Only tests that call it get the signal; `leave` stays silent.
+   */
+  cut(peerId: string): void {
+    this.members.delete(peerId);
+    for (const other of this.members.values()) other.disconnected(peerId);
+  }
+
   member(peerId: string): MemoryNetworkForTests | undefined {
     return this.members.get(peerId);
   }
@@ -49,6 +58,7 @@ export class MemoryNetworkForTests implements Network {
   readonly listenAddrs: string[];
   readonly penalties: { peer: string; reason: string }[] = [];
   private readonly listeners = new Set<(peer: string) => void>();
+  private readonly disconnectListeners = new Set<(peer: string) => void>();
   private inbox: Promise<void> = Promise.resolve();
   private stopped = false;
 
@@ -62,6 +72,10 @@ export class MemoryNetworkForTests implements Network {
 
   connected(peer: string): void {
     for (const l of this.listeners) l(peer);
+  }
+
+  disconnected(peer: string): void {
+    for (const l of this.disconnectListeners) l(peer);
   }
 
   /** Delivery into this member, one message at a time like a single gossip stream. */
@@ -120,6 +134,11 @@ export class MemoryNetworkForTests implements Network {
   onPeerConnected(listener: (peer: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onPeerDisconnected(listener: (peer: string) => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DEFAULT_TIMEOUTS, timeoutFor } from '@unc/core';
-import { ProposerLiveness } from '../../src/consensus/proposer-liveness.js';
+import { MAX_PEERS_PER_VALIDATOR, ProposerLiveness } from '../../src/consensus/proposer-liveness.js';
 
 const a = new Uint8Array(32).fill(1);
 const b = new Uint8Array(32).fill(2);
@@ -92,5 +92,95 @@ describe('ProposerLiveness', () => {
     assert.equal(l.proposeTimeout(c, 30n, machine(0), 0), 100);
     assert.ok(l.proposeTimeout(c, 30n, machine(3), 3) > 100);
     assert.equal(l.proposeTimeout(c, 30n, machine(6), 6), machine(6));
+  });
+
+  describe('a closed connection to the peer a validator signed as its node', () => {
+    const peerA = 'peer-of-a';
+    const stranger = 'peer-of-nobody';
+    /** A node that watched heights 10-19 and heard both validators at each. */
+    function watched(): ProposerLiveness {
+      const l = new ProposerLiveness(opts);
+      l.isDown(a, 10n);
+      for (let h = 10n; h < 20n; h++) {
+        l.saw(a, h);
+        l.saw(b, h);
+      }
+      l.bindPeer(a, peerA);
+      l.peerConnected(peerA);
+      l.peerConnected(stranger);
+      return l;
+    }
+
+    test('gives the absent timeout at the very next round, not a height later', () => {
+      const l = watched();
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
+      l.peerDisconnected(peerA, 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 100, 'round 0 of the height being decided');
+      assert.equal(l.proposeTimeout(a, 20n, 3500, 1), 200, 'and it grows with the round');
+      assert.equal(l.proposeTimeout(b, 20n, 3000, 0), 3000, 'only the validator bound to it');
+    });
+
+    test('even before the node watched a whole height (a node just started)', () => {
+      const l = new ProposerLiveness(opts);
+      l.bindPeer(a, peerA);
+      l.peerConnected(peerA);
+      assert.equal(l.proposeTimeout(a, 5n, 3000, 0), 3000);
+      l.peerDisconnected(peerA, 5n);
+      assert.equal(l.proposeTimeout(a, 5n, 3000, 0), 100);
+    });
+
+    test('counts only when the caller says the rest still make a quorum', () => {
+      const l = watched();
+      l.peerDisconnected(peerA, 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0, false), 3000, 'a split: no short wait');
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0, true), 100);
+    });
+
+    test('a reconnect restores the normal timeout', () => {
+      const l = watched();
+      l.peerDisconnected(peerA, 20n);
+      l.peerConnected(peerA);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
+    });
+
+    test('a signed message of the current height restores it; one of an earlier height does not', () => {
+      const l = watched();
+      l.peerDisconnected(peerA, 20n);
+      // Its precommit for the last block, relayed late by a peer, was signed before it stopped.
+      l.saw(a, 19n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 100);
+      // A vote of the height being decided: it is up, reached through the others.
+      l.saw(a, 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
+    });
+
+    test('a peer no validator signed for cannot cause a short timeout', () => {
+      const l = watched();
+      l.peerDisconnected(stranger, 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
+      assert.equal(l.proposeTimeout(b, 20n, 3000, 0), 3000);
+      assert.equal(l.isCutOff(a), false);
+      assert.equal(l.isCutOff(b), false);
+    });
+
+    test('a validator with another bound peer still connected is not cut off', () => {
+      const l = watched();
+      l.bindPeer(a, 'sentry-of-a');
+      l.peerConnected('sentry-of-a');
+      l.peerDisconnected(peerA, 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
+      l.peerDisconnected('sentry-of-a', 20n);
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 100, 'the last one closed');
+    });
+
+    test('a validator keeps at most a few bound peers, the latest', () => {
+      const l = watched();
+      for (let i = 0; i < MAX_PEERS_PER_VALIDATOR; i++) l.bindPeer(a, `other-${i}`);
+      // peerA was the oldest: forgotten, its closing says nothing any more.
+      l.peerDisconnected(peerA, 20n);
+      assert.equal(l.isCutOff(a), false);
+      l.peerDisconnected(`other-${MAX_PEERS_PER_VALIDATOR - 1}`, 20n);
+      assert.equal(l.isCutOff(a), true);
+    });
   });
 });

@@ -58,4 +58,25 @@ describe('sim: one of four validators down (LAN)', () => {
     const rate = await blocksPerSecond(oneDown(5, { withholdProposals: [1] }));
     assert.ok(rate >= 0.75, `${rate.toFixed(2)} blocks/s`);
   });
+
+  test('a crash is known at once from the closed connection: no full propose timeout after it', async () => {
+    // Seed 4, validator 0: the crashed validator is drawn to propose right after its crash. Learning of it
+    // only from its silence (as before, and as with signals off), that height waited the full
+    // propose timeout (3 s) first: 34 heights in 40 s against 37.
+    const crashed = (signals: boolean) => {
+      const s = oneDown(4, { crashes: [{ node: 0, at: 3_000, downMs: 10 * VIRTUAL_MS }] });
+      s.disconnectSignals = signals;
+      return s;
+    };
+    const withSignals = await runSimulation(crashed(true));
+    const silenceOnly = await runSimulation(crashed(false));
+    // Each of the three survivors took the others' bindings and cut the crashed one off.
+    assert.ok(withSignals.peerBindings >= 6, `${withSignals.peerBindings} bindings`);
+    assert.equal(withSignals.cutOffs, 3);
+    assert.equal(silenceOnly.cutOffs, 0);
+    assert.ok(
+      withSignals.heightAtGst >= silenceOnly.heightAtGst + 2,
+      `${withSignals.heightAtGst} heights with the signal, ${silenceOnly.heightAtGst} without`,
+    );
+  });
 });
