@@ -99,6 +99,7 @@ import {
 } from './privval-store.js';
 import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
+import { regossipTargets } from './regossip-targets.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
   compactProposalCodec,
@@ -251,9 +252,6 @@ const MAX_ANNOUNCERS = 8;
 
 type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
 
-/** How many peers one stall re-send goes to (`regossip`), in turn over the connected peers. */
-const REGOSSIP_FANOUT = 16;
-
 /** The precommit wait after a nil quorum in round 0; it doubles with each round (`nilQuorumPrecommitWait`). */
 const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
 
@@ -323,6 +321,8 @@ export class ConsensusDriver {
   readonly livenessStats = { bindings: 0, cutOff: 0 };
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
   readonly regossipStats = { rounds: 0, messages: 0 };
+  /** Where the stall re-send's walk over the peers goes on (`regossipTargets`). */
+  private regossipCursor: string | null = null;
   /**
    * Each proposal's and vote's catch-up encoding, made once and shared by every catch-up (and
    * every send in flight): up to 256 new peers per interval, each made to encode the height's
@@ -2017,16 +2017,19 @@ export class ConsensusDriver {
     if (!network || this.stopped || this.syncing) return;
     const messages = this.heightMessages();
     if (messages.length === 0) return;
-    const peers = network.peers();
-    // At most REGOSSIP_FANOUT peers a round, the next ones in turn: every node of a stalled
-    // height re-sends, so each peer still hears the height from about that many nodes a round;
-    // sent to every peer by every node it was n² copies of the height (a failed round of 100
-    // validators in the simulator, seed 580: 7.8 million messages for one height).
-    const start =
-      peers.length > REGOSSIP_FANOUT ? (this.regossipStats.rounds * REGOSSIP_FANOUT) % peers.length : 0;
+    // At most REGOSSIP_FANOUT peers a round, the next ones in this node's own order
+    // (regossip-targets.ts): every node of a stalled height re-sends, so each peer still hears the
+    // height from about that many nodes a round; sent to every peer by every node it was n² copies
+    // of the height (a failed round of 100 validators in the simulator, seed 580: 7.8 million
+    // messages for one height).
+    const { targets, cursor } = regossipTargets(
+      network.peerId,
+      network.peers().map((p) => p.id),
+      this.regossipCursor,
+    );
+    this.regossipCursor = cursor;
     this.regossipStats.rounds++;
-    for (let i = 0; i < Math.min(peers.length, REGOSSIP_FANOUT); i++)
-      void this.sendInChunks(network, peers[(start + i) % peers.length]!.id, messages);
+    for (const peer of targets) void this.sendInChunks(network, peer, messages);
   }
 
   /** One peer's re-send, `MAX_DIRECT_MESSAGES` per direct send, one send at a time. */
