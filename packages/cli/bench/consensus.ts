@@ -43,6 +43,7 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
+import { exitOnBadBenchArgs } from './bench-args.js';
 import {
   BENCH_MEMPOOL_ARGS,
   busyRetries,
@@ -51,6 +52,27 @@ import {
   rawVerifyRate,
   sendRetrying,
 } from './presign.js';
+
+exitOnBadBenchArgs(
+  `usage: npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
+         [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+         [--trace FILE] [--pace on|off|both] [--pairs 1]`,
+  {
+    valued: [
+      'seconds',
+      'validators',
+      'rate',
+      'clients',
+      'senders',
+      'batch',
+      'block-time',
+      'trace',
+      'pace',
+      'pairs',
+    ],
+    flags: ['skip-single'],
+  },
+);
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

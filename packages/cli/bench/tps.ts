@@ -23,6 +23,7 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
+import { exitOnBadBenchArgs } from './bench-args.js';
 import {
   BENCH_MEMPOOL_ARGS,
   phaseProgress,
@@ -30,6 +31,11 @@ import {
   rawVerifyRate,
   sendRetrying,
 } from './presign.js';
+
+exitOnBadBenchArgs(
+  'usage: npm run bench:tps -- [--seconds 30] [--clients 4] [--senders 200] [--batch 250] [--block-time 1000]',
+  { valued: ['seconds', 'clients', 'senders', 'batch', 'block-time'], flags: [] },
+);
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
