@@ -310,9 +310,9 @@ export class Gateway {
   url = '';
 
   constructor(private readonly opts: GatewayOptions) {
-    this.store = new GatewayStore(opts.dbPath);
-    this.client = new UncClient(opts.nodeUrl);
     this.now = opts.now ?? Date.now;
+    this.store = new GatewayStore(opts.dbPath, { nowMs: this.now });
+    this.client = new UncClient(opts.nodeUrl);
     this.log = opts.logger ?? quietLogger;
     this.targets = { ...DEFAULT_TARGETS, ...opts.targets };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };

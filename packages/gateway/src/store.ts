@@ -222,8 +222,12 @@ function leaseFromRow(r: Row): LeaseRow {
 export class GatewayStore {
   private readonly db: Database.Database;
 
-  /** `readonly`: for `unc gateway jobs/receipts` beside a running gateway. */
-  constructor(path: string, opts: { readonly?: boolean } = {}) {
+  /**
+   * `readonly`: for `unc gateway jobs/receipts` beside a running gateway. `nowMs`: the gateway's
+   * clock (its `now` option), the one its rows are written with; the upgrade of an older database
+   * reads it, so a test's or a replay's clock decides, not the host's.
+   */
+  constructor(path: string, opts: { readonly?: boolean; nowMs?: () => number } = {}) {
     this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');
@@ -243,7 +247,7 @@ export class GatewayStore {
         this.db.exec('ALTER TABLE fees ADD COLUMN seen_ms INTEGER');
         this.db
           .prepare('UPDATE fees SET seen_ms = MIN(MAX(at_ms, included_ms), ?) WHERE included_ms IS NOT NULL')
-          .run(Date.now());
+          .run((opts.nowMs ?? Date.now)());
       }
       // After the columns exist (a database from before included_ms had none to index).
       this.db.exec(FEE_INDEXES);
