@@ -12,6 +12,7 @@ import {
   VerifyPool,
   VerifyPoolBusy,
   VerifyPoolClosed,
+  type VerifyPoolOptions,
 } from '../src/verify-pool.js';
 
 const seed = sha256(utf8('verify pool test key'));
@@ -25,6 +26,11 @@ function check(i: number, valid: boolean): SignatureCheck {
 }
 
 /** Chips' keys: a block's answers are under many keys, which the pool spreads over its workers. */
+/** One worker holding one batch of 16 at a time: the set-up of the calling thread's share tests. */
+function oneWorkerPool(opts: Partial<VerifyPoolOptions>): VerifyPool {
+  return new VerifyPool({ threads: 1, batchSize: 16, depth: 1, ...opts });
+}
+
 const chipSeeds = Array.from({ length: 24 }, (_, k) => sha256(utf8(`verify pool chip ${k}`)));
 const chipKeys = chipSeeds.map((s) => ed25519PublicKey(s));
 
@@ -392,10 +398,7 @@ describe('VerifyPool', () => {
 
   test('admission batches no worker has room for are checked on the calling thread too, a share per turn', async () => {
     // Whatever else runs on the machine (the load gates are tested below).
-    const one = new VerifyPool({
-      threads: 1,
-      batchSize: 16,
-      depth: 1,
+    const one = oneWorkerPool({
       callerShare: 4,
       callerBusyUnder: 1,
       callerIdleCores: 0,
@@ -437,10 +440,7 @@ describe('VerifyPool', () => {
     // Off by default: it showed no gain, and on a machine whose cores are taken it took CPU from
     // consensus. Gates wide open, every worker saturated: still nothing checked on this thread.
     assert.equal(DEFAULT_VERIFY_POOL_OPTIONS.callerShare, 0);
-    const one = new VerifyPool({
-      threads: 1,
-      batchSize: 16,
-      depth: 1,
+    const one = oneWorkerPool({
       callerBusyUnder: 1,
       callerIdleCores: 0,
     });
@@ -457,10 +457,7 @@ describe('VerifyPool', () => {
   });
 
   test('the calling thread takes no share while its own other work keeps it busy', async () => {
-    const one = new VerifyPool({
-      threads: 1,
-      batchSize: 16,
-      depth: 1,
+    const one = oneWorkerPool({
       callerShare: 4,
       callerBusyUnder: 0.5,
       callerIdleCores: 0,
@@ -483,10 +480,7 @@ describe('VerifyPool', () => {
   });
 
   test('after a quiet pause, the first burst is not shared on the strength of the quiet past', async () => {
-    const one = new VerifyPool({
-      threads: 1,
-      batchSize: 16,
-      depth: 1,
+    const one = oneWorkerPool({
       callerShare: 4,
       callerBusyUnder: 0.5,
       callerIdleCores: 0,
@@ -512,10 +506,7 @@ describe('VerifyPool', () => {
 
   test('the calling thread takes no share while the machine has no idle core for it', async () => {
     // More idle cores asked for than any machine has: the first measured window turns the share off.
-    const one = new VerifyPool({
-      threads: 1,
-      batchSize: 16,
-      depth: 1,
+    const one = oneWorkerPool({
       callerShare: 4,
       callerIdleCores: 1_000,
     });
@@ -533,10 +524,7 @@ describe('VerifyPool', () => {
   });
 
   test('a batch the calling thread is part-way through is rejected by close, not lost or finished here', async () => {
-    const one = new VerifyPool({
-      threads: 1,
-      batchSize: 16,
-      depth: 1,
+    const one = oneWorkerPool({
       callerShare: 2,
       callerBusyUnder: 1,
       callerIdleCores: 0,
