@@ -456,19 +456,10 @@ export class GatewayStore {
   /**
    * What a spend check needs of the fees: every one not yet placed at a block time, every one
    * placed at `fromMs` or later (the hour before the chain's latest block time, and after it), and
-   * with `seenFromMs` every one the gateway saw included at or after it (its own clock), wherever
-   * it was placed. Other rows are not read: they lie in no window the check looks at.
+   * every one the gateway saw included at `seenFromMs` or later (its own clock), wherever it was
+   * placed. Other rows are not read: they lie in no window the check looks at.
    */
-  feesSince(fromMs: number, seenFromMs?: number): FeeRow[] {
-    if (seenFromMs === undefined)
-      return this.readFees(
-        this.db
-          .prepare(
-            `SELECT * FROM fees WHERE included_ms IS NULL
-             UNION ALL SELECT * FROM fees WHERE included_ms >= ? ORDER BY at_ms, tx_hash`,
-          )
-          .all(fromMs) as Row[],
-      );
+  feesSince(fromMs: number, seenFromMs: number): FeeRow[] {
     return this.readFees(
       this.db
         .prepare(
