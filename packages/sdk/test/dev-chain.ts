@@ -78,10 +78,30 @@ export async function startDevChain(blockTimeMs = 200): Promise<DevChain> {
         reject(new Error(`unc dev exited with ${code}:\n${out}`));
       });
     });
+    await firstBlock(url, () => out);
     return { url, stop };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * The RPC answers before the chain commits its first block; on a loaded machine a test that asks
+ * for block 1 at once found none. Wait, by block height, not by a fixed sleep.
+ */
+async function firstBlock(url: string, log: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'unc_status', params: [] }),
+    });
+    const body = (await res.json()) as { result?: { height?: number } };
+    if ((body.result?.height ?? 0) >= 1) return;
+    if (Date.now() > deadline) throw new Error(`unc dev committed no block in 30 s:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
