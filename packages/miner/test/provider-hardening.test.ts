@@ -473,7 +473,7 @@ describe('provider hardening', () => {
     // The provider books the upload's bytes when its headers arrive: wait for that, by the provider's
     // own count, rather than assume it within a fixed 200 ms (a loaded machine took longer).
     const booked = Date.now() + 15_000;
-    while (provider['uploading'] < big.length) {
+    while ((provider as unknown as { uploading: number }).uploading < big.length) {
       assert.ok(Date.now() < booked, 'the half-sent upload was never booked');
       await new Promise((r) => setTimeout(r, 10));
     }
