@@ -625,16 +625,20 @@ test('fetches for a decided height let go of their requests and slots at once, n
   const hub = new MemoryNetworkHub();
   const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
   const follower = await startNode(hub, 'follower', tempDir());
+  const unanswered: (() => void)[] = [];
   try {
     await until('height 2 on the follower', () => follower.chain.height >= 2n);
     const net = hub.member('follower')!;
     const held: AbortSignal[] = [];
     net.requestTxs = (_peer, _hash, _ids, signal) => {
       if (signal) held.push(signal);
-      // A peer that never answers; only the caller's signal ends the wait.
-      return new Promise((_resolve, reject) =>
-        signal?.addEventListener('abort', () => reject(new Error('abandoned'))),
-      );
+      // A peer that never answers; only the caller's signal ends the wait (or the test's end: a
+      // real request has its own deadline, this one none, and a fetch still held when the test
+      // fails would hold the follower's stop, and the test file, for ever).
+      return new Promise((_resolve, reject) => {
+        signal?.addEventListener('abort', () => reject(new Error('abandoned')));
+        unanswered.push(() => reject(new Error('the test is over')));
+      });
     };
     const gossip = follower.driver.handlers().onGossip;
     let sentAt = 0n;
@@ -683,16 +687,18 @@ test('fetches for a decided height let go of their requests and slots at once, n
           );
         }
     });
-    await until('the fetches to start', () => held.length >= 4, 5_000);
+    await until('the fetches to start', () => held.length >= 4, 30_000);
     stopListening();
     await until('the height they were for to be decided', () => follower.chain.height >= sentAt);
-    await until('every request to be let go', () => held.every((s) => s.aborted), 3_000).catch(() => {});
+    // The fake peer never times a request out, so any bound tells "let go" from "held".
+    await until('every request to be let go', () => held.every((s) => s.aborted), 30_000).catch(() => {});
     assert.deepEqual(
       held.map((s) => s.aborted),
       held.map(() => true),
       'a fetch for a decided height still holds its request',
     );
   } finally {
+    for (const answer of unanswered) answer();
     for (const n of [...nodes, follower]) await stopNode(n);
   }
 });
