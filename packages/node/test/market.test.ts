@@ -42,11 +42,15 @@ let node: UncNode;
 let client: UncClient;
 let dir: string;
 
-async function send(seed: Uint8Array, actions: Action[]): Promise<TxEventJson[]> {
+async function submit(seed: Uint8Array, actions: Action[]) {
   const stx = await buildTransaction(client, seed, actions);
   const hash = signedHash(stx);
   await client.sendRawTransaction(encodeSigned(stx));
-  const outcome = await client.waitForTransaction(hash, 15_000);
+  return { hash, outcome: await client.waitForTransaction(hash, 60_000) };
+}
+
+async function send(seed: Uint8Array, actions: Action[]): Promise<TxEventJson[]> {
+  const { hash, outcome } = await submit(seed, actions);
   assert.equal(outcome.status, 'included', JSON.stringify(outcome));
   return (await client.getTransaction(hash)).events;
 }
@@ -78,7 +82,12 @@ async function proveOnline(
         slot: slot.slot,
         evidence: { type: 'dev-soft' as const, signature },
       };
-      await send(sender, [{ type: 'heartbeat', answers: [answer] }]);
+      // With 50 ms blocks an answer window is about a second: on a loaded machine the answer can
+      // reach a block after it closed, and the chain rightly refuses it. That is no failure of
+      // this set-up: the next open slot is answered, as the miner agent would.
+      const { outcome } = await submit(sender, [{ type: 'heartbeat', answers: [answer] }]);
+      if (outcome.status === 'rejected' && outcome.code === 'ANSWER_TOO_LATE') continue;
+      assert.equal(outcome.status, 'included', JSON.stringify(outcome));
     }
     await new Promise((r) => setTimeout(r, 50));
   }
