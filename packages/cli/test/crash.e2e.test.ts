@@ -3,7 +3,7 @@ import { after, test } from 'node:test';
 import { encodeAddress, parseUnc, signTransaction } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from '@unc/sdk';
-import { type DevNode, startDev, tempHome } from './helpers.js';
+import { type DevNode, startDev, tempHome, waitForHeight } from './helpers.js';
 
 const home = tempHome();
 let dev: DevNode | undefined;
@@ -59,7 +59,8 @@ test('kill -9 under load: restart resumes at the last committed block with every
   })();
 
   // Let blocks with transactions commit, then kill the node without warning.
-  const deadline = Date.now() + 20_000;
+  // Generous: on a loaded machine the load loop and the node share the cores with other work.
+  const deadline = Date.now() + 90_000;
   while (seen.filter((b) => b.txCount > 0).length < 5 && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 50));
   assert.ok(seen.filter((b) => b.txCount > 0).length >= 5, 'no blocks with transactions were committed');
@@ -88,8 +89,6 @@ test('kill -9 under load: restart resumes at the last committed block with every
     assert.equal(r.height, height);
   }
   // And the chain goes on.
-  const t0 = Date.now();
-  while ((await again.status()).height <= resumed.height && Date.now() - t0 < 10_000)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitForHeight(dev.url, resumed.height + 1, dev.output);
   assert.ok((await again.status()).height > resumed.height, 'no new block after restart');
 });

@@ -84,19 +84,21 @@ describe('fuzz harness', () => {
     let calls = 0;
     const target: FuzzTarget = {
       name: 'slow',
-      description: 'busy for 30 ms once',
+      description: 'busy for 1.5 s once',
       weight: 1,
       seeds: [Uint8Array.of(1)],
       run() {
         calls++;
         if (calls === 3) {
-          const end = performance.now() + 30;
+          const end = performance.now() + 1_500;
           while (performance.now() < end);
         }
       },
       classified: () => false,
     };
-    const report = await runFuzz([target], { inputs: 20, seed: 'hang', hangMs: 20, artifactsDir: null });
+    // A 500 ms budget, not 20 ms: on two loaded cores an input that does nothing can be descheduled
+    // for tens of ms and read as a second hang; the slow one is three times over the budget.
+    const report = await runFuzz([target], { inputs: 20, seed: 'hang', hangMs: 500, artifactsDir: null });
     assert.deepEqual(
       report.findings.map((f) => f.kind),
       ['hang'],

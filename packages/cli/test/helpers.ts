@@ -19,7 +19,16 @@ export interface DevNode {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-export async function startDev(home: string, extra: string[] = []): Promise<DevNode> {
+/**
+ * Starts `unc dev` and returns once its RPC answers and (unless `firstBlock` is false) the chain has
+ * committed block 1: the RPC line comes before the first commit, and on a loaded machine a test that
+ * asked for a block or a fresh height at once found none.
+ */
+export async function startDev(
+  home: string,
+  extra: string[] = [],
+  { firstBlock = true }: { firstBlock?: boolean } = {},
+): Promise<DevNode> {
   const proc = spawn(process.execPath, [UNC, 'dev', '--home', home, '--rpc-port', '0', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, UNC_LOG_LEVEL: 'warn' },
@@ -47,7 +56,7 @@ export async function startDev(home: string, extra: string[] = []): Promise<DevN
       reject(new Error(`unc dev exited with ${code}:\n${out}`));
     });
   });
-  return {
+  const node: DevNode = {
     proc,
     url,
     output: () => out,
@@ -56,6 +65,46 @@ export async function startDev(home: string, extra: string[] = []): Promise<DevN
       return exited;
     },
   };
+  if (firstBlock) {
+    try {
+      await waitForHeight(url, 1, () => out);
+    } catch (err) {
+      await node.stop('SIGKILL');
+      throw err;
+    }
+  }
+  return node;
+}
+
+/**
+ * Polls `unc_status` until the node at `url` has committed block `height`, by the chain's height and
+ * never by a fixed sleep; the error carries the node's output (`log`) to say why it did not.
+ */
+export async function waitForHeight(
+  url: string,
+  height: number,
+  log: () => string = () => '',
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = -1;
+  for (;;) {
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'unc_status', params: [] }),
+      });
+      const body = (await res.json()) as { result?: { height?: number } };
+      seen = body.result?.height ?? seen;
+      if (seen >= height) return;
+    } catch {
+      // Not answering yet (or for a moment under load): the deadline decides.
+    }
+    if (Date.now() > deadline)
+      throw new Error(`no block ${height} in ${timeoutMs / 1000} s (height ${seen}):\n${log()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface RunResult {

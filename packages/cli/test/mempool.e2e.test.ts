@@ -13,7 +13,10 @@ describe('unc dev mempool limits', () => {
 
   before(async () => {
     // Slow blocks, so the pool still holds what the test sends; a pool of two.
-    dev = await startDev(home.dir, ['--block-time', '60000', '--chips', '0', '--mempool-txs', '2']);
+    // No wait for block 1: the test is about the pool, not blocks.
+    dev = await startDev(home.dir, ['--block-time', '60000', '--chips', '0', '--mempool-txs', '2'], {
+      firstBlock: false,
+    });
     client = new UncClient(dev.url);
   });
   after(async () => {

@@ -18,7 +18,7 @@ const UNC = 10n ** 18n;
 const T0 = 1_000_000;
 
 async function waitFor(what: string, probe: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000; // generous: only a real failure should reach it
   while (!probe()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -425,8 +425,10 @@ describe('provider batches count against the limits like their jobs', () => {
   const image = fixture('ocr-sample.png');
   const busy = (p: ProviderServer) => p.health().queue.running > 0;
   async function until(cond: () => boolean): Promise<void> {
-    for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.ok(cond(), 'timed out waiting');
+    // By a deadline, not a count of 10 ms sleeps: each sleep runs long on a loaded machine.
+    const deadline = Date.now() + 30_000;
+    while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(cond(), 'timed out waiting (30 s)');
   }
 
   test('a batch larger than the places left in the queue is refused whole (429), one that fits runs', async () => {

@@ -470,7 +470,13 @@ describe('provider hardening', () => {
       big.length,
       big.subarray(0, 1024),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    // The provider books the upload's bytes when its headers arrive: wait for that, by the provider's
+    // own count, rather than assume it within a fixed 200 ms (a loaded machine took longer).
+    const booked = Date.now() + 15_000;
+    while ((provider as unknown as { uploading: number }).uploading < big.length) {
+      assert.ok(Date.now() < booked, 'the half-sent upload was never booked');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const second = new Uint8Array(120 * 1024).fill(3);
     await assert.rejects(
       b.client.uploadModel(second),
@@ -504,7 +510,9 @@ describe('provider hardening', () => {
   test('a lease read from the cache is refused the moment its escrow runs out', async () => {
     const r = await renter();
     const path = `/v1/jobs/${'0'.repeat(64)}`;
-    const escrowUntil = Date.now() + 400;
+    // The first request must be served before the escrow ends: 5 s leaves a loaded machine room
+    // (400 ms did not always).
+    const escrowUntil = Date.now() + 5_000;
     leases.leases.set(r.leaseId, { ...leases.leases.get(r.leaseId)!, escrowUntil });
     const before = await fetch(`${url}${path}`, { headers: sign(r, 'GET', path, new Uint8Array(0)) });
     await before.body?.cancel();

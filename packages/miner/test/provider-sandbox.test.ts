@@ -18,6 +18,12 @@ import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
 
+/** Waits (at most 15 s) until the sandbox has spawned `count` job processes in all. */
+async function respawned(sandbox: { spawned: number }, count: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (sandbox.spawned < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
 describe('job sandbox', () => {
   const dirs: { remove(): Promise<void> }[] = [];
   after(async () => {
@@ -394,7 +400,8 @@ describe('job sandbox against a job process that floods the provider', () => {
         });
         // At most the burst (50), and what the rate refills while the flood arrives on a busy machine.
         assert.ok(logged <= 100, `${logged} of its log messages reached the provider's log`);
-        await new Promise((r) => setTimeout(r, 200));
+        // The replacement's spawn is waited for, not assumed within a fixed 200 ms.
+        await respawned(sandbox, 2);
         assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
       } finally {
         await sandbox.stop();
@@ -476,7 +483,8 @@ describe('job sandbox against a job process that sends a group the wrong parts',
           assert.equal(failed.error.code, 'JOB_FLOOD');
           assert.match(failed.error.message, /a part numbered 0 where 1 of 2 was due/);
         }
-        await new Promise((r) => setTimeout(r, 200));
+        // The replacement's spawn is waited for, not assumed within a fixed 200 ms.
+        await respawned(sandbox, 2);
         assert.equal(sandbox.spawned, 2, 'the process that sent them was replaced');
       } finally {
         await sandbox.stop();

@@ -125,7 +125,7 @@ describe('mempool through the node', () => {
           err.reason === 'DROPPED' &&
           /^dropped: EVICTED at height \d+/.test(err.message),
       );
-      const heard = await client.waitForTransaction(evicted.hash, 5000);
+      const heard = await client.waitForTransaction(evicted.hash, 30_000);
       assert.equal(heard.status, 'rejected');
       assert.equal(heard.status === 'rejected' && heard.code, 'EVICTED');
       assert.equal((await client.getTransactionStatus('00'.repeat(32))).status, 'unknown');
@@ -161,7 +161,7 @@ describe('mempool through the node', () => {
       );
       const honest = envelopeFromBytes(fromHex(signed(devKey(3).seed, 0n, [transfer(1n)]).hex));
       for (const env of [...junk, honest]) node.submit(env);
-      const included = await new UncClient(node.rpcUrl).waitForTransaction(toHex(honest.hash), 10_000);
+      const included = await new UncClient(node.rpcUrl).waitForTransaction(toHex(honest.hash), 60_000);
       assert.equal(included.status, 'included');
       const dropped = node.recentRejection(junk[0]!.hash);
       assert.equal(dropped?.code, 'UNKNOWN_OFFER');

@@ -92,9 +92,10 @@ async function net(chain: Chain, handlers: Partial<NetworkHandlers> = {}): Promi
 
 async function connect(a: Libp2pNetwork, b: Libp2pNetwork): Promise<void> {
   await a.dial(b.listenAddrs[0]!);
-  const deadline = Date.now() + 10_000;
+  // Generous: libp2p's dial and handshake on two busy cores can take over 10 s.
+  const deadline = Date.now() + 30_000;
   while (!a.peers().some((p) => p.id === b.peerId && p.status !== null)) {
-    if (Date.now() > deadline) throw new Error('no handshake');
+    if (Date.now() > deadline) throw new Error('no handshake in 30 s');
     await new Promise((r) => setTimeout(r, 25));
   }
 }

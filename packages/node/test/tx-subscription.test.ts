@@ -50,9 +50,12 @@ describe('tx subscription', () => {
         ),
       );
       node.submit(env);
-      const deadline = Date.now() + 10_000;
-      while (!(await node.chain.db.getTxLocation(env.hash)) && Date.now() < deadline)
+      // Generous, and it fails here with its reason rather than later on a missing status.
+      const deadline = Date.now() + 60_000;
+      while (!(await node.chain.db.getTxLocation(env.hash))) {
+        if (Date.now() > deadline) throw new Error(`not included in 60 s (height ${node.chain.height})`);
         await new Promise((r) => setTimeout(r, 20));
+      }
       const subscribe = createApi(node).subscriptions!.tx!;
       const params = [toHex(env.hash)];
 
@@ -60,6 +63,10 @@ describe('tx subscription', () => {
       subscribe(params, (e) => seen.push(e))();
       const kept: unknown[] = [];
       subscribe(params, (e) => kept.push(e));
+      // The kept subscription's first event (a database read) is waited for, not assumed after a
+      // fixed pause; the cancelled one had the same time to (wrongly) emit.
+      const until = Date.now() + 15_000;
+      while (kept.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(seen.length, 0, 'emitted after unsubscribe');
       assert.equal((kept[0] as { status?: string } | undefined)?.status, 'included');

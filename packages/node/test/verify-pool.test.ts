@@ -397,14 +397,17 @@ describe('VerifyPool', () => {
   });
 
   test('admission batches no worker has room for are checked on the calling thread too, a share per turn', async () => {
-    // Whatever else runs on the machine (the load gates are tested below).
+    // Whatever else runs on the machine (the load gates are tested below). The 200 signatures are
+    // made before the pool: made after, they filled its first load window with this thread's own
+    // work, which on a loaded machine took over the 100 ms window and (rightly) read as a thread
+    // with no room for a share.
+    const checks = Array.from({ length: 200 }, (_, i) => check(i, i % 9 !== 4));
     const one = oneWorkerPool({
       callerShare: 4,
       callerBusyUnder: 1,
       callerIdleCores: 0,
     });
     try {
-      const checks = Array.from({ length: 200 }, (_, i) => check(i, i % 9 !== 4));
       const pending = one.verify(checks, 'admission');
       // The pool's turn was scheduled first: when this runs, it has taken exactly one share.
       await new Promise((r) => setImmediate(r));

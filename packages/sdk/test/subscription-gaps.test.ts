@@ -27,7 +27,7 @@ test('newBlocks after a gap of 250 blocks (an outage): every height once, in ord
   const hub = new SubscriptionHub(transport, { mode: 'polling', pollIntervalMs: 5 });
   const seen: number[] = [];
   await hub.subscribe('newBlocks', [], (b) => seen.push((b as { height: number }).height));
-  await waitFor('the first block', () => seen.length === 1, 10_000);
+  await waitFor('the first block', () => seen.length === 1, 30_000);
   head = 255;
   await waitFor('block 255', () => seen.at(-1) === 255, 30_000);
   hub.close();

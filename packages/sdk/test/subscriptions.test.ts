@@ -102,7 +102,7 @@ test('every subscription shares one WebSocket; a transfer is seen on it', async 
     const stx = await buildTransaction(client, from.seed, [transferAction(devAccount(8).address, 1n)]);
     await client.sendRawTransaction(encodeSigned(stx));
     assert.equal((await client.waitForTransaction(signedHash(stx), 15_000)).status, 'included');
-    await until(() => a.length >= 3 && b.length >= 3, 10_000, 'blocks');
+    await until(() => a.length >= 3 && b.length >= 3, 60_000, 'blocks');
     assert.equal(proxy.upgrades, 1, 'three subscriptions, one socket');
     assert.equal(client.subscriptions.socketsOpened, 1);
   } finally {
@@ -117,11 +117,11 @@ test('a dropped socket is reopened; block events continue with no height skipped
   try {
     const heights: number[] = [];
     await client.subscribe<BlockJson>('newBlocks', [], (blk) => heights.push(blk.height));
-    await until(() => heights.length >= 3, 10_000, 'first blocks');
+    await until(() => heights.length >= 3, 60_000, 'first blocks');
     proxy.cutAll();
     const cutAt = heights.at(-1)!;
     // Blocks come every 150 ms: several are committed while the socket is down.
-    await until(() => heights.at(-1)! >= cutAt + 8, 15_000, 'blocks after the reconnect');
+    await until(() => heights.at(-1)! >= cutAt + 8, 60_000, 'blocks after the reconnect');
     assert.ok(proxy.upgrades >= 2, 'a second WebSocket was opened');
     assertConsecutive(heights);
   } finally {
@@ -145,7 +145,7 @@ test('where WebSocket upgrades are refused, subscriptions are polled over HTTP',
     await client.sendRawTransaction(encodeSigned(stx));
     const inclusion = await client.waitForTransaction(signedHash(stx), 15_000);
     assert.equal(inclusion.status, 'included');
-    await until(() => heights.length >= 5, 10_000, 'polled blocks');
+    await until(() => heights.length >= 5, 60_000, 'polled blocks');
     assertConsecutive(heights);
     assert.equal(proxy.upgrades, 0);
   } finally {

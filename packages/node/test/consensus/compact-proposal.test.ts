@@ -181,7 +181,7 @@ test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missi
   hub.join('relay', relayHandlers);
   const penalties = () => (hub.member('v0')?.penalties ?? []).filter((p) => p.peer === 'relay');
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const gossip = node.driver.handlers().onGossip;
@@ -267,7 +267,7 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
     },
   });
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const gossip = node.driver.handlers().onGossip;
@@ -330,7 +330,7 @@ test('a genuine proposal is relayed once: re-wrapped (another sentAt) it is not 
   running.add(node);
   hub.join('relay', { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const gossip = node.driver.handlers().onGossip;
@@ -433,7 +433,7 @@ test('a full proposal with one transaction signature altered in transit, arrivin
   const net = hub.member('v0')!;
   net.penalize = (peer, reason) => penalties.push({ peer, reason });
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const set = node.chain.validatorSet();
@@ -466,7 +466,7 @@ test('a full proposal with one transaction signature altered in transit, arrivin
   );
   assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay'), 'accept');
   await waitUntil('v0 to prevote in round 0', () => prevotes.some((v) => v.height === 1n && v.round === 0), {
-    timeoutMs: 10_000,
+    timeoutMs: 60_000,
     intervalMs: 10,
   });
   const prevote = prevotes.find((v) => v.height === 1n && v.round === 0)!;
@@ -506,7 +506,7 @@ test('a relay that forwards a genuine compact proposal first and never answers t
   hub.join('evil', handlers);
   hub.join('good', handlers);
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const set = node.chain.validatorSet();
@@ -541,7 +541,7 @@ test('a relay that forwards a genuine compact proposal first and never answers t
   const gossip = node.driver.handlers().onGossip;
   const verdict = gossip('compact-proposal', encode(compactProposalCodec, compactOf(message)), 'evil');
   await waitUntil('v0 to prevote in round 0', () => prevotes.some((v) => v.height === 1n && v.round === 0), {
-    timeoutMs: 10_000,
+    timeoutMs: 60_000,
     intervalMs: 10,
   });
   const prevote = prevotes.find((v) => v.height === 1n && v.round === 0)!;
@@ -578,7 +578,7 @@ test("the next round's proposer cannot take the current round's fetch slots", as
     return new Promise((resolve) => held.push(() => resolve([])));
   };
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const gossip = node.driver.handlers().onGossip;
@@ -609,12 +609,15 @@ test("the next round's proposer cannot take the current round's fetch slots", as
   const spam = [1, 2, 3, 4].map(async (i) =>
     gossip('compact-proposal', compactBy(1, String(i + 1)).data, `p${i}`),
   );
-  await waitUntil('the four fetches to start', () => asked.length === 4, { timeoutMs: 5_000, intervalMs: 5 });
+  await waitUntil('the four fetches to start', () => asked.length === 4, {
+    timeoutMs: 60_000,
+    intervalMs: 5,
+  });
   // Round 0's genuine proposal still gets a fetch of its own.
   const genuine = compactBy(0, '9');
   const verdict = Promise.resolve(gossip('compact-proposal', genuine.data, 'relay'));
   await waitUntil('the genuine proposal to be fetched for', () => asked.includes(genuine.hash), {
-    timeoutMs: 2_000,
+    timeoutMs: 60_000,
     intervalMs: 5,
   }).catch(() => {});
   const fetched = asked.includes(genuine.hash);

@@ -95,8 +95,25 @@ async function stopNode(node: UncNode): Promise<void> {
   running.delete(node);
 }
 
-const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 15_000) =>
+// Generous: four in-process validators on two busy cores can take well over 15 s to get somewhere.
+const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 60_000) =>
   waitUntil(what, cond, { timeoutMs: ms, intervalMs: 25 });
+
+/** The highest head among `nodes` once it has not moved for `stillMs` (at most 30 s of waiting). */
+async function settledHeight(nodes: UncNode[], stillMs = 2_000): Promise<bigint> {
+  const deadline = Date.now() + 30_000;
+  let last = maxHeight(nodes);
+  let since = Date.now();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = maxHeight(nodes);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= stillMs) return now;
+    if (Date.now() > deadline) throw new Error(`the head never settled: still moving at ${now}`);
+  }
+}
 
 /** Every pair of nodes holds the same block at every height both have: no fork. */
 async function assertNoFork(nodes: UncNode[]): Promise<void> {
@@ -186,8 +203,9 @@ test('4 validators over the in-memory network: agree, survive one crash, stall w
   // Two of four down: 2/4 is no quorum; nothing is finalized and the survivors do not fork.
   await stopNode(nodes[2]!);
   await stopNode(nodes[3]!);
-  await new Promise((r) => setTimeout(r, 300));
-  const stalled = maxHeight(nodes.slice(0, 2));
+  // Precommits of a block the four finalized just before the stop can still be on their way (later
+  // than any fixed pause on a loaded machine): take the height once it has held still for 2 s.
+  const stalled = await settledHeight(nodes.slice(0, 2));
   await new Promise((r) => setTimeout(r, 2_000));
   assert.equal(maxHeight(nodes.slice(0, 2)), stalled, 'a block was finalized without a quorum');
   await assertNoFork(nodes.slice(0, 2));
@@ -607,16 +625,20 @@ test('fetches for a decided height let go of their requests and slots at once, n
   const hub = new MemoryNetworkHub();
   const nodes = await Promise.all(validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed)));
   const follower = await startNode(hub, 'follower', tempDir());
+  const unanswered: (() => void)[] = [];
   try {
     await until('height 2 on the follower', () => follower.chain.height >= 2n);
     const net = hub.member('follower')!;
     const held: AbortSignal[] = [];
     net.requestTxs = (_peer, _hash, _ids, signal) => {
       if (signal) held.push(signal);
-      // A peer that never answers; only the caller's signal ends the wait.
-      return new Promise((_resolve, reject) =>
-        signal?.addEventListener('abort', () => reject(new Error('abandoned'))),
-      );
+      // A peer that never answers; only the caller's signal ends the wait (or the test's end: a
+      // real request has its own deadline, this one none, and a fetch still held when the test
+      // fails would hold the follower's stop, and the test file, for ever).
+      return new Promise((_resolve, reject) => {
+        signal?.addEventListener('abort', () => reject(new Error('abandoned')));
+        unanswered.push(() => reject(new Error('the test is over')));
+      });
     };
     const gossip = follower.driver.handlers().onGossip;
     let sentAt = 0n;
@@ -665,16 +687,18 @@ test('fetches for a decided height let go of their requests and slots at once, n
           );
         }
     });
-    await until('the fetches to start', () => held.length >= 4, 5_000);
+    await until('the fetches to start', () => held.length >= 4, 30_000);
     stopListening();
     await until('the height they were for to be decided', () => follower.chain.height >= sentAt);
-    await until('every request to be let go', () => held.every((s) => s.aborted), 3_000).catch(() => {});
+    // The fake peer never times a request out, so any bound tells "let go" from "held".
+    await until('every request to be let go', () => held.every((s) => s.aborted), 30_000).catch(() => {});
     assert.deepEqual(
       held.map((s) => s.aborted),
       held.map(() => true),
       'a fetch for a decided height still holds its request',
     );
   } finally {
+    for (const answer of unanswered) answer();
     for (const n of [...nodes, follower]) await stopNode(n);
   }
 });

@@ -48,7 +48,7 @@ test('a binding is taken only from the peer it names: replayed or made-up ones c
   });
   running.add(node);
   await waitUntil('the driver to run', () => node.driver.position.height >= 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const { onGossip } = node.driver.handlers();
@@ -91,7 +91,7 @@ test('a validator bound to two peers, one connected before the node started, is 
   running.add(node);
   started = node;
   await waitUntil('the driver to run', () => node.driver.position.height >= 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const { onGossip } = node.driver.handlers();

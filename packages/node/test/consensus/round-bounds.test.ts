@@ -76,7 +76,7 @@ async function startAt1(hub: MemoryNetworkHub, seed?: Uint8Array) {
   });
   running.add(node);
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
-    timeoutMs: 15_000,
+    timeoutMs: 60_000,
     intervalMs: 25,
   });
   const set = node.chain.validatorSet();
@@ -164,11 +164,14 @@ test('a proposer signing a proposal for each of 50 far-future turns makes no nod
     'v0 to reach the round before the nearest turn',
     () => node.driver.position.round >= nearest! - 1,
     {
-      timeoutMs: 5_000,
+      timeoutMs: 60_000,
       intervalMs: 5,
     },
   );
-  await waitUntil('the held proposal to be checked', () => checks === 1, { timeoutMs: 5_000, intervalMs: 5 });
+  await waitUntil('the held proposal to be checked', () => checks === 1, {
+    timeoutMs: 60_000,
+    intervalMs: 5,
+  });
   assert.equal(node.driver.farRoundStats.released, 1);
   assert.equal(node.driver.heldFarRoundProposals, MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER - 1);
 });
@@ -213,7 +216,7 @@ test('far-future compact proposals take no fetch; once their round is near they 
   // f+1 prevotes of round 4: round 5's proposal is now for the next round, and fetched.
   for (const v of validators.slice(0, 2)) await gossip('vote', prevote(v, 4, null), 'relay');
   await waitUntil('round 5 to be fetched for', () => asked.includes(far[0]!.hash), {
-    timeoutMs: 5_000,
+    timeoutMs: 60_000,
     intervalMs: 5,
   });
   assert.ok(!asked.includes(far[2]!.hash), 'round 7 is still two ahead');
@@ -236,14 +239,14 @@ test('a round that moves on releases its fetches (not one whose block has a polk
   const round1 = [1, 2, 3, 4].map((i) => proposalFor(1, String(i + 1)));
   const verdicts = round1.map((p, i) => Promise.resolve(gossip('compact-proposal', p.compact, `p${i + 1}`)));
   await waitUntil('the four fetches to start', () => requests.length >= 4, {
-    timeoutMs: 5_000,
+    timeoutMs: 60_000,
     intervalMs: 5,
   });
   // 2/3+ prevote the first block in round 1 (the machine may still lock on it or decide it), then
   // f+1 prevote nil in round 2: the node moves to round 2.
   for (const v of validators.slice(1, 4)) await gossip('vote', prevote(v, 1, round1[0]!.blockHash), 'p1');
   for (const v of validators.slice(1, 3)) await gossip('vote', prevote(v, 2, null), 'p1');
-  await waitUntil('round 2', () => node.driver.position.round === 2, { timeoutMs: 5_000, intervalMs: 5 });
+  await waitUntil('round 2', () => node.driver.position.round === 2, { timeoutMs: 60_000, intervalMs: 5 });
   const outstanding = (hash: string) => requests.filter((r) => r.hash === hash && !r.signal?.aborted).length;
   // Well inside a peer's share of the round (1 s): nothing but the release can have ended them.
   await new Promise((r) => setTimeout(r, 50));
@@ -303,10 +306,10 @@ test('a relay that lacks the ids: the peers that announced them, then relaying p
 
   // 1. The same proposal from another peer while the relay is asked: that peer is asked next.
   const verdict = Promise.resolve(gossip('compact-proposal', first.compact, 'relay'));
-  await waitUntil('the relay to be asked', () => asked.length === 1, { timeoutMs: 2_000, intervalMs: 2 });
+  await waitUntil('the relay to be asked', () => asked.length === 1, { timeoutMs: 60_000, intervalMs: 2 });
   assert.equal(await gossip('compact-proposal', first.compact, 'announcer'), 'ignore');
   relayAnswers();
-  await waitUntil('a second peer to be asked', () => asked.length >= 2, { timeoutMs: 2_000, intervalMs: 2 });
+  await waitUntil('a second peer to be asked', () => asked.length >= 2, { timeoutMs: 60_000, intervalMs: 2 });
   assert.deepEqual(
     asked.map((a) => a.peer),
     ['relay', 'announcer'],
@@ -317,9 +320,9 @@ test('a relay that lacks the ids: the peers that announced them, then relaying p
   // 2. Nobody else sent it: the relaying peer is asked next, before the fresh ids listed first.
   asked.length = 0;
   const verdict2 = Promise.resolve(gossip('compact-proposal', second.compact, 'relay'));
-  await waitUntil('the relay to be asked', () => asked.length === 1, { timeoutMs: 2_000, intervalMs: 2 });
+  await waitUntil('the relay to be asked', () => asked.length === 1, { timeoutMs: 60_000, intervalMs: 2 });
   relayAnswers();
-  await waitUntil('a second peer to be asked', () => asked.length >= 2, { timeoutMs: 2_000, intervalMs: 2 });
+  await waitUntil('a second peer to be asked', () => asked.length >= 2, { timeoutMs: 60_000, intervalMs: 2 });
   assert.deepEqual(
     asked.map((a) => a.peer),
     ['relay', 'validator-peer'],
@@ -406,7 +409,7 @@ test('a held proposal handled once its round is near is relayed once (compact) t
   // f+1 prevotes of round 1: round 2 is next, the held proposal is handled, accepted, and sent on.
   for (const v of validators.slice(0, 2)) await gossip('vote', prevote(v, 1, null), 'relay');
   await waitUntil('the held proposal to reach the downstream peer', () => compactOfFar().length > 0, {
-    timeoutMs: 5_000,
+    timeoutMs: 60_000,
     intervalMs: 5,
   });
   assert.equal(node.driver.farRoundStats.relayed, 1);

@@ -210,7 +210,9 @@ class Client {
     return c;
   }
 
-  next(timeoutMs = 2000): Promise<unknown> {
+  // Generous: a deadline here only bounds how long a real failure takes to show; on a loaded
+  // machine a WebSocket frame can take longer than 2 s to come.
+  next(timeoutMs = 15_000): Promise<unknown> {
     const queued = this.queue.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
@@ -246,7 +248,7 @@ class Client {
   }
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 2000): Promise<void> {
+async function waitFor(check: () => boolean, timeoutMs = 15_000): Promise<void> {
   const start = Date.now();
   while (!check()) {
     if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
