@@ -1022,6 +1022,9 @@ export class Gateway {
       else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null && chain)
         this.store.feeIncluded(f.txHash, chain.timeMs, this.now());
     }
+    // Included fees (those just placed too) whose expiry height the chain has passed: none of them
+    // can be charged after now (feesCounted counts them for the hour from here).
+    if (height !== null) this.store.feesExpired(height, this.now());
   }
 
   /**
@@ -1106,16 +1109,23 @@ export class Gateway {
    * no earlier than it was sent and no later than the gateway learned of it (`seenMs`): counted
    * pending until an hour after that, it lies in every window that can hold its charge. An hour
    * after the send was not enough: a fee that waited in the mempool (up to its expiry height)
-   * was charged late, in windows that still held the gateway's next checks. With it, the node can
-   * make the check count more, never less than was spent.
+   * was charged late, in windows that still held the gateway's next checks. Nor is the time it saw
+   * the fee included: a node can report a transaction included while it holds it, and relay it
+   * later, up to its expiry height; so a fee also counts pending until an hour after the gateway
+   * saw the chain past that height (`expirySeenMs`), after which no block can charge it. With it,
+   * the node can make the check count more, never less than was spent (short of lying about the
+   * chain's height, which every expiry decision here takes from it).
    */
   private feesCounted(fromMs: number): { counted: FeePaid[]; paid: FeePaid[] } {
     const seenFrom = this.now() - Number(MS_PER_HOUR);
     const rows = this.store.feesSince(fromMs, seenFrom);
+    const mayStillCharge = (f: (typeof rows)[number]) =>
+      (f.seenMs ?? f.atMs) >= seenFrom ||
+      (f.expiresAt !== null && (f.expirySeenMs === null || f.expirySeenMs >= seenFrom));
     return {
       counted: rows.map((f) => ({
         fee: BigInt(f.fee),
-        includedAtMs: f.includedMs !== null && (f.seenMs ?? f.atMs) >= seenFrom ? null : f.includedMs,
+        includedAtMs: f.includedMs !== null && mayStillCharge(f) ? null : f.includedMs,
       })),
       // As the chain charged them (the node's word): the pending ones and those placed from `fromMs`.
       paid: rows
@@ -1455,9 +1465,11 @@ export class Gateway {
     const budget = this.spendHistory();
     const hourAgo = chainMs - Number(MS_PER_HOUR);
     const { paid: fees, counted } = this.feesCounted(hourAgo);
-    // Every fee placed at a block time up to chainMs, from the total the database keeps (the rows
-    // are the renter's audit and grow without end): the ones after chainMs are few, read by index.
-    const includedFees = this.store.includedFeeTotal() - this.store.includedFeesAfter(chainMs);
+    // Every fee placed at a block time, from the total the database keeps (the rows are the
+    // renter's audit and grow without end): those the node placed after the chain's latest block
+    // time too. The key paid them (the node says they are included); left out, a node reporting
+    // block times ahead of its chain hid them from the renter's total.
+    const includedFees = this.store.includedFeeTotal();
     return {
       renter: this.renterAddress,
       chainId: this.chainId,

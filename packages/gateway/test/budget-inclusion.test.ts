@@ -270,7 +270,7 @@ describe('a fee charged in a later block than it was sent', () => {
     const minutes = (n: number) => n * 60_000;
     let clock = t0;
     const sent: string[] = [];
-    const state: { txStatus: string; timeMs: number; includedAtMs?: number } = {
+    const state: { txStatus: string; timeMs: number; includedAtMs?: number; height?: number } = {
       txStatus: 'pending',
       timeMs: t0,
     };
@@ -301,8 +301,11 @@ describe('a fee charged in a later block than it was sent', () => {
       await refresh();
       assert.equal(gw.status().pendingFees, fee.toString());
       assert.equal(BigInt(gw.status().spentLastHour) >= fee, true);
-      // Seen included at 1:55 (block time): it counts there, in the hour up to 2:01.
+      // Seen included at 1:55 (block time): it counts there, in the hour up to 2:01. The chain is
+      // past its expiry height by then: no later block can charge it (else it would count on
+      // until an hour after that height passed).
       state.txStatus = 'included';
+      state.height = Number(gw.store.fees()[0]!.expiresAt) + 1;
       state.includedAtMs = t0 + minutes(115);
       clock = t0 + minutes(121);
       state.timeMs = clock;

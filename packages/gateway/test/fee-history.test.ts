@@ -178,8 +178,6 @@ describe('a gateway with a long fee history', () => {
       store.removeFee('b');
       store.removeFee('nope');
       assert.equal(store.includedFeeTotal(), big);
-      assert.equal(store.includedFeesAfter(15), big);
-      assert.equal(store.includedFeesAfter(20), 0n);
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -226,6 +224,8 @@ describe('a node that reports an included fee’s block time in the past', () =>
       txStatus: 'included',
       timeMs: chainMs,
       includedAtMs: chainMs - 2 * HOUR,
+      // Past the transaction's expiry height (100): it can be charged no later than now.
+      height: 101,
     });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const dbPath = join(dir, 'g.db');
@@ -272,6 +272,8 @@ describe('a fee included long after it was sent, its block time reported in the 
       txStatus: 'included',
       timeMs: chainMs,
       includedAtMs: chainMs - 3 * HOUR,
+      // Past the transaction's expiry height (100): it can be charged no later than now.
+      height: 101,
     });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const dbPath = join(dir, 'g.db');
@@ -365,9 +367,98 @@ describe('a node that reports an included fee’s block time hours ahead', () =>
       clock += HOUR + 1_000;
       assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the check counts it');
       assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // The key paid it: the all-time figures show it, wherever the node placed its block. Before,
+      // they stopped at the chain's latest block time and left it out.
+      assert.equal(BigInt(gw.status().spent), 40n * UNC);
+      assert.equal(BigInt(gw.status().fees), 40n * UNC);
     } finally {
       await gw.stop();
       await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A node can report a transaction included (at an old block time) while it holds it, and relay it
+// later, until its expiry height: the chain then charges the fee in a later hour. Counted only for
+// the hour after the gateway saw it "included", it was in no window by then, and the budget let
+// the key spend it again.
+describe('a node that reports a fee included while it holds the transaction', () => {
+  test('the fee counts in every hour until an hour after the chain passed its expiry height', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-held-'));
+    let clock = Date.now();
+    const state = { txStatus: 'included', timeMs: clock, height: 5, includedAtMs: clock - 3 * HOUR };
+    const node = mempoolOnlyNode([], state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    seed.addFee({
+      txHash: 'ab'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    const tick = (ms: number) => {
+      clock += ms;
+      state.timeMs = clock;
+    };
+    try {
+      await startQuiet(gw, inside);
+      await inside.spendAllowed(0n, 0n);
+      assert.equal(gw.store.fees()[0]!.includedMs, clock - 3 * HOUR, 'placed where the node says');
+      // Two hours on, the chain still below the expiry height: the transaction may yet be charged.
+      // Before: seen included over an hour ago, at a block time hours back, it counted nowhere.
+      tick(2 * HOUR);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the held fee still counts');
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // The chain passes the expiry height: the last block that could charge it is behind…
+      state.height = 101;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'counted for the hour after');
+      tick(HOUR - 1_000);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'counted within that hour');
+      // …and an hour later it has left every window a check looks at.
+      tick(2_000);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
+      assert.equal(BigInt(gw.status().spentLastHour), 0n);
+      assert.equal(BigInt(gw.status().spent), 40n * UNC, 'still in the all-time figure');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database from before the expiry was watched bounds its included rows as before', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-expiry-upgrade-'));
+    try {
+      const dbPath = join(dir, 'old.db');
+      const old = new Database(dbPath);
+      old.exec(
+        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT, seen_ms INTEGER)',
+      );
+      const put = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?, ?)');
+      put.run('a', 'x', '1', 1_000, 5_000, '9', 6_000);
+      put.run('b', 'x', '1', 1_000, null, '9', null);
+      old.close();
+      const { GatewayStore } = await import('../src/store.js');
+      const store = new GatewayStore(dbPath, { nowMs: () => 10_000 });
+      const rows = new Map(store.fees().map((f) => [f.txHash, f.expirySeenMs]));
+      // Watched from now on: the pending one is marked once included and the chain is past it.
+      store.feeIncluded('b', 7_000, 8_000);
+      store.feesExpired(9, 9_000);
+      const before = store.fees().find((f) => f.txHash === 'b')!.expirySeenMs;
+      store.feesExpired(10, 9_500);
+      const after = store.fees().find((f) => f.txHash === 'b')!.expirySeenMs;
+      store.close();
+      assert.equal(rows.get('a'), 6_000);
+      assert.equal(rows.get('b'), null);
+      assert.equal(before, null, 'height 9 is not past an expiry height of 9');
+      assert.equal(after, 9_500);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
