@@ -23,7 +23,11 @@
  * the neighbours too, the CPU time much less so.
  *
  *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch] [--paired]
- *                         [--ort-spin on|off] [--ort-threads N]
+ *                         [--ort-spin on|off] [--ort-threads N] [--provider-concurrency N]
+ *
+ * `--provider-concurrency N`: the jobs the provider runs at once, each in its own job process
+ * (default: `--parallel`, at most the machine's cores, as a CPU provider should be set up); more
+ * requests than that wait in its queue. The direct rows run `--parallel` at once in one process.
  *
  * The comparison is fair by construction: the direct runs use the very ONNX Runtime session
  * options the provider's job processes use (`--ort-spin`: whether idle pool threads spin, default
@@ -313,6 +317,11 @@ async function main(): Promise<void> {
   const jobs = arg('jobs', 100);
   const parallel = arg('parallel', 4);
   const batch = arg('batch', 16);
+  // Jobs the provider runs at once (each in its own job process): by default one per request in
+  // flight, up to the cores. More CPU-bound job processes than cores buy no throughput and cost
+  // CPU: four OCR job processes on two cores took about a quarter more CPU per job than two (each
+  // process's own copy of the sessions' working set; docs/jobs.md). The rest wait in its queue.
+  const providerConcurrency = arg('provider-concurrency', Math.min(parallel, availableParallelism()));
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
   if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
@@ -340,7 +349,7 @@ async function main(): Promise<void> {
     signers: [signer],
     leases,
     modelDir: dir,
-    concurrency: parallel,
+    concurrency: providerConcurrency,
     maxQueued: 4 * parallel * batch,
     maxJobsPerRenter: 4 * parallel * batch,
     maxBatchJobs: batch,
@@ -411,7 +420,7 @@ async function main(): Promise<void> {
         rows: c.rows.filter(([, , per]) => rowKind === null || (rowKind === 'batch') === per > 1),
       }));
     console.log(
-      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU, ${threads.intraOpThreads ?? 'default'} intra-op threads, spinning ${spin} (direct and job processes alike); receipts signed by a dev-soft chip; load average ${loadavg()
+      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU, ${threads.intraOpThreads ?? 'default'} intra-op threads, spinning ${spin} (direct and job processes alike); receipts signed by a dev-soft chip; provider runs ${providerConcurrency} at once; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );

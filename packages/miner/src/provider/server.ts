@@ -307,6 +307,14 @@ export class ProviderServer {
       maxOutputBytes: this.maxOutputBytes,
       logger: this.logger,
     });
+    // More CPU-bound job processes than cores buy no throughput and cost CPU: four OCR job
+    // processes on two cores took about a quarter more CPU per job than two (bench:jobs
+    // --provider-concurrency; docs/jobs.md). Said once, at start; the operator decides.
+    if ((opts.executionProvider ?? 'cpu') === 'cpu' && concurrency > availableParallelism())
+      this.logger.warn('more jobs run at once than this machine has cores; each costs more CPU', {
+        concurrency,
+        cores: availableParallelism(),
+      });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.maxModelBytes = opts.maxModelBytes ?? 256 * 1024 * 1024;
     const largest = Math.max(this.maxBodyBytes, this.maxModelBytes);
