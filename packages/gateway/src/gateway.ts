@@ -906,10 +906,10 @@ export class Gateway {
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
-      if (!opened) {
-        if (sentHash) this.forgetOpen(sentHash);
-        throw new Error('the lease transaction opened no lease');
-      }
+      // Included without a lease, the node says: it may hold the transaction and relay it later,
+      // until its expiry height, and the lease would then open beside the ones opened meanwhile.
+      // Its rate counts on (the catch below leaves it to settleOpens) until that height passes.
+      if (!opened) throw new Error('the lease transaction opened no lease');
       const lease = await this.client.getLease(opened.leaseId);
       const row = openLeaseRow(lease, best.noticeMs, this.now());
       // Recorded before it is used: the budget counts it from now on, across restarts too.
@@ -956,7 +956,7 @@ export class Gateway {
    * Settles the openings sent but never seen included (`unsettledOpens`): one included is recorded
    * with its lease (which the refresh then closes as out of the pool: nobody waits for it now, and
    * unrecorded it would run on, unused, until its escrow ran out); one dropped, or past its expiry
-   * height, no longer counts.
+   * height, no longer counts; one reported included without a lease counts until that height too.
    */
   private async settleOpens(height: number | null): Promise<void> {
     for (const [hash, open] of [...this.unsettledOpens]) {
@@ -975,7 +975,9 @@ export class Gateway {
           this.store.putLease(openLeaseRow(lease, open.noticeMs, this.now()));
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
-        this.forgetOpen(hash);
+        // Included without a lease (a failed opening, or a node that reports a transaction
+        // included while it holds it): counted until no block can include it any more.
+        if (opened || (height !== null && BigInt(height) > open.expiresAt)) this.forgetOpen(hash);
       } else if (neverIncluded(st, height, open.expiresAt)) {
         this.forgetOpen(hash);
       }

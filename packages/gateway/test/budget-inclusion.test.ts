@@ -119,6 +119,52 @@ describe('a transaction dropped from its node’s mempool only', () => {
   });
 });
 
+// A node can report an opening included (with no lease opened) while it holds the transaction,
+// and relay it later, until its expiry height: the lease then opens beside the ones opened
+// meanwhile. Forgotten at the report, its rate let a second opening through on a budget for one.
+describe('a lease opening reported included without a lease', () => {
+  test('counts against the budget until its expiry height has passed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-open-held-'));
+    const sent: string[] = [];
+    const state: { txStatus: string; height: number } = { txStatus: 'included', height: 5 };
+    const node = mempoolOnlyNode(sent, state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC + UNC / 10n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as { ticking: boolean; settleOpens(h: number | null): Promise<void> };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      await gw.openLease('first');
+      assert.equal(sent.length, 1);
+      // "Included", and its receipt names no lease (the fake node's receipts carry no events).
+      await inside.settleOpens(state.height);
+      await gw.openLease('second');
+      assert.equal(sent.length, 1, 'no second opening while the first may still open a lease');
+      // Past its expiry height no block can include it: the budget has room again.
+      const expiresAt = Number(gw.store.fees()[0]!.expiresAt);
+      state.height = expiresAt + 1;
+      await inside.settleOpens(state.height);
+      await gw.openLease('third');
+      assert.equal(sent.length, 2);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a fee row from before expiry heights were kept, unknown to the node', () => {
   test('is placed at the chain’s block time, not at the gateway’s clock when it was sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-legacy-fee-'));
