@@ -319,8 +319,8 @@ async function main(): Promise<void> {
   const batch = arg('batch', 16);
   // Jobs the provider runs at once (each in its own job process): by default one per request in
   // flight, up to the cores. More CPU-bound job processes than cores buy no throughput and cost
-  // CPU: four OCR at a time on two cores cost ×1.36–×1.51 the CPU of direct with four job
-  // processes, ×1.13–×1.23 with two (BENCHMARKS.md, docs/jobs.md). The rest wait in its queue.
+  // CPU: four OCR at a time on two cores cost ×1.33–×1.51 the CPU of direct with four job
+  // processes, ×1.13–×1.26 with two (BENCHMARKS.md, docs/jobs.md). The rest wait in its queue.
   const providerConcurrency = arg('provider-concurrency', Math.min(parallel, availableParallelism()));
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;

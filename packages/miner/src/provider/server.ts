@@ -308,7 +308,7 @@ export class ProviderServer {
       logger: this.logger,
     });
     // More CPU-bound job processes than cores buy no throughput and cost CPU: four OCR at a time
-    // on two cores cost ×1.36–×1.51 the CPU of direct with four job processes, ×1.13–×1.23 with
+    // on two cores cost ×1.33–×1.51 the CPU of direct with four job processes, ×1.13–×1.26 with
     // two (bench:jobs --provider-concurrency; docs/jobs.md). Said once, at start; the operator decides.
     if ((opts.executionProvider ?? 'cpu') === 'cpu' && concurrency > availableParallelism())
       this.logger.warn('more jobs run at once than this machine has cores; each costs more CPU', {
