@@ -245,31 +245,39 @@ export class GatewayStore {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA);
-      // Databases from before fees were placed at their inclusion's block time: the rows read as
-      // not yet seen included, and the next refresh asks the node where each one landed.
-      const feeColumns = new Set(
-        (this.db.prepare('PRAGMA table_info(fees)').all() as Row[]).map((c) => c.name as string),
-      );
-      if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
-      if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
-      // Rows included before the gateway kept when it saw that: the block time the node reported,
-      // not before the send nor after now (a node's far-future time would hold it in every window
-      // for ever). An honest node's block time is about when the gateway saw it.
-      if (!feeColumns.has('seen_ms')) {
-        this.db.exec('ALTER TABLE fees ADD COLUMN seen_ms INTEGER');
-        this.db
-          .prepare('UPDATE fees SET seen_ms = MIN(MAX(at_ms, included_ms), ?) WHERE included_ms IS NOT NULL')
-          .run((opts.nowMs ?? Date.now)());
-      }
-      // Rows included before the gateway kept when it saw their expiry height pass: bounded by when
-      // it saw them included, as they were then (nothing better is known of them now).
-      if (!feeColumns.has('expiry_seen_ms')) {
-        this.db.exec('ALTER TABLE fees ADD COLUMN expiry_seen_ms INTEGER');
-        this.db.exec('UPDATE fees SET expiry_seen_ms = seen_ms WHERE included_ms IS NOT NULL');
-      }
-      // After the columns exist (a database from before included_ms had none to index).
-      this.db.exec(FEE_INDEXES);
-      this.initFeeTotal();
+      // The upgrade is one transaction: a crash between adding a column and filling it left old
+      // rows unfilled for good (the next start sees the column): with seen_ms unset, included
+      // rows left every window a check reads; with expiry_seen_ms unset, every old included row
+      // was read by every check and counted in every window until an hour past the next start.
+      this.db.transaction(() => {
+        // Databases from before fees were placed at their inclusion's block time: the rows read as
+        // not yet seen included, and the next refresh asks the node where each one landed.
+        const feeColumns = new Set(
+          (this.db.prepare('PRAGMA table_info(fees)').all() as Row[]).map((c) => c.name as string),
+        );
+        if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
+        if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
+        // Rows included before the gateway kept when it saw that: the block time the node reported,
+        // not before the send nor after now (a node's far-future time would hold it in every window
+        // for ever). An honest node's block time is about when the gateway saw it.
+        if (!feeColumns.has('seen_ms')) {
+          this.db.exec('ALTER TABLE fees ADD COLUMN seen_ms INTEGER');
+          this.db
+            .prepare(
+              'UPDATE fees SET seen_ms = MIN(MAX(at_ms, included_ms), ?) WHERE included_ms IS NOT NULL',
+            )
+            .run((opts.nowMs ?? Date.now)());
+        }
+        // Rows included before the gateway kept when it saw their expiry height pass: bounded by when
+        // it saw them included, as they were then (nothing better is known of them now).
+        if (!feeColumns.has('expiry_seen_ms')) {
+          this.db.exec('ALTER TABLE fees ADD COLUMN expiry_seen_ms INTEGER');
+          this.db.exec('UPDATE fees SET expiry_seen_ms = seen_ms WHERE included_ms IS NOT NULL');
+        }
+        // After the columns exist (a database from before included_ms had none to index).
+        this.db.exec(FEE_INDEXES);
+        this.initFeeTotal();
+      })();
     }
     this.db.pragma('busy_timeout = 5000');
   }

@@ -432,6 +432,36 @@ describe('a node that reports a fee included while it holds the transaction', ()
     }
   });
 
+  test('an upgrade cut short changes nothing: the next start fills the new columns', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-upgrade-cut-'));
+    try {
+      const dbPath = join(dir, 'old.db');
+      const old = new Database(dbPath);
+      old.exec(
+        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)',
+      );
+      old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)').run('a', 'x', '1', 1_000, 5_000, '9');
+      // The upgrade's first fill of the rows fails (as a crash or a full disk would cut it short).
+      old.exec("CREATE TRIGGER cut BEFORE UPDATE ON fees BEGIN SELECT RAISE(ABORT, 'cut short'); END");
+      old.close();
+      const { GatewayStore } = await import('../src/store.js');
+      assert.throws(() => new GatewayStore(dbPath, { nowMs: () => 10_000 }), /cut short/);
+      const fix = new Database(dbPath);
+      fix.exec('DROP TRIGGER cut');
+      fix.close();
+      const store = new GatewayStore(dbPath, { nowMs: () => 10_000 });
+      const [row] = store.fees();
+      store.close();
+      // Before: the columns were added outside a transaction, left empty by the failed fill and
+      // never filled again (the next start saw them): seen_ms null took the row out of the seen
+      // bound, expiry_seen_ms null held it in every window.
+      assert.equal(row!.seenMs, 5_000);
+      assert.equal(row!.expirySeenMs, 5_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a database from before the expiry was watched bounds its included rows as before', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-expiry-upgrade-'));
     try {
