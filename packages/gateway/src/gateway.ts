@@ -1487,6 +1487,12 @@ export class Gateway {
       /** Fees of transactions not yet seen included: counted in every hour until they are. */
       pendingFees: pendingFees(fees).toString(),
       /**
+       * Fees of transactions the node says are included that a later block could still charge
+       * (feesCounted): counted in every hour too. One held for hours is a node that reports no
+       * height past the transaction's expiry (stalled, or lying): the gateway fails closed.
+       */
+      heldFees: (pendingFees(counted) - pendingFees(fees)).toString(),
+      /**
        * Spent in the last hour of block time, charges and fees (pending ones too, and those sent in
        * the gateway's last hour, as the spend check counts them: feesCounted): the budget bounds this.
        */

@@ -415,6 +415,9 @@ describe('a node that reports a fee included while it holds the transaction', ()
       tick(2 * HOUR);
       assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the held fee still counts');
       assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // Why the budget is full, for the operator: the node's word "included" does not free it.
+      assert.equal(BigInt(gw.status().heldFees), 40n * UNC);
+      assert.equal(BigInt(gw.status().pendingFees), 0n);
       // The chain passes the expiry height: the last block that could charge it is behind…
       state.height = 101;
       assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'counted for the hour after');
@@ -424,6 +427,7 @@ describe('a node that reports a fee included while it holds the transaction', ()
       tick(2_000);
       assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
       assert.equal(BigInt(gw.status().spentLastHour), 0n);
+      assert.equal(BigInt(gw.status().heldFees), 0n);
       assert.equal(BigInt(gw.status().spent), 40n * UNC, 'still in the all-time figure');
     } finally {
       await gw.stop();
