@@ -1477,6 +1477,15 @@ export class Gateway {
       chainId: this.chainId,
       budgetPerHour: this.opts.budgetPerHour.toString(),
       committedPerHour: committedRate(budget).toString(),
+      /**
+       * The rates of lease openings not yet settled (being sent, or sent and not seen to open a
+       * lease: one the node says is included with none counts until its expiry height passes):
+       * held against the budget beside `committedPerHour`. One held for long is a node that reports
+       * no height past the expiry (stalled, or lying): no lease opens meanwhile.
+       */
+      openingPerHour: this.pendingRates()
+        .reduce((a, b) => a + b, 0n)
+        .toString(),
       /** Everything the key spent: the leases' charges and every transaction fee. */
       spent: (
         chargesIn(budget, Number.MIN_SAFE_INTEGER, chainMs) +

@@ -151,10 +151,14 @@ describe('a lease opening reported included without a lease', () => {
       await inside.settleOpens(state.height);
       await gw.openLease('second');
       assert.equal(sent.length, 1, 'no second opening while the first may still open a lease');
+      // Why, for the operator: the rate it holds.
+      const held = BigInt(gw.status().openingPerHour);
+      assert.equal(held > 0n, true);
       // Past its expiry height no block can include it: the budget has room again.
       const expiresAt = Number(gw.store.fees()[0]!.expiresAt);
       state.height = expiresAt + 1;
       await inside.settleOpens(state.height);
+      assert.equal(BigInt(gw.status().openingPerHour), 0n);
       await gw.openLease('third');
       assert.equal(sent.length, 2);
     } finally {
