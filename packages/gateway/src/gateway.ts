@@ -85,7 +85,7 @@ import {
   topUpRefusal,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
-import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
+import { type FeeRow, GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -1121,9 +1121,7 @@ export class Gateway {
   private feesCounted(fromMs: number): { counted: FeePaid[]; paid: FeePaid[] } {
     const seenFrom = this.now() - Number(MS_PER_HOUR);
     const rows = this.store.feesSince(fromMs, seenFrom);
-    const mayStillCharge = (f: (typeof rows)[number]) =>
-      (f.seenMs ?? f.atMs) >= seenFrom ||
-      (f.expiresAt !== null && (f.expirySeenMs === null || f.expirySeenMs >= seenFrom));
+    const mayStillCharge = (f: FeeRow) => feeMayStillBeCharged(f, seenFrom);
     return {
       counted: rows.map((f) => ({
         fee: BigInt(f.fee),
@@ -1816,6 +1814,22 @@ export function modelHashOf(bytes: Uint8Array): string {
 }
 
 /** The store's row for a lease the chain just opened for this gateway. */
+/**
+ * Whether a later block could still charge this fee, as far as the gateway knows at `seenFromMs`
+ * (an hour before its clock's now): seen included within the hour, or its transaction's expiry
+ * height not yet seen passed, or seen passed within the hour (gateway `feesCounted`). Such a fee
+ * counts in every window; store `feesSince` reads every one of them (fee-history.test.ts).
+ */
+export function feeMayStillBeCharged(
+  f: Pick<FeeRow, 'atMs' | 'seenMs' | 'expiresAt' | 'expirySeenMs'>,
+  seenFromMs: number,
+): boolean {
+  return (
+    (f.seenMs ?? f.atMs) >= seenFromMs ||
+    (f.expiresAt !== null && (f.expirySeenMs === null || f.expirySeenMs >= seenFromMs))
+  );
+}
+
 function openLeaseRow(lease: LeaseJson, noticeMs: number, openedMs: number): LeaseRow {
   return {
     leaseId: lease.id,

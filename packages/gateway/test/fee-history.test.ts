@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { Gateway } from '../src/gateway.js';
+import { feeMayStillBeCharged, Gateway } from '../src/gateway.js';
 import { type BudgetLease, type FeePaid, hourPeak, MS_PER_HOUR } from '../src/policy.js';
 import { mempoolOnlyNode } from './fake-node.js';
 
@@ -493,6 +493,73 @@ describe('a node that reports a fee included while it holds the transaction', ()
       assert.equal(before, null, 'height 9 is not past an expiry height of 9');
       assert.equal(after, 9_500);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the spend check’s read of the fee rows', () => {
+  test('every row the check counts is read once: pending, in the hour, or still chargeable', async () => {
+    const { GatewayStore } = await import('../src/store.js');
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-read-'));
+    const T = 10 * HOUR;
+    const time = fc.integer({ min: T - 4 * HOUR, max: T + HOUR });
+    // As the gateway writes them: seen_ms with every inclusion, expiry_seen_ms only after it.
+    const row = fc
+      .record({
+        atMs: time,
+        included: fc.option(fc.record({ at: time, seen: time, expirySeen: fc.option(time, { nil: null }) }), {
+          nil: null,
+        }),
+        expiresAt: fc.option(fc.constant('100'), { nil: null }),
+      })
+      .map((r) => ({
+        atMs: r.atMs,
+        includedMs: r.included?.at ?? null,
+        seenMs: r.included?.seen ?? null,
+        expirySeenMs: r.included?.expirySeen ?? null,
+        expiresAt: r.expiresAt,
+      }));
+    // One database, emptied for each case (a database per case cost a file's syncs each).
+    const store = new GatewayStore(join(dir, 'p.db'), { nowMs: () => T });
+    const db = (store as unknown as { db: Database.Database }).db;
+    const put = db.prepare(
+      'INSERT INTO fees (tx_hash, kind, fee, at_ms, included_ms, seen_ms, expiry_seen_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const fill = db.transaction(
+      (
+        rows: {
+          atMs: number;
+          includedMs: number | null;
+          seenMs: number | null;
+          expirySeenMs: number | null;
+          expiresAt: string | null;
+        }[],
+      ) => {
+        db.exec('DELETE FROM fees');
+        rows.forEach((r, i) =>
+          put.run(`t${i}`, 'x', '1', r.atMs, r.includedMs, r.seenMs, r.expirySeenMs, r.expiresAt),
+        );
+      },
+    );
+    try {
+      fc.assert(
+        fc.property(fc.array(row, { maxLength: 12 }), time, time, (rows, fromMs, seenFromMs) => {
+          fill(rows);
+          const read = store.feesSince(fromMs, seenFromMs).map((f) => f.txHash);
+          assert.equal(new Set(read).size, read.length, 'no row read twice');
+          const needed = store
+            .fees()
+            .filter(
+              (f) => f.includedMs === null || f.includedMs >= fromMs || feeMayStillBeCharged(f, seenFromMs),
+            )
+            .map((f) => f.txHash);
+          for (const h of needed) assert.equal(read.includes(h), true, `${h} not read`);
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
