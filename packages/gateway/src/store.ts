@@ -6,6 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { MS_PER_HOUR } from './policy.js';
+
+const ONE_HOUR_MS = Number(MS_PER_HOUR);
 
 export function inputHash(input: string): string {
   return createHash('sha256').update(input).digest('hex');
@@ -268,11 +271,19 @@ export class GatewayStore {
             )
             .run((opts.nowMs ?? Date.now)());
         }
-        // Rows included before the gateway kept when it saw their expiry height pass: bounded by when
-        // it saw them included, as they were then (nothing better is known of them now).
+        // Rows included before the gateway kept when it saw their expiry height pass: those seen
+        // included over an hour ago are bounded by that, as they were then (nothing better is known
+        // of them now, and held in every window the whole history would stop spending for an
+        // hour). Those seen within the hour are still counted by it: left unmarked, they count on
+        // until the chain is seen past their expiry height, as new ones do (marked with the seen
+        // time, a node holding one escaped the budget an hour after it reported it included).
         if (!feeColumns.has('expiry_seen_ms')) {
           this.db.exec('ALTER TABLE fees ADD COLUMN expiry_seen_ms INTEGER');
-          this.db.exec('UPDATE fees SET expiry_seen_ms = seen_ms WHERE included_ms IS NOT NULL');
+          this.db
+            .prepare(
+              'UPDATE fees SET expiry_seen_ms = seen_ms WHERE included_ms IS NOT NULL AND (expires_at IS NULL OR seen_ms < ?)',
+            )
+            .run((opts.nowMs ?? Date.now)() - ONE_HOUR_MS);
         }
         // After the columns exist (a database from before included_ms had none to index).
         this.db.exec(FEE_INDEXES);

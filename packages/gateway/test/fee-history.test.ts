@@ -449,11 +449,11 @@ describe('a node that reports a fee included while it holds the transaction', ()
       old.exec("CREATE TRIGGER cut BEFORE UPDATE ON fees BEGIN SELECT RAISE(ABORT, 'cut short'); END");
       old.close();
       const { GatewayStore } = await import('../src/store.js');
-      assert.throws(() => new GatewayStore(dbPath, { nowMs: () => 10_000 }), /cut short/);
+      assert.throws(() => new GatewayStore(dbPath, { nowMs: () => 10_000 + HOUR }), /cut short/);
       const fix = new Database(dbPath);
       fix.exec('DROP TRIGGER cut');
       fix.close();
-      const store = new GatewayStore(dbPath, { nowMs: () => 10_000 });
+      const store = new GatewayStore(dbPath, { nowMs: () => 10_000 + HOUR });
       const [row] = store.fees();
       store.close();
       // Before: the columns were added outside a transaction, left empty by the failed fill and
@@ -466,7 +466,7 @@ describe('a node that reports a fee included while it holds the transaction', ()
     }
   });
 
-  test('a database from before the expiry was watched bounds its included rows as before', async () => {
+  test('a database from before the expiry was watched: rows seen over an hour ago keep their bound', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-expiry-upgrade-'));
     try {
       const dbPath = join(dir, 'old.db');
@@ -475,23 +475,31 @@ describe('a node that reports a fee included while it holds the transaction', ()
         'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT, seen_ms INTEGER)',
       );
       const put = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const upgradeMs = 10_000 + HOUR;
       put.run('a', 'x', '1', 1_000, 5_000, '9', 6_000);
       put.run('b', 'x', '1', 1_000, null, '9', null);
+      // Seen included within the hour before the upgrade: its node may still hold it.
+      put.run('c', 'x', '1', 1_000, 5_000, '9', upgradeMs - 60_000);
       old.close();
       const { GatewayStore } = await import('../src/store.js');
-      const store = new GatewayStore(dbPath, { nowMs: () => 10_000 });
+      const store = new GatewayStore(dbPath, { nowMs: () => upgradeMs });
       const rows = new Map(store.fees().map((f) => [f.txHash, f.expirySeenMs]));
       // Watched from now on: the pending one is marked once included and the chain is past it.
-      store.feeIncluded('b', 7_000, 8_000);
-      store.feesExpired(9, 9_000);
+      store.feeIncluded('b', 7_000, upgradeMs + 1_000);
+      store.feesExpired(9, upgradeMs + 2_000);
       const before = store.fees().find((f) => f.txHash === 'b')!.expirySeenMs;
-      store.feesExpired(10, 9_500);
-      const after = store.fees().find((f) => f.txHash === 'b')!.expirySeenMs;
+      store.feesExpired(10, upgradeMs + 3_000);
+      const after = new Map(store.fees().map((f) => [f.txHash, f.expirySeenMs]));
       store.close();
       assert.equal(rows.get('a'), 6_000);
       assert.equal(rows.get('b'), null);
+      // Before: marked with its seen time, it left every window an hour after the node said
+      // "included", the hold the new column closes escaped for the rows of the upgrade's last hour.
+      assert.equal(rows.get('c'), null, 'watched as a new row');
       assert.equal(before, null, 'height 9 is not past an expiry height of 9');
-      assert.equal(after, 9_500);
+      assert.equal(after.get('b'), upgradeMs + 3_000);
+      assert.equal(after.get('c'), upgradeMs + 3_000);
+      assert.equal(after.get('a'), 6_000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
