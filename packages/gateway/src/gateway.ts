@@ -85,7 +85,7 @@ import {
   topUpRefusal,
 } from './policy.js';
 import { STATUS_PAGE } from './status-page.js';
-import { GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
+import { type FeeRow, GatewayStore, inputHash, type JobRow, type LeaseRow } from './store.js';
 
 export interface GatewayLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -906,10 +906,10 @@ export class Gateway {
       const opened = events.find((e) => e.type === 'leaseOpened') as
         | Extract<TxEventJson, { type: 'leaseOpened' }>
         | undefined;
-      if (!opened) {
-        if (sentHash) this.forgetOpen(sentHash);
-        throw new Error('the lease transaction opened no lease');
-      }
+      // Included without a lease, the node says: it may hold the transaction and relay it later,
+      // until its expiry height, and the lease would then open beside the ones opened meanwhile.
+      // Its rate counts on (the catch below leaves it to settleOpens) until that height passes.
+      if (!opened) throw new Error('the lease transaction opened no lease');
       const lease = await this.client.getLease(opened.leaseId);
       const row = openLeaseRow(lease, best.noticeMs, this.now());
       // Recorded before it is used: the budget counts it from now on, across restarts too.
@@ -956,7 +956,7 @@ export class Gateway {
    * Settles the openings sent but never seen included (`unsettledOpens`): one included is recorded
    * with its lease (which the refresh then closes as out of the pool: nobody waits for it now, and
    * unrecorded it would run on, unused, until its escrow ran out); one dropped, or past its expiry
-   * height, no longer counts.
+   * height, no longer counts; one reported included without a lease counts until that height too.
    */
   private async settleOpens(height: number | null): Promise<void> {
     for (const [hash, open] of [...this.unsettledOpens]) {
@@ -975,7 +975,9 @@ export class Gateway {
           this.store.putLease(openLeaseRow(lease, open.noticeMs, this.now()));
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
-        this.forgetOpen(hash);
+        // Included without a lease (a failed opening, or a node that reports a transaction
+        // included while it holds it): counted until no block can include it any more.
+        if (opened || (height !== null && BigInt(height) > open.expiresAt)) this.forgetOpen(hash);
       } else if (neverIncluded(st, height, open.expiresAt)) {
         this.forgetOpen(hash);
       }
@@ -1022,6 +1024,9 @@ export class Gateway {
       else if ((st.status === 'unknown' || st.status === 'dropped') && f.expiresAt === null && chain)
         this.store.feeIncluded(f.txHash, chain.timeMs, this.now());
     }
+    // Included fees (those just placed too) whose expiry height the chain has passed: none of them
+    // can be charged after now (feesCounted counts them for the hour from here).
+    if (height !== null) this.store.feesExpired(height, this.now());
   }
 
   /**
@@ -1106,16 +1111,21 @@ export class Gateway {
    * no earlier than it was sent and no later than the gateway learned of it (`seenMs`): counted
    * pending until an hour after that, it lies in every window that can hold its charge. An hour
    * after the send was not enough: a fee that waited in the mempool (up to its expiry height)
-   * was charged late, in windows that still held the gateway's next checks. With it, the node can
-   * make the check count more, never less than was spent.
+   * was charged late, in windows that still held the gateway's next checks. Nor is the time it saw
+   * the fee included: a node can report a transaction included while it holds it, and relay it
+   * later, up to its expiry height; so a fee also counts pending until an hour after the gateway
+   * saw the chain past that height (`expirySeenMs`), after which no block can charge it. With it,
+   * the node can make the check count more, never less than was spent (short of lying about the
+   * chain's height, which every expiry decision here takes from it).
    */
   private feesCounted(fromMs: number): { counted: FeePaid[]; paid: FeePaid[] } {
     const seenFrom = this.now() - Number(MS_PER_HOUR);
     const rows = this.store.feesSince(fromMs, seenFrom);
+    const mayStillCharge = (f: FeeRow) => feeMayStillBeCharged(f, seenFrom);
     return {
       counted: rows.map((f) => ({
         fee: BigInt(f.fee),
-        includedAtMs: f.includedMs !== null && (f.seenMs ?? f.atMs) >= seenFrom ? null : f.includedMs,
+        includedAtMs: f.includedMs !== null && mayStillCharge(f) ? null : f.includedMs,
       })),
       // As the chain charged them (the node's word): the pending ones and those placed from `fromMs`.
       paid: rows
@@ -1455,14 +1465,25 @@ export class Gateway {
     const budget = this.spendHistory();
     const hourAgo = chainMs - Number(MS_PER_HOUR);
     const { paid: fees, counted } = this.feesCounted(hourAgo);
-    // Every fee placed at a block time up to chainMs, from the total the database keeps (the rows
-    // are the renter's audit and grow without end): the ones after chainMs are few, read by index.
-    const includedFees = this.store.includedFeeTotal() - this.store.includedFeesAfter(chainMs);
+    // Every fee placed at a block time, from the total the database keeps (the rows are the
+    // renter's audit and grow without end): those the node placed after the chain's latest block
+    // time too. The key paid them (the node says they are included); left out, a node reporting
+    // block times ahead of its chain hid them from the renter's total.
+    const includedFees = this.store.includedFeeTotal();
     return {
       renter: this.renterAddress,
       chainId: this.chainId,
       budgetPerHour: this.opts.budgetPerHour.toString(),
       committedPerHour: committedRate(budget).toString(),
+      /**
+       * The rates of lease openings not yet settled (being sent, or sent and not seen to open a
+       * lease: one the node says is included with none counts until its expiry height passes):
+       * held against the budget beside `committedPerHour`. One held for long is a node that reports
+       * no height past the expiry (stalled, or lying): no lease opens meanwhile.
+       */
+      openingPerHour: this.pendingRates()
+        .reduce((a, b) => a + b, 0n)
+        .toString(),
       /** Everything the key spent: the leases' charges and every transaction fee. */
       spent: (
         chargesIn(budget, Number.MIN_SAFE_INTEGER, chainMs) +
@@ -1472,6 +1493,12 @@ export class Gateway {
       fees: (includedFees + pendingFees(fees)).toString(),
       /** Fees of transactions not yet seen included: counted in every hour until they are. */
       pendingFees: pendingFees(fees).toString(),
+      /**
+       * Fees of transactions the node says are included that a later block could still charge
+       * (feesCounted): counted in every hour too. One held for hours is a node that reports no
+       * height past the transaction's expiry (stalled, or lying): the gateway fails closed.
+       */
+      heldFees: (pendingFees(counted) - pendingFees(fees)).toString(),
       /**
        * Spent in the last hour of block time, charges and fees (pending ones too, and those sent in
        * the gateway's last hour, as the spend check counts them: feesCounted): the budget bounds this.
@@ -1787,6 +1814,22 @@ export function modelHashOf(bytes: Uint8Array): string {
 }
 
 /** The store's row for a lease the chain just opened for this gateway. */
+/**
+ * Whether a later block could still charge this fee, as far as the gateway knows at `seenFromMs`
+ * (an hour before its clock's now): seen included within the hour, or its transaction's expiry
+ * height not yet seen passed, or seen passed within the hour (gateway `feesCounted`). Such a fee
+ * counts in every window; store `feesSince` reads every one of them (fee-history.test.ts).
+ */
+export function feeMayStillBeCharged(
+  f: Pick<FeeRow, 'atMs' | 'seenMs' | 'expiresAt' | 'expirySeenMs'>,
+  seenFromMs: number,
+): boolean {
+  return (
+    (f.seenMs ?? f.atMs) >= seenFromMs ||
+    (f.expiresAt !== null && (f.expirySeenMs === null || f.expirySeenMs >= seenFromMs))
+  );
+}
+
 function openLeaseRow(lease: LeaseJson, noticeMs: number, openedMs: number): LeaseRow {
   return {
     leaseId: lease.id,

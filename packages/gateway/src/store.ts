@@ -6,6 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { MS_PER_HOUR } from './policy.js';
+
+const ONE_HOUR_MS = Number(MS_PER_HOUR);
 
 export function inputHash(input: string): string {
   return createHash('sha256').update(input).digest('hex');
@@ -74,6 +77,12 @@ export interface FeeRow {
    * charged it at or before then, whatever block time the node reports (feesSince).
    */
   seenMs: number | null;
+  /**
+   * When the gateway first saw the chain past this fee's expiry height (its own clock); null until
+   * then. A node may report a transaction included while it holds it and relays it later, up to
+   * that height: until an hour after it the fee counts in every window (gateway `feesCounted`).
+   */
+  expirySeenMs: number | null;
   /** The height after which it can no longer be included (decimal string); null in rows from before it was kept. */
   expiresAt: string | null;
 }
@@ -137,7 +146,8 @@ CREATE TABLE IF NOT EXISTS fees (
   at_ms INTEGER NOT NULL,
   included_ms INTEGER,
   expires_at TEXT,
-  seen_ms INTEGER
+  seen_ms INTEGER,
+  expiry_seen_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS pending_opens (
   tx_hash TEXT PRIMARY KEY,
@@ -162,6 +172,9 @@ const FEE_INDEXES = `
 CREATE INDEX IF NOT EXISTS fees_included ON fees(included_ms);
 CREATE INDEX IF NOT EXISTS fees_pending ON fees(at_ms) WHERE included_ms IS NULL;
 CREATE INDEX IF NOT EXISTS fees_seen ON fees(seen_ms);
+CREATE INDEX IF NOT EXISTS fees_expiry_seen ON fees(expiry_seen_ms);
+CREATE INDEX IF NOT EXISTS fees_unexpired ON fees(included_ms)
+  WHERE included_ms IS NOT NULL AND expiry_seen_ms IS NULL AND expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS fee_totals (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   included TEXT NOT NULL
@@ -178,6 +191,8 @@ function feeFromRow(r: Row): FeeRow {
     atMs: Number(r.at_ms),
     includedMs: r.included_ms === null || r.included_ms === undefined ? null : Number(r.included_ms),
     seenMs: r.seen_ms === null || r.seen_ms === undefined ? null : Number(r.seen_ms),
+    expirySeenMs:
+      r.expiry_seen_ms === null || r.expiry_seen_ms === undefined ? null : Number(r.expiry_seen_ms),
     expiresAt: (r.expires_at as string | null | undefined) ?? null,
   };
 }
@@ -233,25 +248,47 @@ export class GatewayStore {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA);
-      // Databases from before fees were placed at their inclusion's block time: the rows read as
-      // not yet seen included, and the next refresh asks the node where each one landed.
-      const feeColumns = new Set(
-        (this.db.prepare('PRAGMA table_info(fees)').all() as Row[]).map((c) => c.name as string),
-      );
-      if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
-      if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
-      // Rows included before the gateway kept when it saw that: the block time the node reported,
-      // not before the send nor after now (a node's far-future time would hold it in every window
-      // for ever). An honest node's block time is about when the gateway saw it.
-      if (!feeColumns.has('seen_ms')) {
-        this.db.exec('ALTER TABLE fees ADD COLUMN seen_ms INTEGER');
-        this.db
-          .prepare('UPDATE fees SET seen_ms = MIN(MAX(at_ms, included_ms), ?) WHERE included_ms IS NOT NULL')
-          .run((opts.nowMs ?? Date.now)());
-      }
-      // After the columns exist (a database from before included_ms had none to index).
-      this.db.exec(FEE_INDEXES);
-      this.initFeeTotal();
+      // The upgrade is one transaction: a crash between adding a column and filling it left old
+      // rows unfilled for good (the next start sees the column): with seen_ms unset, included
+      // rows left every window a check reads; with expiry_seen_ms unset, every old included row
+      // was read by every check and counted in every window until an hour past the next start.
+      this.db.transaction(() => {
+        // Databases from before fees were placed at their inclusion's block time: the rows read as
+        // not yet seen included, and the next refresh asks the node where each one landed.
+        const feeColumns = new Set(
+          (this.db.prepare('PRAGMA table_info(fees)').all() as Row[]).map((c) => c.name as string),
+        );
+        if (!feeColumns.has('included_ms')) this.db.exec('ALTER TABLE fees ADD COLUMN included_ms INTEGER');
+        if (!feeColumns.has('expires_at')) this.db.exec('ALTER TABLE fees ADD COLUMN expires_at TEXT');
+        // Rows included before the gateway kept when it saw that: the block time the node reported,
+        // not before the send nor after now (a node's far-future time would hold it in every window
+        // for ever). An honest node's block time is about when the gateway saw it.
+        if (!feeColumns.has('seen_ms')) {
+          this.db.exec('ALTER TABLE fees ADD COLUMN seen_ms INTEGER');
+          this.db
+            .prepare(
+              'UPDATE fees SET seen_ms = MIN(MAX(at_ms, included_ms), ?) WHERE included_ms IS NOT NULL',
+            )
+            .run((opts.nowMs ?? Date.now)());
+        }
+        // Rows included before the gateway kept when it saw their expiry height pass: those seen
+        // included over an hour ago are bounded by that, as they were then (nothing better is known
+        // of them now, and held in every window the whole history would stop spending for an
+        // hour). Those seen within the hour are still counted by it: left unmarked, they count on
+        // until the chain is seen past their expiry height, as new ones do (marked with the seen
+        // time, a node holding one escaped the budget an hour after it reported it included).
+        if (!feeColumns.has('expiry_seen_ms')) {
+          this.db.exec('ALTER TABLE fees ADD COLUMN expiry_seen_ms INTEGER');
+          this.db
+            .prepare(
+              'UPDATE fees SET expiry_seen_ms = seen_ms WHERE included_ms IS NOT NULL AND (expires_at IS NULL OR seen_ms < ?)',
+            )
+            .run((opts.nowMs ?? Date.now)() - ONE_HOUR_MS);
+        }
+        // After the columns exist (a database from before included_ms had none to index).
+        this.db.exec(FEE_INDEXES);
+        this.initFeeTotal();
+      })();
     }
     this.db.pragma('busy_timeout = 5000');
   }
@@ -413,7 +450,7 @@ export class GatewayStore {
   }
 
   /** Written before the transaction is handed to the node: a crash after it cannot hide the fee. */
-  addFee(f: Omit<FeeRow, 'includedMs' | 'seenMs'>): void {
+  addFee(f: Omit<FeeRow, 'includedMs' | 'seenMs' | 'expirySeenMs'>): void {
     this.db
       .prepare('INSERT OR IGNORE INTO fees (tx_hash, kind, fee, at_ms, expires_at) VALUES (?, ?, ?, ?, ?)')
       .run(f.txHash, f.kind, f.fee, f.atMs, f.expiresAt);
@@ -448,6 +485,20 @@ export class GatewayStore {
     })();
   }
 
+  /**
+   * The chain is at `height` (the gateway saw it at `nowMs`, its own clock): the included fees whose
+   * expiry height it has passed can no longer be charged later than now. Only rows not yet marked
+   * are read (a partial index): each row is marked once.
+   */
+  feesExpired(height: number, nowMs: number): void {
+    this.db
+      .prepare(
+        `UPDATE fees SET expiry_seen_ms = ? WHERE included_ms IS NOT NULL AND expiry_seen_ms IS NULL
+         AND expires_at IS NOT NULL AND CAST(expires_at AS INTEGER) < ?`,
+      )
+      .run(nowMs, height);
+  }
+
   /** Every fee row, oldest first: the renter's audit (what the key paid, for what, when). */
   fees(): FeeRow[] {
     return this.readFees(this.db.prepare('SELECT * FROM fees ORDER BY at_ms, tx_hash').all() as Row[]);
@@ -456,8 +507,10 @@ export class GatewayStore {
   /**
    * What a spend check needs of the fees: every one not yet placed at a block time, every one
    * placed at `fromMs` or later (the hour before the chain's latest block time, and after it), and
-   * every one the gateway saw included at `seenFromMs` or later (its own clock), wherever it was
-   * placed. Other rows are not read: they lie in no window the check looks at.
+   * every one the gateway saw included, or saw the chain pass its expiry height, at `seenFromMs`
+   * or later (its own clock), and every included one whose expiry height it has not yet seen
+   * passed, wherever they were placed. Other rows are not read: they lie in no window the check
+   * looks at.
    */
   feesSince(fromMs: number, seenFromMs: number): FeeRow[] {
     return this.readFees(
@@ -465,9 +518,13 @@ export class GatewayStore {
         .prepare(
           `SELECT * FROM fees WHERE included_ms IS NULL
            UNION ALL SELECT * FROM fees WHERE included_ms >= ?
-           UNION ALL SELECT * FROM fees WHERE included_ms < ? AND seen_ms >= ? ORDER BY at_ms, tx_hash`,
+           UNION ALL SELECT * FROM fees WHERE included_ms < ? AND seen_ms >= ?
+           UNION ALL SELECT * FROM fees WHERE included_ms < ? AND seen_ms < ? AND expiry_seen_ms >= ?
+           UNION ALL SELECT * FROM fees WHERE included_ms < ? AND seen_ms < ?
+             AND included_ms IS NOT NULL AND expiry_seen_ms IS NULL AND expires_at IS NOT NULL
+           ORDER BY at_ms, tx_hash`,
         )
-        .all(fromMs, fromMs, seenFromMs) as Row[],
+        .all(fromMs, fromMs, seenFromMs, fromMs, seenFromMs, seenFromMs, fromMs, seenFromMs) as Row[],
     );
   }
 
@@ -490,14 +547,6 @@ export class GatewayStore {
         )
         .all(after.atMs, after.txHash, limit) as Row[],
     );
-  }
-
-  /** The fees placed at a block time after `afterMs`, summed (an indexed range: few rows). */
-  includedFeesAfter(afterMs: number): bigint {
-    const rows = this.readFees(
-      this.db.prepare('SELECT * FROM fees WHERE included_ms > ?').all(afterMs) as Row[],
-    );
-    return rows.reduce((sum, f) => sum + BigInt(f.fee), 0n);
   }
 
   /** Every fee placed at a block time, summed: kept in the database, not summed from the rows. */

@@ -128,6 +128,56 @@ describe('a transaction dropped from its node’s mempool only', () => {
   });
 });
 
+// A node can report an opening included (with no lease opened) while it holds the transaction,
+// and relay it later, until its expiry height: the lease then opens beside the ones opened
+// meanwhile. Forgotten at the report, its rate let a second opening through on a budget for one.
+describe('a lease opening reported included without a lease', () => {
+  test('counts against the budget until its expiry height has passed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-open-held-'));
+    const sent: string[] = [];
+    const state: { txStatus: string; height: number } = { txStatus: 'included', height: 5 };
+    const node = mempoolOnlyNode(sent, state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: UNC + UNC / 10n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    const inside = gw as unknown as { ticking: boolean; settleOpens(h: number | null): Promise<void> };
+    try {
+      await gw.start();
+      for (let i = 0; i < 500 && inside.ticking; i++) await new Promise((r) => setTimeout(r, 20));
+      await gw.openLease('first');
+      assert.equal(sent.length, 1);
+      // "Included", and its receipt names no lease (the fake node's receipts carry no events).
+      await inside.settleOpens(state.height);
+      await gw.openLease('second');
+      assert.equal(sent.length, 1, 'no second opening while the first may still open a lease');
+      // Why, for the operator: the rate it holds.
+      const held = BigInt(gw.status().openingPerHour);
+      assert.equal(held > 0n, true);
+      // Past its expiry height no block can include it: the budget has room again.
+      const expiresAt = Number(gw.store.fees()[0]!.expiresAt);
+      state.height = expiresAt + 1;
+      await inside.settleOpens(state.height);
+      assert.equal(BigInt(gw.status().openingPerHour), 0n);
+      await gw.openLease('third');
+      assert.equal(sent.length, 2);
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a fee row from before expiry heights were kept, unknown to the node', () => {
   test('is placed at the chain’s block time, not at the gateway’s clock when it was sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-legacy-fee-'));
@@ -279,7 +329,7 @@ describe('a fee charged in a later block than it was sent', () => {
     const minutes = (n: number) => n * 60_000;
     let clock = t0;
     const sent: string[] = [];
-    const state: { txStatus: string; timeMs: number; includedAtMs?: number } = {
+    const state: { txStatus: string; timeMs: number; includedAtMs?: number; height?: number } = {
       txStatus: 'pending',
       timeMs: t0,
     };
@@ -310,8 +360,11 @@ describe('a fee charged in a later block than it was sent', () => {
       await refresh();
       assert.equal(gw.status().pendingFees, fee.toString());
       assert.equal(BigInt(gw.status().spentLastHour) >= fee, true);
-      // Seen included at 1:55 (block time): it counts there, in the hour up to 2:01.
+      // Seen included at 1:55 (block time): it counts there, in the hour up to 2:01. The chain is
+      // past its expiry height by then: no later block can charge it (else it would count on
+      // until an hour after that height passed).
       state.txStatus = 'included';
+      state.height = Number(gw.store.fees()[0]!.expiresAt) + 1;
       state.includedAtMs = t0 + minutes(115);
       clock = t0 + minutes(121);
       state.timeMs = clock;

@@ -16,6 +16,8 @@ export function mempoolOnlyNode(
     lease?: Record<string, unknown>;
     /** The chain's latest block time (ms). */
     timeMs?: number;
+    /** The chain's latest height (default 5). */
+    height?: number;
     /** With txStatus 'dropped': why (default NONCE_USED: it can never be included). */
     dropCode?: string;
     /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
@@ -59,7 +61,7 @@ export function mempoolOnlyNode(
   const answers: Record<string, (params: unknown[]) => unknown> = {
     unc_status: () => ({
       chainId: 'unc-inclusion-test',
-      height: 5,
+      height: state.height ?? 5,
       timeMs: state.timeMs ?? 1_000_000,
       time: '',
     }),

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { Gateway } from '../src/gateway.js';
+import { feeMayStillBeCharged, Gateway } from '../src/gateway.js';
 import { type BudgetLease, type FeePaid, hourPeak, MS_PER_HOUR } from '../src/policy.js';
 import { mempoolOnlyNode } from './fake-node.js';
 
@@ -183,8 +183,6 @@ describe('a gateway with a long fee history', () => {
       store.removeFee('b');
       store.removeFee('nope');
       assert.equal(store.includedFeeTotal(), big);
-      assert.equal(store.includedFeesAfter(15), big);
-      assert.equal(store.includedFeesAfter(20), 0n);
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -231,6 +229,8 @@ describe('a node that reports an included fee’s block time in the past', () =>
       txStatus: 'included',
       timeMs: chainMs,
       includedAtMs: chainMs - 2 * HOUR,
+      // Past the transaction's expiry height (100): it can be charged no later than now.
+      height: 101,
     });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const dbPath = join(dir, 'g.db');
@@ -277,6 +277,8 @@ describe('a fee included long after it was sent, its block time reported in the 
       txStatus: 'included',
       timeMs: chainMs,
       includedAtMs: chainMs - 3 * HOUR,
+      // Past the transaction's expiry height (100): it can be charged no later than now.
+      height: 101,
     });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const dbPath = join(dir, 'g.db');
@@ -370,9 +372,207 @@ describe('a node that reports an included fee’s block time hours ahead', () =>
       clock += HOUR + 1_000;
       assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the check counts it');
       assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // The key paid it: the all-time figures show it, wherever the node placed its block. Before,
+      // they stopped at the chain's latest block time and left it out.
+      assert.equal(BigInt(gw.status().spent), 40n * UNC);
+      assert.equal(BigInt(gw.status().fees), 40n * UNC);
     } finally {
       await gw.stop();
       await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A node can report a transaction included (at an old block time) while it holds it, and relay it
+// later, until its expiry height: the chain then charges the fee in a later hour. Counted only for
+// the hour after the gateway saw it "included", it was in no window by then, and the budget let
+// the key spend it again.
+describe('a node that reports a fee included while it holds the transaction', () => {
+  test('the fee counts in every hour until an hour after the chain passed its expiry height', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-held-'));
+    let clock = Date.now();
+    const state = { txStatus: 'included', timeMs: clock, height: 5, includedAtMs: clock - 3 * HOUR };
+    const node = mempoolOnlyNode([], state);
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const dbPath = join(dir, 'g.db');
+    const { GatewayStore } = await import('../src/store.js');
+    const seed = new GatewayStore(dbPath);
+    seed.addFee({
+      txHash: 'ab'.repeat(32),
+      kind: 'openLease',
+      fee: `${40n * UNC}`,
+      atMs: clock,
+      expiresAt: '100',
+    });
+    seed.close();
+    const { gw, inside } = gatewayOver(node, dbPath, { budgetPerHour: 100n * UNC, now: () => clock });
+    const tick = (ms: number) => {
+      clock += ms;
+      state.timeMs = clock;
+    };
+    try {
+      await startQuiet(gw, inside);
+      await inside.spendAllowed(0n, 0n);
+      assert.equal(gw.store.fees()[0]!.includedMs, clock - 3 * HOUR, 'placed where the node says');
+      // Two hours on, the chain still below the expiry height: the transaction may yet be charged.
+      // Before: seen included over an hour ago, at a block time hours back, it counted nowhere.
+      tick(2 * HOUR);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'the held fee still counts');
+      assert.equal(BigInt(gw.status().spentLastHour), 40n * UNC);
+      // Why the budget is full, for the operator: the node's word "included" does not free it.
+      assert.equal(BigInt(gw.status().heldFees), 40n * UNC);
+      assert.equal(BigInt(gw.status().pendingFees), 0n);
+      // The chain passes the expiry height: the last block that could charge it is behind…
+      state.height = 101;
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'counted for the hour after');
+      tick(HOUR - 1_000);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), false, 'counted within that hour');
+      // …and an hour later it has left every window a check looks at.
+      tick(2_000);
+      assert.equal(await inside.spendAllowed(0n, 70n * UNC), true);
+      assert.equal(BigInt(gw.status().spentLastHour), 0n);
+      assert.equal(BigInt(gw.status().heldFees), 0n);
+      assert.equal(BigInt(gw.status().spent), 40n * UNC, 'still in the all-time figure');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an upgrade cut short changes nothing: the next start fills the new columns', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-upgrade-cut-'));
+    try {
+      const dbPath = join(dir, 'old.db');
+      const old = new Database(dbPath);
+      old.exec(
+        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)',
+      );
+      old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)').run('a', 'x', '1', 1_000, 5_000, '9');
+      // The upgrade's first fill of the rows fails (as a crash or a full disk would cut it short).
+      old.exec("CREATE TRIGGER cut BEFORE UPDATE ON fees BEGIN SELECT RAISE(ABORT, 'cut short'); END");
+      old.close();
+      const { GatewayStore } = await import('../src/store.js');
+      assert.throws(() => new GatewayStore(dbPath, { nowMs: () => 10_000 + HOUR }), /cut short/);
+      const fix = new Database(dbPath);
+      fix.exec('DROP TRIGGER cut');
+      fix.close();
+      const store = new GatewayStore(dbPath, { nowMs: () => 10_000 + HOUR });
+      const [row] = store.fees();
+      store.close();
+      // Before: the columns were added outside a transaction, left empty by the failed fill and
+      // never filled again (the next start saw them): seen_ms null took the row out of the seen
+      // bound, expiry_seen_ms null held it in every window.
+      assert.equal(row!.seenMs, 5_000);
+      assert.equal(row!.expirySeenMs, 5_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database from before the expiry was watched: rows seen over an hour ago keep their bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-expiry-upgrade-'));
+    try {
+      const dbPath = join(dir, 'old.db');
+      const old = new Database(dbPath);
+      old.exec(
+        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT, seen_ms INTEGER)',
+      );
+      const put = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const upgradeMs = 10_000 + HOUR;
+      put.run('a', 'x', '1', 1_000, 5_000, '9', 6_000);
+      put.run('b', 'x', '1', 1_000, null, '9', null);
+      // Seen included within the hour before the upgrade: its node may still hold it.
+      put.run('c', 'x', '1', 1_000, 5_000, '9', upgradeMs - 60_000);
+      old.close();
+      const { GatewayStore } = await import('../src/store.js');
+      const store = new GatewayStore(dbPath, { nowMs: () => upgradeMs });
+      const rows = new Map(store.fees().map((f) => [f.txHash, f.expirySeenMs]));
+      // Watched from now on: the pending one is marked once included and the chain is past it.
+      store.feeIncluded('b', 7_000, upgradeMs + 1_000);
+      store.feesExpired(9, upgradeMs + 2_000);
+      const before = store.fees().find((f) => f.txHash === 'b')!.expirySeenMs;
+      store.feesExpired(10, upgradeMs + 3_000);
+      const after = new Map(store.fees().map((f) => [f.txHash, f.expirySeenMs]));
+      store.close();
+      assert.equal(rows.get('a'), 6_000);
+      assert.equal(rows.get('b'), null);
+      // Before: marked with its seen time, it left every window an hour after the node said
+      // "included", the hold the new column closes escaped for the rows of the upgrade's last hour.
+      assert.equal(rows.get('c'), null, 'watched as a new row');
+      assert.equal(before, null, 'height 9 is not past an expiry height of 9');
+      assert.equal(after.get('b'), upgradeMs + 3_000);
+      assert.equal(after.get('c'), upgradeMs + 3_000);
+      assert.equal(after.get('a'), 6_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the spend check’s read of the fee rows', () => {
+  test('every row the check counts is read once: pending, in the hour, or still chargeable', async () => {
+    const { GatewayStore } = await import('../src/store.js');
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-fee-read-'));
+    const T = 10 * HOUR;
+    const time = fc.integer({ min: T - 4 * HOUR, max: T + HOUR });
+    // As the gateway writes them: seen_ms with every inclusion, expiry_seen_ms only after it.
+    const row = fc
+      .record({
+        atMs: time,
+        included: fc.option(fc.record({ at: time, seen: time, expirySeen: fc.option(time, { nil: null }) }), {
+          nil: null,
+        }),
+        expiresAt: fc.option(fc.constant('100'), { nil: null }),
+      })
+      .map((r) => ({
+        atMs: r.atMs,
+        includedMs: r.included?.at ?? null,
+        seenMs: r.included?.seen ?? null,
+        expirySeenMs: r.included?.expirySeen ?? null,
+        expiresAt: r.expiresAt,
+      }));
+    // One database, emptied for each case (a database per case cost a file's syncs each).
+    const store = new GatewayStore(join(dir, 'p.db'), { nowMs: () => T });
+    const db = (store as unknown as { db: Database.Database }).db;
+    const put = db.prepare(
+      'INSERT INTO fees (tx_hash, kind, fee, at_ms, included_ms, seen_ms, expiry_seen_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const fill = db.transaction(
+      (
+        rows: {
+          atMs: number;
+          includedMs: number | null;
+          seenMs: number | null;
+          expirySeenMs: number | null;
+          expiresAt: string | null;
+        }[],
+      ) => {
+        db.exec('DELETE FROM fees');
+        rows.forEach((r, i) =>
+          put.run(`t${i}`, 'x', '1', r.atMs, r.includedMs, r.seenMs, r.expirySeenMs, r.expiresAt),
+        );
+      },
+    );
+    try {
+      fc.assert(
+        fc.property(fc.array(row, { maxLength: 12 }), time, time, (rows, fromMs, seenFromMs) => {
+          fill(rows);
+          const read = store.feesSince(fromMs, seenFromMs).map((f) => f.txHash);
+          assert.equal(new Set(read).size, read.length, 'no row read twice');
+          const needed = store
+            .fees()
+            .filter(
+              (f) => f.includedMs === null || f.includedMs >= fromMs || feeMayStillBeCharged(f, seenFromMs),
+            )
+            .map((f) => f.txHash);
+          for (const h of needed) assert.equal(read.includes(h), true, `${h} not read`);
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

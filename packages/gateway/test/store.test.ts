@@ -128,6 +128,7 @@ describe('gateway store', () => {
         atMs: 10,
         includedMs: null,
         seenMs: null,
+        expirySeenMs: null,
         expiresAt: null,
       },
     ]);

@@ -23,7 +23,11 @@
  * the neighbours too, the CPU time much less so.
  *
  *   npm run bench:jobs -- [--jobs 100] [--parallel 4] [--batch 16] [--only ocr|tiny] [--rows single|batch] [--paired]
- *                         [--ort-spin on|off] [--ort-threads N]
+ *                         [--ort-spin on|off] [--ort-threads N] [--provider-concurrency N]
+ *
+ * `--provider-concurrency N` (1…64): the jobs the provider runs at once, each in its own job process
+ * (default: `--parallel`, at most the machine's cores, as a CPU provider should be set up); more
+ * requests than that wait in its queue. The direct rows run `--parallel` at once in one process.
  *
  * The comparison is fair by construction: the direct runs use the very ONNX Runtime session
  * options the provider's job processes use (`--ort-spin`: whether idle pool threads spin, default
@@ -55,6 +59,7 @@ import {
 } from '../src/index.js';
 import { affineModel } from '../test/fixtures/make-fixtures.js';
 import { benchLease, fixture } from '../test/provider-helpers.js';
+import { jobsBenchArgsError, providerConcurrencyOf } from './jobs-args.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -310,9 +315,21 @@ const fmt = (f: Figures) =>
   `${f.jobsPerSec.toFixed(1).padStart(8)} jobs/s   p50 ${f.p50.toFixed(2).padStart(8)} ms   p99 ${f.p99.toFixed(2).padStart(8)} ms   CPU ${f.cpuPerJob.toFixed(2).padStart(7)} ms/job`;
 
 async function main(): Promise<void> {
+  const bad = jobsBenchArgsError(process.argv.slice(2));
+  if (bad !== null) {
+    console.error(
+      `${bad}\nnpm run bench:jobs -- [--jobs N] [--parallel N] [--batch N] [--only ocr|tiny] [--rows single|batch] [--paired] [--stages] [--ort-spin on|off] [--ort-threads N] [--provider-concurrency 1…64]`,
+    );
+    process.exit(2);
+  }
   const jobs = arg('jobs', 100);
   const parallel = arg('parallel', 4);
   const batch = arg('batch', 16);
+  // Jobs the provider runs at once (each in its own job process): by default one per request in
+  // flight, up to the cores. More CPU-bound job processes than cores buy no throughput and cost
+  // CPU: four OCR at a time on two cores cost ×1.33–×1.51 the CPU of direct with four job
+  // processes, ×1.13–×1.26 with two (BENCHMARKS.md, docs/jobs.md). The rest wait in its queue.
+  const providerConcurrency = providerConcurrencyOf(process.argv.slice(2), parallel, availableParallelism());
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : null;
   if (only !== null && only !== 'ocr' && only !== 'tiny') throw new Error('--only must be ocr or tiny');
@@ -340,7 +357,7 @@ async function main(): Promise<void> {
     signers: [signer],
     leases,
     modelDir: dir,
-    concurrency: parallel,
+    concurrency: providerConcurrency,
     maxQueued: 4 * parallel * batch,
     maxJobsPerRenter: 4 * parallel * batch,
     maxBatchJobs: batch,
@@ -411,7 +428,7 @@ async function main(): Promise<void> {
         rows: c.rows.filter(([, , per]) => rowKind === null || (rowKind === 'batch') === per > 1),
       }));
     console.log(
-      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU, ${threads.intraOpThreads ?? 'default'} intra-op threads, spinning ${spin} (direct and job processes alike); receipts signed by a dev-soft chip; load average ${loadavg()
+      `rental jobs, ${jobs} jobs per row; ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}; ONNX Runtime CPU, ${threads.intraOpThreads ?? 'default'} intra-op threads, spinning ${spin} (direct and job processes alike); receipts signed by a dev-soft chip; provider runs ${providerConcurrency} at once; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );

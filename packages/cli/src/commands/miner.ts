@@ -106,7 +106,11 @@ export function minerCommand(): Command {
     .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
     .option('--job-timeout <seconds>', 'wall-clock limit of one job; its process is killed past it', '60')
     .option('--job-memory <MiB>', 'memory limit of one job process; it is killed past it', '4096')
-    .option('--job-concurrency <n>', 'jobs run at once, each in its own process', '2')
+    .option(
+      '--job-concurrency <n>',
+      'jobs run at once, each in its own process (CPU jobs: at most the cores)',
+      '2',
+    )
     .option('--password-file <file>', "the owner key's password")
     .action(
       async (

@@ -342,6 +342,15 @@ export class ProviderServer {
       this.auth.close();
       throw err;
     }
+    // More CPU-bound job processes than cores buy no throughput and cost CPU: four OCR at a time
+    // on two cores cost ×1.33–×1.51 the CPU of direct with four job processes, ×1.13–×1.26 with
+    // two (bench:jobs --provider-concurrency; docs/jobs.md). Said once, at start; the operator
+    // decides. Asked of the job processes as started: a CUDA request that fell back runs on the CPU.
+    if (this.sandbox.executionProvider === 'cpu' && this.queue.concurrency > availableParallelism())
+      this.logger.warn('more jobs run at once than this machine has cores; each costs more CPU', {
+        concurrency: this.queue.concurrency,
+        cores: availableParallelism(),
+      });
     const listener = (req: IncomingMessage, res: ServerResponse) => {
       const refused = this.opts.tls ? clientCertificateRefusal(req) : null;
       if (refused) {
