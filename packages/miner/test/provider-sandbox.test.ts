@@ -71,7 +71,7 @@ describe('job sandbox', () => {
           { name: 'x', type: 'float32', dims: [1n, 4n], data: new Uint8Array(16) },
         ]),
         new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('no job process came back')), 15_000).unref(),
+          setTimeout(() => reject(new Error('no job process came back in 45 s')), 45_000).unref(),
         ),
       ]);
       assert.equal(out.length, 1);
