@@ -45,6 +45,11 @@ export interface SignatureVerifier {
    * or with VerifyPoolClosed once closed (the checks not made).
    */
   verify(checks: readonly SignatureCheck[], lane?: VerifyLane): Promise<boolean[]>;
+  /**
+   * Optional: the calling thread checks now the consensus checks of earlier calls that no worker
+   * has started (their answers then come sooner); stops after a failure when `stopAtFailure`.
+   */
+  assist?(stopAtFailure: boolean): { checked: number; failed: boolean };
   close(): Promise<void>;
 }
 
@@ -77,6 +82,11 @@ export interface VerifyPoolOptions {
   batchSize: number;
   /** Checks one lane may hold queued or in flight; more are refused with VerifyPoolBusy. */
   maxQueued: Record<VerifyLane, number>;
+  /**
+   * Bytes (keys, signatures, messages) one lane may hold queued or in flight, copied into the
+   * pool's buffers; a call past it is refused with VerifyPoolBusy, like one past `maxQueued`.
+   */
+  maxQueuedBytes: Record<VerifyLane, number>;
   /**
    * Batches a worker holds at once: the one it checks and the next ones already in its message
    * queue. With 1 a worker idles from its answer until the main thread has read it and sent the
@@ -120,6 +130,8 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   threads: Math.max(1, availableParallelism() - 1),
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
+  // Consensus: a few blocks' worth of transactions; admission: about the mempool's own bound.
+  maxQueuedBytes: { consensus: 128 * 1024 * 1024, admission: 64 * 1024 * 1024 },
   depth: 2,
   callerShare: 0,
   callerBusyUnder: 0.8,
@@ -143,8 +155,9 @@ export class VerifyPoolBusy extends Error {
   constructor(
     readonly lane: VerifyLane,
     readonly limit: number,
+    readonly unit: 'checks' | 'bytes' = 'checks',
   ) {
-    super(`signature verification is saturated (${limit} checks queued for ${lane}); retry shortly`);
+    super(`signature verification is saturated (${limit} ${unit} queued for ${lane}); retry shortly`);
     this.name = 'VerifyPoolBusy';
   }
 }
@@ -162,24 +175,46 @@ export class VerifyPoolClosed extends Error {
 }
 
 /**
- * A batch as it crosses to a worker: one buffer for all the bytes (a view's whole underlying
- * buffer would otherwise be copied with it, and a transaction's signature is a view into the
- * message it arrived in).
+ * A batch as it crosses to a worker: everything in one SharedArrayBuffer, so that posting it copies
+ * nothing and the calling thread can take the checks a worker has not started (`VerifyPool.assist`).
+ * Layout: `claimed` (Int32, the next check to take), the offsets, one answer byte per check, then
+ * the bytes (key, signature, message of each check in turn).
  */
 export interface PackedBatch {
   id: number;
   bytes: Uint8Array;
   /** For check i: [message start, message end) in `bytes`; key and signature precede the message. */
   offsets: Uint32Array;
+  /**
+   * [0]: the index of the next check no thread has taken yet (Atomics.add to take one); a value at
+   * or past the number of checks means every check is taken.
+   */
+  claimed: Int32Array;
+  /** Check i's answer: 1 verifies, 0 does not (written with Atomics.store by whoever took it). */
+  ok: Uint8Array;
+}
+
+/** Bytes the checks of a batch carry (key, signature, message), as `packBatch` stores them. */
+export function checkBytes(c: SignatureCheck): number {
+  return c.publicKey.length + c.signature.length + c.message.length;
 }
 
 export function packBatch(id: number, checks: readonly SignatureCheck[]): PackedBatch {
+  const n = checks.length;
   let total = 0;
-  for (const c of checks) total += c.publicKey.length + c.signature.length + c.message.length + 8;
-  const bytes = new Uint8Array(total);
-  const offsets = new Uint32Array(checks.length * 4);
+  for (const c of checks) total += checkBytes(c);
+  // claimed (4 bytes), offsets (16 per check, 4-aligned after claimed), answers (n), bytes.
+  const offsetsAt = 4;
+  const okAt = offsetsAt + 16 * n;
+  const bytesAt = okAt + n;
+  const shared = new SharedArrayBuffer(bytesAt + total);
+  const claimed = new Int32Array(shared, 0, 1);
+  const offsets = new Uint32Array(shared, offsetsAt, 4 * n);
+  const ok = new Uint8Array(shared, okAt, n);
+  const bytes = new Uint8Array(shared, bytesAt, total);
   let at = 0;
-  checks.forEach((c, i) => {
+  for (let i = 0; i < n; i++) {
+    const c = checks[i]!;
     offsets[4 * i] = at;
     bytes.set(c.publicKey, at);
     at += c.publicKey.length;
@@ -190,11 +225,12 @@ export function packBatch(id: number, checks: readonly SignatureCheck[]): Packed
     bytes.set(c.message, at);
     at += c.message.length;
     offsets[4 * i + 3] = at;
-  });
-  return { id, bytes, offsets };
+  }
+  return { id, bytes, offsets, claimed, ok };
 }
 
-export function unpackBatch(batch: PackedBatch): SignatureCheck[] {
+/** The checks of a batch (views into its buffer). */
+export function unpackBatch(batch: Pick<PackedBatch, 'bytes' | 'offsets'>): SignatureCheck[] {
   const { bytes, offsets } = batch;
   const out: SignatureCheck[] = [];
   for (let i = 0; i < offsets.length; i += 4) {
@@ -205,6 +241,44 @@ export function unpackBatch(batch: PackedBatch): SignatureCheck[] {
     });
   }
   return out;
+}
+
+/**
+ * Takes the batch's checks no other thread has taken, one at a time, and writes their answers;
+ * stops early after a failure when `stopAtFailure`. Returns how many this thread checked and
+ * whether one of them failed. Each check is taken by exactly one thread (Atomics.add), so a batch
+ * shared by a worker and the calling thread is checked once in all.
+ */
+export function verifyClaimed(
+  batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>,
+  stopAtFailure = false,
+): { checked: number; failed: boolean } {
+  const n = batch.ok.length;
+  let checked = 0;
+  let failed = false;
+  for (;;) {
+    if (Atomics.load(batch.claimed, 0) >= n) break;
+    const j = Atomics.add(batch.claimed, 0, 1);
+    if (j >= n) break;
+    const pass = verifyOne(batch, j);
+    Atomics.store(batch.ok, j, pass ? 1 : 0);
+    checked++;
+    if (!pass) {
+      failed = true;
+      if (stopAtFailure) break;
+    }
+  }
+  return { checked, failed };
+}
+
+function verifyOne(batch: Pick<PackedBatch, 'bytes' | 'offsets'>, j: number): boolean {
+  const { bytes, offsets } = batch;
+  const i = 4 * j;
+  return ed25519Verify(
+    bytes.subarray(offsets[i]!, offsets[i + 1]!),
+    bytes.subarray(offsets[i + 2]!, offsets[i + 3]!),
+    bytes.subarray(offsets[i + 1]!, offsets[i + 2]!),
+  );
 }
 
 interface Chunk {
@@ -256,6 +330,8 @@ export class VerifyPool implements SignatureVerifier {
   /** Admission checks, taken by whichever worker is idle (after every consensus check). */
   private readonly admission: Chunk[] = [];
   private readonly held: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
+  /** Bytes (keys, signatures, messages) of the checks queued or in flight, per lane. */
+  private readonly heldBytes: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
   private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
   private closed = false;
@@ -278,6 +354,8 @@ export class VerifyPool implements SignatureVerifier {
   };
   /** Admission checks made on the calling thread (callerShare), for metrics and tests. */
   checkedOnCaller = 0;
+  /** Consensus checks made on the calling thread by `assist`, for metrics and tests. */
+  assistedOnCaller = 0;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
@@ -313,11 +391,55 @@ export class VerifyPool implements SignatureVerifier {
     return this.held[lane];
   }
 
+  /** Bytes of the checks queued or in flight in a lane (bounded by maxQueuedBytes). */
+  queuedBytes(lane: VerifyLane): number {
+    return this.heldBytes[lane];
+  }
+
+  /**
+   * The calling thread checks, now, the consensus checks that no worker has started: those of the
+   * batches the workers hold (each check is taken by one thread only, `verifyClaimed`) and of the
+   * batches still waiting for a worker. A thread that would otherwise wait for a block's checks
+   * thus shares them with the workers, whatever their speed, instead of checking a fixed share.
+   * With `stopAtFailure` it stops after its first failing check: the block fails there (or
+   * execution finds out where), and more checks on this thread would be free work for whoever
+   * forged it. Admission checks are left to the workers (and to `callerShare`).
+   */
+  assist(stopAtFailure = true): { checked: number; failed: boolean } {
+    let checked = 0;
+    let failed = false;
+    const take = (chunk: Chunk): boolean => {
+      if (chunk.lane !== 'consensus') return true;
+      const r = verifyClaimed(chunk.batch, stopAtFailure);
+      checked += r.checked;
+      if (r.failed) failed = true;
+      return !(r.failed && stopAtFailure);
+    };
+    let going = true;
+    for (const slot of this.slots) {
+      for (const { chunk } of slot.inFlight) if (going) going = take(chunk);
+    }
+    for (const slot of this.slots) {
+      for (let k = 0; going && k < slot.waiting.length; ) {
+        const chunk = slot.waiting[k]!;
+        going = take(chunk);
+        // A batch no worker was sent and whose checks are all taken is answered here.
+        if (Atomics.load(chunk.batch.claimed, 0) >= chunk.batch.ok.length) {
+          slot.waiting.splice(k, 1);
+          chunk.done(chunk.batch.ok);
+        } else k++;
+      }
+    }
+    this.assistedOnCaller += checked;
+    return { checked, failed };
+  }
+
   /**
    * Whether each signature verifies, in order. Throws VerifyPoolBusy at once (nothing queued)
    * when the lane cannot take all of them, and VerifyPoolClosed once the pool is closed (then, or
    * later if `close` comes first: nothing is checked on this thread at close). The bytes are
-   * copied before this returns.
+   * copied before this returns (so a caller may reuse or change its buffers at once), and a lane
+   * holds at most `maxQueuedBytes` of such copies.
    */
   verify(checks: readonly SignatureCheck[], lane: VerifyLane = 'admission'): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new VerifyPoolClosed());
@@ -327,6 +449,14 @@ export class VerifyPool implements SignatureVerifier {
     if (this.slots.length === 0) {
       return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
     }
+    // The bytes are copied into the pool's own buffers (packBatch) and held until answered: a lane
+    // that counted only checks let 50,000 admission checks of 64 KiB messages hold 3 GiB.
+    let callBytes = 0;
+    for (const c of checks) callBytes += checkBytes(c);
+    const byteLimit = this.opts.maxQueuedBytes[lane];
+    if (this.heldBytes[lane] + callBytes > byteLimit)
+      return Promise.reject(new VerifyPoolBusy(lane, byteLimit, 'bytes'));
+    this.heldBytes[lane] += callBytes;
     this.held[lane] += checks.length;
     const result = new Array<boolean>(checks.length);
     // The call's positions of each queue's checks, in order; each queue's go in chunks of at most
@@ -369,19 +499,23 @@ export class VerifyPool implements SignatureVerifier {
     let failed = false;
     return new Promise((resolve, reject) => {
       for (const { queue, at } of queues) {
+        const batch = packBatch(
+          0,
+          at.map((i) => checks[i]!),
+        );
+        const bytes = batch.bytes.length;
         queue.push({
-          batch: packBatch(
-            0,
-            at.map((i) => checks[i]!),
-          ),
+          batch,
           lane,
           done: (ok) => {
-            for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
+            for (let k = 0; k < at.length; k++) result[at[k]!] = Atomics.load(ok, k) === 1;
             this.held[lane] -= at.length;
+            this.heldBytes[lane] -= bytes;
             if (--left === 0 && !failed) resolve(result);
           },
           fail: () => {
             this.held[lane] -= at.length;
+            this.heldBytes[lane] -= bytes;
             // One part not checked leaves the call without an answer: all of it is unknown.
             if (!failed) reject(new VerifyPoolClosed());
             failed = true;
@@ -490,11 +624,13 @@ export class VerifyPool implements SignatureVerifier {
       inFlight: [],
       waiting: queue ?? [],
     };
-    slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
+    // The worker answers with the batch's id once it has no check of it left to take: the answers
+    // are in the batch's shared buffer, written by the worker and (assist) by this thread.
+    slot.worker.on('message', (id: number) => {
       const head = slot.inFlight[0];
-      if (!head || m.id !== head.id) return;
+      if (!head || id !== head.id) return;
       slot.inFlight.shift();
-      head.chunk.done(m.ok);
+      head.chunk.done(head.chunk.batch.ok);
       this.dispatch();
       if (slot.inFlight.length === 0) slot.worker.unref();
     });
@@ -537,10 +673,10 @@ export class VerifyPool implements SignatureVerifier {
     chunk.batch.id = id;
     slot.inFlight.push({ id, chunk });
     slot.worker.ref();
-    // The chunk keeps its batch (a worker that dies mid-batch leaves it to be checked here), so
-    // the worker gets a copy: two small buffers per message, never an object per check.
-    const { bytes, offsets } = chunk.batch;
-    slot.worker.postMessage({ id, bytes, offsets });
+    // The batch's views share one SharedArrayBuffer: nothing is copied, and the chunk keeps the
+    // same batch (a worker that dies mid-batch leaves it to be checked here).
+    const { bytes, offsets, claimed, ok } = chunk.batch;
+    slot.worker.postMessage({ id, bytes, offsets, claimed, ok });
   }
 
   /**

@@ -33,11 +33,13 @@ export class BlockPreverifier {
   private readonly decoded = new WeakMap<object, TxEnvelope[]>();
 
   /**
-   * `shareWithCaller`: the calling thread checks its own share of a block's signatures (one part
-   * in threads + 1) while the workers check the rest, instead of idling until they answer, so that
-   * with the default pool (a worker per core but one) a block's checks use every core. Off by
-   * default: the calling thread (consensus, RPC) is then busy for that share, a chunk at a time;
-   * the consensus driver turns it on.
+   * `shareWithCaller`: the calling thread checks a block's signatures beside the workers instead of
+   * idling until they answer, so that with the default pool (a worker per core but one) a block's
+   * checks use every core. With the VerifyPool it takes, when it would wait, every check of the
+   * chunks in flight that no worker has started (`VerifyPool.assist`), so the split follows each
+   * thread's speed; with a verifier without `assist`, a fixed share (one part in threads + 1).
+   * Off by default: the calling thread (consensus, RPC) is then busy for that share, a chunk at a
+   * time; the consensus driver turns it on.
    */
   constructor(
     private readonly pool: SignatureVerifier | null,
@@ -116,8 +118,12 @@ export class BlockPreverifier {
           if (!this.passed.hasKey(own.key)) part.push(own);
         }
         if (part.length === 0) continue;
+        // A pool that lets this thread take the checks its workers have not started (assist, below)
+        // gets every check; a fixed share is kept only for verifiers without it.
         const mine =
-          this.opts.shareWithCaller && !sharedThisTurn ? Math.floor(part.length / (pool.threads + 1)) : 0;
+          this.opts.shareWithCaller && !pool.assist && !sharedThisTurn
+            ? Math.floor(part.length / (pool.threads + 1))
+            : 0;
         sharedThisTurn = true;
         const theirs = part.slice(mine);
         // Handed to the workers first, so that they run while this thread checks its share.
@@ -134,6 +140,15 @@ export class BlockPreverifier {
           else stop = true;
           checked++;
         }
+      }
+      if (this.opts.shareWithCaller && pool.assist && inFlight.length > 0 && !stop) {
+        // First let the caller go on with what it does before it waits for this pre-check (block
+        // sync executes the block before this one: the workers check this one meanwhile), then
+        // take whatever the workers have not started yet, instead of idling until they answer:
+        // the split between this thread and the workers follows their speed, not a fixed share.
+        await null;
+        if (abandoned()) stop = true;
+        else if (pool.assist(true).failed) stop = true;
       }
       const oldest = inFlight.shift();
       if (!oldest) break;
