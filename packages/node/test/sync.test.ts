@@ -414,6 +414,60 @@ describe('block sync', () => {
     assert.ok(started.some((s) => s.height === 26n && s.parent === 25n));
   });
 
+  test("a look-ahead pre-check that did not go through (a wrong guess of the head) is no verdict: the block's rest is checked again once it is current", async () => {
+    // The look-ahead gathers a block's answers on the state before the block before it ran; a
+    // chip that block registers, or an epoch it opens, makes other keys and challenges, so a
+    // check can fail there that passes on the real head. Before, that miss stood as the block's
+    // first failure and the rest of the block was left to execution, one signature at a time.
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+    const calls: { height: bigint; parent: bigint | null; tip: bigint }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, parent) => {
+        calls.push({
+          height: block.header.height,
+          parent: parent?.header.height ?? null,
+          tip: fresh.tipHeight,
+        });
+        // Odd heights' look-aheads "miss" (as a wrong guess would), even heights' go through.
+        return {
+          envelopes: block.txs.map((raw) => envelopeFromBytes(raw)),
+          isSignatureVerified: () => false,
+          isEd25519Verified: () => false,
+          complete: parent === undefined || block.header.height % 2n === 0n,
+        };
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, source.height);
+    const looked = calls.filter((c) => c.parent !== null);
+    assert.ok(
+      looked.length >= 4,
+      JSON.stringify(calls, (_, v) => `${v}`),
+    );
+    for (const ahead of looked) {
+      const again = calls.filter((c) => c.height === ahead.height && c.parent === null);
+      if (ahead.height % 2n === 1n)
+        assert.deepEqual(
+          again.map((c) => c.tip),
+          [ahead.height - 1n],
+          `block ${ahead.height}: checked again on its real head, once`,
+        );
+      else
+        assert.equal(
+          again.length,
+          0,
+          `block ${ahead.height}: a look-ahead that went through is not repeated`,
+        );
+    }
+  });
+
   test("each synced block's commit signatures are verified once, though the commit is checked before its pre-check and again when it is applied", async () => {
     const server = await net(source);
     const fresh = await openChain();

@@ -13,6 +13,7 @@ import {
   VerifyPoolBusy,
   VerifyPoolClosed,
   type VerifyPoolOptions,
+  verifyClaimed,
 } from '../src/verify-pool.js';
 
 const seed = sha256(utf8('verify pool test key'));
@@ -648,5 +649,126 @@ describe('VerifyPool', () => {
       back.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
       checks.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
     );
+  });
+  test('property: a packed batch unpacks to its checks, in one shared buffer, and its checks taken by two threads in turn are each checked once, as ed25519Verify says', () => {
+    const part = fc.uint8Array({ maxLength: 80 });
+    const anyCheck = fc.oneof(
+      fc.record({ i: fc.nat(1000), valid: fc.boolean() }).map(({ i, valid }) => check(i, valid)),
+      fc.record({ publicKey: part, message: part, signature: part }),
+    );
+    fc.assert(
+      fc.property(fc.array(anyCheck, { maxLength: 20 }), fc.nat(20), (checks, firstTakes) => {
+        const batch = packBatch(7, checks);
+        assert.ok(batch.bytes.buffer instanceof SharedArrayBuffer);
+        assert.equal(batch.bytes.buffer, batch.offsets.buffer);
+        assert.equal(batch.bytes.buffer, batch.ok.buffer);
+        const back = unpackBatch(batch);
+        assert.deepEqual(
+          back.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
+          checks.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
+        );
+        // One "thread" has taken the first checks already; the other takes what is left.
+        const taken = Math.min(firstTakes, checks.length);
+        for (let j = 0; j < taken; j++) {
+          const c = checks[Atomics.add(batch.claimed, 0, 1)]!;
+          batch.ok[j] = ed25519Verify(c.publicKey, c.message, c.signature) ? 1 : 0;
+        }
+        const rest = verifyClaimed(batch);
+        assert.equal(rest.checked, checks.length - taken);
+        assert.equal(verifyClaimed(batch).checked, 0, 'nothing is left to take twice');
+        assert.deepEqual(
+          Array.from(batch.ok, (b) => b === 1),
+          checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+        );
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('the calling thread takes the block checks no worker has started (assist), stops at its first failure, and every verdict stays at its index', async () => {
+    // One worker holding one batch of 4: the other nine batches of this call wait for it, and
+    // only this thread can take them while it runs (nothing is dispatched during assist).
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(i, i !== 21));
+      const pending = one.verify(checks, 'consensus');
+      const internals = one as unknown as { slots: { waiting: { batch: PackedBatch }[] }[] };
+      const sixth = internals.slots[0]!.waiting[4]!.batch; // checks 20..23
+      const r = one.assist(true);
+      assert.equal(r.failed, true);
+      // Batches 1..4 (checks 4..19), then 20 and the forged 21: none past it on this thread.
+      assert.ok(r.checked >= 18 && r.checked <= 22, `${r.checked} checks on the calling thread`);
+      assert.equal(Atomics.load(sixth.claimed, 0), 2, 'this thread went past the failure');
+      assert.equal(one.assistedOnCaller, r.checked);
+      const got = await pending;
+      assert.deepEqual(
+        got,
+        checks.map((_, i) => i !== 21),
+      );
+      assert.equal(one.queued('consensus'), 0);
+      assert.equal(one.queuedBytes('consensus'), 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('assist without a failure answers a call the workers were never sent, and leaves admission alone', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1 });
+    try {
+      const blocker = one.verify(
+        Array.from({ length: 8 }, (_, i) => check(i, true)),
+        'consensus',
+      );
+      const admission = one.verify(
+        Array.from({ length: 8 }, (_, i) => check(100 + i, i !== 3)),
+        'admission',
+      );
+      const block = one.verify(
+        Array.from({ length: 16 }, (_, i) => check(200 + i, i % 5 !== 2)),
+        'consensus',
+      );
+      const r = one.assist(false);
+      assert.ok(r.checked >= 16, `${r.checked}`);
+      assert.equal(r.failed, true);
+      assert.deepEqual(
+        await block,
+        Array.from({ length: 16 }, (_, i) => i % 5 !== 2),
+      );
+      assert.deepEqual(
+        await admission,
+        Array.from({ length: 8 }, (_, i) => i !== 3),
+      );
+      assert.ok((await blocker).every(Boolean));
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a lane is bounded in bytes as well as in checks: a call that would hold more is refused at once, queueing nothing', async () => {
+    // 50,000 admission checks of 64 KiB messages each held 3 GiB of copies before.
+    const small = new VerifyPool({
+      threads: 1,
+      maxQueuedBytes: { consensus: 1 << 20, admission: 64 * 1024 },
+    });
+    try {
+      const big = (i: number): SignatureCheck => {
+        const message = new Uint8Array(20_000).fill(i);
+        return { publicKey, message, signature: ed25519Sign(seed, message) };
+      };
+      const three = [big(1), big(2), big(3)];
+      const first = small.verify(three, 'admission');
+      assert.ok(small.queuedBytes('admission') > 60_000);
+      await assert.rejects(
+        small.verify([big(4)], 'admission'),
+        (err: unknown) => err instanceof VerifyPoolBusy && err.unit === 'bytes',
+      );
+      assert.deepEqual(await first, [true, true, true]);
+      assert.equal(small.queuedBytes('admission'), 0);
+      assert.deepEqual(await small.verify([big(4)], 'admission'), [true]);
+      // The consensus lane has its own bound.
+      assert.deepEqual(await small.verify([big(5), big(6)], 'consensus'), [true, true]);
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -84,7 +84,24 @@ export class BlockPreverifier {
     alreadyVerified: (env: TxEnvelope) => boolean,
     abandoned: () => boolean = () => false,
   ): Promise<number> {
-    if (!this.pool || this.pool.threads === 0) return 0;
+    return (await this.preverifyAll(envs, state, chainId, head, alreadyVerified, abandoned)).checked;
+  }
+
+  /**
+   * `preverify`, also saying whether it went through: `complete` is false when it stopped before
+   * every check was made and passed (a failure, a busy or closed pool, abandoned). For a block
+   * gathered on a guessed head (sync's look-ahead: the block before it had not run) a failure may
+   * be the guess's, not the block's: the caller checks the rest again once that block has run.
+   */
+  async preverifyAll(
+    envs: readonly TxEnvelope[],
+    state: StateReader,
+    chainId: string,
+    head: PreverifyHead,
+    alreadyVerified: (env: TxEnvelope) => boolean,
+    abandoned: () => boolean = () => false,
+  ): Promise<{ checked: number; complete: boolean }> {
+    if (!this.pool || this.pool.threads === 0) return { checked: 0, complete: true };
     const checks: Ed25519Check[] = [];
     for (const env of envs) {
       if (!alreadyVerified(env)) checks.push(envelopeSignatureCheck(env));
@@ -168,7 +185,7 @@ export class BlockPreverifier {
       });
       checked += oldest.theirs.length;
     }
-    return checked;
+    return { checked, complete: !stop && next >= checks.length };
   }
 
   /** Whether the transaction's own signature was found valid here. */

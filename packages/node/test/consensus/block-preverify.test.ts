@@ -331,6 +331,41 @@ describe('block pre-verification', () => {
     assert.ok(envs.every((e) => pre.isTxVerified(e)));
   });
 
+  test('with the VerifyPool, the calling thread takes the checks the workers have not started, once the caller waits (not before the block it executes meanwhile)', async () => {
+    const chain = new Chain();
+    const transfers = Array.from({ length: 120 }, (_, i) =>
+      tx(key(`assist sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const one = new VerifyPool({ threads: 1, batchSize: 8 });
+    try {
+      const pre = new BlockPreverifier(one, { shareWithCaller: true });
+      const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+      const running = pre.preverifyAll(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      // What the caller does before it waits (block sync executes the block before this one):
+      // the calling thread has checked nothing of this block yet.
+      assert.equal(one.assistedOnCaller, 0);
+      assert.deepEqual(await running, { checked: 120, complete: true });
+      // Then it took what the worker had not started (most of it: the worker holds 2 of 15 batches).
+      assert.ok(one.assistedOnCaller > 0, `${one.assistedOnCaller} checks on the calling thread`);
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+      // A forged signature: the calling thread stops at it, and the pre-check says it did not go through.
+      const raw = transfers.map((t) => t.bytes);
+      const bad = Uint8Array.from(raw[60]!);
+      bad[bad.length - 2]! ^= 1;
+      raw[60] = bad;
+      const fresh = new BlockPreverifier(one, { shareWithCaller: true });
+      const forged = fresh.decode({ txs: raw })!;
+      const r = await fresh.preverifyAll(forged, chain.state, genesis.chainId, chain.head(), () => false);
+      assert.equal(r.complete, false);
+      assert.equal(fresh.isTxVerified(forged[60]!), false);
+      for (let i = 0; i < 60; i++) assert.ok(fresh.isTxVerified(forged[i]!), `transaction ${i}`);
+    } finally {
+      await one.close();
+    }
+  });
+
   test('an abandoned pre-check (sync: the block before it failed) sends nothing more: the work left is what is in flight', async () => {
     // Block sync starts the next block's pre-check while the block before it executes; a peer
     // whose block fails served the next one too, a block's worth of valid signatures it need not
