@@ -49,7 +49,7 @@ export interface SignatureVerifier {
    * Optional: the calling thread checks now the consensus checks of earlier calls that no worker
    * has started (their answers then come sooner); stops after a failure when `stopAtFailure`.
    */
-  assist?(stopAtFailure: boolean): { checked: number; failed: boolean };
+  assist?(stopAtFailure: boolean, limit?: number): { checked: number; failed: boolean };
   close(): Promise<void>;
 }
 
@@ -246,17 +246,18 @@ export function unpackBatch(batch: Pick<PackedBatch, 'bytes' | 'offsets'>): Sign
 /**
  * Takes the batch's checks no other thread has taken, one at a time, and writes their answers;
  * stops early after a failure when `stopAtFailure`. Returns how many this thread checked and
- * whether one of them failed. Each check is taken by exactly one thread (Atomics.add), so a batch
+ * whether one of them failed; at most `limit` checks. Each check is taken by exactly one thread (Atomics.add), so a batch
  * shared by a worker and the calling thread is checked once in all.
  */
 export function verifyClaimed(
   batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>,
   stopAtFailure = false,
+  limit = Number.POSITIVE_INFINITY,
 ): { checked: number; failed: boolean } {
   const n = batch.ok.length;
   let checked = 0;
   let failed = false;
-  for (;;) {
+  while (checked < limit) {
     if (Atomics.load(batch.claimed, 0) >= n) break;
     const j = Atomics.add(batch.claimed, 0, 1);
     if (j >= n) break;
@@ -403,14 +404,16 @@ export class VerifyPool implements SignatureVerifier {
    * thus shares them with the workers, whatever their speed, instead of checking a fixed share.
    * With `stopAtFailure` it stops after its first failing check: the block fails there (or
    * execution finds out where), and more checks on this thread would be free work for whoever
-   * forged it. Admission checks are left to the workers (and to `callerShare`).
+   * forged it. At most `limit` checks per call (the caller's thread is busy meanwhile). Admission
+   * checks are left to the workers (and to `callerShare`).
    */
-  assist(stopAtFailure = true): { checked: number; failed: boolean } {
+  assist(stopAtFailure = true, limit = Number.POSITIVE_INFINITY): { checked: number; failed: boolean } {
     let checked = 0;
     let failed = false;
     const take = (chunk: Chunk): boolean => {
       if (chunk.lane !== 'consensus') return true;
-      const r = verifyClaimed(chunk.batch, stopAtFailure);
+      if (checked >= limit) return false;
+      const r = verifyClaimed(chunk.batch, stopAtFailure, limit - checked);
       checked += r.checked;
       if (r.failed) failed = true;
       return !(r.failed && stopAtFailure);

@@ -744,6 +744,24 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('assist takes at most its limit per call: the calling thread is held for a bounded turn', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(300 + i, i !== 37));
+      const pending = one.verify(checks, 'consensus');
+      const first = one.assist(true, 6);
+      assert.ok(first.checked <= 6, `${first.checked}`);
+      const second = one.assist(true, 6);
+      assert.ok(second.checked <= 6 && second.checked > 0, `${second.checked}`);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 37),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
   test('a lane is bounded in bytes as well as in checks: a call that would hold more is refused at once, queueing nothing', async () => {
     // 50,000 admission checks of 64 KiB messages each held 3 GiB of copies before.
     const small = new VerifyPool({

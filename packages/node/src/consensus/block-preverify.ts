@@ -165,7 +165,9 @@ export class BlockPreverifier {
         // the split between this thread and the workers follows their speed, not a fixed share.
         await null;
         if (abandoned()) stop = true;
-        else if (pool.assist(true).failed) stop = true;
+        // At most a chunk's worth per turn (512 checks, about 40 ms, by default): consensus
+        // messages wait meanwhile.
+        else if (pool.assist(true, chunkSize).failed) stop = true;
       }
       const oldest = inFlight.shift();
       if (!oldest) break;
