@@ -48,8 +48,14 @@ export interface SignatureVerifier {
   /**
    * Optional: the calling thread checks now the consensus checks of earlier calls that no worker
    * has started (their answers then come sooner); stops after a failure when `stopAtFailure`.
+   * `of`: only the checks of these calls (promises `verify` returned), so that a caller waiting
+   * on its own block neither stops at another call's failure nor does another call's work.
    */
-  assist?(stopAtFailure: boolean, limit?: number): { checked: number; failed: boolean };
+  assist?(
+    stopAtFailure: boolean,
+    limit?: number,
+    of?: readonly Promise<boolean[]>[],
+  ): { checked: number; failed: boolean };
   close(): Promise<void>;
 }
 
@@ -286,6 +292,8 @@ interface Chunk {
   /** Packed now, when the call is made: what runs is the bytes as they were at the call. */
   batch: PackedBatch;
   lane: VerifyLane;
+  /** The `verify` call it is part of (`assist` takes only the given calls' chunks). */
+  call: object;
   done: (ok: Uint8Array) => void;
   /** The pool closed before this chunk's answer came: its call rejects with VerifyPoolClosed. */
   fail: () => void;
@@ -357,6 +365,8 @@ export class VerifyPool implements SignatureVerifier {
   checkedOnCaller = 0;
   /** Consensus checks made on the calling thread by `assist`, for metrics and tests. */
   assistedOnCaller = 0;
+  /** Each pending call's promise, to the token its chunks carry (`assist` scoped to calls). */
+  private readonly calls = new WeakMap<Promise<boolean[]>, object>();
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
@@ -407,11 +417,26 @@ export class VerifyPool implements SignatureVerifier {
    * forged it. At most `limit` checks per call (the caller's thread is busy meanwhile). Admission
    * checks are left to the workers (and to `callerShare`).
    */
-  assist(stopAtFailure = true, limit = Number.POSITIVE_INFINITY): { checked: number; failed: boolean } {
+  assist(
+    stopAtFailure = true,
+    limit = Number.POSITIVE_INFINITY,
+    of?: readonly Promise<boolean[]>[],
+  ): { checked: number; failed: boolean } {
     let checked = 0;
     let failed = false;
+    // Scoped to the given calls: unscoped, a forged signature in another block's checks (the next
+    // round's proposal, a sync look-ahead) stopped this block's pre-check at once, and this thread
+    // did other calls' checks while its own waited.
+    let calls: Set<object> | null = null;
+    if (of) {
+      calls = new Set();
+      for (const p of of) {
+        const call = this.calls.get(p);
+        if (call) calls.add(call);
+      }
+    }
     const take = (chunk: Chunk): boolean => {
-      if (chunk.lane !== 'consensus') return true;
+      if (chunk.lane !== 'consensus' || (calls && !calls.has(chunk.call))) return true;
       if (checked >= limit) return false;
       const r = verifyClaimed(chunk.batch, stopAtFailure, limit - checked);
       checked += r.checked;
@@ -500,7 +525,8 @@ export class VerifyPool implements SignatureVerifier {
     }
     let left = queues.length;
     let failed = false;
-    return new Promise((resolve, reject) => {
+    const call = {};
+    const answer = new Promise<boolean[]>((resolve, reject) => {
       for (const { queue, at } of queues) {
         const batch = packBatch(
           0,
@@ -510,6 +536,7 @@ export class VerifyPool implements SignatureVerifier {
         queue.push({
           batch,
           lane,
+          call,
           done: (ok) => {
             for (let k = 0; k < at.length; k++) result[at[k]!] = Atomics.load(ok, k) === 1;
             this.held[lane] -= at.length;
@@ -528,6 +555,8 @@ export class VerifyPool implements SignatureVerifier {
       this.dispatch();
       this.scheduleCallerTurn();
     });
+    this.calls.set(answer, call);
+    return answer;
   }
 
   /**

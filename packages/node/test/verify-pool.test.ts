@@ -744,6 +744,44 @@ describe('VerifyPool', () => {
     }
   });
 
+  test("assist scoped to a caller's own calls neither stops at another call's forged check nor takes that call's checks", async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
+    try {
+      // The worker is busy with the first call; another block's checks (forged at its first) wait
+      // ahead of this caller's own.
+      const blocker = one.verify(
+        Array.from({ length: 4 }, (_, i) => check(400 + i, true)),
+        'consensus',
+      );
+      const other = one.verify(
+        Array.from({ length: 8 }, (_, i) => check(500 + i, i !== 0)),
+        'consensus',
+      );
+      const mine = Array.from({ length: 12 }, (_, i) => check(600 + i, true));
+      const own = one.verify(mine, 'consensus');
+      const r = one.assist(true, Number.POSITIVE_INFINITY, [own]);
+      assert.deepEqual(r, { checked: 12, failed: false }, 'only its own checks, none failed');
+      const internals = one as unknown as { slots: { waiting: { batch: PackedBatch }[] }[] };
+      for (const chunk of internals.slots[0]!.waiting)
+        assert.equal(
+          Atomics.load(chunk.batch.claimed, 0),
+          0,
+          "the other call's checks are left to the worker",
+        );
+      assert.deepEqual(
+        await own,
+        mine.map(() => true),
+      );
+      assert.deepEqual(
+        await other,
+        Array.from({ length: 8 }, (_, i) => i !== 0),
+      );
+      assert.ok((await blocker).every(Boolean));
+    } finally {
+      await one.close();
+    }
+  });
+
   test('assist takes at most its limit per call: the calling thread is held for a bounded turn', async () => {
     const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
     try {

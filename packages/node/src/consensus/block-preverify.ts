@@ -167,7 +167,15 @@ export class BlockPreverifier {
         if (abandoned()) stop = true;
         // At most a chunk's worth per turn (512 checks, about 40 ms, by default): consensus
         // messages wait meanwhile.
-        else if (pool.assist(true, chunkSize).failed) stop = true;
+        // Only this block's own checks: another call's failure says nothing about this block.
+        else if (
+          pool.assist(
+            true,
+            chunkSize,
+            inFlight.map((f) => f.pending),
+          ).failed
+        )
+          stop = true;
       }
       const oldest = inFlight.shift();
       if (!oldest) break;

@@ -19,6 +19,7 @@ import {
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
+  envelopeSignatureCheck,
   epochOf,
   executeBlock,
   genesisStateWrites,
@@ -361,6 +362,39 @@ describe('block pre-verification', () => {
       assert.equal(r.complete, false);
       assert.equal(fresh.isTxVerified(forged[60]!), false);
       for (let i = 0; i < 60; i++) assert.ok(fresh.isTxVerified(forged[i]!), `transaction ${i}`);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("another call's forged check on the pool (the next round's proposal, a look-ahead) does not stop this block's pre-check", async () => {
+    // The calling thread's help (assist) once took every consensus check of the pool and stopped at
+    // the first failure among them: a forged signature in any other block made this one's pre-check
+    // stop at once, and the rest of this block was left to execution, one signature at a time.
+    const chain = new Chain();
+    const transfers = Array.from({ length: 64 }, (_, i) =>
+      tx(key(`scoped assist sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1 });
+    try {
+      const forgedElsewhere = transfers.slice(0, 24).map((t, i) => {
+        const c = envelopeSignatureCheck(t);
+        const signature = Uint8Array.from(c.signature);
+        if (i % 2 === 0) signature[0]! ^= 1;
+        return { publicKey: c.publicKey, message: c.message, signature };
+      });
+      const elsewhere = one.verify(forgedElsewhere, 'consensus');
+      const pre = new BlockPreverifier(one, { shareWithCaller: true, chunkChecks: 16 });
+      const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+      const r = await pre.preverifyAll(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      assert.deepEqual(r, { checked: 64, complete: true });
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+      assert.deepEqual(
+        await elsewhere,
+        forgedElsewhere.map((_, i) => i % 2 !== 0),
+      );
     } finally {
       await one.close();
     }
