@@ -196,7 +196,11 @@ export interface PackedBatch {
    * or past the number of checks means every check is taken.
    */
   claimed: Int32Array;
-  /** Check i's answer: 1 verifies, 0 does not (written with Atomics.store by whoever took it). */
+  /**
+   * Check i's answer, written with Atomics.store by whoever took it: 1 verifies, 2 does not, 0 not
+   * answered yet (so that the checks a worker that died had taken but not answered are told apart
+   * from its answers, and only those are checked again).
+   */
   ok: Uint8Array;
 }
 
@@ -268,7 +272,7 @@ export function verifyClaimed(
     const j = Atomics.add(batch.claimed, 0, 1);
     if (j >= n) break;
     const pass = verifyOne(batch, j);
-    Atomics.store(batch.ok, j, pass ? 1 : 0);
+    Atomics.store(batch.ok, j, pass ? ANSWER_VERIFIES : ANSWER_FAILS);
     checked++;
     if (!pass) {
       failed = true;
@@ -276,6 +280,27 @@ export function verifyClaimed(
     }
   }
   return { checked, failed };
+}
+
+/** What `PackedBatch.ok` holds for a check once answered (0: not answered). */
+const ANSWER_VERIFIES = 1;
+const ANSWER_FAILS = 2;
+
+/**
+ * A batch whose worker died, finished on this thread: each check it had taken and not answered
+ * (the one in progress when it died) and each check nobody took, each checked once; the answers
+ * already written (by the worker, or by `assist`) stand. Returns how many were checked here.
+ */
+export function finishAbandoned(batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>): number {
+  const n = batch.ok.length;
+  const taken = Math.min(n, Atomics.load(batch.claimed, 0));
+  let checked = 0;
+  for (let j = 0; j < taken; j++) {
+    if (Atomics.load(batch.ok, j) !== 0) continue;
+    Atomics.store(batch.ok, j, verifyOne(batch, j) ? ANSWER_VERIFIES : ANSWER_FAILS);
+    checked++;
+  }
+  return checked + verifyClaimed(batch).checked;
 }
 
 function verifyOne(batch: Pick<PackedBatch, 'bytes' | 'offsets'>, j: number): boolean {
@@ -365,6 +390,8 @@ export class VerifyPool implements SignatureVerifier {
   checkedOnCaller = 0;
   /** Consensus checks made on the calling thread by `assist`, for metrics and tests. */
   assistedOnCaller = 0;
+  /** Checks of a dead worker's batches made on the calling thread (only those left unanswered). */
+  recheckedOnCaller = 0;
   /** Each pending call's promise, to the token its chunks carry (`assist` scoped to calls). */
   private readonly calls = new WeakMap<Promise<boolean[]>, object>();
 
@@ -673,7 +700,10 @@ export class VerifyPool implements SignatureVerifier {
       if (i < 0 || this.closed) return;
       const lost = slot.inFlight.splice(0);
       this.slots[i] = this.spawn(slot.waiting);
-      for (const { chunk } of lost) chunk.done(verifyPacked(chunk.batch));
+      for (const { chunk } of lost) {
+        this.recheckedOnCaller += finishAbandoned(chunk.batch);
+        chunk.done(chunk.batch.ok);
+      }
       this.dispatch();
     };
     slot.worker.on('error', replace);

@@ -782,6 +782,42 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('a worker that dies mid-batch: what it (or assist) answered stands, each check it left unanswered is checked once on this thread, and the call is answered once', async () => {
+    // All of this runs in the tick the pool is made in: the worker has not loaded yet, so it takes
+    // nothing; this thread takes the first 3 checks of the batch handed to it (assist).
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1 });
+    try {
+      const checks = Array.from({ length: 8 }, (_, i) => check(700 + i, i !== 6));
+      let answers = 0;
+      const pending = one.verify(checks, 'consensus').then((ok) => {
+        answers++;
+        return ok;
+      });
+      const internals = one as unknown as {
+        slots: { worker: { terminate(): Promise<number> }; inFlight: { chunk: { batch: PackedBatch } }[] }[];
+      };
+      const batch = internals.slots[0]!.inFlight[0]!.chunk.batch;
+      assert.deepEqual(one.assist(false, 3), { checked: 3, failed: false });
+      // The answers written so far are the batch's: were they checked again, the bytes changed
+      // since (here, by hand) would say otherwise.
+      const firstMessage = batch.offsets[2]!;
+      batch.bytes[firstMessage]! ^= 1;
+      await internals.slots[0]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 6),
+      );
+      assert.equal(one.recheckedOnCaller, 5, 'the 5 checks nobody had answered, each once');
+      assert.equal(answers, 1);
+      assert.equal(one.queued('consensus'), 0);
+      assert.equal(one.queuedBytes('consensus'), 0);
+      // The replacement works.
+      assert.deepEqual(await one.verify([check(800, true), check(801, false)], 'consensus'), [true, false]);
+    } finally {
+      await one.close();
+    }
+  });
+
   test('assist takes at most its limit per call: the calling thread is held for a bounded turn', async () => {
     const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
     try {
