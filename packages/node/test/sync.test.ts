@@ -468,6 +468,42 @@ describe('block sync', () => {
     }
   });
 
+  test('a look-ahead pre-check is marked awaited only once its block is applied (the calling thread helps the workers only then)', async () => {
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+    const looks: { height: bigint; atStart: boolean; awaited: () => boolean }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, parent, _abandoned, awaited) => {
+        if (parent) {
+          assert.ok(awaited, 'a look-ahead is told when its block waits on it');
+          looks.push({
+            height: block.header.height,
+            atStart: awaited(),
+            awaited,
+            tip: () => fresh.tipHeight,
+          });
+        }
+        return null;
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, source.height);
+    assert.ok(looks.length >= 4, `${looks.length} look-aheads`);
+    for (const look of looks)
+      assert.equal(look.atStart, false, `block ${look.height}: not awaited when started`);
+    const applied = looks.filter((l) => l.height <= fresh.tipHeight);
+    assert.ok(
+      applied.some((l) => l.awaited()),
+      'the look-aheads of applied blocks were awaited',
+    );
+  });
+
   test("each synced block's commit signatures are verified once, though the commit is checked before its pre-check and again when it is applied", async () => {
     const server = await net(source);
     const fresh = await openChain();

@@ -92,6 +92,10 @@ export class BlockPreverifier {
    * every check was made and passed (a failure, a busy or closed pool, abandoned). For a block
    * gathered on a guessed head (sync's look-ahead: the block before it had not run) a failure may
    * be the guess's, not the block's: the caller checks the rest again once that block has run.
+   * `callerWaits`: whether someone waits on this pre-check now; the calling thread helps the
+   * workers (`shareWithCaller`) only then. Sync's look-ahead starts a block's pre-check while the
+   * block before it executes, and awaits it only once that block is done: a help at each of that
+   * execution's awaits took the block's own thread for checks the workers would make meanwhile.
    */
   async preverifyAll(
     envs: readonly TxEnvelope[],
@@ -100,6 +104,7 @@ export class BlockPreverifier {
     head: PreverifyHead,
     alreadyVerified: (env: TxEnvelope) => boolean,
     abandoned: () => boolean = () => false,
+    callerWaits: () => boolean = () => true,
   ): Promise<{ checked: number; complete: boolean }> {
     if (!this.pool || this.pool.threads === 0) return { checked: 0, complete: true };
     const checks: Ed25519Check[] = [];
@@ -160,15 +165,16 @@ export class BlockPreverifier {
       }
       if (this.opts.shareWithCaller && pool.assist && inFlight.length > 0 && !stop) {
         // First let the caller go on with what it does before it waits for this pre-check (block
-        // sync executes the block before this one: the workers check this one meanwhile), then
-        // take whatever the workers have not started yet, instead of idling until they answer:
-        // the split between this thread and the workers follows their speed, not a fixed share.
+        // sync executes the block before this one: the workers check this one meanwhile), then,
+        // once it waits, take whatever the workers have not started yet, instead of idling until
+        // they answer: the split between this thread and the workers follows their speed.
         await null;
         if (abandoned()) stop = true;
-        // At most a chunk's worth per turn (512 checks, about 40 ms, by default): consensus
-        // messages wait meanwhile.
-        // Only this block's own checks: another call's failure says nothing about this block.
+        // While nobody waits, the workers alone (looked at again at the next answer). Then at most
+        // a chunk's worth per turn (512 checks, about 40 ms, by default): consensus messages wait
+        // meanwhile; and only this block's own checks: another call's failure says nothing of it.
         else if (
+          callerWaits() &&
           pool.assist(
             true,
             chunkSize,

@@ -41,8 +41,15 @@ export interface SyncReactorOptions {
    * the block will not be applied (the block before it failed, or sync moved on): the pre-check
    * then sends nothing more. Called only for a block whose commit verified (`commitVerifies`):
    * see `preverifySyncedBlock`, which also checks that the body is the one the header names.
+   * `awaited` says true once applying the block waits on its pre-check (a look-ahead is started
+   * while the block before it executes): the calling thread helps the workers only from then.
    */
-  preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
+  preverify?(
+    block: Block,
+    parent?: Block,
+    abandoned?: () => boolean,
+    awaited?: () => boolean,
+  ): Promise<SyncPreverified | null>;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -55,6 +62,8 @@ interface Prepared {
   abandoned: boolean;
   /** Gathered with `parent` as the head, before it ran: keys and challenges are a guess. */
   guessed: boolean;
+  /** Applying it waits on its pre-check: the calling thread may help the workers. */
+  awaited: boolean;
 }
 
 /** Signatures of a synced block found valid before it executes (passes only). */
@@ -136,6 +145,7 @@ export class SyncReactor {
             // A look-ahead that could not check the block's commit (its validator set was not
             // known before the block before it ran: an epoch's first block) started nothing; now
             // that the head is that block, the commit can be checked and the pre-check run.
+            if (ahead) ahead.awaited = true;
             let preverified = ahead
               ? await ahead.preverified
               : ((this.commitVerifies(block) ? await this.opts.preverify?.(block) : null) ?? null);
@@ -207,8 +217,14 @@ export class SyncReactor {
       preverified: Promise.resolve(null),
       abandoned: false,
       guessed: parent !== undefined,
+      awaited: false,
     };
-    prepared.preverified = this.opts.preverify!(block, parent, () => prepared.abandoned);
+    prepared.preverified = this.opts.preverify!(
+      block,
+      parent,
+      () => prepared.abandoned,
+      () => prepared.awaited,
+    );
     prepared.preverified.catch(() => {});
     this.prepared.set(encoded, prepared);
     return prepared;
@@ -280,6 +296,7 @@ export async function preverifySyncedBlock(
   parent: Block | undefined,
   abandoned: (() => boolean) | undefined,
   isTxVerified: (env: TxEnvelope) => boolean,
+  awaited?: () => boolean,
 ): Promise<SyncPreverified | null> {
   const envelopes = preverifier.decode(block);
   // The root binds each transaction's body, not its signature (a transaction's hash leaves the
@@ -298,6 +315,7 @@ export async function preverifySyncedBlock(
     head,
     () => false,
     abandoned,
+    awaited,
   );
   const verified = new Set<string>();
   const unverified = new Set<string>();

@@ -367,6 +367,38 @@ describe('block pre-verification', () => {
     }
   });
 
+  test('a pre-check nobody waits on yet (sync look-ahead, while the block before it executes) is left to the workers: the calling thread helps only once its caller waits', async () => {
+    const chain = new Chain();
+    const transfers = Array.from({ length: 96 }, (_, i) =>
+      tx(key(`look-ahead sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const one = new VerifyPool({ threads: 1, batchSize: 8 });
+    try {
+      const pre = new BlockPreverifier(one, { shareWithCaller: true, chunkChecks: 16 });
+      const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+      let waits = false;
+      const running = pre.preverifyAll(
+        envs,
+        chain.state,
+        genesis.chainId,
+        chain.head(),
+        () => false,
+        () => false,
+        () => waits,
+      );
+      // The block before it executes meanwhile, awaiting its reads and writes: turns of the loop.
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(one.assistedOnCaller, 0, 'no check on the calling thread while nobody waits');
+      waits = true;
+      assert.deepEqual(await running, { checked: 96, complete: true });
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+    } finally {
+      await one.close();
+    }
+  });
+
   test("another call's forged check on the pool (the next round's proposal, a look-ahead) does not stop this block's pre-check", async () => {
     // The calling thread's help (assist) once took every consensus check of the pool and stopped at
     // the first failure among them: a forged signature in any other block made this one's pre-check
