@@ -486,7 +486,6 @@ describe('block sync', () => {
             height: block.header.height,
             atStart: awaited(),
             awaited,
-            tip: () => fresh.tipHeight,
           });
         }
         return null;
