@@ -84,8 +84,22 @@ export interface VerifyPoolOptions {
    * block: 100-250 ms under load), so the second core sat idle a third of the time. With 2 it
    * starts the next batch at once. The cost: a consensus batch queued behind admission waits for
    * at most depth - 1 admission batches already handed to that worker (2 x 128 checks: ~10 ms).
+   * Since the worker serves consensus first among what it holds (verify-worker.ts), this now
+   * bounds the consensus batches a worker holds; admission has its own `admissionDepth`.
    */
   depth: number;
+  /**
+   * Admission batches a worker holds at once (at least `depth`). The main thread hands out the next
+   * batch only when it reads an answer, and it reads none while it builds, executes or commits a
+   * block (100-250 ms under load): with 2 batches (~20 ms of checks) the one worker of a 2-core
+   * node sat idle about a third of the time while clients' transactions waited in the queue.
+   * Holding more costs consensus nothing: the worker reads every message it holds before it picks
+   * its next batch and takes consensus batches first, so a block's checks wait only for the one
+   * batch in progress. What it costs: a worker that dies has this many batches checked on the
+   * main thread (as before, with fewer), and an idle second worker cannot take batches already
+   * handed to the first (the handing-out is even, a batch at a time, so both hold about as much).
+   */
+  admissionDepth: number;
   /**
    * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
    * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
@@ -121,6 +135,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
   depth: 2,
+  admissionDepth: 16,
   callerShare: 0,
   callerBusyUnder: 0.8,
   callerIdleCores: 0.5,
@@ -288,6 +303,7 @@ export class VerifyPool implements SignatureVerifier {
       ['threads', this.opts.threads, 0],
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
+      ['admissionDepth', this.opts.admissionDepth, 1],
       ['callerShare', this.opts.callerShare, 0],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
@@ -491,10 +507,11 @@ export class VerifyPool implements SignatureVerifier {
       waiting: queue ?? [],
     };
     slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
-      const head = slot.inFlight[0];
-      if (!head || m.id !== head.id) return;
-      slot.inFlight.shift();
-      head.chunk.done(m.ok);
+      // Not always the oldest: the worker serves the consensus batches it holds first.
+      const at = slot.inFlight.findIndex((b) => b.id === m.id);
+      if (at < 0) return;
+      const [answered] = slot.inFlight.splice(at, 1);
+      answered!.chunk.done(m.ok);
       this.dispatch();
       if (slot.inFlight.length === 0) slot.worker.unref();
     });
@@ -517,16 +534,26 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   /**
-   * Hands waiting batches to the workers, each worker's own block checks first, then another's
-   * backlog, then admission, filling every worker to one batch before any gets a second (a call
-   * split over the workers runs on all of them at once).
+   * Hands waiting batches to the workers: block checks first (each worker's own, then another's
+   * backlog) up to `depth` per worker, then admission up to `admissionDepth` batches in all per
+   * worker; each round fills every worker to one more batch before any gets the next (a call split
+   * over the workers runs on all of them at once).
    */
   private dispatch(): void {
     for (let held = 0; held < this.opts.depth; held++) {
       for (const slot of this.slots) {
-        if (slot.inFlight.length > held) continue;
-        const chunk = slot.waiting.shift() ?? this.takeConsensus() ?? this.admission.shift();
+        if (consensusHeld(slot) > held) continue;
+        const chunk = slot.waiting.shift() ?? this.takeConsensus();
         if (!chunk) continue;
+        this.send(slot, chunk);
+      }
+    }
+    const admissionDepth = Math.max(this.opts.depth, this.opts.admissionDepth);
+    for (let held = 0; held < admissionDepth && this.admission.length > 0; held++) {
+      for (const slot of this.slots) {
+        if (slot.inFlight.length > held) continue;
+        const chunk = this.admission.shift();
+        if (!chunk) break;
         this.send(slot, chunk);
       }
     }
@@ -540,7 +567,8 @@ export class VerifyPool implements SignatureVerifier {
     // The chunk keeps its batch (a worker that dies mid-batch leaves it to be checked here), so
     // the worker gets a copy: two small buffers per message, never an object per check.
     const { bytes, offsets } = chunk.batch;
-    slot.worker.postMessage({ id, bytes, offsets });
+    const message: WorkerBatch = { id, bytes, offsets, consensus: chunk.lane === 'consensus' };
+    slot.worker.postMessage(message);
   }
 
   /**
@@ -553,6 +581,61 @@ export class VerifyPool implements SignatureVerifier {
     for (const s of this.slots) if (s.waiting.length > (longest?.waiting.length ?? 0)) longest = s;
     return longest?.waiting.pop();
   }
+}
+
+/** Consensus batches a worker holds (handed to it, not yet answered). */
+function consensusHeld(slot: Slot): number {
+  let n = 0;
+  for (const b of slot.inFlight) if (b.chunk.lane === 'consensus') n++;
+  return n;
+}
+
+/** A batch as it goes to a worker: its lane decides which the worker checks first. */
+export interface WorkerBatch extends PackedBatch {
+  consensus: boolean;
+}
+
+/**
+ * What a worker holds, in the order it checks it: every consensus batch before any admission
+ * batch, each lane in the order it was sent. The worker reads every message already sent before
+ * it picks (verify-worker.ts), so a block's checks sent after a backlog of admission batches wait
+ * only for the batch in progress.
+ */
+export class WorkerBacklog {
+  private readonly consensus: WorkerBatch[] = [];
+  private readonly admission: WorkerBatch[] = [];
+  private consensusAt = 0;
+  private admissionAt = 0;
+
+  push(batch: WorkerBatch): void {
+    (batch.consensus ? this.consensus : this.admission).push(batch);
+  }
+
+  /** The next batch to check, or undefined when nothing is held. */
+  next(): WorkerBatch | undefined {
+    if (this.consensusAt < this.consensus.length)
+      return take(this.consensus, this.consensusAt++, () => {
+        this.consensus.length = 0;
+        this.consensusAt = 0;
+      });
+    if (this.admissionAt < this.admission.length)
+      return take(this.admission, this.admissionAt++, () => {
+        this.admission.length = 0;
+        this.admissionAt = 0;
+      });
+    return undefined;
+  }
+
+  get size(): number {
+    return this.consensus.length - this.consensusAt + this.admission.length - this.admissionAt;
+  }
+}
+
+/** queue[at], releasing the queue's slots once it is read to its end (no shift per batch). */
+function take<T>(queue: T[], at: number, reset: () => void): T {
+  const item = queue[at]!;
+  if (at + 1 === queue.length) reset();
+  return item;
 }
 
 /** Each check of a packed batch, checked on this thread: 1 where it verifies. */
