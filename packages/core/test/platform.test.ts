@@ -37,6 +37,30 @@ test('hashes, HMAC, PBKDF2 and the encodings agree', () => {
   assert.deepEqual(webP.base64ToBytes('AQID/w=='), nodeP.base64ToBytes('AQID/w=='));
 });
 
+test('bytesToLatin1 decodes views at any offset and any range as Buffer#toString does', () => {
+  fc.assert(
+    fc.property(
+      bytes(300),
+      fc.nat(310),
+      fc.nat(310),
+      fc.integer({ min: -5, max: 320 }),
+      fc.integer({ min: -5, max: 320 }),
+      (all, a, b, from, to) => {
+        const start = Math.min(a, all.length);
+        const view = all.subarray(start, Math.max(start, Math.min(b, all.length)));
+        const reference = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString(
+          'latin1',
+          from,
+          to,
+        );
+        assert.equal(nodeP.bytesToLatin1(view, from, to), reference);
+        assert.equal(nodeP.bytesToLatin1(view), Buffer.from(view).toString('latin1'));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
 test('SHA-256 of parts: views at any offset, empty, one part or several, below and above the one-shot size', () => {
   // node.ts hashes one part or a short join in one `crypto.hash` call and streams longer inputs;
   // each path must give the bytes of the views alone, never of the buffers behind them.
