@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
+import { RpcClientError } from '@unc/sdk';
 import { checkBenchArgs } from '../bench/bench-args.js';
+import { BodyPoster, encodeSendBody, postRetrying } from '../bench/presign.js';
 
 const spec = { valued: ['seconds', 'trace'], flags: ['skip-single'] };
 
@@ -35,8 +39,78 @@ describe('bench command lines', () => {
       const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(help.status, 0, help.stderr);
       assert.match(help.stdout, new RegExp(`usage: npm run bench:${bench}`));
+      // Batches outstanding per client: the saturating clients' load is stated, not implied.
+      assert.match(help.stdout, /--in-flight/);
       const bad = spawnSync(process.execPath, [script, '--bogus'], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(bad.status, 2, bad.stderr);
       assert.match(bad.stderr, /unknown option --bogus/);
     });
+
+  test('the bench poster sends the pre-encoded body as is over one kept-alive connection, reads answers as the sdk does, and retries "busy"', async () => {
+    const seen: { body: string; socket: unknown }[] = [];
+    let busyLeft = 1;
+    const server = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        const body = Buffer.concat(parts).toString('utf8');
+        seen.push({ body, socket: req.socket });
+        const { id, params } = JSON.parse(body) as { id: number; params: [string[]] };
+        res.setHeader('content-type', 'application/json');
+        if (params[0][0] === 'bad') {
+          res.end(
+            JSON.stringify({
+              jsonrpc: '2.0',
+              id,
+              error: { code: -32602, message: 'bad params', data: { field: 'txs' } },
+            }),
+          );
+        } else if (busyLeft-- > 0) {
+          res.end(
+            JSON.stringify({
+              jsonrpc: '2.0',
+              id,
+              error: { code: -32005, message: 'busy', data: { reason: 'BUSY' } },
+            }),
+          );
+        } else {
+          res.end(
+            JSON.stringify({
+              jsonrpc: '2.0',
+              id,
+              result: params[0].map((h) => ({ hash: h, replaced: false })),
+            }),
+          );
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const poster = new BodyPoster(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const body = encodeSendBody(['aa', 'bb'], 7);
+      assert.deepEqual(JSON.parse(body.toString()), {
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'unc_sendTransactions',
+        params: [['aa', 'bb']],
+      });
+      // The first answer is "busy": retried after a wait, then answered.
+      assert.deepEqual(await postRetrying(poster, body), [
+        { hash: 'aa', replaced: false },
+        { hash: 'bb', replaced: false },
+      ]);
+      assert.equal(seen.length, 2);
+      assert.equal(seen[0]!.body, body.toString());
+      assert.equal(seen[1]!.socket, seen[0]!.socket);
+      // Any other error is thrown as the sdk's error, not retried.
+      await assert.rejects(postRetrying(poster, encodeSendBody(['bad'], 8)), (err: unknown) => {
+        assert.ok(err instanceof RpcClientError);
+        return true;
+      });
+      assert.equal(seen.length, 3);
+    } finally {
+      poster.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });
