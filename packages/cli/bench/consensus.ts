@@ -11,8 +11,12 @@
  * issue 13's goals.
  *
  *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4] [--in-flight 2]
- *                              [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+ *                              [--senders 200] [--batch 250] [--block-time 1000]
+ *                              [--skip-single | --only-single]
  *                              [--trace FILE] [--pace on|off|both] [--pairs 1]
+ *
+ * `--only-single` measures the single node alone (the raw verify rate and bench:tps, whose node
+ * takes UNC_BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`, to profile that phase).
  *
  * `--trace FILE` runs the validators at debug level, keeps each one's `height stages` lines (when
  * each stage of a height happened, in ms from its start: driver.ts, height-trace.ts) in FILE, and
@@ -59,7 +63,7 @@ import {
 
 exitOnBadBenchArgs(
   `usage: npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
-         [--in-flight 2] [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+         [--in-flight 2] [--senders 200] [--batch 250] [--block-time 1000] [--skip-single | --only-single]
          [--trace FILE] [--pace on|off|both] [--pairs 1]`,
   {
     valued: [
@@ -75,7 +79,7 @@ exitOnBadBenchArgs(
       'pace',
       'pairs',
     ],
-    flags: ['skip-single'],
+    flags: ['skip-single', 'only-single'],
   },
 );
 
@@ -97,6 +101,11 @@ const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const SKIP_SINGLE = process.argv.includes('--skip-single');
+/** The single-node phase alone (bench:tps beside the raw verify rate): for profiling that phase. */
+const ONLY_SINGLE = process.argv.includes('--only-single');
+if (ONLY_SINGLE && SKIP_SINGLE) throw new Error('--only-single and --skip-single exclude each other');
+if (ONLY_SINGLE && process.argv.includes('--pace'))
+  throw new Error('--only-single runs no testnet, so --pace has nothing to set');
 const TRACE = process.argv.includes('--trace')
   ? process.argv[process.argv.indexOf('--trace') + 1]
   : undefined;
@@ -269,6 +278,13 @@ async function main(): Promise<void> {
   if (!SKIP_SINGLE) {
     console.log('single node (bench:tps, same parameters):');
     single = await singleNodeTps();
+  }
+  if (ONLY_SINGLE) {
+    const ratio = single === null ? 'n/a' : (single / verifyRate).toFixed(2);
+    console.log(
+      `  single node ÷ raw one-core verify rate  ${ratio}  (goal ≥ 1.0; the testnet phases not run)`,
+    );
+    process.exit(0);
   }
 
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-consensus-'));

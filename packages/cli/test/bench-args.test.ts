@@ -46,6 +46,18 @@ describe('bench command lines', () => {
       assert.match(bad.stderr, /unknown option --bogus/);
     });
 
+  test('bench:consensus --only-single (the single-node phase alone) is an option, and refuses --skip-single beside it', () => {
+    const script = new URL('../bench/consensus.js', import.meta.url).pathname;
+    const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 60_000 });
+    assert.match(help.stdout, /--only-single/);
+    const both = spawnSync(process.execPath, [script, '--only-single', '--skip-single'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.notEqual(both.status, 0);
+    assert.match(both.stderr, /--only-single and --skip-single exclude each other/);
+  });
+
   test('the bench poster sends the pre-encoded body as is over one kept-alive connection, reads answers as the sdk does, and retries "busy"', async () => {
     const seen: { body: string; socket: unknown }[] = [];
     let busyLeft = 1;
