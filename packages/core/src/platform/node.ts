@@ -254,7 +254,10 @@ export function bytesToLatin1(bytes: Uint8Array, from = 0, to = bytes.length): s
   // Out-of-range ends are clamped, as Buffer#toString clamps them.
   const end = Math.min(Math.max(to, 0), bytes.length);
   const start = Math.min(Math.max(from, 0), end);
-  if (latin1Slice !== null) return latin1Slice.call(bytes, start, end);
+  // An empty view takes the documented path: a view whose buffer was detached (transferred) is
+  // empty too, and there `Buffer.from` throws, as it always did, rather than giving every such
+  // key the same id ''.
+  if (latin1Slice !== null && bytes.byteLength !== 0) return latin1Slice.call(bytes, start, end);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1', start, end);
 }
 
