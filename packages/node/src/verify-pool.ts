@@ -95,9 +95,10 @@ export interface VerifyPoolOptions {
    * node sat idle about a third of the time while clients' transactions waited in the queue.
    * Holding more costs consensus nothing: the worker reads every message it holds before it picks
    * its next batch and takes consensus batches first, so a block's checks wait only for the one
-   * batch in progress. What it costs: a worker that dies has this many batches checked on the
-   * main thread (as before, with fewer), and an idle second worker cannot take batches already
-   * handed to the first (the handing-out is even, a batch at a time, so both hold about as much).
+   * batch in progress. What it costs: a worker that dies leaves this many batches to be checked
+   * again (handed back to the queue, not checked on the main thread: `spawn`), and an idle second
+   * worker cannot take batches already handed to the first (the handing-out is even, a batch at a
+   * time, so both hold about as much).
    */
   admissionDepth: number;
   /**
@@ -229,11 +230,13 @@ interface Chunk {
   done: (ok: Uint8Array) => void;
   /** The pool closed before this chunk's answer came: its call rejects with VerifyPoolClosed. */
   fail: () => void;
+  /** Handed back to the queue once already, its worker having died with it (see `spawn`). */
+  resent?: boolean;
 }
 
 interface Slot {
   worker: Worker;
-  /** Batches handed to the worker, oldest first; it answers them in this order. */
+  /** Batches handed to the worker, oldest first; it answers its consensus batches first (by id). */
   inFlight: { id: number; chunk: Chunk }[];
   /** This worker's own queue of consensus checks: those under the keys sharded to it. */
   waiting: Chunk[];
@@ -293,6 +296,8 @@ export class VerifyPool implements SignatureVerifier {
   };
   /** Admission checks made on the calling thread (callerShare), for metrics and tests. */
   checkedOnCaller = 0;
+  /** Checks of batches whose worker died, made on the calling thread instead (see `spawn`). */
+  checkedForLostWorker = 0;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
@@ -515,15 +520,30 @@ export class VerifyPool implements SignatureVerifier {
       this.dispatch();
       if (slot.inFlight.length === 0) slot.worker.unref();
     });
-    // A worker that dies takes no answer with it: its batch is checked here and a new one starts
-    // in its place, with its queue (the same keys keep going to the same place).
+    // A worker that dies takes no answer with it: a new one starts in its place, with its queue
+    // (the same keys keep going to the same place). Its block checks (at most `depth` batches) are
+    // checked here at once, as they always were: a round waits on them. Its admission batches (up
+    // to `admissionDepth`: 2,000 checks, ~150 ms of this thread) go back to the head of the queue
+    // for the workers, once: a batch lost with a second worker is checked here, so a batch that
+    // kills every worker it meets costs two workers, not all of them forever.
     const replace = () => {
       const i = this.slots.indexOf(slot);
       if (i < 0 || this.closed) return;
       const lost = slot.inFlight.splice(0);
       this.slots[i] = this.spawn(slot.waiting);
-      for (const { chunk } of lost) chunk.done(verifyPacked(chunk.batch));
+      const again: Chunk[] = [];
+      for (const { chunk } of lost) {
+        if (chunk.lane === 'admission' && !chunk.resent) {
+          chunk.resent = true;
+          again.push(chunk);
+          continue;
+        }
+        this.checkedForLostWorker += chunk.batch.offsets.length / 4;
+        chunk.done(verifyPacked(chunk.batch));
+      }
+      this.admission.unshift(...again);
       this.dispatch();
+      this.scheduleCallerTurn();
     };
     slot.worker.on('error', replace);
     slot.worker.on('exit', replace);

@@ -673,6 +673,44 @@ describe('VerifyPool', () => {
     );
   });
 
+  test('a worker that dies holding a backlog of admission batches: they go to its successor, not to the main thread, and each is answered once', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 16 });
+    const kill = () =>
+      (
+        one as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+    try {
+      const checks = Array.from({ length: 64 }, (_, i) => check(i, i % 5 !== 2));
+      const pending = one.verify(checks, 'admission');
+      const block = [chipCheck(1, 1, 'valid'), chipCheck(2, 2, 'forged')];
+      const blockPending = one.verify(block, 'consensus');
+      await kill();
+      // The 16 admission batches (64 checks) were re-sent to the new worker; the block's checks,
+      // which a round waits on, were checked here at once.
+      assert.equal(one.checkedForLostWorker, 2);
+      assert.deepEqual(await blockPending, [true, false]);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i % 5 !== 2),
+      );
+      assert.equal(one.queued('admission'), 0);
+      assert.equal(one.queued('consensus'), 0);
+      // Lost with a second worker, a batch is checked here: no batch kills workers forever.
+      const again = one.verify(checks, 'admission');
+      await kill();
+      await kill();
+      assert.equal(one.checkedForLostWorker, 2 + 64);
+      assert.deepEqual(
+        await again,
+        checks.map((_, i) => i % 5 !== 2),
+      );
+      assert.equal(one.queued('admission'), 0);
+      assert.deepEqual(await one.verify([check(3, true)]), [true]);
+    } finally {
+      await one.close();
+    }
+  });
+
   test('a worker that dies does not lose its batch', async () => {
     const one = new VerifyPool({ threads: 1, batchSize: 50 });
     try {
