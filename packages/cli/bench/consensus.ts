@@ -104,8 +104,10 @@ const SKIP_SINGLE = process.argv.includes('--skip-single');
 /** The single-node phase alone (bench:tps beside the raw verify rate): for profiling that phase. */
 const ONLY_SINGLE = process.argv.includes('--only-single');
 if (ONLY_SINGLE && SKIP_SINGLE) throw new Error('--only-single and --skip-single exclude each other');
-if (ONLY_SINGLE && process.argv.includes('--pace'))
-  throw new Error('--only-single runs no testnet, so --pace has nothing to set');
+// The testnet's own options: with --only-single they would be accepted and silently do nothing.
+for (const testnetOnly of ['--pace', '--validators', '--rate', '--trace', '--pairs'])
+  if (ONLY_SINGLE && process.argv.includes(testnetOnly))
+    throw new Error(`--only-single runs no testnet, so ${testnetOnly} has nothing to set`);
 const TRACE = process.argv.includes('--trace')
   ? process.argv[process.argv.indexOf('--trace') + 1]
   : undefined;
@@ -135,6 +137,10 @@ async function singleNodeTps(): Promise<number | null> {
       String(CLIENTS),
       '--in-flight',
       String(IN_FLIGHT),
+      '--senders',
+      String(SENDERS),
+      '--batch',
+      String(BATCH),
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],

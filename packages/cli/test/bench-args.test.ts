@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { RpcClientError } from '@unc/sdk';
 import { checkBenchArgs } from '../bench/bench-args.js';
@@ -56,6 +59,64 @@ describe('bench command lines', () => {
     });
     assert.notEqual(both.status, 0);
     assert.match(both.stderr, /--only-single and --skip-single exclude each other/);
+    // The testnet's options run nothing with --only-single: refused, not silently ignored.
+    for (const [option, value] of [
+      ['--validators', '4'],
+      ['--rate', '100'],
+      ['--pairs', '2'],
+      ['--trace', '/tmp/never-written'],
+      ['--pace', 'on'],
+    ]) {
+      const ignored = spawnSync(process.execPath, [script, '--only-single', option!, value!], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.notEqual(ignored.status, 0, option);
+      assert.match(
+        ignored.stderr,
+        new RegExp(`--only-single runs no testnet, so ${option} has nothing to set`),
+      );
+    }
+  });
+
+  test("bench:consensus's single-node run is given its --senders and --batch (it said 'same parameters' and used bench:tps's defaults)", async () => {
+    const script = new URL('../bench/consensus.js', import.meta.url).pathname;
+    // The child's temporary files go here, removed after; its process group is stopped once the
+    // single-node run has printed its parameters (before it starts a node).
+    const tmp = mkdtempSync(join(tmpdir(), 'unc-bench-args-'));
+    const child = spawn(
+      process.execPath,
+      [script, '--only-single', '--seconds', '1', '--clients', '1', '--senders', '3', '--batch', '7'],
+      { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp } },
+    );
+    try {
+      let out = '';
+      const header = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no bench:tps line within 60 s:\n${out}`)), 60_000);
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d;
+          const m = /\[tps\] (bench:tps .*)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        child.on('exit', () => {
+          clearTimeout(timer);
+          reject(new Error(`bench:consensus ended before its single-node run:\n${out}`));
+        });
+      });
+      assert.match(header, /1 clients × 2 in flight, 3 senders, batches of 7,/);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+      if (child.exitCode === null && child.signalCode === null) await exited;
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   test('the bench poster sends the pre-encoded body as is over one kept-alive connection, reads answers as the sdk does, and retries "busy"', async () => {
