@@ -145,7 +145,14 @@ export class BodyPoster {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
   private readonly url: URL;
 
-  constructor(url: string) {
+  /**
+   * `timeoutMs`: how long a request may go unanswered before it fails as NodeUnreachableError (as
+   * the sdk client's timeout does): a node that hangs ends the bench instead of holding it forever.
+   */
+  constructor(
+    url: string,
+    private readonly timeoutMs = 120_000,
+  ) {
     this.url = new URL(url);
   }
 
@@ -176,6 +183,7 @@ export class BodyPoster {
         },
       );
       req.on('error', (err) => reject(new NodeUnreachableError(this.url.href, err.message)));
+      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.end(body);
     });
   }

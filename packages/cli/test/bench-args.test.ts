@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { RpcClientError } from '@unc/sdk';
+import { NodeUnreachableError, RpcClientError } from '@unc/sdk';
 import { checkBenchArgs } from '../bench/bench-args.js';
 import { BodyPoster, encodeSendBody, postRetrying } from '../bench/presign.js';
 
@@ -183,6 +183,30 @@ describe('bench command lines', () => {
       assert.equal(seen.length, 3);
     } finally {
       poster.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  test('the bench poster gives up on a node that never answers (NodeUnreachableError), as the sdk client does', async () => {
+    const held: import('node:http').ServerResponse[] = [];
+    const server = createServer((_req, res) => {
+      held.push(res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const poster = new BodyPoster(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 200);
+    try {
+      const outcome = await Promise.race([
+        poster.post(encodeSendBody(['aa'], 1)).then(
+          () => 'answered',
+          (err: unknown) => err,
+        ),
+        new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000).unref()),
+      ]);
+      assert.ok(outcome instanceof NodeUnreachableError, String(outcome));
+    } finally {
+      poster.close();
+      for (const res of held) res.destroy();
+      server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
   });
