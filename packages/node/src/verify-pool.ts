@@ -13,7 +13,11 @@
  * (each worker keeps core's bounded cache of imported keys), but no worker gets more than its even
  * share of a call, and an idle worker takes another's queued block checks: one key's many checks
  * still use every core. Admission checks wait in one queue that every idle worker takes from.
- * A call's checks are packed into one buffer per batch when the call is made.
+ * A call's checks are packed into one SharedArrayBuffer per batch when the call is made; each
+ * check is taken by exactly one thread (an atomic counter), so the thread waiting on a block's
+ * checks can take those no worker has started (`assist`). A worker holds up to `depth` block
+ * batches and `admissionDepth` admission batches, checks the block batches it holds first and
+ * answers each batch by its id, so answers may come out of order.
  *
  * The pool only ever says what core's `ed25519Verify` says (the workers run that very function);
  * callers use a `true` to skip a check that would pass, never to decide differently.
@@ -100,8 +104,23 @@ export interface VerifyPoolOptions {
    * block: 100-250 ms under load), so the second core sat idle a third of the time. With 2 it
    * starts the next batch at once. The cost: a consensus batch queued behind admission waits for
    * at most depth - 1 admission batches already handed to that worker (2 x 128 checks: ~10 ms).
+   * Since the worker serves consensus first among what it holds (verify-worker.ts), this now
+   * bounds the consensus batches a worker holds; admission has its own `admissionDepth`.
    */
   depth: number;
+  /**
+   * Admission batches a worker holds at once (at least `depth`). The main thread hands out the next
+   * batch only when it reads an answer, and it reads none while it builds, executes or commits a
+   * block (100-250 ms under load): with 2 batches (~20 ms of checks) the one worker of a 2-core
+   * node sat idle about a third of the time while clients' transactions waited in the queue.
+   * Holding more costs consensus nothing: the worker reads every message it holds before it picks
+   * its next batch and takes consensus batches first, so a block's checks wait only for the one
+   * batch in progress. What it costs: a worker that dies leaves this many batches to be checked
+   * again (handed back to the queue, not checked on the main thread: `spawn`), and an idle second
+   * worker cannot take batches already handed to the first (the handing-out is even, a batch at a
+   * time, so both hold about as much).
+   */
+  admissionDepth: number;
   /**
    * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
    * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
@@ -139,6 +158,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   // Consensus: a few blocks' worth of transactions; admission: about the mempool's own bound.
   maxQueuedBytes: { consensus: 128 * 1024 * 1024, admission: 64 * 1024 * 1024 },
   depth: 2,
+  admissionDepth: 16,
   callerShare: 0,
   callerBusyUnder: 0.8,
   callerIdleCores: 0.5,
@@ -292,15 +312,22 @@ const ANSWER_FAILS = 2;
  * already written (by the worker, or by `assist`) stand. Returns how many were checked here.
  */
 export function finishAbandoned(batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>): number {
-  const n = batch.ok.length;
-  const taken = Math.min(n, Atomics.load(batch.claimed, 0));
+  return finishTaken(batch) + verifyClaimed(batch).checked;
+}
+
+/**
+ * The checks of a batch that a thread took and did not answer (its worker died meanwhile),
+ * checked on this thread; the checks nobody took are left to take. Returns how many.
+ */
+export function finishTaken(batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>): number {
+  const taken = Math.min(batch.ok.length, Atomics.load(batch.claimed, 0));
   let checked = 0;
   for (let j = 0; j < taken; j++) {
     if (Atomics.load(batch.ok, j) !== 0) continue;
     Atomics.store(batch.ok, j, verifyOne(batch, j) ? ANSWER_VERIFIES : ANSWER_FAILS);
     checked++;
   }
-  return checked + verifyClaimed(batch).checked;
+  return checked;
 }
 
 function verifyOne(batch: Pick<PackedBatch, 'bytes' | 'offsets'>, j: number): boolean {
@@ -322,11 +349,13 @@ interface Chunk {
   done: (ok: Uint8Array) => void;
   /** The pool closed before this chunk's answer came: its call rejects with VerifyPoolClosed. */
   fail: () => void;
+  /** Handed back to the queue once already, its worker having died with it (see `spawn`). */
+  resent?: boolean;
 }
 
 interface Slot {
   worker: Worker;
-  /** Batches handed to the worker, oldest first; it answers them in this order. */
+  /** Batches handed to the worker, oldest first; it answers its consensus batches first (by id). */
   inFlight: { id: number; chunk: Chunk }[];
   /** This worker's own queue of consensus checks: those under the keys sharded to it. */
   waiting: Chunk[];
@@ -370,7 +399,7 @@ export class VerifyPool implements SignatureVerifier {
   private nextBatchId = 1;
   private closed = false;
   /** The admission batch the calling thread is checking, a share per turn (callerShare). */
-  private callerChunk: { chunk: Chunk; ok: Uint8Array; next: number } | null = null;
+  private callerChunk: Chunk | null = null;
   private callerTurnScheduled = false;
   /** The calling thread's load since `since`: its event loop's, and how much of it was its share. */
   private callerLoad: {
@@ -390,7 +419,13 @@ export class VerifyPool implements SignatureVerifier {
   checkedOnCaller = 0;
   /** Consensus checks made on the calling thread by `assist`, for metrics and tests. */
   assistedOnCaller = 0;
-  /** Checks of a dead worker's batches made on the calling thread (only those left unanswered). */
+  /**
+   * Checks of the batches a dead worker left that were answered on the calling thread (its block
+   * batches at once, admission batches lost a second time), for metrics and tests. Of those, only
+   * the checks no thread had answered were verified here (`recheckedOnCaller`).
+   */
+  checkedForLostWorker = 0;
+  /** Signatures verified on the calling thread for dead workers' batches (each unanswered one, once). */
   recheckedOnCaller = 0;
   /** Each pending call's promise, to the token its chunks carry (`assist` scoped to calls). */
   private readonly calls = new WeakMap<Promise<boolean[]>, object>();
@@ -404,6 +439,7 @@ export class VerifyPool implements SignatureVerifier {
       ['threads', this.opts.threads, 0],
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
+      ['admissionDepth', this.opts.admissionDepth, 1],
       ['callerShare', this.opts.callerShare, 0],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
@@ -641,17 +677,16 @@ export class VerifyPool implements SignatureVerifier {
     if (!this.callerChunk) {
       const chunk = this.admission.shift();
       if (!chunk) return;
-      this.callerChunk = { chunk, ok: new Uint8Array(chunk.batch.offsets.length / 4), next: 0 };
+      this.callerChunk = chunk;
     }
+    // Taken by claim, like a worker's: a batch handed back by a worker that died keeps the
+    // answers that worker wrote, and only its checks nobody took are made here.
     const held = this.callerChunk;
-    const end = Math.min(held.ok.length, held.next + this.opts.callerShare);
-    verifyPackedRange(held.chunk.batch, held.ok, held.next, end);
-    this.checkedOnCaller += end - held.next;
-    held.next = end;
+    this.checkedOnCaller += verifyClaimed(held.batch, false, this.opts.callerShare).checked;
     this.callerLoad.ownMs += performance.now() - started;
-    if (held.next === held.ok.length) {
+    if (Atomics.load(held.batch.claimed, 0) >= held.batch.ok.length) {
       this.callerChunk = null;
-      held.chunk.done(held.ok);
+      held.done(held.batch.ok);
     }
     this.scheduleCallerTurn();
   }
@@ -673,7 +708,7 @@ export class VerifyPool implements SignatureVerifier {
     // The calling thread's batch in progress fails too: its unchecked rest is not checked here.
     const held = this.callerChunk;
     this.callerChunk = null;
-    held?.chunk.fail();
+    held?.fail();
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -683,28 +718,51 @@ export class VerifyPool implements SignatureVerifier {
       inFlight: [],
       waiting: queue ?? [],
     };
-    // The worker answers with the batch's id once it has no check of it left to take: the answers
-    // are in the batch's shared buffer, written by the worker and (assist) by this thread.
+    // The worker answers with a batch's id once it has no check of it left to take: the answers
+    // are in the batch's shared buffer, written by the worker and (assist) by this thread. Not
+    // always the oldest batch: the worker serves the consensus batches it holds first.
     slot.worker.on('message', (id: number) => {
-      const head = slot.inFlight[0];
-      if (!head || id !== head.id) return;
-      slot.inFlight.shift();
-      head.chunk.done(head.chunk.batch.ok);
+      const at = slot.inFlight.findIndex((b) => b.id === id);
+      if (at < 0) return;
+      const [answered] = slot.inFlight.splice(at, 1);
+      answered!.chunk.done(answered!.chunk.batch.ok);
       this.dispatch();
       if (slot.inFlight.length === 0) slot.worker.unref();
     });
-    // A worker that dies takes no answer with it: its batch is checked here and a new one starts
-    // in its place, with its queue (the same keys keep going to the same place).
+    // A worker that dies takes no answer with it: a new one starts in its place, with its queue
+    // (the same keys keep going to the same place). What it answered stands (in each batch's
+    // buffer), and each check it had taken but not answered (the one in progress) is checked here:
+    // no check is lost or made twice, and a check that kills workers kills one. Its block batches'
+    // unanswered checks (at most `depth` batches) are checked here at once, as they always were: a
+    // round waits on them. Its admission batches (up to `admissionDepth`: 2,000 checks, ~150 ms of
+    // this thread) go back to the head of the queue for the workers, once: a batch lost with a
+    // second worker is finished here, so a worker that dies at once cannot hold calls forever.
     const replace = () => {
       const i = this.slots.indexOf(slot);
       if (i < 0 || this.closed) return;
       const lost = slot.inFlight.splice(0);
       this.slots[i] = this.spawn(slot.waiting);
+      const again: Chunk[] = [];
       for (const { chunk } of lost) {
-        this.recheckedOnCaller += finishAbandoned(chunk.batch);
-        chunk.done(chunk.batch.ok);
+        const { batch } = chunk;
+        if (chunk.lane === 'admission' && !chunk.resent) {
+          // The check it had taken and not answered (the one in progress) is checked here, at
+          // most one a batch; what it answered stands, and the rest is left to take.
+          this.recheckedOnCaller += finishTaken(batch);
+          if (Atomics.load(batch.claimed, 0) < batch.ok.length) {
+            chunk.resent = true;
+            again.push(chunk);
+            continue;
+          }
+        } else {
+          this.checkedForLostWorker += batch.ok.length;
+          this.recheckedOnCaller += finishAbandoned(batch);
+        }
+        chunk.done(batch.ok);
       }
+      this.admission.unshift(...again);
       this.dispatch();
+      this.scheduleCallerTurn();
     };
     slot.worker.on('error', replace);
     slot.worker.on('exit', replace);
@@ -715,16 +773,26 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   /**
-   * Hands waiting batches to the workers, each worker's own block checks first, then another's
-   * backlog, then admission, filling every worker to one batch before any gets a second (a call
-   * split over the workers runs on all of them at once).
+   * Hands waiting batches to the workers: block checks first (each worker's own, then another's
+   * backlog) up to `depth` per worker, then admission up to `admissionDepth` batches in all per
+   * worker; each round fills every worker to one more batch before any gets the next (a call split
+   * over the workers runs on all of them at once).
    */
   private dispatch(): void {
     for (let held = 0; held < this.opts.depth; held++) {
       for (const slot of this.slots) {
-        if (slot.inFlight.length > held) continue;
-        const chunk = slot.waiting.shift() ?? this.takeConsensus() ?? this.admission.shift();
+        if (consensusHeld(slot) > held) continue;
+        const chunk = slot.waiting.shift() ?? this.takeConsensus();
         if (!chunk) continue;
+        this.send(slot, chunk);
+      }
+    }
+    const admissionDepth = Math.max(this.opts.depth, this.opts.admissionDepth);
+    for (let held = 0; held < admissionDepth && this.admission.length > 0; held++) {
+      for (const slot of this.slots) {
+        if (slot.inFlight.length > held) continue;
+        const chunk = this.admission.shift();
+        if (!chunk) break;
         this.send(slot, chunk);
       }
     }
@@ -736,9 +804,10 @@ export class VerifyPool implements SignatureVerifier {
     slot.inFlight.push({ id, chunk });
     slot.worker.ref();
     // The batch's views share one SharedArrayBuffer: nothing is copied, and the chunk keeps the
-    // same batch (a worker that dies mid-batch leaves it to be checked here).
+    // same batch (a worker that dies mid-batch leaves what it answered there).
     const { bytes, offsets, claimed, ok } = chunk.batch;
-    slot.worker.postMessage({ id, bytes, offsets, claimed, ok });
+    const message: WorkerBatch = { id, bytes, offsets, claimed, ok, consensus: chunk.lane === 'consensus' };
+    slot.worker.postMessage(message);
   }
 
   /**
@@ -753,20 +822,57 @@ export class VerifyPool implements SignatureVerifier {
   }
 }
 
-/** Each check of a packed batch, checked on this thread: 1 where it verifies. */
-export function verifyPacked(batch: PackedBatch): Uint8Array {
-  const ok = new Uint8Array(batch.offsets.length / 4);
-  verifyPackedRange(batch, ok, 0, ok.length);
-  return ok;
+/** Consensus batches a worker holds (handed to it, not yet answered). */
+function consensusHeld(slot: Slot): number {
+  let n = 0;
+  for (const b of slot.inFlight) if (b.chunk.lane === 'consensus') n++;
+  return n;
 }
 
-/** Checks `from` to `end` (exclusive) of a packed batch into `ok`: 1 where it verifies. */
-function verifyPackedRange(batch: PackedBatch, ok: Uint8Array, from: number, end: number): void {
-  const { bytes, offsets } = batch;
-  for (let j = from, i = 4 * from; j < end; i += 4, j++) {
-    const key = bytes.subarray(offsets[i]!, offsets[i + 1]!);
-    const signature = bytes.subarray(offsets[i + 1]!, offsets[i + 2]!);
-    const message = bytes.subarray(offsets[i + 2]!, offsets[i + 3]!);
-    ok[j] = ed25519Verify(key, message, signature) ? 1 : 0;
+/** A batch as it goes to a worker: its lane decides which the worker checks first. */
+export interface WorkerBatch extends PackedBatch {
+  consensus: boolean;
+}
+
+/**
+ * What a worker holds, in the order it checks it: every consensus batch before any admission
+ * batch, each lane in the order it was sent. The worker reads every message already sent before
+ * it picks (verify-worker.ts), so a block's checks sent after a backlog of admission batches wait
+ * only for the batch in progress.
+ */
+export class WorkerBacklog {
+  private readonly consensus: WorkerBatch[] = [];
+  private readonly admission: WorkerBatch[] = [];
+  private consensusAt = 0;
+  private admissionAt = 0;
+
+  push(batch: WorkerBatch): void {
+    (batch.consensus ? this.consensus : this.admission).push(batch);
   }
+
+  /** The next batch to check, or undefined when nothing is held. */
+  next(): WorkerBatch | undefined {
+    if (this.consensusAt < this.consensus.length)
+      return take(this.consensus, this.consensusAt++, () => {
+        this.consensus.length = 0;
+        this.consensusAt = 0;
+      });
+    if (this.admissionAt < this.admission.length)
+      return take(this.admission, this.admissionAt++, () => {
+        this.admission.length = 0;
+        this.admissionAt = 0;
+      });
+    return undefined;
+  }
+
+  get size(): number {
+    return this.consensus.length - this.consensusAt + this.admission.length - this.admissionAt;
+  }
+}
+
+/** queue[at], releasing the queue's slots once it is read to its end (no shift per batch). */
+function take<T>(queue: T[], at: number, reset: () => void): T {
+  const item = queue[at]!;
+  if (at + 1 === queue.length) reset();
+  return item;
 }

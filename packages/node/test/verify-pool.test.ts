@@ -14,6 +14,8 @@ import {
   VerifyPoolClosed,
   type VerifyPoolOptions,
   verifyClaimed,
+  WorkerBacklog,
+  type WorkerBatch,
 } from '../src/verify-pool.js';
 
 const seed = sha256(utf8('verify pool test key'));
@@ -29,7 +31,7 @@ function check(i: number, valid: boolean): SignatureCheck {
 /** Chips' keys: a block's answers are under many keys, which the pool spreads over its workers. */
 /** One worker holding one batch of 16 at a time: the set-up of the calling thread's share tests. */
 function oneWorkerPool(opts: Partial<VerifyPoolOptions>): VerifyPool {
-  return new VerifyPool({ threads: 1, batchSize: 16, depth: 1, ...opts });
+  return new VerifyPool({ threads: 1, batchSize: 16, depth: 1, admissionDepth: 1, ...opts });
 }
 
 const chipSeeds = Array.from({ length: 24 }, (_, k) => sha256(utf8(`verify pool chip ${k}`)));
@@ -276,7 +278,7 @@ describe('VerifyPool', () => {
   });
 
   test('a worker is handed its next batch before it answers the first (it never waits on the main thread)', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2 });
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 2 });
     try {
       const checks = Array.from({ length: 12 }, (_, i) => check(i, i !== 5));
       const answer = one.verify(checks);
@@ -324,7 +326,13 @@ describe('VerifyPool', () => {
       () => new VerifyPool({ threads: 0, callerIdleCores: -1 }),
       /callerIdleCores must be 0 or more/,
     );
-    for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
+    for (const bad of [
+      { depth: 0 },
+      { depth: 1.5 },
+      { admissionDepth: 0 },
+      { batchSize: 0 },
+      { threads: -1 },
+    ]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
   });
@@ -427,7 +435,7 @@ describe('VerifyPool', () => {
     } finally {
       await one.close();
     }
-    const none = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 0 });
+    const none = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, admissionDepth: 1, callerShare: 0 });
     try {
       const checks = Array.from({ length: 100 }, (_, i) => check(i, true));
       assert.ok((await none.verify(checks, 'admission')).every(Boolean));
@@ -557,6 +565,157 @@ describe('VerifyPool', () => {
       const consensus = one.verify([check(99, true)], 'consensus').then(() => order.push('consensus'));
       await Promise.all([admission, consensus]);
       assert.deepEqual(order, ['consensus', 'admission']);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a worker holds admissionDepth admission batches: it keeps checking while the main thread is busy', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 8 });
+    try {
+      const checks = Array.from({ length: 48 }, (_, i) => check(i, i % 7 !== 3));
+      const answer = one.verify(checks, 'admission');
+      const slot = (one as unknown as { slots: { inFlight: unknown[] }[] }).slots[0]!;
+      // Eight handed to the worker at once (two before: the worker idled once it had answered them
+      // until the main thread, busy with a block, read the answers and sent more).
+      assert.equal(slot.inFlight.length, 8);
+      assert.deepEqual(
+        await answer,
+        checks.map((_, i) => i % 7 !== 3),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("a block's checks sent behind a worker's backlog of admission batches are answered before that backlog", async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 16 });
+    try {
+      const order: string[] = [];
+      // Sixteen admission calls of one batch each, all handed to the worker at once.
+      const admission = Array.from({ length: 16 }, (_, k) =>
+        one
+          .verify(
+            Array.from({ length: 4 }, (_, i) => check(4 * k + i, true)),
+            'admission',
+          )
+          .then(() => order.push(`admission ${k}`)),
+      );
+      const slot = (one as unknown as { slots: { inFlight: unknown[] }[] }).slots[0]!;
+      assert.equal(slot.inFlight.length, 16);
+      const consensus = one.verify([check(99, true), check(100, false)], 'consensus').then((ok) => {
+        assert.deepEqual(ok, [true, false]);
+        order.push('consensus');
+      });
+      await Promise.all([...admission, consensus]);
+      // The worker reads every message before it picks its next batch: at most the batch in
+      // progress (and one more, if the worker picked between the two posts) goes first.
+      assert.ok(order.indexOf('consensus') <= 2, order.join(', '));
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('property: a worker backlog yields every batch once, consensus before admission, each lane in order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.boolean(), fc.constant(null)), { maxLength: 60 }), (ops) => {
+        const backlog = new WorkerBacklog();
+        const pushed: WorkerBatch[] = [];
+        const got: WorkerBatch[] = [];
+        let id = 0;
+        let consensusHeld = 0;
+        const pick = (b: WorkerBatch | undefined) => {
+          if (!b) return false;
+          // No admission batch is picked while a consensus batch is held.
+          assert.ok(b.consensus || consensusHeld === 0);
+          if (b.consensus) consensusHeld--;
+          got.push(b);
+          return true;
+        };
+        for (const op of ops) {
+          if (op === null) {
+            pick(backlog.next());
+            continue;
+          }
+          const batch = {
+            id: id++,
+            bytes: new Uint8Array(0),
+            offsets: new Uint32Array(0),
+            claimed: new Int32Array(1),
+            ok: new Uint8Array(0),
+            consensus: op,
+          };
+          pushed.push(batch);
+          backlog.push(batch);
+          if (op) consensusHeld++;
+        }
+        while (pick(backlog.next()));
+        assert.equal(backlog.size, 0);
+        assert.deepEqual(
+          got.map((b) => b.id).sort((a, b) => a - b),
+          pushed.map((b) => b.id),
+        );
+        for (const lane of [true, false]) {
+          const ids = got.filter((b) => b.consensus === lane).map((b) => b.id);
+          assert.deepEqual(
+            ids,
+            [...ids].sort((a, b) => a - b),
+          );
+        }
+      }),
+    );
+    // What is held when a batch is picked: consensus first.
+    const backlog = new WorkerBacklog();
+    const batch = (id: number, consensus: boolean) => ({
+      id,
+      bytes: new Uint8Array(0),
+      offsets: new Uint32Array(0),
+      claimed: new Int32Array(1),
+      ok: new Uint8Array(0),
+      consensus,
+    });
+    backlog.push(batch(1, false));
+    backlog.push(batch(2, false));
+    backlog.push(batch(3, true));
+    assert.deepEqual(
+      [backlog.next()?.id, backlog.next()?.id, backlog.next()?.id, backlog.next()],
+      [3, 1, 2, undefined],
+    );
+  });
+
+  test('a worker that dies holding a backlog of admission batches: they go to its successor, not to the main thread, and each is answered once', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 16 });
+    const kill = () =>
+      (
+        one as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+    try {
+      const checks = Array.from({ length: 64 }, (_, i) => check(i, i % 5 !== 2));
+      const pending = one.verify(checks, 'admission');
+      const block = [chipCheck(1, 1, 'valid'), chipCheck(2, 2, 'forged')];
+      const blockPending = one.verify(block, 'consensus');
+      await kill();
+      // The 16 admission batches (64 checks) were re-sent to the new worker; the block's checks,
+      // which a round waits on, were checked here at once.
+      assert.equal(one.checkedForLostWorker, 2);
+      assert.deepEqual(await blockPending, [true, false]);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i % 5 !== 2),
+      );
+      assert.equal(one.queued('admission'), 0);
+      assert.equal(one.queued('consensus'), 0);
+      // Lost with a second worker, a batch is checked here: no batch kills workers forever.
+      const again = one.verify(checks, 'admission');
+      await kill();
+      await kill();
+      assert.equal(one.checkedForLostWorker, 2 + 64);
+      assert.deepEqual(
+        await again,
+        checks.map((_, i) => i % 5 !== 2),
+      );
+      assert.equal(one.queued('admission'), 0);
+      assert.deepEqual(await one.verify([check(3, true)]), [true]);
     } finally {
       await one.close();
     }
@@ -813,6 +972,37 @@ describe('VerifyPool', () => {
       assert.equal(one.queuedBytes('consensus'), 0);
       // The replacement works.
       assert.deepEqual(await one.verify([check(800, true), check(801, false)], 'consensus'), [true, false]);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("an admission batch handed back after its worker died keeps that worker's answers; the check it was making is made once here, the rest by the next worker", async () => {
+    // In the tick the pool is made in, the worker has not loaded: this thread plays its part,
+    // having taken checks 0-2 and answered 0 and 1 when it dies.
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1, admissionDepth: 4 });
+    try {
+      const checks = Array.from({ length: 8 }, (_, i) => check(900 + i, i !== 1 && i !== 5));
+      const pending = one.verify(checks, 'admission');
+      const internals = one as unknown as {
+        slots: { worker: { terminate(): Promise<number> }; inFlight: { chunk: { batch: PackedBatch } }[] }[];
+      };
+      const batch = internals.slots[0]!.inFlight[0]!.chunk.batch;
+      Atomics.store(batch.claimed, 0, 3);
+      Atomics.store(batch.ok, 0, 1);
+      Atomics.store(batch.ok, 1, 2);
+      // Answers already written stand: were checks 0 and 1 made again, these bytes would say otherwise.
+      batch.bytes[batch.offsets[2]!]! ^= 1;
+      batch.bytes[batch.offsets[6]!]! ^= 1;
+      await internals.slots[0]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 1 && i !== 5),
+      );
+      assert.equal(one.recheckedOnCaller, 1, 'only the check it was making, here');
+      assert.equal(one.checkedForLostWorker, 0, 'the batch went back to the workers');
+      assert.equal(one.queued('admission'), 0);
+      assert.equal(one.queuedBytes('admission'), 0);
     } finally {
       await one.close();
     }
