@@ -435,12 +435,18 @@ export class VerifyPool implements SignatureVerifier {
     // depth of undefined dispatches nothing: every call would wait forever).
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...given };
+    // A lane bound that is not a number (a lane left out of the object) compared false against
+    // every total: that lane would have had no bound at all.
     for (const [name, value, least] of [
       ['threads', this.opts.threads, 0],
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
       ['admissionDepth', this.opts.admissionDepth, 1],
       ['callerShare', this.opts.callerShare, 0],
+      ['maxQueued.consensus', this.opts.maxQueued.consensus, 1],
+      ['maxQueued.admission', this.opts.maxQueued.admission, 1],
+      ['maxQueuedBytes.consensus', this.opts.maxQueuedBytes.consensus, 1],
+      ['maxQueuedBytes.admission', this.opts.maxQueuedBytes.admission, 1],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);

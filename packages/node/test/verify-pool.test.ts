@@ -332,6 +332,10 @@ describe('VerifyPool', () => {
       { admissionDepth: 0 },
       { batchSize: 0 },
       { threads: -1 },
+      // A lane left out of a bound (a partial config) would have had no bound at all.
+      { maxQueuedBytes: { admission: 1 << 20 } as VerifyPoolOptions['maxQueuedBytes'] },
+      { maxQueued: { consensus: 100 } as VerifyPoolOptions['maxQueued'] },
+      { maxQueuedBytes: { consensus: Number.NaN, admission: 1 } },
     ]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
