@@ -622,10 +622,12 @@ export interface WorkerBatch extends PackedBatch {
  * only for the batch in progress.
  */
 export class WorkerBacklog {
+  // Plain queues taken with shift: they hold at most `depth` and `admissionDepth` batches (a few
+  // dozen), and a batch leaves its queue when it is taken. (A read index that reset only once a
+  // queue was read to its end kept every checked batch, bytes and all, for as long as the worker
+  // never ran dry: under a steady flood that is forever.)
   private readonly consensus: WorkerBatch[] = [];
   private readonly admission: WorkerBatch[] = [];
-  private consensusAt = 0;
-  private admissionAt = 0;
 
   push(batch: WorkerBatch): void {
     (batch.consensus ? this.consensus : this.admission).push(batch);
@@ -633,29 +635,12 @@ export class WorkerBacklog {
 
   /** The next batch to check, or undefined when nothing is held. */
   next(): WorkerBatch | undefined {
-    if (this.consensusAt < this.consensus.length)
-      return take(this.consensus, this.consensusAt++, () => {
-        this.consensus.length = 0;
-        this.consensusAt = 0;
-      });
-    if (this.admissionAt < this.admission.length)
-      return take(this.admission, this.admissionAt++, () => {
-        this.admission.length = 0;
-        this.admissionAt = 0;
-      });
-    return undefined;
+    return this.consensus.shift() ?? this.admission.shift();
   }
 
   get size(): number {
-    return this.consensus.length - this.consensusAt + this.admission.length - this.admissionAt;
+    return this.consensus.length + this.admission.length;
   }
-}
-
-/** queue[at], releasing the queue's slots once it is read to its end (no shift per batch). */
-function take<T>(queue: T[], at: number, reset: () => void): T {
-  const item = queue[at]!;
-  if (at + 1 === queue.length) reset();
-  return item;
 }
 
 /** Each check of a packed batch, checked on this thread: 1 where it verifies. */

@@ -711,6 +711,27 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('a worker backlog that never runs dry keeps no batch it has handed out (its memory stays bounded under a steady flood)', () => {
+    const backlog = new WorkerBacklog();
+    const inside = backlog as unknown as { consensus: WorkerBatch[]; admission: WorkerBatch[] };
+    const batch = (id: number, consensus: boolean): WorkerBatch => ({
+      id,
+      bytes: new Uint8Array(1024),
+      offsets: new Uint32Array(0),
+      consensus,
+    });
+    let id = 0;
+    for (let i = 0; i < 16; i++) backlog.push(batch(id++, false));
+    // The pool hands the worker a batch for every answer: 16 held, always.
+    for (let round = 0; round < 5_000; round++) {
+      if (round % 100 === 0) backlog.push(batch(id++, true));
+      backlog.next();
+      if (round % 100 !== 0) backlog.push(batch(id++, false));
+      assert.equal(backlog.size, 16);
+      assert.ok(inside.consensus.length + inside.admission.length <= 16, `round ${round}`);
+    }
+  });
+
   test('a worker that dies does not lose its batch', async () => {
     const one = new VerifyPool({ threads: 1, batchSize: 50 });
     try {
