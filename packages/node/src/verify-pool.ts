@@ -102,6 +102,14 @@ export interface VerifyPoolOptions {
    */
   admissionDepth: number;
   /**
+   * Bytes of admission batches a worker holds at once, beyond its first `depth` batches (which it
+   * always gets): `admissionDepth` counts batches, and a batch of large transactions (up to 64 KiB
+   * each) is megabytes, a copy of which each worker holds. The default never binds for ordinary
+   * transfers (16 batches of 128 are ~0.6 MiB) and keeps a flood of large ones to a few MiB per
+   * worker.
+   */
+  admissionBytes: number;
+  /**
    * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
    * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
    * only thread checking admission signatures, and the main thread sat idle while the next client
@@ -137,6 +145,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   maxQueued: { consensus: 200_000, admission: 50_000 },
   depth: 2,
   admissionDepth: 16,
+  admissionBytes: 4 * 1024 * 1024,
   callerShare: 0,
   callerBusyUnder: 0.8,
   callerIdleCores: 0.5,
@@ -309,6 +318,7 @@ export class VerifyPool implements SignatureVerifier {
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
       ['admissionDepth', this.opts.admissionDepth, 1],
+      ['admissionBytes', this.opts.admissionBytes, 1],
       ['callerShare', this.opts.callerShare, 0],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
@@ -572,6 +582,7 @@ export class VerifyPool implements SignatureVerifier {
     for (let held = 0; held < admissionDepth && this.admission.length > 0; held++) {
       for (const slot of this.slots) {
         if (slot.inFlight.length > held) continue;
+        if (slot.inFlight.length >= this.opts.depth && bytesHeld(slot) >= this.opts.admissionBytes) continue;
         const chunk = this.admission.shift();
         if (!chunk) break;
         this.send(slot, chunk);
@@ -601,6 +612,13 @@ export class VerifyPool implements SignatureVerifier {
     for (const s of this.slots) if (s.waiting.length > (longest?.waiting.length ?? 0)) longest = s;
     return longest?.waiting.pop();
   }
+}
+
+/** Bytes of the batches a worker holds (its copies of them). */
+function bytesHeld(slot: Slot): number {
+  let n = 0;
+  for (const b of slot.inFlight) n += b.chunk.batch.bytes.byteLength + b.chunk.batch.offsets.byteLength;
+  return n;
 }
 
 /** Consensus batches a worker holds (handed to it, not yet answered). */

@@ -329,6 +329,7 @@ describe('VerifyPool', () => {
       { depth: 0 },
       { depth: 1.5 },
       { admissionDepth: 0 },
+      { admissionBytes: 0 },
       { batchSize: 0 },
       { threads: -1 },
     ]) {
@@ -582,6 +583,32 @@ describe('VerifyPool', () => {
         await answer,
         checks.map((_, i) => i % 7 !== 3),
       );
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('admission batches handed to a worker ahead are bounded in bytes too: large transactions do not fill a worker with megabytes', async () => {
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 4,
+      depth: 2,
+      admissionDepth: 16,
+      admissionBytes: 10_000,
+    });
+    try {
+      // Checks over 1,000-byte messages: a batch of 4 is about 4.4 kB.
+      const big = (i: number): SignatureCheck => {
+        const message = new Uint8Array(1_000).fill(i);
+        return { publicKey, message, signature: ed25519Sign(seed, message) };
+      };
+      const checks = Array.from({ length: 64 }, (_, i) => big(i));
+      const answer = one.verify(checks, 'admission');
+      const slot = (one as unknown as { slots: { inFlight: unknown[] }[] }).slots[0]!;
+      // Two always (depth), a third while under 10,000 bytes, then no more until answers come.
+      assert.equal(slot.inFlight.length, 3);
+      assert.ok((await answer).every(Boolean));
+      assert.equal(one.queued('admission'), 0);
     } finally {
       await one.close();
     }
