@@ -634,9 +634,11 @@ describe('VerifyPool', () => {
         order.push('consensus');
       });
       await Promise.all([...admission, consensus]);
-      // The worker reads every message before it picks its next batch: at most the batch in
-      // progress (and one more, if the worker picked between the two posts) goes first.
-      assert.ok(order.indexOf('consensus') <= 2, order.join(', '));
+      // The worker reads every message before it picks its next batch, so only the admission
+      // batches it had picked before the block's checks reached it go first: usually none or one,
+      // but on a loaded machine this thread can be descheduled between its posts while the worker
+      // starts and checks a few. A worker answering in arrival order answers the block 17th.
+      assert.ok(order.indexOf('consensus') < 8, order.join(', '));
     } finally {
       await one.close();
     }
