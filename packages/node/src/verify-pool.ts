@@ -122,6 +122,15 @@ export interface VerifyPoolOptions {
    */
   admissionDepth: number;
   /**
+   * Bytes of admission batches a worker holds at once, beyond its first `depth` batches (which it
+   * always gets): `admissionDepth` counts batches, and a batch of large transactions (up to 64 KiB
+   * each) is megabytes, all of them committed to that one worker (the batch's shared buffer is
+   * not copied, but an idle second worker cannot take it). The default never binds for ordinary
+   * transfers (16 batches of 128 are ~0.6 MiB) and keeps a flood of large ones to a few MiB per
+   * worker.
+   */
+  admissionBytes: number;
+  /**
    * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
    * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
    * only thread checking admission signatures, and the main thread sat idle while the next client
@@ -159,6 +168,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   maxQueuedBytes: { consensus: 128 * 1024 * 1024, admission: 64 * 1024 * 1024 },
   depth: 2,
   admissionDepth: 16,
+  admissionBytes: 4 * 1024 * 1024,
   callerShare: 0,
   callerBusyUnder: 0.8,
   callerIdleCores: 0.5,
@@ -442,6 +452,7 @@ export class VerifyPool implements SignatureVerifier {
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
       ['admissionDepth', this.opts.admissionDepth, 1],
+      ['admissionBytes', this.opts.admissionBytes, 1],
       ['callerShare', this.opts.callerShare, 0],
       ['maxQueued.consensus', this.opts.maxQueued.consensus, 1],
       ['maxQueued.admission', this.opts.maxQueued.admission, 1],
@@ -797,6 +808,7 @@ export class VerifyPool implements SignatureVerifier {
     for (let held = 0; held < admissionDepth && this.admission.length > 0; held++) {
       for (const slot of this.slots) {
         if (slot.inFlight.length > held) continue;
+        if (slot.inFlight.length >= this.opts.depth && bytesHeld(slot) >= this.opts.admissionBytes) continue;
         const chunk = this.admission.shift();
         if (!chunk) break;
         this.send(slot, chunk);
@@ -828,6 +840,13 @@ export class VerifyPool implements SignatureVerifier {
   }
 }
 
+/** Bytes of the batches a worker holds (its copies of them). */
+function bytesHeld(slot: Slot): number {
+  let n = 0;
+  for (const b of slot.inFlight) n += b.chunk.batch.bytes.byteLength + b.chunk.batch.offsets.byteLength;
+  return n;
+}
+
 /** Consensus batches a worker holds (handed to it, not yet answered). */
 function consensusHeld(slot: Slot): number {
   let n = 0;
@@ -847,10 +866,12 @@ export interface WorkerBatch extends PackedBatch {
  * only for the batch in progress.
  */
 export class WorkerBacklog {
+  // Plain queues taken with shift: they hold at most `depth` and `admissionDepth` batches (a few
+  // dozen), and a batch leaves its queue when it is taken. (A read index that reset only once a
+  // queue was read to its end kept every checked batch, bytes and all, for as long as the worker
+  // never ran dry: under a steady flood that is forever.)
   private readonly consensus: WorkerBatch[] = [];
   private readonly admission: WorkerBatch[] = [];
-  private consensusAt = 0;
-  private admissionAt = 0;
 
   push(batch: WorkerBatch): void {
     (batch.consensus ? this.consensus : this.admission).push(batch);
@@ -858,27 +879,10 @@ export class WorkerBacklog {
 
   /** The next batch to check, or undefined when nothing is held. */
   next(): WorkerBatch | undefined {
-    if (this.consensusAt < this.consensus.length)
-      return take(this.consensus, this.consensusAt++, () => {
-        this.consensus.length = 0;
-        this.consensusAt = 0;
-      });
-    if (this.admissionAt < this.admission.length)
-      return take(this.admission, this.admissionAt++, () => {
-        this.admission.length = 0;
-        this.admissionAt = 0;
-      });
-    return undefined;
+    return this.consensus.shift() ?? this.admission.shift();
   }
 
   get size(): number {
-    return this.consensus.length - this.consensusAt + this.admission.length - this.admissionAt;
+    return this.consensus.length + this.admission.length;
   }
-}
-
-/** queue[at], releasing the queue's slots once it is read to its end (no shift per batch). */
-function take<T>(queue: T[], at: number, reset: () => void): T {
-  const item = queue[at]!;
-  if (at + 1 === queue.length) reset();
-  return item;
 }
