@@ -470,6 +470,13 @@ export class VerifyPool implements SignatureVerifier {
       throw new RangeError(
         `verify pool: callerBusyUnder must be between 0 and 1, not ${this.opts.callerBusyUnder}`,
       );
+    // Node exposes SharedArrayBuffer unless started with --no-harmony-sharedarraybuffer (or
+    // --enable-sharedarraybuffer-per-context); without it every call would throw while packing,
+    // after its checks were counted in the lane. Said once, here, where the operator sees it.
+    if (this.opts.threads > 0 && typeof SharedArrayBuffer !== 'function')
+      throw new Error(
+        'verify pool: worker threads share each batch through a SharedArrayBuffer, which this process does not have (started with --no-harmony-sharedarraybuffer?); start node without that flag, or use threads: 0',
+      );
     for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
   }
 

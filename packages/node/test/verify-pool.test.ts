@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
@@ -340,6 +341,31 @@ describe('VerifyPool', () => {
     ]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
+  });
+
+  test('a process without SharedArrayBuffer (--no-harmony-sharedarraybuffer) is told so when the pool is made, not on every call', () => {
+    const module = new URL('../src/verify-pool.js', import.meta.url).href;
+    const script = `
+      const { VerifyPool } = await import(${JSON.stringify(module)});
+      const inThread = new VerifyPool({ threads: 0 });
+      await inThread.close();
+      try {
+        const pool = new VerifyPool({ threads: 1 });
+        await pool.close();
+        console.log('made');
+      } catch (err) {
+        console.log(String(err.message));
+      }`;
+    const run = spawnSync(
+      process.execPath,
+      ['--no-harmony-sharedarraybuffer', '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /SharedArrayBuffer/);
   });
 
   test('an option given as undefined (a config that leaves it out) takes its default', {
