@@ -36,7 +36,7 @@ import {
   type SyncProgress,
   syncChain,
 } from '../src/sync.js';
-import type { SignatureCheck, SignatureVerifier } from '../src/verify-pool.js';
+import { type SignatureCheck, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
 
 const HEIGHT = 20n;
 const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
@@ -465,6 +465,63 @@ describe('block sync', () => {
           0,
           `block ${ahead.height}: a look-ahead that went through is not repeated`,
         );
+    }
+  });
+
+  test('a look-ahead that found a forged signature is checked again once current and the block still fails there: nothing applied past it, its peer penalised', async () => {
+    // "No verdict" from a look-ahead must not become a pass: block 2 (a Byzantine quorum signed
+    // its header, which names a body of forged transfers) is pre-checked while block 1 executes,
+    // fails there, is checked again on its real head, and is refused by execution.
+    const liar = await net(source, {
+      blocks: async (from, to) => {
+        const blocks = await chainServer(source).blocks(from, to);
+        return blocks.map((raw) => {
+          const b = decode(blockCodec, raw);
+          if (b.header.height !== 2n) return raw;
+          const txs = forgedTransfers(source.genesis.chainId, 40);
+          const txRoot = txRootOf(txs.map((t) => envelopeFromBytes(t)));
+          return encode(blockCodec, resigned(source, { ...b, header: { ...b.header, txRoot }, txs }));
+        });
+      },
+    });
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, liar);
+    const pool = new VerifyPool({ threads: 1 });
+    try {
+      const preverifier = new BlockPreverifier(pool, { shareWithCaller: true });
+      const calls: { height: bigint; ahead: boolean; complete: boolean | undefined }[] = [];
+      const reactor = new SyncReactor({
+        clock: systemClock,
+        chain: fresh,
+        logger: silentLogger,
+        onSynced: () => {},
+        preverify: async (block, parent, abandoned, awaited) => {
+          const r = await preverifySyncedBlock(
+            preverifier,
+            fresh,
+            block,
+            parent,
+            abandoned,
+            () => false,
+            awaited,
+          );
+          calls.push({ height: block.header.height, ahead: parent !== undefined, complete: r?.complete });
+          return r;
+        },
+      });
+      await reactor.catchUp(client);
+      assert.equal(fresh.height, 1n, 'block 2 was not applied');
+      assert.ok(client.peers().find((p) => p.id === liar.peerId)!.score < 0, 'its peer is penalised');
+      assert.deepEqual(
+        calls.filter((c) => c.height === 2n),
+        [
+          { height: 2n, ahead: true, complete: false },
+          { height: 2n, ahead: false, complete: false },
+        ],
+      );
+    } finally {
+      await pool.close();
     }
   });
 
