@@ -10,9 +10,13 @@
  * single-core Ed25519 verify rate, both measured in the same invocation, with the ratios of
  * issue 13's goals.
  *
- *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
- *                              [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+ *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4] [--in-flight 2]
+ *                              [--senders 200] [--batch 250] [--block-time 1000]
+ *                              [--skip-single | --only-single]
  *                              [--trace FILE] [--pace on|off|both] [--pairs 1]
+ *
+ * `--only-single` measures the single node alone (the raw verify rate and bench:tps, whose node
+ * takes UNC_BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`, to profile that phase).
  *
  * `--trace FILE` runs the validators at debug level, keeps each one's `height stages` lines (when
  * each stage of a height happened, in ms from its start: driver.ts, height-trace.ts) in FILE, and
@@ -46,16 +50,20 @@ import { type BlockJson, encodeSigned, feeFor, transferAction, UncClient } from 
 import { exitOnBadBenchArgs } from './bench-args.js';
 import {
   BENCH_MEMPOOL_ARGS,
+  BodyPoster,
   busyRetries,
+  encodeSendBody,
   phaseProgress,
+  postRetrying,
   presignTransfers,
   rawVerifyRate,
   sendRetrying,
+  watchMempool,
 } from './presign.js';
 
 exitOnBadBenchArgs(
   `usage: npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
-         [--senders 200] [--batch 250] [--block-time 1000] [--skip-single]
+         [--in-flight 2] [--senders 200] [--batch 250] [--block-time 1000] [--skip-single | --only-single]
          [--trace FILE] [--pace on|off|both] [--pairs 1]`,
   {
     valued: [
@@ -63,6 +71,7 @@ exitOnBadBenchArgs(
       'validators',
       'rate',
       'clients',
+      'in-flight',
       'senders',
       'batch',
       'block-time',
@@ -70,7 +79,7 @@ exitOnBadBenchArgs(
       'pace',
       'pairs',
     ],
-    flags: ['skip-single'],
+    flags: ['skip-single', 'only-single'],
   },
 );
 
@@ -85,10 +94,20 @@ const SECONDS = arg('seconds', 20);
 const VALIDATORS = arg('validators', 4);
 const RATE = arg('rate', 200);
 const CLIENTS = arg('clients', 4);
+/** Batches each saturating client keeps outstanding (bench:tps's option, passed to it too). */
+const IN_FLIGHT = arg('in-flight', 2);
+if (!Number.isInteger(IN_FLIGHT)) throw new Error('--in-flight must be a whole number');
 const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const SKIP_SINGLE = process.argv.includes('--skip-single');
+/** The single-node phase alone (bench:tps beside the raw verify rate): for profiling that phase. */
+const ONLY_SINGLE = process.argv.includes('--only-single');
+if (ONLY_SINGLE && SKIP_SINGLE) throw new Error('--only-single and --skip-single exclude each other');
+// The testnet's own options: with --only-single they would be accepted and silently do nothing.
+for (const testnetOnly of ['--pace', '--validators', '--rate', '--trace', '--pairs'])
+  if (ONLY_SINGLE && process.argv.includes(testnetOnly))
+    throw new Error(`--only-single runs no testnet, so ${testnetOnly} has nothing to set`);
 const TRACE = process.argv.includes('--trace')
   ? process.argv[process.argv.indexOf('--trace') + 1]
   : undefined;
@@ -108,7 +127,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function singleNodeTps(): Promise<number | null> {
   const proc = spawn(
     process.execPath,
-    [TPS, '--seconds', String(SECONDS), '--block-time', String(BLOCK_TIME)],
+    [
+      TPS,
+      '--seconds',
+      String(SECONDS),
+      '--block-time',
+      String(BLOCK_TIME),
+      '--clients',
+      String(CLIENTS),
+      '--in-flight',
+      String(IN_FLIGHT),
+      '--senders',
+      String(SENDERS),
+      '--batch',
+      String(BATCH),
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -251,6 +284,13 @@ async function main(): Promise<void> {
   if (!SKIP_SINGLE) {
     console.log('single node (bench:tps, same parameters):');
     single = await singleNodeTps();
+  }
+  if (ONLY_SINGLE) {
+    const ratio = single === null ? 'n/a' : (single / verifyRate).toFixed(2);
+    console.log(
+      `  single node ÷ raw one-core verify rate  ${ratio}  (goal ≥ 1.0; the testnet phases not run)`,
+    );
+    process.exit(0);
   }
 
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-consensus-'));
@@ -425,30 +465,48 @@ async function main(): Promise<void> {
   const sorted = [...latencies].sort((a, b) => a - b);
 
   // Phase 2: saturation, every client pushing batches to its validator as fast as it takes them.
-  const p2Start = Date.now();
-  const p2End = p2Start + SECONDS * 1000;
   let accepted = 0;
   const rest = signed.slice(offset);
   const queues: string[][] = Array.from({ length: CLIENTS }, () => []);
   rest.forEach((tx, i) => queues[i % CLIENTS]!.push(tx));
+  // Each client's batches encoded, its validator's mempool polled in the background, and IN_FLIGHT
+  // batches outstanding per client (bench:tps does the same: presign.ts BodyPoster).
+  let bodyId = 1;
+  const bodies = queues.map((queue) => {
+    const out: Buffer[] = [];
+    for (let at = 0; at < queue.length; at += BATCH)
+      out.push(encodeSendBody(queue.slice(at, at + BATCH), bodyId++));
+    return out;
+  });
+  const posters = nodes.map((n) => new BodyPoster(n.rpc));
+  const pools = clients.map((c) => watchMempool(c));
+  const p2Start = Date.now();
+  const p2End = p2Start + SECONDS * 1000;
   const p2Done = phaseProgress('phase 2: saturated', SECONDS * 1000, () => `${accepted} accepted`);
+  const p2ClientCpu = process.cpuUsage();
   await Promise.all(
-    queues.map(async (queue, c) => {
-      const client = clients[c % clients.length]!;
-      let at = 0;
-      while (Date.now() < p2End && at < queue.length) {
-        const pool = await client.call<{ size: number }>('unc_mempool');
-        if (pool.size > 20_000) {
-          await sleep(50);
-          continue;
+    bodies.flatMap((own, c) => {
+      const poster = posters[c % posters.length]!;
+      const pool = pools[c % pools.length]!;
+      let next = 0;
+      return Array.from({ length: IN_FLIGHT }, async () => {
+        while (Date.now() < p2End && next < own.length) {
+          if (pool.size() > 20_000) {
+            await sleep(50);
+            continue;
+          }
+          for (const r of await postRetrying(poster, own[next++]!)) if ('hash' in r) accepted++;
         }
-        const batch = queue.slice(at, at + BATCH);
-        at += batch.length;
-        for (const r of await sendRetrying(client, batch)) if ('hash' in r) accepted++;
-      }
+      });
     }),
   );
+  const p2ClientCpuMs = (() => {
+    const used = process.cpuUsage(p2ClientCpu);
+    return (used.user + used.system) / 1000;
+  })();
   p2Done();
+  for (const p of pools) p.stop();
+  for (const p of posters) p.close();
   const p2Blocks = blocks.filter((b) => b.at > p2Start && b.at <= p2End);
   const p2Txs = p2Blocks.reduce((s, b) => s + b.txCount, 0);
   // Let the backlog drain before the fault phases, so that they measure the fault, not the backlog.
@@ -505,6 +563,10 @@ async function main(): Promise<void> {
   console.log(
     `  finalized transfers/s (saturated)      ${(p2Txs / SECONDS).toFixed(0)}  (${accepted} accepted in ${SECONDS} s)`,
   );
+  if (p2Txs > 0)
+    console.log(
+      `  bench client CPU (saturated)           ${((p2ClientCpuMs * 1000) / p2Txs).toFixed(0)} µs per finalized transfer (its own process, on the validators' cores)`,
+    );
   console.log(`  finalized blocks/s (one of ${VALIDATORS} down)     ${(p3 / SECONDS).toFixed(2)}`);
   console.log(
     `  restarted validator caught up in       ${caughtUpMs === null ? `not within ${SECONDS} s` : `${(caughtUpMs / 1000).toFixed(1)} s`}; the others meanwhile ${(p4Blocks.length / SECONDS).toFixed(2)} blocks/s`,

@@ -1,4 +1,6 @@
 /** What the throughput benchmarks share: transfers signed ahead of time, and progress on stderr. */
+
+import { Agent, request } from 'node:http';
 import {
   ed25519PublicKey,
   ed25519Sign,
@@ -12,6 +14,7 @@ import {
 import { devKey } from '@unc/node';
 import {
   encodeSigned,
+  errorFromRpc,
   feeFor,
   NodeUnreachableError,
   RpcClientError,
@@ -114,17 +117,116 @@ export function rawVerifyRate(ms = 3_000): number {
   return n / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
+type SendResults = ({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[];
+
 /**
  * Sends a batch, waiting and retrying while the node answers "busy, retry" (-32005 BUSY, or the
  * per-IP limits) or drops the connection; other errors are thrown.
  */
-export async function sendRetrying(
-  client: UncClient,
-  batch: string[],
-): Promise<({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[]> {
+export function sendRetrying(client: UncClient, batch: string[]): Promise<SendResults> {
+  return retryingBusy(() => client.sendRawTransactions(batch));
+}
+
+/**
+ * The `unc_sendTransactions` request body of a batch, encoded before the measured window: the
+ * bench client runs on the machine it measures, so the less it does per transfer in the window,
+ * the less CPU it takes from the node.
+ */
+export function encodeSendBody(batch: readonly string[], id: number): Buffer {
+  return Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'unc_sendTransactions', params: [batch] }));
+}
+
+/**
+ * Posts pre-encoded JSON-RPC bodies over kept-alive connections (node:http): the sdk's client
+ * (fetch) built each request anew, about 30 µs of the bench client's CPU per transfer, on the
+ * cores the node is measured on. The answers are read as the sdk reads them (errorFromRpc).
+ */
+export class BodyPoster {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly url: URL;
+
+  /**
+   * `timeoutMs`: how long a request may go unanswered before it fails as NodeUnreachableError (as
+   * the sdk client's timeout does): a node that hangs ends the bench instead of holding it forever.
+   */
+  constructor(
+    url: string,
+    private readonly timeoutMs = 120_000,
+  ) {
+    this.url = new URL(url);
+  }
+
+  post(body: Buffer): Promise<SendResults> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        this.url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('error', (err) => reject(new NodeUnreachableError(this.url.href, err.message)));
+          res.on('end', () => {
+            let answer: { result?: SendResults; error?: { code: number; message: string; data?: unknown } };
+            try {
+              answer = JSON.parse(Buffer.concat(parts).toString('utf8'));
+            } catch {
+              reject(new RpcClientError(0, `HTTP ${res.statusCode} with no JSON-RPC body`));
+              return;
+            }
+            if (answer.error) reject(errorFromRpc(answer.error));
+            else resolve(answer.result!);
+          });
+        },
+      );
+      req.on('error', (err) => reject(new NodeUnreachableError(this.url.href, err.message)));
+      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** `BodyPoster.post`, retried as `sendRetrying` retries. */
+export function postRetrying(poster: BodyPoster, body: Buffer): Promise<SendResults> {
+  return retryingBusy(() => poster.post(body));
+}
+
+/**
+ * The node's mempool size, polled every `ms` in the background: the clients' backpressure reads it
+ * without a round trip before each batch (which also cost the node a request per batch).
+ */
+export function watchMempool(client: UncClient, ms = 100): { size: () => number; stop: () => void } {
+  let size = 0;
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      try {
+        size = (await client.call<{ size: number }>('unc_mempool')).size;
+      } catch {
+        // A poll that fails leaves the last size; the sends themselves report a node that is gone.
+      }
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  })();
+  return {
+    size: () => size,
+    stop: () => {
+      stopped = true;
+    },
+  };
+}
+
+async function retryingBusy(send: () => Promise<SendResults>): Promise<SendResults> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await client.sendRawTransactions(batch);
+      return await send();
     } catch (err) {
       const busy =
         err instanceof RpcClientError &&

@@ -20,7 +20,8 @@
  *    (packages/node VerifyPool and BlockPreverifier, loaded from its build; T worker threads,
  *    default the node's, a core but one; 0 skips this): in the consensus driver's order (a block's
  *    signatures on the pool, then the block), the same with the main thread checking its share
- *    while it waits, and pipelined (the next block's on the pool while this one executes), in
+ *    while it waits, and pipelined (the next block's on the pool while this one executes), without
+ *    and with the main thread sharing the next block's checks once it is done executing, in
  *    wall-clock time, with the main thread's and the pool workers' own CPU per answer (Linux) beside it
  *    and the rate those CPU figures allow on the machine's cores when idle; each must end
  *    in the same state as the inline run.
@@ -929,7 +930,7 @@ async function loadNodePool(): Promise<NodePoolModules | null> {
   }
 }
 
-type PoolMode = 'node' | 'shared' | 'pipelined';
+type PoolMode = 'node' | 'shared' | 'pipelined' | 'pipelined-shared';
 
 interface PoolRun {
   mode: PoolMode;
@@ -965,7 +966,10 @@ async function runWindowWithPool(
 ): Promise<PoolRun> {
   const before = new Set(threadIds());
   const pool = new modules.VerifyPool({ threads: POOL_THREADS });
-  const pre = new modules.BlockPreverifier(pool, { shareWithCaller: mode === 'shared' });
+  const pipelined = mode === 'pipelined' || mode === 'pipelined-shared';
+  const pre = new modules.BlockPreverifier(pool, {
+    shareWithCaller: mode === 'shared' || mode === 'pipelined-shared',
+  });
   const isTxVerified = (env: TxEnvelope) => isSignatureVerified(env.hash);
   const headAt = (h: bigint) => ({ height: h, hash: hashOf(h), beacon: beaconOf(h) });
   // Workers start and load core before the clock starts.
@@ -984,10 +988,10 @@ async function runWindowWithPool(
     pre.preverify(blockTxs[b]!, state, CHAIN_ID, headAt(head), isTxVerified).then((n) => {
       poolChecks += n;
     });
-  let next = mode === 'pipelined' ? preverify(0, first) : null;
+  let next = pipelined ? preverify(0, first) : null;
   for (let b = 0; b < blockTxs.length; b++) {
     const height = first + BigInt(b) + 1n;
-    if (mode === 'pipelined') {
+    if (pipelined) {
       await next;
       next = b + 1 < blockTxs.length ? preverify(b + 1, height) : null;
     } else await preverify(b, height - 1n);
@@ -1018,7 +1022,7 @@ function cpuBoundRate(run: PoolRun): number {
   const workers = run.workerCpuS ?? 0;
   const perWorker = workers / Math.max(1, run.threads);
   const cores = availableParallelism();
-  const paced = run.mode === 'pipelined' ? Math.max(main, perWorker) : main + perWorker;
+  const paced = run.mode.startsWith('pipelined') ? Math.max(main, perWorker) : main + perWorker;
   return run.answered / Math.max(paced, (main + workers) / cores);
 }
 
@@ -1348,7 +1352,7 @@ async function runEpoch(edCase: RawCase) {
   const pooled: PoolRun[] = [];
   const modules = POOL_THREADS > 0 ? await loadNodePool() : null;
   if (modules) {
-    for (const mode of ['node', 'shared', 'pipelined'] as const) {
+    for (const mode of ['node', 'shared', 'pipelined', 'pipelined-shared'] as const) {
       state.map.clear();
       for (const [k, v] of windowStart!) state.map.set(k, v);
       sampler.sample(0.1);
@@ -1604,12 +1608,14 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
   for (const run of e.pooled) {
     const perSec = run.answered / run.wallS;
     console.log(
-      `   ${run.mode === 'pipelined' ? 'pipelined' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
+      `   ${run.mode.startsWith('pipelined') ? 'pipelined' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
         (run.mode === 'node'
           ? "each block's signatures checked on the pool, then the block executed, the main thread waiting for the workers (the consensus driver's order before it shared the checks): "
           : run.mode === 'shared'
             ? "the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting (the consensus driver's order for a proposal): "
-            : "the next block checked on the pool while this one executes (block sync's order, sync-reactor prepare): ") +
+            : run.mode === 'pipelined'
+              ? "the next block checked on the pool while this one executes (block sync's order, sync-reactor prepare), the main thread not sharing: "
+              : "the same, the main thread sharing the next block's checks (shareWithCaller, as the node's driver builds its pre-checker for sync too): ") +
         `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
         `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +
         `Ed25519 verify/s on one core = ${(perSec / e.rawAlongside.verify).toFixed(3)} ` +

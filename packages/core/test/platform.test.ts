@@ -37,6 +37,49 @@ test('hashes, HMAC, PBKDF2 and the encodings agree', () => {
   assert.deepEqual(webP.base64ToBytes('AQID/w=='), nodeP.base64ToBytes('AQID/w=='));
 });
 
+test('bytesToLatin1 decodes views at any offset and any range as Buffer#toString does', () => {
+  fc.assert(
+    fc.property(
+      bytes(300),
+      fc.nat(310),
+      fc.nat(310),
+      fc.integer({ min: -5, max: 320 }),
+      fc.integer({ min: -5, max: 320 }),
+      (all, a, b, from, to) => {
+        const start = Math.min(a, all.length);
+        const view = all.subarray(start, Math.max(start, Math.min(b, all.length)));
+        const reference = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString(
+          'latin1',
+          from,
+          to,
+        );
+        assert.equal(nodeP.bytesToLatin1(view, from, to), reference);
+        assert.equal(nodeP.bytesToLatin1(view), Buffer.from(view).toString('latin1'));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('bytesToLatin1 on a SharedArrayBuffer view and on a detached view does as Buffer does', () => {
+  const shared = new Uint8Array(new SharedArrayBuffer(64));
+  for (let i = 0; i < shared.length; i++) shared[i] = (i * 37 + 0x80) & 0xff;
+  const view = shared.subarray(5, 50);
+  assert.equal(
+    nodeP.bytesToLatin1(view, 3, 40),
+    Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('latin1', 3, 40),
+  );
+  // A detached view (its buffer transferred away) is not decoded as '': Buffer.from refused it, and
+  // a state key id of '' for every such view would be one key for all of them.
+  const gone = new Uint8Array(new ArrayBuffer(8), 2, 4);
+  structuredClone(gone.buffer, { transfer: [gone.buffer] });
+  assert.equal(gone.byteLength, 0);
+  assert.throws(() => Buffer.from(gone.buffer, gone.byteOffset, gone.byteLength));
+  assert.throws(() => nodeP.bytesToLatin1(gone), TypeError);
+  assert.equal(nodeP.bytesToLatin1(new Uint8Array(0)), '');
+  assert.equal(nodeP.bytesToLatin1(new Uint8Array(8).subarray(3, 3)), '');
+});
+
 test('SHA-256 of parts: views at any offset, empty, one part or several, below and above the one-shot size', () => {
   // node.ts hashes one part or a short join in one `crypto.hash` call and streams longer inputs;
   // each path must give the bytes of the views alone, never of the buffers behind them.

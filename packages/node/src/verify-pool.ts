@@ -13,7 +13,11 @@
  * (each worker keeps core's bounded cache of imported keys), but no worker gets more than its even
  * share of a call, and an idle worker takes another's queued block checks: one key's many checks
  * still use every core. Admission checks wait in one queue that every idle worker takes from.
- * A call's checks are packed into one buffer per batch when the call is made.
+ * A call's checks are packed into one SharedArrayBuffer per batch when the call is made; each
+ * check is taken by exactly one thread (an atomic counter), so the thread waiting on a block's
+ * checks can take those no worker has started (`assist`). A worker holds up to `depth` block
+ * batches and `admissionDepth` admission batches, checks the block batches it holds first and
+ * answers each batch by its id, so answers may come out of order.
  *
  * The pool only ever says what core's `ed25519Verify` says (the workers run that very function);
  * callers use a `true` to skip a check that would pass, never to decide differently.
@@ -45,6 +49,17 @@ export interface SignatureVerifier {
    * or with VerifyPoolClosed once closed (the checks not made).
    */
   verify(checks: readonly SignatureCheck[], lane?: VerifyLane): Promise<boolean[]>;
+  /**
+   * Optional: the calling thread checks now the consensus checks of earlier calls that no worker
+   * has started (their answers then come sooner); stops after a failure when `stopAtFailure`.
+   * `of`: only the checks of these calls (promises `verify` returned), so that a caller waiting
+   * on its own block neither stops at another call's failure nor does another call's work.
+   */
+  assist?(
+    stopAtFailure: boolean,
+    limit?: number,
+    of?: readonly Promise<boolean[]>[],
+  ): { checked: number; failed: boolean };
   close(): Promise<void>;
 }
 
@@ -78,14 +93,43 @@ export interface VerifyPoolOptions {
   /** Checks one lane may hold queued or in flight; more are refused with VerifyPoolBusy. */
   maxQueued: Record<VerifyLane, number>;
   /**
+   * Bytes (keys, signatures, messages) one lane may hold queued or in flight, copied into the
+   * pool's buffers; a call past it is refused with VerifyPoolBusy, like one past `maxQueued`.
+   */
+  maxQueuedBytes: Record<VerifyLane, number>;
+  /**
    * Batches a worker holds at once: the one it checks and the next ones already in its message
    * queue. With 1 a worker idles from its answer until the main thread has read it and sent the
    * next batch, which waits behind whatever the main thread is doing (building or executing a
    * block: 100-250 ms under load), so the second core sat idle a third of the time. With 2 it
    * starts the next batch at once. The cost: a consensus batch queued behind admission waits for
    * at most depth - 1 admission batches already handed to that worker (2 x 128 checks: ~10 ms).
+   * Since the worker serves consensus first among what it holds (verify-worker.ts), this now
+   * bounds the consensus batches a worker holds; admission has its own `admissionDepth`.
    */
   depth: number;
+  /**
+   * Admission batches a worker holds at once (at least `depth`). The main thread hands out the next
+   * batch only when it reads an answer, and it reads none while it builds, executes or commits a
+   * block (100-250 ms under load): with 2 batches (~20 ms of checks) the one worker of a 2-core
+   * node sat idle about a third of the time while clients' transactions waited in the queue.
+   * Holding more costs consensus nothing: the worker reads every message it holds before it picks
+   * its next batch and takes consensus batches first, so a block's checks wait only for the one
+   * batch in progress. What it costs: a worker that dies leaves this many batches to be checked
+   * again (handed back to the queue, not checked on the main thread: `spawn`), and an idle second
+   * worker cannot take batches already handed to the first (the handing-out is even, a batch at a
+   * time, so both hold about as much).
+   */
+  admissionDepth: number;
+  /**
+   * Bytes of admission batches a worker holds at once, beyond its first `depth` batches (which it
+   * always gets): `admissionDepth` counts batches, and a batch of large transactions (up to 64 KiB
+   * each) is megabytes, all of them committed to that one worker (the batch's shared buffer is
+   * not copied, but an idle second worker cannot take it). The default never binds for ordinary
+   * transfers (16 batches of 128 are ~0.6 MiB) and keeps a flood of large ones to a few MiB per
+   * worker.
+   */
+  admissionBytes: number;
   /**
    * Checks the calling (main) thread takes per event-loop turn from admission batches that wait
    * because every worker already holds `depth` batches; 0 never. On 2 cores the one worker was the
@@ -120,7 +164,11 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   threads: Math.max(1, availableParallelism() - 1),
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
+  // Consensus: a few blocks' worth of transactions; admission: about the mempool's own bound.
+  maxQueuedBytes: { consensus: 128 * 1024 * 1024, admission: 64 * 1024 * 1024 },
   depth: 2,
+  admissionDepth: 16,
+  admissionBytes: 4 * 1024 * 1024,
   callerShare: 0,
   callerBusyUnder: 0.8,
   callerIdleCores: 0.5,
@@ -143,8 +191,9 @@ export class VerifyPoolBusy extends Error {
   constructor(
     readonly lane: VerifyLane,
     readonly limit: number,
+    readonly unit: 'checks' | 'bytes' = 'checks',
   ) {
-    super(`signature verification is saturated (${limit} checks queued for ${lane}); retry shortly`);
+    super(`signature verification is saturated (${limit} ${unit} queued for ${lane}); retry shortly`);
     this.name = 'VerifyPoolBusy';
   }
 }
@@ -162,24 +211,50 @@ export class VerifyPoolClosed extends Error {
 }
 
 /**
- * A batch as it crosses to a worker: one buffer for all the bytes (a view's whole underlying
- * buffer would otherwise be copied with it, and a transaction's signature is a view into the
- * message it arrived in).
+ * A batch as it crosses to a worker: everything in one SharedArrayBuffer, so that posting it copies
+ * nothing and the calling thread can take the checks a worker has not started (`VerifyPool.assist`).
+ * Layout: `claimed` (Int32, the next check to take), the offsets, one answer byte per check, then
+ * the bytes (key, signature, message of each check in turn).
  */
 export interface PackedBatch {
   id: number;
   bytes: Uint8Array;
   /** For check i: [message start, message end) in `bytes`; key and signature precede the message. */
   offsets: Uint32Array;
+  /**
+   * [0]: the index of the next check no thread has taken yet (Atomics.add to take one); a value at
+   * or past the number of checks means every check is taken.
+   */
+  claimed: Int32Array;
+  /**
+   * Check i's answer, written with Atomics.store by whoever took it: 1 verifies, 2 does not, 0 not
+   * answered yet (so that the checks a worker that died had taken but not answered are told apart
+   * from its answers, and only those are checked again).
+   */
+  ok: Uint8Array;
+}
+
+/** Bytes the checks of a batch carry (key, signature, message), as `packBatch` stores them. */
+export function checkBytes(c: SignatureCheck): number {
+  return c.publicKey.length + c.signature.length + c.message.length;
 }
 
 export function packBatch(id: number, checks: readonly SignatureCheck[]): PackedBatch {
+  const n = checks.length;
   let total = 0;
-  for (const c of checks) total += c.publicKey.length + c.signature.length + c.message.length + 8;
-  const bytes = new Uint8Array(total);
-  const offsets = new Uint32Array(checks.length * 4);
+  for (const c of checks) total += checkBytes(c);
+  // claimed (4 bytes), offsets (16 per check, 4-aligned after claimed), answers (n), bytes.
+  const offsetsAt = 4;
+  const okAt = offsetsAt + 16 * n;
+  const bytesAt = okAt + n;
+  const shared = new SharedArrayBuffer(bytesAt + total);
+  const claimed = new Int32Array(shared, 0, 1);
+  const offsets = new Uint32Array(shared, offsetsAt, 4 * n);
+  const ok = new Uint8Array(shared, okAt, n);
+  const bytes = new Uint8Array(shared, bytesAt, total);
   let at = 0;
-  checks.forEach((c, i) => {
+  for (let i = 0; i < n; i++) {
+    const c = checks[i]!;
     offsets[4 * i] = at;
     bytes.set(c.publicKey, at);
     at += c.publicKey.length;
@@ -190,11 +265,12 @@ export function packBatch(id: number, checks: readonly SignatureCheck[]): Packed
     bytes.set(c.message, at);
     at += c.message.length;
     offsets[4 * i + 3] = at;
-  });
-  return { id, bytes, offsets };
+  }
+  return { id, bytes, offsets, claimed, ok };
 }
 
-export function unpackBatch(batch: PackedBatch): SignatureCheck[] {
+/** The checks of a batch (views into its buffer). */
+export function unpackBatch(batch: Pick<PackedBatch, 'bytes' | 'offsets'>): SignatureCheck[] {
   const { bytes, offsets } = batch;
   const out: SignatureCheck[] = [];
   for (let i = 0; i < offsets.length; i += 4) {
@@ -207,18 +283,89 @@ export function unpackBatch(batch: PackedBatch): SignatureCheck[] {
   return out;
 }
 
+/**
+ * Takes the batch's checks no other thread has taken, one at a time, and writes their answers;
+ * stops early after a failure when `stopAtFailure`. Returns how many this thread checked and
+ * whether one of them failed; at most `limit` checks. Each check is taken by exactly one thread (Atomics.add), so a batch
+ * shared by a worker and the calling thread is checked once in all.
+ */
+export function verifyClaimed(
+  batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>,
+  stopAtFailure = false,
+  limit = Number.POSITIVE_INFINITY,
+): { checked: number; failed: boolean } {
+  const n = batch.ok.length;
+  let checked = 0;
+  let failed = false;
+  while (checked < limit) {
+    if (Atomics.load(batch.claimed, 0) >= n) break;
+    const j = Atomics.add(batch.claimed, 0, 1);
+    if (j >= n) break;
+    const pass = verifyOne(batch, j);
+    Atomics.store(batch.ok, j, pass ? ANSWER_VERIFIES : ANSWER_FAILS);
+    checked++;
+    if (!pass) {
+      failed = true;
+      if (stopAtFailure) break;
+    }
+  }
+  return { checked, failed };
+}
+
+/** What `PackedBatch.ok` holds for a check once answered (0: not answered). */
+const ANSWER_VERIFIES = 1;
+const ANSWER_FAILS = 2;
+
+/**
+ * A batch whose worker died, finished on this thread: each check it had taken and not answered
+ * (the one in progress when it died) and each check nobody took, each checked once; the answers
+ * already written (by the worker, or by `assist`) stand. Returns how many were checked here.
+ */
+export function finishAbandoned(batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>): number {
+  return finishTaken(batch) + verifyClaimed(batch).checked;
+}
+
+/**
+ * The checks of a batch that a thread took and did not answer (its worker died meanwhile),
+ * checked on this thread; the checks nobody took are left to take. Returns how many.
+ */
+export function finishTaken(batch: Pick<PackedBatch, 'bytes' | 'offsets' | 'claimed' | 'ok'>): number {
+  const taken = Math.min(batch.ok.length, Atomics.load(batch.claimed, 0));
+  let checked = 0;
+  for (let j = 0; j < taken; j++) {
+    if (Atomics.load(batch.ok, j) !== 0) continue;
+    Atomics.store(batch.ok, j, verifyOne(batch, j) ? ANSWER_VERIFIES : ANSWER_FAILS);
+    checked++;
+  }
+  return checked;
+}
+
+function verifyOne(batch: Pick<PackedBatch, 'bytes' | 'offsets'>, j: number): boolean {
+  const { bytes, offsets } = batch;
+  const i = 4 * j;
+  return ed25519Verify(
+    bytes.subarray(offsets[i]!, offsets[i + 1]!),
+    bytes.subarray(offsets[i + 2]!, offsets[i + 3]!),
+    bytes.subarray(offsets[i + 1]!, offsets[i + 2]!),
+  );
+}
+
 interface Chunk {
   /** Packed now, when the call is made: what runs is the bytes as they were at the call. */
   batch: PackedBatch;
   lane: VerifyLane;
+  /** The `verify` call it is part of (`assist` takes only the given calls' chunks). */
+  call: object;
   done: (ok: Uint8Array) => void;
   /** The pool closed before this chunk's answer came: its call rejects with VerifyPoolClosed. */
   fail: () => void;
+  /** Handed back to the queue once already, its worker having died with it (see `spawn`). */
+  resent?: boolean;
 }
 
 interface Slot {
   worker: Worker;
-  /** Batches handed to the worker, oldest first; it answers them in this order. */
+  /** Batches handed to the worker, oldest first; it answers its consensus batches first (by id). */
   inFlight: { id: number; chunk: Chunk }[];
   /** This worker's own queue of consensus checks: those under the keys sharded to it. */
   waiting: Chunk[];
@@ -256,11 +403,13 @@ export class VerifyPool implements SignatureVerifier {
   /** Admission checks, taken by whichever worker is idle (after every consensus check). */
   private readonly admission: Chunk[] = [];
   private readonly held: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
+  /** Bytes (keys, signatures, messages) of the checks queued or in flight, per lane. */
+  private readonly heldBytes: Record<VerifyLane, number> = { consensus: 0, admission: 0 };
   private readonly salt = randomBytes(4).readUInt32LE(0);
   private nextBatchId = 1;
   private closed = false;
   /** The admission batch the calling thread is checking, a share per turn (callerShare). */
-  private callerChunk: { chunk: Chunk; ok: Uint8Array; next: number } | null = null;
+  private callerChunk: Chunk | null = null;
   private callerTurnScheduled = false;
   /** The calling thread's load since `since`: its event loop's, and how much of it was its share. */
   private callerLoad: {
@@ -278,17 +427,37 @@ export class VerifyPool implements SignatureVerifier {
   };
   /** Admission checks made on the calling thread (callerShare), for metrics and tests. */
   checkedOnCaller = 0;
+  /** Consensus checks made on the calling thread by `assist`, for metrics and tests. */
+  assistedOnCaller = 0;
+  /**
+   * Checks of the batches a dead worker left that were answered on the calling thread (its block
+   * batches at once, admission batches lost a second time), for metrics and tests. Of those, only
+   * the checks no thread had answered were verified here (`recheckedOnCaller`).
+   */
+  checkedForLostWorker = 0;
+  /** Signatures verified on the calling thread for dead workers' batches (each unanswered one, once). */
+  recheckedOnCaller = 0;
+  /** Each pending call's promise, to the token its chunks carry (`assist` scoped to calls). */
+  private readonly calls = new WeakMap<Promise<boolean[]>, object>();
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
     // depth of undefined dispatches nothing: every call would wait forever).
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...given };
+    // A lane bound that is not a number (a lane left out of the object) compared false against
+    // every total: that lane would have had no bound at all.
     for (const [name, value, least] of [
       ['threads', this.opts.threads, 0],
       ['batchSize', this.opts.batchSize, 1],
       ['depth', this.opts.depth, 1],
+      ['admissionDepth', this.opts.admissionDepth, 1],
+      ['admissionBytes', this.opts.admissionBytes, 1],
       ['callerShare', this.opts.callerShare, 0],
+      ['maxQueued.consensus', this.opts.maxQueued.consensus, 1],
+      ['maxQueued.admission', this.opts.maxQueued.admission, 1],
+      ['maxQueuedBytes.consensus', this.opts.maxQueuedBytes.consensus, 1],
+      ['maxQueuedBytes.admission', this.opts.maxQueuedBytes.admission, 1],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
@@ -300,6 +469,13 @@ export class VerifyPool implements SignatureVerifier {
     if (!(this.opts.callerBusyUnder >= 0 && this.opts.callerBusyUnder <= 1))
       throw new RangeError(
         `verify pool: callerBusyUnder must be between 0 and 1, not ${this.opts.callerBusyUnder}`,
+      );
+    // Node exposes SharedArrayBuffer unless started with --no-harmony-sharedarraybuffer (or
+    // --enable-sharedarraybuffer-per-context); without it every call would throw while packing,
+    // after its checks were counted in the lane. Said once, here, where the operator sees it.
+    if (this.opts.threads > 0 && typeof SharedArrayBuffer !== 'function')
+      throw new Error(
+        'verify pool: worker threads share each batch through a SharedArrayBuffer, which this process does not have (started with --no-harmony-sharedarraybuffer?); start node without that flag, or use threads: 0',
       );
     for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
   }
@@ -313,11 +489,72 @@ export class VerifyPool implements SignatureVerifier {
     return this.held[lane];
   }
 
+  /** Bytes of the checks queued or in flight in a lane (bounded by maxQueuedBytes). */
+  queuedBytes(lane: VerifyLane): number {
+    return this.heldBytes[lane];
+  }
+
+  /**
+   * The calling thread checks, now, the consensus checks that no worker has started: those of the
+   * batches the workers hold (each check is taken by one thread only, `verifyClaimed`) and of the
+   * batches still waiting for a worker. A thread that would otherwise wait for a block's checks
+   * thus shares them with the workers, whatever their speed, instead of checking a fixed share.
+   * With `stopAtFailure` it stops after its first failing check: the block fails there (or
+   * execution finds out where), and more checks on this thread would be free work for whoever
+   * forged it. At most `limit` checks per call (the caller's thread is busy meanwhile). Admission
+   * checks are left to the workers (and to `callerShare`).
+   */
+  assist(
+    stopAtFailure = true,
+    limit = Number.POSITIVE_INFINITY,
+    of?: readonly Promise<boolean[]>[],
+  ): { checked: number; failed: boolean } {
+    let checked = 0;
+    let failed = false;
+    // Scoped to the given calls: unscoped, a forged signature in another block's checks (the next
+    // round's proposal, a sync look-ahead) stopped this block's pre-check at once, and this thread
+    // did other calls' checks while its own waited.
+    let calls: Set<object> | null = null;
+    if (of) {
+      calls = new Set();
+      for (const p of of) {
+        const call = this.calls.get(p);
+        if (call) calls.add(call);
+      }
+    }
+    const take = (chunk: Chunk): boolean => {
+      if (chunk.lane !== 'consensus' || (calls && !calls.has(chunk.call))) return true;
+      if (checked >= limit) return false;
+      const r = verifyClaimed(chunk.batch, stopAtFailure, limit - checked);
+      checked += r.checked;
+      if (r.failed) failed = true;
+      return !(r.failed && stopAtFailure);
+    };
+    let going = true;
+    for (const slot of this.slots) {
+      for (const { chunk } of slot.inFlight) if (going) going = take(chunk);
+    }
+    for (const slot of this.slots) {
+      for (let k = 0; going && k < slot.waiting.length; ) {
+        const chunk = slot.waiting[k]!;
+        going = take(chunk);
+        // A batch no worker was sent and whose checks are all taken is answered here.
+        if (Atomics.load(chunk.batch.claimed, 0) >= chunk.batch.ok.length) {
+          slot.waiting.splice(k, 1);
+          chunk.done(chunk.batch.ok);
+        } else k++;
+      }
+    }
+    this.assistedOnCaller += checked;
+    return { checked, failed };
+  }
+
   /**
    * Whether each signature verifies, in order. Throws VerifyPoolBusy at once (nothing queued)
    * when the lane cannot take all of them, and VerifyPoolClosed once the pool is closed (then, or
    * later if `close` comes first: nothing is checked on this thread at close). The bytes are
-   * copied before this returns.
+   * copied before this returns (so a caller may reuse or change its buffers at once), and a lane
+   * holds at most `maxQueuedBytes` of such copies.
    */
   verify(checks: readonly SignatureCheck[], lane: VerifyLane = 'admission'): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new VerifyPoolClosed());
@@ -327,6 +564,14 @@ export class VerifyPool implements SignatureVerifier {
     if (this.slots.length === 0) {
       return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
     }
+    // The bytes are copied into the pool's own buffers (packBatch) and held until answered: a lane
+    // that counted only checks let 50,000 admission checks of 64 KiB messages hold 3 GiB.
+    let callBytes = 0;
+    for (const c of checks) callBytes += checkBytes(c);
+    const byteLimit = this.opts.maxQueuedBytes[lane];
+    if (this.heldBytes[lane] + callBytes > byteLimit)
+      return Promise.reject(new VerifyPoolBusy(lane, byteLimit, 'bytes'));
+    this.heldBytes[lane] += callBytes;
     this.held[lane] += checks.length;
     const result = new Array<boolean>(checks.length);
     // The call's positions of each queue's checks, in order; each queue's go in chunks of at most
@@ -367,21 +612,27 @@ export class VerifyPool implements SignatureVerifier {
     }
     let left = queues.length;
     let failed = false;
-    return new Promise((resolve, reject) => {
+    const call = {};
+    const answer = new Promise<boolean[]>((resolve, reject) => {
       for (const { queue, at } of queues) {
+        const batch = packBatch(
+          0,
+          at.map((i) => checks[i]!),
+        );
+        const bytes = batch.bytes.length;
         queue.push({
-          batch: packBatch(
-            0,
-            at.map((i) => checks[i]!),
-          ),
+          batch,
           lane,
+          call,
           done: (ok) => {
-            for (let k = 0; k < at.length; k++) result[at[k]!] = ok[k] === 1;
+            for (let k = 0; k < at.length; k++) result[at[k]!] = Atomics.load(ok, k) === 1;
             this.held[lane] -= at.length;
+            this.heldBytes[lane] -= bytes;
             if (--left === 0 && !failed) resolve(result);
           },
           fail: () => {
             this.held[lane] -= at.length;
+            this.heldBytes[lane] -= bytes;
             // One part not checked leaves the call without an answer: all of it is unknown.
             if (!failed) reject(new VerifyPoolClosed());
             failed = true;
@@ -391,6 +642,8 @@ export class VerifyPool implements SignatureVerifier {
       this.dispatch();
       this.scheduleCallerTurn();
     });
+    this.calls.set(answer, call);
+    return answer;
   }
 
   /**
@@ -448,17 +701,16 @@ export class VerifyPool implements SignatureVerifier {
     if (!this.callerChunk) {
       const chunk = this.admission.shift();
       if (!chunk) return;
-      this.callerChunk = { chunk, ok: new Uint8Array(chunk.batch.offsets.length / 4), next: 0 };
+      this.callerChunk = chunk;
     }
+    // Taken by claim, like a worker's: a batch handed back by a worker that died keeps the
+    // answers that worker wrote, and only its checks nobody took are made here.
     const held = this.callerChunk;
-    const end = Math.min(held.ok.length, held.next + this.opts.callerShare);
-    verifyPackedRange(held.chunk.batch, held.ok, held.next, end);
-    this.checkedOnCaller += end - held.next;
-    held.next = end;
+    this.checkedOnCaller += verifyClaimed(held.batch, false, this.opts.callerShare).checked;
     this.callerLoad.ownMs += performance.now() - started;
-    if (held.next === held.ok.length) {
+    if (Atomics.load(held.batch.claimed, 0) >= held.batch.ok.length) {
       this.callerChunk = null;
-      held.chunk.done(held.ok);
+      held.done(held.batch.ok);
     }
     this.scheduleCallerTurn();
   }
@@ -480,7 +732,7 @@ export class VerifyPool implements SignatureVerifier {
     // The calling thread's batch in progress fails too: its unchecked rest is not checked here.
     const held = this.callerChunk;
     this.callerChunk = null;
-    held?.chunk.fail();
+    held?.fail();
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -490,23 +742,51 @@ export class VerifyPool implements SignatureVerifier {
       inFlight: [],
       waiting: queue ?? [],
     };
-    slot.worker.on('message', (m: { id: number; ok: Uint8Array }) => {
-      const head = slot.inFlight[0];
-      if (!head || m.id !== head.id) return;
-      slot.inFlight.shift();
-      head.chunk.done(m.ok);
+    // The worker answers with a batch's id once it has no check of it left to take: the answers
+    // are in the batch's shared buffer, written by the worker and (assist) by this thread. Not
+    // always the oldest batch: the worker serves the consensus batches it holds first.
+    slot.worker.on('message', (id: number) => {
+      const at = slot.inFlight.findIndex((b) => b.id === id);
+      if (at < 0) return;
+      const [answered] = slot.inFlight.splice(at, 1);
+      answered!.chunk.done(answered!.chunk.batch.ok);
       this.dispatch();
       if (slot.inFlight.length === 0) slot.worker.unref();
     });
-    // A worker that dies takes no answer with it: its batch is checked here and a new one starts
-    // in its place, with its queue (the same keys keep going to the same place).
+    // A worker that dies takes no answer with it: a new one starts in its place, with its queue
+    // (the same keys keep going to the same place). What it answered stands (in each batch's
+    // buffer), and each check it had taken but not answered (the one in progress) is checked here:
+    // no check is lost or made twice, and a check that kills workers kills one. Its block batches'
+    // unanswered checks (at most `depth` batches) are checked here at once, as they always were: a
+    // round waits on them. Its admission batches (up to `admissionDepth`: 2,000 checks, ~150 ms of
+    // this thread) go back to the head of the queue for the workers, once: a batch lost with a
+    // second worker is finished here, so a worker that dies at once cannot hold calls forever.
     const replace = () => {
       const i = this.slots.indexOf(slot);
       if (i < 0 || this.closed) return;
       const lost = slot.inFlight.splice(0);
       this.slots[i] = this.spawn(slot.waiting);
-      for (const { chunk } of lost) chunk.done(verifyPacked(chunk.batch));
+      const again: Chunk[] = [];
+      for (const { chunk } of lost) {
+        const { batch } = chunk;
+        if (chunk.lane === 'admission' && !chunk.resent) {
+          // The check it had taken and not answered (the one in progress) is checked here, at
+          // most one a batch; what it answered stands, and the rest is left to take.
+          this.recheckedOnCaller += finishTaken(batch);
+          if (Atomics.load(batch.claimed, 0) < batch.ok.length) {
+            chunk.resent = true;
+            again.push(chunk);
+            continue;
+          }
+        } else {
+          this.checkedForLostWorker += batch.ok.length;
+          this.recheckedOnCaller += finishAbandoned(batch);
+        }
+        chunk.done(batch.ok);
+      }
+      this.admission.unshift(...again);
       this.dispatch();
+      this.scheduleCallerTurn();
     };
     slot.worker.on('error', replace);
     slot.worker.on('exit', replace);
@@ -517,16 +797,27 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   /**
-   * Hands waiting batches to the workers, each worker's own block checks first, then another's
-   * backlog, then admission, filling every worker to one batch before any gets a second (a call
-   * split over the workers runs on all of them at once).
+   * Hands waiting batches to the workers: block checks first (each worker's own, then another's
+   * backlog) up to `depth` per worker, then admission up to `admissionDepth` batches in all per
+   * worker; each round fills every worker to one more batch before any gets the next (a call split
+   * over the workers runs on all of them at once).
    */
   private dispatch(): void {
     for (let held = 0; held < this.opts.depth; held++) {
       for (const slot of this.slots) {
-        if (slot.inFlight.length > held) continue;
-        const chunk = slot.waiting.shift() ?? this.takeConsensus() ?? this.admission.shift();
+        if (consensusHeld(slot) > held) continue;
+        const chunk = slot.waiting.shift() ?? this.takeConsensus();
         if (!chunk) continue;
+        this.send(slot, chunk);
+      }
+    }
+    const admissionDepth = Math.max(this.opts.depth, this.opts.admissionDepth);
+    for (let held = 0; held < admissionDepth && this.admission.length > 0; held++) {
+      for (const slot of this.slots) {
+        if (slot.inFlight.length > held) continue;
+        if (slot.inFlight.length >= this.opts.depth && bytesHeld(slot) >= this.opts.admissionBytes) continue;
+        const chunk = this.admission.shift();
+        if (!chunk) break;
         this.send(slot, chunk);
       }
     }
@@ -537,10 +828,11 @@ export class VerifyPool implements SignatureVerifier {
     chunk.batch.id = id;
     slot.inFlight.push({ id, chunk });
     slot.worker.ref();
-    // The chunk keeps its batch (a worker that dies mid-batch leaves it to be checked here), so
-    // the worker gets a copy: two small buffers per message, never an object per check.
-    const { bytes, offsets } = chunk.batch;
-    slot.worker.postMessage({ id, bytes, offsets });
+    // The batch's views share one SharedArrayBuffer: nothing is copied, and the chunk keeps the
+    // same batch (a worker that dies mid-batch leaves what it answered there).
+    const { bytes, offsets, claimed, ok } = chunk.batch;
+    const message: WorkerBatch = { id, bytes, offsets, claimed, ok, consensus: chunk.lane === 'consensus' };
+    slot.worker.postMessage(message);
   }
 
   /**
@@ -555,20 +847,49 @@ export class VerifyPool implements SignatureVerifier {
   }
 }
 
-/** Each check of a packed batch, checked on this thread: 1 where it verifies. */
-export function verifyPacked(batch: PackedBatch): Uint8Array {
-  const ok = new Uint8Array(batch.offsets.length / 4);
-  verifyPackedRange(batch, ok, 0, ok.length);
-  return ok;
+/** Bytes of the batches a worker holds (its copies of them). */
+function bytesHeld(slot: Slot): number {
+  let n = 0;
+  for (const b of slot.inFlight) n += b.chunk.batch.bytes.byteLength + b.chunk.batch.offsets.byteLength;
+  return n;
 }
 
-/** Checks `from` to `end` (exclusive) of a packed batch into `ok`: 1 where it verifies. */
-function verifyPackedRange(batch: PackedBatch, ok: Uint8Array, from: number, end: number): void {
-  const { bytes, offsets } = batch;
-  for (let j = from, i = 4 * from; j < end; i += 4, j++) {
-    const key = bytes.subarray(offsets[i]!, offsets[i + 1]!);
-    const signature = bytes.subarray(offsets[i + 1]!, offsets[i + 2]!);
-    const message = bytes.subarray(offsets[i + 2]!, offsets[i + 3]!);
-    ok[j] = ed25519Verify(key, message, signature) ? 1 : 0;
+/** Consensus batches a worker holds (handed to it, not yet answered). */
+function consensusHeld(slot: Slot): number {
+  let n = 0;
+  for (const b of slot.inFlight) if (b.chunk.lane === 'consensus') n++;
+  return n;
+}
+
+/** A batch as it goes to a worker: its lane decides which the worker checks first. */
+export interface WorkerBatch extends PackedBatch {
+  consensus: boolean;
+}
+
+/**
+ * What a worker holds, in the order it checks it: every consensus batch before any admission
+ * batch, each lane in the order it was sent. The worker reads every message already sent before
+ * it picks (verify-worker.ts), so a block's checks sent after a backlog of admission batches wait
+ * only for the batch in progress.
+ */
+export class WorkerBacklog {
+  // Plain queues taken with shift: they hold at most `depth` and `admissionDepth` batches (a few
+  // dozen), and a batch leaves its queue when it is taken. (A read index that reset only once a
+  // queue was read to its end kept every checked batch, bytes and all, for as long as the worker
+  // never ran dry: under a steady flood that is forever.)
+  private readonly consensus: WorkerBatch[] = [];
+  private readonly admission: WorkerBatch[] = [];
+
+  push(batch: WorkerBatch): void {
+    (batch.consensus ? this.consensus : this.admission).push(batch);
+  }
+
+  /** The next batch to check, or undefined when nothing is held. */
+  next(): WorkerBatch | undefined {
+    return this.consensus.shift() ?? this.admission.shift();
+  }
+
+  get size(): number {
+    return this.consensus.length + this.admission.length;
   }
 }

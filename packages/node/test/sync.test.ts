@@ -36,7 +36,7 @@ import {
   type SyncProgress,
   syncChain,
 } from '../src/sync.js';
-import type { SignatureCheck, SignatureVerifier } from '../src/verify-pool.js';
+import { type SignatureCheck, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
 
 const HEIGHT = 20n;
 const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
@@ -413,6 +413,152 @@ describe('block sync', () => {
     // Within an epoch the look-ahead still runs (the head state knows the set).
     assert.ok(started.some((s) => s.height === 10n && s.parent === 9n));
     assert.ok(started.some((s) => s.height === 26n && s.parent === 25n));
+  });
+
+  test("a look-ahead pre-check that did not go through (a wrong guess of the head) is no verdict: the block's rest is checked again once it is current", async () => {
+    // The look-ahead gathers a block's answers on the state before the block before it ran; a
+    // chip that block registers, or an epoch it opens, makes other keys and challenges, so a
+    // check can fail there that passes on the real head. Before, that miss stood as the block's
+    // first failure and the rest of the block was left to execution, one signature at a time.
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+    const calls: { height: bigint; parent: bigint | null; tip: bigint }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, parent) => {
+        calls.push({
+          height: block.header.height,
+          parent: parent?.header.height ?? null,
+          tip: fresh.tipHeight,
+        });
+        // Odd heights' look-aheads "miss" (as a wrong guess would), even heights' go through.
+        return {
+          envelopes: block.txs.map((raw) => envelopeFromBytes(raw)),
+          isSignatureVerified: () => false,
+          isEd25519Verified: () => false,
+          complete: parent === undefined || block.header.height % 2n === 0n,
+        };
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, source.height);
+    const looked = calls.filter((c) => c.parent !== null);
+    assert.ok(
+      looked.length >= 4,
+      JSON.stringify(calls, (_, v) => `${v}`),
+    );
+    for (const ahead of looked) {
+      const again = calls.filter((c) => c.height === ahead.height && c.parent === null);
+      if (ahead.height % 2n === 1n)
+        assert.deepEqual(
+          again.map((c) => c.tip),
+          [ahead.height - 1n],
+          `block ${ahead.height}: checked again on its real head, once`,
+        );
+      else
+        assert.equal(
+          again.length,
+          0,
+          `block ${ahead.height}: a look-ahead that went through is not repeated`,
+        );
+    }
+  });
+
+  test('a look-ahead that found a forged signature is checked again once current and the block still fails there: nothing applied past it, its peer penalised', async () => {
+    // "No verdict" from a look-ahead must not become a pass: block 2 (a Byzantine quorum signed
+    // its header, which names a body of forged transfers) is pre-checked while block 1 executes,
+    // fails there, is checked again on its real head, and is refused by execution.
+    const liar = await net(source, {
+      blocks: async (from, to) => {
+        const blocks = await chainServer(source).blocks(from, to);
+        return blocks.map((raw) => {
+          const b = decode(blockCodec, raw);
+          if (b.header.height !== 2n) return raw;
+          const txs = forgedTransfers(source.genesis.chainId, 40);
+          const txRoot = txRootOf(txs.map((t) => envelopeFromBytes(t)));
+          return encode(blockCodec, resigned(source, { ...b, header: { ...b.header, txRoot }, txs }));
+        });
+      },
+    });
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, liar);
+    const pool = new VerifyPool({ threads: 1 });
+    try {
+      const preverifier = new BlockPreverifier(pool, { shareWithCaller: true });
+      const calls: { height: bigint; ahead: boolean; complete: boolean | undefined }[] = [];
+      const reactor = new SyncReactor({
+        clock: systemClock,
+        chain: fresh,
+        logger: silentLogger,
+        onSynced: () => {},
+        preverify: async (block, parent, abandoned, awaited) => {
+          const r = await preverifySyncedBlock(
+            preverifier,
+            fresh,
+            block,
+            parent,
+            abandoned,
+            () => false,
+            awaited,
+          );
+          calls.push({ height: block.header.height, ahead: parent !== undefined, complete: r?.complete });
+          return r;
+        },
+      });
+      await reactor.catchUp(client);
+      assert.equal(fresh.height, 1n, 'block 2 was not applied');
+      assert.ok(client.peers().find((p) => p.id === liar.peerId)!.score < 0, 'its peer is penalised');
+      assert.deepEqual(
+        calls.filter((c) => c.height === 2n),
+        [
+          { height: 2n, ahead: true, complete: false },
+          { height: 2n, ahead: false, complete: false },
+        ],
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('a look-ahead pre-check is marked awaited only once its block is applied (the calling thread helps the workers only then)', async () => {
+    const server = await net(source);
+    const fresh = await openChain();
+    const client = await net(fresh);
+    await connect(client, server);
+    const looks: { height: bigint; atStart: boolean; awaited: () => boolean }[] = [];
+    const reactor = new SyncReactor({
+      clock: systemClock,
+      chain: fresh,
+      logger: silentLogger,
+      onSynced: () => {},
+      preverify: async (block, parent, _abandoned, awaited) => {
+        if (parent) {
+          assert.ok(awaited, 'a look-ahead is told when its block waits on it');
+          looks.push({
+            height: block.header.height,
+            atStart: awaited(),
+            awaited,
+          });
+        }
+        return null;
+      },
+    });
+    await reactor.catchUp(client);
+    assert.equal(fresh.height, source.height);
+    assert.ok(looks.length >= 4, `${looks.length} look-aheads`);
+    for (const look of looks)
+      assert.equal(look.atStart, false, `block ${look.height}: not awaited when started`);
+    const applied = looks.filter((l) => l.height <= fresh.tipHeight);
+    assert.ok(
+      applied.some((l) => l.awaited()),
+      'the look-aheads of applied blocks were awaited',
+    );
   });
 
   test("each synced block's commit signatures are verified once, though the commit is checked before its pre-check and again when it is applied", async () => {

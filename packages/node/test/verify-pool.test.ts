@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
@@ -13,6 +14,9 @@ import {
   VerifyPoolBusy,
   VerifyPoolClosed,
   type VerifyPoolOptions,
+  verifyClaimed,
+  WorkerBacklog,
+  type WorkerBatch,
 } from '../src/verify-pool.js';
 
 const seed = sha256(utf8('verify pool test key'));
@@ -28,7 +32,7 @@ function check(i: number, valid: boolean): SignatureCheck {
 /** Chips' keys: a block's answers are under many keys, which the pool spreads over its workers. */
 /** One worker holding one batch of 16 at a time: the set-up of the calling thread's share tests. */
 function oneWorkerPool(opts: Partial<VerifyPoolOptions>): VerifyPool {
-  return new VerifyPool({ threads: 1, batchSize: 16, depth: 1, ...opts });
+  return new VerifyPool({ threads: 1, batchSize: 16, depth: 1, admissionDepth: 1, ...opts });
 }
 
 const chipSeeds = Array.from({ length: 24 }, (_, k) => sha256(utf8(`verify pool chip ${k}`)));
@@ -275,7 +279,7 @@ describe('VerifyPool', () => {
   });
 
   test('a worker is handed its next batch before it answers the first (it never waits on the main thread)', async () => {
-    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2 });
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 2 });
     try {
       const checks = Array.from({ length: 12 }, (_, i) => check(i, i !== 5));
       const answer = one.verify(checks);
@@ -323,9 +327,45 @@ describe('VerifyPool', () => {
       () => new VerifyPool({ threads: 0, callerIdleCores: -1 }),
       /callerIdleCores must be 0 or more/,
     );
-    for (const bad of [{ depth: 0 }, { depth: 1.5 }, { batchSize: 0 }, { threads: -1 }]) {
+    for (const bad of [
+      { depth: 0 },
+      { depth: 1.5 },
+      { admissionDepth: 0 },
+      { admissionBytes: 0 },
+      { batchSize: 0 },
+      { threads: -1 },
+      // A lane left out of a bound (a partial config) would have had no bound at all.
+      { maxQueuedBytes: { admission: 1 << 20 } as VerifyPoolOptions['maxQueuedBytes'] },
+      { maxQueued: { consensus: 100 } as VerifyPoolOptions['maxQueued'] },
+      { maxQueuedBytes: { consensus: Number.NaN, admission: 1 } },
+    ]) {
       assert.throws(() => new VerifyPool({ threads: 1, ...bad }), /verify pool/, JSON.stringify(bad));
     }
+  });
+
+  test('a process without SharedArrayBuffer (--no-harmony-sharedarraybuffer) is told so when the pool is made, not on every call', () => {
+    const module = new URL('../src/verify-pool.js', import.meta.url).href;
+    const script = `
+      const { VerifyPool } = await import(${JSON.stringify(module)});
+      const inThread = new VerifyPool({ threads: 0 });
+      await inThread.close();
+      try {
+        const pool = new VerifyPool({ threads: 1 });
+        await pool.close();
+        console.log('made');
+      } catch (err) {
+        console.log(String(err.message));
+      }`;
+    const run = spawnSync(
+      process.execPath,
+      ['--no-harmony-sharedarraybuffer', '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /SharedArrayBuffer/);
   });
 
   test('an option given as undefined (a config that leaves it out) takes its default', {
@@ -429,7 +469,7 @@ describe('VerifyPool', () => {
     } finally {
       await one.close();
     }
-    const none = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, callerShare: 0 });
+    const none = new VerifyPool({ threads: 1, batchSize: 16, depth: 1, admissionDepth: 1, callerShare: 0 });
     try {
       const checks = Array.from({ length: 100 }, (_, i) => check(i, true));
       assert.ok((await none.verify(checks, 'admission')).every(Boolean));
@@ -564,6 +604,208 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('a worker holds admissionDepth admission batches: it keeps checking while the main thread is busy', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 8 });
+    try {
+      const checks = Array.from({ length: 48 }, (_, i) => check(i, i % 7 !== 3));
+      const answer = one.verify(checks, 'admission');
+      const slot = (one as unknown as { slots: { inFlight: unknown[] }[] }).slots[0]!;
+      // Eight handed to the worker at once (two before: the worker idled once it had answered them
+      // until the main thread, busy with a block, read the answers and sent more).
+      assert.equal(slot.inFlight.length, 8);
+      assert.deepEqual(
+        await answer,
+        checks.map((_, i) => i % 7 !== 3),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('admission batches handed to a worker ahead are bounded in bytes too: large transactions do not fill a worker with megabytes', async () => {
+    const one = new VerifyPool({
+      threads: 1,
+      batchSize: 4,
+      depth: 2,
+      admissionDepth: 16,
+      admissionBytes: 10_000,
+    });
+    try {
+      // Checks over 1,000-byte messages: a batch of 4 is about 4.4 kB.
+      const big = (i: number): SignatureCheck => {
+        const message = new Uint8Array(1_000).fill(i);
+        return { publicKey, message, signature: ed25519Sign(seed, message) };
+      };
+      const checks = Array.from({ length: 64 }, (_, i) => big(i));
+      const answer = one.verify(checks, 'admission');
+      const slot = (one as unknown as { slots: { inFlight: unknown[] }[] }).slots[0]!;
+      // Two always (depth), a third while under 10,000 bytes, then no more until answers come.
+      assert.equal(slot.inFlight.length, 3);
+      assert.ok((await answer).every(Boolean));
+      assert.equal(one.queued('admission'), 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("a block's checks sent behind a worker's backlog of admission batches are answered before that backlog", async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 16 });
+    try {
+      const order: string[] = [];
+      // Sixteen admission calls of one batch each, all handed to the worker at once.
+      const admission = Array.from({ length: 16 }, (_, k) =>
+        one
+          .verify(
+            Array.from({ length: 4 }, (_, i) => check(4 * k + i, true)),
+            'admission',
+          )
+          .then(() => order.push(`admission ${k}`)),
+      );
+      const slot = (one as unknown as { slots: { inFlight: unknown[] }[] }).slots[0]!;
+      assert.equal(slot.inFlight.length, 16);
+      const consensus = one.verify([check(99, true), check(100, false)], 'consensus').then((ok) => {
+        assert.deepEqual(ok, [true, false]);
+        order.push('consensus');
+      });
+      await Promise.all([...admission, consensus]);
+      // The worker reads every message before it picks its next batch, so only the admission
+      // batches it had picked before the block's checks reached it go first: usually none or one,
+      // but on a loaded machine this thread can be descheduled between its posts while the worker
+      // starts and checks a few. A worker answering in arrival order answers the block 17th.
+      assert.ok(order.indexOf('consensus') < 8, order.join(', '));
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('property: a worker backlog yields every batch once, consensus before admission, each lane in order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.boolean(), fc.constant(null)), { maxLength: 60 }), (ops) => {
+        const backlog = new WorkerBacklog();
+        const pushed: WorkerBatch[] = [];
+        const got: WorkerBatch[] = [];
+        let id = 0;
+        let consensusHeld = 0;
+        const pick = (b: WorkerBatch | undefined) => {
+          if (!b) return false;
+          // No admission batch is picked while a consensus batch is held.
+          assert.ok(b.consensus || consensusHeld === 0);
+          if (b.consensus) consensusHeld--;
+          got.push(b);
+          return true;
+        };
+        for (const op of ops) {
+          if (op === null) {
+            pick(backlog.next());
+            continue;
+          }
+          const batch = {
+            id: id++,
+            bytes: new Uint8Array(0),
+            offsets: new Uint32Array(0),
+            claimed: new Int32Array(1),
+            ok: new Uint8Array(0),
+            consensus: op,
+          };
+          pushed.push(batch);
+          backlog.push(batch);
+          if (op) consensusHeld++;
+        }
+        while (pick(backlog.next()));
+        assert.equal(backlog.size, 0);
+        assert.deepEqual(
+          got.map((b) => b.id).sort((a, b) => a - b),
+          pushed.map((b) => b.id),
+        );
+        for (const lane of [true, false]) {
+          const ids = got.filter((b) => b.consensus === lane).map((b) => b.id);
+          assert.deepEqual(
+            ids,
+            [...ids].sort((a, b) => a - b),
+          );
+        }
+      }),
+    );
+    // What is held when a batch is picked: consensus first.
+    const backlog = new WorkerBacklog();
+    const batch = (id: number, consensus: boolean) => ({
+      id,
+      bytes: new Uint8Array(0),
+      offsets: new Uint32Array(0),
+      claimed: new Int32Array(1),
+      ok: new Uint8Array(0),
+      consensus,
+    });
+    backlog.push(batch(1, false));
+    backlog.push(batch(2, false));
+    backlog.push(batch(3, true));
+    assert.deepEqual(
+      [backlog.next()?.id, backlog.next()?.id, backlog.next()?.id, backlog.next()],
+      [3, 1, 2, undefined],
+    );
+  });
+
+  test('a worker that dies holding a backlog of admission batches: they go to its successor, not to the main thread, and each is answered once', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 2, admissionDepth: 16 });
+    const kill = () =>
+      (
+        one as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+      ).slots[0]!.worker.terminate();
+    try {
+      const checks = Array.from({ length: 64 }, (_, i) => check(i, i % 5 !== 2));
+      const pending = one.verify(checks, 'admission');
+      const block = [chipCheck(1, 1, 'valid'), chipCheck(2, 2, 'forged')];
+      const blockPending = one.verify(block, 'consensus');
+      await kill();
+      // The 16 admission batches (64 checks) were re-sent to the new worker; the block's checks,
+      // which a round waits on, were checked here at once.
+      assert.equal(one.checkedForLostWorker, 2);
+      assert.deepEqual(await blockPending, [true, false]);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i % 5 !== 2),
+      );
+      assert.equal(one.queued('admission'), 0);
+      assert.equal(one.queued('consensus'), 0);
+      // Lost with a second worker, a batch is checked here: no batch kills workers forever.
+      const again = one.verify(checks, 'admission');
+      await kill();
+      await kill();
+      assert.equal(one.checkedForLostWorker, 2 + 64);
+      assert.deepEqual(
+        await again,
+        checks.map((_, i) => i % 5 !== 2),
+      );
+      assert.equal(one.queued('admission'), 0);
+      assert.deepEqual(await one.verify([check(3, true)]), [true]);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a worker backlog that never runs dry keeps no batch it has handed out (its memory stays bounded under a steady flood)', () => {
+    const backlog = new WorkerBacklog();
+    const inside = backlog as unknown as { consensus: WorkerBatch[]; admission: WorkerBatch[] };
+    const batch = (id: number, consensus: boolean): WorkerBatch => ({
+      id,
+      bytes: new Uint8Array(1024),
+      offsets: new Uint32Array(0),
+      claimed: new Int32Array(1),
+      ok: new Uint8Array(0),
+      consensus,
+    });
+    let id = 0;
+    for (let i = 0; i < 16; i++) backlog.push(batch(id++, false));
+    // The pool hands the worker a batch for every answer: 16 held, always.
+    for (let round = 0; round < 5_000; round++) {
+      if (round % 100 === 0) backlog.push(batch(id++, true));
+      backlog.next();
+      if (round % 100 !== 0) backlog.push(batch(id++, false));
+      assert.equal(backlog.size, 16);
+      assert.ok(inside.consensus.length + inside.admission.length <= 16, `round ${round}`);
+    }
+  });
+
   test('a worker that dies does not lose its batch', async () => {
     const one = new VerifyPool({ threads: 1, batchSize: 50 });
     try {
@@ -651,5 +893,249 @@ describe('VerifyPool', () => {
       back.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
       checks.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
     );
+  });
+  test('property: a packed batch unpacks to its checks, in one shared buffer, and its checks taken by two threads in turn are each checked once, as ed25519Verify says', () => {
+    const part = fc.uint8Array({ maxLength: 80 });
+    const anyCheck = fc.oneof(
+      fc.record({ i: fc.nat(1000), valid: fc.boolean() }).map(({ i, valid }) => check(i, valid)),
+      fc.record({ publicKey: part, message: part, signature: part }),
+    );
+    fc.assert(
+      fc.property(fc.array(anyCheck, { maxLength: 20 }), fc.nat(20), (checks, firstTakes) => {
+        const batch = packBatch(7, checks);
+        assert.ok(batch.bytes.buffer instanceof SharedArrayBuffer);
+        assert.equal(batch.bytes.buffer, batch.offsets.buffer);
+        assert.equal(batch.bytes.buffer, batch.ok.buffer);
+        const back = unpackBatch(batch);
+        assert.deepEqual(
+          back.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
+          checks.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
+        );
+        // One "thread" has taken the first checks already; the other takes what is left.
+        const taken = Math.min(firstTakes, checks.length);
+        for (let j = 0; j < taken; j++) {
+          const c = checks[Atomics.add(batch.claimed, 0, 1)]!;
+          batch.ok[j] = ed25519Verify(c.publicKey, c.message, c.signature) ? 1 : 0;
+        }
+        const rest = verifyClaimed(batch);
+        assert.equal(rest.checked, checks.length - taken);
+        assert.equal(verifyClaimed(batch).checked, 0, 'nothing is left to take twice');
+        assert.deepEqual(
+          Array.from(batch.ok, (b) => b === 1),
+          checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)),
+        );
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('the calling thread takes the block checks no worker has started (assist), stops at its first failure, and every verdict stays at its index', async () => {
+    // One worker holding one batch of 4: the other nine batches of this call wait for it, and
+    // only this thread can take them while it runs (nothing is dispatched during assist).
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(i, i !== 21));
+      const pending = one.verify(checks, 'consensus');
+      const internals = one as unknown as { slots: { waiting: { batch: PackedBatch }[] }[] };
+      const sixth = internals.slots[0]!.waiting[4]!.batch; // checks 20..23
+      const r = one.assist(true);
+      assert.equal(r.failed, true);
+      // Batches 1..4 (checks 4..19), then 20 and the forged 21: none past it on this thread.
+      assert.ok(r.checked >= 18 && r.checked <= 22, `${r.checked} checks on the calling thread`);
+      assert.equal(Atomics.load(sixth.claimed, 0), 2, 'this thread went past the failure');
+      assert.equal(one.assistedOnCaller, r.checked);
+      const got = await pending;
+      assert.deepEqual(
+        got,
+        checks.map((_, i) => i !== 21),
+      );
+      assert.equal(one.queued('consensus'), 0);
+      assert.equal(one.queuedBytes('consensus'), 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('assist without a failure answers a call the workers were never sent, and leaves admission alone', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1 });
+    try {
+      const blocker = one.verify(
+        Array.from({ length: 8 }, (_, i) => check(i, true)),
+        'consensus',
+      );
+      const admission = one.verify(
+        Array.from({ length: 8 }, (_, i) => check(100 + i, i !== 3)),
+        'admission',
+      );
+      const block = one.verify(
+        Array.from({ length: 16 }, (_, i) => check(200 + i, i % 5 !== 2)),
+        'consensus',
+      );
+      const r = one.assist(false);
+      assert.ok(r.checked >= 16, `${r.checked}`);
+      assert.equal(r.failed, true);
+      assert.deepEqual(
+        await block,
+        Array.from({ length: 16 }, (_, i) => i % 5 !== 2),
+      );
+      assert.deepEqual(
+        await admission,
+        Array.from({ length: 8 }, (_, i) => i !== 3),
+      );
+      assert.ok((await blocker).every(Boolean));
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("assist scoped to a caller's own calls neither stops at another call's forged check nor takes that call's checks", async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
+    try {
+      // The worker is busy with the first call; another block's checks (forged at its first) wait
+      // ahead of this caller's own.
+      const blocker = one.verify(
+        Array.from({ length: 4 }, (_, i) => check(400 + i, true)),
+        'consensus',
+      );
+      const other = one.verify(
+        Array.from({ length: 8 }, (_, i) => check(500 + i, i !== 0)),
+        'consensus',
+      );
+      const mine = Array.from({ length: 12 }, (_, i) => check(600 + i, true));
+      const own = one.verify(mine, 'consensus');
+      const r = one.assist(true, Number.POSITIVE_INFINITY, [own]);
+      assert.deepEqual(r, { checked: 12, failed: false }, 'only its own checks, none failed');
+      const internals = one as unknown as { slots: { waiting: { batch: PackedBatch }[] }[] };
+      for (const chunk of internals.slots[0]!.waiting)
+        assert.equal(
+          Atomics.load(chunk.batch.claimed, 0),
+          0,
+          "the other call's checks are left to the worker",
+        );
+      assert.deepEqual(
+        await own,
+        mine.map(() => true),
+      );
+      assert.deepEqual(
+        await other,
+        Array.from({ length: 8 }, (_, i) => i !== 0),
+      );
+      assert.ok((await blocker).every(Boolean));
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a worker that dies mid-batch: what it (or assist) answered stands, each check it left unanswered is checked once on this thread, and the call is answered once', async () => {
+    // All of this runs in the tick the pool is made in: the worker has not loaded yet, so it takes
+    // nothing; this thread takes the first 3 checks of the batch handed to it (assist).
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1 });
+    try {
+      const checks = Array.from({ length: 8 }, (_, i) => check(700 + i, i !== 6));
+      let answers = 0;
+      const pending = one.verify(checks, 'consensus').then((ok) => {
+        answers++;
+        return ok;
+      });
+      const internals = one as unknown as {
+        slots: { worker: { terminate(): Promise<number> }; inFlight: { chunk: { batch: PackedBatch } }[] }[];
+      };
+      const batch = internals.slots[0]!.inFlight[0]!.chunk.batch;
+      assert.deepEqual(one.assist(false, 3), { checked: 3, failed: false });
+      // The answers written so far are the batch's: were they checked again, the bytes changed
+      // since (here, by hand) would say otherwise.
+      const firstMessage = batch.offsets[2]!;
+      batch.bytes[firstMessage]! ^= 1;
+      await internals.slots[0]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 6),
+      );
+      assert.equal(one.recheckedOnCaller, 5, 'the 5 checks nobody had answered, each once');
+      assert.equal(answers, 1);
+      assert.equal(one.queued('consensus'), 0);
+      assert.equal(one.queuedBytes('consensus'), 0);
+      // The replacement works.
+      assert.deepEqual(await one.verify([check(800, true), check(801, false)], 'consensus'), [true, false]);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("an admission batch handed back after its worker died keeps that worker's answers; the check it was making is made once here, the rest by the next worker", async () => {
+    // In the tick the pool is made in, the worker has not loaded: this thread plays its part,
+    // having taken checks 0-2 and answered 0 and 1 when it dies.
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1, admissionDepth: 4 });
+    try {
+      const checks = Array.from({ length: 8 }, (_, i) => check(900 + i, i !== 1 && i !== 5));
+      const pending = one.verify(checks, 'admission');
+      const internals = one as unknown as {
+        slots: { worker: { terminate(): Promise<number> }; inFlight: { chunk: { batch: PackedBatch } }[] }[];
+      };
+      const batch = internals.slots[0]!.inFlight[0]!.chunk.batch;
+      Atomics.store(batch.claimed, 0, 3);
+      Atomics.store(batch.ok, 0, 1);
+      Atomics.store(batch.ok, 1, 2);
+      // Answers already written stand: were checks 0 and 1 made again, these bytes would say otherwise.
+      batch.bytes[batch.offsets[2]!]! ^= 1;
+      batch.bytes[batch.offsets[6]!]! ^= 1;
+      await internals.slots[0]!.worker.terminate();
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 1 && i !== 5),
+      );
+      assert.equal(one.recheckedOnCaller, 1, 'only the check it was making, here');
+      assert.equal(one.checkedForLostWorker, 0, 'the batch went back to the workers');
+      assert.equal(one.queued('admission'), 0);
+      assert.equal(one.queuedBytes('admission'), 0);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('assist takes at most its limit per call: the calling thread is held for a bounded turn', async () => {
+    const one = new VerifyPool({ threads: 1, batchSize: 4, depth: 1 });
+    try {
+      const checks = Array.from({ length: 40 }, (_, i) => check(300 + i, i !== 37));
+      const pending = one.verify(checks, 'consensus');
+      const first = one.assist(true, 6);
+      assert.ok(first.checked <= 6, `${first.checked}`);
+      const second = one.assist(true, 6);
+      assert.ok(second.checked <= 6 && second.checked > 0, `${second.checked}`);
+      assert.deepEqual(
+        await pending,
+        checks.map((_, i) => i !== 37),
+      );
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a lane is bounded in bytes as well as in checks: a call that would hold more is refused at once, queueing nothing', async () => {
+    // 50,000 admission checks of 64 KiB messages each held 3 GiB of copies before.
+    const small = new VerifyPool({
+      threads: 1,
+      maxQueuedBytes: { consensus: 1 << 20, admission: 64 * 1024 },
+    });
+    try {
+      const big = (i: number): SignatureCheck => {
+        const message = new Uint8Array(20_000).fill(i);
+        return { publicKey, message, signature: ed25519Sign(seed, message) };
+      };
+      const three = [big(1), big(2), big(3)];
+      const first = small.verify(three, 'admission');
+      assert.ok(small.queuedBytes('admission') > 60_000);
+      await assert.rejects(
+        small.verify([big(4)], 'admission'),
+        (err: unknown) => err instanceof VerifyPoolBusy && err.unit === 'bytes',
+      );
+      assert.deepEqual(await first, [true, true, true]);
+      assert.equal(small.queuedBytes('admission'), 0);
+      assert.deepEqual(await small.verify([big(4)], 'admission'), [true]);
+      // The consensus lane has its own bound.
+      assert.deepEqual(await small.verify([big(5), big(6)], 'consensus'), [true, true]);
+    } finally {
+      await small.close();
+    }
   });
 });

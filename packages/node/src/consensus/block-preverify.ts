@@ -33,11 +33,13 @@ export class BlockPreverifier {
   private readonly decoded = new WeakMap<object, TxEnvelope[]>();
 
   /**
-   * `shareWithCaller`: the calling thread checks its own share of a block's signatures (one part
-   * in threads + 1) while the workers check the rest, instead of idling until they answer, so that
-   * with the default pool (a worker per core but one) a block's checks use every core. Off by
-   * default: the calling thread (consensus, RPC) is then busy for that share, a chunk at a time;
-   * the consensus driver turns it on.
+   * `shareWithCaller`: the calling thread checks a block's signatures beside the workers instead of
+   * idling until they answer, so that with the default pool (a worker per core but one) a block's
+   * checks use every core. With the VerifyPool it takes, when it would wait, every check of the
+   * chunks in flight that no worker has started (`VerifyPool.assist`), so the split follows each
+   * thread's speed; with a verifier without `assist`, a fixed share (one part in threads + 1).
+   * Off by default: the calling thread (consensus, RPC) is then busy for that share, a chunk at a
+   * time; the consensus driver turns it on.
    */
   constructor(
     private readonly pool: SignatureVerifier | null,
@@ -82,7 +84,29 @@ export class BlockPreverifier {
     alreadyVerified: (env: TxEnvelope) => boolean,
     abandoned: () => boolean = () => false,
   ): Promise<number> {
-    if (!this.pool || this.pool.threads === 0) return 0;
+    return (await this.preverifyAll(envs, state, chainId, head, alreadyVerified, abandoned)).checked;
+  }
+
+  /**
+   * `preverify`, also saying whether it went through: `complete` is false when it stopped before
+   * every check was made and passed (a failure, a busy or closed pool, abandoned). For a block
+   * gathered on a guessed head (sync's look-ahead: the block before it had not run) a failure may
+   * be the guess's, not the block's: the caller checks the rest again once that block has run.
+   * `callerWaits`: whether someone waits on this pre-check now; the calling thread helps the
+   * workers (`shareWithCaller`) only then. Sync's look-ahead starts a block's pre-check while the
+   * block before it executes, and awaits it only once that block is done: a help at each of that
+   * execution's awaits took the block's own thread for checks the workers would make meanwhile.
+   */
+  async preverifyAll(
+    envs: readonly TxEnvelope[],
+    state: StateReader,
+    chainId: string,
+    head: PreverifyHead,
+    alreadyVerified: (env: TxEnvelope) => boolean,
+    abandoned: () => boolean = () => false,
+    callerWaits: () => boolean = () => true,
+  ): Promise<{ checked: number; complete: boolean }> {
+    if (!this.pool || this.pool.threads === 0) return { checked: 0, complete: true };
     const checks: Ed25519Check[] = [];
     for (const env of envs) {
       if (!alreadyVerified(env)) checks.push(envelopeSignatureCheck(env));
@@ -116,8 +140,12 @@ export class BlockPreverifier {
           if (!this.passed.hasKey(own.key)) part.push(own);
         }
         if (part.length === 0) continue;
+        // A pool that lets this thread take the checks its workers have not started (assist, below)
+        // gets every check; a fixed share is kept only for verifiers without it.
         const mine =
-          this.opts.shareWithCaller && !sharedThisTurn ? Math.floor(part.length / (pool.threads + 1)) : 0;
+          this.opts.shareWithCaller && !pool.assist && !sharedThisTurn
+            ? Math.floor(part.length / (pool.threads + 1))
+            : 0;
         sharedThisTurn = true;
         const theirs = part.slice(mine);
         // Handed to the workers first, so that they run while this thread checks its share.
@@ -134,6 +162,26 @@ export class BlockPreverifier {
           else stop = true;
           checked++;
         }
+      }
+      if (this.opts.shareWithCaller && pool.assist && inFlight.length > 0 && !stop) {
+        // First let the caller go on with what it does before it waits for this pre-check (block
+        // sync executes the block before this one: the workers check this one meanwhile), then,
+        // once it waits, take whatever the workers have not started yet, instead of idling until
+        // they answer: the split between this thread and the workers follows their speed.
+        await null;
+        if (abandoned()) stop = true;
+        // While nobody waits, the workers alone (looked at again at the next answer). Then at most
+        // a chunk's worth per turn (512 checks, about 40 ms, by default): consensus messages wait
+        // meanwhile; and only this block's own checks: another call's failure says nothing of it.
+        else if (
+          callerWaits() &&
+          pool.assist(
+            true,
+            chunkSize,
+            inFlight.map((f) => f.pending),
+          ).failed
+        )
+          stop = true;
       }
       const oldest = inFlight.shift();
       if (!oldest) break;
@@ -153,7 +201,7 @@ export class BlockPreverifier {
       });
       checked += oldest.theirs.length;
     }
-    return checked;
+    return { checked, complete: !stop && next >= checks.length };
   }
 
   /** Whether the transaction's own signature was found valid here. */

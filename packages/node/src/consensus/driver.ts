@@ -487,7 +487,8 @@ export class ConsensusDriver {
     this.syncReactor = new SyncReactor({
       clock: this.clock,
       chain: this.chain,
-      preverify: (block, parent, abandoned) => this.preverifySynced(block, parent, abandoned),
+      preverify: (block, parent, abandoned, awaited) =>
+        this.preverifySynced(block, parent, abandoned, awaited),
       logger: this.logger,
       onSynced: (committed) => {
         this.abandonFetches();
@@ -1807,9 +1808,16 @@ export class ConsensusDriver {
     block: Block,
     parent?: Block,
     abandoned?: () => boolean,
+    awaited?: () => boolean,
   ): Promise<SyncPreverified | null> {
-    return preverifySyncedBlock(this.preverifier, this.chain, block, parent, abandoned, (env) =>
-      this.host.isTxVerified(env),
+    return preverifySyncedBlock(
+      this.preverifier,
+      this.chain,
+      block,
+      parent,
+      abandoned,
+      (env) => this.host.isTxVerified(env),
+      awaited,
     );
   }
 

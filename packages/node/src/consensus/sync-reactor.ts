@@ -41,8 +41,15 @@ export interface SyncReactorOptions {
    * the block will not be applied (the block before it failed, or sync moved on): the pre-check
    * then sends nothing more. Called only for a block whose commit verified (`commitVerifies`):
    * see `preverifySyncedBlock`, which also checks that the body is the one the header names.
+   * `awaited` says true once applying the block waits on its pre-check (a look-ahead is started
+   * while the block before it executes): the calling thread helps the workers only from then.
    */
-  preverify?(block: Block, parent?: Block, abandoned?: () => boolean): Promise<SyncPreverified | null>;
+  preverify?(
+    block: Block,
+    parent?: Block,
+    abandoned?: () => boolean,
+    awaited?: () => boolean,
+  ): Promise<SyncPreverified | null>;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -53,6 +60,10 @@ interface Prepared {
   preverified: Promise<SyncPreverified | null>;
   /** Set once it will not be applied: a block from a peer whose earlier block failed costs no more. */
   abandoned: boolean;
+  /** Gathered with `parent` as the head, before it ran: keys and challenges are a guess. */
+  guessed: boolean;
+  /** Applying it waits on its pre-check: the calling thread may help the workers. */
+  awaited: boolean;
 }
 
 /** Signatures of a synced block found valid before it executes (passes only). */
@@ -60,6 +71,12 @@ export interface SyncPreverified {
   envelopes: readonly TxEnvelope[];
   isSignatureVerified: (hash: Uint8Array) => boolean;
   isEd25519Verified: Ed25519Verified;
+  /**
+   * False when the pre-check stopped before every check was made and passed. For a look-ahead
+   * (gathered before the block before it ran: a chip it registers, an epoch it opens, make other
+   * keys and challenges) that is no verdict on the block: it is checked again once current.
+   */
+  complete?: boolean;
 }
 
 export class SyncReactor {
@@ -128,9 +145,17 @@ export class SyncReactor {
             // A look-ahead that could not check the block's commit (its validator set was not
             // known before the block before it ran: an epoch's first block) started nothing; now
             // that the head is that block, the commit can be checked and the pre-check run.
-            const preverified = ahead
+            if (ahead) ahead.awaited = true;
+            let preverified = ahead
               ? await ahead.preverified
               : ((this.commitVerifies(block) ? await this.opts.preverify?.(block) : null) ?? null);
+            // The look-ahead gathered this block's checks before the block before it ran, a guess
+            // of the keys and challenges its answers are checked against: a check that failed there
+            // (or the rest it then left unsent) says nothing about this block. Now that the block
+            // before it is the head, the rest is checked again (passes are remembered, so only
+            // what did not pass goes again); only a failure now is the block's.
+            if (ahead?.guessed && preverified?.complete === false && this.opts.preverify)
+              preverified = (await this.opts.preverify(block)) ?? preverified;
             committed = await chain.verifyAndCommit(block, null, preverified, this.verifyAndRemember);
           } catch (err) {
             // The next block (same peer, same answer) will not be applied: its pre-check stops.
@@ -187,8 +212,19 @@ export class SyncReactor {
       return null;
     }
     if (!this.commitVerifies(block)) return null;
-    const prepared: Prepared = { block, preverified: Promise.resolve(null), abandoned: false };
-    prepared.preverified = this.opts.preverify!(block, parent, () => prepared.abandoned);
+    const prepared: Prepared = {
+      block,
+      preverified: Promise.resolve(null),
+      abandoned: false,
+      guessed: parent !== undefined,
+      awaited: false,
+    };
+    prepared.preverified = this.opts.preverify!(
+      block,
+      parent,
+      () => prepared.abandoned,
+      () => prepared.awaited,
+    );
     prepared.preverified.catch(() => {});
     this.prepared.set(encoded, prepared);
     return prepared;
@@ -260,6 +296,7 @@ export async function preverifySyncedBlock(
   parent: Block | undefined,
   abandoned: (() => boolean) | undefined,
   isTxVerified: (env: TxEnvelope) => boolean,
+  awaited?: () => boolean,
 ): Promise<SyncPreverified | null> {
   const envelopes = preverifier.decode(block);
   // The root binds each transaction's body, not its signature (a transaction's hash leaves the
@@ -271,7 +308,15 @@ export async function preverifySyncedBlock(
   const head = parent
     ? { height: parent.header.height, hash: blockHash(parent.header), beacon: parent.header.beacon }
     : { height: chain.tip.header.height, hash: chain.tip.hash, beacon: chain.tip.header.beacon };
-  await preverifier.preverify(envelopes, chain.tipState, chain.genesis.chainId, head, () => false, abandoned);
+  const { complete } = await preverifier.preverifyAll(
+    envelopes,
+    chain.tipState,
+    chain.genesis.chainId,
+    head,
+    () => false,
+    abandoned,
+    awaited,
+  );
   const verified = new Set<string>();
   const unverified = new Set<string>();
   for (const env of envelopes)
@@ -283,5 +328,6 @@ export async function preverifySyncedBlock(
       return verified.has(id) && !unverified.has(id);
     },
     isEd25519Verified: preverifier.isEd25519Verified,
+    complete,
   };
 }

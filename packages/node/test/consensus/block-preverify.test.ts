@@ -19,6 +19,7 @@ import {
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
+  envelopeSignatureCheck,
   epochOf,
   executeBlock,
   genesisStateWrites,
@@ -329,6 +330,106 @@ describe('block pre-verification', () => {
     assert.ok(before <= 20, `${before} checks on this thread before its first yield (one share is 20)`);
     assert.equal(await running, 80);
     assert.ok(envs.every((e) => pre.isTxVerified(e)));
+  });
+
+  test('with the VerifyPool, the calling thread takes the checks the workers have not started, once the caller waits (not before the block it executes meanwhile)', async () => {
+    const chain = new Chain();
+    const transfers = Array.from({ length: 120 }, (_, i) =>
+      tx(key(`assist sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const one = new VerifyPool({ threads: 1, batchSize: 8 });
+    try {
+      const pre = new BlockPreverifier(one, { shareWithCaller: true });
+      const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+      const running = pre.preverifyAll(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      // What the caller does before it waits (block sync executes the block before this one):
+      // the calling thread has checked nothing of this block yet.
+      assert.equal(one.assistedOnCaller, 0);
+      assert.deepEqual(await running, { checked: 120, complete: true });
+      // Then it took what the worker had not started (most of it: the worker holds 2 of 15 batches).
+      assert.ok(one.assistedOnCaller > 0, `${one.assistedOnCaller} checks on the calling thread`);
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+      // A forged signature: the calling thread stops at it, and the pre-check says it did not go through.
+      const raw = transfers.map((t) => t.bytes);
+      const bad = Uint8Array.from(raw[60]!);
+      bad[bad.length - 2]! ^= 1;
+      raw[60] = bad;
+      const fresh = new BlockPreverifier(one, { shareWithCaller: true });
+      const forged = fresh.decode({ txs: raw })!;
+      const r = await fresh.preverifyAll(forged, chain.state, genesis.chainId, chain.head(), () => false);
+      assert.equal(r.complete, false);
+      assert.equal(fresh.isTxVerified(forged[60]!), false);
+      for (let i = 0; i < 60; i++) assert.ok(fresh.isTxVerified(forged[i]!), `transaction ${i}`);
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('a pre-check nobody waits on yet (sync look-ahead, while the block before it executes) is left to the workers: the calling thread helps only once its caller waits', async () => {
+    const chain = new Chain();
+    const transfers = Array.from({ length: 96 }, (_, i) =>
+      tx(key(`look-ahead sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const one = new VerifyPool({ threads: 1, batchSize: 8 });
+    try {
+      const pre = new BlockPreverifier(one, { shareWithCaller: true, chunkChecks: 16 });
+      const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+      let waits = false;
+      const running = pre.preverifyAll(
+        envs,
+        chain.state,
+        genesis.chainId,
+        chain.head(),
+        () => false,
+        () => false,
+        () => waits,
+      );
+      // The block before it executes meanwhile, awaiting its reads and writes: turns of the loop.
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(one.assistedOnCaller, 0, 'no check on the calling thread while nobody waits');
+      waits = true;
+      assert.deepEqual(await running, { checked: 96, complete: true });
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+    } finally {
+      await one.close();
+    }
+  });
+
+  test("another call's forged check on the pool (the next round's proposal, a look-ahead) does not stop this block's pre-check", async () => {
+    // The calling thread's help (assist) once took every consensus check of the pool and stopped at
+    // the first failure among them: a forged signature in any other block made this one's pre-check
+    // stop at once, and the rest of this block was left to execution, one signature at a time.
+    const chain = new Chain();
+    const transfers = Array.from({ length: 64 }, (_, i) =>
+      tx(key(`scoped assist sender ${i}`), 0n, [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]),
+    );
+    const one = new VerifyPool({ threads: 1, batchSize: 8, depth: 1 });
+    try {
+      const forgedElsewhere = transfers.slice(0, 24).map((t, i) => {
+        const c = envelopeSignatureCheck(t);
+        const signature = Uint8Array.from(c.signature);
+        if (i % 2 === 0) signature[0]! ^= 1;
+        return { publicKey: c.publicKey, message: c.message, signature };
+      });
+      const elsewhere = one.verify(forgedElsewhere, 'consensus');
+      const pre = new BlockPreverifier(one, { shareWithCaller: true, chunkChecks: 16 });
+      const envs = pre.decode({ txs: transfers.map((t) => t.bytes) })!;
+      const r = await pre.preverifyAll(envs, chain.state, genesis.chainId, chain.head(), () => false);
+      assert.deepEqual(r, { checked: 64, complete: true });
+      assert.ok(envs.every((e) => pre.isTxVerified(e)));
+      assert.deepEqual(
+        await elsewhere,
+        forgedElsewhere.map((_, i) => i % 2 !== 0),
+      );
+    } finally {
+      await one.close();
+    }
   });
 
   test('an abandoned pre-check (sync: the block before it failed) sends nothing more: the work left is what is in flight', async () => {
