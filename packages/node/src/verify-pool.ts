@@ -847,7 +847,10 @@ export class VerifyPool implements SignatureVerifier {
   }
 }
 
-/** Bytes of the batches a worker holds (its copies of them). */
+/**
+ * Bytes of the batches handed to a worker and not yet answered: shared, not copied, but committed to
+ * that worker (an idle second worker cannot take them), hence bounded by `admissionBytes`.
+ */
 function bytesHeld(slot: Slot): number {
   let n = 0;
   for (const b of slot.inFlight) n += b.chunk.batch.bytes.byteLength + b.chunk.batch.offsets.byteLength;
