@@ -18,6 +18,10 @@ import { feeMayStillBeCharged, Gateway } from '../src/gateway.js';
 import { type BudgetLease, type FeePaid, hourPeak, MS_PER_HOUR } from '../src/policy.js';
 import { mempoolOnlyNode } from './fake-node.js';
 
+/** The fees table of a gateway database from before the seen time (the upgrade tests start from it). */
+const FEES_TABLE_BEFORE_SEEN_MS =
+  'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)';
+
 const UNC = 10n ** 18n;
 const HOUR = Number(MS_PER_HOUR);
 
@@ -314,9 +318,7 @@ describe('a fee included long after it was sent, its block time reported in the 
     try {
       const dbPath = join(dir, 'old.db');
       const old = new Database(dbPath);
-      old.exec(
-        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)',
-      );
+      old.exec(FEES_TABLE_BEFORE_SEEN_MS);
       const now = Date.now();
       const put = old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)');
       put.run('a', 'x', '1', 1_000, 5_000, '9'); // honest: seen about at its block time
@@ -446,9 +448,7 @@ describe('a node that reports a fee included while it holds the transaction', ()
     try {
       const dbPath = join(dir, 'old.db');
       const old = new Database(dbPath);
-      old.exec(
-        'CREATE TABLE fees (tx_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, fee TEXT NOT NULL, at_ms INTEGER NOT NULL, included_ms INTEGER, expires_at TEXT)',
-      );
+      old.exec(FEES_TABLE_BEFORE_SEEN_MS);
       old.prepare('INSERT INTO fees VALUES (?, ?, ?, ?, ?, ?)').run('a', 'x', '1', 1_000, 5_000, '9');
       // The upgrade's first fill of the rows fails (as a crash or a full disk would cut it short).
       old.exec("CREATE TRIGGER cut BEFORE UPDATE ON fees BEGIN SELECT RAISE(ABORT, 'cut short'); END");
