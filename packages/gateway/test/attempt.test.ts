@@ -63,6 +63,11 @@ describe('attempt failures', () => {
       ),
       'timeout',
     );
+    // The renter client's own time limit (sdk RequestTimeoutError, code TIMEOUT).
+    assert.equal(
+      classifyAttemptFailure(new Error('cannot reach the provider at https://p: TIMEOUT')),
+      'timeout',
+    );
   });
 });
 

@@ -491,6 +491,36 @@ describe('provider hardening', () => {
     assert.equal((await b.client.uploadModel(model)).size, model.length);
   });
 
+  test("a job's body cut short gives its upload bytes back", { timeout: 30_000 }, async () => {
+    // A job's body is read into memory on the stream's events (server.ts, receiveBody): a
+    // connection that closes mid-body must end the read, or the bytes stay booked for good.
+    const r = await renter();
+    const uploading = () => (provider as unknown as { uploading: number }).uploading;
+    const base = uploading();
+    const body = utf8(JSON.stringify({ model: 'ocr', image: 'A'.repeat(100 * 1024) }));
+    const u = new URL(url);
+    const req = request({
+      host: u.hostname,
+      port: u.port,
+      path: '/v1/jobs',
+      method: 'POST',
+      headers: { ...sign(r, 'POST', '/v1/jobs', body), 'content-length': body.length },
+    });
+    req.on('error', () => undefined);
+    req.write(body.subarray(0, 1024));
+    const booked = Date.now() + 15_000;
+    while (uploading() < base + body.length) {
+      assert.ok(Date.now() < booked, 'the half-sent body was never booked');
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    req.destroy();
+    const freed = Date.now() + 15_000;
+    while (uploading() > base) {
+      assert.ok(Date.now() < freed, 'the cut-short body kept its upload bytes booked');
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  });
+
   test('one renter cannot use up the nonce cache of the others', async () => {
     const greedy = await renter();
     const polite = await renter();

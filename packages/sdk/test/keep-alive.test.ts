@@ -6,8 +6,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { plainHttpAgent, sendRequest } from '../src/tls.js';
+import { plainHttpAgent, RequestTimeoutError, sendRequest } from '../src/tls.js';
 
 /**
  * A minimal HTTP/1.1 server in another process: it answers each request with the count so far,
@@ -129,6 +131,40 @@ describe('keep-alive', () => {
     } finally {
       agent.destroy();
       child.kill('SIGKILL');
+    }
+  });
+
+  test('a request is dropped at its time limit, also when the answer stalls after its headers', async () => {
+    // One server that never answers, one that sends its headers and part of the body, then stalls.
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/part') {
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('partial');
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const agent = plainHttpAgent();
+    try {
+      for (const path of ['/never', '/part']) {
+        const started = performance.now();
+        await assert.rejects(
+          sendRequest(new URL(`http://127.0.0.1:${port}${path}`), {
+            method: 'GET',
+            headers: {},
+            agent,
+            timeoutMs: 300,
+          }),
+          (e: Error) => e instanceof RequestTimeoutError && (e as RequestTimeoutError).code === 'TIMEOUT',
+        );
+        // Not before its limit (the timer is the request's, not the socket's idle time).
+        assert.ok(performance.now() - started >= 290, path);
+      }
+    } finally {
+      agent.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 });

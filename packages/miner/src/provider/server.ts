@@ -511,11 +511,11 @@ export class ProviderServer {
           endCheck();
           return this.send(res, 200, uploaded);
         }
-        const body = await this.receive(req, length, auth.bodyHash, null);
+        const body = await this.receiveBody(req, length, auth.bodyHash);
         clock?.mark('body read and hashed');
         release();
         if (route === 'jobs') {
-          const { status, view } = await this.submitJob(auth, lease, body!, clock);
+          const { status, view } = await this.submitJob(auth, lease, body, clock);
           this.send(res, status, view);
           if (clock && status === 200) {
             clock.mark('answer written');
@@ -523,7 +523,7 @@ export class ProviderServer {
           }
           return;
         }
-        if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body!));
+        if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body));
       } finally {
         release();
         endCheck();
@@ -616,18 +616,67 @@ export class ProviderServer {
   }
 
   /**
-   * Reads exactly `length` bytes, hashing them as they come, into memory or into the file `to`;
-   * a body that does not hash to the signed hash is refused (401) and nothing of it is kept.
+   * A job's body (up to maxBodyBytes) read into memory, hashed as it comes, on the stream's own
+   * events. The stream's async iterator (its promise per chunk, end-of-stream
+   * watchers and their removal) cost ~0.1–0.3 ms of a job sent alone, run cold after the provider
+   * slept through the previous job (BENCHMARKS.md, branch ocrfast). Same rules: no more than the
+   * declared length is taken (the request is destroyed at the first byte past it, 413), a body
+   * that ends early is refused (400), and one that does not hash to the signed hash (401).
+   */
+  private receiveBody(req: IncomingMessage, length: number, signedHash: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const hash = contentHasher();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      const finish = (err: HttpError | null) => {
+        if (settled) return;
+        settled = true;
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onBroken);
+        req.off('close', onBroken);
+        if (err) return reject(err);
+        if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
+          return reject(
+            new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed'),
+          );
+        const b = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        resolve(new Uint8Array(b.buffer, b.byteOffset, b.length));
+      };
+      const incomplete = () =>
+        new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > length) {
+          req.destroy();
+          return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
+        }
+        hash.update(chunk);
+        chunks.push(chunk);
+      };
+      const onEnd = () => finish(size === length ? null : incomplete());
+      // An error, or the connection closing before the end: the body is incomplete.
+      const onBroken = () => finish(incomplete());
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onBroken);
+      req.on('close', onBroken);
+    });
+  }
+
+  /**
+   * Reads exactly `length` bytes (a model) into the file `to`, hashing them as they come; a body
+   * that does not hash to the signed hash is refused (401), and the caller removes the file.
    */
   private async receive(
     req: IncomingMessage,
     length: number,
     signedHash: Uint8Array,
-    to: string | null,
-  ): Promise<Uint8Array | null> {
+    to: string,
+  ): Promise<void> {
     const hash = contentHasher();
-    const chunks: Buffer[] = [];
-    const file = to ? createWriteStream(to, { flags: 'wx' }) : null;
+    const file = createWriteStream(to, { flags: 'wx' });
     let size = 0;
     try {
       for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -635,16 +684,13 @@ export class ProviderServer {
         if (size > length)
           throw new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length');
         hash.update(chunk);
-        if (file) {
-          if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
-        } else chunks.push(chunk);
+        if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
       }
-      if (file)
-        await new Promise<void>((resolve, reject) =>
-          file.end((err?: Error | null) => (err ? reject(err) : resolve())),
-        );
+      await new Promise<void>((resolve, reject) =>
+        file.end((err?: Error | null) => (err ? reject(err) : resolve())),
+      );
     } catch (err) {
-      file?.destroy();
+      file.destroy();
       if (err instanceof HttpError) throw err;
       throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
     }
@@ -652,9 +698,6 @@ export class ProviderServer {
       throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
     if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
       throw new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed');
-    if (file) return null;
-    const b = Buffer.concat(chunks);
-    return new Uint8Array(b.buffer, b.byteOffset, b.length);
   }
 
   /** Takes one lease lookup from a client address's bucket; false when it has none left. */
