@@ -204,6 +204,67 @@ export class BlockPreverifier {
     return { checked, complete: !stop && next >= checks.length };
   }
 
+  /**
+   * Puts every check of `envs` (gathered as `preverifyAll` does, on `state` as the head) on the
+   * pool's consensus lane at once and returns without waiting, so that the block can execute on
+   * this thread meanwhile (`Chain.validateProposalOptimistically`): execution takes on trust only
+   * checks named here, and the block is accepted only once each of those came back valid
+   * (`InFlightChecks.results`). Null when there is no pool to run them (execution checks inline).
+   *
+   * Unlike `preverifyAll`, nothing waits between chunks (this thread is executing), so a block's
+   * checks all go to the workers even past one that fails: a proposer with a forged signature in
+   * its first transaction costs the workers the block's checks and this thread one execution of
+   * the block, as a forged last transaction costs this thread in order. The caller keeps that to
+   * what an honest proposer causes (the driver: only the round's proposer, one block per round).
+   */
+  launch(
+    envs: readonly TxEnvelope[],
+    state: StateReader,
+    chainId: string,
+    head: PreverifyHead,
+    alreadyVerified: (env: TxEnvelope) => boolean,
+  ): InFlightChecks | null {
+    if (!this.pool || this.pool.threads === 0) return null;
+    const pool = this.pool;
+    const chunkSize = Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
+    const chunks: InFlightChunk[] = [];
+    const where = new Map<string, { chunk: number; index: number }>();
+    let part: OwnedCheck[] = [];
+    const send = () => {
+      if (part.length === 0) return;
+      const pending = pool.verify(part, 'consensus');
+      pending.catch(() => {});
+      chunks.push({ checks: part, pending, results: null });
+      part = [];
+    };
+    const add = (c: Ed25519Check) => {
+      // Copied, and keyed by the copy: what is vouched for is the very bytes the pool checks.
+      const own = ownCopy(c);
+      if (this.passed.hasKey(own.key) || where.has(own.key)) return;
+      where.set(own.key, { chunk: chunks.length, index: part.length });
+      part.push(own);
+      if (part.length >= chunkSize) send();
+    };
+    for (const env of envs) {
+      if (!alreadyVerified(env)) add(envelopeSignatureCheck(env));
+      for (const action of env.stx.tx.actions) {
+        if (action.type === 'heartbeat') {
+          for (const c of heartbeatSignatureChecks(state, chainId, env, head)) add(c);
+          break;
+        }
+      }
+    }
+    send();
+    return new InFlightChecks(
+      pool,
+      this.passed,
+      chunks,
+      where,
+      this.opts.shareWithCaller === true,
+      chunkSize,
+    );
+  }
+
   /** Whether the transaction's own signature was found valid here. */
   isTxVerified = (env: TxEnvelope): boolean => {
     const c = envelopeSignatureCheck(env);
@@ -213,6 +274,82 @@ export class BlockPreverifier {
   /** For ExecuteOptions.isEd25519Verified. */
   isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
     this.passed.isVerified(publicKey, message, signature);
+}
+
+interface InFlightChunk {
+  checks: OwnedCheck[];
+  pending: Promise<boolean[]>;
+  /** Each check's result once known (from the pool, or from this thread if the pool refused). */
+  results: boolean[] | null;
+}
+
+/**
+ * A block's checks on the pool (`BlockPreverifier.launch`): which are in flight, for execution to
+ * take on trust, and their results once the block has run.
+ */
+export class InFlightChecks {
+  constructor(
+    private readonly pool: SignatureVerifier,
+    private readonly passed: VerifiedSignatures,
+    private readonly chunks: InFlightChunk[],
+    private readonly where: ReadonlyMap<string, { chunk: number; index: number }>,
+    private readonly shareWithCaller: boolean,
+    private readonly chunkSize: number,
+  ) {}
+
+  /** Checks sent to the pool. */
+  get size(): number {
+    return this.where.size;
+  }
+
+  /** Whether the check with this `ed25519CheckKey` is in flight (for `executeBlockAssuming`). */
+  inFlight = (key: string): boolean => this.where.has(key);
+
+  /**
+   * The result of each check named (each must be in flight), in order. Only the chunks that hold
+   * one are waited for; while they are out, this thread takes their checks no worker has started
+   * (`shareWithCaller`, with a pool that can: `VerifyPool.assist`), a chunk's worth per turn, and
+   * stops helping at its first failure (the block is lost; the workers finish what they hold). A
+   * chunk the pool refused (busy, or closed as the node stops) is no verdict: its named checks
+   * are made here. Passes are remembered, as `preverify`'s are.
+   */
+  async results(keys: readonly string[]): Promise<boolean[]> {
+    const spots = keys.map((k) => {
+      const at = this.where.get(k);
+      if (!at) throw new Error('a result was asked for a check that is not in flight');
+      return at;
+    });
+    const needed = [...new Set(spots.map((s) => s.chunk))].sort((a, b) => a - b);
+    let helping = this.shareWithCaller && this.pool.assist !== undefined;
+    for (const c of needed) {
+      const chunk = this.chunks[c]!;
+      if (chunk.results) continue;
+      if (helping) {
+        const outstanding = needed
+          .filter((n) => !this.chunks[n]!.results)
+          .map((n) => this.chunks[n]!.pending);
+        if (this.pool.assist!(true, this.chunkSize, outstanding).failed) helping = false;
+      }
+      try {
+        chunk.results = await chunk.pending;
+        chunk.results.forEach((ok, i) => {
+          if (ok) this.passed.addKey(chunk.checks[i]!.key);
+        });
+      } catch (err) {
+        if (!(err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed)) throw err;
+        chunk.results = [];
+      }
+    }
+    return spots.map(({ chunk, index }) => {
+      const done = this.chunks[chunk]!.results!;
+      if (done.length > 0) return done[index] === true;
+      // Refused by the pool: checked here, only what execution relied on.
+      const c = this.chunks[chunk]!.checks[index]!;
+      const ok = ed25519Verify(c.publicKey, c.message, c.signature);
+      if (ok) this.passed.addKey(c.key);
+      return ok;
+    });
+  }
 }
 
 interface OwnedCheck extends Ed25519Check {
