@@ -930,6 +930,7 @@ interface NodePoolModules {
       results(keys: readonly string[]): Promise<boolean[]>;
     } | null;
     isEd25519Verified: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+    hasPassed: (key: string) => boolean;
   };
 }
 
@@ -1066,8 +1067,9 @@ async function runBlockOptimistically(
     state,
     txs,
     blockContext(height),
-    { isSignatureVerified, isEd25519Verified: pre.isEd25519Verified },
+    { isSignatureVerified },
     checks ? (key) => checks.inFlight(key) : () => false,
+    pre.hasPassed,
   );
   const changes = run.execution?.overlay.changes() ?? [];
   const results = checks ? await checks.results(run.assumed.map((a) => a.key)) : [];

@@ -528,7 +528,8 @@ export class Chain {
     lastCommit: Commit | null,
     isSignatureVerified: (hash: Uint8Array) => boolean,
     envelopes: readonly TxEnvelope[] | null,
-    isEd25519Verified: Ed25519Verified,
+    /** Checks that passed before (by `ed25519CheckKey`): block-preverify.ts `hasPassed`. */
+    passed: (key: string) => boolean,
     checks: { inFlight(key: string): boolean; results(keys: readonly string[]): Promise<boolean[]> },
   ): Promise<PendingBlock> {
     const checked = this.checkBeforeExecution(block, lastCommit, false, envelopes);
@@ -536,8 +537,9 @@ export class Chain {
       this.tipState,
       checked.txs,
       checked.ctx,
-      { isSignatureVerified, isEd25519Verified },
+      { isSignatureVerified },
       checks.inFlight,
+      passed,
     );
     // The trie is built while the workers may still be checking (it is this block's work either
     // way); its root is compared only once the checks are in, so that a forged signature gets its

@@ -45,7 +45,8 @@ export interface OptimisticExecution {
 /**
  * Executes `txs` as `executeBlock` does, except that a signature check whose key `inFlight` names
  * is taken as valid and recorded. The result says nothing yet: pass it to `settleAssumed` with the
- * results of `assumed`. Checks `options` already vouches for are not recorded (they are passes).
+ * results of `assumed`. Checks `options` or `passed` (remembered passes, by the same key, so that
+ * each check is keyed once) already vouch for are not recorded.
  */
 export function executeBlockAssuming(
   base: StateReader,
@@ -53,6 +54,7 @@ export function executeBlockAssuming(
   ctx: BlockContext,
   options: ExecuteOptions,
   inFlight: (key: string) => boolean,
+  passed: (key: string) => boolean = () => false,
 ): OptimisticExecution {
   const assumed: AssumedCheck[] = [];
   let txIndex = 0;
@@ -63,6 +65,7 @@ export function executeBlockAssuming(
     if (!current || !equalBytes(hash, current.hash)) return false;
     const c = envelopeSignatureCheck(current);
     const key = ed25519CheckKey(c.publicKey, c.message, c.signature);
+    if (passed(key)) return true;
     if (!inFlight(key)) return false;
     assumed.push({ key, txIndex, kind: 'transaction' });
     return true;
@@ -70,6 +73,7 @@ export function executeBlockAssuming(
   const isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
     if (options.isEd25519Verified?.(publicKey, message, signature)) return true;
     const key = ed25519CheckKey(publicKey, message, signature);
+    if (passed(key)) return true;
     if (!inFlight(key)) return false;
     assumed.push({ key, txIndex, kind: 'answer' });
     return true;

@@ -271,6 +271,9 @@ export class BlockPreverifier {
     return this.passed.isVerified(c.publicKey, c.message, c.signature);
   };
 
+  /** Whether the check with this `ed25519CheckKey` passed here (for `executeBlockAssuming`). */
+  hasPassed = (key: string): boolean => this.passed.hasKey(key);
+
   /** For ExecuteOptions.isEd25519Verified. */
   isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
     this.passed.isVerified(publicKey, message, signature);

@@ -1807,7 +1807,7 @@ export class ConsensusDriver {
             msg.lastCommit,
             this.verifiedAmong(envelopes),
             envelopes,
-            this.preverifier.isEd25519Verified,
+            this.preverifier.hasPassed,
             checks,
           )
         : this.chain.validateProposal(
