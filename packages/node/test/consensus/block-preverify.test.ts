@@ -22,6 +22,7 @@ import {
   envelopeSignatureCheck,
   epochOf,
   executeBlock,
+  executeBlockAssuming,
   genesisStateWrites,
   getChip,
   getPociParams,
@@ -34,6 +35,7 @@ import {
   minimumFee,
   registrationMessage,
   type StateWrite,
+  settleAssumed,
   sha256,
   signedTransactionCodec,
   signTransaction,
@@ -45,7 +47,12 @@ import {
 import fc from 'fast-check';
 import { BlockPreverifier } from '../../src/consensus/block-preverify.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../../src/dev.js';
-import { type SignatureCheck, type SignatureVerifier, VerifyPool } from '../../src/verify-pool.js';
+import {
+  type SignatureCheck,
+  type SignatureVerifier,
+  VerifyPool,
+  VerifyPoolBusy,
+} from '../../src/verify-pool.js';
 import { type Key, namedKey } from '../fixtures.js';
 
 const key = namedKey;
@@ -481,6 +488,78 @@ describe('block pre-verification', () => {
     assert.equal(envs.filter((e) => pre.isTxVerified(e)).length, 0);
   });
 
+  test('optimistic: a block executed while its checks are in flight; a forged answer or transaction signature taken on trust refuses it with the inline error', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const bad = Uint8Array.from((answer.evidence as { signature: Uint8Array }).signature);
+    bad[5]! ^= 1;
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const forgedAnswer = tx(owner, 1n, [
+      { type: 'heartbeat', answers: [{ ...answer, evidence: { type: 'dev-soft', signature: bad } }] },
+    ]);
+    const transfer = (i: number) =>
+      tx(devKey(1), BigInt(i), [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]);
+    const forged = (t: TxEnvelope) => {
+      const b = Uint8Array.from(t.bytes);
+      b[b.length - 2]! ^= 1;
+      return b;
+    };
+    for (const [name, block] of [
+      ['valid', [hb.bytes, transfer(0).bytes, transfer(1).bytes]],
+      ['forged answer first', [forgedAnswer.bytes, transfer(0).bytes, transfer(1).bytes]],
+      ['forged answer last', [transfer(0).bytes, transfer(1).bytes, forgedAnswer.bytes]],
+      ['forged transaction in the middle', [hb.bytes, forged(transfer(0)), transfer(1).bytes]],
+      ['forged transaction last', [hb.bytes, transfer(0).bytes, forged(transfer(1))]],
+    ] as [string, Uint8Array[]][]) {
+      for (const shareWithCaller of [false, true]) {
+        const pre = new BlockPreverifier(pool, { shareWithCaller });
+        const envs = pre.decode({ txs: block })!;
+        const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+        assert.equal(checks.size, 4, name);
+        const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+        // Execution checked no signature itself: every one was in flight.
+        assert.equal(run.assumed.length, 4, name);
+        const results = await checks.results(run.assumed.map((a) => a.key));
+        const outcome = (f: () => { overlay: { changes(): StateWrite[] } }) => {
+          try {
+            return digestOf(f().overlay.changes());
+          } catch (err) {
+            assert.ok(err instanceof ValidationError);
+            return `${err.code}: ${err.message}`;
+          }
+        };
+        const optimistic = outcome(() => settleAssumed(run, results));
+        assert.equal(
+          optimistic,
+          outcome(() => executeBlock(chain.state, envs, chain.next())),
+          name,
+        );
+        assert.equal(name === 'valid', !/SIGNATURE/.test(optimistic), `${name}: ${optimistic}`);
+      }
+    }
+  });
+
+  test('optimistic: a chunk the pool refuses (busy) is no verdict: the checks execution relied on are made on the calling thread', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const busy: SignatureVerifier = {
+      threads: 1,
+      verify: () => Promise.reject(new VerifyPoolBusy('consensus', 0)),
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(busy, { shareWithCaller: true });
+    const envs = pre.decode({ txs: [hb.bytes] })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 2);
+    assert.deepEqual(await checks.results(run.assumed.map((a) => a.key)), [true, true]);
+    assert.equal(settleAssumed(run, [true, true]).results.length, 1);
+    // Remembered: a second execution of the same block takes them as passes, nothing assumed.
+    const again = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(again.assumed.length, 0);
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
@@ -630,4 +709,8 @@ function runBlock(
     events: toHex(sha256(encode(blockEventsCodec, events))),
     writes: writes.map((w) => `${toHex(w.key)}=${w.value ? toHex(w.value) : '-'}`),
   };
+}
+
+function digestOf(writes: StateWrite[]): string {
+  return writes.map((w) => `${toHex(w.key)}=${w.value ? toHex(w.value) : '-'}`).join(',');
 }
