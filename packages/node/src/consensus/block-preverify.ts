@@ -309,12 +309,18 @@ export class InFlightChecks {
   inFlight = (key: string): boolean => this.where.has(key);
 
   /**
-   * The result of each check named (each must be in flight), in order. Only the chunks that hold
-   * one are waited for; while they are out, this thread takes their checks no worker has started
-   * (`shareWithCaller`, with a pool that can: `VerifyPool.assist`), a chunk's worth per turn, and
-   * stops helping at its first failure (the block is lost; the workers finish what they hold). A
-   * chunk the pool refused (busy, or closed as the node stops) is no verdict: its named checks
-   * are made here. Passes are remembered, as `preverify`'s are.
+   * The result of each check named (each must be in flight), in order, as far as the verdict
+   * needs: the first that fails decides it (`settleAssumed` fails the block there, whatever comes
+   * after), so once a check failed and every one before it passed, the rest are reported false
+   * without being waited for or made. A proposer's forged first signature thus holds the caller
+   * (the driver's queue) no longer than its chunk takes, not until the workers have checked the
+   * whole block, and a chunk that never answers holds nothing once an earlier check failed.
+   * Only the chunks that hold a named check are waited for; while they are out, this thread takes
+   * their checks no worker has started (`shareWithCaller`, with a pool that can:
+   * `VerifyPool.assist`), a chunk's worth per turn, and stops helping at its first failure. A
+   * chunk the pool refused (busy, or closed as the node stops) is no verdict: its named checks are
+   * made here, in the order named, stopping at the first that fails as in-order execution does.
+   * Passes are remembered, as `preverify`'s are.
    */
   async results(keys: readonly string[]): Promise<boolean[]> {
     const spots = keys.map((k) => {
@@ -322,36 +328,49 @@ export class InFlightChecks {
       if (!at) throw new Error('a result was asked for a check that is not in flight');
       return at;
     });
-    const needed = [...new Set(spots.map((s) => s.chunk))].sort((a, b) => a - b);
+    const needed = [...new Set(spots.map((s) => s.chunk))];
     let helping = this.shareWithCaller && this.pool.assist !== undefined;
-    for (const c of needed) {
+    /** Checks of refused chunks made here, by key (a check named twice is made once). */
+    const madeHere = new Map<string, boolean>();
+    const out: boolean[] = [];
+    for (let i = 0; i < spots.length; i++) {
+      const { chunk: c, index } = spots[i]!;
       const chunk = this.chunks[c]!;
-      if (chunk.results) continue;
-      if (helping) {
-        const outstanding = needed
-          .filter((n) => !this.chunks[n]!.results)
-          .map((n) => this.chunks[n]!.pending);
-        if (this.pool.assist!(true, this.chunkSize, outstanding).failed) helping = false;
+      if (!chunk.results) {
+        if (helping) {
+          const outstanding = needed
+            .filter((n) => !this.chunks[n]!.results)
+            .map((n) => this.chunks[n]!.pending);
+          if (this.pool.assist!(true, this.chunkSize, outstanding).failed) helping = false;
+        }
+        try {
+          const answered = await chunk.pending;
+          chunk.results = answered;
+          answered.forEach((ok, j) => {
+            if (ok) this.passed.addKey(chunk.checks[j]!.key);
+          });
+        } catch (err) {
+          if (!(err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed)) throw err;
+          chunk.results = [];
+        }
       }
-      try {
-        chunk.results = await chunk.pending;
-        chunk.results.forEach((ok, i) => {
-          if (ok) this.passed.addKey(chunk.checks[i]!.key);
-        });
-      } catch (err) {
-        if (!(err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed)) throw err;
-        chunk.results = [];
+      const done = chunk.results!;
+      let ok: boolean;
+      if (done.length > 0) ok = done[index] === true;
+      else {
+        // Refused by the pool: checked here, only what execution relied on.
+        const check = chunk.checks[index]!;
+        const known = madeHere.get(check.key);
+        ok = known ?? ed25519Verify(check.publicKey, check.message, check.signature);
+        madeHere.set(check.key, ok);
+        if (ok) this.passed.addKey(check.key);
       }
+      out.push(ok);
+      // The block fails here whatever the checks after this one say: none is waited for or made.
+      if (!ok) break;
     }
-    return spots.map(({ chunk, index }) => {
-      const done = this.chunks[chunk]!.results!;
-      if (done.length > 0) return done[index] === true;
-      // Refused by the pool: checked here, only what execution relied on.
-      const c = this.chunks[chunk]!.checks[index]!;
-      const ok = ed25519Verify(c.publicKey, c.message, c.signature);
-      if (ok) this.passed.addKey(c.key);
-      return ok;
-    });
+    while (out.length < spots.length) out.push(false);
+    return out;
   }
 }
 

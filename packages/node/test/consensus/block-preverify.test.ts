@@ -560,6 +560,82 @@ describe('block pre-verification', () => {
     assert.equal(again.assumed.length, 0);
   });
 
+  /** Transfers from one key, `forgedAt` with a signature that does not verify. */
+  function transfersWithForged(count: number, forgedAt: number): Uint8Array[] {
+    return Array.from({ length: count }, (_, i) => {
+      const t = tx(devKey(1), BigInt(i), [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]);
+      if (i !== forgedAt) return t.bytes;
+      const b = Uint8Array.from(t.bytes);
+      b[b.length - 2]! ^= 1;
+      return b;
+    });
+  }
+
+  test('optimistic: once an assumed check failed with every one before it passed, the verdict is in; a later chunk that never answers does not hold it (nor the driver queue awaiting it)', async () => {
+    const { chain } = chainWithAnswer();
+    // The first chunk answers at once (its first check, the block's first transaction, forged);
+    // every later chunk never answers.
+    let calls = 0;
+    const stuck: SignatureVerifier = {
+      threads: 1,
+      verify: (checks) => {
+        calls++;
+        if (calls > 1) return new Promise<boolean[]>(() => {});
+        return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
+      },
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(stuck, { chunkChecks: 2 });
+    const envs = pre.decode({ txs: transfersWithForged(6, 0) })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    assert.equal(calls, 3, 'three chunks in flight');
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 6);
+    const waited = await Promise.race([
+      checks.results(run.assumed.map((a) => a.key)),
+      new Promise<'never'>((resolve) => setTimeout(() => resolve('never'), 2_000)),
+    ]);
+    assert.notEqual(waited, 'never', 'the results came without the chunks that never answer');
+    assert.throws(
+      () => settleAssumed(run, waited as boolean[]),
+      (err) =>
+        err instanceof ValidationError && err.code === 'BAD_SIGNATURE' && /^transaction 0:/.test(err.message),
+    );
+    // The same error as in order.
+    assert.throws(
+      () => executeBlock(chain.state, envs, chain.next()),
+      (err) =>
+        err instanceof ValidationError && err.code === 'BAD_SIGNATURE' && /^transaction 0:/.test(err.message),
+    );
+  });
+
+  test('optimistic: with the pool refusing (busy), the calling thread checks what execution relied on in its order and stops at the first that fails (in order, execution stops there too)', async () => {
+    const { chain } = chainWithAnswer();
+    const busy: SignatureVerifier = {
+      threads: 1,
+      verify: () => Promise.reject(new VerifyPoolBusy('consensus', 0)),
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(busy, { shareWithCaller: true, chunkChecks: 3 });
+    const envs = pre.decode({ txs: transfersWithForged(8, 1) })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 8);
+    const results = await checks.results(run.assumed.map((a) => a.key));
+    assert.deepEqual(results.slice(0, 2), [true, false]);
+    assert.throws(
+      () => settleAssumed(run, results),
+      (err) =>
+        err instanceof ValidationError && /^transaction 1: invalid transaction signature/.test(err.message),
+    );
+    // The checks past the forged one were not made here (none is remembered as a pass): a proposer
+    // whose forged transaction comes first costs this thread no more checks than in order.
+    assert.equal(pre.isTxVerified(envs[0]!), true);
+    for (const env of envs.slice(2)) assert.equal(pre.isTxVerified(env), false);
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
