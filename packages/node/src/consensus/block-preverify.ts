@@ -233,8 +233,12 @@ export class BlockPreverifier {
     const send = () => {
       if (part.length === 0) return;
       const pending = pool.verify(part, 'consensus');
-      pending.catch(() => {});
-      chunks.push({ checks: part, pending, results: null });
+      const chunk: InFlightChunk = { checks: part, pending, settled: false, results: null };
+      const settle = () => {
+        chunk.settled = true;
+      };
+      pending.then(settle, settle);
+      chunks.push(chunk);
       part = [];
     };
     const add = (c: Ed25519Check) => {
@@ -282,6 +286,8 @@ export class BlockPreverifier {
 interface InFlightChunk {
   checks: OwnedCheck[];
   pending: Promise<boolean[]>;
+  /** Whether `pending` has settled (answered or refused). */
+  settled: boolean;
   /** Each check's result once known (from the pool, or from this thread if the pool refused). */
   results: boolean[] | null;
 }
@@ -317,7 +323,8 @@ export class InFlightChecks {
    * whole block, and a chunk that never answers holds nothing once an earlier check failed.
    * Only the chunks that hold a named check are waited for; while they are out, this thread takes
    * their checks no worker has started (`shareWithCaller`, with a pool that can:
-   * `VerifyPool.assist`), a chunk's worth per turn, and stops helping at its first failure. A
+   * `VerifyPool.assist`), a chunk's worth per turn until none is left, and stops helping at its
+   * first failure. A
    * chunk the pool refused (busy, or closed as the node stops) is no verdict: its named checks are
    * made here, in the order named, stopping at the first that fails as in-order execution does.
    * Passes are remembered, as `preverify`'s are.
@@ -337,11 +344,19 @@ export class InFlightChecks {
       const { chunk: c, index } = spots[i]!;
       const chunk = this.chunks[c]!;
       if (!chunk.results) {
-        if (helping) {
+        // Helped until the chunk is answered or no check of this block is left unstarted, a
+        // chunk's worth per turn: helping once and then waiting left this block's checks queued
+        // behind whatever the workers held first (another block put on the pool whole, e.g. the
+        // next round's proposal), with this thread idle.
+        while (helping && !chunk.settled) {
           const outstanding = needed
-            .filter((n) => !this.chunks[n]!.results)
+            .filter((n) => !this.chunks[n]!.settled)
             .map((n) => this.chunks[n]!.pending);
-          if (this.pool.assist!(true, this.chunkSize, outstanding).failed) helping = false;
+          const turn = this.pool.assist!(true, this.chunkSize, outstanding);
+          if (turn.failed) helping = false;
+          if (turn.checked === 0) break;
+          // The workers' answers come in (and other callers run) between turns.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
         try {
           const answered = await chunk.pending;

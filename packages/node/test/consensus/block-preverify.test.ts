@@ -636,6 +636,47 @@ describe('block pre-verification', () => {
     for (const env of envs.slice(2)) assert.equal(pre.isTxVerified(env), false);
   });
 
+  test("optimistic: a block launched behind another call's checks (the next round's proposal, sent at once) is not queued behind them: the calling thread takes every check of its own the workers have not started", async () => {
+    const { chain } = chainWithAnswer();
+    const two = new VerifyPool({ threads: 2, batchSize: 4 });
+    try {
+      // Another block's checks fill both workers' queues first (a proposer of the next round may
+      // send its block before this round's arrives; `launch` puts all of it on the pool).
+      const k = key('another block');
+      const msg = utf8('another block');
+      const other = Array.from({ length: 4_000 }, () => ({
+        publicKey: k.publicKey,
+        message: msg,
+        signature: ed25519Sign(k.seed, msg),
+      }));
+      let otherDone = false;
+      void two.verify(other, 'consensus').then(
+        () => {
+          otherDone = true;
+        },
+        () => {},
+      );
+      const pre = new BlockPreverifier(two, { shareWithCaller: true, chunkChecks: 4 });
+      const envs = pre.decode({ txs: transfersWithForged(12, -1) })!;
+      const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+      const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+      assert.equal(run.assumed.length, 12);
+      const before = two.assistedOnCaller;
+      const results = await checks.results(run.assumed.map((a) => a.key));
+      assert.deepEqual(
+        results,
+        envs.map(() => true),
+      );
+      assert.equal(settleAssumed(run, results).results.length, 12);
+      // Every one of its checks was made here (none had reached a worker, busy with the other
+      // block), so it did not wait for the other block's checks.
+      assert.equal(two.assistedOnCaller - before, 12);
+      assert.equal(otherDone, false, 'settled before the other block’s checks were done');
+    } finally {
+      await two.close();
+    }
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
