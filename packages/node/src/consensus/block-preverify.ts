@@ -324,9 +324,9 @@ export class InFlightChecks {
    * Only the chunks that hold a named check are waited for; while they are out, this thread takes
    * their checks no worker has started (`shareWithCaller`, with a pool that can:
    * `VerifyPool.assist`), a chunk's worth per turn until none is left, and stops helping at its
-   * first failure. A
-   * chunk the pool refused (busy, or closed as the node stops) is no verdict: its named checks are
-   * made here, in the order named, stopping at the first that fails as in-order execution does.
+   * first failure. A chunk the pool refused (busy, or closed as the node stops) is no verdict: its
+   * named checks are made here, in the order named, stopping at the first that fails as in-order
+   * execution does.
    * Passes are remembered, as `preverify`'s are.
    */
   async results(keys: readonly string[]): Promise<boolean[]> {
