@@ -21,7 +21,10 @@
  *    default the node's, a core but one; 0 skips this): in the consensus driver's order (a block's
  *    signatures on the pool, then the block), the same with the main thread checking its share
  *    while it waits, and pipelined (the next block's on the pool while this one executes), without
- *    and with the main thread sharing the next block's checks once it is done executing, in
+ *    and with the main thread sharing the next block's checks once it is done executing, and
+ *    optimistic (a block's checks on the pool while that block executes, taking on trust the checks
+ *    in flight and settling once their results are in: the consensus driver's order for a
+ *    proposal since it executes optimistically), without and with the main thread helping, in
  *    wall-clock time, with the main thread's and the pool workers' own CPU per answer (Linux) beside it
  *    and the rate those CPU figures allow on the machine's cores when idle; each must end
  *    in the same state as the inline run.
@@ -99,6 +102,7 @@ import {
 import { DEFAULT_POCI_PARAMS, type PociParams } from '../src/poci/params.js';
 import type { Profile } from '../src/poci/registry.js';
 import { type BlockContext, BlockExecutor } from '../src/state/execute.js';
+import { executeBlockAssuming, settleAssumed } from '../src/state/optimistic.js';
 import { MemoryState, StateOverlay, type StateReader } from '../src/state/store.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -914,7 +918,19 @@ interface NodePoolModules {
       head: { height: bigint; hash: Uint8Array; beacon: Uint8Array },
       alreadyVerified: (env: TxEnvelope) => boolean,
     ): Promise<number>;
+    launch(
+      envs: readonly TxEnvelope[],
+      state: StateReader,
+      chainId: string,
+      head: { height: bigint; hash: Uint8Array; beacon: Uint8Array },
+      alreadyVerified: (env: TxEnvelope) => boolean,
+    ): {
+      readonly size: number;
+      inFlight(key: string): boolean;
+      results(keys: readonly string[]): Promise<boolean[]>;
+    } | null;
     isEd25519Verified: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+    hasPassed: (key: string) => boolean;
   };
 }
 
@@ -930,7 +946,10 @@ async function loadNodePool(): Promise<NodePoolModules | null> {
   }
 }
 
-type PoolMode = 'node' | 'shared' | 'pipelined' | 'pipelined-shared';
+type PoolMode = 'node' | 'shared' | 'pipelined' | 'pipelined-shared' | 'optimistic' | 'optimistic-shared';
+
+/** Modes where the main thread executes while the workers check (their times overlap). */
+const overlaps = (mode: PoolMode) => mode.startsWith('pipelined') || mode.startsWith('optimistic');
 
 interface PoolRun {
   mode: PoolMode;
@@ -953,8 +972,12 @@ interface PoolRun {
  * the pool when the block arrives (gathered on the head state, as the consensus driver does) and
  * the block executes once they are back; in `pipelined` mode the next block's signatures are on
  * the pool while this block executes (gathered on the state before this block, with this block as
- * the head: what a node can do with a block it already holds, e.g. in sync). Execution checks
- * inline whatever the pool did not vouch for.
+ * the head: what a node can do with a block it already holds, e.g. in sync); in `optimistic` mode a
+ * block's signatures go to the pool and the same block executes at once, taking on trust the
+ * checks in flight, then waits for those results (the main thread helping in `optimistic-shared`)
+ * and only then applies the block, as the consensus driver validates a proposal
+ * (Chain.validateProposalOptimistically). Execution checks inline whatever the pool did not vouch
+ * for.
  */
 async function runWindowWithPool(
   modules: NodePoolModules,
@@ -968,7 +991,7 @@ async function runWindowWithPool(
   const pool = new modules.VerifyPool({ threads: POOL_THREADS });
   const pipelined = mode === 'pipelined' || mode === 'pipelined-shared';
   const pre = new modules.BlockPreverifier(pool, {
-    shareWithCaller: mode === 'shared' || mode === 'pipelined-shared',
+    shareWithCaller: mode === 'shared' || mode === 'pipelined-shared' || mode === 'optimistic-shared',
   });
   const isTxVerified = (env: TxEnvelope) => isSignatureVerified(env.hash);
   const headAt = (h: bigint) => ({ height: h, hash: hashOf(h), beacon: beaconOf(h) });
@@ -991,6 +1014,20 @@ async function runWindowWithPool(
   let next = pipelined ? preverify(0, first) : null;
   for (let b = 0; b < blockTxs.length; b++) {
     const height = first + BigInt(b) + 1n;
+    if (mode === 'optimistic' || mode === 'optimistic-shared') {
+      answered += await runBlockOptimistically(
+        pre,
+        state,
+        height,
+        blockTxs[b]!,
+        headAt(height - 1n),
+        isSignatureVerified,
+        (n) => {
+          poolChecks += n;
+        },
+      );
+      continue;
+    }
     if (pipelined) {
       await next;
       next = b + 1 < blockTxs.length ? preverify(b + 1, height) : null;
@@ -1011,8 +1048,42 @@ async function runWindowWithPool(
 }
 
 /**
+ * One block the way the consensus driver validates a proposal: its checks launched on the pool,
+ * the block executed at once taking the checks in flight on trust, its writes made ready (the
+ * driver builds the trie meanwhile), then the assumed checks' results awaited and the block
+ * settled; only then is it applied. Returns the answers it accepted.
+ */
+async function runBlockOptimistically(
+  pre: InstanceType<NodePoolModules['BlockPreverifier']>,
+  state: MemoryState,
+  height: bigint,
+  txs: readonly TxEnvelope[],
+  head: { height: bigint; hash: Uint8Array; beacon: Uint8Array },
+  isSignatureVerified: (hash: Uint8Array) => boolean,
+  onPoolChecks: (n: number) => void,
+): Promise<number> {
+  const checks = pre.launch(txs, state, CHAIN_ID, head, (env) => isSignatureVerified(env.hash));
+  const run = executeBlockAssuming(
+    state,
+    txs,
+    blockContext(height),
+    { isSignatureVerified },
+    checks ? (key) => checks.inFlight(key) : () => false,
+    pre.hasPassed,
+  );
+  const changes = run.execution?.overlay.changes() ?? [];
+  const results = checks ? await checks.results(run.assumed.map((a) => a.key)) : [];
+  onPoolChecks(checks?.size ?? 0);
+  const done = settleAssumed(run, results);
+  state.apply(changes);
+  let answered = 0;
+  for (const r of done.results) for (const e of r.events) if (e.type === 'slotAnswered') answered++;
+  return answered;
+}
+
+/**
  * Answers/s a pool run's CPU figures allow on this machine's cores, idle (other threads, GC, left
- * out): pipelined, the main thread and the workers (their CPU shared over their threads) overlap,
+ * out): pipelined or optimistic, the main thread and the workers (their CPU shared over their threads) overlap,
  * so the busier side sets the pace; in the driver's order the main thread waits for the workers,
  * so their times add up. Either way all of it cannot take more than the cores. An upper bound from
  * CPU time, for an idle rerun to check; not a wall-clock measurement.
@@ -1022,7 +1093,7 @@ function cpuBoundRate(run: PoolRun): number {
   const workers = run.workerCpuS ?? 0;
   const perWorker = workers / Math.max(1, run.threads);
   const cores = availableParallelism();
-  const paced = run.mode.startsWith('pipelined') ? Math.max(main, perWorker) : main + perWorker;
+  const paced = overlaps(run.mode) ? Math.max(main, perWorker) : main + perWorker;
   return run.answered / Math.max(paced, (main + workers) / cores);
 }
 
@@ -1352,7 +1423,14 @@ async function runEpoch(edCase: RawCase) {
   const pooled: PoolRun[] = [];
   const modules = POOL_THREADS > 0 ? await loadNodePool() : null;
   if (modules) {
-    for (const mode of ['node', 'shared', 'pipelined', 'pipelined-shared'] as const) {
+    for (const mode of [
+      'node',
+      'shared',
+      'pipelined',
+      'pipelined-shared',
+      'optimistic',
+      'optimistic-shared',
+    ] as const) {
       state.map.clear();
       for (const [k, v] of windowStart!) state.map.set(k, v);
       sampler.sample(0.1);
@@ -1608,14 +1686,18 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
   for (const run of e.pooled) {
     const perSec = run.answered / run.wallS;
     console.log(
-      `   ${run.mode.startsWith('pipelined') ? 'pipelined' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
+      `   ${run.mode.startsWith('pipelined') ? 'pipelined' : run.mode.startsWith('optimistic') ? 'optimistic' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
         (run.mode === 'node'
           ? "each block's signatures checked on the pool, then the block executed, the main thread waiting for the workers (the consensus driver's order before it shared the checks): "
           : run.mode === 'shared'
-            ? "the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting (the consensus driver's order for a proposal): "
+            ? "the same, the main thread checking its share (BlockPreverifier shareWithCaller) instead of waiting (the consensus driver's order for a proposal until it executed optimistically): "
             : run.mode === 'pipelined'
               ? "the next block checked on the pool while this one executes (block sync's order, sync-reactor prepare), the main thread not sharing: "
-              : "the same, the main thread sharing the next block's checks (shareWithCaller, as the node's driver builds its pre-checker for sync too): ") +
+              : run.mode === 'pipelined-shared'
+                ? "the same, the main thread sharing the next block's checks (shareWithCaller, as the node's driver builds its pre-checker for sync too): "
+                : run.mode === 'optimistic'
+                  ? 'a block executed while its own checks run on the pool, accepted once those it relied on are back, the main thread not helping: '
+                  : "the same, the main thread helping with the checks left once it has executed (the consensus driver's order for a proposal): ") +
         `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
         `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +
         `Ed25519 verify/s on one core = ${(perSec / e.rawAlongside.verify).toFixed(3)} ` +
@@ -1640,7 +1722,7 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
           (run.workerCpuS === null
             ? ''
             : `; on ${availableParallelism()} idle cores these CPU figures bound the rate at ` +
-              `${(cpuBoundRate(run) / e.rawAlongside.verify).toFixed(3)} x raw (main and workers overlapping when pipelined, ` +
+              `${(cpuBoundRate(run) / e.rawAlongside.verify).toFixed(3)} x raw (main and workers overlapping when pipelined or optimistic, ` +
               "added up in the driver's order; an upper bound, not a wall-clock measurement)"),
       );
     }

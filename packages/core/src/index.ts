@@ -26,6 +26,7 @@ export * from './rewards/emission.js';
 export * from './state/accounts.js';
 export * from './state/commitment.js';
 export * from './state/execute.js';
+export * from './state/optimistic.js';
 export * from './state/preverify.js';
 export * from './state/results.js';
 export * from './state/store.js';

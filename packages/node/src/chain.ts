@@ -5,6 +5,8 @@
 import {
   applyToTrie,
   type Block,
+  type BlockContext,
+  type BlockExecution,
   BlockExecutor,
   type BlockHeader,
   blockCodec,
@@ -25,6 +27,7 @@ import {
   envelopeFromBytes,
   equalBytes,
   executeBlock,
+  executeBlockAssuming,
   type Genesis,
   genesisStateWrites,
   genesisToJson,
@@ -36,6 +39,7 @@ import {
   type StateReader,
   StateSpace,
   type StateWrite,
+  settleAssumed,
   signVote,
   type TxEnvelope,
   type TxEvent,
@@ -501,6 +505,59 @@ export class Chain {
     /** Chip signatures found valid before the block runs (consensus/block-preverify.ts). */
     isEd25519Verified?: Ed25519Verified,
   ): PendingBlock {
+    const checked = this.checkBeforeExecution(block, lastCommit, lastCommitVouched, envelopes);
+    const execution = executeBlock(this.tipState, checked.txs, checked.ctx, {
+      isSignatureVerified,
+      ...(isEd25519Verified ? { isEd25519Verified } : {}),
+    });
+    const changes = execution.overlay.changes();
+    return this.pendingOf(block, checked, execution, changes, applyToTrie(this.tipTrie, changes));
+  }
+
+  /**
+   * `validateProposal` with the block executed while its signature checks are still in flight
+   * (consensus/block-preverify.ts `launch`): execution takes on trust only the checks `checks`
+   * names as in flight, records each it relied on, and once it has run (state root computed) waits
+   * for those results: if any did not pass, the block is invalid with the error in-order execution
+   * gives (`settleAssumed`), and its overlay and trie are dropped, nothing written. Checks in flight
+   * that execution never consulted have no say. The caller must hold the head still meanwhile (the
+   * driver runs it on its queue) and finds the head unchanged afterwards, or drops the result.
+   */
+  async validateProposalOptimistically(
+    block: Block,
+    lastCommit: Commit | null,
+    isSignatureVerified: (hash: Uint8Array) => boolean,
+    envelopes: readonly TxEnvelope[] | null,
+    /** Checks that passed before (by `ed25519CheckKey`): block-preverify.ts `hasPassed`. */
+    passed: (key: string) => boolean,
+    checks: { inFlight(key: string): boolean; results(keys: readonly string[]): Promise<boolean[]> },
+  ): Promise<PendingBlock> {
+    const checked = this.checkBeforeExecution(block, lastCommit, false, envelopes);
+    const run = executeBlockAssuming(
+      this.tipState,
+      checked.txs,
+      checked.ctx,
+      { isSignatureVerified },
+      checks.inFlight,
+      passed,
+    );
+    // The trie is built while the workers may still be checking (it is this block's work either
+    // way); its root is compared only once the checks are in, so that a forged signature gets its
+    // own error, the one in-order execution gives.
+    const changes = run.execution?.overlay.changes() ?? [];
+    const trie = run.execution ? applyToTrie(this.tipTrie, changes) : null;
+    const results = await checks.results(run.assumed.map((a) => a.key));
+    const execution = settleAssumed(run, results);
+    return this.pendingOf(block, checked, execution, changes, trie!);
+  }
+
+  /** Every rule of a block made elsewhere that comes before executing it (see `validateProposal`). */
+  private checkBeforeExecution(
+    block: Block,
+    lastCommit: Commit | null,
+    lastCommitVouched: boolean,
+    envelopes: readonly TxEnvelope[] | null,
+  ): { hash: Uint8Array; txs: TxEnvelope[]; ctx: BlockContext; parentCommit: Commit; prevHash: Uint8Array } {
     const tip = this.tip;
     const prev = tip.header;
     const { header } = block;
@@ -531,32 +588,41 @@ export class Chain {
     const hash = blockHash(header);
     const txs = envelopes ? [...envelopes] : block.txs.map((raw) => envelopeFromBytes(raw));
     if (!equalBytes(txRootOf(txs), header.txRoot)) fail('transactions root does not match');
-    const execution = executeBlock(
-      this.tipState,
-      txs,
-      {
-        chainId: header.chainId,
-        height: header.height,
-        time: header.time,
-        proposer: header.proposer,
-        prevHash: tip.hash,
-        prevBeacon: prev.beacon,
-      },
-      { isSignatureVerified, ...(isEd25519Verified ? { isEd25519Verified } : {}) },
-    );
-    const changes = execution.overlay.changes();
-    const trie = applyToTrie(this.tipTrie, changes);
-    if (!equalBytes(trie.root, header.stateRoot)) fail('state root does not match the executed state');
+    const ctx: BlockContext = {
+      chainId: header.chainId,
+      height: header.height,
+      time: header.time,
+      proposer: header.proposer,
+      prevHash: tip.hash,
+      prevBeacon: prev.beacon,
+    };
+    return { hash, txs, ctx, parentCommit, prevHash: tip.hash };
+  }
+
+  /** The executed block, once its state root is the header's. */
+  private pendingOf(
+    block: Block,
+    checked: { hash: Uint8Array; txs: TxEnvelope[]; parentCommit: Commit; prevHash: Uint8Array },
+    execution: BlockExecution,
+    changes: StateWrite[],
+    trie: MerkleTrie,
+  ): PendingBlock {
+    const { header } = block;
+    if (!equalBytes(trie.root, header.stateRoot))
+      throw new ValidationError(
+        'BAD_BLOCK',
+        `block ${header.height}: state root does not match the executed state`,
+      );
     return {
-      block: { ...block, commit: emptyCommit(header.height, hash) },
-      hash,
-      envelopes: txs,
+      block: { ...block, commit: emptyCommit(header.height, checked.hash) },
+      hash: checked.hash,
+      envelopes: checked.txs,
       results: execution.results,
       blockEvents: execution.blockEvents,
       changes,
       trie,
-      prevHash: tip.hash,
-      lastCommit: parentCommit,
+      prevHash: checked.prevHash,
+      lastCommit: checked.parentCommit,
     };
   }
 

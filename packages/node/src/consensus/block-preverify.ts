@@ -204,15 +204,189 @@ export class BlockPreverifier {
     return { checked, complete: !stop && next >= checks.length };
   }
 
+  /**
+   * Puts every check of `envs` (gathered as `preverifyAll` does, on `state` as the head) on the
+   * pool's consensus lane at once and returns without waiting, so that the block can execute on
+   * this thread meanwhile (`Chain.validateProposalOptimistically`): execution takes on trust only
+   * checks named here, and the block is accepted only once each of those came back valid
+   * (`InFlightChecks.results`). Null when there is no pool to run them (execution checks inline).
+   *
+   * Unlike `preverifyAll`, nothing waits between chunks (this thread is executing), so a block's
+   * checks all go to the workers even past one that fails: a proposer with a forged signature in
+   * its first transaction costs the workers the block's checks and this thread one execution of
+   * the block, as a forged last transaction costs this thread in order. The caller keeps that to
+   * what an honest proposer causes (the driver: only the round's proposer, one block per round).
+   */
+  launch(
+    envs: readonly TxEnvelope[],
+    state: StateReader,
+    chainId: string,
+    head: PreverifyHead,
+    alreadyVerified: (env: TxEnvelope) => boolean,
+  ): InFlightChecks | null {
+    if (!this.pool || this.pool.threads === 0) return null;
+    const pool = this.pool;
+    const chunkSize = Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
+    const chunks: InFlightChunk[] = [];
+    const where = new Map<string, { chunk: number; index: number }>();
+    let part: OwnedCheck[] = [];
+    const send = () => {
+      if (part.length === 0) return;
+      const pending = pool.verify(part, 'consensus');
+      const chunk: InFlightChunk = { checks: part, pending, settled: false, results: null };
+      const settle = () => {
+        chunk.settled = true;
+      };
+      pending.then(settle, settle);
+      chunks.push(chunk);
+      part = [];
+    };
+    const add = (c: Ed25519Check) => {
+      // Copied, and keyed by the copy: what is vouched for is the very bytes the pool checks.
+      const own = ownCopy(c);
+      if (this.passed.hasKey(own.key) || where.has(own.key)) return;
+      where.set(own.key, { chunk: chunks.length, index: part.length });
+      part.push(own);
+      if (part.length >= chunkSize) send();
+    };
+    for (const env of envs) {
+      if (!alreadyVerified(env)) add(envelopeSignatureCheck(env));
+      for (const action of env.stx.tx.actions) {
+        if (action.type === 'heartbeat') {
+          for (const c of heartbeatSignatureChecks(state, chainId, env, head)) add(c);
+          break;
+        }
+      }
+    }
+    send();
+    return new InFlightChecks(
+      pool,
+      this.passed,
+      chunks,
+      where,
+      this.opts.shareWithCaller === true,
+      chunkSize,
+    );
+  }
+
   /** Whether the transaction's own signature was found valid here. */
   isTxVerified = (env: TxEnvelope): boolean => {
     const c = envelopeSignatureCheck(env);
     return this.passed.isVerified(c.publicKey, c.message, c.signature);
   };
 
+  /** Whether the check with this `ed25519CheckKey` passed here (for `executeBlockAssuming`). */
+  hasPassed = (key: string): boolean => this.passed.hasKey(key);
+
   /** For ExecuteOptions.isEd25519Verified. */
   isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
     this.passed.isVerified(publicKey, message, signature);
+}
+
+interface InFlightChunk {
+  checks: OwnedCheck[];
+  pending: Promise<boolean[]>;
+  /** Whether `pending` has settled (answered or refused). */
+  settled: boolean;
+  /** Each check's result once known (from the pool, or from this thread if the pool refused). */
+  results: boolean[] | null;
+}
+
+/**
+ * A block's checks on the pool (`BlockPreverifier.launch`): which are in flight, for execution to
+ * take on trust, and their results once the block has run.
+ */
+export class InFlightChecks {
+  constructor(
+    private readonly pool: SignatureVerifier,
+    private readonly passed: VerifiedSignatures,
+    private readonly chunks: InFlightChunk[],
+    private readonly where: ReadonlyMap<string, { chunk: number; index: number }>,
+    private readonly shareWithCaller: boolean,
+    private readonly chunkSize: number,
+  ) {}
+
+  /** Checks sent to the pool. */
+  get size(): number {
+    return this.where.size;
+  }
+
+  /** Whether the check with this `ed25519CheckKey` is in flight (for `executeBlockAssuming`). */
+  inFlight = (key: string): boolean => this.where.has(key);
+
+  /**
+   * The result of each check named (each must be in flight), in order, as far as the verdict
+   * needs: the first that fails decides it (`settleAssumed` fails the block there, whatever comes
+   * after), so once a check failed and every one before it passed, the rest are reported false
+   * without being waited for or made. A proposer's forged first signature thus holds the caller
+   * (the driver's queue) no longer than its chunk takes, not until the workers have checked the
+   * whole block, and a chunk that never answers holds nothing once an earlier check failed.
+   * Only the chunks that hold a named check are waited for; while they are out, this thread takes
+   * their checks no worker has started (`shareWithCaller`, with a pool that can:
+   * `VerifyPool.assist`), a chunk's worth per turn until none is left, and stops helping at its
+   * first failure. A chunk the pool refused (busy, or closed as the node stops) is no verdict: its
+   * named checks are made here, in the order named, stopping at the first that fails as in-order
+   * execution does.
+   * Passes are remembered, as `preverify`'s are.
+   */
+  async results(keys: readonly string[]): Promise<boolean[]> {
+    const spots = keys.map((k) => {
+      const at = this.where.get(k);
+      if (!at) throw new Error('a result was asked for a check that is not in flight');
+      return at;
+    });
+    const needed = [...new Set(spots.map((s) => s.chunk))];
+    let helping = this.shareWithCaller && this.pool.assist !== undefined;
+    /** Checks of refused chunks made here, by key (a check named twice is made once). */
+    const madeHere = new Map<string, boolean>();
+    const out: boolean[] = [];
+    for (let i = 0; i < spots.length; i++) {
+      const { chunk: c, index } = spots[i]!;
+      const chunk = this.chunks[c]!;
+      if (!chunk.results) {
+        // Helped until the chunk is answered or no check of this block is left unstarted, a
+        // chunk's worth per turn: helping once and then waiting left this block's checks queued
+        // behind whatever the workers held first (another block put on the pool whole, e.g. the
+        // next round's proposal), with this thread idle.
+        while (helping && !chunk.settled) {
+          const outstanding = needed
+            .filter((n) => !this.chunks[n]!.settled)
+            .map((n) => this.chunks[n]!.pending);
+          const turn = this.pool.assist!(true, this.chunkSize, outstanding);
+          if (turn.failed) helping = false;
+          if (turn.checked === 0) break;
+          // The workers' answers come in (and other callers run) between turns.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        try {
+          const answered = await chunk.pending;
+          chunk.results = answered;
+          answered.forEach((ok, j) => {
+            if (ok) this.passed.addKey(chunk.checks[j]!.key);
+          });
+        } catch (err) {
+          if (!(err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed)) throw err;
+          chunk.results = [];
+        }
+      }
+      const done = chunk.results!;
+      let ok: boolean;
+      if (done.length > 0) ok = done[index] === true;
+      else {
+        // Refused by the pool: checked here, only what execution relied on.
+        const check = chunk.checks[index]!;
+        const known = madeHere.get(check.key);
+        ok = known ?? ed25519Verify(check.publicKey, check.message, check.signature);
+        madeHere.set(check.key, ok);
+        if (ok) this.passed.addKey(check.key);
+      }
+      out.push(ok);
+      // The block fails here whatever the checks after this one say: none is waited for or made.
+      if (!ok) break;
+    }
+    while (out.length < spots.length) out.push(false);
+    return out;
+  }
 }
 
 interface OwnedCheck extends Ed25519Check {

@@ -66,7 +66,7 @@ import {
 } from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
-import { BlockPreverifier } from './block-preverify.js';
+import { BlockPreverifier, type InFlightChecks } from './block-preverify.js';
 import {
   compactOf,
   idListHash,
@@ -1669,16 +1669,19 @@ export class ConsensusDriver {
   }
 
   /**
-   * The block's signatures are checked on every core while this task waits outside the queue
-   * (votes and other work go on meanwhile); then it executes in order, skipping the passes.
+   * The block's signatures go to the pool's workers at once (gathered on the head, as they arrive),
+   * and the block executes on the queue meanwhile, taking on trust only the checks in flight; it
+   * is accepted (prevote, relay, kept for commit) only once every check it relied on came back
+   * valid (`Chain.validateProposalOptimistically`), this thread helping with the checks left.
    */
-  private async preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
+  private preverifyThenHandle(msg: ProposalMessage, from: string): Promise<Verdict> {
+    let checks: InFlightChecks | null = null;
     if (!this.pending.has(toHex(msg.proposal.blockHash))) {
       const envelopes = this.preverifier.decode(msg.block);
       // Only a body that is the one the proposer signed (its header commits to the transactions):
       // any relay can attach other transactions to a genuine signed proposal.
       if (envelopes && signedContentMatches(msg, envelopes) && this.mayPreverify(msg.proposal))
-        await this.preverifier.preverify(
+        checks = this.preverifier.launch(
           envelopes,
           this.chain.tipState,
           this.chain.genesis.chainId,
@@ -1687,7 +1690,7 @@ export class ConsensusDriver {
         );
       if (msg.proposal.height === this.height) this.mark('prechecked', msg.proposal.round);
     }
-    return this.enqueue(() => this.onProposalMessage(msg, from));
+    return this.enqueue(() => this.onProposalMessage(msg, from, checks));
   }
 
   /**
@@ -1716,7 +1719,12 @@ export class ConsensusDriver {
    * the block hash and those bytes (`invalidContent`): never under the hash alone, which leaves
    * the signatures out, so no altered copy can make a genuine one be taken for invalid.
    */
-  private async onProposalMessage(msg: ProposalMessage, from: string | null): Promise<Verdict> {
+  private async onProposalMessage(
+    msg: ProposalMessage,
+    from: string | null,
+    /** The block's checks in flight (`preverifyThenHandle`), for optimistic execution. */
+    checks: InFlightChecks | null = null,
+  ): Promise<Verdict> {
     const { proposal } = msg;
     this.logger.debug('proposal', { height: proposal.height, round: proposal.round, at: this.height, from });
     if (proposal.height !== this.height || proposal.height !== this.chain.tipHeight + 1n) return 'ignore';
@@ -1739,8 +1747,9 @@ export class ConsensusDriver {
         return 'reject';
       }
       let pending: PendingBlock | null = null;
+      const head = this.chain.tip.hash;
       try {
-        pending = this.checkProposedBlock(msg, envelopes);
+        pending = await this.checkProposedBlock(msg, envelopes, checks);
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
         this.logger.warn('invalid proposed block', {
@@ -1750,6 +1759,10 @@ export class ConsensusDriver {
           reason: err.message,
         });
       }
+      // Optimistic execution waited for the block's checks: a head that moved meanwhile (it cannot
+      // while this runs on the queue, but nothing may be kept on a state that is no longer the head)
+      // makes the result moot, not the block invalid.
+      if (!equalBytes(head, this.chain.tip.hash) || proposal.height !== this.height) return 'ignore';
       if (pending) {
         known = { pending, message: msg };
         this.rememberPending(key, known);
@@ -1774,19 +1787,37 @@ export class ConsensusDriver {
     return 'reject';
   }
 
-  private checkProposedBlock(msg: ProposalMessage, envelopes: readonly TxEnvelope[]): PendingBlock {
+  /**
+   * With `checks` (the block's signatures in flight on the pool), executed optimistically: valid
+   * only once every check execution relied on passed; without, in order as always.
+   */
+  private async checkProposedBlock(
+    msg: ProposalMessage,
+    envelopes: readonly TxEnvelope[],
+    checks: InFlightChecks | null,
+  ): Promise<PendingBlock> {
     const { proposal, block } = msg;
     const problem = proposalEnvelopeProblem(proposal, msg, this.clock.now(), this.maxClockDriftMs);
     if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
     const started = this.clock.now();
-    const pending = this.chain.validateProposal(
-      block,
-      msg.lastCommit,
-      this.verifiedAmong(envelopes),
-      false,
-      envelopes,
-      this.preverifier.isEd25519Verified,
-    );
+    const pending =
+      checks && checks.size > 0
+        ? await this.chain.validateProposalOptimistically(
+            block,
+            msg.lastCommit,
+            this.verifiedAmong(envelopes),
+            envelopes,
+            this.preverifier.hasPassed,
+            checks,
+          )
+        : this.chain.validateProposal(
+            block,
+            msg.lastCommit,
+            this.verifiedAmong(envelopes),
+            false,
+            envelopes,
+            this.preverifier.isEd25519Verified,
+          );
     const checked = this.clock.now();
     this.proposalBudget.observe(envelopes.length, checked - started);
     this.mark('checked', proposal.round, checked, { txs: envelopes.length, ms: checked - started });

@@ -22,6 +22,7 @@ import {
   envelopeSignatureCheck,
   epochOf,
   executeBlock,
+  executeBlockAssuming,
   genesisStateWrites,
   getChip,
   getPociParams,
@@ -34,6 +35,7 @@ import {
   minimumFee,
   registrationMessage,
   type StateWrite,
+  settleAssumed,
   sha256,
   signedTransactionCodec,
   signTransaction,
@@ -45,7 +47,12 @@ import {
 import fc from 'fast-check';
 import { BlockPreverifier } from '../../src/consensus/block-preverify.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../../src/dev.js';
-import { type SignatureCheck, type SignatureVerifier, VerifyPool } from '../../src/verify-pool.js';
+import {
+  type SignatureCheck,
+  type SignatureVerifier,
+  VerifyPool,
+  VerifyPoolBusy,
+} from '../../src/verify-pool.js';
 import { type Key, namedKey } from '../fixtures.js';
 
 const key = namedKey;
@@ -481,6 +488,195 @@ describe('block pre-verification', () => {
     assert.equal(envs.filter((e) => pre.isTxVerified(e)).length, 0);
   });
 
+  test('optimistic: a block executed while its checks are in flight; a forged answer or transaction signature taken on trust refuses it with the inline error', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const bad = Uint8Array.from((answer.evidence as { signature: Uint8Array }).signature);
+    bad[5]! ^= 1;
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const forgedAnswer = tx(owner, 1n, [
+      { type: 'heartbeat', answers: [{ ...answer, evidence: { type: 'dev-soft', signature: bad } }] },
+    ]);
+    const transfer = (i: number) =>
+      tx(devKey(1), BigInt(i), [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]);
+    const forged = (t: TxEnvelope) => {
+      const b = Uint8Array.from(t.bytes);
+      b[b.length - 2]! ^= 1;
+      return b;
+    };
+    for (const [name, block] of [
+      ['valid', [hb.bytes, transfer(0).bytes, transfer(1).bytes]],
+      ['forged answer first', [forgedAnswer.bytes, transfer(0).bytes, transfer(1).bytes]],
+      ['forged answer last', [transfer(0).bytes, transfer(1).bytes, forgedAnswer.bytes]],
+      ['forged transaction in the middle', [hb.bytes, forged(transfer(0)), transfer(1).bytes]],
+      ['forged transaction last', [hb.bytes, transfer(0).bytes, forged(transfer(1))]],
+    ] as [string, Uint8Array[]][]) {
+      for (const shareWithCaller of [false, true]) {
+        const pre = new BlockPreverifier(pool, { shareWithCaller });
+        const envs = pre.decode({ txs: block })!;
+        const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+        assert.equal(checks.size, 4, name);
+        const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+        // Execution checked no signature itself: every one was in flight.
+        assert.equal(run.assumed.length, 4, name);
+        const results = await checks.results(run.assumed.map((a) => a.key));
+        const outcome = (f: () => { overlay: { changes(): StateWrite[] } }) => {
+          try {
+            return digestOf(f().overlay.changes());
+          } catch (err) {
+            assert.ok(err instanceof ValidationError);
+            return `${err.code}: ${err.message}`;
+          }
+        };
+        const optimistic = outcome(() => settleAssumed(run, results));
+        assert.equal(
+          optimistic,
+          outcome(() => executeBlock(chain.state, envs, chain.next())),
+          name,
+        );
+        assert.equal(name === 'valid', !/SIGNATURE/.test(optimistic), `${name}: ${optimistic}`);
+      }
+    }
+  });
+
+  test('optimistic: a chunk the pool refuses (busy) is no verdict: the checks execution relied on are made on the calling thread', async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const busy: SignatureVerifier = {
+      threads: 1,
+      verify: () => Promise.reject(new VerifyPoolBusy('consensus', 0)),
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(busy, { shareWithCaller: true });
+    const envs = pre.decode({ txs: [hb.bytes] })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 2);
+    assert.deepEqual(await checks.results(run.assumed.map((a) => a.key)), [true, true]);
+    assert.equal(settleAssumed(run, [true, true]).results.length, 1);
+    // Remembered: a second execution of the same block takes them as passes, nothing assumed.
+    const again = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(again.assumed.length, 0);
+  });
+
+  /** Transfers from one key, `forgedAt` with a signature that does not verify. */
+  function transfersWithForged(count: number, forgedAt: number): Uint8Array[] {
+    return Array.from({ length: count }, (_, i) => {
+      const t = tx(devKey(1), BigInt(i), [
+        { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
+      ]);
+      if (i !== forgedAt) return t.bytes;
+      const b = Uint8Array.from(t.bytes);
+      b[b.length - 2]! ^= 1;
+      return b;
+    });
+  }
+
+  test('optimistic: once an assumed check failed with every one before it passed, the verdict is in; a later chunk that never answers does not hold it (nor the driver queue awaiting it)', async () => {
+    const { chain } = chainWithAnswer();
+    // The first chunk answers at once (its first check, the block's first transaction, forged);
+    // every later chunk never answers.
+    let calls = 0;
+    const stuck: SignatureVerifier = {
+      threads: 1,
+      verify: (checks) => {
+        calls++;
+        if (calls > 1) return new Promise<boolean[]>(() => {});
+        return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
+      },
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(stuck, { chunkChecks: 2 });
+    const envs = pre.decode({ txs: transfersWithForged(6, 0) })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    assert.equal(calls, 3, 'three chunks in flight');
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 6);
+    const waited = await Promise.race([
+      checks.results(run.assumed.map((a) => a.key)),
+      new Promise<'never'>((resolve) => setTimeout(() => resolve('never'), 2_000)),
+    ]);
+    assert.notEqual(waited, 'never', 'the results came without the chunks that never answer');
+    assert.throws(
+      () => settleAssumed(run, waited as boolean[]),
+      (err) =>
+        err instanceof ValidationError && err.code === 'BAD_SIGNATURE' && /^transaction 0:/.test(err.message),
+    );
+    // The same error as in order.
+    assert.throws(
+      () => executeBlock(chain.state, envs, chain.next()),
+      (err) =>
+        err instanceof ValidationError && err.code === 'BAD_SIGNATURE' && /^transaction 0:/.test(err.message),
+    );
+  });
+
+  test('optimistic: with the pool refusing (busy), the calling thread checks what execution relied on in its order and stops at the first that fails (in order, execution stops there too)', async () => {
+    const { chain } = chainWithAnswer();
+    const busy: SignatureVerifier = {
+      threads: 1,
+      verify: () => Promise.reject(new VerifyPoolBusy('consensus', 0)),
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(busy, { shareWithCaller: true, chunkChecks: 3 });
+    const envs = pre.decode({ txs: transfersWithForged(8, 1) })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 8);
+    const results = await checks.results(run.assumed.map((a) => a.key));
+    assert.deepEqual(results.slice(0, 2), [true, false]);
+    assert.throws(
+      () => settleAssumed(run, results),
+      (err) =>
+        err instanceof ValidationError && /^transaction 1: invalid transaction signature/.test(err.message),
+    );
+    // The checks past the forged one were not made here (none is remembered as a pass): a proposer
+    // whose forged transaction comes first costs this thread no more checks than in order.
+    assert.equal(pre.isTxVerified(envs[0]!), true);
+    for (const env of envs.slice(2)) assert.equal(pre.isTxVerified(env), false);
+  });
+
+  test("optimistic: a block launched behind another call's checks (the next round's proposal, sent at once) is not queued behind them: the calling thread takes every check of its own the workers have not started", async () => {
+    const { chain } = chainWithAnswer();
+    const two = new VerifyPool({ threads: 2, batchSize: 4 });
+    try {
+      // Another block's checks fill both workers' queues first (a proposer of the next round may
+      // send its block before this round's arrives; `launch` puts all of it on the pool).
+      const k = key('another block');
+      const msg = utf8('another block');
+      const other = Array.from({ length: 4_000 }, () => ({
+        publicKey: k.publicKey,
+        message: msg,
+        signature: ed25519Sign(k.seed, msg),
+      }));
+      let otherDone = false;
+      void two.verify(other, 'consensus').then(
+        () => {
+          otherDone = true;
+        },
+        () => {},
+      );
+      const pre = new BlockPreverifier(two, { shareWithCaller: true, chunkChecks: 4 });
+      const envs = pre.decode({ txs: transfersWithForged(12, -1) })!;
+      const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+      const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+      assert.equal(run.assumed.length, 12);
+      const before = two.assistedOnCaller;
+      const results = await checks.results(run.assumed.map((a) => a.key));
+      assert.deepEqual(
+        results,
+        envs.map(() => true),
+      );
+      assert.equal(settleAssumed(run, results).results.length, 12);
+      // Every one of its checks was made here (none had reached a worker, busy with the other
+      // block), so it did not wait for the other block's checks.
+      assert.equal(two.assistedOnCaller - before, 12);
+      assert.equal(otherDone, false, 'settled before the other block’s checks were done');
+    } finally {
+      await two.close();
+    }
+  });
+
   test('a malformed transaction makes the block undecodable, not a crash', () => {
     const pre = new BlockPreverifier(pool);
     assert.equal(pre.decode({ txs: [new Uint8Array([1, 2, 3])] }), null);
@@ -630,4 +826,8 @@ function runBlock(
     events: toHex(sha256(encode(blockEventsCodec, events))),
     writes: writes.map((w) => `${toHex(w.key)}=${w.value ? toHex(w.value) : '-'}`),
   };
+}
+
+function digestOf(writes: StateWrite[]): string {
+  return writes.map((w) => `${toHex(w.key)}=${w.value ? toHex(w.value) : '-'}`).join(',');
 }

@@ -134,10 +134,16 @@ test('a proposer signing a proposal for each of 50 far-future turns makes no nod
   const { node, proposerOf, proposalFor, prevote, gossip } = await startAt1(hub, validators[0]!.seed);
   hub.join('relay', silentPeer(node));
   let checks = 0;
+  // A block is checked in order (validateProposal) or, its signatures on the pool, optimistically.
   const validate = node.chain.validateProposal.bind(node.chain);
   node.chain.validateProposal = (...args) => {
     checks++;
     return validate(...args);
+  };
+  const validateOptimistically = node.chain.validateProposalOptimistically.bind(node.chain);
+  node.chain.validateProposalOptimistically = (...args) => {
+    checks++;
+    return validateOptimistically(...args);
   };
   // One validator (not v0) and 50 of its own turns, from round 2 on.
   const proposer = [2, 3, 4, 5, 6, 7, 8, 9].map(proposerOf).find((v) => v !== validators[0])!;
@@ -339,10 +345,16 @@ test('far-round proposals kept from before their height began are held, not chec
   const hub = new MemoryNetworkHub();
   const { node, proposerOf, proposalFor } = await startAt1(hub, validators[0]!.seed);
   let checks = 0;
+  // A block is checked in order (validateProposal) or, its signatures on the pool, optimistically.
   const validate = node.chain.validateProposal.bind(node.chain);
   node.chain.validateProposal = (...args) => {
     checks++;
     return validate(...args);
+  };
+  const validateOptimistically = node.chain.validateProposalOptimistically.bind(node.chain);
+  node.chain.validateProposalOptimistically = (...args) => {
+    checks++;
+    return validateOptimistically(...args);
   };
   const rounds = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     .filter((r) => proposerOf(r) !== validators[0])
