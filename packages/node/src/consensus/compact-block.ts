@@ -27,6 +27,16 @@
  *   for a round no later than the next (any validator can sign proposals out of turn or for its
  *   turns far ahead, with ids nobody serves);
  * - amplification: an answer holds each transaction asked for once, however often it is named.
+ *
+ * Carried bodies: a proposer puts into its compact proposal the bodies of the block's transactions
+ * it admitted itself only just now (`carryRule`), which its peers very probably do not hold yet: a
+ * client's transfers reach one validator over RPC, and under load its peers' admission queues
+ * drop or delay the gossip of them. Without the bodies every peer had to fetch them from the
+ * proposer while it was the busiest node, and a fetch that outlived the propose timeout cost the
+ * round (BENCHMARKS.md, "Carried bodies"). Bounds: at most `MAX_CARRIED_BYTES` per proposal; each
+ * body must hash to an id of the signed list, in block order, each once (`carriedMatchesIds`), so
+ * a relay can strip bodies (its receivers fetch them) but not make a receiver hold anything the
+ * proposer did not sign.
  */
 import {
   type Block,
@@ -35,10 +45,12 @@ import {
   ed25519Sign,
   encode,
   hash32,
+  keyId,
   sha256,
   signature64,
   string,
   struct,
+  type TxEnvelope,
   toHex,
   type VerifyFn,
 } from '@unc/core';
@@ -159,8 +171,11 @@ export function signProposalIds(
   );
 }
 
-/** The compact form of a full proposal message: the same proposer-signed id list, ids instead of bytes. */
-export function compactOf(msg: ProposalMessage): CompactProposalMessage {
+/**
+ * The compact form of a full proposal message: the same proposer-signed id list, ids instead of
+ * bytes, with the bodies of `carried` (transactions of the block, in block order) alongside.
+ */
+export function compactOf(msg: ProposalMessage, carried: readonly Uint8Array[] = []): CompactProposalMessage {
   return {
     proposal: msg.proposal,
     header: msg.block.header,
@@ -168,8 +183,132 @@ export function compactOf(msg: ProposalMessage): CompactProposalMessage {
     txIds: wireIdsOfBlock(msg.block).ids,
     lastCommit: msg.lastCommit,
     idsSignature: msg.idsSignature,
+    carried: [...carried],
     sentAt: msg.sentAt,
   };
+}
+
+/**
+ * The most bytes of transaction bodies one compact proposal carries: 1 MiB, about 5,000 transfers,
+ * far under the topic's 4 MiB with a full block's ids. Past it the proposer leaves its freshest
+ * transactions for a later block rather than make every peer fetch them (`carrying`).
+ */
+export const MAX_CARRIED_BYTES = 1024 * 1024;
+
+/**
+ * Whether a compact proposal's carried bodies are ones its proposer could have sent: at most
+ * `MAX_CARRIED_BYTES`, each the transaction of one id of the signed list, in the list's order and
+ * each once. Otherwise the message was made or altered by its sender (rejected): bodies matching
+ * no id would be bytes held for nothing, and repeats a way to inflate a message.
+ */
+export function carriedMatchesIds(msg: CompactProposalMessage): boolean {
+  if (msg.carried.length === 0) return true;
+  if (msg.carried.length > msg.txIds.length) return false;
+  let bytes = 0;
+  for (const body of msg.carried) bytes += body.byteLength;
+  if (bytes > MAX_CARRIED_BYTES) return false;
+  let at = 0;
+  for (const body of msg.carried) {
+    const id = wireTxId(body);
+    while (at < msg.txIds.length && !equalIds(msg.txIds[at]!, id)) at++;
+    if (at === msg.txIds.length) return false;
+    at++;
+  }
+  return true;
+}
+
+function equalIds(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * When this node admitted a transaction, and whether from its own clients (RPC) or from a peer's
+ * gossip: what the proposer knows about which transactions its peers may still lack.
+ */
+export interface Admitted {
+  at: number;
+  local: boolean;
+}
+
+/**
+ * Whether a transaction admitted here (`admitted`, undefined if not known) may still be missing
+ * at this node's peers `now`, so that a proposal carries its body: one this node's own clients sent
+ * within the last block interval (its peers have it only once their admission of its gossip is
+ * through, and a busy peer drops gossip it has no room to admit), or one a peer gossiped within
+ * the last quarter of it (the other peers get the same gossip at about the same time, but may not
+ * have admitted it yet). Older ones are left to the ids: fetched if a peer still lacks them. This
+ * is the proposer's own choice of how its proposal travels; what the block holds is unchanged.
+ */
+export function mayBeMissingAtPeers(
+  admitted: Admitted | undefined,
+  now: number,
+  blockTimeMs: number,
+): boolean {
+  if (!admitted) return false;
+  const age = now - admitted.at;
+  return age < (admitted.local ? blockTimeMs : blockTimeMs / 4);
+}
+
+/**
+ * Admission times of recent transactions, by transaction hash (`keyId`): bounded in count, the
+ * oldest forgotten first (a forgotten one is just not carried).
+ */
+export class AdmissionTimes {
+  private readonly byHash = new Map<string, Admitted>();
+
+  constructor(private readonly maxEntries = 50_000) {}
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  record(hash: Uint8Array, admitted: Admitted): void {
+    const key = keyId(hash);
+    this.byHash.delete(key);
+    this.byHash.set(key, admitted);
+    while (this.byHash.size > this.maxEntries) this.byHash.delete(this.byHash.keys().next().value as string);
+  }
+
+  get(hash: Uint8Array): Admitted | undefined {
+    return this.byHash.get(keyId(hash));
+  }
+}
+
+/**
+ * A block builder's candidates (`Mempool.ordered`), passed through with the carry rule: a
+ * transaction that `mayBeMissing` goes into the block with its body carried while the carried
+ * bytes stay within `maxCarriedBytes`; past that it is answered "not taken" (the source then holds
+ * back its sender's following nonces) and left for a later block, when its peers will hold it.
+ * Those the builder took with their bodies are added to `carried`, in block order.
+ */
+export function* carrying(
+  source: Iterable<TxEnvelope>,
+  mayBeMissing: (env: TxEnvelope) => boolean,
+  maxCarriedBytes: number,
+  carried: TxEnvelope[],
+): Generator<TxEnvelope, void, boolean | undefined> {
+  const it = source[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+  let bytes = 0;
+  try {
+    for (let next = it.next(); !next.done; ) {
+      const env = next.value;
+      const carry = mayBeMissing(env);
+      if (carry && bytes + env.bytes.byteLength > maxCarriedBytes) {
+        next = it.next(false);
+        continue;
+      }
+      const taken = yield env;
+      if (carry && taken !== false) {
+        carried.push(env);
+        bytes += env.bytes.byteLength;
+      }
+      next = it.next(taken);
+    }
+  } finally {
+    it.return?.();
+  }
 }
 
 /**
@@ -229,7 +368,13 @@ export class Rebuild {
     readonly msg: CompactProposalMessage,
     lookup: (id: Uint8Array) => Uint8Array | undefined,
   ) {
-    this.txs = msg.txIds.map((id) => lookup(id) ?? null);
+    // The bodies the proposer carried, by id (each matches an id: `carriedMatchesIds`, checked on
+    // arrival; one that did not would just never be looked up).
+    const carried = new Map<string, Uint8Array>();
+    for (const body of msg.carried) carried.set(toHex(wireTxId(body)), body);
+    this.txs = msg.txIds.map(
+      (id) => lookup(id) ?? (carried.size > 0 ? carried.get(toHex(id)) : undefined) ?? null,
+    );
     this.missingCount = this.txs.reduce((n, t) => n + (t === null ? 1 : 0), 0);
   }
 

@@ -68,11 +68,14 @@ import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier } from './block-preverify.js';
 import {
+  carrying,
   compactOf,
   idListHash,
+  MAX_CARRIED_BYTES,
   MAX_FETCH_PEERS,
   MAX_FETCHES,
   MAX_FETCHES_IN_ALL,
+  mayBeMissingAtPeers,
   Rebuild,
   signProposalIds,
   txsOfBlock,
@@ -363,6 +366,8 @@ export class ConsensusDriver {
   /** A stall check is asking the peers how far they are. */
   private probingPeers = false;
   private readonly mempoolReactor: MempoolReactor;
+  /** The bodies a block this node built carries in its compact proposal (`carrying`), by block. */
+  private readonly carriedOf = new WeakMap<Block, Uint8Array[]>();
   private readonly evidencePool: EvidencePool;
   private readonly syncReactor: SyncReactor;
   private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
@@ -1020,7 +1025,10 @@ export class ConsensusDriver {
         // An empty block goes whole (it is as small), and so does every re-sent proposal
         // (`regossip`): the peers it is for missed things, transactions likely among them.
         if (msg && this.validator && this.compactProposals && msg.block.txs.length > 0)
-          this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
+          this.publish(
+            'compact-proposal',
+            encode(compactProposalCodec, compactOf(msg, this.carriedOf.get(msg.block) ?? [])),
+          );
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
         return;
@@ -1142,8 +1150,20 @@ export class ConsensusDriver {
     const drawn = new Map<string, TxEnvelope>();
     // Measured on the clock (the simulator's does not move while code runs: its budget stays wide).
     const started = this.clock.now();
+    // With peers, the transactions they very probably lack yet travel with the compact proposal
+    // (compact-block.ts, `carrying`): a peer fetching them from this node, now busy, could miss
+    // the round.
+    const carried: TxEnvelope[] = [];
+    const candidates = this.network
+      ? carrying(
+          this.host.proposalCandidates(),
+          (env) => mayBeMissingAtPeers(this.mempoolReactor.admittedAt(env.hash), started, this.blockTimeMs),
+          MAX_CARRIED_BYTES,
+          carried,
+        )
+      : this.host.proposalCandidates();
     const { pending, rejected } = this.chain.buildProposal(
-      recording(this.host.proposalCandidates(), drawn, this.proposalBudget.maxTxs()),
+      recording(candidates, drawn, this.proposalBudget.maxTxs()),
       time,
       this.validator,
       (hash) => {
@@ -1152,9 +1172,15 @@ export class ConsensusDriver {
       },
     );
     const built = this.clock.now();
+    if (carried.length > 0)
+      this.carriedOf.set(
+        pending.block,
+        carried.map((env) => env.bytes),
+      );
     this.proposalBudget.observe(pending.envelopes.length, built - started);
     this.mark('built', round, built, {
       txs: pending.envelopes.length,
+      carried: carried.length,
       ms: built - started,
       max: this.proposalBudget.maxTxs(),
     });
@@ -1308,7 +1334,15 @@ export class ConsensusDriver {
       }
       case 'compact-proposal': {
         const heard = { first: false };
-        return this.relayed(from, await this.onCompactProposalGossip(data, from, heard), heard.first);
+        const verdict = this.relayed(
+          from,
+          await this.onCompactProposalGossip(data, from, heard),
+          heard.first,
+        );
+        // Its carried bodies are not signed, so copies of one proposal carrying different subsets
+        // have different gossip ids (p2p/message-id.ts): only the first copy heard is relayed, or
+        // anyone could flood the network with one genuine proposal cut into many copies.
+        return verdict === 'accept' && !heard.first ? 'ignore' : verdict;
       }
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);

@@ -9,7 +9,7 @@ import { encode, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
 import type { Cancel, Clock } from '../clock.js';
 import type { Verdict } from '../p2p/types.js';
-import { TxIndex } from './compact-block.js';
+import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
 import { decodeTxBatch } from './gossip-checks.js';
 import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
 
@@ -31,6 +31,8 @@ export interface MempoolReactorOptions {
 export class MempoolReactor {
   /** What this node admitted, by wire id: compact proposals are rebuilt from it. */
   private readonly txIndex = new TxIndex();
+  /** When each recent transaction was admitted here, and from where: what a proposal carries. */
+  private readonly admitted = new AdmissionTimes();
   private txOut: Uint8Array[] = [];
   private txOutBytes = 0;
   private txFlush: Cancel | null = null;
@@ -42,6 +44,7 @@ export class MempoolReactor {
   announceTx(env: TxEnvelope): void {
     if (!this.opts.connected() || this.stopped) return;
     this.txIndex.add(env.bytes);
+    this.admitted.record(env.hash, { at: this.opts.clock.now(), local: true });
     if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
       this.flushTxs();
     this.txOut.push(env.bytes);
@@ -59,6 +62,11 @@ export class MempoolReactor {
     this.opts.publishBatch(encode(txBatchCodec, batch));
   }
 
+  /** When this node admitted a recent transaction (by its hash), and whether from RPC. */
+  admittedAt(hash: Uint8Array): Admitted | undefined {
+    return this.admitted.get(hash);
+  }
+
   /** A transaction this node admitted, by its wire id (compact-block.ts). */
   lookup(id: Uint8Array): Uint8Array | undefined {
     return this.txIndex.get(id);
@@ -73,6 +81,7 @@ export class MempoolReactor {
       try {
         this.opts.admitTx(env);
         this.txIndex.add(env.bytes);
+        this.admitted.record(env.hash, { at: this.opts.clock.now(), local: false });
         admitted++;
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
@@ -101,10 +110,12 @@ export class MempoolReactor {
       throw err;
     }
     let admitted = 0;
+    const now = this.opts.clock.now();
     for (const [i, r] of results.entries()) {
       if (!(r instanceof ValidationError)) {
         admitted++;
         this.txIndex.add(envelopes[i]!.bytes);
+        this.admitted.record(envelopes[i]!.hash, { at: now, local: false });
       } else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';

@@ -92,6 +92,13 @@ export interface CompactProposalMessage {
    * proposal, other ids) into a round's fetch slots.
    */
   idsSignature: Uint8Array;
+  /**
+   * Bodies of some of the block's transactions, those its proposer has reason to think its peers
+   * do not hold yet (compact-block.ts, `CarryRule`), in block order; each must hash to one of
+   * `txIds`. Not signed: a relay can only strip some (its receivers then fetch them, as before) or
+   * add bodies that do not match an id (the message is rejected).
+   */
+  carried: Uint8Array[];
   sentAt: bigint;
 }
 
@@ -107,6 +114,7 @@ export const compactProposalCodec: Codec<CompactProposalMessage> = struct<Compac
     txIds: txIdsCodec,
     lastCommit: commitCodec,
     idsSignature: bytesN(64, 'idsSignature'),
+    carried: list(bytes(64 * 1024, 'tx'), MAX_BLOCK_TXS, 'carried'),
     sentAt: u64,
   },
 );

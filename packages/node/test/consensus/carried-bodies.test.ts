@@ -1,0 +1,298 @@
+/**
+ * Carried bodies (compact-block.ts): a proposer sends with its compact proposal the bodies of the
+ * transactions its peers very probably lack yet (those it admitted only just now), so that they
+ * need not fetch them from it, the busiest node, before the propose timeout.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import {
+  decode,
+  encode,
+  envelopeFromBytes,
+  envelopeFromSigned,
+  parseUnc,
+  signProposal,
+  signTransaction,
+  type TxEnvelope,
+  toHex,
+} from '@unc/core';
+import { transferAction } from '@unc/sdk';
+import { until as waitUntil } from '@unc/test-utils';
+import fc from 'fast-check';
+import {
+  AdmissionTimes,
+  carriedMatchesIds,
+  carrying,
+  compactOf,
+  MAX_CARRIED_BYTES,
+  mayBeMissingAtPeers,
+  Rebuild,
+  wireTxId,
+} from '../../src/consensus/compact-block.js';
+import {
+  type CompactProposalMessage,
+  compactProposalCodec,
+  type ProposalMessage,
+} from '../../src/consensus/wire.js';
+import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { UncNode } from '../../src/node.js';
+import type { NetworkHandlers } from '../../src/p2p/types.js';
+import { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
+
+const dirs: string[] = [];
+const running = new Set<UncNode>();
+after(async () => {
+  for (const n of running) await n.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+
+function transfer(nonce: bigint, payer = 1): Uint8Array {
+  const key = devKey(payer);
+  const body = {
+    chainId: 'unc-dev-1',
+    signer: key.publicKey,
+    nonce,
+    expiresAt: 1_000n,
+    fee: parseUnc('1'),
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+  };
+  return envelopeFromSigned(signTransaction(body, key.seed)).bytes;
+}
+
+/** A compact message over `txs` (header and signatures made up: only the carried rule is looked at). */
+function compactOver(txs: Uint8Array[], carried: Uint8Array[]): CompactProposalMessage {
+  const zero = new Uint8Array(32);
+  const commit = { height: 4n, round: 0, blockHash: zero, signatures: [] };
+  const msg = {
+    proposal: {
+      height: 5n,
+      round: 0,
+      polRound: -1,
+      blockHash: zero,
+      proposer: zero,
+      signature: new Uint8Array(64),
+    },
+    block: { header: {}, txs, commit },
+    lastCommit: commit,
+    idsSignature: new Uint8Array(64),
+    sentAt: 1n,
+  } as unknown as ProposalMessage;
+  return compactOf(msg, carried);
+}
+
+describe('carried bodies: the pure parts', () => {
+  test('a transaction may be missing at peers: this node’s own within a block interval, a peer’s within a quarter', () => {
+    assert.equal(mayBeMissingAtPeers(undefined, 1_000, 1_000), false, 'unknown: not carried');
+    assert.equal(mayBeMissingAtPeers({ at: 500, local: true }, 1_000, 1_000), true);
+    assert.equal(mayBeMissingAtPeers({ at: 0, local: true }, 1_000, 1_000), false);
+    assert.equal(mayBeMissingAtPeers({ at: 800, local: false }, 1_000, 1_000), true);
+    assert.equal(mayBeMissingAtPeers({ at: 700, local: false }, 1_000, 1_000), false);
+  });
+
+  test('admission times are bounded in count, the oldest forgotten first', () => {
+    const times = new AdmissionTimes(2);
+    const hashes = [1, 2, 3].map((i) => new Uint8Array(32).fill(i));
+    for (const [i, h] of hashes.entries()) times.record(h, { at: i, local: true });
+    assert.equal(times.size, 2);
+    assert.equal(times.get(hashes[0]!), undefined);
+    assert.deepEqual(times.get(hashes[2]!), { at: 2, local: true });
+  });
+
+  test('carried bodies must be transactions of the signed ids, in block order, each once, within the byte bound', () => {
+    const txs = [transfer(0n), transfer(1n), transfer(2n)];
+    assert.equal(carriedMatchesIds(compactOver(txs, [])), true);
+    assert.equal(carriedMatchesIds(compactOver(txs, [txs[0]!, txs[2]!])), true);
+    assert.equal(carriedMatchesIds(compactOver(txs, [txs[2]!, txs[0]!])), false, 'out of order');
+    assert.equal(carriedMatchesIds(compactOver(txs, [txs[1]!, txs[1]!])), false, 'twice');
+    assert.equal(carriedMatchesIds(compactOver(txs, [transfer(7n)])), false, 'not in the block');
+    const other = txs[1]!.slice();
+    other[other.length - 1]! ^= 1; // same transaction hash, other signature bytes: another wire id
+    assert.equal(carriedMatchesIds(compactOver(txs, [other])), false, 'other bytes under the same hash');
+    const big = new Uint8Array(MAX_CARRIED_BYTES + 1);
+    const huge = compactOver(txs, []);
+    assert.equal(
+      carriedMatchesIds({ ...huge, txIds: [wireTxId(big)], carried: [big] }),
+      false,
+      'over the bound',
+    );
+  });
+
+  test('a compact proposal is rebuilt from its carried bodies without holding or fetching them', () => {
+    const txs = [transfer(0n), transfer(1n), transfer(2n)];
+    const held = new Map([[toHex(wireTxId(txs[0]!)), txs[0]!]]);
+    const rebuild = new Rebuild(compactOver(txs, [txs[1]!, txs[2]!]), (id) => held.get(toHex(id)));
+    assert.equal(rebuild.complete, true);
+    assert.deepEqual(rebuild.full().block.txs, txs);
+    const partly = new Rebuild(compactOver(txs, [txs[2]!]), (id) => held.get(toHex(id)));
+    assert.deepEqual(partly.missing().map(toHex), [toHex(wireTxId(txs[1]!))]);
+  });
+
+  test('carrying: fresh candidates go in with their bodies until the bound; past it they are left out, not taken', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ size: fc.integer({ min: 1, max: 50 }), fresh: fc.boolean(), accept: fc.boolean() }),
+          {
+            maxLength: 40,
+          },
+        ),
+        fc.integer({ min: 0, max: 200 }),
+        (candidates, bound) => {
+          const envs = candidates.map((c, i) => ({
+            hash: new Uint8Array([i]),
+            bytes: new Uint8Array(c.size),
+          }));
+          const answers: (boolean | undefined)[] = [];
+          function* source(): Generator<TxEnvelope, void, boolean | undefined> {
+            for (const env of envs) answers.push(yield env as unknown as TxEnvelope);
+          }
+          const carried: TxEnvelope[] = [];
+          const gen = carrying(source(), (env) => candidates[env.hash[0]!]!.fresh, bound, carried);
+          const taken: number[] = [];
+          for (let next = gen.next(); !next.done; ) {
+            const i = next.value.hash[0]!;
+            const accept = candidates[i]!.accept;
+            if (accept) taken.push(i);
+            next = gen.next(accept);
+          }
+          // Carried: exactly the fresh ones taken, in order, within the bound.
+          const carriedIdx = carried.map((e) => e.hash[0]!);
+          assert.deepEqual(
+            carriedIdx,
+            taken.filter((i) => candidates[i]!.fresh),
+          );
+          assert.ok(carried.reduce((n, e) => n + e.bytes.byteLength, 0) <= bound);
+          // Every candidate got an answer; a fresh one past the bound was answered "not taken".
+          assert.equal(answers.length, envs.length);
+          let bytes = 0;
+          for (const [i, c] of candidates.entries()) {
+            if (!c.fresh) {
+              assert.equal(answers[i], c.accept);
+              continue;
+            }
+            if (bytes + c.size > bound)
+              assert.equal(answers[i], false, 'past the bound: left for a later block');
+            else {
+              assert.equal(answers[i], c.accept);
+              if (c.accept) bytes += c.size;
+            }
+          }
+        },
+      ),
+    );
+  });
+});
+
+test('a proposer carries the bodies of the transactions its own clients just sent', async () => {
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-carried-test-'));
+  dirs.push(dir);
+  // One validator (it proposes every height) and a peer that only listens.
+  const genesis = devGenesisJson({
+    blockTimeMs: 300,
+    validators: [{ publicKey: validators[0]!.publicKey, name: 'v0' }],
+  });
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const heard: CompactProposalMessage[] = [];
+  hub.join('listener', {
+    onGossip: (topic, data) => {
+      if (topic === 'compact-proposal') heard.push(decode(compactProposalCodec, data));
+      return 'ignore';
+    },
+    status: () => node.driver.status(),
+    blocks: async () => [],
+    txs: () => [],
+  });
+  await waitUntil('the chain to run', () => node.chain.tipHeight >= 1n, {
+    timeoutMs: 60_000,
+    intervalMs: 20,
+  });
+  const tx = transfer(0n);
+  node.submit(envelopeFromBytes(tx));
+  await waitUntil('a compact proposal with the transaction', () => heard.some((m) => m.txIds.length > 0), {
+    timeoutMs: 30_000,
+    intervalMs: 10,
+  });
+  const msg = heard.find((m) => m.txIds.length > 0)!;
+  assert.deepEqual(msg.txIds.map(toHex), [toHex(wireTxId(tx))]);
+  // Just sent by its own client: the peers cannot hold it yet, so its body travels along.
+  assert.deepEqual(msg.carried.map(toHex), [toHex(tx)]);
+});
+
+test('a validator uses a compact proposal whose missing transactions were carried, with no peer serving any; made-up bodies are rejected', async () => {
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-carried-test-'));
+  dirs.push(dir);
+  const genesis = devGenesisJson({
+    blockTimeMs: 150,
+    validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => hub.join('v0', handlers),
+  });
+  running.add(node);
+  const relayHandlers: NetworkHandlers = {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+    txs: () => [],
+  };
+  hub.join('relay', relayHandlers);
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 60_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  const txs = [transfer(0n), transfer(1n)];
+  const v1 = validators[1]!;
+  const { pending } = node.chain.buildProposal(
+    txs.map(envelopeFromBytes),
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: v1.seed, publicKey: v1.publicKey },
+    () => false,
+  );
+  assert.equal(pending.block.txs.length, 2);
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 0, polRound: -1, blockHash: pending.hash, proposer: v1.publicKey },
+    v1.seed,
+  );
+  const message = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    v1.seed,
+  );
+  // A body that is no transaction of the signed list: made up on the way, rejected.
+  const madeUp = encode(compactProposalCodec, compactOf(message, [transfer(9n)]));
+  assert.equal(await gossip('compact-proposal', madeUp, 'relay'), 'reject');
+  // The genuine one, both bodies carried: rebuilt and used with nothing fetched.
+  const carried = encode(compactProposalCodec, compactOf(message, txs));
+  assert.equal(await gossip('compact-proposal', carried, 'relay'), 'accept');
+  assert.deepEqual(
+    node.driver.handlers().txs!(pending.hash, [wireTxId(txs[1]!)]),
+    [txs[1]!],
+    'the block is held',
+  );
+  // The same proposal carrying another subset: a different message, not relayed again.
+  const stripped = encode(compactProposalCodec, compactOf(message, [txs[0]!]));
+  assert.notEqual(await gossip('compact-proposal', stripped, 'relay2'), 'accept');
+});
