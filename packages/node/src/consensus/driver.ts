@@ -105,6 +105,7 @@ import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
+  type CompactProposalMessage,
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
@@ -315,6 +316,14 @@ export class ConsensusDriver {
   private readonly relayingPeers = new Map<string, true>();
   /** Signatures of the votes and proposals heard so far (`firstHeard`). */
   private readonly heardSignatures = new Set<string>();
+  /**
+   * The form of each compact proposal first accepted here (by the proposer's signature over its
+   * ids: the hash of the message without `sentAt`), bounded like `heardSignatures`. Its carried
+   * bodies are not signed, so copies of one proposal carrying different subsets have different
+   * gossip ids (p2p/message-id.ts): only the first form is relayed, or anyone could flood the
+   * network with one genuine proposal cut into many copies.
+   */
+  private readonly compactForms = new Map<string, string>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
   /**
@@ -1339,10 +1348,7 @@ export class ConsensusDriver {
           await this.onCompactProposalGossip(data, from, heard),
           heard.first,
         );
-        // Its carried bodies are not signed, so copies of one proposal carrying different subsets
-        // have different gossip ids (p2p/message-id.ts): only the first copy heard is relayed, or
-        // anyone could flood the network with one genuine proposal cut into many copies.
-        return verdict === 'accept' && !heard.first ? 'ignore' : verdict;
+        return verdict === 'accept' && !this.firstCompactForm(data) ? 'ignore' : verdict;
       }
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
@@ -1416,6 +1422,23 @@ export class ConsensusDriver {
       if (oldest !== undefined) this.relayingPeers.delete(oldest);
     }
     return verdict;
+  }
+
+  /** Whether an accepted compact proposal is in the first form accepted here (`compactForms`). */
+  private firstCompactForm(data: Uint8Array): boolean {
+    let msg: CompactProposalMessage;
+    try {
+      msg = decode(compactProposalCodec, data);
+    } catch {
+      return false;
+    }
+    const key = toHex(msg.idsSignature);
+    const form = toHex(sha256(data.subarray(0, data.byteLength - 8)));
+    const first = this.compactForms.get(key);
+    if (first !== undefined) return first === form;
+    if (this.compactForms.size >= VERIFIED_CACHE) this.compactForms.clear();
+    this.compactForms.set(key, form);
+    return true;
   }
 
   /**
