@@ -31,7 +31,7 @@ export interface MempoolReactorOptions {
 export class MempoolReactor {
   /** What this node admitted, by wire id: compact proposals are rebuilt from it. */
   private readonly txIndex = new TxIndex();
-  /** When each recent transaction was admitted here, and from where: what a proposal carries. */
+  /** When each recent transaction was admitted here: what a proposal carries (compact-block.ts). */
   private readonly admitted = new AdmissionTimes();
   private txOut: Uint8Array[] = [];
   private txOutBytes = 0;
@@ -44,7 +44,7 @@ export class MempoolReactor {
   announceTx(env: TxEnvelope): void {
     if (!this.opts.connected() || this.stopped) return;
     this.txIndex.add(env.bytes);
-    this.admitted.record(env.hash, { at: this.opts.clock.now(), local: true });
+    this.admitted.record(env.hash, { at: this.opts.clock.now() });
     if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
       this.flushTxs();
     this.txOut.push(env.bytes);
@@ -62,7 +62,7 @@ export class MempoolReactor {
     this.opts.publishBatch(encode(txBatchCodec, batch));
   }
 
-  /** When this node admitted a recent transaction (by its hash), and whether from RPC. */
+  /** When this node admitted a recent transaction (by its hash), from RPC or gossip. */
   admittedAt(hash: Uint8Array): Admitted | undefined {
     return this.admitted.get(hash);
   }
@@ -81,7 +81,7 @@ export class MempoolReactor {
       try {
         this.opts.admitTx(env);
         this.txIndex.add(env.bytes);
-        this.admitted.record(env.hash, { at: this.opts.clock.now(), local: false });
+        this.admitted.record(env.hash, { at: this.opts.clock.now() });
         admitted++;
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
@@ -115,7 +115,7 @@ export class MempoolReactor {
       if (!(r instanceof ValidationError)) {
         admitted++;
         this.txIndex.add(envelopes[i]!.bytes);
-        this.admitted.record(envelopes[i]!.hash, { at: now, local: false });
+        this.admitted.record(envelopes[i]!.hash, { at: now });
       } else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';

@@ -94,7 +94,7 @@ export interface CompactProposalMessage {
   idsSignature: Uint8Array;
   /**
    * Bodies of some of the block's transactions, those its proposer has reason to think its peers
-   * do not hold yet (compact-block.ts, `CarryRule`), in block order; each must hash to one of
+   * do not hold yet (compact-block.ts, `mayBeMissingAtPeers`), in block order; each must hash to one of
    * `txIds`. Not signed: a relay can only strip some (its receivers then fetch them, as before) or
    * add bodies that do not match an id (the message is rejected).
    */

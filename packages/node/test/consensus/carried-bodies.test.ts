@@ -88,21 +88,20 @@ function compactOver(txs: Uint8Array[], carried: Uint8Array[]): CompactProposalM
 }
 
 describe('carried bodies: the pure parts', () => {
-  test('a transaction may be missing at peers: this node’s own within a block interval, a peer’s within a quarter', () => {
+  test('a transaction may be missing at peers while admitted here within the last block interval', () => {
     assert.equal(mayBeMissingAtPeers(undefined, 1_000, 1_000), false, 'unknown: not carried');
-    assert.equal(mayBeMissingAtPeers({ at: 500, local: true }, 1_000, 1_000), true);
-    assert.equal(mayBeMissingAtPeers({ at: 0, local: true }, 1_000, 1_000), false);
-    assert.equal(mayBeMissingAtPeers({ at: 800, local: false }, 1_000, 1_000), true);
-    assert.equal(mayBeMissingAtPeers({ at: 700, local: false }, 1_000, 1_000), false);
+    assert.equal(mayBeMissingAtPeers({ at: 500 }, 1_000, 1_000), true);
+    assert.equal(mayBeMissingAtPeers({ at: 1 }, 1_000, 1_000), true);
+    assert.equal(mayBeMissingAtPeers({ at: 0 }, 1_000, 1_000), false);
   });
 
   test('admission times are bounded in count, the oldest forgotten first', () => {
     const times = new AdmissionTimes(2);
     const hashes = [1, 2, 3].map((i) => new Uint8Array(32).fill(i));
-    for (const [i, h] of hashes.entries()) times.record(h, { at: i, local: true });
+    for (const [i, h] of hashes.entries()) times.record(h, { at: i });
     assert.equal(times.size, 2);
     assert.equal(times.get(hashes[0]!), undefined);
-    assert.deepEqual(times.get(hashes[2]!), { at: 2, local: true });
+    assert.deepEqual(times.get(hashes[2]!), { at: 2 });
   });
 
   test('carried bodies must be transactions of the signed ids, in block order, each once, within the byte bound', () => {
