@@ -28,9 +28,21 @@ export interface MempoolReactorOptions {
   connected(): boolean;
 }
 
+/** Gossiped transactions held without being admitted (`heard`): a quarter of the index's bounds. */
+export const HEARD_MAX_ENTRIES = 12_500;
+export const HEARD_MAX_BYTES = 16 * 1024 * 1024;
+
 export class MempoolReactor {
   /** What this node admitted, by wire id: compact proposals are rebuilt from it. */
   private readonly txIndex = new TxIndex();
+  /**
+   * Gossiped transactions this node did not admit (its admission queue was full, the sender's
+   * queue here was, a nonce ahead of this node's state...): not in its mempool, but a peer that did
+   * admit one may put it in a block, and rebuilding that block from here beats fetching it from a
+   * busy proposer. Used only to rebuild compact proposals, whose transactions are all checked;
+   * bounded on its own (`HEARD_MAX_*`), so junk gossip can push out only other unadmitted ones.
+   */
+  private readonly heard = new TxIndex(HEARD_MAX_ENTRIES, HEARD_MAX_BYTES);
   /** When each recent transaction was admitted here: what a proposal carries (compact-block.ts). */
   private readonly admitted = new AdmissionTimes();
   private txOut: Uint8Array[] = [];
@@ -69,7 +81,7 @@ export class MempoolReactor {
 
   /** A transaction this node admitted, by its wire id (compact-block.ts). */
   lookup(id: Uint8Array): Uint8Array | undefined {
-    return this.txIndex.get(id);
+    return this.txIndex.get(id) ?? this.heard.get(id);
   }
 
   onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
@@ -89,6 +101,7 @@ export class MempoolReactor {
         // But a signature that does not verify is the relay's fault whatever the state: ignoring
         // it would let a peer make this node check up to a batch of signatures per message, free.
         if (err.code === 'BAD_SIGNATURE') return 'reject';
+        this.heard.add(env.bytes);
       }
     }
     return admitted > 0 ? 'accept' : 'ignore';
@@ -106,7 +119,10 @@ export class MempoolReactor {
     try {
       results = await admitTxs(envelopes);
     } catch (err) {
-      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
+      if ((err as { code?: unknown }).code === 'BUSY') {
+        for (const env of envelopes) this.heard.add(env.bytes);
+        return 'ignore';
+      }
       throw err;
     }
     let admitted = 0;
@@ -117,6 +133,7 @@ export class MempoolReactor {
         this.txIndex.add(envelopes[i]!.bytes);
         this.admitted.record(envelopes[i]!.hash, { at: now });
       } else if (r.code === 'BAD_SIGNATURE') return 'reject';
+      else this.heard.add(envelopes[i]!.bytes);
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }

@@ -18,10 +18,13 @@ import {
   signTransaction,
   type TxEnvelope,
   toHex,
+  ValidationError,
 } from '@unc/core';
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import fc from 'fast-check';
+import { AdmissionBusy } from '../../src/admission.js';
+import { systemClock } from '../../src/clock.js';
 import {
   AdmissionTimes,
   carriedMatchesIds,
@@ -32,10 +35,12 @@ import {
   Rebuild,
   wireTxId,
 } from '../../src/consensus/compact-block.js';
+import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
   type ProposalMessage,
+  txBatchCodec,
 } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -294,4 +299,33 @@ test('a validator uses a compact proposal whose missing transactions were carrie
   // The same proposal carrying another subset: a different message, not relayed again.
   const stripped = encode(compactProposalCodec, compactOf(message, [txs[0]!]));
   assert.notEqual(await gossip('compact-proposal', stripped, 'relay2'), 'accept');
+});
+
+test('gossiped transactions this node could not admit still rebuild a proposal (busy queue, refused); bad signatures do not', async () => {
+  let answer: (envs: readonly TxEnvelope[]) => Promise<(ValidationError | { replaced: boolean })[]>;
+  const reactor = new MempoolReactor({
+    clock: systemClock,
+    admitTx: () => {
+      throw new ValidationError('NONCE_GAP', 'too far ahead');
+    },
+    admitTxs: (envs: readonly TxEnvelope[]) => answer(envs) as never,
+    publishBatch: () => {},
+    connected: () => true,
+  });
+  const busy = [transfer(0n), transfer(1n)];
+  answer = async () => {
+    throw new AdmissionBusy(1);
+  };
+  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, busy)), 'ignore');
+  for (const tx of busy)
+    assert.deepEqual(reactor.lookup(wireTxId(tx)), tx, 'held though not admitted (queue full)');
+  const refused = transfer(5n);
+  answer = async (envs) => envs.map(() => new ValidationError('NONCE_GAP', 'too far ahead'));
+  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, [refused])), 'ignore');
+  assert.deepEqual(reactor.lookup(wireTxId(refused)), refused, 'held though refused by this node’s state');
+  const forged = transfer(6n).slice();
+  forged[forged.length - 1]! ^= 1;
+  answer = async (envs) => envs.map(() => new ValidationError('BAD_SIGNATURE', 'bad'));
+  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, [forged])), 'reject');
+  assert.equal(reactor.lookup(wireTxId(forged)), undefined, 'a bad signature is the relay’s fault: not held');
 });
