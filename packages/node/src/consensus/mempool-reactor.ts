@@ -28,7 +28,7 @@ export interface MempoolReactorOptions {
   connected(): boolean;
 }
 
-/** Gossiped transactions held without being admitted (`heard`): a quarter of the index's bounds. */
+/** Gossiped transactions held from their arrival (`heard`): a quarter of the index's bounds. */
 export const HEARD_MAX_ENTRIES = 12_500;
 export const HEARD_MAX_BYTES = 16 * 1024 * 1024;
 
@@ -36,11 +36,13 @@ export class MempoolReactor {
   /** What this node admitted, by wire id: compact proposals are rebuilt from it. */
   private readonly txIndex = new TxIndex();
   /**
-   * Gossiped transactions this node did not admit (its admission queue was full, the sender's
-   * queue here was, a nonce ahead of this node's state...): not in its mempool, but a peer that did
-   * admit one may put it in a block, and rebuilding that block from here beats fetching it from a
-   * busy proposer. Used only to rebuild compact proposals, whose transactions are all checked;
-   * bounded on its own (`HEARD_MAX_*`), so junk gossip can push out only other unadmitted ones.
+   * Every transaction gossiped to this node, from its arrival: those still waiting in its
+   * admission queue (under load for a second or more), those it did not admit (the queue full, a
+   * nonce ahead of its state...). Not in its mempool, but a peer that admitted one may put it in a
+   * block, and rebuilding that block from here beats fetching it from a busy proposer. Used only
+   * to rebuild compact proposals, whose transactions are all checked; bounded on its own
+   * (`HEARD_MAX_*`), so junk gossip can push out only other gossiped ones, never what this node
+   * admitted.
    */
   private readonly heard = new TxIndex(HEARD_MAX_ENTRIES, HEARD_MAX_BYTES);
   /** When each recent transaction was admitted here: what a proposal carries (compact-block.ts). */
@@ -87,6 +89,7 @@ export class MempoolReactor {
   onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
+    for (const env of envelopes) this.heard.add(env.bytes);
     if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs);
     let admitted = 0;
     for (const env of envelopes) {
@@ -101,7 +104,6 @@ export class MempoolReactor {
         // But a signature that does not verify is the relay's fault whatever the state: ignoring
         // it would let a peer make this node check up to a batch of signatures per message, free.
         if (err.code === 'BAD_SIGNATURE') return 'reject';
-        this.heard.add(env.bytes);
       }
     }
     return admitted > 0 ? 'accept' : 'ignore';
@@ -119,10 +121,7 @@ export class MempoolReactor {
     try {
       results = await admitTxs(envelopes);
     } catch (err) {
-      if ((err as { code?: unknown }).code === 'BUSY') {
-        for (const env of envelopes) this.heard.add(env.bytes);
-        return 'ignore';
-      }
+      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
       throw err;
     }
     let admitted = 0;
@@ -133,7 +132,6 @@ export class MempoolReactor {
         this.txIndex.add(envelopes[i]!.bytes);
         this.admitted.record(envelopes[i]!.hash, { at: now });
       } else if (r.code === 'BAD_SIGNATURE') return 'reject';
-      else this.heard.add(envelopes[i]!.bytes);
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }
