@@ -359,6 +359,9 @@ export class TxIndex {
 export class Rebuild {
   readonly txs: (Uint8Array | null)[];
   private missingCount: number;
+  private readonly filledByCopy = new AbortController();
+  /** Ids filled in from another copy (`fillFrom`), perhaps asked for meanwhile. */
+  private readonly filledLate = new Set<string>();
 
   constructor(
     readonly msg: CompactProposalMessage,
@@ -388,8 +391,46 @@ export class Rebuild {
   }
 
   /**
-   * Fills in fetched transactions. Each must hash to an id that is still missing; returns false
-   * (and fills in nothing) if any does not: the peer answered with something it was not asked.
+   * Aborted once another copy of the proposal completed this rebuild with its carried bodies
+   * (`fillFrom`): the fetch under way stops waiting for its peer.
+   */
+  get completedByCopy(): AbortSignal {
+    return this.filledByCopy.signal;
+  }
+
+  /** The transactions found so far (held here or carried), in block order. */
+  found(): Uint8Array[] {
+    return this.txs.filter((t): t is Uint8Array => t !== null);
+  }
+
+  /**
+   * Fills in, of `bodies`, those still missing: what another copy of the same signed proposal
+   * found (its carried bodies above all). A relay can race a copy with its bodies stripped; the
+   * genuine copy arriving while that one's fetch is under way still completes the block, rather
+   * than being dropped as a copy of a proposal being fetched. Each body is matched by its own
+   * hash, so nothing but the signed transactions goes in. Returns whether the rebuild is complete.
+   */
+  fillFrom(bodies: readonly Uint8Array[]): boolean {
+    if (this.complete || bodies.length === 0) return this.complete;
+    const byId = new Map<string, Uint8Array>();
+    for (const body of bodies) byId.set(toHex(wireTxId(body)), body);
+    this.txs.forEach((t, i) => {
+      if (t !== null) return;
+      const id = toHex(this.msg.txIds[i]!);
+      const body = byId.get(id);
+      if (body === undefined) return;
+      this.txs[i] = body;
+      this.filledLate.add(id);
+      this.missingCount--;
+    });
+    if (this.complete) this.filledByCopy.abort(new Error('completed by another copy’s carried bodies'));
+    return this.complete;
+  }
+
+  /**
+   * Fills in fetched transactions. Each must hash to an id that is still missing, or to one filled
+   * in meanwhile (another copy carried it while the request was out); returns false (and fills in
+   * nothing) if any does not: the peer answered with something it was not asked.
    */
   fill(answer: readonly Uint8Array[]): boolean {
     const wanted = new Map<string, number[]>();
@@ -402,8 +443,12 @@ export class Rebuild {
     });
     const found: [number[], Uint8Array][] = [];
     for (const bytes of answer) {
-      const at = wanted.get(toHex(wireTxId(bytes)));
-      if (!at) return false;
+      const id = toHex(wireTxId(bytes));
+      const at = wanted.get(id);
+      if (!at) {
+        if (this.filledLate.has(id)) continue;
+        return false;
+      }
       found.push([at, bytes]);
     }
     for (const [at, bytes] of found)

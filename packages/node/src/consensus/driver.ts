@@ -392,7 +392,7 @@ export class ConsensusDriver {
    * over their ids (a re-wrapped copy is the same fetch), and the peers they came from (one fetch
    * at a time per peer).
    */
-  private readonly fetching = new Set<string>();
+  private readonly fetching = new Map<string, Rebuild>();
   private readonly fetchingFrom = new Set<string>();
   /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
   private readonly fetchingRounds = new Map<string, number>();
@@ -1532,6 +1532,13 @@ export class ConsensusDriver {
         from,
       );
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    // What this copy found (its carried bodies, what arrived here meanwhile) fills a rebuild of the
+    // same signed proposal under way: a relay that raced a copy with the bodies stripped would
+    // otherwise have every copy carrying them dropped here as a copy of a proposal being fetched,
+    // and this node fetch them (first from that relay) past the propose timeout. The copy that
+    // completes the block hands it on; the fetch under way stops (`completedByCopy`).
+    const underWay = this.fetching.get(toHex(msg.idsSignature));
+    if (underWay && underWay.fillFrom(rebuild.found())) return this.routeProposal(underWay.full(), from);
     const missing = rebuild.missing().length;
     this.logger.debug('compact proposal', {
       height: proposal.height,
@@ -1560,7 +1567,8 @@ export class ConsensusDriver {
       const current = this.roundAt(proposal.height);
       const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
       const inSlot = this.fetchingRounds.get(slot) ?? 0;
-      if (this.fetching.has(content)) {
+      const underWay = this.fetching.get(content);
+      if (underWay) {
         // Another peer sent it too: it announced these ids, so it is asked before peers that did not.
         const known = this.announcers.get(content);
         if (known && !known.includes(from) && known.length < MAX_ANNOUNCERS) known.push(from);
@@ -1573,7 +1581,7 @@ export class ConsensusDriver {
         !this.network
       )
         return 'ignore';
-      this.fetching.add(content);
+      this.fetching.set(content, rebuild);
       this.fetchingFrom.add(from);
       this.fetchingRounds.set(slot, inSlot + 1);
       this.announcers.set(content, []);
@@ -1586,7 +1594,9 @@ export class ConsensusDriver {
       const fetch = { round: proposal.round, blockHash: proposal.blockHash, abort };
       this.roundFetches.add(fetch);
       try {
-        if (!(await this.fetchMissing(rebuild, from, this.network, content, abort.signal))) return 'ignore';
+        const fetched = await this.fetchMissing(rebuild, from, this.network, content, abort.signal);
+        // Completed by another copy's carried bodies: that copy handed the block on.
+        if (rebuild.completedByCopy.aborted || !fetched) return 'ignore';
         this.mark('fetched', proposal.round);
       } finally {
         height.removeEventListener('abort', onHeight);
@@ -1656,8 +1666,8 @@ export class ConsensusDriver {
       // would otherwise hold this node's rebuild past its round's timeout (a nil prevote), so
       // that one relay could make every proposal needing a fetch fail.
       const last = turn === MAX_FETCH_PEERS - 1 || candidates.length === 1;
-      const deadline = last ? null : this.peerDeadline(signal);
-      const peerSignal = deadline?.signal ?? signal;
+      const deadline = this.peerDeadline(signal, last, rebuild.completedByCopy);
+      const peerSignal = deadline.signal;
       try {
         for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
           if (this.stopped || height !== this.chain.tipHeight + 1n) return false;
@@ -1670,10 +1680,11 @@ export class ConsensusDriver {
           if (answer.length < ask.length) break; // it holds no more of them: the next peer
         }
       } catch (err) {
+        if (rebuild.complete) return true;
         if (signal.aborted) return false;
         this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
       } finally {
-        deadline?.cancel();
+        deadline.cancel();
       }
       if (rebuild.complete) return true;
     }
@@ -1685,22 +1696,33 @@ export class ConsensusDriver {
   }
 
   /**
-   * An abort signal for one peer's turn in a fetch: the height's (`parent`), or a share of the
-   * propose timeout on this node's clock, whichever comes first.
+   * An abort signal for one peer's turn in a fetch: the height's (`parent`), another copy of the
+   * proposal completing the block (`completed`), or (but for the `last` peer asked) a share of
+   * the propose timeout on this node's clock, whichever comes first.
    */
-  private peerDeadline(parent: AbortSignal): { signal: AbortSignal; cancel: () => void } {
+  private peerDeadline(
+    parent: AbortSignal,
+    last: boolean,
+    completed: AbortSignal,
+  ): { signal: AbortSignal; cancel: () => void } {
     const controller = new AbortController();
-    const onParent = () => controller.abort(parent.reason);
-    if (parent.aborted) controller.abort(parent.reason);
-    else parent.addEventListener('abort', onParent, { once: true });
-    const cancelTimer = this.clock.schedule(FETCH_PEER_SHARE_OF_PROPOSE * this.timeouts.proposeMs, () =>
-      controller.abort(new Error('the peer did not answer in its share of the round')),
-    );
+    const parents = [parent, completed];
+    const onParent = (event: Event) => controller.abort((event.target as AbortSignal).reason);
+    for (const p of parents) {
+      if (p.aborted) controller.abort(p.reason);
+      else p.addEventListener('abort', onParent, { once: true });
+    }
+    // The last peer asked has the request's own timeout.
+    const cancelTimer = last
+      ? () => {}
+      : this.clock.schedule(FETCH_PEER_SHARE_OF_PROPOSE * this.timeouts.proposeMs, () =>
+          controller.abort(new Error('the peer did not answer in its share of the round')),
+        );
     return {
       signal: controller.signal,
       cancel: () => {
         cancelTimer();
-        parent.removeEventListener('abort', onParent);
+        for (const p of parents) p.removeEventListener('abort', onParent);
       },
     };
   }

@@ -13,7 +13,9 @@ import {
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
+  equalBytes,
   parseUnc,
+  selectProposer,
   signProposal,
   signTransaction,
   type TxEnvelope,
@@ -136,6 +138,28 @@ describe('carried bodies: the pure parts', () => {
     assert.deepEqual(rebuild.full().block.txs, txs);
     const partly = new Rebuild(compactOver(txs, [txs[2]!]), (id) => held.get(toHex(id)));
     assert.deepEqual(partly.missing().map(toHex), [toHex(wireTxId(txs[1]!))]);
+  });
+
+  test('a rebuild under way is filled from another copy of the proposal, and a fetch answer crossing it is no fault', () => {
+    const txs = [transfer(0n), transfer(1n), transfer(2n)];
+    const stripped = new Rebuild(compactOver(txs, []), () => undefined);
+    const asked = stripped.missing();
+    assert.equal(asked.length, 3);
+    // Only signed transactions go in: a body of no id of the list fills nothing.
+    assert.equal(stripped.fillFrom([transfer(9n), txs[1]!]), false);
+    assert.equal(stripped.completedByCopy.aborted, false);
+    assert.deepEqual(stripped.missing().map(toHex), [toHex(wireTxId(txs[0]!)), toHex(wireTxId(txs[2]!))]);
+    // The answer to the request sent before (all three) fills the rest, the one already filled too.
+    assert.equal(stripped.fill(txs), true);
+    assert.equal(stripped.complete, true);
+    assert.deepEqual(stripped.full().block.txs, txs);
+    // Completed by a copy: the fetch under way is told to stop.
+    const other = new Rebuild(compactOver(txs, []), () => undefined);
+    assert.equal(other.fillFrom(txs), true);
+    assert.equal(other.completedByCopy.aborted, true);
+    // A transaction of no id asked is still the answering peer's fault.
+    const third = new Rebuild(compactOver(txs, []), () => undefined);
+    assert.equal(third.fill([transfer(9n)]), false);
   });
 
   test('carrying: fresh candidates go in with their bodies until the bound; past it they are left out, not taken', () => {
@@ -331,4 +355,87 @@ test('gossiped transactions rebuild a proposal from their arrival: still queued 
   answer = async (envs) => envs.map(() => new ValidationError('NONCE_GAP', 'too far ahead'));
   assert.equal(await reactor.onTxGossip(encode(txBatchCodec, [refused])), 'ignore');
   assert.deepEqual(reactor.lookup(wireTxId(refused)), refused, 'held though refused by this node’s state');
+});
+
+test('a copy with its bodies stripped, raced first: the genuine copy’s bodies complete its rebuild, whose fetch stops', async () => {
+  const hub = new MemoryNetworkHub();
+  const dir = mkdtempSync(join(tmpdir(), 'unc-carried-test-'));
+  dirs.push(dir);
+  const genesis = devGenesisJson({
+    blockTimeMs: 150,
+    validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  // Every peer asked for transactions holds the request until it is given up (a relay that raced
+  // a stripped copy and never answers, then peers as busy as the proposer).
+  const asked: string[] = [];
+  const node = await UncNode.start({
+    dataDir: dir,
+    genesis,
+    validatorSeed: validators[0]!.seed,
+    rpcPort: 0,
+    logger: silentLogger,
+    network: async (handlers) => {
+      const net = hub.join('v0', handlers);
+      net.requestTxs = (peer, _hash, _ids, signal) => {
+        asked.push(peer);
+        return new Promise((_, reject) => {
+          if (signal?.aborted) reject(signal.reason);
+          signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        });
+      };
+      return net;
+    },
+  });
+  running.add(node);
+  for (const peer of ['relay', 'relay2'])
+    hub.join(peer, { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
+  await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
+    timeoutMs: 60_000,
+    intervalMs: 25,
+  });
+  const gossip = node.driver.handlers().onGossip;
+  // Only v0 runs: it stays in round 0. The proposal is its round's own proposer's (worth a fetch).
+  const set = node.chain.validatorSet();
+  const beacon = node.chain.head.header.beacon;
+  const proposerOf = (round: number) =>
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+  const round = [0, 1].find((r) => proposerOf(r) !== validators[0])!;
+  const proposer = proposerOf(round);
+  const txs = [transfer(0n), transfer(1n)];
+  const { pending } = node.chain.buildProposal(
+    txs.map(envelopeFromBytes),
+    node.chain.nextBlockTime(BigInt(Date.now())),
+    { seed: proposer.seed, publicKey: proposer.publicKey },
+    () => false,
+  );
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: proposer.publicKey },
+    proposer.seed,
+  );
+  const message = withIds(
+    { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
+    proposer.seed,
+  );
+  // The relay strips the bodies and gets its copy in first: this node starts fetching from it.
+  let strippedVerdict: string | undefined;
+  const stripped = Promise.resolve(
+    gossip('compact-proposal', encode(compactProposalCodec, compactOf(message, [])), 'relay'),
+  ).then((v) => (strippedVerdict = v));
+  await waitUntil('the fetch to start', () => asked.length > 0, { timeoutMs: 30_000, intervalMs: 5 });
+  assert.equal(asked[0], 'relay');
+  // The genuine copy, carrying both bodies, arrives while that fetch waits: it completes the block.
+  const genuine = encode(compactProposalCodec, compactOf(message, txs));
+  assert.equal(await gossip('compact-proposal', genuine, 'relay2'), 'accept');
+  // The fetch under way stops (before, it held its slot and that relay's turn until given up).
+  await waitUntil('the stripped copy’s fetch to stop', () => strippedVerdict !== undefined, {
+    timeoutMs: 20_000,
+    intervalMs: 10,
+  });
+  assert.equal(await stripped, 'ignore', 'the genuine copy handed the block on, not this one');
+  assert.deepEqual(
+    node.driver.handlers().txs!(pending.hash, [wireTxId(txs[0]!), wireTxId(txs[1]!)]),
+    txs,
+    'the block is held',
+  );
 });
