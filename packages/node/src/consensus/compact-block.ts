@@ -54,7 +54,13 @@ import {
   toHex,
   type VerifyFn,
 } from '@unc/core';
-import { type CompactProposalMessage, type ProposalMessage, txIdsCodec } from './wire.js';
+import {
+  type CompactProposalMessage,
+  compactProposalCodec,
+  MAX_COMPACT_PROPOSAL_BYTES,
+  type ProposalMessage,
+  txIdsCodec,
+} from './wire.js';
 
 /**
  * Fetches in flight at once for one round (the current or the next; the earlier rounds of the
@@ -194,6 +200,26 @@ export function compactOf(msg: ProposalMessage, carried: readonly Uint8Array[] =
  * transactions for a later block rather than make every peer fetch them (`carrying`).
  */
 export const MAX_CARRIED_BYTES = 1024 * 1024;
+
+/**
+ * A compact proposal's encoding within `maxBytes` (the gossip topic's ceiling): its carried bodies
+ * cut from the end until it fits. A block of tens of thousands of small transactions has ids of
+ * up to 3.2 MB, and with 1 MiB of bodies more the message would pass the ceiling, so every peer
+ * would drop the proposer's proposal (and score down the node that sent it). The bodies left out
+ * are fetched, as without carrying.
+ */
+export function encodeCompactWithin(
+  msg: CompactProposalMessage,
+  maxBytes: number = MAX_COMPACT_PROPOSAL_BYTES,
+): Uint8Array {
+  const data = encode(compactProposalCodec, msg);
+  if (data.byteLength <= maxBytes || msg.carried.length === 0) return data;
+  let excess = data.byteLength - maxBytes;
+  let keep = msg.carried.length;
+  // Each body takes its bytes and a 4-byte length.
+  while (keep > 0 && excess > 0) excess -= msg.carried[--keep]!.byteLength + 4;
+  return encode(compactProposalCodec, { ...msg, carried: msg.carried.slice(0, keep) });
+}
 
 /**
  * Whether a compact proposal's carried bodies are ones its proposer could have sent: at most

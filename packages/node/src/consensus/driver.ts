@@ -70,6 +70,7 @@ import { BlockPreverifier } from './block-preverify.js';
 import {
   carrying,
   compactOf,
+  encodeCompactWithin,
   idListHash,
   MAX_CARRIED_BYTES,
   MAX_FETCH_PEERS,
@@ -1036,7 +1037,7 @@ export class ConsensusDriver {
         if (msg && this.validator && this.compactProposals && msg.block.txs.length > 0)
           this.publish(
             'compact-proposal',
-            encode(compactProposalCodec, compactOf(msg, this.carriedOf.get(msg.block) ?? [])),
+            encodeCompactWithin(compactOf(msg, this.carriedOf.get(msg.block) ?? [])),
           );
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });

@@ -102,6 +102,13 @@ export interface CompactProposalMessage {
   sentAt: bigint;
 }
 
+/**
+ * The most bytes a compact proposal's message may have: the gossip topic's ceiling
+ * (p2p/libp2p.ts). A full block's ids take up to 3.2 MB of it; carried bodies are cut to fit
+ * (compact-block.ts, `encodeCompactWithin`).
+ */
+export const MAX_COMPACT_PROPOSAL_BYTES = 4 * 1024 * 1024;
+
 /** A compact proposal's id list, as it travels and as its proposer signs it (compact-block.ts). */
 export const txIdsCodec: Codec<Uint8Array[]> = list(bytesN(32, 'wtxid'), MAX_BLOCK_TXS, 'txIds');
 

@@ -32,6 +32,7 @@ import {
   carriedMatchesIds,
   carrying,
   compactOf,
+  encodeCompactWithin,
   MAX_CARRIED_BYTES,
   mayBeMissingAtPeers,
   Rebuild,
@@ -41,6 +42,7 @@ import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
+  MAX_COMPACT_PROPOSAL_BYTES,
   type ProposalMessage,
   txBatchCodec,
 } from '../../src/consensus/wire.js';
@@ -138,6 +140,43 @@ describe('carried bodies: the pure parts', () => {
     assert.deepEqual(rebuild.full().block.txs, txs);
     const partly = new Rebuild(compactOver(txs, [txs[2]!]), (id) => held.get(toHex(id)));
     assert.deepEqual(partly.missing().map(toHex), [toHex(wireTxId(txs[1]!))]);
+  });
+
+  test('a compact proposal with a full block’s ids and 1 MiB of bodies is cut to the topic’s ceiling, its bodies from the end', () => {
+    // 99,000 ids (small transactions, a block within 8 MiB) and 1 MiB of bodies.
+    const bodies = Array.from({ length: 16 }, (_, i) => new Uint8Array(64 * 1024 - 64).fill(i));
+    const zero = new Uint8Array(32);
+    const header = {
+      chainId: 'unc-dev-1',
+      height: 5n,
+      time: 1n,
+      prevHash: zero,
+      stateRoot: zero,
+      txRoot: zero,
+      proposer: zero,
+      beacon: zero,
+      vrfProof: new Uint8Array(80),
+      lastCommitHash: zero,
+    };
+    const msg: CompactProposalMessage = {
+      ...compactOver([], []),
+      header,
+      txIds: [...bodies.map(wireTxId), ...Array.from({ length: 99_000 }, () => new Uint8Array(32))],
+      carried: bodies,
+    };
+    assert.ok(
+      encode(compactProposalCodec, msg).byteLength > MAX_COMPACT_PROPOSAL_BYTES,
+      'whole, it is too large',
+    );
+    const data = encodeCompactWithin(msg);
+    assert.ok(data.byteLength <= MAX_COMPACT_PROPOSAL_BYTES);
+    const sent = decode(compactProposalCodec, data);
+    assert.ok(sent.carried.length > 0 && sent.carried.length < bodies.length);
+    assert.deepEqual(sent.carried, bodies.slice(0, sent.carried.length));
+    assert.equal(carriedMatchesIds(sent), true);
+    // One that fits goes as it is.
+    const small = { ...msg, txIds: msg.txIds.slice(0, 16) };
+    assert.deepEqual(encodeCompactWithin(small), encode(compactProposalCodec, small));
   });
 
   test('a rebuild under way is filled from another copy of the proposal, and a fetch answer crossing it is no fault', () => {
