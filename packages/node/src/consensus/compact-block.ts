@@ -434,10 +434,11 @@ export class Rebuild {
    * found (its carried bodies above all). A relay can race a copy with its bodies stripped; the
    * genuine copy arriving while that one's fetch is under way still completes the block, rather
    * than being dropped as a copy of a proposal being fetched. Each body is matched by its own
-   * hash, so nothing but the signed transactions goes in. Returns whether the rebuild is complete.
+   * hash, so nothing but the signed transactions goes in. Returns whether this call completed the
+   * rebuild (its caller then hands the block on; once, however many copies follow).
    */
   fillFrom(bodies: readonly Uint8Array[]): boolean {
-    if (this.complete || bodies.length === 0) return this.complete;
+    if (this.complete || bodies.length === 0) return false;
     const byId = new Map<string, Uint8Array>();
     for (const body of bodies) byId.set(toHex(wireTxId(body)), body);
     this.txs.forEach((t, i) => {

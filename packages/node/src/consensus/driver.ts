@@ -1539,7 +1539,7 @@ export class ConsensusDriver {
     // and this node fetch them (first from that relay) past the propose timeout. The copy that
     // completes the block hands it on; the fetch under way stops (`completedByCopy`).
     const underWay = this.fetching.get(toHex(msg.idsSignature));
-    if (underWay && underWay.fillFrom(rebuild.found())) return this.routeProposal(underWay.full(), from);
+    if (underWay?.fillFrom(rebuild.found())) return this.routeProposal(underWay.full(), from);
     const missing = rebuild.missing().length;
     this.logger.debug('compact proposal', {
       height: proposal.height,

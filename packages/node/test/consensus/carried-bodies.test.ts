@@ -195,6 +195,7 @@ describe('carried bodies: the pure parts', () => {
     // Completed by a copy: the fetch under way is told to stop.
     const other = new Rebuild(compactOver(txs, []), () => undefined);
     assert.equal(other.fillFrom(txs), true);
+    assert.equal(other.fillFrom(txs), false, 'completed once: a further copy hands nothing on');
     assert.equal(other.completedByCopy.aborted, true);
     // A transaction of no id asked is still the answering peer's fault.
     const third = new Rebuild(compactOver(txs, []), () => undefined);
