@@ -27,6 +27,16 @@
  *   for a round no later than the next (any validator can sign proposals out of turn or for its
  *   turns far ahead, with ids nobody serves);
  * - amplification: an answer holds each transaction asked for once, however often it is named.
+ *
+ * Carried bodies: a proposer puts into its compact proposal the bodies of the block's transactions
+ * it admitted only within the last block interval (`mayBeMissingAtPeers`, `carrying`), which its
+ * peers may well not hold yet: a client's transfers reach one validator over RPC, and under load
+ * its peers' admission queues drop or delay the gossip of them. Without the bodies every peer had to fetch them from the
+ * proposer while it was the busiest node, and a fetch that outlived the propose timeout cost the
+ * round (BENCHMARKS.md, "Carried bodies"). Bounds: at most `MAX_CARRIED_BYTES` per proposal; each
+ * body must hash to an id of the signed list, in block order, each once (`carriedMatchesIds`), so
+ * a relay can strip bodies (its receivers fetch them) but not make a receiver hold anything the
+ * proposer did not sign.
  */
 import {
   type Block,
@@ -35,14 +45,22 @@ import {
   ed25519Sign,
   encode,
   hash32,
+  keyId,
   sha256,
   signature64,
   string,
   struct,
+  type TxEnvelope,
   toHex,
   type VerifyFn,
 } from '@unc/core';
-import { type CompactProposalMessage, type ProposalMessage, txIdsCodec } from './wire.js';
+import {
+  type CompactProposalMessage,
+  compactProposalCodec,
+  MAX_COMPACT_PROPOSAL_BYTES,
+  type ProposalMessage,
+  txIdsCodec,
+} from './wire.js';
 
 /**
  * Fetches in flight at once for one round (the current or the next; the earlier rounds of the
@@ -159,8 +177,11 @@ export function signProposalIds(
   );
 }
 
-/** The compact form of a full proposal message: the same proposer-signed id list, ids instead of bytes. */
-export function compactOf(msg: ProposalMessage): CompactProposalMessage {
+/**
+ * The compact form of a full proposal message: the same proposer-signed id list, ids instead of
+ * bytes, with the bodies of `carried` (transactions of the block, in block order) alongside.
+ */
+export function compactOf(msg: ProposalMessage, carried: readonly Uint8Array[] = []): CompactProposalMessage {
   return {
     proposal: msg.proposal,
     header: msg.block.header,
@@ -168,8 +189,148 @@ export function compactOf(msg: ProposalMessage): CompactProposalMessage {
     txIds: wireIdsOfBlock(msg.block).ids,
     lastCommit: msg.lastCommit,
     idsSignature: msg.idsSignature,
+    carried: [...carried],
     sentAt: msg.sentAt,
   };
+}
+
+/**
+ * The most bytes of transaction bodies one compact proposal carries: 1 MiB, about 5,000 transfers,
+ * far under the topic's 4 MiB with a full block's ids. Past it the proposer leaves its freshest
+ * transactions for a later block rather than make every peer fetch them (`carrying`).
+ */
+export const MAX_CARRIED_BYTES = 1024 * 1024;
+
+/**
+ * A compact proposal's encoding within `maxBytes` (the gossip topic's ceiling): its carried bodies
+ * cut from the end until it fits. A block of tens of thousands of small transactions has ids of
+ * up to 3.2 MB, and with 1 MiB of bodies more the message would pass the ceiling, so every peer
+ * would drop the proposer's proposal (and score down the node that sent it). The bodies left out
+ * are fetched, as without carrying.
+ */
+export function encodeCompactWithin(
+  msg: CompactProposalMessage,
+  maxBytes: number = MAX_COMPACT_PROPOSAL_BYTES,
+): Uint8Array {
+  const data = encode(compactProposalCodec, msg);
+  if (data.byteLength <= maxBytes || msg.carried.length === 0) return data;
+  let excess = data.byteLength - maxBytes;
+  let keep = msg.carried.length;
+  // Each body takes its bytes and a 4-byte length.
+  while (keep > 0 && excess > 0) excess -= msg.carried[--keep]!.byteLength + 4;
+  return encode(compactProposalCodec, { ...msg, carried: msg.carried.slice(0, keep) });
+}
+
+/**
+ * Whether a compact proposal's carried bodies are ones its proposer could have sent: at most
+ * `MAX_CARRIED_BYTES`, each the transaction of one id of the signed list, in the list's order and
+ * each once. Otherwise the message was made or altered by its sender (rejected): bodies matching
+ * no id would be bytes held for nothing, and repeats a way to inflate a message.
+ */
+export function carriedMatchesIds(msg: CompactProposalMessage): boolean {
+  if (msg.carried.length === 0) return true;
+  if (msg.carried.length > msg.txIds.length) return false;
+  let bytes = 0;
+  for (const body of msg.carried) bytes += body.byteLength;
+  if (bytes > MAX_CARRIED_BYTES) return false;
+  let at = 0;
+  for (const body of msg.carried) {
+    const id = wireTxId(body);
+    while (at < msg.txIds.length && !equalIds(msg.txIds[at]!, id)) at++;
+    if (at === msg.txIds.length) return false;
+    at++;
+  }
+  return true;
+}
+
+function equalIds(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** When this node admitted a transaction (its clock): what the proposer knows of what its peers lack. */
+export interface Admitted {
+  at: number;
+}
+
+/**
+ * Whether a transaction admitted here (`admitted`, undefined if not known) may still be missing
+ * at this node's peers `now`, so that a proposal carries its body: one admitted within the last
+ * block interval, from this node's own clients (its peers have it only once their admission of
+ * its gossip is through, and a busy peer drops gossip it has no room to admit) or from a peer's
+ * gossip (the other peers get the same gossip at about the same time, but under load admit it
+ * hundreds of ms later: in bench:consensus a proposal of 1,043 transfers, 250 of them carried as
+ * the proposer's own, still had 500 gossiped ones missing at a peer, fetched in 500 ms). Older ones
+ * go by id only: fetched if a peer still lacks them. This is the proposer's own choice of how its
+ * proposal travels; what the block holds is unchanged.
+ */
+export function mayBeMissingAtPeers(
+  admitted: Admitted | undefined,
+  now: number,
+  blockTimeMs: number,
+): boolean {
+  return admitted !== undefined && now - admitted.at < blockTimeMs;
+}
+
+/**
+ * Admission times of recent transactions, by transaction hash (`keyId`): bounded in count, the
+ * oldest forgotten first (a forgotten one is just not carried).
+ */
+export class AdmissionTimes {
+  private readonly byHash = new Map<string, Admitted>();
+
+  constructor(private readonly maxEntries = 50_000) {}
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  record(hash: Uint8Array, admitted: Admitted): void {
+    const key = keyId(hash);
+    this.byHash.delete(key);
+    this.byHash.set(key, admitted);
+    while (this.byHash.size > this.maxEntries) this.byHash.delete(this.byHash.keys().next().value as string);
+  }
+
+  get(hash: Uint8Array): Admitted | undefined {
+    return this.byHash.get(keyId(hash));
+  }
+}
+
+/**
+ * A block builder's candidates (`Mempool.ordered`), passed through with the carry rule: a
+ * transaction that `mayBeMissing` goes into the block with its body carried while the carried
+ * bytes stay within `maxCarriedBytes`; past that it is answered "not taken" (the source then holds
+ * back its sender's following nonces) and left for a later block, when its peers will hold it.
+ * Those the builder took with their bodies are added to `carried`, in block order.
+ */
+export function* carrying(
+  source: Iterable<TxEnvelope>,
+  mayBeMissing: (env: TxEnvelope) => boolean,
+  maxCarriedBytes: number,
+  carried: TxEnvelope[],
+): Generator<TxEnvelope, void, boolean | undefined> {
+  const it = source[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
+  let bytes = 0;
+  try {
+    for (let next = it.next(); !next.done; ) {
+      const env = next.value;
+      const carry = mayBeMissing(env);
+      if (carry && bytes + env.bytes.byteLength > maxCarriedBytes) {
+        next = it.next(false);
+        continue;
+      }
+      const taken = yield env;
+      if (carry && taken !== false) {
+        carried.push(env);
+        bytes += env.bytes.byteLength;
+      }
+      next = it.next(taken);
+    }
+  } finally {
+    it.return?.();
+  }
 }
 
 /**
@@ -224,12 +385,21 @@ export class TxIndex {
 export class Rebuild {
   readonly txs: (Uint8Array | null)[];
   private missingCount: number;
+  private readonly filledByCopy = new AbortController();
+  /** Ids filled in from another copy (`fillFrom`), perhaps asked for meanwhile. */
+  private readonly filledLate = new Set<string>();
 
   constructor(
     readonly msg: CompactProposalMessage,
     lookup: (id: Uint8Array) => Uint8Array | undefined,
   ) {
-    this.txs = msg.txIds.map((id) => lookup(id) ?? null);
+    // The bodies the proposer carried, by id (each matches an id: `carriedMatchesIds`, checked on
+    // arrival; one that did not would just never be looked up).
+    const carried = new Map<string, Uint8Array>();
+    for (const body of msg.carried) carried.set(toHex(wireTxId(body)), body);
+    this.txs = msg.txIds.map(
+      (id) => lookup(id) ?? (carried.size > 0 ? carried.get(toHex(id)) : undefined) ?? null,
+    );
     this.missingCount = this.txs.reduce((n, t) => n + (t === null ? 1 : 0), 0);
   }
 
@@ -247,8 +417,47 @@ export class Rebuild {
   }
 
   /**
-   * Fills in fetched transactions. Each must hash to an id that is still missing; returns false
-   * (and fills in nothing) if any does not: the peer answered with something it was not asked.
+   * Aborted once another copy of the proposal completed this rebuild with its carried bodies
+   * (`fillFrom`): the fetch under way stops waiting for its peer.
+   */
+  get completedByCopy(): AbortSignal {
+    return this.filledByCopy.signal;
+  }
+
+  /** The transactions found so far (held here or carried), in block order. */
+  found(): Uint8Array[] {
+    return this.txs.filter((t): t is Uint8Array => t !== null);
+  }
+
+  /**
+   * Fills in, of `bodies`, those still missing: what another copy of the same signed proposal
+   * found (its carried bodies above all). A relay can race a copy with its bodies stripped; the
+   * genuine copy arriving while that one's fetch is under way still completes the block, rather
+   * than being dropped as a copy of a proposal being fetched. Each body is matched by its own
+   * hash, so nothing but the signed transactions goes in. Returns whether this call completed the
+   * rebuild (its caller then hands the block on; once, however many copies follow).
+   */
+  fillFrom(bodies: readonly Uint8Array[]): boolean {
+    if (this.complete || bodies.length === 0) return false;
+    const byId = new Map<string, Uint8Array>();
+    for (const body of bodies) byId.set(toHex(wireTxId(body)), body);
+    this.txs.forEach((t, i) => {
+      if (t !== null) return;
+      const id = toHex(this.msg.txIds[i]!);
+      const body = byId.get(id);
+      if (body === undefined) return;
+      this.txs[i] = body;
+      this.filledLate.add(id);
+      this.missingCount--;
+    });
+    if (this.complete) this.filledByCopy.abort(new Error('completed by another copy’s carried bodies'));
+    return this.complete;
+  }
+
+  /**
+   * Fills in fetched transactions. Each must hash to an id that is still missing, or to one filled
+   * in meanwhile (another copy carried it while the request was out); returns false (and fills in
+   * nothing) if any does not: the peer answered with something it was not asked.
    */
   fill(answer: readonly Uint8Array[]): boolean {
     const wanted = new Map<string, number[]>();
@@ -261,8 +470,12 @@ export class Rebuild {
     });
     const found: [number[], Uint8Array][] = [];
     for (const bytes of answer) {
-      const at = wanted.get(toHex(wireTxId(bytes)));
-      if (!at) return false;
+      const id = toHex(wireTxId(bytes));
+      const at = wanted.get(id);
+      if (!at) {
+        if (this.filledLate.has(id)) continue;
+        return false;
+      }
       found.push([at, bytes]);
     }
     for (const [at, bytes] of found)

@@ -68,11 +68,15 @@ import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
 import { BlockPreverifier, type InFlightChecks } from './block-preverify.js';
 import {
+  carrying,
   compactOf,
+  encodeCompactWithin,
   idListHash,
+  MAX_CARRIED_BYTES,
   MAX_FETCH_PEERS,
   MAX_FETCHES,
   MAX_FETCHES_IN_ALL,
+  mayBeMissingAtPeers,
   Rebuild,
   signProposalIds,
   txsOfBlock,
@@ -102,6 +106,7 @@ import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
+  type CompactProposalMessage,
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
@@ -312,6 +317,14 @@ export class ConsensusDriver {
   private readonly relayingPeers = new Map<string, true>();
   /** Signatures of the votes and proposals heard so far (`firstHeard`). */
   private readonly heardSignatures = new Set<string>();
+  /**
+   * The form of each compact proposal first accepted here (by the proposer's signature over its
+   * ids: the hash of the message without `sentAt`), bounded like `heardSignatures`. Its carried
+   * bodies are not signed, so copies of one proposal carrying different subsets have different
+   * gossip ids (p2p/message-id.ts): only the first form is relayed, or anyone could flood the
+   * network with one genuine proposal cut into many copies.
+   */
+  private readonly compactForms = new Map<string, string>();
   /** Catch-ups sent and refused (churn within the interval), for tests and metrics. */
   readonly catchUpStats = { sent: 0, refused: 0, messages: 0 };
   /**
@@ -363,6 +376,8 @@ export class ConsensusDriver {
   /** A stall check is asking the peers how far they are. */
   private probingPeers = false;
   private readonly mempoolReactor: MempoolReactor;
+  /** The bodies a block this node built carries in its compact proposal (`carrying`), by block. */
+  private readonly carriedOf = new WeakMap<Block, Uint8Array[]>();
   private readonly evidencePool: EvidencePool;
   private readonly syncReactor: SyncReactor;
   private readonly commitListeners = new Set<(c: CommittedBlock, round: number) => void>();
@@ -378,7 +393,7 @@ export class ConsensusDriver {
    * over their ids (a re-wrapped copy is the same fetch), and the peers they came from (one fetch
    * at a time per peer).
    */
-  private readonly fetching = new Set<string>();
+  private readonly fetching = new Map<string, Rebuild>();
   private readonly fetchingFrom = new Set<string>();
   /** Fetches in flight by height and round (`MAX_FETCHES` each; earlier rounds share one). */
   private readonly fetchingRounds = new Map<string, number>();
@@ -1020,7 +1035,10 @@ export class ConsensusDriver {
         // An empty block goes whole (it is as small), and so does every re-sent proposal
         // (`regossip`): the peers it is for missed things, transactions likely among them.
         if (msg && this.validator && this.compactProposals && msg.block.txs.length > 0)
-          this.publish('compact-proposal', encode(compactProposalCodec, compactOf(msg)));
+          this.publish(
+            'compact-proposal',
+            encodeCompactWithin(compactOf(msg, this.carriedOf.get(msg.block) ?? [])),
+          );
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
         return;
@@ -1142,8 +1160,20 @@ export class ConsensusDriver {
     const drawn = new Map<string, TxEnvelope>();
     // Measured on the clock (the simulator's does not move while code runs: its budget stays wide).
     const started = this.clock.now();
+    // With peers, the transactions they very probably lack yet travel with the compact proposal
+    // (compact-block.ts, `carrying`): a peer fetching them from this node, now busy, could miss
+    // the round.
+    const carried: TxEnvelope[] = [];
+    const candidates = this.network
+      ? carrying(
+          this.host.proposalCandidates(),
+          (env) => mayBeMissingAtPeers(this.mempoolReactor.admittedAt(env.hash), started, this.blockTimeMs),
+          MAX_CARRIED_BYTES,
+          carried,
+        )
+      : this.host.proposalCandidates();
     const { pending, rejected } = this.chain.buildProposal(
-      recording(this.host.proposalCandidates(), drawn, this.proposalBudget.maxTxs()),
+      recording(candidates, drawn, this.proposalBudget.maxTxs()),
       time,
       this.validator,
       (hash) => {
@@ -1152,9 +1182,15 @@ export class ConsensusDriver {
       },
     );
     const built = this.clock.now();
+    if (carried.length > 0)
+      this.carriedOf.set(
+        pending.block,
+        carried.map((env) => env.bytes),
+      );
     this.proposalBudget.observe(pending.envelopes.length, built - started);
     this.mark('built', round, built, {
       txs: pending.envelopes.length,
+      carried: carried.length,
       ms: built - started,
       max: this.proposalBudget.maxTxs(),
     });
@@ -1308,7 +1344,12 @@ export class ConsensusDriver {
       }
       case 'compact-proposal': {
         const heard = { first: false };
-        return this.relayed(from, await this.onCompactProposalGossip(data, from, heard), heard.first);
+        const verdict = this.relayed(
+          from,
+          await this.onCompactProposalGossip(data, from, heard),
+          heard.first,
+        );
+        return verdict === 'accept' && !this.firstCompactForm(data) ? 'ignore' : verdict;
       }
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
@@ -1382,6 +1423,23 @@ export class ConsensusDriver {
       if (oldest !== undefined) this.relayingPeers.delete(oldest);
     }
     return verdict;
+  }
+
+  /** Whether an accepted compact proposal is in the first form accepted here (`compactForms`). */
+  private firstCompactForm(data: Uint8Array): boolean {
+    let msg: CompactProposalMessage;
+    try {
+      msg = decode(compactProposalCodec, data);
+    } catch {
+      return false;
+    }
+    const key = toHex(msg.idsSignature);
+    const form = toHex(sha256(data.subarray(0, data.byteLength - 8)));
+    const first = this.compactForms.get(key);
+    if (first !== undefined) return first === form;
+    if (this.compactForms.size >= VERIFIED_CACHE) this.compactForms.clear();
+    this.compactForms.set(key, form);
+    return true;
   }
 
   /**
@@ -1475,6 +1533,13 @@ export class ConsensusDriver {
         from,
       );
     const rebuild = new Rebuild(msg, (id) => this.mempoolReactor.lookup(id));
+    // What this copy found (its carried bodies, what arrived here meanwhile) fills a rebuild of the
+    // same signed proposal under way: a relay that raced a copy with the bodies stripped would
+    // otherwise have every copy carrying them dropped here as a copy of a proposal being fetched,
+    // and this node fetch them (first from that relay) past the propose timeout. The copy that
+    // completes the block hands it on; the fetch under way stops (`completedByCopy`).
+    const underWay = this.fetching.get(toHex(msg.idsSignature));
+    if (underWay?.fillFrom(rebuild.found())) return this.routeProposal(underWay.full(), from);
     const missing = rebuild.missing().length;
     this.logger.debug('compact proposal', {
       height: proposal.height,
@@ -1503,7 +1568,8 @@ export class ConsensusDriver {
       const current = this.roundAt(proposal.height);
       const slot = `${proposal.height}:${proposal.round < current ? 'past' : proposal.round}`;
       const inSlot = this.fetchingRounds.get(slot) ?? 0;
-      if (this.fetching.has(content)) {
+      const underWay = this.fetching.get(content);
+      if (underWay) {
         // Another peer sent it too: it announced these ids, so it is asked before peers that did not.
         const known = this.announcers.get(content);
         if (known && !known.includes(from) && known.length < MAX_ANNOUNCERS) known.push(from);
@@ -1516,7 +1582,7 @@ export class ConsensusDriver {
         !this.network
       )
         return 'ignore';
-      this.fetching.add(content);
+      this.fetching.set(content, rebuild);
       this.fetchingFrom.add(from);
       this.fetchingRounds.set(slot, inSlot + 1);
       this.announcers.set(content, []);
@@ -1529,7 +1595,9 @@ export class ConsensusDriver {
       const fetch = { round: proposal.round, blockHash: proposal.blockHash, abort };
       this.roundFetches.add(fetch);
       try {
-        if (!(await this.fetchMissing(rebuild, from, this.network, content, abort.signal))) return 'ignore';
+        const fetched = await this.fetchMissing(rebuild, from, this.network, content, abort.signal);
+        // Completed by another copy's carried bodies: that copy handed the block on.
+        if (rebuild.completedByCopy.aborted || !fetched) return 'ignore';
         this.mark('fetched', proposal.round);
       } finally {
         height.removeEventListener('abort', onHeight);
@@ -1599,8 +1667,8 @@ export class ConsensusDriver {
       // would otherwise hold this node's rebuild past its round's timeout (a nil prevote), so
       // that one relay could make every proposal needing a fetch fail.
       const last = turn === MAX_FETCH_PEERS - 1 || candidates.length === 1;
-      const deadline = last ? null : this.peerDeadline(signal);
-      const peerSignal = deadline?.signal ?? signal;
+      const deadline = this.peerDeadline(signal, last, rebuild.completedByCopy);
+      const peerSignal = deadline.signal;
       try {
         for (let missing = rebuild.missing(); missing.length > 0; missing = rebuild.missing()) {
           if (this.stopped || height !== this.chain.tipHeight + 1n) return false;
@@ -1613,10 +1681,11 @@ export class ConsensusDriver {
           if (answer.length < ask.length) break; // it holds no more of them: the next peer
         }
       } catch (err) {
+        if (rebuild.complete) return true;
         if (signal.aborted) return false;
         this.logger.debug('transaction fetch failed', { peer, error: (err as Error).message });
       } finally {
-        deadline?.cancel();
+        deadline.cancel();
       }
       if (rebuild.complete) return true;
     }
@@ -1628,22 +1697,33 @@ export class ConsensusDriver {
   }
 
   /**
-   * An abort signal for one peer's turn in a fetch: the height's (`parent`), or a share of the
-   * propose timeout on this node's clock, whichever comes first.
+   * An abort signal for one peer's turn in a fetch: the height's (`parent`), another copy of the
+   * proposal completing the block (`completed`), or (but for the `last` peer asked) a share of
+   * the propose timeout on this node's clock, whichever comes first.
    */
-  private peerDeadline(parent: AbortSignal): { signal: AbortSignal; cancel: () => void } {
+  private peerDeadline(
+    parent: AbortSignal,
+    last: boolean,
+    completed: AbortSignal,
+  ): { signal: AbortSignal; cancel: () => void } {
     const controller = new AbortController();
-    const onParent = () => controller.abort(parent.reason);
-    if (parent.aborted) controller.abort(parent.reason);
-    else parent.addEventListener('abort', onParent, { once: true });
-    const cancelTimer = this.clock.schedule(FETCH_PEER_SHARE_OF_PROPOSE * this.timeouts.proposeMs, () =>
-      controller.abort(new Error('the peer did not answer in its share of the round')),
-    );
+    const parents = [parent, completed];
+    const onParent = (event: Event) => controller.abort((event.target as AbortSignal).reason);
+    for (const p of parents) {
+      if (p.aborted) controller.abort(p.reason);
+      else p.addEventListener('abort', onParent, { once: true });
+    }
+    // The last peer asked has the request's own timeout.
+    const cancelTimer = last
+      ? () => {}
+      : this.clock.schedule(FETCH_PEER_SHARE_OF_PROPOSE * this.timeouts.proposeMs, () =>
+          controller.abort(new Error('the peer did not answer in its share of the round')),
+        );
     return {
       signal: controller.signal,
       cancel: () => {
         cancelTimer();
-        parent.removeEventListener('abort', onParent);
+        for (const p of parents) p.removeEventListener('abort', onParent);
       },
     };
   }

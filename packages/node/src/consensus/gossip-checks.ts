@@ -27,7 +27,7 @@ import {
   verifyVoteSignature,
 } from '@unc/core';
 import type { Verdict } from '../p2p/types.js';
-import { compactIdsSigned, fullIdsSigned } from './compact-block.js';
+import { carriedMatchesIds, compactIdsSigned, fullIdsSigned } from './compact-block.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
@@ -110,8 +110,8 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
 /**
  * A compact proposal (compact-block.ts): the same checks on the proposal and the header it
  * carries, and the proposer's signature over the id list (an altered copy of a genuine proposal
- * is rejected before it can take a fetch slot); the transactions are checked once the block is
- * rebuilt, like a full one's.
+ * is rejected before it can take a fetch slot), and that its carried bodies are transactions of
+ * that list; the transactions are checked once the block is rebuilt, like a full one's.
  */
 export function checkCompactProposalGossip(
   data: Uint8Array,
@@ -126,6 +126,9 @@ export function checkCompactProposalGossip(
   const checked = checkSignedProposal(msg, msg.header, view);
   if ('deliver' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
   if ('buffer' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  // Carried bodies that are not the signed ids' transactions, in order, were made up by the
+  // sender (checked once the ids are known to be the proposer's: hashing them is the costly part).
+  if (('deliver' in checked || 'buffer' in checked) && !carriedMatchesIds(msg)) return { verdict: 'reject' };
   return checked;
 }
 

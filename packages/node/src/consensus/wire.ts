@@ -92,8 +92,22 @@ export interface CompactProposalMessage {
    * proposal, other ids) into a round's fetch slots.
    */
   idsSignature: Uint8Array;
+  /**
+   * Bodies of some of the block's transactions, those its proposer has reason to think its peers
+   * do not hold yet (compact-block.ts, `mayBeMissingAtPeers`), in block order; each must hash to one of
+   * `txIds`. Not signed: a relay can only strip some (its receivers then fetch them, as before) or
+   * add bodies that do not match an id (the message is rejected).
+   */
+  carried: Uint8Array[];
   sentAt: bigint;
 }
+
+/**
+ * The most bytes a compact proposal's message may have: the gossip topic's ceiling
+ * (p2p/libp2p.ts). A full block's ids take up to 3.2 MB of it; carried bodies are cut to fit
+ * (compact-block.ts, `encodeCompactWithin`).
+ */
+export const MAX_COMPACT_PROPOSAL_BYTES = 4 * 1024 * 1024;
 
 /** A compact proposal's id list, as it travels and as its proposer signs it (compact-block.ts). */
 export const txIdsCodec: Codec<Uint8Array[]> = list(bytesN(32, 'wtxid'), MAX_BLOCK_TXS, 'txIds');
@@ -107,6 +121,7 @@ export const compactProposalCodec: Codec<CompactProposalMessage> = struct<Compac
     txIds: txIdsCodec,
     lastCommit: commitCodec,
     idsSignature: bytesN(64, 'idsSignature'),
+    carried: list(bytes(64 * 1024, 'tx'), MAX_BLOCK_TXS, 'carried'),
     sentAt: u64,
   },
 );

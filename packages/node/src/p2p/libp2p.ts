@@ -24,6 +24,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { chainIdCodec, encode, equalBytes, MAX_TX_BYTES, toHex } from '@unc/core';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { MAX_COMPACT_PROPOSAL_BYTES } from '../consensus/wire.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
   addressOf,
@@ -79,7 +80,7 @@ export const GOSSIP_TOPICS: readonly GossipTopic[] = [
 export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = {
   tx: 128 * 1024,
   proposal: 9 * 1024 * 1024,
-  'compact-proposal': 4 * 1024 * 1024,
+  'compact-proposal': MAX_COMPACT_PROPOSAL_BYTES,
   vote: 4 * 1024,
   evidence: 64 * 1024,
   // A public key, a peer id of at most 128 bytes and a signature (consensus/peer-binding.ts).
