@@ -107,18 +107,9 @@ export class BlockPreverifier {
     callerWaits: () => boolean = () => true,
   ): Promise<{ checked: number; complete: boolean }> {
     if (!this.pool || this.pool.threads === 0) return { checked: 0, complete: true };
-    const checks: Ed25519Check[] = [];
-    for (const env of envs) {
-      if (!alreadyVerified(env)) checks.push(envelopeSignatureCheck(env));
-      for (const action of env.stx.tx.actions) {
-        if (action.type === 'heartbeat') {
-          checks.push(...heartbeatSignatureChecks(state, chainId, env, head));
-          break;
-        }
-      }
-    }
+    const checks = blockChecks(envs, state, chainId, head, alreadyVerified);
     const pool = this.pool;
-    const chunkSize = Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
+    const chunkSize = this.chunkSize(pool);
     const ahead = Math.max(1, this.opts.chunksAhead ?? 2);
     const inFlight: { theirs: OwnedCheck[]; pending: Promise<boolean[]> }[] = [];
     let next = 0;
@@ -226,7 +217,7 @@ export class BlockPreverifier {
   ): InFlightChecks | null {
     if (!this.pool || this.pool.threads === 0) return null;
     const pool = this.pool;
-    const chunkSize = Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
+    const chunkSize = this.chunkSize(pool);
     const chunks: InFlightChunk[] = [];
     const where = new Map<string, { chunk: number; index: number }>();
     let part: OwnedCheck[] = [];
@@ -249,15 +240,7 @@ export class BlockPreverifier {
       part.push(own);
       if (part.length >= chunkSize) send();
     };
-    for (const env of envs) {
-      if (!alreadyVerified(env)) add(envelopeSignatureCheck(env));
-      for (const action of env.stx.tx.actions) {
-        if (action.type === 'heartbeat') {
-          for (const c of heartbeatSignatureChecks(state, chainId, env, head)) add(c);
-          break;
-        }
-      }
-    }
+    for (const c of blockChecks(envs, state, chainId, head, alreadyVerified)) add(c);
     send();
     return new InFlightChecks(
       pool,
@@ -267,6 +250,11 @@ export class BlockPreverifier {
       this.opts.shareWithCaller === true,
       chunkSize,
     );
+  }
+
+  /** Checks per chunk sent to the pool (and taken per turn when this thread helps). */
+  private chunkSize(pool: SignatureVerifier): number {
+    return Math.max(1, this.opts.chunkChecks ?? Math.max(512, 64 * pool.threads));
   }
 
   /** Whether the transaction's own signature was found valid here. */
@@ -281,6 +269,30 @@ export class BlockPreverifier {
   /** For ExecuteOptions.isEd25519Verified. */
   isEd25519Verified = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
     this.passed.isVerified(publicKey, message, signature);
+}
+
+/**
+ * A block's signature checks, gathered on `state` as the head: each transaction's own (unless
+ * `alreadyVerified`) and its heartbeat answers' (`preverifyAll` and `launch` alike).
+ */
+function blockChecks(
+  envs: readonly TxEnvelope[],
+  state: StateReader,
+  chainId: string,
+  head: PreverifyHead,
+  alreadyVerified: (env: TxEnvelope) => boolean,
+): Ed25519Check[] {
+  const checks: Ed25519Check[] = [];
+  for (const env of envs) {
+    if (!alreadyVerified(env)) checks.push(envelopeSignatureCheck(env));
+    for (const action of env.stx.tx.actions) {
+      if (action.type === 'heartbeat') {
+        checks.push(...heartbeatSignatureChecks(state, chainId, env, head));
+        break;
+      }
+    }
+  }
+  return checks;
 }
 
 interface InFlightChunk {

@@ -44,6 +44,7 @@ import {
   defaultVerify,
   ed25519Sign,
   encode,
+  equalBytes,
   hash32,
   keyId,
   sha256,
@@ -234,19 +235,24 @@ export function carriedMatchesIds(msg: CompactProposalMessage): boolean {
   for (const body of msg.carried) bytes += body.byteLength;
   if (bytes > MAX_CARRIED_BYTES) return false;
   let at = 0;
-  for (const body of msg.carried) {
-    const id = wireTxId(body);
-    while (at < msg.txIds.length && !equalIds(msg.txIds[at]!, id)) at++;
+  for (const id of carriedIds(msg)) {
+    while (at < msg.txIds.length && !equalBytes(msg.txIds[at]!, id)) at++;
     if (at === msg.txIds.length) return false;
     at++;
   }
   return true;
 }
 
-function equalIds(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** The wire ids of a message's carried bodies, hashed once per decoded message (checked on arrival, then rebuilt from). */
+const carriedIdsOf = new WeakMap<CompactProposalMessage, Uint8Array[]>();
+
+function carriedIds(msg: CompactProposalMessage): Uint8Array[] {
+  let ids = carriedIdsOf.get(msg);
+  if (!ids) {
+    ids = msg.carried.map((body) => wireTxId(body));
+    carriedIdsOf.set(msg, ids);
+  }
+  return ids;
 }
 
 /** When this node admitted a transaction (its clock): what the proposer knows of what its peers lack. */
@@ -396,7 +402,8 @@ export class Rebuild {
     // The bodies the proposer carried, by id (each matches an id: `carriedMatchesIds`, checked on
     // arrival; one that did not would just never be looked up).
     const carried = new Map<string, Uint8Array>();
-    for (const body of msg.carried) carried.set(toHex(wireTxId(body)), body);
+    const ids = carriedIds(msg);
+    msg.carried.forEach((body, i) => carried.set(toHex(ids[i]!), body));
     this.txs = msg.txIds.map(
       (id) => lookup(id) ?? (carried.size > 0 ? carried.get(toHex(id)) : undefined) ?? null,
     );

@@ -106,7 +106,6 @@ import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
-  type CompactProposalMessage,
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
@@ -1343,13 +1342,13 @@ export class ConsensusDriver {
         return this.relayed(from, await this.onProposalGossip(data, from, heard), heard.first);
       }
       case 'compact-proposal': {
-        const heard = { first: false };
+        const heard: { first: boolean; idsSignature?: Uint8Array } = { first: false };
         const verdict = this.relayed(
           from,
           await this.onCompactProposalGossip(data, from, heard),
           heard.first,
         );
-        return verdict === 'accept' && !this.firstCompactForm(data) ? 'ignore' : verdict;
+        return verdict === 'accept' && !this.firstCompactForm(heard.idsSignature, data) ? 'ignore' : verdict;
       }
       case 'tx':
         return this.mempoolReactor.onTxGossip(data);
@@ -1426,14 +1425,9 @@ export class ConsensusDriver {
   }
 
   /** Whether an accepted compact proposal is in the first form accepted here (`compactForms`). */
-  private firstCompactForm(data: Uint8Array): boolean {
-    let msg: CompactProposalMessage;
-    try {
-      msg = decode(compactProposalCodec, data);
-    } catch {
-      return false;
-    }
-    const key = toHex(msg.idsSignature);
+  private firstCompactForm(idsSignature: Uint8Array | undefined, data: Uint8Array): boolean {
+    if (!idsSignature) return false;
+    const key = toHex(idsSignature);
     const form = toHex(sha256(data.subarray(0, data.byteLength - 8)));
     const first = this.compactForms.get(key);
     if (first !== undefined) return first === form;
@@ -1507,13 +1501,15 @@ export class ConsensusDriver {
   private async onCompactProposalGossip(
     data: Uint8Array,
     from: string,
-    heard: { first: boolean },
+    /** `idsSignature`: the delivered message's, for `firstCompactForm` (no second decode). */
+    heard: { first: boolean; idsSignature?: Uint8Array },
   ): Promise<Verdict> {
     const checked = checkCompactProposalGossip(data, this.gossipView());
     if ('buffer' in checked)
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
     if (!('deliver' in checked)) return checked.verdict;
     const msg = checked.deliver;
+    heard.idsSignature = msg.idsSignature;
     const { proposal } = msg;
     if (this.holdIfFarAhead('compact-proposal', data, from, proposal)) return 'ignore';
     heard.first = this.firstHeard(proposal.signature);
