@@ -1813,7 +1813,6 @@ export function modelHashOf(bytes: Uint8Array): string {
   return toHex(contentHash(bytes));
 }
 
-/** The store's row for a lease the chain just opened for this gateway. */
 /**
  * Whether a later block could still charge this fee, as far as the gateway knows at `seenFromMs`
  * (an hour before its clock's now): seen included within the hour, or its transaction's expiry
@@ -1830,6 +1829,7 @@ export function feeMayStillBeCharged(
   );
 }
 
+/** The store's row for a lease the chain just opened for this gateway. */
 function openLeaseRow(lease: LeaseJson, noticeMs: number, openedMs: number): LeaseRow {
   return {
     leaseId: lease.id,
