@@ -298,7 +298,9 @@ describe('optimistic execution (checks in flight, settled after)', () => {
     const opArb: fc.Arbitrary<Op> = fc.record({
       kind: fc.constantFrom('answer' as const, 'transfer' as const),
       chip: fc.integer({ min: 0, max: CHIPS - 1 }),
-      forged: fc.boolean(),
+      // One op in six forged: with a fair coin a block of up to 8 ops was all valid about one run
+      // in twelve, and the coverage check below (more than 5 accepted of 150) failed now and then.
+      forged: fc.nat(5).map((n) => n === 0),
       inFlight: fc.boolean(),
     });
     let refused = 0;
