@@ -573,6 +573,33 @@ describe('block pre-verification', () => {
     });
   }
 
+  test("optimistic: a block's first third of checks goes to the workers before the rest is gathered (they would idle while this thread gathers), the rest in one chunk; the verdict is inline's", async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const sizes: number[] = [];
+    const recording: SignatureVerifier = {
+      threads: 1,
+      verify: (checks) => {
+        sizes.push(checks.length);
+        return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
+      },
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(recording, { shareWithCaller: true });
+    // 10 checks: the heartbeat transaction's own and its answer, and 8 transfers'.
+    const envs = pre.decode({ txs: [hb.bytes, ...transfersWithForged(8, -1)] })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    assert.deepEqual(sizes, [4, 6]);
+    assert.equal(checks.size, 10);
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 10);
+    const done = settleAssumed(run, await checks.results(run.assumed.map((a) => a.key)));
+    assert.equal(
+      digestOf(done.overlay.changes()),
+      digestOf(executeBlock(chain.state, envs, chain.next()).overlay.changes()),
+    );
+  });
+
   test('optimistic: once an assumed check failed with every one before it passed, the verdict is in; a later chunk that never answers does not hold it (nor the driver queue awaiting it)', async () => {
     const { chain } = chainWithAnswer();
     // The first chunk answers at once (its first check, the block's first transaction, forged);
