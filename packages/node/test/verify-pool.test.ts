@@ -7,6 +7,7 @@ import {
   DEFAULT_VERIFY_POOL_OPTIONS,
   type PackedBatch,
   packBatch,
+  SharedSlabs,
   type SignatureCheck,
   shardOfKey,
   unpackBatch,
@@ -894,6 +895,45 @@ describe('VerifyPool', () => {
       checks.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
     );
   });
+  test('property: batches packed into shared slabs each unpack to their own checks, in regions no other batch shares (answers written to one leave the others as they were); a large batch gets a buffer of its own', () => {
+    const part = fc.uint8Array({ maxLength: 80 });
+    const anyCheck = fc.record({ publicKey: part, message: part, signature: part });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(anyCheck, { maxLength: 6 }), { minLength: 1, maxLength: 12 }),
+        (calls) => {
+          const slabs = new SharedSlabs(1024);
+          const batches = calls.map((checks, i) => packBatch(i, checks, slabs));
+          batches.forEach((b, i) => {
+            const size = b.bytes.byteOffset + b.bytes.byteLength - b.claimed.byteOffset;
+            if (size > 256) assert.equal(b.bytes.buffer.byteLength, size, 'a large batch has its own buffer');
+            else assert.equal(b.bytes.buffer.byteLength, 1024, 'a small batch is in a slab');
+            assert.equal(b.claimed.byteOffset % 8, 0);
+            b.ok.fill(1);
+            Atomics.store(b.claimed, 0, 1_000 + i);
+          });
+          batches.forEach((b, i) => {
+            assert.deepEqual(
+              unpackBatch(b).map((c) => [
+                Buffer.from(c.publicKey),
+                Buffer.from(c.message),
+                Buffer.from(c.signature),
+              ]),
+              calls[i]!.map((c) => [
+                Buffer.from(c.publicKey),
+                Buffer.from(c.message),
+                Buffer.from(c.signature),
+              ]),
+            );
+            assert.equal(Atomics.load(b.claimed, 0), 1_000 + i);
+            assert.ok(b.ok.every((x) => x === 1));
+          });
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
   test('property: a packed batch unpacks to its checks, in one shared buffer, and its checks taken by two threads in turn are each checked once, as ed25519Verify says', () => {
     const part = fc.uint8Array({ maxLength: 80 });
     const anyCheck = fc.oneof(
