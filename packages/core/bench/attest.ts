@@ -119,7 +119,13 @@ function argValue(name: string): string | undefined {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === name) return argv[i + 1];
+    if (a === name) {
+      // An option given last, or followed by another option, has no value: refused, rather than
+      // run the default (`--rounds` at the end of a command line silently ran 3 rounds).
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new Error(`${name} needs a value`);
+      return value;
+    }
     if (a.startsWith(`${name}=`)) return a.slice(name.length + 1);
   }
   return undefined;
@@ -1150,13 +1156,6 @@ async function runBlockOptimistically(
   return answered;
 }
 
-/**
- * Answers/s a pool run's CPU figures allow on this machine's cores, idle (other threads, GC, left
- * out): pipelined or optimistic, the main thread and the workers (their CPU shared over their threads) overlap,
- * so the busier side sets the pace; in the driver's order the main thread waits for the workers,
- * so their times add up. Either way all of it cannot take more than the cores. An upper bound from
- * CPU time, for an idle rerun to check; not a wall-clock measurement.
- */
 /** A pool run's answers per wall-clock second ÷ the raw one-key verify rate sampled beside it. */
 function ratioOf(run: PoolRun): number {
   return run.answered / run.wallS / run.rawVerify;
@@ -1168,6 +1167,13 @@ function medianRun(runs: readonly PoolRun[]): PoolRun {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
+/**
+ * Answers/s a pool run's CPU figures allow on this machine's cores, idle (other threads, GC, left
+ * out): pipelined or optimistic, the main thread and the workers (their CPU shared over their threads) overlap,
+ * so the busier side sets the pace; in the driver's order the main thread waits for the workers,
+ * so their times add up. Either way all of it cannot take more than the cores. An upper bound from
+ * CPU time, for an idle rerun to check; not a wall-clock measurement.
+ */
 function cpuBoundRate(run: PoolRun): number {
   const main = run.mainCpuS ?? 0;
   const workers = run.workerCpuS ?? 0;
@@ -1494,6 +1500,11 @@ async function runEpoch(edCase: RawCase) {
     }
   }
   const rootInline = POOL_THREADS > 0 ? stateDigest(state) : '';
+  // The raw rates the inline run is compared with: taken now, from the samples between its blocks
+  // only. The pool runs below sample beside each run too (0.5 s a run, `--rounds` × modes runs),
+  // which would otherwise make up nearly all of this reference (9 of 10 s by default), measured
+  // minutes after the blocks it is set against.
+  const ed = sampler.rates;
 
   // The same window again, each block's signatures pre-verified on the node's worker pool
   // (packages/node: VerifyPool and BlockPreverifier, as the consensus driver uses them), once as
@@ -1524,7 +1535,7 @@ async function runEpoch(edCase: RawCase) {
         pooled.push(run);
         progress(
           `epoch with the verify pool (${mode}, round ${round}/${POOL_ROUNDS}): ` +
-            `${((run.answered / run.wallS / run.rawVerify) * 1).toFixed(3)} x raw beside it`,
+            `${ratioOf(run).toFixed(3)} x raw beside it`,
         );
       }
     }
@@ -1538,7 +1549,6 @@ async function runEpoch(edCase: RawCase) {
   // What the window's blocks cost without their heartbeats (the empty-block average), taken out.
   const baseCpuS = (stats.cpuS / stats.blocks) * (blocks + 1);
   const keyCacheHitRate = cacheHits / answers;
-  const ed = sampler.rates;
   const rawWithImportsPerSec = 1 / (keyCacheHitRate / ed.verify + (1 - keyCacheHitRate) / ed.verifyCold);
   return {
     chips: CHIPS,
