@@ -256,7 +256,13 @@ export class SharedSlabs {
 
   constructor(readonly slabBytes = 256 * 1024) {}
 
-  /** A region of `bytes` bytes no other caller gets, at an offset aligned to 8. */
+  /**
+   * A region of `bytes` bytes no other caller gets, at an offset aligned to 8 (the batch's Int32
+   * counter sits at its start). Regions are only ever handed out fresh, never recycled: a batch's
+   * answer bytes and claim counter must start at 0 (0 means "not answered", which is how a dead
+   * worker's unanswered checks are found), and a worker may still hold its views of a batch the
+   * pool has already answered.
+   */
   take(bytes: number): { buffer: SharedArrayBuffer; offset: number } {
     if (bytes > this.slabBytes / 4) return { buffer: new SharedArrayBuffer(bytes), offset: 0 };
     const need = (bytes + 7) & ~7;
