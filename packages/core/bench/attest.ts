@@ -206,6 +206,12 @@ const POOL_MODES: readonly PoolMode[] = (() => {
  * carried from the mode before).
  */
 const POOL_ROUNDS = positiveNumber('--rounds', 3, true);
+// Without the pool there are no pool runs for these to shape: refused rather than ignored, so a
+// command line never reads as measuring what it did not run.
+if (POOL_THREADS === 0)
+  for (const option of ['--modes', '--rounds'])
+    if (argValue(option) !== undefined)
+      throw new Error(`${option} shapes the verify-pool runs, which --pool-threads 0 and --stream leave out`);
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });

@@ -22,6 +22,14 @@ describe('bench:attest command line', () => {
     [['--rounds', '1.5'], /--rounds must be a positive integer, got "1.5"/],
     [['--modes', 'optimistic,fast'], /--modes: unknown mode "fast"/],
     [['--modes', ''], /--modes: unknown mode ""/],
+    [
+      ['--pool-threads', '0', '--rounds', '2'],
+      /--rounds shapes the verify-pool runs, which --pool-threads 0/,
+    ],
+    [
+      ['--stream', '--modes', 'node'],
+      /--modes shapes the verify-pool runs, which --pool-threads 0 and --stream/,
+    ],
   ] as [string[], RegExp][]) {
     test(`${args.join(' ') || '(empty)'} is refused at once`, () => {
       const r = run(args);
