@@ -265,6 +265,49 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('property: many consensus calls in flight at once, packed side by side in shared slabs, the calling thread taking some of their checks (assist): each call gets exactly its own verdicts', async () => {
+    const two = new VerifyPool({ threads: 2, batchSize: 3 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.array(
+              fc.record({
+                k: fc.nat(chipKeys.length - 1),
+                i: fc.nat(1000),
+                how: fc.constantFrom('valid', 'forged', 'other key') as fc.Arbitrary<
+                  'valid' | 'forged' | 'other key'
+                >,
+              }),
+              { minLength: 1, maxLength: 7 },
+            ),
+            { minLength: 1, maxLength: 12 },
+          ),
+          fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+          async (calls, assistAfter) => {
+            const checks = calls.map((specs) => specs.map(({ k, i, how }) => chipCheck(k, i, how)));
+            const pending: Promise<boolean[]>[] = [];
+            checks.forEach((call, n) => {
+              pending.push(two.verify(call, 'consensus'));
+              // This thread takes what no worker has started yet, of every call so far.
+              if (assistAfter[n]) two.assist(false, 4);
+            });
+            const got = await Promise.all(pending);
+            assert.deepEqual(
+              got,
+              checks.map((call) => call.map((c) => ed25519Verify(c.publicKey, c.message, c.signature))),
+            );
+            assert.equal(two.queued('consensus'), 0);
+            assert.equal(two.queuedBytes('consensus'), 0);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    } finally {
+      await two.close();
+    }
+  });
+
   test('the bytes are taken when the call is made: a buffer changed afterwards does not change the verdict', async () => {
     const one = new VerifyPool({ threads: 1, batchSize: 4 });
     try {
