@@ -222,9 +222,11 @@ export class BlockPreverifier {
     // when gathered: sent whole at the end, the workers idled while this thread gathered (a chip
     // record decoded and a challenge hashed per answer, ~40% of a verify), a third of the block's
     // time on 2 cores. A third keeps a worker busy while this thread gathers the other two (a
-    // verify costs about twice what gathering a check does), in two chunks: the two batches a
-    // worker holds at once (VerifyPool depth), since this thread reads no answer until the block
-    // has executed. An estimate (every transaction's own check and every answer), as it only sizes
+    // verify costs about twice what gathering a check does). What a worker can start on meanwhile
+    // is bounded by the VerifyPool, not by the chunk: it is handed `depth` batches of `batchSize`
+    // (256 checks by default) and the rest waits until this thread reads an answer, which it does
+    // only once the block has executed (then `results` takes the rest itself, `assist`). The
+    // count is an estimate (every transaction's own check and every answer), as it only sizes
     // chunks.
     let limit = Math.min(chunkSize, Math.max(1, Math.ceil(expectedChecks(envs) / 3)));
     const chunks: InFlightChunk[] = [];
