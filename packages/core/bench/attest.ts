@@ -1,7 +1,8 @@
 /**
  * Attestation benchmark (PROTOCOL.md §4): what registering and heartbeating chips costs a node.
  * Run: npm run bench:attest [-- --chips N] [-- --seconds S] [-- --epoch-only] [-- --blocks B]
- *   [-- --answering A] [-- --pool-threads T] [-- --stream] [-- --warm-keys]
+ *   [-- --answering A] [-- --pool-threads T] [-- --stream] [-- --warm-keys] [-- --rounds R]
+ *   [-- --modes m1,m2]
  *
  * 1. This machine's raw single-core verify rates with node:crypto (cached KeyObjects), and what
  *    importing a key costs, so that the other numbers can be read on any machine.
@@ -27,7 +28,11 @@
  *    proposal since it executes optimistically), without and with the main thread helping, in
  *    wall-clock time, with the main thread's and the pool workers' own CPU per answer (Linux) beside it
  *    and the rate those CPU figures allow on the machine's cores when idle; each must end
- *    in the same state as the inline run.
+ *    in the same state as the inline run. Each mode runs `--rounds R` times (default 3), the modes
+ *    interleaved with a different one first each round, and each run is compared with the raw
+ *    one-key Ed25519 rate sampled right before and after it; a mode reports the median of its runs'
+ *    ratios and their lowest and highest. `--modes m1,m2` runs only those modes (node, shared,
+ *    pipelined, pipelined-shared, optimistic, optimistic-shared).
  *
  * Rates are operations per second of process CPU time (process.cpuUsage), measured after a
  * warm-up in short rounds interleaved with what they are compared with, the best round counting
@@ -114,7 +119,13 @@ function argValue(name: string): string | undefined {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === name) return argv[i + 1];
+    if (a === name) {
+      // An option given last, or followed by another option, has no value: refused, rather than
+      // run the default (`--rounds` at the end of a command line silently ran 3 rounds).
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new Error(`${name} needs a value`);
+      return value;
+    }
     if (a.startsWith(`${name}=`)) return a.slice(name.length + 1);
   }
   return undefined;
@@ -163,6 +174,44 @@ const POOL_THREADS =
   argValue('--pool-threads') === '0' || STREAM
     ? 0
     : positiveNumber('--pool-threads', Math.max(1, availableParallelism() - 1), true);
+
+const ALL_POOL_MODES = [
+  'node',
+  'shared',
+  'pipelined',
+  'pipelined-shared',
+  'optimistic',
+  'optimistic-shared',
+] as const;
+/**
+ * `--modes a,b`: only these verify-pool modes (default all six, in the order above). For profiling
+ * one mode (`node --cpu-prof ... --modes optimistic-shared`) and for shorter timed runs.
+ */
+const POOL_MODES: readonly PoolMode[] = (() => {
+  const raw = argValue('--modes');
+  if (raw === undefined) return ALL_POOL_MODES;
+  const modes = raw.split(',').map((m) => m.trim());
+  for (const m of modes)
+    if (!(ALL_POOL_MODES as readonly string[]).includes(m))
+      throw new Error(`--modes: unknown mode "${m}" (one of ${ALL_POOL_MODES.join(', ')})`);
+  return modes as PoolMode[];
+})();
+/**
+ * `--rounds R` (default 3): each verify-pool mode runs R times, the modes interleaved (round 1 runs
+ * every mode, then round 2 starts again with a different first mode, ...), each run with raw
+ * Ed25519 sampled right before and after it, and its ratio taken against that raw rate. A mode's
+ * ratio is the median of its runs, reported with its lowest and highest. A single run per mode in a
+ * fixed order, compared with a raw rate averaged over the whole epoch, swung by up to 0.3 between
+ * modes of one build on this shared 2-core machine (a burst of other load, GC and JIT state
+ * carried from the mode before).
+ */
+const POOL_ROUNDS = positiveNumber('--rounds', 3, true);
+// Without the pool there are no pool runs for these to shape: refused rather than ignored, so a
+// command line never reads as measuring what it did not run.
+if (POOL_THREADS === 0)
+  for (const option of ['--modes', '--rounds'])
+    if (argValue(option) !== undefined)
+      throw new Error(`${option} shapes the verify-pool runs, which --pool-threads 0 and --stream leave out`);
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -876,12 +925,23 @@ class Ed25519Sampler {
     this.batches = this.fns.map((fn) => calibrate(fn, 1));
   }
 
+  /** Samples every rate for `seconds` each, into `rates`. */
   sample(seconds: number): void {
     this.fns.forEach((fn, k) => {
       const r = runFor(fn, this.batches[k]!, seconds, false);
       this.ops[k]! += r.ops;
       this.cpuS[k]! += r.cpuS;
     });
+  }
+
+  /**
+   * The one-key verify rate alone, for `seconds`, kept out of `rates`: what a verify-pool run is
+   * divided by (its ratio needs no other rate, and sampling all three beside each of the
+   * `--rounds` × modes runs cost 1.5 s a run, 27 s of a default bench).
+   */
+  sampleVerify(seconds: number): { ops: number; cpuS: number } {
+    const r = runFor(this.fns[0]!, this.batches[0]!, seconds, false);
+    return { ops: r.ops, cpuS: r.cpuS };
   }
 
   /** Operations per CPU second over all samples. */
@@ -973,6 +1033,12 @@ interface PoolRun {
   poolChecks: number;
   /** CPU seconds of the threads the pool started (its workers), when the platform tells. */
   workerCpuS: number | null;
+  /** Which of the `--rounds` this run was (1-based). */
+  round: number;
+  /** Raw one-key Ed25519 verify/s (CPU time, one thread) sampled right before and after this run. */
+  rawVerify: number;
+  /** The 1-minute load average as the run started (os.loadavg). */
+  loadBefore: number;
 }
 
 /**
@@ -995,6 +1061,7 @@ async function runWindowWithPool(
   blockTxs: readonly TxEnvelope[][],
   isSignatureVerified: (hash: Uint8Array) => boolean,
 ): Promise<PoolRun> {
+  const loadBefore = loadavg()[0]!;
   const before = new Set(threadIds());
   const pool = new modules.VerifyPool({ threads: POOL_THREADS });
   const pipelined = mode === 'pipelined' || mode === 'pipelined-shared';
@@ -1052,7 +1119,20 @@ async function runWindowWithPool(
   await pool.close();
   const mainCpuS = t0 === null || t1 === null ? null : t1 - t0;
   const workerCpuS = p0 === null || p1 === null ? null : p1 - p0;
-  return { mode, threads, answered, wallS, cpuS, mainCpuS, poolChecks, workerCpuS };
+  // Filled in by the caller, which samples the raw rate around the run.
+  return {
+    mode,
+    threads,
+    answered,
+    wallS,
+    cpuS,
+    mainCpuS,
+    poolChecks,
+    workerCpuS,
+    round: 0,
+    rawVerify: 0,
+    loadBefore,
+  };
 }
 
 /**
@@ -1087,6 +1167,17 @@ async function runBlockOptimistically(
   let answered = 0;
   for (const r of done.results) for (const e of r.events) if (e.type === 'slotAnswered') answered++;
   return answered;
+}
+
+/** A pool run's answers per wall-clock second ÷ the raw one-key verify rate sampled beside it. */
+function ratioOf(run: PoolRun): number {
+  return run.answered / run.wallS / run.rawVerify;
+}
+
+/** The run with the median ratio (the lower middle one of an even count). */
+function medianRun(runs: readonly PoolRun[]): PoolRun {
+  const sorted = [...runs].sort((a, b) => ratioOf(a) - ratioOf(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
 /**
@@ -1422,6 +1513,12 @@ async function runEpoch(edCase: RawCase) {
     }
   }
   const rootInline = POOL_THREADS > 0 ? stateDigest(state) : '';
+  // The raw rates the inline run is compared with: taken now, from the samples between its blocks
+  // only. Folded in, the samples beside the pool runs below (0.5 s of each rate a run, 18 runs by
+  // default: 9 s against the 1.1 s between the blocks) had made up nearly all of this reference,
+  // measured minutes after the blocks it is set against; they now sample the one-key rate alone,
+  // kept apart.
+  const ed = sampler.rates;
 
   // The same window again, each block's signatures pre-verified on the node's worker pool
   // (packages/node: VerifyPool and BlockPreverifier, as the consensus driver uses them), once as
@@ -1431,23 +1528,30 @@ async function runEpoch(edCase: RawCase) {
   const pooled: PoolRun[] = [];
   const modules = POOL_THREADS > 0 ? await loadNodePool() : null;
   if (modules) {
-    for (const mode of [
-      'node',
-      'shared',
-      'pipelined',
-      'pipelined-shared',
-      'optimistic',
-      'optimistic-shared',
-    ] as const) {
-      state.map.clear();
-      for (const [k, v] of windowStart!) state.map.set(k, v);
-      sampler.sample(0.1);
-      const run = await runWindowWithPool(modules, mode, state, first, blockTxs, isSignatureVerified);
-      sampler.sample(0.1);
-      check(run.answered === entries, `${mode}: all ${entries} answers were accepted (got ${run.answered})`);
-      check(stateDigest(state) === rootInline, `${mode}: the same state as executing inline`);
-      pooled.push(run);
-      progress(`epoch with the verify pool (${mode}): done`);
+    for (let round = 1; round <= POOL_ROUNDS; round++) {
+      // Interleaved, each round starting one mode further on: no mode always runs first (cold JIT)
+      // or always right after the same other one (its garbage, its heap size).
+      const shift = (round - 1) % POOL_MODES.length;
+      const order = [...POOL_MODES.slice(shift), ...POOL_MODES.slice(0, shift)];
+      for (const mode of order) {
+        state.map.clear();
+        for (const [k, v] of windowStart!) state.map.set(k, v);
+        const r0 = sampler.sampleVerify(0.25);
+        const run = await runWindowWithPool(modules, mode, state, first, blockTxs, isSignatureVerified);
+        const r1 = sampler.sampleVerify(0.25);
+        run.round = round;
+        run.rawVerify = (r0.ops + r1.ops) / (r0.cpuS + r1.cpuS);
+        check(
+          run.answered === entries,
+          `${mode}: all ${entries} answers were accepted (got ${run.answered})`,
+        );
+        check(stateDigest(state) === rootInline, `${mode}: the same state as executing inline`);
+        pooled.push(run);
+        progress(
+          `epoch with the verify pool (${mode}, round ${round}/${POOL_ROUNDS}): ` +
+            `${ratioOf(run).toFixed(3)} x raw beside it`,
+        );
+      }
     }
   }
   check(totals.answered === entries, `all ${entries} answers were accepted (got ${totals.answered})`);
@@ -1459,7 +1563,6 @@ async function runEpoch(edCase: RawCase) {
   // What the window's blocks cost without their heartbeats (the empty-block average), taken out.
   const baseCpuS = (stats.cpuS / stats.blocks) * (blocks + 1);
   const keyCacheHitRate = cacheHits / answers;
-  const ed = sampler.rates;
   const rawWithImportsPerSec = 1 / (keyCacheHitRate / ed.verify + (1 - keyCacheHitRate) / ed.verifyCold);
   return {
     chips: CHIPS,
@@ -1691,7 +1794,12 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
         `answers/s ÷ that = ${(e.answersPerSec / e.rawAlongside.verifyWorkload).toFixed(3)}`,
     );
   }
-  for (const run of e.pooled) {
+  const modes = [...new Set(e.pooled.map((r) => r.mode))];
+  for (const mode of modes) {
+    const runs = e.pooled.filter((r) => r.mode === mode);
+    // The run with the median ratio stands for the mode (its CPU figures below are that run's).
+    const run = medianRun(runs);
+    const ratios = runs.map(ratioOf);
     const perSec = run.answered / run.wallS;
     console.log(
       `   ${run.mode.startsWith('pipelined') ? 'pipelined' : run.mode.startsWith('optimistic') ? 'optimistic' : "with the node's verify pool"} (${run.threads} worker threads, ${availableParallelism()} cores): ` +
@@ -1708,8 +1816,18 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
                   : "the same, the main thread helping with the checks left once it has executed (the consensus driver's order for a proposal): ") +
         `${fmt(run.wallS, 2)} s wall (${fmt(run.cpuS, 2)} s CPU, all threads) for ${fmt(run.answered)} answers, ` +
         `${fmt((run.wallS / run.answered) * 1e6, 1)} µs wall per answer; ${fmt(perSec)} answers/s; answers/s ÷ raw ` +
-        `Ed25519 verify/s on one core = ${(perSec / e.rawAlongside.verify).toFixed(3)} ` +
+        `Ed25519 verify/s on one core = ${ratioOf(run).toFixed(3)} ` +
         `(${fmt(run.poolChecks)} signatures checked on the pool; same state as inline)`,
+    );
+    console.log(
+      `     ${runs.length} run${runs.length === 1 ? '' : 's'}, each ÷ the raw rate sampled right beside it: ` +
+        `median ${ratioOf(run).toFixed(3)}, lowest ${Math.min(...ratios).toFixed(3)}, highest ` +
+        `${Math.max(...ratios).toFixed(3)} (${runs
+          .map(
+            (r) =>
+              `round ${r.round}: ${ratioOf(r).toFixed(3)}, raw ${fmt(r.rawVerify)}/s, load ${r.loadBefore.toFixed(2)}`,
+          )
+          .join('; ')})`,
     );
     if (run.mainCpuS !== null) {
       // Load-independent: what the executing thread spends per answer once the signatures are
@@ -1721,16 +1839,16 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
           ? `workers and other threads ${fmt(otherUs, 1)} µs`
           : `the pool's worker threads ${fmt((run.workerCpuS / run.answered) * 1e6, 1)} µs ` +
             `(${fmt((run.workerCpuS / Math.max(1, run.poolChecks)) * 1e6, 1)} µs per signature checked there, raw ` +
-            `verify ${fmt(1e6 / e.rawAlongside.verify, 1)} µs), other threads (GC, I/O) ` +
+            `verify ${fmt(1e6 / run.rawVerify, 1)} µs), other threads (GC, I/O) ` +
             `${fmt(((run.cpuS - run.mainCpuS - run.workerCpuS) / run.answered) * 1e6, 1)} µs`;
       console.log(
         `     CPU per answer: main thread ${fmt(mainUs, 1)} µs (gathering the checks, executing, committing), ` +
           `${workers}; the main thread alone sustains ${fmt(1e6 / mainUs)} answers/s ` +
-          `= ${(1e6 / mainUs / e.rawAlongside.verify).toFixed(3)} x raw Ed25519 verify on one core` +
+          `= ${(1e6 / mainUs / run.rawVerify).toFixed(3)} x raw Ed25519 verify on one core` +
           (run.workerCpuS === null
             ? ''
             : `; on ${availableParallelism()} idle cores these CPU figures bound the rate at ` +
-              `${(cpuBoundRate(run) / e.rawAlongside.verify).toFixed(3)} x raw (main and workers overlapping when pipelined or optimistic, ` +
+              `${(cpuBoundRate(run) / run.rawVerify).toFixed(3)} x raw (main and workers overlapping when pipelined or optimistic, ` +
               "added up in the driver's order; an upper bound, not a wall-clock measurement)"),
       );
     }
@@ -1787,11 +1905,24 @@ function reportEpoch(e: Awaited<ReturnType<typeof runEpoch>>, parts12: Record<st
       pooled: e.pooled.map((r) => ({
         ...r,
         answersPerWallSec: r.answered / r.wallS,
-        ratioToEd25519: r.answered / r.wallS / e.rawAlongside.verify,
-        mainThreadRatioToEd25519:
-          r.mainCpuS === null ? null : r.answered / r.mainCpuS / e.rawAlongside.verify,
-        cpuBoundRatioToEd25519: r.workerCpuS === null ? null : cpuBoundRate(r) / e.rawAlongside.verify,
+        ratioToEd25519: ratioOf(r),
+        mainThreadRatioToEd25519: r.mainCpuS === null ? null : r.answered / r.mainCpuS / r.rawVerify,
+        cpuBoundRatioToEd25519: r.workerCpuS === null ? null : cpuBoundRate(r) / r.rawVerify,
       })),
+      pooledByMode: Object.fromEntries(
+        [...new Set(e.pooled.map((r) => r.mode))].map((mode) => {
+          const ratios = e.pooled.filter((r) => r.mode === mode).map(ratioOf);
+          return [
+            mode,
+            {
+              runs: ratios.length,
+              medianRatio: ratioOf(medianRun(e.pooled.filter((r) => r.mode === mode))),
+              lowestRatio: Math.min(...ratios),
+              highestRatio: Math.max(...ratios),
+            },
+          ];
+        }),
+      ),
       txSignatures: 'pre-verified (isSignatureVerified)',
       execCpuS: e.execCpuS,
       commitCpuS: e.commitCpuS,

@@ -7,6 +7,7 @@ import {
   DEFAULT_VERIFY_POOL_OPTIONS,
   type PackedBatch,
   packBatch,
+  SharedSlabs,
   type SignatureCheck,
   shardOfKey,
   unpackBatch,
@@ -261,6 +262,49 @@ describe('VerifyPool', () => {
       );
     } finally {
       await three.close();
+    }
+  });
+
+  test('property: many consensus calls in flight at once, packed side by side in shared slabs, the calling thread taking some of their checks (assist): each call gets exactly its own verdicts', async () => {
+    const two = new VerifyPool({ threads: 2, batchSize: 3 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.array(
+              fc.record({
+                k: fc.nat(chipKeys.length - 1),
+                i: fc.nat(1000),
+                how: fc.constantFrom('valid', 'forged', 'other key') as fc.Arbitrary<
+                  'valid' | 'forged' | 'other key'
+                >,
+              }),
+              { minLength: 1, maxLength: 7 },
+            ),
+            { minLength: 1, maxLength: 12 },
+          ),
+          fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+          async (calls, assistAfter) => {
+            const checks = calls.map((specs) => specs.map(({ k, i, how }) => chipCheck(k, i, how)));
+            const pending: Promise<boolean[]>[] = [];
+            checks.forEach((call, n) => {
+              pending.push(two.verify(call, 'consensus'));
+              // This thread takes what no worker has started yet, of every call so far.
+              if (assistAfter[n]) two.assist(false, 4);
+            });
+            const got = await Promise.all(pending);
+            assert.deepEqual(
+              got,
+              checks.map((call) => call.map((c) => ed25519Verify(c.publicKey, c.message, c.signature))),
+            );
+            assert.equal(two.queued('consensus'), 0);
+            assert.equal(two.queuedBytes('consensus'), 0);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    } finally {
+      await two.close();
     }
   });
 
@@ -894,6 +938,45 @@ describe('VerifyPool', () => {
       checks.map((c) => [Buffer.from(c.publicKey), Buffer.from(c.message), Buffer.from(c.signature)]),
     );
   });
+  test('property: batches packed into shared slabs each unpack to their own checks, in regions no other batch shares (answers written to one leave the others as they were); a large batch gets a buffer of its own', () => {
+    const part = fc.uint8Array({ maxLength: 80 });
+    const anyCheck = fc.record({ publicKey: part, message: part, signature: part });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(anyCheck, { maxLength: 6 }), { minLength: 1, maxLength: 12 }),
+        (calls) => {
+          const slabs = new SharedSlabs(1024);
+          const batches = calls.map((checks, i) => packBatch(i, checks, slabs));
+          batches.forEach((b, i) => {
+            const size = b.bytes.byteOffset + b.bytes.byteLength - b.claimed.byteOffset;
+            if (size > 256) assert.equal(b.bytes.buffer.byteLength, size, 'a large batch has its own buffer');
+            else assert.equal(b.bytes.buffer.byteLength, 1024, 'a small batch is in a slab');
+            assert.equal(b.claimed.byteOffset % 8, 0);
+            b.ok.fill(1);
+            Atomics.store(b.claimed, 0, 1_000 + i);
+          });
+          batches.forEach((b, i) => {
+            assert.deepEqual(
+              unpackBatch(b).map((c) => [
+                Buffer.from(c.publicKey),
+                Buffer.from(c.message),
+                Buffer.from(c.signature),
+              ]),
+              calls[i]!.map((c) => [
+                Buffer.from(c.publicKey),
+                Buffer.from(c.message),
+                Buffer.from(c.signature),
+              ]),
+            );
+            assert.equal(Atomics.load(b.claimed, 0), 1_000 + i);
+            assert.ok(b.ok.every((x) => x === 1));
+          });
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
   test('property: a packed batch unpacks to its checks, in one shared buffer, and its checks taken by two threads in turn are each checked once, as ed25519Verify says', () => {
     const part = fc.uint8Array({ maxLength: 80 });
     const anyCheck = fc.oneof(

@@ -47,6 +47,22 @@ export function heartbeatSignatureChecks(
   head: PreverifyHead,
 ): Ed25519Check[] {
   const out: Ed25519Check[] = [];
+  forEachHeartbeatSignatureCheck(state, chainId, env, head, (c) => out.push(c));
+  return out;
+}
+
+/**
+ * `heartbeatSignatureChecks`, each check handed to `visit` as soon as it is gathered: a node sends
+ * a block's first checks to its workers while it still gathers the rest (one heartbeat carries up
+ * to ~150 answers, each a chip record to decode and a challenge to hash).
+ */
+export function forEachHeartbeatSignatureCheck(
+  state: StateReader,
+  chainId: string,
+  env: TxEnvelope,
+  head: PreverifyHead,
+  visit: (check: Ed25519Check) => void,
+): void {
   // A block's answers are mostly to one challenge (the class its predecessor drew): the class's
   // heights and the slot block's hash are looked up once per (epoch, class) and per height, not
   // once per answer. Nothing writes `state` while this runs.
@@ -75,14 +91,13 @@ export function heartbeatSignatureChecks(
         hashes.set(slotHeight, slotHash);
       }
       if (!slotHash) continue;
-      out.push({
+      visit({
         publicKey: chip.keyMaterial,
         message: heartbeatChallenge(chainId, chip.chipId, slotHash),
         signature: answer.evidence.signature,
       });
     }
   }
-  return out;
 }
 
 /**

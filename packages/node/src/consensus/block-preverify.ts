@@ -19,7 +19,7 @@ import {
   ed25519Verify,
   envelopeFromBytes,
   envelopeSignatureCheck,
-  heartbeatSignatureChecks,
+  forEachHeartbeatSignatureCheck,
   type PreverifyHead,
   type StateReader,
   type TxEnvelope,
@@ -218,6 +218,17 @@ export class BlockPreverifier {
     if (!this.pool || this.pool.threads === 0) return null;
     const pool = this.pool;
     const chunkSize = this.chunkSize(pool);
+    // The first chunk goes to the workers once a third of the block's checks is gathered, the rest
+    // when gathered: sent whole at the end, the workers idled while this thread gathered (a chip
+    // record decoded and a challenge hashed per answer, ~40% of a verify), a third of the block's
+    // time on 2 cores. A third keeps a worker busy while this thread gathers the other two (a
+    // verify costs about twice what gathering a check does). What a worker can start on meanwhile
+    // is bounded by the VerifyPool, not by the chunk: it is handed `depth` batches of `batchSize`
+    // (256 checks by default) and the rest waits until this thread reads an answer, which it does
+    // only once the block has executed (then `results` takes the rest itself, `assist`). The
+    // count is an estimate (every transaction's own check and every answer), as it only sizes
+    // chunks.
+    let limit = Math.min(chunkSize, Math.max(1, Math.ceil(expectedChecks(envs) / 3)));
     const chunks: InFlightChunk[] = [];
     const where = new Map<string, { chunk: number; index: number }>();
     let part: OwnedCheck[] = [];
@@ -238,9 +249,12 @@ export class BlockPreverifier {
       if (this.passed.hasKey(own.key) || where.has(own.key)) return;
       where.set(own.key, { chunk: chunks.length, index: part.length });
       part.push(own);
-      if (part.length >= chunkSize) send();
+      if (part.length >= limit) {
+        send();
+        limit = chunkSize;
+      }
     };
-    for (const c of blockChecks(envs, state, chainId, head, alreadyVerified)) add(c);
+    forEachBlockCheck(envs, state, chainId, head, alreadyVerified, add);
     send();
     return new InFlightChecks(
       pool,
@@ -283,16 +297,38 @@ function blockChecks(
   alreadyVerified: (env: TxEnvelope) => boolean,
 ): Ed25519Check[] {
   const checks: Ed25519Check[] = [];
+  forEachBlockCheck(envs, state, chainId, head, alreadyVerified, (c) => checks.push(c));
+  return checks;
+}
+
+/** `blockChecks`, each check handed to `visit` as soon as it is gathered, in the same order. */
+function forEachBlockCheck(
+  envs: readonly TxEnvelope[],
+  state: StateReader,
+  chainId: string,
+  head: PreverifyHead,
+  alreadyVerified: (env: TxEnvelope) => boolean,
+  visit: (check: Ed25519Check) => void,
+): void {
   for (const env of envs) {
-    if (!alreadyVerified(env)) checks.push(envelopeSignatureCheck(env));
+    if (!alreadyVerified(env)) visit(envelopeSignatureCheck(env));
     for (const action of env.stx.tx.actions) {
       if (action.type === 'heartbeat') {
-        checks.push(...heartbeatSignatureChecks(state, chainId, env, head));
+        forEachHeartbeatSignatureCheck(state, chainId, env, head, visit);
         break;
       }
     }
   }
-  return checks;
+}
+
+/** At most how many checks `forEachBlockCheck` gathers: each transaction's own and each answer. */
+function expectedChecks(envs: readonly TxEnvelope[]): number {
+  let n = 0;
+  for (const env of envs) {
+    n++;
+    for (const action of env.stx.tx.actions) if (action.type === 'heartbeat') n += action.answers.length;
+  }
+  return n;
 }
 
 interface InFlightChunk {

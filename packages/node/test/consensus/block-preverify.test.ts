@@ -573,6 +573,139 @@ describe('block pre-verification', () => {
     });
   }
 
+  test("optimistic: a block's first third of checks goes to the workers before the rest is gathered (they would idle while this thread gathers), the rest in one chunk; the verdict is inline's", async () => {
+    const { chain, answer } = chainWithAnswer();
+    const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [answer] }]);
+    const sizes: number[] = [];
+    const recording: SignatureVerifier = {
+      threads: 1,
+      verify: (checks) => {
+        sizes.push(checks.length);
+        return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
+      },
+      close: async () => {},
+    };
+    const pre = new BlockPreverifier(recording, { shareWithCaller: true });
+    // 10 checks: the heartbeat transaction's own and its answer, and 8 transfers'.
+    const envs = pre.decode({ txs: [hb.bytes, ...transfersWithForged(8, -1)] })!;
+    const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), () => false)!;
+    assert.deepEqual(sizes, [4, 6]);
+    assert.equal(checks.size, 10);
+    const run = executeBlockAssuming(chain.state, envs, chain.next(), {}, checks.inFlight, pre.hasPassed);
+    assert.equal(run.assumed.length, 10);
+    const done = settleAssumed(run, await checks.results(run.assumed.map((a) => a.key)));
+    assert.equal(
+      digestOf(done.overlay.changes()),
+      digestOf(executeBlock(chain.state, envs, chain.next()).overlay.changes()),
+    );
+  });
+
+  test("property: launch sends every gathered check once, in block order (a first chunk of at most a third, then chunks of at most chunkChecks), and the verdict is inline's whatever the pool answers first or refuses (blocks of 0, 1, 2 or more checks, transactions and answers, a forged one anywhere)", async () => {
+    const { chain, answer } = chainWithAnswer();
+    const good = (answer.evidence as { signature: Uint8Array }).signature;
+    const forgedAnswer = Uint8Array.from(good);
+    forgedAnswer[7]! ^= 1;
+    const outcome = (f: () => { overlay: { changes(): StateWrite[] } }) => {
+      try {
+        return digestOf(f().overlay.changes());
+      } catch (err) {
+        assert.ok(err instanceof ValidationError);
+        return `${err.code}: ${err.message}`;
+      }
+    };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: -1, max: 7 }),
+        fc.option(fc.record({ at: fc.integer({ min: 0, max: 7 }), forged: fc.boolean() }), { nil: null }),
+        fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 8, maxLength: 8 }),
+        async (transfers, forgedAt, heartbeat, chunkChecks, verifiedByMempool, answerOrder) => {
+          const txs = transfersWithForged(transfers, forgedAt);
+          if (heartbeat) {
+            const evidence = { type: 'dev-soft' as const, signature: heartbeat.forged ? forgedAnswer : good };
+            const hb = tx(owner, 1n, [{ type: 'heartbeat', answers: [{ ...answer, evidence }] }]);
+            txs.splice(Math.min(heartbeat.at, txs.length), 0, hb.bytes);
+          }
+          // Chunks answered in an order of the run's choosing, some refused (busy): the verdict is
+          // the same (the calling thread checks a refused chunk's named checks itself).
+          const sent: SignatureCheck[][] = [];
+          const answers: (() => void)[] = [];
+          const recording: SignatureVerifier = {
+            threads: 1,
+            verify: (checks) => {
+              const k = sent.length;
+              sent.push([...checks]);
+              return new Promise<boolean[]>((resolve, reject) => {
+                answers.push(() =>
+                  answerOrder[k % answerOrder.length]! === 0
+                    ? reject(new VerifyPoolBusy('consensus', 0))
+                    : resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature))),
+                );
+              });
+            },
+            close: async () => {},
+          };
+          const pre = new BlockPreverifier(recording, { chunkChecks });
+          const envs = pre.decode({ txs })!;
+          // The mempool vouches only for transactions whose signature does verify.
+          const vouched = (env: TxEnvelope) => {
+            if (!verifiedByMempool) return false;
+            const c = envelopeSignatureCheck(env);
+            return ed25519Verify(c.publicKey, c.message, c.signature);
+          };
+          const checks = pre.launch(envs, chain.state, genesis.chainId, chain.head(), vouched)!;
+          const gathered: SignatureCheck[] = [];
+          for (const env of envs) {
+            if (!vouched(env)) gathered.push(envelopeSignatureCheck(env));
+            gathered.push(...heartbeatSignatureChecks(chain.state, genesis.chainId, env, chain.head()));
+          }
+          const keyOf = (c: SignatureCheck) =>
+            `${toHex(c.publicKey)}:${toHex(c.message)}:${toHex(c.signature)}`;
+          const unique = [...new Set(gathered.map(keyOf))];
+          assert.deepEqual(sent.flat().map(keyOf), unique, 'every gathered check once, in block order');
+          assert.equal(checks.size, unique.length);
+          const chunk = Math.max(1, chunkChecks ?? 512);
+          let expected = 0;
+          for (const env of envs) {
+            expected++;
+            for (const a of env.stx.tx.actions) if (a.type === 'heartbeat') expected += a.answers.length;
+          }
+          sent.forEach((part, i) => {
+            assert.ok(part.length > 0);
+            assert.ok(
+              part.length <= (i === 0 ? Math.min(chunk, Math.max(1, Math.ceil(expected / 3))) : chunk),
+            );
+          });
+          const run = executeBlockAssuming(
+            chain.state,
+            envs,
+            chain.next(),
+            {},
+            checks.inFlight,
+            pre.hasPassed,
+          );
+          const pending = checks.results(run.assumed.map((a) => a.key));
+          // Answered later, in the order the run picked (a worker's answers come out of order).
+          const order = answers
+            .map((_, i) => i)
+            .sort((a, b) => answerOrder[a % 8]! - answerOrder[b % 8]! || b - a);
+          for (const i of order) {
+            await new Promise((resolve) => setImmediate(resolve));
+            answers[i]!();
+          }
+          const results = await pending;
+          assert.equal(
+            outcome(() => settleAssumed(run, results)),
+            outcome(() => executeBlock(chain.state, envs, chain.next())),
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   test('optimistic: once an assumed check failed with every one before it passed, the verdict is in; a later chunk that never answers does not hold it (nor the driver queue awaiting it)', async () => {
     const { chain } = chainWithAnswer();
     // The first chunk answers at once (its first check, the block's first transaction, forged);
