@@ -220,4 +220,61 @@ describe('AdmissionQueue', () => {
     clearInterval(ticker);
     assert.ok(ranDuring > 0, 'a timer ran while the batch was being admitted');
   });
+  test('paused, a batch waits unchecked and unadmitted; resumed, it is checked and admitted in order', async () => {
+    const checks: number[] = [];
+    const verifier: SignatureVerifier = {
+      threads: pool.threads,
+      close: async () => {},
+      verify: (batch: readonly SignatureCheck[]) => {
+        checks.push(batch.length);
+        return pool.verify(batch);
+      },
+    };
+    const { mempool, queue, checked } = setup({}, verifier);
+    queue.pause();
+    assert.equal(queue.isPaused, true);
+    const first = [tx(0, 0n), tx(0, 1n)];
+    const second = [tx(0, 2n), tx(1, 0n)];
+    let answered = 0;
+    const done = [queue.submit(first), queue.submit(second)].map((p) => p.then((r) => (answered++, r)));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(checks, [], 'no signature check handed to the verifier while paused');
+    assert.equal(answered, 0);
+    assert.equal(mempool.size, 0);
+    assert.equal(queue.queued, 4, 'held in the queue, within its bound');
+    queue.resume();
+    const [a, b] = await Promise.all(done);
+    assert.deepEqual(
+      [...a!, ...b!],
+      [{ replaced: false }, { replaced: false }, { replaced: false }, { replaced: false }],
+    );
+    assert.deepEqual(checks, [2, 2]);
+    assert.deepEqual(
+      checked,
+      [...first, ...second].map((e) => Buffer.from(e.hash).toString('hex')),
+      'admitted in arrival order',
+    );
+    assert.equal(queue.queued, 0);
+    mempool.checkInvariants();
+  });
+
+  test('a batch held by a pause is answered busy when the queue stops, having checked nothing', async () => {
+    let checks = 0;
+    const verifier: SignatureVerifier = {
+      threads: pool.threads,
+      close: async () => {},
+      verify: (batch: readonly SignatureCheck[]) => {
+        checks++;
+        return pool.verify(batch);
+      },
+    };
+    const { mempool, queue } = setup({}, verifier);
+    queue.pause();
+    const held = queue.submit([tx(2, 0n)]);
+    queue.stop();
+    await assert.rejects(held, AdmissionBusy);
+    assert.equal(checks, 0);
+    assert.equal(mempool.size, 0);
+    assert.equal(queue.queued, 0);
+  });
 });
