@@ -236,7 +236,12 @@ describe('AdmissionQueue', () => {
     const first = [tx(0, 0n), tx(0, 1n)];
     const second = [tx(0, 2n), tx(1, 0n)];
     let answered = 0;
-    const done = [queue.submit(first), queue.submit(second)].map((p) => p.then((r) => (answered++, r)));
+    const done = [queue.submit(first), queue.submit(second)].map((p) =>
+      p.then((r) => {
+        answered++;
+        return r;
+      }),
+    );
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.deepEqual(checks, [], 'no signature check handed to the verifier while paused');
     assert.equal(answered, 0);
