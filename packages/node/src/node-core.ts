@@ -140,8 +140,8 @@ export class NodeCore {
   }
 
   /**
-   * Admission waits while this node works on a height with peers: from the height's start to its
-   * commit here. Traced with 4 validators on 2 cores under saturation, every validator checking
+   * With `AdmissionOptions.pauseDuringHeights` on (off by default: see admission.ts), admission
+   * waits while this node works on a height with peers: from the height's start to its commit here. Traced with 4 validators on 2 cores under saturation, every validator checking
    * every client's transactions (its own clients' and, through gossip, the others') took the
    * cores that the height's build, check and commit were waiting for: heights that took 130–600
    * ms once the clients stopped took 1.2–2.4 s while they sent, at any block size the pace loop

@@ -1,7 +1,8 @@
 /**
- * A node with peers holds admission back while a height runs here (node-core.ts): from the
- * height's start until its block is committed, or one block interval at most. A validator alone
- * never pauses (its own block building is all the chain waits for).
+ * With `pauseDuringHeights` on, a node with peers holds admission back while a height runs here
+ * (node-core.ts): from the height's start until its block is committed, or one block interval at
+ * most. A validator alone never pauses (its own block building is all the chain waits for). Off
+ * by default.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -17,7 +18,7 @@ import { MemoryNetworkHub } from './memory-network.js';
 
 const T0 = Date.parse('2026-06-01T00:00:00Z');
 
-async function validatorOf(validators: number, clock: VirtualClock) {
+async function validatorOf(validators: number, clock: VirtualClock, pauseDuringHeights = true) {
   const keys = Array.from({ length: validators }, (_, i) => devValidatorKey(i));
   const genesis = devGenesisJson({
     time: new Date(T0),
@@ -42,6 +43,7 @@ async function validatorOf(validators: number, clock: VirtualClock) {
     blockTimeMs: 1000,
     logger: silentLogger,
     clock,
+    admission: { pauseDuringHeights },
   });
   // Whether admission was paused each time this validator built a block.
   const pausedAtBuild: boolean[] = [];
@@ -72,6 +74,27 @@ test('with a peer, admission is paused from the height start, and for one block 
     await clock.run(pausedAt + 1001);
     assert.equal(core.admission.isPaused, false, 'a height that outlives the interval lets admission go on');
     assert.ok(pausedAtBuild.every((p) => p));
+  } finally {
+    await core.stop();
+  }
+});
+
+test('off (the default), a node with a peer does not pause admission', async () => {
+  const clock = new VirtualClock(T0 + 1);
+  const { core, genesis } = await validatorOf(2, clock, false);
+  const silent = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  const hub = new MemoryNetworkHub();
+  hub.join('silent', { onGossip: () => 'ignore', ...chainServer(silent) });
+  const network = hub.join('v0', core.driver.handlers());
+  try {
+    const started = core.driver.start(network);
+    let everPaused = false;
+    await clock.run(clock.now() + 3_000, () => {
+      everPaused ||= core.admission.isPaused;
+      return false;
+    });
+    await started;
+    assert.equal(everPaused, false);
   } finally {
     await core.stop();
   }
