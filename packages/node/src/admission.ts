@@ -53,20 +53,9 @@ export interface AdmissionOptions {
   maxQueued: number;
   /** Longest stretch of admission work before yielding to the event loop. */
   sliceMs: number;
-  /**
-   * Whether a node with peers pauses admission from the start of each height until its block is
-   * committed here (at most one block interval): node-core.ts. Off by default: in one of three
-   * bench runs with it on, 162 calm-phase transfers were never final, unexplained so far
-   * (BENCHMARKS.md, branch `pace`), and no gain in blocks per second was shown yet.
-   */
-  pauseDuringHeights: boolean;
 }
 
-export const DEFAULT_ADMISSION_OPTIONS: AdmissionOptions = {
-  maxQueued: 20_000,
-  sliceMs: 8,
-  pauseDuringHeights: false,
-};
+export const DEFAULT_ADMISSION_OPTIONS: AdmissionOptions = { maxQueued: 20_000, sliceMs: 8 };
 
 /** How long a refused client is told to wait before retrying. */
 export const BUSY_RETRY_AFTER_MS = 250;
@@ -107,9 +96,6 @@ export class AdmissionQueue {
   private held = 0;
   private draining = false;
   private stopped = false;
-  /** While paused (`pause`): the jobs not yet sent to the verifier, in arrival order. */
-  private notStarted: { start: () => void; refuse: () => void }[] = [];
-  private paused = false;
 
   constructor(
     private readonly pool: SignatureVerifier,
@@ -127,36 +113,6 @@ export class AdmissionQueue {
 
   get limit(): number {
     return this.opts.maxQueued;
-  }
-
-  /** Whether admission is held back (`pause`). */
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
-  /**
-   * Holds admission back until `resume`: batches still join the queue (within its bound) but no
-   * new signature check is handed to the verifier and nothing is admitted to the mempool. A node
-   * pauses while a height of consensus runs (node-core.ts), so that the CPU goes to building,
-   * checking and committing the block first. Checks already handed to the verifier run on.
-   */
-  pause(): void {
-    this.paused = true;
-  }
-
-  /** Ends a `pause`: the batches held are sent to the verifier in arrival order, and admitted. */
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    const held = this.notStarted;
-    this.notStarted = [];
-    for (const { start } of held) start();
-    this.scheduleDrain();
-  }
-
-  /** AdmissionOptions.pauseDuringHeights (applied by NodeCore). */
-  get pausesDuringHeights(): boolean {
-    return this.opts.pauseDuringHeights;
   }
 
   /**
@@ -181,66 +137,49 @@ export class AdmissionQueue {
         // A later call that was answered may now be at the head.
         this.scheduleDrain();
       };
-      // The cheap refusals run when the job starts, on the state of then (a pause may have let
-      // blocks use some of its nonces meanwhile).
-      const start = () => {
-        const toCheck: number[] = [];
-        let answer: Promise<boolean[]>;
-        try {
-          envs.forEach((env, i) => {
-            const refusal = this.host.cheapRefusal(env);
-            if (refusal) job.results[i] = refusal;
-            else toCheck.push(i);
-          });
-          answer = this.pool.verify(
-            toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
-            'admission',
-          );
-        } catch (err) {
-          // A bug (a host or verifier that throws, not a refusal): this call fails, but a job left
-          // at the head unanswered would hold every later call forever.
-          forget();
-          reject(err);
-          return;
-        }
-        answer.then(
-          (ok) => {
-            const verified = new Array<boolean>(envs.length).fill(false);
-            toCheck.forEach((i, k) => {
-              verified[i] = ok[k]!;
-            });
-            job.verified = verified;
-            this.scheduleDrain();
-          },
-          (err) => {
-            forget();
-            // A closed pool (the node stops) checked nothing: "busy, retry", nothing admitted.
-            reject(
-              err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed
-                ? new AdmissionBusy(this.opts.maxQueued)
-                : err,
-            );
-          },
-        );
-      };
-      if (this.paused)
-        this.notStarted.push({
-          start,
-          refuse: () => {
-            forget();
-            reject(new AdmissionBusy(this.opts.maxQueued));
-          },
+      const toCheck: number[] = [];
+      let answer: Promise<boolean[]>;
+      try {
+        envs.forEach((env, i) => {
+          const refusal = this.host.cheapRefusal(env);
+          if (refusal) job.results[i] = refusal;
+          else toCheck.push(i);
         });
-      else start();
+        answer = this.pool.verify(
+          toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
+          'admission',
+        );
+      } catch (err) {
+        // A bug (a host or verifier that throws, not a refusal): this call fails, but a job left at
+        // the head unanswered would hold every later call forever.
+        forget();
+        reject(err);
+        return;
+      }
+      answer.then(
+        (ok) => {
+          const verified = new Array<boolean>(envs.length).fill(false);
+          toCheck.forEach((i, k) => {
+            verified[i] = ok[k]!;
+          });
+          job.verified = verified;
+          this.scheduleDrain();
+        },
+        (err) => {
+          forget();
+          // A closed pool (the node stops) checked nothing: "busy, retry", nothing admitted.
+          reject(
+            err instanceof VerifyPoolBusy || err instanceof VerifyPoolClosed
+              ? new AdmissionBusy(this.opts.maxQueued)
+              : err,
+          );
+        },
+      );
     });
   }
 
   stop(): void {
     this.stopped = true;
-    // What a pause held is answered "busy" (nothing of it was admitted), not left hanging.
-    const held = this.notStarted;
-    this.notStarted = [];
-    for (const { refuse } of held) refuse();
   }
 
   private scheduleDrain(): void {
@@ -252,7 +191,6 @@ export class AdmissionQueue {
   /** One slice of admissions, then back to the event loop if more wait. */
   private drain(): void {
     this.draining = false;
-    if (this.paused) return; // `resume` drains
     const start = this.slices.now();
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;

@@ -15,7 +15,7 @@ import {
   type SliceScheduler,
 } from './admission.js';
 import type { Chain, CommittedBlock, Rejected, ValidatorKey } from './chain.js';
-import { type Cancel, type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock } from './clock.js';
 import { ConsensusDriver, type DriverHost } from './consensus/driver.js';
 import type { PrivvalStorage } from './consensus/privval-store.js';
 import type { Logger } from './log.js';
@@ -71,15 +71,11 @@ export class NodeCore {
   /** Transactions from RPC and gossip: bounded, signatures checked by the verifier, in slices. */
   readonly admission: AdmissionQueue;
   private readonly logger: Logger;
-  private readonly clock: Clock;
-  /** Ends a pause of admission that its height outlived (`pauseAdmission`). */
-  private pauseLimit: Cancel | null = null;
 
   constructor(private readonly opts: NodeCoreOptions) {
     this.chain = opts.chain;
     this.mempool = opts.mempool;
     this.logger = opts.logger;
-    this.clock = opts.clock ?? systemClock;
     const verifier = opts.verifier ?? new InThreadVerifier();
     this.admission = new AdmissionQueue(
       verifier,
@@ -139,32 +135,6 @@ export class NodeCore {
     return results;
   }
 
-  /**
-   * With `AdmissionOptions.pauseDuringHeights` on (off by default: see admission.ts), admission
-   * waits while this node works on a height with peers: from the height's start to its commit here. Traced with 4 validators on 2 cores under saturation, every validator checking
-   * every client's transactions (its own clients' and, through gossip, the others') took the
-   * cores that the height's build, check and commit were waiting for: heights that took 130–600
-   * ms once the clients stopped took 1.2–2.4 s while they sent, at any block size the pace loop
-   * chose. Paused, admission runs in the rest of the interval, when the chain waits for nobody,
-   * and a client's batch waits in the queue meanwhile (its bound still answers "busy" past it).
-   * A height that runs past one block interval (a proposer down, a round timing out) lets
-   * admission go on: the pause is for the time a height should take, not for a stall. A
-   * validator alone does not pause: its own block building is all the chain waits for, and
-   * admission's signature checks run on other cores while it builds.
-   */
-  private pauseAdmission(withPeers: boolean): void {
-    if (!withPeers || !this.admission.pausesDuringHeights) return;
-    this.admission.pause();
-    this.pauseLimit?.();
-    this.pauseLimit = this.clock.schedule(this.opts.blockTimeMs, () => this.resumeAdmission());
-  }
-
-  private resumeAdmission(): void {
-    this.pauseLimit?.();
-    this.pauseLimit = null;
-    this.admission.resume();
-  }
-
   /** Through the admission queue (RPC and gossip alike); refusals counted once, here. */
   private async admitQueued(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
     const results = await this.admission.submit(envs);
@@ -174,8 +144,6 @@ export class NodeCore {
 
   /** Stops taking transactions and stops the driver. */
   async stop(): Promise<void> {
-    this.pauseLimit?.();
-    this.pauseLimit = null;
     this.admission.stop();
     await this.driver.stop();
   }
@@ -210,11 +178,7 @@ export class NodeCore {
       proposalCandidates: () => this.mempool.ordered(this.chain.tipState),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
-      onCommitted: (committed: CommittedBlock) => {
-        this.pruneAfter(committed);
-        this.resumeAdmission();
-      },
-      onHeightStarted: (_height: bigint, withPeers: boolean) => this.pauseAdmission(withPeers),
+      onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),
       admitTx: (env: TxEnvelope) => {
         this.admit(env);
       },

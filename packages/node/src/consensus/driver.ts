@@ -123,12 +123,6 @@ export interface DriverHost {
   onRejected(rejected: Rejected[]): void;
   /** After every committed block, from consensus or from sync. */
   onCommitted(committed: CommittedBlock): void;
-  /**
-   * A height of consensus started here; `withPeers`: other nodes take part (a validator alone
-   * waits for nobody). Until its block is committed (`onCommitted`), the node's own work on it
-   * is what the chain waits for.
-   */
-  onHeightStarted?(height: bigint, withPeers: boolean): void;
   /** Admits a gossiped transaction to the mempool; throws a ValidationError when it is refused. */
   admitTx(env: TxEnvelope): void;
   /**
@@ -718,7 +712,6 @@ export class ConsensusDriver {
     this.invalidContent = new Set();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
-    this.host.onHeightStarted?.(height, this.network !== null && this.network.peers().length > 0);
     this.trace = new HeightTrace(height, this.lastProgress);
     // How far past its block-time slot this height started (the previous one ran long).
     this.trace.mark('start', this.lastProgress, {

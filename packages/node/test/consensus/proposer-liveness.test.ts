@@ -42,6 +42,21 @@ describe('ProposerLiveness', () => {
     assert.equal(l.isDown(b, 14n), false);
   });
 
+  test('the default, a validator partitioned away with its connection open: one whole wait at most, then short', () => {
+    // The cost of two heights over one: a turn two heights after its last vote still gets the
+    // whole wait; the turn that then ends in the timeout marks it, and every turn after is short.
+    const l = new ProposerLiveness();
+    l.isDown(a, 10n);
+    for (let h = 10n; h < 30n; h++) l.saw(b, h);
+    l.saw(a, 11n); // silent from 12 on, no disconnect seen (isCutOff stays false)
+    assert.equal(l.isCutOff(a), false);
+    assert.equal(l.proposeTimeout(a, 13n, 3000, 0), 3000, 'its turn at 13: the whole wait');
+    l.missedTurn(a);
+    for (const h of [14n, 17n, 21n, 25n])
+      assert.ok(l.proposeTimeout(a, h, 3000, 0) <= 500, `its turn at ${h}: a short wait`);
+    assert.equal(l.proposeTimeout(a, 14n, 3000, 0), 100, 'absent from 14 even without the missed turn');
+  });
+
   test('a proposer that votes but missed its turn is held to the short timeout until it proposes in time', () => {
     const l = new ProposerLiveness(opts);
     l.isDown(a, 10n);
