@@ -52,7 +52,9 @@ import {
   BENCH_MEMPOOL_ARGS,
   BodyPoster,
   busyRetries,
+  countRefusals,
   encodeSendBody,
+  formatCounts,
   phaseProgress,
   postRetrying,
   presignTransfers,
@@ -444,6 +446,7 @@ async function main(): Promise<void> {
   const p1Start = Date.now();
   const p1End = p1Start + SECONDS * 1000;
   let round = 0;
+  const p1Refused = new Map<string, number>();
   const p1Done = phaseProgress(`phase 1: ${RATE} tx/s`, SECONDS * 1000, () => `${latencies.length} final`);
   while (Date.now() < p1End && offset < latencyCount) {
     const due = Math.min(latencyCount, Math.floor(((Date.now() - p1Start) / 1000) * RATE));
@@ -453,6 +456,7 @@ async function main(): Promise<void> {
       const sentAt = Date.now();
       const results = await sendRetrying(clients[round++ % clients.length]!, batch);
       for (const r of results) if ('hash' in r) submittedAt.set(r.hash, sentAt);
+      countRefusals(results, p1Refused);
     }
     await sleep(20);
   }
@@ -460,6 +464,22 @@ async function main(): Promise<void> {
   const p1Deadline = Date.now() + 30_000;
   while (submittedAt.size > 0 && Date.now() < p1Deadline) await sleep(100);
   const lost = submittedAt.size;
+  // Where the unfinal ones are, as each node sees them: pending at every node points to a nonce
+  // gap (an earlier nonce of the sender refused or lost everywhere), pending at one node only to a
+  // transfer whose gossip reached no peer.
+  const lostWhere: string[] = [];
+  if (lost > 0) {
+    const lostHashes = [...submittedAt.keys()];
+    for (const [i, c] of clients.entries()) {
+      const seen = new Map<string, number>();
+      for (const h of lostHashes) {
+        const s = await c.getTransactionStatus(h).catch(() => null);
+        const key = s === null ? 'error' : s.status === 'dropped' ? `dropped ${s.code}` : s.status;
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+      }
+      lostWhere.push(`node ${i}: ${formatCounts(seen)}`);
+    }
+  }
   submittedAt.clear();
   const p1Blocks = blocks.filter((b) => b.at > p1Start && b.at <= p1End);
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -559,6 +579,8 @@ async function main(): Promise<void> {
   console.log(
     `  submission→finality p50 / p99          ${percentile(sorted, 50)} ms / ${percentile(sorted, 99)} ms  (${sorted.length} transfers${lost ? `, ${lost} not final within 30 s` : ''})`,
   );
+  console.log(`  calm transfers refused (per transfer)   ${formatCounts(p1Refused)}`);
+  if (lostWhere.length > 0) console.log(`  not final, as each node sees them      ${lostWhere.join('; ')}`);
   console.log(`  finalized blocks/s (saturated)         ${(p2Blocks.length / SECONDS).toFixed(2)}`);
   console.log(
     `  finalized transfers/s (saturated)      ${(p2Txs / SECONDS).toFixed(0)}  (${accepted} accepted in ${SECONDS} s)`,

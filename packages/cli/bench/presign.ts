@@ -120,6 +120,26 @@ export function rawVerifyRate(ms = 3_000): number {
 type SendResults = ({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[];
 
 /**
+ * Adds a batch's per-transfer refusals to `counts`, by reason. A bench phase that kept only the
+ * admitted hashes could not tell a transfer left unfinal by the chain from one left waiting on an
+ * earlier nonce of its sender that a node refused: the phases send one sender's consecutive
+ * nonces to different nodes, and a refused nonce leaves every later one pending for good.
+ */
+export function countRefusals(results: SendResults, counts: Map<string, number>): void {
+  for (const r of results)
+    if ('error' in r) counts.set(r.error.reason, (counts.get(r.error.reason) ?? 0) + 1);
+}
+
+/** "INSUFFICIENT_FUNDS×3, NONCE_GAP×1", in a stable order; "none" when empty. */
+export function formatCounts(counts: ReadonlyMap<string, number>): string {
+  if (counts.size === 0) return 'none';
+  return [...counts]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, n]) => `${k}×${n}`)
+    .join(', ');
+}
+
+/**
  * Sends a batch, waiting and retrying while the node answers "busy, retry" (-32005 BUSY, or the
  * per-IP limits) or drops the connection; other errors are thrown.
  */

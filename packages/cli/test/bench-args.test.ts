@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { NodeUnreachableError, RpcClientError } from '@unc/sdk';
 import { checkBenchArgs } from '../bench/bench-args.js';
-import { BodyPoster, encodeSendBody, postRetrying } from '../bench/presign.js';
+import { BodyPoster, countRefusals, encodeSendBody, formatCounts, postRetrying } from '../bench/presign.js';
 
 const spec = { valued: ['seconds', 'trace'], flags: ['skip-single'] };
 
@@ -209,5 +209,22 @@ describe('bench command lines', () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
+  });
+});
+
+describe('bench refusal counts', () => {
+  test("a batch's per-transfer refusals are counted by reason; admitted ones are not", () => {
+    const counts = new Map<string, number>();
+    countRefusals(
+      [
+        { hash: 'aa', replaced: false },
+        { error: { reason: 'INSUFFICIENT_FUNDS', message: 'balance 0' } },
+        { error: { reason: 'INSUFFICIENT_FUNDS', message: 'balance 0' } },
+      ],
+      counts,
+    );
+    countRefusals([{ error: { reason: 'NONCE_GAP', message: 'ahead' } }], counts);
+    assert.equal(formatCounts(counts), 'INSUFFICIENT_FUNDS×2, NONCE_GAP×1');
+    assert.equal(formatCounts(new Map()), 'none');
   });
 });

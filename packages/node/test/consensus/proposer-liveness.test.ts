@@ -28,14 +28,33 @@ describe('ProposerLiveness', () => {
     assert.equal(l.proposeTimeout(a, 16n, 3000, 0), 3000);
   });
 
-  test('the default: one whole height without a message is enough', () => {
+  test('the default: two whole heights without a message, not one', () => {
     const l = new ProposerLiveness();
     l.isDown(a, 10n);
-    for (let h = 10n; h < 14n; h++) l.saw(b, h);
+    for (let h = 10n; h < 15n; h++) l.saw(b, h);
     l.saw(a, 11n);
     assert.equal(l.isDown(a, 12n), false, 'heard from at the previous height');
-    assert.equal(l.isDown(a, 13n), true, 'nothing at 12');
-    assert.equal(l.isDown(b, 13n), false);
+    // Its votes for 12 not checked here yet when 13 began (a loaded validator, slower than the
+    // three that decided 12): not absent, its proposal gets the whole wait.
+    assert.equal(l.isDown(a, 13n), false, 'heard from two heights ago');
+    assert.equal(l.proposeTimeout(a, 13n, 3000, 0), 3000);
+    assert.equal(l.isDown(a, 14n), true, 'nothing at 12 or 13');
+    assert.equal(l.isDown(b, 14n), false);
+  });
+
+  test('the default, a validator partitioned away with its connection open: one whole wait at most, then short', () => {
+    // The cost of two heights over one: a turn two heights after its last vote still gets the
+    // whole wait; the turn that then ends in the timeout marks it, and every turn after is short.
+    const l = new ProposerLiveness();
+    l.isDown(a, 10n);
+    for (let h = 10n; h < 30n; h++) l.saw(b, h);
+    l.saw(a, 11n); // silent from 12 on, no disconnect seen (isCutOff stays false)
+    assert.equal(l.isCutOff(a), false);
+    assert.equal(l.proposeTimeout(a, 13n, 3000, 0), 3000, 'its turn at 13: the whole wait');
+    l.missedTurn(a);
+    for (const h of [14n, 17n, 21n, 25n])
+      assert.ok(l.proposeTimeout(a, h, 3000, 0) <= 500, `its turn at ${h}: a short wait`);
+    assert.equal(l.proposeTimeout(a, 14n, 3000, 0), 100, 'absent from 14 even without the missed turn');
   });
 
   test('a proposer that votes but missed its turn is held to the short timeout until it proposes in time', () => {
