@@ -331,6 +331,10 @@ export class ConsensusDriver {
    * their node (proposer-liveness.ts), for tests and the simulator.
    */
   readonly livenessStats = { bindings: 0, cutOff: 0 };
+  /** Pending transactions shared with connecting peers (mempool-reactor.ts), for tests and metrics. */
+  get mempoolShareStats(): Readonly<{ sent: number; refused: number; txs: number; bytes: number }> {
+    return this.mempoolReactor.shareStats;
+  }
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
   readonly regossipStats = { rounds: 0, messages: 0 };
   /** Where the stall re-send's walk over the peers goes on (`regossipTargets`). */
@@ -488,6 +492,11 @@ export class ConsensusDriver {
       ...(this.host.admitTxs ? { admitTxs: this.host.admitTxs.bind(this.host) } : {}),
       publishBatch: (data) => this.publish('tx', data),
       connected: () => this.network !== null,
+      pending: () => this.host.proposalCandidates(),
+      sendDirect: async (peer, messages) => {
+        if (this.network && !this.stopped) await this.network.sendDirect(peer, messages);
+      },
+      provenPeer: (peer) => this.relayingPeers.has(peer),
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,
@@ -570,7 +579,7 @@ export class ConsensusDriver {
   /** What the network asks of this node; pass these to `startNetwork` before `start`. */
   handlers(): NetworkHandlers {
     return {
-      onGossip: (topic, data, from) => this.onGossip(topic, data, from),
+      onGossip: (topic, data, from, direct) => this.onGossip(topic, data, from, direct),
       status: () => this.status(),
       blocks: (from, to) => this.syncReactor.blocksFor(from, to),
       txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
@@ -1330,7 +1339,12 @@ export class ConsensusDriver {
   // -------------------------------------------------------------------------------------------
   // Gossip in
 
-  private async onGossip(topic: GossipTopic, data: Uint8Array, from: string): Promise<Verdict> {
+  private async onGossip(
+    topic: GossipTopic,
+    data: Uint8Array,
+    from: string,
+    direct = false,
+  ): Promise<Verdict> {
     if (this.stopped) return 'ignore';
     switch (topic) {
       case 'vote': {
@@ -1351,7 +1365,7 @@ export class ConsensusDriver {
         return verdict === 'accept' && !this.firstCompactForm(heard.idsSignature, data) ? 'ignore' : verdict;
       }
       case 'tx':
-        return this.mempoolReactor.onTxGossip(data);
+        return this.mempoolReactor.onTxGossip(data, direct);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
       case 'validator-peer':
@@ -2022,6 +2036,9 @@ export class ConsensusDriver {
   private peerConnected(peer: string): void {
     if (this.stopped) return;
     this.liveness.peerConnected(peer);
+    // Its share of the pending transactions, on the mempool reactor's own limits: gossip it missed
+    // while away (or before it ever connected) is not sent again otherwise.
+    this.mempoolReactor.peerConnected(peer);
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)

@@ -516,7 +516,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         }
         let verdict: Verdict = 'ignore';
         try {
-          verdict = await this.opts.handlers.onGossip(topic, frame.subarray(1), peer);
+          verdict = await this.opts.handlers.onGossip(topic, frame.subarray(1), peer, true);
         } catch (err) {
           this.log.error('direct message validation threw; ignoring it', {
             topic,
