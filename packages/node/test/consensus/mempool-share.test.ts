@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encode, envelopeFromSigned, signTransaction, type TxEnvelope } from '@unc/core';
+import { encode, envelopeFromSigned, equalBytes, signTransaction, type TxEnvelope } from '@unc/core';
 import { transferAction } from '@unc/sdk';
 import { clockSlices } from '../../src/admission.js';
 import { Chain } from '../../src/chain.js';
@@ -16,7 +16,8 @@ import {
   MempoolReactor,
 } from '../../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey } from '../../src/dev.js';
+import type { PrivvalStorage } from '../../src/consensus/privval-store.js';
+import { devGenesisJson, devKey, devValidator } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
 import { NodeCore } from '../../src/node-core.js';
@@ -28,13 +29,28 @@ import { MemoryNetworkHub } from './memory-network.js';
 const GENESIS = devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') });
 const START = Date.parse('2026-01-01T00:00:01Z');
 
-async function fullNode(clock: VirtualClock): Promise<NodeCore> {
+/** A node on an in-memory store; the dev chain's only validator when `validator`. */
+async function fullNode(clock: VirtualClock, validator = false): Promise<NodeCore> {
   const chain = await Chain.open(ChainDb.over(new MemoryKv()), GENESIS, silentLogger);
+  const key = devValidator();
+  const slot = { text: null as string | null, records: new Map<string, Uint8Array>() };
+  const privvalStorage: PrivvalStorage = {
+    where: 'memory:privval',
+    read: () => slot.text,
+    write: (t) => void (slot.text = t),
+    recordWhere: (name) => `memory:privval.proposal-${name}`,
+    readRecord: (name) => slot.records.get(name) ?? null,
+    writeRecord: (name, bytes) => void slot.records.set(name, bytes),
+    pruneRecords: (keep) => {
+      for (const name of slot.records.keys()) if (name !== keep) slot.records.delete(name);
+    },
+  };
   return new NodeCore({
     chain,
     mempool: new Mempool(),
-    validator: null,
+    validator: validator ? { seed: key.seed, publicKey: key.publicKey } : null,
     privvalPath: null,
+    ...(validator ? { privvalStorage } : {}),
     blockTimeMs: 1000,
     logger: silentLogger,
     clock,
@@ -84,6 +100,35 @@ test('a transfer admitted while a node had no peers reaches a peer that connects
   }
 });
 
+test('a transfer a full node admitted with no peers is committed by the validator that connects later', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const full = await fullNode(clock);
+  const validator = await fullNode(clock, true);
+  try {
+    const netFull = hub.join('full', full.driver.handlers());
+    const startedFull = full.driver.start(netFull);
+    await clock.run(clock.now() + 4_000);
+    await startedFull;
+    const env = transfer(full.chain.genesis.chainId, 3);
+    full.submit(env);
+    await clock.run(clock.now() + 100);
+
+    let committedAt: bigint | null = null;
+    validator.driver.onCommit((c) => {
+      if (c.envelopes.some((e) => equalBytes(e.hash, env.hash))) committedAt = c.block.header.height;
+    });
+    const netValidator = hub.join('validator', validator.driver.handlers());
+    const startedValidator = validator.driver.start(netValidator);
+    await clock.run(clock.now() + 10_000, () => committedAt !== null);
+    await startedValidator;
+    assert.notEqual(committedAt, null, "the validator put the full node's pending transfer in a block");
+  } finally {
+    await full.stop();
+    await validator.stop();
+  }
+});
+
 /** A reactor over a mempool of `count` transfers, recording what it sends and publishes. */
 function reactorWith(clock: VirtualClock, envs: TxEnvelope[], proven = () => false) {
   const sent: { peer: string; messages: readonly DirectMessage[] }[] = [];
@@ -115,7 +160,13 @@ test('a peer that reconnects within the interval gets no second share', async ()
   const shared = sent[0]!.messages;
   assert.equal(shared.length, 1);
   assert.equal(shared[0]!.topic, 'tx');
-  assert.deepEqual(shared[0]!.data, encode(txBatchCodec, envs.map((e) => e.bytes)));
+  assert.deepEqual(
+    shared[0]!.data,
+    encode(
+      txBatchCodec,
+      envs.map((e) => e.bytes),
+    ),
+  );
   // After the interval it may have missed more: a new share.
   await clock.run(clock.now() + 10_000);
   reactor.peerConnected('P');
