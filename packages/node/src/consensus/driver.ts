@@ -117,6 +117,8 @@ export interface DriverHost {
   /** Transactions for the next block, in the order they should be tried. */
   /** The mempool in block order; told (through `next`) whether each went into the block. */
   proposalCandidates(): Iterable<TxEnvelope>;
+  /** Bytes of the transactions pending in the mempool (what a connecting peer's share may hold). */
+  pendingBytes?(): number;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
   isTxVerified(env: TxEnvelope): boolean;
   /** Candidates that no longer apply, found while building a block. */
@@ -493,6 +495,7 @@ export class ConsensusDriver {
       publishBatch: (data) => this.publish('tx', data),
       connected: () => this.network !== null,
       pending: () => this.host.proposalCandidates(),
+      ...(this.host.pendingBytes ? { pendingBytes: this.host.pendingBytes.bind(this.host) } : {}),
       sendDirect: async (peer, messages) => {
         if (this.network && !this.stopped) await this.network.sendDirect(peer, messages);
       },

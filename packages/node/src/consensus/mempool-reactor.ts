@@ -37,6 +37,11 @@ export interface MempoolReactorOptions {
    * connected peer is sent (`peerConnected`). Without it, nothing is.
    */
   pending?(): Iterable<TxEnvelope>;
+  /**
+   * Bytes of the pending transactions now: a share reserves no more of the interval's budget than
+   * there is to send (an empty mempool reserves nothing). Without it, a full share is reserved.
+   */
+  pendingBytes?(): number;
   /** Sends messages to one peer only, not relayed by it (`Network.sendDirect`). */
   sendDirect?(peer: string, messages: readonly DirectMessage[]): Promise<void>;
   /**
@@ -224,7 +229,10 @@ export class MempoolReactor {
     const proven = this.opts.provenPeer?.(peer) ?? false;
     const left = MAX_SHARED_BYTES_PER_INTERVAL - this.shareWindow.bytes;
     const unprovenLeft = MAX_SHARED_BYTES_PER_INTERVAL / 2 - this.shareWindow.unprovenBytes;
-    const budget = Math.min(MAX_SHARED_BYTES_PER_PEER, left, proven ? left : unprovenLeft);
+    const pendingBytes = this.opts.pendingBytes?.() ?? MAX_SHARED_BYTES_PER_PEER;
+    // Nothing pending: nothing to send, nothing reserved, and no share counted against the peer.
+    if (pendingBytes <= 0) return;
+    const budget = Math.min(MAX_SHARED_BYTES_PER_PEER, pendingBytes, left, proven ? left : unprovenLeft);
     if ((last !== undefined && now - last < this.shareIntervalMs) || budget <= 0) {
       this.shareStats.refused++;
       return;
@@ -237,9 +245,16 @@ export class MempoolReactor {
       const oldest = this.sharedAt.keys().next().value;
       if (oldest !== undefined) this.sharedAt.delete(oldest);
     }
+    const window = this.shareWindow;
     const timer = this.opts.clock.schedule(this.shareDelayMs, () => {
       this.shareTimers.delete(timer);
-      void this.shareMempool(peer, budget);
+      const sent = this.shareMempool(peer, budget);
+      // What the share did not use goes back to its interval's budget (the mempool shrank since,
+      // or held less than a share's bound in transactions that fit).
+      if (window === this.shareWindow) {
+        window.bytes -= budget - sent;
+        if (!proven) window.unprovenBytes -= budget - sent;
+      }
     });
     this.shareTimers.add(timer);
   }
@@ -250,9 +265,9 @@ export class MempoolReactor {
    * slowly (or whose admission queue is full) slows only its own share. Taken from the mempool
    * when sent: what a block took or the mempool dropped meanwhile is not sent.
    */
-  private async shareMempool(peer: string, budget: number): Promise<void> {
+  private shareMempool(peer: string, budget: number): number {
     const { pending, sendDirect } = this.opts;
-    if (this.stopped || !pending || !sendDirect) return;
+    if (this.stopped || !pending || !sendDirect) return 0;
     const batches: Uint8Array[][] = [];
     let batch: Uint8Array[] = [];
     let batchBytes = 0;
@@ -271,10 +286,19 @@ export class MempoolReactor {
       bytes += env.bytes.length;
     }
     if (batch.length > 0) batches.push(batch);
-    if (count === 0) return;
+    if (count === 0) return 0;
     this.shareStats.sent++;
     this.shareStats.txs += count;
     this.shareStats.bytes += bytes;
+    void this.sendBatches(peer, batches, sendDirect);
+    return bytes;
+  }
+
+  private async sendBatches(
+    peer: string,
+    batches: readonly Uint8Array[][],
+    sendDirect: (peer: string, messages: readonly DirectMessage[]) => Promise<void>,
+  ): Promise<void> {
     for (const b of batches) {
       if (this.stopped) return;
       try {

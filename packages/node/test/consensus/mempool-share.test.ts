@@ -15,8 +15,8 @@ import {
   MAX_SHARED_BYTES_PER_PEER,
   MempoolReactor,
 } from '../../src/consensus/mempool-reactor.js';
-import { txBatchCodec } from '../../src/consensus/wire.js';
 import type { PrivvalStorage } from '../../src/consensus/privval-store.js';
+import { txBatchCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidator } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
@@ -130,7 +130,12 @@ test('a transfer a full node admitted with no peers is committed by the validato
 });
 
 /** A reactor over a mempool of `count` transfers, recording what it sends and publishes. */
-function reactorWith(clock: VirtualClock, envs: TxEnvelope[], proven = () => false) {
+function reactorWith(
+  clock: VirtualClock,
+  envs: TxEnvelope[],
+  proven = (_peer: string) => false,
+  pendingBytes?: () => number,
+) {
   const sent: { peer: string; messages: readonly DirectMessage[] }[] = [];
   const published: Uint8Array[] = [];
   const reactor = new MempoolReactor({
@@ -143,6 +148,7 @@ function reactorWith(clock: VirtualClock, envs: TxEnvelope[], proven = () => fal
       sent.push({ peer, messages });
     },
     provenPeer: proven,
+    ...(pendingBytes ? { pendingBytes } : {}),
     shareIntervalMs: 10_000,
     shareDelayMs: 1_000,
   });
@@ -193,7 +199,38 @@ test('a share is bounded per peer in bytes, and per interval over all peers', as
   const total = reactor.shareStats.bytes;
   assert.ok(total <= MAX_SHARED_BYTES_PER_INTERVAL / 2, `unproven peers took ${total} bytes`);
   assert.ok(reactor.shareStats.refused > 0);
+  // A peer that relays consensus messages still gets its share: half the budget is kept for such.
+  const before = sent.length;
+  const { reactor: r2, sent: sent2 } = reactorWith(clock, envs, (peer) => peer === 'relay');
+  for (let i = 0; i < 50; i++) r2.peerConnected(`fresh-${i}`);
+  r2.peerConnected('relay');
+  await clock.run(clock.now() + 2_000);
+  assert.ok(
+    sent2.some((s) => s.peer === 'relay'),
+    'the relaying peer got a share',
+  );
+  assert.ok(before > 0);
+  r2.stop();
   reactor.stop();
+});
+
+test('a share reserves only what is pending: a small mempool reaches every connecting peer, an empty one costs nothing', async () => {
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  const bytes = envs.reduce((n, e) => n + e.bytes.length, 0);
+  const { reactor, sent } = reactorWith(clock, envs, undefined, () => bytes);
+  for (let i = 0; i < 200; i++) reactor.peerConnected(`fresh-${i}`);
+  await clock.run(clock.now() + 2_000);
+  assert.equal(new Set(sent.map((s) => s.peer)).size, 200, 'each peer got the three pending transfers');
+  assert.equal(reactor.shareStats.refused, 0);
+  reactor.stop();
+
+  const empty = reactorWith(clock, [], undefined, () => 0);
+  empty.reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(empty.sent.length, 0);
+  assert.equal(empty.reactor.shareStats.refused, 0, 'nothing to send is no share: none is counted');
+  empty.reactor.stop();
 });
 
 test('transactions admitted from a direct share are gossiped on; gossiped ones are not re-published', async () => {
