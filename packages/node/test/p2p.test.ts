@@ -22,6 +22,8 @@ interface Received {
   topic: GossipTopic;
   data: Uint8Array;
   from: string;
+  /** Whether it came by `sendDirect` (the mempool reactor gossips on what it admits from one). */
+  direct: boolean;
 }
 
 interface TestNode {
@@ -66,8 +68,8 @@ async function node(
     logger: process.env.UNC_TEST_P2P_LOG ? createLogger(`n${n}`, { level: 'debug' }) : silentLogger,
     ...rest,
     handlers: {
-      onGossip: (topic, data, from) => {
-        received.push({ topic, data, from });
+      onGossip: (topic, data, from, direct) => {
+        received.push({ topic, data, from, direct: direct === true });
         return data[0] === 0xff ? 'reject' : 'accept';
       },
       status: () => status(),
@@ -230,6 +232,10 @@ test('a direct send reaches that peer alone, checked like gossip and never relay
       ['proposal', [3], a.net.peerId],
       ['vote', [0xff], a.net.peerId],
     ],
+  );
+  assert.ok(
+    b.received.every((r) => r.direct),
+    'the receiver is told they came direct (nothing forwards them)',
   );
   await waitFor(() => scoreOf(b.net, a.net.peerId) === before - 10, 'the rejected one to cost its sender');
   await new Promise((r) => setTimeout(r, 300));
