@@ -496,10 +496,17 @@ export class ConsensusDriver {
       connected: () => this.network !== null,
       pending: () => this.host.proposalCandidates(),
       ...(this.host.pendingBytes ? { pendingBytes: this.host.pendingBytes.bind(this.host) } : {}),
+      // Only to a peer still connected: it may have left since it connected (the share waits a
+      // second, and each batch waits for the one before), and libp2p's send to a peer not
+      // connected dials it, at whatever address it announced: a peer id that connects and leaves
+      // would have this node dial back, once per share batch.
       sendDirect: async (peer, messages) => {
-        if (this.network && !this.stopped) await this.network.sendDirect(peer, messages);
+        const network = this.network;
+        if (network && !this.stopped && network.peers().some((p) => p.id === peer))
+          await network.sendDirect(peer, messages);
       },
       provenPeer: (peer) => this.relayingPeers.has(peer),
+      peerStillConnected: (peer) => this.network?.peers().some((p) => p.id === peer) ?? false,
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,
@@ -2118,8 +2125,9 @@ export class ConsensusDriver {
 
   /**
    * The height's messages to a newly connected peer, this validator's binding last
-   * (peer-binding.ts). One stream: the direct protocol takes one at a time per connection, so a
-   * binding sent on a stream of its own could push the catch-up out. Last: a node of an earlier
+   * (peer-binding.ts). One stream: the direct protocol takes two at a time per connection (one
+   * for a mempool share), so a binding sent on a stream of its own could push the catch-up out
+   * while a share is sent. Last: a node of an earlier
    * version, which knows no such topic, drops the rest of the stream at it (and scores us down a
    * little), so it still takes the height's messages.
    */

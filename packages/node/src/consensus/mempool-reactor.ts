@@ -45,6 +45,11 @@ export interface MempoolReactorOptions {
   /** Sends messages to one peer only, not relayed by it (`Network.sendDirect`). */
   sendDirect?(peer: string, messages: readonly DirectMessage[]): Promise<void>;
   /**
+   * Whether `peer` is still connected when its share is due: one that left gets none, and the
+   * bytes reserved for it go back to the interval's budget.
+   */
+  peerStillConnected?(peer: string): boolean;
+  /**
    * Whether `peer` relayed a consensus message this node accepted: such peers get the half of the
    * per-interval share budget that fresh identities cannot take.
    */
@@ -103,6 +108,12 @@ export class MempoolReactor {
   /** This interval's share budget over all peers: bytes granted, of which to unproven peers. */
   private shareWindow = { start: Number.NEGATIVE_INFINITY, bytes: 0, unprovenBytes: 0 };
   private readonly shareTimers = new Set<Cancel>();
+  /**
+   * Peers whose share is still being sent (a peer that reads slowly holds it up to the network's
+   * deadline per batch): no second share meanwhile, so a share holds at most one of the peer's
+   * two direct streams and the other stays free for consensus messages (p2p/libp2p.ts).
+   */
+  private readonly sharing = new Set<string>();
   private readonly shareIntervalMs: number;
   private readonly shareDelayMs: number;
   /** Shares sent and refused (reconnecting within the interval, the budget spent), and what they carried. */
@@ -233,7 +244,7 @@ export class MempoolReactor {
     // Nothing pending: nothing to send, nothing reserved, and no share counted against the peer.
     if (pendingBytes <= 0) return;
     const budget = Math.min(MAX_SHARED_BYTES_PER_PEER, pendingBytes, left, proven ? left : unprovenLeft);
-    if ((last !== undefined && now - last < this.shareIntervalMs) || budget <= 0) {
+    if ((last !== undefined && now - last < this.shareIntervalMs) || budget <= 0 || this.sharing.has(peer)) {
       this.shareStats.refused++;
       return;
     }
@@ -268,6 +279,7 @@ export class MempoolReactor {
   private shareMempool(peer: string, budget: number): number {
     const { pending, sendDirect } = this.opts;
     if (this.stopped || !pending || !sendDirect) return 0;
+    if (this.opts.peerStillConnected && !this.opts.peerStillConnected(peer)) return 0;
     const batches: Uint8Array[][] = [];
     let batch: Uint8Array[] = [];
     let batchBytes = 0;
@@ -290,7 +302,8 @@ export class MempoolReactor {
     this.shareStats.sent++;
     this.shareStats.txs += count;
     this.shareStats.bytes += bytes;
-    void this.sendBatches(peer, batches, sendDirect);
+    this.sharing.add(peer);
+    void this.sendBatches(peer, batches, sendDirect).finally(() => this.sharing.delete(peer));
     return bytes;
   }
 

@@ -246,3 +246,65 @@ test('transactions admitted from a direct share are gossiped on; gossiped ones a
   assert.equal(published.length, 1, 'a direct share is relayed by the node that admitted it');
   reactor.stop();
 });
+
+test('a peer whose share is still being sent gets no second one: a share takes at most one of its direct streams', async () => {
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  const sends: string[] = [];
+  // A peer that does not read: the send never completes (until the network's deadline).
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    sendDirect: (peer) => {
+      sends.push(peer);
+      return new Promise<void>(() => {});
+    },
+    shareIntervalMs: 10_000,
+    shareDelayMs: 1_000,
+  });
+  reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(sends.length, 1);
+  // Past the interval it reconnects while the first share's send is still open: a second share
+  // would hold a second direct stream, the one consensus messages to it need.
+  await clock.run(clock.now() + 10_000);
+  reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(sends.length, 1, 'no second share while the first is in flight');
+  assert.equal(reactor.shareStats.refused, 1);
+  reactor.stop();
+});
+
+test('a peer gone before its share is sent is not sent it (a send to it would dial it back)', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const a = await fullNode(clock);
+  try {
+    const netA = hub.join('A', a.driver.handlers());
+    const sentTo: string[] = [];
+    const send = netA.sendDirect.bind(netA);
+    netA.sendDirect = (peer, messages) => {
+      if (messages.some((m) => m.topic === 'tx')) sentTo.push(peer);
+      return send(peer, messages);
+    };
+    const startedA = a.driver.start(netA);
+    await clock.run(clock.now() + 4_000);
+    await startedA;
+    a.submit(transfer(a.chain.genesis.chainId, 1));
+    await clock.run(clock.now() + 100);
+    // A peer that connects and leaves at once: libp2p's send to a peer not connected dials it,
+    // at whatever address it announced.
+    const b = await fullNode(clock);
+    hub.join('B', b.driver.handlers());
+    hub.cut('B');
+    await clock.run(clock.now() + 2_000);
+    assert.ok(!sentTo.includes('B'), 'no share sent to the peer that left');
+    assert.equal(a.driver.mempoolShareStats.sent, 0, 'nor counted, its reserved bytes given back');
+    await b.stop();
+  } finally {
+    await a.stop();
+  }
+});
