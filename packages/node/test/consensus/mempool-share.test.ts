@@ -308,3 +308,37 @@ test('a peer gone before its share is sent is not sent it (a send to it would di
     await a.stop();
   }
 });
+
+test('a node that admits a transfer from a peer’s share publishes it as gossip (through the driver)', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const a = await fullNode(clock);
+  const b = await fullNode(clock);
+  try {
+    const netA = hub.join('A', a.driver.handlers());
+    const startedA = a.driver.start(netA);
+    await clock.run(clock.now() + 4_000);
+    await startedA;
+    const env = transfer(a.chain.genesis.chainId, 1);
+    a.submit(env);
+    await clock.run(clock.now() + 100);
+    const netB = hub.join('B', b.driver.handlers());
+    const published: Uint8Array[] = [];
+    const publish = netB.publish.bind(netB);
+    netB.publish = (topic, data) => {
+      if (topic === 'tx') published.push(data);
+      return publish(topic, data);
+    };
+    const startedB = b.driver.start(netB);
+    await clock.run(clock.now() + 4_000);
+    await startedB;
+    assert.ok(b.mempool.has(env.hash));
+    assert.ok(
+      published.some((d) => equalBytes(d, encode(txBatchCodec, [env.bytes]))),
+      'B gossips on what it admitted from the direct share',
+    );
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
