@@ -176,6 +176,7 @@ export class NodeCore {
   private driverHost(): DriverHost {
     return {
       proposalCandidates: () => this.mempool.ordered(this.chain.tipState),
+      pendingBytes: () => this.mempool.bytes,
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),

@@ -13,7 +13,7 @@ import {
   startNetwork,
   txsProtocol,
 } from '../src/p2p/libp2p.js';
-import type { ChainStatus, GossipTopic, NetworkHandlers } from '../src/p2p/types.js';
+import type { ChainStatus, GossipTopic, NetworkHandlers, Verdict } from '../src/p2p/types.js';
 
 const CHAIN = 'unc-p2p-test-1';
 const GENESIS = new Uint8Array(32).fill(0x11);
@@ -22,6 +22,8 @@ interface Received {
   topic: GossipTopic;
   data: Uint8Array;
   from: string;
+  /** Whether it came by `sendDirect` (the mempool reactor gossips on what it admits from one). */
+  direct: boolean;
 }
 
 interface TestNode {
@@ -66,8 +68,8 @@ async function node(
     logger: process.env.UNC_TEST_P2P_LOG ? createLogger(`n${n}`, { level: 'debug' }) : silentLogger,
     ...rest,
     handlers: {
-      onGossip: (topic, data, from) => {
-        received.push({ topic, data, from });
+      onGossip: (topic, data, from, direct) => {
+        received.push({ topic, data, from, direct: direct === true });
         return data[0] === 0xff ? 'reject' : 'accept';
       },
       status: () => status(),
@@ -231,6 +233,10 @@ test('a direct send reaches that peer alone, checked like gossip and never relay
       ['vote', [0xff], a.net.peerId],
     ],
   );
+  assert.ok(
+    b.received.every((r) => r.direct),
+    'the receiver is told they came direct (nothing forwards them)',
+  );
   await waitFor(() => scoreOf(b.net, a.net.peerId) === before - 10, 'the rejected one to cost its sender');
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(c.received.length, 0, 'a direct message is not relayed');
@@ -242,6 +248,39 @@ test('a direct send reaches that peer alone, checked like gossip and never relay
   await waitFor(() => (scoreOf(b.net, a.net.peerId) ?? 0) < before - 10, 'the malformed frame to cost');
   assert.equal(b.received.length, 3);
   await Promise.all([a.net.stop(), b.net.stop(), c.net.stop()]);
+});
+
+test("a mempool share's direct stream still being read does not refuse a consensus message sent directly meanwhile", async () => {
+  // The share's batches (mempool-reactor.ts) and consensus messages (catch-ups, re-sends, relays
+  // of held proposals, bindings) both go direct: while the receiver admits a batch (signature
+  // checks: it reads the next frame only after), a consensus send to it must still get through.
+  let release: () => void = () => undefined;
+  const admitting = new Promise<void>((r) => {
+    release = r;
+  });
+  const got: GossipTopic[] = [];
+  const b = await node(75, {
+    handlers: {
+      onGossip: async (topic): Promise<Verdict> => {
+        got.push(topic);
+        if (topic === 'tx') await admitting;
+        return 'accept';
+      },
+    },
+  });
+  const a = await node(76);
+  await a.net.dial(b.net.listenAddrs[0]!);
+  await waitFor(() => handshaken(a.net, b.net) && handshaken(b.net, a.net), 'handshakes');
+  await a.net.sendDirect(b.net.peerId, [
+    { topic: 'tx', data: new Uint8Array([1]) },
+    { topic: 'tx', data: new Uint8Array([2]) },
+  ]);
+  await waitFor(() => got.length === 1, 'the first batch being admitted');
+  await a.net.sendDirect(b.net.peerId, [{ topic: 'vote', data: new Uint8Array([3]) }]);
+  await waitFor(() => got.includes('vote'), 'the vote, while the batch before it is still admitted');
+  release();
+  await waitFor(() => got.length === 3, 'the rest of the share');
+  await Promise.all([a.net.stop(), b.net.stop()]);
 });
 
 test("a peer whose process stops is reported disconnected at once; a validator's binding travels on the direct protocol", async () => {

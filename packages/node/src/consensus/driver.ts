@@ -117,6 +117,8 @@ export interface DriverHost {
   /** Transactions for the next block, in the order they should be tried. */
   /** The mempool in block order; told (through `next`) whether each went into the block. */
   proposalCandidates(): Iterable<TxEnvelope>;
+  /** Bytes of the transactions pending in the mempool (what a connecting peer's share may hold). */
+  pendingBytes?(): number;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
   isTxVerified(env: TxEnvelope): boolean;
   /** Candidates that no longer apply, found while building a block. */
@@ -331,6 +333,10 @@ export class ConsensusDriver {
    * their node (proposer-liveness.ts), for tests and the simulator.
    */
   readonly livenessStats = { bindings: 0, cutOff: 0 };
+  /** Pending transactions shared with connecting peers (mempool-reactor.ts), for tests and metrics. */
+  get mempoolShareStats(): Readonly<{ sent: number; refused: number; txs: number; bytes: number }> {
+    return this.mempoolReactor.shareStats;
+  }
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
   readonly regossipStats = { rounds: 0, messages: 0 };
   /** Where the stall re-send's walk over the peers goes on (`regossipTargets`). */
@@ -488,6 +494,19 @@ export class ConsensusDriver {
       ...(this.host.admitTxs ? { admitTxs: this.host.admitTxs.bind(this.host) } : {}),
       publishBatch: (data) => this.publish('tx', data),
       connected: () => this.network !== null,
+      pending: () => this.host.proposalCandidates(),
+      ...(this.host.pendingBytes ? { pendingBytes: this.host.pendingBytes.bind(this.host) } : {}),
+      // Only to a peer still connected: it may have left since it connected (the share waits a
+      // second, and each batch waits for the one before), and libp2p's send to a peer not
+      // connected dials it, at whatever address it announced: a peer id that connects and leaves
+      // would have this node dial back, once per share batch.
+      sendDirect: async (peer, messages) => {
+        const network = this.network;
+        if (network && !this.stopped && network.peers().some((p) => p.id === peer))
+          await network.sendDirect(peer, messages);
+      },
+      provenPeer: (peer) => this.relayingPeers.has(peer),
+      peerStillConnected: (peer) => this.network?.peers().some((p) => p.id === peer) ?? false,
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,
@@ -570,7 +589,7 @@ export class ConsensusDriver {
   /** What the network asks of this node; pass these to `startNetwork` before `start`. */
   handlers(): NetworkHandlers {
     return {
-      onGossip: (topic, data, from) => this.onGossip(topic, data, from),
+      onGossip: (topic, data, from, direct) => this.onGossip(topic, data, from, direct),
       status: () => this.status(),
       blocks: (from, to) => this.syncReactor.blocksFor(from, to),
       txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
@@ -1330,7 +1349,12 @@ export class ConsensusDriver {
   // -------------------------------------------------------------------------------------------
   // Gossip in
 
-  private async onGossip(topic: GossipTopic, data: Uint8Array, from: string): Promise<Verdict> {
+  private async onGossip(
+    topic: GossipTopic,
+    data: Uint8Array,
+    from: string,
+    direct = false,
+  ): Promise<Verdict> {
     if (this.stopped) return 'ignore';
     switch (topic) {
       case 'vote': {
@@ -1351,7 +1375,7 @@ export class ConsensusDriver {
         return verdict === 'accept' && !this.firstCompactForm(heard.idsSignature, data) ? 'ignore' : verdict;
       }
       case 'tx':
-        return this.mempoolReactor.onTxGossip(data);
+        return this.mempoolReactor.onTxGossip(data, direct);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
       case 'validator-peer':
@@ -2022,6 +2046,9 @@ export class ConsensusDriver {
   private peerConnected(peer: string): void {
     if (this.stopped) return;
     this.liveness.peerConnected(peer);
+    // Its share of the pending transactions, on the mempool reactor's own limits: gossip it missed
+    // while away (or before it ever connected) is not sent again otherwise.
+    this.mempoolReactor.peerConnected(peer);
     const now = this.clock.now();
     const last = this.caughtUpAt.get(peer);
     if (now - this.catchUpWindow.start >= this.peerCatchUpIntervalMs)
@@ -2098,8 +2125,9 @@ export class ConsensusDriver {
 
   /**
    * The height's messages to a newly connected peer, this validator's binding last
-   * (peer-binding.ts). One stream: the direct protocol takes one at a time per connection, so a
-   * binding sent on a stream of its own could push the catch-up out. Last: a node of an earlier
+   * (peer-binding.ts). One stream: the direct protocol takes two at a time per connection (one
+   * for a mempool share), so a binding sent on a stream of its own could push the catch-up out
+   * while a share is sent. Last: a node of an earlier
    * version, which knows no such topic, drops the rest of the stream at it (and scores us down a
    * little), so it still takes the height's messages.
    */

@@ -4,11 +4,17 @@
  * (`admitTxs`: bounded, signatures checked by the verifier, admitted in slices that yield to
  * consensus) or, without one, each transaction directly (`admitTx`), and scores the peer by what
  * the batch held.
+ *
+ * Gossip reaches only the peers connected (and subscribed) when it is published: a transaction
+ * admitted while this node had no peers, or while a peer was cut off or restarting, reached
+ * nobody, and nothing sent it later, so it got into a block only if this node proposed one (a full
+ * node: never). So a peer that connects gets this node's pending transactions, sent to it alone
+ * (`peerConnected`, `shareMempool`), bounded per peer and in all per interval.
  */
 import { encode, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
 import type { Cancel, Clock } from '../clock.js';
-import type { Verdict } from '../p2p/types.js';
+import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
 import { decodeTxBatch } from './gossip-checks.js';
 import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
@@ -26,7 +32,53 @@ export interface MempoolReactorOptions {
   publishBatch(data: Uint8Array): void;
   /** Whether there is a network to announce to at all. */
   connected(): boolean;
+  /**
+   * The mempool's pending transactions in the order a block would take them: what a newly
+   * connected peer is sent (`peerConnected`). Without it, nothing is.
+   */
+  pending?(): Iterable<TxEnvelope>;
+  /**
+   * Bytes of the pending transactions now: a share reserves no more of the interval's budget than
+   * there is to send (an empty mempool reserves nothing). Without it, a full share is reserved.
+   */
+  pendingBytes?(): number;
+  /** Sends messages to one peer only, not relayed by it (`Network.sendDirect`). */
+  sendDirect?(peer: string, messages: readonly DirectMessage[]): Promise<void>;
+  /**
+   * Whether `peer` is still connected when its share is due: one that left gets none, and the
+   * bytes reserved for it go back to the interval's budget.
+   */
+  peerStillConnected?(peer: string): boolean;
+  /**
+   * Whether `peer` relayed a consensus message this node accepted: such peers get the half of the
+   * per-interval share budget that fresh identities cannot take.
+   */
+  provenPeer?(peer: string): boolean;
+  /**
+   * A peer that connects again within this long gets no second share of the mempool, and the
+   * budget over all peers (`MAX_SHARED_*_PER_INTERVAL`) is per this long. Default 10 s.
+   */
+  shareIntervalMs?: number;
+  /**
+   * How long after a connection its share is sent (default 1 s): the consensus catch-up goes
+   * first, and a transaction published meanwhile, before the peer's gossip subscription was known
+   * here (lost to it like the ones before), is still in the share.
+   */
+  shareDelayMs?: number;
 }
+
+/** Most pending transactions one share sends one peer (`peerConnected`). */
+export const MAX_SHARED_TXS_PER_PEER = 4_096;
+/** Most bytes of pending transactions one share sends one peer. */
+export const MAX_SHARED_BYTES_PER_PEER = 1024 * 1024;
+/**
+ * Bytes of shares per interval over all peers: peer ids cost nothing, so the per-peer limit
+ * alone would let a crowd of fresh identities make this node send its mempool to each. Eight
+ * full shares; peers that never relayed a consensus message take at most half.
+ */
+export const MAX_SHARED_BYTES_PER_INTERVAL = 8 * MAX_SHARED_BYTES_PER_PEER;
+/** Peers remembered for the once-per-interval limit; beyond it the oldest are forgotten. */
+const MAX_SHARE_PEERS = 4_096;
 
 /** Gossiped transactions held from their arrival (`heard`): a quarter of the index's bounds. */
 export const HEARD_MAX_ENTRIES = 12_500;
@@ -51,18 +103,40 @@ export class MempoolReactor {
   private txOutBytes = 0;
   private txFlush: Cancel | null = null;
   private stopped = false;
+  /** When each peer last got a share (oldest first), for the once-per-interval limit. */
+  private readonly sharedAt = new Map<string, number>();
+  /** This interval's share budget over all peers: bytes granted, of which to unproven peers. */
+  private shareWindow = { start: Number.NEGATIVE_INFINITY, bytes: 0, unprovenBytes: 0 };
+  private readonly shareTimers = new Set<Cancel>();
+  /**
+   * Peers whose share is still being sent (a peer that reads slowly holds it up to the network's
+   * deadline per batch): no second share meanwhile, so a share holds at most one of the peer's
+   * two direct streams and the other stays free for consensus messages (p2p/libp2p.ts).
+   */
+  private readonly sharing = new Set<string>();
+  private readonly shareIntervalMs: number;
+  private readonly shareDelayMs: number;
+  /** Shares sent and refused (reconnecting within the interval, the budget spent), and what they carried. */
+  readonly shareStats = { sent: 0, refused: 0, txs: 0, bytes: 0 };
 
-  constructor(private readonly opts: MempoolReactorOptions) {}
+  constructor(private readonly opts: MempoolReactorOptions) {
+    this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
+    this.shareDelayMs = opts.shareDelayMs ?? 1_000;
+  }
 
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
   announceTx(env: TxEnvelope): void {
     if (!this.opts.connected() || this.stopped) return;
     this.txIndex.add(env.bytes);
     this.admitted.record(env.hash, { at: this.opts.clock.now() });
-    if (this.txOutBytes + env.bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
+    this.queueOut(env.bytes);
+  }
+
+  private queueOut(bytes: Uint8Array): void {
+    if (this.txOutBytes + bytes.length > MAX_TX_BATCH_BYTES || this.txOut.length >= MAX_TXS_PER_MESSAGE)
       this.flushTxs();
-    this.txOut.push(env.bytes);
-    this.txOutBytes += env.bytes.length;
+    this.txOut.push(bytes);
+    this.txOutBytes += bytes.length;
     this.txFlush ??= this.opts.clock.schedule(20, () => this.flushTxs());
   }
 
@@ -86,17 +160,23 @@ export class MempoolReactor {
     return this.txIndex.get(id) ?? this.heard.get(id);
   }
 
-  onTxGossip(data: Uint8Array): Verdict | Promise<Verdict> {
+  /**
+   * A peer's batch. `direct`: sent to this node alone (a peer's share of its mempool), which no
+   * one relays: what this node admits from it, new here, it publishes as gossip itself, or a
+   * transaction shared with a node of a partial mesh would reach no one past it.
+   */
+  onTxGossip(data: Uint8Array, direct = false): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
     for (const env of envelopes) this.heard.add(env.bytes);
-    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs);
+    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
     let admitted = 0;
     for (const env of envelopes) {
       try {
         this.opts.admitTx(env);
         this.txIndex.add(env.bytes);
         this.admitted.record(env.hash, { at: this.opts.clock.now() });
+        if (direct) this.relay(env.bytes);
         admitted++;
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
@@ -116,6 +196,7 @@ export class MempoolReactor {
   private async admitQueued(
     envelopes: readonly TxEnvelope[],
     admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
+    direct: boolean,
   ): Promise<Verdict> {
     let results: AdmissionResult[];
     try {
@@ -131,14 +212,122 @@ export class MempoolReactor {
         admitted++;
         this.txIndex.add(envelopes[i]!.bytes);
         this.admitted.record(envelopes[i]!.hash, { at: now });
+        if (direct) this.relay(envelopes[i]!.bytes);
       } else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  /** Publishes a transaction admitted here from a direct message (only admitted ones: new here). */
+  private relay(bytes: Uint8Array): void {
+    if (this.opts.connected() && !this.stopped) this.queueOut(bytes);
+  }
+
+  /**
+   * A peer connected (or reconnected: a restart, a healed partition): after `shareDelayMs` it
+   * gets this node's pending transactions, sent to it alone. At most once per peer per
+   * `shareIntervalMs` however often it reconnects, `MAX_SHARED_*_PER_PEER` each, and no more
+   * than `MAX_SHARED_BYTES_PER_INTERVAL` over all peers per interval, half of it kept for peers
+   * that relay consensus messages. Reserved when the connection comes, so a crowd of fresh
+   * connections cannot all pass the check before any share is counted.
+   */
+  peerConnected(peer: string): void {
+    if (this.stopped || !this.opts.pending || !this.opts.sendDirect) return;
+    const now = this.opts.clock.now();
+    if (now - this.shareWindow.start >= this.shareIntervalMs)
+      this.shareWindow = { start: now, bytes: 0, unprovenBytes: 0 };
+    const last = this.sharedAt.get(peer);
+    const proven = this.opts.provenPeer?.(peer) ?? false;
+    const left = MAX_SHARED_BYTES_PER_INTERVAL - this.shareWindow.bytes;
+    const unprovenLeft = MAX_SHARED_BYTES_PER_INTERVAL / 2 - this.shareWindow.unprovenBytes;
+    const pendingBytes = this.opts.pendingBytes?.() ?? MAX_SHARED_BYTES_PER_PEER;
+    // Nothing pending: nothing to send, nothing reserved, and no share counted against the peer.
+    if (pendingBytes <= 0) return;
+    const budget = Math.min(MAX_SHARED_BYTES_PER_PEER, pendingBytes, left, proven ? left : unprovenLeft);
+    if ((last !== undefined && now - last < this.shareIntervalMs) || budget <= 0 || this.sharing.has(peer)) {
+      this.shareStats.refused++;
+      return;
+    }
+    this.shareWindow.bytes += budget;
+    if (!proven) this.shareWindow.unprovenBytes += budget;
+    this.sharedAt.delete(peer);
+    this.sharedAt.set(peer, now);
+    if (this.sharedAt.size > MAX_SHARE_PEERS) {
+      const oldest = this.sharedAt.keys().next().value;
+      if (oldest !== undefined) this.sharedAt.delete(oldest);
+    }
+    const window = this.shareWindow;
+    const timer = this.opts.clock.schedule(this.shareDelayMs, () => {
+      this.shareTimers.delete(timer);
+      const sent = this.shareMempool(peer, budget);
+      // What the share did not use goes back to its interval's budget (the mempool shrank since,
+      // or held less than a share's bound in transactions that fit).
+      if (window === this.shareWindow) {
+        window.bytes -= budget - sent;
+        if (!proven) window.unprovenBytes -= budget - sent;
+      }
+    });
+    this.shareTimers.add(timer);
+  }
+
+  /**
+   * Sends `peer` the pending transactions, in block order, up to `budget` bytes: one batch message
+   * per direct send, each awaited, so the sends spread over event-loop turns and a peer that reads
+   * slowly (or whose admission queue is full) slows only its own share. Taken from the mempool
+   * when sent: what a block took or the mempool dropped meanwhile is not sent.
+   */
+  private shareMempool(peer: string, budget: number): number {
+    const { pending, sendDirect } = this.opts;
+    if (this.stopped || !pending || !sendDirect) return 0;
+    if (this.opts.peerStillConnected && !this.opts.peerStillConnected(peer)) return 0;
+    const batches: Uint8Array[][] = [];
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let count = 0;
+    let bytes = 0;
+    for (const env of pending()) {
+      if (count >= MAX_SHARED_TXS_PER_PEER || bytes + env.bytes.length > budget) break;
+      if (batchBytes + env.bytes.length > MAX_TX_BATCH_BYTES || batch.length >= MAX_TXS_PER_MESSAGE) {
+        batches.push(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+      batch.push(env.bytes);
+      batchBytes += env.bytes.length;
+      count++;
+      bytes += env.bytes.length;
+    }
+    if (batch.length > 0) batches.push(batch);
+    if (count === 0) return 0;
+    this.shareStats.sent++;
+    this.shareStats.txs += count;
+    this.shareStats.bytes += bytes;
+    this.sharing.add(peer);
+    void this.sendBatches(peer, batches, sendDirect).finally(() => this.sharing.delete(peer));
+    return bytes;
+  }
+
+  private async sendBatches(
+    peer: string,
+    batches: readonly Uint8Array[][],
+    sendDirect: (peer: string, messages: readonly DirectMessage[]) => Promise<void>,
+  ): Promise<void> {
+    for (const b of batches) {
+      if (this.stopped) return;
+      try {
+        await sendDirect(peer, [{ topic: 'tx', data: encode(txBatchCodec, b) }]);
+      } catch {
+        // Gone or not reading: the rest waits for its next connection.
+        return;
+      }
+    }
   }
 
   stop(): void {
     this.stopped = true;
     this.txFlush?.();
     this.txFlush = null;
+    for (const cancel of this.shareTimers) cancel();
+    this.shareTimers.clear();
   }
 }

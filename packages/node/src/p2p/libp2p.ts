@@ -406,11 +406,14 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       maxInboundStreams: 2,
       maxOutboundStreams: 4,
     });
-    // One catch-up at a time per connection, each way: a peer that reconnects or pushes again
-    // waits for the stream before it; one that does not read holds only its own stream.
+    // Two streams per connection, each way: one for consensus (a catch-up, a re-send, a relayed
+    // held proposal, a binding) and one for the mempool share (mempool-reactor.ts, one batch per
+    // stream, one at a time), which the receiver reads a frame at a time, admitting each batch
+    // (signature checks) before the next: with one stream, a consensus message sent meanwhile
+    // was refused (too many streams), not queued. A peer that does not read holds only its own.
     await this.node.handle(directProtocol(opts.chainId), (s, c) => this.receiveDirect(s, c), {
-      maxInboundStreams: 1,
-      maxOutboundStreams: 1,
+      maxInboundStreams: 2,
+      maxOutboundStreams: 2,
     });
     const pubsub = this.node.services.pubsub;
     pubsub.addEventListener('gossipsub:message', (evt) => {
@@ -516,7 +519,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         }
         let verdict: Verdict = 'ignore';
         try {
-          verdict = await this.opts.handlers.onGossip(topic, frame.subarray(1), peer);
+          verdict = await this.opts.handlers.onGossip(topic, frame.subarray(1), peer, true);
         } catch (err) {
           this.log.error('direct message validation threw; ignoring it', {
             topic,

@@ -28,8 +28,11 @@ export interface ChainStatus {
 
 /** The node side: what the network asks of the node. */
 export interface NetworkHandlers {
-  /** Validates a gossiped message before it is forwarded (and delivers it to the node). */
-  onGossip(topic: GossipTopic, data: Uint8Array, from: string): Verdict | Promise<Verdict>;
+  /**
+   * Validates a gossiped message before it is forwarded (and delivers it to the node). `direct`:
+   * it came by `sendDirect`, to this node alone, and nothing forwards it whatever the verdict.
+   */
+  onGossip(topic: GossipTopic, data: Uint8Array, from: string, direct?: boolean): Verdict | Promise<Verdict>;
   /** This node's status, answered to peers' status requests. */
   status(): ChainStatus;
   /**

@@ -153,7 +153,8 @@ export class SimNetwork {
     this.bytes[kind] = (this.bytes[kind] ?? 0) + n;
   }
 
-  send(from: string, to: string, topic: GossipTopic, data: Uint8Array): void {
+  /** `direct`: by `sendDirect` (the receiver is told, as libp2p's direct protocol tells it). */
+  send(from: string, to: string, topic: GossipTopic, data: Uint8Array, direct = false): void {
     this.stats.sent++;
     this.countBytes(topic, data.byteLength);
     if (!this.reachable(from, to) || (this.loss > 0 && this.rng.chance(this.loss))) {
@@ -168,7 +169,7 @@ export class SimNetwork {
         return;
       }
       this.stats.delivered++;
-      target.deliver(topic, data, from);
+      target.deliver(topic, data, from, direct);
     });
   }
 
@@ -237,10 +238,10 @@ export class SimPeerNetwork implements Network {
     for (const l of this.disconnectListeners) l(peer);
   }
 
-  deliver(topic: GossipTopic, data: Uint8Array, from: string): void {
+  deliver(topic: GossipTopic, data: Uint8Array, from: string, direct = false): void {
     if (this.down) return;
     this.heard?.(topic, data);
-    void Promise.resolve(this.handlers.onGossip(topic, data, from)).then((verdict) => {
+    void Promise.resolve(this.handlers.onGossip(topic, data, from, direct)).then((verdict) => {
       if (verdict === 'reject') {
         this.penalize(from, `rejected ${topic}`);
         const link = `${from}>${this.peerId}`;
@@ -266,11 +267,11 @@ export class SimPeerNetwork implements Network {
     this.hub.stats.direct += messages.length;
     for (const { topic, data } of messages) {
       if (!this.outgoing) {
-        this.hub.send(this.peerId, peer, topic, data);
+        this.hub.send(this.peerId, peer, topic, data, true);
         continue;
       }
       for (const m of this.outgoing(topic, data, [peer]))
-        if (!m.to || m.to.includes(peer)) this.hub.send(this.peerId, peer, topic, m.data);
+        if (!m.to || m.to.includes(peer)) this.hub.send(this.peerId, peer, topic, m.data, true);
     }
   }
 

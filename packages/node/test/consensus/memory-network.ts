@@ -79,10 +79,11 @@ export class MemoryNetworkForTests implements Network {
   }
 
   /** Delivery into this member, one message at a time like a single gossip stream. */
-  deliver(topic: GossipTopic, data: Uint8Array, from: string): void {
+  deliver(topic: GossipTopic, data: Uint8Array, from: string, direct = false): void {
     this.inbox = this.inbox.then(async () => {
       if (this.stopped) return;
-      const verdict = await this.handlers.onGossip(topic, data, from);
+      // `direct`: by `sendDirect`, which the receiver is told, as libp2p's direct protocol tells it.
+      const verdict = await this.handlers.onGossip(topic, data, from, direct);
       this.hub.verdicts[verdict]++;
     });
   }
@@ -95,7 +96,7 @@ export class MemoryNetworkForTests implements Network {
   async sendDirect(peer: string, messages: readonly DirectMessage[]): Promise<void> {
     if (this.stopped) return;
     const target = this.hub.member(peer);
-    for (const { topic, data } of messages) target?.deliver(topic, data.slice(), this.peerId);
+    for (const { topic, data } of messages) target?.deliver(topic, data.slice(), this.peerId, true);
   }
 
   peers(): PeerInfo[] {

@@ -1,0 +1,344 @@
+/**
+ * Pending transactions reach peers that were not there when they were gossiped
+ * (mempool-reactor.ts, `peerConnected`): a transfer admitted by a node with no peers reaches a
+ * node that connects later, bounded per peer and per interval however often a peer reconnects,
+ * and what a node admits from such a direct share it gossips on itself.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { encode, envelopeFromSigned, equalBytes, signTransaction, type TxEnvelope } from '@unc/core';
+import { transferAction } from '@unc/sdk';
+import { clockSlices } from '../../src/admission.js';
+import { Chain } from '../../src/chain.js';
+import {
+  MAX_SHARED_BYTES_PER_INTERVAL,
+  MAX_SHARED_BYTES_PER_PEER,
+  MempoolReactor,
+} from '../../src/consensus/mempool-reactor.js';
+import type { PrivvalStorage } from '../../src/consensus/privval-store.js';
+import { txBatchCodec } from '../../src/consensus/wire.js';
+import { devGenesisJson, devKey, devValidator } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { Mempool } from '../../src/mempool.js';
+import { NodeCore } from '../../src/node-core.js';
+import type { DirectMessage } from '../../src/p2p/types.js';
+import { VirtualClock } from '../../src/sim/virtual-clock.js';
+import { ChainDb, MemoryKv } from '../../src/storage/db.js';
+import { MemoryNetworkHub } from './memory-network.js';
+
+const GENESIS = devGenesisJson({ time: new Date('2026-01-01T00:00:00Z') });
+const START = Date.parse('2026-01-01T00:00:01Z');
+
+/** A node on an in-memory store; the dev chain's only validator when `validator`. */
+async function fullNode(clock: VirtualClock, validator = false): Promise<NodeCore> {
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), GENESIS, silentLogger);
+  const key = devValidator();
+  const slot = { text: null as string | null, records: new Map<string, Uint8Array>() };
+  const privvalStorage: PrivvalStorage = {
+    where: 'memory:privval',
+    read: () => slot.text,
+    write: (t) => void (slot.text = t),
+    recordWhere: (name) => `memory:privval.proposal-${name}`,
+    readRecord: (name) => slot.records.get(name) ?? null,
+    writeRecord: (name, bytes) => void slot.records.set(name, bytes),
+    pruneRecords: (keep) => {
+      for (const name of slot.records.keys()) if (name !== keep) slot.records.delete(name);
+    },
+  };
+  return new NodeCore({
+    chain,
+    mempool: new Mempool(),
+    validator: validator ? { seed: key.seed, publicKey: key.publicKey } : null,
+    privvalPath: null,
+    ...(validator ? { privvalStorage } : {}),
+    blockTimeMs: 1000,
+    logger: silentLogger,
+    clock,
+    slices: clockSlices(clock),
+  });
+}
+
+function transfer(chainId: string, key: number, nonce = 0n): TxEnvelope {
+  const k = devKey(key);
+  const tx = {
+    chainId,
+    signer: k.publicKey,
+    nonce,
+    fee: 10n ** 16n,
+    expiresAt: 1000n,
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', 1n)],
+  };
+  return envelopeFromSigned(signTransaction(tx, k.seed));
+}
+
+test('a transfer admitted while a node had no peers reaches a peer that connects later', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const a = await fullNode(clock);
+  const b = await fullNode(clock);
+  try {
+    const netA = hub.join('A', a.driver.handlers());
+    const startedA = a.driver.start(netA);
+    await clock.run(clock.now() + 4_000);
+    await startedA;
+    const env = transfer(a.chain.genesis.chainId, 1);
+    a.submit(env);
+    assert.ok(a.mempool.has(env.hash));
+    // Published to nobody: no peer yet.
+    await clock.run(clock.now() + 100);
+
+    const netB = hub.join('B', b.driver.handlers());
+    const startedB = b.driver.start(netB);
+    await clock.run(clock.now() + 4_000);
+    await startedB;
+    assert.ok(b.mempool.has(env.hash), 'the pending transfer reached the peer that connected later');
+    assert.equal(a.driver.mempoolShareStats.sent, 1);
+    assert.equal(a.driver.mempoolShareStats.txs, 1);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test('a transfer a full node admitted with no peers is committed by the validator that connects later', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const full = await fullNode(clock);
+  const validator = await fullNode(clock, true);
+  try {
+    const netFull = hub.join('full', full.driver.handlers());
+    const startedFull = full.driver.start(netFull);
+    await clock.run(clock.now() + 4_000);
+    await startedFull;
+    const env = transfer(full.chain.genesis.chainId, 3);
+    full.submit(env);
+    await clock.run(clock.now() + 100);
+
+    let committedAt: bigint | null = null;
+    validator.driver.onCommit((c) => {
+      if (c.envelopes.some((e) => equalBytes(e.hash, env.hash))) committedAt = c.block.header.height;
+    });
+    const netValidator = hub.join('validator', validator.driver.handlers());
+    const startedValidator = validator.driver.start(netValidator);
+    await clock.run(clock.now() + 10_000, () => committedAt !== null);
+    await startedValidator;
+    assert.notEqual(committedAt, null, "the validator put the full node's pending transfer in a block");
+  } finally {
+    await full.stop();
+    await validator.stop();
+  }
+});
+
+/** A reactor over a mempool of `count` transfers, recording what it sends and publishes. */
+function reactorWith(
+  clock: VirtualClock,
+  envs: TxEnvelope[],
+  proven = (_peer: string) => false,
+  pendingBytes?: () => number,
+) {
+  const sent: { peer: string; messages: readonly DirectMessage[] }[] = [];
+  const published: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: (data) => published.push(data),
+    connected: () => true,
+    pending: () => envs,
+    sendDirect: async (peer, messages) => {
+      sent.push({ peer, messages });
+    },
+    provenPeer: proven,
+    ...(pendingBytes ? { pendingBytes } : {}),
+    shareIntervalMs: 10_000,
+    shareDelayMs: 1_000,
+  });
+  return { reactor, sent, published };
+}
+
+test('a peer that reconnects within the interval gets no second share', async () => {
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  const { reactor, sent } = reactorWith(clock, envs);
+  for (let i = 0; i < 20; i++) reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(sent.length, 1, 'one share however often it reconnects');
+  assert.equal(reactor.shareStats.refused, 19);
+  const shared = sent[0]!.messages;
+  assert.equal(shared.length, 1);
+  assert.equal(shared[0]!.topic, 'tx');
+  assert.deepEqual(
+    shared[0]!.data,
+    encode(
+      txBatchCodec,
+      envs.map((e) => e.bytes),
+    ),
+  );
+  // After the interval it may have missed more: a new share.
+  await clock.run(clock.now() + 10_000);
+  reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(sent.length, 2);
+  reactor.stop();
+});
+
+test('a share is bounded per peer in bytes, and per interval over all peers', async () => {
+  const clock = new VirtualClock(START);
+  // More than one peer's byte bound of transfers (the reactor sends what the mempool lists; one
+  // signed copy listed many times saves signing thousands).
+  const one = transfer('unc-devnet', 1);
+  const count = Math.ceil((2 * MAX_SHARED_BYTES_PER_PEER) / one.bytes.length);
+  const envs = Array.from({ length: count }, () => one);
+  const { reactor, sent } = reactorWith(clock, envs);
+  // Fresh identities: at most half the interval's budget between them.
+  for (let i = 0; i < 50; i++) reactor.peerConnected(`fresh-${i}`);
+  await clock.run(clock.now() + 2_000);
+  const bytesTo = new Map<string, number>();
+  for (const { peer, messages } of sent)
+    for (const m of messages) bytesTo.set(peer, (bytesTo.get(peer) ?? 0) + m.data.byteLength);
+  for (const bytes of bytesTo.values()) assert.ok(bytes <= MAX_SHARED_BYTES_PER_PEER + 64 * 1024);
+  const total = reactor.shareStats.bytes;
+  assert.ok(total <= MAX_SHARED_BYTES_PER_INTERVAL / 2, `unproven peers took ${total} bytes`);
+  assert.ok(reactor.shareStats.refused > 0);
+  // A peer that relays consensus messages still gets its share: half the budget is kept for such.
+  const before = sent.length;
+  const { reactor: r2, sent: sent2 } = reactorWith(clock, envs, (peer) => peer === 'relay');
+  for (let i = 0; i < 50; i++) r2.peerConnected(`fresh-${i}`);
+  r2.peerConnected('relay');
+  await clock.run(clock.now() + 2_000);
+  assert.ok(
+    sent2.some((s) => s.peer === 'relay'),
+    'the relaying peer got a share',
+  );
+  assert.ok(before > 0);
+  r2.stop();
+  reactor.stop();
+});
+
+test('a share reserves only what is pending: a small mempool reaches every connecting peer, an empty one costs nothing', async () => {
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  const bytes = envs.reduce((n, e) => n + e.bytes.length, 0);
+  const { reactor, sent } = reactorWith(clock, envs, undefined, () => bytes);
+  for (let i = 0; i < 200; i++) reactor.peerConnected(`fresh-${i}`);
+  await clock.run(clock.now() + 2_000);
+  assert.equal(new Set(sent.map((s) => s.peer)).size, 200, 'each peer got the three pending transfers');
+  assert.equal(reactor.shareStats.refused, 0);
+  reactor.stop();
+
+  const empty = reactorWith(clock, [], undefined, () => 0);
+  empty.reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(empty.sent.length, 0);
+  assert.equal(empty.reactor.shareStats.refused, 0, 'nothing to send is no share: none is counted');
+  empty.reactor.stop();
+});
+
+test('transactions admitted from a direct share are gossiped on; gossiped ones are not re-published', async () => {
+  const clock = new VirtualClock(START);
+  const { reactor, published } = reactorWith(clock, []);
+  const env = transfer('unc-devnet', 2);
+  const batch = encode(txBatchCodec, [env.bytes]);
+  assert.equal(reactor.onTxGossip(batch), 'accept');
+  await clock.run(clock.now() + 100);
+  assert.equal(published.length, 0, 'gossip is forwarded by gossip itself');
+  assert.equal(reactor.onTxGossip(batch, true), 'accept');
+  await clock.run(clock.now() + 100);
+  assert.equal(published.length, 1, 'a direct share is relayed by the node that admitted it');
+  reactor.stop();
+});
+
+test('a peer whose share is still being sent gets no second one: a share takes at most one of its direct streams', async () => {
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  const sends: string[] = [];
+  // A peer that does not read: the send never completes (until the network's deadline).
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    sendDirect: (peer) => {
+      sends.push(peer);
+      return new Promise<void>(() => {});
+    },
+    shareIntervalMs: 10_000,
+    shareDelayMs: 1_000,
+  });
+  reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(sends.length, 1);
+  // Past the interval it reconnects while the first share's send is still open: a second share
+  // would hold a second direct stream, the one consensus messages to it need.
+  await clock.run(clock.now() + 10_000);
+  reactor.peerConnected('P');
+  await clock.run(clock.now() + 2_000);
+  assert.equal(sends.length, 1, 'no second share while the first is in flight');
+  assert.equal(reactor.shareStats.refused, 1);
+  reactor.stop();
+});
+
+test('a peer gone before its share is sent is not sent it (a send to it would dial it back)', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const a = await fullNode(clock);
+  try {
+    const netA = hub.join('A', a.driver.handlers());
+    const sentTo: string[] = [];
+    const send = netA.sendDirect.bind(netA);
+    netA.sendDirect = (peer, messages) => {
+      if (messages.some((m) => m.topic === 'tx')) sentTo.push(peer);
+      return send(peer, messages);
+    };
+    const startedA = a.driver.start(netA);
+    await clock.run(clock.now() + 4_000);
+    await startedA;
+    a.submit(transfer(a.chain.genesis.chainId, 1));
+    await clock.run(clock.now() + 100);
+    // A peer that connects and leaves at once: libp2p's send to a peer not connected dials it,
+    // at whatever address it announced.
+    const b = await fullNode(clock);
+    hub.join('B', b.driver.handlers());
+    hub.cut('B');
+    await clock.run(clock.now() + 2_000);
+    assert.ok(!sentTo.includes('B'), 'no share sent to the peer that left');
+    assert.equal(a.driver.mempoolShareStats.sent, 0, 'nor counted, its reserved bytes given back');
+    await b.stop();
+  } finally {
+    await a.stop();
+  }
+});
+
+test('a node that admits a transfer from a peer’s share publishes it as gossip (through the driver)', async () => {
+  const clock = new VirtualClock(START);
+  const hub = new MemoryNetworkHub();
+  const a = await fullNode(clock);
+  const b = await fullNode(clock);
+  try {
+    const netA = hub.join('A', a.driver.handlers());
+    const startedA = a.driver.start(netA);
+    await clock.run(clock.now() + 4_000);
+    await startedA;
+    const env = transfer(a.chain.genesis.chainId, 1);
+    a.submit(env);
+    await clock.run(clock.now() + 100);
+    const netB = hub.join('B', b.driver.handlers());
+    const published: Uint8Array[] = [];
+    const publish = netB.publish.bind(netB);
+    netB.publish = (topic, data) => {
+      if (topic === 'tx') published.push(data);
+      return publish(topic, data);
+    };
+    const startedB = b.driver.start(netB);
+    await clock.run(clock.now() + 4_000);
+    await startedB;
+    assert.ok(b.mempool.has(env.hash));
+    assert.ok(
+      published.some((d) => equalBytes(d, encode(txBatchCodec, [env.bytes]))),
+      'B gossips on what it admitted from the direct share',
+    );
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
