@@ -4,9 +4,6 @@
  * need not fetch them from it, the busiest node, before the propose timeout.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   decode,
@@ -46,21 +43,14 @@ import {
   type ProposalMessage,
   txBatchCodec,
 } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
-import { UncNode } from '../../src/node.js';
+import { devGenesisJson, devKey } from '../../src/dev.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
+import { fourValidatorGenesis, TestNodes, validators } from './test-nodes.js';
 
-const dirs: string[] = [];
-const running = new Set<UncNode>();
-after(async () => {
-  for (const n of running) await n.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+const nodes = new TestNodes();
+after(() => nodes.stopAll());
 
 function transfer(nonce: bigint, payer = 1): Uint8Array {
   const key = devKey(payer);
@@ -260,22 +250,12 @@ describe('carried bodies: the pure parts', () => {
 
 test('a proposer carries the bodies of the transactions its own clients just sent', async () => {
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-carried-test-'));
-  dirs.push(dir);
   // One validator (it proposes every height) and a peer that only listens.
   const genesis = devGenesisJson({
     blockTimeMs: 300,
     validators: [{ publicKey: validators[0]!.publicKey, name: 'v0' }],
   });
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-carried-test-');
   const heard: CompactProposalMessage[] = [];
   hub.join('listener', {
     onGossip: (topic, data) => {
@@ -304,21 +284,8 @@ test('a proposer carries the bodies of the transactions its own clients just sen
 
 test('a validator uses a compact proposal whose missing transactions were carried, with no peer serving any; made-up bodies are rejected', async () => {
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-carried-test-'));
-  dirs.push(dir);
-  const genesis = devGenesisJson({
-    blockTimeMs: 150,
-    validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const genesis = fourValidatorGenesis(150);
+  const node = await nodes.start(hub, genesis, 'unc-carried-test-');
   const relayHandlers: NetworkHandlers = {
     onGossip: () => 'ignore',
     status: () => node.driver.status(),
@@ -399,21 +366,11 @@ test('gossiped transactions rebuild a proposal from their arrival: still queued 
 
 test('a copy with its bodies stripped, raced first: the genuine copy’s bodies complete its rebuild, whose fetch stops', async () => {
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-carried-test-'));
-  dirs.push(dir);
-  const genesis = devGenesisJson({
-    blockTimeMs: 150,
-    validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
+  const genesis = fourValidatorGenesis(150);
   // Every peer asked for transactions holds the request until it is given up (a relay that raced
   // a stripped copy and never answers, then peers as busy as the proposer).
   const asked: string[] = [];
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
+  const node = await nodes.start(hub, genesis, 'unc-carried-test-', {
     network: async (handlers) => {
       const net = hub.join('v0', handlers);
       net.requestTxs = (peer, _hash, _ids, signal) => {
@@ -426,7 +383,6 @@ test('a copy with its bodies stripped, raced first: the genuine copy’s bodies 
       return net;
     },
   });
-  running.add(node);
   for (const peer of ['relay', 'relay2'])
     hub.join(peer, { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {

@@ -6,9 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   decode,
@@ -39,25 +36,15 @@ import {
   proposalMessageCodec,
   voteMessageCodec,
 } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
-import { UncNode } from '../../src/node.js';
+import { devKey } from '../../src/dev.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
+import { fourValidatorGenesis, TestNodes, validators } from './test-nodes.js';
 
-const dirs: string[] = [];
-const running = new Set<UncNode>();
-after(async () => {
-  for (const n of running) await n.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
-const genesis = devGenesisJson({
-  blockTimeMs: 150,
-  validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-});
+const nodes = new TestNodes();
+after(() => nodes.stopAll());
+const genesis = fourValidatorGenesis(150);
 
 function transfer(nonce: bigint, fee = parseUnc('1')): Uint8Array {
   const payer = devKey(1);
@@ -159,17 +146,7 @@ describe('compact blocks: the pure parts', () => {
 
 test('a node rebuilds a compact proposal, fetching what it lacks; wrong or missing answers leave the proposal unused', async () => {
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-compact-test-');
   // The peer that relays the proposal; what it answers to transaction requests is up to the test.
   let answer: (ids: readonly Uint8Array[]) => Uint8Array[] = () => [];
   const relayHandlers: NetworkHandlers = {
@@ -245,17 +222,7 @@ test('no fetch for a compact proposal the machine cannot use: signed out of turn
   // signed by any one validator and sent from a few peer ids, kept every slot busy: an honest
   // proposal needing a fetch was then dropped at every node.
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-compact-test-');
   const asked: string[] = [];
   hub.join('relay', {
     onGossip: () => 'ignore',
@@ -317,17 +284,7 @@ test('a genuine proposal is relayed once: re-wrapped (another sentAt) it is not 
   // `sentAt` is not signed, nor are transaction signatures covered by the block hash: keyed on the
   // envelope, every such copy was accepted (and so relayed network-wide) again.
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-compact-test-');
   hub.join('relay', { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
     timeoutMs: 60_000,
@@ -404,17 +361,7 @@ test('a full proposal with one transaction signature altered in transit, arrivin
   // block hash, so the genuine copy arriving next was taken for invalid too and v0 prevoted nil.
   // One relay could stop a height this way (full proposals travel on every catch-up and re-send).
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-compact-test-');
   const prevotes: Vote[] = [];
   const watcher: NetworkHandlers = {
     onGossip: (topic, data) => {
@@ -480,17 +427,7 @@ test('a relay that forwards a genuine compact proposal first and never answers t
   // The peer whose copy arrived first is asked first, and gossip drops the later copies as seen:
   // it was given the request's whole timeout (10 s), past the round's propose timeout (3 s).
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-compact-test-');
   const prevotes: Vote[] = [];
   const handlers: NetworkHandlers = {
     onGossip: (topic, data) => {
@@ -555,17 +492,8 @@ test('a relay that forwards a genuine compact proposal first and never answers t
 
 test("the next round's proposer cannot take the current round's fetch slots", async () => {
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-compact-test-'));
-  dirs.push(dir);
   // A full node (no validator key): both rounds' proposers are others, and it stays in round 0.
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('n0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-compact-test-', { fullNode: true });
   const peers = ['p1', 'p2', 'p3', 'p4', 'relay'];
   for (const id of peers)
     hub.join(id, { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });

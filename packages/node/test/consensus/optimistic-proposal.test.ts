@@ -6,9 +6,6 @@
  * validator must not prevote for it, must keep nothing of it, and penalises the peer as before.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   decode,
@@ -26,25 +23,15 @@ import {
 import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import { proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
-import { UncNode } from '../../src/node.js';
+import { devKey } from '../../src/dev.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
+import { fourValidatorGenesis, TestNodes, validators } from './test-nodes.js';
 
-const dirs: string[] = [];
-const running = new Set<UncNode>();
-after(async () => {
-  for (const n of running) await n.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
-const genesis = devGenesisJson({
-  blockTimeMs: 150,
-  validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-});
+const nodes = new TestNodes();
+after(() => nodes.stopAll());
+const genesis = fourValidatorGenesis(150);
 
 function transfer(nonce: bigint, forged: boolean): TxEnvelope {
   const payer = devKey(1);
@@ -69,17 +56,7 @@ for (const [where, at] of [
 ] as const) {
   test(`a proposal whose ${where} transaction's signature is forged (state root as if valid) executes optimistically, gets a nil prevote, leaves nothing, and its peer is penalised`, async () => {
     const hub = new MemoryNetworkHub();
-    const dir = mkdtempSync(join(tmpdir(), 'unc-optimistic-test-'));
-    dirs.push(dir);
-    const node = await UncNode.start({
-      dataDir: dir,
-      genesis,
-      validatorSeed: validators[0]!.seed,
-      rpcPort: 0,
-      logger: silentLogger,
-      network: async (handlers) => hub.join('v0', handlers),
-    });
-    running.add(node);
+    const node = await nodes.start(hub, genesis, 'unc-optimistic-test-');
     const prevotes: Vote[] = [];
     const watcher: NetworkHandlers = {
       onGossip: (topic, data) => {
@@ -171,17 +148,7 @@ for (const [where, at] of [
 
 test('a valid proposal executed optimistically is accepted and prevoted', async () => {
   const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-optimistic-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('v0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(hub, genesis, 'unc-optimistic-test-');
   const prevotes: Vote[] = [];
   hub.join('proposer', {
     onGossip: (topic, data) => {

@@ -1,0 +1,59 @@
+/**
+ * The set-up several consensus tests share: the four dev validators, their genesis, and one node
+ * (validator 0, or a full node) started on an in-memory network hub in a temporary directory, with
+ * the clean-up that stops every node started and removes its directory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { UncNode } from '../../src/node.js';
+import type { Network, NetworkHandlers } from '../../src/p2p/types.js';
+import type { MemoryNetworkHub } from './memory-network.js';
+
+export const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+
+/** All four validators, named v0…v3. */
+export function fourValidatorGenesis(blockTimeMs: number): ReturnType<typeof devGenesisJson> {
+  return devGenesisJson({
+    blockTimeMs,
+    validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+}
+
+/** The nodes one test file starts: `stopAll` in its `after`. */
+export class TestNodes {
+  private readonly dirs: string[] = [];
+  private readonly running = new Set<UncNode>();
+
+  /**
+   * Validator 0 on `hub` as `v0`, or with `fullNode` a node without a validator key as `n0`; on the
+   * network `network` builds instead, for a test that wraps the hub's. Its data goes in a fresh
+   * directory named from `prefix`.
+   */
+  async start(
+    hub: MemoryNetworkHub,
+    genesis: ReturnType<typeof devGenesisJson>,
+    prefix: string,
+    opts: { fullNode?: boolean; network?: (handlers: NetworkHandlers) => Promise<Network> } = {},
+  ): Promise<UncNode> {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    this.dirs.push(dir);
+    const node = await UncNode.start({
+      dataDir: dir,
+      genesis,
+      ...(opts.fullNode ? {} : { validatorSeed: validators[0]!.seed }),
+      rpcPort: 0,
+      logger: silentLogger,
+      network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
+    });
+    this.running.add(node);
+    return node;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const n of this.running) await n.stop();
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
