@@ -127,9 +127,17 @@ export class MempoolReactor {
   /** Announces a transaction this node admitted (from RPC) to its peers, batched. */
   announceTx(env: TxEnvelope): void {
     if (!this.opts.connected() || this.stopped) return;
+    this.noteAdmitted(env, this.opts.clock.now(), true);
+  }
+
+  /**
+   * A transaction this node admitted: kept by wire id to rebuild compact proposals, timed for what
+   * a proposal carries, and with `gossip` published (batched) to peers.
+   */
+  private noteAdmitted(env: TxEnvelope, at: number, gossip: boolean): void {
     this.txIndex.add(env.bytes);
-    this.admitted.record(env.hash, { at: this.opts.clock.now() });
-    this.queueOut(env.bytes);
+    this.admitted.record(env.hash, { at });
+    if (gossip && this.opts.connected() && !this.stopped) this.queueOut(env.bytes);
   }
 
   private queueOut(bytes: Uint8Array): void {
@@ -174,9 +182,7 @@ export class MempoolReactor {
     for (const env of envelopes) {
       try {
         this.opts.admitTx(env);
-        this.txIndex.add(env.bytes);
-        this.admitted.record(env.hash, { at: this.opts.clock.now() });
-        if (direct) this.relay(env.bytes);
+        this.noteAdmitted(env, this.opts.clock.now(), direct);
         admitted++;
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
@@ -210,17 +216,10 @@ export class MempoolReactor {
     for (const [i, r] of results.entries()) {
       if (!(r instanceof ValidationError)) {
         admitted++;
-        this.txIndex.add(envelopes[i]!.bytes);
-        this.admitted.record(envelopes[i]!.hash, { at: now });
-        if (direct) this.relay(envelopes[i]!.bytes);
+        this.noteAdmitted(envelopes[i]!, now, direct);
       } else if (r.code === 'BAD_SIGNATURE') return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
-  }
-
-  /** Publishes a transaction admitted here from a direct message (only admitted ones: new here). */
-  private relay(bytes: Uint8Array): void {
-    if (this.opts.connected() && !this.stopped) this.queueOut(bytes);
   }
 
   /**
