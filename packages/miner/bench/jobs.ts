@@ -12,8 +12,9 @@
  * chip signature over the Merkle root of the results, every job's proof checked by the client).
  * A batch's latency is counted per job (the request's time over its jobs), so its rows compare
  * with the others job for job. With `--paired`, one at a time is also run in paired rounds (one
- * job of each path per round, the order turning, a pause after each), and each path's ratio to the
- * direct run is given per round: its median and quartiles, so a shared machine's changing load
+ * job of each path per round, in a Williams design's orders, a pause after each), and each path's
+ * ratio to the direct run is given per round: its median (with the median's 95 % interval) and
+ * quartiles, so a shared machine's changing load
  * shows as spread, not as a bias. Only for jobs long next to that pause (OCR): a tiny model's
  * direct run, alone after a pause, pays a cold start it does not pay back to back. Leases are read from an in-memory table (what the chain would
  * answer; the provider caches it anyway).
@@ -60,6 +61,7 @@ import {
 import { affineModel } from '../test/fixtures/make-fixtures.js';
 import { benchLease, fixture } from '../test/provider-helpers.js';
 import { jobsBenchArgsError, providerConcurrencyOf } from './jobs-args.js';
+import { medianInterval, williamsOrder } from './paired-stats.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -187,10 +189,13 @@ async function measure(
 }
 
 /**
- * One job of each path per round, in an order that turns each round, so whatever the machine's
- * load does at a moment hits every path alike; the ratio of each path to the direct run is taken
- * within each round, and its median and quartiles over the rounds are reported. On a shared
- * machine the slices of `measure` still saw the load change between them.
+ * One job of each path per round, so whatever the machine's load does at a moment hits every path
+ * alike; the ratio of each path to the direct run is taken within each round, and its median (with
+ * its 95 % interval) and quartiles over the rounds are reported. On a shared machine the slices of
+ * `measure` still saw the load change between them. The rounds' orders are a Williams design
+ * (paired-stats.ts): every path runs just after every other path equally often, so what one path
+ * leaves behind (its process's garbage collection, freed memory, the caches it filled) does not
+ * fall on one of the others more than on the rest.
  */
 async function paired(
   rounds: number,
@@ -206,8 +211,9 @@ async function paired(
   const seconds: number[] = paths.map(() => 0);
   for (let r = 0; r < rounds; r++) {
     findChildren();
+    const order = williamsOrder(paths.length, r);
     for (let k = 0; k < paths.length; k++) {
-      const i = (r + k) % paths.length;
+      const i = order[k]!;
       const [fn, per] = paths[i]!;
       // The children are read outside this process's own window: reading /proc costs this
       // process CPU, as much as a tiny model's job, and would count in every path's figure.
@@ -264,6 +270,12 @@ interface Call {
   timing: JobTiming | null;
 }
 
+/** A per-round median's 95 % interval, as printed beside it. */
+function interval(v: number[]): string {
+  const i = medianInterval(v);
+  return i ? ` (95 % ×${i[0].toFixed(3)}–×${i[1].toFixed(3)})` : '';
+}
+
 const row = (name: string, ms: number, note = '') =>
   console.log(`    ${name.padEnd(44)}${ms.toFixed(3).padStart(9)}${note}`);
 
@@ -289,25 +301,27 @@ function printStages(label: string, direct: Call[], calls: Call[]): void {
   const runs = timed.filter((c) => run(c) !== undefined);
   if (runs.length === 0) return;
   row('whole call − run in the job process', median(runs.map((c) => c.ms - run(c)!)));
+  const runRatios = runs.map((c) => run(c)! / c.direct.ms);
   row(
     'run in the job process − direct run',
     median(runs.map((c) => run(c)! - c.direct.ms)),
-    ` (×${median(runs.map((c) => run(c)! / c.direct.ms)).toFixed(3)}; the same round)`,
+    ` (×${median(runRatios).toFixed(3)}${interval(runRatios)}; the same round)`,
   );
   const cpu = runs.filter((c) => c.t.jobCpuMs !== null);
   if (cpu.length === 0) return;
   row('CPU: direct run', median(cpu.map((c) => c.direct.cpu)));
+  const runCpuRatios = cpu.map((c) => c.t.jobCpuMs! / c.direct.cpu);
   row(
     'CPU: run in the job process',
     median(cpu.map((c) => c.t.jobCpuMs!)),
-    ` (×${median(cpu.map((c) => c.t.jobCpuMs! / c.direct.cpu)).toFixed(3)} of the same round's direct run)`,
+    ` (×${median(runCpuRatios).toFixed(3)}${interval(runCpuRatios)} of the same round's direct run)`,
   );
   row('CPU: renter and provider in this process', median(cpu.map((c) => c.cpu)));
   // Per round: this process's CPU for the call and the job process's for the run, over the direct
   // run's (the job process's own clock, µs: /proc's 10 ms ticks blur one round's figure).
   const ratios = cpu.map((c) => (c.cpu + c.t.jobCpuMs!) / c.direct.cpu).sort((a, b) => a - b);
   console.log(
-    `    CPU ratio to the direct run, per round: ×${pct(ratios, 50).toFixed(3)} median, ×${pct(ratios, 25).toFixed(3)}–×${pct(ratios, 75).toFixed(3)} quartiles, ${ratios.length} rounds`,
+    `    CPU ratio to the direct run, per round: ×${pct(ratios, 50).toFixed(3)} median${interval(ratios)}, ×${pct(ratios, 25).toFixed(3)}–×${pct(ratios, 75).toFixed(3)} quartiles, ${ratios.length} rounds`,
   );
 }
 
@@ -465,7 +479,7 @@ async function main(): Promise<void> {
           const x = figures[i + 1]!;
           const r = ratios[i]!;
           console.log(
-            `  overhead ${label.padEnd(20)} p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}); per round ×${pct(r, 50).toFixed(3)} median, ×${pct(r, 25).toFixed(3)}–×${pct(r, 75).toFixed(3)} quartiles; CPU +${(x.cpuPerJob - d.cpuPerJob).toFixed(2)} ms/job (×${(x.cpuPerJob / d.cpuPerJob).toFixed(2)})`,
+            `  overhead ${label.padEnd(20)} p50 +${(x.p50 - d.p50).toFixed(2)} ms (×${(x.p50 / d.p50).toFixed(2)}); per round ×${pct(r, 50).toFixed(3)} median${interval(r)}, ×${pct(r, 25).toFixed(3)}–×${pct(r, 75).toFixed(3)} quartiles; CPU +${(x.cpuPerJob - d.cpuPerJob).toFixed(2)} ms/job (×${(x.cpuPerJob / d.cpuPerJob).toFixed(2)})`,
           );
         }
         if (stagesWanted)
