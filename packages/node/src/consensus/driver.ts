@@ -66,6 +66,7 @@ import {
 } from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
+import { BehindView } from './behind-view.js';
 import { BlockPreverifier, type InFlightChecks } from './block-preverify.js';
 import {
   carrying,
@@ -377,6 +378,8 @@ export class ConsensusDriver {
    */
   private invalidContent = new Set<string>();
   private future: Buffered[] = [];
+  /** Heights the network decided beyond the head, from votes and certificates (behind-view.ts). */
+  private readonly behindView = new BehindView();
   private readonly verified = new Set<string>();
   /** A stall check is asking the peers how far they are. */
   private probingPeers = false;
@@ -523,12 +526,25 @@ export class ConsensusDriver {
       preverify: (block, parent, abandoned, awaited) =>
         this.preverifySynced(block, parent, abandoned, awaited),
       logger: this.logger,
+      onCertified: (height) => this.behindView.sawCertified(height, this.clock.now()),
       onSynced: (committed) => {
+        this.behindView.noteHead(committed.block.header.height, this.clock.now());
         this.abandonFetches();
         this.host.onCommitted(committed);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
       },
     });
+  }
+
+  /**
+   * While the network has decided heights this node has not committed yet (behind-view.ts, from
+   * signed votes and verified certificates, never a peer's claim): how long a client refused on
+   * this node's stale state should wait before retrying (a block interval, within 250 ms…5 s).
+   * Null when it is not behind, or has been stuck behind too long to promise anything.
+   */
+  retryWhileBehind(): number | null {
+    if (!this.behindView.behind(this.chain.tipHeight, this.nextValidators(), this.clock.now())) return null;
+    return Math.min(5_000, Math.max(250, this.blockTimeMs));
   }
 
   /** The latest block-sync progress, while a sync runs. */
@@ -1286,6 +1302,7 @@ export class ConsensusDriver {
       ms: this.lastProgress - decided,
       pace: Math.round(this.proposalBudget.pace * 100) / 100,
     });
+    this.behindView.noteHead(committed.block.header.height, this.clock.now());
     // The mempool drops the block's transactions now, before the next proposal is built from it.
     this.host.onCommitted(committed);
     this.liveness.prune(committed.block.header.height);
@@ -1479,6 +1496,9 @@ export class ConsensusDriver {
     if ('late' in checked) this.liveness.saw(checked.late.validator, checked.late.height);
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.validator, this.seenHeight(checked.buffer.height));
+      // Signed by a member of the set, for a height past the next: evidence that this node is
+      // behind, once validators with over a third of the power show the same.
+      this.behindView.sawVote(checked.buffer.validator, checked.buffer.height, this.clock.now());
       this.buffer({ kind: 'vote', vote: checked.buffer });
     }
     if (!('deliver' in checked)) return checked.verdict;

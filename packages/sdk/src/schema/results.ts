@@ -194,7 +194,10 @@ export const SendResult = v.strictObject({ hash: Hash, replaced: v.boolean() });
 export const SendManyResult = v.array(
   v.union([
     SendResult,
-    v.strictObject({ error: v.strictObject({ reason: v.string(), message: v.string() }) }),
+    v.strictObject({
+      // retryAfterMs: with reason BUSY, a node catching up that could not judge this one yet.
+      error: v.strictObject({ reason: v.string(), message: v.string(), retryAfterMs: v.optional(Int) }),
+    }),
   ]),
 );
 export const MempoolResult = v.strictObject({ size: Int, bytes: Int });
