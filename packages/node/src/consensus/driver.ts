@@ -334,6 +334,11 @@ export class ConsensusDriver {
    * their node (proposer-liveness.ts), for tests and the simulator.
    */
   readonly livenessStats = { bindings: 0, cutOff: 0 };
+  /** The mempool reactor's periodic re-announcements (mempool-reactor.ts `reannounce`). */
+  get mempoolReannounceStats(): Readonly<{ rounds: number; sends: number; txs: number; bytes: number }> {
+    return this.mempoolReactor.reannounceStats;
+  }
+
   /** Pending transactions shared with connecting peers (mempool-reactor.ts), for tests and metrics. */
   get mempoolShareStats(): Readonly<{ sent: number; refused: number; txs: number; bytes: number }> {
     return this.mempoolReactor.shareStats;
@@ -510,6 +515,10 @@ export class ConsensusDriver {
       },
       provenPeer: (peer) => this.relayingPeers.has(peer),
       peerStillConnected: (peer) => this.network?.peers().some((p) => p.id === peer) ?? false,
+      peers: () => this.network?.peers().map((p) => p.id) ?? [],
+      // Pending four block intervals: every validator holding it would have had a turn to propose
+      // it by then, and those whose gossip was lost (a split that kept connections open) had not.
+      reannounceAfterMs: 4 * opts.blockTimeMs,
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,
@@ -636,6 +645,7 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    if (network) this.mempoolReactor.startReannouncing();
     // Before the first catch-up: a synced block's write that hangs is caught too.
     this.writeWatchdog = every(
       this.clock,
