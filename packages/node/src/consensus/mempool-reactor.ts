@@ -115,6 +115,8 @@ export const MAX_SHARED_BYTES_PER_PEER = 1024 * 1024;
  * full shares; peers that never relayed a consensus message take at most half.
  */
 export const MAX_SHARED_BYTES_PER_INTERVAL = 8 * MAX_SHARED_BYTES_PER_PEER;
+/** Times a due share waits `shareDelayMs` for a re-announcement to its peer still being sent. */
+const MAX_SHARE_WAITS = 5;
 /** Peers remembered for the once-per-interval limit; beyond it the oldest are forgotten. */
 const MAX_SHARE_PEERS = 4_096;
 
@@ -161,6 +163,8 @@ export class MempoolReactor {
   /** When each transaction re-announced may go again, and its current back-off (last updated last). */
   private readonly reannounced = new Map<string, { next: number; gap: number }>();
   private reannounceTimer: Cancel | null = null;
+  /** Peers a re-announcement is still being sent to (one of their direct streams). */
+  private readonly reannouncing = new Set<string>();
   /** Where the next re-announcement starts in the peer list (peers take turns). */
   private reannounceTurn = 0;
 
@@ -301,15 +305,30 @@ export class MempoolReactor {
       if (oldest !== undefined) this.sharedAt.delete(oldest);
     }
     const window = this.shareWindow;
-    const timer = this.opts.clock.schedule(this.shareDelayMs, () => {
-      this.shareTimers.delete(timer);
-      const sent = this.shareMempool(peer, budget);
+    let waits = 0;
+    const due = () => {
+      // A re-announcement to this peer is still being sent (it holds one of the peer's two direct
+      // streams): the share waits for it, a few times at most, so that the other stream stays free
+      // for consensus messages.
+      if (this.reannouncing.has(peer) && waits++ < MAX_SHARE_WAITS) {
+        const again = this.opts.clock.schedule(this.shareDelayMs, () => {
+          this.shareTimers.delete(again);
+          due();
+        });
+        this.shareTimers.add(again);
+        return;
+      }
+      const sent = this.reannouncing.has(peer) ? 0 : this.shareMempool(peer, budget);
       // What the share did not use goes back to its interval's budget (the mempool shrank since,
       // or held less than a share's bound in transactions that fit).
       if (window === this.shareWindow) {
         window.bytes -= budget - sent;
         if (!proven) window.unprovenBytes -= budget - sent;
       }
+    };
+    const timer = this.opts.clock.schedule(this.shareDelayMs, () => {
+      this.shareTimers.delete(timer);
+      due();
     });
     this.shareTimers.add(timer);
   }
@@ -422,12 +441,12 @@ export class MempoolReactor {
     for (const peer of targets) {
       this.reannounceStats.sends++;
       this.reannounceStats.bytes += bytes;
-      this.sharing.add(peer);
+      this.reannouncing.add(peer);
       void sendDirect(peer, [{ topic: 'tx', data }])
         .catch(() => {
           // Gone or not reading: the next round, or its next connection's share, tries again.
         })
-        .finally(() => this.sharing.delete(peer));
+        .finally(() => this.reannouncing.delete(peer));
     }
   }
 
@@ -436,7 +455,7 @@ export class MempoolReactor {
    * that relayed consensus messages first, fresh identities in at most half the places.
    */
   private reannounceTargets(connected: readonly string[]): string[] {
-    const free = connected.filter((p) => !this.sharing.has(p));
+    const free = connected.filter((p) => !this.sharing.has(p) && !this.reannouncing.has(p));
     const proven = free.filter((p) => this.opts.provenPeer?.(p) ?? false);
     const unproven = free.filter((p) => !(this.opts.provenPeer?.(p) ?? false));
     const turn = this.reannounceTurn++;

@@ -441,3 +441,41 @@ test('a re-announcement is bounded in transactions, bytes and peers, prefers rel
   assert.deepEqual(rounds, [3, 0, 3, 0]);
   reactor.stop();
 });
+
+test('a share due while a re-announcement to its peer is still being sent waits for it: the two never hold both direct streams', async () => {
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  const sends: string[] = [];
+  let release: () => void = () => {};
+  let inFlight = 0;
+  let most = 0;
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    peers: () => ['p1'],
+    sendDirect: async (peer) => {
+      sends.push(peer);
+      inFlight++;
+      most = Math.max(most, inFlight);
+      // The first send (the re-announcement) is held until released: a peer that reads slowly.
+      if (sends.length === 1) await new Promise<void>((r) => (release = r));
+      inFlight--;
+    },
+    reannounceAfterMs: 4_000,
+    shareDelayMs: 1_000,
+  });
+  reactor.reannounce();
+  await clock.run(clock.now());
+  assert.equal(sends.length, 1);
+  reactor.peerConnected('p1');
+  await clock.run(clock.now() + 2_500);
+  assert.equal(sends.length, 1, 'the share waited for the re-announcement');
+  release();
+  await clock.run(clock.now() + 1_000);
+  assert.equal(sends.length, 2, 'then it was sent');
+  assert.equal(most, 1);
+  reactor.stop();
+});
