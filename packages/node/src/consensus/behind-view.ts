@@ -14,8 +14,8 @@
  * - blocks whose commit certificate verified against the set the head state knows (sync's
  *   look-ahead, sync-reactor.ts): +2/3 of the power signed them.
  *
- * Bounded: evidence older than `evidenceTtlMs` is dropped, and a node whose head has not moved for
- * `maxStuckMs` while it is behind (peers that vote but withhold the blocks, a chain that cannot
+ * Bounded: evidence older than `evidenceTtlMs` is dropped, and a node seen behind for `maxStuckMs`
+ * at the same head height, once per height, (peers that vote but withhold the blocks, a chain that cannot
  * apply them) answers finally again, so no one can keep it answering "retry" forever. Memory: one
  * entry per member of the set (votes by others are not counted).
  */
@@ -36,8 +36,13 @@ export class BehindView {
   private readonly votedAt = new Map<string, { key: Uint8Array; height: bigint; at: number }>();
   /** The highest height seen with a verified commit certificate, and when. */
   private certified: { height: bigint; at: number } | null = null;
-  /** The head's height when last looked at, and since when it has been that. */
-  private head: { height: bigint; since: number } | null = null;
+  /**
+   * The head's height when last looked at, and since when this node has been seen behind at it
+   * (null: not yet). The stuck bound counts from there, not from the head's last move: a node back
+   * from a split that lasted longer than `maxStuckMs` has a head that has not moved for that long,
+   * and is behind only from now.
+   */
+  private head: { height: bigint; behindSince: number | null } | null = null;
 
   constructor(opts: Partial<BehindViewOptions> = {}) {
     this.opts = { ...DEFAULT_BEHIND_VIEW_OPTIONS, ...opts };
@@ -57,9 +62,9 @@ export class BehindView {
     this.certified = { height, at: now };
   }
 
-  /** The head's height now: the stuck bound counts from its last move. */
-  noteHead(height: bigint, now: number): void {
-    if (this.head?.height !== height) this.head = { height, since: now };
+  /** The head's height now: a new height starts a new stuck window (`behind`). */
+  noteHead(height: bigint): void {
+    if (this.head?.height !== height) this.head = { height, behindSince: null };
   }
 
   /**
@@ -92,9 +97,13 @@ export class BehindView {
 
   /** Whether the network decided heights above `headHeight` and this node is still catching up. */
   behind(headHeight: bigint, set: ValidatorSet, now: number): boolean {
-    this.noteHead(headHeight, now);
+    this.noteHead(headHeight);
     const decided = this.decided(set, now);
     if (decided === null || decided <= headHeight) return false;
-    return now - this.head!.since < this.opts.maxStuckMs;
+    // Counted once per head height and never reset while the head stays: evidence that lapses and
+    // comes back gives no second window, so "retry" lasts at most maxStuckMs per height.
+    const head = this.head!;
+    head.behindSince ??= now;
+    return now - head.behindSince < this.opts.maxStuckMs;
   }
 }

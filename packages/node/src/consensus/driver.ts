@@ -537,7 +537,7 @@ export class ConsensusDriver {
       logger: this.logger,
       onCertified: (height) => this.behindView.sawCertified(height, this.clock.now()),
       onSynced: (committed) => {
-        this.behindView.noteHead(committed.block.header.height, this.clock.now());
+        this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
         this.host.onCommitted(committed);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
@@ -1312,7 +1312,7 @@ export class ConsensusDriver {
       ms: this.lastProgress - decided,
       pace: Math.round(this.proposalBudget.pace * 100) / 100,
     });
-    this.behindView.noteHead(committed.block.header.height, this.clock.now());
+    this.behindView.noteHead(committed.block.header.height);
     // The mempool drops the block's transactions now, before the next proposal is built from it.
     this.host.onCommitted(committed);
     this.liveness.prune(committed.block.header.height);

@@ -46,7 +46,7 @@ test('evidence older than its time to live, or a head stuck behind for maxStuckM
     assert.equal(stuck.behind(3n, set, t), t < 5_000, `at ${t} ms`);
   }
   // The head moved: catching up again, behind again.
-  stuck.noteHead(4n, 6_000);
+  stuck.noteHead(4n);
   assert.equal(stuck.behind(4n, set, 6_000), true);
 });
 
@@ -65,4 +65,23 @@ test('property: whatever votes validators under a third of the power sign, a nod
       },
     ),
   );
+});
+
+test('a head that stood still longer than maxStuckMs before the node fell behind (back from a long split) still gets its window of "retry", once per height', () => {
+  const view = new BehindView({ evidenceTtlMs: 10_000, maxStuckMs: 5_000 });
+  // Not behind for a minute at height 3 (cut off, nothing decided that it knows of).
+  assert.equal(view.behind(3n, set, 0), false);
+  assert.equal(view.behind(3n, set, 60_000), false);
+  // The split heals: votes show height 9 decided. Behind from now, for maxStuckMs at this height.
+  view.sawVote(keys[0]!, 10n, 60_000);
+  view.sawVote(keys[1]!, 10n, 60_000);
+  assert.equal(view.behind(3n, set, 60_000), true, 'just fell behind');
+  assert.equal(view.behind(3n, set, 64_000), true);
+  assert.equal(view.behind(3n, set, 65_000), false, 'stuck for maxStuckMs');
+  // Evidence that lapses and comes back gives no second window at the same height.
+  view.sawVote(keys[0]!, 10n, 80_000);
+  view.sawVote(keys[1]!, 10n, 80_000);
+  assert.equal(view.behind(3n, set, 80_000), false, 'no second window at height 3');
+  view.noteHead(4n);
+  assert.equal(view.behind(4n, set, 80_000), true, 'a new height, a new window');
 });
