@@ -118,6 +118,12 @@ export interface DriverHost {
   /** Transactions for the next block, in the order they should be tried. */
   /** The mempool in block order; told (through `next`) whether each went into the block. */
   proposalCandidates(): Iterable<TxEnvelope>;
+  /**
+   * What a re-announcement looks at (mempool-reactor.ts `reannounce`): the includable transactions
+   * of the `maxSenders` senders longest in the mempool, at a cost bounded by that, not by the
+   * pool's size. Without it, the first of `proposalCandidates` (a heap over every sender).
+   */
+  reannounceCandidates?(maxSenders: number): Iterable<TxEnvelope>;
   /** Bytes of the transactions pending in the mempool (what a connecting peer's share may hold). */
   pendingBytes?(): number;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
@@ -504,6 +510,9 @@ export class ConsensusDriver {
       connected: () => this.network !== null,
       pending: () => this.host.proposalCandidates(),
       ...(this.host.pendingBytes ? { pendingBytes: this.host.pendingBytes.bind(this.host) } : {}),
+      ...(this.host.reannounceCandidates
+        ? { reannounceCandidates: this.host.reannounceCandidates.bind(this.host) }
+        : {}),
       // Only to a peer still connected: it may have left since it connected (the share waits a
       // second, and each batch waits for the one before), and libp2p's send to a peer not
       // connected dials it, at whatever address it announced: a peer id that connects and leaves

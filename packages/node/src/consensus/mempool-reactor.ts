@@ -70,6 +70,12 @@ export interface MempoolReactorOptions {
    * here (lost to it like the ones before), is still in the share.
    */
   shareDelayMs?: number;
+  /**
+   * What a re-announcement looks at: the includable transactions of the `maxSenders` senders
+   * longest pending, at a cost bounded by that (mempool.ts `longestPending`). Without it, the
+   * first MAX_REANNOUNCE_SCAN of `pending` (whose block order costs a walk of the whole pool).
+   */
+  reannounceCandidates?(maxSenders: number): Iterable<TxEnvelope>;
   /** The peers connected now (`Network.peers`): who a re-announcement goes to. Without it, none does. */
   peers?(): readonly string[];
   /**
@@ -91,9 +97,9 @@ export const MAX_REANNOUNCE_BYTES = 64 * 1024;
  */
 export const MAX_REANNOUNCE_PEERS = 8;
 /**
- * Pending transactions looked at per re-announcement, in block order: a mempool of 100,000 costs
- * no full walk each interval, and what a proposer would take first (so should have taken) is
- * what is looked at.
+ * Pending transactions (and senders) looked at per re-announcement, those of the senders longest
+ * in the pool first: a mempool of 100,000 costs no full walk each interval (the block order
+ * would: a heap over every sender, about half a second at 100,000 on the event loop).
  */
 export const MAX_REANNOUNCE_SCAN = 4_096;
 /**
@@ -398,14 +404,15 @@ export class MempoolReactor {
 
   /**
    * One re-announcement: up to MAX_REANNOUNCE_TXS / MAX_REANNOUNCE_BYTES of the transactions
-   * pending here for `reannounceAfterMs` or more and due (back-off), in block order, as one batch
+   * pending here for `reannounceAfterMs` or more and due (back-off), those of the senders longest
+   * in the pool first (`reannounceCandidates`), as one batch
    * sent directly to up to MAX_REANNOUNCE_PEERS connected peers. The receiver admits it like a
    * share (a transaction it holds costs it a hash lookup) and gossips on what is new to it. A peer
    * whose share or last re-announcement is still being sent is skipped: each holds one of its two
    * direct streams, and the other stays free for consensus messages.
    */
   reannounce(): void {
-    const { pending, sendDirect, peers } = this.opts;
+    const { pending, reannounceCandidates, sendDirect, peers } = this.opts;
     const after = this.opts.reannounceAfterMs ?? 0;
     if (this.stopped || !pending || !sendDirect || !peers || after <= 0 || !this.opts.connected()) return;
     const targets = this.reannounceTargets(peers());
@@ -414,7 +421,8 @@ export class MempoolReactor {
     const batch: Uint8Array[] = [];
     let bytes = 0;
     let scanned = 0;
-    for (const env of pending()) {
+    const candidates = reannounceCandidates ? reannounceCandidates(MAX_REANNOUNCE_SCAN) : pending();
+    for (const env of candidates) {
       if (++scanned > MAX_REANNOUNCE_SCAN || batch.length >= MAX_REANNOUNCE_TXS) break;
       // Admitted here not long ago: its own gossip is recent (no time known: admitted while this
       // node had no network, or long enough ago to be forgotten; either way due).
