@@ -194,9 +194,15 @@ export const SendResult = v.strictObject({ hash: Hash, replaced: v.boolean() });
 export const SendManyResult = v.array(
   v.union([
     SendResult,
+    v.strictObject({ error: v.strictObject({ reason: v.string(), message: v.string() }) }),
+    // "Busy, retry" for this one (a node catching up that could not judge it yet): only with reason
+    // BUSY, and a wait that is a whole number of milliseconds, not negative.
     v.strictObject({
-      // retryAfterMs: with reason BUSY, a node catching up that could not judge this one yet.
-      error: v.strictObject({ reason: v.string(), message: v.string(), retryAfterMs: v.optional(Int) }),
+      error: v.strictObject({
+        reason: v.literal('BUSY'),
+        message: v.string(),
+        retryAfterMs: v.pipe(v.number(), v.integer(), v.minValue(0)),
+      }),
     }),
   ]),
 );
