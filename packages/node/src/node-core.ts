@@ -190,7 +190,8 @@ export class NodeCore {
     return {
       proposalCandidates: () => this.mempool.ordered(this.chain.tipState),
       pendingBytes: () => this.mempool.bytes,
-      reannounceCandidates: (maxSenders: number) => this.mempool.longestPending(this.chain.tipState, maxSenders),
+      reannounceCandidates: (maxSenders: number) =>
+        this.mempool.longestPending(this.chain.tipState, maxSenders),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),

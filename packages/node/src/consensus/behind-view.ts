@@ -15,8 +15,9 @@
  *   look-ahead, sync-reactor.ts): +2/3 of the power signed them.
  *
  * Bounded: evidence older than `evidenceTtlMs` is dropped, and a node seen behind for `maxStuckMs`
- * at the same head height, once per height, (peers that vote but withhold the blocks, a chain that cannot
- * apply them) answers finally again, so no one can keep it answering "retry" forever. Memory: one
+ * at the same head height (peers that vote but withhold the blocks, a chain that cannot apply
+ * them) answers finally again until its head moves, so no one can keep it answering "retry"
+ * forever. Memory: one
  * entry per member of the set (votes by others are not counted).
  */
 import { keyId, type ValidatorSet } from '@unc/core';
