@@ -117,7 +117,10 @@ export function rawVerifyRate(ms = 3_000): number {
   return n / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
-type SendResults = ({ hash: string; replaced: boolean } | { error: { reason: string; message: string } })[];
+type SendResults = (
+  | { hash: string; replaced: boolean }
+  | { error: { reason: string; message: string; retryAfterMs?: number } }
+)[];
 
 /**
  * Adds a batch's per-transfer refusals to `counts`, by reason. A bench phase that kept only the
@@ -144,7 +147,33 @@ export function formatCounts(counts: ReadonlyMap<string, number>): string {
  * per-IP limits) or drops the connection; other errors are thrown.
  */
 export function sendRetrying(client: UncClient, batch: string[]): Promise<SendResults> {
-  return retryingBusy(() => client.sendRawTransactions(batch));
+  return retryingBusyItems(batch, (subset) => retryingBusy(() => client.sendRawTransactions(subset)));
+}
+
+/**
+ * Sends `batch` and resends, after the wait they name, the transactions answered "busy, retry"
+ * one by one (reason BUSY: a node catching up with its peers that could not judge them yet),
+ * until each has a final answer; the results in the batch's order.
+ */
+async function retryingBusyItems(
+  batch: readonly string[],
+  send: (subset: string[]) => Promise<SendResults>,
+): Promise<SendResults> {
+  const results = await send([...batch]);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const busy = results.flatMap((r, i) => ('error' in r && r.error.reason === 'BUSY' ? [i] : []));
+    if (busy.length === 0) break;
+    const wait = Math.max(
+      ...busy.map((i) => (results[i] as { error: { retryAfterMs?: number } }).error.retryAfterMs ?? 100),
+    );
+    busyRetries++;
+    await new Promise((r) => setTimeout(r, Math.min(wait, 5_000)));
+    const again = await send(busy.map((i) => batch[i]!));
+    busy.forEach((i, k) => {
+      results[i] = again[k]!;
+    });
+  }
+  return results;
 }
 
 /**
@@ -215,7 +244,21 @@ export class BodyPoster {
 
 /** `BodyPoster.post`, retried as `sendRetrying` retries. */
 export function postRetrying(poster: BodyPoster, body: Buffer): Promise<SendResults> {
-  return retryingBusy(() => poster.post(body));
+  let first = true;
+  // The pre-encoded body goes first; only a resend of the transactions answered BUSY is encoded
+  // again (rare: a node catching up).
+  const batch = (): string[] => (JSON.parse(body.toString('utf8')) as { params: [string[]] }).params[0];
+  return retryingBusy(() => poster.post(body)).then((results) =>
+    results.some((r) => 'error' in r && r.error.reason === 'BUSY')
+      ? retryingBusyItems(batch(), (subset) => {
+          if (first) {
+            first = false;
+            return Promise.resolve(results);
+          }
+          return retryingBusy(() => poster.post(encodeSendBody(subset, 0)));
+        })
+      : results,
+  );
 }
 
 /**

@@ -72,6 +72,52 @@ export class AdmissionBusy extends Error {
   }
 }
 
+/**
+ * Refusals that no later state of the chain can change, final even from a node that is behind
+ * its peers: the bytes or the signature are bad, the transaction is for another chain, a nonce
+ * below the committed one (nonces only grow), an expiry already passed (heights only grow), the
+ * very transaction already pending here, or a pending one it does not outbid. Every other refusal
+ * depends on the state (a nonce too far ahead, a balance, the sender's queue, fee-free rules,
+ * parameters governance may change), and a node behind judges it on stale state.
+ */
+export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
+  'BAD_SIGNATURE',
+  'DECODE',
+  'WRONG_CHAIN',
+  'NO_ACTIONS',
+  'BAD_AMOUNT',
+  'EXPIRED',
+  'NONCE_USED',
+  'DUPLICATE',
+  'REPLACEMENT_UNDERPRICED',
+  'ALREADY_PENDING',
+  'INTERNAL',
+]);
+
+/**
+ * A state-dependent refusal from a node that is behind its peers: "busy, retry" (code BUSY, as a
+ * full admission queue's), with the refusal the stale state gave in `refusal`. The client retries
+ * after `retryAfterMs`, at this node once it caught up or at another.
+ */
+export class SyncingRefusal extends ValidationError {
+  constructor(
+    readonly refusal: ValidationError,
+    readonly retryAfterMs: number,
+  ) {
+    super(
+      'BUSY',
+      `the node is catching up with its peers and cannot judge this transaction yet (${refusal.code} on its stale state); retry in ${retryAfterMs} ms`,
+    );
+    this.name = 'SyncingRefusal';
+  }
+}
+
+/** `err` as the node answers it: deferred when it depends on state and the node is behind (`retryAfterMs` not null). */
+export function deferWhileBehind(err: ValidationError, retryAfterMs: number | null): ValidationError {
+  if (retryAfterMs === null || err instanceof SyncingRefusal || FINAL_REFUSALS.has(err.code)) return err;
+  return new SyncingRefusal(err, retryAfterMs);
+}
+
 export type AdmissionResult = { replaced: boolean } | ValidationError;
 
 export interface AdmissionHost {

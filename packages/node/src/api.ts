@@ -77,7 +77,7 @@ import {
 } from '@unc/sdk';
 import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
 import type { BlockRef } from '@unc/sdk/schema';
-import { AdmissionBusy } from './admission.js';
+import { AdmissionBusy, SyncingRefusal } from './admission.js';
 import type { CommittedBlock } from './chain.js';
 import { indexMethods } from './index-api.js';
 import { marketMethods } from './market-api.js';
@@ -416,6 +416,9 @@ export function createApi(node: RpcContext): RpcServerModules {
 
         unc_sendTransaction: async ({ tx }) => {
           const [result] = await submitMany([decodeRaw(tx)]);
+          // Refused on the stale state of a node that is catching up: -32005 BUSY, as a full
+          // admission queue, so the client retries instead of giving the transaction up.
+          if (result instanceof SyncingRefusal) throw syncingRpcError(result);
           if (result instanceof Error) throw result;
           return result!;
         },
@@ -438,6 +441,9 @@ export function createApi(node: RpcContext): RpcServerModules {
           return decoded.map((d) => {
             const r = d instanceof Error ? d : admitted[k++]!;
             if (!(r instanceof Error)) return r;
+            // Per transaction, "busy, retry" carries when: the client resends just that one.
+            if (r instanceof SyncingRefusal)
+              return { error: { reason: 'BUSY', message: r.message, retryAfterMs: r.retryAfterMs } };
             const e = r as Error & { code?: unknown };
             return {
               error: { reason: typeof e.code === 'string' ? e.code : 'INVALID', message: e.message },
@@ -680,6 +686,16 @@ export function createApi(node: RpcContext): RpcServerModules {
       if (err instanceof DecodeError) throw new UncError('DECODE', `malformed transaction: ${err.message}`);
       throw err;
     }
+  }
+
+  /** -32005 BUSY for a refusal deferred while the node catches up (admission.ts SyncingRefusal). */
+  function syncingRpcError(r: SyncingRefusal): RpcError {
+    return new RpcError(-32005, r.message, {
+      reason: 'BUSY',
+      retryAfterMs: r.retryAfterMs,
+      syncing: true,
+      refusal: r.refusal.code,
+    });
   }
 
   /**

@@ -12,6 +12,8 @@ import {
   AdmissionQueue,
   type AdmissionResult,
   clockSlices,
+  deferWhileBehind,
+  FINAL_REFUSALS,
   type SliceScheduler,
 } from './admission.js';
 import type { Chain, CommittedBlock, Rejected, ValidatorKey } from './chain.js';
@@ -117,8 +119,10 @@ export class NodeCore {
     try {
       return this.addToMempool(env, false);
     } catch (err) {
-      if (err instanceof ValidationError) this.opts.onAdmissionRefused?.(err.code);
-      throw err;
+      if (!(err instanceof ValidationError)) throw err;
+      const answer = deferWhileBehind(err, this.driver.retryWhileBehind());
+      this.opts.onAdmissionRefused?.(answer.code);
+      throw answer;
     }
   }
 
@@ -138,8 +142,17 @@ export class NodeCore {
   /** Through the admission queue (RPC and gossip alike); refusals counted once, here. */
   private async admitQueued(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]> {
     const results = await this.admission.submit(envs);
-    for (const r of results) if (r instanceof ValidationError) this.opts.onAdmissionRefused?.(r.code);
-    return results;
+    // A node behind its peers judged these on stale state: what depends on the state is "busy,
+    // retry" (admission.ts FINAL_REFUSALS), not a refusal the client would give up on. Asked once
+    // per batch, after admission: the head may have moved while the batch waited.
+    let retryAfterMs: number | null | undefined;
+    return results.map((r) => {
+      if (!(r instanceof ValidationError)) return r;
+      if (!FINAL_REFUSALS.has(r.code)) retryAfterMs ??= this.driver.retryWhileBehind();
+      const answer = deferWhileBehind(r, retryAfterMs ?? null);
+      this.opts.onAdmissionRefused?.(answer.code);
+      return answer;
+    });
   }
 
   /** Stops taking transactions and stops the driver. */
@@ -177,6 +190,8 @@ export class NodeCore {
     return {
       proposalCandidates: () => this.mempool.ordered(this.chain.tipState),
       pendingBytes: () => this.mempool.bytes,
+      reannounceCandidates: (maxSenders: number) =>
+        this.mempool.longestPending(this.chain.tipState, maxSenders),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
       onRejected: (rejected: Rejected[]) => this.dropRejected(rejected),
       onCommitted: (committed: CommittedBlock) => this.pruneAfter(committed),

@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  addressFromPublicKey,
   DEFAULT_PARAMS,
   encode,
   envelopeFromSigned,
   minimumFee,
+  putAccount,
+  StateOverlay,
+  sha256,
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
+  utf8,
   ValidationError,
 } from '@unc/core';
 import { rejects as rejectsWith } from '@unc/test-utils';
@@ -121,5 +126,39 @@ describe('mempool', () => {
     assert.equal(pool.size, 2);
     pool.prune([], [], state, 101n); // past expiry height 100
     assert.equal(pool.size, 0);
+  });
+
+  test('longestPending: includable runs of the senders longest in the pool, one account read per sender visited, however large the pool', () => {
+    // Before, a re-announcement took the first of `ordered`, whose heap over every sender cost
+    // about half a second at 100,000 senders, every four block intervals.
+    const funded = new StateOverlay(state);
+    const pool = new Mempool({ maxTxs: 10_000 });
+    /** A transfer by a synthetic sender (funded here; the signature is taken as checked). */
+    const synthetic = (i: number, nonce: bigint): TxEnvelope => {
+      const signer = sha256(utf8(`sender ${i}`));
+      putAccount(funded, addressFromPublicKey(signer), { balance: 10n ** 18n, nonce: 0n });
+      const body = {
+        chainId: genesis.chainId,
+        signer,
+        nonce,
+        expiresAt: 100n,
+        fee: 10n ** 15n,
+        actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: 1n, memo: new Uint8Array(0) }],
+      };
+      return envelopeFromSigned({ tx: body, signature: new Uint8Array(64) });
+    };
+    const gapped = synthetic(0, 1n); // first in the pool, but nonce 0 is missing: not includable
+    const run = [0n, 1n, 2n].map((n) => synthetic(1, n));
+    for (const env of [gapped, ...run]) pool.add(env, funded, genesis.params, next, true);
+    for (let i = 2; i < 3_000; i++) pool.add(synthetic(i, 0n), funded, genesis.params, next, true);
+    const reads = funded.reads;
+    const seen = [...pool.longestPending(funded, 10)];
+    assert.ok(funded.reads - reads <= 10, `${funded.reads - reads} reads for 10 senders`);
+    assert.deepEqual(
+      seen.slice(0, 3).map((e) => e.hash),
+      run.map((e) => e.hash),
+      'the gapped sender skipped, the next one’s run in nonce order',
+    );
+    assert.equal(seen.length, 3 + 8);
   });
 });

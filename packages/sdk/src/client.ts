@@ -210,7 +210,7 @@ export class UncClient {
   }
   sendRawTransactions(
     hexes: string[],
-  ): Promise<(SendResultJson | { error: { reason: string; message: string } })[]> {
+  ): Promise<(SendResultJson | { error: { reason: string; message: string; retryAfterMs?: number } })[]> {
     return this.call('unc_sendTransactions', [hexes]);
   }
 

@@ -66,6 +66,7 @@ import {
 } from '../p2p/types.js';
 import type { SyncProgress } from '../sync.js';
 import type { SignatureVerifier } from '../verify-pool.js';
+import { BehindView } from './behind-view.js';
 import { BlockPreverifier, type InFlightChecks } from './block-preverify.js';
 import {
   carrying,
@@ -117,6 +118,12 @@ export interface DriverHost {
   /** Transactions for the next block, in the order they should be tried. */
   /** The mempool in block order; told (through `next`) whether each went into the block. */
   proposalCandidates(): Iterable<TxEnvelope>;
+  /**
+   * What a re-announcement looks at (mempool-reactor.ts `reannounce`): the includable transactions
+   * of the `maxSenders` senders longest in the mempool, at a cost bounded by that, not by the
+   * pool's size. Without it, the first of `proposalCandidates` (a heap over every sender).
+   */
+  reannounceCandidates?(maxSenders: number): Iterable<TxEnvelope>;
   /** Bytes of the transactions pending in the mempool (what a connecting peer's share may hold). */
   pendingBytes?(): number;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
@@ -333,6 +340,11 @@ export class ConsensusDriver {
    * their node (proposer-liveness.ts), for tests and the simulator.
    */
   readonly livenessStats = { bindings: 0, cutOff: 0 };
+  /** The mempool reactor's periodic re-announcements (mempool-reactor.ts `reannounce`). */
+  get mempoolReannounceStats(): Readonly<{ rounds: number; sends: number; txs: number; bytes: number }> {
+    return this.mempoolReactor.reannounceStats;
+  }
+
   /** Pending transactions shared with connecting peers (mempool-reactor.ts), for tests and metrics. */
   get mempoolShareStats(): Readonly<{ sent: number; refused: number; txs: number; bytes: number }> {
     return this.mempoolReactor.shareStats;
@@ -377,6 +389,8 @@ export class ConsensusDriver {
    */
   private invalidContent = new Set<string>();
   private future: Buffered[] = [];
+  /** Heights the network decided beyond the head, from votes and certificates (behind-view.ts). */
+  private readonly behindView = new BehindView();
   private readonly verified = new Set<string>();
   /** A stall check is asking the peers how far they are. */
   private probingPeers = false;
@@ -496,6 +510,9 @@ export class ConsensusDriver {
       connected: () => this.network !== null,
       pending: () => this.host.proposalCandidates(),
       ...(this.host.pendingBytes ? { pendingBytes: this.host.pendingBytes.bind(this.host) } : {}),
+      ...(this.host.reannounceCandidates
+        ? { reannounceCandidates: this.host.reannounceCandidates.bind(this.host) }
+        : {}),
       // Only to a peer still connected: it may have left since it connected (the share waits a
       // second, and each batch waits for the one before), and libp2p's send to a peer not
       // connected dials it, at whatever address it announced: a peer id that connects and leaves
@@ -507,6 +524,10 @@ export class ConsensusDriver {
       },
       provenPeer: (peer) => this.relayingPeers.has(peer),
       peerStillConnected: (peer) => this.network?.peers().some((p) => p.id === peer) ?? false,
+      peers: () => this.network?.peers().map((p) => p.id) ?? [],
+      // Pending four block intervals: every validator holding it would have had a turn to propose
+      // it by then, and those whose gossip was lost (a split that kept connections open) had not.
+      reannounceAfterMs: 4 * opts.blockTimeMs,
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,
@@ -523,12 +544,25 @@ export class ConsensusDriver {
       preverify: (block, parent, abandoned, awaited) =>
         this.preverifySynced(block, parent, abandoned, awaited),
       logger: this.logger,
+      onCertified: (height) => this.behindView.sawCertified(height, this.clock.now()),
       onSynced: (committed) => {
+        this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
         this.host.onCommitted(committed);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
       },
     });
+  }
+
+  /**
+   * While the network has decided heights this node has not committed yet (behind-view.ts, from
+   * signed votes and verified certificates, never a peer's claim): how long a client refused on
+   * this node's stale state should wait before retrying (a block interval, within 250 ms…5 s).
+   * Null when it is not behind, or has been stuck behind too long to promise anything.
+   */
+  retryWhileBehind(): number | null {
+    if (!this.behindView.behind(this.chain.tipHeight, this.nextValidators(), this.clock.now())) return null;
+    return Math.min(5_000, Math.max(250, this.blockTimeMs));
   }
 
   /** The latest block-sync progress, while a sync runs. */
@@ -620,6 +654,7 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    if (network) this.mempoolReactor.startReannouncing();
     // Before the first catch-up: a synced block's write that hangs is caught too.
     this.writeWatchdog = every(
       this.clock,
@@ -1286,6 +1321,7 @@ export class ConsensusDriver {
       ms: this.lastProgress - decided,
       pace: Math.round(this.proposalBudget.pace * 100) / 100,
     });
+    this.behindView.noteHead(committed.block.header.height);
     // The mempool drops the block's transactions now, before the next proposal is built from it.
     this.host.onCommitted(committed);
     this.liveness.prune(committed.block.header.height);
@@ -1479,6 +1515,9 @@ export class ConsensusDriver {
     if ('late' in checked) this.liveness.saw(checked.late.validator, checked.late.height);
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.validator, this.seenHeight(checked.buffer.height));
+      // Signed by a member of the set, for a height past the next: evidence that this node is
+      // behind, once validators with over a third of the power show the same.
+      this.behindView.sawVote(checked.buffer.validator, checked.buffer.height, this.clock.now());
       this.buffer({ kind: 'vote', vote: checked.buffer });
     }
     if (!('deliver' in checked)) return checked.verdict;

@@ -10,10 +10,15 @@
  * nobody, and nothing sent it later, so it got into a block only if this node proposed one (a full
  * node: never). So a peer that connects gets this node's pending transactions, sent to it alone
  * (`peerConnected`, `shareMempool`), bounded per peer and in all per interval.
+ *
+ * A peer that stayed connected through a split that dropped messages without closing the
+ * connection (or whose admission queue was full when the gossip came) gets no share: so every
+ * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
+ * again to a few connected peers (`reannounce`), bounded in count and bytes per interval.
  */
-import { encode, type TxEnvelope, ValidationError } from '@unc/core';
+import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
-import type { Cancel, Clock } from '../clock.js';
+import { type Cancel, type Clock, every } from '../clock.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
 import { decodeTxBatch } from './gossip-checks.js';
@@ -65,7 +70,46 @@ export interface MempoolReactorOptions {
    * here (lost to it like the ones before), is still in the share.
    */
   shareDelayMs?: number;
+  /**
+   * What a re-announcement looks at: the includable transactions of the `maxSenders` senders
+   * longest pending, at a cost bounded by that (mempool.ts `longestPending`). Without it, the
+   * first MAX_REANNOUNCE_SCAN of `pending` (whose block order costs a walk of the whole pool).
+   */
+  reannounceCandidates?(maxSenders: number): Iterable<TxEnvelope>;
+  /** The peers connected now (`Network.peers`): who a re-announcement goes to. Without it, none does. */
+  peers?(): readonly string[];
+  /**
+   * A transaction pending here this long since it was admitted (a few block intervals: a block
+   * would have taken it had every validator held it) is re-announced, and the re-announcement runs
+   * this often. Without it (or 0), nothing is re-announced.
+   */
+  reannounceAfterMs?: number;
 }
+
+/** Most transactions one re-announcement sends (one batch message, the same one to each peer). */
+export const MAX_REANNOUNCE_TXS = 256;
+/** Most bytes of transactions one re-announcement sends each peer. */
+export const MAX_REANNOUNCE_BYTES = 64 * 1024;
+/**
+ * Peers one re-announcement goes to (taking turns when there are more): with the bytes above, at
+ * most 512 KiB leave per interval however large the mempool or however many peers connect. At
+ * most half of them peers that never relayed a consensus message (fresh identities are free).
+ */
+export const MAX_REANNOUNCE_PEERS = 8;
+/**
+ * Pending transactions (and senders) looked at per re-announcement, those of the senders longest
+ * in the pool first: a mempool of 100,000 costs no full walk each interval (the block order
+ * would: a heap over every sender, about half a second at 100,000 on the event loop).
+ */
+export const MAX_REANNOUNCE_SCAN = 4_096;
+/**
+ * A transaction re-announced waits twice as long before its next one, up to this many intervals:
+ * one that no validator includes (refused everywhere but here) is not re-sent every interval for
+ * its whole life.
+ */
+const MAX_REANNOUNCE_BACKOFF = 64;
+/** Transactions whose re-announcement back-off is remembered; beyond it the oldest are forgotten. */
+const MAX_REANNOUNCED_REMEMBERED = 16_384;
 
 /** Most pending transactions one share sends one peer (`peerConnected`). */
 export const MAX_SHARED_TXS_PER_PEER = 4_096;
@@ -77,6 +121,8 @@ export const MAX_SHARED_BYTES_PER_PEER = 1024 * 1024;
  * full shares; peers that never relayed a consensus message take at most half.
  */
 export const MAX_SHARED_BYTES_PER_INTERVAL = 8 * MAX_SHARED_BYTES_PER_PEER;
+/** Times a due share waits `shareDelayMs` for a re-announcement to its peer still being sent. */
+const MAX_SHARE_WAITS = 5;
 /** Peers remembered for the once-per-interval limit; beyond it the oldest are forgotten. */
 const MAX_SHARE_PEERS = 4_096;
 
@@ -118,6 +164,15 @@ export class MempoolReactor {
   private readonly shareDelayMs: number;
   /** Shares sent and refused (reconnecting within the interval, the budget spent), and what they carried. */
   readonly shareStats = { sent: 0, refused: 0, txs: 0, bytes: 0 };
+  /** Re-announcements: rounds that sent something, direct sends (one per peer), transactions and bytes sent. */
+  readonly reannounceStats = { rounds: 0, sends: 0, txs: 0, bytes: 0 };
+  /** When each transaction re-announced may go again, and its current back-off (last updated last). */
+  private readonly reannounced = new Map<string, { next: number; gap: number }>();
+  private reannounceTimer: Cancel | null = null;
+  /** Peers a re-announcement is still being sent to (one of their direct streams). */
+  private readonly reannouncing = new Set<string>();
+  /** Where the next re-announcement starts in the peer list (peers take turns). */
+  private reannounceTurn = 0;
 
   constructor(private readonly opts: MempoolReactorOptions) {
     this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
@@ -256,15 +311,30 @@ export class MempoolReactor {
       if (oldest !== undefined) this.sharedAt.delete(oldest);
     }
     const window = this.shareWindow;
-    const timer = this.opts.clock.schedule(this.shareDelayMs, () => {
-      this.shareTimers.delete(timer);
-      const sent = this.shareMempool(peer, budget);
+    let waits = 0;
+    const due = () => {
+      // A re-announcement to this peer is still being sent (it holds one of the peer's two direct
+      // streams): the share waits for it, a few times at most, so that the other stream stays free
+      // for consensus messages.
+      if (this.reannouncing.has(peer) && waits++ < MAX_SHARE_WAITS) {
+        const again = this.opts.clock.schedule(this.shareDelayMs, () => {
+          this.shareTimers.delete(again);
+          due();
+        });
+        this.shareTimers.add(again);
+        return;
+      }
+      const sent = this.reannouncing.has(peer) ? 0 : this.shareMempool(peer, budget);
       // What the share did not use goes back to its interval's budget (the mempool shrank since,
       // or held less than a share's bound in transactions that fit).
       if (window === this.shareWindow) {
         window.bytes -= budget - sent;
         if (!proven) window.unprovenBytes -= budget - sent;
       }
+    };
+    const timer = this.opts.clock.schedule(this.shareDelayMs, () => {
+      this.shareTimers.delete(timer);
+      due();
     });
     this.shareTimers.add(timer);
   }
@@ -322,8 +392,97 @@ export class MempoolReactor {
     }
   }
 
+  /**
+   * Starts the periodic re-announcement (the driver, once it has a network), on the clock: the
+   * simulator's virtual one fires it in order with everything else, so runs stay deterministic.
+   */
+  startReannouncing(): void {
+    const after = this.opts.reannounceAfterMs ?? 0;
+    if (this.stopped || this.reannounceTimer || after <= 0 || !this.opts.peers) return;
+    this.reannounceTimer = every(this.opts.clock, after, () => this.reannounce());
+  }
+
+  /**
+   * One re-announcement: up to MAX_REANNOUNCE_TXS / MAX_REANNOUNCE_BYTES of the transactions
+   * pending here for `reannounceAfterMs` or more and due (back-off), those of the senders longest
+   * in the pool first (`reannounceCandidates`), as one batch
+   * sent directly to up to MAX_REANNOUNCE_PEERS connected peers. The receiver admits it like a
+   * share (a transaction it holds costs it a hash lookup) and gossips on what is new to it. A peer
+   * whose share or last re-announcement is still being sent is skipped: each holds one of its two
+   * direct streams, and the other stays free for consensus messages.
+   */
+  reannounce(): void {
+    const { pending, reannounceCandidates, sendDirect, peers } = this.opts;
+    const after = this.opts.reannounceAfterMs ?? 0;
+    if (this.stopped || !pending || !sendDirect || !peers || after <= 0 || !this.opts.connected()) return;
+    const targets = this.reannounceTargets(peers());
+    if (targets.length === 0) return;
+    const now = this.opts.clock.now();
+    const batch: Uint8Array[] = [];
+    let bytes = 0;
+    let scanned = 0;
+    const candidates = reannounceCandidates ? reannounceCandidates(MAX_REANNOUNCE_SCAN) : pending();
+    for (const env of candidates) {
+      if (++scanned > MAX_REANNOUNCE_SCAN || batch.length >= MAX_REANNOUNCE_TXS) break;
+      // Admitted here not long ago: its own gossip is recent (no time known: admitted while this
+      // node had no network, or long enough ago to be forgotten; either way due).
+      const at = this.admitted.get(env.hash)?.at;
+      if (at !== undefined && now - at < after) continue;
+      const id = keyId(env.hash);
+      const backoff = this.reannounced.get(id);
+      if (backoff && now < backoff.next) continue;
+      if (bytes + env.bytes.length > MAX_REANNOUNCE_BYTES) continue;
+      batch.push(env.bytes);
+      bytes += env.bytes.length;
+      const gap = backoff ? Math.min(backoff.gap * 2, after * MAX_REANNOUNCE_BACKOFF) : after;
+      this.reannounced.delete(id);
+      this.reannounced.set(id, { next: now + gap, gap });
+      if (this.reannounced.size > MAX_REANNOUNCED_REMEMBERED) {
+        const oldest = this.reannounced.keys().next().value;
+        if (oldest !== undefined) this.reannounced.delete(oldest);
+      }
+    }
+    if (batch.length === 0) return;
+    const data = encode(txBatchCodec, batch);
+    this.reannounceStats.rounds++;
+    this.reannounceStats.txs += batch.length;
+    for (const peer of targets) {
+      this.reannounceStats.sends++;
+      this.reannounceStats.bytes += bytes;
+      this.reannouncing.add(peer);
+      void sendDirect(peer, [{ topic: 'tx', data }])
+        .catch(() => {
+          // Gone or not reading: the next round, or its next connection's share, tries again.
+        })
+        .finally(() => this.reannouncing.delete(peer));
+    }
+  }
+
+  /**
+   * Up to MAX_REANNOUNCE_PEERS of the connected peers not being sent a share, taking turns: peers
+   * that relayed consensus messages first, fresh identities in at most half the places.
+   */
+  private reannounceTargets(connected: readonly string[]): string[] {
+    const free = connected.filter((p) => !this.sharing.has(p) && !this.reannouncing.has(p));
+    const proven = free.filter((p) => this.opts.provenPeer?.(p) ?? false);
+    const unproven = free.filter((p) => !(this.opts.provenPeer?.(p) ?? false));
+    const turn = this.reannounceTurn++;
+    const take = (list: string[], n: number): string[] => {
+      if (list.length <= n) return list;
+      const start = (turn * n) % list.length;
+      return Array.from({ length: n }, (_, k) => list[(start + k) % list.length]!);
+    };
+    const first = take(proven, MAX_REANNOUNCE_PEERS);
+    return [
+      ...first,
+      ...take(unproven, Math.min(MAX_REANNOUNCE_PEERS / 2, MAX_REANNOUNCE_PEERS - first.length)),
+    ];
+  }
+
   stop(): void {
     this.stopped = true;
+    this.reannounceTimer?.();
+    this.reannounceTimer = null;
     this.txFlush?.();
     this.txFlush = null;
     for (const cancel of this.shareTimers) cancel();

@@ -50,6 +50,11 @@ export interface SyncReactorOptions {
     abandoned?: () => boolean,
     awaited?: () => boolean,
   ): Promise<SyncPreverified | null>;
+  /**
+   * A fetched block's commit certificate verified (+2/3 of the power the head state knows signed
+   * it): the network decided its height, evidence that this node is behind (behind-view.ts).
+   */
+  onCertified?(height: bigint): void;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -212,6 +217,7 @@ export class SyncReactor {
       return null;
     }
     if (!this.commitVerifies(block)) return null;
+    this.opts.onCertified?.(block.header.height);
     const prepared: Prepared = {
       block,
       preverified: Promise.resolve(null),

@@ -202,7 +202,9 @@ export const rpcMethods = {
         v.maxLength(10_000, 'at most 10000'),
       ),
     },
-    result: returns<(SendResultJson | { error: { reason: string; message: string } })[]>()(R.SendManyResult),
+    result: returns<
+      (SendResultJson | { error: { reason: string; message: string; retryAfterMs?: number } })[]
+    >()(R.SendManyResult),
   }),
   unc_mempool: method({
     group: 'node',

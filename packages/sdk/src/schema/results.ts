@@ -195,6 +195,15 @@ export const SendManyResult = v.array(
   v.union([
     SendResult,
     v.strictObject({ error: v.strictObject({ reason: v.string(), message: v.string() }) }),
+    // "Busy, retry" for this one (a node catching up that could not judge it yet): only with reason
+    // BUSY, and a wait that is a whole number of milliseconds, not negative.
+    v.strictObject({
+      error: v.strictObject({
+        reason: v.literal('BUSY'),
+        message: v.string(),
+        retryAfterMs: v.pipe(v.number(), v.integer(), v.minValue(0)),
+      }),
+    }),
   ]),
 );
 export const MempoolResult = v.strictObject({ size: Int, bytes: Int });
