@@ -61,7 +61,16 @@ describe('codec Reader', () => {
   });
 
   test('u64 and u128 on both sides of 2^53 and at the extremes', () => {
-    const cases = [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n - 1n];
+    const cases = [
+      0n,
+      1n,
+      2n ** 32n - 1n,
+      2n ** 32n,
+      2n ** 53n - 1n,
+      2n ** 53n,
+      2n ** 53n + 1n,
+      2n ** 64n - 1n,
+    ];
     for (const v of cases) {
       const b = new Uint8Array(8);
       new DataView(b.buffer).setBigUint64(0, v);
