@@ -178,3 +178,68 @@ test('Ed25519: same keys and signatures; each verifies the other', () => {
     { numRuns: 50 },
   );
 });
+
+/** What fromHex accepted before hexToBytesChecked (a regular expression, then Buffer's decoder). */
+const OLD_HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
+const oldDecode = (hex: string): Uint8Array | null =>
+  OLD_HEX_RE.test(hex) ? new Uint8Array(Buffer.from(hex, 'hex')) : null;
+
+test('hexToBytesChecked accepts exactly an even run of hex digits and decodes it as before', () => {
+  const hexChar = fc.constantFrom(...'0123456789abcdefABCDEF'.split(''));
+  // Mostly valid hex of every length around the in-heap limit (64 bytes), with one character
+  // possibly replaced by anything (a non-hex ASCII letter, a space, a non-ASCII character) or
+  // one dropped.
+  const candidate = fc
+    .tuple(
+      fc.array(hexChar, { maxLength: 300 }),
+      fc.option(
+        fc.tuple(
+          fc.nat(),
+          fc.oneof(
+            fc.string({ minLength: 1, maxLength: 1 }),
+            fc.string({ minLength: 1, maxLength: 1, unit: 'grapheme' }),
+            fc.constantFrom('g', 'G', ' ', 'x', '\u0660', '\uff10', '\u0130', '\ua533', '\u00e0', ''),
+          ),
+        ),
+      ),
+    )
+    .map(([chars, edit]) => {
+      if (edit && chars.length > 0) chars[edit[0] % chars.length] = edit[1];
+      return chars.join('');
+    });
+  fc.assert(
+    fc.property(candidate, (hex) => {
+      const want = oldDecode(hex);
+      for (const impl of [nodeP, webP]) {
+        const got = impl.hexToBytesChecked(hex);
+        if (want === null) assert.equal(got, null, JSON.stringify(hex));
+        else {
+          assert.ok(got instanceof Uint8Array && !Buffer.isBuffer(got));
+          assert.deepEqual(got, want);
+        }
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  for (const bad of [
+    '\u0130\u0130',
+    '0\ua533',
+    'ab'.repeat(64) + '0\u0130',
+    '0',
+    'abc',
+    'zz',
+    '0g',
+    'g0',
+    '00 ',
+    ' 00',
+    '0x00',
+    '１２',
+  ]) {
+    assert.equal(nodeP.hexToBytesChecked(bad), null, bad);
+    assert.equal(webP.hexToBytesChecked(bad), null, bad);
+  }
+  // A full 65-byte string with its last character wrong: the path that writes in place.
+  const long = `${'ab'.repeat(64)}0z`;
+  assert.equal(nodeP.hexToBytesChecked(long), null);
+  assert.deepEqual(nodeP.hexToBytesChecked('ab'.repeat(65)), new Uint8Array(65).fill(0xab));
+});
