@@ -14,14 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  blockCodec,
-  bytes as bytesCodec,
-  decode,
-  struct,
   type Block,
+  blockCodec,
   blockHash,
+  bytes as bytesCodec,
   type Commit,
   commitCodec,
+  decode,
   encode,
   equalBytes,
   fromHex,
@@ -29,6 +28,7 @@ import {
   PrivValidator,
   type Proposal,
   sha256,
+  struct,
   toHex,
   utf8,
 } from '@unc/core';
