@@ -243,3 +243,25 @@ test('hexToBytesChecked accepts exactly an even run of hex digits and decodes it
   assert.equal(nodeP.hexToBytesChecked(long), null);
   assert.deepEqual(nodeP.hexToBytesChecked('ab'.repeat(65)), new Uint8Array(65).fill(0xab));
 });
+
+test('bytesToHex encodes views at any offset, small in-heap arrays, shared and detached views as Buffer#toString does', () => {
+  fc.assert(
+    fc.property(bytes(300), fc.nat(310), fc.nat(310), (all, a, b) => {
+      const start = Math.min(a, all.length);
+      const view = all.subarray(start, Math.max(start, Math.min(b, all.length)));
+      const reference = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('hex');
+      assert.equal(nodeP.bytesToHex(view), reference);
+      // A copy of at most 64 bytes lives in the JS heap until its buffer is asked for.
+      assert.equal(nodeP.bytesToHex(view.slice()), reference);
+      assert.equal(webP.bytesToHex(view), reference);
+    }),
+    { numRuns: 500 },
+  );
+  const shared = new Uint8Array(new SharedArrayBuffer(64));
+  for (let i = 0; i < shared.length; i++) shared[i] = (i * 37 + 0x80) & 0xff;
+  assert.equal(nodeP.bytesToHex(shared.subarray(5, 50)), Buffer.from(shared.subarray(5, 50)).toString('hex'));
+  const detached = new Uint8Array(8);
+  structuredClone(detached.buffer, { transfer: [detached.buffer] });
+  assert.throws(() => Buffer.from(detached.buffer, detached.byteOffset, detached.byteLength));
+  assert.throws(() => nodeP.bytesToHex(detached));
+});

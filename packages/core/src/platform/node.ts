@@ -229,7 +229,27 @@ export function verifyWithSpki(spkiDer: Uint8Array, data: Uint8Array, how: SpkiV
 }
 
 // ─── encodings ───
+/**
+ * Buffer's own hex encoder called on the view itself, as `bytesToLatin1` does with latin1: asking
+ * a small array (a 32-byte hash, kept inside the JavaScript heap) for its `buffer` moved its bytes
+ * out of the heap for good, an allocation per id hexed (every transaction id an RPC answers with).
+ * 0.9 µs → 0.13–0.25 µs per 32-byte hash. Taken only if present and it encodes a probe right.
+ */
+const hexSlice = ((): ((this: Uint8Array, start: number, end: number) => string) | null => {
+  const slice = (Buffer.prototype as unknown as { hexSlice?: unknown }).hexSlice;
+  if (typeof slice !== 'function') return null;
+  try {
+    const probe = Uint8Array.of(0, 1, 0xab, 0xff, 2).subarray(1, 4);
+    const got = (slice as (this: Uint8Array, start: number, end: number) => string).call(probe, 0, 3);
+    return got === '01abff' ? (slice as (this: Uint8Array, start: number, end: number) => string) : null;
+  } catch {
+    return null;
+  }
+})();
+
 export function bytesToHex(bytes: Uint8Array): string {
+  // An empty view (a detached one is empty too) takes the documented path, as in bytesToLatin1.
+  if (hexSlice !== null && bytes.byteLength !== 0) return hexSlice.call(bytes, 0, bytes.byteLength);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
