@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import vm from 'node:vm';
 import fc from 'fast-check';
-import { DecodeError, Reader } from '../src/index.js';
+import { bool, type Codec, DecodeError, decode, Reader, u8, u32 } from '../src/index.js';
 
 type Width = 'u8' | 'u16' | 'u32' | 'u64' | 'u128';
 const WIDTHS: Record<Width, number> = { u8: 1, u16: 2, u32: 4, u64: 8, u128: 16 };
@@ -91,5 +92,40 @@ describe('codec Reader', () => {
     assert.throws(() => r.u32('nonce'), /unexpected end of input reading nonce at byte 0/);
     assert.equal(r.u16(), 0);
     assert.throws(() => r.u16('x'), /reading x at byte 2/);
+  });
+
+  test('input that is not bytes is refused as before (a DataView needed an ArrayBuffer), other byte views read as bytes', () => {
+    // Indexing a plain array or a string "reads" numbers that are no bytes (decode(u32, [0, 0, 0, 1])
+    // would be 1, a string NaN); the DataView the Reader had refused them, so must the Reader.
+    for (const input of [
+      [0, 0, 0, 1],
+      '\0\0\0\x01',
+      new Uint8Array(4).buffer,
+      { length: 4 },
+      null,
+      undefined,
+    ]) {
+      for (const codec of [u32, u8, bool] as Codec<unknown>[])
+        assert.throws(
+          () => decode(codec, input as unknown as Uint8Array),
+          DecodeError,
+          JSON.stringify(input),
+        );
+    }
+    assert.throws(() => new Reader([1] as unknown as Uint8Array), TypeError);
+    // A view of one byte per element was read through the DataView as unsigned bytes: an Int8Array's
+    // -1 is 0xff (not a bool 0 or 1), as before.
+    assert.throws(
+      () => decode(bool, Int8Array.of(-1) as unknown as Uint8Array),
+      /bool must be 0 or 1, got 255/,
+    );
+    assert.equal(decode(u8, Int8Array.of(-1) as unknown as Uint8Array), 255);
+    assert.equal(decode(u32, new Int8Array([0, 0, 1, -128]) as unknown as Uint8Array), 0x180);
+    assert.equal(decode(u8, Uint8ClampedArray.of(7) as unknown as Uint8Array), 7);
+    assert.equal(decode(u32, Buffer.from([0, 0, 0, 9])), 9);
+    // A Uint8Array of another realm (a vm context, an iframe) is bytes too.
+    const foreign = vm.runInNewContext('new Uint8Array([0, 0, 2, 1])') as Uint8Array;
+    assert.ok(!(foreign instanceof Uint8Array));
+    assert.equal(decode(u32, foreign), 0x201);
   });
 });

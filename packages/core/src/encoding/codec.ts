@@ -90,8 +90,14 @@ export class Writer {
  */
 export class Reader {
   private pos = 0;
+  private readonly buf: Uint8Array;
 
-  constructor(private readonly buf: Uint8Array) {}
+  constructor(buf: Uint8Array) {
+    // Indexing reads a byte only from a Uint8Array: a plain array or a string would "decode" to
+    // numbers that are no bytes (the DataView this replaced refused anything but a view of an
+    // ArrayBuffer), an Int8Array to negative ones.
+    this.buf = buf instanceof Uint8Array ? buf : bytesOfView(buf);
+  }
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.buf.length) {
@@ -156,6 +162,19 @@ export class Reader {
       throw new DecodeError(`${this.buf.length - this.pos} trailing bytes after ${what}`);
     }
   }
+}
+
+/**
+ * The bytes of a view that is not a Uint8Array of this realm, as the DataView the Reader used to
+ * take read them: a Uint8Array of another realm (a vm context, an iframe) as it is, an Int8Array
+ * or Uint8ClampedArray as unsigned bytes; anything else is not bytes.
+ */
+function bytesOfView(buf: unknown): Uint8Array {
+  if (ArrayBuffer.isView(buf) && (buf as { BYTES_PER_ELEMENT?: unknown }).BYTES_PER_ELEMENT === 1) {
+    const v = buf as Int8Array;
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  }
+  throw new TypeError('Reader needs a Uint8Array');
 }
 
 /** A canonical encoder/decoder pair for values of type T. */
