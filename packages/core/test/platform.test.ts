@@ -265,3 +265,44 @@ test('bytesToHex encodes views at any offset, small in-heap arrays, shared and d
   assert.throws(() => Buffer.from(detached.buffer, detached.byteOffset, detached.byteLength));
   assert.throws(() => nodeP.bytesToHex(detached));
 });
+
+test('hexToBytesChecked: every UTF-16 code unit, in either place of a pair, in both the pooled and in-place paths', () => {
+  // Buffer's decoder sees only a character's low byte, so each of the 65,536 code units is tried
+  // (not a sample): '\u0130' or '\ud830' must not pass for '0'. A pair at the start, in the middle
+  // and at the end of strings shorter and longer than the 64-byte split.
+  const reference = (hex: string): string | null =>
+    OLD_HEX_RE.test(hex) ? Buffer.from(hex, 'hex').toString('hex') : null;
+  const shortPad = 'a0';
+  const longPad = 'Fe'.repeat(40);
+  let mismatches = 0;
+  for (let c = 0; c < 0x10000; c++) {
+    const ch = String.fromCharCode(c);
+    for (const pair of [`${ch}0`, `0${ch}`, `${ch}${ch}`]) {
+      for (const hex of [
+        pair,
+        shortPad + pair,
+        pair + longPad,
+        longPad + pair + longPad,
+        longPad + longPad + pair,
+      ]) {
+        const want = reference(hex);
+        for (const impl of [nodeP, webP]) {
+          const got = impl.hexToBytesChecked(hex);
+          if ((got === null ? null : Buffer.from(got).toString('hex')) !== want && mismatches++ < 5)
+            assert.fail(`code unit ${c.toString(16)} in ${JSON.stringify(hex)}: ${String(got)} vs ${want}`);
+        }
+      }
+    }
+  }
+  // Surrogate pairs (one code point, two code units) and other well-formed astral characters.
+  for (const s of [
+    '\u{1F600}',
+    `0\u{1F600}0`,
+    '\ud830\udc30',
+    `${longPad}\ud830\udc30`,
+    '\u{10030}'.repeat(2),
+  ]) {
+    assert.equal(nodeP.hexToBytesChecked(s), null, s);
+    assert.equal(webP.hexToBytesChecked(s), null, s);
+  }
+});
