@@ -306,3 +306,13 @@ test('hexToBytesChecked: every UTF-16 code unit, in either place of a pair, in b
     assert.equal(webP.hexToBytesChecked(s), null, s);
   }
 });
+
+test('the web platform exports every function the Node one does (the browser build swaps one for the other)', () => {
+  // package.json's "browser" field maps platform/node.js to platform/web.js: a function added to
+  // one only (as hexToBytesChecked was, for fromHex) is undefined in the explorer and the SDK.
+  const shape = (m: object) =>
+    Object.entries(m)
+      .map(([name, v]) => `${name}:${typeof v}`)
+      .sort();
+  assert.deepEqual(shape(webP), shape(nodeP));
+});
