@@ -1,21 +1,20 @@
 /** Small byte helpers shared by every package; no dependencies beyond the platform. */
-import { bytesToHex, hexToBytes } from './platform/node.js';
+import { bytesToHex, hexToBytesChecked } from './platform/node.js';
 
 export function toHex(bytes: Uint8Array): string {
   return bytesToHex(bytes);
 }
 
-const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
-
 /** Strict hex decoding: optional 0x prefix, even length, hex digits only. */
 export function fromHex(hex: string, expectedLength?: number): Uint8Array {
   const body = hex.startsWith('0x') || hex.startsWith('0X') ? hex.slice(2) : hex;
-  if (!HEX_RE.test(body))
+  const out = hexToBytesChecked(body);
+  if (out === null)
     throw new TypeError(`not a hex string: ${hex.length > 80 ? `${hex.slice(0, 80)}…` : hex}`);
-  if (expectedLength !== undefined && body.length !== expectedLength * 2) {
-    throw new TypeError(`expected ${expectedLength} bytes of hex, got ${body.length / 2}`);
+  if (expectedLength !== undefined && out.length !== expectedLength) {
+    throw new TypeError(`expected ${expectedLength} bytes of hex, got ${out.length}`);
   }
-  return hexToBytes(body);
+  return out;
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {

@@ -178,3 +178,141 @@ test('Ed25519: same keys and signatures; each verifies the other', () => {
     { numRuns: 50 },
   );
 });
+
+/** What fromHex accepted before hexToBytesChecked (a regular expression, then Buffer's decoder). */
+const OLD_HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
+const oldDecode = (hex: string): Uint8Array | null =>
+  OLD_HEX_RE.test(hex) ? new Uint8Array(Buffer.from(hex, 'hex')) : null;
+
+test('hexToBytesChecked accepts exactly an even run of hex digits and decodes it as before', () => {
+  const hexChar = fc.constantFrom(...'0123456789abcdefABCDEF'.split(''));
+  // Mostly valid hex of every length around the in-heap limit (64 bytes), with one character
+  // possibly replaced by anything (a non-hex ASCII letter, a space, a non-ASCII character) or
+  // one dropped.
+  const candidate = fc
+    .tuple(
+      fc.array(hexChar, { maxLength: 300 }),
+      fc.option(
+        fc.tuple(
+          fc.nat(),
+          fc.oneof(
+            fc.string({ minLength: 1, maxLength: 1 }),
+            fc.string({ minLength: 1, maxLength: 1, unit: 'grapheme' }),
+            fc.constantFrom('g', 'G', ' ', 'x', '\u0660', '\uff10', '\u0130', '\ua533', '\u00e0', ''),
+          ),
+        ),
+      ),
+    )
+    .map(([chars, edit]) => {
+      if (edit && chars.length > 0) chars[edit[0] % chars.length] = edit[1];
+      return chars.join('');
+    });
+  fc.assert(
+    fc.property(candidate, (hex) => {
+      const want = oldDecode(hex);
+      for (const impl of [nodeP, webP]) {
+        const got = impl.hexToBytesChecked(hex);
+        if (want === null) assert.equal(got, null, JSON.stringify(hex));
+        else {
+          assert.ok(got instanceof Uint8Array && !Buffer.isBuffer(got));
+          assert.deepEqual(got, want);
+        }
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  for (const bad of [
+    '\u0130\u0130',
+    '0\ua533',
+    'ab'.repeat(64) + '0\u0130',
+    '0',
+    'abc',
+    'zz',
+    '0g',
+    'g0',
+    '00 ',
+    ' 00',
+    '0x00',
+    '１２',
+  ]) {
+    assert.equal(nodeP.hexToBytesChecked(bad), null, bad);
+    assert.equal(webP.hexToBytesChecked(bad), null, bad);
+  }
+  // A full 65-byte string with its last character wrong: the path that writes in place.
+  const long = `${'ab'.repeat(64)}0z`;
+  assert.equal(nodeP.hexToBytesChecked(long), null);
+  assert.deepEqual(nodeP.hexToBytesChecked('ab'.repeat(65)), new Uint8Array(65).fill(0xab));
+});
+
+test('bytesToHex encodes views at any offset, small in-heap arrays, shared and detached views as Buffer#toString does', () => {
+  fc.assert(
+    fc.property(bytes(300), fc.nat(310), fc.nat(310), (all, a, b) => {
+      const start = Math.min(a, all.length);
+      const view = all.subarray(start, Math.max(start, Math.min(b, all.length)));
+      const reference = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('hex');
+      assert.equal(nodeP.bytesToHex(view), reference);
+      // A copy of at most 64 bytes lives in the JS heap until its buffer is asked for.
+      assert.equal(nodeP.bytesToHex(view.slice()), reference);
+      assert.equal(webP.bytesToHex(view), reference);
+    }),
+    { numRuns: 500 },
+  );
+  const shared = new Uint8Array(new SharedArrayBuffer(64));
+  for (let i = 0; i < shared.length; i++) shared[i] = (i * 37 + 0x80) & 0xff;
+  assert.equal(nodeP.bytesToHex(shared.subarray(5, 50)), Buffer.from(shared.subarray(5, 50)).toString('hex'));
+  const detached = new Uint8Array(8);
+  structuredClone(detached.buffer, { transfer: [detached.buffer] });
+  assert.throws(() => Buffer.from(detached.buffer, detached.byteOffset, detached.byteLength));
+  assert.throws(() => nodeP.bytesToHex(detached));
+});
+
+test('hexToBytesChecked: every UTF-16 code unit, in either place of a pair, in both the pooled and in-place paths', () => {
+  // Buffer's decoder sees only a character's low byte, so each of the 65,536 code units is tried
+  // (not a sample): '\u0130' or '\ud830' must not pass for '0'. A pair at the start, in the middle
+  // and at the end of strings shorter and longer than the 64-byte split.
+  const reference = (hex: string): string | null =>
+    OLD_HEX_RE.test(hex) ? Buffer.from(hex, 'hex').toString('hex') : null;
+  const shortPad = 'a0';
+  const longPad = 'Fe'.repeat(40);
+  let mismatches = 0;
+  for (let c = 0; c < 0x10000; c++) {
+    const ch = String.fromCharCode(c);
+    for (const pair of [`${ch}0`, `0${ch}`, `${ch}${ch}`]) {
+      for (const hex of [
+        pair,
+        shortPad + pair,
+        pair + longPad,
+        longPad + pair + longPad,
+        longPad + longPad + pair,
+      ]) {
+        const want = reference(hex);
+        for (const impl of [nodeP, webP]) {
+          const got = impl.hexToBytesChecked(hex);
+          if ((got === null ? null : Buffer.from(got).toString('hex')) !== want && mismatches++ < 5)
+            assert.fail(`code unit ${c.toString(16)} in ${JSON.stringify(hex)}: ${String(got)} vs ${want}`);
+        }
+      }
+    }
+  }
+  // Surrogate pairs (one code point, two code units) and other well-formed astral characters.
+  for (const s of [
+    '\u{1F600}',
+    `0\u{1F600}0`,
+    '\ud830\udc30',
+    `${longPad}\ud830\udc30`,
+    '\u{10030}'.repeat(2),
+  ]) {
+    assert.equal(nodeP.hexToBytesChecked(s), null, s);
+    assert.equal(webP.hexToBytesChecked(s), null, s);
+  }
+});
+
+test('the web platform exports every function the Node one does (the browser build swaps one for the other)', () => {
+  // package.json's "browser" field maps platform/node.js to platform/web.js: a function added to
+  // one only (as hexToBytesChecked was, for fromHex) is undefined in the explorer and the SDK.
+  const shape = (m: object) =>
+    Object.entries(m)
+      .map(([name, v]) => `${name}:${typeof v}`)
+      .sort();
+  assert.deepEqual(shape(webP), shape(nodeP));
+});

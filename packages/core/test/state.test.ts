@@ -275,4 +275,60 @@ describe('state overlays', () => {
       ),
     );
   });
+
+  test('a committed child gives its parent exactly what setting each write there would (exact class or a subclass)', () => {
+    // commit() moves the writes of the exact class under the ids they were stored by; a subclass
+    // that overrides `set` still sees every write through its `set`.
+    class Recording extends StateOverlay {
+      seen: string[] = [];
+      override set(key: Uint8Array, value: Uint8Array | null): void {
+        this.seen.push(`${key.join('.')}=${value?.join('.') ?? 'x'}`);
+        super.set(key, value);
+      }
+    }
+    const write = fc.tuple(fc.integer({ min: 0, max: 7 }), fc.option(fc.uint8Array({ maxLength: 3 })));
+    fc.assert(
+      fc.property(
+        fc.array(write, { maxLength: 12 }),
+        fc.array(fc.array(write, { maxLength: 6 }), { maxLength: 6 }),
+        fc.boolean(),
+        (blockWrites, txs, subclass) => {
+          const mem = new MemoryState();
+          mem.apply([{ key: Uint8Array.of(1, 0), value: Uint8Array.of(42) }]);
+          const viaCommit = subclass ? new Recording(mem) : new StateOverlay(mem);
+          const direct = subclass ? new Recording(mem) : new StateOverlay(mem);
+          for (const [k, v] of blockWrites) {
+            viaCommit.set(Uint8Array.of(1, k), v);
+            direct.set(Uint8Array.of(1, k), v);
+          }
+          for (const txWrites of txs) {
+            const tx = viaCommit.child();
+            for (const [k, v] of txWrites) {
+              tx.get(Uint8Array.of(1, (k + 1) % 8));
+              tx.set(Uint8Array.of(1, k), v);
+            }
+            tx.commit();
+            // What commit did before: each write of the child set again on the parent (in the
+            // order of each key's first write, with its last value), then the child's reads added.
+            const ref = direct.child();
+            for (const [k, v] of txWrites) {
+              ref.get(Uint8Array.of(1, (k + 1) % 8));
+              ref.set(Uint8Array.of(1, k), v);
+            }
+            const last = new Map<number, Uint8Array | null>();
+            for (const [k, v] of txWrites) last.set(k, v);
+            for (const [k, v] of last) direct.set(Uint8Array.of(1, k), v);
+            direct.reads += ref.reads;
+          }
+          assert.deepEqual(viaCommit.changes(), direct.changes());
+          assert.equal(viaCommit.writes, direct.writes);
+          assert.equal(viaCommit.reads, direct.reads);
+          for (let k = 0; k < 8; k++)
+            assert.deepEqual(viaCommit.get(Uint8Array.of(1, k)), direct.get(Uint8Array.of(1, k)));
+          if (viaCommit instanceof Recording && direct instanceof Recording)
+            assert.deepEqual(viaCommit.seen, direct.seen);
+        },
+      ),
+    );
+  });
 });

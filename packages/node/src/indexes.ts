@@ -15,6 +15,7 @@ import {
   envelopeFromBytes,
   epochOf,
   epochStart,
+  equalBytes,
   getPociParams,
   keyId,
   type NetworkAggregates,
@@ -41,16 +42,31 @@ import {
 /** Event fields that name an account (every other byte field is a chip, lease, offer or hash). */
 const ACCOUNT_FIELDS = ['from', 'to', 'payer', 'account', 'owner', 'provider', 'renter'] as const;
 
+const SCAN_MAX = 16;
+
 /**
  * The accounts a transaction touches: its sender, the recipients its actions name, and every
- * account its events name (a transfer's recipient, a chip's owner, a lease's provider…).
+ * account its events name (a transfer's recipient, a chip's owner, a lease's provider…), each
+ * once, in the order first named.
  */
 export function accountsTouched(env: TxEnvelope, result: TxResult | undefined): Uint8Array[] {
-  // Keyed by the bytes as a latin1 string (keyId): a hex string per account per transaction was
-  // a measurable share of a block's commit.
-  const seen = new Map<string, Uint8Array>();
+  // A handful of addresses per transaction (a transfer: sender and recipient): a linear scan
+  // compares them faster than a Map of latin1 keys, which built a string per address and a Map
+  // per transaction of every block's commit (BENCHMARKS.md, branch `mainthread`).
+  // Past SCAN_MAX addresses (a transaction of many actions) the keys make it linear again.
+  const seen: Uint8Array[] = [];
+  let keys: Set<string> | null = null;
   const add = (a: unknown) => {
-    if (a instanceof Uint8Array && a.length === ADDRESS_BYTES) seen.set(keyId(a), a);
+    if (!(a instanceof Uint8Array) || a.length !== ADDRESS_BYTES) return;
+    if (keys) {
+      const k = keyId(a);
+      if (keys.has(k)) return;
+      keys.add(k);
+    } else {
+      for (const s of seen) if (equalBytes(s, a)) return;
+      if (seen.length === SCAN_MAX) keys = new Set([...seen, a].map((x) => keyId(x)));
+    }
+    seen.push(a);
   };
   add(env.sender);
   for (const action of env.stx.tx.actions) {
@@ -61,7 +77,7 @@ export function accountsTouched(env: TxEnvelope, result: TxResult | undefined): 
     const fields = event as unknown as Record<string, unknown>;
     for (const name of ACCOUNT_FIELDS) add(fields[name]);
   }
-  return [...seen.values()];
+  return seen;
 }
 
 /** A transaction made only of heartbeats (a miner sends one per challenge slot). */

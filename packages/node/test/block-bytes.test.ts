@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Block, blockCodec, type Commit, decode, encode } from '@unc/core';
+import {
+  type Block,
+  blockCodec,
+  blockTxsCodec,
+  type Commit,
+  decode,
+  encode,
+  MAX_BLOCK_TXS,
+  MAX_TX_BYTES,
+} from '@unc/core';
 import fc from 'fast-check';
 import { encodeBlock } from '../src/block-bytes.js';
 
@@ -67,4 +76,54 @@ test('a transaction list with an element replaced in place (same length) is enco
     ),
     { numRuns: 100 },
   );
+});
+
+test('the list written in place: views at an offset, shared memory, empty and largest transactions; past a limit the codec error', () => {
+  // The list is written into one array of its exact size (block-bytes.ts): what the codec's writer
+  // made of views into a larger (or shared) buffer, of empty transactions and of one of the
+  // largest size, with no byte short or left over.
+  const block = fc.sample(blockArb, { numRuns: 1, seed: 11 })[0]!;
+  const whole = new Uint8Array(MAX_TX_BYTES + 9).map((_, i) => (i * 31 + 7) & 0xff);
+  const shared = new Uint8Array(new SharedArrayBuffer(40)).map((_, i) => 200 - i);
+  const lists: Uint8Array[][] = [
+    [],
+    [new Uint8Array(0)],
+    [whole.subarray(3, 3), whole.subarray(5, 77), shared.subarray(1, 30), Buffer.from([1, 2])],
+    [whole.subarray(9, 9 + MAX_TX_BYTES), new Uint8Array(0), whole.subarray(0, 1)],
+  ];
+  for (const txs of lists) {
+    const b = { ...block, txs };
+    const bytes = encodeBlock(b);
+    assert.deepEqual(bytes, encode(blockCodec, b));
+    assert.deepEqual(
+      decode(blockCodec, bytes).txs,
+      txs.map((t) => Uint8Array.from(t)),
+    );
+  }
+  // Refused as the codec refuses them (its error, for the list alone as before).
+  const refused: unknown[] = [
+    [whole.subarray(0, MAX_TX_BYTES + 1)],
+    [new Uint8Array(1), [1, 2] as unknown],
+    // biome-ignore lint/suspicious/noSparseArray: a hole is not a transaction
+    [new Uint8Array(1), , new Uint8Array(1)],
+    new Uint8Array(3),
+    { length: 1, 0: new Uint8Array(1) },
+  ];
+  const tooMany = new Array<Uint8Array>(MAX_BLOCK_TXS + 1).fill(new Uint8Array(0));
+  refused.push(tooMany);
+  for (const txs of refused) {
+    const b = { ...block, txs: txs as Uint8Array[] };
+    let want: unknown;
+    try {
+      encode(blockTxsCodec, txs as Uint8Array[]);
+    } catch (err) {
+      want = err;
+    }
+    assert.ok(want instanceof Error);
+    assert.throws(
+      () => encodeBlock(b),
+      (err: Error) =>
+        err.constructor === (want as Error).constructor && err.message === (want as Error).message,
+    );
+  }
 });

@@ -79,12 +79,24 @@ export class Writer {
   }
 }
 
+/**
+ * Reads the fields of an encoding. It reads the bytes by index rather than through a DataView: a
+ * DataView needs the array's `buffer`, and a small array (a state value, a key: the values the
+ * node decodes most, thousands per block) lives inside the JavaScript heap until something asks
+ * for its buffer, which then moves it out to memory of its own (an allocation the garbage
+ * collector must later free). That was a fifth of a loaded node's decoding time
+ * (BENCHMARKS.md, branch `mainthread`). Same results as DataView's big-endian getters
+ * (test/codec-reader.test.ts compares them over random bytes at any offset).
+ */
 export class Reader {
-  private readonly view: DataView;
   private pos = 0;
+  private readonly buf: Uint8Array;
 
-  constructor(private readonly buf: Uint8Array) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  constructor(buf: Uint8Array) {
+    // Indexing reads a byte only from a Uint8Array: a plain array or a string would "decode" to
+    // numbers that are no bytes (the DataView this replaced refused anything but a view of an
+    // ArrayBuffer), an Int8Array to negative ones.
+    this.buf = buf instanceof Uint8Array ? buf : bytesOfView(buf);
   }
 
   private need(n: number, what: string): void {
@@ -92,34 +104,49 @@ export class Reader {
       throw new DecodeError(`unexpected end of input reading ${what} at byte ${this.pos}`);
     }
   }
+  /** The big-endian u32 at `p` (bounds already checked), as a non-negative number. */
+  private u32At(p: number): number {
+    const b = this.buf;
+    return b[p]! * 0x100_0000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
+  }
+  /** The big-endian u64 at `p` (bounds already checked). */
+  private u64At(p: number): bigint {
+    const hi = this.u32At(p);
+    const lo = this.u32At(p + 4);
+    // Below 2^53 the value is an exact number: one BigInt instead of three (the common case:
+    // nonces, heights, most amounts' halves).
+    if (hi < 0x20_0000) return BigInt(hi * 0x1_0000_0000 + lo);
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  }
   u8(what = 'u8'): number {
     this.need(1, what);
-    return this.view.getUint8(this.pos++);
+    return this.buf[this.pos++]!;
   }
   u16(what = 'u16'): number {
     this.need(2, what);
-    const v = this.view.getUint16(this.pos);
+    const b = this.buf;
+    const v = (b[this.pos]! << 8) | b[this.pos + 1]!;
     this.pos += 2;
     return v;
   }
   u32(what = 'u32'): number {
     this.need(4, what);
-    const v = this.view.getUint32(this.pos);
+    const v = this.u32At(this.pos);
     this.pos += 4;
     return v;
   }
   u64(what = 'u64'): bigint {
     this.need(8, what);
-    const v = this.view.getBigUint64(this.pos);
+    const v = this.u64At(this.pos);
     this.pos += 8;
     return v;
   }
   u128(what = 'u128'): bigint {
     this.need(16, what);
-    const hi = this.view.getBigUint64(this.pos);
-    const lo = this.view.getBigUint64(this.pos + 8);
+    const hi = this.u64At(this.pos);
+    const lo = this.u64At(this.pos + 8);
     this.pos += 16;
-    return (hi << 64n) | lo;
+    return hi === 0n ? lo : (hi << 64n) | lo;
   }
   raw(n: number, what = 'bytes'): Uint8Array {
     this.need(n, what);
@@ -135,6 +162,19 @@ export class Reader {
       throw new DecodeError(`${this.buf.length - this.pos} trailing bytes after ${what}`);
     }
   }
+}
+
+/**
+ * The bytes of a view that is not a Uint8Array of this realm, as the DataView the Reader used to
+ * take read them: a Uint8Array of another realm (a vm context, an iframe) as it is, an Int8Array
+ * or Uint8ClampedArray as unsigned bytes; anything else is not bytes.
+ */
+function bytesOfView(buf: unknown): Uint8Array {
+  if (ArrayBuffer.isView(buf) && (buf as { BYTES_PER_ELEMENT?: unknown }).BYTES_PER_ELEMENT === 1) {
+    const v = buf as Int8Array;
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  }
+  throw new TypeError('Reader needs a Uint8Array');
 }
 
 /** A canonical encoder/decoder pair for values of type T. */

@@ -30,11 +30,24 @@ export type DigestName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 const ONE_SHOT_MAX_BYTES = 4096;
 const joinScratch = new Uint8Array(ONE_SHOT_MAX_BYTES);
 
+/**
+ * A digest returned as a latin1 string (`'binary'`: one character per byte) into a fresh array. Asked for
+ * as a Buffer, every digest was a new buffer outside the JavaScript heap (an allocation the
+ * garbage collector tracks and frees) copied into the array returned: 1.4 µs per SHA-256 of a
+ * transaction against 0.7 µs this way, and a node hashes each transfer about ten times (its id,
+ * its sender, its leaf in the block's tree, the state trie's nodes).
+ */
+function fromLatin1Digest(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
 export function sha256(parts: Uint8Array[]): Uint8Array {
   // One-shot `hash` costs about half of a Hash object per call (a transaction is hashed several
   // times on its way into a block, a heartbeat answer several tagged hashes of a few ids); short
   // inputs in several parts are joined first.
-  if (parts.length === 1) return new Uint8Array(hash('sha256', parts[0]!, 'buffer'));
+  if (parts.length === 1) return fromLatin1Digest(hash('sha256', parts[0]!, 'binary'));
   let length = 0;
   for (const p of parts) length += p.length;
   if (length <= ONE_SHOT_MAX_BYTES) {
@@ -46,11 +59,11 @@ export function sha256(parts: Uint8Array[]): Uint8Array {
       joinScratch.set(p, at);
       at += p.length;
     }
-    return new Uint8Array(hash('sha256', joinScratch.subarray(0, length), 'buffer'));
+    return fromLatin1Digest(hash('sha256', joinScratch.subarray(0, length), 'binary'));
   }
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return fromLatin1Digest(h.digest('binary'));
 }
 
 export function sha512(parts: Uint8Array[]): Uint8Array {
@@ -216,13 +229,56 @@ export function verifyWithSpki(spkiDer: Uint8Array, data: Uint8Array, how: SpkiV
 }
 
 // ─── encodings ───
+/**
+ * Buffer's own hex encoder called on the view itself, as `bytesToLatin1` does with latin1: asking
+ * a small array (a 32-byte hash, kept inside the JavaScript heap) for its `buffer` moved its bytes
+ * out of the heap for good, an allocation per id hexed (every transaction id an RPC answers with).
+ * 0.9 µs → 0.13–0.25 µs per 32-byte hash. Taken only if present and it encodes a probe right.
+ */
+const hexSlice = ((): ((this: Uint8Array, start: number, end: number) => string) | null => {
+  const slice = (Buffer.prototype as unknown as { hexSlice?: unknown }).hexSlice;
+  if (typeof slice !== 'function') return null;
+  try {
+    const probe = Uint8Array.of(0, 1, 0xab, 0xff, 2).subarray(1, 4);
+    const got = (slice as (this: Uint8Array, start: number, end: number) => string).call(probe, 0, 3);
+    return got === '01abff' ? (slice as (this: Uint8Array, start: number, end: number) => string) : null;
+  } catch {
+    return null;
+  }
+})();
+
 export function bytesToHex(bytes: Uint8Array): string {
+  // An empty view (a detached one is empty too) takes the documented path, as in bytesToLatin1.
+  if (hexSlice !== null && bytes.byteLength !== 0) return hexSlice.call(bytes, 0, bytes.byteLength);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
 /** `hex` already checked: even length, hex digits only. */
 export function hexToBytes(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/**
+ * The bytes of `hex`, or null unless it is an even number of hex digits (either case). Buffer's
+ * hex decoder stops at the first pair that is not two hex digits, so a result of exactly half
+ * the length is the whole string decoded: that check replaces a regular expression over the
+ * string, and the bytes are written once into the array returned (a transaction's hex in an RPC
+ * body was tested, decoded into a Buffer and copied; bytes.ts fromHex).
+ */
+export function hexToBytesChecked(hex: string): Uint8Array | null {
+  // Buffer's decoder reads only the low byte of a character beyond ASCII ('\u0130' as '0'):
+  // such a string is refused here, by its UTF-8 length (a scan in C++, no copy).
+  if (hex.length % 2 !== 0 || Buffer.byteLength(hex, 'utf8') !== hex.length) return null;
+  const n = hex.length / 2;
+  // Up to 64 bytes a Uint8Array lives in the JS heap, where asking for its buffer would move it
+  // out: those go through Buffer's own pool and are copied, as `hexToBytes` does.
+  if (n <= 64) {
+    const buf = Buffer.from(hex, 'hex');
+    return buf.length === n ? new Uint8Array(buf) : null;
+  }
+  const out = new Uint8Array(n);
+  const written = Buffer.from(out.buffer, out.byteOffset, n).write(hex, 'hex');
+  return written === n ? out : null;
 }
 
 export function base64ToBytes(text: string): Uint8Array {

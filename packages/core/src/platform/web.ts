@@ -144,6 +144,13 @@ export function hexToBytes(hex: string): Uint8Array {
   return out;
 }
 
+const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
+
+/** The bytes of `hex`, or null unless it is an even number of hex digits (as node.ts). */
+export function hexToBytesChecked(hex: string): Uint8Array | null {
+  return HEX_RE.test(hex) ? hexToBytes(hex) : null;
+}
+
 export function base64ToBytes(text: string): Uint8Array {
   return base64.decode(text);
 }

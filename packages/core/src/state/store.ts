@@ -70,9 +70,18 @@ export class StateOverlay implements StateReader {
   }
 
   commit(): void {
-    if (!(this.base instanceof StateOverlay)) throw new Error('commit() is only for child overlays');
-    for (const w of this.pending.values()) this.base.set(w.key, w.value);
-    this.base.reads += this.reads;
+    const base = this.base;
+    if (!(base instanceof StateOverlay)) throw new Error('commit() is only for child overlays');
+    if (Object.getPrototypeOf(base) === StateOverlay.prototype) {
+      // The exact class (as in `lookup`, a subclass's `set` is not skipped): the writes move over
+      // under the ids they were stored by, rather than each key's id built again (a transaction's
+      // two or three writes, for every transaction of a block).
+      for (const [id, w] of this.pending) {
+        base.writes++;
+        base.pending.set(id, w);
+      }
+    } else for (const w of this.pending.values()) base.set(w.key, w.value);
+    base.reads += this.reads;
     this.pending.clear();
   }
 

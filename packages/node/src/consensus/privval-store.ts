@@ -43,7 +43,7 @@ import {
   toHex,
   voteCodec,
 } from '@unc/core';
-import { encodeBlock } from '../block-bytes.js';
+import { blockParts, encodeBlock, writeU32 } from '../block-bytes.js';
 
 export interface SignedProposalRecord {
   proposal: Proposal;
@@ -101,13 +101,34 @@ const keptRecords = new WeakMap<Block, { lastCommit: Commit; record: ProposalRec
 export function proposalRecordBytes(r: SignedProposalRecord): ProposalRecordBytes {
   const kept = keptRecords.get(r.block);
   if (kept && kept.lastCommit === r.lastCommit) return kept.record;
-  const bytes = encode(proposalRecordCodec, {
-    block: encodeBlock(r.block),
-    lastCommit: encode(commitCodec, r.lastCommit),
-  });
+  const bytes = recordEncoding(r.block, r.lastCommit);
   const record = { name: toHex(sha256(bytes)), bytes };
   keptRecords.set(r.block, { lastCommit: r.lastCommit, record });
   return record;
+}
+
+/**
+ * `encode(proposalRecordCodec, { block: encodeBlock(block), lastCommit: encode(commitCodec,
+ * lastCommit) })`, assembled in one array of the exact size: the block's bytes were joined into
+ * a megabyte array of their own and then copied through a growing writer, three fresh buffers
+ * the size of the block per proposal (test/privval-store.test.ts compares the two).
+ */
+export function recordEncoding(block: Block, lastCommit: Commit): Uint8Array {
+  const parts = blockParts(block);
+  const commit = encode(commitCodec, lastCommit);
+  const blockLength = parts[0].length + parts[1].length + parts[2].length;
+  // Both fields are `bytes(0xffff_ffff)`: a length the u32 prefix cannot hold is the codec's error.
+  if (blockLength > 0xffff_ffff)
+    return encode(proposalRecordCodec, { block: encodeBlock(block), lastCommit: commit });
+  const out = new Uint8Array(4 + blockLength + 4 + commit.length);
+  let at = writeU32(out, 0, blockLength);
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  at = writeU32(out, at, commit.length);
+  out.set(commit, at);
+  return out;
 }
 
 function decodeProposalRecord(bytes: Uint8Array): { block: Block; lastCommit: Commit } {

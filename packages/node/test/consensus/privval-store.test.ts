@@ -15,9 +15,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   type Block,
+  blockCodec,
   blockHash,
+  bytes as bytesCodec,
   type Commit,
   commitCodec,
+  decode,
   encode,
   equalBytes,
   fromHex,
@@ -25,9 +28,11 @@ import {
   PrivValidator,
   type Proposal,
   sha256,
+  struct,
   toHex,
   utf8,
 } from '@unc/core';
+import fc from 'fast-check';
 import { encodeBlock } from '../../src/block-bytes.js';
 import {
   filePrivvalStorage,
@@ -36,6 +41,7 @@ import {
   type PrivValidatorFile,
   parsePrivval,
   proposalRecordBytes,
+  recordEncoding,
   type SignedProposalRecord,
   savePrivval,
   serializePrivval,
@@ -623,4 +629,48 @@ test('old proposal records that can never be deleted do not fill the disk: past 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** The record's codec as privval-store.ts declares it, for the bytes a record had before it was assembled in place. */
+const recordCodecAsDeclared = struct<{ block: Uint8Array; lastCommit: Uint8Array }>('PrivvalProposalRecord', {
+  block: bytesCodec(0xffff_ffff, 'block'),
+  lastCommit: bytesCodec(0xffff_ffff, 'lastCommit'),
+});
+
+test("a record assembled in one array is the codec's encoding of the block and last commit, byte for byte", () => {
+  fc.assert(
+    fc.property(
+      fc.bigInt({ min: 1n, max: 2n ** 63n }),
+      fc.array(fc.uint8Array({ maxLength: 400 }), { maxLength: 30 }),
+      fc.array(
+        fc.record({
+          validator: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          signature: fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        }),
+        { maxLength: 5 },
+      ),
+      fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+      (height, txs, signatures, round) => {
+        const r = record(height, 0);
+        r.block.txs = txs;
+        r.lastCommit = { ...r.lastCommit, round, signatures };
+        const want = encode(recordCodecAsDeclared, {
+          block: encode(blockCodec, r.block),
+          lastCommit: encode(commitCodec, r.lastCommit),
+        });
+        assert.deepEqual(recordEncoding(r.block, r.lastCommit), want);
+        // The block's transaction-list encoding is kept per list: a second record of the same block
+        // with another last commit must still be the codec's bytes.
+        const other = { ...r.lastCommit, round: (round + 1) % 2 ** 32 };
+        const want2 = encode(recordCodecAsDeclared, {
+          block: encode(blockCodec, r.block),
+          lastCommit: encode(commitCodec, other),
+        });
+        assert.deepEqual(recordEncoding(r.block, other), want2);
+        const back = decode(recordCodecAsDeclared, recordEncoding(r.block, other));
+        assert.deepEqual(decode(blockCodec, back.block), decode(blockCodec, encode(blockCodec, r.block)));
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
