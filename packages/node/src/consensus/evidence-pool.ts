@@ -18,6 +18,7 @@ import {
   toHex,
   type ValidatorSet,
 } from '@unc/core';
+import { isRetryableRefusal } from '../admission.js';
 import type { Chain, ValidatorKey } from '../chain.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../p2p/types.js';
@@ -87,7 +88,10 @@ export class EvidencePool {
     this.flushEvidence();
   }
 
-  /** Submits the evidence whose height is now decided (the tip); called after every commit. */
+  /**
+   * Submits the evidence whose height is now decided (the tip); called after every commit. Evidence
+   * refused with a retryable "busy" stays for the next call; any other refusal drops it.
+   */
   flushEvidence(): void {
     const { validator, chain, logger } = this.opts;
     if (!validator || this.evidenceToSubmit.length === 0) return;
@@ -124,6 +128,19 @@ export class EvidencePool {
           tx: toHex(env.hash),
         });
       } catch (err) {
+        if (isRetryableRefusal(err)) {
+          // "Busy, retry" (the node is behind its peers and judged the transaction on stale state,
+          // or its admission queue is full) is no verdict on the evidence: dropped, the
+          // equivocation would go unslashed. Kept for the next flush (after the next commit).
+          // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
+          // it is too old to land (or was included by somebody else's report).
+          waiting.push(evidence);
+          logger.info('equivocation evidence deferred, retried after the next commit', {
+            offender: toHex(evidenceOffender(evidence)),
+            error: (err as Error).message,
+          });
+          continue;
+        }
         logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
       }
     }
