@@ -16,6 +16,7 @@ import {
   signTransaction,
   type TxEnvelope,
   toHex,
+  ValidationError,
   type ValidatorSet,
 } from '@unc/core';
 import { isRetryableRefusal } from '../admission.js';
@@ -90,7 +91,8 @@ export class EvidencePool {
 
   /**
    * Submits the evidence whose height is now decided (the tip); called after every commit. Evidence
-   * refused with a retryable "busy" stays for the next call; any other refusal drops it.
+   * refused with a retryable "busy", or waiting for this validator's next nonce, stays for the next
+   * call; any other refusal drops it.
    */
   flushEvidence(): void {
     const { validator, chain, logger } = this.opts;
@@ -103,8 +105,12 @@ export class EvidencePool {
     const state = chain.tipState;
     const chainId = chain.genesis.chainId;
     const waiting: ConsensusEvidence[] = [];
+    // A fee-free transaction must take the sender's next nonce, so one of this validator's at a
+    // time: once one is admitted, the rest wait for the commit that includes it (another at the
+    // same nonce would be refused REPLACEMENT_UNDERPRICED and forgotten).
+    let nonceTaken = false;
     for (const evidence of this.evidenceToSubmit) {
-      if (evidenceSlot(evidence).height > head.height) {
+      if (nonceTaken || evidenceSlot(evidence).height > head.height) {
         waiting.push(evidence);
         continue;
       }
@@ -122,16 +128,22 @@ export class EvidencePool {
         };
         const env = envelopeFromSigned(signTransaction(tx, validator.seed));
         this.opts.admitTx(env);
+        nonceTaken = true;
         this.opts.announceTx(env);
         logger.info('submitted equivocation evidence', {
           offender: toHex(evidenceOffender(evidence)),
           tx: toHex(env.hash),
         });
       } catch (err) {
-        if (isRetryableRefusal(err)) {
+        if (
+          isRetryableRefusal(err) ||
+          (err instanceof ValidationError && err.code === 'REPLACEMENT_UNDERPRICED')
+        ) {
           // "Busy, retry" (the node is behind its peers and judged the transaction on stale state,
           // or its admission queue is full) is no verdict on the evidence: dropped, the
-          // equivocation would go unslashed. Kept for the next flush (after the next commit).
+          // equivocation would go unslashed. Nor is a pending transaction of this validator's
+          // holding the next nonce (one of an earlier flush, or the operator's): it leaves the
+          // mempool when included or expired. Kept for the next flush (after the next commit).
           // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
           // it is too old to land (or was included by somebody else's report).
           waiting.push(evidence);

@@ -11,8 +11,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   type ConsensusEvidence,
+  certificateFromVotes,
   duplicateVoteEvidence,
   ed25519PublicKey,
+  evidenceOffender,
   sha256,
   signVote,
   type TxEnvelope,
@@ -23,8 +25,9 @@ import {
 import { AdmissionBusy, SyncingRefusal } from '../../src/admission.js';
 import { Chain, type ValidatorKey } from '../../src/chain.js';
 import { EvidencePool } from '../../src/consensus/evidence-pool.js';
-import { devGenesisJson, devValidator } from '../../src/dev.js';
+import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
+import { Mempool } from '../../src/mempool.js';
 import { ChainDb, MemoryKv } from '../../src/storage/db.js';
 
 const GENESIS_TIME = Date.parse('2026-06-01T00:00:00Z');
@@ -44,13 +47,37 @@ async function commitOne(chain: Chain): Promise<void> {
   await chain.proposeAndCommit([], chain.nextBlockTime(at), KEY, () => false);
 }
 
-/** The dev validator's two precommits for different blocks at `height`, `round`. */
-function doubleVote(chainId: string, height: bigint, round = 0): ConsensusEvidence {
+/** A block of `candidates` proposed by the dev validator and precommitted by all of `signers`. */
+async function commitSigned(
+  chain: Chain,
+  candidates: Iterable<TxEnvelope>,
+  signers: readonly ValidatorKey[],
+) {
+  const at = BigInt(GENESIS_TIME) + (chain.tipHeight + 1n) * 1000n;
+  const { pending } = chain.buildProposal(candidates, chain.nextBlockTime(at), KEY, () => false);
+  const height = pending.block.header.height;
+  const votes = signers.map((v) =>
+    signVote(
+      chain.genesis.chainId,
+      { type: 'precommit', height, round: 0, blockHash: pending.hash, validator: v.publicKey },
+      v.seed,
+    ),
+  );
+  return chain.commitDecided(pending, certificateFromVotes(votes));
+}
+
+/** `offender`'s two precommits for different blocks at `height`, `round` (default: the dev validator's). */
+function doubleVote(
+  chainId: string,
+  height: bigint,
+  round = 0,
+  offender: ValidatorKey = KEY,
+): ConsensusEvidence {
   const vote = (name: string) =>
     signVote(
       chainId,
-      { type: 'precommit', height, round, blockHash: sha256(utf8(name)), validator: KEY.publicKey },
-      KEY.seed,
+      { type: 'precommit', height, round, blockHash: sha256(utf8(name)), validator: offender.publicKey },
+      offender.seed,
     );
   return duplicateVoteEvidence(chainId, vote('block A'), vote('block B'));
 }
@@ -166,5 +193,63 @@ test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however 
   assert.deepEqual(
     rounds,
     Array.from({ length: 64 }, (_, i) => `1/${i + 6}`),
+  );
+});
+
+test('evidence deferred together lands one transaction per block: the fee-free nonce a pending one holds defers the next, not drops it', async () => {
+  // The dev validator proposes and reports; two other validators equivocated at height 1.
+  const others = [devValidatorKey(1), devValidatorKey(2)];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: [KEY, ...others].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const all = [KEY, ...others];
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  const mempool = new Mempool();
+  let behindPeers = true;
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
+    admitTx: (env) => {
+      if (behindPeers) throw behind();
+      const head = chain.tip.header;
+      mempool.add(env, chain.tipState, chain.params, {
+        chainId: chain.genesis.chainId,
+        height: head.height + 1n,
+        time: head.time + 1n,
+        proposer: head.proposer,
+        prevHash: chain.tip.hash,
+        prevBeacon: head.beacon,
+      });
+    },
+    announceTx: () => {},
+    publishEvidence: () => {},
+  });
+  const chainId = chain.genesis.chainId;
+  for (const offender of others) pool.reportEvidence(doubleVote(chainId, 1n, 0, offender), 'gossip');
+  assert.equal(mempool.size, 0);
+
+  behindPeers = false;
+  const slashed: string[] = [];
+  for (let i = 0; i < 4 && slashed.length < 2; i++) {
+    pool.flushEvidence();
+    // Fee-free transactions take the sender's next nonce: one of this validator's at a time.
+    assert.ok(mempool.size <= 1, `at most one pending, not ${mempool.size}`);
+    const committed = await commitSigned(chain, mempool.ordered(chain.tipState), all);
+    mempool.prune(committed.envelopes, [], chain.tipState, committed.block.header.height + 1n);
+    for (const env of committed.envelopes) {
+      assert.equal(reported(env), '1/0');
+      const action = env.stx.tx.actions[0] as { evidence: ConsensusEvidence };
+      slashed.push(toHex(evidenceOffender(action.evidence)));
+    }
+  }
+  assert.deepEqual(
+    slashed,
+    others.map((v) => toHex(v.publicKey)),
+    'both equivocations on chain, one block apart',
   );
 });
