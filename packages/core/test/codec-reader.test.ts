@@ -128,4 +128,29 @@ describe('codec Reader', () => {
     assert.ok(!(foreign instanceof Uint8Array));
     assert.equal(decode(u32, foreign), 0x201);
   });
+  test('raw refuses a length that is no byte count (negative, fractional, NaN, infinite) with a DecodeError, the cursor unmoved', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 16 }),
+        fc.nat({ max: 16 }),
+        fc.oneof(
+          fc.integer({ min: Number.MIN_SAFE_INTEGER, max: -1 }),
+          fc.double({ noInteger: true }),
+          fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0.5, 0.5, 2 ** 53),
+        ),
+        (bytes, skip, n) => {
+          const r = new Reader(bytes);
+          const at = Math.min(skip, bytes.length);
+          r.raw(at);
+          assert.throws(
+            () => r.raw(n, 'blob'),
+            (e: unknown) => e instanceof DecodeError && /invalid length .* reading blob/.test(e.message),
+          );
+          // Nothing read: the rest of the input is still there, from the same byte.
+          assert.equal(r.remaining, bytes.length - at);
+          assert.deepEqual(r.raw(r.remaining), bytes.slice(at));
+        },
+      ),
+    );
+  });
 });

@@ -112,6 +112,15 @@ export class SyncingRefusal extends ValidationError {
   }
 }
 
+/**
+ * Whether a refusal says "retry later" rather than "no": a full admission queue or a state-dependent
+ * refusal from a node behind its peers. The same transaction may be admitted once the queue drains
+ * or the node caught up.
+ */
+export function isRetryableRefusal(err: unknown): err is AdmissionBusy | SyncingRefusal {
+  return err instanceof AdmissionBusy || err instanceof SyncingRefusal;
+}
+
 /** `err` as the node answers it: deferred when it depends on state and the node is behind (`retryAfterMs` not null). */
 export function deferWhileBehind(err: ValidationError, retryAfterMs: number | null): ValidationError {
   if (retryAfterMs === null || err instanceof SyncingRefusal || FINAL_REFUSALS.has(err.code)) return err;

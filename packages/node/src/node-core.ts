@@ -15,6 +15,7 @@ import {
   deferWhileBehind,
   FINAL_REFUSALS,
   type SliceScheduler,
+  SyncingRefusal,
 } from './admission.js';
 import type { Chain, CommittedBlock, Rejected, ValidatorKey } from './chain.js';
 import { type Clock, systemClock } from './clock.js';
@@ -60,8 +61,12 @@ export interface NodeCoreOptions {
   paceHeights?: boolean;
   /** After every change to the mempool's contents (metrics). */
   onMempoolChanged?(): void;
-  /** A transaction refused at admission, with the code (metrics). */
-  onAdmissionRefused?(code: string): void;
+  /**
+   * A transaction refused at admission, with the code the client gets (metrics); for a refusal
+   * deferred as BUSY because the node is behind its peers (admission.ts SyncingRefusal), also the
+   * refusal its stale state gave, which the BUSY would otherwise hide.
+   */
+  onAdmissionRefused?(code: string, deferred?: string): void;
   /** A decided block could not be written: consensus stopped (DriverHost.onFatal). */
   onFatal?(error: Error): void;
 }
@@ -121,7 +126,7 @@ export class NodeCore {
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       const answer = deferWhileBehind(err, this.driver.retryWhileBehind());
-      this.opts.onAdmissionRefused?.(answer.code);
+      this.refused(answer);
       throw answer;
     }
   }
@@ -150,9 +155,14 @@ export class NodeCore {
       if (!(r instanceof ValidationError)) return r;
       if (!FINAL_REFUSALS.has(r.code)) retryAfterMs ??= this.driver.retryWhileBehind();
       const answer = deferWhileBehind(r, retryAfterMs ?? null);
-      this.opts.onAdmissionRefused?.(answer.code);
+      this.refused(answer);
       return answer;
     });
+  }
+
+  private refused(answer: ValidationError): void {
+    if (answer instanceof SyncingRefusal) this.opts.onAdmissionRefused?.(answer.code, answer.refusal.code);
+    else this.opts.onAdmissionRefused?.(answer.code);
   }
 
   /** Stops taking transactions and stops the driver. */

@@ -121,6 +121,13 @@ export class UncNode {
       mempoolSize: r.gauge('unc_mempool_transactions', 'Transactions waiting in the mempool'),
       mempoolBytes: r.gauge('unc_mempool_bytes', 'Bytes of transactions waiting in the mempool'),
       rejected: r.counter('unc_mempool_rejections_total', 'Transactions refused or dropped, by reason'),
+      // A node behind its peers answers a state-dependent refusal BUSY (retry): counted as BUSY
+      // above, as the client saw it, and here by the refusal the stale state gave, so that a
+      // syncing node's NONCE_GAP or INSUFFICIENT_FUNDS stays visible.
+      deferred: r.counter(
+        'unc_mempool_deferred_total',
+        'Transactions answered BUSY (retry) while the node is behind its peers, by the refusal its stale state gave',
+      ),
       round: r.gauge('unc_consensus_round', 'Consensus round in which the latest block was decided'),
       lateBlocks: r.counter(
         'unc_consensus_late_blocks_total',
@@ -183,7 +190,10 @@ export class UncNode {
           node.m.mempoolSize.set(node.mempool.size);
           node.m.mempoolBytes.set(node.mempool.bytes);
         },
-        onAdmissionRefused: (code) => node.m.rejected.inc(1, { reason: code }),
+        onAdmissionRefused: (code, deferred) => {
+          node.m.rejected.inc(1, { reason: code });
+          if (deferred !== undefined) node.m.deferred.inc(1, { reason: deferred });
+        },
         onFatal:
           opts.onFatal ??
           ((error) => {

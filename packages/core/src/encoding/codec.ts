@@ -149,6 +149,12 @@ export class Reader {
     return hi === 0n ? lo : (hi << 64n) | lo;
   }
   raw(n: number, what = 'bytes'): Uint8Array {
+    // A negative length would move the cursor back (slice gives nothing, pos shrinks) and a
+    // fractional or NaN one would leave it between bytes, so every later read returned garbage
+    // instead of failing: a length that is no byte count is refused like a read past the end.
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new DecodeError(`invalid length ${n} reading ${what} at byte ${this.pos}`);
+    }
     this.need(n, what);
     const out = this.buf.slice(this.pos, this.pos + n);
     this.pos += n;

@@ -16,8 +16,10 @@ import {
   signTransaction,
   type TxEnvelope,
   toHex,
+  ValidationError,
   type ValidatorSet,
 } from '@unc/core';
+import { isRetryableRefusal } from '../admission.js';
 import type { Chain, ValidatorKey } from '../chain.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../p2p/types.js';
@@ -87,7 +89,11 @@ export class EvidencePool {
     this.flushEvidence();
   }
 
-  /** Submits the evidence whose height is now decided (the tip); called after every commit. */
+  /**
+   * Submits the evidence whose height is now decided (the tip); called after every commit. Evidence
+   * refused with a retryable "busy", or waiting for this validator's next nonce, stays for the next
+   * call; any other refusal drops it.
+   */
   flushEvidence(): void {
     const { validator, chain, logger } = this.opts;
     if (!validator || this.evidenceToSubmit.length === 0) return;
@@ -99,8 +105,12 @@ export class EvidencePool {
     const state = chain.tipState;
     const chainId = chain.genesis.chainId;
     const waiting: ConsensusEvidence[] = [];
+    // A fee-free transaction must take the sender's next nonce, so one of this validator's at a
+    // time: once one is admitted, the rest wait for the commit that includes it (another at the
+    // same nonce would be refused REPLACEMENT_UNDERPRICED and forgotten).
+    let nonceTaken = false;
     for (const evidence of this.evidenceToSubmit) {
-      if (evidenceSlot(evidence).height > head.height) {
+      if (nonceTaken || evidenceSlot(evidence).height > head.height) {
         waiting.push(evidence);
         continue;
       }
@@ -118,12 +128,31 @@ export class EvidencePool {
         };
         const env = envelopeFromSigned(signTransaction(tx, validator.seed));
         this.opts.admitTx(env);
+        nonceTaken = true;
         this.opts.announceTx(env);
         logger.info('submitted equivocation evidence', {
           offender: toHex(evidenceOffender(evidence)),
           tx: toHex(env.hash),
         });
       } catch (err) {
+        if (
+          isRetryableRefusal(err) ||
+          (err instanceof ValidationError && err.code === 'REPLACEMENT_UNDERPRICED')
+        ) {
+          // "Busy, retry" (the node is behind its peers and judged the transaction on stale state,
+          // or its admission queue is full) is no verdict on the evidence: dropped, the
+          // equivocation would go unslashed. Nor is a pending transaction of this validator's
+          // holding the next nonce (one of an earlier flush, or the operator's): it leaves the
+          // mempool when included or expired. Kept for the next flush (after the next commit).
+          // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
+          // it is too old to land (or was included by somebody else's report).
+          waiting.push(evidence);
+          logger.info('equivocation evidence deferred, retried after the next commit', {
+            offender: toHex(evidenceOffender(evidence)),
+            error: (err as Error).message,
+          });
+          continue;
+        }
         logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
       }
     }

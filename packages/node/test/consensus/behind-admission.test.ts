@@ -103,6 +103,19 @@ test('votes at height 5 by validators with over a third of the power: a nonce to
   // What the stale state admits is still admitted.
   const ok = await rpc(node, 'unc_sendTransaction', [transfer(1, 0n)]);
   assert.ok((ok.result as { hash?: string } | undefined)?.hash, JSON.stringify(ok));
+
+  // Metrics: BUSY as the clients saw it, and the refusal each BUSY deferred, not hidden by it.
+  const metrics = await (await fetch(`${node.rpcUrl}/metrics`)).text();
+  const series = (name: string, reason: string) =>
+    Number(new RegExp(`^${name}\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+  // The single call, the first of the batch, the gossiped batch; and the unfunded sender's.
+  assert.equal(series('unc_mempool_rejections_total', 'BUSY'), 4, metrics);
+  assert.equal(series('unc_mempool_deferred_total', 'NONCE_GAP'), 3, metrics);
+  assert.equal(series('unc_mempool_deferred_total', 'INSUFFICIENT_FUNDS'), 1, metrics);
+  // Final refusals are counted as themselves, and never as deferred.
+  assert.equal(series('unc_mempool_rejections_total', 'WRONG_CHAIN'), 1, metrics);
+  assert.equal(series('unc_mempool_rejections_total', 'BAD_SIGNATURE'), 1, metrics);
+  assert.equal(series('unc_mempool_deferred_total', 'WRONG_CHAIN'), 0, metrics);
 });
 
 test('a single validator (under a third of the power) signing far-future votes does not make a node answer BUSY', async () => {

@@ -1,0 +1,255 @@
+/**
+ * The evidence pool on a real chain (a dev genesis on an in-memory store): a validator's own
+ * evidence transaction refused with a retryable "busy" (a node behind its peers, a full admission
+ * queue) stays waiting and is submitted at a later flush; a final refusal drops it. The retrying is
+ * bounded: at most MAX_WAITING entries, each tried once per flush, dropped once too old to land.
+ *
+ * `admitTx` here is a scripted stand-in for NodeCore.admit: it answers the refusal a test asks for
+ * and records what it admits; everything else (chain, state, keys, evidence checks) is real.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  type ConsensusEvidence,
+  certificateFromVotes,
+  duplicateVoteEvidence,
+  ed25519PublicKey,
+  evidenceOffender,
+  sha256,
+  signVote,
+  type TxEnvelope,
+  toHex,
+  utf8,
+  ValidationError,
+} from '@unc/core';
+import { AdmissionBusy, SyncingRefusal } from '../../src/admission.js';
+import { Chain, type ValidatorKey } from '../../src/chain.js';
+import { EvidencePool } from '../../src/consensus/evidence-pool.js';
+import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
+import { silentLogger } from '../../src/log.js';
+import { Mempool } from '../../src/mempool.js';
+import { ChainDb, MemoryKv } from '../../src/storage/db.js';
+
+const GENESIS_TIME = Date.parse('2026-06-01T00:00:00Z');
+const dev = devValidator();
+const KEY: ValidatorKey = { seed: dev.seed, publicKey: ed25519PublicKey(dev.seed) };
+
+/** A chain of the one dev validator, `blocks` blocks past genesis, epochs of `epochBlocks`. */
+async function chainAt(blocks: number, epochBlocks = 60): Promise<Chain> {
+  const genesis = devGenesisJson({ time: new Date(GENESIS_TIME), epochBlocks });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  for (let i = 0; i < blocks; i++) await commitOne(chain);
+  return chain;
+}
+
+async function commitOne(chain: Chain): Promise<void> {
+  const at = BigInt(GENESIS_TIME) + (chain.tipHeight + 1n) * 1000n;
+  await chain.proposeAndCommit([], chain.nextBlockTime(at), KEY, () => false);
+}
+
+/** A block of `candidates` proposed by the dev validator and precommitted by all of `signers`. */
+async function commitSigned(
+  chain: Chain,
+  candidates: Iterable<TxEnvelope>,
+  signers: readonly ValidatorKey[],
+) {
+  const at = BigInt(GENESIS_TIME) + (chain.tipHeight + 1n) * 1000n;
+  const { pending } = chain.buildProposal(candidates, chain.nextBlockTime(at), KEY, () => false);
+  const height = pending.block.header.height;
+  const votes = signers.map((v) =>
+    signVote(
+      chain.genesis.chainId,
+      { type: 'precommit', height, round: 0, blockHash: pending.hash, validator: v.publicKey },
+      v.seed,
+    ),
+  );
+  return chain.commitDecided(pending, certificateFromVotes(votes));
+}
+
+/** `offender`'s two precommits for different blocks at `height`, `round` (default: the dev validator's). */
+function doubleVote(
+  chainId: string,
+  height: bigint,
+  round = 0,
+  offender: ValidatorKey = KEY,
+): ConsensusEvidence {
+  const vote = (name: string) =>
+    signVote(
+      chainId,
+      { type: 'precommit', height, round, blockHash: sha256(utf8(name)), validator: offender.publicKey },
+      offender.seed,
+    );
+  return duplicateVoteEvidence(chainId, vote('block A'), vote('block B'));
+}
+
+/** The offence (height, round) an admitted evidence transaction reports. */
+function reported(env: TxEnvelope): string {
+  const action = env.stx.tx.actions[0]!;
+  assert.equal(action.type, 'evidence');
+  const e = (action as { evidence: ConsensusEvidence }).evidence;
+  assert.equal(e.type, 'duplicate-vote');
+  const first = (e as Extract<ConsensusEvidence, { type: 'duplicate-vote' }>).first;
+  return `${first.height}/${first.round}`;
+}
+
+/** A pool on `chain` whose `admitTx` throws `refuse(attempt)` when it returns one, else admits. */
+function poolOn(chain: Chain, refuse: (attempt: number) => Error | null) {
+  const tried: TxEnvelope[] = [];
+  const admitted: TxEnvelope[] = [];
+  const announced: string[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: (env) => {
+      tried.push(env);
+      const err = refuse(tried.length);
+      if (err) throw err;
+      admitted.push(env);
+    },
+    announceTx: (env) => announced.push(toHex(env.hash)),
+    publishEvidence: () => {},
+  });
+  return { pool, tried, admitted, announced };
+}
+
+const behind = () =>
+  new SyncingRefusal(new ValidationError('NONCE_GAP', 'nonce too far ahead on stale state'), 250);
+
+test('evidence refused "busy, retry" by a node behind its peers stays waiting and is submitted at the next flush', async () => {
+  const chain = await chainAt(1);
+  const { pool, tried, admitted, announced } = poolOn(chain, (n) => (n === 1 ? behind() : null));
+  assert.equal(pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n), 'machine'), true);
+  assert.equal(tried.length, 1);
+  assert.equal(admitted.length, 0);
+
+  await commitOne(chain);
+  pool.flushEvidence(); // as the driver does after every commit
+  assert.equal(tried.length, 2);
+  assert.equal(admitted.length, 1);
+  assert.equal(reported(admitted[0]!), '1/0');
+  assert.deepEqual(announced, [toHex(admitted[0]!.hash)]);
+
+  // Submitted once: nothing left to submit.
+  pool.flushEvidence();
+  assert.equal(tried.length, 2);
+});
+
+test('a full admission queue (AdmissionBusy) is retryable too', async () => {
+  const chain = await chainAt(1);
+  const { pool, tried, admitted } = poolOn(chain, (n) => (n === 1 ? new AdmissionBusy(20_000) : null));
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n), 'machine');
+  assert.equal(admitted.length, 0);
+  pool.flushEvidence();
+  assert.equal(tried.length, 2);
+  assert.equal(admitted.length, 1);
+});
+
+test('a final refusal drops the evidence: never tried again', async () => {
+  const chain = await chainAt(1);
+  const { pool, tried, admitted } = poolOn(chain, () => new ValidationError('INSUFFICIENT_FUNDS', 'final'));
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n), 'machine');
+  assert.equal(tried.length, 1);
+  await commitOne(chain);
+  pool.flushEvidence();
+  pool.flushEvidence();
+  assert.equal(tried.length, 1);
+  assert.equal(admitted.length, 0);
+});
+
+test('evidence refused "busy" for ever is tried once per flush and dropped once too old to land', async () => {
+  // Epochs of 22 blocks (the least a 20-block answer window allows): evidence of height 1
+  // (epoch 0) can land in a block of epoch 2 at the latest, so up to height 66 (epochOf(h) =
+  // (h - 1) / 22).
+  const chain = await chainAt(1, 22);
+  const { pool, tried } = poolOn(chain, () => behind());
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n), 'machine');
+  assert.equal(tried.length, 1);
+  while (chain.tipHeight < 65n) {
+    await commitOne(chain);
+    const triedBefore: number = tried.length;
+    pool.flushEvidence();
+    assert.equal(tried.length, triedBefore + 1, `one try at head ${chain.tipHeight}`);
+  }
+  // Head 66: the next block (67) is in epoch 3, more than 2 epochs after the offence's.
+  await commitOne(chain);
+  const before = tried.length;
+  pool.flushEvidence();
+  pool.flushEvidence();
+  assert.equal(tried.length, before, 'too old: dropped by checkEvidence, not tried');
+});
+
+test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however many reports are refused "busy"', async () => {
+  const chain = await chainAt(1);
+  const { pool, tried } = poolOn(chain, () => behind());
+  const chainId = chain.genesis.chainId;
+  for (let round = 0; round < 70; round++) pool.reportEvidence(doubleVote(chainId, 1n, round), 'machine');
+  const before = tried.length;
+  pool.flushEvidence();
+  assert.equal(tried.length - before, 64);
+  // The newest are the ones kept.
+  const rounds = tried.slice(before).map((env) => reported(env));
+  assert.deepEqual(
+    rounds,
+    Array.from({ length: 64 }, (_, i) => `1/${i + 6}`),
+  );
+});
+
+test('evidence deferred together lands one transaction per block: the fee-free nonce a pending one holds defers the next, not drops it', async () => {
+  // The dev validator proposes and reports; two other validators equivocated at height 1.
+  const others = [devValidatorKey(1), devValidatorKey(2)];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: [KEY, ...others].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const all = [KEY, ...others];
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  const mempool = new Mempool();
+  let behindPeers = true;
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
+    admitTx: (env) => {
+      if (behindPeers) throw behind();
+      const head = chain.tip.header;
+      mempool.add(env, chain.tipState, chain.params, {
+        chainId: chain.genesis.chainId,
+        height: head.height + 1n,
+        time: head.time + 1n,
+        proposer: head.proposer,
+        prevHash: chain.tip.hash,
+        prevBeacon: head.beacon,
+      });
+    },
+    announceTx: () => {},
+    publishEvidence: () => {},
+  });
+  const chainId = chain.genesis.chainId;
+  for (const offender of others) pool.reportEvidence(doubleVote(chainId, 1n, 0, offender), 'gossip');
+  assert.equal(mempool.size, 0);
+
+  behindPeers = false;
+  const slashed: string[] = [];
+  for (let i = 0; i < 4 && slashed.length < 2; i++) {
+    pool.flushEvidence();
+    // Fee-free transactions take the sender's next nonce: one of this validator's at a time.
+    assert.ok(mempool.size <= 1, `at most one pending, not ${mempool.size}`);
+    const committed = await commitSigned(chain, mempool.ordered(chain.tipState), all);
+    mempool.prune(committed.envelopes, [], chain.tipState, committed.block.header.height + 1n);
+    for (const env of committed.envelopes) {
+      assert.equal(reported(env), '1/0');
+      const action = env.stx.tx.actions[0] as { evidence: ConsensusEvidence };
+      slashed.push(toHex(evidenceOffender(action.evidence)));
+    }
+  }
+  assert.deepEqual(
+    slashed,
+    others.map((v) => toHex(v.publicKey)),
+    'both equivocations on chain, one block apart',
+  );
+});
