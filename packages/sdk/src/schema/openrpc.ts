@@ -94,8 +94,14 @@ function typeText(schema: Record<string, unknown>): string {
     return (schema.anyOf as Record<string, unknown>[]).map(typeText).join(' or ');
   if (schema.const !== undefined) return JSON.stringify(schema.const);
   if (schema.type === 'array') return `array of ${typeText((schema.items as Record<string, unknown>) ?? {})}`;
-  if (schema.type === 'object' && schema.properties)
-    return `{${Object.keys(schema.properties as object).join(', ')}}`;
+  if (schema.type === 'object' && schema.properties) {
+    const props = schema.properties as Record<string, Record<string, unknown>>;
+    const keys = Object.keys(props);
+    // A lone wrapper (`{error: {...}}`) shows what it wraps: the variants of a union differ there.
+    if (keys.length === 1 && props[keys[0]!]!.type === 'object' && props[keys[0]!]!.properties)
+      return `{${keys[0]}: ${typeText(props[keys[0]!]!)}}`;
+    return `{${keys.join(', ')}}`;
+  }
   return String(schema.type ?? 'any');
 }
 
