@@ -297,7 +297,9 @@ async function main(): Promise<void> {
 
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-consensus-'));
   const dir = join(home, 'tn');
-  const basePort = 40_000 + Math.floor(Math.random() * 1_000) * 10;
+  // Below Linux's ephemeral range (32768-60999 by default), where any outgoing connection on the
+  // machine may take a port before a node listens on it.
+  const basePort = 22_000 + Math.floor(Math.random() * 1_000) * 10;
   const testnet: ChildProcess = spawn(
     process.execPath,
     [

@@ -135,7 +135,9 @@ async function assertSameChain(urls: string[], from = 1): Promise<number> {
 }
 
 test('a 4-validator testnet finalizes, survives kill -9, stalls without quorum, resumes; a follower syncs', async () => {
-  const basePort = 20_000 + Math.floor(Math.random() * 2_000) * 10;
+  // Below Linux's ephemeral range (32768-60999 by default): a port in it can be taken by any outgoing
+  // connection on the machine before a node listens on it (CI once saw EADDRINUSE on 34354). Up to +51.
+  const basePort = 20_000 + Math.floor(Math.random() * 1_200) * 10;
   const dir = join(home.dir, 'tn');
   const testnet = await spawnUnc(
     [
