@@ -25,7 +25,7 @@ import { devGenesisJson, devKey, devValidator } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
 import { NodeCore } from '../../src/node-core.js';
-import type { DirectMessage } from '../../src/p2p/types.js';
+import type { DirectMessage, Network } from '../../src/p2p/types.js';
 import { VirtualClock } from '../../src/sim/virtual-clock.js';
 import { ChainDb, MemoryKv } from '../../src/storage/db.js';
 import { MemoryNetworkHub } from './memory-network.js';
@@ -62,6 +62,13 @@ async function fullNode(clock: VirtualClock, validator = false): Promise<NodeCor
   });
 }
 
+/** Starts `node` on `net` and runs the virtual clock until its start (first sync) is done. */
+async function startOn(clock: VirtualClock, node: NodeCore, net: Network): Promise<void> {
+  const started = node.driver.start(net);
+  await clock.run(clock.now() + 4_000);
+  await started;
+}
+
 function transfer(chainId: string, key: number, nonce = 0n): TxEnvelope {
   const k = devKey(key);
   const tx = {
@@ -82,9 +89,7 @@ test('a transfer admitted while a node had no peers reaches a peer that connects
   const b = await fullNode(clock);
   try {
     const netA = hub.join('A', a.driver.handlers());
-    const startedA = a.driver.start(netA);
-    await clock.run(clock.now() + 4_000);
-    await startedA;
+    await startOn(clock, a, netA);
     const env = transfer(a.chain.genesis.chainId, 1);
     a.submit(env);
     assert.ok(a.mempool.has(env.hash));
@@ -92,9 +97,7 @@ test('a transfer admitted while a node had no peers reaches a peer that connects
     await clock.run(clock.now() + 100);
 
     const netB = hub.join('B', b.driver.handlers());
-    const startedB = b.driver.start(netB);
-    await clock.run(clock.now() + 4_000);
-    await startedB;
+    await startOn(clock, b, netB);
     assert.ok(b.mempool.has(env.hash), 'the pending transfer reached the peer that connected later');
     assert.equal(a.driver.mempoolShareStats.sent, 1);
     assert.equal(a.driver.mempoolShareStats.txs, 1);
@@ -111,9 +114,7 @@ test('a transfer a full node admitted with no peers is committed by the validato
   const validator = await fullNode(clock, true);
   try {
     const netFull = hub.join('full', full.driver.handlers());
-    const startedFull = full.driver.start(netFull);
-    await clock.run(clock.now() + 4_000);
-    await startedFull;
+    await startOn(clock, full, netFull);
     const env = transfer(full.chain.genesis.chainId, 3);
     full.submit(env);
     await clock.run(clock.now() + 100);
@@ -294,9 +295,7 @@ test('a peer gone before its share is sent is not sent it (a send to it would di
       if (messages.some((m) => m.topic === 'tx')) sentTo.push(peer);
       return send(peer, messages);
     };
-    const startedA = a.driver.start(netA);
-    await clock.run(clock.now() + 4_000);
-    await startedA;
+    await startOn(clock, a, netA);
     a.submit(transfer(a.chain.genesis.chainId, 1));
     await clock.run(clock.now() + 100);
     // A peer that connects and leaves at once: libp2p's send to a peer not connected dials it,
@@ -320,9 +319,7 @@ test('a node that admits a transfer from a peer’s share publishes it as gossip
   const b = await fullNode(clock);
   try {
     const netA = hub.join('A', a.driver.handlers());
-    const startedA = a.driver.start(netA);
-    await clock.run(clock.now() + 4_000);
-    await startedA;
+    await startOn(clock, a, netA);
     const env = transfer(a.chain.genesis.chainId, 1);
     a.submit(env);
     await clock.run(clock.now() + 100);
@@ -333,9 +330,7 @@ test('a node that admits a transfer from a peer’s share publishes it as gossip
       if (topic === 'tx') published.push(data);
       return publish(topic, data);
     };
-    const startedB = b.driver.start(netB);
-    await clock.run(clock.now() + 4_000);
-    await startedB;
+    await startOn(clock, b, netB);
     assert.ok(b.mempool.has(env.hash));
     assert.ok(
       published.some((d) => equalBytes(d, encode(txBatchCodec, [env.bytes]))),
