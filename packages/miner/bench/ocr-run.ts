@@ -20,6 +20,7 @@ import {
   OcrEngine,
   type OrtThreadOptions,
   ortSessionOptions,
+  PROVIDER_JOB_PROCESS_LIMITS,
   type SandboxTiming,
 } from '../src/index.js';
 import { fixture } from '../test/provider-helpers.js';
@@ -68,8 +69,7 @@ const sandbox = new JobSandbox({
   ocr: DEFAULT_OCR_MODELS,
   timeoutMs: 60_000,
   memoryBytes: 4 * 1024 ** 3,
-  heapMb: 1024,
-  maxSessions: 16,
+  ...PROVIDER_JOB_PROCESS_LIMITS,
   threads,
   maxOutputBytes: 16 * 1024 * 1024,
   logger: silentLogger,

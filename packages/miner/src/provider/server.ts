@@ -238,6 +238,9 @@ function keptBytesOf(view: JobView): number {
   return n;
 }
 
+/** The job process's V8 heap and ONNX session cache, fixed for every provider (bench:ocr-run builds the same). */
+export const PROVIDER_JOB_PROCESS_LIMITS = { heapMb: 1024, maxSessions: 16 } as const;
+
 export class ProviderServer {
   readonly chainId: string;
   private readonly logger: Logger;
@@ -301,8 +304,7 @@ export class ProviderServer {
       ocr: DEFAULT_OCR_MODELS,
       timeoutMs: this.jobTimeoutMs,
       memoryBytes: this.jobMemoryBytes,
-      heapMb: 1024,
-      maxSessions: 16,
+      ...PROVIDER_JOB_PROCESS_LIMITS,
       ...(opts.onnxThreads ? { threads: opts.onnxThreads } : {}),
       maxOutputBytes: this.maxOutputBytes,
       logger: this.logger,
