@@ -107,6 +107,7 @@ import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
+  type CompactProposalMessage,
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
@@ -216,6 +217,12 @@ export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
 export const DRIVER_TIMEOUTS: TimeoutParams = DEFAULT_TIMEOUTS;
 
 const MAX_BUFFERED_FUTURE = 2_000;
+/**
+ * Of those, proposals (full or compact) kept at most, in all and per proposer. An honest node
+ * needs the next height's few: its first round's, and a later round's when a round fails.
+ */
+const MAX_BUFFERED_PROPOSALS = 16;
+const MAX_BUFFERED_PROPOSALS_PER_PROPOSER = 2;
 const MAX_PENDING_BLOCKS = 16;
 const VERIFIED_CACHE = 20_000;
 /** Peers remembered for the per-peer catch-up limit; beyond it the oldest are forgotten. */
@@ -263,7 +270,10 @@ export const MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER = 2;
 /** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
 const MAX_ANNOUNCERS = 8;
 
-type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
+type Buffered =
+  | { kind: 'vote'; vote: Vote }
+  | { kind: 'proposal'; msg: ProposalMessage; from: string }
+  | { kind: 'compact'; msg: CompactProposalMessage; from: string };
 
 /** The precommit wait after a nil quorum in round 0; it doubles with each round (`nilQuorumPrecommitWait`). */
 const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
@@ -804,7 +814,7 @@ export class ConsensusDriver {
     // Proposals first: their blocks execute while the previous block may still be being written,
     // and a vote handed to the machine first would make them wait for that write (`handle`).
     const buffered = [
-      ...this.future.filter((b) => b.kind === 'proposal'),
+      ...this.future.filter((b) => b.kind !== 'vote'),
       ...this.future.filter((b) => b.kind === 'vote'),
     ];
     this.future = [];
@@ -812,6 +822,16 @@ export class ConsensusDriver {
       if (b.kind === 'vote') {
         if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
         else if (b.vote.height > height) this.future.push(b);
+      } else if (b.kind === 'compact') {
+        // Not awaited: this runs on the work queue, and a compact proposal's way to the machine
+        // (a fetch of what is missing, then the queue) must not wait on the queue it holds.
+        if (b.msg.proposal.height === height)
+          void this.onCompactProposal(b.msg, () => encode(compactProposalCodec, b.msg), b.from, {
+            first: false,
+          }).catch((err) =>
+            this.logger.debug('kept compact proposal failed', { error: (err as Error).message }),
+          );
+        else if (b.msg.proposal.height > height) this.future.push(b);
       } else if (b.msg.proposal.height === height) {
         // Kept from before this height began (a sync, a later height's gossip): one for a round
         // far ahead waits for its round like one that arrives now.
@@ -1559,7 +1579,7 @@ export class ConsensusDriver {
   /**
    * A compact proposal: the block rebuilt from the transactions this node holds and those it
    * fetches, then handled exactly like a full proposal (same checks of the header's commitments).
-   * A later height's is not kept: the full proposal is sent again to nodes that fall behind.
+   * A later height's is kept (signature checked) and rebuilt when that height begins.
    */
   private async onCompactProposalGossip(
     data: Uint8Array,
@@ -1568,11 +1588,27 @@ export class ConsensusDriver {
     heard: { first: boolean; idsSignature?: Uint8Array },
   ): Promise<Verdict> {
     const checked = checkCompactProposalGossip(data, this.gossipView());
-    if ('buffer' in checked)
+    if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
+      // Kept for its height like a full one: under load the proposer of the next height sends
+      // its proposal while a slower validator is still executing this one, and a compact
+      // proposal dropped here was not sent again until the height stalled (4 s), by which time
+      // the others had decided it and moved on: that validator then synced, and its own turns
+      // as proposer cost the others a whole propose timeout (traced in bench:consensus).
+      this.buffer({ kind: 'compact', msg: checked.buffer, from });
+    }
     if (!('deliver' in checked)) return checked.verdict;
-    const msg = checked.deliver;
-    heard.idsSignature = msg.idsSignature;
+    heard.idsSignature = checked.deliver.idsSignature;
+    return this.onCompactProposal(checked.deliver, data, from, heard);
+  }
+
+  /** A checked compact proposal for the height after the head (arrived now, or kept for it). */
+  private async onCompactProposal(
+    msg: CompactProposalMessage,
+    data: Uint8Array | (() => Uint8Array),
+    from: string,
+    heard: { first: boolean },
+  ): Promise<Verdict> {
     const { proposal } = msg;
     if (this.holdIfFarAhead('compact-proposal', data, from, proposal)) return 'ignore';
     heard.first = this.firstHeard(proposal.signature);
@@ -2015,6 +2051,21 @@ export class ConsensusDriver {
   }
 
   private buffer(b: Buffered): void {
+    if (b.kind !== 'vote') {
+      // Proposals are whole blocks (or a megabyte of carried bodies): a validator signing one for
+      // every later height and round must not fill the node's memory, nor push out what the
+      // others sent. Its own oldest goes first; past the total, the oldest of anyone's.
+      const proposer = b.msg.proposal.proposer;
+      const held = this.future.filter((f) => f.kind !== 'vote');
+      const own = held.filter((f) => equalBytes(f.msg.proposal.proposer, proposer));
+      const evict =
+        own.length >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER
+          ? own[0]
+          : held.length >= MAX_BUFFERED_PROPOSALS
+            ? held[0]
+            : undefined;
+      if (evict) this.future.splice(this.future.indexOf(evict), 1);
+    }
     if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
     this.future.push(b);
   }
