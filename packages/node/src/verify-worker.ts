@@ -10,8 +10,20 @@
  * at once (so it never idles while the main thread is busy); it checks the consensus batches it
  * holds first (WorkerBacklog).
  */
-import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
-import { verifyClaimed, WorkerBacklog, type WorkerBatch } from './verify-pool.js';
+import { setPriority } from 'node:os';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type VerifyWorkerData, verifyClaimed, WorkerBacklog, type WorkerBatch } from './verify-pool.js';
+
+// Below the main thread, which runs consensus (VerifyPoolOptions.workerNice). setpriority with
+// pid 0 acts on the calling thread on Linux only; elsewhere it would lower the whole process.
+const { nice } = (workerData ?? { nice: 0 }) as VerifyWorkerData;
+if (process.platform === 'linux' && nice > 0) {
+  try {
+    setPriority(0, nice);
+  } catch {
+    // A sandbox that forbids it leaves the worker at the main thread's priority, as before.
+  }
+}
 
 const port = parentPort!;
 const backlog = new WorkerBacklog();

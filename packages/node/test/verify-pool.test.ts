@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
@@ -425,6 +426,45 @@ describe('VerifyPool', () => {
     } finally {
       await one.close();
     }
+  });
+
+  test('the workers run below the main thread: each lowers its own priority to workerNice, the main thread keeps its own (Linux)', {
+    skip: process.platform !== 'linux',
+    timeout: 20_000,
+  }, async () => {
+    // Consensus runs on the main thread, admission's signature checks on the workers: under
+    // saturation, sharing the CPU evenly left the main threads a small part of it (BENCHMARKS.md).
+    const niceOf = (tid: string) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const threadsAt = (nice: number) => readdirSync('/proc/self/task').filter((t) => niceOf(t) === nice);
+    const mainNice = niceOf(String(process.pid));
+    const pool = new VerifyPool({ threads: 2, workerNice: 7 });
+    try {
+      // Split over both workers: each has started and run its first batch.
+      const checks = Array.from({ length: 8 }, (_, i) => check(i, i !== 5));
+      assert.deepEqual(
+        await pool.verify(checks, 'consensus'),
+        checks.map((_, i) => i !== 5),
+      );
+      assert.equal(threadsAt(7).length, 2, 'both workers at nice 7');
+      assert.equal(niceOf(String(process.pid)), mainNice, 'the main thread is left as it was');
+    } finally {
+      await pool.close();
+    }
+    const flat = new VerifyPool({ threads: 1, workerNice: 0 });
+    try {
+      await flat.verify([check(0, true)]);
+      assert.equal(threadsAt(7).length, 0, 'workerNice 0 leaves the workers at the main thread’s priority');
+    } finally {
+      await flat.close();
+    }
+    for (const bad of [-1, 20, 2.5, Number.NaN])
+      assert.throws(
+        () => new VerifyPool({ threads: 0, workerNice: bad }),
+        /workerNice must be a whole number from 0 to 19/,
+      );
   });
 
   test('a key, message or signature that is a view into a larger buffer crosses intact', async () => {
