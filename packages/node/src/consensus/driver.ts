@@ -291,7 +291,11 @@ const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
  * simulator's seeds 1767 and 4486 (a validator voting for unknown blocks) raced validators
  * through rounds ahead of each other's messages for 60 s and more (sim.test.ts runs them).
  */
-export function nilQuorumPrecommitWait(delayMs: number, round: number): number {
+export function nilQuorumPrecommitWait(delayMs: number, round: number, proposerCutOff = false): number {
+  // A round whose proposer is cut off (proposer-liveness.ts: its node's connection closed, and
+  // nothing it signed for the height since) failed for a reason this node saw, not for a delay a
+  // longer wait could outlast: the next round follows after the short wait, whatever the round.
+  if (proposerCutOff) return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS);
   return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS * 2 ** Math.max(0, Math.min(round, 30)));
 }
 export class ConsensusDriver {
@@ -1159,7 +1163,11 @@ export class ConsensusDriver {
         this.quorumNotCutOff(),
       );
     if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round))
-      return nilQuorumPrecommitWait(delayMs, round);
+      return nilQuorumPrecommitWait(
+        delayMs,
+        round,
+        this.liveness.isCutOff(this.proposerAt(height, round)) && this.quorumNotCutOff(),
+      );
     return delayMs;
   }
 
