@@ -88,7 +88,7 @@ export class InThreadVerifier implements SignatureVerifier {
 
 /** What a worker is started with (verify-worker.ts). */
 export interface VerifyWorkerData {
-  /** The nice value it gives its own thread (`VerifyPoolOptions.workerNice`). */
+  /** How far it lowers its own thread's priority (`VerifyPoolOptions.workerNice`). */
   nice: number;
 }
 
@@ -165,8 +165,10 @@ export interface VerifyPoolOptions {
    */
   callerIdleCores: number;
   /**
-   * The nice value the worker threads give themselves (0-19; Linux only, where it is a per-thread
-   * setting; elsewhere it would lower the whole process, main thread included, and is not set).
+   * How far below the main thread the worker threads put themselves, in nice steps (0-19, added to
+   * the nice value they start with, the main thread's, up to 19; Linux only, where it is a
+   * per-thread setting; elsewhere it would lower the whole process, main thread included, and is
+   * not set).
    * A block's path through a height (build, check, execute, commit, the votes) runs on the main
    * thread, while the workers check admission signatures for as long as clients send: under
    * saturation, with the CPU shared evenly by every runnable thread, the main threads got a

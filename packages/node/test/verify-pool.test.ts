@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
@@ -465,6 +467,43 @@ describe('VerifyPool', () => {
         () => new VerifyPool({ threads: 0, workerNice: bad }),
         /workerNice must be a whole number from 0 to 19/,
       );
+  });
+
+  test('in a process already niced, the workers go workerNice below its main thread, never above it (Linux)', {
+    skip: process.platform !== 'linux',
+    timeout: 60_000,
+  }, () => {
+    // A node run at nice 12 (a service manager's Nice=, or started under nice): setting the
+    // workers' nice to 7 outright raised them above the main thread where the process may (root,
+    // CAP_SYS_NICE), and left them level with it where it may not.
+    const module = new URL('../src/verify-pool.js', import.meta.url).href;
+    const script = `
+      import { readdirSync, readFileSync } from 'node:fs';
+      const { VerifyPool } = await import(${JSON.stringify(module)});
+      const niceOf = (tid) => {
+        const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      };
+      const before = new Set(readdirSync('/proc/self/task'));
+      const pool = new VerifyPool({ threads: 2, workerNice: 5, depth: 1 });
+      const key = new Uint8Array(32), sig = new Uint8Array(64), msg = new Uint8Array(1);
+      await pool.verify(Array.from({ length: 8 }, () => ({ publicKey: key, message: msg, signature: sig })), 'consensus');
+      const niced = readdirSync('/proc/self/task').filter((t) => !before.has(t)).map(niceOf).filter((n) => n !== niceOf(process.pid));
+      console.log(JSON.stringify({ main: niceOf(process.pid), workers: niced }));
+      await pool.close();`;
+    // Run from a file, as a node is: under -e this check saw no worker thread niced (cause not found).
+    const dir = mkdtempSync(join(tmpdir(), 'unc-nice-'));
+    const file = join(dir, 'niced.mjs');
+    writeFileSync(file, script);
+    const run = spawnSync('nice', ['-n', '12', process.execPath, file], {
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(run.status, 0, run.stderr);
+    const { main, workers } = JSON.parse(run.stdout) as { main: number; workers: number[] };
+    assert.equal(main, 12);
+    assert.deepEqual(workers, [17, 17], 'each worker 5 below the main thread');
   });
 
   test('a key, message or signature that is a view into a larger buffer crosses intact', async () => {

@@ -402,7 +402,10 @@ export class ConsensusDriver {
    * wire ids (`idListHash`): the exact bytes checked, which their proposer signed.
    */
   private invalidContent = new Set<string>();
-  private future: Buffered[] = [];
+  /** Votes of later heights, kept for when their height begins (`buffer`, `replayBuffered`). */
+  private futureVotes: Extract<Buffered, { kind: 'vote' }>[] = [];
+  /** Proposals (full or compact) of later heights, bounded apart from the votes (`buffer`). */
+  private futureProposals: Exclude<Buffered, { kind: 'vote' }>[] = [];
   /** Heights the network decided beyond the head, from votes and certificates (behind-view.ts). */
   private readonly behindView = new BehindView();
   private readonly verified = new Set<string>();
@@ -817,15 +820,13 @@ export class ConsensusDriver {
   private async replayBuffered(height: bigint): Promise<void> {
     // Proposals first: their blocks execute while the previous block may still be being written,
     // and a vote handed to the machine first would make them wait for that write (`handle`).
-    const buffered = [
-      ...this.future.filter((b) => b.kind !== 'vote'),
-      ...this.future.filter((b) => b.kind === 'vote'),
-    ];
-    this.future = [];
+    const buffered: Buffered[] = [...this.futureProposals, ...this.futureVotes];
+    this.futureProposals = [];
+    this.futureVotes = [];
     for (const b of buffered) {
       if (b.kind === 'vote') {
         if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
-        else if (b.vote.height > height) this.future.push(b);
+        else if (b.vote.height > height) this.futureVotes.push(b);
       } else if (b.kind === 'compact') {
         // Not awaited: this runs on the work queue, and a compact proposal's way to the machine
         // (a fetch of what is missing, then the queue) must not wait on the queue it holds.
@@ -835,7 +836,7 @@ export class ConsensusDriver {
           }).catch((err) =>
             this.logger.debug('kept compact proposal failed', { error: (err as Error).message }),
           );
-        else if (b.msg.proposal.height > height) this.future.push(b);
+        else if (b.msg.proposal.height > height) this.futureProposals.push(b);
       } else if (b.msg.proposal.height === height) {
         // Kept from before this height began (a sync, a later height's gossip): one for a round
         // far ahead waits for its round like one that arrives now.
@@ -844,7 +845,7 @@ export class ConsensusDriver {
         )
           continue;
         await this.onProposalMessage(b.msg, b.from);
-      } else if (b.msg.proposal.height > height) this.future.push(b);
+      } else if (b.msg.proposal.height > height) this.futureProposals.push(b);
     }
   }
 
@@ -992,6 +993,14 @@ export class ConsensusDriver {
     });
     this.farRoundStats.held++;
     return true;
+  }
+
+  /** Proposals kept for a later height, in arrival order (tests). */
+  get bufferedProposals(): { height: bigint; round: number; kind: 'proposal' | 'compact' }[] {
+    const held: { height: bigint; round: number; kind: 'proposal' | 'compact' }[] = [];
+    for (const b of this.futureProposals)
+      held.push({ height: b.msg.proposal.height, round: b.msg.proposal.round, kind: b.kind });
+    return held;
   }
 
   /** Far-ahead proposals held now (tests). */
@@ -2059,23 +2068,35 @@ export class ConsensusDriver {
   }
 
   private buffer(b: Buffered): void {
-    if (b.kind !== 'vote') {
-      // Proposals are whole blocks (or a megabyte of carried bodies): a validator signing one for
-      // every later height and round must not fill the node's memory, nor push out what the
-      // others sent. Its own oldest goes first; past the total, the oldest of anyone's.
-      const proposer = b.msg.proposal.proposer;
-      const held = this.future.filter((f) => f.kind !== 'vote');
-      const own = held.filter((f) => equalBytes(f.msg.proposal.proposer, proposer));
-      const evict =
-        own.length >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER
-          ? own[0]
-          : held.length >= MAX_BUFFERED_PROPOSALS
-            ? held[0]
-            : undefined;
-      if (evict) this.future.splice(this.future.indexOf(evict), 1);
+    if (b.kind === 'vote') {
+      // Votes have their own bound: any validator may sign one for every round of every height
+      // ahead, and in one list with the proposals such a flood pushed out every proposal kept.
+      if (this.futureVotes.length >= MAX_BUFFERED_FUTURE) this.futureVotes.shift();
+      this.futureVotes.push(b);
+      return;
     }
-    if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
-    this.future.push(b);
+    // Copies of one signed proposal (a relay may re-wrap it: `sentAt` is not signed) take one
+    // place, or each would push out another of its proposer's. A whole block replaces a compact
+    // copy of it (nothing left to fetch); otherwise the first copy stays.
+    const same = this.futureProposals.findIndex((f) =>
+      equalBytes(f.msg.proposal.signature, b.msg.proposal.signature),
+    );
+    if (same >= 0) {
+      if (b.kind === 'proposal' && this.futureProposals[same]!.kind === 'compact')
+        this.futureProposals[same] = b;
+      return;
+    }
+    // Proposals are whole blocks (or a megabyte of carried bodies): a validator signing one for
+    // every later height and round must not fill the node's memory, nor push out what the
+    // others sent. Its own oldest goes first; past the total, the oldest of anyone's.
+    const proposer = b.msg.proposal.proposer;
+    const held = this.futureProposals;
+    const own = held.findIndex((f) => equalBytes(f.msg.proposal.proposer, proposer));
+    let ownCount = 0;
+    for (const f of held) if (equalBytes(f.msg.proposal.proposer, proposer)) ownCount++;
+    if (ownCount >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER) held.splice(own, 1);
+    else if (held.length >= MAX_BUFFERED_PROPOSALS) held.shift();
+    held.push(b);
   }
 
   /** Whether a message published now would go anywhere (checked before encoding one). */
