@@ -217,6 +217,8 @@ export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
 export const DRIVER_TIMEOUTS: TimeoutParams = DEFAULT_TIMEOUTS;
 
 const MAX_BUFFERED_FUTURE = 2_000;
+/** Of those, the votes one validator signed: a few rounds' prevotes and precommits of a few heights. */
+const MAX_BUFFERED_VOTES_PER_VALIDATOR = 64;
 /**
  * Of those, proposals (full or compact) kept at most, in all and per proposer. An honest node
  * needs the next height's few: its first round's, and a later round's when a round fails.
@@ -404,6 +406,8 @@ export class ConsensusDriver {
   private invalidContent = new Set<string>();
   /** Votes of later heights, kept for when their height begins (`buffer`, `replayBuffered`). */
   private futureVotes: Extract<Buffered, { kind: 'vote' }>[] = [];
+  /** How many of `futureVotes` each validator signed (`keepVote`). */
+  private readonly futureVoteCounts = new Map<string, number>();
   /** Proposals (full or compact) of later heights, bounded apart from the votes (`buffer`). */
   private futureProposals: Exclude<Buffered, { kind: 'vote' }>[] = [];
   /** Heights the network decided beyond the head, from votes and certificates (behind-view.ts). */
@@ -823,10 +827,11 @@ export class ConsensusDriver {
     const buffered: Buffered[] = [...this.futureProposals, ...this.futureVotes];
     this.futureProposals = [];
     this.futureVotes = [];
+    this.futureVoteCounts.clear();
     for (const b of buffered) {
       if (b.kind === 'vote') {
         if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
-        else if (b.vote.height > height) this.futureVotes.push(b);
+        else if (b.vote.height > height) this.keepVote(b);
       } else if (b.kind === 'compact') {
         // Not awaited: this runs on the work queue, and a compact proposal's way to the machine
         // (a fetch of what is missing, then the queue) must not wait on the queue it holds.
@@ -1001,6 +1006,11 @@ export class ConsensusDriver {
     for (const b of this.futureProposals)
       held.push({ height: b.msg.proposal.height, round: b.msg.proposal.round, kind: b.kind });
     return held;
+  }
+
+  /** Later heights' votes kept, per validator (tests). */
+  get bufferedVotesByValidator(): Map<string, number> {
+    return new Map(this.futureVoteCounts);
   }
 
   /** Far-ahead proposals held now (tests). */
@@ -2068,11 +2078,13 @@ export class ConsensusDriver {
   }
 
   private buffer(b: Buffered): void {
+    // One whose height was committed meanwhile (a fetch that ended as the height moved on) is of
+    // no use, and would hold a place until the next replay.
+    if ((b.kind === 'vote' ? b.vote.height : b.msg.proposal.height) <= this.chain.tipHeight) return;
     if (b.kind === 'vote') {
       // Votes have their own bound: any validator may sign one for every round of every height
       // ahead, and in one list with the proposals such a flood pushed out every proposal kept.
-      if (this.futureVotes.length >= MAX_BUFFERED_FUTURE) this.futureVotes.shift();
-      this.futureVotes.push(b);
+      this.keepVote(b);
       return;
     }
     // Copies of one signed proposal (a relay may re-wrap it: `sentAt` is not signed) take one
@@ -2097,6 +2109,31 @@ export class ConsensusDriver {
     if (ownCount >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER) held.splice(own, 1);
     else if (held.length >= MAX_BUFFERED_PROPOSALS) held.shift();
     held.push(b);
+  }
+
+  /**
+   * A later height's vote, kept. Each validator keeps at most MAX_BUFFERED_VOTES_PER_VALIDATOR
+   * (its oldest goes first): one validator signing a vote for every round of every height ahead
+   * otherwise pushed the others' votes out of the shared bound, those of the next height
+   * included, which a node one height behind needs to decide it without waiting for a re-send.
+   */
+  private keepVote(b: Extract<Buffered, { kind: 'vote' }>): void {
+    const id = keyId(b.vote.validator);
+    const count = this.futureVoteCounts.get(id) ?? 0;
+    if (count >= MAX_BUFFERED_VOTES_PER_VALIDATOR)
+      this.dropVoteAt(this.futureVotes.findIndex((f) => equalBytes(f.vote.validator, b.vote.validator)));
+    else if (this.futureVotes.length >= MAX_BUFFERED_FUTURE) this.dropVoteAt(0);
+    this.futureVotes.push(b);
+    this.futureVoteCounts.set(id, (this.futureVoteCounts.get(id) ?? 0) + 1);
+  }
+
+  private dropVoteAt(index: number): void {
+    const [dropped] = this.futureVotes.splice(index, 1);
+    if (!dropped) return;
+    const id = keyId(dropped.vote.validator);
+    const left = (this.futureVoteCounts.get(id) ?? 1) - 1;
+    if (left > 0) this.futureVoteCounts.set(id, left);
+    else this.futureVoteCounts.delete(id);
   }
 
   /** Whether a message published now would go anywhere (checked before encoding one). */

@@ -18,6 +18,7 @@ import {
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
+  keyId,
   parseUnc,
   signProposal,
   signTransaction,
@@ -132,4 +133,26 @@ test("copies of one signed proposal take one place, not the proposer's other pro
     { height: 2n, round: 0, kind: 'compact' },
     { height: 3n, round: 0, kind: 'compact' },
   ]);
+});
+
+test("one validator's vote flood does not push out the other validators' votes for the next height", async () => {
+  // A node one height behind decides that height from the votes it kept, without waiting for a
+  // re-send; one validator signing a vote for every round ahead used to push them all out of the
+  // shared bound (2,000, oldest first).
+  const { node, gossip } = await startAt1();
+  const vote = (v: (typeof validators)[number], height: bigint, round: number) =>
+    encode(voteMessageCodec, {
+      vote: signVote(
+        'unc-dev-1',
+        { type: 'prevote', height, round, blockHash: null, validator: v.publicKey },
+        v.seed,
+      ),
+      sentAt: 1n,
+    });
+  const [v1, v2] = [validators[1]!, validators[2]!];
+  await gossip('vote', vote(v1, 2n, 0), 'p1', false);
+  for (let round = 0; round < 2_100; round++) await gossip('vote', vote(v2, 3n, round), 'relay', false);
+  const kept = node.driver.bufferedVotesByValidator;
+  assert.equal(kept.get(keyId(v1.publicKey)), 1, "v1's vote is still kept");
+  assert.equal(kept.get(keyId(v2.publicKey)), 64, 'v2 keeps its latest 64');
 });
