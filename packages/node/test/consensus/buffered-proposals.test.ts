@@ -9,9 +9,6 @@
  * other kept proposals.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   blockHash,
@@ -28,24 +25,14 @@ import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactOf } from '../../src/consensus/compact-block.js';
 import { compactProposalCodec, voteMessageCodec } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
-import { UncNode } from '../../src/node.js';
+import { devKey } from '../../src/dev.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
+import { fourValidatorGenesis, TestNodes, validators } from './test-nodes.js';
 
-const dirs: string[] = [];
-const running = new Set<UncNode>();
-after(async () => {
-  for (const n of running) await n.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
-const genesis = devGenesisJson({
-  blockTimeMs: 150,
-  validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-});
+const nodes = new TestNodes();
+after(() => nodes.stopAll());
+const genesis = fourValidatorGenesis(150);
 
 function transfer(fee: string): Uint8Array {
   const payer = devKey(1);
@@ -62,18 +49,7 @@ function transfer(fee: string): Uint8Array {
 
 /** v0 alone at height 1 (no quorum: it stays there), and signed compact proposals of later heights. */
 async function startAt1() {
-  const hub = new MemoryNetworkHub();
-  const dir = mkdtempSync(join(tmpdir(), 'unc-buffered-test-'));
-  dirs.push(dir);
-  const node = await UncNode.start({
-    dataDir: dir,
-    genesis,
-    validatorSeed: validators[0]!.seed,
-    rpcPort: 0,
-    logger: silentLogger,
-    network: async (handlers) => hub.join('n0', handlers),
-  });
-  running.add(node);
+  const node = await nodes.start(new MemoryNetworkHub(), genesis, 'unc-buffered-test-');
   await waitUntil('the driver to run height 1', () => node.driver.position.height === 1n, {
     timeoutMs: 60_000,
     intervalMs: 25,
