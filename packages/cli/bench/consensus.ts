@@ -13,7 +13,7 @@
  *   npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4] [--in-flight 2]
  *                              [--senders 200] [--batch 250] [--block-time 1000]
  *                              [--skip-single | --only-single]
- *                              [--trace FILE] [--pace on|off|both] [--pairs 1]
+ *                              [--trace FILE [--trace-all]] [--pace on|off|both] [--pairs 1]
  *
  * `--only-single` measures the single node alone (the raw verify rate and bench:tps, whose node
  * takes UNC_BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`, to profile that phase).
@@ -66,7 +66,7 @@ import {
 exitOnBadBenchArgs(
   `usage: npm run bench:consensus -- [--seconds 20] [--validators 4] [--rate 200] [--clients 4]
          [--in-flight 2] [--senders 200] [--batch 250] [--block-time 1000] [--skip-single | --only-single]
-         [--trace FILE] [--pace on|off|both] [--pairs 1]`,
+         [--trace FILE [--trace-all]] [--pace on|off|both] [--pairs 1]`,
   {
     valued: [
       'seconds',
@@ -81,7 +81,7 @@ exitOnBadBenchArgs(
       'pace',
       'pairs',
     ],
-    flags: ['skip-single', 'only-single'],
+    flags: ['skip-single', 'only-single', 'trace-all'],
   },
 );
 
@@ -113,6 +113,8 @@ for (const testnetOnly of ['--pace', '--validators', '--rate', '--trace', '--pai
 const TRACE = process.argv.includes('--trace')
   ? process.argv[process.argv.indexOf('--trace') + 1]
   : undefined;
+/** `--trace-all`: with `--trace FILE`, every line the validators log goes to FILE.all as well. */
+const TRACE_ALL = process.argv.includes('--trace-all');
 if (TRACE !== undefined && (TRACE === '' || TRACE.startsWith('--')))
   throw new Error('--trace needs a file to write to');
 const PACE = process.argv.includes('--pace') ? process.argv[process.argv.indexOf('--pace') + 1] : undefined;
@@ -334,6 +336,8 @@ async function main(): Promise<void> {
       partial = lines.pop() ?? '';
       const stages = lines.filter((l) => l.includes('height stages'));
       if (stages.length > 0) appendFileSync(TRACE, `${stages.join('\n')}\n`);
+      // Every other debug line too, beside it, for reading what a slow height waited on.
+      if (TRACE_ALL && lines.length > 0) appendFileSync(`${TRACE}.all`, `${lines.join('\n')}\n`);
       for (const l of lines) if (!l.includes(' DEBUG ')) process.stderr.write(`${l}\n`);
     });
   }

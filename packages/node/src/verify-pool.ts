@@ -86,6 +86,12 @@ export class InThreadVerifier implements SignatureVerifier {
   async close(): Promise<void> {}
 }
 
+/** What a worker is started with (verify-worker.ts). */
+export interface VerifyWorkerData {
+  /** How far it lowers its own thread's priority (`VerifyPoolOptions.workerNice`). */
+  nice: number;
+}
+
 export interface VerifyPoolOptions {
   /** Worker threads; 0 checks on the calling thread (default: the machine's cores but one). */
   threads: number;
@@ -158,6 +164,21 @@ export interface VerifyPoolOptions {
    * thread's consensus work and from the other processes, and checks nothing sooner.
    */
   callerIdleCores: number;
+  /**
+   * How far below the main thread the worker threads put themselves, in nice steps (0-19, added to
+   * the nice value they start with, the main thread's, up to 19; Linux only, where it is a
+   * per-thread setting; elsewhere it would lower the whole process, main thread included, and is
+   * not set).
+   * A block's path through a height (build, check, execute, commit, the votes) runs on the main
+   * thread, while the workers check admission signatures for as long as clients send: under
+   * saturation, with the CPU shared evenly by every runnable thread, the main threads got a
+   * small share of it, a slow validator fell a height behind, and its turns as proposer cost the
+   * others a propose timeout. A worker below the main threads' priority takes the CPU they leave.
+   * Measured (bench:consensus, 4 validators on 2 cores, BENCHMARKS.md): 0.30-0.80 saturated
+   * blocks/s at 0, 0.90 in every run at 10. Raising one's own nice value needs no privilege, and a
+   * thread cannot lower it again, so 0 leaves the workers as they start.
+   */
+  workerNice: number;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -168,6 +189,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   // Consensus: a few blocks' worth of transactions; admission: about the mempool's own bound.
   maxQueuedBytes: { consensus: 128 * 1024 * 1024, admission: 64 * 1024 * 1024 },
   depth: 2,
+  workerNice: 10,
   admissionDepth: 16,
   admissionBytes: 4 * 1024 * 1024,
   callerShare: 0,
@@ -505,6 +527,10 @@ export class VerifyPool implements SignatureVerifier {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
     }
+    if (!(Number.isInteger(this.opts.workerNice) && this.opts.workerNice >= 0 && this.opts.workerNice <= 19))
+      throw new RangeError(
+        `verify pool: workerNice must be a whole number from 0 to 19, not ${this.opts.workerNice}`,
+      );
     if (!(this.opts.callerIdleCores >= 0))
       throw new RangeError(
         `verify pool: callerIdleCores must be 0 or more, not ${this.opts.callerIdleCores}`,
@@ -782,7 +808,9 @@ export class VerifyPool implements SignatureVerifier {
 
   private spawn(queue: Chunk[] | null): Slot {
     const slot: Slot = {
-      worker: new Worker(WORKER_URL),
+      worker: new Worker(WORKER_URL, {
+        workerData: { nice: this.opts.workerNice } satisfies VerifyWorkerData,
+      }),
       inFlight: [],
       waiting: queue ?? [],
     };

@@ -10,8 +10,23 @@
  * at once (so it never idles while the main thread is busy); it checks the consensus batches it
  * holds first (WorkerBacklog).
  */
-import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
-import { verifyClaimed, WorkerBacklog, type WorkerBatch } from './verify-pool.js';
+import { getPriority, setPriority } from 'node:os';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type VerifyWorkerData, verifyClaimed, WorkerBacklog, type WorkerBatch } from './verify-pool.js';
+
+// Below the main thread, which runs consensus (VerifyPoolOptions.workerNice). setpriority with
+// pid 0 acts on the calling thread on Linux only; elsewhere it would lower the whole process.
+// Counted from the nice value this thread started with (its creator's, the main thread's): set
+// outright, in a process already niced past it (a service manager's Nice=) it raised the workers
+// above the main thread where that is allowed (root) and left them level where it is not.
+const { nice } = (workerData ?? { nice: 0 }) as VerifyWorkerData;
+if (process.platform === 'linux' && nice > 0) {
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + nice));
+  } catch {
+    // A sandbox that forbids it leaves the worker at the main thread's priority, as before.
+  }
+}
 
 const port = parentPort!;
 const backlog = new WorkerBacklog();

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
@@ -425,6 +428,82 @@ describe('VerifyPool', () => {
     } finally {
       await one.close();
     }
+  });
+
+  test('the workers run below the main thread: each lowers its own priority to workerNice, the main thread keeps its own (Linux)', {
+    skip: process.platform !== 'linux',
+    timeout: 20_000,
+  }, async () => {
+    // Consensus runs on the main thread, admission's signature checks on the workers: under
+    // saturation, sharing the CPU evenly left the main threads a small part of it (BENCHMARKS.md).
+    const niceOf = (tid: string) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const threadsAt = (nice: number) => readdirSync('/proc/self/task').filter((t) => niceOf(t) === nice);
+    const mainNice = niceOf(String(process.pid));
+    const pool = new VerifyPool({ threads: 2, workerNice: 7 });
+    try {
+      // Split over both workers: each has started and run its first batch.
+      const checks = Array.from({ length: 8 }, (_, i) => check(i, i !== 5));
+      assert.deepEqual(
+        await pool.verify(checks, 'consensus'),
+        checks.map((_, i) => i !== 5),
+      );
+      assert.equal(threadsAt(7).length, 2, 'both workers at nice 7');
+      assert.equal(niceOf(String(process.pid)), mainNice, 'the main thread is left as it was');
+    } finally {
+      await pool.close();
+    }
+    const flat = new VerifyPool({ threads: 1, workerNice: 0 });
+    try {
+      await flat.verify([check(0, true)]);
+      assert.equal(threadsAt(7).length, 0, 'workerNice 0 leaves the workers at the main thread’s priority');
+    } finally {
+      await flat.close();
+    }
+    for (const bad of [-1, 20, 2.5, Number.NaN])
+      assert.throws(
+        () => new VerifyPool({ threads: 0, workerNice: bad }),
+        /workerNice must be a whole number from 0 to 19/,
+      );
+  });
+
+  test('in a process already niced, the workers go workerNice below its main thread, never above it (Linux)', {
+    skip: process.platform !== 'linux',
+    timeout: 60_000,
+  }, () => {
+    // A node run at nice 12 (a service manager's Nice=, or started under nice): setting the
+    // workers' nice to 7 outright raised them above the main thread where the process may (root,
+    // CAP_SYS_NICE), and left them level with it where it may not.
+    const module = new URL('../src/verify-pool.js', import.meta.url).href;
+    const script = `
+      import { readdirSync, readFileSync } from 'node:fs';
+      const { VerifyPool } = await import(${JSON.stringify(module)});
+      const niceOf = (tid) => {
+        const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      };
+      const before = new Set(readdirSync('/proc/self/task'));
+      const pool = new VerifyPool({ threads: 2, workerNice: 5, depth: 1 });
+      const key = new Uint8Array(32), sig = new Uint8Array(64), msg = new Uint8Array(1);
+      await pool.verify(Array.from({ length: 8 }, () => ({ publicKey: key, message: msg, signature: sig })), 'consensus');
+      const niced = readdirSync('/proc/self/task').filter((t) => !before.has(t)).map(niceOf).filter((n) => n !== niceOf(process.pid));
+      console.log(JSON.stringify({ main: niceOf(process.pid), workers: niced }));
+      await pool.close();`;
+    // Run from a file, as a node is: under -e this check saw no worker thread niced (cause not found).
+    const dir = mkdtempSync(join(tmpdir(), 'unc-nice-'));
+    const file = join(dir, 'niced.mjs');
+    writeFileSync(file, script);
+    const run = spawnSync('nice', ['-n', '12', process.execPath, file], {
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(run.status, 0, run.stderr);
+    const { main, workers } = JSON.parse(run.stdout) as { main: number; workers: number[] };
+    assert.equal(main, 12);
+    assert.deepEqual(workers, [17, 17], 'each worker 5 below the main thread');
   });
 
   test('a key, message or signature that is a view into a larger buffer crosses intact', async () => {

@@ -107,6 +107,7 @@ import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
+  type CompactProposalMessage,
   compactProposalCodec,
   type ProposalMessage,
   proposalMessageCodec,
@@ -216,6 +217,14 @@ export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
 export const DRIVER_TIMEOUTS: TimeoutParams = DEFAULT_TIMEOUTS;
 
 const MAX_BUFFERED_FUTURE = 2_000;
+/** Of those, the votes one validator signed: a few rounds' prevotes and precommits of a few heights. */
+const MAX_BUFFERED_VOTES_PER_VALIDATOR = 64;
+/**
+ * Of those, proposals (full or compact) kept at most, in all and per proposer. An honest node
+ * needs the next height's few: its first round's, and a later round's when a round fails.
+ */
+const MAX_BUFFERED_PROPOSALS = 16;
+const MAX_BUFFERED_PROPOSALS_PER_PROPOSER = 2;
 const MAX_PENDING_BLOCKS = 16;
 const VERIFIED_CACHE = 20_000;
 /** Peers remembered for the per-peer catch-up limit; beyond it the oldest are forgotten. */
@@ -263,7 +272,10 @@ export const MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER = 2;
 /** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
 const MAX_ANNOUNCERS = 8;
 
-type Buffered = { kind: 'vote'; vote: Vote } | { kind: 'proposal'; msg: ProposalMessage; from: string };
+type Buffered =
+  | { kind: 'vote'; vote: Vote }
+  | { kind: 'proposal'; msg: ProposalMessage; from: string }
+  | { kind: 'compact'; msg: CompactProposalMessage; from: string };
 
 /** The precommit wait after a nil quorum in round 0; it doubles with each round (`nilQuorumPrecommitWait`). */
 const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
@@ -281,7 +293,11 @@ const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
  * simulator's seeds 1767 and 4486 (a validator voting for unknown blocks) raced validators
  * through rounds ahead of each other's messages for 60 s and more (sim.test.ts runs them).
  */
-export function nilQuorumPrecommitWait(delayMs: number, round: number): number {
+export function nilQuorumPrecommitWait(delayMs: number, round: number, proposerCutOff = false): number {
+  // A round whose proposer is cut off (proposer-liveness.ts: its node's connection closed, and
+  // nothing it signed for the height since) failed for a reason this node saw, not for a delay a
+  // longer wait could outlast: the next round follows after the short wait, whatever the round.
+  if (proposerCutOff) return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS);
   return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS * 2 ** Math.max(0, Math.min(round, 30)));
 }
 export class ConsensusDriver {
@@ -388,7 +404,12 @@ export class ConsensusDriver {
    * wire ids (`idListHash`): the exact bytes checked, which their proposer signed.
    */
   private invalidContent = new Set<string>();
-  private future: Buffered[] = [];
+  /** Votes of later heights, kept for when their height begins (`buffer`, `replayBuffered`). */
+  private futureVotes: Extract<Buffered, { kind: 'vote' }>[] = [];
+  /** How many of `futureVotes` each validator signed (`keepVote`). */
+  private readonly futureVoteCounts = new Map<string, number>();
+  /** Proposals (full or compact) of later heights, bounded apart from the votes (`buffer`). */
+  private futureProposals: Exclude<Buffered, { kind: 'vote' }>[] = [];
   /** Heights the network decided beyond the head, from votes and certificates (behind-view.ts). */
   private readonly behindView = new BehindView();
   private readonly verified = new Set<string>();
@@ -803,15 +824,24 @@ export class ConsensusDriver {
   private async replayBuffered(height: bigint): Promise<void> {
     // Proposals first: their blocks execute while the previous block may still be being written,
     // and a vote handed to the machine first would make them wait for that write (`handle`).
-    const buffered = [
-      ...this.future.filter((b) => b.kind === 'proposal'),
-      ...this.future.filter((b) => b.kind === 'vote'),
-    ];
-    this.future = [];
+    const buffered: Buffered[] = [...this.futureProposals, ...this.futureVotes];
+    this.futureProposals = [];
+    this.futureVotes = [];
+    this.futureVoteCounts.clear();
     for (const b of buffered) {
       if (b.kind === 'vote') {
         if (b.vote.height === height) await this.handle({ type: 'vote', vote: b.vote });
-        else if (b.vote.height > height) this.future.push(b);
+        else if (b.vote.height > height) this.keepVote(b);
+      } else if (b.kind === 'compact') {
+        // Not awaited: this runs on the work queue, and a compact proposal's way to the machine
+        // (a fetch of what is missing, then the queue) must not wait on the queue it holds.
+        if (b.msg.proposal.height === height)
+          void this.onCompactProposal(b.msg, () => encode(compactProposalCodec, b.msg), b.from, {
+            first: false,
+          }).catch((err) =>
+            this.logger.debug('kept compact proposal failed', { error: (err as Error).message }),
+          );
+        else if (b.msg.proposal.height > height) this.futureProposals.push(b);
       } else if (b.msg.proposal.height === height) {
         // Kept from before this height began (a sync, a later height's gossip): one for a round
         // far ahead waits for its round like one that arrives now.
@@ -820,7 +850,7 @@ export class ConsensusDriver {
         )
           continue;
         await this.onProposalMessage(b.msg, b.from);
-      } else if (b.msg.proposal.height > height) this.future.push(b);
+      } else if (b.msg.proposal.height > height) this.futureProposals.push(b);
     }
   }
 
@@ -968,6 +998,19 @@ export class ConsensusDriver {
     });
     this.farRoundStats.held++;
     return true;
+  }
+
+  /** Proposals kept for a later height, in arrival order (tests). */
+  get bufferedProposals(): { height: bigint; round: number; kind: 'proposal' | 'compact' }[] {
+    const held: { height: bigint; round: number; kind: 'proposal' | 'compact' }[] = [];
+    for (const b of this.futureProposals)
+      held.push({ height: b.msg.proposal.height, round: b.msg.proposal.round, kind: b.kind });
+    return held;
+  }
+
+  /** Later heights' votes kept, per validator (tests). */
+  get bufferedVotesByValidator(): Map<string, number> {
+    return new Map(this.futureVoteCounts);
   }
 
   /** Far-ahead proposals held now (tests). */
@@ -1139,7 +1182,11 @@ export class ConsensusDriver {
         this.quorumNotCutOff(),
       );
     if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round))
-      return nilQuorumPrecommitWait(delayMs, round);
+      return nilQuorumPrecommitWait(
+        delayMs,
+        round,
+        this.liveness.isCutOff(this.proposerAt(height, round)) && this.quorumNotCutOff(),
+      );
     return delayMs;
   }
 
@@ -1559,7 +1606,7 @@ export class ConsensusDriver {
   /**
    * A compact proposal: the block rebuilt from the transactions this node holds and those it
    * fetches, then handled exactly like a full proposal (same checks of the header's commitments).
-   * A later height's is not kept: the full proposal is sent again to nodes that fall behind.
+   * A later height's is kept (signature checked) and rebuilt when that height begins.
    */
   private async onCompactProposalGossip(
     data: Uint8Array,
@@ -1568,11 +1615,27 @@ export class ConsensusDriver {
     heard: { first: boolean; idsSignature?: Uint8Array },
   ): Promise<Verdict> {
     const checked = checkCompactProposalGossip(data, this.gossipView());
-    if ('buffer' in checked)
+    if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
+      // Kept for its height like a full one: under load the proposer of the next height sends
+      // its proposal while a slower validator is still executing this one, and a compact
+      // proposal dropped here was not sent again until the height stalled (4 s), by which time
+      // the others had decided it and moved on: that validator then synced, and its own turns
+      // as proposer cost the others a whole propose timeout (traced in bench:consensus).
+      this.buffer({ kind: 'compact', msg: checked.buffer, from });
+    }
     if (!('deliver' in checked)) return checked.verdict;
-    const msg = checked.deliver;
-    heard.idsSignature = msg.idsSignature;
+    heard.idsSignature = checked.deliver.idsSignature;
+    return this.onCompactProposal(checked.deliver, data, from, heard);
+  }
+
+  /** A checked compact proposal for the height after the head (arrived now, or kept for it). */
+  private async onCompactProposal(
+    msg: CompactProposalMessage,
+    data: Uint8Array | (() => Uint8Array),
+    from: string,
+    heard: { first: boolean },
+  ): Promise<Verdict> {
     const { proposal } = msg;
     if (this.holdIfFarAhead('compact-proposal', data, from, proposal)) return 'ignore';
     heard.first = this.firstHeard(proposal.signature);
@@ -2015,8 +2078,62 @@ export class ConsensusDriver {
   }
 
   private buffer(b: Buffered): void {
-    if (this.future.length >= MAX_BUFFERED_FUTURE) this.future.shift();
-    this.future.push(b);
+    // One whose height was committed meanwhile (a fetch that ended as the height moved on) is of
+    // no use, and would hold a place until the next replay.
+    if ((b.kind === 'vote' ? b.vote.height : b.msg.proposal.height) <= this.chain.tipHeight) return;
+    if (b.kind === 'vote') {
+      // Votes have their own bound: any validator may sign one for every round of every height
+      // ahead, and in one list with the proposals such a flood pushed out every proposal kept.
+      this.keepVote(b);
+      return;
+    }
+    // Copies of one signed proposal (a relay may re-wrap it: `sentAt` is not signed) take one
+    // place, or each would push out another of its proposer's. A whole block replaces a compact
+    // copy of it (nothing left to fetch); otherwise the first copy stays.
+    const same = this.futureProposals.findIndex((f) =>
+      equalBytes(f.msg.proposal.signature, b.msg.proposal.signature),
+    );
+    if (same >= 0) {
+      if (b.kind === 'proposal' && this.futureProposals[same]!.kind === 'compact')
+        this.futureProposals[same] = b;
+      return;
+    }
+    // Proposals are whole blocks (or a megabyte of carried bodies): a validator signing one for
+    // every later height and round must not fill the node's memory, nor push out what the
+    // others sent. Its own oldest goes first; past the total, the oldest of anyone's.
+    const proposer = b.msg.proposal.proposer;
+    const held = this.futureProposals;
+    const own = held.findIndex((f) => equalBytes(f.msg.proposal.proposer, proposer));
+    let ownCount = 0;
+    for (const f of held) if (equalBytes(f.msg.proposal.proposer, proposer)) ownCount++;
+    if (ownCount >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER) held.splice(own, 1);
+    else if (held.length >= MAX_BUFFERED_PROPOSALS) held.shift();
+    held.push(b);
+  }
+
+  /**
+   * A later height's vote, kept. Each validator keeps at most MAX_BUFFERED_VOTES_PER_VALIDATOR
+   * (its oldest goes first): one validator signing a vote for every round of every height ahead
+   * otherwise pushed the others' votes out of the shared bound, those of the next height
+   * included, which a node one height behind needs to decide it without waiting for a re-send.
+   */
+  private keepVote(b: Extract<Buffered, { kind: 'vote' }>): void {
+    const id = keyId(b.vote.validator);
+    const count = this.futureVoteCounts.get(id) ?? 0;
+    if (count >= MAX_BUFFERED_VOTES_PER_VALIDATOR)
+      this.dropVoteAt(this.futureVotes.findIndex((f) => equalBytes(f.vote.validator, b.vote.validator)));
+    else if (this.futureVotes.length >= MAX_BUFFERED_FUTURE) this.dropVoteAt(0);
+    this.futureVotes.push(b);
+    this.futureVoteCounts.set(id, (this.futureVoteCounts.get(id) ?? 0) + 1);
+  }
+
+  private dropVoteAt(index: number): void {
+    const [dropped] = this.futureVotes.splice(index, 1);
+    if (!dropped) return;
+    const id = keyId(dropped.vote.validator);
+    const left = (this.futureVoteCounts.get(id) ?? 1) - 1;
+    if (left > 0) this.futureVoteCounts.set(id, left);
+    else this.futureVoteCounts.delete(id);
   }
 
   /** Whether a message published now would go anywhere (checked before encoding one). */

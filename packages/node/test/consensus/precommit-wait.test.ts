@@ -23,4 +23,10 @@ describe('the precommit wait after a nil quorum', () => {
     }
     assert.equal(nilQuorumPrecommitWait(50, 0), 50, 'a machine wait under 100 ms is kept');
   });
+
+  test('stays short in every round whose proposer is cut off (its connection closed, silent since)', () => {
+    for (const round of [0, 1, 5, 6, 40])
+      assert.equal(nilQuorumPrecommitWait(machine(round), round, true), 100);
+    assert.equal(nilQuorumPrecommitWait(50, 3, true), 50);
+  });
 });

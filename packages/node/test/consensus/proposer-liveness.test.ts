@@ -135,7 +135,17 @@ describe('ProposerLiveness', () => {
       assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
       l.peerDisconnected(peerA, 20n);
       assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 100, 'round 0 of the height being decided');
-      assert.equal(l.proposeTimeout(a, 20n, 3500, 1), 200, 'and it grows with the round');
+      // Not doubled with the round: its silence is seen, not guessed (a stopped validator drawn
+      // six rounds running held the others 12.8 s at one height).
+      for (const round of [1, 3, 6, 30])
+        assert.equal(
+          l.proposeTimeout(a, 20n, timeoutFor(DEFAULT_TIMEOUTS, 'propose', round), round),
+          100,
+          `round ${round}`,
+        );
+      // Absent only by silence (no closed connection seen), the wait still grows.
+      const c = new Uint8Array(32).fill(3);
+      assert.equal(l.proposeTimeout(c, 20n, timeoutFor(DEFAULT_TIMEOUTS, 'propose', 3), 3), 800);
       assert.equal(l.proposeTimeout(b, 20n, 3000, 0), 3000, 'only the validator bound to it');
     });
 

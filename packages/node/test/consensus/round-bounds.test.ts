@@ -360,13 +360,13 @@ test('far-round proposals kept from before their height began are held, not chec
     .filter((r) => proposerOf(r) !== validators[0])
     .slice(0, 6);
   const driver = node.driver as unknown as {
-    future: { kind: 'proposal'; msg: unknown; from: string }[];
+    futureProposals: { kind: 'proposal'; msg: unknown; from: string }[];
     replayBuffered(height: bigint): Promise<void>;
     enqueue(task: () => Promise<void>): Promise<void>;
   };
   for (const [i, r] of rounds.entries()) {
     const { full } = proposalFor(r, String(i + 2));
-    driver.future.push({ kind: 'proposal', msg: decode(proposalMessageCodec, full), from: 'relay' });
+    driver.futureProposals.push({ kind: 'proposal', msg: decode(proposalMessageCodec, full), from: 'relay' });
   }
   await driver.enqueue(() => driver.replayBuffered(1n));
   assert.equal(checks, 0, 'far-round proposals kept for their height were checked when it started');
