@@ -155,6 +155,10 @@ function summarize(
   const sum = (f: (r: SimReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   const finality = reports.flatMap((r) => r.finalityMs);
   const recovery = reports.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs]));
+  // The seed behind the worst recovery, so that it can be replayed (--start SEED --seeds 1 --verbose).
+  let slowest: SimReport | null = null;
+  for (const r of reports)
+    if (r.recoveryMs !== null && (slowest === null || r.recoveryMs > slowest.recoveryMs!)) slowest = r;
   if (interrupted) {
     const done = new Set(reports.map((r) => r.seed));
     let upTo = start;
@@ -172,7 +176,8 @@ function summarize(
       `(evidence committed in ${reports.filter((r) => r.evidenceOnChain > 0).length}); ` +
       `${sum((r) => Math.max(0, ...r.heights))} heights; ${sum((r) => r.messages.sent)} messages ` +
       `(${sum((r) => r.messages.dropped)} dropped); finality p50 ${pct(finality, 0.5)} ms p99 ${pct(finality, 0.99)} ms ` +
-      `over ${finality.length} transfers; recovery after faults p50 ${pct(recovery, 0.5)} ms max ${pct(recovery, 1)} ms; ` +
+      `over ${finality.length} transfers; recovery after faults p50 ${pct(recovery, 0.5)} ms max ${pct(recovery, 1)} ms` +
+      `${slowest ? ` (seed ${slowest.seed})` : ''}; ` +
       `${(sum((r) => r.simulatedMs) / 1000).toFixed(0)} s simulated in ${seconds.toFixed(1)} s wall, ` +
       `${cpuSeconds.toFixed(0)} s CPU (${(cpuSeconds / Math.max(1, ran)).toFixed(3)} s CPU/seed; ` +
       `${(ran / seconds).toFixed(2)} seeds/s, ${workers} worker${workers > 1 ? 's' : ''}); ` +
