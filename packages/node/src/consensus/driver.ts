@@ -878,7 +878,9 @@ export class ConsensusDriver {
     const actions = this.machine.handle(event);
     this.persistSigner(actions);
     for (const action of actions) await this.perform(action);
-    if (event.type === 'vote' && event.vote.type === 'precommit') this.shortenPrecommitWait(event.vote);
+    // After any event, not only a precommit received: this node's own nil precommit (cast on a
+    // nil polka, a prevote event, or on its prevote timeout) can be the one completing the quorum.
+    this.shortenPrecommitWait();
     this.releaseRounds();
   }
 
@@ -889,12 +891,15 @@ export class ConsensusDriver {
    * failed round wait the whole 1 s + 0.5 s per round, though the honest validators' nil
    * precommits completed a nil quorum a moment later (simulator seed 74339: a height of 35 s).
    * When the nil quorum completes, the round now ends after the short wait; the later timeout
-   * still fires and is ignored by the machine (its round is over).
+   * still fires and is ignored by the machine (its round is over). Only for the round the machine
+   * is in: one it has left (a round skip) needs no timeout, and one fired there is ignored anyway.
    */
-  private shortenPrecommitWait(vote: Vote): void {
+  private shortenPrecommitWait(): void {
     const due = this.precommitDue;
-    if (!due || due.height !== vote.height || due.round !== vote.round || due.short) return;
-    if (vote.height !== this.chain.tipHeight + 1n || !this.machine.hasNilPrecommitQuorum(vote.round)) return;
+    if (!due || due.short || due.height !== this.height || due.height !== this.chain.tipHeight + 1n) return;
+    const s = this.machine.snapshot();
+    if (s.height !== due.height || s.round !== due.round || s.step === 'decided') return;
+    if (!this.machine.hasNilPrecommitQuorum(due.round)) return;
     const { height, round } = due;
     const wait = nilQuorumPrecommitWait(
       timeoutFor(this.timeouts, 'precommit', round),

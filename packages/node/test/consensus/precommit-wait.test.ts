@@ -91,4 +91,61 @@ describe('a nil quorum completed after the precommit wait was scheduled', () => 
       () => node.driver.position.round >= 1,
     );
   });
+  test("this node's own nil precommit completing the nil quorum ends the round after the short wait too", async () => {
+    // The nil quorum need not be completed by a precommit received: here 2/3+ precommitted (the
+    // Byzantine validator for a block, two honest ones nil) while this node was still prevoting,
+    // so the wait was scheduled long; its own nil precommit, cast on the nil polka (a prevote
+    // event, not a precommit one), is what completes the nil quorum.
+    const long = 60_000;
+    const node = await nodes.start(
+      new MemoryNetworkHub(),
+      fourValidatorGenesis(150),
+      'unc-nilwait-own-test-',
+      {
+        timeouts: {
+          proposeMs: 200,
+          proposeDeltaMs: 0,
+          prevoteMs: long,
+          prevoteDeltaMs: 0,
+          precommitMs: long,
+          precommitDeltaMs: 0,
+        },
+      },
+    );
+    const gossip = node.driver.handlers().onGossip;
+    const send = (
+      v: (typeof validators)[number],
+      type: 'prevote' | 'precommit',
+      blockHash: Uint8Array | null,
+    ) =>
+      gossip(
+        'vote',
+        encode(voteMessageCodec, {
+          vote: signVote(
+            'unc-dev-1',
+            { type, height: 1n, round: 0, blockHash, validator: v.publicKey },
+            v.seed,
+          ),
+          sentAt: 1n,
+        }),
+        'relay',
+        false,
+      );
+    const until = (what: string, cond: () => boolean) =>
+      waitUntil(what, cond, { timeoutMs: 20_000, intervalMs: 10 });
+    await until('height 1', () => node.driver.position.height === 1n);
+    await until('v0 to prevote in round 0', () => node.driver.position.step === 'prevote');
+    await send(validators[3]!, 'precommit', sha256(utf8('a block nobody saw')));
+    await send(validators[1]!, 'precommit', null);
+    await send(validators[2]!, 'precommit', null);
+    assert.equal(node.driver.position.step, 'prevote', 'still prevoting: the wait was scheduled long');
+    // A nil polka (whatever v0 prevoted): v0 precommits nil, completing the nil quorum.
+    await send(validators[1]!, 'prevote', null);
+    await send(validators[2]!, 'prevote', null);
+    await send(validators[3]!, 'prevote', null);
+    await until(
+      'round 1 after the short wait, not the machine’s minute',
+      () => node.driver.position.round >= 1,
+    );
+  });
 });
