@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TimeoutParams } from '@unc/core';
 import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
@@ -36,7 +37,11 @@ export class TestNodes {
     hub: MemoryNetworkHub,
     genesis: ReturnType<typeof devGenesisJson>,
     prefix: string,
-    opts: { fullNode?: boolean; network?: (handlers: NetworkHandlers) => Promise<Network> } = {},
+    opts: {
+      fullNode?: boolean;
+      network?: (handlers: NetworkHandlers) => Promise<Network>;
+      timeouts?: TimeoutParams;
+    } = {},
   ): Promise<UncNode> {
     const dir = mkdtempSync(join(tmpdir(), prefix));
     this.dirs.push(dir);
@@ -45,6 +50,7 @@ export class TestNodes {
       genesis,
       ...(opts.fullNode ? {} : { validatorSeed: validators[0]!.seed }),
       rpcPort: 0,
+      ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       logger: silentLogger,
       network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
     });
