@@ -39,22 +39,8 @@ describe('a nil quorum completed after the precommit wait was scheduled', () => 
   const nodes = new TestNodes();
   after(() => nodes.stopAll());
 
-  test("a Byzantine validator's early precommit for a block does not buy the round the machine's whole wait", async () => {
-    // The wait is scheduled once 2/3+ precommitted anything, and its length was chosen then: a
-    // Byzantine validator precommitting first made every failed round wait 1 s + 0.5 s per round,
-    // though the honest nil precommits completed a nil quorum a moment later (simulator seed
-    // 74339: a height of 35 s). Here the machine's wait is a minute: only the short wait ends the
-    // round within the test's patience.
-    const node = await nodes.start(new MemoryNetworkHub(), fourValidatorGenesis(150), 'unc-nilwait-test-', {
-      timeouts: {
-        proposeMs: 200,
-        proposeDeltaMs: 0,
-        prevoteMs: 200,
-        prevoteDeltaMs: 0,
-        precommitMs: 60_000,
-        precommitDeltaMs: 0,
-      },
-    });
+  /** Votes of height 1, round 0 signed by `v` and gossiped to `node`; and a 20 s wait. */
+  const voting = (node: Awaited<ReturnType<TestNodes['start']>>) => {
     const gossip = node.driver.handlers().onGossip;
     const send = (
       v: (typeof validators)[number],
@@ -76,6 +62,26 @@ describe('a nil quorum completed after the precommit wait was scheduled', () => 
       );
     const until = (what: string, cond: () => boolean) =>
       waitUntil(what, cond, { timeoutMs: 20_000, intervalMs: 10 });
+    return { send, until };
+  };
+
+  test("a Byzantine validator's early precommit for a block does not buy the round the machine's whole wait", async () => {
+    // The wait is scheduled once 2/3+ precommitted anything, and its length was chosen then: a
+    // Byzantine validator precommitting first made every failed round wait 1 s + 0.5 s per round,
+    // though the honest nil precommits completed a nil quorum a moment later (simulator seed
+    // 74339: a height of 35 s). Here the machine's wait is a minute: only the short wait ends the
+    // round within the test's patience.
+    const node = await nodes.start(new MemoryNetworkHub(), fourValidatorGenesis(150), 'unc-nilwait-test-', {
+      timeouts: {
+        proposeMs: 200,
+        proposeDeltaMs: 0,
+        prevoteMs: 200,
+        prevoteDeltaMs: 0,
+        precommitMs: 60_000,
+        precommitDeltaMs: 0,
+      },
+    });
+    const { send, until } = voting(node);
     await until('height 1', () => node.driver.position.height === 1n);
     await send(validators[1]!, 'prevote', null);
     await send(validators[2]!, 'prevote', null);
@@ -112,27 +118,7 @@ describe('a nil quorum completed after the precommit wait was scheduled', () => 
         },
       },
     );
-    const gossip = node.driver.handlers().onGossip;
-    const send = (
-      v: (typeof validators)[number],
-      type: 'prevote' | 'precommit',
-      blockHash: Uint8Array | null,
-    ) =>
-      gossip(
-        'vote',
-        encode(voteMessageCodec, {
-          vote: signVote(
-            'unc-dev-1',
-            { type, height: 1n, round: 0, blockHash, validator: v.publicKey },
-            v.seed,
-          ),
-          sentAt: 1n,
-        }),
-        'relay',
-        false,
-      );
-    const until = (what: string, cond: () => boolean) =>
-      waitUntil(what, cond, { timeoutMs: 20_000, intervalMs: 10 });
+    const { send, until } = voting(node);
     await until('height 1', () => node.driver.position.height === 1n);
     await until('v0 to prevote in round 0', () => node.driver.position.step === 'prevote');
     await send(validators[3]!, 'precommit', sha256(utf8('a block nobody saw')));
