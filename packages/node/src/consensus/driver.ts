@@ -37,7 +37,6 @@ import {
   type TimeoutParams,
   type TimeoutStep,
   type TxEnvelope,
-  timeoutFor,
   toHex,
   ValidationError,
   type ValidatorSet,
@@ -407,8 +406,14 @@ export class ConsensusDriver {
   private invalidContent = new Set<string>();
   /** Votes of later heights, kept for when their height begins (`buffer`, `replayBuffered`). */
   private futureVotes: Extract<Buffered, { kind: 'vote' }>[] = [];
-  /** The precommit timeout last scheduled: when it fires, and whether it is the short wait. */
-  private precommitDue: { height: bigint; round: number; at: number; short: boolean } | null = null;
+  /** The precommit timeout last scheduled: when it fires, the machine's wait, whether it is the short one. */
+  private precommitDue: {
+    height: bigint;
+    round: number;
+    at: number;
+    machineMs: number;
+    short: boolean;
+  } | null = null;
   /** How many of `futureVotes` each validator signed (`keepVote`). */
   private readonly futureVoteCounts = new Map<string, number>();
   /** Proposals (full or compact) of later heights, bounded apart from the votes (`buffer`). */
@@ -901,11 +906,7 @@ export class ConsensusDriver {
     if (s.height !== due.height || s.round !== due.round || s.step === 'decided') return;
     if (!this.machine.hasNilPrecommitQuorum(due.round)) return;
     const { height, round } = due;
-    const wait = nilQuorumPrecommitWait(
-      timeoutFor(this.timeouts, 'precommit', round),
-      round,
-      this.liveness.isCutOff(this.proposerAt(height, round)) && this.quorumNotCutOff(),
-    );
+    const wait = this.nilQuorumWait(height, round, due.machineMs);
     due.short = true;
     if (this.clock.now() + wait >= due.at) return;
     this.logger.debug('precommit wait shortened', { height, round, delayMs: wait });
@@ -1182,6 +1183,7 @@ export class ConsensusDriver {
             height,
             round,
             at: this.clock.now() + delayMs,
+            machineMs: action.delayMs,
             short: delayMs < action.delayMs,
           };
         this.setTimer(delayMs, () => void this.enqueue(() => this.onTimeout(height, round, step)));
@@ -1223,12 +1225,14 @@ export class ConsensusDriver {
         this.quorumNotCutOff(),
       );
     if (step === 'precommit' && this.machine.hasNilPrecommitQuorum(round))
-      return nilQuorumPrecommitWait(
-        delayMs,
-        round,
-        this.liveness.isCutOff(this.proposerAt(height, round)) && this.quorumNotCutOff(),
-      );
+      return this.nilQuorumWait(height, round, delayMs);
     return delayMs;
+  }
+
+  /** The precommit wait of a round with a nil quorum, given the machine's (`nilQuorumPrecommitWait`). */
+  private nilQuorumWait(height: bigint, round: number, machineMs: number): number {
+    const cutOff = this.liveness.isCutOff(this.proposerAt(height, round)) && this.quorumNotCutOff();
+    return nilQuorumPrecommitWait(machineMs, round, cutOff);
   }
 
   /**
@@ -2142,12 +2146,9 @@ export class ConsensusDriver {
     // Proposals are whole blocks (or a megabyte of carried bodies): a validator signing one for
     // every later height and round must not fill the node's memory, nor push out what the
     // others sent. Its own oldest goes first; past the total, the oldest of anyone's.
-    const proposer = b.msg.proposal.proposer;
     const held = this.futureProposals;
-    const own = held.findIndex((f) => equalBytes(f.msg.proposal.proposer, proposer));
-    let ownCount = 0;
-    for (const f of held) if (equalBytes(f.msg.proposal.proposer, proposer)) ownCount++;
-    if (ownCount >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER) held.splice(own, 1);
+    const own = held.filter((f) => equalBytes(f.msg.proposal.proposer, b.msg.proposal.proposer));
+    if (own.length >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER) held.splice(held.indexOf(own[0]!), 1);
     else if (held.length >= MAX_BUFFERED_PROPOSALS) held.shift();
     held.push(b);
   }
