@@ -10,42 +10,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import {
-  blockHash,
-  encode,
-  envelopeFromBytes,
-  envelopeFromSigned,
-  keyId,
-  parseUnc,
-  signProposal,
-  signTransaction,
-  signVote,
-} from '@unc/core';
-import { transferAction } from '@unc/sdk';
+import { blockHash, encode, envelopeFromBytes, keyId, signProposal, signVote } from '@unc/core';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactOf } from '../../src/consensus/compact-block.js';
 import { compactProposalCodec, voteMessageCodec } from '../../src/consensus/wire.js';
-import { devKey } from '../../src/dev.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
-import { fourValidatorGenesis, TestNodes, validators } from './test-nodes.js';
+import { fourValidatorGenesis, TestNodes, unseenTransfer, validators } from './test-nodes.js';
 
 const nodes = new TestNodes();
 after(() => nodes.stopAll());
 const genesis = fourValidatorGenesis(150);
-
-function transfer(fee: string): Uint8Array {
-  const payer = devKey(1);
-  const body = {
-    chainId: 'unc-dev-1',
-    signer: payer.publicKey,
-    nonce: 0n,
-    expiresAt: 1_000n,
-    fee: parseUnc(fee),
-    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
-  };
-  return envelopeFromSigned(signTransaction(body, payer.seed)).bytes;
-}
 
 /** v0 alone at height 1 (no quorum: it stays there), and signed compact proposals of later heights. */
 async function startAt1() {
@@ -57,7 +32,7 @@ async function startAt1() {
   /** `by`'s compact proposal of a one-transaction block at `height` (a later one: only its header's height differs). */
   const compactAt = (height: bigint, round: number, by: (typeof validators)[number]) => {
     const { pending } = node.chain.buildProposal(
-      [envelopeFromBytes(transfer(`0.0${round + 1}`))],
+      [envelopeFromBytes(unseenTransfer(`0.0${round + 1}`))],
       node.chain.nextBlockTime(BigInt(Date.now())),
       { seed: by.seed, publicKey: by.publicKey },
       () => false,

@@ -41,6 +41,7 @@ import { gossipMessageId } from '../../src/p2p/message-id.js';
 import type { DirectMessage } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
+import { devTransfer } from './test-nodes.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -126,24 +127,6 @@ async function assertNoFork(nodes: UncNode[]): Promise<void> {
   const heads = new Set<string>();
   for (const n of nodes) heads.add(toHex((await n.chain.blockAt(top))!.header.stateRoot));
   assert.equal(heads.size, 1, `nodes disagree at height ${top}`);
-}
-
-/** A dev account 1 transfer of `amount` at `nonce`, signed, with the chain's minimum fee. */
-function devTransfer(
-  params: { minFeePerByte: bigint; minFeePerAction: bigint },
-  nonce: bigint,
-  amount: bigint,
-) {
-  const sender = devKey(1);
-  const base = {
-    chainId: 'unc-dev-1',
-    signer: sender.publicKey,
-    nonce,
-    expiresAt: 10_000n,
-    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', amount)],
-  };
-  const fee = feeFor(base, { minFeePerByte: params.minFeePerByte, minFeePerAction: params.minFeePerAction });
-  return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
 }
 
 const maxHeight = (nodes: UncNode[]) => nodes.reduce((m, n) => (n.chain.height > m ? n.chain.height : m), 0n);

@@ -15,23 +15,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import {
-  blockHash,
-  decode,
-  envelopeFromSigned,
-  equalBytes,
-  selectProposer,
-  signTransaction,
-  type TxEnvelope,
-} from '@unc/core';
-import { feeFor, transferAction } from '@unc/sdk';
+import { blockHash, decode, equalBytes, selectProposer } from '@unc/core';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactProposalCodec, proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
+import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { GossipTopic, NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
+import { devTransfer } from './test-nodes.js';
 
 const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
 const genesis = devGenesisJson({
@@ -148,7 +140,7 @@ test("a validator still deciding a height keeps the next height's compact propos
   let nonce = 0n;
   const feeder = setInterval(() => {
     try {
-      others[nonce % 2n === 0n ? 0 : 1]!.submit(transferFrom(others[0]!.chain.params, nonce));
+      others[nonce % 2n === 0n ? 0 : 1]!.submit(devTransfer(others[0]!.chain.params, nonce, 1n));
       nonce++;
     } catch {
       // A full mempool for the sender: the next tick tries again.
@@ -184,17 +176,3 @@ test("a validator still deciding a height keeps the next height's compact propos
   assert.ok(equalBytes(blockHash(block.header), seen.blockHash), 'v3 committed the proposal it kept');
   clearInterval(feeder);
 });
-
-/** Dev account 1's transfer at `nonce`, with the chain's minimum fee. */
-function transferFrom(params: { minFeePerByte: bigint; minFeePerAction: bigint }, nonce: bigint): TxEnvelope {
-  const sender = devKey(1);
-  const base = {
-    chainId: 'unc-dev-1',
-    signer: sender.publicKey,
-    nonce,
-    expiresAt: 10_000n,
-    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', 1n)],
-  };
-  const fee = feeFor(base, params);
-  return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
-}

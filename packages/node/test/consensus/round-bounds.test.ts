@@ -13,26 +13,23 @@ import {
   decode,
   encode,
   envelopeFromBytes,
-  envelopeFromSigned,
   equalBytes,
-  parseUnc,
   selectProposer,
   signProposal,
-  signTransaction,
   signVote,
   toHex,
 } from '@unc/core';
-import { transferAction } from '@unc/sdk';
 import { until as waitUntil } from '@unc/test-utils';
 import { compactOf, txsOfBlock } from '../../src/consensus/compact-block.js';
 import { MAX_FAR_ROUND_PROPOSALS, MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER } from '../../src/consensus/driver.js';
 import { compactProposalCodec, proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
-import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
+import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { withIds } from './signed-ids.js';
+import { unseenTransfer } from './test-nodes.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -47,20 +44,6 @@ const genesis = devGenesisJson({
   blockTimeMs: 150,
   validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
 });
-
-/** A transfer nobody gossiped: a fee of its own makes each a different transaction. */
-function transfer(fee: string): Uint8Array {
-  const payer = devKey(1);
-  const body = {
-    chainId: 'unc-dev-1',
-    signer: payer.publicKey,
-    nonce: 0n,
-    expiresAt: 1_000n,
-    fee: parseUnc(fee),
-    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
-  };
-  return envelopeFromSigned(signTransaction(body, payer.seed)).bytes;
-}
 
 /** A node of the 4-validator chain (v0, or a follower), at height 1, alone: it stays in round 0. */
 async function startAt1(hub: MemoryNetworkHub, seed?: Uint8Array) {
@@ -85,7 +68,7 @@ async function startAt1(hub: MemoryNetworkHub, seed?: Uint8Array) {
     validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
   /** A block of one unseen transaction, proposed for `round` by that round's proposer. */
   const proposalFor = (round: number, fee: string, by: Validator = proposerOf(round)) => {
-    const tx = transfer(fee);
+    const tx = unseenTransfer(fee);
     const { pending } = node.chain.buildProposal(
       [envelopeFromBytes(tx)],
       node.chain.nextBlockTime(BigInt(Date.now())),

@@ -6,14 +6,53 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TimeoutParams } from '@unc/core';
-import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
+import {
+  envelopeFromSigned,
+  parseUnc,
+  signTransaction,
+  type TimeoutParams,
+  type TxEnvelope,
+} from '@unc/core';
+import { feeFor, transferAction } from '@unc/sdk';
+import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { Network, NetworkHandlers } from '../../src/p2p/types.js';
 import type { MemoryNetworkHub } from './memory-network.js';
 
 export const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+
+/** A dev account 1 transfer of `amount` at `nonce`, signed, with the chain's minimum fee. */
+export function devTransfer(
+  params: { minFeePerByte: bigint; minFeePerAction: bigint },
+  nonce: bigint,
+  amount: bigint,
+): TxEnvelope {
+  const sender = devKey(1);
+  const base = {
+    chainId: 'unc-dev-1',
+    signer: sender.publicKey,
+    nonce,
+    expiresAt: 10_000n,
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', amount)],
+  };
+  const fee = feeFor(base, { minFeePerByte: params.minFeePerByte, minFeePerAction: params.minFeePerAction });
+  return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
+}
+
+/** A transfer nobody gossiped (dev account 1, nonce 0): a fee of its own makes each a different transaction. */
+export function unseenTransfer(fee: string): Uint8Array {
+  const payer = devKey(1);
+  const body = {
+    chainId: 'unc-dev-1',
+    signer: payer.publicKey,
+    nonce: 0n,
+    expiresAt: 1_000n,
+    fee: parseUnc(fee),
+    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
+  };
+  return envelopeFromSigned(signTransaction(body, payer.seed)).bytes;
+}
 
 /** All four validators, named v0…v3. */
 export function fourValidatorGenesis(blockTimeMs: number): ReturnType<typeof devGenesisJson> {
