@@ -174,9 +174,10 @@ export interface VerifyPoolOptions {
    * saturation, with the CPU shared evenly by every runnable thread, the main threads got a
    * small share of it, a slow validator fell a height behind, and its turns as proposer cost the
    * others a propose timeout. A worker below the main threads' priority takes the CPU they leave.
-   * Measured (bench:consensus, 4 validators on 2 cores, BENCHMARKS.md): 0.30-0.80 saturated
-   * blocks/s at 0, 0.90 in every run at 10. Raising one's own nice value needs no privilege, and a
-   * thread cannot lower it again, so 0 leaves the workers as they start.
+   * Measured (bench:consensus, 4 validators on 2 cores, BENCHMARKS.md, branch nextheight): 0.90
+   * saturated blocks/s in every run with it, 0.50-0.90 on the commit before (2a9fa9d). Raising
+   * one's own nice value needs no privilege, and a thread cannot lower it again, so 0 leaves the
+   * workers as they start.
    */
   workerNice: number;
 }
