@@ -38,6 +38,11 @@ export interface EvidencePoolOptions {
   announceTx(env: TxEnvelope): void;
   /** Sends evidence on the `evidence` topic. */
   publishEvidence(data: Uint8Array): void;
+  /**
+   * Told the offender of each new piece of evidence, both its signatures checked: by this node's
+   * machine (`observed`) or by `checkEvidenceGossip` against the set.
+   */
+  onEquivocation?(offender: Uint8Array): void;
 }
 
 const MAX_SEEN = 1_000;
@@ -66,11 +71,13 @@ export class EvidencePool {
     if (this.evidenceSeen.has(key)) return false;
     if (this.evidenceSeen.size > MAX_SEEN) this.evidenceSeen.clear();
     this.evidenceSeen.add(key);
+    const offender = evidenceOffender(evidence);
     this.opts.logger.warn('equivocation evidence', {
       type: evidence.type,
-      offender: toHex(evidenceOffender(evidence)),
+      offender: toHex(offender),
       source,
     });
+    this.opts.onEquivocation?.(offender);
     if (source !== 'gossip') this.opts.publishEvidence(bytes);
     this.submitEvidence(evidence);
     return true;

@@ -12,8 +12,10 @@ import { test } from 'node:test';
 import {
   type ConsensusEvidence,
   certificateFromVotes,
+  consensusEvidenceCodec,
   duplicateVoteEvidence,
   ed25519PublicKey,
+  encode,
   evidenceOffender,
   sha256,
   signVote,
@@ -252,4 +254,29 @@ test('evidence deferred together lands one transaction per block: the fee-free n
     others.map((v) => toHex(v.publicKey)),
     'both equivocations on chain, one block apart',
   );
+});
+
+test('the offender of each new piece of evidence is told once, gossiped or observed; refused gossip tells nothing', async () => {
+  const chain = await chainAt(1);
+  const offenders: string[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: () => {},
+    announceTx: () => {},
+    publishEvidence: () => {},
+    onEquivocation: (offender) => offenders.push(toHex(offender)),
+  });
+  const evidence = doubleVote(chain.genesis.chainId, 1n);
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, evidence)), 'accept');
+  assert.deepEqual(offenders, [toHex(KEY.publicKey)]);
+  assert.equal(pool.reportEvidence(evidence, 'observed'), false, 'the same evidence again');
+  assert.equal(pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 1), 'observed'), true);
+  assert.equal(offenders.length, 2);
+  // Two votes of another chain: their signatures do not check here.
+  const forged = doubleVote('another-chain', 1n, 2);
+  assert.notEqual(pool.onEvidenceGossip(encode(consensusEvidenceCodec, forged)), 'accept');
+  assert.equal(offenders.length, 2);
 });
