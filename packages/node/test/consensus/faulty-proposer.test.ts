@@ -145,10 +145,15 @@ describe('a re-proposal whose polka never reached this node', () => {
       precommitMs: 200,
       precommitDeltaMs: 0,
     };
-    const node = await nodes.start(new MemoryNetworkHub(), fourValidatorGenesis(150), 'unc-no-polka-bad-test-', {
-      timeouts: machine,
-      logger,
-    });
+    const node = await nodes.start(
+      new MemoryNetworkHub(),
+      fourValidatorGenesis(150),
+      'unc-no-polka-bad-test-',
+      {
+        timeouts: machine,
+        logger,
+      },
+    );
     await until('height 1', () => node.driver.position.height === 1n);
     const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
     const { x, first, next } = twoTurns(proposerOf, 1);
