@@ -224,16 +224,18 @@ export class Tendermint {
   }
 
   /**
-   * Whether `round` of the current height holds a valid re-proposal (polRound ≥ 0) whose polka
-   * this machine has not seen: 2/3+ of the power prevoting its block in its polRound. Line 28 is
-   * then held back, and the round ends at its propose timeout with the block in hand. A driver
-   * counts that as a turn its proposer missed: any proposer can sign a polRound over a valid
-   * block of its own, and one that never lets its polka be seen costs each of its rounds the
-   * whole propose timeout otherwise, where a silent one is held to the short wait.
+   * Whether `round` of the current height holds a re-proposal (polRound ≥ 0) whose polka this
+   * machine has not seen: 2/3+ of the power prevoting its block in its polRound. Line 28 is then
+   * held back, and the round ends at its propose timeout with the proposal in hand. A driver
+   * counts that as a turn its proposer missed: any proposer can sign a polRound over a block of
+   * its own, and one that never lets its polka be seen costs each of its rounds the whole propose
+   * timeout otherwise, where a silent one is held to the short wait. Valid block or not: line 28
+   * waits for the polka either way (an invalid block's gets a nil prevote), so a polRound over a
+   * block nobody accepts is the cheaper form of the same stall.
    */
   lacksPolkaOfReProposal(round: number): boolean {
     const p = this.rounds.get(round)?.proposal;
-    if (!p?.valid || p.proposal.polRound < 0) return false;
+    if (!p || p.proposal.polRound < 0) return false;
     return !this.rounds.get(p.proposal.polRound)?.prevotes.hasQuorumFor(p.proposal.blockHash);
   }
 

@@ -1270,8 +1270,8 @@ export class ConsensusDriver {
       // Still waiting in this very round, and nothing signed by its proposer arrived: it sent
       // nothing in time. A proposal that arrived but is still being checked (a big block on a
       // busy node) is not the proposer's fault: holding it to the short wait would make every
-      // busy proposer miss its turns. A re-proposal checked valid whose polka never reached this
-      // node is: its proposer holds the polka's prevotes and sends them with it (`sendPolka`),
+      // busy proposer miss its turns. A re-proposal checked (valid or not) whose polka never reached
+      // this node is: its proposer holds the polka's prevotes and sends them with it (`sendPolka`),
       // and one that does not can make every round it is drawn for wait out the whole timeout.
       if (
         s.round === round &&

@@ -280,3 +280,39 @@ test('the offender of each new piece of evidence is told once, gossiped or obser
   assert.notEqual(pool.onEvidenceGossip(encode(consensusEvidenceCodec, forged)), 'accept');
   assert.equal(offenders.length, 2);
 });
+
+test('gossiped evidence marks nobody unless both signatures are the offender’s over this chain and the offender is in the set', async () => {
+  // What an attacker could make of an honest validator's messages: its genuine single vote paired
+  // with one it never signed (the signature copied, or bytes flipped), or a pair signed by a key
+  // outside the set. Each is refused before the offender is told.
+  const chain = await chainAt(1);
+  const offenders: string[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: () => {},
+    announceTx: () => {},
+    publishEvidence: () => {},
+    onEquivocation: (offender) => offenders.push(toHex(offender)),
+  });
+  const chainId = chain.genesis.chainId;
+  const genuine = doubleVote(chainId, 1n) as Extract<ConsensusEvidence, { type: 'duplicate-vote' }>;
+  // The second vote's signature replaced by the first's: one genuine signature, one that is not.
+  const copied: ConsensusEvidence = {
+    ...genuine,
+    second: { ...genuine.second, signature: genuine.first.signature },
+  };
+  const flipped = genuine.second.signature.slice();
+  flipped[0]! ^= 1;
+  const broken: ConsensusEvidence = { ...genuine, second: { ...genuine.second, signature: flipped } };
+  const strangerSeed = sha256(utf8('not a validator'));
+  const stranger: ValidatorKey = { seed: strangerSeed, publicKey: ed25519PublicKey(strangerSeed) };
+  const outsider = doubleVote(chainId, 1n, 0, stranger);
+  for (const evidence of [copied, broken, outsider])
+    assert.notEqual(pool.onEvidenceGossip(encode(consensusEvidenceCodec, evidence)), 'accept');
+  assert.deepEqual(offenders, []);
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, genuine)), 'accept');
+  assert.deepEqual(offenders, [toHex(KEY.publicKey)]);
+});

@@ -132,6 +132,46 @@ describe('a re-proposal whose polka never reached this node', () => {
     );
   });
 
+  test('counts as a missed turn also when its block is invalid: the polka is what line 28 waits for', async () => {
+    // Line 28 acts on a re-proposal only with its polka, valid block or not: without it the round
+    // is waited out in full. A proposer that signs a polRound over a block nobody can accept
+    // (here a wrong state root) is as much at fault as one that withholds a valid block's polka.
+    const { logger, waitOf } = timeoutLog();
+    const machine: TimeoutParams = {
+      proposeMs: 500,
+      proposeDeltaMs: 4_000,
+      prevoteMs: 200,
+      prevoteDeltaMs: 0,
+      precommitMs: 200,
+      precommitDeltaMs: 0,
+    };
+    const node = await nodes.start(
+      new MemoryNetworkHub(),
+      fourValidatorGenesis(150),
+      'unc-no-polka-bad-test-',
+      {
+        timeouts: machine,
+        logger,
+      },
+    );
+    await until('height 1', () => node.driver.position.height === 1n);
+    const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
+    const { x, first, next } = twoTurns(proposerOf, 1);
+    assert.ok(first <= 2 && next <= 4, `x's turns ${first} and ${next}: the test's waits assume early ones`);
+    for (const v of othersThan(x)) await gossip('vote', vote(v, 'prevote', first, null), 'relay', false);
+    await until(`round ${first}`, () => node.driver.position.round === first);
+    await gossip('proposal', proposalFor(first, '1', x, 0, true).full, 'relay');
+    await until(`x's round ${first} to be waited out`, () => node.driver.position.step !== 'propose');
+    for (const v of othersThan(x)) await gossip('vote', vote(v, 'prevote', next, null), 'relay', false);
+    await until(`round ${next}, x's next turn`, () => waitOf(next, 'propose') !== undefined);
+    const machineWait = machine.proposeMs + machine.proposeDeltaMs * next;
+    assert.equal(
+      waitOf(next, 'propose'),
+      Math.min(machineWait, 500 * 2 ** next),
+      `round ${next}: the short wait of a missed turn, not the machine's ${machineWait} ms`,
+    );
+  });
+
   test('is what a proposer holding the polka sends with its re-proposal, straight to every peer', async () => {
     // v0 saw a polka in round 0 (it and the others prevoted the round-0 block), the round failed
     // to decide, and v0 re-proposes the block at its own turn. The prevotes go to each peer by a

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  blockHash,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
@@ -125,8 +126,18 @@ export function heightOne(node: UncNode) {
   const beacon = node.chain.head.header.beacon;
   const proposerOf = (round: number): Validator =>
     validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
-  /** A block of one unseen transaction (its fee makes it unique), proposed for `round` by `by`. */
-  const proposalFor = (round: number, fee: string, by: Validator = proposerOf(round), polRound = -1) => {
+  /**
+   * A block of one unseen transaction (its fee makes it unique), proposed for `round` by `by`.
+   * `invalid`: its header names a state root its transactions do not lead to, so every node finds
+   * the block invalid once it executes it (signatures and content hashes all check).
+   */
+  const proposalFor = (
+    round: number,
+    fee: string,
+    by: Validator = proposerOf(round),
+    polRound = -1,
+    invalid = false,
+  ) => {
     const tx = unseenTransfer(fee);
     const { pending } = node.chain.buildProposal(
       [envelopeFromBytes(tx)],
@@ -135,20 +146,21 @@ export function heightOne(node: UncNode) {
       () => false,
     );
     if (pending.block.txs.length !== 1) throw new Error('the proposal was built without its transaction');
+    const block = invalid
+      ? { ...pending.block, header: { ...pending.block.header, stateRoot: new Uint8Array(32).fill(7) } }
+      : pending.block;
+    const hash = invalid ? blockHash(block.header) : pending.hash;
     const proposal = signProposal(
       'unc-dev-1',
-      { height: 1n, round, polRound, blockHash: pending.hash, proposer: by.publicKey },
+      { height: 1n, round, polRound, blockHash: hash, proposer: by.publicKey },
       by.seed,
     );
-    const message = withIds(
-      { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
-      by.seed,
-    );
+    const message = withIds({ proposal, block, lastCommit: pending.lastCommit, sentAt: 1n }, by.seed);
     return {
       tx,
-      block: pending.block,
-      blockHash: pending.hash,
-      hash: toHex(pending.hash),
+      block,
+      blockHash: hash,
+      hash: toHex(hash),
       full: encode(proposalMessageCodec, message),
       compact: encode(compactProposalCodec, compactOf(message)),
     };
