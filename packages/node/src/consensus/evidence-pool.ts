@@ -47,9 +47,18 @@ export interface EvidencePoolOptions {
 
 const MAX_SEEN = 1_000;
 const MAX_WAITING = 64;
+/**
+ * Pieces of evidence taken per offender (logged, gossiped on, put on chain). One proves the
+ * offence; a second covers a first that cannot land. An offender can sign any number of
+ * conflicting pairs, and each further piece would cost every node two signature checks and a
+ * relay to all its peers, and this validator an evidence transaction.
+ */
+export const MAX_EVIDENCE_PER_OFFENDER = 2;
 
 export class EvidencePool {
   private readonly evidenceSeen = new Set<string>();
+  /** Pieces taken per offender (hex key); offenders are validators of the set, checked. */
+  private readonly piecesByOffender = new Map<string, number>();
   /** Evidence this validator will put on chain once the block after its height is being built. */
   private evidenceToSubmit: ConsensusEvidence[] = [];
 
@@ -59,19 +68,29 @@ export class EvidencePool {
     const checked = checkEvidenceGossip(data, {
       chainId: this.opts.chain.genesis.chainId,
       validators: this.opts.nextValidators(),
+      hasEnoughAgainst: (offender) => this.hasEnoughAgainst(offender),
     });
     if (!('deliver' in checked)) return checked.verdict;
     return this.reportEvidence(checked.deliver, 'gossip') ? 'accept' : 'ignore';
   }
 
-  /** Logs and gossips equivocation evidence once. */
+  /** Whether this node took `MAX_EVIDENCE_PER_OFFENDER` pieces against `offender` already. */
+  hasEnoughAgainst(offender: Uint8Array): boolean {
+    return (this.piecesByOffender.get(toHex(offender)) ?? 0) >= MAX_EVIDENCE_PER_OFFENDER;
+  }
+
+  /** Logs and gossips equivocation evidence once, up to `MAX_EVIDENCE_PER_OFFENDER` pieces per offender. */
   reportEvidence(evidence: ConsensusEvidence, source: string): boolean {
     const bytes = encode(consensusEvidenceCodec, evidence);
     const key = toHex(bytes);
     if (this.evidenceSeen.has(key)) return false;
+    const offender = evidenceOffender(evidence);
+    if (this.hasEnoughAgainst(offender)) return false;
     if (this.evidenceSeen.size > MAX_SEEN) this.evidenceSeen.clear();
     this.evidenceSeen.add(key);
-    const offender = evidenceOffender(evidence);
+    const id = toHex(offender);
+    if (this.piecesByOffender.has(id) || this.piecesByOffender.size < MAX_SEEN)
+      this.piecesByOffender.set(id, (this.piecesByOffender.get(id) ?? 0) + 1);
     this.opts.logger.warn('equivocation evidence', {
       type: evidence.type,
       offender: toHex(offender),

@@ -14,6 +14,7 @@ import {
   commitHash,
   consensusEvidenceCodec,
   decode,
+  evidenceOffender,
   envelopeFromBytes,
   equalBytes,
   type Proposal,
@@ -204,7 +205,10 @@ export function decodeTxs(txs: readonly Uint8Array[]): TxEnvelope[] | null {
 
 export function checkEvidenceGossip(
   data: Uint8Array,
-  view: Pick<GossipView, 'chainId' | 'validators'>,
+  view: Pick<GossipView, 'chainId' | 'validators'> & {
+    /** Whether the node holds enough evidence against this offender already (evidence-pool.ts). */
+    hasEnoughAgainst?(offender: Uint8Array): boolean;
+  },
 ): GossipCheck<ConsensusEvidence> {
   let evidence: ConsensusEvidence;
   try {
@@ -212,6 +216,9 @@ export function checkEvidenceGossip(
   } catch {
     return { verdict: 'reject' };
   }
+  // Before its signatures are checked: an offender can sign any number of conflicting pairs, and
+  // one more proves nothing new. Not held against the peer (it may not have had enough yet).
+  if (view.hasEnoughAgainst?.(evidenceOffender(evidence))) return { verdict: 'ignore' };
   // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
   // mismatch is not held against the peer.
   const why = verifyConsensusEvidence(view.chainId, view.validators, evidence);

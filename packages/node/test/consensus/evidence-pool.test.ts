@@ -27,6 +27,7 @@ import {
 import { AdmissionBusy, SyncingRefusal } from '../../src/admission.js';
 import { Chain, type ValidatorKey } from '../../src/chain.js';
 import { EvidencePool } from '../../src/consensus/evidence-pool.js';
+import { checkEvidenceGossip } from '../../src/consensus/gossip-checks.js';
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
@@ -315,4 +316,41 @@ test('gossiped evidence marks nobody unless both signatures are the offender’s
   assert.deepEqual(offenders, []);
   assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, genuine)), 'accept');
   assert.deepEqual(offenders, [toHex(KEY.publicKey)]);
+});
+
+test('an offender signing pair after pair of conflicting votes gets two pieces taken, not one per pair: the rest are neither checked, relayed nor put on chain', async () => {
+  const chain = await chainAt(1);
+  let published = 0;
+  let verified = 0;
+  const tried: TxEnvelope[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: (env) => tried.push(env),
+    announceTx: () => {},
+    publishEvidence: () => published++,
+  });
+  const pieces = [0, 1, 2, 3].map((round) => doubleVote(chain.genesis.chainId, 1n, round));
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, pieces[0]!)), 'accept');
+  assert.equal(pool.reportEvidence(pieces[1]!, 'observed'), true);
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), true);
+  // A third piece, gossiped: refused before its signatures are checked (a broken one says so).
+  const broken = structuredClone(pieces[2]!) as Extract<ConsensusEvidence, { type: 'duplicate-vote' }>;
+  broken.second.signature = new Uint8Array(64);
+  const check = checkEvidenceGossip(encode(consensusEvidenceCodec, broken), {
+    chainId: chain.genesis.chainId,
+    validators: chain.validatorSet(),
+    hasEnoughAgainst: (o) => {
+      verified++;
+      return pool.hasEnoughAgainst(o);
+    },
+  });
+  assert.deepEqual(check, { verdict: 'ignore' });
+  assert.equal(verified, 1);
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, pieces[2]!)), 'ignore');
+  assert.equal(pool.reportEvidence(pieces[3]!, 'observed'), false);
+  assert.equal(published, 1, 'only the observed piece is published (a gossiped one travels on by gossip)');
+  assert.equal(tried.length, 2, 'one evidence transaction per piece taken');
 });
