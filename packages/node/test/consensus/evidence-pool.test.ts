@@ -184,19 +184,34 @@ test('evidence refused "busy" for ever is tried once per flush and dropped once 
 });
 
 test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however many reports are refused "busy"', async () => {
-  const chain = await chainAt(1);
+  // 35 offenders in a set of 36, two pieces each (MAX_EVIDENCE_PER_OFFENDER): 70 reports.
+  const offenders: ValidatorKey[] = Array.from({ length: 35 }, (_, i) => {
+    const seed = sha256(utf8(`offender ${i}`));
+    return { seed, publicKey: ed25519PublicKey(seed) };
+  });
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: [KEY, ...offenders].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], [KEY, ...offenders]);
   const { pool, tried } = poolOn(chain, () => behind());
   const chainId = chain.genesis.chainId;
-  for (let round = 0; round < 70; round++) pool.reportEvidence(doubleVote(chainId, 1n, round), 'machine');
+  const reports: string[] = [];
+  for (const offender of offenders)
+    for (const round of [0, 1]) {
+      pool.reportEvidence(doubleVote(chainId, 1n, round, offender), 'machine');
+      reports.push(`${toHex(offender.publicKey)}/${round}`);
+    }
   const before = tried.length;
   pool.flushEvidence();
   assert.equal(tried.length - before, 64);
   // The newest are the ones kept.
-  const rounds = tried.slice(before).map((env) => reported(env));
-  assert.deepEqual(
-    rounds,
-    Array.from({ length: 64 }, (_, i) => `1/${i + 6}`),
-  );
+  const kept = tried.slice(before).map((env) => {
+    const e = (env.stx.tx.actions[0] as { evidence: Extract<ConsensusEvidence, { type: 'duplicate-vote' }> }).evidence;
+    return `${toHex(e.first.validator)}/${e.first.round}`;
+  });
+  assert.deepEqual(kept, reports.slice(6));
 });
 
 test('evidence deferred together lands one transaction per block: the fee-free nonce a pending one holds defers the next, not drops it', async () => {
