@@ -208,7 +208,8 @@ test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however 
   assert.equal(tried.length - before, 64);
   // The newest are the ones kept.
   const kept = tried.slice(before).map((env) => {
-    const e = (env.stx.tx.actions[0] as { evidence: Extract<ConsensusEvidence, { type: 'duplicate-vote' }> }).evidence;
+    const e = (env.stx.tx.actions[0] as { evidence: Extract<ConsensusEvidence, { type: 'duplicate-vote' }> })
+      .evidence;
     return `${toHex(e.first.validator)}/${e.first.round}`;
   });
   assert.deepEqual(kept, reports.slice(6));
