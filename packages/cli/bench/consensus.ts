@@ -558,8 +558,14 @@ async function main(): Promise<void> {
   const p2Txs = p2Blocks.reduce((s, b) => s + b.txCount, 0);
   // Let the backlog drain before the fault phases, so that they measure the fault, not the backlog.
   const drainDeadline = Date.now() + 60_000;
-  while (Date.now() < drainDeadline && (await first.call<{ size: number }>('unc_mempool')).size > 0)
+  let drained = false;
+  while (Date.now() < drainDeadline) {
+    if ((await first.call<{ size: number }>('unc_mempool')).size === 0) {
+      drained = true;
+      break;
+    }
     await sleep(250);
+  }
   // What the network spent per transfer: the validators' CPU over the saturated window and its
   // drain, over the transfers finalized meanwhile (every one accepted, the backlog drained), so
   // the admission of transfers finalized after the window is counted with them.
@@ -569,8 +575,9 @@ async function main(): Promise<void> {
   const p2AndDrainTxs = blocks
     .filter((b) => b.at > p2Start && b.at <= drainedAt)
     .reduce((s, b) => s + b.txCount, 0);
+  // Undrained, the CPU would include the admission of transfers not finalized: no figure then.
   const p2CpuPerTransferUs =
-    p2ValidatorsCpu !== null && drainedCpu !== null && p2AndDrainTxs > 0
+    drained && p2ValidatorsCpu !== null && drainedCpu !== null && p2AndDrainTxs > 0
       ? ((drainedCpu - p2ValidatorsCpu) * 1000) / p2AndDrainTxs
       : null;
 
@@ -646,7 +653,10 @@ async function main(): Promise<void> {
         single ? ` (÷ single node ${(ceiling / single).toFixed(2)})` : ''
       }`,
     );
-  }
+  } else
+    console.log(
+      `  validators' CPU per finalized transfer  not measured (${!drained ? 'the backlog did not drain within 60 s' : p2AndDrainTxs === 0 ? 'no transfer finalized' : 'no /proc, or a validator gone'})`,
+    );
   console.log(`  finalized blocks/s (one of ${VALIDATORS} down)     ${(p3 / SECONDS).toFixed(2)}`);
   console.log(
     `  restarted validator caught up in       ${caughtUpMs === null ? `not within ${SECONDS} s` : `${(caughtUpMs / 1000).toFixed(1)} s`}; the others meanwhile ${(p4Blocks.length / SECONDS).toFixed(2)} blocks/s`,
