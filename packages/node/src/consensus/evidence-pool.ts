@@ -75,6 +75,7 @@ export class EvidencePool {
       chainId: this.opts.chain.genesis.chainId,
       validators: this.opts.nextValidators(),
       hasEnoughAgainst: (offender) => this.hasEnoughAgainst(offender),
+      canLand: (evidence) => this.holdsPlace(evidence),
     });
     if (!('deliver' in checked)) return checked.verdict;
     return this.reportEvidence(checked.deliver, 'gossip') ? 'accept' : 'ignore';
@@ -132,9 +133,10 @@ export class EvidencePool {
     if (this.evidenceSeen.size > MAX_SEEN) this.evidenceSeen.clear();
     this.evidenceSeen.add(key);
     const id = toHex(offender);
-    // A piece that cannot land now is still logged and relayed (a peer ahead may land it), but
-    // takes no place and does not wait to be put on chain: an offender's pairs of heights far
-    // ahead would otherwise push out of the waiting list (MAX_WAITING) pieces that can land.
+    // A piece that cannot land now (gossip ones were refused before their signatures were
+    // checked; this node's machine only sees the height being decided) takes no place and does
+    // not wait to be put on chain: an offender's pairs of heights far ahead would otherwise push
+    // out of the waiting list (MAX_WAITING) pieces that can land.
     const holdsPlace = this.holdsPlace(evidence);
     if (holdsPlace) {
       const pieces = this.piecesByOffender.get(id);

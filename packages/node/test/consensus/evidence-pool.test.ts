@@ -378,11 +378,13 @@ test('pieces that cannot land do not fill an offender’s two: its own pairs at 
   const chain = await chainAt(1, 22);
   const chainId = chain.genesis.chainId;
   const { pool, tried } = poolOn(chain, () => behind());
-  for (const round of [0, 1])
-    assert.equal(
-      pool.onEvidenceGossip(encode(consensusEvidenceCodec, doubleVote(chainId, 1_000_000n, round))),
-      'accept',
-    );
+  for (const round of [0, 1]) {
+    const far = doubleVote(chainId, 1_000_000n, round);
+    // Gossiped: refused before its signatures are checked, and not relayed.
+    assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, far)), 'ignore');
+    // Seen otherwise: taken (logged), but holding no place.
+    assert.equal(pool.reportEvidence(far, 'observed'), true);
+  }
   assert.equal(pool.hasEnoughAgainst(KEY.publicKey), false, 'pieces of a height far ahead count for nothing');
   // Two pieces of height 1 that can land now fill it ("busy" for ever: they stay waiting).
   for (const round of [0, 1])
@@ -404,8 +406,9 @@ test('an offender’s pairs of a height far ahead do not push a piece that can l
   const { pool, tried } = poolOn(chain, () => behind());
   assert.equal(pool.reportEvidence(doubleVote(chainId, 1n), 'observed'), true);
   // MAX_WAITING (64) pieces of a height the chain will not reach for ages, signed by the offender.
+  // Reported as seen (gossip refuses them before their signatures are checked).
   for (let round = 0; round < 64; round++)
-    pool.onEvidenceGossip(encode(consensusEvidenceCodec, doubleVote(chainId, 1_000_000n, round)));
+    assert.equal(pool.reportEvidence(doubleVote(chainId, 1_000_000n, round), 'observed'), true);
   const before = tried.length;
   pool.flushEvidence();
   assert.deepEqual(
