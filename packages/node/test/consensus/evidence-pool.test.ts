@@ -370,3 +370,50 @@ test('an offender signing pair after pair of conflicting votes gets two pieces t
   assert.equal(published, 1, 'only the observed piece is published (a gossiped one travels on by gossip)');
   assert.equal(tried.length, 2, 'one evidence transaction per piece taken');
 });
+
+test('pieces that cannot land do not fill an offender’s two: its own pairs at a height far ahead, then pieces grown too old, leave room for one that can', async () => {
+  // The attack: an equivocator signs two pairs at a height the chain will not reach for ages
+  // (they wait, never submitted) before equivocating for real. Counted, they would get every
+  // honest node to refuse the one piece that can land, and the offender would go unslashed.
+  const chain = await chainAt(1, 22);
+  const chainId = chain.genesis.chainId;
+  const { pool, tried } = poolOn(chain, () => behind());
+  for (const round of [0, 1]) {
+    const far = doubleVote(chainId, 1_000_000n, round);
+    // Gossiped: refused before its signatures are checked, and not relayed.
+    assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, far)), 'ignore');
+    // Seen otherwise: taken (logged), but holding no place.
+    assert.equal(pool.reportEvidence(far, 'observed'), true);
+  }
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), false, 'pieces of a height far ahead count for nothing');
+  // Two pieces of height 1 that can land now fill it ("busy" for ever: they stay waiting).
+  for (const round of [0, 1])
+    assert.equal(pool.reportEvidence(doubleVote(chainId, 1n, round), 'observed'), true);
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), true);
+  assert.equal(pool.reportEvidence(doubleVote(chainId, 1n, 2), 'observed'), false);
+  // Head 66: the next block (67) is more than 2 epochs after height 1's; they can no longer land.
+  while (chain.tipHeight < 66n) await commitOne(chain);
+  pool.flushEvidence();
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), false, 'pieces dropped as too old free their places');
+  const before = tried.length;
+  assert.equal(pool.reportEvidence(doubleVote(chainId, 66n), 'observed'), true);
+  assert.equal(tried.length, before + 1, 'the piece that can land is put on chain');
+});
+
+test('an offender’s pairs of a height far ahead do not push a piece that can land out of the waiting list', async () => {
+  const chain = await chainAt(1);
+  const chainId = chain.genesis.chainId;
+  const { pool, tried } = poolOn(chain, () => behind());
+  assert.equal(pool.reportEvidence(doubleVote(chainId, 1n), 'observed'), true);
+  // MAX_WAITING (64) pieces of a height the chain will not reach for ages, signed by the offender.
+  // Reported as seen (gossip refuses them before their signatures are checked).
+  for (let round = 0; round < 64; round++)
+    assert.equal(pool.reportEvidence(doubleVote(chainId, 1_000_000n, round), 'observed'), true);
+  const before = tried.length;
+  pool.flushEvidence();
+  assert.deepEqual(
+    tried.slice(before).map(reported),
+    ['1/0'],
+    'the piece of height 1 still waits and is tried',
+  );
+});
