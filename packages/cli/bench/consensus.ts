@@ -33,7 +33,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   addressFromPublicKey,
@@ -58,6 +58,7 @@ import {
   phaseProgress,
   postRetrying,
   presignTransfers,
+  processCpuMs,
   rawVerifyRate,
   sendRetrying,
   watchMempool,
@@ -157,7 +158,26 @@ async function singleNodeTps(): Promise<number | null> {
   });
   await new Promise((r) => proc.on('exit', r));
   const m = /finalized transfers: \d+ in \d+ s = (\d+) \/s/.exec(out);
+  const cpu = /node CPU per finalized transfer: (\d+) µs/.exec(out);
+  singleCpuPerTransferUs = cpu ? Number(cpu[1]) : null;
   return m ? Number(m[1]) : null;
+}
+
+/** The single node's CPU per finalized transfer (all its threads), from bench:tps; null if not measured. */
+let singleCpuPerTransferUs: number | null = null;
+
+/**
+ * CPU the validator processes have used so far, all threads, in ms (/proc: Linux only, null
+ * elsewhere or once one is gone).
+ */
+function validatorsCpuMs(pids: readonly (number | null)[]): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const cpu = pid === null ? null : processCpuMs(pid);
+    if (!cpu) return null;
+    total += cpu.main + cpu.other;
+  }
+  return total;
 }
 
 /** The `height stages` lines of the trace file logged in [from, to], as stage → ms, per line. */
@@ -510,6 +530,7 @@ async function main(): Promise<void> {
   const p2End = p2Start + SECONDS * 1000;
   const p2Done = phaseProgress('phase 2: saturated', SECONDS * 1000, () => `${accepted} accepted`);
   const p2ClientCpu = process.cpuUsage();
+  const p2ValidatorsCpu = validatorsCpuMs(nodes.map((n) => n.pid));
   await Promise.all(
     bodies.flatMap((own, c) => {
       const poster = posters[c % posters.length]!;
@@ -537,8 +558,28 @@ async function main(): Promise<void> {
   const p2Txs = p2Blocks.reduce((s, b) => s + b.txCount, 0);
   // Let the backlog drain before the fault phases, so that they measure the fault, not the backlog.
   const drainDeadline = Date.now() + 60_000;
-  while (Date.now() < drainDeadline && (await first.call<{ size: number }>('unc_mempool')).size > 0)
+  let drained = false;
+  while (Date.now() < drainDeadline) {
+    if ((await first.call<{ size: number }>('unc_mempool')).size === 0) {
+      drained = true;
+      break;
+    }
     await sleep(250);
+  }
+  // What the network spent per transfer: the validators' CPU over the saturated window and its
+  // drain, over the transfers finalized meanwhile (every one accepted, the backlog drained), so
+  // the admission of transfers finalized after the window is counted with them.
+  await sleep(2 * BLOCK_TIME);
+  const drainedAt = Date.now();
+  const drainedCpu = validatorsCpuMs(nodes.map((n) => n.pid));
+  const p2AndDrainTxs = blocks
+    .filter((b) => b.at > p2Start && b.at <= drainedAt)
+    .reduce((s, b) => s + b.txCount, 0);
+  // Undrained, the CPU would include the admission of transfers not finalized: no figure then.
+  const p2CpuPerTransferUs =
+    drained && p2ValidatorsCpu !== null && drainedCpu !== null && p2AndDrainTxs > 0
+      ? ((drainedCpu - p2ValidatorsCpu) * 1000) / p2AndDrainTxs
+      : null;
 
   // Phase 3: the last validator stopped; the calm load on the three left.
   const victim = nodes.at(-1)!;
@@ -594,6 +635,27 @@ async function main(): Promise<void> {
   if (p2Txs > 0)
     console.log(
       `  bench client CPU (saturated)           ${((p2ClientCpuMs * 1000) / p2Txs).toFixed(0)} µs per finalized transfer (its own process, on the validators' cores)`,
+    );
+  if (p2CpuPerTransferUs !== null) {
+    // The most finalized transfers/s these cores could give at that cost, were every core busy
+    // with nothing else (no bench client, no idle waits): a ceiling, not a forecast.
+    const cores = availableParallelism();
+    const ceiling = (cores * 1e6) / p2CpuPerTransferUs;
+    console.log(
+      `  validators' CPU per finalized transfer  ${p2CpuPerTransferUs.toFixed(0)} µs, ${VALIDATORS} together (saturated window and its drain, ${p2AndDrainTxs} transfers)${
+        singleCpuPerTransferUs === null
+          ? ''
+          : `; the single node ${singleCpuPerTransferUs} µs (×${(p2CpuPerTransferUs / singleCpuPerTransferUs).toFixed(1)})`
+      }`,
+    );
+    console.log(
+      `  ceiling at that cost on ${cores} cores         ${ceiling.toFixed(0)} transfers/s, every core busy with the validators alone${
+        single ? ` (÷ single node ${(ceiling / single).toFixed(2)})` : ''
+      }`,
+    );
+  } else
+    console.log(
+      `  validators' CPU per finalized transfer  not measured (${!drained ? 'the backlog did not drain within 60 s' : p2AndDrainTxs === 0 ? 'no transfer finalized' : 'no /proc, or a validator gone'})`,
     );
   console.log(`  finalized blocks/s (one of ${VALIDATORS} down)     ${(p3 / SECONDS).toFixed(2)}`);
   console.log(

@@ -1,5 +1,6 @@
 /** What the throughput benchmarks share: transfers signed ahead of time, and progress on stderr. */
 
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import {
   ed25519PublicKey,
@@ -95,6 +96,34 @@ export const BENCH_MEMPOOL_ARGS = [
   '--mempool-nonce-gap',
   '1000000',
 ];
+
+/**
+ * CPU time a process has used so far, in ms: its main thread (the thread whose id is the pid) and
+ * all its other threads (verify workers, the garbage collector's helpers, libuv's pool where
+ * LevelDB writes and fsyncs), those that have exited included. From /proc, so Linux only; null
+ * elsewhere or once the process is gone. Unlike wall time on a shared machine, this says what each
+ * transfer costs the node whatever else runs beside it.
+ */
+export function processCpuMs(pid: number): { main: number; other: number } | null {
+  try {
+    // The process's own stat sums all its threads, those that exited too; summing the threads
+    // listed under task/ would lose the CPU of a thread that exited within the window (and fail
+    // on one exiting between the listing and the read).
+    const total = statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const main = statCpuMs(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
+    return { main, other: Math.max(0, total - main) };
+  } catch {
+    return null;
+  }
+}
+
+/** utime + stime of a /proc stat line, in ms. */
+function statCpuMs(stat: string): number {
+  // Fields after the command name (which may hold spaces, closed by the last ')').
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat; clock ticks of 10 ms on Linux.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 /**
  * This machine's raw single-core Ed25519 verifications per second (node:crypto through core's

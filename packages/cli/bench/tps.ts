@@ -14,7 +14,7 @@
  * UNC_BENCH_NODE_FLAGS passes flags to the node process alone (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -37,6 +37,7 @@ import {
   phaseProgress,
   postRetrying,
   presignTransfers,
+  processCpuMs,
   rawVerifyRate,
   sendRetrying,
   watchMempool,
@@ -61,31 +62,6 @@ const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
-
-/**
- * CPU time a process has used so far, in ms: its main thread (the thread whose id is the pid) and
- * all its other threads (verify workers, the garbage collector's helpers, libuv's pool where
- * LevelDB writes and fsyncs). From /proc, so Linux only; null elsewhere. Unlike wall time on a
- * shared machine, this says what each transfer costs the node whatever else runs beside it.
- */
-function processCpuMs(pid: number): { main: number; other: number } | null {
-  try {
-    let main = 0;
-    let other = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces, closed by the last ')').
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime and stime are fields 14 and 15 of stat; clock ticks of 10 ms on Linux.
-      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
-      if (Number(tid) === pid) main += ms;
-      else other += ms;
-    }
-    return { main, other };
-  } catch {
-    return null;
-  }
-}
 
 /**
  * The node's own figures from /metrics: its event loop's busy seconds (the main thread's

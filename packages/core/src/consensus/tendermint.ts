@@ -224,6 +224,30 @@ export class Tendermint {
   }
 
   /**
+   * Whether `round` of the current height holds a re-proposal (polRound ≥ 0) whose polka this
+   * machine has not seen: 2/3+ of the power prevoting its block in its polRound. Line 28 is then
+   * held back, and the round ends at its propose timeout with the proposal in hand. A driver
+   * counts that as a turn its proposer missed: any proposer can sign a polRound over a block of
+   * its own, and one that never lets its polka be seen costs each of its rounds the whole propose
+   * timeout otherwise, where a silent one is held to the short wait. Valid block or not: line 28
+   * waits for the polka either way (an invalid block's gets a nil prevote), so a polRound over a
+   * block nobody accepts is the cheaper form of the same stall.
+   */
+  lacksPolkaOfReProposal(round: number): boolean {
+    const p = this.rounds.get(round)?.proposal;
+    if (!p || p.proposal.polRound < 0) return false;
+    return !this.rounds.get(p.proposal.polRound)?.prevotes.hasQuorumFor(p.proposal.blockHash);
+  }
+
+  /**
+   * The prevotes this machine counted for `blockHash` in `round` of the current height: a
+   * re-proposal's proof of lock when they hold 2/3+ of the power.
+   */
+  prevotesFor(round: number, blockHash: Uint8Array): Vote[] {
+    return this.rounds.get(round)?.prevotes.votesFor(blockHash) ?? [];
+  }
+
+  /**
    * Whether the machine may still lock on or decide `blockHash` at the current height for want of
    * only its block: it is the locked or the valid value, or 2/3+ of the power prevoted or
    * precommitted it in some round. A driver keeps fetching such a block after its round is over.

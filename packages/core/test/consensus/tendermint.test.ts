@@ -182,6 +182,52 @@ describe('tendermint: locking (the paper, lines 22-43)', () => {
     assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, A)), ['prevote@1:A']);
   });
 
+  test('lacksPolkaOfReProposal: only a re-proposal held back for want of its polka, locked or not, valid or not', () => {
+    // Each case ends in round 2's propose step; the machine has prevoted there exactly when the
+    // answer is false, so a driver counting it as a missed turn never counts a round line 28 took.
+    const lockedOnA = () => {
+      const h = new Harness(0, NOT_ME);
+      h.start();
+      h.propose(0, A);
+      h.votes([1, 2], 'prevote', 0, A);
+      h.timeout('precommit', 0);
+      h.timeout('propose', 1);
+      h.timeout('prevote', 1);
+      h.timeout('precommit', 1);
+      return h;
+    };
+    const cases: [string, (h: Harness) => unknown, boolean][] = [
+      ['no proposal', () => {}, false],
+      ['a fresh proposal of B (nil prevote at once)', (h) => h.propose(2, B), false],
+      ['B re-proposed over a round-1 polka not seen', (h) => h.propose(2, B, 1), true],
+      ['an invalid B re-proposed over a round-1 polka not seen', (h) => h.propose(2, B, 1, false), true],
+      ['the locked A re-proposed over a round-1 polka not seen', (h) => h.propose(2, A, 1), true],
+      [
+        'B re-proposed, its round-1 polka seen (the lock released)',
+        (h) => {
+          h.votes([1, 2, 3], 'prevote', 1, B);
+          return h.propose(2, B, 1);
+        },
+        false,
+      ],
+      [
+        'an invalid B re-proposed, its polka seen (nil prevote)',
+        (h) => {
+          h.votes([1, 2, 3], 'prevote', 1, B);
+          return h.propose(2, B, 1, false);
+        },
+        false,
+      ],
+    ];
+    for (const [what, act, lacks] of cases) {
+      const h = lockedOnA();
+      act(h);
+      assert.equal(h.machine.lacksPolkaOfReProposal(2), lacks, what);
+      assert.equal(h.machine.snapshot().step === 'propose', lacks || what === 'no proposal', what);
+      assert.equal(h.machine.lacksPolkaOfReProposal(3), false, `${what}: a round with no proposal`);
+    }
+  });
+
   test('a polka seen after precommitting nil updates validValue but not the lock (line 36)', () => {
     const h = new Harness(0, NOT_ME);
     h.start();

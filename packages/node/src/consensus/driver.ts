@@ -293,11 +293,13 @@ const NIL_QUORUM_PRECOMMIT_WAIT_MS = 100;
  * simulator's seeds 1767 and 4486 (a validator voting for unknown blocks) raced validators
  * through rounds ahead of each other's messages for 60 s and more (sim.test.ts runs them).
  */
-export function nilQuorumPrecommitWait(delayMs: number, round: number, proposerCutOff = false): number {
+export function nilQuorumPrecommitWait(delayMs: number, round: number, proposerWrittenOff = false): number {
   // A round whose proposer is cut off (proposer-liveness.ts: its node's connection closed, and
   // nothing it signed for the height since) failed for a reason this node saw, not for a delay a
-  // longer wait could outlast: the next round follows after the short wait, whatever the round.
-  if (proposerCutOff) return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS);
+  // longer wait could outlast; and a proven equivocator's round needs no wait to grow for
+  // liveness, which rests on honest proposers' rounds. The next round follows after the short
+  // wait, whatever the round.
+  if (proposerWrittenOff) return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS);
   return Math.min(delayMs, NIL_QUORUM_PRECOMMIT_WAIT_MS * 2 ** Math.max(0, Math.min(round, 30)));
 }
 export class ConsensusDriver {
@@ -367,6 +369,8 @@ export class ConsensusDriver {
   }
   /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
   readonly regossipStats = { rounds: 0, messages: 0 };
+  /** Re-proposals this node sent its polka's prevotes with (`sendPolka`). */
+  readonly polkaStats = { sent: 0 };
   /** Where the stall re-send's walk over the peers goes on (`regossipTargets`). */
   private regossipCursor: string | null = null;
   /**
@@ -566,6 +570,8 @@ export class ConsensusDriver {
       admitTx: (env) => this.host.admitTx(env),
       announceTx: (env) => this.announceTx(env),
       publishEvidence: (data) => this.publish('evidence', data),
+      // A proven equivocator's turns as proposer get the short wait (proposer-liveness.ts).
+      onEquivocation: (offender) => this.liveness.equivocated(offender),
     });
     this.syncReactor = new SyncReactor({
       clock: this.clock,
@@ -1172,6 +1178,7 @@ export class ConsensusDriver {
           );
         else if (msg) this.publish('proposal', encode(proposalMessageCodec, msg));
         else this.logger.warn('proposed a block this node does not hold', { height: action.proposal.height });
+        if (msg && action.proposal.polRound >= 0) this.sendPolka(action.proposal);
         return;
       }
       case 'schedule-timeout': {
@@ -1231,8 +1238,10 @@ export class ConsensusDriver {
 
   /** The precommit wait of a round with a nil quorum, given the machine's (`nilQuorumPrecommitWait`). */
   private nilQuorumWait(height: bigint, round: number, machineMs: number): number {
-    const cutOff = this.liveness.isCutOff(this.proposerAt(height, round)) && this.quorumNotCutOff();
-    return nilQuorumPrecommitWait(machineMs, round, cutOff);
+    const proposer = this.proposerAt(height, round);
+    const writtenOff =
+      (this.liveness.isCutOff(proposer) && this.quorumNotCutOff()) || this.liveness.hasEquivocated(proposer);
+    return nilQuorumPrecommitWait(machineMs, round, writtenOff);
   }
 
   /**
@@ -1261,12 +1270,14 @@ export class ConsensusDriver {
       // Still waiting in this very round, and nothing signed by its proposer arrived: it sent
       // nothing in time. A proposal that arrived but is still being checked (a big block on a
       // busy node) is not the proposer's fault: holding it to the short wait would make every
-      // busy proposer miss its turns.
+      // busy proposer miss its turns. A re-proposal checked (valid or not) whose polka never reached
+      // this node is: its proposer holds the polka's prevotes and sends them with it (`sendPolka`),
+      // and one that does not can make every round it is drawn for wait out the whole timeout.
       if (
         s.round === round &&
         s.step === 'propose' &&
         height === this.chain.tipHeight + 1n &&
-        !this.proposalArrived.has(round)
+        (!this.proposalArrived.has(round) || this.machine.lacksPolkaOfReProposal(round))
       ) {
         const proposer = this.proposerAt(height, round);
         if (!this.validator || !equalBytes(proposer, this.validator.publicKey))
@@ -2378,10 +2389,11 @@ export class ConsensusDriver {
     network: Network,
     peer: string,
     messages: readonly DirectMessage[],
+    regossip = true,
   ): Promise<void> {
     for (let i = 0; i < messages.length && !this.stopped; i += MAX_DIRECT_MESSAGES) {
       const chunk = messages.slice(i, i + MAX_DIRECT_MESSAGES);
-      this.regossipStats.messages += chunk.length;
+      if (regossip) this.regossipStats.messages += chunk.length;
       try {
         await network.sendDirect(peer, chunk);
       } catch (err) {
@@ -2389,6 +2401,27 @@ export class ConsensusDriver {
         return;
       }
     }
+  }
+
+  /**
+   * A re-proposal's polka, its proof of lock: the prevotes for its block in its polRound, sent
+   * straight to every peer with it. A validator that missed some of them (a split; a Byzantine
+   * voter whose prevote reached this node alone) holds the proposal but may not prevote for it
+   * until they come (line 28), and counts the round against this proposer (`onTimeout`).
+   * Direct, not gossiped: gossip drops what it has seen, and this node saw every one of them.
+   * Once per re-proposal, which only a failed round with a polka makes: at most 2/3 of the set's
+   * votes to each peer.
+   */
+  private sendPolka(proposal: Proposal): void {
+    const network = this.network;
+    if (!network || this.stopped) return;
+    const sentAt = this.sentAt();
+    const messages: DirectMessage[] = this.machine
+      .prevotesFor(proposal.polRound, proposal.blockHash)
+      .map((vote) => ({ topic: 'vote', data: encode(voteMessageCodec, { vote, sentAt }) }));
+    if (messages.length === 0) return;
+    this.polkaStats.sent++;
+    for (const peer of network.peers()) void this.sendInChunks(network, peer.id, messages, false);
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */

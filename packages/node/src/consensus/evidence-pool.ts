@@ -13,6 +13,7 @@ import {
   evidenceOffender,
   evidenceSlot,
   getAccount,
+  isTombstoned,
   signTransaction,
   type TxEnvelope,
   toHex,
@@ -38,13 +39,32 @@ export interface EvidencePoolOptions {
   announceTx(env: TxEnvelope): void;
   /** Sends evidence on the `evidence` topic. */
   publishEvidence(data: Uint8Array): void;
+  /**
+   * Told the offender of each new piece of evidence, both its signatures checked: by this node's
+   * machine (`observed`) or by `checkEvidenceGossip` against the set.
+   */
+  onEquivocation?(offender: Uint8Array): void;
 }
 
 const MAX_SEEN = 1_000;
 const MAX_WAITING = 64;
+/**
+ * Pieces of evidence taken per offender (logged, gossiped on, put on chain). One proves the
+ * offence; a second covers a first that cannot land. An offender can sign any number of
+ * conflicting pairs, and each further piece would cost every node two signature checks and a
+ * relay to all its peers, and this validator an evidence transaction.
+ */
+export const MAX_EVIDENCE_PER_OFFENDER = 2;
 
 export class EvidencePool {
   private readonly evidenceSeen = new Set<string>();
+  /**
+   * Pieces taken per offender (hex key) that can still land; offenders are validators of the set,
+   * checked. Re-checked once per tip (`pruneUnlandable`).
+   */
+  private readonly piecesByOffender = new Map<string, ConsensusEvidence[]>();
+  /** The tip height `piecesByOffender` was last re-checked at. */
+  private prunedAt = -1n;
   /** Evidence this validator will put on chain once the block after its height is being built. */
   private evidenceToSubmit: ConsensusEvidence[] = [];
 
@@ -54,25 +74,83 @@ export class EvidencePool {
     const checked = checkEvidenceGossip(data, {
       chainId: this.opts.chain.genesis.chainId,
       validators: this.opts.nextValidators(),
+      hasEnoughAgainst: (offender) => this.hasEnoughAgainst(offender),
+      canLand: (evidence) => this.holdsPlace(evidence),
     });
     if (!('deliver' in checked)) return checked.verdict;
     return this.reportEvidence(checked.deliver, 'gossip') ? 'accept' : 'ignore';
   }
 
-  /** Logs and gossips equivocation evidence once. */
+  /** Whether this node took `MAX_EVIDENCE_PER_OFFENDER` pieces against `offender` already. */
+  hasEnoughAgainst(offender: Uint8Array): boolean {
+    this.pruneUnlandable();
+    return (this.piecesByOffender.get(toHex(offender))?.length ?? 0) >= MAX_EVIDENCE_PER_OFFENDER;
+  }
+
+  /**
+   * Whether a taken piece holds one of its offender's places: it can land on the tip now (the
+   * block's check, signatures aside: they were checked when it was taken), or its offender is
+   * punished already (nothing more can land against it). A piece that cannot land (too old, of
+   * a height the chain has not reached, of an epoch whose set lacks the key) must not: the
+   * offender could sign two such pairs itself and get every node to refuse the one that can.
+   */
+  private holdsPlace(evidence: ConsensusEvidence): boolean {
+    const { chain } = this.opts;
+    const state = chain.tipState;
+    if (isTombstoned(state, evidenceOffender(evidence))) return true;
+    const head = chain.tip.header.height;
+    const height = evidenceSlot(evidence).height;
+    // The height being decided lands in the block after it; one further ahead cannot land yet.
+    if (height > head + 1n) return false;
+    const at = height > head ? height + 1n : head + 1n;
+    try {
+      checkEvidence(state, chain.genesis.chainId, at, evidence, chain.genesis, () => true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Frees the places of pieces that can no longer land; once per tip. */
+  private pruneUnlandable(): void {
+    const head = this.opts.chain.tipHeight;
+    if (head === this.prunedAt) return;
+    this.prunedAt = head;
+    for (const [id, pieces] of this.piecesByOffender) {
+      const kept = pieces.filter((e) => this.holdsPlace(e));
+      if (kept.length === 0) this.piecesByOffender.delete(id);
+      else this.piecesByOffender.set(id, kept);
+    }
+  }
+
+  /** Logs and gossips equivocation evidence once, up to `MAX_EVIDENCE_PER_OFFENDER` pieces per offender. */
   reportEvidence(evidence: ConsensusEvidence, source: string): boolean {
     const bytes = encode(consensusEvidenceCodec, evidence);
     const key = toHex(bytes);
     if (this.evidenceSeen.has(key)) return false;
+    const offender = evidenceOffender(evidence);
+    if (this.hasEnoughAgainst(offender)) return false;
     if (this.evidenceSeen.size > MAX_SEEN) this.evidenceSeen.clear();
     this.evidenceSeen.add(key);
+    const id = toHex(offender);
+    // A piece that cannot land now (gossip ones were refused before their signatures were
+    // checked; this node's machine only sees the height being decided) takes no place and does
+    // not wait to be put on chain: an offender's pairs of heights far ahead would otherwise push
+    // out of the waiting list (MAX_WAITING) pieces that can land.
+    const holdsPlace = this.holdsPlace(evidence);
+    if (holdsPlace) {
+      const pieces = this.piecesByOffender.get(id);
+      if (pieces) pieces.push(evidence);
+      else if (this.piecesByOffender.size < MAX_SEEN) this.piecesByOffender.set(id, [evidence]);
+    }
     this.opts.logger.warn('equivocation evidence', {
       type: evidence.type,
-      offender: toHex(evidenceOffender(evidence)),
+      offender: toHex(offender),
       source,
     });
+    this.opts.onEquivocation?.(offender);
     if (source !== 'gossip') this.opts.publishEvidence(bytes);
-    this.submitEvidence(evidence);
+    if (holdsPlace) this.submitEvidence(evidence);
     return true;
   }
 

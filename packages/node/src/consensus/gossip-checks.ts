@@ -16,6 +16,7 @@ import {
   decode,
   envelopeFromBytes,
   equalBytes,
+  evidenceOffender,
   type Proposal,
   type TxEnvelope,
   txRootOf,
@@ -204,7 +205,12 @@ export function decodeTxs(txs: readonly Uint8Array[]): TxEnvelope[] | null {
 
 export function checkEvidenceGossip(
   data: Uint8Array,
-  view: Pick<GossipView, 'chainId' | 'validators'>,
+  view: Pick<GossipView, 'chainId' | 'validators'> & {
+    /** Whether the node holds enough evidence against this offender already (evidence-pool.ts). */
+    hasEnoughAgainst?(offender: Uint8Array): boolean;
+    /** Whether the evidence could land on this node's tip, signatures aside (evidence-pool.ts). */
+    canLand?(evidence: ConsensusEvidence): boolean;
+  },
 ): GossipCheck<ConsensusEvidence> {
   let evidence: ConsensusEvidence;
   try {
@@ -212,6 +218,13 @@ export function checkEvidenceGossip(
   } catch {
     return { verdict: 'reject' };
   }
+  // Before its signatures are checked: an offender can sign any number of conflicting pairs, and
+  // one more proves nothing new. Not held against the peer (it may not have had enough yet).
+  if (view.hasEnoughAgainst?.(evidenceOffender(evidence))) return { verdict: 'ignore' };
+  // Nor one that cannot land (too old, of a height far ahead, of an epoch whose set lacks the
+  // key): the offender can sign any number of those, and relayed they would cost every node two
+  // signature checks each without holding one of its places.
+  if (view.canLand && !view.canLand(evidence)) return { verdict: 'ignore' };
   // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
   // mismatch is not held against the peer.
   const why = verifyConsensusEvidence(view.chainId, view.validators, evidence);

@@ -12,8 +12,10 @@ import { test } from 'node:test';
 import {
   type ConsensusEvidence,
   certificateFromVotes,
+  consensusEvidenceCodec,
   duplicateVoteEvidence,
   ed25519PublicKey,
+  encode,
   evidenceOffender,
   sha256,
   signVote,
@@ -25,6 +27,7 @@ import {
 import { AdmissionBusy, SyncingRefusal } from '../../src/admission.js';
 import { Chain, type ValidatorKey } from '../../src/chain.js';
 import { EvidencePool } from '../../src/consensus/evidence-pool.js';
+import { checkEvidenceGossip } from '../../src/consensus/gossip-checks.js';
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { Mempool } from '../../src/mempool.js';
@@ -181,19 +184,35 @@ test('evidence refused "busy" for ever is tried once per flush and dropped once 
 });
 
 test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however many reports are refused "busy"', async () => {
-  const chain = await chainAt(1);
+  // 35 offenders in a set of 36, two pieces each (MAX_EVIDENCE_PER_OFFENDER): 70 reports.
+  const offenders: ValidatorKey[] = Array.from({ length: 35 }, (_, i) => {
+    const seed = sha256(utf8(`offender ${i}`));
+    return { seed, publicKey: ed25519PublicKey(seed) };
+  });
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: [KEY, ...offenders].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], [KEY, ...offenders]);
   const { pool, tried } = poolOn(chain, () => behind());
   const chainId = chain.genesis.chainId;
-  for (let round = 0; round < 70; round++) pool.reportEvidence(doubleVote(chainId, 1n, round), 'machine');
+  const reports: string[] = [];
+  for (const offender of offenders)
+    for (const round of [0, 1]) {
+      pool.reportEvidence(doubleVote(chainId, 1n, round, offender), 'machine');
+      reports.push(`${toHex(offender.publicKey)}/${round}`);
+    }
   const before = tried.length;
   pool.flushEvidence();
   assert.equal(tried.length - before, 64);
   // The newest are the ones kept.
-  const rounds = tried.slice(before).map((env) => reported(env));
-  assert.deepEqual(
-    rounds,
-    Array.from({ length: 64 }, (_, i) => `1/${i + 6}`),
-  );
+  const kept = tried.slice(before).map((env) => {
+    const e = (env.stx.tx.actions[0] as { evidence: Extract<ConsensusEvidence, { type: 'duplicate-vote' }> })
+      .evidence;
+    return `${toHex(e.first.validator)}/${e.first.round}`;
+  });
+  assert.deepEqual(kept, reports.slice(6));
 });
 
 test('evidence deferred together lands one transaction per block: the fee-free nonce a pending one holds defers the next, not drops it', async () => {
@@ -251,5 +270,150 @@ test('evidence deferred together lands one transaction per block: the fee-free n
     slashed,
     others.map((v) => toHex(v.publicKey)),
     'both equivocations on chain, one block apart',
+  );
+});
+
+test('the offender of each new piece of evidence is told once, gossiped or observed; refused gossip tells nothing', async () => {
+  const chain = await chainAt(1);
+  const offenders: string[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: () => {},
+    announceTx: () => {},
+    publishEvidence: () => {},
+    onEquivocation: (offender) => offenders.push(toHex(offender)),
+  });
+  const evidence = doubleVote(chain.genesis.chainId, 1n);
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, evidence)), 'accept');
+  assert.deepEqual(offenders, [toHex(KEY.publicKey)]);
+  assert.equal(pool.reportEvidence(evidence, 'observed'), false, 'the same evidence again');
+  assert.equal(pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 1), 'observed'), true);
+  assert.equal(offenders.length, 2);
+  // Two votes of another chain: their signatures do not check here.
+  const forged = doubleVote('another-chain', 1n, 2);
+  assert.notEqual(pool.onEvidenceGossip(encode(consensusEvidenceCodec, forged)), 'accept');
+  assert.equal(offenders.length, 2);
+});
+
+test('gossiped evidence marks nobody unless both signatures are the offender’s over this chain and the offender is in the set', async () => {
+  // What an attacker could make of an honest validator's messages: its genuine single vote paired
+  // with one it never signed (the signature copied, or bytes flipped), or a pair signed by a key
+  // outside the set. Each is refused before the offender is told.
+  const chain = await chainAt(1);
+  const offenders: string[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: () => {},
+    announceTx: () => {},
+    publishEvidence: () => {},
+    onEquivocation: (offender) => offenders.push(toHex(offender)),
+  });
+  const chainId = chain.genesis.chainId;
+  const genuine = doubleVote(chainId, 1n) as Extract<ConsensusEvidence, { type: 'duplicate-vote' }>;
+  // The second vote's signature replaced by the first's: one genuine signature, one that is not.
+  const copied: ConsensusEvidence = {
+    ...genuine,
+    second: { ...genuine.second, signature: genuine.first.signature },
+  };
+  const flipped = genuine.second.signature.slice();
+  flipped[0]! ^= 1;
+  const broken: ConsensusEvidence = { ...genuine, second: { ...genuine.second, signature: flipped } };
+  const strangerSeed = sha256(utf8('not a validator'));
+  const stranger: ValidatorKey = { seed: strangerSeed, publicKey: ed25519PublicKey(strangerSeed) };
+  const outsider = doubleVote(chainId, 1n, 0, stranger);
+  for (const evidence of [copied, broken, outsider])
+    assert.notEqual(pool.onEvidenceGossip(encode(consensusEvidenceCodec, evidence)), 'accept');
+  assert.deepEqual(offenders, []);
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, genuine)), 'accept');
+  assert.deepEqual(offenders, [toHex(KEY.publicKey)]);
+});
+
+test('an offender signing pair after pair of conflicting votes gets two pieces taken, not one per pair: the rest are neither checked, relayed nor put on chain', async () => {
+  const chain = await chainAt(1);
+  let published = 0;
+  let verified = 0;
+  const tried: TxEnvelope[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: (env) => tried.push(env),
+    announceTx: () => {},
+    publishEvidence: () => published++,
+  });
+  const pieces = [0, 1, 2, 3].map((round) => doubleVote(chain.genesis.chainId, 1n, round));
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, pieces[0]!)), 'accept');
+  assert.equal(pool.reportEvidence(pieces[1]!, 'observed'), true);
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), true);
+  // A third piece, gossiped: refused before its signatures are checked (a broken one says so).
+  const broken = structuredClone(pieces[2]!) as Extract<ConsensusEvidence, { type: 'duplicate-vote' }>;
+  broken.second.signature = new Uint8Array(64);
+  const check = checkEvidenceGossip(encode(consensusEvidenceCodec, broken), {
+    chainId: chain.genesis.chainId,
+    validators: chain.validatorSet(),
+    hasEnoughAgainst: (o) => {
+      verified++;
+      return pool.hasEnoughAgainst(o);
+    },
+  });
+  assert.deepEqual(check, { verdict: 'ignore' });
+  assert.equal(verified, 1);
+  assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, pieces[2]!)), 'ignore');
+  assert.equal(pool.reportEvidence(pieces[3]!, 'observed'), false);
+  assert.equal(published, 1, 'only the observed piece is published (a gossiped one travels on by gossip)');
+  assert.equal(tried.length, 2, 'one evidence transaction per piece taken');
+});
+
+test('pieces that cannot land do not fill an offender’s two: its own pairs at a height far ahead, then pieces grown too old, leave room for one that can', async () => {
+  // The attack: an equivocator signs two pairs at a height the chain will not reach for ages
+  // (they wait, never submitted) before equivocating for real. Counted, they would get every
+  // honest node to refuse the one piece that can land, and the offender would go unslashed.
+  const chain = await chainAt(1, 22);
+  const chainId = chain.genesis.chainId;
+  const { pool, tried } = poolOn(chain, () => behind());
+  for (const round of [0, 1]) {
+    const far = doubleVote(chainId, 1_000_000n, round);
+    // Gossiped: refused before its signatures are checked, and not relayed.
+    assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, far)), 'ignore');
+    // Seen otherwise: taken (logged), but holding no place.
+    assert.equal(pool.reportEvidence(far, 'observed'), true);
+  }
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), false, 'pieces of a height far ahead count for nothing');
+  // Two pieces of height 1 that can land now fill it ("busy" for ever: they stay waiting).
+  for (const round of [0, 1])
+    assert.equal(pool.reportEvidence(doubleVote(chainId, 1n, round), 'observed'), true);
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), true);
+  assert.equal(pool.reportEvidence(doubleVote(chainId, 1n, 2), 'observed'), false);
+  // Head 66: the next block (67) is more than 2 epochs after height 1's; they can no longer land.
+  while (chain.tipHeight < 66n) await commitOne(chain);
+  pool.flushEvidence();
+  assert.equal(pool.hasEnoughAgainst(KEY.publicKey), false, 'pieces dropped as too old free their places');
+  const before = tried.length;
+  assert.equal(pool.reportEvidence(doubleVote(chainId, 66n), 'observed'), true);
+  assert.equal(tried.length, before + 1, 'the piece that can land is put on chain');
+});
+
+test('an offender’s pairs of a height far ahead do not push a piece that can land out of the waiting list', async () => {
+  const chain = await chainAt(1);
+  const chainId = chain.genesis.chainId;
+  const { pool, tried } = poolOn(chain, () => behind());
+  assert.equal(pool.reportEvidence(doubleVote(chainId, 1n), 'observed'), true);
+  // MAX_WAITING (64) pieces of a height the chain will not reach for ages, signed by the offender.
+  // Reported as seen (gossip refuses them before their signatures are checked).
+  for (let round = 0; round < 64; round++)
+    assert.equal(pool.reportEvidence(doubleVote(chainId, 1_000_000n, round), 'observed'), true);
+  const before = tried.length;
+  pool.flushEvidence();
+  assert.deepEqual(
+    tried.slice(before).map(reported),
+    ['1/0'],
+    'the piece of height 1 still waits and is tried',
   );
 });

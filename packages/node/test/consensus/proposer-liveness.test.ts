@@ -212,4 +212,42 @@ describe('ProposerLiveness', () => {
       assert.equal(l.isCutOff(a), true);
     });
   });
+
+  describe('a proven equivocator', () => {
+    test('gets the absent timeout, doubled with the round, whatever it signs or sends in time', () => {
+      const l = new ProposerLiveness(opts);
+      for (let h = 10n; h < 20n; h++) {
+        l.saw(a, h);
+        l.saw(b, h);
+      }
+      assert.equal(l.proposeTimeout(a, 20n, 3000, 0), 3000);
+      l.equivocated(a);
+      assert.equal(l.hasEquivocated(a), true);
+      for (const [round, wait] of [
+        [0, 100],
+        [1, 200],
+        [3, 800],
+        [5, 3200],
+        [6, timeoutFor(DEFAULT_TIMEOUTS, 'propose', 6)],
+      ] as const)
+        assert.equal(
+          l.proposeTimeout(a, 20n, timeoutFor(DEFAULT_TIMEOUTS, 'propose', round), round),
+          wait,
+          `round ${round}`,
+        );
+      // Votes, a timely proposal, a new height, the caller's quorum judgement: none lifts a proof.
+      l.saw(a, 21n);
+      l.proposedInTime(a);
+      l.prune(5_000n);
+      assert.equal(l.proposeTimeout(a, 21n, 3000, 0, false), 100);
+      assert.equal(l.proposeTimeout(b, 21n, 3000, 0), 3000, 'the mark is its own');
+      assert.equal(l.hasEquivocated(b), false);
+    });
+
+    test('a machine wait under the short one is kept', () => {
+      const l = new ProposerLiveness(opts);
+      l.equivocated(a);
+      assert.equal(l.proposeTimeout(a, 20n, 50, 0), 50);
+    });
+  });
 });

@@ -9,27 +9,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import {
-  decode,
-  encode,
-  envelopeFromBytes,
-  equalBytes,
-  selectProposer,
-  signProposal,
-  signVote,
-  toHex,
-} from '@unc/core';
+import { decode, equalBytes, toHex } from '@unc/core';
 import { until as waitUntil } from '@unc/test-utils';
-import { compactOf, txsOfBlock } from '../../src/consensus/compact-block.js';
+import { txsOfBlock } from '../../src/consensus/compact-block.js';
 import { MAX_FAR_ROUND_PROPOSALS, MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER } from '../../src/consensus/driver.js';
-import { compactProposalCodec, proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
+import { compactProposalCodec, proposalMessageCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
-import { withIds } from './signed-ids.js';
-import { unseenTransfer } from './test-nodes.js';
+import { heightOne, type Validator } from './test-nodes.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -38,7 +28,6 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-type Validator = ReturnType<typeof devValidatorKey>;
 const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
 const genesis = devGenesisJson({
   blockTimeMs: 150,
@@ -62,48 +51,10 @@ async function startAt1(hub: MemoryNetworkHub, seed?: Uint8Array) {
     timeoutMs: 60_000,
     intervalMs: 25,
   });
-  const set = node.chain.validatorSet();
-  const beacon = node.chain.head.header.beacon;
-  const proposerOf = (round: number) =>
-    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
-  /** A block of one unseen transaction, proposed for `round` by that round's proposer. */
-  const proposalFor = (round: number, fee: string, by: Validator = proposerOf(round)) => {
-    const tx = unseenTransfer(fee);
-    const { pending } = node.chain.buildProposal(
-      [envelopeFromBytes(tx)],
-      node.chain.nextBlockTime(BigInt(Date.now())),
-      { seed: by.seed, publicKey: by.publicKey },
-      () => false,
-    );
-    assert.equal(pending.block.txs.length, 1);
-    const proposal = signProposal(
-      'unc-dev-1',
-      { height: 1n, round, polRound: -1, blockHash: pending.hash, proposer: by.publicKey },
-      by.seed,
-    );
-    const message = withIds(
-      { proposal, block: pending.block, lastCommit: pending.lastCommit, sentAt: 1n },
-      by.seed,
-    );
-    return {
-      tx,
-      block: pending.block,
-      blockHash: pending.hash,
-      hash: toHex(pending.hash),
-      full: encode(proposalMessageCodec, message),
-      compact: encode(compactProposalCodec, compactOf(message)),
-    };
-  };
+  const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
   const prevote = (v: Validator, round: number, blockHash: Uint8Array | null) =>
-    encode(voteMessageCodec, {
-      vote: signVote(
-        'unc-dev-1',
-        { type: 'prevote', height: 1n, round, blockHash, validator: v.publicKey },
-        v.seed,
-      ),
-      sentAt: 1n,
-    });
-  return { node, proposerOf, proposalFor, prevote, gossip: node.driver.handlers().onGossip };
+    vote(v, 'prevote', round, blockHash);
+  return { node, proposerOf, proposalFor, prevote, gossip };
 }
 
 function silentPeer(node: UncNode, extra: Partial<NetworkHandlers> = {}): NetworkHandlers {

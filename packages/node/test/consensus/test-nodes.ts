@@ -7,20 +7,32 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  blockHash,
+  encode,
+  envelopeFromBytes,
   envelopeFromSigned,
+  equalBytes,
   parseUnc,
+  selectProposer,
+  signProposal,
   signTransaction,
+  signVote,
   type TimeoutParams,
   type TxEnvelope,
+  toHex,
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
+import { compactOf } from '../../src/consensus/compact-block.js';
+import { compactProposalCodec, proposalMessageCodec, voteMessageCodec } from '../../src/consensus/wire.js';
 import { devGenesisJson, devKey, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { Network, NetworkHandlers } from '../../src/p2p/types.js';
 import type { MemoryNetworkHub } from './memory-network.js';
+import { withIds } from './signed-ids.js';
 
 export const validators = [0, 1, 2, 3].map((i) => devValidatorKey(i));
+export type Validator = (typeof validators)[number];
 
 /** A dev account 1 transfer of `amount` at `nonce`, signed, with the chain's minimum fee. */
 export function devTransfer(
@@ -80,6 +92,7 @@ export class TestNodes {
       fullNode?: boolean;
       network?: (handlers: NetworkHandlers) => Promise<Network>;
       timeouts?: TimeoutParams;
+      logger?: Logger;
     } = {},
   ): Promise<UncNode> {
     const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -90,7 +103,7 @@ export class TestNodes {
       ...(opts.fullNode ? {} : { validatorSeed: validators[0]!.seed }),
       rpcPort: 0,
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-      logger: silentLogger,
+      logger: opts.logger ?? silentLogger,
       network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
     });
     this.running.add(node);
@@ -101,4 +114,61 @@ export class TestNodes {
     for (const n of this.running) await n.stop();
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
   }
+}
+
+/**
+ * Messages of height 1 of the four-validator chain, signed as the test's validators would sign
+ * them, for a node whose head is genesis: each round's proposer, a proposal of one transaction
+ * nobody gossiped (fresh, or a re-proposal with `polRound`), and votes.
+ */
+export function heightOne(node: UncNode) {
+  const set = node.chain.validatorSet();
+  const beacon = node.chain.head.header.beacon;
+  const proposerOf = (round: number): Validator =>
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+  /**
+   * A block of one unseen transaction (its fee makes it unique), proposed for `round` by `by`.
+   * `invalid`: its header names a state root its transactions do not lead to, so every node finds
+   * the block invalid once it executes it (signatures and content hashes all check).
+   */
+  const proposalFor = (
+    round: number,
+    fee: string,
+    by: Validator = proposerOf(round),
+    polRound = -1,
+    invalid = false,
+  ) => {
+    const tx = unseenTransfer(fee);
+    const { pending } = node.chain.buildProposal(
+      [envelopeFromBytes(tx)],
+      node.chain.nextBlockTime(BigInt(Date.now())),
+      { seed: by.seed, publicKey: by.publicKey },
+      () => false,
+    );
+    if (pending.block.txs.length !== 1) throw new Error('the proposal was built without its transaction');
+    const block = invalid
+      ? { ...pending.block, header: { ...pending.block.header, stateRoot: new Uint8Array(32).fill(7) } }
+      : pending.block;
+    const hash = invalid ? blockHash(block.header) : pending.hash;
+    const proposal = signProposal(
+      'unc-dev-1',
+      { height: 1n, round, polRound, blockHash: hash, proposer: by.publicKey },
+      by.seed,
+    );
+    const message = withIds({ proposal, block, lastCommit: pending.lastCommit, sentAt: 1n }, by.seed);
+    return {
+      tx,
+      block,
+      blockHash: hash,
+      hash: toHex(hash),
+      full: encode(proposalMessageCodec, message),
+      compact: encode(compactProposalCodec, compactOf(message)),
+    };
+  };
+  const vote = (v: Validator, type: 'prevote' | 'precommit', round: number, blockHash: Uint8Array | null) =>
+    encode(voteMessageCodec, {
+      vote: signVote('unc-dev-1', { type, height: 1n, round, blockHash, validator: v.publicKey }, v.seed),
+      sentAt: 1n,
+    });
+  return { proposerOf, proposalFor, vote, gossip: node.driver.handlers().onGossip };
 }

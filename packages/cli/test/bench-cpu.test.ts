@@ -1,0 +1,34 @@
+/**
+ * processCpuMs (bench/presign.ts), the CPU the throughput benchmarks charge to a node: a thread
+ * that exits within the measured window must still be counted (the process's own /proc stat, not
+ * the sum of the threads still listed). Linux only: elsewhere it answers null, and so does it for
+ * a process that is gone.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { processCpuMs } from '../bench/presign.js';
+
+const linux = existsSync('/proc/self/stat');
+
+test('the CPU of a thread that exited is still counted', { skip: !linux && 'no /proc' }, async () => {
+  const before = processCpuMs(process.pid);
+  assert.ok(before);
+  // The worker spins until the process has used 300 ms more CPU; the main thread waits idle
+  // meanwhile, so nearly all of it is the worker's, and the worker is gone when read again.
+  const spin = `const start = process.cpuUsage();
+    for (;;) { const u = process.cpuUsage(start); if (u.user + u.system >= 300_000) break; }`;
+  await new Promise((resolve, reject) =>
+    new Worker(spin, { eval: true }).on('exit', resolve).on('error', reject),
+  );
+  const after = processCpuMs(process.pid);
+  assert.ok(after);
+  const used = after.main + after.other - (before.main + before.other);
+  assert.ok(used >= 200, `counted ${used} ms of the 300 ms the exited worker used`);
+});
+
+test('a process that is gone, or no /proc, answers null', () => {
+  // Beyond the largest pid Linux allows (2^22).
+  assert.equal(processCpuMs(2 ** 22 + 1), null);
+});
