@@ -95,11 +95,16 @@ function reported(env: TxEnvelope): string {
   return `${first.height}/${first.round}`;
 }
 
-/** A pool on `chain` whose `admitTx` throws `refuse(attempt)` when it returns one, else admits. */
+/**
+ * A pool on `chain` whose `admitTx` throws `refuse(attempt)` when it returns one, else admits;
+ * with what it publishes (a count) and the offenders it reports (hex keys).
+ */
 function poolOn(chain: Chain, refuse: (attempt: number) => Error | null) {
   const tried: TxEnvelope[] = [];
   const admitted: TxEnvelope[] = [];
   const announced: string[] = [];
+  const offenders: string[] = [];
+  const published = { count: 0 };
   const pool = new EvidencePool({
     chain,
     validator: KEY,
@@ -112,9 +117,10 @@ function poolOn(chain: Chain, refuse: (attempt: number) => Error | null) {
       admitted.push(env);
     },
     announceTx: (env) => announced.push(toHex(env.hash)),
-    publishEvidence: () => {},
+    publishEvidence: () => void published.count++,
+    onEquivocation: (offender) => offenders.push(toHex(offender)),
   });
-  return { pool, tried, admitted, announced };
+  return { pool, tried, admitted, announced, offenders, published };
 }
 
 const behind = () =>
@@ -275,17 +281,7 @@ test('evidence deferred together lands one transaction per block: the fee-free n
 
 test('the offender of each new piece of evidence is told once, gossiped or observed; refused gossip tells nothing', async () => {
   const chain = await chainAt(1);
-  const offenders: string[] = [];
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: () => {},
-    announceTx: () => {},
-    publishEvidence: () => {},
-    onEquivocation: (offender) => offenders.push(toHex(offender)),
-  });
+  const { pool, offenders } = poolOn(chain, () => null);
   const evidence = doubleVote(chain.genesis.chainId, 1n);
   assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, evidence)), 'accept');
   assert.deepEqual(offenders, [toHex(KEY.publicKey)]);
@@ -303,17 +299,7 @@ test('gossiped evidence marks nobody unless both signatures are the offender’s
   // with one it never signed (the signature copied, or bytes flipped), or a pair signed by a key
   // outside the set. Each is refused before the offender is told.
   const chain = await chainAt(1);
-  const offenders: string[] = [];
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: () => {},
-    announceTx: () => {},
-    publishEvidence: () => {},
-    onEquivocation: (offender) => offenders.push(toHex(offender)),
-  });
+  const { pool, offenders } = poolOn(chain, () => null);
   const chainId = chain.genesis.chainId;
   const genuine = doubleVote(chainId, 1n) as Extract<ConsensusEvidence, { type: 'duplicate-vote' }>;
   // The second vote's signature replaced by the first's: one genuine signature, one that is not.
@@ -336,18 +322,8 @@ test('gossiped evidence marks nobody unless both signatures are the offender’s
 
 test('an offender signing pair after pair of conflicting votes gets two pieces taken, not one per pair: the rest are neither checked, relayed nor put on chain', async () => {
   const chain = await chainAt(1);
-  let published = 0;
   let verified = 0;
-  const tried: TxEnvelope[] = [];
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: (env) => tried.push(env),
-    announceTx: () => {},
-    publishEvidence: () => published++,
-  });
+  const { pool, tried, published } = poolOn(chain, () => null);
   const pieces = [0, 1, 2, 3].map((round) => doubleVote(chain.genesis.chainId, 1n, round));
   assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, pieces[0]!)), 'accept');
   assert.equal(pool.reportEvidence(pieces[1]!, 'observed'), true);
@@ -367,7 +343,11 @@ test('an offender signing pair after pair of conflicting votes gets two pieces t
   assert.equal(verified, 1);
   assert.equal(pool.onEvidenceGossip(encode(consensusEvidenceCodec, pieces[2]!)), 'ignore');
   assert.equal(pool.reportEvidence(pieces[3]!, 'observed'), false);
-  assert.equal(published, 1, 'only the observed piece is published (a gossiped one travels on by gossip)');
+  assert.equal(
+    published.count,
+    1,
+    'only the observed piece is published (a gossiped one travels on by gossip)',
+  );
   assert.equal(tried.length, 2, 'one evidence transaction per piece taken');
 });
 

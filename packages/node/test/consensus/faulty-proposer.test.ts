@@ -62,28 +62,33 @@ function twoTurns(proposerOf: (round: number) => Validator, minFirst: number) {
   return best;
 }
 
+/** The machine's timeouts: the propose wait as given, 200 ms prevote and precommit waits. */
+const machineWaits = (proposeMs: number, proposeDeltaMs: number): TimeoutParams => ({
+  proposeMs,
+  proposeDeltaMs,
+  prevoteMs: 200,
+  prevoteDeltaMs: 0,
+  precommitMs: 200,
+  precommitDeltaMs: 0,
+});
+
+/** v0 alone on its hub at height 1, its `timeout scheduled` lines kept, and height 1's messages. */
+async function startLogged(prefix: string, timeouts: TimeoutParams) {
+  const { logger, waitOf } = timeoutLog();
+  const node = await nodes.start(new MemoryNetworkHub(), fourValidatorGenesis(150), prefix, {
+    timeouts,
+    logger,
+  });
+  await until('height 1', () => node.driver.position.height === 1n);
+  return { node, waitOf, ...heightOne(node) };
+}
+
 describe('a proposer this node holds equivocation evidence against', () => {
   test('waits only the short propose timeout in each of its rounds', async () => {
-    const { logger, waitOf } = timeoutLog();
-    const machine: TimeoutParams = {
-      proposeMs: 60_000,
-      proposeDeltaMs: 0,
-      prevoteMs: 200,
-      prevoteDeltaMs: 0,
-      precommitMs: 200,
-      precommitDeltaMs: 0,
-    };
-    const node = await nodes.start(
-      new MemoryNetworkHub(),
-      fourValidatorGenesis(150),
+    const { node, waitOf, proposerOf, vote, gossip } = await startLogged(
       'unc-equivocator-test-',
-      {
-        timeouts: machine,
-        logger,
-      },
+      machineWaits(60_000, 0),
     );
-    await until('height 1', () => node.driver.position.height === 1n);
-    const { proposerOf, vote, gossip } = heightOne(node);
     const { x, first } = twoTurns(proposerOf, 1);
     // x prevotes two different blocks in round 0: the machine sees it and keeps the evidence.
     await gossip('vote', vote(x, 'prevote', 0, sha256(utf8('block a'))), 'relay', false);
@@ -100,31 +105,20 @@ describe('a proposer this node holds equivocation evidence against', () => {
 });
 
 describe('a re-proposal whose polka never reached this node', () => {
-  test("counts as a turn its proposer missed: its next round waits the short timeout, not the machine's", async () => {
-    const { logger, waitOf } = timeoutLog();
-    // The machine's propose wait grows 4 s a round: round 1 is waited out in 4.5 s, and the short
-    // waits of later rounds (500 ms doubling) stay well under the machine's.
-    const machine: TimeoutParams = {
-      proposeMs: 500,
-      proposeDeltaMs: 4_000,
-      prevoteMs: 200,
-      prevoteDeltaMs: 0,
-      precommitMs: 200,
-      precommitDeltaMs: 0,
-    };
-    const node = await nodes.start(new MemoryNetworkHub(), fourValidatorGenesis(150), 'unc-no-polka-test-', {
-      timeouts: machine,
-      logger,
-    });
-    await until('height 1', () => node.driver.position.height === 1n);
-    const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
+  /**
+   * x re-proposes at its first turn (a round-0 polka nobody ever saw) a block of its own, valid or
+   * not; v0 waits that round out; at x's next turn v0 must wait only a missed turn's short wait.
+   * The machine's propose wait grows 4 s a round: round 1 is waited out in 4.5 s, and the short
+   * waits of later rounds (500 ms doubling) stay well under the machine's.
+   */
+  async function missedTurnAfterReProposal(prefix: string, invalidBlock: boolean) {
+    const machine = machineWaits(500, 4_000);
+    const { node, waitOf, proposerOf, proposalFor, vote, gossip } = await startLogged(prefix, machine);
     const { x, first, next } = twoTurns(proposerOf, 1);
     assert.ok(first <= 2 && next <= 4, `x's turns ${first} and ${next}: the test's waits assume early ones`);
     for (const v of othersThan(x)) await gossip('vote', vote(v, 'prevote', first, null), 'relay', false);
     await until(`round ${first}`, () => node.driver.position.round === first);
-    // A valid block of x's own, signed as a re-proposal of a round-0 polka nobody ever saw.
-    const reProposal = proposalFor(first, '1', x, 0);
-    await gossip('proposal', reProposal.full, 'relay');
+    await gossip('proposal', proposalFor(first, '1', x, 0, invalidBlock).full, 'relay');
     await until(`x's round ${first} to be waited out`, () => node.driver.position.step !== 'propose');
     for (const v of othersThan(x)) await gossip('vote', vote(v, 'prevote', next, null), 'relay', false);
     await until(`round ${next}, x's next turn`, () => waitOf(next, 'propose') !== undefined);
@@ -134,47 +128,16 @@ describe('a re-proposal whose polka never reached this node', () => {
       Math.min(machineWait, 500 * 2 ** next),
       `round ${next}: the short wait of a missed turn, not the machine's ${machineWait} ms`,
     );
-  });
+  }
 
-  test('counts as a missed turn also when its block is invalid: the polka is what line 28 waits for', async () => {
+  test("counts as a turn its proposer missed: its next round waits the short timeout, not the machine's", () =>
+    missedTurnAfterReProposal('unc-no-polka-test-', false));
+
+  test('counts as a missed turn also when its block is invalid: the polka is what line 28 waits for', () =>
     // Line 28 acts on a re-proposal only with its polka, valid block or not: without it the round
     // is waited out in full. A proposer that signs a polRound over a block nobody can accept
     // (here a wrong state root) is as much at fault as one that withholds a valid block's polka.
-    const { logger, waitOf } = timeoutLog();
-    const machine: TimeoutParams = {
-      proposeMs: 500,
-      proposeDeltaMs: 4_000,
-      prevoteMs: 200,
-      prevoteDeltaMs: 0,
-      precommitMs: 200,
-      precommitDeltaMs: 0,
-    };
-    const node = await nodes.start(
-      new MemoryNetworkHub(),
-      fourValidatorGenesis(150),
-      'unc-no-polka-bad-test-',
-      {
-        timeouts: machine,
-        logger,
-      },
-    );
-    await until('height 1', () => node.driver.position.height === 1n);
-    const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
-    const { x, first, next } = twoTurns(proposerOf, 1);
-    assert.ok(first <= 2 && next <= 4, `x's turns ${first} and ${next}: the test's waits assume early ones`);
-    for (const v of othersThan(x)) await gossip('vote', vote(v, 'prevote', first, null), 'relay', false);
-    await until(`round ${first}`, () => node.driver.position.round === first);
-    await gossip('proposal', proposalFor(first, '1', x, 0, true).full, 'relay');
-    await until(`x's round ${first} to be waited out`, () => node.driver.position.step !== 'propose');
-    for (const v of othersThan(x)) await gossip('vote', vote(v, 'prevote', next, null), 'relay', false);
-    await until(`round ${next}, x's next turn`, () => waitOf(next, 'propose') !== undefined);
-    const machineWait = machine.proposeMs + machine.proposeDeltaMs * next;
-    assert.equal(
-      waitOf(next, 'propose'),
-      Math.min(machineWait, 500 * 2 ** next),
-      `round ${next}: the short wait of a missed turn, not the machine's ${machineWait} ms`,
-    );
-  });
+    missedTurnAfterReProposal('unc-no-polka-bad-test-', true));
 
   test('is what a proposer holding the polka sends with its re-proposal, straight to every peer', async () => {
     // v0 saw a polka in round 0 (it and the others prevoted the round-0 block), the round failed
