@@ -689,6 +689,7 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
+    await this.recallRecentCommits();
     if (network) this.mempoolReactor.startReannouncing();
     // Before the first catch-up: a synced block's write that hangs is caught too.
     this.writeWatchdog = every(
@@ -787,6 +788,17 @@ export class ConsensusDriver {
       this.startTimer = null;
       void this.enqueue(() => this.startHeight(next));
     });
+  }
+
+  /** Who signed the last heights' commits, for proposer liveness (`ProposerLiveness.recallCommits`). */
+  private async recallRecentCommits(): Promise<void> {
+    const tip = this.chain.tipHeight;
+    const commits: { height: bigint; signers: Uint8Array[] }[] = [];
+    for (let h = tip; h >= 1n && tip - h < BigInt(this.liveness.heightsToRecall); h--) {
+      const block = h === tip ? this.chain.tip.block : await this.chain.blockAt(h);
+      if (block) commits.push({ height: h, signers: block.commit.signatures.map((s) => s.validator) });
+    }
+    this.liveness.recallCommits(commits);
   }
 
   private async startHeight(height: bigint): Promise<void> {

@@ -99,6 +99,29 @@ export class ProposerLiveness {
     return this.opts.shortProposeMs;
   }
 
+  /** How many of the latest commits `recallCommits` wants (the heights a silence is judged over, and one). */
+  get heightsToRecall(): number {
+    return this.opts.absentAfterHeights + 1;
+  }
+
+  /**
+   * Heights this node holds but did not watch (it restarted, or synced them): each signer of a
+   * height's commit certificate counts as seen then, and the heights count as watched. Otherwise
+   * a node knows nothing for `absentAfterHeights` heights after it starts, and waits each silent
+   * validator's turns out in full meanwhile; where its vote completes a quorum, every node waits
+   * with it (simulator seed 77988: 7 validators, 2 silent, a validator restarted: rounds of 5 s
+   * and more at one height until the restarted one had watched two heights). A validator alive
+   * but missing from the certificates (its precommit came late) gets the short wait until its
+   * first message of the height arrives, which lifts it (`saw`). Certificates are read from this
+   * node's own committed blocks, their signatures checked when they were committed.
+   */
+  recallCommits(commits: readonly { height: bigint; signers: readonly Uint8Array[] }[]): void {
+    for (const { height, signers } of commits) {
+      if (this.since === null || height < this.since) this.since = height;
+      for (const signer of signers) this.saw(signer, height);
+    }
+  }
+
   /** A vote or proposal of `validator` at `height`, its signature checked, arrived. */
   saw(validator: Uint8Array, height: bigint): void {
     const id = idOf(validator);

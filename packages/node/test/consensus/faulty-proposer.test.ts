@@ -11,21 +11,35 @@
  * delayMs): the machine's waits here are long enough that the short one cannot be mistaken.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { decode, equalBytes, sha256, type TimeoutParams, toHex, utf8 } from '@unc/core';
+import {
+  certificateFromVotes,
+  decode,
+  equalBytes,
+  sha256,
+  signVote,
+  type TimeoutParams,
+  toHex,
+  utf8,
+} from '@unc/core';
 import { until as waitUntil } from '@unc/test-utils';
+import { Chain } from '../../src/chain.js';
 import { voteMessageCodec } from '../../src/consensus/wire.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
+import { ChainDb } from '../../src/storage/db.js';
 import { MemoryNetworkHub } from './memory-network.js';
-import { fourValidatorGenesis, heightOne, TestNodes, type Validator, validators } from './test-nodes.js';
+import { fourValidatorGenesis, nextHeight, TestNodes, type Validator, validators } from './test-nodes.js';
 
 const nodes = new TestNodes();
 after(() => nodes.stopAll());
 
-/** A debug logger that keeps each `timeout scheduled` line's fields. */
-function timeoutLog() {
+/** A debug logger that keeps each `timeout scheduled` line's fields; `waitOf` reads `height`'s. */
+function timeoutLog(height = 1n) {
   const scheduled: { height: string; round: number; step: string; delayMs: number }[] = [];
   const stream = new Writable({
     write(chunk, _enc, done) {
@@ -39,7 +53,7 @@ function timeoutLog() {
   });
   const logger = createLogger('v0', { level: 'debug', json: true, stream });
   const waitOf = (round: number, step: string) =>
-    scheduled.find((e) => e.height === '1' && e.round === round && e.step === step)?.delayMs;
+    scheduled.find((e) => e.height === String(height) && e.round === round && e.step === step)?.delayMs;
   return { logger, waitOf };
 }
 
@@ -80,7 +94,7 @@ async function startLogged(prefix: string, timeouts: TimeoutParams) {
     logger,
   });
   await until('height 1', () => node.driver.position.height === 1n);
-  return { node, waitOf, ...heightOne(node) };
+  return { node, waitOf, ...nextHeight(node) };
 }
 
 describe('a proposer this node holds equivocation evidence against', () => {
@@ -171,7 +185,7 @@ describe('a re-proposal whose polka never reached this node', () => {
     };
     hub.join('peer', silent);
     await until('height 1', () => node.driver.position.height === 1n);
-    const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
+    const { proposerOf, proposalFor, vote, gossip } = nextHeight(node);
     const v0 = validators[0]!;
     assert.notEqual(proposerOf(0), v0, 'round 0 is another validator’s');
     const own = [...Array(16).keys()].find((r) => proposerOf(r) === v0);
@@ -205,5 +219,58 @@ describe('a re-proposal whose polka never reached this node', () => {
       'all four prevotes of the polka',
     );
     assert.equal(node.driver.polkaStats.sent, 1);
+  });
+});
+
+describe('a node that restarts', () => {
+  test("knows a validator missing from its last commits for silent at once, and waits its turn only the absent proposer's short wait", async () => {
+    // Three heights committed by v0, v1 and v2 alone (v3 silent), written to the data directory
+    // as a node that ran them would have; then the node starts on it. Before, it knew nothing for
+    // two heights and waited each of v3's turns out in full: where its vote completed a quorum,
+    // every node waited with it (simulator seed 77988: 21.6 s).
+    const genesis = fourValidatorGenesis(150);
+    const dataDir = mkdtempSync(join(tmpdir(), 'unc-recall-test-'));
+    const db = await ChainDb.open(join(dataDir, 'chain'));
+    const chain = await Chain.open(db, genesis, silentLogger);
+    const signers = validators.slice(0, 3);
+    for (let h = 1n; h <= 3n; h++) {
+      const { pending } = chain.buildProposal(
+        [],
+        chain.nextBlockTime(BigInt(Date.now())),
+        { seed: validators[0]!.seed, publicKey: validators[0]!.publicKey },
+        () => false,
+      );
+      const votes = signers.map((v) =>
+        signVote(
+          'unc-dev-1',
+          { type: 'precommit', height: h, round: 0, blockHash: pending.hash, validator: v.publicKey },
+          v.seed,
+        ),
+      );
+      await chain.commitDecided(pending, certificateFromVotes(votes));
+    }
+    await chain.untilDurable();
+    await db.close();
+
+    const { logger, waitOf } = timeoutLog(4n);
+    const node = await nodes.start(new MemoryNetworkHub(), genesis, 'unc-recall-test-', {
+      dataDir,
+      timeouts: machineWaits(60_000, 0),
+      logger,
+    });
+    await until('height 4', () => node.driver.position.height === 4n);
+    const { proposerOf, vote, gossip } = nextHeight(node);
+    const v3 = validators[3]!;
+    const turn = [...Array(16).keys()].find((r) => proposerOf(r) === v3);
+    assert.ok(turn !== undefined, 'v3 has a turn in the first rounds');
+    if (turn > 0)
+      for (const v of validators.slice(1, 3))
+        await gossip('vote', vote(v, 'prevote', turn, null), 'relay', false);
+    await until(`round ${turn}, v3's turn`, () => waitOf(turn, 'propose') !== undefined);
+    assert.equal(
+      waitOf(turn, 'propose'),
+      100 * 2 ** turn,
+      `round ${turn}: the absent proposer's wait (100 ms doubled per round), not the machine's 60 s`,
+    );
   });
 });

@@ -250,4 +250,29 @@ describe('ProposerLiveness', () => {
       assert.equal(l.proposeTimeout(a, 20n, 50, 0), 50);
     });
   });
+
+  describe('recalled commits (a node that restarted, or synced the heights)', () => {
+    test("a validator missing from the last heights' certificates is absent at once; a signer is not", () => {
+      const l = new ProposerLiveness(opts);
+      assert.equal(l.heightsToRecall, 4, 'absentAfterHeights (3) and one');
+      l.recallCommits([
+        { height: 20n, signers: [b] },
+        { height: 19n, signers: [b] },
+        { height: 18n, signers: [b] },
+        { height: 17n, signers: [a, b] },
+      ]);
+      // a signed nothing for the last three heights (18–20): absent at height 21 already.
+      assert.equal(l.proposeTimeout(a, 21n, 3000, 0), 100);
+      assert.equal(l.proposeTimeout(b, 21n, 3000, 0), 3000);
+      // Its first message lifts it.
+      l.saw(a, 21n);
+      assert.equal(l.proposeTimeout(a, 21n, 3000, 0), 3000);
+    });
+
+    test('fewer heights than K recalled (a young chain) still mark nobody absent', () => {
+      const l = new ProposerLiveness(opts);
+      l.recallCommits([{ height: 1n, signers: [b] }]);
+      assert.equal(l.proposeTimeout(a, 2n, 3000, 0), 3000);
+    });
+  });
 });

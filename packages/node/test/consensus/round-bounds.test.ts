@@ -19,7 +19,7 @@ import { silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
-import { heightOne, type Validator } from './test-nodes.js';
+import { nextHeight, type Validator } from './test-nodes.js';
 
 const dirs: string[] = [];
 const running = new Set<UncNode>();
@@ -51,7 +51,7 @@ async function startAt1(hub: MemoryNetworkHub, seed?: Uint8Array) {
     timeoutMs: 60_000,
     intervalMs: 25,
   });
-  const { proposerOf, proposalFor, vote, gossip } = heightOne(node);
+  const { proposerOf, proposalFor, vote, gossip } = nextHeight(node);
   const prevote = (v: Validator, round: number, blockHash: Uint8Array | null) =>
     vote(v, 'prevote', round, blockHash);
   return { node, proposerOf, proposalFor, prevote, gossip };

@@ -93,9 +93,11 @@ export class TestNodes {
       network?: (handlers: NetworkHandlers) => Promise<Network>;
       timeouts?: TimeoutParams;
       logger?: Logger;
+      /** A data directory the test prepared (the node's chain in it); removed with the others. */
+      dataDir?: string;
     } = {},
   ): Promise<UncNode> {
-    const dir = mkdtempSync(join(tmpdir(), prefix));
+    const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), prefix));
     this.dirs.push(dir);
     const node = await UncNode.start({
       dataDir: dir,
@@ -117,15 +119,16 @@ export class TestNodes {
 }
 
 /**
- * Messages of height 1 of the four-validator chain, signed as the test's validators would sign
- * them, for a node whose head is genesis: each round's proposer, a proposal of one transaction
- * nobody gossiped (fresh, or a re-proposal with `polRound`), and votes.
+ * Messages of the height after `node`'s head (height 1 at genesis) of the four-validator chain,
+ * signed as the test's validators would sign them: each round's proposer, a proposal of one
+ * transaction nobody gossiped (fresh, or a re-proposal with `polRound`), and votes.
  */
-export function heightOne(node: UncNode) {
+export function nextHeight(node: UncNode) {
+  const height = node.chain.tipHeight + 1n;
   const set = node.chain.validatorSet();
   const beacon = node.chain.head.header.beacon;
   const proposerOf = (round: number): Validator =>
-    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, 1n, round).publicKey))!;
+    validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, height, round).publicKey))!;
   /**
    * A block of one unseen transaction (its fee makes it unique), proposed for `round` by `by`.
    * `invalid`: its header names a state root its transactions do not lead to, so every node finds
@@ -152,7 +155,7 @@ export function heightOne(node: UncNode) {
     const hash = invalid ? blockHash(block.header) : pending.hash;
     const proposal = signProposal(
       'unc-dev-1',
-      { height: 1n, round, polRound, blockHash: hash, proposer: by.publicKey },
+      { height, round, polRound, blockHash: hash, proposer: by.publicKey },
       by.seed,
     );
     const message = withIds({ proposal, block, lastCommit: pending.lastCommit, sentAt: 1n }, by.seed);
@@ -167,7 +170,7 @@ export function heightOne(node: UncNode) {
   };
   const vote = (v: Validator, type: 'prevote' | 'precommit', round: number, blockHash: Uint8Array | null) =>
     encode(voteMessageCodec, {
-      vote: signVote('unc-dev-1', { type, height: 1n, round, blockHash, validator: v.publicKey }, v.seed),
+      vote: signVote('unc-dev-1', { type, height, round, blockHash, validator: v.publicKey }, v.seed),
       sentAt: 1n,
     });
   return { proposerOf, proposalFor, vote, gossip: node.driver.handlers().onGossip };
