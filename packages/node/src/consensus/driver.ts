@@ -382,6 +382,8 @@ export class ConsensusDriver {
   private readonly catchUpEncoded = new WeakMap<Proposal | Vote, Uint8Array>();
 
   private queue: Promise<void> = Promise.resolve();
+  /** Whether the last commits' signers were recalled (`recallRecentCommits`, at the first height). */
+  private recalled = false;
   private stopped = false;
   /** The height the machine was started at; 0 until the first start. */
   private height = 0n;
@@ -486,6 +488,8 @@ export class ConsensusDriver {
   private fetchesOfHeight = new AbortController();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
+  /** Each round's propose wait as scheduled at this height, and the machine's (`onTimeout`). */
+  private proposeWaits = new Map<number, { ms: number; machineMs: number }>();
   /**
    * The current height's proposals accepted (and so relayed) once, by the proposal's signature,
    * with their proposer's signature over the transaction ids they came with and the hash of those
@@ -689,7 +693,6 @@ export class ConsensusDriver {
 
   async start(network: Network | null): Promise<void> {
     this.network = network;
-    await this.recallRecentCommits();
     if (network) this.mempoolReactor.startReannouncing();
     // Before the first catch-up: a synced block's write that hangs is caught too.
     this.writeWatchdog = every(
@@ -790,23 +793,37 @@ export class ConsensusDriver {
     });
   }
 
-  /** Who signed the last heights' commits, for proposer liveness (`ProposerLiveness.recallCommits`). */
+  /**
+   * Who signed the last heights' commits, for proposer liveness (`ProposerLiveness.recallCommits`):
+   * once, at the first height this driver starts, so after the start-up catch-up (the heights
+   * synced then are the ones recalled, not the stale ones the node stopped at). Advisory: a block
+   * that cannot be read leaves liveness blank, as before.
+   */
   private async recallRecentCommits(): Promise<void> {
-    const tip = this.chain.tipHeight;
-    const commits: { height: bigint; signers: Uint8Array[] }[] = [];
-    for (let h = tip; h >= 1n && tip - h < BigInt(this.liveness.heightsToRecall); h--) {
-      const block = h === tip ? this.chain.tip.block : await this.chain.blockAt(h);
-      if (block) commits.push({ height: h, signers: block.commit.signatures.map((s) => s.validator) });
+    this.recalled = true;
+    try {
+      const tip = this.chain.tipHeight;
+      const commits: { height: bigint; signers: Uint8Array[] }[] = [];
+      for (let h = tip; h >= 1n && tip - h < BigInt(this.liveness.heightsToRecall); h--) {
+        const block = h === tip ? this.chain.tip.block : await this.chain.blockAt(h);
+        if (block) commits.push({ height: h, signers: block.commit.signatures.map((s) => s.validator) });
+      }
+      this.liveness.recallCommits(commits);
+    } catch (err) {
+      this.logger.warn('recent commits unreadable; proposer liveness starts blank', {
+        error: (err as Error).message,
+      });
     }
-    this.liveness.recallCommits(commits);
   }
 
   private async startHeight(height: bigint): Promise<void> {
+    if (!this.recalled && !this.stopped) await this.recallRecentCommits();
     if (this.stopped || height !== this.chain.tipHeight + 1n || height <= this.height) return;
     this.height = height;
     this.abandonFetches();
     this.pending = new Map();
     this.proposeTimedOut = new Set();
+    this.proposeWaits = new Map();
     this.proposalArrived = new Set();
     this.preverifiedRounds = new Set();
     this.signedIds = new Map();
@@ -1197,6 +1214,8 @@ export class ConsensusDriver {
         const { height, round, step } = action;
         const delayMs = this.timeoutDelay(action);
         this.logger.debug('timeout scheduled', { height, round, step, delayMs });
+        if (step === 'propose' && height === this.height)
+          this.proposeWaits.set(round, { ms: delayMs, machineMs: action.delayMs });
         if (step === 'precommit')
           this.precommitDue = {
             height,
@@ -1292,7 +1311,15 @@ export class ConsensusDriver {
         (!this.proposalArrived.has(round) || this.machine.lacksPolkaOfReProposal(round))
       ) {
         const proposer = this.proposerAt(height, round);
-        if (!this.validator || !equalBytes(proposer, this.validator.publicKey))
+        // A wait cut below a missed turn's (the proposer taken to be absent, cut off or an
+        // equivocator) proves nothing when it runs out: a live proposer wrongly taken to be
+        // absent (missing from the commits a restarted node recalled) would be marked, and a
+        // proposal that takes longer than 500 ms to arrive would keep it marked.
+        const waited = this.proposeWaits.get(round);
+        const cutShort =
+          waited !== undefined &&
+          waited.ms < Math.min(waited.machineMs, this.liveness.shortProposeMs * 2 ** Math.min(round, 30));
+        if (!cutShort && (!this.validator || !equalBytes(proposer, this.validator.publicKey)))
           this.liveness.missedTurn(proposer);
       }
     }

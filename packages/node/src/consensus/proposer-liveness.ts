@@ -23,10 +23,14 @@
  *   74339, four such rounds running cost 19 s at one height).
  *
  * Only this node's own observations count: its own timeouts, messages whose signature it
- * checked, and its own connections to peers that a validator bound to itself by signature.
- * Nobody can make an honest proposer look silent without stopping its messages from reaching this
- * node for a whole height (the network, not a message), or closing this node's very connection to
- * that validator's node; a peer no validator signed for closes its connections without effect
+ * checked, its own connections to peers that a validator bound to itself by signature, and, at
+ * start, the commit certificates of its own last blocks (`recallCommits`). Those hold any 2/3+ of
+ * the precommits, chosen by a block's proposer or a sync peer, so a Byzantine one can leave out an
+ * honest validator: that costs it at most its turns until its first message after this node's
+ * start, and no missed turn (a wait cut short proves nothing, the driver's `onTimeout`).
+ * Otherwise nobody can make an honest proposer look silent without stopping its messages from
+ * reaching this node for a whole height (the network, not a message), or closing this node's very
+ * connection to that validator's node; a peer no validator signed for closes its connections without effect
  * (a validator reached only through relays gives no such signal: the first rules apply). A
  * Byzantine proposer that withholds its proposal, or sends it after the timeout, pays a short
  * timeout at its next turn instead of the long one.
@@ -112,8 +116,10 @@ export class ProposerLiveness {
    * with it (simulator seed 77988: 7 validators, 2 silent, a validator restarted: rounds of 5 s
    * and more at one height until the restarted one had watched two heights). A validator alive
    * but missing from the certificates (its precommit came late) gets the short wait until its
-   * first message of the height arrives, which lifts it (`saw`). Certificates are read from this
-   * node's own committed blocks, their signatures checked when they were committed.
+   * first message of the height arrives, which lifts it (`saw`), and the short wait running out
+   * counts as no missed turn. Certificates are read from this node's committed blocks, their
+   * signatures checked when committed; which 2/3+ they hold, a block's proposer or a sync peer
+   * chose (see the header).
    */
   recallCommits(commits: readonly { height: bigint; signers: readonly Uint8Array[] }[]): void {
     for (const { height, signers } of commits) {

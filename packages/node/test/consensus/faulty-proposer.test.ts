@@ -223,7 +223,7 @@ describe('a re-proposal whose polka never reached this node', () => {
 });
 
 describe('a node that restarts', () => {
-  test("knows a validator missing from its last commits for silent at once, and waits its turn only the absent proposer's short wait", async () => {
+  test("knows a validator missing from its last commits for silent at once, waits its turn only the absent proposer's short wait, and holds nothing against it once heard from", async () => {
     // Three heights committed by v0, v1 and v2 alone (v3 silent), written to the data directory
     // as a node that ran them would have; then the node starts on it. Before, it knew nothing for
     // two heights and waited each of v3's turns out in full: where its vote completed a quorum,
@@ -272,5 +272,14 @@ describe('a node that restarts', () => {
       100 * 2 ** turn,
       `round ${turn}: the absent proposer's wait (100 ms doubled per round), not the machine's 60 s`,
     );
+    // That wait running out proves nothing against v3 (it may be alive, its precommits late):
+    // once it is heard from, its next turn waits in full, not a missed turn's 500 ms.
+    await until(`v0 to give up on v3's round ${turn}`, () => node.driver.position.step !== 'propose');
+    await gossip('vote', vote(v3, 'prevote', turn, null), 'relay', false);
+    const next = [...Array(32).keys()].find((r) => r > turn && proposerOf(r) === v3)!;
+    for (const v of validators.slice(1, 3))
+      await gossip('vote', vote(v, 'prevote', next, null), 'relay', false);
+    await until(`round ${next}, v3's next turn`, () => waitOf(next, 'propose') !== undefined);
+    assert.equal(waitOf(next, 'propose'), 60_000, `round ${next}: the machine's wait, v3 being heard from`);
   });
 });
