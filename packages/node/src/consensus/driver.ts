@@ -488,8 +488,8 @@ export class ConsensusDriver {
   private fetchesOfHeight = new AbortController();
   /** Rounds of the current height whose propose timeout fired here. */
   private proposeTimedOut = new Set<number>();
-  /** Each round's propose wait as scheduled at this height, and the machine's (`onTimeout`). */
-  private proposeWaits = new Map<number, { ms: number; machineMs: number }>();
+  /** Rounds of this height whose propose wait was cut below a missed turn's (`onTimeout`). */
+  private proposeCutShort = new Set<number>();
   /**
    * The current height's proposals accepted (and so relayed) once, by the proposal's signature,
    * with their proposer's signature over the transaction ids they came with and the hash of those
@@ -823,7 +823,7 @@ export class ConsensusDriver {
     this.abandonFetches();
     this.pending = new Map();
     this.proposeTimedOut = new Set();
-    this.proposeWaits = new Map();
+    this.proposeCutShort = new Set();
     this.proposalArrived = new Set();
     this.preverifiedRounds = new Set();
     this.signedIds = new Map();
@@ -1214,8 +1214,12 @@ export class ConsensusDriver {
         const { height, round, step } = action;
         const delayMs = this.timeoutDelay(action);
         this.logger.debug('timeout scheduled', { height, round, step, delayMs });
-        if (step === 'propose' && height === this.height)
-          this.proposeWaits.set(round, { ms: delayMs, machineMs: action.delayMs });
+        if (
+          step === 'propose' &&
+          height === this.height &&
+          delayMs < this.liveness.missedTurnWait(action.delayMs, round)
+        )
+          this.proposeCutShort.add(round);
         if (step === 'precommit')
           this.precommitDue = {
             height,
@@ -1315,11 +1319,10 @@ export class ConsensusDriver {
         // equivocator) proves nothing when it runs out: a live proposer wrongly taken to be
         // absent (missing from the commits a restarted node recalled) would be marked, and a
         // proposal that takes longer than 500 ms to arrive would keep it marked.
-        const waited = this.proposeWaits.get(round);
-        const cutShort =
-          waited !== undefined &&
-          waited.ms < Math.min(waited.machineMs, this.liveness.shortProposeMs * 2 ** Math.min(round, 30));
-        if (!cutShort && (!this.validator || !equalBytes(proposer, this.validator.publicKey)))
+        if (
+          !this.proposeCutShort.has(round) &&
+          (!this.validator || !equalBytes(proposer, this.validator.publicKey))
+        )
           this.liveness.missedTurn(proposer);
       }
     }
@@ -2360,15 +2363,18 @@ export class ConsensusDriver {
       messages.push({ topic: 'proposal', data });
     }
     const sentAt = this.sentAt();
-    for (const vote of votes) {
-      let data = this.catchUpEncoded.get(vote);
-      if (!data) {
-        data = encode(voteMessageCodec, { vote, sentAt });
-        this.catchUpEncoded.set(vote, data);
-      }
-      messages.push({ topic: 'vote', data });
-    }
+    for (const vote of votes) messages.push({ topic: 'vote', data: this.encodedVote(vote, sentAt) });
     return messages;
+  }
+
+  /** A vote's direct-send encoding, made once and shared (`catchUpEncoded`). */
+  private encodedVote(vote: Vote, sentAt: bigint): Uint8Array {
+    let data = this.catchUpEncoded.get(vote);
+    if (!data) {
+      data = encode(voteMessageCodec, { vote, sentAt });
+      this.catchUpEncoded.set(vote, data);
+    }
+    return data;
   }
 
   /**
@@ -2457,7 +2463,7 @@ export class ConsensusDriver {
     const sentAt = this.sentAt();
     const messages: DirectMessage[] = this.machine
       .prevotesFor(proposal.polRound, proposal.blockHash)
-      .map((vote) => ({ topic: 'vote', data: encode(voteMessageCodec, { vote, sentAt }) }));
+      .map((vote) => ({ topic: 'vote', data: this.encodedVote(vote, sentAt) }));
     if (messages.length === 0) return;
     this.polkaStats.sent++;
     for (const peer of network.peers()) void this.sendInChunks(network, peer.id, messages, false);

@@ -103,6 +103,15 @@ export class ProposerLiveness {
     return this.opts.shortProposeMs;
   }
 
+  /**
+   * The propose wait of a proposer that missed its last turn, given the machine's `delayMs` for
+   * `round`: the short wait doubled with the round. A wait below it (absent, cut off, equivocator)
+   * is one its running out proves nothing by (the driver's `onTimeout`).
+   */
+  missedTurnWait(delayMs: number, round: number): number {
+    return Math.min(delayMs, this.opts.shortProposeMs * 2 ** Math.max(0, Math.min(round, 30)));
+  }
+
   /** How many of the latest commits `recallCommits` wants (the heights a silence is judged over, and one). */
   get heightsToRecall(): number {
     return this.opts.absentAfterHeights + 1;
@@ -265,7 +274,7 @@ export class ProposerLiveness {
     // where the machine's cost 3 s and more (seed 74339: 26.7 s → 8.1 s).
     if (this.hasEquivocated(proposer)) return grown(this.opts.absentProposeMs);
     if (this.isAbsent(proposer, height, cutOffCounts)) return grown(this.opts.absentProposeMs);
-    if (this.missed.has(idOf(proposer))) return grown(this.opts.shortProposeMs);
+    if (this.missed.has(idOf(proposer))) return this.missedTurnWait(delayMs, round);
     return delayMs;
   }
 

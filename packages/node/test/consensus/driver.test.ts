@@ -202,24 +202,7 @@ test('4 validators over the in-memory network: agree, survive one crash, stall w
   // it reaches the proposers by gossip and is finalized.
   const follower = await startNode(hub, 'f', tempDir());
   await until('the follower to sync', () => follower.chain.height >= minHeight(nodes.slice(0, 3)));
-  const sender = devKey(1);
-  const base = {
-    chainId: 'unc-dev-1',
-    signer: sender.publicKey,
-    nonce: 0n,
-    expiresAt: 10_000n,
-    actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
-  };
-  const params = follower.chain.params;
-  const env = envelopeFromSigned(
-    signTransaction(
-      {
-        ...base,
-        fee: feeFor(base, { minFeePerByte: params.minFeePerByte, minFeePerAction: params.minFeePerAction }),
-      },
-      sender.seed,
-    ),
-  );
+  const env = devTransfer(follower.chain.params, 0n, parseUnc('1'));
   const included = new Promise<number>((resolve, reject) =>
     follower.watchTx(env.hash, (e) =>
       e.status === 'included' ? resolve(e.height) : reject(new Error(e.reason)),
