@@ -37,8 +37,8 @@ import { InThreadVerifier } from '../verify-pool.js';
 import {
   type ByzantineBehaviour,
   type ByzantineNode,
-  DRAWN_BEHAVIOURS,
   byzantineWiring,
+  DRAWN_BEHAVIOURS,
   drawByzantine,
 } from './byzantine.js';
 import {
