@@ -135,7 +135,7 @@ const GENESIS_TIME = Date.UTC(2026, 0, 1);
  * Behaviours added after seeds were pinned, each drawn from a stream of its own (`scenarioForSeed`)
  * that gives it to `LATE_BEHAVIOUR_SHARE` of the seeds. The stream is `<behaviour>/<n>` with the
  * first n whose draw leaves every seed the tests and BENCHMARKS.md name as it was (sim.test.ts
- * checks them): 'repropose-without-polka/0' would have taken seed 26, among others.
+ * checks them): 'repropose-without-polka/0' would have taken seed 1239.
  */
 const LATE_BEHAVIOURS: readonly { behaviour: ByzantineBehaviour; stream: string }[] = [
   { behaviour: 'repropose-without-polka', stream: 'repropose-without-polka/1' },

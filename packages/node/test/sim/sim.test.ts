@@ -85,22 +85,33 @@ describe('sim: seed sweep of real nodes', () => {
   test('seeds named in the tests and BENCHMARKS.md keep their scenarios (a behaviour added later has a draw of its own)', () => {
     // sha256 of JSON.stringify(scenarioForSeed(seed)), its first 16 hex digits, on main at
     // 9202a7f, before repropose-without-polka: the regression seeds above, the replay test's, and
-    // those BENCHMARKS.md names.
+    // those BENCHMARKS.md names (found failing, slow, or the worst recovery of a sweep).
     const before: Record<number, string> = {
       5: '7363399d5f1a47c9',
       6: '21bf22386506aa55',
       13: '24417c705e37cf8d',
       22: '32ca47dc2e5ad51d',
       26: 'df383ad8c68072f8',
+      49: '7be642b671db74a3',
       92: 'd1cc101877ccd044',
+      180: 'b3954895f3b29bae',
+      217: '7dfe4dd5769c01cd',
+      538: 'd4382149452fb79b',
+      580: 'aa3eb88ab8bcc78d',
+      1239: 'fa34e94712997005',
       1638: '489f67982c2bb29d',
       1767: '147d9a514bfdf9e2',
+      2594: '908e775bbd6184b6',
       2640: '06f185830851addc',
       4486: '180a725c7cf8559b',
+      70416: 'c0892c8615bc5d2a',
+      70613: '6a4e5e253c41c603',
+      71082: '485a738c3698e6e1',
       71368: '3044386efcaf5a45',
       71398: '7a77927c30a88184',
       74339: '913a779fbc0e9125',
       77988: 'a30ddbb0b6674ea3',
+      80236: '8c365a43ab68ef17',
     };
     for (const [seed, hash] of Object.entries(before)) {
       const scenario = JSON.stringify(scenarioForSeed(Number(seed)));
