@@ -27,6 +27,8 @@
  *   Its round-0 proposals are withheld: only a round ≥ 1 can claim a polka, and without faults a
  *   height rarely gets past round 0, so the made-up re-proposals would hardly ever be sent.
  *   Genuine re-proposals (polRound ≥ 0: the node holds the polka and sends it) pass unchanged.
+ *   Its made-up proposals, re-sent to it by peers, are kept from the node (`heard`): it would
+ *   otherwise report its own two proposals of the round as equivocation.
  */
 import {
   decode,
