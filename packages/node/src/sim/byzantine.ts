@@ -17,16 +17,50 @@
  * - silent: withholds its votes and proposals (transactions still flow).
  * - replay: beside each message, one it sent or heard earlier (an old round or height) again.
  * - precommit-without-prevote: each prevote goes out as a precommit for the same block instead.
+ * - repropose-without-polka: as proposer of a round r ≥ 1, its fresh block goes out as a
+ *   re-proposal: a proposal signed with polRound r - 1, a round in which nobody prevoted that
+ *   block, so the polka it claims does not exist and never comes. Both encodings are rewritten
+ *   (the node keeps sending compact proposals, which are re-signed with their id list, and whole
+ *   ones for empty blocks and re-sends). Honest nodes hold the proposal until its propose timeout
+ *   (Tendermint's line 28 waits for the polka), prevote nil, and count the round as a turn the
+ *   proposer missed (driver.ts, `lacksPolkaOfReProposal`), so its next turns get the short wait.
+ *   Its round-0 proposals are withheld: only a round ≥ 1 can claim a polka, and without faults a
+ *   height rarely gets past round 0, so the made-up re-proposals would hardly ever be sent.
+ *   Genuine re-proposals (polRound ≥ 0: the node holds the polka and sends it) pass unchanged.
+ *   Its made-up proposals, re-sent to it by peers, are kept from the node (`heard`): it would
+ *   otherwise report its own two proposals of the round as equivocation.
  */
-import { decode, encode, type SimRng, sha256, signProposal, signVote, utf8, type Vote } from '@unc/core';
-import { signProposalIds } from '../consensus/compact-block.js';
-import { type ProposalMessage, proposalMessageCodec, voteMessageCodec } from '../consensus/wire.js';
+import {
+  decode,
+  ed25519Sign,
+  encode,
+  equalBytes,
+  type Proposal,
+  type SimRng,
+  sha256,
+  signProposal,
+  signVote,
+  utf8,
+  type Vote,
+} from '@unc/core';
+import { compactIdsSignBytes, signProposalIds } from '../consensus/compact-block.js';
+import {
+  compactProposalCodec,
+  type ProposalMessage,
+  proposalMessageCodec,
+  voteMessageCodec,
+} from '../consensus/wire.js';
 import type { DevKey } from '../dev.js';
 import type { NodeCore } from '../node-core.js';
 import type { GossipTopic } from '../p2p/types.js';
-import type { Outgoing, Send } from './sim-network.js';
+import type { Heard, Outgoing, Send } from './sim-network.js';
 
-export const BYZANTINE_BEHAVIOURS = [
+/**
+ * The behaviours `scenarioForSeed` draws from (`pick`): the list's length and order are part of
+ * every seed's scenario, so it never grows. A behaviour added later is drawn from a stream of its
+ * own (simulator.ts), and only `BYZANTINE_BEHAVIOURS` lists it.
+ */
+export const DRAWN_BEHAVIOURS = [
   'equivocate-votes',
   'equivocate-proposals',
   'forge-votes',
@@ -36,6 +70,8 @@ export const BYZANTINE_BEHAVIOURS = [
   'replay',
   'precommit-without-prevote',
 ] as const;
+/** Every behaviour: the drawn ones, then those with a draw of their own. */
+export const BYZANTINE_BEHAVIOURS = [...DRAWN_BEHAVIOURS, 'repropose-without-polka'] as const;
 export type ByzantineBehaviour = (typeof BYZANTINE_BEHAVIOURS)[number];
 
 export interface ByzantineNode {
@@ -58,8 +94,11 @@ export interface ByzantineContext {
 
 export interface ByzantineWiring {
   outgoing: Outgoing;
-  /** Sees what the node hears (only a replaying node keeps anything). */
-  heard?: (topic: GossipTopic, data: Uint8Array) => void;
+  /**
+   * Sees what the node hears (a replaying node keeps some); `false` keeps it from the node (one
+   * that re-proposes without a polka does not take its made-up proposals back).
+   */
+  heard?: Heard;
 }
 
 const OVERSIZED = new Uint8Array(1 << 20).fill(0xff);
@@ -198,7 +237,10 @@ export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineCon
         kept.push({ topic, data, at: ctx.now() });
       };
       return {
-        heard: keep,
+        heard: (topic, data) => {
+          keep(topic, data);
+          return true;
+        },
         outgoing: (topic, data) => {
           const out: Send[] = [all(data)];
           // Only messages at least a second old: an earlier round or height by now.
@@ -223,6 +265,83 @@ export function byzantineWiring(behaviour: ByzantineBehaviour, ctx: ByzantineCon
         outgoing: (topic, data) => {
           if (topic !== 'vote') return [all(data)];
           return precommitOf(topic, data).map(all);
+        },
+      };
+    }
+    case 'repropose-without-polka': {
+      const own = (p: Proposal) => equalBytes(p.proposer, ctx.key.publicKey);
+      // The claim: the round before. A proposal with polRound -1 carries a block built for its
+      // own round (driver.ts, `buildValue`: this round's time and proposer), so no polka for it
+      // can exist in an earlier round.
+      const claimed = (p: Proposal) => {
+        const { signature: _, ...unsigned } = p;
+        const claim = signProposal(ctx.chainId, { ...unsigned, polRound: p.round - 1 }, ctx.key.seed);
+        madeUp.add(Buffer.from(claim.signature).toString('base64'));
+        return claim;
+      };
+      /**
+       * The signatures of the made-up proposals. Honest peers re-send a round's proposal (the
+       * catch-up of a stalled height), and taken back, one would meet the node's own proposal of
+       * that round (polRound -1) and be reported as its proposer's equivocation: by itself. An
+       * attacker does not report itself, so those are kept from the node.
+       */
+      const madeUp = new Set<string>();
+      // Null: a proposal this behaviour leaves alone (others' ones, relayed or re-sent, and
+      // genuine re-proposals), else what goes out instead of it.
+      const claim = (p: Proposal, sign: (claim: Proposal) => Uint8Array, form: string) => {
+        if (!own(p) || p.polRound >= 0) return null;
+        if (p.round === 0) {
+          ctx.count('withheld round-0 proposal');
+          return [];
+        }
+        ctx.count(`re-proposal without its polka (${form})`);
+        return [sign(claimed(p))];
+      };
+      const rewrite = remembered((topic, data) => {
+        if (topic === 'proposal') {
+          const msg = decode(proposalMessageCodec, data);
+          const out = claim(
+            msg.proposal,
+            (proposal) =>
+              encode(proposalMessageCodec, {
+                ...msg,
+                proposal,
+                idsSignature: signProposalIds(ctx.chainId, proposal, msg.block, ctx.key.seed),
+              }),
+            'whole',
+          );
+          return out ?? [data];
+        }
+        const msg = decode(compactProposalCodec, data);
+        const out = claim(
+          msg.proposal,
+          (proposal) =>
+            encode(compactProposalCodec, {
+              ...msg,
+              proposal,
+              idsSignature: ed25519Sign(
+                ctx.key.seed,
+                compactIdsSignBytes(ctx.chainId, proposal.signature, msg.txIds),
+              ),
+            }),
+          'compact',
+        );
+        return out ?? [data];
+      });
+      return {
+        outgoing: (topic, data) => {
+          if (topic !== 'proposal' && topic !== 'compact-proposal') return [all(data)];
+          return rewrite(topic, data).map(all);
+        },
+        heard: (topic, data) => {
+          if (madeUp.size === 0 || (topic !== 'proposal' && topic !== 'compact-proposal')) return true;
+          try {
+            const { proposal } =
+              topic === 'proposal' ? decode(proposalMessageCodec, data) : decode(compactProposalCodec, data);
+            return !madeUp.has(Buffer.from(proposal.signature).toString('base64'));
+          } catch {
+            return true; // Not a proposal: the node refuses it itself.
+          }
         },
       };
     }
@@ -261,5 +380,5 @@ export function drawByzantine(rng: SimRng, validators: number, share: number): B
   if (f === 0 || !rng.chance(share)) return [];
   const count = 1 + rng.int(f);
   const nodes = rng.shuffle([...Array(validators).keys()]).slice(0, count);
-  return nodes.map((node) => ({ node, behaviour: rng.pick(BYZANTINE_BEHAVIOURS) }));
+  return nodes.map((node) => ({ node, behaviour: rng.pick(DRAWN_BEHAVIOURS) }));
 }

@@ -44,6 +44,12 @@ export interface Send {
   to?: readonly string[];
 }
 
+/**
+ * Sees what a (Byzantine) node hears, before the node does; `false` keeps the message from the
+ * node (its own made-up messages coming back, which it would otherwise hold against its own).
+ */
+export type Heard = (topic: GossipTopic, data: Uint8Array) => boolean;
+
 /** Rewrites what a (Byzantine) node publishes; `peers` are those it reaches now. */
 export type Outgoing = (topic: GossipTopic, data: Uint8Array, peers: readonly string[]) => Send[];
 
@@ -79,12 +85,7 @@ export class SimNetwork {
   }
 
   /** A node (re)starting: it and every peer it can reach hear of the connection. */
-  attach(
-    id: string,
-    handlers: NetworkHandlers,
-    outgoing?: Outgoing,
-    heard?: (topic: GossipTopic, data: Uint8Array) => void,
-  ): SimPeerNetwork {
+  attach(id: string, handlers: NetworkHandlers, outgoing?: Outgoing, heard?: Heard): SimPeerNetwork {
     if (this.members.has(id)) throw new Error(`${id} is already attached`);
     const net = new SimPeerNetwork(this, id, handlers, outgoing, heard);
     this.members.set(id, net);
@@ -223,7 +224,7 @@ export class SimPeerNetwork implements Network {
     readonly peerId: string,
     private readonly handlers: NetworkHandlers,
     private readonly outgoing?: Outgoing,
-    private readonly heard?: (topic: GossipTopic, data: Uint8Array) => void,
+    private readonly heard?: Heard,
   ) {
     this.listenAddrs = [`/sim/${peerId}`];
   }
@@ -240,7 +241,7 @@ export class SimPeerNetwork implements Network {
 
   deliver(topic: GossipTopic, data: Uint8Array, from: string, direct = false): void {
     if (this.down) return;
-    this.heard?.(topic, data);
+    if (this.heard?.(topic, data) === false) return;
     void Promise.resolve(this.handlers.onGossip(topic, data, from, direct)).then((verdict) => {
       if (verdict === 'reject') {
         this.penalize(from, `rejected ${topic}`);

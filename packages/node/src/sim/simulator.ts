@@ -35,10 +35,10 @@ import { NodeCore } from '../node-core.js';
 import { ChainDb, type KvStore, MemoryKv } from '../storage/db.js';
 import { InThreadVerifier } from '../verify-pool.js';
 import {
-  BYZANTINE_BEHAVIOURS,
   type ByzantineBehaviour,
   type ByzantineNode,
   byzantineWiring,
+  DRAWN_BEHAVIOURS,
   drawByzantine,
 } from './byzantine.js';
 import {
@@ -132,6 +132,18 @@ export interface SimReport {
 const GENESIS_TIME = Date.UTC(2026, 0, 1);
 
 /**
+ * Behaviours added after seeds were pinned, each drawn from a stream of its own (`scenarioForSeed`)
+ * that gives it to `LATE_BEHAVIOUR_SHARE` of the seeds. The stream is `<behaviour>/<n>` with the
+ * first n whose draw leaves every seed the tests and BENCHMARKS.md name as it was (sim.test.ts
+ * checks them): 'repropose-without-polka/0' would have taken seed 1239.
+ */
+const LATE_BEHAVIOURS: readonly { behaviour: ByzantineBehaviour; stream: string }[] = [
+  { behaviour: 'repropose-without-polka', stream: 'repropose-without-polka/1' },
+];
+/** The share of seeds each late behaviour is given to. */
+const LATE_BEHAVIOUR_SHARE = 0.06;
+
+/**
  * The scenario of a seed: a mix of sizes, profiles and faults. Most seeds run 4 to 7 validators
  * (fast, and where faults bite hardest); a share runs 16, and a few run 100 with a cheaper mix
  * (shorter fault window, less loss, at most one partition and one crash). Up to f < n/3
@@ -139,6 +151,13 @@ const GENESIS_TIME = Date.UTC(2026, 0, 1);
  *
  * The draws of the 4-to-7 scenarios come first from the 'scenario' stream, unchanged since the
  * seeds of the regression tests were found; size and Byzantine behaviours have streams of their own.
+ * A behaviour added after seeds were pinned (tests, BENCHMARKS.md) is never drawn from those
+ * streams, which would change every seed's draw: it has a stream of its own, named after it, which
+ * gives it to a share of the seeds (`LATE_BEHAVIOUR_SHARE`) and leaves every other seed's scenario
+ * as it was. Such a seed's behaviour replaces that of one of its Byzantine validators, or, with
+ * none, makes one validator Byzantine (where f ≥ 1): the count stays within f. The pinned seeds
+ * must not be among them (sim.test.ts checks their scenarios): a stream that picks one is passed
+ * over for the next (`LATE_BEHAVIOURS`), the pinned seed stays.
  */
 export function scenarioForSeed(seed: number): Scenario {
   const rng = new SimRng(seed, 'scenario');
@@ -154,7 +173,13 @@ export function scenarioForSeed(seed: number): Scenario {
   const byzantine = drawByzantine(brng, validators, first === null ? 0.3 : 1);
   if (first !== null && !byzantine.some((b) => b.node === first)) {
     byzantine.pop();
-    byzantine.unshift({ node: first, behaviour: brng.pick(BYZANTINE_BEHAVIOURS) });
+    byzantine.unshift({ node: first, behaviour: brng.pick(DRAWN_BEHAVIOURS) });
+  }
+  for (const { behaviour, stream } of LATE_BEHAVIOURS) {
+    const late = new SimRng(seed, stream);
+    if (!late.chance(LATE_BEHAVIOUR_SHARE)) continue;
+    if (byzantine.length > 0) byzantine[late.int(byzantine.length)]!.behaviour = behaviour;
+    else if (validators > 3) byzantine.push({ node: late.int(validators), behaviour });
   }
   const faultsEndMs = (large ? rng.range(3, 5) : rng.range(6, 16)) * 1_000;
   const loss = [0, 0, 0.05, 0.2, 0.4][rng.int(large ? 3 : 5)]!;
@@ -416,7 +441,10 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
       slices: clockSlices(clock),
       // A Byzantine validator chooses its own encoding: whole proposals, which its behaviours
       // rewrite (peers take both encodings; honest nodes still send compact ones to each other).
-      ...(s.fullProposals || behaviour ? { compactProposals: false } : {}),
+      // One that re-proposes without a polka rewrites both, so it sends both as an honest one does.
+      ...(s.fullProposals || (behaviour && behaviour !== 'repropose-without-polka')
+        ? { compactProposals: false }
+        : {}),
     });
     chain.onCommit((c) => onCommitted(node, c));
     node.core = core;
