@@ -430,7 +430,7 @@ describe('equivocation evidence', () => {
   });
 
   test('attack: chips deregistered before the offence is reported and registered again by another account are barred too', () => {
-    // The validator keeps its seat (and the chips' power) to the end of the epoch after it
+    // The validator keeps its seat (and the chips' power) to the end of the epoch in which it
     // deregisters them; the tombstone finds no chip under it, so only the chip's history can bar them.
     const chain = twoValidators();
     setConsensusParams(chain, { tombstoneEpochs: 2n });
