@@ -24,9 +24,13 @@ import {
   type HeartbeatAnswer,
   heartbeatChallenge,
   isOnline,
+  putChip,
   registrationMessage,
   rsaAllowListChipId,
+  StateOverlay,
   sha256,
+  TPM_ALG,
+  TPM_GENERATED_VALUE,
   type TxEnvelope,
   type TxEvent,
   taggedHash,
@@ -40,6 +44,7 @@ import {
   CHAIN,
   genesis,
   gov,
+  type Key,
   key,
   miner,
   other,
@@ -160,6 +165,94 @@ describe('POCI: registration', () => {
     const events = chain.block([chain.tx(miner, [consent(chip, other.address)])]);
     assert.ok(events.some((e) => e.type === 'chipTransferred'));
     assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+  });
+});
+
+describe('POCI: TPM clock', () => {
+  /** A TPMS_ATTEST of type TPM_ST_ATTEST_TIME over `extraData` with the given clock (as a TPM makes). */
+  function timeAttest(
+    extraData: Uint8Array,
+    clock: bigint,
+    resetCount: number,
+    restartCount = 0,
+  ): Uint8Array {
+    const b = Buffer.alloc(4 + 2 + 2 + 2 + extraData.length + 17 + 8 + 8 + 17 + 8);
+    let o = b.writeUInt32BE(TPM_GENERATED_VALUE, 0);
+    o = b.writeUInt16BE(0x8019, o);
+    o = b.writeUInt16BE(0, o); // empty qualifiedSigner
+    o = b.writeUInt16BE(extraData.length, o);
+    b.set(extraData, o);
+    o += extraData.length;
+    for (let k = 0; k < 2; k++) {
+      if (k === 1) o = b.writeBigUInt64BE(123456n, o); // TPMS_TIME_INFO.time
+      o = b.writeBigUInt64BE(clock, o);
+      o = b.writeUInt32BE(resetCount, o);
+      o = b.writeUInt32BE(restartCount, o);
+      o = b.writeUInt8(1, o);
+      o = b.writeBigUInt64BE(0x2019102300163636n, o);
+    }
+    return new Uint8Array(b);
+  }
+
+  test('a transfer consent whose TPM clock went back is refused: it cannot reset the clock heartbeats are held to', () => {
+    const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const tpmSign = (data: Uint8Array) => {
+      const raw = new Uint8Array(sign('sha256', data, { key: ak.privateKey, dsaEncoding: 'ieee-p1363' }));
+      const b = Buffer.alloc(4 + 2 + 32 + 2 + 32);
+      let o = b.writeUInt16BE(TPM_ALG.ECDSA, 0);
+      o = b.writeUInt16BE(TPM_ALG.SHA256, o);
+      o = b.writeUInt16BE(32, o);
+      b.set(raw.subarray(0, 32), o);
+      o = b.writeUInt16BE(32, o + 32);
+      b.set(raw.subarray(32), o);
+      return new Uint8Array(b);
+    };
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('chip-tpm-transfer');
+    const chipId = devSoftChipId(chip.publicKey);
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    // The same record as a TPM chip whose last heartbeat read clock 1000 in its second reset.
+    const overlay = new StateOverlay(chain.state);
+    putChip(overlay, {
+      ...getChip(chain.state, chipId)!,
+      profile: 'tpm2',
+      keyMaterial: new Uint8Array(ak.publicKey.export({ type: 'spki', format: 'der' })),
+      tpmClock: { clock: 1000n, resetCount: 2, restartCount: 0 },
+    });
+    chain.state.apply(overlay.changes());
+    const transfer = (from: Key, to: Key, clock: bigint, resetCount: number) => {
+      const anchor = chain.height;
+      const message = transferMessage(CHAIN, chipId, to.address, chain.hashOf(anchor));
+      const attest = timeAttest(message, clock, resetCount);
+      return chain.tx(from, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: to.address,
+          anchorHeight: anchor,
+          consent: { type: 'tpm2', attest, signature: tpmSign(attest) },
+        },
+      ]);
+    };
+    expectReject(chain, transfer(miner, other, 999n, 2), 'TPM_CLOCK_BACKWARDS');
+    expectReject(chain, transfer(miner, other, 5000n, 1), 'TPM_CLOCK_BACKWARDS');
+    assert.deepEqual(getChip(chain.state, chipId)!.tpmClock, {
+      clock: 1000n,
+      resetCount: 2,
+      restartCount: 0,
+    });
+    chain.block([transfer(miner, other, 1500n, 2)]);
+    assert.deepEqual(getChip(chain.state, chipId)!.tpmClock, {
+      clock: 1500n,
+      resetCount: 2,
+      restartCount: 0,
+    });
+    // A reset may restart the clock lower, as for a heartbeat, and shows as a reboot.
+    const events = chain.block([transfer(other, miner, 10n, 3)]);
+    assert.ok(events.some((e) => e.type === 'chipRebooted' && e.resetCount === 3));
+    assert.deepEqual(getChip(chain.state, chipId)!.tpmClock, { clock: 10n, resetCount: 3, restartCount: 0 });
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, miner.address);
   });
 });
 

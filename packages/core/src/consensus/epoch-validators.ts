@@ -150,9 +150,11 @@ function chipTombstoneKey(chipId: Uint8Array): Uint8Array {
 }
 
 /**
- * `0x10 0x06 ‖ chip id` → the chip's recent owners: who transferred it away, at which height,
- * for as long as evidence against them could still land (TRANSFER_MEMORY_EPOCHS). So a tombstone
- * also reaches chips moved away between the offence and the evidence (tombstoneBarredThrough).
+ * `0x10 0x06 ‖ chip id` → the chip's recent owners: who it left (a transfer away or a
+ * deregistration), at which height, for as long as evidence against them could still land
+ * (TRANSFER_MEMORY_EPOCHS). So a tombstone also reaches chips that left the offender between the
+ * offence and the evidence (tombstoneBarredThrough). Keyed by chip id beside the chip record, so a
+ * registration of a deregistered chip (a new record) keeps it, and keeps the chip's own mark.
  */
 function chipHistoryKey(chipId: Uint8Array): Uint8Array {
   return validatorRecordKey(0x06, chipId);
@@ -160,11 +162,16 @@ function chipHistoryKey(chipId: Uint8Array): Uint8Array {
 
 interface PastOwner {
   owner: Uint8Array;
-  /** Height of the transfer away from it. */
+  /** Height of the transfer away from it, or of its deregistration. */
   height: bigint;
 }
 
-/** Transfers of one chip kept at once; more within TRANSFER_MEMORY_EPOCHS are refused. */
+/**
+ * Changes of hands of one chip remembered within TRANSFER_MEMORY_EPOCHS before a transfer, or a
+ * registration of the deregistered chip, is refused. A deregistration is never refused, so the
+ * list may hold one more entry (a chip leaves its owner by deregistration only while active, and
+ * it is active again only through a registration, which is refused at this bound).
+ */
 export const MAX_RECENT_CHIP_TRANSFERS = 8;
 /**
  * Epochs a transfer is remembered: evidence of an offence in epoch e lands by epoch
@@ -175,7 +182,7 @@ export const TRANSFER_MEMORY_EPOCHS = 3n;
 
 const pastOwnersCodec: Codec<PastOwner[]> = list(
   struct<PastOwner>('PastOwner', { owner: addressCodec, height: u64 }),
-  MAX_RECENT_CHIP_TRANSFERS,
+  MAX_RECENT_CHIP_TRANSFERS + 1,
   'pastOwners',
 );
 
@@ -287,7 +294,8 @@ export function noteValidatorUnbond(state: StateOverlay, address: Uint8Array): v
 /**
  * Removes a validator for good (equivocation): it is left out of every set computed from now on,
  * and the tombstone follows its chips: every chip its account owns backs no validator (whoever
- * owns it later) up to epoch `epoch + tombstoneEpochs`. O(chips of that account).
+ * owns it later) up to epoch `epoch + tombstoneEpochs`. O(chips of that account). Chips that left
+ * it before (transfer, deregistration) are barred through their past owners (tombstoneBarredThrough).
  */
 export function tombstoneValidator(
   state: StateOverlay,
@@ -350,16 +358,17 @@ export function tombstoneBarredThrough(
 }
 
 /**
- * A chip changed hands at `height`: remembers the owner it left. Entries past
- * TRANSFER_MEMORY_EPOCHS are dropped, a bar they carry first turned into the chip's own mark (so
- * it lasts its full length). Refused past MAX_RECENT_CHIP_TRANSFERS transfers in that window.
+ * The chip's past owners still remembered at `height`. Entries past TRANSFER_MEMORY_EPOCHS are
+ * dropped (and the list written back without them), a bar they carry first turned into the chip's
+ * own mark (so it lasts its full length).
  */
-function noteChipTransfer(state: StateOverlay, chipId: Uint8Array, from: Uint8Array, height: bigint): void {
+function recentPastOwners(state: StateOverlay, chipId: Uint8Array, height: bigint): PastOwner[] {
   const p = getPociParams(state);
   const { tombstoneEpochs } = getConsensusParams(state);
+  const all = pastOwners(state, chipId);
   const kept: PastOwner[] = [];
   let mark = chipTombstonedThrough(state, chipId);
-  for (const entry of pastOwners(state, chipId)) {
+  for (const entry of all) {
     if (epochOf(entry.height, p) + TRANSFER_MEMORY_EPOCHS >= epochOf(height, p)) {
       kept.push(entry);
       continue;
@@ -368,14 +377,49 @@ function noteChipTransfer(state: StateOverlay, chipId: Uint8Array, from: Uint8Ar
     if (bar > mark) mark = bar;
   }
   if (mark > chipTombstonedThrough(state, chipId)) state.set(chipTombstoneKey(chipId), encode(u64, mark));
+  if (kept.length < all.length) state.set(chipHistoryKey(chipId), encode(pastOwnersCodec, kept));
+  return kept;
+}
+
+/**
+ * Past owners are never evicted to make room (an offender could push itself out of the list by
+ * changing hands many times before the evidence lands): the chip waits instead.
+ */
+function refuseIfHistoryFull(kept: PastOwner[], chipId: Uint8Array, what: string): void {
   if (kept.length >= MAX_RECENT_CHIP_TRANSFERS) {
     throw new ValidationError(
       'CHIP_TRANSFERS_TOO_FREQUENT',
-      `chip ${toHex(chipId)} changed hands ${kept.length} times in the last ${TRANSFER_MEMORY_EPOCHS} epochs`,
+      `chip ${toHex(chipId)} changed hands ${kept.length} times in the last ${TRANSFER_MEMORY_EPOCHS} epochs; ${what} waits until the oldest is forgotten`,
     );
   }
+}
+
+/**
+ * Chip `chipId` left `from` at `height` (a transfer, or a deregistration: `refusable` false):
+ * remembers it. A transfer is refused when MAX_RECENT_CHIP_TRANSFERS are remembered; a
+ * deregistration never is (an owner may always give up a chip), and a registration of the
+ * deregistered chip is refused instead (noteChipRegistration), which bounds the list.
+ */
+function noteChipLeft(
+  state: StateOverlay,
+  chipId: Uint8Array,
+  from: Uint8Array,
+  height: bigint,
+  refusable: boolean,
+): void {
+  const kept = recentPastOwners(state, chipId, height);
+  if (refusable) refuseIfHistoryFull(kept, chipId, 'a transfer');
   kept.push({ owner: from.slice(), height });
   state.set(chipHistoryKey(chipId), encode(pastOwnersCodec, kept));
+}
+
+/**
+ * A registration of a chip that changed hands MAX_RECENT_CHIP_TRANSFERS times in the memory window
+ * (deregistrations included) is refused: otherwise deregister/register cycles would grow the list
+ * without bound, or push the offender out of it.
+ */
+function noteChipRegistration(state: StateOverlay, chipId: Uint8Array, height: bigint): void {
+  refuseIfHistoryFull(recentPastOwners(state, chipId, height), chipId, 'a registration');
 }
 
 export function isTombstoned(state: StateReader, publicKey: Uint8Array): boolean {
@@ -419,8 +463,10 @@ type ChipEvent =
 
 /**
  * Keeps the owner index in step with what chip actions did, read from their events (the events
- * are the record of every ownership change), and remembers recent past owners of transferred chips
- * (`height`: the block's) so a tombstone reaches them. Returns the events unchanged.
+ * are the record of every ownership change), and remembers recent past owners of transferred and
+ * deregistered chips (`height`: the block's) so a tombstone reaches them. Returns the events
+ * unchanged. Throws CHIP_TRANSFERS_TOO_FREQUENT for a transfer or registration of a chip that
+ * changed hands too often lately (the caller's transaction is then refused as a whole).
  */
 export function indexChipEvents<E extends { type: string }>(
   state: StateOverlay,
@@ -431,17 +477,22 @@ export function indexChipEvents<E extends { type: string }>(
     const e = raw as unknown as ChipEvent;
     switch (e.type) {
       case 'chipRegistered':
+        noteChipRegistration(state, e.chipId, height);
         ownerChips.add(state, e.owner, e.chipId, e.power);
         break;
       case 'chipTransferred': {
         const power = getChip(state, e.chipId)?.power ?? 0n;
         ownerChips.remove(state, e.from, e.chipId, power);
         ownerChips.add(state, e.to, e.chipId, power);
-        noteChipTransfer(state, e.chipId, e.from, height);
+        noteChipLeft(state, e.chipId, e.from, height, true);
         break;
       }
       case 'chipDeregistered':
         ownerChips.remove(state, e.owner, e.chipId, getChip(state, e.chipId)?.power ?? 0n);
+        // A validator that deregisters its chips keeps its seat to the end of the epoch; if it
+        // equivocates in it, the tombstone must still reach the chips when another account
+        // registers them again, as it does for a transfer (PROTOCOL.md §6).
+        noteChipLeft(state, e.chipId, e.owner, height, false);
         break;
     }
   }

@@ -26,7 +26,7 @@ import {
 } from '../rewards/emission.js';
 import type { StateOverlay } from '../state/store.js';
 import { type Ed25519Verified, verifyHeartbeat, verifyRegistration } from './attest.js';
-import { type Chip, ChipStatus, effectiveStatus, getChip, putChip } from './chips.js';
+import { type Chip, ChipStatus, effectiveStatus, getChip, putChip, type TpmClock } from './chips.js';
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
@@ -417,7 +417,10 @@ export function applyTransferChip(
     anchorHash(state, ctx, action.anchorHeight, p),
   );
   const { tpmClock } = verifyHeartbeat(chip, action.consent, message);
-  if (tpmClock) chip.tpmClock = tpmClock;
+  // The consent is a TPM attestation like a heartbeat's, and its clock becomes the one the next
+  // heartbeat is held to: taken without the heartbeats' check, a rolled-back TPM (replayed or
+  // restored state) could reset the clock guard by consenting to a transfer.
+  const rebooted = advanceTpmClock(chip, tpmClock, () => `chip ${toHex(chip.chipId).slice(0, 16)}… transfer`);
   // The seller is paid for every final epoch before the owner changes. An epoch the seller owned
   // to its end but that is not final yet (the first W + 1 blocks of the next epoch) would be paid
   // to the buyer: the transfer waits for it. The current epoch, owned by both, goes to the owner
@@ -434,6 +437,7 @@ export function applyTransferChip(
   const from = chip.owner;
   chip.owner = action.newOwner;
   putChip(state, chip);
+  if (rebooted) events.push(rebooted);
   return [...events, { type: 'chipTransferred', chipId: chip.chipId, from, to: action.newOwner }];
 }
 
@@ -451,6 +455,37 @@ export function applyDeregisterChip(
   chip.statusReason = 'deregistered by its owner';
   putChip(state, chip);
   return [...events, { type: 'chipDeregistered', chipId: chip.chipId, owner }];
+}
+
+/**
+ * Moves the chip's TPM clock on to `tpmClock` (from a heartbeat or a transfer consent; null: no TPM
+ * clock), refusing one that went backwards: resetCount never goes back, and within one reset the
+ * clock never does, so an old attestation or a TPM restored to an earlier state is refused. Returns
+ * the chipRebooted event when the TPM reset or restarted since the last one.
+ */
+function advanceTpmClock(chip: Chip, tpmClock: TpmClock | null, where: () => string): PociEvent | null {
+  if (!tpmClock) return null;
+  const prev = chip.tpmClock;
+  if (!prev) {
+    chip.tpmClock = tpmClock;
+    return null;
+  }
+  if (tpmClock.resetCount < prev.resetCount) {
+    throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM resetCount went backwards`);
+  }
+  if (tpmClock.resetCount === prev.resetCount && tpmClock.clock < prev.clock) {
+    throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM clock went backwards`);
+  }
+  chip.tpmClock = tpmClock;
+  if (tpmClock.resetCount > prev.resetCount || tpmClock.restartCount > prev.restartCount) {
+    return {
+      type: 'chipRebooted',
+      chipId: chip.chipId,
+      resetCount: tpmClock.resetCount,
+      restartCount: tpmClock.restartCount,
+    };
+  }
+  return null;
 }
 
 export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: HeartbeatAction): PociEvent[] {
@@ -509,26 +544,8 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       heartbeatChallenge(ctx.chainId, chip.chipId, slotHash),
       ctx.isEd25519Verified,
     );
-    if (tpmClock) {
-      const prev = chip.tpmClock;
-      if (prev) {
-        if (tpmClock.resetCount < prev.resetCount) {
-          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM resetCount went backwards`);
-        }
-        if (tpmClock.resetCount === prev.resetCount && tpmClock.clock < prev.clock) {
-          throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM clock went backwards`);
-        }
-        if (tpmClock.resetCount > prev.resetCount || tpmClock.restartCount > prev.restartCount) {
-          events.push({
-            type: 'chipRebooted',
-            chipId: chip.chipId,
-            resetCount: tpmClock.resetCount,
-            restartCount: tpmClock.restartCount,
-          });
-        }
-      }
-      chip.tpmClock = tpmClock;
-    }
+    const rebooted = advanceTpmClock(chip, tpmClock, where);
+    if (rebooted) events.push(rebooted);
     // Record the misses whose windows closed since the chip's outcomes were last settled.
     const settleTo = ctx.height - p.answerWindowBlocks - 1n;
     if (settleTo > chip.settledThrough) {

@@ -5,6 +5,7 @@ import {
   type Action,
   accountCodec,
   actionCodec,
+  addressFromPublicKey,
   bondCodec,
   CONSENSUS_PARAMS_KEY,
   type ConsensusEvidence,
@@ -15,18 +16,25 @@ import {
   circulatingSupply,
   consensusParamsCodec,
   DEFAULT_CONSENSUS_PARAMS,
+  DEFAULT_POCI_PARAMS,
   decode,
   devSoftChipId,
   duplicateProposalEvidence,
   duplicateVoteEvidence,
   ed25519Sign,
   encode,
+  epochOf,
+  equalBytes,
   evidenceIncludedAt,
   getBond,
+  getPociParams,
   getRecentHash,
   getSupply,
+  indexChipEvents,
   isTombstoned,
   MAX_RECENT_CHIP_TRANSFERS,
+  MemoryState,
+  StateOverlay,
   StateSpace,
   sha256,
   signProposal,
@@ -34,9 +42,11 @@ import {
   TRANSFER_MEMORY_EPOCHS,
   toHex,
   tombstoneBarredThrough,
+  tombstoneValidator,
   transferMessage,
   txEventCodec,
   utf8,
+  ValidationError,
   validatorSetAt,
 } from '../../src/index.js';
 import {
@@ -419,6 +429,110 @@ describe('equivocation evidence', () => {
     assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n, 'the bar runs out');
   });
 
+  test('attack: chips deregistered before the offence is reported and registered again by another account are barred too', () => {
+    // The validator keeps its seat (and the chips' power) to the end of the epoch in which it
+    // deregisters them; the tombstone finds no chip under it, so only the chip's history can bar them.
+    const chain = twoValidators();
+    setConsensusParams(chain, { tombstoneEpochs: 2n });
+    const chips = [key('ev-m1'), key('ev-m2')];
+    const chipIds = chips.map((c) => devSoftChipId(c.publicKey));
+    const fresh = key('fresh-after-rereg');
+    chain.block([
+      chain.tx(miner, [{ type: 'transfer', to: fresh.address, amount: 2n * BOND, memo: new Uint8Array() }]),
+    ]);
+    // Epoch 2 (heights 41..60): the miner's chips stop answering; epoch 1 is final at 47, so the
+    // chips can be registered again from then on. The miner equivocates at height 48.
+    runAnswering(chain, [key('ev-o1')], 47n);
+    chain.block([
+      chain.tx(
+        miner,
+        chipIds.map((chipId) => ({ type: 'deregisterChip' as const, chipId })),
+      ),
+    ]);
+    chain.block([
+      chain.tx(fresh, [
+        registerAction(chain, chips[0]!, fresh.address),
+        registerAction(chain, chips[1]!, fresh.address),
+        setConsensusKeyAction(fresh),
+        { type: 'bond', amount: BOND },
+      ]),
+    ]);
+    assert.ok(validatorSetAt(chain.state, G).has(MINER.publicKey), 'the miner still holds its epoch-2 seat');
+    assert.equal(chipsOfOwner(chain.state, miner.address).length, 0, 'nothing left to mark at the slash');
+    chain.block([chain.tx(other, [report(doubleVote(MINER, 48n))])]);
+    for (const id of chipIds) assert.equal(tombstoneBarredThrough(chain.state, id), 4n);
+    const FRESH = consensusKey(fresh).publicKey;
+    // Registered again in epoch 2, the chips count from epoch 3 on, once they have answered: the
+    // set of epoch 4 is the first they could back, and it is within the bar.
+    runAnswering(chain, [key('ev-o1')], 60n);
+    runAnswering(chain, CHIPS(), 80n);
+    assert.ok(!validatorSetAt(chain.state, G).has(FRESH), 'barred in the set of epoch 4');
+    runAnswering(chain, CHIPS(), 100n);
+    assert.equal(validatorSetAt(chain.state, G).powerOf(FRESH), 2n * 989_000n, 'the bar runs out');
+  });
+
+  test('a deregistration is never refused; a registration after MAX_RECENT_CHIP_TRANSFERS changes of hands waits', () => {
+    const chain = twoValidators();
+    const chip = key('ev-o1');
+    const chipId = devSoftChipId(chip.publicKey);
+    const owners = [other, key('pp-a')];
+    chain.block([
+      chain.tx(miner, [{ type: 'transfer', to: owners[1]!.address, amount: BOND, memo: new Uint8Array() }]),
+    ]);
+    const transfer = (from: Key, to: Key) => {
+      const anchor = chain.height;
+      const anchorHash = getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor);
+      return chain.tx(from, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: to.address,
+          anchorHeight: anchor,
+          consent: {
+            type: 'dev-soft',
+            signature: ed25519Sign(chip.seed, transferMessage(G.chainId, chipId, to.address, anchorHash)),
+          },
+        },
+      ]);
+    };
+    const deregister = (from: Key) => chain.tx(from, [{ type: 'deregisterChip', chipId }]);
+    const register = (by: Key) => chain.tx(by, [registerAction(chain, chip, by.address)]);
+    // It answered in epoch 1: it changes hands once that epoch is final (height 47).
+    chain.blocksUntil(47n);
+    // Deregister/register cycles and transfers fill the memory: each deregistration counts.
+    let owner = 0;
+    for (let i = 0; i < MAX_RECENT_CHIP_TRANSFERS - 1; i++) {
+      if (i % 2 === 0) {
+        chain.block([deregister(owners[owner]!)]);
+        owner = 1 - owner;
+        chain.block([register(owners[owner]!)]);
+      } else {
+        chain.block([transfer(owners[owner]!, owners[1 - owner]!)]);
+        owner = 1 - owner;
+      }
+    }
+    // One more leaves room for nothing but a deregistration: the owner can always give it up.
+    chain.block([transfer(owners[owner]!, owners[1 - owner]!)]);
+    owner = 1 - owner;
+    assert.equal(
+      chain.attempt(transfer(owners[owner]!, owners[1 - owner]!))?.code,
+      'CHIP_TRANSFERS_TOO_FREQUENT',
+    );
+    chain.block([deregister(owners[owner]!)]);
+    assert.equal(chain.attempt(register(owners[1 - owner]!))?.code, 'CHIP_TRANSFERS_TOO_FREQUENT');
+    assert.equal(chain.attempt(register(owners[owner]!))?.code, 'CHIP_TRANSFERS_TOO_FREQUENT');
+    // `other` owned it in epoch 2 and is tombstoned now: none of the later owners can launder it.
+    chain.block([chain.tx(miner, [report(doubleVote(OTHER, 41n))])]);
+    const through =
+      epochOf(chain.height, getPociParams(chain.state)) + DEFAULT_CONSENSUS_PARAMS.tombstoneEpochs;
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), through);
+    // Once the memory window has passed, the chip registers again; the bar stays as its own mark.
+    chain.blocksUntil(20n * (4n + TRANSFER_MEMORY_EPOCHS) + 1n);
+    chain.block([register(owners[1]!)]);
+    assert.equal(chipTombstonedThrough(chain.state, chipId), through);
+    assert.equal(tombstoneBarredThrough(chain.state, chipId), through);
+  });
+
   test('a chip may change hands at most MAX_RECENT_CHIP_TRANSFERS times in TRANSFER_MEMORY_EPOCHS epochs; old bars outlive the memory', () => {
     const chain = twoValidators();
     const chip = key('ev-o1');
@@ -462,5 +576,89 @@ describe('equivocation evidence', () => {
     chain.block([transfer(MAX_RECENT_CHIP_TRANSFERS)]);
     assert.equal(chipTombstonedThrough(chain.state, chipId), 2n + tombstoneEpochs);
     assert.equal(tombstoneBarredThrough(chain.state, chipId), 2n + tombstoneEpochs);
+  });
+});
+
+describe('the tombstone follows the chips (state level)', () => {
+  const EPOCH = DEFAULT_POCI_PARAMS.epochBlocks;
+  const N = DEFAULT_CONSENSUS_PARAMS.tombstoneEpochs;
+  /** Epoch of the offence; its set was computed from the owners after its epoch's first block − 1. */
+  const OFFENCE_EPOCH = 5n;
+  const V_KEY = sha256(utf8('offender consensus key'));
+  const V = addressFromPublicKey(V_KEY);
+  const ACCOUNTS = [V, ...['a', 'b', 'c'].map((n) => sha256(utf8(n)).subarray(0, 20))];
+  const CHIP_IDS = [sha256(utf8('chip 0')), sha256(utf8('chip 1'))];
+
+  type Op = { gap: number; chip: number; kind: 'transfer' | 'deregister'; to: number };
+  const op = (maxGap: number) =>
+    fc.record({
+      gap: fc.integer({ min: 0, max: maxGap }),
+      chip: fc.integer({ min: 0, max: CHIP_IDS.length - 1 }),
+      kind: fc.constantFrom('transfer' as const, 'deregister' as const),
+      to: fc.integer({ min: 0, max: ACCOUNTS.length - 1 }),
+    });
+
+  test('property: a chip that backed the offender in the epoch of the offence is barred for the full tombstone, whatever transfers, deregistrations and registrations came between', () => {
+    fc.assert(
+      fc.property(
+        fc.array(op(Number(EPOCH)), { maxLength: 12, size: 'max' }),
+        // Dense enough to fill the memory of changes of hands (MAX_RECENT_CHIP_TRANSFERS).
+        fc.array(op(40), { minLength: 10, maxLength: 40, size: 'max' }),
+        fc.integer({ min: 0, max: Number(3n * EPOCH - 1n) }),
+        fc.array(op(Number(EPOCH)), { maxLength: 12, size: 'max' }),
+        (before, between, reportAfter, after) => {
+          const state = new StateOverlay(new MemoryState());
+          const owners: (Uint8Array | null)[] = CHIP_IDS.map(() => null);
+          // Applies one chip action's event at `height` as a transaction would: all or nothing.
+          const apply = (o: Op, height: bigint) => {
+            const chipId = CHIP_IDS[o.chip]!;
+            const owner = owners[o.chip]!;
+            let to = ACCOUNTS[o.to]!;
+            if (owner && equalBytes(to, owner)) to = ACCOUNTS[(o.to + 1) % ACCOUNTS.length]!;
+            const event = !owner
+              ? { type: 'chipRegistered', chipId, owner: to, power: 1n }
+              : o.kind === 'transfer'
+                ? { type: 'chipTransferred', chipId, from: owner, to }
+                : { type: 'chipDeregistered', chipId, owner };
+            const tx = state.child();
+            try {
+              indexChipEvents(tx, [event], height);
+            } catch (err) {
+              assert.ok(
+                err instanceof ValidationError && err.code === 'CHIP_TRANSFERS_TOO_FREQUENT',
+                String(err),
+              );
+              assert.notEqual(event.type, 'chipDeregistered', 'a deregistration is never refused');
+              return;
+            }
+            tx.commit();
+            owners[o.chip] = event.type === 'chipDeregistered' ? null : to;
+          };
+          const run = (ops: Op[], from: bigint, last: bigint) => {
+            let h = from;
+            for (const o of ops) {
+              h += BigInt(o.gap);
+              if (h > last) break;
+              apply(o, h);
+            }
+          };
+          indexChipEvents(state, [{ type: 'chipRegistered', chipId: CHIP_IDS[0]!, owner: V, power: 1n }], 1n);
+          owners[0] = V;
+          const offenceStart = OFFENCE_EPOCH * EPOCH + 1n;
+          run(before, 2n, offenceStart - 1n);
+          const backed = CHIP_IDS.filter((_, i) => owners[i] !== null && equalBytes(owners[i]!, V));
+          // The evidence lands at most EVIDENCE_MAX_AGE_EPOCHS (2) epochs after the offence's.
+          const reported = offenceStart + BigInt(reportAfter);
+          run(between, offenceStart, reported);
+          const epoch = epochOf(reported, DEFAULT_POCI_PARAMS);
+          tombstoneValidator(state, V_KEY, reported, epoch, N);
+          for (const id of backed) assert.ok(tombstoneBarredThrough(state, id) >= epoch + N, 'barred');
+          // Later changes of hands, past the memory window too, do not lift the bar.
+          run(after, reported + 1n, reported + 10n * EPOCH);
+          for (const id of backed) assert.ok(tombstoneBarredThrough(state, id) >= epoch + N, 'still barred');
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

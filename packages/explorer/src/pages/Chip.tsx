@@ -143,8 +143,8 @@ function LogLine({
         text = `Rebooted: TPM resetCount ${e.resetCount}, restartCount ${e.restartCount}`;
         sub = (
           <>
-            block <BlockLink height={entry.height} /> · the TPM was reset or restarted since its previous
-            answer, so its clock started again
+            block <BlockLink height={entry.height} /> · the TPM was reset or restarted since the chain last
+            saw its clock (an answer or a transfer consent), so its clock started again
           </>
         );
         break;
