@@ -1,14 +1,14 @@
 /**
  * Pending transactions. A block takes the highest fees first, each sender's transactions in nonce
- * order, with a reserved share for fee-free ones (heartbeats, evidence; see `ordered`); a transaction with the same sender and nonce replaces one already here only if it pays
- * at least 10% more. Every refusal says why, and every transaction that leaves without being
+ * order, with a share kept for fee-free ones (heartbeats, evidence; see `ordered`); a transaction
+ * with the same sender and nonce replaces one already here only if it pays at least 10% more. Every refusal says why, and every transaction that leaves without being
  * included is remembered, for a while, with why and when (`dropped`).
  *
  * What keeps one key from filling every node's pool:
  * - Fee-free transactions (heartbeats, evidence) cost their sender nothing, so they are admitted
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
- *   report the same evidence.
+ *   report the same offender.
  * - A sender's queue is capped in count, bytes and distance ahead of its next nonce, and its
  *   balance must cover the fees and values of all its queued transactions together.
  * - When the pool is full, a transaction that pays a higher fee per byte evicts the lowest: the
