@@ -1,8 +1,9 @@
 /**
  * Pending transactions. A block takes the highest fees first, each sender's transactions in nonce
  * order, with a share kept for fee-free ones (heartbeats, evidence; see `ordered`); a transaction
- * with the same sender and nonce replaces one already here only if it pays at least 10% more. Every refusal says why, and every transaction that leaves without being
- * included is remembered, for a while, with why and when (`dropped`).
+ * with the same sender and nonce replaces one already here only if it pays at least 10% more.
+ * Every refusal says why, and every transaction that leaves without being included is
+ * remembered, for a while, with why and when (`dropped`).
  *
  * What keeps one key from filling every node's pool:
  * - Fee-free transactions (heartbeats, evidence) cost their sender nothing, so they are admitted
@@ -582,7 +583,7 @@ export class Mempool {
    * could only fail with a nonce gap).
    *
    * Paying transactions go highest fee first. Fee-free ones (heartbeats, evidence) are drawn
-   * first while the fee-free share of what went in so far is at most FREE_SHARE of both its
+   * first while the fee-free share of what went in so far is at most a quarter of both its
    * weight (answers and evidence of a fee-free transaction, actions of a paying one) and its bytes,
    * nearest deadline first; past that share they wait for room after the paying ones. Without the
    * reserve, anyone keeping more minimum-fee transfers pending than a block takes kept every
