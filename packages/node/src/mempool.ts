@@ -541,7 +541,7 @@ export class Mempool {
   select(state: StateReader, maxTxs: number, maxBytes: number): TxEnvelope[] {
     const out: TxEnvelope[] = [];
     let bytes = 0;
-    const it = this.ordered(state);
+    const it = this.ordered(state, maxBytes);
     for (let next = it.next(); !next.done && out.length < maxTxs; ) {
       const env = next.value;
       const fits = bytes + env.bytes.length <= maxBytes;
@@ -583,18 +583,27 @@ export class Mempool {
    * could only fail with a nonce gap).
    *
    * Paying transactions go highest fee first. Fee-free ones (heartbeats, evidence) are drawn
-   * first while the fee-free share of what went in so far is at most a quarter of both its
-   * weight (answers and evidence of a fee-free transaction, actions of a paying one) and its bytes,
-   * nearest deadline first; past that share they wait for room after the paying ones. Without the
+   * first while the fee-free share of what went in so far is at most a quarter of its weight
+   * (answers and evidence of a fee-free transaction, actions of a paying one), and their bytes at
+   * most a quarter of `maxBlockBytes`, nearest deadline first; past that share they wait for room
+   * after the paying ones. The bytes are held to the block's limit, not to the bytes that went in
+   * so far: against the smallest transfers (186 bytes) a quarter of those let a 100-transaction
+   * block take 20 dev-soft answers (256 bytes) instead of 25, and fewer still of real chips' (a
+   * TPM quote is ~600 bytes: 9; an SPDM response a few KiB: 2 or 3), so that an attacker's
+   * cheapest spam shrank the reserve it must not fill. Without the
    * reserve, anyone keeping more minimum-fee transfers pending than a block takes kept every
    * heartbeat out until its answer window closed: honest chips went offline and an epoch's reward
    * went to the chips that answered with a fee, the attacker's own. The share holds for every
    * prefix of the block, so it needs no knowledge of the builder's budget (the proposal's execution
-   * budget, the block's limits), and every transaction drawn still counts against that budget.
+   * budget), and every transaction drawn still counts against that budget.
    * Fee-free transactions cannot fill the reserve with junk: each is admitted only if it would
    * execute now, one per sender at a time, one per answered slot or reported offender.
    */
-  *ordered(state: StateReader): Generator<TxEnvelope, void, boolean | undefined> {
+  *ordered(
+    state: StateReader,
+    /** The block's byte limit (ChainParams.maxBlockBytes); the fee-free bytes are held to a quarter. */
+    maxBlockBytes = Number.POSITIVE_INFINITY,
+  ): Generator<TxEnvelope, void, boolean | undefined> {
     const paid = new MaxHeap<Entry>(compareForBlock);
     const free = new MaxHeap<Entry>(compareFreeForBlock);
     const push = (e: Entry) => (e.free ? free : paid).push(e);
@@ -604,18 +613,16 @@ export class Mempool {
       if (head) push(head);
     }
     let weight = 0;
-    let bytes = 0;
     let freeWeight = 0;
     let freeBytes = 0;
     while (paid.size > 0 || free.size > 0) {
       const reserveOpen =
         freeWeight * FREE_SHARE_DEN <= weight * FREE_SHARE_NUM &&
-        freeBytes * FREE_SHARE_DEN <= bytes * FREE_SHARE_NUM;
+        freeBytes * FREE_SHARE_DEN <= maxBlockBytes * FREE_SHARE_NUM;
       const e = (free.size > 0 && (reserveOpen || paid.size === 0) ? free : paid).pop()!;
       const taken = yield e.env;
       if (taken === false) continue;
       weight += e.weight;
-      bytes += e.size;
       if (e.free) {
         freeWeight += e.weight;
         freeBytes += e.size;

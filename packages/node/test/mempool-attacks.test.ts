@@ -603,6 +603,40 @@ describe('the fee-free reserve', () => {
     assert.equal(pool.size, 1);
   });
 
+  test('the smallest transfers do not shrink the reserve: its bytes are held to a quarter of the block limit, not of what went in', () => {
+    const { chain, answers } = chainWithOpenSlots(40, false);
+    const pool = new Mempool();
+    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
+    for (let k = 0; k < 300; k++) {
+      const s = k % spammers.length;
+      pool.add(
+        tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    }
+    for (const [i, a] of answers.entries())
+      pool.add(
+        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    const freeOf = (picked: TxEnvelope[]) => picked.filter((e) => e.stx.tx.fee === 0n);
+    // A heartbeat (256 bytes) is larger than a minimum transfer (186): held to a quarter of the
+    // bytes so far, only 20 answers went into a block of 100.
+    const picked = pool.select(chain.state, 100, params.maxBlockBytes);
+    assert.equal(picked.length, 100);
+    assert.ok(freeOf(picked).length >= 25, `${freeOf(picked).length} answers in a block of 100`);
+    // The block's byte limit still bounds them: with room for two answers in its quarter, the
+    // third is drawn while the share is still at it, and the rest only after the paying ones.
+    const size = freeOf(picked)[0]!.bytes.length;
+    const drawn: TxEnvelope[] = [];
+    for (const env of pool.ordered(chain.state, 4 * 2 * size)) if (drawn.push(env) === 40) break;
+    assert.equal(freeOf(drawn).length, 3);
+  });
+
   test('property: while a fee-free transaction waits, a paying one is drawn only once the fee-free share is past a quarter', () => {
     const { chain, answers } = chainWithOpenSlots(4, false);
     const payers = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => devKey(i));
@@ -648,7 +682,7 @@ describe('the fee-free reserve', () => {
             const isFree = e.stx.tx.fee === 0n;
             if (!isFree && freeCount < free)
               assert.ok(
-                freeCount * 4 > count || freeBytes * 4 > bytes,
+                freeCount * 4 > count || freeBytes * 4 > 1 << 20,
                 `a paying transaction drawn with the fee-free share at ${freeCount}/${count} txs, ${freeBytes}/${bytes} bytes`,
               );
             count++;
