@@ -90,7 +90,7 @@ interface Entry {
    * height + W) for a heartbeat, its expiry for evidence; the reserve serves the nearest first.
    */
   deadline: bigint;
-  /** Whether it answers a heartbeat slot (a missed slot costs a chip; evidence can wait epochs). */
+  /** Whether it answers a heartbeat slot (evidence goes before answers in the reserve). */
   answers: boolean;
   /** Admission order: among equal deadlines, the one waiting longest goes first. */
   seq: number;
@@ -816,12 +816,16 @@ const FREE_SHARE_NUM = 1;
 const FREE_SHARE_DEN = 4;
 
 /**
- * Fee-free order: answers first (a slot missed costs its chip; evidence stays valid for epochs),
- * the nearest deadline first, so that an answer about to expire is not queued behind answers
- * still having many blocks to go, then the one waiting longest.
+ * Fee-free order: evidence first, then the nearest deadline first, so that an answer about to
+ * expire is not queued behind answers still having many blocks to go, then the one waiting longest.
+ * Evidence goes before answers although it stays valid for epochs: the validator that reports it
+ * does so in a transaction that expires 20 blocks on and is not sent again (evidence-pool.ts), so
+ * behind answers that fill the reserve every block (enough chips, the offender's own among them,
+ * under spam) an equivocation went unpunished. It takes little: one pending report per offender,
+ * of a validator of the set, and the first included tombstones it for good.
  */
 function compareFreeForBlock(a: Entry, b: Entry): number {
-  if (a.answers !== b.answers) return a.answers ? 1 : -1;
+  if (a.answers !== b.answers) return a.answers ? -1 : 1;
   if (a.deadline !== b.deadline) return a.deadline < b.deadline ? 1 : -1;
   return b.seq - a.seq;
 }

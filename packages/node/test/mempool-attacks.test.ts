@@ -637,6 +637,42 @@ describe('the fee-free reserve', () => {
     assert.equal(freeOf(drawn).length, 3);
   });
 
+  test('evidence is not starved behind answers that fill the reserve: it goes first', () => {
+    const { chain, answers } = chainWithOpenSlots(40, false);
+    const v = devValidator();
+    const offender = { ...v, address: addressFromPublicKey(v.publicKey) };
+    const pool = new Mempool();
+    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
+    for (let k = 0; k < 300; k++) {
+      const s = k % spammers.length;
+      pool.add(
+        tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    }
+    for (const [i, a] of answers.entries())
+      pool.add(
+        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    // The validator's report expires 20 blocks on (evidence-pool.ts) and is not sent again.
+    const report = tx(
+      broke,
+      0n,
+      [{ type: 'evidence', evidence: fakeEvidence(offender, chain.height - 1n) }],
+      0n,
+      chain.height + 20n,
+    );
+    pool.add(report, chain.state, params, chain.next());
+    // More answers pending than a block's reserve takes (40 against 25).
+    const { included } = buildBlock(chain, pool, 100);
+    assert.ok(included.includes(report), 'the report is in the next block');
+  });
+
   test('property: while a fee-free transaction waits, a paying one is drawn only once the fee-free share is past a quarter', () => {
     const { chain, answers } = chainWithOpenSlots(4, false);
     const payers = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => devKey(i));
