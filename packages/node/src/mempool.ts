@@ -1,14 +1,15 @@
 /**
  * Pending transactions. A block takes the highest fees first, each sender's transactions in nonce
- * order; a transaction with the same sender and nonce replaces one already here only if it pays
- * at least 10% more. Every refusal says why, and every transaction that leaves without being
- * included is remembered, for a while, with why and when (`dropped`).
+ * order, with a share kept for fee-free ones (heartbeats, evidence; see `ordered`); a transaction
+ * with the same sender and nonce replaces one already here only if it pays at least 10% more.
+ * Every refusal says why, and every transaction that leaves without being included is
+ * remembered, for a while, with why and when (`dropped`).
  *
  * What keeps one key from filling every node's pool:
  * - Fee-free transactions (heartbeats, evidence) cost their sender nothing, so they are admitted
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
- *   report the same evidence.
+ *   report the same offender.
  * - A sender's queue is capped in count, bytes and distance ahead of its next nonce, and its
  *   balance must cover the fees and values of all its queued transactions together.
  * - When the pool is full, a transaction that pays a higher fee per byte evicts the lowest: the
@@ -19,13 +20,17 @@ import {
   BlockExecutor,
   type ChainParams,
   checkTransactionStateless,
-  evidenceId,
+  chipClass,
+  evidenceOffender,
   formatUnc,
   getAccount,
+  getChallengeClass,
+  getPociParams,
   isFeeFree,
   keyId,
   maxSpend,
   minimumFee,
+  type PociParams,
   type StateReader,
   type TxEnvelope,
   toHex,
@@ -78,6 +83,17 @@ interface Entry {
   free: boolean;
   /** Heartbeat slots it answers and evidence it reports: one pending transaction each. */
   claims: string[];
+  /** Its share of a block, as the fee-free reserve counts it: answers and evidence, else actions. */
+  weight: number;
+  /**
+   * Fee-free only: the last height it is any use at, the earliest answer window's close (slot
+   * height + W) for a heartbeat, its expiry for evidence; the reserve serves the nearest first.
+   */
+  deadline: bigint;
+  /** Whether it answers a heartbeat slot (evidence goes before answers in the reserve). */
+  answers: boolean;
+  /** Admission order: among equal deadlines, the one waiting longest goes first. */
+  seq: number;
 }
 
 /**
@@ -120,6 +136,7 @@ export class Mempool {
   private dropListener: ((env: TxEnvelope, drop: DroppedTx) => void) | null = null;
   /** The next block's opening state, for the stateful check of fee-free transactions. */
   private preflight: { key: string; executor: BlockExecutor } | null = null;
+  private admitted = 0;
 
   constructor(opts: Partial<MempoolOptions> = {}) {
     this.opts = { ...DEFAULT_MEMPOOL_OPTIONS, ...opts };
@@ -376,7 +393,13 @@ export class Mempool {
     const queue =
       this.senders.get(senderId) ??
       this.newQueue(senderId, account.nonce); /* removeEntry may have emptied and deleted it */
-    this.insert(queue, { env, id, nonce, fee, size, cost, free, claims });
+    const weight = free
+      ? tx.actions.reduce((n, a) => n + (a.type === 'heartbeat' ? a.answers.length : 1), 0)
+      : tx.actions.length;
+    const deadline = free ? freeDeadline(env, state, next) : 0n;
+    const answers = claims.some((c) => c.startsWith('heartbeat'));
+    const seq = this.admitted++;
+    this.insert(queue, { env, id, nonce, fee, size, cost, free, claims, weight, deadline, answers, seq });
     this.verified.add(id);
     this.drops.delete(id);
     return { replaced: existing !== undefined };
@@ -512,27 +535,23 @@ export class Mempool {
   }
 
   /**
-   * Picks transactions for the next block: highest fee first among each sender's next
-   * executable transaction, stopping at the block's count and byte limits.
+   * Picks transactions for the next block in `ordered`'s order, stopping at the block's count and
+   * byte limits (one that does not fit in the bytes left is passed over).
    */
   select(state: StateReader, maxTxs: number, maxBytes: number): TxEnvelope[] {
-    const heap = new MaxHeap<TxEnvelope>(compareForBlock);
-    for (const q of this.senders.values()) {
-      const first = q.byNonce.values().next().value as Entry;
-      const n = getAccount(state, first.env.sender).nonce;
-      const head = q.byNonce.get(n);
-      if (head) heap.push(head.env);
-    }
     const out: TxEnvelope[] = [];
     let bytes = 0;
-    while (out.length < maxTxs && heap.size > 0) {
-      const env = heap.pop()!;
-      if (bytes + env.bytes.length > maxBytes) continue;
-      out.push(env);
-      bytes += env.bytes.length;
-      const following = this.senders.get(keyId(env.sender))?.byNonce.get(env.stx.tx.nonce + 1n);
-      if (following) heap.push(following.env);
+    const it = this.ordered(state, maxBytes);
+    for (let next = it.next(); !next.done && out.length < maxTxs; ) {
+      const env = next.value;
+      const fits = bytes + env.bytes.length <= maxBytes;
+      if (fits) {
+        out.push(env);
+        bytes += env.bytes.length;
+      }
+      next = it.next(fits);
     }
+    it.return(undefined);
     return out;
   }
 
@@ -559,23 +578,57 @@ export class Mempool {
 
   /**
    * The pool in block order, drawn lazily by a block builder: each sender's next executable
-   * transaction, highest fee first. The builder says (the value it passes to `next`) whether the
-   * transaction went into the block; a sender's following one is offered only after it did (after
-   * a rejection the rest could only fail with a nonce gap).
+   * transaction. The builder says (the value it passes to `next`) whether the transaction went into
+   * the block; a sender's following one is offered only after it did (after a rejection the rest
+   * could only fail with a nonce gap).
+   *
+   * Paying transactions go highest fee first. Fee-free ones (heartbeats, evidence) are drawn
+   * first while the fee-free share of what went in so far is at most a quarter of its weight
+   * (answers and evidence of a fee-free transaction, actions of a paying one), and their bytes at
+   * most a quarter of `maxBlockBytes`, nearest deadline first; past that share they wait for room
+   * after the paying ones. The bytes are held to the block's limit, not to the bytes that went in
+   * so far: against the smallest transfers (186 bytes) a quarter of those let a 100-transaction
+   * block take 20 dev-soft answers (256 bytes) instead of 25, and fewer still of real chips' (a
+   * TPM quote is ~600 bytes: 9; an SPDM response a few KiB: 2 or 3), so that an attacker's
+   * cheapest spam shrank the reserve it must not fill. Without the
+   * reserve, anyone keeping more minimum-fee transfers pending than a block takes kept every
+   * heartbeat out until its answer window closed: honest chips went offline and an epoch's reward
+   * went to the chips that answered with a fee, the attacker's own. The share holds for every
+   * prefix of the block, so it needs no knowledge of the builder's budget (the proposal's execution
+   * budget), and every transaction drawn still counts against that budget.
+   * Fee-free transactions cannot fill the reserve with junk: each is admitted only if it would
+   * execute now, one per sender at a time, one per answered slot or reported offender.
    */
-  *ordered(state: StateReader): Generator<TxEnvelope, void, boolean | undefined> {
-    const heap = new MaxHeap<TxEnvelope>(compareForBlock);
+  *ordered(
+    state: StateReader,
+    /** The block's byte limit (ChainParams.maxBlockBytes); the fee-free bytes are held to a quarter. */
+    maxBlockBytes = Number.POSITIVE_INFINITY,
+  ): Generator<TxEnvelope, void, boolean | undefined> {
+    const paid = new MaxHeap<Entry>(compareForBlock);
+    const free = new MaxHeap<Entry>(compareFreeForBlock);
+    const push = (e: Entry) => (e.free ? free : paid).push(e);
     for (const q of this.senders.values()) {
       const first = q.byNonce.values().next().value as Entry;
       const head = q.byNonce.get(getAccount(state, first.env.sender).nonce);
-      if (head) heap.push(head.env);
+      if (head) push(head);
     }
-    while (heap.size > 0) {
-      const env = heap.pop()!;
-      const taken = yield env;
+    let weight = 0;
+    let freeWeight = 0;
+    let freeBytes = 0;
+    while (paid.size > 0 || free.size > 0) {
+      const reserveOpen =
+        freeWeight * FREE_SHARE_DEN <= weight * FREE_SHARE_NUM &&
+        freeBytes * FREE_SHARE_DEN <= maxBlockBytes * FREE_SHARE_NUM;
+      const e = (free.size > 0 && (reserveOpen || paid.size === 0) ? free : paid).pop()!;
+      const taken = yield e.env;
       if (taken === false) continue;
-      const following = this.senders.get(keyId(env.sender))?.byNonce.get(env.stx.tx.nonce + 1n);
-      if (following) heap.push(following.env);
+      weight += e.weight;
+      if (e.free) {
+        freeWeight += e.weight;
+        freeBytes += e.size;
+      }
+      const following = this.senders.get(keyId(e.env.sender))?.byNonce.get(e.nonce + 1n);
+      if (following) push(following);
     }
   }
 
@@ -645,7 +698,11 @@ function claimsOf(env: TxEnvelope): string[] {
       for (const ans of a.answers)
         out.push(`heartbeat of chip ${toHex(ans.chipId).slice(0, 16)}… epoch ${ans.epoch} slot ${ans.slot}`);
     } else if (a.type === 'evidence') {
-      out.push(`evidence ${toHex(evidenceId(a.evidence))}`);
+      // One per offender, not per piece of evidence: the first included tombstones the validator
+      // and every other one fails then. A validator signing conflicting votes at will (and keys
+      // with nothing sending them fee-free) would otherwise have a pile of them drawn into every
+      // block's fee-free reserve, each failing there.
+      out.push(`evidence against validator ${toHex(evidenceOffender(a.evidence))}`);
     }
   }
   return out;
@@ -746,9 +803,55 @@ class EvictionHeap {
 }
 
 /** Higher fee first; ties by hash so every node orders the same pool the same way. */
-function compareForBlock(a: TxEnvelope, b: TxEnvelope): number {
-  if (a.stx.tx.fee !== b.stx.tx.fee) return a.stx.tx.fee > b.stx.tx.fee ? 1 : -1;
-  return Buffer.compare(b.hash, a.hash);
+function compareForBlock(a: Entry, b: Entry): number {
+  if (a.fee !== b.fee) return a.fee > b.fee ? 1 : -1;
+  return Buffer.compare(b.env.hash, a.env.hash);
+}
+
+/**
+ * The fee-free share of a block's weight and bytes that `ordered` keeps for fee-free transactions
+ * while any is pending (a quarter: up to 25 of the 100 transactions of the smallest proposal).
+ */
+const FREE_SHARE_NUM = 1;
+const FREE_SHARE_DEN = 4;
+
+/**
+ * Fee-free order: evidence first, then the nearest deadline first, so that an answer about to
+ * expire is not queued behind answers still having many blocks to go, then the one waiting longest.
+ * Evidence goes before answers although it stays valid for epochs: the validator that reports it
+ * does so in a transaction that expires 20 blocks on and is not sent again (evidence-pool.ts), so
+ * behind answers that fill the reserve every block (enough chips, the offender's own among them,
+ * under spam) an equivocation went unpunished. It takes little: one pending report per offender,
+ * of a validator of the set, and the first included tombstones it for good.
+ */
+function compareFreeForBlock(a: Entry, b: Entry): number {
+  if (a.answers !== b.answers) return a.answers ? -1 : 1;
+  if (a.deadline !== b.deadline) return a.deadline < b.deadline ? 1 : -1;
+  return b.seq - a.seq;
+}
+
+/**
+ * The last height a fee-free transaction can go in: its expiry, or sooner the close of the
+ * earliest answer window it answers in (slot height + W). A slot the next block's opening records
+ * is the head's height (core's beginBlockPoci); the admission check already found every slot open.
+ */
+function freeDeadline(env: TxEnvelope, state: StateReader, next: BlockContext): bigint {
+  let deadline = env.stx.tx.expiresAt;
+  let p: PociParams | null = null;
+  const classes = new Map<string, readonly bigint[]>();
+  for (const a of env.stx.tx.actions) {
+    if (a.type !== 'heartbeat') continue;
+    p ??= getPociParams(state);
+    for (const ans of a.answers) {
+      const cls = chipClass(ans.chipId, p);
+      const k = `${ans.epoch}:${cls}`;
+      let heights = classes.get(k);
+      if (!heights) classes.set(k, (heights = getChallengeClass(state, ans.epoch, cls).heights));
+      const slotHeight = heights[ans.slot] ?? next.height - 1n;
+      if (slotHeight + p.answerWindowBlocks < deadline) deadline = slotHeight + p.answerWindowBlocks;
+    }
+  }
+  return deadline;
 }
 
 class MaxHeap<T> {

@@ -198,7 +198,7 @@ export class NodeCore {
 
   private driverHost(): DriverHost {
     return {
-      proposalCandidates: () => this.mempool.ordered(this.chain.tipState),
+      proposalCandidates: () => this.mempool.ordered(this.chain.tipState, this.chain.params.maxBlockBytes),
       pendingBytes: () => this.mempool.bytes,
       reannounceCandidates: (maxSenders: number) =>
         this.mempool.longestPending(this.chain.tipState, maxSenders),

@@ -171,6 +171,82 @@ function fakeEvidence(k: Key, height: bigint): ConsensusEvidence {
   return duplicateVoteEvidence(genesis.chainId, vote(sha256(utf8('A'))), vote(sha256(utf8('B'))));
 }
 
+/** `n` registered dev chips of `owner`, the chain advanced until every one has a slot open, and
+ *  (with `distinct`) those slots at more than one height; each answer with its window's close. */
+function chainWithOpenSlots(
+  n: number,
+  distinct: boolean,
+): { chain: Chain; answers: { answer: HeartbeatAnswer; deadline: bigint }[] } {
+  const chain = new Chain();
+  chain.block();
+  const chips = Array.from({ length: n }, (_, i) => key(`dev chip ${i} for the reserve tests`));
+  const message = registrationMessage(genesis.chainId, owner.address, chain.hashOf(chain.height));
+  const registrations: Action[] = chips.map((chip) => ({
+    type: 'registerChip',
+    anchorHeight: chain.height,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      publicKey: chip.publicKey,
+      modelId: DEV_MODELS[0]!.modelId,
+      signature: ed25519Sign(chip.seed, message),
+    },
+  }));
+  chain.block([tx(owner, 0n, registrations)]);
+  const p = getPociParams(chain.state);
+  for (let i = 0; i < 200; i++) {
+    chain.block();
+    const next = chain.height + 1n;
+    const epoch = epochOf(next, p);
+    const head = { height: chain.height, beacon: chain.beaconOf(chain.height) };
+    const answers: { answer: HeartbeatAnswer; deadline: bigint }[] = [];
+    for (const chip of chips) {
+      const chipId = devSoftChipId(chip.publicKey);
+      if (epoch < getChip(chain.state, chipId)!.firstEpoch) break;
+      const heights = challengesAsOf(chain.state, epoch, chipClass(chipId, p), head, p);
+      const slot = heights.findIndex((h) => h < next && next <= h + p.answerWindowBlocks);
+      if (slot < 0) break;
+      const slotHash = getRecentHash(chain.state, heights[slot]!) ?? chain.hashOf(heights[slot]!);
+      const challenge = heartbeatChallenge(genesis.chainId, chipId, slotHash);
+      answers.push({
+        answer: {
+          chipId,
+          epoch,
+          slot,
+          evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, challenge) },
+        },
+        deadline: heights[slot]! + p.answerWindowBlocks,
+      });
+    }
+    if (answers.length < n) continue;
+    if (distinct && new Set(answers.map((a) => a.deadline)).size < 2) continue;
+    return { chain, answers };
+  }
+  throw new Error("no height found with every chip's slot open");
+}
+
+/** A proposer's build (driver.buildValue + chain.buildProposal): the pool in block order, each
+ *  tried on the block, at most `maxIncluded` included (the proposal budget); then the pool pruned. */
+function buildBlock(chain: Chain, pool: Mempool, maxIncluded: number) {
+  const ex = new BlockExecutor(chain.state, chain.next());
+  const included: TxEnvelope[] = [];
+  const rejected: { env: TxEnvelope; error: ValidationError }[] = [];
+  const it = pool.ordered(chain.state);
+  for (let next = it.next(); !next.done && included.length < maxIncluded; ) {
+    const r = ex.tryApply(next.value);
+    const taken = !(r instanceof ValidationError);
+    if (taken) included.push(next.value);
+    else rejected.push({ env: next.value, error: r });
+    next = it.next(taken);
+  }
+  it.return(undefined);
+  chain.state.apply(ex.finish().overlay.changes());
+  chain.height = ex.ctx.height;
+  chain.time = ex.ctx.time;
+  pool.prune(included, rejected, chain.state, chain.height + 1n);
+  return { included, rejected };
+}
+
 describe('mempool attacks', () => {
   test('a zero-balance key cannot fill the pool with heartbeats for chips that are not there', () => {
     const chain = new Chain();
@@ -441,6 +517,223 @@ describe('mempool attacks', () => {
     // Paying the minimum fee is a real replacement.
     pool.add(tx(owner, 1n, [heartbeat(answer)], 'min'), chain.state, params, chain.next());
     assert.equal(pool.size, 1);
+  });
+});
+
+describe('the fee-free reserve', () => {
+  test('a fee-free answer goes into the next block while minimum-fee transfers pending exceed the block budget', () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const pool = new Mempool();
+    const perBlock = 100; // the proposal budget's smallest count (ProposalBudget minTxs)
+    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
+    // More of the cheapest paying transactions pending than two blocks take.
+    for (let k = 0; k < 2 * perBlock + 5; k++) {
+      const s = k % spammers.length;
+      const t = tx(
+        spammers[s]!,
+        BigInt(Math.floor(k / spammers.length)),
+        [transfer(1n)],
+        'min',
+        chain.height + 50n,
+      );
+      pool.add(t, chain.state, params, chain.next());
+    }
+    // The honest chip's answer, fee-free as the miner agent sends it, admitted last.
+    const hb = tx(owner, 1n, [heartbeat(answer)], 0n, chain.height + 50n);
+    pool.add(hb, chain.state, params, chain.next());
+    const { included } = buildBlock(chain, pool, perBlock);
+    assert.equal(included.length, perBlock);
+    assert.ok(included.includes(hb), 'the fee-free answer is in the next block');
+    assert.equal(getChip(chain.state, answer.chipId)!.slotsAnswered, 1n);
+    // The rest of the block went by fee, as before: the reserve took one place.
+    assert.equal(included.filter((e) => e.stx.tx.fee > 0n).length, perBlock - 1);
+    pool.checkInvariants();
+  });
+
+  test('answers go nearest deadline first, whatever order they came in', () => {
+    const { chain, answers } = chainWithOpenSlots(3, true);
+    const pool = new Mempool();
+    // Admitted latest deadline first, each from its own key (one fee-free transaction per sender).
+    const byLatest = [...answers].sort((a, b) =>
+      a.deadline > b.deadline ? -1 : a.deadline < b.deadline ? 1 : 0,
+    );
+    for (const [i, a] of byLatest.entries())
+      pool.add(
+        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    const deadlines = [...pool.ordered(chain.state)].map((e) => {
+      const a = e.stx.tx.actions[0]!;
+      assert.equal(a.type, 'heartbeat');
+      return answers.find((x) => Buffer.compare(x.answer.chipId, a.answers[0]!.chipId) === 0)!.deadline;
+    });
+    assert.deepEqual(
+      deadlines,
+      [...deadlines].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
+    assert.ok(deadlines[0]! < deadlines.at(-1)!);
+  });
+
+  test('one pending piece of evidence per offender: the others could only fail once it is in', () => {
+    const chain = new Chain();
+    for (let i = 0; i < 4; i++) chain.block();
+    const v = devValidator();
+    const offender = { ...v, address: addressFromPublicKey(v.publicKey) };
+    const pool = new Mempool();
+    pool.add(
+      tx(broke, 0n, [{ type: 'evidence', evidence: fakeEvidence(offender, 1n) }], 0n),
+      chain.state,
+      params,
+      chain.next(),
+    );
+    // Other conflicting votes of the same validator, from keys with nothing: each would be drawn
+    // into the fee-free reserve only to fail once the first has tombstoned the validator.
+    refused(
+      () =>
+        pool.add(
+          tx(key('another'), 0n, [{ type: 'evidence', evidence: fakeEvidence(offender, 2n) }], 0n),
+          chain.state,
+          params,
+          chain.next(),
+        ),
+      'ALREADY_PENDING',
+    );
+    assert.equal(pool.size, 1);
+  });
+
+  test('the smallest transfers do not shrink the reserve: its bytes are held to a quarter of the block limit, not of what went in', () => {
+    const { chain, answers } = chainWithOpenSlots(40, false);
+    const pool = new Mempool();
+    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
+    for (let k = 0; k < 300; k++) {
+      const s = k % spammers.length;
+      pool.add(
+        tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    }
+    for (const [i, a] of answers.entries())
+      pool.add(
+        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    const freeOf = (picked: TxEnvelope[]) => picked.filter((e) => e.stx.tx.fee === 0n);
+    // A heartbeat (256 bytes) is larger than a minimum transfer (186): held to a quarter of the
+    // bytes so far, only 20 answers went into a block of 100.
+    const picked = pool.select(chain.state, 100, params.maxBlockBytes);
+    assert.equal(picked.length, 100);
+    assert.ok(freeOf(picked).length >= 25, `${freeOf(picked).length} answers in a block of 100`);
+    // The block's byte limit still bounds them: with room for two answers in its quarter, the
+    // third is drawn while the share is still at it, and the rest only after the paying ones.
+    const size = freeOf(picked)[0]!.bytes.length;
+    const drawn: TxEnvelope[] = [];
+    for (const env of pool.ordered(chain.state, 4 * 2 * size)) if (drawn.push(env) === 40) break;
+    assert.equal(freeOf(drawn).length, 3);
+  });
+
+  test('evidence is not starved behind answers that fill the reserve: it goes first', () => {
+    const { chain, answers } = chainWithOpenSlots(40, false);
+    const v = devValidator();
+    const offender = { ...v, address: addressFromPublicKey(v.publicKey) };
+    const pool = new Mempool();
+    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
+    for (let k = 0; k < 300; k++) {
+      const s = k % spammers.length;
+      pool.add(
+        tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    }
+    for (const [i, a] of answers.entries())
+      pool.add(
+        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    // The validator's report expires 20 blocks on (evidence-pool.ts) and is not sent again.
+    const report = tx(
+      broke,
+      0n,
+      [{ type: 'evidence', evidence: fakeEvidence(offender, chain.height - 1n) }],
+      0n,
+      chain.height + 20n,
+    );
+    pool.add(report, chain.state, params, chain.next());
+    // More answers pending than a block's reserve takes (40 against 25).
+    const { included } = buildBlock(chain, pool, 100);
+    assert.ok(included.includes(report), 'the report is in the next block');
+  });
+
+  test('property: while a fee-free transaction waits, a paying one is drawn only once the fee-free share is past a quarter', () => {
+    const { chain, answers } = chainWithOpenSlots(4, false);
+    const payers = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => devKey(i));
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ who: fc.nat(payers.length - 1), feeMul: fc.integer({ min: 1, max: 30 }) }), {
+          maxLength: 30,
+        }),
+        fc.nat(answers.length),
+        fc.integer({ min: 1, max: 40 }),
+        (paying, free, maxTxs) => {
+          const pool = new Mempool();
+          const nonces = new Map<number, bigint>();
+          for (const p of paying) {
+            const n = nonces.get(p.who) ?? 0n;
+            const fee = BigInt(p.feeMul) * minimumFee(params, 200, 1);
+            if (
+              codeOf(() =>
+                pool.add(
+                  tx(payers[p.who]!, n, [transfer(1n)], fee, 1000n),
+                  chain.state,
+                  params,
+                  chain.next(),
+                ),
+              ) === null
+            )
+              nonces.set(p.who, n + 1n);
+          }
+          for (let i = 0; i < free; i++)
+            pool.add(
+              tx(key(`answerer ${i}`), 0n, [heartbeat(answers[i]!.answer)], 0n, 1000n),
+              chain.state,
+              params,
+              chain.next(),
+            );
+          const picked = pool.select(chain.state, maxTxs, 1 << 20);
+          assert.equal(picked.length, Math.min(maxTxs, pool.size));
+          let count = 0;
+          let bytes = 0;
+          let freeCount = 0;
+          let freeBytes = 0;
+          for (const e of picked) {
+            const isFree = e.stx.tx.fee === 0n;
+            if (!isFree && freeCount < free)
+              assert.ok(
+                freeCount * 4 > count || freeBytes * 4 > 1 << 20,
+                `a paying transaction drawn with the fee-free share at ${freeCount}/${count} txs, ${freeBytes}/${bytes} bytes`,
+              );
+            count++;
+            bytes += e.bytes.length;
+            if (isFree) {
+              freeCount++;
+              freeBytes += e.bytes.length;
+            }
+          }
+          // Fee-free ones past the reserve still fill a block that has room left.
+          if (picked.length < maxTxs) assert.equal(freeCount, free);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
 

@@ -215,13 +215,17 @@ export class EvidencePool {
       } catch (err) {
         if (
           isRetryableRefusal(err) ||
-          (err instanceof ValidationError && err.code === 'REPLACEMENT_UNDERPRICED')
+          (err instanceof ValidationError &&
+            (err.code === 'REPLACEMENT_UNDERPRICED' || err.code === 'ALREADY_PENDING'))
         ) {
           // "Busy, retry" (the node is behind its peers and judged the transaction on stale state,
           // or its admission queue is full) is no verdict on the evidence: dropped, the
           // equivocation would go unslashed. Nor is a pending transaction of this validator's
           // holding the next nonce (one of an earlier flush, or the operator's): it leaves the
-          // mempool when included or expired. Kept for the next flush (after the next commit).
+          // mempool when included or expired. Nor is another pending report of the same offender
+          // (the mempool holds one per offender): its sender, the offender itself for one, can
+          // replace it with a paying transaction of its own and leave the equivocation unreported.
+          // Kept for the next flush (after the next commit).
           // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
           // it is too old to land (or was included by somebody else's report).
           waiting.push(evidence);

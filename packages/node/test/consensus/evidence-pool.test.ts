@@ -155,6 +155,24 @@ test('a full admission queue (AdmissionBusy) is retryable too', async () => {
   assert.equal(admitted.length, 1);
 });
 
+test('evidence refused because another report of the offender is pending stays waiting: that one may leave the pool unincluded', async () => {
+  const chain = await chainAt(1);
+  const { pool, tried, admitted } = poolOn(chain, (n) =>
+    n === 1
+      ? new ValidationError(
+          'ALREADY_PENDING',
+          'evidence against validator … is already in a pending transaction',
+        )
+      : null,
+  );
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n), 'machine');
+  assert.equal(admitted.length, 0);
+  await commitOne(chain);
+  pool.flushEvidence();
+  assert.equal(tried.length, 2);
+  assert.equal(admitted.length, 1);
+});
+
 test('a final refusal drops the evidence: never tried again', async () => {
   const chain = await chainAt(1);
   const { pool, tried, admitted } = poolOn(chain, () => new ValidationError('INSUFFICIENT_FUNDS', 'final'));
