@@ -1040,7 +1040,14 @@ describe('market: receipts and disputes', () => {
       disputeWaitMs: 10_000n,
     });
     // No wait at all would let one transaction open, dispute and close again.
-    for (const market of [{ disputeWaitMs: 0 }, { receiptWindowMs: 0 }, { disputeWaitMs: '5' }])
+    // A window shorter than the wait: a request made just before a provider's close (notice 0)
+    // could never be disputed (the window after the close ends before the wait does).
+    for (const market of [
+      { disputeWaitMs: 0 },
+      { receiptWindowMs: 0 },
+      { disputeWaitMs: '5' },
+      { disputeWaitMs: 2 * 3_600_000, receiptWindowMs: 60_000 },
+    ])
       assert.throws(() => parseGenesis({ ...json, market }), /market/);
     // A chain with a one-minute wait takes the dispute one minute after the request.
     const chain = setup(MINUTE, true, parsed);
@@ -1049,6 +1056,25 @@ describe('market: receipts and disputes', () => {
     const signed = signedRequest(leaseId, chain.time, 1);
     chain.block([chain.tx(renter, [dispute(signed)])]);
     assert.equal(lease(chain, leaseId).disputes, 1);
+  });
+
+  test('a request in the last wait of a lease its renter kept to its booked end is still disputed', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 1);
+    const end = lease(chain, leaseId).endTime;
+    // Made a minute before the end: no wait is left inside the lease, yet the renter paid all of it.
+    const late = signedRequest(leaseId, end - MINUTE, 1);
+    nextBlockAt(chain, end - MINUTE + WAIT);
+    chain.block([chain.tx(renter, [dispute(late)])]);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
+    // A renter that closes before its booked end must still have kept the lease through the wait.
+    const early = openLease(chain, offerId, 2);
+    const t = chain.time;
+    chain.block();
+    chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: early }])]);
+    nextBlockAt(chain, t + WAIT);
+    assert.equal(code(chain, renter, [dispute(signedRequest(early, t, 2))]), 'LEASE_TOO_SHORT');
   });
 
   test('a provider cannot escape a dispute by closing the lease during the wait', () => {

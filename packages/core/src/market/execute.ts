@@ -561,7 +561,10 @@ function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, r
       `the provider has until ${new Date(Number(due)).toISOString()} (block time) to answer; dispute after it`,
     );
   }
-  if (renterKeptUntil(lease) < due) {
+  // Kept through the wait, or through all of its booked hours (paid for them all: a request in a
+  // lease's last disputeWaitMs has no wait left inside it, and is still the provider's to answer).
+  const kept = renterKeptUntil(lease);
+  if (kept < due && kept < lease.startTime + BigInt(lease.hours) * HOUR_MS) {
     throw new ValidationError(
       'LEASE_TOO_SHORT',
       `lease ${short(lease.id)} was not kept running for ${p.disputeWaitMs / 1000n} s after the request: nothing to dispute`,

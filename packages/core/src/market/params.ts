@@ -56,4 +56,8 @@ export function checkMarketParams(p: MarketParams): void {
     throw new RangeError('disputeWaitMs must be 1 s…30 days');
   if (p.receiptWindowMs < 60_000n || p.receiptWindowMs > MAX_MARKET_WAIT_MS)
     throw new RangeError('receiptWindowMs must be 1 min…30 days');
+  // A dispute is taken from the request + the wait until the lease's end + the window: a window
+  // shorter than the wait leaves no time at all for a request made just before a provider's close.
+  if (p.receiptWindowMs < p.disputeWaitMs)
+    throw new RangeError('receiptWindowMs must be at least disputeWaitMs');
 }
