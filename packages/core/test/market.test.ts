@@ -9,6 +9,7 @@ import {
   bondCodec,
   circulatingSupply,
   costThrough,
+  DEFAULT_MARKET_PARAMS,
   decode,
   devSoftChipId,
   ed25519Sign,
@@ -16,10 +17,13 @@ import {
   encode,
   epochOf,
   escrowUntil,
+  type Genesis,
+  genesisToJson,
   getAccount,
   getChip,
   getChipMarket,
   getLease,
+  getMarketParams,
   getOffer,
   getPociParams,
   getProviderRecord,
@@ -35,8 +39,13 @@ import {
   leaseEndsAt,
   leasesByRenter,
   listItems,
+  MARKET_PARAMS_KEY,
   MAX_DISPUTES_PER_LEASE,
+  nextId,
+  parseGenesis,
+  RECEIPT_CLOCK_SLACK_MS,
   receiptDigest,
+  StateOverlay,
   StateSpace,
   sha256,
   slaSplit,
@@ -50,6 +59,7 @@ import {
 import {
   answer,
   CHAIN,
+  genesis,
   type Key,
   key,
   miner,
@@ -159,8 +169,8 @@ function offerAction(chipIds: Uint8Array[], over: Partial<Record<string, unknown
  * Registers chips A and B to the provider; with `proven` (the default), runs blocks until each has
  * answered its first challenge, since only a chip proven online can be rented.
  */
-function setup(step = MINUTE, proven = true): MarketChain {
-  const chain = new MarketChain();
+function setup(step = MINUTE, proven = true, g: Genesis = genesis()): MarketChain {
+  const chain = new MarketChain(g);
   chain.step = () => step;
   chain.chips = [chipA, chipB];
   chain.blocksUntil(2n);
@@ -759,7 +769,8 @@ describe('market: leases', () => {
 });
 
 describe('market: receipts and disputes', () => {
-  function receiptFor(leaseId: Uint8Array, chipId: Uint8Array, n: number): JobReceipt {
+  const WAIT = DEFAULT_MARKET_PARAMS.disputeWaitMs;
+  function receiptFor(leaseId: Uint8Array, chipId: Uint8Array, n: number, startMs: bigint): JobReceipt {
     return {
       chainId: CHAIN,
       leaseId,
@@ -768,7 +779,7 @@ describe('market: receipts and disputes', () => {
       modelHash: sha256(utf8('model')),
       inputHash: sha256(utf8(`in ${n}`)),
       outputHash: sha256(utf8(`out ${n}`)),
-      startMs: 1n,
+      startMs,
       durationMs: 2n,
     };
   }
@@ -776,20 +787,25 @@ describe('market: receipts and disputes', () => {
     receipt: r,
     evidence: { type: 'dev-soft' as const, signature: ed25519Sign(chip.seed, receiptDigest(r)) },
   });
+  /** Runs blocks until the next one's time is at least `t`. */
+  function nextBlockAt(chain: MarketChain, t: bigint): void {
+    while (chain.time + chain.step(chain.height + 1n) < t) chain.block();
+  }
 
   test('the renter rates jobs with chip-signed receipts, once each', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA]);
     const leaseId = openLease(chain, offerId, 2);
-    const good = sign(chipA, receiptFor(leaseId, idA, 1));
+    const at = lease(chain, leaseId).startTime + 1_000n;
+    const good = sign(chipA, receiptFor(leaseId, idA, 1, at));
     assert.equal(code(chain, renter, [{ type: 'postReceipt', signed: good, rating: 6 }]), 'BAD_RATING');
     assert.equal(code(chain, provider, [{ type: 'postReceipt', signed: good, rating: 5 }]), 'NOT_RENTER');
-    const forged = sign(chipB, receiptFor(leaseId, idA, 2));
+    const forged = sign(chipB, receiptFor(leaseId, idA, 2, at));
     assert.match(
       code(chain, renter, [{ type: 'postReceipt', signed: forged, rating: 5 }]) ?? '',
       /ATTEST|SIGNATURE/,
     );
-    const otherChip = sign(chipB, receiptFor(leaseId, idB, 3));
+    const otherChip = sign(chipB, receiptFor(leaseId, idB, 3, at));
     assert.equal(
       code(chain, renter, [{ type: 'postReceipt', signed: otherChip, rating: 5 }]),
       'RECEIPT_WRONG_CHIP',
@@ -797,7 +813,10 @@ describe('market: receipts and disputes', () => {
     const events = chain.block([chain.tx(renter, [{ type: 'postReceipt', signed: good, rating: 4 }])]);
     assert.equal(find(events, 'receiptPosted').rating, 4);
     assert.equal(code(chain, renter, [{ type: 'postReceipt', signed: good, rating: 4 }]), 'RECEIPT_REPLAYED');
-    const sameJob = sign(chipA, { ...receiptFor(leaseId, idA, 1), outputHash: sha256(utf8('other output')) });
+    const sameJob = sign(chipA, {
+      ...receiptFor(leaseId, idA, 1, at),
+      outputHash: sha256(utf8('other output')),
+    });
     assert.equal(
       code(chain, renter, [{ type: 'postReceipt', signed: sameJob, rating: 5 }]),
       'RECEIPT_REPLAYED',
@@ -805,13 +824,85 @@ describe('market: receipts and disputes', () => {
     );
     chain.block([
       chain.tx(renter, [
-        { type: 'postReceipt', signed: sign(chipA, receiptFor(leaseId, idA, 9)), rating: 2 },
+        { type: 'postReceipt', signed: sign(chipA, receiptFor(leaseId, idA, 9, at)), rating: 2 },
       ]),
     ]);
     const rec = getProviderRecord(chain.state, provider.address);
     assert.equal(rec.jobsReceipted, 2n);
     assert.equal(rec.ratingsCount, 2n);
     assert.equal(rec.ratingsSum, 6n);
+  });
+
+  test('a receipt counts only for a job run while the lease ran, posted within the window after its end', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const start = lease(chain, leaseId).startTime;
+    const post = (n: number, at: bigint, duration = 2n): Action => ({
+      type: 'postReceipt',
+      signed: sign(chipA, { ...receiptFor(leaseId, idA, n, at), durationMs: duration }),
+      rating: 5,
+    });
+    // A chip's clock may stray a little from block time, not more.
+    assert.equal(
+      code(chain, renter, [post(1, start - RECEIPT_CLOCK_SLACK_MS - 1n)]),
+      'RECEIPT_OUTSIDE_LEASE',
+    );
+    const nextTime = chain.time + chain.step(chain.height + 1n);
+    assert.equal(code(chain, renter, [post(2, nextTime + RECEIPT_CLOCK_SLACK_MS)]), 'RECEIPT_OUTSIDE_LEASE');
+    assert.equal(code(chain, renter, [post(3, start - RECEIPT_CLOCK_SLACK_MS)]), null);
+    // The renter closes the lease; a job that ran before the close is still rated afterwards.
+    chain.block();
+    chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId }])]);
+    const closed = lease(chain, leaseId).closedTime;
+    assert.equal(
+      code(chain, renter, [post(4, closed + RECEIPT_CLOCK_SLACK_MS, 1n)]),
+      'RECEIPT_OUTSIDE_LEASE',
+      'a job said to end after the close',
+    );
+    chain.block([chain.tx(renter, [post(5, start + MINUTE)])]);
+    assert.equal(getProviderRecord(chain.state, provider.address).jobsReceipted, 1n);
+    // ... for receiptWindowMs after the close, not after.
+    chain.step = () => DEFAULT_MARKET_PARAMS.receiptWindowMs;
+    chain.block();
+    assert.equal(code(chain, renter, [post(6, start + MINUTE)]), 'LEASE_CLOSED');
+  });
+
+  test('attack: a provider inflates its record through a second account on a lease closed in its opening block', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { minHours: 1 });
+    const sybil = key('market-sybil');
+    chain.block([
+      chain.tx(provider, [
+        { type: 'transfer', to: sybil.address, amount: 10n * UNC, memo: new Uint8Array() },
+      ]),
+    ]);
+    // The lease id is predictable (the lease counter), so one transaction opens and closes it.
+    const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
+    chain.block([
+      chain.tx(sybil, [
+        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n },
+        { type: 'closeLease', leaseId },
+      ]),
+    ]);
+    const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed);
+    assert.equal(l.paid, 0n, 'the lease paid nothing');
+    // Receipts its own chip signs for made-up jobs, claimed at the lease's very moment or later.
+    for (const at of [l.startTime, chain.time, l.startTime - 1_000n]) {
+      const receipts = Array.from(
+        { length: 64 },
+        (_, i): Action => ({
+          type: 'postReceipt',
+          signed: sign(chipA, { ...receiptFor(leaseId, idA, i, at), durationMs: 0n }),
+          rating: 5,
+        }),
+      );
+      assert.equal(code(chain, sybil, receipts), 'RECEIPT_OUTSIDE_LEASE');
+    }
+    const rec = getProviderRecord(chain.state, provider.address);
+    assert.equal(rec.jobsReceipted, 0n);
+    assert.equal(rec.ratingsSum, 0n);
   });
 
   function signedRequest(leaseId: Uint8Array, time: bigint, n: number, by: Key = renter) {
@@ -832,13 +923,19 @@ describe('market: receipts and disputes', () => {
     reason,
   });
 
-  test('the renter records unanswered requests it signed as disputes, once each', () => {
+  test('the renter records unanswered requests it signed as disputes, once each, after the response wait', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA]);
     const leaseId = openLease(chain, offerId, 2);
     const signed = signedRequest(leaseId, chain.time, 1);
     assert.equal(code(chain, provider, [dispute(signed)]), 'NOT_RENTER');
     assert.equal(code(chain, renter, [dispute(signed, ' ')]), 'BAD_REASON');
+    // The provider has disputeWaitMs (block time) to answer.
+    assert.equal(code(chain, renter, [dispute(signed)]), 'DISPUTE_TOO_EARLY');
+    nextBlockAt(chain, signed.request.timestampMs + WAIT - MINUTE);
+    assert.equal(chain.time + chain.step(chain.height + 1n), signed.request.timestampMs + WAIT - MINUTE);
+    assert.equal(code(chain, renter, [dispute(signed)]), 'DISPUTE_TOO_EARLY');
+    nextBlockAt(chain, signed.request.timestampMs + WAIT);
     const events = chain.block([chain.tx(renter, [dispute(signed)])]);
     const recorded = find(events, 'disputeRecorded');
     assert.equal(recorded.reason, 'no answer after 60 s');
@@ -848,11 +945,12 @@ describe('market: receipts and disputes', () => {
     assert.equal(lease(chain, leaseId).disputes, 1);
   });
 
-  test('attack: dispute spam — only signed requests, on an open lease, at most a bounded number', () => {
+  test('attack: dispute spam — only signed requests, on a lease kept through the wait, at most a bounded number', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA, idB]);
     const leaseId = openLease(chain, offerId, 2, 0n, idA);
     const t = chain.time;
+    nextBlockAt(chain, t + WAIT);
     // A request nobody signed, or signed by another key than the lease's renter key.
     const forged = { ...signedRequest(leaseId, t, 1), signature: new Uint8Array(64) };
     assert.equal(code(chain, renter, [dispute(forged)]), 'BAD_REQUEST_SIGNATURE');
@@ -879,11 +977,116 @@ describe('market: receipts and disputes', () => {
     }
     assert.equal(lease(chain, leaseId).disputes, MAX_DISPUTES_PER_LEASE);
     assert.equal(code(chain, renter, [dispute(signedRequest(leaseId, t, 999))]), 'TOO_MANY_DISPUTES');
-    // A closed lease (even a tiny one) records no dispute at all.
+    // A lease its renter closed before the wait was over records no dispute at all.
     const tiny = openLease(chain, offerId, 1, 0n, idB);
+    const tinyStart = chain.time;
     chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: tiny }])]);
-    assert.equal(code(chain, renter, [dispute(signedRequest(tiny, chain.time - MINUTE, 1))]), 'LEASE_CLOSED');
+    nextBlockAt(chain, tinyStart + WAIT);
+    assert.equal(code(chain, renter, [dispute(signedRequest(tiny, tinyStart, 1))]), 'LEASE_TOO_SHORT');
     assert.equal(getProviderRecord(chain.state, provider.address).disputes, BigInt(MAX_DISPUTES_PER_LEASE));
+  });
+
+  test('attack: a stranger buries an idle rival with 16 disputes in the transaction that opens and closes its lease', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { minHours: 1 });
+    const mallory = key('market-mallory');
+    chain.block([
+      chain.tx(other, [{ type: 'transfer', to: mallory.address, amount: 10n * UNC, memo: new Uint8Array() }]),
+    ]);
+    const burst = (leaseId: Uint8Array, at: bigint, from = 0) =>
+      Array.from({ length: MAX_DISPUTES_PER_LEASE }, (_, i) =>
+        dispute(signedRequest(leaseId, at, from + i, mallory), 'no answer'),
+      );
+    // One transaction: open, 16 disputes "made" in this very block, close (deposit back whole).
+    const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
+    const t = chain.time + chain.step(chain.height + 1n);
+    const open: Action = { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n };
+    assert.equal(
+      code(chain, mallory, [open, ...burst(leaseId, t), { type: 'closeLease', leaseId }]),
+      'DISPUTE_TOO_EARLY',
+    );
+    // Opened and closed at once, then disputed once the wait has passed: it never ran.
+    chain.block([chain.tx(mallory, [open, { type: 'closeLease', leaseId }])]);
+    nextBlockAt(chain, t + WAIT);
+    assert.equal(code(chain, mallory, burst(leaseId, t)), 'REQUEST_OUTSIDE_LEASE');
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 0n);
+    // Kept through the wait, the disputes count, but the lease time is paid (to the provider).
+    const before = getAccount(chain.state, mallory.address).balance;
+    const kept = find(chain.block([chain.tx(mallory, [open])]), 'leaseOpened').leaseId;
+    const keptStart = chain.time;
+    nextBlockAt(chain, keptStart + WAIT);
+    chain.block([chain.tx(mallory, [...burst(kept, keptStart, 100), { type: 'closeLease', leaseId: kept }])]);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, BigInt(MAX_DISPUTES_PER_LEASE));
+    const l = lease(chain, kept);
+    assert.ok(l.closedTime - l.startTime >= WAIT);
+    assert.ok(l.paid >= costThrough(l.pricePerHour, 0n, WAIT), 'the disputes cost the wait in lease time');
+    assert.ok(before - getAccount(chain.state, mallory.address).balance >= l.paid);
+  });
+
+  test('genesis: an optional market section sets the dispute wait and the receipt window (absent: the defaults, not written)', () => {
+    const plain = parseGenesis(genesisToJson(genesis()));
+    assert.equal(plain.market, undefined);
+    const defaults = new MarketChain(plain);
+    assert.equal(defaults.state.get(MARKET_PARAMS_KEY), undefined, 'defaults are not written');
+    assert.deepEqual(getMarketParams(defaults.state), DEFAULT_MARKET_PARAMS);
+    const json = genesisToJson(
+      genesis(undefined, { market: { disputeWaitMs: 60_000n, receiptWindowMs: HOUR_MS } }),
+    );
+    assert.deepEqual(json.market, { disputeWaitMs: 60_000, receiptWindowMs: 3_600_000 });
+    const parsed = parseGenesis(json);
+    assert.deepEqual(parsed.market, { disputeWaitMs: 60_000n, receiptWindowMs: HOUR_MS });
+    assert.deepEqual(parseGenesis({ ...json, market: { disputeWaitMs: 10_000 } }).market, {
+      ...DEFAULT_MARKET_PARAMS,
+      disputeWaitMs: 10_000n,
+    });
+    // No wait at all would let one transaction open, dispute and close again.
+    // A window shorter than the wait: a request made just before a provider's close (notice 0)
+    // could never be disputed (the window after the close ends before the wait does).
+    for (const market of [
+      { disputeWaitMs: 0 },
+      { receiptWindowMs: 0 },
+      { disputeWaitMs: '5' },
+      { disputeWaitMs: 2 * 3_600_000, receiptWindowMs: 60_000 },
+    ])
+      assert.throws(() => parseGenesis({ ...json, market }), /market/);
+    // A chain with a one-minute wait takes the dispute one minute after the request.
+    const chain = setup(MINUTE, true, parsed);
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const signed = signedRequest(leaseId, chain.time, 1);
+    chain.block([chain.tx(renter, [dispute(signed)])]);
+    assert.equal(lease(chain, leaseId).disputes, 1);
+  });
+
+  test('a request in the last wait of a lease its renter kept to its booked end is still disputed', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 1);
+    const end = lease(chain, leaseId).endTime;
+    // Made a minute before the end: no wait is left inside the lease, yet the renter paid all of it.
+    const late = signedRequest(leaseId, end - MINUTE, 1);
+    nextBlockAt(chain, end - MINUTE + WAIT);
+    chain.block([chain.tx(renter, [dispute(late)])]);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
+    // A renter that closes before its booked end must still have kept the lease through the wait.
+    const early = openLease(chain, offerId, 2);
+    const t = chain.time;
+    chain.block();
+    chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: early }])]);
+    nextBlockAt(chain, t + WAIT);
+    assert.equal(code(chain, renter, [dispute(signedRequest(early, t, 2))]), 'LEASE_TOO_SHORT');
+  });
+
+  test('a provider cannot escape a dispute by closing the lease during the wait', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { noticeMs: 0n });
+    const leaseId = openLease(chain, offerId, 2);
+    const signed = signedRequest(leaseId, chain.time, 1);
+    chain.block([chain.tx(provider, [{ type: 'closeLease', leaseId }])]);
+    nextBlockAt(chain, signed.request.timestampMs + WAIT);
+    assert.ok(chain.time >= leaseEndsAt(lease(chain, leaseId)), 'the provider ended the lease');
+    chain.block([chain.tx(renter, [dispute(signed)])]);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
   });
 });
 

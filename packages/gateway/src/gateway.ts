@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import {
   addressFromPublicKey,
   contentHash,
+  DEFAULT_MARKET_PARAMS,
   ed25519PublicKey,
   encodeAddress,
   type SignedReceipt,
@@ -187,6 +188,20 @@ interface LeaseState {
   topUpRetryAtMs: number;
 }
 
+interface PendingDispute {
+  lease: LeaseState;
+  jobId: string;
+  requestHex: string;
+  reason: string;
+  /** The block time (ms) from which the chain takes it: the request's timestamp + the wait. */
+  dueMs: number;
+  /** Handed to the node, not yet answered: its lease still waits for it. */
+  sending: boolean;
+}
+
+/** The protocol's default dispute wait (core DEFAULT_MARKET_PARAMS), for a node that does not name it. */
+const DEFAULT_DISPUTE_WAIT_MS = Number(DEFAULT_MARKET_PARAMS.disputeWaitMs);
+
 interface QueuedJob {
   id: string;
   model: string;
@@ -307,6 +322,13 @@ export class Gateway {
   private stopped = false;
   private storeClosed = false;
   private counters = { submitted: 0, answered: 0, failed: 0, retries: 0, disputes: 0, rejectedReceipts: 0 };
+  /**
+   * How long after a request's timestamp the chain takes a dispute of it (block time; the node's
+   * `disputeWaitMs`), and the disputes waiting for it. Their lease is kept open until they are sent:
+   * the chain takes a dispute only on a lease its renter kept running through the wait.
+   */
+  private disputeWaitMs = DEFAULT_DISPUTE_WAIT_MS;
+  private readonly pendingDisputes: PendingDispute[] = [];
   url = '';
 
   constructor(private readonly opts: GatewayOptions) {
@@ -341,6 +363,7 @@ export class Gateway {
       minFeePerByte: BigInt(params.minFeePerByte),
       minFeePerAction: BigInt(params.minFeePerAction),
     };
+    if (Number.isSafeInteger(params.disputeWaitMs)) this.disputeWaitMs = params.disputeWaitMs;
     const nowMs = this.now();
     for (const a of this.store.avoided()) if (a.untilMs > nowMs) this.avoided.set(a.provider, a.untilMs);
     // Openings a previous run sent and never saw settled: counted until the refresh settles them.
@@ -427,6 +450,16 @@ export class Gateway {
     this.server?.closeAllConnections();
     await closed;
     await this.txChain.catch(() => {});
+    for (const d of this.pendingDisputes.splice(0).filter((p) => !p.sending))
+      this.store.addDispute({
+        leaseId: d.lease.row.leaseId,
+        jobId: d.jobId,
+        requestHex: d.requestHex,
+        reason: d.reason,
+        txHash: null,
+        error: `the gateway stopped before the provider's response wait passed (block time ${new Date(d.dueMs).toISOString()})`,
+        createdMs: this.now(),
+      });
     this.storeClosed = true;
     for (const l of this.leases.values()) for (const c of l.allClients) c.close();
     // Its subscription socket (opened by waiting for transactions) would keep the process alive.
@@ -731,10 +764,43 @@ export class Gateway {
       if (l.row.provider === provider) this.dropLease(l, `provider avoided: ${reason}`);
   }
 
+  /**
+   * Queues a dispute of a request that got no answer. The chain takes it only once its block time
+   * has passed the request's timestamp + the dispute wait (the provider's time to answer), so it is
+   * sent then (`sendDueDisputes`), and its lease is kept open until it is sent (`dropLease`).
+   */
   private dispute(lease: LeaseState, jobId: string, requestHex: string, reason: string): void {
     const request = decodeSignedJobRequest(requestHex);
     this.counters.disputes++;
-    this.sendTx([disputeAction(request, reason.slice(0, 200))], 'dispute', {
+    const dueMs = Number(request.request.timestampMs) + this.disputeWaitMs;
+    this.pendingDisputes.push({ lease, jobId, requestHex, reason, dueMs, sending: false });
+    this.sendDueDisputes();
+  }
+
+  /**
+   * Sends the disputes whose wait the chain's latest block time (as last read) has passed; each
+   * stays pending (holding its lease open) until the node has answered it.
+   */
+  private sendDueDisputes(): void {
+    for (const d of this.pendingDisputes) {
+      if (d.sending || d.dueMs > this.chainTime.blockMs) continue;
+      d.sending = true;
+      this.sendDispute(d.lease, d.jobId, d.requestHex, d.reason)
+        .catch(() => undefined) // already logged; a store closed meanwhile is the only other cause
+        .finally(() => {
+          const i = this.pendingDisputes.indexOf(d);
+          if (i >= 0) this.pendingDisputes.splice(i, 1);
+        });
+    }
+  }
+
+  private disputePending(lease: LeaseState): boolean {
+    return this.pendingDisputes.some((d) => d.lease === lease);
+  }
+
+  private sendDispute(lease: LeaseState, jobId: string, requestHex: string, reason: string): Promise<void> {
+    const request = decodeSignedJobRequest(requestHex);
+    return this.sendTx([disputeAction(request, reason.slice(0, 200))], 'dispute', {
       newRate: 0n,
       commitsClose: false,
     })
@@ -775,6 +841,7 @@ export class Gateway {
         this.lastChainReadMs = nowMs;
         await this.refreshLeases();
       }
+      this.sendDueDisputes();
       while (this.recent.length > 0 && nowMs - this.recent[0]!.atMs > RECENT_WINDOW_MS) this.recent.shift();
       const decision = decideScale(this.poolView(nowMs), this.targets, nowMs);
       for (const id of decision.close) {
@@ -1282,7 +1349,10 @@ export class Gateway {
     return client;
   }
 
-  /** Takes a lease out of routing and closes it on chain once its running jobs are over. */
+  /**
+   * Takes a lease out of routing and closes it on chain once its running jobs are over and its
+   * disputes sent: the chain takes a dispute only on a lease kept running through the dispute wait.
+   */
   private dropLease(lease: LeaseState, reason: string): void {
     if (lease.closing) return;
     lease.closing = true;
@@ -1292,10 +1362,11 @@ export class Gateway {
       for (const c of lease.idleClients) c.close();
       this.closeOnChain(lease.row.leaseId, reason);
     };
-    if (lease.inFlight === 0) close();
+    const done = () => lease.inFlight === 0 && !this.disputePending(lease);
+    if (done()) close();
     else {
       const wait = setInterval(() => {
-        if (lease.inFlight === 0 || this.stopped) {
+        if (done() || this.stopped) {
           clearInterval(wait);
           close();
         }

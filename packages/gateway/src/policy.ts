@@ -39,7 +39,12 @@ export const UNKNOWN_UPTIME_PPM = 500_000n;
 /**
  * The provider's record as a factor in ppm: 1 with no dispute, falling with the share of disputed
  * requests among its receipted jobs (a dispute counts four jobs, so one dispute in four jobs halves
- * it). Receipts and disputes are both on chain; a provider cannot raise its factor without serving.
+ * it). Receipts and disputes are both on chain, and both cost lease time (PROTOCOL.md §8): a
+ * dispute counts only on a lease its renter kept, and paid for, through the provider's response
+ * wait (16 at most per lease), and a receipt only for a job inside the time its lease ran. What the
+ * chain cannot tell apart is a provider renting its own chip through a second account: that lease
+ * pays the provider itself, so receipted jobs can still be bought for fees and a lease's time on
+ * the provider's own chip. The factor is a hint among price and uptime, not proof of service.
  */
 export function recordPpm(jobsReceipted: bigint, disputes: bigint): bigint {
   const jobs = jobsReceipted < 0n ? 0n : jobsReceipted;

@@ -16,6 +16,8 @@ export function mempoolOnlyNode(
     lease?: Record<string, unknown>;
     /** The chain's latest block time (ms). */
     timeMs?: number;
+    /** More of unc_getParams' answer (e.g. disputeWaitMs). */
+    params?: Record<string, unknown>;
     /** The chain's latest height (default 5). */
     height?: number;
     /** With txStatus 'dropped': why (default NONCE_USED: it can never be included). */
@@ -66,7 +68,7 @@ export function mempoolOnlyNode(
       time: '',
     }),
     unc_getLease: (params) => state.lease?.[params[0] as string] ?? null,
-    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000' }),
+    unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000', ...state.params }),
     unc_getOffers: () => [offer],
     unc_getLeases: () => state.leases ?? [],
     unc_getAccount: () => ({

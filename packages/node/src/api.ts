@@ -39,6 +39,7 @@ import {
   getEmission,
   getEpochRecord,
   getGovernance,
+  getMarketParams,
   getParams,
   getPociParams,
   getSupply,
@@ -400,6 +401,7 @@ export function createApi(node: RpcContext): RpcServerModules {
         unc_getParams: () => {
           // The committed head's (chain.params are the tip's: a decided block may still be writing).
           const p = getParams(chain.state);
+          const market = getMarketParams(chain.state);
           return {
             blockTimeMs: p.blockTimeMs,
             maxBlockTxs: p.maxBlockTxs,
@@ -411,6 +413,10 @@ export function createApi(node: RpcContext): RpcServerModules {
             // A chain that accepts software "chips" (dev-soft) is a dev chain: renters may use
             // plain-http provider endpoints there, and nowhere else.
             devChain: getPociParams(chain.state).devSoftEnabled,
+            // When the chain takes a dispute (request time + disputeWaitMs, by block time) and how
+            // long after a lease's end its receipts may be posted: renters (the gateway) wait for them.
+            disputeWaitMs: Number(market.disputeWaitMs),
+            receiptWindowMs: Number(market.receiptWindowMs),
           };
         },
 

@@ -8,6 +8,7 @@ import {
   type ChipModel,
   DEFAULT_GENESIS_ALLOCATION_BPS,
   DEFAULT_HALVING_PERIOD_MS,
+  DEFAULT_MARKET_PARAMS,
   DEFAULT_MAX_SUPPLY,
   DEFAULT_PARAMS,
   DEFAULT_POCI_PARAMS,
@@ -94,6 +95,11 @@ export function devGenesis(
     accounts?: number;
     time?: Date;
     epochBlocks?: number;
+    /**
+     * How long after a request a dispute of it is taken (default 10 s: a dev chain is for trying the
+     * flow; the protocol default, DEFAULT_MARKET_PARAMS, is 5 min).
+     */
+    disputeWaitMs?: number;
     /** More vendors and models, e.g. the dev TPM vendor of `unc dev --tpm-chips`. */
     vendors?: Vendor[];
     models?: ChipModel[];
@@ -124,6 +130,7 @@ export function devGenesis(
     halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
     governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
     poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },
+    market: { ...DEFAULT_MARKET_PARAMS, disputeWaitMs: BigInt(opts.disputeWaitMs ?? 10_000) },
     vendors: [
       { id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] },
       ...(opts.vendors ?? []),

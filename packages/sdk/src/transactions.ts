@@ -221,11 +221,19 @@ export function closeLeaseAction(leaseId: string): Action {
   return { type: 'closeLease', leaseId: fromHex(leaseId, 32) };
 }
 
+/**
+ * Rates a job with its receipt: counted only for a job run while the lease ran, posted within the
+ * chain's `receiptWindowMs` (unc_getParams) of the lease's end.
+ */
 export function postReceiptAction(signed: SignedReceipt, rating: number): Action {
   return { type: 'postReceipt', signed, rating };
 }
 
-/** Disputes a request the provider never answered: the renter-signed request itself is the proof. */
+/**
+ * Disputes a request the provider never answered: the renter-signed request itself is the proof.
+ * The chain takes it from block time ≥ the request's timestamp + `disputeWaitMs` (unc_getParams),
+ * on a lease the renter kept running through that wait; send it no sooner.
+ */
 export function disputeAction(signed: SignedJobRequest, reason: string): Action {
   return { type: 'dispute', signed, reason };
 }

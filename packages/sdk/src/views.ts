@@ -926,6 +926,10 @@ export interface ChainParamsJson {
   maxTxLifetimeBlocks: number;
   /** Dev-soft chips are accepted: a dev chain (renters may use plain-http providers). */
   devChain: boolean;
+  /** A dispute is taken from its request's time + this (block time), ms. */
+  disputeWaitMs: number;
+  /** Receipts and disputes of a lease may be posted for this long after it ends, ms. */
+  receiptWindowMs: number;
 }
 
 export interface GovernanceJson {

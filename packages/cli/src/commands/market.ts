@@ -74,6 +74,29 @@ interface SendOpts {
 }
 
 /** Signs `actions` with a keyring key (after the checks and the confirmation), sends, waits. */
+/**
+ * Waits until the chain's block time has passed the request's response wait: the chain refuses a
+ * dispute sooner (DISPUTE_TOO_EARLY), since a provider must have had the time to answer.
+ */
+async function untilDisputable(ctx: Context, requestMs: bigint): Promise<void> {
+  const client = ctx.client();
+  const { disputeWaitMs } = await client.getParams();
+  // A node from before the wait existed does not name it: nothing to wait for.
+  const due = Number(requestMs) + (Number.isFinite(disputeWaitMs) ? disputeWaitMs : 0);
+  let announced = false;
+  for (;;) {
+    const { timeMs } = await client.status();
+    if (timeMs >= due) return;
+    if (!announced) {
+      process.stderr.write(
+        `waiting ${Math.ceil((due - timeMs) / 1000)} s for the provider's response wait to pass (block time ${new Date(due).toISOString()})\n`,
+      );
+      announced = true;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(2_000, Math.max(200, due - timeMs))));
+  }
+}
+
 async function send(ctx: Context, opts: SendOpts, actions: Action[], plan: Plan): Promise<Sent> {
   return (await signAndSend(ctx, opts, actions, plan)) as Sent;
 }
@@ -568,8 +591,9 @@ export function marketCommand(): Command {
       .command('dispute <request>')
       .description(
         'renter: record on chain a job request the provider did not answer (the signed request that ' +
-          '`unc job … --request-out <file>` saved; file or hex). Only while the lease is open, ' +
-          `at most ${MAX_DISPUTES_PER_LEASE} per lease`,
+          '`unc job … --request-out <file>` saved; file or hex). The chain takes it once its response ' +
+          'wait (disputeWaitMs of `unc_getParams`, by block time) has passed since the request, on a lease ' +
+          `kept running through that wait, at most ${MAX_DISPUTES_PER_LEASE} per lease; sooner, this waits for it`,
       )
       .requiredOption('--reason <text>', 'what happened, e.g. "no answer within 60 s"'),
   ).action(async (arg: string, opts: SendOpts & { reason: string }, cmd: Command) => {
@@ -581,6 +605,7 @@ export function marketCommand(): Command {
     } catch (err) {
       throw new UncError('BAD_REQUEST', `not a signed job request: ${(err as Error).message}`);
     }
+    await untilDisputable(ctx, signed.request.timestampMs);
     const { hash, height, events } = await send(ctx, opts, [disputeAction(signed, opts.reason)], {
       summary: [`Record a dispute on lease ${toHex(signed.request.leaseId)}: "${opts.reason}"`],
       spend: 0n,

@@ -13,6 +13,12 @@ import {
 } from '../consensus/epoch-validators.js';
 import { decodeAddress, encodeAddress } from '../crypto/address.js';
 import { UncError } from '../errors.js';
+import {
+  checkMarketParams,
+  DEFAULT_MARKET_PARAMS,
+  type MarketParams,
+  putMarketParams,
+} from '../market/params.js';
 import { checkPociParams } from '../poci/execute.js';
 import { putGovernance } from '../poci/governance.js';
 import { DEFAULT_POCI_PARAMS, type PociParams, putPociParams } from '../poci/params.js';
@@ -68,6 +74,11 @@ export interface Genesis {
    * = the defaults (DEFAULT_CONSENSUS_PARAMS), and then nothing is written to the state for them.
    */
   consensus?: ConsensusParams;
+  /**
+   * Market rules (the dispute wait, the receipt window). Absent = the defaults
+   * (DEFAULT_MARKET_PARAMS), and then nothing is written to the state for them.
+   */
+  market?: MarketParams;
   vendors: Vendor[];
   models: ChipModel[];
 }
@@ -270,6 +281,27 @@ export function parseGenesis(json: unknown): Genesis {
     }
   }
 
+  let market: MarketParams | undefined;
+  if (g.market !== undefined) {
+    const mj = obj(g.market, 'market');
+    const dm = DEFAULT_MARKET_PARAMS;
+    market = {
+      disputeWaitMs:
+        mj.disputeWaitMs === undefined
+          ? dm.disputeWaitMs
+          : BigInt(int(mj.disputeWaitMs, 'market.disputeWaitMs')),
+      receiptWindowMs:
+        mj.receiptWindowMs === undefined
+          ? dm.receiptWindowMs
+          : BigInt(int(mj.receiptWindowMs, 'market.receiptWindowMs')),
+    };
+    try {
+      checkMarketParams(market);
+    } catch (err) {
+      bad('market', (err as Error).message);
+    }
+  }
+
   const vendors = (g.vendors === undefined ? [] : (g.vendors as unknown[])).map((v, i): Vendor => {
     const o = obj(v, `vendors[${i}]`);
     const id = o.id as string;
@@ -332,6 +364,7 @@ export function parseGenesis(json: unknown): Genesis {
     halvingPeriodMs,
     poci,
     ...(consensus ? { consensus } : {}),
+    ...(market ? { market } : {}),
     vendors,
     models,
   };
@@ -376,6 +409,14 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
           },
         }
       : {}),
+    ...(g.market
+      ? {
+          market: {
+            disputeWaitMs: Number(g.market.disputeWaitMs),
+            receiptWindowMs: Number(g.market.receiptWindowMs),
+          },
+        }
+      : {}),
     vendors: g.vendors.map((v) => ({
       id: v.id,
       name: v.name,
@@ -410,6 +451,7 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
   putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
   putPociParams(overlay, g.poci);
   if (g.consensus) putConsensusParams(overlay, g.consensus);
+  if (g.market) putMarketParams(overlay, g.market);
   putEmission(overlay, { genesisTime: g.genesisTime, halvingPeriodMs: g.halvingPeriodMs, allocated: 0n });
   for (const v of g.vendors) putVendor(overlay, v);
   for (const m of g.models) putModel(overlay, m);

@@ -27,6 +27,7 @@ import {
   type TopUpLeaseAction,
   type UpdateOfferTlsAction,
 } from './actions.js';
+import { getMarketParams, type MarketParams } from './params.js';
 import { verifyReceipt } from './receipt.js';
 import { jobRequestDigest } from './request.js';
 import {
@@ -503,6 +504,112 @@ export function applyCloseLease(
   throw new ValidationError('NOT_PARTY', `lease ${short(lease.id)} is neither yours to rent nor to provide`);
 }
 
+/**
+ * Until when the lease ran: its end (escrow or end time, whichever first) or, once closed, the
+ * close if that came sooner.
+ */
+function ranUntil(lease: Lease): bigint {
+  const end = leaseEndsAt(lease);
+  return lease.status === LeaseStatus.closed && lease.closedTime < end ? lease.closedTime : end;
+}
+
+/**
+ * Until when the renter kept the lease: the end its deposit and hours paid for, or its own close if
+ * sooner. The provider's notice and its chip leaving cut a lease short, but not this: a provider
+ * cannot escape a dispute by closing the lease during the response wait.
+ */
+function renterKeptUntil(lease: Lease): bigint {
+  const booked = lease.startTime + BigInt(lease.hours) * HOUR_MS;
+  const escrow = escrowUntil(lease);
+  let until = escrow < booked ? escrow : booked;
+  if (
+    lease.status === LeaseStatus.closed &&
+    lease.closedReason === 'renterClosed' &&
+    lease.closedTime < until
+  )
+    until = lease.closedTime;
+  return until;
+}
+
+/** Past the window after its end in which a lease's receipts and disputes may still be posted. */
+function checkPostingWindow(lease: Lease, ctx: MarketContext, p: MarketParams, what: string): void {
+  const end = ranUntil(lease);
+  if (ctx.time > end + p.receiptWindowMs) {
+    throw new ValidationError(
+      'LEASE_CLOSED',
+      `lease ${short(lease.id)} ended more than ${p.receiptWindowMs / 60_000n} min ago; its ${what} can no longer be posted`,
+    );
+  }
+}
+
+/**
+ * When a dispute counts (PROTOCOL.md §8). Before, a stranger opened a lease on a rival's idle chip,
+ * disputed 16 requests "made" in that same block and closed the lease with its deposit back whole:
+ * the rival's record buried for a fee. Now the request must be made while the lease ran, the
+ * dispute comes only once the provider's response wait has passed by block time, and the renter
+ * must have kept (and paid for) the lease through that wait: 16 disputes cost at least
+ * disputeWaitMs of lease time, paid to the provider.
+ */
+function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, requestMs: bigint): void {
+  if (requestMs < lease.startTime || requestMs >= ranUntil(lease)) {
+    throw new ValidationError('REQUEST_OUTSIDE_LEASE', 'the request was not made while the lease ran');
+  }
+  const due = requestMs + p.disputeWaitMs;
+  if (ctx.time < due) {
+    throw new ValidationError(
+      'DISPUTE_TOO_EARLY',
+      `the provider has until ${new Date(Number(due)).toISOString()} (block time) to answer; dispute after it`,
+    );
+  }
+  // Kept through the wait, or through all of its booked hours (paid for them all: a request in a
+  // lease's last disputeWaitMs has no wait left inside it, and is still the provider's to answer).
+  const kept = renterKeptUntil(lease);
+  if (kept < due && kept < lease.startTime + BigInt(lease.hours) * HOUR_MS) {
+    throw new ValidationError(
+      'LEASE_TOO_SHORT',
+      `lease ${short(lease.id)} was not kept running for ${p.disputeWaitMs / 1000n} s after the request: nothing to dispute`,
+    );
+  }
+  checkPostingWindow(lease, ctx, p, 'disputes');
+}
+
+/** How far a chip's clock (a receipt's start) may stray from block time. */
+export const RECEIPT_CLOCK_SLACK_MS = 60_000n;
+
+/**
+ * When a receipt counts (PROTOCOL.md §8). Before, a provider's second account opened and closed a
+ * lease on its chip at no cost and posted receipts its chip signed for made-up jobs, any number
+ * and any time after: its record inflated for fees. Now the job must have run inside the time the
+ * lease ran (the chip's clock trusted within RECEIPT_CLOCK_SLACK_MS), the lease must have run past
+ * its opening block, and receipts are posted within receiptWindowMs of its end.
+ */
+function checkReceiptInLease(
+  lease: Lease,
+  ctx: MarketContext,
+  p: MarketParams,
+  startMs: bigint,
+  durationMs: bigint,
+): void {
+  const end = ranUntil(lease);
+  const ranTo = end < ctx.time ? end : ctx.time;
+  if (ranTo <= lease.startTime) {
+    throw new ValidationError(
+      'RECEIPT_OUTSIDE_LEASE',
+      `lease ${short(lease.id)} has not run long enough for a job`,
+    );
+  }
+  if (
+    startMs + RECEIPT_CLOCK_SLACK_MS < lease.startTime ||
+    startMs + durationMs > ranTo + RECEIPT_CLOCK_SLACK_MS
+  ) {
+    throw new ValidationError(
+      'RECEIPT_OUTSIDE_LEASE',
+      `the job did not run while lease ${short(lease.id)} ran`,
+    );
+  }
+  checkPostingWindow(lease, ctx, p, 'receipts');
+}
+
 export function applyPostReceipt(
   state: StateOverlay,
   ctx: MarketContext,
@@ -526,6 +633,7 @@ export function applyPostReceipt(
   const chip = getChip(state, lease.chipId);
   if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${short(lease.chipId)} is not registered`);
   verifyReceipt(action.signed, chip, ctx.chainId);
+  checkReceiptInLease(lease, ctx, getMarketParams(state), receipt.startMs, receipt.durationMs);
   // Once per job: a chip that signed two receipts for one job does not earn two ratings.
   if (!markOnce(state, 'receipt', taggedHash('UNC/receipt-once', receipt.leaseId, receipt.jobId))) {
     throw new ValidationError('RECEIPT_REPLAYED', `job ${short(receipt.jobId)} was already receipted`);
@@ -565,13 +673,6 @@ export function applyDispute(
     );
   }
   if (action.reason.trim().length === 0) throw new ValidationError('BAD_REASON', 'say why the job failed');
-  // Only while the lease is open: a provider is accountable for requests it had to serve.
-  if (leaseOver(lease, ctx.time)) {
-    throw new ValidationError(
-      'LEASE_CLOSED',
-      `lease ${short(lease.id)} is over; disputes are for open leases`,
-    );
-  }
   const requestHash = jobRequestDigest(request);
   if (!ed25519Verify(lease.renterPublicKey, requestHash, signature)) {
     throw new ValidationError(
@@ -579,9 +680,7 @@ export function applyDispute(
       `the request is not signed by the renter key of lease ${short(lease.id)}`,
     );
   }
-  if (request.timestampMs < lease.startTime || request.timestampMs >= leaseEndsAt(lease)) {
-    throw new ValidationError('REQUEST_OUTSIDE_LEASE', 'the request was not made while the lease ran');
-  }
+  checkDisputeTiming(lease, ctx, getMarketParams(state), request.timestampMs);
   if (lease.disputes >= MAX_DISPUTES_PER_LEASE) {
     throw new ValidationError(
       'TOO_MANY_DISPUTES',

@@ -121,7 +121,8 @@ export const rpcMethods = {
   }),
   unc_getParams: method({
     group: 'chain',
-    summary: 'Block and fee parameters; `devChain` when dev-soft chips are accepted.',
+    summary:
+      "Block and fee parameters; `devChain` when dev-soft chips are accepted; the market's dispute wait and receipt window.",
     params: none,
     result: returns<ChainParamsJson>()(R.ParamsResult),
   }),

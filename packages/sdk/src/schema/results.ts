@@ -183,6 +183,8 @@ export const ParamsResult = v.strictObject({
   minFeePerAction: Amount,
   maxTxLifetimeBlocks: Int,
   devChain: v.boolean(),
+  disputeWaitMs: Int,
+  receiptWindowMs: Int,
 });
 
 export const GenesisResult = v.pipe(
