@@ -73,7 +73,6 @@ interface SendOpts {
   passwordFile?: string;
 }
 
-/** Signs `actions` with a keyring key (after the checks and the confirmation), sends, waits. */
 /**
  * Waits until the chain's block time has passed the request's response wait: the chain refuses a
  * dispute sooner (DISPUTE_TOO_EARLY), since a provider must have had the time to answer.
@@ -81,8 +80,7 @@ interface SendOpts {
 async function untilDisputable(ctx: Context, requestMs: bigint): Promise<void> {
   const client = ctx.client();
   const { disputeWaitMs } = await client.getParams();
-  // A node from before the wait existed does not name it: nothing to wait for.
-  const due = Number(requestMs) + (Number.isFinite(disputeWaitMs) ? disputeWaitMs : 0);
+  const due = Number(requestMs) + disputeWaitMs;
   let announced = false;
   for (;;) {
     const { timeMs } = await client.status();
@@ -97,6 +95,7 @@ async function untilDisputable(ctx: Context, requestMs: bigint): Promise<void> {
   }
 }
 
+/** Signs `actions` with a keyring key (after the checks and the confirmation), sends, waits. */
 async function send(ctx: Context, opts: SendOpts, actions: Action[], plan: Plan): Promise<Sent> {
   return (await signAndSend(ctx, opts, actions, plan)) as Sent;
 }
