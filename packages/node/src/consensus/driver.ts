@@ -1962,6 +1962,15 @@ export class ConsensusDriver {
   private routeProposal(msg: ProposalMessage, from: string): Promise<Verdict> | Verdict {
     const { proposal } = msg;
     if (this.syncing || proposal.height !== this.height) {
+      // Forwarded before its block is checked (while syncing, or between the commit of the head
+      // and the start of the next height), so it vouches only for what the bytes prove: its
+      // signatures (gossip-checks.ts) and that its body is the one its header commits to. The
+      // rest (block rules, the clock) is never held against a relay (`onProposalMessage`).
+      const envelopes = this.preverifier.decode(msg.block);
+      if (!envelopes || !signedContentMatches(msg, envelopes)) {
+        this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
     }
@@ -2083,8 +2092,13 @@ export class ConsensusDriver {
       this.signedIds.set(signed, { idsSignature: msg.idsSignature, idsHash });
       return 'accept';
     }
-    if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
-    return 'reject';
+    // Not forwarded, and not held against `from`: the body is the one its proposer signed (checked
+    // above), so the fault is the proposer's, and an honest relay may have passed it on: a block
+    // time past our clock's drift is valid on a node whose clock reads a little later, and a
+    // proposal is forwarded unchecked while buffered (`routeProposal`). Penalised, a proposer
+    // timing its blocks at the drift edge had honest nodes ban each other along clock skew.
+    // The proposer answers for it through the votes (nil) and evidence when it equivocates.
+    return 'ignore';
   }
 
   /**
