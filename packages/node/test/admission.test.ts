@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import {
   DEFAULT_PARAMS,
+  ed25519Verify,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
@@ -12,6 +13,9 @@ import {
   ValidationError,
 } from '@unc/core';
 import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
+import { systemClock } from '../src/clock.js';
+import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../src/consensus/wire.js';
 import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
 import {
@@ -220,4 +224,50 @@ describe('AdmissionQueue', () => {
     clearInterval(ticker);
     assert.ok(ranDuring > 0, 'a timer ran while the batch was being admitted');
   });
+});
+
+/** Counts the signatures it is asked to check (checked on this thread). */
+class CountingVerifier implements SignatureVerifier {
+  readonly threads = 1;
+  checks = 0;
+  async verify(checks: readonly SignatureCheck[]): Promise<boolean[]> {
+    this.checks += checks.length;
+    return checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature));
+  }
+  async close(): Promise<void> {}
+}
+
+test('transactions their senders cannot pay, re-gossiped in new batch orders, cost no signature check', async () => {
+  // The attack: sign transactions from keys that hold nothing once, then gossip them over and
+  // over, each time in another order (another message id). Refused for funds only after their
+  // signature check, every delivery had the node check them all again, and filled its queue.
+  const verifier = new CountingVerifier();
+  const { mempool, queue } = setup({}, verifier);
+  const reactor = new MempoolReactor({
+    clock: systemClock,
+    admitTx: () => {
+      throw new Error('unused: batches go through the admission queue');
+    },
+    admitTxs: (envs) => queue.submit(envs),
+    publishBatch: () => {},
+    connected: () => false,
+  });
+  // Keys 500… are not in the dev genesis: balance 0.
+  const junk = Array.from({ length: 64 }, (_, i) => tx(500 + i, 0n));
+  const verdicts = new Set<string>();
+  for (let round = 0; round < 20; round++) {
+    const order = junk.map((e) => e.bytes);
+    for (let k = 0; k < round; k++) order.push(order.shift()!);
+    verdicts.add(await reactor.onTxGossip(encode(txBatchCodec, order)));
+  }
+  assert.equal(verifier.checks, 0);
+  // Not the relay's fault (a block may have funded them where it came from): ignored, not scored.
+  assert.deepEqual([...verdicts], ['ignore']);
+  assert.equal(mempool.size, 0);
+  const [refusal] = await queue.submit([junk[0]!]);
+  assert.ok(refusal instanceof ValidationError && refusal.code === 'INSUFFICIENT_FUNDS');
+  // A funded sender's transaction is still checked and admitted.
+  const [ok] = await queue.submit([tx(1, 0n)]);
+  assert.deepEqual(ok, { replaced: false });
+  assert.equal(verifier.checks, 1);
 });
