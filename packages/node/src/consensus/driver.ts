@@ -23,6 +23,7 @@ import {
   type Block,
   type ConsensusAction,
   type ConsensusEvent,
+  commitHash,
   DEFAULT_TIMEOUTS,
   decode,
   defaultVerify,
@@ -2046,6 +2047,24 @@ export class ConsensusDriver {
     const { idsHash } = wireIdsOfBlock(msg.block);
     const content = `${key}:${idsHash}`;
     let known = this.pending.get(key);
+    // A copy of a block held here is relayed on the strength of the held copy's checks, so only
+    // with the held copy's body: its proposer's ids (the same bytes) and a last commit its header
+    // commits to. Another body (a last commit altered on the way, ids its proposer signed that the
+    // header does not commit to) forwarded as valid had every peer not holding the block (clock
+    // behind, buffering, syncing) blame this honest node for it, "altered in transit".
+    if (
+      known &&
+      !(
+        wireIdsOfBlock(known.pending.block).idsHash === idsHash &&
+        equalBytes(commitHash(msg.lastCommit), msg.block.header.lastCommitHash)
+      )
+    ) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (!envelopes || !signedContentMatches(msg, envelopes)) {
+        if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
+    }
     let valid = known !== undefined;
     if (!known && !this.invalidContent.has(content)) {
       const envelopes = this.preverifier.decode(msg.block);

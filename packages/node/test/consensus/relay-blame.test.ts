@@ -127,3 +127,40 @@ test('a node that buffers a proposal forwards it before checking its block, but 
   );
   assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay'), 'accept');
 });
+
+test('a copy of a proposal for a block this node holds is forwarded only with the body its header commits to', async () => {
+  const { node, penalties } = await v0WithRelay();
+  const gossip = node.driver.handlers().onGossip;
+  const h = nextHeight(node);
+  const r0 = h.proposalFor(0, '0.05');
+  assert.equal(await gossip('proposal', r0.full, 'relay'), 'accept');
+  // Round 1's proposer re-proposes the block (polRound 0), a new signature; a peer alters its last
+  // commit on the way (no signature covers it but the header's hash).
+  const by = h.proposerOf(1);
+  const held = decode(proposalMessageCodec, r0.full);
+  const proposal = signProposal(
+    'unc-dev-1',
+    { height: 1n, round: 1, polRound: 0, blockHash: r0.blockHash, proposer: by.publicKey },
+    by.seed,
+  );
+  const genuine = withIds({ proposal, block: held.block, lastCommit: held.lastCommit, sentAt: 1n }, by.seed);
+  const altered = encode(proposalMessageCodec, {
+    ...genuine,
+    lastCommit: { ...genuine.lastCommit, round: 7 },
+  });
+  // Accepted on the strength of the block held, it was forwarded, and every peer not holding the
+  // block (its clock behind, buffering, syncing) blamed this node for it: two copies, a ban.
+  const other = await v0WithRelay();
+  assert.equal(await other.node.driver.handlers().onGossip('proposal', altered, 'v0'), 'reject');
+  assert.deepEqual(
+    other.penalties.map((p) => p.peer),
+    ['v0'],
+  );
+  assert.equal(await gossip('proposal', altered, 'evil'), 'reject');
+  assert.deepEqual(
+    penalties.map((p) => p.peer),
+    ['evil'],
+  );
+  // The genuine copy is still taken and relayed.
+  assert.equal(await gossip('proposal', encode(proposalMessageCodec, genuine), 'relay'), 'accept');
+});
