@@ -161,6 +161,12 @@ export class Mempool {
     state: StateReader,
     params: ChainParams,
     next: BlockContext,
+    /**
+     * Whether what the sender's pending transactions may spend counts against its balance: not for
+     * a transaction that follows one of the same sender in its batch, which may replace a pending
+     * one (and spend less) before this one is admitted. Its own cost still must fit the balance.
+     */
+    countPending = true,
   ): ValidationError | null {
     if (this.byHash.has(keyId(env.hash)))
       return new ValidationError('DUPLICATE', 'transaction is already in the mempool');
@@ -180,7 +186,7 @@ export class Mempool {
     // such transactions were refused only after their signature check, so re-gossiped in new
     // batch orders (each a new message id) they had every node check them again, for nothing.
     // A fee-free transaction (a chip heartbeat) with no value spends nothing and passes.
-    return this.fundsRefusal(env, state, account.balance);
+    return this.fundsRefusal(env, state, account.balance, countPending);
   }
 
   /**
@@ -188,9 +194,14 @@ export class Mempool {
    * its pending transactions may spend (a pending one of the same nonce, which `env` replaces,
    * aside); null otherwise.
    */
-  private fundsRefusal(env: TxEnvelope, state: StateReader, balance: bigint): ValidationError | null {
+  private fundsRefusal(
+    env: TxEnvelope,
+    state: StateReader,
+    balance: bigint,
+    countPending = true,
+  ): ValidationError | null {
     const { tx } = env.stx;
-    const q = this.senders.get(keyId(env.sender));
+    const q = countPending ? this.senders.get(keyId(env.sender)) : undefined;
     const existing = q?.byNonce.get(tx.nonce);
     const cost = maxSpend(state, tx);
     const queuedCost = (q?.cost ?? 0n) - (existing?.cost ?? 0n);

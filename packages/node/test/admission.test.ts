@@ -6,6 +6,7 @@ import {
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
+  getAccount,
   minimumFee,
   signedTransactionCodec,
   signTransaction,
@@ -54,7 +55,8 @@ function setup(opts: { maxQueued?: number; sliceMs?: number } = {}, verifier: Si
   const queue = new AdmissionQueue(
     verifier,
     {
-      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      cheapRefusal: (env, countPending) =>
+        mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next, countPending),
       admit: (env) => {
         checked.push(Buffer.from(env.hash).toString('hex'));
         return mempool.add(env, state, DEFAULT_PARAMS, next, true);
@@ -143,7 +145,8 @@ describe('AdmissionQueue', () => {
     const mempool = new Mempool();
     const admitted: bigint[] = [];
     const queue = new AdmissionQueue(reversed, {
-      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      cheapRefusal: (env, countPending) =>
+        mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next, countPending),
       admit: (env) => {
         admitted.push(env.stx.tx.nonce);
         return mempool.add(env, state, DEFAULT_PARAMS, next, true);
@@ -174,7 +177,8 @@ describe('AdmissionQueue', () => {
     };
     const mempool = new Mempool();
     const queue = new AdmissionQueue(busyOnce, {
-      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      cheapRefusal: (env, countPending) =>
+        mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next, countPending),
       admit: (env) => mempool.add(env, state, DEFAULT_PARAMS, next, true),
     });
     const refused = queue.submit([tx(2, 0n)]);
@@ -270,4 +274,40 @@ test('transactions their senders cannot pay, re-gossiped in new batch orders, co
   const [ok] = await queue.submit([tx(1, 0n)]);
   assert.deepEqual(ok, { replaced: false });
   assert.equal(verifier.checks, 1);
+});
+
+test('a batch that replaces a pending transaction by a cheaper one, then spends the difference: both admitted', async () => {
+  // The balance screen before the signature checks sees the pool as it is before the batch: the
+  // replaced transaction's spending still counted, it refused the next nonce, which main admitted
+  // (gossip carries an RPC client's submissions of 20 ms in one batch).
+  const k = devKey(1);
+  const balance = getAccount(state, k.address).balance;
+  const mk = (nonce: bigint, amount: bigint, fee: bigint) =>
+    envelopeFromSigned(
+      signTransaction(
+        {
+          chainId: genesis.chainId,
+          signer: k.publicKey,
+          nonce,
+          expiresAt: 100n,
+          actions: [{ type: 'transfer' as const, to: devKey(9).address, amount, memo: new Uint8Array(0) }],
+          fee,
+        },
+        k.seed,
+      ),
+    );
+  const fee = 10n ** 15n;
+  const verifier = new CountingVerifier();
+  const { mempool, queue } = setup({}, verifier);
+  // Pending: nonce 0 sends nearly everything.
+  assert.deepEqual((await queue.submit([mk(0n, balance - 2n * fee, fee)]))[0], { replaced: false });
+  const results = await queue.submit([mk(0n, 1n, 2n * fee), mk(1n, balance / 2n, fee)]);
+  assert.deepEqual(results, [{ replaced: true }, { replaced: false }]);
+  assert.equal(mempool.size, 2);
+  // Its own cost beyond the balance is still refused before any signature check.
+  const before = verifier.checks;
+  const [next2, beyond] = await queue.submit([mk(2n, 1n, fee), mk(3n, balance, fee)]);
+  assert.deepEqual(next2, { replaced: false });
+  assert.ok(beyond instanceof ValidationError && beyond.code === 'INSUFFICIENT_FUNDS');
+  assert.equal(verifier.checks - before, 1);
 });
