@@ -199,13 +199,17 @@ export class AdmissionQueue {
       const toCheck: number[] = [];
       let answer: Promise<boolean[]>;
       try {
+        // Senders with a transaction earlier in the batch that passed the screen: it may replace a
+        // pending one by one that spends less before their next is admitted.
         const senders = new Set<string>();
         envs.forEach((env, i) => {
           const sender = keyId(env.sender);
           const refusal = this.host.cheapRefusal(env, !senders.has(sender));
-          senders.add(sender);
           if (refusal) job.results[i] = refusal;
-          else toCheck.push(i);
+          else {
+            senders.add(sender);
+            toCheck.push(i);
+          }
         });
         answer = this.pool.verify(
           toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
