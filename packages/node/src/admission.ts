@@ -18,7 +18,7 @@
  * and slices by the event loop; the simulator checks in-thread and slices by its virtual clock, so
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
-import { envelopeSignatureCheck, type TxEnvelope, ValidationError } from '@unc/core';
+import { envelopeSignatureCheck, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { Clock } from './clock.js';
 import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from './verify-pool.js';
 
@@ -130,8 +130,12 @@ export function deferWhileBehind(err: ValidationError, retryAfterMs: number | nu
 export type AdmissionResult = { replaced: boolean } | ValidationError;
 
 export interface AdmissionHost {
-  /** The refusals that need no signature check, or null (Mempool.cheapRefusal on the head). */
-  cheapRefusal(env: TxEnvelope): ValidationError | null;
+  /**
+   * The refusals that need no signature check, or null (Mempool.cheapRefusal on the head).
+   * `countPending` false: an earlier transaction of the batch is the same sender's (it may replace
+   * a pending one, so what the pending ones spend is not known until it is admitted).
+   */
+  cheapRefusal(env: TxEnvelope, countPending: boolean): ValidationError | null;
   /** The stateful admission, with the signature already found valid; throws a ValidationError. */
   admit(env: TxEnvelope): { replaced: boolean };
 }
@@ -195,10 +199,17 @@ export class AdmissionQueue {
       const toCheck: number[] = [];
       let answer: Promise<boolean[]>;
       try {
+        // Senders with a transaction earlier in the batch that passed the screen: it may replace a
+        // pending one by one that spends less before their next is admitted.
+        const senders = new Set<string>();
         envs.forEach((env, i) => {
-          const refusal = this.host.cheapRefusal(env);
+          const sender = keyId(env.sender);
+          const refusal = this.host.cheapRefusal(env, !senders.has(sender));
           if (refusal) job.results[i] = refusal;
-          else toCheck.push(i);
+          else {
+            senders.add(sender);
+            toCheck.push(i);
+          }
         });
         answer = this.pool.verify(
           toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),

@@ -178,6 +178,12 @@ export class Mempool {
     state: StateReader,
     params: ChainParams,
     next: BlockContext,
+    /**
+     * Whether what the sender's pending transactions may spend counts against its balance: not for
+     * a transaction that follows one of the same sender in its batch, which may replace a pending
+     * one (and spend less) before this one is admitted. Its own cost still must fit the balance.
+     */
+    countPending = true,
   ): ValidationError | null {
     if (this.byHash.has(keyId(env.hash)))
       return new ValidationError('DUPLICATE', 'transaction is already in the mempool');
@@ -187,10 +193,42 @@ export class Mempool {
       if (err instanceof ValidationError) return err;
       throw err;
     }
-    const next_ = getAccount(state, env.sender).nonce;
-    if (env.stx.tx.nonce < next_)
-      return new ValidationError('NONCE_USED', `nonce ${env.stx.tx.nonce} already used (next is ${next_})`);
-    return null;
+    const account = getAccount(state, env.sender);
+    if (env.stx.tx.nonce < account.nonce)
+      return new ValidationError(
+        'NONCE_USED',
+        `nonce ${env.stx.tx.nonce} already used (next is ${account.nonce})`,
+      );
+    // The balance too (a state read, as `add` does it): signed once from keys that hold nothing,
+    // such transactions were refused only after their signature check, so re-gossiped in new
+    // batch orders (each a new message id) they had every node check them again, for nothing.
+    // A fee-free transaction (a chip heartbeat) with no value spends nothing and passes.
+    return this.fundsRefusal(env, state, account.balance, countPending);
+  }
+
+  /**
+   * INSUFFICIENT_FUNDS when the sender's balance cannot pay `env`'s fee and value on top of what
+   * its pending transactions may spend (a pending one of the same nonce, which `env` replaces,
+   * aside); null otherwise.
+   */
+  private fundsRefusal(
+    env: TxEnvelope,
+    state: StateReader,
+    balance: bigint,
+    countPending = true,
+  ): ValidationError | null {
+    const { tx } = env.stx;
+    const q = countPending ? this.senders.get(keyId(env.sender)) : undefined;
+    const existing = q?.byNonce.get(tx.nonce);
+    const cost = maxSpend(state, tx);
+    const queuedCost = (q?.cost ?? 0n) - (existing?.cost ?? 0n);
+    if (balance >= queuedCost + cost) return null;
+    const others = (q?.byNonce.size ?? 0) - (existing ? 1 : 0);
+    return new ValidationError(
+      'INSUFFICIENT_FUNDS',
+      `balance ${formatUnc(balance)} UNC cannot pay ${formatUnc(cost)} UNC (fee and value)` +
+        (others > 0 ? ` on top of ${queuedCost} for ${others} pending transaction(s)` : ''),
+    );
   }
 
   /** Pending transactions of one sender, by nonce (tests and diagnostics). */
@@ -300,16 +338,9 @@ export class Mempool {
           : `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${formatUnc(existing.fee)} UNC`,
       );
     }
+    const unfunded = this.fundsRefusal(env, state, account.balance);
+    if (unfunded) throw unfunded;
     const cost = maxSpend(state, tx);
-    const queuedCost = (q?.cost ?? 0n) - (existing?.cost ?? 0n);
-    if (account.balance < queuedCost + cost) {
-      const others = (q?.byNonce.size ?? 0) - (existing ? 1 : 0);
-      throw new ValidationError(
-        'INSUFFICIENT_FUNDS',
-        `balance ${formatUnc(account.balance)} UNC cannot pay ${formatUnc(cost)} UNC (fee and value)` +
-          (others > 0 ? ` on top of ${queuedCost} for ${others} pending transaction(s)` : ''),
-      );
-    }
     const claims = claimsOf(env);
     for (const c of claims) {
       const holder = this.claims.get(c);

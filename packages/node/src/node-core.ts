@@ -87,8 +87,14 @@ export class NodeCore {
     this.admission = new AdmissionQueue(
       verifier,
       {
-        cheapRefusal: (env) =>
-          this.mempool.cheapRefusal(env, this.chain.tipState, this.chain.params, this.nextContext()),
+        cheapRefusal: (env, countPending) =>
+          this.mempool.cheapRefusal(
+            env,
+            this.chain.tipState,
+            this.chain.params,
+            this.nextContext(),
+            countPending,
+          ),
         admit: (env) => this.addToMempool(env, true),
       },
       opts.admission,

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import {
   DEFAULT_PARAMS,
+  ed25519Verify,
   encode,
   envelopeFromBytes,
   envelopeFromSigned,
+  getAccount,
   minimumFee,
   signedTransactionCodec,
   signTransaction,
@@ -12,6 +14,9 @@ import {
   ValidationError,
 } from '@unc/core';
 import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
+import { systemClock } from '../src/clock.js';
+import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../src/consensus/wire.js';
 import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
 import {
@@ -50,7 +55,8 @@ function setup(opts: { maxQueued?: number; sliceMs?: number } = {}, verifier: Si
   const queue = new AdmissionQueue(
     verifier,
     {
-      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      cheapRefusal: (env, countPending) =>
+        mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next, countPending),
       admit: (env) => {
         checked.push(Buffer.from(env.hash).toString('hex'));
         return mempool.add(env, state, DEFAULT_PARAMS, next, true);
@@ -139,7 +145,8 @@ describe('AdmissionQueue', () => {
     const mempool = new Mempool();
     const admitted: bigint[] = [];
     const queue = new AdmissionQueue(reversed, {
-      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      cheapRefusal: (env, countPending) =>
+        mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next, countPending),
       admit: (env) => {
         admitted.push(env.stx.tx.nonce);
         return mempool.add(env, state, DEFAULT_PARAMS, next, true);
@@ -170,7 +177,8 @@ describe('AdmissionQueue', () => {
     };
     const mempool = new Mempool();
     const queue = new AdmissionQueue(busyOnce, {
-      cheapRefusal: (env) => mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next),
+      cheapRefusal: (env, countPending) =>
+        mempool.cheapRefusal(env, state, DEFAULT_PARAMS, next, countPending),
       admit: (env) => mempool.add(env, state, DEFAULT_PARAMS, next, true),
     });
     const refused = queue.submit([tx(2, 0n)]);
@@ -220,4 +228,86 @@ describe('AdmissionQueue', () => {
     clearInterval(ticker);
     assert.ok(ranDuring > 0, 'a timer ran while the batch was being admitted');
   });
+});
+
+/** Counts the signatures it is asked to check (checked on this thread). */
+class CountingVerifier implements SignatureVerifier {
+  readonly threads = 1;
+  checks = 0;
+  async verify(checks: readonly SignatureCheck[]): Promise<boolean[]> {
+    this.checks += checks.length;
+    return checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature));
+  }
+  async close(): Promise<void> {}
+}
+
+test('transactions their senders cannot pay, re-gossiped in new batch orders, cost no signature check', async () => {
+  // The attack: sign transactions from keys that hold nothing once, then gossip them over and
+  // over, each time in another order (another message id). Refused for funds only after their
+  // signature check, every delivery had the node check them all again, and filled its queue.
+  const verifier = new CountingVerifier();
+  const { mempool, queue } = setup({}, verifier);
+  const reactor = new MempoolReactor({
+    clock: systemClock,
+    admitTx: () => {
+      throw new Error('unused: batches go through the admission queue');
+    },
+    admitTxs: (envs) => queue.submit(envs),
+    publishBatch: () => {},
+    connected: () => false,
+  });
+  // Keys 500… are not in the dev genesis: balance 0.
+  const junk = Array.from({ length: 64 }, (_, i) => tx(500 + i, 0n));
+  const verdicts = new Set<string>();
+  for (let round = 0; round < 20; round++) {
+    const order = junk.map((e) => e.bytes);
+    for (let k = 0; k < round; k++) order.push(order.shift()!);
+    verdicts.add(await reactor.onTxGossip(encode(txBatchCodec, order)));
+  }
+  assert.equal(verifier.checks, 0);
+  // Not the relay's fault (a block may have funded them where it came from): ignored, not scored.
+  assert.deepEqual([...verdicts], ['ignore']);
+  assert.equal(mempool.size, 0);
+  const [refusal] = await queue.submit([junk[0]!]);
+  assert.ok(refusal instanceof ValidationError && refusal.code === 'INSUFFICIENT_FUNDS');
+  // A funded sender's transaction is still checked and admitted.
+  const [ok] = await queue.submit([tx(1, 0n)]);
+  assert.deepEqual(ok, { replaced: false });
+  assert.equal(verifier.checks, 1);
+});
+
+test('a batch that replaces a pending transaction by a cheaper one, then spends the difference: both admitted', async () => {
+  // The balance screen before the signature checks sees the pool as it is before the batch: the
+  // replaced transaction's spending still counted, it refused the next nonce, which main admitted
+  // (gossip carries an RPC client's submissions of 20 ms in one batch).
+  const k = devKey(1);
+  const balance = getAccount(state, k.address).balance;
+  const mk = (nonce: bigint, amount: bigint, fee: bigint) =>
+    envelopeFromSigned(
+      signTransaction(
+        {
+          chainId: genesis.chainId,
+          signer: k.publicKey,
+          nonce,
+          expiresAt: 100n,
+          actions: [{ type: 'transfer' as const, to: devKey(9).address, amount, memo: new Uint8Array(0) }],
+          fee,
+        },
+        k.seed,
+      ),
+    );
+  const fee = 10n ** 15n;
+  const verifier = new CountingVerifier();
+  const { mempool, queue } = setup({}, verifier);
+  // Pending: nonce 0 sends nearly everything.
+  assert.deepEqual((await queue.submit([mk(0n, balance - 2n * fee, fee)]))[0], { replaced: false });
+  const results = await queue.submit([mk(0n, 1n, 2n * fee), mk(1n, balance / 2n, fee)]);
+  assert.deepEqual(results, [{ replaced: true }, { replaced: false }]);
+  assert.equal(mempool.size, 2);
+  // Its own cost beyond the balance is still refused before any signature check.
+  const before = verifier.checks;
+  const [next2, beyond] = await queue.submit([mk(2n, 1n, fee), mk(3n, balance, fee)]);
+  assert.deepEqual(next2, { replaced: false });
+  assert.ok(beyond instanceof ValidationError && beyond.code === 'INSUFFICIENT_FUNDS');
+  assert.equal(verifier.checks - before, 1);
 });

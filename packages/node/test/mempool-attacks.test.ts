@@ -326,7 +326,10 @@ describe('mempool attacks', () => {
     const v = devValidator();
     const evidence = fakeEvidence({ ...v, address: addressFromPublicKey(v.publicKey) }, 1n);
     const pool = new Mempool();
-    pool.add(tx(broke, 0n, [{ type: 'evidence', evidence }], 0n), chain.state, params, chain.next());
+    const first = tx(broke, 0n, [{ type: 'evidence', evidence }], 0n);
+    // Fee-free and spending nothing: the balance screen before the signature check lets it by.
+    assert.equal(pool.cheapRefusal(first, chain.state, params, chain.next()), null);
+    pool.add(first, chain.state, params, chain.next());
     refused(
       () =>
         pool.add(
@@ -418,6 +421,7 @@ describe('mempool attacks', () => {
       );
     assert.equal(pool.size, 20);
     const hb = tx(owner, 1n, [heartbeat(answer)], 0n, chain.height + 50n);
+    assert.equal(pool.cheapRefusal(hb, chain.state, params, chain.next()), null);
     pool.add(hb, chain.state, params, chain.next());
     assert.ok(pool.has(hb.hash));
     assert.equal(pool.size, 20);
@@ -431,10 +435,27 @@ describe('mempool attacks', () => {
       () => pool.add(tx(broke, 0n, [transfer(1n)], 'min'), chain.state, params, chain.next()),
       'INSUFFICIENT_FUNDS',
     );
+    // The same answer before any signature check (Mempool.cheapRefusal, the admission queue's
+    // screen), with the same words: signed once, such a transaction re-gossiped was checked again
+    // on every delivery.
+    const unfunded = tx(broke, 0n, [transfer(1n)], 'min');
+    const early = pool.cheapRefusal(unfunded, chain.state, params, chain.next());
+    assert.ok(early instanceof ValidationError && early.code === 'INSUFFICIENT_FUNDS');
+    assert.throws(
+      () => pool.add(unfunded, chain.state, params, chain.next()),
+      (e: unknown) => e instanceof ValidationError && e.message === early.message,
+    );
     // A funded key: each transfer of most of the balance fits alone, not two of them.
     const balance = genesis.accounts.find((a) => Buffer.compare(a.address, rich.address) === 0)!.balance;
     const big = balance - 10n ** 15n;
     pool.add(tx(rich, 0n, [transfer(big)]), chain.state, params, chain.next());
+    const second = tx(rich, 1n, [transfer(big)]);
+    assert.equal(pool.cheapRefusal(second, chain.state, params, chain.next())?.code, 'INSUFFICIENT_FUNDS');
+    // A replacement of the queued one (same nonce, 10% more fee) is not counted twice.
+    assert.equal(
+      pool.cheapRefusal(tx(rich, 0n, [transfer(big)], 10n ** 15n), chain.state, params, chain.next()),
+      null,
+    );
     refused(
       () => pool.add(tx(rich, 1n, [transfer(big)]), chain.state, params, chain.next()),
       'INSUFFICIENT_FUNDS',

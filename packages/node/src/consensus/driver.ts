@@ -23,6 +23,7 @@ import {
   type Block,
   type ConsensusAction,
   type ConsensusEvent,
+  commitHash,
   DEFAULT_TIMEOUTS,
   decode,
   defaultVerify,
@@ -1962,6 +1963,15 @@ export class ConsensusDriver {
   private routeProposal(msg: ProposalMessage, from: string): Promise<Verdict> | Verdict {
     const { proposal } = msg;
     if (this.syncing || proposal.height !== this.height) {
+      // Forwarded before its block is checked (while syncing, or between the commit of the head
+      // and the start of the next height), so it vouches only for what the bytes prove: its
+      // signatures (gossip-checks.ts) and that its body is the one its header commits to. The
+      // rest (block rules, the clock) is never held against a relay (`onProposalMessage`).
+      const envelopes = this.preverifier.decode(msg.block);
+      if (!envelopes || !signedContentMatches(msg, envelopes)) {
+        this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
       this.buffer({ kind: 'proposal', msg, from });
       return 'accept';
     }
@@ -2037,6 +2047,24 @@ export class ConsensusDriver {
     const { idsHash } = wireIdsOfBlock(msg.block);
     const content = `${key}:${idsHash}`;
     let known = this.pending.get(key);
+    // A copy of a block held here is relayed on the strength of the held copy's checks, so only
+    // with the held copy's body: its proposer's ids (the same bytes) and a last commit its header
+    // commits to. Another body (a last commit altered on the way, ids its proposer signed that the
+    // header does not commit to) forwarded as valid had every peer not holding the block (clock
+    // behind, buffering, syncing) blame this honest node for it, "altered in transit".
+    if (
+      known &&
+      !(
+        wireIdsOfBlock(known.pending.block).idsHash === idsHash &&
+        equalBytes(commitHash(msg.lastCommit), msg.block.header.lastCommitHash)
+      )
+    ) {
+      const envelopes = this.preverifier.decode(msg.block);
+      if (!envelopes || !signedContentMatches(msg, envelopes)) {
+        if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
+    }
     let valid = known !== undefined;
     if (!known && !this.invalidContent.has(content)) {
       const envelopes = this.preverifier.decode(msg.block);
@@ -2083,8 +2111,13 @@ export class ConsensusDriver {
       this.signedIds.set(signed, { idsSignature: msg.idsSignature, idsHash });
       return 'accept';
     }
-    if (from) this.network?.penalize(from, `invalid block proposed at ${proposal.height}`);
-    return 'reject';
+    // Not forwarded, and not held against `from`: the body is the one its proposer signed (checked
+    // above), so the fault is the proposer's, and an honest relay may have passed it on: a block
+    // time past our clock's drift is valid on a node whose clock reads a little later, and a
+    // proposal is forwarded unchecked while buffered (`routeProposal`). Penalised, a proposer
+    // timing its blocks at the drift edge had honest nodes ban each other along clock skew.
+    // The proposer answers for it through the votes (nil) and evidence when it equivocates.
+    return 'ignore';
   }
 
   /**

@@ -83,9 +83,13 @@ export function checkVoteGossip(data: Uint8Array, view: GossipView): VoteGossipC
   if (vote.height > head + 1n) {
     // A later height's set is not known yet (it may differ at an epoch boundary): keep what
     // plausibly comes from a validator, for after a sync, but do not vouch for it by forwarding.
-    if (member && verifyVoteSignature(view.chainId, vote, view.verify))
-      return { verdict: 'ignore', buffer: vote };
-    return { verdict: 'ignore' };
+    // A non-member is not checked (the set may change, so it is no fault), but a signature that
+    // fails under the key the vote names is a forgery whatever the height: no honest node
+    // forwards one (a relay checks the signature before it forwards, and never forwards a far
+    // height's), so it is rejected. Answered `ignore` it cost a signature check each, for free.
+    if (!member) return { verdict: 'ignore' };
+    if (!verifyVoteSignature(view.chainId, vote, view.verify)) return { verdict: 'reject' };
+    return { verdict: 'ignore', buffer: vote };
   }
   if (!member) return { verdict: 'reject' };
   if (!verifyVoteSignature(view.chainId, vote, view.verify)) return { verdict: 'reject' };
@@ -102,9 +106,10 @@ export function checkProposalGossip(data: Uint8Array, view: GossipView): GossipC
   // The proposer signed the wire ids of the transactions it sent (`idsSignature`): a copy with
   // other transaction bytes under the same hashes (a signature altered on the way) is the
   // sender's fault, dropped here, and never reaches the check that would find the block invalid.
+  // Whatever the height: a signature that fails under the proposer's key is the sender's doing.
   const checked = checkSignedProposal(msg, msg.block.header, view);
-  if ('deliver' in checked && !fullIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
-  if ('buffer' in checked && !fullIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  if (('deliver' in checked || 'buffer' in checked) && !fullIdsSigned(view.chainId, msg, view.verify))
+    return { verdict: 'reject' };
   return checked;
 }
 
@@ -125,8 +130,8 @@ export function checkCompactProposalGossip(
     return { verdict: 'reject' };
   }
   const checked = checkSignedProposal(msg, msg.header, view);
-  if ('deliver' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'reject' };
-  if ('buffer' in checked && !compactIdsSigned(view.chainId, msg, view.verify)) return { verdict: 'ignore' };
+  if (('deliver' in checked || 'buffer' in checked) && !compactIdsSigned(view.chainId, msg, view.verify))
+    return { verdict: 'reject' };
   // Carried bodies that are not the signed ids' transactions, in order, were made up by the
   // sender (checked once the ids are known to be the proposer's: hashing them is the costly part).
   if (('deliver' in checked || 'buffer' in checked) && !carriedMatchesIds(msg)) return { verdict: 'reject' };
@@ -144,9 +149,11 @@ function checkSignedProposal<T extends { proposal: Proposal }>(
     return { verdict: 'reject' };
   const member = view.validators.has(proposal.proposer);
   if (proposal.height > view.headHeight + 1n) {
-    if (member && verifyProposalSignature(view.chainId, proposal, view.verify))
-      return { verdict: 'ignore', buffer: msg };
-    return { verdict: 'ignore' };
+    // As for votes (checkVoteGossip): a non-member is no fault while the set of that height is
+    // unknown, a signature that fails under the key the proposal names always is.
+    if (!member) return { verdict: 'ignore' };
+    if (!verifyProposalSignature(view.chainId, proposal, view.verify)) return { verdict: 'reject' };
+    return { verdict: 'ignore', buffer: msg };
   }
   if (!member) return { verdict: 'reject' };
   if (!verifyProposalSignature(view.chainId, proposal, view.verify)) return { verdict: 'reject' };
@@ -225,10 +232,14 @@ export function checkEvidenceGossip(
   // key): the offender can sign any number of those, and relayed they would cost every node two
   // signature checks each without holding one of its places.
   if (view.canLand && !view.canLand(evidence)) return { verdict: 'ignore' };
-  // Checked against the current set only: evidence from an earlier epoch may be genuine, so a
-  // mismatch is not held against the peer.
+  // Checked against the current set only: evidence from an earlier epoch may be genuine, so an
+  // offender outside this set is not held against the peer.
+  if (!view.validators.has(evidenceOffender(evidence))) return { verdict: 'ignore' };
+  // Every other rule (two conflicting messages of one slot, in order, each signed under the key
+  // it names) is a fact of the bytes that no relay forwards unchecked: a failure is the sender's,
+  // rejected. Answered `ignore`, forged evidence cost two signature checks each, for free.
   const why = verifyConsensusEvidence(view.chainId, view.validators, evidence);
-  if (why) return { verdict: 'ignore' };
+  if (why) return { verdict: 'reject' };
   return { verdict: 'accept', deliver: evidence };
 }
 

@@ -201,3 +201,89 @@ test('evidence: malformed is rejected; evidence the current set cannot confirm i
     verdict: 'ignore',
   });
 });
+
+/** Signed by an outsider, naming a member as signer: well-formed, and forged. */
+function forgedVote(height: bigint, round = 0): Vote {
+  const v = signVote(
+    CHAIN,
+    { type: 'prevote', height, round, blockHash: null, validator: outsider.publicKey },
+    outsider.seed,
+  );
+  return { ...v, validator: members[1]!.publicKey };
+}
+
+test('a later height: a signature that fails under the key the message names is rejected (it cost a check), an outsider is ignored unchecked', () => {
+  let checks = 0;
+  const counting: GossipView = {
+    ...view,
+    verify: (k, m, s) => {
+      checks++;
+      return defaultVerify(k, m, s);
+    },
+  };
+  // Votes: the forgery of a far height is as much the sender's as the next height's (no honest
+  // relay forwards either), so each costs the sender a penalty rather than costing us for free.
+  assert.deepEqual(checkVoteGossip(wire(forgedVote(9n)), counting), { verdict: 'reject' });
+  assert.deepEqual(checkVoteGossip(wire(forgedVote(5n)), counting), { verdict: 'reject' });
+  assert.equal(checks, 2);
+  // A key outside this set may be in the set of that height: no check, no blame.
+  assert.deepEqual(checkVoteGossip(wire(vote(outsider, 9n)), counting), { verdict: 'ignore' });
+  assert.equal(checks, 2);
+
+  // Proposals of a far height: a forged proposal signature, or ids not signed by its proposer.
+  const header = {
+    chainId: CHAIN,
+    height: 9n,
+    time: 1n,
+    prevHash: new Uint8Array(32),
+    stateRoot: new Uint8Array(32),
+    txRoot: new Uint8Array(32),
+    proposer: members[0]!.publicKey,
+    beacon: new Uint8Array(32),
+    vrfProof: new Uint8Array(0),
+    lastCommitHash: new Uint8Array(32),
+  };
+  const block = {
+    header,
+    txs: [],
+    commit: { height: 8n, round: 0, blockHash: new Uint8Array(32), signatures: [] },
+  };
+  const fields = { height: 9n, round: 0, polRound: -1, blockHash: blockHash(header) };
+  const genuine = signProposal(CHAIN, { ...fields, proposer: members[0]!.publicKey }, members[0]!.seed);
+  const forged = {
+    ...signProposal(CHAIN, { ...fields, proposer: outsider.publicKey }, outsider.seed),
+    proposer: members[0]!.publicKey,
+  };
+  const full = (p: typeof genuine, idsSeed: Uint8Array) =>
+    withIds({ proposal: p, block, lastCommit: block.commit, sentAt: 1n }, idsSeed, CHAIN);
+  const good = checkProposalGossip(encode(proposalMessageCodec, full(genuine, members[0]!.seed)), view);
+  assert.ok('buffer' in good && good.verdict === 'ignore');
+  assert.deepEqual(checkProposalGossip(encode(proposalMessageCodec, full(forged, members[0]!.seed)), view), {
+    verdict: 'reject',
+  });
+  assert.deepEqual(checkProposalGossip(encode(proposalMessageCodec, full(genuine, outsider.seed)), view), {
+    verdict: 'reject',
+  });
+  const compact = (p: typeof genuine, idsSeed: Uint8Array) =>
+    encode(compactProposalCodec, compactOf(full(p, idsSeed)));
+  assert.ok('buffer' in checkCompactProposalGossip(compact(genuine, members[0]!.seed), view));
+  assert.deepEqual(checkCompactProposalGossip(compact(forged, members[0]!.seed), view), {
+    verdict: 'reject',
+  });
+  assert.deepEqual(checkCompactProposalGossip(compact(genuine, outsider.seed), view), {
+    verdict: 'reject',
+  });
+});
+
+test('evidence: a signature that fails under the offender’s key is rejected; an offender outside the set is ignored unchecked', () => {
+  const a = vote(members[1]!, 5n, new Uint8Array(32).fill(1));
+  // A conflicting vote signed by the outsider, naming the member: a forgery.
+  const forgedB = {
+    ...vote(outsider, 5n, new Uint8Array(32).fill(2)),
+    validator: members[1]!.publicKey,
+  };
+  const forged = encode(consensusEvidenceCodec, duplicateVoteEvidence(CHAIN, a, forgedB));
+  assert.deepEqual(checkEvidenceGossip(forged, { ...view, canLand: () => true }), { verdict: 'reject' });
+  const other = { ...view, validators: new ValidatorSet([{ publicKey: outsider.publicKey, power: 1n }]) };
+  assert.deepEqual(checkEvidenceGossip(forged, { ...other, canLand: () => true }), { verdict: 'ignore' });
+});
