@@ -74,7 +74,7 @@ import {
 import type { ChipSigner } from '../agent/signers.js';
 import { type AuthenticatedRequest, RequestAuthenticator } from './auth.js';
 import { HttpError } from './errors.js';
-import { listenOn } from './http.js';
+import { checkUploadPace, DEFAULT_UPLOAD_PACE, listenOn, type UploadPace, watchUploadPace } from './http.js';
 import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
 import { ModelStore } from './models.js';
 import { DEFAULT_OCR_MODELS, OcrEngine, ocrModelHash } from './ocr.js';
@@ -132,6 +132,11 @@ export interface ProviderOptions {
   maxUploadBytesInFlight?: number;
   /** Body bytes being received at once for one renter key (more: 429). */
   maxUploadBytesPerRenter?: number;
+  /**
+   * How slowly a body may arrive before it is refused (408) and its bytes are no longer booked
+   * against the two caps above (default DEFAULT_UPLOAD_PACE: 1 MiB/s after 10 s, no gap over 10 s).
+   */
+  uploadPace?: Partial<UploadPace>;
   /** Accepted distance of a request's timestamp from this clock. */
   authWindowMs?: number;
   /** Nonces remembered at once for one renter key (requests per 2 × authWindowMs). */
@@ -261,6 +266,7 @@ export class ProviderServer {
   private readonly maxModelBytes: number;
   private readonly maxUploadBytesInFlight: number;
   private readonly maxUploadBytesPerRenter: number;
+  private readonly uploadPace: UploadPace;
   private readonly maxJobsPerRenter: number;
   private readonly maxBatchJobs: number;
   private readonly leaseCacheMs: number;
@@ -314,6 +320,7 @@ export class ProviderServer {
     const largest = Math.max(this.maxBodyBytes, this.maxModelBytes);
     this.maxUploadBytesInFlight = opts.maxUploadBytesInFlight ?? Math.max(largest, 320 * 1024 * 1024);
     this.maxUploadBytesPerRenter = opts.maxUploadBytesPerRenter ?? largest;
+    this.uploadPace = checkUploadPace({ ...DEFAULT_UPLOAD_PACE, ...opts.uploadPace });
     this.leaseCacheMs = opts.leaseCacheMs ?? 2_000;
     this.unknownLeaseCacheMs = opts.unknownLeaseCacheMs ?? 10_000;
     this.leaseLookupBurst = opts.leaseLookupBurst ?? 20;
@@ -623,7 +630,8 @@ export class ProviderServer {
    * watchers and their removal) cost ~0.1–0.3 ms of a job sent alone, run cold after the provider
    * slept through the previous job (BENCHMARKS.md, branch ocrfast). Same rules: no more than the
    * declared length is taken (the request is destroyed at the first byte past it, 413), a body
-   * that ends early is refused (400), and one that does not hash to the signed hash (401).
+   * that ends early is refused (400), and one that does not hash to the signed hash (401). One
+   * that falls behind the upload pace is refused (408) and its booked bytes freed (uploadPace).
    */
   private receiveBody(req: IncomingMessage, length: number, signedHash: Uint8Array): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
@@ -634,6 +642,7 @@ export class ProviderServer {
       const finish = (err: HttpError | null) => {
         if (settled) return;
         settled = true;
+        pace.stop();
         req.off('data', onData);
         req.off('end', onEnd);
         req.off('error', onBroken);
@@ -654,9 +663,11 @@ export class ProviderServer {
           req.destroy();
           return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
         }
+        pace.received(size);
         hash.update(chunk);
         chunks.push(chunk);
       };
+      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
       const onEnd = () => finish(size === length ? null : incomplete());
       // An error, or the connection closing before the end: the body is incomplete.
       const onBroken = () => finish(incomplete());
@@ -667,9 +678,22 @@ export class ProviderServer {
     });
   }
 
+  /** The refusal of a body that falls behind the upload pace. */
+  private tooSlow(): HttpError {
+    const p = this.uploadPace;
+    return new HttpError(
+      408,
+      'UPLOAD_TOO_SLOW',
+      `the body came too slowly: it must keep ${p.minBytesPerSecond} bytes/s after ${p.graceMs / 1000} s, with no gap over ${p.idleMs / 1000} s`,
+    );
+  }
+
   /**
    * Reads exactly `length` bytes (a model) into the file `to`, hashing them as they come; a body
-   * that does not hash to the signed hash is refused (401), and the caller removes the file.
+   * that does not hash to the signed hash is refused (401), and the caller removes the file. On
+   * the stream's events rather than its async iterator, so that a body that falls behind the
+   * upload pace can be refused (408) while no chunk comes, with the connection still able to
+   * carry the answer.
    */
   private async receive(
     req: IncomingMessage,
@@ -679,25 +703,49 @@ export class ProviderServer {
   ): Promise<void> {
     const hash = contentHasher();
     const file = createWriteStream(to, { flags: 'wx' });
-    let size = 0;
-    try {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
+    await new Promise<void>((resolve, reject) => {
+      let size = 0;
+      let settled = false;
+      const finish = (err: Error | null) => {
+        if (settled) return;
+        settled = true;
+        pace.stop();
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onBroken);
+        req.off('close', onBroken);
+        if (err) {
+          file.destroy();
+          return reject(err);
+        }
+        file.end((e?: Error | null) => (e ? reject(e) : resolve()));
+      };
+      const incomplete = () =>
+        new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+      const onData = (chunk: Buffer) => {
         size += chunk.length;
-        if (size > length)
-          throw new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length');
+        if (size > length) {
+          req.destroy();
+          return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
+        }
+        pace.received(size);
         hash.update(chunk);
-        if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
-      }
-      await new Promise<void>((resolve, reject) =>
-        file.end((err?: Error | null) => (err ? reject(err) : resolve())),
-      );
-    } catch (err) {
-      file.destroy();
-      if (err instanceof HttpError) throw err;
-      throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
-    }
-    if (size !== length)
-      throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+        if (!file.write(chunk)) {
+          req.pause();
+          file.once('drain', () => req.resume());
+        }
+      };
+      const onEnd = () => finish(size === length ? null : incomplete());
+      // An error, or the connection closing before the end: the body is incomplete.
+      const onBroken = () => finish(incomplete());
+      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
+      // A failed write (a full disk) is the provider's error, not the renter's (500, logged).
+      file.on('error', (err) => finish(err));
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onBroken);
+      req.on('close', onBroken);
+    });
     if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
       throw new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed');
   }
