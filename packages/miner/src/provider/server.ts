@@ -76,7 +76,7 @@ import { type AuthenticatedRequest, RequestAuthenticator } from './auth.js';
 import { HttpError } from './errors.js';
 import { checkUploadPace, DEFAULT_UPLOAD_PACE, listenOn, type UploadPace, watchUploadPace } from './http.js';
 import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
-import { ModelStore } from './models.js';
+import { ModelStore, StoreFullError } from './models.js';
 import { DEFAULT_OCR_MODELS, OcrEngine, ocrModelHash } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import { JobQueue, QueueFullError } from './queue.js';
@@ -98,6 +98,13 @@ export interface ProviderOptions {
   leases: LeaseSource;
   /** Directory of the content-addressed model store. */
   modelDir: string;
+  /**
+   * Bytes of models kept, all renters together (default 16 GiB); past it the least recently used
+   * model not in use by a queued or running job is deleted (it can be uploaded again).
+   */
+  maxStoreBytes?: number;
+  /** Bytes of models one renter key stored (default min(4 GiB, maxStoreBytes)); its own go first. */
+  maxStoreBytesPerRenter?: number;
   /** Directory of the provider's own state (the used-nonce log); the model directory by default. */
   stateDir?: string;
   /** 127.0.0.1 unless told otherwise. */
@@ -295,7 +302,12 @@ export class ProviderServer {
       maxNoncesPerRenter: opts.maxNoncesPerRenter ?? 10_000,
       file: join(opts.stateDir ?? opts.modelDir, 'used-nonces.log'),
     });
-    this.store = new ModelStore(opts.modelDir);
+    this.store = new ModelStore(opts.modelDir, {
+      ...(opts.maxStoreBytes !== undefined ? { maxBytes: opts.maxStoreBytes } : {}),
+      ...(opts.maxStoreBytesPerRenter !== undefined
+        ? { maxBytesPerRenter: opts.maxStoreBytesPerRenter }
+        : {}),
+    });
     const concurrency = opts.concurrency ?? 2;
     this.queue = new JobQueue(concurrency, opts.maxQueued ?? 64);
     this.maxJobsPerRenter = opts.maxJobsPerRenter ?? 16;
@@ -847,20 +859,40 @@ export class ProviderServer {
         throw err;
       }
     }
-    const { stored } = await this.store.commit(tmp, hash);
-    return { modelHash: hash, size, stored };
+    try {
+      const { stored } = await this.store.commit(tmp, hash, renter);
+      return { modelHash: hash, size, stored };
+    } catch (err) {
+      if (err instanceof StoreFullError) throw new HttpError(507, 'STORE_FULL', err.message);
+      throw err;
+    }
+  }
+
+  private modelNotFound(model: string): HttpError {
+    return new HttpError(404, 'MODEL_NOT_FOUND', `no model ${model} here; upload it first (POST /v1/models)`);
+  }
+
+  /**
+   * Keeps a job's model in the store (not evicted) until the returned function is called: from
+   * its check to the end of its jobs. 404 when it was evicted since it was looked up.
+   */
+  private pinModel(model: JobModel): () => void {
+    if (model.ocr) return () => undefined;
+    const hex = toHex(model.hash);
+    const unpin = this.store.pin(hex);
+    if (!this.store.known(hex)) {
+      unpin();
+      throw this.modelNotFound(hex);
+    }
+    return unpin;
   }
 
   /** The hash of the model a job names ("ocr" or an uploaded model's hash); 400/404 otherwise. */
   private async modelOf(model: unknown): Promise<JobModel> {
     if (model === OCR_MODEL) return { hash: this.ocrHash!, ocr: true };
     if (typeof model === 'string' && /^[0-9a-f]{64}$/.test(model)) {
-      if (!(await this.store.has(model)))
-        throw new HttpError(
-          404,
-          'MODEL_NOT_FOUND',
-          `no model ${model} here; upload it first (POST /v1/models)`,
-        );
+      if (!(await this.store.has(model))) throw this.modelNotFound(model);
+      this.store.touch(model);
       return { hash: fromHex(model, 32), ocr: false };
     }
     throw new HttpError(400, 'BAD_REQUEST', `"model" must be a model hash (64 hex) or "${OCR_MODEL}"`);
@@ -941,14 +973,22 @@ export class ProviderServer {
     const wait = req.wait !== false;
     const model = await this.modelOf(req.model);
     const modelHash = model.hash;
-    const { inputHash, work } = await this.parseJob(model, req, '');
+    // Unpinned when the job is over, or at once if it is refused before it is queued.
+    const unpin = this.pinModel(model);
+    const { inputHash, work } = await this.parseJob(model, req, '').catch((err) => {
+      unpin();
+      throw err;
+    });
     // Only a job waited for is timed to its answer.
     const clock = wait ? timed : null;
     clock?.mark('JSON, input decoded, checked, hashed');
 
     const renter = auth.renterKeyHex;
     const mine = this.jobsByRenter.get(renter) ?? 0;
-    if (mine >= this.maxJobsPerRenter) throw this.renterBusy(mine);
+    if (mine >= this.maxJobsPerRenter) {
+      unpin();
+      throw this.renterBusy(mine);
+    }
 
     const jobId = jobIdOf(auth.leaseId, auth.digest, auth.nonce);
     const jobIdHex = toHex(jobId);
@@ -989,6 +1029,7 @@ export class ProviderServer {
         clock?.mark('answer built');
       }, renter);
     } catch (err) {
+      unpin();
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
       throw err;
     }
@@ -1005,6 +1046,7 @@ export class ProviderServer {
         this.logger.warn('job failed', { job: jobIdHex, lease: auth.leaseIdHex, error: err.message });
       })
       .finally(() => {
+        unpin();
         const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
@@ -1036,6 +1078,21 @@ export class ProviderServer {
     lease: ProviderLease,
     body: Uint8Array,
   ): Promise<BatchView> {
+    // A batch's jobs are all over when it answers: its model is pinned for that long.
+    const pins: (() => void)[] = [];
+    try {
+      return await this.runBatch(auth, lease, body, pins);
+    } finally {
+      for (const unpin of pins) unpin();
+    }
+  }
+
+  private async runBatch(
+    auth: AuthenticatedRequest,
+    lease: ProviderLease,
+    body: Uint8Array,
+    pins: (() => void)[],
+  ): Promise<BatchView> {
     let req: { model?: unknown; jobs?: unknown };
     try {
       req = JSON.parse(Buffer.from(body).toString('utf8'));
@@ -1049,6 +1106,7 @@ export class ProviderServer {
     if (count < 1 || count > most)
       throw new HttpError(400, 'BAD_BATCH', `a batch holds 1 to ${most} jobs here, not ${count}`);
     const model = await this.modelOf(req.model);
+    pins.push(this.pinModel(model));
     const parsed: ParsedJob[] = [];
     for (const [i, entry] of (req.jobs as unknown[]).entries()) {
       if (typeof entry !== 'object' || entry === null)
