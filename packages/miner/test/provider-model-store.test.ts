@@ -1,9 +1,9 @@
 /**
  * The model store's quota. Without one a renter filled the disk with models (each upload padded to
  * a new hash stayed for good), and a full disk failed every request. Models past the quota are
- * evicted least recently used first (they are content-addressed: whoever needs one uploads it
- * again), never one pinned by a queued or running job; one renter's models past its share evict
- * its own first.
+ * evicted (they are content-addressed: whoever needs one uploads it again), never one pinned by a
+ * queued or running job: one renter's models past its share evict its own least recently used,
+ * and past the total those of the renter holding the most go first.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -94,6 +94,20 @@ describe('model store quota', () => {
     assert.equal(store.bytes(B), 1_000);
     assert.ok(await store.onDisk(theirs));
     assert.equal(onDiskBytes(join(dir.path, 'share')).files, 3);
+  });
+
+  test("renters that each stay inside their share cannot flush a smaller renter's models", async () => {
+    const store = new ModelStore(join(dir.path, 'flush'), { maxBytes: 6_000, maxBytesPerRenter: 3_000 });
+    await store.init();
+    const C = 'cc'.repeat(32);
+    // B's model is the least recently used of all once the others start uploading.
+    const theirs = (await store.put(new Uint8Array(randomBytes(1_000)), B)).hash;
+    for (let i = 0; i < 20; i++)
+      for (const r of [A, C]) await store.put(new Uint8Array(randomBytes(1_000)), r);
+    assert.ok(await store.onDisk(theirs));
+    assert.equal(store.bytes(B), 1_000);
+    assert.equal(store.bytes(), 6_000);
+    assert.equal(onDiskBytes(join(dir.path, 'flush')).bytes, 6_000);
   });
 
   test('models stored before a restart count against the quota, oldest first to go', async () => {

@@ -150,7 +150,8 @@ export class ModelStore {
 
   /**
    * Makes room for `size` bytes of a renter (null: no renter): evicts its own least recently used
-   * models past its share, then anyone's past the total, never a pinned one. Synchronous, and
+   * models past its share, then, past the total, those of whoever holds the most, never a pinned
+   * one. Synchronous, and
    * followed at once by the booking, so uploads committed at once cannot both take the same room.
    * Throws StoreFullError, evicting nothing, when what is in the way is pinned.
    */
@@ -175,9 +176,28 @@ export class ModelStore {
           "this renter's share of the model store is full of models in use; retry when their jobs are done",
         );
     }
-    for (const [hash, e] of this.entries) {
-      if (total + size <= this.maxBytes) break;
-      if (!victims.has(hash) && !this.pins.has(hash)) free(hash, e);
+    // Past the total, the renter holding the most goes first (its least recently used model),
+    // not the least recently used of all: renters that each stay inside their share could
+    // otherwise, uploading together, flush every other renter's models out of the store.
+    if (total + size > this.maxBytes) {
+      const held = new Map<string | null, number>();
+      const queues = new Map<string | null, [string, Entry][]>();
+      for (const [hash, e] of this.entries) {
+        held.set(e.owner, (held.get(e.owner) ?? 0) + (victims.has(hash) ? 0 : e.size));
+        if (victims.has(hash) || this.pins.has(hash)) continue;
+        const q = queues.get(e.owner);
+        if (q) q.push([hash, e]);
+        else queues.set(e.owner, [[hash, e]]);
+      }
+      while (total + size > this.maxBytes) {
+        let pick: string | null | undefined;
+        for (const [owner, q] of queues)
+          if (q.length > 0 && (pick === undefined || held.get(owner)! > held.get(pick)!)) pick = owner;
+        if (pick === undefined) break;
+        const [hash, e] = queues.get(pick)!.shift()!;
+        held.set(pick, held.get(pick)! - e.size);
+        free(hash, e);
+      }
     }
     if (total + size > this.maxBytes)
       throw new StoreFullError('the model store is full of models in use; retry when their jobs are done');
