@@ -99,8 +99,9 @@ export interface ProviderOptions {
   /** Directory of the content-addressed model store. */
   modelDir: string;
   /**
-   * Bytes of models kept, all renters together (default 16 GiB); past it the least recently used
-   * model not in use by a queued or running job is deleted (it can be uploaded again).
+   * Bytes of models kept, all renters together (default 16 GiB); past it models not in use by a
+   * queued or running job are deleted, the largest holder's least recently used first (they can be
+   * uploaded again).
    */
   maxStoreBytes?: number;
   /** Bytes of models one renter key stored (default min(4 GiB, maxStoreBytes)); its own go first. */
