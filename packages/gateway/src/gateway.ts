@@ -71,6 +71,7 @@ import {
   feesIn,
   jobCost,
   LEASE_FAILURE_STREAK_LIMIT,
+  leaseSlots,
   MS_PER_HOUR,
   neverIncluded,
   type OfferCandidate,
@@ -130,7 +131,10 @@ export interface GatewayOptions {
   maxQueuedBytes?: number;
   /** Time a client has to send its whole request, headers and body (default 60 s). */
   requestTimeoutMs?: number;
-  /** Jobs sent to one lease at once (default: the provider's job concurrency). */
+  /**
+   * Jobs sent to one lease at once (default: the provider's job concurrency, at most 16: a
+   * provider's own word is not trusted further; never above its per-renter job limit).
+   */
   slotsPerLease?: number;
   /** How often the pool is reconsidered, ms (default 500). */
   tickMs?: number;
@@ -1320,9 +1324,10 @@ export class Gateway {
     const probe = this.newClient(state, lease.tlsFingerprints);
     const health = await probe.health();
     state.ocrModelHash = health.ocrModelHash;
-    state.slots = Math.max(
-      1,
-      Math.min(this.opts.slotsPerLease ?? health.queue.concurrency, health.limits.maxJobsPerRenter ?? 64),
+    // The provider's numbers are checked and capped (leaseSlots): a claimed 1e9 took every job.
+    state.slots = leaseSlots(
+      { concurrency: health.queue?.concurrency, maxJobsPerRenter: health.limits?.maxJobsPerRenter },
+      this.opts.slotsPerLease,
     );
     for (const [name, bytes] of this.models) {
       if (!bytes) continue;

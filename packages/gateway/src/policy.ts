@@ -523,6 +523,36 @@ export interface RoutableLease {
   slots: number;
 }
 
+/** The most jobs sent to one lease at once when the operator did not set `slotsPerLease`. */
+export const DEFAULT_MAX_SLOTS_PER_LEASE = 16;
+
+/** A count a provider reported: a positive safe integer, or null for anything else. */
+function reportedCount(v: unknown): number | null {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null;
+}
+
+/**
+ * Jobs the gateway sends one lease at once, from what its provider reports in `GET /v1/health`
+ * (its job concurrency and how many jobs one renter may have) and the operator's `slotsPerLease`.
+ * The provider's numbers are its own word: one that claimed a concurrency of 1e9 (or a non-number,
+ * which made no limit at all) was sent every queued job at once, each on a new connection, answered
+ * none, and cost the gateway a timeout and a dispute each. So only a positive safe integer is
+ * taken (else 1 slot; a missing per-renter limit counts as 64), and without `slotsPerLease` the
+ * provider gets at most DEFAULT_MAX_SLOTS_PER_LEASE. `slotsPerLease` is the operator's choice, but
+ * never above the provider's per-renter limit (past it the provider refuses with 429).
+ */
+export function leaseSlots(
+  reported: { concurrency?: unknown; maxJobsPerRenter?: unknown },
+  slotsPerLease?: number,
+): number {
+  const perRenter = reportedCount(reported.maxJobsPerRenter) ?? 64;
+  const wanted =
+    slotsPerLease !== undefined
+      ? slotsPerLease
+      : Math.min(reportedCount(reported.concurrency) ?? 1, DEFAULT_MAX_SLOTS_PER_LEASE);
+  return Math.max(1, Math.min(wanted, perRenter));
+}
+
 /**
  * The lease for a job's next attempt: one with a free slot, of a provider not avoided, preferring
  * leases the job has not tried, then the least loaded (ties: lease id). Null when none can take it

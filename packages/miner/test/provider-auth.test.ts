@@ -59,6 +59,33 @@ describe('provider replay cache', () => {
     }
   });
 
+  test('a request stamped a whole window ahead is a replay until its timestamp is stale, to the ms', () => {
+    let now = 5_000_000;
+    const w = 10_000;
+    const seed = new Uint8Array(randomBytes(32));
+    const a = new RequestAuthenticator(CHAIN, { windowMs: w, now: () => now });
+    // The attacker replays a request whose timestamp is as far ahead as the window allows.
+    const stamped = now + w;
+    const h = headers(seed, 7n, stamped);
+    a.consume(a.verify('GET', '/v1/health', h));
+    // Every ms up to the last one where the timestamp is still inside the window: a replay.
+    for (const t of [now + 1, now + w, now + 2 * w - 1, now + 2 * w]) {
+      now = t;
+      const req = a.verify('GET', '/v1/health', h);
+      assert.throws(
+        () => a.consume(req),
+        (e: HttpError) => e.status === 409,
+        `accepted again ${t - stamped} ms after its timestamp`,
+      );
+    }
+    // One ms later the timestamp itself is refused.
+    now += 1;
+    assert.throws(
+      () => a.verify('GET', '/v1/health', h),
+      (e: HttpError) => e.status === 401,
+    );
+  });
+
   test('each renter key has its own share of the cache', () => {
     const now = 5_000_000;
     const a = new RequestAuthenticator(CHAIN, { maxNoncesPerRenter: 3, now: () => now });

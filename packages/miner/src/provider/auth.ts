@@ -222,8 +222,11 @@ export class RequestAuthenticator {
       );
     if (this.seen.size >= this.maxNonces)
       throw new HttpError(429, 'TOO_MANY_REQUESTS', 'too many requests inside the replay window; slow down');
-    // A nonce outlives its timestamp's window on both sides of the clock.
-    const until = now + 2 * this.windowMs;
+    // A nonce outlives its timestamp's window on both sides of the clock. The window is closed
+    // (|skew| = windowMs is accepted) and the nonce is forgotten once now >= until, so until is one
+    // ms past the last instant its timestamp can still be valid: with now + 2 × window exactly, a
+    // request stamped a window ahead was accepted again (a replay) at that very millisecond.
+    const until = now + 2 * this.windowMs + 1;
     this.remember(key, until);
     if (this.fd !== null) {
       // Written (to the page cache) before the request is served: a kill -9 right after keeps it.

@@ -39,3 +39,80 @@ export async function listenOn(
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   return `${scheme}://${host}:${a.port}`;
 }
+
+/**
+ * How slowly a request body may arrive. The provider books a body's declared length against its
+ * upload caps (server.ts) before the first byte, so a body that does not come would keep that
+ * booking until the request timeout: two leases declaring 256 + 64 MiB and sending nothing held
+ * the whole in-flight cap for 5 min and every other renter got 503. A body that falls behind this
+ * pace is refused (408) and its booking freed.
+ */
+export interface UploadPace {
+  /** Time a body has from its headers before it must keep up with minBytesPerSecond. */
+  graceMs: number;
+  /** Average rate a body must keep up, measured from its headers (after graceMs). */
+  minBytesPerSecond: number;
+  /** Longest gap between two chunks of a body (the first included). */
+  idleMs: number;
+}
+
+/**
+ * 1 MiB/s after 10 s: the largest model (256 MiB) then has 266 s, inside the 300 s request
+ * timeout that bounded it before; a body that stops for 10 s is dropped.
+ */
+export const DEFAULT_UPLOAD_PACE: UploadPace = {
+  graceMs: 10_000,
+  minBytesPerSecond: 1024 * 1024,
+  idleMs: 10_000,
+};
+
+/**
+ * The instant by which a body that began at `began` and has `received` bytes, the last of them at
+ * `lastAt`, must have sent more; at or past it the body is too slow.
+ */
+export function uploadDeadline(pace: UploadPace, began: number, received: number, lastAt: number): number {
+  return Math.min(began + pace.graceMs + (received * 1000) / pace.minBytesPerSecond, lastAt + pace.idleMs);
+}
+
+/** Checks a pace's values; throws a clear error for a value that is not a positive number. */
+export function checkUploadPace(pace: UploadPace): UploadPace {
+  for (const [k, v] of Object.entries(pace))
+    if (!(typeof v === 'number' && v > 0 && Number.isFinite(v)))
+      throw new Error(`upload pace ${k} must be a positive number, not ${v}`);
+  return pace;
+}
+
+/**
+ * Watches one body against a pace: `onTooSlow` is called once when it falls behind. One timer,
+ * armed for the deadline and re-armed from there when the body got further meanwhile: nothing
+ * per chunk but a clock read.
+ */
+export function watchUploadPace(
+  pace: UploadPace,
+  onTooSlow: () => void,
+  now: () => number = Date.now,
+): { received(total: number): void; stop(): void } {
+  const began = now();
+  let received = 0;
+  let lastAt = began;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    timer = undefined;
+    const t = now();
+    const due = uploadDeadline(pace, began, received, lastAt);
+    if (t >= due) return onTooSlow();
+    timer = setTimeout(check, Math.ceil(due - t));
+    timer.unref?.();
+  };
+  check();
+  return {
+    received(total: number) {
+      received = total;
+      lastAt = now();
+    },
+    stop() {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}

@@ -74,9 +74,9 @@ import {
 import type { ChipSigner } from '../agent/signers.js';
 import { type AuthenticatedRequest, RequestAuthenticator } from './auth.js';
 import { HttpError } from './errors.js';
-import { listenOn } from './http.js';
+import { checkUploadPace, DEFAULT_UPLOAD_PACE, listenOn, type UploadPace, watchUploadPace } from './http.js';
 import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
-import { ModelStore } from './models.js';
+import { ModelStore, StoreFullError } from './models.js';
 import { DEFAULT_OCR_MODELS, OcrEngine, ocrModelHash } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import { JobQueue, QueueFullError } from './queue.js';
@@ -98,6 +98,14 @@ export interface ProviderOptions {
   leases: LeaseSource;
   /** Directory of the content-addressed model store. */
   modelDir: string;
+  /**
+   * Bytes of models kept, all renters together (default 16 GiB); past it models not in use by a
+   * queued or running job are deleted, the largest holder's least recently used first (they can be
+   * uploaded again).
+   */
+  maxStoreBytes?: number;
+  /** Bytes of models one renter key stored (default min(4 GiB, maxStoreBytes)); its own go first. */
+  maxStoreBytesPerRenter?: number;
   /** Directory of the provider's own state (the used-nonce log); the model directory by default. */
   stateDir?: string;
   /** 127.0.0.1 unless told otherwise. */
@@ -132,6 +140,11 @@ export interface ProviderOptions {
   maxUploadBytesInFlight?: number;
   /** Body bytes being received at once for one renter key (more: 429). */
   maxUploadBytesPerRenter?: number;
+  /**
+   * How slowly a body may arrive before it is refused (408) and its bytes are no longer booked
+   * against the two caps above (default DEFAULT_UPLOAD_PACE: 1 MiB/s after 10 s, no gap over 10 s).
+   */
+  uploadPace?: Partial<UploadPace>;
   /** Accepted distance of a request's timestamp from this clock. */
   authWindowMs?: number;
   /** Nonces remembered at once for one renter key (requests per 2 × authWindowMs). */
@@ -261,6 +274,7 @@ export class ProviderServer {
   private readonly maxModelBytes: number;
   private readonly maxUploadBytesInFlight: number;
   private readonly maxUploadBytesPerRenter: number;
+  private readonly uploadPace: UploadPace;
   private readonly maxJobsPerRenter: number;
   private readonly maxBatchJobs: number;
   private readonly leaseCacheMs: number;
@@ -289,7 +303,12 @@ export class ProviderServer {
       maxNoncesPerRenter: opts.maxNoncesPerRenter ?? 10_000,
       file: join(opts.stateDir ?? opts.modelDir, 'used-nonces.log'),
     });
-    this.store = new ModelStore(opts.modelDir);
+    this.store = new ModelStore(opts.modelDir, {
+      ...(opts.maxStoreBytes !== undefined ? { maxBytes: opts.maxStoreBytes } : {}),
+      ...(opts.maxStoreBytesPerRenter !== undefined
+        ? { maxBytesPerRenter: opts.maxStoreBytesPerRenter }
+        : {}),
+    });
     const concurrency = opts.concurrency ?? 2;
     this.queue = new JobQueue(concurrency, opts.maxQueued ?? 64);
     this.maxJobsPerRenter = opts.maxJobsPerRenter ?? 16;
@@ -314,6 +333,7 @@ export class ProviderServer {
     const largest = Math.max(this.maxBodyBytes, this.maxModelBytes);
     this.maxUploadBytesInFlight = opts.maxUploadBytesInFlight ?? Math.max(largest, 320 * 1024 * 1024);
     this.maxUploadBytesPerRenter = opts.maxUploadBytesPerRenter ?? largest;
+    this.uploadPace = checkUploadPace({ ...DEFAULT_UPLOAD_PACE, ...opts.uploadPace });
     this.leaseCacheMs = opts.leaseCacheMs ?? 2_000;
     this.unknownLeaseCacheMs = opts.unknownLeaseCacheMs ?? 10_000;
     this.leaseLookupBurst = opts.leaseLookupBurst ?? 20;
@@ -623,7 +643,8 @@ export class ProviderServer {
    * watchers and their removal) cost ~0.1–0.3 ms of a job sent alone, run cold after the provider
    * slept through the previous job (BENCHMARKS.md, branch ocrfast). Same rules: no more than the
    * declared length is taken (the request is destroyed at the first byte past it, 413), a body
-   * that ends early is refused (400), and one that does not hash to the signed hash (401).
+   * that ends early is refused (400), and one that does not hash to the signed hash (401). One
+   * that falls behind the upload pace is refused (408) and its booked bytes freed (uploadPace).
    */
   private receiveBody(req: IncomingMessage, length: number, signedHash: Uint8Array): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
@@ -634,6 +655,7 @@ export class ProviderServer {
       const finish = (err: HttpError | null) => {
         if (settled) return;
         settled = true;
+        pace.stop();
         req.off('data', onData);
         req.off('end', onEnd);
         req.off('error', onBroken);
@@ -654,9 +676,11 @@ export class ProviderServer {
           req.destroy();
           return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
         }
+        pace.received(size);
         hash.update(chunk);
         chunks.push(chunk);
       };
+      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
       const onEnd = () => finish(size === length ? null : incomplete());
       // An error, or the connection closing before the end: the body is incomplete.
       const onBroken = () => finish(incomplete());
@@ -667,9 +691,22 @@ export class ProviderServer {
     });
   }
 
+  /** The refusal of a body that falls behind the upload pace. */
+  private tooSlow(): HttpError {
+    const p = this.uploadPace;
+    return new HttpError(
+      408,
+      'UPLOAD_TOO_SLOW',
+      `the body came too slowly: it must keep ${p.minBytesPerSecond} bytes/s after ${p.graceMs / 1000} s, with no gap over ${p.idleMs / 1000} s`,
+    );
+  }
+
   /**
    * Reads exactly `length` bytes (a model) into the file `to`, hashing them as they come; a body
-   * that does not hash to the signed hash is refused (401), and the caller removes the file.
+   * that does not hash to the signed hash is refused (401), and the caller removes the file. On
+   * the stream's events rather than its async iterator, so that a body that falls behind the
+   * upload pace can be refused (408) while no chunk comes, with the connection still able to
+   * carry the answer.
    */
   private async receive(
     req: IncomingMessage,
@@ -679,25 +716,49 @@ export class ProviderServer {
   ): Promise<void> {
     const hash = contentHasher();
     const file = createWriteStream(to, { flags: 'wx' });
-    let size = 0;
-    try {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
+    await new Promise<void>((resolve, reject) => {
+      let size = 0;
+      let settled = false;
+      const finish = (err: Error | null) => {
+        if (settled) return;
+        settled = true;
+        pace.stop();
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onBroken);
+        req.off('close', onBroken);
+        if (err) {
+          file.destroy();
+          return reject(err);
+        }
+        file.end((e?: Error | null) => (e ? reject(e) : resolve()));
+      };
+      const incomplete = () =>
+        new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+      const onData = (chunk: Buffer) => {
         size += chunk.length;
-        if (size > length)
-          throw new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length');
+        if (size > length) {
+          req.destroy();
+          return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
+        }
+        pace.received(size);
         hash.update(chunk);
-        if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
-      }
-      await new Promise<void>((resolve, reject) =>
-        file.end((err?: Error | null) => (err ? reject(err) : resolve())),
-      );
-    } catch (err) {
-      file.destroy();
-      if (err instanceof HttpError) throw err;
-      throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
-    }
-    if (size !== length)
-      throw new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
+        if (!file.write(chunk)) {
+          req.pause();
+          file.once('drain', () => req.resume());
+        }
+      };
+      const onEnd = () => finish(size === length ? null : incomplete());
+      // An error, or the connection closing before the end: the body is incomplete.
+      const onBroken = () => finish(incomplete());
+      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
+      // A failed write (a full disk) is the provider's error, not the renter's (500, logged).
+      file.on('error', (err) => finish(err));
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onBroken);
+      req.on('close', onBroken);
+    });
     if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
       throw new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed');
   }
@@ -799,20 +860,40 @@ export class ProviderServer {
         throw err;
       }
     }
-    const { stored } = await this.store.commit(tmp, hash);
-    return { modelHash: hash, size, stored };
+    try {
+      const { stored } = await this.store.commit(tmp, hash, renter);
+      return { modelHash: hash, size, stored };
+    } catch (err) {
+      if (err instanceof StoreFullError) throw new HttpError(507, 'STORE_FULL', err.message);
+      throw err;
+    }
+  }
+
+  private modelNotFound(model: string): HttpError {
+    return new HttpError(404, 'MODEL_NOT_FOUND', `no model ${model} here; upload it first (POST /v1/models)`);
+  }
+
+  /**
+   * Keeps a job's model in the store (not evicted) until the returned function is called: from
+   * its check to the end of its jobs. 404 when it was evicted since it was looked up.
+   */
+  private pinModel(model: JobModel): () => void {
+    if (model.ocr) return () => undefined;
+    const hex = toHex(model.hash);
+    const unpin = this.store.pin(hex);
+    if (!this.store.known(hex)) {
+      unpin();
+      throw this.modelNotFound(hex);
+    }
+    return unpin;
   }
 
   /** The hash of the model a job names ("ocr" or an uploaded model's hash); 400/404 otherwise. */
   private async modelOf(model: unknown): Promise<JobModel> {
     if (model === OCR_MODEL) return { hash: this.ocrHash!, ocr: true };
     if (typeof model === 'string' && /^[0-9a-f]{64}$/.test(model)) {
-      if (!(await this.store.has(model)))
-        throw new HttpError(
-          404,
-          'MODEL_NOT_FOUND',
-          `no model ${model} here; upload it first (POST /v1/models)`,
-        );
+      if (!(await this.store.has(model))) throw this.modelNotFound(model);
+      this.store.touch(model);
       return { hash: fromHex(model, 32), ocr: false };
     }
     throw new HttpError(400, 'BAD_REQUEST', `"model" must be a model hash (64 hex) or "${OCR_MODEL}"`);
@@ -893,14 +974,22 @@ export class ProviderServer {
     const wait = req.wait !== false;
     const model = await this.modelOf(req.model);
     const modelHash = model.hash;
-    const { inputHash, work } = await this.parseJob(model, req, '');
+    // Unpinned when the job is over, or at once if it is refused before it is queued.
+    const unpin = this.pinModel(model);
+    const { inputHash, work } = await this.parseJob(model, req, '').catch((err) => {
+      unpin();
+      throw err;
+    });
     // Only a job waited for is timed to its answer.
     const clock = wait ? timed : null;
     clock?.mark('JSON, input decoded, checked, hashed');
 
     const renter = auth.renterKeyHex;
     const mine = this.jobsByRenter.get(renter) ?? 0;
-    if (mine >= this.maxJobsPerRenter) throw this.renterBusy(mine);
+    if (mine >= this.maxJobsPerRenter) {
+      unpin();
+      throw this.renterBusy(mine);
+    }
 
     const jobId = jobIdOf(auth.leaseId, auth.digest, auth.nonce);
     const jobIdHex = toHex(jobId);
@@ -941,6 +1030,7 @@ export class ProviderServer {
         clock?.mark('answer built');
       }, renter);
     } catch (err) {
+      unpin();
       if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
       throw err;
     }
@@ -957,6 +1047,7 @@ export class ProviderServer {
         this.logger.warn('job failed', { job: jobIdHex, lease: auth.leaseIdHex, error: err.message });
       })
       .finally(() => {
+        unpin();
         const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
@@ -988,6 +1079,21 @@ export class ProviderServer {
     lease: ProviderLease,
     body: Uint8Array,
   ): Promise<BatchView> {
+    // A batch's jobs are all over when it answers: its model is pinned for that long.
+    const pins: (() => void)[] = [];
+    try {
+      return await this.runBatch(auth, lease, body, pins);
+    } finally {
+      for (const unpin of pins) unpin();
+    }
+  }
+
+  private async runBatch(
+    auth: AuthenticatedRequest,
+    lease: ProviderLease,
+    body: Uint8Array,
+    pins: (() => void)[],
+  ): Promise<BatchView> {
     let req: { model?: unknown; jobs?: unknown };
     try {
       req = JSON.parse(Buffer.from(body).toString('utf8'));
@@ -1001,6 +1107,7 @@ export class ProviderServer {
     if (count < 1 || count > most)
       throw new HttpError(400, 'BAD_BATCH', `a batch holds 1 to ${most} jobs here, not ${count}`);
     const model = await this.modelOf(req.model);
+    pins.push(this.pinModel(model));
     const parsed: ParsedJob[] = [];
     for (const [i, entry] of (req.jobs as unknown[]).entries()) {
       if (typeof entry !== 'object' || entry === null)

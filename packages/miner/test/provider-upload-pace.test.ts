@@ -1,0 +1,172 @@
+/**
+ * Bodies that do not come. The provider books a body's declared length against its upload caps
+ * before the first byte; two leases that declared 256 + 64 MiB and sent nothing held the whole
+ * in-flight cap until the 300 s request timeout, and every other renter got 503 UPLOADS_BUSY.
+ * A body that falls behind the upload pace is now refused (408) and its booking freed.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ed25519PublicKey, toHex } from '@unc/core';
+import { silentLogger } from '@unc/node';
+import { ProviderClient, signJobRequest } from '@unc/sdk';
+import { DevSoftSigner, ProviderServer } from '../src/index.js';
+import { checkUploadPace, type UploadPace, uploadDeadline } from '../src/provider/http.js';
+import { affineModel } from './fixtures/make-fixtures.js';
+import { tempDir } from './helpers.js';
+import { InMemoryLeaseSource } from './provider-helpers.js';
+
+const CHAIN = 'unc-test-upload-pace';
+const MiB = 1024 * 1024;
+
+describe('upload pace (the deadline alone, on a virtual clock)', () => {
+  const pace: UploadPace = { graceMs: 10_000, minBytesPerSecond: MiB, idleMs: 10_000 };
+
+  test('a body of which nothing comes is due at the end of its grace', () => {
+    assert.equal(uploadDeadline(pace, 0, 0, 0), 10_000);
+  });
+
+  test('a body that trickles falls behind the rate though no gap is longer than idleMs', () => {
+    // One byte every 9 s: never idle for 10 s, but far behind 1 MiB/s.
+    let received = 0;
+    let t = 0;
+    for (;;) {
+      const next = t + 9_000;
+      if (next >= uploadDeadline(pace, 0, received, t)) break;
+      t = next;
+      received += 1;
+    }
+    assert.ok(t < 20_000, `the trickle lasted ${t} ms`);
+  });
+
+  test('a body that keeps the rate is never due; one that then stops is due idleMs later', () => {
+    // 64 KiB every 50 ms (1.25 MiB/s) for 200 MiB.
+    let received = 0;
+    let t = 0;
+    while (received < 200 * MiB) {
+      t += 50;
+      assert.ok(t < uploadDeadline(pace, 0, received, t - 50), `due at ${t} ms, ${received} bytes in`);
+      received += 64 * 1024;
+    }
+    assert.equal(uploadDeadline(pace, 0, received, t), t + pace.idleMs);
+  });
+
+  test('values that are not positive numbers are refused', () => {
+    assert.throws(() => checkUploadPace({ ...pace, minBytesPerSecond: 0 }), /minBytesPerSecond/);
+    assert.throws(() => checkUploadPace({ ...pace, idleMs: Number.NaN }), /idleMs/);
+    assert.throws(() => checkUploadPace({ ...pace, graceMs: Number.POSITIVE_INFINITY }), /graceMs/);
+  });
+});
+
+/** A request of which only the headers are sent, a body of `length` declared; resolves with its answer. */
+function headersOnly(url: string, path: string, headers: Record<string, string>, length: number) {
+  const u = new URL(url);
+  const req = request({
+    host: u.hostname,
+    port: u.port,
+    path,
+    method: 'POST',
+    headers: { ...headers, 'content-length': length },
+  });
+  const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          code: (JSON.parse(text) as { error: { code: string } }).error.code,
+        }),
+      );
+    });
+    req.on('error', reject);
+  });
+  req.flushHeaders();
+  return { req, answer };
+}
+
+describe('provider upload pace', () => {
+  const leases = new InMemoryLeaseSource();
+  const chips = [0, 1, 2].map(
+    (i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `pace-${i}`),
+  );
+  let dir: { path: string; remove(): Promise<void> };
+  let provider: ProviderServer;
+  let url: string;
+
+  async function renter(chip: number) {
+    const seed = new Uint8Array(randomBytes(32));
+    const leaseId = toHex(randomBytes(32));
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: toHex(await chips[chip]!.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(seed)),
+      status: 'active',
+    });
+    const client = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId,
+      renterSeed: seed,
+      allowHttp: true,
+    });
+    const sign = (method: string, path: string, body: Uint8Array) =>
+      signJobRequest(seed, { chainId: CHAIN, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
+    return { client, sign };
+  }
+
+  before(async () => {
+    dir = await tempDir('unc-provider-pace-');
+    // The default upload caps (models up to 256 MiB, 256 MiB a renter, 320 MiB in flight), with
+    // a short grace so that the test does not wait 10 s; nothing here depends on how long it is.
+    provider = new ProviderServer({
+      chainId: CHAIN,
+      signers: chips,
+      leases,
+      modelDir: join(dir.path, 'models'),
+      stateDir: join(dir.path, 'state'),
+      concurrency: 1,
+      uploadPace: { graceMs: 1_000, idleMs: 1_000 },
+      logger: silentLogger,
+    });
+    url = await provider.start();
+  });
+
+  after(async () => {
+    await provider?.stop();
+    await dir?.remove();
+  });
+
+  test('uploads whose bodies never come are refused and free the upload cap for others', {
+    timeout: 60_000,
+  }, async () => {
+    const a = await renter(0);
+    const b = await renter(1);
+    const victim = await renter(2);
+    const uploading = () => (provider as unknown as { uploading: number }).uploading;
+    // Two renters sign model uploads whose bodies they never send: together they book the whole
+    // in-flight cap (320 MiB) and send 0 bytes.
+    const fake = new Uint8Array(32);
+    const ra = headersOnly(url, '/v1/models', a.sign('POST', '/v1/models', fake), 256 * MiB);
+    const rb = headersOnly(url, '/v1/models', b.sign('POST', '/v1/models', fake), 64 * MiB);
+    try {
+      // Before the fix neither was answered before the 300 s request timeout (the test's own
+      // timeout fails it); now both are refused once they fall behind the pace.
+      assert.deepEqual(await ra.answer, { status: 408, code: 'UPLOAD_TOO_SLOW' });
+      assert.deepEqual(await rb.answer, { status: 408, code: 'UPLOAD_TOO_SLOW' });
+      assert.equal(uploading(), 0);
+      // Everybody else can upload and run jobs again.
+      const { modelHash } = await victim.client.uploadModel(affineModel());
+      const x = { x: { type: 'float32' as const, dims: [1, 4], data: Buffer.alloc(16).toString('base64') } };
+      const { job } = await victim.client.runJob(modelHash, x);
+      assert.equal(job.status, 'done');
+    } finally {
+      ra.req.destroy();
+      rb.req.destroy();
+    }
+  });
+});
