@@ -26,6 +26,7 @@ import {
   leasesByProvider,
   leasesByRenter,
   listItems,
+  MAX_OFFER_CHIPS,
   type Offer,
   OfferStatus,
   offersByProvider,
@@ -43,6 +44,13 @@ const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`
 
 export const UPTIME_WINDOW_MS = 24n * 3_600_000n;
 const MAX_LISTED = 1000;
+/** At most this many slot outcomes of a chip's window are counted (the newest). */
+const UPTIME_EVENTS = 2000;
+/**
+ * Chips whose window is kept (least recently used dropped first): every chip of a full
+ * unc_getOffers listing (1,000 offers of up to 32 chips) twice over, ~1 KB each on a 1 s chain.
+ */
+export const UPTIME_CACHED_CHIPS = 2 * MAX_LISTED * MAX_OFFER_CHIPS;
 
 function ratio(num: bigint, den: bigint, places: number): string {
   const scale = 10n ** BigInt(places);
@@ -84,15 +92,51 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
     return lo;
   }
 
+  /**
+   * Per chip, the slot outcomes of its event log read so far (a positive slot height answered, a
+   * negative one missed), the newest UPTIME_EVENTS of the window, and the height read through.
+   * Reading a chip's whole log (up to 2,000 events) per chip of an offer, per request, let one
+   * 1-unit unc_getOffer of a 32-chip offer cost 64,000 reads and decodes; now a request reads a
+   * chip's events of the window once, and after that only those of the blocks since.
+   */
+  const outcomes = new Map<string, { through: bigint; since: bigint; slots: number[] }>();
+
+  async function slotOutcomes(chipId: Uint8Array, since: bigint): Promise<number[]> {
+    const key = toHex(chipId);
+    const head = chain.height;
+    let entry = outcomes.get(key);
+    // The window only moves forward; one that moved back (never, on a final chain) starts again.
+    if (entry && entry.since > since) entry = undefined;
+    if (!entry) entry = { through: since - 1n, since, slots: [] };
+    outcomes.delete(key); // re-inserted last: the map's order is least recently used first
+    if (entry.through < head) {
+      // An outcome of a slot at or above `since` is recorded at or above it (answers and misses
+      // come after their slot), so the window's events lie at heights since..head.
+      const from = entry.through + 1n > since ? entry.through + 1n : since;
+      const rows = await chain.db.chipEvents(chipId, UPTIME_EVENTS, { from, to: head });
+      for (let i = rows.length - 1; i >= 0; i--) {
+        const e = decode(txEventCodec, rows[i]!.event);
+        if (e.type === 'slotAnswered') entry.slots.push(Number(e.slotHeight));
+        else if (e.type === 'slotMissed') entry.slots.push(-Number(e.slotHeight));
+      }
+      entry.through = head;
+    }
+    const floor = Number(since);
+    entry.slots = entry.slots.filter((h) => Math.abs(h) >= floor).slice(-UPTIME_EVENTS);
+    entry.since = since;
+    outcomes.set(key, entry);
+    if (outcomes.size > UPTIME_CACHED_CHIPS) outcomes.delete(outcomes.keys().next().value!);
+    return entry.slots;
+  }
+
   async function uptime(chipId: Uint8Array, since: bigint): Promise<UptimeJson> {
     const chip = getChip(chain.state, chipId);
     let answered = 0;
     let missed = 0;
     if (chip) {
-      for (const row of await chain.db.chipEvents(chipId, 2000)) {
-        const e = decode(txEventCodec, row.event);
-        if (e.type === 'slotAnswered' && e.slotHeight >= since) answered++;
-        if (e.type === 'slotMissed' && e.slotHeight >= since) missed++;
+      for (const h of await slotOutcomes(chipId, since)) {
+        if (h > 0) answered++;
+        else missed++;
       }
       // Misses are recorded lazily (at the chip's next answer): count the ones not yet recorded.
       const p = getPociParams(chain.state);
