@@ -96,36 +96,44 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
    * Per chip, the slot outcomes of its event log read so far (a positive slot height answered, a
    * negative one missed), the newest UPTIME_EVENTS of the window, and the height read through.
    * Reading a chip's whole log (up to 2,000 events) per chip of an offer, per request, let one
-   * 1-unit unc_getOffer of a 32-chip offer cost 64,000 reads and decodes; now a request reads a
-   * chip's events of the window once, and after that only those of the blocks since.
+   * 1-unit unc_getOffer of a 32-chip offer cost 64,000 reads and decodes; now a chip's events of
+   * the window are read once, and after that only those of the blocks since. Concurrent requests
+   * wait for the read in progress rather than each reading the window again.
    */
-  const outcomes = new Map<string, { through: bigint; since: bigint; slots: number[] }>();
+  type Outcomes = { through: bigint; since: bigint; slots: number[]; reading: Promise<void> | null };
+  const outcomes = new Map<string, Outcomes>();
+
+  async function readOutcomes(chipId: Uint8Array, entry: Outcomes, head: bigint): Promise<void> {
+    // An outcome of a slot at or above `since` is recorded at or above it (answers and misses come
+    // after their slot), so the window's events lie at heights since..head.
+    const from = entry.through + 1n > entry.since ? entry.through + 1n : entry.since;
+    const rows = await chain.db.chipEvents(chipId, UPTIME_EVENTS, { from, to: head });
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const e = decode(txEventCodec, rows[i]!.event);
+      if (e.type === 'slotAnswered') entry.slots.push(Number(e.slotHeight));
+      else if (e.type === 'slotMissed') entry.slots.push(-Number(e.slotHeight));
+    }
+    entry.through = head;
+  }
 
   async function slotOutcomes(chipId: Uint8Array, since: bigint): Promise<number[]> {
     const key = toHex(chipId);
     const head = chain.height;
-    let entry = outcomes.get(key);
-    // The window only moves forward; one that moved back (never, on a final chain) starts again.
-    if (entry && entry.since > since) entry = undefined;
-    if (!entry) entry = { through: since - 1n, since, slots: [] };
+    const entry = outcomes.get(key) ?? { through: since - 1n, since, slots: [], reading: null };
+    // The window only moves forward (a request that computed its window before the head moved
+    // gets the newer one's counts).
+    if (since > entry.since) entry.since = since;
     outcomes.delete(key); // re-inserted last: the map's order is least recently used first
-    if (entry.through < head) {
-      // An outcome of a slot at or above `since` is recorded at or above it (answers and misses
-      // come after their slot), so the window's events lie at heights since..head.
-      const from = entry.through + 1n > since ? entry.through + 1n : since;
-      const rows = await chain.db.chipEvents(chipId, UPTIME_EVENTS, { from, to: head });
-      for (let i = rows.length - 1; i >= 0; i--) {
-        const e = decode(txEventCodec, rows[i]!.event);
-        if (e.type === 'slotAnswered') entry.slots.push(Number(e.slotHeight));
-        else if (e.type === 'slotMissed') entry.slots.push(-Number(e.slotHeight));
-      }
-      entry.through = head;
-    }
-    const floor = Number(since);
-    entry.slots = entry.slots.filter((h) => Math.abs(h) >= floor).slice(-UPTIME_EVENTS);
-    entry.since = since;
     outcomes.set(key, entry);
     if (outcomes.size > UPTIME_CACHED_CHIPS) outcomes.delete(outcomes.keys().next().value!);
+    while (entry.through < head) {
+      entry.reading ??= readOutcomes(chipId, entry, head).finally(() => {
+        entry.reading = null;
+      });
+      await entry.reading;
+    }
+    const floor = Number(entry.since);
+    entry.slots = entry.slots.filter((h) => Math.abs(h) >= floor).slice(-UPTIME_EVENTS);
     return entry.slots;
   }
 

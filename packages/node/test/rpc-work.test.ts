@@ -276,6 +276,13 @@ describe('RPC work: offers, rewards and chip lists', () => {
     assert.equal(later.chips[0]?.uptime.answered, answersInWindow(HEAD + EVENT_STEP));
   });
 
+  test('concurrent requests for an offer wait for one read of each chip’s window', async () => {
+    const { call, rows } = node(live, { height: HEAD });
+    const offers = await Promise.all([1, 2, 3].map(() => call<OfferJson>('unc_getOffer', [toHex(offerId)])));
+    assert.equal(rows.read, OFFER_CHIPS * answersInWindow(HEAD));
+    for (const o of offers) assert.equal(o.chips[31]?.uptime.answered, answersInWindow(HEAD));
+  });
+
   test('ChainDb.chipEvents reads a height range, newest first', async () => {
     const chipId = chipIds[0]!;
     const heights = async (range?: { from?: bigint; to?: bigint }) =>
