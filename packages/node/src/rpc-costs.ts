@@ -9,6 +9,7 @@ import {
   decodeAddress,
   fromHex,
   getOffer,
+  leasesByProvider,
   listCount,
   offersByProvider,
   openOffers,
@@ -19,7 +20,7 @@ import { openRpcDocument } from '@unc/sdk/openrpc';
 import { indexCosts } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
 
-/** market-api.ts lists at most this many offers. */
+/** market-api.ts lists (and unc_getProviderRecord reads) at most this many offers, or leases. */
 const MAX_LISTED_OFFERS = 1000;
 
 /** A parameter by position or name, in each of the spellings the schema's parser accepts. */
@@ -147,6 +148,25 @@ export function rpcCosts(state: () => StateReader): Record<string, RpcCost> {
         }
       }
       return Math.max(100, Math.min(Number(listCount(state(), list)), MAX_LISTED_OFFERS));
+    },
+    /**
+     * Reads (and decodes) up to 1,000 of the provider's offers and 1,000 of its leases: one unit per
+     * 20 of them (as unc_getLeases, 100 for 1,000 rendered), so a provider of a few costs 1.
+     */
+    unc_getProviderRecord: (p) => {
+      const address = arg(p, 0, 'address');
+      if (typeof address !== 'string') return 1;
+      let provider: Uint8Array;
+      try {
+        provider = decodeAddress(address);
+      } catch {
+        return 1;
+      }
+      const listed = (n: bigint) => Math.min(Number(n), MAX_LISTED_OFFERS);
+      const read =
+        listed(listCount(state(), offersByProvider(provider))) +
+        listed(listCount(state(), leasesByProvider(provider)));
+      return Math.max(1, Math.ceil(read / 20));
     },
     unc_listChips: (p) => {
       const page = RPC_COSTS.unc_listChips!(p);

@@ -12,8 +12,10 @@ import {
   type Action,
   type BlockContext,
   BlockExecutor,
+  challengeLookup,
   chipCodec,
   DEV_SOFT_VENDOR,
+  decode,
   devSoftChipId,
   ed25519Sign,
   encode,
@@ -21,11 +23,16 @@ import {
   envelopeFromSigned,
   genesisStateWrites,
   getChip,
+  getPociParams,
+  leasesByProvider,
+  listInsert,
   listItems,
   MemoryState,
   minimumFee,
+  offersByProvider,
   openOffers,
   registrationMessage,
+  StateOverlay,
   type StateReader,
   StateSpace,
   sha256,
@@ -34,6 +41,7 @@ import {
   type TxEnvelope,
   toHex,
   txEventCodec,
+  unansweredSlots,
   utf8,
 } from '@unc/core';
 import { createOfferAction, type OfferJson, type UptimeJson } from '@unc/sdk';
@@ -377,4 +385,181 @@ describe('RPC work: offers, rewards and chip lists', () => {
     assert.equal(costs.unc_getChips!([encodeAddress(owner.address)]), 100);
     assert.equal(costs.unc_getChips!([]), 100);
   });
+});
+
+describe('offer uptime against the whole-log computation', () => {
+  test('the cached window counts what reading the whole log counts, at every head', async () => {
+    // Random logs (answers, misses recorded late, other events), heads that move by 0 to 4 blocks,
+    // a block's events on disk before it is the head (the commit overlap), concurrent requests.
+    const m = marketState();
+    const live = new LiveState();
+    for (const w of m.state.map.values()) live.load(w.key, w.value!);
+    const dir = mkdtempSync(join(tmpdir(), 'unc-rpc-review-'));
+    const db = await ChainDb.open(join(dir, 'db'));
+    const blockMs = 3_600_000n; // 1 h blocks: a 24-block window
+    const head = { height: 5n };
+    const chain = {
+      state: live,
+      db,
+      get height() {
+        return head.height;
+      },
+      get head() {
+        return {
+          header: {
+            time: head.height * blockMs,
+            height: head.height,
+            stateRoot: new Uint8Array(32),
+            beacon: new Uint8Array(32),
+          },
+          hash: sha256(utf8(`review head ${head.height}`)),
+        };
+      },
+      genesis,
+      params,
+      blockAt: async (h: bigint) => ({ header: { time: h * blockMs }, txs: [] }),
+    };
+    const api = createApi({
+      chain,
+      mempool: { size: 0, bytes: 0, has: () => false, dropped: () => null },
+      validator: null,
+      network: null,
+      driver: undefined,
+      metrics: { render: () => '' },
+      logger: silentLogger,
+      submit: () => ({ replaced: false }),
+      submitMany: async () => [],
+      recentRejection: () => null,
+      watchTx: () => () => {},
+      watchBlocks: () => () => {},
+    } as never);
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const chips = m.chipIds.slice(0, 6);
+    let written = 0n;
+    const write = async (h: bigint) => {
+      const chipEvents: { chipId: Uint8Array; txIndex: number; eventIndex: number; event: Uint8Array }[] = [];
+      for (const chipId of chips) {
+        const n = rnd(4);
+        for (let i = 0; i < n; i++) {
+          const k = rnd(3);
+          const slotHeight = h - 1n - BigInt(rnd(k === 1 ? 60 : 20));
+          const event =
+            k === 0
+              ? {
+                  type: 'slotAnswered' as const,
+                  chipId,
+                  epoch: 1n,
+                  slot: 0,
+                  slotHeight: slotHeight < 0n ? 0n : slotHeight,
+                }
+              : k === 1
+                ? {
+                    type: 'slotMissed' as const,
+                    chipId,
+                    epoch: 1n,
+                    slot: 0,
+                    slotHeight: slotHeight < 0n ? 0n : slotHeight,
+                    reason: 'x',
+                  }
+                : { type: 'chipRebooted' as const, chipId, resetCount: 1, restartCount: 1 };
+          chipEvents.push({ chipId, txIndex: i, eventIndex: 0, event: encode(txEventCodec, event) });
+        }
+      }
+      await db.commitBlock({
+        height: h,
+        hash: sha256(utf8(`review ${h}`)),
+        block: new Uint8Array(0),
+        txHashes: [],
+        results: new Uint8Array(0),
+        stateChanges: [],
+        chipEvents,
+      });
+      written = h;
+    };
+    /** The uptime as computed before the cache (the newest 2,000 events), over the heights up to the head. */
+    const old = async (chipId: Uint8Array) => {
+      let lo = 0n;
+      let hi = head.height;
+      const time = head.height * blockMs - 86_400_000n;
+      while (lo < hi) {
+        const mid = (lo + hi) / 2n;
+        if (mid * blockMs >= time) hi = mid;
+        else lo = mid + 1n;
+      }
+      const since = lo;
+      const chip = getChip(live, chipId)!;
+      let answered = 0;
+      let missed = 0;
+      for (const row of await db.chipEvents(chipId, 2000, { to: head.height })) {
+        const e = decode(txEventCodec, row.event);
+        if (e.type === 'slotAnswered' && e.slotHeight >= since) answered++;
+        if (e.type === 'slotMissed' && e.slotHeight >= since) missed++;
+      }
+      const p = getPociParams(live);
+      missed += unansweredSlots(
+        chip,
+        chip.settledThrough,
+        head.height,
+        p,
+        challengeLookup(live),
+        1024,
+      ).filter((s) => s.slotHeight >= since).length;
+      return { answered, missed };
+    };
+    try {
+      for (let h = 1n; h <= head.height; h++) await write(h);
+      let checks = 0;
+      for (let step = 0; step < 300; step++) {
+        const next = head.height + BigInt(rnd(5)); // 0..4 blocks on (several at once sometimes)
+        while (written < next) await write(written + 1n);
+        head.height = next;
+        // The commit overlap: the next block's events are on disk before it is the head.
+        if (rnd(3) === 0 && written === head.height) await write(head.height + 1n);
+        const calls = 1 + rnd(3);
+        const offers = await Promise.all(
+          Array.from(
+            { length: calls },
+            () => api.methods.unc_getOffer!([toHex(m.offerId)], { transport: 'http' }) as Promise<OfferJson>,
+          ),
+        );
+        for (const offer of offers)
+          for (const [i, chipId] of chips.entries()) {
+            const want = await old(chipId);
+            const got = offer.chips[i]!.uptime as UptimeJson;
+            assert.deepEqual(
+              { answered: got.answered, missed: got.missed },
+              want,
+              `head ${head.height} chip ${i}`,
+            );
+            checks++;
+          }
+      }
+      assert.ok(checks > 3000, `${checks} checks`);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test('unc_getProviderRecord is priced by the offers and leases it reads (up to 1,000 of each)', () => {
+  const provider = devKey(11);
+  const state = new MemoryState();
+  const costs = rpcCosts(() => state as StateReader);
+  const address = encodeAddress(provider.address);
+  assert.equal(costs.unc_getProviderRecord!([address]), 1);
+  const overlay = new StateOverlay(state);
+  for (let i = 0; i < 1500; i++) {
+    listInsert(overlay, offersByProvider(provider.address), sha256(utf8(`offer ${i}`)));
+    listInsert(overlay, leasesByProvider(provider.address), sha256(utf8(`lease ${i}`)));
+  }
+  state.apply(overlay.changes());
+  assert.equal(costs.unc_getProviderRecord!([address]), 100);
+  assert.equal(costs.unc_getProviderRecord!({ address }), 100);
+  assert.equal(costs.unc_getProviderRecord!(['unc1bad']), 1);
+  assert.equal(costs.unc_getProviderRecord!([]), 1);
 });
