@@ -78,15 +78,16 @@ export function indexMethods(
     return current.stats;
   }
 
-  /** Sorted chip ids (hex), recomputed when the head moves. */
-  let sortedChips: { hash: string; ids: string[] } | null = null;
+  /**
+   * Sorted chip ids (hex), recomputed when the chip keys change: LiveState.keysIn answers the same
+   * array until a chip registers or is removed, where the head moves every block (200,000 ids
+   * rendered again per block for the first unc_listChips of each).
+   */
+  let sortedChips: { keys: readonly Uint8Array[]; ids: string[] } | null = null;
   function allChipIds(): string[] {
-    const hash = toHex(chain.head.hash);
-    if (sortedChips?.hash !== hash) {
-      // keysIn is in key order, and every chip key is the chip-space byte then the id.
-      const ids = chain.state.keysIn(StateSpace.chip).map((k) => toHex(k.subarray(1)));
-      sortedChips = { hash, ids };
-    }
+    const keys = chain.state.keysIn(StateSpace.chip);
+    // keysIn is in key order, and every chip key is the chip-space byte then the id.
+    if (sortedChips?.keys !== keys) sortedChips = { keys, ids: keys.map((k) => toHex(k.subarray(1))) };
     return sortedChips.ids;
   }
 

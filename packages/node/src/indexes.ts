@@ -124,7 +124,7 @@ export function leaseEventEntries(
 
 /** The state after a block's writes, read through them without applying them. */
 export function stateAfter(
-  base: StateReader & { keysIn(space: number): Uint8Array[] },
+  base: StateReader & { keysIn(space: number): readonly Uint8Array[] },
   changes: readonly StateWrite[],
 ): StateReader & { chips(): Chip[] } {
   const written = new Map<string, StateWrite>();

@@ -26,6 +26,7 @@ import {
   leasesByProvider,
   leasesByRenter,
   listItems,
+  MAX_OFFER_CHIPS,
   type Offer,
   OfferStatus,
   offersByProvider,
@@ -43,6 +44,13 @@ const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`
 
 export const UPTIME_WINDOW_MS = 24n * 3_600_000n;
 const MAX_LISTED = 1000;
+/** At most this many slot outcomes of a chip's window are counted (the newest). */
+const UPTIME_EVENTS = 2000;
+/**
+ * Chips whose window is kept (least recently used dropped first): every chip of a full
+ * unc_getOffers listing (1,000 offers of up to 32 chips) twice over, ~1 KB each on a 1 s chain.
+ */
+export const UPTIME_CACHED_CHIPS = 2 * MAX_LISTED * MAX_OFFER_CHIPS;
 
 function ratio(num: bigint, den: bigint, places: number): string {
   const scale = 10n ** BigInt(places);
@@ -84,15 +92,59 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
     return lo;
   }
 
+  /**
+   * Per chip, the slot outcomes of its event log read so far (a positive slot height answered, a
+   * negative one missed), the newest UPTIME_EVENTS of the window, and the height read through.
+   * Reading a chip's whole log (up to 2,000 events) per chip of an offer, per request, let one
+   * 1-unit unc_getOffer of a 32-chip offer cost 64,000 reads and decodes; now a chip's events of
+   * the window are read once, and after that only those of the blocks since. Concurrent requests
+   * wait for the read in progress rather than each reading the window again.
+   */
+  type Outcomes = { through: bigint; since: bigint; slots: number[]; reading: Promise<void> | null };
+  const outcomes = new Map<string, Outcomes>();
+
+  async function readOutcomes(chipId: Uint8Array, entry: Outcomes, head: bigint): Promise<void> {
+    // An outcome of a slot at or above `since` is recorded at or above it (answers and misses come
+    // after their slot), so the window's events lie at heights since..head.
+    const from = entry.through + 1n > entry.since ? entry.through + 1n : entry.since;
+    const rows = await chain.db.chipEvents(chipId, UPTIME_EVENTS, { from, to: head });
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const e = decode(txEventCodec, rows[i]!.event);
+      if (e.type === 'slotAnswered') entry.slots.push(Number(e.slotHeight));
+      else if (e.type === 'slotMissed') entry.slots.push(-Number(e.slotHeight));
+    }
+    entry.through = head;
+  }
+
+  async function slotOutcomes(chipId: Uint8Array, since: bigint): Promise<number[]> {
+    const key = toHex(chipId);
+    const head = chain.height;
+    const entry = outcomes.get(key) ?? { through: since - 1n, since, slots: [], reading: null };
+    // The window only moves forward (a request that computed its window before the head moved
+    // gets the newer one's counts).
+    if (since > entry.since) entry.since = since;
+    outcomes.delete(key); // re-inserted last: the map's order is least recently used first
+    outcomes.set(key, entry);
+    if (outcomes.size > UPTIME_CACHED_CHIPS) outcomes.delete(outcomes.keys().next().value!);
+    while (entry.through < head) {
+      entry.reading ??= readOutcomes(chipId, entry, head).finally(() => {
+        entry.reading = null;
+      });
+      await entry.reading;
+    }
+    const floor = Number(entry.since);
+    entry.slots = entry.slots.filter((h) => Math.abs(h) >= floor).slice(-UPTIME_EVENTS);
+    return entry.slots;
+  }
+
   async function uptime(chipId: Uint8Array, since: bigint): Promise<UptimeJson> {
     const chip = getChip(chain.state, chipId);
     let answered = 0;
     let missed = 0;
     if (chip) {
-      for (const row of await chain.db.chipEvents(chipId, 2000)) {
-        const e = decode(txEventCodec, row.event);
-        if (e.type === 'slotAnswered' && e.slotHeight >= since) answered++;
-        if (e.type === 'slotMissed' && e.slotHeight >= since) missed++;
+      for (const h of await slotOutcomes(chipId, since)) {
+        if (h > 0) answered++;
+        else missed++;
       }
       // Misses are recorded lazily (at the chip's next answer): count the ones not yet recorded.
       const p = getPociParams(chain.state);

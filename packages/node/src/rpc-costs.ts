@@ -5,10 +5,23 @@
  * and charges it to the caller's rate limit. Params are untrusted here: anything malformed costs 1
  * and the method itself rejects it.
  */
-import { decodeAddress, ownerChipCount, type StateReader } from '@unc/core';
+import {
+  decodeAddress,
+  fromHex,
+  getOffer,
+  leasesByProvider,
+  listCount,
+  offersByProvider,
+  openOffers,
+  ownerChipCount,
+  type StateReader,
+} from '@unc/core';
 import { openRpcDocument } from '@unc/sdk/openrpc';
 import { indexCosts } from './index-api.js';
 import type { RpcCost } from './rpc/server.js';
+
+/** market-api.ts lists (and unc_getProviderRecord reads) at most this many offers, or leases. */
+const MAX_LISTED_OFFERS = 1000;
 
 /** A parameter by position or name, in each of the spellings the schema's parser accepts. */
 function arg(params: unknown, index: number, name: string): unknown {
@@ -45,10 +58,11 @@ export const RPC_COSTS: Record<string, RpcCost> = {
   /** Lists of up to 1,000 items, each with its own state reads (a chip's slots, an offer's uptime). */
   unc_getChips: () => 100,
   unc_getOffers: () => 100,
+  unc_getOffer: () => 1,
   unc_getLeases: () => 100,
   /**
-   * Up to 1,000 log entries read per chip, as unc_getChipEvents with limit 1,000; an owner's form
-   * also decodes every chip on chain to find its own. `rpcCosts` charges an owner per chip.
+   * Up to 1,000 log entries read per chip, as unc_getChipEvents with limit 1,000. `rpcCosts`
+   * charges an owner's form per chip (read from the owner's index).
    */
   unc_getRewards: () => 100,
   /**
@@ -80,6 +94,18 @@ function chipsOfNamedOwner(state: StateReader, address: unknown): number | null 
   return ownerChipCount(state, owner);
 }
 
+/** How many chips the offer an id parameter names holds; null when it names none. */
+function chipsOfOffer(state: StateReader, id: unknown): number | null {
+  if (typeof id !== 'string') return null;
+  let offerId: Uint8Array;
+  try {
+    offerId = fromHex(id, 32);
+  } catch {
+    return null;
+  }
+  return getOffer(state, offerId)?.chipIds.length ?? null;
+}
+
 /**
  * RPC_COSTS, with the measures that depend on the chain: an owner's rewards are 100 units a chip,
  * and an owner's page of unc_listChips reads (and sorts) every chip id the owner has, so it costs
@@ -93,6 +119,54 @@ export function rpcCosts(state: () => StateReader): Record<string, RpcCost> {
       if (typeof target !== 'string' || /^(0x)?[0-9a-fA-F]{64}$/.test(target)) return 100;
       const chips = chipsOfNamedOwner(state(), target);
       return chips === null ? 1 : 100 * Math.max(1, chips);
+    },
+    // An owner's chips are read from its index (one read a chip) and sorted: as unc_listChips.
+    unc_getChips: (p) => {
+      const chips = chipsOfNamedOwner(state(), arg(p, 0, 'owner'));
+      return chips === null ? 100 : Math.max(100, chips / 100);
+    },
+    /**
+     * Each chip of an offer reads its 24 h of events (market-api.ts, `slotOutcomes`: ~100 on a 1 s
+     * chain the first time, then only new blocks'): one unit a chip, so a 32-chip offer costs 32,
+     * not 1. The offer is one state read; an id that names none costs 1 (the method says so).
+     */
+    unc_getOffer: (p) => Math.max(1, chipsOfOffer(state(), arg(p, 0, 'id')) ?? 1),
+    /**
+     * One unit per listed offer (its head holds the count: one read), at least the list price: up to
+     * 32 chips' uptimes an offer, each read whole only the first time (then a block's worth).
+     */
+    unc_getOffers: (p) => {
+      const provider = arg(p, 0, 'provider');
+      let list = openOffers;
+      if (provider !== undefined && provider !== null) {
+        // Anything the schema then refuses costs the list price, as before.
+        if (typeof provider !== 'string') return 100;
+        try {
+          list = offersByProvider(decodeAddress(provider));
+        } catch {
+          return 100;
+        }
+      }
+      return Math.max(100, Math.min(Number(listCount(state(), list)), MAX_LISTED_OFFERS));
+    },
+    /**
+     * Reads (and decodes) up to 1,000 of the provider's offers and 1,000 of its leases: one unit per
+     * 20 of them (as unc_getLeases, 100 for 1,000 rendered), so a provider of a few costs 1.
+     */
+    unc_getProviderRecord: (p) => {
+      const address = arg(p, 0, 'address');
+      if (typeof address !== 'string') return 1;
+      let provider: Uint8Array;
+      try {
+        provider = decodeAddress(address);
+      } catch {
+        return 1;
+      }
+      const listed = (n: bigint) => Math.min(Number(n), MAX_LISTED_OFFERS);
+      const read =
+        listed(listCount(state(), offersByProvider(provider))) +
+        listed(listCount(state(), leasesByProvider(provider)));
+      return Math.max(1, Math.ceil(read / 20));
     },
     unc_listChips: (p) => {
       const page = RPC_COSTS.unc_listChips!(p);

@@ -343,11 +343,26 @@ export class ChainDb {
     return { height: view.getBigUint64(0), index: view.getUint32(8) };
   }
 
-  /** A chip's events, newest first: [height, encoded event]. */
-  async chipEvents(chipId: Uint8Array, limit: number): Promise<{ height: bigint; event: Uint8Array }[]> {
-    const gte = bucketKey(Bucket.chipEvents, chipId);
-    const lt = new Uint8Array(gte.length + 14).fill(0xff);
-    lt.set(gte);
+  /**
+   * A chip's events, newest first: [height, encoded event]; only those recorded at heights
+   * `from`..`to` (inclusive) when given. The keys are chip id then height, so a height range is a
+   * key range: a caller that wants the last day reads the last day, not the chip's whole log.
+   */
+  async chipEvents(
+    chipId: Uint8Array,
+    limit: number,
+    heights: { from?: bigint; to?: bigint } = {},
+  ): Promise<{ height: bigint; event: Uint8Array }[]> {
+    const prefix = bucketKey(Bucket.chipEvents, chipId);
+    const bound = (height: bigint, fill: number) => {
+      const key = new Uint8Array(prefix.length + 14).fill(fill);
+      key.set(prefix);
+      new DataView(key.buffer).setBigUint64(prefix.length, height);
+      return key;
+    };
+    const gte = heights.from === undefined || heights.from <= 0n ? prefix : bound(heights.from, 0);
+    const lt = heights.to === undefined ? bound(0xffff_ffff_ffff_ffffn, 0xff) : bound(heights.to + 1n, 0);
+    if (heights.to !== undefined && heights.from !== undefined && heights.from > heights.to) return [];
     const out: { height: bigint; event: Uint8Array }[] = [];
     for await (const [key, value] of this.db.entries({ gte, lt, reverse: true, limit })) {
       out.push({ height: new DataView(key.buffer, key.byteOffset).getBigUint64(33), event: value });
