@@ -421,23 +421,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   });
 }
 
-/**
- * Whether a WebSocket client read nothing over a ping round: it had bytes waiting at the round's
- * start (`before`), and those plus the bytes sent during the round (`sent`) are all still buffered
- * (`now`; frame headers, not counted in `sent`, only make `now` larger).
- */
-export function readNothing(before: number, sent: number, now: number): boolean {
-  return before > 0 && now > 0 && before + sent - now <= 0;
-}
-
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
   alive = true;
   closed = false;
-  /** Bytes handed to the socket since the last ping round, and what was buffered at that round. */
-  sentSinceRound = 0;
-  bufferedAtRound = 0;
 
   constructor(
     readonly ws: WebSocket,
@@ -451,7 +439,7 @@ class Connection {
   send(data: string | Buffer): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
     // A client that subscribes and never reads would otherwise grow our send buffer without bound.
-    if (this.ws.bufferedAmount >= this.maxBufferedBytes) {
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) {
       this.log.warn('dropping slow websocket consumer', {
         buffered: this.ws.bufferedAmount,
         limit: this.maxBufferedBytes,
@@ -460,23 +448,7 @@ class Connection {
       this.ws.terminate();
       return;
     }
-    this.sentSinceRound += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     this.ws.send(data, { binary: false });
-  }
-
-  /**
-   * Whether the client read nothing over a whole ping round while it had something to read: what
-   * was buffered then, plus what was sent since, is all still buffered (frame headers make it a
-   * little more). Pongs do not show it: a client can send them unread, blind, and so hold up to
-   * maxBufferedBytes of replies forever (256 connections: 8 GiB). A client that reads at all keeps
-   * its connection, however far behind it is, until it passes maxBufferedBytes.
-   */
-  stalled(): boolean {
-    const buffered = this.ws.bufferedAmount;
-    const stalled = readNothing(this.bufferedAtRound, this.sentSinceRound, buffered);
-    this.bufferedAtRound = buffered;
-    this.sentSinceRound = 0;
-    return stalled;
   }
 
   /** Stops every subscription; idempotent, as both close() and the socket's close event call it. */
@@ -1177,9 +1149,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         conn.ws.terminate();
         continue;
       }
-      // At the limit, or with nothing of its buffer read for a whole interval: it is not reading,
-      // even if it sends (pongs included) and nothing new was sent to it.
-      if (conn.stalled() || conn.ws.bufferedAmount >= limits.maxWsBufferedBytes) {
+      // Over the limit for a whole interval: it is not reading, even if nothing new was sent.
+      if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) {
         log.warn('dropping slow websocket consumer', { buffered: conn.ws.bufferedAmount });
         conn.dispose();
         conn.ws.terminate();
