@@ -162,16 +162,15 @@ export function queryCommand(): Command {
     .action(async (target: string, _opts: unknown, cmd: Command) => {
       const ctx = ctxOf(cmd);
       // An address or key name first; else a chip id or a prefix of one.
-      const who = /^(0x)?[0-9a-fA-F]+(…|\.\.\.)?$/.test(target)
-        ? await resolveId(ctx, 'chip', target)
-        : ctx.address(target);
+      const byChip = /^(0x)?[0-9a-fA-F]+(…|\.\.\.)?$/.test(target);
+      const who = byChip ? await resolveId(ctx, 'chip', target) : ctx.address(target);
       const rows = await ctx.client().call<RewardJson[]>('unc_getRewards', [who]);
       const total = rows.reduce((sum, r) => sum + BigInt(r.amount), 0n);
       ctx.print({ total: total.toString(), rewards: rows }, () =>
         rows.length === 0
           ? 'no rewards yet (a chip is paid for an epoch once it is final and the chip answers again or is claimed)'
           : [
-              `total ${formatUnc(total)} UNC over ${rows.length} chip-epochs`,
+              `total ${formatUnc(total)} UNC over ${rows.length} chip-epochs${byChip ? '' : ' (chips registered now; a deregistered chip by its id)'}`,
               ...rows.map(
                 (r) =>
                   `  epoch ${String(r.epoch).padStart(5)}  chip ${r.chipId.slice(0, 12)}…  ${formatUnc(BigInt(r.amount)).padStart(14)} UNC  answered ${r.slotsAnswered} of ${r.slotsChallenged}, missed ${r.slotsMissed}, grace ${r.graceUsed}; weight ${r.weight} of ${r.networkWeight}; budget ${formatUnc(BigInt(r.epochBudget))} UNC`,
