@@ -233,7 +233,8 @@ export const rpcMethods = {
   }),
   unc_getRewards: method({
     group: 'chips',
-    summary: 'Per-epoch earnings of a chip, or of every chip an owner holds registered now (a deregistered chip: by its id), and why.',
+    summary:
+      'Per-epoch earnings of a chip, or of every chip an owner holds registered now (a deregistered chip: by its id), and why.',
     params: { target: ChipOrOwnerSchema },
     result: returns<RewardJson[]>()(v.array(R.RewardResult)),
   }),
