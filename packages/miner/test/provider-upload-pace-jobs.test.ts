@@ -19,12 +19,25 @@ const MiB = 1024 * 1024;
 
 function headersOnly(url: string, path: string, headers: Record<string, string>, length: number) {
   const u = new URL(url);
-  const req = request({ host: u.hostname, port: u.port, path, method: 'POST', headers: { ...headers, 'content-length': length } });
+  const req = request({
+    host: u.hostname,
+    port: u.port,
+    path,
+    method: 'POST',
+    headers: { ...headers, 'content-length': length },
+  });
   const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
     req.on('response', (res) => {
       let text = '';
-      res.on('data', (c: Buffer) => { text += c.toString('utf8'); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text) as { error: { code: string } }).error.code }));
+      res.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          code: (JSON.parse(text) as { error: { code: string } }).error.code,
+        }),
+      );
     });
     req.on('error', reject);
   });
@@ -34,15 +47,28 @@ function headersOnly(url: string, path: string, headers: Record<string, string>,
 
 describe('provider upload pace on the job endpoints', () => {
   const leases = new InMemoryLeaseSource();
-  const chips = [0, 1, 2].map((i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `pace-jobs-${i}`));
+  const chips = [0, 1, 2].map(
+    (i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `pace-jobs-${i}`),
+  );
   let dir: { path: string; remove(): Promise<void> };
   let provider: ProviderServer;
   let url: string;
   async function renter(chip: number) {
     const seed = new Uint8Array(randomBytes(32));
     const leaseId = toHex(randomBytes(32));
-    leases.leases.set(leaseId, { id: leaseId, chipId: toHex(await chips[chip]!.chipId()), renterPublicKey: toHex(ed25519PublicKey(seed)), status: 'active' });
-    const client = new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed: seed, allowHttp: true });
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: toHex(await chips[chip]!.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(seed)),
+      status: 'active',
+    });
+    const client = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId,
+      renterSeed: seed,
+      allowHttp: true,
+    });
     const sign = (method: string, path: string, body: Uint8Array) =>
       signJobRequest(seed, { chainId: CHAIN, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
     return { client, sign };
@@ -50,20 +76,29 @@ describe('provider upload pace on the job endpoints', () => {
   before(async () => {
     dir = await tempDir('unc-provider-pace-jobs-');
     provider = new ProviderServer({
-      chainId: CHAIN, signers: chips, leases,
-      modelDir: join(dir.path, 'models'), stateDir: join(dir.path, 'state'),
-      concurrency: 1, maxBodyBytes: 2 * MiB,
+      chainId: CHAIN,
+      signers: chips,
+      leases,
+      modelDir: join(dir.path, 'models'),
+      stateDir: join(dir.path, 'state'),
+      concurrency: 1,
+      maxBodyBytes: 2 * MiB,
       maxUploadBytesInFlight: 2 * MiB,
       uploadPace: { graceMs: 1_000, idleMs: 1_000 },
       logger: silentLogger,
     });
     url = await provider.start();
   });
-  after(async () => { await provider?.stop(); await dir?.remove(); });
+  after(async () => {
+    await provider?.stop();
+    await dir?.remove();
+  });
   const uploading = () => (provider as unknown as { uploading: number }).uploading;
 
   for (const path of ['/v1/jobs', '/v1/jobs/batch'])
-    test(`a ${path} body that never comes is refused (408) and its booking freed`, { timeout: 30_000 }, async () => {
+    test(`a ${path} body that never comes is refused (408) and its booking freed`, {
+      timeout: 30_000,
+    }, async () => {
       const a = await renter(0);
       // The whole in-flight cap, declared and never sent: before the pace it was held until the
       // request timeout and every other renter got 503.
@@ -75,5 +110,4 @@ describe('provider upload pace on the job endpoints', () => {
         r.req.destroy();
       }
     });
-
 });
