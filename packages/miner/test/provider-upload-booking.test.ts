@@ -241,9 +241,21 @@ describe('provider upload booking', () => {
         r.client.uploadModel(new Uint8Array(16 * KiB).fill(13)),
         (e: ProviderError) => e.status === 429 && e.code === 'MODELS_BUSY',
       );
+      // Waiting models of all renters stay under the models' share (64 KiB): past it, a received
+      // model keeps its in-flight booking until its check, so temporary files stay bounded.
+      const other = await renter(1);
+      uploads.push(
+        other.client.uploadModel(new Uint8Array(48 * KiB).fill(20)).then(
+          () => null,
+          (e: ProviderError) => e,
+        ),
+      );
+      await until(() => inner().queue.queued === 3, 'check 3 waiting in the job queue');
+      assert.equal(inner().uploading, 48 * KiB);
       unblock();
       // The zero-filled bytes are no ONNX model: refused by the check once it runs.
       for (const e of await Promise.all(uploads)) assert.equal(e?.code, 'BAD_MODEL');
+      assert.equal(inner().uploading, 0);
       assert.equal(temps().length, 0);
       // Room again for the renter's next model.
       const next = await r.client

@@ -152,6 +152,8 @@ export interface ProviderOptions {
   /**
    * Models one renter key may have being received or waiting for their check at once (more:
    * 429): a received model waits for its check on disk, no longer booked in flight (default 2).
+   * All renters' waiting models together are kept under the models' share of the in-flight cap;
+   * past it a received model keeps its in-flight booking until its check ends.
    */
   maxModelChecksPerRenter?: number;
   /**
@@ -286,6 +288,8 @@ export class ProviderServer {
   private uploading = 0;
   /** Of `uploading`, the bytes of model uploads (capped at maxUploadBytesInFlight − the job reserve). */
   private modelUploading = 0;
+  /** Bytes of received models waiting for (or in) their check: on disk, out of the in-flight caps. */
+  private modelsAwaitingCheck = 0;
   /** Models of a renter being received or waiting for their check (temporary files). */
   private readonly modelChecksByRenter = new Map<string, number>();
   private readonly maxModelUploadBytes: number;
@@ -562,15 +566,17 @@ export class ProviderServer {
         if (route === 'models') {
           const tmp = this.store.tempPath();
           let uploaded: Awaited<ReturnType<ProviderServer['uploadModel']>>;
+          let endWait = () => {};
           try {
             await this.receive(req, length, auth.bodyHash, tmp, booking.add);
             // On disk now: its bytes are no longer in flight. Booked until its check, a renter
             // with long jobs queued held up to 256 MiB of the cap for minutes; the temporary
             // files that wait are bounded by maxModelChecksPerRenter instead.
-            release();
+            endWait = this.awaitCheck(length, release);
             uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length, auth.renterKeyHex);
           } finally {
             await rm(tmp, { force: true });
+            endWait();
           }
           // Given back before the answer: the renter's next request may follow it at once.
           endModel();
@@ -672,6 +678,24 @@ export class ProviderServer {
         'BODY_TOO_LARGE',
         `the body is ${length} bytes; at most ${cap} can be received at once here`,
       );
+  }
+
+  /**
+   * Moves a received model's bytes out of the in-flight caps to the models waiting for their
+   * check, where those have room (the models' share of the in-flight cap, all renters together);
+   * otherwise it keeps its in-flight booking until its check ends, as before. Either way the
+   * temporary files on disk stay bounded however many renters upload; returns what ends the wait.
+   */
+  private awaitCheck(length: number, releaseInFlight: () => void): () => void {
+    if (this.modelsAwaitingCheck + length > this.maxModelUploadBytes) return releaseInFlight;
+    releaseInFlight();
+    this.modelsAwaitingCheck += length;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.modelsAwaitingCheck -= length;
+    };
   }
 
   /** Counts one model of a renter being received or checked, until the returned function is called. */
