@@ -241,17 +241,29 @@ describe('provider upload booking', () => {
         r.client.uploadModel(new Uint8Array(16 * KiB).fill(13)),
         (e: ProviderError) => e.status === 429 && e.code === 'MODELS_BUSY',
       );
-      // Waiting models of all renters stay under the models' share (64 KiB): past it, a received
-      // model keeps its in-flight booking until its check, so temporary files stay bounded.
+      // Waiting models of all renters stay under twice the models' share (128 KiB; one renter's
+      // own waiting models fill it at most): past it, a received model keeps its in-flight
+      // booking until its check, so temporary files stay bounded however many renters upload.
       const other = await renter(1);
+      for (const i of [1, 2]) {
+        uploads.push(
+          other.client.uploadModel(new Uint8Array(48 * KiB).fill(20 + i)).then(
+            () => null,
+            (e: ProviderError) => e,
+          ),
+        );
+        await until(() => inner().queue.queued === 2 + i, `check ${2 + i} waiting in the job queue`);
+        assert.equal(inner().uploading, 0);
+      }
+      const third = await renter(2);
       uploads.push(
-        other.client.uploadModel(new Uint8Array(48 * KiB).fill(20)).then(
+        third.client.uploadModel(new Uint8Array(16 * KiB).fill(30)).then(
           () => null,
           (e: ProviderError) => e,
         ),
       );
-      await until(() => inner().queue.queued === 3, 'check 3 waiting in the job queue');
-      assert.equal(inner().uploading, 48 * KiB);
+      await until(() => inner().queue.queued === 5, 'check 5 waiting in the job queue');
+      assert.equal(inner().uploading, 16 * KiB);
       unblock();
       // The zero-filled bytes are no ONNX model: refused by the check once it runs.
       for (const e of await Promise.all(uploads)) assert.equal(e?.code, 'BAD_MODEL');

@@ -152,8 +152,9 @@ export interface ProviderOptions {
   /**
    * Models one renter key may have being received or waiting for their check at once (more:
    * 429): a received model waits for its check on disk, no longer booked in flight (default 2).
-   * All renters' waiting models together are kept under the models' share of the in-flight cap;
-   * past it a received model keeps its in-flight booking until its check ends.
+   * All renters' waiting models together are kept under this many times the models' share of
+   * the in-flight cap (one renter alone cannot fill more); past it a received model keeps its
+   * in-flight booking until its check ends.
    */
   maxModelChecksPerRenter?: number;
   /**
@@ -293,6 +294,7 @@ export class ProviderServer {
   /** Models of a renter being received or waiting for their check (temporary files). */
   private readonly modelChecksByRenter = new Map<string, number>();
   private readonly maxModelUploadBytes: number;
+  private readonly maxModelBytesAwaitingCheck: number;
   private readonly maxModelChecksPerRenter: number;
   private readonly maxBodyBytes: number;
   private readonly maxModelBytes: number;
@@ -370,6 +372,7 @@ export class ProviderServer {
       throw new Error(
         `maxModelChecksPerRenter must be a positive integer, not ${this.maxModelChecksPerRenter}`,
       );
+    this.maxModelBytesAwaitingCheck = this.maxModelChecksPerRenter * this.maxModelUploadBytes;
     this.uploadPace = checkUploadPace({ ...DEFAULT_UPLOAD_PACE, ...opts.uploadPace });
     this.leaseCacheMs = opts.leaseCacheMs ?? 2_000;
     this.unknownLeaseCacheMs = opts.unknownLeaseCacheMs ?? 10_000;
@@ -682,12 +685,13 @@ export class ProviderServer {
 
   /**
    * Moves a received model's bytes out of the in-flight caps to the models waiting for their
-   * check, where those have room (the models' share of the in-flight cap, all renters together);
+   * check, where those have room (maxModelChecksPerRenter times the models' share of the
+   * in-flight cap, all renters together: one renter's own waiting models fill it at most);
    * otherwise it keeps its in-flight booking until its check ends, as before. Either way the
    * temporary files on disk stay bounded however many renters upload; returns what ends the wait.
    */
   private awaitCheck(length: number, releaseInFlight: () => void): () => void {
-    if (this.modelsAwaitingCheck + length > this.maxModelUploadBytes) return releaseInFlight;
+    if (this.modelsAwaitingCheck + length > this.maxModelBytesAwaitingCheck) return releaseInFlight;
     releaseInFlight();
     this.modelsAwaitingCheck += length;
     let done = false;
