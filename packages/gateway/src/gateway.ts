@@ -347,6 +347,11 @@ export class Gateway {
       throw new Error('the gateway needs at least one model (ocr or an .onnx file)');
     for (const m of opts.models) this.models.set(m.name, 'onnx' in m ? m.onnx : null);
     if (opts.budgetPerHour <= 0n) throw new Error('the budget must be more than 0 UNC/h');
+    if (
+      opts.slotsPerLease !== undefined &&
+      !(Number.isSafeInteger(opts.slotsPerLease) && opts.slotsPerLease > 0)
+    )
+      throw new Error(`slotsPerLease must be a positive integer, not ${opts.slotsPerLease}`);
     // Whoever reaches the API spends the renter's budget: beyond loopback it must ask for a token.
     if (!isLoopbackHost(opts.host ?? '127.0.0.1') && !opts.apiToken)
       throw new Error(

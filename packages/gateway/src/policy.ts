@@ -546,10 +546,10 @@ export function leaseSlots(
   slotsPerLease?: number,
 ): number {
   const perRenter = reportedCount(reported.maxJobsPerRenter) ?? 64;
-  const wanted =
-    slotsPerLease !== undefined
-      ? slotsPerLease
-      : Math.min(reportedCount(reported.concurrency) ?? 1, DEFAULT_MAX_SLOTS_PER_LEASE);
+  // The operator's number passes the same check (the Gateway refuses a bad one at start): a NaN
+  // or 0 here made the slot count NaN, and no job was ever sent to the lease.
+  const operator = slotsPerLease === undefined ? null : reportedCount(slotsPerLease);
+  const wanted = operator ?? Math.min(reportedCount(reported.concurrency) ?? 1, DEFAULT_MAX_SLOTS_PER_LEASE);
   return Math.max(1, Math.min(wanted, perRenter));
 }
 
@@ -678,7 +678,10 @@ export function failureStreak(streak: number, failure: AttemptFailure | null): n
 
 /** Classifies a provider API error by its HTTP status and code. */
 export function classifyProviderError(status: number, code: string): AttemptFailure {
-  if (status === 429 || status === 503) return 'busy';
+  // 408: the provider found our upload too slow (its upload pace, UPLOAD_TOO_SLOW): our link or
+  // a crowded provider, not a fault of its own; as an error, 5 of them while uploads contended
+  // avoided an honest provider.
+  if (status === 429 || status === 503 || status === 408) return 'busy';
   if (code.startsWith('LEASE_') || code === 'NOT_RENTER') return 'lease-refused';
   if (status === 400 || status === 411 || status === 413 || status === 414 || status === 422)
     return 'rejected-input';

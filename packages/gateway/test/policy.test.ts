@@ -358,6 +358,8 @@ describe('routing and retries', () => {
   test('provider error codes', () => {
     assert.equal(classifyProviderError(429, 'QUEUE_FULL'), 'busy');
     assert.equal(classifyProviderError(503, 'CHAIN_UNAVAILABLE'), 'busy');
+    // Our upload came too slowly for the provider's pace: not the provider's fault.
+    assert.equal(classifyProviderError(408, 'UPLOAD_TOO_SLOW'), 'busy');
     assert.equal(classifyProviderError(403, 'LEASE_NOT_ACTIVE'), 'lease-refused');
     assert.equal(classifyProviderError(400, 'BAD_INPUT'), 'rejected-input');
     assert.equal(classifyProviderError(500, 'INTERNAL'), 'provider-error');

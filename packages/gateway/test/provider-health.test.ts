@@ -46,6 +46,18 @@ describe('lease slots from a provider health answer', () => {
     assert.equal(leaseSlots({ concurrency: 2, maxJobsPerRenter: 8 }, 32), 8);
     assert.equal(leaseSlots({ concurrency: 'x', maxJobsPerRenter: 'x' }, 4), 4);
   });
+
+  test('an slotsPerLease that is not a positive safe integer is not taken', () => {
+    // NaN made the slot count NaN (no job ever sent); 0 or 2.5 are no count either.
+    for (const bad of [Number.NaN, 0, -2, 2.5, Number.POSITIVE_INFINITY, 2 ** 60])
+      assert.equal(leaseSlots({ concurrency: 2, maxJobsPerRenter: 16 }, bad), 2, `slotsPerLease ${bad}`);
+    fc.assert(
+      fc.property(fc.anything(), fc.anything(), fc.double(), (concurrency, maxJobsPerRenter, slots) => {
+        const n = leaseSlots({ concurrency, maxJobsPerRenter }, slots);
+        return Number.isSafeInteger(n) && n >= 1;
+      }),
+    );
+  });
 });
 
 test('a provider that claims a huge concurrency gets no more jobs at once than the cap', {

@@ -41,11 +41,12 @@ export async function listenOn(
 }
 
 /**
- * How slowly a request body may arrive. The provider books a body's declared length against its
- * upload caps (server.ts) before the first byte, so a body that does not come would keep that
- * booking until the request timeout: two leases declaring 256 + 64 MiB and sending nothing held
- * the whole in-flight cap for 5 min and every other renter got 503. A body that falls behind this
- * pace is refused (408) and its booking freed.
+ * How slowly a request body may arrive. The provider books a body's bytes against its upload caps
+ * (server.ts) as they arrive; a body that came in part and then stalled would keep its booking
+ * (and its connection) until the request timeout. A body that falls behind this pace is refused
+ * (408) and its booking freed. (Booked at the declared length before the first byte, two leases
+ * declaring 256 + 64 MiB and sending nothing held the whole cap; the pace alone freed it for one
+ * round trip every grace period, so nothing is booked before bytes come.)
  */
 export interface UploadPace {
   /** Time a body has from its headers before it must keep up with minBytesPerSecond. */

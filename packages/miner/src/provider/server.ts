@@ -136,10 +136,27 @@ export interface ProviderOptions {
   /** Output bytes (raw tensor data) one job may return; maxBodyBytes by default. */
   maxOutputBytes?: number;
   maxModelBytes?: number;
-  /** Body bytes being received at once, all requests together (more waits: 503). */
+  /**
+   * Body bytes being received at once, all requests together (more: 503). Bytes are booked as
+   * they arrive, not at the declared length: a request whose body does not come books nothing.
+   */
   maxUploadBytesInFlight?: number;
   /** Body bytes being received at once for one renter key (more: 429). */
   maxUploadBytesPerRenter?: number;
+  /**
+   * Of maxUploadBytesInFlight, bytes only job bodies (/v1/jobs, /v1/jobs/batch) may use: model
+   * uploads together stay under the rest, so uploads never starve jobs (default: 4 job bodies,
+   * as much as leaves room for one largest model).
+   */
+  jobUploadReserveBytes?: number;
+  /**
+   * Models one renter key may have being received or waiting for their check at once (more:
+   * 429): a received model waits for its check on disk, no longer booked in flight (default 2).
+   * All renters' waiting models together are kept under this many times the models' share of
+   * the in-flight cap (one renter alone cannot fill more); past it a received model keeps its
+   * in-flight booking until its check ends.
+   */
+  maxModelChecksPerRenter?: number;
   /**
    * How slowly a body may arrive before it is refused (408) and its bytes are no longer booked
    * against the two caps above (default DEFAULT_UPLOAD_PACE: 1 MiB/s after 10 s, no gap over 10 s).
@@ -270,6 +287,15 @@ export class ProviderServer {
   private readonly jobsByRenter = new Map<string, number>();
   private readonly uploadsByRenter = new Map<string, number>();
   private uploading = 0;
+  /** Of `uploading`, the bytes of model uploads (capped at maxUploadBytesInFlight − the job reserve). */
+  private modelUploading = 0;
+  /** Bytes of received models waiting for (or in) their check: on disk, out of the in-flight caps. */
+  private modelsAwaitingCheck = 0;
+  /** Models of a renter being received or waiting for their check (temporary files). */
+  private readonly modelChecksByRenter = new Map<string, number>();
+  private readonly maxModelUploadBytes: number;
+  private readonly maxModelBytesAwaitingCheck: number;
+  private readonly maxModelChecksPerRenter: number;
   private readonly maxBodyBytes: number;
   private readonly maxModelBytes: number;
   private readonly maxUploadBytesInFlight: number;
@@ -331,8 +357,22 @@ export class ProviderServer {
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.maxModelBytes = opts.maxModelBytes ?? 256 * 1024 * 1024;
     const largest = Math.max(this.maxBodyBytes, this.maxModelBytes);
-    this.maxUploadBytesInFlight = opts.maxUploadBytesInFlight ?? Math.max(largest, 320 * 1024 * 1024);
+    this.maxUploadBytesInFlight =
+      opts.maxUploadBytesInFlight ??
+      Math.max(largest, this.maxModelBytes + 4 * this.maxBodyBytes, 320 * 1024 * 1024);
     this.maxUploadBytesPerRenter = opts.maxUploadBytesPerRenter ?? largest;
+    const reserve =
+      opts.jobUploadReserveBytes ??
+      Math.max(0, Math.min(4 * this.maxBodyBytes, this.maxUploadBytesInFlight - this.maxModelBytes));
+    if (!(Number.isSafeInteger(reserve) && reserve >= 0 && reserve <= this.maxUploadBytesInFlight))
+      throw new Error(`jobUploadReserveBytes must be 0 to maxUploadBytesInFlight, not ${reserve}`);
+    this.maxModelUploadBytes = this.maxUploadBytesInFlight - reserve;
+    this.maxModelChecksPerRenter = opts.maxModelChecksPerRenter ?? 2;
+    if (!(Number.isSafeInteger(this.maxModelChecksPerRenter) && this.maxModelChecksPerRenter > 0))
+      throw new Error(
+        `maxModelChecksPerRenter must be a positive integer, not ${this.maxModelChecksPerRenter}`,
+      );
+    this.maxModelBytesAwaitingCheck = this.maxModelChecksPerRenter * this.maxModelUploadBytes;
     this.uploadPace = checkUploadPace({ ...DEFAULT_UPLOAD_PACE, ...opts.uploadPace });
     this.leaseCacheMs = opts.leaseCacheMs ?? 2_000;
     this.unknownLeaseCacheMs = opts.unknownLeaseCacheMs ?? 10_000;
@@ -510,30 +550,43 @@ export class ProviderServer {
       const auth = this.auth.verify(method, path, req.headers);
       const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
       clock?.mark('headers, signature, lease');
-      const release = this.reserveUpload(auth.renterKeyHex, length);
+      this.checkUploadFits(route, length);
+      // Nothing is booked until bytes arrive: two renters that sent only headers declaring
+      // 256 + 64 MiB, re-sent after each 408, otherwise held the whole cap and every other
+      // renter's uploads and jobs got 503.
+      const booking = this.bookUpload(auth.renterKeyHex, route === 'models');
+      const release = booking.release;
       let endCheck = () => {};
+      let endModel = () => {};
       try {
-        // A model check runs in a job process like a job: it counts against the renter's jobs.
-        if (route === 'models') endCheck = this.takeJobSlot(auth.renterKeyHex);
+        if (route === 'models') {
+          // A model check runs in a job process like a job: it counts against the renter's jobs.
+          endCheck = this.takeJobSlot(auth.renterKeyHex);
+          endModel = this.takeModelCheck(auth.renterKeyHex);
+        }
         this.auth.consume(auth);
         read = true;
         if (route === 'models') {
           const tmp = this.store.tempPath();
           let uploaded: Awaited<ReturnType<ProviderServer['uploadModel']>>;
+          let endWait = () => {};
           try {
-            await this.receive(req, length, auth.bodyHash, tmp);
-            // Its upload bytes stay booked until the temporary file is gone: a check may wait for
-            // a job process, and waiting uploads must not pile up on disk past the caps.
+            await this.receive(req, length, auth.bodyHash, tmp, booking.add);
+            // On disk now: its bytes are no longer in flight. Booked until its check, a renter
+            // with long jobs queued held up to 256 MiB of the cap for minutes; the temporary
+            // files that wait are bounded by maxModelChecksPerRenter instead.
+            endWait = this.awaitCheck(length, release);
             uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length, auth.renterKeyHex);
           } finally {
             await rm(tmp, { force: true });
+            endWait();
           }
           // Given back before the answer: the renter's next request may follow it at once.
-          release();
+          endModel();
           endCheck();
           return this.send(res, 200, uploaded);
         }
-        const body = await this.receiveBody(req, length, auth.bodyHash);
+        const body = await this.receiveBody(req, length, auth.bodyHash, booking.add);
         clock?.mark('body read and hashed');
         release();
         if (route === 'jobs') {
@@ -548,6 +601,7 @@ export class ProviderServer {
         if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body));
       } finally {
         release();
+        endModel();
         endCheck();
       }
       const job = this.jobs.get(path.slice('/v1/jobs/'.length));
@@ -612,29 +666,105 @@ export class ProviderServer {
     };
   }
 
-  /** Books `length` bytes of upload for a renter; throws 503 (all busy) or 429 (this renter). */
-  private reserveUpload(renter: string, length: number): () => void {
-    if (length === 0) return () => undefined;
-    const mine = this.uploadsByRenter.get(renter) ?? 0;
-    if (mine + length > this.maxUploadBytesPerRenter)
+  /**
+   * Refuses at once (413) a body that could never be booked whole: longer than a renter may have
+   * in flight, or (a model) than model uploads together may.
+   */
+  private checkUploadFits(route: string, length: number): void {
+    const cap = Math.min(
+      this.maxUploadBytesPerRenter,
+      route === 'models' ? this.maxModelUploadBytes : this.maxUploadBytesInFlight,
+    );
+    if (length > cap)
+      throw new HttpError(
+        413,
+        'BODY_TOO_LARGE',
+        `the body is ${length} bytes; at most ${cap} can be received at once here`,
+      );
+  }
+
+  /**
+   * Moves a received model's bytes out of the in-flight caps to the models waiting for their
+   * check, where those have room (maxModelChecksPerRenter times the models' share of the
+   * in-flight cap, all renters together: one renter's own waiting models fill it at most);
+   * otherwise it keeps its in-flight booking until its check ends, as before. Either way the
+   * temporary files on disk stay bounded however many renters upload; returns what ends the wait.
+   */
+  private awaitCheck(length: number, releaseInFlight: () => void): () => void {
+    if (this.modelsAwaitingCheck + length > this.maxModelBytesAwaitingCheck) return releaseInFlight;
+    releaseInFlight();
+    this.modelsAwaitingCheck += length;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.modelsAwaitingCheck -= length;
+    };
+  }
+
+  /** Counts one model of a renter being received or checked, until the returned function is called. */
+  private takeModelCheck(renter: string): () => void {
+    const mine = this.modelChecksByRenter.get(renter) ?? 0;
+    if (mine >= this.maxModelChecksPerRenter)
       throw new HttpError(
         429,
-        'UPLOADS_BUSY',
-        'this renter is already uploading as much as it may at once; wait for those uploads',
+        'MODELS_BUSY',
+        `this renter has ${mine} models being received or checked, the most it may; wait for them`,
       );
-    if (this.uploading + length > this.maxUploadBytesInFlight)
-      throw new HttpError(503, 'UPLOADS_BUSY', 'the provider is receiving as much as it can; retry shortly');
-    this.uploading += length;
-    this.uploadsByRenter.set(renter, mine + length);
-    let released = false;
+    this.modelChecksByRenter.set(renter, mine + 1);
+    let done = false;
     return () => {
+      if (done) return;
+      done = true;
+      const left = (this.modelChecksByRenter.get(renter) ?? 1) - 1;
+      if (left <= 0) this.modelChecksByRenter.delete(renter);
+      else this.modelChecksByRenter.set(renter, left);
+    };
+  }
+
+  /**
+   * A body's booking of upload bytes, which grows as its chunks arrive: `add` books a chunk's
+   * bytes for the renter and in total (for a model, also among model uploads, which leave the
+   * job reserve alone) and throws 429 (this renter) or 503 (all busy) when a cap would be
+   * passed; `release` gives back all that was booked (once).
+   */
+  private bookUpload(renter: string, model: boolean): { add: (n: number) => void; release: () => void } {
+    let booked = 0;
+    let released = false;
+    const add = (n: number) => {
+      if (released) return;
+      const mine = this.uploadsByRenter.get(renter) ?? 0;
+      if (mine + n > this.maxUploadBytesPerRenter)
+        throw new HttpError(
+          429,
+          'UPLOADS_BUSY',
+          'this renter is already uploading as much as it may at once; wait for those uploads',
+        );
+      if (
+        this.uploading + n > this.maxUploadBytesInFlight ||
+        (model && this.modelUploading + n > this.maxModelUploadBytes)
+      )
+        throw new HttpError(
+          503,
+          'UPLOADS_BUSY',
+          'the provider is receiving as much as it can; retry shortly',
+        );
+      booked += n;
+      this.uploading += n;
+      if (model) this.modelUploading += n;
+      this.uploadsByRenter.set(renter, mine + n);
+    };
+    const release = () => {
       if (released) return;
       released = true;
-      this.uploading -= length;
-      const left = (this.uploadsByRenter.get(renter) ?? length) - length;
+      if (booked === 0) return;
+      this.uploading -= booked;
+      if (model) this.modelUploading -= booked;
+      const left = (this.uploadsByRenter.get(renter) ?? booked) - booked;
       if (left <= 0) this.uploadsByRenter.delete(renter);
       else this.uploadsByRenter.set(renter, left);
     };
+    return { add, release };
   }
 
   /**
@@ -646,7 +776,12 @@ export class ProviderServer {
    * that ends early is refused (400), and one that does not hash to the signed hash (401). One
    * that falls behind the upload pace is refused (408) and its booked bytes freed (uploadPace).
    */
-  private receiveBody(req: IncomingMessage, length: number, signedHash: Uint8Array): Promise<Uint8Array> {
+  private receiveBody(
+    req: IncomingMessage,
+    length: number,
+    signedHash: Uint8Array,
+    book: (n: number) => void,
+  ): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
       const hash = contentHasher();
       const chunks: Buffer[] = [];
@@ -675,6 +810,11 @@ export class ProviderServer {
         if (size > length) {
           req.destroy();
           return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
+        }
+        try {
+          book(chunk.length);
+        } catch (err) {
+          return finish(err as HttpError);
         }
         pace.received(size);
         hash.update(chunk);
@@ -713,6 +853,7 @@ export class ProviderServer {
     length: number,
     signedHash: Uint8Array,
     to: string,
+    book: (n: number) => void,
   ): Promise<void> {
     const hash = contentHasher();
     const file = createWriteStream(to, { flags: 'wx' });
@@ -740,6 +881,11 @@ export class ProviderServer {
         if (size > length) {
           req.destroy();
           return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
+        }
+        try {
+          book(chunk.length);
+        } catch (err) {
+          return finish(err as HttpError);
         }
         pace.received(size);
         hash.update(chunk);

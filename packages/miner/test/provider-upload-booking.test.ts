@@ -1,0 +1,282 @@
+/**
+ * How body bytes are booked against the provider's in-flight caps. They were booked at the
+ * declared content-length before any byte came: two renters sending only headers (256 + 64 MiB
+ * declared), re-sent after each 408 of the upload pace, held the whole cap but one round trip
+ * every 10 s, and every other renter's model uploads and job requests got 503. A model received
+ * whole kept its booking while its check waited behind the renter's queued jobs. Now bytes are
+ * booked as they arrive, model uploads leave a reserve to job bodies, and a received model gives
+ * its booking back before its check waits (its temporary file counted per renter instead).
+ *
+ * Small caps: models up to 64 KiB, job bodies 16 KiB, 96 KiB in flight, of which model uploads
+ * may have 64 KiB (a job reserve of 32 KiB). Waits are on the provider's own counts, not on time.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ed25519PublicKey, toHex } from '@unc/core';
+import { silentLogger } from '@unc/node';
+import { ProviderClient, type ProviderError, signJobRequest } from '@unc/sdk';
+import { DevSoftSigner, ProviderServer } from '../src/index.js';
+import { affineModel } from './fixtures/make-fixtures.js';
+import { tempDir } from './helpers.js';
+import { InMemoryLeaseSource } from './provider-helpers.js';
+
+const CHAIN = 'unc-test-upload-booking';
+const KiB = 1024;
+
+/** A request of which the headers and `sent` are written, `length` declared; resolves with its answer. */
+function partial(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  length: number,
+  sent: Uint8Array,
+) {
+  const u = new URL(url);
+  const req = request({
+    host: u.hostname,
+    port: u.port,
+    path,
+    method: 'POST',
+    headers: { ...headers, 'content-length': length },
+  });
+  const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          code: (JSON.parse(text) as { error: { code: string } }).error.code,
+        }),
+      );
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // The server may close the connection while the rest of the body is still being written.
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+  });
+  if (sent.length > 0) req.write(sent);
+  else req.flushHeaders();
+  return { req, answer };
+}
+
+/** Waits until `ok()` holds (a count of the provider's), polling; fails after 20 s. */
+async function until(ok: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!ok()) {
+    assert.ok(Date.now() < end, `never: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface Internals {
+  uploading: number;
+  jobsByRenter: Map<string, number>;
+  queue: { queued: number; admit<T>(task: () => Promise<T>, key?: string): Promise<T> };
+}
+
+describe('provider upload booking', () => {
+  const leases = new InMemoryLeaseSource();
+  const chips = [0, 1, 2].map(
+    (i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `booking-${i}`),
+  );
+  let dir: { path: string; remove(): Promise<void> };
+  let provider: ProviderServer;
+  let url: string;
+  const inner = () => provider as unknown as Internals;
+  const temps = () => readdirSync(join(dir.path, 'models')).filter((n) => n.endsWith('.tmp'));
+  const x = { x: { type: 'float32' as const, dims: [1, 4], data: Buffer.alloc(16).toString('base64') } };
+
+  async function renter(chip: number) {
+    const seed = new Uint8Array(randomBytes(32));
+    const leaseId = toHex(randomBytes(32));
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: toHex(await chips[chip]!.chipId()),
+      renterPublicKey: toHex(ed25519PublicKey(seed)),
+      status: 'active',
+    });
+    const client = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId,
+      renterSeed: seed,
+      allowHttp: true,
+    });
+    const sign = (method: string, path: string, body: Uint8Array) =>
+      signJobRequest(seed, { chainId: CHAIN, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
+    return { client, sign };
+  }
+
+  before(async () => {
+    dir = await tempDir('unc-provider-booking-');
+    provider = new ProviderServer({
+      chainId: CHAIN,
+      signers: chips,
+      leases,
+      modelDir: join(dir.path, 'models'),
+      stateDir: join(dir.path, 'state'),
+      concurrency: 1,
+      maxModelBytes: 64 * KiB,
+      maxBodyBytes: 16 * KiB,
+      maxUploadBytesInFlight: 96 * KiB,
+      // A pace no request here falls behind: a stalled body stays in flight for the whole test,
+      // as a header-only request re-sent after each 408 in effect does.
+      uploadPace: { graceMs: 600_000, idleMs: 600_000 },
+      logger: silentLogger,
+    });
+    url = await provider.start();
+  });
+
+  after(async () => {
+    await provider?.stop();
+    await dir?.remove();
+  });
+
+  test('requests whose bodies do not come book nothing: others upload models and run jobs', {
+    timeout: 60_000,
+  }, async () => {
+    const a = await renter(0);
+    const b = await renter(1);
+    const victim = await renter(2);
+    const fake = new Uint8Array(32);
+    // The whole in-flight cap declared, by two renters, and nothing sent.
+    const ra = partial(url, '/v1/models', a.sign('POST', '/v1/models', fake), 64 * KiB, new Uint8Array(0));
+    const rb = partial(url, '/v1/models', b.sign('POST', '/v1/models', fake), 32 * KiB, new Uint8Array(0));
+    try {
+      // Both are past their checks and waiting for their bodies (each holds its job slot).
+      await until(() => inner().jobsByRenter.size === 2, 'both header-only requests admitted');
+      const { modelHash } = await victim.client.uploadModel(affineModel());
+      const { job } = await victim.client.runJob(modelHash, x);
+      assert.equal(job.status, 'done');
+      assert.equal(inner().uploading, 0);
+    } finally {
+      ra.req.destroy();
+      rb.req.destroy();
+      await until(() => inner().jobsByRenter.size === 0, 'the header-only requests ended');
+    }
+  });
+
+  test('bytes are booked as they arrive, and given back with the temporary file when cut short', {
+    timeout: 60_000,
+  }, async () => {
+    const a = await renter(0);
+    const body = new Uint8Array(64 * KiB).fill(7);
+    const r = partial(
+      url,
+      '/v1/models',
+      a.sign('POST', '/v1/models', body),
+      body.length,
+      body.subarray(0, KiB),
+    );
+    await until(() => inner().uploading >= KiB, 'the first KiB booked');
+    assert.equal(inner().uploading, KiB);
+    assert.equal(temps().length, 1);
+    r.req.destroy();
+    await until(() => inner().uploading === 0 && temps().length === 0, 'the booking and the file freed');
+  });
+
+  test('model uploads cannot take the job reserve: one that would pass it mid-body is refused', {
+    timeout: 60_000,
+  }, async () => {
+    const a = await renter(0);
+    const b = await renter(1);
+    const victim = await renter(2);
+    const { modelHash } = await victim.client.uploadModel(affineModel());
+    // 60 KiB of model bytes really sent (and then stalled): 4 KiB left to model uploads.
+    const big = new Uint8Array(64 * KiB).fill(1);
+    const ra = partial(
+      url,
+      '/v1/models',
+      a.sign('POST', '/v1/models', big),
+      big.length,
+      big.subarray(0, 60 * KiB),
+    );
+    try {
+      await until(() => inner().uploading === 60 * KiB, "the first upload's 60 KiB booked");
+      // A second upload fits the declared limits, but its bytes would pass the models' share
+      // of the cap as they come: refused then, its booking and temporary file gone.
+      const second = new Uint8Array(30 * KiB).fill(2);
+      const rb = partial(url, '/v1/models', b.sign('POST', '/v1/models', second), second.length, second);
+      assert.deepEqual(await rb.answer, { status: 503, code: 'UPLOADS_BUSY' });
+      await until(() => inner().uploading === 60 * KiB, "the refused upload's bytes given back");
+      assert.equal(temps().length, 1);
+      // Job bodies still have their reserve.
+      const { job } = await victim.client.runJob(modelHash, x);
+      assert.equal(job.status, 'done');
+    } finally {
+      ra.req.destroy();
+      await until(() => inner().uploading === 0 && temps().length === 0, 'the stalled upload freed');
+    }
+  });
+
+  test('a received model waiting for its check holds no booking; few wait per renter', {
+    timeout: 60_000,
+  }, async () => {
+    const r = await renter(0);
+    // The only job process busy (as with the renter's long jobs queued): checks wait.
+    let unblock = () => {};
+    const blocker = inner().queue.admit(() => new Promise<void>((res) => (unblock = res)), 'other');
+    try {
+      const uploads: Promise<ProviderError | null>[] = [];
+      for (const i of [1, 2]) {
+        uploads.push(
+          r.client.uploadModel(new Uint8Array(16 * KiB).fill(10 + i)).then(
+            () => null,
+            (e: ProviderError) => e,
+          ),
+        );
+        await until(() => inner().queue.queued === i, `check ${i} waiting in the job queue`);
+        // Received whole and waiting: on disk, nothing in flight.
+        assert.equal(inner().uploading, 0);
+      }
+      // A third would be one more temporary file waiting: refused before its body.
+      await assert.rejects(
+        r.client.uploadModel(new Uint8Array(16 * KiB).fill(13)),
+        (e: ProviderError) => e.status === 429 && e.code === 'MODELS_BUSY',
+      );
+      // Waiting models of all renters stay under twice the models' share (128 KiB; one renter's
+      // own waiting models fill it at most): past it, a received model keeps its in-flight
+      // booking until its check, so temporary files stay bounded however many renters upload.
+      const other = await renter(1);
+      for (const i of [1, 2]) {
+        uploads.push(
+          other.client.uploadModel(new Uint8Array(48 * KiB).fill(20 + i)).then(
+            () => null,
+            (e: ProviderError) => e,
+          ),
+        );
+        await until(() => inner().queue.queued === 2 + i, `check ${2 + i} waiting in the job queue`);
+        assert.equal(inner().uploading, 0);
+      }
+      const third = await renter(2);
+      uploads.push(
+        third.client.uploadModel(new Uint8Array(16 * KiB).fill(30)).then(
+          () => null,
+          (e: ProviderError) => e,
+        ),
+      );
+      await until(() => inner().queue.queued === 5, 'check 5 waiting in the job queue');
+      assert.equal(inner().uploading, 16 * KiB);
+      unblock();
+      // The zero-filled bytes are no ONNX model: refused by the check once it runs.
+      for (const e of await Promise.all(uploads)) assert.equal(e?.code, 'BAD_MODEL');
+      assert.equal(inner().uploading, 0);
+      assert.equal(temps().length, 0);
+      // Room again for the renter's next model.
+      const next = await r.client
+        .uploadModel(new Uint8Array(16 * KiB).fill(14))
+        .catch((e: ProviderError) => e);
+      assert.equal((next as ProviderError).code, 'BAD_MODEL');
+    } finally {
+      unblock();
+      await blocker;
+    }
+  });
+});
