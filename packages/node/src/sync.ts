@@ -342,11 +342,11 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
       height: chain.height,
       headHash: chain.head.hash,
     }),
-    blocks: async (from, to) => {
+    blocks: async (from, to, take) => {
       const out: Uint8Array[] = [];
       for (let h = from; h <= to && h <= chain.height; h++) {
         const raw = await chain.db.getBlockBytes(h);
-        if (!raw) break;
+        if (!raw || (take && !take(raw.byteLength))) break;
         out.push(raw);
       }
       return out;

@@ -8,7 +8,7 @@ import {
   DEFAULT_CONNECTION_LIMITS,
   parseConnectionLimits,
 } from '../src/p2p/connection-limits.js';
-import { DEFAULT_TX_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
+import { DEFAULT_BLOCK_SERVE_LIMITS, DEFAULT_TX_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
   fc.assert(
@@ -134,4 +134,25 @@ test('connection limits: explicit defaults, overrides checked, each passed to th
     /p2p.maxConnections must be a positive integer/,
   );
   assert.throws(() => parseConnectionLimits({ maxConnectionz: 5 }), /not a connection limit/);
+});
+
+test('block sync budget: heights asked count per peer and over all peers, fresh ids do not multiply it', () => {
+  const budget = new ServeBudget(
+    { intervalMs: 1_000, maxIdsPerPeer: 128, maxIdsInAll: 256 },
+    DEFAULT_BLOCK_SERVE_LIMITS,
+    'blockServe',
+  );
+  assert.equal(budget.takeIds('a', 64, 0), true);
+  assert.equal(budget.takeIds('a', 64, 10), true);
+  assert.equal(budget.takeIds('a', 1, 20), false, 'past its own budget');
+  assert.equal(budget.takeIds('b', 64, 30), true);
+  assert.equal(budget.takeIds('c', 64, 40), true);
+  assert.equal(budget.takeIds('d', 1, 50), false, 'past the overall budget, whoever asks');
+  assert.equal(budget.takeIds('d', 64, 1_050), true, 'a new interval starts afresh');
+  assert.throws(
+    () => new ServeBudget({ maxIdsInAll: 0 }, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe'),
+    /blockServe\.maxIdsInAll/,
+  );
+  // The /txs/1 defaults keep no overall bound on ids, as before.
+  assert.equal(DEFAULT_TX_SERVE_LIMITS.maxIdsInAll, Number.MAX_SAFE_INTEGER);
 });

@@ -664,7 +664,7 @@ export class ConsensusDriver {
     return {
       onGossip: (topic, data, from, direct) => this.onGossip(topic, data, from, direct),
       status: () => this.status(),
-      blocks: (from, to) => this.syncReactor.blocksFor(from, to),
+      blocks: (from, to, take) => this.syncReactor.blocksFor(from, to, take),
       txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
       isRelayingPeer: (peer) => this.relayingPeers.has(peer),
     };

@@ -46,7 +46,7 @@ import {
   txRequestCodec,
 } from './frames.js';
 import { gossipMessageId } from './message-id.js';
-import { ServeBudget, type ServeBudgetLimits } from './serve-budget.js';
+import { DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget, type ServeBudgetLimits } from './serve-budget.js';
 import {
   type ChainStatus,
   type DirectMessage,
@@ -153,6 +153,8 @@ export interface NetworkOptions {
   scoring?: Partial<ScoringOptions>;
   /** What `/txs/1` serves per peer and in all per interval (serve-budget.ts). */
   txServe?: Partial<ServeBudgetLimits>;
+  /** What `/blocks/1` serves per peer and in all per interval (serve-budget.ts). */
+  blockServe?: Partial<ServeBudgetLimits>;
   /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
   connections?: Partial<ConnectionLimits>;
   logger?: Logger;
@@ -304,6 +306,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly maxBlockFrameBytes: number;
   private readonly maxBlocksResponseBytes: number;
   private readonly txServeBudget: ServeBudget;
+  private readonly blockServeBudget: ServeBudget;
   /** The connection limits in force (explicit, connection-limits.ts). */
   readonly connectionLimits: ConnectionLimits;
   private readonly log: Logger;
@@ -319,6 +322,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.maxBlockFrameBytes = opts.maxBlockFrameBytes ?? DEFAULT_MAX_BLOCK_FRAME_BYTES;
     this.maxBlocksResponseBytes = opts.maxBlocksResponseBytes ?? DEFAULT_MAX_BLOCKS_RESPONSE_BYTES;
     this.txServeBudget = new ServeBudget(opts.txServe);
+    this.blockServeBudget = new ServeBudget(opts.blockServe, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
     this.connectionLimits = connectionLimits(opts.connections);
     this.log = (opts.logger ?? silentLogger).child('p2p');
     for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
@@ -767,17 +771,31 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           throw new MalformedRequest(errorMessage(err));
         }
         const { from, to } = range;
-        const blocks = await this.opts.handlers.blocks(from, to);
+        // Within the peer's budget (serve-budget.ts), and the cap applied as each block is read,
+        // not after the handler has read them all: past either, a short answer (a valid one).
+        const asked = Number(to - from + 1n);
+        const relaying = this.opts.handlers.isRelayingPeer?.(peer) ?? false;
         let total = 0;
-        for (const [i, block] of blocks.entries()) {
+        let count = 0;
+        const take = (bytes: number): boolean => {
           // Fewer blocks than asked is a valid answer; more, or oversized ones, would get us penalised.
-          if (i >= Number(to - from + 1n)) break;
-          if (block.byteLength > this.maxBlockFrameBytes) {
-            this.log.error('block too large to serve', { height: from + BigInt(i), bytes: block.byteLength });
-            break;
+          if (count >= asked) return false;
+          if (bytes > this.maxBlockFrameBytes) {
+            this.log.error('block too large to serve', { height: from + BigInt(count), bytes });
+            return false;
           }
-          total += block.byteLength;
-          if (total > this.maxBlocksResponseBytes) break;
+          if (total + bytes > this.maxBlocksResponseBytes) return false;
+          if (!this.blockServeBudget.takeBytes(peer, bytes, Date.now(), relaying)) return false;
+          total += bytes;
+          count++;
+          return true;
+        };
+        const blocks = this.blockServeBudget.takeIds(peer, asked, Date.now())
+          ? await this.opts.handlers.blocks(from, to, take)
+          : [];
+        for (const [i, block] of blocks.entries()) {
+          // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
+          if (i >= count && !take(block.byteLength)) break;
           await sendFrame(stream, block, signal);
         }
       }

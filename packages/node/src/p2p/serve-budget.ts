@@ -13,6 +13,10 @@
  * and every validator's fetch would get a short answer: a share is kept for relaying peers (those
  * that relayed a consensus message this node accepted, as for catch-ups: consensus/driver.ts),
  * and the peers that never did share the rest. Relaying peers may also use what the others left.
+ *
+ * `/blocks/1` (block sync) has a budget of its own (DEFAULT_BLOCK_SERVE_LIMITS): ids are then the
+ * heights asked for (each a disk read), bytes the blocks sent. Without it any peer could ask for
+ * 64 blocks again the moment an answer ended, on four streams per connection, without end.
  */
 
 export interface ServeBudgetLimits {
@@ -20,6 +24,8 @@ export interface ServeBudgetLimits {
   intervalMs: number;
   /** Wire ids one peer may ask for per window (two full requests). Default 8192. */
   maxIdsPerPeer: number;
+  /** Ids all peers together may ask for per window. Default: no bound beyond the per-peer one. */
+  maxIdsInAll: number;
   /** Bytes of transactions one peer may be sent per window (two largest blocks). Default 16 MiB. */
   maxBytesPerPeer: number;
   /** Bytes of transactions sent to all peers together per window. Default 64 MiB. */
@@ -37,9 +43,26 @@ export interface ServeBudgetLimits {
 export const DEFAULT_TX_SERVE_LIMITS: Readonly<ServeBudgetLimits> = {
   intervalMs: 1_000,
   maxIdsPerPeer: 8_192,
+  maxIdsInAll: Number.MAX_SAFE_INTEGER,
   maxBytesPerPeer: 16 * 1024 * 1024,
   maxBytesInAll: 64 * 1024 * 1024,
   reservedBytesForRelaying: 32 * 1024 * 1024,
+  maxPeers: 4_096,
+};
+
+/**
+ * Block sync's budget. A node catching up asks one peer for at most 4 ranges of 64 blocks at a
+ * time, as fast as it applies them (about a thousand empty blocks a second at best): 4,096 heights
+ * a second per peer is above that, and 64 MiB (one full answer) a second per peer, 256 MiB in
+ * all, above what a link carries. Ids in all: 16,384 reads a second.
+ */
+export const DEFAULT_BLOCK_SERVE_LIMITS: Readonly<ServeBudgetLimits> = {
+  intervalMs: 1_000,
+  maxIdsPerPeer: 4_096,
+  maxIdsInAll: 16_384,
+  maxBytesPerPeer: 64 * 1024 * 1024,
+  maxBytesInAll: 256 * 1024 * 1024,
+  reservedBytesForRelaying: 64 * 1024 * 1024,
   maxPeers: 4_096,
 };
 
@@ -56,12 +79,17 @@ export class ServeBudget {
   private readonly peers = new Map<string, Window>();
   private all: Window = { start: Number.NEGATIVE_INFINITY, ids: 0, bytes: 0, unproven: 0 };
 
-  constructor(limits: Partial<ServeBudgetLimits> = {}) {
-    this.limits = { ...DEFAULT_TX_SERVE_LIMITS, ...limits };
+  /** `name`: the option these limits come from, for the errors (txServe, blockServe). */
+  constructor(
+    limits: Partial<ServeBudgetLimits> = {},
+    defaults: Readonly<ServeBudgetLimits> = DEFAULT_TX_SERVE_LIMITS,
+    name = 'txServe',
+  ) {
+    this.limits = { ...defaults, ...limits };
     for (const [k, v] of Object.entries(this.limits))
-      if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`txServe.${k} must be a positive integer`);
+      if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name}.${k} must be a positive integer`);
     if (this.limits.reservedBytesForRelaying >= this.limits.maxBytesInAll)
-      throw new RangeError('txServe.reservedBytesForRelaying must be less than txServe.maxBytesInAll');
+      throw new RangeError(`${name}.reservedBytesForRelaying must be less than ${name}.maxBytesInAll`);
   }
 
   /**
@@ -70,9 +98,16 @@ export class ServeBudget {
    */
   takeIds(peer: string, ids: number, now: number): boolean {
     const w = this.windowOf(peer, now);
-    if (w.ids + ids > this.limits.maxIdsPerPeer) return false;
+    this.renewAll(now);
+    if (w.ids + ids > this.limits.maxIdsPerPeer || this.all.ids + ids > this.limits.maxIdsInAll) return false;
     w.ids += ids;
+    this.all.ids += ids;
     return true;
+  }
+
+  private renewAll(now: number): void {
+    if (now - this.all.start >= this.limits.intervalMs)
+      this.all = { start: now, ids: 0, bytes: 0, unproven: 0 };
   }
 
   /**
@@ -81,8 +116,7 @@ export class ServeBudget {
    */
   takeBytes(peer: string, bytes: number, now: number, relaying = false): boolean {
     const w = this.windowOf(peer, now);
-    if (now - this.all.start >= this.limits.intervalMs)
-      this.all = { start: now, ids: 0, bytes: 0, unproven: 0 };
+    this.renewAll(now);
     const othersShare = this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
     if (
       w.bytes + bytes > this.limits.maxBytesPerPeer ||
