@@ -234,7 +234,16 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       // Ahead of the gap, a peer gets a second range in flight only once it served one in full:
       // a peer claiming heights no one else has would otherwise get every range past the others'
       // claims at once, each answered late and short.
-      const some = idle.length > 0 ? idle : gap ? able : able.filter(([peer]) => served.has(peer));
+      // A gap holds the whole pipeline: a peer that already served a range in full comes first.
+      const proven = idle.filter(([peer]) => served.has(peer));
+      const some =
+        gap && proven.length > 0
+          ? proven
+          : idle.length > 0
+            ? idle
+            : gap
+              ? able
+              : able.filter(([peer]) => served.has(peer));
       if (some.length === 0) return null;
       const [peer, s] = some[turn++ % some.length]!;
       const end = to < s.height ? to : s.height;

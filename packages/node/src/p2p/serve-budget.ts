@@ -54,12 +54,15 @@ export const DEFAULT_TX_SERVE_LIMITS: Readonly<ServeBudgetLimits> = {
  * Block sync's budget. A node catching up asks one peer for at most 4 ranges of 64 blocks at a
  * time, as fast as it applies them (about a thousand empty blocks a second at best): 4,096 heights
  * a second per peer is above that, and 64 MiB (one full answer) a second per peer, 256 MiB in
- * all, above what a link carries. Ids in all: 16,384 reads a second.
+ * all, above what a link carries. No overall bound on heights: a range of small blocks costs the
+ * server little once served from the stored bytes, while fresh ids asking for tiny blocks could
+ * fill such a bound cheaply, and every honest peer syncing from this node would then get empty
+ * answers, and penalise it for them (sync.ts). The overall bytes cost the asker as much bandwidth.
  */
 export const DEFAULT_BLOCK_SERVE_LIMITS: Readonly<ServeBudgetLimits> = {
   intervalMs: 1_000,
   maxIdsPerPeer: 4_096,
-  maxIdsInAll: 16_384,
+  maxIdsInAll: Number.MAX_SAFE_INTEGER,
   maxBytesPerPeer: 64 * 1024 * 1024,
   maxBytesInAll: 256 * 1024 * 1024,
   reservedBytesForRelaying: 64 * 1024 * 1024,
