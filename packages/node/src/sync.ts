@@ -8,6 +8,7 @@ import { blockCodec, decode } from '@unc/core';
 import { BlockWriteError, type Chain } from './chain.js';
 import { type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
+import { BLOCK_SERVE_MAX_WAIT_MS } from './p2p/serve-budget.js';
 import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
 
 /** What sync needs from the node's chain. */
@@ -59,6 +60,12 @@ export interface SyncOptions {
    */
   responseCapBytes?: number;
   maxBlockBytes?: number;
+  /**
+   * How long a server may wait for its serve budget before it ends an answer short
+   * (BLOCK_SERVE_MAX_WAIT_MS, serve-budget.ts): a short answer that came sooner, on `clock`, is a
+   * lie; a later one is not held against the peer beyond this sync.
+   */
+  serveWaitMs?: number;
 }
 
 export interface SyncResult {
@@ -77,12 +84,15 @@ export interface SyncResult {
   disproved: string[];
 }
 
-type Answer = { blocks: Uint8Array[] } | { error: Error };
+/** `at`: when the answer arrived, on the sync's clock (it may be read later, in range order). */
+type Answer = { blocks: Uint8Array[]; at: number } | { error: Error };
 
 interface Slot {
   from: bigint;
   to: bigint;
   peer: string;
+  /** When it was asked, on the sync's clock. */
+  asked: number;
   answer: Promise<Answer>;
 }
 
@@ -151,6 +161,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const responseCap = opts.responseCapBytes ?? 64 * 1024 * 1024;
   const maxBlockBytes = opts.maxBlockBytes ?? 9 * 1024 * 1024;
   const clock = opts.clock ?? systemClock;
+  const serveWaitMs = opts.serveWaitMs ?? BLOCK_SERVE_MAX_WAIT_MS;
   const started = clock.now();
   let applied = 0;
   let target = chain.height();
@@ -181,7 +192,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
 
   const fetch = (peer: string, from: bigint, to: bigint): Promise<Answer> =>
     network.requestBlocks(peer, from, to).then(
-      (blocks) => ({ blocks }),
+      (blocks) => ({ blocks, at: clock.now() }),
       (error: Error) => ({ error }),
     );
 
@@ -202,10 +213,17 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     // Peers that a recent sync caught claiming what they did not serve are asked only once no
     // other peer is ahead (they may have been honest and merely short of their serve budget).
     const believed = unexcluded.filter(([peer, s]) => !opts.distrusted?.(peer) && s.height > chain.height());
-    // Decided once a sync: when believed peers were ahead, the distrusted ones are not asked
-    // even after the believed ones ran out (a liar would then hold every sync's end).
+    // Decided once a sync: when believed peers were ahead, the distrusted ones are not asked once
+    // we reached the believed peers' heights (a liar would then hold every sync's end). But when
+    // the believed peers were dropped short of what they claimed, the distrusted ones are asked
+    // (one range each until one serves a range in full: pick), or one honest server distrusted
+    // for a short answer in some earlier sync would be lost for this one.
     if (believed.length > 0) sawBelieved = true;
-    const usable = sawBelieved ? believed : unexcluded;
+    const lostClaim = [...statuses]
+      .filter(([peer]) => excluded.has(peer) && !opts.distrusted?.(peer))
+      .reduce((top, [, s]) => (s.height > top ? s.height : top), 0n);
+    const usable =
+      !sawBelieved || (believed.length === 0 && lostClaim > chain.height()) ? unexcluded : believed;
     // Only peers still trusted count: a peer that claimed a height and failed to serve it does not
     // keep the target (and the progress bar) pinned to its claim.
     target =
@@ -247,7 +265,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       if (some.length === 0) return null;
       const [peer, s] = some[turn++ % some.length]!;
       const end = to < s.height ? to : s.height;
-      return { from, to: end, peer, answer: fetch(peer, from, end) };
+      return { from, to: end, peer, asked: clock.now(), answer: fetch(peer, from, end) };
     };
     const fill = () => {
       while (pending.length < parallel && next <= target) {
@@ -274,12 +292,18 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       const answer = await slot.answer;
       if ('error' in answer) {
         // The network layer has already scored a bad or failed answer; here we only stop asking
-        // (and, a height claimed but not served, stop believing its claims for a while).
-        drop(slot.peer, `request ${slot.from}…${slot.to} failed: ${answer.error.message}`, false, true);
+        // in this sync. Not distrusted: a timeout or a broken stream is also what an honest peer
+        // on a slow link gives (a liar gains no more by it than a deadline per sync).
+        drop(slot.peer, `request ${slot.from}…${slot.to} failed: ${answer.error.message}`, false, false);
         continue;
       }
+      // A server past its serve budget waits for it to renew, up to serveWaitMs, before it ends
+      // an answer short (serve-budget.ts BlockAnswerBudget): a short answer that came sooner is a
+      // lie, a later one may be an honest, busy server, only dropped from this sync (as a timeout).
+      const late = answer.at - slot.asked >= serveWaitMs;
       if (answer.blocks.length === 0) {
-        drop(slot.peer, `served no blocks of ${slot.from}…${slot.to} though it claims them`, true);
+        if (late) drop(slot.peer, `served no blocks of ${slot.from}…${slot.to}, late`, false, false);
+        else drop(slot.peer, `served no blocks of ${slot.from}…${slot.to} though it claims them`, true);
         continue;
       }
       let moved = false;
@@ -316,9 +340,9 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         // each range with one block, just before the deadline, held sync (and the node, out of
         // consensus) to a block per deadline. Dropped and penalised like an empty answer.
         const bytes = answer.blocks.reduce((n, b) => n + b.byteLength, 0);
-        if (bytes + maxBlockBytes <= responseCap)
-          drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to} though it claims them`, true);
-        else served.add(slot.peer);
+        if (bytes + maxBlockBytes > responseCap) served.add(slot.peer);
+        else if (late) drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to}, late`, false, false);
+        else drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to} though it claims them`, true);
         continue;
       }
       served.add(slot.peer);
@@ -355,7 +379,7 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
       const out: Uint8Array[] = [];
       for (let h = from; h <= to && h <= chain.height; h++) {
         const raw = await chain.db.getBlockBytes(h);
-        if (!raw || (take && !take(raw.byteLength))) break;
+        if (!raw || (take && !(await take(raw.byteLength)))) break;
         out.push(raw);
       }
       return out;

@@ -309,13 +309,17 @@ export class SyncReactor {
    * re-encoding all 64 blocks before the cap was looked at let any peer make this node read,
    * decode and hold up to 64 x 8 MiB per request, on four streams per connection.
    */
-  async blocksFor(from: bigint, to: bigint, take?: (bytes: number) => boolean): Promise<Uint8Array[]> {
+  async blocksFor(
+    from: bigint,
+    to: bigint,
+    take?: (bytes: number) => boolean | Promise<boolean>,
+  ): Promise<Uint8Array[]> {
     const { chain } = this.opts;
     const out: Uint8Array[] = [];
     const top = min(to, chain.height);
     for (let h = from; h <= top; h++) {
       const raw = await chain.db.getBlockBytes(h);
-      if (!raw || (take && !take(raw.byteLength))) break;
+      if (!raw || (take && !(await take(raw.byteLength)))) break;
       out.push(raw);
     }
     return out;

@@ -24,6 +24,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { chainIdCodec, encode, equalBytes, MAX_TX_BYTES, toHex } from '@unc/core';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { sleep, systemClock } from '../clock.js';
 import { MAX_COMPACT_PROPOSAL_BYTES } from '../consensus/wire.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
@@ -46,7 +47,12 @@ import {
   txRequestCodec,
 } from './frames.js';
 import { gossipMessageId } from './message-id.js';
-import { DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget, type ServeBudgetLimits } from './serve-budget.js';
+import {
+  BlockAnswerBudget,
+  DEFAULT_BLOCK_SERVE_LIMITS,
+  ServeBudget,
+  type ServeBudgetLimits,
+} from './serve-budget.js';
 import {
   type ChainStatus,
   type DirectMessage,
@@ -772,31 +778,36 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         }
         const { from, to } = range;
         // Within the peer's budget (serve-budget.ts), and the cap applied as each block is read,
-        // not after the handler has read them all: past either, a short answer (a valid one).
+        // not after the handler has read them all: past the cap, a short answer (a valid one);
+        // past the budget, a wait for it to renew, bounded well inside the requester's deadline
+        // (answering short at once got honest servers distrusted by honest syncers: sync.ts).
         const asked = Number(to - from + 1n);
-        const relaying = this.opts.handlers.isRelayingPeer?.(peer) ?? false;
-        let total = 0;
-        let count = 0;
-        const take = (bytes: number): boolean => {
-          // Fewer blocks than asked is a valid answer; more, or oversized ones, would get us penalised.
-          if (count >= asked) return false;
-          if (bytes > this.maxBlockFrameBytes) {
-            this.log.error('block too large to serve', { height: from + BigInt(count), bytes });
-            return false;
-          }
-          if (total + bytes > this.maxBlocksResponseBytes) return false;
-          if (!this.blockServeBudget.takeBytes(peer, bytes, Date.now(), relaying)) return false;
-          total += bytes;
-          count++;
-          return true;
+        const answer = new BlockAnswerBudget(this.blockServeBudget, {
+          peer,
+          asked,
+          capBytes: this.maxBlocksResponseBytes,
+          maxBlockBytes: this.maxBlockFrameBytes,
+          relaying: this.opts.handlers.isRelayingPeer?.(peer) ?? false,
+          now: () => systemClock.now(),
+          sleep: (ms) => sleep(systemClock, ms),
+        });
+        const take = async (bytes: number): Promise<boolean> => {
+          if (bytes > this.maxBlockFrameBytes)
+            this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
+          return answer.take(bytes);
         };
-        const blocks = this.blockServeBudget.takeIds(peer, asked, Date.now())
-          ? await this.opts.handlers.blocks(from, to, take)
-          : [];
-        for (const [i, block] of blocks.entries()) {
-          // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
-          if (i >= count && !take(block.byteLength)) break;
-          await sendFrame(stream, block, signal);
+        const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
+        let sent = 0;
+        try {
+          for (const [i, block] of blocks.entries()) {
+            // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
+            if (i >= answer.count && !(await take(block.byteLength))) break;
+            await sendFrame(stream, block, signal);
+            sent++;
+          }
+        } finally {
+          // What was taken of the budget and never sent (a stream reset) is given back.
+          answer.unsent(sent);
         }
       }
       await stream.close({ signal });

@@ -133,6 +133,31 @@ export class ServeBudget {
     return true;
   }
 
+  /**
+   * Gives back `bytes` taken at `takenAt` and then not sent (the stream broke or was reset), while
+   * the window they were taken in is still current. The budget bounds what is sent: taken as each
+   * block is read (so reads stay bounded too) and given back when it never left, or a peer opening
+   * streams and resetting them would spend the overall budget for nothing, and honest peers
+   * syncing from this node would then get short answers.
+   */
+  refundBytes(peer: string, bytes: number, takenAt: number, now: number, relaying = false): void {
+    const w = this.peers.get(peer);
+    if (w && w.start <= takenAt && now - w.start < this.limits.intervalMs)
+      w.bytes = Math.max(0, w.bytes - bytes);
+    const a = this.all;
+    if (a.start <= takenAt && now - a.start < this.limits.intervalMs) {
+      a.bytes = Math.max(0, a.bytes - bytes);
+      if (!relaying) a.unproven = Math.max(0, a.unproven - bytes);
+    }
+  }
+
+  /** Milliseconds until both `peer`'s window and the overall one have renewed (at least 1). */
+  msUntilRenewal(peer: string, now: number): number {
+    const w = this.peers.get(peer);
+    const ends = [this.all.start + this.limits.intervalMs, w ? w.start + this.limits.intervalMs : now];
+    return Math.max(1, Math.ceil(Math.max(...ends) - now));
+  }
+
   private windowOf(peer: string, now: number): Window {
     let w = this.peers.get(peer);
     if (w && now - w.start < this.limits.intervalMs) return w;
@@ -144,5 +169,99 @@ export class ServeBudget {
       if (oldest !== undefined) this.peers.delete(oldest);
     }
     return w;
+  }
+}
+
+/**
+ * The longest a `/blocks/1` answer waits, in all, for the serve budget to renew before it ends
+ * short. Well inside the requester's 10 s deadline (what is left of it carries the blocks),
+ * and the line sync.ts draws: an answer short of what its peer claims that comes sooner than this
+ * cannot be the budget's doing, so it is a lie; a later one may be an honest, busy server.
+ */
+export const BLOCK_SERVE_MAX_WAIT_MS = 6_000;
+
+export interface BlockAnswerOptions {
+  peer: string;
+  /** Heights asked for: at most that many blocks are taken. */
+  asked: number;
+  /** The response cap and the largest block frame (libp2p.ts). */
+  capBytes: number;
+  maxBlockBytes: number;
+  relaying: boolean;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+  /** Default BLOCK_SERVE_MAX_WAIT_MS. */
+  maxWaitMs?: number;
+}
+
+/**
+ * One `/blocks/1` answer's use of the block serve budget. Past the budget (not the cap) it waits
+ * for the window to renew, up to `maxWaitMs` in all, instead of ending the answer at once: a
+ * per-peer budget of one full answer a second, and a syncer with four ranges in flight, made an
+ * honest server answer three of them short within the second, and the honest syncer then dropped,
+ * penalised and distrusted it (sync.ts reads a quick short answer as a lie). Blocks are taken as
+ * they are read and given back (`unsent`) when they were not sent.
+ */
+export class BlockAnswerBudget {
+  private total = 0;
+  private waited = 0;
+  private readonly taken: { bytes: number; at: number }[] = [];
+  private readonly maxWaitMs: number;
+
+  constructor(
+    private readonly budget: ServeBudget,
+    private readonly opts: BlockAnswerOptions,
+  ) {
+    this.maxWaitMs = opts.maxWaitMs ?? BLOCK_SERVE_MAX_WAIT_MS;
+  }
+
+  /** Blocks taken so far. */
+  get count(): number {
+    return this.taken.length;
+  }
+
+  /** Whether the heights asked for may be looked up at all (waiting for the budget as above). */
+  ids(): Promise<boolean> {
+    return this.wait(() => this.budget.takeIds(this.opts.peer, this.opts.asked, this.opts.now()));
+  }
+
+  /**
+   * A block of `bytes` was read: true to send it, false to end the answer (all asked blocks taken,
+   * an oversized block, the cap reached, or the budget still spent after the longest wait).
+   */
+  async take(bytes: number): Promise<boolean> {
+    const { opts } = this;
+    if (this.taken.length >= opts.asked || bytes > opts.maxBlockBytes || this.total + bytes > opts.capBytes)
+      return false;
+    let at = 0;
+    const ok = await this.wait(() => {
+      at = opts.now();
+      return this.budget.takeBytes(opts.peer, bytes, at, opts.relaying);
+    });
+    if (!ok) return false;
+    this.total += bytes;
+    this.taken.push({ bytes, at });
+    return true;
+  }
+
+  /** The answer ended after `sent` blocks left: what was taken of the others is given back. */
+  unsent(sent: number): void {
+    for (const t of this.taken.slice(sent))
+      this.budget.refundBytes(this.opts.peer, t.bytes, t.at, this.opts.now(), this.opts.relaying);
+    this.taken.length = Math.min(this.taken.length, sent);
+  }
+
+  private async wait(attempt: () => boolean): Promise<boolean> {
+    for (;;) {
+      if (attempt()) return true;
+      if (this.waited >= this.maxWaitMs) return false;
+      // Never past the longest wait in all, so an answer ends short only at that wait, exactly.
+      const ms = Math.min(
+        this.budget.msUntilRenewal(this.opts.peer, this.opts.now()),
+        this.maxWaitMs - this.waited,
+      );
+      await this.opts.sleep(ms);
+      this.waited += ms;
+    }
   }
 }
