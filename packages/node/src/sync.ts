@@ -50,7 +50,7 @@ export interface SyncOptions {
   clock?: Clock;
   /**
    * Peers known to have claimed heights they did not serve (sync-reactor.ts): asked, and their
-   * claims counted, only when no other peer is ahead.
+   * claims counted, only when no other peer is ahead, or when those ahead were all dropped.
    */
   distrusted?: (peer: string) => boolean;
   /**
@@ -79,7 +79,8 @@ export interface SyncResult {
   excluded: string[];
   /**
    * Of `excluded`, those that served less of a range than they claimed to hold (empty or short
-   * answers, blocks that do not apply): their status claims are not to be trusted for a while.
+   * answers that came quickly, blocks that do not apply): their status claims are not to be
+   * trusted for a while. Not those whose request failed or whose short answer came late.
    */
   disproved: string[];
 }
