@@ -14,7 +14,12 @@ import { Chain } from '../src/chain.js';
 import { type Clock, sleep } from '../src/clock.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import { BlockAnswerBudget, DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
+import {
+  BLOCK_SERVE_MAX_WAIT_MS,
+  BlockAnswerBudget,
+  DEFAULT_BLOCK_SERVE_LIMITS,
+  ServeBudget,
+} from '../src/p2p/serve-budget.js';
 import type { ChainStatus, Network } from '../src/p2p/types.js';
 import { ChainDb } from '../src/storage/db.js';
 import { chainServer, chainSyncTarget, syncChain } from '../src/sync.js';
@@ -169,6 +174,36 @@ describe('block sync and the server’s serve budget', () => {
       assert.deepEqual(result.disproved, []);
       assert.deepEqual(result.excluded, []);
     });
+
+  test('a short answer that came after the longest budget wait drops its peer from the sync only', async () => {
+    const source = await openChain();
+    await grow(source, 20n);
+    const server = chainServer(source);
+    const clock = new SteppingClock();
+    const peers: Record<string, FakePeer> = {
+      // A busy honest server (or a liar at the pace of a timeout): one block, after the wait.
+      busy: {
+        claim: () => source.height,
+        blocks: async (f, t) => {
+          await sleep(clock, BLOCK_SERVE_MAX_WAIT_MS);
+          return (await server.blocks(f, t)).slice(0, 1);
+        },
+      },
+      other: { claim: () => source.height, blocks: (f, t) => server.blocks(f, t) },
+    };
+    const fresh = await openChain();
+    const log = newLog();
+    const result = await syncChain({
+      network: fakeNetwork(source, peers, log),
+      chain: chainSyncTarget(fresh),
+      batchSize: 4,
+      clock,
+    });
+    assert.equal(result.height, 20n);
+    assert.deepEqual(result.excluded, ['busy']);
+    assert.deepEqual(result.disproved, []);
+    assert.deepEqual(log.penalized, []);
+  });
 
   test('a peer whose request failed (a timeout) is dropped from the sync but not distrusted', async () => {
     const source = await openChain();
