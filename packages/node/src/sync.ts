@@ -8,6 +8,7 @@ import { blockCodec, decode } from '@unc/core';
 import { BlockWriteError, type Chain } from './chain.js';
 import { type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
+import { BLOCK_SERVE_MAX_WAIT_MS } from './p2p/serve-budget.js';
 import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
 
 /** What sync needs from the node's chain. */
@@ -47,6 +48,24 @@ export interface SyncOptions {
   logger?: Logger;
   /** For the progress rate; `systemClock` by default. */
   clock?: Clock;
+  /**
+   * Peers known to have claimed heights they did not serve (sync-reactor.ts): asked, and their
+   * claims counted, only when no other peer is ahead, or when those ahead were all dropped.
+   */
+  distrusted?: (peer: string) => boolean;
+  /**
+   * The most a range answer may carry (the network's response cap, DEFAULT_MAX_BLOCKS_RESPONSE_BYTES)
+   * and the largest block: an answer short of its range is honest only when the next block would
+   * not have fit under the cap. Defaults: 64 MiB and 9 MiB (libp2p.ts).
+   */
+  responseCapBytes?: number;
+  maxBlockBytes?: number;
+  /**
+   * How long a server may wait for its serve budget before it ends an answer short
+   * (BLOCK_SERVE_MAX_WAIT_MS, serve-budget.ts): a short answer that came sooner, on `clock`, is a
+   * lie; a later one is not held against the peer beyond this sync.
+   */
+  serveWaitMs?: number;
 }
 
 export interface SyncResult {
@@ -58,14 +77,23 @@ export interface SyncResult {
   applied: number;
   /** Peers penalised or dropped during this sync (bad blocks, failed requests, empty answers). */
   excluded: string[];
+  /**
+   * Of `excluded`, those that served less of a range than they claimed to hold (empty or short
+   * answers that came quickly, blocks that do not apply): their status claims are not to be
+   * trusted for a while. Not those whose request failed or whose short answer came late.
+   */
+  disproved: string[];
 }
 
-type Answer = { blocks: Uint8Array[] } | { error: Error };
+/** `at`: when the answer arrived, on the sync's clock (it may be read later, in range order). */
+type Answer = { blocks: Uint8Array[]; at: number } | { error: Error };
 
 interface Slot {
   from: bigint;
   to: bigint;
   peer: string;
+  /** When it was asked, on the sync's clock. */
+  asked: number;
   answer: Promise<Answer>;
 }
 
@@ -130,7 +158,11 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const log = (opts.logger ?? silentLogger).child('sync');
   const progressEvery = opts.progressIntervalMs ?? 250;
   const excluded = new Set<string>();
+  const disproved = new Set<string>();
+  const responseCap = opts.responseCapBytes ?? 64 * 1024 * 1024;
+  const maxBlockBytes = opts.maxBlockBytes ?? 9 * 1024 * 1024;
   const clock = opts.clock ?? systemClock;
+  const serveWaitMs = opts.serveWaitMs ?? BLOCK_SERVE_MAX_WAIT_MS;
   const started = clock.now();
   let applied = 0;
   let target = chain.height();
@@ -152,24 +184,47 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     });
   };
 
-  const drop = (peer: string, why: string, blame: boolean) => {
+  const drop = (peer: string, why: string, blame: boolean, disprove = blame) => {
     excluded.add(peer);
+    if (disprove) disproved.add(peer);
     if (blame) network.penalize(peer, why);
     log.info('peer dropped from sync', { peer, why, penalized: blame });
   };
 
   const fetch = (peer: string, from: bigint, to: bigint): Promise<Answer> =>
     network.requestBlocks(peer, from, to).then(
-      (blocks) => ({ blocks }),
+      (blocks) => ({ blocks, at: clock.now() }),
       (error: Error) => ({ error }),
     );
 
+  // The peer the next range goes to, counted over the whole sync, not per pass: restarted at 0
+  // each pass, the peer claiming the highest height got the first range of every pass, and one
+  // that answered each with a single block (a short answer starts a new pass) held sync to a
+  // block per request deadline, for as long as it liked.
+  let turn = 0;
+  /** Peers that served a range in full (or up to the response cap) in this sync. */
+  const served = new Set<string>();
+  let sawBelieved = false;
   for (;;) {
     signal?.throwIfAborted();
     const statuses = await peerStatuses(network);
-    const usable = [...statuses]
+    const unexcluded = [...statuses]
       .filter(([peer]) => !excluded.has(peer))
       .sort((a, b) => (b[1].height > a[1].height ? 1 : b[1].height < a[1].height ? -1 : 0));
+    // Peers that a recent sync caught claiming what they did not serve are asked only once no
+    // other peer is ahead (they may have been honest and merely short of their serve budget).
+    const believed = unexcluded.filter(([peer, s]) => !opts.distrusted?.(peer) && s.height > chain.height());
+    // Decided once a sync: when believed peers were ahead, the distrusted ones are not asked once
+    // we reached the believed peers' heights (a liar would then hold every sync's end). But when
+    // the believed peers were dropped short of what they claimed, the distrusted ones are asked
+    // (one range each until one serves a range in full: pick), or one honest server distrusted
+    // for a short answer in some earlier sync would be lost for this one.
+    if (believed.length > 0) sawBelieved = true;
+    const lostClaim = [...statuses]
+      .filter(([peer]) => excluded.has(peer) && !opts.distrusted?.(peer))
+      .reduce((top, [, s]) => (s.height > top ? s.height : top), 0n);
+    const usable =
+      !sawBelieved || (believed.length === 0 && lostClaim > chain.height()) ? unexcluded : believed;
     // Only peers still trusted count: a peer that claimed a height and failed to serve it does not
     // keep the target (and the progress bar) pinned to its claim.
     target =
@@ -179,42 +234,86 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     log.info('syncing', { height: chain.height(), target, peers: ahead.length });
     report(true);
 
-    // One pass: a pipeline of ranges from our height up; any failure ends it and the outer loop
-    // starts a fresh one from wherever we got to, without the peer that failed.
+    // One pass: a pipeline of ranges from our height up, applied in order. A range a peer failed
+    // to serve (or served in part) is asked again, what is missing of it, of another peer at the
+    // head of the pipeline, so the ranges already asked of others stay in flight and each failing
+    // peer costs the requests it had (restarting the pass dropped them unread: sybils that each
+    // answered late were asked again and again). The pass ends when nobody left can serve the
+    // gap, or when something else committed meanwhile; the outer loop then starts afresh.
     const pending: Slot[] = [];
     let next = chain.height() + 1n;
-    let turn = 0;
+    /**
+     * A range from `from` (up to `to`, or as far as the peer claims) for the next able peer in
+     * turn, preferring one with no request in flight: a slow peer is not handed more while others
+     * wait idle, and a peer that fails holds at most the requests it already had.
+     */
+    const pick = (from: bigint, to: bigint, gap: boolean): Slot | null => {
+      const able = ahead.filter(([peer, s]) => !excluded.has(peer) && s.height >= from);
+      const idle = able.filter(([peer]) => !pending.some((p) => p.peer === peer));
+      // Ahead of the gap, a peer gets a second range in flight only once it served one in full:
+      // a peer claiming heights no one else has would otherwise get every range past the others'
+      // claims at once, each answered late and short.
+      // A gap holds the whole pipeline: a peer that already served a range in full comes first.
+      const proven = idle.filter(([peer]) => served.has(peer));
+      const some =
+        gap && proven.length > 0
+          ? proven
+          : idle.length > 0
+            ? idle
+            : gap
+              ? able
+              : able.filter(([peer]) => served.has(peer));
+      if (some.length === 0) return null;
+      const [peer, s] = some[turn++ % some.length]!;
+      const end = to < s.height ? to : s.height;
+      return { from, to: end, peer, asked: clock.now(), answer: fetch(peer, from, end) };
+    };
     const fill = () => {
       while (pending.length < parallel && next <= target) {
-        const able = ahead.filter(([peer, s]) => !excluded.has(peer) && s.height >= next);
-        if (able.length === 0) return;
-        const [peer, s] = able[turn++ % able.length]!;
-        const end = next + batch - 1n;
-        const to = end < s.height ? end : s.height;
-        pending.push({ from: next, to, peer, answer: fetch(peer, next, to) });
-        next = to + 1n;
+        const slot = pick(next, next + batch - 1n, false);
+        if (!slot) return;
+        pending.push(slot);
+        next = slot.to + 1n;
       }
     };
     fill();
-    while (pending.length > 0) {
+    for (;;) {
       signal?.throwIfAborted();
-      const slot = pending.shift()!;
+      // What a peer failed to serve (or served in part) is a gap before the ranges still in
+      // flight: asked again of another peer, at the head of the pipeline.
+      const want = chain.height() + 1n;
+      const gapEnd = (pending[0]?.from ?? next) - 1n;
+      if (want <= gapEnd) {
+        const slot = pick(want, gapEnd, true);
+        if (!slot) break;
+        pending.unshift(slot);
+      }
+      const slot = pending.shift();
+      if (!slot) break;
       const answer = await slot.answer;
       if ('error' in answer) {
-        // The network layer has already scored a bad or failed answer; here we only stop asking.
-        drop(slot.peer, `request ${slot.from}…${slot.to} failed: ${answer.error.message}`, false);
-        break;
+        // The network layer has already scored a bad or failed answer; here we only stop asking
+        // in this sync. Not distrusted: a timeout or a broken stream is also what an honest peer
+        // on a slow link gives (a liar gains no more by it than a deadline per sync).
+        drop(slot.peer, `request ${slot.from}…${slot.to} failed: ${answer.error.message}`, false, false);
+        continue;
       }
+      // A server past its serve budget waits for it to renew, up to serveWaitMs, before it ends
+      // an answer short (serve-budget.ts BlockAnswerBudget): a short answer that came sooner is a
+      // lie, a later one may be an honest, busy server, only dropped from this sync (as a timeout).
+      const late = answer.at - slot.asked >= serveWaitMs;
       if (answer.blocks.length === 0) {
-        drop(slot.peer, `served no blocks of ${slot.from}…${slot.to} though it claims them`, true);
-        break;
+        if (late) drop(slot.peer, `served no blocks of ${slot.from}…${slot.to}, late`, false, false);
+        else drop(slot.peer, `served no blocks of ${slot.from}…${slot.to} though it claims them`, true);
+        continue;
       }
-      let bad = false;
+      let moved = false;
+      let failed = false;
       for (const [i, block] of answer.blocks.entries()) {
         const height = slot.from + BigInt(i);
         if (chain.height() !== height - 1n) {
           // Something else (e.g. consensus) committed meanwhile; restart from the new head.
-          bad = true;
+          moved = true;
           break;
         }
         const following = answer.blocks[i + 1];
@@ -226,14 +325,28 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
           // written either (chain.ts BlockWriteError), so the sync ends with the failure.
           if (err instanceof BlockWriteError) throw err;
           drop(slot.peer, `block ${height} does not apply: ${(err as Error).message}`, true);
-          bad = true;
+          failed = true;
           break;
         }
         applied++;
         report(false);
       }
-      // A short answer leaves a gap the later ranges cannot fill: start a new pass from here.
-      if (bad || answer.blocks.length < Number(slot.to - slot.from + 1n)) break;
+      if (moved) break;
+      if (failed) continue;
+      const got = answer.blocks.length;
+      if (BigInt(got) < slot.to - slot.from + 1n) {
+        // A range never runs past the height its peer claimed, so an honest peer serves all of
+        // it, or as much as fits under the response cap (the next block would not have fitted).
+        // Any other short answer is a peer claiming blocks it does not serve: one that answered
+        // each range with one block, just before the deadline, held sync (and the node, out of
+        // consensus) to a block per deadline. Dropped and penalised like an empty answer.
+        const bytes = answer.blocks.reduce((n, b) => n + b.byteLength, 0);
+        if (bytes + maxBlockBytes > responseCap) served.add(slot.peer);
+        else if (late) drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to}, late`, false, false);
+        else drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to} though it claims them`, true);
+        continue;
+      }
+      served.add(slot.peer);
       fill();
     }
   }
@@ -241,7 +354,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const height = chain.height();
   if (height < target) log.warn('sync stopped before the target', { height, target });
   else log.info('sync complete', { height, applied, seconds: (clock.now() - started) / 1000 });
-  return { height, target, applied, excluded: [...excluded] };
+  return { height, target, applied, excluded: [...excluded], disproved: [...disproved] };
 }
 
 /** Sync's view of a `Chain`: decode each block and let the chain verify and commit it. */
@@ -263,11 +376,11 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
       height: chain.height,
       headHash: chain.head.hash,
     }),
-    blocks: async (from, to) => {
+    blocks: async (from, to, take) => {
       const out: Uint8Array[] = [];
       for (let h = from; h <= to && h <= chain.height; h++) {
         const raw = await chain.db.getBlockBytes(h);
-        if (!raw) break;
+        if (!raw || (take && !(await take(raw.byteLength)))) break;
         out.push(raw);
       }
       return out;

@@ -8,7 +8,13 @@ import {
   DEFAULT_CONNECTION_LIMITS,
   parseConnectionLimits,
 } from '../src/p2p/connection-limits.js';
-import { DEFAULT_TX_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
+import {
+  BLOCK_SERVE_MAX_WAIT_MS,
+  BlockAnswerBudget,
+  DEFAULT_BLOCK_SERVE_LIMITS,
+  DEFAULT_TX_SERVE_LIMITS,
+  ServeBudget,
+} from '../src/p2p/serve-budget.js';
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
   fc.assert(
@@ -134,4 +140,89 @@ test('connection limits: explicit defaults, overrides checked, each passed to th
     /p2p.maxConnections must be a positive integer/,
   );
   assert.throws(() => parseConnectionLimits({ maxConnectionz: 5 }), /not a connection limit/);
+});
+
+test('block sync budget: heights asked count per peer and over all peers, fresh ids do not multiply it', () => {
+  const budget = new ServeBudget(
+    { intervalMs: 1_000, maxIdsPerPeer: 128, maxIdsInAll: 256 },
+    DEFAULT_BLOCK_SERVE_LIMITS,
+    'blockServe',
+  );
+  assert.equal(budget.takeIds('a', 64, 0), true);
+  assert.equal(budget.takeIds('a', 64, 10), true);
+  assert.equal(budget.takeIds('a', 1, 20), false, 'past its own budget');
+  assert.equal(budget.takeIds('b', 64, 30), true);
+  assert.equal(budget.takeIds('c', 64, 40), true);
+  assert.equal(budget.takeIds('d', 1, 50), false, 'past the overall budget, whoever asks');
+  assert.equal(budget.takeIds('d', 64, 1_050), true, 'a new interval starts afresh');
+  assert.throws(
+    () => new ServeBudget({ maxIdsInAll: 0 }, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe'),
+    /blockServe\.maxIdsInAll/,
+  );
+  // The /txs/1 defaults keep no overall bound on ids, as before.
+  assert.equal(DEFAULT_TX_SERVE_LIMITS.maxIdsInAll, Number.MAX_SAFE_INTEGER);
+});
+
+test('block answers: bytes taken and never sent are given back, in the window they were taken in only', () => {
+  const b = new ServeBudget(
+    { maxBytesPerPeer: 100, maxBytesInAll: 150, reservedBytesForRelaying: 50 },
+    DEFAULT_BLOCK_SERVE_LIMITS,
+  );
+  assert.ok(b.takeBytes('reset', 100, 0));
+  // A peer that resets its streams: what it was never sent does not count against anyone.
+  b.refundBytes('reset', 100, 0, 10);
+  assert.ok(b.takeBytes('reset', 100, 20), 'its own budget back');
+  b.refundBytes('reset', 100, 20, 30);
+  assert.ok(b.takeBytes('other', 100, 40), 'the others’ share back');
+  // Taken in an earlier window: nothing to give back in this one.
+  assert.ok(b.takeBytes('late', 50, 1_200));
+  assert.ok(b.takeBytes('late', 100, 2_300));
+  b.refundBytes('late', 50, 1_200, 2_301);
+  assert.equal(b.takeBytes('late', 1, 2_302), false);
+});
+
+test('block answers wait for the budget to renew, and end short only after the longest wait in all', async () => {
+  let now = 0;
+  let slept = 0;
+  const budget = new ServeBudget({ maxBytesPerPeer: 10 }, DEFAULT_BLOCK_SERVE_LIMITS);
+  const answer = (asked: number) =>
+    new BlockAnswerBudget(budget, {
+      peer: 'p',
+      asked,
+      capBytes: 1_000,
+      maxBlockBytes: 10,
+      relaying: false,
+      now: () => now,
+      sleep: async (ms) => {
+        now += ms;
+        slept += ms;
+      },
+    });
+  const a = answer(100);
+  assert.ok(await a.ids());
+  for (let i = 0; i < 3; i++) assert.ok(await a.take(10), `block ${i}, a window each`);
+  assert.equal(slept, 2_000, 'waited for two renewals');
+  assert.equal(a.count, 3);
+  // A window longer than the longest wait: the answer ends short exactly at that wait.
+  const slow = new ServeBudget({ maxBytesPerPeer: 10, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
+  slept = 0;
+  const b = new BlockAnswerBudget(slow, {
+    peer: 'p',
+    asked: 2,
+    capBytes: 1_000,
+    maxBlockBytes: 10,
+    relaying: false,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      slept += ms;
+    },
+  });
+  assert.ok(await b.take(10));
+  assert.equal(await b.take(10), false);
+  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
+  // The cap and the blocks asked end an answer at once, without waiting.
+  slept = 0;
+  assert.equal(await b.take(11), false);
+  assert.equal(slept, 0);
 });

@@ -665,7 +665,7 @@ export class ConsensusDriver {
     return {
       onGossip: (topic, data, from, direct) => this.onGossip(topic, data, from, direct),
       status: () => this.status(),
-      blocks: (from, to) => this.syncReactor.blocksFor(from, to),
+      blocks: (from, to, take) => this.syncReactor.blocksFor(from, to, take),
       txs: (blockHash, ids) => this.servedTxs(blockHash, ids),
       isRelayingPeer: (peer) => this.relayingPeers.has(peer),
     };
@@ -2297,8 +2297,12 @@ export class ConsensusDriver {
     const network = this.network;
     this.probingPeers = true;
     const probedAt = this.chain.tipHeight;
-    this.syncReactor
-      .peerAhead(network)
+    // Signed votes and verified certificates (behind-view.ts) prove it behind; a bare status
+    // claim counts only from a peer no recent sync caught claiming what it did not serve
+    // (sync-reactor.ts `peerAhead`), or one such peer would start a sync at every stall.
+    const decided = this.behindView.decided(this.nextValidators(), now);
+    const proven = decided !== null && decided > probedAt;
+    (proven ? Promise.resolve(true) : this.syncReactor.peerAhead(network))
       .then((behind) => {
         if (!behind || this.stopped) return;
         return this.enqueue(async () => {

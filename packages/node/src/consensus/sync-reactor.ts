@@ -11,7 +11,6 @@ import {
   type Ed25519Verified,
   ed25519CheckKey,
   ed25519Verify,
-  encode,
   epochOf,
   equalBytes,
   getPociParams,
@@ -26,8 +25,13 @@ import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../p2p/types.js';
-import { isBehind, type SyncProgress, syncChain } from '../sync.js';
+import { peerStatuses, type SyncProgress, syncChain } from '../sync.js';
 import type { BlockPreverifier } from './block-preverify.js';
+
+/** How long a peer whose claimed heights a sync found it did not serve is not believed. */
+export const DISPROVED_MS = 10 * 60_000;
+/** Peers remembered as disproved at once. */
+const MAX_DISPROVED = 1_024;
 
 export interface SyncReactorOptions {
   clock: Clock;
@@ -114,9 +118,40 @@ export class SyncReactor {
     return ok;
   };
 
-  /** Whether some peer is ahead of our head (asks every peer for its status). */
-  peerAhead(network: Network): Promise<boolean> {
-    return isBehind(network, this.opts.chain.tipHeight, 0);
+  /**
+   * Peers that claimed heights a sync then found they did not serve (sync.ts `disproved`), and
+   * until when their claims are ignored. A status claim costs nothing: without this, one peer
+   * claiming a height far ahead made every stall probe start a sync that held the consensus queue
+   * until it gave up on that peer, stall after stall. Bounded (oldest forgotten first).
+   */
+  private readonly disproved = new Map<string, number>();
+
+  /**
+   * Whether some peer is ahead of our head (asks every peer for its status), counting only peers
+   * whose claims no recent sync disproved.
+   */
+  async peerAhead(network: Network): Promise<boolean> {
+    const statuses = await peerStatuses(network);
+    const head = this.opts.chain.tipHeight;
+    for (const [peer, s] of statuses) if (s.height > head && !this.isDisproved(peer)) return true;
+    return false;
+  }
+
+  private isDisproved(peer: string): boolean {
+    const until = this.disproved.get(peer);
+    if (until === undefined) return false;
+    if (this.opts.clock.now() < until) return true;
+    this.disproved.delete(peer);
+    return false;
+  }
+
+  private disprove(peer: string): void {
+    this.disproved.delete(peer);
+    this.disproved.set(peer, this.opts.clock.now() + DISPROVED_MS);
+    if (this.disproved.size > MAX_DISPROVED) {
+      const oldest = this.disproved.keys().next().value;
+      if (oldest !== undefined) this.disproved.delete(oldest);
+    }
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
@@ -198,7 +233,9 @@ export class SyncReactor {
       },
       logger,
       clock: this.opts.clock,
+      distrusted: (peer) => this.isDisproved(peer),
     });
+    for (const peer of result.disproved) this.disprove(peer);
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
   }
 
@@ -265,15 +302,25 @@ export class SyncReactor {
     this.prepared.clear();
   }
 
-  /** Encoded committed blocks `from`…`to` (as many as we have), for a peer's range request. */
-  async blocksFor(from: bigint, to: bigint): Promise<Uint8Array[]> {
+  /**
+   * Encoded committed blocks `from`…`to` (as many as we have), for a peer's range request: the
+   * stored bytes as they are (a block is stored in its canonical encoding, with its commit), each
+   * offered to `take` (the response cap and serve budget) before the next is read. Decoding and
+   * re-encoding all 64 blocks before the cap was looked at let any peer make this node read,
+   * decode and hold up to 64 x 8 MiB per request, on four streams per connection.
+   */
+  async blocksFor(
+    from: bigint,
+    to: bigint,
+    take?: (bytes: number) => boolean | Promise<boolean>,
+  ): Promise<Uint8Array[]> {
     const { chain } = this.opts;
     const out: Uint8Array[] = [];
     const top = min(to, chain.height);
     for (let h = from; h <= top; h++) {
-      const block = await chain.blockAt(h);
-      if (!block) break;
-      out.push(encode(blockCodec, block));
+      const raw = await chain.db.getBlockBytes(h);
+      if (!raw || (take && !(await take(raw.byteLength)))) break;
+      out.push(raw);
     }
     return out;
   }

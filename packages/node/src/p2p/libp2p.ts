@@ -24,6 +24,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { chainIdCodec, encode, equalBytes, MAX_TX_BYTES, toHex } from '@unc/core';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { sleep, systemClock } from '../clock.js';
 import { MAX_COMPACT_PROPOSAL_BYTES } from '../consensus/wire.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
@@ -46,7 +47,12 @@ import {
   txRequestCodec,
 } from './frames.js';
 import { gossipMessageId } from './message-id.js';
-import { ServeBudget, type ServeBudgetLimits } from './serve-budget.js';
+import {
+  BlockAnswerBudget,
+  DEFAULT_BLOCK_SERVE_LIMITS,
+  ServeBudget,
+  type ServeBudgetLimits,
+} from './serve-budget.js';
 import {
   type ChainStatus,
   type DirectMessage,
@@ -153,6 +159,8 @@ export interface NetworkOptions {
   scoring?: Partial<ScoringOptions>;
   /** What `/txs/1` serves per peer and in all per interval (serve-budget.ts). */
   txServe?: Partial<ServeBudgetLimits>;
+  /** What `/blocks/1` serves per peer and in all per interval (serve-budget.ts). */
+  blockServe?: Partial<ServeBudgetLimits>;
   /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
   connections?: Partial<ConnectionLimits>;
   logger?: Logger;
@@ -304,6 +312,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly maxBlockFrameBytes: number;
   private readonly maxBlocksResponseBytes: number;
   private readonly txServeBudget: ServeBudget;
+  private readonly blockServeBudget: ServeBudget;
   /** The connection limits in force (explicit, connection-limits.ts). */
   readonly connectionLimits: ConnectionLimits;
   private readonly log: Logger;
@@ -319,6 +328,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.maxBlockFrameBytes = opts.maxBlockFrameBytes ?? DEFAULT_MAX_BLOCK_FRAME_BYTES;
     this.maxBlocksResponseBytes = opts.maxBlocksResponseBytes ?? DEFAULT_MAX_BLOCKS_RESPONSE_BYTES;
     this.txServeBudget = new ServeBudget(opts.txServe);
+    this.blockServeBudget = new ServeBudget(opts.blockServe, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
     this.connectionLimits = connectionLimits(opts.connections);
     this.log = (opts.logger ?? silentLogger).child('p2p');
     for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
@@ -767,18 +777,37 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           throw new MalformedRequest(errorMessage(err));
         }
         const { from, to } = range;
-        const blocks = await this.opts.handlers.blocks(from, to);
-        let total = 0;
-        for (const [i, block] of blocks.entries()) {
-          // Fewer blocks than asked is a valid answer; more, or oversized ones, would get us penalised.
-          if (i >= Number(to - from + 1n)) break;
-          if (block.byteLength > this.maxBlockFrameBytes) {
-            this.log.error('block too large to serve', { height: from + BigInt(i), bytes: block.byteLength });
-            break;
+        // Within the peer's budget (serve-budget.ts), and the cap applied as each block is read,
+        // not after the handler has read them all: past the cap, a short answer (a valid one);
+        // past the budget, a wait for it to renew, bounded well inside the requester's deadline
+        // (answering short at once got honest servers distrusted by honest syncers: sync.ts).
+        const asked = Number(to - from + 1n);
+        const answer = new BlockAnswerBudget(this.blockServeBudget, {
+          peer,
+          asked,
+          capBytes: this.maxBlocksResponseBytes,
+          maxBlockBytes: this.maxBlockFrameBytes,
+          relaying: this.opts.handlers.isRelayingPeer?.(peer) ?? false,
+          now: () => systemClock.now(),
+          sleep: (ms) => sleep(systemClock, ms),
+        });
+        const take = async (bytes: number): Promise<boolean> => {
+          if (bytes > this.maxBlockFrameBytes)
+            this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
+          return answer.take(bytes);
+        };
+        const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
+        let sent = 0;
+        try {
+          for (const [i, block] of blocks.entries()) {
+            // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
+            if (i >= answer.count && !(await take(block.byteLength))) break;
+            await sendFrame(stream, block, signal);
+            sent++;
           }
-          total += block.byteLength;
-          if (total > this.maxBlocksResponseBytes) break;
-          await sendFrame(stream, block, signal);
+        } finally {
+          // What was taken of the budget and never sent (a stream reset) is given back.
+          answer.unsent(sent);
         }
       }
       await stream.close({ signal });

@@ -37,9 +37,17 @@ export interface NetworkHandlers {
   status(): ChainStatus;
   /**
    * Encoded committed blocks (`blockCodec`, each with its commit) for heights `from`…`to`
-   * inclusive, in order, as many as the node has (possibly fewer than asked).
+   * inclusive, in order, as many as the node has (possibly fewer than asked). `take`, when given,
+   * is asked about each block read, before the next is read: false ends the answer without that
+   * block (the network's response cap and serve budget, libp2p.ts), so a request never makes the
+   * node read and hold more than what it will send plus one block. It may wait (for the serve
+   * budget to renew) before it answers.
    */
-  blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
+  blocks(
+    from: bigint,
+    to: bigint,
+    take?: (bytes: number) => boolean | Promise<boolean>,
+  ): Promise<Uint8Array[]>;
   /**
    * Encoded transactions of a block this node holds for the height being decided, one per
    * wanted wire id (`sha256` of the transaction's bytes) that the block contains, in the order

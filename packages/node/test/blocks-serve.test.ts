@@ -1,0 +1,140 @@
+// What a node serves of `/blocks/1` (attack review: any connected peer could ask for 64 blocks
+// again the moment an answer ended, on four streams per connection, each request read, decoded and
+// re-encoded in full before the response cap was looked at, and nothing bounded it).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ed25519PublicKey, toHex } from '@unc/core';
+import { Chain } from '../src/chain.js';
+import { systemClock } from '../src/clock.js';
+import { SyncReactor } from '../src/consensus/sync-reactor.js';
+import { devGenesisJson, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { type Libp2pNetwork, type NetworkOptions, startNetwork } from '../src/p2p/libp2p.js';
+import type { NetworkHandlers } from '../src/p2p/types.js';
+import { ChainDb } from '../src/storage/db.js';
+import { chainServer } from '../src/sync.js';
+
+const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
+const HEIGHT = 70n;
+const dirs: string[] = [];
+const dbs: ChainDb[] = [];
+const nets: Libp2pNetwork[] = [];
+after(async () => {
+  await Promise.all(nets.map((n) => n.stop()));
+  await Promise.all(dbs.map((d) => d.close()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const sum = (blocks: Uint8Array[]) => blocks.reduce((n, b) => n + b.byteLength, 0);
+
+describe('serving block ranges', () => {
+  let chain: Chain;
+  let reactor: SyncReactor;
+  let seed = 40;
+
+  const net = async (blocks: NetworkHandlers['blocks'], extra: Partial<NetworkOptions> = {}) => {
+    const n = await startNetwork({
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      nodeKey: new Uint8Array(32).fill(seed++),
+      chainId: chain.genesis.chainId,
+      genesisHash: chain.genesisHash,
+      scoring: { recoveryPerSecond: 0 },
+      logger: silentLogger,
+      handlers: { onGossip: () => 'ignore', status: chainServer(chain).status, blocks },
+      ...extra,
+    });
+    nets.push(n);
+    return n;
+  };
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-blocks-serve-'));
+    dirs.push(dir);
+    const db = await ChainDb.open(dir);
+    dbs.push(db);
+    chain = await Chain.open(db, GENESIS, silentLogger);
+    const v = devValidator();
+    const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+    for (let i = 1n; i <= HEIGHT; i++)
+      await chain.proposeAndCommit(
+        [],
+        chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
+        key,
+        () => false,
+      );
+    reactor = new SyncReactor({ clock: systemClock, chain, logger: silentLogger, onSynced: () => {} });
+  });
+
+  test('the sync reactor serves the stored bytes, and stops reading once the caller takes no more', async () => {
+    const all = await reactor.blocksFor(1n, 64n);
+    assert.equal(all.length, 64);
+    for (const [i, b] of all.entries())
+      assert.equal(toHex(b), toHex((await chain.db.getBlockBytes(BigInt(i + 1)))!));
+    const cap = 2_000;
+    let read = 0;
+    let largest = 0;
+    let total = 0;
+    const served = await reactor.blocksFor(1n, 64n, (bytes) => {
+      read += bytes;
+      largest = Math.max(largest, bytes);
+      if (total + bytes > cap) return false;
+      total += bytes;
+      return true;
+    });
+    // Before: every block asked for was read, decoded and re-encoded, whatever the cap.
+    assert.ok(sum(served) <= cap, `served ${sum(served)} bytes`);
+    assert.ok(read <= cap + largest, `read ${read} bytes for a ${cap}-byte cap`);
+    assert.ok(served.length > 0 && served.length < 64);
+  });
+
+  test('behind the network, the handler reads no more than the response cap plus one block', async () => {
+    let read = 0;
+    let returned = 0;
+    const capped = await net(
+      async (f, t, take) => {
+        const counted =
+          take &&
+          ((bytes: number) => {
+            read += bytes;
+            return take(bytes);
+          });
+        const out = await reactor.blocksFor(f, t, counted);
+        returned += sum(out);
+        return out;
+      },
+      { maxBlocksResponseBytes: 2_000 },
+    );
+    const client = await net(async () => []);
+    await client.dial(capped.listenAddrs[0]!);
+    const answer = await client.requestBlocks(capped.peerId, 1n, 64n);
+    const largest = Math.max(...answer.map((b) => b.byteLength));
+    assert.ok(answer.length > 0 && sum(answer) <= 2_000);
+    // Before: the handler built all 64 blocks (about 30 times the cap) before the cap applied.
+    assert.ok(returned <= 2_000, `the handler built ${returned} bytes`);
+    assert.ok(read <= 2_000 + largest, `read ${read} bytes`);
+  });
+
+  test('a peer past its block budget gets an empty answer; another peer is still served', async () => {
+    let calls = 0;
+    const server = await net(
+      (f, t, take) => {
+        calls++;
+        return reactor.blocksFor(f, t, take);
+      },
+      // An interval longer than the test: the second request falls in the same window.
+      { blockServe: { intervalMs: 3_600_000, maxIdsPerPeer: 64 } },
+    );
+    const greedy = await net(async () => []);
+    const other = await net(async () => []);
+    await greedy.dial(server.listenAddrs[0]!);
+    await other.dial(server.listenAddrs[0]!);
+    assert.equal((await greedy.requestBlocks(server.peerId, 1n, 64n)).length, 64);
+    // Before: served again in full, as often as asked.
+    assert.deepEqual(await greedy.requestBlocks(server.peerId, 1n, 64n), []);
+    assert.equal(calls, 1, 'refused before any block was read');
+    assert.equal((await other.requestBlocks(server.peerId, 1n, 64n)).length, 64);
+  });
+});

@@ -1,0 +1,255 @@
+// Block sync against peers that claim heights they do not serve (attack review: a peer claiming a
+// height far ahead, answering each range with one genuine block just before the deadline, held a
+// node in block sync, out of consensus, for as long as it liked). Counts, not timings: how often
+// the liar is asked, who is excluded, what is applied.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ed25519PublicKey } from '@unc/core';
+import { Chain } from '../src/chain.js';
+import type { Clock } from '../src/clock.js';
+import { SyncReactor } from '../src/consensus/sync-reactor.js';
+import { devGenesisJson, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import type { ChainStatus, Network } from '../src/p2p/types.js';
+import { ChainDb } from '../src/storage/db.js';
+import { chainServer, chainSyncTarget, type SyncChain, syncChain } from '../src/sync.js';
+
+const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
+const HEIGHT = 30n;
+const dirs: string[] = [];
+const dbs: ChainDb[] = [];
+after(async () => {
+  await Promise.all(dbs.map((d) => d.close()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function openChain(): Promise<Chain> {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-sync-liar-'));
+  dirs.push(dir);
+  const db = await ChainDb.open(dir);
+  dbs.push(db);
+  return Chain.open(db, GENESIS, silentLogger);
+}
+
+async function grow(chain: Chain, height: bigint): Promise<void> {
+  const v = devValidator();
+  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+  for (let i = chain.height + 1n; i <= height; i++)
+    await chain.proposeAndCommit(
+      [],
+      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
+      key,
+      () => false,
+    );
+}
+
+/** A peer of the fake network: its status claim and how it answers a range. */
+interface FakePeer {
+  claim(): bigint;
+  blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
+}
+
+interface Log {
+  asked: Map<string, number>;
+  penalized: string[];
+}
+
+function fakeNetwork(
+  source: Pick<Chain, 'genesis' | 'genesisHash' | 'head'>,
+  peers: Record<string, FakePeer>,
+  log: Log,
+): Network {
+  const status = (height: bigint): ChainStatus => ({
+    chainId: source.genesis.chainId,
+    genesisHash: source.genesisHash,
+    height,
+    headHash: source.head.hash,
+  });
+  return {
+    peerId: 'me',
+    listenAddrs: [],
+    publish: async () => {},
+    peers: () => Object.keys(peers).map((id) => ({ id, addrs: [], status: null, score: 0 })),
+    requestStatus: async (peer) => status(peers[peer]!.claim()),
+    requestBlocks: async (peer, from, to) => {
+      log.asked.set(peer, (log.asked.get(peer) ?? 0) + 1);
+      return peers[peer]!.blocks(from, to);
+    },
+    requestTxs: async () => [],
+    penalize: (peer) => log.penalized.push(peer),
+    onPeerConnected: () => () => {},
+    sendDirect: async () => {},
+    stop: async () => {},
+  };
+}
+
+const newLog = (): Log => ({ asked: new Map(), penalized: [] });
+
+describe('block sync against peers that claim what they do not serve', () => {
+  let source: Chain;
+  let honest: FakePeer;
+  /** Claims a million blocks more than the chain has; answers every range with its first block. */
+  let liar: FakePeer;
+
+  before(async () => {
+    source = await openChain();
+    await grow(source, HEIGHT);
+    const server = chainServer(source);
+    honest = { claim: () => source.height, blocks: (from, to) => server.blocks(from, to) };
+    liar = {
+      claim: () => source.height + 1_000_000n,
+      blocks: async (from) => (await server.blocks(from, from)).slice(0, 1),
+    };
+  });
+
+  test('a peer answering a range it claims with one block is asked once, penalised, and sync completes from the others', async () => {
+    const fresh = await openChain();
+    const log = newLog();
+    const result = await syncChain({
+      network: fakeNetwork(source, { liar, honest }, log),
+      chain: chainSyncTarget(fresh),
+    });
+    assert.equal(result.height, HEIGHT);
+    assert.equal(result.target, HEIGHT, 'the liar no longer sets the target');
+    // Before the fix it was asked first in every pass and got one block applied each time: 30 asks.
+    assert.equal(log.asked.get('liar'), 1);
+    assert.deepEqual(result.excluded, ['liar']);
+    assert.deepEqual(result.disproved, ['liar']);
+    assert.deepEqual(log.penalized, ['liar']);
+  });
+
+  test('many liars cost a few short answers each, not one per block, whatever order they sort in', async () => {
+    const fresh = await openChain();
+    const log = newLog();
+    const server = chainServer(source);
+    const shortAnswers = new Map<string, number>();
+    const peers: Record<string, FakePeer> = { honest };
+    for (let i = 0; i < 6; i++) {
+      const id = `liar${i}`;
+      peers[id] = {
+        claim: liar.claim,
+        blocks: async (from, to) => {
+          if (to > from) shortAnswers.set(id, (shortAnswers.get(id) ?? 0) + 1);
+          return (await server.blocks(from, from)).slice(0, 1);
+        },
+      };
+    }
+    const result = await syncChain({
+      network: fakeNetwork(source, peers, log),
+      chain: chainSyncTarget(fresh),
+      batchSize: 4,
+    });
+    assert.equal(result.height, HEIGHT);
+    // Each answers short at most the ranges it had in flight when its first short answer was
+    // read (at most `parallel`, and one until it served a range in full); before the fix, one
+    // short answer per block applied, however many liars.
+    const total = [...shortAnswers.values()].reduce((a, b) => a + b, 0);
+    for (const [id, n] of shortAnswers) assert.ok(n <= 4, `${id} answered short ${n} times`);
+    assert.ok(total <= 8, `${total} short answers in all`);
+    assert.equal(log.penalized.includes('honest'), false);
+  });
+
+  test('honest peers a few blocks apart (each serving exactly what it claims) are never excluded', async () => {
+    const fresh = await openChain();
+    const log = newLog();
+    const server = chainServer(source);
+    // Claims 3 blocks fewer than it has (the chain moved since it answered): it serves more than asked for.
+    const lagging: FakePeer = { claim: () => HEIGHT - 3n, blocks: (f, t) => server.blocks(f, t) };
+    const result = await syncChain({
+      network: fakeNetwork(source, { lagging, honest }, log),
+      chain: chainSyncTarget(fresh),
+      batchSize: 4,
+    });
+    assert.equal(result.height, HEIGHT);
+    assert.deepEqual(result.excluded, []);
+    assert.deepEqual(log.penalized, []);
+    assert.ok(
+      (log.asked.get('lagging') ?? 0) > 1 && (log.asked.get('honest') ?? 0) > 1,
+      'both served ranges',
+    );
+  });
+
+  test('a short answer that stopped at the response cap is honest: the peer keeps serving', async () => {
+    // A chain of 1,000-byte blocks behind a 2,500-byte cap: each answer holds 2 of its 4 blocks.
+    let height = 0n;
+    const applied: number[] = [];
+    const chain: SyncChain = {
+      height: () => height,
+      applyBlock: async (b) => {
+        applied.push(b.byteLength);
+        height++;
+      },
+    };
+    const capped: FakePeer = {
+      claim: () => 20n,
+      blocks: async (from, to) => {
+        const n = Math.min(Number(to - from + 1n), 2);
+        return Array.from({ length: n }, () => new Uint8Array(1_000));
+      },
+    };
+    const log = newLog();
+    const result = await syncChain({
+      network: fakeNetwork(source, { capped }, log),
+      chain,
+      batchSize: 4,
+      responseCapBytes: 2_500,
+      maxBlockBytes: 1_000,
+    });
+    assert.equal(result.height, 20n);
+    assert.deepEqual(result.excluded, []);
+    assert.deepEqual(log.penalized, []);
+    assert.equal(log.asked.get('capped'), 10);
+  });
+
+  test('a distrusted peer is not asked when a believed peer is ahead, and is asked when none is', async () => {
+    const server = chainServer(source);
+    const partial: FakePeer = {
+      claim: () => HEIGHT - 10n,
+      blocks: (f, t) => server.blocks(f, t > HEIGHT - 10n ? HEIGHT - 10n : t),
+    };
+    const distrusted = (peer: string) => peer === 'honest';
+    const log = newLog();
+    const result = await syncChain({
+      network: fakeNetwork(source, { honest, partial }, log),
+      chain: chainSyncTarget(await openChain()),
+      batchSize: 4,
+      distrusted,
+    });
+    assert.equal(result.height, HEIGHT - 10n);
+    assert.equal(log.asked.get('partial'), 5);
+    assert.equal(log.asked.get('honest'), undefined);
+    // Alone, it is all there is (it may have been honest and short of its serve budget).
+    const alone = await syncChain({
+      network: fakeNetwork(source, { honest }, newLog()),
+      chain: chainSyncTarget(await openChain()),
+      distrusted,
+    });
+    assert.equal(alone.height, HEIGHT);
+  });
+
+  test('the sync reactor stops believing the claims of a peer its sync disproved (the stall probe asks it no more)', async () => {
+    const fresh = await openChain();
+    let now = 0;
+    const clock: Clock = { now: () => now, schedule: () => () => {} };
+    const reactor = new SyncReactor({ clock, chain: fresh, logger: silentLogger, onSynced: () => {} });
+    const log = newLog();
+    const network = fakeNetwork(source, { liar, honest }, log);
+    assert.equal(await reactor.peerAhead(network), true);
+    await reactor.catchUp(network);
+    assert.equal(fresh.height, HEIGHT);
+    assert.equal(log.asked.get('liar'), 1);
+    // Before the fix the liar's claim made every probe report a peer ahead, and each stall a sync.
+    assert.equal(await reactor.peerAhead(network), false);
+    // A sync started anyway (say on signed votes) asks the liar nothing while the honest peer is ahead.
+    await grow(source, HEIGHT + 5n);
+    await reactor.catchUp(network);
+    assert.equal(fresh.height, HEIGHT + 5n);
+    assert.equal(log.asked.get('liar'), 1);
+    // Forgiven after a while: a peer that was honest but short of its serve budget counts again.
+    now += 11 * 60_000;
+    assert.equal(await reactor.peerAhead(network), true);
+  });
+});
