@@ -248,7 +248,10 @@ export class SyncReactor {
       },
       logger,
       clock: this.opts.clock,
-      distrusted: (peer) => this.isDisproved(peer),
+      // Also those a recent sync dropped for a late or failed answer: asked only once no other
+      // peer is ahead (or those ahead were dropped), so that sybils answering late, each costing a
+      // serve wait at the head of the pipeline, cost it once in ten minutes, not once a sync.
+      distrusted: (peer) => this.isDisproved(peer) || this.until(this.unserved, peer),
     });
     for (const peer of result.disproved) this.disprove(peer);
     for (const peer of result.excluded)
