@@ -252,4 +252,54 @@ describe('block sync against peers that claim what they do not serve', () => {
     now += 11 * 60_000;
     assert.equal(await reactor.peerAhead(network), true);
   });
+  test('the stall probe stops believing a peer claiming far whose answers came late or failed (each stall started a sync held for its deadline)', async () => {
+    for (const mode of ['late', 'timeout'] as const) {
+      const fresh = await openChain();
+      let now = 0;
+      const clock: Clock = { now: () => now, schedule: () => () => {} };
+      const reactor = new SyncReactor({ clock, chain: fresh, logger: silentLogger, onSynced: () => {} });
+      const log = newLog();
+      const lateLiar: FakePeer = {
+        claim: () => source.height + 1_000_000n,
+        blocks: async (from) => {
+          now += 6_010;
+          if (mode === 'timeout') throw new Error('deadline');
+          return (await chainServer(source).blocks(from, from)).slice(0, 1);
+        },
+      };
+      const network = fakeNetwork(source, { liar: lateLiar, honest }, log);
+      await reactor.catchUp(network);
+      assert.ok(fresh.height >= HEIGHT, mode);
+      // Only the liar claims more now: every stall probe (idle >= stallMs) starts a sync that holds
+      // the consensus queue for the liar's 6-10 s, then probes again at once.
+      assert.equal(await reactor.peerAhead(network), false, `${mode}: stall probe still believes the liar`);
+    }
+  });
+  test('peers a sync dropped for late answers are not asked by the next sync while an honest peer is ahead', async () => {
+    const fresh = await openChain();
+    let now = 0;
+    const clock: Clock = { now: () => now, schedule: () => () => {} };
+    const reactor = new SyncReactor({ clock, chain: fresh, logger: silentLogger, onSynced: () => {} });
+    const log = newLog();
+    const peers: Record<string, FakePeer> = { honest };
+    for (let i = 0; i < 10; i++)
+      peers[`late${i}`] = {
+        claim: () => source.height + 1_000_000n,
+        blocks: async (from) => {
+          now += 6_010;
+          return (await chainServer(source).blocks(from, from)).slice(0, 1);
+        },
+      };
+    const network = fakeNetwork(source, peers, log);
+    await reactor.catchUp(network);
+    assert.equal(fresh.height, source.height);
+    const lateAsks = () => [...log.asked].filter(([p]) => p !== 'honest').reduce((n, [, c]) => n + c, 0);
+    const first = lateAsks();
+    assert.ok(first >= 10);
+    // Each late answer held the pipeline's head a serve wait; before, every sync paid them again.
+    await grow(source, source.height + 5n);
+    await reactor.catchUp(network);
+    assert.equal(fresh.height, source.height);
+    assert.equal(lateAsks(), first);
+  });
 });

@@ -127,30 +127,45 @@ export class SyncReactor {
   private readonly disproved = new Map<string, number>();
 
   /**
+   * Peers a sync dropped without proof of a lie (a failed request, a late short or empty answer:
+   * sync.ts asks them again, blames them for nothing), and until when the stall probe ignores
+   * their status claims. Without this, a peer claiming a far height and answering every request
+   * late (or never) was believed by every stall probe: each stall started a sync that held the
+   * consensus queue for its deadline, and the probe then went again at once, the height still
+   * stalled. Only the probe: signed evidence (behind-view.ts) still starts a sync, which asks them.
+   */
+  private readonly unserved = new Map<string, number>();
+
+  /**
    * Whether some peer is ahead of our head (asks every peer for its status), counting only peers
    * whose claims no recent sync disproved.
    */
   async peerAhead(network: Network): Promise<boolean> {
     const statuses = await peerStatuses(network);
     const head = this.opts.chain.tipHeight;
-    for (const [peer, s] of statuses) if (s.height > head && !this.isDisproved(peer)) return true;
+    for (const [peer, s] of statuses)
+      if (s.height > head && !this.isDisproved(peer) && !this.until(this.unserved, peer)) return true;
     return false;
   }
 
   private isDisproved(peer: string): boolean {
-    const until = this.disproved.get(peer);
+    return this.until(this.disproved, peer);
+  }
+
+  private until(marks: Map<string, number>, peer: string): boolean {
+    const until = marks.get(peer);
     if (until === undefined) return false;
     if (this.opts.clock.now() < until) return true;
-    this.disproved.delete(peer);
+    marks.delete(peer);
     return false;
   }
 
-  private disprove(peer: string): void {
-    this.disproved.delete(peer);
-    this.disproved.set(peer, this.opts.clock.now() + DISPROVED_MS);
-    if (this.disproved.size > MAX_DISPROVED) {
-      const oldest = this.disproved.keys().next().value;
-      if (oldest !== undefined) this.disproved.delete(oldest);
+  private disprove(peer: string, marks = this.disproved): void {
+    marks.delete(peer);
+    marks.set(peer, this.opts.clock.now() + DISPROVED_MS);
+    if (marks.size > MAX_DISPROVED) {
+      const oldest = marks.keys().next().value;
+      if (oldest !== undefined) marks.delete(oldest);
     }
   }
 
@@ -233,9 +248,14 @@ export class SyncReactor {
       },
       logger,
       clock: this.opts.clock,
-      distrusted: (peer) => this.isDisproved(peer),
+      // Also those a recent sync dropped for a late or failed answer: asked only once no other
+      // peer is ahead (or those ahead were dropped), so that sybils answering late, each costing a
+      // serve wait at the head of the pipeline, cost it once in ten minutes, not once a sync.
+      distrusted: (peer) => this.isDisproved(peer) || this.until(this.unserved, peer),
     });
     for (const peer of result.disproved) this.disprove(peer);
+    for (const peer of result.excluded)
+      if (!result.disproved.includes(peer)) this.disprove(peer, this.unserved);
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
   }
 
