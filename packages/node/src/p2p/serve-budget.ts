@@ -138,12 +138,11 @@ export class ServeBudget {
    * the window they were taken in is still current. The budget bounds what is sent: taken as each
    * block is read (so reads stay bounded too) and given back when it never left, or a peer opening
    * streams and resetting them would spend the overall budget for nothing, and honest peers
-   * syncing from this node would then get short answers.
+   * syncing from this node would then get short answers. Only the overall window is given back:
+   * the peer's own stays charged, or a peer resetting each stream at once would have this node read
+   * its whole height budget's worth of blocks (4,096 a second) for no byte of its byte budget.
    */
-  refundBytes(peer: string, bytes: number, takenAt: number, now: number, relaying = false): void {
-    const w = this.peers.get(peer);
-    if (w && w.start <= takenAt && now - w.start < this.limits.intervalMs)
-      w.bytes = Math.max(0, w.bytes - bytes);
+  refundBytes(bytes: number, takenAt: number, now: number, relaying = false): void {
     const a = this.all;
     if (a.start <= takenAt && now - a.start < this.limits.intervalMs) {
       a.bytes = Math.max(0, a.bytes - bytes);
@@ -247,7 +246,7 @@ export class BlockAnswerBudget {
   /** The answer ended after `sent` blocks left: what was taken of the others is given back. */
   unsent(sent: number): void {
     for (const t of this.taken.slice(sent))
-      this.budget.refundBytes(this.opts.peer, t.bytes, t.at, this.opts.now(), this.opts.relaying);
+      this.budget.refundBytes(t.bytes, t.at, this.opts.now(), this.opts.relaying);
     this.taken.length = Math.min(this.taken.length, sent);
   }
 
