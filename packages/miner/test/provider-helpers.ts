@@ -1,10 +1,11 @@
 /** Shared by the provider tests: an in-memory lease table and chip records as the chain keeps them. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Chip, ed25519PublicKey, encodeAddress, toHex } from '@unc/core';
-import type { ChipJson } from '@unc/sdk';
+import { type ChipJson, ProviderClient, signJobRequest } from '@unc/sdk';
 import { DevSoftSigner, type LeaseSource, leaseAt, type ProviderLease } from '../src/index.js';
 
 /** The fixtures in the source tree (tests run from dist/test). */
@@ -97,4 +98,70 @@ export function chipJsonOf(chip: Chip): ChipJson {
     slots: [],
     challengeClass: 0,
   };
+}
+
+/**
+ * A renter of a fresh active lease on `chip`: the sdk's client, and the signer of raw requests (for
+ * the tests that write a request's bytes by hand).
+ */
+export async function leaseRenter(
+  leases: InMemoryLeaseSource,
+  chip: DevSoftSigner,
+  endpoint: string,
+  chainId: string,
+) {
+  const seed = new Uint8Array(randomBytes(32));
+  const leaseId = toHex(randomBytes(32));
+  leases.leases.set(leaseId, {
+    id: leaseId,
+    chipId: toHex(await chip.chipId()),
+    renterPublicKey: toHex(ed25519PublicKey(seed)),
+    status: 'active',
+  });
+  const client = new ProviderClient({ endpoint, chainId, leaseId, renterSeed: seed, allowHttp: true });
+  const sign = (method: string, path: string, body: Uint8Array) =>
+    signJobRequest(seed, { chainId, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
+  return { client, sign };
+}
+
+/**
+ * A POST of which the headers and `sent` are written and `length` declared, the rest never sent;
+ * resolves with the answer's status and error code. The server may close the connection while the
+ * request is still being written: that is no failure of the request's own.
+ */
+export function partialRequest(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  length: number,
+  sent: Uint8Array = new Uint8Array(0),
+) {
+  const u = new URL(url);
+  const req = request({
+    host: u.hostname,
+    port: u.port,
+    path,
+    method: 'POST',
+    headers: { ...headers, 'content-length': length },
+  });
+  const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          code: (JSON.parse(text) as { error: { code: string } }).error.code,
+        }),
+      );
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+  });
+  if (sent.length > 0) req.write(sent);
+  else req.flushHeaders();
+  return { req, answer };
 }

@@ -13,58 +13,17 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
-import { ProviderClient, type ProviderError, signJobRequest } from '@unc/sdk';
+import type { ProviderError } from '@unc/sdk';
 import { DevSoftSigner, ProviderServer } from '../src/index.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource } from './provider-helpers.js';
+import { InMemoryLeaseSource, leaseRenter, partialRequest } from './provider-helpers.js';
 
 const CHAIN = 'unc-test-upload-booking';
 const KiB = 1024;
-
-/** A request of which the headers and `sent` are written, `length` declared; resolves with its answer. */
-function partial(
-  url: string,
-  path: string,
-  headers: Record<string, string>,
-  length: number,
-  sent: Uint8Array,
-) {
-  const u = new URL(url);
-  const req = request({
-    host: u.hostname,
-    port: u.port,
-    path,
-    method: 'POST',
-    headers: { ...headers, 'content-length': length },
-  });
-  const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
-    req.on('response', (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => {
-        text += c.toString('utf8');
-      });
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          code: (JSON.parse(text) as { error: { code: string } }).error.code,
-        }),
-      );
-    });
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      // The server may close the connection while the rest of the body is still being written.
-      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
-    });
-  });
-  if (sent.length > 0) req.write(sent);
-  else req.flushHeaders();
-  return { req, answer };
-}
 
 /** Waits until `ok()` holds (a count of the provider's), polling; fails after 20 s. */
 async function until(ok: () => boolean, what: string): Promise<void> {
@@ -93,26 +52,7 @@ describe('provider upload booking', () => {
   const temps = () => readdirSync(join(dir.path, 'models')).filter((n) => n.endsWith('.tmp'));
   const x = { x: { type: 'float32' as const, dims: [1, 4], data: Buffer.alloc(16).toString('base64') } };
 
-  async function renter(chip: number) {
-    const seed = new Uint8Array(randomBytes(32));
-    const leaseId = toHex(randomBytes(32));
-    leases.leases.set(leaseId, {
-      id: leaseId,
-      chipId: toHex(await chips[chip]!.chipId()),
-      renterPublicKey: toHex(ed25519PublicKey(seed)),
-      status: 'active',
-    });
-    const client = new ProviderClient({
-      endpoint: url,
-      chainId: CHAIN,
-      leaseId,
-      renterSeed: seed,
-      allowHttp: true,
-    });
-    const sign = (method: string, path: string, body: Uint8Array) =>
-      signJobRequest(seed, { chainId: CHAIN, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
-    return { client, sign };
-  }
+  const renter = (chip: number) => leaseRenter(leases, chips[chip]!, url, CHAIN);
 
   before(async () => {
     dir = await tempDir('unc-provider-booking-');
@@ -147,8 +87,20 @@ describe('provider upload booking', () => {
     const victim = await renter(2);
     const fake = new Uint8Array(32);
     // The whole in-flight cap declared, by two renters, and nothing sent.
-    const ra = partial(url, '/v1/models', a.sign('POST', '/v1/models', fake), 64 * KiB, new Uint8Array(0));
-    const rb = partial(url, '/v1/models', b.sign('POST', '/v1/models', fake), 32 * KiB, new Uint8Array(0));
+    const ra = partialRequest(
+      url,
+      '/v1/models',
+      a.sign('POST', '/v1/models', fake),
+      64 * KiB,
+      new Uint8Array(0),
+    );
+    const rb = partialRequest(
+      url,
+      '/v1/models',
+      b.sign('POST', '/v1/models', fake),
+      32 * KiB,
+      new Uint8Array(0),
+    );
     try {
       // Both are past their checks and waiting for their bodies (each holds its job slot).
       await until(() => inner().jobsByRenter.size === 2, 'both header-only requests admitted');
@@ -168,7 +120,7 @@ describe('provider upload booking', () => {
   }, async () => {
     const a = await renter(0);
     const body = new Uint8Array(64 * KiB).fill(7);
-    const r = partial(
+    const r = partialRequest(
       url,
       '/v1/models',
       a.sign('POST', '/v1/models', body),
@@ -198,7 +150,7 @@ describe('provider upload booking', () => {
     const { modelHash } = await victim.client.uploadModel(affineModel());
     // 60 KiB of model bytes really sent (and then stalled): 4 KiB left to model uploads.
     const big = new Uint8Array(64 * KiB).fill(1);
-    const ra = partial(
+    const ra = partialRequest(
       url,
       '/v1/models',
       a.sign('POST', '/v1/models', big),
@@ -210,7 +162,13 @@ describe('provider upload booking', () => {
       // A second upload fits the declared limits, but its bytes would pass the models' share
       // of the cap as they come: refused then, its booking and temporary file gone.
       const second = new Uint8Array(30 * KiB).fill(2);
-      const rb = partial(url, '/v1/models', b.sign('POST', '/v1/models', second), second.length, second);
+      const rb = partialRequest(
+        url,
+        '/v1/models',
+        b.sign('POST', '/v1/models', second),
+        second.length,
+        second,
+      );
       assert.deepEqual(await rb.answer, { status: 503, code: 'UPLOADS_BUSY' });
       // Its temporary file is removed asynchronously, after its bytes are given back.
       await until(

@@ -4,46 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
-import { ProviderClient, signJobRequest } from '@unc/sdk';
 import { DevSoftSigner, ProviderServer } from '../src/index.js';
 import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource } from './provider-helpers.js';
+import { InMemoryLeaseSource, leaseRenter, partialRequest } from './provider-helpers.js';
 
 const CHAIN = 'unc-test-upload-pace-jobs';
 const MiB = 1024 * 1024;
-
-function headersOnly(url: string, path: string, headers: Record<string, string>, length: number) {
-  const u = new URL(url);
-  const req = request({
-    host: u.hostname,
-    port: u.port,
-    path,
-    method: 'POST',
-    headers: { ...headers, 'content-length': length },
-  });
-  const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
-    req.on('response', (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => {
-        text += c.toString('utf8');
-      });
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          code: (JSON.parse(text) as { error: { code: string } }).error.code,
-        }),
-      );
-    });
-    req.on('error', reject);
-  });
-  req.flushHeaders();
-  return { req, answer };
-}
 
 describe('provider upload pace on the job endpoints', () => {
   const leases = new InMemoryLeaseSource();
@@ -53,26 +22,7 @@ describe('provider upload pace on the job endpoints', () => {
   let dir: { path: string; remove(): Promise<void> };
   let provider: ProviderServer;
   let url: string;
-  async function renter(chip: number) {
-    const seed = new Uint8Array(randomBytes(32));
-    const leaseId = toHex(randomBytes(32));
-    leases.leases.set(leaseId, {
-      id: leaseId,
-      chipId: toHex(await chips[chip]!.chipId()),
-      renterPublicKey: toHex(ed25519PublicKey(seed)),
-      status: 'active',
-    });
-    const client = new ProviderClient({
-      endpoint: url,
-      chainId: CHAIN,
-      leaseId,
-      renterSeed: seed,
-      allowHttp: true,
-    });
-    const sign = (method: string, path: string, body: Uint8Array) =>
-      signJobRequest(seed, { chainId: CHAIN, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
-    return { client, sign };
-  }
+  const renter = (chip: number) => leaseRenter(leases, chips[chip]!, url, CHAIN);
   before(async () => {
     dir = await tempDir('unc-provider-pace-jobs-');
     provider = new ProviderServer({
@@ -102,7 +52,7 @@ describe('provider upload pace on the job endpoints', () => {
       const a = await renter(0);
       // The whole in-flight cap, declared and never sent: before the pace it was held until the
       // request timeout and every other renter got 503.
-      const r = headersOnly(url, path, a.sign('POST', path, new Uint8Array(32)), 2 * MiB);
+      const r = partialRequest(url, path, a.sign('POST', path, new Uint8Array(32)), 2 * MiB);
       try {
         assert.deepEqual(await r.answer, { status: 408, code: 'UPLOAD_TOO_SLOW' });
         assert.equal(uploading(), 0);

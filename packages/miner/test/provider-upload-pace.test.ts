@@ -6,17 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
-import { ProviderClient, signJobRequest } from '@unc/sdk';
 import { DevSoftSigner, ProviderServer } from '../src/index.js';
 import { checkUploadPace, type UploadPace, uploadDeadline } from '../src/provider/http.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource } from './provider-helpers.js';
+import { InMemoryLeaseSource, leaseRenter, partialRequest } from './provider-helpers.js';
 
 const CHAIN = 'unc-test-upload-pace';
 const MiB = 1024 * 1024;
@@ -60,35 +57,6 @@ describe('upload pace (the deadline alone, on a virtual clock)', () => {
   });
 });
 
-/** A request of which only the headers are sent, a body of `length` declared; resolves with its answer. */
-function headersOnly(url: string, path: string, headers: Record<string, string>, length: number) {
-  const u = new URL(url);
-  const req = request({
-    host: u.hostname,
-    port: u.port,
-    path,
-    method: 'POST',
-    headers: { ...headers, 'content-length': length },
-  });
-  const answer = new Promise<{ status: number; code: string }>((resolve, reject) => {
-    req.on('response', (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => {
-        text += c.toString('utf8');
-      });
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          code: (JSON.parse(text) as { error: { code: string } }).error.code,
-        }),
-      );
-    });
-    req.on('error', reject);
-  });
-  req.flushHeaders();
-  return { req, answer };
-}
-
 describe('provider upload pace', () => {
   const leases = new InMemoryLeaseSource();
   const chips = [0, 1, 2].map(
@@ -98,26 +66,7 @@ describe('provider upload pace', () => {
   let provider: ProviderServer;
   let url: string;
 
-  async function renter(chip: number) {
-    const seed = new Uint8Array(randomBytes(32));
-    const leaseId = toHex(randomBytes(32));
-    leases.leases.set(leaseId, {
-      id: leaseId,
-      chipId: toHex(await chips[chip]!.chipId()),
-      renterPublicKey: toHex(ed25519PublicKey(seed)),
-      status: 'active',
-    });
-    const client = new ProviderClient({
-      endpoint: url,
-      chainId: CHAIN,
-      leaseId,
-      renterSeed: seed,
-      allowHttp: true,
-    });
-    const sign = (method: string, path: string, body: Uint8Array) =>
-      signJobRequest(seed, { chainId: CHAIN, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });
-    return { client, sign };
-  }
+  const renter = (chip: number) => leaseRenter(leases, chips[chip]!, url, CHAIN);
 
   before(async () => {
     dir = await tempDir('unc-provider-pace-');
@@ -151,8 +100,8 @@ describe('provider upload pace', () => {
     // Two renters sign model uploads whose bodies they never send: together they book the whole
     // in-flight cap (320 MiB) and send 0 bytes.
     const fake = new Uint8Array(32);
-    const ra = headersOnly(url, '/v1/models', a.sign('POST', '/v1/models', fake), 256 * MiB);
-    const rb = headersOnly(url, '/v1/models', b.sign('POST', '/v1/models', fake), 64 * MiB);
+    const ra = partialRequest(url, '/v1/models', a.sign('POST', '/v1/models', fake), 256 * MiB);
+    const rb = partialRequest(url, '/v1/models', b.sign('POST', '/v1/models', fake), 64 * MiB);
     try {
       // Before the fix neither was answered before the 300 s request timeout (the test's own
       // timeout fails it); now both are refused once they fall behind the pace.
