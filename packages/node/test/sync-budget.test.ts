@@ -5,52 +5,21 @@
 // when the trusted ones were dropped short of their claims. Counts and outcomes, no timings: the
 // server's waits run on a stepping clock (time moves only when something sleeps).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ed25519PublicKey } from '@unc/core';
-import { Chain } from '../src/chain.js';
+import type { Chain } from '../src/chain.js';
 import { type Clock, sleep } from '../src/clock.js';
-import { devGenesisJson, devValidator } from '../src/dev.js';
-import { silentLogger } from '../src/log.js';
 import {
   BLOCK_SERVE_MAX_WAIT_MS,
   BlockAnswerBudget,
   DEFAULT_BLOCK_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
-import type { ChainStatus, Network } from '../src/p2p/types.js';
-import { ChainDb } from '../src/storage/db.js';
 import { chainServer, chainSyncTarget, syncChain } from '../src/sync.js';
+import { type FakePeer, fakeNetwork, grow, newLog, tempChains } from './sync-fakes.js';
 
-const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
-const dirs: string[] = [];
-const dbs: ChainDb[] = [];
-after(async () => {
-  await Promise.all(dbs.map((d) => d.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function openChain(): Promise<Chain> {
-  const dir = mkdtempSync(join(tmpdir(), 'unc-sync-budget-'));
-  dirs.push(dir);
-  const db = await ChainDb.open(dir);
-  dbs.push(db);
-  return Chain.open(db, GENESIS, silentLogger);
-}
-
-async function grow(chain: Chain, height: bigint): Promise<void> {
-  const v = devValidator();
-  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
-  for (let i = chain.height + 1n; i <= height; i++)
-    await chain.proposeAndCommit(
-      [],
-      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
-      key,
-      () => false,
-    );
-}
+const chains = tempChains('unc-sync-budget-');
+after(() => chains.close());
+const openChain = () => chains.open();
 
 /** Time that moves only when a timer is due: each timer, fired on the next turn, moves it to its time. */
 class SteppingClock implements Clock {
@@ -67,43 +36,6 @@ class SteppingClock implements Clock {
     return () => {};
   }
 }
-
-interface FakePeer {
-  claim(): bigint;
-  blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
-}
-
-interface Log {
-  asked: Map<string, number>;
-  penalized: string[];
-}
-
-function fakeNetwork(source: Chain, peers: Record<string, FakePeer>, log: Log): Network {
-  const status = (height: bigint): ChainStatus => ({
-    chainId: source.genesis.chainId,
-    genesisHash: source.genesisHash,
-    height,
-    headHash: source.head.hash,
-  });
-  return {
-    peerId: 'me',
-    listenAddrs: [],
-    publish: async () => {},
-    peers: () => Object.keys(peers).map((id) => ({ id, addrs: [], status: null, score: 0 })),
-    requestStatus: async (peer) => status(peers[peer]!.claim()),
-    requestBlocks: async (peer, from, to) => {
-      log.asked.set(peer, (log.asked.get(peer) ?? 0) + 1);
-      return peers[peer]!.blocks(from, to);
-    },
-    requestTxs: async () => [],
-    penalize: (peer) => log.penalized.push(peer),
-    onPeerConnected: () => () => {},
-    sendDirect: async () => {},
-    stop: async () => {},
-  };
-}
-
-const newLog = (): Log => ({ asked: new Map(), penalized: [] });
 
 /**
  * `/blocks/1` as libp2p.ts serves it (BlockAnswerBudget over the chain server, every block sent),

@@ -3,90 +3,18 @@
 // node in block sync, out of consensus, for as long as it liked). Counts, not timings: how often
 // the liar is asked, who is excluded, what is applied.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey } from '@unc/core';
-import { Chain } from '../src/chain.js';
+import type { Chain } from '../src/chain.js';
 import type { Clock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
-import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import type { ChainStatus, Network } from '../src/p2p/types.js';
-import { ChainDb } from '../src/storage/db.js';
 import { chainServer, chainSyncTarget, type SyncChain, syncChain } from '../src/sync.js';
+import { type FakePeer, fakeNetwork, grow, newLog, tempChains } from './sync-fakes.js';
 
-const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
 const HEIGHT = 30n;
-const dirs: string[] = [];
-const dbs: ChainDb[] = [];
-after(async () => {
-  await Promise.all(dbs.map((d) => d.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function openChain(): Promise<Chain> {
-  const dir = mkdtempSync(join(tmpdir(), 'unc-sync-liar-'));
-  dirs.push(dir);
-  const db = await ChainDb.open(dir);
-  dbs.push(db);
-  return Chain.open(db, GENESIS, silentLogger);
-}
-
-async function grow(chain: Chain, height: bigint): Promise<void> {
-  const v = devValidator();
-  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
-  for (let i = chain.height + 1n; i <= height; i++)
-    await chain.proposeAndCommit(
-      [],
-      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
-      key,
-      () => false,
-    );
-}
-
-/** A peer of the fake network: its status claim and how it answers a range. */
-interface FakePeer {
-  claim(): bigint;
-  blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
-}
-
-interface Log {
-  asked: Map<string, number>;
-  penalized: string[];
-}
-
-function fakeNetwork(
-  source: Pick<Chain, 'genesis' | 'genesisHash' | 'head'>,
-  peers: Record<string, FakePeer>,
-  log: Log,
-): Network {
-  const status = (height: bigint): ChainStatus => ({
-    chainId: source.genesis.chainId,
-    genesisHash: source.genesisHash,
-    height,
-    headHash: source.head.hash,
-  });
-  return {
-    peerId: 'me',
-    listenAddrs: [],
-    publish: async () => {},
-    peers: () => Object.keys(peers).map((id) => ({ id, addrs: [], status: null, score: 0 })),
-    requestStatus: async (peer) => status(peers[peer]!.claim()),
-    requestBlocks: async (peer, from, to) => {
-      log.asked.set(peer, (log.asked.get(peer) ?? 0) + 1);
-      return peers[peer]!.blocks(from, to);
-    },
-    requestTxs: async () => [],
-    penalize: (peer) => log.penalized.push(peer),
-    onPeerConnected: () => () => {},
-    sendDirect: async () => {},
-    stop: async () => {},
-  };
-}
-
-const newLog = (): Log => ({ asked: new Map(), penalized: [] });
+const chains = tempChains('unc-sync-liar-');
+after(() => chains.close());
+const openChain = () => chains.open();
 
 describe('block sync against peers that claim what they do not serve', () => {
   let source: Chain;
