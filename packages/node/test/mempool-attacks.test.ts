@@ -541,6 +541,32 @@ describe('mempool attacks', () => {
   });
 });
 
+/**
+ * A pool of 300 minimum-fee transfers from five spammers, and one fee-free answer from its own key
+ * per open slot of `answers`.
+ */
+function spamAndAnswers(chain: Chain, answers: { answer: HeartbeatAnswer }[]): Mempool {
+  const pool = new Mempool();
+  const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
+  for (let k = 0; k < 300; k++) {
+    const s = k % spammers.length;
+    pool.add(
+      tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
+      chain.state,
+      params,
+      chain.next(),
+    );
+  }
+  for (const [i, a] of answers.entries())
+    pool.add(
+      tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+      chain.state,
+      params,
+      chain.next(),
+    );
+  return pool;
+}
+
 describe('the fee-free reserve', () => {
   test('a fee-free answer goes into the next block while minimum-fee transfers pending exceed the block budget', () => {
     const { chain, answer } = chainWithOpenSlot();
@@ -626,24 +652,7 @@ describe('the fee-free reserve', () => {
 
   test('the smallest transfers do not shrink the reserve: its bytes are held to a quarter of the block limit, not of what went in', () => {
     const { chain, answers } = chainWithOpenSlots(40, false);
-    const pool = new Mempool();
-    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
-    for (let k = 0; k < 300; k++) {
-      const s = k % spammers.length;
-      pool.add(
-        tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
-        chain.state,
-        params,
-        chain.next(),
-      );
-    }
-    for (const [i, a] of answers.entries())
-      pool.add(
-        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
-        chain.state,
-        params,
-        chain.next(),
-      );
+    const pool = spamAndAnswers(chain, answers);
     const freeOf = (picked: TxEnvelope[]) => picked.filter((e) => e.stx.tx.fee === 0n);
     // A heartbeat (256 bytes) is larger than a minimum transfer (186): held to a quarter of the
     // bytes so far, only 20 answers went into a block of 100.
@@ -662,24 +671,7 @@ describe('the fee-free reserve', () => {
     const { chain, answers } = chainWithOpenSlots(40, false);
     const v = devValidator();
     const offender = { ...v, address: addressFromPublicKey(v.publicKey) };
-    const pool = new Mempool();
-    const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
-    for (let k = 0; k < 300; k++) {
-      const s = k % spammers.length;
-      pool.add(
-        tx(spammers[s]!, BigInt(Math.floor(k / spammers.length)), [transfer(1n)], 'min', chain.height + 50n),
-        chain.state,
-        params,
-        chain.next(),
-      );
-    }
-    for (const [i, a] of answers.entries())
-      pool.add(
-        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
-        chain.state,
-        params,
-        chain.next(),
-      );
+    const pool = spamAndAnswers(chain, answers);
     // The validator's report expires 20 blocks on (evidence-pool.ts) and is not sent again.
     const report = tx(
       broke,
