@@ -150,6 +150,24 @@ const BLOCK_MS = 1000n;
 const EVENT_STEP = 1000n;
 const HEAD = 200_000n;
 
+/** The RPC over `chain` alone: no mempool, validator, network or watchers behind it. */
+function apiOver(chain: unknown) {
+  return createApi({
+    chain,
+    mempool: { size: 0, bytes: 0, has: () => false, dropped: () => null },
+    validator: null,
+    network: null,
+    driver: undefined,
+    metrics: { render: () => '' },
+    logger: silentLogger,
+    submit: () => ({ replaced: false }),
+    submitMany: async () => [],
+    recentRejection: () => null,
+    watchTx: () => () => {},
+    watchBlocks: () => () => {},
+  } as never);
+}
+
 describe('RPC work: offers, rewards and chip lists', () => {
   let dir: string;
   let db: ChainDb;
@@ -229,20 +247,7 @@ describe('RPC work: offers, rewards and chip lists', () => {
       params,
       blockAt: async (h: bigint) => ({ header: { time: h * BLOCK_MS }, txs: [] }),
     };
-    const api = createApi({
-      chain,
-      mempool: { size: 0, bytes: 0, has: () => false, dropped: () => null },
-      validator: null,
-      network: null,
-      driver: undefined,
-      metrics: { render: () => '' },
-      logger: silentLogger,
-      submit: () => ({ replaced: false }),
-      submitMany: async () => [],
-      recentRejection: () => null,
-      watchTx: () => () => {},
-      watchBlocks: () => () => {},
-    } as never);
+    const api = apiOver(chain);
     const call = async <T>(name: string, p: unknown): Promise<T> =>
       (await api.methods[name]!(p, { transport: 'http' })) as T;
     return { call, rows };
@@ -419,20 +424,7 @@ describe('offer uptime against the whole-log computation', () => {
       params,
       blockAt: async (h: bigint) => ({ header: { time: h * blockMs }, txs: [] }),
     };
-    const api = createApi({
-      chain,
-      mempool: { size: 0, bytes: 0, has: () => false, dropped: () => null },
-      validator: null,
-      network: null,
-      driver: undefined,
-      metrics: { render: () => '' },
-      logger: silentLogger,
-      submit: () => ({ replaced: false }),
-      submitMany: async () => [],
-      recentRejection: () => null,
-      watchTx: () => () => {},
-      watchBlocks: () => () => {},
-    } as never);
+    const api = apiOver(chain);
     let seed = 12345;
     const rnd = (n: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
