@@ -768,26 +768,74 @@ export class ProviderServer {
   }
 
   /**
-   * A job's body (up to maxBodyBytes) read into memory, hashed as it comes, on the stream's own
-   * events. The stream's async iterator (its promise per chunk, end-of-stream
-   * watchers and their removal) cost ~0.1–0.3 ms of a job sent alone, run cold after the provider
-   * slept through the previous job (BENCHMARKS.md, branch ocrfast). Same rules: no more than the
-   * declared length is taken (the request is destroyed at the first byte past it, 413), a body
-   * that ends early is refused (400), and one that does not hash to the signed hash (401). One
-   * that falls behind the upload pace is refused (408) and its booked bytes freed (uploadPace).
+   * A job's body (up to maxBodyBytes) read into memory, hashed as it comes (`readBody`); one that
+   * does not hash to the signed hash is refused (401).
    */
-  private receiveBody(
+  private async receiveBody(
     req: IncomingMessage,
     length: number,
     signedHash: Uint8Array,
     book: (n: number) => void,
   ): Promise<Uint8Array> {
+    const chunks: Buffer[] = [];
+    const digest = await this.readBody(req, length, book, {
+      write: (chunk) => {
+        chunks.push(chunk);
+        return true;
+      },
+      close: (done) => done(),
+      destroy: () => {},
+    });
+    checkBodyHash(digest, signedHash);
+    const b = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  }
+
+  /**
+   * Reads exactly `length` bytes (a model) into the file `to`, hashing them as they come
+   * (`readBody`); one that does not hash to the signed hash is refused (401), and the caller
+   * removes the file. A failed write (a full disk) is the provider's error, not the renter's (500,
+   * logged).
+   */
+  private async receive(
+    req: IncomingMessage,
+    length: number,
+    signedHash: Uint8Array,
+    to: string,
+    book: (n: number) => void,
+  ): Promise<void> {
+    const file = createWriteStream(to, { flags: 'wx' });
+    const digest = await this.readBody(req, length, book, {
+      write: (chunk) => file.write(chunk),
+      onceDrained: (resume) => file.once('drain', resume),
+      onError: (fail) => file.on('error', fail),
+      close: (done) => file.end(done),
+      destroy: () => file.destroy(),
+    });
+    checkBodyHash(digest, signedHash);
+  }
+
+  /**
+   * Reads exactly `length` bytes of `req` into `sink` and returns their content hash. On the
+   * stream's own events rather than its async iterator: the iterator (its promise per chunk,
+   * end-of-stream watchers and their removal) cost ~0.1–0.3 ms of a job sent alone, run cold after
+   * the provider slept through the previous job (BENCHMARKS.md, branch ocrfast), and a body that
+   * falls behind the upload pace must be refused (408) while no chunk comes, with the connection
+   * still able to carry the answer. No more than the declared length is taken (the request is
+   * destroyed at the first byte past it, 413), a body that ends early is refused (400), and each
+   * chunk is booked (`book`, which throws the refusal of a cap) before it is kept.
+   */
+  private readBody(
+    req: IncomingMessage,
+    length: number,
+    book: (n: number) => void,
+    sink: BodySink,
+  ): Promise<Uint8Array> {
+    const hash = contentHasher();
     return new Promise((resolve, reject) => {
-      const hash = contentHasher();
-      const chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
-      const finish = (err: HttpError | null) => {
+      const finish = (err: Error | null) => {
         if (settled) return;
         settled = true;
         pace.stop();
@@ -795,13 +843,11 @@ export class ProviderServer {
         req.off('end', onEnd);
         req.off('error', onBroken);
         req.off('close', onBroken);
-        if (err) return reject(err);
-        if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
-          return reject(
-            new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed'),
-          );
-        const b = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        resolve(new Uint8Array(b.buffer, b.byteOffset, b.length));
+        if (err) {
+          sink.destroy();
+          return reject(err);
+        }
+        sink.close((e) => (e ? reject(e) : resolve(new Uint8Array(hash.digest()))));
       };
       const incomplete = () =>
         new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
@@ -818,12 +864,16 @@ export class ProviderServer {
         }
         pace.received(size);
         hash.update(chunk);
-        chunks.push(chunk);
+        if (!sink.write(chunk)) {
+          req.pause();
+          sink.onceDrained?.(() => req.resume());
+        }
       };
-      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
       const onEnd = () => finish(size === length ? null : incomplete());
       // An error, or the connection closing before the end: the body is incomplete.
       const onBroken = () => finish(incomplete());
+      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
+      sink.onError?.((err) => finish(err));
       req.on('data', onData);
       req.on('end', onEnd);
       req.on('error', onBroken);
@@ -839,74 +889,6 @@ export class ProviderServer {
       'UPLOAD_TOO_SLOW',
       `the body came too slowly: it must keep ${p.minBytesPerSecond} bytes/s after ${p.graceMs / 1000} s, with no gap over ${p.idleMs / 1000} s`,
     );
-  }
-
-  /**
-   * Reads exactly `length` bytes (a model) into the file `to`, hashing them as they come; a body
-   * that does not hash to the signed hash is refused (401), and the caller removes the file. On
-   * the stream's events rather than its async iterator, so that a body that falls behind the
-   * upload pace can be refused (408) while no chunk comes, with the connection still able to
-   * carry the answer.
-   */
-  private async receive(
-    req: IncomingMessage,
-    length: number,
-    signedHash: Uint8Array,
-    to: string,
-    book: (n: number) => void,
-  ): Promise<void> {
-    const hash = contentHasher();
-    const file = createWriteStream(to, { flags: 'wx' });
-    await new Promise<void>((resolve, reject) => {
-      let size = 0;
-      let settled = false;
-      const finish = (err: Error | null) => {
-        if (settled) return;
-        settled = true;
-        pace.stop();
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onBroken);
-        req.off('close', onBroken);
-        if (err) {
-          file.destroy();
-          return reject(err);
-        }
-        file.end((e?: Error | null) => (e ? reject(e) : resolve()));
-      };
-      const incomplete = () =>
-        new HttpError(400, 'BODY_INCOMPLETE', 'the body ended before its content-length');
-      const onData = (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > length) {
-          req.destroy();
-          return finish(new HttpError(413, 'BODY_TOO_LARGE', 'the body is longer than its content-length'));
-        }
-        try {
-          book(chunk.length);
-        } catch (err) {
-          return finish(err as HttpError);
-        }
-        pace.received(size);
-        hash.update(chunk);
-        if (!file.write(chunk)) {
-          req.pause();
-          file.once('drain', () => req.resume());
-        }
-      };
-      const onEnd = () => finish(size === length ? null : incomplete());
-      // An error, or the connection closing before the end: the body is incomplete.
-      const onBroken = () => finish(incomplete());
-      const pace = watchUploadPace(this.uploadPace, () => finish(this.tooSlow()));
-      // A failed write (a full disk) is the provider's error, not the renter's (500, logged).
-      file.on('error', (err) => finish(err));
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onBroken);
-      req.on('close', onBroken);
-    });
-    if (!equalBytes(new Uint8Array(hash.digest()), signedHash))
-      throw new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed');
   }
 
   /** Takes one lease lookup from a client address's bucket; false when it has none left. */
@@ -1461,4 +1443,21 @@ export class ProviderServer {
     chip.lock = result.catch(() => undefined);
     return await result;
   }
+}
+
+/** Where `readBody` puts a body's bytes as they come: memory (job bodies) or a file (models). */
+interface BodySink {
+  /** False when the sink wants no more until it has drained (`onceDrained`). */
+  write(chunk: Buffer): boolean;
+  onceDrained?(resume: () => void): void;
+  /** A failure of the sink's own (a disk write): the body fails with it. */
+  onError?(fail: (err: Error) => void): void;
+  close(done: (err?: Error | null) => void): void;
+  destroy(): void;
+}
+
+/** A body whose bytes do not hash to the hash the renter signed is refused (401). */
+function checkBodyHash(digest: Uint8Array, signedHash: Uint8Array): void {
+  if (!equalBytes(digest, signedHash))
+    throw new HttpError(401, 'AUTH_BODY_MISMATCH', 'the body does not match the body hash that was signed');
 }
