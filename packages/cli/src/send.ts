@@ -159,7 +159,9 @@ export async function signAndSend(
   for (let attempt = 1; ; attempt++) {
     // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
     // not depend on it (fixed width).
-    const stx = await buildTransaction(client, seed, actions, { fee });
+    // Signed for the chain id shown in the confirmation: the node's status is read again inside,
+    // and a hostile node could otherwise show a testnet and have the key sign for another chain.
+    const stx = await buildTransaction(client, seed, actions, { fee, chainId: status.chainId });
     const hash = signedHash(stx);
     await client.sendRawTransaction(encodeSigned(stx));
     const page = explorer ? explorerLink(explorer, 'tx', hash) : null;

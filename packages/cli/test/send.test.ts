@@ -13,6 +13,7 @@ import {
   fromHex,
   signedTransactionCodec,
   toHex,
+  UncError,
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { transferAction, type UncClient } from '@unc/sdk';
@@ -21,15 +22,20 @@ import { signAndSend } from '../src/send.js';
 
 type Drop = { status: 'rejected'; code: string; reason: string };
 
-function fakeNode(outcomes: Drop[]) {
+function fakeNode(outcomes: Drop[], chainIds: string[] = []) {
   let nonce = 7n;
   const sent: bigint[] = [];
+  const signedFor: string[] = [];
+  const unlockedFor: string[] = [];
   const client = {
-    status: async () => ({ chainId: 'unc-test', height: 10 }),
+    // Each read answers the next of `chainIds` (then 'unc-test'): a node that changes its story.
+    status: async () => ({ chainId: chainIds.shift() ?? 'unc-test', height: 10 }),
     getParams: async () => ({ minFeePerByte: '1', minFeePerAction: '1' }),
     getAccount: async () => ({ nonce: nonce.toString(), balance: (10n ** 24n).toString() }),
     sendRawTransaction: async (hex: string) => {
-      sent.push(decode(signedTransactionCodec, fromHex(hex)).tx.nonce);
+      const { tx } = decode(signedTransactionCodec, fromHex(hex));
+      sent.push(tx.nonce);
+      signedFor.push(tx.chainId);
       return 'ok';
     },
     waitForTransaction: async () => {
@@ -53,9 +59,12 @@ function fakeNode(outcomes: Drop[]) {
         publicKey: toHex(key.publicKey),
       }),
     }),
-    unlockKey: async () => key.seed,
+    unlockKey: async (_name: string, chainId: string) => {
+      unlockedFor.push(chainId);
+      return key.seed;
+    },
   } as unknown as Context;
-  return { ctx, sent };
+  return { ctx, sent, signedFor, unlockedFor };
 }
 
 const nonceUsed: Drop = {
@@ -92,5 +101,25 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
       /EVICTED|evicted/,
     );
     assert.equal(sent.length, 1);
+  });
+});
+
+describe('signAndSend signs for the chain it showed', () => {
+  test('a node that reports another chain id after the confirmation gets nothing signed', async () => {
+    // The confirmation (and the key's unlock) saw a testnet; the read inside the signing said
+    // mainnet, where the same key may hold real funds.
+    const { ctx, sent, unlockedFor } = fakeNode([], ['unc-testnet', 'unc-mainnet']);
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) => err instanceof UncError && err.code === 'CHAIN_CHANGED',
+    );
+    assert.deepEqual(unlockedFor, ['unc-testnet']);
+    assert.deepEqual(sent, [], 'nothing signed for a chain that was not confirmed');
+  });
+
+  test('the chain confirmed is the chain signed for', async () => {
+    const { ctx, signedFor, unlockedFor } = fakeNode([], ['unc-testnet', 'unc-testnet']);
+    await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan);
+    assert.deepEqual(signedFor, unlockedFor);
   });
 });

@@ -32,6 +32,12 @@ export interface BuildOptions {
   fee?: bigint;
   /** Blocks from the current height until the transaction expires (default 100). */
   ttlBlocks?: bigint;
+  /**
+   * The chain id the user saw and confirmed: signing for another is refused. The node is asked
+   * for its status again here, and without this a node could show one chain (a testnet) in the
+   * confirmation and then have the same key sign for another (where the same key holds real funds).
+   */
+  chainId?: string;
 }
 
 /** The exact minimum fee of a transaction: the fee field is fixed-width, so the size is known. */
@@ -57,6 +63,11 @@ export async function prepareTransaction(
   opts: BuildOptions = {},
 ): Promise<Transaction> {
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
+  if (opts.chainId !== undefined && status.chainId !== opts.chainId)
+    throw new UncError(
+      'CHAIN_CHANGED',
+      `the node now reports chain "${status.chainId}", not the "${opts.chainId}" confirmed; nothing was signed`,
+    );
   const nonce =
     opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)))).nonce);
   const base = {
