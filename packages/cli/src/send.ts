@@ -172,14 +172,27 @@ export async function signAndSend(
       // Another transaction of the same key took the nonce first (a miner agent answering
       // challenges from the operator's key, or a second terminal). The dropped one can never be
       // included, since its nonce is spent, so signing the same actions again at the next nonce
-      // cannot apply them twice. Any other drop is the user's to see.
-      if (outcome.code === 'NONCE_USED' && attempt < MAX_NONCE_RACES) {
-        if (ctx.output === 'text') {
-          console.error(
-            `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
+      // cannot apply them twice — if the node tells the truth. "NONCE_USED" is only its word: a
+      // hostile node keeps the first signature unrelayed, answers NONCE_USED, gets a second one at
+      // another nonce and relays both (the actions applied twice). So the same actions are signed
+      // again only for a node on this machine (the local miner agent's case the retry is for);
+      // for any other the user checks before anything more is signed. Any other drop is the
+      // user's to see.
+      if (outcome.code === 'NONCE_USED') {
+        if (!isLoopbackUrl(ctx.nodeUrl)) {
+          throw new UncError(
+            'NONCE_USED_UNVERIFIED',
+            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent, and it can still be included until height ${stx.tx.expiresAt}. Before running the command again, check on a node you trust that the chain is past that height and that it was not included (unc query tx ${hash}; unc query account ${key.address} for the nonce), or both may apply`,
           );
         }
-        continue;
+        if (attempt < MAX_NONCE_RACES) {
+          if (ctx.output === 'text') {
+            console.error(
+              `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
+            );
+          }
+          continue;
+        }
       }
       throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
     }
@@ -198,3 +211,18 @@ export async function signAndSend(
 
 /** How many times a transaction is signed again after losing its nonce to the key's other transactions. */
 const MAX_NONCE_RACES = 3;
+
+/**
+ * Whether a node URL names this machine (localhost, 127.0.0.0/8, ::1): the one case where the
+ * node's NONCE_USED is taken on trust and the same actions are signed again (see signAndSend).
+ */
+export function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (host === 'localhost' || host === '[::1]') return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

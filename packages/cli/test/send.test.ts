@@ -1,8 +1,9 @@
 /**
  * The CLI's one send path when another transaction of the same key takes the nonce first (the
  * miner agent answers challenges from the operator's key): the dropped transaction can never be
- * included, so the same actions are signed again at the next nonce, a bounded number of times;
- * any other drop is reported as it is.
+ * included, so the same actions are signed again at the next nonce, a bounded number of times,
+ * when the node is on this machine; a node elsewhere gets no second signature (nonce-replay.test.ts
+ * shows why on a real chain). Any other drop is reported as it is.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -18,11 +19,11 @@ import {
 import { devKey } from '@unc/node';
 import { transferAction, type UncClient } from '@unc/sdk';
 import type { Context } from '../src/context.js';
-import { signAndSend } from '../src/send.js';
+import { isLoopbackUrl, signAndSend } from '../src/send.js';
 
 type Drop = { status: 'rejected'; code: string; reason: string };
 
-function fakeNode(outcomes: Drop[], chainIds: string[] = []) {
+function fakeNode(outcomes: Drop[], chainIds: string[] = [], nodeUrl = 'http://127.0.0.1:9') {
   let nonce = 7n;
   const sent: bigint[] = [];
   const signedFor: string[] = [];
@@ -50,7 +51,7 @@ function fakeNode(outcomes: Drop[], chainIds: string[] = []) {
   const ctx = {
     yes: true,
     output: 'json',
-    nodeUrl: 'http://127.0.0.1:9',
+    nodeUrl,
     config: () => ({ explorer: 'http://explorer.invalid/' }),
     client: () => client as unknown as UncClient,
     keyring: () => ({
@@ -101,6 +102,42 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
       /EVICTED|evicted/,
     );
     assert.equal(sent.length, 1);
+  });
+});
+
+describe('a NONCE_USED from a node elsewhere is not taken on trust', () => {
+  // The node's word alone: a hostile one keeps the first signature, answers NONCE_USED, and would
+  // relay both signatures if the same actions were signed again at the next nonce.
+  test('nothing is signed again; the error names the hash and the nonce and says to check', async () => {
+    const { ctx, sent } = fakeNode([nonceUsed], [], 'https://rpc.example.net');
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) =>
+        err instanceof UncError &&
+        err.code === 'NONCE_USED_UNVERIFIED' &&
+        /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
+        /may or may not have been sent/.test(err.message) &&
+        /unc query tx [0-9a-f]{64}/.test(err.message),
+    );
+    assert.deepEqual(sent, [7n], 'one signature only');
+  });
+
+  test('loopback names only: localhost, 127.0.0.0/8, ::1', () => {
+    for (const u of [
+      'http://127.0.0.1:3030',
+      'http://localhost:3030',
+      'http://[::1]:3030',
+      'http://127.3.2.1/',
+    ])
+      assert.equal(isLoopbackUrl(u), true, u);
+    for (const u of [
+      'https://rpc.example.net',
+      'http://10.0.0.2:3030',
+      'http://127.0.0.1.example.net:3030',
+      'http://localhost.evil.net/',
+      'not a url',
+    ])
+      assert.equal(isLoopbackUrl(u), false, u);
   });
 });
 
