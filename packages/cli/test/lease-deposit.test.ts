@@ -25,7 +25,7 @@ const OFFER_ID = 'ab'.repeat(32);
 const CHIP_ID = 'cd'.repeat(32);
 
 /** A node that answers what `market lease` reads, shows the offer at 1 UNC/h, and keeps what is sent. */
-function hostileNode(sent: string[]): Server {
+function hostileNode(sent: string[]): Server & { offer: OfferJson } {
   const provider = encodeAddress(addressFromPublicKey(devKey(4).publicKey));
   const offer: OfferJson = {
     id: OFFER_ID,
@@ -57,7 +57,7 @@ function hostileNode(sent: string[]): Server {
       throw new Error('kept');
     },
   };
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
@@ -75,6 +75,7 @@ function hostileNode(sent: string[]): Server {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
     });
   });
+  return Object.assign(server, { offer });
 }
 
 describe('market lease binds the confirmed deposit', () => {
@@ -139,5 +140,33 @@ describe('market lease binds the confirmed deposit', () => {
     assert.equal(sent.length, 1, run.stderr);
     const action = decode(signedTransactionCodec, fromHex(sent[0]!)).tx.actions[0] as { deposit: bigint };
     assert.equal(action.deposit, 5n * ONE_UNC);
+  });
+
+  test('an offer the node shows at price 0 gets nothing signed (deposit 0 would mean the chain price × hours)', async () => {
+    sent.length = 0;
+    server.offer.price = '0';
+    try {
+      const run = await runUnc([
+        'market',
+        'lease',
+        OFFER_ID,
+        '--hours',
+        '3',
+        '--from',
+        'renter',
+        '-y',
+        '--home',
+        home.dir,
+        '--node',
+        url,
+        '-o',
+        'json',
+      ]);
+      assert.notEqual(run.code, 0);
+      assert.match(run.stderr + run.stdout, /BAD_OFFER/);
+      assert.equal(sent.length, 0, 'nothing signed');
+    } finally {
+      server.offer.price = ONE_UNC.toString();
+    }
   });
 });

@@ -188,6 +188,14 @@ export function checkLeaseTerms(
   if (chipId !== undefined && !o.chips.some((c) => c.chipId === chipId))
     throw new UncError('CHIP_NOT_OFFERED', `chip ${chipId} is not in offer ${o.id}`);
   const price = BigInt(o.price);
+  // The chain refuses an offer whose price is not positive, so a node reporting one lies; and the
+  // escrow shown would then be 0, which signed as the deposit means "price × hours" at the chain's
+  // real price: the amount leaving the balance would be the node's choice, not the one shown.
+  if (price <= 0n)
+    throw new UncError(
+      'BAD_OFFER',
+      `the node reports offer ${o.id} at ${unc(price)} per hour; the chain admits no such price: nothing was signed`,
+    );
   const minimum = price * BigInt(o.minHours);
   const escrow = deposit === undefined || deposit === 0n ? price * BigInt(hours) : deposit;
   if (escrow < minimum)
