@@ -182,7 +182,7 @@ export async function signAndSend(
         if (!isLoopbackUrl(ctx.nodeUrl)) {
           throw new UncError(
             'NONCE_USED_UNVERIFIED',
-            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent, and it can still be included until height ${stx.tx.expiresAt}. Before running the command again, check on a node you trust that the chain is past that height and that it was not included (unc query tx ${hash}; unc query account ${key.address} for the nonce), or both may apply`,
+            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent. Before running the command again, check on a node you trust (unc query tx ${hash}; unc query account ${key.address}): if it was not included and the key's nonce is past ${stx.tx.nonce}, it never can be; otherwise it can still be included until height ${stx.tx.expiresAt}, and running the command again before then may apply both`,
           );
         }
         if (attempt < MAX_NONCE_RACES) {
