@@ -194,7 +194,13 @@ export async function signAndSend(
           continue;
         }
       }
-      throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+      // A drop is the node's word too: a hostile one may report it while keeping the signature
+      // (signed at a nonce it reported, perhaps one ahead) to relay after the user runs the
+      // command again, and both would apply. The user is told until when it can still be included.
+      throw new UncError(
+        outcome.code,
+        `transaction ${hash} was dropped: ${outcome.reason} (the node's word: with nonce ${stx.tx.nonce} it can still be included until height ${stx.tx.expiresAt} if the node kept it; before running the command again, check on a node you trust that it was not included and that the key's nonce is past ${stx.tx.nonce} or the chain past that height)`,
+      );
     }
     const receipt = await client.getTransaction(hash);
     if (page && ctx.output === 'text') console.error(`explorer: ${page}`);
