@@ -89,8 +89,18 @@ export class Keyring {
     return info;
   }
 
-  /** Dev chains only: an unencrypted key bound to one chain id. */
+  /**
+   * Dev chains only: an unencrypted key bound to one chain id. It replaces a dev key of the same
+   * name (a fresh dev chain's id), never a key of the user's: `unc dev` writes dev0…dev9 and
+   * governance into the default home every command shares, and overwriting an encrypted key there
+   * destroyed it for good (its seed is nowhere else unless the user kept the mnemonic).
+   */
   addTest(name: string, seed: Uint8Array, chainId: string): KeyInfo {
+    if (this.has(name) && this.read(name).kind !== 'test')
+      throw new UncError(
+        'KEY_EXISTS',
+        `the keyring ${this.dir} holds your own key "${name}", a name the dev chain uses for its public dev key: rename it (unc keys rename ${name} NEW) or give unc dev another --home`,
+      );
     const publicKey = ed25519PublicKey(seed);
     const info: KeyInfo = {
       name,

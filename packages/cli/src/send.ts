@@ -159,7 +159,9 @@ export async function signAndSend(
   for (let attempt = 1; ; attempt++) {
     // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
     // not depend on it (fixed width).
-    const stx = await buildTransaction(client, seed, actions, { fee });
+    // Signed for the chain id shown in the confirmation: the node's status is read again inside,
+    // and a hostile node could otherwise show a testnet and have the key sign for another chain.
+    const stx = await buildTransaction(client, seed, actions, { fee, chainId: status.chainId });
     const hash = signedHash(stx);
     await client.sendRawTransaction(encodeSigned(stx));
     const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
@@ -170,16 +172,35 @@ export async function signAndSend(
       // Another transaction of the same key took the nonce first (a miner agent answering
       // challenges from the operator's key, or a second terminal). The dropped one can never be
       // included, since its nonce is spent, so signing the same actions again at the next nonce
-      // cannot apply them twice. Any other drop is the user's to see.
-      if (outcome.code === 'NONCE_USED' && attempt < MAX_NONCE_RACES) {
-        if (ctx.output === 'text') {
-          console.error(
-            `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
+      // cannot apply them twice — if the node tells the truth. "NONCE_USED" is only its word: a
+      // hostile node keeps the first signature unrelayed, answers NONCE_USED, gets a second one at
+      // another nonce and relays both (the actions applied twice). So the same actions are signed
+      // again only for a node on this machine (the local miner agent's case the retry is for);
+      // for any other the user checks before anything more is signed. Any other drop is the
+      // user's to see.
+      if (outcome.code === 'NONCE_USED') {
+        if (!isLoopbackUrl(ctx.nodeUrl)) {
+          throw new UncError(
+            'NONCE_USED_UNVERIFIED',
+            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent. Before running the command again, check on a node you trust (unc query tx ${hash}; unc query account ${key.address}): if it was not included and the key's nonce is past ${stx.tx.nonce}, it never can be; otherwise it can still be included until height ${stx.tx.expiresAt}, and running the command again before then may apply both`,
           );
         }
-        continue;
+        if (attempt < MAX_NONCE_RACES) {
+          if (ctx.output === 'text') {
+            console.error(
+              `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
+            );
+          }
+          continue;
+        }
       }
-      throw new UncError(outcome.code, `transaction ${hash} was dropped: ${outcome.reason}`);
+      // A drop is the node's word too: a hostile one may report it while keeping the signature
+      // (signed at a nonce it reported, perhaps one ahead) to relay after the user runs the
+      // command again, and both would apply. The user is told until when it can still be included.
+      throw new UncError(
+        outcome.code,
+        `transaction ${hash} was dropped: ${outcome.reason} (the node's word: with nonce ${stx.tx.nonce} it can still be included until height ${stx.tx.expiresAt} if the node kept it; before running the command again, check on a node you trust that it was not included and that the key's nonce is past ${stx.tx.nonce} or the chain past that height)`,
+      );
     }
     const receipt = await client.getTransaction(hash);
     if (page && ctx.output === 'text') console.error(`explorer: ${page}`);
@@ -196,3 +217,18 @@ export async function signAndSend(
 
 /** How many times a transaction is signed again after losing its nonce to the key's other transactions. */
 const MAX_NONCE_RACES = 3;
+
+/**
+ * Whether a node URL names this machine (localhost, 127.0.0.0/8, ::1): the one case where the
+ * node's NONCE_USED is taken on trust and the same actions are signed again (see signAndSend).
+ */
+export function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (host === 'localhost' || host === '[::1]') return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

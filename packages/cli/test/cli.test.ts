@@ -410,6 +410,27 @@ describe('keys delete, rename, export and import', () => {
   });
 });
 
+describe("dev keys beside the user's own", () => {
+  test("unc dev's dev keys never replace an encrypted key of the same name; they replace their own kind", () => {
+    const home = tempHome();
+    try {
+      const keyring = new Keyring(home.dir);
+      // `unc dev` writes dev0…dev9 and governance at every start, into the home every command
+      // shares by default: a user's own "governance" key there was overwritten, its seed lost.
+      const mine = keyring.addEncrypted('governance', new Uint8Array(32).fill(7), 'correct horse battery');
+      throwsWith(() => keyring.addTest('governance', devKey(1).seed, 'unc-dev-1'), 'KEY_EXISTS');
+      assert.equal(keyring.info('governance').address, mine.address);
+      assert.equal(keyring.info('governance').kind, 'encrypted');
+      // A dev key of an earlier dev chain is replaced, bound to the new chain id.
+      keyring.addTest('dev1', devKey(1).seed, 'unc-dev-1');
+      keyring.addTest('dev1', devKey(1).seed, 'unc-dev-2');
+      assert.deepEqual(keyring.unlock('dev1', 'unc-dev-2'), devKey(1).seed);
+    } finally {
+      home.cleanup();
+    }
+  });
+});
+
 describe('shell completion', () => {
   test('bash completes subcommands and options at every depth, generated from the command tree', async () => {
     const script = (await runUnc(['completion', 'bash'])).stdout;

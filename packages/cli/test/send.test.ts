@@ -1,8 +1,9 @@
 /**
  * The CLI's one send path when another transaction of the same key takes the nonce first (the
  * miner agent answers challenges from the operator's key): the dropped transaction can never be
- * included, so the same actions are signed again at the next nonce, a bounded number of times;
- * any other drop is reported as it is.
+ * included, so the same actions are signed again at the next nonce, a bounded number of times,
+ * when the node is on this machine; a node elsewhere gets no second signature (nonce-replay.test.ts
+ * shows why on a real chain). Any other drop is reported as it is.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -13,23 +14,29 @@ import {
   fromHex,
   signedTransactionCodec,
   toHex,
+  UncError,
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { transferAction, type UncClient } from '@unc/sdk';
 import type { Context } from '../src/context.js';
-import { signAndSend } from '../src/send.js';
+import { isLoopbackUrl, signAndSend } from '../src/send.js';
 
 type Drop = { status: 'rejected'; code: string; reason: string };
 
-function fakeNode(outcomes: Drop[]) {
+function fakeNode(outcomes: Drop[], chainIds: string[] = [], nodeUrl = 'http://127.0.0.1:9') {
   let nonce = 7n;
   const sent: bigint[] = [];
+  const signedFor: string[] = [];
+  const unlockedFor: string[] = [];
   const client = {
-    status: async () => ({ chainId: 'unc-test', height: 10 }),
+    // Each read answers the next of `chainIds` (then 'unc-test'): a node that changes its story.
+    status: async () => ({ chainId: chainIds.shift() ?? 'unc-test', height: 10 }),
     getParams: async () => ({ minFeePerByte: '1', minFeePerAction: '1' }),
     getAccount: async () => ({ nonce: nonce.toString(), balance: (10n ** 24n).toString() }),
     sendRawTransaction: async (hex: string) => {
-      sent.push(decode(signedTransactionCodec, fromHex(hex)).tx.nonce);
+      const { tx } = decode(signedTransactionCodec, fromHex(hex));
+      sent.push(tx.nonce);
+      signedFor.push(tx.chainId);
       return 'ok';
     },
     waitForTransaction: async () => {
@@ -44,7 +51,7 @@ function fakeNode(outcomes: Drop[]) {
   const ctx = {
     yes: true,
     output: 'json',
-    nodeUrl: 'http://127.0.0.1:9',
+    nodeUrl,
     config: () => ({ explorer: 'http://explorer.invalid/' }),
     client: () => client as unknown as UncClient,
     keyring: () => ({
@@ -53,9 +60,12 @@ function fakeNode(outcomes: Drop[]) {
         publicKey: toHex(key.publicKey),
       }),
     }),
-    unlockKey: async () => key.seed,
+    unlockKey: async (_name: string, chainId: string) => {
+      unlockedFor.push(chainId);
+      return key.seed;
+    },
   } as unknown as Context;
-  return { ctx, sent };
+  return { ctx, sent, signedFor, unlockedFor };
 }
 
 const nonceUsed: Drop = {
@@ -89,8 +99,68 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
     ]);
     await assert.rejects(
       signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
-      /EVICTED|evicted/,
+      (err: unknown) =>
+        err instanceof UncError &&
+        err.code === 'EVICTED' &&
+        // The node's word: the user learns until when it may still be included before re-running.
+        /with nonce 7 it can still be included until height 110/.test(err.message),
     );
     assert.equal(sent.length, 1);
+  });
+});
+
+describe('a NONCE_USED from a node elsewhere is not taken on trust', () => {
+  // The node's word alone: a hostile one keeps the first signature, answers NONCE_USED, and would
+  // relay both signatures if the same actions were signed again at the next nonce.
+  test('nothing is signed again; the error names the hash and the nonce and says to check', async () => {
+    const { ctx, sent } = fakeNode([nonceUsed], [], 'https://rpc.example.net');
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) =>
+        err instanceof UncError &&
+        err.code === 'NONCE_USED_UNVERIFIED' &&
+        /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
+        /may or may not have been sent/.test(err.message) &&
+        /unc query tx [0-9a-f]{64}/.test(err.message),
+    );
+    assert.deepEqual(sent, [7n], 'one signature only');
+  });
+
+  test('loopback names only: localhost, 127.0.0.0/8, ::1', () => {
+    for (const u of [
+      'http://127.0.0.1:3030',
+      'http://localhost:3030',
+      'http://[::1]:3030',
+      'http://127.3.2.1/',
+    ])
+      assert.equal(isLoopbackUrl(u), true, u);
+    for (const u of [
+      'https://rpc.example.net',
+      'http://10.0.0.2:3030',
+      'http://127.0.0.1.example.net:3030',
+      'http://localhost.evil.net/',
+      'not a url',
+    ])
+      assert.equal(isLoopbackUrl(u), false, u);
+  });
+});
+
+describe('signAndSend signs for the chain it showed', () => {
+  test('a node that reports another chain id after the confirmation gets nothing signed', async () => {
+    // The confirmation (and the key's unlock) saw a testnet; the read inside the signing said
+    // mainnet, where the same key may hold real funds.
+    const { ctx, sent, unlockedFor } = fakeNode([], ['unc-testnet', 'unc-mainnet']);
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) => err instanceof UncError && err.code === 'CHAIN_CHANGED',
+    );
+    assert.deepEqual(unlockedFor, ['unc-testnet']);
+    assert.deepEqual(sent, [], 'nothing signed for a chain that was not confirmed');
+  });
+
+  test('the chain confirmed is the chain signed for', async () => {
+    const { ctx, signedFor, unlockedFor } = fakeNode([], ['unc-testnet', 'unc-testnet']);
+    await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan);
+    assert.deepEqual(signedFor, unlockedFor);
   });
 });

@@ -1490,7 +1490,12 @@ export class Gateway {
     },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
-      const stx = await buildTransaction(this.client, this.opts.renterSeed, actions);
+      // For the chain read at start (the key's unlock named it): the node's status is read again
+      // inside, and a node that then reports another chain would have the key sign there, where
+      // the same key may hold funds. Refused (CHAIN_CHANGED), nothing signed.
+      const stx = await buildTransaction(this.client, this.opts.renterSeed, actions, {
+        chainId: this.chainId,
+      });
       if (spend) {
         const fees = stx.tx.fee + (spend.commitsClose ? this.closeFee() : 0n);
         if (!(await this.spendAllowed(spend.newRate, fees)))

@@ -58,6 +58,10 @@ export function recordPpm(jobsReceipted: bigint, disputes: bigint): bigint {
  * division keeps the order of close prices. Null when the chip claims no power (nothing to buy).
  */
 export function effectiveCost(c: OfferCandidate): bigint | null {
+  // The chain admits no offer at a price of 0 or below, so a node listing one lies; leased, its
+  // deposit (price × minimum hours) would be signed as 0, which means price × hours at the offer's
+  // real price on chain: the node, not the budget, would decide what leaves the renter's balance.
+  if (c.pricePerHour <= 0n) return null;
   if (c.power <= 0n) return null;
   const uptime = c.uptimePpm === null ? UNKNOWN_UPTIME_PPM : c.uptimePpm;
   if (uptime <= 0n) return null;

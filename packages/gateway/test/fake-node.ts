@@ -18,6 +18,8 @@ export function mempoolOnlyNode(
     timeMs?: number;
     /** More of unc_getParams' answer (e.g. disputeWaitMs). */
     params?: Record<string, unknown>;
+    /** The chain id unc_status reports (default unc-inclusion-test). */
+    chainId?: string;
     /** The chain's latest height (default 5). */
     height?: number;
     /** With txStatus 'dropped': why (default NONCE_USED: it can never be included). */
@@ -62,7 +64,7 @@ export function mempoolOnlyNode(
   };
   const answers: Record<string, (params: unknown[]) => unknown> = {
     unc_status: () => ({
-      chainId: 'unc-inclusion-test',
+      chainId: state.chainId ?? 'unc-inclusion-test',
       height: state.height ?? 5,
       timeMs: state.timeMs ?? 1_000_000,
       time: '',

@@ -62,6 +62,16 @@ function offer(patch: Partial<OfferCandidate> = {}): OfferCandidate {
 describe('offer ranking', () => {
   const none = { rateLeft: 1000n * UNC, avoidedProviders: new Set<string>(), heldChips: new Set<string>() };
 
+  test('an offer listed at price 0 is never leased: its deposit would be signed as 0 (the chain price × hours)', () => {
+    const free = offer({ offerId: 'a', pricePerHour: 0n });
+    const paid = offer({ offerId: 'b' });
+    assert.deepEqual(
+      rankOffers([free, paid], none).map((o) => o.offerId),
+      ['b'],
+    );
+    assert.equal(effectiveCost(free), null);
+  });
+
   test('cheaper power wins: price per unit of attested power, not price alone', () => {
     const cheapWeak = offer({ offerId: 'a', pricePerHour: 1n * UNC, power: 100n });
     const dearStrong = offer({ offerId: 'b', pricePerHour: 2n * UNC, power: 1000n });

@@ -32,6 +32,12 @@ export interface BuildOptions {
   fee?: bigint;
   /** Blocks from the current height until the transaction expires (default 100). */
   ttlBlocks?: bigint;
+  /**
+   * The chain id the user saw and confirmed: signing for another is refused. The node is asked
+   * for its status again here, and without this a node could show one chain (a testnet) in the
+   * confirmation and then have the same key sign for another (where the same key holds real funds).
+   */
+  chainId?: string;
 }
 
 /** The exact minimum fee of a transaction: the fee field is fixed-width, so the size is known. */
@@ -57,6 +63,11 @@ export async function prepareTransaction(
   opts: BuildOptions = {},
 ): Promise<Transaction> {
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
+  if (opts.chainId !== undefined && status.chainId !== opts.chainId)
+    throw new UncError(
+      'CHAIN_CHANGED',
+      `the node now reports chain "${status.chainId}", not the "${opts.chainId}" confirmed; nothing was signed`,
+    );
   const nonce =
     opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)))).nonce);
   const base = {
@@ -177,6 +188,14 @@ export function checkLeaseTerms(
   if (chipId !== undefined && !o.chips.some((c) => c.chipId === chipId))
     throw new UncError('CHIP_NOT_OFFERED', `chip ${chipId} is not in offer ${o.id}`);
   const price = BigInt(o.price);
+  // The chain refuses an offer whose price is not positive, so a node reporting one lies; and the
+  // escrow shown would then be 0, which signed as the deposit means "price × hours" at the chain's
+  // real price: the amount leaving the balance would be the node's choice, not the one shown.
+  if (price <= 0n)
+    throw new UncError(
+      'BAD_OFFER',
+      `the node reports offer ${o.id} at ${unc(price)} per hour; the chain admits no such price: nothing was signed`,
+    );
   const minimum = price * BigInt(o.minHours);
   const escrow = deposit === undefined || deposit === 0n ? price * BigInt(hours) : deposit;
   if (escrow < minimum)

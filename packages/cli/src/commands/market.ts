@@ -434,10 +434,10 @@ export function marketCommand(): Command {
       // Pre-flight: an offer that is gone, closed or full is reported before anything is signed.
       const offer = await ctx.client().getOffer(id);
       const escrow = checkLease(offer, hours, chipId, deposit);
-      const action = openLeaseAction(id, hours, {
-        ...(chipId ? { chipId } : {}),
-        ...(deposit !== undefined ? { deposit } : {}),
-      });
+      // The deposit is signed as shown, never left 0 ("price × hours" at the chain's price): the
+      // price shown is the node's word, and a hostile node could show a cheap offer whose real price
+      // then took the balance. Signed explicitly, at most what was confirmed leaves it.
+      const action = openLeaseAction(id, hours, { ...(chipId ? { chipId } : {}), deposit: escrow });
       const { hash, height, events, explorer } = await send(ctx, signer, [action], {
         summary: [
           `Lease ${chipId ? `chip ${chipId}` : 'a free chip'} of offer ${id} for ${hours} h at ${unc(offer.price)} per hour`,

@@ -83,7 +83,8 @@ export async function sendGovernance(
       },
     ],
   }));
-  const stx = await buildTransaction(client, seed, actions);
+  // For the chain the approvals name and the confirmation shows (the node's status is read again).
+  const stx = await buildTransaction(client, seed, actions, { chainId: status.chainId });
   const account = await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)));
   checkBalance({ from, balance: BigInt(account.balance), spend: 0n, fee: stx.tx.fee });
   await confirm(

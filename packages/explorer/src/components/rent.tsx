@@ -88,7 +88,10 @@ async function check(
   if (renter === offer.provider)
     throw new Error('This key is the offer’s provider: a provider cannot rent its own chips.');
   const tx = await prepareTransaction(client, signer.publicKey, [
-    openLeaseAction(offer.id, hours, chipId ? { chipId } : {}),
+    // The deposit shown is signed, never left 0 ("price × hours" at the chain's price): the offer
+    // and its price are the node's word (any node, with ?rpc=), and a hostile one could show a cheap
+    // offer whose real price then took the balance. Signed explicitly, at most what was shown leaves it.
+    openLeaseAction(offer.id, hours, { ...(chipId ? { chipId } : {}), deposit: escrow }),
   ]);
   const balance = await client.balance(renter);
   checkFunds({ from: renter, balance, spend: escrow, fee: tx.fee });

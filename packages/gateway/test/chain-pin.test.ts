@@ -1,0 +1,60 @@
+/**
+ * The gateway signs for the chain it started on. Every transaction reads the node's status again
+ * to build it; a node that reports another chain id later (where the same renter key may hold
+ * funds) gets nothing signed. The gateway is real; its node is the tests' small JSON-RPC server.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Gateway } from '../src/gateway.js';
+import { mempoolOnlyNode } from './fake-node.js';
+
+const UNC = 10n ** 18n;
+
+describe('a node that reports another chain id after the gateway started', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-chain-'));
+  const sent: string[] = [];
+  const state: { txStatus: string; chainId?: string } = { txStatus: 'pending' };
+  const node = mempoolOnlyNode(sent, state);
+  let gw: Gateway;
+  before(async () => {
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    gw = new Gateway({
+      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 10n * UNC,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, 'g.db'),
+      allowHttp: true,
+      inclusionWaitMs: 300,
+      port: 0,
+      // Only the test's openings.
+      tickMs: 3_600_000,
+      targets: { minLeases: 0 },
+    });
+    await gw.start();
+    const inside = gw as unknown as { ticking: boolean };
+    const deadline = Date.now() + 60_000;
+    while (inside.ticking) {
+      if (Date.now() > deadline) throw new Error("the gateway's first tick did not end in 60 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+  after(async () => {
+    await gw.stop();
+    await new Promise<void>((r) => node.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('gets no lease opening signed; the chain it started on does', async () => {
+    state.chainId = 'unc-mainnet';
+    await gw.openLease('after the switch');
+    assert.equal(sent.length, 0, 'nothing signed for a chain the gateway did not start on');
+    delete state.chainId;
+    await gw.openLease('same chain');
+    assert.equal(sent.length, 1);
+  });
+});
