@@ -1,7 +1,7 @@
 /** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Action, MAX_DISPUTES_PER_LEASE, parseUnc, toHex, UncError } from '@unc/core';
+import { type Action, parseUnc, toHex, UncError } from '@unc/core';
 import {
   pemFingerprint,
   prepareNextCertificate,
@@ -592,7 +592,7 @@ export function marketCommand(): Command {
         'renter: record on chain a job request the provider did not answer (the signed request that ' +
           '`unc job … --request-out <file>` saved; file or hex). The chain takes it once its response ' +
           'wait (disputeWaitMs of `unc_getParams`, by block time) has passed since the request, on a lease ' +
-          `kept running through that wait, at most ${MAX_DISPUTES_PER_LEASE} per lease; sooner, this waits for it`,
+          'kept running through that wait, one per wait of lease time kept and paid for; sooner, this waits for it',
       )
       .requiredOption('--reason <text>', 'what happened, e.g. "no answer within 60 s"'),
   ).action(async (arg: string, opts: SendOpts & { reason: string }, cmd: Command) => {

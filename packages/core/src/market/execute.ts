@@ -19,7 +19,6 @@ import {
   type CloseOfferAction,
   type CreateOfferAction,
   type DisputeAction,
-  MAX_DISPUTES_PER_LEASE,
   MAX_OFFER_CHIPS,
   MAX_TLS_FINGERPRINTS,
   type OpenLeaseAction,
@@ -513,12 +512,18 @@ function ranUntil(lease: Lease): bigint {
   return lease.status === LeaseStatus.closed && lease.closedTime < end ? lease.closedTime : end;
 }
 
+/** The lease fields that say how long its renter kept (and paid for) it. */
+export type KeptLease = Pick<
+  Lease,
+  'startTime' | 'hours' | 'pricePerHour' | 'deposited' | 'status' | 'closedReason' | 'closedTime'
+>;
+
 /**
  * Until when the renter kept the lease: the end its deposit and hours paid for, or its own close if
  * sooner. The provider's notice and its chip leaving cut a lease short, but not this: a provider
  * cannot escape a dispute by closing the lease during the response wait.
  */
-function renterKeptUntil(lease: Lease): bigint {
+export function renterKeptUntil(lease: KeptLease): bigint {
   const booked = lease.startTime + BigInt(lease.hours) * HOUR_MS;
   const escrow = escrowUntil(lease);
   let until = escrow < booked ? escrow : booked;
@@ -529,6 +534,23 @@ function renterKeptUntil(lease: Lease): bigint {
   )
     until = lease.closedTime;
   return until;
+}
+
+/**
+ * The most disputes a lease may have recorded in all by block time `time` (PROTOCOL.md §8,
+ * docs/jobs.md): one per `disputeWaitMs` of lease time its renter has kept (and paid for) so far,
+ * and at least one (a lease booked shorter than the wait and kept to its end). Before, any lease
+ * kept through one wait recorded 16: a stranger rented a low-priced rival's chip for a few minutes
+ * and buried its record in disputes for a few minutes' rent, again and again. Now each dispute
+ * costs a wait of rent, and an honest renter of a failing provider gains one per wait it keeps the
+ * lease, however long. Bounded by its hours: at most 87 600 h / 1 s ≈ 3.2·10^8, within `disputes`' u32.
+ */
+export function disputeAllowance(lease: KeptLease, time: bigint, disputeWaitMs: bigint): bigint {
+  const kept = renterKeptUntil(lease);
+  const until = time < kept ? time : kept;
+  const keptMs = until > lease.startTime ? until - lease.startTime : 0n;
+  const n = keptMs / disputeWaitMs;
+  return n > 1n ? n : 1n;
 }
 
 /** Past the window after its end in which a lease's receipts and disputes may still be posted. */
@@ -571,6 +593,21 @@ function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, r
     );
   }
   checkPostingWindow(lease, ctx, p, 'disputes');
+}
+
+/** Refuses a dispute past the lease's allowance (disputeAllowance), saying when the next one comes. */
+function checkDisputeAllowance(lease: Lease, ctx: MarketContext, p: MarketParams): void {
+  const allowed = disputeAllowance(lease, ctx.time, p.disputeWaitMs);
+  if (BigInt(lease.disputes) < allowed) return;
+  const next = lease.startTime + (allowed + 1n) * p.disputeWaitMs;
+  const later =
+    next <= renterKeptUntil(lease)
+      ? `; one more from block time ${new Date(Number(next)).toISOString()} if the lease is kept until then`
+      : '; the lease was not kept long enough for more';
+  throw new ValidationError(
+    'TOO_MANY_DISPUTES',
+    `lease ${short(lease.id)} has ${lease.disputes} disputes, all that its rent allows so far (one per ${p.disputeWaitMs / 1000n} s of lease time kept and paid)${later}`,
+  );
 }
 
 /** How far a chip's clock (a receipt's start) may stray from block time. */
@@ -680,16 +717,13 @@ export function applyDispute(
       `the request is not signed by the renter key of lease ${short(lease.id)}`,
     );
   }
-  checkDisputeTiming(lease, ctx, getMarketParams(state), request.timestampMs);
-  if (lease.disputes >= MAX_DISPUTES_PER_LEASE) {
-    throw new ValidationError(
-      'TOO_MANY_DISPUTES',
-      `lease ${short(lease.id)} already has ${MAX_DISPUTES_PER_LEASE} disputes, the most one lease can record`,
-    );
-  }
+  const p = getMarketParams(state);
+  checkDisputeTiming(lease, ctx, p, request.timestampMs);
   if (!markOnce(state, 'dispute', disputeId(lease.id, requestHash))) {
     throw new ValidationError('DISPUTE_REPLAYED', 'this request is already disputed');
   }
+  // After the replay check, so a replay is named as one; its mark goes with the refused transaction.
+  checkDisputeAllowance(lease, ctx, p);
   lease.disputes += 1;
   putLease(state, lease);
   const rec = getProviderRecord(state, lease.provider);
