@@ -69,7 +69,11 @@ describe('leaseDisputeAllowance', () => {
       keptUntilMs: closedAt,
       nextAtMs: null,
     });
-    const providerClosed = leaseJson({ status: 'closed', closedTime: closedAt, closedReason: 'providerClosed' });
+    const providerClosed = leaseJson({
+      status: 'closed',
+      closedTime: closedAt,
+      closedReason: 'providerClosed',
+    });
     assert.equal(leaseDisputeAllowance(providerClosed, T0 + HOUR, WAIT).allowed, 12);
     // Half an hour of escrow (pay-as-you-go): six waits.
     const short = leaseJson({ deposit: (UNC / 2n).toString() });
