@@ -79,9 +79,9 @@ interface SendOpts {
  * provider must have had the time to answer; sooner, DISPUTE_TOO_EARLY), and the lease's dispute
  * allowance not used up (one per disputeWaitMs of lease time its renter kept and paid for; past it,
  * TOO_MANY_DISPUTES). An allowance the running lease will still grow is waited for (at most one
- * wait); one it can no longer grow is an error, and nothing is sent.
+ * wait); one it can no longer grow is an error, and nothing is sent. Exported for its test.
  */
-async function untilDisputable(ctx: Context, leaseId: string, requestMs: bigint): Promise<void> {
+export async function untilDisputable(ctx: Context, leaseId: string, requestMs: bigint): Promise<void> {
   const client = ctx.client();
   const { disputeWaitMs } = await client.getParams();
   const due = Number(requestMs) + disputeWaitMs;
