@@ -569,8 +569,8 @@ function checkPostingWindow(lease: Lease, ctx: MarketContext, p: MarketParams, w
  * disputed 16 requests "made" in that same block and closed the lease with its deposit back whole:
  * the rival's record buried for a fee. Now the request must be made while the lease ran, the
  * dispute comes only once the provider's response wait has passed by block time, and the renter
- * must have kept (and paid for) the lease through that wait: 16 disputes cost at least
- * disputeWaitMs of lease time, paid to the provider.
+ * must have kept (and paid for) the lease through that wait: disputes cost at least
+ * disputeWaitMs of lease time, paid to the provider (and each one more: checkDisputeAllowance).
  */
 function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, requestMs: bigint): void {
   if (requestMs < lease.startTime || requestMs >= ranUntil(lease)) {
