@@ -24,6 +24,7 @@ function lease(over: Partial<LeaseJson>): LeaseJson {
     deposit: UNC.toString(),
     status: 'active',
     startTime: T0,
+    endTime: T0 + 3_600_000,
     disputes: 0,
     closedTime: null,
     closedReason: null,

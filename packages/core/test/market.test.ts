@@ -1090,17 +1090,21 @@ describe('market: receipts and disputes', () => {
   });
 
   /** The lease time its renter kept (and paid for) by block time `t`, restated from the rule. */
-  function keptMs(l: Lease, t: bigint): bigint {
+  function keptMs(l: Lease, t: bigint, wait: bigint): bigint {
     let until = l.startTime + BigInt(l.hours) * HOUR_MS;
     if (escrowUntil(l) < until) until = escrowUntil(l);
     if (l.status === LeaseStatus.closed && l.closedReason === 'renterClosed' && l.closedTime < until)
       until = l.closedTime;
+    // Cut short by the provider: one wait past its actual end, no more.
+    let ran = escrowUntil(l) < l.endTime ? escrowUntil(l) : l.endTime;
+    if (l.status === LeaseStatus.closed && l.closedTime < ran) ran = l.closedTime;
+    if (ran + wait < until) until = ran + wait;
     if (t < until) until = t;
     return until > l.startTime ? until - l.startTime : 0n;
   }
   /** One dispute per wait kept, at least one. */
   const allowanceOf = (l: Lease, t: bigint, wait: bigint) => {
-    const n = keptMs(l, t) / wait;
+    const n = keptMs(l, t, wait) / wait;
     return n > 1n ? n : 1n;
   };
 
@@ -1187,10 +1191,40 @@ describe('market: receipts and disputes', () => {
     assert.equal(getProviderRecord(chain.state, provider.address).disputes, 24n);
   });
 
+  test('attack: a renter whose lease the provider cut short gains no disputes past one wait after its end, for no rent', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { noticeMs: 0n });
+    // Ten hours booked and deposited: all but what it runs comes back to the renter.
+    const leaseId = openLease(chain, offerId, 10);
+    const start = lease(chain, leaseId).startTime;
+    const unanswered = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => dispute(signedRequest(leaseId, start, from + i)));
+    // The provider closes it after ten minutes (a renter burying it in disputes, a repricing).
+    nextBlockAt(chain, start + 10n * MINUTE);
+    chain.block([chain.tx(provider, [{ type: 'closeLease', leaseId }])]);
+    const end = leaseEndsAt(lease(chain, leaseId));
+    assert.ok(end <= start + 11n * MINUTE);
+    // Its requests stay disputable, one per wait up to one wait past the end...
+    const allowed = (end + WAIT - start) / WAIT;
+    nextBlockAt(chain, end + WAIT);
+    chain.block([chain.tx(renter, unanswered(0, Number(allowed)))]);
+    assert.equal(code(chain, renter, [dispute(signedRequest(leaseId, start, 99))]), 'TOO_MANY_DISPUTES');
+    // ...but waiting out the posting window earns none: the lease no longer runs, nor is paid for.
+    nextBlockAt(chain, start + 2n * HOUR_MS);
+    assert.equal(code(chain, renter, unanswered(100, 1)), 'TOO_MANY_DISPUTES');
+    assert.equal(lease(chain, leaseId).disputes, Number(allowed));
+    const l = lease(chain, leaseId);
+    assert.equal(disputeAllowance(l, chain.time, WAIT), allowed);
+  });
+
   test('property: a lease records at most one dispute per wait of lease time kept; a refused dispute changes nothing', () => {
     const wait = 2n * MINUTE;
     const g = genesis(undefined, { market: { disputeWaitMs: wait, receiptWindowMs: HOUR_MS } });
-    type Op = { op: 'wait'; blocks: number } | { op: 'dispute'; n: number; back: number } | { op: 'close' };
+    type Op =
+      | { op: 'wait'; blocks: number }
+      | { op: 'dispute'; n: number; back: number }
+      | { op: 'close' }
+      | { op: 'providerClose' };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
       fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 12 }) }),
       fc.record({
@@ -1200,6 +1234,8 @@ describe('market: receipts and disputes', () => {
         back: fc.integer({ min: 0, max: 20 }),
       }),
       fc.constant({ op: 'close' as const }),
+      // The provider cuts it short (its notice is 3 minutes): the renter gains no rent-free allowance.
+      fc.constant({ op: 'providerClose' as const }),
     );
     fc.assert(
       fc.property(
@@ -1208,7 +1244,7 @@ describe('market: receipts and disputes', () => {
         fc.array(opArb, { minLength: 1, maxLength: 12 }),
         (hours, share, ops) => {
           const chain = setup(MINUTE, true, g);
-          const offerId = createOffer(chain, [idA], { minHours: 0, maxHours: 2 });
+          const offerId = createOffer(chain, [idA], { minHours: 0, maxHours: 2, noticeMs: 3n * MINUTE });
           // Below 500‰ pay-as-you-go: the escrow runs out before the booked end.
           const full = PRICE * BigInt(hours);
           const deposit = share < 500 ? (full * BigInt(share)) / 500n + 1n : full;
@@ -1219,6 +1255,9 @@ describe('market: receipts and disputes', () => {
               for (let i = 0; i < o.blocks; i++) chain.block();
             } else if (o.op === 'close') {
               const close = chain.tx(renter, [{ type: 'closeLease', leaseId }]);
+              chain.block(refusal(chain, close) === null ? [close] : []);
+            } else if (o.op === 'providerClose') {
+              const close = chain.tx(provider, [{ type: 'closeLease', leaseId }]);
               chain.block(refusal(chain, close) === null ? [close] : []);
             } else {
               const at = chain.time + chain.step(chain.height + 1n);

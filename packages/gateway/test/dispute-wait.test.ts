@@ -85,6 +85,7 @@ function servingLease(leaseId: string, startMs: number) {
     deposit: (3n * UNC).toString(),
     status: 'active',
     startTime: startMs,
+    endTime: startMs + 3 * 3_600_000,
     disputes: 0,
     closedTime: null,
     closedReason: null,

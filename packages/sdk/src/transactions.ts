@@ -7,6 +7,7 @@ import {
   addressFromPublicKey,
   decodeAddress,
   disputeAllowance,
+  disputeAllowanceUntil,
   encode,
   encodeAddress,
   formatUnc,
@@ -14,7 +15,6 @@ import {
   LeaseStatus,
   minimumFee,
   type OfferAttributes,
-  renterKeptUntil,
   type SignedJobRequest,
   type SignedReceipt,
   type SignedTransaction,
@@ -268,13 +268,14 @@ export function leaseDisputeAllowance(
     hours: lease.hours,
     pricePerHour: BigInt(lease.pricePerHour),
     deposited: BigInt(lease.deposit),
+    endTime: BigInt(lease.endTime),
     status: lease.status === 'closed' ? LeaseStatus.closed : LeaseStatus.active,
     closedReason: lease.closedReason ?? '',
     closedTime: BigInt(lease.closedTime ?? 0),
   };
   const wait = BigInt(disputeWaitMs);
   const allowed = disputeAllowance(kept, BigInt(atMs), wait);
-  const keptUntil = renterKeptUntil(kept);
+  const keptUntil = disputeAllowanceUntil(kept, wait);
   const next = kept.startTime + (allowed + 1n) * wait;
   return {
     allowed: Number(allowed),

@@ -503,20 +503,20 @@ export function applyCloseLease(
   throw new ValidationError('NOT_PARTY', `lease ${short(lease.id)} is neither yours to rent nor to provide`);
 }
 
+/** The lease fields that say how long its renter kept (and paid for) it, and how long it ran. */
+export type KeptLease = Pick<
+  Lease,
+  'startTime' | 'hours' | 'pricePerHour' | 'deposited' | 'endTime' | 'status' | 'closedReason' | 'closedTime'
+>;
+
 /**
  * Until when the lease ran: its end (escrow or end time, whichever first) or, once closed, the
  * close if that came sooner.
  */
-function ranUntil(lease: Lease): bigint {
+function ranUntil(lease: KeptLease): bigint {
   const end = leaseEndsAt(lease);
   return lease.status === LeaseStatus.closed && lease.closedTime < end ? lease.closedTime : end;
 }
-
-/** The lease fields that say how long its renter kept (and paid for) it. */
-export type KeptLease = Pick<
-  Lease,
-  'startTime' | 'hours' | 'pricePerHour' | 'deposited' | 'status' | 'closedReason' | 'closedTime'
->;
 
 /**
  * Until when the renter kept the lease: the end its deposit and hours paid for, or its own close if
@@ -537,6 +537,22 @@ export function renterKeptUntil(lease: KeptLease): bigint {
 }
 
 /**
+ * The block time from which a lease's dispute allowance grows no more: the renter's kept end
+ * (renterKeptUntil), but no later than one wait past the lease's actual end. A provider that cuts
+ * the lease short (notice, closing its offer, its chip leaving) still answers for the requests made
+ * before the end, each disputable once its wait has passed, which is within that one wait. Counted
+ * to the renter's kept end instead, a renter whose deposit covered a long booking gained one
+ * dispute per wait through the whole posting window (receiptWindowMs, a day by default: 288) for
+ * no rent at all, the unused deposit refunded: the abuse this allowance prices, and a provider that
+ * closed the lease of a renter burying it in disputes only handed it more.
+ */
+export function disputeAllowanceUntil(lease: KeptLease, disputeWaitMs: bigint): bigint {
+  const kept = renterKeptUntil(lease);
+  const last = ranUntil(lease) + disputeWaitMs;
+  return last < kept ? last : kept;
+}
+
+/**
  * The most disputes a lease may have recorded in all by block time `time` (PROTOCOL.md §8,
  * docs/jobs.md): one per `disputeWaitMs` of lease time its renter has kept (and paid for) so far,
  * and at least one (a lease booked shorter than the wait and kept to its end). Before, any lease
@@ -546,7 +562,7 @@ export function renterKeptUntil(lease: KeptLease): bigint {
  * lease, however long. Bounded by its hours: at most 87 600 h / 1 s ≈ 3.2·10^8, within `disputes`' u32.
  */
 export function disputeAllowance(lease: KeptLease, time: bigint, disputeWaitMs: bigint): bigint {
-  const kept = renterKeptUntil(lease);
+  const kept = disputeAllowanceUntil(lease, disputeWaitMs);
   const until = time < kept ? time : kept;
   const keptMs = until > lease.startTime ? until - lease.startTime : 0n;
   const n = keptMs / disputeWaitMs;
@@ -601,7 +617,7 @@ function checkDisputeAllowance(lease: Lease, ctx: MarketContext, p: MarketParams
   if (BigInt(lease.disputes) < allowed) return;
   const next = lease.startTime + (allowed + 1n) * p.disputeWaitMs;
   const later =
-    next <= renterKeptUntil(lease)
+    next <= disputeAllowanceUntil(lease, p.disputeWaitMs)
       ? `; one more from block time ${new Date(Number(next)).toISOString()} if the lease is kept until then`
       : '; the lease was not kept long enough for more';
   throw new ValidationError(
