@@ -799,7 +799,7 @@ export class Gateway {
    * stays pending (holding its lease open) until the node has answered it. Only as many as the
    * lease's dispute allowance takes (one per disputeWaitMs of lease time kept and paid for): the
    * chain refuses more. Past it, a dispute of a lease still serving waits for the next one the
-   * lease earns; one of a closing lease is recorded unsent (holding the lease open longer would be
+   * lease earns; one of a closing lease, or of one over on chain, is recorded unsent (holding the lease open longer would be
    * rent paid to the failing provider only to record its failure again).
    */
   private sendDueDisputes(): void {
@@ -808,9 +808,11 @@ export class Gateway {
       const l = d.lease;
       const { allowed } = leaseDisputeAllowance(l.view, this.chainTime.blockMs, this.disputeWaitMs);
       if (l.disputes >= allowed) {
-        if (!l.closing) continue;
+        // A lease still serving earns more; one closing, or already out of the pool (over on
+        // chain: it earns no more), never will, and its dispute would wait here for ever.
+        if (!l.closing && this.leases.get(l.row.leaseId) === l) continue;
         this.pendingDisputes.splice(this.pendingDisputes.indexOf(d), 1);
-        const error = `not sent: lease ${l.row.leaseId} has ${l.disputes} disputes, all the chain allows it so far (one per ${this.disputeWaitMs / 1000} s of lease time kept; TOO_MANY_DISPUTES past it), and it is closing`;
+        const error = `not sent: lease ${l.row.leaseId} has ${l.disputes} disputes, all the chain allows it so far (one per ${this.disputeWaitMs / 1000} s of lease time kept; TOO_MANY_DISPUTES past it), and it is closing or over`;
         this.log.warn('dispute not sent', { lease: l.row.leaseId, job: d.jobId, err: error });
         this.store.addDispute({
           leaseId: l.row.leaseId,

@@ -201,4 +201,26 @@ describe('a dispute of a request that got no answer', () => {
       }
     });
   });
+
+  test('of a lease over on chain past its allowance is recorded unsent, not held pending for ever', async () => {
+    await withGateway(async (gw, inside, sent) => {
+      const leaseId = 'ff'.repeat(32);
+      const start = T0 - 2_000;
+      const lease = servingLease(leaseId, start);
+      // Its escrow paid for one wait (pay-as-you-go), its one dispute recorded; then it ended on
+      // chain and left the pool (refreshLeases), without the gateway ever closing it.
+      lease.view = { ...lease.view, deposit: (UNC / 30n).toString(), status: 'ended', disputes: 1 };
+      lease.disputes = 1;
+      inside.dispute(lease, 'job-9', request(leaseId, T0 - 1_000, 9n), 'no answer: timeout');
+      inside.chainTime = { blockMs: T0 - 1_000 + WAIT, readMs: T0 };
+      inside.sendDueDisputes();
+      // Before: it stayed pending (it waited for an allowance the lease can no longer earn),
+      // unrecorded until the gateway stopped, and then as "before the response wait passed".
+      await waitFor('the dispute recorded', () => gw.store.disputes().length === 1);
+      const [row] = gw.store.disputes();
+      assert.equal(row?.txHash, null);
+      assert.match(row!.error!, /TOO_MANY_DISPUTES/);
+      assert.deepEqual(kinds(sent), [], 'nothing sent: the chain would refuse it');
+    });
+  });
 });
