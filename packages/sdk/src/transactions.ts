@@ -246,7 +246,10 @@ export function disputeAction(signed: SignedJobRequest, reason: string): Action 
 export interface DisputeAllowance {
   /** The most disputes the lease may have recorded in all at that block time. */
   allowed: number;
-  /** Block time (ms) its renter kept (and paid for) the lease until: the allowance grows no further. */
+  /**
+   * Block time (ms) from which the allowance grows no further (core `disputeAllowanceUntil`): the
+   * end its renter kept (and paid for), or one wait past the lease's end if the provider cut it short.
+   */
   keptUntilMs: number;
   /** Block time (ms) from which one more is allowed, or null when the lease was not kept that long. */
   nextAtMs: number | null;
