@@ -12,6 +12,7 @@ import {
   DEFAULT_MARKET_PARAMS,
   decode,
   devSoftChipId,
+  disputeAllowance,
   ed25519Sign,
   effectiveStatus,
   encode,
@@ -40,7 +41,6 @@ import {
   leasesByRenter,
   listItems,
   MARKET_PARAMS_KEY,
-  MAX_DISPUTES_PER_LEASE,
   nextId,
   parseGenesis,
   RECEIPT_CLOCK_SLACK_MS,
@@ -966,37 +966,30 @@ describe('market: receipts and disputes', () => {
       code(chain, renter, [dispute(signedRequest(leaseId, t - 1n - MINUTE, 4))]),
       'REQUEST_OUTSIDE_LEASE',
     );
-    // At most MAX_DISPUTES_PER_LEASE per lease, however cheap each would be.
-    for (let i = 0; i < MAX_DISPUTES_PER_LEASE; i += 4) {
-      chain.block([
-        chain.tx(
-          renter,
-          [0, 1, 2, 3].map((j) => dispute(signedRequest(leaseId, t, 100 + i + j))),
-        ),
-      ]);
-    }
-    assert.equal(lease(chain, leaseId).disputes, MAX_DISPUTES_PER_LEASE);
-    assert.equal(code(chain, renter, [dispute(signedRequest(leaseId, t, 999))]), 'TOO_MANY_DISPUTES');
+    // One per wait of lease time kept so far, however many requests went unanswered.
+    chain.block([chain.tx(renter, [dispute(signedRequest(leaseId, t, 100))])]);
+    assert.equal(code(chain, renter, [dispute(signedRequest(leaseId, t, 101))]), 'TOO_MANY_DISPUTES');
+    nextBlockAt(chain, t + 2n * WAIT);
+    chain.block([chain.tx(renter, [dispute(signedRequest(leaseId, t, 101))])]);
+    assert.equal(lease(chain, leaseId).disputes, 2);
     // A lease its renter closed before the wait was over records no dispute at all.
     const tiny = openLease(chain, offerId, 1, 0n, idB);
     const tinyStart = chain.time;
     chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: tiny }])]);
     nextBlockAt(chain, tinyStart + WAIT);
     assert.equal(code(chain, renter, [dispute(signedRequest(tiny, tinyStart, 1))]), 'LEASE_TOO_SHORT');
-    assert.equal(getProviderRecord(chain.state, provider.address).disputes, BigInt(MAX_DISPUTES_PER_LEASE));
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 2n);
   });
 
-  test('attack: a stranger buries an idle rival with 16 disputes in the transaction that opens and closes its lease', () => {
+  test('attack: a stranger buries an idle rival with disputes in the transaction that opens and closes its lease', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA], { minHours: 1 });
     const mallory = key('market-mallory');
     chain.block([
       chain.tx(other, [{ type: 'transfer', to: mallory.address, amount: 10n * UNC, memo: new Uint8Array() }]),
     ]);
-    const burst = (leaseId: Uint8Array, at: bigint, from = 0) =>
-      Array.from({ length: MAX_DISPUTES_PER_LEASE }, (_, i) =>
-        dispute(signedRequest(leaseId, at, from + i, mallory), 'no answer'),
-      );
+    const burst = (leaseId: Uint8Array, at: bigint, from = 0, length = 16) =>
+      Array.from({ length }, (_, i) => dispute(signedRequest(leaseId, at, from + i, mallory), 'no answer'));
     // One transaction: open, 16 disputes "made" in this very block, close (deposit back whole).
     const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
     const t = chain.time + chain.step(chain.height + 1n);
@@ -1015,8 +1008,15 @@ describe('market: receipts and disputes', () => {
     const kept = find(chain.block([chain.tx(mallory, [open])]), 'leaseOpened').leaseId;
     const keptStart = chain.time;
     nextBlockAt(chain, keptStart + WAIT);
-    chain.block([chain.tx(mallory, [...burst(kept, keptStart, 100), { type: 'closeLease', leaseId: kept }])]);
-    assert.equal(getProviderRecord(chain.state, provider.address).disputes, BigInt(MAX_DISPUTES_PER_LEASE));
+    // ...and only one per wait kept: 16 in one transaction are refused whole.
+    assert.equal(
+      code(chain, mallory, [...burst(kept, keptStart, 100), { type: 'closeLease', leaseId: kept }]),
+      'TOO_MANY_DISPUTES',
+    );
+    chain.block([
+      chain.tx(mallory, [...burst(kept, keptStart, 100, 1), { type: 'closeLease', leaseId: kept }]),
+    ]);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
     const l = lease(chain, kept);
     assert.ok(l.closedTime - l.startTime >= WAIT);
     assert.ok(l.paid >= costThrough(l.pricePerHour, 0n, WAIT), 'the disputes cost the wait in lease time');
@@ -1087,6 +1087,205 @@ describe('market: receipts and disputes', () => {
     assert.ok(chain.time >= leaseEndsAt(lease(chain, leaseId)), 'the provider ended the lease');
     chain.block([chain.tx(renter, [dispute(signed)])]);
     assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
+  });
+
+  /** The lease time its renter kept (and paid for) by block time `t`, restated from the rule. */
+  function keptMs(l: Lease, t: bigint, wait: bigint): bigint {
+    let until = l.startTime + BigInt(l.hours) * HOUR_MS;
+    if (escrowUntil(l) < until) until = escrowUntil(l);
+    if (l.status === LeaseStatus.closed && l.closedReason === 'renterClosed' && l.closedTime < until)
+      until = l.closedTime;
+    // Cut short by the provider: one wait past its actual end, no more.
+    let ran = escrowUntil(l) < l.endTime ? escrowUntil(l) : l.endTime;
+    if (l.status === LeaseStatus.closed && l.closedTime < ran) ran = l.closedTime;
+    if (ran + wait < until) until = ran + wait;
+    if (t < until) until = t;
+    return until > l.startTime ? until - l.startTime : 0n;
+  }
+  /** One dispute per wait kept, at least one. */
+  const allowanceOf = (l: Lease, t: bigint, wait: bigint) => {
+    const n = keptMs(l, t, wait) / wait;
+    return n > 1n ? n : 1n;
+  };
+
+  /**
+   * Tries `tx` in a scratch next block: null when it applies, else its refusal's code, after
+   * checking that the refusal left the block's state exactly as it was.
+   */
+  function refusal(chain: MarketChain, tx: TxEnvelope): string | null {
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + chain.step(chain.height + 1n),
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+    });
+    const writes = () =>
+      ex.overlay
+        .changes()
+        .map(
+          (w) =>
+            `${Buffer.from(w.key).toString('hex')}=${w.value ? Buffer.from(w.value).toString('hex') : '-'}`,
+        )
+        .join(',');
+    const before = writes();
+    const r = ex.tryApply(tx);
+    if (!(r instanceof ValidationError)) return null;
+    assert.equal(writes(), before, `the refused transaction (${r.code}) changed the state`);
+    return r.code;
+  }
+
+  test('attack: a stranger rents a low-priced chip for the wait and files dispute after dispute: one per wait of rent', () => {
+    const chain = setup();
+    // 1000 base units an hour: the wait costs next to nothing.
+    const offerId = createOffer(chain, [idA], { pricePerHour: 1_000n, minHours: 0 });
+    const mallory = key('market-mallory');
+    chain.block([
+      chain.tx(other, [{ type: 'transfer', to: mallory.address, amount: 10n * UNC, memo: new Uint8Array() }]),
+    ]);
+    const opened = chain.block([
+      chain.tx(mallory, [{ type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n }]),
+    ]);
+    const leaseId = find(opened, 'leaseOpened').leaseId;
+    const start = lease(chain, leaseId).startTime;
+    const burst = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        dispute(signedRequest(leaseId, start, from + i, mallory), 'no answer'),
+      );
+    nextBlockAt(chain, start + WAIT);
+    // Before: 16 in this transaction, and 16 more on every lease kept through a wait.
+    assert.equal(refusal(chain, chain.tx(mallory, burst(0, 16))), 'TOO_MANY_DISPUTES');
+    chain.block([chain.tx(mallory, burst(0, 1))]);
+    for (let i = 1; i < 4; i++) {
+      assert.equal(refusal(chain, chain.tx(mallory, burst(16 * i, 16))), 'TOO_MANY_DISPUTES');
+      assert.equal(refusal(chain, chain.tx(mallory, burst(16 * i, 1))), 'TOO_MANY_DISPUTES');
+    }
+    assert.equal(lease(chain, leaseId).disputes, 1);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
+    // The next one needs the next wait of rent.
+    nextBlockAt(chain, start + 2n * WAIT);
+    assert.equal(refusal(chain, chain.tx(mallory, burst(100, 2))), 'TOO_MANY_DISPUTES');
+    chain.block([chain.tx(mallory, burst(100, 1))]);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 2n);
+  });
+
+  test('an honest renter of a failing provider gains a dispute per wait it keeps the lease, however long', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const start = lease(chain, leaseId).startTime;
+    const unanswered = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        dispute(signedRequest(leaseId, start + BigInt(i) * MINUTE, from + i)),
+      );
+    // An hour kept: twelve 5-minute waits, twelve disputes (in one transaction), not a thirteenth.
+    nextBlockAt(chain, start + HOUR_MS);
+    chain.block([chain.tx(renter, unanswered(0, 12))]);
+    assert.equal(refusal(chain, chain.tx(renter, unanswered(12, 1))), 'TOO_MANY_DISPUTES');
+    // Kept (and paid) to its booked end, disputed within the window after it: 24 in all, then no more.
+    nextBlockAt(chain, start + 2n * HOUR_MS + 10n * MINUTE);
+    chain.block([chain.tx(renter, unanswered(12, 12))]);
+    assert.equal(refusal(chain, chain.tx(renter, unanswered(24, 1))), 'TOO_MANY_DISPUTES');
+    assert.equal(lease(chain, leaseId).disputes, 24);
+    assert.equal(getProviderRecord(chain.state, provider.address).disputes, 24n);
+  });
+
+  test('attack: a renter whose lease the provider cut short gains no disputes past one wait after its end, for no rent', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { noticeMs: 0n });
+    // Ten hours booked and deposited: all but what it runs comes back to the renter.
+    const leaseId = openLease(chain, offerId, 10);
+    const start = lease(chain, leaseId).startTime;
+    const unanswered = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => dispute(signedRequest(leaseId, start, from + i)));
+    // The provider closes it after ten minutes (a renter burying it in disputes, a repricing).
+    nextBlockAt(chain, start + 10n * MINUTE);
+    chain.block([chain.tx(provider, [{ type: 'closeLease', leaseId }])]);
+    const end = leaseEndsAt(lease(chain, leaseId));
+    assert.ok(end <= start + 11n * MINUTE);
+    // Its requests stay disputable, one per wait up to one wait past the end...
+    const allowed = (end + WAIT - start) / WAIT;
+    nextBlockAt(chain, end + WAIT);
+    chain.block([chain.tx(renter, unanswered(0, Number(allowed)))]);
+    assert.equal(code(chain, renter, [dispute(signedRequest(leaseId, start, 99))]), 'TOO_MANY_DISPUTES');
+    // ...but waiting out the posting window earns none: the lease no longer runs, nor is paid for.
+    nextBlockAt(chain, start + 2n * HOUR_MS);
+    assert.equal(code(chain, renter, unanswered(100, 1)), 'TOO_MANY_DISPUTES');
+    assert.equal(lease(chain, leaseId).disputes, Number(allowed));
+    const l = lease(chain, leaseId);
+    assert.equal(disputeAllowance(l, chain.time, WAIT), allowed);
+  });
+
+  test('property: a lease records at most one dispute per wait of lease time kept; a refused dispute changes nothing', () => {
+    const wait = 2n * MINUTE;
+    const g = genesis(undefined, { market: { disputeWaitMs: wait, receiptWindowMs: HOUR_MS } });
+    type Op =
+      | { op: 'wait'; blocks: number }
+      | { op: 'dispute'; n: number; back: number }
+      | { op: 'close' }
+      | { op: 'providerClose' };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 12 }) }),
+      fc.record({
+        op: fc.constant('dispute' as const),
+        n: fc.integer({ min: 1, max: 6 }),
+        // Made this many minutes before the latest request the wait allows (some before the lease).
+        back: fc.integer({ min: 0, max: 20 }),
+      }),
+      fc.constant({ op: 'close' as const }),
+      // The provider cuts it short (its notice is 3 minutes): the renter gains no rent-free allowance.
+      fc.constant({ op: 'providerClose' as const }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
+        (hours, share, ops) => {
+          const chain = setup(MINUTE, true, g);
+          const offerId = createOffer(chain, [idA], { minHours: 0, maxHours: 2, noticeMs: 3n * MINUTE });
+          // Below 500‰ pay-as-you-go: the escrow runs out before the booked end.
+          const full = PRICE * BigInt(hours);
+          const deposit = share < 500 ? (full * BigInt(share)) / 500n + 1n : full;
+          const leaseId = openLease(chain, offerId, hours, deposit, idA);
+          let nonce = 0;
+          for (const o of ops) {
+            if (o.op === 'wait') {
+              for (let i = 0; i < o.blocks; i++) chain.block();
+            } else if (o.op === 'close') {
+              const close = chain.tx(renter, [{ type: 'closeLease', leaseId }]);
+              chain.block(refusal(chain, close) === null ? [close] : []);
+            } else if (o.op === 'providerClose') {
+              const close = chain.tx(provider, [{ type: 'closeLease', leaseId }]);
+              chain.block(refusal(chain, close) === null ? [close] : []);
+            } else {
+              const at = chain.time + chain.step(chain.height + 1n);
+              const requestMs = at - wait - BigInt(o.back) * MINUTE;
+              const tx = chain.tx(
+                renter,
+                Array.from({ length: o.n }, () => dispute(signedRequest(leaseId, requestMs, nonce++))),
+              );
+              const before = lease(chain, leaseId);
+              const allowed = allowanceOf(before, at, wait);
+              assert.equal(disputeAllowance(before, at, wait), allowed);
+              const why = refusal(chain, tx);
+              if (why === null) {
+                assert.ok(BigInt(before.disputes + o.n) <= allowed, 'recorded past the allowance');
+                chain.block([tx]);
+              } else {
+                if (why === 'TOO_MANY_DISPUTES') assert.ok(BigInt(before.disputes + o.n) > allowed);
+                chain.block();
+              }
+            }
+            const l = lease(chain, leaseId);
+            assert.ok(BigInt(l.disputes) <= allowanceOf(l, chain.time, wait));
+            assert.equal(getProviderRecord(chain.state, provider.address).disputes, BigInt(l.disputes));
+          }
+        },
+      ),
+      { numRuns: 15 },
+    );
   });
 });
 

@@ -33,6 +33,7 @@ import {
   feeFor,
   type JobResult,
   type LeaseJson,
+  leaseDisputeAllowance,
   NodeUnreachableError,
   OCR_MODEL,
   type OfferJson,
@@ -186,6 +187,13 @@ interface LeaseState {
   /** Block time (ms) its escrow pays until, and its end time, as last read from the chain. */
   escrowUntilMs: number;
   endTimeMs: number;
+  /**
+   * The lease as the chain last showed it (its start, hours, deposit: what its dispute allowance
+   * is computed from), and the disputes it has recorded or that are on their way: the chain takes
+   * one per disputeWaitMs of lease time kept and paid for (TOO_MANY_DISPUTES past it).
+   */
+  view: LeaseJson;
+  disputes: number;
   /** A top-up of its escrow is on its way. */
   toppingUp: boolean;
   /** After a top-up that failed (over the budget, the node refused it), none before this time. */
@@ -788,13 +796,41 @@ export class Gateway {
 
   /**
    * Sends the disputes whose wait the chain's latest block time (as last read) has passed; each
-   * stays pending (holding its lease open) until the node has answered it.
+   * stays pending (holding its lease open) until the node has answered it. Only as many as the
+   * lease's dispute allowance takes (one per disputeWaitMs of lease time kept and paid for): the
+   * chain refuses more. Past it, a dispute of a lease still serving waits for the next one the
+   * lease earns; one of a closing lease, or of one over on chain, is recorded unsent (holding the lease open longer would be
+   * rent paid to the failing provider only to record its failure again).
    */
   private sendDueDisputes(): void {
-    for (const d of this.pendingDisputes) {
+    for (const d of [...this.pendingDisputes]) {
       if (d.sending || d.dueMs > this.chainTime.blockMs) continue;
+      const l = d.lease;
+      const { allowed } = leaseDisputeAllowance(l.view, this.chainTime.blockMs, this.disputeWaitMs);
+      if (l.disputes >= allowed) {
+        // A lease still serving earns more; one closing, or already out of the pool (over on
+        // chain: it earns no more), never will, and its dispute would wait here for ever.
+        if (!l.closing && this.leases.get(l.row.leaseId) === l) continue;
+        this.pendingDisputes.splice(this.pendingDisputes.indexOf(d), 1);
+        const error = `not sent: lease ${l.row.leaseId} has ${l.disputes} disputes, all the chain allows it so far (one per ${this.disputeWaitMs / 1000} s of lease time kept; TOO_MANY_DISPUTES past it), and it is closing or over`;
+        this.log.warn('dispute not sent', { lease: l.row.leaseId, job: d.jobId, err: error });
+        this.store.addDispute({
+          leaseId: l.row.leaseId,
+          jobId: d.jobId,
+          requestHex: d.requestHex,
+          reason: d.reason,
+          txHash: null,
+          error,
+          createdMs: this.now(),
+        });
+        continue;
+      }
       d.sending = true;
-      this.sendDispute(d.lease, d.jobId, d.requestHex, d.reason)
+      l.disputes++;
+      this.sendDispute(l, d.jobId, d.requestHex, d.reason)
+        .then((sent) => {
+          if (!sent) l.disputes--;
+        })
         .catch(() => undefined) // already logged; a store closed meanwhile is the only other cause
         .finally(() => {
           const i = this.pendingDisputes.indexOf(d);
@@ -807,13 +843,19 @@ export class Gateway {
     return this.pendingDisputes.some((d) => d.lease === lease);
   }
 
-  private sendDispute(lease: LeaseState, jobId: string, requestHex: string, reason: string): Promise<void> {
+  /** Sends one dispute; true when the node took it (it counts against the lease's allowance). */
+  private sendDispute(
+    lease: LeaseState,
+    jobId: string,
+    requestHex: string,
+    reason: string,
+  ): Promise<boolean> {
     const request = decodeSignedJobRequest(requestHex);
     return this.sendTx([disputeAction(request, reason.slice(0, 200))], 'dispute', {
       newRate: 0n,
       commitsClose: false,
     })
-      .then(({ hash }) =>
+      .then(({ hash }) => {
         this.store.addDispute({
           leaseId: lease.row.leaseId,
           jobId,
@@ -822,8 +864,9 @@ export class Gateway {
           txHash: hash,
           error: null,
           createdMs: this.now(),
-        }),
-      )
+        });
+        return true;
+      })
       .catch((err) => {
         this.log.warn('dispute not recorded', { lease: lease.row.leaseId, err: String(err) });
         this.store.addDispute({
@@ -835,6 +878,7 @@ export class Gateway {
           error: String((err as Error).message ?? err),
           createdMs: this.now(),
         });
+        return false;
       });
   }
 
@@ -1322,6 +1366,8 @@ export class Gateway {
       closing: false,
       escrowUntilMs: lease.escrowUntil,
       endTimeMs: lease.endTime,
+      view: lease,
+      disputes: lease.disputes,
       toppingUp: false,
       topUpRetryAtMs: 0,
     };
@@ -1421,6 +1467,8 @@ export class Gateway {
       if (!lease) continue;
       l.escrowUntilMs = lease.escrowUntil;
       l.endTimeMs = lease.endTime;
+      l.view = lease;
+      l.disputes = Math.max(l.disputes, lease.disputes);
       if (lease.status === 'closing') {
         // The provider gave notice. The lease would cost until the notice ends, so the renter
         // closes it at once (after its running jobs); it counts against the budget until then.

@@ -4,7 +4,10 @@
  * through that wait: a lease opened, disputed and closed in one block no longer buries a provider.
  * The gateway, which disputes a request that got no answer and then drops the lease, must hold
  * the dispute until the chain's time has passed the wait and close the lease only after it, or its
- * disputes are refused. The gateway is real; its node is the small one of `fake-node.ts`.
+ * disputes are refused. And the chain takes one dispute per wait of lease time its renter kept
+ * and paid for: the gateway sends no more than that allowance, and records the rest as not sent
+ * rather than holding a closing lease open (paying the failing provider) to earn more. The
+ * gateway is real; its node is the small one of `fake-node.ts`.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { decode, fromHex, signedTransactionCodec } from '@unc/core';
-import { encodeSignedJobRequest } from '@unc/sdk';
+import { encodeSignedJobRequest, type LeaseJson } from '@unc/sdk';
 import { Gateway } from '../src/gateway.js';
 import { mempoolOnlyNode } from './fake-node.js';
 
@@ -29,109 +32,195 @@ async function waitFor(what: string, probe: () => boolean): Promise<void> {
   }
 }
 
+/** What the tests reach inside the gateway. */
+interface Inside {
+  leases: Map<string, unknown>;
+  ticking: boolean;
+  chainTime: { blockMs: number; readMs: number };
+  dispute(lease: unknown, jobId: string, requestHex: string, reason: string): void;
+  dropLease(lease: unknown, reason: string): void;
+  sendDueDisputes(): void;
+}
+
+/** A real gateway on the fake node, with the node's transactions (`sent`) and block time (`state`). */
+async function withGateway(
+  run: (gw: Gateway, inside: Inside, sent: string[], dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-dispute-'));
+  const sent: string[] = [];
+  const state = { txStatus: 'pending', timeMs: T0, params: { disputeWaitMs: WAIT } };
+  const node = mempoolOnlyNode(sent, state);
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  const gw = new Gateway({
+    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    renterSeed: new Uint8Array(32).fill(9),
+    budgetPerHour: 100n * UNC,
+    models: [{ name: 'ocr' }],
+    dbPath: join(dir, 'g.db'),
+    allowHttp: true,
+    inclusionWaitMs: 300,
+    port: 0,
+    tickMs: 3_600_000,
+    targets: { minLeases: 0 },
+    now: () => T0,
+  });
+  try {
+    await gw.start();
+    const inside = gw as unknown as Inside;
+    await waitFor('the first tick', () => !inside.ticking);
+    await run(gw, inside, sent, dir);
+  } finally {
+    await gw.stop();
+    await new Promise<void>((r) => node.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A serving lease of the pool, opened on chain at `startMs` for 3 hours. */
+function servingLease(leaseId: string, startMs: number) {
+  const view = {
+    id: leaseId,
+    pricePerHour: UNC.toString(),
+    hours: 3,
+    deposit: (3n * UNC).toString(),
+    status: 'active',
+    startTime: startMs,
+    endTime: startMs + 3 * 3_600_000,
+    disputes: 0,
+    closedTime: null,
+    closedReason: null,
+  } as LeaseJson;
+  return {
+    row: {
+      leaseId,
+      offerId: 'aa'.repeat(32),
+      chipId: 'bb'.repeat(32),
+      provider: 'unc1provider',
+      endpoint: 'http://127.0.0.1:1',
+      pricePerHour: UNC.toString(),
+      noticeMs: 60_000,
+      openedMs: startMs,
+      closedMs: null,
+      closeReason: null,
+    },
+    price: UNC,
+    slots: 1,
+    inFlight: 0,
+    lastActiveMs: T0,
+    idleClients: [],
+    allClients: [],
+    ocrModelHash: '',
+    modelHashes: new Map(),
+    latencies: [],
+    answered: 0,
+    failed: 0,
+    failureStreak: 0,
+    closing: false,
+    escrowUntilMs: startMs + 3 * 3_600_000,
+    endTimeMs: startMs + 3 * 3_600_000,
+    view,
+    disputes: 0,
+    toppingUp: false,
+    topUpRetryAtMs: 0,
+  };
+}
+
+/** A request the renter signed on `leaseId` at `timestampMs` (the fake node checks no signature). */
+function request(leaseId: string, timestampMs: number, nonce: bigint): string {
+  return encodeSignedJobRequest({
+    request: {
+      chainId: 'unc-inclusion-test',
+      leaseId: fromHex(leaseId, 32),
+      method: 'POST',
+      path: '/v1/jobs',
+      bodyHash: new Uint8Array(32).fill(1),
+      timestampMs: BigInt(timestampMs),
+      nonce,
+    },
+    signature: new Uint8Array(64),
+  });
+}
+
+/** The actions the node was handed, in the order it got them. */
+const kinds = (sent: string[]) =>
+  sent.flatMap((hex) => decode(signedTransactionCodec, fromHex(hex)).tx.actions.map((a) => a.type));
+
 describe('a dispute of a request that got no answer', () => {
   test('is sent once the chain’s time has passed the wait, and the lease is closed only after it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-dispute-'));
-    const leaseId = 'dd'.repeat(32);
-    const sent: string[] = [];
-    const state = { txStatus: 'pending', timeMs: T0, params: { disputeWaitMs: WAIT } };
-    const node = mempoolOnlyNode(sent, state);
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(9),
-      budgetPerHour: 100n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-      now: () => T0,
-    });
-    try {
-      await gw.start();
-      const inside = gw as unknown as {
-        leases: Map<string, unknown>;
-        ticking: boolean;
-        chainTime: { blockMs: number; readMs: number };
-        dispute(lease: unknown, jobId: string, requestHex: string, reason: string): void;
-        dropLease(lease: unknown, reason: string): void;
-        sendDueDisputes(): void;
-      };
-      await waitFor('the first tick', () => !inside.ticking);
-      const lease = {
-        row: {
-          leaseId,
-          offerId: 'aa'.repeat(32),
-          chipId: 'bb'.repeat(32),
-          provider: 'unc1provider',
-          endpoint: 'http://127.0.0.1:1',
-          pricePerHour: UNC.toString(),
-          noticeMs: 60_000,
-          openedMs: T0 - 60_000,
-          closedMs: null,
-          closeReason: null,
-        },
-        price: UNC,
-        slots: 1,
-        inFlight: 0,
-        lastActiveMs: T0,
-        idleClients: [],
-        allClients: [],
-        ocrModelHash: '',
-        modelHashes: new Map(),
-        latencies: [],
-        answered: 0,
-        failed: 0,
-        failureStreak: 0,
-        closing: false,
-        escrowUntilMs: T0 + 3 * 3_600_000,
-        endTimeMs: T0 + 3 * 3_600_000,
-        toppingUp: false,
-        topUpRetryAtMs: 0,
-      };
+    await withGateway(async (gw, inside, sent) => {
+      const leaseId = 'dd'.repeat(32);
+      const lease = servingLease(leaseId, T0 - 60_000);
       inside.leases.set(leaseId, lease);
-      const requestHex = encodeSignedJobRequest({
-        request: {
-          chainId: 'unc-inclusion-test',
-          leaseId: fromHex(leaseId, 32),
-          method: 'POST',
-          path: '/v1/jobs',
-          bodyHash: new Uint8Array(32).fill(1),
-          timestampMs: BigInt(T0 - 1_000),
-          nonce: 1n,
-        },
-        signature: new Uint8Array(64),
-      });
       // What an attempt that got no answer does: dispute, then avoid the provider (drop its lease).
-      inside.dispute(lease, 'job-1', requestHex, 'no answer: timeout');
+      inside.dispute(lease, 'job-1', request(leaseId, T0 - 1_000, 1n), 'no answer: timeout');
       inside.dropLease(lease, 'provider avoided');
-      // The actions the node was handed, in the order it got them.
-      const kinds = () =>
-        sent.flatMap((hex) => decode(signedTransactionCodec, fromHex(hex)).tx.actions.map((a) => a.type));
       // Before: the dispute went at once (the chain now refuses it, DISPUTE_TOO_EARLY) and the lease
       // was closed right after (and a closed-too-soon lease takes no dispute at all).
       await new Promise((r) => setTimeout(r, 500));
-      assert.deepEqual(kinds(), [], 'nothing sent before the wait has passed');
+      assert.deepEqual(kinds(sent), [], 'nothing sent before the wait has passed');
       assert.ok(inside.leases.has(leaseId), 'the lease is kept open for its dispute');
       // One block time short of the wait: still nothing.
       inside.chainTime = { blockMs: T0 - 1_000 + WAIT - 1, readMs: T0 };
       inside.sendDueDisputes();
       await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual(kinds(), []);
+      assert.deepEqual(kinds(sent), []);
       // The chain's time has passed it: the dispute goes, then the lease is closed.
       inside.chainTime = { blockMs: T0 - 1_000 + WAIT, readMs: T0 };
       inside.sendDueDisputes();
-      await waitFor('the dispute and the close', () => kinds().length === 2);
-      assert.deepEqual(kinds(), ['dispute', 'closeLease']);
+      await waitFor('the dispute and the close', () => kinds(sent).length === 2);
+      assert.deepEqual(kinds(sent), ['dispute', 'closeLease']);
       assert.equal(gw.store.disputes()[0]?.leaseId, leaseId, 'recorded (this node never includes it)');
       assert.ok(!inside.leases.has(leaseId));
-    } finally {
-      await gw.stop();
-      await new Promise<void>((r) => node.close(() => r()));
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
+  });
+
+  test('goes only within the lease’s allowance (one per wait kept); the rest are recorded unsent', async () => {
+    await withGateway(async (gw, inside, sent) => {
+      const leaseId = 'ee'.repeat(32);
+      // Opened just before its requests: at their due time it has been kept one wait, one dispute.
+      const start = T0 - 2_000;
+      const lease = servingLease(leaseId, start);
+      inside.leases.set(leaseId, lease);
+      // Three slots' requests got no answer at once; then the provider is avoided.
+      for (let i = 0; i < 3; i++)
+        inside.dispute(lease, `job-${i}`, request(leaseId, T0 - 1_000, BigInt(i)), 'no answer: timeout');
+      inside.dropLease(lease, 'provider avoided');
+      inside.chainTime = { blockMs: T0 - 1_000 + WAIT, readMs: T0 };
+      inside.sendDueDisputes();
+      // Before: all three went (the chain refuses two of them: TOO_MANY_DISPUTES).
+      await waitFor('the dispute and the close', () => kinds(sent).length === 2);
+      assert.deepEqual(kinds(sent), ['dispute', 'closeLease']);
+      // Recorded all three: the one sent (this node never includes it), two not sent and why.
+      const rows = gw.store.disputes();
+      assert.equal(rows.length, 3);
+      const unsent = rows.filter((r) => r.error?.startsWith('not sent'));
+      assert.equal(unsent.length, 2);
+      for (const r of unsent) {
+        assert.equal(r.txHash, null);
+        assert.match(r.error!, /TOO_MANY_DISPUTES/);
+      }
+    });
+  });
+
+  test('of a lease over on chain past its allowance is recorded unsent, not held pending for ever', async () => {
+    await withGateway(async (gw, inside, sent) => {
+      const leaseId = 'ff'.repeat(32);
+      const start = T0 - 2_000;
+      const lease = servingLease(leaseId, start);
+      // Its escrow paid for one wait (pay-as-you-go), its one dispute recorded; then it ended on
+      // chain and left the pool (refreshLeases), without the gateway ever closing it.
+      lease.view = { ...lease.view, deposit: (UNC / 30n).toString(), status: 'ended', disputes: 1 };
+      lease.disputes = 1;
+      inside.dispute(lease, 'job-9', request(leaseId, T0 - 1_000, 9n), 'no answer: timeout');
+      inside.chainTime = { blockMs: T0 - 1_000 + WAIT, readMs: T0 };
+      inside.sendDueDisputes();
+      // Before: it stayed pending (it waited for an allowance the lease can no longer earn),
+      // unrecorded until the gateway stopped, and then as "before the response wait passed".
+      await waitFor('the dispute recorded', () => gw.store.disputes().length === 1);
+      const [row] = gw.store.disputes();
+      assert.equal(row?.txHash, null);
+      assert.match(row!.error!, /TOO_MANY_DISPUTES/);
+      assert.deepEqual(kinds(sent), [], 'nothing sent: the chain would refuse it');
+    });
   });
 });

@@ -6,10 +6,13 @@ import {
   type Action,
   addressFromPublicKey,
   decodeAddress,
+  disputeAllowance,
+  disputeAllowanceUntil,
   encode,
   encodeAddress,
   formatUnc,
   fromHex,
+  LeaseStatus,
   minimumFee,
   type OfferAttributes,
   type SignedJobRequest,
@@ -23,7 +26,7 @@ import {
 } from '@unc/core';
 import type { UncClient } from './client.js';
 import { type Signer, seedSigner } from './signer.js';
-import type { OfferJson } from './views.js';
+import type { LeaseJson, OfferJson } from './views.js';
 
 export interface BuildOptions {
   /** Defaults to the sender's next nonce as the node reports it. */
@@ -251,8 +254,54 @@ export function postReceiptAction(signed: SignedReceipt, rating: number): Action
 /**
  * Disputes a request the provider never answered: the renter-signed request itself is the proof.
  * The chain takes it from block time ≥ the request's timestamp + `disputeWaitMs` (unc_getParams),
- * on a lease the renter kept running through that wait; send it no sooner.
+ * on a lease the renter kept running through that wait, and only while the lease has recorded
+ * fewer than its allowance (`leaseDisputeAllowance`); send it no sooner.
  */
 export function disputeAction(signed: SignedJobRequest, reason: string): Action {
   return { type: 'dispute', signed, reason };
+}
+
+/** How many disputes a lease may record by a block time, as the chain counts them (core `disputeAllowance`). */
+export interface DisputeAllowance {
+  /** The most disputes the lease may have recorded in all at that block time. */
+  allowed: number;
+  /**
+   * Block time (ms) from which the allowance grows no further (core `disputeAllowanceUntil`): the
+   * end its renter kept (and paid for), or one wait past the lease's end if the provider cut it short.
+   */
+  keptUntilMs: number;
+  /** Block time (ms) from which one more is allowed, or null when the lease was not kept that long. */
+  nextAtMs: number | null;
+}
+
+/**
+ * The chain's dispute allowance of a lease as the node shows it (PROTOCOL.md §8, docs/jobs.md): one
+ * per `disputeWaitMs` of lease time its renter kept and paid for by `atMs` (block time), at least
+ * one. A renter compares it with `lease.disputes` before it sends one: past it the chain refuses
+ * the whole transaction (TOO_MANY_DISPUTES).
+ */
+export function leaseDisputeAllowance(
+  lease: LeaseJson,
+  atMs: number,
+  disputeWaitMs: number,
+): DisputeAllowance {
+  const kept = {
+    startTime: BigInt(lease.startTime),
+    hours: lease.hours,
+    pricePerHour: BigInt(lease.pricePerHour),
+    deposited: BigInt(lease.deposit),
+    endTime: BigInt(lease.endTime),
+    status: lease.status === 'closed' ? LeaseStatus.closed : LeaseStatus.active,
+    closedReason: lease.closedReason ?? '',
+    closedTime: BigInt(lease.closedTime ?? 0),
+  };
+  const wait = BigInt(disputeWaitMs);
+  const allowed = disputeAllowance(kept, BigInt(atMs), wait);
+  const keptUntil = disputeAllowanceUntil(kept, wait);
+  const next = kept.startTime + (allowed + 1n) * wait;
+  return {
+    allowed: Number(allowed),
+    keptUntilMs: Number(keptUntil),
+    nextAtMs: next <= keptUntil ? Number(next) : null,
+  };
 }

@@ -893,7 +893,7 @@ export interface LeaseJson {
   slotsMissed: number;
   /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed'). */
   closingReason: string | null;
-  /** Disputes recorded on it (at most MAX_DISPUTES_PER_LEASE). */
+  /** Disputes recorded on it (at most one per disputeWaitMs of lease time kept: leaseDisputeAllowance). */
   disputes: number;
   closedHeight: number | null;
   closedTime: number | null;

@@ -1,7 +1,7 @@
 /** `unc market …`: compute rental (PROTOCOL.md §8): offers, leases and provider records. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Action, MAX_DISPUTES_PER_LEASE, parseUnc, toHex, UncError } from '@unc/core';
+import { type Action, parseUnc, toHex, UncError } from '@unc/core';
 import {
   pemFingerprint,
   prepareNextCertificate,
@@ -17,6 +17,7 @@ import {
   decodeSignedReceipt,
   disputeAction,
   type LeaseJson,
+  leaseDisputeAllowance,
   type OfferJson,
   openLeaseAction,
   type ProviderRecordJson,
@@ -74,24 +75,38 @@ interface SendOpts {
 }
 
 /**
- * Waits until the chain's block time has passed the request's response wait: the chain refuses a
- * dispute sooner (DISPUTE_TOO_EARLY), since a provider must have had the time to answer.
+ * Waits until the chain takes the dispute: its block time past the request's response wait (a
+ * provider must have had the time to answer; sooner, DISPUTE_TOO_EARLY), and the lease's dispute
+ * allowance not used up (one per disputeWaitMs of lease time its renter kept and paid for; past it,
+ * TOO_MANY_DISPUTES). An allowance the running lease will still grow is waited for (at most one
+ * wait); one it can no longer grow is an error, and nothing is sent. Exported for its test.
  */
-async function untilDisputable(ctx: Context, requestMs: bigint): Promise<void> {
+export async function untilDisputable(ctx: Context, leaseId: string, requestMs: bigint): Promise<void> {
   const client = ctx.client();
   const { disputeWaitMs } = await client.getParams();
   const due = Number(requestMs) + disputeWaitMs;
-  let announced = false;
+  const waitS = disputeWaitMs / 1000;
+  let announced = '';
   for (;;) {
-    const { timeMs } = await client.status();
-    if (timeMs >= due) return;
-    if (!announced) {
-      process.stderr.write(
-        `waiting ${Math.ceil((due - timeMs) / 1000)} s for the provider's response wait to pass (block time ${new Date(due).toISOString()})\n`,
-      );
-      announced = true;
+    const [{ timeMs }, lease] = await Promise.all([client.status(), client.getLease(leaseId)]);
+    let until = due;
+    let why = `the provider's response wait to pass (block time ${new Date(due).toISOString()})`;
+    if (timeMs >= due) {
+      const a = leaseDisputeAllowance(lease, timeMs, disputeWaitMs);
+      if (lease.disputes < a.allowed) return;
+      if (a.nextAtMs === null)
+        throw new UncError(
+          'TOO_MANY_DISPUTES',
+          `lease ${leaseId} has ${lease.disputes} disputes, all the chain allows it: one per ${waitS} s of lease time its renter kept and paid for (kept until ${new Date(a.keptUntilMs).toISOString()}); nothing was sent`,
+        );
+      until = a.nextAtMs;
+      why = `lease ${leaseId} to earn its next dispute (it has ${lease.disputes}, one per ${waitS} s of lease time kept; block time ${new Date(until).toISOString()})`;
     }
-    await new Promise((r) => setTimeout(r, Math.min(2_000, Math.max(200, due - timeMs))));
+    if (announced !== why) {
+      process.stderr.write(`waiting ${Math.ceil((until - timeMs) / 1000)} s for ${why}\n`);
+      announced = why;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(2_000, Math.max(200, until - timeMs))));
   }
 }
 
@@ -592,7 +607,7 @@ export function marketCommand(): Command {
         'renter: record on chain a job request the provider did not answer (the signed request that ' +
           '`unc job … --request-out <file>` saved; file or hex). The chain takes it once its response ' +
           'wait (disputeWaitMs of `unc_getParams`, by block time) has passed since the request, on a lease ' +
-          `kept running through that wait, at most ${MAX_DISPUTES_PER_LEASE} per lease; sooner, this waits for it`,
+          'kept running through that wait, one per wait of lease time kept and paid for; sooner, this waits for it',
       )
       .requiredOption('--reason <text>', 'what happened, e.g. "no answer within 60 s"'),
   ).action(async (arg: string, opts: SendOpts & { reason: string }, cmd: Command) => {
@@ -604,7 +619,7 @@ export function marketCommand(): Command {
     } catch (err) {
       throw new UncError('BAD_REQUEST', `not a signed job request: ${(err as Error).message}`);
     }
-    await untilDisputable(ctx, signed.request.timestampMs);
+    await untilDisputable(ctx, toHex(signed.request.leaseId), signed.request.timestampMs);
     const { hash, height, events } = await send(ctx, opts, [disputeAction(signed, opts.reason)], {
       summary: [`Record a dispute on lease ${toHex(signed.request.leaseId)}: "${opts.reason}"`],
       spend: 0n,

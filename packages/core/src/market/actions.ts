@@ -15,8 +15,6 @@ export const MAX_RUNTIME_BYTES = 32;
 export const MAX_REASON_BYTES = 256;
 /** TLS certificate fingerprints an offer lists: the current one and, while rotating, the next. */
 export const MAX_TLS_FINGERPRINTS = 2;
-/** Disputes one lease can record at most: a renter cannot bury a provider in them. */
-export const MAX_DISPUTES_PER_LEASE = 16;
 
 export interface OfferAttributes {
   /** Accelerator memory in MiB (0 = not stated). */

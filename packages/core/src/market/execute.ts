@@ -19,7 +19,6 @@ import {
   type CloseOfferAction,
   type CreateOfferAction,
   type DisputeAction,
-  MAX_DISPUTES_PER_LEASE,
   MAX_OFFER_CHIPS,
   MAX_TLS_FINGERPRINTS,
   type OpenLeaseAction,
@@ -504,11 +503,17 @@ export function applyCloseLease(
   throw new ValidationError('NOT_PARTY', `lease ${short(lease.id)} is neither yours to rent nor to provide`);
 }
 
+/** The lease fields that say how long its renter kept (and paid for) it, and how long it ran. */
+export type KeptLease = Pick<
+  Lease,
+  'startTime' | 'hours' | 'pricePerHour' | 'deposited' | 'endTime' | 'status' | 'closedReason' | 'closedTime'
+>;
+
 /**
  * Until when the lease ran: its end (escrow or end time, whichever first) or, once closed, the
  * close if that came sooner.
  */
-function ranUntil(lease: Lease): bigint {
+function ranUntil(lease: KeptLease): bigint {
   const end = leaseEndsAt(lease);
   return lease.status === LeaseStatus.closed && lease.closedTime < end ? lease.closedTime : end;
 }
@@ -518,7 +523,7 @@ function ranUntil(lease: Lease): bigint {
  * sooner. The provider's notice and its chip leaving cut a lease short, but not this: a provider
  * cannot escape a dispute by closing the lease during the response wait.
  */
-function renterKeptUntil(lease: Lease): bigint {
+export function renterKeptUntil(lease: KeptLease): bigint {
   const booked = lease.startTime + BigInt(lease.hours) * HOUR_MS;
   const escrow = escrowUntil(lease);
   let until = escrow < booked ? escrow : booked;
@@ -529,6 +534,39 @@ function renterKeptUntil(lease: Lease): bigint {
   )
     until = lease.closedTime;
   return until;
+}
+
+/**
+ * The block time from which a lease's dispute allowance grows no more: the renter's kept end
+ * (renterKeptUntil), but no later than one wait past the lease's actual end. A provider that cuts
+ * the lease short (notice, closing its offer, its chip leaving) still answers for the requests made
+ * before the end, each disputable once its wait has passed, which is within that one wait. Counted
+ * to the renter's kept end instead, a renter whose deposit covered a long booking gained one
+ * dispute per wait through the whole posting window (receiptWindowMs, a day by default: 288) for
+ * no rent at all, the unused deposit refunded: the abuse this allowance prices, and a provider that
+ * closed the lease of a renter burying it in disputes only handed it more.
+ */
+export function disputeAllowanceUntil(lease: KeptLease, disputeWaitMs: bigint): bigint {
+  const kept = renterKeptUntil(lease);
+  const last = ranUntil(lease) + disputeWaitMs;
+  return last < kept ? last : kept;
+}
+
+/**
+ * The most disputes a lease may have recorded in all by block time `time` (PROTOCOL.md §8,
+ * docs/jobs.md): one per `disputeWaitMs` of lease time its renter has kept (and paid for) so far,
+ * and at least one (a lease booked shorter than the wait and kept to its end). Before, any lease
+ * kept through one wait recorded 16: a stranger rented a low-priced rival's chip for a few minutes
+ * and buried its record in disputes for a few minutes' rent, again and again. Now each dispute
+ * costs a wait of rent, and an honest renter of a failing provider gains one per wait it keeps the
+ * lease, however long. Bounded by its hours: at most 87 600 h / 1 s ≈ 3.2·10^8, within `disputes`' u32.
+ */
+export function disputeAllowance(lease: KeptLease, time: bigint, disputeWaitMs: bigint): bigint {
+  const kept = disputeAllowanceUntil(lease, disputeWaitMs);
+  const until = time < kept ? time : kept;
+  const keptMs = until > lease.startTime ? until - lease.startTime : 0n;
+  const n = keptMs / disputeWaitMs;
+  return n > 1n ? n : 1n;
 }
 
 /** Past the window after its end in which a lease's receipts and disputes may still be posted. */
@@ -547,8 +585,8 @@ function checkPostingWindow(lease: Lease, ctx: MarketContext, p: MarketParams, w
  * disputed 16 requests "made" in that same block and closed the lease with its deposit back whole:
  * the rival's record buried for a fee. Now the request must be made while the lease ran, the
  * dispute comes only once the provider's response wait has passed by block time, and the renter
- * must have kept (and paid for) the lease through that wait: 16 disputes cost at least
- * disputeWaitMs of lease time, paid to the provider.
+ * must have kept (and paid for) the lease through that wait: disputes cost at least
+ * disputeWaitMs of lease time, paid to the provider (and each one more: checkDisputeAllowance).
  */
 function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, requestMs: bigint): void {
   if (requestMs < lease.startTime || requestMs >= ranUntil(lease)) {
@@ -571,6 +609,21 @@ function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, r
     );
   }
   checkPostingWindow(lease, ctx, p, 'disputes');
+}
+
+/** Refuses a dispute past the lease's allowance (disputeAllowance), saying when the next one comes. */
+function checkDisputeAllowance(lease: Lease, ctx: MarketContext, p: MarketParams): void {
+  const allowed = disputeAllowance(lease, ctx.time, p.disputeWaitMs);
+  if (BigInt(lease.disputes) < allowed) return;
+  const next = lease.startTime + (allowed + 1n) * p.disputeWaitMs;
+  const later =
+    next <= disputeAllowanceUntil(lease, p.disputeWaitMs)
+      ? `; one more from block time ${new Date(Number(next)).toISOString()} if the lease is kept until then`
+      : '; the lease was not kept long enough for more';
+  throw new ValidationError(
+    'TOO_MANY_DISPUTES',
+    `lease ${short(lease.id)} has ${lease.disputes} disputes, all that its rent allows so far (one per ${p.disputeWaitMs / 1000n} s of lease time kept and paid)${later}`,
+  );
 }
 
 /** How far a chip's clock (a receipt's start) may stray from block time. */
@@ -680,16 +733,13 @@ export function applyDispute(
       `the request is not signed by the renter key of lease ${short(lease.id)}`,
     );
   }
-  checkDisputeTiming(lease, ctx, getMarketParams(state), request.timestampMs);
-  if (lease.disputes >= MAX_DISPUTES_PER_LEASE) {
-    throw new ValidationError(
-      'TOO_MANY_DISPUTES',
-      `lease ${short(lease.id)} already has ${MAX_DISPUTES_PER_LEASE} disputes, the most one lease can record`,
-    );
-  }
+  const p = getMarketParams(state);
+  checkDisputeTiming(lease, ctx, p, request.timestampMs);
   if (!markOnce(state, 'dispute', disputeId(lease.id, requestHash))) {
     throw new ValidationError('DISPUTE_REPLAYED', 'this request is already disputed');
   }
+  // After the replay check, so a replay is named as one; its mark goes with the refused transaction.
+  checkDisputeAllowance(lease, ctx, p);
   lease.disputes += 1;
   putLease(state, lease);
   const rec = getProviderRecord(state, lease.provider);

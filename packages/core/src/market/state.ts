@@ -110,7 +110,7 @@ export interface Lease {
   closedHeight: bigint;
   closedTime: bigint;
   closedReason: string;
-  /** Disputes recorded on this lease (at most MAX_DISPUTES_PER_LEASE). */
+  /** Disputes recorded on this lease (at most disputeAllowance: one per dispute wait of lease time kept). */
   disputes: number;
 }
 
