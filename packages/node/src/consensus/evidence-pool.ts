@@ -205,11 +205,13 @@ export class EvidencePool {
     // A fee-free transaction must take the sender's next nonce, so one of this validator's at a
     // time: once one is admitted, the rest wait for the commit that includes it (another at the
     // same nonce would be refused REPLACEMENT_UNDERPRICED and forgotten).
-    let nonceTaken = false;
     // Entries whose transaction left unincluded go after the rest: the next nonce goes to a piece
     // not tried yet first, so proposers leaving one report out do not hold the others back too.
     const dead = (e: Waiting) =>
       e.sent !== null && (head.height >= e.sent.expiresAt || e.sent.nonce !== nonce);
+    // A transaction of an earlier flush that can still land holds the nonce (in the mempool until
+    // a block past its expiry); whatever its place in the list.
+    let nonceTaken = this.evidenceToSubmit.some((e) => e.sent !== null && !dead(e));
     const entries = [...this.evidenceToSubmit.filter((e) => !dead(e)), ...this.evidenceToSubmit.filter(dead)];
     for (const entry of entries) {
       const { evidence } = entry;
@@ -222,13 +224,6 @@ export class EvidencePool {
         // chain, by this transaction or somebody else's; too old under EVIDENCE_MAX_AGE_EPOCHS;
         // the offender tombstoned) and is dropped below. That is what bounds the keeping.
         checkEvidence(state, chainId, head.height + 1n, evidence, chain.genesis);
-        // Its transaction can still land in the next block (the mempool keeps it until a block
-        // past its expiry, and the nonce is still the next): it holds this validator's nonce.
-        if (entry.sent && !dead(entry)) {
-          nonceTaken = true;
-          waiting.push(entry);
-          continue;
-        }
         if (nonceTaken) {
           waiting.push(entry);
           continue;
