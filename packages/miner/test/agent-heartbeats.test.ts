@@ -11,11 +11,21 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromHex, type HeartbeatAnswer, toHex } from '@unc/core';
+import {
+  ed25519PublicKey,
+  ed25519Sign,
+  fromHex,
+  type HeartbeatAnswer,
+  sha256,
+  toHex,
+  utf8,
+  ValidationError,
+} from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
 import fc from 'fast-check';
 import {
   type AnswerItem,
+  checkOwnAnswer,
   deliverAnswers,
   type FeePolicy,
   type HeartbeatPort,
@@ -270,4 +280,49 @@ test('property: whatever lands first, each answer is settled exactly once, never
     ),
     { seed: 20261206, numRuns: 200 },
   );
+});
+
+test('the agent checks its own answers before batching them: one the chain would refuse (wrong key, another profile) is caught, a good one passes', () => {
+  // Core names no chip when an answer's signature fails: in a batch it would sink every answer
+  // with no way to tell which to leave out. The agent leaves that chip out of the pass instead.
+  const seed = sha256(utf8('chip key'));
+  const view = {
+    chipId: chipHex(0),
+    profile: 'dev-soft',
+    keyMaterial: toHex(ed25519PublicKey(seed)),
+    tpmClock: null,
+  } as unknown as ChipJson;
+  const challenge = sha256(utf8('challenge'));
+  checkOwnAnswer(view, challenge, { type: 'dev-soft', signature: ed25519Sign(seed, challenge) });
+  const refused = (fn: () => void, code: string) =>
+    assert.throws(fn, (err) => err instanceof ValidationError && err.code === code);
+  // Signed by a key other than the registered one (a chip swapped, a signer misconfigured).
+  refused(
+    () =>
+      checkOwnAnswer(view, challenge, {
+        type: 'dev-soft',
+        signature: ed25519Sign(sha256(utf8('another key')), challenge),
+      }),
+    'ATTEST_BAD_SIGNATURE',
+  );
+  // Over another challenge.
+  refused(
+    () =>
+      checkOwnAnswer(view, challenge, {
+        type: 'dev-soft',
+        signature: ed25519Sign(seed, sha256(utf8('another challenge'))),
+      }),
+    'ATTEST_BAD_SIGNATURE',
+  );
+  refused(
+    () =>
+      checkOwnAnswer({ ...view, profile: 'tpm2' }, challenge, {
+        type: 'dev-soft',
+        signature: ed25519Sign(seed, challenge),
+      }),
+    'ATTEST_WRONG_PROFILE',
+  );
+  // A view without the key (an older node) checks nothing.
+  const { keyMaterial: _, ...withoutKey } = view;
+  checkOwnAnswer(withoutKey as ChipJson, challenge, { type: 'dev-soft', signature: new Uint8Array(64) });
 });

@@ -38,7 +38,13 @@ import {
 } from '@unc/sdk';
 import { RpcLeaseSource } from '../provider/lease.js';
 import { type ProviderOptions, ProviderServer } from '../provider/server.js';
-import { type AnswerItem, deliverAnswers, type HeartbeatPort, type Settled } from './heartbeats.js';
+import {
+  type AnswerItem,
+  checkOwnAnswer,
+  deliverAnswers,
+  type HeartbeatPort,
+  type Settled,
+} from './heartbeats.js';
 import type { ChipSigner } from './signers.js';
 
 /**
@@ -271,6 +277,8 @@ export class MinerAgent {
             const hash = await this.blockHash(slot.height);
             const challenge = heartbeatChallenge(this.chainId, chip.chipId, fromHex(hash, 32));
             const evidence = await chip.signer.answer(challenge);
+            // An answer the chain would refuse sinks the whole heartbeat, every chip's answers.
+            checkOwnAnswer(chip.view, challenge, evidence);
             answers.push({
               chip,
               key,

@@ -17,7 +17,14 @@
  * an answer due within `urgentBlocks` whose fee-free sending did not get it in goes again with the
  * minimum fee, if that is within the operator's `maxFee` (0: never) and the balance.
  */
-import type { HeartbeatAnswer } from '@unc/core';
+import {
+  fromHex,
+  type HeartbeatAnswer,
+  type HeartbeatEvidence,
+  type Profile,
+  ValidationError,
+  verifyHeartbeat,
+} from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
 
 export interface AnswerItem {
@@ -158,4 +165,28 @@ export async function deliverAnswers(
     batch = keep;
   }
   return settled;
+}
+
+/**
+ * Throws the ValidationError the chain would give `evidence` of the chip `view` describes, for
+ * `challenge` (wrong key or challenge, another profile, a TPM clock behind the one on chain), so a
+ * chip whose signer misbehaves (a TPM reset or swapped, a key not the registered one) is left out
+ * of the batch instead of sinking every other chip's answer in it: core names no chip for these
+ * refusals, so the batch could not be rebuilt without it. A view without the key skips the check.
+ */
+export function checkOwnAnswer(view: ChipJson, challenge: Uint8Array, evidence: HeartbeatEvidence): void {
+  if (view.keyMaterial === undefined) return;
+  const keyMaterial = fromHex(view.keyMaterial);
+  const { tpmClock } = verifyHeartbeat(
+    { profile: view.profile as Profile, keyMaterial },
+    evidence,
+    challenge,
+  );
+  const prev = view.tpmClock;
+  if (!tpmClock || !prev) return;
+  if (
+    tpmClock.resetCount < prev.resetCount ||
+    (tpmClock.resetCount === prev.resetCount && tpmClock.clock < BigInt(prev.clock))
+  )
+    throw new ValidationError('TPM_CLOCK_BACKWARDS', 'the TPM clock is behind the one on chain');
 }
