@@ -21,6 +21,7 @@ import {
   registrationMessage,
   signTransaction,
   toHex,
+  ValidationError,
 } from '@unc/core';
 import { createLogger, type Logger, Registry } from '@unc/node';
 import {
@@ -277,8 +278,24 @@ export class MinerAgent {
             const hash = await this.blockHash(slot.height);
             const challenge = heartbeatChallenge(this.chainId, chip.chipId, fromHex(hash, 32));
             const evidence = await chip.signer.answer(challenge);
-            // An answer the chain would refuse sinks the whole heartbeat, every chip's answers.
-            checkOwnAnswer(chip.view, challenge, evidence);
+            // An answer the chain would refuse sinks the whole heartbeat, every chip's answers:
+            // left out, with the chain's code where the status shows each answer's outcome.
+            try {
+              checkOwnAnswer(chip.view, challenge, evidence);
+            } catch (err) {
+              if (!(err instanceof ValidationError)) throw err;
+              const result = `${err.code}: ${err.message} (found before sending; left out)`;
+              chip.recent.push({ height: slot.height, epoch: slot.epoch, slot: slot.slot, result });
+              if (chip.recent.length > 50) chip.recent.shift();
+              this.m.answersFailed.inc(1, { reason: err.code });
+              if (chip.lastError !== result)
+                this.logger.warn('chip answer would be refused; left out of the heartbeat', {
+                  chip: chip.signer.label,
+                  error: result,
+                });
+              chip.lastError = result;
+              continue;
+            }
             answers.push({
               chip,
               key,
