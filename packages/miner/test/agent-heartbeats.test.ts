@@ -30,7 +30,9 @@ import {
   type FeePolicy,
   type HeartbeatPort,
   MAX_SENDS_PER_PASS,
+  refusalNames,
   type SendOutcome,
+  stillOpen,
 } from '../src/agent/heartbeats.js';
 
 const MIN_FEE = 300_000_000_000_000n;
@@ -171,6 +173,32 @@ test('an answer the refusal names (a bad signature the state cannot show, a copy
   assert.deepEqual(node.sent[1]!.chips, [chipHex(1), chipHex(2)]);
   assert.equal(settled.find((s) => s.item.chipIdHex === bad)!.included, false);
   assert.equal(settled.filter((s) => s.included).length, 2);
+});
+
+test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (the name is the whole slot number)', () => {
+  const chip = chipHex(0);
+  const answer = (slot: number): AnswerItem => ({ ...items(1)[0]!, slot });
+  const reason = `ALREADY_PENDING: heartbeat of ${where(chip, 0, 12)} is already in a pending transaction`;
+  assert.equal(refusalNames(reason, answer(12)), true);
+  assert.equal(refusalNames(reason, answer(1)), false);
+  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 12)}: already answered`, answer(1)), false);
+  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 1)}: already answered`, answer(1)), true);
+  // Both open on chain: only the named one is settled, the other goes again.
+  const view = {
+    chipId: chip,
+    status: 'active',
+    statusReason: '',
+    slots: [1, 12].map((slot) => ({ epoch: 0, slot, height: 0, status: 'open', windowEnd: 20 })),
+  } as unknown as ChipJson;
+  const { keep, done } = stillOpen([answer(1), answer(12)], new Map([[chip, view]]), reason);
+  assert.deepEqual(
+    keep.map((i) => i.slot),
+    [1],
+  );
+  assert.deepEqual(
+    done.map((s) => s.item.slot),
+    [12],
+  );
 });
 
 test('a refusal that settles nothing and leaves no fee to add is not resent at once: the next pass tries again', async () => {

@@ -77,7 +77,14 @@ export const MAX_SENDS_PER_PASS = 4;
 
 /** Whether `reason` (a node's refusal) names this answer, as core and the mempool write it. */
 export function refusalNames(reason: string, item: AnswerItem): boolean {
-  return reason.includes(`chip ${item.chipIdHex.slice(0, 16)}… epoch ${item.epoch} slot ${item.slot}`);
+  const name = `chip ${item.chipIdHex.slice(0, 16)}… epoch ${item.epoch} slot ${item.slot}`;
+  for (let at = reason.indexOf(name); at !== -1; at = reason.indexOf(name, at + 1)) {
+    // The name ends where its slot number does: "slot 1" begins "slot 12" (up to 32 slots an
+    // epoch), and a refusal of slot 12 must not drop the chip's answer to slot 1.
+    const next = reason.charAt(at + name.length);
+    if (!(next >= '0' && next <= '9')) return true;
+  }
+  return false;
 }
 
 /**
