@@ -10,6 +10,7 @@
  * another outcome; heights move only when a test moves them. No wall clock.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { test } from 'node:test';
 import {
   ed25519PublicKey,
@@ -17,6 +18,8 @@ import {
   fromHex,
   type HeartbeatAnswer,
   sha256,
+  TPM_ALG,
+  TPM_GENERATED_VALUE,
   toHex,
   utf8,
   ValidationError,
@@ -353,4 +356,58 @@ test('the agent checks its own answers before batching them: one the chain would
   // A view without the key (an older node) checks nothing.
   const { keyMaterial: _, ...withoutKey } = view;
   checkOwnAnswer(withoutKey as ChipJson, challenge, { type: 'dev-soft', signature: new Uint8Array(64) });
+});
+
+test('the agent’s own check refuses a TPM answer whose clock is behind the one on chain, as core does, and lets through what core takes (same clock, a later reset)', () => {
+  // A TPMS_ATTEST of type TPM_ST_ATTEST_TIME over `challenge` with the given clock, signed by a
+  // P-256 AK, as a TPM makes it (the shape core's own TPM clock test builds).
+  const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const challenge = sha256(utf8('challenge'));
+  const answerAt = (clock: bigint, resetCount: number) => {
+    const b = Buffer.alloc(4 + 2 + 2 + 2 + challenge.length + 17 + 8 + 8 + 17 + 8);
+    let o = b.writeUInt32BE(TPM_GENERATED_VALUE, 0);
+    o = b.writeUInt16BE(0x8019, o);
+    o = b.writeUInt16BE(0, o);
+    o = b.writeUInt16BE(challenge.length, o);
+    b.set(challenge, o);
+    o += challenge.length;
+    for (let k = 0; k < 2; k++) {
+      if (k === 1) o = b.writeBigUInt64BE(123456n, o);
+      o = b.writeBigUInt64BE(clock, o);
+      o = b.writeUInt32BE(resetCount, o);
+      o = b.writeUInt32BE(0, o);
+      o = b.writeUInt8(1, o);
+      o = b.writeBigUInt64BE(0x2019102300163636n, o);
+    }
+    const attest = new Uint8Array(b);
+    const raw = new Uint8Array(sign('sha256', attest, { key: ak.privateKey, dsaEncoding: 'ieee-p1363' }));
+    const sig = Buffer.alloc(4 + 2 + 32 + 2 + 32);
+    o = sig.writeUInt16BE(TPM_ALG.ECDSA, 0);
+    o = sig.writeUInt16BE(TPM_ALG.SHA256, o);
+    o = sig.writeUInt16BE(32, o);
+    sig.set(raw.subarray(0, 32), o);
+    o = sig.writeUInt16BE(32, o + 32);
+    sig.set(raw.subarray(32), o);
+    return { type: 'tpm2' as const, attest, signature: new Uint8Array(sig) };
+  };
+  // The chip's last heartbeat on chain read clock 1000 in its second reset (JSON: clock a string).
+  const view = {
+    chipId: chipHex(0),
+    profile: 'tpm2',
+    keyMaterial: toHex(new Uint8Array(ak.publicKey.export({ type: 'spki', format: 'der' }))),
+    tpmClock: { clock: '1000', resetCount: 2, restartCount: 0 },
+  } as unknown as ChipJson;
+  const backwards = (clock: bigint, resetCount: number) =>
+    assert.throws(
+      () => checkOwnAnswer(view, challenge, answerAt(clock, resetCount)),
+      (err) => err instanceof ValidationError && err.code === 'TPM_CLOCK_BACKWARDS',
+      `clock ${clock} reset ${resetCount}`,
+    );
+  backwards(999n, 2);
+  backwards(5000n, 1);
+  checkOwnAnswer(view, challenge, answerAt(1000n, 2));
+  checkOwnAnswer(view, challenge, answerAt(1500n, 2));
+  checkOwnAnswer(view, challenge, answerAt(10n, 3));
+  // No clock on chain yet: any clock goes.
+  checkOwnAnswer({ ...view, tpmClock: null }, challenge, answerAt(1n, 0));
 });
