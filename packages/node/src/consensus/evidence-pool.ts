@@ -202,6 +202,8 @@ export class EvidencePool {
     const sender = addressFromPublicKey(validator.publicKey);
     const nonce = getAccount(state, sender).nonce;
     const waiting: Waiting[] = [];
+    /** The entry sent by this flush: it goes last, so the others take the nonce before its next turn. */
+    let sentNow: Waiting | null = null;
     // A fee-free transaction must take the sender's next nonce, so one of this validator's at a
     // time: once one is admitted, the rest wait for the commit that includes it (another at the
     // same nonce would be refused REPLACEMENT_UNDERPRICED and forgotten).
@@ -241,7 +243,7 @@ export class EvidencePool {
         const resent = entry.sent !== null;
         this.opts.admitTx(env);
         nonceTaken = true;
-        waiting.push({ evidence, sent: { nonce, expiresAt: tx.expiresAt } });
+        sentNow = { evidence, sent: { nonce, expiresAt: tx.expiresAt } };
         this.opts.announceTx(env);
         logger.info(resent ? 'resubmitted equivocation evidence' : 'submitted equivocation evidence', {
           offender: toHex(evidenceOffender(evidence)),
@@ -281,6 +283,10 @@ export class EvidencePool {
         logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
       }
     }
+    // Last in the list: once its transaction left unincluded, the other entries that left theirs
+    // come before it (in turn), else the one resent first would be resent first for ever and
+    // proposers leaving that one report out would hold back every other.
+    if (sentNow) waiting.push(sentNow);
     this.evidenceToSubmit = waiting;
   }
 }

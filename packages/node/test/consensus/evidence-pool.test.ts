@@ -549,3 +549,32 @@ test('evidence whose transaction lost its nonce to another of the validator’s 
   assert.equal(tried[1]!.stx.tx.nonce, tried[0]!.stx.tx.nonce + 1n);
   assert.equal(reported(tried[1]!), '1/0');
 });
+
+test('reports whose transactions keep expiring take the nonce in turn: the one just resent goes behind the others', async () => {
+  // Two offenders; proposers leave every report out. After the first's transaction expired the
+  // second took the nonce; once that one expired too, the first went back to the end of the queue
+  // behind it and the one just resent kept the nonce for good: proposers leaving one report out
+  // held every other back.
+  const others = [devValidatorKey(1), devValidatorKey(2)];
+  const all = [KEY, ...others];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  const { pool, tried } = poolOn(chain, () => null);
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[0]), 'machine');
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[1]), 'machine');
+  const offenderOf = (env: TxEnvelope) => {
+    const a = env.stx.tx.actions[0]!;
+    return a.type === 'evidence' ? toHex(evidenceOffender(a.evidence)) : '';
+  };
+  while (tried.length < 4) {
+    const last = tried[tried.length - 1]!;
+    while (chain.tipHeight < last.stx.tx.expiresAt) await commitSigned(chain, [], all);
+    pool.flushEvidence();
+  }
+  const [a, b] = others.map((k) => toHex(k.publicKey));
+  assert.deepEqual(tried.map(offenderOf), [a, b, a, b], 'each in turn');
+});
