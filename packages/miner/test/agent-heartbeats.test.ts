@@ -204,6 +204,26 @@ test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (th
   );
 });
 
+test('an answer whose window closed by the head (the pass took blocks to sign) is left out: it would sink the whole heartbeat', async () => {
+  const { node, port } = fakeNode(3, { head: 12 });
+  const its = items(3);
+  its[1]!.windowEnd = 12; // listed open at the pass's start, closed now: the next block is 13
+  const settled = await deliverAnswers(its, port, NO_FEE);
+  assert.deepEqual(
+    node.sent.map((s) => s.chips),
+    [[chipHex(0), chipHex(2)]],
+  );
+  const late = settled.find((s) => s.item.chipIdHex === chipHex(1))!;
+  assert.equal(late.included, false);
+  assert.match(late.result, /window closed at height 12/);
+  assert.equal(settled.filter((s) => s.included).length, 2);
+  // Nothing left open: nothing sent.
+  const alone = fakeNode(1, { head: 30 });
+  const [one] = await deliverAnswers(items(1), alone.port, FEE);
+  assert.equal(alone.node.sent.length, 0);
+  assert.equal(one!.included, false);
+});
+
 test('a refusal that settles nothing and leaves no fee to add is not resent at once: the next pass tries again', async () => {
   const { node, port } = fakeNode(2);
   node.script.push(() => ({ ok: false, reason: 'BUSY: the node is behind its peers' }));

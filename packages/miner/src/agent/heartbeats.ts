@@ -132,8 +132,20 @@ export async function deliverAnswers(
   const settled: Settled[] = [];
   let batch = [...items];
   for (let sends = 1; batch.length > 0; sends++) {
-    const answers = batch.map((i) => i.answer);
     const head = port.head();
+    // An answer whose window closed by the head cannot land in the next block, and in the batch it
+    // would sink every other answer (all or nothing): the pass's signing, or the wait of a send
+    // before, can take blocks, so an answer listed open may have closed since.
+    for (const item of batch)
+      if (item.windowEnd <= head)
+        settled.push({
+          item,
+          included: false,
+          result: `slot missed: its window closed at height ${item.windowEnd}`,
+        });
+    batch = batch.filter((i) => i.windowEnd > head);
+    if (batch.length === 0) break;
+    const answers = batch.map((i) => i.answer);
     const urgent = batch.some((i) => i.triedBefore && i.windowEnd - head <= policy.urgentBlocks);
     let fee = 0n;
     let canPay = false;
