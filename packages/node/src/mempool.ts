@@ -850,9 +850,10 @@ const FREE_SHARE_DEN = 4;
  * Fee-free order: evidence first, then the nearest deadline first, so that an answer about to
  * expire is not queued behind answers still having many blocks to go, then the one waiting longest.
  * Evidence goes before answers although it stays valid for epochs: the validator that reports it
- * does so in a transaction that expires 20 blocks on and is not sent again (evidence-pool.ts), so
- * behind answers that fill the reserve every block (enough chips, the offender's own among them,
- * under spam) an equivocation went unpunished. It takes little: one pending report per offender,
+ * does so in a transaction that expires 20 blocks on (evidence-pool.ts sends a fresh one then, but
+ * only once that one expired), so behind answers that fill the reserve every block (enough chips,
+ * the offender's own among them, under spam) an equivocation waited, and before the pool resent
+ * went unpunished. It takes little: one pending report per offender,
  * of a validator of the set, and the first included tombstones it for good.
  */
 function compareFreeForBlock(a: Entry, b: Entry): number {

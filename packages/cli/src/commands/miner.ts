@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatUnc, UncError } from '@unc/core';
+import { formatUnc, parseUnc, UncError } from '@unc/core';
 import {
   type ChipSigner,
   type ChipStatus,
@@ -111,6 +111,11 @@ export function minerCommand(): Command {
       'jobs run at once, each in its own process (CPU jobs: at most the cores)',
       '2',
     )
+    .option(
+      '--max-heartbeat-fee <UNC>',
+      'the most one heartbeat may pay, only for answers due within 3 blocks that went unincluded fee-free (0: never)',
+      '0.001',
+    )
     .option('--password-file <file>', "the owner key's password")
     .action(
       async (
@@ -130,6 +135,7 @@ export function minerCommand(): Command {
           jobMemory: string;
           jobConcurrency: string;
           passwordFile?: string;
+          maxHeartbeatFee: string;
         },
         cmd: Command,
       ) => {
@@ -166,6 +172,7 @@ export function minerCommand(): Command {
           throw new UncError('BAD_PORT', '--provider-port must be 0…65535');
         if (opts.executionProvider !== 'cpu' && opts.executionProvider !== 'cuda')
           throw new UncError('BAD_ARGUMENT', '--execution-provider must be cpu or cuda');
+        const maxHeartbeatFee = parseUnc(opts.maxHeartbeatFee);
         const jobTimeout = Number(opts.jobTimeout);
         if (!Number.isFinite(jobTimeout) || jobTimeout <= 0)
           throw new UncError('BAD_ARGUMENT', '--job-timeout must be a positive number of seconds');
@@ -190,6 +197,7 @@ export function minerCommand(): Command {
           ownerSeed: seed,
           chips: signers,
           statusPort,
+          maxHeartbeatFee,
           ...(providerPort !== undefined
             ? {
                 provider: {

@@ -153,7 +153,8 @@ export type Ed25519Verified = (publicKey: Uint8Array, message: Uint8Array, signa
  * `isVerified` may vouch for a dev-soft (Ed25519) answer checked earlier, e.g. on a worker thread.
  */
 export function verifyHeartbeat(
-  chip: Chip,
+  /** Only the profile and the key are read: a miner checks its own answers with its chip's view. */
+  chip: Pick<Chip, 'profile' | 'keyMaterial'>,
   evidence: HeartbeatEvidence,
   message: Uint8Array,
   isVerified?: Ed25519Verified,

@@ -4,8 +4,10 @@
  * Nobody knows which chips a block challenges before the block exists (its VRF beacon draws one
  * class of chips), so the agent must be up all the time: on every new block it asks the node which
  * challenges of its chips are open (the new block's own included), has each chip sign them (bound to
- * the challenging block's hash), and sends all answers in one fee-free Heartbeat transaction. An answer that was refused is retried while its window is open;
- * every failure is logged with its reason, and the status endpoint says what each chip is doing.
+ * the challenging block's hash), and sends all answers in one fee-free Heartbeat transaction. A
+ * refused batch is rebuilt and sent again at once without what the chain settled, with a capped fee
+ * when an answer is due soon (heartbeats.ts); an answer still refused is retried while its window is
+ * open; every failure is logged with its reason, and the status endpoint says what each chip is doing.
  */
 import { createServer, type Server } from 'node:http';
 import {
@@ -14,12 +16,12 @@ import {
   ed25519PublicKey,
   encodeAddress,
   fromHex,
-  type HeartbeatAnswer,
   heartbeatChallenge,
   MAX_ACTIONS_PER_TX,
   registrationMessage,
   signTransaction,
   toHex,
+  ValidationError,
 } from '@unc/core';
 import { createLogger, type Logger, Registry } from '@unc/node';
 import {
@@ -37,7 +39,23 @@ import {
 } from '@unc/sdk';
 import { RpcLeaseSource } from '../provider/lease.js';
 import { type ProviderOptions, ProviderServer } from '../provider/server.js';
+import {
+  type AnswerItem,
+  checkOwnAnswer,
+  deliverAnswers,
+  type HeartbeatPort,
+  type Settled,
+} from './heartbeats.js';
 import type { ChipSigner } from './signers.js';
+
+/**
+ * The default `maxHeartbeatFee`: 0.001 UNC, some 13× the minimum fee of the largest transaction
+ * (64 KiB) at the default fee parameters: enough to pay for any heartbeat, small enough that a
+ * miner never spends much unawares.
+ */
+export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
+/** The default `urgentBlocks`. */
+export const DEFAULT_URGENT_BLOCKS = 3;
 
 export interface MinerAgentOptions {
   nodeUrl: string;
@@ -54,6 +72,14 @@ export interface MinerAgentOptions {
    * so renters never find a provider address that no longer answers.
    */
   offer?: Omit<OfferTerms, 'chipIds' | 'endpoint'>;
+  /**
+   * The most one heartbeat may pay, in base units (default DEFAULT_MAX_HEARTBEAT_FEE; 0: always
+   * fee-free). Paid only for answers due within `urgentBlocks` that a fee-free send did not get in,
+   * and only the chain's minimum fee for the transaction.
+   */
+  maxHeartbeatFee?: bigint;
+  /** An answer whose window closes within this many blocks is urgent (default 3). */
+  urgentBlocks?: number;
   logger?: Logger;
 }
 
@@ -73,6 +99,14 @@ export interface ChipStatus {
   lastError: string | null;
 }
 
+/** An answer of this pass, with the chip and slot it answers. */
+interface AnswerToSend {
+  chip: ChipState;
+  key: string;
+  height: number;
+  item: AnswerItem;
+}
+
 interface ChipState {
   signer: ChipSigner;
   chipId: Uint8Array;
@@ -81,6 +115,8 @@ interface ChipState {
   view: ChipJson | null;
   /** epoch:slot keys sent and not yet confirmed or refused. */
   pending: Set<string>;
+  /** epoch:slot keys of open slots sent without being included (their next send may pay). */
+  tried: Set<string>;
   recent: ChipStatus['recent'];
   lastError: string | null;
 }
@@ -99,6 +135,8 @@ export class MinerAgent {
   private latest = 0;
   private stopped = false;
   private readonly hashes = new Map<number, string>();
+  /** Sends waiting for the head to reach a height (a heartbeat's wait for inclusion ends there). */
+  private readonly headWaiters = new Set<{ height: number; reached(): void }>();
   private readonly m;
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
@@ -142,6 +180,7 @@ export class MinerAgent {
         registered: false,
         view: null,
         pending: new Set(),
+        tried: new Set(),
         recent: [],
         lastError: null,
       });
@@ -162,6 +201,7 @@ export class MinerAgent {
       this.hashes.set(b.height, b.hash);
       this.hashes.delete(b.height - 300);
       this.latest = Math.max(this.latest, b.height);
+      for (const w of this.headWaiters) if (w.height <= this.latest) w.reached();
       void this.tick();
     });
     this.sub.onClose(() => {
@@ -208,7 +248,7 @@ export class MinerAgent {
     if (this.busy || this.stopped) return;
     this.busy = true;
     try {
-      const answers: { chip: ChipState; answer: HeartbeatAnswer; key: string; height: number }[] = [];
+      const answers: AnswerToSend[] = [];
       const unregistered: ChipState[] = [];
       for (const chip of this.chips) {
         try {
@@ -226,6 +266,11 @@ export class MinerAgent {
           }
           throw err;
         }
+        // What was tried of slots no longer open cannot be sent again.
+        const open = new Set(
+          chip.view.slots.filter((s) => s.status === 'open').map((s) => `${s.epoch}:${s.slot}`),
+        );
+        for (const key of chip.tried) if (!open.has(key)) chip.tried.delete(key);
         try {
           for (const slot of chip.view.slots) {
             const key = `${slot.epoch}:${slot.slot}`;
@@ -233,11 +278,36 @@ export class MinerAgent {
             const hash = await this.blockHash(slot.height);
             const challenge = heartbeatChallenge(this.chainId, chip.chipId, fromHex(hash, 32));
             const evidence = await chip.signer.answer(challenge);
+            // An answer the chain would refuse sinks the whole heartbeat, every chip's answers:
+            // left out, with the chain's code where the status shows each answer's outcome.
+            try {
+              checkOwnAnswer(chip.view, challenge, evidence);
+            } catch (err) {
+              if (!(err instanceof ValidationError)) throw err;
+              const result = `${err.code}: ${err.message} (found before sending; left out)`;
+              chip.recent.push({ height: slot.height, epoch: slot.epoch, slot: slot.slot, result });
+              if (chip.recent.length > 50) chip.recent.shift();
+              this.m.answersFailed.inc(1, { reason: err.code });
+              if (chip.lastError !== result)
+                this.logger.warn('chip answer would be refused; left out of the heartbeat', {
+                  chip: chip.signer.label,
+                  error: result,
+                });
+              chip.lastError = result;
+              continue;
+            }
             answers.push({
               chip,
               key,
               height: slot.height,
-              answer: { chipId: chip.chipId, epoch: BigInt(slot.epoch), slot: slot.slot, evidence },
+              item: {
+                chipIdHex: chip.chipIdHex,
+                epoch: slot.epoch,
+                slot: slot.slot,
+                windowEnd: slot.windowEnd,
+                answer: { chipId: chip.chipId, epoch: BigInt(slot.epoch), slot: slot.slot, evidence },
+                triedBefore: chip.tried.has(key),
+              },
             });
           }
         } catch (err) {
@@ -279,7 +349,7 @@ export class MinerAgent {
     if (current && fingerprint !== null && !(current.tlsFingerprints ?? []).includes(fingerprint)) {
       // A certificate the offer does not list (its files were replaced while the agent was down):
       // pin it on the same offer rather than closing the offer its leases run under.
-      const result = await this.send([updateOfferTlsAction(current.id, [fingerprint])], false);
+      const result = await this.send([updateOfferTlsAction(current.id, [fingerprint])], 'minimum');
       if (!result.ok) {
         this.logger.warn('could not pin the TLS certificate on the offer', { reason: result.reason });
         return;
@@ -294,7 +364,7 @@ export class MinerAgent {
       ...open.map((o) => closeOfferAction(o.id)),
       createOfferAction({ ...terms, chipIds, endpoint, tlsFingerprints }),
     ];
-    const result = await this.send(actions, false);
+    const result = await this.send(actions, 'minimum');
     if (!result.ok) {
       this.logger.warn('could not put the chips on the market', { reason: result.reason });
       return;
@@ -321,12 +391,55 @@ export class MinerAgent {
     return n;
   }
 
-  /** Signs and sends a transaction; waits for its inclusion; resyncs the nonce on any failure. */
+  /** The chain's minimum fee of a transaction of `actions` from this owner. */
+  private async minimumFee(actions: Action[]): Promise<bigint> {
+    const params = await this.client.getParams();
+    return feeFor(
+      {
+        chainId: this.chainId,
+        signer: this.owner.publicKey,
+        nonce: this.nonce ?? 0n,
+        expiresAt: BigInt(this.latest + 20),
+        actions,
+      },
+      { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) },
+    );
+  }
+
+  /** Resolves once the head is at `height` or past it (never, after `stop`). */
+  private headReached(height: number): { promise: Promise<void>; cancel(): void } {
+    let waiter: { height: number; reached(): void } | null = null;
+    const promise = new Promise<void>((resolve) => {
+      if (this.latest >= height) return resolve();
+      const w = {
+        height,
+        reached: () => {
+          this.headWaiters.delete(w);
+          resolve();
+        },
+      };
+      waiter = w;
+      this.headWaiters.add(w);
+    });
+    return {
+      promise,
+      cancel: () => {
+        if (waiter) this.headWaiters.delete(waiter);
+      },
+    };
+  }
+
+  /**
+   * Signs and sends a transaction paying `fee` (or the chain's minimum); waits for its inclusion,
+   * no longer than 30 s or until the head reaches `waitUntil`; resyncs the nonce on any failure
+   * (a send after one still pending takes its nonce, and with a fee replaces it).
+   */
   private async send(
     actions: Action[],
-    feeFree: boolean,
+    fee: bigint | 'minimum',
+    waitUntil?: number,
   ): Promise<{ ok: true; height: number } | { ok: false; reason: string }> {
-    const params = await this.client.getParams();
+    const paid = fee === 'minimum' ? await this.minimumFee(actions) : fee;
     const base = {
       chainId: this.chainId,
       signer: this.owner.publicKey,
@@ -334,16 +447,20 @@ export class MinerAgent {
       expiresAt: BigInt(this.latest + 20),
       actions,
     };
-    const fee = feeFree
-      ? 0n
-      : feeFor(base, {
-          minFeePerByte: BigInt(params.minFeePerByte),
-          minFeePerAction: BigInt(params.minFeePerAction),
-        });
-    const stx = signTransaction({ ...base, fee }, this.owner.seed);
+    const stx = signTransaction({ ...base, fee: paid }, this.owner.seed);
     try {
       const { hash } = await this.client.sendRawTransaction(encodeSigned(stx));
-      const outcome = await this.client.waitForTransaction(hash, 30_000);
+      const inclusion = this.client.waitForTransaction(hash, 30_000);
+      // Settles (and closes its subscription) by itself when the head wins the race below.
+      inclusion.catch(() => {});
+      const head = waitUntil === undefined ? null : this.headReached(waitUntil);
+      const outcome = head
+        ? await Promise.race([inclusion, head.promise.then(() => null)]).finally(() => head.cancel())
+        : await inclusion;
+      if (outcome === null) {
+        this.nonce = null;
+        return { ok: false, reason: `NOT_INCLUDED: not included by height ${waitUntil}` };
+      }
       if (outcome.status === 'included') return { ok: true, height: outcome.height };
       this.nonce = null;
       return { ok: false, reason: `${outcome.code}: ${outcome.reason}` };
@@ -372,7 +489,7 @@ export class MinerAgent {
           evidence: await chip.signer.registrationEvidence(message),
         });
       }
-      const result = await this.send(actions, false);
+      const result = await this.send(actions, 'minimum');
       for (const chip of chips) {
         chip.registered = result.ok;
         chip.lastError = result.ok ? null : `registration failed: ${result.reason}`;
@@ -392,34 +509,66 @@ export class MinerAgent {
     }
   }
 
-  private async sendAnswers(
-    items: { chip: ChipState; answer: HeartbeatAnswer; key: string; height: number }[],
-  ): Promise<void> {
+  /** Sends the answers (heartbeats.ts: rebuilt and sent again at once on a refusal) and records each outcome. */
+  private async sendAnswers(items: AnswerToSend[]): Promise<void> {
     for (const it of items) it.chip.pending.add(it.key);
     this.m.answersSent.inc(items.length);
-    const result = await this.send([{ type: 'heartbeat', answers: items.map((i) => i.answer) }], true);
-    for (const it of items) {
-      it.chip.pending.delete(it.key);
-      const [epoch, slot] = it.key.split(':').map(Number) as [number, number];
-      const record = {
-        height: it.height,
-        epoch,
-        slot,
-        result: result.ok ? `included at ${result.height}` : result.reason,
-      };
-      it.chip.recent.push(record);
-      if (it.chip.recent.length > 50) it.chip.recent.shift();
-      it.chip.lastError = result.ok ? null : `answer to slot ${it.key} failed: ${result.reason}`;
+    const byItem = new Map(items.map((it) => [it.item, it]));
+    const port: HeartbeatPort = {
+      head: () => this.latest,
+      send: (answers, fee, waitUntil) => this.send([{ type: 'heartbeat', answers }], fee, waitUntil),
+      chips: async (ids) => {
+        const views = new Map<string, ChipJson | null>();
+        for (const id of ids) {
+          try {
+            views.set(id, await this.client.call<ChipJson>('unc_getChip', [id]));
+          } catch (err) {
+            if (!(err instanceof RpcClientError && err.reason === 'NOT_FOUND')) throw err;
+            views.set(id, null);
+          }
+        }
+        return views;
+      },
+      minimumFee: (answers) => this.minimumFee([{ type: 'heartbeat', answers }]),
+      balance: async () => BigInt((await this.client.getAccount(this.owner.address)).balance),
+    };
+    let settled: Settled[];
+    try {
+      settled = await deliverAnswers(
+        items.map((it) => it.item),
+        port,
+        {
+          maxFee: this.opts.maxHeartbeatFee ?? DEFAULT_MAX_HEARTBEAT_FEE,
+          urgentBlocks: this.opts.urgentBlocks ?? DEFAULT_URGENT_BLOCKS,
+        },
+      );
+    } finally {
+      for (const it of items) it.chip.pending.delete(it.key);
     }
-    if (result.ok) {
-      this.m.answersIncluded.inc(items.length);
-      this.logger.debug('answers included', { count: items.length, height: result.height });
-    } else {
-      this.m.answersFailed.inc(items.length, { reason: result.reason.split(':')[0] ?? 'unknown' });
-      this.logger.warn('heartbeat refused; will retry while the windows are open', {
-        count: items.length,
-        reason: result.reason,
-      });
+    let included = 0;
+    const failed = new Map<string, number>();
+    for (const s of settled) {
+      const it = byItem.get(s.item)!;
+      const [epoch, slot] = it.key.split(':').map(Number) as [number, number];
+      it.chip.recent.push({ height: it.height, epoch, slot, result: s.result });
+      if (it.chip.recent.length > 50) it.chip.recent.shift();
+      it.chip.lastError = s.included ? null : `answer to slot ${it.key} failed: ${s.result}`;
+      if (s.included) {
+        included++;
+        it.chip.tried.delete(it.key);
+      } else {
+        it.chip.tried.add(it.key);
+        const reason = s.result.split(':')[0] ?? 'unknown';
+        failed.set(reason, (failed.get(reason) ?? 0) + 1);
+      }
+    }
+    if (included > 0) {
+      this.m.answersIncluded.inc(included);
+      this.logger.debug('answers included', { count: included });
+    }
+    for (const [reason, count] of failed) {
+      this.m.answersFailed.inc(count, { reason });
+      this.logger.warn('heartbeat refused; will retry while the windows are open', { count, reason });
     }
   }
 

@@ -48,6 +48,17 @@ export interface EvidencePoolOptions {
 
 const MAX_SEEN = 1_000;
 const MAX_WAITING = 64;
+/** Blocks an evidence transaction stays valid (its `expiresAt` past the tip it was built on). */
+export const EVIDENCE_TX_LIFETIME = 20n;
+
+/**
+ * A piece of evidence this validator will put on chain, and the transaction of its own that carries
+ * it while one is pending (until that lands, expires or loses its nonce to another).
+ */
+interface Waiting {
+  evidence: ConsensusEvidence;
+  sent: { nonce: bigint; expiresAt: bigint } | null;
+}
 /**
  * Pieces of evidence taken per offender (logged, gossiped on, put on chain). One proves the
  * offence; a second covers a first that cannot land. An offender can sign any number of
@@ -65,8 +76,11 @@ export class EvidencePool {
   private readonly piecesByOffender = new Map<string, ConsensusEvidence[]>();
   /** The tip height `piecesByOffender` was last re-checked at. */
   private prunedAt = -1n;
-  /** Evidence this validator will put on chain once the block after its height is being built. */
-  private evidenceToSubmit: ConsensusEvidence[] = [];
+  /**
+   * Evidence this validator will put on chain once the block after its height is being built, kept
+   * until it is on chain (or can no longer land), not only until its transaction is admitted.
+   */
+  private evidenceToSubmit: Waiting[] = [];
 
   constructor(private readonly opts: EvidencePoolOptions) {}
 
@@ -163,14 +177,17 @@ export class EvidencePool {
   private submitEvidence(evidence: ConsensusEvidence): void {
     if (!this.opts.validator) return;
     if (this.evidenceToSubmit.length >= MAX_WAITING) this.evidenceToSubmit.shift();
-    this.evidenceToSubmit.push(evidence);
+    this.evidenceToSubmit.push({ evidence, sent: null });
     this.flushEvidence();
   }
 
   /**
    * Submits the evidence whose height is now decided (the tip); called after every commit. Evidence
    * refused with a retryable "busy", or waiting for this validator's next nonce, stays for the next
-   * call; any other refusal drops it.
+   * call; any other refusal drops it. Evidence whose transaction was admitted stays too, until it is
+   * on chain: should that transaction leave unincluded (expired, its nonce taken by another of this
+   * validator's), a fresh one is sent. Byzantine proposers leaving the report out of their blocks
+   * for its whole lifetime would otherwise get the equivocation forgotten, hence never slashed.
    */
   flushEvidence(): void {
     const { validator, chain, logger } = this.opts;
@@ -182,33 +199,53 @@ export class EvidencePool {
     const head = chain.tip.header;
     const state = chain.tipState;
     const chainId = chain.genesis.chainId;
-    const waiting: ConsensusEvidence[] = [];
+    const sender = addressFromPublicKey(validator.publicKey);
+    const nonce = getAccount(state, sender).nonce;
+    const waiting: Waiting[] = [];
+    /** The entry sent by this flush: it goes last, so the others take the nonce before its next turn. */
+    let sentNow: Waiting | null = null;
     // A fee-free transaction must take the sender's next nonce, so one of this validator's at a
     // time: once one is admitted, the rest wait for the commit that includes it (another at the
     // same nonce would be refused REPLACEMENT_UNDERPRICED and forgotten).
-    let nonceTaken = false;
-    for (const evidence of this.evidenceToSubmit) {
-      if (nonceTaken || evidenceSlot(evidence).height > head.height) {
-        waiting.push(evidence);
+    // Entries whose transaction left unincluded go after the rest: the next nonce goes to a piece
+    // not tried yet first, so proposers leaving one report out do not hold the others back too.
+    const dead = (e: Waiting) =>
+      e.sent !== null && (head.height >= e.sent.expiresAt || e.sent.nonce !== nonce);
+    // A transaction of an earlier flush that can still land holds the nonce (in the mempool until
+    // a block past its expiry); whatever its place in the list.
+    let nonceTaken = this.evidenceToSubmit.some((e) => e.sent !== null && !dead(e));
+    const entries = [...this.evidenceToSubmit.filter((e) => !dead(e)), ...this.evidenceToSubmit.filter(dead)];
+    for (const entry of entries) {
+      const { evidence } = entry;
+      if (evidenceSlot(evidence).height > head.height) {
+        waiting.push(entry);
         continue;
       }
       try {
+        // The block's check on the tip: once it fails the evidence can never land (already on
+        // chain, by this transaction or somebody else's; too old under EVIDENCE_MAX_AGE_EPOCHS;
+        // the offender tombstoned) and is dropped below. That is what bounds the keeping.
         checkEvidence(state, chainId, head.height + 1n, evidence, chain.genesis);
-        const sender = addressFromPublicKey(validator.publicKey);
+        if (nonceTaken) {
+          waiting.push(entry);
+          continue;
+        }
         // Evidence-only transactions are fee-free: a validator with an empty balance can report.
         const tx = {
           chainId,
           signer: validator.publicKey,
-          nonce: getAccount(state, sender).nonce,
+          nonce,
           fee: 0n,
-          expiresAt: head.height + 20n,
+          expiresAt: head.height + EVIDENCE_TX_LIFETIME,
           actions: [{ type: 'evidence' as const, evidence }],
         };
         const env = envelopeFromSigned(signTransaction(tx, validator.seed));
+        const resent = entry.sent !== null;
         this.opts.admitTx(env);
         nonceTaken = true;
+        sentNow = { evidence, sent: { nonce, expiresAt: tx.expiresAt } };
         this.opts.announceTx(env);
-        logger.info('submitted equivocation evidence', {
+        logger.info(resent ? 'resubmitted equivocation evidence' : 'submitted equivocation evidence', {
           offender: toHex(evidenceOffender(evidence)),
           tx: toHex(env.hash),
         });
@@ -228,16 +265,28 @@ export class EvidencePool {
           // Kept for the next flush (after the next commit).
           // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
           // it is too old to land (or was included by somebody else's report).
-          waiting.push(evidence);
+          waiting.push(entry);
           logger.info('equivocation evidence deferred, retried after the next commit', {
             offender: toHex(evidenceOffender(evidence)),
             error: (err as Error).message,
           });
           continue;
         }
+        if (
+          err instanceof ValidationError &&
+          (err.code === 'EVIDENCE_DUPLICATE' || err.code === 'VALIDATOR_TOMBSTONED')
+        ) {
+          // The outcome sought: on chain (this report or another), or the offender punished.
+          logger.info('equivocation evidence done with', { error: err.message });
+          continue;
+        }
         logger.warn('equivocation evidence not submitted', { error: (err as Error).message });
       }
     }
+    // Last in the list: once its transaction left unincluded, the other entries that left theirs
+    // come before it (in turn), else the one resent first would be resent first for ever and
+    // proposers leaving that one report out would hold back every other.
+    if (sentNow) waiting.push(sentNow);
     this.evidenceToSubmit = waiting;
   }
 }

@@ -16,8 +16,10 @@ import {
   duplicateVoteEvidence,
   ed25519PublicKey,
   encode,
+  envelopeFromSigned,
   evidenceOffender,
   sha256,
+  signTransaction,
   signVote,
   type TxEnvelope,
   toHex,
@@ -366,7 +368,12 @@ test('an offender signing pair after pair of conflicting votes gets two pieces t
     1,
     'only the observed piece is published (a gossiped one travels on by gossip)',
   );
-  assert.equal(tried.length, 2, 'one evidence transaction per piece taken');
+  // One of this validator's fee-free transactions pending at a time: the second piece waits for
+  // the first's nonce, and takes it once the first expired unincluded.
+  assert.equal(tried.length, 1, 'the second piece waits behind the first’s nonce');
+  while (chain.tipHeight < tried[0]!.stx.tx.expiresAt) await commitOne(chain);
+  pool.flushEvidence();
+  assert.deepEqual(tried.map(reported), ['1/0', '1/1'], 'one evidence transaction per piece taken');
 });
 
 test('pieces that cannot land do not fill an offender’s two: its own pairs at a height far ahead, then pieces grown too old, leave room for one that can', async () => {
@@ -414,4 +421,160 @@ test('an offender’s pairs of a height far ahead do not push a piece that can l
     ['1/0'],
     'the piece of height 1 still waits and is tried',
   );
+});
+
+/** A pool on `chain` admitting to a real mempool on the tip (NodeCore.admit's path), with what it tried. */
+function poolOnMempool(chain: Chain) {
+  const mempool = new Mempool();
+  const tried: TxEnvelope[] = [];
+  const pool = new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx: (env) => {
+      tried.push(env);
+      const head = chain.tip.header;
+      mempool.add(env, chain.tipState, chain.params, {
+        chainId: chain.genesis.chainId,
+        height: head.height + 1n,
+        time: head.time + 1n,
+        proposer: head.proposer,
+        prevHash: chain.tip.hash,
+        prevBeacon: head.beacon,
+      });
+    },
+    announceTx: () => {},
+    publishEvidence: () => {},
+  });
+  return { pool, mempool, tried };
+}
+
+test('evidence whose transaction expires unincluded (proposers leaving it out) is resubmitted in a fresh transaction, until it lands', async () => {
+  // The attack: Byzantine proposers keep the report out of their blocks for its 20-block lifetime;
+  // the pool forgot it once admitted, and the equivocation went unslashed for good.
+  const others = [devValidatorKey(1), devValidatorKey(2)];
+  const all = [KEY, ...others];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  const { pool, mempool, tried } = poolOnMempool(chain);
+  const offender = others[0]!;
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, offender), 'gossip');
+  assert.equal(tried.length, 1);
+  assert.equal(mempool.size, 1);
+  const first = tried[0]!;
+
+  // Blocks that leave it out, up to its expiry (height 21): nothing resubmitted while it can land.
+  while (chain.tipHeight < first.stx.tx.expiresAt) {
+    const committed = await commitSigned(chain, [], all);
+    mempool.prune(committed.envelopes, [], chain.tipState, committed.block.header.height + 1n);
+    pool.flushEvidence();
+    if (chain.tipHeight < first.stx.tx.expiresAt) assert.equal(tried.length, 1, `head ${chain.tipHeight}`);
+  }
+  // Expired and pruned from the mempool: a fresh transaction carries the same evidence.
+  assert.equal(tried.length, 2);
+  const second = tried[1]!;
+  assert.notEqual(toHex(second.hash), toHex(first.hash));
+  assert.equal(second.stx.tx.expiresAt, chain.tipHeight + 20n);
+  assert.equal(reported(second), '1/0');
+  assert.ok(mempool.has(second.hash));
+
+  // An honest proposer includes it: slashed, and never sent again.
+  const committed = await commitSigned(chain, mempool.ordered(chain.tipState), all);
+  assert.deepEqual(
+    committed.envelopes.map((e) => toHex(e.hash)),
+    [toHex(second.hash)],
+  );
+  mempool.prune(committed.envelopes, [], chain.tipState, committed.block.header.height + 1n);
+  for (let i = 0; i < 25; i++) {
+    pool.flushEvidence();
+    await commitSigned(chain, [], all);
+  }
+  assert.equal(tried.length, 2, 'on chain: done with');
+});
+
+test('evidence whose transactions keep expiring is resubmitted once per lifetime, and dropped once too old to land', async () => {
+  // Epochs of 22 blocks: evidence of height 1 (epoch 0) can land up to height 66.
+  const chain = await chainAt(1, 22);
+  const { pool, tried } = poolOn(chain, () => null);
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n), 'machine');
+  const sentAt: bigint[] = [chain.tipHeight];
+  while (chain.tipHeight < 90n) {
+    await commitOne(chain);
+    const before = tried.length;
+    pool.flushEvidence();
+    if (tried.length > before) sentAt.push(chain.tipHeight);
+  }
+  assert.deepEqual(sentAt, [1n, 21n, 41n, 61n], 'a fresh one each time the last expired, none once too old');
+  for (const env of tried) assert.equal(reported(env), '1/0');
+});
+
+test('evidence whose transaction lost its nonce to another of the validator’s is resubmitted without waiting for its expiry', async () => {
+  const others = [devValidatorKey(1), devValidatorKey(2)];
+  const all = [KEY, ...others];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  const chainId = chain.genesis.chainId;
+  const { pool, tried } = poolOn(chain, () => null);
+  pool.reportEvidence(doubleVote(chainId, 1n, 0, others[0]), 'machine');
+  assert.equal(tried.length, 1);
+  // Another transaction of the validator's key at the same nonce lands first (the operator's, sent
+  // from another node, reporting another offender): the pool's can never land now, though it is
+  // far from expired.
+  const elsewhere = envelopeFromSigned(
+    signTransaction(
+      {
+        chainId,
+        signer: KEY.publicKey,
+        nonce: tried[0]!.stx.tx.nonce,
+        fee: 0n,
+        expiresAt: chain.tipHeight + 10n,
+        actions: [{ type: 'evidence', evidence: doubleVote(chainId, 1n, 0, others[1]) }],
+      },
+      KEY.seed,
+    ),
+  );
+  const committed = await commitSigned(chain, [elsewhere], all);
+  assert.equal(committed.envelopes.length, 1);
+  pool.flushEvidence();
+  assert.equal(tried.length, 2, 'resubmitted at the next nonce');
+  assert.equal(tried[1]!.stx.tx.nonce, tried[0]!.stx.tx.nonce + 1n);
+  assert.equal(reported(tried[1]!), '1/0');
+});
+
+test('reports whose transactions keep expiring take the nonce in turn: the one just resent goes behind the others', async () => {
+  // Two offenders; proposers leave every report out. After the first's transaction expired the
+  // second took the nonce; once that one expired too, the first went back to the end of the queue
+  // behind it and the one just resent kept the nonce for good: proposers leaving one report out
+  // held every other back.
+  const others = [devValidatorKey(1), devValidatorKey(2)];
+  const all = [KEY, ...others];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  const { pool, tried } = poolOn(chain, () => null);
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[0]), 'machine');
+  pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[1]), 'machine');
+  const offenderOf = (env: TxEnvelope) => {
+    const a = env.stx.tx.actions[0]!;
+    return a.type === 'evidence' ? toHex(evidenceOffender(a.evidence)) : '';
+  };
+  while (tried.length < 4) {
+    const last = tried[tried.length - 1]!;
+    while (chain.tipHeight < last.stx.tx.expiresAt) await commitSigned(chain, [], all);
+    pool.flushEvidence();
+  }
+  const [a, b] = others.map((k) => toHex(k.publicKey));
+  assert.deepEqual(tried.map(offenderOf), [a, b, a, b], 'each in turn');
 });

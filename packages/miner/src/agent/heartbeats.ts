@@ -1,0 +1,211 @@
+/**
+ * How the agent gets a batch of challenge answers on chain (agent.ts sends them all in one
+ * heartbeat transaction).
+ *
+ * A heartbeat is all or nothing (core's applyHeartbeat): one answer that fails sinks the others.
+ * Anyone relaying the agent's transaction can copy one answer into a transaction of its own; when
+ * that lands first the agent's fails ANSWER_REPLAYED, and so does it when one chip of the batch was
+ * revoked or its window closed meanwhile. Waiting for the next tick to send the rest again lost
+ * blocks the other answers may not have. So on a refusal the batch is rebuilt at once from the
+ * chain's view: the answers it credits already (a copy counts for the chip all the same), those
+ * that can no longer land (window closed, chip no longer active) and the one the refusal names are
+ * dropped, the rest sent again.
+ *
+ * Heartbeats are fee-free and get a reserved quarter of each block (the node's Mempool.ordered);
+ * enough answers pending against it can keep one out until its window closes. A fee is allowed on a
+ * heartbeat, and one paying at least the minimum fee competes with paying transactions instead. So
+ * an answer due within `urgentBlocks` whose fee-free sending did not get it in goes again with the
+ * minimum fee, if that is within the operator's `maxFee` (0: never) and the balance.
+ */
+import {
+  fromHex,
+  type HeartbeatAnswer,
+  type HeartbeatEvidence,
+  type Profile,
+  ValidationError,
+  verifyHeartbeat,
+} from '@unc/core';
+import type { ChipJson } from '@unc/sdk';
+
+export interface AnswerItem {
+  chipIdHex: string;
+  epoch: number;
+  slot: number;
+  /** The last height the answer can land at (slot height + answer window). */
+  windowEnd: number;
+  answer: HeartbeatAnswer;
+  /** Sent before (this pass or an earlier one) without being included. */
+  triedBefore: boolean;
+}
+
+export type SendOutcome = { ok: true; height: number } | { ok: false; reason: string };
+
+/** What `deliverAnswers` needs of the node and the owner's account. */
+export interface HeartbeatPort {
+  /** The latest height seen. */
+  head(): number;
+  /**
+   * Sends one heartbeat of `answers` paying `fee`, and waits for its inclusion, no longer than
+   * until the head reaches `waitUntil` (then: not ok, the transaction possibly still pending; a
+   * send at the same nonce with a fee replaces it).
+   */
+  send(answers: HeartbeatAnswer[], fee: bigint, waitUntil: number): Promise<SendOutcome>;
+  /** The chain's view of these chips now (null: not registered). */
+  chips(ids: string[]): Promise<Map<string, ChipJson | null>>;
+  /** The minimum fee of a heartbeat of these answers (paying that, it is no longer fee-free). */
+  minimumFee(answers: HeartbeatAnswer[]): Promise<bigint>;
+  /** The owner's spendable balance. */
+  balance(): Promise<bigint>;
+}
+
+export interface FeePolicy {
+  /** The most one heartbeat may pay (0: always fee-free). */
+  maxFee: bigint;
+  /** An answer whose window closes within this many blocks is urgent. */
+  urgentBlocks: number;
+}
+
+export interface Settled {
+  item: AnswerItem;
+  included: boolean;
+  /** "included at H", or why it was dropped or failed. */
+  result: string;
+}
+
+/** Sends in one pass, resends included; bounds what one refusal storm can cost. */
+export const MAX_SENDS_PER_PASS = 4;
+
+/** Whether `reason` (a node's refusal) names this answer, as core and the mempool write it. */
+export function refusalNames(reason: string, item: AnswerItem): boolean {
+  const name = `chip ${item.chipIdHex.slice(0, 16)}… epoch ${item.epoch} slot ${item.slot}`;
+  for (let at = reason.indexOf(name); at !== -1; at = reason.indexOf(name, at + 1)) {
+    // The name ends where its slot number does: "slot 1" begins "slot 12" (up to 32 slots an
+    // epoch), and a refusal of slot 12 must not drop the chip's answer to slot 1.
+    const next = reason.charAt(at + name.length);
+    if (!(next >= '0' && next <= '9')) return true;
+  }
+  return false;
+}
+
+/**
+ * Splits a refused batch by the chain's view now: `keep` can still land and goes again; `done`
+ * is settled (credited already, can no longer land, or named by the refusal).
+ */
+export function stillOpen(
+  batch: readonly AnswerItem[],
+  views: ReadonlyMap<string, ChipJson | null>,
+  refusal: string,
+): { keep: AnswerItem[]; done: Settled[] } {
+  const keep: AnswerItem[] = [];
+  const done: Settled[] = [];
+  for (const item of batch) {
+    const view = views.get(item.chipIdHex);
+    const slot = view?.slots.find((s) => s.epoch === item.epoch && s.slot === item.slot);
+    let why: string | null = null;
+    if (!view) why = 'chip not registered';
+    else if (view.status !== 'active') why = `chip is ${view.status}: ${view.statusReason}`;
+    else if (!slot) why = 'slot no longer current';
+    // Credited: by this agent's transaction after all, or by a copy of the answer in another's.
+    else if (slot.status === 'answered') {
+      done.push({ item, included: true, result: 'answered (credited on chain)' });
+      continue;
+    } else if (slot.status !== 'open') why = `slot ${slot.status}`;
+    // Refused for this very answer (a bad signature the state cannot show, a copy still pending
+    // elsewhere): the next pass answers it again if its slot is still open then.
+    else if (refusal && refusalNames(refusal, item)) why = `refused: ${refusal}`;
+    if (why === null) keep.push(item);
+    else done.push({ item, included: false, result: why });
+  }
+  return { keep, done };
+}
+
+/**
+ * Sends `items` in one heartbeat; on a refusal drops what the chain settled and sends the rest at
+ * once, with a fee when one is due soon (see the file comment). At most MAX_SENDS_PER_PASS sends;
+ * what is left then is reported failed and the next pass tries again while its window is open.
+ */
+export async function deliverAnswers(
+  items: readonly AnswerItem[],
+  port: HeartbeatPort,
+  policy: FeePolicy,
+): Promise<Settled[]> {
+  const settled: Settled[] = [];
+  let batch = [...items];
+  for (let sends = 1; batch.length > 0; sends++) {
+    const head = port.head();
+    // An answer whose window closed by the head cannot land in the next block, and in the batch it
+    // would sink every other answer (all or nothing): the pass's signing, or the wait of a send
+    // before, can take blocks, so an answer listed open may have closed since.
+    for (const item of batch)
+      if (item.windowEnd <= head)
+        settled.push({
+          item,
+          included: false,
+          result: `slot missed: its window closed at height ${item.windowEnd}`,
+        });
+    batch = batch.filter((i) => i.windowEnd > head);
+    if (batch.length === 0) break;
+    const answers = batch.map((i) => i.answer);
+    const urgent = batch.some((i) => i.triedBefore && i.windowEnd - head <= policy.urgentBlocks);
+    let fee = 0n;
+    let canPay = false;
+    if (policy.maxFee > 0n) {
+      const min = await port.minimumFee(answers);
+      canPay = min <= policy.maxFee && (await port.balance()) >= min;
+      if (urgent && canPay) fee = min;
+    }
+    // A fee-free send that could still be bumped waits only until the answers turn urgent.
+    const firstEnd = Math.min(...batch.map((i) => i.windowEnd));
+    const waitUntil = fee === 0n && canPay ? Math.max(head + 1, firstEnd - policy.urgentBlocks) : firstEnd;
+    const result = await port.send(answers, fee, waitUntil);
+    if (result.ok) {
+      for (const item of batch)
+        settled.push({ item, included: true, result: `included at ${result.height}` });
+      return settled;
+    }
+    for (const item of batch) item.triedBefore = true;
+    const failAll = () => {
+      for (const item of batch) settled.push({ item, included: false, result: result.reason });
+    };
+    if (sends >= MAX_SENDS_PER_PASS) {
+      failAll();
+      break;
+    }
+    const views = await port.chips([...new Set(batch.map((i) => i.chipIdHex))]);
+    const { keep, done } = stillOpen(batch, views, result.reason);
+    settled.push(...done);
+    const bumpNow =
+      fee === 0n && canPay && keep.some((i) => i.windowEnd - port.head() <= policy.urgentBlocks);
+    // Nothing settled and no fee to add: the same transaction again would fare the same.
+    if (keep.length === batch.length && !bumpNow) {
+      failAll();
+      break;
+    }
+    batch = keep;
+  }
+  return settled;
+}
+
+/**
+ * Throws the ValidationError the chain would give `evidence` of the chip `view` describes, for
+ * `challenge` (wrong key or challenge, another profile, a TPM clock behind the one on chain), so a
+ * chip whose signer misbehaves (a TPM reset or swapped, a key not the registered one) is left out
+ * of the batch instead of sinking every other chip's answer in it: core names no chip for these
+ * refusals, so the batch could not be rebuilt without it. A view without the key skips the check.
+ */
+export function checkOwnAnswer(view: ChipJson, challenge: Uint8Array, evidence: HeartbeatEvidence): void {
+  if (view.keyMaterial === undefined) return;
+  const keyMaterial = fromHex(view.keyMaterial);
+  const { tpmClock } = verifyHeartbeat(
+    { profile: view.profile as Profile, keyMaterial },
+    evidence,
+    challenge,
+  );
+  const prev = view.tpmClock;
+  if (!tpmClock || !prev) return;
+  if (
+    tpmClock.resetCount < prev.resetCount ||
+    (tpmClock.resetCount === prev.resetCount && tpmClock.clock < BigInt(prev.clock))
+  )
+    throw new ValidationError('TPM_CLOCK_BACKWARDS', 'the TPM clock is behind the one on chain');
+}

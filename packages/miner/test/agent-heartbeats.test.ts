@@ -1,0 +1,433 @@
+/**
+ * How the miner agent gets a batch of answers on chain (agent/heartbeats.ts): a refused heartbeat
+ * is rebuilt from the chain's view and the rest sent again at once, not on the next block's pass;
+ * an answer due soon that a fee-free send did not get in goes again with the minimum fee, within
+ * the operator's cap.
+ *
+ * The port here is a scripted stand-in for the node: a few chips with one open slot each, whose
+ * `send` applies a heartbeat all or nothing the way core's applyHeartbeat does (any answer of a
+ * slot answered already, of a chip no longer active, sinks the transaction) unless a test scripts
+ * another outcome; heights move only when a test moves them. No wall clock.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { test } from 'node:test';
+import {
+  ed25519PublicKey,
+  ed25519Sign,
+  fromHex,
+  type HeartbeatAnswer,
+  sha256,
+  TPM_ALG,
+  TPM_GENERATED_VALUE,
+  toHex,
+  utf8,
+  ValidationError,
+} from '@unc/core';
+import type { ChipJson } from '@unc/sdk';
+import fc from 'fast-check';
+import {
+  type AnswerItem,
+  checkOwnAnswer,
+  deliverAnswers,
+  type FeePolicy,
+  type HeartbeatPort,
+  MAX_SENDS_PER_PASS,
+  refusalNames,
+  type SendOutcome,
+  stillOpen,
+} from '../src/agent/heartbeats.js';
+
+const MIN_FEE = 300_000_000_000_000n;
+const NO_FEE: FeePolicy = { maxFee: 0n, urgentBlocks: 3 };
+const FEE: FeePolicy = { maxFee: 10n ** 15n, urgentBlocks: 3 };
+
+function chipHex(i: number): string {
+  return (i + 1).toString(16).padStart(2, '0').repeat(32);
+}
+
+function where(chip: string, epoch = 0, slot = 0): string {
+  return `chip ${chip.slice(0, 16)}… epoch ${epoch} slot ${slot}`;
+}
+
+interface Sent {
+  chips: string[];
+  fee: bigint;
+  waitUntil: number;
+}
+
+/** A node of `n` chips, each with slot 0 of epoch 0 open until `windowEnd`, at height `head`. */
+function fakeNode(n: number, opts: { head?: number; windowEnd?: number; balance?: bigint } = {}) {
+  const windowEnd = opts.windowEnd ?? 20;
+  const chips = new Map<string, ChipJson>();
+  for (let i = 0; i < n; i++) {
+    const chipId = chipHex(i);
+    chips.set(chipId, {
+      chipId,
+      status: 'active',
+      statusReason: '',
+      slots: [{ epoch: 0, slot: 0, height: windowEnd - 20, status: 'open', windowEnd }],
+    } as unknown as ChipJson);
+  }
+  const node = {
+    head: opts.head ?? 1,
+    chips,
+    sent: [] as Sent[],
+    /** Scripted outcome of the next sends (null: apply as core would). */
+    script: [] as ((answers: HeartbeatAnswer[]) => SendOutcome | null)[],
+    slotOf: (id: string) => chips.get(id)!.slots[0]!,
+  };
+  const port: HeartbeatPort = {
+    head: () => node.head,
+    async send(answers, fee, waitUntil) {
+      const ids = answers.map((a) => toHex(a.chipId));
+      node.sent.push({ chips: ids, fee, waitUntil });
+      const scripted = node.script.shift()?.(answers);
+      if (scripted) return scripted;
+      for (const id of ids) {
+        const chip = chips.get(id)!;
+        if (chip.status !== 'active')
+          return { ok: false, reason: `CHIP_INACTIVE: ${where(id)}: chip is ${chip.status}` };
+        if (node.slotOf(id).status === 'answered')
+          return { ok: false, reason: `ANSWER_REPLAYED: ${where(id)}: already answered` };
+      }
+      node.head++;
+      for (const id of ids) node.slotOf(id).status = 'answered';
+      return { ok: true, height: node.head };
+    },
+    async chips(ids) {
+      return new Map(ids.map((id) => [id, structuredClone(chips.get(id) ?? null)]));
+    },
+    async minimumFee() {
+      return MIN_FEE;
+    },
+    async balance() {
+      return opts.balance ?? 10n ** 18n;
+    },
+  };
+  return { node, port };
+}
+
+function items(n: number, opts: { windowEnd?: number; triedBefore?: boolean } = {}): AnswerItem[] {
+  return Array.from({ length: n }, (_, i) => ({
+    chipIdHex: chipHex(i),
+    epoch: 0,
+    slot: 0,
+    windowEnd: opts.windowEnd ?? 20,
+    answer: {
+      chipId: fromHex(chipHex(i), 32),
+      epoch: 0n,
+      slot: 0,
+      evidence: { type: 'dev-soft', signature: new Uint8Array(64) },
+    } as HeartbeatAnswer,
+    triedBefore: opts.triedBefore ?? false,
+  }));
+}
+
+test('an answer copied out of the batch and landed first by another sender: the rest go again at once, in the same pass', async () => {
+  const { node, port } = fakeNode(3);
+  const copied = chipHex(1);
+  // The copy lands in the block before the agent's: its heartbeat fails ANSWER_REPLAYED.
+  node.script.push(() => {
+    node.slotOf(copied).status = 'answered';
+    return null;
+  });
+  const settled = await deliverAnswers(items(3), port, NO_FEE);
+  assert.deepEqual(
+    node.sent.map((s) => s.chips),
+    [
+      [chipHex(0), chipHex(1), chipHex(2)],
+      [chipHex(0), chipHex(2)],
+    ],
+    'sent again without the credited answer, before any further pass',
+  );
+  assert.equal(settled.length, 3);
+  assert.ok(
+    settled.every((s) => s.included),
+    'the copied answer counts for the chip all the same',
+  );
+  for (let i = 0; i < 3; i++) assert.equal(node.slotOf(chipHex(i)).status, 'answered');
+});
+
+test('a chip revoked mid-batch does not sink the others: its answer is dropped and the rest go again', async () => {
+  const { node, port } = fakeNode(3);
+  const revoked = chipHex(2);
+  node.script.push(() => {
+    node.chips.get(revoked)!.status = 'revoked';
+    return null;
+  });
+  const settled = await deliverAnswers(items(3), port, NO_FEE);
+  assert.deepEqual(node.sent[1]!.chips, [chipHex(0), chipHex(1)]);
+  const byChip = new Map(settled.map((s) => [s.item.chipIdHex, s]));
+  assert.equal(byChip.get(revoked)!.included, false);
+  assert.match(byChip.get(revoked)!.result, /revoked/);
+  assert.equal(byChip.get(chipHex(0))!.included, true);
+  assert.equal(byChip.get(chipHex(1))!.included, true);
+});
+
+test('an answer the refusal names (a bad signature the state cannot show, a copy still pending) is dropped, the rest go again', async () => {
+  const { node, port } = fakeNode(3);
+  const bad = chipHex(0);
+  node.script.push(() => ({
+    ok: false,
+    reason: `ALREADY_PENDING: heartbeat of ${where(bad)} is already in a pending transaction`,
+  }));
+  const settled = await deliverAnswers(items(3), port, NO_FEE);
+  assert.deepEqual(node.sent[1]!.chips, [chipHex(1), chipHex(2)]);
+  assert.equal(settled.find((s) => s.item.chipIdHex === bad)!.included, false);
+  assert.equal(settled.filter((s) => s.included).length, 2);
+});
+
+test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (the name is the whole slot number)', () => {
+  const chip = chipHex(0);
+  const answer = (slot: number): AnswerItem => ({ ...items(1)[0]!, slot });
+  const reason = `ALREADY_PENDING: heartbeat of ${where(chip, 0, 12)} is already in a pending transaction`;
+  assert.equal(refusalNames(reason, answer(12)), true);
+  assert.equal(refusalNames(reason, answer(1)), false);
+  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 12)}: already answered`, answer(1)), false);
+  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 1)}: already answered`, answer(1)), true);
+  // Both open on chain: only the named one is settled, the other goes again.
+  const view = {
+    chipId: chip,
+    status: 'active',
+    statusReason: '',
+    slots: [1, 12].map((slot) => ({ epoch: 0, slot, height: 0, status: 'open', windowEnd: 20 })),
+  } as unknown as ChipJson;
+  const { keep, done } = stillOpen([answer(1), answer(12)], new Map([[chip, view]]), reason);
+  assert.deepEqual(
+    keep.map((i) => i.slot),
+    [1],
+  );
+  assert.deepEqual(
+    done.map((s) => s.item.slot),
+    [12],
+  );
+});
+
+test('an answer whose window closed by the head (the pass took blocks to sign) is left out: it would sink the whole heartbeat', async () => {
+  const { node, port } = fakeNode(3, { head: 12 });
+  const its = items(3);
+  its[1]!.windowEnd = 12; // listed open at the pass's start, closed now: the next block is 13
+  const settled = await deliverAnswers(its, port, NO_FEE);
+  assert.deepEqual(
+    node.sent.map((s) => s.chips),
+    [[chipHex(0), chipHex(2)]],
+  );
+  const late = settled.find((s) => s.item.chipIdHex === chipHex(1))!;
+  assert.equal(late.included, false);
+  assert.match(late.result, /window closed at height 12/);
+  assert.equal(settled.filter((s) => s.included).length, 2);
+  // Nothing left open: nothing sent.
+  const alone = fakeNode(1, { head: 30 });
+  const [one] = await deliverAnswers(items(1), alone.port, FEE);
+  assert.equal(alone.node.sent.length, 0);
+  assert.equal(one!.included, false);
+});
+
+test('a refusal that settles nothing and leaves no fee to add is not resent at once: the next pass tries again', async () => {
+  const { node, port } = fakeNode(2);
+  node.script.push(() => ({ ok: false, reason: 'BUSY: the node is behind its peers' }));
+  const its = items(2);
+  const settled = await deliverAnswers(its, port, NO_FEE);
+  assert.equal(node.sent.length, 1);
+  assert.ok(settled.every((s) => !s.included && s.result.startsWith('BUSY')));
+  assert.ok(
+    its.every((i) => i.triedBefore),
+    'marked tried: the next pass may pay for them',
+  );
+});
+
+test('a pass sends at most MAX_SENDS_PER_PASS times, each answer settled once', async () => {
+  const { node, port } = fakeNode(8);
+  // Every send sees another answer copied first.
+  let next = 0;
+  for (let i = 0; i < 8; i++)
+    node.script.push(() => {
+      node.slotOf(chipHex(next++)).status = 'answered';
+      return null;
+    });
+  const settled = await deliverAnswers(items(8), port, NO_FEE);
+  assert.equal(node.sent.length, MAX_SENDS_PER_PASS);
+  assert.equal(new Set(settled.map((s) => s.item.chipIdHex)).size, 8);
+  assert.equal(settled.length, 8);
+});
+
+test('fee-free first; an answer due within urgentBlocks that the fee-free send did not get in goes with the minimum fee, replacing it', async () => {
+  // Window closes at 20; head 5. The fee-free send waits until the answers turn urgent (17).
+  const { node, port } = fakeNode(2, { head: 5 });
+  node.script.push(() => {
+    node.head = 17; // blocks went by without it (the fee-free reserve outcompeted)
+    return { ok: false, reason: 'NOT_INCLUDED: not included by height 17' };
+  });
+  const settled = await deliverAnswers(items(2), port, FEE);
+  assert.deepEqual(
+    node.sent.map((s) => [s.fee, s.waitUntil]),
+    [
+      [0n, 17],
+      [MIN_FEE, 20],
+    ],
+  );
+  assert.ok(settled.every((s) => s.included));
+});
+
+test('an answer tried before and due soon pays from the first send of the pass', async () => {
+  const { node, port } = fakeNode(1, { head: 18 });
+  await deliverAnswers(items(1, { triedBefore: true }), port, FEE);
+  assert.equal(node.sent[0]!.fee, MIN_FEE);
+});
+
+test('no fee beyond the cap, without the balance, with the cap at 0, or for answers not yet tried or not due soon', async () => {
+  const cases: { policy: FeePolicy; balance?: bigint; head: number; tried: boolean }[] = [
+    { policy: NO_FEE, head: 18, tried: true },
+    { policy: { maxFee: MIN_FEE - 1n, urgentBlocks: 3 }, head: 18, tried: true },
+    { policy: FEE, balance: MIN_FEE - 1n, head: 18, tried: true },
+    { policy: FEE, head: 18, tried: false },
+    { policy: FEE, head: 10, tried: true },
+  ];
+  for (const c of cases) {
+    const { node, port } = fakeNode(1, {
+      head: c.head,
+      ...(c.balance === undefined ? {} : { balance: c.balance }),
+    });
+    await deliverAnswers(items(1, { triedBefore: c.tried }), port, c.policy);
+    assert.equal(
+      node.sent[0]!.fee,
+      0n,
+      JSON.stringify({ ...c, policy: String(c.policy.maxFee) }, (_, v) =>
+        typeof v === 'bigint' ? String(v) : v,
+      ),
+    );
+  }
+});
+
+test('property: whatever lands first, each answer is settled exactly once, never paying over the cap, within the send bound', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(fc.record({ copy: fc.nat(7), revoke: fc.boolean(), busy: fc.boolean() }), { maxLength: 6 }),
+      fc.integer({ min: 1, max: 20 }),
+      fc.bigInt({ min: 0n, max: 2n * MIN_FEE }),
+      async (n, events, head, maxFee) => {
+        const { node, port } = fakeNode(n, { head });
+        for (const e of events)
+          node.script.push(() => {
+            const id = chipHex(e.copy % n);
+            if (e.revoke) node.chips.get(id)!.status = 'revoked';
+            else node.slotOf(id).status = 'answered';
+            return e.busy ? { ok: false, reason: 'BUSY: retry' } : null;
+          });
+        const settled = await deliverAnswers(items(n, { triedBefore: head % 2 === 0 }), port, {
+          maxFee,
+          urgentBlocks: 3,
+        });
+        assert.equal(settled.length, n);
+        assert.equal(new Set(settled.map((s) => s.item.chipIdHex)).size, n);
+        assert.ok(node.sent.length <= MAX_SENDS_PER_PASS);
+        for (const s of node.sent) assert.ok(s.fee <= maxFee);
+        // An answer reported included is credited on chain.
+        for (const s of settled)
+          if (s.included) assert.equal(node.slotOf(s.item.chipIdHex).status, 'answered');
+      },
+    ),
+    { seed: 20261206, numRuns: 200 },
+  );
+});
+
+test('the agent checks its own answers before batching them: one the chain would refuse (wrong key, another profile) is caught, a good one passes', () => {
+  // Core names no chip when an answer's signature fails: in a batch it would sink every answer
+  // with no way to tell which to leave out. The agent leaves that chip out of the pass instead.
+  const seed = sha256(utf8('chip key'));
+  const view = {
+    chipId: chipHex(0),
+    profile: 'dev-soft',
+    keyMaterial: toHex(ed25519PublicKey(seed)),
+    tpmClock: null,
+  } as unknown as ChipJson;
+  const challenge = sha256(utf8('challenge'));
+  checkOwnAnswer(view, challenge, { type: 'dev-soft', signature: ed25519Sign(seed, challenge) });
+  const refused = (fn: () => void, code: string) =>
+    assert.throws(fn, (err) => err instanceof ValidationError && err.code === code);
+  // Signed by a key other than the registered one (a chip swapped, a signer misconfigured).
+  refused(
+    () =>
+      checkOwnAnswer(view, challenge, {
+        type: 'dev-soft',
+        signature: ed25519Sign(sha256(utf8('another key')), challenge),
+      }),
+    'ATTEST_BAD_SIGNATURE',
+  );
+  // Over another challenge.
+  refused(
+    () =>
+      checkOwnAnswer(view, challenge, {
+        type: 'dev-soft',
+        signature: ed25519Sign(seed, sha256(utf8('another challenge'))),
+      }),
+    'ATTEST_BAD_SIGNATURE',
+  );
+  refused(
+    () =>
+      checkOwnAnswer({ ...view, profile: 'tpm2' }, challenge, {
+        type: 'dev-soft',
+        signature: ed25519Sign(seed, challenge),
+      }),
+    'ATTEST_WRONG_PROFILE',
+  );
+  // A view without the key (an older node) checks nothing.
+  const { keyMaterial: _, ...withoutKey } = view;
+  checkOwnAnswer(withoutKey as ChipJson, challenge, { type: 'dev-soft', signature: new Uint8Array(64) });
+});
+
+test('the agent’s own check refuses a TPM answer whose clock is behind the one on chain, as core does, and lets through what core takes (same clock, a later reset)', () => {
+  // A TPMS_ATTEST of type TPM_ST_ATTEST_TIME over `challenge` with the given clock, signed by a
+  // P-256 AK, as a TPM makes it (the shape core's own TPM clock test builds).
+  const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const challenge = sha256(utf8('challenge'));
+  const answerAt = (clock: bigint, resetCount: number) => {
+    const b = Buffer.alloc(4 + 2 + 2 + 2 + challenge.length + 17 + 8 + 8 + 17 + 8);
+    let o = b.writeUInt32BE(TPM_GENERATED_VALUE, 0);
+    o = b.writeUInt16BE(0x8019, o);
+    o = b.writeUInt16BE(0, o);
+    o = b.writeUInt16BE(challenge.length, o);
+    b.set(challenge, o);
+    o += challenge.length;
+    for (let k = 0; k < 2; k++) {
+      if (k === 1) o = b.writeBigUInt64BE(123456n, o);
+      o = b.writeBigUInt64BE(clock, o);
+      o = b.writeUInt32BE(resetCount, o);
+      o = b.writeUInt32BE(0, o);
+      o = b.writeUInt8(1, o);
+      o = b.writeBigUInt64BE(0x2019102300163636n, o);
+    }
+    const attest = new Uint8Array(b);
+    const raw = new Uint8Array(sign('sha256', attest, { key: ak.privateKey, dsaEncoding: 'ieee-p1363' }));
+    const sig = Buffer.alloc(4 + 2 + 32 + 2 + 32);
+    o = sig.writeUInt16BE(TPM_ALG.ECDSA, 0);
+    o = sig.writeUInt16BE(TPM_ALG.SHA256, o);
+    o = sig.writeUInt16BE(32, o);
+    sig.set(raw.subarray(0, 32), o);
+    o = sig.writeUInt16BE(32, o + 32);
+    sig.set(raw.subarray(32), o);
+    return { type: 'tpm2' as const, attest, signature: new Uint8Array(sig) };
+  };
+  // The chip's last heartbeat on chain read clock 1000 in its second reset (JSON: clock a string).
+  const view = {
+    chipId: chipHex(0),
+    profile: 'tpm2',
+    keyMaterial: toHex(new Uint8Array(ak.publicKey.export({ type: 'spki', format: 'der' }))),
+    tpmClock: { clock: '1000', resetCount: 2, restartCount: 0 },
+  } as unknown as ChipJson;
+  const backwards = (clock: bigint, resetCount: number) =>
+    assert.throws(
+      () => checkOwnAnswer(view, challenge, answerAt(clock, resetCount)),
+      (err) => err instanceof ValidationError && err.code === 'TPM_CLOCK_BACKWARDS',
+      `clock ${clock} reset ${resetCount}`,
+    );
+  backwards(999n, 2);
+  backwards(5000n, 1);
+  checkOwnAnswer(view, challenge, answerAt(1000n, 2));
+  checkOwnAnswer(view, challenge, answerAt(1500n, 2));
+  checkOwnAnswer(view, challenge, answerAt(10n, 3));
+  // No clock on chain yet: any clock goes.
+  checkOwnAnswer({ ...view, tpmClock: null }, challenge, answerAt(1n, 0));
+});
