@@ -150,6 +150,12 @@ export interface ProviderOptions {
    */
   jobUploadReserveBytes?: number;
   /**
+   * Job body bytes (/v1/jobs, /v1/jobs/batch) being received at once for one renter key (more:
+   * 429); default min(maxUploadBytesPerRenter, max(maxBodyBytes, jobUploadReserveBytes / 4)), so
+   * the job reserve holds at least four renters' job bodies whatever one or two renters send.
+   */
+  maxJobUploadBytesPerRenter?: number;
+  /**
    * Models one renter key may have being received or waiting for their check at once (more:
    * 429): a received model waits for its check on disk, no longer booked in flight (default 2).
    * All renters' waiting models together are kept under this many times the models' share of
@@ -286,6 +292,8 @@ export class ProviderServer {
   private readonly jobs = new Map<string, Job>();
   private readonly jobsByRenter = new Map<string, number>();
   private readonly uploadsByRenter = new Map<string, number>();
+  /** Of uploadsByRenter, the bytes of job bodies (capped at maxJobUploadBytesPerRenter). */
+  private readonly jobUploadsByRenter = new Map<string, number>();
   private uploading = 0;
   /** Of `uploading`, the bytes of model uploads (capped at maxUploadBytesInFlight − the job reserve). */
   private modelUploading = 0;
@@ -300,6 +308,7 @@ export class ProviderServer {
   private readonly maxModelBytes: number;
   private readonly maxUploadBytesInFlight: number;
   private readonly maxUploadBytesPerRenter: number;
+  private readonly maxJobUploadBytesPerRenter: number;
   private readonly uploadPace: UploadPace;
   private readonly maxJobsPerRenter: number;
   private readonly maxBatchJobs: number;
@@ -367,6 +376,23 @@ export class ProviderServer {
     if (!(Number.isSafeInteger(reserve) && reserve >= 0 && reserve <= this.maxUploadBytesInFlight))
       throw new Error(`jobUploadReserveBytes must be 0 to maxUploadBytesInFlight, not ${reserve}`);
     this.maxModelUploadBytes = this.maxUploadBytesInFlight - reserve;
+    // Job bodies may use the whole in-flight cap, the reserve included. With only the per-renter
+    // cap (a largest model's size) on them, two renters sending job bodies just above the upload
+    // pace held all of it and every other renter's jobs got 503 for as long as they kept sending.
+    // A quarter of the reserve each (one largest body at least), the reserve always holds four
+    // renters' bodies. What stays open is an attacker with many leases: a lease names one renter
+    // key and a chip takes one lease at a time, so each renter here costs the rent of one of this
+    // provider's chips for its minimum hours. Holding the whole cap then takes five leases by
+    // default (one filling the models' share with model uploads, four the reserve with job
+    // bodies; twenty with job bodies alone), each sending its bytes above the pace all along,
+    // and the attacker rents five chips that honest renters would otherwise have.
+    this.maxJobUploadBytesPerRenter =
+      opts.maxJobUploadBytesPerRenter ??
+      Math.min(this.maxUploadBytesPerRenter, Math.max(this.maxBodyBytes, Math.floor(reserve / 4)));
+    if (!(Number.isSafeInteger(this.maxJobUploadBytesPerRenter) && this.maxJobUploadBytesPerRenter > 0))
+      throw new Error(
+        `maxJobUploadBytesPerRenter must be a positive integer, not ${this.maxJobUploadBytesPerRenter}`,
+      );
     this.maxModelChecksPerRenter = opts.maxModelChecksPerRenter ?? 2;
     if (!(Number.isSafeInteger(this.maxModelChecksPerRenter) && this.maxModelChecksPerRenter > 0))
       throw new Error(
@@ -668,12 +694,14 @@ export class ProviderServer {
 
   /**
    * Refuses at once (413) a body that could never be booked whole: longer than a renter may have
-   * in flight, or (a model) than model uploads together may.
+   * in flight (of job bodies, for a job), or (a model) than model uploads together may.
    */
   private checkUploadFits(route: string, length: number): void {
     const cap = Math.min(
       this.maxUploadBytesPerRenter,
-      route === 'models' ? this.maxModelUploadBytes : this.maxUploadBytesInFlight,
+      route === 'models'
+        ? this.maxModelUploadBytes
+        : Math.min(this.maxUploadBytesInFlight, this.maxJobUploadBytesPerRenter),
     );
     if (length > cap)
       throw new HttpError(
@@ -725,8 +753,11 @@ export class ProviderServer {
   /**
    * A body's booking of upload bytes, which grows as its chunks arrive: `add` books a chunk's
    * bytes for the renter and in total (for a model, also among model uploads, which leave the
-   * job reserve alone) and throws 429 (this renter) or 503 (all busy) when a cap would be
-   * passed; `release` gives back all that was booked (once).
+   * job reserve alone; for a job, also among the renter's job bodies, which leave most of the
+   * reserve to other renters) and throws 429 (this renter) or 503 (all busy) when a cap would be
+   * passed; `release` gives back all that was booked (once). `renter` is the lease's renter key
+   * as the signature and the chain's lease proved it (checkLease), never a connection: one
+   * renter opening more connections gets no more room.
    */
   private bookUpload(renter: string, model: boolean): { add: (n: number) => void; release: () => void } {
     let booked = 0;
@@ -734,7 +765,11 @@ export class ProviderServer {
     const add = (n: number) => {
       if (released) return;
       const mine = this.uploadsByRenter.get(renter) ?? 0;
-      if (mine + n > this.maxUploadBytesPerRenter)
+      const mineJobs = model ? 0 : (this.jobUploadsByRenter.get(renter) ?? 0);
+      if (
+        mine + n > this.maxUploadBytesPerRenter ||
+        (!model && mineJobs + n > this.maxJobUploadBytesPerRenter)
+      )
         throw new HttpError(
           429,
           'UPLOADS_BUSY',
@@ -753,6 +788,7 @@ export class ProviderServer {
       this.uploading += n;
       if (model) this.modelUploading += n;
       this.uploadsByRenter.set(renter, mine + n);
+      if (!model) this.jobUploadsByRenter.set(renter, mineJobs + n);
     };
     const release = () => {
       if (released) return;
@@ -763,6 +799,10 @@ export class ProviderServer {
       const left = (this.uploadsByRenter.get(renter) ?? booked) - booked;
       if (left <= 0) this.uploadsByRenter.delete(renter);
       else this.uploadsByRenter.set(renter, left);
+      if (model) return;
+      const jobsLeft = (this.jobUploadsByRenter.get(renter) ?? booked) - booked;
+      if (jobsLeft <= 0) this.jobUploadsByRenter.delete(renter);
+      else this.jobUploadsByRenter.set(renter, jobsLeft);
     };
     return { add, release };
   }
