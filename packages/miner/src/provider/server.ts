@@ -604,8 +604,17 @@ export class ProviderServer {
             endWait = this.awaitCheck(length, release);
             uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length, auth.renterKeyHex);
           } finally {
-            await rm(tmp, { force: true });
-            endWait();
+            // The wait ends whatever the removal does: ended after it, a removal that threw (a
+            // file the disk would not let go) left the model's bytes counted as waiting for good,
+            // and enough of them filled the room for waiting models. A file left behind is logged
+            // (the store removes it at its next start); the renter gets its model's own answer.
+            try {
+              await rm(tmp, { force: true });
+            } catch (err) {
+              this.logger.warn('temporary model file not removed', { error: (err as Error).message });
+            } finally {
+              endWait();
+            }
           }
           // Given back before the answer: the renter's next request may follow it at once.
           endModel();
