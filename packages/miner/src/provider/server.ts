@@ -150,11 +150,12 @@ export interface ProviderOptions {
    */
   jobUploadReserveBytes?: number;
   /**
-   * Job body bytes (/v1/jobs, /v1/jobs/batch) being received at once for one renter key (more:
-   * 429); default min(maxUploadBytesPerRenter, max(maxBodyBytes, jobUploadReserveBytes / 4)), so
-   * the job reserve holds at least four renters' job bodies whatever one or two renters send.
+   * Of the job reserve, the job body bytes one renter key may hold: its job bodies past this
+   * share go in the rest of the cap (shared with model uploads), and wait (429) while that is
+   * taken. Default max(maxBodyBytes, jobUploadReserveBytes / 4): the reserve holds at least four
+   * renters' job bodies whatever one or two renters send.
    */
-  maxJobUploadBytesPerRenter?: number;
+  jobReserveBytesPerRenter?: number;
   /**
    * Models one renter key may have being received or waiting for their check at once (more:
    * 429): a received model waits for its check on disk, no longer booked in flight (default 2).
@@ -292,8 +293,13 @@ export class ProviderServer {
   private readonly jobs = new Map<string, Job>();
   private readonly jobsByRenter = new Map<string, number>();
   private readonly uploadsByRenter = new Map<string, number>();
-  /** Of uploadsByRenter, the bytes of job bodies (capped at maxJobUploadBytesPerRenter). */
+  /** Of uploadsByRenter, the bytes of job bodies. */
   private readonly jobUploadsByRenter = new Map<string, number>();
+  /**
+   * Job body bytes past their renter's share of the reserve, all renters together: with model
+   * uploads, kept under maxUploadBytesInFlight − the job reserve (`maxModelUploadBytes`).
+   */
+  private jobBytesPastShare = 0;
   private uploading = 0;
   /** Of `uploading`, the bytes of model uploads (capped at maxUploadBytesInFlight − the job reserve). */
   private modelUploading = 0;
@@ -308,7 +314,7 @@ export class ProviderServer {
   private readonly maxModelBytes: number;
   private readonly maxUploadBytesInFlight: number;
   private readonly maxUploadBytesPerRenter: number;
-  private readonly maxJobUploadBytesPerRenter: number;
+  private readonly jobReserveBytesPerRenter: number;
   private readonly uploadPace: UploadPace;
   private readonly maxJobsPerRenter: number;
   private readonly maxBatchJobs: number;
@@ -376,22 +382,23 @@ export class ProviderServer {
     if (!(Number.isSafeInteger(reserve) && reserve >= 0 && reserve <= this.maxUploadBytesInFlight))
       throw new Error(`jobUploadReserveBytes must be 0 to maxUploadBytesInFlight, not ${reserve}`);
     this.maxModelUploadBytes = this.maxUploadBytesInFlight - reserve;
-    // Job bodies may use the whole in-flight cap, the reserve included. With only the per-renter
-    // cap (a largest model's size) on them, two renters sending job bodies just above the upload
+    // Job bodies could use the whole in-flight cap, the reserve included, up to the per-renter
+    // cap (a largest model's size) each: two renters sending job bodies just above the upload
     // pace held all of it and every other renter's jobs got 503 for as long as they kept sending.
-    // A quarter of the reserve each (one largest body at least), the reserve always holds four
-    // renters' bodies. What stays open is an attacker with many leases: a lease names one renter
-    // key and a chip takes one lease at a time, so each renter here costs the rent of one of this
-    // provider's chips for its minimum hours. Holding the whole cap then takes five leases by
-    // default (one filling the models' share with model uploads, four the reserve with job
-    // bodies; twenty with job bodies alone), each sending its bytes above the pace all along,
-    // and the attacker rents five chips that honest renters would otherwise have.
-    this.maxJobUploadBytesPerRenter =
-      opts.maxJobUploadBytesPerRenter ??
-      Math.min(this.maxUploadBytesPerRenter, Math.max(this.maxBodyBytes, Math.floor(reserve / 4)));
-    if (!(Number.isSafeInteger(this.maxJobUploadBytesPerRenter) && this.maxJobUploadBytesPerRenter > 0))
+    // Now each renter key holds at most a quarter of the reserve (one largest body at least); its
+    // job bytes past that go in the rest of the cap with model uploads (bookUpload), so the
+    // reserve always holds four renters' bodies, and a renter sending several bodies at once
+    // still gets them all in while the provider has room. What stays open is an attacker with
+    // many leases: a lease names one renter key and a chip takes one lease at a time, so each
+    // renter here costs the rent of one of this provider's chips for its minimum hours. Holding
+    // the whole cap takes five leases by default (one or more filling the rest of the cap, four
+    // the reserve), each sending its bytes above the pace all along: five of the provider's chips
+    // rented, which honest renters would otherwise have.
+    this.jobReserveBytesPerRenter =
+      opts.jobReserveBytesPerRenter ?? Math.max(this.maxBodyBytes, Math.floor(reserve / 4));
+    if (!(Number.isSafeInteger(this.jobReserveBytesPerRenter) && this.jobReserveBytesPerRenter > 0))
       throw new Error(
-        `maxJobUploadBytesPerRenter must be a positive integer, not ${this.maxJobUploadBytesPerRenter}`,
+        `jobReserveBytesPerRenter must be a positive integer, not ${this.jobReserveBytesPerRenter}`,
       );
     this.maxModelChecksPerRenter = opts.maxModelChecksPerRenter ?? 2;
     if (!(Number.isSafeInteger(this.maxModelChecksPerRenter) && this.maxModelChecksPerRenter > 0))
@@ -703,14 +710,12 @@ export class ProviderServer {
 
   /**
    * Refuses at once (413) a body that could never be booked whole: longer than a renter may have
-   * in flight (of job bodies, for a job), or (a model) than model uploads together may.
+   * in flight, or (a model) than model uploads together may.
    */
   private checkUploadFits(route: string, length: number): void {
     const cap = Math.min(
       this.maxUploadBytesPerRenter,
-      route === 'models'
-        ? this.maxModelUploadBytes
-        : Math.min(this.maxUploadBytesInFlight, this.maxJobUploadBytesPerRenter),
+      route === 'models' ? this.maxModelUploadBytes : this.maxUploadBytesInFlight,
     );
     if (length > cap)
       throw new HttpError(
@@ -761,10 +766,10 @@ export class ProviderServer {
 
   /**
    * A body's booking of upload bytes, which grows as its chunks arrive: `add` books a chunk's
-   * bytes for the renter and in total (for a model, also among model uploads, which leave the
-   * job reserve alone; for a job, also among the renter's job bodies, which leave most of the
-   * reserve to other renters) and throws 429 (this renter) or 503 (all busy) when a cap would be
-   * passed; `release` gives back all that was booked (once). `renter` is the lease's renter key
+   * bytes for the renter and in total and throws 429 (this renter) or 503 (all busy) when a cap
+   * would be passed; `release` gives back all that was booked (once). Model uploads, and job
+   * bodies past their renter's share of the reserve (jobReserveBytesPerRenter), stay together
+   * under the cap less the job reserve, so the reserve holds only renters' shares. `renter` is the lease's renter key
    * as the signature and the chain's lease proved it (checkLease), never a connection: one
    * renter opening more connections gets no more room.
    */
@@ -775,19 +780,16 @@ export class ProviderServer {
       if (released) return;
       const mine = this.uploadsByRenter.get(renter) ?? 0;
       const mineJobs = model ? 0 : (this.jobUploadsByRenter.get(renter) ?? 0);
-      if (
-        mine + n > this.maxUploadBytesPerRenter ||
-        (!model && mineJobs + n > this.maxJobUploadBytesPerRenter)
-      )
+      // Bytes this chunk puts outside the reserve: all of a model's, a job body's past the share.
+      const outside = model ? n : this.pastShare(mineJobs + n) - this.pastShare(mineJobs);
+      const outsideFull = this.modelUploading + this.jobBytesPastShare + outside > this.maxModelUploadBytes;
+      if (mine + n > this.maxUploadBytesPerRenter || (!model && outside > 0 && outsideFull))
         throw new HttpError(
           429,
           'UPLOADS_BUSY',
           'this renter is already uploading as much as it may at once; wait for those uploads',
         );
-      if (
-        this.uploading + n > this.maxUploadBytesInFlight ||
-        (model && this.modelUploading + n > this.maxModelUploadBytes)
-      )
+      if (this.uploading + n > this.maxUploadBytesInFlight || (model && outsideFull))
         throw new HttpError(
           503,
           'UPLOADS_BUSY',
@@ -797,7 +799,10 @@ export class ProviderServer {
       this.uploading += n;
       if (model) this.modelUploading += n;
       this.uploadsByRenter.set(renter, mine + n);
-      if (!model) this.jobUploadsByRenter.set(renter, mineJobs + n);
+      if (!model) {
+        this.jobUploadsByRenter.set(renter, mineJobs + n);
+        this.jobBytesPastShare += outside;
+      }
     };
     const release = () => {
       if (released) return;
@@ -809,11 +814,18 @@ export class ProviderServer {
       if (left <= 0) this.uploadsByRenter.delete(renter);
       else this.uploadsByRenter.set(renter, left);
       if (model) return;
-      const jobsLeft = (this.jobUploadsByRenter.get(renter) ?? booked) - booked;
+      const jobs = this.jobUploadsByRenter.get(renter) ?? booked;
+      const jobsLeft = jobs - booked;
+      this.jobBytesPastShare -= this.pastShare(jobs) - this.pastShare(jobsLeft);
       if (jobsLeft <= 0) this.jobUploadsByRenter.delete(renter);
       else this.jobUploadsByRenter.set(renter, jobsLeft);
     };
     return { add, release };
+  }
+
+  /** Of a renter's job body bytes in flight, those past its share of the job reserve. */
+  private pastShare(jobBytes: number): number {
+    return Math.max(0, jobBytes - this.jobReserveBytesPerRenter);
   }
 
   /**
