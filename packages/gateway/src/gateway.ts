@@ -743,7 +743,10 @@ export class Gateway {
     if (!upload) {
       upload = client.uploadModel(bytes).finally(() => lease.reuploads.delete(name));
       lease.reuploads.set(name, upload);
-      this.log.info('model uploaded again', { lease: lease.row.leaseId, model: name });
+      this.log.info('uploading a model again (the provider evicted it)', {
+        lease: lease.row.leaseId,
+        model: name,
+      });
     }
     await upload;
   }

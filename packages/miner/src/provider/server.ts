@@ -144,9 +144,10 @@ export interface ProviderOptions {
   /** Body bytes being received at once for one renter key (more: 429). */
   maxUploadBytesPerRenter?: number;
   /**
-   * Of maxUploadBytesInFlight, bytes only job bodies (/v1/jobs, /v1/jobs/batch) may use: model
-   * uploads together stay under the rest, so uploads never starve jobs (default: 4 job bodies,
-   * as much as leaves room for one largest model).
+   * Of maxUploadBytesInFlight, bytes only job bodies (/v1/jobs, /v1/jobs/batch) may use, each
+   * renter key up to jobReserveBytesPerRenter: model uploads (and job bodies past their renter's
+   * share) together stay under the rest, so uploads never starve jobs (default: 4 job bodies, as
+   * much as leaves room for one largest model).
    */
   jobUploadReserveBytes?: number;
   /**
