@@ -729,7 +729,21 @@ export class Gateway {
       const bytes = this.models.get(job.body.model);
       if (!(err instanceof ProviderError && err.code === 'MODEL_NOT_FOUND') || !bytes) throw err;
       client.lastJobRequest = null;
-      await this.reupload(lease, client, job.body.model, bytes);
+      try {
+        await this.reupload(lease, client, job.body.model, bytes);
+      } catch (e) {
+        // The provider took these very bytes when the lease was adopted (a refusal there avoids
+        // it and closes the lease): refusing them now is its doing, not the job's input. Taken
+        // for a bad input, it held nothing against the provider (streak unchanged, never
+        // avoided), and every job it answered MODEL_NOT_FOUND cost the renter a model upload.
+        if (e instanceof ProviderError && classifyAttemptFailure(e) === 'rejected-input')
+          throw new ProviderError(
+            502,
+            'MODEL_REFUSED',
+            `the provider refused the model it took for this lease: ${e.message}`,
+          );
+        throw e;
+      }
       return await client.runJob(hash, job.body.inputs!);
     }
   }

@@ -40,7 +40,7 @@ interface Inside {
  * to look at in `check` once it got there.
  */
 async function evicted(
-  opts: { hold: 'upload' | 'job'; attemptTimeoutMs: number },
+  opts: { hold: 'upload' | 'job' | 'refuse'; attemptTimeoutMs: number },
   check: (seen: { uploads: number; jobs: number }, inside: Inside, leaseId: string) => Promise<void>,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'unc-gw-evicted-'));
@@ -69,10 +69,12 @@ async function evicted(
       if (req.url === '/v1/models') {
         seen.uploads++;
         if (seen.uploads > 1 && opts.hold === 'upload') return void held.push(res);
+        if (seen.uploads > 1 && opts.hold === 'refuse')
+          return json(400, { error: { code: 'BAD_MODEL', message: 'not a model' } });
         return json(200, { modelHash: modelHashOf(body), size: body.length, stored: true });
       }
       seen.jobs++;
-      if (seen.jobs === 1)
+      if (seen.jobs === 1 || opts.hold === 'refuse')
         return json(404, {
           error: { code: 'MODEL_NOT_FOUND', message: 'no model here; upload it first (POST /v1/models)' },
         });
@@ -180,6 +182,25 @@ test('the job request answered MODEL_NOT_FOUND is not disputed when the upload a
     await until(() => inside.avoided.size > 0, 'the provider that did not answer the upload avoided');
     assert.equal(seen.uploads, 2);
     assert.equal(seen.jobs, 1);
+    assert.equal(inside.counters.disputes, 0);
+  });
+});
+
+test('a provider refusing the model it took for the lease, when asked to store it again, is avoided', {
+  timeout: 60_000,
+}, async () => {
+  // It took these very bytes when the lease was adopted (a refusal there avoids it and closes the
+  // lease). Refused again after a MODEL_NOT_FOUND, the refusal was taken for the job's input being
+  // bad: nothing against the provider, its failure streak unchanged, and every job it was sent
+  // answered MODEL_NOT_FOUND and cost the renter an upload of the whole model, for good.
+  await evicted({ hold: 'refuse', attemptTimeoutMs: 30_000 }, async (seen, inside, leaseId) => {
+    await until(
+      () => inside.avoided.size > 0 || seen.uploads >= 4,
+      'the provider avoided, or the model uploaded again and again',
+    );
+    assert.equal(inside.avoided.size, 1, 'the provider is avoided');
+    assert.equal(seen.uploads, 2, 'the model was uploaded again once');
+    assert.ok(inside.leases.get(leaseId)?.closing ?? true, 'its lease is closed');
     assert.equal(inside.counters.disputes, 0);
   });
 });
