@@ -392,9 +392,10 @@ export class ProviderServer {
     // still gets them all in while the provider has room. What stays open is an attacker with
     // many leases: a lease names one renter key and a chip takes one lease at a time, so each
     // renter here costs the rent of one of this provider's chips for its minimum hours. Holding
-    // the whole cap takes five leases by default (one or more filling the rest of the cap, four
-    // the reserve), each sending its bytes above the pace all along: five of the provider's chips
-    // rented, which honest renters would otherwise have.
+    // the whole cap takes four leases by default (job bodies past a share fill the rest of the
+    // cap, but each renter doing so holds its share too: 16 + 240 MiB, 16 + 16 MiB, 16, 16), each
+    // sending its bytes above the pace all along: four of the provider's chips rented, which
+    // honest renters would otherwise have (two sufficed before).
     this.jobReserveBytesPerRenter =
       opts.jobReserveBytesPerRenter ?? Math.max(this.maxBodyBytes, Math.floor(reserve / 4));
     if (!(Number.isSafeInteger(this.jobReserveBytesPerRenter) && this.jobReserveBytesPerRenter > 0))
