@@ -177,6 +177,8 @@ interface LeaseState {
   allClients: ProviderClient[];
   ocrModelHash: string;
   modelHashes: Map<string, string>;
+  /** Uploads of a model again (its provider's store evicted it) under way, by model name. */
+  reuploads: Map<string, Promise<unknown>>;
   /** Latencies (ms) of this lease's attempts that answered. */
   latencies: number[];
   answered: number;
@@ -724,7 +726,51 @@ export class Gateway {
     const hash = lease.modelHashes.get(job.body.model);
     if (!hash)
       throw new ProviderError(503, 'MODEL_NOT_UPLOADED', `model ${job.body.model} is not on this lease yet`);
-    return client.runJob(hash, job.body.inputs!);
+    try {
+      return await client.runJob(hash, job.body.inputs!);
+    } catch (err) {
+      // A provider's model store has a quota and evicts least recently used models past it (its
+      // renters' uploads, ours included): "no such model" is then its honest answer, and taken
+      // as a provider error it avoided an honest provider and closed our lease. The model is
+      // uploaded again, once, and the job sent again on this lease. The request it answered is no
+      // request without an answer: it is never disputed, even if the upload gets none.
+      const bytes = this.models.get(job.body.model);
+      if (!(err instanceof ProviderError && err.code === 'MODEL_NOT_FOUND') || !bytes) throw err;
+      client.lastJobRequest = null;
+      try {
+        await this.reupload(lease, client, job.body.model, bytes);
+      } catch (e) {
+        // The provider took these very bytes when the lease was adopted (a refusal there avoids
+        // it and closes the lease): refusing them now is its doing, not the job's input. Taken
+        // for a bad input, it held nothing against the provider (streak unchanged, never
+        // avoided), and every job it answered MODEL_NOT_FOUND cost the renter a model upload.
+        if (e instanceof ProviderError && classifyAttemptFailure(e) === 'rejected-input')
+          throw new ProviderError(
+            502,
+            'MODEL_REFUSED',
+            `the provider refused the model it took for this lease: ${e.message}`,
+          );
+        throw e;
+      }
+      return await client.runJob(hash, job.body.inputs!);
+    }
+  }
+
+  /**
+   * Uploads a model to a lease again; jobs of the lease that found it missing at once share one
+   * upload (each its own would take the provider's few places for models being received).
+   */
+  private async reupload(lease: LeaseState, client: ProviderClient, name: string, bytes: Uint8Array) {
+    let upload = lease.reuploads.get(name);
+    if (!upload) {
+      upload = client.uploadModel(bytes).finally(() => lease.reuploads.delete(name));
+      lease.reuploads.set(name, upload);
+      this.log.info('uploading a model again (the provider evicted it)', {
+        lease: lease.row.leaseId,
+        model: name,
+      });
+    }
+    await upload;
   }
 
   /**
@@ -1359,6 +1405,7 @@ export class Gateway {
       allClients: [],
       ocrModelHash: '',
       modelHashes: new Map(),
+      reuploads: new Map(),
       latencies: [],
       answered: 0,
       failed: 0,

@@ -686,6 +686,10 @@ export function classifyProviderError(status: number, code: string): AttemptFail
   // a crowded provider, not a fault of its own; as an error, 5 of them while uploads contended
   // avoided an honest provider.
   if (status === 429 || status === 503 || status === 408) return 'busy';
+  // Its model store full of models in use (507), or our model evicted again right after the
+  // gateway uploaded it anew (gateway `run`): a crowded provider, not a fault of its own. One that
+  // answers so to every job is avoided after LEASE_FAILURE_STREAK_LIMIT of them, as a busy one is.
+  if (code === 'STORE_FULL' || code === 'MODEL_NOT_FOUND') return 'busy';
   if (code.startsWith('LEASE_') || code === 'NOT_RENTER') return 'lease-refused';
   if (status === 400 || status === 411 || status === 413 || status === 414 || status === 422)
     return 'rejected-input';

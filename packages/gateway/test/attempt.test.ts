@@ -53,6 +53,14 @@ describe('attempt failures', () => {
     assert.equal(classifyAttemptFailure(new Error('the receipt names another lease')), 'bad-receipt');
     assert.equal(classifyAttemptFailure(new ProviderError(422, 'JOB_FAILED', 'bad image')), 'rejected-input');
     assert.equal(classifyAttemptFailure(new ProviderError(429, 'QUEUE_FULL', 'busy')), 'busy');
+    // A model evicted again right after it was uploaded anew, or a store full of models in use:
+    // a crowded provider (the gateway uploads an evicted model once itself; gateway `run`).
+    assert.equal(classifyAttemptFailure(new ProviderError(404, 'MODEL_NOT_FOUND', 'no model')), 'busy');
+    assert.equal(classifyAttemptFailure(new ProviderError(507, 'STORE_FULL', 'full')), 'busy');
+    assert.equal(
+      classifyAttemptFailure(new ProviderError(404, 'NOT_FOUND', 'no such endpoint')),
+      'provider-error',
+    );
     assert.equal(
       classifyAttemptFailure(new Error('cannot reach the provider at https://p: ECONNREFUSED')),
       'unreachable',

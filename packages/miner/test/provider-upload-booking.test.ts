@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '@unc/node';
@@ -36,6 +36,7 @@ async function until(ok: () => boolean, what: string): Promise<void> {
 
 interface Internals {
   uploading: number;
+  modelsAwaitingCheck: number;
   jobsByRenter: Map<string, number>;
   queue: { queued: number; admit<T>(task: () => Promise<T>, key?: string): Promise<T> };
 }
@@ -245,6 +246,40 @@ describe('provider upload booking', () => {
     } finally {
       unblock();
       await blocker;
+    }
+  });
+
+  test('a temporary file that cannot be removed still ends its wait for the check', {
+    timeout: 60_000,
+  }, async () => {
+    // Its removal ran before the wait's end in one `finally`: a removal that threw left the
+    // model's bytes counted as waiting for good, and enough of them filled the room for waiting
+    // models. A directory where the temporary file was makes the removal throw (as a disk that
+    // will not let the file go does), whoever runs the test.
+    const r = await renter(0);
+    let unblock = () => {};
+    const blocker = inner().queue.admit(() => new Promise<void>((res) => (unblock = res)), 'other');
+    let stuck = '';
+    try {
+      const upload = r.client.uploadModel(new Uint8Array(16 * KiB).fill(40)).then(
+        () => null,
+        (e: ProviderError) => e,
+      );
+      await until(() => inner().queue.queued === 1, 'the check waiting in the job queue');
+      assert.equal(inner().modelsAwaitingCheck, 16 * KiB);
+      const [name] = temps();
+      stuck = join(dir.path, 'models', name!);
+      rmSync(stuck);
+      mkdirSync(stuck);
+      unblock();
+      const e = await upload;
+      assert.equal(inner().modelsAwaitingCheck, 0);
+      // The renter gets its model's own answer (no model there to load), not the removal's error.
+      assert.equal(e?.status, 400);
+    } finally {
+      unblock();
+      await blocker;
+      if (stuck) rmSync(stuck, { recursive: true, force: true });
     }
   });
 });

@@ -144,11 +144,19 @@ export interface ProviderOptions {
   /** Body bytes being received at once for one renter key (more: 429). */
   maxUploadBytesPerRenter?: number;
   /**
-   * Of maxUploadBytesInFlight, bytes only job bodies (/v1/jobs, /v1/jobs/batch) may use: model
-   * uploads together stay under the rest, so uploads never starve jobs (default: 4 job bodies,
-   * as much as leaves room for one largest model).
+   * Of maxUploadBytesInFlight, bytes only job bodies (/v1/jobs, /v1/jobs/batch) may use, each
+   * renter key up to jobReserveBytesPerRenter: model uploads (and job bodies past their renter's
+   * share) together stay under the rest, so uploads never starve jobs (default: 4 job bodies, as
+   * much as leaves room for one largest model).
    */
   jobUploadReserveBytes?: number;
+  /**
+   * Of the job reserve, the job body bytes one renter key may hold: its job bodies past this
+   * share go in the rest of the cap (shared with model uploads), and wait (429) while that is
+   * taken. Default max(maxBodyBytes, jobUploadReserveBytes / 4): the reserve holds at least four
+   * renters' job bodies whatever one or two renters send.
+   */
+  jobReserveBytesPerRenter?: number;
   /**
    * Models one renter key may have being received or waiting for their check at once (more:
    * 429): a received model waits for its check on disk, no longer booked in flight (default 2).
@@ -286,6 +294,13 @@ export class ProviderServer {
   private readonly jobs = new Map<string, Job>();
   private readonly jobsByRenter = new Map<string, number>();
   private readonly uploadsByRenter = new Map<string, number>();
+  /** Of uploadsByRenter, the bytes of job bodies. */
+  private readonly jobUploadsByRenter = new Map<string, number>();
+  /**
+   * Job body bytes past their renter's share of the reserve, all renters together: with model
+   * uploads, kept under maxUploadBytesInFlight − the job reserve (`maxModelUploadBytes`).
+   */
+  private jobBytesPastShare = 0;
   private uploading = 0;
   /** Of `uploading`, the bytes of model uploads (capped at maxUploadBytesInFlight − the job reserve). */
   private modelUploading = 0;
@@ -300,6 +315,7 @@ export class ProviderServer {
   private readonly maxModelBytes: number;
   private readonly maxUploadBytesInFlight: number;
   private readonly maxUploadBytesPerRenter: number;
+  private readonly jobReserveBytesPerRenter: number;
   private readonly uploadPace: UploadPace;
   private readonly maxJobsPerRenter: number;
   private readonly maxBatchJobs: number;
@@ -367,6 +383,25 @@ export class ProviderServer {
     if (!(Number.isSafeInteger(reserve) && reserve >= 0 && reserve <= this.maxUploadBytesInFlight))
       throw new Error(`jobUploadReserveBytes must be 0 to maxUploadBytesInFlight, not ${reserve}`);
     this.maxModelUploadBytes = this.maxUploadBytesInFlight - reserve;
+    // Job bodies could use the whole in-flight cap, the reserve included, up to the per-renter
+    // cap (a largest model's size) each: two renters sending job bodies just above the upload
+    // pace held all of it and every other renter's jobs got 503 for as long as they kept sending.
+    // Now each renter key holds at most a quarter of the reserve (one largest body at least); its
+    // job bytes past that go in the rest of the cap with model uploads (bookUpload), so the
+    // reserve always holds four renters' bodies, and a renter sending several bodies at once
+    // still gets them all in while the provider has room. What stays open is an attacker with
+    // many leases: a lease names one renter key and a chip takes one lease at a time, so each
+    // renter here costs the rent of one of this provider's chips for its minimum hours. Holding
+    // the whole cap takes four leases by default (job bodies past a share fill the rest of the
+    // cap, but each renter doing so holds its share too: 16 + 240 MiB, 16 + 16 MiB, 16, 16), each
+    // sending its bytes above the pace all along: four of the provider's chips rented, which
+    // honest renters would otherwise have (two sufficed before).
+    this.jobReserveBytesPerRenter =
+      opts.jobReserveBytesPerRenter ?? Math.max(this.maxBodyBytes, Math.floor(reserve / 4));
+    if (!(Number.isSafeInteger(this.jobReserveBytesPerRenter) && this.jobReserveBytesPerRenter > 0))
+      throw new Error(
+        `jobReserveBytesPerRenter must be a positive integer, not ${this.jobReserveBytesPerRenter}`,
+      );
     this.maxModelChecksPerRenter = opts.maxModelChecksPerRenter ?? 2;
     if (!(Number.isSafeInteger(this.maxModelChecksPerRenter) && this.maxModelChecksPerRenter > 0))
       throw new Error(
@@ -578,8 +613,17 @@ export class ProviderServer {
             endWait = this.awaitCheck(length, release);
             uploaded = await this.uploadModel(tmp, toHex(auth.bodyHash), length, auth.renterKeyHex);
           } finally {
-            await rm(tmp, { force: true });
-            endWait();
+            // The wait ends whatever the removal does: ended after it, a removal that threw (a
+            // file the disk would not let go) left the model's bytes counted as waiting for good,
+            // and enough of them filled the room for waiting models. A file left behind is logged
+            // (the store removes it at its next start); the renter gets its model's own answer.
+            try {
+              await rm(tmp, { force: true });
+            } catch (err) {
+              this.logger.warn('temporary model file not removed', { error: (err as Error).message });
+            } finally {
+              endWait();
+            }
           }
           // Given back before the answer: the renter's next request may follow it at once.
           endModel();
@@ -724,9 +768,12 @@ export class ProviderServer {
 
   /**
    * A body's booking of upload bytes, which grows as its chunks arrive: `add` books a chunk's
-   * bytes for the renter and in total (for a model, also among model uploads, which leave the
-   * job reserve alone) and throws 429 (this renter) or 503 (all busy) when a cap would be
-   * passed; `release` gives back all that was booked (once).
+   * bytes for the renter and in total and throws 429 (this renter) or 503 (all busy) when a cap
+   * would be passed; `release` gives back all that was booked (once). Model uploads, and job
+   * bodies past their renter's share of the reserve (jobReserveBytesPerRenter), stay together
+   * under the cap less the job reserve, so the reserve holds only renters' shares. `renter` is the lease's renter key
+   * as the signature and the chain's lease proved it (checkLease), never a connection: one
+   * renter opening more connections gets no more room.
    */
   private bookUpload(renter: string, model: boolean): { add: (n: number) => void; release: () => void } {
     let booked = 0;
@@ -734,16 +781,17 @@ export class ProviderServer {
     const add = (n: number) => {
       if (released) return;
       const mine = this.uploadsByRenter.get(renter) ?? 0;
-      if (mine + n > this.maxUploadBytesPerRenter)
+      const mineJobs = model ? 0 : (this.jobUploadsByRenter.get(renter) ?? 0);
+      // Bytes this chunk puts outside the reserve: all of a model's, a job body's past the share.
+      const outside = model ? n : this.pastShare(mineJobs + n) - this.pastShare(mineJobs);
+      const outsideFull = this.modelUploading + this.jobBytesPastShare + outside > this.maxModelUploadBytes;
+      if (mine + n > this.maxUploadBytesPerRenter || (!model && outside > 0 && outsideFull))
         throw new HttpError(
           429,
           'UPLOADS_BUSY',
           'this renter is already uploading as much as it may at once; wait for those uploads',
         );
-      if (
-        this.uploading + n > this.maxUploadBytesInFlight ||
-        (model && this.modelUploading + n > this.maxModelUploadBytes)
-      )
+      if (this.uploading + n > this.maxUploadBytesInFlight || (model && outsideFull))
         throw new HttpError(
           503,
           'UPLOADS_BUSY',
@@ -753,6 +801,10 @@ export class ProviderServer {
       this.uploading += n;
       if (model) this.modelUploading += n;
       this.uploadsByRenter.set(renter, mine + n);
+      if (!model) {
+        this.jobUploadsByRenter.set(renter, mineJobs + n);
+        this.jobBytesPastShare += outside;
+      }
     };
     const release = () => {
       if (released) return;
@@ -763,8 +815,19 @@ export class ProviderServer {
       const left = (this.uploadsByRenter.get(renter) ?? booked) - booked;
       if (left <= 0) this.uploadsByRenter.delete(renter);
       else this.uploadsByRenter.set(renter, left);
+      if (model) return;
+      const jobs = this.jobUploadsByRenter.get(renter) ?? booked;
+      const jobsLeft = jobs - booked;
+      this.jobBytesPastShare -= this.pastShare(jobs) - this.pastShare(jobsLeft);
+      if (jobsLeft <= 0) this.jobUploadsByRenter.delete(renter);
+      else this.jobUploadsByRenter.set(renter, jobsLeft);
     };
     return { add, release };
+  }
+
+  /** Of a renter's job body bytes in flight, those past its share of the job reserve. */
+  private pastShare(jobBytes: number): number {
+    return Math.max(0, jobBytes - this.jobReserveBytesPerRenter);
   }
 
   /**

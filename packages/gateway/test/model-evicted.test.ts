@@ -1,0 +1,206 @@
+/**
+ * A provider's model store has a quota and evicts least recently used models past it, the
+ * gateway's included; a job for an evicted model is answered 404 MODEL_NOT_FOUND. The gateway
+ * took that answer for a provider error: the honest provider was avoided for 5 minutes and the
+ * lease closed (and the model never uploaded again). Now the gateway uploads the model again,
+ * once, and sends the job again on the same lease, holding nothing against the provider.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Gateway, modelHashOf } from '../src/gateway.js';
+import { mempoolOnlyNode } from './fake-node.js';
+
+const UNC = 10n ** 18n;
+const T0 = 1_000_000;
+
+/** Waits until `ok()` holds (a count of the test's or the gateway's), polling; fails after 20 s. */
+async function until(ok: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!ok()) {
+    assert.ok(Date.now() < end, `never: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface Inside {
+  leases: Map<string, { closing: boolean; failureStreak: number }>;
+  avoided: Map<string, number>;
+  counters: { disputes: number; retries: number };
+}
+
+/**
+ * A gateway with one lease on a provider whose store evicted the model after the lease was
+ * adopted: the first job is answered MODEL_NOT_FOUND. The model's upload after that (`hold: 'upload'`)
+ * or the job sent again (`hold: 'job'`) is held, never answered, which leaves the gateway's state
+ * to look at in `check` once it got there.
+ */
+async function evicted(
+  opts: { hold: 'upload' | 'job' | 'refuse'; attemptTimeoutMs: number },
+  check: (seen: { uploads: number; jobs: number }, inside: Inside, leaseId: string) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gw-evicted-'));
+  const model = new Uint8Array(64).fill(3);
+  const seen = { uploads: 0, jobs: 0 };
+  const held: ServerResponse[] = [];
+  const provider = createServer((req, res) => {
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.url === '/v1/health')
+      return json(200, {
+        ok: true,
+        chainId: 'x',
+        chips: [],
+        ocrModelHash: 'cc'.repeat(32),
+        executionProvider: 'cpu',
+        queue: { running: 0, queued: 0, concurrency: 1, maxQueued: 8 },
+        limits: { maxBodyBytes: 1 << 24, maxModelBytes: 1 << 24, maxJobsPerRenter: 4 },
+      });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = new Uint8Array(Buffer.concat(chunks));
+      if (req.url === '/v1/models') {
+        seen.uploads++;
+        if (seen.uploads > 1 && opts.hold === 'upload') return void held.push(res);
+        if (seen.uploads > 1 && opts.hold === 'refuse')
+          return json(400, { error: { code: 'BAD_MODEL', message: 'not a model' } });
+        return json(200, { modelHash: modelHashOf(body), size: body.length, stored: true });
+      }
+      seen.jobs++;
+      if (seen.jobs === 1 || opts.hold === 'refuse')
+        return json(404, {
+          error: { code: 'MODEL_NOT_FOUND', message: 'no model here; upload it first (POST /v1/models)' },
+        });
+      held.push(res);
+    });
+  });
+  await new Promise<void>((r) => provider.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+  const leaseId = 'dd'.repeat(32);
+  const state = {
+    txStatus: 'pending',
+    timeMs: T0,
+    leases: [] as unknown[],
+    lease: {
+      [leaseId]: {
+        id: leaseId,
+        status: 'active',
+        pricePerHour: UNC.toString(),
+        startTime: T0 - 60_000,
+        escrowUntil: T0 + 3 * 3_600_000,
+        endTime: T0 + 3 * 3_600_000,
+        closedTime: null,
+        endpoint,
+        tlsFingerprints: [],
+      },
+    } as Record<string, unknown>,
+  };
+  const node = mempoolOnlyNode([], state);
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  const gw = new Gateway({
+    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    renterSeed: new Uint8Array(32).fill(9),
+    budgetPerHour: 100n * UNC,
+    models: [{ name: 'tiny', onnx: model }],
+    dbPath: join(dir, 'g.db'),
+    allowHttp: true,
+    inclusionWaitMs: 300,
+    port: 0,
+    tickMs: 3_600_000,
+    attemptTimeoutMs: opts.attemptTimeoutMs,
+    targets: { minLeases: 0 },
+    now: () => T0,
+  });
+  const inside = gw as unknown as Inside & { adopt(row: unknown, lease: unknown): Promise<void> };
+  try {
+    await gw.start();
+    await inside.adopt(
+      {
+        leaseId,
+        offerId: 'aa'.repeat(32),
+        chipId: 'bb'.repeat(32),
+        provider: 'unc1provider',
+        endpoint,
+        pricePerHour: UNC.toString(),
+        noticeMs: 60_000,
+        openedMs: T0 - 60_000,
+        closedMs: null,
+        closeReason: null,
+      },
+      state.lease[leaseId],
+    );
+    assert.equal(seen.uploads, 1);
+    gw.submit(
+      {
+        model: 'tiny',
+        inputs: { x: { type: 'float32', dims: [1, 4], data: Buffer.alloc(16).toString('base64') } },
+      },
+      null,
+    );
+    await check(seen, inside, leaseId);
+  } finally {
+    for (const r of held) r.destroy();
+    await gw.stop();
+    await new Promise<void>((r) => node.close(() => r()));
+    await new Promise<void>((r) => provider.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a job whose model the provider evicted uploads it again and runs on the same lease', {
+  timeout: 60_000,
+}, async () => {
+  await evicted({ hold: 'job', attemptTimeoutMs: 30_000 }, async (seen, inside, leaseId) => {
+    await until(
+      () => seen.jobs === 2 || inside.avoided.size > 0,
+      'the job sent again, or its provider avoided',
+    );
+    assert.equal(inside.avoided.size, 0, 'the provider is not avoided');
+    assert.equal(seen.uploads, 2, 'the model was uploaded again');
+    assert.equal(seen.jobs, 2, 'the job was sent again');
+    const lease = inside.leases.get(leaseId);
+    assert.ok(lease && !lease.closing, 'the lease is kept');
+    assert.equal(lease.failureStreak, 0);
+    assert.equal(inside.counters.disputes, 0);
+    assert.equal(inside.counters.retries, 0, 'one attempt: the job went on within it');
+  });
+});
+
+test('the job request answered MODEL_NOT_FOUND is not disputed when the upload after it gets no answer', {
+  timeout: 60_000,
+}, async () => {
+  // The upload times out (the gateway's own short attempt limit): a provider that does not answer
+  // is avoided, but the job request it did answer (404) is no proof of an unanswered request.
+  await evicted({ hold: 'upload', attemptTimeoutMs: 500 }, async (seen, inside) => {
+    await until(() => inside.avoided.size > 0, 'the provider that did not answer the upload avoided');
+    assert.equal(seen.uploads, 2);
+    assert.equal(seen.jobs, 1);
+    assert.equal(inside.counters.disputes, 0);
+  });
+});
+
+test('a provider refusing the model it took for the lease, when asked to store it again, is avoided', {
+  timeout: 60_000,
+}, async () => {
+  // It took these very bytes when the lease was adopted (a refusal there avoids it and closes the
+  // lease). Refused again after a MODEL_NOT_FOUND, the refusal was taken for the job's input being
+  // bad: nothing against the provider, its failure streak unchanged, and every job it was sent
+  // answered MODEL_NOT_FOUND and cost the renter an upload of the whole model, for good.
+  await evicted({ hold: 'refuse', attemptTimeoutMs: 30_000 }, async (seen, inside, leaseId) => {
+    await until(
+      () => inside.avoided.size > 0 || seen.uploads >= 4,
+      'the provider avoided, or the model uploaded again and again',
+    );
+    assert.equal(inside.avoided.size, 1, 'the provider is avoided');
+    assert.equal(seen.uploads, 2, 'the model was uploaded again once');
+    assert.ok(inside.leases.get(leaseId)?.closing ?? true, 'its lease is closed');
+    assert.equal(inside.counters.disputes, 0);
+  });
+});
