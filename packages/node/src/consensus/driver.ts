@@ -507,8 +507,11 @@ export class ConsensusDriver {
    * evidence was reported (`holdOverCap`).
    */
   private executedRounds = new Map<number, { first: Proposal; contents: Set<string>; reported: boolean }>();
-  /** Proposals over the round's execution cap, by content, held until 2/3+ vote for their block. */
-  private overCap = new Map<string, Exclude<Buffered, { kind: 'vote' }>>();
+  /**
+   * Proposals over the round's execution cap, by content, held until 2/3+ vote for their block,
+   * with every peer that sent that content (`holdUnexecuted`).
+   */
+  private overCap = new Map<string, { entry: Exclude<Buffered, { kind: 'vote' }>; senders: Set<string> }>();
   /**
    * Blocks over a round's execution cap: held, released (executed once 2/3+ voted for them),
    * dropped (bound), for tests and metrics.
@@ -2215,39 +2218,62 @@ export class ConsensusDriver {
 
   /**
    * Keeps a proposal over its round's cap, `MAX_HELD_OVER_CAP` in all. A sending peer has one place
-   * per round (its newer proposal competes with its own older one only), so the proposer's node
-   * sending block after block cannot push out the one an honest relay forwarded; past the bound,
-   * the place given up is the least supported: fewest prevotes for its block in its round (signed,
+   * per round: its newer proposal competes with its own older one only, so the proposer's node
+   * sending block after block cannot push out the one an honest relay forwarded. A block is held
+   * once with every peer that sent it, and a peer moving on to another block gives up only its own
+   * share: the held block goes only once no peer that sent it is left. An honest relay forwards a
+   * proposal of the next height unchecked (between heights, syncing: `routeProposal`), so it may
+   * pass on each of the proposer's blocks in turn; were the held block its place alone, its next
+   * forward pushed out the block the others (and other relays) forwarded too. Past the bound, the
+   * place given up is the least supported: fewest prevotes for its block in its round (signed,
    * one per validator: Byzantine validators can back at most as many blocks as they are), then not
-   * from a relaying peer (a fresh id relayed nothing), then the oldest. A newcomer must rank at
+   * sent by a relaying peer (a fresh id relayed nothing), then the oldest. A newcomer must rank at
    * least as high to take it. A block pushed out anyway is not lost to the network: a copy that
    * arrives once 2/3+ voted for it (a stalled height's re-send, a catch-up) is executed on arrival,
    * and a node left behind syncs the block once the others commit it.
    */
   private holdUnexecuted(entry: Exclude<Buffered, { kind: 'vote' }>, content: string): void {
-    if (this.overCap.has(content)) return;
-    const rank = (e: Exclude<Buffered, { kind: 'vote' }>): number => {
+    const rank = (e: Exclude<Buffered, { kind: 'vote' }>, senders: Iterable<string>): number => {
       const { round, blockHash } = e.msg.proposal;
-      return 2 * this.machine.prevotesFor(round, blockHash).length + (this.relayingPeers.has(e.from) ? 1 : 0);
+      let relaying = 0;
+      for (const s of senders) if (this.relayingPeers.has(s)) relaying = 1;
+      return 2 * this.machine.prevotesFor(round, blockHash).length + relaying;
     };
     const { round } = entry.msg.proposal;
+    const held = this.overCap.get(content);
+    if (held?.senders.has(entry.from)) return;
     let victim: string | undefined;
-    for (const [k, e] of this.overCap)
-      if (e.from === entry.from && e.msg.proposal.round === round) victim = k;
+    for (const [k, h] of this.overCap) {
+      if (k === content || h.entry.msg.proposal.round !== round || !h.senders.has(entry.from)) continue;
+      if (h.senders.size > 1) h.senders.delete(entry.from);
+      else victim = k;
+    }
+    if (held) {
+      // Its own older block, sent by no one else, makes way; this one is held already.
+      if (victim !== undefined) {
+        this.overCap.delete(victim);
+        this.overCapStats.dropped++;
+      }
+      held.senders.add(entry.from);
+      // The whole form, once a peer sends it, saves the fetch a held compact one needs when released.
+      if (held.entry.kind === 'compact' && entry.kind === 'proposal') held.entry = entry;
+      return;
+    }
     if (victim === undefined && this.overCap.size >= MAX_HELD_OVER_CAP) {
       let lowest = Number.POSITIVE_INFINITY;
       // Insertion order: on a tie the oldest is given up.
-      for (const [k, e] of this.overCap) {
-        const r = rank(e);
+      for (const [k, h] of this.overCap) {
+        const r = rank(h.entry, h.senders);
         if (r < lowest) [victim, lowest] = [k, r];
       }
     }
     if (victim !== undefined) {
       this.overCapStats.dropped++;
-      if (rank(entry) < rank(this.overCap.get(victim)!)) return;
+      const out = this.overCap.get(victim)!;
+      if (rank(entry, [entry.from]) < rank(out.entry, out.senders)) return;
       this.overCap.delete(victim);
     }
-    this.overCap.set(content, entry);
+    this.overCap.set(content, { entry, senders: new Set([entry.from]) });
     this.overCapStats.held++;
   }
 
@@ -2259,12 +2285,12 @@ export class ConsensusDriver {
   private releaseNeeded(): void {
     if (this.overCap.size === 0) return;
     const needed: Exclude<Buffered, { kind: 'vote' }>[] = [];
-    for (const [k, e] of this.overCap) {
-      const { height, blockHash } = e.msg.proposal;
+    for (const [k, { entry }] of this.overCap) {
+      const { height, blockHash } = entry.msg.proposal;
       if (height !== this.height || !this.machine.mayStillNeed(blockHash)) continue;
       this.overCap.delete(k);
       this.overCapStats.released++;
-      needed.push(e);
+      needed.push(entry);
     }
     for (const e of needed)
       void Promise.resolve(

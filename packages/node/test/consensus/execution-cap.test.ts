@@ -149,3 +149,27 @@ test('a block over the cap that arrives once 2/3+ prevoted it is executed on arr
   await until('v0 to commit the block', () => node.chain.tipHeight === 1n);
   assert.equal(toHex(node.chain.tip.hash), b.hash);
 });
+
+test('a relay that forwards the proposer’s next block does not push out the held block another peer sent too', async () => {
+  // An honest relay forwards a proposal of the next height unchecked (between heights, syncing), so
+  // it may pass on each of the proposer's blocks in turn. The held block was the first sender's
+  // place alone: its next forward pushed that block out, though another peer had sent it as well,
+  // and the block 2/3+ then prevoted was not there to execute.
+  const { node, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+  for (const id of ['evil', 'relay', 'relay-2']) peer(id);
+  assert.equal(await gossip('proposal', proposalFor(0, fee(0), x, -1, true).full, 'evil'), 'ignore');
+  const b = proposalFor(0, fee(1), x);
+  assert.equal(await gossip('proposal', b.full, 'relay'), 'ignore');
+  assert.equal(await gossip('proposal', b.full, 'relay-2'), 'ignore');
+  assert.equal(
+    await gossip('compact-proposal', proposalFor(0, fee(2), x, -1, true).compact, 'relay'),
+    'ignore',
+  );
+  assert.equal(node.driver.heldOverCapProposals, 2, 'both blocks held');
+  const others = validators.filter((v) => v !== validators[0]);
+  for (const v of others) await gossip('vote', vote(v, 'prevote', 0, b.blockHash), 'relay-2');
+  await until('the held block to be executed', () => checks() === MAX_EXECUTED_BLOCKS_PER_ROUND + 1);
+  for (const v of others) await gossip('vote', vote(v, 'precommit', 0, b.blockHash), 'relay-2');
+  await until('v0 to commit the block', () => node.chain.tipHeight === 1n);
+  assert.equal(toHex(node.chain.tip.hash), b.hash);
+});
