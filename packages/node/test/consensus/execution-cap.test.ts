@@ -173,3 +173,23 @@ test('a relay that forwards the proposer’s next block does not push out the he
   await until('v0 to commit the block', () => node.chain.tipHeight === 1n);
   assert.equal(toHex(node.chain.tip.hash), b.hash);
 });
+
+test('past the bound, the held block with a prevote stays and fresh peers’ blocks go', async () => {
+  // The place given up is the least supported: a signed prevote outranks any number of peer ids.
+  const { node, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+  // The prevotes come from 'voter': 'honest' relayed nothing accepted, so only the prevote ranks b.
+  for (const id of ['evil', 'honest', 'voter', 's1', 's2', 's3', 's4', 's5']) peer(id);
+  assert.equal(await gossip('proposal', proposalFor(0, fee(0), x, -1, true).full, 'evil'), 'ignore');
+  const b = proposalFor(0, fee(1), x);
+  assert.equal(await gossip('proposal', b.full, 'honest'), 'ignore');
+  const [v1, v2, v3] = validators.filter((v) => v !== validators[0]);
+  await gossip('vote', vote(v1!, 'prevote', 0, b.blockHash), 'voter');
+  for (let i = 1; i <= 5; i++)
+    assert.equal(
+      await gossip('compact-proposal', proposalFor(0, fee(10 + i), x, -1, true).compact, `s${i}`),
+      'ignore',
+    );
+  assert.equal(node.driver.heldOverCapProposals, MAX_HELD_OVER_CAP);
+  for (const v of [v2!, v3!]) await gossip('vote', vote(v, 'prevote', 0, b.blockHash), 'voter');
+  await until('the held block to be executed', () => checks() === MAX_EXECUTED_BLOCKS_PER_ROUND + 1);
+});
