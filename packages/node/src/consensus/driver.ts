@@ -27,6 +27,7 @@ import {
   DEFAULT_TIMEOUTS,
   decode,
   defaultVerify,
+  duplicateProposalEvidence,
   encode,
   equalBytes,
   keyId,
@@ -270,6 +271,24 @@ export const MAX_FAR_ROUND_PROPOSALS = 4;
  * network is in, so the node prevoted nil there after skipping to it.
  */
 export const MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER = 2;
+/**
+ * Distinct blocks (block hash and the transaction ids its proposer signed) executed per round of
+ * the height being decided (`holdOverCap`), but for a block the machine may still need (2/3+
+ * prevoted or precommitted it). Only the round's proposer may sign its proposals, and an honest one
+ * signs one block: each further one is an equivocation, new signature and block hash, relayed once
+ * and executed once at every node. With no cap a Byzantine proposer made every node execute as
+ * many (maximum-size, invalid) blocks per turn as it cared to sign, and a block found invalid
+ * blames no relay (clock skew), so nothing stopped it. One is all the machine uses: a round keeps
+ * the first proposal it is given, and a later one counts only once 2/3+ commit to its block.
+ */
+export const MAX_EXECUTED_BLOCKS_PER_ROUND = 1;
+/**
+ * Blocks over that cap held unexecuted in all, for the height being decided: executed once 2/3+
+ * prevote or precommit them, dropped with the height. One place per sending peer and round, the
+ * least supported (fewest prevotes in its round, then not from a relaying peer, then the oldest)
+ * given up for a newcomer: one peer cannot push out the block an honest relay forwarded.
+ */
+export const MAX_HELD_OVER_CAP = 4;
 /** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
 const MAX_ANNOUNCERS = 8;
 
@@ -482,6 +501,22 @@ export class ConsensusDriver {
    * (`relayReleased`), for tests and metrics.
    */
   readonly farRoundStats = { held: 0, released: 0, dropped: 0, relayed: 0 };
+  /**
+   * Per round of the current height: the first proposal whose block was executed (evidence against
+   * a proposer that signs another), the contents (`blockHash:idsHash`) executed, and whether
+   * evidence was reported (`holdOverCap`).
+   */
+  private executedRounds = new Map<number, { first: Proposal; contents: Set<string>; reported: boolean }>();
+  /**
+   * Proposals over the round's execution cap, by content, held until 2/3+ vote for their block,
+   * with every peer that sent that content (`holdUnexecuted`).
+   */
+  private overCap = new Map<string, { entry: Exclude<Buffered, { kind: 'vote' }>; senders: Set<string> }>();
+  /**
+   * Blocks over a round's execution cap: held, released (executed once 2/3+ voted for them),
+   * dropped (bound), for tests and metrics.
+   */
+  readonly overCapStats = { held: 0, released: 0, dropped: 0 };
   /**
    * Aborted when the height is decided (or another starts): a fetch for it then lets go of its
    * request and its slots at once, rather than holding them until the request times out.
@@ -829,6 +864,8 @@ export class ConsensusDriver {
     this.preverifiedRounds = new Set();
     this.signedIds = new Map();
     this.invalidContent = new Set();
+    this.executedRounds = new Map();
+    this.overCap = new Map();
     if (this.validator) this.liveness.saw(this.validator.publicKey, height);
     this.lastProgress = this.clock.now();
     this.trace = new HeightTrace(height, this.lastProgress);
@@ -923,6 +960,7 @@ export class ConsensusDriver {
     // nil polka, a prevote event, or on its prevote timeout) can be the one completing the quorum.
     this.shortenPrecommitWait();
     this.releaseRounds();
+    this.releaseNeeded();
   }
 
   /**
@@ -1087,6 +1125,11 @@ export class ConsensusDriver {
   /** Far-ahead proposals held now (tests). */
   get heldFarRoundProposals(): number {
     return this.farRounds.size;
+  }
+
+  /** Proposals held over their round's execution cap now (tests). */
+  get heldOverCapProposals(): number {
+    return this.overCap.size;
   }
 
   /**
@@ -1778,6 +1821,9 @@ export class ConsensusDriver {
       // ids: an honest proposal that needs a fetch would then be dropped at every node (a
       // proposal for a later round is sent again, whole, once the round comes).
       if (!this.worthFetching(proposal)) return 'ignore';
+      // A block over its round's execution cap is not worth its fetch either (`holdOverCap`).
+      if (this.holdOverCap({ kind: 'compact', msg, from }, `${key}:${idListHash(msg.txIds)}`))
+        return 'ignore';
       // One fetch per compact message and per sending peer, a few at once: a copy of a message
       // being fetched adds nothing, and one peer cannot take every slot with altered copies.
       // Slots are counted per round (the rounds before the current one share one): the proposer
@@ -2074,6 +2120,9 @@ export class ConsensusDriver {
         if (from) this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
         return 'reject';
       }
+      // Past the bytes' checks (an altered copy takes no place), before the execution the cap is for.
+      if (from !== null && this.holdOverCap({ kind: 'proposal', msg, from }, content)) return 'ignore';
+      this.noteExecuted(proposal, content);
       let pending: PendingBlock | null = null;
       const head = this.chain.tip.hash;
       try {
@@ -2118,6 +2167,139 @@ export class ConsensusDriver {
     // timing its blocks at the drift edge had honest nodes ban each other along clock skew.
     // The proposer answers for it through the votes (nil) and evidence when it equivocates.
     return 'ignore';
+  }
+
+  /**
+   * Whether a proposal's block is over its round's execution cap (`MAX_EXECUTED_BLOCKS_PER_ROUND`
+   * contents executed already) and so held here unexecuted (`holdUnexecuted`), to be executed only
+   * once the machine may still need it (`releaseNeeded`). A block the machine may still need now
+   * (2/3+ prevoted or precommitted it: the network decides on it, and this node must know it
+   * valid to follow, line 49) is executed whatever the cap: at most one block of a round gets such
+   * a quorum while at most a third of the power is Byzantine. The first other proposal a round's
+   * proposer is seen signing is reported as evidence (the machine reports it only for a proposal
+   * it is given, and it is given none it was not told the verdict of).
+   */
+  private holdOverCap(entry: Exclude<Buffered, { kind: 'vote' }>, content: string): boolean {
+    const { proposal } = entry.msg;
+    if (proposal.height !== this.height) return false;
+    const round = this.executedRounds.get(proposal.round);
+    if (!round || round.contents.has(content) || round.contents.size < MAX_EXECUTED_BLOCKS_PER_ROUND)
+      return false;
+    if (this.machine.mayStillNeed(proposal.blockHash)) return false;
+    const { first } = round;
+    // The same proposal with other transaction bytes under its block hash (other signatures the
+    // hash leaves out) is no proposal equivocation; the content cap holds it all the same.
+    if (
+      !round.reported &&
+      (first.polRound !== proposal.polRound || !equalBytes(first.blockHash, proposal.blockHash))
+    ) {
+      round.reported = true;
+      this.evidencePool.reportEvidence(
+        duplicateProposalEvidence(this.chain.genesis.chainId, first, proposal),
+        'observed',
+      );
+    }
+    this.holdUnexecuted(entry, content);
+    return true;
+  }
+
+  /** Counts a content of the current height as executed in its round (`holdOverCap`). */
+  private noteExecuted(proposal: Proposal, content: string): void {
+    if (proposal.height !== this.height) return;
+    const round = this.executedRounds.get(proposal.round);
+    if (round) round.contents.add(content);
+    else
+      this.executedRounds.set(proposal.round, {
+        first: proposal,
+        contents: new Set([content]),
+        reported: false,
+      });
+  }
+
+  /**
+   * Keeps a proposal over its round's cap, `MAX_HELD_OVER_CAP` in all. A sending peer has one place
+   * per round: its newer proposal competes with its own older one only, so the proposer's node
+   * sending block after block cannot push out the one an honest relay forwarded. A block is held
+   * once with every peer that sent it, and a peer moving on to another block gives up only its own
+   * share: the held block goes only once no peer that sent it is left. An honest relay forwards a
+   * proposal of the next height unchecked (between heights, syncing: `routeProposal`), so it may
+   * pass on each of the proposer's blocks in turn; were the held block its place alone, its next
+   * forward pushed out the block the others (and other relays) forwarded too. Past the bound, the
+   * place given up is the least supported: fewest prevotes for its block in its round (signed,
+   * one per validator: Byzantine validators can back at most as many blocks as they are), then not
+   * sent by a relaying peer (a fresh id relayed nothing), then the oldest. A newcomer must rank at
+   * least as high to take it. A block pushed out anyway is not lost to the network: a copy that
+   * arrives once 2/3+ voted for it (a stalled height's re-send, a catch-up) is executed on arrival,
+   * and a node left behind syncs the block once the others commit it.
+   */
+  private holdUnexecuted(entry: Exclude<Buffered, { kind: 'vote' }>, content: string): void {
+    const rank = (e: Exclude<Buffered, { kind: 'vote' }>, senders: Iterable<string>): number => {
+      const { round, blockHash } = e.msg.proposal;
+      let relaying = 0;
+      for (const s of senders) if (this.relayingPeers.has(s)) relaying = 1;
+      return 2 * this.machine.prevotesFor(round, blockHash).length + relaying;
+    };
+    const { round } = entry.msg.proposal;
+    const held = this.overCap.get(content);
+    if (held?.senders.has(entry.from)) return;
+    let victim: string | undefined;
+    for (const [k, h] of this.overCap) {
+      if (k === content || h.entry.msg.proposal.round !== round || !h.senders.has(entry.from)) continue;
+      if (h.senders.size > 1) h.senders.delete(entry.from);
+      else victim = k;
+    }
+    if (held) {
+      // Its own older block, sent by no one else, makes way; this one is held already.
+      if (victim !== undefined) {
+        this.overCap.delete(victim);
+        this.overCapStats.dropped++;
+      }
+      held.senders.add(entry.from);
+      // The whole form, once a peer sends it, saves the fetch a held compact one needs when released.
+      if (held.entry.kind === 'compact' && entry.kind === 'proposal') held.entry = entry;
+      return;
+    }
+    if (victim === undefined && this.overCap.size >= MAX_HELD_OVER_CAP) {
+      let lowest = Number.POSITIVE_INFINITY;
+      // Insertion order: on a tie the oldest is given up.
+      for (const [k, h] of this.overCap) {
+        const r = rank(h.entry, h.senders);
+        if (r < lowest) [victim, lowest] = [k, r];
+      }
+    }
+    if (victim !== undefined) {
+      this.overCapStats.dropped++;
+      const out = this.overCap.get(victim)!;
+      if (rank(entry, [entry.from]) < rank(out.entry, out.senders)) return;
+      this.overCap.delete(victim);
+    }
+    this.overCap.set(content, { entry, senders: new Set([entry.from]) });
+    this.overCapStats.held++;
+  }
+
+  /**
+   * After the machine took an event: a block held over its round's cap that 2/3+ now prevoted or
+   * precommitted (`Tendermint.mayStillNeed`) is handled as if it had just arrived, and executed.
+   * Outside this task: handling a proposal queues work behind the one running now.
+   */
+  private releaseNeeded(): void {
+    if (this.overCap.size === 0) return;
+    const needed: Exclude<Buffered, { kind: 'vote' }>[] = [];
+    for (const [k, { entry }] of this.overCap) {
+      const { height, blockHash } = entry.msg.proposal;
+      if (height !== this.height || !this.machine.mayStillNeed(blockHash)) continue;
+      this.overCap.delete(k);
+      this.overCapStats.released++;
+      needed.push(entry);
+    }
+    for (const e of needed)
+      void Promise.resolve(
+        e.kind === 'proposal'
+          ? this.routeProposal(e.msg, e.from)
+          : this.onCompactProposal(e.msg, () => encode(compactProposalCodec, e.msg), e.from, {
+              first: false,
+            }),
+      ).catch((err) => this.logger.debug('held proposal failed', { error: (err as Error).message }));
   }
 
   /**

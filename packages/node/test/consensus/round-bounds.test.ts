@@ -218,8 +218,15 @@ test('a relay that lacks the ids: the peers that announced them, then relaying p
   for (const id of ['sybil-1', 'sybil-2', 'sybil-3', 'validator-peer', 'announcer', 'relay'])
     hub.join(id, silentPeer(node));
   const round = [0, 1].find((r) => proposerOf(r) !== validators[0])!;
+  // The second block is the next round's: a second one of the same round would be its proposer's
+  // equivocation, over the round's execution cap, and held, not fetched (execution-cap.test.ts).
+  const nextRound = round + 1;
+  assert.ok(
+    nextRound <= 1 && proposerOf(nextRound) !== validators[0],
+    'the next round is another’s turn too',
+  );
   const first = proposalFor(round, '2');
-  const second = proposalFor(round, '3');
+  const second = proposalFor(nextRound, '3');
   const blocks = new Map([
     [first.hash, first.block],
     [second.hash, second.block],
