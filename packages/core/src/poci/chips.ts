@@ -116,6 +116,27 @@ export function putChip(state: StateOverlay, chip: Chip): void {
   state.set(chipKey(chip.chipId), encode(chipCodec, chip));
 }
 
+function tpmAkIndexKey(akKeyId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(33);
+  k[0] = StateSpace.tpmAk;
+  k.set(akKeyId, 1);
+  return k;
+}
+
+/**
+ * The chip last registered with the tpm2 AK `akKeyId` (tpm2AkKeyId), or null. A chip's id is its
+ * HardwareModuleName when the AK certificate names one, else the AK key: without this index the same
+ * AK certified both ways would register as two chips, both answered by one TPM. The entry is never
+ * removed: the chip's own status says whether it still holds the key (deregistered: it does not).
+ */
+export function getTpmAkChip(state: StateReader, akKeyId: Uint8Array): Uint8Array | null {
+  return state.get(tpmAkIndexKey(akKeyId)) ?? null;
+}
+
+export function putTpmAkChip(state: StateOverlay, akKeyId: Uint8Array, chipId: Uint8Array): void {
+  state.set(tpmAkIndexKey(akKeyId), new Uint8Array(chipId));
+}
+
 /**
  * The chip's status with revocations applied: revoking a certificate serial deactivates every
  * chip it vouched for at once, without touching each chip record; so does removing an

@@ -26,7 +26,16 @@ import {
 } from '../rewards/emission.js';
 import type { StateOverlay } from '../state/store.js';
 import { type Ed25519Verified, verifyHeartbeat, verifyRegistration } from './attest.js';
-import { type Chip, ChipStatus, effectiveStatus, getChip, putChip, type TpmClock } from './chips.js';
+import {
+  type Chip,
+  ChipStatus,
+  effectiveStatus,
+  getChip,
+  getTpmAkChip,
+  putChip,
+  putTpmAkChip,
+  type TpmClock,
+} from './chips.js';
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
@@ -308,6 +317,20 @@ export function applyRegisterChip(
   if (!model)
     throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
   const existing = getChip(state, id.chipId);
+  if (id.akKeyId) {
+    // One TPM, one chip: the same AK under another chip id (certified once with a device name and
+    // once without) would be answered by the same TPM twice. The rule for the chip id holds here
+    // too: only a deregistered chip frees its key.
+    const holderId = getTpmAkChip(state, id.akKeyId);
+    const holder = holderId && !equalBytes(holderId, id.chipId) ? getChip(state, holderId) : null;
+    const held = holder ? effectiveStatus(state, holder).status : 'deregistered';
+    if (held !== 'deregistered') {
+      throw new ValidationError(
+        'CHIP_ALREADY_REGISTERED',
+        `this TPM's attestation key is already registered as chip ${toHex(holderId!)} (${held}); one TPM is one chip`,
+      );
+    }
+  }
   const events: PociEvent[] = [];
   if (existing) {
     const { status } = effectiveStatus(state, existing);
@@ -354,6 +377,7 @@ export function applyRegisterChip(
     rewardedThrough: epochOf(ctx.height, p) + 1n,
   };
   putChip(state, chip);
+  if (id.akKeyId) putTpmAkChip(state, id.akKeyId, id.chipId);
   return [
     ...events,
     {
