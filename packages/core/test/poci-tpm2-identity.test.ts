@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import {
   getChip,
   getRecentHash,
+  heartbeatChallenge,
   parseSubjectPublicKeyInfo,
   registrationMessage,
   TPM_ALG,
@@ -17,7 +18,17 @@ import {
   tpm2AkKeyId,
 } from '../src/index.js';
 import { der, ext, type Issued, issue, issueCa, name } from './attestation/helpers.js';
-import { CHAIN, genesis, type Key, miner, other, POCI, TestChain } from './harness.js';
+import {
+  CHAIN,
+  challengesOfChip,
+  genesis,
+  type Key,
+  miner,
+  other,
+  POCI,
+  TestChain,
+  untilChipChallenged,
+} from './harness.js';
 
 const VENDOR = 'tpmv';
 const MODEL = 'tpu-1';
@@ -196,5 +207,58 @@ describe('POCI: one TPM is one chip', () => {
       register(chain, other, c, akCertificate(root, c, Uint8Array.of(1))),
       'CHIP_ALREADY_REGISTERED',
     );
+  });
+});
+
+describe('POCI: the TPM clock of a registered tpm2 chip', () => {
+  test('attack: a heartbeat whose restartCount went back within one reset is refused', () => {
+    // A TPM's restartCount only grows until the next reset: a lower one in the same reset is an old
+    // TPM state restored. The heartbeat rule checked resetCount and the clock, not restartCount.
+    const root = issueCa('TPM Vendor Root');
+    const chain = tpmChain(root);
+    const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const chipId = chipIdOf(
+      chain.block([
+        register(chain, miner, ak, akCertificate(root, ak, Uint8Array.of(9)), {
+          clock: 1000n,
+          resetCount: 2,
+          restartCount: 5,
+        }),
+      ]),
+    );
+    // Challenged from the epoch after its registration.
+    chain.blocksUntil(POCI.epochBlocks);
+    const c = untilChipChallenged(chain, chipId);
+    const heartbeat = (clock: Clock) => {
+      const slotHeight = challengesOfChip(chain, chipId, c.epoch)[c.slot]!;
+      const attest = timeAttest(heartbeatChallenge(CHAIN, chipId, chain.hashOf(slotHeight)), clock);
+      return chain.tx(miner, [
+        {
+          type: 'heartbeat',
+          answers: [
+            {
+              chipId,
+              epoch: c.epoch,
+              slot: c.slot,
+              evidence: { type: 'tpm2', attest, signature: tpmSign(ak.privateKey, attest) },
+            },
+          ],
+        },
+      ]);
+    };
+    expectReject(
+      chain,
+      heartbeat({ clock: 2000n, resetCount: 2, restartCount: 4 }),
+      'TPM_CLOCK_BACKWARDS',
+      /restartCount/,
+    );
+    assert.deepEqual(getChip(chain.state, chipId)!.tpmClock, {
+      clock: 1000n,
+      resetCount: 2,
+      restartCount: 5,
+    });
+    // The same restartCount, or a reset (which starts restartCount again), is fine.
+    chain.block([heartbeat({ clock: 2000n, resetCount: 2, restartCount: 5 })]);
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
   });
 });

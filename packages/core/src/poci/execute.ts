@@ -4,6 +4,8 @@
  * ValidationError (the caller's overlay is discarded then).
  */
 
+import { AttestationError } from '../attestation/errors.js';
+import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
 import { normalizeSerialHex } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import type {
@@ -483,25 +485,24 @@ export function applyDeregisterChip(
 
 /**
  * Moves the chip's TPM clock on to `tpmClock` (from a heartbeat or a transfer consent; null: no TPM
- * clock), refusing one that went backwards: resetCount never goes back, and within one reset the
- * clock never does, so an old attestation or a TPM restored to an earlier state is refused. Returns
- * the chipRebooted event when the TPM reset or restarted since the last one.
+ * clock), refusing one that went backwards by the one rule of checkTpmClockMonotonic: resetCount
+ * never goes back, and within one reset neither the restartCount nor the clock does, so an old
+ * attestation or a TPM restored to an earlier state is refused. Returns the chipRebooted event when
+ * the TPM reset or restarted since the last one.
  */
 function advanceTpmClock(chip: Chip, tpmClock: TpmClock | null, where: () => string): PociEvent | null {
   if (!tpmClock) return null;
   const prev = chip.tpmClock;
-  if (!prev) {
-    chip.tpmClock = tpmClock;
-    return null;
-  }
-  if (tpmClock.resetCount < prev.resetCount) {
-    throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM resetCount went backwards`);
-  }
-  if (tpmClock.resetCount === prev.resetCount && tpmClock.clock < prev.clock) {
-    throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM clock went backwards`);
+  let event: TpmClockEvent;
+  try {
+    event = checkTpmClockMonotonic(prev, tpmClock);
+  } catch (err) {
+    if (err instanceof AttestationError)
+      throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: ${err.message}`);
+    throw err;
   }
   chip.tpmClock = tpmClock;
-  if (tpmClock.resetCount > prev.resetCount || tpmClock.restartCount > prev.restartCount) {
+  if (event === 'reboot' || event === 'restart') {
     return {
       type: 'chipRebooted',
       chipId: chip.chipId,
