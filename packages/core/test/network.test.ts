@@ -34,7 +34,9 @@ const chipArb = fc
       owner: new Uint8Array(20),
       vendorId: 'v',
       modelId: 'm',
-      profile: 'dev-soft',
+      // Not dev-soft: on this bare state (no POCI parameters, so dev-soft off) a software chip
+      // would count as revoked whatever its record says.
+      profile: 'tpm2',
       power: r.power,
       keyMaterial: new Uint8Array(32),
       certSerials: [],

@@ -681,4 +681,40 @@ describe('POCI: governance of the parameters', () => {
     assert.equal(getPociParams(chain.state).offlineAfterMisses, 5);
     chain.blocksUntil(chain.height + 4n * POCI.epochBlocks);
   });
+
+  test('attack: a software chip registered while dev-soft was on stops counting once governance turns it off', () => {
+    // dev-soft was checked only at registration: chips registered while it was on kept answering,
+    // earning and lending validator power after the chain stopped accepting software chips, so a
+    // chain leaving a test phase kept every free software chip (at any model's power) for good.
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('soft-chip-before-switch');
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    const chipId = devSoftChipId(chip.publicKey);
+    const p = getPociParams(chain.state);
+    const setDevSoft = (on: boolean) =>
+      chain.block([
+        chain.tx(miner, [govAction(chain, { type: 'setPociParams', params: { ...p, devSoftEnabled: on } })]),
+      ]);
+    chain.blocksUntil(POCI.epochBlocks);
+    setDevSoft(false);
+    const off = effectiveStatus(chain.state, getChip(chain.state, chipId)!);
+    assert.equal(off.status, 'revoked');
+    assert.match(off.reason, /dev-soft/);
+    // Its next challenge finds it inactive: no answer, no reward weight, no validator power.
+    const c = untilChallenged(chain, chip);
+    expectReject(
+      chain,
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, c.epoch, c.slot)] }]),
+      'CHIP_INACTIVE',
+    );
+    // Turned on again, the same record counts again (a status, not a change to the record).
+    setDevSoft(true);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'active');
+    const again = untilChallenged(chain, chip);
+    chain.block([
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, again.epoch, again.slot)] }]),
+    ]);
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
+  });
 });

@@ -402,6 +402,15 @@ export function tpmModel(cert: Certificate): string | null {
   return null;
 }
 
+/**
+ * The chip id an AK has when its certificate names no HardwareModuleName: a hash of the key itself.
+ * Also what the chain indexes every tpm2 chip's AK by, whatever its chip id: the same AK certified
+ * once with a device name and once without would otherwise be two chips of one TPM.
+ */
+export function tpm2AkKeyId(akKey: SubjectPublicKey): Uint8Array {
+  return taggedHash('UNC/chip-id/tpm2', Uint8Array.of(2), publicKeyIdentity(akKey));
+}
+
 export function tpm2ChipId(ak: Certificate): { chipId: Uint8Array; identity: string } {
   const hmn = hardwareModuleName(ak);
   if (hmn) {
@@ -410,10 +419,7 @@ export function tpm2ChipId(ak: Certificate): { chipId: Uint8Array; identity: str
       identity: 'hardwareModuleName',
     };
   }
-  return {
-    chipId: taggedHash('UNC/chip-id/tpm2', Uint8Array.of(2), publicKeyIdentity(ak.publicKey.key)),
-    identity: 'akPublicKey',
-  };
+  return { chipId: tpm2AkKeyId(ak.publicKey.key), identity: 'akPublicKey' };
 }
 
 export interface Tpm2Input {

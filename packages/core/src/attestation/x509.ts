@@ -256,6 +256,11 @@ export function readSignatureAlgorithm(node: DerNode | undefined, what: string):
 
 const EC_POINT_LENGTH: Record<EcCurve, number> = { 'P-256': 65, 'P-384': 97 };
 
+/** RSA keys accepted anywhere in attestation (certificates, TPM keys, the allow-list). */
+export const RSA_MIN_BITS = 2048;
+export const RSA_MAX_BITS = 4096;
+export const RSA_MAX_EXPONENT = 65537n;
+
 export function parseSubjectPublicKeyInfo(der: Uint8Array): SubjectPublicKeyInfo {
   return readSubjectPublicKeyInfo(parseDer(der));
 }
@@ -282,10 +287,20 @@ function readSubjectPublicKeyInfo(node: DerNode): SubjectPublicKeyInfo {
     const modulus = readUnsignedIntegerBytes(n, 'RSA modulus');
     const exponent = readUnsignedIntegerBytes(e, 'RSA exponent');
     const bitLength = modulus.length * 8 - Math.clz32(modulus[0]!) + 24;
-    // Bounded so that a hostile certificate cannot make every node spend long on one signature.
-    if (bitLength < 2048 || bitLength > 8192) throw malformed(`RSA key of ${bitLength} bits is not accepted`);
-    if (exponent.length > 4 || (exponent[exponent.length - 1]! & 1) === 0 || bytesToBigInt(exponent) < 3n) {
-      throw malformed('RSA exponent must be odd, at least 3 and at most 32 bits');
+    // Bounded so that a hostile certificate cannot make every node spend long on one signature: a
+    // verification costs about (exponent bits) × (modulus bits)². With 8,192-bit moduli and 32-bit
+    // exponents one key cost ~35 RSA-2048 verifications, and a failing registration (free: a
+    // failed transaction pays no fee) could carry several. No TPM, device CA or root we know of
+    // uses more than 4,096 bits or an exponent other than 3 or 65537.
+    if (bitLength < RSA_MIN_BITS || bitLength > RSA_MAX_BITS)
+      throw malformed(`RSA key of ${bitLength} bits is not accepted (${RSA_MIN_BITS}..${RSA_MAX_BITS})`);
+    if (
+      exponent.length > 3 ||
+      (exponent[exponent.length - 1]! & 1) === 0 ||
+      bytesToBigInt(exponent) < 3n ||
+      bytesToBigInt(exponent) > RSA_MAX_EXPONENT
+    ) {
+      throw malformed(`RSA exponent must be odd, at least 3 and at most ${RSA_MAX_EXPONENT}`);
     }
     return { der: node.der, key: { kind: 'rsa', modulus, exponent, bits: bitLength } };
   }
@@ -731,7 +746,11 @@ export function verifyChain(
     );
   }
   for (let i = 0; i + 1 < path.length; i++) checkLink(path[i]!, path[i + 1]!, i);
-  for (let i = 0; i + 1 < path.length; i++) {
+  // Signatures from the trust anchor down: each one checked is then by a key the anchor vouches
+  // for, so a made-up chain (consistent names and key ids, any keys) costs one verification, the
+  // one against the real root or intermediate it claims, not one per certificate. Leaf first,
+  // every link but the last was the attacker's own and verified.
+  for (let i = path.length - 2; i >= 0; i--) {
     const child = path[i]!;
     const parent = path[i + 1]!;
     if (!verifySignature(parent.publicKey, child.signatureAlgorithm, child.tbs, child.signatureValue)) {

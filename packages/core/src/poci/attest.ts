@@ -12,6 +12,7 @@ import {
   parseCertificate,
   parseSubjectPublicKeyInfo,
   rsaAllowListChipId,
+  tpm2AkKeyId,
   type VendorTrust,
   verifyEvidence,
   verifySignature,
@@ -35,6 +36,8 @@ export interface RegisteredIdentity {
   keyMaterial: Uint8Array;
   certSerials: string[];
   tpmClock: TpmClock | null;
+  /** tpm2: the AK's key id (tpm2AkKeyId), whatever the chip id; null for other profiles. */
+  akKeyId: Uint8Array | null;
 }
 
 /** The dev chains' software vendor: any Ed25519 key, accepted only where genesis enables it. */
@@ -121,12 +124,13 @@ export function verifyRegistration(
     const trust = { vendors: [vendorTrust(state, evidence)], devSoftEnabled: params.devSoftEnabled };
     const statement = verifyEvidence(evidence, trust, atMs, message);
     const d = statement.details;
+    const keyMaterial = keyMaterialOf(evidence, statement);
     return {
       chipId: statement.chipId,
       vendorId: evidence.vendorId,
       modelId: statement.modelId,
       profile: statement.profile,
-      keyMaterial: keyMaterialOf(evidence, statement),
+      keyMaterial,
       certSerials:
         typeof d.certSerials === 'string' && d.certSerials
           ? d.certSerials.split(',').map(normalizeSerialHex)
@@ -139,6 +143,7 @@ export function verifyRegistration(
               restartCount: Number(d.restartCount),
             }
           : null,
+      akKeyId: evidence.type === 'tpm2' ? tpm2AkKeyId(parseSubjectPublicKeyInfo(keyMaterial).key) : null,
     };
   } catch (err) {
     asValidation(err);

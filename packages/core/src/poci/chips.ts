@@ -19,6 +19,7 @@ import {
 import { address, hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
+import { getPociParams } from './params.js';
 import { getAllowlistEntry, idCodec, isSerialRevoked, type Profile, profileCodec } from './registry.js';
 
 export const ChipStatus = { active: 0, deregistered: 1, revoked: 2 } as const;
@@ -115,15 +116,44 @@ export function putChip(state: StateOverlay, chip: Chip): void {
   state.set(chipKey(chip.chipId), encode(chipCodec, chip));
 }
 
+function tpmAkIndexKey(akKeyId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(33);
+  k[0] = StateSpace.tpmAk;
+  k.set(akKeyId, 1);
+  return k;
+}
+
+/**
+ * The chip last registered with the tpm2 AK `akKeyId` (tpm2AkKeyId), or null. A chip's id is its
+ * HardwareModuleName when the AK certificate names one, else the AK key: without this index the same
+ * AK certified both ways would register as two chips, both answered by one TPM. The entry is never
+ * removed: the chip's own status says whether it still holds the key (deregistered: it does not).
+ */
+export function getTpmAkChip(state: StateReader, akKeyId: Uint8Array): Uint8Array | null {
+  return state.get(tpmAkIndexKey(akKeyId)) ?? null;
+}
+
+export function putTpmAkChip(state: StateOverlay, akKeyId: Uint8Array, chipId: Uint8Array): void {
+  state.set(tpmAkIndexKey(akKeyId), new Uint8Array(chipId));
+}
+
 /**
  * The chip's status with revocations applied: revoking a certificate serial deactivates every
  * chip it vouched for at once, without touching each chip record; so does removing an
  * rsa2048-allowlist chip's key from its vendor's allow-list (the entry is looked up on every
- * heartbeat, and everywhere else a chip's status matters, in O(1)).
+ * heartbeat, and everywhere else a chip's status matters, in O(1)); so does turning dev-soft off
+ * (setPociParams) for every software chip.
  */
 export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipStatusName; reason: string } {
   if (chip.status === ChipStatus.deregistered) return { status: 'deregistered', reason: chip.statusReason };
   if (chip.status === ChipStatus.revoked) return { status: 'revoked', reason: chip.statusReason };
+  // A software (dev-soft) chip proves no hardware; it counts only while the chain accepts them.
+  // Checked only at registration before, so chips registered while dev-soft was on kept answering,
+  // earning rewards and lending validator power after governance turned it off (a chain leaving a
+  // test phase kept every free software chip registered before, at any model's power).
+  if (chip.profile === 'dev-soft' && !getPociParams(state).devSoftEnabled) {
+    return { status: 'revoked', reason: 'this chain no longer accepts software (dev-soft) chips' };
+  }
   if (
     chip.profile === 'rsa2048-allowlist' &&
     !getAllowlistEntry(state, chip.vendorId, chip.keyMaterial)?.allowed

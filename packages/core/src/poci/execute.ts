@@ -4,6 +4,8 @@
  * ValidationError (the caller's overlay is discarded then).
  */
 
+import { AttestationError } from '../attestation/errors.js';
+import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
 import { normalizeSerialHex } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import type {
@@ -26,7 +28,16 @@ import {
 } from '../rewards/emission.js';
 import type { StateOverlay } from '../state/store.js';
 import { type Ed25519Verified, verifyHeartbeat, verifyRegistration } from './attest.js';
-import { type Chip, ChipStatus, effectiveStatus, getChip, putChip, type TpmClock } from './chips.js';
+import {
+  type Chip,
+  ChipStatus,
+  effectiveStatus,
+  getChip,
+  getTpmAkChip,
+  putChip,
+  putTpmAkChip,
+  type TpmClock,
+} from './chips.js';
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
@@ -308,6 +319,20 @@ export function applyRegisterChip(
   if (!model)
     throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
   const existing = getChip(state, id.chipId);
+  if (id.akKeyId) {
+    // One TPM, one chip: the same AK under another chip id (certified once with a device name and
+    // once without) would be answered by the same TPM twice. The rule for the chip id holds here
+    // too: only a deregistered chip frees its key.
+    const holderId = getTpmAkChip(state, id.akKeyId);
+    const holder = holderId && !equalBytes(holderId, id.chipId) ? getChip(state, holderId) : null;
+    const held = holder ? effectiveStatus(state, holder).status : 'deregistered';
+    if (held !== 'deregistered') {
+      throw new ValidationError(
+        'CHIP_ALREADY_REGISTERED',
+        `this TPM's attestation key is already registered as chip ${toHex(holderId!)} (${held}); one TPM is one chip`,
+      );
+    }
+  }
   const events: PociEvent[] = [];
   if (existing) {
     const { status } = effectiveStatus(state, existing);
@@ -354,6 +379,7 @@ export function applyRegisterChip(
     rewardedThrough: epochOf(ctx.height, p) + 1n,
   };
   putChip(state, chip);
+  if (id.akKeyId) putTpmAkChip(state, id.akKeyId, id.chipId);
   return [
     ...events,
     {
@@ -459,25 +485,24 @@ export function applyDeregisterChip(
 
 /**
  * Moves the chip's TPM clock on to `tpmClock` (from a heartbeat or a transfer consent; null: no TPM
- * clock), refusing one that went backwards: resetCount never goes back, and within one reset the
- * clock never does, so an old attestation or a TPM restored to an earlier state is refused. Returns
- * the chipRebooted event when the TPM reset or restarted since the last one.
+ * clock), refusing one that went backwards by the one rule of checkTpmClockMonotonic: resetCount
+ * never goes back, and within one reset neither the restartCount nor the clock does, so an old
+ * attestation or a TPM restored to an earlier state is refused. Returns the chipRebooted event when
+ * the TPM reset or restarted since the last one.
  */
 function advanceTpmClock(chip: Chip, tpmClock: TpmClock | null, where: () => string): PociEvent | null {
   if (!tpmClock) return null;
   const prev = chip.tpmClock;
-  if (!prev) {
-    chip.tpmClock = tpmClock;
-    return null;
-  }
-  if (tpmClock.resetCount < prev.resetCount) {
-    throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM resetCount went backwards`);
-  }
-  if (tpmClock.resetCount === prev.resetCount && tpmClock.clock < prev.clock) {
-    throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: TPM clock went backwards`);
+  let event: TpmClockEvent;
+  try {
+    event = checkTpmClockMonotonic(prev, tpmClock);
+  } catch (err) {
+    if (err instanceof AttestationError)
+      throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: ${err.message}`);
+    throw err;
   }
   chip.tpmClock = tpmClock;
-  if (tpmClock.resetCount > prev.resetCount || tpmClock.restartCount > prev.restartCount) {
+  if (event === 'reboot' || event === 'restart') {
     return {
       type: 'chipRebooted',
       chipId: chip.chipId,

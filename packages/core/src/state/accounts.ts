@@ -19,6 +19,8 @@ export const StateSpace = {
   marketIndex: 0x0c,
   /** Liveness v2 (poci/liveness.ts): per (epoch, class) the heights that challenged the class. */
   challengeClass: 0x0d,
+  /** tpm2 chips by AK key (poci/chips.ts): one TPM key, one chip, whatever its certificate names. */
+  tpmAk: 0x0e,
   /** Consensus (consensus/epoch-validators.ts, consensus/evidence-action.ts): bonded candidates
    *  and their keys, chips by owner, the validator sets of recent epochs, evidence seen. */
   validatorCandidate: 0x10,

@@ -16,6 +16,7 @@ import {
   getExtension,
   normalizeSerialHex,
   parseCertificate,
+  parseSubjectPublicKeyInfo,
   subjectAltNames,
   verifyChain,
   X509_OID,
@@ -220,6 +221,31 @@ describe('X.509 parser', () => {
     });
     rejects(() => parseCertificate(small.der), 'ATTEST_MALFORMED', /1024 bits/);
   });
+
+  test('attack: RSA keys are bounded to 2048..4096 bits and exponents 3..65537 (the cost of a verification)', () => {
+    // A verification costs about (exponent bits) × (modulus bits)²: an 8,192-bit key with a 32-bit
+    // exponent cost ~35 RSA-2048 verifications, several per failing (so free) registration.
+    const spki = (bits: number, e: bigint) => {
+      const n = new Uint8Array(bits / 8 + (bits % 8 ? 1 : 0)).fill(0xab);
+      n[0] = bits % 8 ? 1 << ((bits % 8) - 1) : 0x80;
+      n[n.length - 1] = 0x01;
+      return der.seq(
+        der.seq(der.oid('1.2.840.113549.1.1.1'), der.nul()),
+        der.bit(der.seq(der.uint(n), der.int(e))),
+      );
+    };
+    const bits = (b: Uint8Array) => {
+      const k = parseSubjectPublicKeyInfo(b).key;
+      return k.kind === 'rsa' ? k.bits : 0;
+    };
+    assert.equal(bits(spki(2048, 65537n)), 2048);
+    assert.equal(bits(spki(4096, 65537n)), 4096);
+    assert.equal(bits(spki(2048, 3n)), 2048);
+    rejects(() => parseSubjectPublicKeyInfo(spki(4097, 65537n)), 'ATTEST_MALFORMED', /4097 bits/);
+    rejects(() => parseSubjectPublicKeyInfo(spki(8192, 65537n)), 'ATTEST_MALFORMED', /8192 bits/);
+    rejects(() => parseSubjectPublicKeyInfo(spki(2048, 0xffffffffn)), 'ATTEST_MALFORMED', /exponent/);
+    rejects(() => parseSubjectPublicKeyInfo(spki(2048, 65539n)), 'ATTEST_MALFORMED', /exponent/);
+  });
 });
 
 describe('verifyChain', () => {
@@ -268,6 +294,41 @@ describe('verifyChain', () => {
     const fakeRoot = issueCa('NVIDIA Device Identity CA');
     const fake = parseCertificate(fakeRoot.der);
     rejects(() => verifyChain(nvChain.slice(0, 4), [fake], NVIDIA_AT, none), 'ATTEST_UNTRUSTED_ROOT');
+  });
+
+  test('attack: a made-up chain costs one verification: signatures are checked from the anchor down', () => {
+    // Names and key identifiers are public, so a chain of the attacker's own CAs passes every cheap
+    // check and links up to the real root. Checked leaf first, every link but the last verified
+    // (with keys of the attacker's choosing) before the one against the root failed.
+    const root = issueCa('Vendor Root');
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+    const caExts =
+      (parentSki: Uint8Array) =>
+      ({ ski }: { ski: Uint8Array }) => [ext.ca(), ext.ku(5), ext.ski(ski), ext.aki(parentSki)];
+    // Claims the real root as issuer, signed by another key.
+    const top = issue({
+      subject: name('Fake Top'),
+      issuer: { ...root, key: stranger },
+      extensions: caExts(root.ski),
+    });
+    // Badly signed too, but below the top: with the anchor checked first it is never reached.
+    const mid = issue({
+      subject: name('Fake Mid'),
+      issuer: { ...top, key: stranger },
+      extensions: caExts(top.ski),
+    });
+    const leaf = issue({ subject: name('Fake Leaf'), issuer: mid });
+    rejects(
+      () =>
+        verifyChain(
+          [leaf, mid, top].map((c) => parseCertificate(c.der)),
+          [parseCertificate(root.der)],
+          TPM_AT,
+          none,
+        ),
+      'ATTEST_BAD_SIGNATURE',
+      /signature on CN=Fake Top does not verify with the key of CN=Vendor Root/,
+    );
   });
 
   test('refuses chains out of order or with a missing link', () => {
