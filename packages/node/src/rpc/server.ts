@@ -298,8 +298,22 @@ function normalAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-/** Token buckets per client: `rate` units a second, at most `burst` saved up. */
-class RateLimiter {
+/**
+ * The /48 an IPv6 client key (a /64, from clientKey) belongs to; undefined for IPv4 and the rest.
+ * One customer is commonly handed a whole /48, i.e. 65,536 /64s: per-/64 buckets alone would give
+ * it 65,536 times the rate limit, so the /64s of a /48 also share one larger bucket.
+ */
+export function blockKey(client: string): string | undefined {
+  if (!client.endsWith('::/64')) return undefined;
+  const groups = client.slice(0, -'::/64'.length).split(':');
+  return groups.length === 4 ? `${groups.slice(0, 3).join(':')}::/48` : undefined;
+}
+
+/** How many /64s' worth of rate limit a whole IPv6 /48 gets, shared by all of its /64s. */
+export const IPV6_48_SHARE = 4;
+
+/** Token buckets per key: `rate` units a second, at most `burst` saved up. */
+class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -307,10 +321,8 @@ class RateLimiter {
     private readonly burst: number,
   ) {}
 
-  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
-  take(key: string, cost: number, now = Date.now()): number {
-    if (this.rate <= 0) return 0;
-    const want = Math.min(cost, this.burst);
+  /** The key's bucket, refilled up to `now` (created full). */
+  private bucket(key: string, now: number): { tokens: number; at: number } {
     let bucket = this.buckets.get(key);
     if (bucket) {
       bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
@@ -320,31 +332,86 @@ class RateLimiter {
       bucket = { tokens: this.burst, at: now };
       this.buckets.set(key, bucket);
     }
-    if (bucket.tokens >= want) {
-      bucket.tokens -= want;
-      return 0;
-    }
+    return bucket;
+  }
+
+  /** 0 when `cost` units are there now, else the ms until they would be; takes nothing. */
+  wait(key: string, cost: number, now: number): number {
+    const want = Math.min(cost, this.burst);
+    const bucket = this.bucket(key, now);
+    if (bucket.tokens >= want) return 0;
     return Math.max(1, Math.ceil(((want - bucket.tokens) * 1000) / this.rate));
   }
 
-  /** Charges work found only once it is done (reply bytes); the bucket may go into debt. */
-  debit(key: string, cost: number, now = Date.now()): void {
-    if (this.rate <= 0 || cost <= 0) return;
-    this.take(key, 0, now); // refill up to now
-    const bucket = this.buckets.get(key);
-    if (bucket) bucket.tokens = Math.max(-this.burst, bucket.tokens - cost);
+  /**
+   * Takes `cost` units: after wait() said they are there, a cost over the burst costs the burst
+   * (as wait() asked for no more); work charged after the fact (`debt`) may go down to -burst.
+   */
+  spend(key: string, cost: number, now: number, debt = false): void {
+    const bucket = this.bucket(key, now);
+    const amount = debt ? cost : Math.min(cost, this.burst);
+    bucket.tokens = Math.max(-this.burst, bucket.tokens - amount);
   }
 
-  /** Forgets clients whose bucket has refilled (they are indistinguishable from new ones). */
-  prune(now = Date.now()): void {
+  /** Forgets keys whose bucket has refilled (they are indistinguishable from new ones). */
+  prune(now: number): void {
     for (const [key, b] of this.buckets) {
       if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
     }
-    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst.
+    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst. A
+    // sixteenth of the table goes at once: freeing one slot would make every new client (an IPv6
+    // /48 has 65,536 /64s to come from) pay for a scan of the whole table.
     for (const key of this.buckets.keys()) {
-      if (this.buckets.size < MAX_TRACKED_CLIENTS) break;
+      if (this.buckets.size < MAX_TRACKED_CLIENTS - MAX_TRACKED_CLIENTS / 16) break;
       this.buckets.delete(key);
     }
+  }
+}
+
+/**
+ * Token buckets per client (an IPv4 address or an IPv6 /64): `rate` units a second, at most `burst`
+ * saved up; an IPv6 client also draws on its /48's bucket of IPV6_48_SHARE times that. The /48
+ * buckets are kept apart from the others, so that a /48 cycling through its 65,536 /64s cannot
+ * crowd its own bucket out of the table and come back to a full one.
+ */
+export class RateLimiter {
+  private readonly clients: TokenBuckets;
+  private readonly blocks: TokenBuckets;
+
+  constructor(
+    private readonly rate: number,
+    burst: number,
+  ) {
+    this.clients = new TokenBuckets(rate, burst);
+    this.blocks = new TokenBuckets(rate * IPV6_48_SHARE, burst * IPV6_48_SHARE);
+  }
+
+  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
+  take(client: string, cost: number, now = Date.now()): number {
+    if (this.rate <= 0) return 0;
+    const block = blockKey(client);
+    // Both buckets must have the units before either is charged: a refusal costs nothing.
+    const wait = Math.max(
+      this.clients.wait(client, cost, now),
+      block === undefined ? 0 : this.blocks.wait(block, cost, now),
+    );
+    if (wait > 0) return wait;
+    this.clients.spend(client, cost, now);
+    if (block !== undefined) this.blocks.spend(block, cost, now);
+    return 0;
+  }
+
+  /** Charges work found only once it is done (reply bytes); the buckets may go into debt. */
+  debit(client: string, cost: number, now = Date.now()): void {
+    if (this.rate <= 0 || cost <= 0) return;
+    this.clients.spend(client, cost, now, true);
+    const block = blockKey(client);
+    if (block !== undefined) this.blocks.spend(block, cost, now, true);
+  }
+
+  prune(now = Date.now()): void {
+    this.clients.prune(now);
+    this.blocks.prune(now);
   }
 }
 

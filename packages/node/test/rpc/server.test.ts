@@ -7,9 +7,11 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
+  blockKey,
   clientKey,
   DEFAULT_RPC_LIMITS,
   parseRpcLimits,
+  RateLimiter,
   RpcError,
   type RpcServer,
   type RpcServerModules,
@@ -789,6 +791,61 @@ describe('rpc server limits', () => {
     assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
     assert.equal(clientKey('::1'), '0:0:0:0::/64');
     assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  });
+
+  it('also counts an IPv6 /64 under its /48; IPv4 and IPv4-mapped addresses have no /48', () => {
+    assert.equal(blockKey(clientKey('2001:db8:1:2:aaaa::1')), '2001:db8:1::/48');
+    assert.equal(blockKey(clientKey('2001:db8:1:ffff::9')), '2001:db8:1::/48');
+    assert.equal(blockKey(clientKey('2001:db8::1')), '2001:db8:0::/48');
+    assert.equal(blockKey(clientKey('203.0.113.9')), undefined);
+    assert.equal(blockKey(clientKey('::ffff:203.0.113.9')), undefined);
+    assert.equal(blockKey(clientKey(undefined)), undefined);
+  });
+
+  it('rate-limits a whole IPv6 /48 to a few /64s, however many /64s it spreads over', () => {
+    const rate = 10;
+    const burst = 20;
+    const now = 1_000_000;
+    const limiter = new RateLimiter(rate, burst);
+    // One /64 alone is held to its own bucket, as before.
+    let one = 0;
+    while (limiter.take(clientKey('2001:db8:9:1::1'), 1, now) === 0) one++;
+    assert.equal(one, burst);
+    // An attacker holding 2001:db8:1::/48 asks from 1,000 of its /64s: the /48 gets a few bursts, not 1,000.
+    let taken = 0;
+    for (let i = 0; i < 1_000; i++) {
+      const addr = `2001:db8:1:${i.toString(16)}::1`;
+      while (limiter.take(clientKey(addr), 1, now) === 0) taken++;
+    }
+    assert.equal(taken, 4 * burst);
+    // Refused requests did not drain the /64 buckets: a fresh /64 of the spent /48 waits for the /48.
+    const wait = limiter.take(clientKey('2001:db8:1:ffff::1'), 1, now);
+    assert.ok(wait > 0);
+    assert.equal(limiter.take(clientKey('2001:db8:1:ffff::1'), 1, now + wait), 0);
+    // Neighbouring /48s, IPv4 and IPv4-mapped clients keep their own full budgets.
+    let other = 0;
+    while (limiter.take(clientKey('2001:db8:2:1::1'), 1, now) === 0) other++;
+    assert.equal(other, burst);
+    let v4 = 0;
+    for (let i = 0; i < 100; i++) {
+      while (limiter.take(clientKey(`198.51.100.${i}`), 1, now) === 0) v4++;
+    }
+    assert.equal(v4, 100 * burst);
+    // ::ffff:198.51.100.7 is 198.51.100.7: its bucket was spent above.
+    assert.ok(limiter.take(clientKey('::ffff:198.51.100.7'), 1, now) > 0);
+  });
+
+  it('holds all 65,536 /64s of a /48 to the /48 budget, even with the bucket table full', () => {
+    const limiter = new RateLimiter(1, 10);
+    const now = 5_000;
+    // A full table of busy IPv4 clients: each new /64 below pushes an old bucket out.
+    for (let i = 0; i < 65_536; i++) limiter.take(`10.${i >> 8}.${i & 255}.1`, 1, now);
+    let taken = 0;
+    for (let i = 0; i < 65_536; i++) {
+      if (limiter.take(clientKey(`2001:db8:7:${i.toString(16)}::1`), 1, now) === 0) taken++;
+    }
+    // The /48's bucket is never the one pushed out (so never handed back full): 4 bursts in all.
+    assert.equal(taken, 40);
   });
 
   it('reads limits from a config object, refusing unknown keys and wrong types', async () => {
