@@ -82,6 +82,21 @@ export interface RpcLimits {
   keepAliveTimeoutMs: number;
   /** A WebSocket client whose unsent replies and events exceed this is dropped (it is not reading). */
   maxWsBufferedBytes: number;
+  /**
+   * Unsent replies and events of all WebSocket clients together: past it, clients are dropped, those
+   * behind the read floor first, the one holding the most first (at least maxWsBufferedBytes).
+   */
+  maxWsBufferedBytesTotal: number;
+  /**
+   * The read floor: a WebSocket client with unsent bytes waiting must read at least this many a
+   * second of them (or all of them), measured at each ping round.
+   */
+  minWsReadBytesPerSecond: number;
+  /**
+   * How far (bytes) a WebSocket client may fall behind the read floor before it is dropped: more
+   * than one socket's kernel buffers hold, as they pass a steady reader's bytes on in bursts.
+   */
+  wsReadSlackBytes: number;
   /** How often idle WebSocket clients are pinged; one missed pong drops them. */
   pingIntervalMs: number;
   /** Addresses exempt from the per-IP connection cap and the rate limit (e.g. a trusted proxy). */
@@ -106,6 +121,13 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxWsBufferedBytes: 32 * 1024 * 1024,
+  // 256 connections at maxWsBufferedBytes each would be 8 GiB.
+  maxWsBufferedBytesTotal: 256 * 1024 * 1024,
+  // 0.5 Mbit/s: a silent holder makes no progress at all, and a client that trickles just above
+  // the floor pays for the memory it holds with bandwidth.
+  minWsReadBytesPerSecond: 64 * 1024,
+  // A silent holder goes after 8 MiB / 64 KiB/s ≈ 2 minutes (the total cap bounds all of them).
+  wsReadSlackBytes: 8 * 1024 * 1024,
   pingIntervalMs: 30_000,
   unlimitedAddresses: Object.freeze([]) as readonly string[],
 });
@@ -429,7 +451,7 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   for (const key of Object.keys(DEFAULT_RPC_LIMITS) as Array<keyof RpcLimits>) {
     if (key === 'unlimitedAddresses') continue;
     const v = limits[key];
-    const min = key === 'rateLimitPerSecond' ? 0 : 1;
+    const min = key === 'rateLimitPerSecond' || key === 'minWsReadBytesPerSecond' ? 0 : 1;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
       const what = min === 0 ? 'a non-negative integer' : 'a positive integer';
       throw new RangeError(`rpc option ${key} must be ${what} (got ${String(v)})`);
@@ -443,6 +465,9 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   }
   if (limits.rateLimitBurst < limits.maxWork) {
     throw new RangeError('rpc option rateLimitBurst must be at least maxWork (or no batch could ever run)');
+  }
+  if (limits.maxWsBufferedBytesTotal < limits.maxWsBufferedBytes) {
+    throw new RangeError('rpc option maxWsBufferedBytesTotal must be at least maxWsBufferedBytes');
   }
   if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
     throw new RangeError('rpc option headersTimeoutMs must not exceed requestTimeoutMs');
@@ -488,19 +513,124 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   });
 }
 
+/**
+ * How far behind the read floor a WebSocket client is after one more ping round: of the
+ * `pendingBefore` bytes waiting at the round before, the kernel took `taken` since (the client read
+ * them), and the floor asks for `floor` of them (or all, when fewer waited). What it reads short of
+ * that adds to its debt, what it reads over pays it back (never into credit); a client with nothing
+ * waiting, or that read all of it (`pendingNow` is 0), owes nothing. Debt rather than "a round
+ * without progress", because the kernel's buffers (a few MiB) pass a steady reader's bytes on in
+ * bursts: over any stretch of rounds, a client reading at the floor owes at most what they hold.
+ * `pendingBefore` may count bytes of a write in progress that the kernel already had, so a client
+ * that read all the rest is known by `pendingNow`.
+ */
+export function readDebt(
+  debtBefore: number,
+  pendingBefore: number,
+  taken: number,
+  floor: number,
+  pendingNow: number,
+): number {
+  if (pendingBefore <= 0 || pendingNow <= 0) return 0;
+  return Math.max(0, debtBefore + Math.max(1, Math.min(pendingBefore, floor)) - taken);
+}
+
+/** What one WebSocket client holds in our memory, unsent, and whether it is behind the read floor. */
+export interface WsHolding {
+  pending: number;
+  behind: boolean;
+}
+
+/**
+ * Which clients (indices into `holdings`, in the order to drop them) to drop so that all unsent
+ * bytes plus `incoming` more fit `cap`: those behind the read floor first, then, when `anyHolder`,
+ * those keeping up; the one holding the most first within each. A client holding nothing is never
+ * dropped (it reads as fast as it is sent to); nothing is dropped when all fits.
+ */
+export function overBudget(
+  holdings: readonly WsHolding[],
+  incoming: number,
+  cap: number,
+  anyHolder: boolean,
+): number[] {
+  let total = incoming;
+  for (const h of holdings) total += h.pending;
+  if (total <= cap) return [];
+  const order = holdings
+    .map((_h, i) => i)
+    .filter((i) => holdings[i]!.pending > 0 && (anyHolder || holdings[i]!.behind))
+    .sort(
+      (a, b) =>
+        Number(holdings[b]!.behind) - Number(holdings[a]!.behind) ||
+        holdings[b]!.pending - holdings[a]!.pending,
+    );
+  const drop: number[] = [];
+  for (const i of order) {
+    if (total <= cap) break;
+    drop.push(i);
+    total -= holdings[i]!.pending;
+  }
+  return drop;
+}
+
+/**
+ * Bytes the kernel has taken from a WebSocket's socket so far, or undefined when the socket does not
+ * say. ws.bufferedAmount will not do: it counts a write as unsent until the whole of it has gone, so a
+ * client steadily reading a 24 MiB reply looks like one reading nothing until the last byte. libuv's
+ * write queue (writeQueueSize, what Node's own socket timeout watches for progress) shrinks as the
+ * kernel takes bytes, and the handle's bytesWritten counts what was handed to it.
+ */
+function bytesTaken(ws: WebSocket): number | undefined {
+  const socket = (
+    ws as unknown as { _socket?: { _handle?: { bytesWritten?: unknown; writeQueueSize?: unknown } } }
+  )._socket;
+  const written = socket?._handle?.bytesWritten;
+  const queued = socket?._handle?.writeQueueSize;
+  return typeof written === 'number' && typeof queued === 'number' ? written - queued : undefined;
+}
+
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
   alive = true;
   closed = false;
+  /** Bytes it read short of the read floor (see readDebt). */
+  debt = 0;
+  /** Ping rounds for which a missed pong is excused: our ping may be stuck behind our data. */
+  graceRounds = 0;
+  /** bytesTaken and bufferedAmount at the last ping round. */
+  private takenAtRound: number;
+  private pendingAtRound = 0;
 
   constructor(
     readonly ws: WebSocket,
     /** Rate-limit key; null when the client is exempt. */
     readonly client: string | null,
     private readonly maxBufferedBytes: number,
+    /** Books `bytes` about to be sent against the budget of all clients (which may drop this one). */
+    private readonly book: (bytes: number) => void,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.takenAtRound = bytesTaken(ws) ?? 0;
+  }
+
+  /**
+   * At a ping round: updates its debt to the read floor, and the rounds for which a missed pong is
+   * excused (`grace` while bytes of ours wait, counting down once none do: the kernel's buffers may
+   * still hold a few MiB ahead of our ping). Where the socket does not say what the kernel took, it
+   * owes nothing (the per-connection and total caps, and pongs, still hold it).
+   */
+  round(floor: number, grace: number): void {
+    const taken = bytesTaken(this.ws);
+    const pending = this.ws.bufferedAmount;
+    this.debt =
+      taken === undefined
+        ? 0
+        : readDebt(this.debt, this.pendingAtRound, taken - this.takenAtRound, floor, pending);
+    this.takenAtRound = taken ?? 0;
+    this.pendingAtRound = pending;
+    this.graceRounds = pending > 0 ? grace : Math.max(0, this.graceRounds - 1);
+  }
 
   /** Sends one text message (a Buffer holds its UTF-8 bytes). */
   send(data: string | Buffer): void {
@@ -515,6 +645,8 @@ class Connection {
       this.ws.terminate();
       return;
     }
+    this.book(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    if (this.closed) return;
     this.ws.send(data, { binary: false });
   }
 
@@ -1133,7 +1265,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   }
 
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn = new Connection(ws, clientOf(req.socket), limits.maxWsBufferedBytes, log);
+    const conn = new Connection(ws, clientOf(req.socket), limits.maxWsBufferedBytes, bookWsBytes, log);
     connections.add(conn);
     ws.on('pong', () => {
       conn.alive = true;
@@ -1208,9 +1340,56 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     wss.handleUpgrade(req, socket, head, onConnection);
   }
 
+  /**
+   * At most this many bytes are unsent on all WebSockets together: the sum at the last count plus
+   * what was sent since. The sum is counted again (one look at every connection) only when this
+   * passes maxWsBufferedBytesTotal, so a send costs nothing extra while clients keep up.
+   */
+  let wsUnsentBound = 0;
+
+  /**
+   * Books bytes about to be sent to a client. Past the total cap, clients behind the read floor are
+   * dropped, the one holding the most first (perhaps the one sent to); clients that keep up are
+   * dropped only at a ping round, still over (see pingAll), so that a burst every subscriber gets
+   * at once (a new block) has a round to drain.
+   */
+  function bookWsBytes(bytes: number): void {
+    wsUnsentBound += bytes;
+    if (wsUnsentBound > limits.maxWsBufferedBytesTotal) shedWsBytes(bytes, false);
+  }
+
+  function shedWsBytes(incoming: number, anyHolder: boolean): void {
+    const list = [...connections].filter((c) => !c.closed);
+    const holdings = list.map((c) => ({ pending: c.ws.bufferedAmount, behind: c.debt > 0 }));
+    const drop = new Set(overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder));
+    let total = incoming;
+    list.forEach((c, i) => {
+      if (!drop.has(i)) {
+        total += holdings[i]!.pending;
+        return;
+      }
+      log.warn('dropping websocket client: unsent bytes of all clients over the cap', {
+        buffered: holdings[i]!.pending,
+        behind: holdings[i]!.behind,
+        limit: limits.maxWsBufferedBytesTotal,
+      });
+      c.dispose();
+      c.ws.terminate();
+    });
+    wsUnsentBound = total;
+  }
+
   function pingAll(): void {
+    // What a client must have read of what waited for it, over one round.
+    const floor = Math.floor((limits.minWsReadBytesPerSecond * limits.pingIntervalMs) / 1000);
+    // Rounds a client at the floor takes to read what the kernel may hold once all is handed to it.
+    const grace = Math.min(16, Math.max(2, Math.ceil(limits.wsReadSlackBytes / Math.max(1, floor))));
     for (const conn of connections) {
-      if (!conn.alive) {
+      // A client reading a large reply slowly gets our ping only once it has read what is ahead of
+      // it: then the read floor, not the pong, says whether it is alive.
+      const excused = conn.graceRounds > 0;
+      conn.round(floor, grace);
+      if (!conn.alive && !excused) {
         log.debug('dropping unresponsive websocket client');
         conn.dispose();
         conn.ws.terminate();
@@ -1223,6 +1402,18 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         conn.ws.terminate();
         continue;
       }
+      // Pongs do not show that a client reads: it can send them blind while its socket holds up to
+      // maxWsBufferedBytes of ours (8 GiB over 256 connections). What the kernel took does.
+      if (conn.debt > limits.wsReadSlackBytes) {
+        log.warn('dropping websocket client below the read floor', {
+          buffered: conn.ws.bufferedAmount,
+          floorPerSecond: limits.minWsReadBytesPerSecond,
+          debt: conn.debt,
+        });
+        conn.dispose();
+        conn.ws.terminate();
+        continue;
+      }
       conn.alive = false;
       try {
         conn.ws.ping();
@@ -1230,6 +1421,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         // Not open yet or already closing; the next round decides.
       }
     }
+    // Still over the total after a whole round: whoever holds the most goes, keeping up or not.
+    shedWsBytes(0, true);
   }
 
   // ---- lifecycle ----
