@@ -616,8 +616,11 @@ class Connection {
 
   /**
    * At a ping round: updates its debt to the read floor, and the rounds for which a missed pong is
-   * excused (`grace` while bytes of ours wait, counting down once none do: the kernel's buffers may
-   * still hold a few MiB ahead of our ping). Where the socket does not say what the kernel took, it
+   * excused (`grace` while bytes of ours wait and the kernel took some of them since the last round,
+   * counting down otherwise: the kernel's buffers may still hold a few MiB ahead of our ping). Bytes
+   * waiting alone do not renew it: a peer that vanished, or froze, with some of ours unsent reads
+   * nothing, and when what waits is less than the floor its debt grows by that little a round, so
+   * it would hold its connection for hours. Where the socket does not say what the kernel took, it
    * owes nothing (the per-connection and total caps, and pongs, still hold it).
    */
   round(floor: number, grace: number): void {
@@ -627,9 +630,10 @@ class Connection {
       taken === undefined
         ? 0
         : readDebt(this.debt, this.pendingAtRound, taken - this.takenAtRound, floor, pending);
+    const progressed = taken === undefined || taken > this.takenAtRound;
     this.takenAtRound = taken ?? 0;
     this.pendingAtRound = pending;
-    this.graceRounds = pending > 0 ? grace : Math.max(0, this.graceRounds - 1);
+    this.graceRounds = pending > 0 && progressed ? grace : Math.max(0, this.graceRounds - 1);
   }
 
   /** Sends one text message (a Buffer holds its UTF-8 bytes). */

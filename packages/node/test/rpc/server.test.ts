@@ -1539,6 +1539,36 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     }
   });
 
+  it('drops a client that reads nothing and misses pongs, even with bytes of ours waiting', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    // No read floor (so no debt to drop it): only the pong can. A peer that vanished or froze with
+    // bytes of ours unsent is excused a missed pong for a few rounds, not for as long as they wait.
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 200, minWsReadBytesPerSecond: 0 },
+      modules({
+        logger: captureLogger().logger,
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const frozen = await Client.open(server.wsUrl);
+      opened.push(frozen);
+      await frozen.call('unc_subscribe', ['shared']);
+      // It reads nothing more, so it never sees a ping, let alone answers one.
+      socketOf(frozen.ws).pause();
+      // More than the kernel buffers take: bytes of ours wait at every round.
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      await waitFor(() => emitters.size === 0, 30_000);
+    } finally {
+      await closeAll(server);
+    }
+  });
+
   it('refuses a total below the per-connection cap', async () => {
     await assert.rejects(
       startRpcServer({ ...OPTS, maxWsBufferedBytes: 8 * MiB, maxWsBufferedBytesTotal: 4 * MiB }, modules()),
