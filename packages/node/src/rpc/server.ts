@@ -82,6 +82,21 @@ export interface RpcLimits {
   keepAliveTimeoutMs: number;
   /** A WebSocket client whose unsent replies and events exceed this is dropped (it is not reading). */
   maxWsBufferedBytes: number;
+  /**
+   * Unsent replies and events of all WebSocket clients together: past it, clients are dropped, those
+   * behind the read floor first, the one holding the most first (at least maxWsBufferedBytes).
+   */
+  maxWsBufferedBytesTotal: number;
+  /**
+   * The read floor: a WebSocket client with unsent bytes waiting must read at least this many a
+   * second of them (or all of them), measured at each ping round.
+   */
+  minWsReadBytesPerSecond: number;
+  /**
+   * How far (bytes) a WebSocket client may fall behind the read floor before it is dropped: more
+   * than one socket's kernel buffers hold, as they pass a steady reader's bytes on in bursts.
+   */
+  wsReadSlackBytes: number;
   /** How often idle WebSocket clients are pinged; one missed pong drops them. */
   pingIntervalMs: number;
   /** Addresses exempt from the per-IP connection cap and the rate limit (e.g. a trusted proxy). */
@@ -106,6 +121,13 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxWsBufferedBytes: 32 * 1024 * 1024,
+  // 256 connections at maxWsBufferedBytes each would be 8 GiB.
+  maxWsBufferedBytesTotal: 256 * 1024 * 1024,
+  // 0.5 Mbit/s: a silent holder makes no progress at all, and a client that trickles just above
+  // the floor pays for the memory it holds with bandwidth.
+  minWsReadBytesPerSecond: 64 * 1024,
+  // A silent holder goes after 8 MiB / 64 KiB/s ≈ 2 minutes (the total cap bounds all of them).
+  wsReadSlackBytes: 8 * 1024 * 1024,
   pingIntervalMs: 30_000,
   unlimitedAddresses: Object.freeze([]) as readonly string[],
 });
@@ -298,8 +320,22 @@ function normalAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-/** Token buckets per client: `rate` units a second, at most `burst` saved up. */
-class RateLimiter {
+/**
+ * The /48 an IPv6 client key (a /64, from clientKey) belongs to; undefined for IPv4 and the rest.
+ * One customer is commonly handed a whole /48, i.e. 65,536 /64s: per-/64 buckets alone would give
+ * it 65,536 times the rate limit, so the /64s of a /48 also share one larger bucket.
+ */
+export function blockKey(client: string): string | undefined {
+  if (!client.endsWith('::/64')) return undefined;
+  const groups = client.slice(0, -'::/64'.length).split(':');
+  return groups.length === 4 ? `${groups.slice(0, 3).join(':')}::/48` : undefined;
+}
+
+/** How many /64s' worth of rate limit a whole IPv6 /48 gets, shared by all of its /64s. */
+export const IPV6_48_SHARE = 4;
+
+/** Token buckets per key: `rate` units a second, at most `burst` saved up. */
+class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -307,10 +343,8 @@ class RateLimiter {
     private readonly burst: number,
   ) {}
 
-  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
-  take(key: string, cost: number, now = Date.now()): number {
-    if (this.rate <= 0) return 0;
-    const want = Math.min(cost, this.burst);
+  /** The key's bucket, refilled up to `now` (created full). */
+  private bucket(key: string, now: number): { tokens: number; at: number } {
     let bucket = this.buckets.get(key);
     if (bucket) {
       bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
@@ -320,31 +354,86 @@ class RateLimiter {
       bucket = { tokens: this.burst, at: now };
       this.buckets.set(key, bucket);
     }
-    if (bucket.tokens >= want) {
-      bucket.tokens -= want;
-      return 0;
-    }
+    return bucket;
+  }
+
+  /** 0 when `cost` units are there now, else the ms until they would be; takes nothing. */
+  wait(key: string, cost: number, now: number): number {
+    const want = Math.min(cost, this.burst);
+    const bucket = this.bucket(key, now);
+    if (bucket.tokens >= want) return 0;
     return Math.max(1, Math.ceil(((want - bucket.tokens) * 1000) / this.rate));
   }
 
-  /** Charges work found only once it is done (reply bytes); the bucket may go into debt. */
-  debit(key: string, cost: number, now = Date.now()): void {
-    if (this.rate <= 0 || cost <= 0) return;
-    this.take(key, 0, now); // refill up to now
-    const bucket = this.buckets.get(key);
-    if (bucket) bucket.tokens = Math.max(-this.burst, bucket.tokens - cost);
+  /**
+   * Takes `cost` units: after wait() said they are there, a cost over the burst costs the burst
+   * (as wait() asked for no more); work charged after the fact (`debt`) may go down to -burst.
+   */
+  spend(key: string, cost: number, now: number, debt = false): void {
+    const bucket = this.bucket(key, now);
+    const amount = debt ? cost : Math.min(cost, this.burst);
+    bucket.tokens = Math.max(-this.burst, bucket.tokens - amount);
   }
 
-  /** Forgets clients whose bucket has refilled (they are indistinguishable from new ones). */
-  prune(now = Date.now()): void {
+  /** Forgets keys whose bucket has refilled (they are indistinguishable from new ones). */
+  prune(now: number): void {
     for (const [key, b] of this.buckets) {
       if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
     }
-    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst.
+    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst. A
+    // sixteenth of the table goes at once: freeing one slot would make every new client (an IPv6
+    // /48 has 65,536 /64s to come from) pay for a scan of the whole table.
     for (const key of this.buckets.keys()) {
-      if (this.buckets.size < MAX_TRACKED_CLIENTS) break;
+      if (this.buckets.size < MAX_TRACKED_CLIENTS - MAX_TRACKED_CLIENTS / 16) break;
       this.buckets.delete(key);
     }
+  }
+}
+
+/**
+ * Token buckets per client (an IPv4 address or an IPv6 /64): `rate` units a second, at most `burst`
+ * saved up; an IPv6 client also draws on its /48's bucket of IPV6_48_SHARE times that. The /48
+ * buckets are kept apart from the others, so that a /48 cycling through its 65,536 /64s cannot
+ * crowd its own bucket out of the table and come back to a full one.
+ */
+export class RateLimiter {
+  private readonly clients: TokenBuckets;
+  private readonly blocks: TokenBuckets;
+
+  constructor(
+    private readonly rate: number,
+    burst: number,
+  ) {
+    this.clients = new TokenBuckets(rate, burst);
+    this.blocks = new TokenBuckets(rate * IPV6_48_SHARE, burst * IPV6_48_SHARE);
+  }
+
+  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
+  take(client: string, cost: number, now = Date.now()): number {
+    if (this.rate <= 0) return 0;
+    const block = blockKey(client);
+    // Both buckets must have the units before either is charged: a refusal costs nothing.
+    const wait = Math.max(
+      this.clients.wait(client, cost, now),
+      block === undefined ? 0 : this.blocks.wait(block, cost, now),
+    );
+    if (wait > 0) return wait;
+    this.clients.spend(client, cost, now);
+    if (block !== undefined) this.blocks.spend(block, cost, now);
+    return 0;
+  }
+
+  /** Charges work found only once it is done (reply bytes); the buckets may go into debt. */
+  debit(client: string, cost: number, now = Date.now()): void {
+    if (this.rate <= 0 || cost <= 0) return;
+    this.clients.spend(client, cost, now, true);
+    const block = blockKey(client);
+    if (block !== undefined) this.blocks.spend(block, cost, now, true);
+  }
+
+  prune(now = Date.now()): void {
+    this.clients.prune(now);
+    this.blocks.prune(now);
   }
 }
 
@@ -362,7 +451,7 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   for (const key of Object.keys(DEFAULT_RPC_LIMITS) as Array<keyof RpcLimits>) {
     if (key === 'unlimitedAddresses') continue;
     const v = limits[key];
-    const min = key === 'rateLimitPerSecond' ? 0 : 1;
+    const min = key === 'rateLimitPerSecond' || key === 'minWsReadBytesPerSecond' ? 0 : 1;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
       const what = min === 0 ? 'a non-negative integer' : 'a positive integer';
       throw new RangeError(`rpc option ${key} must be ${what} (got ${String(v)})`);
@@ -376,6 +465,9 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   }
   if (limits.rateLimitBurst < limits.maxWork) {
     throw new RangeError('rpc option rateLimitBurst must be at least maxWork (or no batch could ever run)');
+  }
+  if (limits.maxWsBufferedBytesTotal < limits.maxWsBufferedBytes) {
+    throw new RangeError('rpc option maxWsBufferedBytesTotal must be at least maxWsBufferedBytes');
   }
   if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
     throw new RangeError('rpc option headersTimeoutMs must not exceed requestTimeoutMs');
@@ -421,19 +513,128 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   });
 }
 
+/**
+ * How far behind the read floor a WebSocket client is after one more ping round: of the
+ * `pendingBefore` bytes waiting at the round before, the kernel took `taken` since (the client read
+ * them), and the floor asks for `floor` of them (or all, when fewer waited). What it reads short of
+ * that adds to its debt, what it reads over pays it back (never into credit); a client with nothing
+ * waiting, or that read all of it (`pendingNow` is 0), owes nothing. Debt rather than "a round
+ * without progress", because the kernel's buffers (a few MiB) pass a steady reader's bytes on in
+ * bursts: over any stretch of rounds, a client reading at the floor owes at most what they hold.
+ * `pendingBefore` may count bytes of a write in progress that the kernel already had, so a client
+ * that read all the rest is known by `pendingNow`.
+ */
+export function readDebt(
+  debtBefore: number,
+  pendingBefore: number,
+  taken: number,
+  floor: number,
+  pendingNow: number,
+): number {
+  if (pendingBefore <= 0 || pendingNow <= 0) return 0;
+  return Math.max(0, debtBefore + Math.max(1, Math.min(pendingBefore, floor)) - taken);
+}
+
+/** What one WebSocket client holds in our memory, unsent, and whether it is behind the read floor. */
+export interface WsHolding {
+  pending: number;
+  behind: boolean;
+}
+
+/**
+ * Which clients (indices into `holdings`, in the order to drop them) to drop so that all unsent
+ * bytes plus `incoming` more fit `cap`: those behind the read floor first, then, when `anyHolder`,
+ * those keeping up; the one holding the most first within each. A client holding nothing is never
+ * dropped (it reads as fast as it is sent to); nothing is dropped when all fits.
+ */
+export function overBudget(
+  holdings: readonly WsHolding[],
+  incoming: number,
+  cap: number,
+  anyHolder: boolean,
+): number[] {
+  let total = incoming;
+  for (const h of holdings) total += h.pending;
+  if (total <= cap) return [];
+  const order = holdings
+    .map((_h, i) => i)
+    .filter((i) => holdings[i]!.pending > 0 && (anyHolder || holdings[i]!.behind))
+    .sort(
+      (a, b) =>
+        Number(holdings[b]!.behind) - Number(holdings[a]!.behind) ||
+        holdings[b]!.pending - holdings[a]!.pending,
+    );
+  const drop: number[] = [];
+  for (const i of order) {
+    if (total <= cap) break;
+    drop.push(i);
+    total -= holdings[i]!.pending;
+  }
+  return drop;
+}
+
+/**
+ * Bytes the kernel has taken from a WebSocket's socket so far, or undefined when the socket does not
+ * say. ws.bufferedAmount will not do: it counts a write as unsent until the whole of it has gone, so a
+ * client steadily reading a 24 MiB reply looks like one reading nothing until the last byte. libuv's
+ * write queue (writeQueueSize, what Node's own socket timeout watches for progress) shrinks as the
+ * kernel takes bytes, and the handle's bytesWritten counts what was handed to it.
+ */
+function bytesTaken(ws: WebSocket): number | undefined {
+  const socket = (
+    ws as unknown as { _socket?: { _handle?: { bytesWritten?: unknown; writeQueueSize?: unknown } } }
+  )._socket;
+  const written = socket?._handle?.bytesWritten;
+  const queued = socket?._handle?.writeQueueSize;
+  return typeof written === 'number' && typeof queued === 'number' ? written - queued : undefined;
+}
+
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
   alive = true;
   closed = false;
+  /** Bytes it read short of the read floor (see readDebt). */
+  debt = 0;
+  /** Ping rounds for which a missed pong is excused: our ping may be stuck behind our data. */
+  graceRounds = 0;
+  /** bytesTaken and bufferedAmount at the last ping round. */
+  private takenAtRound: number;
+  private pendingAtRound = 0;
 
   constructor(
     readonly ws: WebSocket,
     /** Rate-limit key; null when the client is exempt. */
     readonly client: string | null,
     private readonly maxBufferedBytes: number,
+    /** Books `bytes` about to be sent against the budget of all clients (which may drop this one). */
+    private readonly book: (bytes: number) => void,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.takenAtRound = bytesTaken(ws) ?? 0;
+  }
+
+  /**
+   * At a ping round: updates its debt to the read floor, and the rounds for which a missed pong is
+   * excused (`grace` while bytes of ours wait and the kernel took some of them since the last round,
+   * counting down otherwise: the kernel's buffers may still hold a few MiB ahead of our ping). Bytes
+   * waiting alone do not renew it: a peer that vanished, or froze, with some of ours unsent reads
+   * nothing, and when what waits is less than the floor its debt grows by that little a round, so
+   * it would hold its connection for hours. Where the socket does not say what the kernel took, it
+   * owes nothing (the per-connection and total caps, and pongs, still hold it).
+   */
+  round(floor: number, grace: number): void {
+    const taken = bytesTaken(this.ws);
+    const pending = this.ws.bufferedAmount;
+    this.debt =
+      taken === undefined
+        ? 0
+        : readDebt(this.debt, this.pendingAtRound, taken - this.takenAtRound, floor, pending);
+    const progressed = taken === undefined || taken > this.takenAtRound;
+    this.takenAtRound = taken ?? 0;
+    this.pendingAtRound = pending;
+    this.graceRounds = pending > 0 && progressed ? grace : Math.max(0, this.graceRounds - 1);
+  }
 
   /** Sends one text message (a Buffer holds its UTF-8 bytes). */
   send(data: string | Buffer): void {
@@ -448,6 +649,8 @@ class Connection {
       this.ws.terminate();
       return;
     }
+    this.book(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    if (this.closed) return;
     this.ws.send(data, { binary: false });
   }
 
@@ -1066,7 +1269,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   }
 
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn = new Connection(ws, clientOf(req.socket), limits.maxWsBufferedBytes, log);
+    const conn = new Connection(ws, clientOf(req.socket), limits.maxWsBufferedBytes, bookWsBytes, log);
     connections.add(conn);
     ws.on('pong', () => {
       conn.alive = true;
@@ -1141,9 +1344,56 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     wss.handleUpgrade(req, socket, head, onConnection);
   }
 
+  /**
+   * At most this many bytes are unsent on all WebSockets together: the sum at the last count plus
+   * what was sent since. The sum is counted again (one look at every connection) only when this
+   * passes maxWsBufferedBytesTotal, so a send costs nothing extra while clients keep up.
+   */
+  let wsUnsentBound = 0;
+
+  /**
+   * Books bytes about to be sent to a client. Past the total cap, clients behind the read floor are
+   * dropped, the one holding the most first (perhaps the one sent to); clients that keep up are
+   * dropped only at a ping round, still over (see pingAll), so that a burst every subscriber gets
+   * at once (a new block) has a round to drain.
+   */
+  function bookWsBytes(bytes: number): void {
+    wsUnsentBound += bytes;
+    if (wsUnsentBound > limits.maxWsBufferedBytesTotal) shedWsBytes(bytes, false);
+  }
+
+  function shedWsBytes(incoming: number, anyHolder: boolean): void {
+    const list = [...connections].filter((c) => !c.closed);
+    const holdings = list.map((c) => ({ pending: c.ws.bufferedAmount, behind: c.debt > 0 }));
+    const drop = new Set(overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder));
+    let total = incoming;
+    list.forEach((c, i) => {
+      if (!drop.has(i)) {
+        total += holdings[i]!.pending;
+        return;
+      }
+      log.warn('dropping websocket client: unsent bytes of all clients over the cap', {
+        buffered: holdings[i]!.pending,
+        behind: holdings[i]!.behind,
+        limit: limits.maxWsBufferedBytesTotal,
+      });
+      c.dispose();
+      c.ws.terminate();
+    });
+    wsUnsentBound = total;
+  }
+
   function pingAll(): void {
+    // What a client must have read of what waited for it, over one round.
+    const floor = Math.floor((limits.minWsReadBytesPerSecond * limits.pingIntervalMs) / 1000);
+    // Rounds a client at the floor takes to read what the kernel may hold once all is handed to it.
+    const grace = Math.min(16, Math.max(2, Math.ceil(limits.wsReadSlackBytes / Math.max(1, floor))));
     for (const conn of connections) {
-      if (!conn.alive) {
+      // A client reading a large reply slowly gets our ping only once it has read what is ahead of
+      // it: then the read floor, not the pong, says whether it is alive.
+      const excused = conn.graceRounds > 0;
+      conn.round(floor, grace);
+      if (!conn.alive && !excused) {
         log.debug('dropping unresponsive websocket client');
         conn.dispose();
         conn.ws.terminate();
@@ -1156,6 +1406,18 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         conn.ws.terminate();
         continue;
       }
+      // Pongs do not show that a client reads: it can send them blind while its socket holds up to
+      // maxWsBufferedBytes of ours (8 GiB over 256 connections). What the kernel took does.
+      if (conn.debt > limits.wsReadSlackBytes) {
+        log.warn('dropping websocket client below the read floor', {
+          buffered: conn.ws.bufferedAmount,
+          floorPerSecond: limits.minWsReadBytesPerSecond,
+          debt: conn.debt,
+        });
+        conn.dispose();
+        conn.ws.terminate();
+        continue;
+      }
       conn.alive = false;
       try {
         conn.ws.ping();
@@ -1163,6 +1425,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         // Not open yet or already closing; the next round decides.
       }
     }
+    // Still over the total after a whole round: whoever holds the most goes, keeping up or not.
+    shedWsBytes(0, true);
   }
 
   // ---- lifecycle ----

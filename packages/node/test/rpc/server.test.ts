@@ -7,14 +7,18 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
+  blockKey,
   clientKey,
   DEFAULT_RPC_LIMITS,
+  overBudget,
   parseRpcLimits,
+  RateLimiter,
   RpcError,
   type RpcServer,
   type RpcServerModules,
   type RpcServerOptions,
   type RpcSubscription,
+  readDebt,
   startRpcServer,
   toJsonValue,
 } from '../../src/rpc/server.js';
@@ -791,6 +795,61 @@ describe('rpc server limits', () => {
     assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
   });
 
+  it('also counts an IPv6 /64 under its /48; IPv4 and IPv4-mapped addresses have no /48', () => {
+    assert.equal(blockKey(clientKey('2001:db8:1:2:aaaa::1')), '2001:db8:1::/48');
+    assert.equal(blockKey(clientKey('2001:db8:1:ffff::9')), '2001:db8:1::/48');
+    assert.equal(blockKey(clientKey('2001:db8::1')), '2001:db8:0::/48');
+    assert.equal(blockKey(clientKey('203.0.113.9')), undefined);
+    assert.equal(blockKey(clientKey('::ffff:203.0.113.9')), undefined);
+    assert.equal(blockKey(clientKey(undefined)), undefined);
+  });
+
+  it('rate-limits a whole IPv6 /48 to a few /64s, however many /64s it spreads over', () => {
+    const rate = 10;
+    const burst = 20;
+    const now = 1_000_000;
+    const limiter = new RateLimiter(rate, burst);
+    // One /64 alone is held to its own bucket, as before.
+    let one = 0;
+    while (limiter.take(clientKey('2001:db8:9:1::1'), 1, now) === 0) one++;
+    assert.equal(one, burst);
+    // An attacker holding 2001:db8:1::/48 asks from 1,000 of its /64s: the /48 gets a few bursts, not 1,000.
+    let taken = 0;
+    for (let i = 0; i < 1_000; i++) {
+      const addr = `2001:db8:1:${i.toString(16)}::1`;
+      while (limiter.take(clientKey(addr), 1, now) === 0) taken++;
+    }
+    assert.equal(taken, 4 * burst);
+    // Refused requests did not drain the /64 buckets: a fresh /64 of the spent /48 waits for the /48.
+    const wait = limiter.take(clientKey('2001:db8:1:ffff::1'), 1, now);
+    assert.ok(wait > 0);
+    assert.equal(limiter.take(clientKey('2001:db8:1:ffff::1'), 1, now + wait), 0);
+    // Neighbouring /48s, IPv4 and IPv4-mapped clients keep their own full budgets.
+    let other = 0;
+    while (limiter.take(clientKey('2001:db8:2:1::1'), 1, now) === 0) other++;
+    assert.equal(other, burst);
+    let v4 = 0;
+    for (let i = 0; i < 100; i++) {
+      while (limiter.take(clientKey(`198.51.100.${i}`), 1, now) === 0) v4++;
+    }
+    assert.equal(v4, 100 * burst);
+    // ::ffff:198.51.100.7 is 198.51.100.7: its bucket was spent above.
+    assert.ok(limiter.take(clientKey('::ffff:198.51.100.7'), 1, now) > 0);
+  });
+
+  it('holds all 65,536 /64s of a /48 to the /48 budget, even with the bucket table full', () => {
+    const limiter = new RateLimiter(1, 10);
+    const now = 5_000;
+    // A full table of busy IPv4 clients: each new /64 below pushes an old bucket out.
+    for (let i = 0; i < 65_536; i++) limiter.take(`10.${i >> 8}.${i & 255}.1`, 1, now);
+    let taken = 0;
+    for (let i = 0; i < 65_536; i++) {
+      if (limiter.take(clientKey(`2001:db8:7:${i.toString(16)}::1`), 1, now) === 0) taken++;
+    }
+    // The /48's bucket is never the one pushed out (so never handed back full): 4 bursts in all.
+    assert.equal(taken, 40);
+  });
+
   it('reads limits from a config object, refusing unknown keys and wrong types', async () => {
     assert.deepEqual(parseRpcLimits(undefined), {});
     assert.deepEqual(parseRpcLimits({ maxBatchSize: 50, unlimitedAddresses: ['10.0.0.5'] }), {
@@ -1255,6 +1314,266 @@ describe('rpc server limits', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+/** A WebSocket client's underlying socket (the ws library keeps it in `_socket`). */
+function socketOf(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
+}
+
+/**
+ * Makes a ws client a silent holder: it reads nothing more from its socket but sends a pong every
+ * few ms, blind, so pongs alone say it is alive (until its socket closes).
+ */
+function holdSilently(ws: WebSocket): void {
+  socketOf(ws).pause();
+  const pongs = setInterval(() => {
+    if (ws.readyState === WebSocket.OPEN) ws.pong();
+    else clearInterval(pongs);
+  }, 10);
+  // A failed test must not be kept running by it.
+  pongs.unref();
+}
+
+describe('rpc server: WebSocket clients that hold unsent bytes', () => {
+  const MiB = 1024 * 1024;
+  /** Clients of the running test: closed, passed or failed, so that none keeps the process alive. */
+  const opened: Client[] = [];
+  async function closeAll(server: RpcServer): Promise<void> {
+    for (const c of opened.splice(0)) socketOf(c.ws)?.destroy();
+    await server.close();
+  }
+
+  it('counts what a client reads short of the read floor as debt (readDebt)', () => {
+    const floor = 64 * 1024;
+    assert.equal(readDebt(0, 0, 0, floor, 5 * MiB), 0, 'nothing waited at the last round');
+    assert.equal(readDebt(0, 24 * MiB, 0, floor, 24 * MiB), floor, 'a silent holder');
+    assert.equal(readDebt(floor, 24 * MiB, 0, floor, 24 * MiB), 2 * floor, '... round after round');
+    assert.equal(readDebt(0, 24 * MiB, floor - 1, floor, 24 * MiB), 1, 'a trickle below the floor');
+    assert.equal(readDebt(0, 24 * MiB, floor, floor, 24 * MiB), 0, 'at the floor');
+    assert.equal(readDebt(3 * floor, 24 * MiB, 2 * MiB, floor, 20 * MiB), 0, 'a burst pays the debt back');
+    assert.equal(readDebt(0, 24 * MiB, 2 * MiB, floor, 20 * MiB), 0, '... but saves no credit');
+    assert.equal(
+      readDebt(0, 1_000, 1_000, floor, 10),
+      0,
+      'less than the floor waited, and all of it was read',
+    );
+    assert.equal(readDebt(5 * floor, 24 * MiB, 100, floor, 0), 0, 'the last bytes of a write, all read');
+    assert.equal(readDebt(0, 24 * MiB, 0, 0, 24 * MiB), 1, 'with no floor, no progress at all still owes');
+  });
+
+  it('keeps a reader at the floor within the kernel buffers of debt, however bursty (property)', () => {
+    // The kernel passes on what the client reads in bursts of up to `buffer` bytes: over any run
+    // of rounds, it has taken at least what the client read less `buffer`.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: MiB }),
+        fc.integer({ min: 0, max: 8 * MiB }),
+        fc.array(fc.nat({ max: 4 * MiB }), { minLength: 1, maxLength: 200 }),
+        (floor, buffer, bursts) => {
+          // A client reading exactly `floor` a round; the kernel releases it in arbitrary bursts, held
+          // back by at most `buffer`.
+          let read = 0;
+          let taken = 0;
+          let debt = 0;
+          for (const burst of bursts) {
+            read += floor;
+            const next = Math.min(read, Math.max(taken + burst, read - buffer));
+            debt = readDebt(debt, 64 * MiB, next - taken, floor, 64 * MiB);
+            taken = next;
+            assert.ok(debt <= buffer, `debt ${debt} over the kernel's ${buffer}`);
+          }
+        },
+      ),
+    );
+  });
+
+  it('over the total, drops those behind first, then the largest, never one holding nothing (property)', () => {
+    const holding = fc.record({ pending: fc.nat({ max: 64 * MiB }), behind: fc.boolean() });
+    fc.assert(
+      fc.property(
+        fc.array(holding, { maxLength: 40 }),
+        fc.nat({ max: 32 * MiB }),
+        fc.integer({ min: 1, max: 512 * MiB }),
+        fc.boolean(),
+        (holdings, incoming, cap, anyHolder) => {
+          const drop = overBudget(holdings, incoming, cap, anyHolder);
+          assert.equal(new Set(drop).size, drop.length);
+          const total = holdings.reduce((t, h) => t + h.pending, incoming);
+          if (total <= cap) assert.deepEqual(drop, []);
+          const kept = holdings.filter((_h, i) => !drop.includes(i));
+          const left = kept.reduce((t, h) => t + h.pending, incoming);
+          const eligible = (h: { pending: number; behind: boolean }) =>
+            h.pending > 0 && (anyHolder || h.behind);
+          // Under the cap afterwards, unless every client it may drop is gone.
+          if (left > cap) assert.ok(!kept.some(eligible));
+          for (const i of drop) assert.ok(eligible(holdings[i]!));
+          // No more than needed: without the last one dropped it would still be over.
+          if (drop.length > 0) assert.ok(left + holdings[drop.at(-1)!]!.pending > cap);
+          // Worst first: behind before keeping up, then the larger.
+          for (let k = 1; k < drop.length; k++) {
+            const a = holdings[drop[k - 1]!]!;
+            const b = holdings[drop[k]!]!;
+            assert.ok(
+              Number(a.behind) > Number(b.behind) || (a.behind === b.behind && a.pending >= b.pending),
+            );
+          }
+          // None kept that is worse than one dropped.
+          for (const i of drop) {
+            for (const h of kept.filter(eligible)) {
+              const d = holdings[i]!;
+              assert.ok(
+                Number(d.behind) > Number(h.behind) || (d.behind === h.behind && d.pending >= h.pending),
+              );
+            }
+          }
+        },
+      ),
+    );
+  });
+
+  it('drops a client that answers pings but reads nothing of what waits for it', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    // Floor 4 MiB/s, slack 1 MiB: it goes a round or two after the kernel buffers are full (rounds
+    // of 200 ms: a 50 ms round can pass, on a loaded machine, before a pong sent in time is read).
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 200, minWsReadBytesPerSecond: 4 * MiB, wsReadSlackBytes: MiB },
+      modules({
+        logger: captureLogger().logger,
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const holder = await Client.open(server.wsUrl);
+      opened.push(holder);
+      await holder.call('unc_subscribe', ['shared']);
+      holdSilently(holder.ws);
+      // 24 MiB: below maxWsBufferedBytes (32 MiB), more than the kernel buffers take.
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      await waitFor(() => emitters.size === 0);
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('keeps a client that reads a large reply slowly, over many ping rounds', async () => {
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 200, minWsReadBytesPerSecond: MiB },
+      modules({
+        logger: captureLogger().logger,
+        methods: { big: () => 'x'.repeat(24 * MiB), echo: (p) => p },
+      }),
+    );
+    try {
+      const reader = await Client.open(server.wsUrl);
+      opened.push(reader);
+      // Reads 256 KiB, then nothing for 20 ms: the 24 MiB reply takes a couple of seconds (about ten
+      // rounds) to come, and the ping of each round is stuck behind it, yet it reads at about ten
+      // times the read floor (1 MiB/s; a stall of the process costs one round's floor, as rounds
+      // are counted, not timed).
+      const socket = socketOf(reader.ws);
+      let got = 0;
+      let mark = 0;
+      socket.on('data', (chunk: Buffer) => {
+        got += chunk.length;
+        if (got - mark < 256 * 1024) return;
+        mark = got;
+        socket.pause();
+        setTimeout(() => socket.resume(), 20);
+      });
+      const reply = (await reader.call('big', [])) as { result: string };
+      assert.equal(reply.result.length, 24 * MiB);
+      assert.equal(reader.ws.readyState, WebSocket.OPEN);
+      assert.deepEqual(await reader.call('echo', [1]), { jsonrpc: '2.0', id: 2, result: [1] });
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('over the total of all clients, drops the one holding the most at a ping round', async () => {
+    const emitters = new Map<number, (r: unknown) => void>();
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 500,
+        maxWsBufferedBytes: 16 * MiB,
+        maxWsBufferedBytesTotal: 16 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        subscriptions: {
+          keyed: (params, emit) => {
+            const key = (params as number[])[0]!;
+            emitters.set(key, emit);
+            return () => emitters.delete(key);
+          },
+        },
+      }),
+    );
+    try {
+      const open = await Promise.all([1, 2, 3].map(() => Client.open(server.wsUrl)));
+      opened.push(...open);
+      const [big, small, reader] = open as [Client, Client, Client];
+      await big.call('unc_subscribe', ['keyed', [1]]);
+      await small.call('unc_subscribe', ['keyed', [2]]);
+      await reader.call('unc_subscribe', ['keyed', [3]]);
+      holdSilently(big.ws);
+      holdSilently(small.ws);
+      // 14 + 10 MiB unsent: each under the per-connection cap, together over the total.
+      emitters.get(1)!({ chunk: 'x'.repeat(14 * MiB) });
+      emitters.get(2)!({ chunk: 'x'.repeat(10 * MiB) });
+      emitters.get(3)!({ chunk: 'small' });
+      await waitFor(() => !emitters.has(1));
+      // Dropping the larger was enough: the other silent holder goes only by its own rounds.
+      assert.ok(emitters.has(2), 'only the largest holder is dropped to get under the total');
+      assert.ok(emitters.has(3));
+      await reader.next();
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('drops a client that reads nothing and misses pongs, even with bytes of ours waiting', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    // No read floor (so no debt to drop it): only the pong can. A peer that vanished or froze with
+    // bytes of ours unsent is excused a missed pong for a few rounds, not for as long as they wait.
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 200, minWsReadBytesPerSecond: 0 },
+      modules({
+        logger: captureLogger().logger,
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const frozen = await Client.open(server.wsUrl);
+      opened.push(frozen);
+      await frozen.call('unc_subscribe', ['shared']);
+      // It reads nothing more, so it never sees a ping, let alone answers one.
+      socketOf(frozen.ws).pause();
+      // More than the kernel buffers take: bytes of ours wait at every round.
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      await waitFor(() => emitters.size === 0, 30_000);
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('refuses a total below the per-connection cap', async () => {
+    await assert.rejects(
+      startRpcServer({ ...OPTS, maxWsBufferedBytes: 8 * MiB, maxWsBufferedBytesTotal: 4 * MiB }, modules()),
+      /maxWsBufferedBytesTotal must be at least maxWsBufferedBytes/,
+    );
   });
 });
 
