@@ -45,7 +45,9 @@ async function evicted(
     hold: 'upload' | 'job' | 'refuse';
     attemptTimeoutMs: number;
     /** How the provider answers its n-th job request (1-based); overrides `hold` for jobs. */
-    answer?: (n: number) => 'model-not-found' | 'bad-input' | 'held';
+    answer?: (n: number) => 'model-not-found' | 'bad-input' | 'held' | 'model-not-found-late';
+    /** Jobs submitted at once, and the provider's slots (the lease takes them all at once). */
+    jobs?: number;
     /** The gateway's clock (ms), moved by the test; T0 when absent. */
     clock?: { ms: number };
     /** Submit an OCR job (the provider's built-in model, never uploaded) instead. */
@@ -57,6 +59,7 @@ async function evicted(
   const model = new Uint8Array(64).fill(3);
   const seen = { uploads: 0, jobs: 0 };
   const held: ServerResponse[] = [];
+  const late: ServerResponse[] = [];
   const provider = createServer((req, res) => {
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -69,7 +72,7 @@ async function evicted(
         chips: [],
         ocrModelHash: 'cc'.repeat(32),
         executionProvider: 'cpu',
-        queue: { running: 0, queued: 0, concurrency: 1, maxQueued: 8 },
+        queue: { running: 0, queued: 0, concurrency: opts.jobs ?? 1, maxQueued: 8 },
         limits: { maxBodyBytes: 1 << 24, maxModelBytes: 1 << 24, maxJobsPerRenter: 4 },
       });
     const chunks: Buffer[] = [];
@@ -84,7 +87,13 @@ async function evicted(
         return json(200, { modelHash: modelHashOf(body), size: body.length, stored: true });
       }
       seen.jobs++;
+      // An answer held for later goes out when the next job request comes.
+      for (const r of late.splice(0))
+        r.writeHead(404, { 'content-type': 'application/json' }).end(
+          JSON.stringify({ error: { code: 'MODEL_NOT_FOUND', message: 'no model here' } }),
+        );
       const answer = opts.answer?.(seen.jobs);
+      if (answer === 'model-not-found-late') return void late.push(res);
       if (answer === 'bad-input')
         return json(400, { error: { code: 'BAD_INPUT', message: 'inputs do not fit the model' } });
       if (answer === 'model-not-found' || (!answer && (seen.jobs === 1 || opts.hold === 'refuse')))
@@ -150,18 +159,19 @@ async function evicted(
       state.lease[leaseId],
     );
     assert.equal(seen.uploads, 1);
-    gw.submit(
-      opts.ocr
-        ? { model: 'ocr', image: Buffer.alloc(8).toString('base64') }
-        : {
-            model: 'tiny',
-            inputs: { x: { type: 'float32', dims: [1, 4], data: Buffer.alloc(16).toString('base64') } },
-          },
-      null,
-    );
+    for (let i = 0; i < (opts.jobs ?? 1); i++)
+      gw.submit(
+        opts.ocr
+          ? { model: 'ocr', image: Buffer.alloc(8).toString('base64') }
+          : {
+              model: 'tiny',
+              inputs: { x: { type: 'float32', dims: [1, 4], data: Buffer.alloc(16).toString('base64') } },
+            },
+        null,
+      );
     await check(seen, inside, leaseId);
   } finally {
-    for (const r of held) r.destroy();
+    for (const r of [...held, ...late]) r.destroy();
     await gw.stop();
     await new Promise<void>((r) => node.close(() => r()));
     await new Promise<void>((r) => provider.close(() => r()));
@@ -287,6 +297,29 @@ test("MODEL_NOT_FOUND for the provider's own OCR model is its error at once", {
       assert.equal(seen.uploads, 1, 'no model uploaded for it');
       assert.ok(inside.leases.get(leaseId)?.closing ?? true, 'its lease is closed');
       assert.equal(inside.counters.disputes, 0);
+    },
+  );
+});
+
+test('a job sent before the upload again, that finds the model missing after it, is only sent again', {
+  timeout: 60_000,
+}, async () => {
+  // Two jobs on the lease at once, both sent while the model was evicted: the first one's
+  // MODEL_NOT_FOUND starts the upload, the second one's comes after the upload is done. That is
+  // no loss of the model just stored (the limit), and no cause for another upload: the job is
+  // sent again only, nothing held against the honest provider.
+  await evicted(
+    {
+      hold: 'job',
+      attemptTimeoutMs: 30_000,
+      jobs: 2,
+      answer: (n) => (n === 1 ? 'model-not-found' : n === 2 ? 'model-not-found-late' : 'held'),
+    },
+    async (seen, inside, leaseId) => {
+      await until(() => seen.jobs === 4 || inside.avoided.size > 0, 'both jobs sent again, or avoided');
+      assert.equal(inside.avoided.size, 0, 'the provider is not avoided');
+      assert.equal(seen.uploads, 2, 'the model was uploaded again once');
+      assert.ok(inside.leases.get(leaseId) && !inside.leases.get(leaseId)!.closing, 'the lease is kept');
     },
   );
 });
