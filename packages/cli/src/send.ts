@@ -163,11 +163,30 @@ export async function signAndSend(
     // and a hostile node could otherwise show a testnet and have the key sign for another chain.
     const stx = await buildTransaction(client, seed, actions, { fee, chainId: status.chainId });
     const hash = signedHash(stx);
-    await client.sendRawTransaction(encodeSigned(stx));
+    const advice = checkBeforeRerunning({
+      hash,
+      nonce: stx.tx.nonce,
+      expiresAt: stx.tx.expiresAt,
+      address: key.address,
+    });
+    // Past this point the signature is out of our hands: an error from the node (or none at all)
+    // is its word, and a hostile node can answer "refused" or never answer while keeping the
+    // signature to relay after the user, told nothing, runs the command again and signs a second
+    // one. Each error then names the transaction and says to check first.
+    try {
+      await client.sendRawTransaction(encodeSigned(stx));
+    } catch (err) {
+      throw uncertain(err, `the node did not take transaction ${hash}: ${(err as Error).message}`, advice);
+    }
     const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
     if (ctx.output === 'text') console.error(`transaction ${hash} accepted by the node`);
     if (opts.wait === false) return { hash, pending: true, explorer: page };
-    const outcome = await client.waitForTransaction(hash);
+    let outcome: Awaited<ReturnType<typeof client.waitForTransaction>>;
+    try {
+      outcome = await client.waitForTransaction(hash);
+    } catch (err) {
+      throw uncertain(err, `waiting for transaction ${hash} failed: ${(err as Error).message}`, advice);
+    }
     if (outcome.status === 'rejected') {
       // Another transaction of the same key took the nonce first (a miner agent answering
       // challenges from the operator's key, or a second terminal). The dropped one can never be
@@ -182,7 +201,7 @@ export async function signAndSend(
         if (!isLoopbackUrl(ctx.nodeUrl)) {
           throw new UncError(
             'NONCE_USED_UNVERIFIED',
-            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent. Before running the command again, check on a node you trust (unc query tx ${hash}; unc query account ${key.address}): if it was not included and the key's nonce is past ${stx.tx.nonce}, it never can be; otherwise it can still be included until height ${stx.tx.expiresAt}, and running the command again before then may apply both`,
+            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent. ${advice}`,
           );
         }
         if (attempt < MAX_NONCE_RACES) {
@@ -199,7 +218,7 @@ export async function signAndSend(
       // command again, and both would apply. The user is told until when it can still be included.
       throw new UncError(
         outcome.code,
-        `transaction ${hash} was dropped: ${outcome.reason} (the node's word: with nonce ${stx.tx.nonce} it can still be included until height ${stx.tx.expiresAt} if the node kept it; before running the command again, check on a node you trust that it was not included and that the key's nonce is past ${stx.tx.nonce} or the chain past that height)`,
+        `transaction ${hash} was dropped: ${outcome.reason} (the node's word: it may have kept it). ${advice}`,
       );
     }
     const receipt = await client.getTransaction(hash);
@@ -213,6 +232,32 @@ export async function signAndSend(
       explorer: page,
     };
   }
+}
+
+/**
+ * What to check before running a command again whose transaction's fate is only the node's word
+ * (a drop, NONCE_USED from a node elsewhere, a refused send, a wait that failed): a signature a
+ * node kept can still be included until the transaction's expiry height, and a second one signed
+ * meanwhile would apply the actions twice.
+ */
+export function checkBeforeRerunning(tx: {
+  hash: string;
+  nonce: bigint;
+  expiresAt: bigint;
+  address: string;
+}): string {
+  return `Before running the command again, check on a node you trust (unc query tx ${tx.hash}; unc query account ${tx.address}): if transaction ${tx.hash} (nonce ${tx.nonce}) was not included and the key's nonce is past ${tx.nonce}, it never can be; otherwise it can still be included until height ${tx.expiresAt}, and running the command again before then may apply both`;
+}
+
+/**
+ * A send or wait error, its code kept (the node's reason when it gave one; TX_UNCERTAIN when it
+ * gave none: unreachable, timed out), with what to check before running the command again.
+ */
+function uncertain(err: unknown, what: string, advice: string): UncError {
+  const e = err as { code?: unknown; reason?: unknown };
+  const code =
+    typeof e?.code === 'string' ? e.code : typeof e?.reason === 'string' ? e.reason : 'TX_UNCERTAIN';
+  return new UncError(code, `${what}; it may or may not have been sent. ${advice}`);
 }
 
 /** How many times a transaction is signed again after losing its nonce to the key's other transactions. */

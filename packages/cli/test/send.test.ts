@@ -17,13 +17,18 @@ import {
   UncError,
 } from '@unc/core';
 import { devKey } from '@unc/node';
-import { transferAction, type UncClient } from '@unc/sdk';
+import { NodeUnreachableError, RpcClientError, transferAction, type UncClient } from '@unc/sdk';
 import type { Context } from '../src/context.js';
 import { isLoopbackUrl, signAndSend } from '../src/send.js';
 
 type Drop = { status: 'rejected'; code: string; reason: string };
 
-function fakeNode(outcomes: Drop[], chainIds: string[] = [], nodeUrl = 'http://127.0.0.1:9') {
+function fakeNode(
+  outcomes: Drop[],
+  chainIds: string[] = [],
+  nodeUrl = 'http://127.0.0.1:9',
+  fail: { send?: Error; wait?: Error } = {},
+) {
   let nonce = 7n;
   const sent: bigint[] = [];
   const signedFor: string[] = [];
@@ -37,9 +42,11 @@ function fakeNode(outcomes: Drop[], chainIds: string[] = [], nodeUrl = 'http://1
       const { tx } = decode(signedTransactionCodec, fromHex(hex));
       sent.push(tx.nonce);
       signedFor.push(tx.chainId);
+      if (fail.send) throw fail.send;
       return 'ok';
     },
     waitForTransaction: async () => {
+      if (fail.wait) throw fail.wait;
       // Whatever happened, the key's nonce moved on: another transaction of it was included.
       nonce++;
       const next = outcomes.shift();
@@ -103,7 +110,8 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
         err instanceof UncError &&
         err.code === 'EVICTED' &&
         // The node's word: the user learns until when it may still be included before re-running.
-        /with nonce 7 it can still be included until height 110/.test(err.message),
+        /\(nonce 7\)/.test(err.message) &&
+        /can still be included until height 110/.test(err.message),
     );
     assert.equal(sent.length, 1);
   });
@@ -162,5 +170,49 @@ describe('signAndSend signs for the chain it showed', () => {
     const { ctx, signedFor, unlockedFor } = fakeNode([], ['unc-testnet', 'unc-testnet']);
     await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan);
     assert.deepEqual(signedFor, unlockedFor);
+  });
+});
+
+describe('a send or a wait that fails says what to check before running the command again', () => {
+  // The node's word again: a hostile node answers the send with an error, or never reports the
+  // inclusion, while keeping the signature; the user, told only "error", runs the command again
+  // and the node relays both signatures. Each error names the hash, the nonce and the height until
+  // which the transaction can still be included, in the NONCE_USED_UNVERIFIED path's words.
+  const advised = (code: string) => (err: unknown) =>
+    err instanceof UncError &&
+    err.code === code &&
+    /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
+    /may or may not have been sent/.test(err.message) &&
+    /unc query tx [0-9a-f]{64}/.test(err.message) &&
+    /can still be included until height 110/.test(err.message);
+
+  test('a send the node refuses keeps its reason and names what to check', async () => {
+    const refused = new RpcClientError(-32000, 'fee below the minimum', 'FEE_TOO_LOW');
+    const { ctx, sent } = fakeNode([], [], 'https://rpc.example.net', { send: refused });
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) => advised('FEE_TOO_LOW')(err) && /fee below the minimum/.test((err as Error).message),
+    );
+    assert.deepEqual(sent, [7n], 'one signature only');
+  });
+
+  test('a send with no answer names what to check', async () => {
+    const lost = new NodeUnreachableError('https://rpc.example.net', 'socket hang up');
+    const { ctx, sent } = fakeNode([], [], 'https://rpc.example.net', { send: lost });
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      advised('TX_UNCERTAIN'),
+    );
+    assert.deepEqual(sent, [7n]);
+  });
+
+  test('an inclusion wait that timed out names what to check', async () => {
+    const late = new RpcClientError(0, 'transaction 00 not included after 60000 ms');
+    const { ctx, sent } = fakeNode([], [], 'https://rpc.example.net', { wait: late });
+    await assert.rejects(
+      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) => advised('TX_UNCERTAIN')(err) && /not included after/.test((err as Error).message),
+    );
+    assert.deepEqual(sent, [7n], 'nothing signed again');
   });
 });

@@ -79,8 +79,10 @@ import {
   pendingFees,
   pickLease,
   quantile,
+  REUPLOAD_EVERY_MS,
   type RetryPolicy,
   rankOffers,
+  reuploadAllowed,
   type ScaleTargets,
   spendLeases,
   stillCosts,
@@ -179,6 +181,11 @@ interface LeaseState {
   modelHashes: Map<string, string>;
   /** Uploads of a model again (its provider's store evicted it) under way, by model name. */
   reuploads: Map<string, Promise<unknown>>;
+  /**
+   * By model name: uploads of it again to this lease so far, and when (gateway clock, ms) the
+   * last began; at most one per REUPLOAD_EVERY_MS.
+   */
+  reuploaded: Map<string, { count: number; lastMs: number }>;
   /** Latencies (ms) of this lease's attempts that answered. */
   latencies: number[];
   answered: number;
@@ -726,6 +733,10 @@ export class Gateway {
     const hash = lease.modelHashes.get(job.body.model);
     if (!hash)
       throw new ProviderError(503, 'MODEL_NOT_UPLOADED', `model ${job.body.model} is not on this lease yet`);
+    const name = job.body.model;
+    // Uploads of the model again begun before this job was sent: one begun since answers its
+    // MODEL_NOT_FOUND (sent before the model was stored anew) without another.
+    const uploadsBefore = lease.reuploaded.get(name)?.count ?? 0;
     try {
       return await client.runJob(hash, job.body.inputs!);
     } catch (err) {
@@ -734,11 +745,27 @@ export class Gateway {
       // as a provider error it avoided an honest provider and closed our lease. The model is
       // uploaded again, once, and the job sent again on this lease. The request it answered is no
       // request without an answer: it is never disputed, even if the upload gets none.
-      const bytes = this.models.get(job.body.model);
+      const bytes = this.models.get(name);
       if (!(err instanceof ProviderError && err.code === 'MODEL_NOT_FOUND') || !bytes) throw err;
       client.lastJobRequest = null;
+      // At most one upload again per model and lease per REUPLOAD_EVERY_MS: a provider answering
+      // MODEL_NOT_FOUND to 4 jobs in 5 and serving the fifth reset its failure streak each time,
+      // kept its lease for ever, and cost the renter a whole model upload (up to 256 MiB) per job
+      // refused. Past the limit it is the provider's error: avoided, the lease closed (no dispute:
+      // it answered).
+      // An upload under way is joined; one begun (and done) since this job was sent stored the
+      // model anew after it: the job is only sent again. Neither counts against the limit.
+      const last = lease.reuploaded.get(name);
+      const underWay = lease.reuploads.has(name);
+      const storedSinceSent = (last?.count ?? 0) !== uploadsBefore;
+      if (!underWay && !storedSinceSent && !reuploadAllowed(last?.lastMs, this.now()))
+        throw new ProviderError(
+          502,
+          'MODEL_LOST',
+          `the provider lost model ${name} again within ${REUPLOAD_EVERY_MS / 60_000} minutes of storing it anew`,
+        );
       try {
-        await this.reupload(lease, client, job.body.model, bytes);
+        if (underWay || !storedSinceSent) await this.reupload(lease, client, name, bytes);
       } catch (e) {
         // The provider took these very bytes when the lease was adopted (a refusal there avoids
         // it and closes the lease): refusing them now is its doing, not the job's input. Taken
@@ -765,6 +792,8 @@ export class Gateway {
     if (!upload) {
       upload = client.uploadModel(bytes).finally(() => lease.reuploads.delete(name));
       lease.reuploads.set(name, upload);
+      const count = (lease.reuploaded.get(name)?.count ?? 0) + 1;
+      lease.reuploaded.set(name, { count, lastMs: this.now() });
       this.log.info('uploading a model again (the provider evicted it)', {
         lease: lease.row.leaseId,
         model: name,
@@ -1406,6 +1435,7 @@ export class Gateway {
       ocrModelHash: '',
       modelHashes: new Map(),
       reuploads: new Map(),
+      reuploaded: new Map(),
       latencies: [],
       answered: 0,
       failed: 0,

@@ -680,16 +680,36 @@ export function failureStreak(streak: number, failure: AttemptFailure | null): n
   return streak + 1;
 }
 
+/**
+ * The least time between two uploads of one model again to one lease, after its provider answered
+ * a job MODEL_NOT_FOUND (its store evicted the model). A time bound, not a count of jobs served
+ * between: what it limits is the renter's upload bandwidth (a model may be 256 MiB), and a
+ * provider serving a stream of small jobs would pass any job count in seconds. An honest provider
+ * evicts a model used this lease's jobs rarely; one that loses it twice in 10 minutes is thrashing
+ * its store, and leasing elsewhere is better for the renter too.
+ */
+export const REUPLOAD_EVERY_MS = 10 * 60_000;
+
+/** Whether a model last uploaded again to a lease at `lastMs` (undefined: never) may be now. */
+export function reuploadAllowed(lastMs: number | undefined, nowMs: number): boolean {
+  return lastMs === undefined || nowMs - lastMs >= REUPLOAD_EVERY_MS;
+}
+
 /** Classifies a provider API error by its HTTP status and code. */
 export function classifyProviderError(status: number, code: string): AttemptFailure {
   // 408: the provider found our upload too slow (its upload pace, UPLOAD_TOO_SLOW): our link or
   // a crowded provider, not a fault of its own; as an error, 5 of them while uploads contended
   // avoided an honest provider.
   if (status === 429 || status === 503 || status === 408) return 'busy';
-  // Its model store full of models in use (507), or our model evicted again right after the
-  // gateway uploaded it anew (gateway `run`): a crowded provider, not a fault of its own. One that
-  // answers so to every job is avoided after LEASE_FAILURE_STREAK_LIMIT of them, as a busy one is.
-  if (code === 'STORE_FULL' || code === 'MODEL_NOT_FOUND') return 'busy';
+  // Its model store full of models in use (507): a crowded provider, not a fault of its own. One
+  // that answers so to every job is avoided after LEASE_FAILURE_STREAK_LIMIT of them, as a busy one is.
+  if (code === 'STORE_FULL') return 'busy';
+  // MODEL_NOT_FOUND that comes this far is not an eviction the gateway took care of (`run` uploads
+  // the model again, at most once per REUPLOAD_EVERY_MS): our model lost again right after it was
+  // stored anew, or the provider's own built-in OCR model "missing". As busy, a provider answering
+  // it to 4 jobs in 5 kept its lease for ever (the streak reset by each job served) and cost the
+  // renter a model upload per job refused; as a provider error it is avoided and the lease closed.
+  if (code === 'MODEL_NOT_FOUND') return 'provider-error';
   if (code.startsWith('LEASE_') || code === 'NOT_RENTER') return 'lease-refused';
   if (status === 400 || status === 411 || status === 413 || status === 414 || status === 422)
     return 'rejected-input';

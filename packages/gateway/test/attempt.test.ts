@@ -53,10 +53,20 @@ describe('attempt failures', () => {
     assert.equal(classifyAttemptFailure(new Error('the receipt names another lease')), 'bad-receipt');
     assert.equal(classifyAttemptFailure(new ProviderError(422, 'JOB_FAILED', 'bad image')), 'rejected-input');
     assert.equal(classifyAttemptFailure(new ProviderError(429, 'QUEUE_FULL', 'busy')), 'busy');
-    // A model evicted again right after it was uploaded anew, or a store full of models in use:
-    // a crowded provider (the gateway uploads an evicted model once itself; gateway `run`).
-    assert.equal(classifyAttemptFailure(new ProviderError(404, 'MODEL_NOT_FOUND', 'no model')), 'busy');
+    // A store full of models in use: a crowded provider.
     assert.equal(classifyAttemptFailure(new ProviderError(507, 'STORE_FULL', 'full')), 'busy');
+    // A model "not found" that got this far is no eviction the gateway took care of (gateway
+    // `run` uploads an evicted model again, within its limit): lost right after it was stored
+    // anew, or the provider's own OCR model. As busy, it let a provider keep its lease while
+    // refusing 4 jobs in 5.
+    assert.equal(
+      classifyAttemptFailure(new ProviderError(404, 'MODEL_NOT_FOUND', 'no model')),
+      'provider-error',
+    );
+    assert.equal(
+      classifyAttemptFailure(new ProviderError(502, 'MODEL_LOST', 'lost again')),
+      'provider-error',
+    );
     assert.equal(
       classifyAttemptFailure(new ProviderError(404, 'NOT_FOUND', 'no such endpoint')),
       'provider-error',

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Gateway, modelHashOf } from '../src/gateway.js';
+import { REUPLOAD_EVERY_MS } from '../src/policy.js';
 import { mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
@@ -40,13 +41,25 @@ interface Inside {
  * to look at in `check` once it got there.
  */
 async function evicted(
-  opts: { hold: 'upload' | 'job' | 'refuse'; attemptTimeoutMs: number },
+  opts: {
+    hold: 'upload' | 'job' | 'refuse';
+    attemptTimeoutMs: number;
+    /** How the provider answers its n-th job request (1-based); overrides `hold` for jobs. */
+    answer?: (n: number) => 'model-not-found' | 'bad-input' | 'held' | 'model-not-found-late';
+    /** Jobs submitted at once, and the provider's slots (the lease takes them all at once). */
+    jobs?: number;
+    /** The gateway's clock (ms), moved by the test; T0 when absent. */
+    clock?: { ms: number };
+    /** Submit an OCR job (the provider's built-in model, never uploaded) instead. */
+    ocr?: boolean;
+  },
   check: (seen: { uploads: number; jobs: number }, inside: Inside, leaseId: string) => Promise<void>,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'unc-gw-evicted-'));
   const model = new Uint8Array(64).fill(3);
   const seen = { uploads: 0, jobs: 0 };
   const held: ServerResponse[] = [];
+  const late: ServerResponse[] = [];
   const provider = createServer((req, res) => {
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -59,7 +72,7 @@ async function evicted(
         chips: [],
         ocrModelHash: 'cc'.repeat(32),
         executionProvider: 'cpu',
-        queue: { running: 0, queued: 0, concurrency: 1, maxQueued: 8 },
+        queue: { running: 0, queued: 0, concurrency: opts.jobs ?? 1, maxQueued: 8 },
         limits: { maxBodyBytes: 1 << 24, maxModelBytes: 1 << 24, maxJobsPerRenter: 4 },
       });
     const chunks: Buffer[] = [];
@@ -74,7 +87,16 @@ async function evicted(
         return json(200, { modelHash: modelHashOf(body), size: body.length, stored: true });
       }
       seen.jobs++;
-      if (seen.jobs === 1 || opts.hold === 'refuse')
+      // An answer held for later goes out when the next job request comes.
+      for (const r of late.splice(0))
+        r.writeHead(404, { 'content-type': 'application/json' }).end(
+          JSON.stringify({ error: { code: 'MODEL_NOT_FOUND', message: 'no model here' } }),
+        );
+      const answer = opts.answer?.(seen.jobs);
+      if (answer === 'model-not-found-late') return void late.push(res);
+      if (answer === 'bad-input')
+        return json(400, { error: { code: 'BAD_INPUT', message: 'inputs do not fit the model' } });
+      if (answer === 'model-not-found' || (!answer && (seen.jobs === 1 || opts.hold === 'refuse')))
         return json(404, {
           error: { code: 'MODEL_NOT_FOUND', message: 'no model here; upload it first (POST /v1/models)' },
         });
@@ -108,7 +130,7 @@ async function evicted(
     nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
     renterSeed: new Uint8Array(32).fill(9),
     budgetPerHour: 100n * UNC,
-    models: [{ name: 'tiny', onnx: model }],
+    models: [{ name: 'tiny', onnx: model }, { name: 'ocr' }],
     dbPath: join(dir, 'g.db'),
     allowHttp: true,
     inclusionWaitMs: 300,
@@ -116,7 +138,7 @@ async function evicted(
     tickMs: 3_600_000,
     attemptTimeoutMs: opts.attemptTimeoutMs,
     targets: { minLeases: 0 },
-    now: () => T0,
+    now: () => opts.clock?.ms ?? T0,
   });
   const inside = gw as unknown as Inside & { adopt(row: unknown, lease: unknown): Promise<void> };
   try {
@@ -137,16 +159,19 @@ async function evicted(
       state.lease[leaseId],
     );
     assert.equal(seen.uploads, 1);
-    gw.submit(
-      {
-        model: 'tiny',
-        inputs: { x: { type: 'float32', dims: [1, 4], data: Buffer.alloc(16).toString('base64') } },
-      },
-      null,
-    );
+    for (let i = 0; i < (opts.jobs ?? 1); i++)
+      gw.submit(
+        opts.ocr
+          ? { model: 'ocr', image: Buffer.alloc(8).toString('base64') }
+          : {
+              model: 'tiny',
+              inputs: { x: { type: 'float32', dims: [1, 4], data: Buffer.alloc(16).toString('base64') } },
+            },
+        null,
+      );
     await check(seen, inside, leaseId);
   } finally {
-    for (const r of held) r.destroy();
+    for (const r of [...held, ...late]) r.destroy();
     await gw.stop();
     await new Promise<void>((r) => node.close(() => r()));
     await new Promise<void>((r) => provider.close(() => r()));
@@ -203,4 +228,98 @@ test('a provider refusing the model it took for the lease, when asked to store i
     assert.ok(inside.leases.get(leaseId)?.closing ?? true, 'its lease is closed');
     assert.equal(inside.counters.disputes, 0);
   });
+});
+
+test('a provider losing the model again within 10 minutes of its upload again is avoided, not sent it a third time', {
+  timeout: 60_000,
+}, async () => {
+  // A partly serving hostile provider: MODEL_NOT_FOUND to one request, the next answered (here
+  // with its input refused, which holds nothing against it either, as a served job resets the
+  // streak). Each MODEL_NOT_FOUND cost the renter a whole model upload, and the provider kept
+  // its lease; now the second within REUPLOAD_EVERY_MS is its error: avoided, the lease closed.
+  await evicted(
+    {
+      hold: 'job',
+      attemptTimeoutMs: 30_000,
+      answer: (n) => (n % 2 === 1 ? 'model-not-found' : 'bad-input'),
+    },
+    async (seen, inside, leaseId) => {
+      await until(
+        () => inside.avoided.size > 0 || seen.uploads >= 4,
+        'the provider avoided, or the model uploaded again and again',
+      );
+      assert.equal(inside.avoided.size, 1, 'the provider is avoided');
+      assert.equal(seen.uploads, 2, 'the model was uploaded again once');
+      assert.equal(seen.jobs, 3, 'the job was sent again once after the upload, then once more');
+      assert.ok(inside.leases.get(leaseId)?.closing ?? true, 'its lease is closed');
+      assert.equal(inside.counters.disputes, 0, 'it answered: nothing to dispute');
+    },
+  );
+});
+
+test('a model lost again 10 minutes after its upload again is uploaded again', {
+  timeout: 60_000,
+}, async () => {
+  // An honest provider's store evicting our model now and then: each time past the limit is a
+  // new upload, nothing held against the provider.
+  const clock = { ms: T0 };
+  await evicted(
+    {
+      hold: 'job',
+      attemptTimeoutMs: 30_000,
+      clock,
+      answer: (n) => {
+        if (n === 2) clock.ms += REUPLOAD_EVERY_MS;
+        return n === 1 || n === 3 ? 'model-not-found' : n === 2 ? 'bad-input' : 'held';
+      },
+    },
+    async (seen, inside, leaseId) => {
+      await until(() => seen.jobs === 4 || inside.avoided.size > 0, 'the job sent a 4th time, or avoided');
+      assert.equal(inside.avoided.size, 0, 'the provider is not avoided');
+      assert.equal(seen.uploads, 3, 'the model was uploaded again twice');
+      assert.ok(inside.leases.get(leaseId) && !inside.leases.get(leaseId)!.closing, 'the lease is kept');
+      assert.equal(inside.counters.disputes, 0);
+    },
+  );
+});
+
+test("MODEL_NOT_FOUND for the provider's own OCR model is its error at once", {
+  timeout: 60_000,
+}, async () => {
+  // The renter never uploads the OCR model: the provider serves its own. "Not found" is no
+  // eviction; taken as busy, the provider kept its lease through 4 such answers in 5.
+  await evicted(
+    { hold: 'job', attemptTimeoutMs: 30_000, ocr: true, answer: () => 'model-not-found' },
+    async (seen, inside, leaseId) => {
+      await until(() => inside.avoided.size > 0 || seen.jobs >= 5, 'the provider avoided, or sent 5 jobs');
+      assert.equal(inside.avoided.size, 1, 'the provider is avoided');
+      assert.equal(seen.jobs, 1, 'after one answer');
+      assert.equal(seen.uploads, 1, 'no model uploaded for it');
+      assert.ok(inside.leases.get(leaseId)?.closing ?? true, 'its lease is closed');
+      assert.equal(inside.counters.disputes, 0);
+    },
+  );
+});
+
+test('a job sent before the upload again, that finds the model missing after it, is only sent again', {
+  timeout: 60_000,
+}, async () => {
+  // Two jobs on the lease at once, both sent while the model was evicted: the first one's
+  // MODEL_NOT_FOUND starts the upload, the second one's comes after the upload is done. That is
+  // no loss of the model just stored (the limit), and no cause for another upload: the job is
+  // sent again only, nothing held against the honest provider.
+  await evicted(
+    {
+      hold: 'job',
+      attemptTimeoutMs: 30_000,
+      jobs: 2,
+      answer: (n) => (n === 1 ? 'model-not-found' : n === 2 ? 'model-not-found-late' : 'held'),
+    },
+    async (seen, inside, leaseId) => {
+      await until(() => seen.jobs === 4 || inside.avoided.size > 0, 'both jobs sent again, or avoided');
+      assert.equal(inside.avoided.size, 0, 'the provider is not avoided');
+      assert.equal(seen.uploads, 2, 'the model was uploaded again once');
+      assert.ok(inside.leases.get(leaseId) && !inside.leases.get(leaseId)!.closing, 'the lease is kept');
+    },
+  );
 });
