@@ -1,7 +1,8 @@
 /**
- * `unc market lease` signs the deposit it shows. The price it confirms comes from the node; a
- * transaction with deposit 0 ("price × hours") would let the chain's price of the offer decide what
- * leaves the balance, so a hostile node could show one price and have the user sign another.
+ * `unc market lease` signs the deposit and the price it shows. The price it confirms comes from the
+ * node; a transaction with deposit 0 ("price × hours") would let the chain's price of the offer decide
+ * what leaves the balance, and a deposit without the price would be spent at the chain's price (a
+ * hostile node shows a quarter of it: the escrow runs out in a quarter of the time confirmed).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -9,11 +10,18 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   addressFromPublicKey,
+  applyOpenLease,
   decode,
   encodeAddress,
   fromHex,
+  MemoryState,
+  OfferStatus,
   ONE_UNC,
+  type OpenLeaseAction,
+  putOffer,
+  StateOverlay,
   signedTransactionCodec,
+  ValidationError,
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import type { OfferJson } from '@unc/sdk';
@@ -78,7 +86,7 @@ function hostileNode(sent: string[]): Server & { offer: OfferJson } {
   return Object.assign(server, { offer });
 }
 
-describe('market lease binds the confirmed deposit', () => {
+describe('market lease binds the confirmed deposit and price', () => {
   const home = tempHome();
   const sent: string[] = [];
   const server = hostileNode(sent);
@@ -115,6 +123,60 @@ describe('market lease binds the confirmed deposit', () => {
     const action = stx.tx.actions[0]!;
     assert.equal(action.type, 'openLease');
     assert.equal((action as { deposit: bigint }).deposit, 3n * ONE_UNC);
+  });
+
+  test('the signed openLease carries the price shown as its maximum; the chain, at its higher price, refuses it', async () => {
+    sent.length = 0;
+    const run = await runUnc([
+      'market',
+      'lease',
+      OFFER_ID,
+      '--hours',
+      '3',
+      '--from',
+      'renter',
+      '-y',
+      '--home',
+      home.dir,
+      '--node',
+      url,
+      '-o',
+      'json',
+    ]);
+    assert.equal(sent.length, 1, run.stderr);
+    const stx = decode(signedTransactionCodec, fromHex(sent[0]!));
+    const action = stx.tx.actions[0] as OpenLeaseAction;
+    assert.equal(action.type, 'openLease');
+    assert.equal(action.maxPricePerHour, ONE_UNC, 'the price shown (1 UNC/h) is signed');
+    // The chain's offer is pay-as-you-go at 4 UNC/h: the confirmed 3 UNC deposit meets its minimum (0),
+    // so only the signed price keeps that deposit from running out in 45 minutes instead of 3 hours.
+    const state = new StateOverlay(new MemoryState());
+    putOffer(state, {
+      id: fromHex(OFFER_ID, 32),
+      provider: addressFromPublicKey(devKey(4).publicKey),
+      chipIds: [fromHex(CHIP_ID, 32)],
+      pricePerHour: 4n * ONE_UNC,
+      minHours: 0,
+      maxHours: 10,
+      noticeMs: 60_000n,
+      endpoint: 'https://provider.invalid',
+      attributes: { memoryMiB: 0, region: '', runtimes: [] },
+      createdHeight: 1n,
+      createdTime: 0n,
+      status: OfferStatus.open,
+      closedTime: 0n,
+      closesAt: 0n,
+      leasesOpened: 0n,
+      tlsFingerprints: [new Uint8Array(32)],
+    });
+    const written = state.changes().length;
+    const ctx = { chainId: CHAIN, height: 11n, time: 1_000n };
+    const renter = addressFromPublicKey(stx.tx.signer);
+    assert.throws(
+      () => applyOpenLease(state, ctx, renter, stx.tx.signer, action),
+      (err: unknown) => err instanceof ValidationError && err.code === 'PRICE_ABOVE_MAX',
+    );
+    assert.equal(state.changes().length, written, 'nothing written by the refused lease');
   });
 
   test('a deposit given with --deposit is signed as given', async () => {

@@ -229,7 +229,9 @@ function openLease(
   chipId: Uint8Array | null = null,
 ) {
   return find(
-    chain.block([chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours, deposit }])]),
+    chain.block([
+      chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours, deposit, maxPricePerHour: PRICE }]),
+    ]),
     'leaseOpened',
   ).leaseId;
 }
@@ -325,17 +327,23 @@ describe('market: offers', () => {
     assert.notDeepEqual(fresh, old);
     // Re-registered, the chip has proven nothing yet: it is offered, but not rented before it answers.
     assert.equal(
-      code(chain, provider, [{ type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n }]),
+      code(chain, provider, [
+        { type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'CHIP_UNAVAILABLE',
     );
     untilProven(chain, [idA]);
     assert.equal(
-      code(chain, provider, [{ type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n }]),
+      code(chain, provider, [
+        { type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       null,
       'the new offer rents the chip',
     );
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId: old, chipId: null, hours: 1, deposit: 0n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId: old, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'CHIP_UNAVAILABLE',
       'the old offer cannot rent a chip its provider lost',
     );
@@ -352,7 +360,9 @@ describe('market: offers', () => {
     assert.equal(find(events, 'leaseClosing').endTime, closedAt + 30n * MINUTE);
     assert.equal(code(chain, provider, [{ type: 'closeOffer', offerId }]), 'OFFER_CLOSED');
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'OFFER_CLOSED',
     );
     assert.equal(lease(chain, leaseId).status, LeaseStatus.closing, 'the lease runs on during the notice');
@@ -420,28 +430,47 @@ describe('market: leases', () => {
     const offerId = createOffer(chain);
     const balance = getAccount(chain.state, renter.address).balance;
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 11, deposit: 0n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId, chipId: null, hours: 11, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'BAD_DURATION',
     );
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 2, deposit: PRICE - 1n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId, chipId: null, hours: 2, deposit: PRICE - 1n, maxPricePerHour: PRICE },
+      ]),
       'DEPOSIT_TOO_LOW',
     );
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: sha256(utf8('x')), hours: 2, deposit: 0n }]),
+      code(chain, renter, [
+        {
+          type: 'openLease',
+          offerId,
+          chipId: sha256(utf8('x')),
+          hours: 2,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+        },
+      ]),
       'CHIP_NOT_OFFERED',
     );
     assert.equal(
-      code(chain, provider, [{ type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n }]),
+      code(chain, provider, [
+        { type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'SELF_LEASE',
     );
     const poor = key('poor');
     assert.equal(
-      code(chain, poor, [{ type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n }]),
+      code(chain, poor, [
+        { type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'INSUFFICIENT_FUNDS',
     );
 
-    const tx = chain.tx(renter, [{ type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n }]);
+    const tx = chain.tx(renter, [
+      { type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+    ]);
     const events = chain.block([tx]);
     const opened = find(events, 'leaseOpened');
     const l = lease(chain, opened.leaseId);
@@ -457,14 +486,18 @@ describe('market: leases', () => {
     );
     assert.deepEqual(getChipMarket(chain.state, idB).leaseId, opened.leaseId);
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'CHIP_UNAVAILABLE',
     );
     // Without a chip named, the free one is taken; then none is left.
     const second = openLease(chain, offerId, 1);
     assert.deepEqual(lease(chain, second).chipId, idA);
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'CHIP_UNAVAILABLE',
     );
     assert.deepEqual(
@@ -619,7 +652,9 @@ describe('market: leases', () => {
     // ...but it has ended: no top-up revives it, the renter cannot dispute, the chip is free.
     assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_ENDED');
     const events = chain.block([
-      chain.tx(renter, [{ type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n }]),
+      chain.tx(renter, [
+        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
     ]);
     const closed = find(events, 'leaseClosed');
     assert.equal(closed.reason, 'escrowExhausted');
@@ -637,13 +672,17 @@ describe('market: leases', () => {
     const chain = setup(MINUTE, false);
     const offerId = createOffer(chain, [idA, idB]); // offering an unproven chip is fine
     const named = chain.try(
-      chain.tx(renter, [{ type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n }]),
+      chain.tx(renter, [
+        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
     );
     assert.equal(named?.code, 'CHIP_UNAVAILABLE');
     assert.match(named.message, /has not answered a challenge since its registration/);
     const before = chain.state.map.size;
     assert.equal(
-      code(chain, renter, [{ type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n }]),
+      code(chain, renter, [
+        { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+      ]),
       'CHIP_UNAVAILABLE',
     );
     assert.equal(chain.state.map.size, before, 'the refusal wrote nothing');
@@ -768,6 +807,104 @@ describe('market: leases', () => {
   });
 });
 
+describe('market: the renter signs the price', () => {
+  /** Applies `t` in a fresh next-block executor: its refusal, and whether the state was left untouched. */
+  function refusal(chain: MarketChain, t: TxEnvelope): { error: ValidationError | null; unchanged: boolean } {
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + chain.step(chain.height + 1n),
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+    });
+    const before = ex.overlay.changes();
+    const r = ex.tryApply(t);
+    return {
+      error: r instanceof ValidationError ? r : null,
+      unchanged:
+        ex.overlay.changes().length === before.length &&
+        ex.overlay.changes().every((w, i) => equalWrite(w, before[i]!)),
+    };
+  }
+  const equalWrite = (
+    a: { key: Uint8Array; value: Uint8Array | null },
+    b: { key: Uint8Array; value: Uint8Array | null },
+  ) =>
+    Buffer.compare(a.key, b.key) === 0 &&
+    (a.value === null ? b.value === null : b.value !== null && Buffer.compare(a.value, b.value) === 0);
+
+  test('a lease at a price above the signed maxPricePerHour is refused and changes nothing', () => {
+    // The attack: a node shows a pay-as-you-go offer (minHours 0) at a quarter of its real price; the
+    // renter confirms 4 h of the shown price. That deposit meets the offer's minimum (0), so without a
+    // signed price the lease opened at the real price and the escrow ran out in 1 h instead of 4.
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { minHours: 0 });
+    const shown = PRICE / 4n;
+    const balance = getAccount(chain.state, renter.address).balance;
+    const t = chain.tx(renter, [
+      { type: 'openLease', offerId, chipId: null, hours: 4, deposit: 4n * shown, maxPricePerHour: shown },
+    ]);
+    const r = refusal(chain, t);
+    assert.equal(r.error?.code, 'PRICE_ABOVE_MAX', r.error?.message);
+    assert.ok(r.unchanged, 'the refused lease wrote nothing');
+    assert.equal(
+      code(chain, renter, [
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 4,
+          deposit: 4n * shown,
+          maxPricePerHour: PRICE - 1n,
+        },
+      ]),
+      'PRICE_ABOVE_MAX',
+    );
+    chain.block();
+    assert.equal(getAccount(chain.state, renter.address).balance, balance);
+    assert.equal(getOffer(chain.state, offerId)!.leasesOpened, 0n);
+    assert.equal(getChipMarket(chain.state, idA).leaseId, null);
+  });
+
+  test('at or below maxPricePerHour the lease opens at the offer price, not at the maximum signed', () => {
+    const chain = setup();
+    const offerId = createOffer(chain);
+    const balance = getAccount(chain.state, renter.address).balance;
+    // Signed for up to 3× the price with deposit 0 (= price × hours): the offer's price is paid.
+    const t = chain.tx(renter, [
+      { type: 'openLease', offerId, chipId: idA, hours: 2, deposit: 0n, maxPricePerHour: 3n * PRICE },
+    ]);
+    const above = lease(chain, find(chain.block([t]), 'leaseOpened').leaseId);
+    assert.equal(above.pricePerHour, PRICE);
+    assert.equal(above.deposited, 2n * PRICE);
+    assert.equal(getAccount(chain.state, renter.address).balance, balance - 2n * PRICE - t.stx.tx.fee);
+    // Exactly the price is accepted too.
+    const exact = openLease(chain, offerId, 1, 0n, idB);
+    assert.equal(lease(chain, exact).pricePerHour, PRICE);
+  });
+
+  test('property: a lease is refused with PRICE_ABOVE_MAX exactly when the offer price exceeds the maximum', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { minHours: 0 });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.bigInt({ min: 0n, max: 2n ** 128n - 1n }),
+          fc.bigInt({ min: PRICE - 3n, max: PRICE + 3n }),
+        ),
+        (max) => {
+          const got = code(chain, renter, [
+            { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 1n, maxPricePerHour: max },
+          ]);
+          assert.equal(got, max < PRICE ? 'PRICE_ABOVE_MAX' : null);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
 describe('market: receipts and disputes', () => {
   const WAIT = DEFAULT_MARKET_PARAMS.disputeWaitMs;
   function receiptFor(leaseId: Uint8Array, chipId: Uint8Array, n: number, startMs: bigint): JobReceipt {
@@ -881,7 +1018,7 @@ describe('market: receipts and disputes', () => {
     const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
     chain.block([
       chain.tx(sybil, [
-        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n },
+        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
         { type: 'closeLease', leaseId },
       ]),
     ]);
@@ -993,7 +1130,14 @@ describe('market: receipts and disputes', () => {
     // One transaction: open, 16 disputes "made" in this very block, close (deposit back whole).
     const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
     const t = chain.time + chain.step(chain.height + 1n);
-    const open: Action = { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n };
+    const open: Action = {
+      type: 'openLease',
+      offerId,
+      chipId: idA,
+      hours: 1,
+      deposit: 0n,
+      maxPricePerHour: PRICE,
+    };
     assert.equal(
       code(chain, mallory, [open, ...burst(leaseId, t), { type: 'closeLease', leaseId }]),
       'DISPUTE_TOO_EARLY',
@@ -1145,7 +1289,9 @@ describe('market: receipts and disputes', () => {
       chain.tx(other, [{ type: 'transfer', to: mallory.address, amount: 10n * UNC, memo: new Uint8Array() }]),
     ]);
     const opened = chain.block([
-      chain.tx(mallory, [{ type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n }]),
+      chain.tx(mallory, [
+        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: 1_000n },
+      ]),
     ]);
     const leaseId = find(opened, 'leaseOpened').leaseId;
     const start = lease(chain, leaseId).startTime;
@@ -1294,8 +1440,8 @@ describe('market: encoding', () => {
     const actions: Action[] = [
       offerAction([idA]),
       { type: 'closeOffer', offerId: idA },
-      { type: 'openLease', offerId: idA, chipId: null, hours: 3, deposit: 7n },
-      { type: 'openLease', offerId: idA, chipId: idB, hours: 3, deposit: 0n },
+      { type: 'openLease', offerId: idA, chipId: null, hours: 3, deposit: 7n, maxPricePerHour: PRICE },
+      { type: 'openLease', offerId: idA, chipId: idB, hours: 3, deposit: 0n, maxPricePerHour: PRICE },
       { type: 'topUpLease', leaseId: idA, amount: 1n },
       { type: 'closeLease', leaseId: idA },
       {
@@ -1351,6 +1497,25 @@ describe('market: encoding', () => {
     assert.deepEqual(offer.subarray(offer.length - 36), cat(u32(1), TLS_A));
     // An offer encoded before the field existed (no trailing list) does not decode as an empty list.
     assert.throws(() => decode(actionCodec, offer.subarray(0, offer.length - 36)), /tlsFingerprints/);
+  });
+
+  test('OpenLease ends with the signed maxPricePerHour (u128); the encoding without it is refused', () => {
+    const u32 = (n: number) => Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+    const u128 = (v: bigint) =>
+      Uint8Array.from({ length: 16 }, (_, i) => Number((v >> BigInt(8 * (15 - i))) & 255n));
+    const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+    // tag 12 OpenLease { offerId: bytes32, chipId: option(bytes32), hours: u32, deposit: u128, maxPricePerHour: u128 }
+    const bytes = encode(actionCodec, {
+      type: 'openLease',
+      offerId: idA,
+      chipId: null,
+      hours: 3,
+      deposit: 7n,
+      maxPricePerHour: PRICE,
+    });
+    assert.deepEqual(bytes, cat(Uint8Array.of(12), idA, Uint8Array.of(0), u32(3), u128(7n), u128(PRICE)));
+    // A lease signed before the field existed (no price bound) is not read with some default price.
+    assert.throws(() => decode(actionCodec, bytes.subarray(0, bytes.length - 16)));
   });
 });
 
@@ -1440,7 +1605,14 @@ describe('market: properties', () => {
               if (!chain.try(close)) step([close]);
             }
             const open = chain.tx(renter, [
-              { type: 'openLease', offerId, chipId: idA, hours: o.hours, deposit: 0n },
+              {
+                type: 'openLease',
+                offerId,
+                chipId: idA,
+                hours: o.hours,
+                deposit: 0n,
+                maxPricePerHour: PRICE,
+              },
             ]);
             const refusal = chain.try(open);
             if (refusal) assert.equal(refusal.code, 'CHIP_UNAVAILABLE');
@@ -1507,7 +1679,11 @@ describe('market: properties', () => {
             if (o.op === 'open') {
               const full = price * BigInt(o.hours);
               const deposit = o.share < 500 ? (full * BigInt(o.share)) / 500n + 1n : full + o.extra;
-              txs = [chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours: o.hours, deposit }])];
+              txs = [
+                chain.tx(renter, [
+                  { type: 'openLease', offerId, chipId, hours: o.hours, deposit, maxPricePerHour: price },
+                ]),
+              ];
             } else if (o.op === 'topUp' && current) {
               txs = [chain.tx(renter, [{ type: 'topUpLease', leaseId: current, amount: o.amount }])];
             } else if (o.op === 'renterClose' && current) {

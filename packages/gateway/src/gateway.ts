@@ -1069,7 +1069,15 @@ export class Gateway {
       const hours = Math.max(1, best.maxHours ?? best.minHours, best.minHours);
       const deposit = best.pricePerHour * BigInt(Math.max(1, best.minHours));
       const { events } = await this.sendTx(
-        [openLeaseAction(best.offerId, hours, { chipId: best.chipId, deposit })],
+        // The price ranked and budgeted is signed as the most the lease may cost: the offers are the
+        // node's word, and a lease at a higher real price would overrun the budget and drain the deposit.
+        [
+          openLeaseAction(best.offerId, hours, {
+            chipId: best.chipId,
+            deposit,
+            maxPricePerHour: best.pricePerHour,
+          }),
+        ],
         'openLease',
         {
           newRate: best.pricePerHour,

@@ -224,7 +224,9 @@ describe('market RPC', () => {
     assert.equal(o.chips[0]?.available, false);
     assert.equal(o.available, 0);
     // Admitted to the pool (admission checks the sender), refused by the block that would include it.
-    const stx = await buildTransaction(client, renter.seed, [openLeaseAction(offerId, 2, { chipId })]);
+    const stx = await buildTransaction(client, renter.seed, [
+      openLeaseAction(offerId, 2, { chipId, maxPricePerHour: 36n * UNC }),
+    ]);
     await client.sendRawTransaction(encodeSigned(stx));
     const refused = await client.waitForTransaction(signedHash(stx), 15_000);
     assert.equal(refused.status, 'rejected', JSON.stringify(refused));
@@ -239,7 +241,9 @@ describe('market RPC', () => {
   });
 
   test('a lease shows its parties, renter key, endpoint and balanced amounts', async () => {
-    const events = await send(renter.seed, [openLeaseAction(offerId, 2, { chipId })]);
+    const events = await send(renter.seed, [
+      openLeaseAction(offerId, 2, { chipId, maxPricePerHour: 36n * UNC }),
+    ]);
     const opened = events.find((e) => e.type === 'leaseOpened');
     assert.ok(opened && opened.type === 'leaseOpened');
     leaseId = opened.leaseId;
@@ -308,7 +312,11 @@ describe('market RPC', () => {
     // 1.5 s of a 36 UNC/h lease: 0.015 UNC of escrow on a 24-hour lease.
     const opened = (
       await send(renter.seed, [
-        openLeaseAction(created.offerId, 24, { chipId: chip2Id, deposit: 15n * 10n ** 15n }),
+        openLeaseAction(created.offerId, 24, {
+          chipId: chip2Id,
+          deposit: 15n * 10n ** 15n,
+          maxPricePerHour: 36n * UNC,
+        }),
       ])
     ).find((e) => e.type === 'leaseOpened');
     assert.ok(opened && opened.type === 'leaseOpened');

@@ -172,7 +172,9 @@ const unc = (base: bigint | string): string => `${formatUnc(BigInt(base))} UNC`;
  * Pre-flight for a lease, the chain's own rules on what the node reports (PROTOCOL §8): the offer is
  * open, the hours fit, the chip belongs to the offer, the deposit covers the minimum; returns the
  * escrow (`deposit`, or price × hours when it is absent or 0). Whether a chip is free is left to
- * the chain: a lease that has just ended frees its chip only when the next lease is applied.
+ * the chain: a lease that has just ended frees its chip only when the next lease is applied. The
+ * lease must then be signed with `maxPricePerHour` = the price shown (`o.price`), so that the chain
+ * refuses it if the node lied about the price.
  */
 export function checkLeaseTerms(
   o: OfferJson,
@@ -220,11 +222,16 @@ export function checkFunds(p: { from: string; balance: bigint; spend: bigint; fe
   }
 }
 
-/** `deposit` 0 (the default) deposits price × hours. */
+/**
+ * `deposit` 0 (the default) deposits price × hours. `maxPricePerHour` is required: the price per
+ * hour the renter was shown (or the most it accepts); the chain refuses the lease (PRICE_ABOVE_MAX)
+ * when the offer costs more, so a node showing a cheaper price than the chain's cannot have the
+ * deposit spent at the real one.
+ */
 export function openLeaseAction(
   offerId: string,
   hours: number,
-  opts: { chipId?: string; deposit?: bigint } = {},
+  opts: { chipId?: string; deposit?: bigint; maxPricePerHour: bigint },
 ): Action {
   return {
     type: 'openLease',
@@ -232,6 +239,7 @@ export function openLeaseAction(
     chipId: opts.chipId ? fromHex(opts.chipId, 32) : null,
     hours,
     deposit: opts.deposit ?? 0n,
+    maxPricePerHour: opts.maxPricePerHour,
   };
 }
 

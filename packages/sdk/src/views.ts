@@ -46,7 +46,14 @@ export type MarketActionJson =
       tlsFingerprints: string[];
     }
   | { type: 'closeOffer'; offerId: string }
-  | { type: 'openLease'; offerId: string; chipId: string | null; hours: number; deposit: string }
+  | {
+      type: 'openLease';
+      offerId: string;
+      chipId: string | null;
+      hours: number;
+      deposit: string;
+      maxPricePerHour: string;
+    }
   | { type: 'topUpLease'; leaseId: string; amount: string }
   | { type: 'closeLease'; leaseId: string }
   | { type: 'postReceipt'; leaseId: string; chipId: string; jobId: string; rating: number }
@@ -695,6 +702,7 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
         chipId: a.chipId ? toHex(a.chipId) : null,
         hours: a.hours,
         deposit: a.deposit.toString(),
+        maxPricePerHour: a.maxPricePerHour.toString(),
       };
     case 'topUpLease':
       return { type: 'topUpLease', leaseId: toHex(a.leaseId), amount: a.amount.toString() };

@@ -451,8 +451,14 @@ export function marketCommand(): Command {
       const escrow = checkLease(offer, hours, chipId, deposit);
       // The deposit is signed as shown, never left 0 ("price × hours" at the chain's price): the
       // price shown is the node's word, and a hostile node could show a cheap offer whose real price
-      // then took the balance. Signed explicitly, at most what was confirmed leaves it.
-      const action = openLeaseAction(id, hours, { ...(chipId ? { chipId } : {}), deposit: escrow });
+      // then took the balance. Signed explicitly, at most what was confirmed leaves it. The price
+      // shown is signed too (maxPricePerHour): else that deposit would run out at the real price,
+      // many times faster than confirmed; the chain refuses the lease if the offer costs more.
+      const action = openLeaseAction(id, hours, {
+        ...(chipId ? { chipId } : {}),
+        deposit: escrow,
+        maxPricePerHour: BigInt(offer.price),
+      });
       const { hash, height, events, explorer } = await send(ctx, signer, [action], {
         summary: [
           `Lease ${chipId ? `chip ${chipId}` : 'a free chip'} of offer ${id} for ${hours} h at ${unc(offer.price)} per hour`,

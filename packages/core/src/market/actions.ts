@@ -73,6 +73,13 @@ export interface OpenLeaseAction {
   hours: number;
   /** Escrow to deposit; 0 = price × hours. */
   deposit: bigint;
+  /**
+   * The highest offer price per hour the renter accepts (base units; the offer's `pricePerHour`
+   * above it refuses the lease with PRICE_ABOVE_MAX). Without it the renter signed only a deposit:
+   * a node showing a cheap price could have that deposit spent at the offer's real, higher price
+   * (drained that many times faster). No "any price" value: 0 accepts no offer.
+   */
+  maxPricePerHour: bigint;
 }
 
 export interface TopUpLeaseAction {
@@ -134,6 +141,7 @@ export const openLeaseCodec = struct<Omit<OpenLeaseAction, 'type'>>('OpenLease',
   chipId: option(hash32),
   hours: u32,
   deposit: u128,
+  maxPricePerHour: u128,
 });
 export const topUpLeaseCodec = struct<Omit<TopUpLeaseAction, 'type'>>('TopUpLease', {
   leaseId: hash32,

@@ -293,6 +293,14 @@ export function applyOpenLease(
   if (equalBytes(offer.provider, renter)) {
     throw new ValidationError('SELF_LEASE', 'a provider cannot rent its own offer');
   }
+  // The renter signs the price it was shown (as its ceiling): a lease at a price it never saw would
+  // let a hostile node show a cheap offer and have the confirmed deposit drained at the real price.
+  if (offer.pricePerHour > action.maxPricePerHour) {
+    throw new ValidationError(
+      'PRICE_ABOVE_MAX',
+      `offer ${short(offer.id)} costs ${formatUnc(offer.pricePerHour)} UNC per hour, above the ${formatUnc(action.maxPricePerHour)} UNC the renter signed for`,
+    );
+  }
   const shortest = Math.max(1, offer.minHours);
   if (!Number.isInteger(action.hours) || action.hours < shortest || action.hours > offer.maxHours) {
     throw new ValidationError(

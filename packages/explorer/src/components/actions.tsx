@@ -69,6 +69,7 @@ const AMOUNT_FIELDS = new Set([
   'toProposer',
   'deposit',
   'pricePerHour',
+  'maxPricePerHour',
   'paid',
   'refunded',
   'remaining',

@@ -90,8 +90,13 @@ async function check(
   const tx = await prepareTransaction(client, signer.publicKey, [
     // The deposit shown is signed, never left 0 ("price × hours" at the chain's price): the offer
     // and its price are the node's word (any node, with ?rpc=), and a hostile one could show a cheap
-    // offer whose real price then took the balance. Signed explicitly, at most what was shown leaves it.
-    openLeaseAction(offer.id, hours, { ...(chipId ? { chipId } : {}), deposit: escrow }),
+    // offer whose real price then took the balance. Signed explicitly, at most what was shown leaves it;
+    // the price shown is signed as the most accepted, so that deposit is not spent at a higher price.
+    openLeaseAction(offer.id, hours, {
+      ...(chipId ? { chipId } : {}),
+      deposit: escrow,
+      maxPricePerHour: BigInt(offer.price),
+    }),
   ]);
   const balance = await client.balance(renter);
   checkFunds({ from: renter, balance, spend: escrow, fee: tx.fee });
