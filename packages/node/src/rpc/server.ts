@@ -959,11 +959,16 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     );
   }
 
+  /** When the next WebSocket ping round runs (wall clock, ms): it makes room for refused replies. */
+  let nextWsRoundAt = Date.now() + limits.pingIntervalMs;
+
   /**
    * What a WebSocket message is answered with in place of a reply that does not fit the total of
-   * unsent bytes (maxWsBufferedBytesTotal): -32005 BUSY for each request the reply answered.
+   * unsent bytes (maxWsBufferedBytesTotal): -32005 BUSY for each request the reply answered, to be
+   * retried once the next ping round has made room.
    */
   function busyText(call: Call): string {
+    const retryAfterMs = Math.min(limits.pingIntervalMs, Math.max(1, nextWsRoundAt - Date.now()));
     const busy = (id: RpcId): string =>
       JSON.stringify(
         limitResponse(
@@ -972,7 +977,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
             'BUSY',
             'the server holds too many unsent replies; retry shortly',
             limits.maxWsBufferedBytesTotal,
-            { retryAfterMs: limits.pingIntervalMs },
+            { retryAfterMs },
           ),
         ),
       );
@@ -1613,7 +1618,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   });
   server.on('error', (err) => log.error('rpc server error', { err }));
 
+  nextWsRoundAt = Date.now() + limits.pingIntervalMs;
   const pingTimer = setInterval(() => {
+    nextWsRoundAt = Date.now() + limits.pingIntervalMs;
     pingAll();
     rateLimiter.prune();
   }, limits.pingIntervalMs);

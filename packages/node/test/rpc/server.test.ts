@@ -1505,7 +1505,8 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       assert.equal(busy.length, 4 - full);
       for (const m of busy) {
         assert.equal(m.id, 7);
-        assert.equal(m.error!.data.retryAfterMs, 60_000);
+        // Until the next ping round, which makes room.
+        assert.ok(m.error!.data.retryAfterMs > 0 && m.error!.data.retryAfterMs <= 60_000);
       }
     } finally {
       await closeAll(server);
@@ -1663,7 +1664,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     }
   });
 
-  it('over the total of all clients, drops the one holding the most at a ping round', async () => {
+  it('over the total of all clients, drops the one holding the most, at a send or a ping round', async () => {
     const emitters = new Map<number, (r: unknown) => void>();
     const server = await startRpcServer(
       {
@@ -1696,6 +1697,8 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       emitters.get(1)!({ chunk: 'x'.repeat(14 * MiB) });
       emitters.get(2)!({ chunk: 'x'.repeat(10 * MiB) });
       emitters.get(3)!({ chunk: 'small' });
+      // The third event finds the total over the cap even without it: the total stays under the cap
+      // plus one message, so the larger fresh holder goes now (or at the ping round, if first).
       await waitFor(() => !emitters.has(1));
       // Dropping the larger was enough: the other silent holder goes only by its own rounds.
       assert.ok(emitters.has(2), 'only the largest holder is dropped to get under the total');
