@@ -83,8 +83,10 @@ export interface RpcLimits {
   /** A WebSocket client whose unsent replies and events exceed this is dropped (it is not reading). */
   maxWsBufferedBytes: number;
   /**
-   * Unsent replies and events of all WebSocket clients together: past it, clients are dropped, those
-   * behind the read floor first, the one holding the most first (at least maxWsBufferedBytes).
+   * Unsent replies and events of all WebSocket clients together (at least maxWsBufferedBytes): a
+   * reply past it is answered -32005 BUSY; past it, clients are dropped in shedOrder (behind the
+   * read floor first, then the slowest to drain), at a send only to keep it under the cap plus one
+   * message, at a ping round to get under it and make room for the largest reply refused.
    */
   maxWsBufferedBytesTotal: number;
   /**
@@ -260,6 +262,10 @@ interface Call {
   /** Set once the batch reply is full: the requests left are answered with an error unrun. */
   full: boolean;
   replies: number;
+  /** The ids of the replies, in order (to answer them "busy" when the reply does not fit). */
+  ids: RpcId[];
+  /** Subscriptions the call made (stopped if its reply is refused). */
+  subscribed: string[];
   rateLimited: number;
   retryAfterMs: number;
 }
@@ -271,6 +277,13 @@ function isList(value: unknown): value is readonly unknown[] {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The id a request's reply carries: its own when valid, else null. */
+function replyIdOf(raw: unknown): RpcId {
+  if (!isRecord(raw) || !Object.hasOwn(raw, 'id')) return null;
+  const id = raw.id;
+  return id === null || typeof id === 'string' || typeof id === 'number' ? id : null;
 }
 
 function clip(name: string): string {
@@ -535,17 +548,45 @@ export function readDebt(
   return Math.max(0, debtBefore + Math.max(1, Math.min(pendingBefore, floor)) - taken);
 }
 
-/** What one WebSocket client holds in our memory, unsent, and whether it is behind the read floor. */
+/**
+ * What one WebSocket client holds in our memory, unsent; whether it is behind the read floor; and
+ * how fast it drains: `took`, the bytes the kernel took from its socket over the last ping round,
+ * meaningful only when `measured` (bytes of ours waited for it all that round, at its start and at
+ * its end). A client not measured got what it holds since the last round (a fresh burst), or read
+ * all it had: how fast it reads is not known.
+ */
 export interface WsHolding {
   pending: number;
   behind: boolean;
+  took: number;
+  measured: boolean;
+}
+
+/**
+ * The order in which to drop holders: those behind the read floor first, then those measured, the
+ * longest time to drain first (pending ÷ what the kernel took last round), then fresh bursts, the
+ * largest first. Time to drain, not bytes held: eleven clients holding 23 MiB each at the floor
+ * would otherwise see an honest client reading its 24 MiB reply at ten times the floor dropped in
+ * their place. Fresh bursts last, as a reply or event that just went out says nothing yet of its
+ * reader (a fresh burst is measured, and behind if it reads nothing, by the next round).
+ * Negative: `a` goes before `b`.
+ */
+export function shedOrder(a: WsHolding, b: WsHolding): number {
+  if (a.behind !== b.behind) return a.behind ? -1 : 1;
+  if (a.measured !== b.measured) return a.measured ? -1 : 1;
+  if (a.measured) {
+    // pending ÷ took compared without dividing: a client that took nothing drains never.
+    const slowness = b.pending * Math.max(0, a.took) - a.pending * Math.max(0, b.took);
+    if (slowness !== 0) return slowness;
+  }
+  return b.pending - a.pending;
 }
 
 /**
  * Which clients (indices into `holdings`, in the order to drop them) to drop so that all unsent
- * bytes plus `incoming` more fit `cap`: those behind the read floor first, then, when `anyHolder`,
- * those keeping up; the one holding the most first within each. A client holding nothing is never
- * dropped (it reads as fast as it is sent to); nothing is dropped when all fits.
+ * bytes plus `incoming` more fit `cap`: those behind the read floor only, or, when `anyHolder`,
+ * any holder in shedOrder. A client holding nothing is never dropped (it reads as fast as it is
+ * sent to); nothing is dropped when all fits.
  */
 export function overBudget(
   holdings: readonly WsHolding[],
@@ -559,11 +600,7 @@ export function overBudget(
   const order = holdings
     .map((_h, i) => i)
     .filter((i) => holdings[i]!.pending > 0 && (anyHolder || holdings[i]!.behind))
-    .sort(
-      (a, b) =>
-        Number(holdings[b]!.behind) - Number(holdings[a]!.behind) ||
-        holdings[b]!.pending - holdings[a]!.pending,
-    );
+    .sort((a, b) => shedOrder(holdings[a]!, holdings[b]!) || a - b);
   const drop: number[] = [];
   for (const i of order) {
     if (total <= cap) break;
@@ -601,14 +638,20 @@ class Connection {
   /** bytesTaken and bufferedAmount at the last ping round. */
   private takenAtRound: number;
   private pendingAtRound = 0;
+  /** Bytes the kernel took over the last round, and whether ours waited all that round (WsHolding). */
+  private took = 0;
+  private measured = false;
 
   constructor(
     readonly ws: WebSocket,
     /** Rate-limit key; null when the client is exempt. */
     readonly client: string | null,
     private readonly maxBufferedBytes: number,
-    /** Books `bytes` about to be sent against the budget of all clients (which may drop this one). */
-    private readonly book: (bytes: number) => void,
+    /**
+     * Books bytes about to be sent against the budget of all clients: an event always (which may
+     * drop this one), a reply only when it fits (false: it does not, answer "busy" instead).
+     */
+    private readonly budget: { event(bytes: number): void; reply(bytes: number): boolean },
     private readonly log: Logger,
   ) {
     this.takenAtRound = bytesTaken(ws) ?? 0;
@@ -631,14 +674,47 @@ class Connection {
         ? 0
         : readDebt(this.debt, this.pendingAtRound, taken - this.takenAtRound, floor, pending);
     const progressed = taken === undefined || taken > this.takenAtRound;
+    this.measured = taken !== undefined && this.pendingAtRound > 0 && pending > 0;
+    this.took = taken === undefined ? 0 : taken - this.takenAtRound;
     this.takenAtRound = taken ?? 0;
     this.pendingAtRound = pending;
     this.graceRounds = pending > 0 && progressed ? grace : Math.max(0, this.graceRounds - 1);
   }
 
+  /** What it holds unsent now, and how fast it drained at the last round (see shedOrder). */
+  holding(): WsHolding {
+    return {
+      pending: this.ws.bufferedAmount,
+      behind: this.debt > 0,
+      took: this.took,
+      measured: this.measured,
+    };
+  }
+
+  /**
+   * Sends a reply, or `busy()` in its place when the reply does not fit the total of unsent bytes
+   * of all clients (nobody is dropped for a reply); false when refused.
+   */
+  sendReply(data: string, busy: () => string): boolean {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return true;
+    if (this.budget.reply(Buffer.byteLength(data))) {
+      this.write(data);
+      return true;
+    }
+    this.send(busy());
+    return false;
+  }
+
   /** Sends one text message (a Buffer holds its UTF-8 bytes). */
   send(data: string | Buffer): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.budget.event(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    this.write(data);
+  }
+
+  /** Hands a message already booked against the total to the socket. */
+  private write(data: string | Buffer): void {
+    if (this.closed) return;
     // A client that subscribes and never reads would otherwise grow our send buffer without bound.
     if (this.ws.bufferedAmount > this.maxBufferedBytes) {
       this.log.warn('dropping slow websocket consumer', {
@@ -649,8 +725,6 @@ class Connection {
       this.ws.terminate();
       return;
     }
-    this.book(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
-    if (this.closed) return;
     this.ws.send(data, { binary: false });
   }
 
@@ -753,6 +827,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     } else {
       conn.subs.set(id, stop);
     }
+    call.subscribed.push(id);
     call.afterSend.push(() => {
       const held = pending ?? [];
       pending = undefined;
@@ -821,6 +896,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       bytesLeft: limits.maxResponseBytes,
       full: false,
       replies: 0,
+      ids: [],
+      subscribed: [],
       rateLimited: 0,
       retryAfterMs: 0,
     };
@@ -882,6 +959,32 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     );
   }
 
+  /** When the next WebSocket ping round runs (wall clock, ms): it makes room for refused replies. */
+  let nextWsRoundAt = Date.now() + limits.pingIntervalMs;
+
+  /**
+   * What a WebSocket message is answered with in place of a reply that does not fit the total of
+   * unsent bytes (maxWsBufferedBytesTotal): -32005 BUSY for each request the reply answered, to be
+   * retried once the next ping round has made room.
+   */
+  function busyText(call: Call): string {
+    const retryAfterMs = Math.min(limits.pingIntervalMs, Math.max(1, nextWsRoundAt - Date.now()));
+    const busy = (id: RpcId): string =>
+      JSON.stringify(
+        limitResponse(
+          id,
+          limitError(
+            'BUSY',
+            'the server holds too many unsent replies; retry shortly',
+            limits.maxWsBufferedBytesTotal,
+            { retryAfterMs },
+          ),
+        ),
+      );
+    if (call.batch) return `[${call.ids.map(busy).join(',')}]`;
+    return busy(call.ids[0] ?? null);
+  }
+
   /** Serialises a result within the bytes the reply has left, or answers why it cannot. */
   function resultText(replyId: RpcId, value: unknown, call: Call): string {
     const room = Math.min(limits.maxResponseBytes, call.bytesLeft);
@@ -920,7 +1023,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const hasId = Object.hasOwn(raw, 'id');
     const id = raw.id;
     const validId = id === null || typeof id === 'string' || typeof id === 'number';
-    const replyId: RpcId = hasId && validId ? id : null;
+    const replyId = replyIdOf(raw);
     const invalid = (why: string): string => {
       const refused = admit(call, 1);
       if (refused) return JSON.stringify(limitResponse(replyId, refused));
@@ -996,7 +1099,10 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
     if (!isList(payload)) {
       const reply = await handleOne(payload, call);
-      if (reply !== undefined) call.replies = 1;
+      if (reply !== undefined) {
+        call.replies = 1;
+        call.ids.push(replyIdOf(payload));
+      }
       return reply;
     }
     if (payload.length === 0) {
@@ -1017,6 +1123,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const reply = await handleOne(item, call);
       if (reply === undefined) continue;
       replies.push(reply);
+      call.ids.push(replyIdOf(item));
       call.bytesLeft -= Buffer.byteLength(reply) + 1;
     }
     call.replies = replies.length;
@@ -1269,7 +1376,13 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   }
 
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn = new Connection(ws, clientOf(req.socket), limits.maxWsBufferedBytes, bookWsBytes, log);
+    const conn = new Connection(
+      ws,
+      clientOf(req.socket),
+      limits.maxWsBufferedBytes,
+      { event: bookWsEvent, reply: bookWsReply },
+      log,
+    );
     connections.add(conn);
     ws.on('pong', () => {
       conn.alive = true;
@@ -1296,8 +1409,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const call = newCall({ transport: 'ws' }, conn.client, conn);
       handleMessage(rawToString(data), call)
         .then((reply) => {
-          if (reply !== undefined) conn.send(reply);
-          for (const fn of call.afterSend) fn();
+          if (reply === undefined || conn.sendReply(reply, () => busyText(call))) {
+            for (const fn of call.afterSend) fn();
+            return;
+          }
+          // Refused: the client never learns the ids of subscriptions the call made.
+          for (const id of call.subscribed) unsubscribe(conn, [id]);
         })
         .catch((err: unknown) => log.error('websocket message failed', { err }))
         .finally(pump);
@@ -1351,22 +1468,60 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    */
   let wsUnsentBound = 0;
 
+  /** The largest reply refused since the last ping round, for want of room in the total. */
+  let wsRefusedBytes = 0;
+
   /**
-   * Books bytes about to be sent to a client. Past the total cap, clients behind the read floor are
-   * dropped, the one holding the most first (perhaps the one sent to); clients that keep up are
-   * dropped only at a ping round, still over (see pingAll), so that a burst every subscriber gets
-   * at once (a new block) has a round to drain.
+   * Books an event (or a busy answer) about to be sent to a client. Past the total cap, clients
+   * behind the read floor are dropped (perhaps the one sent to), in shedOrder; clients that keep
+   * up are dropped only when the total is over the cap even without this message, so that it
+   * stays under the cap plus one message, while a small burst every subscriber gets at once (a new
+   * block) still goes out.
    */
-  function bookWsBytes(bytes: number): void {
-    wsUnsentBound += bytes;
-    if (wsUnsentBound > limits.maxWsBufferedBytesTotal) shedWsBytes(bytes, false);
+  function bookWsEvent(bytes: number): void {
+    if (wsUnsentBound + bytes <= limits.maxWsBufferedBytesTotal) {
+      wsUnsentBound += bytes;
+      return;
+    }
+    let total = shedWsBytes(bytes, false);
+    if (total > limits.maxWsBufferedBytesTotal) total = shedWsBytes(0, true);
+    wsUnsentBound = total + bytes;
   }
 
-  function shedWsBytes(incoming: number, anyHolder: boolean): void {
+  /**
+   * Books a reply if it fits the total cap; false (and nobody dropped) when it does not. Replies are
+   * refused rather than queued: otherwise a client opening connections, asking big replies and
+   * reading none of them held a whole per-connection cap on each of them (8 GiB over 256) until a
+   * ping round found it behind, then reconnected at once. A reply larger than the cap still goes
+   * when nothing else waits (it would never fit). The next ping round makes room for the largest
+   * reply refused (see pingAll).
+   */
+  function bookWsReply(bytes: number): boolean {
+    if (wsUnsentBound + bytes <= limits.maxWsBufferedBytesTotal) {
+      wsUnsentBound += bytes;
+      return true;
+    }
+    const total = shedWsBytes(0, false, true);
+    wsUnsentBound = total;
+    if (total > 0 && total + bytes > limits.maxWsBufferedBytesTotal) {
+      wsRefusedBytes = Math.max(wsRefusedBytes, Math.min(bytes, limits.maxWsBufferedBytesTotal));
+      return false;
+    }
+    wsUnsentBound += bytes;
+    return true;
+  }
+
+  /**
+   * Drops clients (see overBudget) so that the unsent bytes of all plus `incoming` fit the total
+   * cap, unless `countOnly`; returns the unsent bytes of those left, without `incoming`.
+   */
+  function shedWsBytes(incoming: number, anyHolder: boolean, countOnly = false): number {
     const list = [...connections].filter((c) => !c.closed);
-    const holdings = list.map((c) => ({ pending: c.ws.bufferedAmount, behind: c.debt > 0 }));
-    const drop = new Set(overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder));
-    let total = incoming;
+    const holdings = list.map((c) => c.holding());
+    const drop = new Set(
+      countOnly ? [] : overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder),
+    );
+    let total = 0;
     list.forEach((c, i) => {
       if (!drop.has(i)) {
         total += holdings[i]!.pending;
@@ -1375,12 +1530,14 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       log.warn('dropping websocket client: unsent bytes of all clients over the cap', {
         buffered: holdings[i]!.pending,
         behind: holdings[i]!.behind,
+        took: holdings[i]!.took,
         limit: limits.maxWsBufferedBytesTotal,
       });
       c.dispose();
       c.ws.terminate();
     });
-    wsUnsentBound = total;
+    wsUnsentBound = total + incoming;
+    return total;
   }
 
   function pingAll(): void {
@@ -1425,8 +1582,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         // Not open yet or already closing; the next round decides.
       }
     }
-    // Still over the total after a whole round: whoever holds the most goes, keeping up or not.
-    shedWsBytes(0, true);
+    // Still over the total after a whole round, or replies were refused for want of room: holders
+    // go, keeping up or not, the slowest to drain first, until the largest refused reply fits (else
+    // clients reading at the floor could fill the total and have every big reply refused for ever).
+    shedWsBytes(wsRefusedBytes, true);
+    wsRefusedBytes = 0;
   }
 
   // ---- lifecycle ----
@@ -1458,7 +1618,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   });
   server.on('error', (err) => log.error('rpc server error', { err }));
 
+  nextWsRoundAt = Date.now() + limits.pingIntervalMs;
   const pingTimer = setInterval(() => {
+    nextWsRoundAt = Date.now() + limits.pingIntervalMs;
     pingAll();
     rateLimiter.prune();
   }, limits.pingIntervalMs);

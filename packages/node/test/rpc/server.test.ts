@@ -19,8 +19,10 @@ import {
   type RpcServerOptions,
   type RpcSubscription,
   readDebt,
+  shedOrder,
   startRpcServer,
   toJsonValue,
+  type WsHolding,
 } from '../../src/rpc/server.js';
 
 const OPTS = {
@@ -1389,8 +1391,13 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     );
   });
 
-  it('over the total, drops those behind first, then the largest, never one holding nothing (property)', () => {
-    const holding = fc.record({ pending: fc.nat({ max: 64 * MiB }), behind: fc.boolean() });
+  it('over the total, drops in shedOrder, only as many as needed, never one holding nothing (property)', () => {
+    const holding = fc.record({
+      pending: fc.nat({ max: 64 * MiB }),
+      behind: fc.boolean(),
+      took: fc.nat({ max: 64 * MiB }),
+      measured: fc.boolean(),
+    });
     fc.assert(
       fc.property(
         fc.array(holding, { maxLength: 40 }),
@@ -1404,33 +1411,194 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
           if (total <= cap) assert.deepEqual(drop, []);
           const kept = holdings.filter((_h, i) => !drop.includes(i));
           const left = kept.reduce((t, h) => t + h.pending, incoming);
-          const eligible = (h: { pending: number; behind: boolean }) =>
-            h.pending > 0 && (anyHolder || h.behind);
+          const eligible = (h: WsHolding) => h.pending > 0 && (anyHolder || h.behind);
           // Under the cap afterwards, unless every client it may drop is gone.
           if (left > cap) assert.ok(!kept.some(eligible));
           for (const i of drop) assert.ok(eligible(holdings[i]!));
           // No more than needed: without the last one dropped it would still be over.
           if (drop.length > 0) assert.ok(left + holdings[drop.at(-1)!]!.pending > cap);
-          // Worst first: behind before keeping up, then the larger.
+          // Worst first, and none kept that is worse than one dropped.
           for (let k = 1; k < drop.length; k++) {
-            const a = holdings[drop[k - 1]!]!;
-            const b = holdings[drop[k]!]!;
-            assert.ok(
-              Number(a.behind) > Number(b.behind) || (a.behind === b.behind && a.pending >= b.pending),
-            );
+            assert.ok(shedOrder(holdings[drop[k - 1]!]!, holdings[drop[k]!]!) <= 0);
           }
-          // None kept that is worse than one dropped.
           for (const i of drop) {
-            for (const h of kept.filter(eligible)) {
-              const d = holdings[i]!;
-              assert.ok(
-                Number(d.behind) > Number(h.behind) || (d.behind === h.behind && d.pending >= h.pending),
-              );
-            }
+            for (const h of kept.filter(eligible)) assert.ok(shedOrder(holdings[i]!, h) <= 0);
           }
         },
       ),
     );
+  });
+
+  it('makes room by time to drain: floor-rate holders go before a fast reader of a bigger reply', () => {
+    // Rounds of 30 s at the 64 KiB/s floor: a client reading at the floor takes ~1.9 MiB a round.
+    const floorRound = 30 * 64 * 1024;
+    const attackers: WsHolding[] = Array.from({ length: 11 }, () => ({
+      pending: 23 * MiB,
+      behind: false,
+      took: floorRound,
+      measured: true,
+    }));
+    // An honest client reading its 24 MiB reply at ten times the floor, and one whose 24 MiB reply
+    // went out since the last round (how fast it reads is not known yet).
+    const honest: WsHolding = { pending: 24 * MiB, behind: false, took: 10 * floorRound, measured: true };
+    const fresh: WsHolding = { pending: 24 * MiB, behind: false, took: 0, measured: false };
+    const holdings = [...attackers, honest, fresh];
+    // The total is full (11 × 23 + 48 = 301 MiB > 256 MiB) and a 24 MiB reply was refused.
+    const drop = overBudget(holdings, 24 * MiB, 256 * MiB, true);
+    assert.ok(drop.length > 0);
+    assert.ok(!drop.includes(11), 'the fast reader is not dropped');
+    assert.ok(!drop.includes(12), 'the fresh burst is not dropped');
+    assert.ok(
+      shedOrder({ ...honest, behind: true }, attackers[0]!) < 0,
+      'one behind the read floor goes first whatever its speed',
+    );
+    assert.ok(shedOrder({ ...honest, took: 0 }, attackers[0]!) < 0, 'one that took nothing drains never');
+  });
+
+  it('answers a big reply "busy" rather than queue it past the total, and drops no one', async () => {
+    // Four clients ask a 24 MiB reply each and read nothing, against a 32 MiB total: before, all
+    // four were queued (96 MiB) until a ping round (60 s here) found them behind the floor.
+    let asked = 0;
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          big: () => {
+            asked++;
+            return 'x'.repeat(24 * MiB);
+          },
+        },
+      }),
+    );
+    try {
+      const clients = await Promise.all([1, 2, 3, 4].map(() => Client.open(server.wsUrl)));
+      opened.push(...clients);
+      const answers = clients.map((c) => {
+        const answer = c.next(60_000);
+        c.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'big', params: [] }));
+        socketOf(c.ws).pause();
+        return answer;
+      });
+      await waitFor(() => asked === 4);
+      // The replies are serialised and handed to the sockets before any timer fires.
+      await new Promise((r) => setTimeout(r, 20));
+      assert.ok(
+        clients.every((c) => c.ws.readyState === WebSocket.OPEN),
+        'no one is dropped',
+      );
+      for (const c of clients) socketOf(c.ws).resume();
+      const got = (await Promise.all(answers)) as Array<{
+        id: number;
+        result?: string;
+        error?: { code: number; data: { reason: string; retryAfterMs: number } };
+      }>;
+      const full = got.filter((m) => m.result?.length === 24 * MiB).length;
+      const busy = got.filter((m) => m.error?.code === -32005 && m.error.data.reason === 'BUSY');
+      // At most the total plus one message (32 + 24 MiB) waited: two replies, not four.
+      assert.ok(full >= 1 && full <= 2, `${full} full replies`);
+      assert.equal(busy.length, 4 - full);
+      for (const m of busy) {
+        assert.equal(m.id, 7);
+        // Until the next ping round, which makes room.
+        assert.ok(m.error!.data.retryAfterMs > 0 && m.error!.data.retryAfterMs <= 60_000);
+      }
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('makes room at the next ping round for a reply it answered "busy"', async () => {
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 300,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({ logger: captureLogger().logger, methods: { big: () => 'x'.repeat(24 * MiB) } }),
+    );
+    try {
+      const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
+        Client,
+        Client,
+      ];
+      opened.push(holder, asker);
+      holder.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+      holdSilently(holder.ws);
+      const holderGone = holder.closed();
+      // The holder's 24 MiB waits (the kernel takes a few MiB of it at most): no room for another.
+      let answer = (await asker.call('big', [])) as { result?: string; error?: { data: { reason: string } } };
+      assert.equal(answer.error?.data.reason, 'BUSY');
+      // Within a round or two the silent holder goes to make room, and the retry is answered.
+      while (answer.result === undefined) {
+        await new Promise((r) => setTimeout(r, 50));
+        answer = (await asker.call('big', [])) as typeof answer;
+      }
+      assert.equal(answer.result.length, 24 * MiB);
+      await holderGone;
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('answers each request of a refused batch "busy", and stops the subscriptions it made', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: { big: () => 'x'.repeat(24 * MiB) },
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
+        Client,
+        Client,
+      ];
+      opened.push(holder, asker);
+      holder.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+      holdSilently(holder.ws);
+      // The two big replies may go out in either order: ask until the holder's is the one waiting.
+      let probe = (await asker.call('big', [])) as { error?: { data: { reason: string } } };
+      while (probe.error?.data.reason !== 'BUSY') probe = (await asker.call('big', [])) as typeof probe;
+      asker.sendRaw(
+        JSON.stringify([
+          { jsonrpc: '2.0', id: 'sub', method: 'unc_subscribe', params: ['shared'] },
+          { jsonrpc: '2.0', method: 'big', params: [] },
+          { jsonrpc: '2.0', id: 'big', method: 'big', params: [] },
+        ]),
+      );
+      const batch = (await asker.next()) as Array<{ id: unknown; error?: { data: { reason: string } } }>;
+      assert.deepEqual(
+        batch.map((m) => [m.id, m.error?.data.reason]),
+        [
+          ['sub', 'BUSY'],
+          ['big', 'BUSY'],
+        ],
+      );
+      // The client never learnt the subscription's id: it must not live on until disconnect.
+      assert.equal(emitters.size, 0);
+      assert.equal(holder.ws.readyState, WebSocket.OPEN, 'no one is dropped for a refused reply');
+    } finally {
+      await closeAll(server);
+    }
   });
 
   it('drops a client that answers pings but reads nothing of what waits for it', async () => {
@@ -1496,7 +1664,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     }
   });
 
-  it('over the total of all clients, drops the one holding the most at a ping round', async () => {
+  it('over the total of all clients, drops the one holding the most, at a send or a ping round', async () => {
     const emitters = new Map<number, (r: unknown) => void>();
     const server = await startRpcServer(
       {
@@ -1529,6 +1697,8 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       emitters.get(1)!({ chunk: 'x'.repeat(14 * MiB) });
       emitters.get(2)!({ chunk: 'x'.repeat(10 * MiB) });
       emitters.get(3)!({ chunk: 'small' });
+      // The third event finds the total over the cap even without it: the total stays under the cap
+      // plus one message, so the larger fresh holder goes now (or at the ping round, if first).
       await waitFor(() => !emitters.has(1));
       // Dropping the larger was enough: the other silent holder goes only by its own rounds.
       assert.ok(emitters.has(2), 'only the largest holder is dropped to get under the total');
