@@ -513,6 +513,15 @@ export class ConsensusDriver {
    */
   private overCap = new Map<string, { entry: Exclude<Buffered, { kind: 'vote' }>; senders: Set<string> }>();
   /**
+   * The height after the head while it is not being decided yet (syncing, or waiting for its block
+   * time), and per round and proposer the first content (`blockHash:idsHash`) forwarded unchecked
+   * for it (`forwardUnchecked`): a few rounds (`holdIfFarAhead`) of each validator of the set.
+   */
+  private forwardedUnchecked: { height: bigint; firsts: Map<string, string> } = {
+    height: 0n,
+    firsts: new Map(),
+  };
+  /**
    * Blocks over a round's execution cap: held, released (executed once 2/3+ voted for them),
    * dropped (bound), for tests and metrics.
    */
@@ -2019,9 +2028,37 @@ export class ConsensusDriver {
         return 'reject';
       }
       this.buffer({ kind: 'proposal', msg, from });
-      return 'accept';
+      return this.forwardUnchecked(msg) ? 'accept' : 'ignore';
     }
     return this.preverifyThenHandle(msg, from);
+  }
+
+  /**
+   * Whether a proposal forwarded unchecked (`routeProposal`) is the first content of its round's
+   * proposer seen here for that round: only that one is relayed, any other is kept for the height
+   * (it may be the one the network follows; once the height starts, the execution cap decides) but
+   * answered 'ignore', neither relayed nor blamed. Its signature and body are checked before this,
+   * so only the proposer could have made a second content: it equivocated, and the relay cannot
+   * tell which of its blocks the others take, the first as good as any. The content is the one the
+   * execution cap counts (block hash and signed ids), so copies of one proposal (re-sent,
+   * re-wrapped, compact then whole) all pass. Without
+   * this a Byzantine proposer signing many blocks for its next turn had every honest node, waiting
+   * for that height or syncing, relay each one to all its peers (up to a full block's bytes each),
+   * and each peer decode and hash it.
+   */
+  private forwardUnchecked(msg: ProposalMessage): boolean {
+    const { proposal } = msg;
+    if (this.forwardedUnchecked.height !== proposal.height)
+      this.forwardedUnchecked = { height: proposal.height, firsts: new Map() };
+    const { firsts } = this.forwardedUnchecked;
+    const key = `${proposal.round}:${toHex(proposal.proposer)}`;
+    const content = `${toHex(proposal.blockHash)}:${wireIdsOfBlock(msg.block).idsHash}`;
+    const first = firsts.get(key);
+    if (first !== undefined) return first === content;
+    // Bounded already (two rounds of each validator of the set); cleared if ever full all the same.
+    if (firsts.size >= VERIFIED_CACHE) firsts.clear();
+    firsts.set(key, content);
+    return true;
   }
 
   /**
