@@ -515,7 +515,7 @@ export class ConsensusDriver {
   /**
    * The height after the head while it is not being decided yet (syncing, or waiting for its block
    * time), and per round and proposer the first content (`blockHash:idsHash`) forwarded unchecked
-   * for it (`forwardUnchecked`): a few rounds (`holdIfFarAhead`) of each validator of the set.
+   * for it (`forwardUnchecked`): a few rounds (`holdIfFarAhead`), each of its own proposer only.
    */
   private forwardedUnchecked: { height: bigint; firsts: Map<string, string> } = {
     height: 0n,
@@ -2027,6 +2027,16 @@ export class ConsensusDriver {
         this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
         return 'reject';
       }
+      // Only the round's own proposer's is of any use (the machine drops the others:
+      // `onProposalMessage`), and the next height's proposers are known already. Any validator
+      // may sign a proposal for any round, so relaying (and keeping) an out-of-turn one let every
+      // validator have one full block per near round relayed by every node waiting or syncing,
+      // and take the places of the round's proposer's in the bounded buffer.
+      if (
+        proposal.height !== this.chain.tipHeight + 1n ||
+        !equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))
+      )
+        return 'ignore';
       this.buffer({ kind: 'proposal', msg, from });
       return this.forwardUnchecked(msg) ? 'accept' : 'ignore';
     }
@@ -2055,7 +2065,7 @@ export class ConsensusDriver {
     const content = `${toHex(proposal.blockHash)}:${wireIdsOfBlock(msg.block).idsHash}`;
     const first = firsts.get(key);
     if (first !== undefined) return first === content;
-    // Bounded already (two rounds of each validator of the set); cleared if ever full all the same.
+    // Bounded already (a few rounds, its own proposer each); cleared if ever full all the same.
     if (firsts.size >= VERIFIED_CACHE) firsts.clear();
     firsts.set(key, content);
     return true;

@@ -120,3 +120,20 @@ test('a syncing node relays only the first distinct block of the next height’s
   assert.equal(await gossip('proposal', proposalFor(0, fee(0), x).full, 'relay'), 'accept');
   assert.equal(await gossip('proposal', proposalFor(0, fee(1), x).full, 'relay'), 'ignore');
 });
+
+test('waiting for the next height, a node relays no proposal signed out of turn', async () => {
+  // Any validator may sign a proposal for any round; only the round's proposer's is used (the
+  // machine drops the others), so relaying those had each validator's block for every near round
+  // relayed unchecked by every waiting node.
+  const { penalties, proposalFor, proposerOf, gossip } = await v0WaitingForHeight2();
+  const turns = [proposerOf(0), proposerOf(1)];
+  const outOfTurn = validators.find((v) => v !== validators[0] && !turns.includes(v))!;
+  for (const [round, i] of [
+    [0, 0],
+    [1, 1],
+  ] as const)
+    assert.equal(await gossip('proposal', proposalFor(round, fee(i), outOfTurn).full, 'relay'), 'ignore');
+  assert.deepEqual(penalties, [], 'signed by a member: not the relay’s fault');
+  // The round's own proposer's block is still relayed.
+  assert.equal(await gossip('proposal', proposalFor(0, fee(2)).full, 'relay'), 'accept');
+});
