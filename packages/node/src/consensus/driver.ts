@@ -2037,8 +2037,12 @@ export class ConsensusDriver {
         !equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))
       )
         return 'ignore';
-      this.buffer({ kind: 'proposal', msg, from });
-      return this.forwardUnchecked(msg) ? 'accept' : 'ignore';
+      const first = this.forwardUnchecked(msg);
+      // A further content of the round is kept only in a free place of its proposer's: in the
+      // buffer its own oldest goes first, so two more pushed out the one this node relayed (its
+      // peers likely hold and follow that one) and it had to wait for a re-send of it.
+      if (first || !this.proposerBufferFull(proposal.proposer)) this.buffer({ kind: 'proposal', msg, from });
+      return first ? 'accept' : 'ignore';
     }
     return this.preverifyThenHandle(msg, from);
   }
@@ -2435,6 +2439,13 @@ export class ConsensusDriver {
   private seenHeight(height: bigint): bigint {
     const next = this.chain.tipHeight + 1n;
     return height > next ? next : height;
+  }
+
+  /** Whether the proposer has its `MAX_BUFFERED_PROPOSALS_PER_PROPOSER` places taken (`buffer`). */
+  private proposerBufferFull(proposer: Uint8Array): boolean {
+    let own = 0;
+    for (const f of this.futureProposals) if (equalBytes(f.msg.proposal.proposer, proposer)) own++;
+    return own >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER;
   }
 
   private buffer(b: Buffered): void {

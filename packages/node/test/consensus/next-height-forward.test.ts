@@ -137,3 +137,17 @@ test('waiting for the next height, a node relays no proposal signed out of turn'
   // The round's own proposer's block is still relayed.
   assert.equal(await gossip('proposal', proposalFor(0, fee(2)).full, 'relay'), 'accept');
 });
+
+test('waiting for the next height, the block a node relayed stays kept however many others its proposer signs', async () => {
+  // The buffer gives up a proposer's oldest first: its later blocks for the round, ignored, pushed
+  // out the one relayed, which this node's peers got from it and likely follow.
+  const { node, proposalFor, proposerOf, gossip } = await v0WaitingForHeight2();
+  const x = proposerOf(0);
+  const blocks = Array.from({ length: 5 }, (_, i) => proposalFor(0, fee(i), x));
+  for (const b of blocks) await gossip('proposal', b.full, 'relay');
+  const kept = (
+    node.driver as unknown as { futureProposals: { msg: { proposal: { blockHash: Uint8Array } } }[] }
+  ).futureProposals;
+  const hashes = kept.map((f) => Buffer.from(f.msg.proposal.blockHash).toString('hex'));
+  assert.ok(hashes.includes(blocks[0]!.hash), 'the relayed block is kept for the height');
+});
