@@ -513,6 +513,15 @@ export class ConsensusDriver {
    */
   private overCap = new Map<string, { entry: Exclude<Buffered, { kind: 'vote' }>; senders: Set<string> }>();
   /**
+   * The height after the head while it is not being decided yet (syncing, or waiting for its block
+   * time), and per round and proposer the first content (`blockHash:idsHash`) forwarded unchecked
+   * for it (`forwardUnchecked`): a few rounds (`holdIfFarAhead`), each of its own proposer only.
+   */
+  private forwardedUnchecked: { height: bigint; firsts: Map<string, string> } = {
+    height: 0n,
+    firsts: new Map(),
+  };
+  /**
    * Blocks over a round's execution cap: held, released (executed once 2/3+ voted for them),
    * dropped (bound), for tests and metrics.
    */
@@ -2018,10 +2027,52 @@ export class ConsensusDriver {
         this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
         return 'reject';
       }
-      this.buffer({ kind: 'proposal', msg, from });
-      return 'accept';
+      // Only the round's own proposer's is of any use (the machine drops the others:
+      // `onProposalMessage`), and the next height's proposers are known already. Any validator
+      // may sign a proposal for any round, so relaying (and keeping) an out-of-turn one let every
+      // validator have one full block per near round relayed by every node waiting or syncing,
+      // and take the places of the round's proposer's in the bounded buffer.
+      if (
+        proposal.height !== this.chain.tipHeight + 1n ||
+        !equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))
+      )
+        return 'ignore';
+      const first = this.forwardUnchecked(msg);
+      // A further content of the round is kept only in a free place of its proposer's: in the
+      // buffer its own oldest goes first, so two more pushed out the one this node relayed (its
+      // peers likely hold and follow that one) and it had to wait for a re-send of it.
+      if (first || !this.proposerBufferFull(proposal.proposer)) this.buffer({ kind: 'proposal', msg, from });
+      return first ? 'accept' : 'ignore';
     }
     return this.preverifyThenHandle(msg, from);
+  }
+
+  /**
+   * Whether a proposal forwarded unchecked (`routeProposal`) is the first content of its round's
+   * proposer seen here for that round: only that one is relayed, any other is kept for the height
+   * (it may be the one the network follows; once the height starts, the execution cap decides) but
+   * answered 'ignore', neither relayed nor blamed. Its signature and body are checked before this,
+   * so only the proposer could have made a second content: it equivocated, and the relay cannot
+   * tell which of its blocks the others take, the first as good as any. The content is the one the
+   * execution cap counts (block hash and signed ids), so copies of one proposal (re-sent,
+   * re-wrapped, compact then whole) all pass. Without
+   * this a Byzantine proposer signing many blocks for its next turn had every honest node, waiting
+   * for that height or syncing, relay each one to all its peers (up to a full block's bytes each),
+   * and each peer decode and hash it.
+   */
+  private forwardUnchecked(msg: ProposalMessage): boolean {
+    const { proposal } = msg;
+    if (this.forwardedUnchecked.height !== proposal.height)
+      this.forwardedUnchecked = { height: proposal.height, firsts: new Map() };
+    const { firsts } = this.forwardedUnchecked;
+    const key = `${proposal.round}:${toHex(proposal.proposer)}`;
+    const content = `${toHex(proposal.blockHash)}:${wireIdsOfBlock(msg.block).idsHash}`;
+    const first = firsts.get(key);
+    if (first !== undefined) return first === content;
+    // Bounded already (a few rounds, its own proposer each); cleared if ever full all the same.
+    if (firsts.size >= VERIFIED_CACHE) firsts.clear();
+    firsts.set(key, content);
+    return true;
   }
 
   /**
@@ -2388,6 +2439,13 @@ export class ConsensusDriver {
   private seenHeight(height: bigint): bigint {
     const next = this.chain.tipHeight + 1n;
     return height > next ? next : height;
+  }
+
+  /** Whether the proposer has its `MAX_BUFFERED_PROPOSALS_PER_PROPOSER` places taken (`buffer`). */
+  private proposerBufferFull(proposer: Uint8Array): boolean {
+    let own = 0;
+    for (const f of this.futureProposals) if (equalBytes(f.msg.proposal.proposer, proposer)) own++;
+    return own >= MAX_BUFFERED_PROPOSALS_PER_PROPOSER;
   }
 
   private buffer(b: Buffered): void {

@@ -126,7 +126,8 @@ export class TestNodes {
 export function nextHeight(node: UncNode) {
   const height = node.chain.tipHeight + 1n;
   const set = node.chain.validatorSet();
-  const beacon = node.chain.head.header.beacon;
+  // The tip, as the driver (`proposerAt`): the head lags it while the block just decided is being written.
+  const beacon = node.chain.tip.header.beacon;
   const proposerOf = (round: number): Validator =>
     validators.find((v) => equalBytes(v.publicKey, selectProposer(set, beacon, height, round).publicKey))!;
   /**
