@@ -20,6 +20,7 @@ import {
   certificateFromVotes,
   commitFromCertificate,
   commitHash,
+  costlyActionCount,
   decode,
   type Ed25519Verified,
   emptyTrie,
@@ -74,6 +75,17 @@ export const BLOCK_EVENTS_TX_INDEX = 0xffff_ffff;
 
 /** A proposer tries at most this many failing candidates per place in a block (maxBlockTxs). */
 export const MAX_REJECTED_PER_BLOCK_TXS = 4;
+
+/**
+ * A proposer executes at most this many costly actions (core's `costlyActionCount`: a chip
+ * registration's chain and quote, a transfer's consent, milliseconds each) in candidates that
+ * fail, per block; past it, candidates with costly actions are passed over until the next block.
+ * The count bound above is sized for transfers (microseconds each): 4 × 20,000 failing
+ * registrations are minutes of CPU. Admission refuses evidence that fails on the state it sees
+ * (mempool.ts), so what fails here is what the state changed under since (a vendor revoked, a
+ * certificate expired at block time, an anchor grown stale): 64 such are at most ~0.25 s.
+ */
+export const MAX_REJECTED_COSTLY_PER_BLOCK = 64;
 
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
@@ -451,16 +463,23 @@ export class Chain {
     // tells a lazy source (Mempool.ordered) whether each one went in; the work spent on failures
     // is bounded by MAX_REJECTED_PER_BLOCK_TXS × maxBlockTxs.
     const maxRejected = maxBlockTxs * MAX_REJECTED_PER_BLOCK_TXS;
+    // Failures are weighed too, not only counted: a failing registration costs a certificate chain.
+    let rejectedCostly = 0;
     let bytes = 0;
     const source = candidates[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
     for (let next = source.next(); !next.done; ) {
       if (included.length >= maxBlockTxs || rejected.length >= maxRejected) break;
       const env = next.value;
       let taken = false;
-      if (bytes + env.bytes.length <= maxBlockBytes) {
+      const costly = costlyActionCount(env.stx.tx);
+      // Passed over, neither included nor rejected: it stays pending for a later block.
+      const overCostly = costly > 0 && rejectedCostly >= MAX_REJECTED_COSTLY_PER_BLOCK;
+      if (!overCostly && bytes + env.bytes.length <= maxBlockBytes) {
         const outcome = executor.tryApply(env);
-        if (outcome instanceof ValidationError) rejected.push({ env, error: outcome });
-        else {
+        if (outcome instanceof ValidationError) {
+          rejected.push({ env, error: outcome });
+          rejectedCostly += costly;
+        } else {
           included.push(env);
           bytes += env.bytes.length;
           taken = true;

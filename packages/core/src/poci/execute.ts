@@ -12,6 +12,7 @@ import type {
   GovernanceAction,
   HeartbeatAction,
   RegisterChipAction,
+  Transaction,
   TransferChipAction,
 } from '../chain/transaction.js';
 import { ValidationError } from '../errors.js';
@@ -24,8 +25,13 @@ import {
   recordBlockChallenge,
   settleChipRewards,
 } from '../rewards/emission.js';
-import type { StateOverlay } from '../state/store.js';
-import { type Ed25519Verified, verifyHeartbeat, verifyRegistration } from './attest.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+import {
+  type Ed25519Verified,
+  type RegisteredIdentity,
+  verifyHeartbeat,
+  verifyRegistration,
+} from './attest.js';
 import { type Chip, ChipStatus, effectiveStatus, getChip, putChip, type TpmClock } from './chips.js';
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
@@ -274,7 +280,7 @@ export function checkPociParamsChange(current: PociParams, next: PociParams): vo
   }
 }
 
-function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {
+function anchorHash(state: StateReader, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {
   if (anchorHeight >= ctx.height || anchorHeight + p.registrationMaxAgeBlocks < ctx.height) {
     throw new ValidationError(
       'STALE_ANCHOR',
@@ -286,6 +292,74 @@ function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint,
   return hash;
 }
 
+/** The anchor and the evidence of a registration: the costly part of its validity (a chain, a quote). */
+function verifyRegisterChip(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  action: RegisterChipAction,
+  p: PociParams,
+): RegisteredIdentity {
+  const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
+  return verifyRegistration(state, action.evidence, p, ctx.time, message);
+}
+
+/** The anchor and the consent of a transfer: a TPM quote or signature by the chip. */
+function verifyTransferConsent(
+  state: StateReader,
+  ctx: PociContext,
+  chip: Chip,
+  action: TransferChipAction,
+  p: PociParams,
+): { tpmClock: TpmClock | null } {
+  const message = transferMessage(
+    ctx.chainId,
+    chip.chipId,
+    action.newOwner,
+    anchorHash(state, ctx, action.anchorHeight, p),
+  );
+  return verifyHeartbeat(chip, action.consent, message);
+}
+
+/**
+ * Actions whose validity costs attestation work (certificate chains, TPM quotes, SPDM
+ * transcripts: milliseconds each, where a transfer costs microseconds), for a node's policy on
+ * failures, which pay nothing: a registration and a transfer's consent.
+ */
+export function costlyActionCount(tx: Transaction): number {
+  let n = 0;
+  for (const a of tx.actions) if (a.type === 'registerChip' || a.type === 'transferChip') n++;
+  return n;
+}
+
+/**
+ * The costly part of `tx`'s chip actions, alone, against `state` as the next block at `ctx` would
+ * run it for `owner`: a registration's anchor and evidence, a transfer's anchor and consent.
+ * Throws the ValidationError execution would throw from that part. A transfer whose chip is not
+ * the sender's active one is passed over (execution refuses it before any costly work, and the
+ * sender's earlier pending transactions may yet register it). Node policy, not a block rule: a
+ * failed transaction pays nothing, so a mempool refuses at admission what fails here rather than
+ * hand it to every proposer to execute (see docs/mempool.md); nothing is written.
+ */
+export function checkCostlyActions(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  tx: Transaction,
+): void {
+  if (costlyActionCount(tx) === 0) return;
+  const p = getPociParams(state);
+  for (const a of tx.actions) {
+    if (a.type === 'registerChip') verifyRegisterChip(state, ctx, owner, a, p);
+    else if (a.type === 'transferChip') {
+      const chip = getChip(state, a.chipId);
+      if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
+        continue;
+      verifyTransferConsent(state, ctx, chip, a, p);
+    }
+  }
+}
+
 export function applyRegisterChip(
   state: StateOverlay,
   ctx: PociContext,
@@ -293,8 +367,7 @@ export function applyRegisterChip(
   action: RegisterChipAction,
 ): PociEvent[] {
   const p = getPociParams(state);
-  const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
-  const id = verifyRegistration(state, action.evidence, p, ctx.time, message);
+  const id = verifyRegisterChip(state, ctx, owner, action, p);
   const vendor = getVendor(state, id.vendorId);
   if (!vendor)
     throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${id.vendorId}" is not registered`);
@@ -410,13 +483,7 @@ export function applyTransferChip(
 ): PociEvent[] {
   const chip = ownedActiveChip(state, action.chipId, owner);
   const p = getPociParams(state);
-  const message = transferMessage(
-    ctx.chainId,
-    chip.chipId,
-    action.newOwner,
-    anchorHash(state, ctx, action.anchorHeight, p),
-  );
-  const { tpmClock } = verifyHeartbeat(chip, action.consent, message);
+  const { tpmClock } = verifyTransferConsent(state, ctx, chip, action, p);
   // The consent is a TPM attestation like a heartbeat's, and its clock becomes the one the next
   // heartbeat is held to: taken without the heartbeats' check, a rolled-back TPM (replayed or
   // restored state) could reset the clock guard by consenting to a transfer.
