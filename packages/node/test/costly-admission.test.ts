@@ -37,6 +37,7 @@ import { txBatchCodec } from '../src/consensus/wire.js';
 import { DEV_MODELS, devGenesis, devGenesisJson, devKey, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
+import { RPC_COSTS } from '../src/rpc-costs.js';
 import { ChainDb } from '../src/storage/db.js';
 import { type Key, namedKey } from './fixtures.js';
 
@@ -248,4 +249,18 @@ describe('the proposal builder', () => {
       await db.close();
     }
   });
+});
+
+test('RPC submission is priced for the evidence a transaction carries, plain transfers as before', () => {
+  const send = RPC_COSTS.unc_sendTransactions!;
+  const hexOf = (env: TxEnvelope) => Buffer.from(env.bytes).toString('hex');
+  const transfer = hexOf(
+    tx(owner, 0n, [{ type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) }]),
+  );
+  const registration = hexOf(tx(owner, 0n, [madeUpTpmRegistration(0, 1n)]));
+  assert.equal(send([[transfer]]), 0.1);
+  assert.ok(Math.abs(send([Array(3_000).fill(transfer)]) - 300) < 1e-6);
+  // ~3 KiB of made-up chain: about a unit, ten signature checks' worth, where a transfer is a tenth.
+  assert.ok(send([[registration]]) >= 1, `a registration costs ${send([[registration]])} units`);
+  assert.ok(RPC_COSTS.unc_sendTransaction!({ tx: registration }) >= 2);
 });
