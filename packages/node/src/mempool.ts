@@ -433,7 +433,25 @@ export class Mempool {
     if (!signatureChecked && !verifyEnvelopeSignature(env))
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     if (free) this.checkWouldExecute(env, state, next);
-    else this.checkCostly(env, state, next);
+    else {
+      // One pending registration per chip: only the first of several (from any accounts) could
+      // execute, each other one failing after its evidence check, for nothing.
+      for (const chipId of this.checkCostly(env, state, next)) {
+        const c = `registration of chip ${toHex(chipId)}`;
+        const holder = this.claims.get(c);
+        if (holder !== undefined && holder !== existing?.id) {
+          const refusal = new ValidationError('ALREADY_PENDING', `${c} is already in a pending transaction`);
+          // Until the head moves, so that relayed copies do not have the evidence checked again.
+          this.evidenceRefusals.set(id, {
+            code: refusal.code,
+            message: refusal.message,
+            head: keyId(next.prevHash),
+          });
+          throw refusal;
+        }
+        claims.push(c);
+      }
+    }
 
     // Make room: the lowest-priority tails of other senders, all or none.
     const evicted: { entry: Entry; queue: SenderQueue }[] = [];
@@ -492,14 +510,15 @@ export class Mempool {
    * admitted here would cost every proposer its verification for nothing. Last in `add`, after
    * every cheaper refusal and the signature, so only a signed, funded transaction that fits gets
    * this far. A refusal is remembered: for good when the bytes prove it, else for this head.
+   * Returns the ids of the chips it registers.
    */
-  private checkCostly(env: TxEnvelope, state: StateReader, next: BlockContext): void {
+  private checkCostly(env: TxEnvelope, state: StateReader, next: BlockContext): Uint8Array[] {
     const cached = this.rememberedEvidenceRefusal(env, next);
     if (cached) throw cached;
-    if (costlyActionCount(env.stx.tx) === 0) return;
+    if (costlyActionCount(env.stx.tx) === 0) return [];
     this.evidenceChecks++;
     try {
-      checkCostlyActions(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
+      return checkCostlyActions(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
     } catch (err) {
       // Anything else is a bug here (core turns every verifier failure into a ValidationError):
       // neither remembered nor blamed on the transaction.

@@ -177,6 +177,50 @@ describe('admission of costly evidence', () => {
     assert.equal(pool.evidenceChecks, checks);
   });
 
+  test('one pending registration per chip, from any account: the others could only fail after their evidence check', () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const chip = namedKey('chip c');
+    const other = devKey(2);
+    const registration = (from: Key) => {
+      const signature = ed25519Sign(
+        chip.seed,
+        registrationMessage(genesis.chainId, from.address, anchorHash),
+      );
+      const action: Action = {
+        type: 'registerChip',
+        anchorHeight: 1n,
+        evidence: {
+          type: 'dev-soft',
+          vendorId: DEV_SOFT_VENDOR,
+          publicKey: chip.publicKey,
+          modelId: DEV_MODELS[0]!.modelId,
+          signature,
+        },
+      };
+      return action;
+    };
+    pool.add(tx(owner, 0n, [registration(owner)]), state, params, next);
+    const second = tx(other, 0n, [registration(other)]);
+    assert.equal(
+      codeOf(() => pool.add(second, state, params, next)),
+      'ALREADY_PENDING',
+    );
+    const checks = pool.evidenceChecks;
+    assert.equal(pool.cheapRefusal(second, state, params, next)?.code, 'ALREADY_PENDING');
+    assert.equal(pool.evidenceChecks, checks);
+    // Twice in one transaction: the second could only fail.
+    const twice = tx(owner, 1n, [
+      devRegistration(namedKey('chip d'), 1n, anchorHash),
+      devRegistration(namedKey('chip d'), 1n, anchorHash),
+    ]);
+    assert.equal(
+      codeOf(() => pool.add(twice, state, params, next)),
+      'CHIP_ALREADY_REGISTERED',
+    );
+    assert.equal(pool.size, 1);
+  });
+
   test('a refusal for a state reason is remembered for that head only, and does not blame the relay', async () => {
     const { state, next, anchorHash } = stateAtOne();
     const pool = new Mempool();

@@ -334,30 +334,43 @@ export function costlyActionCount(tx: Transaction): number {
 
 /**
  * The costly part of `tx`'s chip actions, alone, against `state` as the next block at `ctx` would
- * run it for `owner`: a registration's anchor and evidence, a transfer's anchor and consent.
- * Throws the ValidationError execution would throw from that part. A transfer whose chip is not
- * the sender's active one is passed over (execution refuses it before any costly work, and the
- * sender's earlier pending transactions may yet register it). Node policy, not a block rule: a
- * failed transaction pays nothing, so a mempool refuses at admission what fails here rather than
- * hand it to every proposer to execute (see docs/mempool.md); nothing is written.
+ * run it for `owner`: a registration's anchor and evidence, a transfer's anchor and consent; and
+ * the cheap refusal a registration meets only after its evidence, a chip already registered (here
+ * or earlier in `tx`). Returns the ids of the chips `tx` registers. Throws the ValidationError
+ * execution would throw from that part. A transfer whose chip is not the sender's active one is
+ * passed over (execution refuses it before any costly work, and the sender's earlier pending
+ * transactions may yet register it). Node policy, not a block rule: a failed transaction pays
+ * nothing, so a mempool refuses at admission what fails here rather than hand it to every proposer
+ * to execute (docs/poci.md, "Registration"); nothing is written.
  */
 export function checkCostlyActions(
   state: StateReader,
   ctx: PociContext,
   owner: Uint8Array,
   tx: Transaction,
-): void {
-  if (costlyActionCount(tx) === 0) return;
+): Uint8Array[] {
+  const registered: Uint8Array[] = [];
+  if (costlyActionCount(tx) === 0) return registered;
   const p = getPociParams(state);
   for (const a of tx.actions) {
-    if (a.type === 'registerChip') verifyRegisterChip(state, ctx, owner, a, p);
-    else if (a.type === 'transferChip') {
+    if (a.type === 'registerChip') {
+      const { chipId } = verifyRegisterChip(state, ctx, owner, a, p);
+      const existing = getChip(state, chipId);
+      if (
+        registered.some((c) => equalBytes(c, chipId)) ||
+        (existing && effectiveStatus(state, existing).status !== 'deregistered')
+      ) {
+        throw new ValidationError('CHIP_ALREADY_REGISTERED', `chip ${toHex(chipId)} is already registered`);
+      }
+      registered.push(chipId);
+    } else if (a.type === 'transferChip') {
       const chip = getChip(state, a.chipId);
       if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
         continue;
       verifyTransferConsent(state, ctx, chip, a, p);
     }
   }
+  return registered;
 }
 
 export function applyRegisterChip(
