@@ -52,7 +52,9 @@ export const RPC_COSTS: Record<string, RpcCost> = {
    */
   unc_sendTransactions: (p) => {
     const txs = arg(p, 0, 'txs');
-    return Array.isArray(txs) ? txs.reduce((units: number, t) => units + 0.1 + evidenceUnits(t), 0) : 1;
+    return Array.isArray(txs)
+      ? txs.length / 10 + txs.reduce((units: number, t) => units + evidenceUnits(t), 0)
+      : 1;
   },
   unc_sendTransaction: (p) => 1 + evidenceUnits(arg(p, 0, 'tx')),
   /** One unit per 10 log entries (limit defaults to 100). */
