@@ -295,6 +295,70 @@ describe('the proposal builder', () => {
   });
 });
 
+describe('the per-block bound on failing costly actions', () => {
+  test('cannot be filled by transactions whose chip actions fail before any evidence check', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-costly-test-'));
+    dirs.push(dir);
+    const db = await ChainDb.open(dir);
+    try {
+      const chain = await Chain.open(db, devGenesisJson(genesisOpts), silentLogger);
+      const v = devValidator();
+      const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+      const t0 = BigInt(time.getTime());
+      await chain.proposeAndCommit([], chain.nextBlockTime(t0 + 1000n), key, () => false);
+      const anchorHash = chain.tip.hash;
+      // A transfer of a chip that does not exist: admission passes it over (the sender's earlier
+      // transactions might register it), and execution refuses it at a lookup, before any consent
+      // check. Free to send (a failure pays nothing), it must not count as a failing costly action.
+      const transferOfNoChip = (i: number): Action => ({
+        type: 'transferChip',
+        chipId: sha256(utf8(`no such chip ${i}`)),
+        newOwner: devKey(3).address,
+        anchorHeight: 1n,
+        consent: { type: 'dev-soft', signature: new Uint8Array(64) },
+      });
+      const { state, next } = stateAtOne();
+      const pool = new Mempool();
+      pool.add(tx(owner, 0n, [transferOfNoChip(0)]), state, params, next);
+      assert.equal(pool.size, 1, 'admitted: nothing costly to check');
+      const junk = Array.from({ length: 2 * MAX_REJECTED_COSTLY_PER_BLOCK }, (_, i) =>
+        tx(owner, 0n, [transferOfNoChip(i)]),
+      );
+      const registrant = devKey(2);
+      const honest = tx(registrant, 0n, [
+        {
+          type: 'registerChip',
+          anchorHeight: 1n,
+          evidence: {
+            type: 'dev-soft',
+            vendorId: DEV_SOFT_VENDOR,
+            publicKey: namedKey('honest chip').publicKey,
+            modelId: DEV_MODELS[0]!.modelId,
+            signature: ed25519Sign(
+              namedKey('honest chip').seed,
+              registrationMessage(genesis.chainId, registrant.address, anchorHash),
+            ),
+          },
+        },
+      ]);
+      const { pending, rejected } = chain.buildProposal(
+        [...junk, honest],
+        chain.nextBlockTime(t0 + 2000n),
+        key,
+        () => false,
+      );
+      assert.equal(rejected.length, junk.length);
+      assert.ok(rejected.every((r) => r.error.code === 'UNKNOWN_CHIP'));
+      assert.deepEqual(
+        pending.envelopes.map((e) => e.hash),
+        [honest.hash],
+      );
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 test('RPC submission is priced for the evidence a transaction carries, plain transfers as before', () => {
   const send = RPC_COSTS.unc_sendTransactions!;
   const hexOf = (env: TxEnvelope) => Buffer.from(env.bytes).toString('hex');

@@ -69,6 +69,8 @@ export interface PociContext {
   time: bigint;
   /** Chip signatures already found valid (checked in parallel before the block): skips only a pass. */
   isEd25519Verified?: Ed25519Verified;
+  /** Told each time a costly attestation check starts (ExecuteOptions.onCostlyCheck); changes nothing. */
+  onCostlyCheck?: () => void;
 }
 
 export type PociEvent =
@@ -301,6 +303,7 @@ function verifyRegisterChip(
   p: PociParams,
 ): RegisteredIdentity {
   const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
+  ctx.onCostlyCheck?.();
   return verifyRegistration(state, action.evidence, p, ctx.time, message);
 }
 
@@ -318,6 +321,7 @@ function verifyTransferConsent(
     action.newOwner,
     anchorHash(state, ctx, action.anchorHeight, p),
   );
+  ctx.onCostlyCheck?.();
   return verifyHeartbeat(chip, action.consent, message);
 }
 
