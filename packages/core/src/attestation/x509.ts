@@ -783,6 +783,27 @@ export function requireExtendedKeyUsage(cert: Certificate, purpose: string, requ
   }
 }
 
+/**
+ * Parses a vendor's roots, which come from chain state (governance), not from the evidence: one
+ * that does not parse is refused as ATTEST_UNTRUSTED_ROOT, not ATTEST_MALFORMED, because
+ * ATTEST_MALFORMED means the evidence's own bytes are bad whatever the state (node policy caches
+ * such refusals for good and blames the relay: node mempool.ts PROVABLY_BAD_EVIDENCE).
+ */
+export function parseTrustedRoots(ders: readonly Uint8Array[]): Certificate[] {
+  return ders.map((d, i) => {
+    try {
+      return parseCertificate(d);
+    } catch (err) {
+      if (err instanceof AttestationError)
+        throw new AttestationError(
+          'ATTEST_UNTRUSTED_ROOT',
+          `vendor root ${i} does not parse: ${err.message}`,
+        );
+      throw err;
+    }
+  });
+}
+
 /** Parses a list of DER certificates, naming the one that fails. */
 export function parseCertificates(ders: readonly Uint8Array[], what: string): Certificate[] {
   return ders.map((d, i) => {
