@@ -735,6 +735,15 @@ export function verifyChain(
     const child = path[i]!;
     const parent = path[i + 1]!;
     if (!verifySignature(parent.publicKey, child.signatureAlgorithm, child.tbs, child.signatureValue)) {
+      // The root the chain was matched to by key identifier comes from chain state (the vendor's
+      // roots), not from the evidence: the evidence may chain to another root of the same key
+      // identifier. That is a state reason, not bytes that are bad whatever the state.
+      if (i + 1 === leafFirst.length) {
+        throw new AttestationError(
+          'ATTEST_UNTRUSTED_ROOT',
+          `${child.subject.text} was not issued by the key of the trusted root ${parent.subject.text}`,
+        );
+      }
       throw new AttestationError(
         'ATTEST_BAD_SIGNATURE',
         `signature on ${child.subject.text} does not verify with the key of ${parent.subject.text}`,

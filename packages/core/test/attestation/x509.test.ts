@@ -223,6 +223,23 @@ describe('X.509 parser', () => {
 });
 
 describe('verifyChain', () => {
+  test('a chain whose last link does not verify with the trusted root matched by key id: untrusted root, not a bad signature', () => {
+    // The roots are chain state (governance): another root of the same key identifier (a re-keyed
+    // root) makes the same evidence pass, so the refusal must not read as bytes bad for good.
+    const real = issueCa('Look-alike Root');
+    const rekeyed = issueCa('Look-alike Root', undefined, {
+      extensions: () => [ext.ca(), ext.ku(5, 6), ext.ski(real.ski)],
+    });
+    const leaf = parseCertificate(issueCa('Leaf under it', real).der);
+    const rootOf = (c: typeof real) => parseCertificate(c.der);
+    assert.equal(verifyChain([leaf], [rootOf(real)], TPM_AT, new Set()).path.length, 2);
+    assert.equal(verifyChain([leaf], [rootOf(rekeyed), rootOf(real)], TPM_AT, new Set()).path.length, 2);
+    assert.throws(
+      () => verifyChain([leaf], [rootOf(rekeyed)], TPM_AT, new Set()),
+      (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_UNTRUSTED_ROOT',
+    );
+  });
+
   const nv = nvidiaSample();
   const nvChain = nv.chain.map(parseCertificate);
   const nvRoot = nv.roots.map(parseCertificate);
