@@ -731,14 +731,21 @@ export function verifyChain(
     );
   }
   for (let i = 0; i + 1 < path.length; i++) checkLink(path[i]!, path[i + 1]!, i);
-  for (let i = 0; i + 1 < path.length; i++) {
+  // The link to a root taken from the trusted ones (not carried in the evidence) first: its failure
+  // is a state reason that blames no relay (below), so it must cost one signature, not the chain's.
+  const rootLink = path.length > leafFirst.length ? [leafFirst.length - 1] : [];
+  const links = [
+    ...rootLink,
+    ...Array.from({ length: path.length - 1 }, (_, i) => i).filter((i) => !rootLink.includes(i)),
+  ];
+  for (const i of links) {
     const child = path[i]!;
     const parent = path[i + 1]!;
     if (!verifySignature(parent.publicKey, child.signatureAlgorithm, child.tbs, child.signatureValue)) {
       // The root the chain was matched to by key identifier comes from chain state (the vendor's
       // roots), not from the evidence: the evidence may chain to another root of the same key
       // identifier. That is a state reason, not bytes that are bad whatever the state.
-      if (i + 1 === leafFirst.length) {
+      if (rootLink.includes(i)) {
         throw new AttestationError(
           'ATTEST_UNTRUSTED_ROOT',
           `${child.subject.text} was not issued by the key of the trusted root ${parent.subject.text}`,

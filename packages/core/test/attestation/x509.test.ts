@@ -238,6 +238,22 @@ describe('verifyChain', () => {
       () => verifyChain([leaf], [rootOf(rekeyed)], TPM_AT, new Set()),
       (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_UNTRUSTED_ROOT',
     );
+    // That link is checked first: a refusal that blames no relay costs one signature, not every
+    // forged link below it (whose own failure, bytes bad whatever the state, would blame the relay).
+    const intermediate = issueCa('Intermediate', real);
+    const impostor = issueCa('Intermediate', undefined, {
+      extensions: () => [ext.ca(), ext.ku(5, 6), ext.ski(intermediate.ski)],
+    });
+    const forgedLeaf = parseCertificate(issueCa('Forged leaf', { ...impostor, ski: intermediate.ski }).der);
+    const forged = [forgedLeaf, parseCertificate(intermediate.der)];
+    assert.throws(
+      () => verifyChain(forged, [rootOf(real)], TPM_AT, new Set()),
+      (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_BAD_SIGNATURE',
+    );
+    assert.throws(
+      () => verifyChain(forged, [rootOf(rekeyed)], TPM_AT, new Set()),
+      (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_UNTRUSTED_ROOT',
+    );
   });
 
   const nv = nvidiaSample();
