@@ -92,6 +92,10 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   'REPLACEMENT_UNDERPRICED',
   'ALREADY_PENDING',
   'INTERNAL',
+  // Chip evidence the bytes prove bad (mempool.ts PROVABLY_BAD_EVIDENCE): garbled, or its
+  // signature does not verify over its message.
+  'ATTEST_MALFORMED',
+  'ATTEST_BAD_SIGNATURE',
 ]);
 
 /**

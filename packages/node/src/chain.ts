@@ -20,6 +20,7 @@ import {
   certificateFromVotes,
   commitFromCertificate,
   commitHash,
+  costlyActionCount,
   decode,
   type Ed25519Verified,
   emptyTrie,
@@ -74,6 +75,19 @@ export const BLOCK_EVENTS_TX_INDEX = 0xffff_ffff;
 
 /** A proposer tries at most this many failing candidates per place in a block (maxBlockTxs). */
 export const MAX_REJECTED_PER_BLOCK_TXS = 4;
+
+/**
+ * A proposer runs at most this many costly checks (a chip registration's chain and quote, a
+ * transfer's consent, milliseconds each; counted as execution starts them, core's
+ * ExecuteOptions.onCostlyCheck) in candidates that fail, per block; past it, candidates with costly
+ * actions (core's `costlyActionCount`) are passed over until the next block. A candidate that
+ * fails before any such check (a chip that does not exist, a nonce) weighs nothing here.
+ * The count bound above is sized for transfers (microseconds each): 4 × 20,000 failing
+ * registrations are minutes of CPU. Admission refuses evidence that fails on the state it sees
+ * (mempool.ts), so what fails here is what the state changed under since (a vendor revoked, a
+ * certificate expired at block time, an anchor grown stale): 64 such are at most ~0.25 s.
+ */
+export const MAX_REJECTED_COSTLY_PER_BLOCK = 64;
 
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
@@ -427,6 +441,7 @@ export class Chain {
     const tip = this.tip;
     const prev = tip.header;
     const height = prev.height + 1n;
+    let costlyChecks = 0;
     const executor = new BlockExecutor(
       this.tipState,
       {
@@ -437,7 +452,8 @@ export class Chain {
         prevHash: tip.hash,
         prevBeacon: prev.beacon,
       },
-      { isSignatureVerified },
+      // Counts the costly checks execution starts, so that a failure is weighed by what it cost.
+      { isSignatureVerified, onCostlyCheck: () => costlyChecks++ },
     );
     // The VRF beacon (PROTOCOL §6): the proposer cannot choose it, nobody can predict it earlier.
     const { beacon, proof: vrfProof } = nextVrfBeacon(prev.beacon, height, validator.seed);
@@ -451,16 +467,27 @@ export class Chain {
     // tells a lazy source (Mempool.ordered) whether each one went in; the work spent on failures
     // is bounded by MAX_REJECTED_PER_BLOCK_TXS × maxBlockTxs.
     const maxRejected = maxBlockTxs * MAX_REJECTED_PER_BLOCK_TXS;
+    // Failures are weighed too, not only counted: a failing registration costs a certificate chain.
+    // By the checks they ran, not the actions they carry: a transfer of a chip that does not exist
+    // fails at a lookup, free to send (a failure pays nothing), and 64 of those must not pass over
+    // every honest registration in the block.
+    let rejectedCostly = 0;
     let bytes = 0;
     const source = candidates[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
     for (let next = source.next(); !next.done; ) {
       if (included.length >= maxBlockTxs || rejected.length >= maxRejected) break;
       const env = next.value;
       let taken = false;
-      if (bytes + env.bytes.length <= maxBlockBytes) {
+      const costly = costlyActionCount(env.stx.tx);
+      // Passed over, neither included nor rejected: it stays pending for a later block.
+      const overCostly = costly > 0 && rejectedCostly >= MAX_REJECTED_COSTLY_PER_BLOCK;
+      if (!overCostly && bytes + env.bytes.length <= maxBlockBytes) {
+        const checksBefore = costlyChecks;
         const outcome = executor.tryApply(env);
-        if (outcome instanceof ValidationError) rejected.push({ env, error: outcome });
-        else {
+        if (outcome instanceof ValidationError) {
+          rejected.push({ env, error: outcome });
+          rejectedCostly += costlyChecks - checksBefore;
+        } else {
           included.push(env);
           bytes += env.bytes.length;
           taken = true;

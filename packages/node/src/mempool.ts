@@ -10,6 +10,12 @@
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
  *   report the same offender.
+ * - A transaction that fails in a block pays nothing either, whatever fee it declares: so one with
+ *   costly actions (a chip registration's certificate chain and quote, a transfer's consent;
+ *   milliseconds each) is admitted only if that costly part passes on the next block's state
+ *   (core's `checkCostlyActions`). Junk evidence never enters the pool, is never gossiped, and no
+ *   proposer spends its block's time on it; what still fails later (the state changed since) is
+ *   bounded per block by the builder (chain.ts MAX_REJECTED_COSTLY_PER_BLOCK).
  * - A sender's queue is capped in count, bytes and distance ahead of its next nonce, and its
  *   balance must cover the fees and values of all its queued transactions together.
  * - When the pool is full, a transaction that pays a higher fee per byte evicts the lowest: the
@@ -18,9 +24,12 @@
 import {
   type BlockContext,
   BlockExecutor,
+  BoundedCache,
   type ChainParams,
+  checkCostlyActions,
   checkTransactionStateless,
   chipClass,
+  costlyActionCount,
   evidenceOffender,
   formatUnc,
   getAccount,
@@ -49,6 +58,8 @@ export interface MempoolOptions {
   maxBytesPerSender: number;
   /** Dropped transactions remembered (with reason and height) for queries; the oldest go first. */
   maxRememberedDrops: number;
+  /** Costly-evidence refusals remembered by transaction hash, so that copies cost a lookup. */
+  maxRememberedEvidenceRefusals: number;
 }
 
 export const DEFAULT_MEMPOOL_OPTIONS: MempoolOptions = {
@@ -58,7 +69,27 @@ export const DEFAULT_MEMPOOL_OPTIONS: MempoolOptions = {
   maxTxsPerSender: 64,
   maxBytesPerSender: 1024 * 1024,
   maxRememberedDrops: 10_000,
+  maxRememberedEvidenceRefusals: 20_000,
 };
+
+/**
+ * Evidence refusals that the bytes alone prove (garbled evidence, a signature that does not verify
+ * over the anchored message): no state of the chain makes them pass, so a peer relaying one is at
+ * fault, as for a bad transaction signature. Every other refusal of evidence (vendor unknown or
+ * revoked, certificate expired at block time, root not trusted, anchor not recent) depends on the
+ * state, which the relay may see otherwise, and blames nobody.
+ */
+export const PROVABLY_BAD_EVIDENCE: ReadonlySet<string> = new Set([
+  'ATTEST_MALFORMED',
+  'ATTEST_BAD_SIGNATURE',
+]);
+
+/** An evidence refusal remembered: for any state ('*': provably bad) or for one head (its hash). */
+interface EvidenceRefusal {
+  code: string;
+  message: string;
+  head: string;
+}
 
 /** Why and when (the chain height) a transaction left the pool without being included. */
 export interface DroppedTx {
@@ -137,9 +168,18 @@ export class Mempool {
   /** The next block's opening state, for the stateful check of fee-free transactions. */
   private preflight: { key: string; executor: BlockExecutor } | null = null;
   private admitted = 0;
+  /**
+   * Why costly evidence was refused, by transaction hash (the hash covers the evidence and the
+   * sender, not the transaction signature, and the refusal depends on those alone): the same junk
+   * relayed by every peer, or resubmitted, is refused for a lookup, not another chain check.
+   */
+  private readonly evidenceRefusals: BoundedCache<EvidenceRefusal>;
+  /** Costly evidence checks run (tests and diagnostics). */
+  evidenceChecks = 0;
 
   constructor(opts: Partial<MempoolOptions> = {}) {
     this.opts = { ...DEFAULT_MEMPOOL_OPTIONS, ...opts };
+    this.evidenceRefusals = new BoundedCache(Math.max(2, this.opts.maxRememberedEvidenceRefusals));
   }
 
   get size(): number {
@@ -187,6 +227,8 @@ export class Mempool {
   ): ValidationError | null {
     if (this.byHash.has(keyId(env.hash)))
       return new ValidationError('DUPLICATE', 'transaction is already in the mempool');
+    const refused = this.rememberedEvidenceRefusal(env, next);
+    if (refused) return refused;
     try {
       checkTransactionStateless(env, params, next);
     } catch (err) {
@@ -391,6 +433,25 @@ export class Mempool {
     if (!signatureChecked && !verifyEnvelopeSignature(env))
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     if (free) this.checkWouldExecute(env, state, next);
+    else {
+      // One pending registration per chip: only the first of several (from any accounts) could
+      // execute, each other one failing after its evidence check, for nothing.
+      for (const chipId of this.checkCostly(env, state, next)) {
+        const c = `registration of chip ${toHex(chipId)}`;
+        const holder = this.claims.get(c);
+        if (holder !== undefined && holder !== existing?.id) {
+          const refusal = new ValidationError('ALREADY_PENDING', `${c} is already in a pending transaction`);
+          // Until the head moves, so that relayed copies do not have the evidence checked again.
+          this.evidenceRefusals.set(id, {
+            code: refusal.code,
+            message: refusal.message,
+            head: keyId(next.prevHash),
+          });
+          throw refusal;
+        }
+        claims.push(c);
+      }
+    }
 
     // Make room: the lowest-priority tails of other senders, all or none.
     const evicted: { entry: Entry; queue: SenderQueue }[] = [];
@@ -436,12 +497,52 @@ export class Mempool {
     return { replaced: existing !== undefined };
   }
 
-  /** Core's execution rules, on a scratch copy of the next block's opening state. */
-  private checkWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
+  /** A remembered refusal of `env`'s costly evidence that still holds at `next`, or null. */
+  private rememberedEvidenceRefusal(env: TxEnvelope, next: BlockContext): ValidationError | null {
+    const r = this.evidenceRefusals.get(keyId(env.hash));
+    if (!r || (r.head !== '*' && r.head !== keyId(next.prevHash))) return null;
+    return new ValidationError(r.code, r.message);
+  }
+
+  /**
+   * The costly part of `env`'s actions (evidence, consents) on the next block's opening state, for
+   * every paying transaction: its declared fee is charged only if it executes, so junk evidence
+   * admitted here would cost every proposer its verification for nothing. Last in `add`, after
+   * every cheaper refusal and the signature, so only a signed, funded transaction that fits gets
+   * this far. A refusal is remembered: for good when the bytes prove it, else for this head.
+   * Returns the ids of the chips it registers.
+   */
+  private checkCostly(env: TxEnvelope, state: StateReader, next: BlockContext): Uint8Array[] {
+    const cached = this.rememberedEvidenceRefusal(env, next);
+    if (cached) throw cached;
+    if (costlyActionCount(env.stx.tx) === 0) return [];
+    this.evidenceChecks++;
+    try {
+      return checkCostlyActions(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
+    } catch (err) {
+      // Anything else is a bug here (core turns every verifier failure into a ValidationError):
+      // neither remembered nor blamed on the transaction.
+      if (!(err instanceof ValidationError)) throw err;
+      const head = PROVABLY_BAD_EVIDENCE.has(err.code) ? '*' : keyId(next.prevHash);
+      this.evidenceRefusals.set(keyId(env.hash), { code: err.code, message: err.message, head });
+      throw err;
+    }
+  }
+
+  /**
+   * The next block's executor, its opening bookkeeping done (the head's hash recorded, which a
+   * registration anchored at the head signs; the slot challenges drawn): made once per head.
+   */
+  private nextBlock(state: StateReader, next: BlockContext): BlockExecutor {
     const key = `${next.height}:${keyId(next.prevHash)}:${next.time}`;
     if (this.preflight?.key !== key) this.preflight = { key, executor: new BlockExecutor(state, next) };
+    return this.preflight.executor;
+  }
+
+  /** Core's execution rules, on a scratch copy of the next block's opening state. */
+  private checkWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
     try {
-      this.preflight.executor.preview(env);
+      this.nextBlock(state, next).preview(env);
     } catch (err) {
       if (err instanceof ValidationError) throw err;
       throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);

@@ -48,11 +48,15 @@ export const RPC_COSTS: Record<string, RpcCost> = {
   /**
    * Admission verifies a signature per transaction (~5,500/s on one core): one unit per 10, so the
    * 10,000 the method takes fill maxWork, and the default rate lets one address submit ~5,000/s.
+   * Transactions larger than a plain one (chip evidence) cost more: `evidenceUnits`.
    */
   unc_sendTransactions: (p) => {
     const txs = arg(p, 0, 'txs');
-    return Array.isArray(txs) ? txs.length / 10 : 1;
+    return Array.isArray(txs)
+      ? txs.length / 10 + txs.reduce((units: number, t) => units + evidenceUnits(t), 0)
+      : 1;
   },
+  unc_sendTransaction: (p) => 1 + evidenceUnits(arg(p, 0, 'tx')),
   /** One unit per 10 log entries (limit defaults to 100). */
   unc_getChipEvents: (p) => count(arg(p, 1, 'limit'), 100) / 10,
   /** Lists of up to 1,000 items, each with its own state reads (a chip's slots, an offer's uptime). */
@@ -73,6 +77,24 @@ export const RPC_COSTS: Record<string, RpcCost> = {
    */
   'rpc.discover': () => discoverCost(),
 };
+
+/** Bytes of a transaction that its signature check alone pays for (a transfer is ~190). */
+const PLAIN_TX_BYTES = 512;
+/** Bytes past those per extra unit. */
+const EVIDENCE_BYTES_PER_UNIT = 2048;
+
+/**
+ * Admission checks chip evidence too (mempool.ts: a registration's certificate chain and quote,
+ * 1.5-4 ms of CPU where a signature is ~0.2 ms), and a submission refused for its evidence pays
+ * no fee: so the bytes past a plain transaction's, where that evidence is, cost a unit per 2 KiB
+ * (a TPM registration, ~3 KiB, about one unit: ten signatures' worth). Priced from the hex
+ * string's length before anything is decoded; transfers cost what they did.
+ */
+function evidenceUnits(tx: unknown): number {
+  if (typeof tx !== 'string') return 0;
+  const bytes = Math.floor(tx.length / 2);
+  return Math.max(0, bytes - PLAIN_TX_BYTES) / EVIDENCE_BYTES_PER_UNIT;
+}
 
 let discoverUnits: number | null = null;
 function discoverCost(): number {

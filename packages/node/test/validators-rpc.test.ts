@@ -4,6 +4,7 @@ import {
   type Action,
   consensusKeyMessage,
   DEV_SOFT_VENDOR,
+  devSoftChipId,
   ed25519Sign,
   encodeAddress,
   fromHex,
@@ -97,20 +98,29 @@ test('a transaction dropped at block building before its client subscribed is st
       },
     ]);
   };
-  // Two owners register the same chip: both are admitted, the block keeps the first one only.
+  // Two owners register the same chip: the second is refused at admission (one pending
+  // registration per chip, mempool.ts), so what fails at block building is a paying transaction
+  // whose execution admission does not run: a deregistration of a chip nobody registered.
   const first = await register(devKey(5));
   const second = await register(devKey(6));
-  await dev.client.sendRawTransactions([encodeSigned(first), encodeSigned(second)]);
+  const [, refused] = await dev.client.sendRawTransactions([encodeSigned(first), encodeSigned(second)]);
+  assert.ok(
+    refused && 'error' in refused && refused.error.reason === 'ALREADY_PENDING',
+    JSON.stringify(refused),
+  );
+  const orphan = await buildTransaction(dev.client, devKey(6).seed, [
+    { type: 'deregisterChip', chipId: devSoftChipId(devChipKey(8).publicKey) },
+  ]);
+  await dev.client.sendRawTransactions([encodeSigned(orphan)]);
   const height = dev.node.chain.height;
   while (dev.node.chain.height < height + 3n) await new Promise((r) => setTimeout(r, 50));
   const outcomes = await Promise.all(
-    [first, second].map((stx) => dev.client.waitForTransaction(signedHash(stx), 5_000)),
+    [first, orphan].map((stx) => dev.client.waitForTransaction(signedHash(stx), 5_000)),
   );
-  // Which one the block keeps depends on the mempool's order; the other is dropped with its reason.
-  assert.deepEqual(outcomes.map((o) => o.status).sort(), ['included', 'rejected']);
-  const dropped = outcomes.find((o) => o.status === 'rejected')!;
-  assert.ok(
-    dropped.status === 'rejected' && dropped.code === 'CHIP_ALREADY_REGISTERED',
-    JSON.stringify(dropped),
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ['included', 'rejected'],
   );
+  const dropped = outcomes[1]!;
+  assert.ok(dropped.status === 'rejected' && dropped.code === 'UNKNOWN_CHIP', JSON.stringify(dropped));
 });

@@ -23,6 +23,7 @@ import {
   type Certificate,
   getExtension,
   parseCertificates,
+  parseTrustedRoots,
   requireDigitalSignature,
   type SubjectPublicKeyInfo,
   subjectAltNames,
@@ -306,7 +307,7 @@ export function verifyNvidiaSpdm(input: NvidiaSpdmInput): AttestedStatement {
   // The evidence signature first: it is one verification, and junk should not cost a whole chain.
   const report = verifySpdmMeasurements(input.request, input.response, leaf.publicKey, input.expectedMessage);
   const certs = [leaf, ...parseCertificates(input.chain.slice(1), 'device certificate')];
-  const roots = parseCertificates(input.roots, 'root certificate');
+  const roots = parseTrustedRoots(input.roots);
   const { path, anchor } = verifyChain(certs, roots, input.atMs, input.revokedSerials);
   if (path.length !== NVIDIA_CHAIN_LENGTH) {
     throw malformed(`the device chain has ${path.length} certificates, expected ${NVIDIA_CHAIN_LENGTH}`);

@@ -27,6 +27,7 @@ import {
   type HashName,
   parseCertificate,
   parseCertificates,
+  parseTrustedRoots,
   publicKeyIdentity,
   requireDigitalSignature,
   requireExtendedKeyUsage,
@@ -495,7 +496,7 @@ export function verifyTpm2(input: Tpm2Input): AttestedStatement {
   // The evidence signature first: it is one verification, and junk should not cost a whole chain.
   const attest = verifyTpm2Attestation(input.attest, input.signature, ak.publicKey, input.expectedMessage);
   const chain = parseCertificates(input.chain, 'chain certificate');
-  const roots = parseCertificates(input.roots, 'root certificate');
+  const roots = parseTrustedRoots(input.roots);
   const verified = verifyChain([ak, ...chain], roots, input.atMs, input.revokedSerials);
   const modelId = tpmModel(ak);
   if (modelId === null)

@@ -749,11 +749,23 @@ export function verifyChain(
   // Signatures from the trust anchor down: each one checked is then by a key the anchor vouches
   // for, so a made-up chain (consistent names and key ids, any keys) costs one verification, the
   // one against the real root or intermediate it claims, not one per certificate. Leaf first,
-  // every link but the last was the attacker's own and verified.
+  // every link but the last was the attacker's own and verified. The first link checked is thus
+  // the one to a root taken from the trusted ones (not carried in the evidence) when there is one:
+  // its failure is a state reason that blames no relay (below), and costs one signature.
+  const rootLink = path.length > leafFirst.length ? leafFirst.length - 1 : -1;
   for (let i = path.length - 2; i >= 0; i--) {
     const child = path[i]!;
     const parent = path[i + 1]!;
     if (!verifySignature(parent.publicKey, child.signatureAlgorithm, child.tbs, child.signatureValue)) {
+      // The root the chain was matched to by key identifier comes from chain state (the vendor's
+      // roots), not from the evidence: the evidence may chain to another root of the same key
+      // identifier. That is a state reason, not bytes that are bad whatever the state.
+      if (i === rootLink) {
+        throw new AttestationError(
+          'ATTEST_UNTRUSTED_ROOT',
+          `${child.subject.text} was not issued by the key of the trusted root ${parent.subject.text}`,
+        );
+      }
       throw new AttestationError(
         'ATTEST_BAD_SIGNATURE',
         `signature on ${child.subject.text} does not verify with the key of ${parent.subject.text}`,
@@ -800,6 +812,27 @@ export function requireExtendedKeyUsage(cert: Certificate, purpose: string, requ
       `${cert.subject.text} is for ${purposes.join(', ')} (extendedKeyUsage), not ${purpose}`,
     );
   }
+}
+
+/**
+ * Parses a vendor's roots, which come from chain state (governance), not from the evidence: one
+ * that does not parse is refused as ATTEST_UNTRUSTED_ROOT, not ATTEST_MALFORMED, because
+ * ATTEST_MALFORMED means the evidence's own bytes are bad whatever the state (node policy caches
+ * such refusals for good and blames the relay: node mempool.ts PROVABLY_BAD_EVIDENCE).
+ */
+export function parseTrustedRoots(ders: readonly Uint8Array[]): Certificate[] {
+  return ders.map((d, i) => {
+    try {
+      return parseCertificate(d);
+    } catch (err) {
+      if (err instanceof AttestationError)
+        throw new AttestationError(
+          'ATTEST_UNTRUSTED_ROOT',
+          `vendor root ${i} does not parse: ${err.message}`,
+        );
+      throw err;
+    }
+  });
 }
 
 /** Parses a list of DER certificates, naming the one that fails. */

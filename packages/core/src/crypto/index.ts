@@ -1,4 +1,5 @@
 export * from './address.js';
+export { BoundedCache } from './bounded-cache.js';
 export * from './ed25519.js';
 export * from './hash.js';
 export * from './keystore.js';

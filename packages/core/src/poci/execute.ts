@@ -14,6 +14,7 @@ import type {
   GovernanceAction,
   HeartbeatAction,
   RegisterChipAction,
+  Transaction,
   TransferChipAction,
 } from '../chain/transaction.js';
 import { ValidationError } from '../errors.js';
@@ -26,8 +27,13 @@ import {
   recordBlockChallenge,
   settleChipRewards,
 } from '../rewards/emission.js';
-import type { StateOverlay } from '../state/store.js';
-import { type Ed25519Verified, verifyHeartbeat, verifyRegistration } from './attest.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
+import {
+  type Ed25519Verified,
+  type RegisteredIdentity,
+  verifyHeartbeat,
+  verifyRegistration,
+} from './attest.js';
 import {
   type Chip,
   ChipStatus,
@@ -74,6 +80,8 @@ export interface PociContext {
   time: bigint;
   /** Chip signatures already found valid (checked in parallel before the block): skips only a pass. */
   isEd25519Verified?: Ed25519Verified;
+  /** Told each time a costly attestation check starts (ExecuteOptions.onCostlyCheck); changes nothing. */
+  onCostlyCheck?: () => void;
 }
 
 export type PociEvent =
@@ -285,7 +293,7 @@ export function checkPociParamsChange(current: PociParams, next: PociParams): vo
   }
 }
 
-function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {
+function anchorHash(state: StateReader, ctx: PociContext, anchorHeight: bigint, p: PociParams): Uint8Array {
   if (anchorHeight >= ctx.height || anchorHeight + p.registrationMaxAgeBlocks < ctx.height) {
     throw new ValidationError(
       'STALE_ANCHOR',
@@ -297,6 +305,109 @@ function anchorHash(state: StateOverlay, ctx: PociContext, anchorHeight: bigint,
   return hash;
 }
 
+/** The anchor and the evidence of a registration: the costly part of its validity (a chain, a quote). */
+function verifyRegisterChip(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  action: RegisterChipAction,
+  p: PociParams,
+): RegisteredIdentity {
+  const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
+  ctx.onCostlyCheck?.();
+  return verifyRegistration(state, action.evidence, p, ctx.time, message);
+}
+
+/** The anchor and the consent of a transfer: a TPM quote or signature by the chip. */
+function verifyTransferConsent(
+  state: StateReader,
+  ctx: PociContext,
+  chip: Chip,
+  action: TransferChipAction,
+  p: PociParams,
+): { tpmClock: TpmClock | null } {
+  const message = transferMessage(
+    ctx.chainId,
+    chip.chipId,
+    action.newOwner,
+    anchorHash(state, ctx, action.anchorHeight, p),
+  );
+  ctx.onCostlyCheck?.();
+  return verifyHeartbeat(chip, action.consent, message);
+}
+
+/**
+ * One TPM, one chip: the same AK under another chip id (certified once with a device name and once
+ * without) would be answered by the same TPM twice. The rule for the chip id holds here too: only
+ * a deregistered chip frees its key.
+ */
+function refuseHeldAttestationKey(state: StateReader, id: RegisteredIdentity): void {
+  if (!id.akKeyId) return;
+  const holderId = getTpmAkChip(state, id.akKeyId);
+  const holder = holderId && !equalBytes(holderId, id.chipId) ? getChip(state, holderId) : null;
+  const held = holder ? effectiveStatus(state, holder).status : 'deregistered';
+  if (held !== 'deregistered') {
+    throw new ValidationError(
+      'CHIP_ALREADY_REGISTERED',
+      `this TPM's attestation key is already registered as chip ${toHex(holderId!)} (${held}); one TPM is one chip`,
+    );
+  }
+}
+
+/**
+ * Actions whose validity costs attestation work (certificate chains, TPM quotes, SPDM
+ * transcripts: milliseconds each, where a transfer costs microseconds), for a node's policy on
+ * failures, which pay nothing: a registration and a transfer's consent.
+ */
+export function costlyActionCount(tx: Transaction): number {
+  let n = 0;
+  for (const a of tx.actions) if (a.type === 'registerChip' || a.type === 'transferChip') n++;
+  return n;
+}
+
+/**
+ * The costly part of `tx`'s chip actions, alone, against `state` as the next block at `ctx` would
+ * run it for `owner`: a registration's anchor and evidence, a transfer's anchor and consent; and
+ * the cheap refusal a registration meets only after its evidence, a chip already registered (here
+ * or earlier in `tx`). Returns the ids of the chips `tx` registers. Throws the ValidationError
+ * execution would throw from that part. A transfer whose chip is not the sender's active one is
+ * passed over (execution refuses it before any costly work, and the sender's earlier pending
+ * transactions may yet register it). Node policy, not a block rule: a failed transaction pays
+ * nothing, so a mempool refuses at admission what fails here rather than hand it to every proposer
+ * to execute (docs/poci.md, "Registration"); nothing is written.
+ */
+export function checkCostlyActions(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  tx: Transaction,
+): Uint8Array[] {
+  const registered: Uint8Array[] = [];
+  if (costlyActionCount(tx) === 0) return registered;
+  const p = getPociParams(state);
+  for (const a of tx.actions) {
+    if (a.type === 'registerChip') {
+      const id = verifyRegisterChip(state, ctx, owner, a, p);
+      const { chipId } = id;
+      const existing = getChip(state, chipId);
+      if (
+        registered.some((c) => equalBytes(c, chipId)) ||
+        (existing && effectiveStatus(state, existing).status !== 'deregistered')
+      ) {
+        throw new ValidationError('CHIP_ALREADY_REGISTERED', `chip ${toHex(chipId)} is already registered`);
+      }
+      refuseHeldAttestationKey(state, id);
+      registered.push(chipId);
+    } else if (a.type === 'transferChip') {
+      const chip = getChip(state, a.chipId);
+      if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
+        continue;
+      verifyTransferConsent(state, ctx, chip, a, p);
+    }
+  }
+  return registered;
+}
+
 export function applyRegisterChip(
   state: StateOverlay,
   ctx: PociContext,
@@ -304,8 +415,7 @@ export function applyRegisterChip(
   action: RegisterChipAction,
 ): PociEvent[] {
   const p = getPociParams(state);
-  const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
-  const id = verifyRegistration(state, action.evidence, p, ctx.time, message);
+  const id = verifyRegisterChip(state, ctx, owner, action, p);
   const vendor = getVendor(state, id.vendorId);
   if (!vendor)
     throw new ValidationError('ATTEST_UNKNOWN_VENDOR', `vendor "${id.vendorId}" is not registered`);
@@ -319,20 +429,7 @@ export function applyRegisterChip(
   if (!model)
     throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
   const existing = getChip(state, id.chipId);
-  if (id.akKeyId) {
-    // One TPM, one chip: the same AK under another chip id (certified once with a device name and
-    // once without) would be answered by the same TPM twice. The rule for the chip id holds here
-    // too: only a deregistered chip frees its key.
-    const holderId = getTpmAkChip(state, id.akKeyId);
-    const holder = holderId && !equalBytes(holderId, id.chipId) ? getChip(state, holderId) : null;
-    const held = holder ? effectiveStatus(state, holder).status : 'deregistered';
-    if (held !== 'deregistered') {
-      throw new ValidationError(
-        'CHIP_ALREADY_REGISTERED',
-        `this TPM's attestation key is already registered as chip ${toHex(holderId!)} (${held}); one TPM is one chip`,
-      );
-    }
-  }
+  refuseHeldAttestationKey(state, id);
   const events: PociEvent[] = [];
   if (existing) {
     const { status } = effectiveStatus(state, existing);
@@ -436,13 +533,7 @@ export function applyTransferChip(
 ): PociEvent[] {
   const chip = ownedActiveChip(state, action.chipId, owner);
   const p = getPociParams(state);
-  const message = transferMessage(
-    ctx.chainId,
-    chip.chipId,
-    action.newOwner,
-    anchorHash(state, ctx, action.anchorHeight, p),
-  );
-  const { tpmClock } = verifyHeartbeat(chip, action.consent, message);
+  const { tpmClock } = verifyTransferConsent(state, ctx, chip, action, p);
   // The consent is a TPM attestation like a heartbeat's, and its clock becomes the one the next
   // heartbeat is held to: taken without the heartbeats' check, a rolled-back TPM (replayed or
   // restored state) could reset the clock guard by consenting to a transfer.

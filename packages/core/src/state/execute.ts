@@ -307,6 +307,12 @@ export interface ExecuteOptions {
    * in parallel before the block runs: a `true` skips a check that would pass, nothing else.
    */
   isEd25519Verified?: Ed25519Verified;
+  /**
+   * Called as each costly attestation check starts (a registration's evidence, a transfer's
+   * consent: milliseconds each), so that a proposer can weigh what a failing transaction cost it
+   * rather than guess from the actions it carries. Observes only: execution is the same without it.
+   */
+  onCostlyCheck?: () => void;
 }
 
 /**
@@ -325,7 +331,7 @@ export class BlockExecutor {
   /** What the block's opening bookkeeping did (epoch-end lease settlements and closes). */
   readonly blockEvents: TxEvent[];
   /** `ctx` plus the pre-verified signature hook, as transactions see it. */
-  private readonly txCtx: BlockContext & { isEd25519Verified?: Ed25519Verified };
+  private readonly txCtx: BlockContext & { isEd25519Verified?: Ed25519Verified; onCostlyCheck?: () => void };
 
   constructor(
     base: StateReader,
@@ -333,7 +339,11 @@ export class BlockExecutor {
     private readonly options: ExecuteOptions = {},
   ) {
     this.overlay = new StateOverlay(base);
-    this.txCtx = options.isEd25519Verified ? { ...ctx, isEd25519Verified: options.isEd25519Verified } : ctx;
+    this.txCtx = {
+      ...ctx,
+      ...(options.isEd25519Verified ? { isEd25519Verified: options.isEd25519Verified } : {}),
+      ...(options.onCostlyCheck ? { onCostlyCheck: options.onCostlyCheck } : {}),
+    };
     this.params = getParams(this.overlay);
     beginBlockPoci(this.overlay, ctx, ctx.prevHash, ctx.prevBeacon);
     const released: TxEvent[] = releaseUnbondedAt(this.overlay, ctx.height).map((r) => ({

@@ -160,6 +160,11 @@ describe('nvidia-spdm: NVIDIA H100 sample', () => {
 
   test('refuses a chain to another root', () => {
     rejects(() => verifyNvidiaSpdm(sample({ roots: [tpmFixture('root.der')] })), 'ATTEST_UNTRUSTED_ROOT');
+    // A vendor root (chain state, not evidence) that does not parse: a state reason, not malformed evidence.
+    rejects(
+      () => verifyNvidiaSpdm(sample({ roots: [new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])] })),
+      'ATTEST_UNTRUSTED_ROOT',
+    );
     rejects(
       () => verifyNvidiaSpdm(sample({ chain: nv.chain.slice(0, 4), roots: [] })),
       'ATTEST_UNTRUSTED_ROOT',

@@ -315,6 +315,14 @@ describe('verifyTpm2', () => {
     }
   });
 
+  test('a vendor root that does not parse is a state reason (untrusted root), not malformed evidence', () => {
+    // Roots come from governance, not from the evidence: ATTEST_MALFORMED would be cached for good
+    // and blamed on the relay (node mempool policy), although a root fix makes the evidence pass.
+    const notACertificate = new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]);
+    rejects(() => verifyTpm2(input(ecc, { roots: [notACertificate] })), 'ATTEST_UNTRUSTED_ROOT');
+    rejects(() => verifyTpm2(input(ecc, { roots: [root, notACertificate] })), 'ATTEST_UNTRUSTED_ROOT');
+  });
+
   test('refuses a chain to another root, a look-alike intermediate, and a mismatched AK', () => {
     const nv = nvidiaSample();
     rejects(() => verifyTpm2(input(ecc, { roots: nv.roots })), 'ATTEST_UNTRUSTED_ROOT');

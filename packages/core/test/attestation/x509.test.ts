@@ -249,6 +249,39 @@ describe('X.509 parser', () => {
 });
 
 describe('verifyChain', () => {
+  test('a chain whose last link does not verify with the trusted root matched by key id: untrusted root, not a bad signature', () => {
+    // The roots are chain state (governance): another root of the same key identifier (a re-keyed
+    // root) makes the same evidence pass, so the refusal must not read as bytes bad for good.
+    const real = issueCa('Look-alike Root');
+    const rekeyed = issueCa('Look-alike Root', undefined, {
+      extensions: () => [ext.ca(), ext.ku(5, 6), ext.ski(real.ski)],
+    });
+    const leaf = parseCertificate(issueCa('Leaf under it', real).der);
+    const rootOf = (c: typeof real) => parseCertificate(c.der);
+    assert.equal(verifyChain([leaf], [rootOf(real)], TPM_AT, new Set()).path.length, 2);
+    assert.equal(verifyChain([leaf], [rootOf(rekeyed), rootOf(real)], TPM_AT, new Set()).path.length, 2);
+    assert.throws(
+      () => verifyChain([leaf], [rootOf(rekeyed)], TPM_AT, new Set()),
+      (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_UNTRUSTED_ROOT',
+    );
+    // That link is checked first: a refusal that blames no relay costs one signature, not every
+    // forged link below it (whose own failure, bytes bad whatever the state, would blame the relay).
+    const intermediate = issueCa('Intermediate', real);
+    const impostor = issueCa('Intermediate', undefined, {
+      extensions: () => [ext.ca(), ext.ku(5, 6), ext.ski(intermediate.ski)],
+    });
+    const forgedLeaf = parseCertificate(issueCa('Forged leaf', { ...impostor, ski: intermediate.ski }).der);
+    const forged = [forgedLeaf, parseCertificate(intermediate.der)];
+    assert.throws(
+      () => verifyChain(forged, [rootOf(real)], TPM_AT, new Set()),
+      (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_BAD_SIGNATURE',
+    );
+    assert.throws(
+      () => verifyChain(forged, [rootOf(rekeyed)], TPM_AT, new Set()),
+      (e: unknown) => e instanceof AttestationError && e.code === 'ATTEST_UNTRUSTED_ROOT',
+    );
+  });
+
   const nv = nvidiaSample();
   const nvChain = nv.chain.map(parseCertificate);
   const nvRoot = nv.roots.map(parseCertificate);
@@ -326,8 +359,9 @@ describe('verifyChain', () => {
           TPM_AT,
           none,
         ),
-      'ATTEST_BAD_SIGNATURE',
-      /signature on CN=Fake Top does not verify with the key of CN=Vendor Root/,
+      // The top link is checked first and is the one to a root from chain state: a state reason.
+      'ATTEST_UNTRUSTED_ROOT',
+      /CN=Fake Top was not issued by the key of the trusted root CN=Vendor Root/,
     );
   });
 

@@ -19,6 +19,7 @@
 import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
+import { PROVABLY_BAD_EVIDENCE } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
 import { decodeTxBatch } from './gossip-checks.js';
@@ -244,7 +245,7 @@ export class MempoolReactor {
         if (!(err instanceof ValidationError)) throw err;
         // But a signature that does not verify is the relay's fault whatever the state: ignoring
         // it would let a peer make this node check up to a batch of signatures per message, free.
-        if (err.code === 'BAD_SIGNATURE') return 'reject';
+        if (relayAtFault(err)) return 'reject';
       }
     }
     return admitted > 0 ? 'accept' : 'ignore';
@@ -272,7 +273,7 @@ export class MempoolReactor {
       if (!(r instanceof ValidationError)) {
         admitted++;
         this.noteAdmitted(envelopes[i]!, now, direct);
-      } else if (r.code === 'BAD_SIGNATURE') return 'reject';
+      } else if (relayAtFault(r)) return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }
@@ -488,4 +489,15 @@ export class MempoolReactor {
     for (const cancel of this.shareTimers) cancel();
     this.shareTimers.clear();
   }
+}
+
+/**
+ * Whether a refusal proves the relay wrong from the bytes alone, whatever state it saw: a signature
+ * that does not verify, or chip evidence that is garbled or not signed over its message (checked
+ * at admission for every transaction, a registration's costing milliseconds: relaying junk that
+ * makes every node run that check is a fault). Evidence refused for a state reason (vendor,
+ * revocation, expiry at block time) is not: the relay may be behind or ahead.
+ */
+function relayAtFault(err: ValidationError): boolean {
+  return err.code === 'BAD_SIGNATURE' || PROVABLY_BAD_EVIDENCE.has(err.code);
 }

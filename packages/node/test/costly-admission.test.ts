@@ -1,0 +1,374 @@
+/**
+ * Failed transactions pay nothing, so chip evidence (a registration's certificate chain and quote,
+ * milliseconds to check) that fails must be refused at admission, for paying transactions too, and
+ * what still fails in a block must be bounded by its cost, not only by its count.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import {
+  type Action,
+  type BlockContext,
+  BlockExecutor,
+  DEV_SOFT_VENDOR,
+  ed25519PublicKey,
+  ed25519Sign,
+  encode,
+  envelopeFromSigned,
+  genesisStateWrites,
+  getRecentHash,
+  MemoryState,
+  minimumFee,
+  parseGenesis,
+  registrationMessage,
+  sha256,
+  signedTransactionCodec,
+  signTransaction,
+  type TxEnvelope,
+  utf8,
+  ValidationError,
+} from '@unc/core';
+import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
+import { systemClock } from '../src/clock.js';
+import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../src/consensus/wire.js';
+import { DEV_MODELS, devGenesis, devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
+import { Mempool } from '../src/mempool.js';
+import { RPC_COSTS } from '../src/rpc-costs.js';
+import { ChainDb } from '../src/storage/db.js';
+import { type Key, namedKey } from './fixtures.js';
+
+const TPM_VENDOR = 'test-tpm';
+const time = new Date('2026-01-01T00:00:00Z');
+const genesisOpts = {
+  time,
+  vendors: [{ id: TPM_VENDOR, name: 'A TPM vendor', profile: 'tpm2' as const, roots: [] }],
+  models: [{ vendorId: TPM_VENDOR, modelId: 'tpm-model', name: 'TPM model', power: 1000n }],
+};
+const genesis = devGenesis(genesisOpts);
+const params = genesis.params;
+const owner = devKey(1);
+
+function tx(from: Key, nonce: bigint, actions: Action[]): TxEnvelope {
+  const base = { chainId: genesis.chainId, signer: from.publicKey, nonce, expiresAt: 50n, actions, fee: 0n };
+  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+  // Ten times the minimum: a fee is declared, but a transaction that fails pays none of it.
+  const fee = 10n * minimumFee(params, size, actions.length);
+  return envelopeFromSigned(signTransaction({ ...base, fee }, from.seed));
+}
+
+/** A dev-soft registration of `chip`, anchored at `anchor` (hash `anchorHash`); `forge` breaks its signature. */
+function devRegistration(chip: Key, anchor: bigint, anchorHash: Uint8Array, forge = false): Action {
+  const signature = ed25519Sign(chip.seed, registrationMessage(genesis.chainId, owner.address, anchorHash));
+  if (forge) signature[0]! ^= 1;
+  return {
+    type: 'registerChip',
+    anchorHeight: anchor,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      publicKey: chip.publicKey,
+      modelId: DEV_MODELS[0]!.modelId,
+      signature,
+    },
+  };
+}
+
+/** A tpm2 registration whose certificate chain is made up: bytes that are no certificate at all. */
+function madeUpTpmRegistration(i: number, anchor: bigint): Action {
+  const junk = (label: string, n: number) => {
+    const out = new Uint8Array(n);
+    for (let k = 0; k < n; k += 32) out.set(sha256(utf8(`${label} ${i} ${k}`)).slice(0, n - k), k);
+    return out;
+  };
+  return {
+    type: 'registerChip',
+    anchorHeight: anchor,
+    evidence: {
+      type: 'tpm2',
+      vendorId: TPM_VENDOR,
+      attest: junk('attest', 120),
+      signature: junk('signature', 256),
+      akCertificate: junk('ak certificate', 900),
+      chain: [junk('intermediate', 900), junk('root', 900)],
+    },
+  };
+}
+
+/** Genesis state plus one block, so that block 1 can anchor registrations; the context of block 2. */
+function stateAtOne(): { state: MemoryState; next: BlockContext; anchorHash: Uint8Array } {
+  const state = new MemoryState();
+  state.apply(genesisStateWrites(parseGenesis(devGenesisJson(genesisOpts))));
+  const one: BlockContext = {
+    chainId: genesis.chainId,
+    height: 1n,
+    time: genesis.genesisTime + 1000n,
+    proposer: devValidator().publicKey,
+    prevHash: sha256(utf8('block 0')),
+    prevBeacon: sha256(utf8('beacon 0')),
+  };
+  const ex = new BlockExecutor(state, one);
+  state.apply(ex.finish().overlay.changes());
+  const next: BlockContext = {
+    ...one,
+    height: 2n,
+    time: one.time + 1000n,
+    prevHash: sha256(utf8('block 1')),
+    prevBeacon: sha256(utf8('beacon 1')),
+  };
+  // Block 1's hash, as block 2 records it when it opens: what a registration anchored there signs.
+  const anchorHash = getRecentHash(new BlockExecutor(state, next).overlay, 1n);
+  assert.ok(anchorHash);
+  return { state, next, anchorHash };
+}
+
+function codeOf(fn: () => unknown): string | null {
+  try {
+    fn();
+    return null;
+  } catch (e) {
+    if (e instanceof ValidationError) return e.code;
+    throw e;
+  }
+}
+
+describe('admission of costly evidence', () => {
+  test('a paying registration with a made-up certificate chain is refused at admission, and its copies cost a lookup', () => {
+    const { state, next } = stateAtOne();
+    const pool = new Mempool();
+    const junk = tx(owner, 0n, [madeUpTpmRegistration(0, 1n)]);
+    assert.equal(
+      codeOf(() => pool.add(junk, state, params, next)),
+      'ATTEST_MALFORMED',
+    );
+    assert.equal(pool.size, 0);
+    assert.equal(pool.evidenceChecks, 1);
+    // Relayed again by every peer: refused before its signature is checked, the chain not parsed again.
+    assert.equal(pool.cheapRefusal(junk, state, params, next)?.code, 'ATTEST_MALFORMED');
+    assert.equal(
+      codeOf(() => pool.add(junk, state, params, next)),
+      'ATTEST_MALFORMED',
+    );
+    assert.equal(pool.evidenceChecks, 1);
+  });
+
+  test('a paying dev-soft registration whose signature does not verify is refused; a genuine one is admitted', () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const forged = tx(owner, 0n, [devRegistration(namedKey('chip a'), 1n, anchorHash, true)]);
+    assert.equal(
+      codeOf(() => pool.add(forged, state, params, next)),
+      'ATTEST_BAD_SIGNATURE',
+    );
+    const genuine = tx(owner, 0n, [devRegistration(namedKey('chip a'), 1n, anchorHash)]);
+    pool.add(genuine, state, params, next);
+    assert.equal(pool.size, 1);
+    // A transaction without costly actions costs no evidence check.
+    const checks = pool.evidenceChecks;
+    pool.add(
+      tx(owner, 1n, [{ type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) }]),
+      state,
+      params,
+      next,
+    );
+    assert.equal(pool.evidenceChecks, checks);
+  });
+
+  test('one pending registration per chip, from any account: the others could only fail after their evidence check', () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const chip = namedKey('chip c');
+    const other = devKey(2);
+    const registration = (from: Key) => {
+      const signature = ed25519Sign(
+        chip.seed,
+        registrationMessage(genesis.chainId, from.address, anchorHash),
+      );
+      const action: Action = {
+        type: 'registerChip',
+        anchorHeight: 1n,
+        evidence: {
+          type: 'dev-soft',
+          vendorId: DEV_SOFT_VENDOR,
+          publicKey: chip.publicKey,
+          modelId: DEV_MODELS[0]!.modelId,
+          signature,
+        },
+      };
+      return action;
+    };
+    pool.add(tx(owner, 0n, [registration(owner)]), state, params, next);
+    const second = tx(other, 0n, [registration(other)]);
+    assert.equal(
+      codeOf(() => pool.add(second, state, params, next)),
+      'ALREADY_PENDING',
+    );
+    const checks = pool.evidenceChecks;
+    assert.equal(pool.cheapRefusal(second, state, params, next)?.code, 'ALREADY_PENDING');
+    assert.equal(pool.evidenceChecks, checks);
+    // Twice in one transaction: the second could only fail.
+    const twice = tx(owner, 1n, [
+      devRegistration(namedKey('chip d'), 1n, anchorHash),
+      devRegistration(namedKey('chip d'), 1n, anchorHash),
+    ]);
+    assert.equal(
+      codeOf(() => pool.add(twice, state, params, next)),
+      'CHIP_ALREADY_REGISTERED',
+    );
+    assert.equal(pool.size, 1);
+  });
+
+  test('a refusal for a state reason is remembered for that head only, and does not blame the relay', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const unknownVendor = devRegistration(namedKey('chip b'), 1n, anchorHash);
+    (unknownVendor as { evidence: { vendorId: string } }).evidence.vendorId = 'not-registered';
+    const env = tx(owner, 0n, [unknownVendor]);
+    assert.equal(
+      codeOf(() => pool.add(env, state, params, next)),
+      'ATTEST_UNKNOWN_VENDOR',
+    );
+    assert.equal(pool.cheapRefusal(env, state, params, next)?.code, 'ATTEST_UNKNOWN_VENDOR');
+    // On another head it is checked again (the vendor may have been registered since).
+    const later = { ...next, prevHash: sha256(utf8('another head')) };
+    assert.equal(pool.cheapRefusal(env, state, params, later), null);
+
+    // Gossip: a batch refused for junk evidence is the relay's fault, one refused for a state reason is not.
+    const reactor = new MempoolReactor({
+      clock: systemClock,
+      admitTx: (e) => {
+        pool.add(e, state, params, next);
+      },
+      publishBatch: () => {},
+      connected: () => false,
+    });
+    const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
+    assert.equal(await gossip(tx(owner, 0n, [madeUpTpmRegistration(1, 1n)])), 'reject');
+    assert.equal(await gossip(env), 'ignore');
+  });
+});
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('the proposal builder', () => {
+  test('executes a bounded number of failing registrations per block, then passes them over; cheap ones still go in', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-costly-test-'));
+    dirs.push(dir);
+    const db = await ChainDb.open(dir);
+    try {
+      const chain = await Chain.open(db, devGenesisJson(genesisOpts), silentLogger);
+      const v = devValidator();
+      const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+      const t0 = BigInt(time.getTime());
+      await chain.proposeAndCommit([], chain.nextBlockTime(t0 + 1000n), key, () => false);
+      const anchorHash = chain.tip.hash;
+      // Every one reaches its evidence check: same sender, same nonce (a failure moves no nonce).
+      const junk = Array.from({ length: 3 * MAX_REJECTED_COSTLY_PER_BLOCK }, (_, i) =>
+        tx(owner, 0n, [devRegistration(namedKey(`junk chip ${i}`), 1n, anchorHash, true)]),
+      );
+      const honestTransfer = tx(devKey(2), 0n, [
+        { type: 'transfer', to: devKey(3).address, amount: 1n, memo: new Uint8Array(0) },
+      ]);
+      const { pending, rejected } = chain.buildProposal(
+        [...junk, honestTransfer],
+        chain.nextBlockTime(t0 + 2000n),
+        key,
+        () => false,
+      );
+      // Each rejected registration is one evidence check executed: bounded by weight, not count.
+      const executedJunk = rejected.filter((r) => r.error.code === 'ATTEST_BAD_SIGNATURE').length;
+      assert.equal(executedJunk, MAX_REJECTED_COSTLY_PER_BLOCK);
+      assert.equal(rejected.length, MAX_REJECTED_COSTLY_PER_BLOCK);
+      assert.deepEqual(
+        pending.envelopes.map((e) => e.hash),
+        [honestTransfer.hash],
+      );
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('the per-block bound on failing costly actions', () => {
+  test('cannot be filled by transactions whose chip actions fail before any evidence check', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-costly-test-'));
+    dirs.push(dir);
+    const db = await ChainDb.open(dir);
+    try {
+      const chain = await Chain.open(db, devGenesisJson(genesisOpts), silentLogger);
+      const v = devValidator();
+      const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
+      const t0 = BigInt(time.getTime());
+      await chain.proposeAndCommit([], chain.nextBlockTime(t0 + 1000n), key, () => false);
+      const anchorHash = chain.tip.hash;
+      // A transfer of a chip that does not exist: admission passes it over (the sender's earlier
+      // transactions might register it), and execution refuses it at a lookup, before any consent
+      // check. Free to send (a failure pays nothing), it must not count as a failing costly action.
+      const transferOfNoChip = (i: number): Action => ({
+        type: 'transferChip',
+        chipId: sha256(utf8(`no such chip ${i}`)),
+        newOwner: devKey(3).address,
+        anchorHeight: 1n,
+        consent: { type: 'dev-soft', signature: new Uint8Array(64) },
+      });
+      const { state, next } = stateAtOne();
+      const pool = new Mempool();
+      pool.add(tx(owner, 0n, [transferOfNoChip(0)]), state, params, next);
+      assert.equal(pool.size, 1, 'admitted: nothing costly to check');
+      const junk = Array.from({ length: 2 * MAX_REJECTED_COSTLY_PER_BLOCK }, (_, i) =>
+        tx(owner, 0n, [transferOfNoChip(i)]),
+      );
+      const registrant = devKey(2);
+      const honest = tx(registrant, 0n, [
+        {
+          type: 'registerChip',
+          anchorHeight: 1n,
+          evidence: {
+            type: 'dev-soft',
+            vendorId: DEV_SOFT_VENDOR,
+            publicKey: namedKey('honest chip').publicKey,
+            modelId: DEV_MODELS[0]!.modelId,
+            signature: ed25519Sign(
+              namedKey('honest chip').seed,
+              registrationMessage(genesis.chainId, registrant.address, anchorHash),
+            ),
+          },
+        },
+      ]);
+      const { pending, rejected } = chain.buildProposal(
+        [...junk, honest],
+        chain.nextBlockTime(t0 + 2000n),
+        key,
+        () => false,
+      );
+      assert.equal(rejected.length, junk.length);
+      assert.ok(rejected.every((r) => r.error.code === 'UNKNOWN_CHIP'));
+      assert.deepEqual(
+        pending.envelopes.map((e) => e.hash),
+        [honest.hash],
+      );
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+test('RPC submission is priced for the evidence a transaction carries, plain transfers as before', () => {
+  const send = RPC_COSTS.unc_sendTransactions!;
+  const hexOf = (env: TxEnvelope) => Buffer.from(env.bytes).toString('hex');
+  const transfer = hexOf(
+    tx(owner, 0n, [{ type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) }]),
+  );
+  const registration = hexOf(tx(owner, 0n, [madeUpTpmRegistration(0, 1n)]));
+  assert.equal(send([[transfer]]), 0.1);
+  assert.equal(send([Array(3_000).fill(transfer)]), 300);
+  // ~3 KiB of made-up chain: about a unit, ten signature checks' worth, where a transfer is a tenth.
+  assert.ok(send([[registration]]) >= 1, `a registration costs ${send([[registration]])} units`);
+  assert.ok(RPC_COSTS.unc_sendTransaction!({ tx: registration }) >= 2);
+});
