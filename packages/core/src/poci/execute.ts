@@ -5,8 +5,9 @@
  */
 
 import { AttestationError } from '../attestation/errors.js';
+import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
-import { normalizeSerialHex } from '../attestation/x509.js';
+import { normalizeSerialHex, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import type {
   ClaimRewardsAction,
@@ -210,6 +211,7 @@ export function applyGovernance(
         if ((p.vendor.requireAkEku || p.vendor.requireHardwareModuleName) && p.vendor.profile !== 'tpm2') {
           throw new ValidationError('BAD_PROPOSAL', 'AK requirements apply to tpm2 vendors only');
         }
+        checkVendorRoots(p.vendor.roots);
         putVendor(state, p.vendor);
         break;
       case 'setModel':
@@ -229,6 +231,9 @@ export function applyGovernance(
             `model ${p.entry.vendorId}/${p.entry.modelId} is not registered`,
           );
         }
+        // Only a listing is checked: removing an entry must work whatever its key (an entry
+        // stored before this check could hold a key that does not parse).
+        if (p.entry.allowed) checkAllowlistKey(p.entry.publicKey);
         putAllowlistEntry(state, p.entry);
         break;
       case 'revokeSerial':
@@ -257,6 +262,37 @@ export function applyGovernance(
   }
   putGovernance(state, { ...g, nonce: g.nonce + 1n });
   return [{ type: 'governance', proposal: p.type, nonce: g.nonce }];
+}
+
+/**
+ * Every root of a vendor must parse as registration will parse it (parseTrustedRoots): a root
+ * that does not (garbage, or a key outside the x509 parser's bounds such as RSA-8192) would make
+ * every registration under the vendor fail, so governance refuses it here rather than store it.
+ */
+function checkVendorRoots(roots: readonly Uint8Array[]): void {
+  roots.forEach((der, i) => {
+    try {
+      parseCertificate(der);
+    } catch (err) {
+      if (err instanceof AttestationError)
+        throw new ValidationError('BAD_VENDOR_ROOT', `vendor root ${i} does not parse: ${err.message}`);
+      throw err;
+    }
+  });
+}
+
+/**
+ * An allow-listed key must be one registration can accept (an RSA-2048 SubjectPublicKeyInfo,
+ * parsed as rsa2048-allowlist evidence is): any other key lists a chip that can never register.
+ */
+function checkAllowlistKey(publicKey: Uint8Array): void {
+  try {
+    rsaAllowListChipId(publicKey);
+  } catch (err) {
+    if (err instanceof AttestationError)
+      throw new ValidationError('BAD_ALLOWLIST_KEY', `the allow-listed key does not parse: ${err.message}`);
+    throw err;
+  }
 }
 
 export function checkPociParams(p: PociParams): void {
