@@ -18,7 +18,7 @@ import type {
   Transaction,
   TransferChipAction,
 } from '../chain/transaction.js';
-import { ValidationError } from '../errors.js';
+import { StateRefusal, ValidationError } from '../errors.js';
 import {
   addAnswerWeight,
   finalizeEpochIfDue,
@@ -406,7 +406,8 @@ export function costlyActionCount(tx: Transaction): number {
  * run it for `owner`: a registration's anchor and evidence, a transfer's anchor and consent; and
  * the cheap refusal a registration meets only after its evidence, a chip already registered (here
  * or earlier in `tx`). Returns the ids of the chips `tx` registers. Throws the ValidationError
- * execution would throw from that part. A transfer whose chip is not the sender's active one is
+ * execution would throw from that part (a transfer's consent failure as a StateRefusal: it depends
+ * on the chip's key in `state`). A transfer whose chip is not the sender's active one is
  * passed over (execution refuses it before any costly work, and the sender's earlier pending
  * transactions may yet register it). Node policy, not a block rule: a failed transaction pays
  * nothing, so a mempool refuses at admission what fails here rather than hand it to every proposer
@@ -438,7 +439,17 @@ export function checkCostlyActions(
       const chip = getChip(state, a.chipId);
       if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
         continue;
-      verifyTransferConsent(state, ctx, chip, a, p);
+      try {
+        verifyTransferConsent(state, ctx, chip, a, p);
+      } catch (err) {
+        // The consent is checked against the chip's key as this state holds it: a node that has
+        // not seen the chip re-registered with a new key refuses an honest consent. No failure
+        // of it proves the bytes bad (only a registration's evidence, checked against nothing the
+        // chip record holds, can).
+        if (err instanceof ValidationError && !(err instanceof StateRefusal))
+          throw new StateRefusal(err.code, err.message);
+        throw err;
+      }
     }
   }
   return registered;
