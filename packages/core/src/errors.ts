@@ -28,6 +28,20 @@ export class ValidationError extends UncError {
   }
 }
 
+/**
+ * A refusal judged against state that its code alone would read as provable from the bytes: a
+ * transfer's consent that does not verify (`ATTEST_BAD_SIGNATURE`) was checked against the chip's
+ * key as this state holds it, and a chip deregistered and registered again with a new key makes an
+ * honest consent fail on a node that has not seen the new key yet. Node policy (mempool refusal
+ * cache, relay blame, final refusals) must treat it as a state reason, whatever its code.
+ */
+export class StateRefusal extends ValidationError {
+  constructor(code: string, message: string) {
+    super(code, message);
+    this.name = 'StateRefusal';
+  }
+}
+
 export function assert(condition: unknown, code: string, message: string): asserts condition {
   if (!condition) throw new ValidationError(code, message);
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
@@ -16,10 +16,12 @@ import {
   encode,
   epochOf,
   type GovProposal,
+  getAllowlistEntry,
   getChip,
   getEpochRecord,
   getGovernance,
   getPociParams,
+  getVendor,
   governanceSigningBytes,
   type HeartbeatAnswer,
   heartbeatChallenge,
@@ -39,6 +41,7 @@ import {
   utf8,
   vendorCodec,
 } from '../src/index.js';
+import { der, issue, issueCa, name } from './attestation/helpers.js';
 import {
   answer,
   CHAIN,
@@ -453,6 +456,76 @@ describe('POCI: liveness', () => {
     chain.block([
       chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor: { ...v, requireAkEku: true } })]),
     ]);
+  });
+
+  test('attack: governance cannot store a vendor root or an allow-listed key that registration cannot parse', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(2n);
+    const good = issueCa('Good Root');
+    const root = good.der;
+    // An RSA-8192 key is outside the x509 parser's bounds (RSA up to 4096 bits).
+    const rsaSpki = (bits: number) => {
+      const n = new Uint8Array(bits / 8);
+      n[0] = 0x80;
+      n[n.length - 1] = 1;
+      return der.seq(
+        der.seq(der.oid('1.2.840.113549.1.1.1'), der.nul()),
+        der.bit(der.seq(der.uint(n), der.int(65537n))),
+      );
+    };
+    const rsa8192Spki = rsaSpki(8192);
+    // A well-formed certificate (signed by a real key) around that key: only its key is refused.
+    const fakePublic = { export: () => Buffer.from(rsa8192Spki) } as unknown as KeyObject;
+    const rsa8192Root = issue({
+      subject: name('Big Root'),
+      issuer: good,
+      keyPair: { publicKey: fakePublic, privateKey: good.key },
+    }).der;
+    const badRoots = [new Uint8Array([0x30, 0x03, 1, 2, 3]), root.subarray(0, root.length - 1), rsa8192Root];
+    const vendor = { id: 'v-roots', name: 'v', profile: 'tpm2' as const, roots: [root] };
+    for (const bad of badRoots) {
+      const nonce = getGovernance(chain.state).nonce;
+      expectReject(
+        chain,
+        chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor: { ...vendor, roots: [root, bad] } })]),
+        'BAD_VENDOR_ROOT',
+      );
+      assert.equal(getVendor(chain.state, 'v-roots'), null);
+      assert.equal(getGovernance(chain.state).nonce, nonce);
+    }
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setVendor', vendor })])]);
+    assert.equal(getVendor(chain.state, 'v-roots')?.roots.length, 1);
+    chain.block([
+      chain.tx(miner, [
+        govAction(chain, {
+          type: 'setModel',
+          model: { vendorId: 'v-roots', modelId: 'm', name: 'm', power: 1n },
+        }),
+      ]),
+    ]);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
+    const ec = new Uint8Array(
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }),
+    );
+    const entry = { vendorId: 'v-roots', publicKey: spki, modelId: 'm', allowed: true };
+    // Registration takes RSA-2048 keys only: an EC or an RSA-4096 key lists a chip that never registers.
+    for (const bad of [new Uint8Array([1, 2, 3]), ec, rsaSpki(4096)]) {
+      expectReject(
+        chain,
+        chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: { ...entry, publicKey: bad } })]),
+        'BAD_ALLOWLIST_KEY',
+      );
+      assert.equal(getAllowlistEntry(chain.state, 'v-roots', bad), null);
+      // Removing an entry is never refused for its key: one stored before the check stays removable.
+      chain.block([
+        chain.tx(miner, [
+          govAction(chain, { type: 'setAllowlist', entry: { ...entry, publicKey: bad, allowed: false } }),
+        ]),
+      ]);
+    }
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
+    assert.equal(getAllowlistEntry(chain.state, 'v-roots', spki)?.allowed, true);
   });
 
   test('only the owner deregisters; a governance proposal needs a valid approval', () => {

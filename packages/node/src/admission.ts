@@ -18,7 +18,7 @@
  * and slices by the event loop; the simulator checks in-thread and slices by its virtual clock, so
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
-import { envelopeSignatureCheck, keyId, type TxEnvelope, ValidationError } from '@unc/core';
+import { envelopeSignatureCheck, keyId, StateRefusal, type TxEnvelope, ValidationError } from '@unc/core';
 import type { Clock } from './clock.js';
 import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from './verify-pool.js';
 
@@ -99,6 +99,14 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Whether `err` is final (FINAL_REFUSALS), unless core judged it against state (a StateRefusal: a
+ * transfer's consent that does not verify against the chip's key as a stale state holds it).
+ */
+export function isFinalRefusal(err: ValidationError): boolean {
+  return FINAL_REFUSALS.has(err.code) && !(err instanceof StateRefusal);
+}
+
+/**
  * A state-dependent refusal from a node that is behind its peers: "busy, retry" (code BUSY, as a
  * full admission queue's), with the refusal the stale state gave in `refusal`. The client retries
  * after `retryAfterMs`, at this node once it caught up or at another.
@@ -127,7 +135,7 @@ export function isRetryableRefusal(err: unknown): err is AdmissionBusy | Syncing
 
 /** `err` as the node answers it: deferred when it depends on state and the node is behind (`retryAfterMs` not null). */
 export function deferWhileBehind(err: ValidationError, retryAfterMs: number | null): ValidationError {
-  if (retryAfterMs === null || err instanceof SyncingRefusal || FINAL_REFUSALS.has(err.code)) return err;
+  if (retryAfterMs === null || err instanceof SyncingRefusal || isFinalRefusal(err)) return err;
   return new SyncingRefusal(err, retryAfterMs);
 }
 

@@ -41,6 +41,7 @@ import {
   minimumFee,
   type PociParams,
   type StateReader,
+  StateRefusal,
   type TxEnvelope,
   toHex,
   ValidationError,
@@ -83,6 +84,15 @@ export const PROVABLY_BAD_EVIDENCE: ReadonlySet<string> = new Set([
   'ATTEST_MALFORMED',
   'ATTEST_BAD_SIGNATURE',
 ]);
+
+/**
+ * Whether `err` proves the bytes bad whatever the state: a PROVABLY_BAD_EVIDENCE code, unless core
+ * judged it against state (a StateRefusal: a transfer's consent checked against the chip's key as
+ * this node's state holds it, which a re-registration may have changed).
+ */
+export function provablyBadEvidence(err: ValidationError): boolean {
+  return PROVABLY_BAD_EVIDENCE.has(err.code) && !(err instanceof StateRefusal);
+}
 
 /** An evidence refusal remembered: for any state ('*': provably bad) or for one head (its hash). */
 interface EvidenceRefusal {
@@ -501,7 +511,11 @@ export class Mempool {
   private rememberedEvidenceRefusal(env: TxEnvelope, next: BlockContext): ValidationError | null {
     const r = this.evidenceRefusals.get(keyId(env.hash));
     if (!r || (r.head !== '*' && r.head !== keyId(next.prevHash))) return null;
-    return new ValidationError(r.code, r.message);
+    // A provable code remembered for one head only was a state reason (a StateRefusal): it must
+    // still read as one (no relay blame, not final).
+    return r.head !== '*' && PROVABLY_BAD_EVIDENCE.has(r.code)
+      ? new StateRefusal(r.code, r.message)
+      : new ValidationError(r.code, r.message);
   }
 
   /**
@@ -523,7 +537,7 @@ export class Mempool {
       // Anything else is a bug here (core turns every verifier failure into a ValidationError):
       // neither remembered nor blamed on the transaction.
       if (!(err instanceof ValidationError)) throw err;
-      const head = PROVABLY_BAD_EVIDENCE.has(err.code) ? '*' : keyId(next.prevHash);
+      const head = provablyBadEvidence(err) ? '*' : keyId(next.prevHash);
       this.evidenceRefusals.set(keyId(env.hash), { code: err.code, message: err.message, head });
       throw err;
     }

@@ -13,7 +13,7 @@ import {
   type AdmissionResult,
   clockSlices,
   deferWhileBehind,
-  FINAL_REFUSALS,
+  isFinalRefusal,
   type SliceScheduler,
   SyncingRefusal,
 } from './admission.js';
@@ -159,7 +159,7 @@ export class NodeCore {
     let retryAfterMs: number | null | undefined;
     return results.map((r) => {
       if (!(r instanceof ValidationError)) return r;
-      if (!FINAL_REFUSALS.has(r.code)) retryAfterMs ??= this.driver.retryWhileBehind();
+      if (!isFinalRefusal(r)) retryAfterMs ??= this.driver.retryWhileBehind();
       const answer = deferWhileBehind(r, retryAfterMs ?? null);
       this.refused(answer);
       return answer;

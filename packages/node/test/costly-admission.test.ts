@@ -13,6 +13,7 @@ import {
   type BlockContext,
   BlockExecutor,
   DEV_SOFT_VENDOR,
+  devSoftChipId,
   ed25519PublicKey,
   ed25519Sign,
   encode,
@@ -23,13 +24,16 @@ import {
   minimumFee,
   parseGenesis,
   registrationMessage,
+  StateRefusal,
   sha256,
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
+  transferMessage,
   utf8,
   ValidationError,
 } from '@unc/core';
+import { deferWhileBehind, SyncingRefusal } from '../src/admission.js';
 import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
 import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
@@ -248,6 +252,82 @@ describe('admission of costly evidence', () => {
     const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
     assert.equal(await gossip(tx(owner, 0n, [madeUpTpmRegistration(1, 1n)])), 'reject');
     assert.equal(await gossip(env), 'ignore');
+  });
+});
+
+describe('admission of transfer consents', () => {
+  test('attack: a consent refused against a stale chip key is a state reason: remembered for that head only, no relay blame, not final', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    // Block 2 registers the chip under key A: the state this node holds.
+    const chip = namedKey('chip t');
+    const two = new BlockExecutor(state, next);
+    two.apply(tx(owner, 0n, [devRegistration(chip, 1n, anchorHash)]));
+    state.apply(two.finish().overlay.changes());
+    const three: BlockContext = {
+      ...next,
+      height: 3n,
+      time: next.time + 1000n,
+      prevHash: sha256(utf8('block 2')),
+      prevBeacon: sha256(utf8('beacon 2')),
+    };
+    const chipId = devSoftChipId(chip.publicKey);
+    // Its peers have seen the chip deregistered and registered again under key B (a TPM or NVIDIA
+    // chip keeps its id across a new key): the owner's honest consent, signed with B, fails here.
+    const newKey = namedKey('chip t, registered again');
+    const newOwner = devKey(3).address;
+    const transfer = tx(owner, 1n, [
+      {
+        type: 'transferChip',
+        chipId,
+        newOwner,
+        anchorHeight: 1n,
+        consent: {
+          type: 'dev-soft',
+          signature: ed25519Sign(newKey.seed, transferMessage(genesis.chainId, chipId, newOwner, anchorHash)),
+        },
+      },
+    ]);
+    const pool = new Mempool();
+    let refusal: unknown;
+    try {
+      pool.add(transfer, state, params, three);
+    } catch (err) {
+      refusal = err;
+    }
+    assert.ok(refusal instanceof StateRefusal, `expected a StateRefusal, got ${refusal}`);
+    assert.equal(refusal.code, 'ATTEST_BAD_SIGNATURE');
+    // Remembered for this head only: once this node catches up, it checks the consent again.
+    assert.ok(pool.cheapRefusal(transfer, state, params, three) instanceof StateRefusal);
+    const later = { ...three, prevHash: sha256(utf8('another head')) };
+    assert.equal(pool.cheapRefusal(transfer, state, params, later), null);
+    // A node behind its peers answers "busy, retry", not a final refusal.
+    assert.ok(deferWhileBehind(refusal, 1000) instanceof SyncingRefusal);
+    // The relay is not at fault, first check and remembered refusal alike.
+    const reactor = new MempoolReactor({
+      clock: systemClock,
+      admitTx: (e) => {
+        pool.add(e, state, params, three);
+      },
+      publishBatch: () => {},
+      connected: () => false,
+    });
+    const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
+    assert.equal(await gossip(transfer), 'ignore');
+    const fresh = new Mempool();
+    const freshReactor = new MempoolReactor({
+      clock: systemClock,
+      admitTx: (e) => {
+        fresh.add(e, state, params, three);
+      },
+      publishBatch: () => {},
+      connected: () => false,
+    });
+    assert.equal(await freshReactor.onTxGossip(encode(txBatchCodec, [transfer.bytes])), 'ignore');
+    // A registration whose own signature fails is still provably bad: remembered for good, blamed.
+    const forged = tx(owner, 1n, [devRegistration(namedKey('chip u'), 1n, anchorHash, true)]);
+    assert.equal(await freshReactor.onTxGossip(encode(txBatchCodec, [forged.bytes])), 'reject');
+    assert.equal(fresh.cheapRefusal(forged, state, params, later)?.code, 'ATTEST_BAD_SIGNATURE');
+    assert.ok(!(fresh.cheapRefusal(forged, state, params, later) instanceof StateRefusal));
   });
 });
 

@@ -25,6 +25,7 @@ import {
   UncError,
 } from '@unc/core';
 import type { UncClient } from './client.js';
+import { U128_MAX } from './schema/shapes.js';
 import { type Signer, seedSigner } from './signer.js';
 import type { LeaseJson, OfferJson } from './views.js';
 
@@ -196,13 +197,20 @@ export function checkLeaseTerms(
   // The chain refuses an offer whose price is not positive, so a node reporting one lies; and the
   // escrow shown would then be 0, which signed as the deposit means "price × hours" at the chain's
   // real price: the amount leaving the balance would be the node's choice, not the one shown.
-  if (price <= 0n)
+  // Nor one above u128 (the width of every amount on chain): signed as maxPricePerHour, it would
+  // make the encoder throw a RangeError rather than this clear refusal.
+  if (price <= 0n || price > U128_MAX)
     throw new UncError(
       'BAD_OFFER',
       `the node reports offer ${o.id} at ${unc(price)} per hour; the chain admits no such price: nothing was signed`,
     );
   const minimum = price * BigInt(o.minHours);
   const escrow = deposit === undefined || deposit === 0n ? price * BigInt(hours) : deposit;
+  if (escrow > U128_MAX)
+    throw new UncError(
+      'BAD_DEPOSIT',
+      `the deposit ${unc(escrow)} exceeds the largest amount the chain holds (u128): nothing was signed`,
+    );
   if (escrow < minimum)
     throw new UncError(
       'DEPOSIT_TOO_LOW',

@@ -5,8 +5,9 @@
  */
 
 import { AttestationError } from '../attestation/errors.js';
+import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
-import { normalizeSerialHex } from '../attestation/x509.js';
+import { normalizeSerialHex, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import type {
   ClaimRewardsAction,
@@ -17,7 +18,7 @@ import type {
   Transaction,
   TransferChipAction,
 } from '../chain/transaction.js';
-import { ValidationError } from '../errors.js';
+import { StateRefusal, ValidationError } from '../errors.js';
 import {
   addAnswerWeight,
   finalizeEpochIfDue,
@@ -210,6 +211,7 @@ export function applyGovernance(
         if ((p.vendor.requireAkEku || p.vendor.requireHardwareModuleName) && p.vendor.profile !== 'tpm2') {
           throw new ValidationError('BAD_PROPOSAL', 'AK requirements apply to tpm2 vendors only');
         }
+        checkVendorRoots(p.vendor.roots);
         putVendor(state, p.vendor);
         break;
       case 'setModel':
@@ -229,6 +231,9 @@ export function applyGovernance(
             `model ${p.entry.vendorId}/${p.entry.modelId} is not registered`,
           );
         }
+        // Only a listing is checked: removing an entry must work whatever its key (an entry
+        // stored before this check could hold a key that does not parse).
+        if (p.entry.allowed) checkAllowlistKey(p.entry.publicKey);
         putAllowlistEntry(state, p.entry);
         break;
       case 'revokeSerial':
@@ -257,6 +262,37 @@ export function applyGovernance(
   }
   putGovernance(state, { ...g, nonce: g.nonce + 1n });
   return [{ type: 'governance', proposal: p.type, nonce: g.nonce }];
+}
+
+/**
+ * Every root of a vendor must parse as registration will parse it (parseTrustedRoots): a root
+ * that does not (garbage, or a key outside the x509 parser's bounds such as RSA-8192) would make
+ * every registration under the vendor fail, so governance refuses it here rather than store it.
+ */
+function checkVendorRoots(roots: readonly Uint8Array[]): void {
+  roots.forEach((der, i) => {
+    try {
+      parseCertificate(der);
+    } catch (err) {
+      if (err instanceof AttestationError)
+        throw new ValidationError('BAD_VENDOR_ROOT', `vendor root ${i} does not parse: ${err.message}`);
+      throw err;
+    }
+  });
+}
+
+/**
+ * An allow-listed key must be one registration can accept (an RSA-2048 SubjectPublicKeyInfo,
+ * parsed as rsa2048-allowlist evidence is): any other key lists a chip that can never register.
+ */
+function checkAllowlistKey(publicKey: Uint8Array): void {
+  try {
+    rsaAllowListChipId(publicKey);
+  } catch (err) {
+    if (err instanceof AttestationError)
+      throw new ValidationError('BAD_ALLOWLIST_KEY', `the allow-listed key does not parse: ${err.message}`);
+    throw err;
+  }
 }
 
 export function checkPociParams(p: PociParams): void {
@@ -370,7 +406,8 @@ export function costlyActionCount(tx: Transaction): number {
  * run it for `owner`: a registration's anchor and evidence, a transfer's anchor and consent; and
  * the cheap refusal a registration meets only after its evidence, a chip already registered (here
  * or earlier in `tx`). Returns the ids of the chips `tx` registers. Throws the ValidationError
- * execution would throw from that part. A transfer whose chip is not the sender's active one is
+ * execution would throw from that part (a transfer's consent failure as a StateRefusal: it depends
+ * on the chip's key in `state`). A transfer whose chip is not the sender's active one is
  * passed over (execution refuses it before any costly work, and the sender's earlier pending
  * transactions may yet register it). Node policy, not a block rule: a failed transaction pays
  * nothing, so a mempool refuses at admission what fails here rather than hand it to every proposer
@@ -402,7 +439,17 @@ export function checkCostlyActions(
       const chip = getChip(state, a.chipId);
       if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
         continue;
-      verifyTransferConsent(state, ctx, chip, a, p);
+      try {
+        verifyTransferConsent(state, ctx, chip, a, p);
+      } catch (err) {
+        // The consent is checked against the chip's key as this state holds it: a node that has
+        // not seen the chip re-registered with a new key refuses an honest consent. No failure
+        // of it proves the bytes bad (only a registration's evidence, checked against nothing the
+        // chip record holds, can).
+        if (err instanceof ValidationError && !(err instanceof StateRefusal))
+          throw new StateRefusal(err.code, err.message);
+        throw err;
+      }
     }
   }
   return registered;

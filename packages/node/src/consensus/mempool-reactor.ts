@@ -19,7 +19,7 @@
 import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
-import { PROVABLY_BAD_EVIDENCE } from '../mempool.js';
+import { provablyBadEvidence } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
 import { decodeTxBatch } from './gossip-checks.js';
@@ -496,8 +496,9 @@ export class MempoolReactor {
  * that does not verify, or chip evidence that is garbled or not signed over its message (checked
  * at admission for every transaction, a registration's costing milliseconds: relaying junk that
  * makes every node run that check is a fault). Evidence refused for a state reason (vendor,
- * revocation, expiry at block time) is not: the relay may be behind or ahead.
+ * revocation, expiry at block time, a transfer's consent checked against the chip's key as this
+ * node's state holds it) is not: the relay may be behind or ahead.
  */
 function relayAtFault(err: ValidationError): boolean {
-  return err.code === 'BAD_SIGNATURE' || PROVABLY_BAD_EVIDENCE.has(err.code);
+  return err.code === 'BAD_SIGNATURE' || provablyBadEvidence(err);
 }

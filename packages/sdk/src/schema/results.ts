@@ -5,7 +5,7 @@
  * interfaces in views.ts.
  */
 import * as v from 'valibot';
-import { AddressText, Amount, Hash, HexString, Int, IsoTime, Power, Tagged } from './shapes.js';
+import { AddressText, Amount, Hash, HexString, Int, IsoTime, Power, PowerSum, Tagged } from './shapes.js';
 
 const nullable = v.nullable;
 const opt = v.optional;
@@ -125,8 +125,8 @@ export const ValidatorSetResult = v.strictObject({
   height: Int,
   epoch: Int,
   source: v.picklist(['genesis', 'computed']),
-  totalPower: Amount,
-  quorumPower: Amount,
+  totalPower: PowerSum,
+  quorumPower: PowerSum,
   validators: v.array(
     v.strictObject({
       publicKey: HexString,
@@ -135,7 +135,7 @@ export const ValidatorSetResult = v.strictObject({
       sharePpm: Int,
       bonded: Amount,
       backedPower: Amount,
-      ratedPower: Amount,
+      ratedPower: PowerSum,
     }),
   ),
   candidates: Int,
