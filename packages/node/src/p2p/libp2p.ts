@@ -54,6 +54,7 @@ import {
   type ServeBudgetLimits,
 } from './serve-budget.js';
 import {
+  type BlockRequestOptions,
   type ChainStatus,
   type DirectMessage,
   type GossipTopic,
@@ -644,7 +645,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     );
   }
 
-  async requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
+  async requestBlocks(peer: string, from: bigint, to: bigint, opts: BlockRequestOptions = {}): Promise<Uint8Array[]> {
     if (from < 0n || to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
       throw new RangeError(`block range ${from}…${to} must be 1…${MAX_BLOCKS_PER_REQUEST} ascending heights`);
     }
@@ -655,6 +656,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       this.maxBlockFrameBytes,
       Number(to - from + 1n),
       this.maxBlocksResponseBytes,
+      opts.signal,
+      opts.onFirstBlock,
     );
   }
 
@@ -670,6 +673,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxFrames: number,
     maxTotalBytes: number,
     cancel?: AbortSignal,
+    onFirstFrame?: () => void,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
@@ -718,6 +722,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           return fail('bad-response', `answer exceeds ${maxTotalBytes} bytes`);
         }
         frames.push(frame.subarray());
+        if (frames.length === 1) onFirstFrame?.();
       }
     } catch (err) {
       if (err instanceof PeerRequestError) throw err;

@@ -78,8 +78,13 @@ export interface Network {
   publish(topic: GossipTopic, data: Uint8Array): Promise<void>;
   peers(): PeerInfo[];
   requestStatus(peer: string): Promise<ChainStatus>;
-  /** At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller. */
-  requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]>;
+  /**
+   * At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller.
+   * `signal` abandons the request (another peer answered the range first: sync.ts hedging): it
+   * rejects, releases the stream, and blames no one. `onFirstBlock` is called once the first block
+   * of the answer arrived (a network that delivers answers whole may never call it).
+   */
+  requestBlocks(peer: string, from: bigint, to: bigint, opts?: BlockRequestOptions): Promise<Uint8Array[]>;
   /**
    * Transactions of a proposed block by wire id (at most `MAX_TXS_PER_REQUEST`); the caller
    * checks each answer against the id it asked for. `signal` abandons the request (the height it
@@ -121,6 +126,12 @@ export interface DirectMessage {
 
 /** Most messages one catch-up carries: a height's proposals and votes of a few rounds. */
 export const MAX_DIRECT_MESSAGES = 2_048;
+
+/** Options of `Network.requestBlocks`. */
+export interface BlockRequestOptions {
+  signal?: AbortSignal;
+  onFirstBlock?: () => void;
+}
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
 /** Wire ids per transaction request (32 bytes each: a 128 KiB request). */

@@ -1,0 +1,192 @@
+// Block sync against fresh peer ids that claim a far height and answer late or never (attack review
+// of the sync fix: each such sybil held the pipeline's head for a full serve wait, 6 s, before its
+// range was asked again; ten of them cost a syncing node a minute). Hedged requests: a range with
+// no block after HEDGE_AFTER_MS is asked of another peer too. Time is a virtual clock (time moves
+// only from one timer to the next), the chain an in-memory counter: counts of simulated
+// milliseconds, no wall-clock timing.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Chain } from '../src/chain.js';
+import { BLOCK_SERVE_MAX_WAIT_MS } from '../src/p2p/serve-budget.js';
+import { VirtualClock } from '../src/sim/virtual-clock.js';
+import { HEDGE_AFTER_MS, type SyncChain, type SyncResult, syncChain } from '../src/sync.js';
+import { type FakePeer, fakeNetwork, type Log, newLog, tempChains } from './sync-fakes.js';
+
+const HEIGHT = 200n;
+const chains = tempChains('unc-sync-hedge-');
+after(() => chains.close());
+
+/** A chain that takes any block: what is measured is who was asked and when, not the blocks. */
+function counterChain(): SyncChain & { blocks: number } {
+  const c = {
+    blocks: 0,
+    height: () => BigInt(c.blocks),
+    applyBlock: async () => {
+      c.blocks++;
+    },
+  };
+  return c;
+}
+
+const blocksOf = (from: bigint, to: bigint) =>
+  Array.from({ length: Number(to - from + 1n) }, () => new Uint8Array(100));
+
+/** Requests of each range start in flight, and the most there ever were (per range and in all). */
+function inFlight() {
+  const now = new Map<bigint, number>();
+  let all = 0;
+  const most = { perRange: 0, all: 0 };
+  return {
+    most,
+    /** Counts the request until `answer` settles or `signal` cancels it, whichever is first. */
+    track<T>(from: bigint, signal: AbortSignal | undefined, answer: Promise<T>): Promise<T> {
+      now.set(from, (now.get(from) ?? 0) + 1);
+      all++;
+      most.perRange = Math.max(most.perRange, now.get(from)!);
+      most.all = Math.max(most.all, all);
+      let open = true;
+      const done = () => {
+        if (!open) return;
+        open = false;
+        now.set(from, now.get(from)! - 1);
+        all--;
+      };
+      signal?.addEventListener('abort', done, { once: true });
+      return answer.finally(done);
+    },
+  };
+}
+
+/** Runs a sync on the virtual clock until it ends; `ms`: the simulated time it took. */
+async function run(
+  source: Chain,
+  peers: Record<string, FakePeer>,
+  clock: VirtualClock,
+): Promise<{ result: SyncResult; ms: number; log: Log; chain: ReturnType<typeof counterChain> }> {
+  const log = newLog();
+  const chain = counterChain();
+  const start = clock.now();
+  let end: number | null = null;
+  const sync = syncChain({ network: fakeNetwork(source, peers, log), chain, clock, batchSize: 16 }).finally(
+    () => {
+      end = clock.now();
+    },
+  );
+  await clock.run(start + 10 * 60_000, () => end !== null);
+  const result = await sync;
+  return { result, ms: end! - start, log, chain };
+}
+
+describe('hedged block requests', () => {
+  let source: Chain;
+  before(async () => {
+    source = await chains.open();
+  });
+
+  test('ten silent sybil ids cost a sync about a hedge delay each, not a serve wait each', async () => {
+    const clock = new VirtualClock(0);
+    const flight = inFlight();
+    const cancelled: string[] = [];
+    const peers: Record<string, FakePeer> = {
+      honest: {
+        claim: () => HEIGHT,
+        blocks: async (from, to, o) => flight.track(from, o?.signal, Promise.resolve(blocksOf(from, to))),
+      },
+    };
+    for (let i = 0; i < 10; i++) {
+      const id = `sybil${i}`;
+      // Claims far more than anyone has; answers one block just past the longest serve wait (a
+      // short answer then may be an honest busy server's, so it is not blamed: sync.ts).
+      peers[id] = {
+        claim: () => HEIGHT + 1_000_000n,
+        blocks: (from, _to, o) => {
+          o?.signal?.addEventListener('abort', () => cancelled.push(id), { once: true });
+          return flight.track(
+            from,
+            o?.signal,
+            new Promise((resolve) =>
+              clock.schedule(BLOCK_SERVE_MAX_WAIT_MS + 10, () => resolve(blocksOf(from, from))),
+            ),
+          );
+        },
+      };
+    }
+    const { result, ms, log, chain } = await run(source, peers, clock);
+    assert.equal(chain.blocks, Number(HEIGHT));
+    assert.equal(result.height, HEIGHT);
+    // Before: each sybil at the pipeline’s head held it a serve wait (24 s here, four at a time).
+    assert.ok(ms <= 10 * HEDGE_AFTER_MS, `sync took ${ms} ms of simulated time`);
+    // No one is blamed: a peer slower than another may be an honest, busy server.
+    assert.deepEqual(log.penalized, []);
+    assert.deepEqual(result.disproved, []);
+    assert.equal(result.excluded.includes('honest'), false);
+    // Bounded: two requests at most per range, and one hedge over the pipeline's four.
+    assert.ok(flight.most.perRange <= 2, `${flight.most.perRange} requests for one range`);
+    assert.ok(flight.most.all <= 5, `${flight.most.all} requests in flight`);
+    assert.ok(cancelled.length > 0, 'the hedged-out requests were cancelled');
+  });
+
+  test('a slow but honest peer beaten by a hedge is neither penalised nor disproved, and the faster answer is taken', async () => {
+    const clock = new VirtualClock(0);
+    const asked: string[] = [];
+    // Sorted first (it claims more) so it gets the first range; answers each range in full, 3 s late.
+    const slow: FakePeer = {
+      claim: () => HEIGHT + 10n,
+      blocks: (from, to) => {
+        asked.push(`slow ${from}`);
+        return new Promise((resolve) =>
+          clock.schedule(3 * HEDGE_AFTER_MS, () =>
+            resolve(blocksOf(from, to < HEIGHT + 10n ? to : HEIGHT + 10n)),
+          ),
+        );
+      },
+    };
+    const fast: FakePeer = { claim: () => HEIGHT, blocks: async (from, to) => blocksOf(from, to) };
+    const { result, ms, log } = await run(source, { slow, fast }, clock);
+    assert.ok(result.height >= HEIGHT);
+    assert.deepEqual(log.penalized, []);
+    assert.deepEqual(result.disproved, []);
+    assert.equal(asked[0], 'slow 1');
+    // Before: the whole sync waited on the slow peer's 3 s for every range it had.
+    assert.ok(ms < 3 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
+  });
+
+  test('an answer that started within the hedge delay is not hedged (a large honest answer on a slow link)', async () => {
+    const clock = new VirtualClock(0);
+    const log = newLog();
+    let hedged = 0;
+    // Its first block comes at once, the rest of the answer 5 s later: the transfer of a large range.
+    const big: FakePeer = {
+      claim: () => 16n,
+      blocks: (from, to, o) => {
+        o?.onFirstBlock?.();
+        return new Promise((resolve) =>
+          clock.schedule(5 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to))),
+        );
+      },
+    };
+    const other: FakePeer = {
+      claim: () => 16n,
+      blocks: async (from, to) => {
+        hedged++;
+        return blocksOf(from, to);
+      },
+    };
+    const chain = counterChain();
+    let done = false;
+    const sync = syncChain({
+      network: fakeNetwork(source, { big, other }, log),
+      chain,
+      clock,
+      batchSize: 16,
+      parallel: 1,
+    }).finally(() => {
+      done = true;
+    });
+    await clock.run(60_000, () => done);
+    const result = await sync;
+    assert.equal(result.height, 16n);
+    assert.equal(hedged, 0);
+    assert.deepEqual(result.excluded, []);
+  });
+});
