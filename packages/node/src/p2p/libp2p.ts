@@ -645,7 +645,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     );
   }
 
-  async requestBlocks(peer: string, from: bigint, to: bigint, opts: BlockRequestOptions = {}): Promise<Uint8Array[]> {
+  async requestBlocks(
+    peer: string,
+    from: bigint,
+    to: bigint,
+    opts: BlockRequestOptions = {},
+  ): Promise<Uint8Array[]> {
     if (from < 0n || to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
       throw new RangeError(`block range ${from}…${to} must be 1…${MAX_BLOCKS_PER_REQUEST} ascending heights`);
     }

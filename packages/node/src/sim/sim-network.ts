@@ -286,7 +286,12 @@ export class SimPeerNetwork implements Network {
     return this.hub.request(this.peerId, peer, (p) => p.handlers.status());
   }
 
-  requestBlocks(peer: string, from: bigint, to: bigint, opts: BlockRequestOptions = {}): Promise<Uint8Array[]> {
+  requestBlocks(
+    peer: string,
+    from: bigint,
+    to: bigint,
+    opts: BlockRequestOptions = {},
+  ): Promise<Uint8Array[]> {
     return cancellable(
       opts.signal,
       this.hub.request(this.peerId, peer, (p) => p.handlers.blocks(from, to)),
