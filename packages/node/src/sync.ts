@@ -507,6 +507,8 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
     blocks: async (from, to, take) => {
       const out: Uint8Array[] = [];
       for (let h = from; h <= to && h <= chain.height; h++) {
+        // The serve budget is waited for before the read: no block is held while it renews.
+        if (take?.room && !(await take.room())) break;
         const raw = await chain.db.getBlockBytes(h);
         if (!raw || (take && !(await take(raw.byteLength)))) break;
         out.push(raw);

@@ -13,7 +13,8 @@ import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { type Libp2pNetwork, type NetworkOptions, startNetwork } from '../src/p2p/libp2p.js';
-import type { NetworkHandlers } from '../src/p2p/types.js';
+import { BlockAnswerBudget, DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
+import type { BlockTake, NetworkHandlers } from '../src/p2p/types.js';
 import { ChainDb } from '../src/storage/db.js';
 import { chainServer } from '../src/sync.js';
 
@@ -136,5 +137,63 @@ describe('serving block ranges', () => {
     assert.deepEqual(await greedy.requestBlocks(server.peerId, 1n, 64n), []);
     assert.equal(calls, 1, 'refused before any block was read');
     assert.equal((await other.requestBlocks(server.peerId, 1n, 64n)).length, 64);
+  });
+
+  test('while the serve budget renews, no block is read and held: the wait comes before the read', async () => {
+    // Attack review: the handler read the next block, then waited (up to 6 s) for the budget to
+    // take it, so a peer opening streams while the budget was spent pinned up to 9 MiB per stream.
+    for (const [name, handler] of [
+      ['sync reactor', (f: bigint, t: bigint, take: BlockTake) => reactor.blocksFor(f, t, take)],
+      ['chain server', (f: bigint, t: bigint, take: BlockTake) => chainServer(chain).blocks(f, t, take)],
+    ] as const) {
+      const size = (await chain.db.getBlockBytes(1n))!.byteLength;
+      let now = 0;
+      let read = 0;
+      let taken = 0;
+      const heldWhileWaiting: number[] = [];
+      const getBlockBytes = chain.db.getBlockBytes.bind(chain.db);
+      chain.db.getBlockBytes = async (h) => {
+        const raw = await getBlockBytes(h);
+        read += raw?.byteLength ?? 0;
+        return raw;
+      };
+      try {
+        // Room for about three blocks a window: each answer waits for the window to renew.
+        const budget = new ServeBudget(
+          { maxBytesPerPeer: Math.floor(3.5 * size) },
+          DEFAULT_BLOCK_SERVE_LIMITS,
+          'blockServe',
+        );
+        const answer = new BlockAnswerBudget(budget, {
+          peer: 'p',
+          asked: 10,
+          capBytes: 1_000_000,
+          maxBlockBytes: size + 64,
+          relaying: false,
+          now: () => now,
+          sleep: async (ms) => {
+            heldWhileWaiting.push(read - taken);
+            now += ms;
+          },
+        });
+        const take: BlockTake = async (bytes) => {
+          const ok = await answer.take(bytes);
+          if (ok) taken += bytes;
+          return ok;
+        };
+        take.room = () => answer.room();
+        assert.ok(await answer.ids());
+        const out = await handler(1n, 10n, take);
+        answer.unsent(out.length);
+        assert.equal(out.length, 10, name);
+        assert.ok(heldWhileWaiting.length > 0, `${name}: the budget was waited for`);
+        // Before: each wait held the block just read.
+        assert.deepEqual(new Set(heldWhileWaiting), new Set([0]), `${name}: bytes held while waiting`);
+        // Only what was used of the room held is charged: the next window serves as much.
+        assert.equal(taken, sum(out));
+      } finally {
+        chain.db.getBlockBytes = getBlockBytes;
+      }
+    }
   });
 });

@@ -227,3 +227,46 @@ test('block answers wait for the budget to renew, and end short only after the l
   assert.equal(await b.take(11), false);
   assert.equal(slept, 0);
 });
+
+test('block answers hold room for the largest block before it is read, and charge only what was read', async () => {
+  let now = 0;
+  let slept = 0;
+  const budget = new ServeBudget({ maxBytesPerPeer: 100, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
+  const a = new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 10,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      slept += ms;
+    },
+  });
+  // Room for a 40-byte block, then a 10-byte one read: 30 bytes given back to the peer's window.
+  for (let i = 0; i < 7; i++) {
+    assert.ok(await a.room(), `room ${i}`);
+    assert.ok(await a.take(10));
+  }
+  assert.equal(slept, 0);
+  // 70 taken: no room for another 40-byte block. It waits, unread, and ends after the longest wait.
+  assert.equal(await a.room(), false);
+  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
+  a.unsent(7);
+  // Only what was read is charged (room held and not used went back): the last 30 bytes are left.
+  const b = new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 1,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      slept += ms;
+    },
+  });
+  assert.ok(await b.take(30));
+  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS, 'taken without a wait');
+});

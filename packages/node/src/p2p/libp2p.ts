@@ -55,6 +55,7 @@ import {
 } from './serve-budget.js';
 import {
   type BlockRequestOptions,
+  type BlockTake,
   type ChainStatus,
   type DirectMessage,
   type GossipTopic,
@@ -801,11 +802,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           now: () => systemClock.now(),
           sleep: (ms) => sleep(systemClock, ms),
         });
-        const take = async (bytes: number): Promise<boolean> => {
+        const take: BlockTake = async (bytes: number): Promise<boolean> => {
           if (bytes > this.maxBlockFrameBytes)
             this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
           return answer.take(bytes);
         };
+        // Waits for the budget before each block is read, not after (holding it): serve-budget.ts.
+        take.room = () => answer.room();
         const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
         let sent = 0;
         try {

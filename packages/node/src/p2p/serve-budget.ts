@@ -150,6 +150,26 @@ export class ServeBudget {
     }
   }
 
+  /**
+   * Gives back `bytes` held for a block that was never read (BlockAnswerBudget.room), to the
+   * peer's window and the overall one, each while it is still the one they were taken in: unlike
+   * `refundBytes`, nothing was read for them, so the peer is charged only what it was sent.
+   */
+  releaseBytes(peer: string, bytes: number, takenAt: number, now: number, relaying = false): void {
+    const w = this.peers.get(peer);
+    if (w && w.start <= takenAt && now - w.start < this.limits.intervalMs)
+      w.bytes = Math.max(0, w.bytes - bytes);
+    this.refundBytes(bytes, takenAt, now, relaying);
+  }
+
+  /** The most one take of bytes can ever be granted (a block past it is never served). */
+  mostAtOnce(relaying: boolean): number {
+    const all = relaying
+      ? this.limits.maxBytesInAll
+      : this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
+    return Math.min(this.limits.maxBytesPerPeer, all);
+  }
+
   /** Milliseconds until both `peer`'s window and the overall one have renewed (at least 1). */
   msUntilRenewal(peer: string, now: number): number {
     const w = this.peers.get(peer);
@@ -205,6 +225,8 @@ export class BlockAnswerBudget {
   private total = 0;
   private waited = 0;
   private readonly taken: { bytes: number; at: number }[] = [];
+  /** Room held (`room`) for the block about to be read. */
+  private held: { bytes: number; at: number } | null = null;
   private readonly maxWaitMs: number;
 
   constructor(
@@ -225,13 +247,44 @@ export class BlockAnswerBudget {
   }
 
   /**
+   * Before the next block is read: waits for room for the largest block the answer may still carry
+   * (its stored size is not known without reading it) and holds it; false ends the answer unread.
+   * Waiting after the read (in `take`) held the block, up to 9 MiB, for up to the longest wait:
+   * a peer opening streams while the budget was spent pinned that much memory per stream.
+   */
+  async room(): Promise<boolean> {
+    const { opts } = this;
+    if (this.held) return true;
+    const bytes = Math.min(
+      opts.maxBlockBytes,
+      opts.capBytes - this.total,
+      this.budget.mostAtOnce(opts.relaying),
+    );
+    if (this.taken.length >= opts.asked || bytes <= 0) return false;
+    let at = 0;
+    const ok = await this.wait(() => {
+      at = opts.now();
+      return this.budget.takeBytes(opts.peer, bytes, at, opts.relaying);
+    });
+    if (ok) this.held = { bytes, at };
+    return ok;
+  }
+
+  /**
    * A block of `bytes` was read: true to send it, false to end the answer (all asked blocks taken,
-   * an oversized block, the cap reached, or the budget still spent after the longest wait).
+   * an oversized block, the cap reached, or the budget still spent after the longest wait). Taken
+   * from the room held for it (`room`), what it did not need given back, or else waited for now.
    */
   async take(bytes: number): Promise<boolean> {
     const { opts } = this;
     if (this.taken.length >= opts.asked || bytes > opts.maxBlockBytes || this.total + bytes > opts.capBytes)
       return false;
+    const held = this.release(bytes);
+    if (held) {
+      this.total += bytes;
+      this.taken.push({ bytes, at: held.at });
+      return true;
+    }
     let at = 0;
     const ok = await this.wait(() => {
       at = opts.now();
@@ -243,8 +296,27 @@ export class BlockAnswerBudget {
     return true;
   }
 
-  /** The answer ended after `sent` blocks left: what was taken of the others is given back. */
+  /**
+   * Gives back what the held room has beyond `used` bytes (all of it by default); returns the
+   * room when it covered `used`, else null (and nothing is held any more).
+   */
+  private release(used = 0): { bytes: number; at: number } | null {
+    const held = this.held;
+    if (!held) return null;
+    this.held = null;
+    const fits = used <= held.bytes;
+    const back = fits ? held.bytes - used : held.bytes;
+    if (back > 0)
+      this.budget.releaseBytes(this.opts.peer, back, held.at, this.opts.now(), this.opts.relaying);
+    return fits ? held : null;
+  }
+
+  /**
+   * The answer ended after `sent` blocks left: what was taken of the others is given back, and
+   * any room still held for a block never read.
+   */
   unsent(sent: number): void {
+    this.release();
     for (const t of this.taken.slice(sent))
       this.budget.refundBytes(t.bytes, t.at, this.opts.now(), this.opts.relaying);
     this.taken.length = Math.min(this.taken.length, sent);

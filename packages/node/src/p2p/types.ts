@@ -41,13 +41,10 @@ export interface NetworkHandlers {
    * is asked about each block read, before the next is read: false ends the answer without that
    * block (the network's response cap and serve budget, libp2p.ts), so a request never makes the
    * node read and hold more than what it will send plus one block. It may wait (for the serve
-   * budget to renew) before it answers.
+   * budget to renew) before it answers; `take.room`, when given, is asked before each block is
+   * read, so that it waits before the read, holding no block.
    */
-  blocks(
-    from: bigint,
-    to: bigint,
-    take?: (bytes: number) => boolean | Promise<boolean>,
-  ): Promise<Uint8Array[]>;
+  blocks(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]>;
   /**
    * Encoded transactions of a block this node holds for the height being decided, one per
    * wanted wire id (`sha256` of the transaction's bytes) that the block contains, in the order
@@ -126,6 +123,16 @@ export interface DirectMessage {
 
 /** Most messages one catch-up carries: a height's proposals and votes of a few rounds. */
 export const MAX_DIRECT_MESSAGES = 2_048;
+
+/**
+ * Asked about each block a `/blocks/1` handler read (its encoded size): false ends the answer
+ * without it. `room`, when present, is asked before each read: false ends the answer unread; it
+ * may wait for the serve budget (serve-budget.ts BlockAnswerBudget.room).
+ */
+export interface BlockTake {
+  (bytes: number): boolean | Promise<boolean>;
+  room?: () => Promise<boolean>;
+}
 
 /** Options of `Network.requestBlocks`. */
 export interface BlockRequestOptions {
