@@ -67,8 +67,9 @@ export interface SyncOptions {
    */
   serveWaitMs?: number;
   /**
-   * How long the range the pipeline waits on may go without its first block before another peer
-   * is asked for it too (a hedged request). Default HEDGE_AFTER_MS.
+   * How long the range the pipeline waits on may go without a block (since it was asked, or since
+   * its last block) before another peer is asked for it too (a hedged request). Default
+   * HEDGE_AFTER_MS.
    */
   hedgeMs?: number;
 }
@@ -78,8 +79,8 @@ export interface SyncOptions {
  * valid answer taken and the other request cancelled. Peer ids cost nothing: a fresh id claiming a
  * high height and answering late (or never) held the pipeline's head for a full serve wait
  * (BLOCK_SERVE_MAX_WAIT_MS) or request deadline each, ten of them a syncing node's first minute.
- * An honest server's first block comes within a round trip and a disk read, or after a budget
- * wait (serve-budget.ts): then the hedge is what saves the wait.
+ * An honest server's blocks come a round trip and a disk read apart, or after a budget wait
+ * (serve-budget.ts): then the hedge is what saves the wait.
  */
 export const HEDGE_AFTER_MS = 1_000;
 
@@ -110,8 +111,10 @@ interface Slot {
   /** When it was asked, on the sync's clock. */
   asked: number;
   answer: Promise<Answer>;
-  /** Whether the first block (or the whole answer) arrived. */
-  started: () => boolean;
+  /** When the latest block of the answer arrived (when it was asked, before any), on the clock. */
+  progress: () => number;
+  /** Whether the answer (or a failure) arrived. */
+  done: () => boolean;
   /** Abandons the request: another peer answered the range first. Blames no one. */
   cancel: () => void;
 }
@@ -213,22 +216,23 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
 
   const ask = (peer: string, from: bigint, to: bigint): Slot => {
     const abandon = new AbortController();
-    // An answer (or a failure) counts as started too: a network may deliver answers whole.
-    let begun = false;
+    const asked = clock.now();
+    let progress = asked;
+    let done = false;
     const answer = network
       .requestBlocks(peer, from, to, {
         signal: abandon.signal,
-        onFirstBlock: () => {
-          begun = true;
+        onBlock: () => {
+          progress = clock.now();
         },
       })
       .then(
         (blocks): Answer => {
-          begun = true;
+          done = true;
           return { blocks, at: clock.now() };
         },
         (error: Error): Answer => {
-          begun = true;
+          done = true;
           return { error };
         },
       );
@@ -236,9 +240,10 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       from,
       to,
       peer,
-      asked: clock.now(),
+      asked,
       answer,
-      started: () => begun,
+      progress: () => progress,
+      done: () => done,
       cancel: () => abandon.abort(),
     };
   };
@@ -411,27 +416,29 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     };
     /**
      * The answer to the range the pipeline waits on (`head`). While no block of it came for
-     * hedgeMs, another peer is asked for it too (one at a time: at most two requests per range,
-     * `parallel` + 1 in all); a hedge that sent no block within hedgeMs either is cancelled, and
-     * the next peer asked, so each silent peer costs about hedgeMs, not a serve wait. The first
-     * answer is taken; `rival` is the other request, still in flight.
+     * hedgeMs (since it was asked, or since the last block: a peer must not escape the hedge by
+     * sending one block and stalling), another peer is asked for it too (one at a time: at most
+     * two requests per range, `parallel` + 1 in all); a hedge that sent no block within hedgeMs
+     * either is cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a
+     * serve wait. The first answer is taken; `rival` is the other request, still in flight.
      */
     const race = async (head: Slot): Promise<{ slot: Slot; answer: Answer; rival?: Slot }> => {
       let hedge: Slot | undefined;
+      const latest = (racing: Slot[]) => Math.max(...racing.map((r) => r.progress()));
       for (;;) {
         const racing = hedge ? [head, hedge] : [head];
-        const newest = racing[racing.length - 1]!;
-        const silent = racing.every((r) => !r.started()) && hedgePeer(head, racing) !== null;
-        const got = await first(racing, silent ? newest.asked + hedgeMs : null);
+        const able = !racing.some((r) => r.done()) && hedgePeer(head, racing) !== null;
+        const got = await first(racing, able ? latest(racing) + hedgeMs : null);
         if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
-        if (racing.some((r) => r.started())) continue;
+        // A block came meanwhile: the timer is set again from it.
+        if (clock.now() - latest(racing) < hedgeMs) continue;
         const other = hedgePeer(head, racing);
         if (!other) continue;
         if (hedge) {
-          // Not blamed (a busy server waits for its budget before its first block), only dropped
+          // Not blamed (a busy server waits for its budget before a block), only dropped
           // from this sync, as a late answer is: it is not asked for this range again.
           hedge.cancel();
-          drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} within ${hedgeMs} ms`, false, false);
+          drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} for ${hedgeMs} ms`, false, false);
         }
         const [peer, s] = other;
         hedge = ask(peer, head.from, head.to < s.height ? head.to : s.height);

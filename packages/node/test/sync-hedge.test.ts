@@ -151,42 +151,63 @@ describe('hedged block requests', () => {
     assert.ok(ms < 3 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
   });
 
-  test('an answer that started within the hedge delay is not hedged (a large honest answer on a slow link)', async () => {
-    const clock = new VirtualClock(0);
-    const log = newLog();
-    let hedged = 0;
-    // Its first block comes at once, the rest of the answer 5 s later: the transfer of a large range.
-    const big: FakePeer = {
-      claim: () => 16n,
-      blocks: (from, to, o) => {
-        o?.onFirstBlock?.();
-        return new Promise((resolve) =>
-          clock.schedule(5 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to))),
-        );
-      },
-    };
-    const other: FakePeer = {
-      claim: () => 16n,
-      blocks: async (from, to) => {
-        hedged++;
-        return blocksOf(from, to);
+  /** `first` answers 16 blocks as `answer` says; `other` serves at once, counting its asks. */
+  async function twoPeers(first: FakePeer['blocks'], clock: VirtualClock) {
+    let others = 0;
+    const peers: Record<string, FakePeer> = {
+      first: { claim: () => 16n, blocks: first },
+      other: {
+        claim: () => 16n,
+        blocks: async (from, to) => {
+          others++;
+          return blocksOf(from, to);
+        },
       },
     };
     const chain = counterChain();
-    let done = false;
+    let end: number | null = null;
     const sync = syncChain({
-      network: fakeNetwork(source, { big, other }, log),
+      network: fakeNetwork(source, peers, newLog()),
       chain,
       clock,
       batchSize: 16,
       parallel: 1,
     }).finally(() => {
-      done = true;
+      end = clock.now();
     });
-    await clock.run(60_000, () => done);
-    const result = await sync;
+    await clock.run(60_000, () => end !== null);
+    return { result: await sync, others, ms: end! };
+  }
+
+  test('an answer whose blocks keep coming is not hedged (a large honest answer on a slow link)', async () => {
+    const clock = new VirtualClock(0);
+    // A block every half hedge delay: 8 hedge delays for the whole range.
+    const { result, others } = await twoPeers(
+      (from, to, o) =>
+        new Promise((resolve) => {
+          for (let i = 1; i <= 16; i++) clock.schedule((i * HEDGE_AFTER_MS) / 2, () => o?.onBlock?.());
+          clock.schedule(8 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+        }),
+      clock,
+    );
     assert.equal(result.height, 16n);
-    assert.equal(hedged, 0);
+    assert.equal(others, 0);
     assert.deepEqual(result.excluded, []);
+  });
+
+  test('an answer that sends one block and stalls is hedged all the same', async () => {
+    const clock = new VirtualClock(0);
+    const { result, others, ms } = await twoPeers(
+      (from, to, o) =>
+        new Promise((resolve) => {
+          o?.onBlock?.();
+          clock.schedule(9 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+        }),
+      clock,
+    );
+    assert.equal(result.height, 16n);
+    assert.equal(others, 1);
+    assert.ok(ms <= 2 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
+    assert.deepEqual(result.disproved, []);
   });
 });

@@ -663,7 +663,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       Number(to - from + 1n),
       this.maxBlocksResponseBytes,
       opts.signal,
-      opts.onFirstBlock,
+      opts.onBlock,
     );
   }
 
@@ -679,7 +679,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxFrames: number,
     maxTotalBytes: number,
     cancel?: AbortSignal,
-    onFirstFrame?: () => void,
+    onFrame?: () => void,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
@@ -728,7 +728,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           return fail('bad-response', `answer exceeds ${maxTotalBytes} bytes`);
         }
         frames.push(frame.subarray());
-        if (frames.length === 1) onFirstFrame?.();
+        onFrame?.();
       }
     } catch (err) {
       if (err instanceof PeerRequestError) throw err;

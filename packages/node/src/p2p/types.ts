@@ -78,8 +78,8 @@ export interface Network {
   /**
    * At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller.
    * `signal` abandons the request (another peer answered the range first: sync.ts hedging): it
-   * rejects, releases the stream, and blames no one. `onFirstBlock` is called once the first block
-   * of the answer arrived (a network that delivers answers whole may never call it).
+   * rejects, releases the stream, and blames no one. `onBlock` is called as each block of the
+   * answer arrives (a network that delivers answers whole may never call it).
    */
   requestBlocks(peer: string, from: bigint, to: bigint, opts?: BlockRequestOptions): Promise<Uint8Array[]>;
   /**
@@ -137,7 +137,7 @@ export interface BlockTake {
 /** Options of `Network.requestBlocks`. */
 export interface BlockRequestOptions {
   signal?: AbortSignal;
-  onFirstBlock?: () => void;
+  onBlock?: () => void;
 }
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
