@@ -12,7 +12,12 @@ import { systemClock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import { type Libp2pNetwork, type NetworkOptions, startNetwork } from '../src/p2p/libp2p.js';
+import {
+  type Libp2pNetwork,
+  type NetworkOptions,
+  PeerRequestError,
+  startNetwork,
+} from '../src/p2p/libp2p.js';
 import { BlockAnswerBudget, DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
 import type { BlockTake, NetworkHandlers } from '../src/p2p/types.js';
 import { ChainDb } from '../src/storage/db.js';
@@ -195,5 +200,33 @@ describe('serving block ranges', () => {
         chain.db.getBlockBytes = getBlockBytes;
       }
     }
+  });
+
+  test('a block request reports each block as it arrives, and one abandoned (a hedge answered first) blames no one', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const server = await net(async (f, t, take) => {
+      if (f === 2n) await held;
+      return reactor.blocksFor(f, t, take);
+    });
+    const client = await net(async () => []);
+    await client.dial(server.listenAddrs[0]!);
+    let arrived = 0;
+    const answer = await client.requestBlocks(server.peerId, 1n, 1n, { onBlock: () => arrived++ });
+    assert.equal(answer.length, 1);
+    assert.equal(arrived, 1);
+    const abandon = new AbortController();
+    const request = client.requestBlocks(server.peerId, 2n, 5n, { signal: abandon.signal });
+    setImmediate(() => abandon.abort());
+    const err = await request.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    release();
+    assert.ok(err instanceof PeerRequestError && err.kind === 'cancelled', String(err));
+    const peer = client.peers().find((p) => p.id === server.peerId);
+    assert.equal(peer?.score, 0, 'an abandoned request costs the peer nothing');
   });
 });
