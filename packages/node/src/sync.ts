@@ -401,12 +401,17 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       return ask(peer, from, to < s.height ? to : s.height);
     };
     /**
-     * Who else may be asked for `head`'s range: an able peer not already racing for it, one that
-     * served a range in full and has nothing in flight first, then any idle one, then any.
+     * Who else may be asked for `head`'s range: an able peer not already racing for it (nor
+     * `tried` for it), one that served a range in full and has nothing in flight first, then any
+     * idle one, then any.
      */
-    const hedgePeer = (head: Slot, racing: Slot[]): [string, ChainStatus] | null => {
+    const hedgePeer = (head: Slot, racing: Slot[], tried: Set<string>): [string, ChainStatus] | null => {
       const able = ahead.filter(
-        ([peer, s]) => !excluded.has(peer) && s.height >= head.from && !racing.some((r) => r.peer === peer),
+        ([peer, s]) =>
+          !excluded.has(peer) &&
+          !tried.has(peer) &&
+          s.height >= head.from &&
+          !racing.some((r) => r.peer === peer),
       );
       const rank = ([peer]: [string, ChainStatus]) =>
         (pending.some((p) => p.peer === peer) ? 2 : 0) + (served.has(peer) ? 0 : 1);
@@ -420,25 +425,33 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
      * sending one block and stalling), another peer is asked for it too (one at a time: at most
      * two requests per range, `parallel` + 1 in all); a hedge that sent no block within hedgeMs
      * either is cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a
-     * serve wait. The first answer is taken; `rival` is the other request, still in flight.
+     * serve wait (and is dropped from the sync unless it served a range in full in it). The first answer is taken; `rival` is the other request, still in flight.
      */
     const race = async (head: Slot): Promise<{ slot: Slot; answer: Answer; rival?: Slot }> => {
       let hedge: Slot | undefined;
+      /** Hedges given up on for this range (silent for hedgeMs): not asked for it again. */
+      const tried = new Set<string>();
       const latest = (racing: Slot[]) => Math.max(...racing.map((r) => r.progress()));
       for (;;) {
         const racing = hedge ? [head, hedge] : [head];
-        const able = !racing.some((r) => r.done()) && hedgePeer(head, racing) !== null;
+        const able = !racing.some((r) => r.done()) && hedgePeer(head, racing, tried) !== null;
         const got = await first(racing, able ? latest(racing) + hedgeMs : null);
         if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
         // A block came meanwhile: the timer is set again from it.
         if (clock.now() - latest(racing) < hedgeMs) continue;
-        const other = hedgePeer(head, racing);
+        const other = hedgePeer(head, racing, tried);
         if (!other) continue;
         if (hedge) {
-          // Not blamed (a busy server waits for its budget before a block), only dropped
-          // from this sync, as a late answer is: it is not asked for this range again.
+          // Not blamed (a busy server waits for its budget before a block), and not asked for
+          // this range again. Dropped from this sync, as a late answer is, only when it served
+          // no range in full yet (a fresh id answering late, or never): one that did is a
+          // server, busy now. Dropping those too (and so, in sync-reactor.ts, ignoring their
+          // claims for ten minutes) made a node whose servers were all busy drop the peers it
+          // hedged to, one a second, though each would have served the range in full.
           hedge.cancel();
-          drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} for ${hedgeMs} ms`, false, false);
+          tried.add(hedge.peer);
+          if (!served.has(hedge.peer))
+            drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} for ${hedgeMs} ms`, false, false);
         }
         const [peer, s] = other;
         hedge = ask(peer, head.from, head.to < s.height ? head.to : s.height);

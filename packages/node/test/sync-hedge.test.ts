@@ -211,3 +211,48 @@ describe('hedged block requests', () => {
     assert.deepEqual(result.disproved, []);
   });
 });
+
+describe('hedged block requests to busy servers', () => {
+  let source: Chain;
+  before(async () => {
+    source = await chains.open();
+  });
+
+  test('a peer that served a range in full is not dropped from the sync for being silent a hedge delay as a hedge', async () => {
+    // Review of the hedging: a silent hedge was dropped from the sync (and then, in sync-reactor.ts,
+    // its claims ignored for ten minutes). An honest server whose budget is spent waits up to a
+    // serve wait before its first block, so a node whose servers were all busy dropped every peer
+    // it hedged to, one a second, though each would have served the range in full.
+    const clock = new VirtualClock(0);
+    const late = (ms: number, from: bigint, to: bigint) =>
+      new Promise<Uint8Array[]>((resolve) => clock.schedule(ms, () => resolve(blocksOf(from, to))));
+    let calls = 0;
+    const peers: Record<string, FakePeer> = {
+      // Serves its first range at once, then is busy: 2.5 s before each answer (all in full).
+      busy: {
+        claim: () => 48n,
+        blocks: (from, to) => late(calls++ === 0 ? 0 : 2.5 * HEDGE_AFTER_MS, from, to),
+      },
+      slow1: { claim: () => 48n, blocks: (from, to) => late(3 * HEDGE_AFTER_MS, from, to) },
+      slow2: { claim: () => 48n, blocks: (from, to) => late(3 * HEDGE_AFTER_MS, from, to) },
+    };
+    const log = newLog();
+    const chain = counterChain();
+    let end: number | null = null;
+    const sync = syncChain({
+      network: fakeNetwork(source, peers, log),
+      chain,
+      clock,
+      batchSize: 16,
+      parallel: 1,
+    }).finally(() => {
+      end = clock.now();
+    });
+    await clock.run(60_000, () => end !== null);
+    const result = await sync;
+    assert.equal(result.height, 48n);
+    assert.ok(calls > 1, 'the busy peer was asked again (as a hedge)');
+    assert.equal(result.excluded.includes('busy'), false, `excluded: ${result.excluded}`);
+    assert.deepEqual(log.penalized, []);
+  });
+});
