@@ -256,3 +256,50 @@ describe('hedged block requests to busy servers', () => {
     assert.deepEqual(log.penalized, []);
   });
 });
+
+describe('hedged block requests, the answer not taken', () => {
+  let source: Chain;
+  before(async () => {
+    source = await chains.open();
+  });
+
+  test('the request beaten by a hedge is cancelled (its stream and the server it holds are released)', async () => {
+    // Review: dropping the cancel of the slower request left every test green, though its stream
+    // (and the server's budget wait behind it) was then held to the request deadline.
+    const clock = new VirtualClock(0);
+    const open = new Set<bigint>();
+    let cancelled = 0;
+    const peers: Record<string, FakePeer> = {
+      slow: {
+        claim: () => 17n,
+        blocks: (from, to, o) => {
+          open.add(from);
+          o?.signal?.addEventListener('abort', () => {
+            cancelled++;
+            open.delete(from);
+          });
+          return new Promise((resolve) =>
+            clock.schedule(9 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to))),
+          );
+        },
+      },
+      fast: { claim: () => 16n, blocks: async (from, to) => blocksOf(from, to) },
+    };
+    const chain = counterChain();
+    let end: number | null = null;
+    const sync = syncChain({
+      network: fakeNetwork(source, peers, newLog()),
+      chain,
+      clock,
+      batchSize: 16,
+      parallel: 1,
+    }).finally(() => {
+      end = clock.now();
+    });
+    await clock.run(60_000, () => end !== null);
+    const result = await sync;
+    assert.equal(result.height, 16n);
+    assert.ok(cancelled >= 1, 'the slower request was cancelled');
+    assert.deepEqual([...open], [], 'no request left open');
+  });
+});
