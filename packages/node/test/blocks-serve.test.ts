@@ -229,4 +229,24 @@ describe('serving block ranges', () => {
     const peer = client.peers().find((p) => p.id === server.peerId);
     assert.equal(peer?.score, 0, 'an abandoned request costs the peer nothing');
   });
+
+  test('a block read that throws gives back its read slot and room: the peer is served again at once', async () => {
+    // Review: the handler ran outside the try that gives back what an answer holds, so each
+    // failing disk read kept a read slot (two per peer) and its room: the peer's third request
+    // then waited the longest wait for a slot, and got nothing.
+    let failing = 3;
+    const server = await net(async (f, t, take) => {
+      if (failing > 0) {
+        failing--;
+        if (take?.room) await take.room();
+        throw new Error('disk read failed');
+      }
+      return reactor.blocksFor(f, t, take);
+    });
+    const client = await net(async () => []);
+    await client.dial(server.listenAddrs[0]!);
+    for (let i = 0; i < 3; i++) await assert.rejects(client.requestBlocks(server.peerId, 1n, 4n));
+    // Before: no slot came within the longest wait, and the answer was empty.
+    assert.equal((await client.requestBlocks(server.peerId, 1n, 4n)).length, 4);
+  });
 });

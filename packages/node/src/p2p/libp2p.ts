@@ -49,6 +49,7 @@ import {
 import { gossipMessageId } from './message-id.js';
 import {
   BlockAnswerBudget,
+  BlockReadSlots,
   DEFAULT_BLOCK_SERVE_LIMITS,
   ServeBudget,
   type ServeBudgetLimits,
@@ -315,6 +316,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly maxBlocksResponseBytes: number;
   private readonly txServeBudget: ServeBudget;
   private readonly blockServeBudget: ServeBudget;
+  /** Block reads in flight for `/blocks/1` answers: what their waits may pin (serve-budget.ts). */
+  private readonly blockReadSlots = new BlockReadSlots();
   /** The connection limits in force (explicit, connection-limits.ts). */
   readonly connectionLimits: ConnectionLimits;
   private readonly log: Logger;
@@ -801,17 +804,19 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           relaying: this.opts.handlers.isRelayingPeer?.(peer) ?? false,
           now: () => systemClock.now(),
           sleep: (ms) => sleep(systemClock, ms),
+          slots: this.blockReadSlots,
         });
         const take: BlockTake = async (bytes: number): Promise<boolean> => {
           if (bytes > this.maxBlockFrameBytes)
             this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
           return answer.take(bytes);
         };
-        // Waits for the budget before each block is read, not after (holding it): serve-budget.ts.
+        // Holds a read slot and the peer's room before each block is read: serve-budget.ts.
         take.room = () => answer.room();
-        const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
         let sent = 0;
         try {
+          // Inside the try: a read that throws still gives back its slot and what it held.
+          const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
           for (const [i, block] of blocks.entries()) {
             // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
             if (i >= answer.count && !(await take(block.byteLength))) break;
