@@ -465,37 +465,50 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         next = slot.to + 1n;
       }
     };
-    fill();
-    for (;;) {
-      signal?.throwIfAborted();
-      // What a peer failed to serve (or served in part) is a gap before the ranges still in
-      // flight: asked again of another peer, at the head of the pipeline.
-      const want = chain.height() + 1n;
-      const gapEnd = (pending[0]?.from ?? next) - 1n;
-      if (want <= gapEnd) {
-        const slot = pick(want, gapEnd, true);
-        if (!slot) break;
-        pending.unshift(slot);
-      }
-      const head = pending.shift();
-      if (!head) break;
-      const { slot, answer, rival } = await race(head);
-      const outcome = await consume(slot, answer);
-      if (rival) {
-        if (outcome === 'bad' && chain.height() === rival.from - 1n) {
-          // The other request for the range carries on, at the head of the pipeline.
-          pending.unshift(rival);
-        } else {
-          rival.cancel();
-          // The peer asked first was beaten by one asked hedgeMs later: slower, not a liar. Not
-          // penalised nor distrusted, only dropped from this sync like a late answer (and so asked
-          // after the others for a while: sync-reactor.ts), or each sybil would cost every range.
-          if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
-            drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false);
+    try {
+      fill();
+      for (;;) {
+        signal?.throwIfAborted();
+        // What a peer failed to serve (or served in part) is a gap before the ranges still in
+        // flight: asked again of another peer, at the head of the pipeline.
+        const want = chain.height() + 1n;
+        const gapEnd = (pending[0]?.from ?? next) - 1n;
+        if (want <= gapEnd) {
+          const slot = pick(want, gapEnd, true);
+          if (!slot) break;
+          pending.unshift(slot);
         }
+        const head = pending.shift();
+        if (!head) break;
+        const { slot, answer, rival } = await race(head);
+        let outcome: Awaited<ReturnType<typeof consume>>;
+        try {
+          outcome = await consume(slot, answer);
+        } catch (err) {
+          rival?.cancel();
+          throw err;
+        }
+        if (rival) {
+          if (outcome === 'bad' && chain.height() === rival.from - 1n) {
+            // The other request for the range carries on, at the head of the pipeline.
+            pending.unshift(rival);
+          } else {
+            rival.cancel();
+            // The peer asked first was beaten by one asked hedgeMs later: slower, not a liar. Not
+            // penalised nor distrusted, only dropped from this sync like a late answer (and so asked
+            // after the others for a while: sync-reactor.ts), or each sybil would cost every range.
+            if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
+              drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false);
+          }
+        }
+        if (outcome === 'moved') break;
+        if (outcome === 'full') fill();
       }
-      if (outcome === 'moved') break;
-      if (outcome === 'full') fill();
+    } finally {
+      // The ranges still in flight when the pass ends (something else committed, no one left to
+      // serve the gap) or the sync fails or is aborted: cancelled, or each held a stream of its
+      // server (and the budget wait or read slot behind it) to the request deadline for nothing.
+      for (const p of pending) p.cancel();
     }
   }
   report(true);

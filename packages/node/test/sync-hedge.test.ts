@@ -303,3 +303,67 @@ describe('hedged block requests, the answer not taken', () => {
     assert.deepEqual([...open], [], 'no request left open');
   });
 });
+
+describe('block sync, requests left in flight', () => {
+  let source: Chain;
+  before(async () => {
+    source = await chains.open();
+  });
+
+  for (const ending of ['aborted', 'moved'] as const)
+    test(`the ranges still in flight are cancelled when the pass ends (${ending})`, async () => {
+      // Review: a pass that ended (the sync aborted, or something else committed) left its other
+      // requests running, each holding a stream of its server to the request deadline.
+      const clock = new VirtualClock(0);
+      const open = new Set<bigint>();
+      const asked: bigint[] = [];
+      const peers: Record<string, FakePeer> = {
+        p: {
+          claim: () => 64n,
+          blocks: (from, to, o) => {
+            // Served: the first range (so that three more are asked: the peer is proven), and
+            // (moved) the second, then the next pass's ranges, from 26.
+            const served =
+              from === 1n ||
+              (ending === 'moved' && (from === 17n || (from >= 26n && (from - 26n) % 16n === 0n)));
+            if (served) return Promise.resolve(blocksOf(from, to));
+            open.add(from);
+            asked.push(from);
+            o?.signal?.addEventListener('abort', () => open.delete(from), { once: true });
+            // Answered past the test's end: only a cancel closes it.
+            return new Promise(() => {});
+          },
+        },
+      };
+      const stop = new AbortController();
+      const chain = counterChain();
+      const apply = chain.applyBlock;
+      chain.applyBlock = async (b) => {
+        await apply(b);
+        if (chain.blocks === (ending === 'aborted' ? 8 : 24)) {
+          if (ending === 'aborted') stop.abort(new Error('node stopping'));
+          // Consensus committed a block meanwhile (block 25 of the answer no longer follows):
+          // the next pass asks from 26, and is served.
+          else chain.blocks++;
+        }
+      };
+      let end: number | null = null;
+      const sync = syncChain({
+        network: fakeNetwork(source, peers, newLog()),
+        chain,
+        clock,
+        batchSize: 16,
+        signal: stop.signal,
+      })
+        .catch(() => undefined)
+        .finally(() => {
+          end = clock.now();
+        });
+      await clock.run(60_000, () => end !== null);
+      await sync;
+      if (ending === 'moved') assert.equal(chain.blocks, 64);
+      // In flight when the sync was aborted, or when the pass ended (moved).
+      assert.deepEqual(asked, ending === 'aborted' ? [17n, 33n, 49n] : [33n, 49n]);
+      assert.deepEqual([...open], [], 'no request left open');
+    });
+});
