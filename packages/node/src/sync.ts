@@ -540,7 +540,7 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
     blocks: async (from, to, take) => {
       const out: Uint8Array[] = [];
       for (let h = from; h <= to && h <= chain.height; h++) {
-        // The serve budget is waited for before the read: no block is held while it renews.
+        // The peer's budget and a read slot are waited for before the read, holding no block.
         if (take?.room && !(await take.room())) break;
         const raw = await chain.db.getBlockBytes(h);
         if (!raw || (take && !(await take(raw.byteLength)))) break;

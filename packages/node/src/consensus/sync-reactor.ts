@@ -334,7 +334,7 @@ export class SyncReactor {
     const out: Uint8Array[] = [];
     const top = min(to, chain.height);
     for (let h = from; h <= top; h++) {
-      // The serve budget is waited for before the read: no block is held while it renews.
+      // The peer's budget and a read slot are waited for before the read, holding no block.
       if (take?.room && !(await take.room())) break;
       const raw = await chain.db.getBlockBytes(h);
       if (!raw || (take && !(await take(raw.byteLength)))) break;

@@ -42,7 +42,8 @@ export interface NetworkHandlers {
    * block (the network's response cap and serve budget, libp2p.ts), so a request never makes the
    * node read and hold more than what it will send plus one block. It may wait (for the serve
    * budget to renew) before it answers; `take.room`, when given, is asked before each block is
-   * read, so that it waits before the read, holding no block.
+   * read (and may wait, holding no block, for the peer's budget and a read slot); a handler that
+   * asked it must then offer the block read to `take`, or end the answer, which gives it back.
    */
   blocks(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]>;
   /**
@@ -127,7 +128,7 @@ export const MAX_DIRECT_MESSAGES = 2_048;
 /**
  * Asked about each block a `/blocks/1` handler read (its encoded size): false ends the answer
  * without it. `room`, when present, is asked before each read: false ends the answer unread; it
- * may wait for the serve budget (serve-budget.ts BlockAnswerBudget.room).
+ * may wait for the peer's serve budget and a block read slot (serve-budget.ts BlockAnswerBudget.room).
  */
 export interface BlockTake {
   (bytes: number): boolean | Promise<boolean>;
