@@ -424,3 +424,56 @@ test('a block read past the overall window waits for it holding its slot; refuse
   assert.ok(budget.takePeerBytes('p', 40, now));
   assert.equal(budget.takePeerBytes('p', 1, now), false);
 });
+
+test('a block answer whose stream is gone (its syncer cancelled it) reads and waits no more, and holds no slot', async () => {
+  // Review: a request cancelled by its syncer (sync.ts cancels those a pass leaves in flight) kept
+  // its server reading the whole range and waiting up to the longest wait, holding read slots,
+  // for an answer no one would read: the server noticed only when it sent the first block.
+  let now = 0;
+  let gone = false;
+  let sleeps = 0;
+  const budget = new ServeBudget(
+    { maxBytesPerPeer: 100, maxBytesInAll: 60, reservedBytesForRelaying: 10, intervalMs: 1_000 },
+    DEFAULT_BLOCK_SERVE_LIMITS,
+  );
+  const slots = new BlockReadSlots(1, 1, 0);
+  const answer = (peer: string) =>
+    new BlockAnswerBudget(budget, {
+      peer,
+      asked: 10,
+      capBytes: 1_000,
+      maxBlockBytes: 40,
+      relaying: false,
+      now: () => now,
+      sleep: async (ms) => {
+        sleeps++;
+        if (peer === 'q') return new Promise<void>(() => {});
+        gone = true; // the stream is reset while the answer waits for the window
+        now += ms;
+      },
+      slots,
+      gone: () => gone,
+    });
+  const a = answer('p');
+  assert.ok(await a.room());
+  assert.ok(await a.take(30));
+  assert.ok(await a.room());
+  // Refused by the non-relaying share (30 + 30 > 50): one wait, then the stream is seen gone.
+  assert.equal(await a.take(30), false);
+  assert.equal(sleeps, 1, 'no further wait once the stream is gone');
+  assert.equal(slots.held(), 0);
+  assert.equal(await a.room(), false, 'no further read');
+  assert.equal(slots.held(), 0);
+  a.unsent(1);
+  // Gone while waiting for a slot: the slot granted is given back at once.
+  gone = false;
+  const holder = answer('h');
+  assert.ok(await holder.room());
+  const waiting = answer('q');
+  const got = waiting.room();
+  await settle();
+  gone = true;
+  holder.unsent(0); // hands its slot on to the waiting answer, whose stream is gone
+  assert.equal(await got, false);
+  assert.equal(slots.held(), 0, 'the slot went back');
+});

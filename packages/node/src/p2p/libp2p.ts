@@ -805,6 +805,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           now: () => systemClock.now(),
           sleep: (ms) => sleep(systemClock, ms),
           slots: this.blockReadSlots,
+          // A reset or aborted stream (the syncer cancelled it): no answer will be read.
+          gone: () => stream.status === 'reset' || stream.status === 'aborted',
         });
         const take: BlockTake = async (bytes: number): Promise<boolean> => {
           if (bytes > this.maxBlockFrameBytes)

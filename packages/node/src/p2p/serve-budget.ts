@@ -337,6 +337,13 @@ export interface BlockAnswerOptions {
   maxWaitMs?: number;
   /** The node's block read slots (libp2p.ts); without them, `room` holds only the peer's window. */
   slots?: BlockReadSlots;
+  /**
+   * Whether the answer can no longer be sent (its stream was reset or aborted): the answer then
+   * ends, reading and waiting no more. Without it a request cancelled by its syncer (sync.ts
+   * cancels those a pass leaves in flight) kept its server reading the whole range and waiting
+   * up to the longest wait, holding its read slots, for an answer no one would read.
+   */
+  gone?: () => boolean;
 }
 
 /**
@@ -395,7 +402,7 @@ export class BlockAnswerBudget {
       opts.capBytes - this.total,
       this.budget.limits.maxBytesPerPeer,
     );
-    if (this.taken.length >= opts.asked || bytes <= 0) return false;
+    if (this.taken.length >= opts.asked || bytes <= 0 || opts.gone?.()) return false;
     let at = 0;
     const ok = await this.wait(() => {
       at = opts.now();
@@ -415,11 +422,11 @@ export class BlockAnswerBudget {
       opts.relaying,
     );
     this.waited += Math.max(0, opts.now() - start);
-    if (!got) {
+    if (got) this.held.slot = true;
+    if (!got || opts.gone?.()) {
       this.release();
       return false;
     }
-    this.held.slot = true;
     return true;
   }
 
@@ -488,6 +495,7 @@ export class BlockAnswerBudget {
 
   private async wait(attempt: () => boolean): Promise<boolean> {
     for (;;) {
+      if (this.opts.gone?.()) return false;
       if (attempt()) return true;
       if (this.waited >= this.maxWaitMs) return false;
       // Never past the longest wait in all, so an answer ends short only at that wait, exactly.
