@@ -6,7 +6,7 @@
  */
 import { blockCodec, decode } from '@unc/core';
 import { BlockWriteError, type Chain } from './chain.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Cancel, type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
 import { BLOCK_SERVE_MAX_WAIT_MS } from './p2p/serve-budget.js';
 import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
@@ -66,7 +66,23 @@ export interface SyncOptions {
    * lie; a later one is not held against the peer beyond this sync.
    */
   serveWaitMs?: number;
+  /**
+   * How long the range the pipeline waits on may go without a block (since it was asked, or since
+   * its last block) before another peer is asked for it too (a hedged request). Default
+   * HEDGE_AFTER_MS.
+   */
+  hedgeMs?: number;
 }
+
+/**
+ * A range whose peer sent no block for this long is asked of another peer as well, the first
+ * valid answer taken and the other request cancelled. Peer ids cost nothing: a fresh id claiming a
+ * high height and answering late (or never) held the pipeline's head for a full serve wait
+ * (BLOCK_SERVE_MAX_WAIT_MS) or request deadline each, ten of them a syncing node's first minute.
+ * An honest server's blocks come a round trip and a disk read apart, or after a budget wait
+ * (serve-budget.ts): then the hedge is what saves the wait.
+ */
+export const HEDGE_AFTER_MS = 1_000;
 
 export interface SyncResult {
   /** Our height when sync stopped. */
@@ -95,6 +111,12 @@ interface Slot {
   /** When it was asked, on the sync's clock. */
   asked: number;
   answer: Promise<Answer>;
+  /** When the latest block of the answer arrived (when it was asked, before any), on the clock. */
+  progress: () => number;
+  /** Whether the answer (or a failure) arrived. */
+  done: () => boolean;
+  /** Abandons the request: another peer answered the range first. Blames no one. */
+  cancel: () => void;
 }
 
 /** Asks every connected peer for its status (in parallel); peers that do not answer are left out. */
@@ -163,6 +185,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const maxBlockBytes = opts.maxBlockBytes ?? 9 * 1024 * 1024;
   const clock = opts.clock ?? systemClock;
   const serveWaitMs = opts.serveWaitMs ?? BLOCK_SERVE_MAX_WAIT_MS;
+  const hedgeMs = opts.hedgeMs ?? HEDGE_AFTER_MS;
   const started = clock.now();
   let applied = 0;
   let target = chain.height();
@@ -191,11 +214,121 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     log.info('peer dropped from sync', { peer, why, penalized: blame });
   };
 
-  const fetch = (peer: string, from: bigint, to: bigint): Promise<Answer> =>
-    network.requestBlocks(peer, from, to).then(
-      (blocks) => ({ blocks, at: clock.now() }),
-      (error: Error) => ({ error }),
-    );
+  const ask = (peer: string, from: bigint, to: bigint): Slot => {
+    const abandon = new AbortController();
+    const asked = clock.now();
+    let progress = asked;
+    let done = false;
+    const answer = network
+      .requestBlocks(peer, from, to, {
+        signal: abandon.signal,
+        onBlock: () => {
+          progress = clock.now();
+        },
+      })
+      .then(
+        (blocks): Answer => {
+          done = true;
+          return { blocks, at: clock.now() };
+        },
+        (error: Error): Answer => {
+          done = true;
+          return { error };
+        },
+      );
+    return {
+      from,
+      to,
+      peer,
+      asked,
+      answer,
+      progress: () => progress,
+      done: () => done,
+      cancel: () => abandon.abort(),
+    };
+  };
+
+  /**
+   * The first of `racing` to answer, or 'hedge' once `at` (on the clock) came first. The timer is
+   * set only when a hedge is possible (`at` not null).
+   */
+  const first = (racing: Slot[], at: number | null): Promise<{ slot: Slot; answer: Answer } | 'hedge'> =>
+    new Promise((resolve) => {
+      let stop: Cancel = () => {};
+      if (at !== null) stop = clock.schedule(Math.max(0, at - clock.now()), () => resolve('hedge'));
+      for (const slot of racing)
+        slot.answer.then((answer) => {
+          stop();
+          resolve({ slot, answer });
+        });
+    });
+
+  /**
+   * Applies what `slot`'s peer answered: 'full' (the whole range), 'capped' (as much as fits
+   * under the response cap), 'bad' (the peer is dropped) or 'moved' (something else committed).
+   */
+  const consume = async (slot: Slot, answer: Answer): Promise<'full' | 'capped' | 'bad' | 'moved'> => {
+    if ('error' in answer) {
+      // The network layer has already scored a bad or failed answer; here we only stop asking
+      // in this sync. Not distrusted: a timeout or a broken stream is also what an honest peer
+      // on a slow link gives (a liar gains no more by it than a deadline per sync).
+      drop(slot.peer, `request ${slot.from}…${slot.to} failed: ${answer.error.message}`, false, false);
+      return 'bad';
+    }
+    // A server past its serve budget waits for it to renew, up to serveWaitMs, before it ends
+    // an answer short (serve-budget.ts BlockAnswerBudget): a short answer that came sooner is a
+    // lie, a later one may be an honest, busy server, only dropped from this sync (as a timeout).
+    const late = answer.at - slot.asked >= serveWaitMs;
+    if (answer.blocks.length === 0) {
+      if (late) drop(slot.peer, `served no blocks of ${slot.from}…${slot.to}, late`, false, false);
+      else drop(slot.peer, `served no blocks of ${slot.from}…${slot.to} though it claims them`, true);
+      return 'bad';
+    }
+    let moved = false;
+    let failed = false;
+    for (const [i, block] of answer.blocks.entries()) {
+      const height = slot.from + BigInt(i);
+      if (chain.height() !== height - 1n) {
+        // Something else (e.g. consensus) committed meanwhile; restart from the new head.
+        moved = true;
+        break;
+      }
+      const following = answer.blocks[i + 1];
+      if (following) chain.prepare?.(following, block);
+      try {
+        await chain.applyBlock(block);
+      } catch (err) {
+        // Our disk failed, not the block: no peer is to blame, and no later block can be
+        // written either (chain.ts BlockWriteError), so the sync ends with the failure.
+        if (err instanceof BlockWriteError) throw err;
+        drop(slot.peer, `block ${height} does not apply: ${(err as Error).message}`, true);
+        failed = true;
+        break;
+      }
+      applied++;
+      report(false);
+    }
+    if (moved) return 'moved';
+    if (failed) return 'bad';
+    const got = answer.blocks.length;
+    if (BigInt(got) < slot.to - slot.from + 1n) {
+      // A range never runs past the height its peer claimed, so an honest peer serves all of
+      // it, or as much as fits under the response cap (the next block would not have fitted).
+      // Any other short answer is a peer claiming blocks it does not serve: one that answered
+      // each range with one block, just before the deadline, held sync (and the node, out of
+      // consensus) to a block per deadline. Dropped and penalised like an empty answer.
+      const bytes = answer.blocks.reduce((n, b) => n + b.byteLength, 0);
+      if (bytes + maxBlockBytes > responseCap) {
+        served.add(slot.peer);
+        return 'capped';
+      }
+      if (late) drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to}, late`, false, false);
+      else drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to} though it claims them`, true);
+      return 'bad';
+    }
+    served.add(slot.peer);
+    return 'full';
+  };
 
   // The peer the next range goes to, counted over the whole sync, not per pass: restarted at 0
   // each pass, the peer claiming the highest height got the first range of every pass, and one
@@ -265,8 +398,64 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
               : able.filter(([peer]) => served.has(peer));
       if (some.length === 0) return null;
       const [peer, s] = some[turn++ % some.length]!;
-      const end = to < s.height ? to : s.height;
-      return { from, to: end, peer, asked: clock.now(), answer: fetch(peer, from, end) };
+      return ask(peer, from, to < s.height ? to : s.height);
+    };
+    /**
+     * Who else may be asked for `head`'s range: an able peer not already racing for it (nor
+     * `tried` for it), one that served a range in full and has nothing in flight first, then any
+     * idle one, then any.
+     */
+    const hedgePeer = (head: Slot, racing: Slot[], tried: Set<string>): [string, ChainStatus] | null => {
+      const able = ahead.filter(
+        ([peer, s]) =>
+          !excluded.has(peer) &&
+          !tried.has(peer) &&
+          s.height >= head.from &&
+          !racing.some((r) => r.peer === peer),
+      );
+      const rank = ([peer]: [string, ChainStatus]) =>
+        (pending.some((p) => p.peer === peer) ? 2 : 0) + (served.has(peer) ? 0 : 1);
+      let best: [string, ChainStatus] | null = null;
+      for (const p of able) if (!best || rank(p) < rank(best)) best = p;
+      return best;
+    };
+    /**
+     * The answer to the range the pipeline waits on (`head`). While no block of it came for
+     * hedgeMs (since it was asked, or since the last block: a peer must not escape the hedge by
+     * sending one block and stalling), another peer is asked for it too (one at a time: at most
+     * two requests per range, `parallel` + 1 in all); a hedge that sent no block within hedgeMs
+     * either is cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a
+     * serve wait (and is dropped from the sync unless it served a range in full in it). The first answer is taken; `rival` is the other request, still in flight.
+     */
+    const race = async (head: Slot): Promise<{ slot: Slot; answer: Answer; rival?: Slot }> => {
+      let hedge: Slot | undefined;
+      /** Hedges given up on for this range (silent for hedgeMs): not asked for it again. */
+      const tried = new Set<string>();
+      const latest = (racing: Slot[]) => Math.max(...racing.map((r) => r.progress()));
+      for (;;) {
+        const racing = hedge ? [head, hedge] : [head];
+        const able = !racing.some((r) => r.done()) && hedgePeer(head, racing, tried) !== null;
+        const got = await first(racing, able ? latest(racing) + hedgeMs : null);
+        if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
+        // A block came meanwhile: the timer is set again from it.
+        if (clock.now() - latest(racing) < hedgeMs) continue;
+        const other = hedgePeer(head, racing, tried);
+        if (!other) continue;
+        if (hedge) {
+          // Not blamed (a busy server waits for its budget before a block), and not asked for
+          // this range again. Dropped from this sync, as a late answer is, only when it served
+          // no range in full yet (a fresh id answering late, or never): one that did is a
+          // server, busy now. Dropping those too (and so, in sync-reactor.ts, ignoring their
+          // claims for ten minutes) made a node whose servers were all busy drop the peers it
+          // hedged to, one a second, though each would have served the range in full.
+          hedge.cancel();
+          tried.add(hedge.peer);
+          if (!served.has(hedge.peer))
+            drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} for ${hedgeMs} ms`, false, false);
+        }
+        const [peer, s] = other;
+        hedge = ask(peer, head.from, head.to < s.height ? head.to : s.height);
+      }
     };
     const fill = () => {
       while (pending.length < parallel && next <= target) {
@@ -276,78 +465,50 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         next = slot.to + 1n;
       }
     };
-    fill();
-    for (;;) {
-      signal?.throwIfAborted();
-      // What a peer failed to serve (or served in part) is a gap before the ranges still in
-      // flight: asked again of another peer, at the head of the pipeline.
-      const want = chain.height() + 1n;
-      const gapEnd = (pending[0]?.from ?? next) - 1n;
-      if (want <= gapEnd) {
-        const slot = pick(want, gapEnd, true);
-        if (!slot) break;
-        pending.unshift(slot);
-      }
-      const slot = pending.shift();
-      if (!slot) break;
-      const answer = await slot.answer;
-      if ('error' in answer) {
-        // The network layer has already scored a bad or failed answer; here we only stop asking
-        // in this sync. Not distrusted: a timeout or a broken stream is also what an honest peer
-        // on a slow link gives (a liar gains no more by it than a deadline per sync).
-        drop(slot.peer, `request ${slot.from}…${slot.to} failed: ${answer.error.message}`, false, false);
-        continue;
-      }
-      // A server past its serve budget waits for it to renew, up to serveWaitMs, before it ends
-      // an answer short (serve-budget.ts BlockAnswerBudget): a short answer that came sooner is a
-      // lie, a later one may be an honest, busy server, only dropped from this sync (as a timeout).
-      const late = answer.at - slot.asked >= serveWaitMs;
-      if (answer.blocks.length === 0) {
-        if (late) drop(slot.peer, `served no blocks of ${slot.from}…${slot.to}, late`, false, false);
-        else drop(slot.peer, `served no blocks of ${slot.from}…${slot.to} though it claims them`, true);
-        continue;
-      }
-      let moved = false;
-      let failed = false;
-      for (const [i, block] of answer.blocks.entries()) {
-        const height = slot.from + BigInt(i);
-        if (chain.height() !== height - 1n) {
-          // Something else (e.g. consensus) committed meanwhile; restart from the new head.
-          moved = true;
-          break;
-        }
-        const following = answer.blocks[i + 1];
-        if (following) chain.prepare?.(following, block);
-        try {
-          await chain.applyBlock(block);
-        } catch (err) {
-          // Our disk failed, not the block: no peer is to blame, and no later block can be
-          // written either (chain.ts BlockWriteError), so the sync ends with the failure.
-          if (err instanceof BlockWriteError) throw err;
-          drop(slot.peer, `block ${height} does not apply: ${(err as Error).message}`, true);
-          failed = true;
-          break;
-        }
-        applied++;
-        report(false);
-      }
-      if (moved) break;
-      if (failed) continue;
-      const got = answer.blocks.length;
-      if (BigInt(got) < slot.to - slot.from + 1n) {
-        // A range never runs past the height its peer claimed, so an honest peer serves all of
-        // it, or as much as fits under the response cap (the next block would not have fitted).
-        // Any other short answer is a peer claiming blocks it does not serve: one that answered
-        // each range with one block, just before the deadline, held sync (and the node, out of
-        // consensus) to a block per deadline. Dropped and penalised like an empty answer.
-        const bytes = answer.blocks.reduce((n, b) => n + b.byteLength, 0);
-        if (bytes + maxBlockBytes > responseCap) served.add(slot.peer);
-        else if (late) drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to}, late`, false, false);
-        else drop(slot.peer, `served ${got} blocks of ${slot.from}…${slot.to} though it claims them`, true);
-        continue;
-      }
-      served.add(slot.peer);
+    try {
       fill();
+      for (;;) {
+        signal?.throwIfAborted();
+        // What a peer failed to serve (or served in part) is a gap before the ranges still in
+        // flight: asked again of another peer, at the head of the pipeline.
+        const want = chain.height() + 1n;
+        const gapEnd = (pending[0]?.from ?? next) - 1n;
+        if (want <= gapEnd) {
+          const slot = pick(want, gapEnd, true);
+          if (!slot) break;
+          pending.unshift(slot);
+        }
+        const head = pending.shift();
+        if (!head) break;
+        const { slot, answer, rival } = await race(head);
+        let outcome: Awaited<ReturnType<typeof consume>>;
+        try {
+          outcome = await consume(slot, answer);
+        } catch (err) {
+          rival?.cancel();
+          throw err;
+        }
+        if (rival) {
+          if (outcome === 'bad' && chain.height() === rival.from - 1n) {
+            // The other request for the range carries on, at the head of the pipeline.
+            pending.unshift(rival);
+          } else {
+            rival.cancel();
+            // The peer asked first was beaten by one asked hedgeMs later: slower, not a liar. Not
+            // penalised nor distrusted, only dropped from this sync like a late answer (and so asked
+            // after the others for a while: sync-reactor.ts), or each sybil would cost every range.
+            if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
+              drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false);
+          }
+        }
+        if (outcome === 'moved') break;
+        if (outcome === 'full') fill();
+      }
+    } finally {
+      // The ranges still in flight when the pass ends (something else committed, no one left to
+      // serve the gap) or the sync fails or is aborted: cancelled, or each held a stream of its
+      // server (and the budget wait or read slot behind it) to the request deadline for nothing.
+      for (const p of pending) p.cancel();
     }
   }
   report(true);
@@ -379,6 +540,8 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
     blocks: async (from, to, take) => {
       const out: Uint8Array[] = [];
       for (let h = from; h <= to && h <= chain.height; h++) {
+        // The peer's budget and a read slot are waited for before the read, holding no block.
+        if (take?.room && !(await take.room())) break;
         const raw = await chain.db.getBlockBytes(h);
         if (!raw || (take && !(await take(raw.byteLength)))) break;
         out.push(raw);

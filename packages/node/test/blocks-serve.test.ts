@@ -12,8 +12,14 @@ import { systemClock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import { type Libp2pNetwork, type NetworkOptions, startNetwork } from '../src/p2p/libp2p.js';
-import type { NetworkHandlers } from '../src/p2p/types.js';
+import {
+  type Libp2pNetwork,
+  type NetworkOptions,
+  PeerRequestError,
+  startNetwork,
+} from '../src/p2p/libp2p.js';
+import { BlockAnswerBudget, DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
+import type { BlockTake, NetworkHandlers } from '../src/p2p/types.js';
 import { ChainDb } from '../src/storage/db.js';
 import { chainServer } from '../src/sync.js';
 
@@ -136,5 +142,111 @@ describe('serving block ranges', () => {
     assert.deepEqual(await greedy.requestBlocks(server.peerId, 1n, 64n), []);
     assert.equal(calls, 1, 'refused before any block was read');
     assert.equal((await other.requestBlocks(server.peerId, 1n, 64n)).length, 64);
+  });
+
+  test('while the serve budget renews, no block is read and held: the wait comes before the read', async () => {
+    // Attack review: the handler read the next block, then waited (up to 6 s) for the budget to
+    // take it, so a peer opening streams while the budget was spent pinned up to 9 MiB per stream.
+    for (const [name, handler] of [
+      ['sync reactor', (f: bigint, t: bigint, take: BlockTake) => reactor.blocksFor(f, t, take)],
+      ['chain server', (f: bigint, t: bigint, take: BlockTake) => chainServer(chain).blocks(f, t, take)],
+    ] as const) {
+      const size = (await chain.db.getBlockBytes(1n))!.byteLength;
+      let now = 0;
+      let read = 0;
+      let taken = 0;
+      const heldWhileWaiting: number[] = [];
+      const getBlockBytes = chain.db.getBlockBytes.bind(chain.db);
+      chain.db.getBlockBytes = async (h) => {
+        const raw = await getBlockBytes(h);
+        read += raw?.byteLength ?? 0;
+        return raw;
+      };
+      try {
+        // Room for about three blocks a window: each answer waits for the window to renew.
+        const budget = new ServeBudget(
+          { maxBytesPerPeer: Math.floor(3.5 * size) },
+          DEFAULT_BLOCK_SERVE_LIMITS,
+          'blockServe',
+        );
+        const answer = new BlockAnswerBudget(budget, {
+          peer: 'p',
+          asked: 10,
+          capBytes: 1_000_000,
+          maxBlockBytes: size + 64,
+          relaying: false,
+          now: () => now,
+          sleep: async (ms) => {
+            heldWhileWaiting.push(read - taken);
+            now += ms;
+          },
+        });
+        const take: BlockTake = async (bytes) => {
+          const ok = await answer.take(bytes);
+          if (ok) taken += bytes;
+          return ok;
+        };
+        take.room = () => answer.room();
+        assert.ok(await answer.ids());
+        const out = await handler(1n, 10n, take);
+        answer.unsent(out.length);
+        assert.equal(out.length, 10, name);
+        assert.ok(heldWhileWaiting.length > 0, `${name}: the budget was waited for`);
+        // Before: each wait held the block just read.
+        assert.deepEqual(new Set(heldWhileWaiting), new Set([0]), `${name}: bytes held while waiting`);
+        // Only what was used of the room held is charged: the next window serves as much.
+        assert.equal(taken, sum(out));
+      } finally {
+        chain.db.getBlockBytes = getBlockBytes;
+      }
+    }
+  });
+
+  test('a block request reports each block as it arrives, and one abandoned (a hedge answered first) blames no one', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const server = await net(async (f, t, take) => {
+      if (f === 2n) await held;
+      return reactor.blocksFor(f, t, take);
+    });
+    const client = await net(async () => []);
+    await client.dial(server.listenAddrs[0]!);
+    let arrived = 0;
+    const answer = await client.requestBlocks(server.peerId, 1n, 1n, { onBlock: () => arrived++ });
+    assert.equal(answer.length, 1);
+    assert.equal(arrived, 1);
+    const abandon = new AbortController();
+    const request = client.requestBlocks(server.peerId, 2n, 5n, { signal: abandon.signal });
+    setImmediate(() => abandon.abort());
+    const err = await request.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    release();
+    assert.ok(err instanceof PeerRequestError && err.kind === 'cancelled', String(err));
+    const peer = client.peers().find((p) => p.id === server.peerId);
+    assert.equal(peer?.score, 0, 'an abandoned request costs the peer nothing');
+  });
+
+  test('a block read that throws gives back its read slot and room: the peer is served again at once', async () => {
+    // Review: the handler ran outside the try that gives back what an answer holds, so each
+    // failing disk read kept a read slot (two per peer) and its room: the peer's third request
+    // then waited the longest wait for a slot, and got nothing.
+    let failing = 3;
+    const server = await net(async (f, t, take) => {
+      if (failing > 0) {
+        failing--;
+        if (take?.room) await take.room();
+        throw new Error('disk read failed');
+      }
+      return reactor.blocksFor(f, t, take);
+    });
+    const client = await net(async () => []);
+    await client.dial(server.listenAddrs[0]!);
+    for (let i = 0; i < 3; i++) await assert.rejects(client.requestBlocks(server.peerId, 1n, 4n));
+    // Before: no slot came within the longest wait, and the answer was empty.
+    assert.equal((await client.requestBlocks(server.peerId, 1n, 4n)).length, 4);
   });
 });

@@ -11,6 +11,9 @@ import {
 import {
   BLOCK_SERVE_MAX_WAIT_MS,
   BlockAnswerBudget,
+  BlockReadSlots,
+  DEFAULT_BLOCK_READ_SLOTS,
+  DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
   DEFAULT_BLOCK_SERVE_LIMITS,
   DEFAULT_TX_SERVE_LIMITS,
   ServeBudget,
@@ -226,4 +229,251 @@ test('block answers wait for the budget to renew, and end short only after the l
   slept = 0;
   assert.equal(await b.take(11), false);
   assert.equal(slept, 0);
+});
+
+test('block answers hold room for the largest block before it is read, and charge only what was read', async () => {
+  let now = 0;
+  let slept = 0;
+  const budget = new ServeBudget({ maxBytesPerPeer: 100, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
+  const a = new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 10,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      slept += ms;
+    },
+  });
+  // Room for a 40-byte block, then a 10-byte one read: 30 bytes given back to the peer's window.
+  for (let i = 0; i < 7; i++) {
+    assert.ok(await a.room(), `room ${i}`);
+    assert.ok(await a.take(10));
+  }
+  assert.equal(slept, 0);
+  // 70 taken: no room for another 40-byte block. It waits, unread, and ends after the longest wait.
+  assert.equal(await a.room(), false);
+  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
+  a.unsent(7);
+  // Only what was read is charged (room held and not used went back): the last 30 bytes are left.
+  const b = new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 1,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      slept += ms;
+    },
+  });
+  assert.ok(await b.take(30));
+  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS, 'taken without a wait');
+});
+
+/** Lets every promise chain that can move on do so (no clock involved). */
+async function settle(rounds = 50): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+}
+
+test('sybil reads of tiny blocks in flight take none of the overall window: an honest answer is served while the clock stands still', async () => {
+  // Attack review: room for the largest block (9 MiB) was held in the overall window before each
+  // read, so 21 reads in flight (6 sybil ids x 4 streams asking for tiny blocks, receiving almost
+  // nothing) filled the 192 MiB non-relaying share: every other syncer's answer waited for the
+  // window to renew, and honest answers ended short at the longest wait.
+  const MiB = 1024 * 1024;
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const now = 0; // the clock never moves: no window renews, no wait ends
+  const answer = (peer: string) =>
+    new BlockAnswerBudget(budget, {
+      peer,
+      asked: 64,
+      capBytes: 64 * MiB,
+      maxBlockBytes: 9 * MiB,
+      relaying: false,
+      now: () => now,
+      sleep: () => new Promise<void>(() => {}),
+      slots,
+    });
+  // Reads in flight (room held, block not yet taken), over all and per peer.
+  let reading = 0;
+  let mostReading = 0;
+  const readingBy = new Map<string, number>();
+  let mostByPeer = 0;
+  let sybilBlocks = 0;
+  const sybilStream = async (peer: string) => {
+    const a = answer(peer);
+    for (let i = 0; i < 64; i++) {
+      if (!(await a.room())) return;
+      reading++;
+      readingBy.set(peer, (readingBy.get(peer) ?? 0) + 1);
+      mostReading = Math.max(mostReading, reading);
+      mostByPeer = Math.max(mostByPeer, readingBy.get(peer) ?? 0);
+      await new Promise((r) => setImmediate(r)); // the disk read
+      reading--;
+      readingBy.set(peer, (readingBy.get(peer) ?? 0) - 1);
+      if (!(await a.take(100))) return;
+      sybilBlocks++;
+    }
+  };
+  const streams: Promise<void>[] = [];
+  for (let p = 0; p < 6; p++) for (let s = 0; s < 4; s++) streams.push(sybilStream(`sybil-${p}`));
+  await new Promise((r) => setImmediate(r));
+  // While the sybils read, the overall window is charged only what they were sent.
+  assert.ok(budget.takeBytes('honest-probe', 64 * MiB, now), 'the non-relaying share is still there');
+  budget.refundBytes(64 * MiB, now, now);
+  const honest = answer('honest');
+  let served: boolean | undefined;
+  void (async () => {
+    served = (await honest.room()) && (await honest.take(MiB));
+  })();
+  await settle();
+  assert.equal(served, true, 'the honest answer got room and its block as the sybil reads finished');
+  await Promise.all(streams);
+  assert.equal(sybilBlocks, 24 * 64, 'the sybils were served too');
+  // The memory pinned by reads is bounded by the slots, whatever the number of sybil streams.
+  assert.ok(mostReading <= DEFAULT_BLOCK_READ_SLOTS, `${mostReading} reads in flight`);
+  assert.ok(mostByPeer <= DEFAULT_BLOCK_READ_SLOTS_PER_PEER, `${mostByPeer} reads in flight for one peer`);
+  assert.equal(slots.held(), 0, 'every slot given back');
+});
+
+test('block read slots: first come, first served among peers under their share, woken as a read ends', async () => {
+  const slots = new BlockReadSlots(2, 1, 0);
+  const never = () => new Promise<void>(() => {});
+  const got: string[] = [];
+  const ask = (peer: string, timeout = never) =>
+    slots.acquire(peer, timeout).then((ok) => {
+      if (ok) got.push(peer);
+      return ok;
+    });
+  void ask('a');
+  void ask('a'); // over a's share: waits, without keeping 'b' and 'c' out
+  void ask('b');
+  void ask('c');
+  await settle(2);
+  assert.deepEqual(got, ['a', 'b']);
+  slots.release('a');
+  await settle(2);
+  assert.deepEqual(got, ['a', 'b', 'a'], "a's second read, asked first, once a's first ended");
+  slots.release('b');
+  await settle(2);
+  assert.deepEqual(got, ['a', 'b', 'a', 'c']);
+  // A wait that times out holds nothing, and is no longer served.
+  let fire = () => {};
+  const late = ask('d', () => new Promise<void>((r) => (fire = r)));
+  fire();
+  assert.equal(await late, false);
+  slots.release('a');
+  slots.release('c');
+  assert.equal(slots.held(), 0);
+  assert.equal(slots.held('d'), 0);
+  assert.throws(() => new BlockReadSlots(0), /positive/);
+  assert.throws(() => new BlockReadSlots(2, 1, 2), /fewer/);
+  // Slots kept for relaying peers: non-relaying peers holding the rest do not keep them out.
+  const kept = new BlockReadSlots(3, 1, 1);
+  const order: string[] = [];
+  const take = (peer: string, relaying: boolean) =>
+    kept.acquire(peer, never, relaying).then(() => order.push(peer));
+  void take('x', false);
+  void take('y', false);
+  void take('z', false); // waits: the last slot is a relaying peer's
+  void take('v', true);
+  await settle(2);
+  assert.deepEqual(order, ['x', 'y', 'v']);
+  kept.release('x');
+  await settle(2);
+  assert.deepEqual(order, ['x', 'y', 'v', 'z']);
+  kept.release('v', true);
+  assert.equal(kept.held(), 2);
+});
+
+test('a block read past the overall window waits for it holding its slot; refused, the slot and the peer room go back', async () => {
+  let now = 0;
+  const budget = new ServeBudget(
+    { maxBytesPerPeer: 100, maxBytesInAll: 60, reservedBytesForRelaying: 10, intervalMs: 3_600_000 },
+    DEFAULT_BLOCK_SERVE_LIMITS,
+  );
+  const slots = new BlockReadSlots(1, 1, 0);
+  const a = new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 10,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => now,
+    sleep: async (ms) => {
+      assert.equal(slots.held('p'), 1, 'the slot is kept during the window wait');
+      now += ms;
+    },
+    slots,
+  });
+  assert.ok(await a.room());
+  assert.ok(await a.take(30));
+  assert.equal(slots.held(), 0);
+  assert.ok(await a.room());
+  // 30 + 30 > the non-relaying share (50): refused after the longest wait.
+  assert.equal(await a.take(30), false);
+  assert.equal(now, BLOCK_SERVE_MAX_WAIT_MS);
+  assert.equal(slots.held(), 0);
+  a.unsent(1);
+  // The peer's window kept 30 + 30 (both read), the room held beyond them went back.
+  assert.ok(budget.takePeerBytes('p', 40, now));
+  assert.equal(budget.takePeerBytes('p', 1, now), false);
+});
+
+test('a block answer whose stream is gone (its syncer cancelled it) reads and waits no more, and holds no slot', async () => {
+  // Review: a request cancelled by its syncer (sync.ts cancels those a pass leaves in flight) kept
+  // its server reading the whole range and waiting up to the longest wait, holding read slots,
+  // for an answer no one would read: the server noticed only when it sent the first block.
+  let now = 0;
+  let gone = false;
+  let sleeps = 0;
+  const budget = new ServeBudget(
+    { maxBytesPerPeer: 100, maxBytesInAll: 60, reservedBytesForRelaying: 10, intervalMs: 1_000 },
+    DEFAULT_BLOCK_SERVE_LIMITS,
+  );
+  const slots = new BlockReadSlots(1, 1, 0);
+  const answer = (peer: string) =>
+    new BlockAnswerBudget(budget, {
+      peer,
+      asked: 10,
+      capBytes: 1_000,
+      maxBlockBytes: 40,
+      relaying: false,
+      now: () => now,
+      sleep: async (ms) => {
+        sleeps++;
+        if (peer === 'q') return new Promise<void>(() => {});
+        gone = true; // the stream is reset while the answer waits for the window
+        now += ms;
+      },
+      slots,
+      gone: () => gone,
+    });
+  const a = answer('p');
+  assert.ok(await a.room());
+  assert.ok(await a.take(30));
+  assert.ok(await a.room());
+  // Refused by the non-relaying share (30 + 30 > 50): one wait, then the stream is seen gone.
+  assert.equal(await a.take(30), false);
+  assert.equal(sleeps, 1, 'no further wait once the stream is gone');
+  assert.equal(slots.held(), 0);
+  assert.equal(await a.room(), false, 'no further read');
+  assert.equal(slots.held(), 0);
+  a.unsent(1);
+  // Gone while waiting for a slot: the slot granted is given back at once.
+  gone = false;
+  const holder = answer('h');
+  assert.ok(await holder.room());
+  const waiting = answer('q');
+  const got = waiting.room();
+  await settle();
+  gone = true;
+  holder.unsent(0); // hands its slot on to the waiting answer, whose stream is gone
+  assert.equal(await got, false);
+  assert.equal(slots.held(), 0, 'the slot went back');
 });

@@ -14,6 +14,7 @@ import {
   DEFAULT_BLOCK_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
+import type { BlockTake } from '../src/p2p/types.js';
 import { chainServer, chainSyncTarget, syncChain } from '../src/sync.js';
 import { type FakePeer, fakeNetwork, grow, newLog, tempChains } from './sync-fakes.js';
 
@@ -67,7 +68,9 @@ function budgetedServer(source: Chain, cap: number, maxBlock: number, clock: Clo
         now: () => clock.now(),
         sleep: (ms) => sleep(clock, ms),
       });
-      const out = (await answer.ids()) ? await server.blocks(from, to, (b) => answer.take(b)) : [];
+      const take: BlockTake = (b) => answer.take(b);
+      take.room = () => answer.room();
+      const out = (await answer.ids()) ? await server.blocks(from, to, take) : [];
       answer.unsent(out.length);
       answered.push(out.length);
       return out;

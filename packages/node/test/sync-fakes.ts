@@ -10,7 +10,7 @@ import { ed25519PublicKey } from '@unc/core';
 import { Chain } from '../src/chain.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import type { ChainStatus, Network } from '../src/p2p/types.js';
+import type { BlockRequestOptions, ChainStatus, Network } from '../src/p2p/types.js';
 import { ChainDb } from '../src/storage/db.js';
 
 export const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
@@ -50,7 +50,8 @@ export async function grow(chain: Chain, height: bigint): Promise<void> {
 /** A peer of the fake network: its status claim and how it answers a range. */
 export interface FakePeer {
   claim(): bigint;
-  blocks(from: bigint, to: bigint): Promise<Uint8Array[]>;
+  /** `opts`: the requester's cancel signal and first-block callback, for peers that use them. */
+  blocks(from: bigint, to: bigint, opts?: BlockRequestOptions): Promise<Uint8Array[]>;
 }
 
 export interface Log {
@@ -77,9 +78,9 @@ export function fakeNetwork(
     publish: async () => {},
     peers: () => Object.keys(peers).map((id) => ({ id, addrs: [], status: null, score: 0 })),
     requestStatus: async (peer) => status(peers[peer]!.claim()),
-    requestBlocks: async (peer, from, to) => {
+    requestBlocks: async (peer, from, to, opts) => {
       log.asked.set(peer, (log.asked.get(peer) ?? 0) + 1);
-      return peers[peer]!.blocks(from, to);
+      return peers[peer]!.blocks(from, to, opts);
     },
     requestTxs: async () => [],
     penalize: (peer) => log.penalized.push(peer),

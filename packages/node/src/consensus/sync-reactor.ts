@@ -24,7 +24,7 @@ import {
 import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { Network } from '../p2p/types.js';
+import type { BlockTake, Network } from '../p2p/types.js';
 import { peerStatuses, type SyncProgress, syncChain } from '../sync.js';
 import type { BlockPreverifier } from './block-preverify.js';
 
@@ -329,15 +329,13 @@ export class SyncReactor {
    * re-encoding all 64 blocks before the cap was looked at let any peer make this node read,
    * decode and hold up to 64 x 8 MiB per request, on four streams per connection.
    */
-  async blocksFor(
-    from: bigint,
-    to: bigint,
-    take?: (bytes: number) => boolean | Promise<boolean>,
-  ): Promise<Uint8Array[]> {
+  async blocksFor(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]> {
     const { chain } = this.opts;
     const out: Uint8Array[] = [];
     const top = min(to, chain.height);
     for (let h = from; h <= top; h++) {
+      // The peer's budget and a read slot are waited for before the read, holding no block.
+      if (take?.room && !(await take.room())) break;
       const raw = await chain.db.getBlockBytes(h);
       if (!raw || (take && !(await take(raw.byteLength)))) break;
       out.push(raw);

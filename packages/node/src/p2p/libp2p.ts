@@ -49,11 +49,14 @@ import {
 import { gossipMessageId } from './message-id.js';
 import {
   BlockAnswerBudget,
+  BlockReadSlots,
   DEFAULT_BLOCK_SERVE_LIMITS,
   ServeBudget,
   type ServeBudgetLimits,
 } from './serve-budget.js';
 import {
+  type BlockRequestOptions,
+  type BlockTake,
   type ChainStatus,
   type DirectMessage,
   type GossipTopic,
@@ -313,6 +316,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly maxBlocksResponseBytes: number;
   private readonly txServeBudget: ServeBudget;
   private readonly blockServeBudget: ServeBudget;
+  /** Block reads in flight for `/blocks/1` answers: what their waits may pin (serve-budget.ts). */
+  private readonly blockReadSlots = new BlockReadSlots();
   /** The connection limits in force (explicit, connection-limits.ts). */
   readonly connectionLimits: ConnectionLimits;
   private readonly log: Logger;
@@ -644,7 +649,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     );
   }
 
-  async requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
+  async requestBlocks(
+    peer: string,
+    from: bigint,
+    to: bigint,
+    opts: BlockRequestOptions = {},
+  ): Promise<Uint8Array[]> {
     if (from < 0n || to < from || to - from + 1n > BigInt(MAX_BLOCKS_PER_REQUEST)) {
       throw new RangeError(`block range ${from}…${to} must be 1…${MAX_BLOCKS_PER_REQUEST} ascending heights`);
     }
@@ -655,6 +665,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       this.maxBlockFrameBytes,
       Number(to - from + 1n),
       this.maxBlocksResponseBytes,
+      opts.signal,
+      opts.onBlock,
     );
   }
 
@@ -670,6 +682,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxFrames: number,
     maxTotalBytes: number,
     cancel?: AbortSignal,
+    onFrame?: () => void,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
@@ -718,6 +731,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           return fail('bad-response', `answer exceeds ${maxTotalBytes} bytes`);
         }
         frames.push(frame.subarray());
+        onFrame?.();
       }
     } catch (err) {
       if (err instanceof PeerRequestError) throw err;
@@ -790,15 +804,21 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           relaying: this.opts.handlers.isRelayingPeer?.(peer) ?? false,
           now: () => systemClock.now(),
           sleep: (ms) => sleep(systemClock, ms),
+          slots: this.blockReadSlots,
+          // A reset or aborted stream (the syncer cancelled it): no answer will be read.
+          gone: () => stream.status === 'reset' || stream.status === 'aborted',
         });
-        const take = async (bytes: number): Promise<boolean> => {
+        const take: BlockTake = async (bytes: number): Promise<boolean> => {
           if (bytes > this.maxBlockFrameBytes)
             this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
           return answer.take(bytes);
         };
-        const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
+        // Holds a read slot and the peer's room before each block is read: serve-budget.ts.
+        take.room = () => answer.room();
         let sent = 0;
         try {
+          // Inside the try: a read that throws still gives back its slot and what it held.
+          const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
           for (const [i, block] of blocks.entries()) {
             // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
             if (i >= answer.count && !(await take(block.byteLength))) break;

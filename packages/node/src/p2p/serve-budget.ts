@@ -150,6 +150,41 @@ export class ServeBudget {
     }
   }
 
+  /**
+   * Holds `bytes` of `peer`'s own window (not the overall one) for a block about to be read
+   * (BlockAnswerBudget.room): false past the peer's budget. Only the peer's window: the overall
+   * one is charged the block's real size once read (`takeAllBytes`), or each read in flight
+   * would hold the largest block's worth of it, and a few sybil streams asking for tiny blocks
+   * (about 21 reads of 9 MiB) would fill the non-relaying share without receiving a byte.
+   */
+  takePeerBytes(peer: string, bytes: number, now: number): boolean {
+    const w = this.windowOf(peer, now);
+    if (w.bytes + bytes > this.limits.maxBytesPerPeer) return false;
+    w.bytes += bytes;
+    return true;
+  }
+
+  /** Gives back `bytes` held by `takePeerBytes` at `takenAt` and not used, while that window lasts. */
+  releasePeerBytes(peer: string, bytes: number, takenAt: number, now: number): void {
+    const w = this.peers.get(peer);
+    if (w && w.start <= takenAt && now - w.start < this.limits.intervalMs)
+      w.bytes = Math.max(0, w.bytes - bytes);
+  }
+
+  /** `takeBytes` for the overall window only (the peer's was held before the read). */
+  takeAllBytes(bytes: number, now: number, relaying = false): boolean {
+    this.renewAll(now);
+    const othersShare = this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
+    if (
+      this.all.bytes + bytes > this.limits.maxBytesInAll ||
+      (!relaying && this.all.unproven + bytes > othersShare)
+    )
+      return false;
+    this.all.bytes += bytes;
+    if (!relaying) this.all.unproven += bytes;
+    return true;
+  }
+
   /** Milliseconds until both `peer`'s window and the overall one have renewed (at least 1). */
   msUntilRenewal(peer: string, now: number): number {
     const w = this.peers.get(peer);
@@ -179,6 +214,115 @@ export class ServeBudget {
  */
 export const BLOCK_SERVE_MAX_WAIT_MS = 6_000;
 
+/**
+ * Block reads in flight for `/blocks/1` answers, over all peers: the bound on the memory those
+ * answers pin while they wait (a block read and then refused by the overall window waits, up to
+ * the longest wait, holding it and its slot), separate from the bandwidth windows. Holding room
+ * in the overall window for the largest block before each read bounded that memory too, but
+ * charged 9 MiB of the window per read whatever the block's size: some 21 reads in flight from a
+ * few sybil streams asking for tiny blocks filled the non-relaying share, and every honest
+ * answer then waited, unserved, until it ended short. A slot is held only for the read and a
+ * window wait; a peer holds at most `perPeer` of them, so that one peer's streams cannot hold
+ * them all; waiters are served first come, first served (among those whose peer is under its
+ * share), woken as a read finishes, not at a window's renewal.
+ */
+export class BlockReadSlots {
+  private busy = 0;
+  /** Of `busy`: held by peers that are not relaying peers. */
+  private unproven = 0;
+  private readonly byPeer = new Map<string, number>();
+  private readonly waiters: { peer: string; relaying: boolean; grant: () => void }[] = [];
+
+  /**
+   * `reservedForRelaying`: slots only relaying peers may hold, as the windows keep a share for
+   * them: a read waiting for the non-relaying share of the overall window to renew keeps its slot,
+   * so peers downloading that share could otherwise hold every slot and hold up validators' reads.
+   */
+  constructor(
+    readonly slots = DEFAULT_BLOCK_READ_SLOTS,
+    readonly perPeer = DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
+    readonly reservedForRelaying = DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING,
+  ) {
+    for (const v of [slots, perPeer])
+      if (!Number.isSafeInteger(v) || v <= 0)
+        throw new RangeError('block read slots must be positive integers');
+    if (!Number.isSafeInteger(reservedForRelaying) || reservedForRelaying < 0 || reservedForRelaying >= slots)
+      throw new RangeError('block read slots kept for relaying peers must be fewer than the slots');
+  }
+
+  /** Slots held now (by `peer`, when given). */
+  held(peer?: string): number {
+    return peer === undefined ? this.busy : (this.byPeer.get(peer) ?? 0);
+  }
+
+  /**
+   * A slot for `peer`: true once held; false when none came before `timeout()` settled (then
+   * nothing is held; it is called only when the slot is not granted at once, so a read that finds
+   * a slot free leaves no timer behind). The caller gives it back with `release`.
+   */
+  acquire(peer: string, timeout: () => Promise<void>, relaying = false): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      let done = false;
+      const waiter = {
+        peer,
+        relaying,
+        grant: () => {
+          done = true;
+          resolve(true);
+        },
+      };
+      this.waiters.push(waiter);
+      this.pump();
+      if (done) return;
+      void timeout().then(() => {
+        if (done) return;
+        done = true;
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(false);
+      });
+    });
+  }
+
+  /** Gives back a slot `peer` holds (`relaying`: as it was acquired). */
+  release(peer: string, relaying = false): void {
+    const n = this.byPeer.get(peer) ?? 0;
+    if (n <= 0) return;
+    if (n === 1) this.byPeer.delete(peer);
+    else this.byPeer.set(peer, n - 1);
+    this.busy--;
+    if (!relaying) this.unproven = Math.max(0, this.unproven - 1);
+    this.pump();
+  }
+
+  /**
+   * Grants free slots to the waiters, in order, skipping those whose peer holds its share, and
+   * non-relaying peers' once they hold all but the relaying peers' slots.
+   */
+  private pump(): void {
+    for (let i = 0; i < this.waiters.length && this.busy < this.slots; ) {
+      const w = this.waiters[i] as { peer: string; relaying: boolean; grant: () => void };
+      const n = this.byPeer.get(w.peer) ?? 0;
+      if (n >= this.perPeer || (!w.relaying && this.unproven >= this.slots - this.reservedForRelaying)) {
+        i++;
+        continue;
+      }
+      this.waiters.splice(i, 1);
+      this.byPeer.set(w.peer, n + 1);
+      this.busy++;
+      if (!w.relaying) this.unproven++;
+      w.grant();
+    }
+  }
+}
+
+/** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet taken. */
+export const DEFAULT_BLOCK_READ_SLOTS = 8;
+/** Of those, one peer's: an honest syncer's four ranges still read two at a time. */
+export const DEFAULT_BLOCK_READ_SLOTS_PER_PEER = 2;
+/** Of those, what only relaying peers may hold (BlockReadSlots). */
+export const DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING = 2;
+
 export interface BlockAnswerOptions {
   peer: string;
   /** Heights asked for: at most that many blocks are taken. */
@@ -191,6 +335,15 @@ export interface BlockAnswerOptions {
   sleep: (ms: number) => Promise<void>;
   /** Default BLOCK_SERVE_MAX_WAIT_MS. */
   maxWaitMs?: number;
+  /** The node's block read slots (libp2p.ts); without them, `room` holds only the peer's window. */
+  slots?: BlockReadSlots;
+  /**
+   * Whether the answer can no longer be sent (its stream was reset or aborted): the answer then
+   * ends, reading and waiting no more. Without it a request cancelled by its syncer (sync.ts
+   * cancels those a pass leaves in flight) kept its server reading the whole range and waiting
+   * up to the longest wait, holding its read slots, for an answer no one would read.
+   */
+  gone?: () => boolean;
 }
 
 /**
@@ -200,11 +353,21 @@ export interface BlockAnswerOptions {
  * honest server answer three of them short within the second, and the honest syncer then dropped,
  * penalised and distrusted it (sync.ts reads a quick short answer as a lie). Blocks are taken as
  * they are read and given back (`unsent`) when they were not sent.
+ *
+ * Before each read (`room`): room for the largest block the answer may still carry is held in the
+ * peer's own window (waited for holding nothing: a peer past its budget pins no memory), then a
+ * read slot (BlockReadSlots). After the read (`take`): the peer keeps the block's real size of its
+ * hold, the overall window is charged that real size (waited for, holding the block and the slot:
+ * only the slots bound that memory), and the slot is given back.
  */
 export class BlockAnswerBudget {
   private total = 0;
   private waited = 0;
   private readonly taken: { bytes: number; at: number }[] = [];
+  /** Room held in the peer's window (`room`) for the block about to be read, and its read slot. */
+  private held: { bytes: number; at: number; slot: boolean } | null = null;
+  /** Of `held.bytes`, what may still be given back to the peer's window (0 once the block used it). */
+  private spare = 0;
   private readonly maxWaitMs: number;
 
   constructor(
@@ -225,26 +388,106 @@ export class BlockAnswerBudget {
   }
 
   /**
-   * A block of `bytes` was read: true to send it, false to end the answer (all asked blocks taken,
-   * an oversized block, the cap reached, or the budget still spent after the longest wait).
+   * Before the next block is read: holds room in the peer's window for the largest block the
+   * answer may still carry (its stored size is not known without reading it), then a read slot,
+   * each waited for up to what is left of the longest wait; false ends the answer unread.
+   * Waiting after the read with no bound on reads in flight held the block, up to 9 MiB, for up to
+   * the longest wait: a peer opening streams while the budget was spent pinned that much per stream.
    */
-  async take(bytes: number): Promise<boolean> {
+  async room(): Promise<boolean> {
     const { opts } = this;
-    if (this.taken.length >= opts.asked || bytes > opts.maxBlockBytes || this.total + bytes > opts.capBytes)
-      return false;
+    if (this.held) return true;
+    const bytes = Math.min(
+      opts.maxBlockBytes,
+      opts.capBytes - this.total,
+      this.budget.limits.maxBytesPerPeer,
+    );
+    if (this.taken.length >= opts.asked || bytes <= 0 || opts.gone?.()) return false;
     let at = 0;
     const ok = await this.wait(() => {
       at = opts.now();
-      return this.budget.takeBytes(opts.peer, bytes, at, opts.relaying);
+      return this.budget.takePeerBytes(opts.peer, bytes, at);
     });
     if (!ok) return false;
-    this.total += bytes;
-    this.taken.push({ bytes, at });
+    this.held = { bytes, at, slot: false };
+    this.spare = bytes;
+    const slots = opts.slots;
+    if (!slots) return true;
+    const left = this.maxWaitMs - this.waited;
+    const start = opts.now();
+    // With no time left, only a slot free now (the timeout settles at once otherwise).
+    const got = await slots.acquire(
+      opts.peer,
+      () => (left > 0 ? opts.sleep(left) : Promise.resolve()),
+      opts.relaying,
+    );
+    this.waited += Math.max(0, opts.now() - start);
+    if (got) this.held.slot = true;
+    if (!got || opts.gone?.()) {
+      this.release();
+      return false;
+    }
     return true;
   }
 
-  /** The answer ended after `sent` blocks left: what was taken of the others is given back. */
+  /**
+   * A block of `bytes` was read: true to send it, false to end the answer (all asked blocks taken,
+   * an oversized block, the cap reached, or the budget still spent after the longest wait). The
+   * peer's share is taken from the room held for it (`room`), what it did not need given back;
+   * the overall window is charged now, waiting (holding the read slot) while it is spent.
+   */
+  async take(bytes: number): Promise<boolean> {
+    const { opts } = this;
+    try {
+      if (this.taken.length >= opts.asked || bytes > opts.maxBlockBytes || this.total + bytes > opts.capBytes)
+        return false;
+      const held = this.held;
+      let at = 0;
+      // Read with room held: the peer keeps the real size of it; else (a handler that did not
+      // ask for room) both windows are charged now.
+      const fits = held !== null && bytes <= held.bytes;
+      if (fits) this.shrink(bytes);
+      const ok = await this.wait(() => {
+        at = opts.now();
+        return fits
+          ? this.budget.takeAllBytes(bytes, at, opts.relaying)
+          : this.budget.takeBytes(opts.peer, bytes, at, opts.relaying);
+      });
+      if (!ok) return false;
+      this.total += bytes;
+      this.taken.push({ bytes, at });
+      return true;
+    } finally {
+      // The block is taken or refused: its slot (and any room it did not use) goes back.
+      this.release();
+    }
+  }
+
+  /** The held room, cut to the `used` bytes the block read needs (they stay charged to the peer). */
+  private shrink(used: number): void {
+    const held = this.held;
+    if (!held || used > held.bytes) return;
+    this.budget.releasePeerBytes(this.opts.peer, held.bytes - used, held.at, this.opts.now());
+    this.spare = 0;
+  }
+
+  /** Gives back the read slot and the room of the peer's window still held (none after `shrink`). */
+  private release(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = null;
+    if (this.spare > 0) this.budget.releasePeerBytes(this.opts.peer, this.spare, held.at, this.opts.now());
+    this.spare = 0;
+    if (held.slot) this.opts.slots?.release(this.opts.peer, this.opts.relaying);
+  }
+
+  /**
+   * The answer ended after `sent` blocks left: what was taken of the others is given back (to the
+   * overall window only: the peer's stays charged, it made this node read them), and any slot and
+   * room still held for a block never read.
+   */
   unsent(sent: number): void {
+    this.release();
     for (const t of this.taken.slice(sent))
       this.budget.refundBytes(t.bytes, t.at, this.opts.now(), this.opts.relaying);
     this.taken.length = Math.min(this.taken.length, sent);
@@ -252,6 +495,7 @@ export class BlockAnswerBudget {
 
   private async wait(attempt: () => boolean): Promise<boolean> {
     for (;;) {
+      if (this.opts.gone?.()) return false;
       if (attempt()) return true;
       if (this.waited >= this.maxWaitMs) return false;
       // Never past the longest wait in all, so an answer ends short only at that wait, exactly.

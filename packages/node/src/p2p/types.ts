@@ -41,13 +41,11 @@ export interface NetworkHandlers {
    * is asked about each block read, before the next is read: false ends the answer without that
    * block (the network's response cap and serve budget, libp2p.ts), so a request never makes the
    * node read and hold more than what it will send plus one block. It may wait (for the serve
-   * budget to renew) before it answers.
+   * budget to renew) before it answers; `take.room`, when given, is asked before each block is
+   * read (and may wait, holding no block, for the peer's budget and a read slot); a handler that
+   * asked it must then offer the block read to `take`, or end the answer, which gives it back.
    */
-  blocks(
-    from: bigint,
-    to: bigint,
-    take?: (bytes: number) => boolean | Promise<boolean>,
-  ): Promise<Uint8Array[]>;
+  blocks(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]>;
   /**
    * Encoded transactions of a block this node holds for the height being decided, one per
    * wanted wire id (`sha256` of the transaction's bytes) that the block contains, in the order
@@ -78,8 +76,13 @@ export interface Network {
   publish(topic: GossipTopic, data: Uint8Array): Promise<void>;
   peers(): PeerInfo[];
   requestStatus(peer: string): Promise<ChainStatus>;
-  /** At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller. */
-  requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]>;
+  /**
+   * At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller.
+   * `signal` abandons the request (another peer answered the range first: sync.ts hedging): it
+   * rejects, releases the stream, and blames no one. `onBlock` is called as each block of the
+   * answer arrives (a network that delivers answers whole may never call it).
+   */
+  requestBlocks(peer: string, from: bigint, to: bigint, opts?: BlockRequestOptions): Promise<Uint8Array[]>;
   /**
    * Transactions of a proposed block by wire id (at most `MAX_TXS_PER_REQUEST`); the caller
    * checks each answer against the id it asked for. `signal` abandons the request (the height it
@@ -121,6 +124,22 @@ export interface DirectMessage {
 
 /** Most messages one catch-up carries: a height's proposals and votes of a few rounds. */
 export const MAX_DIRECT_MESSAGES = 2_048;
+
+/**
+ * Asked about each block a `/blocks/1` handler read (its encoded size): false ends the answer
+ * without it. `room`, when present, is asked before each read: false ends the answer unread; it
+ * may wait for the peer's serve budget and a block read slot (serve-budget.ts BlockAnswerBudget.room).
+ */
+export interface BlockTake {
+  (bytes: number): boolean | Promise<boolean>;
+  room?: () => Promise<boolean>;
+}
+
+/** Options of `Network.requestBlocks`. */
+export interface BlockRequestOptions {
+  signal?: AbortSignal;
+  onBlock?: () => void;
+}
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
 /** Wire ids per transaction request (32 bytes each: a 128 KiB request). */

@@ -11,6 +11,7 @@
  */
 import type { SimRng } from '@unc/core';
 import type {
+  BlockRequestOptions,
   ChainStatus,
   DirectMessage,
   GossipTopic,
@@ -285,8 +286,16 @@ export class SimPeerNetwork implements Network {
     return this.hub.request(this.peerId, peer, (p) => p.handlers.status());
   }
 
-  requestBlocks(peer: string, from: bigint, to: bigint): Promise<Uint8Array[]> {
-    return this.hub.request(this.peerId, peer, (p) => p.handlers.blocks(from, to));
+  requestBlocks(
+    peer: string,
+    from: bigint,
+    to: bigint,
+    opts: BlockRequestOptions = {},
+  ): Promise<Uint8Array[]> {
+    return cancellable(
+      opts.signal,
+      this.hub.request(this.peerId, peer, (p) => p.handlers.blocks(from, to)),
+    );
   }
 
   requestTxs(
