@@ -112,6 +112,16 @@ export class Context {
    * password (from `--password-file`, else a hidden prompt).
    */
   async unlockKey(name: string, chainId: string, opts: { passwordFile?: string }): Promise<Uint8Array> {
+    // The chain id comes from the node. With -y nobody reads the confirmation, so a hostile node
+    // could name mainnet from the start and have a testnet command signed for it; a home that
+    // pins its chain (`unc config set chainId`) unlocks no key for any other.
+    const pinned = readConfig(this.home).chainId;
+    if (typeof pinned === 'string' && pinned !== chainId) {
+      throw new UncError(
+        'CHAIN_MISMATCH',
+        `the node at ${this.nodeUrl} is on chain "${chainId}", but ${configPath(this.home)} pins chain "${pinned}": nothing was signed (\`unc config unset chainId\` lifts the pin)`,
+      );
+    }
     const keyring = this.keyring();
     const password = keyring.needsPassword(name)
       ? await readPassword(opts, `Password for "${name}": `)

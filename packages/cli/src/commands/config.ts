@@ -16,6 +16,18 @@ export const SETTINGS: Record<string, { meaning: string; check: (value: string) 
     meaning: "the explorer whose pages follow each transaction (default: the node's own /explorer/)",
     check: (v) => `${normalizeNodeUrl(v)}/`,
   },
+  chainId: {
+    meaning: 'the only chain this home signs for: a key is unlocked for no other, whatever the node says',
+    check: (v) => {
+      // The genesis rule for a chain id, so a pin that no chain can match is refused here.
+      if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(v))
+        throw new UncError(
+          'BAD_SETTING',
+          `chainId must be 1-63 lowercase letters, digits or dashes, not "${v}"`,
+        );
+      return v;
+    },
+  },
 };
 
 function settingName(key: string): string {
@@ -44,7 +56,7 @@ export function configCommand(): Command {
         .map(([k, s]) => `  ${k.padEnd(9)} ${s.meaning}`)
         .join(
           '\n',
-        )}\n${examples(['unc config set node http://10.0.0.5:3030', 'unc config get node', 'unc config set output json', 'unc config get'])}`,
+        )}\n${examples(['unc config set node http://10.0.0.5:3030', 'unc config get node', 'unc config set output json', 'unc config set chainId unc-mainnet-1', 'unc config get'])}`,
     );
 
   config
