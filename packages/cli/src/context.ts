@@ -108,20 +108,27 @@ export class Context {
   }
 
   /**
+   * Refuses `chainId` (a node's word) when the home pins another chain. With -y nobody reads the
+   * confirmation, so a hostile node could name mainnet from the start and have a testnet command
+   * signed for mainnet; a pinned home (`unc config set chainId`) signs for no other chain.
+   */
+  checkChainPin(chainId: string): void {
+    const pinned = readConfig(this.home).chainId;
+    // Any value but the chain's own id refuses (a hand-written 1 or true pins nothing that matches).
+    if (pinned !== undefined && pinned !== chainId) {
+      throw new UncError(
+        'CHAIN_MISMATCH',
+        `the node at ${this.nodeUrl} is on chain "${chainId}", but ${configPath(this.home)} pins chain ${JSON.stringify(pinned)}: nothing was signed (\`unc config unset chainId\` lifts the pin)`,
+      );
+    }
+  }
+
+  /**
    * A keyring key's seed for `chainId`: test keys only on their dev chain, a keystore after its
    * password (from `--password-file`, else a hidden prompt).
    */
   async unlockKey(name: string, chainId: string, opts: { passwordFile?: string }): Promise<Uint8Array> {
-    // The chain id comes from the node. With -y nobody reads the confirmation, so a hostile node
-    // could name mainnet from the start and have a testnet command signed for it; a home that
-    // pins its chain (`unc config set chainId`) unlocks no key for any other.
-    const pinned = readConfig(this.home).chainId;
-    if (typeof pinned === 'string' && pinned !== chainId) {
-      throw new UncError(
-        'CHAIN_MISMATCH',
-        `the node at ${this.nodeUrl} is on chain "${chainId}", but ${configPath(this.home)} pins chain "${pinned}": nothing was signed (\`unc config unset chainId\` lifts the pin)`,
-      );
-    }
+    this.checkChainPin(chainId);
     const keyring = this.keyring();
     const password = keyring.needsPassword(name)
       ? await readPassword(opts, `Password for "${name}": `)

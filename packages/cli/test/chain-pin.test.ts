@@ -2,7 +2,7 @@
 // node, and with -y nobody reads the confirmation: a hostile node that names mainnet from the start
 // would have a command meant for a testnet signed for mainnet, where the same key may hold funds.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -36,6 +36,17 @@ test('a home pinned to a chain unlocks no key for another chain the node names; 
       ctx.unlockKey('nobody', 'unc-mainnet-1', {}),
       (err: unknown) => !code('CHAIN_MISMATCH')(err),
     );
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('a pin written by hand as another type refuses every chain rather than pinning none', () => {
+  const home = mkdtempSync(join(tmpdir(), 'unc-chain-pin-'));
+  try {
+    writeFileSync(join(home, 'config.json'), JSON.stringify({ chainId: 1 }));
+    const ctx = new Context({ home, node: 'http://127.0.0.1:9' }, {});
+    assert.throws(() => ctx.checkChainPin('unc-mainnet-1'), code('CHAIN_MISMATCH'));
   } finally {
     rmSync(home, { recursive: true, force: true });
   }

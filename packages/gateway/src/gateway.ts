@@ -20,6 +20,7 @@ import {
   encodeAddress,
   type SignedReceipt,
   toHex,
+  UncError,
 } from '@unc/core';
 import {
   buildTransaction,
@@ -107,6 +108,11 @@ export interface GatewayOptions {
   nodeUrl: string;
   /** The renter key: it pays for the leases and signs every request. */
   renterSeed: Uint8Array;
+  /**
+   * The chain the renter key was unlocked for (`unc gateway start` checks the home's chain pin
+   * against it): a node whose status then names another chain gets nothing signed (CHAIN_CHANGED).
+   */
+  chainId?: string;
   /** The most the pool may cost, base units per hour. */
   budgetPerHour: bigint;
   models: GatewayModel[];
@@ -383,6 +389,13 @@ export class Gateway {
   /** Reads the chain, adopts the leases and jobs a previous run left, starts the API and the pool. */
   async start(): Promise<void> {
     const [chainStatus, params] = await Promise.all([this.client.status(), this.client.getParams()]);
+    // Every lease and request is signed for this answer, not the one the key was unlocked for.
+    if (this.opts.chainId !== undefined && chainStatus.chainId !== this.opts.chainId) {
+      throw new UncError(
+        'CHAIN_CHANGED',
+        `the node reported chain "${this.opts.chainId}" when the key was unlocked and now "${chainStatus.chainId}": nothing was signed`,
+      );
+    }
     this.chainId = chainStatus.chainId;
     this.chainTime = { blockMs: chainStatus.timeMs, readMs: this.now() };
     this.feeParams = {

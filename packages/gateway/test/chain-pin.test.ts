@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Gateway } from '../src/gateway.js';
+import { Gateway, type GatewayOptions } from '../src/gateway.js';
 import { mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
@@ -57,4 +57,40 @@ describe('a node that reports another chain id after the gateway started', () =>
     await gw.openLease('same chain');
     assert.equal(sent.length, 1);
   });
+});
+
+test('a gateway given the chain its key was unlocked for refuses to start on a node that now names another', async () => {
+  // `unc gateway start` checks the home's chain pin against one status read; the gateway then reads
+  // the status again and signs every lease for that answer. A node that named the pinned chain for
+  // the unlock and mainnet here would have the renter's deposits signed for mainnet.
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-chain-start-'));
+  const sent: string[] = [];
+  const node = mempoolOnlyNode(sent, { txStatus: 'pending', chainId: 'unc-mainnet' });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  const options: Omit<GatewayOptions, 'dbPath'> = {
+    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    renterSeed: new Uint8Array(32).fill(7),
+    budgetPerHour: 10n * UNC,
+    models: [{ name: 'ocr' }],
+    allowHttp: true,
+    port: 0,
+    tickMs: 3_600_000,
+    targets: { minLeases: 0 },
+  };
+  try {
+    const gw = new Gateway({ ...options, dbPath: join(dir, 'a.db'), chainId: 'unc-testnet' });
+    try {
+      await assert.rejects(gw.start(), (err: unknown) => (err as { code?: string }).code === 'CHAIN_CHANGED');
+    } finally {
+      await gw.stop().catch(() => {});
+    }
+    assert.equal(sent.length, 0);
+    // The chain it was unlocked for: it starts.
+    const same = new Gateway({ ...options, dbPath: join(dir, 'b.db'), chainId: 'unc-mainnet' });
+    await same.start();
+    await same.stop();
+  } finally {
+    await new Promise<void>((r) => node.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -112,6 +112,9 @@ export function chipCommand(): Command {
       const owner = ctx.keyring().info(opts.from);
       const client = ctx.client();
       const [status, anchor] = await Promise.all([client.status(), client.getHeader('latest')]);
+      // The chip signs this for the chain named here: evidence for a chain the home does not pin
+      // could be relayed there by anyone.
+      ctx.checkChainPin(status.chainId);
       const message = registrationMessage(
         status.chainId,
         decodeAddress(owner.address),

@@ -130,6 +130,7 @@ export function gatewayCommand(): Command {
         const gw = new Gateway({
           nodeUrl: ctx.nodeUrl,
           renterSeed: seed,
+          chainId: status.chainId,
           budgetPerHour: budget,
           models,
           dbPath,

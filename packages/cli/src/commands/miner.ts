@@ -195,6 +195,7 @@ export function minerCommand(): Command {
         const agent = new MinerAgent({
           nodeUrl: ctx.nodeUrl,
           ownerSeed: seed,
+          chainId: status.chainId,
           chips: signers,
           statusPort,
           maxHeartbeatFee,

@@ -21,6 +21,7 @@ import {
   registrationMessage,
   signTransaction,
   toHex,
+  UncError,
   ValidationError,
 } from '@unc/core';
 import { createLogger, type Logger, Registry } from '@unc/node';
@@ -62,6 +63,11 @@ export interface MinerAgentOptions {
   /** Seed of the account that owns the chips and sends their transactions. */
   ownerSeed: Uint8Array;
   chips: ChipSigner[];
+  /**
+   * The chain the owner's key was unlocked for (`unc miner start` checks the home's chain pin
+   * against it): a node whose status then names another chain gets nothing signed (CHAIN_CHANGED).
+   */
+  chainId?: string;
   /** Serve /status and /metrics here (127.0.0.1); 0 picks a free port; undefined: no server. */
   statusPort?: number;
   /** Serve the renters' provider API (jobs with chip-signed receipts) for these chips. */
@@ -169,6 +175,14 @@ export class MinerAgent {
 
   async start(): Promise<void> {
     const status = await this.client.status();
+    // The node's second answer is the one every transaction and answer is signed for: a node that
+    // named the pinned chain for the unlock and another one here would have them signed for it.
+    if (this.opts.chainId !== undefined && status.chainId !== this.opts.chainId) {
+      throw new UncError(
+        'CHAIN_CHANGED',
+        `the node reported chain "${this.opts.chainId}" when the key was unlocked and now "${status.chainId}": nothing was signed`,
+      );
+    }
     this.chainId = status.chainId;
     this.latest = status.height;
     for (const signer of this.opts.chips) {
