@@ -4,6 +4,7 @@
  * at the explorer page. Every transaction costs its sender a fee, so every one is confirmed.
  */
 import { type Action, formatUnc, fromHex, UncError } from '@unc/core';
+import { isLoopbackHost } from '@unc/gateway';
 import { buildTransaction, checkFunds, encodeSigned, feeFor, signedHash, type TxEventJson } from '@unc/sdk';
 import { askLine, type Context } from './context.js';
 
@@ -270,10 +271,9 @@ const MAX_NONCE_RACES = 3;
 export function isLoopbackUrl(url: string): boolean {
   let host: string;
   try {
-    host = new URL(url).hostname.toLowerCase();
+    host = new URL(url).hostname;
   } catch {
     return false;
   }
-  if (host === 'localhost' || host === '[::1]') return true;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return isLoopbackHost(host);
 }

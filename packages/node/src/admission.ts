@@ -20,6 +20,7 @@
  */
 import { envelopeSignatureCheck, keyId, StateRefusal, type TxEnvelope, ValidationError } from '@unc/core';
 import type { Clock } from './clock.js';
+import { PROVABLY_BAD_EVIDENCE } from './mempool.js';
 import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from './verify-pool.js';
 
 /** How admission measures a slice and yields between slices. */
@@ -92,10 +93,8 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   'REPLACEMENT_UNDERPRICED',
   'ALREADY_PENDING',
   'INTERNAL',
-  // Chip evidence the bytes prove bad (mempool.ts PROVABLY_BAD_EVIDENCE): garbled, or its
-  // signature does not verify over its message.
-  'ATTEST_MALFORMED',
-  'ATTEST_BAD_SIGNATURE',
+  // Chip evidence the bytes prove bad: garbled, or its signature does not verify over its message.
+  ...PROVABLY_BAD_EVIDENCE,
 ]);
 
 /**

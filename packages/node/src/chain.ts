@@ -478,9 +478,9 @@ export class Chain {
       if (included.length >= maxBlockTxs || rejected.length >= maxRejected) break;
       const env = next.value;
       let taken = false;
-      const costly = costlyActionCount(env.stx.tx);
-      // Passed over, neither included nor rejected: it stays pending for a later block.
-      const overCostly = costly > 0 && rejectedCostly >= MAX_REJECTED_COSTLY_PER_BLOCK;
+      // Passed over, neither included nor rejected: it stays pending for a later block. Its actions
+      // are counted only once the block is over the cap, not for every candidate.
+      const overCostly = rejectedCostly >= MAX_REJECTED_COSTLY_PER_BLOCK && costlyActionCount(env.stx.tx) > 0;
       if (!overCostly && bytes + env.bytes.length <= maxBlockBytes) {
         const checksBefore = costlyChecks;
         const outcome = executor.tryApply(env);

@@ -302,7 +302,10 @@ export class ProviderServer {
    */
   private jobBytesPastShare = 0;
   private uploading = 0;
-  /** Of `uploading`, the bytes of model uploads (capped at maxUploadBytesInFlight − the job reserve). */
+  /**
+   * Of `uploading`, the bytes of model uploads: with `jobBytesPastShare`, capped at
+   * maxUploadBytesInFlight − the job reserve.
+   */
   private modelUploading = 0;
   /** Bytes of received models waiting for (or in) their check: on disk, out of the in-flight caps. */
   private modelsAwaitingCheck = 0;

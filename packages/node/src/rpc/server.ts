@@ -1502,7 +1502,6 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return true;
     }
     const total = shedWsBytes(0, false, true);
-    wsUnsentBound = total;
     if (total > 0 && total + bytes > limits.maxWsBufferedBytesTotal) {
       wsRefusedBytes = Math.max(wsRefusedBytes, Math.min(bytes, limits.maxWsBufferedBytesTotal));
       return false;
