@@ -121,11 +121,21 @@ async function main(): Promise<void> {
       env: { ...process.env, UNC_LOG_LEVEL: 'warn' },
     },
   );
+  // The exit hook is for an abnormal end only; the normal end waits for the node to exit before its
+  // home goes (deleting it under a running node fails that node's last signer save, logged as an error).
   const cleanup = () => {
     proc.kill('SIGTERM');
     rmSync(home, { recursive: true, force: true });
   };
   process.on('exit', cleanup);
+  const stopNode = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    cleanup();
+  };
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (d) => {
@@ -256,7 +266,7 @@ async function main(): Promise<void> {
   }
   const largest = inWindow.reduce((m, b) => Math.max(m, b.txCount), 0);
   console.log(`largest block: ${largest} transfers`);
-  cleanup();
+  await stopNode();
   process.exit(0);
 }
 
