@@ -20,9 +20,12 @@ import {
   encode,
   genesisToJson,
   getAccount,
+  getBond,
   getChip,
   getConsensusParams,
+  getPociParams,
   getRecentHash,
+  getValidatorKey,
   latestValidatorSetEpoch,
   noteValidatorBond,
   onlinePowerOf,
@@ -507,6 +510,62 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
     assert.equal(validatorCandidates(chain.state).length, 0, 'under the minimum again');
     chain.block([chain.tx(first!, [{ type: 'bond', amount: 1n }])]);
     assert.equal(validatorCandidates(chain.state).length, 1, 'back at the minimum');
+  });
+
+  test('property: the candidate index is exactly the accounts with a key, no tombstone and the minimum bonded', () => {
+    // Bonds, unbonds, keys (in either order within a transaction) and releases of a few accounts
+    // sharing amounts around the minimum: after every block, no candidate without the minimum
+    // bonded (its bond left, or never came) and none missing that has it.
+    const accounts = [0, 1, 2].map((i) => key(`candidate-property ${i}`));
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            who: fc.integer({ min: 0, max: accounts.length - 1 }),
+            op: fc.constantFrom('bond', 'unbond', 'key', 'bond+key', 'key+bond', 'release'),
+            amount: fc.constantFrom(1n, MIN - 1n, MIN, MIN + 1n, 2n * MIN),
+          }),
+          { maxLength: 16 },
+        ),
+        (ops) => {
+          const chain = new TestChain(G);
+          fund(chain, accounts);
+          for (const { who, op, amount } of ops) {
+            const account = accounts[who]!;
+            if (op === 'release') {
+              chain.blocksUntil(chain.height + 3n * getPociParams(chain.state).epochBlocks + 1n);
+            } else {
+              const bond: Action = { type: 'bond', amount };
+              const actions: Action[] =
+                op === 'bond'
+                  ? [bond]
+                  : op === 'unbond'
+                    ? [{ type: 'unbond', amount }]
+                    : op === 'key'
+                      ? [setConsensusKeyAction(account)]
+                      : op === 'bond+key'
+                        ? [bond, setConsensusKeyAction(account)]
+                        : [setConsensusKeyAction(account), bond];
+              const tx = chain.tx(account, actions);
+              if (chain.attempt(tx) === null) chain.block([tx]);
+            }
+            const members = validatorCandidates(chain.state).map(toHex);
+            assert.equal(new Set(members).size, members.length);
+            assert.equal(validatorCandidateCount(chain.state), members.length);
+            for (const a of accounts) {
+              const record = getValidatorKey(chain.state, a.address);
+              const want =
+                record !== null &&
+                record.tombstonedAt === 0n &&
+                toHex(record.publicKey) !== toHex(a.publicKey) &&
+                getBond(chain.state, a.address).bonded >= MIN;
+              assert.equal(members.includes(toHex(a.address)), want, `${op} ${who} ${amount}`);
+            }
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
   });
 
   test('attack: power beyond what the bond backs is capped at bonded ÷ uncPerPowerUnit', () => {
