@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ONE_UNC, UncError } from '@unc/core';
+import { MAX_MODEL_POWER, ONE_UNC, UncError } from '@unc/core';
 import { devKey } from '@unc/node';
 import type { OfferJson } from '@unc/sdk';
 import fc from 'fast-check';
@@ -98,6 +98,34 @@ describe('global options and the home config', () => {
     });
     assert.equal((await runUnc(['config', 'unset', 'node', '--home', home.dir])).code, 0);
     assert.match((await runUnc(['config', 'get', 'node', '--home', home.dir])).stderr, /not set/);
+  });
+
+  test('unc vendor register refuses a --power the chain would refuse (BAD_POWER past MAX_MODEL_POWER) before signing', async () => {
+    const args = (power: string) => [
+      'vendor',
+      'register',
+      '--ca',
+      join(home.dir, 'no-such-ca'),
+      '--from',
+      'gov',
+      '--model',
+      'm',
+      '--power',
+      power,
+      '--node',
+      'http://127.0.0.1:9',
+      '--home',
+      home.dir,
+    ];
+    for (const power of ['0', (MAX_MODEL_POWER + 1n).toString(), '1'.padEnd(30, '0')]) {
+      const r = await runUnc(args(power));
+      assert.equal(r.code, 1, power);
+      assert.match(r.stderr, new RegExp(`--power must be an integer 1…${MAX_MODEL_POWER}`), power);
+    }
+    // At the bound the power passes this check (and the run goes on, here to the missing CA).
+    const atBound = await runUnc(args(MAX_MODEL_POWER.toString()));
+    assert.equal(atBound.code, 1);
+    assert.doesNotMatch(atBound.stderr, /--power/);
   });
 
   test('unc --help documents every UNC_ variable the code reads', async () => {

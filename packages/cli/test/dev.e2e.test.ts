@@ -214,7 +214,8 @@ describe('unc dev end to end', () => {
       ]);
       assert.equal(bare.code, 0, bare.stderr);
       assert.equal((await client.call<{ candidates: number }>('unc_getValidators', [])).candidates, 0);
-      // The private key file is refused: only the public proof travels to the wallet machine.
+      // The private key file is refused: only the public proof travels to the wallet machine. The
+      // key and 999 more UNC make the minimum validator bond (1,000 UNC), which a candidate needs.
       const leak = await runUnc(
         [
           'tx',
@@ -222,7 +223,7 @@ describe('unc dev end to end', () => {
           '--from',
           'dev4',
           '--amount',
-          '9',
+          '999',
           '--yes',
           '--home',
           home.dir,
@@ -232,7 +233,7 @@ describe('unc dev end to end', () => {
       assert.notEqual(leak.code, 0);
       assert.match(leak.stderr, /private key/);
       const bond = await runUnc(
-        ['tx', 'bond', '--from', 'dev4', '--amount', '9', '--yes', '--consensus-key', proofFile].concat([
+        ['tx', 'bond', '--from', 'dev4', '--amount', '999', '--yes', '--consensus-key', proofFile].concat([
           '--home',
           home.dir,
           '--output',
@@ -252,13 +253,13 @@ describe('unc dev end to end', () => {
       '--from',
       'dev4',
       '--amount',
-      '10',
+      '1000',
       '--yes',
       '--home',
       home.dir,
     ]);
     assert.equal(unbond.code, 0, unbond.stderr);
-    assert.match(unbond.stdout, /^unbonding 10 UNC at height \d+/);
+    assert.match(unbond.stdout, /^unbonding 1000 UNC at height \d+/);
     assert.equal((await client.call<{ candidates: number }>('unc_getValidators', [])).candidates, 0);
   });
 

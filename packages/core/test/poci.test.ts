@@ -16,6 +16,7 @@ import {
   encode,
   epochOf,
   type GovProposal,
+  genesisToJson,
   getAllowlistEntry,
   getChip,
   getEpochRecord,
@@ -26,6 +27,8 @@ import {
   type HeartbeatAnswer,
   heartbeatChallenge,
   isOnline,
+  MAX_MODEL_POWER,
+  parseGenesis,
   putChip,
   registrationMessage,
   rsaAllowListChipId,
@@ -38,6 +41,7 @@ import {
   taggedHash,
   toHex,
   transferMessage,
+  UPTIME_SCALE,
   utf8,
   vendorCodec,
 } from '../src/index.js';
@@ -526,6 +530,63 @@ describe('POCI: liveness', () => {
     }
     chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
     assert.equal(getAllowlistEntry(chain.state, 'v-roots', spki)?.allowed, true);
+  });
+
+  test('attack: a model power that overflows the epoch total is refused (governance and genesis)', () => {
+    const chain = new TestChain();
+    // Near u128 / UPTIME_SCALE (e.g. a power entered with 18 decimals), one chip of the model that
+    // answered every challenge filled the epoch's u128 total: every other chip's answer overflowed
+    // it and was refused, so that chip took the whole emission and every other chip went offline.
+    const overflowing = ((1n << 128n) - 1n) / UPTIME_SCALE;
+    for (const power of [overflowing, MAX_MODEL_POWER + 1n]) {
+      const nonce = getGovernance(chain.state).nonce;
+      const model = { vendorId: 'dev', modelId: 'huge', name: 'huge', power };
+      expectReject(chain, chain.tx(miner, [govAction(chain, { type: 'setModel', model })]), 'BAD_POWER');
+      assert.equal(getGovernance(chain.state).nonce, nonce);
+      const g = genesis(POCI, { models: [model] });
+      assert.throws(() => parseGenesis(genesisToJson(g)), /models\[0\]\.power/);
+    }
+    // At the bound, the total holds about 2·10^12 such chips, each at full weight.
+    assert.ok(MAX_MODEL_POWER * UPTIME_SCALE * 10n ** 12n < 1n << 128n);
+
+    // And a chip at the bound that answers every challenge leaves room for everyone else's answers.
+    const model = { vendorId: 'dev', modelId: 'huge', name: 'huge', power: MAX_MODEL_POWER };
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setModel', model })])]);
+    const huge = key('max-power-chip');
+    const honest = key('honest-chip');
+    chain.block([
+      chain.tx(miner, [
+        registerAction(chain, huge, miner.address, chain.height, 'huge'),
+        registerAction(chain, honest, miner.address),
+      ]),
+    ]);
+    const p = getPociParams(chain.state);
+    const answered = new Set<string>();
+    let honestAnswers = 0;
+    while (chain.height < 3n * p.epochBlocks) {
+      const epoch = epochOf(chain.height, p);
+      const txs: TxEnvelope[] = [];
+      if (epoch >= 1n) {
+        slotsOf(chain, huge, epoch).forEach((h, slot) => {
+          if (answered.has(`${epoch}/${slot}`) || h + p.answerWindowBlocks <= chain.height) return;
+          answered.add(`${epoch}/${slot}`);
+          txs.push(chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, huge, epoch, slot)] }], 0n));
+        });
+        const mine = slotsOf(chain, honest, epoch);
+        if (mine[mine.length - 1] === chain.height) {
+          txs.push(
+            chain.tx(
+              other,
+              [{ type: 'heartbeat', answers: [answer(chain, honest, epoch, mine.length - 1)] }],
+              0n,
+            ),
+          );
+          honestAnswers++;
+        }
+      }
+      chain.block(txs);
+    }
+    assert.ok(honestAnswers > 0 && answered.size > 0, 'both chips were challenged');
   });
 
   test('only the owner deregisters; a governance proposal needs a valid approval', () => {

@@ -291,7 +291,7 @@ export interface ValidatorSetJson {
   /** Power a commit needs: strictly more than 2/3 of the total. */
   quorumPower: string;
   validators: ValidatorJson[];
-  /** Accounts with a bond and a consensus key that are candidates for the next sets. */
+  /** Accounts with at least minValidatorBond bonded and a consensus key: candidates for the next sets. */
   candidates: number;
   /** The rules: base units a validator must bond, and base units of bond per unit of power. */
   minValidatorBond: string;

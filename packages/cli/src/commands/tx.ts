@@ -135,7 +135,7 @@ export function txCommand(): Command {
     command
       .description(
         kind === 'bond'
-          ? 'pledge UNC as a validator bond; with --consensus-key (once) the account names the key its validator node votes with and becomes a candidate (PROTOCOL §6)'
+          ? 'pledge UNC as a validator bond; with --consensus-key (once) the account names the key its validator node votes with; it is a candidate while it has the minimum validator bond (default 1,000 UNC) bonded (PROTOCOL §6)'
           : 'start unbonding: the UNC returns to the balance by itself after the unbonding period (3 epochs; nothing more to send)',
       )
       .requiredOption('--from <name>', 'name of the key in the keyring')

@@ -9,6 +9,7 @@ import {
   encodeAddress,
   type GovProposal,
   governanceSigningBytes,
+  MAX_MODEL_POWER,
   toHex,
   UncError,
 } from '@unc/core';
@@ -249,7 +250,7 @@ export function vendorCommand(): Command {
     .option('--profile <profile>', 'attestation profile', 'tpm2')
     .option('--name <name>', 'vendor display name')
     .requiredOption('--model <id>', 'chip model id')
-    .requiredOption('--power <n>', 'rated power: dense FP16 TFLOPS × 1000')
+    .requiredOption('--power <n>', `rated power: dense FP16 TFLOPS × 1000, 1…${MAX_MODEL_POWER}`)
     .option('--model-name <name>', 'model display name')
     .option('--require-ak-eku', 'tpm2: AK certificates must carry extendedKeyUsage 2.23.133.8.3')
     .option(
@@ -282,8 +283,13 @@ export function vendorCommand(): Command {
             'BAD_ARGUMENT',
             '--require-ak-eku and --require-hardware-module-name are for tpm2',
           );
-        if (!/^\d{1,30}$/.test(opts.power) || BigInt(opts.power) === 0n)
-          throw new UncError('BAD_ARGUMENT', '--power must be a positive integer');
+        // The chain refuses a model past MAX_MODEL_POWER (BAD_POWER): say so before anything is signed.
+        if (
+          !/^\d{1,30}$/.test(opts.power) ||
+          BigInt(opts.power) === 0n ||
+          BigInt(opts.power) > MAX_MODEL_POWER
+        )
+          throw new UncError('BAD_ARGUMENT', `--power must be an integer 1…${MAX_MODEL_POWER}`);
         const loaded = await loadVendorCa(opts.ca);
         const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
           {

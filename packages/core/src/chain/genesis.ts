@@ -25,6 +25,7 @@ import { DEFAULT_POCI_PARAMS, type PociParams, putPociParams } from '../poci/par
 import {
   type ChipModel,
   checkId,
+  MAX_MODEL_POWER,
   PROFILES,
   type Profile,
   putModel,
@@ -343,7 +344,7 @@ export function parseGenesis(json: unknown): Genesis {
       bad(`models[${i}].modelId`, (err as Error).message);
     }
     const power = amount(o.power, `models[${i}].power`);
-    if (power === 0n) bad(`models[${i}].power`, 'must be positive');
+    if (power === 0n || power > MAX_MODEL_POWER) bad(`models[${i}].power`, `must be 1…${MAX_MODEL_POWER}`);
     return {
       vendorId: o.vendorId as string,
       modelId: o.modelId as string,

@@ -19,7 +19,8 @@
  * bound of online power), and a candidate's chips are evaluated (liveness is lazy, docs/poci.md:
  * about S·(K/S + 2) hashes per chip) only until N candidates are found whose online power beats the
  * next one's upper bound. So the work is O(candidates) accesses plus the chips of the candidates
- * that can still make the cut, typically the top N, never all chips of the chain.
+ * that can still make the cut, typically the top N, never all chips of the chain. A candidate holds
+ * at least minValidatorBond bonded, so their number is bounded by the supply over that minimum.
  */
 import { compareBytes, equalBytes, toHex, utf8 } from '../bytes.js';
 import { addressFromPublicKey } from '../crypto/address.js';
@@ -275,20 +276,32 @@ export function applySetConsensusKey(
   }
   putValidatorKey(state, account, { publicKey: publicKey.slice(), tombstonedAt: 0n });
   state.set(consensusKeyOwnerKey(publicKey), account.slice());
-  if (getBond(state, account).bonded > 0n) candidates.add(state, NO_GROUP, account);
+  if (meetsMinimumBond(state, account)) candidates.add(state, NO_GROUP, account);
   return [{ type: 'consensusKeySet', account, publicKey }];
 }
 
-/** Called for every bond action: an account with a consensus key becomes a candidate. */
+/**
+ * Whether `account` has at least minValidatorBond bonded: the price of a place in the candidate
+ * index. Every epoch boundary reads each candidate (computeValidatorSet), so a candidacy that cost
+ * one bonded base unit let anyone add three state reads to every boundary block of every node, for
+ * ever, for about 0.00003 UNC of fees per account (a million candidates for a few dozen UNC). A bond
+ * under the minimum backs no weight anyway (bondBacking), so leaving it out changes no set.
+ */
+function meetsMinimumBond(state: StateReader, account: Uint8Array): boolean {
+  return getBond(state, account).bonded >= getConsensusParams(state).minValidatorBond;
+}
+
+/** Called for every bond action: an account with a consensus key and the minimum bond becomes a candidate. */
 export function noteValidatorBond(state: StateOverlay, account: Uint8Array): void {
   const record = getValidatorKey(state, account);
   if (!hasConsensusKey(account, record) || record.tombstonedAt !== 0n) return;
+  if (!meetsMinimumBond(state, account)) return;
   candidates.add(state, NO_GROUP, account);
 }
 
-/** Called after an unbond: an account with nothing bonded any more is no candidate. */
+/** Called after an unbond: an account left with less than the minimum bond is no candidate. */
 export function noteValidatorUnbond(state: StateOverlay, address: Uint8Array): void {
-  if (getBond(state, address).bonded === 0n) candidates.remove(state, NO_GROUP, address);
+  if (!meetsMinimumBond(state, address)) candidates.remove(state, NO_GROUP, address);
 }
 
 /**

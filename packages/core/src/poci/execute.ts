@@ -69,6 +69,7 @@ import {
   checkId,
   getModel,
   getVendor,
+  MAX_MODEL_POWER,
   putAllowlistEntry,
   putModel,
   putVendor,
@@ -220,8 +221,8 @@ export function applyGovernance(
         if (!getVendor(state, p.model.vendorId)) {
           throw new ValidationError('UNKNOWN_VENDOR', `vendor "${p.model.vendorId}" is not registered`);
         }
-        if (p.model.power <= 0n)
-          throw new ValidationError('BAD_POWER', 'a model needs a positive rated power');
+        if (p.model.power <= 0n || p.model.power > MAX_MODEL_POWER)
+          throw new ValidationError('BAD_POWER', `a model's rated power must be 1…${MAX_MODEL_POWER}`);
         putModel(state, p.model);
         break;
       case 'setAllowlist':

@@ -100,6 +100,15 @@ export interface ChipModel {
   power: bigint;
 }
 
+/**
+ * The most rated power a model may have: 10^12 units, a million H100s (989,000) in one chip. The
+ * epoch's total weight (a u128) sums power × UPTIME_SCALE (~1.44·10^14) over every chip; one model
+ * near u128 / UPTIME_SCALE (~2.4·10^24, e.g. a power entered with 18 decimals) made each other
+ * chip's answer overflow that total and be refused while one chip of that model answered: it took
+ * the whole emission and every other chip went offline. At this bound the total holds 2·10^12 chips.
+ */
+export const MAX_MODEL_POWER = 10n ** 12n;
+
 export const chipModelCodec: Codec<ChipModel> = struct<ChipModel>('ChipModel', {
   vendorId: idCodec,
   modelId: idCodec,

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   type Action,
   actionCodec,
+  applyBond,
   applySetConsensusKey,
   CONSENSUS_PARAMS_KEY,
   type ConsensusParams,
@@ -19,14 +20,18 @@ import {
   encode,
   genesisToJson,
   getAccount,
+  getBond,
   getChip,
   getConsensusParams,
+  getPociParams,
   getRecentHash,
+  getValidatorKey,
   latestValidatorSetEpoch,
   noteValidatorBond,
   onlinePowerOf,
   ownerRatedPower,
   parseGenesis,
+  putAccount,
   putChip,
   StateOverlay,
   toHex,
@@ -414,9 +419,12 @@ describe('epoch validator sets', () => {
   test('the number of candidates is one state read, whatever their number (unc_getValidators shows it)', () => {
     const chain = new TestChain(G);
     const overlay = new StateOverlay(chain.state);
-    // Any account that bonds and names a consensus key is a candidate.
+    const MIN = DEFAULT_CONSENSUS_PARAMS.minValidatorBond;
+    // Any account that bonds the minimum and names a consensus key is a candidate.
     for (let i = 0; i < 300; i++) {
       const account = key(`candidate ${i}`);
+      putAccount(overlay, account.address, { balance: MIN, nonce: 0n });
+      applyBond(overlay, account.address, MIN, 1n);
       const { publicKey, signature } = setConsensusKeyAction(account);
       applySetConsensusKey(overlay, CHAIN, account.address, publicKey, signature);
       noteValidatorBond(overlay, account.address);
@@ -449,7 +457,7 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
         ]),
       ]);
     }
-    assert.equal(validatorCandidates(chain.state).length, 2, 'both bonded and named a key');
+    assert.equal(validatorCandidates(chain.state).length, 0, 'under the minimum: no candidate');
     chain.blocksUntil(20n);
     assert.deepEqual(
       powers(validatorSetAt(chain.state, G)),
@@ -458,11 +466,106 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
     );
     // One more base unit makes the minimum (it backs MIN / PER_UNIT units, more than one H100).
     chain.block([chain.tx(owners[1]!, [{ type: 'bond', amount: 1n }])]);
+    assert.equal(validatorCandidates(chain.state).length, 1, 'the minimum makes a candidate');
     proveThroughEpoch1(chain, [key(`chip-of-${toHex(owners[1]!.publicKey)}`)]);
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(owners[1]!).publicKey)]: H100,
     });
     assert.ok(MIN / PER_UNIT > H100);
+  });
+
+  test('attack: sub-minimum bonds cannot grow the candidate list every epoch boundary reads', () => {
+    const chain = new TestChain(G);
+    // Each sybil pays a fee and bonds one base unit, in either order with its key: before, each was
+    // a candidate and cost every node three state reads at every epoch boundary, for ever.
+    const sybils = Array.from({ length: 12 }, (_, i) => key(`sybil ${i}`));
+    fund(chain, sybils);
+    chain.block(
+      sybils.map((s, i) =>
+        chain.tx(
+          s,
+          i % 2 === 0
+            ? [setConsensusKeyAction(s), { type: 'bond', amount: 1n }]
+            : [{ type: 'bond', amount: 1n }, setConsensusKeyAction(s)],
+        ),
+      ),
+    );
+    assert.equal(validatorCandidates(chain.state).length, 0);
+    let reads = 0;
+    const counting = {
+      get(k: Uint8Array) {
+        reads++;
+        return chain.state.get(k);
+      },
+    };
+    assert.deepEqual(computeValidatorSet(counting, 21n), []);
+    assert.ok(reads < 10, `the boundary read ${reads} keys for ${sybils.length} sub-minimum bonds`);
+
+    // Reaching the minimum makes a candidate; unbonding under it takes the place away again, and
+    // its unbonding stays slashable (the bond record, not the index, is what a slash reads).
+    const [first] = sybils;
+    chain.block([chain.tx(first!, [{ type: 'bond', amount: MIN - 1n }])]);
+    assert.equal(validatorCandidates(chain.state).length, 1);
+    chain.block([chain.tx(first!, [{ type: 'unbond', amount: 1n }])]);
+    assert.equal(validatorCandidates(chain.state).length, 0, 'under the minimum again');
+    chain.block([chain.tx(first!, [{ type: 'bond', amount: 1n }])]);
+    assert.equal(validatorCandidates(chain.state).length, 1, 'back at the minimum');
+  });
+
+  test('property: the candidate index is exactly the accounts with a key, no tombstone and the minimum bonded', () => {
+    // Bonds, unbonds, keys (in either order within a transaction) and releases of a few accounts
+    // sharing amounts around the minimum: after every block, no candidate without the minimum
+    // bonded (its bond left, or never came) and none missing that has it.
+    const accounts = [0, 1, 2].map((i) => key(`candidate-property ${i}`));
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            who: fc.integer({ min: 0, max: accounts.length - 1 }),
+            op: fc.constantFrom('bond', 'unbond', 'key', 'bond+key', 'key+bond', 'release'),
+            amount: fc.constantFrom(1n, MIN - 1n, MIN, MIN + 1n, 2n * MIN),
+          }),
+          { maxLength: 16 },
+        ),
+        (ops) => {
+          const chain = new TestChain(G);
+          fund(chain, accounts);
+          for (const { who, op, amount } of ops) {
+            const account = accounts[who]!;
+            if (op === 'release') {
+              chain.blocksUntil(chain.height + 3n * getPociParams(chain.state).epochBlocks + 1n);
+            } else {
+              const bond: Action = { type: 'bond', amount };
+              const actions: Action[] =
+                op === 'bond'
+                  ? [bond]
+                  : op === 'unbond'
+                    ? [{ type: 'unbond', amount }]
+                    : op === 'key'
+                      ? [setConsensusKeyAction(account)]
+                      : op === 'bond+key'
+                        ? [bond, setConsensusKeyAction(account)]
+                        : [setConsensusKeyAction(account), bond];
+              const tx = chain.tx(account, actions);
+              if (chain.attempt(tx) === null) chain.block([tx]);
+            }
+            const members = validatorCandidates(chain.state).map(toHex);
+            assert.equal(new Set(members).size, members.length);
+            assert.equal(validatorCandidateCount(chain.state), members.length);
+            for (const a of accounts) {
+              const record = getValidatorKey(chain.state, a.address);
+              const want =
+                record !== null &&
+                record.tombstonedAt === 0n &&
+                toHex(record.publicKey) !== toHex(a.publicKey) &&
+                getBond(chain.state, a.address).bonded >= MIN;
+              assert.equal(members.includes(toHex(a.address)), want, `${op} ${who} ${amount}`);
+            }
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
   });
 
   test('attack: power beyond what the bond backs is capped at bonded ÷ uncPerPowerUnit', () => {
