@@ -20,7 +20,6 @@
  */
 import {
   ed25519CheckKey,
-  ed25519Verify,
   envelopeSignatureCheck,
   keyId,
   StateRefusal,
@@ -362,19 +361,21 @@ export class AdmissionQueue {
   /**
    * Whether the signature of `job`'s transaction `i` verified: its own answer, or for a copy of an
    * earlier job's check, that job's answer for the same bytes. Jobs drain in order, so the earlier
-   * job was answered by now; one whose call failed (a busy or closed pool) answered nothing, and
-   * its copy is checked here, on this thread (rare: a busy pool refuses later calls too).
+   * job was answered by now; one whose call failed (a busy or closed pool) answered nothing
+   * (null), and its copy is answered "busy, retry" like it: never checked on this thread.
    */
-  private verifiedAt(job: Job, i: number): boolean {
+  private verifiedAt(job: Job, i: number): boolean | null {
     const copy = job.copies.get(i);
     if (!copy) return job.verified![i]!;
-    const answered = copy.job.verified?.[copy.index];
-    if (answered !== undefined) return answered;
-    const c = envelopeSignatureCheck(job.envs[i]!);
-    return ed25519Verify(c.publicKey, c.message, c.signature);
+    return copy.job.verified?.[copy.index] ?? null;
   }
 
-  private admitOne(env: TxEnvelope, verified: boolean): AdmissionResult {
+  private admitOne(env: TxEnvelope, verified: boolean | null): AdmissionResult {
+    if (verified === null)
+      return new ValidationError(
+        'BUSY',
+        `the node is busy checking signatures; retry in ${BUSY_RETRY_AFTER_MS} ms`,
+      );
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     try {
       return this.host.admit(env);

@@ -26,7 +26,7 @@ import { systemClock } from '../src/clock.js';
 import { BlockPreverifier } from '../src/consensus/block-preverify.js';
 import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
-import type { SignatureCheck, SignatureVerifier } from '../src/verify-pool.js';
+import { type SignatureCheck, type SignatureVerifier, VerifyPoolBusy } from '../src/verify-pool.js';
 import { devBlockOne } from './fixtures.js';
 
 const { genesis, state, next } = devBlockOne();
@@ -192,6 +192,30 @@ describe('admission checks each signature once', () => {
     // What admission found valid, the block pre-check sharing the memory skips.
     const f = envelopeSignatureCheck(fresh);
     assert.ok(pre.hasPassed(ed25519CheckKey(f.publicKey, f.message, f.signature)));
+  });
+
+  test('a copy of a check whose call the pool refused (busy) is answered busy, not checked on this thread', async () => {
+    let calls = 0;
+    const inThread: SignatureCheck[] = [];
+    const verifier: SignatureVerifier = {
+      threads: 1,
+      verify(checks) {
+        inThread.push(...checks);
+        // The first call: the admission lane is full.
+        if (calls++ === 0) return Promise.reject(new VerifyPoolBusy('admission', 1));
+        return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
+      },
+      async close() {},
+    };
+    const { queue, mempool } = setup(verifier);
+    const a = tx(8, 0n);
+    const first = queue.submit([a]);
+    const again = queue.submit([envelopeFromBytes(Uint8Array.from(a.bytes)), tx(9, 0n)]);
+    await assert.rejects(first, (e: Error & { code?: string }) => e.code === 'BUSY');
+    const r = await again;
+    assert.deepEqual(r.map(code), ['BUSY', 'admitted']);
+    assert.equal(inThread.length, 2, 'the copy was sent nowhere');
+    assert.equal(mempool.size, 1);
   });
 
   test('without a shared memory, only copies in flight are folded', async () => {
