@@ -132,17 +132,30 @@ export class SyncingRefusal extends ValidationError {
 }
 
 /**
- * Whether a refusal says "retry later" rather than "no": a full admission queue or a state-dependent
- * refusal from a node behind its peers. The same transaction may be admitted once the queue drains
- * or the node caught up.
+ * A copy of a transaction whose very check an earlier call sent to the verify pool, and that call
+ * was refused (a busy or closed pool): its signature was never checked, so "busy, retry" (code
+ * BUSY, with `retryAfterMs`, as a full queue's), not a verdict.
  */
-export function isRetryableRefusal(err: unknown): err is AdmissionBusy | SyncingRefusal {
-  return err instanceof AdmissionBusy || err instanceof SyncingRefusal;
+export class SignatureCheckBusy extends ValidationError {
+  readonly retryAfterMs = BUSY_RETRY_AFTER_MS;
+  constructor() {
+    super('BUSY', `the node is busy checking signatures; retry in ${BUSY_RETRY_AFTER_MS} ms`);
+    this.name = 'SignatureCheckBusy';
+  }
+}
+
+/**
+ * Whether a refusal says "retry later" rather than "no": a full admission queue (or verify pool)
+ * or a state-dependent refusal from a node behind its peers. The same transaction may be admitted
+ * once the queue drains or the node caught up.
+ */
+export function isRetryableRefusal(err: unknown): err is AdmissionBusy | SyncingRefusal | SignatureCheckBusy {
+  return err instanceof AdmissionBusy || err instanceof SyncingRefusal || err instanceof SignatureCheckBusy;
 }
 
 /** `err` as the node answers it: deferred when it depends on state and the node is behind (`retryAfterMs` not null). */
 export function deferWhileBehind(err: ValidationError, retryAfterMs: number | null): ValidationError {
-  if (retryAfterMs === null || err instanceof SyncingRefusal || isFinalRefusal(err)) return err;
+  if (retryAfterMs === null || isRetryableRefusal(err) || isFinalRefusal(err)) return err;
   return new SyncingRefusal(err, retryAfterMs);
 }
 
@@ -371,11 +384,7 @@ export class AdmissionQueue {
   }
 
   private admitOne(env: TxEnvelope, verified: boolean | null): AdmissionResult {
-    if (verified === null)
-      return new ValidationError(
-        'BUSY',
-        `the node is busy checking signatures; retry in ${BUSY_RETRY_AFTER_MS} ms`,
-      );
+    if (verified === null) return new SignatureCheckBusy();
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     try {
       return this.host.admit(env);

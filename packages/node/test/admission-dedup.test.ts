@@ -21,10 +21,20 @@ import {
   ValidationError,
   VerifiedSignatures,
 } from '@unc/core';
-import { AdmissionQueue, type AdmissionResult, clockSlices } from '../src/admission.js';
+import {
+  AdmissionQueue,
+  type AdmissionResult,
+  BUSY_RETRY_AFTER_MS,
+  clockSlices,
+  deferWhileBehind,
+  isRetryableRefusal,
+  SignatureCheckBusy,
+} from '../src/admission.js';
+import { createApi } from '../src/api.js';
 import { systemClock } from '../src/clock.js';
 import { BlockPreverifier } from '../src/consensus/block-preverify.js';
 import { devKey } from '../src/dev.js';
+import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { type SignatureCheck, type SignatureVerifier, VerifyPoolBusy } from '../src/verify-pool.js';
 import { devBlockOne } from './fixtures.js';
@@ -216,6 +226,42 @@ describe('admission checks each signature once', () => {
     assert.deepEqual(r.map(code), ['BUSY', 'admitted']);
     assert.equal(inThread.length, 2, 'the copy was sent nowhere');
     assert.equal(mempool.size, 1);
+    // "Busy, retry" like the first call's refusal, not a verdict: it says when, and a node behind
+    // its peers does not turn it into a deferred state refusal.
+    const busy = r[0] as SignatureCheckBusy;
+    assert.ok(busy instanceof SignatureCheckBusy);
+    assert.equal(busy.retryAfterMs, BUSY_RETRY_AFTER_MS);
+    assert.ok(isRetryableRefusal(busy));
+    assert.equal(deferWhileBehind(busy, 1_000), busy);
+  });
+
+  test('over RPC, a copy answered busy is -32005 BUSY with retryAfterMs (one) and an entry with retryAfterMs (many)', async () => {
+    const a = tx(10, 0n);
+    const hex = Buffer.from(a.bytes).toString('hex');
+    const api = createApi({
+      chain: {},
+      mempool: { size: 0, bytes: 0, has: () => false, dropped: () => null },
+      validator: null,
+      network: null,
+      driver: undefined,
+      metrics: { render: () => '' },
+      logger: silentLogger,
+      submit: () => ({ replaced: false }),
+      submitMany: async (envs: readonly TxEnvelope[]) => envs.map(() => new SignatureCheckBusy()),
+      recentRejection: () => null,
+      watchTx: () => () => {},
+      watchBlocks: () => () => {},
+    } as never);
+    await assert.rejects(
+      Promise.resolve(api.methods.unc_sendTransaction!({ tx: hex }, { transport: 'http' })),
+      (e: { code?: number; data?: { reason?: string; retryAfterMs?: number } }) =>
+        e.code === -32005 && e.data?.reason === 'BUSY' && e.data.retryAfterMs === BUSY_RETRY_AFTER_MS,
+    );
+    const many = (await api.methods.unc_sendTransactions!({ txs: [hex] }, { transport: 'http' })) as {
+      error?: { reason: string; retryAfterMs?: number };
+    }[];
+    assert.equal(many[0]!.error?.reason, 'BUSY');
+    assert.equal(many[0]!.error?.retryAfterMs, BUSY_RETRY_AFTER_MS);
   });
 
   test('without a shared memory, only copies in flight are folded', async () => {
