@@ -17,6 +17,8 @@
  *
  * `--only-single` measures the single node alone (the raw verify rate and bench:tps, whose node
  * takes UNC_BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`, to profile that phase).
+ * The validators take UNC_TESTNET_NODE_FLAGS the same way (`unc testnet` passes it to each node
+ * process), e.g. to compare a validator's profile with the single node's.
  *
  * `--trace FILE` runs the validators at debug level, keeps each one's `height stages` lines (when
  * each stage of a height happened, in ms from its start: driver.ts, height-trace.ts) in FILE, and

@@ -18,7 +18,15 @@
  * and slices by the event loop; the simulator checks in-thread and slices by its virtual clock, so
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
-import { envelopeSignatureCheck, keyId, StateRefusal, type TxEnvelope, ValidationError } from '@unc/core';
+import {
+  ed25519CheckKey,
+  envelopeSignatureCheck,
+  keyId,
+  StateRefusal,
+  type TxEnvelope,
+  ValidationError,
+  type VerifiedSignatures,
+} from '@unc/core';
 import type { Clock } from './clock.js';
 import { PROVABLY_BAD_EVIDENCE } from './mempool.js';
 import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from './verify-pool.js';
@@ -124,17 +132,30 @@ export class SyncingRefusal extends ValidationError {
 }
 
 /**
- * Whether a refusal says "retry later" rather than "no": a full admission queue or a state-dependent
- * refusal from a node behind its peers. The same transaction may be admitted once the queue drains
- * or the node caught up.
+ * A copy of a transaction whose very check an earlier call sent to the verify pool, and that call
+ * was refused (a busy or closed pool): its signature was never checked, so "busy, retry" (code
+ * BUSY, with `retryAfterMs`, as a full queue's), not a verdict.
  */
-export function isRetryableRefusal(err: unknown): err is AdmissionBusy | SyncingRefusal {
-  return err instanceof AdmissionBusy || err instanceof SyncingRefusal;
+export class SignatureCheckBusy extends ValidationError {
+  readonly retryAfterMs = BUSY_RETRY_AFTER_MS;
+  constructor() {
+    super('BUSY', `the node is busy checking signatures; retry in ${BUSY_RETRY_AFTER_MS} ms`);
+    this.name = 'SignatureCheckBusy';
+  }
+}
+
+/**
+ * Whether a refusal says "retry later" rather than "no": a full admission queue (or verify pool)
+ * or a state-dependent refusal from a node behind its peers. The same transaction may be admitted
+ * once the queue drains or the node caught up.
+ */
+export function isRetryableRefusal(err: unknown): err is AdmissionBusy | SyncingRefusal | SignatureCheckBusy {
+  return err instanceof AdmissionBusy || err instanceof SyncingRefusal || err instanceof SignatureCheckBusy;
 }
 
 /** `err` as the node answers it: deferred when it depends on state and the node is behind (`retryAfterMs` not null). */
 export function deferWhileBehind(err: ValidationError, retryAfterMs: number | null): ValidationError {
-  if (retryAfterMs === null || err instanceof SyncingRefusal || isFinalRefusal(err)) return err;
+  if (retryAfterMs === null || isRetryableRefusal(err) || isFinalRefusal(err)) return err;
   return new SyncingRefusal(err, retryAfterMs);
 }
 
@@ -156,6 +177,11 @@ interface Job {
   results: (AdmissionResult | undefined)[];
   /** Per transaction: whether its signature verified (set once the pool answered). */
   verified: boolean[] | null;
+  /**
+   * Transactions whose very check (key, message and signature, byte for byte) an earlier job sent
+   * to the pool: they take that job's answer (`copyOf`) instead of a second check of the same bytes.
+   */
+  copies: Map<number, { job: Job; index: number }>;
   next: number;
   resolve: (r: AdmissionResult[]) => void;
 }
@@ -163,6 +189,16 @@ interface Job {
 export class AdmissionQueue {
   private readonly opts: AdmissionOptions;
   private readonly jobs: Job[] = [];
+  /**
+   * The checks sent to the pool and not answered yet, by `ed25519CheckKey` (the exact bytes): a
+   * copy of the same transaction arriving meanwhile (its gossip and a peer's re-announcement, two
+   * peers' re-announcements) waits for that answer instead of being checked again. Under load most
+   * copies arrived while the first still waited in the queue, and each cost a signature check
+   * before `admit` refused it as a duplicate.
+   */
+  private readonly inFlight = new Map<string, { job: Job; index: number }>();
+  /** Signature checks sent to the pool (tests and diagnostics). */
+  checksSent = 0;
   private held = 0;
   private draining = false;
   private stopped = false;
@@ -172,6 +208,14 @@ export class AdmissionQueue {
     private readonly host: AdmissionHost,
     opts: Partial<AdmissionOptions> = {},
     private readonly slices: SliceScheduler = eventLoopSlices,
+    /**
+     * Checks this node found valid, by their exact bytes (the block pre-checker's, shared): a
+     * transaction whose check passed here already (in a block, or an earlier copy admitted or
+     * refused for another reason) is not checked again, and what admission checks and finds valid
+     * is added, so a block carrying it skips it too. Only passes are held, under the bytes that
+     * were verified: another signature on the same body is another key, checked as always.
+     */
+    private readonly passed: VerifiedSignatures | null = null,
   ) {
     this.opts = { ...DEFAULT_ADMISSION_OPTIONS, ...opts };
   }
@@ -197,17 +241,31 @@ export class AdmissionQueue {
     }
     this.held += envs.length;
     return new Promise((resolve, reject) => {
-      const job: Job = { envs, results: new Array(envs.length), verified: null, next: 0, resolve };
+      const job: Job = {
+        envs,
+        results: new Array(envs.length),
+        verified: null,
+        copies: new Map(),
+        next: 0,
+        resolve,
+      };
       // In the queue from now, in call order: the pool may answer a later call first (several
       // workers, or the calling thread's share of a batch), and the drain waits for the oldest.
       this.jobs.push(job);
+      const sentKeys: string[] = [];
+      const release = () => {
+        for (const key of sentKeys) if (this.inFlight.get(key)?.job === job) this.inFlight.delete(key);
+      };
       const forget = () => {
+        release();
         this.jobs.splice(this.jobs.indexOf(job), 1);
         this.held -= envs.length;
         // A later call that was answered may now be at the head.
         this.scheduleDrain();
       };
       const toCheck: number[] = [];
+      /** Checks that passed here before (`passed`): not sent again. */
+      const knownValid: number[] = [];
       let answer: Promise<boolean[]>;
       try {
         // Senders with a transaction earlier in the batch that passed the screen: it may replace a
@@ -222,10 +280,29 @@ export class AdmissionQueue {
             toCheck.push(i);
           }
         });
-        answer = this.pool.verify(
-          toCheck.map((i) => envelopeSignatureCheck(envs[i]!)),
-          'admission',
-        );
+        const checks = [];
+        const sent: number[] = [];
+        const known: number[] = [];
+        for (const i of toCheck) {
+          const check = envelopeSignatureCheck(envs[i]!);
+          // The key is made now, from the bytes the pool copies now (`verify` packs them before it
+          // returns): what passes is remembered under the very bytes that were checked.
+          const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
+          const earlier = this.inFlight.get(key);
+          if (this.passed?.hasKey(key)) known.push(i);
+          else if (earlier) job.copies.set(i, earlier);
+          else {
+            this.inFlight.set(key, { job, index: i });
+            sentKeys.push(key);
+            checks.push(check);
+            sent.push(i);
+          }
+        }
+        toCheck.length = 0;
+        toCheck.push(...sent);
+        for (const i of known) knownValid.push(i);
+        this.checksSent += checks.length;
+        answer = this.pool.verify(checks, 'admission');
       } catch (err) {
         // A bug (a host or verifier that throws, not a refusal): this call fails, but a job left at
         // the head unanswered would hold every later call forever.
@@ -239,6 +316,12 @@ export class AdmissionQueue {
           toCheck.forEach((i, k) => {
             verified[i] = ok[k]!;
           });
+          for (const i of knownValid) verified[i] = true;
+          if (this.passed)
+            sentKeys.forEach((key, k) => {
+              if (ok[k]) this.passed!.addKey(key);
+            });
+          release();
           job.verified = verified;
           this.scheduleDrain();
         },
@@ -275,7 +358,8 @@ export class AdmissionQueue {
       if (job.verified === null) return;
       while (job.next < job.envs.length) {
         const i = job.next++;
-        if (job.results[i] === undefined) job.results[i] = this.admitOne(job.envs[i]!, job.verified![i]!);
+        if (job.results[i] === undefined)
+          job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i));
         if (this.slices.now() - start >= this.opts.sliceMs) {
           this.scheduleDrain();
           return;
@@ -287,7 +371,20 @@ export class AdmissionQueue {
     }
   }
 
-  private admitOne(env: TxEnvelope, verified: boolean): AdmissionResult {
+  /**
+   * Whether the signature of `job`'s transaction `i` verified: its own answer, or for a copy of an
+   * earlier job's check, that job's answer for the same bytes. Jobs drain in order, so the earlier
+   * job was answered by now; one whose call failed (a busy or closed pool) answered nothing
+   * (null), and its copy is answered "busy, retry" like it: never checked on this thread.
+   */
+  private verifiedAt(job: Job, i: number): boolean | null {
+    const copy = job.copies.get(i);
+    if (!copy) return job.verified![i]!;
+    return copy.job.verified?.[copy.index] ?? null;
+  }
+
+  private admitOne(env: TxEnvelope, verified: boolean | null): AdmissionResult {
+    if (verified === null) return new SignatureCheckBusy();
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     try {
       return this.host.admit(env);

@@ -77,7 +77,7 @@ import {
 } from '@unc/sdk';
 import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
 import type { BlockRef } from '@unc/sdk/schema';
-import { AdmissionBusy, SyncingRefusal } from './admission.js';
+import { AdmissionBusy, SignatureCheckBusy, SyncingRefusal } from './admission.js';
 import type { CommittedBlock } from './chain.js';
 import { indexMethods } from './index-api.js';
 import { marketMethods } from './market-api.js';
@@ -424,6 +424,9 @@ export function createApi(node: RpcContext): RpcServerModules {
           // Refused on the stale state of a node that is catching up: -32005 BUSY, as a full
           // admission queue, so the client retries instead of giving the transaction up.
           if (result instanceof SyncingRefusal) throw syncingRpcError(result);
+          // Its signature check was refused with an earlier copy's (busy pool): -32005 BUSY too.
+          if (result instanceof SignatureCheckBusy)
+            throw new RpcError(-32005, result.message, { reason: 'BUSY', retryAfterMs: result.retryAfterMs });
           if (result instanceof Error) throw result;
           return result!;
         },
@@ -447,7 +450,7 @@ export function createApi(node: RpcContext): RpcServerModules {
             const r = d instanceof Error ? d : admitted[k++]!;
             if (!(r instanceof Error)) return r;
             // Per transaction, "busy, retry" carries when: the client resends just that one.
-            if (r instanceof SyncingRefusal)
+            if (r instanceof SyncingRefusal || r instanceof SignatureCheckBusy)
               return { error: { reason: 'BUSY', message: r.message, retryAfterMs: r.retryAfterMs } };
             const e = r as Error & { code?: unknown };
             return {

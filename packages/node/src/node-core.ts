@@ -6,7 +6,7 @@
  * a virtual clock over a simulated network. Both run this same code.
  */
 import type { BlockContext, TimeoutParams, TxEnvelope } from '@unc/core';
-import { toHex, ValidationError } from '@unc/core';
+import { toHex, ValidationError, VerifiedSignatures } from '@unc/core';
 import {
   type AdmissionOptions,
   AdmissionQueue,
@@ -19,6 +19,7 @@ import {
 } from './admission.js';
 import type { Chain, CommittedBlock, Rejected, ValidatorKey } from './chain.js';
 import { type Clock, systemClock } from './clock.js';
+import { PASSED_CAPACITY } from './consensus/block-preverify.js';
 import { ConsensusDriver, type DriverHost } from './consensus/driver.js';
 import type { PrivvalStorage } from './consensus/privval-store.js';
 import type { Logger } from './log.js';
@@ -84,6 +85,11 @@ export class NodeCore {
     this.mempool = opts.mempool;
     this.logger = opts.logger;
     const verifier = opts.verifier ?? new InThreadVerifier();
+    // One memory of the signature checks that passed, for admission and the block pre-check: each
+    // transaction's signature is checked once here, whichever of its gossip, a peer's
+    // re-announcement or a block carrying it came first (4 validators at saturation checked about
+    // 2 signatures per admitted transaction, most of the second ones refused at once as duplicates).
+    const passed = new VerifiedSignatures(PASSED_CAPACITY);
     this.admission = new AdmissionQueue(
       verifier,
       {
@@ -99,11 +105,13 @@ export class NodeCore {
       },
       opts.admission,
       opts.slices ?? clockSlices(opts.clock ?? systemClock),
+      passed,
     );
     this.driver = new ConsensusDriver({
       chain: opts.chain,
       host: this.driverHost(),
       verifyPool: verifier,
+      verifiedSignatures: passed,
       validator: opts.validator,
       privvalPath: opts.privvalPath,
       ...(opts.privvalStorage ? { privvalStorage: opts.privvalStorage } : {}),

@@ -153,7 +153,10 @@ export function testnetCommand(): Command {
         const started = nodes.map(
           (node, i) =>
             new Promise<void>((resolveStarted, reject) => {
-              const child = spawn(process.execPath, [MAIN, ...node.args], {
+              // UNC_TESTNET_NODE_FLAGS: node flags for each validator process (e.g. `--cpu-prof
+              // --cpu-prof-dir=DIR` to profile them under bench:consensus); NODE_OPTIONS refuses --cpu-prof.
+              const nodeFlags = (process.env.UNC_TESTNET_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+              const child = spawn(process.execPath, [...nodeFlags, MAIN, ...node.args], {
                 stdio: ['ignore', 'pipe', 'pipe'],
                 env: process.env,
               });

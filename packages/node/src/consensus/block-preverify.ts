@@ -27,8 +27,12 @@ import {
 } from '@unc/core';
 import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from '../verify-pool.js';
 
+/** Passes a pre-checker remembers by default (`VerifiedSignatures`, oldest half dropped first). */
+export const PASSED_CAPACITY = 200_000;
+
 export class BlockPreverifier {
-  private readonly passed = new VerifiedSignatures(200_000);
+  /** Checks found valid here, by their exact bytes; shared with admission when given (`opts.passed`). */
+  private readonly passed: VerifiedSignatures;
   /** Each message's transactions decoded once, for the pre-check and then for execution. */
   private readonly decoded = new WeakMap<object, TxEnvelope[]>();
 
@@ -49,8 +53,16 @@ export class BlockPreverifier {
       chunkChecks?: number;
       /** Chunks on the pool at once, so that the workers never wait for the next (default 2). */
       chunksAhead?: number;
+      /**
+       * The passes to consult and add to: the node's admission queue shares them, so a transaction
+       * whose signature admission checked is not checked again in a block, nor one checked in a
+       * block again at admission. Default: a cache of this pre-checker's own.
+       */
+      passed?: VerifiedSignatures;
     } = {},
-  ) {}
+  ) {
+    this.passed = opts.passed ?? new VerifiedSignatures(PASSED_CAPACITY);
+  }
 
   /** The transactions of `txs`, decoded (memoized per block object); null if one is malformed. */
   decode(block: { txs: readonly Uint8Array[] }): TxEnvelope[] | null {

@@ -42,6 +42,7 @@ import {
   toHex,
   ValidationError,
   type ValidatorSet,
+  type VerifiedSignatures,
   type VerifyFn,
   type Vote,
 } from '@unc/core';
@@ -167,6 +168,8 @@ export interface DriverOptions {
   logger: Logger;
   /** Worker threads that check a proposed or synced block's signatures before it executes. */
   verifyPool?: SignatureVerifier | null;
+  /** Signature checks passed here, shared with admission (`BlockPreverifier`'s `passed`). */
+  verifiedSignatures?: VerifiedSignatures;
   /** Proposals whose block time is further ahead of our clock than this are invalid. */
   maxClockDriftMs?: number;
   /**
@@ -572,7 +575,10 @@ export class ConsensusDriver {
     // instead of idling until they answer: on 2 cores the pre-check then uses both (bench:attest on
     // the idle machine, heartbeats: 0.47-0.58 x raw one-core verify waiting, 0.65-0.75 sharing).
     // It is busy for its share of a chunk at a time (about 20 ms), and yields between chunks.
-    this.preverifier = new BlockPreverifier(opts.verifyPool ?? null, { shareWithCaller: true });
+    this.preverifier = new BlockPreverifier(opts.verifyPool ?? null, {
+      shareWithCaller: true,
+      ...(opts.verifiedSignatures ? { passed: opts.verifiedSignatures } : {}),
+    });
     this.proposalBudget = new ProposalBudget({
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
     });
