@@ -798,6 +798,8 @@ describe('explorer in a real browser', { skip }, () => {
       provider: string;
       price: string;
       minHours: number;
+      noticeMs: number;
+      endpoint: string;
       available: number;
       chips: { chipId: string; available: boolean }[];
     }
@@ -931,6 +933,11 @@ describe('explorer in a real browser', { skip }, () => {
       assert.equal(await page.getByTestId('rent-deposit').textContent(), exact(deposit));
       const feeText = (await page.getByTestId('rent-fee').textContent()) ?? '';
       assert.match(feeText, /^0\.\d+ UNC$/);
+      // The offer terms signed with the lease (their digest with them), as the node showed them.
+      const termsText = (await page.getByTestId('rent-terms').textContent()) ?? '';
+      assert.ok(termsText.includes(`notice     ${offer.noticeMs} ms`), termsText);
+      assert.ok(termsText.includes(`endpoint   ${offer.endpoint}`), termsText);
+      assert.match(termsText, /terms {6}[0-9a-f]{64} /);
       await shot(page, 'rent-confirm.png');
 
       // Signed in the page, sent, included: the lease and a link to it.

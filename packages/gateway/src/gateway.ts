@@ -38,6 +38,7 @@ import {
   NodeUnreachableError,
   OCR_MODEL,
   type OfferJson,
+  offerTermsDigest,
   openLeaseAction,
   ProviderClient,
   ProviderError,
@@ -1089,6 +1090,9 @@ export class Gateway {
             chipId: best.chipId,
             deposit,
             maxPricePerHour: best.pricePerHour,
+            termsDigest: offerTermsDigest(
+              offers.find((o) => o.id === best.offerId) as (typeof offers)[number],
+            ),
           }),
         ],
         'openLease',

@@ -34,7 +34,8 @@ export function mempoolOnlyNode(
 ): Server {
   const offer = {
     id: 'aa'.repeat(32),
-    provider: 'unc1provider',
+    // A real address: the gateway signs a digest of the offer's terms (offerTermsDigest).
+    provider: 'unc1qurswpc8qurswpc8qurswpc8qurswpc8v77tvl',
     price: UNC.toString(),
     minHours: 1,
     maxHours: 4,

@@ -12,7 +12,7 @@ import { effectiveStatus, getChip } from '../poci/chips.js';
 import { challengeLookup, epochOf, epochStart, hasProvenOnline, isOnline } from '../poci/liveness.js';
 import { getPociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
-import type { StateOverlay } from '../state/store.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
 import { formatUnc } from '../units.js';
 import {
   type CloseLeaseAction,
@@ -65,6 +65,7 @@ import {
   putOffer,
   putProviderRecord,
 } from './state.js';
+import { type LeaseTerms, leaseTermsDigest } from './terms.js';
 
 /** Bounds that keep every product below u128 and every lease humanly sized. */
 export const MAX_LEASE_HOURS = 87_600;
@@ -279,6 +280,31 @@ export function applyUpdateOfferTls(
   return [];
 }
 
+/**
+ * The terms of an offer a renter signs (terms.ts), from state: its chips' hardware as registered,
+ * '' and 0 for a chip no longer registered (as the node's offer view shows it). O(offer chips ≤ 32).
+ */
+export function leaseTermsOf(state: StateReader, offer: Offer): LeaseTerms {
+  return {
+    offerId: offer.id,
+    provider: offer.provider,
+    chips: offer.chipIds.map((chipId) => {
+      const chip = getChip(state, chipId);
+      return {
+        chipId,
+        vendorId: chip?.vendorId ?? '',
+        modelId: chip?.modelId ?? '',
+        power: chip?.power ?? 0n,
+      };
+    }),
+    minHours: offer.minHours,
+    maxHours: offer.maxHours,
+    noticeMs: offer.noticeMs,
+    endpoint: offer.endpoint,
+    attributes: offer.attributes,
+  };
+}
+
 export function applyOpenLease(
   state: StateOverlay,
   ctx: MarketContext,
@@ -299,6 +325,14 @@ export function applyOpenLease(
     throw new ValidationError(
       'PRICE_ABOVE_MAX',
       `offer ${short(offer.id)} costs ${formatUnc(offer.pricePerHour)} UNC per hour, above the ${formatUnc(action.maxPricePerHour)} UNC the renter signed for`,
+    );
+  }
+  // Its other terms likewise, as a digest: the renter read the offer from a node it may not trust,
+  // and a lease on a notice period, endpoint or hardware it was not shown is not the one it agreed to.
+  if (!equalBytes(leaseTermsDigest(leaseTermsOf(state, offer)), action.termsDigest)) {
+    throw new ValidationError(
+      'OFFER_CHANGED',
+      `the terms of offer ${short(offer.id)} (notice, endpoint, chips and their hardware, durations, attributes) are not those the renter signed for: read the offer again`,
     );
   }
   const shortest = Math.max(1, offer.minHours);

@@ -1,0 +1,94 @@
+/**
+ * The renter signs the offer terms it was shown (offerTermsDigest): the digest is computed from the
+ * node's report with core's leaseTermsDigest, so it equals the chain's exactly when every term the
+ * node reported is the chain's; a report that cannot be a chain offer gets nothing signed.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  addressFromPublicKey,
+  ed25519PublicKey,
+  encodeAddress,
+  fromHex,
+  leaseTermsDigest,
+  sha256,
+  toHex,
+  utf8,
+} from '@unc/core';
+import { describeOfferTerms, offerTermsDigest } from '../src/index.js';
+import type { OfferJson } from '../src/views.js';
+
+const providerKey = sha256(utf8('offer-terms provider'));
+const provider = addressFromPublicKey(ed25519PublicKey(providerKey));
+
+const offer = (over: Partial<OfferJson> = {}): OfferJson =>
+  ({
+    id: 'ab'.repeat(32),
+    provider: encodeAddress(provider),
+    price: '1000',
+    minHours: 1,
+    maxHours: 10,
+    noticeMs: 600_000,
+    endpoint: 'https://provider.example',
+    tlsFingerprints: ['11'.repeat(32)],
+    attributes: { memoryMiB: 1024, region: 'eu', runtimes: ['onnx'] },
+    status: 'open',
+    createdHeight: 1,
+    createdTime: 0,
+    closesAt: null,
+    leasesOpened: 0,
+    chips: [{ chipId: 'cd'.repeat(32), vendorId: 'nvidia', modelId: 'h100', power: '989000' }],
+    power: '989000',
+    available: 1,
+    ...over,
+  }) as OfferJson;
+
+test('offerTermsDigest is core’s digest of the terms shown; price, TLS and status are not among them', () => {
+  const o = offer();
+  const expected = leaseTermsDigest({
+    offerId: fromHex(o.id, 32),
+    provider,
+    chips: [{ chipId: fromHex('cd'.repeat(32), 32), vendorId: 'nvidia', modelId: 'h100', power: 989_000n }],
+    minHours: 1,
+    maxHours: 10,
+    noticeMs: 600_000n,
+    endpoint: 'https://provider.example',
+    attributes: { memoryMiB: 1024, region: 'eu', runtimes: ['onnx'] },
+  });
+  assert.deepEqual(offerTermsDigest(o), expected);
+  // Signed apart (maxPricePerHour), rotated during leases, checked on their own (OFFER_CLOSED).
+  assert.deepEqual(offerTermsDigest(offer({ price: '5', tlsFingerprints: [], leasesOpened: 9 })), expected);
+  assert.notDeepEqual(offerTermsDigest(offer({ noticeMs: 0 })), expected);
+  assert.notDeepEqual(offerTermsDigest(offer({ endpoint: 'https://other.example' })), expected);
+});
+
+test('a report that cannot be a chain offer is BAD_OFFER: nothing is signed on it', () => {
+  for (const bad of [
+    offer({ provider: 'unc1provider' }),
+    offer({ id: 'zz' }),
+    offer({ chips: [{ chipId: 'cd' } as OfferJson['chips'][number]] }),
+  ]) {
+    assert.throws(
+      () => offerTermsDigest(bad),
+      (err: unknown) => (err as { code?: string }).code === 'BAD_OFFER',
+    );
+  }
+});
+
+test('describeOfferTerms shows every signed term and the digest signed', () => {
+  const o = offer();
+  const text = describeOfferTerms(o).join('\n');
+  for (const part of [
+    o.provider,
+    '600000 ms',
+    'https://provider.example',
+    '1…10',
+    '1024 MiB',
+    'region eu',
+    'onnx',
+    'nvidia/h100',
+    '989000',
+    toHex(offerTermsDigest(o)),
+  ])
+    assert.ok(text.includes(part), `${part} missing from:\n${text}`);
+});
