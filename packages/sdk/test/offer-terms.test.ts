@@ -15,6 +15,7 @@ import {
   toHex,
   utf8,
 } from '@unc/core';
+import fc from 'fast-check';
 import { describeOfferTerms, offerTermsDigest } from '../src/index.js';
 import type { OfferJson } from '../src/views.js';
 
@@ -91,4 +92,52 @@ test('describeOfferTerms shows every signed term and the digest signed', () => {
     toHex(offerTermsDigest(o)),
   ])
     assert.ok(text.includes(part), `${part} missing from:\n${text}`);
+});
+
+test('property: the digest of an offer as the node shows it is the chain’s digest of its terms', () => {
+  const text = (max: number) => fc.string({ maxLength: max }).filter((s) => utf8(s).length <= max);
+  const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+  const termsArb = fc.record({
+    offerId: bytes(32),
+    provider: bytes(20),
+    chips: fc.array(
+      fc.record({
+        chipId: bytes(32),
+        vendorId: text(16),
+        modelId: text(16),
+        power: fc.bigInt({ min: 0n, max: 2n ** 100n }),
+      }),
+      { maxLength: 4 },
+    ),
+    minHours: fc.nat(87_600),
+    maxHours: fc.nat(87_600),
+    noticeMs: fc.bigInt({ min: 0n, max: 30n * 86_400_000n }),
+    endpoint: text(40).map((s) => `https://${s}`),
+    attributes: fc.record({
+      memoryMiB: fc.nat(2 ** 31),
+      region: text(32),
+      runtimes: fc.array(text(32), { maxLength: 8 }),
+    }),
+  });
+  fc.assert(
+    fc.property(termsArb, (t) => {
+      const shown = offer({
+        id: toHex(t.offerId),
+        provider: encodeAddress(t.provider),
+        chips: t.chips.map((c) => ({
+          chipId: toHex(c.chipId),
+          vendorId: c.vendorId,
+          modelId: c.modelId,
+          power: c.power.toString(),
+        })) as OfferJson['chips'],
+        minHours: t.minHours,
+        maxHours: t.maxHours,
+        noticeMs: Number(t.noticeMs),
+        endpoint: t.endpoint,
+        attributes: { ...t.attributes },
+      });
+      assert.deepEqual(offerTermsDigest(shown), leaseTermsDigest(t));
+    }),
+    { numRuns: 200 },
+  );
 });
