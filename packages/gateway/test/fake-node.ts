@@ -30,6 +30,8 @@ export function mempoolOnlyNode(
     calls?: Record<string, number>;
     /** The transactions whose status was asked, in order, if given. */
     statusAsked?: string[];
+    /** unc_getOffers' answer, made from the one offer this node lists (default: that offer alone). */
+    offers?: (offer: Record<string, unknown>) => unknown[];
   },
 ): Server {
   const offer = {
@@ -72,7 +74,7 @@ export function mempoolOnlyNode(
     }),
     unc_getLease: (params) => state.lease?.[params[0] as string] ?? null,
     unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000', ...state.params }),
-    unc_getOffers: () => [offer],
+    unc_getOffers: () => (state.offers ? state.offers(offer) : [offer]),
     unc_getLeases: () => state.leases ?? [],
     unc_getAccount: () => ({
       address: '',
