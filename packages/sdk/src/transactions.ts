@@ -221,6 +221,18 @@ export function checkLeaseTerms(
 }
 
 /**
+ * A whole number as a node's JSON writes one: a non-negative safe integer, or its decimal digits.
+ * Not BigInt() alone: it also reads '\r   989000' (leading and trailing whitespace), '0x…' and
+ * `true`, and the confirmation prints the node's text as is, so a carriage return and spaces
+ * blanked the chip and hardware on its line while the digest still matched the chain's.
+ */
+function plainInt(v: unknown, what: string): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'string' && /^(0|[1-9][0-9]*)$/.test(v)) return BigInt(v);
+  throw new TypeError(`${what} is not a whole number: ${JSON.stringify(v)}`);
+}
+
+/**
  * The digest of an offer's terms as the node reported them (core's leaseTermsDigest: notice,
  * endpoint, chips and their hardware, durations, attributes, provider), to sign as an openLease's
  * `termsDigest`. Computed here from what is shown, never taken from the node: the chain compares
@@ -236,11 +248,11 @@ export function offerTermsDigest(o: OfferJson): Uint8Array {
         chipId: fromHex(c.chipId, 32),
         vendorId: c.vendorId,
         modelId: c.modelId,
-        power: BigInt(c.power),
+        power: plainInt(c.power, 'power'),
       })),
       minHours: o.minHours,
       maxHours: o.maxHours,
-      noticeMs: BigInt(o.noticeMs),
+      noticeMs: plainInt(o.noticeMs, 'noticeMs'),
       endpoint: o.endpoint,
       attributes: {
         memoryMiB: o.attributes.memoryMiB,

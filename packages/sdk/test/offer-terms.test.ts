@@ -76,6 +76,34 @@ test('a report that cannot be a chain offer is BAD_OFFER: nothing is signed on i
   }
 });
 
+test('a number the node wrote other than plainly is BAD_OFFER: the confirmation prints it as written', () => {
+  const chip = offer().chips[0]!;
+  // '\r' and spaces: printed as is, they blanked the chip id and its vendor/model on the chip's
+  // line (and the label on the notice's), while BigInt() read the chain's value and the digest matched.
+  for (const bad of [
+    offer({ chips: [{ ...chip, power: `\r${' '.repeat(120)}989000` }] }),
+    offer({ chips: [{ ...chip, power: '0xf1748' }] }),
+    offer({ chips: [{ ...chip, power: ' 989000' }] }),
+    offer({ noticeMs: `\r${' '.repeat(40)}600000` as unknown as number }),
+    offer({ noticeMs: '600000\n' as unknown as number }),
+    offer({ noticeMs: 600_000.5 }),
+  ]) {
+    assert.throws(
+      () => offerTermsDigest(bad),
+      (err: unknown) => (err as { code?: string }).code === 'BAD_OFFER',
+      JSON.stringify(bad.chips[0]!.power) + JSON.stringify(bad.noticeMs),
+    );
+    assert.throws(() => describeOfferTerms(bad), JSON.stringify(bad.chips[0]!.power));
+  }
+  // As an honest node writes them (and power as a number, which JSON may carry): the same digest.
+  const plain = offerTermsDigest(offer());
+  assert.deepEqual(offerTermsDigest(offer({ noticeMs: '600000' as unknown as number })), plain);
+  assert.deepEqual(
+    offerTermsDigest(offer({ chips: [{ ...chip, power: 989_000 as unknown as string }] })),
+    plain,
+  );
+});
+
 test('describeOfferTerms shows every signed term and the digest signed', () => {
   const o = offer();
   const text = describeOfferTerms(o).join('\n');
