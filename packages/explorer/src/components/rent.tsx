@@ -321,7 +321,7 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
               {phase.review.hours} h at <Amount value={phase.review.offer.price} maxFrac={18} /> per hour
             </Row>
             <Row label="Terms">
-              <pre className="mono" data-testid="rent-terms">
+              <pre className="mono terms" data-testid="rent-terms">
                 {describeOfferTerms(phase.review.offer).join('\n')}
               </pre>
             </Row>
