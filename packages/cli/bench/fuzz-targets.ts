@@ -466,7 +466,12 @@ function allActions(chainId: string, receipt: SignedReceipt, evidence: Evidence[
     }),
     updateOfferTlsAction(hex('offer'), [hex('cert'), hex('cert2')]),
     closeOfferAction(hex('offer')),
-    openLeaseAction(hex('offer'), 2, { chipId: hex('chip1'), deposit: 7n, maxPricePerHour: 10n ** 17n }),
+    openLeaseAction(hex('offer'), 2, {
+      chipId: hex('chip1'),
+      deposit: 7n,
+      maxPricePerHour: 10n ** 17n,
+      termsDigest: id('terms'),
+    }),
     topUpLeaseAction(hex('lease'), 99n),
     closeLeaseAction(hex('lease')),
     postReceiptAction(receipt, 5),

@@ -15,6 +15,7 @@ import {
   encodeAddress,
   fromHex,
   MemoryState,
+  type Offer,
   OfferStatus,
   ONE_UNC,
   type OpenLeaseAction,
@@ -24,7 +25,7 @@ import {
   ValidationError,
 } from '@unc/core';
 import { devKey } from '@unc/node';
-import type { OfferJson } from '@unc/sdk';
+import { type OfferJson, offerTermsDigest } from '@unc/sdk';
 import { Keyring } from '../src/keyring.js';
 import { runUnc, tempHome } from './helpers.js';
 
@@ -50,7 +51,17 @@ function hostileNode(sent: string[]): Server & { offer: OfferJson } {
     createdTime: 0,
     closesAt: null,
     leasesOpened: 0,
-    chips: [{ chipId: CHIP_ID, available: true, online: true } as OfferJson['chips'][number]],
+    chips: [
+      {
+        chipId: CHIP_ID,
+        // As the node shows a chip without a record: the chain's digest reads the same ('' and 0).
+        vendorId: '',
+        modelId: '',
+        power: '0',
+        available: true,
+        online: true,
+      } as OfferJson['chips'][number],
+    ],
     power: '1',
     available: 1,
   };
@@ -177,6 +188,66 @@ describe('market lease binds the confirmed deposit and price', () => {
       (err: unknown) => err instanceof ValidationError && err.code === 'PRICE_ABOVE_MAX',
     );
     assert.equal(state.changes().length, written, 'nothing written by the refused lease');
+  });
+
+  test('the signed openLease carries the digest of the terms shown; the chain, whose offer gives no notice, refuses it', async () => {
+    // The node shows a 60 s notice; the chain's offer gives none. Before,
+    // the renter signed the offer id (and a price) alone and the lease opened on the chain's terms.
+    sent.length = 0;
+    const run = await runUnc([
+      'market',
+      'lease',
+      OFFER_ID,
+      '--hours',
+      '3',
+      '--from',
+      'renter',
+      '-y',
+      '--home',
+      home.dir,
+      '--node',
+      url,
+      '-o',
+      'json',
+    ]);
+    assert.equal(sent.length, 1, run.stderr);
+    const stx = decode(signedTransactionCodec, fromHex(sent[0]!));
+    const action = stx.tx.actions[0] as OpenLeaseAction;
+    assert.deepEqual(action.termsDigest, offerTermsDigest(server.offer), 'the terms shown are signed');
+    const chainOffer = (noticeMs: bigint): Offer => ({
+      id: fromHex(OFFER_ID, 32),
+      provider: addressFromPublicKey(devKey(4).publicKey),
+      chipIds: [fromHex(CHIP_ID, 32)],
+      pricePerHour: ONE_UNC,
+      minHours: 1,
+      maxHours: 10,
+      noticeMs,
+      endpoint: 'https://provider.invalid',
+      attributes: { memoryMiB: 0, region: '', runtimes: [] },
+      createdHeight: 1n,
+      createdTime: 0n,
+      status: OfferStatus.open,
+      closedTime: 0n,
+      closesAt: 0n,
+      leasesOpened: 0n,
+      tlsFingerprints: [new Uint8Array(32)],
+    });
+    const state = new StateOverlay(new MemoryState());
+    putOffer(state, chainOffer(0n));
+    const ctx = { chainId: CHAIN, height: 11n, time: 1_000n };
+    const renter = addressFromPublicKey(stx.tx.signer);
+    const written = state.changes().length;
+    assert.throws(
+      () => applyOpenLease(state, ctx, renter, stx.tx.signer, action),
+      (err: unknown) => err instanceof ValidationError && err.code === 'OFFER_CHANGED',
+    );
+    assert.equal(state.changes().length, written, 'nothing written by the refused lease');
+    // The same signature on the terms shown passes the terms check (and stops at the chip, which has no record here).
+    putOffer(state, chainOffer(60_000n));
+    assert.throws(
+      () => applyOpenLease(state, ctx, renter, stx.tx.signer, action),
+      (err: unknown) => err instanceof ValidationError && err.code === 'CHIP_UNAVAILABLE',
+    );
   });
 
   test('a deposit given with --deposit is signed as given', async () => {

@@ -36,13 +36,18 @@ import {
   jobRequestDigest,
   type Lease,
   LeaseStatus,
+  type LeaseTerms,
   leaseCodec,
   leaseEndsAt,
   leasesByRenter,
+  leaseTermsCodec,
+  leaseTermsDigest,
+  leaseTermsOf,
   listItems,
   MARKET_PARAMS_KEY,
   nextId,
   parseGenesis,
+  putChip,
   RECEIPT_CLOCK_SLACK_MS,
   receiptDigest,
   StateOverlay,
@@ -83,6 +88,8 @@ const idA = devSoftChipId(chipA.publicKey);
 const idB = devSoftChipId(chipB.publicKey);
 const provider = miner;
 const renter = other;
+/** A terms digest for the encoding tests, where no offer is read. */
+const TERMS = sha256(utf8('lease terms'));
 
 /** TestChain that also keeps the block-level events (epoch-end settlements) and answers slots. */
 class MarketChain extends TestChain {
@@ -221,6 +228,12 @@ function createOffer(chain: MarketChain, chipIds = [idA, idB], over = {}): Uint8
   return find(chain.block([chain.tx(provider, [offerAction(chipIds, over)])]), 'offerCreated').offerId;
 }
 
+/** The terms digest a renter that read offer `offerId` from `chain`'s state signs. */
+function terms(chain: MarketChain, offerId: Uint8Array): Uint8Array {
+  const offer = getOffer(chain.state, offerId);
+  return offer ? leaseTermsDigest(leaseTermsOf(chain.state, offer)) : TERMS;
+}
+
 function openLease(
   chain: MarketChain,
   offerId: Uint8Array,
@@ -230,7 +243,17 @@ function openLease(
 ) {
   return find(
     chain.block([
-      chain.tx(renter, [{ type: 'openLease', offerId, chipId, hours, deposit, maxPricePerHour: PRICE }]),
+      chain.tx(renter, [
+        {
+          type: 'openLease',
+          offerId,
+          chipId,
+          hours,
+          deposit,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
+      ]),
     ]),
     'leaseOpened',
   ).leaseId;
@@ -328,21 +351,45 @@ describe('market: offers', () => {
     // Re-registered, the chip has proven nothing yet: it is offered, but not rented before it answers.
     assert.equal(
       code(chain, provider, [
-        { type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId: fresh,
+          chipId: null,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, fresh),
+        },
       ]),
       'CHIP_UNAVAILABLE',
     );
     untilProven(chain, [idA]);
     assert.equal(
       code(chain, provider, [
-        { type: 'openLease', offerId: fresh, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId: fresh,
+          chipId: null,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, fresh),
+        },
       ]),
       null,
       'the new offer rents the chip',
     );
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId: old, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId: old,
+          chipId: null,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, old),
+        },
       ]),
       'CHIP_UNAVAILABLE',
       'the old offer cannot rent a chip its provider lost',
@@ -361,7 +408,15 @@ describe('market: offers', () => {
     assert.equal(code(chain, provider, [{ type: 'closeOffer', offerId }]), 'OFFER_CLOSED');
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'OFFER_CLOSED',
     );
@@ -431,13 +486,29 @@ describe('market: leases', () => {
     const balance = getAccount(chain.state, renter.address).balance;
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId, chipId: null, hours: 11, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 11,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'BAD_DURATION',
     );
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId, chipId: null, hours: 2, deposit: PRICE - 1n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 2,
+          deposit: PRICE - 1n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'DEPOSIT_TOO_LOW',
     );
@@ -450,26 +521,51 @@ describe('market: leases', () => {
           hours: 2,
           deposit: 0n,
           maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
         },
       ]),
       'CHIP_NOT_OFFERED',
     );
     assert.equal(
       code(chain, provider, [
-        { type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 2,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'SELF_LEASE',
     );
     const poor = key('poor');
     assert.equal(
       code(chain, poor, [
-        { type: 'openLease', offerId, chipId: null, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 2,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'INSUFFICIENT_FUNDS',
     );
 
     const tx = chain.tx(renter, [
-      { type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+      {
+        type: 'openLease',
+        offerId,
+        chipId: idB,
+        hours: 2,
+        deposit: 0n,
+        maxPricePerHour: PRICE,
+        termsDigest: terms(chain, offerId),
+      },
     ]);
     const events = chain.block([tx]);
     const opened = find(events, 'leaseOpened');
@@ -487,7 +583,15 @@ describe('market: leases', () => {
     assert.deepEqual(getChipMarket(chain.state, idB).leaseId, opened.leaseId);
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId, chipId: idB, hours: 2, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: idB,
+          hours: 2,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'CHIP_UNAVAILABLE',
     );
@@ -496,7 +600,15 @@ describe('market: leases', () => {
     assert.deepEqual(lease(chain, second).chipId, idA);
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'CHIP_UNAVAILABLE',
     );
@@ -653,7 +765,15 @@ describe('market: leases', () => {
     assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_ENDED');
     const events = chain.block([
       chain.tx(renter, [
-        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: idA,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
     ]);
     const closed = find(events, 'leaseClosed');
@@ -673,7 +793,15 @@ describe('market: leases', () => {
     const offerId = createOffer(chain, [idA, idB]); // offering an unproven chip is fine
     const named = chain.try(
       chain.tx(renter, [
-        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: idA,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
     );
     assert.equal(named?.code, 'CHIP_UNAVAILABLE');
@@ -681,7 +809,15 @@ describe('market: leases', () => {
     const before = chain.state.map.size;
     assert.equal(
       code(chain, renter, [
-        { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: null,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
       'CHIP_UNAVAILABLE',
     );
@@ -807,7 +943,7 @@ describe('market: leases', () => {
   });
 });
 
-describe('market: the renter signs the price', () => {
+describe('market: the renter signs the price and the offer terms', () => {
   /** Applies `t` in a fresh next-block executor: its refusal, and whether the state was left untouched. */
   function refusal(chain: MarketChain, t: TxEnvelope): { error: ValidationError | null; unchanged: boolean } {
     const ex = new BlockExecutor(chain.state, {
@@ -843,7 +979,15 @@ describe('market: the renter signs the price', () => {
     const shown = PRICE / 4n;
     const balance = getAccount(chain.state, renter.address).balance;
     const t = chain.tx(renter, [
-      { type: 'openLease', offerId, chipId: null, hours: 4, deposit: 4n * shown, maxPricePerHour: shown },
+      {
+        type: 'openLease',
+        offerId,
+        chipId: null,
+        hours: 4,
+        deposit: 4n * shown,
+        maxPricePerHour: shown,
+        termsDigest: terms(chain, offerId),
+      },
     ]);
     const r = refusal(chain, t);
     assert.equal(r.error?.code, 'PRICE_ABOVE_MAX', r.error?.message);
@@ -857,6 +1001,7 @@ describe('market: the renter signs the price', () => {
           hours: 4,
           deposit: 4n * shown,
           maxPricePerHour: PRICE - 1n,
+          termsDigest: terms(chain, offerId),
         },
       ]),
       'PRICE_ABOVE_MAX',
@@ -873,7 +1018,15 @@ describe('market: the renter signs the price', () => {
     const balance = getAccount(chain.state, renter.address).balance;
     // Signed for up to 3× the price with deposit 0 (= price × hours): the offer's price is paid.
     const t = chain.tx(renter, [
-      { type: 'openLease', offerId, chipId: idA, hours: 2, deposit: 0n, maxPricePerHour: 3n * PRICE },
+      {
+        type: 'openLease',
+        offerId,
+        chipId: idA,
+        hours: 2,
+        deposit: 0n,
+        maxPricePerHour: 3n * PRICE,
+        termsDigest: terms(chain, offerId),
+      },
     ]);
     const above = lease(chain, find(chain.block([t]), 'leaseOpened').leaseId);
     assert.equal(above.pricePerHour, PRICE);
@@ -895,12 +1048,152 @@ describe('market: the renter signs the price', () => {
         ),
         (max) => {
           const got = code(chain, renter, [
-            { type: 'openLease', offerId, chipId: null, hours: 1, deposit: 1n, maxPricePerHour: max },
+            {
+              type: 'openLease',
+              offerId,
+              chipId: null,
+              hours: 1,
+              deposit: 1n,
+              maxPricePerHour: max,
+              termsDigest: terms(chain, offerId),
+            },
           ]);
           assert.equal(got, max < PRICE ? 'PRICE_ABOVE_MAX' : null);
         },
       ),
       { numRuns: 40 },
+    );
+  });
+  /**
+   * What a hostile node can misreport of an offer besides its price, each as the renter would then
+   * see (and sign) the terms: none of them may open a lease.
+   */
+  const MISREPORTS: [string, (t: LeaseTerms) => LeaseTerms][] = [
+    ['a 30-day notice', (t) => ({ ...t, noticeMs: 30n * 24n * 60n * MINUTE })],
+    ['another endpoint', (t) => ({ ...t, endpoint: 'https://elsewhere.example/api' })],
+    ['a better chip model', (t) => ({ ...t, chips: t.chips.map((c) => ({ ...c, modelId: 'h200' })) })],
+    ['another vendor', (t) => ({ ...t, chips: t.chips.map((c) => ({ ...c, vendorId: 'other' })) })],
+    ['twice the power', (t) => ({ ...t, chips: t.chips.map((c) => ({ ...c, power: 2n * c.power })) })],
+    ['one chip fewer', (t) => ({ ...t, chips: t.chips.slice(1) })],
+    ['the chips in another order', (t) => ({ ...t, chips: [...t.chips].reverse() })],
+    ['a longer minimum', (t) => ({ ...t, minHours: t.minHours + 1 })],
+    ['a longer maximum', (t) => ({ ...t, maxHours: t.maxHours + 1 })],
+    [
+      'more memory',
+      (t) => ({ ...t, attributes: { ...t.attributes, memoryMiB: 2 * t.attributes.memoryMiB } }),
+    ],
+    ['another region', (t) => ({ ...t, attributes: { ...t.attributes, region: 'us-east' } })],
+    ['another runtime', (t) => ({ ...t, attributes: { ...t.attributes, runtimes: ['cuda'] } })],
+    ['another provider', (t) => ({ ...t, provider: other.address })],
+  ];
+  const openOn = (offerId: Uint8Array, termsDigest: Uint8Array): Action => ({
+    type: 'openLease',
+    offerId,
+    chipId: null,
+    hours: 2,
+    deposit: 2n * PRICE,
+    maxPricePerHour: PRICE,
+    termsDigest,
+  });
+
+  test('attack: a lease on offer terms the node misreported is refused with OFFER_CHANGED and changes nothing', () => {
+    // The offer gives no notice (the provider may stop serving at once); the node shows a 30-day one,
+    // another endpoint, better hardware...: before, the renter signed the offer id alone (and a
+    // price), and the chain opened the lease on the offer's real terms.
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { noticeMs: 0n });
+    const real = leaseTermsOf(chain.state, getOffer(chain.state, offerId)!);
+    const balance = getAccount(chain.state, renter.address).balance;
+    for (const [what, misreport] of MISREPORTS) {
+      const shown = misreport(real);
+      assert.notDeepEqual(shown, real, what);
+      const r = refusal(chain, chain.tx(renter, [openOn(offerId, leaseTermsDigest(shown))]));
+      assert.equal(r.error?.code, 'OFFER_CHANGED', `${what}: ${r.error?.message}`);
+      assert.ok(r.unchanged, `${what}: the refused lease wrote nothing`);
+    }
+    chain.block();
+    assert.equal(getAccount(chain.state, renter.address).balance, balance);
+    assert.equal(getOffer(chain.state, offerId)!.leasesOpened, 0n);
+    // The terms as the chain holds them open the lease.
+    const t = chain.tx(renter, [openOn(offerId, leaseTermsDigest(real))]);
+    const opened = lease(chain, find(chain.block([t]), 'leaseOpened').leaseId);
+    assert.equal(opened.pricePerHour, PRICE);
+  });
+
+  test('property: a lease is refused with OFFER_CHANGED exactly when the signed terms are not the offer’s', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { minHours: 0 });
+    const real = leaseTermsOf(chain.state, getOffer(chain.state, offerId)!);
+    fc.assert(
+      fc.property(fc.option(fc.constantFrom(...MISREPORTS), { nil: null }), (m) => {
+        const shown = m ? m[1](real) : real;
+        const got = code(chain, renter, [openOn(offerId, leaseTermsDigest(shown))]);
+        assert.equal(got, m ? 'OFFER_CHANGED' : null, m?.[0]);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  test('a TLS certificate rotated between the renter’s read and the inclusion does not refuse the lease', () => {
+    // The fingerprints are not among the signed terms: they change during leases by design, and the
+    // renter pins those the chain holds when it connects.
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const read = terms(chain, offerId);
+    chain.block([chain.tx(provider, [{ type: 'updateOfferTls', offerId, fingerprints: [TLS_A, TLS_B] }])]);
+    assert.deepEqual(terms(chain, offerId), read);
+    find(chain.block([chain.tx(renter, [openOn(offerId, read)])]), 'leaseOpened');
+  });
+
+  test('a chip re-registered under another model between the read and the inclusion refuses the lease', () => {
+    // The hardware is read from the chips' records when the lease opens, not from the offer: the
+    // renter signed for the hardware it was shown, whichever record the chip has by then.
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB]);
+    const read = terms(chain, offerId);
+    const chip = getChip(chain.state, idA)!;
+    const w = new StateOverlay(chain.state);
+    putChip(w, { ...chip, modelId: `${chip.modelId}-other` });
+    chain.state.apply(w.changes());
+    assert.equal(code(chain, renter, [openOn(offerId, read)]), 'OFFER_CHANGED');
+  });
+});
+
+describe('market: lease terms digest', () => {
+  const text = fc.string({ maxLength: 8 });
+  const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+  const termsArb: fc.Arbitrary<LeaseTerms> = fc.record({
+    offerId: bytes32,
+    provider: fc.uint8Array({ minLength: 20, maxLength: 20 }),
+    chips: fc.array(
+      fc.record({
+        chipId: bytes32,
+        vendorId: text,
+        modelId: text,
+        power: fc.bigInt({ min: 0n, max: 2n ** 64n }),
+      }),
+      { maxLength: 4 },
+    ),
+    minHours: fc.nat(100),
+    maxHours: fc.nat(100),
+    noticeMs: fc.bigInt({ min: 0n, max: 2n ** 40n }),
+    endpoint: text.map((s) => `https://${s}`),
+    attributes: fc.record({
+      memoryMiB: fc.nat(1 << 20),
+      region: text,
+      runtimes: fc.array(text, { maxLength: 3 }),
+    }),
+  });
+
+  test('property: the terms encoding round-trips, and two terms share a digest only when they are equal', () => {
+    fc.assert(
+      fc.property(termsArb, termsArb, (a, b) => {
+        const bytes = encode(leaseTermsCodec, a);
+        assert.deepEqual(encode(leaseTermsCodec, decode(leaseTermsCodec, bytes)), bytes);
+        const same = Buffer.compare(encode(leaseTermsCodec, a), encode(leaseTermsCodec, b)) === 0;
+        assert.equal(Buffer.compare(leaseTermsDigest(a), leaseTermsDigest(b)) === 0, same);
+      }),
+      { numRuns: 200 },
     );
   });
 });
@@ -1018,7 +1311,15 @@ describe('market: receipts and disputes', () => {
     const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
     chain.block([
       chain.tx(sybil, [
-        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: PRICE },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: idA,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: PRICE,
+          termsDigest: terms(chain, offerId),
+        },
         { type: 'closeLease', leaseId },
       ]),
     ]);
@@ -1137,6 +1438,7 @@ describe('market: receipts and disputes', () => {
       hours: 1,
       deposit: 0n,
       maxPricePerHour: PRICE,
+      termsDigest: terms(chain, offerId),
     };
     assert.equal(
       code(chain, mallory, [open, ...burst(leaseId, t), { type: 'closeLease', leaseId }]),
@@ -1290,7 +1592,15 @@ describe('market: receipts and disputes', () => {
     ]);
     const opened = chain.block([
       chain.tx(mallory, [
-        { type: 'openLease', offerId, chipId: idA, hours: 1, deposit: 0n, maxPricePerHour: 1_000n },
+        {
+          type: 'openLease',
+          offerId,
+          chipId: idA,
+          hours: 1,
+          deposit: 0n,
+          maxPricePerHour: 1_000n,
+          termsDigest: terms(chain, offerId),
+        },
       ]),
     ]);
     const leaseId = find(opened, 'leaseOpened').leaseId;
@@ -1440,8 +1750,24 @@ describe('market: encoding', () => {
     const actions: Action[] = [
       offerAction([idA]),
       { type: 'closeOffer', offerId: idA },
-      { type: 'openLease', offerId: idA, chipId: null, hours: 3, deposit: 7n, maxPricePerHour: PRICE },
-      { type: 'openLease', offerId: idA, chipId: idB, hours: 3, deposit: 0n, maxPricePerHour: PRICE },
+      {
+        type: 'openLease',
+        offerId: idA,
+        chipId: null,
+        hours: 3,
+        deposit: 7n,
+        maxPricePerHour: PRICE,
+        termsDigest: TERMS,
+      },
+      {
+        type: 'openLease',
+        offerId: idA,
+        chipId: idB,
+        hours: 3,
+        deposit: 0n,
+        maxPricePerHour: PRICE,
+        termsDigest: TERMS,
+      },
       { type: 'topUpLease', leaseId: idA, amount: 1n },
       { type: 'closeLease', leaseId: idA },
       {
@@ -1499,12 +1825,12 @@ describe('market: encoding', () => {
     assert.throws(() => decode(actionCodec, offer.subarray(0, offer.length - 36)), /tlsFingerprints/);
   });
 
-  test('OpenLease ends with the signed maxPricePerHour (u128); the encoding without it is refused', () => {
+  test('OpenLease ends with the signed maxPricePerHour (u128) and termsDigest (bytes32); an encoding without them is refused', () => {
     const u32 = (n: number) => Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
     const u128 = (v: bigint) =>
       Uint8Array.from({ length: 16 }, (_, i) => Number((v >> BigInt(8 * (15 - i))) & 255n));
     const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
-    // tag 12 OpenLease { offerId: bytes32, chipId: option(bytes32), hours: u32, deposit: u128, maxPricePerHour: u128 }
+    // tag 12 OpenLease { offerId: bytes32, chipId: option(bytes32), hours: u32, deposit: u128, maxPricePerHour: u128, termsDigest: bytes32 }
     const bytes = encode(actionCodec, {
       type: 'openLease',
       offerId: idA,
@@ -1512,10 +1838,15 @@ describe('market: encoding', () => {
       hours: 3,
       deposit: 7n,
       maxPricePerHour: PRICE,
+      termsDigest: TERMS,
     });
-    assert.deepEqual(bytes, cat(Uint8Array.of(12), idA, Uint8Array.of(0), u32(3), u128(7n), u128(PRICE)));
-    // A lease signed before the field existed (no price bound) is not read with some default price.
-    assert.throws(() => decode(actionCodec, bytes.subarray(0, bytes.length - 16)));
+    assert.deepEqual(
+      bytes,
+      cat(Uint8Array.of(12), idA, Uint8Array.of(0), u32(3), u128(7n), u128(PRICE), TERMS),
+    );
+    // A lease signed before the fields existed (no price bound, no terms) is not read with defaults.
+    assert.throws(() => decode(actionCodec, bytes.subarray(0, bytes.length - 32)));
+    assert.throws(() => decode(actionCodec, bytes.subarray(0, bytes.length - 48)));
   });
 });
 
@@ -1612,6 +1943,7 @@ describe('market: properties', () => {
                 hours: o.hours,
                 deposit: 0n,
                 maxPricePerHour: PRICE,
+                termsDigest: terms(chain, offerId),
               },
             ]);
             const refusal = chain.try(open);
@@ -1681,7 +2013,15 @@ describe('market: properties', () => {
               const deposit = o.share < 500 ? (full * BigInt(o.share)) / 500n + 1n : full + o.extra;
               txs = [
                 chain.tx(renter, [
-                  { type: 'openLease', offerId, chipId, hours: o.hours, deposit, maxPricePerHour: price },
+                  {
+                    type: 'openLease',
+                    offerId,
+                    chipId,
+                    hours: o.hours,
+                    deposit,
+                    maxPricePerHour: price,
+                    termsDigest: terms(chain, offerId),
+                  },
                 ]),
               ];
             } else if (o.op === 'topUp' && current) {

@@ -798,6 +798,8 @@ describe('explorer in a real browser', { skip }, () => {
       provider: string;
       price: string;
       minHours: number;
+      noticeMs: number;
+      endpoint: string;
       available: number;
       chips: { chipId: string; available: boolean }[];
     }
@@ -931,6 +933,19 @@ describe('explorer in a real browser', { skip }, () => {
       assert.equal(await page.getByTestId('rent-deposit').textContent(), exact(deposit));
       const feeText = (await page.getByTestId('rent-fee').textContent()) ?? '';
       assert.match(feeText, /^0\.\d+ UNC$/);
+      // The offer terms signed with the lease (their digest with them), as the node showed them.
+      const termsText = (await page.getByTestId('rent-terms').textContent()) ?? '';
+      assert.ok(termsText.includes(`notice     ${offer.noticeMs} ms`), termsText);
+      assert.ok(termsText.includes(`endpoint   ${offer.endpoint}`), termsText);
+      assert.match(termsText, /terms {6}[0-9a-f]{64} /);
+      // Every term signed is in sight: the lines (64-hex chip ids, the digest) wrap inside the card
+      // rather than run past its edge (on a phone, off the screen).
+      const overrun = await page.getByTestId('rent-terms').evaluate((el) => {
+        const text = document.createRange();
+        text.selectNodeContents(el);
+        return Math.ceil(text.getBoundingClientRect().right - el.getBoundingClientRect().right);
+      });
+      assert.ok(overrun <= 0, `the terms run ${overrun}px past the card`);
       await shot(page, 'rent-confirm.png');
 
       // Signed in the page, sent, included: the lease and a link to it.

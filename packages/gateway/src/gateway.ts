@@ -38,6 +38,7 @@ import {
   NodeUnreachableError,
   OCR_MODEL,
   type OfferJson,
+  offerTermsDigest,
   openLeaseAction,
   ProviderClient,
   ProviderError,
@@ -1044,6 +1045,10 @@ export class Gateway {
   private async openBestOffer(reason: string): Promise<void> {
     const offers = await this.client.getOffers();
     const candidates: OfferCandidate[] = [];
+    // The entry each candidate was ranked from: its terms are the ones signed (termsDigest). Not
+    // looked up again by id: a node listing an offer twice (the chain's entry, filtered out, then a
+    // copy that passes) would have the chain's terms signed for a lease the filters refused.
+    const rankedFrom = new Map<OfferCandidate, OfferJson>();
     for (const o of offers) {
       if (o.status !== 'open') continue;
       if (this.opts.providers && !this.opts.providers.includes(o.provider)) continue;
@@ -1051,7 +1056,9 @@ export class Gateway {
       const record = await this.record(o.provider);
       for (const c of o.chips) {
         if (!c.available || !c.online) continue;
-        candidates.push(candidateOf(o, c, record));
+        const candidate = candidateOf(o, c, record);
+        rankedFrom.set(candidate, o);
+        candidates.push(candidate);
       }
     }
     const held = new Set([...this.leases.values()].map((l) => l.row.chipId));
@@ -1089,6 +1096,7 @@ export class Gateway {
             chipId: best.chipId,
             deposit,
             maxPricePerHour: best.pricePerHour,
+            termsDigest: offerTermsDigest(rankedFrom.get(best) as OfferJson),
           }),
         ],
         'openLease',

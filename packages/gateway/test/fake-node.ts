@@ -30,11 +30,14 @@ export function mempoolOnlyNode(
     calls?: Record<string, number>;
     /** The transactions whose status was asked, in order, if given. */
     statusAsked?: string[];
+    /** unc_getOffers' answer, made from the one offer this node lists (default: that offer alone). */
+    offers?: (offer: Record<string, unknown>) => unknown[];
   },
 ): Server {
   const offer = {
     id: 'aa'.repeat(32),
-    provider: 'unc1provider',
+    // A real address: the gateway signs a digest of the offer's terms (offerTermsDigest).
+    provider: 'unc1qurswpc8qurswpc8qurswpc8qurswpc8v77tvl',
     price: UNC.toString(),
     minHours: 1,
     maxHours: 4,
@@ -71,7 +74,7 @@ export function mempoolOnlyNode(
     }),
     unc_getLease: (params) => state.lease?.[params[0] as string] ?? null,
     unc_getParams: () => ({ minFeePerByte: '1000', minFeePerAction: '100000', ...state.params }),
-    unc_getOffers: () => [offer],
+    unc_getOffers: () => (state.offers ? state.offers(offer) : [offer]),
     unc_getLeases: () => state.leases ?? [],
     unc_getAccount: () => ({
       address: '',

@@ -11,28 +11,16 @@
  * may have 64 KiB (a job reserve of 32 KiB). Waits are on the provider's own counts, not on time.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { silentLogger } from '@unc/node';
+import { describe, test } from 'node:test';
 import type { ProviderError } from '@unc/sdk';
-import { DevSoftSigner, ProviderServer } from '../src/index.js';
 import { affineModel } from './fixtures/make-fixtures.js';
-import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource, leaseRenter, partialRequest } from './provider-helpers.js';
+import { partialRequest } from './provider-helpers.js';
+import { until, uploadProvider } from './provider-upload-fixture.js';
 
 const CHAIN = 'unc-test-upload-booking';
 const KiB = 1024;
-
-/** Waits until `ok()` holds (a count of the provider's), polling; fails after 20 s. */
-async function until(ok: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!ok()) {
-    assert.ok(Date.now() < end, `never: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 interface Internals {
   uploading: number;
@@ -42,43 +30,18 @@ interface Internals {
 }
 
 describe('provider upload booking', () => {
-  const leases = new InMemoryLeaseSource();
-  const chips = [0, 1, 2].map(
-    (i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `booking-${i}`),
-  );
-  let dir: { path: string; remove(): Promise<void> };
-  let provider: ProviderServer;
-  let url: string;
-  const inner = () => provider as unknown as Internals;
-  const temps = () => readdirSync(join(dir.path, 'models')).filter((n) => n.endsWith('.tmp'));
+  const f = uploadProvider(CHAIN, 'booking', {
+    maxModelBytes: 64 * KiB,
+    maxBodyBytes: 16 * KiB,
+    maxUploadBytesInFlight: 96 * KiB,
+    // A pace no request here falls behind: a stalled body stays in flight for the whole test,
+    // as a header-only request re-sent after each 408 in effect does.
+    uploadPace: { graceMs: 600_000, idleMs: 600_000 },
+  });
+  const inner = () => f.provider as unknown as Internals;
+  const temps = () => readdirSync(join(f.dir, 'models')).filter((n) => n.endsWith('.tmp'));
   const x = { x: { type: 'float32' as const, dims: [1, 4], data: Buffer.alloc(16).toString('base64') } };
-
-  const renter = (chip: number) => leaseRenter(leases, chips[chip]!, url, CHAIN);
-
-  before(async () => {
-    dir = await tempDir('unc-provider-booking-');
-    provider = new ProviderServer({
-      chainId: CHAIN,
-      signers: chips,
-      leases,
-      modelDir: join(dir.path, 'models'),
-      stateDir: join(dir.path, 'state'),
-      concurrency: 1,
-      maxModelBytes: 64 * KiB,
-      maxBodyBytes: 16 * KiB,
-      maxUploadBytesInFlight: 96 * KiB,
-      // A pace no request here falls behind: a stalled body stays in flight for the whole test,
-      // as a header-only request re-sent after each 408 in effect does.
-      uploadPace: { graceMs: 600_000, idleMs: 600_000 },
-      logger: silentLogger,
-    });
-    url = await provider.start();
-  });
-
-  after(async () => {
-    await provider?.stop();
-    await dir?.remove();
-  });
+  const renter = f.renter;
 
   test('requests whose bodies do not come book nothing: others upload models and run jobs', {
     timeout: 60_000,
@@ -89,14 +52,14 @@ describe('provider upload booking', () => {
     const fake = new Uint8Array(32);
     // The whole in-flight cap declared, by two renters, and nothing sent.
     const ra = partialRequest(
-      url,
+      f.url,
       '/v1/models',
       a.sign('POST', '/v1/models', fake),
       64 * KiB,
       new Uint8Array(0),
     );
     const rb = partialRequest(
-      url,
+      f.url,
       '/v1/models',
       b.sign('POST', '/v1/models', fake),
       32 * KiB,
@@ -122,7 +85,7 @@ describe('provider upload booking', () => {
     const a = await renter(0);
     const body = new Uint8Array(64 * KiB).fill(7);
     const r = partialRequest(
-      url,
+      f.url,
       '/v1/models',
       a.sign('POST', '/v1/models', body),
       body.length,
@@ -152,7 +115,7 @@ describe('provider upload booking', () => {
     // 60 KiB of model bytes really sent (and then stalled): 4 KiB left to model uploads.
     const big = new Uint8Array(64 * KiB).fill(1);
     const ra = partialRequest(
-      url,
+      f.url,
       '/v1/models',
       a.sign('POST', '/v1/models', big),
       big.length,
@@ -164,7 +127,7 @@ describe('provider upload booking', () => {
       // of the cap as they come: refused then, its booking and temporary file gone.
       const second = new Uint8Array(30 * KiB).fill(2);
       const rb = partialRequest(
-        url,
+        f.url,
         '/v1/models',
         b.sign('POST', '/v1/models', second),
         second.length,
@@ -268,7 +231,7 @@ describe('provider upload booking', () => {
       await until(() => inner().queue.queued === 1, 'the check waiting in the job queue');
       assert.equal(inner().modelsAwaitingCheck, 16 * KiB);
       const [name] = temps();
-      stuck = join(dir.path, 'models', name!);
+      stuck = join(f.dir, 'models', name!);
       rmSync(stuck);
       mkdirSync(stuck);
       unblock();

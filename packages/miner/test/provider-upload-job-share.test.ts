@@ -10,63 +10,26 @@
  * so a share of 8 KiB per renter. Waits are on the provider's own counts, not on time.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { silentLogger } from '@unc/node';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { DevSoftSigner, ProviderServer } from '../src/index.js';
 import { affineModel } from './fixtures/make-fixtures.js';
-import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource, leaseRenter, partialRequest } from './provider-helpers.js';
+import { partialRequest } from './provider-helpers.js';
+import { until, uploadProvider } from './provider-upload-fixture.js';
 
 const CHAIN = 'unc-test-upload-job-share';
 const KiB = 1024;
 
-/** Waits until `ok()` holds (a count of the provider's), polling; fails after 20 s. */
-async function until(ok: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!ok()) {
-    assert.ok(Date.now() < end, `never: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe("a renter's share of the job reserve", () => {
-  const leases = new InMemoryLeaseSource();
-  const chips = [0, 1, 2].map(
-    (i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `job-share-${i}`),
-  );
-  let dir: { path: string; remove(): Promise<void> };
-  let provider: ProviderServer;
-  let url: string;
-  const uploading = () => (provider as unknown as { uploading: number }).uploading;
-  const renter = (chip: number) => leaseRenter(leases, chips[chip]!, url, CHAIN);
-
-  before(async () => {
-    dir = await tempDir('unc-provider-job-share-');
-    provider = new ProviderServer({
-      chainId: CHAIN,
-      signers: chips,
-      leases,
-      modelDir: join(dir.path, 'models'),
-      stateDir: join(dir.path, 'state'),
-      concurrency: 1,
-      maxModelBytes: 64 * KiB,
-      maxBodyBytes: 8 * KiB,
-      maxUploadBytesInFlight: 96 * KiB,
-      // A pace no request here falls behind: a stalled body stays in flight for the whole test,
-      // as one sent just above the pace does.
-      uploadPace: { graceMs: 600_000, idleMs: 600_000 },
-      logger: silentLogger,
-    });
-    url = await provider.start();
+  const f = uploadProvider(CHAIN, 'job-share', {
+    maxModelBytes: 64 * KiB,
+    maxBodyBytes: 8 * KiB,
+    maxUploadBytesInFlight: 96 * KiB,
+    // A pace no request here falls behind: a stalled body stays in flight for the whole test,
+    // as one sent just above the pace does.
+    uploadPace: { graceMs: 600_000, idleMs: 600_000 },
   });
-
-  after(async () => {
-    await provider?.stop();
-    await dir?.remove();
-  });
+  const uploading = () => (f.provider as unknown as { uploading: number }).uploading;
+  const renter = f.renter;
 
   test("two renters' job bodies cannot hold the whole cap: others' jobs still run", {
     timeout: 60_000,
@@ -80,7 +43,7 @@ describe("a renter's share of the job reserve", () => {
     const sent = new Uint8Array(8 * KiB - 1).fill(1);
     const requests = [a, b].flatMap((r) =>
       Array.from({ length: 6 }, () =>
-        partialRequest(url, '/v1/jobs', r.sign('POST', '/v1/jobs', new Uint8Array(32)), 8 * KiB, sent),
+        partialRequest(f.url, '/v1/jobs', r.sign('POST', '/v1/jobs', new Uint8Array(32)), 8 * KiB, sent),
       ),
     );
     const answers: { status: number; code: string }[] = [];
@@ -113,7 +76,7 @@ describe("a renter's share of the job reserve", () => {
     const a = await renter(0);
     const sent = new Uint8Array(8 * KiB - 1).fill(2);
     const requests = Array.from({ length: 3 }, () =>
-      partialRequest(url, '/v1/jobs', a.sign('POST', '/v1/jobs', new Uint8Array(32)), 8 * KiB, sent),
+      partialRequest(f.url, '/v1/jobs', a.sign('POST', '/v1/jobs', new Uint8Array(32)), 8 * KiB, sent),
     );
     const answers: { status: number; code: string }[] = [];
     for (const r of requests) void r.answer.then((x) => answers.push(x));
@@ -138,13 +101,13 @@ describe("a renter's share of the job reserve", () => {
     const b = await renter(1);
     const sent = new Uint8Array(8 * KiB - 1).fill(3);
     const jobs = Array.from({ length: 4 }, () =>
-      partialRequest(url, '/v1/jobs', a.sign('POST', '/v1/jobs', new Uint8Array(32)), 8 * KiB, sent),
+      partialRequest(f.url, '/v1/jobs', a.sign('POST', '/v1/jobs', new Uint8Array(32)), 8 * KiB, sent),
     );
     const model = new Uint8Array(64 * KiB).fill(4);
     try {
       await until(() => uploading() === 4 * sent.length, 'the four job bodies booked');
       const m = partialRequest(
-        url,
+        f.url,
         '/v1/models',
         b.sign('POST', '/v1/models', model),
         model.length,
@@ -170,7 +133,7 @@ describe("a renter's share of the job reserve", () => {
       release(): void;
     }
     const inner = () =>
-      provider as unknown as {
+      f.provider as unknown as {
         uploading: number;
         modelUploading: number;
         jobBytesPastShare: number;

@@ -5,15 +5,11 @@
  * A body that falls behind the upload pace is now refused (408) and its booking freed.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { silentLogger } from '@unc/node';
-import { DevSoftSigner, ProviderServer } from '../src/index.js';
+import { describe, test } from 'node:test';
 import { checkUploadPace, type UploadPace, uploadDeadline } from '../src/provider/http.js';
 import { affineModel } from './fixtures/make-fixtures.js';
-import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource, leaseRenter, partialRequest } from './provider-helpers.js';
+import { partialRequest } from './provider-helpers.js';
+import { uploadProvider } from './provider-upload-fixture.js';
 
 const CHAIN = 'unc-test-upload-pace';
 const MiB = 1024 * 1024;
@@ -58,37 +54,10 @@ describe('upload pace (the deadline alone, on a virtual clock)', () => {
 });
 
 describe('provider upload pace', () => {
-  const leases = new InMemoryLeaseSource();
-  const chips = [0, 1, 2].map(
-    (i) => new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', `pace-${i}`),
-  );
-  let dir: { path: string; remove(): Promise<void> };
-  let provider: ProviderServer;
-  let url: string;
-
-  const renter = (chip: number) => leaseRenter(leases, chips[chip]!, url, CHAIN);
-
-  before(async () => {
-    dir = await tempDir('unc-provider-pace-');
-    // The default upload caps (models up to 256 MiB, 256 MiB a renter, 320 MiB in flight), with
-    // a short grace so that the test does not wait 10 s; nothing here depends on how long it is.
-    provider = new ProviderServer({
-      chainId: CHAIN,
-      signers: chips,
-      leases,
-      modelDir: join(dir.path, 'models'),
-      stateDir: join(dir.path, 'state'),
-      concurrency: 1,
-      uploadPace: { graceMs: 1_000, idleMs: 1_000 },
-      logger: silentLogger,
-    });
-    url = await provider.start();
-  });
-
-  after(async () => {
-    await provider?.stop();
-    await dir?.remove();
-  });
+  // The default upload caps (models up to 256 MiB, 256 MiB a renter, 320 MiB in flight), with
+  // a short grace so that the test does not wait 10 s; nothing here depends on how long it is.
+  const f = uploadProvider(CHAIN, 'pace', { uploadPace: { graceMs: 1_000, idleMs: 1_000 } });
+  const renter = f.renter;
 
   test('uploads whose bodies never come are refused and free the upload cap for others', {
     timeout: 60_000,
@@ -96,12 +65,12 @@ describe('provider upload pace', () => {
     const a = await renter(0);
     const b = await renter(1);
     const victim = await renter(2);
-    const uploading = () => (provider as unknown as { uploading: number }).uploading;
+    const uploading = () => (f.provider as unknown as { uploading: number }).uploading;
     // Two renters sign model uploads whose bodies they never send: together they book the whole
     // in-flight cap (320 MiB) and send 0 bytes.
     const fake = new Uint8Array(32);
-    const ra = partialRequest(url, '/v1/models', a.sign('POST', '/v1/models', fake), 256 * MiB);
-    const rb = partialRequest(url, '/v1/models', b.sign('POST', '/v1/models', fake), 64 * MiB);
+    const ra = partialRequest(f.url, '/v1/models', a.sign('POST', '/v1/models', fake), 256 * MiB);
+    const rb = partialRequest(f.url, '/v1/models', b.sign('POST', '/v1/models', fake), 64 * MiB);
     try {
       // Before the fix neither was answered before the 300 s request timeout (the test's own
       // timeout fails it); now both are refused once they fall behind the pace.

@@ -21,6 +21,7 @@ import {
   encodeSigned,
   type LeaseJson,
   type OfferJson,
+  offerTermsDigest,
   openLeaseAction,
   RpcClientError,
   signedHash,
@@ -225,7 +226,12 @@ describe('market RPC', () => {
     assert.equal(o.available, 0);
     // Admitted to the pool (admission checks the sender), refused by the block that would include it.
     const stx = await buildTransaction(client, renter.seed, [
-      openLeaseAction(offerId, 2, { chipId, maxPricePerHour: 36n * UNC }),
+      openLeaseAction(offerId, 2, {
+        chipId,
+        maxPricePerHour: 36n * UNC,
+        // Computed from the node's report of the offer: the chain must agree with it to the byte.
+        termsDigest: offerTermsDigest(await client.getOffer(offerId)),
+      }),
     ]);
     await client.sendRawTransaction(encodeSigned(stx));
     const refused = await client.waitForTransaction(signedHash(stx), 15_000);
@@ -242,7 +248,12 @@ describe('market RPC', () => {
 
   test('a lease shows its parties, renter key, endpoint and balanced amounts', async () => {
     const events = await send(renter.seed, [
-      openLeaseAction(offerId, 2, { chipId, maxPricePerHour: 36n * UNC }),
+      openLeaseAction(offerId, 2, {
+        chipId,
+        maxPricePerHour: 36n * UNC,
+        // Computed from the node's report of the offer: the chain must agree with it to the byte.
+        termsDigest: offerTermsDigest(await client.getOffer(offerId)),
+      }),
     ]);
     const opened = events.find((e) => e.type === 'leaseOpened');
     assert.ok(opened && opened.type === 'leaseOpened');
@@ -316,6 +327,7 @@ describe('market RPC', () => {
           chipId: chip2Id,
           deposit: 15n * 10n ** 15n,
           maxPricePerHour: 36n * UNC,
+          termsDigest: offerTermsDigest(await client.getOffer(created.offerId)),
         }),
       ])
     ).find((e) => e.type === 'leaseOpened');

@@ -13,6 +13,7 @@ import {
   formatUnc,
   fromHex,
   LeaseStatus,
+  leaseTermsDigest,
   minimumFee,
   type OfferAttributes,
   type SignedJobRequest,
@@ -174,8 +175,8 @@ const unc = (base: bigint | string): string => `${formatUnc(BigInt(base))} UNC`;
  * open, the hours fit, the chip belongs to the offer, the deposit covers the minimum; returns the
  * escrow (`deposit`, or price × hours when it is absent or 0). Whether a chip is free is left to
  * the chain: a lease that has just ended frees its chip only when the next lease is applied. The
- * lease must then be signed with `maxPricePerHour` = the price shown (`o.price`), so that the chain
- * refuses it if the node lied about the price.
+ * lease must then be signed with `maxPricePerHour` = the price shown (`o.price`) and `termsDigest` =
+ * offerTermsDigest(o), so that the chain refuses it if the node lied about the price or the terms.
  */
 export function checkLeaseTerms(
   o: OfferJson,
@@ -219,6 +220,79 @@ export function checkLeaseTerms(
   return escrow;
 }
 
+/**
+ * A whole number as a node's JSON writes one: a non-negative safe integer, or its decimal digits.
+ * Not BigInt() alone: it also reads '\r   989000' (leading and trailing whitespace), '0x…' and
+ * `true`, and the confirmation prints the node's text as is, so a carriage return and spaces
+ * blanked the chip and hardware on its line while the digest still matched the chain's.
+ */
+function plainInt(v: unknown, what: string): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'string' && /^(0|[1-9][0-9]*)$/.test(v)) return BigInt(v);
+  throw new TypeError(`${what} is not a whole number: ${JSON.stringify(v)}`);
+}
+
+/**
+ * The digest of an offer's terms as the node reported them (core's leaseTermsDigest: notice,
+ * endpoint, chips and their hardware, durations, attributes, provider), to sign as an openLease's
+ * `termsDigest`. Computed here from what is shown, never taken from the node: the chain compares
+ * it with the offer it holds (OFFER_CHANGED), so a node that misreported a term gets no lease.
+ * Throws BAD_OFFER when the report cannot be a chain offer (nothing would be signed on it).
+ */
+export function offerTermsDigest(o: OfferJson): Uint8Array {
+  try {
+    return leaseTermsDigest({
+      offerId: fromHex(o.id, 32),
+      provider: decodeAddress(o.provider),
+      chips: o.chips.map((c) => ({
+        chipId: fromHex(c.chipId, 32),
+        vendorId: c.vendorId,
+        modelId: c.modelId,
+        power: plainInt(c.power, 'power'),
+      })),
+      minHours: o.minHours,
+      maxHours: o.maxHours,
+      noticeMs: plainInt(o.noticeMs, 'noticeMs'),
+      endpoint: o.endpoint,
+      attributes: {
+        memoryMiB: o.attributes.memoryMiB,
+        region: o.attributes.region,
+        runtimes: [...(o.attributes.runtimes ?? [])],
+      },
+    });
+  } catch (err) {
+    throw new UncError(
+      'BAD_OFFER',
+      `the node's report of offer ${o.id} is not a chain offer (${err instanceof Error ? err.message : String(err)}): nothing was signed`,
+    );
+  }
+}
+
+/**
+ * The offer terms a renter signs with offerTermsDigest, one line each, for a confirmation screen:
+ * what is shown is what the digest covers (and the digest itself, to compare with another view).
+ */
+export function describeOfferTerms(o: OfferJson): string[] {
+  const a = o.attributes;
+  const attrs = [
+    a.memoryMiB > 0 ? `${a.memoryMiB} MiB memory` : null,
+    a.region ? `region ${a.region}` : null,
+    (a.runtimes ?? []).length > 0 ? `runtimes ${(a.runtimes ?? []).join(', ')}` : null,
+  ].filter((x) => x !== null);
+  return [
+    `provider   ${o.provider}`,
+    `notice     ${o.noticeMs} ms (${(o.noticeMs / 60_000).toFixed(1)} min): how long the lease runs on once the provider stops`,
+    `endpoint   ${o.endpoint}`,
+    `hours      ${Math.max(1, o.minHours)}…${o.maxHours}`,
+    `attributes ${attrs.length > 0 ? attrs.join('; ') : 'none stated'}`,
+    ...o.chips.map(
+      (c) =>
+        `chip       ${c.chipId} ${c.vendorId || '?'}/${c.modelId || '?'} power ${c.power} (TFLOPS × 1000)`,
+    ),
+    `terms      ${toHex(offerTermsDigest(o))} (signed: the chain refuses the lease if the offer's terms differ)`,
+  ];
+}
+
 /** Pre-flight of any payment: the balance must cover what leaves it and the fee (amounts in UNC). */
 export function checkFunds(p: { from: string; balance: bigint; spend: bigint; fee: bigint }): void {
   const need = p.spend + p.fee;
@@ -234,12 +308,13 @@ export function checkFunds(p: { from: string; balance: bigint; spend: bigint; fe
  * `deposit` 0 (the default) deposits price × hours. `maxPricePerHour` is required: the price per
  * hour the renter was shown (or the most it accepts); the chain refuses the lease (PRICE_ABOVE_MAX)
  * when the offer costs more, so a node showing a cheaper price than the chain's cannot have the
- * deposit spent at the real one.
+ * deposit spent at the real one. `termsDigest` is required too: offerTermsDigest of the offer as
+ * shown; the chain refuses the lease (OFFER_CHANGED) when the offer's other terms differ.
  */
 export function openLeaseAction(
   offerId: string,
   hours: number,
-  opts: { chipId?: string; deposit?: bigint; maxPricePerHour: bigint },
+  opts: { chipId?: string; deposit?: bigint; maxPricePerHour: bigint; termsDigest: Uint8Array },
 ): Action {
   return {
     type: 'openLease',
@@ -248,6 +323,7 @@ export function openLeaseAction(
     hours,
     deposit: opts.deposit ?? 0n,
     maxPricePerHour: opts.maxPricePerHour,
+    termsDigest: opts.termsDigest,
   };
 }
 

@@ -53,6 +53,7 @@ export type MarketActionJson =
       hours: number;
       deposit: string;
       maxPricePerHour: string;
+      termsDigest: string;
     }
   | { type: 'topUpLease'; leaseId: string; amount: string }
   | { type: 'closeLease'; leaseId: string }
@@ -703,6 +704,7 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
         hours: a.hours,
         deposit: a.deposit.toString(),
         maxPricePerHour: a.maxPricePerHour.toString(),
+        termsDigest: toHex(a.termsDigest),
       };
     case 'topUpLease':
       return { type: 'topUpLease', leaseId: toHex(a.leaseId), amount: a.amount.toString() };

@@ -68,7 +68,11 @@ test('the lease pre-flight refuses a price or an escrow above u128 clearly, befo
   const escrow = checkLeaseTerms(offer(U128_MAX.toString()), 1, undefined, undefined);
   assert.equal(escrow, U128_MAX);
   assert.equal(
-    openLeaseAction('ab'.repeat(32), 1, { deposit: escrow, maxPricePerHour: U128_MAX }).type,
+    openLeaseAction('ab'.repeat(32), 1, {
+      deposit: escrow,
+      maxPricePerHour: U128_MAX,
+      termsDigest: new Uint8Array(32),
+    }).type,
     'openLease',
   );
 });

@@ -15,10 +15,12 @@ import {
   createOfferAction,
   decodeSignedJobRequest,
   decodeSignedReceipt,
+  describeOfferTerms,
   disputeAction,
   type LeaseJson,
   leaseDisputeAllowance,
   type OfferJson,
+  offerTermsDigest,
   openLeaseAction,
   type ProviderRecordJson,
   postReceiptAction,
@@ -458,11 +460,16 @@ export function marketCommand(): Command {
         ...(chipId ? { chipId } : {}),
         deposit: escrow,
         maxPricePerHour: BigInt(offer.price),
+        // And the offer's other terms as shown below (notice, endpoint, chips, ...): the chain
+        // refuses the lease (OFFER_CHANGED) if they are not the offer's, so the node cannot
+        // have it opened on terms the user never saw.
+        termsDigest: offerTermsDigest(offer),
       });
       const { hash, height, events, explorer } = await send(ctx, signer, [action], {
         summary: [
           `Lease ${chipId ? `chip ${chipId}` : 'a free chip'} of offer ${id} for ${hours} h at ${unc(offer.price)} per hour`,
           `  deposit   ${unc(escrow)} into escrow (unused time is refunded)`,
+          ...describeOfferTerms(offer).map((line) => `  ${line}`),
         ],
         spend: escrow,
       });

@@ -80,6 +80,12 @@ export interface OpenLeaseAction {
    * (drained that many times faster). No "any price" value: 0 accepts no offer.
    */
   maxPricePerHour: bigint;
+  /**
+   * leaseTermsDigest of the offer's other terms as the renter saw them (notice, endpoint, chips
+   * and their hardware, durations, attributes): the chain refuses the lease with OFFER_CHANGED
+   * when the offer's terms differ, so a node cannot have a lease opened on terms it never showed.
+   */
+  termsDigest: Uint8Array;
 }
 
 export interface TopUpLeaseAction {
@@ -142,6 +148,7 @@ export const openLeaseCodec = struct<Omit<OpenLeaseAction, 'type'>>('OpenLease',
   hours: u32,
   deposit: u128,
   maxPricePerHour: u128,
+  termsDigest: hash32,
 });
 export const topUpLeaseCodec = struct<Omit<TopUpLeaseAction, 'type'>>('TopUpLease', {
   leaseId: hash32,

@@ -12,7 +12,7 @@ import { effectiveStatus, getChip } from '../poci/chips.js';
 import { challengeLookup, epochOf, epochStart, hasProvenOnline, isOnline } from '../poci/liveness.js';
 import { getPociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
-import type { StateOverlay } from '../state/store.js';
+import type { StateOverlay, StateReader } from '../state/store.js';
 import { formatUnc } from '../units.js';
 import {
   type CloseLeaseAction,
@@ -65,6 +65,7 @@ import {
   putOffer,
   putProviderRecord,
 } from './state.js';
+import { type LeaseTerms, leaseTermsDigest } from './terms.js';
 
 /** Bounds that keep every product below u128 and every lease humanly sized. */
 export const MAX_LEASE_HOURS = 87_600;
@@ -279,6 +280,31 @@ export function applyUpdateOfferTls(
   return [];
 }
 
+/**
+ * The terms of an offer a renter signs (terms.ts), from state: its chips' hardware as registered,
+ * '' and 0 for a chip no longer registered (as the node's offer view shows it). O(offer chips ≤ 32).
+ */
+export function leaseTermsOf(state: StateReader, offer: Offer): LeaseTerms {
+  return {
+    offerId: offer.id,
+    provider: offer.provider,
+    chips: offer.chipIds.map((chipId) => {
+      const chip = getChip(state, chipId);
+      return {
+        chipId,
+        vendorId: chip?.vendorId ?? '',
+        modelId: chip?.modelId ?? '',
+        power: chip?.power ?? 0n,
+      };
+    }),
+    minHours: offer.minHours,
+    maxHours: offer.maxHours,
+    noticeMs: offer.noticeMs,
+    endpoint: offer.endpoint,
+    attributes: offer.attributes,
+  };
+}
+
 export function applyOpenLease(
   state: StateOverlay,
   ctx: MarketContext,
@@ -299,6 +325,14 @@ export function applyOpenLease(
     throw new ValidationError(
       'PRICE_ABOVE_MAX',
       `offer ${short(offer.id)} costs ${formatUnc(offer.pricePerHour)} UNC per hour, above the ${formatUnc(action.maxPricePerHour)} UNC the renter signed for`,
+    );
+  }
+  // Its other terms likewise, as a digest: the renter read the offer from a node it may not trust,
+  // and a lease on a notice period, endpoint or hardware it was not shown is not the one it agreed to.
+  if (!equalBytes(leaseTermsDigest(leaseTermsOf(state, offer)), action.termsDigest)) {
+    throw new ValidationError(
+      'OFFER_CHANGED',
+      `the terms of offer ${short(offer.id)} (notice, endpoint, chips and their hardware, durations, attributes) are not those the renter signed for: read the offer again`,
     );
   }
   const shortest = Math.max(1, offer.minHours);
@@ -548,11 +582,11 @@ export function renterKeptUntil(lease: KeptLease): bigint {
  * The block time from which a lease's dispute allowance grows no more: the renter's kept end
  * (renterKeptUntil), but no later than one wait past the lease's actual end. A provider that cuts
  * the lease short (notice, closing its offer, its chip leaving) still answers for the requests made
- * before the end, each disputable once its wait has passed, which is within that one wait. Counted
- * to the renter's kept end instead, a renter whose deposit covered a long booking gained one
- * dispute per wait through the whole posting window (receiptWindowMs, a day by default: 288) for
- * no rent at all, the unused deposit refunded: the abuse this allowance prices, and a provider that
- * closed the lease of a renter burying it in disputes only handed it more.
+ * before the end, each disputable once its wait has passed, which is within that one wait. Past
+ * it, no rent is paid: counting on to the kept end would let a renter whose deposit covered a long
+ * booking gain one dispute per wait through the whole posting window (receiptWindowMs, a day by
+ * default: 288) for nothing, the unused deposit refunded, and a provider that closed the lease of
+ * a renter burying it in disputes would only hand it more.
  */
 export function disputeAllowanceUntil(lease: KeptLease, disputeWaitMs: bigint): bigint {
   const kept = renterKeptUntil(lease);
@@ -563,11 +597,11 @@ export function disputeAllowanceUntil(lease: KeptLease, disputeWaitMs: bigint): 
 /**
  * The most disputes a lease may have recorded in all by block time `time` (PROTOCOL.md §8,
  * docs/jobs.md): one per `disputeWaitMs` of lease time its renter has kept (and paid for) so far,
- * and at least one (a lease booked shorter than the wait and kept to its end). Before, any lease
- * kept through one wait recorded 16: a stranger rented a low-priced rival's chip for a few minutes
- * and buried its record in disputes for a few minutes' rent, again and again. Now each dispute
- * costs a wait of rent, and an honest renter of a failing provider gains one per wait it keeps the
- * lease, however long. Bounded by its hours: at most 87 600 h / 1 s ≈ 3.2·10^8, within `disputes`' u32.
+ * and at least one (a lease booked shorter than the wait and kept to its end). Each dispute costs a
+ * wait of rent, so a stranger cannot rent a low-priced rival's chip for a few minutes and bury its
+ * record in disputes for a few minutes' rent; an honest renter of a failing provider gains one per
+ * wait it keeps the lease, however long. Bounded by its hours: at most 87 600 h / 1 s ≈ 3.2·10^8,
+ * within `disputes`' u32.
  */
 export function disputeAllowance(lease: KeptLease, time: bigint, disputeWaitMs: bigint): bigint {
   const kept = disputeAllowanceUntil(lease, disputeWaitMs);
@@ -589,12 +623,12 @@ function checkPostingWindow(lease: Lease, ctx: MarketContext, p: MarketParams, w
 }
 
 /**
- * When a dispute counts (PROTOCOL.md §8). Before, a stranger opened a lease on a rival's idle chip,
- * disputed 16 requests "made" in that same block and closed the lease with its deposit back whole:
- * the rival's record buried for a fee. Now the request must be made while the lease ran, the
- * dispute comes only once the provider's response wait has passed by block time, and the renter
- * must have kept (and paid for) the lease through that wait: disputes cost at least
- * disputeWaitMs of lease time, paid to the provider (and each one more: checkDisputeAllowance).
+ * When a dispute counts (PROTOCOL.md §8): the request was made while the lease ran, the provider's
+ * response wait has passed by block time, and the renter kept (and paid for) the lease through that
+ * wait. So disputes cost at least disputeWaitMs of lease time, paid to the provider (and each one
+ * more: checkDisputeAllowance): a stranger cannot open a lease on a rival's idle chip, dispute
+ * requests "made" in that same block and close the lease with its deposit back whole, burying the
+ * rival's record for a fee.
  */
 function checkDisputeTiming(lease: Lease, ctx: MarketContext, p: MarketParams, requestMs: bigint): void {
   if (requestMs < lease.startTime || requestMs >= ranUntil(lease)) {
@@ -638,11 +672,11 @@ function checkDisputeAllowance(lease: Lease, ctx: MarketContext, p: MarketParams
 export const RECEIPT_CLOCK_SLACK_MS = 60_000n;
 
 /**
- * When a receipt counts (PROTOCOL.md §8). Before, a provider's second account opened and closed a
- * lease on its chip at no cost and posted receipts its chip signed for made-up jobs, any number
- * and any time after: its record inflated for fees. Now the job must have run inside the time the
- * lease ran (the chip's clock trusted within RECEIPT_CLOCK_SLACK_MS), the lease must have run past
- * its opening block, and receipts are posted within receiptWindowMs of its end.
+ * When a receipt counts (PROTOCOL.md §8): the job ran inside the time the lease ran (the chip's
+ * clock trusted within RECEIPT_CLOCK_SLACK_MS), the lease ran past its opening block, and the
+ * receipt is posted within receiptWindowMs of its end. So a provider's second account cannot open
+ * and close a lease on its chip at no cost and post receipts its chip signed for made-up jobs, any
+ * number and any time after, inflating its record for fees.
  */
 function checkReceiptInLease(
   lease: Lease,

@@ -6,3 +6,4 @@ export * from './receipt.js';
 export * from './request.js';
 export * from './settle.js';
 export * from './state.js';
+export * from './terms.js';

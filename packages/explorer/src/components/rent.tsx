@@ -11,10 +11,12 @@ import { href, paths } from '../router';
 import {
   checkFunds,
   checkLeaseTerms,
+  describeOfferTerms,
   devSigner,
   encodeSigned,
   keystoreSigner,
   type OfferJson,
+  offerTermsDigest,
   openLeaseAction,
   prepareTransaction,
   type Signer,
@@ -96,6 +98,9 @@ async function check(
       ...(chipId ? { chipId } : {}),
       deposit: escrow,
       maxPricePerHour: BigInt(offer.price),
+      // The offer's other terms, as the review shows them, are signed too: the chain refuses the
+      // lease (OFFER_CHANGED) rather than open it on a notice, endpoint or hardware not shown.
+      termsDigest: offerTermsDigest(offer),
     }),
   ]);
   const balance = await client.balance(renter);
@@ -314,6 +319,11 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
             <Row label="Lease">
               {phase.review.chipId ? `chip ${phase.review.chipId.slice(0, 16)}…` : 'a free chip'} for{' '}
               {phase.review.hours} h at <Amount value={phase.review.offer.price} maxFrac={18} /> per hour
+            </Row>
+            <Row label="Terms">
+              <pre className="mono terms" data-testid="rent-terms">
+                {describeOfferTerms(phase.review.offer).join('\n')}
+              </pre>
             </Row>
             <Row label="Deposit">
               <span data-testid="rent-deposit">{formatUncExact(phase.review.escrow)} UNC</span>

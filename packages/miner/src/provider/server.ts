@@ -386,19 +386,23 @@ export class ProviderServer {
     if (!(Number.isSafeInteger(reserve) && reserve >= 0 && reserve <= this.maxUploadBytesInFlight))
       throw new Error(`jobUploadReserveBytes must be 0 to maxUploadBytesInFlight, not ${reserve}`);
     this.maxModelUploadBytes = this.maxUploadBytesInFlight - reserve;
-    // Job bodies could use the whole in-flight cap, the reserve included, up to the per-renter
-    // cap (a largest model's size) each: two renters sending job bodies just above the upload
-    // pace held all of it and every other renter's jobs got 503 for as long as they kept sending.
-    // Now each renter key holds at most a quarter of the reserve (one largest body at least); its
-    // job bytes past that go in the rest of the cap with model uploads (bookUpload), so the
-    // reserve always holds four renters' bodies, and a renter sending several bodies at once
-    // still gets them all in while the provider has room. What stays open is an attacker with
-    // many leases: a lease names one renter key and a chip takes one lease at a time, so each
-    // renter here costs the rent of one of this provider's chips for its minimum hours. Holding
-    // the whole cap takes four leases by default (job bodies past a share fill the rest of the
-    // cap, but each renter doing so holds its share too: 16 + 240 MiB, 16 + 16 MiB, 16, 16), each
-    // sending its bytes above the pace all along: four of the provider's chips rented, which
-    // honest renters would otherwise have (two sufficed before).
+    // Each renter key holds at most a quarter of the reserve (one largest body at least); its job
+    // bytes past that go in the rest of the cap with model uploads (bookUpload). Job bodies
+    // capped only per renter (a largest model's size) let two renters sending just above the
+    // upload pace hold the whole cap, every other renter's jobs refused 503 while they kept
+    // sending; this way the reserve always holds four renters' bodies, and a renter sending
+    // several bodies at once still gets them all in while the provider has room.
+    // What stays open: four leases (four renter keys, as a lease names one and a chip takes one
+    // lease at a time) sending above the pace all along can hold the whole cap: 16 + 240 MiB,
+    // 16 + 16 MiB, 16, 16 by default. A share per lease weighted by what it pays does not close
+    // it: the deposit is refunded when the lease closes, so weighting by it costs an attacker
+    // nothing but capital for a while; the price is the provider's own and the same for every
+    // chip of an offer, so it does not tell an attacker's lease from an honest one; and rent paid
+    // so far favours whoever leased first, an attacker included, over the honest renter who comes
+    // next. The attack's cost is the rent of four of this provider's chips for their minimum
+    // hours, chips that are then denied to honest renters anyway (renting every chip of a
+    // provider denies it whole, caps or not); an operator who expects it raises
+    // maxUploadBytesInFlight / jobUploadReserveBytes.
     this.jobReserveBytesPerRenter =
       opts.jobReserveBytesPerRenter ?? Math.max(this.maxBodyBytes, Math.floor(reserve / 4));
     if (!(Number.isSafeInteger(this.jobReserveBytesPerRenter) && this.jobReserveBytesPerRenter > 0))
