@@ -1116,7 +1116,6 @@ export class Gateway {
               noticeMs: best.noticeMs,
             });
           },
-          onRefused: (hash) => this.forgetOpen(hash),
         },
       );
       const opened = events.find((e) => e.type === 'leaseOpened') as
@@ -1631,8 +1630,6 @@ export class Gateway {
       onAllowed?: () => void;
       /** About to be handed to the node: from now it may be included, until `expiresAt`. */
       onSending?: (hash: string, expiresAt: bigint) => void;
-      /** The node refused it: it will not be included. */
-      onRefused?: (hash: string) => void;
     },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
@@ -1662,16 +1659,13 @@ export class Gateway {
         expiresAt: stx.tx.expiresAt.toString(),
       });
       spend?.onSending?.(hash, stx.tx.expiresAt);
-      try {
-        await sendTransaction(this.client, stx);
-      } catch (err) {
-        // Refused by the node: not in its mempool, no fee. Unreachable: it may have arrived.
-        if (err instanceof RpcClientError) {
-          this.store.removeFee(hash);
-          spend?.onRefused?.(hash);
-        }
-        throw err;
-      }
+      // A refusal (NONCE_USED, EXPIRED, any error) is only the node's word: a hostile node answers
+      // "refused" while it keeps the signature to relay later, and a gateway that forgot the
+      // opening (and its fee) then signed a second one: two leases, two fees, on a budget for
+      // one. Like a send that got no answer, it stays pending (its fee, and an opening's rate via
+      // the caller's catch) until settleFees/settleOpens see it included or the chain past its
+      // expiry height (neverIncluded), as the CLI's checkBeforeRerunning tells its user.
+      await sendTransaction(this.client, stx);
       await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
       // Charged at its block's time: from now on it counts there, not in every window.

@@ -60,19 +60,82 @@ describe('a lease opening not seen included', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('counts against the budget while it may still be included; not once it is dropped', async () => {
+  test('counts against the budget while it may still be included, a NONCE_USED drop too; not past its expiry height', async () => {
     await gw.openLease('first');
     assert.equal(sent.length, 1, 'the first opening is sent');
     // Before: the failed wait released its rate, the chain listed no lease, and a second opening
     // of the same price was sent: two leases at once on a budget for one.
     await gw.openLease('second');
     assert.equal(sent.length, 1, 'no second opening while the first may still be included');
-    // Dropped by the node: it will never be included, and the budget has room again.
+    // "Dropped, its nonce used" is the node's word: a hostile one says so and relays it later.
+    // Before, the opening was forgotten on that answer and a second one went out.
+    const settleOpens = (h: number) =>
+      (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(h);
     state.txStatus = 'dropped';
-    await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
+    await settleOpens(5);
     await gw.openLease('third');
-    assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+    assert.equal(sent.length, 1, 'no second opening on a NONCE_USED answer alone');
+    // Past its expiry height no block can include it: the budget has room again.
+    await settleOpens(Number(gw.store.fees()[0]!.expiresAt) + 1);
+    await gw.openLease('fourth');
+    assert.equal(sent.length, 2, 'an opening is sent again once the first is past its expiry height');
   });
+});
+
+// A node answers the sending of a lease opening with an error (NONCE_USED, EXPIRED) while it keeps
+// the signed transaction, to relay it once the gateway, taking the answer as final, has signed a
+// second opening: two leases (two deposits, two fees) on a budget for one.
+describe('a lease opening the node refuses', () => {
+  for (const reason of ['NONCE_USED', 'EXPIRED']) {
+    test(`(${reason}) still counts, opening and fee, until the chain is past its expiry height`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-refused-'));
+      const sent: string[] = [];
+      const state: { txStatus: string; refuseSend?: string } = { txStatus: 'unknown', refuseSend: reason };
+      const node = mempoolOnlyNode(sent, state);
+      await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+      const gw = new Gateway({
+        nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+        renterSeed: new Uint8Array(32).fill(7),
+        budgetPerHour: UNC + UNC / 10n,
+        models: [{ name: 'ocr' }],
+        dbPath: join(dir, 'g.db'),
+        allowHttp: true,
+        inclusionWaitMs: 300,
+        port: 0,
+        tickMs: 3_600_000,
+        targets: { minLeases: 0 },
+      });
+      const inside = gw as unknown as {
+        ticking: boolean;
+        settleOpens(h: number | null): Promise<void>;
+        settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
+      };
+      try {
+        await gw.start();
+        await firstTickDone(inside);
+        await gw.openLease('first');
+        assert.equal(sent.length, 1);
+        // Before: the refusal removed the fee and the opening's rate, and a second opening went out.
+        assert.equal(gw.store.fees().length, 1, 'its fee still counts');
+        assert.equal(BigInt(gw.status().openingPerHour) > 0n, true, 'its rate still counts');
+        await inside.settleOpens(5);
+        await inside.settleFees({ height: 5, timeMs: 1_000_000 });
+        await gw.openLease('second');
+        assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+        // The node looked up by hash knows nothing of it, and the chain is past its expiry height:
+        // it can no longer be included.
+        const past = Number(gw.store.fees()[0]!.expiresAt) + 1;
+        await inside.settleOpens(past);
+        await inside.settleFees({ height: past, timeMs: 1_000_000 });
+        assert.equal(gw.store.fees().length, 0);
+        assert.equal(gw.status().openingPerHour, '0');
+      } finally {
+        await gw.stop();
+        await new Promise<void>((r) => node.close(() => r()));
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('a transaction dropped from its node’s mempool only', () => {

@@ -26,6 +26,11 @@ export function mempoolOnlyNode(
     dropCode?: string;
     /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
     includedAtMs?: number;
+    /**
+     * Refuse every transaction sent with this reason (NONCE_USED, EXPIRED, …) — the node's word:
+     * it still records the transaction in `sent`, as a hostile node keeps it to relay later.
+     */
+    refuseSend?: string;
     /** Counts of the calls by method, if given. */
     calls?: Record<string, number>;
     /** The transactions whose status was asked, in order, if given. */
@@ -116,9 +121,17 @@ export function mempoolOnlyNode(
       const answer = answers[method];
       if (state.calls) state.calls[method] = (state.calls[method] ?? 0) + 1;
       if (method === 'unc_getTransactionStatus') state.statusAsked?.push(params[0] as string);
-      const reply = answer
-        ? { jsonrpc: '2.0', id, result: answer(params) }
-        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
+      const refused = method === 'unc_sendTransaction' && state.refuseSend !== undefined;
+      if (refused) sent.push(params[0] as string);
+      const reply = refused
+        ? {
+            jsonrpc: '2.0',
+            id,
+            error: { code: -32000, message: 'refused', data: { reason: state.refuseSend } },
+          }
+        : answer
+          ? { jsonrpc: '2.0', id, result: answer(params) }
+          : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
     });
   });
