@@ -20,9 +20,9 @@ import {
   encodeAddress,
   type SignedReceipt,
   toHex,
-  UncError,
 } from '@unc/core';
 import {
+  assertChainUnchanged,
   buildTransaction,
   type ChipJson,
   closeLeaseAction,
@@ -390,12 +390,7 @@ export class Gateway {
   async start(): Promise<void> {
     const [chainStatus, params] = await Promise.all([this.client.status(), this.client.getParams()]);
     // Every lease and request is signed for this answer, not the one the key was unlocked for.
-    if (this.opts.chainId !== undefined && chainStatus.chainId !== this.opts.chainId) {
-      throw new UncError(
-        'CHAIN_CHANGED',
-        `the node reported chain "${this.opts.chainId}" when the key was unlocked and now "${chainStatus.chainId}": nothing was signed`,
-      );
-    }
+    assertChainUnchanged(chainStatus.chainId, this.opts.chainId);
     this.chainId = chainStatus.chainId;
     this.chainTime = { blockMs: chainStatus.timeMs, readMs: this.now() };
     this.feeParams = {

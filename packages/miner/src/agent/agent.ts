@@ -20,12 +20,13 @@ import {
   MAX_ACTIONS_PER_TX,
   registrationMessage,
   signTransaction,
+  type Transaction,
   toHex,
-  UncError,
   ValidationError,
 } from '@unc/core';
 import { createLogger, type Logger, Registry } from '@unc/node';
 import {
+  assertChainUnchanged,
   type BlockJson,
   type ChipJson,
   closeOfferAction,
@@ -57,6 +58,8 @@ import type { ChipSigner } from './signers.js';
 export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 /** The default `urgentBlocks`. */
 export const DEFAULT_URGENT_BLOCKS = 3;
+/** How many blocks past the head the agent's transactions stay valid (their expiry height). */
+const TX_TTL_BLOCKS = 20;
 
 export interface MinerAgentOptions {
   nodeUrl: string;
@@ -177,12 +180,7 @@ export class MinerAgent {
     const status = await this.client.status();
     // The node's second answer is the one every transaction and answer is signed for: a node that
     // named the pinned chain for the unlock and another one here would have them signed for it.
-    if (this.opts.chainId !== undefined && status.chainId !== this.opts.chainId) {
-      throw new UncError(
-        'CHAIN_CHANGED',
-        `the node reported chain "${this.opts.chainId}" when the key was unlocked and now "${status.chainId}": nothing was signed`,
-      );
-    }
+    assertChainUnchanged(status.chainId, this.opts.chainId);
     this.chainId = status.chainId;
     this.latest = status.height;
     for (const signer of this.opts.chips) {
@@ -405,19 +403,29 @@ export class MinerAgent {
     return n;
   }
 
+  /**
+   * The unsigned transaction of `actions` from this owner, all but its fee: the one place its
+   * fields are chosen, so that the header `minimumFee` prices is the one `send` signs (two copies
+   * could drift apart, e.g. an expiry changed in one, and the fee priced would be another's).
+   */
+  private header(actions: Action[], nonce: bigint): Omit<Transaction, 'fee'> {
+    return {
+      chainId: this.chainId,
+      signer: this.owner.publicKey,
+      nonce,
+      expiresAt: BigInt(this.latest + TX_TTL_BLOCKS),
+      actions,
+    };
+  }
+
   /** The chain's minimum fee of a transaction of `actions` from this owner. */
   private async minimumFee(actions: Action[]): Promise<bigint> {
     const params = await this.client.getParams();
-    return feeFor(
-      {
-        chainId: this.chainId,
-        signer: this.owner.publicKey,
-        nonce: this.nonce ?? 0n,
-        expiresAt: BigInt(this.latest + 20),
-        actions,
-      },
-      { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) },
-    );
+    // The nonce is fixed-width: the size, so the fee, does not depend on which one is signed.
+    return feeFor(this.header(actions, this.nonce ?? 0n), {
+      minFeePerByte: BigInt(params.minFeePerByte),
+      minFeePerAction: BigInt(params.minFeePerAction),
+    });
   }
 
   /** Resolves once the head is at `height` or past it (never, after `stop`). */
@@ -454,14 +462,10 @@ export class MinerAgent {
     waitUntil?: number,
   ): Promise<{ ok: true; height: number } | { ok: false; reason: string }> {
     const paid = fee === 'minimum' ? await this.minimumFee(actions) : fee;
-    const base = {
-      chainId: this.chainId,
-      signer: this.owner.publicKey,
-      nonce: await this.nextNonce(),
-      expiresAt: BigInt(this.latest + 20),
-      actions,
-    };
-    const stx = signTransaction({ ...base, fee: paid }, this.owner.seed);
+    const stx = signTransaction(
+      { ...this.header(actions, await this.nextNonce()), fee: paid },
+      this.owner.seed,
+    );
     try {
       const { hash } = await this.client.sendRawTransaction(encodeSigned(stx));
       const inclusion = this.client.waitForTransaction(hash, 30_000);
