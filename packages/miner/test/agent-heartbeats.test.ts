@@ -86,10 +86,11 @@ function fakeNode(n: number, opts: { head?: number; windowEnd?: number; balance?
       if (scripted) return scripted;
       for (const id of ids) {
         const chip = chips.get(id)!;
+        const answer = { chipId: id, epoch: 0, slot: 0 };
         if (chip.status !== 'active')
-          return { ok: false, reason: `CHIP_INACTIVE: ${where(id)}: chip is ${chip.status}` };
+          return { ok: false, reason: `CHIP_INACTIVE: ${where(id)}: chip is ${chip.status}`, answer };
         if (node.slotOf(id).status === 'answered')
-          return { ok: false, reason: `ANSWER_REPLAYED: ${where(id)}: already answered` };
+          return { ok: false, reason: `ANSWER_REPLAYED: ${where(id)}: already answered`, answer };
       }
       node.head++;
       for (const id of ids) node.slotOf(id).status = 'answered';
@@ -171,6 +172,7 @@ test('an answer the refusal names (a bad signature the state cannot show, a copy
   node.script.push(() => ({
     ok: false,
     reason: `ALREADY_PENDING: heartbeat of ${where(bad)} is already in a pending transaction`,
+    answer: { chipId: bad, epoch: 0, slot: 0 },
   }));
   const settled = await deliverAnswers(items(3), port, NO_FEE);
   assert.deepEqual(node.sent[1]!.chips, [chipHex(1), chipHex(2)]);
@@ -178,14 +180,42 @@ test('an answer the refusal names (a bad signature the state cannot show, a copy
   assert.equal(settled.filter((s) => s.included).length, 2);
 });
 
+// The answer a refusal names is read from its structured `answer` (the node's error.data.answer),
+// not from the message's words: before, a message worded otherwise than core's did then silently
+// named nothing, and the whole batch failed (the other answers waited for the next pass).
+test('the answer a refusal names is told by its structured answer, whatever the message says', async () => {
+  const { node, port } = fakeNode(3);
+  const bad = chipHex(0);
+  node.script.push(() => ({
+    ok: false,
+    reason: 'ALREADY_PENDING: this answer is in another pending transaction (worded anew)',
+    answer: { chipId: bad, epoch: 0, slot: 0 },
+  }));
+  const settled = await deliverAnswers(items(3), port, NO_FEE);
+  assert.deepEqual(node.sent[1]!.chips, [chipHex(1), chipHex(2)]);
+  assert.equal(settled.find((s) => s.item.chipIdHex === bad)!.included, false);
+  assert.equal(settled.filter((s) => s.included).length, 2);
+  // A message that names an answer in words but carries no structured one names nothing.
+  const again = fakeNode(2);
+  again.node.script.push(() => ({
+    ok: false,
+    reason: `ALREADY_PENDING: heartbeat of ${where(chipHex(0))} is already in a pending transaction`,
+  }));
+  const failed = await deliverAnswers(items(2), again.port, NO_FEE);
+  assert.equal(again.node.sent.length, 1, 'nothing settled: the same batch would fare the same');
+  assert.ok(failed.every((s) => !s.included));
+});
+
 test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (the name is the whole slot number)', () => {
   const chip = chipHex(0);
   const answer = (slot: number): AnswerItem => ({ ...items(1)[0]!, slot });
   const reason = `ALREADY_PENDING: heartbeat of ${where(chip, 0, 12)} is already in a pending transaction`;
-  assert.equal(refusalNames(reason, answer(12)), true);
-  assert.equal(refusalNames(reason, answer(1)), false);
-  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 12)}: already answered`, answer(1)), false);
-  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 1)}: already answered`, answer(1)), true);
+  const named = (slot: number) => ({ chipId: chip, epoch: 0, slot });
+  assert.equal(refusalNames(named(12), answer(12)), true);
+  assert.equal(refusalNames(named(12), answer(1)), false);
+  assert.equal(refusalNames(named(1), answer(1)), true);
+  assert.equal(refusalNames({ chipId: chip, epoch: 1, slot: 1 }, answer(1)), false);
+  assert.equal(refusalNames(undefined, answer(1)), false);
   // Both open on chain: only the named one is settled, the other goes again.
   const view = {
     chipId: chip,
@@ -193,7 +223,10 @@ test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (th
     statusReason: '',
     slots: [1, 12].map((slot) => ({ epoch: 0, slot, height: 0, status: 'open', windowEnd: 20 })),
   } as unknown as ChipJson;
-  const { keep, done } = stillOpen([answer(1), answer(12)], new Map([[chip, view]]), reason);
+  const { keep, done } = stillOpen([answer(1), answer(12)], new Map([[chip, view]]), {
+    reason,
+    answer: named(12),
+  });
   assert.deepEqual(
     keep.map((i) => i.slot),
     [1],

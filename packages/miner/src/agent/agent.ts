@@ -46,6 +46,7 @@ import {
   checkOwnAnswer,
   deliverAnswers,
   type HeartbeatPort,
+  type SendOutcome,
   type Settled,
 } from './heartbeats.js';
 import type { ChipSigner } from './signers.js';
@@ -58,6 +59,17 @@ import type { ChipSigner } from './signers.js';
 export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 /** The default `urgentBlocks`. */
 export const DEFAULT_URGENT_BLOCKS = 3;
+/**
+ * A refusal with the answer it names, when the node gave one of the right shape (a node's answer
+ * is checked, not trusted: a wrong one only drops one answer of the batch until the next pass).
+ */
+function withAnswer(outcome: { ok: false; reason: string }, answer: unknown): SendOutcome {
+  const a = answer as { chipId?: unknown; epoch?: unknown; slot?: unknown } | undefined;
+  if (a && typeof a.chipId === 'string' && Number.isSafeInteger(a.epoch) && Number.isSafeInteger(a.slot))
+    return { ...outcome, answer: { chipId: a.chipId, epoch: a.epoch as number, slot: a.slot as number } };
+  return outcome;
+}
+
 /** How many blocks past the head the agent's transactions stay valid (their expiry height). */
 const TX_TTL_BLOCKS = 20;
 
@@ -456,11 +468,7 @@ export class MinerAgent {
    * no longer than 30 s or until the head reaches `waitUntil`; resyncs the nonce on any failure
    * (a send after one still pending takes its nonce, and with a fee replaces it).
    */
-  private async send(
-    actions: Action[],
-    fee: bigint | 'minimum',
-    waitUntil?: number,
-  ): Promise<{ ok: true; height: number } | { ok: false; reason: string }> {
+  private async send(actions: Action[], fee: bigint | 'minimum', waitUntil?: number): Promise<SendOutcome> {
     const paid = fee === 'minimum' ? await this.minimumFee(actions) : fee;
     const stx = signTransaction(
       { ...this.header(actions, await this.nextNonce()), fee: paid },
@@ -481,11 +489,15 @@ export class MinerAgent {
       }
       if (outcome.status === 'included') return { ok: true, height: outcome.height };
       this.nonce = null;
-      return { ok: false, reason: `${outcome.code}: ${outcome.reason}` };
+      return withAnswer({ ok: false, reason: `${outcome.code}: ${outcome.reason}` }, outcome.answer);
     } catch (err) {
       this.nonce = null;
       const e = err as RpcClientError;
-      return { ok: false, reason: e.reason ? `${e.reason}: ${e.message}` : e.message };
+      const data = e.data as { answer?: unknown } | undefined;
+      return withAnswer(
+        { ok: false, reason: e.reason ? `${e.reason}: ${e.message}` : e.message },
+        data?.answer,
+      );
     }
   }
 

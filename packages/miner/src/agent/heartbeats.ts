@@ -25,7 +25,7 @@ import {
   ValidationError,
   verifyHeartbeat,
 } from '@unc/core';
-import type { ChipJson } from '@unc/sdk';
+import type { AnswerRefJson, ChipJson } from '@unc/sdk';
 
 export interface AnswerItem {
   chipIdHex: string;
@@ -38,7 +38,13 @@ export interface AnswerItem {
   triedBefore: boolean;
 }
 
-export type SendOutcome = { ok: true; height: number } | { ok: false; reason: string };
+/**
+ * A send's outcome. A refusal's `answer` is the answer it names, structured (the node's
+ * `error.data.answer`, a drop's `answer`): the reason's words are for people and may change.
+ */
+export type SendOutcome =
+  | { ok: true; height: number }
+  | { ok: false; reason: string; answer?: AnswerRefJson };
 
 /** What `deliverAnswers` needs of the node and the owner's account. */
 export interface HeartbeatPort {
@@ -75,16 +81,18 @@ export interface Settled {
 /** Sends in one pass, resends included; bounds what one refusal storm can cost. */
 export const MAX_SENDS_PER_PASS = 4;
 
-/** Whether `reason` (a node's refusal) names this answer, as core and the mempool write it. */
-export function refusalNames(reason: string, item: AnswerItem): boolean {
-  const name = `chip ${item.chipIdHex.slice(0, 16)}… epoch ${item.epoch} slot ${item.slot}`;
-  for (let at = reason.indexOf(name); at !== -1; at = reason.indexOf(name, at + 1)) {
-    // The name ends where its slot number does: "slot 1" begins "slot 12" (up to 32 slots an
-    // epoch), and a refusal of slot 12 must not drop the chip's answer to slot 1.
-    const next = reason.charAt(at + name.length);
-    if (!(next >= '0' && next <= '9')) return true;
-  }
-  return false;
+/**
+ * Whether a refusal names this answer: by the structured `answer` it carries (core's
+ * ValidationError.answer, passed on by the node), never by the message's words. Matching the text
+ * turned this path off silently whenever core's wording changed (the batch then failed whole).
+ */
+export function refusalNames(named: AnswerRefJson | undefined, item: AnswerItem): boolean {
+  return (
+    named !== undefined &&
+    named.chipId.toLowerCase() === item.chipIdHex.toLowerCase() &&
+    named.epoch === item.epoch &&
+    named.slot === item.slot
+  );
 }
 
 /**
@@ -94,7 +102,7 @@ export function refusalNames(reason: string, item: AnswerItem): boolean {
 export function stillOpen(
   batch: readonly AnswerItem[],
   views: ReadonlyMap<string, ChipJson | null>,
-  refusal: string,
+  refusal: { reason: string; answer?: AnswerRefJson },
 ): { keep: AnswerItem[]; done: Settled[] } {
   const keep: AnswerItem[] = [];
   const done: Settled[] = [];
@@ -112,7 +120,7 @@ export function stillOpen(
     } else if (slot.status !== 'open') why = `slot ${slot.status}`;
     // Refused for this very answer (a bad signature the state cannot show, a copy still pending
     // elsewhere): the next pass answers it again if its slot is still open then.
-    else if (refusal && refusalNames(refusal, item)) why = `refused: ${refusal}`;
+    else if (refusalNames(refusal.answer, item)) why = `refused: ${refusal.reason}`;
     if (why === null) keep.push(item);
     else done.push({ item, included: false, result: why });
   }
@@ -172,7 +180,7 @@ export async function deliverAnswers(
       break;
     }
     const views = await port.chips([...new Set(batch.map((i) => i.chipIdHex))]);
-    const { keep, done } = stillOpen(batch, views, result.reason);
+    const { keep, done } = stillOpen(batch, views, result);
     settled.push(...done);
     const bumpNow =
       fee === 0n && canPay && keep.some((i) => i.windowEnd - port.head() <= policy.urgentBlocks);
