@@ -73,8 +73,28 @@ function withAnswer(outcome: { ok: false; reason: string }, answer: unknown): Se
 /** How many blocks past the head the agent's transactions stay valid (their expiry height). */
 const TX_TTL_BLOCKS = 20;
 
+/**
+ * What the agent asks of its node: an UncClient for `nodeUrl` by default. A test hands in a
+ * scripted one (`MinerAgentOptions.client`) to drive the agent's wiring block by block.
+ */
+export type MinerClient = Pick<
+  UncClient,
+  | 'url'
+  | 'status'
+  | 'subscribe'
+  | 'call'
+  | 'getHeader'
+  | 'getAccount'
+  | 'getParams'
+  | 'sendRawTransaction'
+  | 'waitForTransaction'
+  | 'getOffers'
+>;
+
 export interface MinerAgentOptions {
   nodeUrl: string;
+  /** The node's client (default: an UncClient for `nodeUrl`); the provider API needs a real one. */
+  client?: MinerClient;
   /** Seed of the account that owns the chips and sends their transactions. */
   ownerSeed: Uint8Array;
   chips: ChipSigner[];
@@ -144,7 +164,7 @@ interface ChipState {
 
 export class MinerAgent {
   readonly metrics = new Registry();
-  private readonly client: UncClient;
+  private readonly client: MinerClient;
   private readonly logger: Logger;
   private readonly owner: { seed: Uint8Array; publicKey: Uint8Array; address: string };
   private chips: ChipState[] = [];
@@ -170,7 +190,7 @@ export class MinerAgent {
   offerId: string | null = null;
 
   constructor(private readonly opts: MinerAgentOptions) {
-    this.client = new UncClient(opts.nodeUrl);
+    this.client = opts.client ?? new UncClient(opts.nodeUrl);
     this.logger = opts.logger ?? createLogger('miner');
     const publicKey = ed25519PublicKey(opts.ownerSeed);
     this.owner = { seed: opts.ownerSeed, publicKey, address: encodeAddress(addressFromPublicKey(publicKey)) };
@@ -212,6 +232,9 @@ export class MinerAgent {
     this.m.chips.set(this.chips.length);
     if (this.opts.statusPort !== undefined) await this.serveStatus(this.opts.statusPort);
     if (this.opts.provider) {
+      // The lease reads need the whole client: a scripted one does not serve renters.
+      if (!(this.client instanceof UncClient))
+        throw new Error('the provider API needs a node client (UncClient), not a scripted one');
       this.provider = new ProviderServer({
         ...this.opts.provider,
         chainId: this.chainId,
