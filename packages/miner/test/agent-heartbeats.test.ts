@@ -36,6 +36,7 @@ import {
   refusalNames,
   type SendOutcome,
   stillOpen,
+  UrgentFeeBudget,
 } from '../src/agent/heartbeats.js';
 
 const MIN_FEE = 300_000_000_000_000n;
@@ -463,4 +464,41 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
   checkOwnAnswer(view, challenge, answerAt(10n, 3));
   // No clock on chain yet: any clock goes.
   checkOwnAnswer({ ...view, tpmClock: null }, challenge, answerAt(1n, 0));
+});
+
+// maxFee bounds one heartbeat only. A relay that lands a copy of each answer first, every slot,
+// makes every answer go unincluded fee-free, turn urgent and go again paying: before, up to
+// maxFee for each of a chip's answers, all day. The budget caps what a chip's urgent fees cost per
+// epoch; past it the answers still go, fee-free.
+test('urgent fees stop at the chip’s budget for the epoch, however often an attacker forces them', async () => {
+  const budget = new UrgentFeeBudget(2n * MIN_FEE);
+  const policy: FeePolicy = { ...FEE, budget };
+  const fees: bigint[] = [];
+  // Four slots of epoch 0, each urgent on its pass (tried before, two blocks to its window's end);
+  // the relay makes every send fail, so each pass would pay if it may.
+  for (let slot = 0; slot < 4; slot++) {
+    const { node, port } = fakeNode(1, { head: 18 });
+    node.script.push(() => ({ ok: false, reason: 'NOT_INCLUDED: not included by height 20' }));
+    const its = items(1, { triedBefore: true }).map((i) => ({ ...i, slot }));
+    await deliverAnswers(its, port, policy);
+    fees.push(...node.sent.map((s) => s.fee));
+  }
+  assert.equal(
+    fees.reduce((a, b) => a + b, 0n),
+    2n * MIN_FEE,
+    'two fees paid in the epoch, no more',
+  );
+  assert.deepEqual(fees.slice(-2), [0n, 0n], 'the answers past the budget still go, fee-free');
+  assert.equal(budget.left(chipHex(0), 0), 0n);
+  // A new epoch: the chip may pay again; the old epoch's spending is forgotten.
+  assert.equal(budget.left(chipHex(0), 1), 2n * MIN_FEE);
+});
+
+test('a chip out of budget does not stop the fee another urgent chip of the batch may pay', async () => {
+  const budget = new UrgentFeeBudget(MIN_FEE);
+  budget.charge(chipHex(0), 0, MIN_FEE);
+  const { node, port } = fakeNode(2, { head: 18 });
+  await deliverAnswers(items(2, { triedBefore: true }), port, { ...FEE, budget });
+  assert.equal(node.sent[0]!.fee, MIN_FEE);
+  assert.equal(budget.left(chipHex(1), 0), 0n, 'charged to the chip it was paid for');
 });

@@ -48,6 +48,7 @@ import {
   type HeartbeatPort,
   type SendOutcome,
   type Settled,
+  UrgentFeeBudget,
 } from './heartbeats.js';
 import type { ChipSigner } from './signers.js';
 
@@ -59,6 +60,12 @@ import type { ChipSigner } from './signers.js';
 export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 /** The default `urgentBlocks`. */
 export const DEFAULT_URGENT_BLOCKS = 3;
+/**
+ * The default `urgentFeeBudget`: 0.001 UNC per chip per epoch (4 challenges), one fee at the cap or
+ * several smaller ones; an attacker landing copies of every answer first can make a chip pay at
+ * most this per epoch (24 a day at 3600 one-second blocks: 0.024 UNC, not 96 × the cap).
+ */
+export const DEFAULT_URGENT_FEE_BUDGET = 10n ** 15n;
 /**
  * A refusal with the answer it names, when the node gave one of the right shape (a node's answer
  * is checked, not trusted: a wrong one only drops one answer of the batch until the next pass).
@@ -121,6 +128,12 @@ export interface MinerAgentOptions {
   maxHeartbeatFee?: bigint;
   /** An answer whose window closes within this many blocks is urgent (default 3). */
   urgentBlocks?: number;
+  /**
+   * The most urgent heartbeat fees may cost per chip per epoch, in base units (default
+   * DEFAULT_URGENT_FEE_BUDGET): `maxHeartbeatFee` bounds one heartbeat, this bounds them all
+   * (heartbeats.ts UrgentFeeBudget).
+   */
+  urgentFeeBudget?: bigint;
   logger?: Logger;
 }
 
@@ -178,6 +191,8 @@ export class MinerAgent {
   private readonly hashes = new Map<number, string>();
   /** Sends waiting for the head to reach a height (a heartbeat's wait for inclusion ends there). */
   private readonly headWaiters = new Set<{ height: number; reached(): void }>();
+  /** Urgent fees spent per chip per epoch, across passes. */
+  private readonly urgentBudget: UrgentFeeBudget;
   private readonly m;
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
@@ -191,6 +206,7 @@ export class MinerAgent {
 
   constructor(private readonly opts: MinerAgentOptions) {
     this.client = opts.client ?? new UncClient(opts.nodeUrl);
+    this.urgentBudget = new UrgentFeeBudget(opts.urgentFeeBudget ?? DEFAULT_URGENT_FEE_BUDGET);
     this.logger = opts.logger ?? createLogger('miner');
     const publicKey = ed25519PublicKey(opts.ownerSeed);
     this.owner = { seed: opts.ownerSeed, publicKey, address: encodeAddress(addressFromPublicKey(publicKey)) };
@@ -593,6 +609,7 @@ export class MinerAgent {
         {
           maxFee: this.opts.maxHeartbeatFee ?? DEFAULT_MAX_HEARTBEAT_FEE,
           urgentBlocks: this.opts.urgentBlocks ?? DEFAULT_URGENT_BLOCKS,
+          budget: this.urgentBudget,
         },
       );
     } finally {
