@@ -735,9 +735,44 @@ export class Gateway {
     }
   }
 
+  /**
+   * One attempt's steps (the job; after MODEL_NOT_FOUND the model's upload again and the job
+   * again) share one deadline, `attemptTimeoutMs` from the attempt's start: each step had its own
+   * before, and a provider answering each just in time (or MODEL_NOT_FOUND, then a slow upload)
+   * held a job, and one of its lease's slots, for three times the limit. A step is not begun past
+   * the deadline (by the gateway's clock), and one under way is given up at it (the provider's
+   * late answer is dropped; the request it did not answer in time is disputable as any timeout).
+   */
   private async run(job: QueuedJob, lease: LeaseState, client: ProviderClient): Promise<JobResult> {
+    const deadlineMs = this.now() + (this.opts.attemptTimeoutMs ?? 30_000);
+    const step = <T>(what: string, go: () => Promise<T>): Promise<T> => {
+      const left = deadlineMs - this.now();
+      if (left <= 0)
+        return Promise.reject(new AttemptDeadlineError(`the attempt's deadline passed before ${what}`));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new AttemptDeadlineError(`the attempt's deadline passed during ${what}`)),
+          left,
+        );
+        timer.unref();
+      });
+      const p = go();
+      // Given up at the deadline: its own late failure must not go unhandled.
+      p.catch(() => {});
+      return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+    };
+    return this.runSteps(job, lease, client, step);
+  }
+
+  private async runSteps(
+    job: QueuedJob,
+    lease: LeaseState,
+    client: ProviderClient,
+    step: <T>(what: string, go: () => Promise<T>) => Promise<T>,
+  ): Promise<JobResult> {
     if (job.body.model === OCR_MODEL)
-      return client.runOcr(Buffer.from(job.body.image!, 'base64'), lease.ocrModelHash);
+      return step('the job', () => client.runOcr(Buffer.from(job.body.image!, 'base64'), lease.ocrModelHash));
     const hash = lease.modelHashes.get(job.body.model);
     if (!hash)
       throw new ProviderError(503, 'MODEL_NOT_UPLOADED', `model ${job.body.model} is not on this lease yet`);
@@ -746,7 +781,7 @@ export class Gateway {
     // MODEL_NOT_FOUND (sent before the model was stored anew) without another.
     const uploadsBefore = lease.reuploaded.get(name)?.count ?? 0;
     try {
-      return await client.runJob(hash, job.body.inputs!);
+      return await step('the job', () => client.runJob(hash, job.body.inputs!));
     } catch (err) {
       // A provider's model store has a quota and evicts least recently used models past it (its
       // renters' uploads, ours included): "no such model" is then its honest answer, and taken
@@ -773,7 +808,8 @@ export class Gateway {
           `the provider lost model ${name} again within ${REUPLOAD_EVERY_MS / 60_000} minutes of storing it anew`,
         );
       try {
-        if (underWay || !storedSinceSent) await this.reupload(lease, client, name, bytes);
+        if (underWay || !storedSinceSent)
+          await step('the model upload again', () => this.reupload(lease, client, name, bytes));
       } catch (e) {
         // The provider took these very bytes when the lease was adopted (a refusal there avoids
         // it and closes the lease): refusing them now is its doing, not the job's input. Taken
@@ -787,7 +823,7 @@ export class Gateway {
           );
         throw e;
       }
-      return await client.runJob(hash, job.body.inputs!);
+      return await step('the job again', () => client.runJob(hash, job.body.inputs!));
     }
   }
 
@@ -1881,6 +1917,9 @@ export class Gateway {
 
 export class BadReceiptError extends Error {}
 
+/** An attempt ran past its one deadline (`attemptTimeoutMs` for all its steps together). */
+export class AttemptDeadlineError extends Error {}
+
 /** A transaction that would spend past the budget was not sent. */
 export class OverBudgetError extends Error {}
 
@@ -1899,6 +1938,7 @@ const TOP_UP_RETRY_MS = 30_000;
  */
 export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
+  if (err instanceof AttemptDeadlineError) return 'timeout';
   if (err instanceof NodeUnreachableError || err instanceof RpcClientError) return 'gateway-error';
   if (err instanceof Database.SqliteError) return 'gateway-error';
   if (err instanceof ProviderError) {
