@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
 import { MS_PER_HOUR } from '../src/policy.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 /** Waits out the gateway's first tick (loudly, at most 60 s), so that what a test counts is its own. */
 async function firstTickDone(inside: { ticking: boolean }): Promise<void> {
@@ -34,22 +34,9 @@ describe('a lease opening not seen included', () => {
   const node = mempoolOnlyNode(sent, state);
   let gw: Gateway;
   before(async () => {
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      // One lease of 1 UNC/h and its fees, not two.
-      budgetPerHour: UNC + UNC / 10n,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      // Only the test's openings: a tick of its own (every transaction reads as dropped here) once
-      // opened another right after the third, and the count read 3.
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    // Only the test's openings (gatewayOptions: no tick of its own): a tick (every transaction
+    // reads as dropped here) once opened another right after the third, and the count read 3.
+    gw = new Gateway(gatewayOptions(await listening(node), dir));
     await gw.start();
     const inside = gw as unknown as { ticking: boolean };
     await firstTickDone(inside);
@@ -92,19 +79,7 @@ describe('a lease opening the node refuses', () => {
       const sent: string[] = [];
       const state: { txStatus: string; refuseSend?: string } = { txStatus: 'unknown', refuseSend: reason };
       const node = mempoolOnlyNode(sent, state);
-      await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-      const gw = new Gateway({
-        nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-        renterSeed: new Uint8Array(32).fill(7),
-        budgetPerHour: UNC + UNC / 10n,
-        models: [{ name: 'ocr' }],
-        dbPath: join(dir, 'g.db'),
-        allowHttp: true,
-        inclusionWaitMs: 300,
-        port: 0,
-        tickMs: 3_600_000,
-        targets: { minLeases: 0 },
-      });
+      const gw = new Gateway(gatewayOptions(await listening(node), dir));
       const inside = gw as unknown as {
         ticking: boolean;
         settleOpens(h: number | null): Promise<void>;
@@ -145,19 +120,8 @@ describe('a transaction dropped from its node’s mempool only', () => {
     const state: { txStatus: string; dropCode?: string } = { txStatus: 'pending' };
     const node = mempoolOnlyNode(sent, state);
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: UNC + UNC / 10n,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      // Only the test's own steps: no tick opens or settles anything in between.
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    // Only the test's own steps: no tick opens or settles anything in between.
+    const gw = new Gateway(gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir));
     const inside = gw as unknown as {
       ticking: boolean;
       settleOpens(h: number | null): Promise<void>;
@@ -200,19 +164,7 @@ describe('a lease opening reported included without a lease', () => {
     const sent: string[] = [];
     const state: { txStatus: string; height: number } = { txStatus: 'included', height: 5 };
     const node = mempoolOnlyNode(sent, state);
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: UNC + UNC / 10n,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    const gw = new Gateway(gatewayOptions(await listening(node), dir));
     const inside = gw as unknown as { ticking: boolean; settleOpens(h: number | null): Promise<void> };
     try {
       await gw.start();
@@ -248,18 +200,11 @@ describe('a fee row from before expiry heights were kept, unknown to the node', 
     const chainMs = 10 * 3_600_000;
     const node = mempoolOnlyNode(sent, { txStatus: 'unknown', timeMs: chainMs });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    const gw = new Gateway(
+      gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir, {
+        budgetPerHour: UNC,
+      }),
+    );
     const inside = gw as unknown as {
       ticking: boolean;
       settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
@@ -398,19 +343,12 @@ describe('a fee charged in a later block than it was sent', () => {
     };
     const node = mempoolOnlyNode(sent, state);
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 10n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-      now: () => clock,
-    });
+    const gw = new Gateway(
+      gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir, {
+        budgetPerHour: 10n * UNC,
+        now: () => clock,
+      }),
+    );
     const refresh = () => (gw as unknown as { refreshLeases(): Promise<void> }).refreshLeases();
     try {
       await gw.start();
