@@ -36,10 +36,47 @@ function emptyDistKeepingTest(): Plugin {
   };
 }
 
+/**
+ * The Content-Security-Policy of the built page, as a <meta> in dist/index.html so that it holds
+ * wherever dist/ is served (the node, a static host, the browser test's server). The page shows
+ * what a node it does not trust answers (memos, names, endpoints): should any of it ever reach the
+ * DOM as markup, no script but the bundle's own may run, and nothing may be sent anywhere but an
+ * RPC node (`connect-src`: the node is the user's choice, `?rpc=`, so any http(s)/ws(s) origin).
+ * Styles: the bundle's stylesheet only; React's `style` props are set through the CSSOM, which
+ * `style-src` does not restrict. Only at build: the dev server injects an inline script.
+ * `frame-ancestors` has no effect in a <meta>; the node sends it as a header (explorer.ts).
+ */
+export const EXPLORER_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self' http: https: ws: wss:",
+  "manifest-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "object-src 'none'",
+].join('; ');
+
+function contentSecurityPolicy(): Plugin {
+  return {
+    name: 'unc-content-security-policy',
+    apply: 'build',
+    transformIndexHtml: () => [
+      {
+        tag: 'meta',
+        attrs: { 'http-equiv': 'Content-Security-Policy', content: EXPLORER_CSP },
+        injectTo: 'head-prepend',
+      },
+    ],
+  };
+}
+
 export default defineConfig({
   root: here('.'),
   base: './',
-  plugins: [react(), emptyDistKeepingTest()],
+  plugins: [react(), emptyDistKeepingTest(), contentSecurityPolicy()],
   build: {
     outDir: 'dist',
     emptyOutDir: false,

@@ -111,14 +111,15 @@ describe('market lease binds the confirmed deposit and price', () => {
     server.close();
     home.cleanup();
   });
-
-  test('the signed openLease deposits exactly the escrow it showed (price × hours), never 0', async () => {
-    const run = await runUnc([
+  /** `unc market lease` of the offer for 3 hours from the renter's key, confirmed (-y), as JSON. */
+  const lease = (extra: string[] = []) =>
+    runUnc([
       'market',
       'lease',
       OFFER_ID,
       '--hours',
       '3',
+      ...extra,
       '--from',
       'renter',
       '-y',
@@ -129,6 +130,9 @@ describe('market lease binds the confirmed deposit and price', () => {
       '-o',
       'json',
     ]);
+
+  test('the signed openLease deposits exactly the escrow it showed (price × hours), never 0', async () => {
+    const run = await lease();
     assert.equal(sent.length, 1, run.stderr);
     const stx = decode(signedTransactionCodec, fromHex(sent[0]!));
     const action = stx.tx.actions[0]!;
@@ -138,22 +142,7 @@ describe('market lease binds the confirmed deposit and price', () => {
 
   test('the signed openLease carries the price shown as its maximum; the chain, at its higher price, refuses it', async () => {
     sent.length = 0;
-    const run = await runUnc([
-      'market',
-      'lease',
-      OFFER_ID,
-      '--hours',
-      '3',
-      '--from',
-      'renter',
-      '-y',
-      '--home',
-      home.dir,
-      '--node',
-      url,
-      '-o',
-      'json',
-    ]);
+    const run = await lease();
     assert.equal(sent.length, 1, run.stderr);
     const stx = decode(signedTransactionCodec, fromHex(sent[0]!));
     const action = stx.tx.actions[0] as OpenLeaseAction;
@@ -252,24 +241,7 @@ describe('market lease binds the confirmed deposit and price', () => {
 
   test('a deposit given with --deposit is signed as given', async () => {
     sent.length = 0;
-    const run = await runUnc([
-      'market',
-      'lease',
-      OFFER_ID,
-      '--hours',
-      '3',
-      '--deposit',
-      '5',
-      '--from',
-      'renter',
-      '-y',
-      '--home',
-      home.dir,
-      '--node',
-      url,
-      '-o',
-      'json',
-    ]);
+    const run = await lease(['--deposit', '5']);
     assert.equal(sent.length, 1, run.stderr);
     const action = decode(signedTransactionCodec, fromHex(sent[0]!)).tx.actions[0] as { deposit: bigint };
     assert.equal(action.deposit, 5n * ONE_UNC);
@@ -279,22 +251,7 @@ describe('market lease binds the confirmed deposit and price', () => {
     sent.length = 0;
     server.offer.price = '0';
     try {
-      const run = await runUnc([
-        'market',
-        'lease',
-        OFFER_ID,
-        '--hours',
-        '3',
-        '--from',
-        'renter',
-        '-y',
-        '--home',
-        home.dir,
-        '--node',
-        url,
-        '-o',
-        'json',
-      ]);
+      const run = await lease();
       assert.notEqual(run.code, 0);
       assert.match(run.stderr + run.stdout, /BAD_OFFER/);
       assert.equal(sent.length, 0, 'nothing signed');

@@ -20,9 +20,25 @@ export class DecodeError extends UncError {
   }
 }
 
+/**
+ * The heartbeat answer a refusal is about (chip id in hex, epoch, slot): carried beside the code so
+ * that a miner can tell which answer of its batch sank it without reading the message's words (a
+ * rewording would silently stop that). Not part of any state or hash.
+ */
+export interface AnswerRef {
+  chipId: string;
+  epoch: number;
+  slot: number;
+}
+
 /** A well-formed transaction or block that the protocol rules reject. */
 export class ValidationError extends UncError {
-  constructor(code: string, message: string) {
+  constructor(
+    code: string,
+    message: string,
+    /** The heartbeat answer refused, when the refusal is about one. */
+    readonly answer?: AnswerRef,
+  ) {
     super(code, message);
     this.name = 'ValidationError';
   }

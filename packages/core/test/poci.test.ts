@@ -43,6 +43,7 @@ import {
   transferMessage,
   UPTIME_SCALE,
   utf8,
+  type ValidationError,
   vendorCodec,
 } from '../src/index.js';
 import { der, issue, issueCa, name } from './attestation/helpers.js';
@@ -292,11 +293,18 @@ describe('POCI: liveness', () => {
     assert.ok(events.some((e) => e.type === 'slotAnswered'));
     assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
     // The same answer again (new nonce): replay.
-    expectReject(
-      chain,
-      chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.slot)] }], 0n),
-      'ANSWER_REPLAYED',
+    const replay = chain.tx(
+      miner,
+      [{ type: 'heartbeat', answers: [answer(chain, chip, 1n, first.slot)] }],
+      0n,
     );
+    expectReject(chain, replay, 'ANSWER_REPLAYED');
+    // The refusal names its answer structured, for the miner that rebuilds its batch (not by words).
+    assert.deepEqual((chain.attempt(replay) as ValidationError).answer, {
+      chipId: toHex(chipId),
+      epoch: 1,
+      slot: first.slot,
+    });
     // Forged: signed by another key.
     const second = untilChallenged(chain, chip);
     const forged = answer(chain, key('not-the-chip'), second.epoch, second.slot);

@@ -273,6 +273,8 @@ describe('explorer in a real browser', { skip }, () => {
   let page: Page;
   let appUrl: string;
   const pageErrors: string[] = [];
+  /** What the page's Content-Security-Policy refused: the app itself must need nothing it forbids. */
+  const cspViolations: string[] = [];
   let tx: { hash: string; height: number; status: string };
   let dev1: string;
   let dev9: string;
@@ -292,6 +294,9 @@ describe('explorer in a real browser', { skip }, () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
     const keys = JSON.parse((await runUnc(['keys', 'list', '--home', home, '--output', 'json'])).stdout) as {
       name: string;
       address: string;
@@ -354,6 +359,36 @@ describe('explorer in a real browser', { skip }, () => {
       .getByTestId('finality')
       .filter({ hasText: /^1\s*\/\s*1$/ })
       .waitFor({ timeout: UI_WAIT });
+  });
+
+  // The page shows what an untrusted node answers (memos, names, endpoints): markup from it that
+  // ever reached the DOM must not run. An inline script appended runs at once when allowed.
+  test('the page runs under a strict Content-Security-Policy: an injected inline script does not run', {
+    timeout: 120_000,
+  }, async () => {
+    // A page of its own: the violation it provokes is the test's, not one the app caused.
+    const probe = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await probe.goto(`${appUrl}#/`);
+      await probe.getByTestId('height').waitFor({ timeout: UI_WAIT });
+      const ran = await probe.evaluate(() => {
+        const w = window as unknown as { injected?: number };
+        const s = document.createElement('script');
+        s.textContent = 'window.injected = 1';
+        document.body.appendChild(s);
+        s.remove();
+        return w.injected === 1;
+      });
+      assert.equal(ran, false, 'an inline script ran');
+      const csp = await probe.evaluate(
+        () =>
+          document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content') ?? '',
+      );
+      assert.match(csp, /script-src 'self'(;|$)/);
+      assert.match(csp, /default-src 'none'/);
+    } finally {
+      await probe.close();
+    }
   });
 
   test('the emission card shows the current epoch, its budget so far and its progress; power and chips over time', {
@@ -1172,6 +1207,9 @@ describe('explorer in a real browser', { skip }, () => {
     });
     const phone = await ctx.newPage();
     phone.on('pageerror', (err) => pageErrors.push(err.message));
+    phone.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
     try {
       for (const [path, name] of [
         ['#/', 'overview-mobile.png'],
@@ -1203,6 +1241,7 @@ describe('explorer in a real browser', { skip }, () => {
 
   test('when the node goes away, a clear message replaces nothing', { timeout: 120_000 }, async () => {
     assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    assert.deepEqual(cspViolations, [], 'what the Content-Security-Policy refused the app');
     await page.goto(`${appUrl}#/`);
     await page
       .getByTestId('height')

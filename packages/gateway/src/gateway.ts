@@ -20,9 +20,9 @@ import {
   encodeAddress,
   type SignedReceipt,
   toHex,
-  UncError,
 } from '@unc/core';
 import {
+  assertChainUnchanged,
   buildTransaction,
   type ChipJson,
   closeLeaseAction,
@@ -391,12 +391,7 @@ export class Gateway {
   async start(): Promise<void> {
     const [chainStatus, params] = await Promise.all([this.client.status(), this.client.getParams()]);
     // Every lease and request is signed for this answer, not the one the key was unlocked for.
-    if (this.opts.chainId !== undefined && chainStatus.chainId !== this.opts.chainId) {
-      throw new UncError(
-        'CHAIN_CHANGED',
-        `the node reported chain "${this.opts.chainId}" when the key was unlocked and now "${chainStatus.chainId}": nothing was signed`,
-      );
-    }
+    assertChainUnchanged(chainStatus.chainId, this.opts.chainId);
     this.chainId = chainStatus.chainId;
     this.chainTime = { blockMs: chainStatus.timeMs, readMs: this.now() };
     this.feeParams = {
@@ -741,9 +736,44 @@ export class Gateway {
     }
   }
 
+  /**
+   * One attempt's steps (the job; after MODEL_NOT_FOUND the model's upload again and the job
+   * again) share one deadline, `attemptTimeoutMs` from the attempt's start: each step had its own
+   * before, and a provider answering each just in time (or MODEL_NOT_FOUND, then a slow upload)
+   * held a job, and one of its lease's slots, for three times the limit. A step is not begun past
+   * the deadline (by the gateway's clock), and one under way is given up at it (the provider's
+   * late answer is dropped; the request it did not answer in time is disputable as any timeout).
+   */
   private async run(job: QueuedJob, lease: LeaseState, client: ProviderClient): Promise<JobResult> {
+    const deadlineMs = this.now() + (this.opts.attemptTimeoutMs ?? 30_000);
+    const step = <T>(what: string, go: () => Promise<T>): Promise<T> => {
+      const left = deadlineMs - this.now();
+      if (left <= 0)
+        return Promise.reject(new AttemptDeadlineError(`the attempt's deadline passed before ${what}`));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new AttemptDeadlineError(`the attempt's deadline passed during ${what}`)),
+          left,
+        );
+        timer.unref();
+      });
+      const p = go();
+      // Given up at the deadline: its own late failure must not go unhandled.
+      p.catch(() => {});
+      return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+    };
+    return this.runSteps(job, lease, client, step);
+  }
+
+  private async runSteps(
+    job: QueuedJob,
+    lease: LeaseState,
+    client: ProviderClient,
+    step: <T>(what: string, go: () => Promise<T>) => Promise<T>,
+  ): Promise<JobResult> {
     if (job.body.model === OCR_MODEL)
-      return client.runOcr(Buffer.from(job.body.image!, 'base64'), lease.ocrModelHash);
+      return step('the job', () => client.runOcr(Buffer.from(job.body.image!, 'base64'), lease.ocrModelHash));
     const hash = lease.modelHashes.get(job.body.model);
     if (!hash)
       throw new ProviderError(503, 'MODEL_NOT_UPLOADED', `model ${job.body.model} is not on this lease yet`);
@@ -752,7 +782,7 @@ export class Gateway {
     // MODEL_NOT_FOUND (sent before the model was stored anew) without another.
     const uploadsBefore = lease.reuploaded.get(name)?.count ?? 0;
     try {
-      return await client.runJob(hash, job.body.inputs!);
+      return await step('the job', () => client.runJob(hash, job.body.inputs!));
     } catch (err) {
       // A provider's model store has a quota and evicts least recently used models past it (its
       // renters' uploads, ours included): "no such model" is then its honest answer, and taken
@@ -779,7 +809,8 @@ export class Gateway {
           `the provider lost model ${name} again within ${REUPLOAD_EVERY_MS / 60_000} minutes of storing it anew`,
         );
       try {
-        if (underWay || !storedSinceSent) await this.reupload(lease, client, name, bytes);
+        if (underWay || !storedSinceSent)
+          await step('the model upload again', () => this.reupload(lease, client, name, bytes));
       } catch (e) {
         // The provider took these very bytes when the lease was adopted (a refusal there avoids
         // it and closes the lease): refusing them now is its doing, not the job's input. Taken
@@ -793,7 +824,7 @@ export class Gateway {
           );
         throw e;
       }
-      return await client.runJob(hash, job.body.inputs!);
+      return await step('the job again', () => client.runJob(hash, job.body.inputs!));
     }
   }
 
@@ -1124,7 +1155,6 @@ export class Gateway {
               noticeMs: best.noticeMs,
             });
           },
-          onRefused: (hash) => this.forgetOpen(hash),
         },
       );
       const opened = events.find((e) => e.type === 'leaseOpened') as
@@ -1639,8 +1669,6 @@ export class Gateway {
       onAllowed?: () => void;
       /** About to be handed to the node: from now it may be included, until `expiresAt`. */
       onSending?: (hash: string, expiresAt: bigint) => void;
-      /** The node refused it: it will not be included. */
-      onRefused?: (hash: string) => void;
     },
   ): Promise<{ hash: string; events: TxEventJson[] }> {
     const run = async () => {
@@ -1670,16 +1698,13 @@ export class Gateway {
         expiresAt: stx.tx.expiresAt.toString(),
       });
       spend?.onSending?.(hash, stx.tx.expiresAt);
-      try {
-        await sendTransaction(this.client, stx);
-      } catch (err) {
-        // Refused by the node: not in its mempool, no fee. Unreachable: it may have arrived.
-        if (err instanceof RpcClientError) {
-          this.store.removeFee(hash);
-          spend?.onRefused?.(hash);
-        }
-        throw err;
-      }
+      // A refusal (NONCE_USED, EXPIRED, any error) is only the node's word: a hostile node answers
+      // "refused" while it keeps the signature to relay later, and a gateway that forgot the
+      // opening (and its fee) then signed a second one: two leases, two fees, on a budget for
+      // one. Like a send that got no answer, it stays pending (its fee, and an opening's rate via
+      // the caller's catch) until settleFees/settleOpens see it included or the chain past its
+      // expiry height (neverIncluded), as the CLI's checkBeforeRerunning tells its user.
+      await sendTransaction(this.client, stx);
       await this.client.waitForTransaction(hash, this.opts.inclusionWaitMs ?? 30_000);
       const receipt = await this.client.getTransaction(hash);
       // Charged at its block's time: from now on it counts there, not in every window.
@@ -1900,6 +1925,9 @@ export class Gateway {
 
 export class BadReceiptError extends Error {}
 
+/** An attempt ran past its one deadline (`attemptTimeoutMs` for all its steps together). */
+export class AttemptDeadlineError extends Error {}
+
 /** A transaction that would spend past the budget was not sent. */
 export class OverBudgetError extends Error {}
 
@@ -1918,6 +1946,7 @@ const TOP_UP_RETRY_MS = 30_000;
  */
 export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
+  if (err instanceof AttemptDeadlineError) return 'timeout';
   if (err instanceof NodeUnreachableError || err instanceof RpcClientError) return 'gateway-error';
   if (err instanceof Database.SqliteError) return 'gateway-error';
   if (err instanceof ProviderError) {

@@ -400,10 +400,11 @@ export function topUpAmount(
 
 /**
  * Whether a transaction not seen included never will be, from its status at one node and the
- * chain's latest height. A drop from that node's mempool alone does not say so: evicted from a
- * full pool, or replaced there, it was gossiped before and another node's proposer may still
- * include it until its expiry height. Only its nonce used by another transaction, or its expiry
- * height passed, settles it.
+ * chain's latest height. A drop the node reports does not say so, whatever its code: evicted from
+ * a full pool, or replaced there, it was gossiped before and another node's proposer may still
+ * include it; and NONCE_USED or EXPIRED is only the node's word, which a hostile node gives while
+ * it keeps the signature to relay once a second opening (or dispute) has been signed. Only the
+ * chain past its expiry height settles it: no block can include it after that.
  */
 export function neverIncluded(
   st: { status: string; code?: string },
@@ -411,7 +412,6 @@ export function neverIncluded(
   expiresAt: bigint | null,
 ): boolean {
   if (st.status === 'included') return false;
-  if (st.status === 'dropped' && (st.code === 'NONCE_USED' || st.code === 'EXPIRED')) return true;
   return height !== null && expiresAt !== null && BigInt(height) > expiresAt;
 }
 

@@ -5,6 +5,8 @@
  * receipt: queued and running jobs are queued again, answered ones keep their answers.
  */
 import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MS_PER_HOUR } from './policy.js';
 
@@ -234,6 +236,21 @@ function leaseFromRow(r: Row): LeaseRow {
   };
 }
 
+/**
+ * Makes the database file readable by its owner only (0600), created so before SQLite opens it:
+ * it holds every job's input and result and the renter's spending, and with the default umask
+ * any local user could read them. SQLite gives its -wal and -shm files the database file's mode;
+ * those an older build left world-readable are tightened too. A missing folder is created
+ * 0700; an existing one is left as it is (it may be shared, e.g. /tmp): the CLI tightens its own.
+ */
+function privateFile(path: string): void {
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    closeSync(openSync(path, 'a', 0o600));
+  }
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
 export class GatewayStore {
   private readonly db: Database.Database;
 
@@ -243,6 +260,7 @@ export class GatewayStore {
    * reads it, so a test's or a replay's clock decides, not the host's.
    */
   constructor(path: string, opts: { readonly?: boolean; nowMs?: () => number } = {}) {
+    if (!opts.readonly && path !== ':memory:') privateFile(path);
     this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');

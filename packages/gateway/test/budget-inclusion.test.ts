@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
 import { MS_PER_HOUR } from '../src/policy.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 /** Waits out the gateway's first tick (loudly, at most 60 s), so that what a test counts is its own. */
 async function firstTickDone(inside: { ticking: boolean }): Promise<void> {
@@ -34,22 +34,9 @@ describe('a lease opening not seen included', () => {
   const node = mempoolOnlyNode(sent, state);
   let gw: Gateway;
   before(async () => {
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      // One lease of 1 UNC/h and its fees, not two.
-      budgetPerHour: UNC + UNC / 10n,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      // Only the test's openings: a tick of its own (every transaction reads as dropped here) once
-      // opened another right after the third, and the count read 3.
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    // Only the test's openings (gatewayOptions: no tick of its own): a tick (every transaction
+    // reads as dropped here) once opened another right after the third, and the count read 3.
+    gw = new Gateway(gatewayOptions(await listening(node), dir));
     await gw.start();
     const inside = gw as unknown as { ticking: boolean };
     await firstTickDone(inside);
@@ -60,19 +47,70 @@ describe('a lease opening not seen included', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('counts against the budget while it may still be included; not once it is dropped', async () => {
+  test('counts against the budget while it may still be included, a NONCE_USED drop too; not past its expiry height', async () => {
     await gw.openLease('first');
     assert.equal(sent.length, 1, 'the first opening is sent');
     // Before: the failed wait released its rate, the chain listed no lease, and a second opening
     // of the same price was sent: two leases at once on a budget for one.
     await gw.openLease('second');
     assert.equal(sent.length, 1, 'no second opening while the first may still be included');
-    // Dropped by the node: it will never be included, and the budget has room again.
+    // "Dropped, its nonce used" is the node's word: a hostile one says so and relays it later.
+    // Before, the opening was forgotten on that answer and a second one went out.
+    const settleOpens = (h: number) =>
+      (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(h);
     state.txStatus = 'dropped';
-    await (gw as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
+    await settleOpens(5);
     await gw.openLease('third');
-    assert.equal(sent.length, 2, 'an opening is sent again once the first is known dropped');
+    assert.equal(sent.length, 1, 'no second opening on a NONCE_USED answer alone');
+    // Past its expiry height no block can include it: the budget has room again.
+    await settleOpens(Number(gw.store.fees()[0]!.expiresAt) + 1);
+    await gw.openLease('fourth');
+    assert.equal(sent.length, 2, 'an opening is sent again once the first is past its expiry height');
   });
+});
+
+// A node answers the sending of a lease opening with an error (NONCE_USED, EXPIRED) while it keeps
+// the signed transaction, to relay it once the gateway, taking the answer as final, has signed a
+// second opening: two leases (two deposits, two fees) on a budget for one.
+describe('a lease opening the node refuses', () => {
+  for (const reason of ['NONCE_USED', 'EXPIRED']) {
+    test(`(${reason}) still counts, opening and fee, until the chain is past its expiry height`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-refused-'));
+      const sent: string[] = [];
+      const state: { txStatus: string; refuseSend?: string } = { txStatus: 'unknown', refuseSend: reason };
+      const node = mempoolOnlyNode(sent, state);
+      const gw = new Gateway(gatewayOptions(await listening(node), dir));
+      const inside = gw as unknown as {
+        ticking: boolean;
+        settleOpens(h: number | null): Promise<void>;
+        settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
+      };
+      try {
+        await gw.start();
+        await firstTickDone(inside);
+        await gw.openLease('first');
+        assert.equal(sent.length, 1);
+        // Before: the refusal removed the fee and the opening's rate, and a second opening went out.
+        assert.equal(gw.store.fees().length, 1, 'its fee still counts');
+        assert.equal(BigInt(gw.status().openingPerHour) > 0n, true, 'its rate still counts');
+        await inside.settleOpens(5);
+        await inside.settleFees({ height: 5, timeMs: 1_000_000 });
+        await gw.openLease('second');
+        assert.equal(sent.length, 1, 'no second opening while the first may still be included');
+        // The node looked up by hash knows nothing of it, and the chain is past its expiry height:
+        // it can no longer be included.
+        const past = Number(gw.store.fees()[0]!.expiresAt) + 1;
+        await inside.settleOpens(past);
+        await inside.settleFees({ height: past, timeMs: 1_000_000 });
+        assert.equal(gw.store.fees().length, 0);
+        assert.equal(gw.status().openingPerHour, '0');
+      } finally {
+        await gw.stop();
+        await new Promise<void>((r) => node.close(() => r()));
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('a transaction dropped from its node’s mempool only', () => {
@@ -82,19 +120,8 @@ describe('a transaction dropped from its node’s mempool only', () => {
     const state: { txStatus: string; dropCode?: string } = { txStatus: 'pending' };
     const node = mempoolOnlyNode(sent, state);
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: UNC + UNC / 10n,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      // Only the test's own steps: no tick opens or settles anything in between.
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    // Only the test's own steps: no tick opens or settles anything in between.
+    const gw = new Gateway(gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir));
     const inside = gw as unknown as {
       ticking: boolean;
       settleOpens(h: number | null): Promise<void>;
@@ -137,19 +164,7 @@ describe('a lease opening reported included without a lease', () => {
     const sent: string[] = [];
     const state: { txStatus: string; height: number } = { txStatus: 'included', height: 5 };
     const node = mempoolOnlyNode(sent, state);
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: UNC + UNC / 10n,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    const gw = new Gateway(gatewayOptions(await listening(node), dir));
     const inside = gw as unknown as { ticking: boolean; settleOpens(h: number | null): Promise<void> };
     try {
       await gw.start();
@@ -185,18 +200,11 @@ describe('a fee row from before expiry heights were kept, unknown to the node', 
     const chainMs = 10 * 3_600_000;
     const node = mempoolOnlyNode(sent, { txStatus: 'unknown', timeMs: chainMs });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    const gw = new Gateway(
+      gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir, {
+        budgetPerHour: UNC,
+      }),
+    );
     const inside = gw as unknown as {
       ticking: boolean;
       settleFees(chain: { height: number; timeMs: number } | null): Promise<void>;
@@ -335,19 +343,12 @@ describe('a fee charged in a later block than it was sent', () => {
     };
     const node = mempoolOnlyNode(sent, state);
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 10n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-      now: () => clock,
-    });
+    const gw = new Gateway(
+      gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir, {
+        budgetPerHour: 10n * UNC,
+        now: () => clock,
+      }),
+    );
     const refresh = () => (gw as unknown as { refreshLeases(): Promise<void> }).refreshLeases();
     try {
       await gw.start();

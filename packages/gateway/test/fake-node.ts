@@ -4,6 +4,9 @@
  * its leases, block time and transaction status are what the test sets in `state`.
  */
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { GatewayOptions } from '../src/gateway.js';
 
 const UNC = 10n ** 18n;
 
@@ -26,6 +29,11 @@ export function mempoolOnlyNode(
     dropCode?: string;
     /** With txStatus 'included': the block time (ms) of the block that included every transaction. */
     includedAtMs?: number;
+    /**
+     * Refuse every transaction sent with this reason (NONCE_USED, EXPIRED, …) — the node's word:
+     * it still records the transaction in `sent`, as a hostile node keeps it to relay later.
+     */
+    refuseSend?: string;
     /** Counts of the calls by method, if given. */
     calls?: Record<string, number>;
     /** The transactions whose status was asked, in order, if given. */
@@ -119,13 +127,54 @@ export function mempoolOnlyNode(
       const answer = answers[method];
       if (state.calls) state.calls[method] = (state.calls[method] ?? 0) + 1;
       if (method === 'unc_getTransactionStatus') state.statusAsked?.push(params[0] as string);
-      const reply = answer
-        ? { jsonrpc: '2.0', id, result: answer(params) }
-        : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
+      const refused = method === 'unc_sendTransaction' && state.refuseSend !== undefined;
+      if (refused) sent.push(params[0] as string);
+      const reply = refused
+        ? {
+            jsonrpc: '2.0',
+            id,
+            error: { code: -32000, message: 'refused', data: { reason: state.refuseSend } },
+          }
+        : answer
+          ? { jsonrpc: '2.0', id, result: answer(params) }
+          : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method} here` } };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
     });
   });
   // No subscriptions here: the wait for inclusion fails at once, as a timed-out one does.
   server.on('upgrade', (_req, socket) => socket.destroy());
   return server;
+}
+
+/** Listens on a free loopback port; returns the URL. */
+export async function listening(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/**
+ * The options the gateway tests against `mempoolOnlyNode` share: renter key 7, the OCR model,
+ * plain http, a short inclusion wait (the node never reports inclusion) and no tick of its own
+ * (`tickMs` an hour, no lease kept open), so that only the test's own steps open or settle
+ * anything. `overrides` win.
+ */
+export function gatewayOptions(
+  nodeUrl: string,
+  dir: string,
+  overrides: Partial<GatewayOptions> = {},
+): GatewayOptions {
+  return {
+    nodeUrl,
+    renterSeed: new Uint8Array(32).fill(7),
+    // One lease of 1 UNC/h and its fees, not two.
+    budgetPerHour: UNC + UNC / 10n,
+    models: [{ name: 'ocr' }],
+    dbPath: join(dir, 'g.db'),
+    allowHttp: true,
+    inclusionWaitMs: 300,
+    port: 0,
+    tickMs: 3_600_000,
+    targets: { minLeases: 0 },
+    ...overrides,
+  };
 }

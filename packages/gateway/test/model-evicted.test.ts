@@ -52,6 +52,8 @@ async function evicted(
     clock?: { ms: number };
     /** Submit an OCR job (the provider's built-in model, never uploaded) instead. */
     ocr?: boolean;
+    /** Called when the model's upload again arrives, before it is answered (e.g. to move `clock`). */
+    onUpload?: () => void;
   },
   check: (seen: { uploads: number; jobs: number }, inside: Inside, leaseId: string) => Promise<void>,
 ): Promise<void> {
@@ -81,6 +83,7 @@ async function evicted(
       const body = new Uint8Array(Buffer.concat(chunks));
       if (req.url === '/v1/models') {
         seen.uploads++;
+        if (seen.uploads > 1) opts.onUpload?.();
         if (seen.uploads > 1 && opts.hold === 'upload') return void held.push(res);
         if (seen.uploads > 1 && opts.hold === 'refuse')
           return json(400, { error: { code: 'BAD_MODEL', message: 'not a model' } });
@@ -320,6 +323,37 @@ test('a job sent before the upload again, that finds the model missing after it,
       assert.equal(inside.avoided.size, 0, 'the provider is not avoided');
       assert.equal(seen.uploads, 2, 'the model was uploaded again once');
       assert.ok(inside.leases.get(leaseId) && !inside.leases.get(leaseId)!.closing, 'the lease is kept');
+    },
+  );
+});
+
+// Each step of an attempt (the job, the model's upload again, the job again) had its own
+// attemptTimeoutMs: a provider answering MODEL_NOT_FOUND, then taking the whole limit to store the
+// model, was sent the job again with a full limit of its own, holding the job and a slot of its
+// lease for up to three times the limit. The attempt now has one deadline for all its steps.
+test('an attempt whose upload again took its whole time does not send the job again: one deadline for every step', {
+  timeout: 60_000,
+}, async () => {
+  const clock = { ms: T0 };
+  await evicted(
+    {
+      hold: 'job',
+      attemptTimeoutMs: 30_000,
+      clock,
+      // The upload again took the attempt's whole time (the gateway's clock says so).
+      onUpload: () => {
+        clock.ms += 30_000;
+      },
+    },
+    async (seen, inside) => {
+      await until(
+        () => seen.jobs === 2 || inside.avoided.size > 0,
+        'the job sent again, or the attempt ended at its deadline',
+      );
+      assert.equal(seen.uploads, 2, 'the model was uploaded again');
+      assert.equal(seen.jobs, 1, 'the job was not sent again past the deadline');
+      // The request it answered (MODEL_NOT_FOUND) is no request without an answer.
+      assert.equal(inside.counters.disputes, 0);
     },
   );
 });

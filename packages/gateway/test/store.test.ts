@@ -1,6 +1,6 @@
 /** The gateway's SQLite store on disk: what a restart finds, and what it refuses. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -135,5 +135,36 @@ describe('gateway store', () => {
     store.feeIncluded('aa', 99, 99);
     assert.equal(store.fees()[0]!.includedMs, 99);
     store.close();
+  });
+});
+
+// The database holds every job's input and result and the renter's spending: created with the
+// default umask (0644, in a 0755 folder) any local user could read them.
+describe('the gateway database on disk', () => {
+  test('is created readable by its owner only, in a folder no one else can list', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-perms-'));
+    try {
+      const path = join(dir, 'gateway', 'g.db');
+      const store = new GatewayStore(path);
+      store.insertJob({ id: 'j1', idempotencyKey: null, model: 'ocr', input: '{}', createdMs: 1 });
+      for (const f of [path, `${path}-wal`]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+      assert.equal(statSync(join(dir, 'gateway')).mode & 0o077, 0);
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('left world-readable by an older build, is made the owner’s only when opened', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-perms-old-'));
+    try {
+      const path = join(dir, 'g.db');
+      new Database(path).close();
+      chmodSync(path, 0o644);
+      new GatewayStore(path).close();
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

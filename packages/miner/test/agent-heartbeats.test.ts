@@ -36,6 +36,7 @@ import {
   refusalNames,
   type SendOutcome,
   stillOpen,
+  UrgentFeeBudget,
 } from '../src/agent/heartbeats.js';
 
 const MIN_FEE = 300_000_000_000_000n;
@@ -86,10 +87,11 @@ function fakeNode(n: number, opts: { head?: number; windowEnd?: number; balance?
       if (scripted) return scripted;
       for (const id of ids) {
         const chip = chips.get(id)!;
+        const answer = { chipId: id, epoch: 0, slot: 0 };
         if (chip.status !== 'active')
-          return { ok: false, reason: `CHIP_INACTIVE: ${where(id)}: chip is ${chip.status}` };
+          return { ok: false, reason: `CHIP_INACTIVE: ${where(id)}: chip is ${chip.status}`, answer };
         if (node.slotOf(id).status === 'answered')
-          return { ok: false, reason: `ANSWER_REPLAYED: ${where(id)}: already answered` };
+          return { ok: false, reason: `ANSWER_REPLAYED: ${where(id)}: already answered`, answer };
       }
       node.head++;
       for (const id of ids) node.slotOf(id).status = 'answered';
@@ -171,6 +173,7 @@ test('an answer the refusal names (a bad signature the state cannot show, a copy
   node.script.push(() => ({
     ok: false,
     reason: `ALREADY_PENDING: heartbeat of ${where(bad)} is already in a pending transaction`,
+    answer: { chipId: bad, epoch: 0, slot: 0 },
   }));
   const settled = await deliverAnswers(items(3), port, NO_FEE);
   assert.deepEqual(node.sent[1]!.chips, [chipHex(1), chipHex(2)]);
@@ -178,14 +181,42 @@ test('an answer the refusal names (a bad signature the state cannot show, a copy
   assert.equal(settled.filter((s) => s.included).length, 2);
 });
 
+// The answer a refusal names is read from its structured `answer` (the node's error.data.answer),
+// not from the message's words: before, a message worded otherwise than core's did then silently
+// named nothing, and the whole batch failed (the other answers waited for the next pass).
+test('the answer a refusal names is told by its structured answer, whatever the message says', async () => {
+  const { node, port } = fakeNode(3);
+  const bad = chipHex(0);
+  node.script.push(() => ({
+    ok: false,
+    reason: 'ALREADY_PENDING: this answer is in another pending transaction (worded anew)',
+    answer: { chipId: bad, epoch: 0, slot: 0 },
+  }));
+  const settled = await deliverAnswers(items(3), port, NO_FEE);
+  assert.deepEqual(node.sent[1]!.chips, [chipHex(1), chipHex(2)]);
+  assert.equal(settled.find((s) => s.item.chipIdHex === bad)!.included, false);
+  assert.equal(settled.filter((s) => s.included).length, 2);
+  // A message that names an answer in words but carries no structured one names nothing.
+  const again = fakeNode(2);
+  again.node.script.push(() => ({
+    ok: false,
+    reason: `ALREADY_PENDING: heartbeat of ${where(chipHex(0))} is already in a pending transaction`,
+  }));
+  const failed = await deliverAnswers(items(2), again.port, NO_FEE);
+  assert.equal(again.node.sent.length, 1, 'nothing settled: the same batch would fare the same');
+  assert.ok(failed.every((s) => !s.included));
+});
+
 test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (the name is the whole slot number)', () => {
   const chip = chipHex(0);
   const answer = (slot: number): AnswerItem => ({ ...items(1)[0]!, slot });
   const reason = `ALREADY_PENDING: heartbeat of ${where(chip, 0, 12)} is already in a pending transaction`;
-  assert.equal(refusalNames(reason, answer(12)), true);
-  assert.equal(refusalNames(reason, answer(1)), false);
-  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 12)}: already answered`, answer(1)), false);
-  assert.equal(refusalNames(`ANSWER_REPLAYED: ${where(chip, 0, 1)}: already answered`, answer(1)), true);
+  const named = (slot: number) => ({ chipId: chip, epoch: 0, slot });
+  assert.equal(refusalNames(named(12), answer(12)), true);
+  assert.equal(refusalNames(named(12), answer(1)), false);
+  assert.equal(refusalNames(named(1), answer(1)), true);
+  assert.equal(refusalNames({ chipId: chip, epoch: 1, slot: 1 }, answer(1)), false);
+  assert.equal(refusalNames(undefined, answer(1)), false);
   // Both open on chain: only the named one is settled, the other goes again.
   const view = {
     chipId: chip,
@@ -193,7 +224,10 @@ test('a refusal naming a chip’s slot 12 does not drop its answer to slot 1 (th
     statusReason: '',
     slots: [1, 12].map((slot) => ({ epoch: 0, slot, height: 0, status: 'open', windowEnd: 20 })),
   } as unknown as ChipJson;
-  const { keep, done } = stillOpen([answer(1), answer(12)], new Map([[chip, view]]), reason);
+  const { keep, done } = stillOpen([answer(1), answer(12)], new Map([[chip, view]]), {
+    reason,
+    answer: named(12),
+  });
   assert.deepEqual(
     keep.map((i) => i.slot),
     [1],
@@ -430,4 +464,41 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
   checkOwnAnswer(view, challenge, answerAt(10n, 3));
   // No clock on chain yet: any clock goes.
   checkOwnAnswer({ ...view, tpmClock: null }, challenge, answerAt(1n, 0));
+});
+
+// maxFee bounds one heartbeat only. A relay that lands a copy of each answer first, every slot,
+// makes every answer go unincluded fee-free, turn urgent and go again paying: before, up to
+// maxFee for each of a chip's answers, all day. The budget caps what a chip's urgent fees cost per
+// epoch; past it the answers still go, fee-free.
+test('urgent fees stop at the chip’s budget for the epoch, however often an attacker forces them', async () => {
+  const budget = new UrgentFeeBudget(2n * MIN_FEE);
+  const policy: FeePolicy = { ...FEE, budget };
+  const fees: bigint[] = [];
+  // Four slots of epoch 0, each urgent on its pass (tried before, two blocks to its window's end);
+  // the relay makes every send fail, so each pass would pay if it may.
+  for (let slot = 0; slot < 4; slot++) {
+    const { node, port } = fakeNode(1, { head: 18 });
+    node.script.push(() => ({ ok: false, reason: 'NOT_INCLUDED: not included by height 20' }));
+    const its = items(1, { triedBefore: true }).map((i) => ({ ...i, slot }));
+    await deliverAnswers(its, port, policy);
+    fees.push(...node.sent.map((s) => s.fee));
+  }
+  assert.equal(
+    fees.reduce((a, b) => a + b, 0n),
+    2n * MIN_FEE,
+    'two fees paid in the epoch, no more',
+  );
+  assert.deepEqual(fees.slice(-2), [0n, 0n], 'the answers past the budget still go, fee-free');
+  assert.equal(budget.left(chipHex(0), 0), 0n);
+  // A new epoch: the chip may pay again; the old epoch's spending is forgotten.
+  assert.equal(budget.left(chipHex(0), 1), 2n * MIN_FEE);
+});
+
+test('a chip out of budget does not stop the fee another urgent chip of the batch may pay', async () => {
+  const budget = new UrgentFeeBudget(MIN_FEE);
+  budget.charge(chipHex(0), 0, MIN_FEE);
+  const { node, port } = fakeNode(2, { head: 18 });
+  await deliverAnswers(items(2, { triedBefore: true }), port, { ...FEE, budget });
+  assert.equal(node.sent[0]!.fee, MIN_FEE);
+  assert.equal(budget.left(chipHex(1), 0), 0n, 'charged to the chip it was paid for');
 });

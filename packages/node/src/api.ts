@@ -299,6 +299,7 @@ export function createApi(node: RpcContext): RpcServerModules {
               code: dropped.code,
               reason: dropped.reason,
               height: Number(dropped.height),
+              ...(dropped.answer ? { answer: dropped.answer } : {}),
             };
           }
           return { hash: toHex(hash), status: 'unknown' };
@@ -572,6 +573,7 @@ export function createApi(node: RpcContext): RpcServerModules {
                 code: rejected.code,
                 reason: rejected.reason,
                 height: Number(rejected.height),
+                ...(rejected.answer ? { answer: rejected.answer } : {}),
               }),
             );
             return () => {};

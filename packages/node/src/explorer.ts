@@ -45,6 +45,12 @@ export function explorerHandler(dir: string): (req: IncomingMessage, res: Server
     res.writeHead(200, {
       'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+      // The page's own Content-Security-Policy is a <meta> in index.html (vite.config.ts), which
+      // cannot say who may frame it: a renter signs lease openings in this page, and a site
+      // framing it invisibly could steer their clicks. Nobody may frame it.
+      'content-security-policy': "frame-ancestors 'none'",
+      'x-frame-options': 'DENY',
+      'x-content-type-options': 'nosniff',
     });
     res.end(req.method === 'HEAD' ? undefined : readFileSync(file));
     return true;

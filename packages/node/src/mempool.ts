@@ -22,6 +22,7 @@
  *   tail of a sender's queue (never leaving a gap), queues with a gap (that cannot execute) first.
  */
 import {
+  type AnswerRef,
   type BlockContext,
   BlockExecutor,
   BoundedCache,
@@ -35,6 +36,7 @@ import {
   getAccount,
   getChallengeClass,
   getPociParams,
+  type HeartbeatAnswer,
   isFeeFree,
   keyId,
   maxSpend,
@@ -106,6 +108,8 @@ export interface DroppedTx {
   code: string;
   reason: string;
   height: bigint;
+  /** The heartbeat answer the drop is about, when it is about one (core's ValidationError.answer). */
+  answer?: AnswerRef;
 }
 
 /** Replacement must raise the fee by at least this fraction (numerator/denominator). */
@@ -397,7 +401,11 @@ export class Mempool {
     for (const c of claims) {
       const holder = this.claims.get(c);
       if (holder !== undefined && holder !== existing?.id) {
-        throw new ValidationError('ALREADY_PENDING', `${c} is already in a pending transaction`);
+        throw new ValidationError(
+          'ALREADY_PENDING',
+          `${c} is already in a pending transaction`,
+          answerOfClaim(env, c),
+        );
       }
     }
     const size = env.bytes.length;
@@ -672,8 +680,8 @@ export class Mempool {
     this.evictHeap.update(q);
   }
 
-  private recordDrop(e: Entry, code: string, reason: string, height: bigint): void {
-    const drop = { code, reason, height };
+  private recordDrop(e: Entry, code: string, reason: string, height: bigint, answer?: AnswerRef): void {
+    const drop: DroppedTx = answer ? { code, reason, height, answer } : { code, reason, height };
     this.drops.delete(e.id);
     this.drops.set(e.id, drop);
     while (this.drops.size > this.opts.maxRememberedDrops) this.drops.delete(this.drops.keys().next().value!);
@@ -809,6 +817,7 @@ export class Mempool {
           heartbeat ? 'ANSWER_REPLAYED' : 'EVIDENCE_DUPLICATE',
           `${c} was ${heartbeat ? 'answered' : 'reported'} by ${toHex(env.hash)} at height ${at}`,
           at,
+          answerOfClaim(e.env, c),
         );
       }
     }
@@ -816,7 +825,7 @@ export class Mempool {
       const e = this.byHash.get(keyId(env.hash));
       if (!e) continue;
       this.removeEntry(this.senders.get(keyId(env.sender))!, e);
-      this.recordDrop(e, error.code, error.message, at);
+      this.recordDrop(e, error.code, error.message, at, error.answer);
     }
     for (const q of [...this.senders.values()]) {
       const first = q.byNonce.values().next().value as Entry;
@@ -836,13 +845,26 @@ export class Mempool {
   }
 }
 
+function heartbeatClaim(ans: HeartbeatAnswer): string {
+  return `heartbeat of chip ${toHex(ans.chipId).slice(0, 16)}… epoch ${ans.epoch} slot ${ans.slot}`;
+}
+
+/** The heartbeat answer of `env` that `claim` names (structured, for the refusal), if it names one. */
+function answerOfClaim(env: TxEnvelope, claim: string): AnswerRef | undefined {
+  for (const a of env.stx.tx.actions)
+    if (a.type === 'heartbeat')
+      for (const ans of a.answers)
+        if (heartbeatClaim(ans) === claim)
+          return { chipId: toHex(ans.chipId), epoch: Number(ans.epoch), slot: Number(ans.slot) };
+  return undefined;
+}
+
 /** What a transaction claims that only one pending transaction may: answered slots, reported evidence. */
 function claimsOf(env: TxEnvelope): string[] {
   const out: string[] = [];
   for (const a of env.stx.tx.actions) {
     if (a.type === 'heartbeat') {
-      for (const ans of a.answers)
-        out.push(`heartbeat of chip ${toHex(ans.chipId).slice(0, 16)}… epoch ${ans.epoch} slot ${ans.slot}`);
+      for (const ans of a.answers) out.push(heartbeatClaim(ans));
     } else if (a.type === 'evidence') {
       // One per offender, not per piece of evidence: the first included tombstones the validator
       // and every other one fails then. A validator signing conflicting votes at will (and keys

@@ -338,6 +338,7 @@ export class UncNode {
       code: drop.code,
       reason: drop.reason,
       height: Number(drop.height),
+      ...(drop.answer ? { answer: drop.answer } : {}),
     });
   }
 

@@ -14,6 +14,7 @@ import {
 import { type HubOptions, type Subscription, SubscriptionHub } from './subscriptions.js';
 import type {
   AccountJson,
+  AnswerRefJson,
   BlockJson,
   ChainParamsJson,
   ChipEventJson,
@@ -75,7 +76,15 @@ export interface ClientOptions {
 
 export type TxInclusion =
   | { hash: string; status: 'included'; height: number; index: number; blockHash: string }
-  | { hash: string; status: 'rejected'; code: string; reason: string; height?: number };
+  | {
+      hash: string;
+      status: 'rejected';
+      code: string;
+      reason: string;
+      height?: number;
+      /** The heartbeat answer the drop is about, when it is about one. */
+      answer?: AnswerRefJson;
+    };
 
 /** Checks a node URL's shape before anything is sent, so a typo gets a clear message. */
 export function normalizeNodeUrl(url: string): string {

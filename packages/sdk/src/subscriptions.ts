@@ -353,6 +353,7 @@ export class SubscriptionHub {
               code: s.code,
               reason: s.reason,
               height: s.height,
+              ...(s.answer ? { answer: s.answer } : {}),
             });
           if (entry.done) {
             this.remove(entry, false);

@@ -45,6 +45,22 @@ export interface BuildOptions {
   chainId?: string;
 }
 
+/**
+ * Refuses (CHAIN_CHANGED) a node status naming another chain than the one pinned: the chain id a
+ * user confirmed, or the one the node named when a key was unlocked. A node answers each status
+ * call anew, and one that showed a testnet first and another chain next would have the key sign
+ * there, where the same key may hold real funds. The one check for every signer of the edge
+ * (prepareTransaction, the miner agent, the gateway), so that their refusals cannot drift apart.
+ * `pinned` undefined: nothing pinned, nothing checked.
+ */
+export function assertChainUnchanged(reported: string, pinned: string | undefined): void {
+  if (pinned !== undefined && reported !== pinned)
+    throw new UncError(
+      'CHAIN_CHANGED',
+      `the node reported chain "${pinned}" before and now reports "${reported}": nothing was signed`,
+    );
+}
+
 /** The exact minimum fee of a transaction: the fee field is fixed-width, so the size is known. */
 export function feeFor(
   tx: Omit<Transaction, 'fee'>,
@@ -68,11 +84,7 @@ export async function prepareTransaction(
   opts: BuildOptions = {},
 ): Promise<Transaction> {
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
-  if (opts.chainId !== undefined && status.chainId !== opts.chainId)
-    throw new UncError(
-      'CHAIN_CHANGED',
-      `the node now reports chain "${status.chainId}", not the "${opts.chainId}" confirmed; nothing was signed`,
-    );
+  assertChainUnchanged(status.chainId, opts.chainId);
   const nonce =
     opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)))).nonce);
   const base = {

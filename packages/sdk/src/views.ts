@@ -229,8 +229,26 @@ export interface TxReceiptJson {
 export type TxStatusJson =
   | { hash: string; status: 'included'; height: number; index: number; blockHash: string }
   | { hash: string; status: 'pending' }
-  | { hash: string; status: 'dropped'; code: string; reason: string; height: number }
+  | {
+      hash: string;
+      status: 'dropped';
+      code: string;
+      reason: string;
+      height: number;
+      /** The heartbeat answer the drop is about, when it is about one: chip id (hex), epoch, slot. */
+      answer?: AnswerRefJson;
+    }
   | { hash: string; status: 'unknown' };
+
+/**
+ * The heartbeat answer a refusal or drop is about (`error.data.answer`, a dropped status's `answer`):
+ * a miner tells which answer of its batch sank it from this, not from the message's words.
+ */
+export interface AnswerRefJson {
+  chipId: string;
+  epoch: number;
+  slot: number;
+}
 
 export interface AccountJson {
   address: string;

@@ -3,7 +3,7 @@
  * `jobs` and `receipts` read its database, so a renter can audit every answer with or without the
  * gateway running.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { formatUnc, parseUnc, UncError } from '@unc/core';
 import { Gateway, type GatewayModel, GatewayStore, isLoopbackHost, jobView } from '@unc/gateway';
@@ -126,7 +126,11 @@ export function gatewayCommand(): Command {
         const devChain = (await client.getParams()).devChain === true;
         const seed = await ctx.unlockKey(opts.from, status.chainId, opts);
         const dbPath = dbPathOf(ctx, opts.db);
-        mkdirSync(dirname(dbPath), { recursive: true });
+        // The gateway's own folder (the default one, under the home) is its owner's alone: the
+        // database in it holds every job's input and result. A --db elsewhere keeps its folder's
+        // mode (it may be shared); the store makes the file itself 0600 either way.
+        mkdirSync(dirname(dbPath), { recursive: true, mode: 0o700 });
+        if (opts.db === undefined) chmodSync(dirname(dbPath), 0o700);
         const gw = new Gateway({
           nodeUrl: ctx.nodeUrl,
           renterSeed: seed,

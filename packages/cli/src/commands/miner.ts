@@ -116,6 +116,11 @@ export function minerCommand(): Command {
       'the most one heartbeat may pay, only for answers due within 3 blocks that went unincluded fee-free (0: never)',
       '0.001',
     )
+    .option(
+      '--urgent-fee-budget <UNC>',
+      'the most urgent heartbeat fees may cost per chip per epoch (4 challenges), whatever forces them (e.g. a relay landing copies of its answers first); --max-heartbeat-fee bounds one heartbeat only',
+      '0.001',
+    )
     .option('--password-file <file>', "the owner key's password")
     .action(
       async (
@@ -136,6 +141,7 @@ export function minerCommand(): Command {
           jobConcurrency: string;
           passwordFile?: string;
           maxHeartbeatFee: string;
+          urgentFeeBudget: string;
         },
         cmd: Command,
       ) => {
@@ -173,6 +179,7 @@ export function minerCommand(): Command {
         if (opts.executionProvider !== 'cpu' && opts.executionProvider !== 'cuda')
           throw new UncError('BAD_ARGUMENT', '--execution-provider must be cpu or cuda');
         const maxHeartbeatFee = parseUnc(opts.maxHeartbeatFee);
+        const urgentFeeBudget = parseUnc(opts.urgentFeeBudget);
         const jobTimeout = Number(opts.jobTimeout);
         if (!Number.isFinite(jobTimeout) || jobTimeout <= 0)
           throw new UncError('BAD_ARGUMENT', '--job-timeout must be a positive number of seconds');
@@ -199,6 +206,7 @@ export function minerCommand(): Command {
           chips: signers,
           statusPort,
           maxHeartbeatFee,
+          urgentFeeBudget,
           ...(providerPort !== undefined
             ? {
                 provider: {

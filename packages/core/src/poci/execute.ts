@@ -18,7 +18,7 @@ import type {
   Transaction,
   TransferChipAction,
 } from '../chain/transaction.js';
-import { StateRefusal, ValidationError } from '../errors.js';
+import { type AnswerRef, StateRefusal, ValidationError } from '../errors.js';
 import {
   addAnswerWeight,
   finalizeEpochIfDue,
@@ -629,7 +629,13 @@ export function applyDeregisterChip(
  * attestation or a TPM restored to an earlier state is refused. Returns the chipRebooted event when
  * the TPM reset or restarted since the last one.
  */
-function advanceTpmClock(chip: Chip, tpmClock: TpmClock | null, where: () => string): PociEvent | null {
+function advanceTpmClock(
+  chip: Chip,
+  tpmClock: TpmClock | null,
+  where: () => string,
+  /** The heartbeat answer, for a heartbeat's refusal (none for a transfer's consent). */
+  ref?: () => AnswerRef,
+): PociEvent | null {
   if (!tpmClock) return null;
   const prev = chip.tpmClock;
   let event: TpmClockEvent;
@@ -637,7 +643,7 @@ function advanceTpmClock(chip: Chip, tpmClock: TpmClock | null, where: () => str
     event = checkTpmClockMonotonic(prev, tpmClock);
   } catch (err) {
     if (err instanceof AttestationError)
-      throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: ${err.message}`);
+      throw new ValidationError('TPM_CLOCK_BACKWARDS', `${where()}: ${err.message}`, ref?.());
     throw err;
   }
   chip.tpmClock = tpmClock;
@@ -665,16 +671,23 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () =>
       `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
+    // The same, structured, for the refusal's `answer` (the message's words are for people).
+    const ref = (): AnswerRef => ({
+      chipId: toHex(answer.chipId),
+      epoch: Number(answer.epoch),
+      slot: Number(answer.slot),
+    });
     const chip = getChip(state, answer.chipId);
-    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`);
+    if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`, ref());
     const { status, reason } = effectiveStatus(state, chip);
     if (status !== 'active')
       throw new ValidationError(
         'CHIP_INACTIVE',
         `${where()}: chip is ${status}${reason ? `: ${reason}` : ''}`,
+        ref(),
       );
     if (answer.epoch < chip.firstEpoch || answer.epoch > currentEpoch || answer.epoch + 1n < currentEpoch) {
-      throw new ValidationError('SLOT_NOT_OPEN', `${where()}: not a current epoch of this chip`);
+      throw new ValidationError('SLOT_NOT_OPEN', `${where()}: not a current epoch of this chip`, ref());
     }
     // `slot` is the index of the challenge among those of the chip's class in the epoch. The class
     // (a hash) and its record (a decode) are worked out once per answer and handed to the miss
@@ -688,6 +701,7 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       throw new ValidationError(
         'SLOT_NOT_OPEN',
         `${where()}: no such challenge (the chip's class has drawn ${challenges.length} in the epoch so far)`,
+        ref(),
       );
     }
     const slotHeight = challenges[answer.slot]!;
@@ -695,20 +709,22 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
       throw new ValidationError(
         'ANSWER_TOO_LATE',
         `${where()}: the window for slot block ${slotHeight} closed at height ${slotHeight + p.answerWindowBlocks}`,
+        ref(),
       );
     }
     if (answeredIn(chip, answer.epoch, answer.slot)) {
-      throw new ValidationError('ANSWER_REPLAYED', `${where()}: already answered`);
+      throw new ValidationError('ANSWER_REPLAYED', `${where()}: already answered`, ref());
     }
     const slotHash = getRecentHash(state, slotHeight);
-    if (!slotHash) throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block hash unavailable`);
+    if (!slotHash)
+      throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block hash unavailable`, ref());
     const { tpmClock } = verifyHeartbeat(
       chip,
       answer.evidence,
       heartbeatChallenge(ctx.chainId, chip.chipId, slotHash),
       ctx.isEd25519Verified,
     );
-    const rebooted = advanceTpmClock(chip, tpmClock, where);
+    const rebooted = advanceTpmClock(chip, tpmClock, where, ref);
     if (rebooted) events.push(rebooted);
     // Record the misses whose windows closed since the chip's outcomes were last settled.
     const settleTo = ctx.height - p.answerWindowBlocks - 1n;

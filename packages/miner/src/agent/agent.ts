@@ -20,12 +20,13 @@ import {
   MAX_ACTIONS_PER_TX,
   registrationMessage,
   signTransaction,
+  type Transaction,
   toHex,
-  UncError,
   ValidationError,
 } from '@unc/core';
 import { createLogger, type Logger, Registry } from '@unc/node';
 import {
+  assertChainUnchanged,
   type BlockJson,
   type ChipJson,
   closeOfferAction,
@@ -45,7 +46,9 @@ import {
   checkOwnAnswer,
   deliverAnswers,
   type HeartbeatPort,
+  type SendOutcome,
   type Settled,
+  UrgentFeeBudget,
 } from './heartbeats.js';
 import type { ChipSigner } from './signers.js';
 
@@ -57,9 +60,48 @@ import type { ChipSigner } from './signers.js';
 export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 /** The default `urgentBlocks`. */
 export const DEFAULT_URGENT_BLOCKS = 3;
+/**
+ * The default `urgentFeeBudget`: 0.001 UNC per chip per epoch (4 challenges), one fee at the cap or
+ * several smaller ones; an attacker landing copies of every answer first can make a chip pay at
+ * most this per epoch (24 a day at 3600 one-second blocks: 0.024 UNC, not 96 × the cap).
+ */
+export const DEFAULT_URGENT_FEE_BUDGET = 10n ** 15n;
+/**
+ * A refusal with the answer it names, when the node gave one of the right shape (a node's answer
+ * is checked, not trusted: a wrong one only drops one answer of the batch until the next pass).
+ */
+function withAnswer(outcome: { ok: false; reason: string }, answer: unknown): SendOutcome {
+  const a = answer as { chipId?: unknown; epoch?: unknown; slot?: unknown } | undefined;
+  if (a && typeof a.chipId === 'string' && Number.isSafeInteger(a.epoch) && Number.isSafeInteger(a.slot))
+    return { ...outcome, answer: { chipId: a.chipId, epoch: a.epoch as number, slot: a.slot as number } };
+  return outcome;
+}
+
+/** How many blocks past the head the agent's transactions stay valid (their expiry height). */
+const TX_TTL_BLOCKS = 20;
+
+/**
+ * What the agent asks of its node: an UncClient for `nodeUrl` by default. A test hands in a
+ * scripted one (`MinerAgentOptions.client`) to drive the agent's wiring block by block.
+ */
+export type MinerClient = Pick<
+  UncClient,
+  | 'url'
+  | 'status'
+  | 'subscribe'
+  | 'call'
+  | 'getHeader'
+  | 'getAccount'
+  | 'getParams'
+  | 'sendRawTransaction'
+  | 'waitForTransaction'
+  | 'getOffers'
+>;
 
 export interface MinerAgentOptions {
   nodeUrl: string;
+  /** The node's client (default: an UncClient for `nodeUrl`); the provider API needs a real one. */
+  client?: MinerClient;
   /** Seed of the account that owns the chips and sends their transactions. */
   ownerSeed: Uint8Array;
   chips: ChipSigner[];
@@ -86,6 +128,12 @@ export interface MinerAgentOptions {
   maxHeartbeatFee?: bigint;
   /** An answer whose window closes within this many blocks is urgent (default 3). */
   urgentBlocks?: number;
+  /**
+   * The most urgent heartbeat fees may cost per chip per epoch, in base units (default
+   * DEFAULT_URGENT_FEE_BUDGET): `maxHeartbeatFee` bounds one heartbeat, this bounds them all
+   * (heartbeats.ts UrgentFeeBudget).
+   */
+  urgentFeeBudget?: bigint;
   logger?: Logger;
 }
 
@@ -129,7 +177,7 @@ interface ChipState {
 
 export class MinerAgent {
   readonly metrics = new Registry();
-  private readonly client: UncClient;
+  private readonly client: MinerClient;
   private readonly logger: Logger;
   private readonly owner: { seed: Uint8Array; publicKey: Uint8Array; address: string };
   private chips: ChipState[] = [];
@@ -143,6 +191,8 @@ export class MinerAgent {
   private readonly hashes = new Map<number, string>();
   /** Sends waiting for the head to reach a height (a heartbeat's wait for inclusion ends there). */
   private readonly headWaiters = new Set<{ height: number; reached(): void }>();
+  /** Urgent fees spent per chip per epoch, across passes. */
+  private readonly urgentBudget: UrgentFeeBudget;
   private readonly m;
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
@@ -155,7 +205,8 @@ export class MinerAgent {
   offerId: string | null = null;
 
   constructor(private readonly opts: MinerAgentOptions) {
-    this.client = new UncClient(opts.nodeUrl);
+    this.client = opts.client ?? new UncClient(opts.nodeUrl);
+    this.urgentBudget = new UrgentFeeBudget(opts.urgentFeeBudget ?? DEFAULT_URGENT_FEE_BUDGET);
     this.logger = opts.logger ?? createLogger('miner');
     const publicKey = ed25519PublicKey(opts.ownerSeed);
     this.owner = { seed: opts.ownerSeed, publicKey, address: encodeAddress(addressFromPublicKey(publicKey)) };
@@ -177,12 +228,7 @@ export class MinerAgent {
     const status = await this.client.status();
     // The node's second answer is the one every transaction and answer is signed for: a node that
     // named the pinned chain for the unlock and another one here would have them signed for it.
-    if (this.opts.chainId !== undefined && status.chainId !== this.opts.chainId) {
-      throw new UncError(
-        'CHAIN_CHANGED',
-        `the node reported chain "${this.opts.chainId}" when the key was unlocked and now "${status.chainId}": nothing was signed`,
-      );
-    }
+    assertChainUnchanged(status.chainId, this.opts.chainId);
     this.chainId = status.chainId;
     this.latest = status.height;
     for (const signer of this.opts.chips) {
@@ -202,6 +248,9 @@ export class MinerAgent {
     this.m.chips.set(this.chips.length);
     if (this.opts.statusPort !== undefined) await this.serveStatus(this.opts.statusPort);
     if (this.opts.provider) {
+      // The lease reads need the whole client: a scripted one does not serve renters.
+      if (!(this.client instanceof UncClient))
+        throw new Error('the provider API needs a node client (UncClient), not a scripted one');
       this.provider = new ProviderServer({
         ...this.opts.provider,
         chainId: this.chainId,
@@ -405,19 +454,29 @@ export class MinerAgent {
     return n;
   }
 
+  /**
+   * The unsigned transaction of `actions` from this owner, all but its fee: the one place its
+   * fields are chosen, so that the header `minimumFee` prices is the one `send` signs (two copies
+   * could drift apart, e.g. an expiry changed in one, and the fee priced would be another's).
+   */
+  private header(actions: Action[], nonce: bigint): Omit<Transaction, 'fee'> {
+    return {
+      chainId: this.chainId,
+      signer: this.owner.publicKey,
+      nonce,
+      expiresAt: BigInt(this.latest + TX_TTL_BLOCKS),
+      actions,
+    };
+  }
+
   /** The chain's minimum fee of a transaction of `actions` from this owner. */
   private async minimumFee(actions: Action[]): Promise<bigint> {
     const params = await this.client.getParams();
-    return feeFor(
-      {
-        chainId: this.chainId,
-        signer: this.owner.publicKey,
-        nonce: this.nonce ?? 0n,
-        expiresAt: BigInt(this.latest + 20),
-        actions,
-      },
-      { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) },
-    );
+    // The nonce is fixed-width: the size, so the fee, does not depend on which one is signed.
+    return feeFor(this.header(actions, this.nonce ?? 0n), {
+      minFeePerByte: BigInt(params.minFeePerByte),
+      minFeePerAction: BigInt(params.minFeePerAction),
+    });
   }
 
   /** Resolves once the head is at `height` or past it (never, after `stop`). */
@@ -448,20 +507,12 @@ export class MinerAgent {
    * no longer than 30 s or until the head reaches `waitUntil`; resyncs the nonce on any failure
    * (a send after one still pending takes its nonce, and with a fee replaces it).
    */
-  private async send(
-    actions: Action[],
-    fee: bigint | 'minimum',
-    waitUntil?: number,
-  ): Promise<{ ok: true; height: number } | { ok: false; reason: string }> {
+  private async send(actions: Action[], fee: bigint | 'minimum', waitUntil?: number): Promise<SendOutcome> {
     const paid = fee === 'minimum' ? await this.minimumFee(actions) : fee;
-    const base = {
-      chainId: this.chainId,
-      signer: this.owner.publicKey,
-      nonce: await this.nextNonce(),
-      expiresAt: BigInt(this.latest + 20),
-      actions,
-    };
-    const stx = signTransaction({ ...base, fee: paid }, this.owner.seed);
+    const stx = signTransaction(
+      { ...this.header(actions, await this.nextNonce()), fee: paid },
+      this.owner.seed,
+    );
     try {
       const { hash } = await this.client.sendRawTransaction(encodeSigned(stx));
       const inclusion = this.client.waitForTransaction(hash, 30_000);
@@ -477,11 +528,15 @@ export class MinerAgent {
       }
       if (outcome.status === 'included') return { ok: true, height: outcome.height };
       this.nonce = null;
-      return { ok: false, reason: `${outcome.code}: ${outcome.reason}` };
+      return withAnswer({ ok: false, reason: `${outcome.code}: ${outcome.reason}` }, outcome.answer);
     } catch (err) {
       this.nonce = null;
       const e = err as RpcClientError;
-      return { ok: false, reason: e.reason ? `${e.reason}: ${e.message}` : e.message };
+      const data = e.data as { answer?: unknown } | undefined;
+      return withAnswer(
+        { ok: false, reason: e.reason ? `${e.reason}: ${e.message}` : e.message },
+        data?.answer,
+      );
     }
   }
 
@@ -554,6 +609,7 @@ export class MinerAgent {
         {
           maxFee: this.opts.maxHeartbeatFee ?? DEFAULT_MAX_HEARTBEAT_FEE,
           urgentBlocks: this.opts.urgentBlocks ?? DEFAULT_URGENT_BLOCKS,
+          budget: this.urgentBudget,
         },
       );
     } finally {

@@ -25,7 +25,7 @@ import {
   ValidationError,
   verifyHeartbeat,
 } from '@unc/core';
-import type { ChipJson } from '@unc/sdk';
+import type { AnswerRefJson, ChipJson } from '@unc/sdk';
 
 export interface AnswerItem {
   chipIdHex: string;
@@ -38,7 +38,13 @@ export interface AnswerItem {
   triedBefore: boolean;
 }
 
-export type SendOutcome = { ok: true; height: number } | { ok: false; reason: string };
+/**
+ * A send's outcome. A refusal's `answer` is the answer it names, structured (the node's
+ * `error.data.answer`, a drop's `answer`): the reason's words are for people and may change.
+ */
+export type SendOutcome =
+  | { ok: true; height: number }
+  | { ok: false; reason: string; answer?: AnswerRefJson };
 
 /** What `deliverAnswers` needs of the node and the owner's account. */
 export interface HeartbeatPort {
@@ -63,6 +69,41 @@ export interface FeePolicy {
   maxFee: bigint;
   /** An answer whose window closes within this many blocks is urgent. */
   urgentBlocks: number;
+  /** What each chip may still spend on urgent fees this epoch (none: only `maxFee` bounds them). */
+  budget?: UrgentFeeBudget;
+}
+
+/**
+ * Urgent heartbeat fees per chip per epoch. `maxFee` bounds one heartbeat only: whoever relays a
+ * miner's answers can copy each one into a transaction of its own and land it first, every slot,
+ * so that every answer goes unincluded fee-free, turns urgent and is sent again paying — up to
+ * `maxFee` for each of a chip's 96 answers a day. Each fee is charged, in full, to every chip whose
+ * urgent answer it is paid for, in that answer's epoch; a chip whose budget cannot cover the fee
+ * gets no fee paid for it (its answer still goes fee-free, and with another chip's that can pay).
+ * Charged when the paying transaction is sent (it may land), so an attack can only use a budget
+ * up, never pass it. Epochs are the chain's, from the answers: no clock.
+ */
+export class UrgentFeeBudget {
+  private readonly spent = new Map<string, bigint>();
+  private latestEpoch = 0;
+
+  constructor(readonly perChipPerEpoch: bigint) {}
+
+  left(chipIdHex: string, epoch: number): bigint {
+    const left = this.perChipPerEpoch - (this.spent.get(`${chipIdHex}:${epoch}`) ?? 0n);
+    return left > 0n ? left : 0n;
+  }
+
+  charge(chipIdHex: string, epoch: number, fee: bigint): void {
+    const key = `${chipIdHex}:${epoch}`;
+    this.spent.set(key, (this.spent.get(key) ?? 0n) + fee);
+    // Answers are for the current epoch or the one before: older entries are done with.
+    if (epoch > this.latestEpoch) {
+      this.latestEpoch = epoch;
+      for (const k of [...this.spent.keys()])
+        if (Number(k.slice(k.lastIndexOf(':') + 1)) < epoch - 1) this.spent.delete(k);
+    }
+  }
 }
 
 export interface Settled {
@@ -75,16 +116,18 @@ export interface Settled {
 /** Sends in one pass, resends included; bounds what one refusal storm can cost. */
 export const MAX_SENDS_PER_PASS = 4;
 
-/** Whether `reason` (a node's refusal) names this answer, as core and the mempool write it. */
-export function refusalNames(reason: string, item: AnswerItem): boolean {
-  const name = `chip ${item.chipIdHex.slice(0, 16)}… epoch ${item.epoch} slot ${item.slot}`;
-  for (let at = reason.indexOf(name); at !== -1; at = reason.indexOf(name, at + 1)) {
-    // The name ends where its slot number does: "slot 1" begins "slot 12" (up to 32 slots an
-    // epoch), and a refusal of slot 12 must not drop the chip's answer to slot 1.
-    const next = reason.charAt(at + name.length);
-    if (!(next >= '0' && next <= '9')) return true;
-  }
-  return false;
+/**
+ * Whether a refusal names this answer: by the structured `answer` it carries (core's
+ * ValidationError.answer, passed on by the node), never by the message's words. Matching the text
+ * turned this path off silently whenever core's wording changed (the batch then failed whole).
+ */
+export function refusalNames(named: AnswerRefJson | undefined, item: AnswerItem): boolean {
+  return (
+    named !== undefined &&
+    named.chipId.toLowerCase() === item.chipIdHex.toLowerCase() &&
+    named.epoch === item.epoch &&
+    named.slot === item.slot
+  );
 }
 
 /**
@@ -94,7 +137,7 @@ export function refusalNames(reason: string, item: AnswerItem): boolean {
 export function stillOpen(
   batch: readonly AnswerItem[],
   views: ReadonlyMap<string, ChipJson | null>,
-  refusal: string,
+  refusal: { reason: string; answer?: AnswerRefJson },
 ): { keep: AnswerItem[]; done: Settled[] } {
   const keep: AnswerItem[] = [];
   const done: Settled[] = [];
@@ -112,7 +155,7 @@ export function stillOpen(
     } else if (slot.status !== 'open') why = `slot ${slot.status}`;
     // Refused for this very answer (a bad signature the state cannot show, a copy still pending
     // elsewhere): the next pass answers it again if its slot is still open then.
-    else if (refusal && refusalNames(refusal, item)) why = `refused: ${refusal}`;
+    else if (refusalNames(refusal.answer, item)) why = `refused: ${refusal.reason}`;
     if (why === null) keep.push(item);
     else done.push({ item, included: false, result: why });
   }
@@ -146,14 +189,21 @@ export async function deliverAnswers(
     batch = batch.filter((i) => i.windowEnd > head);
     if (batch.length === 0) break;
     const answers = batch.map((i) => i.answer);
-    const urgent = batch.some((i) => i.triedBefore && i.windowEnd - head <= policy.urgentBlocks);
+    const isUrgent = (i: AnswerItem) => i.triedBefore && i.windowEnd - head <= policy.urgentBlocks;
     let fee = 0n;
     let canPay = false;
+    let min = 0n;
+    // Whether a fee of `min` may be paid for this answer: within its chip's budget for the epoch.
+    const budgetAllows = (i: AnswerItem) => !policy.budget || policy.budget.left(i.chipIdHex, i.epoch) >= min;
+    let payers: AnswerItem[] = [];
     if (policy.maxFee > 0n) {
-      const min = await port.minimumFee(answers);
-      canPay = min <= policy.maxFee && (await port.balance()) >= min;
-      if (urgent && canPay) fee = min;
+      min = await port.minimumFee(answers);
+      canPay = min <= policy.maxFee && batch.some(budgetAllows) && (await port.balance()) >= min;
+      payers = canPay ? batch.filter((i) => isUrgent(i) && budgetAllows(i)) : [];
+      if (payers.length > 0) fee = min;
     }
+    // Charged when sent (a paying transaction may land even if its wait fails).
+    if (fee > 0n) for (const i of payers) policy.budget?.charge(i.chipIdHex, i.epoch, fee);
     // A fee-free send that could still be bumped waits only until the answers turn urgent.
     const firstEnd = Math.min(...batch.map((i) => i.windowEnd));
     const waitUntil = fee === 0n && canPay ? Math.max(head + 1, firstEnd - policy.urgentBlocks) : firstEnd;
@@ -172,10 +222,12 @@ export async function deliverAnswers(
       break;
     }
     const views = await port.chips([...new Set(batch.map((i) => i.chipIdHex))]);
-    const { keep, done } = stillOpen(batch, views, result.reason);
+    const { keep, done } = stillOpen(batch, views, result);
     settled.push(...done);
     const bumpNow =
-      fee === 0n && canPay && keep.some((i) => i.windowEnd - port.head() <= policy.urgentBlocks);
+      fee === 0n &&
+      canPay &&
+      keep.some((i) => i.windowEnd - port.head() <= policy.urgentBlocks && budgetAllows(i));
     // Nothing settled and no fee to add: the same transaction again would fare the same.
     if (keep.length === batch.length && !bumpNow) {
       failAll();

@@ -5,7 +5,7 @@
  * reach into consensus or the network, and the RPC modules do not import node.ts (which imports
  * them): there is no import cycle between the node and its RPC (test/rpc/import-cycles.test.ts).
  */
-import type { TxEnvelope } from '@unc/core';
+import type { AnswerRef, TxEnvelope } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
 import type { Chain, CommittedBlock } from '../chain.js';
 import type { Logger } from '../log.js';
@@ -15,7 +15,7 @@ import type { SyncProgress } from '../sync.js';
 export type TxWatcher = (
   event:
     | { status: 'included'; height: number; index: number; blockHash: string }
-    | { status: 'rejected'; code: string; reason: string; height: number },
+    | { status: 'rejected'; code: string; reason: string; height: number; answer?: AnswerRef },
 ) => void;
 
 export interface RpcContext {

@@ -69,8 +69,16 @@ export function toRpcErrorObject(err: unknown): RpcErrorObject | undefined {
     return out;
   }
   if (typeof err === 'object' && err !== null && !isSystemError(err)) {
-    const { code, message } = err as { code?: unknown; message?: unknown };
+    const { code, message, answer } = err as { code?: unknown; message?: unknown; answer?: unknown };
     if (typeof code === 'string' && typeof message === 'string') {
+      // A heartbeat refusal names its answer structured (core's ValidationError.answer), so a
+      // miner rebuilds its batch from `data.answer`, not from the message's words.
+      if (answer instanceof Object)
+        return {
+          code: RpcErrorCode.APPLICATION_ERROR,
+          message,
+          data: { reason: code, answer: toJsonValue(answer) },
+        };
       return { code: RpcErrorCode.APPLICATION_ERROR, message, data: { reason: code } };
     }
   }

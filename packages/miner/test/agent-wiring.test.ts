@@ -1,0 +1,185 @@
+/**
+ * MinerAgent's wiring (agent.ts), driven through a scripted node client: it refuses to start on a
+ * node naming another chain than the key was unlocked for (nothing signed), answers an open slot
+ * in one heartbeat signed for the node's chain with the header it priced, passes again on each new
+ * block, and after stop() asks nothing more. Heights move only when the test delivers a block; no
+ * wall clock, no network.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  decode,
+  ed25519PublicKey,
+  fromHex,
+  heartbeatChallenge,
+  signedTransactionCodec,
+  toHex,
+  verifyHeartbeat,
+} from '@unc/core';
+import { type BlockJson, type ChipJson, feeFor, RpcClientError, type Subscription } from '@unc/sdk';
+import { MinerAgent, type MinerClient } from '../src/agent/agent.js';
+import { DevSoftSigner } from '../src/agent/signers.js';
+
+const CHAIN = 'unc-wiring-test';
+const SLOT_HEIGHT = 8;
+const HASH = 'cd'.repeat(32);
+
+function scriptedNode(opts: { chainId?: string; head?: number } = {}) {
+  const state = {
+    head: opts.head ?? 10,
+    /** Calls by method, in order. */
+    calls: [] as string[],
+    /** Raw transactions sent (hex). */
+    sent: [] as string[],
+    slotStatus: 'open' as 'open' | 'answered',
+    onBlock: null as ((b: BlockJson) => void) | null,
+    closed: false,
+  };
+  const chipView = (chipId: string): ChipJson =>
+    ({
+      chipId,
+      status: 'active',
+      statusReason: '',
+      online: true,
+      slots: [
+        {
+          epoch: 0,
+          slot: 0,
+          height: SLOT_HEIGHT,
+          status: state.slotStatus,
+          windowEnd: SLOT_HEIGHT + 20,
+        },
+      ],
+      slotsAnswered: state.slotStatus === 'answered' ? 1 : 0,
+      slotsMissed: 0,
+      rewardsEarned: '0',
+      lastAnsweredAt: 0,
+    }) as unknown as ChipJson;
+  const client: MinerClient = {
+    url: 'scripted://node',
+    status: async () => {
+      state.calls.push('status');
+      return { chainId: opts.chainId ?? CHAIN, height: state.head, timeMs: 1_000_000, time: '' } as never;
+    },
+    subscribe: (async (_name: string, _params: unknown, onEvent: (b: BlockJson) => void) => {
+      state.calls.push('subscribe');
+      state.onBlock = onEvent;
+      const sub: Subscription = {
+        id: '1',
+        close: () => {
+          state.closed = true;
+        },
+        onClose: () => {},
+      };
+      return sub;
+    }) as MinerClient['subscribe'],
+    call: (async (method: string, params: unknown[]) => {
+      state.calls.push(method);
+      if (method === 'unc_getChip') return chipView(params[0] as string);
+      throw new RpcClientError(-32601, `no ${method} here`);
+    }) as MinerClient['call'],
+    getHeader: (async (height: number) => {
+      state.calls.push('getHeader');
+      return { height, hash: HASH } as never;
+    }) as MinerClient['getHeader'],
+    getAccount: (async () => {
+      state.calls.push('getAccount');
+      return { address: '', balance: (10n ** 18n).toString(), nonce: 4, height: state.head, stateRoot: '' };
+    }) as MinerClient['getAccount'],
+    getParams: (async () => {
+      state.calls.push('getParams');
+      return { minFeePerByte: '1000', minFeePerAction: '100000' } as never;
+    }) as MinerClient['getParams'],
+    sendRawTransaction: async (hex: string) => {
+      state.calls.push('sendRawTransaction');
+      state.sent.push(hex);
+      return { hash: `${state.sent.length}`.padStart(64, '0') } as never;
+    },
+    waitForTransaction: (async () => {
+      state.calls.push('waitForTransaction');
+      state.slotStatus = 'answered';
+      return { hash: '', status: 'included', height: state.head + 1, index: 0, blockHash: HASH };
+    }) as MinerClient['waitForTransaction'],
+    getOffers: (async () => {
+      state.calls.push('getOffers');
+      return [];
+    }) as MinerClient['getOffers'],
+  };
+  return { state, client };
+}
+
+const ownerSeed = new Uint8Array(32).fill(3);
+const chipSeed = new Uint8Array(32).fill(9);
+
+test('the agent refuses to start on a node naming another chain (CHAIN_CHANGED): nothing asked past its status, nothing signed', async () => {
+  const { state, client } = scriptedNode({ chainId: 'unc-mainnet' });
+  const agent = new MinerAgent({
+    nodeUrl: 'http://unused',
+    client,
+    ownerSeed,
+    chainId: CHAIN,
+    chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
+  });
+  await assert.rejects(agent.start(), (err: unknown) => (err as { code?: string }).code === 'CHAIN_CHANGED');
+  assert.deepEqual(state.calls, ['status']);
+  assert.equal(state.sent.length, 0);
+  await agent.stop();
+});
+
+test('started, the agent answers the open slot in one heartbeat signed as priced, passes on each block, and asks nothing after stop', async () => {
+  const { state, client } = scriptedNode();
+  const signer = new DevSoftSigner(chipSeed, 'm', 'chip-0');
+  const chipId = await signer.chipId();
+  const agent = new MinerAgent({
+    nodeUrl: 'http://unused',
+    client,
+    ownerSeed,
+    chainId: CHAIN,
+    chips: [signer],
+  });
+  await agent.start();
+  // The first pass (in start): one heartbeat with the chip's answer to slot 0.
+  assert.equal(state.sent.length, 1);
+  const stx = decode(signedTransactionCodec, fromHex(state.sent[0]!));
+  assert.equal(stx.tx.chainId, CHAIN);
+  assert.deepEqual(stx.tx.signer, ed25519PublicKey(ownerSeed));
+  assert.equal(stx.tx.nonce, 4n, "the account's nonce");
+  const action = stx.tx.actions[0]!;
+  assert.equal(action.type, 'heartbeat');
+  const answer = (action as Extract<typeof action, { type: 'heartbeat' }>).answers[0]!;
+  assert.deepEqual(answer.chipId, chipId);
+  // The answer verifies against the chip's key for the slot block's hash on this chain.
+  verifyHeartbeat(
+    {
+      profile: 'dev-soft',
+      keyMaterial: ed25519PublicKey(chipSeed),
+    },
+    answer.evidence,
+    heartbeatChallenge(CHAIN, chipId, fromHex(HASH, 32)),
+  );
+  // Not urgent: fee-free. The header signed is the one the agent priced (one place builds it).
+  assert.equal(stx.tx.fee, 0n);
+  const { fee: _fee, ...header } = stx.tx;
+  assert.equal(
+    await (agent as unknown as { minimumFee(a: typeof stx.tx.actions): Promise<bigint> }).minimumFee(
+      stx.tx.actions,
+    ),
+    feeFor(header, { minFeePerByte: 1000n, minFeePerAction: 100000n }),
+  );
+  const status = agent.status();
+  assert.equal(status.chips[0]!.chipId, toHex(chipId));
+  assert.match(status.chips[0]!.recent.at(-1)!.result, /^included at 11$/);
+  // A new block: another pass reads the chip again and finds nothing open to answer.
+  const before = state.calls.length;
+  state.head = 11;
+  state.onBlock!({ height: 11, hash: HASH } as BlockJson);
+  await new Promise((r) => setImmediate(r));
+  assert.ok(state.calls.slice(before).includes('unc_getChip'), 'the block started a pass');
+  assert.equal(state.sent.length, 1, 'the answered slot is not answered again');
+  await agent.stop();
+  assert.equal(state.closed, true, 'the block subscription is closed');
+  const after = state.calls.length;
+  state.onBlock!({ height: 12, hash: HASH } as BlockJson);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(state.calls.length, after, 'nothing asked of the node after stop');
+});

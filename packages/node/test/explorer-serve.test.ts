@@ -1,0 +1,31 @@
+/** The node serving the built explorer at /explorer/: what the browser is told about the page. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { explorerHandler } from '../src/explorer.js';
+
+// A renter signs lease openings in the explorer: a page that framed it invisibly could steer
+// their clicks (clickjacking); a <meta> policy cannot forbid framing, so the node's header does.
+test('the explorer may not be framed by another site, and its files are not sniffed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-explorer-serve-'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>x</title>');
+  const handle = explorerHandler(dir);
+  const server = createServer((req, res) => {
+    if (!handle(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/explorer/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    assert.equal(res.headers.get('x-frame-options'), 'DENY');
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
