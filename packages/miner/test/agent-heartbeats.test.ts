@@ -502,3 +502,17 @@ test('a chip out of budget does not stop the fee another urgent chip of the batc
   assert.equal(node.sent[0]!.fee, MIN_FEE);
   assert.equal(budget.left(chipHex(1), 0), 0n, 'charged to the chip it was paid for');
 });
+
+// The epochs come from the node's chip view. Pruned across all chips, one chip shown at a made-up
+// far epoch wiped every other chip's spending for the real epoch, and their urgent fees could be
+// forced again from zero.
+test('one chip charged at a made-up far epoch does not reset what the other chips spent', () => {
+  const budget = new UrgentFeeBudget(10n);
+  budget.charge('aa', 100, 10n);
+  budget.charge('bb', 1_000_000_000, 1n);
+  assert.equal(budget.left('aa', 100), 0n, 'chip aa has still spent its budget for epoch 100');
+  budget.charge('aa', 101, 4n);
+  budget.charge('aa', 102, 1n);
+  assert.equal(budget.left('aa', 100), 10n, 'a chip’s own epochs older than the one before are forgotten');
+  assert.equal(budget.left('aa', 101), 6n);
+});

@@ -84,25 +84,25 @@ export interface FeePolicy {
  * up, never pass it. Epochs are the chain's, from the answers: no clock.
  */
 export class UrgentFeeBudget {
-  private readonly spent = new Map<string, bigint>();
-  private latestEpoch = 0;
+  /** Per chip: spent per epoch, for its latest epoch charged and the one before. */
+  private readonly spent = new Map<string, Map<number, bigint>>();
 
   constructor(readonly perChipPerEpoch: bigint) {}
 
   left(chipIdHex: string, epoch: number): bigint {
-    const left = this.perChipPerEpoch - (this.spent.get(`${chipIdHex}:${epoch}`) ?? 0n);
+    const left = this.perChipPerEpoch - (this.spent.get(chipIdHex)?.get(epoch) ?? 0n);
     return left > 0n ? left : 0n;
   }
 
   charge(chipIdHex: string, epoch: number, fee: bigint): void {
-    const key = `${chipIdHex}:${epoch}`;
-    this.spent.set(key, (this.spent.get(key) ?? 0n) + fee);
-    // Answers are for the current epoch or the one before: older entries are done with.
-    if (epoch > this.latestEpoch) {
-      this.latestEpoch = epoch;
-      for (const k of [...this.spent.keys()])
-        if (Number(k.slice(k.lastIndexOf(':') + 1)) < epoch - 1) this.spent.delete(k);
-    }
+    let epochs = this.spent.get(chipIdHex);
+    if (!epochs) this.spent.set(chipIdHex, (epochs = new Map()));
+    epochs.set(epoch, (epochs.get(epoch) ?? 0n) + fee);
+    // Answers are for the current epoch or the one before: older entries are done with. Pruned per
+    // chip: the epochs come from the node's chip view, and one chip shown at a made-up far epoch
+    // must not wipe what every other chip has spent.
+    const latest = Math.max(...epochs.keys());
+    for (const e of [...epochs.keys()]) if (e < latest - 1) epochs.delete(e);
   }
 }
 
