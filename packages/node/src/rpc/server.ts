@@ -60,14 +60,15 @@ export interface RpcLimits {
   maxBatchResponseBytes: number;
   /** Most open sockets (HTTP and WebSocket together). */
   maxConnections: number;
-  /** Most open sockets from one IP address (IPv6: one /64). */
+  /** Most open sockets from one IP address (IPv6: one /64; a /48 IPV6_48_SHARE times that). */
   maxConnectionsPerIp: number;
   maxWsConnections: number;
   maxSubscriptionsPerConnection: number;
   /**
    * Most messages (requests or batches) of one IP address being handled at once, over all its
    * connections: what bounds the replies in memory for one client (HTTP pipelining included). An
-   * HTTP message counts until its reply has been handed to the socket.
+   * HTTP message counts until its reply has been handed to the socket. IPv6: per /64, and a /48
+   * IPV6_48_SHARE times that.
    */
   maxInflightPerIp: number;
   /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
@@ -268,6 +269,11 @@ interface Call {
   subscribed: string[];
   rateLimited: number;
   retryAfterMs: number;
+  /**
+   * Whether no WebSocket reply could fit when its first request was checked (see wsNoRoom): looked
+   * at once a message, as it costs a look at every connection.
+   */
+  noRoom?: boolean;
 }
 
 /** Array.isArray narrows `unknown` to `any[]`; this keeps untrusted input typed as unknown. */
@@ -346,6 +352,49 @@ export function blockKey(client: string): string | undefined {
 
 /** How many /64s' worth of rate limit a whole IPv6 /48 gets, shared by all of its /64s. */
 export const IPV6_48_SHARE = 4;
+
+/**
+ * Counts of something per client (an IPv4 address or an IPv6 /64) capped at `limit` each, where an
+ * IPv6 client also counts under its /48, capped at IPV6_48_SHARE times that: as with the rate
+ * limit, per-/64 caps alone would give a /48 (65,536 /64s) 65,536 times the connections and
+ * messages in progress of one address.
+ */
+export class ClientTally {
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Whether one more of the client's would stay within its cap and its /48's (counts nothing). */
+  fits(client: string): boolean {
+    const block = blockKey(client);
+    return (
+      (this.counts.get(client) ?? 0) < this.limit &&
+      (block === undefined || (this.counts.get(block) ?? 0) < this.limit * IPV6_48_SHARE)
+    );
+  }
+
+  /** Counts one more of the client's; false when that takes it past its cap or its /48's. */
+  add(client: string): boolean {
+    const fits = this.fits(client);
+    this.bump(client, 1);
+    const block = blockKey(client);
+    if (block !== undefined) this.bump(block, 1);
+    return fits;
+  }
+
+  /** Counts one fewer (of one that add() counted). */
+  remove(client: string): void {
+    this.bump(client, -1);
+    const block = blockKey(client);
+    if (block !== undefined) this.bump(block, -1);
+  }
+
+  private bump(key: string, by: number): void {
+    const n = (this.counts.get(key) ?? 0) + by;
+    if (n <= 0) this.counts.delete(key);
+    else this.counts.set(key, n);
+  }
+}
 
 /** Token buckets per key: `rate` units a second, at most `burst` saved up. */
 class TokenBuckets {
@@ -651,7 +700,10 @@ class Connection {
      * Books bytes about to be sent against the budget of all clients: an event always (which may
      * drop this one), a reply only when it fits (false: it does not, answer "busy" instead).
      */
-    private readonly budget: { event(bytes: number): void; reply(bytes: number): boolean },
+    private readonly budget: {
+      event(bytes: number): void;
+      reply(bytes: number, client: string | null): boolean;
+    },
     private readonly log: Logger,
   ) {
     this.takenAtRound = bytesTaken(ws) ?? 0;
@@ -697,7 +749,7 @@ class Connection {
    */
   sendReply(data: string, busy: () => string): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return true;
-    if (this.budget.reply(Buffer.byteLength(data))) {
+    if (this.budget.reply(Buffer.byteLength(data), this.client)) {
       this.write(data);
       return true;
     }
@@ -968,21 +1020,26 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * retried once the next ping round has made room.
    */
   function busyText(call: Call): string {
+    if (call.batch) return `[${call.ids.map(busyReply).join(',')}]`;
+    return busyReply(call.ids[0] ?? null);
+  }
+
+  /** -32005 BUSY for one request, to retry once the next ping round has made room. */
+  function busyReply(id: RpcId): string {
     const retryAfterMs = Math.min(limits.pingIntervalMs, Math.max(1, nextWsRoundAt - Date.now()));
-    const busy = (id: RpcId): string =>
-      JSON.stringify(
-        limitResponse(
-          id,
-          limitError(
-            'BUSY',
-            'the server holds too many unsent replies; retry shortly',
-            limits.maxWsBufferedBytesTotal,
-            { retryAfterMs },
-          ),
+    return JSON.stringify(
+      limitResponse(
+        id,
+        limitError(
+          'BUSY',
+          'the server holds too many unsent replies; retry shortly',
+          limits.maxWsBufferedBytesTotal,
+          {
+            retryAfterMs,
+          },
         ),
-      );
-    if (call.batch) return `[${call.ids.map(busy).join(',')}]`;
-    return busy(call.ids[0] ?? null);
+      ),
+    );
   }
 
   /** Serialises a result within the bytes the reply has left, or answers why it cannot. */
@@ -1011,8 +1068,19 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return Buffer.byteLength(text) > room ? tooLarge() : text;
   }
 
-  /** Handles one request object; resolves to its serialised response, or undefined for a notification. */
+  /**
+   * Handles one request object; resolves to its serialised response, or undefined for a
+   * notification. The id the reply carries is worked out once, here, and kept in `call.ids` for
+   * busyText.
+   */
   async function handleOne(raw: unknown, call: Call): Promise<string | undefined> {
+    const replyId = replyIdOf(raw);
+    const reply = await answerOne(raw, replyId, call);
+    if (reply !== undefined) call.ids.push(replyId);
+    return reply;
+  }
+
+  async function answerOne(raw: unknown, replyId: RpcId, call: Call): Promise<string | undefined> {
     if (!isRecord(raw)) {
       const refused = admit(call, 1);
       if (refused) return JSON.stringify(limitResponse(null, refused));
@@ -1023,7 +1091,6 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const hasId = Object.hasOwn(raw, 'id');
     const id = raw.id;
     const validId = id === null || typeof id === 'string' || typeof id === 'number';
-    const replyId = replyIdOf(raw);
     const invalid = (why: string): string => {
       const refused = admit(call, 1);
       if (refused) return JSON.stringify(limitResponse(replyId, refused));
@@ -1039,6 +1106,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const method = raw.method;
 
     if (call.full) return hasId ? JSON.stringify(limitResponse(replyId, batchFullError())) : undefined;
+    // A reply is computed before it is refused BUSY: when no reply of this client could fit now,
+    // whatever its size, it is refused unrun (CPU spent on a block read for nothing, else). Not an
+    // unsubscribe, which only frees room; nor a notification, which has no reply to refuse.
+    if (hasId && call.conn && method !== UNSUBSCRIBE_METHOD && (call.noRoom ??= wsNoRoom(call.conn))) {
+      return busyReply(replyId);
+    }
     const refused = admit(call, costOf(method, params));
     if (refused) return hasId ? JSON.stringify(limitResponse(replyId, refused)) : undefined;
 
@@ -1099,10 +1172,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
     if (!isList(payload)) {
       const reply = await handleOne(payload, call);
-      if (reply !== undefined) {
-        call.replies = 1;
-        call.ids.push(replyIdOf(payload));
-      }
+      if (reply !== undefined) call.replies = 1;
       return reply;
     }
     if (payload.length === 0) {
@@ -1123,7 +1193,6 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const reply = await handleOne(item, call);
       if (reply === undefined) continue;
       replies.push(reply);
-      call.ids.push(replyIdOf(item));
       call.bytesLeft -= Buffer.byteLength(reply) + 1;
     }
     call.replies = replies.length;
@@ -1131,8 +1200,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return replies.length > 0 ? `[${replies.join(',')}]` : undefined;
   }
 
-  /** Messages being handled per client (rate-limit key). */
-  const inflight = new Map<string, number>();
+  /** Messages being handled per client (rate-limit key), and per IPv6 /48. */
+  const inflight = new ClientTally(limits.maxInflightPerIp);
 
   /**
    * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
@@ -1141,30 +1210,30 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
-    const busy = inflight.get(client) ?? 0;
-    if (busy >= limits.maxInflightPerIp) {
+    if (!inflight.fits(client)) {
       call.rateLimited = call.replies = 1;
       call.retryAfterMs = 1_000;
       const err = limitError(
         'CONCURRENCY_LIMIT',
-        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}); wait for replies`,
+        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}, ${limits.maxInflightPerIp * IPV6_48_SHARE} for an IPv6 /48); wait for replies`,
         limits.maxInflightPerIp,
       );
       return JSON.stringify(limitResponse(null, err));
     }
-    inflight.set(client, busy + 1);
+    inflight.add(client);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      const left = (inflight.get(client) ?? 1) - 1;
-      if (left <= 0) inflight.delete(client);
-      else inflight.set(client, left);
+      inflight.remove(client);
     };
     let held = false;
     try {
       const reply = await handleText(text, call);
-      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+      // Bytes, not characters: a reply of 3-byte characters costs three times its length to send.
+      if (reply !== undefined) {
+        rateLimiter.debit(client, Math.floor(Buffer.byteLength(reply) / PARSE_UNIT_CHARS));
+      }
       // An HTTP reply stays in this process's memory until the client has read it: the message is
       // in progress until then, or every socket of a client that reads slowly pins a reply.
       if (res && reply !== undefined && !res.destroyed) {
@@ -1298,20 +1367,17 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Sockets over a cap: their first request is answered with this error, then they are closed. */
   const refusals = new WeakMap<Socket, ConnectionRefusal>();
-  const perClient = new Map<string, number>();
+  const perClient = new ClientTally(limits.maxConnectionsPerIp);
   let openSockets = 0;
 
   function onSocket(socket: Socket): void {
     openSockets++;
     const client = clientOf(socket);
-    const mine = client === null ? 0 : (perClient.get(client) ?? 0) + 1;
-    if (client !== null) perClient.set(client, mine);
+    // Counted even when refused: the socket is open until its refusal has gone out.
+    const within = client === null || perClient.add(client);
     socket.once('close', () => {
       openSockets--;
-      if (client === null) return;
-      const left = (perClient.get(client) ?? 1) - 1;
-      if (left <= 0) perClient.delete(client);
-      else perClient.set(client, left);
+      if (client !== null) perClient.remove(client);
     });
     if (openSockets > 2 * limits.maxConnections) {
       // Far over the cap: not even an answer is worth the memory.
@@ -1328,12 +1394,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
           limits.maxConnections,
         ),
       });
-    } else if (mine > limits.maxConnectionsPerIp) {
+    } else if (!within) {
       refusals.set(socket, {
         status: 429,
         error: limitError(
           'CONNECTION_LIMIT',
-          `too many open connections from your address (limit ${limits.maxConnectionsPerIp})`,
+          `too many open connections from your address (limit ${limits.maxConnectionsPerIp}, ${limits.maxConnectionsPerIp * IPV6_48_SHARE} for an IPv6 /48)`,
           limits.maxConnectionsPerIp,
         ),
       });
@@ -1472,6 +1538,109 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   let wsRefusedBytes = 0;
 
   /**
+   * The line for room in the total: clients (rate-limit keys) refused a reply for want of it, with
+   * the largest reply refused, when they first were (`seq`) and the ping round they last were. An
+   * entry lasts to the end of the round after its last refusal (the round that made room for it),
+   * or until a reply of the client's is booked.
+   */
+  const wsLine = new Map<string, { bytes: number; seq: number; round: number }>();
+  let wsLineSeq = 0;
+  let wsRound = 0;
+
+  /**
+   * Unsent bytes of all WebSockets together (the total is also taken as the new bound), and per
+   * client and per IPv6 /48: one look at every connection.
+   */
+  function countWsHeld(): { total: number; held: Map<string, number> } {
+    const held = new Map<string, number>();
+    let total = 0;
+    for (const c of connections) {
+      if (c.closed) continue;
+      const pending = c.ws.bufferedAmount;
+      total += pending;
+      if (c.client === null || pending <= 0) continue;
+      held.set(c.client, (held.get(c.client) ?? 0) + pending);
+      const block = blockKey(c.client);
+      if (block !== undefined) held.set(block, (held.get(block) ?? 0) + pending);
+    }
+    wsUnsentBound = total;
+    return { total, held };
+  }
+
+  /** What a client holds unsent, for its place in the line: a /64 at least its /48's per-/64 share. */
+  function heldBy(client: string, held: ReadonlyMap<string, number>): number {
+    const mine = held.get(client) ?? 0;
+    const block = blockKey(client);
+    return block === undefined ? mine : Math.max(mine, (held.get(block) ?? 0) / IPV6_48_SHARE);
+  }
+
+  /**
+   * Room in the total kept for the clients ahead of `client` in the line: those refused that hold
+   * less than it does (or as much, and were refused first), the largest reply any of them was
+   * refused. Without it, room freed after a BUSY went to whoever asked first: an attacker asking
+   * right after each ping round (and reading at the floor) kept honest big replies refused for
+   * ever. Ordered by bytes held, so that a client holding more than others who wait (its share)
+   * gets no more until they have had theirs; a /48 counts as IPV6_48_SHARE /64s (heldBy). The
+   * largest, not the sum: clients that get in line and never come back keep one reply's room, at
+   * most, for at most two rounds.
+   */
+  function roomAhead(client: string, held: ReadonlyMap<string, number>): number {
+    const mine = heldBy(client, held);
+    const seq = wsLine.get(client)?.seq ?? Number.POSITIVE_INFINITY;
+    let room = 0;
+    for (const [other, wait] of wsLine) {
+      if (other === client) continue;
+      const theirs = heldBy(other, held);
+      if (theirs < mine || (theirs === mine && wait.seq < seq)) room = Math.max(room, wait.bytes);
+    }
+    return room;
+  }
+
+  /** Whether anyone other than `client` is in the line. */
+  function othersInLine(client: string | null): client is string {
+    return client !== null && wsLine.size > (wsLine.has(client) ? 1 : 0);
+  }
+
+  /** Puts a client refused a reply of `bytes` (0: not yet computed) in the line, or keeps its place. */
+  function joinWsLine(client: string | null, bytes: number): void {
+    const want = Math.min(bytes, limits.maxWsBufferedBytesTotal);
+    wsRefusedBytes = Math.max(wsRefusedBytes, want);
+    if (client === null) return; // exempt (a trusted proxy): it does not wait in line
+    const place = wsLine.get(client);
+    if (place) {
+      place.bytes = Math.max(place.bytes, want);
+      place.round = wsRound;
+      return;
+    }
+    // Bounded: as many places as WebSockets, a /48 as many as IPV6_48_SHARE /64s. A client left
+    // out is still refused, only without a place kept for it.
+    if (wsLine.size >= limits.maxWsConnections) return;
+    const block = blockKey(client);
+    if (block !== undefined) {
+      let mates = 0;
+      for (const other of wsLine.keys()) if (blockKey(other) === block) mates++;
+      if (mates >= IPV6_48_SHARE) return;
+    }
+    wsLine.set(client, { bytes: want, seq: wsLineSeq++, round: wsRound });
+  }
+
+  /**
+   * Whether no reply to this connection could be booked now, whatever its size: it is over its own
+   * cap, or the total (with the room kept for those ahead of it in the line) is full. It then joins
+   * the line, as a refused reply would.
+   */
+  function wsNoRoom(conn: Connection): boolean {
+    if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) return true;
+    const queued = othersInLine(conn.client);
+    if (!queued && wsUnsentBound < limits.maxWsBufferedBytesTotal) return false;
+    const { total, held } = countWsHeld();
+    const ahead = queued ? roomAhead(conn.client as string, held) : 0;
+    if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
+    joinWsLine(conn.client, 0);
+    return true;
+  }
+
+  /**
    * Books an event (or a busy answer) about to be sent to a client. Past the total cap, clients
    * behind the read floor are dropped (perhaps the one sent to), in shedOrder; clients that keep
    * up are dropped only when the total is over the cap even without this message, so that it
@@ -1496,30 +1665,33 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * when nothing else waits (it would never fit). The next ping round makes room for the largest
    * reply refused (see pingAll).
    */
-  function bookWsReply(bytes: number): boolean {
-    if (wsUnsentBound + bytes <= limits.maxWsBufferedBytesTotal) {
+  function bookWsReply(bytes: number, client: string | null): boolean {
+    // With others in line, the room kept for them is counted (one look at every connection).
+    const queued = othersInLine(client);
+    if (!queued && wsUnsentBound + bytes <= limits.maxWsBufferedBytesTotal) {
       wsUnsentBound += bytes;
+      if (client !== null) wsLine.delete(client);
       return true;
     }
-    const total = shedWsBytes(0, false, true);
-    if (total > 0 && total + bytes > limits.maxWsBufferedBytesTotal) {
-      wsRefusedBytes = Math.max(wsRefusedBytes, Math.min(bytes, limits.maxWsBufferedBytesTotal));
+    const { total, held } = countWsHeld();
+    const ahead = queued ? roomAhead(client, held) : 0;
+    if (total + ahead > 0 && total + ahead + bytes > limits.maxWsBufferedBytesTotal) {
+      joinWsLine(client, bytes);
       return false;
     }
     wsUnsentBound += bytes;
+    if (client !== null) wsLine.delete(client);
     return true;
   }
 
   /**
    * Drops clients (see overBudget) so that the unsent bytes of all plus `incoming` fit the total
-   * cap, unless `countOnly`; returns the unsent bytes of those left, without `incoming`.
+   * cap; returns the unsent bytes of those left, without `incoming`.
    */
-  function shedWsBytes(incoming: number, anyHolder: boolean, countOnly = false): number {
+  function shedWsBytes(incoming: number, anyHolder: boolean): number {
     const list = [...connections].filter((c) => !c.closed);
     const holdings = list.map((c) => c.holding());
-    const drop = new Set(
-      countOnly ? [] : overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder),
-    );
+    const drop = new Set(overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder));
     let total = 0;
     list.forEach((c, i) => {
       if (!drop.has(i)) {
@@ -1586,6 +1758,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     // clients reading at the floor could fill the total and have every big reply refused for ever).
     shedWsBytes(wsRefusedBytes, true);
     wsRefusedBytes = 0;
+    // Those refused before the last round had it make room for them, and did not come back.
+    wsRound++;
+    for (const [client, place] of wsLine) if (place.round < wsRound - 1) wsLine.delete(client);
   }
 
   // ---- lifecycle ----

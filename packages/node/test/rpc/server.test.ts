@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
   blockKey,
+  ClientTally,
   clientKey,
   DEFAULT_RPC_LIMITS,
   overBudget,
@@ -197,8 +198,8 @@ class Client {
   private readonly waiters: Array<(v: unknown) => void> = [];
   private nextId = 1;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  constructor(url: string, options?: WebSocket.ClientOptions) {
+    this.ws = new WebSocket(url, options);
     this.ws.on('message', (data) => {
       const msg: unknown = JSON.parse(data.toString());
       const waiter = this.waiters.shift();
@@ -207,8 +208,9 @@ class Client {
     });
   }
 
-  static async open(url: string): Promise<Client> {
-    const c = new Client(url);
+  /** `options.localAddress` (e.g. 127.0.0.2) makes it another client address on Linux loopback. */
+  static async open(url: string, options?: WebSocket.ClientOptions): Promise<Client> {
+    const c = new Client(url, options);
     await new Promise<void>((resolve, reject) => {
       c.ws.once('open', () => resolve());
       c.ws.once('error', reject);
@@ -852,6 +854,58 @@ describe('rpc server limits', () => {
     assert.equal(taken, 40);
   });
 
+  it('caps connections and messages in progress per IPv6 /48 too, at 4 /64s worth', () => {
+    // Before, the caps were per /64 only: a /48 holds 65,536 of them, each with a full cap.
+    const tally = new ClientTally(2);
+    const admitted = Array.from({ length: 65_536 }, (_v, i) =>
+      tally.add(clientKey(`2001:db8:7:${i.toString(16)}::1`)),
+    ).filter(Boolean).length;
+    assert.equal(admitted, 8, 'the /48 as a whole: 4 × 2');
+    assert.ok(!tally.fits(clientKey('2001:db8:7:ffff::9')), 'a /64 of it not yet seen is refused too');
+    // Other /48s and IPv4 addresses are not affected.
+    assert.ok(tally.add(clientKey('2001:db8:8::1')) && tally.add(clientKey('2001:db8:8::2')));
+    assert.ok(!tally.add(clientKey('2001:db8:8::3')), 'a /64 still has its own cap');
+    assert.ok(tally.add('10.0.0.1') && tally.add('10.0.0.2') && tally.fits('10.0.0.1'));
+    // Released, the /48 has room again (remove undoes add, refused ones included).
+    for (let i = 0; i < 65_536; i++) tally.remove(clientKey(`2001:db8:7:${i.toString(16)}::1`));
+    assert.ok(tally.fits(clientKey('2001:db8:7:ffff::9')));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat({ max: 7 }), fc.nat({ max: 3 }))), (steps) => {
+        // Any sequence of adds and removes: no /64 counted past 2, no /48 past 8, among those admitted.
+        const t = new ClientTally(2);
+        const held: string[] = [];
+        for (const [add, a, b] of steps) {
+          const key = clientKey(`2001:db8:${b}:${a}::1`);
+          if (add) {
+            if (t.fits(key)) {
+              assert.ok(t.add(key));
+              held.push(key);
+            }
+          } else {
+            const i = held.indexOf(key);
+            if (i !== -1) {
+              t.remove(key);
+              held.splice(i, 1);
+            }
+          }
+          for (const k of held) assert.ok(held.filter((h) => h === k).length <= 2);
+          for (const blk of new Set(held.map((h) => blockKey(h)))) {
+            assert.ok(held.filter((h) => blockKey(h) === blk).length <= 8);
+          }
+        }
+      }),
+    );
+  });
+
+  it('bounds a value in UTF-8 bytes, not characters', () => {
+    // 1,000 three-byte characters: 3,000 bytes of JSON; before, 1,003 "bytes" passed a 2,000 bound.
+    const euros = '€'.repeat(1_000);
+    assert.throws(() => toJsonValue(euros, 2_000), /exceeds 2000 bytes/);
+    assert.throws(() => toJsonValue({ [euros]: 1 }, 2_000), /exceeds 2000 bytes/);
+    assert.throws(() => toJsonValue(new Map([[euros, 1]]), 2_000), /exceeds 2000 bytes/);
+    assert.equal(toJsonValue(euros, 3_003), euros);
+  });
+
   it('reads limits from a config object, refusing unknown keys and wrong types', async () => {
     assert.deepEqual(parseRpcLimits(undefined), {});
     assert.deepEqual(parseRpcLimits({ maxBatchSize: 50, unlimitedAddresses: ['10.0.0.5'] }), {
@@ -1135,6 +1189,28 @@ describe('rpc server limits', () => {
       // The request itself costs 2 of 20; its 1.25 MiB reply costs 20 more, after the fact.
       assert.equal(typeof ((await rpc(server, 'big')) as { result: unknown }).result, 'string');
       const next = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'echo', params: [] }));
+      assert.equal(next.status, 429);
+      assert.equal((errorOf(next.json).data as { reason: string }).reason, 'RATE_LIMITED');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('charges a reply to the rate limit by its bytes, not its characters', async () => {
+    // 640 Ki three-byte characters: 30 units of reply by bytes; by characters (before), 10.
+    const server = await startRpcServer(
+      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 100, maxWork: 100 },
+      modules({
+        ...quiet(),
+        methods: { euros: () => '€'.repeat(640 * 1024), probe: () => 'ok' },
+        costs: { probe: () => 79 },
+      }),
+    );
+    try {
+      // The request costs 2 of 100 and its reply 30 more: 68 left (88 when charged by characters),
+      // short of the probe's 80 (one for its message, 79 for itself) for some 12 s of refill.
+      assert.equal(typeof ((await rpc(server, 'euros')) as { result: unknown }).result, 'string');
+      const next = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'probe', params: [] }));
       assert.equal(next.status, 429);
       assert.equal((errorOf(next.json).data as { reason: string }).reason, 'RATE_LIMITED');
     } finally {
@@ -1596,6 +1672,115 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       // The client never learnt the subscription's id: it must not live on until disconnect.
       assert.equal(emitters.size, 0);
       assert.equal(holder.ws.readyState, WebSocket.OPEN, 'no one is dropped for a refused reply');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('keeps room freed after a "busy" for the client refused, not for whoever asks first', async () => {
+    // No ping round in the test (60 s): room is freed only by the attacker reading its reply.
+    let asked = 0;
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          big: () => {
+            asked++;
+            return 'x'.repeat(24 * MiB);
+          },
+          echo: (p) => p,
+        },
+      }),
+    );
+    type Answer = { result?: string; error?: { data: { reason: string } } };
+    try {
+      // The attacker at another address (127.0.0.2) than the honest client (127.0.0.1).
+      const attacker = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+      const again = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+      const honest = await Client.open(server.wsUrl);
+      opened.push(attacker, again, honest);
+      // The attacker's 24 MiB waits (the kernel takes a few MiB at most): the honest one is refused.
+      const held = attacker.next(60_000);
+      attacker.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+      socketOf(attacker.ws).pause();
+      await waitFor(() => asked === 1);
+      // The reply is serialised and handed to the socket before any timer fires.
+      await new Promise((r) => setTimeout(r, 20));
+      const answer = (await honest.call('big', [])) as Answer;
+      assert.equal(answer.error?.data.reason, 'BUSY');
+      // The attacker reads its reply, freeing the room, and asks again at once, first.
+      socketOf(attacker.ws).resume();
+      assert.equal(((await held) as Answer).result?.length, 24 * MiB);
+      // A round trip on its connection: the server has seen the socket drained (whatever the answer).
+      await attacker.call('echo', []);
+      const grab = (await again.call('big', [])) as Answer;
+      assert.equal(grab.error?.data.reason, 'BUSY', 'the room is kept for the client refused before');
+      const retry = (await honest.call('big', [])) as Answer;
+      assert.equal(retry.result?.length, 24 * MiB, 'the honest retry gets it');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('refuses "busy" unrun a call whose reply could not fit, whatever its size', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    let computed = 0;
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          costly: () => {
+            computed++;
+            return 'x'.repeat(MiB);
+          },
+        },
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
+        Client,
+        Client,
+      ];
+      opened.push(holder, asker);
+      await holder.call('unc_subscribe', ['shared']);
+      holdSilently(holder.ws);
+      // Two 24 MiB events to a holder that reads nothing: the second goes out as the total (32 MiB)
+      // was not over without it, and leaves it over (48 MiB, less what the kernel took).
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      for (const emit of emitters) emit({ chunk: 'y'.repeat(24 * MiB) });
+      // (The busy answer, as any message past the total, then drops the holder: only one check.)
+      const batch = [
+        { jsonrpc: '2.0', id: 'a', method: 'costly', params: [] },
+        { jsonrpc: '2.0', id: 'b', method: 'costly', params: [] },
+      ];
+      asker.sendRaw(JSON.stringify(batch));
+      const replies = (await asker.next()) as Array<{ id: string; error?: { data: { reason: string } } }>;
+      assert.deepEqual(
+        replies.map((m) => [m.id, m.error?.data.reason]),
+        [
+          ['a', 'BUSY'],
+          ['b', 'BUSY'],
+        ],
+      );
+      assert.equal(computed, 0, 'no reply was computed to be refused');
     } finally {
       await closeAll(server);
     }
