@@ -675,6 +675,49 @@ function bytesTaken(ws: WebSocket): number | undefined {
   return typeof written === 'number' && typeof queued === 'number' ? written - queued : undefined;
 }
 
+/** A client's place in the line for room in the WebSocket total (see roomAhead). */
+export interface WsPlace {
+  /** The largest reply refused it (0: refused before one was computed). */
+  bytes: number;
+  /** When it first was refused: among clients holding as much, the earlier goes first. */
+  seq: number;
+  /** The ping round it last was refused in. */
+  round: number;
+}
+
+/** What a client holds unsent, for its place in the line: a /64 at least its /48's per-/64 share. */
+export function heldBy(client: string, held: ReadonlyMap<string, number>): number {
+  const mine = held.get(client) ?? 0;
+  const block = blockKey(client);
+  return block === undefined ? mine : Math.max(mine, (held.get(block) ?? 0) / IPV6_48_SHARE);
+}
+
+/**
+ * Room in the total kept for the clients ahead of `client` in the line: those refused that hold
+ * less than it does (or as much, and were refused first), the largest reply any of them was
+ * refused. Without it, room freed after a BUSY went to whoever asked first: an attacker asking
+ * right after each ping round (and reading at the floor) kept honest big replies refused for
+ * ever. Ordered by bytes held, so that a client holding more than others who wait (its share)
+ * gets no more until they have had theirs; a /48 counts as IPV6_48_SHARE /64s (heldBy). The
+ * largest, not the sum: clients that get in line and never come back keep one reply's room, at
+ * most, for at most two rounds.
+ */
+export function roomAhead(
+  line: ReadonlyMap<string, WsPlace>,
+  client: string,
+  held: ReadonlyMap<string, number>,
+): number {
+  const mine = heldBy(client, held);
+  const seq = line.get(client)?.seq ?? Number.POSITIVE_INFINITY;
+  let room = 0;
+  for (const [other, wait] of line) {
+    if (other === client) continue;
+    const theirs = heldBy(other, held);
+    if (theirs < mine || (theirs === mine && wait.seq < seq)) room = Math.max(room, wait.bytes);
+  }
+  return room;
+}
+
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
@@ -1543,7 +1586,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * entry lasts to the end of the round after its last refusal (the round that made room for it),
    * or until a reply of the client's is booked.
    */
-  const wsLine = new Map<string, { bytes: number; seq: number; round: number }>();
+  const wsLine = new Map<string, WsPlace>();
   let wsLineSeq = 0;
   let wsRound = 0;
 
@@ -1565,35 +1608,6 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
     wsUnsentBound = total;
     return { total, held };
-  }
-
-  /** What a client holds unsent, for its place in the line: a /64 at least its /48's per-/64 share. */
-  function heldBy(client: string, held: ReadonlyMap<string, number>): number {
-    const mine = held.get(client) ?? 0;
-    const block = blockKey(client);
-    return block === undefined ? mine : Math.max(mine, (held.get(block) ?? 0) / IPV6_48_SHARE);
-  }
-
-  /**
-   * Room in the total kept for the clients ahead of `client` in the line: those refused that hold
-   * less than it does (or as much, and were refused first), the largest reply any of them was
-   * refused. Without it, room freed after a BUSY went to whoever asked first: an attacker asking
-   * right after each ping round (and reading at the floor) kept honest big replies refused for
-   * ever. Ordered by bytes held, so that a client holding more than others who wait (its share)
-   * gets no more until they have had theirs; a /48 counts as IPV6_48_SHARE /64s (heldBy). The
-   * largest, not the sum: clients that get in line and never come back keep one reply's room, at
-   * most, for at most two rounds.
-   */
-  function roomAhead(client: string, held: ReadonlyMap<string, number>): number {
-    const mine = heldBy(client, held);
-    const seq = wsLine.get(client)?.seq ?? Number.POSITIVE_INFINITY;
-    let room = 0;
-    for (const [other, wait] of wsLine) {
-      if (other === client) continue;
-      const theirs = heldBy(other, held);
-      if (theirs < mine || (theirs === mine && wait.seq < seq)) room = Math.max(room, wait.bytes);
-    }
-    return room;
   }
 
   /** Whether anyone other than `client` is in the line. */
@@ -1634,7 +1648,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const queued = othersInLine(conn.client);
     if (!queued && wsUnsentBound < limits.maxWsBufferedBytesTotal) return false;
     const { total, held } = countWsHeld();
-    const ahead = queued ? roomAhead(conn.client as string, held) : 0;
+    const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
     if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
     joinWsLine(conn.client, 0);
     return true;
@@ -1674,7 +1688,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return true;
     }
     const { total, held } = countWsHeld();
-    const ahead = queued ? roomAhead(client, held) : 0;
+    const ahead = queued ? roomAhead(wsLine, client, held) : 0;
     if (total + ahead > 0 && total + ahead + bytes > limits.maxWsBufferedBytesTotal) {
       joinWsLine(client, bytes);
       return false;

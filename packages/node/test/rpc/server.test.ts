@@ -11,6 +11,7 @@ import {
   ClientTally,
   clientKey,
   DEFAULT_RPC_LIMITS,
+  heldBy,
   overBudget,
   parseRpcLimits,
   RateLimiter,
@@ -20,10 +21,12 @@ import {
   type RpcServerOptions,
   type RpcSubscription,
   readDebt,
+  roomAhead,
   shedOrder,
   startRpcServer,
   toJsonValue,
   type WsHolding,
+  type WsPlace,
 } from '../../src/rpc/server.js';
 
 const OPTS = {
@@ -1675,6 +1678,61 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     } finally {
       await closeAll(server);
     }
+  });
+
+  it('keeps room in line for those holding less, a /48 counted as 4 /64s, and never two ahead of each other', () => {
+    const place = (seq: number, bytes = 24 * MiB): WsPlace => ({ bytes, seq, round: 0 });
+    const honest = '10.0.0.1';
+    const attacker = '10.0.0.2';
+    // The honest client holds nothing and was refused; the attacker holds 20 MiB: it gets no room
+    // ahead of the honest one's 24 MiB, however early it asks.
+    const line = new Map([[honest, place(5)]]);
+    const held = new Map([[attacker, 20 * MiB]]);
+    assert.equal(roomAhead(line, attacker, held), 24 * MiB);
+    assert.equal(roomAhead(line, honest, held), 0, 'nobody ahead of the honest one');
+    // Holding as much (nothing): who was refused first goes first; one not in line goes last.
+    line.set(attacker, place(9, 32 * MiB));
+    held.delete(attacker);
+    assert.equal(roomAhead(line, honest, held), 0);
+    assert.equal(roomAhead(line, attacker, held), 24 * MiB);
+    assert.equal(roomAhead(line, '10.0.0.3', held), 32 * MiB, 'the largest reply of those ahead');
+    // Spread over the /64s of a /48, 64 MiB is 16 MiB a /64 for its place, however little each holds.
+    const spread = new Map<string, number>([['2001:db8:1::/48', 64 * MiB]]);
+    for (let i = 0; i < 64; i++) spread.set(clientKey(`2001:db8:1:${i}::1`), MiB);
+    assert.equal(heldBy(clientKey('2001:db8:1:7::1'), spread), 16 * MiB);
+    spread.set(honest, 8 * MiB);
+    assert.equal(roomAhead(new Map([[honest, place(1)]]), clientKey('2001:db8:1:7::1'), spread), 24 * MiB);
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'), fc.nat(3)), {
+          selector: (t) => t[0],
+          minLength: 2,
+        }),
+        fc.array(fc.nat({ max: 4 }), { minLength: 4, maxLength: 4 }),
+        (entries, holds) => {
+          const keys = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'];
+          const line = new Map(entries.map(([k, _s], i) => [k, place(i, MiB)]));
+          const held = new Map(keys.map((k, i) => [k, holds[i]! * MiB]));
+          // Of two clients in line, exactly one keeps room from the other: none wait on each other.
+          for (const [a] of entries) {
+            for (const [b] of entries) {
+              if (a === b) continue;
+              const onlyA = new Map([[a, line.get(a)!]]);
+              const onlyB = new Map([[b, line.get(b)!]]);
+              const both = new Map([...onlyA, ...onlyB]);
+              const aWaitsOnB = roomAhead(both, a, held) > 0;
+              const bWaitsOnA = roomAhead(both, b, held) > 0;
+              assert.notEqual(aWaitsOnB, bWaitsOnA);
+            }
+          }
+          // The one holding least (first refused among them) has room kept for nobody ahead of it.
+          const first = [...line.keys()].sort(
+            (a, b) => held.get(a)! - held.get(b)! || line.get(a)!.seq - line.get(b)!.seq,
+          )[0]!;
+          assert.equal(roomAhead(line, first, held), 0);
+        },
+      ),
+    );
   });
 
   it('keeps room freed after a "busy" for the client refused, not for whoever asks first', async () => {
