@@ -677,7 +677,7 @@ function bytesTaken(ws: WebSocket): number | undefined {
 
 /** A client's place in the line for room in the WebSocket total (see roomAhead). */
 export interface WsPlace {
-  /** The largest reply refused it (0: refused before one was computed). */
+  /** The largest reply refused it (maxResponseBytes: refused before one was computed). */
   bytes: number;
   /** When it first was refused: among clients holding as much, the earlier goes first. */
   seq: number;
@@ -1615,7 +1615,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return client !== null && wsLine.size > (wsLine.has(client) ? 1 : 0);
   }
 
-  /** Puts a client refused a reply of `bytes` (0: not yet computed) in the line, or keeps its place. */
+  /** Puts a client refused a reply of `bytes` in the line, or keeps its place. */
   function joinWsLine(client: string | null, bytes: number): void {
     const want = Math.min(bytes, limits.maxWsBufferedBytesTotal);
     wsRefusedBytes = Math.max(wsRefusedBytes, want);
@@ -1650,7 +1650,10 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const { total, held } = countWsHeld();
     const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
     if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
-    joinWsLine(conn.client, 0);
+    // The reply's size is not known: the largest a reply may be, so that the next round makes room
+    // for it and holds it (else it would be refused once more, sized, and wait a round longer). No
+    // more than a client gets by asking a reply that large, refused.
+    joinWsLine(conn.client, limits.maxResponseBytes);
     return true;
   }
 
