@@ -274,6 +274,8 @@ interface Call {
    * at once a message, as it costs a look at every connection.
    */
   noRoom?: boolean;
+  /** The method of a single request (once checked to be a string): what a place in line waits for. */
+  method?: string;
 }
 
 /** Array.isArray narrows `unknown` to `any[]`; this keeps untrusted input typed as unknown. */
@@ -359,6 +361,14 @@ export const IPV6_48_SHARE = 4;
  * limit, per-/64 caps alone would give a /48 (65,536 /64s) 65,536 times the connections and
  * messages in progress of one address.
  */
+/** What one ClientTally.add counted: the client, and the /48 when it counted toward it too. */
+export interface Tallied {
+  readonly client: string;
+  readonly block: string | undefined;
+  /** Whether it stayed within the client's cap and its /48's. */
+  readonly within: boolean;
+}
+
 export class ClientTally {
   private readonly counts = new Map<string, number>();
 
@@ -373,20 +383,24 @@ export class ClientTally {
     );
   }
 
-  /** Counts one more of the client's; false when that takes it past its cap or its /48's. */
-  add(client: string): boolean {
-    const fits = this.fits(client);
+  /**
+   * Counts one more of the client's (`within`: false when that takes it past its cap or its
+   * /48's). It counts toward the /48 only when within its /64's own cap: else one /64 opening
+   * sockets past its cap (each refused, but open until its refusal is out) filled its /48's count
+   * and locked out the other /64s of the /48.
+   */
+  add(client: string): Tallied {
+    const within = this.fits(client);
+    const block = (this.counts.get(client) ?? 0) < this.limit ? blockKey(client) : undefined;
     this.bump(client, 1);
-    const block = blockKey(client);
     if (block !== undefined) this.bump(block, 1);
-    return fits;
+    return { client, block, within };
   }
 
-  /** Counts one fewer (of one that add() counted). */
-  remove(client: string): void {
-    this.bump(client, -1);
-    const block = blockKey(client);
-    if (block !== undefined) this.bump(block, -1);
+  /** Counts one fewer: undoes what one add() counted (its return value). */
+  remove(counted: Tallied): void {
+    this.bump(counted.client, -1);
+    if (counted.block !== undefined) this.bump(counted.block, -1);
   }
 
   private bump(key: string, by: number): void {
@@ -675,10 +689,15 @@ function bytesTaken(ws: WebSocket): number | undefined {
   return typeof written === 'number' && typeof queued === 'number' ? written - queued : undefined;
 }
 
+/** The kind of a batch's reply, for a place in line (no method name has brackets in it). */
+const BATCH_KIND = '[batch]';
+
 /** A client's place in the line for room in the WebSocket total (see roomAhead). */
 export interface WsPlace {
-  /** The largest reply refused it (maxResponseBytes: refused before one was computed). */
+  /** The largest reply refused it (its real size: a request refused unrun makes no place). */
   bytes: number;
+  /** What that reply answered (the method, or BATCH_KIND): a reply to it ends the place. */
+  kind: string;
   /** When it first was refused: among clients holding as much, the earlier goes first. */
   seq: number;
   /** The ping round it last was refused in. */
@@ -745,7 +764,7 @@ class Connection {
      */
     private readonly budget: {
       event(bytes: number): void;
-      reply(bytes: number, client: string | null): boolean;
+      reply(bytes: number, client: string | null, kind: string): boolean;
     },
     private readonly log: Logger,
   ) {
@@ -790,9 +809,9 @@ class Connection {
    * Sends a reply, or `busy()` in its place when the reply does not fit the total of unsent bytes
    * of all clients (nobody is dropped for a reply); false when refused.
    */
-  sendReply(data: string, busy: () => string): boolean {
+  sendReply(data: string, kind: string, busy: () => string): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return true;
-    if (this.budget.reply(Buffer.byteLength(data), this.client)) {
+    if (this.budget.reply(Buffer.byteLength(data), this.client, kind)) {
       this.write(data);
       return true;
     }
@@ -1147,6 +1166,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return invalid('params must be an array or an object');
     }
     const method = raw.method;
+    call.method ??= method;
 
     if (call.full) return hasId ? JSON.stringify(limitResponse(replyId, batchFullError())) : undefined;
     // A reply is computed before it is refused BUSY: when no reply of this client could fit now,
@@ -1263,12 +1283,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       );
       return JSON.stringify(limitResponse(null, err));
     }
-    inflight.add(client);
+    const counted = inflight.add(client);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      inflight.remove(client);
+      inflight.remove(counted);
     };
     let held = false;
     try {
@@ -1417,10 +1437,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     openSockets++;
     const client = clientOf(socket);
     // Counted even when refused: the socket is open until its refusal has gone out.
-    const within = client === null || perClient.add(client);
+    const counted = client === null ? null : perClient.add(client);
+    const within = counted === null || counted.within;
     socket.once('close', () => {
       openSockets--;
-      if (client !== null) perClient.remove(client);
+      if (counted !== null) perClient.remove(counted);
     });
     if (openSockets > 2 * limits.maxConnections) {
       // Far over the cap: not even an answer is worth the memory.
@@ -1501,6 +1522,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     ws.on('close', () => {
       connections.delete(conn);
       conn.dispose();
+      // A client gone keeps no room: its place lasts only while one of its WebSockets is open.
+      const client = conn.client;
+      if (client === null || !wsLine.has(client)) return;
+      for (const c of connections) if (c.client === client && !c.closed) return;
+      leaveWsLine(client);
     });
     // One message at a time per connection, and no reading while one is in hand: a client that
     // fires thousands of messages without waiting holds one reply in memory, not thousands.
@@ -1518,7 +1544,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const call = newCall({ transport: 'ws' }, conn.client, conn);
       handleMessage(rawToString(data), call)
         .then((reply) => {
-          if (reply === undefined || conn.sendReply(reply, () => busyText(call))) {
+          const kind = call.batch ? BATCH_KIND : (call.method ?? '');
+          if (reply === undefined || conn.sendReply(reply, kind, () => busyText(call))) {
             for (const fn of call.afterSend) fn();
             return;
           }
@@ -1589,6 +1616,29 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   const wsLine = new Map<string, WsPlace>();
   let wsLineSeq = 0;
   let wsRound = 0;
+  /** The largest place in the line (at least): no room kept for anyone ahead can be more. */
+  let wsLineMost = 0;
+
+  /** Takes a client's place out of the line. */
+  function leaveWsLine(client: string): void {
+    if (!wsLine.delete(client)) return;
+    wsLineMost = 0;
+    for (const place of wsLine.values()) wsLineMost = Math.max(wsLineMost, place.bytes);
+  }
+
+  /**
+   * A reply of `bytes` to `kind` booked for `client`: it ends the client's place only when it is
+   * what the place waits for, a reply at least as large, or one to the same kind at least half as
+   * large (the data asked for may have changed a little). Any reply ending it let one small poll on
+   * the same WebSocket, or from anyone behind the same address, throw the place away, and the
+   * attacker took the room again.
+   */
+  function bookedForLine(client: string | null, bytes: number, kind: string): void {
+    if (client === null) return;
+    const place = wsLine.get(client);
+    if (!place) return;
+    if (bytes >= place.bytes || (kind === place.kind && 2 * bytes >= place.bytes)) leaveWsLine(client);
+  }
 
   /**
    * Unsent bytes of all WebSockets together (the total is also taken as the new bound), and per
@@ -1616,13 +1666,18 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   }
 
   /** Puts a client refused a reply of `bytes` in the line, or keeps its place. */
-  function joinWsLine(client: string | null, bytes: number): void {
+  function joinWsLine(client: string | null, bytes: number, kind: string): void {
     const want = Math.min(bytes, limits.maxWsBufferedBytesTotal);
     wsRefusedBytes = Math.max(wsRefusedBytes, want);
     if (client === null) return; // exempt (a trusted proxy): it does not wait in line
     const place = wsLine.get(client);
     if (place) {
-      place.bytes = Math.max(place.bytes, want);
+      // It waits for the largest reply refused it.
+      if (want > place.bytes) {
+        place.bytes = want;
+        place.kind = kind;
+        wsLineMost = Math.max(wsLineMost, want);
+      }
       place.round = wsRound;
       return;
     }
@@ -1635,25 +1690,30 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       for (const other of wsLine.keys()) if (blockKey(other) === block) mates++;
       if (mates >= IPV6_48_SHARE) return;
     }
-    wsLine.set(client, { bytes: want, seq: wsLineSeq++, round: wsRound });
+    wsLine.set(client, { bytes: want, kind, seq: wsLineSeq++, round: wsRound });
+    wsLineMost = Math.max(wsLineMost, want);
   }
 
   /**
    * Whether no reply to this connection could be booked now, whatever its size: it is over its own
-   * cap, or the total (with the room kept for those ahead of it in the line) is full. It then joins
-   * the line, as a refused reply would.
+   * cap, or the total (with the room kept for those ahead of it in the line) is full.
    */
   function wsNoRoom(conn: Connection): boolean {
     if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) return true;
+    if (wsUnsentBound + wsLineMost < limits.maxWsBufferedBytesTotal) return false; // no scans
     const queued = othersInLine(conn.client);
     if (!queued && wsUnsentBound < limits.maxWsBufferedBytesTotal) return false;
     const { total, held } = countWsHeld();
     const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
     if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
-    // The reply's size is not known: the largest a reply may be, so that the next round makes room
-    // for it and holds it (else it would be refused once more, sized, and wait a round longer). No
-    // more than a client gets by asking a reply that large, refused.
-    joinWsLine(conn.client, limits.maxResponseBytes);
+    // Refused unrun, its size unknown: it makes no place in line, and asks the next round for no
+    // more room than one reply of any size (a byte) or its place's real size. A guessed size
+    // (maxResponseBytes) kept that much room from everyone for two rounds, even for a client gone
+    // at once: with a total no larger, every other client was refused with nothing held. A client
+    // already in line keeps its place while it retries.
+    const place = conn.client === null ? undefined : wsLine.get(conn.client);
+    if (place) place.round = wsRound;
+    wsRefusedBytes = Math.max(wsRefusedBytes, place?.bytes ?? 1);
     return true;
   }
 
@@ -1682,22 +1742,24 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * when nothing else waits (it would never fit). The next ping round makes room for the largest
    * reply refused (see pingAll).
    */
-  function bookWsReply(bytes: number, client: string | null): boolean {
-    // With others in line, the room kept for them is counted (one look at every connection).
+  function bookWsReply(bytes: number, client: string | null, kind: string): boolean {
+    // With others in line, the room kept for them is counted (one look at every connection and
+    // the line), unless even the largest place fits beside it in the bound.
     const queued = othersInLine(client);
-    if (!queued && wsUnsentBound + bytes <= limits.maxWsBufferedBytesTotal) {
+    const room = limits.maxWsBufferedBytesTotal - bytes;
+    if (wsUnsentBound + (queued ? wsLineMost : 0) <= room) {
       wsUnsentBound += bytes;
-      if (client !== null) wsLine.delete(client);
+      bookedForLine(client, bytes, kind);
       return true;
     }
     const { total, held } = countWsHeld();
     const ahead = queued ? roomAhead(wsLine, client, held) : 0;
-    if (total + ahead > 0 && total + ahead + bytes > limits.maxWsBufferedBytesTotal) {
-      joinWsLine(client, bytes);
+    if (total + ahead > 0 && total + ahead > room) {
+      joinWsLine(client, bytes, kind);
       return false;
     }
     wsUnsentBound += bytes;
-    if (client !== null) wsLine.delete(client);
+    bookedForLine(client, bytes, kind);
     return true;
   }
 
@@ -1777,7 +1839,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     wsRefusedBytes = 0;
     // Those refused before the last round had it make room for them, and did not come back.
     wsRound++;
-    for (const [client, place] of wsLine) if (place.round < wsRound - 1) wsLine.delete(client);
+    for (const [client, place] of wsLine) if (place.round < wsRound - 1) leaveWsLine(client);
   }
 
   // ---- lifecycle ----

@@ -24,6 +24,7 @@ import {
   roomAhead,
   shedOrder,
   startRpcServer,
+  type Tallied,
   toJsonValue,
   type WsHolding,
   type WsPlace,
@@ -857,38 +858,64 @@ describe('rpc server limits', () => {
     assert.equal(taken, 40);
   });
 
+  it('counts toward a /48 only what its /64 was admitted, so one /64 cannot lock out its /48', () => {
+    // Sockets are counted even when refused (they are open until the refusal is out): before, a
+    // /64 opening sockets past its own cap, each refused, also filled its /48's count.
+    const tally = new ClientTally(2);
+    const flooder = clientKey('2001:db8:9:1::1');
+    const refused = Array.from({ length: 100 }, () => tally.add(flooder));
+    assert.equal(refused.filter((c) => c.within).length, 2);
+    assert.ok(!tally.fits(flooder), 'the flooding /64 is still over its own cap');
+    for (let i = 2; i <= 4; i++) {
+      const neighbour = clientKey(`2001:db8:9:${i}::1`);
+      assert.ok(
+        tally.add(neighbour).within && tally.add(neighbour).within,
+        `the /64 ${i} of the /48 is let in`,
+      );
+    }
+    assert.ok(!tally.fits(clientKey('2001:db8:9:5::1')), 'the /48 cap (4 × 2) still holds');
+    // Released (each as it was counted), nothing is left over.
+    for (const c of refused) tally.remove(c);
+    assert.ok(tally.fits(flooder), 'its own count is back to none');
+    assert.ok(tally.fits(clientKey('2001:db8:9:5::1')), 'the /48 holds the 3 × 2 of the others only');
+  });
+
   it('caps connections and messages in progress per IPv6 /48 too, at 4 /64s worth', () => {
     // Before, the caps were per /64 only: a /48 holds 65,536 of them, each with a full cap.
     const tally = new ClientTally(2);
-    const admitted = Array.from({ length: 65_536 }, (_v, i) =>
+    const counted = Array.from({ length: 65_536 }, (_v, i) =>
       tally.add(clientKey(`2001:db8:7:${i.toString(16)}::1`)),
-    ).filter(Boolean).length;
-    assert.equal(admitted, 8, 'the /48 as a whole: 4 × 2');
+    );
+    assert.equal(counted.filter((c) => c.within).length, 8, 'the /48 as a whole: 4 × 2');
     assert.ok(!tally.fits(clientKey('2001:db8:7:ffff::9')), 'a /64 of it not yet seen is refused too');
     // Other /48s and IPv4 addresses are not affected.
-    assert.ok(tally.add(clientKey('2001:db8:8::1')) && tally.add(clientKey('2001:db8:8::2')));
-    assert.ok(!tally.add(clientKey('2001:db8:8::3')), 'a /64 still has its own cap');
-    assert.ok(tally.add('10.0.0.1') && tally.add('10.0.0.2') && tally.fits('10.0.0.1'));
+    assert.ok(tally.add(clientKey('2001:db8:8::1')).within && tally.add(clientKey('2001:db8:8::2')).within);
+    assert.ok(!tally.add(clientKey('2001:db8:8::3')).within, 'a /64 still has its own cap');
+    assert.ok(tally.add('10.0.0.1').within && tally.add('10.0.0.2').within && tally.fits('10.0.0.1'));
     // Released, the /48 has room again (remove undoes add, refused ones included).
-    for (let i = 0; i < 65_536; i++) tally.remove(clientKey(`2001:db8:7:${i.toString(16)}::1`));
+    for (const c of counted) tally.remove(c);
     assert.ok(tally.fits(clientKey('2001:db8:7:ffff::9')));
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat({ max: 7 }), fc.nat({ max: 3 }))), (steps) => {
         // Any sequence of adds and removes: no /64 counted past 2, no /48 past 8, among those admitted.
         const t = new ClientTally(2);
         const held: string[] = [];
+        const tickets: Tallied[] = [];
         for (const [add, a, b] of steps) {
           const key = clientKey(`2001:db8:${b}:${a}::1`);
           if (add) {
             if (t.fits(key)) {
-              assert.ok(t.add(key));
+              const c = t.add(key);
+              assert.ok(c.within);
               held.push(key);
+              tickets.push(c);
             }
           } else {
             const i = held.indexOf(key);
             if (i !== -1) {
-              t.remove(key);
+              t.remove(tickets[i]!);
               held.splice(i, 1);
+              tickets.splice(i, 1);
             }
           }
           for (const k of held) assert.ok(held.filter((h) => h === k).length <= 2);
@@ -1681,7 +1708,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   });
 
   it('keeps room in line for those holding less, a /48 counted as 4 /64s, and never two ahead of each other', () => {
-    const place = (seq: number, bytes = 24 * MiB): WsPlace => ({ bytes, seq, round: 0 });
+    const place = (seq: number, bytes = 24 * MiB): WsPlace => ({ bytes, kind: 'big', seq, round: 0 });
     const honest = '10.0.0.1';
     const attacker = '10.0.0.2';
     // The honest client holds nothing and was refused; the attacker holds 20 MiB: it gets no room
@@ -1781,6 +1808,122 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       assert.equal(grab.error?.data.reason, 'BUSY', 'the room is kept for the client refused before');
       const retry = (await honest.call('big', [])) as Answer;
       assert.equal(retry.result?.length, 24 * MiB, 'the honest retry gets it');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  /** A server with no ping round in the test (60 s), a 32 MiB total and a 24 MiB `big` method. */
+  async function lineServer(): Promise<{ server: RpcServer; asked: () => number }> {
+    let asked = 0;
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 60_000, maxWsBufferedBytes: 32 * MiB, maxWsBufferedBytesTotal: 32 * MiB },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          big: () => {
+            asked++;
+            return 'x'.repeat(24 * MiB);
+          },
+          echo: (p) => p,
+        },
+      }),
+    );
+    return { server, asked: () => asked };
+  }
+  type BigAnswer = { result?: string; error?: { data: { reason: string } } };
+
+  /** The attacker (127.0.0.2) holds its 24 MiB reply unread; `honest` is refused "busy". */
+  async function refusedBehindAttacker(server: RpcServer, asked: () => number) {
+    const attacker = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+    const again = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+    const honest = await Client.open(server.wsUrl);
+    opened.push(attacker, again, honest);
+    const held = attacker.next(60_000);
+    attacker.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+    socketOf(attacker.ws).pause();
+    await waitFor(() => asked() === 1);
+    // The reply is serialised and handed to the socket before any timer fires.
+    await new Promise((r) => setTimeout(r, 20));
+    const answer = (await honest.call('big', [])) as BigAnswer;
+    assert.equal(answer.error?.data.reason, 'BUSY');
+    /** The attacker reads its reply, freeing the room; a round trip has the server see it drained. */
+    const drain = async (): Promise<void> => {
+      socketOf(attacker.ws).resume();
+      assert.equal(((await held) as BigAnswer).result?.length, 24 * MiB);
+      await attacker.call('echo', []);
+    };
+    return { again, honest, drain };
+  }
+
+  it('keeps the place of a client refused a big reply while it, or its address, gets small ones', async () => {
+    // Before, any reply booked for a client in line ended its place: one small poll (a wallet's,
+    // or anyone's behind the same NAT) threw it away, and the attacker took the room again.
+    const { server, asked } = await lineServer();
+    try {
+      const { again, honest, drain } = await refusedBehindAttacker(server, asked);
+      const neighbour = await Client.open(server.wsUrl);
+      opened.push(neighbour);
+      assert.deepEqual(((await honest.call('echo', [1])) as { result: unknown }).result, [1]);
+      assert.deepEqual(((await neighbour.call('echo', [2])) as { result: unknown }).result, [2]);
+      await drain();
+      const grab = (await again.call('big', [])) as BigAnswer;
+      assert.equal(grab.error?.data.reason, 'BUSY', 'the room is kept for the client refused before');
+      const retry = (await honest.call('big', [])) as BigAnswer;
+      assert.equal(retry.result?.length, 24 * MiB, 'the honest retry gets it');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('keeps no place for a client whose WebSockets all closed', async () => {
+    const { server, asked } = await lineServer();
+    try {
+      const { again, honest, drain } = await refusedBehindAttacker(server, asked);
+      honest.ws.close();
+      await waitFor(() => honest.ws.readyState === WebSocket.CLOSED);
+      await drain();
+      const grab = (await again.call('big', [])) as BigAnswer;
+      assert.equal(grab.result?.length, 24 * MiB, 'no room is kept for a client gone');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('makes no place in line for a request refused unrun, so a client gone keeps no room', async () => {
+    // Before, a request refused before computing took a place of maxResponseBytes (its size
+    // unknown), for two rounds: with a total no larger, everyone else was refused, nothing held.
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 60_000, maxWsBufferedBytes: 32 * MiB, maxWsBufferedBytesTotal: 32 * MiB },
+      modules({
+        logger: captureLogger().logger,
+        methods: { echo: (p) => p },
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const holder = await Client.open(server.wsUrl, { localAddress: '127.0.0.3' });
+      const ghost = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+      opened.push(holder, ghost);
+      await holder.call('unc_subscribe', ['shared']);
+      holdSilently(holder.ws);
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      for (const emit of emitters) emit({ chunk: 'y'.repeat(24 * MiB) });
+      const busy = (await ghost.call('echo', [1])) as { error?: { data: { reason: string } } };
+      assert.equal(busy.error?.data.reason, 'BUSY');
+      // The ghost's socket stays open (it only stops asking): the busy answer past the total
+      // dropped the holder, so nothing is held.
+      await waitFor(() => holder.ws.readyState === WebSocket.CLOSED);
+      const honest = await Client.open(server.wsUrl);
+      opened.push(honest);
+      const answer = (await honest.call('echo', [2])) as { result?: unknown; error?: unknown };
+      assert.deepEqual(answer.result, [2], `honest small call refused: ${JSON.stringify(answer.error)}`);
     } finally {
       await closeAll(server);
     }
