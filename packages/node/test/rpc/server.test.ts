@@ -1251,6 +1251,17 @@ describe('rpc server limits', () => {
   it('caps the messages of one IP in progress at once (HTTP pipelining and parallel sockets alike)', async () => {
     let running = 0;
     let most = 0;
+    // The calls run until the test opens the gate (not for a time: under load, a 50 ms sleep let
+    // the first calls end before the last arrived, and more than 2 ran).
+    let open = (): void => {};
+    let gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const closeGate = (): void => {
+      gate = new Promise<void>((r) => {
+        open = r;
+      });
+    };
     const server = await startRpcServer(
       { ...OPTS, maxInflightPerIp: 2 },
       modules({
@@ -1258,7 +1269,7 @@ describe('rpc server limits', () => {
         methods: {
           slow: async () => {
             most = Math.max(most, ++running);
-            await new Promise((r) => setTimeout(r, 50));
+            await gate;
             running--;
             return 'done';
           },
@@ -1267,7 +1278,12 @@ describe('rpc server limits', () => {
     );
     try {
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'slow', params: [] });
-      const replies = await Promise.all(Array.from({ length: 6 }, () => post(server, body)));
+      let settled = 0;
+      const asked = Array.from({ length: 6 }, () => post(server, body).finally(() => settled++));
+      // Two run, held at the gate; the four others are answered meanwhile.
+      await waitFor(() => running === 2 && settled === 4);
+      open();
+      const replies = await Promise.all(asked);
       assert.equal(most, 2);
       const refused = replies.filter((r) => r.status === 429);
       assert.equal(refused.length, 4);
@@ -1278,8 +1294,12 @@ describe('rpc server limits', () => {
       // Pipelined on one socket: Node hands all of them over at once, and the cap still holds.
       const request = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
       most = 0;
+      closeGate();
       const raw = await rawHttp(server.port, request.repeat(5));
-      await waitFor(() => running === 0 && most > 0);
+      // Node parses the 5 at once and hands them all over (no timer in between): 2 run, 3 refused.
+      await waitFor(() => running === 2);
+      open();
+      await waitFor(() => running === 0);
       raw.socket.end();
       const text = await raw.answer;
       assert.equal(most, 2);
@@ -1814,10 +1834,18 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   });
 
   /** A server with no ping round in the test (60 s), a 32 MiB total and a 24 MiB `big` method. */
-  async function lineServer(): Promise<{ server: RpcServer; asked: () => number }> {
+  async function lineServer(
+    more: Partial<RpcServerOptions> = {},
+  ): Promise<{ server: RpcServer; asked: () => number }> {
     let asked = 0;
     const server = await startRpcServer(
-      { ...OPTS, pingIntervalMs: 60_000, maxWsBufferedBytes: 32 * MiB, maxWsBufferedBytesTotal: 32 * MiB },
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+        ...more,
+      },
       modules({
         logger: captureLogger().logger,
         methods: {
@@ -1886,6 +1914,35 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       const grab = (await again.call('big', [])) as BigAnswer;
       assert.equal(grab.result?.length, 24 * MiB, 'no room is kept for a client gone');
     } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('looks at no connection to book a reply while even the largest place in line fits beside it', async () => {
+    // Before, with anyone in line every reply (and every request's check) counted the unsent bytes
+    // of every connection, even with the total nearly empty. Counted: reads of bufferedAmount.
+    const { server, asked } = await lineServer({ maxWsConnections: 32 });
+    const getter = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'bufferedAmount')!;
+    let reads = 0;
+    try {
+      const { again, drain } = await refusedBehindAttacker(server, asked);
+      // The honest client keeps its place (24 MiB) in line; the total holds nothing once drained.
+      await drain();
+      const idle = await Promise.all(
+        Array.from({ length: 20 }, () => Client.open(server.wsUrl, { localAddress: '127.0.0.4' })),
+      );
+      opened.push(...idle);
+      Object.defineProperty(WebSocket.prototype, 'bufferedAmount', {
+        ...getter,
+        get(this: WebSocket) {
+          reads++;
+          return getter.get!.call(this);
+        },
+      });
+      assert.deepEqual(((await again.call('echo', [3])) as { result: unknown }).result, [3]);
+      assert.ok(reads < idle.length, `${reads} reads of bufferedAmount for one small reply`);
+    } finally {
+      Object.defineProperty(WebSocket.prototype, 'bufferedAmount', getter);
       await closeAll(server);
     }
   });
