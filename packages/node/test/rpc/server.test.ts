@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { connect as netConnect, createServer as netCreateServer, type Socket } from 'node:net';
+import { connect as netConnect, createServer as netCreateServer, Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -878,6 +878,108 @@ describe('rpc server limits', () => {
     for (const c of refused) tally.remove(c);
     assert.ok(tally.fits(flooder), 'its own count is back to none');
     assert.ok(tally.fits(clientKey('2001:db8:9:5::1')), 'the /48 holds the 3 × 2 of the others only');
+  });
+
+  it('caps the sockets and messages in progress of an IPv6 /48 at 4 /64s worth (real sockets)', async () => {
+    // Loopback offers no /48 of IPv6 addresses to connect from. The sockets are real, from
+    // 127.0.0.K, and for this test only the server reads such an address as the IPv6 the map
+    // gives (a rewrite of the peer name under Socket#remoteAddress): what is tested is the wiring of the caps in the
+    // server (onSocket, handleMessage), with addresses the kernel cannot provide here.
+    const fake = new Map<string, string>();
+    for (let k = 1; k <= 6; k++) {
+      fake.set(`127.0.${k}.1`, `2001:db8:5:${k}::1`); // six /64s of the /48 2001:db8:5::
+      fake.set(`127.0.${k}.2`, `2001:db8:6:${k}::1`); // and of another /48
+    }
+    type Peer = { address?: string; family?: string; port?: number };
+    const sockets = Socket.prototype as unknown as { _getpeername(): Peer };
+    const real = sockets._getpeername;
+    sockets._getpeername = function (this: Socket): Peer {
+      const peer = real.call(this);
+      const address = peer.address === undefined ? undefined : fake.get(peer.address);
+      return address === undefined ? peer : { ...peer, address, family: 'IPv6' };
+    };
+    let running = 0;
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, maxInflightPerIp: 1 },
+      modules({
+        ...quiet(),
+        methods: {
+          echo: (p) => p,
+          hold: async () => {
+            running++;
+            await gate;
+            running--;
+            return 'held';
+          },
+        },
+      }),
+    );
+    const ours: Socket[] = [];
+    /** A socket from `localAddress`, connected (the server counts it when it accepts it, in order). */
+    const connectFrom = (localAddress: string): Promise<{ socket: Socket; answer: Promise<string> }> => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      return new Promise((resolve) => socket.once('connect', () => resolve({ socket, answer })));
+    };
+    const ask = (socket: Socket, method: string): void => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+    };
+    const statusOf = (text: string): string => text.slice(9, 12);
+    try {
+      // Sockets: the /64 :1 opens 5 (2 within its cap; 3 refused, yet open until answered), the
+      // /64s :2 to :4 two each: all within the /48's 8, as the refused ones of :1 do not count.
+      const flood = [];
+      for (let i = 0; i < 5; i++) flood.push(await connectFrom('127.0.1.1'));
+      const neighbours = [];
+      for (let k = 2; k <= 4; k++)
+        for (let i = 0; i < 2; i++) neighbours.push(await connectFrom(`127.0.${k}.1`));
+      const over = await connectFrom('127.0.5.1');
+      const elsewhere = await connectFrom('127.0.1.2');
+      for (const c of [...flood, ...neighbours, over, elsewhere]) ask(c.socket, 'echo');
+      assert.deepEqual((await Promise.all(flood.map((c) => c.answer))).map(statusOf), [
+        '200',
+        '200',
+        '429',
+        '429',
+        '429',
+      ]);
+      const answers = await Promise.all(neighbours.map((c) => c.answer));
+      assert.deepEqual(answers.map(statusOf), Array(6).fill('200'), 'the other /64s of the /48 get in');
+      const refused = await over.answer;
+      assert.equal(statusOf(refused), '429', 'a fifth /64 of the /48 is over its 8');
+      assert.match(refused, /CONNECTION_LIMIT/);
+      assert.equal(statusOf(await elsewhere.answer), '200', 'another /48 is not affected');
+      // Messages in progress: one each for the /64s :1 to :4 of the /48 (held), a fifth /64 refused.
+      const holders = [];
+      for (let k = 1; k <= 4; k++) holders.push(await connectFrom(`127.0.${k}.1`));
+      const fifth = await connectFrom('127.0.6.1');
+      for (const c of holders) ask(c.socket, 'hold');
+      await waitFor(() => running === 4);
+      ask(fifth.socket, 'echo');
+      const busy = await fifth.answer;
+      assert.equal(statusOf(busy), '429');
+      assert.match(busy, /CONCURRENCY_LIMIT/);
+      open();
+      assert.deepEqual((await Promise.all(holders.map((c) => c.answer))).map(statusOf), Array(4).fill('200'));
+    } finally {
+      sockets._getpeername = real;
+      open();
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
   });
 
   it('caps connections and messages in progress per IPv6 /48 too, at 4 /64s worth', () => {
