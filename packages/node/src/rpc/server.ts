@@ -1611,7 +1611,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * The line for room in the total: clients (rate-limit keys) refused a reply for want of it, with
    * the largest reply refused, when they first were (`seq`) and the ping round they last were. An
    * entry lasts to the end of the round after its last refusal (the round that made room for it),
-   * or until a reply of the client's is booked.
+   * until the reply it waits for is booked (bookedForLine), or until the client has no WebSocket
+   * open.
    */
   const wsLine = new Map<string, WsPlace>();
   let wsLineSeq = 0;
