@@ -355,12 +355,6 @@ export function blockKey(client: string): string | undefined {
 /** How many /64s' worth of rate limit a whole IPv6 /48 gets, shared by all of its /64s. */
 export const IPV6_48_SHARE = 4;
 
-/**
- * Counts of something per client (an IPv4 address or an IPv6 /64) capped at `limit` each, where an
- * IPv6 client also counts under its /48, capped at IPV6_48_SHARE times that: as with the rate
- * limit, per-/64 caps alone would give a /48 (65,536 /64s) 65,536 times the connections and
- * messages in progress of one address.
- */
 /** What one ClientTally.add counted: the client, and the /48 when it counted toward it too. */
 export interface Tallied {
   readonly client: string;
@@ -369,6 +363,12 @@ export interface Tallied {
   readonly within: boolean;
 }
 
+/**
+ * Counts of something per client (an IPv4 address or an IPv6 /64) capped at `limit` each, where an
+ * IPv6 client also counts under its /48, capped at IPV6_48_SHARE times that: as with the rate
+ * limit, per-/64 caps alone would give a /48 (65,536 /64s) 65,536 times the connections and
+ * messages in progress of one address.
+ */
 export class ClientTally {
   private readonly counts = new Map<string, number>();
 
@@ -689,7 +689,10 @@ function bytesTaken(ws: WebSocket): number | undefined {
   return typeof written === 'number' && typeof queued === 'number' ? written - queued : undefined;
 }
 
-/** The kind of a batch's reply, for a place in line (no method name has brackets in it). */
+/**
+ * The kind of a batch's reply, for a place in line. A single request may name this method too, but
+ * no such method exists: its error reply is far below half of any place it could end.
+ */
 const BATCH_KIND = '[batch]';
 
 /** A client's place in the line for room in the WebSocket total (see roomAhead). */
