@@ -40,8 +40,10 @@ export class JsonTooLargeError extends RangeError {
 }
 
 /**
- * A running lower bound on the serialised size (string lengths, quotes, separators). Escapes can
- * make the real text larger, at most 6× for control characters, so a value that passes is bounded.
+ * A running lower bound on the serialised size (strings' UTF-8 bytes, quotes, separators). Escapes
+ * can make the real text larger, at most 6× for control characters, so a value that passes is
+ * bounded. Bytes, not characters: a string of 3-byte characters is three times its length on the
+ * wire, and counted by length it passed a bound it was three times over.
  */
 class Budget {
   private left: number;
@@ -59,7 +61,7 @@ function convert(value: unknown, seen: Set<object>, budget?: Budget): JsonValue 
   if (budget && out !== undefined) {
     // Containers were charged for their members already; this charges the scalar or the brackets,
     // with one separator each (a shortest spelling: a lower bound of the real size).
-    budget.spend(typeof out === 'string' ? out.length + 3 : 2);
+    budget.spend(typeof out === 'string' ? Buffer.byteLength(out) + 3 : 2);
   }
   return out;
 }
@@ -103,7 +105,7 @@ function convertInner(value: unknown, seen: Set<object>, budget?: Budget): JsonV
         const converted = convert(v, seen, budget);
         if (converted !== undefined) {
           const key = keyToString(k);
-          budget?.spend(key.length + 3);
+          budget?.spend(Buffer.byteLength(key) + 3);
           setKey(out, key, converted);
         }
       }
@@ -113,7 +115,7 @@ function convertInner(value: unknown, seen: Set<object>, budget?: Budget): JsonV
     for (const [k, v] of Object.entries(obj)) {
       const converted = convert(v, seen, budget);
       if (converted !== undefined) {
-        budget?.spend(k.length + 3);
+        budget?.spend(Buffer.byteLength(k) + 3);
         setKey(out, k, converted);
       }
     }

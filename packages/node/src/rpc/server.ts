@@ -60,14 +60,15 @@ export interface RpcLimits {
   maxBatchResponseBytes: number;
   /** Most open sockets (HTTP and WebSocket together). */
   maxConnections: number;
-  /** Most open sockets from one IP address (IPv6: one /64). */
+  /** Most open sockets from one IP address (IPv6: one /64; a /48 IPV6_48_SHARE times that). */
   maxConnectionsPerIp: number;
   maxWsConnections: number;
   maxSubscriptionsPerConnection: number;
   /**
    * Most messages (requests or batches) of one IP address being handled at once, over all its
    * connections: what bounds the replies in memory for one client (HTTP pipelining included). An
-   * HTTP message counts until its reply has been handed to the socket.
+   * HTTP message counts until its reply has been handed to the socket. IPv6: per /64, and a /48
+   * IPV6_48_SHARE times that.
    */
   maxInflightPerIp: number;
   /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
@@ -268,6 +269,13 @@ interface Call {
   subscribed: string[];
   rateLimited: number;
   retryAfterMs: number;
+  /**
+   * Whether no WebSocket reply could fit when its first request was checked (see wsNoRoom): looked
+   * at once a message, as it costs a look at every connection.
+   */
+  noRoom?: boolean;
+  /** The method of a single request (once checked to be a string): what a place in line waits for. */
+  method?: string;
 }
 
 /** Array.isArray narrows `unknown` to `any[]`; this keeps untrusted input typed as unknown. */
@@ -346,6 +354,61 @@ export function blockKey(client: string): string | undefined {
 
 /** How many /64s' worth of rate limit a whole IPv6 /48 gets, shared by all of its /64s. */
 export const IPV6_48_SHARE = 4;
+
+/** What one ClientTally.add counted: the client, and the /48 when it counted toward it too. */
+export interface Tallied {
+  readonly client: string;
+  readonly block: string | undefined;
+  /** Whether it stayed within the client's cap and its /48's. */
+  readonly within: boolean;
+}
+
+/**
+ * Counts of something per client (an IPv4 address or an IPv6 /64) capped at `limit` each, where an
+ * IPv6 client also counts under its /48, capped at IPV6_48_SHARE times that: as with the rate
+ * limit, per-/64 caps alone would give a /48 (65,536 /64s) 65,536 times the connections and
+ * messages in progress of one address.
+ */
+export class ClientTally {
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Whether one more of the client's would stay within its cap and its /48's (counts nothing). */
+  fits(client: string): boolean {
+    const block = blockKey(client);
+    return (
+      (this.counts.get(client) ?? 0) < this.limit &&
+      (block === undefined || (this.counts.get(block) ?? 0) < this.limit * IPV6_48_SHARE)
+    );
+  }
+
+  /**
+   * Counts one more of the client's (`within`: false when that takes it past its cap or its
+   * /48's). It counts toward the /48 only when within its /64's own cap: else one /64 opening
+   * sockets past its cap (each refused, but open until its refusal is out) filled its /48's count
+   * and locked out the other /64s of the /48.
+   */
+  add(client: string): Tallied {
+    const within = this.fits(client);
+    const block = (this.counts.get(client) ?? 0) < this.limit ? blockKey(client) : undefined;
+    this.bump(client, 1);
+    if (block !== undefined) this.bump(block, 1);
+    return { client, block, within };
+  }
+
+  /** Counts one fewer: undoes what one add() counted (its return value). */
+  remove(counted: Tallied): void {
+    this.bump(counted.client, -1);
+    if (counted.block !== undefined) this.bump(counted.block, -1);
+  }
+
+  private bump(key: string, by: number): void {
+    const n = (this.counts.get(key) ?? 0) + by;
+    if (n <= 0) this.counts.delete(key);
+    else this.counts.set(key, n);
+  }
+}
 
 /** Token buckets per key: `rate` units a second, at most `burst` saved up. */
 class TokenBuckets {
@@ -626,6 +689,57 @@ function bytesTaken(ws: WebSocket): number | undefined {
   return typeof written === 'number' && typeof queued === 'number' ? written - queued : undefined;
 }
 
+/**
+ * The kind of a batch's reply, for a place in line. A single request may name this method too, but
+ * no such method exists: its error reply is far below half of any place it could end.
+ */
+const BATCH_KIND = '[batch]';
+
+/** A client's place in the line for room in the WebSocket total (see roomAhead). */
+export interface WsPlace {
+  /** The largest reply refused it (its real size: a request refused unrun makes no place). */
+  bytes: number;
+  /** What that reply answered (the method, or BATCH_KIND): a reply to it ends the place. */
+  kind: string;
+  /** When it first was refused: among clients holding as much, the earlier goes first. */
+  seq: number;
+  /** The ping round it last was refused in. */
+  round: number;
+}
+
+/** What a client holds unsent, for its place in the line: a /64 at least its /48's per-/64 share. */
+export function heldBy(client: string, held: ReadonlyMap<string, number>): number {
+  const mine = held.get(client) ?? 0;
+  const block = blockKey(client);
+  return block === undefined ? mine : Math.max(mine, (held.get(block) ?? 0) / IPV6_48_SHARE);
+}
+
+/**
+ * Room in the total kept for the clients ahead of `client` in the line: those refused that hold
+ * less than it does (or as much, and were refused first), the largest reply any of them was
+ * refused. Without it, room freed after a BUSY went to whoever asked first: an attacker asking
+ * right after each ping round (and reading at the floor) kept honest big replies refused for
+ * ever. Ordered by bytes held, so that a client holding more than others who wait (its share)
+ * gets no more until they have had theirs; a /48 counts as IPV6_48_SHARE /64s (heldBy). The
+ * largest, not the sum: clients that get in line and never come back keep one reply's room, at
+ * most, for at most two rounds.
+ */
+export function roomAhead(
+  line: ReadonlyMap<string, WsPlace>,
+  client: string,
+  held: ReadonlyMap<string, number>,
+): number {
+  const mine = heldBy(client, held);
+  const seq = line.get(client)?.seq ?? Number.POSITIVE_INFINITY;
+  let room = 0;
+  for (const [other, wait] of line) {
+    if (other === client) continue;
+    const theirs = heldBy(other, held);
+    if (theirs < mine || (theirs === mine && wait.seq < seq)) room = Math.max(room, wait.bytes);
+  }
+  return room;
+}
+
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
@@ -651,7 +765,10 @@ class Connection {
      * Books bytes about to be sent against the budget of all clients: an event always (which may
      * drop this one), a reply only when it fits (false: it does not, answer "busy" instead).
      */
-    private readonly budget: { event(bytes: number): void; reply(bytes: number): boolean },
+    private readonly budget: {
+      event(bytes: number): void;
+      reply(bytes: number, client: string | null, kind: string): boolean;
+    },
     private readonly log: Logger,
   ) {
     this.takenAtRound = bytesTaken(ws) ?? 0;
@@ -695,9 +812,9 @@ class Connection {
    * Sends a reply, or `busy()` in its place when the reply does not fit the total of unsent bytes
    * of all clients (nobody is dropped for a reply); false when refused.
    */
-  sendReply(data: string, busy: () => string): boolean {
+  sendReply(data: string, kind: string, busy: () => string): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return true;
-    if (this.budget.reply(Buffer.byteLength(data))) {
+    if (this.budget.reply(Buffer.byteLength(data), this.client, kind)) {
       this.write(data);
       return true;
     }
@@ -968,21 +1085,26 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * retried once the next ping round has made room.
    */
   function busyText(call: Call): string {
+    if (call.batch) return `[${call.ids.map(busyReply).join(',')}]`;
+    return busyReply(call.ids[0] ?? null);
+  }
+
+  /** -32005 BUSY for one request, to retry once the next ping round has made room. */
+  function busyReply(id: RpcId): string {
     const retryAfterMs = Math.min(limits.pingIntervalMs, Math.max(1, nextWsRoundAt - Date.now()));
-    const busy = (id: RpcId): string =>
-      JSON.stringify(
-        limitResponse(
-          id,
-          limitError(
-            'BUSY',
-            'the server holds too many unsent replies; retry shortly',
-            limits.maxWsBufferedBytesTotal,
-            { retryAfterMs },
-          ),
+    return JSON.stringify(
+      limitResponse(
+        id,
+        limitError(
+          'BUSY',
+          'the server holds too many unsent replies; retry shortly',
+          limits.maxWsBufferedBytesTotal,
+          {
+            retryAfterMs,
+          },
         ),
-      );
-    if (call.batch) return `[${call.ids.map(busy).join(',')}]`;
-    return busy(call.ids[0] ?? null);
+      ),
+    );
   }
 
   /** Serialises a result within the bytes the reply has left, or answers why it cannot. */
@@ -1011,8 +1133,19 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return Buffer.byteLength(text) > room ? tooLarge() : text;
   }
 
-  /** Handles one request object; resolves to its serialised response, or undefined for a notification. */
+  /**
+   * Handles one request object; resolves to its serialised response, or undefined for a
+   * notification. The id the reply carries is worked out once, here, and kept in `call.ids` for
+   * busyText.
+   */
   async function handleOne(raw: unknown, call: Call): Promise<string | undefined> {
+    const replyId = replyIdOf(raw);
+    const reply = await answerOne(raw, replyId, call);
+    if (reply !== undefined) call.ids.push(replyId);
+    return reply;
+  }
+
+  async function answerOne(raw: unknown, replyId: RpcId, call: Call): Promise<string | undefined> {
     if (!isRecord(raw)) {
       const refused = admit(call, 1);
       if (refused) return JSON.stringify(limitResponse(null, refused));
@@ -1023,7 +1156,6 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const hasId = Object.hasOwn(raw, 'id');
     const id = raw.id;
     const validId = id === null || typeof id === 'string' || typeof id === 'number';
-    const replyId = replyIdOf(raw);
     const invalid = (why: string): string => {
       const refused = admit(call, 1);
       if (refused) return JSON.stringify(limitResponse(replyId, refused));
@@ -1037,8 +1169,15 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       return invalid('params must be an array or an object');
     }
     const method = raw.method;
+    call.method ??= method;
 
     if (call.full) return hasId ? JSON.stringify(limitResponse(replyId, batchFullError())) : undefined;
+    // A reply is computed before it is refused BUSY: when no reply of this client could fit now,
+    // whatever its size, it is refused unrun (CPU spent on a block read for nothing, else). Not an
+    // unsubscribe, which only frees room; nor a notification, which has no reply to refuse.
+    if (hasId && call.conn && method !== UNSUBSCRIBE_METHOD && (call.noRoom ??= wsNoRoom(call.conn))) {
+      return busyReply(replyId);
+    }
     const refused = admit(call, costOf(method, params));
     if (refused) return hasId ? JSON.stringify(limitResponse(replyId, refused)) : undefined;
 
@@ -1099,10 +1238,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
     if (!isList(payload)) {
       const reply = await handleOne(payload, call);
-      if (reply !== undefined) {
-        call.replies = 1;
-        call.ids.push(replyIdOf(payload));
-      }
+      if (reply !== undefined) call.replies = 1;
       return reply;
     }
     if (payload.length === 0) {
@@ -1123,7 +1259,6 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const reply = await handleOne(item, call);
       if (reply === undefined) continue;
       replies.push(reply);
-      call.ids.push(replyIdOf(item));
       call.bytesLeft -= Buffer.byteLength(reply) + 1;
     }
     call.replies = replies.length;
@@ -1131,8 +1266,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return replies.length > 0 ? `[${replies.join(',')}]` : undefined;
   }
 
-  /** Messages being handled per client (rate-limit key). */
-  const inflight = new Map<string, number>();
+  /** Messages being handled per client (rate-limit key), and per IPv6 /48. */
+  const inflight = new ClientTally(limits.maxInflightPerIp);
 
   /**
    * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
@@ -1141,30 +1276,30 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
-    const busy = inflight.get(client) ?? 0;
-    if (busy >= limits.maxInflightPerIp) {
+    if (!inflight.fits(client)) {
       call.rateLimited = call.replies = 1;
       call.retryAfterMs = 1_000;
       const err = limitError(
         'CONCURRENCY_LIMIT',
-        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}); wait for replies`,
+        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}, ${limits.maxInflightPerIp * IPV6_48_SHARE} for an IPv6 /48); wait for replies`,
         limits.maxInflightPerIp,
       );
       return JSON.stringify(limitResponse(null, err));
     }
-    inflight.set(client, busy + 1);
+    const counted = inflight.add(client);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      const left = (inflight.get(client) ?? 1) - 1;
-      if (left <= 0) inflight.delete(client);
-      else inflight.set(client, left);
+      inflight.remove(counted);
     };
     let held = false;
     try {
       const reply = await handleText(text, call);
-      if (reply !== undefined) rateLimiter.debit(client, Math.floor(reply.length / PARSE_UNIT_CHARS));
+      // Bytes, not characters: a reply of 3-byte characters costs three times its length to send.
+      if (reply !== undefined) {
+        rateLimiter.debit(client, Math.floor(Buffer.byteLength(reply) / PARSE_UNIT_CHARS));
+      }
       // An HTTP reply stays in this process's memory until the client has read it: the message is
       // in progress until then, or every socket of a client that reads slowly pins a reply.
       if (res && reply !== undefined && !res.destroyed) {
@@ -1298,20 +1433,18 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Sockets over a cap: their first request is answered with this error, then they are closed. */
   const refusals = new WeakMap<Socket, ConnectionRefusal>();
-  const perClient = new Map<string, number>();
+  const perClient = new ClientTally(limits.maxConnectionsPerIp);
   let openSockets = 0;
 
   function onSocket(socket: Socket): void {
     openSockets++;
     const client = clientOf(socket);
-    const mine = client === null ? 0 : (perClient.get(client) ?? 0) + 1;
-    if (client !== null) perClient.set(client, mine);
+    // Counted even when refused: the socket is open until its refusal has gone out.
+    const counted = client === null ? null : perClient.add(client);
+    const within = counted === null || counted.within;
     socket.once('close', () => {
       openSockets--;
-      if (client === null) return;
-      const left = (perClient.get(client) ?? 1) - 1;
-      if (left <= 0) perClient.delete(client);
-      else perClient.set(client, left);
+      if (counted !== null) perClient.remove(counted);
     });
     if (openSockets > 2 * limits.maxConnections) {
       // Far over the cap: not even an answer is worth the memory.
@@ -1328,12 +1461,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
           limits.maxConnections,
         ),
       });
-    } else if (mine > limits.maxConnectionsPerIp) {
+    } else if (!within) {
       refusals.set(socket, {
         status: 429,
         error: limitError(
           'CONNECTION_LIMIT',
-          `too many open connections from your address (limit ${limits.maxConnectionsPerIp})`,
+          `too many open connections from your address (limit ${limits.maxConnectionsPerIp}, ${limits.maxConnectionsPerIp * IPV6_48_SHARE} for an IPv6 /48)`,
           limits.maxConnectionsPerIp,
         ),
       });
@@ -1392,6 +1525,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     ws.on('close', () => {
       connections.delete(conn);
       conn.dispose();
+      // A client gone keeps no room: its place lasts only while one of its WebSockets is open.
+      const client = conn.client;
+      if (client === null || !wsLine.has(client)) return;
+      for (const c of connections) if (c.client === client && !c.closed) return;
+      leaveWsLine(client);
     });
     // One message at a time per connection, and no reading while one is in hand: a client that
     // fires thousands of messages without waiting holds one reply in memory, not thousands.
@@ -1409,7 +1547,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const call = newCall({ transport: 'ws' }, conn.client, conn);
       handleMessage(rawToString(data), call)
         .then((reply) => {
-          if (reply === undefined || conn.sendReply(reply, () => busyText(call))) {
+          const kind = call.batch ? BATCH_KIND : (call.method ?? '');
+          if (reply === undefined || conn.sendReply(reply, kind, () => busyText(call))) {
             for (const fn of call.afterSend) fn();
             return;
           }
@@ -1472,6 +1611,117 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   let wsRefusedBytes = 0;
 
   /**
+   * The line for room in the total: clients (rate-limit keys) refused a reply for want of it, with
+   * the largest reply refused, when they first were (`seq`) and the ping round they last were. An
+   * entry lasts to the end of the round after its last refusal (the round that made room for it),
+   * until the reply it waits for is booked (bookedForLine), or until the client has no WebSocket
+   * open.
+   */
+  const wsLine = new Map<string, WsPlace>();
+  let wsLineSeq = 0;
+  let wsRound = 0;
+  /** The largest place in the line (at least): no room kept for anyone ahead can be more. */
+  let wsLineMost = 0;
+
+  /** Takes a client's place out of the line. */
+  function leaveWsLine(client: string): void {
+    if (!wsLine.delete(client)) return;
+    wsLineMost = 0;
+    for (const place of wsLine.values()) wsLineMost = Math.max(wsLineMost, place.bytes);
+  }
+
+  /**
+   * A reply of `bytes` to `kind` booked for `client`: it ends the client's place only when it is
+   * what the place waits for, a reply at least as large, or one to the same kind at least half as
+   * large (the data asked for may have changed a little). Any reply ending it let one small poll on
+   * the same WebSocket, or from anyone behind the same address, throw the place away, and the
+   * attacker took the room again.
+   */
+  function bookedForLine(client: string | null, bytes: number, kind: string): void {
+    if (client === null) return;
+    const place = wsLine.get(client);
+    if (!place) return;
+    if (bytes >= place.bytes || (kind === place.kind && 2 * bytes >= place.bytes)) leaveWsLine(client);
+  }
+
+  /**
+   * Unsent bytes of all WebSockets together (the total is also taken as the new bound), and per
+   * client and per IPv6 /48: one look at every connection.
+   */
+  function countWsHeld(): { total: number; held: Map<string, number> } {
+    const held = new Map<string, number>();
+    let total = 0;
+    for (const c of connections) {
+      if (c.closed) continue;
+      const pending = c.ws.bufferedAmount;
+      total += pending;
+      if (c.client === null || pending <= 0) continue;
+      held.set(c.client, (held.get(c.client) ?? 0) + pending);
+      const block = blockKey(c.client);
+      if (block !== undefined) held.set(block, (held.get(block) ?? 0) + pending);
+    }
+    wsUnsentBound = total;
+    return { total, held };
+  }
+
+  /** Whether anyone other than `client` is in the line. */
+  function othersInLine(client: string | null): client is string {
+    return client !== null && wsLine.size > (wsLine.has(client) ? 1 : 0);
+  }
+
+  /** Puts a client refused a reply of `bytes` in the line, or keeps its place. */
+  function joinWsLine(client: string | null, bytes: number, kind: string): void {
+    const want = Math.min(bytes, limits.maxWsBufferedBytesTotal);
+    wsRefusedBytes = Math.max(wsRefusedBytes, want);
+    if (client === null) return; // exempt (a trusted proxy): it does not wait in line
+    const place = wsLine.get(client);
+    if (place) {
+      // It waits for the largest reply refused it.
+      if (want > place.bytes) {
+        place.bytes = want;
+        place.kind = kind;
+        wsLineMost = Math.max(wsLineMost, want);
+      }
+      place.round = wsRound;
+      return;
+    }
+    // Bounded: as many places as WebSockets, a /48 as many as IPV6_48_SHARE /64s. A client left
+    // out is still refused, only without a place kept for it.
+    if (wsLine.size >= limits.maxWsConnections) return;
+    const block = blockKey(client);
+    if (block !== undefined) {
+      let mates = 0;
+      for (const other of wsLine.keys()) if (blockKey(other) === block) mates++;
+      if (mates >= IPV6_48_SHARE) return;
+    }
+    wsLine.set(client, { bytes: want, kind, seq: wsLineSeq++, round: wsRound });
+    wsLineMost = Math.max(wsLineMost, want);
+  }
+
+  /**
+   * Whether no reply to this connection could be booked now, whatever its size: it is over its own
+   * cap, or the total (with the room kept for those ahead of it in the line) is full.
+   */
+  function wsNoRoom(conn: Connection): boolean {
+    if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) return true;
+    if (wsUnsentBound + wsLineMost < limits.maxWsBufferedBytesTotal) return false; // no scans
+    const queued = othersInLine(conn.client);
+    if (!queued && wsUnsentBound < limits.maxWsBufferedBytesTotal) return false;
+    const { total, held } = countWsHeld();
+    const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
+    if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
+    // Refused unrun, its size unknown: it makes no place in line, and asks the next round for no
+    // more room than one reply of any size (a byte) or its place's real size. A guessed size
+    // (maxResponseBytes) kept that much room from everyone for two rounds, even for a client gone
+    // at once: with a total no larger, every other client was refused with nothing held. A client
+    // already in line keeps its place while it retries.
+    const place = conn.client === null ? undefined : wsLine.get(conn.client);
+    if (place) place.round = wsRound;
+    wsRefusedBytes = Math.max(wsRefusedBytes, place?.bytes ?? 1);
+    return true;
+  }
+
+  /**
    * Books an event (or a busy answer) about to be sent to a client. Past the total cap, clients
    * behind the read floor are dropped (perhaps the one sent to), in shedOrder; clients that keep
    * up are dropped only when the total is over the cap even without this message, so that it
@@ -1496,30 +1746,35 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * when nothing else waits (it would never fit). The next ping round makes room for the largest
    * reply refused (see pingAll).
    */
-  function bookWsReply(bytes: number): boolean {
-    if (wsUnsentBound + bytes <= limits.maxWsBufferedBytesTotal) {
+  function bookWsReply(bytes: number, client: string | null, kind: string): boolean {
+    // With others in line, the room kept for them is counted (one look at every connection and
+    // the line), unless even the largest place fits beside it in the bound.
+    const queued = othersInLine(client);
+    const room = limits.maxWsBufferedBytesTotal - bytes;
+    if (wsUnsentBound + (queued ? wsLineMost : 0) <= room) {
       wsUnsentBound += bytes;
+      bookedForLine(client, bytes, kind);
       return true;
     }
-    const total = shedWsBytes(0, false, true);
-    if (total > 0 && total + bytes > limits.maxWsBufferedBytesTotal) {
-      wsRefusedBytes = Math.max(wsRefusedBytes, Math.min(bytes, limits.maxWsBufferedBytesTotal));
+    const { total, held } = countWsHeld();
+    const ahead = queued ? roomAhead(wsLine, client, held) : 0;
+    if (total + ahead > 0 && total + ahead > room) {
+      joinWsLine(client, bytes, kind);
       return false;
     }
     wsUnsentBound += bytes;
+    bookedForLine(client, bytes, kind);
     return true;
   }
 
   /**
    * Drops clients (see overBudget) so that the unsent bytes of all plus `incoming` fit the total
-   * cap, unless `countOnly`; returns the unsent bytes of those left, without `incoming`.
+   * cap; returns the unsent bytes of those left, without `incoming`.
    */
-  function shedWsBytes(incoming: number, anyHolder: boolean, countOnly = false): number {
+  function shedWsBytes(incoming: number, anyHolder: boolean): number {
     const list = [...connections].filter((c) => !c.closed);
     const holdings = list.map((c) => c.holding());
-    const drop = new Set(
-      countOnly ? [] : overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder),
-    );
+    const drop = new Set(overBudget(holdings, incoming, limits.maxWsBufferedBytesTotal, anyHolder));
     let total = 0;
     list.forEach((c, i) => {
       if (!drop.has(i)) {
@@ -1586,6 +1841,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     // clients reading at the floor could fill the total and have every big reply refused for ever).
     shedWsBytes(wsRefusedBytes, true);
     wsRefusedBytes = 0;
+    // Those refused before the last round had it make room for them, and did not come back.
+    wsRound++;
+    for (const [client, place] of wsLine) if (place.round < wsRound - 1) leaveWsLine(client);
   }
 
   // ---- lifecycle ----

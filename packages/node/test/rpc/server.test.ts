@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { connect as netConnect, createServer as netCreateServer, type Socket } from 'node:net';
+import { connect as netConnect, createServer as netCreateServer, Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -8,8 +8,10 @@ import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
   blockKey,
+  ClientTally,
   clientKey,
   DEFAULT_RPC_LIMITS,
+  heldBy,
   overBudget,
   parseRpcLimits,
   RateLimiter,
@@ -19,10 +21,13 @@ import {
   type RpcServerOptions,
   type RpcSubscription,
   readDebt,
+  roomAhead,
   shedOrder,
   startRpcServer,
+  type Tallied,
   toJsonValue,
   type WsHolding,
+  type WsPlace,
 } from '../../src/rpc/server.js';
 
 const OPTS = {
@@ -197,8 +202,8 @@ class Client {
   private readonly waiters: Array<(v: unknown) => void> = [];
   private nextId = 1;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  constructor(url: string, options?: WebSocket.ClientOptions) {
+    this.ws = new WebSocket(url, options);
     this.ws.on('message', (data) => {
       const msg: unknown = JSON.parse(data.toString());
       const waiter = this.waiters.shift();
@@ -207,8 +212,9 @@ class Client {
     });
   }
 
-  static async open(url: string): Promise<Client> {
-    const c = new Client(url);
+  /** `options.localAddress` (e.g. 127.0.0.2) makes it another client address on Linux loopback. */
+  static async open(url: string, options?: WebSocket.ClientOptions): Promise<Client> {
+    const c = new Client(url, options);
     await new Promise<void>((resolve, reject) => {
       c.ws.once('open', () => resolve());
       c.ws.once('error', reject);
@@ -852,6 +858,186 @@ describe('rpc server limits', () => {
     assert.equal(taken, 40);
   });
 
+  it('counts toward a /48 only what its /64 was admitted, so one /64 cannot lock out its /48', () => {
+    // Sockets are counted even when refused (they are open until the refusal is out): before, a
+    // /64 opening sockets past its own cap, each refused, also filled its /48's count.
+    const tally = new ClientTally(2);
+    const flooder = clientKey('2001:db8:9:1::1');
+    const refused = Array.from({ length: 100 }, () => tally.add(flooder));
+    assert.equal(refused.filter((c) => c.within).length, 2);
+    assert.ok(!tally.fits(flooder), 'the flooding /64 is still over its own cap');
+    for (let i = 2; i <= 4; i++) {
+      const neighbour = clientKey(`2001:db8:9:${i}::1`);
+      assert.ok(
+        tally.add(neighbour).within && tally.add(neighbour).within,
+        `the /64 ${i} of the /48 is let in`,
+      );
+    }
+    assert.ok(!tally.fits(clientKey('2001:db8:9:5::1')), 'the /48 cap (4 × 2) still holds');
+    // Released (each as it was counted), nothing is left over.
+    for (const c of refused) tally.remove(c);
+    assert.ok(tally.fits(flooder), 'its own count is back to none');
+    assert.ok(tally.fits(clientKey('2001:db8:9:5::1')), 'the /48 holds the 3 × 2 of the others only');
+  });
+
+  it('caps the sockets and messages in progress of an IPv6 /48 at 4 /64s worth (real sockets)', async () => {
+    // Loopback offers no /48 of IPv6 addresses to connect from. The sockets are real, from
+    // 127.0.0.K, and for this test only the server reads such an address as the IPv6 the map
+    // gives (a rewrite of the peer name under Socket#remoteAddress): what is tested is the wiring of the caps in the
+    // server (onSocket, handleMessage), with addresses the kernel cannot provide here.
+    const fake = new Map<string, string>();
+    for (let k = 1; k <= 6; k++) {
+      fake.set(`127.0.${k}.1`, `2001:db8:5:${k}::1`); // six /64s of the /48 2001:db8:5::
+      fake.set(`127.0.${k}.2`, `2001:db8:6:${k}::1`); // and of another /48
+    }
+    type Peer = { address?: string; family?: string; port?: number };
+    const sockets = Socket.prototype as unknown as { _getpeername(): Peer };
+    const real = sockets._getpeername;
+    sockets._getpeername = function (this: Socket): Peer {
+      const peer = real.call(this);
+      const address = peer.address === undefined ? undefined : fake.get(peer.address);
+      return address === undefined ? peer : { ...peer, address, family: 'IPv6' };
+    };
+    let running = 0;
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, maxInflightPerIp: 1 },
+      modules({
+        ...quiet(),
+        methods: {
+          echo: (p) => p,
+          hold: async () => {
+            running++;
+            await gate;
+            running--;
+            return 'held';
+          },
+        },
+      }),
+    );
+    const ours: Socket[] = [];
+    /** A socket from `localAddress`, connected (the server counts it when it accepts it, in order). */
+    const connectFrom = (localAddress: string): Promise<{ socket: Socket; answer: Promise<string> }> => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      return new Promise((resolve) => socket.once('connect', () => resolve({ socket, answer })));
+    };
+    const ask = (socket: Socket, method: string): void => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+    };
+    const statusOf = (text: string): string => text.slice(9, 12);
+    try {
+      // Sockets: the /64 :1 opens 5 (2 within its cap; 3 refused, yet open until answered), the
+      // /64s :2 to :4 two each: all within the /48's 8, as the refused ones of :1 do not count.
+      const flood = [];
+      for (let i = 0; i < 5; i++) flood.push(await connectFrom('127.0.1.1'));
+      const neighbours = [];
+      for (let k = 2; k <= 4; k++)
+        for (let i = 0; i < 2; i++) neighbours.push(await connectFrom(`127.0.${k}.1`));
+      const over = await connectFrom('127.0.5.1');
+      const elsewhere = await connectFrom('127.0.1.2');
+      for (const c of [...flood, ...neighbours, over, elsewhere]) ask(c.socket, 'echo');
+      assert.deepEqual((await Promise.all(flood.map((c) => c.answer))).map(statusOf), [
+        '200',
+        '200',
+        '429',
+        '429',
+        '429',
+      ]);
+      const answers = await Promise.all(neighbours.map((c) => c.answer));
+      assert.deepEqual(answers.map(statusOf), Array(6).fill('200'), 'the other /64s of the /48 get in');
+      const refused = await over.answer;
+      assert.equal(statusOf(refused), '429', 'a fifth /64 of the /48 is over its 8');
+      assert.match(refused, /CONNECTION_LIMIT/);
+      assert.equal(statusOf(await elsewhere.answer), '200', 'another /48 is not affected');
+      // Messages in progress: one each for the /64s :1 to :4 of the /48 (held), a fifth /64 refused.
+      const holders = [];
+      for (let k = 1; k <= 4; k++) holders.push(await connectFrom(`127.0.${k}.1`));
+      const fifth = await connectFrom('127.0.6.1');
+      for (const c of holders) ask(c.socket, 'hold');
+      await waitFor(() => running === 4);
+      ask(fifth.socket, 'echo');
+      const busy = await fifth.answer;
+      assert.equal(statusOf(busy), '429');
+      assert.match(busy, /CONCURRENCY_LIMIT/);
+      open();
+      assert.deepEqual((await Promise.all(holders.map((c) => c.answer))).map(statusOf), Array(4).fill('200'));
+    } finally {
+      sockets._getpeername = real;
+      open();
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
+  it('caps connections and messages in progress per IPv6 /48 too, at 4 /64s worth', () => {
+    // Before, the caps were per /64 only: a /48 holds 65,536 of them, each with a full cap.
+    const tally = new ClientTally(2);
+    const counted = Array.from({ length: 65_536 }, (_v, i) =>
+      tally.add(clientKey(`2001:db8:7:${i.toString(16)}::1`)),
+    );
+    assert.equal(counted.filter((c) => c.within).length, 8, 'the /48 as a whole: 4 × 2');
+    assert.ok(!tally.fits(clientKey('2001:db8:7:ffff::9')), 'a /64 of it not yet seen is refused too');
+    // Other /48s and IPv4 addresses are not affected.
+    assert.ok(tally.add(clientKey('2001:db8:8::1')).within && tally.add(clientKey('2001:db8:8::2')).within);
+    assert.ok(!tally.add(clientKey('2001:db8:8::3')).within, 'a /64 still has its own cap');
+    assert.ok(tally.add('10.0.0.1').within && tally.add('10.0.0.2').within && tally.fits('10.0.0.1'));
+    // Released, the /48 has room again (remove undoes add, refused ones included).
+    for (const c of counted) tally.remove(c);
+    assert.ok(tally.fits(clientKey('2001:db8:7:ffff::9')));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat({ max: 7 }), fc.nat({ max: 3 }))), (steps) => {
+        // Any sequence of adds and removes: no /64 counted past 2, no /48 past 8, among those admitted.
+        const t = new ClientTally(2);
+        const held: string[] = [];
+        const tickets: Tallied[] = [];
+        for (const [add, a, b] of steps) {
+          const key = clientKey(`2001:db8:${b}:${a}::1`);
+          if (add) {
+            if (t.fits(key)) {
+              const c = t.add(key);
+              assert.ok(c.within);
+              held.push(key);
+              tickets.push(c);
+            }
+          } else {
+            const i = held.indexOf(key);
+            if (i !== -1) {
+              t.remove(tickets[i]!);
+              held.splice(i, 1);
+              tickets.splice(i, 1);
+            }
+          }
+          for (const k of held) assert.ok(held.filter((h) => h === k).length <= 2);
+          for (const blk of new Set(held.map((h) => blockKey(h)))) {
+            assert.ok(held.filter((h) => blockKey(h) === blk).length <= 8);
+          }
+        }
+      }),
+    );
+  });
+
+  it('bounds a value in UTF-8 bytes, not characters', () => {
+    // 1,000 three-byte characters: 3,000 bytes of JSON; before, 1,003 "bytes" passed a 2,000 bound.
+    const euros = '€'.repeat(1_000);
+    assert.throws(() => toJsonValue(euros, 2_000), /exceeds 2000 bytes/);
+    assert.throws(() => toJsonValue({ [euros]: 1 }, 2_000), /exceeds 2000 bytes/);
+    assert.throws(() => toJsonValue(new Map([[euros, 1]]), 2_000), /exceeds 2000 bytes/);
+    assert.equal(toJsonValue(euros, 3_003), euros);
+  });
+
   it('reads limits from a config object, refusing unknown keys and wrong types', async () => {
     assert.deepEqual(parseRpcLimits(undefined), {});
     assert.deepEqual(parseRpcLimits({ maxBatchSize: 50, unlimitedAddresses: ['10.0.0.5'] }), {
@@ -1142,9 +1328,42 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('charges a reply to the rate limit by its bytes, not its characters', async () => {
+    // 640 Ki three-byte characters: 30 units of reply by bytes; by characters (before), 10.
+    const server = await startRpcServer(
+      { ...OPTS, rateLimitPerSecond: 1, rateLimitBurst: 100, maxWork: 100 },
+      modules({
+        ...quiet(),
+        methods: { euros: () => '€'.repeat(640 * 1024), probe: () => 'ok' },
+        costs: { probe: () => 79 },
+      }),
+    );
+    try {
+      // The request costs 2 of 100 and its reply 30 more: 68 left (88 when charged by characters),
+      // short of the probe's 80 (one for its message, 79 for itself) for some 12 s of refill.
+      assert.equal(typeof ((await rpc(server, 'euros')) as { result: unknown }).result, 'string');
+      const next = await post(server, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'probe', params: [] }));
+      assert.equal(next.status, 429);
+      assert.equal((errorOf(next.json).data as { reason: string }).reason, 'RATE_LIMITED');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('caps the messages of one IP in progress at once (HTTP pipelining and parallel sockets alike)', async () => {
     let running = 0;
     let most = 0;
+    // The calls run until the test opens the gate (not for a time: under load, a 50 ms sleep let
+    // the first calls end before the last arrived, and more than 2 ran).
+    let open = (): void => {};
+    let gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const closeGate = (): void => {
+      gate = new Promise<void>((r) => {
+        open = r;
+      });
+    };
     const server = await startRpcServer(
       { ...OPTS, maxInflightPerIp: 2 },
       modules({
@@ -1152,7 +1371,7 @@ describe('rpc server limits', () => {
         methods: {
           slow: async () => {
             most = Math.max(most, ++running);
-            await new Promise((r) => setTimeout(r, 50));
+            await gate;
             running--;
             return 'done';
           },
@@ -1161,7 +1380,12 @@ describe('rpc server limits', () => {
     );
     try {
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'slow', params: [] });
-      const replies = await Promise.all(Array.from({ length: 6 }, () => post(server, body)));
+      let settled = 0;
+      const asked = Array.from({ length: 6 }, () => post(server, body).finally(() => settled++));
+      // Two run, held at the gate; the four others are answered meanwhile.
+      await waitFor(() => running === 2 && settled === 4);
+      open();
+      const replies = await Promise.all(asked);
       assert.equal(most, 2);
       const refused = replies.filter((r) => r.status === 429);
       assert.equal(refused.length, 4);
@@ -1172,8 +1396,12 @@ describe('rpc server limits', () => {
       // Pipelined on one socket: Node hands all of them over at once, and the cap still holds.
       const request = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
       most = 0;
+      closeGate();
       const raw = await rawHttp(server.port, request.repeat(5));
-      await waitFor(() => running === 0 && most > 0);
+      // Node parses the 5 at once and hands them all over (no timer in between): 2 run, 3 refused.
+      await waitFor(() => running === 2);
+      open();
+      await waitFor(() => running === 0);
       raw.socket.end();
       const text = await raw.answer;
       assert.equal(most, 2);
@@ -1596,6 +1824,323 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       // The client never learnt the subscription's id: it must not live on until disconnect.
       assert.equal(emitters.size, 0);
       assert.equal(holder.ws.readyState, WebSocket.OPEN, 'no one is dropped for a refused reply');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('keeps room in line for those holding less, a /48 counted as 4 /64s, and never two ahead of each other', () => {
+    const place = (seq: number, bytes = 24 * MiB): WsPlace => ({ bytes, kind: 'big', seq, round: 0 });
+    const honest = '10.0.0.1';
+    const attacker = '10.0.0.2';
+    // The honest client holds nothing and was refused; the attacker holds 20 MiB: it gets no room
+    // ahead of the honest one's 24 MiB, however early it asks.
+    const line = new Map([[honest, place(5)]]);
+    const held = new Map([[attacker, 20 * MiB]]);
+    assert.equal(roomAhead(line, attacker, held), 24 * MiB);
+    assert.equal(roomAhead(line, honest, held), 0, 'nobody ahead of the honest one');
+    // Holding as much (nothing): who was refused first goes first; one not in line goes last.
+    line.set(attacker, place(9, 32 * MiB));
+    held.delete(attacker);
+    assert.equal(roomAhead(line, honest, held), 0);
+    assert.equal(roomAhead(line, attacker, held), 24 * MiB);
+    assert.equal(roomAhead(line, '10.0.0.3', held), 32 * MiB, 'the largest reply of those ahead');
+    // Spread over the /64s of a /48, 64 MiB is 16 MiB a /64 for its place, however little each holds.
+    const spread = new Map<string, number>([['2001:db8:1::/48', 64 * MiB]]);
+    for (let i = 0; i < 64; i++) spread.set(clientKey(`2001:db8:1:${i}::1`), MiB);
+    assert.equal(heldBy(clientKey('2001:db8:1:7::1'), spread), 16 * MiB);
+    spread.set(honest, 8 * MiB);
+    assert.equal(roomAhead(new Map([[honest, place(1)]]), clientKey('2001:db8:1:7::1'), spread), 24 * MiB);
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'), fc.nat(3)), {
+          selector: (t) => t[0],
+          minLength: 2,
+        }),
+        fc.array(fc.nat({ max: 4 }), { minLength: 4, maxLength: 4 }),
+        (entries, holds) => {
+          const keys = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'];
+          const line = new Map(entries.map(([k, _s], i) => [k, place(i, MiB)]));
+          const held = new Map(keys.map((k, i) => [k, holds[i]! * MiB]));
+          // Of two clients in line, exactly one keeps room from the other: none wait on each other.
+          for (const [a] of entries) {
+            for (const [b] of entries) {
+              if (a === b) continue;
+              const onlyA = new Map([[a, line.get(a)!]]);
+              const onlyB = new Map([[b, line.get(b)!]]);
+              const both = new Map([...onlyA, ...onlyB]);
+              const aWaitsOnB = roomAhead(both, a, held) > 0;
+              const bWaitsOnA = roomAhead(both, b, held) > 0;
+              assert.notEqual(aWaitsOnB, bWaitsOnA);
+            }
+          }
+          // The one holding least (first refused among them) has room kept for nobody ahead of it.
+          const first = [...line.keys()].sort(
+            (a, b) => held.get(a)! - held.get(b)! || line.get(a)!.seq - line.get(b)!.seq,
+          )[0]!;
+          assert.equal(roomAhead(line, first, held), 0);
+        },
+      ),
+    );
+  });
+
+  it('keeps room freed after a "busy" for the client refused, not for whoever asks first', async () => {
+    // No ping round in the test (60 s): room is freed only by the attacker reading its reply.
+    let asked = 0;
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          big: () => {
+            asked++;
+            return 'x'.repeat(24 * MiB);
+          },
+          echo: (p) => p,
+        },
+      }),
+    );
+    type Answer = { result?: string; error?: { data: { reason: string } } };
+    try {
+      // The attacker at another address (127.0.0.2) than the honest client (127.0.0.1).
+      const attacker = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+      const again = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+      const honest = await Client.open(server.wsUrl);
+      opened.push(attacker, again, honest);
+      // The attacker's 24 MiB waits (the kernel takes a few MiB at most): the honest one is refused.
+      const held = attacker.next(60_000);
+      attacker.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+      socketOf(attacker.ws).pause();
+      await waitFor(() => asked === 1);
+      // The reply is serialised and handed to the socket before any timer fires.
+      await new Promise((r) => setTimeout(r, 20));
+      const answer = (await honest.call('big', [])) as Answer;
+      assert.equal(answer.error?.data.reason, 'BUSY');
+      // The attacker reads its reply, freeing the room, and asks again at once, first.
+      socketOf(attacker.ws).resume();
+      assert.equal(((await held) as Answer).result?.length, 24 * MiB);
+      // A round trip on its connection: the server has seen the socket drained (whatever the answer).
+      await attacker.call('echo', []);
+      const grab = (await again.call('big', [])) as Answer;
+      assert.equal(grab.error?.data.reason, 'BUSY', 'the room is kept for the client refused before');
+      const retry = (await honest.call('big', [])) as Answer;
+      assert.equal(retry.result?.length, 24 * MiB, 'the honest retry gets it');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  /** A server with no ping round in the test (60 s), a 32 MiB total and a 24 MiB `big` method. */
+  async function lineServer(
+    more: Partial<RpcServerOptions> = {},
+  ): Promise<{ server: RpcServer; asked: () => number }> {
+    let asked = 0;
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+        ...more,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          big: () => {
+            asked++;
+            return 'x'.repeat(24 * MiB);
+          },
+          echo: (p) => p,
+        },
+      }),
+    );
+    return { server, asked: () => asked };
+  }
+  type BigAnswer = { result?: string; error?: { data: { reason: string } } };
+
+  /** The attacker (127.0.0.2) holds its 24 MiB reply unread; `honest` is refused "busy". */
+  async function refusedBehindAttacker(server: RpcServer, asked: () => number) {
+    const attacker = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+    const again = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+    const honest = await Client.open(server.wsUrl);
+    opened.push(attacker, again, honest);
+    const held = attacker.next(60_000);
+    attacker.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+    socketOf(attacker.ws).pause();
+    await waitFor(() => asked() === 1);
+    // The reply is serialised and handed to the socket before any timer fires.
+    await new Promise((r) => setTimeout(r, 20));
+    const answer = (await honest.call('big', [])) as BigAnswer;
+    assert.equal(answer.error?.data.reason, 'BUSY');
+    /** The attacker reads its reply, freeing the room; a round trip has the server see it drained. */
+    const drain = async (): Promise<void> => {
+      socketOf(attacker.ws).resume();
+      assert.equal(((await held) as BigAnswer).result?.length, 24 * MiB);
+      await attacker.call('echo', []);
+    };
+    return { again, honest, drain };
+  }
+
+  it('keeps the place of a client refused a big reply while it, or its address, gets small ones', async () => {
+    // Before, any reply booked for a client in line ended its place: one small poll (a wallet's,
+    // or anyone's behind the same NAT) threw it away, and the attacker took the room again.
+    const { server, asked } = await lineServer();
+    try {
+      const { again, honest, drain } = await refusedBehindAttacker(server, asked);
+      const neighbour = await Client.open(server.wsUrl);
+      opened.push(neighbour);
+      assert.deepEqual(((await honest.call('echo', [1])) as { result: unknown }).result, [1]);
+      assert.deepEqual(((await neighbour.call('echo', [2])) as { result: unknown }).result, [2]);
+      await drain();
+      const grab = (await again.call('big', [])) as BigAnswer;
+      assert.equal(grab.error?.data.reason, 'BUSY', 'the room is kept for the client refused before');
+      const retry = (await honest.call('big', [])) as BigAnswer;
+      assert.equal(retry.result?.length, 24 * MiB, 'the honest retry gets it');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('keeps no place for a client whose WebSockets all closed', async () => {
+    const { server, asked } = await lineServer();
+    try {
+      const { again, honest, drain } = await refusedBehindAttacker(server, asked);
+      honest.ws.close();
+      await waitFor(() => honest.ws.readyState === WebSocket.CLOSED);
+      await drain();
+      const grab = (await again.call('big', [])) as BigAnswer;
+      assert.equal(grab.result?.length, 24 * MiB, 'no room is kept for a client gone');
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('looks at no connection to book a reply while even the largest place in line fits beside it', async () => {
+    // Before, with anyone in line every reply (and every request's check) counted the unsent bytes
+    // of every connection, even with the total nearly empty. Counted: reads of bufferedAmount.
+    const { server, asked } = await lineServer({ maxWsConnections: 32 });
+    const getter = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'bufferedAmount')!;
+    let reads = 0;
+    try {
+      const { again, drain } = await refusedBehindAttacker(server, asked);
+      // The honest client keeps its place (24 MiB) in line; the total holds nothing once drained.
+      await drain();
+      const idle = await Promise.all(
+        Array.from({ length: 20 }, () => Client.open(server.wsUrl, { localAddress: '127.0.0.4' })),
+      );
+      opened.push(...idle);
+      Object.defineProperty(WebSocket.prototype, 'bufferedAmount', {
+        ...getter,
+        get(this: WebSocket) {
+          reads++;
+          return getter.get!.call(this);
+        },
+      });
+      assert.deepEqual(((await again.call('echo', [3])) as { result: unknown }).result, [3]);
+      assert.ok(reads < idle.length, `${reads} reads of bufferedAmount for one small reply`);
+    } finally {
+      Object.defineProperty(WebSocket.prototype, 'bufferedAmount', getter);
+      await closeAll(server);
+    }
+  });
+
+  it('makes no place in line for a request refused unrun, so a client gone keeps no room', async () => {
+    // Before, a request refused before computing took a place of maxResponseBytes (its size
+    // unknown), for two rounds: with a total no larger, everyone else was refused, nothing held.
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startRpcServer(
+      { ...OPTS, pingIntervalMs: 60_000, maxWsBufferedBytes: 32 * MiB, maxWsBufferedBytesTotal: 32 * MiB },
+      modules({
+        logger: captureLogger().logger,
+        methods: { echo: (p) => p },
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const holder = await Client.open(server.wsUrl, { localAddress: '127.0.0.3' });
+      const ghost = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
+      opened.push(holder, ghost);
+      await holder.call('unc_subscribe', ['shared']);
+      holdSilently(holder.ws);
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      for (const emit of emitters) emit({ chunk: 'y'.repeat(24 * MiB) });
+      const busy = (await ghost.call('echo', [1])) as { error?: { data: { reason: string } } };
+      assert.equal(busy.error?.data.reason, 'BUSY');
+      // The ghost's socket stays open (it only stops asking): the busy answer past the total
+      // dropped the holder, so nothing is held.
+      await waitFor(() => holder.ws.readyState === WebSocket.CLOSED);
+      const honest = await Client.open(server.wsUrl);
+      opened.push(honest);
+      const answer = (await honest.call('echo', [2])) as { result?: unknown; error?: unknown };
+      assert.deepEqual(answer.result, [2], `honest small call refused: ${JSON.stringify(answer.error)}`);
+    } finally {
+      await closeAll(server);
+    }
+  });
+
+  it('refuses "busy" unrun a call whose reply could not fit, whatever its size', async () => {
+    const emitters = new Set<(r: unknown) => void>();
+    let computed = 0;
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+      },
+      modules({
+        logger: captureLogger().logger,
+        methods: {
+          costly: () => {
+            computed++;
+            return 'x'.repeat(MiB);
+          },
+        },
+        subscriptions: {
+          shared: (_params, emit) => {
+            emitters.add(emit);
+            return () => emitters.delete(emit);
+          },
+        },
+      }),
+    );
+    try {
+      const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
+        Client,
+        Client,
+      ];
+      opened.push(holder, asker);
+      await holder.call('unc_subscribe', ['shared']);
+      holdSilently(holder.ws);
+      // Two 24 MiB events to a holder that reads nothing: the second goes out as the total (32 MiB)
+      // was not over without it, and leaves it over (48 MiB, less what the kernel took).
+      for (const emit of emitters) emit({ chunk: 'x'.repeat(24 * MiB) });
+      for (const emit of emitters) emit({ chunk: 'y'.repeat(24 * MiB) });
+      // (The busy answer, as any message past the total, then drops the holder: only one check.)
+      const batch = [
+        { jsonrpc: '2.0', id: 'a', method: 'costly', params: [] },
+        { jsonrpc: '2.0', id: 'b', method: 'costly', params: [] },
+      ];
+      asker.sendRaw(JSON.stringify(batch));
+      const replies = (await asker.next()) as Array<{ id: string; error?: { data: { reason: string } } }>;
+      assert.deepEqual(
+        replies.map((m) => [m.id, m.error?.data.reason]),
+        [
+          ['a', 'BUSY'],
+          ['b', 'BUSY'],
+        ],
+      );
+      assert.equal(computed, 0, 'no reply was computed to be refused');
     } finally {
       await closeAll(server);
     }
