@@ -94,6 +94,13 @@ export interface SyncResult {
   /** Peers penalised or dropped during this sync (bad blocks, failed requests, empty answers). */
   excluded: string[];
   /**
+   * Peers dropped from this sync only for being beaten by a hedge (they were answering, just
+   * later than another peer), not in `excluded`: a faster node claiming one height more wins
+   * every tie, and the honest peers it beat were then, as `excluded`, ignored by the stall probe
+   * and asked last for ten minutes (sync-reactor.ts). Not held against them past this sync.
+   */
+  slower: string[];
+  /**
    * Of `excluded`, those that served less of a range than they claimed to hold (empty or short
    * answers that came quickly, blocks that do not apply): their status claims are not to be
    * trusted for a while. Not those whose request failed or whose short answer came late.
@@ -181,6 +188,8 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const progressEvery = opts.progressIntervalMs ?? 250;
   const excluded = new Set<string>();
   const disproved = new Set<string>();
+  /** Of `excluded`, those dropped only for losing a hedge race (SyncResult.slower). */
+  const slower = new Set<string>();
   const responseCap = opts.responseCapBytes ?? 64 * 1024 * 1024;
   const maxBlockBytes = opts.maxBlockBytes ?? 9 * 1024 * 1024;
   const clock = opts.clock ?? systemClock;
@@ -207,7 +216,9 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     });
   };
 
-  const drop = (peer: string, why: string, blame: boolean, disprove = blame) => {
+  const drop = (peer: string, why: string, blame: boolean, disprove = blame, beaten = false) => {
+    if (beaten && !excluded.has(peer)) slower.add(peer);
+    else if (!beaten) slower.delete(peer);
     excluded.add(peer);
     if (disprove) disproved.add(peer);
     if (blame) network.penalize(peer, why);
@@ -495,10 +506,12 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
           } else {
             rival.cancel();
             // The peer asked first was beaten by one asked hedgeMs later: slower, not a liar. Not
-            // penalised nor distrusted, only dropped from this sync like a late answer (and so asked
-            // after the others for a while: sync-reactor.ts), or each sybil would cost every range.
+            // penalised nor distrusted, only dropped from this sync (or each slow sybil would
+            // cost every range a hedge delay), and reported as `slower`, not `excluded`: a faster
+            // attacker claiming one height more would otherwise get the honest peers it beat
+            // ignored for ten minutes (sync-reactor.ts).
             if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
-              drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false);
+              drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false, true);
           }
         }
         if (outcome === 'moved') break;
@@ -515,7 +528,14 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const height = chain.height();
   if (height < target) log.warn('sync stopped before the target', { height, target });
   else log.info('sync complete', { height, applied, seconds: (clock.now() - started) / 1000 });
-  return { height, target, applied, excluded: [...excluded], disproved: [...disproved] };
+  return {
+    height,
+    target,
+    applied,
+    excluded: [...excluded].filter((p) => !slower.has(p)),
+    slower: [...slower],
+    disproved: [...disproved],
+  };
 }
 
 /** Sync's view of a `Chain`: decode each block and let the chain verify and commit it. */

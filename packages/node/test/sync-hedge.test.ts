@@ -151,6 +151,28 @@ describe('hedged block requests', () => {
     assert.ok(ms < 3 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
   });
 
+  test('honest peers beaten by a faster node claiming one height more are reported slower, not excluded', async () => {
+    // Attack review: a fast node claiming height + 1 is sorted first and wins every hedge race;
+    // the honest peers it beat were reported in `excluded`, and sync-reactor.ts then ignored
+    // their claims and asked them last for ten minutes, leaving the attacker the only server.
+    const clock = new VirtualClock(0);
+    const late = (from: bigint, to: bigint) =>
+      new Promise<Uint8Array[]>((resolve) =>
+        clock.schedule(2 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to < HEIGHT ? to : HEIGHT))),
+      );
+    const peers: Record<string, FakePeer> = {
+      attacker: { claim: () => HEIGHT + 1n, blocks: async (from, to) => blocksOf(from, to) },
+      honest1: { claim: () => HEIGHT, blocks: late },
+      honest2: { claim: () => HEIGHT, blocks: late },
+    };
+    const { result, log } = await run(source, peers, clock);
+    assert.ok(result.height >= HEIGHT);
+    assert.deepEqual(log.penalized, []);
+    assert.deepEqual(result.disproved, []);
+    assert.deepEqual(result.excluded, [], 'nothing held against them past this sync');
+    assert.deepEqual(result.slower.sort(), ['honest1', 'honest2'], 'dropped from this sync only');
+  });
+
   /** `first` answers 16 blocks as `answer` says; `other` serves at once, counting its asks. */
   async function twoPeers(first: FakePeer['blocks'], clock: VirtualClock) {
     let others = 0;
