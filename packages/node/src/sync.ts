@@ -9,7 +9,13 @@ import { BlockWriteError, type Chain } from './chain.js';
 import { type Cancel, type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
 import { BLOCK_SERVE_MAX_WAIT_MS } from './p2p/serve-budget.js';
-import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
+import {
+  type BlockTake,
+  type ChainStatus,
+  MAX_BLOCKS_PER_REQUEST,
+  type Network,
+  type NetworkHandlers,
+} from './p2p/types.js';
 
 /** What sync needs from the node's chain. */
 export interface SyncChain {
@@ -511,7 +517,13 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
             // attacker claiming one height more would otherwise get the honest peers it beat
             // ignored for ten minutes (sync-reactor.ts).
             if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
-              drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false, true);
+              drop(
+                head.peer,
+                `slower than ${slot.peer} to serve ${head.from}…${head.to}`,
+                false,
+                false,
+                true,
+              );
           }
         }
         if (outcome === 'moved') break;
@@ -557,16 +569,28 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
       height: chain.height,
       headHash: chain.head.hash,
     }),
-    blocks: async (from, to, take) => {
-      const out: Uint8Array[] = [];
-      for (let h = from; h <= to && h <= chain.height; h++) {
-        // The peer's budget and a read slot are waited for before the read, holding no block.
-        if (take?.room && !(await take.room())) break;
-        const raw = await chain.db.getBlockBytes(h);
-        if (!raw || (take && !(await take(raw.byteLength)))) break;
-        out.push(raw);
-      }
-      return out;
-    },
+    blocks: (from, to, take) => readBlockRange(from, to < chain.height ? to : chain.height, chain, take),
   };
+}
+
+/**
+ * The stored blocks `from`…`to` (no further than the caller's head: `to` is already capped) as a
+ * `/blocks/1` answer reads them: the peer's budget and a read slot waited for before each read
+ * (`take.room`, holding no block), each block offered to `take` (which sends it) once read, and
+ * the answer ended at the first block missing or refused.
+ */
+export async function readBlockRange(
+  from: bigint,
+  to: bigint,
+  chain: Pick<Chain, 'db'>,
+  take?: BlockTake,
+): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (let h = from; h <= to; h++) {
+    if (take?.room && !(await take.room())) break;
+    const raw = await chain.db.getBlockBytes(h);
+    if (!raw || (take && !(await take(raw.byteLength, raw)))) break;
+    out.push(raw);
+  }
+  return out;
 }

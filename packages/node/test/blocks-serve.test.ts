@@ -189,7 +189,7 @@ describe('serving block ranges', () => {
         take.room = () => answer.room();
         assert.ok(await answer.ids());
         const out = await handler(1n, 10n, take);
-        answer.unsent(out.length);
+        answer.end();
         assert.equal(out.length, 10, name);
         assert.ok(heldWhileWaiting.length > 0, `${name}: the budget was waited for`);
         // Before: each wait held the block just read.

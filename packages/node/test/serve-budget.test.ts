@@ -166,23 +166,65 @@ test('block sync budget: heights asked count per peer and over all peers, fresh 
   assert.equal(DEFAULT_TX_SERVE_LIMITS.maxIdsInAll, Number.MAX_SAFE_INTEGER);
 });
 
-test('block answers: bytes taken and never sent go back to the overall window (taken in it), never to the peer’s own', () => {
+test('the overall window: room is looked at when a block is taken, charged when it is sent', () => {
   const b = new ServeBudget(
     { maxBytesPerPeer: 100, maxBytesInAll: 150, reservedBytesForRelaying: 50 },
     DEFAULT_BLOCK_SERVE_LIMITS,
   );
-  assert.ok(b.takeBytes('reset', 100, 0));
-  // A peer that resets its streams: what it was never sent does not count against the others…
-  b.refundBytes(100, 0, 10);
-  assert.ok(b.takeBytes('other', 100, 20), 'the others’ share back');
-  // …but stays charged to it, or resetting every stream at once would make this node read blocks
-  // without end (bounded by heights only).
-  assert.equal(b.takeBytes('reset', 1, 30), false, 'its own budget stays spent');
-  // Taken in an earlier window: nothing to give back in this one.
-  assert.ok(b.takeBytes('late', 50, 1_200));
-  assert.ok(b.takeBytes('late2', 100, 2_300));
-  b.refundBytes(50, 1_200, 2_301);
-  assert.equal(b.takeBytes('late3', 51, 2_302), false);
+  assert.ok(b.allHasRoom(100, 0));
+  assert.ok(b.allHasRoom(100, 0), 'looking charges nothing');
+  b.chargeAll(100, 0);
+  assert.equal(b.allHasRoom(1, 10), false, 'the non-relaying share (100) is spent');
+  assert.ok(b.allHasRoom(50, 10, true), 'the relaying peers’ share is left');
+  assert.equal(b.takeBytes('other', 1, 20), false, 'takeBytes keeps the same overall rule');
+  assert.ok(b.allHasRoom(100, 1_000), 'a new window');
+});
+
+test('a peer that never reads its block answers holds only its own window: an honest answer is served while the clock stands still', async () => {
+  // Attack review: the overall window was charged as each block was read, not as it was sent. A
+  // peer that never read its answers (each held by its server up to the request deadline) had
+  // three ids, at their per-peer cap of 64 MiB a second, fill the 192 MiB non-relaying share
+  // without downloading a byte: every honest syncer's answer then waited for the next window.
+  const MiB = 1024 * 1024;
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const now = 0; // the clock never moves: no window renews, no wait ends
+  const answer = (peer: string) =>
+    new BlockAnswerBudget(budget, {
+      peer,
+      asked: 64,
+      capBytes: 64 * MiB,
+      maxBlockBytes: 9 * MiB,
+      relaying: false,
+      now: () => now,
+      sleep: () => new Promise<void>(() => {}),
+      slots,
+    });
+  let unread = 0;
+  const nonReader = async (peer: string) => {
+    // Blocks of 8 MiB taken until the peer's own window is spent; their frames are never drained,
+    // so `sent` is never called for them.
+    for (const a = answer(peer); (await a.room()) && (await a.take(8 * MiB)); ) unread += 8 * MiB;
+  };
+  for (let p = 0; p < 3; p++) void nonReader(`nonreader-${p}`);
+  await settle();
+  assert.equal(unread, 3 * 64 * MiB, 'each non-reader took its whole window, in blocks never sent');
+  const honest = answer('honest');
+  let served = 0;
+  void (async () => {
+    for (let i = 0; i < 8; i++) {
+      if (!((await honest.room()) && (await honest.take(8 * MiB)))) return;
+      honest.sent(8 * MiB);
+      served++;
+    }
+  })();
+  await settle();
+  // Before: the honest answer's first block waited for a window that never renewed.
+  assert.equal(served, 8, 'the honest answer was served in full');
+  // What the honest peer downloaded is charged: 64 of the 192 MiB share.
+  assert.ok(budget.allHasRoom(128 * MiB, now));
+  assert.equal(budget.allHasRoom(128 * MiB + 1, now), false);
+  assert.equal(slots.held(), 0, 'the non-readers hold no read slot while their frames wait');
 });
 
 test('block answers wait for the budget to renew, and end short only after the longest wait in all', async () => {
@@ -256,7 +298,7 @@ test('block answers hold room for the largest block before it is read, and charg
   // 70 taken: no room for another 40-byte block. It waits, unread, and ends after the longest wait.
   assert.equal(await a.room(), false);
   assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
-  a.unsent(7);
+  a.end();
   // Only what was read is charged (room held and not used went back): the last 30 bytes are left.
   const b = new BlockAnswerBudget(budget, {
     peer: 'p',
@@ -317,6 +359,7 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
       reading--;
       readingBy.set(peer, (readingBy.get(peer) ?? 0) - 1);
       if (!(await a.take(100))) return;
+      a.sent(100);
       sybilBlocks++;
     }
   };
@@ -324,8 +367,7 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   for (let p = 0; p < 6; p++) for (let s = 0; s < 4; s++) streams.push(sybilStream(`sybil-${p}`));
   await new Promise((r) => setImmediate(r));
   // While the sybils read, the overall window is charged only what they were sent.
-  assert.ok(budget.takeBytes('honest-probe', 64 * MiB, now), 'the non-relaying share is still there');
-  budget.refundBytes(64 * MiB, now, now);
+  assert.ok(budget.allHasRoom(64 * MiB, now), 'the non-relaying share is still there');
   const honest = answer('honest');
   let served: boolean | undefined;
   void (async () => {
@@ -413,13 +455,14 @@ test('a block read past the overall window waits for it holding its slot; refuse
   });
   assert.ok(await a.room());
   assert.ok(await a.take(30));
+  a.sent(30);
   assert.equal(slots.held(), 0);
   assert.ok(await a.room());
   // 30 + 30 > the non-relaying share (50): refused after the longest wait.
   assert.equal(await a.take(30), false);
   assert.equal(now, BLOCK_SERVE_MAX_WAIT_MS);
   assert.equal(slots.held(), 0);
-  a.unsent(1);
+  a.end();
   // The peer's window kept 30 + 30 (both read), the room held beyond them went back.
   assert.ok(budget.takePeerBytes('p', 40, now));
   assert.equal(budget.takePeerBytes('p', 1, now), false);
@@ -457,6 +500,7 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   const a = answer('p');
   assert.ok(await a.room());
   assert.ok(await a.take(30));
+  a.sent(30);
   assert.ok(await a.room());
   // Refused by the non-relaying share (30 + 30 > 50): one wait, then the stream is seen gone.
   assert.equal(await a.take(30), false);
@@ -464,7 +508,7 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   assert.equal(slots.held(), 0);
   assert.equal(await a.room(), false, 'no further read');
   assert.equal(slots.held(), 0);
-  a.unsent(1);
+  a.end();
   // Gone while waiting for a slot: the slot granted is given back at once.
   gone = false;
   const holder = answer('h');
@@ -473,7 +517,7 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   const got = waiting.room();
   await settle();
   gone = true;
-  holder.unsent(0); // hands its slot on to the waiting answer, whose stream is gone
+  holder.end(); // hands its slot on to the waiting answer, whose stream is gone
   assert.equal(await got, false);
   assert.equal(slots.held(), 0, 'the slot went back');
 });

@@ -25,7 +25,7 @@ import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { BlockTake, Network } from '../p2p/types.js';
-import { peerStatuses, type SyncProgress, syncChain } from '../sync.js';
+import { peerStatuses, readBlockRange, type SyncProgress, syncChain } from '../sync.js';
 import type { BlockPreverifier } from './block-preverify.js';
 
 /** How long a peer whose claimed heights a sync found it did not serve is not believed. */
@@ -331,16 +331,7 @@ export class SyncReactor {
    */
   async blocksFor(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]> {
     const { chain } = this.opts;
-    const out: Uint8Array[] = [];
-    const top = min(to, chain.height);
-    for (let h = from; h <= top; h++) {
-      // The peer's budget and a read slot are waited for before the read, holding no block.
-      if (take?.room && !(await take.room())) break;
-      const raw = await chain.db.getBlockBytes(h);
-      if (!raw || (take && !(await take(raw.byteLength)))) break;
-      out.push(raw);
-    }
-    return out;
+    return readBlockRange(from, min(to, chain.height), chain, take);
   }
 }
 

@@ -808,26 +808,38 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // A reset or aborted stream (the syncer cancelled it): no answer will be read.
           gone: () => stream.status === 'reset' || stream.status === 'aborted',
         });
-        const take: BlockTake = async (bytes: number): Promise<boolean> => {
+        let sent = 0;
+        // The overall serve window is charged once the frame is written (drained to the
+        // transport), not when the block was read: a peer that never reads its answers then holds
+        // only its own window (serve-budget.ts ServeBudget.chargeAll).
+        const send = async (block: Uint8Array) => {
+          await sendFrame(stream, block, signal);
+          sent++;
+          answer.sent(block.byteLength);
+        };
+        const take: BlockTake = async (bytes, block) => {
           if (bytes > this.maxBlockFrameBytes)
             this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
-          return answer.take(bytes);
+          if (!(await answer.take(bytes))) return false;
+          // Sent before the next block is read: an answer whose peer does not read pins one
+          // block, not all it asked for, while it waits for the request deadline.
+          if (block) await send(block);
+          return true;
         };
         // Holds a read slot and the peer's room before each block is read: serve-budget.ts.
         take.room = () => answer.room();
-        let sent = 0;
         try {
           // Inside the try: a read that throws still gives back its slot and what it held.
           const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
           for (const [i, block] of blocks.entries()) {
+            if (i < sent) continue; // sent as it was taken
             // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
             if (i >= answer.count && !(await take(block.byteLength))) break;
-            await sendFrame(stream, block, signal);
-            sent++;
+            await send(block);
           }
         } finally {
-          // What was taken of the budget and never sent (a stream reset) is given back.
-          answer.unsent(sent);
+          // Any slot and room still held go back (blocks never sent were never charged overall).
+          answer.end();
         }
       }
       await stream.close({ signal });
