@@ -90,6 +90,15 @@ export interface SyncOptions {
  */
 export const HEDGE_AFTER_MS = 1_000;
 
+/**
+ * The slowest an answer may come, in bytes a second, before its range is hedged though it never
+ * went silent for HEDGE_AFTER_MS: a peer that sent a tiny block every 0.9 s was never hedged, and
+ * held the pipeline's head to the request deadline (10 s) for a few hundred bytes. 256 KiB/s
+ * (2 Mbit/s) per request is far below what a link that serves a chain carries; a trickle above it
+ * costs its peer that upload for each second it holds the head.
+ */
+export const HEDGE_MIN_BYTES_PER_SECOND = 256 * 1024;
+
 export interface SyncResult {
   /** Our height when sync stopped. */
   height: bigint;
@@ -124,8 +133,12 @@ interface Slot {
   /** When it was asked, on the sync's clock. */
   asked: number;
   answer: Promise<Answer>;
-  /** When the latest block of the answer arrived (when it was asked, before any), on the clock. */
-  progress: () => number;
+  /**
+   * When a hedge may be asked for its range, on the clock: `hedgeMs` after the latest bytes of
+   * the answer arrived (after it was asked, before any), or sooner when the answer so far is
+   * slower than HEDGE_MIN_BYTES_PER_SECOND (allowing `hedgeMs` for the first bytes).
+   */
+  due: () => number;
   /** Whether the answer (or a failure) arrived. */
   done: () => boolean;
   /** Abandons the request: another peer answered the range first. Blames no one. */
@@ -235,12 +248,19 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     const abandon = new AbortController();
     const asked = clock.now();
     let progress = asked;
+    let bytes = 0;
     let done = false;
     const answer = network
       .requestBlocks(peer, from, to, {
         signal: abandon.signal,
         onBlock: () => {
           progress = clock.now();
+        },
+        // Progress counted in bytes, not blocks: a peer sending 9 MiB blocks on a modest link
+        // (a second or more each) was hedged on every range, though its bytes kept coming.
+        onBytes: (n) => {
+          progress = clock.now();
+          bytes += n;
         },
       })
       .then(
@@ -259,7 +279,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       peer,
       asked,
       answer,
-      progress: () => progress,
+      due: () => Math.min(progress + hedgeMs, asked + hedgeMs + (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND),
       done: () => done,
       cancel: () => abandon.abort(),
     };
@@ -437,25 +457,28 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       return best;
     };
     /**
-     * The answer to the range the pipeline waits on (`head`). While no block of it came for
-     * hedgeMs (since it was asked, or since the last block: a peer must not escape the hedge by
-     * sending one block and stalling), another peer is asked for it too (one at a time: at most
-     * two requests per range, `parallel` + 1 in all); a hedge that sent no block within hedgeMs
-     * either is cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a
-     * serve wait (and is dropped from the sync unless it served a range in full in it). The first answer is taken; `rival` is the other request, still in flight.
+     * The answer to the range the pipeline waits on (`head`). While no byte of it came for
+     * hedgeMs (since it was asked, or since the last bytes: a peer must not escape the hedge by
+     * sending one block and stalling), or while it comes slower than HEDGE_MIN_BYTES_PER_SECOND
+     * (nor by trickling tiny blocks: Slot.due), another peer is asked for it too (one at a time: at
+     * most two requests per range, `parallel` + 1 in all); a hedge that is due a hedge in turn is
+     * cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a serve
+     * wait (and is dropped from the sync unless it served a range in full in it). The first answer
+     * is taken; `rival` is the other request, still in flight.
      */
     const race = async (head: Slot): Promise<{ slot: Slot; answer: Answer; rival?: Slot }> => {
       let hedge: Slot | undefined;
       /** Hedges given up on for this range (silent for hedgeMs): not asked for it again. */
       const tried = new Set<string>();
-      const latest = (racing: Slot[]) => Math.max(...racing.map((r) => r.progress()));
+      /** When every request racing for the range is due a hedge. */
+      const due = (racing: Slot[]) => Math.max(...racing.map((r) => r.due()));
       for (;;) {
         const racing = hedge ? [head, hedge] : [head];
         const able = !racing.some((r) => r.done()) && hedgePeer(head, racing, tried) !== null;
-        const got = await first(racing, able ? latest(racing) + hedgeMs : null);
+        const got = await first(racing, able ? due(racing) : null);
         if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
         // A block came meanwhile: the timer is set again from it.
-        if (clock.now() - latest(racing) < hedgeMs) continue;
+        if (clock.now() < due(racing)) continue;
         const other = hedgePeer(head, racing, tried);
         if (!other) continue;
         if (hedge) {

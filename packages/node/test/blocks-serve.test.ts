@@ -202,7 +202,7 @@ describe('serving block ranges', () => {
     }
   });
 
-  test('a block request reports each block as it arrives, and one abandoned (a hedge answered first) blames no one', async () => {
+  test('a block request reports each block and its bytes as they arrive, and one abandoned (a hedge answered first) blames no one', async () => {
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -214,9 +214,17 @@ describe('serving block ranges', () => {
     const client = await net(async () => []);
     await client.dial(server.listenAddrs[0]!);
     let arrived = 0;
-    const answer = await client.requestBlocks(server.peerId, 1n, 1n, { onBlock: () => arrived++ });
+    let bytes = 0;
+    const answer = await client.requestBlocks(server.peerId, 1n, 1n, {
+      onBlock: () => arrived++,
+      onBytes: (n) => {
+        bytes += n;
+      },
+    });
     assert.equal(answer.length, 1);
     assert.equal(arrived, 1);
+    // Every byte of the frame (its length prefix too), as it came: sync.ts hedges on bytes.
+    assert.ok(bytes > sum(answer), `${bytes} bytes reported`);
     const abandon = new AbortController();
     const request = client.requestBlocks(server.peerId, 2n, 5n, { signal: abandon.signal });
     setImmediate(() => abandon.abort());

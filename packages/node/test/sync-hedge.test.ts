@@ -13,6 +13,7 @@ import { HEDGE_AFTER_MS, type SyncChain, type SyncResult, syncChain } from '../s
 import { type FakePeer, fakeNetwork, type Log, newLog, tempChains } from './sync-fakes.js';
 
 const HEIGHT = 200n;
+const MiB = 1024 * 1024;
 const chains = tempChains('unc-sync-hedge-');
 after(() => chains.close());
 
@@ -75,6 +76,34 @@ async function run(
   await clock.run(start + 10 * 60_000, () => end !== null);
   const result = await sync;
   return { result, ms: end! - start, log, chain };
+}
+
+/** `first` answers 16 blocks as `answer` says; `other` serves at once, counting its asks. */
+async function twoPeers(source: Chain, first: FakePeer['blocks'], clock: VirtualClock) {
+  let others = 0;
+  const peers: Record<string, FakePeer> = {
+    first: { claim: () => 16n, blocks: first },
+    other: {
+      claim: () => 16n,
+      blocks: async (from, to) => {
+        others++;
+        return blocksOf(from, to);
+      },
+    },
+  };
+  const chain = counterChain();
+  let end: number | null = null;
+  const sync = syncChain({
+    network: fakeNetwork(source, peers, newLog()),
+    chain,
+    clock,
+    batchSize: 16,
+    parallel: 1,
+  }).finally(() => {
+    end = clock.now();
+  });
+  await clock.run(60_000, () => end !== null);
+  return { result: await sync, others, ms: end! };
 }
 
 describe('hedged block requests', () => {
@@ -173,41 +202,18 @@ describe('hedged block requests', () => {
     assert.deepEqual(result.slower.sort(), ['honest1', 'honest2'], 'dropped from this sync only');
   });
 
-  /** `first` answers 16 blocks as `answer` says; `other` serves at once, counting its asks. */
-  async function twoPeers(first: FakePeer['blocks'], clock: VirtualClock) {
-    let others = 0;
-    const peers: Record<string, FakePeer> = {
-      first: { claim: () => 16n, blocks: first },
-      other: {
-        claim: () => 16n,
-        blocks: async (from, to) => {
-          others++;
-          return blocksOf(from, to);
-        },
-      },
-    };
-    const chain = counterChain();
-    let end: number | null = null;
-    const sync = syncChain({
-      network: fakeNetwork(source, peers, newLog()),
-      chain,
-      clock,
-      batchSize: 16,
-      parallel: 1,
-    }).finally(() => {
-      end = clock.now();
-    });
-    await clock.run(60_000, () => end !== null);
-    return { result: await sync, others, ms: end! };
-  }
-
   test('an answer whose blocks keep coming is not hedged (a large honest answer on a slow link)', async () => {
     const clock = new VirtualClock(0);
-    // A block every half hedge delay: 8 hedge delays for the whole range.
+    // A 1 MiB block every half hedge delay: 8 hedge delays for the whole range.
     const { result, others } = await twoPeers(
+      source,
       (from, to, o) =>
         new Promise((resolve) => {
-          for (let i = 1; i <= 16; i++) clock.schedule((i * HEDGE_AFTER_MS) / 2, () => o?.onBlock?.());
+          for (let i = 1; i <= 16; i++)
+            clock.schedule((i * HEDGE_AFTER_MS) / 2, () => {
+              o?.onBytes?.(MiB);
+              o?.onBlock?.();
+            });
           clock.schedule(8 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
         }),
       clock,
@@ -220,8 +226,10 @@ describe('hedged block requests', () => {
   test('an answer that sends one block and stalls is hedged all the same', async () => {
     const clock = new VirtualClock(0);
     const { result, others, ms } = await twoPeers(
+      source,
       (from, to, o) =>
         new Promise((resolve) => {
+          o?.onBytes?.(MiB);
           o?.onBlock?.();
           clock.schedule(9 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
         }),
@@ -229,6 +237,61 @@ describe('hedged block requests', () => {
     );
     assert.equal(result.height, 16n);
     assert.equal(others, 1);
+    assert.ok(ms <= 2 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
+    assert.deepEqual(result.disproved, []);
+  });
+});
+
+describe('hedged block requests, progress in bytes', () => {
+  let source: Chain;
+  before(async () => {
+    source = await chains.open();
+  });
+
+  test('a peer sending 9 MiB blocks on a modest link (1.5 s a block) is not hedged while its bytes keep coming', async () => {
+    // Attack review: progress was counted in whole blocks against a fixed hedge delay, so a peer
+    // whose blocks each took longer than it to arrive was hedged on every range (and, beaten by the
+    // hedge, dropped from the sync), though it was sending all the while.
+    const clock = new VirtualClock(0);
+    // 6 MiB a second, in 1 MiB chunks; a block every 9 of them.
+    const { result, others } = await twoPeers(
+      source,
+      (from, to, o) =>
+        new Promise((resolve) => {
+          for (let i = 1; i <= 16 * 9; i++)
+            clock.schedule((i * HEDGE_AFTER_MS) / 6, () => {
+              o?.onBytes?.(MiB);
+              if (i % 9 === 0) o?.onBlock?.();
+            });
+          clock.schedule(24 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+        }),
+      clock,
+    );
+    assert.equal(result.height, 16n);
+    assert.equal(others, 0, 'not hedged');
+    assert.deepEqual(result.excluded, []);
+    assert.deepEqual(result.slower, []);
+  });
+
+  test('a peer trickling a tiny block every 0.9 s is hedged, not waited for to the request deadline', async () => {
+    // Attack review: never silent for a hedge delay, a peer sending a 100-byte block every 0.9 s
+    // held the pipeline's head until its request failed, a few hundred bytes for ten seconds.
+    const clock = new VirtualClock(0);
+    const { result, others, ms } = await twoPeers(
+      source,
+      (from, to, o) =>
+        new Promise((resolve) => {
+          for (let i = 1; i <= 16; i++)
+            clock.schedule(i * 0.9 * HEDGE_AFTER_MS, () => {
+              o?.onBytes?.(100);
+              o?.onBlock?.();
+            });
+          clock.schedule(16 * 0.9 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+        }),
+      clock,
+    );
+    assert.equal(result.height, 16n);
+    assert.equal(others, 1, 'hedged');
     assert.ok(ms <= 2 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
     assert.deepEqual(result.disproved, []);
   });

@@ -282,6 +282,17 @@ async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal):
   if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
+/** `source`'s chunks, each counted (`onBytes`) as it arrives. */
+async function* countingSource<T extends { byteLength: number }>(
+  source: AsyncIterable<T>,
+  onBytes: (bytes: number) => void,
+): AsyncGenerator<T> {
+  for await (const chunk of source) {
+    onBytes(chunk.byteLength);
+    yield chunk;
+  }
+}
+
 /** A direct frame's start: the varint length of topic byte and message, then the topic byte. */
 function directFrameHeader(topicIndex: number, messageBytes: number): Uint8Array {
   const header: number[] = [];
@@ -667,6 +678,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       this.maxBlocksResponseBytes,
       opts.signal,
       opts.onBlock,
+      opts.onBytes,
     );
   }
 
@@ -683,6 +695,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxTotalBytes: number,
     cancel?: AbortSignal,
     onFrame?: () => void,
+    onBytes?: (bytes: number) => void,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
@@ -720,7 +733,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       await sendFrame(stream, body, signal);
       await stream.close({ signal });
       let total = 0;
-      for await (const frame of lp.decode(stream, { maxDataLength: maxFrameBytes })) {
+      // Bytes reported as they arrive, not only whole frames: a 9 MiB block on a modest link takes
+      // seconds, and the syncer would take a peer sending it for a silent one (sync.ts hedging).
+      const source = onBytes ? countingSource(stream, onBytes) : stream;
+      for await (const frame of lp.decode(source, { maxDataLength: maxFrameBytes })) {
         total += frame.byteLength;
         if (frames.length === maxFrames) {
           stream.abort(new Error('too many frames'));

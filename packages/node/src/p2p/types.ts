@@ -80,7 +80,8 @@ export interface Network {
    * At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller.
    * `signal` abandons the request (another peer answered the range first: sync.ts hedging): it
    * rejects, releases the stream, and blames no one. `onBlock` is called as each block of the
-   * answer arrives (a network that delivers answers whole may never call it).
+   * answer arrives, `onBytes` as each chunk of it does, part of a block or more (a network that
+   * delivers answers whole may never call them).
    */
   requestBlocks(peer: string, from: bigint, to: bigint, opts?: BlockRequestOptions): Promise<Uint8Array[]>;
   /**
@@ -142,6 +143,7 @@ export interface BlockTake {
 export interface BlockRequestOptions {
   signal?: AbortSignal;
   onBlock?: () => void;
+  onBytes?: (bytes: number) => void;
 }
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
