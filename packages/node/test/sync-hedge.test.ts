@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Chain } from '../src/chain.js';
 import { BLOCK_SERVE_MAX_WAIT_MS } from '../src/p2p/serve-budget.js';
 import { VirtualClock } from '../src/sim/virtual-clock.js';
-import { HEDGE_AFTER_MS, type SyncChain, type SyncResult, syncChain } from '../src/sync.js';
+import { HEDGE_AFTER_MS, type SyncChain, type SyncOptions, type SyncResult, syncChain } from '../src/sync.js';
 import { type FakePeer, fakeNetwork, type Log, newLog, tempChains } from './sync-fakes.js';
 
 const HEIGHT = 200n;
@@ -58,21 +58,29 @@ function inFlight() {
   };
 }
 
-/** Runs a sync on the virtual clock until it ends; `ms`: the simulated time it took. */
+/**
+ * Runs a sync (16 heights a request, and `options`) on the virtual clock until it ends; `ms`: the
+ * simulated time it took.
+ */
 async function run(
   source: Chain,
   peers: Record<string, FakePeer>,
   clock: VirtualClock,
+  options: Partial<SyncOptions> = {},
 ): Promise<{ result: SyncResult; ms: number; log: Log; chain: ReturnType<typeof counterChain> }> {
   const log = newLog();
   const chain = counterChain();
   const start = clock.now();
   let end: number | null = null;
-  const sync = syncChain({ network: fakeNetwork(source, peers, log), chain, clock, batchSize: 16 }).finally(
-    () => {
-      end = clock.now();
-    },
-  );
+  const sync = syncChain({
+    network: fakeNetwork(source, peers, log),
+    chain,
+    clock,
+    batchSize: 16,
+    ...options,
+  }).finally(() => {
+    end = clock.now();
+  });
   await clock.run(start + 10 * 60_000, () => end !== null);
   const result = await sync;
   return { result, ms: end! - start, log, chain };
@@ -91,19 +99,8 @@ async function twoPeers(source: Chain, first: FakePeer['blocks'], clock: Virtual
       },
     },
   };
-  const chain = counterChain();
-  let end: number | null = null;
-  const sync = syncChain({
-    network: fakeNetwork(source, peers, newLog()),
-    chain,
-    clock,
-    batchSize: 16,
-    parallel: 1,
-  }).finally(() => {
-    end = clock.now();
-  });
-  await clock.run(60_000, () => end !== null);
-  return { result: await sync, others, ms: end! };
+  const { result, ms } = await run(source, peers, clock, { parallel: 1 });
+  return { result, others, ms };
 }
 
 describe('hedged block requests', () => {
@@ -321,20 +318,7 @@ describe('hedged block requests to busy servers', () => {
       slow1: { claim: () => 48n, blocks: (from, to) => late(3 * HEDGE_AFTER_MS, from, to) },
       slow2: { claim: () => 48n, blocks: (from, to) => late(3 * HEDGE_AFTER_MS, from, to) },
     };
-    const log = newLog();
-    const chain = counterChain();
-    let end: number | null = null;
-    const sync = syncChain({
-      network: fakeNetwork(source, peers, log),
-      chain,
-      clock,
-      batchSize: 16,
-      parallel: 1,
-    }).finally(() => {
-      end = clock.now();
-    });
-    await clock.run(60_000, () => end !== null);
-    const result = await sync;
+    const { result, log } = await run(source, peers, clock, { parallel: 1 });
     assert.equal(result.height, 48n);
     assert.ok(calls > 1, 'the busy peer was asked again (as a hedge)');
     assert.equal(result.excluded.includes('busy'), false, `excluded: ${result.excluded}`);
@@ -370,19 +354,7 @@ describe('hedged block requests, the answer not taken', () => {
       },
       fast: { claim: () => 16n, blocks: async (from, to) => blocksOf(from, to) },
     };
-    const chain = counterChain();
-    let end: number | null = null;
-    const sync = syncChain({
-      network: fakeNetwork(source, peers, newLog()),
-      chain,
-      clock,
-      batchSize: 16,
-      parallel: 1,
-    }).finally(() => {
-      end = clock.now();
-    });
-    await clock.run(60_000, () => end !== null);
-    const result = await sync;
+    const { result } = await run(source, peers, clock, { parallel: 1 });
     assert.equal(result.height, 16n);
     assert.ok(cancelled >= 1, 'the slower request was cancelled');
     assert.deepEqual([...open], [], 'no request left open');
