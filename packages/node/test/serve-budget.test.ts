@@ -11,6 +11,7 @@ import {
 import {
   BLOCK_SERVE_MAX_WAIT_MS,
   BlockAnswerBudget,
+  type BlockAnswerOptions,
   BlockReadSlots,
   DEFAULT_BLOCK_READ_SLOTS,
   DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
@@ -18,6 +19,56 @@ import {
   DEFAULT_TX_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
+
+const MiB = 1024 * 1024;
+
+/** A clock the test moves: `sleep` advances it, and counts the time slept. */
+function steppedClock() {
+  const c = {
+    now: 0,
+    slept: 0,
+    sleep: async (ms: number) => {
+      c.now += ms;
+      c.slept += ms;
+    },
+  };
+  return c;
+}
+
+/** One block answer of peer 'p' on `clock`: 10 heights, a 1,000-byte cap, blocks of 40 bytes at most. */
+function answerOn(
+  budget: ServeBudget,
+  clock: ReturnType<typeof steppedClock>,
+  over: Partial<BlockAnswerOptions> = {},
+): BlockAnswerBudget {
+  return new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 10,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => clock.now,
+    sleep: clock.sleep,
+    ...over,
+  });
+}
+
+/**
+ * A full-size block answer (64 heights, 64 MiB, 9 MiB blocks) of `peer` at the default limits,
+ * on a clock that never moves: no window renews, no wait ends.
+ */
+function stillAnswer(budget: ServeBudget, slots: BlockReadSlots, peer: string): BlockAnswerBudget {
+  return new BlockAnswerBudget(budget, {
+    peer,
+    asked: 64,
+    capBytes: 64 * MiB,
+    maxBlockBytes: 9 * MiB,
+    relaying: false,
+    now: () => 0,
+    sleep: () => new Promise<void>(() => {}),
+    slots,
+  });
+}
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
   fc.assert(
@@ -185,21 +236,10 @@ test('a peer that never reads its block answers holds only its own window: an ho
   // peer that never read its answers (each held by its server up to the request deadline) had
   // three ids, at their per-peer cap of 64 MiB a second, fill the 192 MiB non-relaying share
   // without downloading a byte: every honest syncer's answer then waited for the next window.
-  const MiB = 1024 * 1024;
   const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
   const slots = new BlockReadSlots();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) =>
-    new BlockAnswerBudget(budget, {
-      peer,
-      asked: 64,
-      capBytes: 64 * MiB,
-      maxBlockBytes: 9 * MiB,
-      relaying: false,
-      now: () => now,
-      sleep: () => new Promise<void>(() => {}),
-      slots,
-    });
+  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   let unread = 0;
   const nonReader = async (peer: string) => {
     // Blocks of 8 MiB taken until the peer's own window is spent; their frames are never drained,
@@ -228,92 +268,44 @@ test('a peer that never reads its block answers holds only its own window: an ho
 });
 
 test('block answers wait for the budget to renew, and end short only after the longest wait in all', async () => {
-  let now = 0;
-  let slept = 0;
+  const clock = steppedClock();
   const budget = new ServeBudget({ maxBytesPerPeer: 10 }, DEFAULT_BLOCK_SERVE_LIMITS);
-  const answer = (asked: number) =>
-    new BlockAnswerBudget(budget, {
-      peer: 'p',
-      asked,
-      capBytes: 1_000,
-      maxBlockBytes: 10,
-      relaying: false,
-      now: () => now,
-      sleep: async (ms) => {
-        now += ms;
-        slept += ms;
-      },
-    });
-  const a = answer(100);
+  const a = answerOn(budget, clock, { asked: 100, maxBlockBytes: 10 });
   assert.ok(await a.ids());
   for (let i = 0; i < 3; i++) assert.ok(await a.take(10), `block ${i}, a window each`);
-  assert.equal(slept, 2_000, 'waited for two renewals');
+  assert.equal(clock.slept, 2_000, 'waited for two renewals');
   assert.equal(a.count, 3);
   // A window longer than the longest wait: the answer ends short exactly at that wait.
   const slow = new ServeBudget({ maxBytesPerPeer: 10, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
-  slept = 0;
-  const b = new BlockAnswerBudget(slow, {
-    peer: 'p',
-    asked: 2,
-    capBytes: 1_000,
-    maxBlockBytes: 10,
-    relaying: false,
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-      slept += ms;
-    },
-  });
+  clock.slept = 0;
+  const b = answerOn(slow, clock, { asked: 2, maxBlockBytes: 10 });
   assert.ok(await b.take(10));
   assert.equal(await b.take(10), false);
-  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
+  assert.equal(clock.slept, BLOCK_SERVE_MAX_WAIT_MS);
   // The cap and the blocks asked end an answer at once, without waiting.
-  slept = 0;
+  clock.slept = 0;
   assert.equal(await b.take(11), false);
-  assert.equal(slept, 0);
+  assert.equal(clock.slept, 0);
 });
 
 test('block answers hold room for the largest block before it is read, and charge only what was read', async () => {
-  let now = 0;
-  let slept = 0;
+  const clock = steppedClock();
   const budget = new ServeBudget({ maxBytesPerPeer: 100, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
-  const a = new BlockAnswerBudget(budget, {
-    peer: 'p',
-    asked: 10,
-    capBytes: 1_000,
-    maxBlockBytes: 40,
-    relaying: false,
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-      slept += ms;
-    },
-  });
+  const a = answerOn(budget, clock);
   // Room for a 40-byte block, then a 10-byte one read: 30 bytes given back to the peer's window.
   for (let i = 0; i < 7; i++) {
     assert.ok(await a.room(), `room ${i}`);
     assert.ok(await a.take(10));
   }
-  assert.equal(slept, 0);
+  assert.equal(clock.slept, 0);
   // 70 taken: no room for another 40-byte block. It waits, unread, and ends after the longest wait.
   assert.equal(await a.room(), false);
-  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
+  assert.equal(clock.slept, BLOCK_SERVE_MAX_WAIT_MS);
   a.end();
   // Only what was read is charged (room held and not used went back): the last 30 bytes are left.
-  const b = new BlockAnswerBudget(budget, {
-    peer: 'p',
-    asked: 1,
-    capBytes: 1_000,
-    maxBlockBytes: 40,
-    relaying: false,
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-      slept += ms;
-    },
-  });
+  const b = answerOn(budget, clock, { asked: 1 });
   assert.ok(await b.take(30));
-  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS, 'taken without a wait');
+  assert.equal(clock.slept, BLOCK_SERVE_MAX_WAIT_MS, 'taken without a wait');
 });
 
 /** Lets every promise chain that can move on do so (no clock involved). */
@@ -326,21 +318,10 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   // read, so 21 reads in flight (6 sybil ids x 4 streams asking for tiny blocks, receiving almost
   // nothing) filled the 192 MiB non-relaying share: every other syncer's answer waited for the
   // window to renew, and honest answers ended short at the longest wait.
-  const MiB = 1024 * 1024;
   const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
   const slots = new BlockReadSlots();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) =>
-    new BlockAnswerBudget(budget, {
-      peer,
-      asked: 64,
-      capBytes: 64 * MiB,
-      maxBlockBytes: 9 * MiB,
-      relaying: false,
-      now: () => now,
-      sleep: () => new Promise<void>(() => {}),
-      slots,
-    });
+  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   // Reads in flight (room held, block not yet taken), over all and per peer.
   let reading = 0;
   let mostReading = 0;
