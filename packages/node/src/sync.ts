@@ -93,11 +93,12 @@ export const HEDGE_AFTER_MS = 1_000;
 /**
  * The slowest an answer may come, in bytes a second, before its range is hedged though it never
  * went silent for HEDGE_AFTER_MS: a peer that sent a tiny block every 0.9 s was never hedged, and
- * held the pipeline's head to the request deadline (10 s) for a few hundred bytes. 256 KiB/s
- * (2 Mbit/s) per request is far below what a link that serves a chain carries; a trickle above it
- * costs its peer that upload for each second it holds the head.
+ * held the pipeline's head to the request deadline (10 s) for a few hundred bytes. 128 KiB/s
+ * (1 Mbit/s) a request: a syncer with its `parallel` + 1 requests sharing a 6 Mbit/s downlink is not
+ * hedged for slowness; a trickle above it costs its peer that upload for each second it holds the
+ * head.
  */
-export const HEDGE_MIN_BYTES_PER_SECOND = 256 * 1024;
+export const HEDGE_MIN_BYTES_PER_SECOND = 128 * 1024;
 
 export interface SyncResult {
   /** Our height when sync stopped. */
