@@ -254,6 +254,8 @@ export class SyncReactor {
       distrusted: (peer) => this.isDisproved(peer) || this.until(this.unserved, peer),
     });
     for (const peer of result.disproved) this.disprove(peer);
+    // Not `result.slower`: peers beaten by a hedge served in full, only later than another; a
+    // faster node claiming one height more would otherwise get every honest peer it beat set aside.
     for (const peer of result.excluded)
       if (!result.disproved.includes(peer)) this.disprove(peer, this.unserved);
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
