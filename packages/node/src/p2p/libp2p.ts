@@ -282,6 +282,38 @@ async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal):
   if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
+/**
+ * Resolves once all that was written to `stream` has left its write buffer for the muxer; rejects
+ * if the stream closes (an abort, a reset) or `signal` aborts first. A 'drain' (what `sendFrame`
+ * waits for) says only that the muxer can take more: a peer whose muxer granted its stream window
+ * a few bytes at a time raised one per grant, the frame still queued nearly whole, and its server
+ * queued block after block (yamux bounds no write buffer), each charged to the overall serve window
+ * as sent, for a few bytes received of each.
+ */
+async function written(stream: Stream, signal: AbortSignal): Promise<void> {
+  while (stream.writeBufferLength > 0) {
+    signal.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: unknown) => {
+        stream.removeEventListener('idle', onIdle);
+        stream.removeEventListener('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onIdle = () => settle();
+      const onClose = (evt: Event) =>
+        settle((evt as Event & { error?: Error }).error ?? new Error('stream closed'));
+      const onAbort = () => settle(signal.reason ?? new Error('aborted'));
+      stream.addEventListener('idle', onIdle);
+      stream.addEventListener('close', onClose);
+      signal.addEventListener('abort', onAbort);
+    });
+  }
+  // An abort empties the write buffer unsent ('idle' then 'close'): nothing was written.
+  if (stream.status === 'aborted' || stream.status === 'reset') throw new Error(`stream ${stream.status}`);
+}
+
 /** `source`'s chunks, each counted (`onBytes`) as it arrives. */
 async function* countingSource<T extends { byteLength: number }>(
   source: AsyncIterable<T>,
@@ -825,11 +857,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           gone: () => stream.status === 'reset' || stream.status === 'aborted',
         });
         let sent = 0;
-        // The overall serve window is charged once the frame is written (drained to the
-        // transport), not when the block was read: a peer that never reads its answers then holds
+        // The overall serve window is charged once the frame is written (handed whole to the
+        // muxer), not when the block was read: a peer that never reads its answers then holds
         // only its own window (serve-budget.ts ServeBudget.chargeAll).
         const send = async (block: Uint8Array) => {
           await sendFrame(stream, block, signal);
+          // Written whole, not only drained once: see `written`.
+          await written(stream, signal);
           sent++;
           answer.sent(block.byteLength);
         };

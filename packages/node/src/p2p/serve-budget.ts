@@ -453,7 +453,7 @@ export class BlockAnswerBudget {
   }
 
   /**
-   * A taken block of `bytes` was written to the stream (its frame accepted, or drained): the
+   * A taken block of `bytes` was written to the stream (its frame handed whole to the muxer): the
    * overall window is charged it now, not when it was read (ServeBudget.chargeAll).
    */
   sent(bytes: number): void {
