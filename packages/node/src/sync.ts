@@ -614,7 +614,8 @@ export async function readBlockRange(
     if (take?.room && !(await take.room())) break;
     const raw = await chain.db.getBlockBytes(h);
     if (!raw || (take && !(await take(raw.byteLength, raw)))) break;
-    out.push(raw);
+    // A block `take` sent is not kept: a slow reader would pin its whole answer (BlockTake.sends).
+    if (!take?.sends) out.push(raw);
   }
   return out;
 }

@@ -55,7 +55,8 @@ async function setUp(extra: Partial<NetworkOptions> = {}) {
       const raw = new Uint8Array(MiB).fill(Number(h % 251n));
       if (take && !(await take(raw.byteLength, raw))) break;
       sent++;
-      out.push(raw);
+      // Sent by `take` (BlockTake.sends): not returned, or it would be sent again.
+      if (!take?.sends) out.push(raw);
     }
     return out;
   };

@@ -96,6 +96,28 @@ describe('serving block ranges', () => {
     assert.ok(served.length > 0 && served.length < 64);
   });
 
+  test('a take that sends each block (BlockTake.sends) gets every block, and none is kept for the answer', async () => {
+    // Attack review: every block sent stayed in the handler's answer until the answer ended, so a
+    // slow reader pinned up to a whole answer (64 MiB) per stream though each block had been sent.
+    const given: number[] = [];
+    const take: BlockTake = (bytes, block) => {
+      assert.ok(block, 'the block is handed over to be sent');
+      given.push(bytes);
+      return true;
+    };
+    take.sends = true;
+    for (const serve of [
+      (f: bigint, t: bigint) => reactor.blocksFor(f, t, take),
+      (f: bigint, t: bigint) => chainServer(chain).blocks(f, t, take),
+    ]) {
+      given.length = 0;
+      const kept = await serve(1n, 16n);
+      assert.equal(given.length, 16);
+      // Before: all 16 kept.
+      assert.equal(kept.length, 0, 'no block sent is kept');
+    }
+  });
+
   test('behind the network, the handler reads no more than the response cap plus one block', async () => {
     let read = 0;
     let returned = 0;

@@ -267,6 +267,64 @@ test('a peer that never reads its block answers holds only its own window: an ho
   assert.equal(slots.held(), 0, 'the non-readers hold no read slot while their frames wait');
 });
 
+test('a block keeps its read slot until its frame is written: blocks that peers never read are bounded by the slots', async () => {
+  // Attack review: the slot was given back when the block was taken, before its send. A send that
+  // never ended (its peer does not read) then held the block, up to 9 MiB, under no slot nor
+  // window: 4 streams x 200 connections x 9 MiB (about 7 GiB) of blocks read and never written,
+  // renewed at each request deadline.
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const a = stillAnswer(budget, slots, 'p');
+  assert.ok(await a.room());
+  assert.ok(await a.take(9 * MiB));
+  // Before: 0, the block still unwritten.
+  assert.equal(slots.held('p'), 1, 'the slot is held while the block is being written');
+  a.sent(9 * MiB);
+  assert.equal(slots.held('p'), 0, 'written, the slot goes back');
+  // An answer ending (its stream reset) with a block taken and not written gives its slot back.
+  assert.ok(await a.room());
+  assert.ok(await a.take(MiB));
+  assert.equal(slots.held('p'), 1);
+  a.end();
+  assert.equal(slots.held(), 0);
+
+  // Sybil ids whose sends never end (a take that sends, as libp2p.ts's, stuck in its write):
+  // each id holds at most its share, and together no more than the slots of the peers that never
+  // relayed; a relaying peer's answer is still served in full.
+  let stuck = 0;
+  const neverWritten = async (peer: string) => {
+    const s = stillAnswer(budget, slots, peer);
+    if ((await s.room()) && (await s.take(9 * MiB))) {
+      stuck++;
+      await new Promise<void>(() => {}); // the write that never ends
+    }
+  };
+  for (let p = 0; p < 6; p++) for (let stream = 0; stream < 4; stream++) void neverWritten(`sybil-${p}`);
+  await settle();
+  assert.equal(stuck, DEFAULT_BLOCK_READ_SLOTS - 2, 'blocks left unwritten: the slots not kept for relaying peers');
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  for (let p = 0; p < 6; p++) assert.ok(slots.held(`sybil-${p}`) <= DEFAULT_BLOCK_READ_SLOTS_PER_PEER);
+  const validator = new BlockAnswerBudget(budget, {
+    peer: 'validator',
+    asked: 8,
+    capBytes: 64 * MiB,
+    maxBlockBytes: 9 * MiB,
+    relaying: true,
+    now: () => 0,
+    sleep: () => new Promise<void>(() => {}),
+    slots,
+  });
+  let served = 0;
+  void (async () => {
+    while ((await validator.room()) && (await validator.take(MiB))) {
+      validator.sent(MiB);
+      served++;
+    }
+  })();
+  await settle();
+  assert.equal(served, 8, "the relaying peer's answer was served in full");
+});
+
 test('block answers wait for the budget to renew, and end short only after the longest wait in all', async () => {
   const clock = steppedClock();
   const budget = new ServeBudget({ maxBytesPerPeer: 10 }, DEFAULT_BLOCK_SERVE_LIMITS);
@@ -353,6 +411,7 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   let served: boolean | undefined;
   void (async () => {
     served = (await honest.room()) && (await honest.take(MiB));
+    if (served) honest.sent(MiB); // its slot is held until then
   })();
   await settle();
   assert.equal(served, true, 'the honest answer got room and its block as the sybil reads finished');

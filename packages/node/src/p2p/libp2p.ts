@@ -878,13 +878,16 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         };
         // Holds a read slot and the peer's room before each block is read: serve-budget.ts.
         take.room = () => answer.room();
+        // The handler keeps no block it handed over (each is sent before `take` resolves).
+        take.sends = true;
         try {
           // Inside the try: a read that throws still gives back its slot and what it held.
           const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
+          // Only blocks not sent as they were taken come back (BlockTake.sends).
+          const sentBefore = sent;
           for (const [i, block] of blocks.entries()) {
-            if (i < sent) continue; // sent as it was taken
             // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
-            if (i >= answer.count && !(await take(block.byteLength))) break;
+            if (sentBefore + i >= answer.count && !(await take(block.byteLength))) break;
             await send(block);
           }
         } finally {

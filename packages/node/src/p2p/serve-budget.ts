@@ -208,9 +208,10 @@ export const BLOCK_SERVE_MAX_WAIT_MS = 6_000;
  * in the overall window for the largest block before each read bounded that memory too, but
  * charged 9 MiB of the window per read whatever the block's size: some 21 reads in flight from a
  * few sybil streams asking for tiny blocks filled the non-relaying share, and every honest
- * answer then waited, unserved, until it ended short. A slot is held only for the read and a
- * window wait; a peer holds at most `perPeer` of them, so that one peer's streams cannot hold
- * them all; waiters are served first come, first served (among those whose peer is under its
+ * answer then waited, unserved, until it ended short. A slot is held for the read, a window
+ * wait, and until the block's frame was written (BlockAnswerBudget.sent), so that blocks a peer
+ * does not read are bounded too; a peer holds at most `perPeer` of them, so that one peer's
+ * streams cannot hold them all; waiters are served first come, first served (among those whose peer is under its
  * share), woken as a read finishes, not at a window's renewal.
  */
 export class BlockReadSlots {
@@ -303,7 +304,7 @@ export class BlockReadSlots {
   }
 }
 
-/** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet taken. */
+/** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet written. */
 export const DEFAULT_BLOCK_READ_SLOTS = 8;
 /** Of those, one peer's: an honest syncer's four ranges still read two at a time. */
 export const DEFAULT_BLOCK_READ_SLOTS_PER_PEER = 2;
@@ -344,8 +345,9 @@ export interface BlockAnswerOptions {
  * peer's own window (waited for holding nothing: a peer past its budget pins no memory), then a
  * read slot (BlockReadSlots). After the read (`take`): the peer keeps the block's real size of its
  * hold, the overall window is waited for until it has room for that size (holding the block and
- * the slot: only the slots bound that memory), and the slot is given back. Once the block's frame
- * was written to the stream (`sent`), the overall window is charged: a peer that does not read its
+ * the slot: only the slots bound that memory). Once the block's frame was written to the stream
+ * (`sent`), the overall window is charged and the slot given back (a slot bounds a block from its
+ * read to its write): a peer that does not read its
  * answers holds its own window, never the one all peers share (ServeBudget.chargeAll).
  */
 export class BlockAnswerBudget {
@@ -357,6 +359,13 @@ export class BlockAnswerBudget {
    * `bytes`: what may still be given back to the peer's window (0 once the block used it).
    */
   private held: { bytes: number; at: number; slot: boolean } | null = null;
+  /**
+   * Whether the read slot of a block taken (`take`) is still held until its frame is written
+   * (`sent`): given back when the block was read, a stuck send held the block, up to 9 MiB, under
+   * no slot nor window, and a few sybil streams per connection that never read pinned some 7 GiB
+   * (4 streams x 200 connections x 9 MiB). Held until written, the slots bound that memory too.
+   */
+  private sending = false;
   private readonly maxWaitMs: number;
 
   constructor(
@@ -386,6 +395,9 @@ export class BlockAnswerBudget {
   async room(): Promise<boolean> {
     const { opts } = this;
     if (this.held) return true;
+    // A block taken and not reported sent (a handler that keeps its blocks and has them sent after
+    // it returns): its slot goes back before the next read, or its own reads would wait on it.
+    this.releaseSending();
     const bytes = Math.min(
       opts.maxBlockBytes,
       opts.capBytes - this.total,
@@ -445,9 +457,14 @@ export class BlockAnswerBudget {
       if (!ok) return false;
       this.total += bytes;
       this.taken++;
+      // Its slot stays held until the block is written (`sent`): see `sending`.
+      if (this.held?.slot) {
+        this.held.slot = false;
+        this.sending = true;
+      }
       return true;
     } finally {
-      // The block is taken or refused: its slot (and any room it did not use) goes back.
+      // Any room the block did not use goes back, and its slot if it was refused.
       this.release();
     }
   }
@@ -458,6 +475,13 @@ export class BlockAnswerBudget {
    */
   sent(bytes: number): void {
     this.budget.chargeAll(bytes, this.opts.now(), this.opts.relaying);
+    this.releaseSending();
+  }
+
+  private releaseSending(): void {
+    if (!this.sending) return;
+    this.sending = false;
+    this.opts.slots?.release(this.opts.peer, this.opts.relaying);
   }
 
   /** The held room, cut to the `used` bytes the block read needs (they stay charged to the peer). */
@@ -485,6 +509,7 @@ export class BlockAnswerBudget {
    */
   end(): void {
     this.release();
+    this.releaseSending();
   }
 
   private async wait(attempt: () => boolean): Promise<boolean> {

@@ -129,14 +129,17 @@ export const MAX_DIRECT_MESSAGES = 2_048;
 /**
  * Asked about each block a `/blocks/1` handler read (its encoded size): false ends the answer
  * without it. `block`, when given, is sent before `take` resolves true (the answer streams: a peer
- * that does not read holds one block of this node's memory per stream, not a whole answer); the
- * handler still returns it, and it is not sent again. `room`, when present, is asked before each
+ * that does not read holds one block of this node's memory per stream, not a whole answer). With
+ * `sends` set, the handler returns only the blocks it did not hand to `take` (they are sent after
+ * it returns): keeping those sent until the answer ended pinned a whole answer (up to 64 MiB) per
+ * stream of a slow reader. `room`, when present, is asked before each
  * read: false ends the answer unread; it may wait for the peer's serve budget and a block read slot
  * (serve-budget.ts BlockAnswerBudget.room). `readBlockRange` (sync.ts) reads a range this way.
  */
 export interface BlockTake {
   (bytes: number, block?: Uint8Array): boolean | Promise<boolean>;
   room?: () => Promise<boolean>;
+  sends?: boolean;
 }
 
 /** Options of `Network.requestBlocks`. */
