@@ -301,7 +301,11 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   };
   for (let p = 0; p < 6; p++) for (let stream = 0; stream < 4; stream++) void neverWritten(`sybil-${p}`);
   await settle();
-  assert.equal(stuck, DEFAULT_BLOCK_READ_SLOTS - 2, 'blocks left unwritten: the slots not kept for relaying peers');
+  assert.equal(
+    stuck,
+    DEFAULT_BLOCK_READ_SLOTS - 2,
+    'blocks left unwritten: the slots not kept for relaying peers',
+  );
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   for (let p = 0; p < 6; p++) assert.ok(slots.held(`sybil-${p}`) <= DEFAULT_BLOCK_READ_SLOTS_PER_PEER);
   const validator = new BlockAnswerBudget(budget, {
