@@ -142,6 +142,13 @@ interface Slot {
   due: () => number;
   /** Whether the answer (or a failure) arrived. */
   done: () => boolean;
+  /**
+   * Whether, now, the answer is one an honest server gives: asked less than serveWaitMs ago, some
+   * bytes came, and they came no slower than HEDGE_MIN_BYTES_PER_SECOND up to the latest.
+   */
+  fair: () => boolean;
+  /** `fair()` when the latest hedge for its range went out (race): whether a loss is `slower`. */
+  fairWhenHedged?: boolean;
   /** Abandons the request: another peer answered the range first. Blames no one. */
   cancel: () => void;
 }
@@ -282,6 +289,10 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       answer,
       due: () => Math.min(progress + hedgeMs, asked + hedgeMs + (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND),
       done: () => done,
+      fair: () =>
+        clock.now() - asked < serveWaitMs &&
+        bytes > 0 &&
+        (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND >= progress - asked,
       cancel: () => abandon.abort(),
     };
   };
@@ -495,6 +506,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
             drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} for ${hedgeMs} ms`, false, false);
         }
         const [peer, s] = other;
+        head.fairWhenHedged = head.fair();
         hedge = ask(peer, head.from, head.to < s.height ? head.to : s.height);
       }
     };
@@ -540,13 +552,18 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
             // cost every range a hedge delay), and reported as `slower`, not `excluded`: a faster
             // attacker claiming one height more would otherwise get the honest peers it beat
             // ignored for ten minutes (sync-reactor.ts).
+            // Only when it was hedged within serveWaitMs of the ask after sending at an honest
+            // rate: one that trickled just above that rate, then went silent (hedged late, ~10 s),
+            // or sent nothing, would else lose the race on purpose and hold the pipeline's head
+            // that long in every sync, never excluded. Those are excluded, as before (asked last
+            // for ten minutes by sync-reactor.ts).
             if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
               drop(
                 head.peer,
                 `slower than ${slot.peer} to serve ${head.from}…${head.to}`,
                 false,
                 false,
-                true,
+                head.fairWhenHedged === true,
               );
           }
         }

@@ -182,10 +182,12 @@ describe('hedged block requests', () => {
     // the honest peers it beat were reported in `excluded`, and sync-reactor.ts then ignored
     // their claims and asked them last for ten minutes, leaving the attacker the only server.
     const clock = new VirtualClock(0);
-    const late = (from: bigint, to: bigint) =>
-      new Promise<Uint8Array[]>((resolve) =>
-        clock.schedule(2 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to < HEIGHT ? to : HEIGHT))),
-      );
+    // Each sends its first MiB at once (an honest rate), then stalls (its budget spent) till 2 s.
+    const late: FakePeer['blocks'] = (from, to, o) =>
+      new Promise<Uint8Array[]>((resolve) => {
+        o?.onBytes?.(MiB);
+        clock.schedule(2 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to < HEIGHT ? to : HEIGHT)));
+      });
     const peers: Record<string, FakePeer> = {
       attacker: { claim: () => HEIGHT + 1n, blocks: async (from, to) => blocksOf(from, to) },
       honest1: { claim: () => HEIGHT, blocks: late },
@@ -197,6 +199,40 @@ describe('hedged block requests', () => {
     assert.deepEqual(result.disproved, []);
     assert.deepEqual(result.excluded, [], 'nothing held against them past this sync');
     assert.deepEqual(result.slower.sort(), ['honest1', 'honest2'], 'dropped from this sync only');
+  });
+
+  test('a peer that loses the race late or silent is excluded, not slower: only a fair answer hedged early is slower', async () => {
+    // Attack review: every peer beaten by a hedge was reported `slower`, never excluded. A sybil
+    // sending junk at 129 KiB/s (just above the hedge floor) for 8.9 s then going silent was
+    // hedged at 9.9 s and so held the pipeline's head ~9.9 s in every sync; a silent one ~1 s.
+    const trickleThenSilent: FakePeer['blocks'] = (from, to, o) =>
+      new Promise((resolve) => {
+        for (let t = 100; t <= 8_900; t += 100) clock.schedule(t, () => o?.onBytes?.((129 * 1024) / 10));
+        clock.schedule(60_000, () => resolve(blocksOf(from, to)));
+      });
+    const silent: FakePeer['blocks'] = (from, to) =>
+      new Promise((resolve) => clock.schedule(3 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to))));
+    // An honest server: a MiB at once, then its budget spent till 3 s.
+    const fair: FakePeer['blocks'] = (from, to, o) =>
+      new Promise((resolve) => {
+        o?.onBytes?.(MiB);
+        clock.schedule(3 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+      });
+    let clock: VirtualClock;
+    for (const [name, first, slower] of [
+      ['trickle then silent', trickleThenSilent, false],
+      ['silent', silent, false],
+      ['fair', fair, true],
+    ] as const) {
+      clock = new VirtualClock(0);
+      const { result, others, ms } = await twoPeers(source, first, clock);
+      assert.equal(result.height, 16n, name);
+      assert.equal(others, 1, `${name}: hedged`);
+      // Before: 'first' reported slower (not held against it past the sync) in all three.
+      assert.deepEqual(result.slower, slower ? ['first'] : [], `${name}: ${ms} ms`);
+      assert.deepEqual(result.excluded, slower ? [] : ['first'], name);
+      assert.deepEqual(result.disproved, [], name);
+    }
   });
 
   test('an answer whose blocks keep coming is not hedged (a large honest answer on a slow link)', async () => {
