@@ -9,7 +9,13 @@ import { BlockWriteError, type Chain } from './chain.js';
 import { type Cancel, type Clock, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
 import { BLOCK_SERVE_MAX_WAIT_MS } from './p2p/serve-budget.js';
-import { type ChainStatus, MAX_BLOCKS_PER_REQUEST, type Network, type NetworkHandlers } from './p2p/types.js';
+import {
+  type BlockTake,
+  type ChainStatus,
+  MAX_BLOCKS_PER_REQUEST,
+  type Network,
+  type NetworkHandlers,
+} from './p2p/types.js';
 
 /** What sync needs from the node's chain. */
 export interface SyncChain {
@@ -84,6 +90,16 @@ export interface SyncOptions {
  */
 export const HEDGE_AFTER_MS = 1_000;
 
+/**
+ * The slowest an answer may come, in bytes a second, before its range is hedged though it never
+ * went silent for HEDGE_AFTER_MS: a peer that sent a tiny block every 0.9 s was never hedged, and
+ * held the pipeline's head to the request deadline (10 s) for a few hundred bytes. 128 KiB/s
+ * (1 Mbit/s) a request: a syncer with its `parallel` + 1 requests sharing a 6 Mbit/s downlink is not
+ * hedged for slowness; a trickle above it costs its peer that upload for each second it holds the
+ * head.
+ */
+export const HEDGE_MIN_BYTES_PER_SECOND = 128 * 1024;
+
 export interface SyncResult {
   /** Our height when sync stopped. */
   height: bigint;
@@ -93,6 +109,13 @@ export interface SyncResult {
   applied: number;
   /** Peers penalised or dropped during this sync (bad blocks, failed requests, empty answers). */
   excluded: string[];
+  /**
+   * Peers dropped from this sync only for being beaten by a hedge (they were answering, just
+   * later than another peer), not in `excluded`: a faster node claiming one height more wins
+   * every tie, and the honest peers it beat were then, as `excluded`, ignored by the stall probe
+   * and asked last for ten minutes (sync-reactor.ts). Not held against them past this sync.
+   */
+  slower: string[];
   /**
    * Of `excluded`, those that served less of a range than they claimed to hold (empty or short
    * answers that came quickly, blocks that do not apply): their status claims are not to be
@@ -111,10 +134,21 @@ interface Slot {
   /** When it was asked, on the sync's clock. */
   asked: number;
   answer: Promise<Answer>;
-  /** When the latest block of the answer arrived (when it was asked, before any), on the clock. */
-  progress: () => number;
+  /**
+   * When a hedge may be asked for its range, on the clock: `hedgeMs` after the latest bytes of
+   * the answer arrived (after it was asked, before any), or sooner when the answer so far is
+   * slower than HEDGE_MIN_BYTES_PER_SECOND (allowing `hedgeMs` for the first bytes).
+   */
+  due: () => number;
   /** Whether the answer (or a failure) arrived. */
   done: () => boolean;
+  /**
+   * Whether, now, the answer is one an honest server gives: asked less than serveWaitMs ago, some
+   * bytes came, and they came no slower than HEDGE_MIN_BYTES_PER_SECOND up to the latest.
+   */
+  fair: () => boolean;
+  /** `fair()` when the latest hedge for its range went out (race): whether a loss is `slower`. */
+  fairWhenHedged?: boolean;
   /** Abandons the request: another peer answered the range first. Blames no one. */
   cancel: () => void;
 }
@@ -181,6 +215,8 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const progressEvery = opts.progressIntervalMs ?? 250;
   const excluded = new Set<string>();
   const disproved = new Set<string>();
+  /** Of `excluded`, those dropped only for losing a hedge race (SyncResult.slower). */
+  const slower = new Set<string>();
   const responseCap = opts.responseCapBytes ?? 64 * 1024 * 1024;
   const maxBlockBytes = opts.maxBlockBytes ?? 9 * 1024 * 1024;
   const clock = opts.clock ?? systemClock;
@@ -207,7 +243,9 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     });
   };
 
-  const drop = (peer: string, why: string, blame: boolean, disprove = blame) => {
+  const drop = (peer: string, why: string, blame: boolean, disprove = blame, beaten = false) => {
+    if (beaten && !excluded.has(peer)) slower.add(peer);
+    else if (!beaten) slower.delete(peer);
     excluded.add(peer);
     if (disprove) disproved.add(peer);
     if (blame) network.penalize(peer, why);
@@ -218,12 +256,19 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     const abandon = new AbortController();
     const asked = clock.now();
     let progress = asked;
+    let bytes = 0;
     let done = false;
     const answer = network
       .requestBlocks(peer, from, to, {
         signal: abandon.signal,
         onBlock: () => {
           progress = clock.now();
+        },
+        // Progress counted in bytes, not blocks: a peer sending 9 MiB blocks on a modest link
+        // (a second or more each) was hedged on every range, though its bytes kept coming.
+        onBytes: (n) => {
+          progress = clock.now();
+          bytes += n;
         },
       })
       .then(
@@ -242,8 +287,12 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       peer,
       asked,
       answer,
-      progress: () => progress,
+      due: () => Math.min(progress + hedgeMs, asked + hedgeMs + (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND),
       done: () => done,
+      fair: () =>
+        clock.now() - asked < serveWaitMs &&
+        bytes > 0 &&
+        (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND >= progress - asked,
       cancel: () => abandon.abort(),
     };
   };
@@ -420,25 +469,28 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       return best;
     };
     /**
-     * The answer to the range the pipeline waits on (`head`). While no block of it came for
-     * hedgeMs (since it was asked, or since the last block: a peer must not escape the hedge by
-     * sending one block and stalling), another peer is asked for it too (one at a time: at most
-     * two requests per range, `parallel` + 1 in all); a hedge that sent no block within hedgeMs
-     * either is cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a
-     * serve wait (and is dropped from the sync unless it served a range in full in it). The first answer is taken; `rival` is the other request, still in flight.
+     * The answer to the range the pipeline waits on (`head`). While no byte of it came for
+     * hedgeMs (since it was asked, or since the last bytes: a peer must not escape the hedge by
+     * sending one block and stalling), or while it comes slower than HEDGE_MIN_BYTES_PER_SECOND
+     * (nor by trickling tiny blocks: Slot.due), another peer is asked for it too (one at a time: at
+     * most two requests per range, `parallel` + 1 in all); a hedge that is due a hedge in turn is
+     * cancelled, and the next peer asked, so each silent peer costs about hedgeMs, not a serve
+     * wait (and is dropped from the sync unless it served a range in full in it). The first answer
+     * is taken; `rival` is the other request, still in flight.
      */
     const race = async (head: Slot): Promise<{ slot: Slot; answer: Answer; rival?: Slot }> => {
       let hedge: Slot | undefined;
       /** Hedges given up on for this range (silent for hedgeMs): not asked for it again. */
       const tried = new Set<string>();
-      const latest = (racing: Slot[]) => Math.max(...racing.map((r) => r.progress()));
+      /** When every request racing for the range is due a hedge. */
+      const due = (racing: Slot[]) => Math.max(...racing.map((r) => r.due()));
       for (;;) {
         const racing = hedge ? [head, hedge] : [head];
         const able = !racing.some((r) => r.done()) && hedgePeer(head, racing, tried) !== null;
-        const got = await first(racing, able ? latest(racing) + hedgeMs : null);
+        const got = await first(racing, able ? due(racing) : null);
         if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
         // A block came meanwhile: the timer is set again from it.
-        if (clock.now() - latest(racing) < hedgeMs) continue;
+        if (clock.now() < due(racing)) continue;
         const other = hedgePeer(head, racing, tried);
         if (!other) continue;
         if (hedge) {
@@ -454,6 +506,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
             drop(hedge.peer, `sent no block of ${hedge.from}…${hedge.to} for ${hedgeMs} ms`, false, false);
         }
         const [peer, s] = other;
+        head.fairWhenHedged = head.fair();
         hedge = ask(peer, head.from, head.to < s.height ? head.to : s.height);
       }
     };
@@ -495,10 +548,23 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
           } else {
             rival.cancel();
             // The peer asked first was beaten by one asked hedgeMs later: slower, not a liar. Not
-            // penalised nor distrusted, only dropped from this sync like a late answer (and so asked
-            // after the others for a while: sync-reactor.ts), or each sybil would cost every range.
+            // penalised nor distrusted, only dropped from this sync (or each slow sybil would
+            // cost every range a hedge delay), and reported as `slower`, not `excluded`: a faster
+            // attacker claiming one height more would otherwise get the honest peers it beat
+            // ignored for ten minutes (sync-reactor.ts).
+            // Only when it was hedged within serveWaitMs of the ask after sending at an honest
+            // rate: one that trickled just above that rate, then went silent (hedged late, ~10 s),
+            // or sent nothing, would else lose the race on purpose and hold the pipeline's head
+            // that long in every sync, never excluded. Those are excluded, as before (asked last
+            // for ten minutes by sync-reactor.ts).
             if (outcome !== 'bad' && outcome !== 'moved' && rival === head)
-              drop(head.peer, `slower than ${slot.peer} to serve ${head.from}…${head.to}`, false, false);
+              drop(
+                head.peer,
+                `slower than ${slot.peer} to serve ${head.from}…${head.to}`,
+                false,
+                false,
+                head.fairWhenHedged === true,
+              );
           }
         }
         if (outcome === 'moved') break;
@@ -515,7 +581,14 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const height = chain.height();
   if (height < target) log.warn('sync stopped before the target', { height, target });
   else log.info('sync complete', { height, applied, seconds: (clock.now() - started) / 1000 });
-  return { height, target, applied, excluded: [...excluded], disproved: [...disproved] };
+  return {
+    height,
+    target,
+    applied,
+    excluded: [...excluded].filter((p) => !slower.has(p)),
+    slower: [...slower],
+    disproved: [...disproved],
+  };
 }
 
 /** Sync's view of a `Chain`: decode each block and let the chain verify and commit it. */
@@ -537,16 +610,29 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
       height: chain.height,
       headHash: chain.head.hash,
     }),
-    blocks: async (from, to, take) => {
-      const out: Uint8Array[] = [];
-      for (let h = from; h <= to && h <= chain.height; h++) {
-        // The peer's budget and a read slot are waited for before the read, holding no block.
-        if (take?.room && !(await take.room())) break;
-        const raw = await chain.db.getBlockBytes(h);
-        if (!raw || (take && !(await take(raw.byteLength)))) break;
-        out.push(raw);
-      }
-      return out;
-    },
+    blocks: (from, to, take) => readBlockRange(from, to < chain.height ? to : chain.height, chain, take),
   };
+}
+
+/**
+ * The stored blocks `from`…`to` (no further than the caller's head: `to` is already capped) as a
+ * `/blocks/1` answer reads them: the peer's budget and a read slot waited for before each read
+ * (`take.room`, holding no block), each block offered to `take` (which sends it) once read, and
+ * the answer ended at the first block missing or refused.
+ */
+export async function readBlockRange(
+  from: bigint,
+  to: bigint,
+  chain: Pick<Chain, 'db'>,
+  take?: BlockTake,
+): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (let h = from; h <= to; h++) {
+    if (take?.room && !(await take.room())) break;
+    const raw = await chain.db.getBlockBytes(h);
+    if (!raw || (take && !(await take(raw.byteLength, raw)))) break;
+    // A block `take` sent is not kept: a slow reader would pin its whole answer (BlockTake.sends).
+    if (!take?.sends) out.push(raw);
+  }
+  return out;
 }

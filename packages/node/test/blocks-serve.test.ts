@@ -96,6 +96,28 @@ describe('serving block ranges', () => {
     assert.ok(served.length > 0 && served.length < 64);
   });
 
+  test('a take that sends each block (BlockTake.sends) gets every block, and none is kept for the answer', async () => {
+    // Attack review: every block sent stayed in the handler's answer until the answer ended, so a
+    // slow reader pinned up to a whole answer (64 MiB) per stream though each block had been sent.
+    const given: number[] = [];
+    const take: BlockTake = (bytes, block) => {
+      assert.ok(block, 'the block is handed over to be sent');
+      given.push(bytes);
+      return true;
+    };
+    take.sends = true;
+    for (const serve of [
+      (f: bigint, t: bigint) => reactor.blocksFor(f, t, take),
+      (f: bigint, t: bigint) => chainServer(chain).blocks(f, t, take),
+    ]) {
+      given.length = 0;
+      const kept = await serve(1n, 16n);
+      assert.equal(given.length, 16);
+      // Before: all 16 kept.
+      assert.equal(kept.length, 0, 'no block sent is kept');
+    }
+  });
+
   test('behind the network, the handler reads no more than the response cap plus one block', async () => {
     let read = 0;
     let returned = 0;
@@ -189,7 +211,7 @@ describe('serving block ranges', () => {
         take.room = () => answer.room();
         assert.ok(await answer.ids());
         const out = await handler(1n, 10n, take);
-        answer.unsent(out.length);
+        answer.end();
         assert.equal(out.length, 10, name);
         assert.ok(heldWhileWaiting.length > 0, `${name}: the budget was waited for`);
         // Before: each wait held the block just read.
@@ -202,7 +224,7 @@ describe('serving block ranges', () => {
     }
   });
 
-  test('a block request reports each block as it arrives, and one abandoned (a hedge answered first) blames no one', async () => {
+  test('a block request reports each block and its bytes as they arrive, and one abandoned (a hedge answered first) blames no one', async () => {
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -214,9 +236,17 @@ describe('serving block ranges', () => {
     const client = await net(async () => []);
     await client.dial(server.listenAddrs[0]!);
     let arrived = 0;
-    const answer = await client.requestBlocks(server.peerId, 1n, 1n, { onBlock: () => arrived++ });
+    let bytes = 0;
+    const answer = await client.requestBlocks(server.peerId, 1n, 1n, {
+      onBlock: () => arrived++,
+      onBytes: (n) => {
+        bytes += n;
+      },
+    });
     assert.equal(answer.length, 1);
     assert.equal(arrived, 1);
+    // Every byte of the frame (its length prefix too), as it came: sync.ts hedges on bytes.
+    assert.ok(bytes > sum(answer), `${bytes} bytes reported`);
     const abandon = new AbortController();
     const request = client.requestBlocks(server.peerId, 2n, 5n, { signal: abandon.signal });
     setImmediate(() => abandon.abort());

@@ -11,6 +11,7 @@ import {
 import {
   BLOCK_SERVE_MAX_WAIT_MS,
   BlockAnswerBudget,
+  type BlockAnswerOptions,
   BlockReadSlots,
   DEFAULT_BLOCK_READ_SLOTS,
   DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
@@ -18,6 +19,56 @@ import {
   DEFAULT_TX_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
+
+const MiB = 1024 * 1024;
+
+/** A clock the test moves: `sleep` advances it, and counts the time slept. */
+function steppedClock() {
+  const c = {
+    now: 0,
+    slept: 0,
+    sleep: async (ms: number) => {
+      c.now += ms;
+      c.slept += ms;
+    },
+  };
+  return c;
+}
+
+/** One block answer of peer 'p' on `clock`: 10 heights, a 1,000-byte cap, blocks of 40 bytes at most. */
+function answerOn(
+  budget: ServeBudget,
+  clock: ReturnType<typeof steppedClock>,
+  over: Partial<BlockAnswerOptions> = {},
+): BlockAnswerBudget {
+  return new BlockAnswerBudget(budget, {
+    peer: 'p',
+    asked: 10,
+    capBytes: 1_000,
+    maxBlockBytes: 40,
+    relaying: false,
+    now: () => clock.now,
+    sleep: clock.sleep,
+    ...over,
+  });
+}
+
+/**
+ * A full-size block answer (64 heights, 64 MiB, 9 MiB blocks) of `peer` at the default limits,
+ * on a clock that never moves: no window renews, no wait ends.
+ */
+function stillAnswer(budget: ServeBudget, slots: BlockReadSlots, peer: string): BlockAnswerBudget {
+  return new BlockAnswerBudget(budget, {
+    peer,
+    asked: 64,
+    capBytes: 64 * MiB,
+    maxBlockBytes: 9 * MiB,
+    relaying: false,
+    now: () => 0,
+    sleep: () => new Promise<void>(() => {}),
+    slots,
+  });
+}
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
   fc.assert(
@@ -166,112 +217,157 @@ test('block sync budget: heights asked count per peer and over all peers, fresh 
   assert.equal(DEFAULT_TX_SERVE_LIMITS.maxIdsInAll, Number.MAX_SAFE_INTEGER);
 });
 
-test('block answers: bytes taken and never sent go back to the overall window (taken in it), never to the peer’s own', () => {
+test('the overall window: room is looked at when a block is taken, charged when it is sent', () => {
   const b = new ServeBudget(
     { maxBytesPerPeer: 100, maxBytesInAll: 150, reservedBytesForRelaying: 50 },
     DEFAULT_BLOCK_SERVE_LIMITS,
   );
-  assert.ok(b.takeBytes('reset', 100, 0));
-  // A peer that resets its streams: what it was never sent does not count against the others…
-  b.refundBytes(100, 0, 10);
-  assert.ok(b.takeBytes('other', 100, 20), 'the others’ share back');
-  // …but stays charged to it, or resetting every stream at once would make this node read blocks
-  // without end (bounded by heights only).
-  assert.equal(b.takeBytes('reset', 1, 30), false, 'its own budget stays spent');
-  // Taken in an earlier window: nothing to give back in this one.
-  assert.ok(b.takeBytes('late', 50, 1_200));
-  assert.ok(b.takeBytes('late2', 100, 2_300));
-  b.refundBytes(50, 1_200, 2_301);
-  assert.equal(b.takeBytes('late3', 51, 2_302), false);
+  assert.ok(b.allHasRoom(100, 0));
+  assert.ok(b.allHasRoom(100, 0), 'looking charges nothing');
+  b.chargeAll(100, 0);
+  assert.equal(b.allHasRoom(1, 10), false, 'the non-relaying share (100) is spent');
+  assert.ok(b.allHasRoom(50, 10, true), 'the relaying peers’ share is left');
+  assert.equal(b.takeBytes('other', 1, 20), false, 'takeBytes keeps the same overall rule');
+  assert.ok(b.allHasRoom(100, 1_000), 'a new window');
+});
+
+test('a peer that never reads its block answers holds only its own window: an honest answer is served while the clock stands still', async () => {
+  // Attack review: the overall window was charged as each block was read, not as it was sent. A
+  // peer that never read its answers (each held by its server up to the request deadline) had
+  // three ids, at their per-peer cap of 64 MiB a second, fill the 192 MiB non-relaying share
+  // without downloading a byte: every honest syncer's answer then waited for the next window.
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const now = 0; // the clock never moves: no window renews, no wait ends
+  const answer = (peer: string) => stillAnswer(budget, slots, peer);
+  let unread = 0;
+  const nonReader = async (peer: string) => {
+    // Blocks of 8 MiB taken until the peer's own window is spent; their frames are never drained,
+    // so `sent` is never called for them.
+    for (const a = answer(peer); (await a.room()) && (await a.take(8 * MiB)); ) unread += 8 * MiB;
+  };
+  for (let p = 0; p < 3; p++) void nonReader(`nonreader-${p}`);
+  await settle();
+  assert.equal(unread, 3 * 64 * MiB, 'each non-reader took its whole window, in blocks never sent');
+  const honest = answer('honest');
+  let served = 0;
+  void (async () => {
+    for (let i = 0; i < 8; i++) {
+      if (!((await honest.room()) && (await honest.take(8 * MiB)))) return;
+      honest.sent(8 * MiB);
+      served++;
+    }
+  })();
+  await settle();
+  // Before: the honest answer's first block waited for a window that never renewed.
+  assert.equal(served, 8, 'the honest answer was served in full');
+  // What the honest peer downloaded is charged: 64 of the 192 MiB share.
+  assert.ok(budget.allHasRoom(128 * MiB, now));
+  assert.equal(budget.allHasRoom(128 * MiB + 1, now), false);
+  assert.equal(slots.held(), 0, 'the non-readers hold no read slot while their frames wait');
+});
+
+test('a block keeps its read slot until its frame is written: blocks that peers never read are bounded by the slots', async () => {
+  // Attack review: the slot was given back when the block was taken, before its send. A send that
+  // never ended (its peer does not read) then held the block, up to 9 MiB, under no slot nor
+  // window: 4 streams x 200 connections x 9 MiB (about 7 GiB) of blocks read and never written,
+  // renewed at each request deadline.
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const a = stillAnswer(budget, slots, 'p');
+  assert.ok(await a.room());
+  assert.ok(await a.take(9 * MiB));
+  // Before: 0, the block still unwritten.
+  assert.equal(slots.held('p'), 1, 'the slot is held while the block is being written');
+  a.sent(9 * MiB);
+  assert.equal(slots.held('p'), 0, 'written, the slot goes back');
+  // An answer ending (its stream reset) with a block taken and not written gives its slot back.
+  assert.ok(await a.room());
+  assert.ok(await a.take(MiB));
+  assert.equal(slots.held('p'), 1);
+  a.end();
+  assert.equal(slots.held(), 0);
+
+  // Sybil ids whose sends never end (a take that sends, as libp2p.ts's, stuck in its write):
+  // each id holds at most its share, and together no more than the slots of the peers that never
+  // relayed; a relaying peer's answer is still served in full.
+  let stuck = 0;
+  const neverWritten = async (peer: string) => {
+    const s = stillAnswer(budget, slots, peer);
+    if ((await s.room()) && (await s.take(9 * MiB))) {
+      stuck++;
+      await new Promise<void>(() => {}); // the write that never ends
+    }
+  };
+  for (let p = 0; p < 6; p++) for (let stream = 0; stream < 4; stream++) void neverWritten(`sybil-${p}`);
+  await settle();
+  assert.equal(
+    stuck,
+    DEFAULT_BLOCK_READ_SLOTS - 2,
+    'blocks left unwritten: the slots not kept for relaying peers',
+  );
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  for (let p = 0; p < 6; p++) assert.ok(slots.held(`sybil-${p}`) <= DEFAULT_BLOCK_READ_SLOTS_PER_PEER);
+  const validator = new BlockAnswerBudget(budget, {
+    peer: 'validator',
+    asked: 8,
+    capBytes: 64 * MiB,
+    maxBlockBytes: 9 * MiB,
+    relaying: true,
+    now: () => 0,
+    sleep: () => new Promise<void>(() => {}),
+    slots,
+  });
+  let served = 0;
+  void (async () => {
+    while ((await validator.room()) && (await validator.take(MiB))) {
+      validator.sent(MiB);
+      served++;
+    }
+  })();
+  await settle();
+  assert.equal(served, 8, "the relaying peer's answer was served in full");
 });
 
 test('block answers wait for the budget to renew, and end short only after the longest wait in all', async () => {
-  let now = 0;
-  let slept = 0;
+  const clock = steppedClock();
   const budget = new ServeBudget({ maxBytesPerPeer: 10 }, DEFAULT_BLOCK_SERVE_LIMITS);
-  const answer = (asked: number) =>
-    new BlockAnswerBudget(budget, {
-      peer: 'p',
-      asked,
-      capBytes: 1_000,
-      maxBlockBytes: 10,
-      relaying: false,
-      now: () => now,
-      sleep: async (ms) => {
-        now += ms;
-        slept += ms;
-      },
-    });
-  const a = answer(100);
+  const a = answerOn(budget, clock, { asked: 100, maxBlockBytes: 10 });
   assert.ok(await a.ids());
   for (let i = 0; i < 3; i++) assert.ok(await a.take(10), `block ${i}, a window each`);
-  assert.equal(slept, 2_000, 'waited for two renewals');
+  assert.equal(clock.slept, 2_000, 'waited for two renewals');
   assert.equal(a.count, 3);
   // A window longer than the longest wait: the answer ends short exactly at that wait.
   const slow = new ServeBudget({ maxBytesPerPeer: 10, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
-  slept = 0;
-  const b = new BlockAnswerBudget(slow, {
-    peer: 'p',
-    asked: 2,
-    capBytes: 1_000,
-    maxBlockBytes: 10,
-    relaying: false,
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-      slept += ms;
-    },
-  });
+  clock.slept = 0;
+  const b = answerOn(slow, clock, { asked: 2, maxBlockBytes: 10 });
   assert.ok(await b.take(10));
   assert.equal(await b.take(10), false);
-  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
+  assert.equal(clock.slept, BLOCK_SERVE_MAX_WAIT_MS);
   // The cap and the blocks asked end an answer at once, without waiting.
-  slept = 0;
+  clock.slept = 0;
   assert.equal(await b.take(11), false);
-  assert.equal(slept, 0);
+  assert.equal(clock.slept, 0);
 });
 
 test('block answers hold room for the largest block before it is read, and charge only what was read', async () => {
-  let now = 0;
-  let slept = 0;
+  const clock = steppedClock();
   const budget = new ServeBudget({ maxBytesPerPeer: 100, intervalMs: 3_600_000 }, DEFAULT_BLOCK_SERVE_LIMITS);
-  const a = new BlockAnswerBudget(budget, {
-    peer: 'p',
-    asked: 10,
-    capBytes: 1_000,
-    maxBlockBytes: 40,
-    relaying: false,
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-      slept += ms;
-    },
-  });
+  const a = answerOn(budget, clock);
   // Room for a 40-byte block, then a 10-byte one read: 30 bytes given back to the peer's window.
   for (let i = 0; i < 7; i++) {
     assert.ok(await a.room(), `room ${i}`);
     assert.ok(await a.take(10));
   }
-  assert.equal(slept, 0);
+  assert.equal(clock.slept, 0);
   // 70 taken: no room for another 40-byte block. It waits, unread, and ends after the longest wait.
   assert.equal(await a.room(), false);
-  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS);
-  a.unsent(7);
+  assert.equal(clock.slept, BLOCK_SERVE_MAX_WAIT_MS);
+  a.end();
   // Only what was read is charged (room held and not used went back): the last 30 bytes are left.
-  const b = new BlockAnswerBudget(budget, {
-    peer: 'p',
-    asked: 1,
-    capBytes: 1_000,
-    maxBlockBytes: 40,
-    relaying: false,
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-      slept += ms;
-    },
-  });
+  const b = answerOn(budget, clock, { asked: 1 });
   assert.ok(await b.take(30));
-  assert.equal(slept, BLOCK_SERVE_MAX_WAIT_MS, 'taken without a wait');
+  assert.equal(clock.slept, BLOCK_SERVE_MAX_WAIT_MS, 'taken without a wait');
 });
 
 /** Lets every promise chain that can move on do so (no clock involved). */
@@ -284,21 +380,10 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   // read, so 21 reads in flight (6 sybil ids x 4 streams asking for tiny blocks, receiving almost
   // nothing) filled the 192 MiB non-relaying share: every other syncer's answer waited for the
   // window to renew, and honest answers ended short at the longest wait.
-  const MiB = 1024 * 1024;
   const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
   const slots = new BlockReadSlots();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) =>
-    new BlockAnswerBudget(budget, {
-      peer,
-      asked: 64,
-      capBytes: 64 * MiB,
-      maxBlockBytes: 9 * MiB,
-      relaying: false,
-      now: () => now,
-      sleep: () => new Promise<void>(() => {}),
-      slots,
-    });
+  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   // Reads in flight (room held, block not yet taken), over all and per peer.
   let reading = 0;
   let mostReading = 0;
@@ -317,6 +402,7 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
       reading--;
       readingBy.set(peer, (readingBy.get(peer) ?? 0) - 1);
       if (!(await a.take(100))) return;
+      a.sent(100);
       sybilBlocks++;
     }
   };
@@ -324,12 +410,12 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   for (let p = 0; p < 6; p++) for (let s = 0; s < 4; s++) streams.push(sybilStream(`sybil-${p}`));
   await new Promise((r) => setImmediate(r));
   // While the sybils read, the overall window is charged only what they were sent.
-  assert.ok(budget.takeBytes('honest-probe', 64 * MiB, now), 'the non-relaying share is still there');
-  budget.refundBytes(64 * MiB, now, now);
+  assert.ok(budget.allHasRoom(64 * MiB, now), 'the non-relaying share is still there');
   const honest = answer('honest');
   let served: boolean | undefined;
   void (async () => {
     served = (await honest.room()) && (await honest.take(MiB));
+    if (served) honest.sent(MiB); // its slot is held until then
   })();
   await settle();
   assert.equal(served, true, 'the honest answer got room and its block as the sybil reads finished');
@@ -413,13 +499,14 @@ test('a block read past the overall window waits for it holding its slot; refuse
   });
   assert.ok(await a.room());
   assert.ok(await a.take(30));
+  a.sent(30);
   assert.equal(slots.held(), 0);
   assert.ok(await a.room());
   // 30 + 30 > the non-relaying share (50): refused after the longest wait.
   assert.equal(await a.take(30), false);
   assert.equal(now, BLOCK_SERVE_MAX_WAIT_MS);
   assert.equal(slots.held(), 0);
-  a.unsent(1);
+  a.end();
   // The peer's window kept 30 + 30 (both read), the room held beyond them went back.
   assert.ok(budget.takePeerBytes('p', 40, now));
   assert.equal(budget.takePeerBytes('p', 1, now), false);
@@ -457,6 +544,7 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   const a = answer('p');
   assert.ok(await a.room());
   assert.ok(await a.take(30));
+  a.sent(30);
   assert.ok(await a.room());
   // Refused by the non-relaying share (30 + 30 > 50): one wait, then the stream is seen gone.
   assert.equal(await a.take(30), false);
@@ -464,7 +552,7 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   assert.equal(slots.held(), 0);
   assert.equal(await a.room(), false, 'no further read');
   assert.equal(slots.held(), 0);
-  a.unsent(1);
+  a.end();
   // Gone while waiting for a slot: the slot granted is given back at once.
   gone = false;
   const holder = answer('h');
@@ -473,7 +561,7 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   const got = waiting.room();
   await settle();
   gone = true;
-  holder.unsent(0); // hands its slot on to the waiting answer, whose stream is gone
+  holder.end(); // hands its slot on to the waiting answer, whose stream is gone
   assert.equal(await got, false);
   assert.equal(slots.held(), 0, 'the slot went back');
 });

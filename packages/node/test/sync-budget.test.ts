@@ -68,10 +68,15 @@ function budgetedServer(source: Chain, cap: number, maxBlock: number, clock: Clo
         now: () => clock.now(),
         sleep: (ms) => sleep(clock, ms),
       });
-      const take: BlockTake = (b) => answer.take(b);
+      // As the network does: each block taken is sent, and so charged to the overall window.
+      const take: BlockTake = async (b) => {
+        const ok = await answer.take(b);
+        if (ok) answer.sent(b);
+        return ok;
+      };
       take.room = () => answer.room();
       const out = (await answer.ids()) ? await server.blocks(from, to, take) : [];
-      answer.unsent(out.length);
+      answer.end();
       answered.push(out.length);
       return out;
     },

@@ -9,10 +9,11 @@ import { after, before, describe, test } from 'node:test';
 import type { Chain } from '../src/chain.js';
 import { BLOCK_SERVE_MAX_WAIT_MS } from '../src/p2p/serve-budget.js';
 import { VirtualClock } from '../src/sim/virtual-clock.js';
-import { HEDGE_AFTER_MS, type SyncChain, type SyncResult, syncChain } from '../src/sync.js';
+import { HEDGE_AFTER_MS, type SyncChain, type SyncOptions, type SyncResult, syncChain } from '../src/sync.js';
 import { type FakePeer, fakeNetwork, type Log, newLog, tempChains } from './sync-fakes.js';
 
 const HEIGHT = 200n;
+const MiB = 1024 * 1024;
 const chains = tempChains('unc-sync-hedge-');
 after(() => chains.close());
 
@@ -57,24 +58,49 @@ function inFlight() {
   };
 }
 
-/** Runs a sync on the virtual clock until it ends; `ms`: the simulated time it took. */
+/**
+ * Runs a sync (16 heights a request, and `options`) on the virtual clock until it ends; `ms`: the
+ * simulated time it took.
+ */
 async function run(
   source: Chain,
   peers: Record<string, FakePeer>,
   clock: VirtualClock,
+  options: Partial<SyncOptions> = {},
 ): Promise<{ result: SyncResult; ms: number; log: Log; chain: ReturnType<typeof counterChain> }> {
   const log = newLog();
   const chain = counterChain();
   const start = clock.now();
   let end: number | null = null;
-  const sync = syncChain({ network: fakeNetwork(source, peers, log), chain, clock, batchSize: 16 }).finally(
-    () => {
-      end = clock.now();
-    },
-  );
+  const sync = syncChain({
+    network: fakeNetwork(source, peers, log),
+    chain,
+    clock,
+    batchSize: 16,
+    ...options,
+  }).finally(() => {
+    end = clock.now();
+  });
   await clock.run(start + 10 * 60_000, () => end !== null);
   const result = await sync;
   return { result, ms: end! - start, log, chain };
+}
+
+/** `first` answers 16 blocks as `answer` says; `other` serves at once, counting its asks. */
+async function twoPeers(source: Chain, first: FakePeer['blocks'], clock: VirtualClock) {
+  let others = 0;
+  const peers: Record<string, FakePeer> = {
+    first: { claim: () => 16n, blocks: first },
+    other: {
+      claim: () => 16n,
+      blocks: async (from, to) => {
+        others++;
+        return blocksOf(from, to);
+      },
+    },
+  };
+  const { result, ms } = await run(source, peers, clock, { parallel: 1 });
+  return { result, others, ms };
 }
 
 describe('hedged block requests', () => {
@@ -151,41 +177,76 @@ describe('hedged block requests', () => {
     assert.ok(ms < 3 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
   });
 
-  /** `first` answers 16 blocks as `answer` says; `other` serves at once, counting its asks. */
-  async function twoPeers(first: FakePeer['blocks'], clock: VirtualClock) {
-    let others = 0;
+  test('honest peers beaten by a faster node claiming one height more are reported slower, not excluded', async () => {
+    // Attack review: a fast node claiming height + 1 is sorted first and wins every hedge race;
+    // the honest peers it beat were reported in `excluded`, and sync-reactor.ts then ignored
+    // their claims and asked them last for ten minutes, leaving the attacker the only server.
+    const clock = new VirtualClock(0);
+    // Each sends its first MiB at once (an honest rate), then stalls (its budget spent) till 2 s.
+    const late: FakePeer['blocks'] = (from, to, o) =>
+      new Promise<Uint8Array[]>((resolve) => {
+        o?.onBytes?.(MiB);
+        clock.schedule(2 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to < HEIGHT ? to : HEIGHT)));
+      });
     const peers: Record<string, FakePeer> = {
-      first: { claim: () => 16n, blocks: first },
-      other: {
-        claim: () => 16n,
-        blocks: async (from, to) => {
-          others++;
-          return blocksOf(from, to);
-        },
-      },
+      attacker: { claim: () => HEIGHT + 1n, blocks: async (from, to) => blocksOf(from, to) },
+      honest1: { claim: () => HEIGHT, blocks: late },
+      honest2: { claim: () => HEIGHT, blocks: late },
     };
-    const chain = counterChain();
-    let end: number | null = null;
-    const sync = syncChain({
-      network: fakeNetwork(source, peers, newLog()),
-      chain,
-      clock,
-      batchSize: 16,
-      parallel: 1,
-    }).finally(() => {
-      end = clock.now();
-    });
-    await clock.run(60_000, () => end !== null);
-    return { result: await sync, others, ms: end! };
-  }
+    const { result, log } = await run(source, peers, clock);
+    assert.ok(result.height >= HEIGHT);
+    assert.deepEqual(log.penalized, []);
+    assert.deepEqual(result.disproved, []);
+    assert.deepEqual(result.excluded, [], 'nothing held against them past this sync');
+    assert.deepEqual(result.slower.sort(), ['honest1', 'honest2'], 'dropped from this sync only');
+  });
+
+  test('a peer that loses the race late or silent is excluded, not slower: only a fair answer hedged early is slower', async () => {
+    // Attack review: every peer beaten by a hedge was reported `slower`, never excluded. A sybil
+    // sending junk at 129 KiB/s (just above the hedge floor) for 8.9 s then going silent was
+    // hedged at 9.9 s and so held the pipeline's head ~9.9 s in every sync; a silent one ~1 s.
+    const trickleThenSilent: FakePeer['blocks'] = (from, to, o) =>
+      new Promise((resolve) => {
+        for (let t = 100; t <= 8_900; t += 100) clock.schedule(t, () => o?.onBytes?.((129 * 1024) / 10));
+        clock.schedule(60_000, () => resolve(blocksOf(from, to)));
+      });
+    const silent: FakePeer['blocks'] = (from, to) =>
+      new Promise((resolve) => clock.schedule(3 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to))));
+    // An honest server: a MiB at once, then its budget spent till 3 s.
+    const fair: FakePeer['blocks'] = (from, to, o) =>
+      new Promise((resolve) => {
+        o?.onBytes?.(MiB);
+        clock.schedule(3 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+      });
+    let clock: VirtualClock;
+    for (const [name, first, slower] of [
+      ['trickle then silent', trickleThenSilent, false],
+      ['silent', silent, false],
+      ['fair', fair, true],
+    ] as const) {
+      clock = new VirtualClock(0);
+      const { result, others, ms } = await twoPeers(source, first, clock);
+      assert.equal(result.height, 16n, name);
+      assert.equal(others, 1, `${name}: hedged`);
+      // Before: 'first' reported slower (not held against it past the sync) in all three.
+      assert.deepEqual(result.slower, slower ? ['first'] : [], `${name}: ${ms} ms`);
+      assert.deepEqual(result.excluded, slower ? [] : ['first'], name);
+      assert.deepEqual(result.disproved, [], name);
+    }
+  });
 
   test('an answer whose blocks keep coming is not hedged (a large honest answer on a slow link)', async () => {
     const clock = new VirtualClock(0);
-    // A block every half hedge delay: 8 hedge delays for the whole range.
+    // A 1 MiB block every half hedge delay: 8 hedge delays for the whole range.
     const { result, others } = await twoPeers(
+      source,
       (from, to, o) =>
         new Promise((resolve) => {
-          for (let i = 1; i <= 16; i++) clock.schedule((i * HEDGE_AFTER_MS) / 2, () => o?.onBlock?.());
+          for (let i = 1; i <= 16; i++)
+            clock.schedule((i * HEDGE_AFTER_MS) / 2, () => {
+              o?.onBytes?.(MiB);
+              o?.onBlock?.();
+            });
           clock.schedule(8 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
         }),
       clock,
@@ -198,8 +259,10 @@ describe('hedged block requests', () => {
   test('an answer that sends one block and stalls is hedged all the same', async () => {
     const clock = new VirtualClock(0);
     const { result, others, ms } = await twoPeers(
+      source,
       (from, to, o) =>
         new Promise((resolve) => {
+          o?.onBytes?.(MiB);
           o?.onBlock?.();
           clock.schedule(9 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
         }),
@@ -207,6 +270,61 @@ describe('hedged block requests', () => {
     );
     assert.equal(result.height, 16n);
     assert.equal(others, 1);
+    assert.ok(ms <= 2 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
+    assert.deepEqual(result.disproved, []);
+  });
+});
+
+describe('hedged block requests, progress in bytes', () => {
+  let source: Chain;
+  before(async () => {
+    source = await chains.open();
+  });
+
+  test('a peer sending 9 MiB blocks on a modest link (1.5 s a block) is not hedged while its bytes keep coming', async () => {
+    // Attack review: progress was counted in whole blocks against a fixed hedge delay, so a peer
+    // whose blocks each took longer than it to arrive was hedged on every range (and, beaten by the
+    // hedge, dropped from the sync), though it was sending all the while.
+    const clock = new VirtualClock(0);
+    // 6 MiB a second, in 1 MiB chunks; a block every 9 of them.
+    const { result, others } = await twoPeers(
+      source,
+      (from, to, o) =>
+        new Promise((resolve) => {
+          for (let i = 1; i <= 16 * 9; i++)
+            clock.schedule((i * HEDGE_AFTER_MS) / 6, () => {
+              o?.onBytes?.(MiB);
+              if (i % 9 === 0) o?.onBlock?.();
+            });
+          clock.schedule(24 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+        }),
+      clock,
+    );
+    assert.equal(result.height, 16n);
+    assert.equal(others, 0, 'not hedged');
+    assert.deepEqual(result.excluded, []);
+    assert.deepEqual(result.slower, []);
+  });
+
+  test('a peer trickling a tiny block every 0.9 s is hedged, not waited for to the request deadline', async () => {
+    // Attack review: never silent for a hedge delay, a peer sending a 100-byte block every 0.9 s
+    // held the pipeline's head until its request failed, a few hundred bytes for ten seconds.
+    const clock = new VirtualClock(0);
+    const { result, others, ms } = await twoPeers(
+      source,
+      (from, to, o) =>
+        new Promise((resolve) => {
+          for (let i = 1; i <= 16; i++)
+            clock.schedule(i * 0.9 * HEDGE_AFTER_MS, () => {
+              o?.onBytes?.(100);
+              o?.onBlock?.();
+            });
+          clock.schedule(16 * 0.9 * HEDGE_AFTER_MS, () => resolve(blocksOf(from, to)));
+        }),
+      clock,
+    );
+    assert.equal(result.height, 16n);
+    assert.equal(others, 1, 'hedged');
     assert.ok(ms <= 2 * HEDGE_AFTER_MS, `sync took ${ms} ms`);
     assert.deepEqual(result.disproved, []);
   });
@@ -236,20 +354,7 @@ describe('hedged block requests to busy servers', () => {
       slow1: { claim: () => 48n, blocks: (from, to) => late(3 * HEDGE_AFTER_MS, from, to) },
       slow2: { claim: () => 48n, blocks: (from, to) => late(3 * HEDGE_AFTER_MS, from, to) },
     };
-    const log = newLog();
-    const chain = counterChain();
-    let end: number | null = null;
-    const sync = syncChain({
-      network: fakeNetwork(source, peers, log),
-      chain,
-      clock,
-      batchSize: 16,
-      parallel: 1,
-    }).finally(() => {
-      end = clock.now();
-    });
-    await clock.run(60_000, () => end !== null);
-    const result = await sync;
+    const { result, log } = await run(source, peers, clock, { parallel: 1 });
     assert.equal(result.height, 48n);
     assert.ok(calls > 1, 'the busy peer was asked again (as a hedge)');
     assert.equal(result.excluded.includes('busy'), false, `excluded: ${result.excluded}`);
@@ -285,19 +390,7 @@ describe('hedged block requests, the answer not taken', () => {
       },
       fast: { claim: () => 16n, blocks: async (from, to) => blocksOf(from, to) },
     };
-    const chain = counterChain();
-    let end: number | null = null;
-    const sync = syncChain({
-      network: fakeNetwork(source, peers, newLog()),
-      chain,
-      clock,
-      batchSize: 16,
-      parallel: 1,
-    }).finally(() => {
-      end = clock.now();
-    });
-    await clock.run(60_000, () => end !== null);
-    const result = await sync;
+    const { result } = await run(source, peers, clock, { parallel: 1 });
     assert.equal(result.height, 16n);
     assert.ok(cancelled >= 1, 'the slower request was cancelled');
     assert.deepEqual([...open], [], 'no request left open');

@@ -607,7 +607,7 @@ describe('block sync', () => {
     const fresh = await openChain();
     const lonely = await net(fresh);
     const result = await syncChain({ network: lonely, chain: chainSyncTarget(fresh) });
-    assert.deepEqual(result, { height: 0n, target: 0n, applied: 0, excluded: [], disproved: [] });
+    assert.deepEqual(result, { height: 0n, target: 0n, applied: 0, excluded: [], slower: [], disproved: [] });
     assert.equal(await isBehind(lonely, 0n, 0), false);
     assert.equal(await bestPeerHeight(lonely), null);
   });

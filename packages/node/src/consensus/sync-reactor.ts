@@ -25,7 +25,7 @@ import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { BlockTake, Network } from '../p2p/types.js';
-import { peerStatuses, type SyncProgress, syncChain } from '../sync.js';
+import { peerStatuses, readBlockRange, type SyncProgress, syncChain } from '../sync.js';
 import type { BlockPreverifier } from './block-preverify.js';
 
 /** How long a peer whose claimed heights a sync found it did not serve is not believed. */
@@ -254,6 +254,8 @@ export class SyncReactor {
       distrusted: (peer) => this.isDisproved(peer) || this.until(this.unserved, peer),
     });
     for (const peer of result.disproved) this.disprove(peer);
+    // Not `result.slower`: peers beaten by a hedge served in full, only later than another; a
+    // faster node claiming one height more would otherwise get every honest peer it beat set aside.
     for (const peer of result.excluded)
       if (!result.disproved.includes(peer)) this.disprove(peer, this.unserved);
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
@@ -331,16 +333,7 @@ export class SyncReactor {
    */
   async blocksFor(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]> {
     const { chain } = this.opts;
-    const out: Uint8Array[] = [];
-    const top = min(to, chain.height);
-    for (let h = from; h <= top; h++) {
-      // The peer's budget and a read slot are waited for before the read, holding no block.
-      if (take?.room && !(await take.room())) break;
-      const raw = await chain.db.getBlockBytes(h);
-      if (!raw || (take && !(await take(raw.byteLength)))) break;
-      out.push(raw);
-    }
-    return out;
+    return readBlockRange(from, min(to, chain.height), chain, take);
   }
 }
 

@@ -282,6 +282,49 @@ async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal):
   if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
+/**
+ * Resolves once all that was written to `stream` has left its write buffer for the muxer; rejects
+ * if the stream closes (an abort, a reset) or `signal` aborts first. A 'drain' (what `sendFrame`
+ * waits for) says only that the muxer can take more: a peer whose muxer granted its stream window
+ * a few bytes at a time raised one per grant, the frame still queued nearly whole, and its server
+ * queued block after block (yamux bounds no write buffer), each charged to the overall serve window
+ * as sent, for a few bytes received of each.
+ */
+async function written(stream: Stream, signal: AbortSignal): Promise<void> {
+  while (stream.writeBufferLength > 0) {
+    signal.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: unknown) => {
+        stream.removeEventListener('idle', onIdle);
+        stream.removeEventListener('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onIdle = () => settle();
+      const onClose = (evt: Event) =>
+        settle((evt as Event & { error?: Error }).error ?? new Error('stream closed'));
+      const onAbort = () => settle(signal.reason ?? new Error('aborted'));
+      stream.addEventListener('idle', onIdle);
+      stream.addEventListener('close', onClose);
+      signal.addEventListener('abort', onAbort);
+    });
+  }
+  // An abort empties the write buffer unsent ('idle' then 'close'): nothing was written.
+  if (stream.status === 'aborted' || stream.status === 'reset') throw new Error(`stream ${stream.status}`);
+}
+
+/** `source`'s chunks, each counted (`onBytes`) as it arrives. */
+async function* countingSource<T extends { byteLength: number }>(
+  source: AsyncIterable<T>,
+  onBytes: (bytes: number) => void,
+): AsyncGenerator<T> {
+  for await (const chunk of source) {
+    onBytes(chunk.byteLength);
+    yield chunk;
+  }
+}
+
 /** A direct frame's start: the varint length of topic byte and message, then the topic byte. */
 function directFrameHeader(topicIndex: number, messageBytes: number): Uint8Array {
   const header: number[] = [];
@@ -667,6 +710,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       this.maxBlocksResponseBytes,
       opts.signal,
       opts.onBlock,
+      opts.onBytes,
     );
   }
 
@@ -683,6 +727,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     maxTotalBytes: number,
     cancel?: AbortSignal,
     onFrame?: () => void,
+    onBytes?: (bytes: number) => void,
   ): Promise<Uint8Array[]> {
     const started = Date.now();
     const protocol = protocolOf(kind, this.opts.chainId);
@@ -720,7 +765,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       await sendFrame(stream, body, signal);
       await stream.close({ signal });
       let total = 0;
-      for await (const frame of lp.decode(stream, { maxDataLength: maxFrameBytes })) {
+      // Bytes reported as they arrive, not only whole frames: a 9 MiB block on a modest link takes
+      // seconds, and the syncer would take a peer sending it for a silent one (sync.ts hedging).
+      const source = onBytes ? countingSource(stream, onBytes) : stream;
+      for await (const frame of lp.decode(source, { maxDataLength: maxFrameBytes })) {
         total += frame.byteLength;
         if (frames.length === maxFrames) {
           stream.abort(new Error('too many frames'));
@@ -808,26 +856,43 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // A reset or aborted stream (the syncer cancelled it): no answer will be read.
           gone: () => stream.status === 'reset' || stream.status === 'aborted',
         });
-        const take: BlockTake = async (bytes: number): Promise<boolean> => {
+        let sent = 0;
+        // The overall serve window is charged once the frame is written (handed whole to the
+        // muxer), not when the block was read: a peer that never reads its answers then holds
+        // only its own window (serve-budget.ts ServeBudget.chargeAll).
+        const send = async (block: Uint8Array) => {
+          await sendFrame(stream, block, signal);
+          // Written whole, not only drained once: see `written`.
+          await written(stream, signal);
+          sent++;
+          answer.sent(block.byteLength);
+        };
+        const take: BlockTake = async (bytes, block) => {
           if (bytes > this.maxBlockFrameBytes)
             this.log.error('block too large to serve', { height: from + BigInt(answer.count), bytes });
-          return answer.take(bytes);
+          if (!(await answer.take(bytes))) return false;
+          // Sent before the next block is read: an answer whose peer does not read pins one
+          // block, not all it asked for, while it waits for the request deadline.
+          if (block) await send(block);
+          return true;
         };
         // Holds a read slot and the peer's room before each block is read: serve-budget.ts.
         take.room = () => answer.room();
-        let sent = 0;
+        // The handler keeps no block it handed over (each is sent before `take` resolves).
+        take.sends = true;
         try {
           // Inside the try: a read that throws still gives back its slot and what it held.
           const blocks = (await answer.ids()) ? await this.opts.handlers.blocks(from, to, take) : [];
+          // Only blocks not sent as they were taken come back (BlockTake.sends).
+          const sentBefore = sent;
           for (const [i, block] of blocks.entries()) {
             // Blocks `take` did not see (a handler that ignores it) are held to the same limits here.
-            if (i >= answer.count && !(await take(block.byteLength))) break;
-            await sendFrame(stream, block, signal);
-            sent++;
+            if (sentBefore + i >= answer.count && !(await take(block.byteLength))) break;
+            await send(block);
           }
         } finally {
-          // What was taken of the budget and never sent (a stream reset) is given back.
-          answer.unsent(sent);
+          // Any slot and room still held go back (blocks never sent were never charged overall).
+          answer.end();
         }
       }
       await stream.close({ signal });

@@ -119,41 +119,42 @@ export class ServeBudget {
    */
   takeBytes(peer: string, bytes: number, now: number, relaying = false): boolean {
     const w = this.windowOf(peer, now);
-    this.renewAll(now);
-    const othersShare = this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
-    if (
-      w.bytes + bytes > this.limits.maxBytesPerPeer ||
-      this.all.bytes + bytes > this.limits.maxBytesInAll ||
-      (!relaying && this.all.unproven + bytes > othersShare)
-    )
-      return false;
+    if (w.bytes + bytes > this.limits.maxBytesPerPeer || !this.allHasRoom(bytes, now, relaying)) return false;
     w.bytes += bytes;
-    this.all.bytes += bytes;
-    if (!relaying) this.all.unproven += bytes;
+    this.chargeAll(bytes, now, relaying);
     return true;
   }
 
   /**
-   * Gives back `bytes` taken at `takenAt` and then not sent (the stream broke or was reset), while
-   * the window they were taken in is still current. The budget bounds what is sent: taken as each
-   * block is read (so reads stay bounded too) and given back when it never left, or a peer opening
-   * streams and resetting them would spend the overall budget for nothing, and honest peers
-   * syncing from this node would then get short answers. Only the overall window is given back:
-   * the peer's own stays charged, or a peer resetting each stream at once would have this node read
-   * its whole height budget's worth of blocks (4,096 a second) for no byte of its byte budget.
+   * Whether the overall window (and, for a peer that is not relaying, the others' share) has room
+   * for `bytes` now; charges nothing (`chargeAll` does, once they are sent).
    */
-  refundBytes(bytes: number, takenAt: number, now: number, relaying = false): void {
-    const a = this.all;
-    if (a.start <= takenAt && now - a.start < this.limits.intervalMs) {
-      a.bytes = Math.max(0, a.bytes - bytes);
-      if (!relaying) a.unproven = Math.max(0, a.unproven - bytes);
-    }
+  allHasRoom(bytes: number, now: number, relaying = false): boolean {
+    this.renewAll(now);
+    const othersShare = this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
+    return (
+      this.all.bytes + bytes <= this.limits.maxBytesInAll &&
+      (relaying || this.all.unproven + bytes <= othersShare)
+    );
+  }
+
+  /**
+   * Charges the overall window `bytes` that were sent. `/blocks/1` charges a block here only once
+   * its frame was written to the stream (BlockAnswerBudget.sent), after the room check made when it
+   * was read: charged at the read, a peer that never read its answers (their frames then wait,
+   * unsent, up to the request deadline) spent the non-relaying share, three ids at their per-peer
+   * cap, without downloading a byte, and every honest syncer's answer waited for it.
+   */
+  chargeAll(bytes: number, now: number, relaying = false): void {
+    this.renewAll(now);
+    this.all.bytes += bytes;
+    if (!relaying) this.all.unproven += bytes;
   }
 
   /**
    * Holds `bytes` of `peer`'s own window (not the overall one) for a block about to be read
    * (BlockAnswerBudget.room): false past the peer's budget. Only the peer's window: the overall
-   * one is charged the block's real size once read (`takeAllBytes`), or each read in flight
+   * one is charged the block's real size once sent (`chargeAll`), or each read in flight
    * would hold the largest block's worth of it, and a few sybil streams asking for tiny blocks
    * (about 21 reads of 9 MiB) would fill the non-relaying share without receiving a byte.
    */
@@ -169,20 +170,6 @@ export class ServeBudget {
     const w = this.peers.get(peer);
     if (w && w.start <= takenAt && now - w.start < this.limits.intervalMs)
       w.bytes = Math.max(0, w.bytes - bytes);
-  }
-
-  /** `takeBytes` for the overall window only (the peer's was held before the read). */
-  takeAllBytes(bytes: number, now: number, relaying = false): boolean {
-    this.renewAll(now);
-    const othersShare = this.limits.maxBytesInAll - this.limits.reservedBytesForRelaying;
-    if (
-      this.all.bytes + bytes > this.limits.maxBytesInAll ||
-      (!relaying && this.all.unproven + bytes > othersShare)
-    )
-      return false;
-    this.all.bytes += bytes;
-    if (!relaying) this.all.unproven += bytes;
-    return true;
   }
 
   /** Milliseconds until both `peer`'s window and the overall one have renewed (at least 1). */
@@ -221,9 +208,10 @@ export const BLOCK_SERVE_MAX_WAIT_MS = 6_000;
  * in the overall window for the largest block before each read bounded that memory too, but
  * charged 9 MiB of the window per read whatever the block's size: some 21 reads in flight from a
  * few sybil streams asking for tiny blocks filled the non-relaying share, and every honest
- * answer then waited, unserved, until it ended short. A slot is held only for the read and a
- * window wait; a peer holds at most `perPeer` of them, so that one peer's streams cannot hold
- * them all; waiters are served first come, first served (among those whose peer is under its
+ * answer then waited, unserved, until it ended short. A slot is held for the read, a window
+ * wait, and until the block's frame was written (BlockAnswerBudget.sent), so that blocks a peer
+ * does not read are bounded too; a peer holds at most `perPeer` of them, so that one peer's
+ * streams cannot hold them all; waiters are served first come, first served (among those whose peer is under its
  * share), woken as a read finishes, not at a window's renewal.
  */
 export class BlockReadSlots {
@@ -316,7 +304,7 @@ export class BlockReadSlots {
   }
 }
 
-/** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet taken. */
+/** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet written. */
 export const DEFAULT_BLOCK_READ_SLOTS = 8;
 /** Of those, one peer's: an honest syncer's four ranges still read two at a time. */
 export const DEFAULT_BLOCK_READ_SLOTS_PER_PEER = 2;
@@ -351,23 +339,33 @@ export interface BlockAnswerOptions {
  * for the window to renew, up to `maxWaitMs` in all, instead of ending the answer at once: a
  * per-peer budget of one full answer a second, and a syncer with four ranges in flight, made an
  * honest server answer three of them short within the second, and the honest syncer then dropped,
- * penalised and distrusted it (sync.ts reads a quick short answer as a lie). Blocks are taken as
- * they are read and given back (`unsent`) when they were not sent.
+ * penalised and distrusted it (sync.ts reads a quick short answer as a lie).
  *
  * Before each read (`room`): room for the largest block the answer may still carry is held in the
  * peer's own window (waited for holding nothing: a peer past its budget pins no memory), then a
  * read slot (BlockReadSlots). After the read (`take`): the peer keeps the block's real size of its
- * hold, the overall window is charged that real size (waited for, holding the block and the slot:
- * only the slots bound that memory), and the slot is given back.
+ * hold, the overall window is waited for until it has room for that size (holding the block and
+ * the slot: only the slots bound that memory). Once the block's frame was written to the stream
+ * (`sent`), the overall window is charged and the slot given back (a slot bounds a block from its
+ * read to its write): a peer that does not read its
+ * answers holds its own window, never the one all peers share (ServeBudget.chargeAll).
  */
 export class BlockAnswerBudget {
   private total = 0;
   private waited = 0;
-  private readonly taken: { bytes: number; at: number }[] = [];
-  /** Room held in the peer's window (`room`) for the block about to be read, and its read slot. */
+  private taken = 0;
+  /**
+   * Room held in the peer's window (`room`) for the block about to be read, and its read slot.
+   * `bytes`: what may still be given back to the peer's window (0 once the block used it).
+   */
   private held: { bytes: number; at: number; slot: boolean } | null = null;
-  /** Of `held.bytes`, what may still be given back to the peer's window (0 once the block used it). */
-  private spare = 0;
+  /**
+   * Whether the read slot of a block taken (`take`) is still held until its frame is written
+   * (`sent`): given back when the block was read, a stuck send held the block, up to 9 MiB, under
+   * no slot nor window, and a few sybil streams per connection that never read pinned some 7 GiB
+   * (4 streams x 200 connections x 9 MiB). Held until written, the slots bound that memory too.
+   */
+  private sending = false;
   private readonly maxWaitMs: number;
 
   constructor(
@@ -379,7 +377,7 @@ export class BlockAnswerBudget {
 
   /** Blocks taken so far. */
   get count(): number {
-    return this.taken.length;
+    return this.taken;
   }
 
   /** Whether the heights asked for may be looked up at all (waiting for the budget as above). */
@@ -397,12 +395,15 @@ export class BlockAnswerBudget {
   async room(): Promise<boolean> {
     const { opts } = this;
     if (this.held) return true;
+    // A block taken and not reported sent (a handler that keeps its blocks and has them sent after
+    // it returns): its slot goes back before the next read, or its own reads would wait on it.
+    this.releaseSending();
     const bytes = Math.min(
       opts.maxBlockBytes,
       opts.capBytes - this.total,
       this.budget.limits.maxBytesPerPeer,
     );
-    if (this.taken.length >= opts.asked || bytes <= 0 || opts.gone?.()) return false;
+    if (this.taken >= opts.asked || bytes <= 0 || opts.gone?.()) return false;
     let at = 0;
     const ok = await this.wait(() => {
       at = opts.now();
@@ -410,7 +411,6 @@ export class BlockAnswerBudget {
     });
     if (!ok) return false;
     this.held = { bytes, at, slot: false };
-    this.spare = bytes;
     const slots = opts.slots;
     if (!slots) return true;
     const left = this.maxWaitMs - this.waited;
@@ -434,33 +434,54 @@ export class BlockAnswerBudget {
    * A block of `bytes` was read: true to send it, false to end the answer (all asked blocks taken,
    * an oversized block, the cap reached, or the budget still spent after the longest wait). The
    * peer's share is taken from the room held for it (`room`), what it did not need given back;
-   * the overall window is charged now, waiting (holding the read slot) while it is spent.
+   * then the overall window must have room for it, waited for holding the read slot. It is charged
+   * only once the block is sent (`sent`). Blocks that passed this check and are still being sent
+   * may take the window past its bound, by at most a block per answer being sent: the price of
+   * never charging what a peer does not read.
    */
   async take(bytes: number): Promise<boolean> {
     const { opts } = this;
     try {
-      if (this.taken.length >= opts.asked || bytes > opts.maxBlockBytes || this.total + bytes > opts.capBytes)
+      if (this.taken >= opts.asked || bytes > opts.maxBlockBytes || this.total + bytes > opts.capBytes)
         return false;
-      const held = this.held;
-      let at = 0;
       // Read with room held: the peer keeps the real size of it; else (a handler that did not
-      // ask for room) both windows are charged now.
-      const fits = held !== null && bytes <= held.bytes;
+      // ask for room) the peer's window is charged now.
+      const fits = this.held !== null && bytes <= this.held.bytes;
       if (fits) this.shrink(bytes);
+      let charged = fits;
       const ok = await this.wait(() => {
-        at = opts.now();
-        return fits
-          ? this.budget.takeAllBytes(bytes, at, opts.relaying)
-          : this.budget.takeBytes(opts.peer, bytes, at, opts.relaying);
+        const now = opts.now();
+        if (!charged) charged = this.budget.takePeerBytes(opts.peer, bytes, now);
+        return charged && this.budget.allHasRoom(bytes, now, opts.relaying);
       });
       if (!ok) return false;
       this.total += bytes;
-      this.taken.push({ bytes, at });
+      this.taken++;
+      // Its slot stays held until the block is written (`sent`): see `sending`.
+      if (this.held?.slot) {
+        this.held.slot = false;
+        this.sending = true;
+      }
       return true;
     } finally {
-      // The block is taken or refused: its slot (and any room it did not use) goes back.
+      // Any room the block did not use goes back, and its slot if it was refused.
       this.release();
     }
+  }
+
+  /**
+   * A taken block of `bytes` was written to the stream (its frame handed whole to the muxer): the
+   * overall window is charged it now, not when it was read (ServeBudget.chargeAll).
+   */
+  sent(bytes: number): void {
+    this.budget.chargeAll(bytes, this.opts.now(), this.opts.relaying);
+    this.releaseSending();
+  }
+
+  private releaseSending(): void {
+    if (!this.sending) return;
+    this.sending = false;
+    this.opts.slots?.release(this.opts.peer, this.opts.relaying);
   }
 
   /** The held room, cut to the `used` bytes the block read needs (they stay charged to the peer). */
@@ -468,7 +489,7 @@ export class BlockAnswerBudget {
     const held = this.held;
     if (!held || used > held.bytes) return;
     this.budget.releasePeerBytes(this.opts.peer, held.bytes - used, held.at, this.opts.now());
-    this.spare = 0;
+    held.bytes = 0;
   }
 
   /** Gives back the read slot and the room of the peer's window still held (none after `shrink`). */
@@ -476,21 +497,19 @@ export class BlockAnswerBudget {
     const held = this.held;
     if (!held) return;
     this.held = null;
-    if (this.spare > 0) this.budget.releasePeerBytes(this.opts.peer, this.spare, held.at, this.opts.now());
-    this.spare = 0;
+    if (held.bytes > 0) this.budget.releasePeerBytes(this.opts.peer, held.bytes, held.at, this.opts.now());
     if (held.slot) this.opts.slots?.release(this.opts.peer, this.opts.relaying);
   }
 
   /**
-   * The answer ended after `sent` blocks left: what was taken of the others is given back (to the
-   * overall window only: the peer's stays charged, it made this node read them), and any slot and
-   * room still held for a block never read.
+   * The answer ended: any slot and room still held for a block never read go back. Blocks taken
+   * and never sent were never charged to the overall window; the peer's own stays charged for
+   * them (it made this node read them: a peer resetting each stream at once would otherwise have
+   * it read its whole height budget, 4,096 blocks a second, for no byte of its byte budget).
    */
-  unsent(sent: number): void {
+  end(): void {
     this.release();
-    for (const t of this.taken.slice(sent))
-      this.budget.refundBytes(t.bytes, t.at, this.opts.now(), this.opts.relaying);
-    this.taken.length = Math.min(this.taken.length, sent);
+    this.releaseSending();
   }
 
   private async wait(attempt: () => boolean): Promise<boolean> {

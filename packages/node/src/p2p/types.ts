@@ -80,7 +80,8 @@ export interface Network {
    * At most `MAX_BLOCKS_PER_REQUEST` blocks per call; the answer is checked by the caller.
    * `signal` abandons the request (another peer answered the range first: sync.ts hedging): it
    * rejects, releases the stream, and blames no one. `onBlock` is called as each block of the
-   * answer arrives (a network that delivers answers whole may never call it).
+   * answer arrives, `onBytes` as each chunk of it does, part of a block or more (a network that
+   * delivers answers whole may never call them).
    */
   requestBlocks(peer: string, from: bigint, to: bigint, opts?: BlockRequestOptions): Promise<Uint8Array[]>;
   /**
@@ -127,18 +128,25 @@ export const MAX_DIRECT_MESSAGES = 2_048;
 
 /**
  * Asked about each block a `/blocks/1` handler read (its encoded size): false ends the answer
- * without it. `room`, when present, is asked before each read: false ends the answer unread; it
- * may wait for the peer's serve budget and a block read slot (serve-budget.ts BlockAnswerBudget.room).
+ * without it. `block`, when given, is sent before `take` resolves true (the answer streams: a peer
+ * that does not read holds one block of this node's memory per stream, not a whole answer). With
+ * `sends` set, the handler returns only the blocks it did not hand to `take` (they are sent after
+ * it returns): keeping those sent until the answer ended pinned a whole answer (up to 64 MiB) per
+ * stream of a slow reader. `room`, when present, is asked before each
+ * read: false ends the answer unread; it may wait for the peer's serve budget and a block read slot
+ * (serve-budget.ts BlockAnswerBudget.room). `readBlockRange` (sync.ts) reads a range this way.
  */
 export interface BlockTake {
-  (bytes: number): boolean | Promise<boolean>;
+  (bytes: number, block?: Uint8Array): boolean | Promise<boolean>;
   room?: () => Promise<boolean>;
+  sends?: boolean;
 }
 
 /** Options of `Network.requestBlocks`. */
 export interface BlockRequestOptions {
   signal?: AbortSignal;
   onBlock?: () => void;
+  onBytes?: (bytes: number) => void;
 }
 
 export const MAX_BLOCKS_PER_REQUEST = 64;
