@@ -1175,7 +1175,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     // A reply is computed before it is refused BUSY: when no reply of this client could fit now,
     // whatever its size, it is refused unrun (CPU spent on a block read for nothing, else). Not an
     // unsubscribe, which only frees room; nor a notification, which has no reply to refuse.
-    if (hasId && call.conn && method !== UNSUBSCRIBE_METHOD && (call.noRoom ??= wsNoRoom(call.conn))) {
+    if (
+      hasId &&
+      call.conn &&
+      method !== UNSUBSCRIBE_METHOD &&
+      (call.noRoom ??= wsNoRoom(call.conn, call.batch ? BATCH_KIND : method))
+    ) {
       return busyReply(replyId);
     }
     const refused = admit(call, costOf(method, params));
@@ -1702,7 +1707,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    * Whether no reply to this connection could be booked now, whatever its size: it is over its own
    * cap, or the total (with the room kept for those ahead of it in the line) is full.
    */
-  function wsNoRoom(conn: Connection): boolean {
+  function wsNoRoom(conn: Connection, kind: string): boolean {
     if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) return true;
     if (wsUnsentBound + wsLineMost < limits.maxWsBufferedBytesTotal) return false; // no scans
     const queued = othersInLine(conn.client);
@@ -1710,14 +1715,17 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const { total, held } = countWsHeld();
     const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
     if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
-    // Refused unrun, its size unknown: it makes no place in line, and asks the next round for no
-    // more room than one reply of any size (a byte) or its place's real size. A guessed size
-    // (maxResponseBytes) kept that much room from everyone for two rounds, even for a client gone
-    // at once: with a total no larger, every other client was refused with nothing held. A client
-    // already in line keeps its place while it retries.
+    // Refused unrun, its size unknown: it asks the next round for no more room than one reply of
+    // any size (a byte) or, when it retries what its place waits for, that place's real size. A
+    // guessed size (maxResponseBytes) kept that much room from everyone for two rounds, even for a
+    // client gone at once: with a total no larger, every other client was refused with nothing
+    // held. Only a retry of the same kind renews the place: a client polling something else would
+    // otherwise keep a place (and its room) alive for a reply it no longer asks for. (Its busy
+    // answer, refused too, may take a place of that answer's own small size: a position in line.)
     const place = conn.client === null ? undefined : wsLine.get(conn.client);
-    if (place) place.round = wsRound;
-    wsRefusedBytes = Math.max(wsRefusedBytes, place?.bytes ?? 1);
+    const retry = place !== undefined && place.kind === kind;
+    if (retry) place.round = wsRound;
+    wsRefusedBytes = Math.max(wsRefusedBytes, retry ? place.bytes : 1);
     return true;
   }
 

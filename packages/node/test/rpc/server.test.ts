@@ -2049,7 +2049,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     }
   });
 
-  it('makes no place in line for a request refused unrun, so a client gone keeps no room', async () => {
+  it('makes no place of a guessed size for a request refused unrun, so a client gone keeps no room', async () => {
     // Before, a request refused before computing took a place of maxResponseBytes (its size
     // unknown), for two rounds: with a total no larger, everyone else was refused, nothing held.
     const emitters = new Set<(r: unknown) => void>();
