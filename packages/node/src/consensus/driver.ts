@@ -539,8 +539,6 @@ export class ConsensusDriver {
    * block, with every peer that sent that content (`holdUnexecuted`), oldest first.
    */
   private overCap = new Map<string, HeldProposal>();
-  /** The bytes `overCap` holds (`HeldProposal.bytes`), within `MAX_HELD_OVER_CAP_BYTES`. */
-  private overCapBytes = 0;
   /**
    * The height after the head while it is not being decided yet (syncing, or waiting for its block
    * time), and per round and proposer the first content (`blockHash:idsHash`) forwarded unchecked
@@ -2406,7 +2404,9 @@ export class ConsensusDriver {
       1024 +
       100 * (compact.lastCommit.signatures.length + compact.blockCommit.signatures.length);
     let count = this.overCap.size + 1;
-    let total = this.overCapBytes + bytes;
+    // Summed afresh (16 places at most): no running total to drift when the height resets the map.
+    let total = bytes;
+    for (const h of this.overCap.values()) total += h.bytes;
     for (const k of victims) {
       count--;
       total -= this.overCap.get(k)!.bytes;
@@ -2436,7 +2436,6 @@ export class ConsensusDriver {
       bytes,
       senders: new Set([from]),
     });
-    this.overCapBytes += bytes;
     this.overCapStats.held++;
   }
 
@@ -2445,7 +2444,6 @@ export class ConsensusDriver {
     const h = this.overCap.get(content);
     if (!h) return;
     this.overCap.delete(content);
-    this.overCapBytes -= h.bytes;
     this.overCapStats.dropped++;
   }
 
@@ -2462,7 +2460,6 @@ export class ConsensusDriver {
       const { height, blockHash } = h.msg.proposal;
       if (height !== this.height || !this.machine.mayStillNeed(blockHash)) continue;
       this.overCap.delete(k);
-      this.overCapBytes -= h.bytes;
       this.overCapStats.released++;
       needed.push(h);
     }
