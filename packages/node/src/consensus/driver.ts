@@ -1865,6 +1865,14 @@ export class ConsensusDriver {
       // ids: an honest proposal that needs a fetch would then be dropped at every node (a
       // proposal for a later round is sent again, whole, once the round comes).
       if (!this.worthFetching(proposal)) return 'ignore';
+      // The header commits to the last commit by hash, and nothing else checks the copy's own
+      // before the block is rebuilt: anyone may relay one with another. Held first over the cap,
+      // such a copy was what a release rebuilt (the genuine copies after it only added senders),
+      // and the rebuilt block was refused as altered, so the block 2/3+ voted for never executed.
+      if (!equalBytes(commitHash(msg.lastCommit), msg.header.lastCommitHash)) {
+        this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
       const held = `${key}:${idListHash(msg.txIds)}`;
       // A block over its round's execution cap is not worth its fetch either (`holdOverCap`).
       if (this.holdOverCap({ kind: 'compact', msg, from }, held)) return 'ignore';

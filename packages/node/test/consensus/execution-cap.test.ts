@@ -16,6 +16,7 @@ import { type ConsensusEvidence, consensusEvidenceCodec, decode, encode, equalBy
 import { until as waitUntil } from '@unc/test-utils';
 import { MAX_EXECUTED_BLOCKS_PER_ROUND, MAX_HELD_OVER_CAP } from '../../src/consensus/driver.js';
 import { peerBindingCodec, signPeerBinding } from '../../src/consensus/peer-binding.js';
+import { compactProposalCodec } from '../../src/consensus/wire.js';
 import type { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
@@ -340,3 +341,43 @@ test('a newcomer that ranks below every held block is counted refused, not dropp
     { held: MAX_HELD_OVER_CAP, released: 0, dropped: 0, refused: 1 },
   );
 });
+
+for (const genuine of ['full', 'compact'] as const)
+  test(`a held block's copy with its last commit altered on the way, sent first, does not stand in for the genuine ${genuine} one sent after it`, async () => {
+    // Anyone may relay a copy of a compact proposal with another last commit: nothing checks it
+    // against the header before the block is rebuilt. Held first, it was what a release rebuilt,
+    // and the rebuilt block was refused as altered: the block 2/3+ prevoted was never executed.
+    const { node, hub, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+    let b: ReturnType<typeof proposalFor> | undefined;
+    for (const id of ['evil', 'forger', 'honest', 'voter'])
+      peer(
+        id,
+        serving(() => b),
+      );
+    assert.equal(await gossip('proposal', proposalFor(0, fee(0), x, -1, true).full, 'evil'), 'ignore');
+    b = proposalFor(0, fee(1), x);
+    const msg = decode(compactProposalCodec, b.compact);
+    const altered = encode(compactProposalCodec, {
+      ...msg,
+      lastCommit: { ...msg.lastCommit, round: msg.lastCommit.round + 1 },
+    });
+    assert.notEqual(await gossip('compact-proposal', altered, 'forger'), 'accept');
+    assert.equal(
+      await gossip(genuine === 'full' ? 'proposal' : 'compact-proposal', b[genuine], 'honest'),
+      'ignore',
+    );
+    const others = validators.filter((v) => v !== validators[0]);
+    for (const v of others) await gossip('vote', vote(v, 'prevote', 0, b.blockHash), 'voter');
+    await waitUntil('the held block to be executed', () => checks() === MAX_EXECUTED_BLOCKS_PER_ROUND + 1, {
+      timeoutMs: 15_000,
+      intervalMs: 5,
+    });
+    for (const v of others) await gossip('vote', vote(v, 'precommit', 0, b.blockHash), 'voter');
+    await until('v0 to commit the block', () => node.chain.tipHeight === 1n);
+    assert.equal(toHex(node.chain.tip.hash), b.hash);
+    assert.ok(
+      hub.member('v0')!.penalties.some((p) => p.peer === 'forger'),
+      'the altered copy is blamed on its sender',
+    );
+    assert.ok(!hub.member('v0')!.penalties.some((p) => p.peer === 'honest'));
+  });
