@@ -2475,7 +2475,12 @@ export class ConsensusDriver {
       const txIds: Uint8Array[] = [];
       for (let i = 0; i < h.ids.byteLength; i += 32) txIds.push(h.ids.subarray(i, i + 32));
       const msg = { ...h.msg, txIds };
-      const [from, ...others] = h.senders;
+      // Validators' nodes first, then relaying peers, then the rest, in the order they sent it on a
+      // tie: the first copies may be ones fresh ids raced in, and the three peers a fetch asks
+      // would then all be theirs, each held to its share of the round (`fetchMissing`).
+      const standing = (p: string) =>
+        (this.liveness.boundValidator(p) === undefined ? 0 : 2) + (this.relayingPeers.has(p) ? 1 : 0);
+      const [from, ...others] = [...h.senders].sort((a, b) => standing(b) - standing(a));
       void Promise.resolve(
         this.onCompactProposal(msg, () => encode(compactProposalCodec, msg), from!, { first: false }, others),
       ).catch((err) => this.logger.debug('held proposal failed', { error: (err as Error).message }));

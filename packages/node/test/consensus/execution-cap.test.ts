@@ -381,3 +381,34 @@ for (const genuine of ['full', 'compact'] as const)
     );
     assert.ok(!hub.member('v0')!.penalties.some((p) => p.peer === 'honest'));
   });
+
+test('a released block is fetched first from the validator’s node that sent it, not from the fresh ids that raced copies in before it', async () => {
+  // The peers asked are the one whose copy came first, then the other senders: copies raced in by
+  // fresh ids that answer slowly (or never) took every turn before the validator's node that
+  // forwarded the block, each held to its share of the round.
+  const { node, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+  let b: ReturnType<typeof proposalFor> | undefined;
+  // The memory network awaits whatever a handler returns: an answer (an empty one) after 1.5 s.
+  const slow = {
+    txs: () => new Promise<Uint8Array[]>((resolve) => setTimeout(() => resolve([]), 1_500)),
+  } as unknown as Partial<NetworkHandlers>;
+  for (const id of ['evil', 'voter']) peer(id);
+  for (const id of ['s1', 's2']) peer(id, slow);
+  peer(
+    'validator-node',
+    serving(() => b),
+  );
+  const honest = [1, 2, 3].find((i) => validators[i] !== x)!;
+  await gossip('validator-peer', bindingOf(honest, 'validator-node'), 'validator-node');
+  assert.equal(await gossip('proposal', proposalFor(0, fee(0), x, -1, true).full, 'evil'), 'ignore');
+  b = proposalFor(0, fee(1), x);
+  for (const id of ['s1', 's2']) assert.equal(await gossip('compact-proposal', b.compact, id), 'ignore');
+  assert.equal(await gossip('proposal', b.full, 'validator-node'), 'ignore');
+  const others = validators.filter((v) => v !== validators[0]);
+  for (const v of others) await gossip('vote', vote(v, 'prevote', 0, b.blockHash), 'voter');
+  // A slow peer's turn alone takes 1.5 s.
+  await waitUntil('the held block to be executed', () => checks() === MAX_EXECUTED_BLOCKS_PER_ROUND + 1, {
+    timeoutMs: 1_000,
+    intervalMs: 5,
+  });
+});
