@@ -31,6 +31,7 @@ import {
   encode,
   equalBytes,
   keyId,
+  MAX_BLOCK_BYTES,
   PrivValidator,
   type Proposal,
   selectProposer,
@@ -287,13 +288,36 @@ export const MAX_FAR_ROUND_PROPOSALS_PER_PROPOSER = 2;
 export const MAX_EXECUTED_BLOCKS_PER_ROUND = 1;
 /**
  * Blocks over that cap held unexecuted in all, for the height being decided: executed once 2/3+
- * prevote or precommit them, dropped with the height. One place per sending peer and round, the
- * least supported (fewest prevotes in its round, then not from a relaying peer, then the oldest)
- * given up for a newcomer: one peer cannot push out the block an honest relay forwarded.
+ * prevote or precommit them, dropped with the height. Held compact (`HeldProposal`: the signed
+ * parts and the packed transaction ids, no bodies; rebuilt from the mempool and the peers that
+ * sent it when released), so four times the places the whole blocks once took fit in the same
+ * memory (`MAX_HELD_OVER_CAP_BYTES`). One place per sender and round (a peer, or a validator for
+ * all the peers it bound to itself), the least supported given up for a newcomer that ranks at
+ * least as high (`holdUnexecuted`).
  */
-export const MAX_HELD_OVER_CAP = 4;
+export const MAX_HELD_OVER_CAP = 16;
+/**
+ * The bytes the held blocks may take in all: what four whole blocks took before they were held
+ * compact. A block of 100,000 tiny transactions has 3.2 MB of ids, so an attacker signing such
+ * blocks fills ten places at least; honest blocks take a few kilobytes.
+ */
+export const MAX_HELD_OVER_CAP_BYTES = 4 * MAX_BLOCK_BYTES;
 /** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
 const MAX_ANNOUNCERS = 8;
+
+/**
+ * A proposal held over its round's execution cap (`holdUnexecuted`): its compact form without the
+ * bodies and ids (`msg`), the ids packed in one buffer (`ids`, 32 bytes each: one allocation, not
+ * one object per transaction), the peers that sent it, and what it takes (`bytes`, estimated).
+ * Its bodies are rebuilt from the mempool and fetched from its senders, or any peer that executed
+ * it, once it is released: 2/3+ then voted for it, so most validators hold it.
+ */
+interface HeldProposal {
+  msg: CompactProposalMessage;
+  ids: Uint8Array;
+  bytes: number;
+  senders: Set<string>;
+}
 
 type Buffered =
   | { kind: 'vote'; vote: Vote }
@@ -390,8 +414,11 @@ export class ConsensusDriver {
   get mempoolShareStats(): Readonly<{ sent: number; refused: number; txs: number; bytes: number }> {
     return this.mempoolReactor.shareStats;
   }
-  /** Re-sends of a stalled height to every peer, and the messages they carried (tests, metrics). */
-  readonly regossipStats = { rounds: 0, messages: 0 };
+  /**
+   * Re-sends of a stalled height to every peer, and the messages they carried; `onConnect`: those
+   * a connection brought forward (`peerConnected`), the rest a stall timer's (tests, metrics).
+   */
+  readonly regossipStats = { rounds: 0, messages: 0, onConnect: 0 };
   /** Re-proposals this node sent its polka's prevotes with (`sendPolka`). */
   readonly polkaStats = { sent: 0 };
   /** Where the stall re-send's walk over the peers goes on (`regossipTargets`). */
@@ -511,10 +538,10 @@ export class ConsensusDriver {
    */
   private executedRounds = new Map<number, { first: Proposal; contents: Set<string>; reported: boolean }>();
   /**
-   * Proposals over the round's execution cap, by content, held until 2/3+ vote for their block,
-   * with every peer that sent that content (`holdUnexecuted`).
+   * Proposals over the round's execution cap, by content, held compact until 2/3+ vote for their
+   * block, with every peer that sent that content (`holdUnexecuted`), oldest first.
    */
-  private overCap = new Map<string, { entry: Exclude<Buffered, { kind: 'vote' }>; senders: Set<string> }>();
+  private overCap = new Map<string, HeldProposal>();
   /**
    * The height after the head while it is not being decided yet (syncing, or waiting for its block
    * time), and per round and proposer the first content (`blockHash:idsHash`) forwarded unchecked
@@ -525,10 +552,12 @@ export class ConsensusDriver {
     firsts: new Map(),
   };
   /**
-   * Blocks over a round's execution cap: held, released (executed once 2/3+ voted for them),
-   * dropped (bound), for tests and metrics.
+   * Blocks over a round's execution cap: held; released (executed once 2/3+ voted for them);
+   * dropped (held, then given up: for a newcomer past the bounds, or for its sender's newer
+   * block); refused (a newcomer never held: every place it could take ranks higher). For tests
+   * and metrics.
    */
-  readonly overCapStats = { held: 0, released: 0, dropped: 0 };
+  readonly overCapStats = { held: 0, released: 0, dropped: 0, refused: 0 };
   /**
    * Aborted when the height is decided (or another starts): a fetch for it then lets go of its
    * request and its slots at once, rather than holding them until the request times out.
@@ -1792,6 +1821,12 @@ export class ConsensusDriver {
     data: Uint8Array | (() => Uint8Array),
     from: string,
     heard: { first: boolean },
+    /**
+     * A block held over the cap and released (`releaseNeeded`): its other senders, asked first
+     * after `from`. 2/3+ voted for it, and at most one block per round gets such a quorum, so its
+     * fetch is not held to the per-peer and per-round slots, which anyone can keep busy.
+     */
+    released?: readonly string[],
   ): Promise<Verdict> {
     const { proposal } = msg;
     if (this.holdIfFarAhead('compact-proposal', data, from, proposal)) return 'ignore';
@@ -1836,9 +1871,25 @@ export class ConsensusDriver {
       // ids: an honest proposal that needs a fetch would then be dropped at every node (a
       // proposal for a later round is sent again, whole, once the round comes).
       if (!this.worthFetching(proposal)) return 'ignore';
+      // The header commits to the last commit by hash, and nothing else checks the copy's own
+      // before the block is rebuilt: anyone may relay one with another. Held first over the cap,
+      // such a copy was what a release rebuilt (the genuine copies after it only added senders),
+      // and the rebuilt block was refused as altered, so the block 2/3+ voted for never executed.
+      if (!equalBytes(commitHash(msg.lastCommit), msg.header.lastCommitHash)) {
+        this.network?.penalize(from, `proposal at ${proposal.height} altered in transit`);
+        return 'reject';
+      }
+      const held = `${key}:${idListHash(msg.txIds)}`;
       // A block over its round's execution cap is not worth its fetch either (`holdOverCap`).
-      if (this.holdOverCap({ kind: 'compact', msg, from }, `${key}:${idListHash(msg.txIds)}`))
+      if (this.holdOverCap({ kind: 'compact', msg, from }, held)) return 'ignore';
+      // Nor, waiting for its height or syncing, a content other than the first of its round: once
+      // rebuilt it would be neither relayed nor checked (`forwardUnchecked`), so a proposer signing
+      // block after block for its next turn had every waiting node fetch each one's transactions.
+      // Kept compact like the rest of the height (the execution cap decides once it starts).
+      if ((this.syncing || proposal.height !== this.height) && this.otherThanFirstUnchecked(proposal, held)) {
+        if (!this.proposerBufferFull(proposal.proposer)) this.buffer({ kind: 'compact', msg, from });
         return 'ignore';
+      }
       // One fetch per compact message and per sending peer, a few at once: a copy of a message
       // being fetched adds nothing, and one peer cannot take every slot with altered copies.
       // Slots are counted per round (the rounds before the current one share one): the proposer
@@ -1858,16 +1909,19 @@ export class ConsensusDriver {
         return 'ignore';
       }
       if (
-        this.fetchingFrom.has(from) ||
-        inSlot >= (proposal.round < current ? 1 : MAX_FETCHES) ||
-        this.fetching.size >= MAX_FETCHES_IN_ALL ||
-        !this.network
+        !this.network ||
+        (released === undefined &&
+          (this.fetchingFrom.has(from) ||
+            inSlot >= (proposal.round < current ? 1 : MAX_FETCHES) ||
+            this.fetching.size >= MAX_FETCHES_IN_ALL))
       )
         return 'ignore';
       this.fetching.set(content, rebuild);
-      this.fetchingFrom.add(from);
+      // A released block's fetch may share its peer with another one: only the first frees it.
+      const takesFrom = !this.fetchingFrom.has(from);
+      if (takesFrom) this.fetchingFrom.add(from);
       this.fetchingRounds.set(slot, inSlot + 1);
-      this.announcers.set(content, []);
+      this.announcers.set(content, (released ?? []).filter((p) => p !== from).slice(0, MAX_ANNOUNCERS));
       // Ended with its height (`fetchesOfHeight`), or with its round (`releaseRounds`).
       const abort = new AbortController();
       const height = this.fetchesOfHeight.signal;
@@ -1886,7 +1940,7 @@ export class ConsensusDriver {
         this.roundFetches.delete(fetch);
         this.announcers.delete(content);
         this.fetching.delete(content);
-        this.fetchingFrom.delete(from);
+        if (takesFrom) this.fetchingFrom.delete(from);
         const left = (this.fetchingRounds.get(slot) ?? 1) - 1;
         if (left > 0) this.fetchingRounds.set(slot, left);
         else this.fetchingRounds.delete(slot);
@@ -2068,17 +2122,24 @@ export class ConsensusDriver {
    */
   private forwardUnchecked(msg: ProposalMessage): boolean {
     const { proposal } = msg;
-    if (this.forwardedUnchecked.height !== proposal.height)
-      this.forwardedUnchecked = { height: proposal.height, firsts: new Map() };
-    const { firsts } = this.forwardedUnchecked;
-    const key = `${proposal.round}:${toHex(proposal.proposer)}`;
     const content = `${toHex(proposal.blockHash)}:${wireIdsOfBlock(msg.block).idsHash}`;
-    const first = firsts.get(key);
-    if (first !== undefined) return first === content;
+    if (this.otherThanFirstUnchecked(proposal, content)) return false;
+    const { firsts } = this.forwardedUnchecked;
     // Bounded already (a few rounds, its own proposer each); cleared if ever full all the same.
     if (firsts.size >= VERIFIED_CACHE) firsts.clear();
-    firsts.set(key, content);
+    firsts.set(`${proposal.round}:${toHex(proposal.proposer)}`, content);
     return true;
+  }
+
+  /**
+   * Whether the round of `proposal` (the height after the head, not being decided yet) has a first
+   * content forwarded unchecked other than `content` (`forwardUnchecked`).
+   */
+  private otherThanFirstUnchecked(proposal: Proposal, content: string): boolean {
+    if (this.forwardedUnchecked.height !== proposal.height)
+      this.forwardedUnchecked = { height: proposal.height, firsts: new Map() };
+    const first = this.forwardedUnchecked.firsts.get(`${proposal.round}:${toHex(proposal.proposer)}`);
+    return first !== undefined && first !== content;
   }
 
   /**
@@ -2274,89 +2335,162 @@ export class ConsensusDriver {
   }
 
   /**
-   * Keeps a proposal over its round's cap, `MAX_HELD_OVER_CAP` in all. A sending peer has one place
-   * per round: its newer proposal competes with its own older one only, so the proposer's node
-   * sending block after block cannot push out the one an honest relay forwarded. A block is held
-   * once with every peer that sent it, and a peer moving on to another block gives up only its own
-   * share: the held block goes only once no peer that sent it is left. An honest relay forwards a
-   * proposal of the next height unchecked (between heights, syncing: `routeProposal`), so it may
-   * pass on each of the proposer's blocks in turn; were the held block its place alone, its next
-   * forward pushed out the block the others (and other relays) forwarded too. Past the bound, the
-   * place given up is the least supported: fewest prevotes for its block in its round (signed,
-   * one per validator: Byzantine validators can back at most as many blocks as they are), then not
-   * sent by a relaying peer (a fresh id relayed nothing), then the oldest. A newcomer must rank at
-   * least as high to take it. A block pushed out anyway is not lost to the network: a copy that
-   * arrives once 2/3+ voted for it (a stalled height's re-send, a catch-up) is executed on arrival,
-   * and a node left behind syncs the block once the others commit it.
+   * Keeps a proposal over its round's cap, compact (`HeldProposal`), within `MAX_HELD_OVER_CAP`
+   * places and `MAX_HELD_OVER_CAP_BYTES`. A sender has one place per round: its newer proposal
+   * competes with its own older one only, so the proposer's node sending block after block cannot
+   * push out the one an honest relay forwarded. The sender is the peer, or the validator that bound
+   * the peer to itself by signature (peer-binding.ts) for all its bound peers together: a Byzantine
+   * validator binding its own sybils gets one place, not one per sybil. A block is held once with
+   * every peer that sent it, and a sender moving on to another block gives up only its own share:
+   * the held block goes only once no sender of it is left. An honest relay forwards a proposal of
+   * the next height unchecked (between heights, syncing: `routeProposal`), so it may pass on one
+   * of the proposer's blocks; were the held block its place alone, its next forward pushed out the
+   * block the others (and other relays) forwarded too.
+   *
+   * Past the bounds, the place given up is the least supported: fewest prevotes for its block in
+   * its round (signed, one per validator: Byzantine validators can back at most as many blocks as
+   * they are), then not sent by a peer bound to a validator (only a signature binds one; a
+   * validator known to have equivocated, the proposer flooding its turn among them, counts for
+   * nothing), then not sent by a relaying peer (a fresh id relayed nothing), then the oldest. A
+   * newcomer must rank at least as high to take it, or it is refused. So unbound peers, however
+   * many relay, cannot push out a block a validator's node forwarded, and with the compact form
+   * the sybils that relay need four times the connections they did to push out one no validator's
+   * node did. A block pushed out anyway is not lost to the network: a copy that arrives once 2/3+
+   * voted for it (a stalled height's re-send, a catch-up) is executed on arrival, and a node left
+   * behind syncs the block once the others commit it.
    */
   private holdUnexecuted(entry: Exclude<Buffered, { kind: 'vote' }>, content: string): void {
-    const rank = (e: Exclude<Buffered, { kind: 'vote' }>, senders: Iterable<string>): number => {
-      const { round, blockHash } = e.msg.proposal;
-      let relaying = 0;
-      for (const s of senders) if (this.relayingPeers.has(s)) relaying = 1;
-      return 2 * this.machine.prevotesFor(round, blockHash).length + relaying;
+    const owners = new Map<string, string>();
+    const ownerOf = (peer: string): string => {
+      let owner = owners.get(peer);
+      if (owner === undefined) {
+        const validator = this.liveness.boundValidator(peer);
+        owner = validator === undefined ? `peer:${peer}` : `validator:${validator}`;
+        owners.set(peer, owner);
+      }
+      return owner;
     };
-    const { round } = entry.msg.proposal;
+    const rank = (proposal: Proposal, senders: Iterable<string>): number => {
+      let bound = 0;
+      let relaying = 0;
+      for (const s of senders) {
+        if (this.relayingPeers.has(s)) relaying = 1;
+        if (ownerOf(s).startsWith('validator:')) bound = 1;
+      }
+      return 4 * this.machine.prevotesFor(proposal.round, proposal.blockHash).length + 2 * bound + relaying;
+    };
+    const { from } = entry;
+    const { proposal } = entry.msg;
+    const owner = ownerOf(from);
     const held = this.overCap.get(content);
-    if (held?.senders.has(entry.from)) return;
-    let victim: string | undefined;
+    if (held?.senders.has(from)) return;
+    // The sender's own older blocks of the round: shared ones lose its share, its own alone make way.
+    const own: string[] = [];
     for (const [k, h] of this.overCap) {
-      if (k === content || h.entry.msg.proposal.round !== round || !h.senders.has(entry.from)) continue;
-      if (h.senders.size > 1) h.senders.delete(entry.from);
-      else victim = k;
+      if (k === content || h.msg.proposal.round !== proposal.round) continue;
+      const mine = [...h.senders].filter((s) => ownerOf(s) === owner);
+      if (mine.length === 0) continue;
+      if (mine.length < h.senders.size) for (const s of mine) h.senders.delete(s);
+      else own.push(k);
     }
     if (held) {
-      // Its own older block, sent by no one else, makes way; this one is held already.
-      if (victim !== undefined) {
-        this.overCap.delete(victim);
-        this.overCapStats.dropped++;
-      }
-      held.senders.add(entry.from);
-      // The whole form, once a peer sends it, saves the fetch a held compact one needs when released.
-      if (held.entry.kind === 'compact' && entry.kind === 'proposal') held.entry = entry;
+      // This one is held already: the sender's older blocks, sent by no one else, make way.
+      for (const k of own) this.dropHeld(k);
+      held.senders.add(from);
       return;
     }
-    if (victim === undefined && this.overCap.size >= MAX_HELD_OVER_CAP) {
-      let lowest = Number.POSITIVE_INFINITY;
-      // Insertion order: on a tie the oldest is given up.
-      for (const [k, h] of this.overCap) {
-        const r = rank(h.entry, h.senders);
-        if (r < lowest) [victim, lowest] = [k, r];
+    const newRank = rank(proposal, [from]);
+    const victims: string[] = [];
+    for (const k of own) {
+      const h = this.overCap.get(k)!;
+      if (rank(h.msg.proposal, h.senders) > newRank) {
+        this.overCapStats.refused++;
+        return;
+      }
+      victims.push(k);
+    }
+    const compact = entry.kind === 'proposal' ? compactOf(entry.msg) : entry.msg;
+    const ids = new Uint8Array(32 * compact.txIds.length);
+    compact.txIds.forEach((id, i) => ids.set(id, 32 * i));
+    // Header and proposal take under a kilobyte; a commit about 100 bytes per signature.
+    const bytes =
+      ids.byteLength +
+      1024 +
+      100 * (compact.lastCommit.signatures.length + compact.blockCommit.signatures.length);
+    let count = this.overCap.size + 1;
+    // Summed afresh (16 places at most): no running total to drift when the height resets the map.
+    let total = bytes;
+    for (const h of this.overCap.values()) total += h.bytes;
+    for (const k of victims) {
+      count--;
+      total -= this.overCap.get(k)!.bytes;
+    }
+    if (count > MAX_HELD_OVER_CAP || total > MAX_HELD_OVER_CAP_BYTES) {
+      // Least supported first; insertion order (the oldest first) on a tie.
+      const candidates = [...this.overCap]
+        .filter(([k]) => !victims.includes(k))
+        .map(([k, h], i) => ({ k, i, bytes: h.bytes, rank: rank(h.msg.proposal, h.senders) }))
+        .sort((a, b) => a.rank - b.rank || a.i - b.i);
+      for (const c of candidates) {
+        if (count <= MAX_HELD_OVER_CAP && total <= MAX_HELD_OVER_CAP_BYTES) break;
+        if (c.rank > newRank) {
+          this.overCapStats.refused++;
+          return;
+        }
+        victims.push(c.k);
+        count--;
+        total -= c.bytes;
       }
     }
-    if (victim !== undefined) {
-      this.overCapStats.dropped++;
-      const out = this.overCap.get(victim)!;
-      if (rank(entry, [entry.from]) < rank(out.entry, out.senders)) return;
-      this.overCap.delete(victim);
-    }
-    this.overCap.set(content, { entry, senders: new Set([entry.from]) });
+    for (const k of victims) this.dropHeld(k);
+    // Bodies and ids left out: the ids are in `ids`, the bodies are rebuilt on release.
+    this.overCap.set(content, {
+      msg: { ...compact, txIds: [], carried: [] },
+      ids,
+      bytes,
+      senders: new Set([from]),
+    });
     this.overCapStats.held++;
+  }
+
+  /** Gives up a held block (`holdUnexecuted`). */
+  private dropHeld(content: string): void {
+    const h = this.overCap.get(content);
+    if (!h) return;
+    this.overCap.delete(content);
+    this.overCapStats.dropped++;
   }
 
   /**
    * After the machine took an event: a block held over its round's cap that 2/3+ now prevoted or
-   * precommitted (`Tendermint.mayStillNeed`) is handled as if it had just arrived, and executed.
+   * precommitted (`Tendermint.mayStillNeed`) is handled as if it had just arrived compact: rebuilt
+   * from the mempool, what is missing fetched from its senders first, and executed.
    * Outside this task: handling a proposal queues work behind the one running now.
    */
   private releaseNeeded(): void {
     if (this.overCap.size === 0) return;
-    const needed: Exclude<Buffered, { kind: 'vote' }>[] = [];
-    for (const [k, { entry }] of this.overCap) {
-      const { height, blockHash } = entry.msg.proposal;
+    const needed: HeldProposal[] = [];
+    for (const [k, h] of this.overCap) {
+      const { height, blockHash } = h.msg.proposal;
       if (height !== this.height || !this.machine.mayStillNeed(blockHash)) continue;
       this.overCap.delete(k);
       this.overCapStats.released++;
-      needed.push(entry);
+      needed.push(h);
     }
-    for (const e of needed)
+    for (const h of needed) {
+      const txIds: Uint8Array[] = [];
+      for (let i = 0; i < h.ids.byteLength; i += 32) txIds.push(h.ids.subarray(i, i + 32));
+      const msg = { ...h.msg, txIds };
+      // Validators' nodes first, then relaying peers, then the rest, in the order they sent it on a
+      // tie: the first copies may be ones fresh ids raced in, and the three peers a fetch asks
+      // would then all be theirs, each held to its share of the round (`fetchMissing`).
+      const standing = (p: string) =>
+        (this.liveness.boundValidator(p) === undefined ? 0 : 2) + (this.relayingPeers.has(p) ? 1 : 0);
+      const [from, ...others] = [...h.senders].sort((a, b) => standing(b) - standing(a));
       void Promise.resolve(
-        e.kind === 'proposal'
-          ? this.routeProposal(e.msg, e.from)
-          : this.onCompactProposal(e.msg, () => encode(compactProposalCodec, e.msg), e.from, {
-              first: false,
-            }),
+        this.onCompactProposal(msg, () => encode(compactProposalCodec, msg), from!, { first: false }, others),
       ).catch((err) => this.logger.debug('held proposal failed', { error: (err as Error).message }));
+    }
   }
 
   /**
@@ -2617,13 +2751,14 @@ export class ConsensusDriver {
     // Without it a 4-validator seed with a validator voting for unknown blocks (sim seed 217) took
     // 22.8 s to recover instead of 2.8: there the height had stalled for seconds.
     if (now - this.lastProgress >= CONNECT_REGOSSIP_IDLE_INTERVALS * this.blockTimeMs)
-      this.maybeRegossip(now);
+      this.maybeRegossip(now, true);
   }
 
   /** The re-broadcast of the height to every peer, at most once per block interval. */
-  private maybeRegossip(now: number): void {
+  private maybeRegossip(now: number, onConnect = false): void {
     if (now - this.lastRegossip < this.blockTimeMs) return;
     this.lastRegossip = now;
+    if (onConnect) this.regossipStats.onConnect++;
     void this.enqueue(() => this.regossip());
   }
 

@@ -211,6 +211,20 @@ export class ProposerLiveness {
     return this.equivocators.has(idOf(validator));
   }
 
+  /**
+   * The validator (hex key) that signed `peer` as its node, leaving out any this node holds
+   * equivocation evidence against; the least key when several did. For the held blocks' ranking
+   * and places (driver.ts `holdUnexecuted`): a peer only a validator's signature can bind, so a
+   * flood of fresh peer ids cannot pass for one, and all the peers a validator binds share its one
+   * identity.
+   */
+  boundValidator(peer: string): string | undefined {
+    let out: string | undefined;
+    for (const [id, peers] of this.peersOf)
+      if (peers.includes(peer) && !this.equivocators.has(id) && (out === undefined || id < out)) out = id;
+    return out;
+  }
+
   /** Whether `validator`'s bound node is disconnected from this node and silent since. */
   isCutOff(validator: Uint8Array): boolean {
     return this.cutOff.has(idOf(validator));

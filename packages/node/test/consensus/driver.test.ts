@@ -438,7 +438,8 @@ test('on a healthy chain a connection gets its own catch-up and nothing else: no
   // votes, relayed network-wide) once per block interval, however healthy the chain.
   const hub = new MemoryNetworkHub();
   // A long propose timeout: the stall re-send (a height idle for a block interval and a propose
-  // timeout) never fires on a busy test machine, so any re-send seen here came from a connection.
+  // timeout) rarely fires. On a loaded machine it (or a failed round's polka) still may, so
+  // re-sends are told apart by cause: one a connection brought forward is counted on its own.
   const slowStall = { ...TIMEOUTS, proposeMs: 10_000 };
   const nodes = await Promise.all(
     validators.map((v, i) => startNode(hub, `v${i}`, tempDir(), v.seed, slowStall)),
@@ -469,18 +470,31 @@ test('on a healthy chain a connection gets its own catch-up and nothing else: no
       for (let i = 0; i < 20; i++) net.connected(`fresh-${wave}-${i}`);
     });
     const start = nodes[0]!.chain.height;
-    const regossipsBefore = nodes[0]!.driver.regossipStats.rounds;
+    const { driver } = nodes[0]!;
+    const regossipsBefore = { ...driver.regossipStats };
+    const polkasBefore = driver.polkaStats.sent;
     await until('three more heights', () => nodes[0]!.chain.height >= start + 4n);
     stopListening();
     assert.equal(wave, 3);
     assert.equal(new Set(sent).size, sent.length, 'a consensus message was sent to every peer again');
-    assert.deepEqual(
-      directTo.filter((p) => !p.startsWith('fresh-')),
-      [],
-      'peers that stayed connected were sent the height again',
+    // Each wave connects just after a commit: the height is never overdue then, however slow the
+    // machine, so no connection may bring the re-send forward.
+    assert.equal(
+      driver.regossipStats.onConnect,
+      regossipsBefore.onConnect,
+      'a connection re-sent the height',
     );
+    // Direct sends to the peers that stayed: only a stall's re-send or a polka (a round failed on a
+    // loaded machine) may explain them, never a connection.
+    const explained =
+      driver.regossipStats.rounds !== regossipsBefore.rounds || driver.polkaStats.sent !== polkasBefore;
+    if (!explained)
+      assert.deepEqual(
+        directTo.filter((p) => !p.startsWith('fresh-')),
+        [],
+        'peers that stayed connected were sent the height again',
+      );
     assert.ok(directTo.length > 0, 'the new peers got their catch-ups');
-    assert.equal(nodes[0]!.driver.regossipStats.rounds, regossipsBefore);
   } finally {
     for (const n of nodes) await stopNode(n);
   }
@@ -653,7 +667,9 @@ test('fetches for a decided height let go of their requests and slots at once, n
           );
         }
     });
-    await until('the fetches to start', () => held.length >= 4, 30_000);
+    // Sent while the follower waits for that height: only the first content of each round is
+    // fetched (a further one would be ignored once rebuilt), so one fetch per round at least.
+    await until('the fetches to start', () => held.length >= 2, 30_000);
     stopListening();
     await until('the height they were for to be decided', () => follower.chain.height >= sentAt);
     // The fake peer never times a request out, so any bound tells "let go" from "held".

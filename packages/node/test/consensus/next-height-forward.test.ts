@@ -46,7 +46,16 @@ async function v0WaitingForHeight2() {
   const hub = new MemoryNetworkHub();
   const node = await nodes.start(hub, genesis, 'unc-next-fwd-');
   await until('the driver to run height 1', () => node.driver.position.height === 1n);
-  hub.join('relay', { onGossip: () => 'ignore', status: () => node.driver.status(), blocks: async () => [] });
+  const fetches = { count: 0 };
+  hub.join('relay', {
+    onGossip: () => 'ignore',
+    status: () => node.driver.status(),
+    blocks: async () => [],
+    txs: () => {
+      fetches.count++;
+      return [];
+    },
+  });
   const h1 = nextHeight(node);
   const x = h1.proposerOf(0);
   const { pending } = node.chain.buildProposal(
@@ -71,7 +80,7 @@ async function v0WaitingForHeight2() {
   await until('v0 to commit height 1', () => node.chain.tipHeight === 1n);
   assert.equal(node.driver.position.height, 1n, 'height 2 has not started: its block time is ten minutes on');
   const h2 = nextHeight(node);
-  return { node, penalties: hub.member('v0')!.penalties, ...h2 };
+  return { node, fetches, penalties: hub.member('v0')!.penalties, ...h2 };
 }
 
 test('waiting for the next height, a node relays one of the 10 distinct blocks its round-0 proposer signed', async () => {
@@ -105,6 +114,24 @@ test('waiting for the next height, an honest proposal is relayed in its compact 
   assert.equal(await gossip('proposal', other.full, 'relay'), 'ignore');
   // Another round is another turn: its proposer's first block is relayed.
   assert.equal(await gossip('proposal', proposalFor(1, fee(2)).full, 'relay'), 'accept');
+  assert.deepEqual(penalties, []);
+});
+
+test('waiting for the next height, a node fetches nothing for its round-0 proposer’s second compact block', async () => {
+  // It would be ignored once rebuilt (neither relayed nor checked): the fetch was work for nothing,
+  // and a proposer signing block after block for its next turn made every waiting node do it.
+  const { fetches, penalties, proposalFor, proposerOf, gossip } = await v0WaitingForHeight2();
+  const x = proposerOf(0);
+  const b = proposalFor(0, fee(0), x);
+  const compact = encode(compactProposalCodec, compactOf(decode(proposalMessageCodec, b.full), [b.tx]));
+  assert.equal(await gossip('compact-proposal', compact, 'relay'), 'accept');
+  // Its transaction's body left out: only a fetch could rebuild it.
+  for (let i = 1; i <= 3; i++)
+    assert.equal(await gossip('compact-proposal', proposalFor(0, fee(i), x).compact, 'relay'), 'ignore');
+  assert.equal(fetches.count, 0, 'transactions fetched for a block that is not relayed');
+  // Another round's first block still is fetched (nobody else sent its transaction).
+  await gossip('compact-proposal', proposalFor(1, fee(9)).compact, 'relay');
+  assert.equal(fetches.count, 1);
   assert.deepEqual(penalties, []);
 });
 
