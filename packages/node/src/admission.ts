@@ -7,6 +7,9 @@
  *    nothing beyond the refusal;
  * 2. the cheap refusals (duplicate, nonce used, stateless rules) on the main thread, then the
  *    signatures of what is left on the verify pool's worker threads, in batches;
+ *    Then the chip evidence of the signed registrations (certificate chains, TPM quotes: ms each)
+ *    on the same workers where the verifier has them (`checkEvidence`): one registration is never
+ *    split across slices, so checked here 64 of them held the event loop a quarter of a second;
  * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
  *    `sliceMs`, yielding to the event loop between slices: a proposal or vote that arrives while
  *    thousands of transactions wait is handled after the current slice, not after all of them.
@@ -18,7 +21,17 @@
  * and slices by the event loop; the simulator checks in-thread and slices by its virtual clock, so
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
-import { envelopeSignatureCheck, keyId, StateRefusal, type TxEnvelope, ValidationError } from '@unc/core';
+import {
+  type EvidenceCheck,
+  type EvidenceVerdict,
+  type EvidenceVerdicts,
+  envelopeSignatureCheck,
+  evidenceCheckKey,
+  keyId,
+  StateRefusal,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
 import type { Clock } from './clock.js';
 import { PROVABLY_BAD_EVIDENCE } from './mempool.js';
 import { type SignatureVerifier, VerifyPoolBusy, VerifyPoolClosed } from './verify-pool.js';
@@ -147,8 +160,16 @@ export interface AdmissionHost {
    * a pending one, so what the pending ones spend is not known until it is admitted).
    */
   cheapRefusal(env: TxEnvelope, countPending: boolean): ValidationError | null;
-  /** The stateful admission, with the signature already found valid; throws a ValidationError. */
-  admit(env: TxEnvelope): { replaced: boolean };
+  /**
+   * Optional: the evidence checks `admit` would make for `env` on the present head, as plain data
+   * to make on the verifier's workers (Mempool.registrationChecks).
+   */
+  evidenceChecks?(env: TxEnvelope): EvidenceCheck[];
+  /**
+   * The stateful admission, with the signature already found valid; throws a ValidationError.
+   * `verdicts`: evidence already checked (on a worker), used for the very same check only.
+   */
+  admit(env: TxEnvelope, verdicts?: EvidenceVerdicts): { replaced: boolean };
 }
 
 interface Job {
@@ -156,6 +177,8 @@ interface Job {
   results: (AdmissionResult | undefined)[];
   /** Per transaction: whether its signature verified (set once the pool answered). */
   verified: boolean[] | null;
+  /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
+  verdicts: Map<string, EvidenceVerdict> | null;
   next: number;
   resolve: (r: AdmissionResult[]) => void;
 }
@@ -197,7 +220,14 @@ export class AdmissionQueue {
     }
     this.held += envs.length;
     return new Promise((resolve, reject) => {
-      const job: Job = { envs, results: new Array(envs.length), verified: null, next: 0, resolve };
+      const job: Job = {
+        envs,
+        results: new Array(envs.length),
+        verified: null,
+        verdicts: null,
+        next: 0,
+        resolve,
+      };
       // In the queue from now, in call order: the pool may answer a later call first (several
       // workers, or the calling thread's share of a batch), and the drain waits for the oldest.
       this.jobs.push(job);
@@ -239,8 +269,17 @@ export class AdmissionQueue {
           toCheck.forEach((i, k) => {
             verified[i] = ok[k]!;
           });
-          job.verified = verified;
-          this.scheduleDrain();
+          this.checkEvidence(envs, verified).then(
+            (verdicts) => {
+              job.verdicts = verdicts;
+              job.verified = verified;
+              this.scheduleDrain();
+            },
+            (err) => {
+              forget();
+              reject(err instanceof VerifyPoolBusy ? new AdmissionBusy(this.opts.maxQueued) : err);
+            },
+          );
         },
         (err) => {
           forget();
@@ -259,6 +298,39 @@ export class AdmissionQueue {
     this.stopped = true;
   }
 
+  /**
+   * The evidence of the signed transactions (signatures first: a forged transaction gets no
+   * evidence check), on the verifier's workers, by check key. Null where there are none or the
+   * verifier has no workers for it (admit checks on this thread, as before); a worker that died or
+   * a pool that closed meanwhile leaves them to this thread too. Rejects with the pool's
+   * VerifyPoolBusy when its admission lane is full.
+   */
+  private async checkEvidence(
+    envs: readonly TxEnvelope[],
+    verified: readonly boolean[],
+  ): Promise<Map<string, EvidenceVerdict> | null> {
+    const { pool, host } = this;
+    if (!pool.checkEvidence || !host.evidenceChecks) return null;
+    const checks: EvidenceCheck[] = [];
+    envs.forEach((env, i) => {
+      if (verified[i]) checks.push(...host.evidenceChecks!(env));
+    });
+    if (checks.length === 0) return null;
+    let verdicts: (EvidenceVerdict | null)[];
+    try {
+      verdicts = await pool.checkEvidence(checks);
+    } catch (err) {
+      if (err instanceof VerifyPoolClosed) return null;
+      throw err;
+    }
+    const out = new Map<string, EvidenceVerdict>();
+    checks.forEach((c, k) => {
+      const v = verdicts[k];
+      if (v) out.set(evidenceCheckKey(c), v);
+    });
+    return out;
+  }
+
   private scheduleDrain(): void {
     if (this.draining) return;
     this.draining = true;
@@ -275,7 +347,8 @@ export class AdmissionQueue {
       if (job.verified === null) return;
       while (job.next < job.envs.length) {
         const i = job.next++;
-        if (job.results[i] === undefined) job.results[i] = this.admitOne(job.envs[i]!, job.verified![i]!);
+        if (job.results[i] === undefined)
+          job.results[i] = this.admitOne(job.envs[i]!, job.verified![i]!, job.verdicts);
         if (this.slices.now() - start >= this.opts.sliceMs) {
           this.scheduleDrain();
           return;
@@ -287,10 +360,16 @@ export class AdmissionQueue {
     }
   }
 
-  private admitOne(env: TxEnvelope, verified: boolean): AdmissionResult {
+  private admitOne(
+    env: TxEnvelope,
+    verified: boolean,
+    verdicts: Map<string, EvidenceVerdict> | null,
+  ): AdmissionResult {
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     try {
-      return this.host.admit(env);
+      return verdicts
+        ? this.host.admit(env, (check) => verdicts.get(evidenceCheckKey(check)))
+        : this.host.admit(env);
     } catch (err) {
       if (err instanceof ValidationError) return err;
       // A bug, not the transaction's fault; it must not escape the drain loop and stop admission.

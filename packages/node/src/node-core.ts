@@ -5,7 +5,7 @@
  * core with LevelDB, libp2p, the RPC server and metrics; the simulator (sim/) runs many cores on
  * a virtual clock over a simulated network. Both run this same code.
  */
-import type { BlockContext, TimeoutParams, TxEnvelope } from '@unc/core';
+import type { BlockContext, EvidenceVerdicts, TimeoutParams, TxEnvelope } from '@unc/core';
 import { toHex, ValidationError } from '@unc/core';
 import {
   type AdmissionOptions,
@@ -95,7 +95,9 @@ export class NodeCore {
             this.nextContext(),
             countPending,
           ),
-        admit: (env) => this.addToMempool(env, true),
+        evidenceChecks: (env) =>
+          this.mempool.registrationChecks(env, this.chain.tipState, this.nextContext()),
+        admit: (env, verdicts) => this.addToMempool(env, true, verdicts),
       },
       opts.admission,
       opts.slices ?? clockSlices(opts.clock ?? systemClock),
@@ -190,13 +192,18 @@ export class NodeCore {
     };
   }
 
-  private addToMempool(env: TxEnvelope, signatureChecked: boolean): { replaced: boolean } {
+  private addToMempool(
+    env: TxEnvelope,
+    signatureChecked: boolean,
+    verdicts?: EvidenceVerdicts,
+  ): { replaced: boolean } {
     const result = this.mempool.add(
       env,
       this.chain.tipState,
       this.chain.params,
       this.nextContext(),
       signatureChecked,
+      verdicts,
     );
     this.opts.onMempoolChanged?.();
     return result;

@@ -14,10 +14,12 @@ import {
   BlockExecutor,
   DEV_SOFT_VENDOR,
   devSoftChipId,
+  type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
   encode,
   envelopeFromSigned,
+  evidenceCheckKey,
   genesisStateWrites,
   getRecentHash,
   MemoryState,
@@ -33,7 +35,7 @@ import {
   utf8,
   ValidationError,
 } from '@unc/core';
-import { deferWhileBehind, SyncingRefusal } from '../src/admission.js';
+import { AdmissionQueue, deferWhileBehind, eventLoopSlices, SyncingRefusal } from '../src/admission.js';
 import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
 import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
@@ -43,6 +45,7 @@ import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { RPC_COSTS } from '../src/rpc-costs.js';
 import { ChainDb } from '../src/storage/db.js';
+import { answerEvidence, InThreadVerifier, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
 
 const TPM_VENDOR = 'test-tpm';
@@ -252,6 +255,97 @@ describe('admission of costly evidence', () => {
     const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
     assert.equal(await gossip(tx(owner, 0n, [madeUpTpmRegistration(1, 1n)])), 'reject');
     assert.equal(await gossip(env), 'ignore');
+  });
+});
+
+describe('admission checks registration evidence on the verify workers', () => {
+  /** A verifier whose evidence checks are counted (made on this thread, as a worker makes them). */
+  function countingVerifier(): SignatureVerifier & { evidenceChecked: number } {
+    const inThread = new InThreadVerifier();
+    const v = {
+      threads: 1,
+      evidenceChecked: 0,
+      verify: inThread.verify.bind(inThread),
+      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
+        v.evidenceChecked += checks.length;
+        return answerEvidence(checks);
+      },
+      close: async () => {},
+    };
+    return v;
+  }
+
+  function queueFor(pool: Mempool, verifier: SignatureVerifier, state: MemoryState, next: BlockContext) {
+    return {
+      queue: new AdmissionQueue(
+        verifier,
+        {
+          cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+          evidenceChecks: (env) => pool.registrationChecks(env, state, next),
+          admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
+        },
+        {},
+        eventLoopSlices,
+      ),
+    };
+  }
+
+  test('attack: 64 registrations in a batch cost the event loop no evidence check, and are decided as inline', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const verifier = countingVerifier();
+    const { queue } = queueFor(pool, verifier, state, next);
+    const envs = Array.from({ length: 64 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`worker chip ${i}`), 1n, anchorHash, i === 63)]),
+    );
+    const results = await queue.submit(envs);
+    // Every registration was checked on the "workers", none on this thread.
+    assert.equal(verifier.evidenceChecked, 64);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    // The same answers as inline: 63 admitted, the forged one refused as provably bad.
+    assert.equal(pool.size, 63);
+    const last = results[63];
+    assert.ok(last instanceof ValidationError && last.code === 'ATTEST_BAD_SIGNATURE');
+    const inline = new Mempool();
+    assert.equal(
+      codeOf(() => inline.add(envs[63]!, state, params, next)),
+      'ATTEST_BAD_SIGNATURE',
+    );
+    assert.equal(inline.evidenceCheckedHere, 1);
+  });
+
+  test('a verdict is used only for the very check it was made for: on another head the evidence is checked here', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const env = tx(owner, 0n, [devRegistration(namedKey('moved chip'), 1n, anchorHash)]);
+    const [check] = pool.registrationChecks(env, state, next);
+    assert.ok(check);
+    const [verdict] = answerEvidence([check]);
+    const stale = { ...check, atMs: check.atMs - 1n };
+    // A verdict for other inputs (another head's time) is not taken for this one.
+    pool.add(env, state, params, next, true, (c) =>
+      evidenceCheckKey(c) === evidenceCheckKey(stale) ? verdict! : undefined,
+    );
+    assert.equal(pool.evidenceCheckedHere, 1);
+    assert.equal(pool.size, 1);
+  });
+
+  test('with a real worker pool: genuine registrations admitted, none checked on this thread', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const workers = new VerifyPool({ threads: 1 });
+    try {
+      const { queue } = queueFor(pool, workers, state, next);
+      const envs = Array.from({ length: 4 }, (_, i) =>
+        tx(owner, BigInt(i), [devRegistration(namedKey(`pool chip ${i}`), 1n, anchorHash)]),
+      );
+      const results = await queue.submit(envs);
+      assert.ok(results.every((r) => !(r instanceof ValidationError)));
+      assert.equal(pool.size, 4);
+      assert.equal(pool.evidenceCheckedHere, 0);
+    } finally {
+      await workers.close();
+    }
   });
 });
 

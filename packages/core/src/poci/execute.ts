@@ -5,6 +5,7 @@
  */
 
 import { AttestationError } from '../attestation/errors.js';
+import type { EvidenceCheck } from '../attestation/index.js';
 import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
 import { normalizeSerialHex, parseCertificate } from '../attestation/x509.js';
@@ -31,7 +32,9 @@ import {
 import type { StateOverlay, StateReader } from '../state/store.js';
 import {
   type Ed25519Verified,
+  type EvidenceVerdicts,
   type RegisteredIdentity,
+  registrationCheck,
   verifyHeartbeat,
   verifyRegistration,
 } from './attest.js';
@@ -83,6 +86,11 @@ export interface PociContext {
   isEd25519Verified?: Ed25519Verified;
   /** Told each time a costly attestation check starts (ExecuteOptions.onCostlyCheck); changes nothing. */
   onCostlyCheck?: () => void;
+  /**
+   * Registration evidence already checked elsewhere (a node's verify workers), for the very same
+   * inputs only (attest.ts EvidenceVerdicts): the same answer as checking it here, sooner.
+   */
+  evidenceVerdicts?: EvidenceVerdicts;
 }
 
 export type PociEvent =
@@ -351,7 +359,34 @@ function verifyRegisterChip(
 ): RegisteredIdentity {
   const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
   ctx.onCostlyCheck?.();
-  return verifyRegistration(state, action.evidence, p, ctx.time, message);
+  return verifyRegistration(state, action.evidence, p, ctx.time, message, ctx.evidenceVerdicts);
+}
+
+/**
+ * The evidence checks of `tx`'s registrations, as `checkCostlyActions` would make them against
+ * `state` at `ctx`, as plain data to make elsewhere (`runEvidenceCheck` on a worker thread) and hand
+ * back through `ctx.evidenceVerdicts`. A registration whose cheap part already fails (an anchor
+ * not recent, a vendor not registered) has none: `checkCostlyActions` refuses it before any check.
+ */
+export function registrationEvidenceChecks(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  tx: Transaction,
+): EvidenceCheck[] {
+  const checks: EvidenceCheck[] = [];
+  if (costlyActionCount(tx) === 0) return checks;
+  const p = getPociParams(state);
+  for (const a of tx.actions) {
+    if (a.type !== 'registerChip') continue;
+    try {
+      const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, a.anchorHeight, p));
+      checks.push(registrationCheck(state, a.evidence, p, ctx.time, message));
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+    }
+  }
+  return checks;
 }
 
 /** The anchor and the consent of a transfer: a TPM quote or signature by the chip. */

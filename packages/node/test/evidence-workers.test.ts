@@ -1,0 +1,181 @@
+/**
+ * Chip evidence checked on the verify workers (admission's registrations) must give exactly the
+ * answer the calling thread gives: a differential test over genuine and broken evidence of every
+ * profile, the TPM evidence being the swtpm fixtures of core's attestation tests.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, describe, test } from 'node:test';
+import {
+  type EvidenceCheck,
+  ed25519PublicKey,
+  ed25519Sign,
+  fromHex,
+  normalizeSerialHex,
+  parseCertificate,
+  pemToDer,
+  runEvidenceCheck,
+  sha256,
+  splitSpdmReport,
+  type TrustContext,
+  utf8,
+  type VendorTrust,
+} from '@unc/core';
+import { VerifyPool } from '../src/verify-pool.js';
+
+const FIXTURES = new URL('../../../core/test/attestation/fixtures/', import.meta.url);
+const fixture = (name: string) => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
+const TPM_MESSAGE = fromHex(readFileSync(new URL('tpm/message.hex', FIXTURES), 'utf8').trim(), 32);
+/** Inside the TPM fixtures' validity window (2026-01-01 .. 2036-01-01). */
+const TPM_AT = BigInt(Date.parse('2030-06-01T00:00:00Z'));
+const NVIDIA_AT = BigInt(Date.parse('2025-06-01T00:00:00Z'));
+
+const tpmVendor: VendorTrust = {
+  vendorId: 'test-tpm',
+  profile: 'tpm2',
+  roots: [fixture('tpm/root.der')],
+  revokedSerials: [],
+  revokedChipIds: [],
+};
+const trust = (v: VendorTrust): TrustContext => ({ vendors: [v], devSoftEnabled: true });
+
+function tpmCheck(
+  kind: 'ecc' | 'rsa' | 'rsapss',
+  change: { message?: Uint8Array; at?: bigint; vendor?: Partial<VendorTrust>; flipSig?: boolean } = {},
+): EvidenceCheck {
+  const signature = fixture(`tpm/quote-${kind}.sig`);
+  if (change.flipSig) signature[signature.length - 5]! ^= 1;
+  return {
+    evidence: {
+      type: 'tpm2',
+      vendorId: 'test-tpm',
+      attest: fixture(`tpm/quote-${kind}.attest`),
+      signature,
+      akCertificate: fixture(`tpm/ak-${kind}-cert.der`),
+      chain: [fixture(kind === 'ecc' ? 'tpm/int-ecc.der' : 'tpm/int-rsa.der')],
+    },
+    trust: trust({ ...tpmVendor, ...change.vendor }),
+    atMs: change.at ?? TPM_AT,
+    message: change.message ?? TPM_MESSAGE,
+  };
+}
+
+function nvidiaCheck(at = NVIDIA_AT): EvidenceCheck {
+  const nv = new URL('nvidia-h100/', FIXTURES);
+  const report = fromHex(readFileSync(new URL('report.hex', nv), 'utf8').trim());
+  const { request, response } = splitSpdmReport(report);
+  return {
+    evidence: {
+      type: 'nvidia-spdm',
+      vendorId: 'nvidia',
+      request,
+      response,
+      chain: pemToDer(readFileSync(new URL('chain.pem', nv), 'utf8')),
+    },
+    trust: trust({
+      vendorId: 'nvidia',
+      profile: 'nvidia-spdm',
+      roots: pemToDer(readFileSync(new URL('device_root.pem', nv), 'utf8')),
+      revokedSerials: [],
+      revokedChipIds: [],
+    }),
+    atMs: at,
+    message: request.slice(4, 36),
+  };
+}
+
+function devSoftCheck(forge: boolean, enabled = true): EvidenceCheck {
+  const seed = sha256(utf8('evidence workers dev key'));
+  const signature = ed25519Sign(seed, TPM_MESSAGE);
+  if (forge) signature[0]! ^= 1;
+  return {
+    evidence: {
+      type: 'dev-soft',
+      vendorId: 'dev',
+      modelId: 'DEV-GPU',
+      publicKey: ed25519PublicKey(seed),
+      signature,
+    },
+    trust: {
+      vendors: [{ vendorId: 'dev', profile: 'dev-soft', roots: [], revokedSerials: [], revokedChipIds: [] }],
+      devSoftEnabled: enabled,
+    },
+    atMs: TPM_AT,
+    message: TPM_MESSAGE,
+  };
+}
+
+const akSerial = normalizeSerialHex(parseCertificate(fixture('tpm/ak-ecc-cert.der')).serialHex);
+const junk = (n: number, label: string) => {
+  const out = new Uint8Array(n);
+  for (let k = 0; k < n; k += 32) out.set(sha256(utf8(`${label} ${k}`)).slice(0, n - k), k);
+  return out;
+};
+
+/** Genuine evidence and one failure of each kind the verifiers tell apart. */
+const CASES: { label: string; check: EvidenceCheck }[] = [
+  { label: 'swtpm P-256 quote', check: tpmCheck('ecc') },
+  { label: 'swtpm RSA quote', check: tpmCheck('rsa') },
+  { label: 'swtpm RSA-PSS quote', check: tpmCheck('rsapss') },
+  { label: 'swtpm quote over another message', check: tpmCheck('ecc', { message: sha256(utf8('other')) }) },
+  { label: 'swtpm quote, signature flipped', check: tpmCheck('ecc', { flipSig: true }) },
+  { label: 'swtpm quote, root not trusted', check: tpmCheck('ecc', { vendor: { roots: [] } }) },
+  {
+    label: 'swtpm quote, AK certificate revoked',
+    check: tpmCheck('ecc', { vendor: { revokedSerials: [akSerial] } }),
+  },
+  { label: 'swtpm quote, after the certificates expired', check: tpmCheck('ecc', { at: TPM_AT * 10n }) },
+  {
+    label: 'swtpm quote, AK certificate must carry the EKU',
+    check: tpmCheck('rsa', { vendor: { requireAkEku: true } }),
+  },
+  {
+    label: 'made-up certificate chain',
+    check: {
+      ...tpmCheck('ecc'),
+      evidence: {
+        type: 'tpm2',
+        vendorId: 'test-tpm',
+        attest: junk(120, 'attest'),
+        signature: junk(256, 'sig'),
+        akCertificate: junk(900, 'ak'),
+        chain: [junk(900, 'int')],
+      },
+    },
+  },
+  { label: 'NVIDIA SPDM report', check: nvidiaCheck() },
+  { label: 'NVIDIA SPDM report, before its certificates', check: nvidiaCheck(0n) },
+  { label: 'dev-soft', check: devSoftCheck(false) },
+  { label: 'dev-soft, forged', check: devSoftCheck(true) },
+  { label: 'dev-soft, disabled', check: devSoftCheck(false, false) },
+];
+
+describe('evidence checks on the verify workers', () => {
+  const pool = new VerifyPool({ threads: 2 });
+  after(() => pool.close());
+
+  test('give exactly the calling thread answer, for genuine and broken evidence of every profile', async () => {
+    const inline = CASES.map(({ check }) => runEvidenceCheck(check));
+    // Both outcomes are covered: the fixtures are genuine, and each break is refused.
+    assert.deepEqual(
+      inline.map((v) => v.ok),
+      CASES.map(({ label }) =>
+        [
+          'swtpm P-256 quote',
+          'swtpm RSA quote',
+          'swtpm RSA-PSS quote',
+          'NVIDIA SPDM report',
+          'dev-soft',
+        ].includes(label),
+      ),
+    );
+    const onWorkers = await pool.checkEvidence(CASES.map(({ check }) => check));
+    CASES.forEach(({ label }, i) => assert.deepEqual(onWorkers[i], inline[i], label));
+    // One at a time, so that each goes to a worker of its own choosing too.
+    for (const [i, { check, label }] of CASES.entries()) {
+      const [v] = await pool.checkEvidence([check]);
+      assert.deepEqual(v, inline[i], label);
+    }
+    assert.equal(pool.queued('admission'), 0);
+  });
+});
