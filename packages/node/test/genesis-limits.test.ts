@@ -7,8 +7,9 @@
  * stops.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_TX_BYTES, parseGenesis } from '@unc/core';
+import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_TX_BYTES, parseGenesis, toHex } from '@unc/core';
 import { devGenesisJson } from '../src/dev.js';
 
 function withParams(params: Record<string, unknown>) {
@@ -28,5 +29,26 @@ test('genesis block limits must fit the block codec and the network frames', () 
   assert.throws(
     () => parseGenesis(withParams({ maxTxBytes: MAX_TX_BYTES + 1, maxBlockBytes: MAX_BLOCK_BYTES })),
     /maxTxBytes/,
+  );
+});
+
+test('attack: a genesis vendor root that does not parse is refused at load, as governance refuses it', () => {
+  const root = new Uint8Array(
+    readFileSync(new URL('../../../core/test/attestation/fixtures/tpm/root.der', import.meta.url)),
+  );
+  const withRoots = (roots: string[]) =>
+    devGenesisJson({
+      vendors: [{ id: 'test-tpm', name: 'A TPM vendor', profile: 'tpm2', roots: [] }],
+    }) as Record<string, unknown> & { vendors: { id: string; roots: string[] }[] };
+  const good = withRoots([]);
+  for (const v of good.vendors) if (v.id === 'test-tpm') v.roots = [toHex(root)];
+  assert.doesNotThrow(() => parseGenesis(good));
+  // Hex, but no certificate: every registration under the vendor would fail, for no stated reason.
+  const junk = withRoots([]);
+  for (const v of junk.vendors) if (v.id === 'test-tpm') v.roots = [toHex(root), 'deadbeef'];
+  assert.throws(
+    () => parseGenesis(junk),
+    (err: Error & { code?: string }) =>
+      err.code === 'BAD_GENESIS' && /vendors\[\d+\]\.roots\[1\]: is not a certificate/.test(err.message),
   );
 });

@@ -275,9 +275,10 @@ export function applyGovernance(
 /**
  * Every root of a vendor must parse as registration will parse it (parseTrustedRoots): a root
  * that does not (garbage, or a key outside the x509 parser's bounds such as RSA-8192) would make
- * every registration under the vendor fail, so governance refuses it here rather than store it.
+ * every registration under the vendor fail, so governance refuses it here rather than store it, and
+ * a genesis is refused at load (chain/genesis.ts) for the same reason.
  */
-function checkVendorRoots(roots: readonly Uint8Array[]): void {
+export function checkVendorRoots(roots: readonly Uint8Array[]): void {
   roots.forEach((der, i) => {
     try {
       parseCertificate(der);
