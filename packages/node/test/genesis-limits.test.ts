@@ -36,16 +36,17 @@ test('attack: a genesis vendor root that does not parse is refused at load, as g
   const root = new Uint8Array(
     readFileSync(new URL('../../../core/test/attestation/fixtures/tpm/root.der', import.meta.url)),
   );
-  const withRoots = (roots: string[]) =>
-    devGenesisJson({
+  /** The dev genesis with a tpm2 vendor whose roots (hex) are `roots`. */
+  const withRoots = (roots: string[]) => {
+    const g = devGenesisJson({
       vendors: [{ id: 'test-tpm', name: 'A TPM vendor', profile: 'tpm2', roots: [] }],
     }) as Record<string, unknown> & { vendors: { id: string; roots: string[] }[] };
-  const good = withRoots([]);
-  for (const v of good.vendors) if (v.id === 'test-tpm') v.roots = [toHex(root)];
-  assert.doesNotThrow(() => parseGenesis(good));
+    for (const v of g.vendors) if (v.id === 'test-tpm') v.roots = roots;
+    return g;
+  };
+  assert.doesNotThrow(() => parseGenesis(withRoots([toHex(root)])));
   // Hex, but no certificate: every registration under the vendor would fail, for no stated reason.
-  const junk = withRoots([]);
-  for (const v of junk.vendors) if (v.id === 'test-tpm') v.roots = [toHex(root), 'deadbeef'];
+  const junk = withRoots([toHex(root), 'deadbeef']);
   assert.throws(
     () => parseGenesis(junk),
     (err: Error & { code?: string }) =>
