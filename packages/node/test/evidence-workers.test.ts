@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import {
+  certificateRevocationId,
   type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
   fromHex,
-  normalizeSerialHex,
   parseCertificate,
   pemToDer,
   runEvidenceCheck,
@@ -105,7 +105,7 @@ function devSoftCheck(forge: boolean, enabled = true): EvidenceCheck {
   };
 }
 
-const akSerial = normalizeSerialHex(parseCertificate(fixture('tpm/ak-ecc-cert.der')).serialHex);
+const akRevocationId = certificateRevocationId(parseCertificate(fixture('tpm/ak-ecc-cert.der')));
 const junk = (n: number, label: string) => {
   const out = new Uint8Array(n);
   for (let k = 0; k < n; k += 32) out.set(sha256(utf8(`${label} ${k}`)).slice(0, n - k), k);
@@ -122,7 +122,7 @@ const CASES: { label: string; check: EvidenceCheck }[] = [
   { label: 'swtpm quote, root not trusted', check: tpmCheck('ecc', { vendor: { roots: [] } }) },
   {
     label: 'swtpm quote, AK certificate revoked',
-    check: tpmCheck('ecc', { vendor: { revokedSerials: [akSerial] } }),
+    check: tpmCheck('ecc', { vendor: { revokedSerials: [akRevocationId] } }),
   },
   { label: 'swtpm quote, after the certificates expired', check: tpmCheck('ecc', { at: TPM_AT * 10n }) },
   {

@@ -9,6 +9,8 @@ import {
   encodeAddress,
   type GovProposal,
   governanceSigningBytes,
+  parseCertificate,
+  revocationId,
   toHex,
   UncError,
 } from '@unc/core';
@@ -334,12 +336,15 @@ export function vendorCommand(): Command {
         const loaded = await loadVendorCa(opts.ca);
         await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
         const padded = serial.length % 2 ? `0${serial}` : serial;
+        // On chain a certificate is revoked by issuer and serial (a serial is unique per CA only):
+        // the AK certificates this CA issues are the intermediate's.
+        const id = revocationId(parseCertificate(loaded.intermediate.certificate).subject.der, padded);
         const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
-          { type: 'revokeSerial', vendorId: loaded.vendorId, serial: padded, revoked: true },
+          { type: 'revokeSerial', vendorId: loaded.vendorId, serial: id, revoked: true },
         ]);
         ctx.print(
-          { hash, height, serial: padded },
-          () => `revoked serial ${padded} of ${loaded.vendorId} at height ${height}`,
+          { hash, height, serial: padded, revocationId: id },
+          () => `revoked serial ${padded} of ${loaded.vendorId} (${id}) at height ${height}`,
         );
       },
     );

@@ -7,10 +7,11 @@
 import {
   AttestationError,
   type AttestedStatement,
+  certificateRevocationId,
   devSoftKeyChipId,
   type EvidenceCheck,
   type EvidenceVerdict,
-  normalizeSerialHex,
+  normalizeRevocationId,
   parseCertificate,
   parseSubjectPublicKeyInfo,
   rsaAllowListChipId,
@@ -56,7 +57,7 @@ function asValidation(err: unknown): never {
   throw err;
 }
 
-/** Serials of the certificates a piece of evidence carries, for the revocation lookup. */
+/** Revocation ids (issuer-scoped serials) of the certificates a piece of evidence carries, for the revocation lookup. */
 function evidenceSerials(evidence: RegistrationEvidence): string[] {
   const ders =
     evidence.type === 'tpm2'
@@ -67,7 +68,7 @@ function evidenceSerials(evidence: RegistrationEvidence): string[] {
   const out: string[] = [];
   for (const der of ders) {
     try {
-      out.push(normalizeSerialHex(parseCertificate(der).serialHex));
+      out.push(certificateRevocationId(parseCertificate(der)));
     } catch {
       // A certificate that does not parse fails in the verifier with its own precise error.
     }
@@ -168,7 +169,7 @@ export function verifyRegistration(
       keyMaterial,
       certSerials:
         typeof d.certSerials === 'string' && d.certSerials
-          ? d.certSerials.split(',').map(normalizeSerialHex)
+          ? d.certSerials.split(',').map((id) => normalizeRevocationId(id) ?? id)
           : [],
       tpmClock:
         evidence.type === 'tpm2'

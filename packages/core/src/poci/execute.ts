@@ -8,7 +8,7 @@ import { AttestationError } from '../attestation/errors.js';
 import type { EvidenceCheck } from '../attestation/index.js';
 import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
-import { normalizeSerialHex, parseCertificate } from '../attestation/x509.js';
+import { normalizeRevocationId, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import type {
   ClaimRewardsAction,
@@ -244,12 +244,19 @@ export function applyGovernance(
         if (p.entry.allowed) checkAllowlistKey(p.entry.publicKey);
         putAllowlistEntry(state, p.entry);
         break;
-      case 'revokeSerial':
-        if (!/^[0-9a-f]{1,128}$/.test(p.serial)) {
-          throw new ValidationError('BAD_SERIAL', 'a certificate serial is lowercase hex');
+      case 'revokeSerial': {
+        // A serial is unique only per issuing CA: revoked alone it revoked every certificate of the
+        // vendor's CAs with that serial, other chips' too. So the action names the issuer as well.
+        const id = normalizeRevocationId(p.serial);
+        if (id === null) {
+          throw new ValidationError(
+            'BAD_SERIAL',
+            'a revoked certificate is named by its issuer and serial: <first 16 bytes of SHA-256 of the issuer Name DER, hex>:<serial hex>, lowercase, no leading zero octets (certificateRevocationId)',
+          );
         }
-        setSerialRevoked(state, p.vendorId, normalizeSerialHex(p.serial), p.revoked);
+        setSerialRevoked(state, p.vendorId, id, p.revoked);
         break;
+      }
       case 'revokeChip': {
         const chip = getChip(state, p.chipId);
         if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(p.chipId)} is not registered`);
