@@ -466,6 +466,21 @@ export interface EvidenceBatch {
   evidence: readonly EvidenceCheck[];
 }
 
+/** Bytes of an evidence check as it is copied to a worker: its byte fields, with a little for the rest. */
+export function evidenceCheckBytes(check: EvidenceCheck): number {
+  let n = 256 + check.message.length;
+  const add = (v: unknown) => {
+    if (v instanceof Uint8Array) n += v.length;
+    else if (Array.isArray(v)) for (const x of v) add(x);
+  };
+  for (const v of Object.values(check.evidence)) add(v);
+  for (const vendor of check.trust.vendors) {
+    add(vendor.roots);
+    n += 64 * (vendor.revokedSerials.length + vendor.revokedChipIds.length);
+  }
+  return n;
+}
+
 /** Checks an evidence batch on this thread (a worker's, or the calling thread without workers). */
 export function answerEvidence(checks: readonly EvidenceCheck[]): (EvidenceVerdict | null)[] {
   return checks.map((c) => {
@@ -606,7 +621,14 @@ export class VerifyPool implements SignatureVerifier {
     const limit = this.opts.maxQueued.admission;
     if (this.held.admission + checks.length > limit)
       return Promise.reject(new VerifyPoolBusy('admission', limit));
+    // Copied into the worker's message queue (structured clone): counted against the lane's bytes.
+    let bytes = 0;
+    for (const c of checks) bytes += evidenceCheckBytes(c);
+    const byteLimit = this.opts.maxQueuedBytes.admission;
+    if (this.heldBytes.admission + bytes > byteLimit)
+      return Promise.reject(new VerifyPoolBusy('admission', byteLimit, 'bytes'));
     this.held.admission += checks.length;
+    this.heldBytes.admission += bytes;
     let slot = this.slots[0]!;
     for (const s of this.slots)
       if (s.inFlight.length + s.evidence.size < slot.inFlight.length + slot.evidence.size) slot = s;
@@ -614,6 +636,7 @@ export class VerifyPool implements SignatureVerifier {
     return new Promise((resolve, reject) => {
       const release = () => {
         this.held.admission -= checks.length;
+        this.heldBytes.admission -= bytes;
       };
       slot.evidence.set(id, {
         count: checks.length,

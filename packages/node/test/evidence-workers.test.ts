@@ -21,7 +21,7 @@ import {
   utf8,
   type VendorTrust,
 } from '@unc/core';
-import { VerifyPool } from '../src/verify-pool.js';
+import { VerifyPool, VerifyPoolBusy, VerifyPoolClosed } from '../src/verify-pool.js';
 
 const FIXTURES = new URL('../../../core/test/attestation/fixtures/', import.meta.url);
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
@@ -177,5 +177,43 @@ describe('evidence checks on the verify workers', () => {
       assert.deepEqual(v, inline[i], label);
     }
     assert.equal(pool.queued('admission'), 0);
+    assert.equal(pool.queuedBytes('admission'), 0);
+  });
+
+  test('count against the admission lane, in checks and bytes: past either bound a call is refused, having done nothing', async () => {
+    const small = new VerifyPool({
+      threads: 1,
+      maxQueued: { consensus: 1000, admission: 3 },
+      maxQueuedBytes: { consensus: 1 << 20, admission: 1 << 20 },
+    });
+    const tiny = new VerifyPool({
+      threads: 1,
+      maxQueued: { consensus: 1000, admission: 1000 },
+      maxQueuedBytes: { consensus: 1 << 20, admission: 1024 },
+    });
+    try {
+      const check = CASES[0]!.check;
+      await assert.rejects(small.checkEvidence([check, check, check, check]), VerifyPoolBusy);
+      assert.equal(small.queued('admission'), 0);
+      // A TPM check is a few KiB (certificates, the root): over a 1 KiB lane.
+      await assert.rejects(tiny.checkEvidence([check]), VerifyPoolBusy);
+      assert.equal(tiny.queuedBytes('admission'), 0);
+      assert.deepEqual(
+        await small.checkEvidence([check, check, check]),
+        [0, 1, 2].map(() => runEvidenceCheck(check)),
+      );
+      assert.equal(small.queuedBytes('admission'), 0);
+    } finally {
+      await small.close();
+      await tiny.close();
+    }
+  });
+
+  test('a closed pool answers VerifyPoolClosed, checking nothing', async () => {
+    const closing = new VerifyPool({ threads: 1 });
+    const answer = assert.rejects(closing.checkEvidence([CASES[0]!.check]), VerifyPoolClosed);
+    await closing.close();
+    await answer;
+    await assert.rejects(closing.checkEvidence([CASES[0]!.check]), VerifyPoolClosed);
   });
 });
