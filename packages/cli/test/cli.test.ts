@@ -100,6 +100,30 @@ describe('global options and the home config', () => {
     assert.match((await runUnc(['config', 'get', 'node', '--home', home.dir])).stderr, /not set/);
   });
 
+  test('unc vendor revoke refuses a serial longer than 20 octets (the chain would refuse it BAD_SERIAL) before touching the CA', async () => {
+    const args = (serial: string) => [
+      'vendor',
+      'revoke',
+      '--ca',
+      join(home.dir, 'no-such-ca'),
+      '--serial',
+      serial,
+      '--from',
+      'gov',
+      '--node',
+      'http://127.0.0.1:9',
+      '--home',
+      home.dir,
+    ];
+    const long = await runUnc(args('1'.padEnd(42, '0')));
+    assert.equal(long.code, 1);
+    assert.match(long.stderr, /invalid serial/);
+    // 20 octets pass this check (and the run goes on, here to the missing CA).
+    const atBound = await runUnc(args('1'.padEnd(40, '0')));
+    assert.equal(atBound.code, 1);
+    assert.doesNotMatch(atBound.stderr, /invalid serial/);
+  });
+
   test('unc --help documents every UNC_ variable the code reads', async () => {
     const help = (await runUnc(['--help'])).stdout;
     const root = new URL('../../../../', import.meta.url).pathname;

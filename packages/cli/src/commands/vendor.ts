@@ -331,8 +331,10 @@ export function vendorCommand(): Command {
           .replace(/^0x/i, '')
           .toLowerCase()
           .replace(/^0+(?=.)/, '');
-        if (!/^[0-9a-f]{1,64}$/.test(serial))
-          throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}"`);
+        // At most 20 octets (RFC 5280 §4.1.2.2): no certificate has a longer serial, and the chain
+        // refuses such a revocation id (BAD_SERIAL), after the CA's revocation list was updated.
+        if (!/^[0-9a-f]{1,40}$/.test(serial))
+          throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}" (hex, at most 20 octets)`);
         const loaded = await loadVendorCa(opts.ca);
         await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
         const padded = serial.length % 2 ? `0${serial}` : serial;
