@@ -311,9 +311,21 @@ export class AdmissionQueue {
   ): Promise<Map<string, EvidenceVerdict> | null> {
     const { pool, host } = this;
     if (!pool.checkEvidence || !host.evidenceChecks) return null;
+    // Each distinct check once: copies of one registration in a call (a batch may carry the same
+    // transaction many times; all pass the cheap screen before the first is admitted) would each
+    // take a worker's milliseconds, where checked here the copies after the first cost a lookup.
     const checks: EvidenceCheck[] = [];
+    const keys: string[] = [];
+    const seen = new Set<string>();
     envs.forEach((env, i) => {
-      if (verified[i]) checks.push(...host.evidenceChecks!(env));
+      if (!verified[i]) return;
+      for (const check of host.evidenceChecks!(env)) {
+        const key = evidenceCheckKey(check);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        checks.push(check);
+        keys.push(key);
+      }
     });
     if (checks.length === 0) return null;
     let verdicts: (EvidenceVerdict | null)[];
@@ -324,9 +336,9 @@ export class AdmissionQueue {
       throw err;
     }
     const out = new Map<string, EvidenceVerdict>();
-    checks.forEach((c, k) => {
+    keys.forEach((key, k) => {
       const v = verdicts[k];
-      if (v) out.set(evidenceCheckKey(c), v);
+      if (v) out.set(key, v);
     });
     return out;
   }

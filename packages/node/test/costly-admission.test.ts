@@ -320,6 +320,22 @@ describe('admission checks registration evidence on the verify workers', () => {
     assert.equal(inline.evidenceCheckedHere, 1);
   });
 
+  test('attack: copies of one registration in a batch cost one worker check, not one each', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const verifier = countingVerifier();
+    const { queue } = queueFor(pool, verifier, state, next);
+    const env = tx(owner, 0n, [devRegistration(namedKey('copied chip'), 1n, anchorHash)]);
+    const results = await queue.submit(Array.from({ length: 20 }, () => env));
+    // All twenty passed the cheap screen and their signatures (none was admitted yet); the
+    // evidence is the same check, made once.
+    assert.equal(verifier.evidenceChecked, 1);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    assert.equal(pool.size, 1);
+    assert.ok(!(results[0] instanceof ValidationError));
+    assert.ok(results.slice(1).every((r) => r instanceof ValidationError && r.code === 'DUPLICATE'));
+  });
+
   test('a verdict is used only for the very check it was made for: on another head the evidence is checked here', async () => {
     const { state, next, anchorHash } = stateAtOne();
     const pool = new Mempool();
