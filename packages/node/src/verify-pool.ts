@@ -484,6 +484,22 @@ export function evidenceCheckBytes(check: EvidenceCheck): number {
   return n;
 }
 
+/**
+ * `v` (plain data: arrays, plain objects, bytes, scalars) with every byte array in a buffer of its
+ * own: structured clone copies a view together with its whole underlying buffer.
+ */
+export function ownBuffers<T>(v: T): T {
+  if (v instanceof Uint8Array)
+    return (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : new Uint8Array(v)) as T;
+  if (Array.isArray(v)) return v.map(ownBuffers) as T;
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = ownBuffers(x);
+    return out as T;
+  }
+  return v;
+}
+
 /** Checks an evidence batch on this thread (a worker's, or the calling thread without workers). */
 export function answerEvidence(checks: readonly EvidenceCheck[]): (EvidenceVerdict | null)[] {
   return checks.map((c) => {
@@ -625,8 +641,11 @@ export class VerifyPool implements SignatureVerifier {
     if (this.held.admission + checks.length > limit)
       return Promise.reject(new VerifyPoolBusy('admission', limit));
     // Copied into the worker's message queue (structured clone): counted against the lane's bytes.
+    // A view (bytes decoded from a gossip frame, a Buffer's slice) would be copied with its whole
+    // buffer, the frame: each goes in a buffer of its own, so what is copied is what is counted.
+    const own = checks.map(ownBuffers);
     let bytes = 0;
-    for (const c of checks) bytes += evidenceCheckBytes(c);
+    for (const c of own) bytes += evidenceCheckBytes(c);
     const byteLimit = this.opts.maxQueuedBytes.admission;
     if (this.heldBytes.admission + bytes > byteLimit)
       return Promise.reject(new VerifyPoolBusy('admission', byteLimit, 'bytes'));
@@ -643,8 +662,8 @@ export class VerifyPool implements SignatureVerifier {
     // consensus batches first, so a block's signatures wait behind at most one such message
     // (~4 TPM chains, ~16 ms), not behind a whole batch of registrations.
     const parts: Promise<(EvidenceVerdict | null)[]>[] = [];
-    for (let start = 0; start < checks.length; start += EVIDENCE_CHECKS_PER_MESSAGE)
-      parts.push(this.sendEvidence(checks.slice(start, start + EVIDENCE_CHECKS_PER_MESSAGE)));
+    for (let start = 0; start < own.length; start += EVIDENCE_CHECKS_PER_MESSAGE)
+      parts.push(this.sendEvidence(own.slice(start, start + EVIDENCE_CHECKS_PER_MESSAGE)));
     return Promise.all(parts).then(
       (answers) => {
         release();

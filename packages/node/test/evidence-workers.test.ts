@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import {
   certificateRevocationId,
   type EvidenceCheck,
@@ -207,6 +208,51 @@ describe('evidence checks on the verify workers', () => {
       await small.close();
       await tiny.close();
     }
+  });
+
+  test('attack: evidence bytes that are views into a large buffer (a gossip frame) go to a worker without that buffer', async () => {
+    // Decoded from a Buffer (a decrypted network frame), every byte field of a transaction is a
+    // view into it: structured clone copies a view with its whole buffer, per message, uncounted.
+    const frame = Buffer.alloc(1 << 20);
+    let at = 0;
+    const view = (bytes: Uint8Array) => {
+      frame.set(bytes, at);
+      const v = frame.subarray(at, at + bytes.length);
+      at += bytes.length;
+      return v;
+    };
+    const genuine = tpmCheck('ecc');
+    const e = genuine.evidence as Extract<EvidenceCheck['evidence'], { type: 'tpm2' }>;
+    const check: EvidenceCheck = {
+      ...genuine,
+      evidence: {
+        ...e,
+        attest: view(e.attest),
+        signature: view(e.signature),
+        akCertificate: view(e.akCertificate),
+        chain: e.chain.map(view),
+      },
+      message: view(genuine.message),
+    };
+    const posted: number[] = [];
+    const walk = (v: unknown): void => {
+      if (v instanceof Uint8Array) posted.push(v.buffer.byteLength);
+      else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    const original = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (this: Worker, message: unknown, ...rest: unknown[]) {
+      if (message && typeof message === 'object' && 'evidence' in message) walk(message);
+      return (original as (...a: unknown[]) => void).call(this, message, ...rest);
+    };
+    try {
+      const [verdict] = await pool.checkEvidence([check]);
+      assert.deepEqual(verdict, runEvidenceCheck(genuine));
+    } finally {
+      Worker.prototype.postMessage = original;
+    }
+    assert.ok(posted.length > 0);
+    assert.ok(Math.max(...posted) < 64 * 1024, `a ${Math.max(...posted)}-byte buffer went to the worker`);
   });
 
   test('a closed pool answers VerifyPoolClosed, checking nothing', async () => {
