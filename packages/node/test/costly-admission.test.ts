@@ -31,7 +31,6 @@ import {
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
-  toHex,
   transferMessage,
   utf8,
   ValidationError,
@@ -39,17 +38,12 @@ import {
 import { AdmissionQueue, deferWhileBehind, eventLoopSlices, SyncingRefusal } from '../src/admission.js';
 import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
-import {
-  EVIDENCE_FAILURES_PER_PEER,
-  EVIDENCE_FAILURES_UNPROVEN,
-  MempoolReactor,
-} from '../src/consensus/mempool-reactor.js';
+import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../src/consensus/wire.js';
 import { DEV_MODELS, devGenesis, devGenesisJson, devKey, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { RPC_COSTS } from '../src/rpc-costs.js';
-import { VirtualClock } from '../src/sim/virtual-clock.js';
 import { ChainDb } from '../src/storage/db.js';
 import { answerEvidence, InThreadVerifier, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
@@ -368,75 +362,6 @@ describe('admission checks registration evidence on the verify workers', () => {
     } finally {
       await workers.close();
     }
-  });
-});
-
-describe('the per-peer budget of failed evidence checks in gossip', () => {
-  /** A reactor whose admission refuses junk registrations for a state reason, counting the checks. */
-  function reactorWithBudget(proven: (peer: string) => boolean = () => false) {
-    const clock = new VirtualClock(0);
-    const junk = new Set<string>();
-    const seen = { costly: 0, cheap: 0 };
-    const reactor = new MempoolReactor({
-      clock,
-      admitTx: () => {
-        throw new Error('admitted through admitTxs');
-      },
-      admitTxs: async (envs) =>
-        envs.map((e) => {
-          if (e.stx.tx.actions.some((a) => a.type === 'registerChip')) seen.costly++;
-          else seen.cheap++;
-          return junk.has(toHex(e.hash))
-            ? new StateRefusal('ATTEST_UNTRUSTED_ROOT', 'the chain does not end at a root of the vendor')
-            : { replaced: false };
-        }),
-      publishBatch: () => {},
-      connected: () => false,
-      provenPeer: proven,
-    });
-    let n = 0;
-    const junkTx = () => {
-      const e = tx(owner, BigInt(n), [madeUpTpmRegistration(n++, 1n)]);
-      junk.add(toHex(e.hash));
-      return e;
-    };
-    const goodTx = () => tx(devKey(2), BigInt(n), [madeUpTpmRegistration(n++, 1n)]);
-    const gossip = (e: TxEnvelope, from: string) =>
-      reactor.onTxGossip(encode(txBatchCodec, [e.bytes]), false, from);
-    return { clock, reactor, seen, junkTx, goodTx, gossip };
-  }
-
-  test('attack: a peer relaying registrations that fail for a state reason gets a bounded number checked, then none until the window ends', async () => {
-    const { clock, reactor, seen, junkTx, goodTx, gossip } = reactorWithBudget();
-    for (let i = 0; i < 50; i++) assert.equal(await gossip(junkTx(), 'evil'), 'ignore');
-    assert.equal(seen.costly, EVIDENCE_FAILURES_PER_PEER);
-    assert.equal(reactor.evidenceDropped, 50 - EVIDENCE_FAILURES_PER_PEER);
-    // Its transactions without chip actions still go in; another peer's registrations too.
-    const transfer = tx(devKey(3), 0n, [
-      { type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) },
-    ]);
-    assert.equal(await gossip(transfer, 'evil'), 'accept');
-    assert.equal(await gossip(goodTx(), 'honest'), 'accept');
-    // Honest registrations, which pass, never spend a relay's budget.
-    for (let i = 0; i < 50; i++) assert.equal(await gossip(goodTx(), 'honest'), 'accept');
-    // A new window: checked again, up to the budget.
-    await clock.run(10_000);
-    const before = seen.costly;
-    for (let i = 0; i < 20; i++) await gossip(junkTx(), 'evil');
-    assert.equal(seen.costly - before, EVIDENCE_FAILURES_PER_PEER);
-  });
-
-  test('attack: fresh peer ids share one budget; peers that relay consensus keep their own', async () => {
-    const { reactor, seen, junkTx, goodTx, gossip } = reactorWithBudget((p) => p.startsWith('proven'));
-    for (let i = 0; i < 500; i++) await gossip(junkTx(), `sybil ${i}`);
-    assert.equal(seen.costly, EVIDENCE_FAILURES_UNPROVEN);
-    assert.equal(reactor.evidenceDropped, 500 - EVIDENCE_FAILURES_UNPROVEN);
-    // A proven peer's honest registration is still checked and admitted.
-    assert.equal(await gossip(goodTx(), 'proven a'), 'accept');
-    // And a proven peer relaying junk has its own budget, not the spent shared one.
-    const before = seen.costly;
-    for (let i = 0; i < 20; i++) await gossip(junkTx(), 'proven b');
-    assert.equal(seen.costly - before, EVIDENCE_FAILURES_PER_PEER);
   });
 });
 

@@ -1609,7 +1609,7 @@ export class ConsensusDriver {
         return verdict === 'accept' && !this.firstCompactForm(heard.idsSignature, data) ? 'ignore' : verdict;
       }
       case 'tx':
-        return this.mempoolReactor.onTxGossip(data, direct, from);
+        return this.mempoolReactor.onTxGossip(data, direct);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
       case 'validator-peer':

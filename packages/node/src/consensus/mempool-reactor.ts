@@ -16,8 +16,8 @@
  * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
  * again to a few connected peers (`reannounce`), bounded in count and bytes per interval.
  */
-import { costlyActionCount, encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
-import { type AdmissionResult, SyncingRefusal } from '../admission.js';
+import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
+import type { AdmissionResult } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import { provablyBadEvidence } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
@@ -85,31 +85,7 @@ export interface MempoolReactorOptions {
    * this often. Without it (or 0), nothing is re-announced.
    */
   reannounceAfterMs?: number;
-  /** The window of the per-peer budget of failed chip-evidence checks (`EVIDENCE_FAILURES_*`). Default 10 s. */
-  evidenceWindowMs?: number;
 }
-
-/**
- * Chip evidence (a registration's certificate chain and quote, a transfer's consent) that a peer
- * relays and that fails for a reason of state (a root or vendor this node does not trust, a
- * revoked certificate: ATTEST_* refusals that blame nobody, for the relay may see other state) cost
- * this node a check of milliseconds each, and the peer nothing. So each peer may relay at most
- * this many such failures per window; past it, its transactions with chip actions are dropped
- * unchecked ('ignore': no blame, no penalty) until the window ends, and its other transactions go
- * on as before. Only failures count: a peer relaying honest registrations, which pass, is never
- * held back by this, however many it relays.
- */
-export const EVIDENCE_FAILURES_PER_PEER = 8;
-/**
- * ...and peers that never relayed a consensus message (peer ids cost nothing: a thousand fresh ids
- * would each have their own budget) share this many in all per window; once they spent it, only
- * proven peers (`provenPeer`: they relay the network's consensus traffic, which an attacker's fresh
- * identities do not) get chip actions checked, each up to its own budget. An honest registration
- * held back this way still reaches this node through its proven peers, or by RPC.
- */
-export const EVIDENCE_FAILURES_UNPROVEN = 64;
-/** Peers tracked per window for the evidence budget; past it, unknown peers count as unproven and spent. */
-const MAX_EVIDENCE_PEERS = 4_096;
 
 /** Most transactions one re-announcement sends (one batch message, the same one to each peer). */
 export const MAX_REANNOUNCE_TXS = 256;
@@ -187,14 +163,6 @@ export class MempoolReactor {
   private readonly sharing = new Set<string>();
   private readonly shareIntervalMs: number;
   private readonly shareDelayMs: number;
-  /** This window's failed chip-evidence checks: per peer, and of unproven peers in all. */
-  private evidenceWindow = {
-    start: Number.NEGATIVE_INFINITY,
-    byPeer: new Map<string, number>(),
-    unproven: 0,
-  };
-  /** Transactions with chip actions dropped unchecked, their relay's evidence budget spent (metrics, tests). */
-  evidenceDropped = 0;
   /** Shares sent and refused (reconnecting within the interval, the budget spent), and what they carried. */
   readonly shareStats = { sent: 0, refused: 0, txs: 0, bytes: 0 };
   /** Re-announcements: rounds that sent something, direct sends (one per peer), transactions and bytes sent. */
@@ -261,13 +229,11 @@ export class MempoolReactor {
    * one relays: what this node admits from it, new here, it publishes as gossip itself, or a
    * transaction shared with a node of a partial mesh would reach no one past it.
    */
-  onTxGossip(data: Uint8Array, direct = false, from?: string): Verdict | Promise<Verdict> {
-    const decoded = decodeTxBatch(data);
-    if (!decoded) return 'reject';
-    for (const env of decoded) this.heard.add(env.bytes);
-    const envelopes = from === undefined ? decoded : this.withinEvidenceBudget(decoded, from);
-    if (envelopes.length === 0) return 'ignore';
-    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs, direct, from);
+  onTxGossip(data: Uint8Array, direct = false): Verdict | Promise<Verdict> {
+    const envelopes = decodeTxBatch(data);
+    if (!envelopes) return 'reject';
+    for (const env of envelopes) this.heard.add(env.bytes);
+    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
     let admitted = 0;
     for (const env of envelopes) {
       try {
@@ -280,52 +246,9 @@ export class MempoolReactor {
         // But a signature that does not verify is the relay's fault whatever the state: ignoring
         // it would let a peer make this node check up to a batch of signatures per message, free.
         if (relayAtFault(err)) return 'reject';
-        if (from !== undefined) this.chargeEvidence(from, env, err);
       }
     }
     return admitted > 0 ? 'accept' : 'ignore';
-  }
-
-  /** The window's evidence budget, started afresh once `evidenceWindowMs` passed. */
-  private evidenceBudget(): { start: number; byPeer: Map<string, number>; unproven: number } {
-    const now = this.opts.clock.now();
-    if (now - this.evidenceWindow.start >= (this.opts.evidenceWindowMs ?? 10_000))
-      this.evidenceWindow = { start: now, byPeer: new Map(), unproven: 0 };
-    return this.evidenceWindow;
-  }
-
-  /**
-   * `envs` less the transactions with chip actions when `from` spent its evidence budget
-   * (EVIDENCE_FAILURES_PER_PEER, and EVIDENCE_FAILURES_UNPROVEN over every unproven peer): they
-   * are dropped unchecked, no fault of the peer.
-   */
-  private withinEvidenceBudget(envs: readonly TxEnvelope[], from: string): readonly TxEnvelope[] {
-    const w = this.evidenceBudget();
-    const own = w.byPeer.get(from);
-    const spent =
-      (own ?? 0) >= EVIDENCE_FAILURES_PER_PEER ||
-      (own === undefined && w.byPeer.size >= MAX_EVIDENCE_PEERS) ||
-      (w.unproven >= EVIDENCE_FAILURES_UNPROVEN && !(this.opts.provenPeer?.(from) ?? false));
-    if (!spent) return envs;
-    const kept = envs.filter((env) => costlyActionCount(env.stx.tx) === 0);
-    this.evidenceDropped += envs.length - kept.length;
-    return kept;
-  }
-
-  /**
-   * Counts against `from`'s evidence budget a refusal of `env`'s chip evidence that blames nobody
-   * (an ATTEST_* code for a state reason; provably bad evidence is rejected outright instead). Not
-   * a refusal from a node behind its peers (SyncingRefusal): its stale state, not the evidence,
-   * may be why, and honest relays would be held back while it catches up.
-   */
-  private chargeEvidence(from: string, env: TxEnvelope, err: ValidationError): void {
-    if (err instanceof SyncingRefusal || !err.code.startsWith('ATTEST_')) return;
-    if (costlyActionCount(env.stx.tx) === 0) return;
-    const w = this.evidenceBudget();
-    const own = w.byPeer.get(from);
-    if (own === undefined && w.byPeer.size >= MAX_EVIDENCE_PEERS) return;
-    w.byPeer.set(from, (own ?? 0) + 1);
-    if (!(this.opts.provenPeer?.(from) ?? false)) w.unproven++;
   }
 
   /**
@@ -336,7 +259,6 @@ export class MempoolReactor {
     envelopes: readonly TxEnvelope[],
     admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
     direct: boolean,
-    from: string | undefined,
   ): Promise<Verdict> {
     let results: AdmissionResult[];
     try {
@@ -352,7 +274,6 @@ export class MempoolReactor {
         admitted++;
         this.noteAdmitted(envelopes[i]!, now, direct);
       } else if (relayAtFault(r)) return 'reject';
-      else if (from !== undefined) this.chargeEvidence(from, envelopes[i]!, r);
     }
     return admitted > 0 ? 'accept' : 'ignore';
   }
