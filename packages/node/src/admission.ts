@@ -9,7 +9,9 @@
  *    signatures of what is left on the verify pool's worker threads, in batches;
  *    Then the chip evidence of the signed registrations (certificate chains, TPM quotes: ms each)
  *    on the same workers where the verifier has them (`checkEvidence`): one registration is never
- *    split across slices, so checked here 64 of them held the event loop a quarter of a second;
+ *    split across slices, so checked here 64 of them held the event loop a quarter of a second.
+ *    A block that lands before they are admitted changes the block time every check reads: those
+ *    go back to the workers once per batch (`resendStale`), not to this thread;
  * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
  *    `sliceMs`, yielding to the event loop between slices: a proposal or vote that arrives while
  *    thousands of transactions wait is handled after the current slice, not after all of them.
@@ -179,6 +181,10 @@ interface Job {
   verified: boolean[] | null;
   /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
   verdicts: Map<string, EvidenceVerdict> | null;
+  /** Whether the checks a new head changed were sent to the workers again (once per job). */
+  resent: boolean;
+  /** Those checks are on the workers now: the drain waits for them. */
+  resending: boolean;
   next: number;
   resolve: (r: AdmissionResult[]) => void;
 }
@@ -225,6 +231,8 @@ export class AdmissionQueue {
         results: new Array(envs.length),
         verified: null,
         verdicts: null,
+        resent: false,
+        resending: false,
         next: 0,
         resolve,
       };
@@ -328,9 +336,17 @@ export class AdmissionQueue {
       }
     });
     if (checks.length === 0) return null;
+    return this.sendEvidence(checks, keys);
+  }
+
+  /** `checks` (keyed `keys`) on the workers; null where the pool closed meanwhile. */
+  private async sendEvidence(
+    checks: EvidenceCheck[],
+    keys: string[],
+  ): Promise<Map<string, EvidenceVerdict> | null> {
     let verdicts: (EvidenceVerdict | null)[];
     try {
-      verdicts = await pool.checkEvidence(checks);
+      verdicts = await this.pool.checkEvidence!(checks);
     } catch (err) {
       if (err instanceof VerifyPoolClosed) return null;
       throw err;
@@ -341,6 +357,58 @@ export class AdmissionQueue {
       if (v) out.set(key, v);
     });
     return out;
+  }
+
+  /**
+   * Before `job`'s transaction `from` is admitted: whether its evidence checks, as the head now
+   * makes them, lack a verdict (a block came after the workers checked them: the block time is an
+   * input of every check, so every verdict of the job misses). Then, once per job, the checks of
+   * its transactions still to decide that lack one go back to the workers and the drain waits for
+   * them (returns true); checked here they would hold the event loop for milliseconds each, which
+   * under load (a block every interval, a queue behind it) would be most of them. A second miss
+   * (another block meanwhile) is checked here, as is a check a dead worker or a full or closed pool
+   * left unanswered: the answer is the same either way, only where it is computed differs.
+   */
+  private resendStale(job: Job, from: number): boolean {
+    const { pool, host } = this;
+    if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
+    const known = job.verdicts;
+    const misses = (env: TxEnvelope) => {
+      try {
+        return host.evidenceChecks!(env).filter((c) => !known?.has(evidenceCheckKey(c)));
+      } catch {
+        // A bug in the host, not a refusal: admitOne meets it again and answers INTERNAL; it must
+        // not escape the drain loop and stop admission.
+        return [];
+      }
+    };
+    if (!job.verified![from] || misses(job.envs[from]!).length === 0) return false;
+    job.resent = true;
+    const checks: EvidenceCheck[] = [];
+    const keys: string[] = [];
+    const seen = new Set<string>();
+    for (let i = from; i < job.envs.length; i++) {
+      if (!job.verified![i] || job.results[i] !== undefined) continue;
+      for (const check of misses(job.envs[i]!)) {
+        const key = evidenceCheckKey(check);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        checks.push(check);
+        keys.push(key);
+      }
+    }
+    job.resending = true;
+    const merge = (fresh: Map<string, EvidenceVerdict> | null) => {
+      if (fresh) {
+        job.verdicts ??= new Map();
+        for (const [k, v] of fresh) job.verdicts.set(k, v);
+      }
+      job.resending = false;
+      this.scheduleDrain();
+    };
+    // Part of this job is decided already: a full lane cannot refuse the rest, they are checked here.
+    this.sendEvidence(checks, keys).then(merge, () => merge(null));
+    return true;
   }
 
   private scheduleDrain(): void {
@@ -356,11 +424,15 @@ export class AdmissionQueue {
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;
       // Its signatures are not answered yet: the drain resumes when they are (submit).
-      if (job.verified === null) return;
+      if (job.verified === null || job.resending) return;
       while (job.next < job.envs.length) {
-        const i = job.next++;
-        if (job.results[i] === undefined)
+        const i = job.next;
+        if (job.results[i] === undefined) {
+          // The evidence checks a block made stale go back to the workers: resumed when answered.
+          if (this.resendStale(job, i)) return;
           job.results[i] = this.admitOne(job.envs[i]!, job.verified![i]!, job.verdicts);
+        }
+        job.next++;
         if (this.slices.now() - start >= this.opts.sliceMs) {
           this.scheduleDrain();
           return;

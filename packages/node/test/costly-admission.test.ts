@@ -346,6 +346,101 @@ describe('admission checks registration evidence on the verify workers', () => {
     assert.equal(pool.size, 1);
   });
 
+  test('attack: a block between the worker check and admission sends the stale checks back to the workers, not to this thread', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    // The head the host reads; a block (the next time) lands once the workers answered the first
+    // call, before the drain admits anything: every verdict's key carries the old block time.
+    const head = { next };
+    const moved: BlockContext = { ...next, time: next.time + 1n };
+    const inThread = new InThreadVerifier();
+    const calls: number[] = [];
+    const verifier: SignatureVerifier = {
+      threads: 1,
+      verify: inThread.verify.bind(inThread),
+      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
+        calls.push(checks.length);
+        const answers = answerEvidence(checks);
+        head.next = moved;
+        return answers;
+      },
+      close: async () => {},
+    };
+    const queue = new AdmissionQueue(
+      verifier,
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
+        evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
+        admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const envs = Array.from({ length: 8 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`stale chip ${i}`), 1n, anchorHash, i === 5)]),
+    );
+    const results = await queue.submit(envs);
+    // Checked on the "workers" twice (before the block, then with its time), never on this thread.
+    assert.deepEqual(calls, [8, 8]);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    // The answers inline admission gives on the moved head.
+    const inline = new Mempool();
+    const expected = envs.map((env) => {
+      try {
+        return inline.add(env, state, params, moved);
+      } catch (err) {
+        return err;
+      }
+    });
+    assert.equal(inline.evidenceCheckedHere, 8);
+    assert.deepEqual(
+      results.map((r) => (r instanceof ValidationError ? r.code : r)),
+      expected.map((r) => (r instanceof ValidationError ? r.code : r)),
+    );
+    assert.equal(pool.size, 7);
+  });
+
+  test('a second block during the resend: what is still stale is checked here, with the inline answer', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const head = { next };
+    const inThread = new InThreadVerifier();
+    let calls = 0;
+    const verifier: SignatureVerifier = {
+      threads: 1,
+      verify: inThread.verify.bind(inThread),
+      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
+        calls++;
+        const answers = answerEvidence(checks);
+        // A block after every worker answer: the job's verdicts are always stale.
+        head.next = { ...head.next, time: head.next.time + 1n };
+        return answers;
+      },
+      close: async () => {},
+    };
+    const queue = new AdmissionQueue(
+      verifier,
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
+        evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
+        admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const envs = Array.from({ length: 3 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`twice stale chip ${i}`), 1n, anchorHash, i === 1)]),
+    );
+    const results = await queue.submit(envs);
+    // Sent back once per call, not for every block: the rest is checked here.
+    assert.equal(calls, 2);
+    assert.equal(pool.evidenceCheckedHere, 3);
+    assert.deepEqual(
+      results.map((r) => (r instanceof ValidationError ? r.code : 'admitted')),
+      ['admitted', 'ATTEST_BAD_SIGNATURE', 'admitted'],
+    );
+  });
+
   test('with a real worker pool: genuine registrations admitted, none checked on this thread', async () => {
     const { state, next, anchorHash } = stateAtOne();
     const pool = new Mempool();
