@@ -4,6 +4,7 @@
  * profile, the TPM evidence being the swtpm fixtures of core's attestation tests.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -12,13 +13,16 @@ import {
   type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
+  evidenceCheckKey,
   fromHex,
   parseCertificate,
   pemToDer,
+  rsaAllowListChipId,
   runEvidenceCheck,
   sha256,
   splitSpdmReport,
   type TrustContext,
+  toHex,
   utf8,
   type VendorTrust,
 } from '@unc/core';
@@ -106,6 +110,28 @@ function devSoftCheck(forge: boolean, enabled = true): EvidenceCheck {
   };
 }
 
+/** An RSA-2048 chip key made here (the profile has no file fixture): its check, allow-listed or not. */
+const rsaChip = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rsaSpki = new Uint8Array(rsaChip.publicKey.export({ type: 'spki', format: 'der' }));
+function rsaCheck(change: { listed?: boolean; forge?: boolean } = {}): EvidenceCheck {
+  const signature = new Uint8Array(sign('sha256', TPM_MESSAGE, rsaChip.privateKey));
+  if (change.forge) signature[7]! ^= 1;
+  const chipHex = toHex(rsaAllowListChipId(rsaSpki));
+  return {
+    evidence: { type: 'rsa2048-allowlist', vendorId: 'unc-rsa', publicKey: rsaSpki, signature },
+    trust: trust({
+      vendorId: 'unc-rsa',
+      profile: 'rsa2048-allowlist',
+      roots: [],
+      revokedSerials: [],
+      revokedChipIds: [],
+      allowList: change.listed === false ? {} : { [chipHex]: 'UNC-CHIP-A' },
+    }),
+    atMs: TPM_AT,
+    message: TPM_MESSAGE,
+  };
+}
+
 const akRevocationId = certificateRevocationId(parseCertificate(fixture('tpm/ak-ecc-cert.der')));
 const junk = (n: number, label: string) => {
   const out = new Uint8Array(n);
@@ -149,6 +175,9 @@ const CASES: { label: string; check: EvidenceCheck }[] = [
   { label: 'dev-soft', check: devSoftCheck(false) },
   { label: 'dev-soft, forged', check: devSoftCheck(true) },
   { label: 'dev-soft, disabled', check: devSoftCheck(false, false) },
+  { label: 'RSA allow-listed chip', check: rsaCheck() },
+  { label: 'RSA chip not allow-listed', check: rsaCheck({ listed: false }) },
+  { label: 'RSA allow-listed chip, signature flipped', check: rsaCheck({ forge: true }) },
 ];
 
 describe('evidence checks on the verify workers', () => {
@@ -167,6 +196,7 @@ describe('evidence checks on the verify workers', () => {
           'swtpm RSA-PSS quote',
           'NVIDIA SPDM report',
           'dev-soft',
+          'RSA allow-listed chip',
         ].includes(label),
       ),
     );
@@ -261,5 +291,84 @@ describe('evidence checks on the verify workers', () => {
     await closing.close();
     await answer;
     await assert.rejects(closing.checkEvidence([CASES[0]!.check]), VerifyPoolClosed);
+  });
+});
+
+/**
+ * Every check that differs from `check` in one input: each byte string with a byte flipped and one
+ * longer, each number, bigint, string and flag changed, each list one longer and each element
+ * changed, and the optional vendor settings set.
+ */
+function oneInputChanged(check: EvidenceCheck): { path: string; check: EvidenceCheck }[] {
+  const out: { path: string; check: EvidenceCheck }[] = [];
+  type Put = (v: unknown, path: string) => void;
+  const walk = (value: unknown, path: string, put: Put): void => {
+    if (value instanceof Uint8Array) {
+      if (value.length > 0) {
+        const flipped = value.slice();
+        flipped[value.length - 1]! ^= 1;
+        put(flipped, `${path} (a byte flipped)`);
+      }
+      const longer = new Uint8Array(value.length + 1);
+      longer.set(value);
+      put(longer, `${path} (one byte longer)`);
+    } else if (typeof value === 'bigint') put(value + 1n, path);
+    else if (typeof value === 'number') put(value + 1, path);
+    else if (typeof value === 'string') put(`${value}x`, path);
+    else if (typeof value === 'boolean') put(!value, path);
+    else if (Array.isArray(value)) {
+      put([...value, value[0] ?? new Uint8Array([1])], `${path} (one more)`);
+      value.forEach((v, i) => {
+        walk(v, `${path}[${i}]`, (nv, p) =>
+          put(
+            value.map((w, j) => (j === i ? nv : w)),
+            p,
+          ),
+        );
+      });
+    } else if (value && typeof value === 'object') {
+      const obj = value as Record<string, unknown>;
+      for (const k of Object.keys(obj)) walk(obj[k], `${path}.${k}`, (nv, p) => put({ ...obj, [k]: nv }, p));
+    }
+  };
+  walk(check, 'check', (v, path) => out.push({ path, check: v as EvidenceCheck }));
+  const vendor = check.trust.vendors[0]!;
+  const setVendor = (over: Partial<VendorTrust>, path: string) =>
+    out.push({ path, check: { ...check, trust: { ...check.trust, vendors: [{ ...vendor, ...over }] } } });
+  if (vendor.allowList === undefined) setVendor({ allowList: {} }, 'allowList set');
+  if (vendor.models === undefined) setVendor({ models: [] }, 'models set');
+  if (vendor.requireAkEku === undefined) setVendor({ requireAkEku: false }, 'requireAkEku set');
+  return out;
+}
+
+describe('evidenceCheckKey', () => {
+  test('changes with every input of a check: trust, message, each evidence field, block time', () => {
+    for (const { label, check } of CASES) {
+      const key = evidenceCheckKey(check);
+      const variants = oneInputChanged(check);
+      // Every part of a check is reached (the walk did not stop short).
+      for (const part of [
+        'check.atMs',
+        'check.message',
+        'check.trust.devSoftEnabled',
+        'check.evidence.vendorId',
+      ]) {
+        assert.ok(
+          variants.some((v) => v.path.startsWith(part)),
+          `${label}: ${part} varied`,
+        );
+      }
+      assert.ok(
+        variants.some((v) => v.path.startsWith('check.trust.vendors[0].')),
+        `${label}: vendor trust varied`,
+      );
+      for (const v of variants) assert.notEqual(evidenceCheckKey(v.check), key, `${label}: ${v.path}`);
+    }
+  });
+
+  test('is the same for the same inputs in other objects (a copy, bytes in another buffer)', () => {
+    for (const { label, check } of CASES) {
+      assert.equal(evidenceCheckKey(structuredClone(check)), evidenceCheckKey(check), label);
+    }
   });
 });
