@@ -168,6 +168,12 @@ export interface AdmissionHost {
    */
   evidenceChecks?(env: TxEnvelope): EvidenceCheck[];
   /**
+   * Optional: names the head `evidenceChecks` reads (its state and the next block's context); while
+   * it is unchanged the workers' verdicts cannot be stale and are not looked for again before
+   * admission. Without it every transaction's checks are looked for.
+   */
+  evidenceHead?(): string;
+  /**
    * The stateful admission, with the signature already found valid; throws a ValidationError.
    * `verdicts`: evidence already checked (on a worker), used for the very same check only.
    */
@@ -181,6 +187,8 @@ interface Job {
   verified: boolean[] | null;
   /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
   verdicts: Map<string, EvidenceVerdict> | null;
+  /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
+  checkedOn: string | undefined;
   /** Whether the checks a new head changed were sent to the workers again (once per job). */
   resent: boolean;
   /** Those checks are on the workers now: the drain waits for them. */
@@ -231,6 +239,7 @@ export class AdmissionQueue {
         results: new Array(envs.length),
         verified: null,
         verdicts: null,
+        checkedOn: undefined,
         resent: false,
         resending: false,
         next: 0,
@@ -277,6 +286,8 @@ export class AdmissionQueue {
           toCheck.forEach((i, k) => {
             verified[i] = ok[k]!;
           });
+          // Before the checks are built: a block landing after this cannot pass for no change.
+          job.checkedOn = this.host.evidenceHead?.();
           this.checkEvidence(envs, verified).then(
             (verdicts) => {
               job.verdicts = verdicts;
@@ -372,6 +383,7 @@ export class AdmissionQueue {
   private resendStale(job: Job, from: number): boolean {
     const { pool, host } = this;
     if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
+    if (job.checkedOn !== undefined && host.evidenceHead?.() === job.checkedOn) return false;
     const known = job.verdicts;
     const misses = (env: TxEnvelope) => {
       try {

@@ -97,6 +97,8 @@ export class NodeCore {
           ),
         evidenceChecks: (env) =>
           this.mempool.registrationChecks(env, this.chain.tipState, this.nextContext()),
+        // The tip's hash names its state and the next block's context (its time among them).
+        evidenceHead: () => toHex(this.chain.tip.hash),
         admit: (env, verdicts) => this.addToMempool(env, true, verdicts),
       },
       opts.admission,

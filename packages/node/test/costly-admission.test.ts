@@ -371,6 +371,7 @@ describe('admission checks registration evidence on the verify workers', () => {
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
         evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
+        evidenceHead: () => String(head.next.time),
         admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
       },
       {},
@@ -398,6 +399,39 @@ describe('admission checks registration evidence on the verify workers', () => {
       expected.map((r) => (r instanceof ValidationError ? r.code : r)),
     );
     assert.equal(pool.size, 7);
+  });
+
+  test('on an unchanged head the checks are built once, at receipt, not again before admission', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const inThread = new InThreadVerifier();
+    let built = 0;
+    const queue = new AdmissionQueue(
+      {
+        threads: 1,
+        verify: inThread.verify.bind(inThread),
+        checkEvidence: async (c) => answerEvidence(c),
+        close: async () => {},
+      },
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+        evidenceChecks: (env) => {
+          built++;
+          return pool.registrationChecks(env, state, next);
+        },
+        evidenceHead: () => 'the same head',
+        admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const envs = Array.from({ length: 4 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`same head chip ${i}`), 1n, anchorHash)]),
+    );
+    const results = await queue.submit(envs);
+    assert.ok(results.every((r) => !(r instanceof ValidationError)));
+    assert.equal(built, 4);
+    assert.equal(pool.evidenceCheckedHere, 0);
   });
 
   test('a second block during the resend: what is still stale is checked here, with the inline answer', async () => {
