@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { MAX_MODEL_POWER, ONE_UNC, UncError } from '@unc/core';
+import { MAX_MODEL_POWER, ONE_UNC, parseCertificate, pemToDer, UncError } from '@unc/core';
 import { devKey } from '@unc/node';
 import type { OfferJson } from '@unc/sdk';
 import fc from 'fast-check';
@@ -126,6 +126,61 @@ describe('global options and the home config', () => {
     const atBound = await runUnc(args(MAX_MODEL_POWER.toString()));
     assert.equal(atBound.code, 1);
     assert.doesNotMatch(atBound.stderr, /--power/);
+  });
+
+  test('unc vendor revoke refuses a serial longer than 20 octets (the chain would refuse it BAD_SERIAL) before touching the CA', async () => {
+    const args = (serial: string) => [
+      'vendor',
+      'revoke',
+      '--ca',
+      join(home.dir, 'no-such-ca'),
+      '--serial',
+      serial,
+      '--from',
+      'gov',
+      '--node',
+      'http://127.0.0.1:9',
+      '--home',
+      home.dir,
+    ];
+    const long = await runUnc(args('1'.padEnd(42, '0')));
+    assert.equal(long.code, 1);
+    assert.match(long.stderr, /invalid serial/);
+    // 20 octets pass this check (and the run goes on, here to the missing CA).
+    const atBound = await runUnc(args('1'.padEnd(40, '0')));
+    assert.equal(atBound.code, 1);
+    assert.doesNotMatch(atBound.stderr, /invalid serial/);
+  });
+
+  test("attack: unc vendor revoke refuses the intermediate's own serial (its id on chain would match no certificate) before touching the CA's list", async () => {
+    const caDir = join(home.dir, 'revoke-own-ca');
+    const created = await runUnc(['vendor', 'ca', 'create', '--vendor-id', 'own-serial', '--out', caDir]);
+    assert.equal(created.code, 0, created.stderr);
+    const [der] = pemToDer(readFileSync(join(caDir, 'intermediate.cert.pem'), 'utf8'));
+    const own = parseCertificate(der!).serialHex;
+    const listBefore = existsSync(join(caDir, 'revocations.pem'))
+      ? readFileSync(join(caDir, 'revocations.pem'), 'utf8')
+      : null;
+    const r = await runUnc([
+      'vendor',
+      'revoke',
+      '--ca',
+      caDir,
+      '--serial',
+      `0x00${own.toUpperCase()}`,
+      '--from',
+      'gov',
+      '--node',
+      'http://127.0.0.1:9',
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /intermediate certificate itself/);
+    const listAfter = existsSync(join(caDir, 'revocations.pem'))
+      ? readFileSync(join(caDir, 'revocations.pem'), 'utf8')
+      : null;
+    assert.equal(listAfter, listBefore);
   });
 
   test('unc --help documents every UNC_ variable the code reads', async () => {

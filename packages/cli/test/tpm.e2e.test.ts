@@ -417,7 +417,10 @@ describe('POCI with real software TPMs', () => {
     // The chip record keeps the serials of the certificates that vouched for it, the AK's among them.
     const meta = JSON.parse((await run('cat', [dir(`chip${i}`, 'ak.json')])).stdout) as { serial: string };
     const list = await client.call<ChipJson[]>('unc_getChips', []);
-    const found = list.find((c) => c.certSerials.includes(normalizeSerialHex(meta.serial)));
+    // Revocation ids: <issuer>:<serial>.
+    const found = list.find((c) =>
+      c.certSerials.some((id) => id.endsWith(`:${normalizeSerialHex(meta.serial)}`)),
+    );
     if (!found) throw new Error(`no chip with AK serial ${meta.serial}`);
     return found;
   }

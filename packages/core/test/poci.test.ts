@@ -27,10 +27,13 @@ import {
   type HeartbeatAnswer,
   heartbeatChallenge,
   isOnline,
+  isSerialRevoked,
   MAX_MODEL_POWER,
+  parseCertificate,
   parseGenesis,
   putChip,
   registrationMessage,
+  revocationId,
   rsaAllowListChipId,
   StateOverlay,
   sha256,
@@ -597,6 +600,31 @@ describe('POCI: liveness', () => {
     assert.ok(honestAnswers > 0 && answered.size > 0, 'both chips were challenged');
   });
 
+  test("attack: a certificate is revoked by issuer and serial; a bare serial (any CA's) is refused BAD_SERIAL", () => {
+    const { chain } = registered();
+    const nonce = getGovernance(chain.state).nonce;
+    for (const serial of ['ab', '77', `${'00'.repeat(16)}`, `${'00'.repeat(16)}:`, `${'zz'.repeat(16)}:ab`]) {
+      expectReject(
+        chain,
+        chain.tx(miner, [govAction(chain, { type: 'revokeSerial', vendorId: 'dev', serial, revoked: true })]),
+        'BAD_SERIAL',
+      );
+    }
+    assert.equal(getGovernance(chain.state).nonce, nonce);
+    const ca = issueCa('Revoking CA');
+    const id = revocationId(parseCertificate(ca.der).subject.der, '00ab');
+    chain.block([
+      chain.tx(miner, [
+        govAction(chain, { type: 'revokeSerial', vendorId: 'dev', serial: id.toUpperCase(), revoked: true }),
+      ]),
+    ]);
+    // Stored in canonical form, under its issuer: the same serial of another CA is not revoked.
+    assert.ok(id.endsWith(':ab'));
+    assert.equal(isSerialRevoked(chain.state, 'dev', id), true);
+    const other = revocationId(parseCertificate(issueCa('Another CA').der).subject.der, 'ab');
+    assert.equal(isSerialRevoked(chain.state, 'dev', other), false);
+  });
+
   test('only the owner deregisters; a governance proposal needs a valid approval', () => {
     const { chain, chipId } = registered();
     expectReject(chain, chain.tx(other, [{ type: 'deregisterChip', chipId }]), 'NOT_OWNER');
@@ -607,7 +635,12 @@ describe('POCI: liveness', () => {
     };
     expectReject(chain, chain.tx(other, [bad]), 'GOV_NOT_AUTHORITY');
     // An approval for nonce 0 cannot be replayed once nonce 0 was used.
-    const first = govAction(chain, { type: 'revokeSerial', vendorId: 'dev', serial: 'ab', revoked: true });
+    const first = govAction(chain, {
+      type: 'revokeSerial',
+      vendorId: 'dev',
+      serial: `${'00'.repeat(16)}:ab`,
+      revoked: true,
+    });
     chain.block([chain.tx(other, [first])]);
     expectReject(chain, chain.tx(other, [first]), 'GOV_BAD_APPROVAL');
     chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);

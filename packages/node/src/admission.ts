@@ -7,6 +7,11 @@
  *    nothing beyond the refusal;
  * 2. the cheap refusals (duplicate, nonce used, stateless rules) on the main thread, then the
  *    signatures of what is left on the verify pool's worker threads, in batches;
+ *    Then the chip evidence of the signed registrations (certificate chains, TPM quotes: ms each)
+ *    on the same workers where the verifier has them (`checkEvidence`): one registration is never
+ *    split across slices, so checked here 64 of them held the event loop a quarter of a second.
+ *    A block that lands before they are admitted changes the block time every check reads: those
+ *    go back to the workers once per batch (`resendStale`), not to this thread;
  * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
  *    `sliceMs`, yielding to the event loop between slices: a proposal or vote that arrives while
  *    thousands of transactions wait is handled after the current slice, not after all of them.
@@ -19,8 +24,12 @@
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
 import {
+  type EvidenceCheck,
+  type EvidenceVerdict,
+  type EvidenceVerdicts,
   ed25519CheckKey,
   envelopeSignatureCheck,
+  evidenceCheckKey,
   keyId,
   StateRefusal,
   type TxEnvelope,
@@ -168,8 +177,22 @@ export interface AdmissionHost {
    * a pending one, so what the pending ones spend is not known until it is admitted).
    */
   cheapRefusal(env: TxEnvelope, countPending: boolean): ValidationError | null;
-  /** The stateful admission, with the signature already found valid; throws a ValidationError. */
-  admit(env: TxEnvelope): { replaced: boolean };
+  /**
+   * Optional: the evidence checks `admit` would make for `env` on the present head, as plain data
+   * to make on the verifier's workers (Mempool.registrationChecks).
+   */
+  evidenceChecks?(env: TxEnvelope): EvidenceCheck[];
+  /**
+   * Optional: names the head `evidenceChecks` reads (its state and the next block's context); while
+   * it is unchanged the workers' verdicts cannot be stale and are not looked for again before
+   * admission. Without it every transaction's checks are looked for.
+   */
+  evidenceHead?(): string;
+  /**
+   * The stateful admission, with the signature already found valid; throws a ValidationError.
+   * `verdicts`: evidence already checked (on a worker), used for the very same check only.
+   */
+  admit(env: TxEnvelope, verdicts?: EvidenceVerdicts): { replaced: boolean };
 }
 
 interface Job {
@@ -182,6 +205,14 @@ interface Job {
    * to the pool: they take that job's answer (`copyOf`) instead of a second check of the same bytes.
    */
   copies: Map<number, { job: Job; index: number }>;
+  /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
+  verdicts: Map<string, EvidenceVerdict> | null;
+  /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
+  checkedOn: string | undefined;
+  /** Whether the checks a new head changed were sent to the workers again (once per job). */
+  resent: boolean;
+  /** Those checks are on the workers now: the drain waits for them. */
+  resending: boolean;
   next: number;
   resolve: (r: AdmissionResult[]) => void;
 }
@@ -246,6 +277,10 @@ export class AdmissionQueue {
         results: new Array(envs.length),
         verified: null,
         copies: new Map(),
+        verdicts: null,
+        checkedOn: undefined,
+        resent: false,
+        resending: false,
         next: 0,
         resolve,
       };
@@ -322,8 +357,19 @@ export class AdmissionQueue {
               if (ok[k]) this.passed!.addKey(key);
             });
           release();
-          job.verified = verified;
-          this.scheduleDrain();
+          // Before the checks are built: a block landing after this cannot pass for no change.
+          job.checkedOn = this.host.evidenceHead?.();
+          this.checkEvidence(envs, verified).then(
+            (verdicts) => {
+              job.verdicts = verdicts;
+              job.verified = verified;
+              this.scheduleDrain();
+            },
+            (err) => {
+              forget();
+              reject(err instanceof VerifyPoolBusy ? new AdmissionBusy(this.opts.maxQueued) : err);
+            },
+          );
         },
         (err) => {
           forget();
@@ -342,6 +388,112 @@ export class AdmissionQueue {
     this.stopped = true;
   }
 
+  /**
+   * The evidence of the signed transactions (signatures first: a forged transaction gets no
+   * evidence check), on the verifier's workers, by check key. Null where there are none or the
+   * verifier has no workers for it (admit checks on this thread, as before); a worker that died or
+   * a pool that closed meanwhile leaves them to this thread too. Rejects with the pool's
+   * VerifyPoolBusy when its admission lane is full.
+   */
+  private async checkEvidence(
+    envs: readonly TxEnvelope[],
+    verified: readonly boolean[],
+  ): Promise<Map<string, EvidenceVerdict> | null> {
+    const { pool, host } = this;
+    if (!pool.checkEvidence || !host.evidenceChecks) return null;
+    // Each distinct check once: copies of one registration in a call (a batch may carry the same
+    // transaction many times; all pass the cheap screen before the first is admitted) would each
+    // take a worker's milliseconds, where checked here the copies after the first cost a lookup.
+    const checks: EvidenceCheck[] = [];
+    const keys: string[] = [];
+    const seen = new Set<string>();
+    envs.forEach((env, i) => {
+      if (!verified[i]) return;
+      for (const check of host.evidenceChecks!(env)) {
+        const key = evidenceCheckKey(check);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        checks.push(check);
+        keys.push(key);
+      }
+    });
+    if (checks.length === 0) return null;
+    return this.sendEvidence(checks, keys);
+  }
+
+  /** `checks` (keyed `keys`) on the workers; null where the pool closed meanwhile. */
+  private async sendEvidence(
+    checks: EvidenceCheck[],
+    keys: string[],
+  ): Promise<Map<string, EvidenceVerdict> | null> {
+    let verdicts: (EvidenceVerdict | null)[];
+    try {
+      verdicts = await this.pool.checkEvidence!(checks);
+    } catch (err) {
+      if (err instanceof VerifyPoolClosed) return null;
+      throw err;
+    }
+    const out = new Map<string, EvidenceVerdict>();
+    keys.forEach((key, k) => {
+      const v = verdicts[k];
+      if (v) out.set(key, v);
+    });
+    return out;
+  }
+
+  /**
+   * Before `job`'s transaction `from` is admitted: whether its evidence checks, as the head now
+   * makes them, lack a verdict (a block came after the workers checked them: the block time is an
+   * input of every check, so every verdict of the job misses). Then, once per job, the checks of
+   * its transactions still to decide that lack one go back to the workers and the drain waits for
+   * them (returns true); checked here they would hold the event loop for milliseconds each, which
+   * under load (a block every interval, a queue behind it) would be most of them. A second miss
+   * (another block meanwhile) is checked here, as is a check a dead worker or a full or closed pool
+   * left unanswered: the answer is the same either way, only where it is computed differs.
+   */
+  private resendStale(job: Job, from: number): boolean {
+    const { pool, host } = this;
+    if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
+    if (job.checkedOn !== undefined && host.evidenceHead?.() === job.checkedOn) return false;
+    const known = job.verdicts;
+    const misses = (env: TxEnvelope) => {
+      try {
+        return host.evidenceChecks!(env).filter((c) => !known?.has(evidenceCheckKey(c)));
+      } catch {
+        // A bug in the host, not a refusal: admitOne meets it again and answers INTERNAL; it must
+        // not escape the drain loop and stop admission.
+        return [];
+      }
+    };
+    if (!job.verified![from] || misses(job.envs[from]!).length === 0) return false;
+    job.resent = true;
+    const checks: EvidenceCheck[] = [];
+    const keys: string[] = [];
+    const seen = new Set<string>();
+    for (let i = from; i < job.envs.length; i++) {
+      if (!job.verified![i] || job.results[i] !== undefined) continue;
+      for (const check of misses(job.envs[i]!)) {
+        const key = evidenceCheckKey(check);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        checks.push(check);
+        keys.push(key);
+      }
+    }
+    job.resending = true;
+    const merge = (fresh: Map<string, EvidenceVerdict> | null) => {
+      if (fresh) {
+        job.verdicts ??= new Map();
+        for (const [k, v] of fresh) job.verdicts.set(k, v);
+      }
+      job.resending = false;
+      this.scheduleDrain();
+    };
+    // Part of this job is decided already: a full lane cannot refuse the rest, they are checked here.
+    this.sendEvidence(checks, keys).then(merge, () => merge(null));
+    return true;
+  }
+
   private scheduleDrain(): void {
     if (this.draining) return;
     this.draining = true;
@@ -355,11 +507,15 @@ export class AdmissionQueue {
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;
       // Its signatures are not answered yet: the drain resumes when they are (submit).
-      if (job.verified === null) return;
+      if (job.verified === null || job.resending) return;
       while (job.next < job.envs.length) {
-        const i = job.next++;
-        if (job.results[i] === undefined)
-          job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i));
+        const i = job.next;
+        if (job.results[i] === undefined) {
+          // The evidence checks a block made stale go back to the workers: resumed when answered.
+          if (this.resendStale(job, i)) return;
+          job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
+        }
+        job.next++;
         if (this.slices.now() - start >= this.opts.sliceMs) {
           this.scheduleDrain();
           return;
@@ -383,11 +539,17 @@ export class AdmissionQueue {
     return copy.job.verified?.[copy.index] ?? null;
   }
 
-  private admitOne(env: TxEnvelope, verified: boolean | null): AdmissionResult {
+  private admitOne(
+    env: TxEnvelope,
+    verified: boolean | null,
+    verdicts: Map<string, EvidenceVerdict> | null,
+  ): AdmissionResult {
     if (verified === null) return new SignatureCheckBusy();
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     try {
-      return this.host.admit(env);
+      return verdicts
+        ? this.host.admit(env, (check) => verdicts.get(evidenceCheckKey(check)))
+        : this.host.admit(env);
     } catch (err) {
       if (err instanceof ValidationError) return err;
       // A bug, not the transaction's fault; it must not escape the drain loop and stop admission.

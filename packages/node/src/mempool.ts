@@ -31,6 +31,8 @@ import {
   checkTransactionStateless,
   chipClass,
   costlyActionCount,
+  type EvidenceCheck,
+  type EvidenceVerdicts,
   evidenceOffender,
   formatUnc,
   getAccount,
@@ -42,6 +44,7 @@ import {
   maxSpend,
   minimumFee,
   type PociParams,
+  registrationEvidenceChecks,
   type StateReader,
   StateRefusal,
   type TxEnvelope,
@@ -190,6 +193,11 @@ export class Mempool {
   private readonly evidenceRefusals: BoundedCache<EvidenceRefusal>;
   /** Costly evidence checks run (tests and diagnostics). */
   evidenceChecks = 0;
+  /**
+   * Registrations whose evidence was verified on this (the calling) thread, not found among the
+   * verdicts admission brought from the verify workers: each holds the event loop for milliseconds.
+   */
+  evidenceCheckedHere = 0;
 
   constructor(opts: Partial<MempoolOptions> = {}) {
     this.opts = { ...DEFAULT_MEMPOOL_OPTIONS, ...opts };
@@ -349,6 +357,8 @@ export class Mempool {
     next: BlockContext,
     /** The signature of these very bytes was found valid already (on a verify-pool worker). */
     signatureChecked = false,
+    /** Registration evidence already checked (on a verify-pool worker), for the very same checks. */
+    verdicts?: EvidenceVerdicts,
   ): { replaced: boolean } {
     const id = keyId(env.hash);
     if (this.byHash.has(id)) throw new ValidationError('DUPLICATE', 'transaction is already in the mempool');
@@ -454,7 +464,7 @@ export class Mempool {
     else {
       // One pending registration per chip: only the first of several (from any accounts) could
       // execute, each other one failing after its evidence check, for nothing.
-      for (const chipId of this.checkCostly(env, state, next)) {
+      for (const chipId of this.checkCostly(env, state, next, verdicts)) {
         const c = `registration of chip ${toHex(chipId)}`;
         const holder = this.claims.get(c);
         if (holder !== undefined && holder !== existing?.id) {
@@ -534,13 +544,29 @@ export class Mempool {
    * this far. A refusal is remembered: for good when the bytes prove it, else for this head.
    * Returns the ids of the chips it registers.
    */
-  private checkCostly(env: TxEnvelope, state: StateReader, next: BlockContext): Uint8Array[] {
+  private checkCostly(
+    env: TxEnvelope,
+    state: StateReader,
+    next: BlockContext,
+    verdicts?: EvidenceVerdicts,
+  ): Uint8Array[] {
     const cached = this.rememberedEvidenceRefusal(env, next);
     if (cached) throw cached;
     if (costlyActionCount(env.stx.tx) === 0) return [];
     this.evidenceChecks++;
+    // Asked only just before a registration's evidence would be verified: a miss is one check here.
+    const evidenceVerdicts: EvidenceVerdicts = (check) => {
+      const known = verdicts?.(check);
+      if (!known) this.evidenceCheckedHere++;
+      return known;
+    };
     try {
-      return checkCostlyActions(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
+      return checkCostlyActions(
+        this.nextBlock(state, next).overlay,
+        { ...next, evidenceVerdicts },
+        env.sender,
+        env.stx.tx,
+      );
     } catch (err) {
       // Anything else is a bug here (core turns every verifier failure into a ValidationError):
       // neither remembered nor blamed on the transaction.
@@ -549,6 +575,16 @@ export class Mempool {
       this.evidenceRefusals.set(keyId(env.hash), { code: err.code, message: err.message, head });
       throw err;
     }
+  }
+
+  /**
+   * The evidence checks `add` would make for `env`'s registrations on the next block's opening
+   * state, as plain data for the verify workers (admission.ts); none for a transaction whose
+   * refusal is remembered (a copy costs a lookup, not a check) or that registers nothing.
+   */
+  registrationChecks(env: TxEnvelope, state: StateReader, next: BlockContext): EvidenceCheck[] {
+    if (this.rememberedEvidenceRefusal(env, next)) return [];
+    return registrationEvidenceChecks(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
   }
 
   /**

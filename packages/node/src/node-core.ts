@@ -5,7 +5,7 @@
  * core with LevelDB, libp2p, the RPC server and metrics; the simulator (sim/) runs many cores on
  * a virtual clock over a simulated network. Both run this same code.
  */
-import type { BlockContext, TimeoutParams, TxEnvelope } from '@unc/core';
+import type { BlockContext, EvidenceVerdicts, TimeoutParams, TxEnvelope } from '@unc/core';
 import { toHex, ValidationError, VerifiedSignatures } from '@unc/core';
 import {
   type AdmissionOptions,
@@ -101,7 +101,11 @@ export class NodeCore {
             this.nextContext(),
             countPending,
           ),
-        admit: (env) => this.addToMempool(env, true),
+        evidenceChecks: (env) =>
+          this.mempool.registrationChecks(env, this.chain.tipState, this.nextContext()),
+        // The tip's hash names its state and the next block's context (its time among them).
+        evidenceHead: () => toHex(this.chain.tip.hash),
+        admit: (env, verdicts) => this.addToMempool(env, true, verdicts),
       },
       opts.admission,
       opts.slices ?? clockSlices(opts.clock ?? systemClock),
@@ -198,13 +202,18 @@ export class NodeCore {
     };
   }
 
-  private addToMempool(env: TxEnvelope, signatureChecked: boolean): { replaced: boolean } {
+  private addToMempool(
+    env: TxEnvelope,
+    signatureChecked: boolean,
+    verdicts?: EvidenceVerdicts,
+  ): { replaced: boolean } {
     const result = this.mempool.add(
       env,
       this.chain.tipState,
       this.chain.params,
       this.nextContext(),
       signatureChecked,
+      verdicts,
     );
     this.opts.onMempoolChanged?.();
     return result;

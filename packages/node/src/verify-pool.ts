@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { ed25519Verify } from '@unc/core';
+import { type EvidenceCheck, type EvidenceVerdict, ed25519Verify, runEvidenceCheck } from '@unc/core';
 
 export interface SignatureCheck {
   publicKey: Uint8Array;
@@ -61,6 +61,13 @@ export interface SignatureVerifier {
     limit?: number,
     of?: readonly Promise<boolean[]>[],
   ): { checked: number; failed: boolean };
+  /**
+   * Optional: chip evidence checks (core's `runEvidenceCheck`: certificate chains, TPM quotes,
+   * milliseconds each) off the calling thread, in the admission lane; each answer is exactly what
+   * the calling thread would get, or null where it must check that one itself. Absent: admission
+   * checks evidence on the calling thread, in its slices (the simulator, for determinism).
+   */
+  checkEvidence?(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]>;
   close(): Promise<void>;
 }
 
@@ -431,11 +438,78 @@ interface Slot {
   worker: Worker;
   /** Batches handed to the worker, oldest first; it answers its consensus batches first (by id). */
   inFlight: { id: number; chunk: Chunk }[];
+  /** Evidence calls handed to the worker, by id, not yet answered (`checkEvidence`). */
+  evidence: Map<number, EvidenceCall>;
   /** This worker's own queue of consensus checks: those under the keys sharded to it. */
   waiting: Chunk[];
 }
 
 const WORKER_URL = new URL('./verify-worker.js', import.meta.url);
+
+/** Evidence checks per message to a worker (`checkEvidence`). */
+const EVIDENCE_CHECKS_PER_MESSAGE = 4;
+
+interface EvidenceCall {
+  count: number;
+  resolve: (verdicts: (EvidenceVerdict | null)[]) => void;
+  reject: (err: Error) => void;
+}
+
+/** A worker's answer to an evidence call (a batch of signatures is answered by its id alone). */
+export interface EvidenceAnswer {
+  id: number;
+  /** In the call's order; null where the worker's check threw (a bug): the caller checks it. */
+  verdicts: (EvidenceVerdict | null)[];
+}
+
+/** Evidence checks as they go to a worker: after every consensus batch it holds (WorkerBacklog). */
+export interface EvidenceBatch {
+  id: number;
+  consensus: false;
+  evidence: readonly EvidenceCheck[];
+}
+
+/** Bytes of an evidence check as it is copied to a worker: its byte fields, with a little for the rest. */
+export function evidenceCheckBytes(check: EvidenceCheck): number {
+  let n = 256 + check.message.length;
+  const add = (v: unknown) => {
+    if (v instanceof Uint8Array) n += v.length;
+    else if (Array.isArray(v)) for (const x of v) add(x);
+  };
+  for (const v of Object.values(check.evidence)) add(v);
+  for (const vendor of check.trust.vendors) {
+    add(vendor.roots);
+    n += 64 * (vendor.revokedSerials.length + vendor.revokedChipIds.length);
+  }
+  return n;
+}
+
+/**
+ * `v` (plain data: arrays, plain objects, bytes, scalars) with every byte array in a buffer of its
+ * own: structured clone copies a view together with its whole underlying buffer.
+ */
+export function ownBuffers<T>(v: T): T {
+  if (v instanceof Uint8Array)
+    return (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : new Uint8Array(v)) as T;
+  if (Array.isArray(v)) return v.map(ownBuffers) as T;
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = ownBuffers(x);
+    return out as T;
+  }
+  return v;
+}
+
+/** Checks an evidence batch on this thread (a worker's, or the calling thread without workers). */
+export function answerEvidence(checks: readonly EvidenceCheck[]): (EvidenceVerdict | null)[] {
+  return checks.map((c) => {
+    try {
+      return runEvidenceCheck(c);
+    } catch {
+      return null;
+    }
+  });
+}
 
 /**
  * Which worker checks signatures under `publicKey`: always the same one for a key, so that the
@@ -548,6 +622,72 @@ export class VerifyPool implements SignatureVerifier {
         'verify pool: worker threads share each batch through a SharedArrayBuffer, which this process does not have (started with --no-harmony-sharedarraybuffer?); start node without that flag, or use threads: 0',
       );
     for (let i = 0; i < this.opts.threads; i++) this.slots.push(this.spawn(null));
+  }
+
+  /**
+   * Chip evidence checks on a worker, as one message (structured clone: a registration's evidence
+   * and the vendor trust it needs are a few KiB of plain data). Counted in the admission lane, as
+   * that many checks: a call past the lane's bound is refused with VerifyPoolBusy, having done
+   * nothing. The worker takes it after every consensus batch it holds, so a block's signatures
+   * never wait behind certificate chains; it goes to the worker holding the fewest calls.
+   * Rejects with VerifyPoolClosed when the pool closes or the worker dies first (nothing known:
+   * the caller checks on its own thread).
+   */
+  checkEvidence(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]> {
+    if (this.closed) return Promise.reject(new VerifyPoolClosed());
+    if (checks.length === 0) return Promise.resolve([]);
+    if (this.slots.length === 0) return Promise.resolve(answerEvidence(checks));
+    const limit = this.opts.maxQueued.admission;
+    if (this.held.admission + checks.length > limit)
+      return Promise.reject(new VerifyPoolBusy('admission', limit));
+    // Copied into the worker's message queue (structured clone): counted against the lane's bytes.
+    // A view (bytes decoded from a gossip frame, a Buffer's slice) would be copied with its whole
+    // buffer, the frame: each goes in a buffer of its own, so what is copied is what is counted.
+    const own = checks.map(ownBuffers);
+    let bytes = 0;
+    for (const c of own) bytes += evidenceCheckBytes(c);
+    const byteLimit = this.opts.maxQueuedBytes.admission;
+    if (this.heldBytes.admission + bytes > byteLimit)
+      return Promise.reject(new VerifyPoolBusy('admission', byteLimit, 'bytes'));
+    this.held.admission += checks.length;
+    this.heldBytes.admission += bytes;
+    let settled = false;
+    const release = () => {
+      if (settled) return;
+      settled = true;
+      this.held.admission -= checks.length;
+      this.heldBytes.admission -= bytes;
+    };
+    // In messages of a few checks: a worker reads what was sent to it between messages and takes
+    // consensus batches first, so a block's signatures wait behind at most one such message
+    // (~4 TPM chains, ~16 ms), not behind a whole batch of registrations.
+    const parts: Promise<(EvidenceVerdict | null)[]>[] = [];
+    for (let start = 0; start < own.length; start += EVIDENCE_CHECKS_PER_MESSAGE)
+      parts.push(this.sendEvidence(own.slice(start, start + EVIDENCE_CHECKS_PER_MESSAGE)));
+    return Promise.all(parts).then(
+      (answers) => {
+        release();
+        return answers.flat();
+      },
+      (err) => {
+        release();
+        throw err;
+      },
+    );
+  }
+
+  /** One evidence message to the worker holding the fewest batches and calls. */
+  private sendEvidence(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]> {
+    let slot = this.slots[0]!;
+    for (const s of this.slots)
+      if (s.inFlight.length + s.evidence.size < slot.inFlight.length + slot.evidence.size) slot = s;
+    const id = this.nextBatchId++;
+    return new Promise((resolve, reject) => {
+      slot.evidence.set(id, { count: checks.length, resolve, reject });
+      slot.worker.ref();
+      const message: EvidenceBatch = { id, consensus: false, evidence: checks };
+      slot.worker.postMessage(message);
+    });
   }
 
   get threads(): number {
@@ -796,6 +936,8 @@ export class VerifyPool implements SignatureVerifier {
     this.closed = true;
     const slots = this.slots.splice(0);
     for (const s of slots) {
+      for (const call of s.evidence.values()) call.reject(new VerifyPoolClosed());
+      s.evidence.clear();
       for (const { chunk } of s.inFlight.splice(0)) chunk.fail();
       for (const queued of s.waiting.splice(0)) queued.fail();
     }
@@ -813,18 +955,27 @@ export class VerifyPool implements SignatureVerifier {
         workerData: { nice: this.opts.workerNice } satisfies VerifyWorkerData,
       }),
       inFlight: [],
+      evidence: new Map(),
       waiting: queue ?? [],
     };
     // The worker answers with a batch's id once it has no check of it left to take: the answers
     // are in the batch's shared buffer, written by the worker and (assist) by this thread. Not
     // always the oldest batch: the worker serves the consensus batches it holds first.
-    slot.worker.on('message', (id: number) => {
-      const at = slot.inFlight.findIndex((b) => b.id === id);
+    slot.worker.on('message', (message: number | EvidenceAnswer) => {
+      if (typeof message !== 'number') {
+        const call = slot.evidence.get(message.id);
+        if (!call) return;
+        slot.evidence.delete(message.id);
+        call.resolve(message.verdicts);
+        if (slot.inFlight.length === 0 && slot.evidence.size === 0) slot.worker.unref();
+        return;
+      }
+      const at = slot.inFlight.findIndex((b) => b.id === message);
       if (at < 0) return;
       const [answered] = slot.inFlight.splice(at, 1);
       answered!.chunk.done(answered!.chunk.batch.ok);
       this.dispatch();
-      if (slot.inFlight.length === 0) slot.worker.unref();
+      if (slot.inFlight.length === 0 && slot.evidence.size === 0) slot.worker.unref();
     });
     // A worker that dies takes no answer with it: a new one starts in its place, with its queue
     // (the same keys keep going to the same place). What it answered stands (in each batch's
@@ -839,6 +990,10 @@ export class VerifyPool implements SignatureVerifier {
       if (i < 0 || this.closed) return;
       const lost = slot.inFlight.splice(0);
       this.slots[i] = this.spawn(slot.waiting);
+      // Its evidence calls are not sent again: evidence that kills a worker would kill the next.
+      // Their callers check them on their own thread, as without workers.
+      for (const call of slot.evidence.values()) call.reject(new VerifyPoolClosed());
+      slot.evidence.clear();
       const again: Chunk[] = [];
       for (const { chunk } of lost) {
         const { batch } = chunk;
@@ -948,20 +1103,21 @@ export interface WorkerBatch extends PackedBatch {
  * it picks (verify-worker.ts), so a block's checks sent after a backlog of admission batches wait
  * only for the batch in progress.
  */
-export class WorkerBacklog {
+export class WorkerBacklog<B extends { consensus: boolean } = WorkerBatch | EvidenceBatch> {
   // Plain queues taken with shift: they hold at most `depth` and `admissionDepth` batches (a few
   // dozen), and a batch leaves its queue when it is taken. (A read index that reset only once a
   // queue was read to its end kept every checked batch, bytes and all, for as long as the worker
   // never ran dry: under a steady flood that is forever.)
-  private readonly consensus: WorkerBatch[] = [];
-  private readonly admission: WorkerBatch[] = [];
+  private readonly consensus: B[] = [];
+  private readonly admission: B[] = [];
 
-  push(batch: WorkerBatch): void {
-    (batch.consensus ? this.consensus : this.admission).push(batch);
+  push(batch: B): void {
+    if (batch.consensus) this.consensus.push(batch);
+    else this.admission.push(batch);
   }
 
   /** The next batch to check, or undefined when nothing is held. */
-  next(): WorkerBatch | undefined {
+  next(): B | undefined {
     return this.consensus.shift() ?? this.admission.shift();
   }
 

@@ -8,11 +8,20 @@
  * key's checks to the same worker, so core's bounded cache of imported keys (one per thread) hits
  * for every answer of a chip after its first. The pool may hand a worker many admission batches
  * at once (so it never idles while the main thread is busy); it checks the consensus batches it
- * holds first (WorkerBacklog).
+ * holds first (WorkerBacklog). It also checks chip evidence for admission (core's
+ * `runEvidenceCheck`, sent as plain data, answered with the verdicts), in the admission lane.
  */
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type VerifyWorkerData, verifyClaimed, WorkerBacklog, type WorkerBatch } from './verify-pool.js';
+import {
+  answerEvidence,
+  type EvidenceAnswer,
+  type EvidenceBatch,
+  type VerifyWorkerData,
+  verifyClaimed,
+  WorkerBacklog,
+  type WorkerBatch,
+} from './verify-pool.js';
 
 // Below the main thread, which runs consensus (VerifyPoolOptions.workerNice). setpriority with
 // pid 0 acts on the calling thread on Linux only; elsewhere it would lower the whole process.
@@ -29,7 +38,7 @@ if (process.platform === 'linux' && nice > 0) {
 }
 
 const port = parentPort!;
-const backlog = new WorkerBacklog();
+const backlog = new WorkerBacklog<WorkerBatch | EvidenceBatch>();
 
 /**
  * Checks everything held, one batch at a time; before each, every message already sent is read
@@ -38,15 +47,21 @@ const backlog = new WorkerBacklog();
 function work(): void {
   for (;;) {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port))
-      backlog.push(m.message as WorkerBatch);
+      backlog.push(m.message as WorkerBatch | EvidenceBatch);
     const batch = backlog.next();
     if (!batch) return;
+    if ('evidence' in batch) {
+      // Chip evidence (admission's registrations): core's own check, its verdicts sent back whole.
+      const answer: EvidenceAnswer = { id: batch.id, verdicts: answerEvidence(batch.evidence) };
+      port.postMessage(answer);
+      continue;
+    }
     verifyClaimed(batch);
     port.postMessage(batch.id);
   }
 }
 
-port.on('message', (batch: WorkerBatch) => {
+port.on('message', (batch: WorkerBatch | EvidenceBatch) => {
   backlog.push(batch);
   work();
 });

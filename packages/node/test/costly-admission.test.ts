@@ -14,10 +14,12 @@ import {
   BlockExecutor,
   DEV_SOFT_VENDOR,
   devSoftChipId,
+  type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
   encode,
   envelopeFromSigned,
+  evidenceCheckKey,
   genesisStateWrites,
   getRecentHash,
   MemoryState,
@@ -33,7 +35,7 @@ import {
   utf8,
   ValidationError,
 } from '@unc/core';
-import { deferWhileBehind, SyncingRefusal } from '../src/admission.js';
+import { AdmissionQueue, deferWhileBehind, eventLoopSlices, SyncingRefusal } from '../src/admission.js';
 import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
 import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
@@ -43,6 +45,7 @@ import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { RPC_COSTS } from '../src/rpc-costs.js';
 import { ChainDb } from '../src/storage/db.js';
+import { answerEvidence, InThreadVerifier, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
 
 const TPM_VENDOR = 'test-tpm';
@@ -252,6 +255,242 @@ describe('admission of costly evidence', () => {
     const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
     assert.equal(await gossip(tx(owner, 0n, [madeUpTpmRegistration(1, 1n)])), 'reject');
     assert.equal(await gossip(env), 'ignore');
+  });
+});
+
+describe('admission checks registration evidence on the verify workers', () => {
+  /** A verifier whose evidence checks are counted (made on this thread, as a worker makes them). */
+  function countingVerifier(): SignatureVerifier & { evidenceChecked: number } {
+    const inThread = new InThreadVerifier();
+    const v = {
+      threads: 1,
+      evidenceChecked: 0,
+      verify: inThread.verify.bind(inThread),
+      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
+        v.evidenceChecked += checks.length;
+        return answerEvidence(checks);
+      },
+      close: async () => {},
+    };
+    return v;
+  }
+
+  function queueFor(pool: Mempool, verifier: SignatureVerifier, state: MemoryState, next: BlockContext) {
+    return {
+      queue: new AdmissionQueue(
+        verifier,
+        {
+          cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+          evidenceChecks: (env) => pool.registrationChecks(env, state, next),
+          admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
+        },
+        {},
+        eventLoopSlices,
+      ),
+    };
+  }
+
+  test('attack: 64 registrations in a batch cost the event loop no evidence check, and are decided as inline', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const verifier = countingVerifier();
+    const { queue } = queueFor(pool, verifier, state, next);
+    const envs = Array.from({ length: 64 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`worker chip ${i}`), 1n, anchorHash, i === 63)]),
+    );
+    const results = await queue.submit(envs);
+    // Every registration was checked on the "workers", none on this thread.
+    assert.equal(verifier.evidenceChecked, 64);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    // The same answers as inline: 63 admitted, the forged one refused as provably bad.
+    assert.equal(pool.size, 63);
+    const last = results[63];
+    assert.ok(last instanceof ValidationError && last.code === 'ATTEST_BAD_SIGNATURE');
+    const inline = new Mempool();
+    assert.equal(
+      codeOf(() => inline.add(envs[63]!, state, params, next)),
+      'ATTEST_BAD_SIGNATURE',
+    );
+    assert.equal(inline.evidenceCheckedHere, 1);
+  });
+
+  test('attack: copies of one registration in a batch cost one worker check, not one each', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const verifier = countingVerifier();
+    const { queue } = queueFor(pool, verifier, state, next);
+    const env = tx(owner, 0n, [devRegistration(namedKey('copied chip'), 1n, anchorHash)]);
+    const results = await queue.submit(Array.from({ length: 20 }, () => env));
+    // All twenty passed the cheap screen and their signatures (none was admitted yet); the
+    // evidence is the same check, made once.
+    assert.equal(verifier.evidenceChecked, 1);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    assert.equal(pool.size, 1);
+    assert.ok(!(results[0] instanceof ValidationError));
+    assert.ok(results.slice(1).every((r) => r instanceof ValidationError && r.code === 'DUPLICATE'));
+  });
+
+  test('a verdict is used only for the very check it was made for: on another head the evidence is checked here', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const env = tx(owner, 0n, [devRegistration(namedKey('moved chip'), 1n, anchorHash)]);
+    const [check] = pool.registrationChecks(env, state, next);
+    assert.ok(check);
+    const [verdict] = answerEvidence([check]);
+    const stale = { ...check, atMs: check.atMs - 1n };
+    // A verdict for other inputs (another head's time) is not taken for this one.
+    pool.add(env, state, params, next, true, (c) =>
+      evidenceCheckKey(c) === evidenceCheckKey(stale) ? verdict! : undefined,
+    );
+    assert.equal(pool.evidenceCheckedHere, 1);
+    assert.equal(pool.size, 1);
+  });
+
+  test('attack: a block between the worker check and admission sends the stale checks back to the workers, not to this thread', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    // The head the host reads; a block (the next time) lands once the workers answered the first
+    // call, before the drain admits anything: every verdict's key carries the old block time.
+    const head = { next };
+    const moved: BlockContext = { ...next, time: next.time + 1n };
+    const inThread = new InThreadVerifier();
+    const calls: number[] = [];
+    const verifier: SignatureVerifier = {
+      threads: 1,
+      verify: inThread.verify.bind(inThread),
+      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
+        calls.push(checks.length);
+        const answers = answerEvidence(checks);
+        head.next = moved;
+        return answers;
+      },
+      close: async () => {},
+    };
+    const queue = new AdmissionQueue(
+      verifier,
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
+        evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
+        evidenceHead: () => String(head.next.time),
+        admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const envs = Array.from({ length: 8 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`stale chip ${i}`), 1n, anchorHash, i === 5)]),
+    );
+    const results = await queue.submit(envs);
+    // Checked on the "workers" twice (before the block, then with its time), never on this thread.
+    assert.deepEqual(calls, [8, 8]);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    // The answers inline admission gives on the moved head.
+    const inline = new Mempool();
+    const expected = envs.map((env) => {
+      try {
+        return inline.add(env, state, params, moved);
+      } catch (err) {
+        return err;
+      }
+    });
+    assert.equal(inline.evidenceCheckedHere, 8);
+    assert.deepEqual(
+      results.map((r) => (r instanceof ValidationError ? r.code : r)),
+      expected.map((r) => (r instanceof ValidationError ? r.code : r)),
+    );
+    assert.equal(pool.size, 7);
+  });
+
+  test('on an unchanged head the checks are built once, at receipt, not again before admission', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const inThread = new InThreadVerifier();
+    let built = 0;
+    const queue = new AdmissionQueue(
+      {
+        threads: 1,
+        verify: inThread.verify.bind(inThread),
+        checkEvidence: async (c) => answerEvidence(c),
+        close: async () => {},
+      },
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+        evidenceChecks: (env) => {
+          built++;
+          return pool.registrationChecks(env, state, next);
+        },
+        evidenceHead: () => 'the same head',
+        admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const envs = Array.from({ length: 4 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`same head chip ${i}`), 1n, anchorHash)]),
+    );
+    const results = await queue.submit(envs);
+    assert.ok(results.every((r) => !(r instanceof ValidationError)));
+    assert.equal(built, 4);
+    assert.equal(pool.evidenceCheckedHere, 0);
+  });
+
+  test('a second block during the resend: what is still stale is checked here, with the inline answer', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const head = { next };
+    const inThread = new InThreadVerifier();
+    let calls = 0;
+    const verifier: SignatureVerifier = {
+      threads: 1,
+      verify: inThread.verify.bind(inThread),
+      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
+        calls++;
+        const answers = answerEvidence(checks);
+        // A block after every worker answer: the job's verdicts are always stale.
+        head.next = { ...head.next, time: head.next.time + 1n };
+        return answers;
+      },
+      close: async () => {},
+    };
+    const queue = new AdmissionQueue(
+      verifier,
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
+        evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
+        admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const envs = Array.from({ length: 3 }, (_, i) =>
+      tx(owner, BigInt(i), [devRegistration(namedKey(`twice stale chip ${i}`), 1n, anchorHash, i === 1)]),
+    );
+    const results = await queue.submit(envs);
+    // Sent back once per call, not for every block: the rest is checked here.
+    assert.equal(calls, 2);
+    assert.equal(pool.evidenceCheckedHere, 3);
+    assert.deepEqual(
+      results.map((r) => (r instanceof ValidationError ? r.code : 'admitted')),
+      ['admitted', 'ATTEST_BAD_SIGNATURE', 'admitted'],
+    );
+  });
+
+  test('with a real worker pool: genuine registrations admitted, none checked on this thread', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const workers = new VerifyPool({ threads: 1 });
+    try {
+      const { queue } = queueFor(pool, workers, state, next);
+      const envs = Array.from({ length: 4 }, (_, i) =>
+        tx(owner, BigInt(i), [devRegistration(namedKey(`pool chip ${i}`), 1n, anchorHash)]),
+      );
+      const results = await queue.submit(envs);
+      assert.ok(results.every((r) => !(r instanceof ValidationError)));
+      assert.equal(pool.size, 4);
+      assert.equal(pool.evidenceCheckedHere, 0);
+    } finally {
+      await workers.close();
+    }
   });
 });
 

@@ -804,7 +804,7 @@ describe('VerifyPool', () => {
   test('property: a worker backlog yields every batch once, consensus before admission, each lane in order', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.boolean(), fc.constant(null)), { maxLength: 60 }), (ops) => {
-        const backlog = new WorkerBacklog();
+        const backlog = new WorkerBacklog<WorkerBatch>();
         const pushed: WorkerBatch[] = [];
         const got: WorkerBatch[] = [];
         let id = 0;

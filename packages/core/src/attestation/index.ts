@@ -6,7 +6,7 @@
 import { toHex } from '../bytes.js';
 import { bytes, bytesN, type Codec, list, string, struct, taggedUnion } from '../encoding/codec.js';
 import { verifyDevSoft } from './dev-soft.js';
-import { AttestationError, malformed } from './errors.js';
+import { AttestationError, type AttestationErrorCode, malformed } from './errors.js';
 import { verifyNvidiaSpdm } from './nvidia-spdm.js';
 import { verifyRsaAllowList } from './rsa-allowlist.js';
 import { verifyTpm2 } from './tpm2.js';
@@ -249,4 +249,58 @@ export function verifyEvidence(
     if (err instanceof AttestationError) throw err;
     throw malformed(`evidence could not be verified: ${(err as Error).message}`);
   }
+}
+
+/**
+ * One evidence check as plain data (structured-cloneable: bytes, strings, bigints), everything
+ * `verifyEvidence` reads: so it can run on another thread and give exactly the answer it gives here.
+ */
+export interface EvidenceCheck {
+  readonly evidence: Evidence;
+  readonly trust: TrustContext;
+  readonly atMs: bigint;
+  readonly message: Uint8Array;
+}
+
+/** `verifyEvidence`'s answer as plain data: its statement, or its AttestationError's code and message. */
+export type EvidenceVerdict =
+  | { readonly ok: true; readonly statement: AttestedStatement }
+  | { readonly ok: false; readonly code: AttestationErrorCode; readonly message: string };
+
+/** Runs `verifyEvidence` on `check`; never throws (its AttestationError becomes a failed verdict). */
+export function runEvidenceCheck(check: EvidenceCheck): EvidenceVerdict {
+  try {
+    return { ok: true, statement: verifyEvidence(check.evidence, check.trust, check.atMs, check.message) };
+  } catch (err) {
+    if (err instanceof AttestationError) return { ok: false, code: err.code, message: err.message };
+    // verifyEvidence throws nothing else; a bug here is said as one, never as a verdict.
+    throw err;
+  }
+}
+
+/** The statement of a verdict, or its error thrown again, as `verifyEvidence` would. */
+export function verdictStatement(verdict: EvidenceVerdict): AttestedStatement {
+  if (verdict.ok) return verdict.statement;
+  throw new AttestationError(verdict.code, verdict.message);
+}
+
+function hexOrSelf(v: unknown): unknown {
+  if (v instanceof Uint8Array) return `0x${toHex(v)}`;
+  if (typeof v === 'bigint') return `${v}n`;
+  if (Array.isArray(v)) return v.map(hexOrSelf);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) out[k] = hexOrSelf((v as Record<string, unknown>)[k]);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Every input of `check` as one string (keys sorted, bytes in hex): two checks with the same key
+ * get the same verdict, so a verdict computed elsewhere (a worker thread) is used only for the very
+ * inputs it was computed on.
+ */
+export function evidenceCheckKey(check: EvidenceCheck): string {
+  return JSON.stringify(hexOrSelf(check));
 }

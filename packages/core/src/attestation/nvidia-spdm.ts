@@ -21,6 +21,7 @@ import { AttestationError, malformed } from './errors.js';
 import { ATTESTED_MESSAGE_LENGTH, type AttestedStatement } from './types.js';
 import {
   type Certificate,
+  certificateRevocationId,
   getExtension,
   parseCertificates,
   parseTrustedRoots,
@@ -338,7 +339,8 @@ export function verifyNvidiaSpdm(input: NvidiaSpdmInput): AttestedStatement {
       fwid: toHex(fwid),
       bromSerial: brom.serialHex,
       leafSerial: leaf.serialHex,
-      certSerials: path.map((c) => c.serialHex).join(','),
+      // Revocation ids (issuer-scoped serials, certificateRevocationId), under the stable old name.
+      certSerials: path.map(certificateRevocationId).join(','),
       signingKey: toHex(leaf.publicKey.der),
       deviceId: model.deviceId,
       measurementBlocks: report.blocks.length,

@@ -23,6 +23,7 @@ import { AttestationError, malformed } from './errors.js';
 import { ATTESTED_MESSAGE_LENGTH, type AttestedStatement } from './types.js';
 import {
   type Certificate,
+  certificateRevocationId,
   ecScalarLength,
   type HashName,
   parseCertificate,
@@ -519,7 +520,8 @@ export function verifyTpm2(input: Tpm2Input): AttestedStatement {
     qualifiedSigner: toHex(attest.qualifiedSigner),
     identity,
     akSerial: ak.serialHex,
-    certSerials: verified.path.map((c) => c.serialHex).join(','),
+    // Revocation ids (issuer-scoped serials, certificateRevocationId), under the stable old name.
+    certSerials: verified.path.map(certificateRevocationId).join(','),
     signingKey: toHex(ak.publicKey.der),
     rootSubject: verified.anchor.subject.text,
   };

@@ -8,6 +8,7 @@
  */
 
 import { concatBytes, equalBytes, toHex, utf8 } from '../bytes.js';
+import { sha256 } from '../crypto/hash.js';
 import { base64ToBytes, verifyWithSpki } from '../platform/node.js';
 import {
   bytesToBigInt,
@@ -598,6 +599,36 @@ export function normalizeSerialHex(serial: string): string {
   return s;
 }
 
+/**
+ * A certificate's revocation id: `<issuer>:<serial>`, the issuer being the first 16 bytes of
+ * SHA-256 over the DER of its issuer Name (hex) and the serial `normalizeSerialHex`'s. A serial is
+ * unique only per issuing CA (RFC 5280 §4.1.2.2): two CAs of one vendor may issue the same serial,
+ * and a revocation by serial alone revoked both chips. Consensus-visible (docs/poci.md).
+ */
+export function certificateRevocationId(cert: Pick<Certificate, 'issuer' | 'serialHex'>): string {
+  return revocationId(cert.issuer.der, cert.serialHex);
+}
+
+/** The revocation id of serial `serialHex` issued by the CA whose subject Name is `issuerNameDer`. */
+export function revocationId(issuerNameDer: Uint8Array, serialHex: string): string {
+  return `${toHex(sha256(issuerNameDer).subarray(0, 16))}:${normalizeSerialHex(serialHex)}`;
+}
+
+/** `<32 hex>:<serial hex of at most 20 octets>`, lowercase (serial leading zeros dropped). */
+const REVOCATION_ID = /^([0-9a-f]{32}):([0-9a-f]{1,128})$/;
+
+/**
+ * The canonical form of a revocation id (`certificateRevocationId`), or null when `id` is not one
+ * (a bare serial, as revocation lists held before issuers scoped them).
+ */
+export function normalizeRevocationId(id: string): string | null {
+  const m = REVOCATION_ID.exec(id.trim().toLowerCase());
+  if (!m) return null;
+  const serial = normalizeSerialHex(m[2]!);
+  // No certificate has a longer serial (parseCertificate refuses them): such an id matches nothing.
+  return serial.length <= 40 ? `${m[1]}:${serial}` : null;
+}
+
 export interface VerifiedChain {
   /** Leaf first, ending with the trust anchor (one of the given roots). */
   readonly path: readonly Certificate[];
@@ -627,10 +658,10 @@ function checkCertificate(
       `${label} (${cert.subject.text}) has expired at block time`,
     );
   }
-  if (revoked.has(cert.serialHex)) {
+  if (revoked.has(certificateRevocationId(cert))) {
     throw new AttestationError(
       'ATTEST_CERT_REVOKED',
-      `${label} (${cert.subject.text}) serial ${cert.serialHex} is revoked`,
+      `${label} (${cert.subject.text}) serial ${cert.serialHex} of issuer ${cert.issuer.text} is revoked`,
     );
   }
   for (const ext of cert.extensions) {
@@ -686,7 +717,8 @@ function checkLink(child: Certificate, parent: Certificate, below: number): void
  * Verifies that `leafFirst` is a chain from its leaf to one of `trustedRoots` valid at `atMs` (block
  * time, ms). The chain may end with the root itself or with a certificate the root issued. Every
  * link is checked by key identifiers, names and signature; every certificate (the root included)
- * by validity window, revocation (`revokedSerials`: hex serials, any case) and critical extensions;
+ * by validity window, revocation (`revokedSerials`: revocation ids, `certificateRevocationId`, any
+ * case; an entry that is not one matches nothing) and critical extensions;
  * every issuer by basicConstraints, keyUsage and pathLen.
  */
 export function verifyChain(
@@ -700,7 +732,10 @@ export function verifyChain(
     throw malformed(`certificate chain longer than ${MAX_CHAIN_LENGTH}`);
   if (atMs < 0n) throw malformed('negative block time');
   const revoked = new Set<string>();
-  for (const s of revokedSerials) revoked.add(normalizeSerialHex(s));
+  for (const s of revokedSerials) {
+    const id = normalizeRevocationId(s);
+    if (id) revoked.add(id);
+  }
 
   const last = leafFirst[leafFirst.length - 1]!;
   let anchor = trustedRoots.find((r) => equalBytes(r.der, last.der));

@@ -19,7 +19,7 @@ import {
   type MarketParams,
   putMarketParams,
 } from '../market/params.js';
-import { checkPociParams } from '../poci/execute.js';
+import { checkPociParams, checkVendorRoots } from '../poci/execute.js';
 import { putGovernance } from '../poci/governance.js';
 import { DEFAULT_POCI_PARAMS, type PociParams, putPociParams } from '../poci/params.js';
 import {
@@ -318,6 +318,15 @@ export function parseGenesis(json: unknown): Genesis {
         return fromHex(r as string);
       } catch {
         bad(`vendors[${i}].roots[${j}]`, 'must be a DER certificate in hex');
+      }
+    });
+    // Parsed as governance's setVendor parses them: an unparsable root would make every
+    // registration under this vendor fail from the first block, with nothing to say why.
+    roots.forEach((der, j) => {
+      try {
+        checkVendorRoots([der]);
+      } catch (err) {
+        bad(`vendors[${i}].roots[${j}]`, `is not a certificate the chain can use: ${(err as Error).message}`);
       }
     });
     const vendor: Vendor = {

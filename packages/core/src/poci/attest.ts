@@ -7,13 +7,17 @@
 import {
   AttestationError,
   type AttestedStatement,
+  certificateRevocationId,
   devSoftKeyChipId,
-  normalizeSerialHex,
+  type EvidenceCheck,
+  type EvidenceVerdict,
+  normalizeRevocationId,
   parseCertificate,
   parseSubjectPublicKeyInfo,
   rsaAllowListChipId,
   tpm2AkKeyId,
   type VendorTrust,
+  verdictStatement,
   verifyEvidence,
   verifySignature,
   verifySpdmMeasurements,
@@ -53,7 +57,7 @@ function asValidation(err: unknown): never {
   throw err;
 }
 
-/** Serials of the certificates a piece of evidence carries, for the revocation lookup. */
+/** Revocation ids (issuer-scoped serials) of the certificates a piece of evidence carries, for the revocation lookup. */
 function evidenceSerials(evidence: RegistrationEvidence): string[] {
   const ders =
     evidence.type === 'tpm2'
@@ -64,7 +68,7 @@ function evidenceSerials(evidence: RegistrationEvidence): string[] {
   const out: string[] = [];
   for (const der of ders) {
     try {
-      out.push(normalizeSerialHex(parseCertificate(der).serialHex));
+      out.push(certificateRevocationId(parseCertificate(der)));
     } catch {
       // A certificate that does not parse fails in the verifier with its own precise error.
     }
@@ -113,16 +117,48 @@ function keyMaterialOf(evidence: RegistrationEvidence, statement: AttestedStatem
   }
 }
 
+/**
+ * A registration's evidence check as plain data: the evidence with the vendor trust `state` holds
+ * for it (roots, the revocations of the certificates it carries, its allow-list entry), block time
+ * and the message. Cheap (state lookups, certificate serials); the check itself is
+ * `runEvidenceCheck`, which may run on another thread (the node's verify workers) with the same
+ * answer. Throws the ValidationError of a vendor that is not registered.
+ */
+export function registrationCheck(
+  state: StateReader,
+  evidence: RegistrationEvidence,
+  params: PociParams,
+  atMs: bigint,
+  message: Uint8Array,
+): EvidenceCheck {
+  try {
+    const trust = { vendors: [vendorTrust(state, evidence)], devSoftEnabled: params.devSoftEnabled };
+    return { evidence, trust, atMs, message };
+  } catch (err) {
+    asValidation(err);
+  }
+}
+
+/**
+ * Where a verdict computed earlier for the very same check may be found (`evidenceCheckKey`
+ * equal); undefined: check it here.
+ */
+export type EvidenceVerdicts = (check: EvidenceCheck) => EvidenceVerdict | undefined;
+
 export function verifyRegistration(
   state: StateReader,
   evidence: RegistrationEvidence,
   params: PociParams,
   atMs: bigint,
   message: Uint8Array,
+  verdicts?: EvidenceVerdicts,
 ): RegisteredIdentity {
+  const check = registrationCheck(state, evidence, params, atMs, message);
   try {
-    const trust = { vendors: [vendorTrust(state, evidence)], devSoftEnabled: params.devSoftEnabled };
-    const statement = verifyEvidence(evidence, trust, atMs, message);
+    const known = verdicts?.(check);
+    const statement = known
+      ? verdictStatement(known)
+      : verifyEvidence(check.evidence, check.trust, check.atMs, check.message);
     const d = statement.details;
     const keyMaterial = keyMaterialOf(evidence, statement);
     return {
@@ -133,7 +169,7 @@ export function verifyRegistration(
       keyMaterial,
       certSerials:
         typeof d.certSerials === 'string' && d.certSerials
-          ? d.certSerials.split(',').map(normalizeSerialHex)
+          ? d.certSerials.split(',').map((id) => normalizeRevocationId(id) ?? id)
           : [],
       tpmClock:
         evidence.type === 'tpm2'

@@ -5,9 +5,10 @@
  */
 
 import { AttestationError } from '../attestation/errors.js';
+import type { EvidenceCheck } from '../attestation/index.js';
 import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
-import { normalizeSerialHex, parseCertificate } from '../attestation/x509.js';
+import { normalizeRevocationId, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
 import type {
   ClaimRewardsAction,
@@ -31,7 +32,9 @@ import {
 import type { StateOverlay, StateReader } from '../state/store.js';
 import {
   type Ed25519Verified,
+  type EvidenceVerdicts,
   type RegisteredIdentity,
+  registrationCheck,
   verifyHeartbeat,
   verifyRegistration,
 } from './attest.js';
@@ -84,6 +87,11 @@ export interface PociContext {
   isEd25519Verified?: Ed25519Verified;
   /** Told each time a costly attestation check starts (ExecuteOptions.onCostlyCheck); changes nothing. */
   onCostlyCheck?: () => void;
+  /**
+   * Registration evidence already checked elsewhere (a node's verify workers), for the very same
+   * inputs only (attest.ts EvidenceVerdicts): the same answer as checking it here, sooner.
+   */
+  evidenceVerdicts?: EvidenceVerdicts;
 }
 
 export type PociEvent =
@@ -237,12 +245,19 @@ export function applyGovernance(
         if (p.entry.allowed) checkAllowlistKey(p.entry.publicKey);
         putAllowlistEntry(state, p.entry);
         break;
-      case 'revokeSerial':
-        if (!/^[0-9a-f]{1,128}$/.test(p.serial)) {
-          throw new ValidationError('BAD_SERIAL', 'a certificate serial is lowercase hex');
+      case 'revokeSerial': {
+        // A serial is unique only per issuing CA: revoked alone it revoked every certificate of the
+        // vendor's CAs with that serial, other chips' too. So the action names the issuer as well.
+        const id = normalizeRevocationId(p.serial);
+        if (id === null) {
+          throw new ValidationError(
+            'BAD_SERIAL',
+            'a revoked certificate is named by its issuer and serial: <first 16 bytes of SHA-256 of the issuer Name DER, hex>:<serial hex>, lowercase, no leading zero octets (certificateRevocationId)',
+          );
         }
-        setSerialRevoked(state, p.vendorId, normalizeSerialHex(p.serial), p.revoked);
+        setSerialRevoked(state, p.vendorId, id, p.revoked);
         break;
+      }
       case 'revokeChip': {
         const chip = getChip(state, p.chipId);
         if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(p.chipId)} is not registered`);
@@ -268,9 +283,10 @@ export function applyGovernance(
 /**
  * Every root of a vendor must parse as registration will parse it (parseTrustedRoots): a root
  * that does not (garbage, or a key outside the x509 parser's bounds such as RSA-8192) would make
- * every registration under the vendor fail, so governance refuses it here rather than store it.
+ * every registration under the vendor fail, so governance refuses it here rather than store it, and
+ * a genesis is refused at load (chain/genesis.ts) for the same reason.
  */
-function checkVendorRoots(roots: readonly Uint8Array[]): void {
+export function checkVendorRoots(roots: readonly Uint8Array[]): void {
   roots.forEach((der, i) => {
     try {
       parseCertificate(der);
@@ -352,7 +368,34 @@ function verifyRegisterChip(
 ): RegisteredIdentity {
   const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, action.anchorHeight, p));
   ctx.onCostlyCheck?.();
-  return verifyRegistration(state, action.evidence, p, ctx.time, message);
+  return verifyRegistration(state, action.evidence, p, ctx.time, message, ctx.evidenceVerdicts);
+}
+
+/**
+ * The evidence checks of `tx`'s registrations, as `checkCostlyActions` would make them against
+ * `state` at `ctx`, as plain data to make elsewhere (`runEvidenceCheck` on a worker thread) and hand
+ * back through `ctx.evidenceVerdicts`. A registration whose cheap part already fails (an anchor
+ * not recent, a vendor not registered) has none: `checkCostlyActions` refuses it before any check.
+ */
+export function registrationEvidenceChecks(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  tx: Transaction,
+): EvidenceCheck[] {
+  const checks: EvidenceCheck[] = [];
+  if (costlyActionCount(tx) === 0) return checks;
+  const p = getPociParams(state);
+  for (const a of tx.actions) {
+    if (a.type !== 'registerChip') continue;
+    try {
+      const message = registrationMessage(ctx.chainId, owner, anchorHash(state, ctx, a.anchorHeight, p));
+      checks.push(registrationCheck(state, a.evidence, p, ctx.time, message));
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+    }
+  }
+  return checks;
 }
 
 /** The anchor and the consent of a transfer: a TPM quote or signature by the chip. */

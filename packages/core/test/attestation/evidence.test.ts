@@ -6,8 +6,10 @@ import fc from 'fast-check';
 import {
   ATTESTATION_PROFILES,
   AttestationError,
+  certificateRevocationId,
   type Evidence,
   evidenceCodec,
+  parseCertificate,
   rsaAllowListChipId,
   type TrustContext,
   type VendorTrust,
@@ -259,7 +261,13 @@ describe('verifyEvidence', () => {
       () =>
         verifyEvidence(
           evidence,
-          withVendor('nvidia', { revokedSerials: ['41431d480fe5e87274'] }),
+          withVendor('nvidia', {
+            revokedSerials: [
+              certificateRevocationId(
+                nv.chain.map((d) => parseCertificate(d)).find((c) => c.serialHex === '41431d480fe5e87274')!,
+              ),
+            ],
+          }),
           TPM_AT,
           message,
         ),

@@ -11,7 +11,7 @@ import {
   tcbInfoFwids,
   verifyNvidiaSpdm,
 } from '../../src/attestation/nvidia-spdm.js';
-import { parseCertificate } from '../../src/attestation/x509.js';
+import { certificateRevocationId, parseCertificate } from '../../src/attestation/x509.js';
 import { concatBytes, fromHex, toHex } from '../../src/bytes.js';
 import { taggedHash } from '../../src/crypto/hash.js';
 import {
@@ -186,12 +186,16 @@ describe('nvidia-spdm: NVIDIA H100 sample', () => {
   });
 
   test('refuses a revoked BROM (per-GPU) certificate and a revoked intermediate', () => {
+    const idOf = (serial: string) => {
+      const cert = nv.chain.map((d) => parseCertificate(d)).find((c) => c.serialHex === serial)!;
+      return certificateRevocationId(cert);
+    };
     rejects(
-      () => verifyNvidiaSpdm(sample({ revokedSerials: new Set(['41431D480FE5E87274']) })),
+      () => verifyNvidiaSpdm(sample({ revokedSerials: new Set([idOf('41431d480fe5e87274').toUpperCase()]) })),
       'ATTEST_CERT_REVOKED',
     );
     rejects(
-      () => verifyNvidiaSpdm(sample({ revokedSerials: new Set(['6afe7184f92232c8df7b242261776e56']) })),
+      () => verifyNvidiaSpdm(sample({ revokedSerials: new Set([idOf('6afe7184f92232c8df7b242261776e56')]) })),
       'ATTEST_CERT_REVOKED',
     );
   });

@@ -19,6 +19,7 @@ import {
   verifyTpm2Attestation,
 } from '../../src/attestation/tpm2.js';
 import {
+  certificateRevocationId,
   parseCertificate,
   parseSubjectPublicKeyInfo,
   publicKeyIdentity,
@@ -366,11 +367,20 @@ describe('verifyTpm2', () => {
     verifyTpm2(input(ecc, { atMs: ms('2036-01-01T00:00:00.999Z') }));
   });
 
-  test('refuses revoked AK, intermediate and root serials', () => {
-    for (const serial of ['2001', '1002', '1001', '0x1001']) {
-      rejects(() => verifyTpm2(input(ecc, { revokedSerials: new Set([serial]) })), 'ATTEST_CERT_REVOKED');
+  test('refuses revoked AK, intermediate and root certificates (by issuer and serial)', () => {
+    const ids = [tpmFixture('ak-ecc-cert.der'), intEcc, root].map((d) =>
+      certificateRevocationId(parseCertificate(d)),
+    );
+    for (const id of ids) {
+      rejects(() => verifyTpm2(input(ecc, { revokedSerials: new Set([id]) })), 'ATTEST_CERT_REVOKED');
     }
-    verifyTpm2(input(ecc, { revokedSerials: new Set(['2002', '1003']) }));
+    // The same serials under another issuer, and bare serials, revoke nothing here.
+    const other = '00'.repeat(16);
+    verifyTpm2(
+      input(ecc, {
+        revokedSerials: new Set([...ids.map((id) => `${other}:${id.split(':')[1]}`), '2001', '1002', '1001']),
+      }),
+    );
   });
 });
 

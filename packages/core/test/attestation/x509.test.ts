@@ -13,7 +13,9 @@ import {
 import { AttestationError } from '../../src/attestation/errors.js';
 import {
   type Certificate,
+  certificateRevocationId,
   getExtension,
+  normalizeRevocationId,
   normalizeSerialHex,
   parseCertificate,
   parseSubjectPublicKeyInfo,
@@ -25,6 +27,7 @@ import { concatBytes, fromHex, toHex } from '../../src/bytes.js';
 import {
   der,
   ext,
+  type Issued,
   issue,
   issueCa,
   ms,
@@ -415,18 +418,43 @@ describe('verifyChain', () => {
     );
   });
 
-  test('refuses revoked serials at every level, in any hex spelling', () => {
+  test('refuses revoked certificates (issuer and serial) at every level, in any hex spelling', () => {
     for (const cert of nvChain) {
-      for (const spelling of [cert.serialHex, cert.serialHex.toUpperCase(), `0x00${cert.serialHex}`]) {
+      const id = certificateRevocationId(cert);
+      const [issuer] = id.split(':');
+      for (const spelling of [id, id.toUpperCase(), `${issuer}:00${cert.serialHex}`]) {
         rejects(() => verifyChain(nvChain, nvRoot, NVIDIA_AT, new Set([spelling])), 'ATTEST_CERT_REVOKED');
       }
     }
     rejects(
-      () => verifyChain([akEcc, intEcc], [tpmRoot], TPM_AT, new Set(['1001'])),
+      () => verifyChain([akEcc, intEcc], [tpmRoot], TPM_AT, new Set([certificateRevocationId(tpmRoot)])),
       'ATTEST_CERT_REVOKED',
       /root/,
     );
-    verifyChain(nvChain, nvRoot, NVIDIA_AT, new Set(['1001', '2001']));
+    // Bare serials (the form before issuers scoped them) match nothing.
+    verifyChain([akEcc, intEcc], [tpmRoot], TPM_AT, new Set(['1001', '1002', '2001']));
+  });
+
+  test("attack: revoking one CA's certificate does not revoke another CA's with the same serial", () => {
+    const root = issueCa('Serial Root');
+    const roots = [parseCertificate(root.der)];
+    const caA = issueCa('Serial CA A', root);
+    const caB = issueCa('Serial CA B', root);
+    const leaf = (ca: Issued) =>
+      issue({
+        subject: name('Serial Leaf'),
+        issuer: ca,
+        serial: 0x77n,
+        keyAlg: 'P-256',
+        extensions: ({ ski }) => [ext.ku(0), ext.ski(ski), ext.aki(ca.ski)],
+      });
+    const chainA = [parseCertificate(leaf(caA).der), parseCertificate(caA.der)];
+    const chainB = [parseCertificate(leaf(caB).der), parseCertificate(caB.der)];
+    assert.equal(chainA[0]!.serialHex, chainB[0]!.serialHex);
+    const revokedA = new Set([certificateRevocationId(chainA[0]!)]);
+    rejects(() => verifyChain(chainA, roots, TPM_AT, revokedA), 'ATTEST_CERT_REVOKED', /leaf/);
+    verifyChain(chainB, roots, TPM_AT, revokedA);
+    assert.equal(normalizeRevocationId(chainA[0]!.serialHex), null);
   });
 
   describe('with generated certificates', () => {

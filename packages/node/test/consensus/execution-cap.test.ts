@@ -386,7 +386,7 @@ test('a released block is fetched first from the validator’s node that sent it
   // The peers asked are the one whose copy came first, then the other senders: copies raced in by
   // fresh ids that answer slowly (or never) took every turn before the validator's node that
   // forwarded the block, each held to its share of the round.
-  const { node, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+  const { peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
   let b: ReturnType<typeof proposalFor> | undefined;
   // The memory network awaits whatever a handler returns: an answer (an empty one) after 1.5 s.
   const slow = {
