@@ -22,6 +22,10 @@ export const ENV_VARS: readonly (readonly [name: string, meaning: string])[] = [
   ['UNC_LOG_LEVEL', 'debug, info, warn or error: what a node or miner logs (default info)'],
   ['UNC_LOG_FORMAT', 'json: log JSON lines instead of text'],
   ['UNC_DEBUG', 'any value: print the stack trace of an error'],
+  [
+    'UNC_TESTNET_NODE_FLAGS',
+    'node flags for each validator `unc testnet` starts, split on spaces (e.g. --cpu-prof)',
+  ],
 ];
 
 /** The "Examples:" block `--help` shows after a command's options. */
