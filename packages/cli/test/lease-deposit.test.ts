@@ -97,6 +97,32 @@ function hostileNode(sent: string[]): Server & { offer: OfferJson } {
   return Object.assign(server, { offer });
 }
 
+/**
+ * The chain's record of offer OFFER_ID (chip CHIP_ID, provider dev key 4): 1 UNC/h, 1 to 10 hours,
+ * a 60 s notice, unless `over` says otherwise.
+ */
+function chainOffer(over: Partial<Offer> = {}): Offer {
+  return {
+    id: fromHex(OFFER_ID, 32),
+    provider: addressFromPublicKey(devKey(4).publicKey),
+    chipIds: [fromHex(CHIP_ID, 32)],
+    pricePerHour: ONE_UNC,
+    minHours: 1,
+    maxHours: 10,
+    noticeMs: 60_000n,
+    endpoint: 'https://provider.invalid',
+    attributes: { memoryMiB: 0, region: '', runtimes: [] },
+    createdHeight: 1n,
+    createdTime: 0n,
+    status: OfferStatus.open,
+    closedTime: 0n,
+    closesAt: 0n,
+    leasesOpened: 0n,
+    tlsFingerprints: [new Uint8Array(32)],
+    ...over,
+  };
+}
+
 describe('market lease binds the confirmed deposit and price', () => {
   const home = tempHome();
   const sent: string[] = [];
@@ -151,24 +177,7 @@ describe('market lease binds the confirmed deposit and price', () => {
     // The chain's offer is pay-as-you-go at 4 UNC/h: the confirmed 3 UNC deposit meets its minimum (0),
     // so only the signed price keeps that deposit from running out in 45 minutes instead of 3 hours.
     const state = new StateOverlay(new MemoryState());
-    putOffer(state, {
-      id: fromHex(OFFER_ID, 32),
-      provider: addressFromPublicKey(devKey(4).publicKey),
-      chipIds: [fromHex(CHIP_ID, 32)],
-      pricePerHour: 4n * ONE_UNC,
-      minHours: 0,
-      maxHours: 10,
-      noticeMs: 60_000n,
-      endpoint: 'https://provider.invalid',
-      attributes: { memoryMiB: 0, region: '', runtimes: [] },
-      createdHeight: 1n,
-      createdTime: 0n,
-      status: OfferStatus.open,
-      closedTime: 0n,
-      closesAt: 0n,
-      leasesOpened: 0n,
-      tlsFingerprints: [new Uint8Array(32)],
-    });
+    putOffer(state, chainOffer({ pricePerHour: 4n * ONE_UNC, minHours: 0 }));
     const written = state.changes().length;
     const ctx = { chainId: CHAIN, height: 11n, time: 1_000n };
     const renter = addressFromPublicKey(stx.tx.signer);
@@ -203,26 +212,8 @@ describe('market lease binds the confirmed deposit and price', () => {
     const stx = decode(signedTransactionCodec, fromHex(sent[0]!));
     const action = stx.tx.actions[0] as OpenLeaseAction;
     assert.deepEqual(action.termsDigest, offerTermsDigest(server.offer), 'the terms shown are signed');
-    const chainOffer = (noticeMs: bigint): Offer => ({
-      id: fromHex(OFFER_ID, 32),
-      provider: addressFromPublicKey(devKey(4).publicKey),
-      chipIds: [fromHex(CHIP_ID, 32)],
-      pricePerHour: ONE_UNC,
-      minHours: 1,
-      maxHours: 10,
-      noticeMs,
-      endpoint: 'https://provider.invalid',
-      attributes: { memoryMiB: 0, region: '', runtimes: [] },
-      createdHeight: 1n,
-      createdTime: 0n,
-      status: OfferStatus.open,
-      closedTime: 0n,
-      closesAt: 0n,
-      leasesOpened: 0n,
-      tlsFingerprints: [new Uint8Array(32)],
-    });
     const state = new StateOverlay(new MemoryState());
-    putOffer(state, chainOffer(0n));
+    putOffer(state, chainOffer({ noticeMs: 0n }));
     const ctx = { chainId: CHAIN, height: 11n, time: 1_000n };
     const renter = addressFromPublicKey(stx.tx.signer);
     const written = state.changes().length;
@@ -232,7 +223,7 @@ describe('market lease binds the confirmed deposit and price', () => {
     );
     assert.equal(state.changes().length, written, 'nothing written by the refused lease');
     // The same signature on the terms shown passes the terms check (and stops at the chip, which has no record here).
-    putOffer(state, chainOffer(60_000n));
+    putOffer(state, chainOffer({ noticeMs: 60_000n }));
     assert.throws(
       () => applyOpenLease(state, ctx, renter, stx.tx.signer, action),
       (err: unknown) => err instanceof ValidationError && err.code === 'CHIP_UNAVAILABLE',

@@ -234,6 +234,26 @@ function terms(chain: MarketChain, offerId: Uint8Array): Uint8Array {
   return offer ? leaseTermsDigest(leaseTermsOf(chain.state, offer)) : TERMS;
 }
 
+/**
+ * The `openLease` action a renter that read offer `offerId` from `chain` signs at the list price
+ * `PRICE`: one hour, no deposit, any chip unless `over` says otherwise.
+ */
+function leaseAction(
+  chain: MarketChain,
+  offerId: Uint8Array,
+  over: { chipId?: Uint8Array | null; hours?: number; deposit?: bigint } = {},
+): Action {
+  return {
+    type: 'openLease',
+    offerId,
+    chipId: over.chipId ?? null,
+    hours: over.hours ?? 1,
+    deposit: over.deposit ?? 0n,
+    maxPricePerHour: PRICE,
+    termsDigest: terms(chain, offerId),
+  };
+}
+
 function openLease(
   chain: MarketChain,
   offerId: Uint8Array,
@@ -242,19 +262,7 @@ function openLease(
   chipId: Uint8Array | null = null,
 ) {
   return find(
-    chain.block([
-      chain.tx(renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId,
-          hours,
-          deposit,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-    ]),
+    chain.block([chain.tx(renter, [leaseAction(chain, offerId, { chipId, hours, deposit })])]),
     'leaseOpened',
   ).leaseId;
 }
@@ -349,48 +357,11 @@ describe('market: offers', () => {
     const fresh = find(chain.block([chain.tx(renter, [offerAction([idA])])]), 'offerCreated').offerId;
     assert.notDeepEqual(fresh, old);
     // Re-registered, the chip has proven nothing yet: it is offered, but not rented before it answers.
-    assert.equal(
-      code(chain, provider, [
-        {
-          type: 'openLease',
-          offerId: fresh,
-          chipId: null,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, fresh),
-        },
-      ]),
-      'CHIP_UNAVAILABLE',
-    );
+    assert.equal(code(chain, provider, [leaseAction(chain, fresh)]), 'CHIP_UNAVAILABLE');
     untilProven(chain, [idA]);
+    assert.equal(code(chain, provider, [leaseAction(chain, fresh)]), null, 'the new offer rents the chip');
     assert.equal(
-      code(chain, provider, [
-        {
-          type: 'openLease',
-          offerId: fresh,
-          chipId: null,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, fresh),
-        },
-      ]),
-      null,
-      'the new offer rents the chip',
-    );
-    assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId: old,
-          chipId: null,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, old),
-        },
-      ]),
+      code(chain, renter, [leaseAction(chain, old)]),
       'CHIP_UNAVAILABLE',
       'the old offer cannot rent a chip its provider lost',
     );
@@ -406,20 +377,7 @@ describe('market: offers', () => {
     assert.equal(find(events, 'offerClosed').closesAt, closedAt + 30n * MINUTE);
     assert.equal(find(events, 'leaseClosing').endTime, closedAt + 30n * MINUTE);
     assert.equal(code(chain, provider, [{ type: 'closeOffer', offerId }]), 'OFFER_CLOSED');
-    assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-      'OFFER_CLOSED',
-    );
+    assert.equal(code(chain, renter, [leaseAction(chain, offerId)]), 'OFFER_CLOSED');
     assert.equal(lease(chain, leaseId).status, LeaseStatus.closing, 'the lease runs on during the notice');
     // The chips are free to be offered again at once; the leased one stays leased until the notice ends.
     createOffer(chain, [idA, idB]);
@@ -484,89 +442,20 @@ describe('market: leases', () => {
     const chain = setup();
     const offerId = createOffer(chain);
     const balance = getAccount(chain.state, renter.address).balance;
+    assert.equal(code(chain, renter, [leaseAction(chain, offerId, { hours: 11 })]), 'BAD_DURATION');
     assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 11,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-      'BAD_DURATION',
-    );
-    assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 2,
-          deposit: PRICE - 1n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
+      code(chain, renter, [leaseAction(chain, offerId, { hours: 2, deposit: PRICE - 1n })]),
       'DEPOSIT_TOO_LOW',
     );
     assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: sha256(utf8('x')),
-          hours: 2,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
+      code(chain, renter, [leaseAction(chain, offerId, { chipId: sha256(utf8('x')), hours: 2 })]),
       'CHIP_NOT_OFFERED',
     );
-    assert.equal(
-      code(chain, provider, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 2,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-      'SELF_LEASE',
-    );
+    assert.equal(code(chain, provider, [leaseAction(chain, offerId, { hours: 2 })]), 'SELF_LEASE');
     const poor = key('poor');
-    assert.equal(
-      code(chain, poor, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 2,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-      'INSUFFICIENT_FUNDS',
-    );
+    assert.equal(code(chain, poor, [leaseAction(chain, offerId, { hours: 2 })]), 'INSUFFICIENT_FUNDS');
 
-    const tx = chain.tx(renter, [
-      {
-        type: 'openLease',
-        offerId,
-        chipId: idB,
-        hours: 2,
-        deposit: 0n,
-        maxPricePerHour: PRICE,
-        termsDigest: terms(chain, offerId),
-      },
-    ]);
+    const tx = chain.tx(renter, [leaseAction(chain, offerId, { chipId: idB, hours: 2 })]);
     const events = chain.block([tx]);
     const opened = find(events, 'leaseOpened');
     const l = lease(chain, opened.leaseId);
@@ -582,36 +471,13 @@ describe('market: leases', () => {
     );
     assert.deepEqual(getChipMarket(chain.state, idB).leaseId, opened.leaseId);
     assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: idB,
-          hours: 2,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
+      code(chain, renter, [leaseAction(chain, offerId, { chipId: idB, hours: 2 })]),
       'CHIP_UNAVAILABLE',
     );
     // Without a chip named, the free one is taken; then none is left.
     const second = openLease(chain, offerId, 1);
     assert.deepEqual(lease(chain, second).chipId, idA);
-    assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-      'CHIP_UNAVAILABLE',
-    );
+    assert.equal(code(chain, renter, [leaseAction(chain, offerId)]), 'CHIP_UNAVAILABLE');
     assert.deepEqual(
       listItems(chain.state, leasesByRenter(renter.address)).map((x) => Buffer.from(x).toString('hex')),
       [second, opened.leaseId].map((x) => Buffer.from(x).toString('hex')),
@@ -763,19 +629,7 @@ describe('market: leases', () => {
     assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'not settled yet (lazily closed)');
     // ...but it has ended: no top-up revives it, the renter cannot dispute, the chip is free.
     assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_ENDED');
-    const events = chain.block([
-      chain.tx(renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: idA,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-    ]);
+    const events = chain.block([chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA })])]);
     const closed = find(events, 'leaseClosed');
     assert.equal(closed.reason, 'escrowExhausted');
     const l = lease(chain, leaseId);
@@ -791,36 +645,11 @@ describe('market: leases', () => {
     // challenges (~45 min at defaults), so a lease opened on it and paid for that unproven time.
     const chain = setup(MINUTE, false);
     const offerId = createOffer(chain, [idA, idB]); // offering an unproven chip is fine
-    const named = chain.try(
-      chain.tx(renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: idA,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-    );
+    const named = chain.try(chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA })]));
     assert.equal(named?.code, 'CHIP_UNAVAILABLE');
     assert.match(named.message, /has not answered a challenge since its registration/);
     const before = chain.state.map.size;
-    assert.equal(
-      code(chain, renter, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: null,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-      ]),
-      'CHIP_UNAVAILABLE',
-    );
+    assert.equal(code(chain, renter, [leaseAction(chain, offerId)]), 'CHIP_UNAVAILABLE');
     assert.equal(chain.state.map.size, before, 'the refusal wrote nothing');
     // Once it has answered its first challenge (in the epoch after its registration), it is rented.
     untilProven(chain, [idA]);
@@ -1310,18 +1139,7 @@ describe('market: receipts and disputes', () => {
     // The lease id is predictable (the lease counter), so one transaction opens and closes it.
     const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
     chain.block([
-      chain.tx(sybil, [
-        {
-          type: 'openLease',
-          offerId,
-          chipId: idA,
-          hours: 1,
-          deposit: 0n,
-          maxPricePerHour: PRICE,
-          termsDigest: terms(chain, offerId),
-        },
-        { type: 'closeLease', leaseId },
-      ]),
+      chain.tx(sybil, [leaseAction(chain, offerId, { chipId: idA }), { type: 'closeLease', leaseId }]),
     ]);
     const l = lease(chain, leaseId);
     assert.equal(l.status, LeaseStatus.closed);
@@ -1431,15 +1249,7 @@ describe('market: receipts and disputes', () => {
     // One transaction: open, 16 disputes "made" in this very block, close (deposit back whole).
     const leaseId = nextId(new StateOverlay(chain.state), CHAIN, 'lease');
     const t = chain.time + chain.step(chain.height + 1n);
-    const open: Action = {
-      type: 'openLease',
-      offerId,
-      chipId: idA,
-      hours: 1,
-      deposit: 0n,
-      maxPricePerHour: PRICE,
-      termsDigest: terms(chain, offerId),
-    };
+    const open: Action = leaseAction(chain, offerId, { chipId: idA });
     assert.equal(
       code(chain, mallory, [open, ...burst(leaseId, t), { type: 'closeLease', leaseId }]),
       'DISPUTE_TOO_EARLY',
@@ -1935,17 +1745,7 @@ describe('market: properties', () => {
               const close = chain.tx(renter, [{ type: 'closeLease', leaseId: current }]);
               if (!chain.try(close)) step([close]);
             }
-            const open = chain.tx(renter, [
-              {
-                type: 'openLease',
-                offerId,
-                chipId: idA,
-                hours: o.hours,
-                deposit: 0n,
-                maxPricePerHour: PRICE,
-                termsDigest: terms(chain, offerId),
-              },
-            ]);
+            const open = chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA, hours: o.hours })]);
             const refusal = chain.try(open);
             if (refusal) assert.equal(refusal.code, 'CHIP_UNAVAILABLE');
             else step([open]);

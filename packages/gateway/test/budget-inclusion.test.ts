@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -119,9 +118,8 @@ describe('a transaction dropped from its node’s mempool only', () => {
     const sent: string[] = [];
     const state: { txStatus: string; dropCode?: string } = { txStatus: 'pending' };
     const node = mempoolOnlyNode(sent, state);
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     // Only the test's own steps: no tick opens or settles anything in between.
-    const gw = new Gateway(gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir));
+    const gw = new Gateway(gatewayOptions(await listening(node), dir));
     const inside = gw as unknown as {
       ticking: boolean;
       settleOpens(h: number | null): Promise<void>;
@@ -199,9 +197,8 @@ describe('a fee row from before expiry heights were kept, unknown to the node', 
     const sent: string[] = [];
     const chainMs = 10 * 3_600_000;
     const node = mempoolOnlyNode(sent, { txStatus: 'unknown', timeMs: chainMs });
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const gw = new Gateway(
-      gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir, {
+      gatewayOptions(await listening(node), dir, {
         budgetPerHour: UNC,
       }),
     );
@@ -237,10 +234,10 @@ describe('a lease opening not seen included, across a restart', () => {
     const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-inclusion-restart-'));
     const sent: string[] = [];
     const node = mempoolOnlyNode(sent, { txStatus: 'pending' });
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+    const nodeUrl = await listening(node);
     const gateway = () =>
       new Gateway({
-        nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+        nodeUrl,
         renterSeed: new Uint8Array(32).fill(7),
         budgetPerHour: UNC + UNC / 10n,
         models: [{ name: 'ocr' }],
@@ -290,9 +287,8 @@ describe('the spend the status shows', () => {
       ],
     };
     const node = mempoolOnlyNode([], state);
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+      nodeUrl: await listening(node),
       renterSeed: new Uint8Array(32).fill(7),
       budgetPerHour: UNC,
       models: [{ name: 'ocr' }],
@@ -342,9 +338,8 @@ describe('a fee charged in a later block than it was sent', () => {
       timeMs: t0,
     };
     const node = mempoolOnlyNode(sent, state);
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
     const gw = new Gateway(
-      gatewayOptions(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, dir, {
+      gatewayOptions(await listening(node), dir, {
         budgetPerHour: 10n * UNC,
         now: () => clock,
       }),

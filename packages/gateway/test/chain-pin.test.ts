@@ -5,12 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway, type GatewayOptions } from '../src/gateway.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 
@@ -21,20 +20,11 @@ describe('a node that reports another chain id after the gateway started', () =>
   const node = mempoolOnlyNode(sent, state);
   let gw: Gateway;
   before(async () => {
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 10n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      // Only the test's openings.
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    gw = new Gateway(
+      gatewayOptions(await listening(node), dir, {
+        budgetPerHour: 10n * UNC,
+      }),
+    );
     await gw.start();
     const inside = gw as unknown as { ticking: boolean };
     const deadline = Date.now() + 60_000;
@@ -66,9 +56,8 @@ test('a gateway given the chain its key was unlocked for refuses to start on a n
   const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-chain-start-'));
   const sent: string[] = [];
   const node = mempoolOnlyNode(sent, { txStatus: 'pending', chainId: 'unc-mainnet' });
-  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
   const options: Omit<GatewayOptions, 'dbPath'> = {
-    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    nodeUrl: await listening(node),
     renterSeed: new Uint8Array(32).fill(7),
     budgetPerHour: 10n * UNC,
     models: [{ name: 'ocr' }],

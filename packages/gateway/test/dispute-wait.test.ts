@@ -11,14 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { decode, fromHex, signedTransactionCodec } from '@unc/core';
 import { encodeSignedJobRequest, type LeaseJson } from '@unc/sdk';
 import { Gateway } from '../src/gateway.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const T0 = 1_000_000;
@@ -50,20 +49,13 @@ async function withGateway(
   const sent: string[] = [];
   const state = { txStatus: 'pending', timeMs: T0, params: { disputeWaitMs: WAIT } };
   const node = mempoolOnlyNode(sent, state);
-  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-  const gw = new Gateway({
-    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-    renterSeed: new Uint8Array(32).fill(9),
-    budgetPerHour: 100n * UNC,
-    models: [{ name: 'ocr' }],
-    dbPath: join(dir, 'g.db'),
-    allowHttp: true,
-    inclusionWaitMs: 300,
-    port: 0,
-    tickMs: 3_600_000,
-    targets: { minLeases: 0 },
-    now: () => T0,
-  });
+  const gw = new Gateway(
+    gatewayOptions(await listening(node), dir, {
+      renterSeed: new Uint8Array(32).fill(9),
+      budgetPerHour: 100n * UNC,
+      now: () => T0,
+    }),
+  );
   try {
     await gw.start();
     const inside = gw as unknown as Inside;

@@ -6,13 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode, fromHex, type OpenLeaseAction, signedTransactionCodec } from '@unc/core';
 import { Gateway } from '../src/gateway.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 
@@ -22,20 +21,11 @@ describe('the gateway’s lease opening', () => {
   const node = mempoolOnlyNode(sent, { txStatus: 'pending' });
   let gw: Gateway;
   before(async () => {
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 2n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      inclusionWaitMs: 300,
-      port: 0,
-      // Only the test's opening, no tick of its own.
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    gw = new Gateway(
+      gatewayOptions(await listening(node), dir, {
+        budgetPerHour: 2n * UNC,
+      }),
+    );
     await gw.start();
   });
   after(async () => {

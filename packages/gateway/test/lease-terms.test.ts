@@ -8,14 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode, fromHex, type OpenLeaseAction, signedTransactionCodec } from '@unc/core';
 import { type OfferJson, offerTermsDigest } from '@unc/sdk';
 import { Gateway } from '../src/gateway.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const ALLOWED = 'unc1qurswpc8qurswpc8qurswpc8qurswpc8v77tvl';
@@ -36,20 +35,12 @@ describe('the gateway’s lease terms', () => {
   });
   let gw: Gateway;
   before(async () => {
-    await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-    gw = new Gateway({
-      nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-      renterSeed: new Uint8Array(32).fill(7),
-      budgetPerHour: 2n * UNC,
-      models: [{ name: 'ocr' }],
-      dbPath: join(dir, 'g.db'),
-      allowHttp: true,
-      providers: [ALLOWED],
-      inclusionWaitMs: 300,
-      port: 0,
-      tickMs: 3_600_000,
-      targets: { minLeases: 0 },
-    });
+    gw = new Gateway(
+      gatewayOptions(await listening(node), dir, {
+        budgetPerHour: 2n * UNC,
+        providers: [ALLOWED],
+      }),
+    );
     await gw.start();
   });
   after(async () => {

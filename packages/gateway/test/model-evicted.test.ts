@@ -8,13 +8,12 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Gateway, modelHashOf } from '../src/gateway.js';
 import { REUPLOAD_EVERY_MS } from '../src/policy.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const T0 = 1_000_000;
@@ -106,8 +105,7 @@ async function evicted(
       held.push(res);
     });
   });
-  await new Promise<void>((r) => provider.listen(0, '127.0.0.1', r));
-  const endpoint = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+  const endpoint = await listening(provider);
   const leaseId = 'dd'.repeat(32);
   const state = {
     txStatus: 'pending',
@@ -128,21 +126,15 @@ async function evicted(
     } as Record<string, unknown>,
   };
   const node = mempoolOnlyNode([], state);
-  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-  const gw = new Gateway({
-    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-    renterSeed: new Uint8Array(32).fill(9),
-    budgetPerHour: 100n * UNC,
-    models: [{ name: 'tiny', onnx: model }, { name: 'ocr' }],
-    dbPath: join(dir, 'g.db'),
-    allowHttp: true,
-    inclusionWaitMs: 300,
-    port: 0,
-    tickMs: 3_600_000,
-    attemptTimeoutMs: opts.attemptTimeoutMs,
-    targets: { minLeases: 0 },
-    now: () => opts.clock?.ms ?? T0,
-  });
+  const gw = new Gateway(
+    gatewayOptions(await listening(node), dir, {
+      renterSeed: new Uint8Array(32).fill(9),
+      budgetPerHour: 100n * UNC,
+      models: [{ name: 'tiny', onnx: model }, { name: 'ocr' }],
+      attemptTimeoutMs: opts.attemptTimeoutMs,
+      now: () => opts.clock?.ms ?? T0,
+    }),
+  );
   const inside = gw as unknown as Inside & { adopt(row: unknown, lease: unknown): Promise<void> };
   try {
     await gw.start();

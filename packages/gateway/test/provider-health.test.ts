@@ -7,14 +7,13 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Gateway } from '../src/gateway.js';
 import { DEFAULT_MAX_SLOTS_PER_LEASE, leaseSlots } from '../src/policy.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const T0 = 1_000_000;
@@ -84,8 +83,7 @@ test('a provider that claims a huge concurrency gets no more jobs at once than t
     req.resume();
     held.push(res); // never answered
   });
-  await new Promise<void>((r) => provider.listen(0, '127.0.0.1', r));
-  const endpoint = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+  const endpoint = await listening(provider);
   const leaseId = 'dd'.repeat(32);
   const state = {
     txStatus: 'pending',
@@ -106,21 +104,14 @@ test('a provider that claims a huge concurrency gets no more jobs at once than t
     } as Record<string, unknown>,
   };
   const node = mempoolOnlyNode([], state);
-  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-  const gw = new Gateway({
-    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-    renterSeed: new Uint8Array(32).fill(9),
-    budgetPerHour: 100n * UNC,
-    models: [{ name: 'ocr' }],
-    dbPath: join(dir, 'g.db'),
-    allowHttp: true,
-    inclusionWaitMs: 300,
-    port: 0,
-    tickMs: 3_600_000,
-    attemptTimeoutMs: 30_000,
-    targets: { minLeases: 0 },
-    now: () => T0,
-  });
+  const gw = new Gateway(
+    gatewayOptions(await listening(node), dir, {
+      renterSeed: new Uint8Array(32).fill(9),
+      budgetPerHour: 100n * UNC,
+      attemptTimeoutMs: 30_000,
+      now: () => T0,
+    }),
+  );
   try {
     await gw.start();
     const inside = gw as unknown as {

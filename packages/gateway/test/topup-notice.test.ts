@@ -7,12 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
-import { mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const T0 = 1_000_000;
@@ -56,20 +55,13 @@ async function withPooledLease(
     } as Record<string, unknown>,
   };
   const node = mempoolOnlyNode(sent, state);
-  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
-  const gw = new Gateway({
-    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-    renterSeed: new Uint8Array(32).fill(9),
-    budgetPerHour: 100n * UNC,
-    models: [{ name: 'ocr' }],
-    dbPath: join(dir, 'g.db'),
-    allowHttp: true,
-    inclusionWaitMs: 300,
-    port: 0,
-    tickMs: 3_600_000,
-    targets: { minLeases: 0 },
-    now: () => T0,
-  });
+  const gw = new Gateway(
+    gatewayOptions(await listening(node), dir, {
+      renterSeed: new Uint8Array(32).fill(9),
+      budgetPerHour: 100n * UNC,
+      now: () => T0,
+    }),
+  );
   try {
     await gw.start();
     const inside = gw as unknown as {

@@ -10,13 +10,8 @@ import {
   DEFAULT_PARAMS,
   ed25519CheckKey,
   ed25519Verify,
-  encode,
   envelopeFromBytes,
-  envelopeFromSigned,
   envelopeSignatureCheck,
-  minimumFee,
-  signedTransactionCodec,
-  signTransaction,
   type TxEnvelope,
   ValidationError,
   VerifiedSignatures,
@@ -33,33 +28,16 @@ import {
 import { createApi } from '../src/api.js';
 import { systemClock } from '../src/clock.js';
 import { BlockPreverifier } from '../src/consensus/block-preverify.js';
-import { devKey } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { type SignatureCheck, type SignatureVerifier, VerifyPoolBusy } from '../src/verify-pool.js';
-import { devBlockOne } from './fixtures.js';
+import { devBlockOne, devTransfer, forged } from './fixtures.js';
 
 const { genesis, state, next } = devBlockOne();
 
+/** A transfer from dev key `from` on the dev chain (fixtures.ts). */
 function tx(from: number, nonce: bigint): TxEnvelope {
-  const k = devKey(from);
-  const base = {
-    chainId: genesis.chainId,
-    signer: k.publicKey,
-    nonce,
-    expiresAt: 100n,
-    actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: 1n, memo: new Uint8Array(0) }],
-    fee: 0n,
-  };
-  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-  return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) }, k.seed));
-}
-
-/** The same body (the same hash) under a signature that does not verify. */
-function forged(env: TxEnvelope): TxEnvelope {
-  const bytes = Uint8Array.from(env.bytes);
-  bytes[bytes.length - 1]! ^= 1;
-  return envelopeFromBytes(bytes);
+  return devTransfer(genesis.chainId, from, nonce);
 }
 
 /** Answers each call only when the test says so, counting every check it is given. */

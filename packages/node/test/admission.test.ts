@@ -4,11 +4,8 @@ import {
   DEFAULT_PARAMS,
   ed25519Verify,
   encode,
-  envelopeFromBytes,
   envelopeFromSigned,
   getAccount,
-  minimumFee,
-  signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
   ValidationError,
@@ -25,28 +22,13 @@ import {
   VerifyPool,
   VerifyPoolBusy,
 } from '../src/verify-pool.js';
-import { devBlockOne } from './fixtures.js';
+import { devBlockOne, devTransfer, forged } from './fixtures.js';
 
 const { genesis, state, next } = devBlockOne();
 
+/** A transfer from dev key `from` on the dev chain (fixtures.ts). */
 function tx(from: number, nonce: bigint): TxEnvelope {
-  const k = devKey(from);
-  const base = {
-    chainId: genesis.chainId,
-    signer: k.publicKey,
-    nonce,
-    expiresAt: 100n,
-    actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: 1n, memo: new Uint8Array(0) }],
-    fee: 0n,
-  };
-  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-  return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) }, k.seed));
-}
-
-function forged(env: TxEnvelope): TxEnvelope {
-  const bytes = Uint8Array.from(env.bytes);
-  bytes[bytes.length - 1]! ^= 1;
-  return envelopeFromBytes(bytes);
+  return devTransfer(genesis.chainId, from, nonce);
 }
 
 function setup(opts: { maxQueued?: number; sliceMs?: number } = {}, verifier: SignatureVerifier = pool) {

@@ -2,15 +2,23 @@
 import {
   addressFromPublicKey,
   type BlockContext,
+  DEFAULT_PARAMS,
   ed25519PublicKey,
+  encode,
+  envelopeFromBytes,
+  envelopeFromSigned,
   type Genesis,
   genesisStateWrites,
   MemoryState,
+  minimumFee,
   parseGenesis,
   sha256,
+  signedTransactionCodec,
+  signTransaction,
+  type TxEnvelope,
   utf8,
 } from '@unc/core';
-import { devGenesisJson } from '../src/dev.js';
+import { devGenesisJson, devKey } from '../src/dev.js';
 
 export type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
 
@@ -35,4 +43,29 @@ export function devBlockOne(): { genesis: Genesis; state: MemoryState; next: Blo
     prevBeacon: new Uint8Array(32),
   };
   return { genesis, state, next };
+}
+
+/**
+ * A transfer of 1 base unit from dev key `from` to dev key 9 on `chainId`, at the minimum fee for
+ * its size, valid up to height 100.
+ */
+export function devTransfer(chainId: string, from: number, nonce: bigint): TxEnvelope {
+  const k = devKey(from);
+  const base = {
+    chainId,
+    signer: k.publicKey,
+    nonce,
+    expiresAt: 100n,
+    actions: [{ type: 'transfer' as const, to: devKey(9).address, amount: 1n, memo: new Uint8Array(0) }],
+    fee: 0n,
+  };
+  const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+  return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) }, k.seed));
+}
+
+/** The same body (the same hash) under a signature that does not verify. */
+export function forged(env: TxEnvelope): TxEnvelope {
+  const bytes = Uint8Array.from(env.bytes);
+  bytes[bytes.length - 1]! ^= 1;
+  return envelopeFromBytes(bytes);
 }

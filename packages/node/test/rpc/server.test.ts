@@ -146,6 +146,16 @@ function modules(extra: Partial<RpcServerModules> = {}): RpcServerModules {
   };
 }
 
+/** A `shared` subscription whose every subscriber's emit is in `emitters` while it lasts. */
+function sharedInto(emitters: Set<(r: unknown) => void>): RpcServerModules['subscriptions'] {
+  return {
+    shared: (_params, emit) => {
+      emitters.add(emit);
+      return () => emitters.delete(emit);
+    },
+  };
+}
+
 interface HttpReply {
   status: number;
   headers: Headers;
@@ -1155,12 +1165,7 @@ describe('rpc server limits', () => {
       OPTS,
       modules({
         ...quiet(),
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
+        subscriptions: sharedInto(emitters),
       }),
     );
     try {
@@ -1520,12 +1525,7 @@ describe('rpc server limits', () => {
       { ...OPTS, maxWsBufferedBytes: 256 * 1024 },
       modules({
         ...quiet(),
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
+        subscriptions: sharedInto(emitters),
       }),
     );
     try {
@@ -1573,6 +1573,26 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   async function closeAll(server: RpcServer): Promise<void> {
     for (const c of opened.splice(0)) socketOf(c.ws)?.destroy();
     await server.close();
+  }
+  /**
+   * A server whose unsent bytes are capped at 32 MiB, per client and in total, and whose ping round
+   * (60 s) does not come within a test unless `over` says otherwise: only the caps decide. Its log
+   * is captured, not printed.
+   */
+  function startCapped(
+    extra: Partial<RpcServerModules>,
+    over: Partial<RpcServerOptions> = {},
+  ): Promise<RpcServer> {
+    return startRpcServer(
+      {
+        ...OPTS,
+        pingIntervalMs: 60_000,
+        maxWsBufferedBytes: 32 * MiB,
+        maxWsBufferedBytesTotal: 32 * MiB,
+        ...over,
+      },
+      modules({ logger: captureLogger().logger, ...extra }),
+    );
   }
 
   it('counts what a client reads short of the read floor as debt (readDebt)', () => {
@@ -1687,23 +1707,14 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     // Four clients ask a 24 MiB reply each and read nothing, against a 32 MiB total: before, all
     // four were queued (96 MiB) until a ping round (60 s here) found them behind the floor.
     let asked = 0;
-    const server = await startRpcServer(
-      {
-        ...OPTS,
-        pingIntervalMs: 60_000,
-        maxWsBufferedBytes: 32 * MiB,
-        maxWsBufferedBytesTotal: 32 * MiB,
-      },
-      modules({
-        logger: captureLogger().logger,
-        methods: {
-          big: () => {
-            asked++;
-            return 'x'.repeat(24 * MiB);
-          },
+    const server = await startCapped({
+      methods: {
+        big: () => {
+          asked++;
+          return 'x'.repeat(24 * MiB);
         },
-      }),
-    );
+      },
+    });
     try {
       const clients = await Promise.all([1, 2, 3, 4].map(() => Client.open(server.wsUrl)));
       opened.push(...clients);
@@ -1742,14 +1753,9 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   });
 
   it('makes room at the next ping round for a reply it answered "busy"', async () => {
-    const server = await startRpcServer(
-      {
-        ...OPTS,
-        pingIntervalMs: 300,
-        maxWsBufferedBytes: 32 * MiB,
-        maxWsBufferedBytesTotal: 32 * MiB,
-      },
-      modules({ logger: captureLogger().logger, methods: { big: () => 'x'.repeat(24 * MiB) } }),
+    const server = await startCapped(
+      { methods: { big: () => 'x'.repeat(24 * MiB) } },
+      { pingIntervalMs: 300 },
     );
     try {
       const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
@@ -1777,24 +1783,10 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
 
   it('answers each request of a refused batch "busy", and stops the subscriptions it made', async () => {
     const emitters = new Set<(r: unknown) => void>();
-    const server = await startRpcServer(
-      {
-        ...OPTS,
-        pingIntervalMs: 60_000,
-        maxWsBufferedBytes: 32 * MiB,
-        maxWsBufferedBytesTotal: 32 * MiB,
-      },
-      modules({
-        logger: captureLogger().logger,
-        methods: { big: () => 'x'.repeat(24 * MiB) },
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
-      }),
-    );
+    const server = await startCapped({
+      methods: { big: () => 'x'.repeat(24 * MiB) },
+      subscriptions: sharedInto(emitters),
+    });
     try {
       const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
         Client,
@@ -1887,24 +1879,15 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   it('keeps room freed after a "busy" for the client refused, not for whoever asks first', async () => {
     // No ping round in the test (60 s): room is freed only by the attacker reading its reply.
     let asked = 0;
-    const server = await startRpcServer(
-      {
-        ...OPTS,
-        pingIntervalMs: 60_000,
-        maxWsBufferedBytes: 32 * MiB,
-        maxWsBufferedBytesTotal: 32 * MiB,
-      },
-      modules({
-        logger: captureLogger().logger,
-        methods: {
-          big: () => {
-            asked++;
-            return 'x'.repeat(24 * MiB);
-          },
-          echo: (p) => p,
+    const server = await startCapped({
+      methods: {
+        big: () => {
+          asked++;
+          return 'x'.repeat(24 * MiB);
         },
-      }),
-    );
+        echo: (p) => p,
+      },
+    });
     type Answer = { result?: string; error?: { data: { reason: string } } };
     try {
       // The attacker at another address (127.0.0.2) than the honest client (127.0.0.1).
@@ -1940,16 +1923,8 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     more: Partial<RpcServerOptions> = {},
   ): Promise<{ server: RpcServer; asked: () => number }> {
     let asked = 0;
-    const server = await startRpcServer(
+    const server = await startCapped(
       {
-        ...OPTS,
-        pingIntervalMs: 60_000,
-        maxWsBufferedBytes: 32 * MiB,
-        maxWsBufferedBytesTotal: 32 * MiB,
-        ...more,
-      },
-      modules({
-        logger: captureLogger().logger,
         methods: {
           big: () => {
             asked++;
@@ -1957,7 +1932,8 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
           },
           echo: (p) => p,
         },
-      }),
+      },
+      more,
     );
     return { server, asked: () => asked };
   }
@@ -2053,19 +2029,10 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     // Before, a request refused before computing took a place of maxResponseBytes (its size
     // unknown), for two rounds: with a total no larger, everyone else was refused, nothing held.
     const emitters = new Set<(r: unknown) => void>();
-    const server = await startRpcServer(
-      { ...OPTS, pingIntervalMs: 60_000, maxWsBufferedBytes: 32 * MiB, maxWsBufferedBytesTotal: 32 * MiB },
-      modules({
-        logger: captureLogger().logger,
-        methods: { echo: (p) => p },
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
-      }),
-    );
+    const server = await startCapped({
+      methods: { echo: (p) => p },
+      subscriptions: sharedInto(emitters),
+    });
     try {
       const holder = await Client.open(server.wsUrl, { localAddress: '127.0.0.3' });
       const ghost = await Client.open(server.wsUrl, { localAddress: '127.0.0.2' });
@@ -2091,29 +2058,15 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   it('refuses "busy" unrun a call whose reply could not fit, whatever its size', async () => {
     const emitters = new Set<(r: unknown) => void>();
     let computed = 0;
-    const server = await startRpcServer(
-      {
-        ...OPTS,
-        pingIntervalMs: 60_000,
-        maxWsBufferedBytes: 32 * MiB,
-        maxWsBufferedBytesTotal: 32 * MiB,
+    const server = await startCapped({
+      methods: {
+        costly: () => {
+          computed++;
+          return 'x'.repeat(MiB);
+        },
       },
-      modules({
-        logger: captureLogger().logger,
-        methods: {
-          costly: () => {
-            computed++;
-            return 'x'.repeat(MiB);
-          },
-        },
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
-      }),
-    );
+      subscriptions: sharedInto(emitters),
+    });
     try {
       const [holder, asker] = (await Promise.all([1, 2].map(() => Client.open(server.wsUrl)))) as [
         Client,
@@ -2154,12 +2107,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       { ...OPTS, pingIntervalMs: 200, minWsReadBytesPerSecond: 4 * MiB, wsReadSlackBytes: MiB },
       modules({
         logger: captureLogger().logger,
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
+        subscriptions: sharedInto(emitters),
       }),
     );
     try {
@@ -2262,12 +2210,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       { ...OPTS, pingIntervalMs: 200, minWsReadBytesPerSecond: 0 },
       modules({
         logger: captureLogger().logger,
-        subscriptions: {
-          shared: (_params, emit) => {
-            emitters.add(emit);
-            return () => emitters.delete(emit);
-          },
-        },
+        subscriptions: sharedInto(emitters),
       }),
     );
     try {
