@@ -667,13 +667,23 @@ test('writes that drain nothing give their slots to a waiting syncer: sybils tha
   for (let id = 0; id < 3; id++) for (let stream = 0; stream < 2; stream++) sybilStream(`sybil-${id}`);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2, 'the sybils hold every slot open to them');
-  const syncer = streamAnswer(budget, slots, clock, 'syncer', () => 0, async () => {});
+  const syncer = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+  );
   for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
   attacking = false;
   // Before: 0 blocks, after the longest wait.
   assert.equal(syncer.written, 4, "the syncer's answer was served in full");
   assert.ok(clock.now < BLOCK_SERVE_MAX_WAIT_MS, 'before the longest wait');
-  assert.ok(sybils.some((s) => s.aborted), 'stalled sybil writes were aborted');
+  assert.ok(
+    sybils.some((s) => s.aborted),
+    'stalled sybil writes were aborted',
+  );
   assert.ok(slots.held() <= DEFAULT_BLOCK_READ_SLOTS - 2);
 });
 
@@ -699,10 +709,20 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   // Waiters (an attacker's fresh ids, or a syncer) wait for those slots the longest wait through.
   const waiters = [0, 1, 2].map((i) =>
-    streamAnswer(budget, slots, clock, `waiter-${i}`, () => 0, async () => {}),
+    streamAnswer(
+      budget,
+      slots,
+      clock,
+      `waiter-${i}`,
+      () => 0,
+      async () => {},
+    ),
   );
   for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
-  assert.ok(slow.every((s) => !s.aborted), 'no slow reader was aborted');
+  assert.ok(
+    slow.every((s) => !s.aborted),
+    'no slow reader was aborted',
+  );
   for (const w of waiters) {
     assert.equal(w.written, 0, 'no slot was taken from a progressing write');
     assert.ok(w.ended);
@@ -728,7 +748,15 @@ test('stalled is measured from the last drained byte: a write that stops drainin
         ),
       );
   await settle();
-  const syncer = streamAnswer(budget, slots, clock, 'syncer', () => 0, async () => {}, { asked: 1 });
+  const syncer = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+    { asked: 1 },
+  );
   while (clock.now < 2_900) await clock.advance(100);
   assert.equal(syncer.written, 0, 'not within a stall time of the last drained byte');
   assert.ok(readers.every((r) => !r.aborted));
