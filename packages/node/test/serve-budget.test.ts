@@ -565,3 +565,202 @@ test('a block answer whose stream is gone (its syncer cancelled it) reads and wa
   assert.equal(await got, false);
   assert.equal(slots.held(), 0, 'the slot went back');
 });
+
+/** A clock the test moves (`advance`): each `sleep` ends when the clock reaches its end. */
+function timerClock() {
+  const timers: { at: number; fire: () => void }[] = [];
+  const c = {
+    now: 0,
+    sleep: (ms: number) => new Promise<void>((fire) => timers.push({ at: c.now + ms, fire })),
+    /** Moves the clock `ms` on, ending the sleeps due on the way, in order. */
+    async advance(ms: number): Promise<void> {
+      const end = c.now + ms;
+      for (;;) {
+        await settle();
+        timers.sort((a, b) => a.at - b.at);
+        const due = timers[0];
+        if (!due || due.at > end) break;
+        timers.shift();
+        c.now = due.at;
+        due.fire();
+      }
+      c.now = end;
+      await settle();
+    },
+  };
+  return c;
+}
+
+/**
+ * One stream's block answer, as libp2p.ts serves it, on `clock`: each block taken is written by
+ * `write` (the stream's drained bytes are `drained()`); aborted, the stream's write fails and the
+ * answer ends. Counts the blocks written and whether the stream was aborted.
+ */
+function streamAnswer(
+  budget: ServeBudget,
+  slots: BlockReadSlots,
+  clock: ReturnType<typeof timerClock>,
+  peer: string,
+  drained: () => number,
+  write: () => Promise<void>,
+  over: Partial<BlockAnswerOptions> = {},
+) {
+  const s = { written: 0, aborted: false, ended: false };
+  let failWrite: (err: Error) => void = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    failWrite = reject;
+  });
+  aborted.catch(() => {});
+  const answer = new BlockAnswerBudget(budget, {
+    peer,
+    asked: 4,
+    capBytes: 64 * MiB,
+    maxBlockBytes: 9 * MiB,
+    relaying: false,
+    now: () => clock.now,
+    sleep: clock.sleep,
+    slots,
+    gone: () => s.aborted,
+    drained,
+    abort: () => {
+      s.aborted = true;
+      failWrite(new Error('block write stalled'));
+    },
+    ...over,
+  });
+  void (async () => {
+    try {
+      while ((await answer.room()) && (await answer.take(MiB))) {
+        await Promise.race([write(), aborted]);
+        answer.sent(MiB);
+        s.written++;
+      }
+    } catch {
+      // The stream was aborted: a failed answer, as any other.
+    } finally {
+      answer.end();
+      s.ended = true;
+    }
+  })();
+  return s;
+}
+
+test('writes that drain nothing give their slots to a waiting syncer: sybils that never read cannot starve it', async () => {
+  // Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
+  // never relayed, each until its request deadline, renewably; a fresh node catching up (not a
+  // relaying peer) waited the longest wait and got a short (empty) answer.
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const never = () => new Promise<void>(() => {});
+  const sybils: ReturnType<typeof streamAnswer>[] = [];
+  let attacking = true;
+  // Each sybil stream aborted opens another at once (the attack renewed).
+  const sybilStream = (id: string) => {
+    const s = streamAnswer(budget, slots, clock, id, () => 256 * 1024, never);
+    sybils.push(s);
+    void (async () => {
+      while (!s.ended && attacking) await settle(1);
+      if (attacking) sybilStream(id);
+    })();
+  };
+  for (let id = 0; id < 3; id++) for (let stream = 0; stream < 2; stream++) sybilStream(`sybil-${id}`);
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2, 'the sybils hold every slot open to them');
+  const syncer = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+  );
+  for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
+  attacking = false;
+  // Before: 0 blocks, after the longest wait.
+  assert.equal(syncer.written, 4, "the syncer's answer was served in full");
+  assert.ok(clock.now < BLOCK_SERVE_MAX_WAIT_MS, 'before the longest wait');
+  assert.ok(
+    sybils.some((s) => s.aborted),
+    'stalled sybil writes were aborted',
+  );
+  assert.ok(slots.held() <= DEFAULT_BLOCK_READ_SLOTS - 2);
+});
+
+test('a slow reader whose writes keep draining is never aborted, whoever waits for its slot', async () => {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  // Six slow readers (3 ids x 2 streams) each drain a few bytes every 900 ms, under the stall time.
+  const slow = [];
+  for (let id = 0; id < 3; id++)
+    for (let stream = 0; stream < 2; stream++)
+      slow.push(
+        streamAnswer(
+          budget,
+          slots,
+          clock,
+          `slow-${id}`,
+          () => Math.floor(clock.now / 900) * 100,
+          () => new Promise<void>(() => {}),
+        ),
+      );
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  // Waiters (an attacker's fresh ids, or a syncer) wait for those slots the longest wait through.
+  const waiters = [0, 1, 2].map((i) =>
+    streamAnswer(
+      budget,
+      slots,
+      clock,
+      `waiter-${i}`,
+      () => 0,
+      async () => {},
+    ),
+  );
+  for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
+  assert.ok(
+    slow.every((s) => !s.aborted),
+    'no slow reader was aborted',
+  );
+  for (const w of waiters) {
+    assert.equal(w.written, 0, 'no slot was taken from a progressing write');
+    assert.ok(w.ended);
+  }
+});
+
+test('stalled is measured from the last drained byte: a write that stops draining loses its slot a stall time later', async () => {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  // Six readers drain until t = 2,000 ms, then stop.
+  const readers = [];
+  for (let id = 0; id < 3; id++)
+    for (let stream = 0; stream < 2; stream++)
+      readers.push(
+        streamAnswer(
+          budget,
+          slots,
+          clock,
+          `reader-${id}`,
+          () => Math.floor(Math.min(clock.now, 2_000) / 500),
+          () => new Promise<void>(() => {}),
+        ),
+      );
+  await settle();
+  const syncer = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+    { asked: 1 },
+  );
+  while (clock.now < 2_900) await clock.advance(100);
+  assert.equal(syncer.written, 0, 'not within a stall time of the last drained byte');
+  assert.ok(readers.every((r) => !r.aborted));
+  while (clock.now < 3_200) await clock.advance(100);
+  assert.equal(syncer.written, 1, 'served once the write stalled');
+  assert.equal(readers.filter((r) => r.aborted).length, 1, 'one stalled write aborted per slot needed');
+});

@@ -277,9 +277,16 @@ function errorMessage(err: unknown): string {
  * One length-prefixed frame. Callers bound what they send (gossip limits, block frames); the
  * library's own default bound (4 MiB) would refuse a full block or proposal (up to 9 MiB).
  */
-async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
+async function sendFrame(
+  stream: Stream,
+  data: Uint8Array,
+  signal: AbortSignal,
+  onQueued?: (bytes: number) => void,
+): Promise<void> {
   const frame = lp.encode.single(data, { maxDataLength: data.byteLength });
-  if (!stream.send(frame)) await stream.onDrain({ signal });
+  const room = stream.send(frame);
+  onQueued?.(frame.byteLength);
+  if (!room) await stream.onDrain({ signal });
 }
 
 /**
@@ -844,6 +851,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // past the budget, a wait for it to renew, bounded well inside the requester's deadline
         // (answering short at once got honest servers distrusted by honest syncers: sync.ts).
         const asked = Number(to - from + 1n);
+        // Bytes handed to the stream: less its write buffer, what has drained (stall detection).
+        let queued = 0;
         const answer = new BlockAnswerBudget(this.blockServeBudget, {
           peer,
           asked,
@@ -855,13 +864,18 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           slots: this.blockReadSlots,
           // A reset or aborted stream (the syncer cancelled it): no answer will be read.
           gone: () => stream.status === 'reset' || stream.status === 'aborted',
+          // A write that drains nothing for a while gives its slot to a waiter (serve-budget.ts).
+          drained: () => queued - stream.writeBufferLength,
+          abort: () => stream.abort(new Error('block write stalled')),
         });
         let sent = 0;
         // The overall serve window is charged once the frame is written (handed whole to the
         // muxer), not when the block was read: a peer that never reads its answers then holds
         // only its own window (serve-budget.ts ServeBudget.chargeAll).
         const send = async (block: Uint8Array) => {
-          await sendFrame(stream, block, signal);
+          await sendFrame(stream, block, signal, (bytes) => {
+            queued += bytes;
+          });
           // Written whole, not only drained once: see `written`.
           await written(stream, signal);
           sent++;

@@ -219,7 +219,9 @@ export class BlockReadSlots {
   /** Of `busy`: held by peers that are not relaying peers. */
   private unproven = 0;
   private readonly byPeer = new Map<string, number>();
-  private readonly waiters: { peer: string; relaying: boolean; grant: () => void }[] = [];
+  private readonly waiters: Waiter[] = [];
+  /** Slots whose block is being written, with how far each write has drained (`writing`). */
+  private readonly writes = new Set<SlotWrite>();
 
   /**
    * `reservedForRelaying`: slots only relaying peers may hold, as the windows keep a share for
@@ -230,8 +232,9 @@ export class BlockReadSlots {
     readonly slots = DEFAULT_BLOCK_READ_SLOTS,
     readonly perPeer = DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
     readonly reservedForRelaying = DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING,
+    readonly stallMs = DEFAULT_BLOCK_WRITE_STALL_MS,
   ) {
-    for (const v of [slots, perPeer])
+    for (const v of [slots, perPeer, stallMs])
       if (!Number.isSafeInteger(v) || v <= 0)
         throw new RangeError('block read slots must be positive integers');
     if (!Number.isSafeInteger(reservedForRelaying) || reservedForRelaying < 0 || reservedForRelaying >= slots)
@@ -247,29 +250,110 @@ export class BlockReadSlots {
    * A slot for `peer`: true once held; false when none came before `timeout()` settled (then
    * nothing is held; it is called only when the slot is not granted at once, so a read that finds
    * a slot free leaves no timer behind). The caller gives it back with `release`.
+   *
+   * `watch` (a clock): while it waits, the waiter takes over a slot whose write has stalled
+   * (`reclaimStalled`), checked as each write it could take over would reach the stall time.
    */
-  acquire(peer: string, timeout: () => Promise<void>, relaying = false): Promise<boolean> {
+  acquire(
+    peer: string,
+    timeout: () => Promise<void>,
+    relaying = false,
+    watch?: { now: () => number; sleep: (ms: number) => Promise<void> },
+  ): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      let done = false;
-      const waiter = {
+      const waiter: Waiter = {
         peer,
         relaying,
+        done: false,
         grant: () => {
-          done = true;
+          waiter.done = true;
           resolve(true);
         },
       };
       this.waiters.push(waiter);
       this.pump();
-      if (done) return;
+      if (waiter.done) return;
       void timeout().then(() => {
-        if (done) return;
-        done = true;
+        if (waiter.done) return;
+        waiter.done = true;
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
         resolve(false);
       });
+      if (watch)
+        void (async () => {
+          while (!waiter.done) {
+            const ms = this.reclaimStalled(waiter, watch.now());
+            if (waiter.done) return;
+            await watch.sleep(ms);
+          }
+        })();
     });
+  }
+
+  /**
+   * A block holding a slot of `peer` is being written: `drained()` says how many bytes of the
+   * stream's writes have left its write buffer so far, `reclaim()` gives the slot up (it aborts the
+   * stream: the slot is no longer the caller's to release). `done()` once the write ended.
+   */
+  writing(
+    peer: string,
+    relaying: boolean,
+    drained: () => number,
+    now: number,
+    reclaim: () => void,
+  ): { done: () => void } {
+    const w: SlotWrite = { peer, relaying, drained, last: drained(), since: now, reclaim };
+    this.writes.add(w);
+    return { done: () => this.writes.delete(w) };
+  }
+
+  /**
+   * Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
+   * never relayed, each until its request deadline (10 s), renewably, and a fresh node catching
+   * up was not served. A waiter blocked by the others' slots (not by its own share) takes over
+   * the slot of a write that drained no byte for `stallMs`, the longest stalled first: that write's
+   * stream is aborted, a failed stream as any other (no penalty). Only writes that moved nothing:
+   * an honest reader however slow drains some bytes (each window update of its muxer), so no
+   * waiter, an attacker's included, can have it aborted. Returns the ms until the next check.
+   */
+  private reclaimStalled(waiter: Waiter, now: number): number {
+    if ((this.byPeer.get(waiter.peer) ?? 0) >= this.perPeer) return this.stallMs;
+    const openUnproven = this.unproven < this.slots - this.reservedForRelaying;
+    let oldest: SlotWrite | undefined;
+    let next = this.stallMs;
+    for (const w of this.writes) {
+      const d = w.drained();
+      if (d !== w.last) {
+        w.last = d;
+        w.since = now;
+      }
+      // Only a slot whose release lets this waiter in: one that never relayed, held back by the
+      // share of such peers being full, can take over only a slot of that share.
+      if (!waiter.relaying && !openUnproven && w.relaying) continue;
+      const left = w.since + this.stallMs - now;
+      if (left > 0) next = Math.min(next, left);
+      else if (!oldest || w.since < oldest.since) oldest = w;
+    }
+    if (!oldest) return Math.max(1, next);
+    this.writes.delete(oldest);
+    // The slot passes to the waiter directly: first come, first served would hand it to whichever
+    // waiter is first, the attacker's own next stream as likely as not.
+    this.take(oldest.peer, oldest.relaying, -1);
+    const i = this.waiters.indexOf(waiter);
+    if (i >= 0) this.waiters.splice(i, 1);
+    this.take(waiter.peer, waiter.relaying, 1);
+    waiter.grant();
+    oldest.reclaim();
+    return this.stallMs;
+  }
+
+  private take(peer: string, relaying: boolean, by: 1 | -1): void {
+    const n = (this.byPeer.get(peer) ?? 0) + by;
+    if (n <= 0) this.byPeer.delete(peer);
+    else this.byPeer.set(peer, n);
+    this.busy += by;
+    if (!relaying) this.unproven = Math.max(0, this.unproven + by);
   }
 
   /** Gives back a slot `peer` holds (`relaying`: as it was acquired). */
@@ -289,7 +373,7 @@ export class BlockReadSlots {
    */
   private pump(): void {
     for (let i = 0; i < this.waiters.length && this.busy < this.slots; ) {
-      const w = this.waiters[i] as { peer: string; relaying: boolean; grant: () => void };
+      const w = this.waiters[i] as Waiter;
       const n = this.byPeer.get(w.peer) ?? 0;
       if (n >= this.perPeer || (!w.relaying && this.unproven >= this.slots - this.reservedForRelaying)) {
         i++;
@@ -303,6 +387,33 @@ export class BlockReadSlots {
     }
   }
 }
+
+interface Waiter {
+  peer: string;
+  relaying: boolean;
+  done: boolean;
+  grant: () => void;
+}
+
+interface SlotWrite {
+  peer: string;
+  relaying: boolean;
+  drained: () => number;
+  /** `drained()` when last seen, and since when it has not moved. */
+  last: number;
+  since: number;
+  reclaim: () => void;
+}
+
+/**
+ * How long a block's write may drain nothing before a waiter blocked by its slot takes the slot
+ * over (BlockReadSlots.reclaimStalled). A muxer's stream window (yamux: 256 KiB) lets the
+ * writer drain again as soon as its reader has read part of it: a link that carries 128 KiB a
+ * second (1 Mbit/s) drains something each second, and a slower one could not carry a full
+ * answer (64 MiB) nor one 9 MiB block within the 10 s request deadline anyway. A non-reading
+ * peer holds a slot this long (plus the first window it drains) per stream, not the deadline.
+ */
+export const DEFAULT_BLOCK_WRITE_STALL_MS = 1_000;
 
 /** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet written. */
 export const DEFAULT_BLOCK_READ_SLOTS = 8;
@@ -332,6 +443,14 @@ export interface BlockAnswerOptions {
    * up to the longest wait, holding its read slots, for an answer no one would read.
    */
   gone?: () => boolean;
+  /**
+   * Bytes of this answer's stream writes that have left its write buffer so far, and how to abort
+   * the stream: with both, a block's write that drains nothing for the slots' stall time gives its
+   * slot to a waiter that needs it, aborting this answer (BlockReadSlots.reclaimStalled), and this
+   * answer's own slot waits take over such stalled slots. Without them, neither.
+   */
+  drained?: () => number;
+  abort?: () => void;
 }
 
 /**
@@ -366,6 +485,8 @@ export class BlockAnswerBudget {
    * (4 streams x 200 connections x 9 MiB). Held until written, the slots bound that memory too.
    */
   private sending = false;
+  /** The write of the block in `sending`, as the slots see it (`BlockReadSlots.writing`). */
+  private write: { done: () => void } | null = null;
   private readonly maxWaitMs: number;
 
   constructor(
@@ -420,6 +541,7 @@ export class BlockAnswerBudget {
       opts.peer,
       () => (left > 0 ? opts.sleep(left) : Promise.resolve()),
       opts.relaying,
+      opts.drained && opts.abort ? { now: opts.now, sleep: opts.sleep } : undefined,
     );
     this.waited += Math.max(0, opts.now() - start);
     if (got) this.held.slot = true;
@@ -461,6 +583,14 @@ export class BlockAnswerBudget {
       if (this.held?.slot) {
         this.held.slot = false;
         this.sending = true;
+        const { drained, abort, slots } = opts;
+        if (drained && abort && slots)
+          this.write = slots.writing(opts.peer, opts.relaying, drained, opts.now(), () => {
+            // The slot went to a waiter: it is no longer this answer's to give back.
+            this.sending = false;
+            this.write = null;
+            abort();
+          });
       }
       return true;
     } finally {
@@ -481,6 +611,8 @@ export class BlockAnswerBudget {
   private releaseSending(): void {
     if (!this.sending) return;
     this.sending = false;
+    this.write?.done();
+    this.write = null;
     this.opts.slots?.release(this.opts.peer, this.opts.relaying);
   }
 
