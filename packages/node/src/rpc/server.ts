@@ -740,6 +740,19 @@ export function roomAhead(
   return room;
 }
 
+/**
+ * A request of `kind` refused before it runs (no reply could fit): whether it renews its client's
+ * place in line, and the room it asks the next ping round to make. Its size unknown, it asks for
+ * one byte, or its place's real size when it retries what the place waits for; only such a retry
+ * renews the place. A guessed size (maxResponseBytes) kept that much room from everyone for two
+ * rounds, even for a client gone at once; renewing on any request kept alive, for a client polling
+ * something else, a place (and the room made for it) for a reply it no longer asks for.
+ */
+export function refusedUnrun(place: Pick<WsPlace, 'bytes' | 'kind'> | undefined, kind: string) {
+  const retry = place !== undefined && place.kind === kind;
+  return { renew: retry, roomBytes: retry ? place.bytes : 1 };
+}
+
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
@@ -1715,17 +1728,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const { total, held } = countWsHeld();
     const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
     if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
-    // Refused unrun, its size unknown: it asks the next round for no more room than one reply of
-    // any size (a byte) or, when it retries what its place waits for, that place's real size. A
-    // guessed size (maxResponseBytes) kept that much room from everyone for two rounds, even for a
-    // client gone at once: with a total no larger, every other client was refused with nothing
-    // held. Only a retry of the same kind renews the place: a client polling something else would
-    // otherwise keep a place (and its room) alive for a reply it no longer asks for. (Its busy
-    // answer, refused too, may take a place of that answer's own small size: a position in line.)
+    // Its busy answer, refused too, may take a place of that answer's own small size: a position.
     const place = conn.client === null ? undefined : wsLine.get(conn.client);
-    const retry = place !== undefined && place.kind === kind;
-    if (retry) place.round = wsRound;
-    wsRefusedBytes = Math.max(wsRefusedBytes, retry ? place.bytes : 1);
+    const { renew, roomBytes } = refusedUnrun(place, kind);
+    if (renew) place!.round = wsRound;
+    wsRefusedBytes = Math.max(wsRefusedBytes, roomBytes);
     return true;
   }
 

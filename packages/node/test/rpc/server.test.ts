@@ -21,6 +21,7 @@ import {
   type RpcServerOptions,
   type RpcSubscription,
   readDebt,
+  refusedUnrun,
   roomAhead,
   shedOrder,
   startRpcServer,
@@ -2023,6 +2024,16 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       Object.defineProperty(WebSocket.prototype, 'bufferedAmount', getter);
       await closeAll(server);
     }
+  });
+
+  it('renews a place, and asks room for it, only for a retry of what it waits for (refused unrun)', () => {
+    // Before, any request refused unrun renewed its client's place and asked the next round for the
+    // place's size: a client polling something else kept a place it no longer needed alive, and
+    // every round dropped holders for room nobody took.
+    const place = { bytes: 24 * MiB, kind: 'big' };
+    assert.deepEqual(refusedUnrun(place, 'big'), { renew: true, roomBytes: 24 * MiB });
+    assert.deepEqual(refusedUnrun(place, 'echo'), { renew: false, roomBytes: 1 });
+    assert.deepEqual(refusedUnrun(undefined, 'big'), { renew: false, roomBytes: 1 });
   });
 
   it('makes no place of a guessed size for a request refused unrun, so a client gone keeps no room', async () => {
