@@ -178,3 +178,30 @@ export function gatewayOptions(
     ...overrides,
   };
 }
+
+/**
+ * The node state of a renter with one active lease of 1 UNC/h on `endpoint`, started a minute
+ * before `t0` and escrowed for three hours, and a transaction status of "pending": what the job
+ * tests against one provider start from.
+ */
+export function oneLeaseNode(t0: number, endpoint: string, leaseId = 'dd'.repeat(32)) {
+  const state = {
+    txStatus: 'pending',
+    timeMs: t0,
+    leases: [] as unknown[],
+    lease: {
+      [leaseId]: {
+        id: leaseId,
+        status: 'active',
+        pricePerHour: UNC.toString(),
+        startTime: t0 - 60_000,
+        escrowUntil: t0 + 3 * 3_600_000,
+        endTime: t0 + 3 * 3_600_000,
+        closedTime: null,
+        endpoint,
+        tlsFingerprints: [],
+      },
+    } as Record<string, unknown>,
+  };
+  return { leaseId, state };
+}

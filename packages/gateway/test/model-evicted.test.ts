@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Gateway, modelHashOf } from '../src/gateway.js';
 import { REUPLOAD_EVERY_MS } from '../src/policy.js';
-import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode, oneLeaseNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const T0 = 1_000_000;
@@ -106,25 +106,7 @@ async function evicted(
     });
   });
   const endpoint = await listening(provider);
-  const leaseId = 'dd'.repeat(32);
-  const state = {
-    txStatus: 'pending',
-    timeMs: T0,
-    leases: [] as unknown[],
-    lease: {
-      [leaseId]: {
-        id: leaseId,
-        status: 'active',
-        pricePerHour: UNC.toString(),
-        startTime: T0 - 60_000,
-        escrowUntil: T0 + 3 * 3_600_000,
-        endTime: T0 + 3 * 3_600_000,
-        closedTime: null,
-        endpoint,
-        tlsFingerprints: [],
-      },
-    } as Record<string, unknown>,
-  };
+  const { leaseId, state } = oneLeaseNode(T0, endpoint);
   const node = mempoolOnlyNode([], state);
   const gw = new Gateway(
     gatewayOptions(await listening(node), dir, {

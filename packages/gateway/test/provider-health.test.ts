@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Gateway } from '../src/gateway.js';
 import { DEFAULT_MAX_SLOTS_PER_LEASE, leaseSlots } from '../src/policy.js';
-import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
+import { gatewayOptions, listening, mempoolOnlyNode, oneLeaseNode } from './fake-node.js';
 
 const UNC = 10n ** 18n;
 const T0 = 1_000_000;
@@ -84,25 +84,7 @@ test('a provider that claims a huge concurrency gets no more jobs at once than t
     held.push(res); // never answered
   });
   const endpoint = await listening(provider);
-  const leaseId = 'dd'.repeat(32);
-  const state = {
-    txStatus: 'pending',
-    timeMs: T0,
-    leases: [] as unknown[],
-    lease: {
-      [leaseId]: {
-        id: leaseId,
-        status: 'active',
-        pricePerHour: UNC.toString(),
-        startTime: T0 - 60_000,
-        escrowUntil: T0 + 3 * 3_600_000,
-        endTime: T0 + 3 * 3_600_000,
-        closedTime: null,
-        endpoint,
-        tlsFingerprints: [],
-      },
-    } as Record<string, unknown>,
-  };
+  const { leaseId, state } = oneLeaseNode(T0, endpoint);
   const node = mempoolOnlyNode([], state);
   const gw = new Gateway(
     gatewayOptions(await listening(node), dir, {
