@@ -391,7 +391,8 @@ export class AdmissionQueue {
   /**
    * The evidence of the signed transactions (signatures first: a forged transaction gets no
    * evidence check), on the verifier's workers, by check key. Null where there are none or the
-   * verifier has no workers for it (admit checks on this thread, as before); a worker that died or
+   * verifier has no `checkEvidence` (the in-thread verifier, the simulator's: admit checks on this
+   * thread, in slices); a pool without threads answers on the calling thread; a worker that died or
    * a pool that closed meanwhile leaves them to this thread too. Rejects with the pool's
    * VerifyPoolBusy when its admission lane is full.
    */
@@ -456,24 +457,27 @@ export class AdmissionQueue {
     if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
     if (job.checkedOn !== undefined && host.evidenceHead?.() === job.checkedOn) return false;
     const known = job.verdicts;
-    const misses = (env: TxEnvelope) => {
+    /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
+    const misses = (env: TxEnvelope): { check: EvidenceCheck; key: string }[] => {
       try {
-        return host.evidenceChecks!(env).filter((c) => !known?.has(evidenceCheckKey(c)));
+        return host.evidenceChecks!(env)
+          .map((check) => ({ check, key: evidenceCheckKey(check) }))
+          .filter(({ key }) => !known?.has(key));
       } catch {
         // A bug in the host, not a refusal: admitOne meets it again and answers INTERNAL; it must
         // not escape the drain loop and stop admission.
         return [];
       }
     };
-    if (!job.verified![from] || misses(job.envs[from]!).length === 0) return false;
+    const first = job.verified![from] ? misses(job.envs[from]!) : [];
+    if (first.length === 0) return false;
     job.resent = true;
     const checks: EvidenceCheck[] = [];
     const keys: string[] = [];
     const seen = new Set<string>();
     for (let i = from; i < job.envs.length; i++) {
       if (!job.verified![i] || job.results[i] !== undefined) continue;
-      for (const check of misses(job.envs[i]!)) {
-        const key = evidenceCheckKey(check);
+      for (const { check, key } of i === from ? first : misses(job.envs[i]!)) {
         if (seen.has(key)) continue;
         seen.add(key);
         checks.push(check);

@@ -583,6 +583,8 @@ export class Mempool {
    * refusal is remembered (a copy costs a lookup, not a check) or that registers nothing.
    */
   registrationChecks(env: TxEnvelope, state: StateReader, next: BlockContext): EvidenceCheck[] {
+    // Most transactions register nothing: no refusal lookup, no next-block executor for them.
+    if (costlyActionCount(env.stx.tx) === 0) return [];
     if (this.rememberedEvidenceRefusal(env, next)) return [];
     return registrationEvidenceChecks(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
   }

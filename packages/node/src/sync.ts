@@ -610,12 +610,12 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
       height: chain.height,
       headHash: chain.head.hash,
     }),
-    blocks: (from, to, take) => readBlockRange(from, to < chain.height ? to : chain.height, chain, take),
+    blocks: (from, to, take) => readBlockRange(from, to, chain, take),
   };
 }
 
 /**
- * The stored blocks `from`…`to` (no further than the caller's head: `to` is already capped) as a
+ * The stored blocks `from`…`to` (no further than the chain's head) as a
  * `/blocks/1` answer reads them: the peer's budget and a read slot waited for before each read
  * (`take.room`, holding no block), each block offered to `take` (which sends it) once read, and
  * the answer ended at the first block missing or refused.
@@ -623,11 +623,12 @@ export function chainServer(chain: Chain): Pick<NetworkHandlers, 'status' | 'blo
 export async function readBlockRange(
   from: bigint,
   to: bigint,
-  chain: Pick<Chain, 'db'>,
+  chain: Pick<Chain, 'db' | 'height'>,
   take?: BlockTake,
 ): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
-  for (let h = from; h <= to; h++) {
+  const last = to < chain.height ? to : chain.height;
+  for (let h = from; h <= last; h++) {
     if (take?.room && !(await take.room())) break;
     const raw = await chain.db.getBlockBytes(h);
     if (!raw || (take && !(await take(raw.byteLength, raw)))) break;

@@ -470,7 +470,7 @@ export interface EvidenceBatch {
 }
 
 /** Bytes of an evidence check as it is copied to a worker: its byte fields, with a little for the rest. */
-export function evidenceCheckBytes(check: EvidenceCheck): number {
+function evidenceCheckBytes(check: EvidenceCheck): number {
   let n = 256 + check.message.length;
   const add = (v: unknown) => {
     if (v instanceof Uint8Array) n += v.length;
@@ -488,7 +488,7 @@ export function evidenceCheckBytes(check: EvidenceCheck): number {
  * `v` (plain data: arrays, plain objects, bytes, scalars) with every byte array in a buffer of its
  * own: structured clone copies a view together with its whole underlying buffer.
  */
-export function ownBuffers<T>(v: T): T {
+function ownBuffers<T>(v: T): T {
   if (v instanceof Uint8Array)
     return (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : new Uint8Array(v)) as T;
   if (Array.isArray(v)) return v.map(ownBuffers) as T;

@@ -301,7 +301,7 @@ export const MAX_HELD_OVER_CAP = 16;
  * compact. A block of 100,000 tiny transactions has 3.2 MB of ids, so an attacker signing such
  * blocks fills ten places at least; honest blocks take a few kilobytes.
  */
-export const MAX_HELD_OVER_CAP_BYTES = 4 * MAX_BLOCK_BYTES;
+const MAX_HELD_OVER_CAP_BYTES = 4 * MAX_BLOCK_BYTES;
 /** Peers remembered per compact proposal being fetched as having sent it too (`announcers`). */
 const MAX_ANNOUNCERS = 8;
 

@@ -325,20 +325,12 @@ export class SyncReactor {
   }
 
   /**
-   * Encoded committed blocks `from`…`to` (as many as we have), for a peer's range request: the
-   * stored bytes as they are (a block is stored in its canonical encoding, with its commit), each
-   * offered to `take` (the response cap and serve budget) before the next is read. Decoding and
-   * re-encoding all 64 blocks before the cap was looked at let any peer make this node read,
-   * decode and hold up to 64 x 8 MiB per request, on four streams per connection.
+   * A peer's range request, answered by `readBlockRange` (sync.ts): the stored bytes as they are,
+   * each read only once the peer's budget and a read slot have room, and offered to `take`.
    */
   async blocksFor(from: bigint, to: bigint, take?: BlockTake): Promise<Uint8Array[]> {
-    const { chain } = this.opts;
-    return readBlockRange(from, min(to, chain.height), chain, take);
+    return readBlockRange(from, to, this.opts.chain, take);
   }
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }
 
 /** What `preverifySyncedBlock` reads of the node's chain. */

@@ -358,12 +358,8 @@ export class BlockReadSlots {
 
   /** Gives back a slot `peer` holds (`relaying`: as it was acquired). */
   release(peer: string, relaying = false): void {
-    const n = this.byPeer.get(peer) ?? 0;
-    if (n <= 0) return;
-    if (n === 1) this.byPeer.delete(peer);
-    else this.byPeer.set(peer, n - 1);
-    this.busy--;
-    if (!relaying) this.unproven = Math.max(0, this.unproven - 1);
+    if ((this.byPeer.get(peer) ?? 0) <= 0) return;
+    this.take(peer, relaying, -1);
     this.pump();
   }
 
@@ -380,9 +376,7 @@ export class BlockReadSlots {
         continue;
       }
       this.waiters.splice(i, 1);
-      this.byPeer.set(w.peer, n + 1);
-      this.busy++;
-      if (!w.relaying) this.unproven++;
+      this.take(w.peer, w.relaying, 1);
       w.grant();
     }
   }
