@@ -2127,7 +2127,7 @@ export class ConsensusDriver {
     const { firsts } = this.forwardedUnchecked;
     // Bounded already (a few rounds, its own proposer each); cleared if ever full all the same.
     if (firsts.size >= VERIFIED_CACHE) firsts.clear();
-    firsts.set(`${proposal.round}:${toHex(proposal.proposer)}`, content);
+    firsts.set(firstContentKey(proposal), content);
     return true;
   }
 
@@ -2138,7 +2138,7 @@ export class ConsensusDriver {
   private otherThanFirstUnchecked(proposal: Proposal, content: string): boolean {
     if (this.forwardedUnchecked.height !== proposal.height)
       this.forwardedUnchecked = { height: proposal.height, firsts: new Map() };
-    const first = this.forwardedUnchecked.firsts.get(`${proposal.round}:${toHex(proposal.proposer)}`);
+    const first = this.forwardedUnchecked.firsts.get(firstContentKey(proposal));
     return first !== undefined && first !== content;
   }
 
@@ -2928,4 +2928,9 @@ function* recording(
   } finally {
     it.return?.();
   }
+}
+
+/** The key of a round's first content forwarded unchecked: its round and its proposer. */
+function firstContentKey(proposal: Proposal): string {
+  return `${proposal.round}:${toHex(proposal.proposer)}`;
 }

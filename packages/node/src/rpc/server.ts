@@ -287,11 +287,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A JSON-RPC id this server echoes: null, a string or a number. */
+function isValidId(id: unknown): id is RpcId {
+  return id === null || typeof id === 'string' || typeof id === 'number';
+}
+
 /** The id a request's reply carries: its own when valid, else null. */
 function replyIdOf(raw: unknown): RpcId {
   if (!isRecord(raw) || !Object.hasOwn(raw, 'id')) return null;
-  const id = raw.id;
-  return id === null || typeof id === 'string' || typeof id === 'number' ? id : null;
+  return isValidId(raw.id) ? raw.id : null;
 }
 
 function clip(name: string): string {
@@ -1167,8 +1171,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       );
     }
     const hasId = Object.hasOwn(raw, 'id');
-    const id = raw.id;
-    const validId = id === null || typeof id === 'string' || typeof id === 'number';
+    const validId = isValidId(raw.id);
     const invalid = (why: string): string => {
       const refused = admit(call, 1);
       if (refused) return JSON.stringify(limitResponse(replyId, refused));
