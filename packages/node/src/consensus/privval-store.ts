@@ -174,6 +174,16 @@ export function parsePrivval(
   if (typeof j !== 'object' || j === null || typeof j.publicKey !== 'string' || !/^\d+$/.test(j.height)) {
     throw new Error('not a private validator state file');
   }
+  // The slot (height, round, step) is what the signer compares every later message against: a
+  // round or step that is missing, null or not a small integer made that comparison NaN, and a
+  // NaN order is neither "earlier" nor "the same", so the restored signer signed anything at the
+  // height, a second vote for a slot it had voted in among them. A file the operator edited (the
+  // missing-record error below invites it) or damaged is refused instead.
+  if (!Number.isSafeInteger(j.round) || j.round < 0)
+    throw new Error(`"round" must be a non-negative integer, not ${JSON.stringify(j.round)}`);
+  if (!Number.isSafeInteger(j.step) || j.step < 0 || j.step > 3)
+    throw new Error(`"step" must be an integer from 0 to 3, not ${JSON.stringify(j.step)}`);
+  if (!Array.isArray(j.votes)) throw new Error('"votes" must be a list');
   return {
     publicKey: j.publicKey,
     state: {

@@ -674,3 +674,55 @@ test("a record assembled in one array is the codec's encoding of the block and l
     { numRuns: 200 },
   );
 });
+
+test('attack: a state file whose round or step is missing or not a small integer is refused, never read as a signer that may sign the slot again', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const seed = sha256(utf8('privval damaged slot test'));
+    const signer = new PrivValidator(seed, 'unc-test');
+    const vote = (blockHash: Uint8Array) =>
+      ({ type: 'prevote', height: 40n, round: 2, blockHash, validator: signer.publicKey }) as const;
+    assert.ok(signer.signVote(vote(new Uint8Array(32).fill(1))));
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(signer.publicKey),
+      state: signer.state,
+      lastProposal: null,
+    });
+    const written = JSON.parse(readFileSync(path, 'utf8'));
+    const damaged: [string, unknown][] = [
+      ['step', undefined],
+      ['step', null],
+      ['step', 'prevote'],
+      ['step', 1.5],
+      ['step', -1],
+      ['step', 9],
+      ['round', undefined],
+      ['round', null],
+      ['round', 'two'],
+      ['round', -1],
+      ['round', 2.5],
+      ['votes', undefined],
+    ];
+    for (const [field, value] of damaged) {
+      const json = { ...written, [field]: value };
+      if (value === undefined) delete json[field];
+      writeFileSync(path, JSON.stringify(json));
+      let restored: PrivValidator;
+      try {
+        restored = new PrivValidator(seed, 'unc-test', loadPrivval(path, signer.publicKey)!.state);
+      } catch (err) {
+        assert.match((err as Error).message, /refusing to sign/, `${field}: ${String(value)}`);
+        continue;
+      }
+      // Read at all, it must still refuse a second, different prevote for the slot it signed.
+      assert.equal(
+        restored.signVote(vote(new Uint8Array(32).fill(2))),
+        null,
+        `${field} = ${JSON.stringify(value)} let the restarted signer prevote twice at 40/2`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
