@@ -4,8 +4,19 @@
  * public dev accounts, and it is refused for any chain that is not a dev chain.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   addressFromPublicKey,
   decryptKeystore,
@@ -44,6 +55,36 @@ export function checkKeyName(name: string): void {
   }
 }
 
+/**
+ * Puts `text` at `path` whole or not at all: written to a temporary file of its own (created
+ * here, never a file or link found there, mode 600), fsynced, then renamed over `path`. A key
+ * file written in place is truncated first, so a write that fails (a full disk) or a crash left
+ * the only copy of a key empty or cut; and a plain write follows a symlink found at `path`.
+ * The temporary name does not end in `.json`, so `list` never reads one left by a crash.
+ */
+function writeWhole(path: string, text: string): void {
+  const tmp = `${path}.tmp`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  // The rename itself must survive a power loss too.
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
 export class Keyring {
   readonly dir: string;
   constructor(home: string) {
@@ -73,7 +114,7 @@ export class Keyring {
       throw new UncError('KEY_EXISTS', `a key named "${file.name}" already exists in ${this.dir}`);
     }
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+    writeWhole(path, `${JSON.stringify(file, null, 2)}\n`);
   }
 
   addEncrypted(name: string, seed: Uint8Array, password: string): KeyInfo {
@@ -177,8 +218,10 @@ export class Keyring {
     const target = this.path(to);
     if (existsSync(target))
       throw new UncError('KEY_EXISTS', `a key named "${to}" already exists in ${this.dir}`);
-    // Write the new name into the file first, then move it: no moment with two keys or none.
-    writeFileSync(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`, { mode: 0o600 });
+    // Write the new name into the file first, then move it: no moment with two keys or none. The
+    // file is replaced whole (writeWhole): rewritten in place, a full disk or a crash mid-write
+    // left it empty or cut, and an encrypted key with it, for good.
+    writeWhole(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`);
     renameSync(this.path(from), target);
     return this.info(to);
   }
