@@ -4,19 +4,8 @@
  * public dev accounts, and it is refused for any chain that is not a dev chain.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   addressFromPublicKey,
   decryptKeystore,
@@ -28,6 +17,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
+import { writeWhole } from './files.js';
 
 export interface KeyInfo {
   name: string;
@@ -52,36 +42,6 @@ export function checkKeyName(name: string): void {
       'BAD_KEY_NAME',
       `invalid key name "${name}": use 1-64 letters, digits, '_', '.' or '-'`,
     );
-  }
-}
-
-/**
- * Puts `text` at `path` whole or not at all: written to a temporary file of its own (created
- * here, never a file or link found there, mode 600), fsynced, then renamed over `path`. A key
- * file written in place is truncated first, so a write that fails (a full disk) or a crash left
- * the only copy of a key empty or cut; and a plain write follows a symlink found at `path`.
- * The temporary name does not end in `.json`, so `list` never reads one left by a crash.
- */
-function writeWhole(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  // The rename itself must survive a power loss too.
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
   }
 }
 

@@ -1,13 +1,14 @@
 /**
- * Keys on disk: what `unc init` and the keyring write, when the disk fills under them or someone
- * else planted a link where a key goes.
+ * Keys and config on disk: what `unc init`, the keyring and `unc config set` write, when the disk
+ * fills under them or someone else planted a link where a key goes.
  */
 import assert from 'node:assert/strict';
-import fs, { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { toHex, UncError } from '@unc/core';
+import { writeSetting } from '../src/commands/config.js';
 import { initHome } from '../src/commands/init.js';
 import { Keyring } from '../src/keyring.js';
 import { tempHome } from './helpers.js';
@@ -81,6 +82,26 @@ test('attack: a symlink planted where `unc init` writes a key is refused, and th
     );
     for (const f of readdirSync(elsewhere))
       assert.ok(!readFileSync(join(elsewhere, f), 'utf8').includes(toHex(seed)));
+  } finally {
+    home.cleanup();
+  }
+});
+
+test("a full disk while config.json is rewritten fails the write and keeps the operator's settings", () => {
+  const home = tempHome();
+  try {
+    const path = join(home.dir, 'config.json');
+    // What an operator wrote by hand (RPC limits) beside what `unc config set` manages.
+    const operator = { rpc: { unlimitedAddresses: ['10.0.0.7'] }, output: 'text' };
+    writeFileSync(path, `${JSON.stringify(operator)}\n`);
+    assert.throws(
+      () => onFullDisk(() => writeSetting(home.dir, 'output', 'json')),
+      (err: Error) => /ENOSPC/.test(err.message),
+    );
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), operator);
+    assert.deepEqual(readdirSync(home.dir), ['config.json']);
+    writeSetting(home.dir, 'output', 'json');
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { ...operator, output: 'json' });
   } finally {
     home.cleanup();
   }

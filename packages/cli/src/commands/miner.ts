@@ -12,6 +12,7 @@ import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf } from '../context.js';
+import { writeWhole } from '../files.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -229,7 +230,7 @@ export function minerCommand(): Command {
         const current = existsSync(config)
           ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
           : {};
-        writeFileSync(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`);
+        writeWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
         ctx.print(
           {
             status: agent.statusUrl,
