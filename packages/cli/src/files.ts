@@ -27,7 +27,9 @@ export function writeWhole(path: string, text: string, mode = 0o600): void {
   }
   closeSync(fd);
   renameSync(tmp, path);
-  // The rename itself must survive a power loss too.
+  // The rename itself must survive a power loss too. (A directory cannot be opened on Windows, where
+  // the wallet commands run as well; there the rename is as durable as NTFS makes it.)
+  if (process.platform === 'win32') return;
   const dir = openSync(dirname(path), 'r');
   try {
     fsyncSync(dir);
