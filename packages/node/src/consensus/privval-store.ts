@@ -175,9 +175,9 @@ export function parsePrivval(
     throw new Error('not a private validator state file');
   }
   // The slot (height, round, step) is what the signer compares every later message against: a
-  // round or step that is missing, null or not a small integer made that comparison NaN, and a
-  // NaN order is neither "earlier" nor "the same", so the restored signer signed anything at the
-  // height, a second vote for a slot it had voted in among them. A file the operator edited (the
+  // round or step that is missing, null or not a small integer made that comparison NaN (neither
+  // "earlier" nor "the same") or wrong (null counts as 0), so the restored signer signed again at
+  // the height, a second vote for a slot it had voted in among them. A file the operator edited (the
   // missing-record error below invites it) or damaged is refused instead.
   if (!Number.isSafeInteger(j.round) || j.round < 0)
     throw new Error(`"round" must be a non-negative integer, not ${JSON.stringify(j.round)}`);
