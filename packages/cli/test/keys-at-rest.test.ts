@@ -3,7 +3,15 @@
  * fills under them or someone else planted a link where a key goes.
  */
 import assert from 'node:assert/strict';
-import fs, { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -11,7 +19,7 @@ import { toHex, UncError } from '@unc/core';
 import { writeSetting } from '../src/commands/config.js';
 import { initHome } from '../src/commands/init.js';
 import { Keyring } from '../src/keyring.js';
-import { tempHome } from './helpers.js';
+import { runUnc, tempHome } from './helpers.js';
 
 /**
  * Runs `fn` on a disk that is full: every writeFileSync opens (and, given a path, truncates) its
@@ -82,6 +90,50 @@ test('attack: a symlink planted where `unc init` writes a key is refused, and th
     );
     for (const f of readdirSync(elsewhere))
       assert.ok(!readFileSync(join(elsewhere, f), 'utf8').includes(toHex(seed)));
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a symlink planted at config/node.json is replaced by `unc init`, never written through', async () => {
+  const home = tempHome();
+  try {
+    // A file of the user's that the link points at: the write went through it and replaced its
+    // contents with the node's JSON.
+    const victim = join(home.dir, 'victim.txt');
+    writeFileSync(victim, 'the user own file\n');
+    const config = join(home.dir, 'node', 'config');
+    mkdirSync(config, { recursive: true });
+    symlinkSync(victim, join(config, 'node.json'));
+    await initHome(join(home.dir, 'node'), 'victim');
+    assert.equal(
+      readFileSync(victim, 'utf8'),
+      'the user own file\n',
+      'node.json was written through the link',
+    );
+    assert.ok(!lstatSync(join(config, 'node.json')).isSymbolicLink());
+    assert.deepEqual(JSON.parse(readFileSync(join(config, 'node.json'), 'utf8')), { moniker: 'victim' });
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a symlink planted at miner.json is replaced by `unc miner init`, never written through', async () => {
+  const home = tempHome();
+  try {
+    new Keyring(home.dir).addTest('owner', new Uint8Array(32).fill(3), 'unc-test');
+    const victim = join(home.dir, 'victim.txt');
+    writeFileSync(victim, 'the user own file\n');
+    symlinkSync(victim, join(home.dir, 'miner.json'));
+    const run = await runUnc(['miner', 'init', '--home', home.dir, '--from', 'owner', '--output', 'json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      readFileSync(victim, 'utf8'),
+      'the user own file\n',
+      'miner.json was written through the link',
+    );
+    assert.ok(!lstatSync(join(home.dir, 'miner.json')).isSymbolicLink());
+    assert.equal(JSON.parse(readFileSync(join(home.dir, 'miner.json'), 'utf8')).from, 'owner');
   } finally {
     home.cleanup();
   }

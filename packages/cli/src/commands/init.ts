@@ -24,6 +24,7 @@ import {
 import { peerIdFromNodeKey } from '@unc/node';
 import { Command } from 'commander';
 import { ctxOf } from '../context.js';
+import { writeWhole } from '../files.js';
 
 export interface NodeHomeInfo {
   home: string;
@@ -78,7 +79,9 @@ export async function initHome(
     join(dir, VALIDATOR_KEY),
     `${JSON.stringify({ publicKey: validatorPublicKey, seed: toHex(validatorSeed) }, null, 2)}\n`,
   );
-  writeFileSync(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`);
+  // Replaced, not written through: a link planted at node.json (nothing checks for one) sent the
+  // write to whatever file it named, which the user could write and now held only this JSON.
+  writeWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
   return { home, moniker, peerId, validatorPublicKey };
 }
 
