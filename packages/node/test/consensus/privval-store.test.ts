@@ -31,6 +31,7 @@ import {
   struct,
   toHex,
   utf8,
+  voteCodec,
 } from '@unc/core';
 import fc from 'fast-check';
 import { encodeBlock } from '../../src/block-bytes.js';
@@ -720,6 +721,63 @@ test('attack: a state file whose round or step is missing or not a small integer
         restored.signVote(vote(new Uint8Array(32).fill(2))),
         null,
         `${field} = ${JSON.stringify(value)} let the restarted signer prevote twice at 40/2`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("attack: a state file whose lock is missing, or whose kept votes are not this validator's at its height, is refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const seed = sha256(utf8('privval kept votes test'));
+    const signer = new PrivValidator(seed, 'unc-test');
+    const other = new PrivValidator(sha256(utf8('another validator')), 'unc-test');
+    const vote = (s: PrivValidator, height: bigint, type: 'prevote' | 'precommit', fill: number) =>
+      s.signVote({
+        type,
+        height,
+        round: 2,
+        blockHash: new Uint8Array(32).fill(fill),
+        validator: s.publicKey,
+      })!;
+    const earlier = vote(signer, 39n, 'precommit', 9);
+    vote(signer, 40n, 'prevote', 1);
+    vote(signer, 40n, 'precommit', 1);
+    const stranger = vote(other, 40n, 'prevote', 2);
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(signer.publicKey),
+      state: signer.state,
+      lastProposal: null,
+    });
+    const written = JSON.parse(readFileSync(path, 'utf8'));
+    assert.ok(written.lock, 'the precommit at 40/2 is the lock');
+    assert.equal(written.votes.length, 2);
+    // As the node wrote it, it loads: its lock and its own votes of height 40.
+    const loaded = loadPrivval(path, signer.publicKey)!;
+    assert.equal(loaded.state.lock?.height, 40n);
+    const hexOf = (v: typeof earlier) => toHex(encode(voteCodec, v));
+    const damaged: [string, unknown][] = [
+      // Read as "no lock": the restarted validator could prevote another block at 40.
+      ['lock', undefined],
+      ['lock', ''],
+      ['lock', false],
+      ['lock', hexOf(earlier)],
+      ['lock', hexOf(stranger)],
+      // Taken back by the machine as its own votes, unchecked.
+      ['votes', [...written.votes, hexOf(stranger)]],
+      ['votes', [hexOf(earlier), ...written.votes]],
+    ];
+    for (const [field, value] of damaged) {
+      const json = { ...written, [field]: value };
+      if (value === undefined) delete json[field];
+      writeFileSync(path, JSON.stringify(json));
+      assert.throws(
+        () => loadPrivval(path, signer.publicKey),
+        /refusing to sign/,
+        `${field} = ${JSON.stringify(value)} was read`,
       );
     }
   } finally {
