@@ -4,7 +4,7 @@
  * public dev accounts, and it is refused for any chain that is not a dev chain.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   addressFromPublicKey,
@@ -17,6 +17,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
+import { writeWhole } from './files.js';
 
 export interface KeyInfo {
   name: string;
@@ -73,7 +74,7 @@ export class Keyring {
       throw new UncError('KEY_EXISTS', `a key named "${file.name}" already exists in ${this.dir}`);
     }
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+    writeWhole(path, `${JSON.stringify(file, null, 2)}\n`);
   }
 
   addEncrypted(name: string, seed: Uint8Array, password: string): KeyInfo {
@@ -177,8 +178,10 @@ export class Keyring {
     const target = this.path(to);
     if (existsSync(target))
       throw new UncError('KEY_EXISTS', `a key named "${to}" already exists in ${this.dir}`);
-    // Write the new name into the file first, then move it: no moment with two keys or none.
-    writeFileSync(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`, { mode: 0o600 });
+    // Write the new name into the file first, then move it: no moment with two keys or none. The
+    // file is replaced whole (writeWhole): rewritten in place, a full disk or a crash mid-write
+    // left it empty or cut, and an encrypted key with it, for good.
+    writeWhole(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`);
     renameSync(this.path(from), target);
     return this.info(to);
   }

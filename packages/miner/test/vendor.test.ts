@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, generateKeyPairSync, verify, X509Certificate } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DecodeError, decode, encode, parseCertificate } from '@unc/core';
@@ -116,6 +116,37 @@ describe('vendor CA', () => {
         notAfter: CHIP_NOT_AFTER,
       });
       assert.equal(x509(cert.certificate).verify(x509(ca.intermediate.certificate).publicKey), true);
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  test('attack: a link planted where a CA private key goes is replaced, never written through', async () => {
+    const dir = await tempDir('unc-vendor-');
+    try {
+      // A file its planter can read, which the CA's owner can write (mode 0666 on a shared host):
+      // the intermediate key went into it, since only root.key.pem is checked before writing.
+      const stolen = join(dir.path, 'stolen.pem');
+      await writeFile(stolen, '');
+      const out = join(dir.path, 'ca');
+      await mkdir(out);
+      await symlink(stolen, join(out, VENDOR_CA_FILES.intermediateKey));
+      await symlink(join(dir.path, 'dangling.pem'), join(out, VENDOR_CA_FILES.rootKey));
+      const ca = createVendorCa({ vendorId: 'acme', notBefore: NOT_BEFORE, notAfter: NOT_AFTER });
+      await writeVendorCa(ca, out);
+      assert.equal(await readFile(stolen, 'utf8'), '', 'the intermediate key was written through the link');
+      await assert.rejects(stat(join(dir.path, 'dangling.pem')), /ENOENT/);
+      for (const file of [VENDOR_CA_FILES.rootKey, VENDOR_CA_FILES.intermediateKey]) {
+        const st = await lstat(join(out, file));
+        assert.ok(st.isFile(), `${file} is not a file of its own`);
+        assert.equal(st.mode & 0o777, 0o600);
+      }
+      assert.deepEqual(
+        (await readdir(out)).filter((f) => f.endsWith('.tmp')),
+        [],
+      );
+      const loaded = await loadVendorCa(out);
+      assert.deepEqual(loaded.intermediate.keyId, ca.intermediate.keyId);
     } finally {
       await dir.remove();
     }

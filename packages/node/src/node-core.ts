@@ -68,7 +68,7 @@ export interface NodeCoreOptions {
    * refusal its stale state gave, which the BUSY would otherwise hide.
    */
   onAdmissionRefused?(code: string, deferred?: string): void;
-  /** A decided block could not be written: consensus stopped (DriverHost.onFatal). */
+  /** A decided block could not be written, or the signer state saved: consensus stopped (DriverHost.onFatal). */
   onFatal?(error: Error): void;
 }
 

@@ -51,8 +51,10 @@ export interface NodeOptions {
   /** Overrides the genesis block interval for this node (dev chains). */
   blockTimeMs?: number;
   /**
-   * A decided block could not be written to disk; consensus has already stopped. Default: log
-   * and exit the process with status 70, since no later block may build on state not on disk.
+   * A decided block could not be written to disk, or the signer state could not be saved;
+   * consensus has already stopped. Default: log and exit the process with status 70, since no
+   * later block may build on state not on disk, and a validator that cannot save what it signed
+   * must not sign.
    */
   onFatal?: (error: Error) => void;
   /**
@@ -197,7 +199,7 @@ export class UncNode {
         onFatal:
           opts.onFatal ??
           ((error) => {
-            logger.error('FATAL: exiting: a decided block could not be written', { error: error.message });
+            logger.error('FATAL: exiting: consensus stopped', { error: error.message });
             process.exit(70);
           }),
       });

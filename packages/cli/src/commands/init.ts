@@ -24,6 +24,7 @@ import {
 import { peerIdFromNodeKey } from '@unc/node';
 import { Command } from 'commander';
 import { ctxOf } from '../context.js';
+import { writeWhole } from '../files.js';
 
 export interface NodeHomeInfo {
   home: string;
@@ -73,16 +74,32 @@ export async function initHome(
   const nodeKey = randomBytes(32);
   const peerId = await peerIdFromNodeKey(nodeKey);
   const validatorPublicKey = toHex(ed25519PublicKey(validatorSeed));
-  writeFileSync(join(dir, NODE_KEY), `${JSON.stringify({ peerId, seed: toHex(nodeKey) }, null, 2)}\n`, {
-    mode: 0o600,
-  });
-  writeFileSync(
+  writeKeyFile(join(dir, NODE_KEY), `${JSON.stringify({ peerId, seed: toHex(nodeKey) }, null, 2)}\n`);
+  writeKeyFile(
     join(dir, VALIDATOR_KEY),
     `${JSON.stringify({ publicKey: validatorPublicKey, seed: toHex(validatorSeed) }, null, 2)}\n`,
-    { mode: 0o600 },
   );
-  writeFileSync(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`);
+  // Replaced, not written through: a link planted at node.json (nothing checks for one) sent the
+  // write to whatever file it named, which the user could write and now held only this JSON.
+  writeWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
   return { home, moniker, peerId, validatorPublicKey };
+}
+
+/**
+ * A key file, created here or not at all: 'wx' (O_CREAT | O_EXCL) fails on anything already at
+ * the path, a symlink included, dangling or not. The existsSync check above misses a dangling
+ * symlink (it follows it), and a plain write follows it too: one planted in the config dir sent
+ * the seed to wherever it pointed, into a file its planter may have created in between, readable
+ * by them.
+ */
+function writeKeyFile(path: string, text: string): void {
+  try {
+    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new UncError('ALREADY_INITIALISED', `${path} exists: not writing a key over it or through it`);
+    throw err;
+  }
 }
 
 function readJson(path: string): Record<string, unknown> {

@@ -2,7 +2,7 @@
  * `unc start`: runs a node of a network — consensus over libp2p with the peers given, block sync,
  * RPC — from a home made by `unc init` and a genesis file shared by every node of the chain.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
 import { type ChipSigner, DevSoftSigner, MinerAgent } from '@unc/miner';
@@ -20,6 +20,7 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf, portOption } from '../context.js';
+import { writeWhole } from '../files.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
@@ -151,7 +152,7 @@ export function startCommand(): Command {
         const k = devChipKey(chipOffset + i);
         return new DevSoftSigner(k.seed, DEV_MODELS[(chipOffset + i) % DEV_MODELS.length]!.modelId, k.name);
       });
-      writeFileSync(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`);
+      writeWhole(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`, 0o644);
 
       const network = node.network!;
       const summary = {

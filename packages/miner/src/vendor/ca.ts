@@ -4,7 +4,7 @@
  * same two-level shape real TPM and GPU vendors use.
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseCertificate } from '@unc/core';
 import { bytesToBigint } from '../asn1/der.js';
@@ -193,9 +193,15 @@ export async function writeVendorCa(ca: VendorCa, dir: string): Promise<void> {
     [VENDOR_CA_FILES.rootKey, ca.root.privateKey],
     [VENDOR_CA_FILES.intermediateKey, ca.intermediate.privateKey],
   ] as const) {
+    // Created under a fresh name (O_EXCL: never a file or link found there), owner-only from its
+    // first byte, then renamed into place. Written at its own path, a link planted there (the
+    // CA_EXISTS check follows links, and looks at the root key only) sent the private key
+    // into whatever file it named, one its planter could read.
     const path = join(dir, file);
-    await writeFile(path, key(k), { mode: 0o600 });
-    await chmod(path, 0o600);
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, key(k), { mode: 0o600, flag: 'wx' });
+    await chmod(tmp, 0o600);
+    await rename(tmp, path);
   }
   await writeFile(
     join(dir, VENDOR_CA_FILES.vendor),

@@ -145,9 +145,10 @@ export interface DriverHost {
    */
   admitTxs?(envs: readonly TxEnvelope[]): Promise<AdmissionResult[]>;
   /**
-   * A decided block could not be written to disk: consensus has stopped (it signs nothing more)
-   * and the node must stop too, since everything after that block would build on state that is
-   * not on disk. Without it the driver only stops itself and logs.
+   * A decided block could not be written to disk, or the signer's state could not be saved
+   * before a signature: consensus has stopped (it signs nothing more) and the node must stop too,
+   * since everything after that block would build on state that is not on disk, and a validator
+   * that cannot save its signer state cannot sign. Without it the driver only stops itself and logs.
    */
   onFatal?(error: Error): void;
 }
@@ -998,7 +999,23 @@ export class ConsensusDriver {
       if (this.stopped) return;
     }
     const actions = this.machine.handle(event);
-    this.persistSigner(actions);
+    try {
+      this.persistSigner(actions);
+    } catch (err) {
+      // Nothing the machine just signed may leave (it is not on disk), and its other actions go
+      // with it: the timeouts it scheduled, a decision's commit. Going on, the node logged one
+      // error per event and stayed up signing nothing, its machine possibly stalled for good on
+      // a dropped timeout or commit, and nothing restarted it. Like a block that cannot be
+      // written, this is fatal: the node exits (70) and restarts from its last saved state, which
+      // names every signature that left.
+      this.fatal(
+        new Error(
+          `the signer state could not be saved (${this.privvalStorage?.where}): ${(err as Error).message ?? String(err)}`,
+        ),
+        'the signer state is not on disk',
+      );
+      return;
+    }
     for (const action of actions) await this.perform(action);
     // After any event, not only a precommit received: this node's own nil precommit (cast on a
     // nil polka, a prevote event, or on its prevote timeout) can be the one completing the quorum.
@@ -1192,11 +1209,14 @@ export class ConsensusDriver {
     return this.privval.lastRoundAt(event.height) >= 0 || this.privval.votesAt(event.height).length > 0;
   }
 
-  /** A decided block could not be written: stop signing and committing, loudly, for good. */
-  private fatal(err: unknown): void {
+  /**
+   * A decided block could not be written, or the signer's state could not be saved: stop signing
+   * and committing, loudly, for good.
+   */
+  private fatal(err: unknown, why = 'a decided block is not on disk'): void {
     const error = err instanceof Error ? err : new Error(String(err));
     if (this.stopped) return;
-    this.logger.error('FATAL: consensus stops: a decided block is not on disk', { error: error.message });
+    this.logger.error(`FATAL: consensus stops: ${why}`, { error: error.message });
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribeDisconnect?.();

@@ -174,16 +174,39 @@ export function parsePrivval(
   if (typeof j !== 'object' || j === null || typeof j.publicKey !== 'string' || !/^\d+$/.test(j.height)) {
     throw new Error('not a private validator state file');
   }
+  // The slot (height, round, step) is what the signer compares every later message against: a
+  // round or step that is missing, null or not a small integer made that comparison NaN (neither
+  // "earlier" nor "the same") or wrong (null counts as 0), so the restored signer signed again at
+  // the height, a second vote for a slot it had voted in among them. A file the operator edited (the
+  // missing-record error below invites it) or damaged is refused instead.
+  if (!Number.isSafeInteger(j.round) || j.round < 0)
+    throw new Error(`"round" must be a non-negative integer, not ${JSON.stringify(j.round)}`);
+  if (!Number.isSafeInteger(j.step) || j.step < 0 || j.step > 3)
+    throw new Error(`"step" must be an integer from 0 to 3, not ${JSON.stringify(j.step)}`);
+  if (!Array.isArray(j.votes)) throw new Error('"votes" must be a list');
+  // The lock is what keeps a restarted validator from prevoting another block than the one it
+  // precommitted at the height: missing (or "", or false), it read as no lock at all.
+  if (j.lock !== null && typeof j.lock !== 'string') throw new Error('"lock" must be a vote or null');
+  const height = BigInt(j.height);
+  const lock = j.lock === null ? null : decode(voteCodec, fromHex(j.lock));
+  const votes = j.votes.map((v) => decode(voteCodec, fromHex(v)));
+  // The consensus machine takes these back as its own votes at the height without checking their
+  // signatures (they are its own): one of another validator's, or of another height, counted as
+  // a vote nobody cast. The signer only ever keeps its own, of its current height.
+  for (const v of lock ? [lock, ...votes] : votes) {
+    if (toHex(v.validator) !== j.publicKey || v.height !== height)
+      throw new Error(`a kept vote is not this validator's at height ${height}`);
+  }
   return {
     publicKey: j.publicKey,
     state: {
-      height: BigInt(j.height),
+      height,
       round: j.round,
       step: j.step,
       signBytes: j.signBytes ? fromHex(j.signBytes) : null,
       signature: j.signature ? fromHex(j.signature, 64) : null,
-      lock: j.lock ? decode(voteCodec, fromHex(j.lock)) : null,
-      votes: j.votes.map((v) => decode(voteCodec, fromHex(v))),
+      lock,
+      votes,
     },
     lastProposal: j.lastProposal ? parseLastProposal(j.lastProposal, readRecord) : null,
   };

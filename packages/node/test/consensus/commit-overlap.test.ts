@@ -58,24 +58,32 @@ class HeldKv implements KvStore {
 }
 
 /** Signer state in memory; each write is what a validator would have fsynced before sending. */
-function memoryStorage(): PrivvalStorage & { writes: string[]; records: Map<string, Uint8Array> } {
+function memoryStorage(): PrivvalStorage & {
+  writes: string[];
+  records: Map<string, Uint8Array>;
+  /** Set: every write fails with it, as a full or failing disk's would. */
+  failWith: Error | null;
+} {
   const writes: string[] = [];
   const records = new Map<string, Uint8Array>();
-  return {
+  const storage = {
     where: 'memory',
     writes,
     records,
+    failWith: null as Error | null,
     read: () => writes.at(-1) ?? null,
-    write: (text) => {
+    write: (text: string) => {
+      if (storage.failWith) throw storage.failWith;
       writes.push(text);
     },
-    recordWhere: (name) => `memory/proposal-${name}`,
-    readRecord: (name) => records.get(name) ?? null,
-    writeRecord: (name, bytes) => void records.set(name, bytes),
-    pruneRecords: (keep) => {
+    recordWhere: (name: string) => `memory/proposal-${name}`,
+    readRecord: (name: string) => records.get(name) ?? null,
+    writeRecord: (name: string, bytes: Uint8Array) => void records.set(name, bytes),
+    pruneRecords: (keep: string | null) => {
       for (const name of records.keys()) if (name !== keep) records.delete(name);
     },
   };
+  return storage;
 }
 
 /** The highest height the validator has signed anything at (its signer state as written). */
@@ -258,6 +266,31 @@ test('a stop while a write hangs ends at the write limit, with the failure repor
   assert.ok(fatal[0] instanceof BlockWriteError);
   await stopping;
   await assert.rejects(chain.untilDurable(), BlockWriteError);
+});
+
+test('a signer state that cannot be saved stops consensus and is reported (exit 70), instead of a node that stays up signing nothing', async () => {
+  // Before: the save's error went to the work queue's log, the machine's actions (its signature,
+  // the timeouts it scheduled, a decision's commit) were dropped with it, and the node stayed up
+  // for good, signing nothing, its single-validator chain stalled; nothing restarted it.
+  const { chain, store, clock, storage, fatal, core, genesis } = await singleValidator();
+  await runUntil(clock, () => chain.height >= 2n);
+  const savedBefore = storage.writes.length;
+  storage.failWith = new Error('ENOSPC: no space left on device');
+  await runUntil(clock, () => fatal.length > 0, 10_000);
+  assert.equal(fatal.length, 1, 'the failed save was not reported');
+  assert.match(fatal[0]!.message, /signer state could not be saved \(memory\): ENOSPC/);
+  const height = chain.height;
+  // The disk coming back changes nothing: consensus stopped, nothing more is signed or committed.
+  storage.failWith = null;
+  await clock.run(clock.now() + 10_000);
+  assert.equal(fatal.length, 1);
+  assert.equal(storage.writes.length, savedBefore, 'signed after the save failed');
+  assert.equal(chain.height, height);
+  await core.stop();
+  // A restart resumes from what is on disk: the store and the last saved signer state.
+  const reopened = await Chain.open(ChainDb.over(store.inner), genesis, silentLogger);
+  assert.equal(reopened.height, height);
+  assert.ok(signedHeight(storage) <= height + 1n);
 });
 
 test('the block write limit comes from config.json and is checked', () => {

@@ -31,6 +31,7 @@ import {
   struct,
   toHex,
   utf8,
+  voteCodec,
 } from '@unc/core';
 import fc from 'fast-check';
 import { encodeBlock } from '../../src/block-bytes.js';
@@ -673,4 +674,113 @@ test("a record assembled in one array is the codec's encoding of the block and l
     ),
     { numRuns: 200 },
   );
+});
+
+test('attack: a state file whose round or step is missing or not a small integer is refused, never read as a signer that may sign the slot again', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const seed = sha256(utf8('privval damaged slot test'));
+    const signer = new PrivValidator(seed, 'unc-test');
+    const vote = (blockHash: Uint8Array) =>
+      ({ type: 'prevote', height: 40n, round: 2, blockHash, validator: signer.publicKey }) as const;
+    assert.ok(signer.signVote(vote(new Uint8Array(32).fill(1))));
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(signer.publicKey),
+      state: signer.state,
+      lastProposal: null,
+    });
+    const written = JSON.parse(readFileSync(path, 'utf8'));
+    const damaged: [string, unknown][] = [
+      ['step', undefined],
+      ['step', null],
+      ['step', 'prevote'],
+      ['step', 1.5],
+      ['step', -1],
+      ['step', 9],
+      ['round', undefined],
+      ['round', null],
+      ['round', 'two'],
+      ['round', -1],
+      ['round', 2.5],
+      ['votes', undefined],
+    ];
+    for (const [field, value] of damaged) {
+      const json = { ...written, [field]: value };
+      if (value === undefined) delete json[field];
+      writeFileSync(path, JSON.stringify(json));
+      let restored: PrivValidator;
+      try {
+        restored = new PrivValidator(seed, 'unc-test', loadPrivval(path, signer.publicKey)!.state);
+      } catch (err) {
+        assert.match((err as Error).message, /refusing to sign/, `${field}: ${String(value)}`);
+        continue;
+      }
+      // Read at all, it must still refuse a second, different prevote for the slot it signed.
+      assert.equal(
+        restored.signVote(vote(new Uint8Array(32).fill(2))),
+        null,
+        `${field} = ${JSON.stringify(value)} let the restarted signer prevote twice at 40/2`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("attack: a state file whose lock is missing, or whose kept votes are not this validator's at its height, is refused", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const seed = sha256(utf8('privval kept votes test'));
+    const signer = new PrivValidator(seed, 'unc-test');
+    const other = new PrivValidator(sha256(utf8('another validator')), 'unc-test');
+    const vote = (s: PrivValidator, height: bigint, type: 'prevote' | 'precommit', fill: number) =>
+      s.signVote({
+        type,
+        height,
+        round: 2,
+        blockHash: new Uint8Array(32).fill(fill),
+        validator: s.publicKey,
+      })!;
+    const earlier = vote(signer, 39n, 'precommit', 9);
+    vote(signer, 40n, 'prevote', 1);
+    vote(signer, 40n, 'precommit', 1);
+    const stranger = vote(other, 40n, 'prevote', 2);
+    storePrivval(filePrivvalStorage(path), {
+      publicKey: toHex(signer.publicKey),
+      state: signer.state,
+      lastProposal: null,
+    });
+    const written = JSON.parse(readFileSync(path, 'utf8'));
+    assert.ok(written.lock, 'the precommit at 40/2 is the lock');
+    assert.equal(written.votes.length, 2);
+    // As the node wrote it, it loads: its lock and its own votes of height 40.
+    const loaded = loadPrivval(path, signer.publicKey)!;
+    assert.equal(loaded.state.lock?.height, 40n);
+    const hexOf = (v: typeof earlier) => toHex(encode(voteCodec, v));
+    const damaged: [string, unknown][] = [
+      // Read as "no lock": the restarted validator could prevote another block at 40.
+      ['lock', undefined],
+      ['lock', ''],
+      ['lock', false],
+      ['lock', hexOf(earlier)],
+      ['lock', hexOf(stranger)],
+      // Taken back by the machine as its own votes, unchecked.
+      ['votes', [...written.votes, hexOf(stranger)]],
+      ['votes', [hexOf(earlier), ...written.votes]],
+    ];
+    for (const [field, value] of damaged) {
+      const json = { ...written, [field]: value };
+      if (value === undefined) delete json[field];
+      writeFileSync(path, JSON.stringify(json));
+      assert.throws(
+        () => loadPrivval(path, signer.publicKey),
+        /refusing to sign/,
+        `${field} = ${JSON.stringify(value)} was read`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

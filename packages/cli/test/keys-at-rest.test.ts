@@ -1,0 +1,160 @@
+/**
+ * Keys and config on disk: what `unc init`, the keyring and `unc config set` write, when the disk
+ * fills under them or someone else planted a link where a key goes.
+ */
+import assert from 'node:assert/strict';
+import fs, {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { toHex, UncError } from '@unc/core';
+import { writeSetting } from '../src/commands/config.js';
+import { initHome } from '../src/commands/init.js';
+import { Keyring } from '../src/keyring.js';
+import { runUnc, tempHome } from './helpers.js';
+
+/**
+ * Runs `fn` on a disk that is full: every writeFileSync opens (and, given a path, truncates) its
+ * file as the real one does, then fails with ENOSPC before storing a byte. The keyring's named
+ * import of writeFileSync follows the replacement (syncBuiltinESMExports).
+ */
+function onFullDisk<T>(fn: () => T): T {
+  const real = fs.writeFileSync;
+  fs.writeFileSync = ((file: fs.PathOrFileDescriptor, _data: unknown, options?: fs.WriteFileOptions) => {
+    real(file, '', options);
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  }) as typeof fs.writeFileSync;
+  syncBuiltinESMExports();
+  try {
+    return fn();
+  } finally {
+    fs.writeFileSync = real;
+    syncBuiltinESMExports();
+  }
+}
+
+test('attack: a full disk during `unc keys rename` fails the rename and leaves the encrypted key whole', () => {
+  const home = tempHome();
+  try {
+    const keyring = new Keyring(home.dir);
+    const seed = new Uint8Array(32).fill(7);
+    // The lightest scrypt the keystore accepts is still 2^15 by default: fine for one key.
+    keyring.addEncrypted('alice', seed, 'pw');
+    assert.throws(
+      () => onFullDisk(() => keyring.rename('alice', 'bob')),
+      (err: Error) => /ENOSPC/.test(err.message),
+    );
+    // Still under its old name, whole, and its password still opens it.
+    assert.deepEqual(keyring.unlock('alice', 'unc-test', 'pw'), seed);
+    assert.equal(keyring.has('bob'), false);
+    assert.deepEqual(
+      keyring.list().map((k) => k.name),
+      ['alice'],
+    );
+    // Nothing left beside it (a temporary file of the failed write).
+    assert.deepEqual(readdirSync(keyring.dir), ['alice.json']);
+    // And once there is room again the rename goes through.
+    keyring.rename('alice', 'bob');
+    assert.deepEqual(keyring.unlock('bob', 'unc-test', 'pw'), seed);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a symlink planted where `unc init` writes a key is refused, and the seed never leaves the home', async () => {
+  const home = tempHome();
+  try {
+    const elsewhere = join(home.dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    const config = join(home.dir, 'node', 'config');
+    mkdirSync(config, { recursive: true });
+    // Dangling: existsSync follows it and finds nothing, so `unc init` went on and wrote through it.
+    symlinkSync(join(elsewhere, 'stolen.json'), join(config, 'validator_key.json'));
+    const seed = new Uint8Array(32).fill(0x5a);
+    await assert.rejects(
+      initHome(join(home.dir, 'node'), 'victim', seed),
+      (err: unknown) => err instanceof UncError && err.code === 'ALREADY_INITIALISED',
+    );
+    assert.equal(
+      existsSync(join(elsewhere, 'stolen.json')),
+      false,
+      'the validator seed was written through the link',
+    );
+    for (const f of readdirSync(elsewhere))
+      assert.ok(!readFileSync(join(elsewhere, f), 'utf8').includes(toHex(seed)));
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a symlink planted at config/node.json is replaced by `unc init`, never written through', async () => {
+  const home = tempHome();
+  try {
+    // A file of the user's that the link points at: the write went through it and replaced its
+    // contents with the node's JSON.
+    const victim = join(home.dir, 'victim.txt');
+    writeFileSync(victim, 'the user own file\n');
+    const config = join(home.dir, 'node', 'config');
+    mkdirSync(config, { recursive: true });
+    symlinkSync(victim, join(config, 'node.json'));
+    await initHome(join(home.dir, 'node'), 'victim');
+    assert.equal(
+      readFileSync(victim, 'utf8'),
+      'the user own file\n',
+      'node.json was written through the link',
+    );
+    assert.ok(!lstatSync(join(config, 'node.json')).isSymbolicLink());
+    assert.deepEqual(JSON.parse(readFileSync(join(config, 'node.json'), 'utf8')), { moniker: 'victim' });
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a symlink planted at miner.json is replaced by `unc miner init`, never written through', async () => {
+  const home = tempHome();
+  try {
+    new Keyring(home.dir).addTest('owner', new Uint8Array(32).fill(3), 'unc-test');
+    const victim = join(home.dir, 'victim.txt');
+    writeFileSync(victim, 'the user own file\n');
+    symlinkSync(victim, join(home.dir, 'miner.json'));
+    const run = await runUnc(['miner', 'init', '--home', home.dir, '--from', 'owner', '--output', 'json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      readFileSync(victim, 'utf8'),
+      'the user own file\n',
+      'miner.json was written through the link',
+    );
+    assert.ok(!lstatSync(join(home.dir, 'miner.json')).isSymbolicLink());
+    assert.equal(JSON.parse(readFileSync(join(home.dir, 'miner.json'), 'utf8')).from, 'owner');
+  } finally {
+    home.cleanup();
+  }
+});
+
+test("a full disk while config.json is rewritten fails the write and keeps the operator's settings", () => {
+  const home = tempHome();
+  try {
+    const path = join(home.dir, 'config.json');
+    // What an operator wrote by hand (RPC limits) beside what `unc config set` manages.
+    const operator = { rpc: { unlimitedAddresses: ['10.0.0.7'] }, output: 'text' };
+    writeFileSync(path, `${JSON.stringify(operator)}\n`);
+    assert.throws(
+      () => onFullDisk(() => writeSetting(home.dir, 'output', 'json')),
+      (err: Error) => /ENOSPC/.test(err.message),
+    );
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), operator);
+    assert.deepEqual(readdirSync(home.dir), ['config.json']);
+    writeSetting(home.dir, 'output', 'json');
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { ...operator, output: 'json' });
+  } finally {
+    home.cleanup();
+  }
+});
