@@ -11,10 +11,12 @@ import { dirname } from 'node:path';
  * Puts `text` at `path` whole or not at all: written to a temporary file of its own (created
  * here with `mode`, never a file or link found there), fsynced, then renamed over `path` (a
  * symlink at `path` is replaced, not followed). The temporary name ends in `.tmp`, so a reader
- * of `*.json` never sees one a crash left.
+ * of `*.json` never sees one a crash left, and carries the process id: two commands rewriting
+ * one file at once (`unc start` and `unc miner start` on one config.json) each write their own,
+ * where a shared name let the second delete the first's and the first rename an empty file in.
  */
 export function writeWhole(path: string, text: string, mode = 0o600): void {
-  const tmp = `${path}.tmp`;
+  const tmp = `${path}.${process.pid}.tmp`;
   rmSync(tmp, { force: true });
   const fd = openSync(tmp, 'wx', mode);
   try {
