@@ -152,6 +152,33 @@ describe('global options and the home config', () => {
     assert.doesNotMatch(atBound.stderr, /invalid serial/);
   });
 
+  test('unc vendor revoke refuses a serial with whitespace around or inside it, before touching the CA', async () => {
+    // Core's normalizeSerialHex trims; the command does not: a serial pasted with a stray space or
+    // newline is refused, as it always was, not silently read as another string.
+    const args = (serial: string) => [
+      'vendor',
+      'revoke',
+      '--ca',
+      join(home.dir, 'no-such-ca'),
+      '--serial',
+      serial,
+      '--from',
+      'gov',
+      '--node',
+      'http://127.0.0.1:9',
+      '--home',
+      home.dir,
+    ];
+    const padded = [' 1a2b', '1a2b ', '\t1a2b', '1a2b\n', ' 0x1a2b', '0x 1a2b', '1a 2b'];
+    const runs = await Promise.all([...padded, '0X001A2B'].map((serial) => runUnc(args(serial))));
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 1);
+      if (i < padded.length) assert.match(r.stderr, /invalid serial/, JSON.stringify(padded[i]));
+      // The same serial without the whitespace passes this check (and goes on to the missing CA).
+      else assert.doesNotMatch(r.stderr, /invalid serial/);
+    }
+  });
+
   test("attack: unc vendor revoke refuses the intermediate's own serial (its id on chain would match no certificate) before touching the CA's list", async () => {
     const caDir = join(home.dir, 'revoke-own-ca');
     const created = await runUnc(['vendor', 'ca', 'create', '--vendor-id', 'own-serial', '--out', caDir]);
