@@ -452,10 +452,10 @@ export class AdmissionQueue {
    * (another block meanwhile) is checked here, as is a check a dead worker or a full or closed pool
    * left unanswered: the answer is the same either way, only where it is computed differs.
    */
-  private resendStale(job: Job, from: number): boolean {
+  private resendStale(job: Job, from: number, head: () => string | undefined): boolean {
     const { pool, host } = this;
     if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
-    if (job.checkedOn !== undefined && host.evidenceHead?.() === job.checkedOn) return false;
+    if (job.checkedOn !== undefined && head() === job.checkedOn) return false;
     const known = job.verdicts;
     /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
     const misses = (env: TxEnvelope): { check: EvidenceCheck; key: string }[] => {
@@ -508,6 +508,10 @@ export class AdmissionQueue {
   private drain(): void {
     this.draining = false;
     const start = this.slices.now();
+    // The head, named once a slice (host.evidenceHead hex-encodes the tip): no block lands while
+    // the slice runs (it yields only at its end), and each transaction's resendStale asks it.
+    let headNow: string | undefined;
+    const head = () => (headNow ??= this.host.evidenceHead?.());
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;
       // Its signatures are not answered yet: the drain resumes when they are (submit).
@@ -516,7 +520,7 @@ export class AdmissionQueue {
         const i = job.next;
         if (job.results[i] === undefined) {
           // The evidence checks a block made stale go back to the workers: resumed when answered.
-          if (this.resendStale(job, i)) return;
+          if (this.resendStale(job, i, head)) return;
           job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
         }
         job.next++;
