@@ -24,6 +24,7 @@
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
 import {
+  type Ed25519Check,
   type EvidenceCheck,
   type EvidenceVerdict,
   type EvidenceVerdicts,
@@ -298,6 +299,7 @@ export class AdmissionQueue {
         // A later call that was answered may now be at the head.
         this.scheduleDrain();
       };
+      /** The transactions whose signature check goes to the pool, in the order of `checks`. */
       const toCheck: number[] = [];
       /** Checks that passed here before (`passed`): not sent again. */
       const knownValid: number[] = [];
@@ -306,36 +308,29 @@ export class AdmissionQueue {
         // Senders with a transaction earlier in the batch that passed the screen: it may replace a
         // pending one by one that spends less before their next is admitted.
         const senders = new Set<string>();
-        envs.forEach((env, i) => {
+        const checks: Ed25519Check[] = [];
+        for (const [i, env] of envs.entries()) {
           const sender = keyId(env.sender);
           const refusal = this.host.cheapRefusal(env, !senders.has(sender));
-          if (refusal) job.results[i] = refusal;
-          else {
-            senders.add(sender);
-            toCheck.push(i);
+          if (refusal) {
+            job.results[i] = refusal;
+            continue;
           }
-        });
-        const checks = [];
-        const sent: number[] = [];
-        const known: number[] = [];
-        for (const i of toCheck) {
-          const check = envelopeSignatureCheck(envs[i]!);
+          senders.add(sender);
+          const check = envelopeSignatureCheck(env);
           // The key is made now, from the bytes the pool copies now (`verify` packs them before it
           // returns): what passes is remembered under the very bytes that were checked.
           const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
           const earlier = this.inFlight.get(key);
-          if (this.passed?.hasKey(key)) known.push(i);
+          if (this.passed?.hasKey(key)) knownValid.push(i);
           else if (earlier) job.copies.set(i, earlier);
           else {
             this.inFlight.set(key, { job, index: i });
             sentKeys.push(key);
             checks.push(check);
-            sent.push(i);
+            toCheck.push(i);
           }
         }
-        toCheck.length = 0;
-        toCheck.push(...sent);
-        for (const i of known) knownValid.push(i);
         this.checksSent += checks.length;
         answer = this.pool.verify(checks, 'admission');
       } catch (err) {
