@@ -8,8 +8,9 @@
  * 2. the cheap refusals (duplicate, nonce used, stateless rules) on the main thread, then the
  *    signatures of what is left on the verify pool's worker threads, in batches;
  *    Then the chip evidence of the signed registrations (certificate chains, TPM quotes: ms each)
- *    on the same workers where the verifier has them (`checkEvidence`): one registration is never
- *    split across slices, so checked here 64 of them held the event loop a quarter of a second.
+ *    on the same workers where the verifier has them (`checkEvidence`, and threads): one
+ *    registration is never split across slices, so checked here 64 of them held the event loop a
+ *    quarter of a second.
  *    A block that lands before they are admitted changes the block time every check reads: those
  *    go back to the workers once per batch (`resendStale`), not to this thread;
  * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
@@ -384,19 +385,30 @@ export class AdmissionQueue {
   }
 
   /**
+   * Whether evidence goes to the verifier's workers: it has `checkEvidence` and threads behind it.
+   * A pool without threads would answer on the calling thread, every check of a call at once;
+   * without them here, admit checks them on this thread too, but in slices, one registration at a
+   * time (as for a verifier without `checkEvidence`: the in-thread one, the simulator's).
+   */
+  private get evidenceOnWorkers(): boolean {
+    return (
+      this.pool.checkEvidence !== undefined && this.pool.threads > 0 && this.host.evidenceChecks !== undefined
+    );
+  }
+
+  /**
    * The evidence of the signed transactions (signatures first: a forged transaction gets no
-   * evidence check), on the verifier's workers, by check key. Null where there are none or the
-   * verifier has no `checkEvidence` (the in-thread verifier, the simulator's: admit checks on this
-   * thread, in slices); a pool without threads answers on the calling thread; a worker that died or
-   * a pool that closed meanwhile leaves them to this thread too. Rejects with the pool's
-   * VerifyPoolBusy when its admission lane is full.
+   * evidence check), on the verifier's workers, by check key. Null where there are none or no
+   * workers take them (`evidenceOnWorkers`: admit checks them on this thread, in slices); a worker
+   * that died or a pool that closed meanwhile leaves them to this thread too. Rejects with the
+   * pool's VerifyPoolBusy when its admission lane is full.
    */
   private async checkEvidence(
     envs: readonly TxEnvelope[],
     verified: readonly boolean[],
   ): Promise<Map<string, EvidenceVerdict> | null> {
-    const { pool, host } = this;
-    if (!pool.checkEvidence || !host.evidenceChecks) return null;
+    const { host } = this;
+    if (!this.evidenceOnWorkers) return null;
     // Each distinct check once: copies of one registration in a call (a batch may carry the same
     // transaction many times; all pass the cheap screen before the first is admitted) would each
     // take a worker's milliseconds, where checked here the copies after the first cost a lookup.
@@ -448,8 +460,8 @@ export class AdmissionQueue {
    * left unanswered: the answer is the same either way, only where it is computed differs.
    */
   private resendStale(job: Job, from: number, head: () => string | undefined): boolean {
-    const { pool, host } = this;
-    if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
+    const { host } = this;
+    if (job.resent || !this.evidenceOnWorkers) return false;
     if (job.checkedOn !== undefined && head() === job.checkedOn) return false;
     const known = job.verdicts;
     /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
