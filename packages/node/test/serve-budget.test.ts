@@ -645,19 +645,50 @@ function streamAnswer(
   return s;
 }
 
+/**
+ * A block server's budget and read slots (the defaults) on a timerClock, and its stream answers
+ * (`streamAnswer`) by peer: `reading`, one whose writes drain at once (a syncer, a waiter);
+ * `sixWriting`, 3 ids x 2 streams (`${label}-${id}`) whose writes never complete, `drained()`
+ * being how far each drained.
+ */
+function blockServer() {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const answer = (
+    peer: string,
+    drained: () => number,
+    write: () => Promise<void>,
+    over: Partial<BlockAnswerOptions> = {},
+  ) => streamAnswer(budget, slots, clock, peer, drained, write, over);
+  const reading = (peer: string, over: Partial<BlockAnswerOptions> = {}) =>
+    answer(
+      peer,
+      () => 0,
+      async () => {},
+      over,
+    );
+  const sixWriting = (label: string, drained: () => number) => {
+    const out: ReturnType<typeof streamAnswer>[] = [];
+    for (let id = 0; id < 3; id++)
+      for (let stream = 0; stream < 2; stream++)
+        out.push(answer(`${label}-${id}`, drained, () => new Promise<void>(() => {})));
+    return out;
+  };
+  return { slots, clock, answer, reading, sixWriting };
+}
+
 test('writes that drain nothing give their slots to a waiting syncer: sybils that never read cannot starve it', async () => {
   // Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
   // never relayed, each until its request deadline, renewably; a fresh node catching up (not a
   // relaying peer) waited the longest wait and got a short (empty) answer.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { slots, clock, answer, reading } = blockServer();
   const never = () => new Promise<void>(() => {});
   const sybils: ReturnType<typeof streamAnswer>[] = [];
   let attacking = true;
   // Each sybil stream aborted opens another at once (the attack renewed).
   const sybilStream = (id: string) => {
-    const s = streamAnswer(budget, slots, clock, id, () => 256 * 1024, never);
+    const s = answer(id, () => 256 * 1024, never);
     sybils.push(s);
     void (async () => {
       while (!s.ended && attacking) await settle(1);
@@ -667,14 +698,7 @@ test('writes that drain nothing give their slots to a waiting syncer: sybils tha
   for (let id = 0; id < 3; id++) for (let stream = 0; stream < 2; stream++) sybilStream(`sybil-${id}`);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2, 'the sybils hold every slot open to them');
-  const syncer = streamAnswer(
-    budget,
-    slots,
-    clock,
-    'syncer',
-    () => 0,
-    async () => {},
-  );
+  const syncer = reading('syncer');
   for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
   attacking = false;
   // Before: 0 blocks, after the longest wait.
@@ -688,36 +712,13 @@ test('writes that drain nothing give their slots to a waiting syncer: sybils tha
 });
 
 test('a slow reader whose writes keep draining is never aborted, whoever waits for its slot', async () => {
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { slots, clock, reading, sixWriting } = blockServer();
   // Six slow readers (3 ids x 2 streams) each drain a few bytes every 900 ms, under the stall time.
-  const slow = [];
-  for (let id = 0; id < 3; id++)
-    for (let stream = 0; stream < 2; stream++)
-      slow.push(
-        streamAnswer(
-          budget,
-          slots,
-          clock,
-          `slow-${id}`,
-          () => Math.floor(clock.now / 900) * 100,
-          () => new Promise<void>(() => {}),
-        ),
-      );
+  const slow = sixWriting('slow', () => Math.floor(clock.now / 900) * 100);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   // Waiters (an attacker's fresh ids, or a syncer) wait for those slots the longest wait through.
-  const waiters = [0, 1, 2].map((i) =>
-    streamAnswer(
-      budget,
-      slots,
-      clock,
-      `waiter-${i}`,
-      () => 0,
-      async () => {},
-    ),
-  );
+  const waiters = [0, 1, 2].map((i) => reading(`waiter-${i}`));
   for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
   assert.ok(
     slow.every((s) => !s.aborted),
@@ -730,33 +731,11 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
 });
 
 test('stalled is measured from the last drained byte: a write that stops draining loses its slot a stall time later', async () => {
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { clock, reading, sixWriting } = blockServer();
   // Six readers drain until t = 2,000 ms, then stop.
-  const readers = [];
-  for (let id = 0; id < 3; id++)
-    for (let stream = 0; stream < 2; stream++)
-      readers.push(
-        streamAnswer(
-          budget,
-          slots,
-          clock,
-          `reader-${id}`,
-          () => Math.floor(Math.min(clock.now, 2_000) / 500),
-          () => new Promise<void>(() => {}),
-        ),
-      );
+  const readers = sixWriting('reader', () => Math.floor(Math.min(clock.now, 2_000) / 500));
   await settle();
-  const syncer = streamAnswer(
-    budget,
-    slots,
-    clock,
-    'syncer',
-    () => 0,
-    async () => {},
-    { asked: 1 },
-  );
+  const syncer = reading('syncer', { asked: 1 });
   while (clock.now < 2_900) await clock.advance(100);
   assert.equal(syncer.written, 0, 'not within a stall time of the last drained byte');
   assert.ok(readers.every((r) => !r.aborted));

@@ -71,6 +71,34 @@ async function commitSigned(
   return chain.commitDecided(pending, certificateFromVotes(votes));
 }
 
+/**
+ * A chain whose validators are the dev validator and `others`, one block past genesis, that block
+ * precommitted by all of them.
+ */
+async function chainWithValidators(others: readonly ValidatorKey[]): Promise<Chain> {
+  const all = [KEY, ...others];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  return chain;
+}
+
+/** `env` added to `mempool` on `chain`'s tip, as NodeCore.admit adds it (the next block's context). */
+function addOnTip(mempool: Mempool, chain: Chain, env: TxEnvelope): void {
+  const head = chain.tip.header;
+  mempool.add(env, chain.tipState, chain.params, {
+    chainId: chain.genesis.chainId,
+    height: head.height + 1n,
+    time: head.time + 1n,
+    proposer: head.proposer,
+    prevHash: chain.tip.hash,
+    prevBeacon: head.beacon,
+  });
+}
+
 /** `offender`'s two precommits for different blocks at `height`, `round` (default: the dev validator's). */
 function doubleVote(
   chainId: string,
@@ -215,12 +243,7 @@ test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however 
     const seed = sha256(utf8(`offender ${i}`));
     return { seed, publicKey: ed25519PublicKey(seed) };
   });
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: [KEY, ...offenders].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], [KEY, ...offenders]);
+  const chain = await chainWithValidators(offenders);
   const { pool, tried } = poolOn(chain, () => behind());
   const chainId = chain.genesis.chainId;
   const reports: string[] = [];
@@ -244,13 +267,8 @@ test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however 
 test('evidence deferred together lands one transaction per block: the fee-free nonce a pending one holds defers the next, not drops it', async () => {
   // The dev validator proposes and reports; two other validators equivocated at height 1.
   const others = [devValidatorKey(1), devValidatorKey(2)];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: [KEY, ...others].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
   const all = [KEY, ...others];
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const mempool = new Mempool();
   let behindPeers = true;
   const pool = new EvidencePool({
@@ -261,15 +279,7 @@ test('evidence deferred together lands one transaction per block: the fee-free n
     // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
     admitTx: (env) => {
       if (behindPeers) throw behind();
-      const head = chain.tip.header;
-      mempool.add(env, chain.tipState, chain.params, {
-        chainId: chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: chain.tip.hash,
-        prevBeacon: head.beacon,
-      });
+      addOnTip(mempool, chain, env);
     },
     announceTx: () => {},
     publishEvidence: () => {},
@@ -434,15 +444,7 @@ function poolOnMempool(chain: Chain) {
     nextValidators: () => chain.validatorSet(),
     admitTx: (env) => {
       tried.push(env);
-      const head = chain.tip.header;
-      mempool.add(env, chain.tipState, chain.params, {
-        chainId: chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: chain.tip.hash,
-        prevBeacon: head.beacon,
-      });
+      addOnTip(mempool, chain, env);
     },
     announceTx: () => {},
     publishEvidence: () => {},
@@ -455,12 +457,7 @@ test('evidence whose transaction expires unincluded (proposers leaving it out) i
   // the pool forgot it once admitted, and the equivocation went unslashed for good.
   const others = [devValidatorKey(1), devValidatorKey(2)];
   const all = [KEY, ...others];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const { pool, mempool, tried } = poolOnMempool(chain);
   const offender = others[0]!;
   pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, offender), 'gossip');
@@ -516,12 +513,7 @@ test('evidence whose transactions keep expiring is resubmitted once per lifetime
 test('evidence whose transaction lost its nonce to another of the validator’s is resubmitted without waiting for its expiry', async () => {
   const others = [devValidatorKey(1), devValidatorKey(2)];
   const all = [KEY, ...others];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const chainId = chain.genesis.chainId;
   const { pool, tried } = poolOn(chain, () => null);
   pool.reportEvidence(doubleVote(chainId, 1n, 0, others[0]), 'machine');
@@ -557,12 +549,7 @@ test('reports whose transactions keep expiring take the nonce in turn: the one j
   // held every other back.
   const others = [devValidatorKey(1), devValidatorKey(2)];
   const all = [KEY, ...others];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const { pool, tried } = poolOn(chain, () => null);
   pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[0]), 'machine');
   pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[1]), 'machine');
