@@ -57,7 +57,12 @@ function answerOn(
  * A full-size block answer (64 heights, 64 MiB, 9 MiB blocks) of `peer` at the default limits,
  * on a clock that never moves: no window renews, no wait ends.
  */
-function stillAnswer(budget: ServeBudget, slots: BlockReadSlots, peer: string): BlockAnswerBudget {
+function stillAnswer(
+  budget: ServeBudget,
+  slots: BlockReadSlots,
+  peer: string,
+  over: Partial<BlockAnswerOptions> = {},
+): BlockAnswerBudget {
   return new BlockAnswerBudget(budget, {
     peer,
     asked: 64,
@@ -67,7 +72,15 @@ function stillAnswer(budget: ServeBudget, slots: BlockReadSlots, peer: string): 
     now: () => 0,
     sleep: () => new Promise<void>(() => {}),
     slots,
+    ...over,
   });
+}
+
+/** A block server's budget and read slots (the defaults), and its `stillAnswer`s by peer. */
+function stillServer() {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  return { budget, slots, answer: (peer: string) => stillAnswer(budget, slots, peer) };
 }
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
@@ -236,10 +249,8 @@ test('a peer that never reads its block answers holds only its own window: an ho
   // peer that never read its answers (each held by its server up to the request deadline) had
   // three ids, at their per-peer cap of 64 MiB a second, fill the 192 MiB non-relaying share
   // without downloading a byte: every honest syncer's answer then waited for the next window.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
+  const { budget, slots, answer } = stillServer();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   let unread = 0;
   const nonReader = async (peer: string) => {
     // Blocks of 8 MiB taken until the peer's own window is spent; their frames are never drained,
@@ -272,9 +283,8 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   // never ended (its peer does not read) then held the block, up to 9 MiB, under no slot nor
   // window: 4 streams x 200 connections x 9 MiB (about 7 GiB) of blocks read and never written,
   // renewed at each request deadline.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const a = stillAnswer(budget, slots, 'p');
+  const { budget, slots, answer } = stillServer();
+  const a = answer('p');
   assert.ok(await a.room());
   assert.ok(await a.take(9 * MiB));
   // Before: 0, the block still unwritten.
@@ -293,7 +303,7 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   // relayed; a relaying peer's answer is still served in full.
   let stuck = 0;
   const neverWritten = async (peer: string) => {
-    const s = stillAnswer(budget, slots, peer);
+    const s = answer(peer);
     if ((await s.room()) && (await s.take(9 * MiB))) {
       stuck++;
       await new Promise<void>(() => {}); // the write that never ends
@@ -308,16 +318,7 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   );
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   for (let p = 0; p < 6; p++) assert.ok(slots.held(`sybil-${p}`) <= DEFAULT_BLOCK_READ_SLOTS_PER_PEER);
-  const validator = new BlockAnswerBudget(budget, {
-    peer: 'validator',
-    asked: 8,
-    capBytes: 64 * MiB,
-    maxBlockBytes: 9 * MiB,
-    relaying: true,
-    now: () => 0,
-    sleep: () => new Promise<void>(() => {}),
-    slots,
-  });
+  const validator = stillAnswer(budget, slots, 'validator', { asked: 8, relaying: true });
   let served = 0;
   void (async () => {
     while ((await validator.room()) && (await validator.take(MiB))) {
@@ -380,10 +381,8 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   // read, so 21 reads in flight (6 sybil ids x 4 streams asking for tiny blocks, receiving almost
   // nothing) filled the 192 MiB non-relaying share: every other syncer's answer waited for the
   // window to renew, and honest answers ended short at the longest wait.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
+  const { budget, slots, answer } = stillServer();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   // Reads in flight (room held, block not yet taken), over all and per peer.
   let reading = 0;
   let mostReading = 0;

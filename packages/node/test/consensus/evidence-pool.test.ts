@@ -28,7 +28,7 @@ import {
 } from '@unc/core';
 import { AdmissionBusy, SyncingRefusal } from '../../src/admission.js';
 import { Chain, type ValidatorKey } from '../../src/chain.js';
-import { EvidencePool } from '../../src/consensus/evidence-pool.js';
+import { EvidencePool, type EvidencePoolOptions } from '../../src/consensus/evidence-pool.js';
 import { checkEvidenceGossip } from '../../src/consensus/gossip-checks.js';
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -125,6 +125,24 @@ function reported(env: TxEnvelope): string {
   return `${first.height}/${first.round}`;
 }
 
+/** The dev validator's evidence pool on `chain`, admitting with `admitTx`; the rest as `over` says. */
+function devPool(
+  chain: Chain,
+  admitTx: EvidencePoolOptions['admitTx'],
+  over: Partial<EvidencePoolOptions> = {},
+): EvidencePool {
+  return new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx,
+    announceTx: () => {},
+    publishEvidence: () => {},
+    ...over,
+  });
+}
+
 /**
  * A pool on `chain` whose `admitTx` throws `refuse(attempt)` when it returns one, else admits;
  * with what it publishes (a count) and the offenders it reports (hex keys).
@@ -135,21 +153,20 @@ function poolOn(chain: Chain, refuse: (attempt: number) => Error | null) {
   const announced: string[] = [];
   const offenders: string[] = [];
   const published = { count: 0 };
-  const pool = new EvidencePool({
+  const pool = devPool(
     chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: (env) => {
+    (env) => {
       tried.push(env);
       const err = refuse(tried.length);
       if (err) throw err;
       admitted.push(env);
     },
-    announceTx: (env) => announced.push(toHex(env.hash)),
-    publishEvidence: () => void published.count++,
-    onEquivocation: (offender) => offenders.push(toHex(offender)),
-  });
+    {
+      announceTx: (env) => announced.push(toHex(env.hash)),
+      publishEvidence: () => void published.count++,
+      onEquivocation: (offender) => offenders.push(toHex(offender)),
+    },
+  );
   return { pool, tried, admitted, announced, offenders, published };
 }
 
@@ -271,18 +288,10 @@ test('evidence deferred together lands one transaction per block: the fee-free n
   const chain = await chainWithValidators(others);
   const mempool = new Mempool();
   let behindPeers = true;
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
-    admitTx: (env) => {
-      if (behindPeers) throw behind();
-      addOnTip(mempool, chain, env);
-    },
-    announceTx: () => {},
-    publishEvidence: () => {},
+  // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
+  const pool = devPool(chain, (env) => {
+    if (behindPeers) throw behind();
+    addOnTip(mempool, chain, env);
   });
   const chainId = chain.genesis.chainId;
   for (const offender of others) pool.reportEvidence(doubleVote(chainId, 1n, 0, offender), 'gossip');
@@ -437,17 +446,9 @@ test('an offender’s pairs of a height far ahead do not push a piece that can l
 function poolOnMempool(chain: Chain) {
   const mempool = new Mempool();
   const tried: TxEnvelope[] = [];
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: (env) => {
-      tried.push(env);
-      addOnTip(mempool, chain, env);
-    },
-    announceTx: () => {},
-    publishEvidence: () => {},
+  const pool = devPool(chain, (env) => {
+    tried.push(env);
+    addOnTip(mempool, chain, env);
   });
   return { pool, mempool, tried };
 }
