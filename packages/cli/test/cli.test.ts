@@ -128,28 +128,43 @@ describe('global options and the home config', () => {
     assert.doesNotMatch(atBound.stderr, /--power/);
   });
 
+  /** `unc vendor revoke` of `serial` by CA `ca` (default: one that does not exist), no node behind. */
+  const revokeArgs = (serial: string, ca = join(home.dir, 'no-such-ca')) => [
+    'vendor',
+    'revoke',
+    '--ca',
+    ca,
+    '--serial',
+    serial,
+    '--from',
+    'gov',
+    '--node',
+    'http://127.0.0.1:9',
+    '--home',
+    home.dir,
+  ];
+
   test('unc vendor revoke refuses a serial longer than 20 octets (the chain would refuse it BAD_SERIAL) before touching the CA', async () => {
-    const args = (serial: string) => [
-      'vendor',
-      'revoke',
-      '--ca',
-      join(home.dir, 'no-such-ca'),
-      '--serial',
-      serial,
-      '--from',
-      'gov',
-      '--node',
-      'http://127.0.0.1:9',
-      '--home',
-      home.dir,
-    ];
-    const long = await runUnc(args('1'.padEnd(42, '0')));
+    const long = await runUnc(revokeArgs('1'.padEnd(42, '0')));
     assert.equal(long.code, 1);
     assert.match(long.stderr, /invalid serial/);
     // 20 octets pass this check (and the run goes on, here to the missing CA).
-    const atBound = await runUnc(args('1'.padEnd(40, '0')));
+    const atBound = await runUnc(revokeArgs('1'.padEnd(40, '0')));
     assert.equal(atBound.code, 1);
     assert.doesNotMatch(atBound.stderr, /invalid serial/);
+  });
+
+  test('unc vendor revoke refuses a serial with whitespace around or inside it, before touching the CA', async () => {
+    // Core's normalizeSerialHex trims; the command does not: a serial pasted with a stray space or
+    // newline is refused, as it always was, not silently read as another string.
+    const padded = [' 1a2b', '1a2b ', '\t1a2b', '1a2b\n', ' 0x1a2b', '0x 1a2b', '1a 2b'];
+    const runs = await Promise.all([...padded, '0X001A2B'].map((serial) => runUnc(revokeArgs(serial))));
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 1);
+      if (i < padded.length) assert.match(r.stderr, /invalid serial/, JSON.stringify(padded[i]));
+      // The same serial without the whitespace passes this check (and goes on to the missing CA).
+      else assert.doesNotMatch(r.stderr, /invalid serial/);
+    }
   });
 
   test("attack: unc vendor revoke refuses the intermediate's own serial (its id on chain would match no certificate) before touching the CA's list", async () => {
@@ -161,20 +176,7 @@ describe('global options and the home config', () => {
     const listBefore = existsSync(join(caDir, 'revocations.pem'))
       ? readFileSync(join(caDir, 'revocations.pem'), 'utf8')
       : null;
-    const r = await runUnc([
-      'vendor',
-      'revoke',
-      '--ca',
-      caDir,
-      '--serial',
-      `0x00${own.toUpperCase()}`,
-      '--from',
-      'gov',
-      '--node',
-      'http://127.0.0.1:9',
-      '--home',
-      home.dir,
-    ]);
+    const r = await runUnc(revokeArgs(`0x00${own.toUpperCase()}`, caDir));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /intermediate certificate itself/);
     const listAfter = existsSync(join(caDir, 'revocations.pem'))

@@ -8,8 +8,9 @@
  * 2. the cheap refusals (duplicate, nonce used, stateless rules) on the main thread, then the
  *    signatures of what is left on the verify pool's worker threads, in batches;
  *    Then the chip evidence of the signed registrations (certificate chains, TPM quotes: ms each)
- *    on the same workers where the verifier has them (`checkEvidence`): one registration is never
- *    split across slices, so checked here 64 of them held the event loop a quarter of a second.
+ *    on the same workers where the verifier has them (`checkEvidence`, and threads): one
+ *    registration is never split across slices, so checked here 64 of them held the event loop a
+ *    quarter of a second.
  *    A block that lands before they are admitted changes the block time every check reads: those
  *    go back to the workers once per batch (`resendStale`), not to this thread;
  * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
@@ -24,6 +25,7 @@
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
 import {
+  type Ed25519Check,
   type EvidenceCheck,
   type EvidenceVerdict,
   type EvidenceVerdicts,
@@ -298,6 +300,7 @@ export class AdmissionQueue {
         // A later call that was answered may now be at the head.
         this.scheduleDrain();
       };
+      /** The transactions whose signature check goes to the pool, in the order of `checks`. */
       const toCheck: number[] = [];
       /** Checks that passed here before (`passed`): not sent again. */
       const knownValid: number[] = [];
@@ -306,36 +309,29 @@ export class AdmissionQueue {
         // Senders with a transaction earlier in the batch that passed the screen: it may replace a
         // pending one by one that spends less before their next is admitted.
         const senders = new Set<string>();
-        envs.forEach((env, i) => {
+        const checks: Ed25519Check[] = [];
+        for (const [i, env] of envs.entries()) {
           const sender = keyId(env.sender);
           const refusal = this.host.cheapRefusal(env, !senders.has(sender));
-          if (refusal) job.results[i] = refusal;
-          else {
-            senders.add(sender);
-            toCheck.push(i);
+          if (refusal) {
+            job.results[i] = refusal;
+            continue;
           }
-        });
-        const checks = [];
-        const sent: number[] = [];
-        const known: number[] = [];
-        for (const i of toCheck) {
-          const check = envelopeSignatureCheck(envs[i]!);
+          senders.add(sender);
+          const check = envelopeSignatureCheck(env);
           // The key is made now, from the bytes the pool copies now (`verify` packs them before it
           // returns): what passes is remembered under the very bytes that were checked.
           const key = ed25519CheckKey(check.publicKey, check.message, check.signature);
           const earlier = this.inFlight.get(key);
-          if (this.passed?.hasKey(key)) known.push(i);
+          if (this.passed?.hasKey(key)) knownValid.push(i);
           else if (earlier) job.copies.set(i, earlier);
           else {
             this.inFlight.set(key, { job, index: i });
             sentKeys.push(key);
             checks.push(check);
-            sent.push(i);
+            toCheck.push(i);
           }
         }
-        toCheck.length = 0;
-        toCheck.push(...sent);
-        for (const i of known) knownValid.push(i);
         this.checksSent += checks.length;
         answer = this.pool.verify(checks, 'admission');
       } catch (err) {
@@ -389,19 +385,30 @@ export class AdmissionQueue {
   }
 
   /**
+   * Whether evidence goes to the verifier's workers: it has `checkEvidence` and threads behind it.
+   * A pool without threads would answer on the calling thread, every check of a call at once;
+   * without them here, admit checks them on this thread too, but in slices, one registration at a
+   * time (as for a verifier without `checkEvidence`: the in-thread one, the simulator's).
+   */
+  private get evidenceOnWorkers(): boolean {
+    return (
+      this.pool.checkEvidence !== undefined && this.pool.threads > 0 && this.host.evidenceChecks !== undefined
+    );
+  }
+
+  /**
    * The evidence of the signed transactions (signatures first: a forged transaction gets no
-   * evidence check), on the verifier's workers, by check key. Null where there are none or the
-   * verifier has no `checkEvidence` (the in-thread verifier, the simulator's: admit checks on this
-   * thread, in slices); a pool without threads answers on the calling thread; a worker that died or
-   * a pool that closed meanwhile leaves them to this thread too. Rejects with the pool's
-   * VerifyPoolBusy when its admission lane is full.
+   * evidence check), on the verifier's workers, by check key. Null where there are none or no
+   * workers take them (`evidenceOnWorkers`: admit checks them on this thread, in slices); a worker
+   * that died or a pool that closed meanwhile leaves them to this thread too. Rejects with the
+   * pool's VerifyPoolBusy when its admission lane is full.
    */
   private async checkEvidence(
     envs: readonly TxEnvelope[],
     verified: readonly boolean[],
   ): Promise<Map<string, EvidenceVerdict> | null> {
-    const { pool, host } = this;
-    if (!pool.checkEvidence || !host.evidenceChecks) return null;
+    const { host } = this;
+    if (!this.evidenceOnWorkers) return null;
     // Each distinct check once: copies of one registration in a call (a batch may carry the same
     // transaction many times; all pass the cheap screen before the first is admitted) would each
     // take a worker's milliseconds, where checked here the copies after the first cost a lookup.
@@ -452,10 +459,10 @@ export class AdmissionQueue {
    * (another block meanwhile) is checked here, as is a check a dead worker or a full or closed pool
    * left unanswered: the answer is the same either way, only where it is computed differs.
    */
-  private resendStale(job: Job, from: number): boolean {
-    const { pool, host } = this;
-    if (job.resent || !pool.checkEvidence || !host.evidenceChecks) return false;
-    if (job.checkedOn !== undefined && host.evidenceHead?.() === job.checkedOn) return false;
+  private resendStale(job: Job, from: number, head: () => string | undefined): boolean {
+    const { host } = this;
+    if (job.resent || !this.evidenceOnWorkers) return false;
+    if (job.checkedOn !== undefined && head() === job.checkedOn) return false;
     const known = job.verdicts;
     /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
     const misses = (env: TxEnvelope): { check: EvidenceCheck; key: string }[] => {
@@ -508,6 +515,10 @@ export class AdmissionQueue {
   private drain(): void {
     this.draining = false;
     const start = this.slices.now();
+    // The head, named once a slice (host.evidenceHead hex-encodes the tip): no block lands while
+    // the slice runs (it yields only at its end), and each transaction's resendStale asks it.
+    let headNow: string | undefined;
+    const head = () => (headNow ??= this.host.evidenceHead?.());
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;
       // Its signatures are not answered yet: the drain resumes when they are (submit).
@@ -516,7 +527,7 @@ export class AdmissionQueue {
         const i = job.next;
         if (job.results[i] === undefined) {
           // The evidence checks a block made stale go back to the workers: resumed when answered.
-          if (this.resendStale(job, i)) return;
+          if (this.resendStale(job, i, head)) return;
           job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
         }
         job.next++;

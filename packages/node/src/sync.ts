@@ -261,11 +261,9 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
     const answer = network
       .requestBlocks(peer, from, to, {
         signal: abandon.signal,
-        onBlock: () => {
-          progress = clock.now();
-        },
         // Progress counted in bytes, not blocks: a peer sending 9 MiB blocks on a modest link
-        // (a second or more each) was hedged on every range, though its bytes kept coming.
+        // (a second or more each) was hedged on every range, though its bytes kept coming. No
+        // onBlock: a block arrives with the bytes that end it, which onBytes marked already.
         onBytes: (n) => {
           progress = clock.now();
           bytes += n;
@@ -486,13 +484,14 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       const due = (racing: Slot[]) => Math.max(...racing.map((r) => r.due()));
       for (;;) {
         const racing = hedge ? [head, hedge] : [head];
-        const able = !racing.some((r) => r.done()) && hedgePeer(head, racing, tried) !== null;
-        const got = await first(racing, able ? due(racing) : null);
+        // Chosen before the wait, taken after it: nothing hedgePeer reads changes meanwhile (the
+        // pipeline waits on this race, and only the race drops peers while it runs).
+        const other = racing.some((r) => r.done()) ? null : hedgePeer(head, racing, tried);
+        const got = await first(racing, other ? due(racing) : null);
         if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
-        // A block came meanwhile: the timer is set again from it.
-        if (clock.now() < due(racing)) continue;
-        const other = hedgePeer(head, racing, tried);
-        if (!other) continue;
+        // A block came meanwhile: the timer is set again from it. (The timer is set only with
+        // `other`: never null here.)
+        if (!other || clock.now() < due(racing)) continue;
         if (hedge) {
           // Not blamed (a busy server waits for its budget before a block), and not asked for
           // this range again. Dropped from this sync, as a late answer is, only when it served

@@ -64,8 +64,9 @@ export interface SignatureVerifier {
   /**
    * Optional: chip evidence checks (core's `runEvidenceCheck`: certificate chains, TPM quotes,
    * milliseconds each) off the calling thread, in the admission lane; each answer is exactly what
-   * the calling thread would get, or null where it must check that one itself. Absent: admission
-   * checks evidence on the calling thread, in its slices (the simulator, for determinism).
+   * the calling thread would get, or null where it must check that one itself. Absent (or no
+   * threads): admission checks evidence on the calling thread, in its slices (the simulator, for
+   * determinism).
    */
   checkEvidence?(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]>;
   close(): Promise<void>;

@@ -3,34 +3,19 @@
 // its window a few bytes at a time made its server queue block after block in the stream's write
 // buffer (unbounded in yamux), each charged as sent, while it received a few bytes of each.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { encode } from '@unc/core';
 import * as lp from 'it-length-prefixed';
-import { Chain } from '../src/chain.js';
-import { devGenesisJson } from '../src/dev.js';
-import { silentLogger } from '../src/log.js';
 import { blockRangeCodec } from '../src/p2p/frames.js';
-import { blocksProtocol, type Libp2pNetwork, type NetworkOptions, startNetwork } from '../src/p2p/libp2p.js';
+import { blocksProtocol, type NetworkOptions } from '../src/p2p/libp2p.js';
 import type { NetworkHandlers } from '../src/p2p/types.js';
-import { ChainDb } from '../src/storage/db.js';
-import { chainServer } from '../src/sync.js';
+import { serveNetworks } from './serve-networks.js';
 
 const MiB = 1024 * 1024;
-const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
-const nets: Libp2pNetwork[] = [];
-const dirs: string[] = [];
-const dbs: ChainDb[] = [];
-after(async () => {
-  await Promise.all(nets.map((n) => n.stop()));
-  await Promise.all(dbs.map((d) => d.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const networks = serveNetworks({ dirPrefix: 'unc-blocks-drain-', firstSeed: 90 });
+after(() => networks.close());
 
-let seed = 90;
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The yamux stream's own fields this test drives (a misbehaving peer's muxer). */
@@ -42,11 +27,7 @@ interface YamuxInternals {
 
 /** A server of 1 MiB blocks (read and offered as readBlockRange does), `sent()`: blocks it sent. */
 async function setUp(extra: Partial<NetworkOptions> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'unc-blocks-drain-'));
-  dirs.push(dir);
-  const db = await ChainDb.open(dir);
-  dbs.push(db);
-  const chain = await Chain.open(db, GENESIS, silentLogger);
+  const chain = await networks.chain();
   let sent = 0;
   const blocks: NetworkHandlers['blocks'] = async (from, to, take) => {
     const out: Uint8Array[] = [];
@@ -60,20 +41,7 @@ async function setUp(extra: Partial<NetworkOptions> = {}) {
     }
     return out;
   };
-  const net = async (options: Partial<NetworkOptions> = {}) => {
-    const n = await startNetwork({
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      nodeKey: new Uint8Array(32).fill(seed++),
-      chainId: chain.genesis.chainId,
-      genesisHash: chain.genesisHash,
-      scoring: { recoveryPerSecond: 0 },
-      logger: silentLogger,
-      handlers: { onGossip: () => 'ignore', status: chainServer(chain).status, blocks },
-      ...options,
-    });
-    nets.push(n);
-    return n;
-  };
+  const net = (options: Partial<NetworkOptions> = {}) => networks.net(chain, blocks, options);
   const server = await net(extra);
   /** A stream of a fresh peer asking `server` for `from`…`to` that reads nothing (its muxer paused). */
   const unread = async (from: bigint, to: bigint) => {

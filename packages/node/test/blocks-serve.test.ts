@@ -2,66 +2,34 @@
 // again the moment an answer ended, on four streams per connection, each request read, decoded and
 // re-encoded in full before the response cap was looked at, and nothing bounded it).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ed25519PublicKey, toHex } from '@unc/core';
-import { Chain } from '../src/chain.js';
+import type { Chain } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
-import { devGenesisJson, devValidator } from '../src/dev.js';
+import { devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
-import {
-  type Libp2pNetwork,
-  type NetworkOptions,
-  PeerRequestError,
-  startNetwork,
-} from '../src/p2p/libp2p.js';
+import { type NetworkOptions, PeerRequestError } from '../src/p2p/libp2p.js';
 import { BlockAnswerBudget, DEFAULT_BLOCK_SERVE_LIMITS, ServeBudget } from '../src/p2p/serve-budget.js';
 import type { BlockTake, NetworkHandlers } from '../src/p2p/types.js';
-import { ChainDb } from '../src/storage/db.js';
 import { chainServer } from '../src/sync.js';
+import { serveNetworks } from './serve-networks.js';
 
-const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
 const HEIGHT = 70n;
-const dirs: string[] = [];
-const dbs: ChainDb[] = [];
-const nets: Libp2pNetwork[] = [];
-after(async () => {
-  await Promise.all(nets.map((n) => n.stop()));
-  await Promise.all(dbs.map((d) => d.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const networks = serveNetworks({ dirPrefix: 'unc-blocks-serve-', firstSeed: 40 });
+after(() => networks.close());
 
 const sum = (blocks: Uint8Array[]) => blocks.reduce((n, b) => n + b.byteLength, 0);
 
 describe('serving block ranges', () => {
   let chain: Chain;
   let reactor: SyncReactor;
-  let seed = 40;
 
-  const net = async (blocks: NetworkHandlers['blocks'], extra: Partial<NetworkOptions> = {}) => {
-    const n = await startNetwork({
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      nodeKey: new Uint8Array(32).fill(seed++),
-      chainId: chain.genesis.chainId,
-      genesisHash: chain.genesisHash,
-      scoring: { recoveryPerSecond: 0 },
-      logger: silentLogger,
-      handlers: { onGossip: () => 'ignore', status: chainServer(chain).status, blocks },
-      ...extra,
-    });
-    nets.push(n);
-    return n;
-  };
+  const net = (blocks: NetworkHandlers['blocks'], extra: Partial<NetworkOptions> = {}) =>
+    networks.net(chain, blocks, extra);
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'unc-blocks-serve-'));
-    dirs.push(dir);
-    const db = await ChainDb.open(dir);
-    dbs.push(db);
-    chain = await Chain.open(db, GENESIS, silentLogger);
+    chain = await networks.chain();
     const v = devValidator();
     const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
     for (let i = 1n; i <= HEIGHT; i++)

@@ -35,7 +35,13 @@ import {
   utf8,
   ValidationError,
 } from '@unc/core';
-import { AdmissionQueue, deferWhileBehind, eventLoopSlices, SyncingRefusal } from '../src/admission.js';
+import {
+  AdmissionQueue,
+  deferWhileBehind,
+  eventLoopSlices,
+  type SliceScheduler,
+  SyncingRefusal,
+} from '../src/admission.js';
 import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
 import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
@@ -490,6 +496,57 @@ describe('admission checks registration evidence on the verify workers', () => {
       assert.equal(pool.evidenceCheckedHere, 0);
     } finally {
       await workers.close();
+    }
+  });
+
+  test('a pool without threads leaves the evidence to admission, one registration a slice, not all of a call at once', async () => {
+    const { state, next, anchorHash } = stateAtOne();
+    const pool = new Mempool();
+    const inline = new VerifyPool({ threads: 0 });
+    try {
+      // Slices of 0 ms: each ends after one transaction. Counted as the queue defers them.
+      let slices = 0;
+      const counted: SliceScheduler = {
+        now: eventLoopSlices.now,
+        defer: (fn) => {
+          slices++;
+          eventLoopSlices.defer(fn);
+        },
+      };
+      /** Evidence checks this thread made in each admit, in order. */
+      const perAdmit: number[] = [];
+      const queue = new AdmissionQueue(
+        inline,
+        {
+          cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+          evidenceChecks: (env) => pool.registrationChecks(env, state, next),
+          evidenceHead: () => 'the same head',
+          admit: (env, verdicts) => {
+            const before = pool.evidenceCheckedHere;
+            try {
+              return pool.add(env, state, params, next, true, verdicts);
+            } finally {
+              perAdmit.push(pool.evidenceCheckedHere - before);
+            }
+          },
+        },
+        { sliceMs: 0 },
+        counted,
+      );
+      const envs = Array.from({ length: 4 }, (_, i) =>
+        tx(owner, BigInt(i), [devRegistration(namedKey(`no thread chip ${i}`), 1n, anchorHash, i === 2)]),
+      );
+      const results = await queue.submit(envs);
+      // Each registration checked in its own admit, that is in its own slice: none was answered
+      // beforehand, all at once, by the pool on this thread.
+      assert.deepEqual(perAdmit, [1, 1, 1, 1]);
+      assert.ok(slices >= envs.length, `${slices} slices`);
+      assert.deepEqual(
+        results.map((r) => (r instanceof ValidationError ? r.code : 'admitted')),
+        ['admitted', 'admitted', 'ATTEST_BAD_SIGNATURE', 'admitted'],
+      );
+    } finally {
+      await inline.close();
     }
   });
 });

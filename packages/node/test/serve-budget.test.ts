@@ -57,7 +57,12 @@ function answerOn(
  * A full-size block answer (64 heights, 64 MiB, 9 MiB blocks) of `peer` at the default limits,
  * on a clock that never moves: no window renews, no wait ends.
  */
-function stillAnswer(budget: ServeBudget, slots: BlockReadSlots, peer: string): BlockAnswerBudget {
+function stillAnswer(
+  budget: ServeBudget,
+  slots: BlockReadSlots,
+  peer: string,
+  over: Partial<BlockAnswerOptions> = {},
+): BlockAnswerBudget {
   return new BlockAnswerBudget(budget, {
     peer,
     asked: 64,
@@ -67,7 +72,15 @@ function stillAnswer(budget: ServeBudget, slots: BlockReadSlots, peer: string): 
     now: () => 0,
     sleep: () => new Promise<void>(() => {}),
     slots,
+    ...over,
   });
+}
+
+/** A block server's budget and read slots (the defaults), and its `stillAnswer`s by peer. */
+function stillServer() {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  return { budget, slots, answer: (peer: string) => stillAnswer(budget, slots, peer) };
 }
 
 test('what one peer is served per interval never exceeds its budget, and a new interval starts afresh', () => {
@@ -236,10 +249,8 @@ test('a peer that never reads its block answers holds only its own window: an ho
   // peer that never read its answers (each held by its server up to the request deadline) had
   // three ids, at their per-peer cap of 64 MiB a second, fill the 192 MiB non-relaying share
   // without downloading a byte: every honest syncer's answer then waited for the next window.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
+  const { budget, slots, answer } = stillServer();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   let unread = 0;
   const nonReader = async (peer: string) => {
     // Blocks of 8 MiB taken until the peer's own window is spent; their frames are never drained,
@@ -272,9 +283,8 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   // never ended (its peer does not read) then held the block, up to 9 MiB, under no slot nor
   // window: 4 streams x 200 connections x 9 MiB (about 7 GiB) of blocks read and never written,
   // renewed at each request deadline.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const a = stillAnswer(budget, slots, 'p');
+  const { budget, slots, answer } = stillServer();
+  const a = answer('p');
   assert.ok(await a.room());
   assert.ok(await a.take(9 * MiB));
   // Before: 0, the block still unwritten.
@@ -293,7 +303,7 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   // relayed; a relaying peer's answer is still served in full.
   let stuck = 0;
   const neverWritten = async (peer: string) => {
-    const s = stillAnswer(budget, slots, peer);
+    const s = answer(peer);
     if ((await s.room()) && (await s.take(9 * MiB))) {
       stuck++;
       await new Promise<void>(() => {}); // the write that never ends
@@ -308,16 +318,7 @@ test('a block keeps its read slot until its frame is written: blocks that peers 
   );
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   for (let p = 0; p < 6; p++) assert.ok(slots.held(`sybil-${p}`) <= DEFAULT_BLOCK_READ_SLOTS_PER_PEER);
-  const validator = new BlockAnswerBudget(budget, {
-    peer: 'validator',
-    asked: 8,
-    capBytes: 64 * MiB,
-    maxBlockBytes: 9 * MiB,
-    relaying: true,
-    now: () => 0,
-    sleep: () => new Promise<void>(() => {}),
-    slots,
-  });
+  const validator = stillAnswer(budget, slots, 'validator', { asked: 8, relaying: true });
   let served = 0;
   void (async () => {
     while ((await validator.room()) && (await validator.take(MiB))) {
@@ -380,10 +381,8 @@ test('sybil reads of tiny blocks in flight take none of the overall window: an h
   // read, so 21 reads in flight (6 sybil ids x 4 streams asking for tiny blocks, receiving almost
   // nothing) filled the 192 MiB non-relaying share: every other syncer's answer waited for the
   // window to renew, and honest answers ended short at the longest wait.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
+  const { budget, slots, answer } = stillServer();
   const now = 0; // the clock never moves: no window renews, no wait ends
-  const answer = (peer: string) => stillAnswer(budget, slots, peer);
   // Reads in flight (room held, block not yet taken), over all and per peer.
   let reading = 0;
   let mostReading = 0;
@@ -645,19 +644,50 @@ function streamAnswer(
   return s;
 }
 
+/**
+ * A block server's budget and read slots (the defaults) on a timerClock, and its stream answers
+ * (`streamAnswer`) by peer: `reading`, one whose writes drain at once (a syncer, a waiter);
+ * `sixWriting`, 3 ids x 2 streams (`${label}-${id}`) whose writes never complete, `drained()`
+ * being how far each drained.
+ */
+function blockServer() {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const answer = (
+    peer: string,
+    drained: () => number,
+    write: () => Promise<void>,
+    over: Partial<BlockAnswerOptions> = {},
+  ) => streamAnswer(budget, slots, clock, peer, drained, write, over);
+  const reading = (peer: string, over: Partial<BlockAnswerOptions> = {}) =>
+    answer(
+      peer,
+      () => 0,
+      async () => {},
+      over,
+    );
+  const sixWriting = (label: string, drained: () => number) => {
+    const out: ReturnType<typeof streamAnswer>[] = [];
+    for (let id = 0; id < 3; id++)
+      for (let stream = 0; stream < 2; stream++)
+        out.push(answer(`${label}-${id}`, drained, () => new Promise<void>(() => {})));
+    return out;
+  };
+  return { slots, clock, answer, reading, sixWriting };
+}
+
 test('writes that drain nothing give their slots to a waiting syncer: sybils that never read cannot starve it', async () => {
   // Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
   // never relayed, each until its request deadline, renewably; a fresh node catching up (not a
   // relaying peer) waited the longest wait and got a short (empty) answer.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { slots, clock, answer, reading } = blockServer();
   const never = () => new Promise<void>(() => {});
   const sybils: ReturnType<typeof streamAnswer>[] = [];
   let attacking = true;
   // Each sybil stream aborted opens another at once (the attack renewed).
   const sybilStream = (id: string) => {
-    const s = streamAnswer(budget, slots, clock, id, () => 256 * 1024, never);
+    const s = answer(id, () => 256 * 1024, never);
     sybils.push(s);
     void (async () => {
       while (!s.ended && attacking) await settle(1);
@@ -667,14 +697,7 @@ test('writes that drain nothing give their slots to a waiting syncer: sybils tha
   for (let id = 0; id < 3; id++) for (let stream = 0; stream < 2; stream++) sybilStream(`sybil-${id}`);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2, 'the sybils hold every slot open to them');
-  const syncer = streamAnswer(
-    budget,
-    slots,
-    clock,
-    'syncer',
-    () => 0,
-    async () => {},
-  );
+  const syncer = reading('syncer');
   for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
   attacking = false;
   // Before: 0 blocks, after the longest wait.
@@ -688,36 +711,13 @@ test('writes that drain nothing give their slots to a waiting syncer: sybils tha
 });
 
 test('a slow reader whose writes keep draining is never aborted, whoever waits for its slot', async () => {
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { slots, clock, reading, sixWriting } = blockServer();
   // Six slow readers (3 ids x 2 streams) each drain a few bytes every 900 ms, under the stall time.
-  const slow = [];
-  for (let id = 0; id < 3; id++)
-    for (let stream = 0; stream < 2; stream++)
-      slow.push(
-        streamAnswer(
-          budget,
-          slots,
-          clock,
-          `slow-${id}`,
-          () => Math.floor(clock.now / 900) * 100,
-          () => new Promise<void>(() => {}),
-        ),
-      );
+  const slow = sixWriting('slow', () => Math.floor(clock.now / 900) * 100);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   // Waiters (an attacker's fresh ids, or a syncer) wait for those slots the longest wait through.
-  const waiters = [0, 1, 2].map((i) =>
-    streamAnswer(
-      budget,
-      slots,
-      clock,
-      `waiter-${i}`,
-      () => 0,
-      async () => {},
-    ),
-  );
+  const waiters = [0, 1, 2].map((i) => reading(`waiter-${i}`));
   for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
   assert.ok(
     slow.every((s) => !s.aborted),
@@ -730,33 +730,11 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
 });
 
 test('stalled is measured from the last drained byte: a write that stops draining loses its slot a stall time later', async () => {
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { clock, reading, sixWriting } = blockServer();
   // Six readers drain until t = 2,000 ms, then stop.
-  const readers = [];
-  for (let id = 0; id < 3; id++)
-    for (let stream = 0; stream < 2; stream++)
-      readers.push(
-        streamAnswer(
-          budget,
-          slots,
-          clock,
-          `reader-${id}`,
-          () => Math.floor(Math.min(clock.now, 2_000) / 500),
-          () => new Promise<void>(() => {}),
-        ),
-      );
+  const readers = sixWriting('reader', () => Math.floor(Math.min(clock.now, 2_000) / 500));
   await settle();
-  const syncer = streamAnswer(
-    budget,
-    slots,
-    clock,
-    'syncer',
-    () => 0,
-    async () => {},
-    { asked: 1 },
-  );
+  const syncer = reading('syncer', { asked: 1 });
   while (clock.now < 2_900) await clock.advance(100);
   assert.equal(syncer.written, 0, 'not within a stall time of the last drained byte');
   assert.ok(readers.every((r) => !r.aborted));

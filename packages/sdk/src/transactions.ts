@@ -283,8 +283,10 @@ export function offerTermsDigest(o: OfferJson): Uint8Array {
 /**
  * The offer terms a renter signs with offerTermsDigest, one line each, for a confirmation screen:
  * what is shown is what the digest covers (and the digest itself, to compare with another view).
+ * `digest`: offerTermsDigest(o) where the caller already computed it for the transaction it signs
+ * (the digest shown is then the very one signed); computed here otherwise.
  */
-export function describeOfferTerms(o: OfferJson): string[] {
+export function describeOfferTerms(o: OfferJson, digest: Uint8Array = offerTermsDigest(o)): string[] {
   const a = o.attributes;
   const attrs = [
     a.memoryMiB > 0 ? `${a.memoryMiB} MiB memory` : null,
@@ -301,7 +303,7 @@ export function describeOfferTerms(o: OfferJson): string[] {
       (c) =>
         `chip       ${c.chipId} ${c.vendorId || '?'}/${c.modelId || '?'} power ${c.power} (TFLOPS × 1000)`,
     ),
-    `terms      ${toHex(offerTermsDigest(o))} (signed: the chain refuses the lease if the offer's terms differ)`,
+    `terms      ${toHex(digest)} (signed: the chain refuses the lease if the offer's terms differ)`,
   ];
 }
 

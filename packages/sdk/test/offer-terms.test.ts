@@ -120,6 +120,8 @@ test('describeOfferTerms shows every signed term and the digest signed', () => {
     toHex(offerTermsDigest(o)),
   ])
     assert.ok(text.includes(part), `${part} missing from:\n${text}`);
+  // A caller that computed the digest to sign passes it: the same lines.
+  assert.deepEqual(describeOfferTerms(o, offerTermsDigest(o)), describeOfferTerms(o));
 });
 
 test('property: the digest of an offer as the node shows it is the chain’s digest of its terms', () => {

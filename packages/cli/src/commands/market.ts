@@ -456,20 +456,21 @@ export function marketCommand(): Command {
       // then took the balance. Signed explicitly, at most what was confirmed leaves it. The price
       // shown is signed too (maxPricePerHour): else that deposit would run out at the real price,
       // many times faster than confirmed; the chain refuses the lease if the offer costs more.
+      // The offer's other terms as shown below (notice, endpoint, chips, ...) are signed: the chain
+      // refuses the lease (OFFER_CHANGED) if they are not the offer's, so the node cannot have it
+      // opened on terms the user never saw.
+      const termsDigest = offerTermsDigest(offer);
       const action = openLeaseAction(id, hours, {
         ...(chipId ? { chipId } : {}),
         deposit: escrow,
         maxPricePerHour: BigInt(offer.price),
-        // And the offer's other terms as shown below (notice, endpoint, chips, ...): the chain
-        // refuses the lease (OFFER_CHANGED) if they are not the offer's, so the node cannot
-        // have it opened on terms the user never saw.
-        termsDigest: offerTermsDigest(offer),
+        termsDigest,
       });
       const { hash, height, events, explorer } = await send(ctx, signer, [action], {
         summary: [
           `Lease ${chipId ? `chip ${chipId}` : 'a free chip'} of offer ${id} for ${hours} h at ${unc(offer.price)} per hour`,
           `  deposit   ${unc(escrow)} into escrow (unused time is refunded)`,
-          ...describeOfferTerms(offer).map((line) => `  ${line}`),
+          ...describeOfferTerms(offer, termsDigest).map((line) => `  ${line}`),
         ],
         spend: escrow,
       });

@@ -10,6 +10,7 @@ import {
   type GovProposal,
   governanceSigningBytes,
   MAX_MODEL_POWER,
+  normalizeSerialHex,
   parseCertificate,
   revocationId,
   toHex,
@@ -333,35 +334,36 @@ export function vendorCommand(): Command {
     .action(
       async (opts: { ca: string; serial: string; from: string; passwordFile?: string }, cmd: Command) => {
         const ctx = ctxOf(cmd);
-        const serial = opts.serial
-          .replace(/^0x/i, '')
-          .toLowerCase()
-          .replace(/^0+(?=.)/, '');
+        // Hex digits after an optional 0x, nothing around them: core's normalizeSerialHex trims
+        // whitespace, but a serial pasted with a stray space or newline is refused here, as it was.
+        // Its canonical form is core's (the one revocation ids carry): lowercase, whole octets,
+        // leading zero octets dropped.
+        const serial = /^(0x)?[0-9a-f]+$/i.test(opts.serial) ? normalizeSerialHex(opts.serial) : '';
         // At most 20 octets (RFC 5280 §4.1.2.2): no certificate has a longer serial, and the chain
         // refuses such a revocation id (BAD_SERIAL), after the CA's revocation list was updated.
-        if (!/^[0-9a-f]{1,40}$/.test(serial))
+        if (serial.length === 0 || serial.length > 40)
           throw new UncError('BAD_ARGUMENT', `invalid serial "${opts.serial}" (hex, at most 20 octets)`);
+        const value = BigInt(`0x${serial}`);
         const loaded = await loadVendorCa(opts.ca);
         const intermediate = parseCertificate(loaded.intermediate.certificate);
         // The intermediate's own certificate is the root's, not one it issued: its serial in the
         // intermediate's list and on chain under the intermediate's name would revoke nothing
         // (no certificate has that issuer and serial) while the list says it is revoked.
-        if (BigInt(`0x${serial}`) === BigInt(`0x${intermediate.serialHex}`))
+        if (value === BigInt(`0x${intermediate.serialHex}`))
           throw new UncError(
             'BAD_ARGUMENT',
-            `serial ${serial} is the CA's intermediate certificate itself (issued by the root): this command revokes certificates the intermediate issued; to stop trusting the intermediate, replace the vendor's roots (unc vendor register with a new CA)`,
+            `serial ${value.toString(16)} is the CA's intermediate certificate itself (issued by the root): this command revokes certificates the intermediate issued; to stop trusting the intermediate, replace the vendor's roots (unc vendor register with a new CA)`,
           );
-        await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [BigInt(`0x${serial}`)], new Date());
-        const padded = serial.length % 2 ? `0${serial}` : serial;
+        await revokeSerials(loaded, join(opts.ca, 'revocations.pem'), [value], new Date());
         // On chain a certificate is revoked by issuer and serial (a serial is unique per CA only):
         // the AK certificates this CA issues are the intermediate's.
-        const id = revocationId(intermediate.subject.der, padded);
+        const id = revocationId(intermediate.subject.der, serial);
         const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
           { type: 'revokeSerial', vendorId: loaded.vendorId, serial: id, revoked: true },
         ]);
         ctx.print(
-          { hash, height, serial: padded, revocationId: id },
-          () => `revoked serial ${padded} of ${loaded.vendorId} (${id}) at height ${height}`,
+          { hash, height, serial, revocationId: id },
+          () => `revoked serial ${serial} of ${loaded.vendorId} (${id}) at height ${height}`,
         );
       },
     );

@@ -42,6 +42,8 @@ interface Review {
   hours: number;
   chipId: string | undefined;
   offer: OfferJson;
+  /** offerTermsDigest(offer), as signed in `tx`. */
+  termsDigest: Uint8Array;
 }
 
 type Phase =
@@ -89,6 +91,8 @@ async function check(
   const renter = signerAddress(signer);
   if (renter === offer.provider)
     throw new Error('This key is the offer’s provider: a provider cannot rent its own chips.');
+  // Computed once: signed below, and shown on the review (describeOfferTerms) as the one signed.
+  const termsDigest = offerTermsDigest(offer);
   const tx = await prepareTransaction(client, signer.publicKey, [
     // The deposit shown is signed, never left 0 ("price × hours" at the chain's price): the offer
     // and its price are the node's word (any node, with ?rpc=), and a hostile one could show a cheap
@@ -100,12 +104,12 @@ async function check(
       maxPricePerHour: BigInt(offer.price),
       // The offer's other terms, as the review shows them, are signed too: the chain refuses the
       // lease (OFFER_CHANGED) rather than open it on a notice, endpoint or hardware not shown.
-      termsDigest: offerTermsDigest(offer),
+      termsDigest,
     }),
   ]);
   const balance = await client.balance(renter);
   checkFunds({ from: renter, balance, spend: escrow, fee: tx.fee });
-  return { signer, tx, renter, balance, escrow, hours, chipId, offer };
+  return { signer, tx, renter, balance, escrow, hours, chipId, offer, termsDigest };
 }
 
 export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => void }) {
@@ -322,7 +326,7 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
             </Row>
             <Row label="Terms">
               <pre className="mono terms" data-testid="rent-terms">
-                {describeOfferTerms(phase.review.offer).join('\n')}
+                {describeOfferTerms(phase.review.offer, phase.review.termsDigest).join('\n')}
               </pre>
             </Row>
             <Row label="Deposit">

@@ -2503,10 +2503,16 @@ export class ConsensusDriver {
       const msg = { ...h.msg, txIds };
       // Validators' nodes first, then relaying peers, then the rest, in the order they sent it on a
       // tie: the first copies may be ones fresh ids raced in, and the three peers a fetch asks
-      // would then all be theirs, each held to its share of the round (`fetchMissing`).
-      const standing = (p: string) =>
-        (this.liveness.boundValidator(p) === undefined ? 0 : 2) + (this.relayingPeers.has(p) ? 1 : 0);
-      const [from, ...others] = [...h.senders].sort((a, b) => standing(b) - standing(a));
+      // would then all be theirs, each held to its share of the round (`fetchMissing`). Each
+      // sender's standing is computed once: boundValidator walks every validator's bound peers.
+      const [from, ...others] = [...h.senders]
+        .map((p) => ({
+          p,
+          standing:
+            (this.liveness.boundValidator(p) === undefined ? 0 : 2) + (this.relayingPeers.has(p) ? 1 : 0),
+        }))
+        .sort((a, b) => b.standing - a.standing)
+        .map(({ p }) => p);
       void Promise.resolve(
         this.onCompactProposal(msg, () => encode(compactProposalCodec, msg), from!, { first: false }, others),
       ).catch((err) => this.logger.debug('held proposal failed', { error: (err as Error).message }));

@@ -28,7 +28,7 @@ import {
 } from '@unc/core';
 import { AdmissionBusy, SyncingRefusal } from '../../src/admission.js';
 import { Chain, type ValidatorKey } from '../../src/chain.js';
-import { EvidencePool } from '../../src/consensus/evidence-pool.js';
+import { EvidencePool, type EvidencePoolOptions } from '../../src/consensus/evidence-pool.js';
 import { checkEvidenceGossip } from '../../src/consensus/gossip-checks.js';
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -71,6 +71,34 @@ async function commitSigned(
   return chain.commitDecided(pending, certificateFromVotes(votes));
 }
 
+/**
+ * A chain whose validators are the dev validator and `others`, one block past genesis, that block
+ * precommitted by all of them.
+ */
+async function chainWithValidators(others: readonly ValidatorKey[]): Promise<Chain> {
+  const all = [KEY, ...others];
+  const genesis = devGenesisJson({
+    time: new Date(GENESIS_TIME),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+  });
+  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
+  await commitSigned(chain, [], all);
+  return chain;
+}
+
+/** `env` added to `mempool` on `chain`'s tip, as NodeCore.admit adds it (the next block's context). */
+function addOnTip(mempool: Mempool, chain: Chain, env: TxEnvelope): void {
+  const head = chain.tip.header;
+  mempool.add(env, chain.tipState, chain.params, {
+    chainId: chain.genesis.chainId,
+    height: head.height + 1n,
+    time: head.time + 1n,
+    proposer: head.proposer,
+    prevHash: chain.tip.hash,
+    prevBeacon: head.beacon,
+  });
+}
+
 /** `offender`'s two precommits for different blocks at `height`, `round` (default: the dev validator's). */
 function doubleVote(
   chainId: string,
@@ -97,6 +125,24 @@ function reported(env: TxEnvelope): string {
   return `${first.height}/${first.round}`;
 }
 
+/** The dev validator's evidence pool on `chain`, admitting with `admitTx`; the rest as `over` says. */
+function devPool(
+  chain: Chain,
+  admitTx: EvidencePoolOptions['admitTx'],
+  over: Partial<EvidencePoolOptions> = {},
+): EvidencePool {
+  return new EvidencePool({
+    chain,
+    validator: KEY,
+    logger: silentLogger,
+    nextValidators: () => chain.validatorSet(),
+    admitTx,
+    announceTx: () => {},
+    publishEvidence: () => {},
+    ...over,
+  });
+}
+
 /**
  * A pool on `chain` whose `admitTx` throws `refuse(attempt)` when it returns one, else admits;
  * with what it publishes (a count) and the offenders it reports (hex keys).
@@ -107,21 +153,20 @@ function poolOn(chain: Chain, refuse: (attempt: number) => Error | null) {
   const announced: string[] = [];
   const offenders: string[] = [];
   const published = { count: 0 };
-  const pool = new EvidencePool({
+  const pool = devPool(
     chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: (env) => {
+    (env) => {
       tried.push(env);
       const err = refuse(tried.length);
       if (err) throw err;
       admitted.push(env);
     },
-    announceTx: (env) => announced.push(toHex(env.hash)),
-    publishEvidence: () => void published.count++,
-    onEquivocation: (offender) => offenders.push(toHex(offender)),
-  });
+    {
+      announceTx: (env) => announced.push(toHex(env.hash)),
+      publishEvidence: () => void published.count++,
+      onEquivocation: (offender) => offenders.push(toHex(offender)),
+    },
+  );
   return { pool, tried, admitted, announced, offenders, published };
 }
 
@@ -215,12 +260,7 @@ test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however 
     const seed = sha256(utf8(`offender ${i}`));
     return { seed, publicKey: ed25519PublicKey(seed) };
   });
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: [KEY, ...offenders].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], [KEY, ...offenders]);
+  const chain = await chainWithValidators(offenders);
   const { pool, tried } = poolOn(chain, () => behind());
   const chainId = chain.genesis.chainId;
   const reports: string[] = [];
@@ -244,35 +284,14 @@ test('the waiting list stays bounded (MAX_WAITING, the oldest given up) however 
 test('evidence deferred together lands one transaction per block: the fee-free nonce a pending one holds defers the next, not drops it', async () => {
   // The dev validator proposes and reports; two other validators equivocated at height 1.
   const others = [devValidatorKey(1), devValidatorKey(2)];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: [KEY, ...others].map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
   const all = [KEY, ...others];
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const mempool = new Mempool();
   let behindPeers = true;
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
-    admitTx: (env) => {
-      if (behindPeers) throw behind();
-      const head = chain.tip.header;
-      mempool.add(env, chain.tipState, chain.params, {
-        chainId: chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: chain.tip.hash,
-        prevBeacon: head.beacon,
-      });
-    },
-    announceTx: () => {},
-    publishEvidence: () => {},
+  // NodeCore.admit's path: the real mempool on the tip, "busy, retry" while behind.
+  const pool = devPool(chain, (env) => {
+    if (behindPeers) throw behind();
+    addOnTip(mempool, chain, env);
   });
   const chainId = chain.genesis.chainId;
   for (const offender of others) pool.reportEvidence(doubleVote(chainId, 1n, 0, offender), 'gossip');
@@ -427,25 +446,9 @@ test('an offender’s pairs of a height far ahead do not push a piece that can l
 function poolOnMempool(chain: Chain) {
   const mempool = new Mempool();
   const tried: TxEnvelope[] = [];
-  const pool = new EvidencePool({
-    chain,
-    validator: KEY,
-    logger: silentLogger,
-    nextValidators: () => chain.validatorSet(),
-    admitTx: (env) => {
-      tried.push(env);
-      const head = chain.tip.header;
-      mempool.add(env, chain.tipState, chain.params, {
-        chainId: chain.genesis.chainId,
-        height: head.height + 1n,
-        time: head.time + 1n,
-        proposer: head.proposer,
-        prevHash: chain.tip.hash,
-        prevBeacon: head.beacon,
-      });
-    },
-    announceTx: () => {},
-    publishEvidence: () => {},
+  const pool = devPool(chain, (env) => {
+    tried.push(env);
+    addOnTip(mempool, chain, env);
   });
   return { pool, mempool, tried };
 }
@@ -455,12 +458,7 @@ test('evidence whose transaction expires unincluded (proposers leaving it out) i
   // the pool forgot it once admitted, and the equivocation went unslashed for good.
   const others = [devValidatorKey(1), devValidatorKey(2)];
   const all = [KEY, ...others];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const { pool, mempool, tried } = poolOnMempool(chain);
   const offender = others[0]!;
   pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, offender), 'gossip');
@@ -516,12 +514,7 @@ test('evidence whose transactions keep expiring is resubmitted once per lifetime
 test('evidence whose transaction lost its nonce to another of the validator’s is resubmitted without waiting for its expiry', async () => {
   const others = [devValidatorKey(1), devValidatorKey(2)];
   const all = [KEY, ...others];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const chainId = chain.genesis.chainId;
   const { pool, tried } = poolOn(chain, () => null);
   pool.reportEvidence(doubleVote(chainId, 1n, 0, others[0]), 'machine');
@@ -557,12 +550,7 @@ test('reports whose transactions keep expiring take the nonce in turn: the one j
   // held every other back.
   const others = [devValidatorKey(1), devValidatorKey(2)];
   const all = [KEY, ...others];
-  const genesis = devGenesisJson({
-    time: new Date(GENESIS_TIME),
-    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
-  });
-  const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  await commitSigned(chain, [], all);
+  const chain = await chainWithValidators(others);
   const { pool, tried } = poolOn(chain, () => null);
   pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[0]), 'machine');
   pool.reportEvidence(doubleVote(chain.genesis.chainId, 1n, 0, others[1]), 'machine');
