@@ -168,6 +168,9 @@ export function deferWhileBehind(err: ValidationError, retryAfterMs: number | nu
   return new SyncingRefusal(err, retryAfterMs);
 }
 
+/** Refusals that say the transaction (or its nonce) was taken before it was admitted here. */
+const STALE_CODES: ReadonlySet<string> = new Set(['NONCE_USED', 'DUPLICATE']);
+
 export type AdmissionResult = { replaced: boolean } | ValidationError;
 
 export interface AdmissionHost {
@@ -205,6 +208,8 @@ interface Job {
    * to the pool: they take that job's answer (`copyOf`) instead of a second check of the same bytes.
    */
   copies: Map<number, { job: Job; index: number }>;
+  /** Transactions whose signature check this job sent to the pool (not copies, not known valid). */
+  sent: ReadonlySet<number>;
   /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
   verdicts: Map<string, EvidenceVerdict> | null;
   /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
@@ -230,6 +235,12 @@ export class AdmissionQueue {
   private readonly inFlight = new Map<string, { job: Job; index: number }>();
   /** Signature checks sent to the pool (tests and diagnostics). */
   checksSent = 0;
+  /**
+   * Of those, checks whose transaction was then refused as a nonce already used or a duplicate:
+   * a block committed it (or another copy was admitted) while its check waited, so the check was
+   * spent for nothing (metrics: unc_admission_checks_wasted_total).
+   */
+  checksWasted = 0;
   private held = 0;
   private draining = false;
   private stopped = false;
@@ -277,6 +288,7 @@ export class AdmissionQueue {
         results: new Array(envs.length),
         verified: null,
         copies: new Map(),
+        sent: new Set(),
         verdicts: null,
         checkedOn: undefined,
         resent: false,
@@ -335,6 +347,7 @@ export class AdmissionQueue {
         }
         toCheck.length = 0;
         toCheck.push(...sent);
+        job.sent = new Set(sent);
         for (const i of known) knownValid.push(i);
         this.checksSent += checks.length;
         answer = this.pool.verify(checks, 'admission');
@@ -517,7 +530,10 @@ export class AdmissionQueue {
         if (job.results[i] === undefined) {
           // The evidence checks a block made stale go back to the workers: resumed when answered.
           if (this.resendStale(job, i)) return;
-          job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
+          const result = this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
+          job.results[i] = result;
+          if (job.sent.has(i) && result instanceof ValidationError && STALE_CODES.has(result.code))
+            this.checksWasted++;
         }
         job.next++;
         if (this.slices.now() - start >= this.opts.sliceMs) {

@@ -405,6 +405,11 @@ export class ConsensusDriver {
    * their node (proposer-liveness.ts), for tests and the simulator.
    */
   readonly livenessStats = { bindings: 0, cutOff: 0 };
+  /** What the mempool reactor published as gossip (mempool-reactor.ts `flushTxs`). */
+  get mempoolPublishStats(): Readonly<{ batches: number; txs: number; bytes: number }> {
+    return this.mempoolReactor.publishStats;
+  }
+
   /** The mempool reactor's periodic re-announcements (mempool-reactor.ts `reannounce`). */
   get mempoolReannounceStats(): Readonly<{ rounds: number; sends: number; txs: number; bytes: number }> {
     return this.mempoolReactor.reannounceStats;

@@ -165,6 +165,8 @@ export class MempoolReactor {
   private readonly shareDelayMs: number;
   /** Shares sent and refused (reconnecting within the interval, the budget spent), and what they carried. */
   readonly shareStats = { sent: 0, refused: 0, txs: 0, bytes: 0 };
+  /** What this node published as gossip (`flushTxs`): batches, transactions and bytes of transactions. */
+  readonly publishStats = { batches: 0, txs: 0, bytes: 0 };
   /** Re-announcements: rounds that sent something, direct sends (one per peer), transactions and bytes sent. */
   readonly reannounceStats = { rounds: 0, sends: 0, txs: 0, bytes: 0 };
   /** When each transaction re-announced may go again, and its current back-off (last updated last). */
@@ -209,6 +211,9 @@ export class MempoolReactor {
     this.txFlush = null;
     if (this.txOut.length === 0 || !this.opts.connected()) return;
     const batch = this.txOut;
+    this.publishStats.batches++;
+    this.publishStats.txs += batch.length;
+    this.publishStats.bytes += this.txOutBytes;
     this.txOut = [];
     this.txOutBytes = 0;
     this.opts.publishBatch(encode(txBatchCodec, batch));
