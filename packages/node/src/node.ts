@@ -261,11 +261,19 @@ export class UncNode {
       'unc_admission_checks_wasted_total',
       'Admission signature checks whose transaction was then refused as already taken (nonce used, duplicate)',
     );
+    const dropped = r.counter(
+      'unc_admission_dropped_total',
+      'Queued transactions refused once a block used their nonce, before their signature check was made',
+    );
+    const cancelled = r.counter(
+      'unc_admission_checks_cancelled_total',
+      'Admission signature checks not made: their transaction was taken by a block while they waited',
+    );
     const gossip = r.counter(
       'unc_tx_gossip_bytes_total',
       'Transaction bytes sent as gossip, by how (published once per batch; re-announced and shared per peer)',
     );
-    const last = { checks: 0, wasted: 0, published: 0, reannounced: 0, shared: 0 };
+    const last = { checks: 0, wasted: 0, dropped: 0, cancelled: 0, published: 0, reannounced: 0, shared: 0 };
     const add = (c: typeof checks, key: keyof typeof last, now: number, labels?: Record<string, string>) => {
       if (now > last[key]) c.inc(now - last[key], labels);
       last[key] = now;
@@ -274,6 +282,8 @@ export class UncNode {
       const admission = this.core.admission;
       add(checks, 'checks', admission.checksSent);
       add(wasted, 'wasted', admission.checksWasted);
+      add(dropped, 'dropped', admission.dropStats.txs);
+      add(cancelled, 'cancelled', admission.dropStats.checksCancelled);
       add(gossip, 'published', this.driver.mempoolPublishStats.bytes, { how: 'published' });
       add(gossip, 'reannounced', this.driver.mempoolReannounceStats.bytes, { how: 'reannounced' });
       add(gossip, 'shared', this.driver.mempoolShareStats.bytes, { how: 'shared' });
