@@ -224,6 +224,7 @@ export class NodeCore {
     return {
       proposalCandidates: () => this.mempool.ordered(this.chain.tipState, this.chain.params.maxBlockBytes),
       pendingBytes: () => this.mempool.bytes,
+      backlog: () => this.mempool.size + this.admission.queued,
       reannounceCandidates: (maxSenders: number) =>
         this.mempool.longestPending(this.chain.tipState, maxSenders),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),

@@ -14,7 +14,9 @@
  * A peer that stayed connected through a split that dropped messages without closing the
  * connection (or whose admission queue was full when the gossip came) gets no share: so every
  * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
- * again to a few connected peers (`reannounce`), bounded in count and bytes per interval.
+ * again to a few connected peers (`reannounce`), bounded in count and bytes per interval. Behind a
+ * deep backlog the wait is longer, by a block interval per full block ahead (`reannounceDelayMs`):
+ * there a transaction is pending because blocks are full, and its peers hold it already.
  */
 import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
@@ -85,6 +87,14 @@ export interface MempoolReactorOptions {
    * this often. Without it (or 0), nothing is re-announced.
    */
   reannounceAfterMs?: number;
+  /**
+   * Transactions waiting here to go into blocks: the mempool's and the admission queue's. With
+   * `blockTimeMs`, a deep backlog puts off re-announcements (`reannounceDelayMs`). Without it,
+   * the delay is `reannounceAfterMs` whatever the depth.
+   */
+  backlog?(): number;
+  /** The block interval, in which `backlog` is turned into a delay. */
+  blockTimeMs?: number;
 }
 
 /** Most transactions one re-announcement sends (one batch message, the same one to each peer). */
@@ -109,6 +119,21 @@ export const MAX_REANNOUNCE_SCAN = 4_096;
  * its whole life.
  */
 const MAX_REANNOUNCE_BACKOFF = 64;
+/**
+ * Most block intervals a deep backlog adds to the re-announcement delay: a transaction truly lost
+ * (a split that kept connections open, its peers' queues full when its gossip came) is still
+ * re-announced, at worst this much later, however deep a pool a flood of fee-paying transactions
+ * keeps.
+ */
+export const MAX_BACKLOG_INTERVALS = 32;
+/** Committed blocks whose sizes give what a block takes (the largest of them). */
+const BLOCK_SIZES_KEPT = 8;
+/**
+ * Least transactions a block is taken to carry when the backlog is measured in blocks: recent
+ * blocks nearly empty (no load, or their proposers lack what is pending here, the very case
+ * re-announcement is for) must not make a few pending transactions look like a deep backlog.
+ */
+const MIN_BLOCK_TXS = MAX_REANNOUNCE_TXS;
 /** Transactions whose re-announcement back-off is remembered; beyond it the oldest are forgotten. */
 const MAX_REANNOUNCED_REMEMBERED = 16_384;
 
@@ -176,6 +201,8 @@ export class MempoolReactor {
   private readonly reannouncing = new Set<string>();
   /** Where the next re-announcement starts in the peer list (peers take turns). */
   private reannounceTurn = 0;
+  /** Transactions of the last BLOCK_SIZES_KEPT committed blocks (`blockCommitted`). */
+  private readonly blockSizes: number[] = [];
 
   constructor(private readonly opts: MempoolReactorOptions) {
     this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
@@ -408,6 +435,31 @@ export class MempoolReactor {
     this.reannounceTimer = every(this.opts.clock, after, () => this.reannounce());
   }
 
+  /** A block committed with `txs` transactions: what a block takes, for `reannounceDelayMs`. */
+  blockCommitted(txs: number): void {
+    this.blockSizes.push(txs);
+    if (this.blockSizes.length > BLOCK_SIZES_KEPT) this.blockSizes.shift();
+  }
+
+  /**
+   * How long a transaction is pending here before it is re-announced: `reannounceAfterMs` (its own
+   * gossip reached the peers, and every validator holding it had a turn to propose it), plus a
+   * block interval for each full block of backlog (`backlog` over the largest recent block, up to
+   * MAX_BACKLOG_INTERVALS). A transaction behind a deep backlog is pending because the blocks are
+   * full, not because the peers lack it: at saturation every node re-announced its pending
+   * transactions every few intervals, about twice the bytes of the gossip itself, all of them
+   * copies the peers held. A shallow backlog (a lost transaction, blocks taking what the
+   * proposers hold) adds nothing.
+   */
+  reannounceDelayMs(): number {
+    const after = this.opts.reannounceAfterMs ?? 0;
+    const { backlog, blockTimeMs } = this.opts;
+    if (!backlog || !blockTimeMs || blockTimeMs <= 0) return after;
+    const perBlock = Math.max(MIN_BLOCK_TXS, ...this.blockSizes);
+    const blocks = Math.min(MAX_BACKLOG_INTERVALS, Math.floor(Math.max(0, backlog()) / perBlock));
+    return after + blocks * blockTimeMs;
+  }
+
   /**
    * One re-announcement: up to MAX_REANNOUNCE_TXS / MAX_REANNOUNCE_BYTES of the transactions
    * pending here for `reannounceAfterMs` or more and due (back-off), those of the senders longest
@@ -424,16 +476,18 @@ export class MempoolReactor {
     const targets = this.reannounceTargets(peers());
     if (targets.length === 0) return;
     const now = this.opts.clock.now();
+    const delay = this.reannounceDelayMs();
     const batch: Uint8Array[] = [];
     let bytes = 0;
     let scanned = 0;
     const candidates = reannounceCandidates ? reannounceCandidates(MAX_REANNOUNCE_SCAN) : pending();
     for (const env of candidates) {
       if (++scanned > MAX_REANNOUNCE_SCAN || batch.length >= MAX_REANNOUNCE_TXS) break;
-      // Admitted here not long ago: its own gossip is recent (no time known: admitted while this
-      // node had no network, or long enough ago to be forgotten; either way due).
+      // Admitted here not long ago: its own gossip is recent, or blocks full of what was ahead of
+      // it have not reached it yet (no time known: admitted while this node had no network, or
+      // long enough ago to be forgotten; either way due).
       const at = this.admitted.get(env.hash)?.at;
-      if (at !== undefined && now - at < after) continue;
+      if (at !== undefined && now - at < delay) continue;
       const id = keyId(env.hash);
       const backoff = this.reannounced.get(id);
       if (backoff && now < backoff.next) continue;

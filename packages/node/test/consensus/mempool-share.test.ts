@@ -11,6 +11,7 @@ import { transferAction } from '@unc/sdk';
 import { clockSlices } from '../../src/admission.js';
 import { Chain } from '../../src/chain.js';
 import {
+  MAX_BACKLOG_INTERVALS,
   MAX_REANNOUNCE_BYTES,
   MAX_REANNOUNCE_PEERS,
   MAX_REANNOUNCE_SCAN,
@@ -508,5 +509,50 @@ test('a re-announcement looks at the longest-pending senders it is given, never 
   assert.equal(blockOrderWalks, 0);
   assert.deepEqual(asked, [MAX_REANNOUNCE_SCAN]);
   assert.equal(decode(txBatchCodec, sent[0]!).length, 2);
+  reactor.stop();
+});
+
+test('behind a deep backlog a pending transaction is not re-announced until the full blocks ahead of it had their turn; a shallow one is, as before', async () => {
+  // Before: a transaction pending four block intervals was re-announced whatever the depth of the
+  // pool, so at saturation (pending because blocks were full) every node re-sent its pool.
+  const clock = new VirtualClock(START);
+  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  let backlog = 20_000;
+  const sent: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    peers: () => ['p1'],
+    sendDirect: async (_peer, messages) => {
+      for (const m of messages) sent.push(m.data);
+    },
+    reannounceAfterMs: 4_000,
+    blockTimeMs: 1_000,
+    backlog: () => backlog,
+  });
+  for (const env of envs) reactor.announceTx(env);
+  // Blocks of 2,000: 20,000 waiting is ten full blocks, ten intervals more than the four.
+  for (let h = 0; h < 3; h++) reactor.blockCommitted(2_000);
+  assert.equal(reactor.reannounceDelayMs(), 14_000);
+  await clock.run(clock.now() + 5_000);
+  reactor.reannounce();
+  await clock.run(clock.now());
+  assert.equal(sent.length, 0, 'pending behind full blocks: its peers hold it');
+  await clock.run(clock.now() + 10_000);
+  reactor.reannounce();
+  await clock.run(clock.now());
+  assert.equal(sent.length, 1, 'still pending once the backlog ahead had its blocks: re-announced');
+  assert.equal(decode(txBatchCodec, sent[0]!).length, 3);
+
+  // A shallow backlog (a few lost transactions, blocks nearly empty) adds nothing to the delay.
+  backlog = 3;
+  for (let h = 0; h < 8; h++) reactor.blockCommitted(0);
+  assert.equal(reactor.reannounceDelayMs(), 4_000);
+  // However deep, the delay is bounded: a lost transaction is still re-announced.
+  backlog = 10_000_000;
+  assert.equal(reactor.reannounceDelayMs(), 4_000 + MAX_BACKLOG_INTERVALS * 1_000);
   reactor.stop();
 });
