@@ -14,9 +14,9 @@
  * A peer that stayed connected through a split that dropped messages without closing the
  * connection (or whose admission queue was full when the gossip came) gets no share: so every
  * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
- * again to a few connected peers (`reannounce`), bounded in count and bytes per interval. Behind a
- * deep backlog the wait is longer, by a block interval per full block ahead (`reannounceDelayMs`):
- * there a transaction is pending because blocks are full, and its peers hold it already.
+ * again to a few connected peers (`reannounce`), bounded in count and bytes per interval. One
+ * admitted behind a deep backlog waits also for the full blocks it had ahead to commit
+ * (`reannounceDue`): there it is pending because blocks are full, and its peers hold it already.
  */
 import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
@@ -88,12 +88,12 @@ export interface MempoolReactorOptions {
    */
   reannounceAfterMs?: number;
   /**
-   * Transactions waiting here to go into blocks: the mempool's and the admission queue's. With
-   * `blockTimeMs`, a deep backlog puts off re-announcements (`reannounceDelayMs`). Without it,
-   * the delay is `reannounceAfterMs` whatever the depth.
+   * Transactions waiting here to go into blocks: the mempool's and the admission queue's. A
+   * transaction admitted behind a deep backlog is re-announced only once the blocks it had ahead
+   * committed (`reannounceDue`). Without it, after `reannounceAfterMs` whatever the depth.
    */
   backlog?(): number;
-  /** The block interval, in which `backlog` is turned into a delay. */
+  /** The block interval: the most a block of backlog puts a re-announcement off (default a quarter of `reannounceAfterMs`). */
   blockTimeMs?: number;
 }
 
@@ -203,6 +203,8 @@ export class MempoolReactor {
   private reannounceTurn = 0;
   /** Transactions of the last BLOCK_SIZES_KEPT committed blocks (`blockCommitted`). */
   private readonly blockSizes: number[] = [];
+  /** Blocks committed since this reactor started (`blockCommitted`). */
+  private commits = 0;
 
   constructor(private readonly opts: MempoolReactorOptions) {
     this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
@@ -221,7 +223,7 @@ export class MempoolReactor {
    */
   private noteAdmitted(env: TxEnvelope, at: number, gossip: boolean): void {
     this.txIndex.add(env.bytes);
-    this.admitted.record(env.hash, { at });
+    this.admitted.record(env.hash, { at, commits: this.commits, ahead: this.blocksAhead() });
     if (gossip && this.opts.connected() && !this.stopped) this.queueOut(env.bytes);
   }
 
@@ -435,29 +437,47 @@ export class MempoolReactor {
     this.reannounceTimer = every(this.opts.clock, after, () => this.reannounce());
   }
 
-  /** A block committed with `txs` transactions: what a block takes, for `reannounceDelayMs`. */
+  /** A block committed with `txs` transactions: what a block takes, for `blocksAhead`. */
   blockCommitted(txs: number): void {
+    this.commits++;
     this.blockSizes.push(txs);
     if (this.blockSizes.length > BLOCK_SIZES_KEPT) this.blockSizes.shift();
   }
 
   /**
-   * How long a transaction is pending here before it is re-announced: `reannounceAfterMs` (its own
-   * gossip reached the peers, and every validator holding it had a turn to propose it), plus a
-   * block interval for each full block of backlog (`backlog` over the largest recent block, up to
-   * MAX_BACKLOG_INTERVALS). A transaction behind a deep backlog is pending because the blocks are
-   * full, not because the peers lack it: at saturation every node re-announced its pending
-   * transactions every few intervals, about twice the bytes of the gossip itself, all of them
-   * copies the peers held. A shallow backlog (a lost transaction, blocks taking what the
-   * proposers hold) adds nothing.
+   * Full blocks of backlog now: `backlog` over the largest recent block (at least MIN_BLOCK_TXS),
+   * up to MAX_BACKLOG_INTERVALS; 0 without `backlog`. Recorded with each transaction admitted
+   * (`noteAdmitted`): those blocks must commit before it is re-announced (`reannounceDue`).
    */
-  reannounceDelayMs(): number {
-    const after = this.opts.reannounceAfterMs ?? 0;
-    const { backlog, blockTimeMs } = this.opts;
-    if (!backlog || !blockTimeMs || blockTimeMs <= 0) return after;
+  blocksAhead(): number {
+    const { backlog } = this.opts;
+    if (!backlog) return 0;
     const perBlock = Math.max(MIN_BLOCK_TXS, ...this.blockSizes);
-    const blocks = Math.min(MAX_BACKLOG_INTERVALS, Math.floor(Math.max(0, backlog()) / perBlock));
-    return after + blocks * blockTimeMs;
+    return Math.min(MAX_BACKLOG_INTERVALS, Math.floor(Math.max(0, backlog()) / perBlock));
+  }
+
+  /**
+   * Whether a pending transaction admitted here (`admitted`; undefined: no time known, admitted
+   * while this node had no network or long ago) is due for re-announcement `now`: its own gossip
+   * had `reannounceAfterMs` to reach the peers and every validator holding it a turn to propose it,
+   * and the full blocks of backlog it had ahead when admitted have committed since. Behind a deep
+   * backlog a transaction is pending because blocks are full, not because its peers lack it: at
+   * saturation every node re-announced its pending transactions every few intervals, about twice
+   * the bytes of the gossip itself, all of them copies the peers held. Counted in blocks, not
+   * time: a loaded chain makes fewer blocks per second. Bounded in time all the same (a block
+   * interval per block ahead, `blockTimeMs`): a chain that stalls, or a backlog an attacker keeps
+   * deep, puts off a transaction that was truly lost by MAX_BACKLOG_INTERVALS intervals at most.
+   */
+  reannounceDue(admitted: Admitted | undefined, now: number): boolean {
+    if (admitted === undefined) return true;
+    const after = this.opts.reannounceAfterMs ?? 0;
+    const age = now - admitted.at;
+    if (age < after) return false;
+    const ahead = admitted.ahead ?? 0;
+    if (ahead === 0 || admitted.commits === undefined) return true;
+    if (this.commits - admitted.commits >= ahead) return true;
+    const blockTimeMs = this.opts.blockTimeMs ?? after / 4;
+    return age >= after + ahead * blockTimeMs;
   }
 
   /**
@@ -476,7 +496,6 @@ export class MempoolReactor {
     const targets = this.reannounceTargets(peers());
     if (targets.length === 0) return;
     const now = this.opts.clock.now();
-    const delay = this.reannounceDelayMs();
     const batch: Uint8Array[] = [];
     let bytes = 0;
     let scanned = 0;
@@ -486,8 +505,7 @@ export class MempoolReactor {
       // Admitted here not long ago: its own gossip is recent, or blocks full of what was ahead of
       // it have not reached it yet (no time known: admitted while this node had no network, or
       // long enough ago to be forgotten; either way due).
-      const at = this.admitted.get(env.hash)?.at;
-      if (at !== undefined && now - at < delay) continue;
+      if (!this.reannounceDue(this.admitted.get(env.hash), now)) continue;
       const id = keyId(env.hash);
       const backoff = this.reannounced.get(id);
       if (backoff && now < backoff.next) continue;

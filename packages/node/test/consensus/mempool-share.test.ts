@@ -512,11 +512,11 @@ test('a re-announcement looks at the longest-pending senders it is given, never 
   reactor.stop();
 });
 
-test('behind a deep backlog a pending transaction is not re-announced until the full blocks ahead of it had their turn; a shallow one is, as before', async () => {
+test('behind a deep backlog a pending transaction is re-announced only once the full blocks it had ahead committed; behind a shallow one, as before', async () => {
   // Before: a transaction pending four block intervals was re-announced whatever the depth of the
   // pool, so at saturation (pending because blocks were full) every node re-sent its pool.
   const clock = new VirtualClock(START);
-  const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  let envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
   let backlog = 20_000;
   const sent: Uint8Array[] = [];
   const reactor = new MempoolReactor({
@@ -533,26 +533,37 @@ test('behind a deep backlog a pending transaction is not re-announced until the 
     blockTimeMs: 1_000,
     backlog: () => backlog,
   });
-  for (const env of envs) reactor.announceTx(env);
-  // Blocks of 2,000: 20,000 waiting is ten full blocks, ten intervals more than the four.
+  const round = async (ms: number) => {
+    await clock.run(clock.now() + ms);
+    sent.length = 0;
+    reactor.reannounce();
+    await clock.run(clock.now());
+    return sent.length === 0 ? 0 : decode(txBatchCodec, sent[0]!).length;
+  };
+  // Blocks of 2,000: 20,000 waiting is ten full blocks ahead.
   for (let h = 0; h < 3; h++) reactor.blockCommitted(2_000);
-  assert.equal(reactor.reannounceDelayMs(), 14_000);
-  await clock.run(clock.now() + 5_000);
-  reactor.reannounce();
-  await clock.run(clock.now());
-  assert.equal(sent.length, 0, 'pending behind full blocks: its peers hold it');
-  await clock.run(clock.now() + 10_000);
-  reactor.reannounce();
-  await clock.run(clock.now());
-  assert.equal(sent.length, 1, 'still pending once the backlog ahead had its blocks: re-announced');
-  assert.equal(decode(txBatchCodec, sent[0]!).length, 3);
+  assert.equal(reactor.blocksAhead(), 10);
+  for (const env of envs) reactor.announceTx(env);
+  assert.equal(await round(5_000), 0, 'pending behind full blocks: its peers hold it');
+  for (let h = 0; h < 9; h++) reactor.blockCommitted(2_000);
+  assert.equal(await round(1_000), 0, 'nine of the ten blocks ahead');
+  reactor.blockCommitted(2_000);
+  assert.equal(await round(1_000), 3, 'still pending once the blocks ahead committed: re-announced');
 
-  // A shallow backlog (a few lost transactions, blocks nearly empty) adds nothing to the delay.
+  // However slow the blocks, a truly lost transaction waits a block interval per block ahead at most.
+  envs = [4].map((i) => transfer('unc-devnet', i));
+  for (const env of envs) reactor.announceTx(env);
+  assert.equal(await round(4_000 + 9_000), 0);
+  assert.equal(await round(1_000), 1, 'four intervals, then one per block ahead (ten)');
+
+  // A shallow backlog (a few lost transactions, blocks nearly empty): after four intervals, as before.
   backlog = 3;
   for (let h = 0; h < 8; h++) reactor.blockCommitted(0);
-  assert.equal(reactor.reannounceDelayMs(), 4_000);
-  // However deep, the delay is bounded: a lost transaction is still re-announced.
+  envs = [5].map((i) => transfer('unc-devnet', i));
+  for (const env of envs) reactor.announceTx(env);
+  assert.equal(await round(4_000), 1);
+  // However deep, the backlog counts MAX_BACKLOG_INTERVALS blocks at most.
   backlog = 10_000_000;
-  assert.equal(reactor.reannounceDelayMs(), 4_000 + MAX_BACKLOG_INTERVALS * 1_000);
+  assert.equal(reactor.blocksAhead(), MAX_BACKLOG_INTERVALS);
   reactor.stop();
 });
