@@ -896,7 +896,7 @@ export class VerifyPool implements SignatureVerifier {
    */
   cancel(answer: Promise<boolean[]>, positions: readonly number[]): number {
     const call = this.calls.get(answer);
-    if (!call || call.lane !== 'admission' || positions.length === 0) return 0;
+    if (call?.lane !== 'admission' || positions.length === 0) return 0;
     const wanted = new Set(positions);
     let marked = 0;
     for (const chunk of call.chunks) {
