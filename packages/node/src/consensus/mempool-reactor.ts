@@ -129,9 +129,11 @@ export const MAX_BACKLOG_INTERVALS = 32;
 /** Committed blocks whose sizes give what a block takes (the largest of them). */
 const BLOCK_SIZES_KEPT = 8;
 /**
- * Least transactions a block is taken to carry when the backlog is measured in blocks: recent
+ * Least transactions a block is taken to carry when the backlog is measured in blocks, and that
+ * every recent block must have carried for the backlog to count at all (`blocksAhead`): recent
  * blocks nearly empty (no load, or their proposers lack what is pending here, the very case
- * re-announcement is for) must not make a few pending transactions look like a deep backlog.
+ * re-announcement is for) must not make pending transactions, few or many, look like a backlog
+ * of full blocks.
  */
 const MIN_BLOCK_TXS = MAX_REANNOUNCE_TXS;
 /** Transactions whose re-announcement back-off is remembered; beyond it the oldest are forgotten. */
@@ -446,12 +448,19 @@ export class MempoolReactor {
 
   /**
    * Full blocks of backlog now: `backlog` over the largest recent block (at least MIN_BLOCK_TXS),
-   * up to MAX_BACKLOG_INTERVALS; 0 without `backlog`. Recorded with each transaction admitted
-   * (`noteAdmitted`): those blocks must commit before it is re-announced (`reannounceDue`).
+   * up to MAX_BACKLOG_INTERVALS; 0 without `backlog`, and 0 unless every recent block carried
+   * MIN_BLOCK_TXS or more. Recorded with each transaction admitted (`noteAdmitted`): those blocks
+   * must commit before it is re-announced (`reannounceDue`).
    */
   blocksAhead(): number {
     const { backlog } = this.opts;
     if (!backlog) return 0;
+    // Pending because blocks are full only if they are: a deep pool behind small blocks is one the
+    // proposers lack (its gossip lost: what re-announcement is for), or one that cannot go into
+    // blocks (gapped nonces, which pay nothing while they wait), which an attacker fills for free
+    // to put everyone's re-announcements off. Every recent block, not the largest: to keep the
+    // delay on, the blocks must stay full, paid for.
+    if (this.blockSizes.length === 0 || Math.min(...this.blockSizes) < MIN_BLOCK_TXS) return 0;
     const perBlock = Math.max(MIN_BLOCK_TXS, ...this.blockSizes);
     return Math.min(MAX_BACKLOG_INTERVALS, Math.floor(Math.max(0, backlog()) / perBlock));
   }

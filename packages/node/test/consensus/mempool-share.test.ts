@@ -563,7 +563,47 @@ test('behind a deep backlog a pending transaction is re-announced only once the 
   for (const env of envs) reactor.announceTx(env);
   assert.equal(await round(4_000), 1);
   // However deep, the backlog counts MAX_BACKLOG_INTERVALS blocks at most.
+  for (let h = 0; h < 8; h++) reactor.blockCommitted(2_000);
   backlog = 10_000_000;
   assert.equal(reactor.blocksAhead(), MAX_BACKLOG_INTERVALS);
+  reactor.stop();
+});
+
+test('a deep pool behind nearly empty blocks (its proposers lack it: lost gossip, or transactions that cannot be taken) does not put re-announcement off', async () => {
+  // Before: the backlog counted in blocks whatever the recent blocks carried, so a node whose many
+  // pending transactions never reached the proposers (the case re-announcement exists for), or
+  // an attacker's pool of gapped, never-includable (so never paid for) transactions, put every
+  // re-announcement off by up to MAX_BACKLOG_INTERVALS block intervals.
+  const clock = new VirtualClock(START);
+  const envs = [1, 2].map((i) => transfer('unc-devnet', i));
+  const sent: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    peers: () => ['p1'],
+    sendDirect: async (_peer, messages) => {
+      for (const m of messages) sent.push(m.data);
+    },
+    reannounceAfterMs: 4_000,
+    blockTimeMs: 1_000,
+    backlog: () => 50_000,
+  });
+  // Blocks keep coming, nearly empty: one had a few transactions.
+  for (let h = 0; h < 8; h++) reactor.blockCommitted(h === 3 ? 5 : 0);
+  assert.equal(reactor.blocksAhead(), 0);
+  for (const env of envs) reactor.announceTx(env);
+  await clock.run(clock.now() + 4_000);
+  reactor.reannounce();
+  await clock.run(clock.now());
+  assert.equal(sent.length, 1, 'due after four intervals, as before the backlog rule');
+  assert.equal(decode(txBatchCodec, sent[0]!).length, 2);
+  // One small block among full ones: the blocks are not all full, the backlog does not count.
+  for (let h = 0; h < 7; h++) reactor.blockCommitted(2_000);
+  assert.equal(reactor.blocksAhead(), 0);
+  reactor.blockCommitted(2_000);
+  assert.equal(reactor.blocksAhead(), 25, 'every recent block full: 50,000 waiting is 25 blocks ahead');
   reactor.stop();
 });
