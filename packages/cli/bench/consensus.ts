@@ -220,6 +220,30 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/**
+ * The validators' admission and gossip counters (GET /metrics: `unc_admission_*`,
+ * `unc_tx_gossip_bytes_total`), summed over them by series; null where a node did not answer.
+ * Counts, not time: what a change to admission or gossip saves reads the same on a loaded machine.
+ */
+async function gossipCounters(rpcs: readonly string[]): Promise<Map<string, number> | null> {
+  const sums = new Map<string, number>();
+  for (const rpc of rpcs) {
+    let text: string;
+    try {
+      const res = await fetch(`${rpc.replace(/\/$/, '')}/metrics`);
+      if (!res.ok) return null;
+      text = await res.text();
+    } catch {
+      return null;
+    }
+    for (const line of text.split('\n')) {
+      const m = /^((?:unc_admission_\w+|unc_tx_gossip_bytes_total)(?:\{[^}]*\})?) ([\d.e+]+)$/.exec(line);
+      if (m) sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + Number(m[2]));
+    }
+  }
+  return sums;
+}
+
 /** The saturated row of a child run's output: blocks/s and transfers/s, or null if it did not finish. */
 function saturatedRow(out: string): { blocks: number; txs: number } | null {
   const blocks = /finalized blocks\/s \(saturated\)\s+([\d.]+)/.exec(out);
@@ -533,6 +557,7 @@ async function main(): Promise<void> {
   const p2Done = phaseProgress('phase 2: saturated', SECONDS * 1000, () => `${accepted} accepted`);
   const p2ClientCpu = process.cpuUsage();
   const p2ValidatorsCpu = validatorsCpuMs(nodes.map((n) => n.pid));
+  const p2Counters = await gossipCounters(nodes.map((n) => n.rpc));
   await Promise.all(
     bodies.flatMap((own, c) => {
       const poster = posters[c % posters.length]!;
@@ -574,6 +599,7 @@ async function main(): Promise<void> {
   await sleep(2 * BLOCK_TIME);
   const drainedAt = Date.now();
   const drainedCpu = validatorsCpuMs(nodes.map((n) => n.pid));
+  const drainedCounters = await gossipCounters(nodes.map((n) => n.rpc));
   const p2AndDrainTxs = blocks
     .filter((b) => b.at > p2Start && b.at <= drainedAt)
     .reduce((s, b) => s + b.txCount, 0);
@@ -582,6 +608,14 @@ async function main(): Promise<void> {
     drained && p2ValidatorsCpu !== null && drainedCpu !== null && p2AndDrainTxs > 0
       ? ((drainedCpu - p2ValidatorsCpu) * 1000) / p2AndDrainTxs
       : null;
+
+  // Each counter over the saturated window and its drain, per transfer finalized meanwhile.
+  const p2PerTransfer: string[] = [];
+  if (p2Counters && drainedCounters && p2AndDrainTxs > 0)
+    for (const [series, end] of [...drainedCounters].sort(([a], [b]) => a.localeCompare(b)))
+      p2PerTransfer.push(
+        `${series} ${((end - (p2Counters.get(series) ?? 0)) / p2AndDrainTxs).toFixed(3)} (${end - (p2Counters.get(series) ?? 0)})`,
+      );
 
   // Phase 3: the last validator stopped; the calm load on the three left.
   const victim = nodes.at(-1)!;
@@ -659,6 +693,12 @@ async function main(): Promise<void> {
     console.log(
       `  validators' CPU per finalized transfer  not measured (${!drained ? 'the backlog did not drain within 60 s' : p2AndDrainTxs === 0 ? 'no transfer finalized' : 'no /proc, or a validator gone'})`,
     );
+  if (p2PerTransfer.length > 0) {
+    console.log(
+      `  validators' counters per finalized transfer (saturated window and its drain, ${VALIDATORS} together, total):`,
+    );
+    for (const line of p2PerTransfer) console.log(`    ${line}`);
+  }
   console.log(`  finalized blocks/s (one of ${VALIDATORS} down)     ${(p3 / SECONDS).toFixed(2)}`);
   console.log(
     `  restarted validator caught up in       ${caughtUpMs === null ? `not within ${SECONDS} s` : `${(caughtUpMs / 1000).toFixed(1)} s`}; the others meanwhile ${(p4Blocks.length / SECONDS).toFixed(2)} blocks/s`,

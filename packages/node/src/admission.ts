@@ -170,6 +170,9 @@ export function deferWhileBehind(err: ValidationError, retryAfterMs: number | nu
   return new SyncingRefusal(err, retryAfterMs);
 }
 
+/** Refusals that say the transaction (or its nonce) was taken before it was admitted here. */
+const STALE_CODES: ReadonlySet<string> = new Set(['NONCE_USED', 'DUPLICATE']);
+
 export type AdmissionResult = { replaced: boolean } | ValidationError;
 
 export interface AdmissionHost {
@@ -191,6 +194,12 @@ export interface AdmissionHost {
    */
   evidenceHead?(): string;
   /**
+   * Optional: the refusal the committed head gives `env` whatever else happens, because a block
+   * used its nonce (Mempool.takenRefusal), or null. Asked after a commit of the transactions still
+   * queued whose sender the block touched (`dropTaken`); only a final refusal may be given here.
+   */
+  takenRefusal?(env: TxEnvelope): ValidationError | null;
+  /**
    * The stateful admission, with the signature already found valid; throws a ValidationError.
    * `verdicts`: evidence already checked (on a worker), used for the very same check only.
    */
@@ -207,6 +216,17 @@ interface Job {
    * to the pool: they take that job's answer (`copyOf`) instead of a second check of the same bytes.
    */
   copies: Map<number, { job: Job; index: number }>;
+  /**
+   * Transactions whose signature check this job sent to the pool (not copies, not known valid):
+   * each to its position in the pool call (`answer`) and its check key (`inFlight`).
+   */
+  sent: ReadonlyMap<number, { position: number; key: string }>;
+  /** The pool call of those checks, until it is answered (`dropTaken` cancels from it). */
+  answer: Promise<boolean[]> | null;
+  /** Each transaction's sender (keyId), to find those a committed block touched. */
+  senders: readonly string[];
+  /** Transactions refused by `dropTaken` (a block took their nonce while they waited). */
+  dropped: Set<number>;
   /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
   verdicts: Map<string, EvidenceVerdict> | null;
   /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
@@ -232,6 +252,17 @@ export class AdmissionQueue {
   private readonly inFlight = new Map<string, { job: Job; index: number }>();
   /** Signature checks sent to the pool (tests and diagnostics). */
   checksSent = 0;
+  /**
+   * Of those, checks whose transaction was then refused as a nonce already used or a duplicate:
+   * a block committed it (or another copy was admitted) while its check waited, so the check was
+   * spent for nothing (metrics: unc_admission_checks_wasted_total).
+   */
+  checksWasted = 0;
+  /**
+   * Transactions refused while queued because a committed block used their nonce (`dropTaken`),
+   * and of their checks sent to the pool, those it had not made yet and will not make.
+   */
+  readonly dropStats = { txs: 0, checksCancelled: 0 };
   private held = 0;
   private draining = false;
   private stopped = false;
@@ -279,6 +310,10 @@ export class AdmissionQueue {
         results: new Array(envs.length),
         verified: null,
         copies: new Map(),
+        sent: new Map(),
+        answer: null,
+        senders: envs.map((env) => keyId(env.sender)),
+        dropped: new Set(),
         verdicts: null,
         checkedOn: undefined,
         resent: false,
@@ -310,8 +345,9 @@ export class AdmissionQueue {
         // pending one by one that spends less before their next is admitted.
         const senders = new Set<string>();
         const checks: Ed25519Check[] = [];
+        const sentAs = new Map<number, { position: number; key: string }>();
         for (const [i, env] of envs.entries()) {
-          const sender = keyId(env.sender);
+          const sender = job.senders[i]!;
           const refusal = this.host.cheapRefusal(env, !senders.has(sender));
           if (refusal) {
             job.results[i] = refusal;
@@ -327,13 +363,16 @@ export class AdmissionQueue {
           else if (earlier) job.copies.set(i, earlier);
           else {
             this.inFlight.set(key, { job, index: i });
+            sentAs.set(i, { position: checks.length, key });
             sentKeys.push(key);
             checks.push(check);
             toCheck.push(i);
           }
         }
+        job.sent = sentAs;
         this.checksSent += checks.length;
         answer = this.pool.verify(checks, 'admission');
+        job.answer = answer;
       } catch (err) {
         // A bug (a host or verifier that throws, not a refusal): this call fails, but a job left at
         // the head unanswered would hold every later call forever.
@@ -343,6 +382,7 @@ export class AdmissionQueue {
       }
       answer.then(
         (ok) => {
+          job.answer = null;
           const verified = new Array<boolean>(envs.length).fill(false);
           toCheck.forEach((i, k) => {
             verified[i] = ok[k]!;
@@ -394,6 +434,53 @@ export class AdmissionQueue {
     return (
       this.pool.checkEvidence !== undefined && this.pool.threads > 0 && this.host.evidenceChecks !== undefined
     );
+  }
+
+  /**
+   * A block committed, touching `senders` (keyId): the queued transactions of theirs whose nonce
+   * it used (`host.takenRefusal`: the block took them, or another of the same nonce) are refused
+   * now with that final refusal (NONCE_USED, what admission would have answered after the check),
+   * and their signature checks still waiting for a worker are cancelled. At saturation about one
+   * admission check in ten was of such a transaction: it arrived (gossip, a re-announcement) while
+   * the block that took it was on its way, waited behind the queue, and was refused once checked.
+   * Nothing is admitted here and nothing unchecked is let through: a dropped transaction only
+   * gets its refusal sooner. A copy of it in a later batch (same bytes) is refused the same way.
+   * Returns how many were dropped.
+   */
+  dropTaken(senders: ReadonlySet<string>): number {
+    const { takenRefusal } = this.host;
+    if (!takenRefusal || senders.size === 0) return 0;
+    let dropped = 0;
+    for (const job of this.jobs) {
+      const cancel: number[] = [];
+      for (let i = job.next; i < job.envs.length; i++) {
+        if (job.results[i] !== undefined || !senders.has(job.senders[i]!)) continue;
+        let refusal: ValidationError | null;
+        try {
+          refusal = takenRefusal(job.envs[i]!);
+        } catch {
+          // A bug in the host: admission decides it as it would have, after its check.
+          refusal = null;
+        }
+        if (!refusal) continue;
+        job.results[i] = refusal;
+        job.dropped.add(i);
+        dropped++;
+        const sent = job.sent.get(i);
+        if (!sent) continue;
+        // A later copy arriving now must not wait on a check that will not be made.
+        if (this.inFlight.get(sent.key)?.job === job) this.inFlight.delete(sent.key);
+        if (job.answer) cancel.push(sent.position);
+        else this.checksWasted++; // answered already: the check was made for nothing
+      }
+      if (cancel.length === 0) continue;
+      const marked = this.pool.cancel?.(job.answer!, cancel) ?? 0;
+      this.dropStats.checksCancelled += marked;
+      // Taken by a worker before the cancel came (or a pool that cannot cancel): made for nothing.
+      this.checksWasted += cancel.length - marked;
+    }
+    this.dropStats.txs += dropped;
+    return dropped;
   }
 
   /**
@@ -528,7 +615,16 @@ export class AdmissionQueue {
         if (job.results[i] === undefined) {
           // The evidence checks a block made stale go back to the workers: resumed when answered.
           if (this.resendStale(job, i, head)) return;
-          job.results[i] = this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
+          // A copy of a transaction `dropTaken` refused (the same bytes, the same nonce): the same
+          // refusal; its check was not made.
+          const copy = job.copies.get(i);
+          const result =
+            copy?.job.dropped.has(copy.index) === true
+              ? copy.job.results[copy.index]!
+              : this.admitOne(job.envs[i]!, this.verifiedAt(job, i), job.verdicts);
+          job.results[i] = result;
+          if (job.sent.has(i) && result instanceof ValidationError && STALE_CODES.has(result.code))
+            this.checksWasted++;
         }
         job.next++;
         if (this.slices.now() - start >= this.opts.sliceMs) {

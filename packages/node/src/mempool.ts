@@ -271,6 +271,17 @@ export class Mempool {
   }
 
   /**
+   * NONCE_USED when `state` (the committed head) has used `env`'s nonce: a block took it or
+   * another transaction of that nonce. Final: nonces only grow. What admission asks, after a
+   * commit, of the transactions still waiting for their signature check (admission.ts `dropTaken`).
+   */
+  takenRefusal(env: TxEnvelope, state: StateReader): ValidationError | null {
+    const { nonce } = getAccount(state, env.sender);
+    if (env.stx.tx.nonce >= nonce) return null;
+    return new ValidationError('NONCE_USED', `nonce ${env.stx.tx.nonce} already used (next is ${nonce})`);
+  }
+
+  /**
    * INSUFFICIENT_FUNDS when the sender's balance cannot pay `env`'s fee and value on top of what
    * its pending transactions may spend (a pending one of the same nonce, which `env` replaces,
    * aside); null otherwise.

@@ -6,7 +6,7 @@
  * a virtual clock over a simulated network. Both run this same code.
  */
 import type { BlockContext, EvidenceVerdicts, TimeoutParams, TxEnvelope } from '@unc/core';
-import { toHex, ValidationError, VerifiedSignatures } from '@unc/core';
+import { keyId, toHex, ValidationError, VerifiedSignatures } from '@unc/core';
 import {
   type AdmissionOptions,
   AdmissionQueue,
@@ -105,6 +105,7 @@ export class NodeCore {
           this.mempool.registrationChecks(env, this.chain.tipState, this.nextContext()),
         // The tip's hash names its state and the next block's context (its time among them).
         evidenceHead: () => toHex(this.chain.tip.hash),
+        takenRefusal: (env) => this.mempool.takenRefusal(env, this.chain.tipState),
         admit: (env, verdicts) => this.addToMempool(env, true, verdicts),
       },
       opts.admission,
@@ -223,6 +224,7 @@ export class NodeCore {
     return {
       proposalCandidates: () => this.mempool.ordered(this.chain.tipState, this.chain.params.maxBlockBytes),
       pendingBytes: () => this.mempool.bytes,
+      backlog: () => this.mempool.size + this.admission.queued,
       reannounceCandidates: (maxSenders: number) =>
         this.mempool.longestPending(this.chain.tipState, maxSenders),
       isTxVerified: (env: TxEnvelope) => this.mempool.isVerified(env),
@@ -248,6 +250,10 @@ export class NodeCore {
   private pruneAfter(committed: CommittedBlock): void {
     this.mempool.prune(committed.envelopes, [], this.chain.tipState, committed.block.header.height + 1n);
     this.opts.onMempoolChanged?.();
+    // What still waits in the admission queue that this block took (its copies from gossip and
+    // re-announcements): refused now, their signature checks not made (admission.ts dropTaken).
+    if (committed.envelopes.length > 0)
+      this.admission.dropTaken(new Set(committed.envelopes.map((env) => keyId(env.sender))));
     if (committed.envelopes.length > 0 || committed.block.header.height % 60n === 0n) {
       this.logger.info('committed block', {
         height: committed.block.header.height,

@@ -204,6 +204,7 @@ export class UncNode {
           }),
       });
       node.driver = node.core.driver;
+      node.registerGossipMetrics();
       node.driver.onCommit((_, round) => {
         node.m.round.set(round);
         if (round > 0) node.m.lateBlocks.inc();
@@ -246,6 +247,49 @@ export class UncNode {
       throw err;
     }
     return node;
+  }
+
+  /**
+   * Admission's signature checks (sent, and spent on transactions a block took meanwhile) and the
+   * transaction bytes this node sent as gossip, by how: read from the counters at scrape time.
+   */
+  private registerGossipMetrics(): void {
+    const r = this.metrics;
+    const checks = r.counter(
+      'unc_admission_signature_checks_total',
+      'Signature checks admission sent to the verifier',
+    );
+    const wasted = r.counter(
+      'unc_admission_checks_wasted_total',
+      'Admission signature checks whose transaction was then refused as already taken (nonce used, duplicate)',
+    );
+    const dropped = r.counter(
+      'unc_admission_dropped_total',
+      'Queued transactions refused once a block used their nonce, before their signature check was made',
+    );
+    const cancelled = r.counter(
+      'unc_admission_checks_cancelled_total',
+      'Admission signature checks not made: their transaction was taken by a block while they waited',
+    );
+    const gossip = r.counter(
+      'unc_tx_gossip_bytes_total',
+      'Transaction bytes sent as gossip, by how (published once per batch; re-announced and shared per peer)',
+    );
+    const last = { checks: 0, wasted: 0, dropped: 0, cancelled: 0, published: 0, reannounced: 0, shared: 0 };
+    const add = (c: typeof checks, key: keyof typeof last, now: number, labels?: Record<string, string>) => {
+      if (now > last[key]) c.inc(now - last[key], labels);
+      last[key] = now;
+    };
+    r.onCollect(() => {
+      const admission = this.core.admission;
+      add(checks, 'checks', admission.checksSent);
+      add(wasted, 'wasted', admission.checksWasted);
+      add(dropped, 'dropped', admission.dropStats.txs);
+      add(cancelled, 'cancelled', admission.dropStats.checksCancelled);
+      add(gossip, 'published', this.driver.mempoolPublishStats.bytes, { how: 'published' });
+      add(gossip, 'reannounced', this.driver.mempoolReannounceStats.bytes, { how: 'reannounced' });
+      add(gossip, 'shared', this.driver.mempoolShareStats.bytes, { how: 'shared' });
+    });
   }
 
   /** The narrow view of this node that the RPC methods are built from. */

@@ -69,6 +69,13 @@ export interface SignatureVerifier {
    * determinism).
    */
   checkEvidence?(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]>;
+  /**
+   * Optional: the checks at `positions` of an admission call (a promise `verify` returned) are no
+   * longer wanted (a block took their transactions meanwhile): those no thread has started are
+   * not made, and their answer is false, which the caller must not read as a failed signature.
+   * Returns how many will not be made. Consensus calls are never cancelled.
+   */
+  cancel?(call: Promise<boolean[]>, positions: readonly number[]): number;
   close(): Promise<void>;
 }
 
@@ -373,8 +380,11 @@ export function verifyClaimed(
     if (Atomics.load(batch.claimed, 0) >= n) break;
     const j = Atomics.add(batch.claimed, 0, 1);
     if (j >= n) break;
+    // Cancelled before anyone took it (VerifyPool.cancel): not made, its answer stays "cancelled".
+    if (Atomics.load(batch.ok, j) === ANSWER_CANCELLED) continue;
     const pass = verifyOne(batch, j);
-    Atomics.store(batch.ok, j, pass ? ANSWER_VERIFIES : ANSWER_FAILS);
+    // Not over a cancel that came while it ran: whoever cancelled reads it as not made.
+    Atomics.compareExchange(batch.ok, j, ANSWER_NONE, pass ? ANSWER_VERIFIES : ANSWER_FAILS);
     checked++;
     if (!pass) {
       failed = true;
@@ -385,8 +395,11 @@ export function verifyClaimed(
 }
 
 /** What `PackedBatch.ok` holds for a check once answered (0: not answered). */
+const ANSWER_NONE = 0;
 const ANSWER_VERIFIES = 1;
 const ANSWER_FAILS = 2;
+/** Not to be made (`VerifyPool.cancel`): read as false, never as a verdict. */
+export const ANSWER_CANCELLED = 3;
 
 /**
  * A batch whose worker died, finished on this thread: each check it had taken and not answered
@@ -427,12 +440,20 @@ interface Chunk {
   batch: PackedBatch;
   lane: VerifyLane;
   /** The `verify` call it is part of (`assist` takes only the given calls' chunks). */
-  call: object;
+  call: PoolCall;
+  /** The call's positions of the batch's checks, in order (`cancel`). */
+  at: readonly number[];
   done: (ok: Uint8Array) => void;
   /** The pool closed before this chunk's answer came: its call rejects with VerifyPoolClosed. */
   fail: () => void;
   /** Handed back to the queue once already, its worker having died with it (see `spawn`). */
   resent?: boolean;
+}
+
+/** A `verify` call, as its chunks know it. */
+interface PoolCall {
+  lane: VerifyLane;
+  chunks: Chunk[];
 }
 
 interface Slot {
@@ -579,7 +600,9 @@ export class VerifyPool implements SignatureVerifier {
   /** Signatures verified on the calling thread for dead workers' batches (each unanswered one, once). */
   recheckedOnCaller = 0;
   /** Each pending call's promise, to the token its chunks carry (`assist` scoped to calls). */
-  private readonly calls = new WeakMap<Promise<boolean[]>, object>();
+  private readonly calls = new WeakMap<Promise<boolean[]>, PoolCall>();
+  /** Admission checks cancelled before any thread made them (`cancel`), for metrics and tests. */
+  checksCancelled = 0;
 
   constructor(opts: Partial<VerifyPoolOptions> = {}) {
     // An option given as undefined takes its default (a spread would copy the undefined in, and a
@@ -725,7 +748,7 @@ export class VerifyPool implements SignatureVerifier {
     // Scoped to the given calls: unscoped, a forged signature in another block's checks (the next
     // round's proposal, a sync look-ahead) stopped this block's pre-check at once, and this thread
     // did other calls' checks while its own waited.
-    let calls: Set<object> | null = null;
+    let calls: Set<PoolCall> | null = null;
     if (of) {
       calls = new Set();
       for (const p of of) {
@@ -823,7 +846,7 @@ export class VerifyPool implements SignatureVerifier {
     }
     let left = queues.length;
     let failed = false;
-    const call = {};
+    const call: PoolCall = { lane, chunks: [] };
     const answer = new Promise<boolean[]>((resolve, reject) => {
       for (const { queue, at } of queues) {
         const batch = packBatch(
@@ -832,15 +855,20 @@ export class VerifyPool implements SignatureVerifier {
           lane === 'consensus' ? this.slabs : undefined,
         );
         const bytes = batch.bytes.length;
-        queue.push({
+        const chunk: Chunk = {
           batch,
           lane,
           call,
+          at,
           done: (ok) => {
             for (let k = 0; k < at.length; k++) result[at[k]!] = Atomics.load(ok, k) === 1;
             this.held[lane] -= at.length;
             this.heldBytes[lane] -= bytes;
-            if (--left === 0 && !failed) resolve(result);
+            if (--left === 0 && !failed) {
+              // Answered: nothing left to cancel, and the batches' buffers are not held on.
+              call.chunks.length = 0;
+              resolve(result);
+            }
           },
           fail: () => {
             this.held[lane] -= at.length;
@@ -849,13 +877,48 @@ export class VerifyPool implements SignatureVerifier {
             if (!failed) reject(new VerifyPoolClosed());
             failed = true;
           },
-        });
+        };
+        call.chunks.push(chunk);
+        queue.push(chunk);
       }
       this.dispatch();
       this.scheduleCallerTurn();
     });
     this.calls.set(answer, call);
     return answer;
+  }
+
+  /**
+   * The admission checks at `positions` of `answer`'s call are not to be made (a block took their
+   * transactions while they waited): each no thread has taken is marked cancelled in its batch's
+   * buffer, so the worker (or the calling thread's share) that takes it skips it, and a batch still
+   * queued here whose checks are all answered or cancelled is answered now, without a worker.
+   * Their answers are false; the caller knows which it cancelled. Returns how many were marked.
+   */
+  cancel(answer: Promise<boolean[]>, positions: readonly number[]): number {
+    const call = this.calls.get(answer);
+    if (call?.lane !== 'admission' || positions.length === 0) return 0;
+    const wanted = new Set(positions);
+    let marked = 0;
+    for (const chunk of call.chunks) {
+      const { ok } = chunk.batch;
+      let touched = false;
+      chunk.at.forEach((position, k) => {
+        if (!wanted.has(position)) return;
+        touched = true;
+        if (Atomics.compareExchange(ok, k, ANSWER_NONE, ANSWER_CANCELLED) === ANSWER_NONE) marked++;
+      });
+      if (!touched) continue;
+      const queued = this.admission.indexOf(chunk);
+      if (queued < 0 || ok.some((v) => v === ANSWER_NONE)) continue;
+      // Every check of it cancelled (or answered): nothing for a worker to do. Claimed whole, so
+      // that nothing else takes from it.
+      Atomics.store(chunk.batch.claimed, 0, ok.length);
+      this.admission.splice(queued, 1);
+      chunk.done(ok);
+    }
+    this.checksCancelled += marked;
+    return marked;
   }
 
   /**

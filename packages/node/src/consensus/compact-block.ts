@@ -258,6 +258,12 @@ function carriedIds(msg: CompactProposalMessage): Uint8Array[] {
 /** When this node admitted a transaction (its clock): what the proposer knows of what its peers lack. */
 export interface Admitted {
   at: number;
+  /**
+   * For re-announcement (mempool-reactor.ts): blocks this node had seen committed when it admitted
+   * it, and the full blocks of backlog it had ahead then. Absent: not known (due by time alone).
+   */
+  commits?: number;
+  ahead?: number;
 }
 
 /**

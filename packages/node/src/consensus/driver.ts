@@ -131,6 +131,11 @@ export interface DriverHost {
   reannounceCandidates?(maxSenders: number): Iterable<TxEnvelope>;
   /** Bytes of the transactions pending in the mempool (what a connecting peer's share may hold). */
   pendingBytes?(): number;
+  /**
+   * Transactions waiting to go into blocks: the mempool's and the admission queue's. A deep
+   * backlog puts off re-announcements (mempool-reactor.ts `reannounceDelayMs`).
+   */
+  backlog?(): number;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
   isTxVerified(env: TxEnvelope): boolean;
   /** Candidates that no longer apply, found while building a block. */
@@ -406,6 +411,11 @@ export class ConsensusDriver {
    * their node (proposer-liveness.ts), for tests and the simulator.
    */
   readonly livenessStats = { bindings: 0, cutOff: 0 };
+  /** What the mempool reactor published as gossip (mempool-reactor.ts `flushTxs`). */
+  get mempoolPublishStats(): Readonly<{ batches: number; txs: number; bytes: number }> {
+    return this.mempoolReactor.publishStats;
+  }
+
   /** The mempool reactor's periodic re-announcements (mempool-reactor.ts `reannounce`). */
   get mempoolReannounceStats(): Readonly<{ rounds: number; sends: number; txs: number; bytes: number }> {
     return this.mempoolReactor.reannounceStats;
@@ -646,6 +656,8 @@ export class ConsensusDriver {
       // Pending four block intervals: every validator holding it would have had a turn to propose
       // it by then, and those whose gossip was lost (a split that kept connections open) had not.
       reannounceAfterMs: 4 * opts.blockTimeMs,
+      ...(this.host.backlog ? { backlog: this.host.backlog.bind(this.host) } : {}),
+      blockTimeMs: opts.blockTimeMs,
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,
@@ -669,6 +681,7 @@ export class ConsensusDriver {
         this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
         this.host.onCommitted(committed);
+        this.mempoolReactor.blockCommitted(committed.envelopes.length);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
       },
     });
@@ -1577,6 +1590,7 @@ export class ConsensusDriver {
     this.behindView.noteHead(committed.block.header.height);
     // The mempool drops the block's transactions now, before the next proposal is built from it.
     this.host.onCommitted(committed);
+    this.mempoolReactor.blockCommitted(committed.envelopes.length);
     this.liveness.prune(committed.block.header.height);
     this.scheduleHeight();
     durable.then(

@@ -14,7 +14,9 @@
  * A peer that stayed connected through a split that dropped messages without closing the
  * connection (or whose admission queue was full when the gossip came) gets no share: so every
  * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
- * again to a few connected peers (`reannounce`), bounded in count and bytes per interval.
+ * again to a few connected peers (`reannounce`), bounded in count and bytes per interval. One
+ * admitted behind a deep backlog waits also for the full blocks it had ahead to commit
+ * (`reannounceDue`): there it is pending because blocks are full, and its peers hold it already.
  */
 import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
 import type { AdmissionResult } from '../admission.js';
@@ -85,6 +87,14 @@ export interface MempoolReactorOptions {
    * this often. Without it (or 0), nothing is re-announced.
    */
   reannounceAfterMs?: number;
+  /**
+   * Transactions waiting here to go into blocks: the mempool's and the admission queue's. A
+   * transaction admitted behind a deep backlog is re-announced only once the blocks it had ahead
+   * committed (`reannounceDue`). Without it, after `reannounceAfterMs` whatever the depth.
+   */
+  backlog?(): number;
+  /** The block interval: the most a block of backlog puts a re-announcement off (default a quarter of `reannounceAfterMs`). */
+  blockTimeMs?: number;
 }
 
 /** Most transactions one re-announcement sends (one batch message, the same one to each peer). */
@@ -109,6 +119,23 @@ export const MAX_REANNOUNCE_SCAN = 4_096;
  * its whole life.
  */
 const MAX_REANNOUNCE_BACKOFF = 64;
+/**
+ * Most block intervals a deep backlog adds to the re-announcement delay: a transaction truly lost
+ * (a split that kept connections open, its peers' queues full when its gossip came) is still
+ * re-announced, at worst this much later, however deep a pool a flood of fee-paying transactions
+ * keeps.
+ */
+export const MAX_BACKLOG_INTERVALS = 32;
+/** Committed blocks whose sizes give what a block takes (the largest of them). */
+const BLOCK_SIZES_KEPT = 8;
+/**
+ * Least transactions a block is taken to carry when the backlog is measured in blocks, and that
+ * every recent block must have carried for the backlog to count at all (`blocksAhead`): recent
+ * blocks nearly empty (no load, or their proposers lack what is pending here, the very case
+ * re-announcement is for) must not make pending transactions, few or many, look like a backlog
+ * of full blocks.
+ */
+const MIN_BLOCK_TXS = MAX_REANNOUNCE_TXS;
 /** Transactions whose re-announcement back-off is remembered; beyond it the oldest are forgotten. */
 const MAX_REANNOUNCED_REMEMBERED = 16_384;
 
@@ -165,6 +192,8 @@ export class MempoolReactor {
   private readonly shareDelayMs: number;
   /** Shares sent and refused (reconnecting within the interval, the budget spent), and what they carried. */
   readonly shareStats = { sent: 0, refused: 0, txs: 0, bytes: 0 };
+  /** What this node published as gossip (`flushTxs`): batches, transactions and bytes of transactions. */
+  readonly publishStats = { batches: 0, txs: 0, bytes: 0 };
   /** Re-announcements: rounds that sent something, direct sends (one per peer), transactions and bytes sent. */
   readonly reannounceStats = { rounds: 0, sends: 0, txs: 0, bytes: 0 };
   /** When each transaction re-announced may go again, and its current back-off (last updated last). */
@@ -174,6 +203,10 @@ export class MempoolReactor {
   private readonly reannouncing = new Set<string>();
   /** Where the next re-announcement starts in the peer list (peers take turns). */
   private reannounceTurn = 0;
+  /** Transactions of the last BLOCK_SIZES_KEPT committed blocks (`blockCommitted`). */
+  private readonly blockSizes: number[] = [];
+  /** Blocks committed since this reactor started (`blockCommitted`). */
+  private commits = 0;
 
   constructor(private readonly opts: MempoolReactorOptions) {
     this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
@@ -192,7 +225,7 @@ export class MempoolReactor {
    */
   private noteAdmitted(env: TxEnvelope, at: number, gossip: boolean): void {
     this.txIndex.add(env.bytes);
-    this.admitted.record(env.hash, { at });
+    this.admitted.record(env.hash, { at, commits: this.commits, ahead: this.blocksAhead() });
     if (gossip && this.opts.connected() && !this.stopped) this.queueOut(env.bytes);
   }
 
@@ -209,6 +242,9 @@ export class MempoolReactor {
     this.txFlush = null;
     if (this.txOut.length === 0 || !this.opts.connected()) return;
     const batch = this.txOut;
+    this.publishStats.batches++;
+    this.publishStats.txs += batch.length;
+    this.publishStats.bytes += this.txOutBytes;
     this.txOut = [];
     this.txOutBytes = 0;
     this.opts.publishBatch(encode(txBatchCodec, batch));
@@ -403,6 +439,56 @@ export class MempoolReactor {
     this.reannounceTimer = every(this.opts.clock, after, () => this.reannounce());
   }
 
+  /** A block committed with `txs` transactions: what a block takes, for `blocksAhead`. */
+  blockCommitted(txs: number): void {
+    this.commits++;
+    this.blockSizes.push(txs);
+    if (this.blockSizes.length > BLOCK_SIZES_KEPT) this.blockSizes.shift();
+  }
+
+  /**
+   * Full blocks of backlog now: `backlog` over the largest recent block (at least MIN_BLOCK_TXS),
+   * up to MAX_BACKLOG_INTERVALS; 0 without `backlog`, and 0 unless every recent block carried
+   * MIN_BLOCK_TXS or more. Recorded with each transaction admitted (`noteAdmitted`): those blocks
+   * must commit before it is re-announced (`reannounceDue`).
+   */
+  blocksAhead(): number {
+    const { backlog } = this.opts;
+    if (!backlog) return 0;
+    // Pending because blocks are full only if they are: a deep pool behind small blocks is one the
+    // proposers lack (its gossip lost: what re-announcement is for), or one that cannot go into
+    // blocks (gapped nonces, which pay nothing while they wait), which an attacker fills for free
+    // to put everyone's re-announcements off. Every recent block, not the largest: to keep the
+    // delay on, the blocks must stay full, paid for.
+    if (this.blockSizes.length === 0 || Math.min(...this.blockSizes) < MIN_BLOCK_TXS) return 0;
+    const perBlock = Math.max(MIN_BLOCK_TXS, ...this.blockSizes);
+    return Math.min(MAX_BACKLOG_INTERVALS, Math.floor(Math.max(0, backlog()) / perBlock));
+  }
+
+  /**
+   * Whether a pending transaction admitted here (`admitted`; undefined: no time known, admitted
+   * while this node had no network or long ago) is due for re-announcement `now`: its own gossip
+   * had `reannounceAfterMs` to reach the peers and every validator holding it a turn to propose it,
+   * and the full blocks of backlog it had ahead when admitted have committed since. Behind a deep
+   * backlog a transaction is pending because blocks are full, not because its peers lack it: at
+   * saturation every node re-announced its pending transactions every few intervals, about twice
+   * the bytes of the gossip itself, all of them copies the peers held. Counted in blocks, not
+   * time: a loaded chain makes fewer blocks per second. Bounded in time all the same (a block
+   * interval per block ahead, `blockTimeMs`): a chain that stalls, or a backlog an attacker keeps
+   * deep, puts off a transaction that was truly lost by MAX_BACKLOG_INTERVALS intervals at most.
+   */
+  reannounceDue(admitted: Admitted | undefined, now: number): boolean {
+    if (admitted === undefined) return true;
+    const after = this.opts.reannounceAfterMs ?? 0;
+    const age = now - admitted.at;
+    if (age < after) return false;
+    const ahead = admitted.ahead ?? 0;
+    if (ahead === 0 || admitted.commits === undefined) return true;
+    if (this.commits - admitted.commits >= ahead) return true;
+    const blockTimeMs = this.opts.blockTimeMs ?? after / 4;
+    return age >= after + ahead * blockTimeMs;
+  }
+
   /**
    * One re-announcement: up to MAX_REANNOUNCE_TXS / MAX_REANNOUNCE_BYTES of the transactions
    * pending here for `reannounceAfterMs` or more and due (back-off), those of the senders longest
@@ -425,10 +511,10 @@ export class MempoolReactor {
     const candidates = reannounceCandidates ? reannounceCandidates(MAX_REANNOUNCE_SCAN) : pending();
     for (const env of candidates) {
       if (++scanned > MAX_REANNOUNCE_SCAN || batch.length >= MAX_REANNOUNCE_TXS) break;
-      // Admitted here not long ago: its own gossip is recent (no time known: admitted while this
-      // node had no network, or long enough ago to be forgotten; either way due).
-      const at = this.admitted.get(env.hash)?.at;
-      if (at !== undefined && now - at < after) continue;
+      // Admitted here not long ago: its own gossip is recent, or blocks full of what was ahead of
+      // it have not reached it yet (no time known: admitted while this node had no network, or
+      // long enough ago to be forgotten; either way due).
+      if (!this.reannounceDue(this.admitted.get(env.hash), now)) continue;
       const id = keyId(env.hash);
       const backoff = this.reannounced.get(id);
       if (backoff && now < backoff.next) continue;

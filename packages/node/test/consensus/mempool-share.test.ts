@@ -11,6 +11,7 @@ import { transferAction } from '@unc/sdk';
 import { clockSlices } from '../../src/admission.js';
 import { Chain } from '../../src/chain.js';
 import {
+  MAX_BACKLOG_INTERVALS,
   MAX_REANNOUNCE_BYTES,
   MAX_REANNOUNCE_PEERS,
   MAX_REANNOUNCE_SCAN,
@@ -508,5 +509,101 @@ test('a re-announcement looks at the longest-pending senders it is given, never 
   assert.equal(blockOrderWalks, 0);
   assert.deepEqual(asked, [MAX_REANNOUNCE_SCAN]);
   assert.equal(decode(txBatchCodec, sent[0]!).length, 2);
+  reactor.stop();
+});
+
+test('behind a deep backlog a pending transaction is re-announced only once the full blocks it had ahead committed; behind a shallow one, as before', async () => {
+  // Before: a transaction pending four block intervals was re-announced whatever the depth of the
+  // pool, so at saturation (pending because blocks were full) every node re-sent its pool.
+  const clock = new VirtualClock(START);
+  let envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
+  let backlog = 20_000;
+  const sent: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    peers: () => ['p1'],
+    sendDirect: async (_peer, messages) => {
+      for (const m of messages) sent.push(m.data);
+    },
+    reannounceAfterMs: 4_000,
+    blockTimeMs: 1_000,
+    backlog: () => backlog,
+  });
+  const round = async (ms: number) => {
+    await clock.run(clock.now() + ms);
+    sent.length = 0;
+    reactor.reannounce();
+    await clock.run(clock.now());
+    return sent.length === 0 ? 0 : decode(txBatchCodec, sent[0]!).length;
+  };
+  // Blocks of 2,000: 20,000 waiting is ten full blocks ahead.
+  for (let h = 0; h < 3; h++) reactor.blockCommitted(2_000);
+  assert.equal(reactor.blocksAhead(), 10);
+  for (const env of envs) reactor.announceTx(env);
+  assert.equal(await round(5_000), 0, 'pending behind full blocks: its peers hold it');
+  for (let h = 0; h < 9; h++) reactor.blockCommitted(2_000);
+  assert.equal(await round(1_000), 0, 'nine of the ten blocks ahead');
+  reactor.blockCommitted(2_000);
+  assert.equal(await round(1_000), 3, 'still pending once the blocks ahead committed: re-announced');
+
+  // However slow the blocks, a truly lost transaction waits a block interval per block ahead at most.
+  envs = [4].map((i) => transfer('unc-devnet', i));
+  for (const env of envs) reactor.announceTx(env);
+  assert.equal(await round(4_000 + 9_000), 0);
+  assert.equal(await round(1_000), 1, 'four intervals, then one per block ahead (ten)');
+
+  // A shallow backlog (a few lost transactions, blocks nearly empty): after four intervals, as before.
+  backlog = 3;
+  for (let h = 0; h < 8; h++) reactor.blockCommitted(0);
+  envs = [5].map((i) => transfer('unc-devnet', i));
+  for (const env of envs) reactor.announceTx(env);
+  assert.equal(await round(4_000), 1);
+  // However deep, the backlog counts MAX_BACKLOG_INTERVALS blocks at most.
+  for (let h = 0; h < 8; h++) reactor.blockCommitted(2_000);
+  backlog = 10_000_000;
+  assert.equal(reactor.blocksAhead(), MAX_BACKLOG_INTERVALS);
+  reactor.stop();
+});
+
+test('a deep pool behind nearly empty blocks (its proposers lack it: lost gossip, or transactions that cannot be taken) does not put re-announcement off', async () => {
+  // Before: the backlog counted in blocks whatever the recent blocks carried, so a node whose many
+  // pending transactions never reached the proposers (the case re-announcement exists for), or
+  // an attacker's pool of gapped, never-includable (so never paid for) transactions, put every
+  // re-announcement off by up to MAX_BACKLOG_INTERVALS block intervals.
+  const clock = new VirtualClock(START);
+  const envs = [1, 2].map((i) => transfer('unc-devnet', i));
+  const sent: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending: () => envs,
+    peers: () => ['p1'],
+    sendDirect: async (_peer, messages) => {
+      for (const m of messages) sent.push(m.data);
+    },
+    reannounceAfterMs: 4_000,
+    blockTimeMs: 1_000,
+    backlog: () => 50_000,
+  });
+  // Blocks keep coming, nearly empty: one had a few transactions.
+  for (let h = 0; h < 8; h++) reactor.blockCommitted(h === 3 ? 5 : 0);
+  assert.equal(reactor.blocksAhead(), 0);
+  for (const env of envs) reactor.announceTx(env);
+  await clock.run(clock.now() + 4_000);
+  reactor.reannounce();
+  await clock.run(clock.now());
+  assert.equal(sent.length, 1, 'due after four intervals, as before the backlog rule');
+  assert.equal(decode(txBatchCodec, sent[0]!).length, 2);
+  // One small block among full ones: the blocks are not all full, the backlog does not count.
+  for (let h = 0; h < 7; h++) reactor.blockCommitted(2_000);
+  assert.equal(reactor.blocksAhead(), 0);
+  reactor.blockCommitted(2_000);
+  assert.equal(reactor.blocksAhead(), 25, 'every recent block full: 50,000 waiting is 25 blocks ahead');
   reactor.stop();
 });
