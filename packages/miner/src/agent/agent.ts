@@ -321,6 +321,12 @@ export class MinerAgent {
             chip.lastError = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
             continue;
           }
+          // Only the owner may answer for a chip (core's NOT_CHIP_OWNER): a chip transferred away
+          // (or registered by another account) would sink every other chip's answers in the batch.
+          if (chip.view.owner !== this.owner.address) {
+            chip.lastError = `chip is owned by ${chip.view.owner}, not by this agent's key ${this.owner.address}`;
+            continue;
+          }
         } catch (err) {
           if (err instanceof RpcClientError && err.reason === 'NOT_FOUND') {
             chip.registered = false;
