@@ -28,10 +28,10 @@ import {
   type PociParams,
   registrationMessage,
   type SetConsensusKeyAction,
+  type StateReader,
   sha256,
   signedTransactionCodec,
   signTransaction,
-  type StateReader,
   type TxEnvelope,
   type TxEvent,
   toHex,
@@ -132,12 +132,7 @@ export class TestChain {
    * of each owner's first answer. `split`: one action per answer instead of one for all. `at`: the
    * owners and their nonces as of this state instead (a block's, after its other transactions).
    */
-  heartbeats(
-    answers: readonly HeartbeatAnswer[],
-    fee = 0n,
-    split = false,
-    at?: StateReader,
-  ): TxEnvelope[] {
+  heartbeats(answers: readonly HeartbeatAnswer[], fee = 0n, split = false, at?: StateReader): TxEnvelope[] {
     const byOwner = new Map<string, HeartbeatAnswer[]>();
     for (const a of answers) {
       const chip = getChip(at ?? this.state, a.chipId);

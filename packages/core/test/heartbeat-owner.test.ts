@@ -16,9 +16,9 @@ import {
   getAccount,
   type HeartbeatAnswer,
   signTransaction,
+  type TxEnvelope,
   toHex,
   transferMessage,
-  type TxEnvelope,
   ValidationError,
 } from '../src/index.js';
 import {
@@ -58,7 +58,14 @@ function twoOwners() {
 function heartbeat(from: Key, nonce: bigint, answers: HeartbeatAnswer[], expiresAt: bigint): TxEnvelope {
   return envelopeFromSigned(
     signTransaction(
-      { chainId: CHAIN, signer: from.publicKey, nonce, expiresAt, actions: [{ type: 'heartbeat', answers }], fee: 0n },
+      {
+        chainId: CHAIN,
+        signer: from.publicKey,
+        nonce,
+        expiresAt,
+        actions: [{ type: 'heartbeat', answers }],
+        fee: 0n,
+      },
       from.seed,
     ),
   );
@@ -113,14 +120,22 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
   test("ownership is checked before the answer's attestation: a forged answer from a non-owner is NOT_CHIP_OWNER, not ATTEST_BAD_SIGNATURE", () => {
     const { chain, answers } = twoOwners();
     const bad = forged(answers.mine);
-    assert.equal(chain.attempt(chain.tx(other, [{ type: 'heartbeat', answers: [bad] }], 0n))?.code, 'NOT_CHIP_OWNER');
+    assert.equal(
+      chain.attempt(chain.tx(other, [{ type: 'heartbeat', answers: [bad] }], 0n))?.code,
+      'NOT_CHIP_OWNER',
+    );
     // From the owner the same answer reaches the signature check.
-    assert.equal(chain.attempt(chain.tx(miner, [{ type: 'heartbeat', answers: [bad] }], 0n))?.code, 'ATTEST_BAD_SIGNATURE');
+    assert.equal(
+      chain.attempt(chain.tx(miner, [{ type: 'heartbeat', answers: [bad] }], 0n))?.code,
+      'ATTEST_BAD_SIGNATURE',
+    );
   });
 
   test("one chip not the sender's sinks the heartbeat, whatever else it answers", () => {
     const { chain, answers } = twoOwners();
-    const r = chain.attempt(chain.tx(miner, [{ type: 'heartbeat', answers: [answers.mine, answers.theirs] }], 0n));
+    const r = chain.attempt(
+      chain.tx(miner, [{ type: 'heartbeat', answers: [answers.mine, answers.theirs] }], 0n),
+    );
     assert.equal(r?.code, 'NOT_CHIP_OWNER');
     assert.equal(r?.answer?.chipId, toHex(answers.theirs.chipId));
   });
@@ -137,7 +152,10 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
         anchorHeight: anchor,
         consent: {
           type: 'dev-soft',
-          signature: ed25519Sign(mine.seed, transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor))),
+          signature: ed25519Sign(
+            mine.seed,
+            transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
+          ),
         },
       },
     ]);
@@ -154,10 +172,15 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
     assert.ok(!(ok instanceof ValidationError), `accepted (${ok instanceof ValidationError ? ok.code : ''})`);
     // Before the transfer, in the same block, the seller still answers for it.
     const before = chain.executor();
-    assert.ok(!(before.tryApply(heartbeat(miner, minerNonce, [answers.mine], chain.height + 10n)) instanceof ValidationError));
+    assert.ok(
+      !(
+        before.tryApply(heartbeat(miner, minerNonce, [answers.mine], chain.height + 10n)) instanceof
+        ValidationError
+      ),
+    );
   });
 
-  test('property: a heartbeat answering for any chip not its sender\'s never changes state', () => {
+  test("property: a heartbeat answering for any chip not its sender's never changes state", () => {
     const { chain, answers } = twoOwners();
     const pool = [answers.mine, answers.theirs, forged(answers.mine), forged(answers.theirs)];
     const senders = [miner, other, key('owner-test stranger 1'), key('owner-test stranger 2')];

@@ -9,8 +9,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
-  type Action,
-  type TxEnvelope,
   applyToTrie,
   type BlockExecutor,
   blockEventsCodec,
@@ -20,6 +18,7 @@ import {
   type HeartbeatAnswer,
   MAX_ACTIONS_PER_TX,
   sha256,
+  type TxEnvelope,
   type TxEvent,
   toHex,
   utf8,

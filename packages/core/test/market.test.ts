@@ -81,7 +81,6 @@ const PRICE = UNC;
 const MINUTE = 60_000n;
 const TLS_A = sha256(utf8('tls certificate a'));
 const TLS_B = sha256(utf8('tls certificate b'));
-const relay = key('market-relay');
 const chipA = key('market-chip-a');
 const chipB = key('market-chip-b');
 const idA = devSoftChipId(chipA.publicKey);

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
-  getAccount,
   type BlockContext,
   devSoftChipId,
   type Ed25519Check,
@@ -20,6 +19,7 @@ import {
   envelopeSignatureCheck,
   executeBlock,
   executeBlockAssuming,
+  getAccount,
   type HeartbeatAnswer,
   heartbeatChallenge,
   heartbeatSignatureChecks,

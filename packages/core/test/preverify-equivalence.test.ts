@@ -196,11 +196,18 @@ function runBoth(blocks: Op[][], capacity: number, lying = false): RunStats {
   chain.block([
     chain.tx(
       miner,
-      senders.slice(2).map((s) => ({ type: 'transfer', to: s.address, amount: 10n ** 21n, memo: new Uint8Array() })),
+      senders
+        .slice(2)
+        .map((s) => ({ type: 'transfer', to: s.address, amount: 10n ** 21n, memo: new Uint8Array() })),
     ),
   ]);
   chain.block(
-    senders.map((s, k) => chain.tx(s, chipsOf[k]!.map((c) => registerAction(chain, c, s.address)))),
+    senders.map((s, k) =>
+      chain.tx(
+        s,
+        chipsOf[k]!.map((c) => registerAction(chain, c, s.address)),
+      ),
+    ),
   );
   chain.blocksUntil(20n);
   const nonces = senders.map((s) => chain.nonces.get(Buffer.from(s.address).toString('hex')) ?? 0n);

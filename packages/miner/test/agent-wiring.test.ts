@@ -114,7 +114,6 @@ function scriptedNode(opts: { chainId?: string; head?: number; owner?: string } 
   return { state, client };
 }
 
-
 test('the agent refuses to start on a node naming another chain (CHAIN_CHANGED): nothing asked past its status, nothing signed', async () => {
   const { state, client } = scriptedNode({ chainId: 'unc-mainnet' });
   const agent = new MinerAgent({

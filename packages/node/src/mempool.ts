@@ -9,7 +9,8 @@
  * - Fee-free transactions (heartbeats, evidence) cost their sender nothing, so they are admitted
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
- *   report the same offender.
+ *   report the same offender. A heartbeat must come from the owner of every chip it answers for
+ *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked.
  * - A transaction that fails in a block pays nothing either, whatever fee it declares: so one with
  *   costly actions (a chip registration's certificate chain and quote, a transfer's consent;
  *   milliseconds each) is admitted only if that costly part passes on the next block's state

@@ -39,9 +39,9 @@ import {
   ValidationError,
 } from '@unc/core';
 import fc from 'fast-check';
-import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
 import { AdmissionQueue, clockSlices } from '../src/admission.js';
 import { systemClock } from '../src/clock.js';
+import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
 import type { SignatureVerifier } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
@@ -185,7 +185,13 @@ function chainWithOpenSlots(
   // Each chip its own owner (only the owner may answer for it, and one fee-free transaction per
   // sender may wait): funded by `owner`, then registering its chip.
   const owners = Array.from({ length: n }, (_, i) => key(`owner of dev chip ${i} for the reserve tests`));
-  chain.block([tx(owner, 0n, owners.map((o) => transfer(10n ** 20n, o.address)))]);
+  chain.block([
+    tx(
+      owner,
+      0n,
+      owners.map((o) => transfer(10n ** 20n, o.address)),
+    ),
+  ]);
   const chips = Array.from({ length: n }, (_, i) => key(`dev chip ${i} for the reserve tests`));
   chain.block(
     chips.map((chip, i) =>
@@ -634,7 +640,7 @@ function spamAndAnswers(
       chain.next(),
     );
   }
-  for (const [i, a] of answers.entries())
+  for (const a of answers)
     pool.add(
       tx(a.from, a.nonce, [heartbeat(a.answer)], 0n, chain.height + 50n),
       chain.state,
@@ -681,7 +687,7 @@ describe('the fee-free reserve', () => {
     const byLatest = [...answers].sort((a, b) =>
       a.deadline > b.deadline ? -1 : a.deadline < b.deadline ? 1 : 0,
     );
-    for (const [i, a] of byLatest.entries())
+    for (const a of byLatest)
       pool.add(
         tx(a.from, a.nonce, [heartbeat(a.answer)], 0n, chain.height + 50n),
         chain.state,

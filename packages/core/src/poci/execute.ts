@@ -723,17 +723,15 @@ export function heartbeatOwnerRefusal(
       epoch: Number(answer.epoch),
       slot: Number(answer.slot),
     };
-    return chip ? notChipOwner(where, ref) : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
+    return chip
+      ? notChipOwner(where, ref)
+      : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
   }
   return null;
 }
 
 function notChipOwner(where: string, ref: AnswerRef): ValidationError {
-  return new ValidationError(
-    'NOT_CHIP_OWNER',
-    `${where}: a heartbeat must be sent by the chip's owner`,
-    ref,
-  );
+  return new ValidationError('NOT_CHIP_OWNER', `${where}: a heartbeat must be sent by the chip's owner`, ref);
 }
 
 /**

@@ -3,9 +3,10 @@
  * heartbeat transaction).
  *
  * A heartbeat is all or nothing (core's applyHeartbeat): one answer that fails sinks the others.
- * Anyone relaying the agent's transaction can copy one answer into a transaction of its own; when
- * that lands first the agent's fails ANSWER_REPLAYED, and so does it when one chip of the batch was
- * revoked or its window closed meanwhile. Waiting for the next tick to send the rest again lost
+ * Anyone relaying the agent's transaction could copy one answer into a transaction of its own (only
+ * the chip's owner may send it now, core's NOT_CHIP_OWNER); when that landed first the agent's
+ * failed ANSWER_REPLAYED, and it fails when one chip of the batch was revoked, transferred away
+ * or its window closed meanwhile. Waiting for the next tick to send the rest again lost
  * blocks the other answers may not have. So on a refusal the batch is rebuilt at once from the
  * chain's view: the answers it credits already (a copy counts for the chip all the same), those
  * that can no longer land (window closed, chip no longer active) and the one the refusal names are
