@@ -15,6 +15,7 @@ import {
   envelopeFromSigned,
   getAccount,
   type HeartbeatAnswer,
+  heartbeatSignatureChecks,
   signTransaction,
   type TxEnvelope,
   toHex,
@@ -177,6 +178,21 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
         before.tryApply(heartbeat(miner, minerNonce, [answers.mine], chain.height + 10n)) instanceof
         ValidationError
       ),
+    );
+  });
+
+  test('the block pre-check gathers no answer of a chip the head gives another owner than the sender: it could only fail', () => {
+    const { chain, theirs, answers } = twoOwners();
+    const head = {
+      height: chain.height,
+      hash: chain.hashOf(chain.height),
+      beacon: chain.beaconOf(chain.height),
+    };
+    const copy = heartbeat(other, 0n, [answers.mine, answers.theirs], chain.height + 10n);
+    assert.deepEqual(
+      heartbeatSignatureChecks(chain.state, CHAIN, copy, head).map((c) => toHex(c.publicKey)),
+      [toHex(theirs.publicKey)],
+      "only other's own chip's answer",
     );
   });
 

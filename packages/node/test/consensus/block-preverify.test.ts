@@ -823,7 +823,7 @@ describe('block pre-verification', () => {
     const challenge = heartbeatSignatureChecks(
       chain.state,
       genesis.chainId,
-      heartbeatTx(key('probe'), [answer]),
+      heartbeatTx(owner, [answer], 1n),
       chain.head(),
     )[0]!.message;
     // One pre-verifier for every run: passes carry from block to block as in a node.
