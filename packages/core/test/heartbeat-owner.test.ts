@@ -11,11 +11,15 @@ import fc from 'fast-check';
 import {
   type BlockExecutor,
   devSoftChipId,
+  ed25519CheckKey,
   ed25519Sign,
   envelopeFromSigned,
+  executeBlock,
+  executeBlockAssuming,
   getAccount,
   type HeartbeatAnswer,
   heartbeatSignatureChecks,
+  settleAssumed,
   signTransaction,
   type TxEnvelope,
   toHex,
@@ -194,6 +198,81 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
       [toHex(theirs.publicKey)],
       "only other's own chip's answer",
     );
+  });
+
+  test("a transfer earlier in the block: the pre-check reads the head's owner, so it leaves the buyer's answer out and gathers the seller's, and execution decides alone (the buyer's good answer lands, a forged one is refused, whatever the checks in flight say)", () => {
+    const { chain, mine, answers } = twoOwners();
+    const chipId = devSoftChipId(mine.publicKey);
+    const anchor = chain.height;
+    const transfer = chain.tx(miner, [
+      {
+        type: 'transferChip',
+        chipId,
+        newOwner: other.address,
+        anchorHeight: anchor,
+        consent: {
+          type: 'dev-soft',
+          signature: ed25519Sign(
+            mine.seed,
+            transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
+          ),
+        },
+      },
+    ]);
+    const otherNonce = chain.nonces.get(toHex(other.address)) ?? 0n;
+    const minerNonce = transfer.stx.tx.nonce;
+    const head = {
+      height: chain.height,
+      hash: chain.hashOf(chain.height),
+      beacon: chain.beaconOf(chain.height),
+    };
+    const ctx = chain.executor().ctx;
+    /** The block [transfer, tx] run as a node runs it: every check the head's pre-check gathers is in flight. */
+    const run = (tx: TxEnvelope, inFlightPasses: boolean) => {
+      const txs = [transfer, tx];
+      const gathered = txs.flatMap((t) => heartbeatSignatureChecks(chain.state, CHAIN, t, head));
+      const keys = new Set(gathered.map((c) => ed25519CheckKey(c.publicKey, c.message, c.signature)));
+      const optimistic = executeBlockAssuming(chain.state, txs, ctx, {}, (k) => keys.has(k));
+      let verdict: string;
+      try {
+        settleAssumed(
+          optimistic,
+          optimistic.assumed.map(() => inFlightPasses),
+        );
+        verdict = 'valid';
+      } catch (err) {
+        verdict = (err as ValidationError).code;
+      }
+      let inOrder: string;
+      try {
+        executeBlock(chain.state, txs, ctx);
+        inOrder = 'valid';
+      } catch (err) {
+        inOrder = (err as ValidationError).code;
+      }
+      return { gathered: gathered.length, assumed: optimistic.assumed.length, verdict, inOrder };
+    };
+    // The buyer's answers: the head gives the chip to the seller, so nothing is gathered or assumed.
+    const buyerGood = run(heartbeat(other, otherNonce, [answers.mine], chain.height + 10n), false);
+    assert.deepEqual(buyerGood, { gathered: 0, assumed: 0, verdict: 'valid', inOrder: 'valid' });
+    const buyerForged = run(heartbeat(other, otherNonce, [forged(answers.mine)], chain.height + 10n), true);
+    assert.deepEqual(buyerForged, {
+      gathered: 0,
+      assumed: 0,
+      verdict: 'ATTEST_BAD_SIGNATURE',
+      inOrder: 'ATTEST_BAD_SIGNATURE',
+    });
+    // The seller's: gathered on the head's word, never consulted (refused on the owner first), so
+    // even a check in flight that fails cannot change the verdict.
+    for (const passes of [true, false]) {
+      const seller = run(heartbeat(miner, minerNonce + 1n, [answers.mine], chain.height + 10n), passes);
+      assert.deepEqual(seller, {
+        gathered: 1,
+        assumed: 0,
+        verdict: 'NOT_CHIP_OWNER',
+        inOrder: 'NOT_CHIP_OWNER',
+      });
+    }
   });
 
   test("property: a heartbeat answering for any chip not its sender's never changes state", () => {
