@@ -606,6 +606,7 @@ export class MinerAgent {
       },
       minimumFee: (answers) => this.minimumFee([{ type: 'heartbeat', answers }]),
       balance: async () => BigInt((await this.client.getAccount(this.owner.address)).balance),
+      owner: this.owner.address,
     };
     let settled: Settled[];
     try {

@@ -63,6 +63,11 @@ export interface HeartbeatPort {
   minimumFee(answers: HeartbeatAnswer[]): Promise<bigint>;
   /** The owner's spendable balance. */
   balance(): Promise<bigint>;
+  /**
+   * The sender's address, as the chip views write an owner: a chip the chain's view gives another
+   * owner (transferred away meanwhile) can no longer land from it (core's NOT_CHIP_OWNER).
+   */
+  owner?: string;
 }
 
 export interface FeePolicy {
@@ -139,6 +144,8 @@ export function stillOpen(
   batch: readonly AnswerItem[],
   views: ReadonlyMap<string, ChipJson | null>,
   refusal: { reason: string; answer?: AnswerRefJson },
+  /** The sender's address (HeartbeatPort.owner); none: the owner is not looked at. */
+  owner?: string,
 ): { keep: AnswerItem[]; done: Settled[] } {
   const keep: AnswerItem[] = [];
   const done: Settled[] = [];
@@ -148,6 +155,10 @@ export function stillOpen(
     let why: string | null = null;
     if (!view) why = 'chip not registered';
     else if (view.status !== 'active') why = `chip is ${view.status}: ${view.statusReason}`;
+    // Every chip transferred away, not only the one the refusal names: a refusal names one answer,
+    // so several chips sold at once would take a send each and outlast MAX_SENDS_PER_PASS, the
+    // answers of the chips still owned failing with them.
+    else if (owner !== undefined && view.owner !== owner) why = `chip is owned by ${view.owner}`;
     else if (!slot) why = 'slot no longer current';
     // Credited: by this agent's transaction after all, or by a copy of the answer in another's.
     else if (slot.status === 'answered') {
@@ -223,7 +234,7 @@ export async function deliverAnswers(
       break;
     }
     const views = await port.chips([...new Set(batch.map((i) => i.chipIdHex))]);
-    const { keep, done } = stillOpen(batch, views, result);
+    const { keep, done } = stillOpen(batch, views, result, port.owner);
     settled.push(...done);
     const bumpNow =
       fee === 0n &&
