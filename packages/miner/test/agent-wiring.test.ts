@@ -29,14 +29,16 @@ const chipSeed = new Uint8Array(32).fill(9);
 const SLOT_HEIGHT = 8;
 const HASH = 'cd'.repeat(32);
 
-function scriptedNode(opts: { chainId?: string; head?: number; owner?: string } = {}) {
+function scriptedNode(
+  opts: { chainId?: string; head?: number; owner?: string; slotStatus?: 'open' | 'answered' } = {},
+) {
   const state = {
     head: opts.head ?? 10,
     /** Calls by method, in order. */
     calls: [] as string[],
     /** Raw transactions sent (hex). */
     sent: [] as string[],
-    slotStatus: 'open' as 'open' | 'answered',
+    slotStatus: (opts.slotStatus ?? 'open') as 'open' | 'answered',
     onBlock: null as ((b: BlockJson) => void) | null,
     closed: false,
   };
@@ -201,4 +203,27 @@ test('a chip another account owns (transferred away) is not answered: only its o
   assert.equal(state.sent.length, 0, 'no heartbeat sent for a chip of another owner');
   assert.match(agent.status().chips[0]!.lastError ?? '', /owned by/);
   await agent.stop();
+});
+
+test('a chip another account owns is not put on the market either: an offer naming it is refused (createOffer), sent again every pass', async () => {
+  const other = encodeAddress(addressFromPublicKey(ed25519PublicKey(new Uint8Array(32).fill(4))));
+  const offer = { pricePerHour: 1n, minHours: 1, maxHours: 2, noticeMs: 0n };
+  for (const [owner, offered] of [
+    [other, false],
+    [ownerAddress, true],
+  ] as const) {
+    const { state, client } = scriptedNode({ owner, slotStatus: 'answered' });
+    const agent = new MinerAgent({
+      nodeUrl: 'http://unused',
+      client,
+      ownerSeed,
+      chainId: CHAIN,
+      chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
+      offer,
+    });
+    agent.providerUrl = 'http://127.0.0.1:1';
+    await agent.start();
+    assert.equal(state.sent.length, offered ? 1 : 0, offered ? 'its own chip is offered' : 'nothing sent');
+    await agent.stop();
+  }
 });

@@ -404,7 +404,11 @@ export class MinerAgent {
 
   /** Finds or creates this owner's open offer for the registered chips at `endpoint`. */
   private async keepOffer(terms: NonNullable<MinerAgentOptions['offer']>, endpoint: string): Promise<void> {
-    const chipIds = this.chips.filter((c) => c.registered).map((c) => c.chipIdHex);
+    // Only chips this owner holds: an offer naming a chip of another account (sold, or registered
+    // by another key) is refused (core's createOffer), so it was sent again and refused every pass.
+    const chipIds = this.chips
+      .filter((c) => c.registered && c.view?.owner === this.owner.address)
+      .map((c) => c.chipIdHex);
     if (chipIds.length === 0) return;
     const open = (await this.client.getOffers({ provider: this.owner.address })).filter(
       (o) => o.status === 'open',
