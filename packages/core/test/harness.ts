@@ -17,6 +17,8 @@ import {
   type Genesis,
   genesisAllocation,
   genesisStateWrites,
+  getAccount,
+  getChip,
   getPociParams,
   getRecentHash,
   type HeartbeatAnswer,
@@ -26,6 +28,7 @@ import {
   type PociParams,
   registrationMessage,
   type SetConsensusKeyAction,
+  type StateReader,
   sha256,
   signedTransactionCodec,
   signTransaction,
@@ -40,10 +43,14 @@ export const CHAIN = 'unc-poci-test';
 export const GENESIS_TIME = 1_795_000_000_000n;
 
 export type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
+/** Every key `key()` made, by address: a heartbeat is signed by its chips' owner (`heartbeats`). */
+const keysByAddress = new Map<string, Key>();
 export const key = (name: string): Key => {
   const seed = sha256(utf8(name));
   const publicKey = ed25519PublicKey(seed);
-  return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+  const k = { seed, publicKey, address: addressFromPublicKey(publicKey) };
+  keysByAddress.set(toHex(k.address), k);
+  return k;
 };
 export const miner = key('miner');
 export const other = key('other');
@@ -118,6 +125,40 @@ export class TestChain {
     const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
     const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
     return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
+  }
+  /**
+   * `answers` as their chips' owners send them (only a chip's owner may answer for it, core's
+   * NOT_CHIP_OWNER): one heartbeat transaction per owner, as of the committed state, in the order
+   * of each owner's first answer. `split`: one action per answer instead of one for all. `at`: the
+   * owners and their nonces as of this state instead (a block's, after its other transactions).
+   */
+  heartbeats(answers: readonly HeartbeatAnswer[], fee = 0n, split = false, at?: StateReader): TxEnvelope[] {
+    const byOwner = new Map<string, HeartbeatAnswer[]>();
+    for (const a of answers) {
+      const chip = getChip(at ?? this.state, a.chipId);
+      if (!chip) throw new Error(`heartbeats: chip ${toHex(a.chipId)} is not registered`);
+      const owner = toHex(chip.owner);
+      let list = byOwner.get(owner);
+      if (!list) byOwner.set(owner, (list = []));
+      list.push(a);
+    }
+    return [...byOwner].map(([owner, list]) => {
+      const from = keysByAddress.get(owner);
+      if (!from) throw new Error(`heartbeats: no key() for the owner ${owner}`);
+      const actions: Action[] = split
+        ? list.map((a) => ({ type: 'heartbeat', answers: [a] }))
+        : [{ type: 'heartbeat', answers: list }];
+      if (!at) return this.tx(from, actions, fee);
+      const base = {
+        chainId: CHAIN,
+        signer: from.publicKey,
+        nonce: getAccount(at, from.address).nonce,
+        expiresAt: this.height + 100n,
+        actions,
+        fee,
+      };
+      return envelopeFromSigned(signTransaction(base, from.seed));
+    });
   }
   /** An executor for the next block on this state (tests try transactions on it without committing). */
   executor(): BlockExecutor {

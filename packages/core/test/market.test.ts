@@ -81,7 +81,6 @@ const PRICE = UNC;
 const MINUTE = 60_000n;
 const TLS_A = sha256(utf8('tls certificate a'));
 const TLS_B = sha256(utf8('tls certificate b'));
-const relay = key('market-relay');
 const chipA = key('market-chip-a');
 const chipB = key('market-chip-b');
 const idA = devSoftChipId(chipA.publicKey);
@@ -102,7 +101,7 @@ class MarketChain extends TestChain {
   override block(txs: TxEnvelope[] = []): TxEvent[] {
     const height = this.height + 1n;
     const answers = this.dueAnswers(height);
-    const all = answers.length > 0 ? [this.tx(relay, [{ type: 'heartbeat', answers }], 0n), ...txs] : txs;
+    const all = [...txs];
     const ex = new BlockExecutor(this.state, {
       chainId: CHAIN,
       height,
@@ -113,6 +112,16 @@ class MarketChain extends TestChain {
     });
     const events: TxEvent[] = [];
     for (const t of all) events.push(...ex.apply(t).events);
+    // The answers after the block's other transactions, signed by their chips' owners (only they
+    // may answer) at the nonces those left: the providers' own transactions take theirs first.
+    const live = answers.filter((a) => {
+      const chip = getChip(ex.overlay, a.chipId);
+      return chip !== null && effectiveStatus(ex.overlay, chip).status === 'active';
+    });
+    for (const t of this.heartbeats(live, 0n, false, ex.overlay)) {
+      all.push(t);
+      events.push(...ex.apply(t).events);
+    }
     this.blockEvents.push(...ex.blockEvents);
     this.state.apply(ex.finish().overlay.changes());
     this.height = height;

@@ -19,6 +19,7 @@ import {
   envelopeSignatureCheck,
   executeBlock,
   executeBlockAssuming,
+  getAccount,
   type HeartbeatAnswer,
   heartbeatChallenge,
   heartbeatSignatureChecks,
@@ -48,6 +49,8 @@ const CHIPS = 12;
 interface Setup {
   chain: TestChain;
   chips: Key[];
+  /** Per chip, its owner: the only key that may answer for it. */
+  owners: Key[];
   /** Per chip: an open challenge (epoch, slot, slot block) it can answer in the next block, or null. */
   open: ({ epoch: bigint; slot: number; height: bigint } | null)[];
 }
@@ -56,13 +59,16 @@ interface Setup {
 function setup(): Setup {
   const chain = new TestChain();
   const chips = Array.from({ length: CHIPS }, (_, i) => key(`optimistic chip ${i}`));
-  chain.block();
+  // An owner per chip, funded to register it: answers go from their chips' owners (only they may
+  // answer), so that a block's answers are from many fee-free senders, not one.
+  const owners = chips.map((_, i) => key(`optimistic owner ${i}`));
   chain.block([
     chain.tx(
       miner,
-      chips.map((c) => registerAction(chain, c, miner.address)),
+      owners.map((o) => ({ type: 'transfer', to: o.address, amount: 10n ** 21n, memo: new Uint8Array() })),
     ),
   ]);
+  chain.block(chips.map((c, i) => chain.tx(owners[i]!, [registerAction(chain, c, owners[i]!.address)])));
   chain.blocksUntil(22n);
   for (let i = 0; i < 200; i++) {
     const epoch = chain.height / POCI.epochBlocks;
@@ -71,7 +77,7 @@ function setup(): Setup {
       const slot = heights.findIndex((h) => h + POCI.answerWindowBlocks > chain.height);
       return slot < 0 ? null : { epoch, slot, height: heights[slot]! };
     });
-    if (open.filter((o) => o !== null).length >= 4) return { chain, chips, open };
+    if (open.filter((o) => o !== null).length >= 4) return { chain, chips, owners, open };
     chain.block();
   }
   throw new Error('no block with four chips to answer');
@@ -102,9 +108,10 @@ function flip(signature: Uint8Array, bit: number): Uint8Array {
   return out;
 }
 
-/** One transaction per op: answers from fee-free senders of their own, transfers from `miner` in nonce order. */
+/** One transaction per op: answers from their chips' owners, fee-free, and transfers from `miner`, each in nonce order. */
 function blockOf(s: Setup, ops: readonly Op[]): TxEnvelope[] {
   const { chain } = s;
+  const ownerNonces = new Map<Key, bigint>();
   const id = Buffer.from(miner.address).toString('hex');
   const start = chain.nonces.get(id) ?? 0n;
   let minerNonce = start;
@@ -131,13 +138,15 @@ function blockOf(s: Setup, ops: readonly Op[]): TxEnvelope[] {
       slot: open.slot,
       evidence: { type: 'dev-soft', signature: op.forged ? flip(good, i * 7 + 3) : good },
     };
-    const sender = key(`optimistic sender ${i}`);
+    const sender = s.owners[op.chip % CHIPS]!;
+    const nonce = ownerNonces.get(sender) ?? getAccount(chain.state, sender.address).nonce;
+    ownerNonces.set(sender, nonce + 1n);
     return envelopeFromSigned(
       signTransaction(
         {
           chainId: CHAIN,
           signer: sender.publicKey,
-          nonce: 0n,
+          nonce,
           expiresAt: chain.height + 50n,
           actions: [{ type: 'heartbeat', answers: [answer] }],
           fee: 0n,

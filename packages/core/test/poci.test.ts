@@ -565,11 +565,10 @@ describe('POCI: liveness', () => {
     chain.block([chain.tx(miner, [govAction(chain, { type: 'setModel', model })])]);
     const huge = key('max-power-chip');
     const honest = key('honest-chip');
+    // Two owners: each answers for its own chip (only the owner may), both in one block.
     chain.block([
-      chain.tx(miner, [
-        registerAction(chain, huge, miner.address, chain.height, 'huge'),
-        registerAction(chain, honest, miner.address),
-      ]),
+      chain.tx(miner, [registerAction(chain, huge, miner.address, chain.height, 'huge')]),
+      chain.tx(other, [registerAction(chain, honest, other.address)]),
     ]);
     const p = getPociParams(chain.state);
     const answered = new Set<string>();
@@ -765,7 +764,7 @@ describe('POCI: challenges nobody can schedule around', () => {
           });
         }
       }
-      chain.block(answers.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers }], 0n)] : []);
+      chain.block(chain.heartbeats(answers));
       if (epochOf(h, p) >= 1n && up(h)) v1Covered++;
     }
     chain.blocksUntil(chain.height + p.answerWindowBlocks + 2n);

@@ -181,22 +181,35 @@ interface RunStats {
  */
 function runBoth(blocks: Op[][], capacity: number, lying = false): RunStats {
   const chain = new TestChain();
-  const chips = Array.from({ length: CHIPS }, (_, i) => key(`preverify-equivalence chip ${i}`));
-  const chipIds = chips.map((c) => devSoftChipId(c.publicKey));
-  chain.block();
-  chain.block([
-    chain.tx(
-      miner,
-      chips.map((c) => registerAction(chain, c, miner.address)),
-    ),
-  ]);
-  chain.blocksUntil(20n);
   const senders = [
     miner,
     other,
     key('preverify-equivalence sender 2'),
     key('preverify-equivalence sender 3'),
   ];
+  // Each sender answers for chips of its own (only a chip's owner may answer for it): CHIPS each,
+  // registered by it once funded. A 'duplicate' may copy another sender's answer (refused either way).
+  const chipsOf = senders.map((_, k) =>
+    Array.from({ length: CHIPS }, (_, i) => key(`preverify-equivalence chip ${k}/${i}`)),
+  );
+  const idsOf = chipsOf.map((chips) => chips.map((c) => devSoftChipId(c.publicKey)));
+  chain.block([
+    chain.tx(
+      miner,
+      senders
+        .slice(2)
+        .map((s) => ({ type: 'transfer', to: s.address, amount: 10n ** 21n, memo: new Uint8Array() })),
+    ),
+  ]);
+  chain.block(
+    senders.map((s, k) =>
+      chain.tx(
+        s,
+        chipsOf[k]!.map((c) => registerAction(chain, c, s.address)),
+      ),
+    ),
+  );
+  chain.blocksUntil(20n);
   const nonces = senders.map((s) => chain.nonces.get(Buffer.from(s.address).toString('hex')) ?? 0n);
   const passes = new VerifiedSignatures(capacity);
   const plant = (c: Ed25519Check) => {
@@ -209,6 +222,8 @@ function runBoth(blocks: Op[][], capacity: number, lying = false): RunStats {
     const epoch = chain.height / 20n; // the epoch of the next block (epochStart(e) = 20e + 1)
     const groups: HeartbeatAnswer[][] = senders.map(() => []);
     for (const op of ops) {
+      const chips = chipsOf[op.tx]!;
+      const chipIds = idsOf[op.tx]!;
       const e = epoch - BigInt(op.back);
       const chip = chips[op.chip]!;
       const chipId = chipIds[op.chip]!;

@@ -595,11 +595,7 @@ describe('rewards', () => {
                     batch.push(answer(chain, chip, epoch, slot));
                 });
               }
-              note(
-                chain.block(
-                  batch.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers: batch }], 0n)] : [],
-                ),
-              );
+              note(chain.block(chain.heartbeats(batch)));
             }
             const i = o.chip;
             const chip = chips[i]!;

@@ -167,6 +167,42 @@ test('a chip revoked mid-batch does not sink the others: its answer is dropped a
   assert.equal(byChip.get(chipHex(1))!.included, true);
 });
 
+test('chips sold mid-pass (several at once): every chip the view gives another owner is dropped at the first refusal, not one per send until the pass runs out of sends', async () => {
+  const { node, port } = fakeNode(6);
+  const me = 'unc1me';
+  port.owner = me;
+  for (const chip of node.chips.values()) (chip as { owner: string }).owner = me;
+  const sold = [0, 1, 2, 3].map(chipHex);
+  // As core: the first answer of a chip not the sender's sinks the heartbeat, named (NOT_CHIP_OWNER).
+  const asCore = (answers: HeartbeatAnswer[]): SendOutcome | null => {
+    const id = answers
+      .map((a) => toHex(a.chipId))
+      .find((c) => (node.chips.get(c) as { owner: string }).owner !== me);
+    return id === undefined
+      ? null
+      : {
+          ok: false,
+          reason: `NOT_CHIP_OWNER: ${where(id)}: not the owner`,
+          answer: { chipId: id, epoch: 0, slot: 0 },
+        };
+  };
+  node.script.push((answers) => {
+    for (const id of sold) (node.chips.get(id) as { owner: string }).owner = 'unc1buyer';
+    return asCore(answers);
+  });
+  for (let i = 1; i < MAX_SENDS_PER_PASS; i++) node.script.push(asCore);
+  const settled = await deliverAnswers(items(6), port, NO_FEE);
+  assert.equal(node.sent.length, 2, 'one resend');
+  assert.deepEqual(node.sent[1]!.chips, [chipHex(4), chipHex(5)]);
+  const byChip = new Map(settled.map((s) => [s.item.chipIdHex, s]));
+  for (const id of sold) {
+    assert.equal(byChip.get(id)!.included, false);
+    assert.match(byChip.get(id)!.result, /owned by unc1buyer|NOT_CHIP_OWNER/);
+  }
+  assert.equal(byChip.get(chipHex(4))!.included, true);
+  assert.equal(byChip.get(chipHex(5))!.included, true);
+});
+
 test('an answer the refusal names (a bad signature the state cannot show, a copy still pending) is dropped, the rest go again', async () => {
   const { node, port } = fakeNode(3);
   const bad = chipHex(0);

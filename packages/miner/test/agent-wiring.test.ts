@@ -8,8 +8,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  addressFromPublicKey,
   decode,
   ed25519PublicKey,
+  encodeAddress,
   fromHex,
   heartbeatChallenge,
   signedTransactionCodec,
@@ -21,23 +23,29 @@ import { MinerAgent, type MinerClient } from '../src/agent/agent.js';
 import { DevSoftSigner } from '../src/agent/signers.js';
 
 const CHAIN = 'unc-wiring-test';
+const ownerSeed = new Uint8Array(32).fill(3);
+const ownerAddress = encodeAddress(addressFromPublicKey(ed25519PublicKey(ownerSeed)));
+const chipSeed = new Uint8Array(32).fill(9);
 const SLOT_HEIGHT = 8;
 const HASH = 'cd'.repeat(32);
 
-function scriptedNode(opts: { chainId?: string; head?: number } = {}) {
+function scriptedNode(
+  opts: { chainId?: string; head?: number; owner?: string; slotStatus?: 'open' | 'answered' } = {},
+) {
   const state = {
     head: opts.head ?? 10,
     /** Calls by method, in order. */
     calls: [] as string[],
     /** Raw transactions sent (hex). */
     sent: [] as string[],
-    slotStatus: 'open' as 'open' | 'answered',
+    slotStatus: (opts.slotStatus ?? 'open') as 'open' | 'answered',
     onBlock: null as ((b: BlockJson) => void) | null,
     closed: false,
   };
   const chipView = (chipId: string): ChipJson =>
     ({
       chipId,
+      owner: opts.owner ?? ownerAddress,
       status: 'active',
       statusReason: '',
       online: true,
@@ -107,9 +115,6 @@ function scriptedNode(opts: { chainId?: string; head?: number } = {}) {
   };
   return { state, client };
 }
-
-const ownerSeed = new Uint8Array(32).fill(3);
-const chipSeed = new Uint8Array(32).fill(9);
 
 test('the agent refuses to start on a node naming another chain (CHAIN_CHANGED): nothing asked past its status, nothing signed', async () => {
   const { state, client } = scriptedNode({ chainId: 'unc-mainnet' });
@@ -182,4 +187,43 @@ test('started, the agent answers the open slot in one heartbeat signed as priced
   state.onBlock!({ height: 12, hash: HASH } as BlockJson);
   await new Promise((r) => setImmediate(r));
   assert.equal(state.calls.length, after, 'nothing asked of the node after stop');
+});
+
+test('a chip another account owns (transferred away) is not answered: only its owner may send its heartbeat (NOT_CHIP_OWNER), and in the batch it would sink the rest', async () => {
+  const other = encodeAddress(addressFromPublicKey(ed25519PublicKey(new Uint8Array(32).fill(4))));
+  const { state, client } = scriptedNode({ owner: other });
+  const agent = new MinerAgent({
+    nodeUrl: 'http://unused',
+    client,
+    ownerSeed,
+    chainId: CHAIN,
+    chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
+  });
+  await agent.start();
+  assert.equal(state.sent.length, 0, 'no heartbeat sent for a chip of another owner');
+  assert.match(agent.status().chips[0]!.lastError ?? '', /owned by/);
+  await agent.stop();
+});
+
+test('a chip another account owns is not put on the market either: an offer naming it is refused (createOffer), sent again every pass', async () => {
+  const other = encodeAddress(addressFromPublicKey(ed25519PublicKey(new Uint8Array(32).fill(4))));
+  const offer = { pricePerHour: 1n, minHours: 1, maxHours: 2, noticeMs: 0n };
+  for (const [owner, offered] of [
+    [other, false],
+    [ownerAddress, true],
+  ] as const) {
+    const { state, client } = scriptedNode({ owner, slotStatus: 'answered' });
+    const agent = new MinerAgent({
+      nodeUrl: 'http://unused',
+      client,
+      ownerSeed,
+      chainId: CHAIN,
+      chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
+      offer,
+    });
+    agent.providerUrl = 'http://127.0.0.1:1';
+    await agent.start();
+    assert.equal(state.sent.length, offered ? 1 : 0, offered ? 'its own chip is offered' : 'nothing sent');
+    await agent.stop();
+  }
 });

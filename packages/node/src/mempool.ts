@@ -9,7 +9,8 @@
  * - Fee-free transactions (heartbeats, evidence) cost their sender nothing, so they are admitted
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
- *   report the same offender.
+ *   report the same offender. A heartbeat must come from the owner of every chip it answers for
+ *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked.
  * - A transaction that fails in a block pays nothing either, whatever fee it declares: so one with
  *   costly actions (a chip registration's certificate chain and quote, a transfer's consent;
  *   milliseconds each) is admitted only if that costly part passes on the next block's state
@@ -39,6 +40,7 @@ import {
   getChallengeClass,
   getPociParams,
   type HeartbeatAnswer,
+  heartbeatOwnerRefusal,
   isFeeFree,
   keyId,
   maxSpend,
@@ -232,8 +234,9 @@ export class Mempool {
 
   /**
    * The refusals that cost no signature check (already pending, nonce used, malformed for this
-   * chain): a batch is screened with this before its signatures are queued for checking, so a
-   * flood of stale or duplicate copies costs a map lookup each, not a signature check.
+   * chain, a heartbeat for chips not the sender's): a batch is screened with this before its
+   * signatures are queued for checking, so a flood of stale or duplicate copies costs a map lookup
+   * each, not a signature check.
    */
   cheapRefusal(
     env: TxEnvelope,
@@ -267,7 +270,7 @@ export class Mempool {
     // such transactions were refused only after their signature check, so re-gossiped in new
     // batch orders (each a new message id) they had every node check them again, for nothing.
     // A fee-free transaction (a chip heartbeat) with no value spends nothing and passes.
-    return this.fundsRefusal(env, state, account.balance, countPending);
+    return this.fundsRefusal(env, state, account.balance, countPending) ?? ownerRefusal(env, state);
   }
 
   /**
@@ -417,6 +420,10 @@ export class Mempool {
     }
     const unfunded = this.fundsRefusal(env, state, account.balance);
     if (unfunded) throw unfunded;
+    // The admission queue screened this in cheapRefusal, before the signature check; a transaction
+    // admitted directly is screened here, before its signature check and the pending claims alike.
+    const notOwner = signatureChecked ? null : ownerRefusal(env, state);
+    if (notOwner) throw notOwner;
     const cost = maxSpend(state, tx);
     const claims = claimsOf(env);
     for (const c of claims) {
@@ -892,6 +899,21 @@ export class Mempool {
       if (q.byNonce.size > 0) this.rekey(q);
     }
   }
+}
+
+/**
+ * A heartbeat answering for a chip that is not registered or not its sender's (core's
+ * heartbeatOwnerRefusal, on the head's state), or null. Anyone could copy the answers of a miner's
+ * pending heartbeat into one of their own; core refuses it (NOT_CHIP_OWNER), and a node refuses it
+ * at this lookup, before its signature and any chip answer are checked, so that it costs nothing.
+ */
+function ownerRefusal(env: TxEnvelope, state: StateReader): ValidationError | null {
+  for (const a of env.stx.tx.actions) {
+    if (a.type !== 'heartbeat') continue;
+    const refusal = heartbeatOwnerRefusal(state, env.sender, a.answers);
+    if (refusal) return refusal;
+  }
+  return null;
 }
 
 function heartbeatClaim(ans: HeartbeatAnswer): string {

@@ -17,6 +17,7 @@ import {
   devSoftChipId,
   duplicateVoteEvidence,
   ed25519Sign,
+  ed25519Verify,
   encode,
   envelopeFromSigned,
   epochOf,
@@ -38,8 +39,11 @@ import {
   ValidationError,
 } from '@unc/core';
 import fc from 'fast-check';
+import { AdmissionQueue, clockSlices } from '../src/admission.js';
+import { systemClock } from '../src/clock.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
+import type { SignatureVerifier } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
 
 const key = namedKey;
@@ -176,31 +180,47 @@ function fakeEvidence(k: Key, height: bigint): ConsensusEvidence {
 function chainWithOpenSlots(
   n: number,
   distinct: boolean,
-): { chain: Chain; answers: { answer: HeartbeatAnswer; deadline: bigint }[] } {
+): { chain: Chain; answers: { answer: HeartbeatAnswer; deadline: bigint; from: Key; nonce: bigint }[] } {
   const chain = new Chain();
-  chain.block();
+  // Each chip its own owner (only the owner may answer for it, and one fee-free transaction per
+  // sender may wait): funded by `owner`, then registering its chip.
+  const owners = Array.from({ length: n }, (_, i) => key(`owner of dev chip ${i} for the reserve tests`));
+  chain.block([
+    tx(
+      owner,
+      0n,
+      owners.map((o) => transfer(10n ** 20n, o.address)),
+    ),
+  ]);
   const chips = Array.from({ length: n }, (_, i) => key(`dev chip ${i} for the reserve tests`));
-  const message = registrationMessage(genesis.chainId, owner.address, chain.hashOf(chain.height));
-  const registrations: Action[] = chips.map((chip) => ({
-    type: 'registerChip',
-    anchorHeight: chain.height,
-    evidence: {
-      type: 'dev-soft',
-      vendorId: DEV_SOFT_VENDOR,
-      publicKey: chip.publicKey,
-      modelId: DEV_MODELS[0]!.modelId,
-      signature: ed25519Sign(chip.seed, message),
-    },
-  }));
-  chain.block([tx(owner, 0n, registrations)]);
+  chain.block(
+    chips.map((chip, i) =>
+      tx(owners[i]!, 0n, [
+        {
+          type: 'registerChip',
+          anchorHeight: chain.height,
+          evidence: {
+            type: 'dev-soft',
+            vendorId: DEV_SOFT_VENDOR,
+            publicKey: chip.publicKey,
+            modelId: DEV_MODELS[0]!.modelId,
+            signature: ed25519Sign(
+              chip.seed,
+              registrationMessage(genesis.chainId, owners[i]!.address, chain.hashOf(chain.height)),
+            ),
+          },
+        },
+      ]),
+    ),
+  );
   const p = getPociParams(chain.state);
   for (let i = 0; i < 200; i++) {
     chain.block();
     const next = chain.height + 1n;
     const epoch = epochOf(next, p);
     const head = { height: chain.height, beacon: chain.beaconOf(chain.height) };
-    const answers: { answer: HeartbeatAnswer; deadline: bigint }[] = [];
-    for (const chip of chips) {
+    const answers: { answer: HeartbeatAnswer; deadline: bigint; from: Key; nonce: bigint }[] = [];
+    for (const [i, chip] of chips.entries()) {
       const chipId = devSoftChipId(chip.publicKey);
       if (epoch < getChip(chain.state, chipId)!.firstEpoch) break;
       const heights = challengesAsOf(chain.state, epoch, chipClass(chipId, p), head, p);
@@ -216,6 +236,8 @@ function chainWithOpenSlots(
           evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, challenge) },
         },
         deadline: heights[slot]! + p.answerWindowBlocks,
+        from: owners[i]!,
+        nonce: 1n,
       });
     }
     if (answers.length < n) continue;
@@ -294,10 +316,10 @@ describe('mempool attacks', () => {
     const pool = new Mempool();
     const first = tx(owner, 1n, [heartbeat(answer)], 0n);
     pool.add(first, chain.state, params, chain.next());
-    // The same answer, copied into a transaction of a key with nothing: one pending answer per slot.
+    // The same answer, copied into a transaction of a key with nothing: only the owner may answer.
     refused(
       () => pool.add(tx(broke, 0n, [heartbeat(answer)], 0n), chain.state, params, chain.next()),
-      'ALREADY_PENDING',
+      'NOT_CHIP_OWNER',
     );
     // A fee-free transaction may not queue behind the sender's next nonce.
     refused(
@@ -315,9 +337,67 @@ describe('mempool attacks', () => {
     assert.equal(pool.size, 0);
     // Once on chain, the answer is a replay: core's own rule says so at admission.
     refused(
-      () => pool.add(tx(broke, 0n, [heartbeat(answer)], 0n), chain.state, params, chain.next()),
+      () => pool.add(tx(owner, 2n, [heartbeat(answer)], 0n), chain.state, params, chain.next()),
       'ANSWER_REPLAYED',
     );
+  });
+
+  test("another key's copy of a chip's answers is refused at admission (NOT_CHIP_OWNER) before its signature or the answer is checked", async () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const pool = new Mempool();
+    const next = chain.next();
+    let signatureChecks = 0;
+    let evidenceChecks = 0;
+    const verifier: SignatureVerifier = {
+      threads: 1,
+      verify: async (checks) => {
+        signatureChecks += checks.length;
+        return checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature));
+      },
+      checkEvidence: async (checks) => {
+        evidenceChecks += checks.length;
+        return checks.map(() => null);
+      },
+      close: async () => {},
+    };
+    const queue = new AdmissionQueue(
+      verifier,
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, chain.state, params, next, countPending),
+        evidenceChecks: (env) => pool.registrationChecks(env, chain.state, next),
+        admit: (env, verdicts) => pool.add(env, chain.state, params, next, true, verdicts),
+      },
+      {},
+      clockSlices(systemClock),
+    );
+    const forgedAnswer: HeartbeatAnswer = {
+      ...answer,
+      evidence: { type: 'dev-soft', signature: new Uint8Array(64).fill(1) },
+    };
+    // Copies from a key with nothing (which would be left an account for good) and from a funded
+    // one, the answer as seen in gossip or forged: none is the chip's owner.
+    const copies = [
+      tx(broke, 0n, [heartbeat(answer)], 0n),
+      tx(rich, 0n, [heartbeat(answer)], 0n),
+      tx(broke, 0n, [heartbeat(forgedAnswer)], 0n),
+    ];
+    const results = await queue.submit(copies);
+    for (const r of results) {
+      assert.ok(r instanceof ValidationError, 'refused');
+      assert.equal(r.code, 'NOT_CHIP_OWNER');
+      assert.equal(r.answer?.epoch, Number(answer.epoch));
+    }
+    assert.equal(signatureChecks, 0, 'no signature checked for the copies');
+    assert.equal(evidenceChecks, 0);
+    assert.equal(pool.size, 0, 'none holds the slot');
+    // The owner's own heartbeat of the same answer is admitted: one signature check.
+    const own = await queue.submit([tx(owner, 1n, [heartbeat(answer)], 0n)]);
+    assert.ok(!(own[0] instanceof ValidationError), `admitted (${(own[0] as ValidationError).code})`);
+    assert.equal(signatureChecks, 1);
+    assert.equal(pool.size, 1);
+    // Admitted directly (Mempool.add, signature not checked yet), a copy is refused the same way.
+    refused(() => pool.add(copies[1]!, chain.state, params, next), 'NOT_CHIP_OWNER');
+    queue.stop();
   });
 
   test('genuine evidence from a key with nothing is admitted once', () => {
@@ -514,10 +594,10 @@ describe('mempool attacks', () => {
   test('a copy of an answer that another node included leaves the pool with the block: it cannot hold the slot', () => {
     const { chain, answer } = chainWithOpenSlot();
     const pool = new Mempool();
-    // A key with nothing copies a chip's answer from gossip and gets here first.
-    const copy = tx(broke, 0n, [heartbeat(answer)], 0n, 80n);
+    // The owner's answer in one transaction here (another key's copy is refused NOT_CHIP_OWNER)…
+    const copy = tx(owner, 1n, [heartbeat(answer)], 0n, 80n);
     pool.add(copy, chain.state, params, chain.next());
-    // The owner's own transaction is included by another proposer; the copy can never execute now.
+    // …and in another (sent to another node) that another proposer includes: this one never executes.
     const own = tx(owner, 1n, [heartbeat(answer)], 0n);
     chain.block([own]);
     pool.prune([own], [], chain.state, chain.height + 1n);
@@ -545,7 +625,10 @@ describe('mempool attacks', () => {
  * A pool of 300 minimum-fee transfers from five spammers, and one fee-free answer from its own key
  * per open slot of `answers`.
  */
-function spamAndAnswers(chain: Chain, answers: { answer: HeartbeatAnswer }[]): Mempool {
+function spamAndAnswers(
+  chain: Chain,
+  answers: { answer: HeartbeatAnswer; from: Key; nonce: bigint }[],
+): Mempool {
   const pool = new Mempool();
   const spammers = [0, 2, 3, 4, 5].map((i) => devKey(i));
   for (let k = 0; k < 300; k++) {
@@ -557,9 +640,9 @@ function spamAndAnswers(chain: Chain, answers: { answer: HeartbeatAnswer }[]): M
       chain.next(),
     );
   }
-  for (const [i, a] of answers.entries())
+  for (const a of answers)
     pool.add(
-      tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+      tx(a.from, a.nonce, [heartbeat(a.answer)], 0n, chain.height + 50n),
       chain.state,
       params,
       chain.next(),
@@ -604,9 +687,9 @@ describe('the fee-free reserve', () => {
     const byLatest = [...answers].sort((a, b) =>
       a.deadline > b.deadline ? -1 : a.deadline < b.deadline ? 1 : 0,
     );
-    for (const [i, a] of byLatest.entries())
+    for (const a of byLatest)
       pool.add(
-        tx(key(`answerer ${i}`), 0n, [heartbeat(a.answer)], 0n, chain.height + 50n),
+        tx(a.from, a.nonce, [heartbeat(a.answer)], 0n, chain.height + 50n),
         chain.state,
         params,
         chain.next(),
@@ -716,7 +799,7 @@ describe('the fee-free reserve', () => {
           }
           for (let i = 0; i < free; i++)
             pool.add(
-              tx(key(`answerer ${i}`), 0n, [heartbeat(answers[i]!.answer)], 0n, 1000n),
+              tx(answers[i]!.from, answers[i]!.nonce, [heartbeat(answers[i]!.answer)], 0n, 1000n),
               chain.state,
               params,
               chain.next(),

@@ -15,6 +15,7 @@ import type {
   DeregisterChipAction,
   GovernanceAction,
   HeartbeatAction,
+  HeartbeatAnswer,
   RegisterChipAction,
   Transaction,
   TransferChipAction,
@@ -701,7 +702,51 @@ function advanceTpmClock(
   return null;
 }
 
-export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: HeartbeatAction): PociEvent[] {
+/**
+ * The answer of `answers` whose chip is not registered or not `sender`'s, as the refusal
+ * applyHeartbeat gives it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null. A chip lookup per answer and no
+ * attestation check: a node runs it before a heartbeat's signature is even checked (Mempool
+ * cheapRefusal), so that a copy of someone else's answers sent from another key costs it nothing.
+ */
+export function heartbeatOwnerRefusal(
+  state: StateReader,
+  sender: Uint8Array,
+  answers: readonly HeartbeatAnswer[],
+): ValidationError | null {
+  for (const answer of answers) {
+    const chip = getChip(state, answer.chipId);
+    if (chip && equalBytes(chip.owner, sender)) continue;
+    // Built only for the refusal, as in applyHeartbeat (an honest heartbeat's hex was a cost).
+    const where = `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
+    const ref: AnswerRef = {
+      chipId: toHex(answer.chipId),
+      epoch: Number(answer.epoch),
+      slot: Number(answer.slot),
+    };
+    return chip
+      ? notChipOwner(where, ref)
+      : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
+  }
+  return null;
+}
+
+function notChipOwner(where: string, ref: AnswerRef): ValidationError {
+  return new ValidationError('NOT_CHIP_OWNER', `${where}: a heartbeat must be sent by the chip's owner`, ref);
+}
+
+/**
+ * Applies `sender`'s answers. CONSENSUS CHANGE: `sender` must own every chip it answers for
+ * (NOT_CHIP_OWNER). Heartbeats pay no fee, so from any other key they were free state growth (each
+ * new key left a `{balance 0, nonce 1}` account for good, answers copied from the mempool) and a
+ * race: a copy of a miner's answers landing first had the miner's own batch refused
+ * ANSWER_REPLAYED, to be rebuilt and resent, paying urgent fees near the window's close.
+ */
+export function applyHeartbeat(
+  state: StateOverlay,
+  ctx: PociContext,
+  sender: Uint8Array,
+  action: HeartbeatAction,
+): PociEvent[] {
   if (action.answers.length === 0)
     throw new ValidationError('EMPTY_HEARTBEAT', 'a heartbeat needs at least one answer');
   const p = getPociParams(state);
@@ -722,6 +767,10 @@ export function applyHeartbeat(state: StateOverlay, ctx: PociContext, action: He
     });
     const chip = getChip(state, answer.chipId);
     if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`, ref());
+    // Before any other check, and long before the answer's attestation: a heartbeat from a key
+    // that does not own the chip costs its refusal a lookup. The owner is read here, in order, so
+    // a transfer earlier in the block (or the transaction) hands the answers to the new owner.
+    if (!equalBytes(chip.owner, sender)) throw notChipOwner(where(), ref());
     const { status, reason } = effectiveStatus(state, chip);
     if (status !== 'active')
       throw new ValidationError(

@@ -236,7 +236,7 @@ function applyAction(
     case 'registerChip':
       return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action), ctx.height);
     case 'heartbeat':
-      return applyHeartbeat(state, ctx, action);
+      return applyHeartbeat(state, ctx, sender, action);
     // A chip that leaves its owner ends its lease at once (market/execute.ts endLeaseOfChip).
     case 'transferChip': {
       const events = indexChipEvents(state, applyTransferChip(state, ctx, sender, action), ctx.height);

@@ -9,7 +9,7 @@
  * make execution faster, never decide differently.
  */
 
-import { toHex } from '../bytes.js';
+import { equalBytes, toHex } from '../bytes.js';
 import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
 import { sha256 } from '../crypto/index.js';
 import { getChip } from '../poci/chips.js';
@@ -38,7 +38,8 @@ export interface PreverifyHead {
 /**
  * The dev-soft (Ed25519) chip answers in `env`'s heartbeats whose challenge the head state already
  * places (the slot's block and hash); answers it cannot place (unknown chip, other profiles, a
- * slot not drawn yet) are left to execution.
+ * slot not drawn yet) or of a chip the head state gives another owner than the sender are left to
+ * execution.
  */
 export function heartbeatSignatureChecks(
   state: StateReader,
@@ -76,6 +77,9 @@ export function forEachHeartbeatSignatureCheck(
       if (answer.evidence.type !== 'dev-soft') continue;
       const chip = getChip(state, answer.chipId);
       if (chip?.profile !== 'dev-soft') continue;
+      // Another key's heartbeat fails on its owner check before any answer is verified (a copy of
+      // someone's answers in a proposer's block): its answers are not worth a worker's check.
+      if (!equalBytes(chip.owner, env.sender)) continue;
       const cls = chipClass(chip.chipId, p);
       const at = `${answer.epoch}/${cls}`;
       let heights = heightsOf.get(at);

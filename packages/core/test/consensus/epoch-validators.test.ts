@@ -130,7 +130,7 @@ function runAnswering(
         });
       }
     }
-    chain.block(due.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers: due }], 0n)] : []);
+    chain.block(chain.heartbeats(due));
   }
 }
 

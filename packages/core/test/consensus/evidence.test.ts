@@ -118,7 +118,7 @@ function runAnswering(chain: TestChain, chips: Key[], until: bigint): void {
         });
       }
     }
-    chain.block(due.length > 0 ? [chain.tx(miner, [{ type: 'heartbeat', answers: due }], 0n)] : []);
+    chain.block(chain.heartbeats(due));
   }
 }
 

@@ -321,6 +321,12 @@ export class MinerAgent {
             chip.lastError = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
             continue;
           }
+          // Only the owner may answer for a chip (core's NOT_CHIP_OWNER): a chip transferred away
+          // (or registered by another account) would sink every other chip's answers in the batch.
+          if (chip.view.owner !== this.owner.address) {
+            chip.lastError = `chip is owned by ${chip.view.owner}, not by this agent's key ${this.owner.address}`;
+            continue;
+          }
         } catch (err) {
           if (err instanceof RpcClientError && err.reason === 'NOT_FOUND') {
             chip.registered = false;
@@ -398,7 +404,11 @@ export class MinerAgent {
 
   /** Finds or creates this owner's open offer for the registered chips at `endpoint`. */
   private async keepOffer(terms: NonNullable<MinerAgentOptions['offer']>, endpoint: string): Promise<void> {
-    const chipIds = this.chips.filter((c) => c.registered).map((c) => c.chipIdHex);
+    // Only chips this owner holds: an offer naming a chip of another account (sold, or registered
+    // by another key) is refused (core's createOffer), so it was sent again and refused every pass.
+    const chipIds = this.chips
+      .filter((c) => c.registered && c.view?.owner === this.owner.address)
+      .map((c) => c.chipIdHex);
     if (chipIds.length === 0) return;
     const open = (await this.client.getOffers({ provider: this.owner.address })).filter(
       (o) => o.status === 'open',
@@ -600,6 +610,7 @@ export class MinerAgent {
       },
       minimumFee: (answers) => this.minimumFee([{ type: 'heartbeat', answers }]),
       balance: async () => BigInt((await this.client.getAccount(this.owner.address)).balance),
+      owner: this.owner.address,
     };
     let settled: Settled[];
     try {

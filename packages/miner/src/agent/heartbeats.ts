@@ -3,9 +3,10 @@
  * heartbeat transaction).
  *
  * A heartbeat is all or nothing (core's applyHeartbeat): one answer that fails sinks the others.
- * Anyone relaying the agent's transaction can copy one answer into a transaction of its own; when
- * that lands first the agent's fails ANSWER_REPLAYED, and so does it when one chip of the batch was
- * revoked or its window closed meanwhile. Waiting for the next tick to send the rest again lost
+ * Anyone relaying the agent's transaction could copy one answer into a transaction of its own (only
+ * the chip's owner may send it now, core's NOT_CHIP_OWNER); when that landed first the agent's
+ * failed ANSWER_REPLAYED, and it fails when one chip of the batch was revoked, transferred away
+ * or its window closed meanwhile. Waiting for the next tick to send the rest again lost
  * blocks the other answers may not have. So on a refusal the batch is rebuilt at once from the
  * chain's view: the answers it credits already (a copy counts for the chip all the same), those
  * that can no longer land (window closed, chip no longer active) and the one the refusal names are
@@ -62,6 +63,11 @@ export interface HeartbeatPort {
   minimumFee(answers: HeartbeatAnswer[]): Promise<bigint>;
   /** The owner's spendable balance. */
   balance(): Promise<bigint>;
+  /**
+   * The sender's address, as the chip views write an owner: a chip the chain's view gives another
+   * owner (transferred away meanwhile) can no longer land from it (core's NOT_CHIP_OWNER).
+   */
+  owner?: string;
 }
 
 export interface FeePolicy {
@@ -138,6 +144,8 @@ export function stillOpen(
   batch: readonly AnswerItem[],
   views: ReadonlyMap<string, ChipJson | null>,
   refusal: { reason: string; answer?: AnswerRefJson },
+  /** The sender's address (HeartbeatPort.owner); none: the owner is not looked at. */
+  owner?: string,
 ): { keep: AnswerItem[]; done: Settled[] } {
   const keep: AnswerItem[] = [];
   const done: Settled[] = [];
@@ -147,6 +155,10 @@ export function stillOpen(
     let why: string | null = null;
     if (!view) why = 'chip not registered';
     else if (view.status !== 'active') why = `chip is ${view.status}: ${view.statusReason}`;
+    // Every chip transferred away, not only the one the refusal names: a refusal names one answer,
+    // so several chips sold at once would take a send each and outlast MAX_SENDS_PER_PASS, the
+    // answers of the chips still owned failing with them.
+    else if (owner !== undefined && view.owner !== owner) why = `chip is owned by ${view.owner}`;
     else if (!slot) why = 'slot no longer current';
     // Credited: by this agent's transaction after all, or by a copy of the answer in another's.
     else if (slot.status === 'answered') {
@@ -222,7 +234,7 @@ export async function deliverAnswers(
       break;
     }
     const views = await port.chips([...new Set(batch.map((i) => i.chipIdHex))]);
-    const { keep, done } = stillOpen(batch, views, result);
+    const { keep, done } = stillOpen(batch, views, result, port.owner);
     settled.push(...done);
     const bumpNow =
       fee === 0n &&

@@ -823,7 +823,7 @@ describe('block pre-verification', () => {
     const challenge = heartbeatSignatureChecks(
       chain.state,
       genesis.chainId,
-      heartbeatTx(key('probe'), [answer]),
+      heartbeatTx(owner, [answer], 1n),
       chain.head(),
     )[0]!.message;
     // One pre-verifier for every run: passes carry from block to block as in a node.
@@ -847,8 +847,7 @@ describe('block pre-verification', () => {
         fc.boolean(),
         async (specs, shareWithCaller, carry) => {
           const txs: TxEnvelope[] = [];
-          specs.forEach((s, i) => {
-            const sender = key(`hostile sender ${i}`);
+          specs.forEach((s) => {
             let evidence: HeartbeatEvidence = { type: 'dev-soft', signature: good };
             if (s.kind === 'forged') {
               const bad = Uint8Array.from(good);
@@ -869,7 +868,9 @@ describe('block pre-verification', () => {
               txs.push(bait);
               evidence = { type: 'dev-soft', signature: bait.stx.signature };
             }
-            txs.push(heartbeatTx(sender, [{ ...answer, evidence }]));
+            // From the chip's owner (only it may answer), all at its next nonce: the first that
+            // executes takes it, so only the first good answer can get in.
+            txs.push(heartbeatTx(owner, [{ ...answer, evidence }], 1n));
           });
           const pre = carry ? carried : new BlockPreverifier(pool, { shareWithCaller });
           const envs = pre.decode({ txs: txs.map((t) => t.bytes) })!;
@@ -905,14 +906,14 @@ class CountingVerifier implements SignatureVerifier {
   async close(): Promise<void> {}
 }
 
-/** A fee-free heartbeat transaction from a fresh sender (nonce 0). */
-function heartbeatTx(from: Key, answers: HeartbeatAnswer[]): TxEnvelope {
+/** A fee-free heartbeat transaction from `from` at `nonce` (a fresh sender's: 0). */
+function heartbeatTx(from: Key, answers: HeartbeatAnswer[], nonce = 0n): TxEnvelope {
   return envelopeFromSigned(
     signTransaction(
       {
         chainId: genesis.chainId,
         signer: from.publicKey,
-        nonce: 0n,
+        nonce,
         expiresAt: 500n,
         actions: [{ type: 'heartbeat', answers }],
         fee: 0n,
