@@ -3,7 +3,8 @@
  * into one message per burst; in, it admits a peer's batch through the node's admission queue
  * (`admitTxs`: bounded, signatures checked by the verifier, admitted in slices that yield to
  * consensus) or, without one, each transaction directly (`admitTx`), and scores the peer by what
- * the batch held.
+ * the batch held. The costly chip checks a relaying peer may cost this node are reserved against
+ * its budget first (costly-relay-budget.ts): what is over it waits, and is admitted later.
  *
  * Gossip reaches only the peers connected (and subscribed) when it is published: a transaction
  * admitted while this node had no peers, or while a peer was cut off or restarting, reached
@@ -16,12 +17,13 @@
  * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
  * again to a few connected peers (`reannounce`), bounded in count and bytes per interval.
  */
-import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
-import type { AdmissionResult } from '../admission.js';
+import { costlyActionCount, encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
+import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy, SyncingRefusal } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import { provablyBadEvidence } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
+import { CostlyRelayBudget, type CostlyRelayBudgetOptions, type Deferred } from './costly-relay-budget.js';
 import { decodeTxBatch } from './gossip-checks.js';
 import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
 
@@ -85,7 +87,12 @@ export interface MempoolReactorOptions {
    * this often. Without it (or 0), nothing is re-announced.
    */
   reannounceAfterMs?: number;
+  /** Bounds on the costly chip checks a relaying peer may cost this node (costly-relay-budget.ts). */
+  costlyBudget?: Partial<CostlyRelayBudgetOptions>;
 }
+
+/** How often transactions waiting for their relay's costly-check budget are looked at again. */
+export const DEFERRED_PUMP_MS = 500;
 
 /** Most transactions one re-announcement sends (one batch message, the same one to each peer). */
 export const MAX_REANNOUNCE_TXS = 256;
@@ -175,7 +182,12 @@ export class MempoolReactor {
   /** Where the next re-announcement starts in the peer list (peers take turns). */
   private reannounceTurn = 0;
 
+  /** Costly chip checks per relaying peer, and the transactions waiting for that budget. */
+  readonly costly: CostlyRelayBudget;
+  private deferredTimer: Cancel | null = null;
+
   constructor(private readonly opts: MempoolReactorOptions) {
+    this.costly = new CostlyRelayBudget(opts.costlyBudget, opts.clock.now());
     this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
     this.shareDelayMs = opts.shareDelayMs ?? 1_000;
   }
@@ -229,11 +241,14 @@ export class MempoolReactor {
    * one relays: what this node admits from it, new here, it publishes as gossip itself, or a
    * transaction shared with a node of a partial mesh would reach no one past it.
    */
-  onTxGossip(data: Uint8Array, direct = false): Verdict | Promise<Verdict> {
+  onTxGossip(data: Uint8Array, direct = false, from?: string): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
     for (const env of envelopes) this.heard.add(env.bytes);
-    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
+    if (this.opts.admitTxs) {
+      if (from === undefined) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
+      return this.admitBudgeted(envelopes, this.opts.admitTxs, direct, from);
+    }
     let admitted = 0;
     for (const env of envelopes) {
       try {
@@ -276,6 +291,116 @@ export class MempoolReactor {
       } else if (relayAtFault(r)) return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  /**
+   * A batch `from` relayed, through the admission queue, its costly chip checks reserved against
+   * the peer's budget first (costly-relay-budget.ts): a transaction over it waits (not dropped: its
+   * message id is in gossipsub's seen-cache already) and is admitted once budget refills, or now
+   * if it waited for another peer's budget and this one has some.
+   */
+  private async admitBudgeted(
+    envelopes: readonly TxEnvelope[],
+    admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
+    direct: boolean,
+    from: string,
+  ): Promise<Verdict> {
+    const now = this.opts.clock.now();
+    const proven = this.opts.provenPeer?.(from) ?? false;
+    const submit: TxEnvelope[] = [];
+    const costs: number[] = [];
+    for (const env of envelopes) {
+      const cost = costlyActionCount(env.stx.tx);
+      if (cost > 0 && !this.costly.tryTake(from, cost, now)) {
+        this.costly.defer({ env, peer: from, cost, proven });
+        continue;
+      }
+      if (cost > 0) this.costly.undefer(env);
+      submit.push(env);
+      costs.push(cost);
+    }
+    if (this.costly.deferred > 0) this.scheduleDeferred();
+    if (submit.length === 0) return 'ignore';
+    let results: AdmissionResult[];
+    try {
+      results = await admitTxs(submit);
+    } catch (err) {
+      // Nothing was checked: every reservation goes back.
+      costs.forEach((cost) => {
+        this.costly.refund(from, cost, this.opts.clock.now());
+      });
+      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
+      throw err;
+    }
+    return this.settle(submit, costs, results, from, direct);
+  }
+
+  /**
+   * The results of a budgeted batch: reservations given back for what was admitted or refused for
+   * good (a duplicate, a nonce used: no state reason), and the batch's verdict.
+   */
+  private settle(
+    envs: readonly TxEnvelope[],
+    costs: readonly number[],
+    results: readonly AdmissionResult[],
+    from: string,
+    gossip: boolean,
+  ): Verdict {
+    const now = this.opts.clock.now();
+    let admitted = 0;
+    let fault = false;
+    for (const [i, r] of results.entries()) {
+      const cost = costs[i] ?? 0;
+      if (!(r instanceof ValidationError)) {
+        admitted++;
+        this.costly.refund(from, cost, now);
+        this.noteAdmitted(envs[i]!, now, gossip);
+      } else if (relayAtFault(r)) fault = true;
+      // Refused before any check (its signature never checked) or for good (not a state reason):
+      // no state failure of the relay's. A node behind judges on stale state: its refusal counts.
+      else if (r instanceof SignatureCheckBusy || isFinalRefusal(r instanceof SyncingRefusal ? r.refusal : r))
+        this.costly.refund(from, cost, now);
+    }
+    if (fault) return 'reject';
+    return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  private scheduleDeferred(): void {
+    if (this.deferredTimer || this.stopped) return;
+    this.deferredTimer = this.opts.clock.schedule(DEFERRED_PUMP_MS, () => {
+      this.deferredTimer = null;
+      void this.pumpDeferred();
+    });
+  }
+
+  /**
+   * The waiting transactions whose relay's budget refilled, admitted per relay; what this node
+   * admits from them it gossips itself (their messages were answered 'ignore', not forwarded).
+   */
+  async pumpDeferred(): Promise<void> {
+    const admitTxs = this.opts.admitTxs;
+    if (this.stopped || !admitTxs) return;
+    const byPeer = new Map<string, Deferred[]>();
+    for (const d of this.costly.takeReady(this.opts.clock.now())) {
+      const list = byPeer.get(d.peer) ?? [];
+      list.push(d);
+      byPeer.set(d.peer, list);
+    }
+    if (this.costly.deferred > 0) this.scheduleDeferred();
+    await Promise.all(
+      [...byPeer].map(async ([peer, list]) => {
+        const envs = list.map((d) => d.env);
+        const costs = list.map((d) => d.cost);
+        try {
+          this.settle(envs, costs, await admitTxs(envs), peer, true);
+        } catch (err) {
+          costs.forEach((cost) => {
+            this.costly.refund(peer, cost, this.opts.clock.now());
+          });
+          if ((err as { code?: unknown }).code !== 'BUSY') throw err;
+        }
+      }),
+    );
   }
 
   /**
@@ -484,6 +609,8 @@ export class MempoolReactor {
     this.stopped = true;
     this.reannounceTimer?.();
     this.reannounceTimer = null;
+    this.deferredTimer?.();
+    this.deferredTimer = null;
     this.txFlush?.();
     this.txFlush = null;
     for (const cancel of this.shareTimers) cancel();

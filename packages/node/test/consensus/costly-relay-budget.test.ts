@@ -1,0 +1,223 @@
+/**
+ * A peer relaying chip registrations (or transfers) whose evidence fails for a state reason is not
+ * blamed (its state may differ), but each costs this node a check of milliseconds. The relaying
+ * peer's costly checks are reserved when its batch arrives, before any is made, given back for
+ * what is admitted, and a transaction over the budget waits (never dropped: gossipsub saw its
+ * message id already) and is admitted once the budget refills or a peer with budget relays it.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  type Action,
+  DEV_SOFT_VENDOR,
+  encode,
+  envelopeFromSigned,
+  keyId,
+  signTransaction,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
+import type { AdmissionResult } from '../../src/admission.js';
+import type { Cancel, Clock } from '../../src/clock.js';
+import { CostlyRelayBudget, DEFAULT_COSTLY_RELAY_BUDGET } from '../../src/consensus/costly-relay-budget.js';
+import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../../src/consensus/wire.js';
+import { DEV_MODELS, devGenesis, devKey } from '../../src/dev.js';
+import { namedKey } from '../fixtures.js';
+
+const genesis = devGenesis();
+const owner = devKey(1);
+
+/** A registration, signed by `owner` at `nonce`; its evidence is never checked here (`admitTxs` is a fake). */
+function registration(label: string, nonce = 0n): TxEnvelope {
+  const chip = namedKey(label);
+  const action: Action = {
+    type: 'registerChip',
+    anchorHeight: 1n,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      publicKey: chip.publicKey,
+      modelId: DEV_MODELS[0]!.modelId,
+      signature: new Uint8Array(64),
+    },
+  };
+  const tx = {
+    chainId: genesis.chainId,
+    signer: owner.publicKey,
+    nonce,
+    expiresAt: 50n,
+    actions: [action],
+    fee: 10n ** 6n,
+  };
+  return envelopeFromSigned(signTransaction(tx, owner.seed));
+}
+
+/** A clock whose time moves only when told, running what falls due. */
+function steppedClock() {
+  let t = 0;
+  const timers: { at: number; fn: () => void; live: boolean }[] = [];
+  const clock: Clock = {
+    now: () => t,
+    schedule(delayMs, fn): Cancel {
+      const timer = { at: t + delayMs, fn, live: true };
+      timers.push(timer);
+      return () => {
+        timer.live = false;
+      };
+    },
+  };
+  const advance = async (ms: number) => {
+    t += ms;
+    for (;;) {
+      const due = timers.find((x) => x.live && x.at <= t);
+      if (!due) break;
+      due.live = false;
+      due.fn();
+      // Let what the timer started (an admission) finish.
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  return { clock, advance };
+}
+
+/**
+ * A reactor whose admission is a fake: transactions in `valid` are admitted, every other one is
+ * refused for a state reason (an evidence failure that does not blame the relay).
+ */
+function reactorWith(valid: Set<string>, proven: Set<string> = new Set()) {
+  const { clock, advance } = steppedClock();
+  const submitted: TxEnvelope[] = [];
+  const published: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    admitTxs: async (envs) => {
+      submitted.push(...envs);
+      return envs.map(
+        (e): AdmissionResult =>
+          valid.has(keyId(e.hash))
+            ? { replaced: false }
+            : new ValidationError('ATTEST_CERT_EXPIRED', 'expired here'),
+      );
+    },
+    publishBatch: (data) => published.push(data),
+    connected: () => true,
+    provenPeer: (peer) => proven.has(peer),
+    costlyBudget: BUDGET,
+  });
+  const gossip = (peer: string, envs: TxEnvelope[]) =>
+    reactor.onTxGossip(
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      ),
+      false,
+      peer,
+    );
+  return { reactor, submitted, published, gossip, advance };
+}
+
+/** Small bounds, so that a test signs few transactions; the rest of the defaults. */
+const BUDGET = { perPeer: 4, total: 16, maxDeferredPerPeer: 4, maxDeferred: 24 };
+const { perPeer, total } = BUDGET;
+const { perPeerRefillMs, totalRefillMs } = DEFAULT_COSTLY_RELAY_BUDGET;
+
+/** Whether `env` went to admission (decoded from the wire again: compared by hash). */
+const submittedHas = (submitted: readonly TxEnvelope[], env: TxEnvelope) =>
+  submitted.some((e) => keyId(e.hash) === keyId(env.hash));
+
+describe('the costly-check budget of a relaying peer', () => {
+  test('attack: one big batch of evidence that fails for a state reason is checked only up to the peer budget', async () => {
+    const { reactor, submitted, gossip } = reactorWith(new Set());
+    const junk = Array.from({ length: perPeer + 10 }, (_, i) => registration(`state junk ${i}`));
+    assert.equal(await gossip('mallory', junk), 'ignore');
+    // Reserved before any check: only the budget's worth went to admission, the rest waits.
+    assert.equal(submitted.length, perPeer);
+    assert.equal(reactor.costly.deferred, BUDGET.maxDeferredPerPeer);
+    // A second batch gets nothing checked either.
+    await gossip('mallory', [registration('more junk')]);
+    assert.equal(submitted.length, perPeer);
+  });
+
+  test('an honest relay whose transactions are admitted keeps its budget', async () => {
+    const envs = Array.from({ length: 40 }, (_, i) => registration(`honest ${i}`, BigInt(i)));
+    const { submitted, gossip } = reactorWith(new Set(envs.map((e) => keyId(e.hash))));
+    for (const env of envs) assert.equal(await gossip('alice', [env]), 'accept');
+    assert.equal(submitted.length, 40);
+  });
+
+  test('a valid transaction over its relay budget is deferred, not dropped, and admitted once the budget refills', async () => {
+    const good = registration('good after junk');
+    const { reactor, submitted, published, gossip, advance } = reactorWith(new Set([keyId(good.hash)]));
+    await gossip(
+      'bob',
+      Array.from({ length: perPeer }, (_, i) => registration(`bob junk ${i}`)),
+    );
+    assert.equal(await gossip('bob', [good]), 'ignore');
+    assert.ok(reactor.costly.isDeferred(good));
+    assert.ok(!submittedHas(submitted, good));
+    // One check comes back every perPeerRefillMs: then it is admitted, and gossiped by this node.
+    await advance(perPeerRefillMs);
+    assert.ok(submittedHas(submitted, good));
+    assert.ok(!reactor.costly.isDeferred(good));
+    reactor.flushTxs();
+    assert.equal(published.length, 1);
+  });
+
+  test('a deferred transaction relayed again by a peer with budget is admitted at once', async () => {
+    const good = registration('good from two peers');
+    const { reactor, submitted, gossip } = reactorWith(new Set([keyId(good.hash)]));
+    await gossip(
+      'carol',
+      Array.from({ length: perPeer }, (_, i) => registration(`carol junk ${i}`)),
+    );
+    await gossip('carol', [good]);
+    assert.ok(reactor.costly.isDeferred(good));
+    assert.equal(await gossip('dave', [good]), 'accept');
+    assert.ok(submittedHas(submitted, good));
+    assert.ok(!reactor.costly.isDeferred(good));
+  });
+
+  test('attack: many peer ids together are bounded by the total, and an honest registration from a proven peer still gets through', async () => {
+    const good = registration('honest under sybils');
+    const { reactor, submitted, gossip, advance } = reactorWith(
+      new Set([keyId(good.hash)]),
+      new Set(['honest']),
+    );
+    for (let p = 0; p < 12; p++)
+      await gossip(
+        `sybil ${p}`,
+        Array.from({ length: perPeer + 4 }, (_, i) => registration(`sybil ${p} junk ${i}`)),
+      );
+    // Twelve fresh ids, each with a full bucket: no more than the total was checked.
+    assert.equal(submitted.length, total);
+    assert.ok(reactor.costly.deferred <= BUDGET.maxDeferred);
+    // The total is spent: the honest peer's registration waits, and is not pushed out by the sybils'.
+    await gossip('honest', [good]);
+    assert.ok(reactor.costly.isDeferred(good));
+    for (let p = 12; p < 40; p++) await gossip(`sybil ${p}`, [registration(`late sybil ${p}`)]);
+    assert.ok(reactor.costly.isDeferred(good));
+    // The first check the total gets back is the proven peer's.
+    await advance(totalRefillMs * 2);
+    await advance(500);
+    assert.ok(submittedHas(submitted, good));
+    reactor.stop();
+  });
+});
+
+describe('CostlyRelayBudget', () => {
+  test('every structure stays bounded whatever the peers do', () => {
+    const budget = new CostlyRelayBudget({ maxPeers: 16, maxDeferred: 10, maxDeferredPerPeer: 3 });
+    for (let p = 0; p < 60; p++) {
+      for (let i = 0; i < 6; i++) {
+        const env = registration(`bound ${p} ${i}`);
+        if (!budget.tryTake(`peer ${p}`, 1, p))
+          budget.defer({ env, peer: `peer ${p}`, cost: 1, proven: false });
+      }
+      assert.ok(budget.deferred <= 10);
+      assert.ok((budget as unknown as { buckets: Map<string, unknown> }).buckets.size <= 16);
+    }
+    assert.ok(budget.droppedDeferred > 0);
+  });
+});
