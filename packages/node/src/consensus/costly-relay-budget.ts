@@ -33,6 +33,12 @@ export interface CostlyRelayBudgetOptions {
   maxDeferredPerPeer: number;
   /** Transactions waiting, all peers together. */
   maxDeferred: number;
+  /**
+   * A transaction waiting this long is checked on the total budget alone: a peer that relays an
+   * honest transaction first (gossipsub then drops the others' copies) and keeps its own budget
+   * spent on junk cannot hold it back for longer.
+   */
+  maxWaitMs: number;
 }
 
 /**
@@ -51,6 +57,7 @@ export const DEFAULT_COSTLY_RELAY_BUDGET: CostlyRelayBudgetOptions = {
   maxPeers: 4_096,
   maxDeferredPerPeer: 64,
   maxDeferred: 512,
+  maxWaitMs: 10_000,
 };
 
 interface Bucket {
@@ -64,6 +71,8 @@ export interface Deferred {
   /** Checks its admission reserves (core's costlyActionCount). */
   cost: number;
   proven: boolean;
+  /** When it started waiting. */
+  at: number;
 }
 
 export class CostlyRelayBudget {
@@ -108,14 +117,15 @@ export class CostlyRelayBudget {
 
   /**
    * Reserves `cost` checks for a transaction `peer` relayed: true when both its bucket and the
-   * total hold them (a transaction costing more than a full bucket needs a full one).
+   * total hold them (a transaction costing more than a full bucket needs a full one). `totalOnly`:
+   * from the total alone (a transaction that waited `maxWaitMs`).
    */
-  tryTake(peer: string, cost: number, now: number): boolean {
+  tryTake(peer: string, cost: number, now: number, totalOnly = false): boolean {
     if (cost <= 0) return true;
     const b = this.bucket(peer, now);
     this.refill(this.all, this.opts.total, this.opts.totalRefillMs, now);
-    if (b.level < Math.min(cost, this.opts.perPeer) || this.all.level < Math.min(cost, this.opts.total))
-      return false;
+    if (this.all.level < Math.min(cost, this.opts.total)) return false;
+    if (!totalOnly && b.level < Math.min(cost, this.opts.perPeer)) return false;
     b.level -= cost;
     this.all.level -= cost;
     return true;
@@ -206,7 +216,7 @@ export class CostlyRelayBudget {
         for (const [key, d] of this.waiting) {
           if (d.proven !== proven || turn.has(d.peer)) continue;
           turn.add(d.peer);
-          if (!this.tryTake(d.peer, d.cost, now)) continue;
+          if (!this.tryTake(d.peer, d.cost, now, now - d.at >= this.opts.maxWaitMs)) continue;
           this.remove(key, d);
           out.push(d);
           took = true;

@@ -17,7 +17,14 @@
  * `reannounceAfterMs` the transactions pending here for that long, not re-announced lately, go
  * again to a few connected peers (`reannounce`), bounded in count and bytes per interval.
  */
-import { costlyActionCount, encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
+import {
+  costlyActionCount,
+  encode,
+  envelopeFromBytes,
+  keyId,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
 import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy, SyncingRefusal } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import { provablyBadEvidence } from '../mempool.js';
@@ -312,7 +319,10 @@ export class MempoolReactor {
     for (const env of envelopes) {
       const cost = costlyActionCount(env.stx.tx);
       if (cost > 0 && !this.costly.tryTake(from, cost, now)) {
-        this.costly.defer({ env, peer: from, cost, proven });
+        // Decoded again from a copy of its bytes: the envelope's fields are views into the gossip
+        // frame, which waiting would hold whole.
+        if (!this.costly.isDeferred(env))
+          this.costly.defer({ env: envelopeFromBytes(env.bytes.slice()), peer: from, cost, proven, at: now });
         continue;
       }
       if (cost > 0) this.costly.undefer(env);

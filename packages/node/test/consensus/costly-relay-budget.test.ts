@@ -207,13 +207,31 @@ describe('the costly-check budget of a relaying peer', () => {
 });
 
 describe('CostlyRelayBudget', () => {
+  test('attack: a relay that keeps its own budget spent cannot hold back a transaction it relayed first for longer than maxWaitMs', () => {
+    const budget = new CostlyRelayBudget({ perPeer: 2, total: 100, maxWaitMs: 10_000 });
+    assert.ok(budget.tryTake('mallory', 2, 0));
+    const honest = registration('front-run honest');
+    assert.ok(budget.defer({ env: honest, peer: 'mallory', cost: 1, proven: false, at: 0 }));
+    // Mallory spends each check its bucket gets back on junk before the queue is looked at.
+    for (let t = 2_000; t < 10_000; t += 2_000) {
+      assert.ok(budget.tryTake('mallory', 1, t));
+      assert.deepEqual(budget.takeReady(t), []);
+    }
+    assert.ok(budget.tryTake('mallory', 1, 10_000));
+    // Waited maxWaitMs: checked on the total budget alone.
+    assert.deepEqual(
+      budget.takeReady(10_000).map((d) => keyId(d.env.hash)),
+      [keyId(honest.hash)],
+    );
+  });
+
   test('every structure stays bounded whatever the peers do', () => {
     const budget = new CostlyRelayBudget({ maxPeers: 16, maxDeferred: 10, maxDeferredPerPeer: 3 });
     for (let p = 0; p < 60; p++) {
       for (let i = 0; i < 6; i++) {
         const env = registration(`bound ${p} ${i}`);
         if (!budget.tryTake(`peer ${p}`, 1, p))
-          budget.defer({ env, peer: `peer ${p}`, cost: 1, proven: false });
+          budget.defer({ env, peer: `peer ${p}`, cost: 1, proven: false, at: p });
       }
       assert.ok(budget.deferred <= 10);
       assert.ok((budget as unknown as { buckets: Map<string, unknown> }).buckets.size <= 16);
