@@ -316,9 +316,11 @@ export class MempoolReactor {
     const proven = this.opts.provenPeer?.(from) ?? false;
     const submit: TxEnvelope[] = [];
     const costs: number[] = [];
+    let deferred = false;
     for (const env of envelopes) {
       const cost = costlyActionCount(env.stx.tx);
       if (cost > 0 && !this.costly.tryTake(from, cost, now)) {
+        deferred = true;
         // Decoded again from a copy of its bytes: the envelope's fields are views into the gossip
         // frame, which waiting would hold whole.
         if (!this.costly.isDeferred(env))
@@ -342,7 +344,7 @@ export class MempoolReactor {
       if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
       throw err;
     }
-    return this.settle(submit, costs, results, from, direct);
+    return this.settle(submit, costs, results, from, direct, deferred);
   }
 
   /**
@@ -355,24 +357,39 @@ export class MempoolReactor {
     results: readonly AdmissionResult[],
     from: string,
     gossip: boolean,
+    deferred = false,
   ): Verdict {
     const now = this.opts.clock.now();
-    let admitted = 0;
+    const admittedAt: number[] = [];
     let fault = false;
+    // Whether a costly check of the batch was spent for a state reason, or is not made yet (a
+    // deferred transaction): gossipsub forwards an accepted message whole, and each node past
+    // this one would charge that check to this node (its relay), not to the peer that sent it.
+    let unchecked = deferred;
     for (const [i, r] of results.entries()) {
       const cost = costs[i] ?? 0;
       if (!(r instanceof ValidationError)) {
-        admitted++;
+        admittedAt.push(i);
         this.costly.refund(from, cost, now);
-        this.noteAdmitted(envs[i]!, now, gossip);
       } else if (relayAtFault(r)) fault = true;
       // Refused before any check (its signature never checked) or for good (not a state reason):
       // no state failure of the relay's. A node behind judges on stale state: its refusal counts.
-      else if (r instanceof SignatureCheckBusy || isFinalRefusal(r instanceof SyncingRefusal ? r.refusal : r))
+      // ALREADY_PENDING is no such one: a registration meets it only after its evidence check
+      // (the chip id is read from the evidence), so any number of copies of one valid
+      // registration, each with another fee or nonce, would each cost a check for free.
+      else if (
+        r instanceof SignatureCheckBusy ||
+        refundable(r instanceof SyncingRefusal ? r.refusal : r)
+      )
         this.costly.refund(from, cost, now);
+      else if (cost > 0) unchecked = true;
     }
+    // A batch whose costly checks were not all spent well is not forwarded: what was admitted
+    // from it this node publishes itself, so a peer mixing junk with one valid transaction
+    // cannot spend the budget other nodes hold for this node.
+    for (const i of admittedAt) this.noteAdmitted(envs[i]!, now, gossip || unchecked);
     if (fault) return 'reject';
-    return admitted > 0 ? 'accept' : 'ignore';
+    return admittedAt.length > 0 && !unchecked ? 'accept' : 'ignore';
   }
 
   private scheduleDeferred(): void {
@@ -638,6 +655,11 @@ export class MempoolReactor {
  * revocation, expiry at block time, a transfer's consent checked against the chip's key as this
  * node's state holds it) is not: the relay may be behind or ahead.
  */
+/** A refusal whose costly checks go back to the relay's budget (settle): final, and met before any check. */
+function refundable(err: ValidationError): boolean {
+  return isFinalRefusal(err) && err.code !== 'ALREADY_PENDING';
+}
+
 function relayAtFault(err: ValidationError): boolean {
   return err.code === 'BAD_SIGNATURE' || provablyBadEvidence(err);
 }

@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import {
   type Action,
   DEV_SOFT_VENDOR,
+  decode,
   encode,
   envelopeFromSigned,
   keyId,
@@ -85,7 +86,7 @@ function steppedClock() {
  * A reactor whose admission is a fake: transactions in `valid` are admitted, every other one is
  * refused for a state reason (an evidence failure that does not blame the relay).
  */
-function reactorWith(valid: Set<string>, proven: Set<string> = new Set()) {
+function reactorWith(valid: Set<string>, proven: Set<string> = new Set(), refusal = 'ATTEST_CERT_EXPIRED') {
   const { clock, advance } = steppedClock();
   const submitted: TxEnvelope[] = [];
   const published: Uint8Array[] = [];
@@ -98,7 +99,7 @@ function reactorWith(valid: Set<string>, proven: Set<string> = new Set()) {
         (e): AdmissionResult =>
           valid.has(keyId(e.hash))
             ? { replaced: false }
-            : new ValidationError('ATTEST_CERT_EXPIRED', 'expired here'),
+            : new ValidationError(refusal, 'refused here'),
       );
     },
     publishBatch: (data) => published.push(data),
@@ -138,6 +139,34 @@ describe('the costly-check budget of a relaying peer', () => {
     // A second batch gets nothing checked either.
     await gossip('mallory', [registration('more junk')]);
     assert.equal(submitted.length, perPeer);
+  });
+
+  test('attack: copies of one valid registration, each refused ALREADY_PENDING after its evidence check, spend the budget', async () => {
+    // The mempool reads the chip id from the evidence, so a second registration of a pending chip
+    // (another fee, nonce or account: a new hash each) is refused only after its check.
+    const { submitted, gossip } = reactorWith(new Set(), new Set(), 'ALREADY_PENDING');
+    for (let i = 0; i < perPeer + 10; i++) await gossip('mallory', [registration('pending chip', BigInt(i))]);
+    assert.equal(submitted.length, perPeer);
+  });
+
+  test('attack: a batch mixing a valid transaction with junk is not forwarded whole; this node publishes what it admitted', async () => {
+    const good = registration('good among junk');
+    const { reactor, submitted, published, gossip } = reactorWith(new Set([keyId(good.hash)]));
+    const junk = Array.from({ length: perPeer + 2 }, (_, i) => registration(`mixed junk ${i}`));
+    // Accepted, the message would go on whole, and each node past this one would spend the checks
+    // of the junk on this node's budget there: not the sender's.
+    assert.equal(await gossip('mallory', [good, ...junk]), 'ignore');
+    assert.ok(submittedHas(submitted, good));
+    reactor.flushTxs();
+    assert.equal(published.length, 1);
+    const out = decode(txBatchCodec, published[0]!);
+    assert.equal(out.length, 1);
+    // A clean batch is forwarded as it is (nothing to publish here).
+    const clean = registration('clean batch');
+    const second = reactorWith(new Set([keyId(clean.hash)]));
+    assert.equal(await second.gossip('alice', [clean]), 'accept');
+    second.reactor.flushTxs();
+    assert.equal(second.published.length, 0);
   });
 
   test('an honest relay whose transactions are admitted keeps its budget', async () => {
