@@ -178,16 +178,29 @@ export class CostlyRelayBudget {
       return false;
     }
     if (this.waiting.size >= this.opts.maxDeferred) {
-      let victim: { key: string; d: Deferred } | null = null;
-      let most = 0;
-      for (const [k, w] of this.waiting) {
-        if (w.proven) continue;
-        const n = this.waitingPerPeer.get(w.peer) ?? 0;
-        // Ties: the newest (later in the map) of the peers holding most.
-        if (n >= most) {
-          most = n;
-          victim = { key: k, d: w };
+      /** The newest waiting transaction of the peer (proven or not, as asked) holding most. */
+      const victimAmong = (proven: boolean) => {
+        let found: { key: string; d: Deferred } | null = null;
+        let most = 0;
+        for (const [k, w] of this.waiting) {
+          if (w.proven !== proven) continue;
+          const n = this.waitingPerPeer.get(w.peer) ?? 0;
+          // Ties: the newest (later in the map) of the peers holding most.
+          if (n >= most) {
+            most = n;
+            found = { key: k, d: w };
+          }
         }
+        return { victim: found, most };
+      };
+      let { victim, most } = victimAmong(false);
+      // A queue full of proven peers' transactions: a proven peer holding fewer pushes out the
+      // newest of the one holding most. Else a few ids that relayed some votes first, each keeping
+      // its own bucket spent and its share of the queue full, would have every over-budget
+      // transaction of every other peer dropped, proven ones' too.
+      if (!victim && d.proven) {
+        ({ victim, most } = victimAmong(true));
+        if (victim && mine + 1 >= most) victim = null;
       }
       if (!victim || (!d.proven && mine + 1 >= most)) {
         this.droppedDeferred++;

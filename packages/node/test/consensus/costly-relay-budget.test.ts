@@ -254,6 +254,25 @@ describe('CostlyRelayBudget', () => {
     );
   });
 
+  test('attack: proven ids filling the whole queue do not lock out another proven peer', () => {
+    const budget = new CostlyRelayBudget({ perPeer: 2, total: 8, maxDeferredPerPeer: 4, maxDeferred: 8 });
+    for (const p of ['s0', 's1', 's2', 's3']) while (budget.tryTake(p, 1, 0));
+    for (const p of ['s0', 's1'])
+      for (let i = 0; i < 4; i++)
+        assert.ok(
+          budget.defer({ env: registration(`${p} proven junk ${i}`), peer: p, cost: 1, proven: true, at: 0 }),
+        );
+    // The total is spent: the honest peer's own budget does not help, its transaction waits.
+    assert.ok(!budget.tryTake('honest', 1, 0));
+    const good = registration('proven honest in a full queue');
+    assert.ok(budget.defer({ env: good, peer: 'honest', cost: 1, proven: true, at: 0 }));
+    assert.ok(budget.isDeferred(good));
+    assert.equal(budget.deferred, 8);
+    // One of those ids cannot push out another's to take its place.
+    assert.ok(!budget.defer({ env: registration('s1 more'), peer: 's1', cost: 1, proven: true, at: 0 }));
+    assert.ok(budget.isDeferred(good));
+  });
+
   test('every structure stays bounded whatever the peers do', () => {
     const budget = new CostlyRelayBudget({ maxPeers: 16, maxDeferred: 10, maxDeferredPerPeer: 3 });
     for (let p = 0; p < 60; p++) {
