@@ -377,10 +377,7 @@ export class MempoolReactor {
       // ALREADY_PENDING is no such one: a registration meets it only after its evidence check
       // (the chip id is read from the evidence), so any number of copies of one valid
       // registration, each with another fee or nonce, would each cost a check for free.
-      else if (
-        r instanceof SignatureCheckBusy ||
-        refundable(r instanceof SyncingRefusal ? r.refusal : r)
-      )
+      else if (r instanceof SignatureCheckBusy || refundable(r instanceof SyncingRefusal ? r.refusal : r))
         this.costly.refund(from, cost, now);
       else if (cost > 0) unchecked = true;
     }

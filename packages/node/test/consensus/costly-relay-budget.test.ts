@@ -97,9 +97,7 @@ function reactorWith(valid: Set<string>, proven: Set<string> = new Set(), refusa
       submitted.push(...envs);
       return envs.map(
         (e): AdmissionResult =>
-          valid.has(keyId(e.hash))
-            ? { replaced: false }
-            : new ValidationError(refusal, 'refused here'),
+          valid.has(keyId(e.hash)) ? { replaced: false } : new ValidationError(refusal, 'refused here'),
       );
     },
     publishBatch: (data) => published.push(data),
