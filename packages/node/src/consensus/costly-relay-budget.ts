@@ -14,7 +14,9 @@
  *
  * Peer ids cost nothing, so every structure is bounded and a budget over all peers (`total`)
  * bounds what many ids get together; a peer this node found relaying accepted consensus messages
- * (`proven`) is served first and its waiting transactions are not pushed out by others'.
+ * (`proven`) is served first and its waiting transactions are pushed out only by another proven
+ * peer holding fewer. A batch whose costly checks were not all well spent is not forwarded whole
+ * (mempool-reactor.ts `settle`): the nodes past this one would charge them to this node.
  */
 import { keyId, type TxEnvelope } from '@unc/core';
 
