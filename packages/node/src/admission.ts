@@ -7,12 +7,12 @@
  *    nothing beyond the refusal;
  * 2. the cheap refusals (duplicate, nonce used, stateless rules) on the main thread, then the
  *    signatures of what is left on the verify pool's worker threads, in batches;
- *    Then the chip evidence of the signed registrations (certificate chains, TPM quotes: ms each)
- *    on the same workers where the verifier has them (`checkEvidence`, and threads): one
- *    registration is never split across slices, so checked here 64 of them held the event loop a
- *    quarter of a second.
- *    A block that lands before they are admitted changes the block time every check reads: those
- *    go back to the workers once per batch (`resendStale`), not to this thread;
+ *    Then the costly chip checks of the signed transactions (registrations' certificate chains
+ *    and quotes, transfers' consents: ms each) on the same workers where the verifier has them
+ *    (`checkEvidence`, and threads): one such check is never split across slices, so checked here 64 of them
+ *    held the event loop a quarter of a second. A block that lands before they are admitted
+ *    changes the block time every check reads: those go back to the workers, again for a further
+ *    block during that, up to MAX_STALE_RESENDS times per batch (`resendStale`), not to this thread;
  * 3. the stateful admission proper (mempool.add, told the signature passed), in slices of at most
  *    `sliceMs`, yielding to the event loop between slices: a proposal or vote that arrives while
  *    thousands of transactions wait is handled after the current slice, not after all of them.
@@ -25,13 +25,16 @@
  * its runs stay deterministic by seed while admission has the same stages and the same answers.
  */
 import {
+  type ConsentVerdict,
+  type ConsentVerdicts,
+  type CostlyCheck,
+  type CostlyVerdict,
+  costlyCheckKey,
   type Ed25519Check,
-  type EvidenceCheck,
   type EvidenceVerdict,
   type EvidenceVerdicts,
   ed25519CheckKey,
   envelopeSignatureCheck,
-  evidenceCheckKey,
   keyId,
   StateRefusal,
   type TxEnvelope,
@@ -76,6 +79,13 @@ export interface AdmissionOptions {
 }
 
 export const DEFAULT_ADMISSION_OPTIONS: AdmissionOptions = { maxQueued: 20_000, sliceMs: 8 };
+
+/**
+ * How many times one admission call's stale evidence checks go back to the workers (admission's
+ * resendStale): a block is seconds apart and a worker answer milliseconds, so a second or third
+ * block during a resend is rare, and a bound keeps blocks that come faster from stalling admission.
+ */
+export const MAX_STALE_RESENDS = 3;
 
 /** How long a refused client is told to wait before retrying. */
 export const BUSY_RETRY_AFTER_MS = 250;
@@ -183,10 +193,11 @@ export interface AdmissionHost {
    */
   cheapRefusal(env: TxEnvelope, countPending: boolean): ValidationError | null;
   /**
-   * Optional: the evidence checks `admit` would make for `env` on the present head, as plain data
-   * to make on the verifier's workers (Mempool.registrationChecks).
+   * Optional: the costly checks `admit` would make for `env` on the present head (registration
+   * evidence, transfer consents), as plain data to make on the verifier's workers
+   * (Mempool.costlyChecks).
    */
-  evidenceChecks?(env: TxEnvelope): EvidenceCheck[];
+  evidenceChecks?(env: TxEnvelope): CostlyCheck[];
   /**
    * Optional: names the head `evidenceChecks` reads (its state and the next block's context); while
    * it is unchanged the workers' verdicts cannot be stale and are not looked for again before
@@ -201,9 +212,10 @@ export interface AdmissionHost {
   takenRefusal?(env: TxEnvelope): ValidationError | null;
   /**
    * The stateful admission, with the signature already found valid; throws a ValidationError.
-   * `verdicts`: evidence already checked (on a worker), used for the very same check only.
+   * `verdicts`, `consents`: evidence and consents already checked (on a worker), used for the very
+   * same check only.
    */
-  admit(env: TxEnvelope, verdicts?: EvidenceVerdicts): { replaced: boolean };
+  admit(env: TxEnvelope, verdicts?: EvidenceVerdicts, consents?: ConsentVerdicts): { replaced: boolean };
 }
 
 interface Job {
@@ -228,11 +240,11 @@ interface Job {
   /** Transactions refused by `dropTaken` (a block took their nonce while they waited). */
   dropped: Set<number>;
   /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
-  verdicts: Map<string, EvidenceVerdict> | null;
+  verdicts: Map<string, CostlyVerdict> | null;
   /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
   checkedOn: string | undefined;
-  /** Whether the checks a new head changed were sent to the workers again (once per job). */
-  resent: boolean;
+  /** How many times the checks a new head changed were sent to the workers again (MAX_STALE_RESENDS). */
+  resends: number;
   /** Those checks are on the workers now: the drain waits for them. */
   resending: boolean;
   next: number;
@@ -316,7 +328,7 @@ export class AdmissionQueue {
         dropped: new Set(),
         verdicts: null,
         checkedOn: undefined,
-        resent: false,
+        resends: 0,
         resending: false,
         next: 0,
         resolve,
@@ -493,19 +505,19 @@ export class AdmissionQueue {
   private async checkEvidence(
     envs: readonly TxEnvelope[],
     verified: readonly boolean[],
-  ): Promise<Map<string, EvidenceVerdict> | null> {
+  ): Promise<Map<string, CostlyVerdict> | null> {
     const { host } = this;
     if (!this.evidenceOnWorkers) return null;
     // Each distinct check once: copies of one registration in a call (a batch may carry the same
     // transaction many times; all pass the cheap screen before the first is admitted) would each
     // take a worker's milliseconds, where checked here the copies after the first cost a lookup.
-    const checks: EvidenceCheck[] = [];
+    const checks: CostlyCheck[] = [];
     const keys: string[] = [];
     const seen = new Set<string>();
     envs.forEach((env, i) => {
       if (!verified[i]) return;
       for (const check of host.evidenceChecks!(env)) {
-        const key = evidenceCheckKey(check);
+        const key = costlyCheckKey(check);
         if (seen.has(key)) continue;
         seen.add(key);
         checks.push(check);
@@ -518,17 +530,17 @@ export class AdmissionQueue {
 
   /** `checks` (keyed `keys`) on the workers; null where the pool closed meanwhile. */
   private async sendEvidence(
-    checks: EvidenceCheck[],
+    checks: CostlyCheck[],
     keys: string[],
-  ): Promise<Map<string, EvidenceVerdict> | null> {
-    let verdicts: (EvidenceVerdict | null)[];
+  ): Promise<Map<string, CostlyVerdict> | null> {
+    let verdicts: (CostlyVerdict | null)[];
     try {
       verdicts = await this.pool.checkEvidence!(checks);
     } catch (err) {
       if (err instanceof VerifyPoolClosed) return null;
       throw err;
     }
-    const out = new Map<string, EvidenceVerdict>();
+    const out = new Map<string, CostlyVerdict>();
     keys.forEach((key, k) => {
       const v = verdicts[k];
       if (v) out.set(key, v);
@@ -539,23 +551,27 @@ export class AdmissionQueue {
   /**
    * Before `job`'s transaction `from` is admitted: whether its evidence checks, as the head now
    * makes them, lack a verdict (a block came after the workers checked them: the block time is an
-   * input of every check, so every verdict of the job misses). Then, once per job, the checks of
-   * its transactions still to decide that lack one go back to the workers and the drain waits for
-   * them (returns true); checked here they would hold the event loop for milliseconds each, which
-   * under load (a block every interval, a queue behind it) would be most of them. A second miss
-   * (another block meanwhile) is checked here, as is a check a dead worker or a full or closed pool
-   * left unanswered: the answer is the same either way, only where it is computed differs.
+   * input of every check, so every verdict of the job misses). Then the checks of its transactions
+   * still to decide that lack one go back to the workers and the drain waits for them (returns
+   * true); checked here they would hold the event loop for milliseconds each, which under load (a
+   * block every interval, a queue behind it) would be most of them. Another block during that
+   * resend makes them stale again: they go back again, up to MAX_STALE_RESENDS times per job (a
+   * job waiting on its resend holds every later one, so blocks faster than the workers answer must
+   * not hold admission for ever). Past that, and a check a dead worker or a full or closed pool
+   * left unanswered, is checked here, in the drain's slices: the answer is the same either way,
+   * only where it is computed differs.
    */
   private resendStale(job: Job, from: number, head: () => string | undefined): boolean {
     const { host } = this;
-    if (job.resent || !this.evidenceOnWorkers) return false;
-    if (job.checkedOn !== undefined && head() === job.checkedOn) return false;
+    if (job.resends >= MAX_STALE_RESENDS || !this.evidenceOnWorkers) return false;
+    const now = head();
+    if (job.checkedOn !== undefined && now === job.checkedOn) return false;
     const known = job.verdicts;
     /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
-    const misses = (env: TxEnvelope): { check: EvidenceCheck; key: string }[] => {
+    const misses = (env: TxEnvelope): { check: CostlyCheck; key: string }[] => {
       try {
         return host.evidenceChecks!(env)
-          .map((check) => ({ check, key: evidenceCheckKey(check) }))
+          .map((check) => ({ check, key: costlyCheckKey(check) }))
           .filter(({ key }) => !known?.has(key));
       } catch {
         // A bug in the host, not a refusal: admitOne meets it again and answers INTERNAL; it must
@@ -565,8 +581,10 @@ export class AdmissionQueue {
     };
     const first = job.verified![from] ? misses(job.envs[from]!) : [];
     if (first.length === 0) return false;
-    job.resent = true;
-    const checks: EvidenceCheck[] = [];
+    job.resends++;
+    // The head these checks are made on: a block landing after this makes them miss again.
+    job.checkedOn = now;
+    const checks: CostlyCheck[] = [];
     const keys: string[] = [];
     const seen = new Set<string>();
     for (let i = from; i < job.envs.length; i++) {
@@ -579,7 +597,7 @@ export class AdmissionQueue {
       }
     }
     job.resending = true;
-    const merge = (fresh: Map<string, EvidenceVerdict> | null) => {
+    const merge = (fresh: Map<string, CostlyVerdict> | null) => {
       if (fresh) {
         job.verdicts ??= new Map();
         for (const [k, v] of fresh) job.verdicts.set(k, v);
@@ -653,14 +671,19 @@ export class AdmissionQueue {
   private admitOne(
     env: TxEnvelope,
     verified: boolean | null,
-    verdicts: Map<string, EvidenceVerdict> | null,
+    verdicts: Map<string, CostlyVerdict> | null,
   ): AdmissionResult {
     if (verified === null) return new SignatureCheckBusy();
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     try {
-      return verdicts
-        ? this.host.admit(env, (check) => verdicts.get(evidenceCheckKey(check)))
-        : this.host.admit(env);
+      if (!verdicts) return this.host.admit(env);
+      // The key carries the kind of check (costlyCheckKey): a verdict under an evidence check's
+      // key was made by runEvidenceCheck, one under a consent check's key by runConsentCheck.
+      return this.host.admit(
+        env,
+        (check) => verdicts.get(costlyCheckKey(check)) as EvidenceVerdict | undefined,
+        (check) => verdicts.get(costlyCheckKey(check)) as ConsentVerdict | undefined,
+      );
     } catch (err) {
       if (err instanceof ValidationError) return err;
       // A bug, not the transaction's fault; it must not escape the drain loop and stop admission.

@@ -28,11 +28,12 @@ import {
   BlockExecutor,
   BoundedCache,
   type ChainParams,
+  type ConsentVerdicts,
+  type CostlyCheck,
   checkCostlyActions,
   checkTransactionStateless,
   chipClass,
   costlyActionCount,
-  type EvidenceCheck,
   type EvidenceVerdicts,
   evidenceOffender,
   formatUnc,
@@ -51,6 +52,7 @@ import {
   StateRefusal,
   type TxEnvelope,
   toHex,
+  transferConsentChecks,
   ValidationError,
   verifyEnvelopeSignature,
 } from '@unc/core';
@@ -196,8 +198,9 @@ export class Mempool {
   /** Costly evidence checks run (tests and diagnostics). */
   evidenceChecks = 0;
   /**
-   * Registrations whose evidence was verified on this (the calling) thread, not found among the
-   * verdicts admission brought from the verify workers: each holds the event loop for milliseconds.
+   * Registrations' evidence and transfers' consents verified on this (the calling) thread, not
+   * found among the verdicts admission brought from the verify workers: each holds the event loop
+   * for milliseconds.
    */
   evidenceCheckedHere = 0;
 
@@ -373,6 +376,8 @@ export class Mempool {
     signatureChecked = false,
     /** Registration evidence already checked (on a verify-pool worker), for the very same checks. */
     verdicts?: EvidenceVerdicts,
+    /** Transfer consents already checked (on a verify-pool worker), for the very same checks. */
+    consents?: ConsentVerdicts,
   ): { replaced: boolean } {
     const id = keyId(env.hash);
     if (this.byHash.has(id)) throw new ValidationError('DUPLICATE', 'transaction is already in the mempool');
@@ -482,7 +487,7 @@ export class Mempool {
     else {
       // One pending registration per chip: only the first of several (from any accounts) could
       // execute, each other one failing after its evidence check, for nothing.
-      for (const chipId of this.checkCostly(env, state, next, verdicts)) {
+      for (const chipId of this.checkCostly(env, state, next, verdicts, consents)) {
         const c = `registration of chip ${toHex(chipId)}`;
         const holder = this.claims.get(c);
         if (holder !== undefined && holder !== existing?.id) {
@@ -567,6 +572,7 @@ export class Mempool {
     state: StateReader,
     next: BlockContext,
     verdicts?: EvidenceVerdicts,
+    consents?: ConsentVerdicts,
   ): Uint8Array[] {
     const cached = this.rememberedEvidenceRefusal(env, next);
     if (cached) throw cached;
@@ -578,10 +584,15 @@ export class Mempool {
       if (!known) this.evidenceCheckedHere++;
       return known;
     };
+    const consentVerdicts: ConsentVerdicts = (check) => {
+      const known = consents?.(check);
+      if (!known) this.evidenceCheckedHere++;
+      return known;
+    };
     try {
       return checkCostlyActions(
         this.nextBlock(state, next).overlay,
-        { ...next, evidenceVerdicts },
+        { ...next, evidenceVerdicts, consentVerdicts },
         env.sender,
         env.stx.tx,
       );
@@ -596,15 +607,20 @@ export class Mempool {
   }
 
   /**
-   * The evidence checks `add` would make for `env`'s registrations on the next block's opening
-   * state, as plain data for the verify workers (admission.ts); none for a transaction whose
-   * refusal is remembered (a copy costs a lookup, not a check) or that registers nothing.
+   * The costly checks `add` would make for `env` on the next block's opening state (its
+   * registrations' evidence, its transfers' consents), as plain data for the verify workers
+   * (admission.ts); none for a transaction whose refusal is remembered (a copy costs a lookup, not
+   * a check) or that has no chip action.
    */
-  registrationChecks(env: TxEnvelope, state: StateReader, next: BlockContext): EvidenceCheck[] {
-    // Most transactions register nothing: no refusal lookup, no next-block executor for them.
+  costlyChecks(env: TxEnvelope, state: StateReader, next: BlockContext): CostlyCheck[] {
+    // Most transactions have no chip action: no refusal lookup, no next-block executor for them.
     if (costlyActionCount(env.stx.tx) === 0) return [];
     if (this.rememberedEvidenceRefusal(env, next)) return [];
-    return registrationEvidenceChecks(this.nextBlock(state, next).overlay, next, env.sender, env.stx.tx);
+    const overlay = this.nextBlock(state, next).overlay;
+    return [
+      ...registrationEvidenceChecks(overlay, next, env.sender, env.stx.tx),
+      ...transferConsentChecks(overlay, next, env.sender, env.stx.tx),
+    ];
   }
 
   /**

@@ -5,7 +5,7 @@
  * core with LevelDB, libp2p, the RPC server and metrics; the simulator (sim/) runs many cores on
  * a virtual clock over a simulated network. Both run this same code.
  */
-import type { BlockContext, EvidenceVerdicts, TimeoutParams, TxEnvelope } from '@unc/core';
+import type { BlockContext, ConsentVerdicts, EvidenceVerdicts, TimeoutParams, TxEnvelope } from '@unc/core';
 import { keyId, toHex, ValidationError, VerifiedSignatures } from '@unc/core';
 import {
   type AdmissionOptions,
@@ -101,12 +101,11 @@ export class NodeCore {
             this.nextContext(),
             countPending,
           ),
-        evidenceChecks: (env) =>
-          this.mempool.registrationChecks(env, this.chain.tipState, this.nextContext()),
+        evidenceChecks: (env) => this.mempool.costlyChecks(env, this.chain.tipState, this.nextContext()),
         // The tip's hash names its state and the next block's context (its time among them).
         evidenceHead: () => toHex(this.chain.tip.hash),
         takenRefusal: (env) => this.mempool.takenRefusal(env, this.chain.tipState),
-        admit: (env, verdicts) => this.addToMempool(env, true, verdicts),
+        admit: (env, verdicts, consents) => this.addToMempool(env, true, verdicts, consents),
       },
       opts.admission,
       opts.slices ?? clockSlices(opts.clock ?? systemClock),
@@ -207,6 +206,7 @@ export class NodeCore {
     env: TxEnvelope,
     signatureChecked: boolean,
     verdicts?: EvidenceVerdicts,
+    consents?: ConsentVerdicts,
   ): { replaced: boolean } {
     const result = this.mempool.add(
       env,
@@ -215,6 +215,7 @@ export class NodeCore {
       this.nextContext(),
       signatureChecked,
       verdicts,
+      consents,
     );
     this.opts.onMempoolChanged?.();
     return result;

@@ -27,7 +27,13 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { type EvidenceCheck, type EvidenceVerdict, ed25519Verify, runEvidenceCheck } from '@unc/core';
+import {
+  type CostlyCheck,
+  type CostlyVerdict,
+  ed25519Verify,
+  isConsentCheck,
+  runCostlyCheck,
+} from '@unc/core';
 
 export interface SignatureCheck {
   publicKey: Uint8Array;
@@ -62,13 +68,13 @@ export interface SignatureVerifier {
     of?: readonly Promise<boolean[]>[],
   ): { checked: number; failed: boolean };
   /**
-   * Optional: chip evidence checks (core's `runEvidenceCheck`: certificate chains, TPM quotes,
-   * milliseconds each) off the calling thread, in the admission lane; each answer is exactly what
-   * the calling thread would get, or null where it must check that one itself. Absent (or no
-   * threads): admission checks evidence on the calling thread, in its slices (the simulator, for
-   * determinism).
+   * Optional: chip evidence checks (core's `runCostlyCheck`: a registration's certificate chains
+   * and quote, a transfer's consent, milliseconds each) off the calling thread, in the admission
+   * lane; each answer is exactly what the calling thread would get, or null where it must check
+   * that one itself. Absent (or no threads): admission checks evidence on the calling thread, in
+   * its slices (the simulator, for determinism).
    */
-  checkEvidence?(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]>;
+  checkEvidence?(checks: readonly CostlyCheck[]): Promise<(CostlyVerdict | null)[]>;
   /**
    * Optional: the checks at `positions` of an admission call (a promise `verify` returned) are no
    * longer wanted (a block took their transactions meanwhile): those no thread has started are
@@ -473,7 +479,7 @@ const EVIDENCE_CHECKS_PER_MESSAGE = 4;
 
 interface EvidenceCall {
   count: number;
-  resolve: (verdicts: (EvidenceVerdict | null)[]) => void;
+  resolve: (verdicts: (CostlyVerdict | null)[]) => void;
   reject: (err: Error) => void;
 }
 
@@ -481,23 +487,27 @@ interface EvidenceCall {
 export interface EvidenceAnswer {
   id: number;
   /** In the call's order; null where the worker's check threw (a bug): the caller checks it. */
-  verdicts: (EvidenceVerdict | null)[];
+  verdicts: (CostlyVerdict | null)[];
 }
 
 /** Evidence checks as they go to a worker: after every consensus batch it holds (WorkerBacklog). */
 export interface EvidenceBatch {
   id: number;
   consensus: false;
-  evidence: readonly EvidenceCheck[];
+  evidence: readonly CostlyCheck[];
 }
 
 /** Bytes of an evidence check as it is copied to a worker: its byte fields, with a little for the rest. */
-function evidenceCheckBytes(check: EvidenceCheck): number {
+function evidenceCheckBytes(check: CostlyCheck): number {
   let n = 256 + check.message.length;
   const add = (v: unknown) => {
     if (v instanceof Uint8Array) n += v.length;
     else if (Array.isArray(v)) for (const x of v) add(x);
   };
+  if (isConsentCheck(check)) {
+    for (const v of Object.values(check.consent)) add(v);
+    return n + check.keyMaterial.length;
+  }
   for (const v of Object.values(check.evidence)) add(v);
   for (const vendor of check.trust.vendors) {
     add(vendor.roots);
@@ -523,10 +533,10 @@ function ownBuffers<T>(v: T): T {
 }
 
 /** Checks an evidence batch on this thread (a worker's, or the calling thread without workers). */
-export function answerEvidence(checks: readonly EvidenceCheck[]): (EvidenceVerdict | null)[] {
+export function answerEvidence(checks: readonly CostlyCheck[]): (CostlyVerdict | null)[] {
   return checks.map((c) => {
     try {
-      return runEvidenceCheck(c);
+      return runCostlyCheck(c);
     } catch {
       return null;
     }
@@ -657,7 +667,7 @@ export class VerifyPool implements SignatureVerifier {
    * Rejects with VerifyPoolClosed when the pool closes or the worker dies first (nothing known:
    * the caller checks on its own thread).
    */
-  checkEvidence(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]> {
+  checkEvidence(checks: readonly CostlyCheck[]): Promise<(CostlyVerdict | null)[]> {
     if (this.closed) return Promise.reject(new VerifyPoolClosed());
     if (checks.length === 0) return Promise.resolve([]);
     if (this.slots.length === 0) return Promise.resolve(answerEvidence(checks));
@@ -685,7 +695,7 @@ export class VerifyPool implements SignatureVerifier {
     // In messages of a few checks: a worker reads what was sent to it between messages and takes
     // consensus batches first, so a block's signatures wait behind at most one such message
     // (~4 TPM chains, ~16 ms), not behind a whole batch of registrations.
-    const parts: Promise<(EvidenceVerdict | null)[]>[] = [];
+    const parts: Promise<(CostlyVerdict | null)[]>[] = [];
     for (let start = 0; start < own.length; start += EVIDENCE_CHECKS_PER_MESSAGE)
       parts.push(this.sendEvidence(own.slice(start, start + EVIDENCE_CHECKS_PER_MESSAGE)));
     return Promise.all(parts).then(
@@ -701,7 +711,7 @@ export class VerifyPool implements SignatureVerifier {
   }
 
   /** One evidence message to the worker holding the fewest batches and calls. */
-  private sendEvidence(checks: readonly EvidenceCheck[]): Promise<(EvidenceVerdict | null)[]> {
+  private sendEvidence(checks: readonly CostlyCheck[]): Promise<(CostlyVerdict | null)[]> {
     let slot = this.slots[0]!;
     for (const s of this.slots)
       if (s.inFlight.length + s.evidence.size < slot.inFlight.length + slot.evidence.size) slot = s;

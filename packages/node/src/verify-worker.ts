@@ -9,7 +9,8 @@
  * for every answer of a chip after its first. The pool may hand a worker many admission batches
  * at once (so it never idles while the main thread is busy); it checks the consensus batches it
  * holds first (WorkerBacklog). It also checks chip evidence for admission (core's
- * `runEvidenceCheck`, sent as plain data, answered with the verdicts), in the admission lane.
+ * `runCostlyCheck`: registrations' evidence, transfers' consents, sent as plain data, answered with
+ * the verdicts), in the admission lane.
  */
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
@@ -51,7 +52,7 @@ function work(): void {
     const batch = backlog.next();
     if (!batch) return;
     if ('evidence' in batch) {
-      // Chip evidence (admission's registrations): core's own check, its verdicts sent back whole.
+      // Chip evidence (admission's registrations and transfer consents): core's own check, its verdicts sent back whole.
       const answer: EvidenceAnswer = { id: batch.id, verdicts: answerEvidence(batch.evidence) };
       port.postMessage(answer);
       continue;

@@ -12,6 +12,8 @@ import {
   type Action,
   type BlockContext,
   BlockExecutor,
+  type CostlyCheck,
+  costlyCheckKey,
   DEV_SOFT_VENDOR,
   devSoftChipId,
   type EvidenceCheck,
@@ -22,10 +24,12 @@ import {
   evidenceCheckKey,
   genesisStateWrites,
   getRecentHash,
+  isConsentCheck,
   MemoryState,
   minimumFee,
   parseGenesis,
   registrationMessage,
+  runEvidenceCheck,
   StateRefusal,
   sha256,
   signedTransactionCodec,
@@ -39,6 +43,7 @@ import {
   AdmissionQueue,
   deferWhileBehind,
   eventLoopSlices,
+  MAX_STALE_RESENDS,
   type SliceScheduler,
   SyncingRefusal,
 } from '../src/admission.js';
@@ -287,7 +292,7 @@ describe('admission checks registration evidence on the verify workers', () => {
         verifier,
         {
           cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
-          evidenceChecks: (env) => pool.registrationChecks(env, state, next),
+          evidenceChecks: (env) => pool.costlyChecks(env, state, next),
           admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
         },
         {},
@@ -340,13 +345,13 @@ describe('admission checks registration evidence on the verify workers', () => {
     const { state, next, anchorHash } = stateAtOne();
     const pool = new Mempool();
     const env = tx(owner, 0n, [devRegistration(namedKey('moved chip'), 1n, anchorHash)]);
-    const [check] = pool.registrationChecks(env, state, next);
-    assert.ok(check);
-    const [verdict] = answerEvidence([check]);
+    const [check] = pool.costlyChecks(env, state, next);
+    assert.ok(check && !isConsentCheck(check));
+    const verdict = runEvidenceCheck(check);
     const stale = { ...check, atMs: check.atMs - 1n };
     // A verdict for other inputs (another head's time) is not taken for this one.
     pool.add(env, state, params, next, true, (c) =>
-      evidenceCheckKey(c) === evidenceCheckKey(stale) ? verdict! : undefined,
+      evidenceCheckKey(c) === evidenceCheckKey(stale) ? verdict : undefined,
     );
     assert.equal(pool.evidenceCheckedHere, 1);
     assert.equal(pool.size, 1);
@@ -376,7 +381,7 @@ describe('admission checks registration evidence on the verify workers', () => {
       verifier,
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
-        evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
+        evidenceChecks: (env) => pool.costlyChecks(env, state, head.next),
         evidenceHead: () => String(head.next.time),
         admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
       },
@@ -423,7 +428,7 @@ describe('admission checks registration evidence on the verify workers', () => {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
         evidenceChecks: (env) => {
           built++;
-          return pool.registrationChecks(env, state, next);
+          return pool.costlyChecks(env, state, next);
         },
         evidenceHead: () => 'the same head',
         admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
@@ -440,20 +445,20 @@ describe('admission checks registration evidence on the verify workers', () => {
     assert.equal(pool.evidenceCheckedHere, 0);
   });
 
-  test('a second block during the resend: what is still stale is checked here, with the inline answer', async () => {
+  /** A queue whose head moves (a block) after each of the first `blocks` worker answers. */
+  function movingHeadQueue(blocks: number) {
     const { state, next, anchorHash } = stateAtOne();
     const pool = new Mempool();
     const head = { next };
     const inThread = new InThreadVerifier();
-    let calls = 0;
+    const calls: number[] = [];
     const verifier: SignatureVerifier = {
       threads: 1,
       verify: inThread.verify.bind(inThread),
-      checkEvidence: async (checks: readonly EvidenceCheck[]) => {
-        calls++;
+      checkEvidence: async (checks: readonly CostlyCheck[]) => {
+        calls.push(checks.length);
         const answers = answerEvidence(checks);
-        // A block after every worker answer: the job's verdicts are always stale.
-        head.next = { ...head.next, time: head.next.time + 1n };
+        if (calls.length <= blocks) head.next = { ...head.next, time: head.next.time + 1n };
         return answers;
       },
       close: async () => {},
@@ -462,8 +467,9 @@ describe('admission checks registration evidence on the verify workers', () => {
       verifier,
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
-        evidenceChecks: (env) => pool.registrationChecks(env, state, head.next),
-        admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
+        evidenceChecks: (env) => pool.costlyChecks(env, state, head.next),
+        evidenceHead: () => String(head.next.time),
+        admit: (env, verdicts, consents) => pool.add(env, state, params, head.next, true, verdicts, consents),
       },
       {},
       eventLoopSlices,
@@ -471,9 +477,25 @@ describe('admission checks registration evidence on the verify workers', () => {
     const envs = Array.from({ length: 3 }, (_, i) =>
       tx(owner, BigInt(i), [devRegistration(namedKey(`twice stale chip ${i}`), 1n, anchorHash, i === 1)]),
     );
+    return { pool, queue, calls, envs };
+  }
+
+  test('attack: a second block during the resend sends what is still stale back to the workers again, not to this thread', async () => {
+    const { pool, queue, calls, envs } = movingHeadQueue(2);
     const results = await queue.submit(envs);
-    // Sent back once per call, not for every block: the rest is checked here.
-    assert.equal(calls, 2);
+    // Checked on the "workers" three times (each block made the last answers stale), never here.
+    assert.deepEqual(calls, [3, 3, 3]);
+    assert.equal(pool.evidenceCheckedHere, 0);
+    assert.deepEqual(
+      results.map((r) => (r instanceof ValidationError ? r.code : 'admitted')),
+      ['admitted', 'ATTEST_BAD_SIGNATURE', 'admitted'],
+    );
+  });
+
+  test('a block after every worker answer: sent back a bounded number of times, then checked here, with the inline answer', async () => {
+    const { pool, queue, calls, envs } = movingHeadQueue(Number.POSITIVE_INFINITY);
+    const results = await queue.submit(envs);
+    assert.equal(calls.length, 1 + MAX_STALE_RESENDS);
     assert.equal(pool.evidenceCheckedHere, 3);
     assert.deepEqual(
       results.map((r) => (r instanceof ValidationError ? r.code : 'admitted')),
@@ -519,7 +541,7 @@ describe('admission checks registration evidence on the verify workers', () => {
         inline,
         {
           cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
-          evidenceChecks: (env) => pool.registrationChecks(env, state, next),
+          evidenceChecks: (env) => pool.costlyChecks(env, state, next),
           evidenceHead: () => 'the same head',
           admit: (env, verdicts) => {
             const before = pool.evidenceCheckedHere;
@@ -552,6 +574,124 @@ describe('admission checks registration evidence on the verify workers', () => {
 });
 
 describe('admission of transfer consents', () => {
+  /** Block 2 registers `chips` to `owner` (dev-soft); the context of block 3 and the anchor. */
+  function chipsRegistered(chips: Key[]) {
+    const { state, next, anchorHash } = stateAtOne();
+    const two = new BlockExecutor(state, next);
+    chips.forEach((chip, i) => {
+      two.apply(tx(owner, BigInt(i), [devRegistration(chip, 1n, anchorHash)]));
+    });
+    state.apply(two.finish().overlay.changes());
+    const three: BlockContext = {
+      ...next,
+      height: 3n,
+      time: next.time + 1000n,
+      prevHash: sha256(utf8('block 2')),
+      prevBeacon: sha256(utf8('beacon 2')),
+    };
+    return { state, three, anchorHash };
+  }
+
+  /** A transfer of `chip` to a new owner, its consent signed with `signer` (the chip's key unless forged). */
+  function transferOf(chip: Key, nonce: bigint, anchorHash: Uint8Array, signer = chip): TxEnvelope {
+    const chipId = devSoftChipId(chip.publicKey);
+    const newOwner = devKey(3).address;
+    return tx(owner, nonce, [
+      {
+        type: 'transferChip',
+        chipId,
+        newOwner,
+        anchorHeight: 1n,
+        consent: {
+          type: 'dev-soft',
+          signature: ed25519Sign(signer.seed, transferMessage(genesis.chainId, chipId, newOwner, anchorHash)),
+        },
+      },
+    ]);
+  }
+
+  test('attack: consents in a batch are checked on the verify workers, none on this thread, with the inline answers', async () => {
+    const chips = [namedKey('consent chip a'), namedKey('consent chip b')];
+    const { state, three, anchorHash } = chipsRegistered(chips);
+    const envs = [
+      transferOf(chips[0]!, 2n, anchorHash),
+      transferOf(chips[1]!, 3n, anchorHash, namedKey('not the chip')),
+    ];
+    const inThread = new InThreadVerifier();
+    const sent: CostlyCheck[] = [];
+    const pool = new Mempool();
+    const queue = new AdmissionQueue(
+      {
+        threads: 1,
+        verify: inThread.verify.bind(inThread),
+        checkEvidence: async (checks: readonly CostlyCheck[]) => {
+          sent.push(...checks);
+          return answerEvidence(checks);
+        },
+        close: async () => {},
+      },
+      {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, three, countPending),
+        evidenceChecks: (env) => pool.costlyChecks(env, state, three),
+        admit: (env, verdicts, consents) => pool.add(env, state, params, three, true, verdicts, consents),
+      },
+      {},
+      eventLoopSlices,
+    );
+    const results = await queue.submit(envs);
+    // Both consents went to the "workers", none was checked here.
+    assert.equal(sent.length, 2);
+    assert.ok(sent.every(isConsentCheck));
+    assert.equal(pool.evidenceCheckedHere, 0);
+    // The answers inline admission gives: the genuine consent admitted, the forged one refused.
+    const inline = new Mempool();
+    const expected = envs.map((env) => {
+      try {
+        inline.add(env, state, params, three);
+        return 'admitted';
+      } catch (err) {
+        return err instanceof StateRefusal ? `state ${err.code}` : String(err);
+      }
+    });
+    assert.equal(inline.evidenceCheckedHere, 2);
+    assert.deepEqual(
+      results.map((r) =>
+        r instanceof StateRefusal ? `state ${r.code}` : r instanceof ValidationError ? String(r) : 'admitted',
+      ),
+      expected,
+    );
+    assert.deepEqual(expected, ['admitted', 'state ATTEST_BAD_SIGNATURE']);
+  });
+
+  test('a consent verdict is used only for the very check it was made for: another chip key is checked here', () => {
+    const chip = namedKey('consent chip c');
+    const { state, three, anchorHash } = chipsRegistered([chip]);
+    const env = transferOf(chip, 1n, anchorHash, namedKey('not the chip either'));
+    const pool = new Mempool();
+    const [check] = pool.costlyChecks(env, state, three);
+    assert.ok(check && isConsentCheck(check));
+    // A passing verdict made for another key (a chip re-registered since): not taken for this one.
+    const other = { ...check, keyMaterial: namedKey('another key').publicKey };
+    const pass = { ok: true as const, tpmClock: null };
+    let refusal: unknown;
+    try {
+      pool.add(env, state, params, three, true, undefined, (c) =>
+        costlyCheckKey(c) === costlyCheckKey(other) ? pass : undefined,
+      );
+    } catch (err) {
+      refusal = err;
+    }
+    assert.equal(pool.evidenceCheckedHere, 1);
+    assert.ok(refusal instanceof StateRefusal && refusal.code === 'ATTEST_BAD_SIGNATURE');
+    // The very check's verdict is taken (a pass here, to show it is the one used), checked nowhere.
+    const trusting = new Mempool();
+    trusting.add(env, state, params, three, true, undefined, (c) =>
+      costlyCheckKey(c) === costlyCheckKey(check) ? pass : undefined,
+    );
+    assert.equal(trusting.evidenceCheckedHere, 0);
+    assert.equal(trusting.size, 1);
+  });
+
   test('attack: a consent refused against a stale chip key is a state reason: remembered for that head only, no relay blame, not final', async () => {
     const { state, next, anchorHash } = stateAtOne();
     // Block 2 registers the chip under key A: the state this node holds.

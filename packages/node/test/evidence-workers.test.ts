@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import {
+  type ConsentCheck,
   certificateRevocationId,
+  costlyCheckKey,
   type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
@@ -18,6 +20,7 @@ import {
   parseCertificate,
   pemToDer,
   rsaAllowListChipId,
+  runConsentCheck,
   runEvidenceCheck,
   sha256,
   splitSpdmReport,
@@ -291,6 +294,93 @@ describe('evidence checks on the verify workers', () => {
     await closing.close();
     await answer;
     await assert.rejects(closing.checkEvidence([CASES[0]!.check]), VerifyPoolClosed);
+  });
+});
+
+/** Transfer consents (core's ConsentCheck): the swtpm quotes against their AK, dev-soft and RSA chip keys. */
+function consentCases(): { label: string; check: ConsentCheck }[] {
+  const ak = (kind: 'ecc' | 'rsa') => parseCertificate(fixture(`tpm/ak-${kind}-cert.der`)).publicKey.der;
+  const tpm = (
+    kind: 'ecc' | 'rsa',
+    change: { flipSig?: boolean; key?: 'ecc' | 'rsa' } = {},
+  ): ConsentCheck => {
+    const signature = fixture(`tpm/quote-${kind}.sig`);
+    if (change.flipSig) signature[signature.length - 5]! ^= 1;
+    return {
+      consent: { type: 'tpm2', attest: fixture(`tpm/quote-${kind}.attest`), signature },
+      profile: 'tpm2',
+      keyMaterial: ak(change.key ?? kind),
+      message: TPM_MESSAGE,
+    };
+  };
+  const dev = devSoftCheck(false).evidence as Extract<EvidenceCheck['evidence'], { type: 'dev-soft' }>;
+  const rsa = rsaCheck().evidence as Extract<EvidenceCheck['evidence'], { type: 'rsa2048-allowlist' }>;
+  return [
+    { label: 'swtpm P-256 quote', check: tpm('ecc') },
+    { label: 'swtpm RSA quote', check: tpm('rsa') },
+    { label: 'swtpm quote, signature flipped', check: tpm('ecc', { flipSig: true }) },
+    { label: 'swtpm quote against another AK', check: tpm('ecc', { key: 'rsa' }) },
+    { label: 'swtpm quote over another message', check: { ...tpm('ecc'), message: sha256(utf8('other')) } },
+    { label: 'tpm2 answer for a dev-soft chip', check: { ...tpm('ecc'), profile: 'dev-soft' } },
+    {
+      label: 'dev-soft',
+      check: {
+        consent: { type: 'dev-soft', signature: dev.signature },
+        profile: 'dev-soft',
+        keyMaterial: dev.publicKey,
+        message: TPM_MESSAGE,
+      },
+    },
+    {
+      label: 'dev-soft, forged',
+      check: {
+        consent: { type: 'dev-soft', signature: (devSoftCheck(true).evidence as typeof dev).signature },
+        profile: 'dev-soft',
+        keyMaterial: dev.publicKey,
+        message: TPM_MESSAGE,
+      },
+    },
+    {
+      label: 'RSA chip',
+      check: {
+        consent: { type: 'rsa2048-allowlist', signature: rsa.signature },
+        profile: 'rsa2048-allowlist',
+        keyMaterial: rsa.publicKey,
+        message: TPM_MESSAGE,
+      },
+    },
+    {
+      label: 'RSA chip, garbled key',
+      check: {
+        consent: { type: 'rsa2048-allowlist', signature: rsa.signature },
+        profile: 'rsa2048-allowlist',
+        keyMaterial: junk(40, 'key'),
+        message: TPM_MESSAGE,
+      },
+    },
+  ];
+}
+
+describe('transfer consents on the verify workers', () => {
+  test('give exactly the calling thread answer, and never share a key with an evidence check', async () => {
+    const pool = new VerifyPool({ threads: 2 });
+    try {
+      const cases = consentCases();
+      const inline = cases.map(({ check }) => runConsentCheck(check));
+      assert.deepEqual(
+        inline.map((v) => v.ok),
+        cases.map(({ label }) =>
+          ['swtpm P-256 quote', 'swtpm RSA quote', 'dev-soft', 'RSA chip'].includes(label),
+        ),
+      );
+      const onWorkers = await pool.checkEvidence([...cases.map(({ check }) => check), CASES[0]!.check]);
+      cases.forEach(({ label }, i) => assert.deepEqual(onWorkers[i], inline[i], label));
+      assert.deepEqual(onWorkers[cases.length], runEvidenceCheck(CASES[0]!.check));
+      const keys = new Set([...cases, ...CASES].map(({ check }) => costlyCheckKey(check)));
+      assert.equal(keys.size, cases.length + CASES.length);
+    } finally {
+      await pool.close();
+    }
   });
 });
 

@@ -364,7 +364,7 @@ describe('mempool attacks', () => {
       verifier,
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, chain.state, params, next, countPending),
-        evidenceChecks: (env) => pool.registrationChecks(env, chain.state, next),
+        evidenceChecks: (env) => pool.costlyChecks(env, chain.state, next),
         admit: (env, verdicts) => pool.add(env, chain.state, params, next, true, verdicts),
       },
       {},

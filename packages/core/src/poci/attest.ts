@@ -11,10 +11,12 @@ import {
   devSoftKeyChipId,
   type EvidenceCheck,
   type EvidenceVerdict,
+  evidenceCheckKey,
   normalizeRevocationId,
   parseCertificate,
   parseSubjectPublicKeyInfo,
   rsaAllowListChipId,
+  runEvidenceCheck,
   tpm2AkKeyId,
   type VendorTrust,
   verdictStatement,
@@ -252,4 +254,84 @@ export function verifyHeartbeat(
       `malformed ${evidence.type} answer: ${(err as Error).message}`,
     );
   }
+}
+
+/**
+ * A transfer's consent check as plain data: the answer, the chip's profile and key as the state
+ * holds them, and the message (chain, chip, new owner, anchor hash). Everything `verifyHeartbeat`
+ * reads, so it can run on another thread (the node's verify workers) with the same answer.
+ */
+export interface ConsentCheck {
+  readonly consent: HeartbeatEvidence;
+  readonly profile: Profile;
+  readonly keyMaterial: Uint8Array;
+  readonly message: Uint8Array;
+}
+
+/** `verifyHeartbeat`'s answer to a ConsentCheck as plain data: its TPM clock, or its refusal. */
+export type ConsentVerdict =
+  | { readonly ok: true; readonly tpmClock: TpmClock | null }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
+/** Runs `verifyHeartbeat` on `check`; never throws a refusal (its ValidationError becomes a failed verdict). */
+export function runConsentCheck(check: ConsentCheck): ConsentVerdict {
+  try {
+    return {
+      ok: true,
+      tpmClock: verifyHeartbeat(
+        { profile: check.profile, keyMaterial: check.keyMaterial },
+        check.consent,
+        check.message,
+      ).tpmClock,
+    };
+  } catch (err) {
+    if (err instanceof ValidationError) return { ok: false, code: err.code, message: err.message };
+    // verifyHeartbeat throws nothing else; a bug here is said as one, never as a verdict.
+    throw err;
+  }
+}
+
+/** Where a verdict computed earlier for the very same consent check may be found; undefined: check it here. */
+export type ConsentVerdicts = (check: ConsentCheck) => ConsentVerdict | undefined;
+
+/** The costly checks a node may make off its event loop: a registration's evidence, a transfer's consent. */
+export type CostlyCheck = EvidenceCheck | ConsentCheck;
+export type CostlyVerdict = EvidenceVerdict | ConsentVerdict;
+
+export function isConsentCheck(check: CostlyCheck): check is ConsentCheck {
+  return 'consent' in check;
+}
+
+/** `runEvidenceCheck` or `runConsentCheck`, as `check` is. */
+export function runCostlyCheck(check: CostlyCheck): CostlyVerdict {
+  return isConsentCheck(check) ? runConsentCheck(check) : runEvidenceCheck(check);
+}
+
+/**
+ * Every input of `check` as one string (`evidenceCheckKey`'s encoding: keys sorted, bytes in hex).
+ * A consent check has a `consent` field and an evidence check an `evidence` one, so the two kinds
+ * never share a key: a verdict is used only for the very inputs, and the kind, it was made for.
+ */
+export function costlyCheckKey(check: CostlyCheck): string {
+  // The encoding reads any plain data; the cast only names the parameter type it was written for.
+  return evidenceCheckKey(check as EvidenceCheck);
+}
+
+/**
+ * `verifyHeartbeat` of a transfer's consent, or the verdict `verdicts` holds for the very same
+ * check (made elsewhere: a node's verify workers).
+ */
+export function verifyConsent(
+  check: ConsentCheck,
+  verdicts?: ConsentVerdicts,
+): { tpmClock: TpmClock | null } {
+  const known = verdicts?.(check);
+  if (!known)
+    return verifyHeartbeat(
+      { profile: check.profile, keyMaterial: check.keyMaterial },
+      check.consent,
+      check.message,
+    );
+  if (known.ok) return { tpmClock: known.tpmClock };
+  throw new ValidationError(known.code, known.message);
 }

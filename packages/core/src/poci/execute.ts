@@ -32,10 +32,13 @@ import {
 } from '../rewards/emission.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import {
+  type ConsentCheck,
+  type ConsentVerdicts,
   type Ed25519Verified,
   type EvidenceVerdicts,
   type RegisteredIdentity,
   registrationCheck,
+  verifyConsent,
   verifyHeartbeat,
   verifyRegistration,
 } from './attest.js';
@@ -49,6 +52,7 @@ import {
   putTpmAkChip,
   type TpmClock,
 } from './chips.js';
+import type { HeartbeatEvidence } from './evidence.js';
 import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
@@ -93,6 +97,8 @@ export interface PociContext {
    * inputs only (attest.ts EvidenceVerdicts): the same answer as checking it here, sooner.
    */
   evidenceVerdicts?: EvidenceVerdicts;
+  /** Transfer consents already checked elsewhere, for the very same inputs only (attest.ts ConsentVerdicts). */
+  consentVerdicts?: ConsentVerdicts;
 }
 
 export type PociEvent =
@@ -414,7 +420,45 @@ function verifyTransferConsent(
     anchorHash(state, ctx, action.anchorHeight, p),
   );
   ctx.onCostlyCheck?.();
-  return verifyHeartbeat(chip, action.consent, message);
+  return verifyConsent(consentCheck(chip, action.consent, message), ctx.consentVerdicts);
+}
+
+function consentCheck(chip: Chip, consent: HeartbeatEvidence, message: Uint8Array): ConsentCheck {
+  return { consent, profile: chip.profile, keyMaterial: chip.keyMaterial, message };
+}
+
+/**
+ * The consent checks of `tx`'s chip transfers, as `checkCostlyActions` would make them against
+ * `state` at `ctx`, as plain data to make elsewhere (`runConsentCheck` on a worker thread) and hand
+ * back through `ctx.consentVerdicts`. A transfer `checkCostlyActions` passes over (a chip that is
+ * not the sender's active one) or refuses before its consent (an anchor not recent) has none.
+ */
+export function transferConsentChecks(
+  state: StateReader,
+  ctx: PociContext,
+  owner: Uint8Array,
+  tx: Transaction,
+): ConsentCheck[] {
+  const checks: ConsentCheck[] = [];
+  if (costlyActionCount(tx) === 0) return checks;
+  const p = getPociParams(state);
+  for (const a of tx.actions) {
+    if (a.type !== 'transferChip') continue;
+    const chip = getChip(state, a.chipId);
+    if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active') continue;
+    try {
+      const message = transferMessage(
+        ctx.chainId,
+        chip.chipId,
+        a.newOwner,
+        anchorHash(state, ctx, a.anchorHeight, p),
+      );
+      checks.push(consentCheck(chip, a.consent, message));
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+    }
+  }
+  return checks;
 }
 
 /**

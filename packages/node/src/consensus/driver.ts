@@ -1678,7 +1678,7 @@ export class ConsensusDriver {
         return verdict === 'accept' && !this.firstCompactForm(heard.idsSignature, data) ? 'ignore' : verdict;
       }
       case 'tx':
-        return this.mempoolReactor.onTxGossip(data, direct);
+        return this.mempoolReactor.onTxGossip(data, direct, from);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
       case 'validator-peer':

@@ -3,7 +3,8 @@
  * into one message per burst; in, it admits a peer's batch through the node's admission queue
  * (`admitTxs`: bounded, signatures checked by the verifier, admitted in slices that yield to
  * consensus) or, without one, each transaction directly (`admitTx`), and scores the peer by what
- * the batch held.
+ * the batch held. The costly chip checks a relaying peer may cost this node are reserved against
+ * its budget first (costly-relay-budget.ts): what is over it waits, and is admitted later.
  *
  * Gossip reaches only the peers connected (and subscribed) when it is published: a transaction
  * admitted while this node had no peers, or while a peer was cut off or restarting, reached
@@ -18,12 +19,20 @@
  * admitted behind a deep backlog waits also for the full blocks it had ahead to commit
  * (`reannounceDue`): there it is pending because blocks are full, and its peers hold it already.
  */
-import { encode, keyId, type TxEnvelope, ValidationError } from '@unc/core';
-import type { AdmissionResult } from '../admission.js';
+import {
+  costlyActionCount,
+  encode,
+  envelopeFromBytes,
+  keyId,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
+import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy, SyncingRefusal } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import { provablyBadEvidence } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
+import { CostlyRelayBudget, type CostlyRelayBudgetOptions, type Deferred } from './costly-relay-budget.js';
 import { decodeTxBatch } from './gossip-checks.js';
 import { MAX_TX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, txBatchCodec } from './wire.js';
 
@@ -95,7 +104,12 @@ export interface MempoolReactorOptions {
   backlog?(): number;
   /** The block interval: the most a block of backlog puts a re-announcement off (default a quarter of `reannounceAfterMs`). */
   blockTimeMs?: number;
+  /** Bounds on the costly chip checks a relaying peer may cost this node (costly-relay-budget.ts). */
+  costlyBudget?: Partial<CostlyRelayBudgetOptions>;
 }
+
+/** How often transactions waiting for their relay's costly-check budget are looked at again. */
+export const DEFERRED_PUMP_MS = 500;
 
 /** Most transactions one re-announcement sends (one batch message, the same one to each peer). */
 export const MAX_REANNOUNCE_TXS = 256;
@@ -208,7 +222,12 @@ export class MempoolReactor {
   /** Blocks committed since this reactor started (`blockCommitted`). */
   private commits = 0;
 
+  /** Costly chip checks per relaying peer, and the transactions waiting for that budget. */
+  readonly costly: CostlyRelayBudget;
+  private deferredTimer: Cancel | null = null;
+
   constructor(private readonly opts: MempoolReactorOptions) {
+    this.costly = new CostlyRelayBudget(opts.costlyBudget, opts.clock.now());
     this.shareIntervalMs = opts.shareIntervalMs ?? 10_000;
     this.shareDelayMs = opts.shareDelayMs ?? 1_000;
   }
@@ -265,11 +284,14 @@ export class MempoolReactor {
    * one relays: what this node admits from it, new here, it publishes as gossip itself, or a
    * transaction shared with a node of a partial mesh would reach no one past it.
    */
-  onTxGossip(data: Uint8Array, direct = false): Verdict | Promise<Verdict> {
+  onTxGossip(data: Uint8Array, direct = false, from?: string): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
     for (const env of envelopes) this.heard.add(env.bytes);
-    if (this.opts.admitTxs) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
+    if (this.opts.admitTxs) {
+      if (from === undefined) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
+      return this.admitBudgeted(envelopes, this.opts.admitTxs, direct, from);
+    }
     let admitted = 0;
     for (const env of envelopes) {
       try {
@@ -312,6 +334,135 @@ export class MempoolReactor {
       } else if (relayAtFault(r)) return 'reject';
     }
     return admitted > 0 ? 'accept' : 'ignore';
+  }
+
+  /**
+   * A batch `from` relayed, through the admission queue, its costly chip checks reserved against
+   * the peer's budget first (costly-relay-budget.ts): a transaction over it waits (not dropped: its
+   * message id is in gossipsub's seen-cache already) and is admitted once budget refills, or now
+   * if it waited for another peer's budget and this one has some.
+   */
+  private async admitBudgeted(
+    envelopes: readonly TxEnvelope[],
+    admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
+    direct: boolean,
+    from: string,
+  ): Promise<Verdict> {
+    const now = this.opts.clock.now();
+    const proven = this.opts.provenPeer?.(from) ?? false;
+    const submit: TxEnvelope[] = [];
+    const costs: number[] = [];
+    let deferred = false;
+    for (const env of envelopes) {
+      const cost = costlyActionCount(env.stx.tx);
+      if (cost > 0 && !this.costly.tryTake(from, cost, now)) {
+        deferred = true;
+        // Decoded again from a copy of its bytes: the envelope's fields are views into the gossip
+        // frame, which waiting would hold whole.
+        if (!this.costly.isDeferred(env))
+          this.costly.defer({ env: envelopeFromBytes(env.bytes.slice()), peer: from, cost, proven, at: now });
+        continue;
+      }
+      if (cost > 0) this.costly.undefer(env);
+      submit.push(env);
+      costs.push(cost);
+    }
+    if (this.costly.deferred > 0) this.scheduleDeferred();
+    if (submit.length === 0) return 'ignore';
+    let results: AdmissionResult[];
+    try {
+      results = await admitTxs(submit);
+    } catch (err) {
+      // Nothing was checked: every reservation goes back.
+      costs.forEach((cost) => {
+        this.costly.refund(from, cost, this.opts.clock.now());
+      });
+      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
+      throw err;
+    }
+    return this.settle(submit, costs, results, from, direct, deferred);
+  }
+
+  /**
+   * The results of a budgeted batch: reservations given back for what was admitted or refused for
+   * good (a duplicate, a nonce used: no state reason), and the batch's verdict.
+   */
+  private settle(
+    envs: readonly TxEnvelope[],
+    costs: readonly number[],
+    results: readonly AdmissionResult[],
+    from: string,
+    gossip: boolean,
+    deferred = false,
+  ): Verdict {
+    const now = this.opts.clock.now();
+    const admittedAt: number[] = [];
+    let fault = false;
+    // Whether a costly check of the batch was spent for a state reason, or is not made yet (a
+    // deferred transaction): gossipsub forwards an accepted message whole, and each node past
+    // this one would charge that check to this node (its relay), not to the peer that sent it.
+    let unchecked = deferred;
+    for (const [i, r] of results.entries()) {
+      const cost = costs[i] ?? 0;
+      if (!(r instanceof ValidationError)) {
+        admittedAt.push(i);
+        this.costly.refund(from, cost, now);
+      } else if (relayAtFault(r)) fault = true;
+      // Refused before any check (its signature never checked) or for good (not a state reason):
+      // no state failure of the relay's. A node behind judges on stale state: its refusal counts.
+      // ALREADY_PENDING is no such one: a registration meets it only after its evidence check
+      // (the chip id is read from the evidence), so any number of copies of one valid
+      // registration, each with another fee or nonce, would each cost a check for free.
+      else if (r instanceof SignatureCheckBusy || refundable(r instanceof SyncingRefusal ? r.refusal : r))
+        this.costly.refund(from, cost, now);
+      else if (cost > 0) unchecked = true;
+    }
+    // A batch whose costly checks were not all spent well is not forwarded: what was admitted
+    // from it this node publishes itself, so a peer mixing junk with one valid transaction
+    // cannot spend the budget other nodes hold for this node.
+    for (const i of admittedAt) this.noteAdmitted(envs[i]!, now, gossip || unchecked);
+    if (fault) return 'reject';
+    return admittedAt.length > 0 && !unchecked ? 'accept' : 'ignore';
+  }
+
+  private scheduleDeferred(): void {
+    if (this.deferredTimer || this.stopped) return;
+    this.deferredTimer = this.opts.clock.schedule(DEFERRED_PUMP_MS, () => {
+      this.deferredTimer = null;
+      void this.pumpDeferred();
+    });
+  }
+
+  /**
+   * The waiting transactions whose relay's budget refilled, admitted per relay; what this node
+   * admits from them it gossips itself (their messages were answered 'ignore', not forwarded).
+   */
+  async pumpDeferred(): Promise<void> {
+    const admitTxs = this.opts.admitTxs;
+    if (this.stopped || !admitTxs) return;
+    const byPeer = new Map<string, Deferred[]>();
+    for (const d of this.costly.takeReady(this.opts.clock.now())) {
+      const list = byPeer.get(d.peer) ?? [];
+      list.push(d);
+      byPeer.set(d.peer, list);
+    }
+    if (this.costly.deferred > 0) this.scheduleDeferred();
+    await Promise.all(
+      [...byPeer].map(async ([peer, list]) => {
+        const envs = list.map((d) => d.env);
+        const costs = list.map((d) => d.cost);
+        try {
+          this.settle(envs, costs, await admitTxs(envs), peer, true);
+        } catch {
+          // A full queue (or a bug: nobody awaits this, and a rejection would end the process):
+          // nothing was checked, the reservations go back, and these are dropped as a busy
+          // node drops gossip (re-announcement brings an honest one again).
+          costs.forEach((cost) => {
+            this.costly.refund(peer, cost, this.opts.clock.now());
+          });
+        }
+      }),
+    );
   }
 
   /**
@@ -570,6 +721,8 @@ export class MempoolReactor {
     this.stopped = true;
     this.reannounceTimer?.();
     this.reannounceTimer = null;
+    this.deferredTimer?.();
+    this.deferredTimer = null;
     this.txFlush?.();
     this.txFlush = null;
     for (const cancel of this.shareTimers) cancel();
@@ -585,6 +738,11 @@ export class MempoolReactor {
  * revocation, expiry at block time, a transfer's consent checked against the chip's key as this
  * node's state holds it) is not: the relay may be behind or ahead.
  */
+/** A refusal whose costly checks go back to the relay's budget (settle): final, and met before any check. */
+function refundable(err: ValidationError): boolean {
+  return isFinalRefusal(err) && err.code !== 'ALREADY_PENDING';
+}
+
 function relayAtFault(err: ValidationError): boolean {
   return err.code === 'BAD_SIGNATURE' || provablyBadEvidence(err);
 }

@@ -1,0 +1,243 @@
+/**
+ * How many costly chip checks (registration evidence, transfer consents: milliseconds each) a
+ * relaying peer may make this node spend on transactions that then fail for a state reason. Such
+ * a failure is no proof against the relay (its state may differ), so it is not scored; without a
+ * bound a peer could gossip such transactions without end, each costing every node a check.
+ *
+ * Checks are reserved when a batch arrives, before any is made (a bound read from failures
+ * already recorded let one big batch be checked in full first), and given back for the
+ * transactions admitted (or refused for good: a duplicate, a nonce used) — an honest relay, whose
+ * transactions are admitted, keeps its budget full. A transaction over its relay's budget is not
+ * dropped: gossipsub marks a message seen before it is validated, so a dropped honest copy could
+ * not come again for minutes. It waits in a small queue (`deferred`) until its relay's budget
+ * refills, or until a copy of it comes from a peer with budget, and is then admitted if valid.
+ *
+ * Peer ids cost nothing, so every structure is bounded and a budget over all peers (`total`)
+ * bounds what many ids get together; a peer this node found relaying accepted consensus messages
+ * (`proven`) is served first and its waiting transactions are pushed out only by another proven
+ * peer holding fewer. A batch whose costly checks were not all well spent is not forwarded whole
+ * (mempool-reactor.ts `settle`): the nodes past this one would charge them to this node.
+ */
+import { keyId, type TxEnvelope } from '@unc/core';
+
+export interface CostlyRelayBudgetOptions {
+  /** Checks one peer may have outstanding or failed, at most (its bucket). */
+  perPeer: number;
+  /** One check of a peer's bucket comes back every this many ms. */
+  perPeerRefillMs: number;
+  /** Checks all peers together may have outstanding or failed. */
+  total: number;
+  /** One check of the total comes back every this many ms. */
+  totalRefillMs: number;
+  /** Peers whose bucket is tracked (the oldest-touched is forgotten past it: a fresh full bucket). */
+  maxPeers: number;
+  /** Transactions waiting for one peer's budget. */
+  maxDeferredPerPeer: number;
+  /** Transactions waiting, all peers together. */
+  maxDeferred: number;
+  /**
+   * A transaction waiting this long is checked on the total budget alone: a peer that relays an
+   * honest transaction first (gossipsub then drops the others' copies) and keeps its own budget
+   * spent on junk cannot hold it back for longer.
+   */
+  maxWaitMs: number;
+}
+
+/**
+ * A failing check costs a verify worker a few ms: 32 at once and one every 2 s per peer, 256 at
+ * once and 16 a second over all peers, are a few per cent of one core once the bursts are spent.
+ * An honest relay's burst (an operator registering or selling many chips at once: some 20 TPM
+ * registrations fill a 100 KiB batch) is checked 32 at a time, the rest waiting (up to 64) for
+ * the budget its admitted ones give back; past that, re-announcement brings them again.
+ * Waiting transactions are a few KiB each: 512 of them, a few MiB.
+ */
+export const DEFAULT_COSTLY_RELAY_BUDGET: CostlyRelayBudgetOptions = {
+  perPeer: 32,
+  perPeerRefillMs: 2_000,
+  total: 256,
+  totalRefillMs: 62.5,
+  maxPeers: 4_096,
+  maxDeferredPerPeer: 64,
+  maxDeferred: 512,
+  maxWaitMs: 10_000,
+};
+
+interface Bucket {
+  level: number;
+  at: number;
+}
+
+export interface Deferred {
+  env: TxEnvelope;
+  peer: string;
+  /** Checks its admission reserves (core's costlyActionCount). */
+  cost: number;
+  proven: boolean;
+  /** When it started waiting. */
+  at: number;
+}
+
+export class CostlyRelayBudget {
+  private readonly opts: CostlyRelayBudgetOptions;
+  /** Per peer, by last use (a Map keeps insertion order: re-inserted when touched). */
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly all: Bucket;
+  /** Waiting transactions by hash, oldest first. */
+  private readonly waiting = new Map<string, Deferred>();
+  private readonly waitingPerPeer = new Map<string, number>();
+  /** Transactions dropped because the waiting queue was full (tests and diagnostics). */
+  droppedDeferred = 0;
+
+  constructor(opts: Partial<CostlyRelayBudgetOptions> = {}, now = 0) {
+    this.opts = { ...DEFAULT_COSTLY_RELAY_BUDGET, ...opts };
+    this.all = { level: this.opts.total, at: now };
+  }
+
+  /** Transactions waiting for budget. */
+  get deferred(): number {
+    return this.waiting.size;
+  }
+
+  private refill(b: Bucket, cap: number, refillMs: number, now: number): void {
+    if (now > b.at) b.level = Math.min(cap, b.level + (now - b.at) / refillMs);
+    b.at = Math.max(b.at, now);
+  }
+
+  private bucket(peer: string, now: number): Bucket {
+    let b = this.buckets.get(peer);
+    if (b) this.buckets.delete(peer);
+    else {
+      b = { level: this.opts.perPeer, at: now };
+      // Past the bound the peer touched longest ago is forgotten (a full bucket again when it
+      // comes back): what many ids gain that way `total` bounds.
+      if (this.buckets.size >= this.opts.maxPeers) this.buckets.delete(this.buckets.keys().next().value!);
+    }
+    this.buckets.set(peer, b);
+    this.refill(b, this.opts.perPeer, this.opts.perPeerRefillMs, now);
+    return b;
+  }
+
+  /**
+   * Reserves `cost` checks for a transaction `peer` relayed: true when both its bucket and the
+   * total hold them (a transaction costing more than a full bucket needs a full one). `totalOnly`:
+   * from the total alone (a transaction that waited `maxWaitMs`).
+   */
+  tryTake(peer: string, cost: number, now: number, totalOnly = false): boolean {
+    if (cost <= 0) return true;
+    const b = this.bucket(peer, now);
+    this.refill(this.all, this.opts.total, this.opts.totalRefillMs, now);
+    if (this.all.level < Math.min(cost, this.opts.total)) return false;
+    if (!totalOnly && b.level < Math.min(cost, this.opts.perPeer)) return false;
+    b.level -= cost;
+    this.all.level -= cost;
+    return true;
+  }
+
+  /** Gives back checks reserved for a transaction that was admitted (or refused for good). */
+  refund(peer: string, cost: number, now: number): void {
+    if (cost <= 0) return;
+    const b = this.buckets.get(peer);
+    if (b) {
+      this.refill(b, this.opts.perPeer, this.opts.perPeerRefillMs, now);
+      b.level = Math.min(this.opts.perPeer, b.level + cost);
+    }
+    this.refill(this.all, this.opts.total, this.opts.totalRefillMs, now);
+    this.all.level = Math.min(this.opts.total, this.all.level + cost);
+  }
+
+  /** Whether `env` waits for budget. */
+  isDeferred(env: TxEnvelope): boolean {
+    return this.waiting.has(keyId(env.hash));
+  }
+
+  /** Takes `env` out of the waiting queue (a copy from a peer with budget goes ahead now). */
+  undefer(env: TxEnvelope): void {
+    const key = keyId(env.hash);
+    const d = this.waiting.get(key);
+    if (d) this.remove(key, d);
+  }
+
+  private remove(key: string, d: Deferred): void {
+    this.waiting.delete(key);
+    const n = (this.waitingPerPeer.get(d.peer) ?? 1) - 1;
+    if (n <= 0) this.waitingPerPeer.delete(d.peer);
+    else this.waitingPerPeer.set(d.peer, n);
+  }
+
+  /**
+   * Queues `env`, relayed by `peer` over its budget, until budget refills. Already waiting: kept
+   * as it is. Over the peer's bound it is dropped (its relay's own failures spent its budget);
+   * over the total bound it pushes out the newest transaction of the unproven peer holding most,
+   * unless `peer` would then hold as many; a proven peer's are never pushed out by another's.
+   * Returns whether it waits.
+   */
+  defer(d: Deferred): boolean {
+    const key = keyId(d.env.hash);
+    if (this.waiting.has(key)) return true;
+    const mine = this.waitingPerPeer.get(d.peer) ?? 0;
+    if (mine >= this.opts.maxDeferredPerPeer) {
+      this.droppedDeferred++;
+      return false;
+    }
+    if (this.waiting.size >= this.opts.maxDeferred) {
+      /** The newest waiting transaction of the peer (proven or not, as asked) holding most. */
+      const victimAmong = (proven: boolean) => {
+        let found: { key: string; d: Deferred } | null = null;
+        let most = 0;
+        for (const [k, w] of this.waiting) {
+          if (w.proven !== proven) continue;
+          const n = this.waitingPerPeer.get(w.peer) ?? 0;
+          // Ties: the newest (later in the map) of the peers holding most.
+          if (n >= most) {
+            most = n;
+            found = { key: k, d: w };
+          }
+        }
+        return { victim: found, most };
+      };
+      let { victim, most } = victimAmong(false);
+      // A queue full of proven peers' transactions: a proven peer holding fewer pushes out the
+      // newest of the one holding most. Else a few ids that relayed some votes first, each keeping
+      // its own bucket spent and its share of the queue full, would have every over-budget
+      // transaction of every other peer dropped, proven ones' too.
+      if (!victim && d.proven) {
+        ({ victim, most } = victimAmong(true));
+        if (victim && mine + 1 >= most) victim = null;
+      }
+      if (!victim || (!d.proven && mine + 1 >= most)) {
+        this.droppedDeferred++;
+        return false;
+      }
+      this.remove(victim.key, victim.d);
+      this.droppedDeferred++;
+    }
+    this.waiting.set(key, d);
+    this.waitingPerPeer.set(d.peer, mine + 1);
+    return true;
+  }
+
+  /**
+   * The waiting transactions whose relay's budget now holds their checks, reserved and out of the
+   * queue: proven peers' first, then one per peer per turn (oldest first), so that many peers
+   * waiting cannot keep one peer's transaction waiting behind all of theirs.
+   */
+  takeReady(now: number): Deferred[] {
+    const out: Deferred[] = [];
+    for (const proven of [true, false]) {
+      let took = true;
+      while (took) {
+        took = false;
+        const turn = new Set<string>();
+        for (const [key, d] of this.waiting) {
+          if (d.proven !== proven || turn.has(d.peer)) continue;
+          turn.add(d.peer);
+          if (!this.tryTake(d.peer, d.cost, now, now - d.at >= this.opts.maxWaitMs)) continue;
+          this.remove(key, d);
+          out.push(d);
+          took = true;
+        }
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * A peer relaying chip registrations (or transfers) whose evidence fails for a state reason is not
+ * blamed (its state may differ), but each costs this node a check of milliseconds. The relaying
+ * peer's costly checks are reserved when its batch arrives, before any is made, given back for
+ * what is admitted, and a transaction over the budget waits (never dropped: gossipsub saw its
+ * message id already) and is admitted once the budget refills or a peer with budget relays it.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  type Action,
+  DEV_SOFT_VENDOR,
+  decode,
+  encode,
+  envelopeFromSigned,
+  keyId,
+  signTransaction,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
+import type { AdmissionResult } from '../../src/admission.js';
+import type { Cancel, Clock } from '../../src/clock.js';
+import { CostlyRelayBudget, DEFAULT_COSTLY_RELAY_BUDGET } from '../../src/consensus/costly-relay-budget.js';
+import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../../src/consensus/wire.js';
+import { DEV_MODELS, devGenesis, devKey } from '../../src/dev.js';
+import { namedKey } from '../fixtures.js';
+
+const genesis = devGenesis();
+const owner = devKey(1);
+
+/** A registration, signed by `owner` at `nonce`; its evidence is never checked here (`admitTxs` is a fake). */
+function registration(label: string, nonce = 0n): TxEnvelope {
+  const chip = namedKey(label);
+  const action: Action = {
+    type: 'registerChip',
+    anchorHeight: 1n,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      publicKey: chip.publicKey,
+      modelId: DEV_MODELS[0]!.modelId,
+      signature: new Uint8Array(64),
+    },
+  };
+  const tx = {
+    chainId: genesis.chainId,
+    signer: owner.publicKey,
+    nonce,
+    expiresAt: 50n,
+    actions: [action],
+    fee: 10n ** 6n,
+  };
+  return envelopeFromSigned(signTransaction(tx, owner.seed));
+}
+
+/** A clock whose time moves only when told, running what falls due. */
+function steppedClock() {
+  let t = 0;
+  const timers: { at: number; fn: () => void; live: boolean }[] = [];
+  const clock: Clock = {
+    now: () => t,
+    schedule(delayMs, fn): Cancel {
+      const timer = { at: t + delayMs, fn, live: true };
+      timers.push(timer);
+      return () => {
+        timer.live = false;
+      };
+    },
+  };
+  const advance = async (ms: number) => {
+    t += ms;
+    for (;;) {
+      const due = timers.find((x) => x.live && x.at <= t);
+      if (!due) break;
+      due.live = false;
+      due.fn();
+      // Let what the timer started (an admission) finish.
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  return { clock, advance };
+}
+
+/**
+ * A reactor whose admission is a fake: transactions in `valid` are admitted, every other one is
+ * refused for a state reason (an evidence failure that does not blame the relay).
+ */
+function reactorWith(valid: Set<string>, proven: Set<string> = new Set(), refusal = 'ATTEST_CERT_EXPIRED') {
+  const { clock, advance } = steppedClock();
+  const submitted: TxEnvelope[] = [];
+  const published: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    admitTxs: async (envs) => {
+      submitted.push(...envs);
+      return envs.map(
+        (e): AdmissionResult =>
+          valid.has(keyId(e.hash)) ? { replaced: false } : new ValidationError(refusal, 'refused here'),
+      );
+    },
+    publishBatch: (data) => published.push(data),
+    connected: () => true,
+    provenPeer: (peer) => proven.has(peer),
+    costlyBudget: BUDGET,
+  });
+  const gossip = (peer: string, envs: TxEnvelope[]) =>
+    reactor.onTxGossip(
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      ),
+      false,
+      peer,
+    );
+  return { reactor, submitted, published, gossip, advance };
+}
+
+/** Small bounds, so that a test signs few transactions; the rest of the defaults. */
+const BUDGET = { perPeer: 4, total: 16, maxDeferredPerPeer: 4, maxDeferred: 24 };
+const { perPeer, total } = BUDGET;
+const { perPeerRefillMs, totalRefillMs } = DEFAULT_COSTLY_RELAY_BUDGET;
+
+/** Whether `env` went to admission (decoded from the wire again: compared by hash). */
+const submittedHas = (submitted: readonly TxEnvelope[], env: TxEnvelope) =>
+  submitted.some((e) => keyId(e.hash) === keyId(env.hash));
+
+describe('the costly-check budget of a relaying peer', () => {
+  test('attack: one big batch of evidence that fails for a state reason is checked only up to the peer budget', async () => {
+    const { reactor, submitted, gossip } = reactorWith(new Set());
+    const junk = Array.from({ length: perPeer + 10 }, (_, i) => registration(`state junk ${i}`));
+    assert.equal(await gossip('mallory', junk), 'ignore');
+    // Reserved before any check: only the budget's worth went to admission, the rest waits.
+    assert.equal(submitted.length, perPeer);
+    assert.equal(reactor.costly.deferred, BUDGET.maxDeferredPerPeer);
+    // A second batch gets nothing checked either.
+    await gossip('mallory', [registration('more junk')]);
+    assert.equal(submitted.length, perPeer);
+  });
+
+  test('attack: copies of one valid registration, each refused ALREADY_PENDING after its evidence check, spend the budget', async () => {
+    // The mempool reads the chip id from the evidence, so a second registration of a pending chip
+    // (another fee, nonce or account: a new hash each) is refused only after its check.
+    const { submitted, gossip } = reactorWith(new Set(), new Set(), 'ALREADY_PENDING');
+    for (let i = 0; i < perPeer + 10; i++) await gossip('mallory', [registration('pending chip', BigInt(i))]);
+    assert.equal(submitted.length, perPeer);
+  });
+
+  test('attack: a batch mixing a valid transaction with junk is not forwarded whole; this node publishes what it admitted', async () => {
+    const good = registration('good among junk');
+    const { reactor, submitted, published, gossip } = reactorWith(new Set([keyId(good.hash)]));
+    const junk = Array.from({ length: perPeer + 2 }, (_, i) => registration(`mixed junk ${i}`));
+    // Accepted, the message would go on whole, and each node past this one would spend the checks
+    // of the junk on this node's budget there: not the sender's.
+    assert.equal(await gossip('mallory', [good, ...junk]), 'ignore');
+    assert.ok(submittedHas(submitted, good));
+    reactor.flushTxs();
+    assert.equal(published.length, 1);
+    const out = decode(txBatchCodec, published[0]!);
+    assert.equal(out.length, 1);
+    // A clean batch is forwarded as it is (nothing to publish here).
+    const clean = registration('clean batch');
+    const second = reactorWith(new Set([keyId(clean.hash)]));
+    assert.equal(await second.gossip('alice', [clean]), 'accept');
+    second.reactor.flushTxs();
+    assert.equal(second.published.length, 0);
+  });
+
+  test('an honest relay whose transactions are admitted keeps its budget', async () => {
+    const envs = Array.from({ length: 40 }, (_, i) => registration(`honest ${i}`, BigInt(i)));
+    const { submitted, gossip } = reactorWith(new Set(envs.map((e) => keyId(e.hash))));
+    for (const env of envs) assert.equal(await gossip('alice', [env]), 'accept');
+    assert.equal(submitted.length, 40);
+  });
+
+  test('a valid transaction over its relay budget is deferred, not dropped, and admitted once the budget refills', async () => {
+    const good = registration('good after junk');
+    const { reactor, submitted, published, gossip, advance } = reactorWith(new Set([keyId(good.hash)]));
+    await gossip(
+      'bob',
+      Array.from({ length: perPeer }, (_, i) => registration(`bob junk ${i}`)),
+    );
+    assert.equal(await gossip('bob', [good]), 'ignore');
+    assert.ok(reactor.costly.isDeferred(good));
+    assert.ok(!submittedHas(submitted, good));
+    // One check comes back every perPeerRefillMs: then it is admitted, and gossiped by this node.
+    await advance(perPeerRefillMs);
+    assert.ok(submittedHas(submitted, good));
+    assert.ok(!reactor.costly.isDeferred(good));
+    reactor.flushTxs();
+    assert.equal(published.length, 1);
+  });
+
+  test('a deferred transaction relayed again by a peer with budget is admitted at once', async () => {
+    const good = registration('good from two peers');
+    const { reactor, submitted, gossip } = reactorWith(new Set([keyId(good.hash)]));
+    await gossip(
+      'carol',
+      Array.from({ length: perPeer }, (_, i) => registration(`carol junk ${i}`)),
+    );
+    await gossip('carol', [good]);
+    assert.ok(reactor.costly.isDeferred(good));
+    assert.equal(await gossip('dave', [good]), 'accept');
+    assert.ok(submittedHas(submitted, good));
+    assert.ok(!reactor.costly.isDeferred(good));
+  });
+
+  test('attack: many peer ids together are bounded by the total, and an honest registration from a proven peer still gets through', async () => {
+    const good = registration('honest under sybils');
+    const { reactor, submitted, gossip, advance } = reactorWith(
+      new Set([keyId(good.hash)]),
+      new Set(['honest']),
+    );
+    for (let p = 0; p < 12; p++)
+      await gossip(
+        `sybil ${p}`,
+        Array.from({ length: perPeer + 4 }, (_, i) => registration(`sybil ${p} junk ${i}`)),
+      );
+    // Twelve fresh ids, each with a full bucket: no more than the total was checked.
+    assert.equal(submitted.length, total);
+    assert.ok(reactor.costly.deferred <= BUDGET.maxDeferred);
+    // The total is spent: the honest peer's registration waits, and is not pushed out by the sybils'.
+    await gossip('honest', [good]);
+    assert.ok(reactor.costly.isDeferred(good));
+    for (let p = 12; p < 40; p++) await gossip(`sybil ${p}`, [registration(`late sybil ${p}`)]);
+    assert.ok(reactor.costly.isDeferred(good));
+    // The first check the total gets back is the proven peer's.
+    await advance(totalRefillMs * 2);
+    await advance(500);
+    assert.ok(submittedHas(submitted, good));
+    reactor.stop();
+  });
+});
+
+describe('CostlyRelayBudget', () => {
+  test('attack: a relay that keeps its own budget spent cannot hold back a transaction it relayed first for longer than maxWaitMs', () => {
+    const budget = new CostlyRelayBudget({ perPeer: 2, total: 100, maxWaitMs: 10_000 });
+    assert.ok(budget.tryTake('mallory', 2, 0));
+    const honest = registration('front-run honest');
+    assert.ok(budget.defer({ env: honest, peer: 'mallory', cost: 1, proven: false, at: 0 }));
+    // Mallory spends each check its bucket gets back on junk before the queue is looked at.
+    for (let t = 2_000; t < 10_000; t += 2_000) {
+      assert.ok(budget.tryTake('mallory', 1, t));
+      assert.deepEqual(budget.takeReady(t), []);
+    }
+    assert.ok(budget.tryTake('mallory', 1, 10_000));
+    // Waited maxWaitMs: checked on the total budget alone.
+    assert.deepEqual(
+      budget.takeReady(10_000).map((d) => keyId(d.env.hash)),
+      [keyId(honest.hash)],
+    );
+  });
+
+  test('attack: proven ids filling the whole queue do not lock out another proven peer', () => {
+    const budget = new CostlyRelayBudget({ perPeer: 2, total: 8, maxDeferredPerPeer: 4, maxDeferred: 8 });
+    for (const p of ['s0', 's1', 's2', 's3']) while (budget.tryTake(p, 1, 0));
+    for (const p of ['s0', 's1'])
+      for (let i = 0; i < 4; i++)
+        assert.ok(
+          budget.defer({ env: registration(`${p} proven junk ${i}`), peer: p, cost: 1, proven: true, at: 0 }),
+        );
+    // The total is spent: the honest peer's own budget does not help, its transaction waits.
+    assert.ok(!budget.tryTake('honest', 1, 0));
+    const good = registration('proven honest in a full queue');
+    assert.ok(budget.defer({ env: good, peer: 'honest', cost: 1, proven: true, at: 0 }));
+    assert.ok(budget.isDeferred(good));
+    assert.equal(budget.deferred, 8);
+    // One of those ids cannot push out another's to take its place.
+    assert.ok(!budget.defer({ env: registration('s1 more'), peer: 's1', cost: 1, proven: true, at: 0 }));
+    assert.ok(budget.isDeferred(good));
+  });
+
+  test('every structure stays bounded whatever the peers do', () => {
+    const budget = new CostlyRelayBudget({ maxPeers: 16, maxDeferred: 10, maxDeferredPerPeer: 3 });
+    for (let p = 0; p < 60; p++) {
+      for (let i = 0; i < 6; i++) {
+        const env = registration(`bound ${p} ${i}`);
+        if (!budget.tryTake(`peer ${p}`, 1, p))
+          budget.defer({ env, peer: `peer ${p}`, cost: 1, proven: false, at: p });
+      }
+      assert.ok(budget.deferred <= 10);
+      assert.ok((budget as unknown as { buckets: Map<string, unknown> }).buckets.size <= 16);
+    }
+    assert.ok(budget.droppedDeferred > 0);
+  });
+});
