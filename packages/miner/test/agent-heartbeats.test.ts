@@ -417,7 +417,7 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
   // P-256 AK, as a TPM makes it (the shape core's own TPM clock test builds).
   const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const challenge = sha256(utf8('challenge'));
-  const answerAt = (clock: bigint, resetCount: number) => {
+  const answerAt = (clock: bigint, resetCount: number, restartCount = 0) => {
     const b = Buffer.alloc(4 + 2 + 2 + 2 + challenge.length + 17 + 8 + 8 + 17 + 8);
     let o = b.writeUInt32BE(TPM_GENERATED_VALUE, 0);
     o = b.writeUInt16BE(0x8019, o);
@@ -429,7 +429,7 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
       if (k === 1) o = b.writeBigUInt64BE(123456n, o);
       o = b.writeBigUInt64BE(clock, o);
       o = b.writeUInt32BE(resetCount, o);
-      o = b.writeUInt32BE(0, o);
+      o = b.writeUInt32BE(restartCount, o);
       o = b.writeUInt8(1, o);
       o = b.writeBigUInt64BE(0x2019102300163636n, o);
     }
@@ -464,6 +464,20 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
   checkOwnAnswer(view, challenge, answerAt(10n, 3));
   // No clock on chain yet: any clock goes.
   checkOwnAnswer({ ...view, tpmClock: null }, challenge, answerAt(1n, 0));
+  // Within one reset the restartCount never goes back either (core checkTpmClockMonotonic): a TPM
+  // restored to an earlier state. Before, the agent's own copy of the rule let it through, and the
+  // chain refused the whole batch it was in.
+  const restarted = {
+    ...view,
+    tpmClock: { clock: '1000', resetCount: 2, restartCount: 3 },
+  } as unknown as ChipJson;
+  assert.throws(
+    () => checkOwnAnswer(restarted, challenge, answerAt(1500n, 2, 2)),
+    (err) => err instanceof ValidationError && err.code === 'TPM_CLOCK_BACKWARDS',
+  );
+  checkOwnAnswer(restarted, challenge, answerAt(1500n, 2, 3));
+  checkOwnAnswer(restarted, challenge, answerAt(1500n, 2, 4));
+  checkOwnAnswer(restarted, challenge, answerAt(10n, 3, 0));
 });
 
 // maxFee bounds one heartbeat only. A relay that lands a copy of each answer first, every slot,

@@ -18,6 +18,8 @@
  * minimum fee, if that is within the operator's `maxFee` (0: never) and the balance.
  */
 import {
+  AttestationError,
+  checkTpmClockMonotonic,
   fromHex,
   type HeartbeatAnswer,
   type HeartbeatEvidence,
@@ -240,10 +242,11 @@ export async function deliverAnswers(
 
 /**
  * Throws the ValidationError the chain would give `evidence` of the chip `view` describes, for
- * `challenge` (wrong key or challenge, another profile, a TPM clock behind the one on chain), so a
- * chip whose signer misbehaves (a TPM reset or swapped, a key not the registered one) is left out
- * of the batch instead of sinking every other chip's answer in it: core names no chip for these
- * refusals, so the batch could not be rebuilt without it. A view without the key skips the check.
+ * `challenge` (wrong key or challenge, another profile, a TPM clock behind the one on chain by
+ * core's checkTpmClockMonotonic), so a chip whose signer misbehaves (a TPM reset or swapped, a key
+ * not the registered one) is left out of the batch instead of sinking every other chip's answer in
+ * it: core names no chip for these refusals, so the batch could not be rebuilt without it. A view
+ * without the key skips the check.
  */
 export function checkOwnAnswer(view: ChipJson, challenge: Uint8Array, evidence: HeartbeatEvidence): void {
   if (view.keyMaterial === undefined) return;
@@ -255,9 +258,16 @@ export function checkOwnAnswer(view: ChipJson, challenge: Uint8Array, evidence: 
   );
   const prev = view.tpmClock;
   if (!tpmClock || !prev) return;
-  if (
-    tpmClock.resetCount < prev.resetCount ||
-    (tpmClock.resetCount === prev.resetCount && tpmClock.clock < BigInt(prev.clock))
-  )
-    throw new ValidationError('TPM_CLOCK_BACKWARDS', 'the TPM clock is behind the one on chain');
+  // Core's own rule, not a copy of it: a copy had left out the restartCount going back within one
+  // reset, which the chain refuses too, so such an answer stayed in the batch and sank the rest.
+  try {
+    checkTpmClockMonotonic({ ...prev, clock: BigInt(prev.clock) }, tpmClock);
+  } catch (err) {
+    if (err instanceof AttestationError)
+      throw new ValidationError(
+        'TPM_CLOCK_BACKWARDS',
+        `the TPM clock is behind the one on chain: ${err.message}`,
+      );
+    throw err;
+  }
 }
