@@ -11,6 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ed25519PublicKey,
@@ -26,6 +29,7 @@ import {
 } from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
 import fc from 'fast-check';
+import { openUrgentFeeBudget } from '../src/agent/fee-budget-file.js';
 import {
   type AnswerItem,
   checkOwnAnswer,
@@ -529,4 +533,97 @@ test('one chip charged at a made-up far epoch does not reset what the other chip
   budget.charge('aa', 102, 1n);
   assert.equal(budget.left('aa', 100), 10n, 'a chip’s own epochs older than the one before are forgotten');
   assert.equal(budget.left('aa', 101), 6n);
+});
+
+// Saved with the chip's spending, a made-up far epoch pruned every later charge of the real epoch
+// at once (pruned below the latest kept), so the real epoch's urgent fees went unbounded for good.
+test('a chip’s charge at a made-up far epoch does not make its real epoch’s charges vanish', () => {
+  const budget = new UrgentFeeBudget(10n);
+  budget.charge('aa', 1_000_000_000, 1n);
+  budget.charge('aa', 5, 10n);
+  assert.equal(budget.left('aa', 5), 0n, 'the real epoch’s spending is kept');
+  budget.charge('aa', 6, 1n);
+  assert.equal(budget.left('aa', 5), 0n, 'and the epoch before the one charged');
+  assert.equal(budget.left('aa', 1_000_000_000), 10n, 'the far one is forgotten');
+});
+
+/** A scratch home for one test's urgent-fee record, removed after it. */
+function withHome(run: (path: string, dir: string) => Promise<void> | void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-fees-'));
+  return Promise.resolve()
+    .then(() => run(join(dir, 'urgent-fees.json'), dir))
+    .finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** One pass whose answer (chip 0, epoch 0) is urgent and whose sends all fail: it pays if it may. */
+async function urgentPass(budget: UrgentFeeBudget, slot: number): Promise<bigint[]> {
+  const { node, port } = fakeNode(1, { head: 18 });
+  node.script.push(() => ({ ok: false, reason: 'NOT_INCLUDED: not included by height 20' }));
+  const its = items(1, { triedBefore: true }).map((i) => ({ ...i, slot }));
+  await deliverAnswers(its, port, { ...FEE, budget });
+  return node.sent.map((s) => s.fee);
+}
+
+// Kept in memory only, the budget came back whole on each start: an agent crash-looping (or
+// restarted by whoever can make it crash) paid a chip's budget again every time.
+test('restarts do not give a chip its urgent-fee budget again: it is kept in the miner’s home', async () => {
+  await withHome(async (path, dir) => {
+    const warnings: string[] = [];
+    const fees: bigint[] = [];
+    for (let start = 0; start < 4; start++) {
+      const budget = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m));
+      fees.push(...(await urgentPass(budget, start)));
+    }
+    assert.equal(
+      fees.reduce((a, b) => a + b, 0n),
+      2n * MIN_FEE,
+      'two fees in the epoch over four starts',
+    );
+    assert.equal(warnings.length, 0);
+    assert.equal(statSync(path).mode & 0o777, 0o600, 'readable by its owner only');
+    assert.deepEqual(readdirSync(dir), ['urgent-fees.json'], 'no temporary file left');
+    // Another chain's record is not this chain's spending.
+    const other = openUrgentFeeBudget(path, 'unc-other', 2n * MIN_FEE, (m) => warnings.push(m));
+    assert.equal(other.left(chipHex(0), 0), 2n * MIN_FEE);
+  });
+});
+
+test('an unreadable record warns, pays nothing until the chain’s epoch is known, then counts it spent', async () => {
+  await withHome(async (path) => {
+    writeFileSync(path, '{"version":1,"chainId":"unc-test","spent":{"');
+    const warnings: string[] = [];
+    const budget = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /unreadable.*spent for the current epoch/);
+    assert.equal(budget.needsEpoch, true);
+    assert.deepEqual(await urgentPass(budget, 0), [0n], 'fee-free while the epoch is unknown');
+    // The agent reads the chain's epoch (7): it and the one before count as spent, and are saved.
+    assert.equal(budget.exhaust([chipHex(0)], 7), true);
+    assert.equal(budget.left(chipHex(0), 7), 0n);
+    const again = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m));
+    assert.equal(warnings.length, 1, 'the record is whole again');
+    assert.equal(again.left(chipHex(0), 6), 0n);
+    assert.equal(again.left(chipHex(0), 7), 0n);
+    assert.equal(again.left(chipHex(0), 8), 2n * MIN_FEE, 'the next epoch has its budget');
+    // A record of bad values is unreadable too, not a crash.
+    writeFileSync(
+      path,
+      JSON.stringify({ version: 1, chainId: 'unc-test', spent: { [chipHex(0)]: { 7: -5 } } }),
+    );
+    assert.equal(openUrgentFeeBudget(path, 'unc-test', 1n, (m) => warnings.push(m)).needsEpoch, true);
+    assert.equal(warnings.length, 2);
+  });
+});
+
+test('a record that cannot be saved pays no urgent fee (the send goes fee-free) until a save succeeds', async () => {
+  await withHome(async (_path, dir) => {
+    const warnings: string[] = [];
+    const budget = openUrgentFeeBudget(join(dir, 'gone', 'urgent-fees.json'), 'unc-test', 2n * MIN_FEE, (m) =>
+      warnings.push(m),
+    );
+    assert.deepEqual(await urgentPass(budget, 0), [0n]);
+    assert.equal(budget.unsaved, true);
+    assert.match(warnings[0]!, /not saved/);
+    assert.equal(budget.left(chipHex(1), 0), 0n);
+  });
 });

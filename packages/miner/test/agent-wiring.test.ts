@@ -6,6 +6,9 @@
  * wall clock, no network.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   decode,
@@ -16,6 +19,7 @@ import {
   toHex,
   verifyHeartbeat,
 } from '@unc/core';
+import { createLogger } from '@unc/node';
 import { type BlockJson, type ChipJson, feeFor, RpcClientError, type Subscription } from '@unc/sdk';
 import { MinerAgent, type MinerClient } from '../src/agent/agent.js';
 import { DevSoftSigner } from '../src/agent/signers.js';
@@ -76,6 +80,7 @@ function scriptedNode(opts: { chainId?: string; head?: number } = {}) {
     call: (async (method: string, params: unknown[]) => {
       state.calls.push(method);
       if (method === 'unc_getChip') return chipView(params[0] as string);
+      if (method === 'unc_getEpoch') return { epoch: 0 };
       throw new RpcClientError(-32601, `no ${method} here`);
     }) as MinerClient['call'],
     getHeader: (async (height: number) => {
@@ -182,4 +187,41 @@ test('started, the agent answers the open slot in one heartbeat signed as priced
   state.onBlock!({ height: 12, hash: HASH } as BlockJson);
   await new Promise((r) => setImmediate(r));
   assert.equal(state.calls.length, after, 'nothing asked of the node after stop');
+});
+
+test('an agent whose urgent-fee record is unreadable warns, reads the chain’s epoch and saves it as spent, and still answers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-wiring-'));
+  const file = join(dir, 'urgent-fees.json');
+  writeFileSync(file, 'not json');
+  const { state, client } = scriptedNode();
+  const signer = new DevSoftSigner(chipSeed, 'm', 'chip-0');
+  const chipId = toHex(await signer.chipId());
+  const warnings: string[] = [];
+  const logger = {
+    ...createLogger('miner-test', { level: 'error' }),
+    warn: (message: string) => {
+      warnings.push(message);
+    },
+  };
+  const agent = new MinerAgent({
+    nodeUrl: 'http://unused',
+    client,
+    ownerSeed,
+    chainId: CHAIN,
+    chips: [signer],
+    urgentFeeFile: file,
+    logger,
+  });
+  try {
+    await agent.start();
+    assert.ok(warnings.some((w) => /unreadable/.test(w)));
+    assert.ok(state.calls.includes('unc_getEpoch'));
+    assert.equal(state.sent.length, 1, 'the answer still goes (fee-free)');
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(saved.chainId, CHAIN);
+    assert.deepEqual(saved.spent, { [chipId]: { 0: (10n ** 15n).toString() } }, 'epoch 0 counted spent');
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,6 +7,7 @@ import {
   DevSoftSigner,
   ensureProviderCertificate,
   MinerAgent,
+  URGENT_FEE_FILE,
 } from '@unc/miner';
 import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
@@ -207,6 +208,8 @@ export function minerCommand(): Command {
           statusPort,
           maxHeartbeatFee,
           urgentFeeBudget,
+          // Kept across restarts: a restart must not give every chip its budget again.
+          urgentFeeFile: join(ctx.home, URGENT_FEE_FILE),
           ...(providerPort !== undefined
             ? {
                 provider: {

@@ -31,6 +31,7 @@ import {
   type ChipJson,
   closeOfferAction,
   createOfferAction,
+  type EpochJson,
   encodeSigned,
   feeFor,
   type OfferTerms,
@@ -41,6 +42,7 @@ import {
 } from '@unc/sdk';
 import { RpcLeaseSource } from '../provider/lease.js';
 import { type ProviderOptions, ProviderServer } from '../provider/server.js';
+import { openUrgentFeeBudget } from './fee-budget-file.js';
 import {
   type AnswerItem,
   checkOwnAnswer,
@@ -134,6 +136,11 @@ export interface MinerAgentOptions {
    * (heartbeats.ts UrgentFeeBudget).
    */
   urgentFeeBudget?: bigint;
+  /**
+   * Where the urgent-fee budget's spending is kept across restarts (fee-budget-file.ts; `unc
+   * miner start`: the home's urgent-fees.json). None: in memory only, and a restart starts afresh.
+   */
+  urgentFeeFile?: string;
   logger?: Logger;
 }
 
@@ -191,8 +198,8 @@ export class MinerAgent {
   private readonly hashes = new Map<number, string>();
   /** Sends waiting for the head to reach a height (a heartbeat's wait for inclusion ends there). */
   private readonly headWaiters = new Set<{ height: number; reached(): void }>();
-  /** Urgent fees spent per chip per epoch, across passes. */
-  private readonly urgentBudget: UrgentFeeBudget;
+  /** Urgent fees spent per chip per epoch, across passes (and restarts, with `urgentFeeFile`). */
+  private urgentBudget: UrgentFeeBudget;
   private readonly m;
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
@@ -230,6 +237,13 @@ export class MinerAgent {
     // named the pinned chain for the unlock and another one here would have them signed for it.
     assertChainUnchanged(status.chainId, this.opts.chainId);
     this.chainId = status.chainId;
+    if (this.opts.urgentFeeFile !== undefined)
+      this.urgentBudget = openUrgentFeeBudget(
+        this.opts.urgentFeeFile,
+        this.chainId,
+        this.opts.urgentFeeBudget ?? DEFAULT_URGENT_FEE_BUDGET,
+        (message) => this.logger.warn(message),
+      );
     this.latest = status.height;
     for (const signer of this.opts.chips) {
       const chipId = await signer.chipId();
@@ -386,6 +400,7 @@ export class MinerAgent {
       }
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);
       if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
+      await this.keepUrgentBudget();
       if (answers.length > 0) await this.sendAnswers(answers);
       if (this.opts.offer && this.offerId === null && this.providerUrl && unregistered.length === 0)
         await this.keepOffer(this.opts.offer, this.providerUrl);
@@ -394,6 +409,22 @@ export class MinerAgent {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * A budget whose saved record was lost counts as spent for the chain's current epoch, which is
+   * read here (until it is, nothing is paid); one whose last save failed is saved again.
+   */
+  private async keepUrgentBudget(): Promise<void> {
+    const budget = this.urgentBudget;
+    if (budget.needsEpoch) {
+      const epoch = await this.client.call<EpochJson>('unc_getEpoch', []).catch(() => null);
+      if (epoch && Number.isSafeInteger(epoch.epoch))
+        budget.exhaust(
+          this.chips.map((c) => c.chipIdHex),
+          epoch.epoch,
+        );
+    } else if (budget.unsaved) budget.save();
   }
 
   /** Finds or creates this owner's open offer for the registered chips at `endpoint`. */

@@ -75,6 +75,18 @@ export interface FeePolicy {
   budget?: UrgentFeeBudget;
 }
 
+/** What one chip spent on urgent fees in one epoch (base units): a budget's saved form. */
+export interface UrgentFeeRecord {
+  chipId: string;
+  epoch: number;
+  spent: bigint;
+}
+
+/** Where a budget keeps its records across restarts (fee-budget-file.ts); `save` throws when it cannot. */
+export interface UrgentFeeBudgetStore {
+  save(records: readonly UrgentFeeRecord[]): void;
+}
+
 /**
  * Urgent heartbeat fees per chip per epoch. `maxFee` bounds one heartbeat only: whoever relays a
  * miner's answers can copy each one into a transaction of its own and land it first, every slot,
@@ -84,14 +96,30 @@ export interface FeePolicy {
  * gets no fee paid for it (its answer still goes fee-free, and with another chip's that can pay).
  * Charged when the paying transaction is sent (it may land), so an attack can only use a budget
  * up, never pass it. Epochs are the chain's, from the answers: no clock.
+ *
+ * With a `store`, what was spent is saved before each paying send (`save`): kept in memory only,
+ * a restart gave every chip its whole budget again, and an agent crash-looping (or restarted by
+ * whoever can make it crash) paid it again each time. While a save fails, nothing more is paid
+ * (left() is 0): a fee the record does not hold could be paid again after a restart.
  */
 export class UrgentFeeBudget {
   /** Per chip: spent per epoch, for its latest epoch charged and the one before. */
   private readonly spent = new Map<string, Map<number, bigint>>();
+  /** The saved record was lost, and the chain's epoch is not known yet (`exhaust`). */
+  private lost = false;
+  /** The last save failed (the agent tries again each pass). */
+  private failed = false;
 
-  constructor(readonly perChipPerEpoch: bigint) {}
+  constructor(
+    readonly perChipPerEpoch: bigint,
+    private readonly store?: UrgentFeeBudgetStore,
+    saved: readonly UrgentFeeRecord[] = [],
+  ) {
+    for (const r of saved) this.charge(r.chipId, r.epoch, r.spent);
+  }
 
   left(chipIdHex: string, epoch: number): bigint {
+    if (this.lost || this.failed) return 0n;
     const left = this.perChipPerEpoch - (this.spent.get(chipIdHex)?.get(epoch) ?? 0n);
     return left > 0n ? left : 0n;
   }
@@ -102,9 +130,62 @@ export class UrgentFeeBudget {
     epochs.set(epoch, (epochs.get(epoch) ?? 0n) + fee);
     // Answers are for the current epoch or the one before: older entries are done with. Pruned per
     // chip: the epochs come from the node's chip view, and one chip shown at a made-up far epoch
-    // must not wipe what every other chip has spent.
-    const latest = Math.max(...epochs.keys());
-    for (const e of [...epochs.keys()]) if (e < latest - 1) epochs.delete(e);
+    // must not wipe what every other chip has spent. Around the epoch charged, not the latest
+    // kept: an entry of a far epoch (a node's made-up one, kept in the saved record across
+    // restarts) would otherwise have every later charge of the real epoch pruned at once, unbounded.
+    for (const e of [...epochs.keys()]) if (e < epoch - 1 || e > epoch + 1) epochs.delete(e);
+  }
+
+  /**
+   * The saved record was lost (its file unreadable): nothing is paid until `exhaust` is told the
+   * chain's epoch. What the lost record held is not known, so the safe side is all of it spent.
+   */
+  markLost(): void {
+    this.lost = true;
+  }
+
+  /** Whether nothing is paid until `exhaust` is told the chain's epoch (the record was lost). */
+  get needsEpoch(): boolean {
+    return this.lost;
+  }
+
+  /** Whether the last save failed: nothing is paid until `save` succeeds. */
+  get unsaved(): boolean {
+    return this.failed;
+  }
+
+  /** Counts each chip's budget spent for `epoch` (the chain's current one) and the one before, and saves. */
+  exhaust(chipIds: readonly string[], epoch: number): boolean {
+    for (const id of chipIds)
+      for (const e of [epoch - 1, epoch]) {
+        if (e < 0) continue;
+        const spent = this.spent.get(id)?.get(e) ?? 0n;
+        if (spent < this.perChipPerEpoch) this.charge(id, e, this.perChipPerEpoch - spent);
+      }
+    this.lost = false;
+    return this.save();
+  }
+
+  records(): UrgentFeeRecord[] {
+    return [...this.spent].flatMap(([chipId, epochs]) =>
+      [...epochs].map(([epoch, spent]) => ({ chipId, epoch, spent })),
+    );
+  }
+
+  /**
+   * Saves what was spent (no store: nothing to do). Called before a paying send; false when the
+   * store could not save, and the send then goes fee-free.
+   */
+  save(): boolean {
+    if (!this.store) return true;
+    try {
+      this.store.save(this.records());
+      this.failed = false;
+      return true;
+    } catch {
+      this.failed = true;
+      return false;
+    }
   }
 }
 
@@ -204,8 +285,12 @@ export async function deliverAnswers(
       payers = canPay ? batch.filter((i) => isUrgent(i) && budgetAllows(i)) : [];
       if (payers.length > 0) fee = min;
     }
-    // Charged when sent (a paying transaction may land even if its wait fails).
-    if (fee > 0n) for (const i of payers) policy.budget?.charge(i.chipIdHex, i.epoch, fee);
+    // Charged when sent (a paying transaction may land even if its wait fails), and saved first:
+    // a fee the saved record does not hold would be paid again after a restart. Not saved: fee-free.
+    if (fee > 0n && policy.budget) {
+      for (const i of payers) policy.budget.charge(i.chipIdHex, i.epoch, fee);
+      if (!policy.budget.save()) fee = 0n;
+    }
     // A fee-free send that could still be bumped waits only until the answers turn urgent.
     const firstEnd = Math.min(...batch.map((i) => i.windowEnd));
     const waitUntil = fee === 0n && canPay ? Math.max(head + 1, firstEnd - policy.urgentBlocks) : firstEnd;
