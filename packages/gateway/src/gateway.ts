@@ -1210,11 +1210,20 @@ export class Gateway {
    * Settles the openings sent but never seen included (`unsettledOpens`): one included is recorded
    * with its lease (which the refresh then closes as out of the pool: nobody waits for it now, and
    * unrecorded it would run on, unused, until its escrow ran out); one dropped, or past its expiry
-   * height, no longer counts; one reported included without a lease counts until that height too.
+   * height, no longer counts; one reported included without a lease counts until that height too,
+   * or until its renter forgets it (`unc gateway forget-opening`).
    */
   private async settleOpens(height: number | null): Promise<void> {
+    // Forgotten by the renter (`unc gateway forget-opening`, which removes its row) while this
+    // gateway runs: counted no more here either, or it would hold the budget until a restart.
+    const stored = new Set(this.store.pendingOpens().map((o) => o.txHash));
     for (const [hash, open] of [...this.unsettledOpens]) {
       if (!open.abandoned) continue;
+      if (!stored.has(hash)) {
+        this.unsettledOpens.delete(hash);
+        this.log.warn('a pending lease opening was forgotten by hand; it no longer counts', { tx: hash });
+        continue;
+      }
       const st = await this.client.getTransactionStatus(hash).catch(() => null);
       if (!st) continue;
       if (st.status === 'included') {
