@@ -74,14 +74,19 @@ export function openUrgentFeeBudget(
   perChipPerEpoch: bigint,
   warn: (message: string) => void,
 ): UrgentFeeBudget {
+  // Said once per run of failures, not at every pass that tries again.
+  let failing = false;
   const store: UrgentFeeBudgetStore = {
     save: (records) => {
       try {
         saveUrgentFeeRecords(path, chainId, records);
+        failing = false;
       } catch (err) {
-        warn(
-          `urgent-fee record ${path} not saved (${(err as Error).message}); no urgent fee is paid until it is`,
-        );
+        if (!failing)
+          warn(
+            `urgent-fee record ${path} not saved (${(err as Error).message}); no urgent fee is paid until it is`,
+          );
+        failing = true;
         throw err;
       }
     },

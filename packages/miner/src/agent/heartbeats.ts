@@ -103,7 +103,7 @@ export interface UrgentFeeBudgetStore {
  * (left() is 0): a fee the record does not hold could be paid again after a restart.
  */
 export class UrgentFeeBudget {
-  /** Per chip: spent per epoch, for its latest epoch charged and the one before. */
+  /** Per chip: spent per epoch, for the epochs next to the one it was last charged in. */
   private readonly spent = new Map<string, Map<number, bigint>>();
   /** The saved record was lost, and the chain's epoch is not known yet (`exhaust`). */
   private lost = false;
