@@ -11,7 +11,15 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -29,7 +37,7 @@ import {
 } from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
 import fc from 'fast-check';
-import { openUrgentFeeBudget } from '../src/agent/fee-budget-file.js';
+import { openUrgentFeeBudget, saveUrgentFeeRecords } from '../src/agent/fee-budget-file.js';
 import {
   type AnswerItem,
   checkOwnAnswer,
@@ -585,6 +593,25 @@ test('restarts do not give a chip its urgent-fee budget again: it is kept in the
     // Another chain's record is not this chain's spending.
     const other = openUrgentFeeBudget(path, 'unc-other', 2n * MIN_FEE, (m) => warnings.push(m));
     assert.equal(other.left(chipHex(0), 0), 2n * MIN_FEE);
+  });
+});
+
+// The temporary name was the record's name and the pid: known in advance, and written through
+// whatever was there (a link to another of the owner's files was truncated and overwritten).
+test('the record is saved through a fresh temporary name, never through a link planted beside it', async () => {
+  await withHome((path, dir) => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious');
+    symlinkSync(victim, `${path}.tmp-${process.pid}`);
+    saveUrgentFeeRecords(path, 'unc-test', [{ chipId: chipHex(0), epoch: 1, spent: 1n }]);
+    assert.equal(readFileSync(victim, 'utf8'), 'precious', 'the linked file is untouched');
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).spent[chipHex(0)]['1'], '1');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ['urgent-fees.json', `urgent-fees.json.tmp-${process.pid}`, 'victim'].sort(),
+      'no temporary file left',
+    );
   });
 });
 

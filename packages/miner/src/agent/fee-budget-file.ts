@@ -9,7 +9,17 @@
  * again reuses its chip ids at epoch 0, where a record of epoch 500 would prune every new charge at
  * once): a record of another chain is not this chain's spending and is started afresh.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { UrgentFeeBudget, type UrgentFeeBudgetStore, type UrgentFeeRecord } from './heartbeats.js';
 
 /** The file's name in the miner's home. */
@@ -43,7 +53,12 @@ function parseRecords(text: string, chainId: string): UrgentFeeRecord[] {
   return records;
 }
 
-/** Writes the records whole, atomically (temp + rename), readable by the owner only. */
+/**
+ * Writes the records whole, atomically (temp + rename), readable by the owner only. The temporary
+ * name is fresh and created exclusively ('wx'), and flushed before the rename: a name from the pid was known in advance, and a
+ * link planted there was written through (the file it pointed to truncated), or a file left there
+ * kept its own mode.
+ */
 export function saveUrgentFeeRecords(
   path: string,
   chainId: string,
@@ -52,9 +67,17 @@ export function saveUrgentFeeRecords(
   const spent: FileShape['spent'] = {};
   for (const r of records) (spent[r.chipId] ??= {})[String(r.epoch)] = r.spent.toString();
   const body: FileShape = { version: 1, chainId, spent };
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  // Created here or thrown before anything is there to remove (a name taken is not ours to delete).
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+    try {
+      writeFileSync(fd, `${JSON.stringify(body, null, 2)}\n`);
+      // On disk before the paying send it is saved for: a power loss must not bring back the older record.
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
