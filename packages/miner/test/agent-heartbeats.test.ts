@@ -596,6 +596,41 @@ test('restarts do not give a chip its urgent-fee budget again: it is kept in the
   });
 });
 
+// The chain id is the node's word where the home pins none. A record of one chain only, a node
+// naming another chain at one start had it rewritten for that chain, and at the next start, on the
+// real chain again, every chip had its whole budget back: once per two restarts.
+test('a start on another chain keeps the real chain’s record: back on it, the chips have spent what they had', async () => {
+  await withHome(async (path) => {
+    const warnings: string[] = [];
+    const real = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m));
+    await urgentPass(real, 0);
+    await urgentPass(real, 1);
+    assert.equal(real.left(chipHex(0), 0), 0n);
+    // A start where the node names another chain, and a fee charged (and saved) there.
+    const other = openUrgentFeeBudget(path, 'unc-other', 2n * MIN_FEE, (m) => warnings.push(m));
+    assert.equal(other.left(chipHex(0), 0), 2n * MIN_FEE, 'another chain’s spending is its own');
+    other.charge(chipHex(0), 0, MIN_FEE);
+    assert.equal(other.save(), true);
+    const back = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m));
+    assert.equal(back.left(chipHex(0), 0), 0n, 'the real chain’s spending is still there');
+    assert.deepEqual(await urgentPass(back, 2), [0n], 'no fee past the budget');
+    const again = openUrgentFeeBudget(path, 'unc-other', 2n * MIN_FEE, (m) => warnings.push(m));
+    assert.equal(again.left(chipHex(0), 0), MIN_FEE, 'and the other chain’s, kept beside it');
+    assert.equal(warnings.length, 0);
+    // Another chain's record of bad values makes the file unreadable too (counted spent), not a crash.
+    writeFileSync(
+      path,
+      JSON.stringify({
+        version: 1,
+        chainId: 'unc-test',
+        spent: {},
+        others: { x: { [chipHex(0)]: { 1: 5 } } },
+      }),
+    );
+    assert.equal(openUrgentFeeBudget(path, 'unc-test', 1n, (m) => warnings.push(m)).needsEpoch, true);
+  });
+});
+
 // The temporary name was the record's name and the pid: known in advance, and written through
 // whatever was there (a link to another of the owner's files was truncated and overwritten).
 test('the record is saved through a fresh temporary name, never through a link planted beside it', async () => {

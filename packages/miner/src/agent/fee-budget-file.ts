@@ -5,9 +5,12 @@
  * once per start.
  *
  * Written whole to a temporary file (mode 0600) and renamed over the old one: a crash mid-write
- * leaves the previous record, never half of one. The record is of one chain (a dev chain started
- * again reuses its chip ids at epoch 0, where a record of epoch 500 would prune every new charge at
- * once): a record of another chain is not this chain's spending and is started afresh.
+ * leaves the previous record, never half of one. The record is by chain (a dev chain started again
+ * reuses its chip ids at epoch 0, where a record of epoch 500 would prune every new charge at
+ * once): another chain's record is not this chain's spending, and is kept beside it untouched
+ * (`others`). Dropped, a node that named another chain at one start (the chain id is its word
+ * where the home pins none) had the record rewritten for that chain, and at the next start, on
+ * the real chain again, every chip had its whole budget back.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -29,18 +32,40 @@ interface FileShape {
   version: 1;
   chainId: string;
   /** chip id (hex) → epoch → spent (decimal base units). */
-  spent: Record<string, Record<string, string>>;
+  spent: Spent;
+  /** Other chains' spending, by chain id, kept as read. */
+  others?: Record<string, Spent>;
 }
 
-/** The records in `text`, or throws what is wrong with it. */
-function parseRecords(text: string, chainId: string): UrgentFeeRecord[] {
+type Spent = Record<string, Record<string, string>>;
+
+/** This chain's records in `text` and the other chains' spending, or throws what is wrong with it. */
+function parseRecords(
+  text: string,
+  chainId: string,
+): { records: UrgentFeeRecord[]; others: Map<string, Spent> } {
   const f = JSON.parse(text) as Partial<FileShape> | null;
   if (f === null || typeof f !== 'object' || f.version !== 1 || typeof f.chainId !== 'string')
     throw new Error('not a version 1 urgent-fee record');
-  if (f.chainId !== chainId) return [];
-  if (typeof f.spent !== 'object' || f.spent === null) throw new Error('no "spent" object');
+  if (f.others !== undefined && (typeof f.others !== 'object' || f.others === null))
+    throw new Error('a bad "others" object');
+  const sections = new Map<string, unknown>(Object.entries(f.others ?? {}));
+  sections.set(f.chainId, f.spent);
+  const others = new Map<string, Spent>();
+  let records: UrgentFeeRecord[] = [];
+  for (const [id, spent] of sections) {
+    const read = recordsOf(spent);
+    if (id === chainId) records = read;
+    else others.set(id, spent as Spent);
+  }
+  return { records, others };
+}
+
+/** The records of one chain's spending, or throws what is wrong with it. */
+function recordsOf(spent: unknown): UrgentFeeRecord[] {
+  if (typeof spent !== 'object' || spent === null) throw new Error('no "spent" object');
   const records: UrgentFeeRecord[] = [];
-  for (const [chipId, epochs] of Object.entries(f.spent)) {
+  for (const [chipId, epochs] of Object.entries(spent)) {
     if (!/^[0-9a-f]{64}$/.test(chipId)) throw new Error(`bad chip id ${JSON.stringify(chipId)}`);
     if (typeof epochs !== 'object' || epochs === null) throw new Error(`bad epochs of chip ${chipId}`);
     for (const [epoch, spent] of Object.entries(epochs)) {
@@ -54,19 +79,27 @@ function parseRecords(text: string, chainId: string): UrgentFeeRecord[] {
 }
 
 /**
- * Writes the records whole, atomically (temp + rename), readable by the owner only. The temporary
- * name is fresh and created exclusively ('wx'), and flushed before the rename: a name from the pid was known in advance, and a
- * link planted there was written through (the file it pointed to truncated), or a file left there
- * kept its own mode.
+ * Writes the records (and `others`, other chains' spending as read) whole, atomically (temp +
+ * rename), readable by the owner only. The temporary name is fresh and created exclusively
+ * ('wx'), and flushed before the rename: a name from the pid was known in advance, and a link
+ * planted there was written through (the file it pointed to truncated).
  */
 export function saveUrgentFeeRecords(
   path: string,
   chainId: string,
   records: readonly UrgentFeeRecord[],
+  others: ReadonlyMap<string, Spent> = new Map(),
 ): void {
-  const spent: FileShape['spent'] = {};
+  const spent: Spent = {};
   for (const r of records) (spent[r.chipId] ??= {})[String(r.epoch)] = r.spent.toString();
-  const body: FileShape = { version: 1, chainId, spent };
+  const kept = [...others].filter(([id]) => id !== chainId);
+  const body: FileShape = {
+    version: 1,
+    chainId,
+    spent,
+    // fromEntries: a chain named "__proto__" is a key like any other.
+    ...(kept.length > 0 ? { others: Object.fromEntries(kept) } : {}),
+  };
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   // Created here or thrown before anything is there to remove (a name taken is not ours to delete).
   const fd = openSync(tmp, 'wx', 0o600);
@@ -99,10 +132,12 @@ export function openUrgentFeeBudget(
 ): UrgentFeeBudget {
   // Said once per run of failures, not at every pass that tries again.
   let failing = false;
+  // Other chains' spending, written back as read.
+  let others = new Map<string, Spent>();
   const store: UrgentFeeBudgetStore = {
     save: (records) => {
       try {
-        saveUrgentFeeRecords(path, chainId, records);
+        saveUrgentFeeRecords(path, chainId, records, others);
         failing = false;
       } catch (err) {
         if (!failing)
@@ -116,7 +151,9 @@ export function openUrgentFeeBudget(
   };
   if (!existsSync(path)) return new UrgentFeeBudget(perChipPerEpoch, store);
   try {
-    return new UrgentFeeBudget(perChipPerEpoch, store, parseRecords(readFileSync(path, 'utf8'), chainId));
+    const read = parseRecords(readFileSync(path, 'utf8'), chainId);
+    others = read.others;
+    return new UrgentFeeBudget(perChipPerEpoch, store, read.records);
   } catch (err) {
     warn(
       `urgent-fee record ${path} unreadable (${(err as Error).message}): counting every chip's urgent-fee budget as spent for the current epoch; it is rewritten once the epoch is known`,
