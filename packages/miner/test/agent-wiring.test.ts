@@ -189,13 +189,12 @@ test('started, the agent answers the open slot in one heartbeat signed as priced
   assert.equal(state.calls.length, after, 'nothing asked of the node after stop');
 });
 
-test('an agent whose urgent-fee record is unreadable warns, reads the chain’s epoch and saves it as spent, and still answers', async () => {
+test('an agent whose urgent-fee record is unreadable warns, saves every chip’s budget as spent by its own clock (not the node’s epoch), and still answers', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'unc-miner-wiring-'));
   const file = join(dir, 'urgent-fees.json');
   writeFileSync(file, 'not json');
   const { state, client } = scriptedNode();
   const signer = new DevSoftSigner(chipSeed, 'm', 'chip-0');
-  const chipId = toHex(await signer.chipId());
   const warnings: string[] = [];
   const logger = {
     ...createLogger('miner-test', { level: 'error' }),
@@ -215,11 +214,15 @@ test('an agent whose urgent-fee record is unreadable warns, reads the chain’s 
   try {
     await agent.start();
     assert.ok(warnings.some((w) => /unreadable/.test(w)));
-    assert.ok(state.calls.includes('unc_getEpoch'));
+    assert.ok(!state.calls.includes('unc_getEpoch'), 'nothing asked of the node for it');
     assert.equal(state.sent.length, 1, 'the answer still goes (fee-free)');
     const saved = JSON.parse(readFileSync(file, 'utf8'));
     assert.equal(saved.chainId, CHAIN);
-    assert.deepEqual(saved.spent, { [chipId]: { 0: (10n ** 15n).toString() } }, 'epoch 0 counted spent');
+    assert.deepEqual(saved.spent, {});
+    assert.ok(
+      Number.isSafeInteger(saved.allSpentAt),
+      'every chip’s budget counted spent at a time of the agent’s clock',
+    );
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -119,7 +119,7 @@ export function minerCommand(): Command {
     )
     .option(
       '--urgent-fee-budget <UNC>',
-      'the most urgent heartbeat fees may cost per chip per epoch (4 challenges), whatever forces them (e.g. a relay landing copies of its answers first); --max-heartbeat-fee bounds one heartbeat only; what was spent is kept in <home>/urgent-fees.json across restarts',
+      "the most urgent heartbeat fees may cost per chip in any hour of this machine's clock (some 4 challenges at one-second blocks), whatever forces them (e.g. a relay landing copies of its answers first); --max-heartbeat-fee bounds one heartbeat only; what was spent is kept in <home>/urgent-fees.json across restarts",
       '0.001',
     )
     .option('--password-file <file>', "the owner key's password")

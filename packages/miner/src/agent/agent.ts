@@ -31,7 +31,6 @@ import {
   type ChipJson,
   closeOfferAction,
   createOfferAction,
-  type EpochJson,
   encodeSigned,
   feeFor,
   type OfferTerms,
@@ -63,9 +62,11 @@ export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 /** The default `urgentBlocks`. */
 export const DEFAULT_URGENT_BLOCKS = 3;
 /**
- * The default `urgentFeeBudget`: 0.001 UNC per chip per epoch (4 challenges), one fee at the cap or
- * several smaller ones; an attacker landing copies of every answer first can make a chip pay at
- * most this per epoch (24 a day at 3600 one-second blocks: 0.024 UNC, not 96 × the cap).
+ * The default `urgentFeeBudget`: 0.001 UNC per chip per hour of the agent's clock, one fee at the
+ * cap or several smaller ones; an attacker landing copies of every answer first can make a chip
+ * pay at most this per hour: 0.024 UNC a day, not 96 × the cap. The same figure as the per-epoch
+ * budget it replaces: an epoch is 3600 blocks (core's default `epochBlocks`), an hour at one-second
+ * blocks (4 challenges); with slower blocks a chip has fewer challenges an hour, not more budget a day.
  */
 export const DEFAULT_URGENT_FEE_BUDGET = 10n ** 15n;
 /**
@@ -131,7 +132,7 @@ export interface MinerAgentOptions {
   /** An answer whose window closes within this many blocks is urgent (default 3). */
   urgentBlocks?: number;
   /**
-   * The most urgent heartbeat fees may cost per chip per epoch, in base units (default
+   * The most urgent heartbeat fees may cost per chip per hour of this agent's clock, in base units (default
    * DEFAULT_URGENT_FEE_BUDGET): `maxHeartbeatFee` bounds one heartbeat, this bounds them all
    * (heartbeats.ts UrgentFeeBudget).
    */
@@ -198,7 +199,7 @@ export class MinerAgent {
   private readonly hashes = new Map<number, string>();
   /** Sends waiting for the head to reach a height (a heartbeat's wait for inclusion ends there). */
   private readonly headWaiters = new Set<{ height: number; reached(): void }>();
-  /** Urgent fees spent per chip per epoch, across passes (and restarts, with `urgentFeeFile`). */
+  /** Urgent fees spent per chip in the last hour, across passes (and restarts, with `urgentFeeFile`). */
   private urgentBudget: UrgentFeeBudget;
   private readonly m;
   statusUrl: string | null = null;
@@ -400,7 +401,8 @@ export class MinerAgent {
       }
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);
       if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
-      await this.keepUrgentBudget();
+      // A record whose last save failed is saved again (until it is, no urgent fee is paid).
+      if (this.urgentBudget.unsaved) this.urgentBudget.save();
       if (answers.length > 0) await this.sendAnswers(answers);
       if (this.opts.offer && this.offerId === null && this.providerUrl && unregistered.length === 0)
         await this.keepOffer(this.opts.offer, this.providerUrl);
@@ -409,22 +411,6 @@ export class MinerAgent {
     } finally {
       this.busy = false;
     }
-  }
-
-  /**
-   * A budget whose saved record was lost counts as spent for the chain's current epoch, which is
-   * read here (until it is, nothing is paid); one whose last save failed is saved again.
-   */
-  private async keepUrgentBudget(): Promise<void> {
-    const budget = this.urgentBudget;
-    if (budget.needsEpoch) {
-      const epoch = await this.client.call<EpochJson>('unc_getEpoch', []).catch(() => null);
-      if (epoch && Number.isSafeInteger(epoch.epoch))
-        budget.exhaust(
-          this.chips.map((c) => c.chipIdHex),
-          epoch.epoch,
-        );
-    } else if (budget.unsaved) budget.save();
   }
 
   /** Finds or creates this owner's open offer for the registered chips at `endpoint`. */
