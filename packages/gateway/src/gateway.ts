@@ -200,13 +200,13 @@ interface LeaseState {
   /** Attempts failed in a row (see `failureStreak`). */
   failureStreak: number;
   closing: boolean;
-  /** Block time (ms) its escrow pays until, and its end time, as last read from the chain. */
-  escrowUntilMs: number;
-  endTimeMs: number;
   /**
-   * The lease as the chain last showed it (its start, hours, deposit: what its dispute allowance
-   * is computed from), and the disputes it has recorded or that are on their way: the chain takes
-   * one per disputeWaitMs of lease time kept and paid for (TOO_MANY_DISPUTES past it).
+   * The lease as the chain last showed it: its escrow and end time (what jobs and top-ups are
+   * decided on), its start, hours and deposit (what its dispute allowance is computed from). One
+   * view, replaced whole on each read: copies of some of its fields, updated by a top-up while the
+   * view kept the deposit from before it, let the allowance lag the chain's (fewer disputes sent
+   * than the chain takes). With it the disputes it has recorded or that are on their way: the
+   * chain takes one per disputeWaitMs of lease time kept and paid for (TOO_MANY_DISPUTES past it).
    */
   view: LeaseJson;
   disputes: number;
@@ -640,7 +640,7 @@ export class Gateway {
     const chainNow = this.chainNowMs();
     const jobMs = this.opts.attemptTimeoutMs ?? 30_000;
     return [...this.leases.values()].filter(
-      (l) => !l.closing && escrowCovers(l.escrowUntilMs, chainNow, jobMs),
+      (l) => !l.closing && escrowCovers(l.view.escrowUntil, chainNow, jobMs),
     );
   }
 
@@ -1210,11 +1210,20 @@ export class Gateway {
    * Settles the openings sent but never seen included (`unsettledOpens`): one included is recorded
    * with its lease (which the refresh then closes as out of the pool: nobody waits for it now, and
    * unrecorded it would run on, unused, until its escrow ran out); one dropped, or past its expiry
-   * height, no longer counts; one reported included without a lease counts until that height too.
+   * height, no longer counts; one reported included without a lease counts until that height too,
+   * or until its renter forgets it (`unc gateway forget-opening`).
    */
   private async settleOpens(height: number | null): Promise<void> {
+    // Forgotten by the renter (`unc gateway forget-opening`, which removes its row) while this
+    // gateway runs: counted no more here either, or it would hold the budget until a restart.
+    const stored = new Set(this.store.pendingOpens().map((o) => o.txHash));
     for (const [hash, open] of [...this.unsettledOpens]) {
       if (!open.abandoned) continue;
+      if (!stored.has(hash)) {
+        this.unsettledOpens.delete(hash);
+        this.log.warn('a pending lease opening was forgotten by hand; it no longer counts', { tx: hash });
+        continue;
+      }
       const st = await this.client.getTransactionStatus(hash).catch(() => null);
       if (!st) continue;
       if (st.status === 'included') {
@@ -1419,8 +1428,8 @@ export class Gateway {
       const amount = topUpAmount(
         {
           pricePerHour: l.price,
-          escrowUntilMs: l.escrowUntilMs,
-          endTimeMs: l.endTimeMs,
+          escrowUntilMs: l.view.escrowUntil,
+          endTimeMs: l.view.endTime,
           inUse: l.inFlight > 0 || this.queue.length > 0,
         },
         chainNow,
@@ -1441,16 +1450,15 @@ export class Gateway {
             st.timeMs,
           );
           if (why === null) return;
-          l.escrowUntilMs = lease.escrowUntil;
-          l.endTimeMs = lease.endTime;
+          l.view = lease;
           if (lease.status === 'closing') this.dropLease(l, 'the provider gave notice');
           throw new TopUpRefusedError(`top-up of lease ${l.row.leaseId} not sent: ${why}`);
         },
       })
         .then(async () => {
           const lease = await this.client.getLease(l.row.leaseId);
-          l.escrowUntilMs = lease.escrowUntil;
-          l.endTimeMs = lease.endTime;
+          // The deposit grew: the dispute allowance (computed from the view) grows with it.
+          l.view = lease;
           this.log.info('lease topped up', { lease: l.row.leaseId, amount: amount.toString() });
         })
         .catch((err) => {
@@ -1500,8 +1508,6 @@ export class Gateway {
       failed: 0,
       failureStreak: 0,
       closing: false,
-      escrowUntilMs: lease.escrowUntil,
-      endTimeMs: lease.endTime,
       view: lease,
       disputes: lease.disputes,
       toppingUp: false,
@@ -1601,8 +1607,6 @@ export class Gateway {
       if (l.closing) continue;
       const lease = await this.client.getLease(l.row.leaseId).catch(() => null);
       if (!lease) continue;
-      l.escrowUntilMs = lease.escrowUntil;
-      l.endTimeMs = lease.endTime;
       l.view = lease;
       l.disputes = Math.max(l.disputes, lease.disputes);
       if (lease.status === 'closing') {

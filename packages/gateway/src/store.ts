@@ -251,6 +251,15 @@ function privateFile(path: string): void {
   for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
+function pendingOpenOf(r: Row): PendingOpenRow {
+  return {
+    txHash: r.tx_hash as string,
+    pricePerHour: r.price_per_hour as string,
+    expiresAt: r.expires_at as string,
+    noticeMs: Number(r.notice_ms),
+  };
+}
+
 export class GatewayStore {
   private readonly db: Database.Database;
 
@@ -626,13 +635,46 @@ export class GatewayStore {
     this.db.prepare('DELETE FROM pending_opens WHERE tx_hash = ?').run(txHash);
   }
 
+  /**
+   * What `unc gateway forget-opening` would forget of the opening sent as `txHash`: its row, and
+   * its fee's row while that is not placed in a block (an included fee was charged, the node
+   * says, and stays in the renter's audit and spend checks). Null: no such pending opening.
+   */
+  pendingOpening(txHash: string): { open: PendingOpenRow; heldFee: FeeRow | null } | null {
+    const r = this.db.prepare('SELECT * FROM pending_opens WHERE tx_hash = ?').get(txHash) as Row | undefined;
+    if (!r) return null;
+    const fee = this.readFees(
+      this.db.prepare('SELECT * FROM fees WHERE tx_hash = ? AND included_ms IS NULL').all(txHash) as Row[],
+    );
+    return { open: pendingOpenOf(r), heldFee: fee[0] ?? null };
+  }
+
+  /**
+   * Forgets a pending opening and its held fee (`pendingOpening`), by its owner's word: an opening
+   * whose expiry height a hostile node inflated is otherwise counted against the budget until the
+   * chain reaches that height (for ever), and only a hand edit of the database cleared it. One
+   * transaction (WAL: a gateway running on the same file reads it before or after, never half),
+   * and it removes what was shown or nothing: rows that changed meanwhile (settled by a running
+   * gateway, the fee seen included) are not touched and the call returns null.
+   */
+  forgetPendingOpening(
+    txHash: string,
+    shown: { open: PendingOpenRow; heldFee: FeeRow | null },
+  ): { open: PendingOpenRow; heldFee: FeeRow | null } | null {
+    return this.db.transaction(() => {
+      const now = this.pendingOpening(txHash);
+      if (!now || JSON.stringify(now) !== JSON.stringify(shown)) return null;
+      this.db.prepare('DELETE FROM pending_opens WHERE tx_hash = ?').run(txHash);
+      if (now.heldFee)
+        this.db.prepare('DELETE FROM fees WHERE tx_hash = ? AND included_ms IS NULL').run(txHash);
+      return now;
+    })();
+  }
+
   pendingOpens(): PendingOpenRow[] {
-    return (this.db.prepare('SELECT * FROM pending_opens ORDER BY tx_hash').all() as Row[]).map((r) => ({
-      txHash: r.tx_hash as string,
-      pricePerHour: r.price_per_hour as string,
-      expiresAt: r.expires_at as string,
-      noticeMs: Number(r.notice_ms),
-    }));
+    return (this.db.prepare('SELECT * FROM pending_opens ORDER BY tx_hash').all() as Row[]).map(
+      pendingOpenOf,
+    );
   }
 
   avoid(provider: string, untilMs: number, reason: string): void {

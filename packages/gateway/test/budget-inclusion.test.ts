@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Gateway } from '../src/gateway.js';
 import { MS_PER_HOUR } from '../src/policy.js';
+import { GatewayStore } from '../src/store.js';
 import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
 /** Waits out the gateway's first tick (loudly, at most 60 s), so that what a test counts is its own. */
@@ -381,6 +382,78 @@ describe('a fee charged in a later block than it was sent', () => {
     } finally {
       await gw.stop();
       await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A hostile node can report a height far ahead: the opening's expiry height is then far ahead too,
+// and it counted against the budget until the chain got there (for ever); only a hand edit of the
+// database cleared it. Its renter now forgets it (`unc gateway forget-opening`, another connection
+// to the same database), and a running gateway stops counting it at its next settle.
+describe('a lease opening with an inflated expiry height', () => {
+  test('forgotten by its renter beside the running gateway, counts no more, nor does its held fee', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-forget-'));
+    const sent: string[] = [];
+    const state = { txStatus: 'pending', height: 1_000_000_000 };
+    const node = mempoolOnlyNode(sent, state);
+    const gw = new Gateway(gatewayOptions(await listening(node), dir));
+    const inside = gw as unknown as { ticking: boolean; settleOpens(h: number | null): Promise<void> };
+    try {
+      await gw.start();
+      await firstTickDone(inside);
+      await gw.openLease('first');
+      assert.equal(sent.length, 1);
+      const [fee] = gw.store.fees();
+      assert.ok(BigInt(fee!.expiresAt!) > 1_000_000_000n, 'its expiry height is the node’s, inflated');
+      await inside.settleOpens(5);
+      await gw.openLease('second');
+      assert.equal(sent.length, 1, 'it holds the budget');
+      // What the command does, through its own connection to the database.
+      const other = new GatewayStore(join(dir, 'g.db'));
+      const shown = other.pendingOpening(fee!.txHash);
+      assert.equal(shown?.open.txHash, fee!.txHash);
+      assert.equal(shown?.heldFee?.fee, fee!.fee);
+      assert.equal(other.pendingOpening('ab'.repeat(32)), null, 'an unknown hash is no opening');
+      assert.deepEqual(other.forgetPendingOpening(fee!.txHash, shown!), shown);
+      other.close();
+      assert.equal(gw.store.fees().length, 0, 'its held fee is gone at once');
+      // Before: no such step; the running gateway counted it in memory whatever the database held.
+      await inside.settleOpens(5);
+      assert.equal(gw.status().openingPerHour, '0');
+      await gw.openLease('third');
+      assert.equal(sent.length, 2, 'the budget has room again');
+    } finally {
+      await gw.stop();
+      await new Promise<void>((r) => node.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('is not forgotten when it changed since it was shown (a running gateway settled it, its fee seen included)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-forget-'));
+    const store = new GatewayStore(join(dir, 'g.db'));
+    try {
+      const txHash = 'cd'.repeat(32);
+      store.addFee({ txHash, kind: 'openLease', fee: '1000', atMs: 1, expiresAt: '999999999999' });
+      store.addPendingOpen({
+        txHash,
+        pricePerHour: UNC.toString(),
+        expiresAt: '999999999999',
+        noticeMs: 60_000,
+      });
+      const shown = store.pendingOpening(txHash)!;
+      store.feeIncluded(txHash, 5, 5);
+      assert.equal(store.forgetPendingOpening(txHash, shown), null);
+      assert.equal(store.pendingOpens().length, 1, 'nothing changed');
+      // Shown again: the fee charged on chain (the node says) stays in the audit; the opening goes.
+      const again = store.pendingOpening(txHash)!;
+      assert.equal(again.heldFee, null);
+      assert.deepEqual(store.forgetPendingOpening(txHash, again), again);
+      assert.equal(store.pendingOpens().length, 0);
+      assert.equal(store.fees().length, 1);
+    } finally {
+      store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -33,21 +33,25 @@ async function waitFor(what: string, probe: () => boolean): Promise<void> {
 
 /** What the tests reach inside the gateway. */
 interface Inside {
+  client: { waitForTransaction(hash: string): Promise<unknown> };
   leases: Map<string, unknown>;
   ticking: boolean;
   chainTime: { blockMs: number; readMs: number };
   dispute(lease: unknown, jobId: string, requestHex: string, reason: string): void;
   dropLease(lease: unknown, reason: string): void;
   sendDueDisputes(): void;
+  topUpLeases(): void;
 }
 
 /** A real gateway on the fake node, with the node's transactions (`sent`) and block time (`state`). */
 async function withGateway(
   run: (gw: Gateway, inside: Inside, sent: string[], dir: string) => Promise<void>,
+  /** unc_getLease's answer by lease id (read when asked, so a getter may change it). */
+  leaseOnChain: Record<string, unknown> = {},
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-dispute-'));
   const sent: string[] = [];
-  const state = { txStatus: 'pending', timeMs: T0, params: { disputeWaitMs: WAIT } };
+  const state = { txStatus: 'pending', timeMs: T0, params: { disputeWaitMs: WAIT }, lease: leaseOnChain };
   const node = mempoolOnlyNode(sent, state);
   const gw = new Gateway(
     gatewayOptions(await listening(node), dir, {
@@ -77,6 +81,7 @@ function servingLease(leaseId: string, startMs: number) {
     deposit: (3n * UNC).toString(),
     status: 'active',
     startTime: startMs,
+    escrowUntil: startMs + 3 * 3_600_000,
     endTime: startMs + 3 * 3_600_000,
     disputes: 0,
     closedTime: null,
@@ -108,8 +113,6 @@ function servingLease(leaseId: string, startMs: number) {
     failed: 0,
     failureStreak: 0,
     closing: false,
-    escrowUntilMs: startMs + 3 * 3_600_000,
-    endTimeMs: startMs + 3 * 3_600_000,
     view,
     disputes: 0,
     toppingUp: false,
@@ -214,5 +217,53 @@ describe('a dispute of a request that got no answer', () => {
       assert.match(row!.error!, /TOO_MANY_DISPUTES/);
       assert.deepEqual(kinds(sent), [], 'nothing sent: the chain would refuse it');
     });
+  });
+
+  test('after a top-up goes within the allowance the topped-up deposit earns', async () => {
+    const leaseId = 'cc'.repeat(32);
+    const start = T0 - 2_000;
+    // Pay-as-you-go: escrowed for one wait (1/30 UNC at 1 UNC/h is 2 min), its one dispute recorded.
+    const before = {
+      ...servingLease(leaseId, start).view,
+      deposit: (UNC / 30n).toString(),
+      escrowUntil: start + WAIT,
+      disputes: 1,
+    };
+    // The top-up adds an hour: the chain's view once the node has it.
+    const after = { ...before, deposit: (UNC / 30n + UNC).toString(), escrowUntil: start + WAIT + 3_600_000 };
+    let sent: string[] = [];
+    const onChain = {
+      get [leaseId]() {
+        return sent.length > 0 ? after : before;
+      },
+    };
+    await withGateway(async (_gw, inside, sentTxs) => {
+      sent = sentTxs;
+      // This node reports no inclusion; the top-up's own inclusion is not what is tested here.
+      inside.client.waitForTransaction = async (hash) => ({
+        hash,
+        height: 4,
+        index: 0,
+        blockHash: '00'.repeat(32),
+      });
+      const lease = { ...servingLease(leaseId, start), view: before, disputes: 1, inFlight: 1 };
+      inside.leases.set(leaseId, lease);
+      // Busy, its escrow running out within the top-up horizon: topped up.
+      inside.topUpLeases();
+      assert.equal(lease.toppingUp, true);
+      await waitFor('the top-up to settle', () => !lease.toppingUp);
+      assert.deepEqual(kinds(sent), ['topUpLease']);
+      // A request made after the first wait got no answer; its wait has passed by block time.
+      inside.dispute(lease, 'job-1', request(leaseId, T0 + 10_000, 1n), 'no answer: timeout');
+      inside.chainTime = { blockMs: start + 2 * WAIT, readMs: T0 };
+      inside.sendDueDisputes();
+      // Kept and paid for two waits by then: the chain takes a second dispute. Before: the
+      // allowance was computed from the deposit before the top-up (one wait: one dispute), and
+      // the dispute waited for an allowance the chain had already given.
+      assert.equal(lease.disputes, 2, 'the second dispute is on its way');
+      await waitFor('the dispute', () => kinds(sent).length === 2);
+      assert.deepEqual(kinds(sent), ['topUpLease', 'dispute']);
+      lease.inFlight = 0;
+    }, onChain);
   });
 });

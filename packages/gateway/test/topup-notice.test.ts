@@ -97,8 +97,12 @@ async function withPooledLease(
       failureStreak: 0,
       // As the last refresh saw it: active.
       closing: false,
-      escrowUntilMs: T0 + 60_000,
-      endTimeMs: T0 + 3 * 3_600_000,
+      view: {
+        ...(state.lease[leaseId] as object),
+        status: 'active',
+        escrowUntil: T0 + 60_000,
+        endTime: T0 + 3 * 3_600_000,
+      },
       toppingUp: false,
       topUpRetryAtMs: 0,
     };

@@ -11,6 +11,17 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ed25519PublicKey,
@@ -26,6 +37,7 @@ import {
 } from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
 import fc from 'fast-check';
+import { openUrgentFeeBudget, saveUrgentFeeRecords } from '../src/agent/fee-budget-file.js';
 import {
   type AnswerItem,
   checkOwnAnswer,
@@ -453,7 +465,7 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
   // P-256 AK, as a TPM makes it (the shape core's own TPM clock test builds).
   const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const challenge = sha256(utf8('challenge'));
-  const answerAt = (clock: bigint, resetCount: number) => {
+  const answerAt = (clock: bigint, resetCount: number, restartCount = 0) => {
     const b = Buffer.alloc(4 + 2 + 2 + 2 + challenge.length + 17 + 8 + 8 + 17 + 8);
     let o = b.writeUInt32BE(TPM_GENERATED_VALUE, 0);
     o = b.writeUInt16BE(0x8019, o);
@@ -465,7 +477,7 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
       if (k === 1) o = b.writeBigUInt64BE(123456n, o);
       o = b.writeBigUInt64BE(clock, o);
       o = b.writeUInt32BE(resetCount, o);
-      o = b.writeUInt32BE(0, o);
+      o = b.writeUInt32BE(restartCount, o);
       o = b.writeUInt8(1, o);
       o = b.writeBigUInt64BE(0x2019102300163636n, o);
     }
@@ -500,55 +512,324 @@ test('the agent’s own check refuses a TPM answer whose clock is behind the one
   checkOwnAnswer(view, challenge, answerAt(10n, 3));
   // No clock on chain yet: any clock goes.
   checkOwnAnswer({ ...view, tpmClock: null }, challenge, answerAt(1n, 0));
+  // Within one reset the restartCount never goes back either (core checkTpmClockMonotonic): a TPM
+  // restored to an earlier state. Before, the agent's own copy of the rule let it through, and the
+  // chain refused the whole batch it was in.
+  const restarted = {
+    ...view,
+    tpmClock: { clock: '1000', resetCount: 2, restartCount: 3 },
+  } as unknown as ChipJson;
+  assert.throws(
+    () => checkOwnAnswer(restarted, challenge, answerAt(1500n, 2, 2)),
+    (err) => err instanceof ValidationError && err.code === 'TPM_CLOCK_BACKWARDS',
+  );
+  checkOwnAnswer(restarted, challenge, answerAt(1500n, 2, 3));
+  checkOwnAnswer(restarted, challenge, answerAt(1500n, 2, 4));
+  checkOwnAnswer(restarted, challenge, answerAt(10n, 3, 0));
 });
+
+/** The agent's clock in these tests: set by hand, never the wall clock. */
+const HOUR = 3_600_000;
+function clock(start = 1_800_000_000_000) {
+  const c = { t: start, now: () => c.t };
+  return c;
+}
 
 // maxFee bounds one heartbeat only. A relay that lands a copy of each answer first, every slot,
 // makes every answer go unincluded fee-free, turn urgent and go again paying: before, up to
 // maxFee for each of a chip's answers, all day. The budget caps what a chip's urgent fees cost per
-// epoch; past it the answers still go, fee-free.
-test('urgent fees stop at the chip’s budget for the epoch, however often an attacker forces them', async () => {
-  const budget = new UrgentFeeBudget(2n * MIN_FEE);
+// hour of the agent's clock; past it the answers still go, fee-free.
+test('urgent fees stop at the chip’s budget for the hour, however often an attacker forces them; an hour later it is back', async () => {
+  const c = clock();
+  const budget = new UrgentFeeBudget(2n * MIN_FEE, { now: c.now });
   const policy: FeePolicy = { ...FEE, budget };
   const fees: bigint[] = [];
-  // Four slots of epoch 0, each urgent on its pass (tried before, two blocks to its window's end);
-  // the relay makes every send fail, so each pass would pay if it may.
+  // Four slots, each urgent on its pass (tried before, two blocks to its window's end), ten
+  // minutes apart; the relay makes every send fail, so each pass would pay if it may.
   for (let slot = 0; slot < 4; slot++) {
     const { node, port } = fakeNode(1, { head: 18 });
     node.script.push(() => ({ ok: false, reason: 'NOT_INCLUDED: not included by height 20' }));
     const its = items(1, { triedBefore: true }).map((i) => ({ ...i, slot }));
     await deliverAnswers(its, port, policy);
     fees.push(...node.sent.map((s) => s.fee));
+    c.t += HOUR / 6;
   }
-  assert.equal(
-    fees.reduce((a, b) => a + b, 0n),
-    2n * MIN_FEE,
-    'two fees paid in the epoch, no more',
-  );
-  assert.deepEqual(fees.slice(-2), [0n, 0n], 'the answers past the budget still go, fee-free');
-  assert.equal(budget.left(chipHex(0), 0), 0n);
-  // A new epoch: the chip may pay again; the old epoch's spending is forgotten.
-  assert.equal(budget.left(chipHex(0), 1), 2n * MIN_FEE);
+  assert.deepEqual(fees, [MIN_FEE, MIN_FEE, 0n, 0n], 'two fees in the hour, then fee-free');
+  assert.equal(budget.left(chipHex(0)), 0n);
+  // The first fee is an hour old now, the second not yet.
+  c.t = clock().t + HOUR;
+  assert.equal(budget.left(chipHex(0)), MIN_FEE);
+  c.t += HOUR / 6;
+  assert.equal(budget.left(chipHex(0)), 2n * MIN_FEE, 'an hour after the last fee, the whole budget');
 });
 
 test('a chip out of budget does not stop the fee another urgent chip of the batch may pay', async () => {
-  const budget = new UrgentFeeBudget(MIN_FEE);
-  budget.charge(chipHex(0), 0, MIN_FEE);
+  const c = clock();
+  const budget = new UrgentFeeBudget(MIN_FEE, { now: c.now });
+  budget.charge(chipHex(0), MIN_FEE);
   const { node, port } = fakeNode(2, { head: 18 });
   await deliverAnswers(items(2, { triedBefore: true }), port, { ...FEE, budget });
   assert.equal(node.sent[0]!.fee, MIN_FEE);
-  assert.equal(budget.left(chipHex(1), 0), 0n, 'charged to the chip it was paid for');
+  assert.equal(budget.left(chipHex(1)), 0n, 'charged to the chip it was paid for');
+  assert.equal(budget.left(chipHex(0)), 0n);
 });
 
-// The epochs come from the node's chip view. Pruned across all chips, one chip shown at a made-up
-// far epoch wiped every other chip's spending for the real epoch, and their urgent fees could be
-// forced again from zero.
-test('one chip charged at a made-up far epoch does not reset what the other chips spent', () => {
-  const budget = new UrgentFeeBudget(10n);
-  budget.charge('aa', 100, 10n);
-  budget.charge('bb', 1_000_000_000, 1n);
-  assert.equal(budget.left('aa', 100), 0n, 'chip aa has still spent its budget for epoch 100');
-  budget.charge('aa', 101, 4n);
-  budget.charge('aa', 102, 1n);
-  assert.equal(budget.left('aa', 100), 10n, 'a chip’s own epochs older than the one before are forgotten');
-  assert.equal(budget.left('aa', 101), 6n);
+// A hostile node showed a made-up slot at a far epoch (1e9) beside the chip's real urgent one:
+// both were sent paying, charged at epoch E then F (F's charge pruned E's), the chain refused the
+// batch naming the made-up answer, and the real one went again paying, E looking unspent: some 4×
+// the budget an epoch. Spending is now counted by the agent's own clock, whatever epochs the node
+// names, and once per chip for a transaction however many of its answers it carries.
+test('a made-up slot at a far epoch beside the real urgent one does not let a chip pay past its budget', async () => {
+  const budget = new UrgentFeeBudget(MIN_FEE, { now: clock().now });
+  const policy: FeePolicy = { ...FEE, budget };
+  const FAR = 1_000_000_000;
+  const fees: bigint[] = [];
+  for (let pass = 0; pass < 4; pass++) {
+    const { node, port } = fakeNode(1, { head: 18 });
+    const view = node.chips.get(chipHex(0))!;
+    view.slots.push({
+      epoch: FAR,
+      slot: 0,
+      height: 0,
+      status: 'open',
+      windowEnd: 20,
+    } as (typeof view.slots)[0]);
+    // The batch with the made-up answer is refused naming it; the real one alone is kept out.
+    const refuse = (answers: HeartbeatAnswer[]): SendOutcome =>
+      answers.some((a) => a.epoch === BigInt(FAR))
+        ? {
+            ok: false,
+            reason: 'SLOT_NOT_OPEN: no such slot',
+            answer: { chipId: chipHex(0), epoch: FAR, slot: 0 },
+          }
+        : { ok: false, reason: 'NOT_INCLUDED: not included by height 20' };
+    node.script.push(refuse, refuse, refuse, refuse);
+    const real = items(1, { triedBefore: true })[0]!;
+    const fake: AnswerItem = { ...real, epoch: FAR, answer: { ...real.answer, epoch: BigInt(FAR) } };
+    await deliverAnswers(
+      [{ ...real, slot: pass, answer: { ...real.answer, slot: pass } }, fake],
+      port,
+      policy,
+    );
+    fees.push(...node.sent.map((s) => s.fee));
+  }
+  assert.equal(
+    fees.reduce((a, b) => a + b, 0n),
+    MIN_FEE,
+    'one fee over four passes: the budget, not a multiple of it',
+  );
+  assert.equal(budget.left(chipHex(0)), 0n, 'the one fee charged once, not once per answer');
+});
+
+// The wall clock is the operator's to set, and it may be set back (by hand, NTP, a bad RTC).
+// Spending recorded "in the future" is not forgotten: it counts as spent at the time the clock
+// reads now, for a whole hour from then, so setting the clock back never renews the budget early.
+test('a clock set back does not give the budget back: spending in the future counts for an hour from now', async () => {
+  await withHome(async (path) => {
+    const c = clock();
+    const warnings: string[] = [];
+    const budget = openUrgentFeeBudget(path, 'unc-test', MIN_FEE, (m) => warnings.push(m), c.now);
+    assert.deepEqual(await urgentPass(budget, 0), [MIN_FEE]);
+    const spentAt = c.t;
+    c.t = spentAt - 2 * HOUR;
+    assert.equal(budget.left(chipHex(0)), 0n, 'set back two hours: still spent');
+    assert.deepEqual(await urgentPass(budget, 1), [0n]);
+    // A restart with the clock still behind reads the record as spent too.
+    const again = openUrgentFeeBudget(path, 'unc-test', MIN_FEE, (m) => warnings.push(m), c.now);
+    c.t += HOUR - 1;
+    assert.equal(again.left(chipHex(0)), 0n, 'within the hour from the clock’s new reading');
+    assert.equal(budget.left(chipHex(0)), 0n);
+    c.t += 1;
+    assert.equal(again.left(chipHex(0)), MIN_FEE, 'an hour of the clock as it runs now, then back');
+    assert.equal(warnings.length, 0);
+  });
+});
+
+// Charges are the agent's and only the agent's clock moves them: whatever the order of charges,
+// with a clock that only goes forward no hour ever holds more charges than the budget.
+test('property: with a clock that goes forward, no hour holds more urgent fees than the budget', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ dt: fc.integer({ min: 0, max: HOUR / 2 }), chip: fc.nat(2), fee: fc.nat(5) }), {
+        maxLength: 60,
+      }),
+      (steps) => {
+        const c = clock(0);
+        const budget = new UrgentFeeBudget(10n, { now: c.now });
+        const paid: { t: number; chip: number; fee: bigint }[] = [];
+        for (const s of steps) {
+          c.t += s.dt;
+          const fee = BigInt(s.fee + 1);
+          if (budget.left(chipHex(s.chip)) >= fee) {
+            budget.charge(chipHex(s.chip), fee);
+            paid.push({ t: c.t, chip: s.chip, fee });
+          }
+        }
+        for (const p of paid)
+          for (let chip = 0; chip < 3; chip++) {
+            const inHour = paid
+              .filter((q) => q.chip === chip && q.t >= p.t && q.t < p.t + HOUR)
+              .reduce((a, q) => a + q.fee, 0n);
+            assert.ok(inHour <= 10n, `chip ${chip} paid ${inHour} in the hour from ${p.t}`);
+          }
+      },
+    ),
+  );
+});
+
+/** A scratch home for one test's urgent-fee record, removed after it. */
+function withHome(run: (path: string, dir: string) => Promise<void> | void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-fees-'));
+  return Promise.resolve()
+    .then(() => run(join(dir, 'urgent-fees.json'), dir))
+    .finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** One pass whose answer (chip 0, epoch 0) is urgent and whose sends all fail: it pays if it may. */
+async function urgentPass(budget: UrgentFeeBudget, slot: number): Promise<bigint[]> {
+  const { node, port } = fakeNode(1, { head: 18 });
+  node.script.push(() => ({ ok: false, reason: 'NOT_INCLUDED: not included by height 20' }));
+  const its = items(1, { triedBefore: true }).map((i) => ({ ...i, slot }));
+  await deliverAnswers(its, port, { ...FEE, budget });
+  return node.sent.map((s) => s.fee);
+}
+
+// Kept in memory only, the budget came back whole on each start: an agent crash-looping (or
+// restarted by whoever can make it crash) paid a chip's budget again every time.
+test('restarts within the hour do not give a chip its urgent-fee budget again; an hour later it is back', async () => {
+  await withHome(async (path, dir) => {
+    const c = clock();
+    const warnings: string[] = [];
+    const fees: bigint[] = [];
+    for (let start = 0; start < 4; start++) {
+      const budget = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m), c.now);
+      fees.push(...(await urgentPass(budget, start)));
+      c.t += HOUR / 10;
+    }
+    assert.deepEqual(fees, [MIN_FEE, MIN_FEE, 0n, 0n], 'two fees in the hour over four starts');
+    assert.equal(warnings.length, 0);
+    assert.equal(statSync(path).mode & 0o777, 0o600, 'readable by its owner only');
+    assert.deepEqual(readdirSync(dir), ['urgent-fees.json'], 'no temporary file left');
+    // Another chain's record is not this chain's spending.
+    const other = openUrgentFeeBudget(path, 'unc-other', 2n * MIN_FEE, (m) => warnings.push(m), c.now);
+    assert.equal(other.left(chipHex(0)), 2n * MIN_FEE);
+    // An hour after the second fee, a start has the whole budget again.
+    c.t = clock().t + HOUR / 10 + HOUR;
+    const later = openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m), c.now);
+    assert.equal(later.left(chipHex(0)), 2n * MIN_FEE);
+    assert.deepEqual(await urgentPass(later, 9), [MIN_FEE]);
+    assert.equal(
+      JSON.parse(readFileSync(path, 'utf8')).spent[chipHex(0)].length,
+      1,
+      'spending older than the hour is pruned from the record',
+    );
+  });
+});
+
+// The chain id is the node's word where the home pins none. A record of one chain only, a node
+// naming another chain at one start had it rewritten for that chain, and at the next start, on the
+// real chain again, every chip had its whole budget back: once per two restarts.
+test('a start on another chain keeps the real chain’s record: back on it, the chips have spent what they had', async () => {
+  await withHome(async (path) => {
+    const c = clock();
+    const warnings: string[] = [];
+    const open = (chain: string, budget = 2n * MIN_FEE) =>
+      openUrgentFeeBudget(path, chain, budget, (m) => warnings.push(m), c.now);
+    const real = open('unc-test');
+    await urgentPass(real, 0);
+    await urgentPass(real, 1);
+    assert.equal(real.left(chipHex(0)), 0n);
+    // A start where the node names another chain, and a fee charged (and saved) there.
+    const other = open('unc-other');
+    assert.equal(other.left(chipHex(0)), 2n * MIN_FEE, 'another chain’s spending is its own');
+    other.charge(chipHex(0), MIN_FEE);
+    assert.equal(other.save(), true);
+    const back = open('unc-test');
+    assert.equal(back.left(chipHex(0)), 0n, 'the real chain’s spending is still there');
+    assert.deepEqual(await urgentPass(back, 2), [0n], 'no fee past the budget');
+    const again = open('unc-other');
+    assert.equal(again.left(chipHex(0)), MIN_FEE, 'and the other chain’s, kept beside it');
+    assert.equal(warnings.length, 0);
+    // Another chain's record of bad values makes the file unreadable too (counted spent), not a crash.
+    writeFileSync(
+      path,
+      JSON.stringify({
+        version: 2,
+        chainId: 'unc-test',
+        spent: {},
+        others: { x: { spent: { [chipHex(0)]: [[c.t, 5]] } } },
+      }),
+    );
+    assert.equal(open('unc-test', 1n).left(chipHex(1)), 0n);
+    assert.equal(warnings.length, 1);
+  });
+});
+
+// The temporary name was the record's name and the pid: known in advance, and written through
+// whatever was there (a link to another of the owner's files was truncated and overwritten).
+test('the record is saved through a fresh temporary name, never through a link planted beside it', async () => {
+  await withHome((path, dir) => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious');
+    symlinkSync(victim, `${path}.tmp-${process.pid}`);
+    saveUrgentFeeRecords(path, 'unc-test', { records: [{ chipId: chipHex(0), at: 5, spent: 1n }] });
+    assert.equal(readFileSync(victim, 'utf8'), 'precious', 'the linked file is untouched');
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')).spent[chipHex(0)], [[5, '1']]);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ['urgent-fees.json', `urgent-fees.json.tmp-${process.pid}`, 'victim'].sort(),
+      'no temporary file left',
+    );
+  });
+});
+
+// Recovery read the chain's epoch from the node to know what to count spent: the node's word again.
+// Now a lost record counts as every chip's whole budget spent now, by the agent's clock, for the
+// next hour, and is saved so at once: a restart within the hour does not end it.
+test('an unreadable record warns and counts every chip’s budget spent for the next hour, by the agent’s clock alone', async () => {
+  await withHome(async (path) => {
+    const c = clock();
+    writeFileSync(path, '{"version":2,"chainId":"unc-test","spent":{"');
+    const warnings: string[] = [];
+    const open = () => openUrgentFeeBudget(path, 'unc-test', 2n * MIN_FEE, (m) => warnings.push(m), c.now);
+    const budget = open();
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /unreadable.*spent for the next hour/);
+    assert.deepEqual(await urgentPass(budget, 0), [0n], 'fee-free');
+    assert.equal(budget.left(chipHex(1)), 0n, 'every chip, known or not');
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).allSpentAt, c.t, 'saved at once');
+    c.t += HOUR - 1;
+    const again = open();
+    assert.equal(warnings.length, 1, 'the record is whole again');
+    assert.equal(again.left(chipHex(0)), 0n, 'a restart within the hour does not end it');
+    c.t += 1;
+    assert.equal(again.left(chipHex(0)), 2n * MIN_FEE, 'the next hour has its budget');
+    // A record of bad values is unreadable too, not a crash; so is one by epochs (version 1).
+    writeFileSync(
+      path,
+      JSON.stringify({ version: 2, chainId: 'unc-test', spent: { [chipHex(0)]: [[c.t, '-5']] } }),
+    );
+    assert.equal(open().left(chipHex(0)), 0n);
+    writeFileSync(path, JSON.stringify({ version: 1, chainId: 'unc-test', spent: {} }));
+    assert.equal(open().left(chipHex(0)), 0n);
+    assert.equal(warnings.length, 3);
+  });
+});
+
+test('a record that cannot be saved pays no urgent fee (the send goes fee-free) until a save succeeds', async () => {
+  await withHome(async (_path, dir) => {
+    const warnings: string[] = [];
+    const budget = openUrgentFeeBudget(
+      join(dir, 'gone', 'urgent-fees.json'),
+      'unc-test',
+      2n * MIN_FEE,
+      (m) => warnings.push(m),
+      clock().now,
+    );
+    assert.deepEqual(await urgentPass(budget, 0), [0n]);
+    assert.equal(budget.unsaved, true);
+    assert.match(warnings[0]!, /not saved/);
+    assert.equal(budget.left(chipHex(1)), 0n);
+  });
 });

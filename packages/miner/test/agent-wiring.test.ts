@@ -6,6 +6,9 @@
  * wall clock, no network.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   addressFromPublicKey,
@@ -18,6 +21,7 @@ import {
   toHex,
   verifyHeartbeat,
 } from '@unc/core';
+import { createLogger } from '@unc/node';
 import { type BlockJson, type ChipJson, feeFor, RpcClientError, type Subscription } from '@unc/sdk';
 import { MinerAgent, type MinerClient } from '../src/agent/agent.js';
 import { DevSoftSigner } from '../src/agent/signers.js';
@@ -84,6 +88,7 @@ function scriptedNode(
     call: (async (method: string, params: unknown[]) => {
       state.calls.push(method);
       if (method === 'unc_getChip') return chipView(params[0] as string);
+      if (method === 'unc_getEpoch') return { epoch: 0 };
       throw new RpcClientError(-32601, `no ${method} here`);
     }) as MinerClient['call'],
     getHeader: (async (height: number) => {
@@ -225,5 +230,45 @@ test('a chip another account owns is not put on the market either: an offer nami
     await agent.start();
     assert.equal(state.sent.length, offered ? 1 : 0, offered ? 'its own chip is offered' : 'nothing sent');
     await agent.stop();
+  }
+});
+
+test('an agent whose urgent-fee record is unreadable warns, saves every chip’s budget as spent by its own clock (not the node’s epoch), and still answers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-wiring-'));
+  const file = join(dir, 'urgent-fees.json');
+  writeFileSync(file, 'not json');
+  const { state, client } = scriptedNode();
+  const signer = new DevSoftSigner(chipSeed, 'm', 'chip-0');
+  const warnings: string[] = [];
+  const logger = {
+    ...createLogger('miner-test', { level: 'error' }),
+    warn: (message: string) => {
+      warnings.push(message);
+    },
+  };
+  const agent = new MinerAgent({
+    nodeUrl: 'http://unused',
+    client,
+    ownerSeed,
+    chainId: CHAIN,
+    chips: [signer],
+    urgentFeeFile: file,
+    logger,
+  });
+  try {
+    await agent.start();
+    assert.ok(warnings.some((w) => /unreadable/.test(w)));
+    assert.ok(!state.calls.includes('unc_getEpoch'), 'nothing asked of the node for it');
+    assert.equal(state.sent.length, 1, 'the answer still goes (fee-free)');
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(saved.chainId, CHAIN);
+    assert.deepEqual(saved.spent, {});
+    assert.ok(
+      Number.isSafeInteger(saved.allSpentAt),
+      'every chip’s budget counted spent at a time of the agent’s clock',
+    );
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

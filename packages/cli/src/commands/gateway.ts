@@ -1,7 +1,8 @@
 /**
  * `unc gateway`: the elastic inference gateway (@unc/gateway, docs/gateway.md). `start` runs it;
  * `jobs` and `receipts` read its database, so a renter can audit every answer with or without the
- * gateway running.
+ * gateway running; `forget-opening` removes a lease opening it would count against its budget for
+ * ever (an expiry height a hostile node inflated), on its owner's word.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -10,6 +11,7 @@ import { Gateway, type GatewayModel, GatewayStore, isLoopbackHost, jobView } fro
 import { createLogger } from '@unc/node';
 import { Command } from 'commander';
 import { type Context, countOption, ctxOf, portOption } from '../context.js';
+import { confirm } from '../send.js';
 
 function dbPathOf(ctx: Context, db?: string): string {
   return db ?? join(ctx.home, 'gateway', 'gateway.db');
@@ -234,6 +236,60 @@ export function gatewayCommand(): Command {
           () => `${lines.length} receipt(s) written to ${opts.export}`,
         );
       } else process.stdout.write(text);
+    });
+
+  gateway
+    .command('forget-opening <hash>')
+    .description(
+      'forget a lease opening the gateway still counts against its budget (e.g. one a hostile node gave an inflated expiry height), and its fee not seen included; asks first',
+    )
+    .option('--db <file>', 'the database (default: <home>/gateway/gateway.db)')
+    .action(async (hash: string, opts: { db?: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const txHash = hash.trim().toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(txHash))
+        throw new UncError('BAD_ARGUMENT', `"${hash}" is not a transaction hash (64 hex digits)`);
+      const path = dbPathOf(ctx, opts.db);
+      if (!existsSync(path))
+        throw new UncError('NO_GATEWAY_DB', `no gateway database at ${path}: pass --db <file>`);
+      const store = new GatewayStore(path);
+      try {
+        const shown = store.pendingOpening(txHash);
+        if (!shown) {
+          const known = store.pendingOpens().map((o) => o.txHash);
+          throw new UncError(
+            'NOT_FOUND',
+            `no pending lease opening ${txHash} in ${path} (${known.length === 0 ? 'it holds none' : `it holds: ${known.join(', ')}`}); nothing changed`,
+          );
+        }
+        const { open, heldFee } = shown;
+        await confirm(
+          [
+            `Forget the lease opening ${open.txHash} (in ${path}):`,
+            `  rate      ${formatUnc(BigInt(open.pricePerHour))} UNC/h, counted against the budget until the chain passes height ${open.expiresAt}`,
+            heldFee
+              ? `  its fee   ${formatUnc(BigInt(heldFee.fee))} UNC, not seen included, counted too`
+              : '  its fee   seen included (or not recorded): kept',
+            'On your word: should the chain include it after all, its lease opens and is charged beyond the',
+            'budget, and the gateway neither serves on it nor closes it (unc market lease close). Check first on',
+            'a node you trust (unc query tx). A running gateway stops counting it at its next refresh.',
+          ],
+          { yes: ctx.yes, interactive: process.stdin.isTTY === true, action: 'forget it' },
+        );
+        const forgotten = store.forgetPendingOpening(txHash, shown);
+        if (!forgotten)
+          throw new UncError(
+            'CHANGED',
+            `the opening ${txHash} changed while you confirmed (a running gateway settled it, or its fee was seen included): nothing changed; run the command again`,
+          );
+        ctx.print(
+          { forgotten: forgotten.open, heldFee: forgotten.heldFee },
+          () =>
+            `Forgot the lease opening ${txHash}${forgotten.heldFee ? ` and its fee of ${formatUnc(BigInt(forgotten.heldFee.fee))} UNC` : ''}`,
+        );
+      } finally {
+        store.close();
+      }
     });
 
   return gateway;

@@ -7,6 +7,7 @@ import {
   DevSoftSigner,
   ensureProviderCertificate,
   MinerAgent,
+  URGENT_FEE_FILE,
 } from '@unc/miner';
 import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
 import { Command } from 'commander';
@@ -121,7 +122,7 @@ export function minerCommand(): Command {
     )
     .option(
       '--urgent-fee-budget <UNC>',
-      'the most urgent heartbeat fees may cost per chip per epoch (4 challenges), whatever forces them (e.g. a relay landing copies of its answers first); --max-heartbeat-fee bounds one heartbeat only',
+      "the most urgent heartbeat fees may cost per chip in any hour of this machine's clock (some 4 challenges at one-second blocks), whatever forces them (e.g. a relay landing copies of its answers first); --max-heartbeat-fee bounds one heartbeat only; what was spent is kept in <home>/urgent-fees.json across restarts",
       '0.001',
     )
     .option('--password-file <file>', "the owner key's password")
@@ -210,6 +211,8 @@ export function minerCommand(): Command {
           statusPort,
           maxHeartbeatFee,
           urgentFeeBudget,
+          // Kept across restarts: a restart must not give every chip its budget again.
+          urgentFeeFile: join(ctx.home, URGENT_FEE_FILE),
           ...(providerPort !== undefined
             ? {
                 provider: {

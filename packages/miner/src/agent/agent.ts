@@ -41,6 +41,7 @@ import {
 } from '@unc/sdk';
 import { RpcLeaseSource } from '../provider/lease.js';
 import { type ProviderOptions, ProviderServer } from '../provider/server.js';
+import { openUrgentFeeBudget } from './fee-budget-file.js';
 import {
   type AnswerItem,
   checkOwnAnswer,
@@ -61,9 +62,11 @@ export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 /** The default `urgentBlocks`. */
 export const DEFAULT_URGENT_BLOCKS = 3;
 /**
- * The default `urgentFeeBudget`: 0.001 UNC per chip per epoch (4 challenges), one fee at the cap or
- * several smaller ones; an attacker landing copies of every answer first can make a chip pay at
- * most this per epoch (24 a day at 3600 one-second blocks: 0.024 UNC, not 96 × the cap).
+ * The default `urgentFeeBudget`: 0.001 UNC per chip per hour of the agent's clock, one fee at the
+ * cap or several smaller ones; an attacker landing copies of every answer first can make a chip
+ * pay at most this per hour: 0.024 UNC a day, not 96 × the cap. The same figure as the per-epoch
+ * budget it replaces: an epoch is 3600 blocks (core's default `epochBlocks`), an hour at one-second
+ * blocks (4 challenges); with slower blocks a chip has fewer challenges an hour, not more budget a day.
  */
 export const DEFAULT_URGENT_FEE_BUDGET = 10n ** 15n;
 /**
@@ -129,11 +132,16 @@ export interface MinerAgentOptions {
   /** An answer whose window closes within this many blocks is urgent (default 3). */
   urgentBlocks?: number;
   /**
-   * The most urgent heartbeat fees may cost per chip per epoch, in base units (default
+   * The most urgent heartbeat fees may cost per chip per hour of this agent's clock, in base units (default
    * DEFAULT_URGENT_FEE_BUDGET): `maxHeartbeatFee` bounds one heartbeat, this bounds them all
    * (heartbeats.ts UrgentFeeBudget).
    */
   urgentFeeBudget?: bigint;
+  /**
+   * Where the urgent-fee budget's spending is kept across restarts (fee-budget-file.ts; `unc
+   * miner start`: the home's urgent-fees.json). None: in memory only, and a restart starts afresh.
+   */
+  urgentFeeFile?: string;
   logger?: Logger;
 }
 
@@ -191,8 +199,8 @@ export class MinerAgent {
   private readonly hashes = new Map<number, string>();
   /** Sends waiting for the head to reach a height (a heartbeat's wait for inclusion ends there). */
   private readonly headWaiters = new Set<{ height: number; reached(): void }>();
-  /** Urgent fees spent per chip per epoch, across passes. */
-  private readonly urgentBudget: UrgentFeeBudget;
+  /** Urgent fees spent per chip in the last hour, across passes (and restarts, with `urgentFeeFile`). */
+  private urgentBudget: UrgentFeeBudget;
   private readonly m;
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
@@ -230,6 +238,13 @@ export class MinerAgent {
     // named the pinned chain for the unlock and another one here would have them signed for it.
     assertChainUnchanged(status.chainId, this.opts.chainId);
     this.chainId = status.chainId;
+    if (this.opts.urgentFeeFile !== undefined)
+      this.urgentBudget = openUrgentFeeBudget(
+        this.opts.urgentFeeFile,
+        this.chainId,
+        this.opts.urgentFeeBudget ?? DEFAULT_URGENT_FEE_BUDGET,
+        (message) => this.logger.warn(message),
+      );
     this.latest = status.height;
     for (const signer of this.opts.chips) {
       const chipId = await signer.chipId();
@@ -392,6 +407,8 @@ export class MinerAgent {
       }
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);
       if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
+      // A record whose last save failed is saved again (until it is, no urgent fee is paid).
+      if (this.urgentBudget.unsaved) this.urgentBudget.save();
       if (answers.length > 0) await this.sendAnswers(answers);
       if (this.opts.offer && this.offerId === null && this.providerUrl && unregistered.length === 0)
         await this.keepOffer(this.opts.offer, this.providerUrl);

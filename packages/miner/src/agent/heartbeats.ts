@@ -19,6 +19,8 @@
  * minimum fee, if that is within the operator's `maxFee` (0: never) and the balance.
  */
 import {
+  AttestationError,
+  checkTpmClockMonotonic,
   fromHex,
   type HeartbeatAnswer,
   type HeartbeatEvidence,
@@ -75,40 +77,173 @@ export interface FeePolicy {
   maxFee: bigint;
   /** An answer whose window closes within this many blocks is urgent. */
   urgentBlocks: number;
-  /** What each chip may still spend on urgent fees this epoch (none: only `maxFee` bounds them). */
+  /** What each chip may still spend on urgent fees this hour (none: only `maxFee` bounds them). */
   budget?: UrgentFeeBudget;
 }
 
+/** What one chip spent on urgent fees at one time of the agent's clock (ms): a budget's saved form. */
+export interface UrgentFeeRecord {
+  chipId: string;
+  /** When it was spent, by the agent's wall clock (ms since the Unix epoch). */
+  at: number;
+  spent: bigint;
+}
+
+/** What a budget saves: each chip's spending in the window, and when a lost record was counted spent. */
+export interface UrgentFeeState {
+  records: UrgentFeeRecord[];
+  /** Every chip's whole budget counts as spent at this time (the saved record was unreadable). */
+  allSpentAt?: number;
+}
+
+/** Where a budget keeps its records across restarts (fee-budget-file.ts); `save` throws when it cannot. */
+export interface UrgentFeeBudgetStore {
+  save(state: UrgentFeeState): void;
+}
+
+/** The budget's window: what a chip spends counts against it for an hour of the agent's clock. */
+export const URGENT_FEE_WINDOW_MS = 3_600_000;
 /**
- * Urgent heartbeat fees per chip per epoch. `maxFee` bounds one heartbeat only: whoever relays a
- * miner's answers can copy each one into a transaction of its own and land it first, every slot,
- * so that every answer goes unincluded fee-free, turns urgent and is sent again paying — up to
- * `maxFee` for each of a chip's 96 answers a day. Each fee is charged, in full, to every chip whose
- * urgent answer it is paid for, in that answer's epoch; a chip whose budget cannot cover the fee
- * gets no fee paid for it (its answer still goes fee-free, and with another chip's that can pay).
- * Charged when the paying transaction is sent (it may land), so an attack can only use a budget
- * up, never pass it. Epochs are the chain's, from the answers: no clock.
+ * Charges within this long of a chip's latest record are added to it (its time moved to the later
+ * charge, so each counts at least as long as it would alone): a chip keeps at most some 60 records.
+ */
+const MERGE_MS = 60_000;
+
+/**
+ * Urgent heartbeat fees per chip per hour of the agent's own clock. `maxFee` bounds one heartbeat
+ * only: whoever relays a miner's answers can copy each one into a transaction of its own and land
+ * it first, every slot, so that every answer goes unincluded fee-free, turns urgent and is sent
+ * again paying — up to `maxFee` for each of a chip's 96 answers a day. Each fee is charged, in
+ * full and once per transaction, to every chip with an urgent answer it is paid for; a chip whose
+ * spending in the last hour leaves too little for the fee gets no fee paid for it (its answer
+ * still goes fee-free, and with another chip's that can pay). Charged when the paying transaction
+ * is sent (it may land), so an attack can only use a budget up, never pass it.
+ *
+ * The wall clock, not the chain's epochs: this is the operator's spending limit, not a rule of the
+ * chain, and the epochs were the node's word. A node that showed a made-up slot at a far epoch
+ * beside a chip's real urgent one had both charged, the far epoch's charge pruned the real one's,
+ * and the real answer, refused with the made-up one and sent again, paid again: some 4× the budget
+ * each epoch. Nothing the node says touches this record. A record in the future (the clock was
+ * set back) counts as spent now, for a whole window from now: setting the clock back never gives
+ * a budget back early, and a record far in the future does not block a chip for ever.
+ *
+ * With a `store`, what was spent is saved before each paying send (`save`): kept in memory only,
+ * a restart gave every chip its whole budget again, and an agent crash-looping (or restarted by
+ * whoever can make it crash) paid it again each time. While a save fails, nothing more is paid
+ * (left() is 0): a fee the record does not hold could be paid again after a restart.
  */
 export class UrgentFeeBudget {
-  /** Per chip: spent per epoch, for its latest epoch charged and the one before. */
-  private readonly spent = new Map<string, Map<number, bigint>>();
+  /** Per chip: what it spent in the window, oldest first. */
+  private readonly spent = new Map<string, { at: number; spent: bigint }[]>();
+  /** Every chip's budget counts as spent from this time (a lost record), for one window. */
+  private allSpentAt: number | null;
+  /** The last save failed (the agent tries again each pass). */
+  private failed = false;
+  private readonly store?: UrgentFeeBudgetStore;
+  private readonly now: () => number;
+  readonly windowMs: number;
 
-  constructor(readonly perChipPerEpoch: bigint) {}
+  constructor(
+    readonly perChipPerWindow: bigint,
+    opts: {
+      store?: UrgentFeeBudgetStore;
+      saved?: UrgentFeeState;
+      /** The agent's clock (ms; default Date.now). */
+      now?: () => number;
+      windowMs?: number;
+    } = {},
+  ) {
+    this.store = opts.store;
+    this.now = opts.now ?? Date.now;
+    this.windowMs = opts.windowMs ?? URGENT_FEE_WINDOW_MS;
+    this.allSpentAt = opts.saved?.allSpentAt ?? null;
+    for (const r of opts.saved?.records ?? []) {
+      let list = this.spent.get(r.chipId);
+      if (!list) this.spent.set(r.chipId, (list = []));
+      list.push({ at: r.at, spent: r.spent });
+    }
+    for (const list of this.spent.values()) list.sort((a, b) => a.at - b.at);
+    // A saved time past the clock counts from now, the time the clock reads at this start.
+    this.settle();
+  }
 
-  left(chipIdHex: string, epoch: number): bigint {
-    const left = this.perChipPerEpoch - (this.spent.get(chipIdHex)?.get(epoch) ?? 0n);
+  /**
+   * Drops what is older than the window, and brings what lies in the future back to now (the
+   * clock went back: still spent, for a whole window from now). The time now.
+   */
+  private settle(): number {
+    const now = this.now();
+    const counts = (at: number) => at > now - this.windowMs;
+    for (const [chipId, list] of this.spent) {
+      for (const r of list) if (r.at > now) r.at = now;
+      const kept = list.filter((r) => counts(r.at));
+      if (kept.length === 0) this.spent.delete(chipId);
+      else this.spent.set(chipId, kept);
+    }
+    if (this.allSpentAt !== null) {
+      if (this.allSpentAt > now) this.allSpentAt = now;
+      if (!counts(this.allSpentAt)) this.allSpentAt = null;
+    }
+    return now;
+  }
+
+  /** What the chip may still spend on urgent fees now. */
+  left(chipIdHex: string): bigint {
+    this.settle();
+    if (this.failed || this.allSpentAt !== null) return 0n;
+    let spent = 0n;
+    for (const r of this.spent.get(chipIdHex) ?? []) spent += r.spent;
+    const left = this.perChipPerWindow - spent;
     return left > 0n ? left : 0n;
   }
 
-  charge(chipIdHex: string, epoch: number, fee: bigint): void {
-    let epochs = this.spent.get(chipIdHex);
-    if (!epochs) this.spent.set(chipIdHex, (epochs = new Map()));
-    epochs.set(epoch, (epochs.get(epoch) ?? 0n) + fee);
-    // Answers are for the current epoch or the one before: older entries are done with. Pruned per
-    // chip: the epochs come from the node's chip view, and one chip shown at a made-up far epoch
-    // must not wipe what every other chip has spent.
-    const latest = Math.max(...epochs.keys());
-    for (const e of [...epochs.keys()]) if (e < latest - 1) epochs.delete(e);
+  /** Charges `fee` to the chip now. */
+  charge(chipIdHex: string, fee: bigint): void {
+    const now = this.settle();
+    let list = this.spent.get(chipIdHex);
+    if (!list) this.spent.set(chipIdHex, (list = []));
+    const last = list[list.length - 1];
+    if (last && now - last.at < MERGE_MS) {
+      last.spent += fee;
+      last.at = now;
+    } else list.push({ at: now, spent: fee });
+  }
+
+  /**
+   * Counts every chip's whole budget spent now, for one window, and saves: the saved record was
+   * lost (its file unreadable), and what it held is not known, so the safe side is all of it spent.
+   */
+  exhaust(): boolean {
+    this.allSpentAt = this.settle();
+    return this.save();
+  }
+
+  /** Whether the last save failed: nothing is paid until `save` succeeds. */
+  get unsaved(): boolean {
+    return this.failed;
+  }
+
+  /** What is spent in the window, as saved. */
+  state(): UrgentFeeState {
+    this.settle();
+    const records = [...this.spent].flatMap(([chipId, list]) => list.map((r) => ({ chipId, ...r })));
+    return this.allSpentAt === null ? { records } : { records, allSpentAt: this.allSpentAt };
+  }
+
+  /**
+   * Saves what was spent (no store: nothing to do). Called before a paying send; false when the
+   * store could not save, and the send then goes fee-free.
+   */
+  save(): boolean {
+    if (!this.store) return true;
+    try {
+      this.store.save(this.state());
+      this.failed = false;
+      return true;
+    } catch {
+      this.failed = true;
+      return false;
+    }
   }
 }
 
@@ -205,8 +340,8 @@ export async function deliverAnswers(
     let fee = 0n;
     let canPay = false;
     let min = 0n;
-    // Whether a fee of `min` may be paid for this answer: within its chip's budget for the epoch.
-    const budgetAllows = (i: AnswerItem) => !policy.budget || policy.budget.left(i.chipIdHex, i.epoch) >= min;
+    // Whether a fee of `min` may be paid for this answer: within its chip's budget for the hour.
+    const budgetAllows = (i: AnswerItem) => !policy.budget || policy.budget.left(i.chipIdHex) >= min;
     let payers: AnswerItem[] = [];
     if (policy.maxFee > 0n) {
       min = await port.minimumFee(answers);
@@ -214,8 +349,13 @@ export async function deliverAnswers(
       payers = canPay ? batch.filter((i) => isUrgent(i) && budgetAllows(i)) : [];
       if (payers.length > 0) fee = min;
     }
-    // Charged when sent (a paying transaction may land even if its wait fails).
-    if (fee > 0n) for (const i of payers) policy.budget?.charge(i.chipIdHex, i.epoch, fee);
+    // Charged when sent (a paying transaction may land even if its wait fails), and saved first:
+    // a fee the saved record does not hold would be paid again after a restart. Not saved: fee-free.
+    // Once per chip: one fee, however many of the chip's answers it carries.
+    if (fee > 0n && policy.budget) {
+      for (const id of new Set(payers.map((i) => i.chipIdHex))) policy.budget.charge(id, fee);
+      if (!policy.budget.save()) fee = 0n;
+    }
     // A fee-free send that could still be bumped waits only until the answers turn urgent.
     const firstEnd = Math.min(...batch.map((i) => i.windowEnd));
     const waitUntil = fee === 0n && canPay ? Math.max(head + 1, firstEnd - policy.urgentBlocks) : firstEnd;
@@ -252,10 +392,11 @@ export async function deliverAnswers(
 
 /**
  * Throws the ValidationError the chain would give `evidence` of the chip `view` describes, for
- * `challenge` (wrong key or challenge, another profile, a TPM clock behind the one on chain), so a
- * chip whose signer misbehaves (a TPM reset or swapped, a key not the registered one) is left out
- * of the batch instead of sinking every other chip's answer in it: core names no chip for these
- * refusals, so the batch could not be rebuilt without it. A view without the key skips the check.
+ * `challenge` (wrong key or challenge, another profile, a TPM clock behind the one on chain by
+ * core's checkTpmClockMonotonic), so a chip whose signer misbehaves (a TPM reset or swapped, a key
+ * not the registered one) is left out of the batch instead of sinking every other chip's answer in
+ * it: core names no chip for these refusals, so the batch could not be rebuilt without it. A view
+ * without the key skips the check.
  */
 export function checkOwnAnswer(view: ChipJson, challenge: Uint8Array, evidence: HeartbeatEvidence): void {
   if (view.keyMaterial === undefined) return;
@@ -267,9 +408,16 @@ export function checkOwnAnswer(view: ChipJson, challenge: Uint8Array, evidence: 
   );
   const prev = view.tpmClock;
   if (!tpmClock || !prev) return;
-  if (
-    tpmClock.resetCount < prev.resetCount ||
-    (tpmClock.resetCount === prev.resetCount && tpmClock.clock < BigInt(prev.clock))
-  )
-    throw new ValidationError('TPM_CLOCK_BACKWARDS', 'the TPM clock is behind the one on chain');
+  // Core's own rule, not a copy of it: a copy had left out the restartCount going back within one
+  // reset, which the chain refuses too, so such an answer stayed in the batch and sank the rest.
+  try {
+    checkTpmClockMonotonic({ ...prev, clock: BigInt(prev.clock) }, tpmClock);
+  } catch (err) {
+    if (err instanceof AttestationError)
+      throw new ValidationError(
+        'TPM_CLOCK_BACKWARDS',
+        `the TPM clock is behind the one on chain: ${err.message}`,
+      );
+    throw err;
+  }
 }
