@@ -764,3 +764,36 @@ test('stalled is measured from the last drained byte: a write that stops drainin
   assert.equal(syncer.written, 1, 'served once the write stalled');
   assert.equal(readers.filter((r) => r.aborted).length, 1, 'one stalled write aborted per slot needed');
 });
+
+test("a peer's waiting read never takes over its own stalled write: a syncer on a slow link does not abort its own answers", async () => {
+  // Review of the stalled-write takeover: a syncer's second stream, waiting while the others'
+  // slots are full, took over the slot of its own first stream, whose write had stalled only
+  // because the syncer's link was busy (with that very answer): the server aborted the syncer's
+  // answer for another of the same syncer, and the syncer dropped the server (a failed request).
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const never = () => new Promise<void>(() => {});
+  // The syncer's first stream: its write drains nothing (its link is busy).
+  const first = streamAnswer(budget, slots, clock, 'syncer', () => 0, never);
+  // Five other readers whose writes keep draining hold the rest of the slots open to them.
+  const others = [0, 1, 2, 3, 4].map((i) =>
+    streamAnswer(budget, slots, clock, `reader-${i}`, () => clock.now * 1024, never),
+  );
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  const second = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+  );
+  for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
+  // Before: the first stream aborted after a stall time, its slot handed to the second.
+  assert.equal(first.aborted, false, "the syncer's stalled answer was not aborted for its own");
+  assert.ok(others.every((r) => !r.aborted));
+  assert.equal(second.written, 0);
+  assert.ok(second.ended, 'the second answer ended at the longest wait, short');
+});

@@ -312,7 +312,7 @@ export class BlockReadSlots {
    * Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
    * never relayed, each until its request deadline (10 s), renewably, and a fresh node catching
    * up was not served. A waiter blocked by the others' slots (not by its own share) takes over
-   * the slot of a write that drained no byte for `stallMs`, the longest stalled first: that write's
+   * the slot of another peer's write that drained no byte for `stallMs`, the longest stalled first: that write's
    * stream is aborted, a failed stream as any other (no penalty). Only writes that moved nothing:
    * an honest reader however slow drains some bytes (each window update of its muxer), so no
    * waiter, an attacker's included, can have it aborted. Returns the ms until the next check.
@@ -331,6 +331,10 @@ export class BlockReadSlots {
       // Only a slot whose release lets this waiter in: one that never relayed, held back by the
       // share of such peers being full, can take over only a slot of that share.
       if (!waiter.relaying && !openUnproven && w.relaying) continue;
+      // Never the waiter's own peer's: its write stalls on the same link the waiter would use (a
+      // syncer's busy link), and taking it over aborted that syncer's answer for its own next one
+      // (the syncer then dropped this server for the failed request).
+      if (w.peer === waiter.peer) continue;
       const left = w.since + this.stallMs - now;
       if (left > 0) next = Math.min(next, left);
       else if (!oldest || w.since < oldest.since) oldest = w;
