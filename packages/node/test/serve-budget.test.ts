@@ -16,6 +16,7 @@ import {
   DEFAULT_BLOCK_READ_SLOTS,
   DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
   DEFAULT_BLOCK_SERVE_LIMITS,
+  DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
   DEFAULT_TX_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
@@ -691,7 +692,7 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
   const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
   const slots = new BlockReadSlots();
   const clock = timerClock();
-  // Six slow readers (3 ids x 2 streams) each drain a few bytes every 900 ms, under the stall time.
+  // Six slow readers (3 ids x 2 streams) each drain 64 KiB every 900 ms, under the stall time.
   const slow = [];
   for (let id = 0; id < 3; id++)
     for (let stream = 0; stream < 2; stream++)
@@ -701,7 +702,7 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
           slots,
           clock,
           `slow-${id}`,
-          () => Math.floor(clock.now / 900) * 100,
+          () => Math.floor(clock.now / 900) * DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
           () => new Promise<void>(() => {}),
         ),
       );
@@ -743,7 +744,7 @@ test('stalled is measured from the last drained byte: a write that stops drainin
           slots,
           clock,
           `reader-${id}`,
-          () => Math.floor(Math.min(clock.now, 2_000) / 500),
+          () => Math.floor(Math.min(clock.now, 2_000) / 500) * DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
           () => new Promise<void>(() => {}),
         ),
       );
@@ -796,4 +797,38 @@ test("a peer's waiting read never takes over its own stalled write: a syncer on 
   assert.ok(others.every((r) => !r.aborted));
   assert.equal(second.written, 0);
   assert.ok(second.ended, 'the second answer ended at the longest wait, short');
+});
+
+test('writes that drain only a few bytes a stall time (a muxer granting its window a few bytes at a time) lose their slots to a waiting syncer', async () => {
+  // Review of the stalled-write takeover: a write that drained any byte kept its slot, so 3 sybil
+  // ids x 2 streams granting 64 bytes of window every 300 ms (some 200 bytes a second each) held
+  // the 6 slots open to peers that never relayed to the deadline, as before the takeover, and a
+  // fresh node catching up got an empty answer after the longest wait.
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const never = () => new Promise<void>(() => {});
+  const tricklers = [];
+  for (let id = 0; id < 3; id++)
+    for (let stream = 0; stream < 2; stream++)
+      tricklers.push(
+        streamAnswer(budget, slots, clock, `trickler-${id}`, () => Math.floor(clock.now / 300) * 64, never),
+      );
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  const syncer = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+  );
+  for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
+  // Before: 0 blocks, after the longest wait.
+  assert.equal(syncer.written, 4, "the syncer's answer was served in full");
+  assert.ok(
+    tricklers.some((s) => s.aborted),
+    'trickling writes were taken over',
+  );
 });

@@ -233,8 +233,9 @@ export class BlockReadSlots {
     readonly perPeer = DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
     readonly reservedForRelaying = DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING,
     readonly stallMs = DEFAULT_BLOCK_WRITE_STALL_MS,
+    readonly minDrainBytes = DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
   ) {
-    for (const v of [slots, perPeer, stallMs])
+    for (const v of [slots, perPeer, stallMs, minDrainBytes])
       if (!Number.isSafeInteger(v) || v <= 0)
         throw new RangeError('block read slots must be positive integers');
     if (!Number.isSafeInteger(reservedForRelaying) || reservedForRelaying < 0 || reservedForRelaying >= slots)
@@ -312,10 +313,11 @@ export class BlockReadSlots {
    * Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
    * never relayed, each until its request deadline (10 s), renewably, and a fresh node catching
    * up was not served. A waiter blocked by the others' slots (not by its own share) takes over
-   * the slot of another peer's write that drained no byte for `stallMs`, the longest stalled first: that write's
-   * stream is aborted, a failed stream as any other (no penalty). Only writes that moved nothing:
-   * an honest reader however slow drains some bytes (each window update of its muxer), so no
-   * waiter, an attacker's included, can have it aborted. Returns the ms until the next check.
+   * the slot of another peer's write that drained less than `minDrainBytes` in `stallMs`, the
+   * longest stalled first: that write's stream is aborted, a failed stream as any other (no
+   * penalty). Not "no byte": a peer granting its stream window a few bytes at a time (64 bytes
+   * every 300 ms) drained a byte each time and held its slots to the deadline as if it never
+   * read. Returns the ms until the next check.
    */
   private reclaimStalled(waiter: Waiter, now: number): number {
     if ((this.byPeer.get(waiter.peer) ?? 0) >= this.perPeer) return this.stallMs;
@@ -324,7 +326,7 @@ export class BlockReadSlots {
     let next = this.stallMs;
     for (const w of this.writes) {
       const d = w.drained();
-      if (d !== w.last) {
+      if (d - w.last >= this.minDrainBytes) {
         w.last = d;
         w.since = now;
       }
@@ -397,7 +399,7 @@ interface SlotWrite {
   peer: string;
   relaying: boolean;
   drained: () => number;
-  /** `drained()` when last seen, and since when it has not moved. */
+  /** `drained()` when it last moved by `minDrainBytes` or more, and since when it has not. */
   last: number;
   since: number;
   reclaim: () => void;
@@ -405,13 +407,22 @@ interface SlotWrite {
 
 /**
  * How long a block's write may drain nothing before a waiter blocked by its slot takes the slot
- * over (BlockReadSlots.reclaimStalled). A muxer's stream window (yamux: 256 KiB) lets the
- * writer drain again as soon as its reader has read part of it: a link that carries 128 KiB a
- * second (1 Mbit/s) drains something each second, and a slower one could not carry a full
- * answer (64 MiB) nor one 9 MiB block within the 10 s request deadline anyway. A non-reading
- * peer holds a slot this long (plus the first window it drains) per stream, not the deadline.
+ * over (BlockReadSlots.reclaimStalled). A non-reading peer holds a slot this long (plus the
+ * first window it drains) per stream, not the deadline. Not "any honest reader keeps draining":
+ * yamux returns window only once a whole frame arrived (frames up to the window, 256 KiB at
+ * first), so a stream carrying less than about 256 KiB a second drains in steps further apart
+ * than this, and a waiter takes its slot (docs/consensus.md, known limit).
  */
 export const DEFAULT_BLOCK_WRITE_STALL_MS = 1_000;
+
+/**
+ * What a block's write must drain within the stall time to keep its slot (reclaimStalled): an
+ * honest muxer grants window a received frame at a time (yamux frames are as large as the window
+ * lets them, 256 KiB at first), far more than this; a peer granting a few bytes at a time must
+ * receive this much a second per slot to hold it (384 KiB a second for the 6 slots open to peers
+ * that never relayed), where any byte did before.
+ */
+export const DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES = 64 * 1024;
 
 /** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet written. */
 export const DEFAULT_BLOCK_READ_SLOTS = 8;
