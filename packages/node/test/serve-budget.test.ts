@@ -16,7 +16,8 @@ import {
   DEFAULT_BLOCK_READ_SLOTS,
   DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
   DEFAULT_BLOCK_SERVE_LIMITS,
-  DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
+  DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND,
+  DEFAULT_BLOCK_WRITE_STALL_MS,
   DEFAULT_TX_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
@@ -692,7 +693,7 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
   const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
   const slots = new BlockReadSlots();
   const clock = timerClock();
-  // Six slow readers (3 ids x 2 streams) each drain 64 KiB every 900 ms, under the stall time.
+  // Six slow readers (3 ids x 2 streams) each drain 64 KiB every 900 ms (71 KiB/s, small frames).
   const slow = [];
   for (let id = 0; id < 3; id++)
     for (let stream = 0; stream < 2; stream++)
@@ -702,7 +703,7 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
           slots,
           clock,
           `slow-${id}`,
-          () => Math.floor(clock.now / 900) * DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
+          () => Math.floor(clock.now / 900) * 64 * 1024,
           () => new Promise<void>(() => {}),
         ),
       );
@@ -730,11 +731,77 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
   }
 });
 
-test('stalled is measured from the last drained byte: a write that stops draining loses its slot a stall time later', async () => {
+test('a reader on a slow link, whose muxer grants 256 KiB of window every 2 s, keeps its slot whoever waits', async () => {
+  // Review of the stalled-write takeover: yamux grants window back only once a whole data frame
+  // (as large as the window, 256 KiB at first) arrived, so on a link at 128 KiB/s the server sees
+  // its write drain 256 KiB every 2 s. Judged on the last second, any waiter (an attacker's fresh
+  // id included) aborted it, and its syncer dropped this server for the failed request.
   const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
   const slots = new BlockReadSlots();
   const clock = timerClock();
-  // Six readers drain until t = 2,000 ms, then stop.
+  const never = () => new Promise<void>(() => {});
+  const slow = [];
+  for (let id = 0; id < 3; id++)
+    for (let stream = 0; stream < 2; stream++)
+      slow.push(
+        streamAnswer(
+          budget,
+          slots,
+          clock,
+          `slow-${id}`,
+          () => Math.floor(clock.now / 2_000) * 256 * 1024,
+          never,
+        ),
+      );
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  // Waiters for those slots all along, each renewed as it ends at the longest wait.
+  const waiters: ReturnType<typeof streamAnswer>[] = [];
+  const waiting = [0, 1, 2].map(
+    (i) =>
+      waiters.push(
+        streamAnswer(
+          budget,
+          slots,
+          clock,
+          `waiter-${i}`,
+          () => 0,
+          async () => {},
+        ),
+      ) - 1,
+  );
+  for (let t = 0; t < 5 * BLOCK_SERVE_MAX_WAIT_MS; t += 100) {
+    await clock.advance(100);
+    for (const [i, at] of waiting.entries())
+      if ((waiters[at] as ReturnType<typeof streamAnswer>).ended)
+        waiting[i] =
+          waiters.push(
+            streamAnswer(
+              budget,
+              slots,
+              clock,
+              `waiter-${i}`,
+              () => 0,
+              async () => {},
+            ),
+          ) - 1;
+  }
+  assert.ok(waiters.length >= 3 * 5, 'waiters were renewed all along');
+  // Before: each slow write aborted a second after the first step it waited on.
+  assert.equal(slow.filter((s) => s.aborted).length, 0, 'no slow reader was aborted');
+  assert.ok(
+    waiters.every((w) => w.written === 0),
+    'no slot was taken from a draining write',
+  );
+});
+
+test('stalled is judged over the last stall window: a write that stops draining loses its slot once it drained too little in it', async () => {
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  // Six readers drain 128 KiB a second until t = 6 s, then stop: from t = 9 s, the last 4 s saw
+  // 128 KiB, under the 256 KiB (64 KiB a second) a write must drain in them.
+  const step = (DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND * 2 * DEFAULT_BLOCK_WRITE_STALL_MS) / 4_000;
   const readers = [];
   for (let id = 0; id < 3; id++)
     for (let stream = 0; stream < 2; stream++)
@@ -744,11 +811,12 @@ test('stalled is measured from the last drained byte: a write that stops drainin
           slots,
           clock,
           `reader-${id}`,
-          () => Math.floor(Math.min(clock.now, 2_000) / 500) * DEFAULT_BLOCK_WRITE_MIN_DRAIN_BYTES,
+          () => Math.floor(Math.min(clock.now, 6_000) / 1_000) * step,
           () => new Promise<void>(() => {}),
         ),
       );
   await settle();
+  while (clock.now < 5_000) await clock.advance(100);
   const syncer = streamAnswer(
     budget,
     slots,
@@ -758,10 +826,10 @@ test('stalled is measured from the last drained byte: a write that stops drainin
     async () => {},
     { asked: 1 },
   );
-  while (clock.now < 2_900) await clock.advance(100);
-  assert.equal(syncer.written, 0, 'not within a stall time of the last drained byte');
+  while (clock.now < 8_900) await clock.advance(100);
+  assert.equal(syncer.written, 0, 'not while the last stall window drained enough');
   assert.ok(readers.every((r) => !r.aborted));
-  while (clock.now < 3_200) await clock.advance(100);
+  while (clock.now < 9_600) await clock.advance(100);
   assert.equal(syncer.written, 1, 'served once the write stalled');
   assert.equal(readers.filter((r) => r.aborted).length, 1, 'one stalled write aborted per slot needed');
 });
