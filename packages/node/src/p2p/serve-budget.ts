@@ -458,8 +458,8 @@ interface SlotWrite {
 /**
  * The window over which a block's write must keep draining to keep its slot from a waiter that
  * needs it (BlockReadSlots.stalled), and the least it holds a slot: a peer that never reads holds
- * one about this long (plus a sampling step, and the time its first window, drained at once,
- * keeps it in), not the request deadline. Not 1 s: yamux grants window a whole received frame at
+ * one about this long (its first window, drained at once, counts only within it; up to a sampling
+ * step more), not the request deadline. Not 1 s: yamux grants window a whole received frame at
  * a time (frames as large as the window, 256 KiB at first), so an honest reader on a link under
  * about 256 KiB/s drains in steps more than a second apart, and a 1 s window had any waiter, an
  * attacker's fresh id included, abort it (its syncer then dropped this server for the failed
