@@ -900,3 +900,39 @@ test('writes that drain only a few bytes a stall time (a muxer granting its wind
     'trickling writes were taken over',
   );
 });
+
+test('property: a write draining 256 KiB steps at most 4 s apart keeps its slot; once it stops, a waiter takes it 4 s after its last step, within a sampling step or two', async () => {
+  const never = () => new Promise<void>(() => {});
+  const window = DEFAULT_BLOCK_WRITE_STALL_MS;
+  const needed = (DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND * window) / 1_000;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 1, max: window }), { minLength: 1, maxLength: 10 }),
+      fc.integer({ min: 0, max: 3 * window }),
+      async (gaps, arrives) => {
+        const slots = new BlockReadSlots(1, 1, 0);
+        const clock = timerClock();
+        // The write's drain: a step of 256 KiB after each gap (the first from the write's start).
+        const steps: number[] = [];
+        for (const g of gaps) steps.push((steps[steps.length - 1] ?? 0) + g);
+        const last = steps[steps.length - 1] as number;
+        const drained = () => steps.filter((s) => s <= clock.now).length * needed;
+        assert.ok(await slots.acquire('reader', never));
+        let takenAt = -1;
+        slots.writing('reader', false, drained, 0, () => {
+          takenAt = clock.now;
+        });
+        await clock.advance(arrives);
+        const got = slots.acquire('waiter', never, false, { now: () => clock.now, sleep: clock.sleep });
+        await clock.advance(Math.max(last, arrives) + 2 * window - clock.now);
+        assert.equal(await got, true, 'the stalled write was taken over');
+        assert.ok(takenAt >= last + window, `taken at ${takenAt}, under 4 s after its last step at ${last}`);
+        // Sampled every 500 ms while the waiter waits: a sample after the last step within 1 s.
+        assert.ok(takenAt <= Math.max(last, arrives) + window + 1_500, `taken late, at ${takenAt}`);
+        assert.equal(slots.held('reader'), 0);
+        assert.equal(slots.held('waiter'), 1);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
