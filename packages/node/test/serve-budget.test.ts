@@ -16,6 +16,8 @@ import {
   DEFAULT_BLOCK_READ_SLOTS,
   DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
   DEFAULT_BLOCK_SERVE_LIMITS,
+  DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND,
+  DEFAULT_BLOCK_WRITE_STALL_MS,
   DEFAULT_TX_SERVE_LIMITS,
   ServeBudget,
 } from '../src/p2p/serve-budget.js';
@@ -712,8 +714,8 @@ test('writes that drain nothing give their slots to a waiting syncer: sybils tha
 
 test('a slow reader whose writes keep draining is never aborted, whoever waits for its slot', async () => {
   const { slots, clock, reading, sixWriting } = blockServer();
-  // Six slow readers (3 ids x 2 streams) each drain a few bytes every 900 ms, under the stall time.
-  const slow = sixWriting('slow', () => Math.floor(clock.now / 900) * 100);
+  // Six slow readers (3 ids x 2 streams) each drain 64 KiB every 900 ms (71 KiB/s, small frames).
+  const slow = sixWriting('slow', () => Math.floor(clock.now / 900) * 64 * 1024);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
   // Waiters (an attacker's fresh ids, or a syncer) wait for those slots the longest wait through.
@@ -729,16 +731,149 @@ test('a slow reader whose writes keep draining is never aborted, whoever waits f
   }
 });
 
-test('stalled is measured from the last drained byte: a write that stops draining loses its slot a stall time later', async () => {
-  const { clock, reading, sixWriting } = blockServer();
-  // Six readers drain until t = 2,000 ms, then stop.
-  const readers = sixWriting('reader', () => Math.floor(Math.min(clock.now, 2_000) / 500));
+test('a reader on a slow link, whose muxer grants 256 KiB of window every 2 s, keeps its slot whoever waits', async () => {
+  // Review of the stalled-write takeover: yamux grants window back only once a whole data frame
+  // (as large as the window, 256 KiB at first) arrived, so on a link at 128 KiB/s the server sees
+  // its write drain 256 KiB every 2 s. Judged on the last second, any waiter (an attacker's fresh
+  // id included) aborted it, and its syncer dropped this server for the failed request.
+  const { slots, clock, reading, sixWriting } = blockServer();
+  const slow = sixWriting('slow', () => Math.floor(clock.now / 2_000) * 256 * 1024);
   await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  // Waiters for those slots all along, each renewed as it ends at the longest wait.
+  const waiters: ReturnType<typeof streamAnswer>[] = [];
+  const waiting = [0, 1, 2].map((i) => waiters.push(reading(`waiter-${i}`)) - 1);
+  for (let t = 0; t < 5 * BLOCK_SERVE_MAX_WAIT_MS; t += 100) {
+    await clock.advance(100);
+    for (const [i, at] of waiting.entries())
+      if ((waiters[at] as ReturnType<typeof streamAnswer>).ended)
+        waiting[i] = waiters.push(reading(`waiter-${i}`)) - 1;
+  }
+  assert.ok(waiters.length >= 3 * 5, 'waiters were renewed all along');
+  // Before: each slow write aborted a second after the first step it waited on.
+  assert.equal(slow.filter((s) => s.aborted).length, 0, 'no slow reader was aborted');
+  assert.ok(
+    waiters.every((w) => w.written === 0),
+    'no slot was taken from a draining write',
+  );
+});
+
+test('stalled is judged over the last stall window: a write that stops draining loses its slot once it drained too little in it', async () => {
+  const { clock, reading, sixWriting } = blockServer();
+  // Six readers drain 128 KiB a second until t = 6 s, then stop: from t = 9 s, the last 4 s saw
+  // 128 KiB, under the 256 KiB (64 KiB a second) a write must drain in them.
+  const step = (DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND * 2 * DEFAULT_BLOCK_WRITE_STALL_MS) / 4_000;
+  const readers = sixWriting('reader', () => Math.floor(Math.min(clock.now, 6_000) / 1_000) * step);
+  await settle();
+  while (clock.now < 5_000) await clock.advance(100);
   const syncer = reading('syncer', { asked: 1 });
-  while (clock.now < 2_900) await clock.advance(100);
-  assert.equal(syncer.written, 0, 'not within a stall time of the last drained byte');
+  while (clock.now < 8_900) await clock.advance(100);
+  assert.equal(syncer.written, 0, 'not while the last stall window drained enough');
   assert.ok(readers.every((r) => !r.aborted));
-  while (clock.now < 3_200) await clock.advance(100);
+  while (clock.now < 9_600) await clock.advance(100);
   assert.equal(syncer.written, 1, 'served once the write stalled');
   assert.equal(readers.filter((r) => r.aborted).length, 1, 'one stalled write aborted per slot needed');
+});
+
+test("a peer's waiting read never takes over its own stalled write: a syncer on a slow link does not abort its own answers", async () => {
+  // Review of the stalled-write takeover: a syncer's second stream, waiting while the others'
+  // slots are full, took over the slot of its own first stream, whose write had stalled only
+  // because the syncer's link was busy (with that very answer): the server aborted the syncer's
+  // answer for another of the same syncer, and the syncer dropped the server (a failed request).
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const never = () => new Promise<void>(() => {});
+  // The syncer's first stream: its write drains nothing (its link is busy).
+  const first = streamAnswer(budget, slots, clock, 'syncer', () => 0, never);
+  // Five other readers whose writes keep draining hold the rest of the slots open to them.
+  const others = [0, 1, 2, 3, 4].map((i) =>
+    streamAnswer(budget, slots, clock, `reader-${i}`, () => clock.now * 1024, never),
+  );
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  const second = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+  );
+  for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
+  // Before: the first stream aborted after a stall time, its slot handed to the second.
+  assert.equal(first.aborted, false, "the syncer's stalled answer was not aborted for its own");
+  assert.ok(others.every((r) => !r.aborted));
+  assert.equal(second.written, 0);
+  assert.ok(second.ended, 'the second answer ended at the longest wait, short');
+});
+
+test('writes that drain only a few bytes a stall time (a muxer granting its window a few bytes at a time) lose their slots to a waiting syncer', async () => {
+  // Review of the stalled-write takeover: a write that drained any byte kept its slot, so 3 sybil
+  // ids x 2 streams granting 64 bytes of window every 300 ms (some 200 bytes a second each) held
+  // the 6 slots open to peers that never relayed to the deadline, as before the takeover, and a
+  // fresh node catching up got an empty answer after the longest wait.
+  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
+  const slots = new BlockReadSlots();
+  const clock = timerClock();
+  const never = () => new Promise<void>(() => {});
+  const tricklers = [];
+  for (let id = 0; id < 3; id++)
+    for (let stream = 0; stream < 2; stream++)
+      tricklers.push(
+        streamAnswer(budget, slots, clock, `trickler-${id}`, () => Math.floor(clock.now / 300) * 64, never),
+      );
+  await settle();
+  assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
+  const syncer = streamAnswer(
+    budget,
+    slots,
+    clock,
+    'syncer',
+    () => 0,
+    async () => {},
+  );
+  for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
+  // Before: 0 blocks, after the longest wait.
+  assert.equal(syncer.written, 4, "the syncer's answer was served in full");
+  assert.ok(
+    tricklers.some((s) => s.aborted),
+    'trickling writes were taken over',
+  );
+});
+
+test('property: a write draining 256 KiB steps at most 4 s apart keeps its slot; once it stops, a waiter takes it 4 s after its last step, within a sampling step or two', async () => {
+  const never = () => new Promise<void>(() => {});
+  const window = DEFAULT_BLOCK_WRITE_STALL_MS;
+  const needed = (DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND * window) / 1_000;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 1, max: window }), { minLength: 1, maxLength: 10 }),
+      fc.integer({ min: 0, max: 3 * window }),
+      async (gaps, arrives) => {
+        const slots = new BlockReadSlots(1, 1, 0);
+        const clock = timerClock();
+        // The write's drain: a step of 256 KiB after each gap (the first from the write's start).
+        const steps: number[] = [];
+        for (const g of gaps) steps.push((steps[steps.length - 1] ?? 0) + g);
+        const last = steps[steps.length - 1] as number;
+        const drained = () => steps.filter((s) => s <= clock.now).length * needed;
+        assert.ok(await slots.acquire('reader', never));
+        let takenAt = -1;
+        slots.writing('reader', false, drained, 0, () => {
+          takenAt = clock.now;
+        });
+        await clock.advance(arrives);
+        const got = slots.acquire('waiter', never, false, { now: () => clock.now, sleep: clock.sleep });
+        await clock.advance(Math.max(last, arrives) + 2 * window - clock.now);
+        assert.equal(await got, true, 'the stalled write was taken over');
+        assert.ok(takenAt >= last + window, `taken at ${takenAt}, under 4 s after its last step at ${last}`);
+        // Sampled every 500 ms while the waiter waits: a sample after the last step within 1 s.
+        assert.ok(takenAt <= Math.max(last, arrives) + window + 1_500, `taken late, at ${takenAt}`);
+        assert.equal(slots.held('reader'), 0);
+        assert.equal(slots.held('waiter'), 1);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

@@ -864,7 +864,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           slots: this.blockReadSlots,
           // A reset or aborted stream (the syncer cancelled it): no answer will be read.
           gone: () => stream.status === 'reset' || stream.status === 'aborted',
-          // A write that drains nothing for a while gives its slot to a waiter (serve-budget.ts).
+          // A write that drains too little for a while gives its slot to a waiter (serve-budget.ts).
           drained: () => queued - stream.writeBufferLength,
           abort: () => stream.abort(new Error('block write stalled')),
         });

@@ -233,8 +233,9 @@ export class BlockReadSlots {
     readonly perPeer = DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
     readonly reservedForRelaying = DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING,
     readonly stallMs = DEFAULT_BLOCK_WRITE_STALL_MS,
+    readonly minDrainPerSecond = DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND,
   ) {
-    for (const v of [slots, perPeer, stallMs])
+    for (const v of [slots, perPeer, stallMs, minDrainPerSecond])
       if (!Number.isSafeInteger(v) || v <= 0)
         throw new RangeError('block read slots must be positive integers');
     if (!Number.isSafeInteger(reservedForRelaying) || reservedForRelaying < 0 || reservedForRelaying >= slots)
@@ -252,7 +253,7 @@ export class BlockReadSlots {
    * a slot free leaves no timer behind). The caller gives it back with `release`.
    *
    * `watch` (a clock): while it waits, the waiter takes over a slot whose write has stalled
-   * (`reclaimStalled`), checked as each write it could take over would reach the stall time.
+   * (`reclaimStalled`), checked at each sampling step (`stallMs` / 8) while it waits.
    */
   acquire(
     peer: string,
@@ -303,7 +304,14 @@ export class BlockReadSlots {
     now: number,
     reclaim: () => void,
   ): { done: () => void } {
-    const w: SlotWrite = { peer, relaying, drained, last: drained(), since: now, reclaim };
+    const w: SlotWrite = {
+      peer,
+      relaying,
+      drained,
+      samples: [{ at: now, drained: drained() }],
+      since: now,
+      reclaim,
+    };
     this.writes.add(w);
     return { done: () => this.writes.delete(w) };
   }
@@ -312,26 +320,25 @@ export class BlockReadSlots {
    * Attack review: 3 sybil ids x 2 streams that never read held the 6 slots open to peers that
    * never relayed, each until its request deadline (10 s), renewably, and a fresh node catching
    * up was not served. A waiter blocked by the others' slots (not by its own share) takes over
-   * the slot of a write that drained no byte for `stallMs`, the longest stalled first: that write's
-   * stream is aborted, a failed stream as any other (no penalty). Only writes that moved nothing:
-   * an honest reader however slow drains some bytes (each window update of its muxer), so no
-   * waiter, an attacker's included, can have it aborted. Returns the ms until the next check.
+   * the slot of another peer's write that is stalled (`stalled`), the longest held first: that
+   * write's stream is aborted, a failed stream as any other (no penalty). Returns the ms until
+   * the next check.
    */
   private reclaimStalled(waiter: Waiter, now: number): number {
-    if ((this.byPeer.get(waiter.peer) ?? 0) >= this.perPeer) return this.stallMs;
+    if ((this.byPeer.get(waiter.peer) ?? 0) >= this.perPeer) return this.sampleStep();
     const openUnproven = this.unproven < this.slots - this.reservedForRelaying;
     let oldest: SlotWrite | undefined;
-    let next = this.stallMs;
+    let next = this.sampleStep();
     for (const w of this.writes) {
-      const d = w.drained();
-      if (d !== w.last) {
-        w.last = d;
-        w.since = now;
-      }
+      // Sampled whichever waiter looks, so that every write's history is kept while any waits.
+      const left = this.stalled(w, now);
       // Only a slot whose release lets this waiter in: one that never relayed, held back by the
       // share of such peers being full, can take over only a slot of that share.
       if (!waiter.relaying && !openUnproven && w.relaying) continue;
-      const left = w.since + this.stallMs - now;
+      // Never the waiter's own peer's: its write stalls on the same link the waiter would use (a
+      // syncer's busy link), and taking it over aborted that syncer's answer for its own next one
+      // (the syncer then dropped this server for the failed request).
+      if (w.peer === waiter.peer) continue;
       if (left > 0) next = Math.min(next, left);
       else if (!oldest || w.since < oldest.since) oldest = w;
     }
@@ -345,7 +352,50 @@ export class BlockReadSlots {
     this.take(waiter.peer, waiter.relaying, 1);
     waiter.grant();
     oldest.reclaim();
-    return this.stallMs;
+    return this.sampleStep();
+  }
+
+  /**
+   * 0 when `w` is stalled at `now`: it has held its slot at least `stallMs` and drained less than
+   * `minDrainPerSecond` x `stallMs` in the last `stallMs`; else the ms until it could be (at most
+   * the sampling step). Records a sample of its drained bytes.
+   *
+   * Over a window of seconds, not the last second (review of the takeover): yamux grants window
+   * back only once a whole data frame arrived (a frame is as large as the window, 256 KiB at
+   * first), so an honest reader on a link under about 256 KiB/s drains in 256 KiB steps more than
+   * 1 s apart, and with a 1 s rule any waiter, an attacker's fresh id included, aborted it (its
+   * syncer then dropped this server). Over 4 s, a link of r bytes/s with frames of F drains at
+   * least r x 4 s - F in any 4 s: 256 KiB from 128 KiB/s with 256 KiB frames. Not "no byte" (an
+   * earlier review): a peer granting its window 64 bytes every 300 ms drained a byte each time
+   * and held its slots to the deadline as if it never read; it must now receive 64 KiB a second
+   * per slot. A window, not the average since the write began, so that bytes drained early buy
+   * no stall later.
+   *
+   * Samples are taken only when a waiter looks (no timer runs without one): the bytes drained in
+   * the window are read from the latest sample at or before its start, so a sparse history can
+   * only count more than drained in the window, never less (an honest writer is never judged on
+   * too short a span; a stalled one is kept at most a sampling step longer). One sample per step
+   * of `stallMs` / 8, and only the latest before the window is kept: at most 10 per write.
+   */
+  private stalled(w: SlotWrite, now: number): number {
+    const step = this.sampleStep();
+    const drained = w.drained();
+    const latest = w.samples[w.samples.length - 1];
+    if (!latest || now - latest.at >= step) w.samples.push({ at: now, drained });
+    const start = now - this.stallMs;
+    while (w.samples.length > 1 && (w.samples[1] as Sample).at <= start) w.samples.shift();
+    if (now - w.since < this.stallMs) return Math.min(step, w.since + this.stallMs - now);
+    // At or before the window's start: the write's first sample (at `since`) or a later one.
+    const from = w.samples[0] as Sample;
+    const needed = (this.minDrainPerSecond * this.stallMs) / 1_000;
+    if (drained - from.drained < needed) return 0;
+    const after = w.samples[1];
+    return Math.max(1, Math.min(step, after ? after.at - start : step));
+  }
+
+  /** How often waiters sample the writes: `stallMs` / 8 (500 ms by default). */
+  private sampleStep(): number {
+    return Math.max(1, Math.floor(this.stallMs / 8));
   }
 
   private take(peer: string, relaying: boolean, by: 1 | -1): void {
@@ -389,25 +439,41 @@ interface Waiter {
   grant: () => void;
 }
 
+interface Sample {
+  at: number;
+  drained: number;
+}
+
 interface SlotWrite {
   peer: string;
   relaying: boolean;
   drained: () => number;
-  /** `drained()` when last seen, and since when it has not moved. */
-  last: number;
+  /** `drained()` as waiters saw it, oldest first (BlockReadSlots.stalled). */
+  samples: Sample[];
+  /** When the write began (its slot is never taken over sooner than `stallMs` after). */
   since: number;
   reclaim: () => void;
 }
 
 /**
- * How long a block's write may drain nothing before a waiter blocked by its slot takes the slot
- * over (BlockReadSlots.reclaimStalled). A muxer's stream window (yamux: 256 KiB) lets the
- * writer drain again as soon as its reader has read part of it: a link that carries 128 KiB a
- * second (1 Mbit/s) drains something each second, and a slower one could not carry a full
- * answer (64 MiB) nor one 9 MiB block within the 10 s request deadline anyway. A non-reading
- * peer holds a slot this long (plus the first window it drains) per stream, not the deadline.
+ * The window over which a block's write must keep draining to keep its slot from a waiter that
+ * needs it (BlockReadSlots.stalled), and the least it holds a slot: a peer that never reads holds
+ * one about this long (its first window, drained at once, counts only within it; up to a sampling
+ * step more), not the request deadline. Not 1 s: yamux grants window a whole received frame at
+ * a time (frames as large as the window, 256 KiB at first), so an honest reader on a link under
+ * about 256 KiB/s drains in steps more than a second apart, and a 1 s window had any waiter, an
+ * attacker's fresh id included, abort it (its syncer then dropped this server for the failed
+ * request). Over 4 s a reader at 128 KiB/s or more keeps its slot (docs/consensus.md).
  */
-export const DEFAULT_BLOCK_WRITE_STALL_MS = 1_000;
+export const DEFAULT_BLOCK_WRITE_STALL_MS = 4_000;
+
+/**
+ * What a block's write must drain per second, on average over the stall window, to keep its slot
+ * (256 KiB in 4 s): an honest muxer grants window a received frame at a time, 256 KiB at first; a
+ * peer granting a few bytes at a time must receive this much a second per slot to hold it
+ * (384 KiB a second for the 6 slots open to peers that never relayed), where any byte did before.
+ */
+export const DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND = 64 * 1024;
 
 /** Block reads in flight over all peers: at most 8 x 9 MiB read and not yet written. */
 export const DEFAULT_BLOCK_READ_SLOTS = 8;
@@ -439,7 +505,7 @@ export interface BlockAnswerOptions {
   gone?: () => boolean;
   /**
    * Bytes of this answer's stream writes that have left its write buffer so far, and how to abort
-   * the stream: with both, a block's write that drains nothing for the slots' stall time gives its
+   * the stream: with both, a block's write that drains too little over the slots' stall window gives its
    * slot to a waiter that needs it, aborting this answer (BlockReadSlots.reclaimStalled), and this
    * answer's own slot waits take over such stalled slots. Without them, neither.
    */
