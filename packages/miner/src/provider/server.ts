@@ -186,6 +186,13 @@ export interface ProviderOptions {
   /** Output bytes (base64 and OCR text) of finished jobs kept, all together; the oldest go first. */
   maxKeptOutputBytes?: number;
   /**
+   * Bytes of a renter key's answers written and not yet taken by its connections: at or past it,
+   * its next requests get 429 `ANSWERS_UNREAD` until it reads them (default 4 × maxOutputBytes).
+   */
+  maxUnreadAnswerBytesPerRenter?: number;
+  /** How long an answer may take to be taken by its connection; past it the connection is closed. */
+  answerTimeoutMs?: number;
+  /**
    * Serve https (TLS 1.3) with the certificate kept in this directory (created on first start);
    * without it the API is plain http, for dev chains and for a reverse proxy that terminates TLS.
    */
@@ -329,6 +336,13 @@ export class ProviderServer {
   private readonly maxJobsKept: number;
   private readonly maxKeptOutputBytes: number;
   private keptBytes = 0;
+  /**
+   * Bytes of each renter key's answers handed to their connections and not yet taken by them (a
+   * client that does not read leaves them in this process's memory).
+   */
+  private readonly unreadAnswers = new Map<string, number>();
+  private readonly maxUnreadAnswerBytesPerRenter: number;
+  private readonly answerTimeoutMs: number;
   private readonly jobTimeoutMs: number;
   private readonly maxGroupMs: number;
   private readonly maxOutputBytes: number;
@@ -422,6 +436,8 @@ export class ProviderServer {
     this.leaseLookupsPerSecond = opts.leaseLookupsPerSecond ?? 2;
     this.maxJobsKept = opts.maxJobsKept ?? 1_000;
     this.maxKeptOutputBytes = opts.maxKeptOutputBytes ?? 256 * 1024 * 1024;
+    this.maxUnreadAnswerBytesPerRenter = opts.maxUnreadAnswerBytesPerRenter ?? 4 * this.maxOutputBytes;
+    this.answerTimeoutMs = opts.answerTimeoutMs ?? 300_000;
   }
 
   get ocrModelHash(): string {
@@ -551,10 +567,43 @@ export class ProviderServer {
 
   // -------------------------------------------------------------------------------------------
 
-  private send(res: ServerResponse, status: number, body: unknown): void {
+  /**
+   * Writes a JSON answer. With `renter` (an answer to that renter key's signed request) its bytes
+   * count as the renter's unread answers until its connection has taken them all, and a connection
+   * that has not taken them within answerTimeoutMs is closed: Node keeps what the socket has not
+   * taken in this process for as long as the connection stays open (no timeout applies to an
+   * answer), so a renter that sent GET /v1/jobs/<id> of a 16 MiB job on many connections and read
+   * none held ~21 MiB of this process's memory per request of a few hundred bytes, for good.
+   */
+  private send(res: ServerResponse, status: number, body: unknown, renter?: string): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    const bytes = Buffer.byteLength(text);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes });
+    if (renter !== undefined) this.countUnread(res, renter, bytes);
     res.end(text);
+  }
+
+  /** Counts an answer's bytes against its renter until its connection took them (or closed). */
+  private countUnread(res: ServerResponse, renter: string, bytes: number): void {
+    this.unreadAnswers.set(renter, (this.unreadAnswers.get(renter) ?? 0) + bytes);
+    const timer = setTimeout(() => res.destroy(), this.answerTimeoutMs);
+    timer.unref();
+    let done = false;
+    const taken = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const left = (this.unreadAnswers.get(renter) ?? bytes) - bytes;
+      if (left <= 0) this.unreadAnswers.delete(renter);
+      else this.unreadAnswers.set(renter, left);
+    };
+    res.once('finish', taken);
+    res.once('close', taken);
+  }
+
+  /** Bytes of a renter key's answers not yet taken by its connections (tests read it). */
+  unreadAnswerBytes(renter: string): number {
+    return this.unreadAnswers.get(renter.toLowerCase()) ?? 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -592,6 +641,13 @@ export class ProviderServer {
       const auth = this.auth.verify(method, path, req.headers);
       const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
       clock?.mark('headers, signature, lease');
+      // Refused before its nonce is used: the same signed request may be sent again once read.
+      if ((this.unreadAnswers.get(auth.renterKeyHex) ?? 0) >= this.maxUnreadAnswerBytesPerRenter)
+        throw new HttpError(
+          429,
+          'ANSWERS_UNREAD',
+          "this renter's earlier answers are still waiting to be read; read them first",
+        );
       this.checkUploadFits(route, length);
       // Nothing is booked until bytes arrive: two renters that sent only headers declaring
       // 256 + 64 MiB, re-sent after each 408, otherwise held the whole cap and every other
@@ -635,21 +691,22 @@ export class ProviderServer {
           // Given back before the answer: the renter's next request may follow it at once.
           endModel();
           endCheck();
-          return this.send(res, 200, uploaded);
+          return this.send(res, 200, uploaded, auth.renterKeyHex);
         }
         const body = await this.receiveBody(req, length, auth.bodyHash, booking.add);
         clock?.mark('body read and hashed');
         release();
         if (route === 'jobs') {
           const { status, view } = await this.submitJob(auth, lease, body, clock);
-          this.send(res, status, view);
+          this.send(res, status, view, auth.renterKeyHex);
           if (clock && status === 200) {
             clock.mark('answer written');
             this.opts.onJobStages?.({ began: clock.began, stages: clock.stages, jobCpuMs: clock.jobCpuMs });
           }
           return;
         }
-        if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body));
+        if (route === 'batch')
+          return this.send(res, 200, await this.submitBatch(auth, lease, body), auth.renterKeyHex);
       } finally {
         release();
         endModel();
@@ -658,7 +715,7 @@ export class ProviderServer {
       const job = this.jobs.get(path.slice('/v1/jobs/'.length));
       if (!job || job.view.leaseId !== auth.leaseIdHex)
         throw new HttpError(404, 'JOB_NOT_FOUND', 'no such job for this lease');
-      return this.send(res, 200, job.view);
+      return this.send(res, 200, job.view, auth.renterKeyHex);
     } catch (err) {
       if (err instanceof HttpError) {
         // An unread body that is large is not read to the end: the connection is closed instead.
