@@ -11,11 +11,17 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey, toHex } from '@unc/core';
+import { ed25519PublicKey, jobIdOf, jobRequestDigest, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
-import { ProviderClient, type ProviderError, signJobRequest } from '@unc/sdk';
+import {
+  jobRequestHeaders,
+  ProviderClient,
+  type ProviderError,
+  signJobRequest,
+  signJobRequestAuth,
+} from '@unc/sdk';
 import { DevSoftSigner, ProviderServer } from '../src/index.js';
-import { expandModel } from './fixtures/attack-models.js';
+import { expandModel, loopModel } from './fixtures/attack-models.js';
 import { tempDir } from './helpers.js';
 import { InMemoryLeaseSource } from './provider-helpers.js';
 
@@ -44,7 +50,11 @@ describe('answers a renter does not read', () => {
     await dir?.remove();
   });
 
-  async function start(name: string, answerTimeoutMs?: number) {
+  async function start(
+    name: string,
+    answerTimeoutMs?: number,
+    more: { maxUnreadAnswerBytesPerRenter?: number; jobTimeoutMs?: number } = {},
+  ) {
     const provider = new ProviderServer({
       chainId: CHAIN,
       signers: [signer],
@@ -54,6 +64,7 @@ describe('answers a renter does not read', () => {
       maxBodyBytes: 4 * 1024 * 1024,
       maxUnreadAnswerBytesPerRenter: 1024 * 1024,
       ...(answerTimeoutMs === undefined ? {} : { answerTimeoutMs }),
+      ...more,
       logger: silentLogger,
     });
     providers.push(provider);
@@ -78,8 +89,7 @@ describe('answers a renter does not read', () => {
       renterSeed: seed,
       allowHttp: true,
     });
-    /** GET /v1/jobs/<id> on a connection of its own that reads nothing. */
-    const unreadGet = (jobId: string) => {
+    const getText = (jobId: string) => {
       const path = `/v1/jobs/${jobId}`;
       const headers = signJobRequest(seed, {
         chainId: CHAIN,
@@ -88,22 +98,57 @@ describe('answers a renter does not read', () => {
         path,
         body: new Uint8Array(0),
       });
+      return [
+        `GET ${path} HTTP/1.1`,
+        'host: provider',
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+        '',
+        '',
+      ].join('\r\n');
+    };
+    /** `count` GET /v1/jobs/<id> pipelined in one write, on a connection of its own that reads nothing. */
+    const unreadGet = (jobId: string, count = 1) => {
       const u = new URL(url);
       const s = connect(Number(u.port), u.hostname);
       s.pause();
       sockets.push(s);
+      s.write(Array.from({ length: count }, () => getText(jobId)).join(''));
+      return s;
+    };
+    /** A signed POST /v1/jobs written whole on a connection of its own; returns its job id. */
+    const rawJob = (model: string) => {
+      const body = Buffer.from(
+        JSON.stringify({ model, inputs: { x: { type: 'float32', dims: [1], data: ONE } } }),
+      );
+      const signed = signJobRequestAuth(seed, {
+        chainId: CHAIN,
+        leaseId: Buffer.from(leaseId, 'hex'),
+        method: 'POST',
+        path: '/v1/jobs',
+        body,
+      });
+      const headers = jobRequestHeaders(signed, ed25519PublicKey(seed));
+      const u = new URL(url);
+      const s = connect(Number(u.port), u.hostname);
+      sockets.push(s);
       s.write(
         [
-          `GET ${path} HTTP/1.1`,
+          'POST /v1/jobs HTTP/1.1',
           'host: provider',
+          'content-type: application/json',
+          `content-length: ${body.length}`,
           ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
           '',
           '',
         ].join('\r\n'),
       );
-      return s;
+      s.write(body);
+      const jobId = toHex(
+        jobIdOf(signed.request.leaseId, jobRequestDigest(signed.request), signed.request.nonce),
+      );
+      return { socket: s, jobId };
     };
-    return { client, key, unreadGet };
+    return { client, key, unreadGet, rawJob };
   }
 
   test('past its share of unread answers a renter is refused until it reads them; others are not', {
@@ -168,5 +213,59 @@ describe('answers a renter does not read', () => {
     assert.ok(got < (4 * FLOATS * 4) / 3, `got ${got} bytes`);
     await until(() => provider.unreadAnswerBytes(a.key) === 0);
     assert.equal((await a.client.getJob(job.jobId)).status, 'done');
+  });
+  test('answers pipelined behind one not read are released when the connection closes', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-pipelined-close', undefined, {
+      maxUnreadAnswerBytesPerRenter: 64 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    const answer = Buffer.byteLength(JSON.stringify((await a.client.getJob(job.jobId)) as unknown));
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    const s = a.unreadGet(job.jobId, 3);
+    await until(() => provider.unreadAnswerBytes(a.key) >= 3 * answer);
+    s.destroy();
+    // Before, the third answer (waiting behind the second, which waited behind the first) was
+    // never released: counted for good, and a few such connections locked the renter out.
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    assert.equal((await a.client.getJob(job.jobId)).status, 'done');
+  });
+
+  test('an answer written after its renter gave up the connection is not counted', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-gave-up', undefined, { jobTimeoutMs: 3_000 });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { modelHash: loop } = await b.client.uploadModel(loopModel());
+    // b's job holds the only job process until its time limit; a's job waits behind it.
+    const blocked = b.client.runJob(loop, { x: { type: 'float32', dims: [1], data: ONE } }).then(
+      () => 'done',
+      (e: ProviderError) => e.code,
+    );
+    const { socket, jobId } = a.rawJob(modelHash);
+    let seen = 'none';
+    while (seen !== 'queued') {
+      seen = await a.client.getJob(jobId).then(
+        (v) => v.status,
+        (e: ProviderError) => e.code,
+      );
+      if (seen === 'running' || seen === 'done') assert.fail(`a's job ran before b's ended: ${seen}`);
+    }
+    // a's client gives up (a timeout, a dropped network) while its job waits.
+    socket.destroy();
+    assert.equal(await blocked, 'JOB_TIMEOUT');
+    let status = 'queued';
+    while (status === 'queued' || status === 'running') status = (await a.client.getJob(jobId)).status;
+    assert.equal(status, 'done');
+    // Its answer was written to a closed connection: before, its bytes stayed counted for good
+    // (neither 'finish' nor 'close' follows), and this renter got ANSWERS_UNREAD from then on.
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    assert.equal((await a.client.getJob(jobId)).status, 'done');
   });
 });

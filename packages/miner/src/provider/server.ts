@@ -28,6 +28,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -341,6 +342,12 @@ export class ProviderServer {
    * client that does not read leaves them in this process's memory).
    */
   private readonly unreadAnswers = new Map<string, number>();
+  /**
+   * The counted answers of each connection, released together when it closes: an answer that
+   * waits behind others pipelined on a connection has no socket of its own, and when the
+   * connection closed neither its 'finish' nor its 'close' came, so its bytes stayed counted.
+   */
+  private readonly countedOn = new WeakMap<Socket, Set<() => void>>();
   private readonly maxUnreadAnswerBytesPerRenter: number;
   private readonly answerTimeoutMs: number;
   private readonly jobTimeoutMs: number;
@@ -585,18 +592,38 @@ export class ProviderServer {
 
   /** Counts an answer's bytes against its renter until its connection took them (or closed). */
   private countUnread(res: ServerResponse, renter: string, bytes: number): void {
+    // The connection it goes to (res.socket is unset while it waits behind pipelined answers).
+    const socket = res.req.socket;
+    // Written to a connection already closed (a renter whose client gave up while its job ran),
+    // an answer is dropped and neither 'finish' nor 'close' follows: counted, it stayed for good.
+    if (socket.destroyed || res.destroyed) return;
     this.unreadAnswers.set(renter, (this.unreadAnswers.get(renter) ?? 0) + bytes);
-    const timer = setTimeout(() => res.destroy(), this.answerTimeoutMs);
+    // The connection, not the answer, is closed: destroying an answer that waits behind others
+    // on its connection only closes it once those are taken.
+    const timer = setTimeout(() => socket.destroy(), this.answerTimeoutMs);
     timer.unref();
+    let counted = this.countedOn.get(socket);
+    if (!counted) {
+      const answers = new Set<() => void>();
+      counted = answers;
+      this.countedOn.set(socket, answers);
+      // One listener per connection, not one per answer (a keep-alive connection has many).
+      socket.once('close', () => {
+        for (const release of [...answers]) release();
+      });
+    }
+    const mine = counted;
     let done = false;
     const taken = () => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      mine.delete(taken);
       const left = (this.unreadAnswers.get(renter) ?? bytes) - bytes;
       if (left <= 0) this.unreadAnswers.delete(renter);
       else this.unreadAnswers.set(renter, left);
     };
+    mine.add(taken);
     res.once('finish', taken);
     res.once('close', taken);
   }
