@@ -214,6 +214,26 @@ describe('answers a renter does not read', () => {
     await until(() => provider.unreadAnswerBytes(a.key) === 0);
     assert.equal((await a.client.getJob(job.jobId)).status, 'done');
   });
+  test('GETs pipelined on one connection are held to the share, not each let past it', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-pipelined');
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    const answer = Buffer.byteLength(JSON.stringify((await a.client.getJob(job.jobId)) as unknown));
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    // Ten signed GETs in one write: parsed together, each checked before any was answered.
+    a.unreadGet(job.jobId, 10);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    // A request on another connection, answered after the ten were handled.
+    await assert.rejects(a.client.getJob(job.jobId), (e: ProviderError) => e.code === 'ANSWERS_UNREAD');
+    // Before, all ten were answered: 56 MB held against a share of 1 MiB.
+    const held = provider.unreadAnswerBytes(a.key);
+    assert.ok(held < 1024 * 1024 + 2 * answer, `held ${held} bytes, answers of ${answer}`);
+  });
+
   test('answers pipelined behind one not read are released when the connection closes', {
     timeout: 120_000,
   }, async () => {
