@@ -586,6 +586,25 @@ export class JobSandbox {
     this.flood(w, what);
   }
 
+  /**
+   * Replaces a process that a request left holding more than half the memory limit, before any
+   * other job runs in it. ONNX Runtime's arena keeps what a run allocated (and the job's outputs
+   * wait for a garbage collection): a renter's job that allocated just under the limit and ended
+   * (even refused, OUTPUT_TOO_LARGE, for a model of a few bytes) left its process near the limit,
+   * and the next renter's job there, one that fits a fresh process, was killed with JOB_MEMORY.
+   * Half, as at start: the limit must leave a fresh process room for a job its own size.
+   */
+  private recycleIfGrown(w: Worker): void {
+    if (w.dead || w.child.pid === undefined) return;
+    const rss = residentBytes(w.child.pid);
+    if (rss === null || rss <= this.opts.memoryBytes / 2) return;
+    this.opts.logger.info('job process left holding memory; replacing it', {
+      rss,
+      limit: this.opts.memoryBytes,
+    });
+    this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
+  }
+
   private release(w: Worker): void {
     if (w.dead) return;
     const next = this.waiting.shift();
@@ -630,6 +649,7 @@ export class JobSandbox {
       return result;
     } finally {
       clearTimeout(timer);
+      this.recycleIfGrown(w);
       this.release(w);
     }
   }
@@ -677,6 +697,7 @@ export class JobSandbox {
       while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
     } finally {
       clearTimeout(timer);
+      this.recycleIfGrown(w);
       this.release(w);
     }
     // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.

@@ -28,6 +28,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -186,6 +187,13 @@ export interface ProviderOptions {
   /** Output bytes (base64 and OCR text) of finished jobs kept, all together; the oldest go first. */
   maxKeptOutputBytes?: number;
   /**
+   * Bytes of a renter key's answers written and not yet taken by its connections: at or past it,
+   * its next requests get 429 `ANSWERS_UNREAD` until it reads them (default 4 × maxOutputBytes).
+   */
+  maxUnreadAnswerBytesPerRenter?: number;
+  /** How long an answer may take to be taken by its connection; past it the connection is closed. */
+  answerTimeoutMs?: number;
+  /**
    * Serve https (TLS 1.3) with the certificate kept in this directory (created on first start);
    * without it the API is plain http, for dev chains and for a reverse proxy that terminates TLS.
    */
@@ -246,6 +254,9 @@ function contentHasher() {
   h.update(CONTENT_TAG);
   return h;
 }
+
+/** The content hash of an empty body, the only body a GET may have. */
+const EMPTY_BODY_HASH = new Uint8Array(contentHasher().digest());
 
 /**
  * The lookup budget's key for a client address: an IPv4 address, or the /64 of an IPv6 one (one
@@ -329,6 +340,19 @@ export class ProviderServer {
   private readonly maxJobsKept: number;
   private readonly maxKeptOutputBytes: number;
   private keptBytes = 0;
+  /**
+   * Bytes of each renter key's answers handed to their connections and not yet taken by them (a
+   * client that does not read leaves them in this process's memory).
+   */
+  private readonly unreadAnswers = new Map<string, number>();
+  /**
+   * The counted answers of each connection, released together when it closes: an answer that
+   * waits behind others pipelined on a connection has no socket of its own, and when the
+   * connection closed neither its 'finish' nor its 'close' came, so its bytes stayed counted.
+   */
+  private readonly countedOn = new WeakMap<Socket, Set<() => void>>();
+  private readonly maxUnreadAnswerBytesPerRenter: number;
+  private readonly answerTimeoutMs: number;
   private readonly jobTimeoutMs: number;
   private readonly maxGroupMs: number;
   private readonly maxOutputBytes: number;
@@ -422,6 +446,8 @@ export class ProviderServer {
     this.leaseLookupsPerSecond = opts.leaseLookupsPerSecond ?? 2;
     this.maxJobsKept = opts.maxJobsKept ?? 1_000;
     this.maxKeptOutputBytes = opts.maxKeptOutputBytes ?? 256 * 1024 * 1024;
+    this.maxUnreadAnswerBytesPerRenter = opts.maxUnreadAnswerBytesPerRenter ?? 4 * this.maxOutputBytes;
+    this.answerTimeoutMs = opts.answerTimeoutMs ?? 300_000;
   }
 
   get ocrModelHash(): string {
@@ -551,10 +577,63 @@ export class ProviderServer {
 
   // -------------------------------------------------------------------------------------------
 
-  private send(res: ServerResponse, status: number, body: unknown): void {
+  /**
+   * Writes a JSON answer. With `renter` (an answer to that renter key's signed request) its bytes
+   * count as the renter's unread answers until its connection has taken them all, and a connection
+   * that has not taken them within answerTimeoutMs is closed: Node keeps what the socket has not
+   * taken in this process for as long as the connection stays open (no timeout applies to an
+   * answer), so a renter that sent GET /v1/jobs/<id> of a 16 MiB job on many connections and read
+   * none held ~21 MiB of this process's memory per request of a few hundred bytes, for good.
+   */
+  private send(res: ServerResponse, status: number, body: unknown, renter?: string): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    const bytes = Buffer.byteLength(text);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes });
+    if (renter !== undefined) this.countUnread(res, renter, bytes);
     res.end(text);
+  }
+
+  /** Counts an answer's bytes against its renter until its connection took them (or closed). */
+  private countUnread(res: ServerResponse, renter: string, bytes: number): void {
+    // The connection it goes to (res.socket is unset while it waits behind pipelined answers).
+    const socket = res.req.socket;
+    // Written to a connection already closed (a renter whose client gave up while its job ran),
+    // an answer is dropped and neither 'finish' nor 'close' follows: counted, it stayed for good.
+    if (socket.destroyed || res.destroyed) return;
+    this.unreadAnswers.set(renter, (this.unreadAnswers.get(renter) ?? 0) + bytes);
+    // The connection, not the answer, is closed: destroying an answer that waits behind others
+    // on its connection only closes it once those are taken.
+    const timer = setTimeout(() => socket.destroy(), this.answerTimeoutMs);
+    timer.unref();
+    let counted = this.countedOn.get(socket);
+    if (!counted) {
+      const answers = new Set<() => void>();
+      counted = answers;
+      this.countedOn.set(socket, answers);
+      // One listener per connection, not one per answer (a keep-alive connection has many).
+      socket.once('close', () => {
+        for (const release of [...answers]) release();
+      });
+    }
+    const mine = counted;
+    let done = false;
+    const taken = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      mine.delete(taken);
+      const left = (this.unreadAnswers.get(renter) ?? bytes) - bytes;
+      if (left <= 0) this.unreadAnswers.delete(renter);
+      else this.unreadAnswers.set(renter, left);
+    };
+    mine.add(taken);
+    res.once('finish', taken);
+    res.once('close', taken);
+  }
+
+  /** Bytes of a renter key's answers not yet taken by its connections (tests read it). */
+  unreadAnswerBytes(renter: string): number {
+    return this.unreadAnswers.get(renter.toLowerCase()) ?? 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -592,6 +671,26 @@ export class ProviderServer {
       const auth = this.auth.verify(method, path, req.headers);
       const lease = await this.checkLease(auth, req.socket.remoteAddress ?? '?');
       clock?.mark('headers, signature, lease');
+      // Refused before its nonce is used: the same signed request may be sent again once read.
+      if ((this.unreadAnswers.get(auth.renterKeyHex) ?? 0) >= this.maxUnreadAnswerBytesPerRenter)
+        throw new HttpError(
+          429,
+          'ANSWERS_UNREAD',
+          "this renter's earlier answers are still waiting to be read; read them first",
+        );
+      if (route === 'job') {
+        // Answered with no await after the check above: GETs pipelined on one connection are all
+        // parsed at once, and with one between (the read of the empty body) ten of them passed
+        // the check together and held ten answers of 5.6 MB against a share of 1 MiB. Each now
+        // sees the answers written before it; the nonce is used only by a request answered.
+        checkBodyHash(EMPTY_BODY_HASH, auth.bodyHash);
+        this.auth.consume(auth);
+        read = true;
+        const job = this.jobs.get(path.slice('/v1/jobs/'.length));
+        if (!job || job.view.leaseId !== auth.leaseIdHex)
+          throw new HttpError(404, 'JOB_NOT_FOUND', 'no such job for this lease');
+        return this.send(res, 200, job.view, auth.renterKeyHex);
+      }
       this.checkUploadFits(route, length);
       // Nothing is booked until bytes arrive: two renters that sent only headers declaring
       // 256 + 64 MiB, re-sent after each 408, otherwise held the whole cap and every other
@@ -635,30 +734,27 @@ export class ProviderServer {
           // Given back before the answer: the renter's next request may follow it at once.
           endModel();
           endCheck();
-          return this.send(res, 200, uploaded);
+          return this.send(res, 200, uploaded, auth.renterKeyHex);
         }
         const body = await this.receiveBody(req, length, auth.bodyHash, booking.add);
         clock?.mark('body read and hashed');
         release();
         if (route === 'jobs') {
           const { status, view } = await this.submitJob(auth, lease, body, clock);
-          this.send(res, status, view);
+          this.send(res, status, view, auth.renterKeyHex);
           if (clock && status === 200) {
             clock.mark('answer written');
             this.opts.onJobStages?.({ began: clock.began, stages: clock.stages, jobCpuMs: clock.jobCpuMs });
           }
           return;
         }
-        if (route === 'batch') return this.send(res, 200, await this.submitBatch(auth, lease, body));
+        if (route === 'batch')
+          return this.send(res, 200, await this.submitBatch(auth, lease, body), auth.renterKeyHex);
       } finally {
         release();
         endModel();
         endCheck();
       }
-      const job = this.jobs.get(path.slice('/v1/jobs/'.length));
-      if (!job || job.view.leaseId !== auth.leaseIdHex)
-        throw new HttpError(404, 'JOB_NOT_FOUND', 'no such job for this lease');
-      return this.send(res, 200, job.view);
     } catch (err) {
       if (err instanceof HttpError) {
         // An unread body that is large is not read to the end: the connection is closed instead.

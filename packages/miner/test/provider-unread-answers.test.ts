@@ -1,0 +1,291 @@
+/**
+ * Answers a renter does not read. Node keeps what a connection has not taken of an answer in the
+ * provider's memory for as long as the connection stays open, and no timeout applies to an answer:
+ * a renter that sent GET /v1/jobs/<id> of a 16 MiB job on many connections and read none held
+ * ~21 MiB of the provider's memory per request of a few hundred bytes, for good (20 such requests:
+ * 420 MiB). Now a renter's unread answers are counted (past its share its next requests get 429
+ * ANSWERS_UNREAD) and an answer not taken within answerTimeoutMs has its connection closed.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ed25519PublicKey, jobIdOf, jobRequestDigest, toHex } from '@unc/core';
+import { silentLogger } from '@unc/node';
+import {
+  jobRequestHeaders,
+  ProviderClient,
+  type ProviderError,
+  signJobRequest,
+  signJobRequestAuth,
+} from '@unc/sdk';
+import { DevSoftSigner, ProviderServer } from '../src/index.js';
+import { expandModel, loopModel } from './fixtures/attack-models.js';
+import { tempDir } from './helpers.js';
+import { InMemoryLeaseSource } from './provider-helpers.js';
+
+const CHAIN = 'unc-test-unread';
+/** 1 Mi floats: 4 MiB of output, an answer of ~5.6 MB, more than loopback's buffers take unread. */
+const FLOATS = 1024 * 1024;
+const ONE = Buffer.from(new Float32Array([1]).buffer).toString('base64');
+
+const until = async (cond: () => boolean) => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 20));
+};
+
+describe('answers a renter does not read', () => {
+  const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-unread');
+  const leases = new InMemoryLeaseSource();
+  let dir: { path: string; remove(): Promise<void> };
+  const providers: ProviderServer[] = [];
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    dir = await tempDir('unc-provider-unread-');
+  });
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    for (const p of providers) await p.stop();
+    await dir?.remove();
+  });
+
+  async function start(
+    name: string,
+    answerTimeoutMs?: number,
+    more: { maxUnreadAnswerBytesPerRenter?: number; jobTimeoutMs?: number } = {},
+  ) {
+    const provider = new ProviderServer({
+      chainId: CHAIN,
+      signers: [signer],
+      leases,
+      modelDir: join(dir.path, name),
+      concurrency: 1,
+      maxBodyBytes: 4 * 1024 * 1024,
+      maxUnreadAnswerBytesPerRenter: 1024 * 1024,
+      ...(answerTimeoutMs === undefined ? {} : { answerTimeoutMs }),
+      ...more,
+      logger: silentLogger,
+    });
+    providers.push(provider);
+    const url = await provider.start();
+    return { provider, url };
+  }
+
+  async function renter(url: string) {
+    const seed = new Uint8Array(randomBytes(32));
+    const leaseId = toHex(randomBytes(32));
+    const key = toHex(ed25519PublicKey(seed));
+    leases.leases.set(leaseId, {
+      id: leaseId,
+      chipId: toHex(await signer.chipId()),
+      renterPublicKey: key,
+      status: 'active',
+    });
+    const client = new ProviderClient({
+      endpoint: url,
+      chainId: CHAIN,
+      leaseId,
+      renterSeed: seed,
+      allowHttp: true,
+    });
+    const getText = (jobId: string) => {
+      const path = `/v1/jobs/${jobId}`;
+      const headers = signJobRequest(seed, {
+        chainId: CHAIN,
+        leaseId: Buffer.from(leaseId, 'hex'),
+        method: 'GET',
+        path,
+        body: new Uint8Array(0),
+      });
+      return [
+        `GET ${path} HTTP/1.1`,
+        'host: provider',
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+        '',
+        '',
+      ].join('\r\n');
+    };
+    /** `count` GET /v1/jobs/<id> pipelined in one write, on a connection of its own that reads nothing. */
+    const unreadGet = (jobId: string, count = 1) => {
+      const u = new URL(url);
+      const s = connect(Number(u.port), u.hostname);
+      s.pause();
+      sockets.push(s);
+      s.write(Array.from({ length: count }, () => getText(jobId)).join(''));
+      return s;
+    };
+    /** A signed POST /v1/jobs written whole on a connection of its own; returns its job id. */
+    const rawJob = (model: string) => {
+      const body = Buffer.from(
+        JSON.stringify({ model, inputs: { x: { type: 'float32', dims: [1], data: ONE } } }),
+      );
+      const signed = signJobRequestAuth(seed, {
+        chainId: CHAIN,
+        leaseId: Buffer.from(leaseId, 'hex'),
+        method: 'POST',
+        path: '/v1/jobs',
+        body,
+      });
+      const headers = jobRequestHeaders(signed, ed25519PublicKey(seed));
+      const u = new URL(url);
+      const s = connect(Number(u.port), u.hostname);
+      sockets.push(s);
+      s.write(
+        [
+          'POST /v1/jobs HTTP/1.1',
+          'host: provider',
+          'content-type: application/json',
+          `content-length: ${body.length}`,
+          ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      s.write(body);
+      const jobId = toHex(
+        jobIdOf(signed.request.leaseId, jobRequestDigest(signed.request), signed.request.nonce),
+      );
+      return { socket: s, jobId };
+    };
+    return { client, key, unreadGet, rawJob };
+  }
+
+  test('past its share of unread answers a renter is refused until it reads them; others are not', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-share');
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    // Read answers are not counted (the count ends when the connection took the answer's last byte).
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+
+    const s = a.unreadGet(job.jobId);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    // More answers of a 16 MiB job each were written for every such request, without end.
+    await assert.rejects(
+      a.client.getJob(job.jobId),
+      (e: ProviderError) => e.status === 429 && e.code === 'ANSWERS_UNREAD',
+    );
+    // Another renter is not held up by them.
+    await assert.rejects(b.client.getJob(job.jobId), (e: ProviderError) => e.code === 'JOB_NOT_FOUND');
+
+    // Once it reads its answer, its requests are served again.
+    let got = 0;
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+    });
+    s.resume();
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    assert.ok(got > 0);
+    assert.equal((await a.client.getJob(job.jobId)).status, 'done');
+  });
+
+  test('an answer not taken within answerTimeoutMs has its connection closed', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-timeout', 500);
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    const s = a.unreadGet(job.jobId);
+    let got = 0;
+    // The answer's first bytes: it was written. Then nothing more is read.
+    await new Promise<void>((r) => {
+      s.once('data', (c: Buffer) => {
+        s.pause();
+        got += c.length;
+        r();
+      });
+      s.resume();
+    });
+    // Before, its connection stayed open and the answer in the provider's memory for good.
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+    });
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    s.resume();
+    await closed;
+    // Less than the whole answer came: the connection was cut, not finished.
+    assert.ok(got < (4 * FLOATS * 4) / 3, `got ${got} bytes`);
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    assert.equal((await a.client.getJob(job.jobId)).status, 'done');
+  });
+  test('GETs pipelined on one connection are held to the share, not each let past it', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-pipelined');
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    const answer = Buffer.byteLength(JSON.stringify((await a.client.getJob(job.jobId)) as unknown));
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    // Ten signed GETs in one write: parsed together, each checked before any was answered.
+    a.unreadGet(job.jobId, 10);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    // A request on another connection, answered after the ten were handled.
+    await assert.rejects(a.client.getJob(job.jobId), (e: ProviderError) => e.code === 'ANSWERS_UNREAD');
+    // Before, all ten were answered: 56 MB held against a share of 1 MiB.
+    const held = provider.unreadAnswerBytes(a.key);
+    assert.ok(held < 1024 * 1024 + 2 * answer, `held ${held} bytes, answers of ${answer}`);
+  });
+
+  test('answers pipelined behind one not read are released when the connection closes', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-pipelined-close', undefined, {
+      maxUnreadAnswerBytesPerRenter: 64 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    const answer = Buffer.byteLength(JSON.stringify((await a.client.getJob(job.jobId)) as unknown));
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    const s = a.unreadGet(job.jobId, 3);
+    await until(() => provider.unreadAnswerBytes(a.key) >= 3 * answer);
+    s.destroy();
+    // Before, the third answer (waiting behind the second, which waited behind the first) was
+    // never released: counted for good, and a few such connections locked the renter out.
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    assert.equal((await a.client.getJob(job.jobId)).status, 'done');
+  });
+
+  test('an answer written after its renter gave up the connection is not counted', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-gave-up', undefined, { jobTimeoutMs: 3_000 });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { modelHash: loop } = await b.client.uploadModel(loopModel());
+    // b's job holds the only job process until its time limit; a's job waits behind it.
+    const blocked = b.client.runJob(loop, { x: { type: 'float32', dims: [1], data: ONE } }).then(
+      () => 'done',
+      (e: ProviderError) => e.code,
+    );
+    const { socket, jobId } = a.rawJob(modelHash);
+    let seen = 'none';
+    while (seen !== 'queued') {
+      seen = await a.client.getJob(jobId).then(
+        (v) => v.status,
+        (e: ProviderError) => e.code,
+      );
+      if (seen === 'running' || seen === 'done') assert.fail(`a's job ran before b's ended: ${seen}`);
+    }
+    // a's client gives up (a timeout, a dropped network) while its job waits.
+    socket.destroy();
+    assert.equal(await blocked, 'JOB_TIMEOUT');
+    let status = 'queued';
+    while (status === 'queued' || status === 'running') status = (await a.client.getJob(jobId)).status;
+    assert.equal(status, 'done');
+    // Its answer was written to a closed connection: before, its bytes stayed counted for good
+    // (neither 'finish' nor 'close' follows), and this renter got ANSWERS_UNREAD from then on.
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    assert.equal((await a.client.getJob(jobId)).status, 'done');
+  });
+});
