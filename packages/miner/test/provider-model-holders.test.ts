@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey, toHex } from '@unc/core';
+import { contentHash, ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type ProviderError, type TensorJson } from '@unc/sdk';
+import fc from 'fast-check';
 import { DevSoftSigner, ModelStore, ProviderServer } from '../src/index.js';
 import { affineModel } from './fixtures/make-fixtures.js';
 import { tempDir } from './helpers.js';
@@ -119,6 +120,68 @@ describe('model store holders', () => {
     // B comes back with the bytes: it holds the model again, A (now least recently active) leaves.
     assert.equal((await store.put(m, B)).stored, true);
     assert.deepEqual(store.holdersOf(hash), [C, B]);
+  });
+
+  test('property: shares, total, holder caps and the records on disk stay coherent', async () => {
+    const keys = [A, B, C];
+    const bodies = [0, 1, 2, 3, 4, 5].map((i) => new Uint8Array(randomBytes(400 + 300 * i)));
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(5), fc.nat(2), fc.boolean()), { minLength: 1, maxLength: 30 }),
+        async (steps) => {
+          const path = join(dir.path, `prop-${run++}`);
+          const opts = { maxBytes: 3_000, maxBytesPerRenter: 2_000, maxHoldersPerModel: 2 };
+          const store = new ModelStore(path, opts);
+          await store.init();
+          for (const [m, r, use] of steps) {
+            const { hash } = await store.put(bodies[m]!, keys[r]!);
+            assert.ok(store.holds(hash, keys[r]!), 'the uploader holds the model it just sent');
+            if (use) store.touch(hash, keys[r]!);
+          }
+          const check = (s: ModelStore) => {
+            let total = 0;
+            const per = new Map<string, number>();
+            for (const body of bodies) {
+              const hash = toHex(contentHash(body));
+              if (!s.known(hash)) continue;
+              total += body.length;
+              const holders = s.holdersOf(hash);
+              assert.ok(holders.length <= opts.maxHoldersPerModel);
+              for (const k of holders) per.set(k, (per.get(k) ?? 0) + body.length);
+            }
+            assert.equal(s.bytes(), total);
+            assert.ok(total <= opts.maxBytes);
+            for (const k of keys) {
+              assert.equal(s.bytes(k), per.get(k) ?? 0);
+              assert.ok(s.bytes(k) <= opts.maxBytesPerRenter);
+            }
+          };
+          check(store);
+          // Files on disk are the models known, each with its holders' record (none for nobody).
+          const names = readdirSync(path).sort();
+          const expected: string[] = [];
+          for (const body of bodies) {
+            const hash = toHex(contentHash(body));
+            if (!store.known(hash)) continue;
+            expected.push(`${hash}.onnx`);
+            if (store.holdersOf(hash).length > 0) expected.push(`${hash}.holders`);
+            // The record keeps the order of its last write (a job's use is not written).
+            assert.deepEqual(holdersOnDisk(path, hash).sort(), store.holdersOf(hash).sort());
+          }
+          assert.deepEqual(names, expected.sort());
+          // A restart reads back the same holders.
+          const again = new ModelStore(path, opts);
+          await again.init();
+          for (const body of bodies) {
+            const hash = toHex(contentHash(body));
+            assert.deepEqual(again.holdersOf(hash).sort(), store.holdersOf(hash).sort());
+          }
+          check(again);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 
   test('holders survive a restart; a model found without a record is held by nobody', async () => {
