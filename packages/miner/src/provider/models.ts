@@ -396,6 +396,8 @@ export class ModelStore {
       await rename(tmp, dest);
     } catch (err) {
       this.forget(hashHex);
+      // The holders other models lost to make room are gone in memory: their records follow.
+      await this.persistAll(changed).catch(() => undefined);
       throw err;
     } finally {
       this.landing.delete(hashHex);
