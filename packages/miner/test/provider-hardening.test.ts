@@ -164,9 +164,12 @@ describe('provider hardening', () => {
         );
       }
       // A model put in the store some other way (from before the check) is checked when it loads.
+      // Only a renter holding a model runs it: the record naming this renter is put there too
+      // (without it the job is refused MODEL_NOT_FOUND before any load, provider-model-holders).
       const model = externalDataModel(name, 4, 'loop-body');
       const hash = toHex(contentHash(model));
       await writeFile(join(dir.path, 'models', `${hash}.onnx`), model);
+      await writeFile(join(dir.path, 'models', `${hash}.holders`), `${toHex(ed25519PublicKey(r.seed))}\n`);
       const err = await r.client
         .runJob(hash, { x: { type: 'float32', dims: [4], data: f32([0, 0, 0, 0]) } })
         .then(
@@ -196,6 +199,8 @@ describe('provider hardening', () => {
     const other = await renter();
     const { modelHash: loop } = await looper.client.uploadModel(loopModel());
     const { modelHash: affine } = await other.client.uploadModel(affineModel());
+    // Each runs only a model it uploaded itself: the looper sends the affine model's bytes too.
+    await looper.client.uploadModel(affineModel());
     const spawnedBefore = provider.jobProcesses.spawned;
     const started = Date.now();
     const running = looper.client.runJob(loop, { x: { type: 'float32', dims: [1], data: f32([1]) } }).then(

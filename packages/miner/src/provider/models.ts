@@ -10,18 +10,34 @@ import { contentHash, toHex } from '@unc/core';
 /** A model that cannot be stored: the store (or the renter's share of it) is full of models in use. */
 export class StoreFullError extends Error {}
 
+/**
+ * Holders kept per model (default). Past it the least recently active holder is dropped (its next
+ * job gets MODEL_NOT_FOUND and it uploads the bytes again once, as after an eviction): refusing the
+ * newcomer instead would let this many keys that hold a popular model's bytes lock every later
+ * renter out of it. 63 lines of 65 bytes keep a holder record inside one 4 KiB disk block.
+ */
+export const MAX_HOLDERS_PER_MODEL = 63;
+
 export interface ModelStoreOptions {
   /** Bytes of models kept, all renters together; the least recently used go first past it. */
   maxBytes?: number;
-  /** Bytes of models one renter key stored; its own least recently used go first past it. */
+  /** Bytes of models one renter key holds (each model counted whole against each of its holders). */
   maxBytesPerRenter?: number;
+  /** Renter keys kept per model (default MAX_HOLDERS_PER_MODEL); the least recently active go first. */
+  maxHoldersPerModel?: number;
 }
 
 interface Entry {
   size: number;
-  /** The renter key that stored it (null: found on disk at start, or stored by put). */
-  owner: string | null;
+  /**
+   * The renter keys (hex) that uploaded these bytes, least recently active first: only they may run
+   * the model. Empty: found on disk without a holder record (from before holders were kept, or put
+   * there by hand), or stored by put without a renter; nobody runs it until someone uploads it.
+   */
+  holders: Set<string>;
 }
+
+const HEX64 = /^[0-9a-f]{64}$/;
 
 export class ModelStore {
   /**
@@ -34,13 +50,24 @@ export class ModelStore {
    * padded to new hashes stayed for good), and a full disk failed every other request. Models are
    * content-addressed, so one evicted is uploaded again by whoever needs it; a model pinned by a
    * queued or running job is never evicted.
+   *
+   * Each model keeps the renter keys that uploaded its bytes (its holders), in `<hash>.holders`
+   * beside it: a model's hash is public once a renter posts a receipt, and any renter with a lease
+   * here could otherwise run another renter's model by it (free use, extraction by queries, its
+   * input names in error messages). A model counts whole against each holder's share; a holder's
+   * own eviction takes it out of the holder set, and the bytes go when no holder is left.
    */
   private readonly entries = new Map<string, Entry>();
   private readonly pins = new Map<string, number>();
   private readonly ownerBytes = new Map<string, number>();
+  /** Models booked by a commit whose file is not renamed in yet (onDisk must not forget them). */
+  private readonly landing = new Set<string>();
+  /** Per model, the holder record write under way: writes of one record go one after another. */
+  private readonly recordWrites = new Map<string, Promise<void>>();
   private total = 0;
   readonly maxBytes: number;
   readonly maxBytesPerRenter: number;
+  readonly maxHoldersPerModel: number;
 
   constructor(
     readonly dir: string,
@@ -48,14 +75,21 @@ export class ModelStore {
   ) {
     this.maxBytes = opts.maxBytes ?? 16 * 1024 ** 3;
     this.maxBytesPerRenter = opts.maxBytesPerRenter ?? Math.min(this.maxBytes, 4 * 1024 ** 3);
+    this.maxHoldersPerModel = opts.maxHoldersPerModel ?? MAX_HOLDERS_PER_MODEL;
+    if (!(Number.isSafeInteger(this.maxHoldersPerModel) && this.maxHoldersPerModel > 0))
+      throw new Error(`maxHoldersPerModel must be a positive integer, not ${this.maxHoldersPerModel}`);
   }
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const found: [string, number, number][] = [];
+    const records: string[] = [];
     for (const name of await readdir(this.dir)) {
-      // Uploads cut short by a crash leave temporary files; nothing refers to them.
-      if (/^\.(upload\.)?[0-9a-f.]+\.tmp$/.test(name)) await rm(join(this.dir, name), { force: true });
+      // Uploads and holder records cut short by a crash leave temporary files; nothing refers to them.
+      if (/^\.(upload\.|holders\.)?[0-9a-f.]+\.tmp$/.test(name))
+        await rm(join(this.dir, name), { force: true });
+      const r = /^([0-9a-f]{64})\.holders$/.exec(name);
+      if (r) records.push(r[1]!);
       const m = /^([0-9a-f]{64})\.onnx$/.exec(name);
       if (!m) continue;
       const st = await stat(join(this.dir, name)).catch(() => null);
@@ -63,7 +97,10 @@ export class ModelStore {
     }
     // Models stored before a restart count against the quota, oldest first to go.
     found.sort((a, b) => a[2] - b[2]);
-    for (const [hash, size] of found) this.remember(hash, { size, owner: null });
+    for (const [hash, size] of found) this.remember(hash, { size, holders: await this.readHolders(hash) });
+    // A record whose model is gone (a crash between removing the two) holds nobody.
+    for (const hash of records)
+      if (!this.entries.has(hash)) await rm(this.holdersPathOf(hash), { force: true });
   }
 
   /** Bytes of models kept now, all together or of one renter key. */
@@ -72,15 +109,63 @@ export class ModelStore {
   }
 
   pathOf(hashHex: string): string {
-    if (!/^[0-9a-f]{64}$/.test(hashHex)) throw new Error(`invalid model hash "${hashHex}"`);
+    if (!HEX64.test(hashHex)) throw new Error(`invalid model hash "${hashHex}"`);
     return join(this.dir, `${hashHex}.onnx`);
+  }
+
+  /** The file of a model's holders: one renter key (hex) a line, least recently active first. */
+  holdersPathOf(hashHex: string): string {
+    if (!HEX64.test(hashHex)) throw new Error(`invalid model hash "${hashHex}"`);
+    return join(this.dir, `${hashHex}.holders`);
+  }
+
+  /** A model's holders as recorded on disk (none without a record; malformed lines are skipped). */
+  private async readHolders(hashHex: string): Promise<Set<string>> {
+    const text = await readFile(this.holdersPathOf(hashHex), 'utf8').catch(() => '');
+    const keys = text.split('\n').filter((k) => HEX64.test(k));
+    // A record longer than the cap (written under a larger one) keeps its most recent holders.
+    return new Set(keys.slice(Math.max(0, keys.length - this.maxHoldersPerModel)));
+  }
+
+  /**
+   * Writes a model's holder record as the store has it now (removes it when the model is gone or
+   * held by nobody): to a temporary file renamed over it, so a record is always whole. Writes of
+   * one record are chained, each writing the state at its turn, so the last one leaves the latest.
+   */
+  private persist(hashHex: string): Promise<void> {
+    const write = async () => {
+      const path = this.holdersPathOf(hashHex);
+      const e = this.entries.get(hashHex);
+      if (!e || e.holders.size === 0) {
+        await rm(path, { force: true });
+        return;
+      }
+      const tmp = join(this.dir, `.holders.${hashHex}.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        await writeFile(tmp, `${[...e.holders].join('\n')}\n`);
+        await rename(tmp, path);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    };
+    const next = (this.recordWrites.get(hashHex) ?? Promise.resolve()).then(write, write);
+    this.recordWrites.set(hashHex, next);
+    const done = () => {
+      if (this.recordWrites.get(hashHex) === next) this.recordWrites.delete(hashHex);
+    };
+    next.then(done, done);
+    return next;
+  }
+
+  private async persistAll(hashes: Iterable<string>): Promise<void> {
+    for (const hash of new Set(hashes)) await this.persist(hash);
   }
 
   private remember(hash: string, entry: Entry): void {
     this.forget(hash);
     this.entries.set(hash, entry);
     this.total += entry.size;
-    if (entry.owner !== null) this.ownerBytes.set(entry.owner, this.bytes(entry.owner) + entry.size);
+    for (const h of entry.holders) this.ownerBytes.set(h, this.bytes(h) + entry.size);
   }
 
   private forget(hash: string): void {
@@ -88,24 +173,43 @@ export class ModelStore {
     if (!e) return;
     this.entries.delete(hash);
     this.total -= e.size;
-    if (e.owner !== null) {
-      const left = this.bytes(e.owner) - e.size;
-      if (left <= 0) this.ownerBytes.delete(e.owner);
-      else this.ownerBytes.set(e.owner, left);
-    }
+    for (const h of e.holders) this.uncount(h, e.size);
   }
 
-  /** Marks a model just used: it goes last in the eviction order. */
-  touch(hashHex: string): void {
+  private uncount(renter: string, size: number): void {
+    const left = this.bytes(renter) - size;
+    if (left <= 0) this.ownerBytes.delete(renter);
+    else this.ownerBytes.set(renter, left);
+  }
+
+  private dropHolder(hash: string, renter: string): void {
+    const e = this.entries.get(hash);
+    if (!e?.holders.delete(renter)) return;
+    this.uncount(renter, e.size);
+  }
+
+  /** Marks a model just used (by `renter`, one of its holders): both go last in their eviction orders. */
+  touch(hashHex: string, renter?: string): void {
     const e = this.entries.get(hashHex);
     if (!e) return;
     this.entries.delete(hashHex);
     this.entries.set(hashHex, e);
+    if (renter !== undefined && e.holders.delete(renter)) e.holders.add(renter);
   }
 
   /** Whether the store knows the model now (no file system access). */
   known(hashHex: string): boolean {
     return this.entries.has(hashHex);
+  }
+
+  /** Whether `renter` uploaded the model's bytes and holds it now (no file system access). */
+  holds(hashHex: string, renter: string): boolean {
+    return this.entries.get(hashHex)?.holders.has(renter) ?? false;
+  }
+
+  /** A model's holders now, least recently active first. */
+  holdersOf(hashHex: string): string[] {
+    return [...(this.entries.get(hashHex)?.holders ?? [])];
   }
 
   /** Keeps a model from eviction (a job queued or running on it) until the returned function is called. */
@@ -126,8 +230,9 @@ export class ModelStore {
     try {
       const st = await stat(this.pathOf(hashHex));
       if (!st.isFile()) return false;
-      // A file put there by hand: it counts too.
-      if (!this.entries.has(hashHex)) this.remember(hashHex, { size: st.size, owner: null });
+      // A file put there by hand: it counts too, held by whoever its record (if any) names.
+      const holders = await this.readHolders(hashHex);
+      if (!this.entries.has(hashHex)) this.remember(hashHex, { size: st.size, holders });
       return true;
     } catch {
       return false;
@@ -143,33 +248,48 @@ export class ModelStore {
       (st) => st.isFile(),
       () => false,
     );
+    // A model whose commit has booked it but not yet renamed its file in is there for uploads.
+    if (this.landing.has(hashHex)) return true;
     if (!there) this.forget(hashHex);
     else if (!this.entries.has(hashHex)) return this.has(hashHex);
     return there;
   }
 
   /**
-   * Makes room for `size` bytes of a renter (null: no renter): evicts its own least recently used
-   * models past its share, then, past the total, those of whoever holds the most, never a pinned
-   * one. Synchronous, and
-   * followed at once by the booking, so uploads committed at once cannot both take the same room.
-   * Throws StoreFullError, evicting nothing, when what is in the way is pinned.
+   * Makes room for model `hash` of `size` bytes held by `renter` (null: no renter); `fresh`: its
+   * bytes are new to the store (false: the renter joins the holders of a model already here).
+   * Evicts the renter's own least recently used models past its share (the renter leaves their
+   * holder sets), then, past the total, the least recently used of whoever holds the most (first
+   * the models held by nobody), never a pinned one; a model's bytes go when its last holder leaves.
+   * Synchronous, and followed at once by the booking, so uploads committed at once cannot both take
+   * the same room. Throws StoreFullError, evicting nothing, when what is in the way is pinned.
+   * Returns the models whose holders changed (their records are written again).
    */
-  private makeRoom(size: number, renter: string | null): void {
+  private makeRoom(hash: string, size: number, renter: string | null, fresh: boolean): Set<string> {
     if (size > this.maxBytes || (renter !== null && size > this.maxBytesPerRenter))
       throw new StoreFullError(`a model of ${size} bytes is larger than this store keeps`);
-    const victims = new Set<string>();
+    /** Holders each model loses, and the models whose bytes go. */
+    const dropped = new Map<string, Set<string>>();
+    const gone = new Set<string>();
     let mine = renter === null ? 0 : this.bytes(renter);
     let total = this.total;
-    const free = (hash: string, e: Entry) => {
-      victims.add(hash);
-      total -= e.size;
-      if (e.owner === renter) mine -= e.size;
+    const left = (h: string, e: Entry) => e.holders.size - (dropped.get(h)?.size ?? 0);
+    const drop = (h: string, e: Entry, holder: string | null) => {
+      if (holder !== null) {
+        const d = dropped.get(h);
+        if (d) d.add(holder);
+        else dropped.set(h, new Set([holder]));
+        if (holder === renter) mine -= e.size;
+      }
+      if (left(h, e) === 0 && !gone.has(h)) {
+        gone.add(h);
+        total -= e.size;
+      }
     };
     if (renter !== null) {
-      for (const [hash, e] of this.entries) {
+      for (const [h, e] of this.entries) {
         if (mine + size <= this.maxBytesPerRenter) break;
-        if (e.owner === renter && !this.pins.has(hash)) free(hash, e);
+        if (h !== hash && e.holders.has(renter) && !this.pins.has(h)) drop(h, e, renter);
       }
       if (mine + size > this.maxBytesPerRenter)
         throw new StoreFullError(
@@ -178,33 +298,43 @@ export class ModelStore {
     }
     // Past the total, the renter holding the most goes first (its least recently used model),
     // not the least recently used of all: renters that each stay inside their share could
-    // otherwise, uploading together, flush every other renter's models out of the store.
-    if (total + size > this.maxBytes) {
+    // otherwise, uploading together, flush every other renter's models out of the store. Models
+    // held by nobody go before any: nobody can run them until someone uploads them again.
+    const need = fresh ? size : 0;
+    if (total + need > this.maxBytes) {
       const held = new Map<string | null, number>();
       const queues = new Map<string | null, [string, Entry][]>();
-      for (const [hash, e] of this.entries) {
-        held.set(e.owner, (held.get(e.owner) ?? 0) + (victims.has(hash) ? 0 : e.size));
-        if (victims.has(hash) || this.pins.has(hash)) continue;
-        const q = queues.get(e.owner);
-        if (q) q.push([hash, e]);
-        else queues.set(e.owner, [[hash, e]]);
+      for (const [h, e] of this.entries) {
+        if (gone.has(h) || h === hash) continue;
+        const holders = [...e.holders].filter((x) => !dropped.get(h)?.has(x));
+        for (const x of holders.length === 0 ? [null] : holders) {
+          held.set(x, (held.get(x) ?? 0) + e.size);
+          if (this.pins.has(h)) continue;
+          const q = queues.get(x);
+          if (q) q.push([h, e]);
+          else queues.set(x, [[h, e]]);
+        }
       }
-      while (total + size > this.maxBytes) {
+      while (total + need > this.maxBytes) {
         let pick: string | null | undefined;
-        for (const [owner, q] of queues)
-          if (q.length > 0 && (pick === undefined || held.get(owner)! > held.get(pick)!)) pick = owner;
+        if ((queues.get(null)?.length ?? 0) > 0) pick = null;
+        else
+          for (const [owner, q] of queues)
+            if (q.length > 0 && (pick === undefined || held.get(owner)! > held.get(pick)!)) pick = owner;
         if (pick === undefined) break;
-        const [hash, e] = queues.get(pick)!.shift()!;
+        const [h, e] = queues.get(pick)!.shift()!;
         held.set(pick, held.get(pick)! - e.size);
-        free(hash, e);
+        drop(h, e, pick);
       }
     }
-    if (total + size > this.maxBytes)
+    if (total + need > this.maxBytes)
       throw new StoreFullError('the model store is full of models in use; retry when their jobs are done');
-    for (const hash of victims) {
-      this.forget(hash);
-      this.evicted.push(hash);
+    for (const [h, holders] of dropped) for (const x of holders) this.dropHolder(h, x);
+    for (const h of gone) {
+      this.forget(h);
+      this.evicted.push(h);
     }
+    return new Set([...dropped.keys(), ...gone]);
   }
 
   /** Files of evicted models not yet removed. */
@@ -214,19 +344,18 @@ export class ModelStore {
     while (this.evicted.length > 0) {
       const hash = this.evicted.shift()!;
       // A model evicted and stored again meanwhile keeps its file.
-      if (!this.entries.has(hash)) await rm(this.pathOf(hash), { force: true });
+      if (!this.entries.has(hash) && !this.landing.has(hash)) await rm(this.pathOf(hash), { force: true });
     }
   }
 
-  /** Stores the bytes; `stored` is false when the same model was already there. */
+  /**
+   * Stores the bytes for `renter`; `stored` is false when that renter already held the model (see
+   * commit).
+   */
   async put(model: Uint8Array, renter: string | null = null): Promise<{ hash: string; stored: boolean }> {
     const hash = toHex(contentHash(model));
     const tmp = join(this.dir, `.${hash}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      if (await this.onDisk(hash)) {
-        this.touch(hash);
-        return { hash, stored: false };
-      }
       await writeFile(tmp, model);
       return { hash, ...(await this.commit(tmp, hash, renter)) };
     } finally {
@@ -241,29 +370,60 @@ export class ModelStore {
 
   /**
    * Moves a received (and checked) temporary file under its hash, for `renter` (whose share it
-   * counts against), evicting least recently used models to make room; `stored` is false when the
-   * same model was already there (the temporary file is removed then). StoreFullError when the
-   * room is held by models in use.
+   * counts against, and who becomes one of its holders), evicting least recently used models to
+   * make room. `stored` is false only when `renter` already held the model: a renter joining the
+   * holders of a model already here is told `stored: true` like the first uploader, so the answer
+   * does not tell a renter that someone else uploaded the model (the temporary file is removed
+   * then). StoreFullError when the room is held by models in use.
    */
   async commit(tmp: string, hashHex: string, renter: string | null = null): Promise<{ stored: boolean }> {
     const dest = this.pathOf(hashHex);
-    if (await this.onDisk(hashHex)) {
+    const there = (await this.onDisk(hashHex)) ? this.entries.get(hashHex) : undefined;
+    if (there) {
+      const { stored, changed } = this.join(hashHex, there, renter);
       await rm(tmp, { force: true });
-      this.touch(hashHex);
-      return { stored: false };
+      await this.removeEvicted();
+      await this.persistAll(changed);
+      return { stored };
     }
     const { size } = await stat(tmp);
     // Booked now (synchronously with the eviction) so that commits at once share the room.
-    this.makeRoom(size, renter);
-    this.remember(hashHex, { size, owner: renter });
+    const changed = this.makeRoom(hashHex, size, renter, true);
+    this.remember(hashHex, { size, holders: new Set(renter === null ? [] : [renter]) });
+    this.landing.add(hashHex);
     try {
       await this.removeEvicted();
       await rename(tmp, dest);
     } catch (err) {
       this.forget(hashHex);
+      // The holders other models lost to make room are gone in memory: their records follow.
+      await this.persistAll(changed).catch(() => undefined);
       throw err;
+    } finally {
+      this.landing.delete(hashHex);
     }
+    // The record is written after the model: a crash between leaves a model held by nobody
+    // (each renter uploads it once more), never a holder of a model it did not upload.
+    await this.persistAll([...changed, hashHex]);
     return { stored: true };
+  }
+
+  /** Adds `renter` to the holders of a model already stored (the bytes it sent prove it has them). */
+  private join(hashHex: string, e: Entry, renter: string | null): { stored: boolean; changed: Set<string> } {
+    if (renter === null || e.holders.has(renter)) {
+      this.touch(hashHex, renter ?? undefined);
+      return { stored: false, changed: new Set() };
+    }
+    // The model counts against this renter's share too: its own least recently used make room.
+    const changed = this.makeRoom(hashHex, e.size, renter, false);
+    changed.add(hashHex);
+    // Past the cap the least recently active holder leaves (it uploads once more if it comes back).
+    while (e.holders.size >= this.maxHoldersPerModel)
+      this.dropHolder(hashHex, e.holders.values().next().value!);
+    e.holders.add(renter);
+    this.ownerBytes.set(renter, this.bytes(renter) + e.size);
+    this.touch(hashHex, renter);
+    return { stored: true, changed };
   }
 
   async get(hashHex: string): Promise<Uint8Array> {

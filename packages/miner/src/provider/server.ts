@@ -4,7 +4,8 @@
  * leased chip through its attestation profile.
  *
  *   GET  /v1/health            no auth: chain, chips, OCR model hash, queue, limits
- *   POST /v1/models            ONNX bytes → { modelHash, size, stored }
+ *   POST /v1/models            ONNX bytes → { modelHash, size, stored }; the uploader holds the model
+ *                              (a job runs only a model its renter key uploaded)
  *   POST /v1/jobs              { model: <hash hex> | "ocr", inputs | image, wait? } → job view
  *   POST /v1/jobs/batch        { model, jobs: [{ inputs | image }] } → every job's result and
  *                              proof, one receipt signed over their Merkle root
@@ -1169,25 +1170,32 @@ export class ProviderServer {
 
   /**
    * Keeps a job's model in the store (not evicted) until the returned function is called: from
-   * its check to the end of its jobs. 404 when it was evicted since it was looked up.
+   * its check to the end of its jobs. 404 when it was evicted (or its renter's hold on it was)
+   * since it was looked up.
    */
-  private pinModel(model: JobModel): () => void {
+  private pinModel(model: JobModel, renter: string): () => void {
     if (model.ocr) return () => undefined;
     const hex = toHex(model.hash);
     const unpin = this.store.pin(hex);
-    if (!this.store.known(hex)) {
+    if (!this.store.holds(hex, renter)) {
       unpin();
       throw this.modelNotFound(hex);
     }
     return unpin;
   }
 
-  /** The hash of the model a job names ("ocr" or an uploaded model's hash); 400/404 otherwise. */
-  private async modelOf(model: unknown): Promise<JobModel> {
+  /**
+   * The hash of the model a job of `renter` names ("ocr" or the hash of a model this renter
+   * uploaded); 400/404 otherwise. A model another renter uploaded answers 404 MODEL_NOT_FOUND like
+   * one absent: model hashes are public once a receipt is posted, and any renter with a lease here
+   * ran another's model by its hash (free use, extraction by queries, its input names in errors),
+   * and a different answer would tell it the model is here.
+   */
+  private async modelOf(model: unknown, renter: string): Promise<JobModel> {
     if (model === OCR_MODEL) return { hash: this.ocrHash!, ocr: true };
     if (typeof model === 'string' && /^[0-9a-f]{64}$/.test(model)) {
-      if (!(await this.store.has(model))) throw this.modelNotFound(model);
-      this.store.touch(model);
+      if (!(await this.store.has(model)) || !this.store.holds(model, renter)) throw this.modelNotFound(model);
+      this.store.touch(model, renter);
       return { hash: fromHex(model, 32), ocr: false };
     }
     throw new HttpError(400, 'BAD_REQUEST', `"model" must be a model hash (64 hex) or "${OCR_MODEL}"`);
@@ -1266,10 +1274,10 @@ export class ProviderServer {
     if (typeof req !== 'object' || req === null)
       throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object');
     const wait = req.wait !== false;
-    const model = await this.modelOf(req.model);
+    const model = await this.modelOf(req.model, auth.renterKeyHex);
     const modelHash = model.hash;
     // Unpinned when the job is over, or at once if it is refused before it is queued.
-    const unpin = this.pinModel(model);
+    const unpin = this.pinModel(model, auth.renterKeyHex);
     const { inputHash, work } = await this.parseJob(model, req, '').catch((err) => {
       unpin();
       throw err;
@@ -1400,8 +1408,8 @@ export class ProviderServer {
     const most = Math.min(this.maxBatchJobs, this.maxJobsPerRenter);
     if (count < 1 || count > most)
       throw new HttpError(400, 'BAD_BATCH', `a batch holds 1 to ${most} jobs here, not ${count}`);
-    const model = await this.modelOf(req.model);
-    pins.push(this.pinModel(model));
+    const model = await this.modelOf(req.model, auth.renterKeyHex);
+    pins.push(this.pinModel(model, auth.renterKeyHex));
     const parsed: ParsedJob[] = [];
     for (const [i, entry] of (req.jobs as unknown[]).entries()) {
       if (typeof entry !== 'object' || entry === null)
