@@ -15,8 +15,14 @@
  * Peer ids cost nothing, so every structure is bounded and a budget over all peers (`total`)
  * bounds what many ids get together; a peer this node found relaying accepted consensus messages
  * (`proven`) is served first and its waiting transactions are pushed out only by another proven
- * peer holding fewer. A batch whose costly checks were not all well spent is not forwarded whole
- * (mempool-reactor.ts `settle`): the nodes past this one would charge them to this node.
+ * peer holding fewer. No peer has a fixed share of the queue: while it has room every transaction
+ * waits, and a full one pushes out the newest of the peer holding most. A fixed share let a relay
+ * whose share was full forward an honest batch first (the message id covers the whole batch), so
+ * the honest transaction was dropped here and gossipsub dropped its honest copies as seen. A
+ * relay must now fill the whole queue alone (and hold most of it) to have what it forwards first
+ * dropped; re-announcement, sent directly (in no seen-cache), brings such a transaction again.
+ * A batch whose costly checks were not all well spent is not forwarded whole (mempool-reactor.ts
+ * `settle`): the nodes past this one would charge them to this node.
  */
 import { keyId, type TxEnvelope } from '@unc/core';
 
@@ -31,8 +37,12 @@ export interface CostlyRelayBudgetOptions {
   totalRefillMs: number;
   /** Peers whose bucket is tracked (the oldest-touched is forgotten past it: a fresh full bucket). */
   maxPeers: number;
-  /** Transactions waiting for one peer's budget. */
-  maxDeferredPerPeer: number;
+  /**
+   * A proven peer's waiting transactions that keep its precedence (pushed out only by a proven
+   * peer's); past it they wait as an unproven peer's would, so one proven peer cannot hold the
+   * whole queue and lock out every other peer's.
+   */
+  maxDeferredProvenPerPeer: number;
   /** Transactions waiting, all peers together. */
   maxDeferred: number;
   /**
@@ -47,9 +57,9 @@ export interface CostlyRelayBudgetOptions {
  * A failing check costs a verify worker a few ms: 32 at once and one every 2 s per peer, 256 at
  * once and 16 a second over all peers, are a few per cent of one core once the bursts are spent.
  * An honest relay's burst (an operator registering or selling many chips at once: some 20 TPM
- * registrations fill a 100 KiB batch) is checked 32 at a time, the rest waiting (up to 64) for
- * the budget its admitted ones give back; past that, re-announcement brings them again.
- * Waiting transactions are a few KiB each: 512 of them, a few MiB.
+ * registrations fill a 100 KiB batch) is checked 32 at a time, the rest waiting (as many as the
+ * queue holds) for the budget its admitted ones give back. A waiting transaction is a copy of at
+ * most 64 KiB (the gossip codec's bound on one): 512 of them, 32 MiB at worst.
  */
 export const DEFAULT_COSTLY_RELAY_BUDGET: CostlyRelayBudgetOptions = {
   perPeer: 32,
@@ -57,7 +67,7 @@ export const DEFAULT_COSTLY_RELAY_BUDGET: CostlyRelayBudgetOptions = {
   total: 256,
   totalRefillMs: 62.5,
   maxPeers: 4_096,
-  maxDeferredPerPeer: 64,
+  maxDeferredProvenPerPeer: 128,
   maxDeferred: 512,
   maxWaitMs: 10_000,
 };
@@ -85,6 +95,8 @@ export class CostlyRelayBudget {
   /** Waiting transactions by hash, oldest first. */
   private readonly waiting = new Map<string, Deferred>();
   private readonly waitingPerPeer = new Map<string, number>();
+  /** Of those, the ones waiting with a proven peer's precedence. */
+  private readonly provenPerPeer = new Map<string, number>();
   /** Transactions dropped because the waiting queue was full (tests and diagnostics). */
   droppedDeferred = 0;
 
@@ -159,26 +171,33 @@ export class CostlyRelayBudget {
 
   private remove(key: string, d: Deferred): void {
     this.waiting.delete(key);
-    const n = (this.waitingPerPeer.get(d.peer) ?? 1) - 1;
-    if (n <= 0) this.waitingPerPeer.delete(d.peer);
-    else this.waitingPerPeer.set(d.peer, n);
+    CostlyRelayBudget.count(this.waitingPerPeer, d.peer, -1);
+    if (d.proven) CostlyRelayBudget.count(this.provenPerPeer, d.peer, -1);
+  }
+
+  private static count(m: Map<string, number>, peer: string, by: number): void {
+    const n = (m.get(peer) ?? 0) + by;
+    if (n <= 0) m.delete(peer);
+    else m.set(peer, n);
   }
 
   /**
    * Queues `env`, relayed by `peer` over its budget, until budget refills. Already waiting: kept
-   * as it is. Over the peer's bound it is dropped (its relay's own failures spent its budget);
-   * over the total bound it pushes out the newest transaction of the unproven peer holding most,
-   * unless `peer` would then hold as many; a proven peer's are never pushed out by another's.
-   * Returns whether it waits.
+   * as it is. While the queue has room it waits, however many its relay has waiting (an honest
+   * relay's burst; an honest batch a relay forwarded first). A full queue: it pushes out the
+   * newest transaction of the unproven peer holding most, unless `peer` would then hold as many;
+   * a proven peer's (up to `maxDeferredProvenPerPeer` of them) are pushed out only by another
+   * proven peer's. Returns whether it waits.
    */
-  defer(d: Deferred): boolean {
-    const key = keyId(d.env.hash);
+  defer(arrived: Deferred): boolean {
+    const key = keyId(arrived.env.hash);
     if (this.waiting.has(key)) return true;
-    const mine = this.waitingPerPeer.get(d.peer) ?? 0;
-    if (mine >= this.opts.maxDeferredPerPeer) {
-      this.droppedDeferred++;
-      return false;
-    }
+    const mine = this.waitingPerPeer.get(arrived.peer) ?? 0;
+    // Past its share a proven peer's wait as anyone's: pushed out first, it holding most.
+    const d =
+      arrived.proven && (this.provenPerPeer.get(arrived.peer) ?? 0) >= this.opts.maxDeferredProvenPerPeer
+        ? { ...arrived, proven: false }
+        : arrived;
     if (this.waiting.size >= this.opts.maxDeferred) {
       /** The newest waiting transaction of the peer (proven or not, as asked) holding most. */
       const victimAmong = (proven: boolean) => {
@@ -213,6 +232,7 @@ export class CostlyRelayBudget {
     }
     this.waiting.set(key, d);
     this.waitingPerPeer.set(d.peer, mine + 1);
+    if (d.proven) CostlyRelayBudget.count(this.provenPerPeer, d.peer, 1);
     return true;
   }
 

@@ -658,6 +658,7 @@ export class ConsensusDriver {
       reannounceAfterMs: 4 * opts.blockTimeMs,
       ...(this.host.backlog ? { backlog: this.host.backlog.bind(this.host) } : {}),
       blockTimeMs: opts.blockTimeMs,
+      logger: this.logger,
     });
     this.evidencePool = new EvidencePool({
       chain: this.chain,

@@ -29,6 +29,7 @@ import {
 } from '@unc/core';
 import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy, SyncingRefusal } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
+import type { Logger } from '../log.js';
 import { provablyBadEvidence } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
 import { AdmissionTimes, type Admitted, TxIndex } from './compact-block.js';
@@ -106,6 +107,8 @@ export interface MempoolReactorOptions {
   blockTimeMs?: number;
   /** Bounds on the costly chip checks a relaying peer may cost this node (costly-relay-budget.ts). */
   costlyBudget?: Partial<CostlyRelayBudgetOptions>;
+  /** Where a failure nobody awaits (admitting waiting transactions) is told. */
+  logger?: Logger;
 }
 
 /** How often transactions waiting for their relay's costly-check budget are looked at again. */
@@ -453,13 +456,20 @@ export class MempoolReactor {
         const costs = list.map((d) => d.cost);
         try {
           this.settle(envs, costs, await admitTxs(envs), peer, true);
-        } catch {
+        } catch (err) {
           // A full queue (or a bug: nobody awaits this, and a rejection would end the process):
           // nothing was checked, the reservations go back, and these are dropped as a busy
           // node drops gossip (re-announcement brings an honest one again).
           costs.forEach((cost) => {
             this.costly.refund(peer, cost, this.opts.clock.now());
           });
+          // A bug swallowed unseen would drop every waiting transaction without a trace.
+          if ((err as { code?: unknown }).code !== 'BUSY')
+            this.opts.logger?.error('admitting waiting transactions failed', {
+              peer,
+              txs: envs.length,
+              error: (err as Error).stack ?? String(err),
+            });
         }
       }),
     );

@@ -20,10 +20,15 @@ import {
 } from '@unc/core';
 import type { AdmissionResult } from '../../src/admission.js';
 import type { Cancel, Clock } from '../../src/clock.js';
-import { CostlyRelayBudget, DEFAULT_COSTLY_RELAY_BUDGET } from '../../src/consensus/costly-relay-budget.js';
+import {
+  CostlyRelayBudget,
+  type CostlyRelayBudgetOptions,
+  DEFAULT_COSTLY_RELAY_BUDGET,
+} from '../../src/consensus/costly-relay-budget.js';
 import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../../src/consensus/wire.js';
 import { DEV_MODELS, devGenesis, devKey } from '../../src/dev.js';
+import type { Logger } from '../../src/log.js';
 import { namedKey } from '../fixtures.js';
 
 const genesis = devGenesis();
@@ -86,7 +91,12 @@ function steppedClock() {
  * A reactor whose admission is a fake: transactions in `valid` are admitted, every other one is
  * refused for a state reason (an evidence failure that does not blame the relay).
  */
-function reactorWith(valid: Set<string>, proven: Set<string> = new Set(), refusal = 'ATTEST_CERT_EXPIRED') {
+function reactorWith(
+  valid: Set<string>,
+  proven: Set<string> = new Set(),
+  refusal = 'ATTEST_CERT_EXPIRED',
+  costlyBudget: Partial<CostlyRelayBudgetOptions> = BUDGET,
+) {
   const { clock, advance } = steppedClock();
   const submitted: TxEnvelope[] = [];
   const published: Uint8Array[] = [];
@@ -103,7 +113,7 @@ function reactorWith(valid: Set<string>, proven: Set<string> = new Set(), refusa
     publishBatch: (data) => published.push(data),
     connected: () => true,
     provenPeer: (peer) => proven.has(peer),
-    costlyBudget: BUDGET,
+    costlyBudget,
   });
   const gossip = (peer: string, envs: TxEnvelope[]) =>
     reactor.onTxGossip(
@@ -118,7 +128,7 @@ function reactorWith(valid: Set<string>, proven: Set<string> = new Set(), refusa
 }
 
 /** Small bounds, so that a test signs few transactions; the rest of the defaults. */
-const BUDGET = { perPeer: 4, total: 16, maxDeferredPerPeer: 4, maxDeferred: 24 };
+const BUDGET = { perPeer: 4, total: 16, maxDeferredProvenPerPeer: 4, maxDeferred: 24 };
 const { perPeer, total } = BUDGET;
 const { perPeerRefillMs, totalRefillMs } = DEFAULT_COSTLY_RELAY_BUDGET;
 
@@ -133,7 +143,7 @@ describe('the costly-check budget of a relaying peer', () => {
     assert.equal(await gossip('mallory', junk), 'ignore');
     // Reserved before any check: only the budget's worth went to admission, the rest waits.
     assert.equal(submitted.length, perPeer);
-    assert.equal(reactor.costly.deferred, BUDGET.maxDeferredPerPeer);
+    assert.equal(reactor.costly.deferred, junk.length - perPeer);
     // A second batch gets nothing checked either.
     await gossip('mallory', [registration('more junk')]);
     assert.equal(submitted.length, perPeer);
@@ -206,6 +216,99 @@ describe('the costly-check budget of a relaying peer', () => {
     assert.ok(!reactor.costly.isDeferred(good));
   });
 
+  test('attack: a relay whose budget is spent and whose many transactions wait cannot have an honest batch it forwards first dropped', async () => {
+    // The message id covers the whole batch: once mallory's copy is taken, gossipsub drops every
+    // honest copy as seen, so what is deferred from mallory's copy is the only one this node gets.
+    // The default bounds: mallory's whole bucket spent, and 64 (a fixed per-peer share before) waiting.
+    const good = registration('front-run honest batch');
+    const { reactor, submitted, gossip, advance } = reactorWith(
+      new Set([keyId(good.hash)]),
+      new Set(),
+      'ATTEST_CERT_EXPIRED',
+      {},
+    );
+    const { perPeer: bucket } = DEFAULT_COSTLY_RELAY_BUDGET;
+    await gossip(
+      'mallory',
+      Array.from({ length: bucket + 64 }, (_, i) => registration(`front-runner junk ${i}`)),
+    );
+    assert.equal(reactor.costly.deferred, 64);
+    assert.equal(await gossip('mallory', [good]), 'ignore');
+    assert.ok(reactor.costly.isDeferred(good));
+    assert.equal(reactor.costly.droppedDeferred, 0);
+    // Mallory's budget refills one check per perPeerRefillMs, or good waits out maxWaitMs.
+    for (
+      let t = 0;
+      t < DEFAULT_COSTLY_RELAY_BUDGET.maxWaitMs + 1_000 && !submittedHas(submitted, good);
+      t += 500
+    )
+      await advance(500);
+    assert.ok(submittedHas(submitted, good));
+    reactor.stop();
+  });
+
+  test('a burst of 200 registrations from one honest relay waits while the queue has room, none dropped', async () => {
+    const envs = Array.from({ length: 200 }, (_, i) => registration(`burst ${i}`, BigInt(i)));
+    const { reactor, submitted, gossip, advance } = reactorWith(
+      new Set(envs.map((e) => keyId(e.hash))),
+      new Set(),
+      'ATTEST_CERT_EXPIRED',
+      {},
+    );
+    // One message (some 60 bytes of evidence each: 200 fit a batch), reserved before any check.
+    await gossip('alice', envs);
+    assert.equal(submitted.length, DEFAULT_COSTLY_RELAY_BUDGET.perPeer);
+    assert.equal(reactor.costly.deferred, envs.length - DEFAULT_COSTLY_RELAY_BUDGET.perPeer);
+    assert.equal(reactor.costly.droppedDeferred, 0);
+    // The admitted ones give their checks back: the rest go through a bucket at a time.
+    for (let i = 0; i < 40 && reactor.costly.deferred > 0; i++) await advance(500);
+    assert.equal(reactor.costly.deferred, 0);
+    for (const env of envs) assert.ok(submittedHas(submitted, env));
+    reactor.stop();
+  });
+
+  test('a failure admitting waiting transactions that is not a full queue is logged, not swallowed', async () => {
+    const { clock, advance } = steppedClock();
+    const errors: string[] = [];
+    const logger: Logger = {
+      component: 'test',
+      level: 'debug',
+      debug: () => {},
+      info: () => {},
+      warn: () => {},
+      error: (msg) => errors.push(msg),
+      child: () => logger,
+    };
+    let calls = 0;
+    const reactor = new MempoolReactor({
+      clock,
+      admitTx: () => {},
+      // The first batch is refused for a state reason (the budget spent); the pump then hits a bug.
+      admitTxs: async (envs) => {
+        if (calls++ > 0) throw new TypeError('a bug');
+        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+      },
+      publishBatch: () => {},
+      connected: () => true,
+      costlyBudget: BUDGET,
+      logger,
+    });
+    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump bug ${i}`));
+    await reactor.onTxGossip(
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      ),
+      false,
+      'erin',
+    );
+    assert.equal(reactor.costly.deferred, 1);
+    for (let i = 0; i < 30 && reactor.costly.deferred > 0; i++) await advance(500);
+    assert.equal(reactor.costly.deferred, 0);
+    assert.equal(errors.length, 1);
+    reactor.stop();
+  });
+
   test('attack: many peer ids together are bounded by the total, and an honest registration from a proven peer still gets through', async () => {
     const good = registration('honest under sybils');
     const { reactor, submitted, gossip, advance } = reactorWith(
@@ -253,7 +356,12 @@ describe('CostlyRelayBudget', () => {
   });
 
   test('attack: proven ids filling the whole queue do not lock out another proven peer', () => {
-    const budget = new CostlyRelayBudget({ perPeer: 2, total: 8, maxDeferredPerPeer: 4, maxDeferred: 8 });
+    const budget = new CostlyRelayBudget({
+      perPeer: 2,
+      total: 8,
+      maxDeferredProvenPerPeer: 4,
+      maxDeferred: 8,
+    });
     for (const p of ['s0', 's1', 's2', 's3']) while (budget.tryTake(p, 1, 0));
     for (const p of ['s0', 's1'])
       for (let i = 0; i < 4; i++)
@@ -271,8 +379,29 @@ describe('CostlyRelayBudget', () => {
     assert.ok(budget.isDeferred(good));
   });
 
+  test('attack: one proven peer cannot hold more than its share of the queue against other peers', () => {
+    const budget = new CostlyRelayBudget({ maxDeferred: 8, maxDeferredProvenPerPeer: 2 });
+    const proven = Array.from({ length: 8 }, (_, i) => registration(`proven burst ${i}`));
+    // The queue has room: all wait, past the share as an unproven peer's would.
+    for (const env of proven) assert.ok(budget.defer({ env, peer: 'p', cost: 1, proven: true, at: 0 }));
+    assert.equal(budget.deferred, 8);
+    // An unproven peer's push out p's newest while p holds most, down to an even split.
+    const other = Array.from({ length: 6 }, (_, i) => registration(`unproven ${i}`));
+    const kept = other.filter((env) => budget.defer({ env, peer: 'u', cost: 1, proven: false, at: 0 }));
+    assert.equal(kept.length, 4);
+    assert.equal(budget.deferred, 8);
+    assert.deepEqual(
+      proven.map((env) => budget.isDeferred(env)),
+      [true, true, true, true, false, false, false, false],
+    );
+    // Its share keeps its precedence: an unproven peer holding fewer cannot push those out.
+    for (let i = 0; i < 4; i++)
+      budget.defer({ env: registration(`w ${i}`), peer: `w${i}`, cost: 1, proven: false, at: 0 });
+    assert.ok(budget.isDeferred(proven[0]!) && budget.isDeferred(proven[1]!));
+  });
+
   test('every structure stays bounded whatever the peers do', () => {
-    const budget = new CostlyRelayBudget({ maxPeers: 16, maxDeferred: 10, maxDeferredPerPeer: 3 });
+    const budget = new CostlyRelayBudget({ maxPeers: 16, maxDeferred: 10 });
     for (let p = 0; p < 60; p++) {
       for (let i = 0; i < 6; i++) {
         const env = registration(`bound ${p} ${i}`);
