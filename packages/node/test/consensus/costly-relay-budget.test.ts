@@ -310,6 +310,48 @@ describe('the costly-check budget of a relaying peer', () => {
     reactor.stop();
   });
 
+  test('a waiting batch whose admission throws what is no object is logged; the pump does not reject', async () => {
+    const { clock } = steppedClock();
+    const errors: string[] = [];
+    const logger: Logger = {
+      component: 'test',
+      level: 'debug',
+      debug: () => {},
+      info: () => {},
+      warn: () => {},
+      error: (msg) => errors.push(msg),
+      child: () => logger,
+    };
+    let calls = 0;
+    const reactor = new MempoolReactor({
+      clock,
+      admitTx: () => {},
+      admitTxs: async (envs) => {
+        if (calls++ > 0) return Promise.reject(undefined);
+        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+      },
+      publishBatch: () => {},
+      connected: () => true,
+      costlyBudget: { ...BUDGET, maxWaitMs: 0 },
+      logger,
+    });
+    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump throws ${i}`));
+    await reactor.onTxGossip(
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      ),
+      false,
+      'erin',
+    );
+    assert.equal(reactor.costly.deferred, 1);
+    // Called directly (the timer's call is not awaited): a rejection here would end the process.
+    await reactor.pumpDeferred();
+    assert.equal(reactor.costly.deferred, 0);
+    assert.equal(errors.length, 1);
+    reactor.stop();
+  });
+
   test('attack: many peer ids together are bounded by the total, and an honest registration from a proven peer still gets through', async () => {
     const good = registration('honest under sybils');
     const { reactor, submitted, gossip, advance } = reactorWith(
