@@ -231,7 +231,8 @@ export class CostlyRelayBudget {
       this.droppedDeferred++;
     }
     this.waiting.set(key, d);
-    this.waitingPerPeer.set(d.peer, mine + 1);
+    // Counted again, not `mine + 1`: a proven peer's arrival may have pushed out its own overflow.
+    CostlyRelayBudget.count(this.waitingPerPeer, d.peer, 1);
     if (d.proven) CostlyRelayBudget.count(this.provenPerPeer, d.peer, 1);
     return true;
   }

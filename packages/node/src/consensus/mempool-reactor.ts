@@ -464,11 +464,12 @@ export class MempoolReactor {
             this.costly.refund(peer, cost, this.opts.clock.now());
           });
           // A bug swallowed unseen would drop every waiting transaction without a trace.
-          if ((err as { code?: unknown }).code !== 'BUSY')
+          // `?.`: a bug may throw what is no object, and this handler must not throw in turn.
+          if ((err as { code?: unknown } | null | undefined)?.code !== 'BUSY')
             this.opts.logger?.error('admitting waiting transactions failed', {
               peer,
               txs: envs.length,
-              error: (err as Error).stack ?? String(err),
+              error: (err as Error | null | undefined)?.stack ?? String(err),
             });
         }
       }),

@@ -18,6 +18,7 @@ import {
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
+import fc from 'fast-check';
 import type { AdmissionResult } from '../../src/admission.js';
 import type { Cancel, Clock } from '../../src/clock.js';
 import {
@@ -309,6 +310,48 @@ describe('the costly-check budget of a relaying peer', () => {
     reactor.stop();
   });
 
+  test('a waiting batch whose admission throws what is no object is logged; the pump does not reject', async () => {
+    const { clock } = steppedClock();
+    const errors: string[] = [];
+    const logger: Logger = {
+      component: 'test',
+      level: 'debug',
+      debug: () => {},
+      info: () => {},
+      warn: () => {},
+      error: (msg) => errors.push(msg),
+      child: () => logger,
+    };
+    let calls = 0;
+    const reactor = new MempoolReactor({
+      clock,
+      admitTx: () => {},
+      admitTxs: async (envs) => {
+        if (calls++ > 0) return Promise.reject(undefined);
+        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+      },
+      publishBatch: () => {},
+      connected: () => true,
+      costlyBudget: { ...BUDGET, maxWaitMs: 0 },
+      logger,
+    });
+    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump throws ${i}`));
+    await reactor.onTxGossip(
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      ),
+      false,
+      'erin',
+    );
+    assert.equal(reactor.costly.deferred, 1);
+    // Called directly (the timer's call is not awaited): a rejection here would end the process.
+    await reactor.pumpDeferred();
+    assert.equal(reactor.costly.deferred, 0);
+    assert.equal(errors.length, 1);
+    reactor.stop();
+  });
+
   test('attack: many peer ids together are bounded by the total, and an honest registration from a proven peer still gets through', async () => {
     const good = registration('honest under sybils');
     const { reactor, submitted, gossip, advance } = reactorWith(
@@ -398,6 +441,92 @@ describe('CostlyRelayBudget', () => {
     for (let i = 0; i < 4; i++)
       budget.defer({ env: registration(`w ${i}`), peer: `w${i}`, cost: 1, proven: false, at: 0 });
     assert.ok(budget.isDeferred(proven[0]!) && budget.isDeferred(proven[1]!));
+  });
+
+  test('a proven peer pushing out its own overflow keeps its count true (else it is pushed out and refused for entries it no longer holds)', () => {
+    const budget = new CostlyRelayBudget({ maxDeferred: 4, maxDeferredProvenPerPeer: 1 });
+    const defer = (label: string, peer: string, proven: boolean) => {
+      const env = registration(label);
+      return { env, waits: budget.defer({ env, peer, cost: 1, proven, at: 0 }) };
+    };
+    // p's first keeps its precedence, the next two wait as an unproven peer's.
+    const p0 = defer('own p0', 'p', true).env;
+    const p1 = defer('own p1', 'p', true).env;
+    defer('own p2', 'p', true);
+    budget.undefer(p0);
+    defer('own u', 'u', false);
+    defer('own v', 'v', false);
+    // Full; p has its precedence back and pushes out its own newest overflow (it holds most).
+    const p3 = defer('own p3', 'p', true).env;
+    assert.ok(budget.isDeferred(p3));
+    assert.equal(budget.deferred, 4);
+    budget.undefer(p1);
+    budget.undefer(p3);
+    // p holds nothing now: with w holding 2 of a full queue, p's arrival pushes one of w's out.
+    budget.undefer(registration('own u'));
+    budget.undefer(registration('own v'));
+    defer('own w0', 'w', false);
+    defer('own w1', 'w', false);
+    defer('own x', 'x', false);
+    defer('own y', 'y', false);
+    assert.equal(budget.deferred, 4);
+    assert.ok(defer('own p4', 'p', false).waits);
+  });
+
+  test('the per-peer counts always match the waiting transactions (property)', () => {
+    const envs = Array.from({ length: 8 }, (_, i) => registration(`prop ${i}`));
+    const peers = ['a', 'b', 'c'];
+    const op = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          kind: fc.constant('defer' as const),
+          tx: fc.nat(7),
+          peer: fc.nat(2),
+          proven: fc.boolean(),
+        }),
+      },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('undefer' as const), tx: fc.nat(7) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('take' as const), peer: fc.nat(2), dt: fc.nat(3_000) }),
+      },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('ready' as const), dt: fc.nat(12_000) }) },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 40, maxLength: 80, size: 'max' }), (ops) => {
+        const budget = new CostlyRelayBudget({
+          perPeer: 2,
+          total: 4,
+          maxDeferred: 4,
+          maxDeferredProvenPerPeer: 1,
+        });
+        let now = 0;
+        for (const o of ops) {
+          if (o.kind === 'defer')
+            budget.defer({ env: envs[o.tx]!, peer: peers[o.peer]!, cost: 1, proven: o.proven, at: now });
+          else if (o.kind === 'undefer') budget.undefer(envs[o.tx]!);
+          else if (o.kind === 'take') budget.tryTake(peers[o.peer]!, 1, (now += o.dt));
+          else budget.takeReady((now += o.dt));
+          const inside = budget as unknown as {
+            waiting: Map<string, { peer: string; proven: boolean }>;
+            waitingPerPeer: Map<string, number>;
+            provenPerPeer: Map<string, number>;
+          };
+          const all = new Map<string, number>();
+          const proven = new Map<string, number>();
+          for (const w of inside.waiting.values()) {
+            all.set(w.peer, (all.get(w.peer) ?? 0) + 1);
+            if (w.proven) proven.set(w.peer, (proven.get(w.peer) ?? 0) + 1);
+          }
+          assert.deepEqual(new Map([...inside.waitingPerPeer].sort()), new Map([...all].sort()));
+          assert.deepEqual(new Map([...inside.provenPerPeer].sort()), new Map([...proven].sort()));
+          assert.ok(budget.deferred <= 4);
+          for (const n of proven.values()) assert.ok(n <= 1);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test('every structure stays bounded whatever the peers do', () => {
