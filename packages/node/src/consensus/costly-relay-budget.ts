@@ -97,6 +97,12 @@ export class CostlyRelayBudget {
   private readonly waitingPerPeer = new Map<string, number>();
   /** Of those, the ones waiting with a proven peer's precedence. */
   private readonly provenPerPeer = new Map<string, number>();
+  /**
+   * All of those together. At most half the queue keeps precedence: else 4 proven ids (proven is
+   * only having delivered some consensus message first) at their 128 each would fill the queue
+   * with entries no unproven peer may push out, and every unproven peer's would be refused.
+   */
+  private provenWaiting = 0;
   /** Transactions dropped because the waiting queue was full (tests and diagnostics). */
   droppedDeferred = 0;
 
@@ -172,7 +178,10 @@ export class CostlyRelayBudget {
   private remove(key: string, d: Deferred): void {
     this.waiting.delete(key);
     CostlyRelayBudget.count(this.waitingPerPeer, d.peer, -1);
-    if (d.proven) CostlyRelayBudget.count(this.provenPerPeer, d.peer, -1);
+    if (d.proven) {
+      CostlyRelayBudget.count(this.provenPerPeer, d.peer, -1);
+      this.provenWaiting--;
+    }
   }
 
   private static count(m: Map<string, number>, peer: string, by: number): void {
@@ -186,8 +195,8 @@ export class CostlyRelayBudget {
    * as it is. While the queue has room it waits, however many its relay has waiting (an honest
    * relay's burst; an honest batch a relay forwarded first). A full queue: it pushes out the
    * newest transaction of the unproven peer holding most, unless `peer` would then hold as many;
-   * a proven peer's (up to `maxDeferredProvenPerPeer` of them) are pushed out only by another
-   * proven peer's. Returns whether it waits.
+   * a proven peer's (up to `maxDeferredProvenPerPeer` of them, and half the queue in all) are
+   * pushed out only by another proven peer's. Returns whether it waits.
    */
   defer(arrived: Deferred): boolean {
     const key = keyId(arrived.env.hash);
@@ -195,7 +204,9 @@ export class CostlyRelayBudget {
     const mine = this.waitingPerPeer.get(arrived.peer) ?? 0;
     // Past its share a proven peer's wait as anyone's: pushed out first, it holding most.
     const d =
-      arrived.proven && (this.provenPerPeer.get(arrived.peer) ?? 0) >= this.opts.maxDeferredProvenPerPeer
+      arrived.proven &&
+      ((this.provenPerPeer.get(arrived.peer) ?? 0) >= this.opts.maxDeferredProvenPerPeer ||
+        this.provenWaiting >= Math.floor(this.opts.maxDeferred / 2))
         ? { ...arrived, proven: false }
         : arrived;
     if (this.waiting.size >= this.opts.maxDeferred) {
@@ -233,7 +244,10 @@ export class CostlyRelayBudget {
     this.waiting.set(key, d);
     // Counted again, not `mine + 1`: a proven peer's arrival may have pushed out its own overflow.
     CostlyRelayBudget.count(this.waitingPerPeer, d.peer, 1);
-    if (d.proven) CostlyRelayBudget.count(this.provenPerPeer, d.peer, 1);
+    if (d.proven) {
+      CostlyRelayBudget.count(this.provenPerPeer, d.peer, 1);
+      this.provenWaiting++;
+    }
     return true;
   }
 

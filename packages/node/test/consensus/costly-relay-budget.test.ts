@@ -422,6 +422,22 @@ describe('CostlyRelayBudget', () => {
     assert.ok(budget.isDeferred(good));
   });
 
+  test('attack: four proven ids at their full share each cannot fill the queue with precedence and lock out every unproven peer', () => {
+    // Review of evfront: proven is only having delivered some consensus message first; 4 ids at
+    // 128 precedence entries each filled the 512 with entries no unproven peer may push out.
+    const budget = new CostlyRelayBudget();
+    for (const p of ['s0', 's1', 's2', 's3']) while (budget.tryTake(p, 1, 0));
+    for (const p of ['s0', 's1', 's2', 's3'])
+      for (let i = 0; i < 128; i++)
+        assert.ok(
+          budget.defer({ env: registration(`${p} junk ${i}`), peer: p, cost: 1, proven: true, at: 0 }),
+        );
+    assert.equal(budget.deferred, 512);
+    const honest = registration('an unproven peer, honest');
+    assert.ok(budget.defer({ env: honest, peer: 'newcomer', cost: 1, proven: false, at: 0 }));
+    assert.ok(budget.isDeferred(honest));
+  });
+
   test('attack: one proven peer cannot hold more than its share of the queue against other peers', () => {
     const budget = new CostlyRelayBudget({ maxDeferred: 8, maxDeferredProvenPerPeer: 2 });
     const proven = Array.from({ length: 8 }, (_, i) => registration(`proven burst ${i}`));
@@ -512,6 +528,7 @@ describe('CostlyRelayBudget', () => {
             waiting: Map<string, { peer: string; proven: boolean }>;
             waitingPerPeer: Map<string, number>;
             provenPerPeer: Map<string, number>;
+            provenWaiting: number;
           };
           const all = new Map<string, number>();
           const proven = new Map<string, number>();
@@ -521,6 +538,10 @@ describe('CostlyRelayBudget', () => {
           }
           assert.deepEqual(new Map([...inside.waitingPerPeer].sort()), new Map([...all].sort()));
           assert.deepEqual(new Map([...inside.provenPerPeer].sort()), new Map([...proven].sort()));
+          assert.equal(
+            inside.provenWaiting,
+            [...proven.values()].reduce((a, b) => a + b, 0),
+          );
           assert.ok(budget.deferred <= 4);
           for (const n of proven.values()) assert.ok(n <= 1);
         }
