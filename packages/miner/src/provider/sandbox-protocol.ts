@@ -36,6 +36,8 @@ export type SandboxRequest =
   | { id: number; op: 'check'; hash: string; path: string }
   | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
   | { id: number; op: 'ocr'; image: Uint8Array }
+  /** Releases the cached model sessions (the OCR pipeline stays) and collects garbage. */
+  | { id: number; op: 'drop' }
   /**
    * Several runs of one model, one after the other; each answers with a 'part' as it ends. No job
    * after the first starts once `budgetMs` have passed since the first began: the ones left are

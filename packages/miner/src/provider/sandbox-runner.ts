@@ -10,6 +10,7 @@
  *   → { id, op: 'check', hash, path }               ← { id, ok } (the session is kept for jobs)
  *   → { id, op: 'run', hash, path, inputs }         ← { id, ok, result: RawTensor[] }
  *   → { id, op: 'ocr', image }                      ← { id, ok, result: OcrLine[] }
+ *   → { id, op: 'drop' }                            ← { id, ok } (model sessions released, GC run)
  *   → { id, op: 'runMany', hash, path, inputs[] }   ← { op: 'part', id, index, durationMs, ok, result }
  *   → { id, op: 'ocrMany', images }                    per job as it ends, then { id, ok }
  *   ← { op: 'log', level, msg, fields }
@@ -202,6 +203,13 @@ async function handle(req: SandboxRequest): Promise<unknown> {
     }
     case 'ocr':
       return (await ocrEngine()).recognise(req.image);
+    case 'drop':
+      // The provider would otherwise replace this process for what its sessions hold (their
+      // arenas keep what runs allocated): released, and the heap collected (the process is
+      // forked with --expose-gc), it may fall back under the provider's threshold.
+      await onnx!.close();
+      (globalThis as { gc?: () => void }).gc?.();
+      return undefined;
   }
 }
 

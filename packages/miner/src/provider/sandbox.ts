@@ -116,6 +116,8 @@ interface Worker {
   logBytes: number;
   /** Bytes read from its channel since its last whole message (the one being received). */
   unreadBytes: number;
+  /** Its resident set when it became ready, before any job (null: /proc cannot tell). */
+  baseRss: number | null;
 }
 
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
@@ -207,6 +209,8 @@ export class JobSandbox {
   private monitor: NodeJS.Timeout | null = null;
   /** Processes started (the first ones and every replacement); tests read it. */
   spawned = 0;
+  /** Jobs (or a group's rest) run a second time, fresh, after JOB_MEMORY amid leftovers; tests read it. */
+  retried = 0;
   private memoryChecks = 0;
 
   private readonly limits: MessageLimits;
@@ -331,7 +335,8 @@ export class JobSandbox {
     const child = fork(this.opts.runner ?? RUNNER, [], {
       cwd: dir,
       env,
-      execArgv: [`--max-old-space-size=${this.opts.heapMb}`],
+      // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
+      execArgv: [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'],
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
@@ -350,6 +355,7 @@ export class JobSandbox {
       logTokensAt: performance.now(),
       logBytes: 0,
       unreadBytes: 0,
+      baseRss: null,
     };
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
@@ -422,6 +428,7 @@ export class JobSandbox {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
         this.effective = ep;
         w.everReady = true;
+        w.baseRss = child.pid === undefined ? null : residentBytes(child.pid);
         this.release(w);
       },
       (err: Error) => {
@@ -593,16 +600,64 @@ export class JobSandbox {
    * (even refused, OUTPUT_TOO_LARGE, for a model of a few bytes) left its process near the limit,
    * and the next renter's job there, one that fits a fresh process, was killed with JOB_MEMORY.
    * Half, as at start: the limit must leave a fresh process room for a job its own size.
+   * A process holding sessions is first asked to drop them and collect its heap (the arenas are
+   * the sessions'): an honest provider whose cached models add up to over half the limit would
+   * otherwise start a process, and load every model again, after every job. It is replaced only
+   * if it is still over half.
    */
-  private recycleIfGrown(w: Worker): void {
-    if (w.dead || w.child.pid === undefined) return;
-    const rss = residentBytes(w.child.pid);
-    if (rss === null || rss <= this.opts.memoryBytes / 2) return;
+  private async shrinkOrReplace(w: Worker): Promise<void> {
+    if (!this.overHalf(w)) return;
+    // Asked whatever `models` says: a job that failed keeps its session there too.
+    const timer = this.jobTimer(w, 'drop');
+    try {
+      await this.send(w, { op: 'drop' });
+      w.models.clear();
+    } catch {
+      // Killed (its timer) or unreachable: replaced already, or below.
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!this.overHalf(w)) return;
+    const rss = w.child.pid === undefined ? null : residentBytes(w.child.pid);
     this.opts.logger.info('job process left holding memory; replacing it', {
       rss,
       limit: this.opts.memoryBytes,
     });
     this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
+  }
+
+  /** A live process holding more than half the memory limit. */
+  private overHalf(w: Worker): boolean {
+    if (w.dead || w.child.pid === undefined) return false;
+    const rss = residentBytes(w.child.pid);
+    return rss !== null && rss > this.opts.memoryBytes / 2;
+  }
+
+  /**
+   * Whether a process held "well above" what it took fresh (its baseline plus a tenth of the
+   * limit) when a job started there. Kept under half the limit (shrinkOrReplace), such a process
+   * still leaves a job about half the limit where a fresh one leaves the limit less its baseline:
+   * a job between the two, killed there with JOB_MEMORY, would be blamed for another job's
+   * leftovers. Such a job runs once more in a fresh process (request, requestMany).
+   */
+  private heldLeftovers(w: Worker, startRss: number | null): boolean {
+    return startRss !== null && w.baseRss !== null && startRss > w.baseRss + this.opts.memoryBytes / 10;
+  }
+
+  /**
+   * A process that holds no more than a tenth of the limit over its baseline, for a job's second
+   * run: a busy-or-grown one is replaced (its replacement is fresh) and the wait goes on.
+   */
+  private async acquireFresh(): Promise<Worker> {
+    for (;;) {
+      const w = await this.acquire();
+      if (!this.heldLeftovers(w, w.child.pid === undefined ? null : residentBytes(w.child.pid))) return w;
+      this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
+    }
+  }
+
+  private startRss(w: Worker): number | null {
+    return w.child.pid === undefined ? null : residentBytes(w.child.pid);
   }
 
   private release(w: Worker): void {
@@ -639,25 +694,91 @@ export class JobSandbox {
     }, this.opts.timeoutMs);
   }
 
+  /**
+   * Runs one request. A job killed with JOB_MEMORY in a process that held another job's leftovers
+   * when it started (heldLeftovers) runs once more, in a fresh process, before it is answered; one
+   * that failed in a fresh process is never run again, so a model that is too big for the limit
+   * costs the provider at most one extra run. The second run has a time limit of its own, as each
+   * job of a group has (the renter is not at fault for the first).
+   */
   private async request(req: SandboxCall, hash?: string, timing?: SandboxTiming): Promise<unknown> {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
-    const w = await this.acquire(hash);
+    const first = await this.attempt(req, hash, timing, false);
+    if (first.ok) return first.value;
+    if (!first.retry || this.stopped) throw first.error;
+    this.opts.logger.info("job ran out of memory where another job's leftovers were; once more, fresh", {
+      op: req.op,
+    });
+    this.retried++;
+    const again = await this.attempt(req, hash, timing, true);
+    if (again.ok) return again.value;
+    throw again.error;
+  }
+
+  private async attempt(
+    req: SandboxCall,
+    hash: string | undefined,
+    timing: SandboxTiming | undefined,
+    fresh: boolean,
+  ): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown; retry: boolean }> {
+    const w = fresh ? await this.acquireFresh() : await this.acquire(hash);
+    const startRss = this.startRss(w);
     const timer = this.jobTimer(w, req.op);
     try {
-      const result = await this.send(w, req, undefined, timing);
+      const value = await this.send(w, req, undefined, timing);
       if (hash) w.models.add(hash);
-      return result;
+      return { ok: true, value };
+    } catch (error) {
+      const retry =
+        !fresh &&
+        error instanceof SandboxError &&
+        error.code === 'JOB_MEMORY' &&
+        this.heldLeftovers(w, startRss);
+      return { ok: false, error, retry };
     } finally {
       clearTimeout(timer);
-      this.recycleIfGrown(w);
+      await this.shrinkOrReplace(w);
       this.release(w);
     }
   }
 
+  /** A group's request for its jobs from `from` on (a second run after JOB_MEMORY, request). */
+  private static tail(req: SandboxCall, from: number): SandboxCall {
+    if (req.op === 'runMany') return { ...req, inputs: req.inputs.slice(from) };
+    if (req.op === 'ocrMany') return { ...req, images: req.images.slice(from) };
+    return req;
+  }
+
   private async requestMany(req: SandboxCall, count: number, hash?: string): Promise<JobSettled<unknown>[]> {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
-    const w = await this.acquire(hash);
+    let { settled, retryFrom } = await this.attemptMany(req, count, hash, false);
+    // The job killed with JOB_MEMORY where another job's leftovers were, and the ones after it
+    // (aborted), run once more in a fresh process (see request).
+    if (retryFrom !== undefined && !this.stopped) {
+      this.opts.logger.info("job ran out of memory where another job's leftovers were; once more, fresh", {
+        op: req.op,
+      });
+      this.retried++;
+      const again = await this.attemptMany(JobSandbox.tail(req, retryFrom), count - retryFrom, hash, true);
+      settled = [...settled.slice(0, retryFrom), ...again.settled];
+    }
+    // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.
+    if ('budgetMs' in req && req.budgetMs !== undefined && settled.length > 0) return settled;
+    while (settled.length < count)
+      settled.push({ ok: false, error: new SandboxError('JOB_FAILED', 'the job failed'), durationMs: 0 });
+    return settled;
+  }
+
+  private async attemptMany(
+    req: SandboxCall,
+    count: number,
+    hash: string | undefined,
+    fresh: boolean,
+  ): Promise<{ settled: JobSettled<unknown>[]; retryFrom?: number }> {
+    const w = fresh ? await this.acquireFresh() : await this.acquire(hash);
+    const startRss = this.startRss(w);
     const settled: JobSettled<unknown>[] = [];
+    let retryFrom: number | undefined;
     // One timer for the group, restarted on each answer (refresh: no new timer per job).
     const timer = this.jobTimer(w, req.op);
     const arm = () => timer.refresh();
@@ -686,6 +807,8 @@ export class JobSandbox {
       // The whole request failed (the model cannot load) or its process was killed: the job that
       // was running gets the reason, the ones after it did not run.
       const why = err instanceof SandboxError ? err : new SandboxError('JOB_FAILED', 'the job failed');
+      if (!fresh && why.code === 'JOB_MEMORY' && settled.length < count && this.heldLeftovers(w, startRss))
+        retryFrom = settled.length;
       if (settled.length < count) settled.push({ ok: false, error: why, durationMs: 0 });
       const aborted =
         why.code === 'BAD_MODEL'
@@ -697,14 +820,10 @@ export class JobSandbox {
       while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
     } finally {
       clearTimeout(timer);
-      this.recycleIfGrown(w);
+      await this.shrinkOrReplace(w);
       this.release(w);
     }
-    // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.
-    if ('budgetMs' in req && req.budgetMs !== undefined && settled.length > 0) return settled;
-    while (settled.length < count)
-      settled.push({ ok: false, error: new SandboxError('JOB_FAILED', 'the job failed'), durationMs: 0 });
-    return settled;
+    return retryFrom === undefined ? { settled } : { settled, retryFrom };
   }
 
   /**
