@@ -122,7 +122,7 @@ test('a job too big for a fresh process fails JOB_MEMORY after at most one more 
   });
 });
 
-test('a process over half the limit is kept when dropping its sessions brings it under, replaced when it does not', {
+test('a process over half the limit is kept when dropping its sessions brings it under', {
   timeout: 60_000,
 }, async () => {
   await withSandbox(async (sandbox) => {
