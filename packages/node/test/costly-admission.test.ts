@@ -692,30 +692,12 @@ describe('admission of transfer consents', () => {
   });
 
   test('attack: a consent refused against a stale chip key is a state reason: remembered for that head only, no relay blame, not final', async () => {
-    const { state, next, anchorHash } = stateAtOne();
     // Block 2 registers the chip under key A: the state this node holds.
     const chip = namedKey('chip t');
-    const two = new BlockExecutor(state, next);
-    two.apply(tx(owner, 0n, [devRegistration(chip, 1n, anchorHash)]));
-    state.apply(two.finish().overlay.changes());
-    const three = following(next);
-    const chipId = devSoftChipId(chip.publicKey);
+    const { state, three, anchorHash } = chipsRegistered([chip]);
     // Its peers have seen the chip deregistered and registered again under key B (a TPM or NVIDIA
     // chip keeps its id across a new key): the owner's honest consent, signed with B, fails here.
-    const newKey = namedKey('chip t, registered again');
-    const newOwner = devKey(3).address;
-    const transfer = tx(owner, 1n, [
-      {
-        type: 'transferChip',
-        chipId,
-        newOwner,
-        anchorHeight: 1n,
-        consent: {
-          type: 'dev-soft',
-          signature: ed25519Sign(newKey.seed, transferMessage(genesis.chainId, chipId, newOwner, anchorHash)),
-        },
-      },
-    ]);
+    const transfer = transferOf(chip, 1n, anchorHash, namedKey('chip t, registered again'));
     const pool = new Mempool();
     let refusal: unknown;
     try {
