@@ -30,14 +30,10 @@ import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { type SignatureCheck, type SignatureVerifier, VerifyPoolBusy } from '../src/verify-pool.js';
 import { code, settle } from './admission-fixtures.js';
-import { devBlockOne, devTransfer, forged } from './fixtures.js';
+import { devBlockOneTransfers, forged } from './fixtures.js';
 
-const { genesis, state, next } = devBlockOne();
-
-/** A transfer from dev key `from` on the dev chain (fixtures.ts). */
-function tx(from: number, nonce: bigint): TxEnvelope {
-  return devTransfer(genesis.chainId, from, nonce);
-}
+/** The dev chain after block one; `tx(from, nonce)` a transfer from dev key `from` (fixtures.ts). */
+const { state, next, tx } = devBlockOneTransfers();
 
 /** Answers each call only when the test says so, counting every check it is given. */
 class GatedVerifier implements SignatureVerifier {

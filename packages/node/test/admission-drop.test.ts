@@ -26,13 +26,10 @@ import {
   verifyClaimed,
 } from '../src/verify-pool.js';
 import { code, HeldCancellingVerifier, settle } from './admission-fixtures.js';
-import { devBlockOne, devTransfer } from './fixtures.js';
+import { devBlockOneTransfers } from './fixtures.js';
 
-const { genesis, state, next } = devBlockOne();
-
-function tx(from: number, nonce: bigint): TxEnvelope {
-  return devTransfer(genesis.chainId, from, nonce);
-}
+/** The dev chain after block one; `tx(from, nonce)` a transfer from dev key `from` (fixtures.ts). */
+const { state, next, tx } = devBlockOneTransfers();
 
 /** A queue on the dev state whose committed head has used the nonces in `taken` (sender → next nonce). */
 function setup(verifier: SignatureVerifier) {
