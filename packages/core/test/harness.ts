@@ -252,6 +252,28 @@ export function answer(chain: TestChain, chip: Key, epoch: bigint, slot: number)
   return { chipId, epoch, slot, evidence: { type: 'dev-soft', signature: ed25519Sign(chip.seed, c) } };
 }
 
+/** A fee-free heartbeat of `answers` signed by `from` at `nonce` (heartbeats pay no fee). */
+export function heartbeatTx(
+  from: Key,
+  nonce: bigint,
+  answers: HeartbeatAnswer[],
+  expiresAt: bigint,
+): TxEnvelope {
+  return envelopeFromSigned(
+    signTransaction(
+      {
+        chainId: CHAIN,
+        signer: from.publicKey,
+        nonce,
+        expiresAt,
+        actions: [{ type: 'heartbeat', answers }],
+        fee: 0n,
+      },
+      from.seed,
+    ),
+  );
+}
+
 /** Commits blocks until one challenges the chip (at most `max`); returns its epoch, index and height. */
 export function untilChallenged(
   chain: TestChain,

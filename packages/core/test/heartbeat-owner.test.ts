@@ -13,14 +13,12 @@ import {
   devSoftChipId,
   ed25519CheckKey,
   ed25519Sign,
-  envelopeFromSigned,
   executeBlock,
   executeBlockAssuming,
   getAccount,
   type HeartbeatAnswer,
   heartbeatSignatureChecks,
   settleAssumed,
-  signTransaction,
   type TxEnvelope,
   toHex,
   transferMessage,
@@ -29,6 +27,7 @@ import {
 import {
   answer,
   CHAIN,
+  heartbeatTx,
   type Key,
   key,
   miner,
@@ -59,21 +58,25 @@ function twoOwners() {
   return { chain, mine, theirs, answers, open: chain.height <= a.height + 4n };
 }
 
-/** A fee-free heartbeat of `answers` signed by `from` at `nonce`. */
-function heartbeat(from: Key, nonce: bigint, answers: HeartbeatAnswer[], expiresAt: bigint): TxEnvelope {
-  return envelopeFromSigned(
-    signTransaction(
-      {
-        chainId: CHAIN,
-        signer: from.publicKey,
-        nonce,
-        expiresAt,
-        actions: [{ type: 'heartbeat', answers }],
-        fee: 0n,
+/** Miner's transfer of its chip `mine` to other, anchored at the head (not yet applied). */
+function sellToOther(chain: TestChain, mine: Key): TxEnvelope {
+  const chipId = devSoftChipId(mine.publicKey);
+  const anchor = chain.height;
+  return chain.tx(miner, [
+    {
+      type: 'transferChip',
+      chipId,
+      newOwner: other.address,
+      anchorHeight: anchor,
+      consent: {
+        type: 'dev-soft',
+        signature: ed25519Sign(
+          mine.seed,
+          transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
+        ),
       },
-      from.seed,
-    ),
-  );
+    },
+  ]);
 }
 
 /** The executor's writes so far, as text. */
@@ -101,7 +104,7 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
     ] as const) {
       const ex = chain.executor();
       const before = writes(ex);
-      const r = ex.tryApply(heartbeat(from, nonce, [answers.mine], chain.height + 10n));
+      const r = ex.tryApply(heartbeatTx(from, nonce, [answers.mine], chain.height + 10n));
       assert.ok(r instanceof ValidationError, 'refused');
       assert.equal(r.code, 'NOT_CHIP_OWNER');
       assert.deepEqual(r.answer, {
@@ -147,39 +150,23 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
 
   test('a transfer earlier in the block hands the answers to the new owner: the seller is refused, the buyer accepted', () => {
     const { chain, mine, answers } = twoOwners();
-    const chipId = devSoftChipId(mine.publicKey);
-    const anchor = chain.height;
-    const transfer = chain.tx(miner, [
-      {
-        type: 'transferChip',
-        chipId,
-        newOwner: other.address,
-        anchorHeight: anchor,
-        consent: {
-          type: 'dev-soft',
-          signature: ed25519Sign(
-            mine.seed,
-            transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
-          ),
-        },
-      },
-    ]);
+    const transfer = sellToOther(chain, mine);
     const minerNonce = transfer.stx.tx.nonce;
     const otherNonce = chain.nonces.get(toHex(other.address)) ?? 0n;
     const seller = chain.executor();
     seller.apply(transfer);
-    const r = seller.tryApply(heartbeat(miner, minerNonce + 1n, [answers.mine], chain.height + 10n));
+    const r = seller.tryApply(heartbeatTx(miner, minerNonce + 1n, [answers.mine], chain.height + 10n));
     assert.ok(r instanceof ValidationError);
     assert.equal(r.code, 'NOT_CHIP_OWNER');
     const buyer = chain.executor();
     buyer.apply(transfer);
-    const ok = buyer.tryApply(heartbeat(other, otherNonce, [answers.mine], chain.height + 10n));
+    const ok = buyer.tryApply(heartbeatTx(other, otherNonce, [answers.mine], chain.height + 10n));
     assert.ok(!(ok instanceof ValidationError), `accepted (${ok instanceof ValidationError ? ok.code : ''})`);
     // Before the transfer, in the same block, the seller still answers for it.
     const before = chain.executor();
     assert.ok(
       !(
-        before.tryApply(heartbeat(miner, minerNonce, [answers.mine], chain.height + 10n)) instanceof
+        before.tryApply(heartbeatTx(miner, minerNonce, [answers.mine], chain.height + 10n)) instanceof
         ValidationError
       ),
     );
@@ -192,7 +179,7 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
       hash: chain.hashOf(chain.height),
       beacon: chain.beaconOf(chain.height),
     };
-    const copy = heartbeat(other, 0n, [answers.mine, answers.theirs], chain.height + 10n);
+    const copy = heartbeatTx(other, 0n, [answers.mine, answers.theirs], chain.height + 10n);
     assert.deepEqual(
       heartbeatSignatureChecks(chain.state, CHAIN, copy, head).map((c) => toHex(c.publicKey)),
       [toHex(theirs.publicKey)],
@@ -202,23 +189,7 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
 
   test("a transfer earlier in the block: the pre-check reads the head's owner, so it leaves the buyer's answer out and gathers the seller's, and execution decides alone (the buyer's good answer lands, a forged one is refused, whatever the checks in flight say)", () => {
     const { chain, mine, answers } = twoOwners();
-    const chipId = devSoftChipId(mine.publicKey);
-    const anchor = chain.height;
-    const transfer = chain.tx(miner, [
-      {
-        type: 'transferChip',
-        chipId,
-        newOwner: other.address,
-        anchorHeight: anchor,
-        consent: {
-          type: 'dev-soft',
-          signature: ed25519Sign(
-            mine.seed,
-            transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
-          ),
-        },
-      },
-    ]);
+    const transfer = sellToOther(chain, mine);
     const otherNonce = chain.nonces.get(toHex(other.address)) ?? 0n;
     const minerNonce = transfer.stx.tx.nonce;
     const head = {
@@ -253,9 +224,9 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
       return { gathered: gathered.length, assumed: optimistic.assumed.length, verdict, inOrder };
     };
     // The buyer's answers: the head gives the chip to the seller, so nothing is gathered or assumed.
-    const buyerGood = run(heartbeat(other, otherNonce, [answers.mine], chain.height + 10n), false);
+    const buyerGood = run(heartbeatTx(other, otherNonce, [answers.mine], chain.height + 10n), false);
     assert.deepEqual(buyerGood, { gathered: 0, assumed: 0, verdict: 'valid', inOrder: 'valid' });
-    const buyerForged = run(heartbeat(other, otherNonce, [forged(answers.mine)], chain.height + 10n), true);
+    const buyerForged = run(heartbeatTx(other, otherNonce, [forged(answers.mine)], chain.height + 10n), true);
     assert.deepEqual(buyerForged, {
       gathered: 0,
       assumed: 0,
@@ -265,7 +236,7 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
     // The seller's: gathered on the head's word, never consulted (refused on the owner first), so
     // even a check in flight that fails cannot change the verdict.
     for (const passes of [true, false]) {
-      const seller = run(heartbeat(miner, minerNonce + 1n, [answers.mine], chain.height + 10n), passes);
+      const seller = run(heartbeatTx(miner, minerNonce + 1n, [answers.mine], chain.height + 10n), passes);
       assert.deepEqual(seller, {
         gathered: 1,
         assumed: 0,
@@ -294,7 +265,7 @@ describe('a heartbeat comes from the owner of every chip it answers for', () => 
           const ex = chain.executor();
           const before = writes(ex);
           const nonce = chain.nonces.get(toHex(sender.address)) ?? 0n;
-          const r = ex.tryApply(heartbeat(sender, nonce, list, chain.height + 10n));
+          const r = ex.tryApply(heartbeatTx(sender, nonce, list, chain.height + 10n));
           assert.ok(r instanceof ValidationError, 'refused');
           assert.equal(writes(ex), before, 'nothing written');
           // Refused at the first foreign answer at the latest: the answers before it may fail first.

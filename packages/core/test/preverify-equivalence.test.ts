@@ -21,13 +21,11 @@ import {
   ed25519Sign,
   ed25519Verify,
   encode,
-  envelopeFromSigned,
   type HeartbeatAnswer,
   heartbeatChallenge,
   heartbeatSignatureChecks,
   type StateWrite,
   sha256,
-  signTransaction,
   type TxEnvelope,
   toHex,
   ValidationError,
@@ -35,7 +33,7 @@ import {
 } from '../src/index.js';
 import {
   CHAIN,
-  type Key,
+  heartbeatTx,
   key,
   miner,
   other,
@@ -149,22 +147,6 @@ function execute(
     changes,
     time: ctx.time,
   };
-}
-
-function heartbeatTx(from: Key, nonce: bigint, answers: HeartbeatAnswer[], expiresAt: bigint): TxEnvelope {
-  return envelopeFromSigned(
-    signTransaction(
-      {
-        chainId: CHAIN,
-        signer: from.publicKey,
-        nonce,
-        expiresAt,
-        actions: [{ type: 'heartbeat', answers }],
-        fee: 0n,
-      },
-      from.seed,
-    ),
-  );
 }
 
 interface RunStats {

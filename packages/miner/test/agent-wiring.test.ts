@@ -23,7 +23,7 @@ import {
 } from '@unc/core';
 import { createLogger } from '@unc/node';
 import { type BlockJson, type ChipJson, feeFor, RpcClientError, type Subscription } from '@unc/sdk';
-import { MinerAgent, type MinerClient } from '../src/agent/agent.js';
+import { MinerAgent, type MinerAgentOptions, type MinerClient } from '../src/agent/agent.js';
 import { DevSoftSigner } from '../src/agent/signers.js';
 
 const CHAIN = 'unc-wiring-test';
@@ -121,15 +121,21 @@ function scriptedNode(
   return { state, client };
 }
 
-test('the agent refuses to start on a node naming another chain (CHAIN_CHANGED): nothing asked past its status, nothing signed', async () => {
-  const { state, client } = scriptedNode({ chainId: 'unc-mainnet' });
-  const agent = new MinerAgent({
+/** An agent of `ownerSeed` on CHAIN over `client`, with one dev chip unless `more` says otherwise. */
+function agentOver(client: MinerClient, more: Partial<MinerAgentOptions> = {}): MinerAgent {
+  return new MinerAgent({
     nodeUrl: 'http://unused',
     client,
     ownerSeed,
     chainId: CHAIN,
     chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
+    ...more,
   });
+}
+
+test('the agent refuses to start on a node naming another chain (CHAIN_CHANGED): nothing asked past its status, nothing signed', async () => {
+  const { state, client } = scriptedNode({ chainId: 'unc-mainnet' });
+  const agent = agentOver(client);
   await assert.rejects(agent.start(), (err: unknown) => (err as { code?: string }).code === 'CHAIN_CHANGED');
   assert.deepEqual(state.calls, ['status']);
   assert.equal(state.sent.length, 0);
@@ -140,13 +146,7 @@ test('started, the agent answers the open slot in one heartbeat signed as priced
   const { state, client } = scriptedNode();
   const signer = new DevSoftSigner(chipSeed, 'm', 'chip-0');
   const chipId = await signer.chipId();
-  const agent = new MinerAgent({
-    nodeUrl: 'http://unused',
-    client,
-    ownerSeed,
-    chainId: CHAIN,
-    chips: [signer],
-  });
+  const agent = agentOver(client, { chips: [signer] });
   await agent.start();
   // The first pass (in start): one heartbeat with the chip's answer to slot 0.
   assert.equal(state.sent.length, 1);
@@ -197,13 +197,7 @@ test('started, the agent answers the open slot in one heartbeat signed as priced
 test('a chip another account owns (transferred away) is not answered: only its owner may send its heartbeat (NOT_CHIP_OWNER), and in the batch it would sink the rest', async () => {
   const other = encodeAddress(addressFromPublicKey(ed25519PublicKey(new Uint8Array(32).fill(4))));
   const { state, client } = scriptedNode({ owner: other });
-  const agent = new MinerAgent({
-    nodeUrl: 'http://unused',
-    client,
-    ownerSeed,
-    chainId: CHAIN,
-    chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
-  });
+  const agent = agentOver(client);
   await agent.start();
   assert.equal(state.sent.length, 0, 'no heartbeat sent for a chip of another owner');
   assert.match(agent.status().chips[0]!.lastError ?? '', /owned by/);
@@ -218,14 +212,7 @@ test('a chip another account owns is not put on the market either: an offer nami
     [ownerAddress, true],
   ] as const) {
     const { state, client } = scriptedNode({ owner, slotStatus: 'answered' });
-    const agent = new MinerAgent({
-      nodeUrl: 'http://unused',
-      client,
-      ownerSeed,
-      chainId: CHAIN,
-      chips: [new DevSoftSigner(chipSeed, 'm', 'chip-0')],
-      offer,
-    });
+    const agent = agentOver(client, { offer });
     agent.providerUrl = 'http://127.0.0.1:1';
     await agent.start();
     assert.equal(state.sent.length, offered ? 1 : 0, offered ? 'its own chip is offered' : 'nothing sent');
@@ -246,15 +233,7 @@ test('an agent whose urgent-fee record is unreadable warns, saves every chip’s
       warnings.push(message);
     },
   };
-  const agent = new MinerAgent({
-    nodeUrl: 'http://unused',
-    client,
-    ownerSeed,
-    chainId: CHAIN,
-    chips: [signer],
-    urgentFeeFile: file,
-    logger,
-  });
+  const agent = agentOver(client, { chips: [signer], urgentFeeFile: file, logger });
   try {
     await agent.start();
     assert.ok(warnings.some((w) => /unreadable/.test(w)));

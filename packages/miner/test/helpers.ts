@@ -4,6 +4,7 @@ import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -57,6 +58,26 @@ export async function run(
 export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/**
+ * A temporary folder made before the enclosing suite's tests and removed after them (call it in a
+ * describe body, for a suite with no other set-up that must end before the folder goes).
+ */
+export function suiteTempDir(prefix: string): { readonly path: string } {
+  let dir: { path: string; remove(): Promise<void> } | undefined;
+  before(async () => {
+    dir = await tempDir(prefix);
+  });
+  after(async () => {
+    await dir?.remove();
+  });
+  return {
+    get path() {
+      if (!dir) throw new Error('suiteTempDir: read before the suite started');
+      return dir.path;
+    },
+  };
 }
 
 export function hex(bytes: Uint8Array): string {

@@ -100,6 +100,22 @@ export function chipJsonOf(chip: Chip): ChipJson {
   };
 }
 
+/** A fresh renter key and its active lease on `chip`, recorded in `leases`. */
+export async function activeLease(
+  leases: InMemoryLeaseSource,
+  chip: DevSoftSigner,
+): Promise<{ seed: Uint8Array; leaseId: string }> {
+  const seed = new Uint8Array(randomBytes(32));
+  const leaseId = toHex(randomBytes(32));
+  leases.leases.set(leaseId, {
+    id: leaseId,
+    chipId: toHex(await chip.chipId()),
+    renterPublicKey: toHex(ed25519PublicKey(seed)),
+    status: 'active',
+  });
+  return { seed, leaseId };
+}
+
 /**
  * A renter of a fresh active lease on `chip`: the sdk's client, and the signer of raw requests (for
  * the tests that write a request's bytes by hand).
@@ -110,14 +126,7 @@ export async function leaseRenter(
   endpoint: string,
   chainId: string,
 ) {
-  const seed = new Uint8Array(randomBytes(32));
-  const leaseId = toHex(randomBytes(32));
-  leases.leases.set(leaseId, {
-    id: leaseId,
-    chipId: toHex(await chip.chipId()),
-    renterPublicKey: toHex(ed25519PublicKey(seed)),
-    status: 'active',
-  });
+  const { seed, leaseId } = await activeLease(leases, chip);
   const client = new ProviderClient({ endpoint, chainId, leaseId, renterSeed: seed, allowHttp: true });
   const sign = (method: string, path: string, body: Uint8Array) =>
     signJobRequest(seed, { chainId, leaseId: Buffer.from(leaseId, 'hex'), method, path, body });

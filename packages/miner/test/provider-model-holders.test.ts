@@ -10,14 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { contentHash, ed25519PublicKey, toHex } from '@unc/core';
+import { contentHash, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type ProviderError, type TensorJson } from '@unc/sdk';
 import fc from 'fast-check';
 import { DevSoftSigner, ModelStore, ProviderServer } from '../src/index.js';
 import { affineModel } from './fixtures/make-fixtures.js';
-import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource } from './provider-helpers.js';
+import { suiteTempDir, tempDir } from './helpers.js';
+import { activeLease, InMemoryLeaseSource } from './provider-helpers.js';
 
 const CHAIN = 'unc-test-model-holders';
 const A = 'aa'.repeat(32);
@@ -34,13 +34,7 @@ function holdersOnDisk(dir: string, hash: string): string[] {
 }
 
 describe('model store holders', () => {
-  let dir: { path: string; remove(): Promise<void> };
-  before(async () => {
-    dir = await tempDir('unc-model-holders-');
-  });
-  after(async () => {
-    await dir?.remove();
-  });
+  const dir = suiteTempDir('unc-model-holders-');
 
   test('an upload of bytes already stored adds its renter; the answer is the first upload’s', async () => {
     const path = join(dir.path, 'join');
@@ -222,14 +216,7 @@ describe('provider: a job runs only a model its renter uploaded', () => {
 
   /** A renter key with its lease; `()` gives a client of the provider as it listens now. */
   async function renter(): Promise<() => ProviderClient> {
-    const seed = new Uint8Array(randomBytes(32));
-    const leaseId = toHex(randomBytes(32));
-    leases.leases.set(leaseId, {
-      id: leaseId,
-      chipId: toHex(await chip.chipId()),
-      renterPublicKey: toHex(ed25519PublicKey(seed)),
-      status: 'active',
-    });
+    const { seed, leaseId } = await activeLease(leases, chip);
     // A restarted provider listens on another port: the client is built for each use.
     return () =>
       new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed: seed, allowHttp: true });

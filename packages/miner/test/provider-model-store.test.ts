@@ -10,13 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ed25519PublicKey, toHex } from '@unc/core';
 import { silentLogger } from '@unc/node';
-import { ProviderClient } from '@unc/sdk';
+import type { ProviderClient } from '@unc/sdk';
 import { DevSoftSigner, ModelStore, ProviderServer, StoreFullError } from '../src/index.js';
 import { affineModel } from './fixtures/make-fixtures.js';
-import { tempDir } from './helpers.js';
-import { InMemoryLeaseSource } from './provider-helpers.js';
+import { suiteTempDir, tempDir } from './helpers.js';
+import { InMemoryLeaseSource, leaseRenter } from './provider-helpers.js';
 
 const CHAIN = 'unc-test-model-store';
 const MiB = 1024 * 1024;
@@ -44,13 +43,7 @@ function onDiskBytes(dir: string): { files: number; bytes: number } {
 }
 
 describe('model store quota', () => {
-  let dir: { path: string; remove(): Promise<void> };
-  before(async () => {
-    dir = await tempDir('unc-model-store-');
-  });
-  after(async () => {
-    await dir?.remove();
-  });
+  const dir = suiteTempDir('unc-model-store-');
 
   test('past the quota the least recently used models are evicted, never a pinned one', async () => {
     const store = new ModelStore(join(dir.path, 'lru'), { maxBytes: 3_000, maxBytesPerRenter: 3_000 });
@@ -132,15 +125,7 @@ describe('provider model store quota', () => {
   let url: string;
 
   async function renter(): Promise<ProviderClient> {
-    const seed = new Uint8Array(randomBytes(32));
-    const leaseId = toHex(randomBytes(32));
-    leases.leases.set(leaseId, {
-      id: leaseId,
-      chipId: toHex(await chip.chipId()),
-      renterPublicKey: toHex(ed25519PublicKey(seed)),
-      status: 'active',
-    });
-    return new ProviderClient({ endpoint: url, chainId: CHAIN, leaseId, renterSeed: seed, allowHttp: true });
+    return (await leaseRenter(leases, chip, url, CHAIN)).client;
   }
 
   before(async () => {

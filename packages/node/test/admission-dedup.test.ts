@@ -13,12 +13,10 @@ import {
   envelopeFromBytes,
   envelopeSignatureCheck,
   type TxEnvelope,
-  ValidationError,
   VerifiedSignatures,
 } from '@unc/core';
 import {
   AdmissionQueue,
-  type AdmissionResult,
   BUSY_RETRY_AFTER_MS,
   clockSlices,
   deferWhileBehind,
@@ -31,14 +29,11 @@ import { BlockPreverifier } from '../src/consensus/block-preverify.js';
 import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { type SignatureCheck, type SignatureVerifier, VerifyPoolBusy } from '../src/verify-pool.js';
-import { devBlockOne, devTransfer, forged } from './fixtures.js';
+import { code, settle } from './admission-fixtures.js';
+import { devBlockOneTransfers, forged } from './fixtures.js';
 
-const { genesis, state, next } = devBlockOne();
-
-/** A transfer from dev key `from` on the dev chain (fixtures.ts). */
-function tx(from: number, nonce: bigint): TxEnvelope {
-  return devTransfer(genesis.chainId, from, nonce);
-}
+/** The dev chain after block one; `tx(from, nonce)` a transfer from dev key `from` (fixtures.ts). */
+const { state, next, tx } = devBlockOneTransfers();
 
 /** Answers each call only when the test says so, counting every check it is given. */
 class GatedVerifier implements SignatureVerifier {
@@ -77,20 +72,6 @@ function setup(
     passed,
   );
   return { mempool, queue, passed };
-}
-
-/** Lets the submits settle while the verifier answers whatever it holds. */
-async function settle<T>(verifier: GatedVerifier, calls: Promise<T>[]): Promise<T[]> {
-  const all = Promise.all(calls);
-  for (let i = 0; i < 50; i++) {
-    verifier.answerAll();
-    await new Promise((r) => setImmediate(r));
-  }
-  return all;
-}
-
-function code(r: AdmissionResult | undefined): string {
-  return r instanceof ValidationError ? r.code : 'admitted';
 }
 
 describe('admission checks each signature once', () => {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   DEFAULT_PARAMS,
-  ed25519Verify,
   envelopeFromBytes,
   envelopeSignatureCheck,
   keyId,
@@ -16,69 +15,21 @@ import {
   ValidationError,
   VerifiedSignatures,
 } from '@unc/core';
-import { AdmissionQueue, type AdmissionResult, clockSlices } from '../src/admission.js';
+import { AdmissionQueue, clockSlices } from '../src/admission.js';
 import { systemClock } from '../src/clock.js';
 import { Mempool } from '../src/mempool.js';
 import {
   ANSWER_CANCELLED,
   packBatch,
-  type SignatureCheck,
   type SignatureVerifier,
   VerifyPool,
   verifyClaimed,
 } from '../src/verify-pool.js';
-import { devBlockOne, devTransfer } from './fixtures.js';
+import { code, HeldCancellingVerifier, settle } from './admission-fixtures.js';
+import { devBlockOneTransfers } from './fixtures.js';
 
-const { genesis, state, next } = devBlockOne();
-
-function tx(from: number, nonce: bigint): TxEnvelope {
-  return devTransfer(genesis.chainId, from, nonce);
-}
-
-/**
- * Answers each call only when the test says so; a cancelled check is not made (answered false),
- * like the pool's. Counts the checks it made.
- */
-class GatedCancellingVerifier implements SignatureVerifier {
-  readonly threads = 1;
-  made = 0;
-  private readonly calls: {
-    answer: Promise<boolean[]>;
-    checks: readonly SignatureCheck[];
-    cancelled: Set<number>;
-    open: () => void;
-  }[] = [];
-
-  verify(checks: readonly SignatureCheck[]): Promise<boolean[]> {
-    let open: () => void = () => {};
-    const cancelled = new Set<number>();
-    const answer = new Promise<boolean[]>((resolve) => {
-      open = () =>
-        resolve(
-          checks.map((c, k) => {
-            if (cancelled.has(k)) return false;
-            this.made++;
-            return ed25519Verify(c.publicKey, c.message, c.signature);
-          }),
-        );
-    });
-    this.calls.push({ answer, checks, cancelled, open });
-    return answer;
-  }
-
-  cancel(answer: Promise<boolean[]>, positions: readonly number[]): number {
-    const call = this.calls.find((c) => c.answer === answer);
-    if (!call) return 0;
-    for (const p of positions) call.cancelled.add(p);
-    return positions.length;
-  }
-
-  answerAll(): void {
-    for (const c of this.calls.splice(0)) c.open();
-  }
-
-  async close(): Promise<void> {}
-}
+/** The dev chain after block one; `tx(from, nonce)` a transfer from dev key `from` (fixtures.ts). */
+const { state, next, tx } = devBlockOneTransfers();
 
 /** A queue on the dev state whose committed head has used the nonces in `taken` (sender → next nonce). */
 function setup(verifier: SignatureVerifier) {
@@ -119,22 +70,9 @@ function setup(verifier: SignatureVerifier) {
   return { mempool, queue, commit };
 }
 
-async function settle<T>(verifier: GatedCancellingVerifier, calls: Promise<T>[]): Promise<T[]> {
-  const all = Promise.all(calls);
-  for (let i = 0; i < 50; i++) {
-    verifier.answerAll();
-    await new Promise((r) => setImmediate(r));
-  }
-  return all;
-}
-
-function code(r: AdmissionResult | undefined): string {
-  return r instanceof ValidationError ? r.code : 'admitted';
-}
-
 describe('a committed block drops the queued admission checks of what it took', () => {
   test('a transaction the block took is refused NONCE_USED without its signature check; the rest is checked and admitted', async () => {
-    const verifier = new GatedCancellingVerifier();
+    const verifier = new HeldCancellingVerifier();
     const { queue, mempool, commit } = setup(verifier);
     const a = tx(1, 0n); // the block takes it
     const a1 = tx(1, 1n); // same sender, a nonce the block did not use
@@ -155,7 +93,7 @@ describe('a committed block drops the queued admission checks of what it took', 
   });
 
   test('a copy arriving after the drop is refused by the screen, and nothing waits on the cancelled check', async () => {
-    const verifier = new GatedCancellingVerifier();
+    const verifier = new HeldCancellingVerifier();
     const { queue, commit } = setup(verifier);
     const a = tx(1, 0n);
     const first = queue.submit([a]);
@@ -167,7 +105,7 @@ describe('a committed block drops the queued admission checks of what it took', 
   });
 
   test('a check already answered is not undone: the drop only refuses sooner, and counts it wasted', async () => {
-    const verifier = new GatedCancellingVerifier();
+    const verifier = new HeldCancellingVerifier();
     const { queue, commit } = setup(verifier);
     const a = tx(1, 0n);
     const b = tx(2, 0n);
@@ -176,9 +114,7 @@ describe('a committed block drops the queued admission checks of what it took', 
     const held = queue.submit([b]);
     const first = queue.submit([a]);
     // Answer only the second call.
-    const calls = (verifier as unknown as { calls: { open: () => void }[] }).calls;
-    const second = calls.splice(1, 1)[0]!;
-    second.open();
+    verifier.answerAt(1);
     await new Promise((r) => setImmediate(r));
     assert.equal(commit([a]), 1);
     const [r1, r2] = await settle(verifier, [held, first]);

@@ -7,7 +7,6 @@ import {
   envelopeFromSigned,
   getAccount,
   signTransaction,
-  type TxEnvelope,
   ValidationError,
 } from '@unc/core';
 import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
@@ -22,14 +21,10 @@ import {
   VerifyPool,
   VerifyPoolBusy,
 } from '../src/verify-pool.js';
-import { devBlockOne, devTransfer, forged } from './fixtures.js';
+import { devBlockOneTransfers, forged } from './fixtures.js';
 
-const { genesis, state, next } = devBlockOne();
-
-/** A transfer from dev key `from` on the dev chain (fixtures.ts). */
-function tx(from: number, nonce: bigint): TxEnvelope {
-  return devTransfer(genesis.chainId, from, nonce);
-}
+/** The dev chain after block one; `tx(from, nonce)` a transfer from dev key `from` (fixtures.ts). */
+const { genesis, state, next, tx } = devBlockOneTransfers();
 
 function setup(opts: { maxQueued?: number; sliceMs?: number } = {}, verifier: SignatureVerifier = pool) {
   const mempool = new Mempool();

@@ -116,6 +116,17 @@ function madeUpTpmRegistration(i: number, anchor: bigint): Action {
   };
 }
 
+/** The context of the block after `ctx`, one second later, its parent's hash and beacon made up from `ctx`'s height. */
+function following(ctx: BlockContext): BlockContext {
+  return {
+    ...ctx,
+    height: ctx.height + 1n,
+    time: ctx.time + 1000n,
+    prevHash: sha256(utf8(`block ${ctx.height}`)),
+    prevBeacon: sha256(utf8(`beacon ${ctx.height}`)),
+  };
+}
+
 /** Genesis state plus one block, so that block 1 can anchor registrations; the context of block 2. */
 function stateAtOne(): { state: MemoryState; next: BlockContext; anchorHash: Uint8Array } {
   const state = new MemoryState();
@@ -130,13 +141,7 @@ function stateAtOne(): { state: MemoryState; next: BlockContext; anchorHash: Uin
   };
   const ex = new BlockExecutor(state, one);
   state.apply(ex.finish().overlay.changes());
-  const next: BlockContext = {
-    ...one,
-    height: 2n,
-    time: one.time + 1000n,
-    prevHash: sha256(utf8('block 1')),
-    prevBeacon: sha256(utf8('beacon 1')),
-  };
+  const next = following(one);
   // Block 1's hash, as block 2 records it when it opens: what a registration anchored there signs.
   const anchorHash = getRecentHash(new BlockExecutor(state, next).overlay, 1n);
   assert.ok(anchorHash);
@@ -582,13 +587,7 @@ describe('admission of transfer consents', () => {
       two.apply(tx(owner, BigInt(i), [devRegistration(chip, 1n, anchorHash)]));
     });
     state.apply(two.finish().overlay.changes());
-    const three: BlockContext = {
-      ...next,
-      height: 3n,
-      time: next.time + 1000n,
-      prevHash: sha256(utf8('block 2')),
-      prevBeacon: sha256(utf8('beacon 2')),
-    };
+    const three = following(next);
     return { state, three, anchorHash };
   }
 
@@ -693,36 +692,12 @@ describe('admission of transfer consents', () => {
   });
 
   test('attack: a consent refused against a stale chip key is a state reason: remembered for that head only, no relay blame, not final', async () => {
-    const { state, next, anchorHash } = stateAtOne();
     // Block 2 registers the chip under key A: the state this node holds.
     const chip = namedKey('chip t');
-    const two = new BlockExecutor(state, next);
-    two.apply(tx(owner, 0n, [devRegistration(chip, 1n, anchorHash)]));
-    state.apply(two.finish().overlay.changes());
-    const three: BlockContext = {
-      ...next,
-      height: 3n,
-      time: next.time + 1000n,
-      prevHash: sha256(utf8('block 2')),
-      prevBeacon: sha256(utf8('beacon 2')),
-    };
-    const chipId = devSoftChipId(chip.publicKey);
+    const { state, three, anchorHash } = chipsRegistered([chip]);
     // Its peers have seen the chip deregistered and registered again under key B (a TPM or NVIDIA
     // chip keeps its id across a new key): the owner's honest consent, signed with B, fails here.
-    const newKey = namedKey('chip t, registered again');
-    const newOwner = devKey(3).address;
-    const transfer = tx(owner, 1n, [
-      {
-        type: 'transferChip',
-        chipId,
-        newOwner,
-        anchorHeight: 1n,
-        consent: {
-          type: 'dev-soft',
-          signature: ed25519Sign(newKey.seed, transferMessage(genesis.chainId, chipId, newOwner, anchorHash)),
-        },
-      },
-    ]);
+    const transfer = transferOf(chip, 1n, anchorHash, namedKey('chip t, registered again'));
     const pool = new Mempool();
     let refusal: unknown;
     try {

@@ -63,6 +63,15 @@ export function devTransfer(chainId: string, from: number, nonce: bigint): TxEnv
   return envelopeFromSigned(signTransaction({ ...base, fee: minimumFee(DEFAULT_PARAMS, size, 1) }, k.seed));
 }
 
+/** The dev chain after block one (devBlockOne), with `tx(from, nonce)`: a devTransfer on it. */
+export function devBlockOneTransfers() {
+  const one = devBlockOne();
+  return {
+    ...one,
+    tx: (from: number, nonce: bigint): TxEnvelope => devTransfer(one.genesis.chainId, from, nonce),
+  };
+}
+
 /** The same body (the same hash) under a signature that does not verify. */
 export function forged(env: TxEnvelope): TxEnvelope {
   const bytes = Uint8Array.from(env.bytes);

@@ -114,25 +114,28 @@ function codeOf(fn: () => unknown): string | null {
   }
 }
 
+/** A dev chip's registration to `ownerAddress`, anchored at the chain's head. */
+function registration(chain: Chain, chip: Key, ownerAddress: Uint8Array): Action {
+  const message = registrationMessage(genesis.chainId, ownerAddress, chain.hashOf(chain.height));
+  return {
+    type: 'registerChip',
+    anchorHeight: chain.height,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      publicKey: chip.publicKey,
+      modelId: DEV_MODELS[0]!.modelId,
+      signature: ed25519Sign(chip.seed, message),
+    },
+  };
+}
+
 /** A registered dev chip of `owner` and the chain advanced until one of its slots is open. */
 function chainWithOpenSlot(): { chain: Chain; chip: Key; answer: HeartbeatAnswer; nonce: bigint } {
   const chain = new Chain();
   chain.block();
   const chip = key('dev chip for the mempool tests');
-  const message = registrationMessage(genesis.chainId, owner.address, chain.hashOf(chain.height));
-  const register = tx(owner, 0n, [
-    {
-      type: 'registerChip',
-      anchorHeight: chain.height,
-      evidence: {
-        type: 'dev-soft',
-        vendorId: DEV_SOFT_VENDOR,
-        publicKey: chip.publicKey,
-        modelId: DEV_MODELS[0]!.modelId,
-        signature: ed25519Sign(chip.seed, message),
-      },
-    },
-  ]);
+  const register = tx(owner, 0n, [registration(chain, chip, owner.address)]);
   chain.block([register]);
   const chipId = devSoftChipId(chip.publicKey);
   const p = getPociParams(chain.state);
@@ -193,26 +196,7 @@ function chainWithOpenSlots(
     ),
   ]);
   const chips = Array.from({ length: n }, (_, i) => key(`dev chip ${i} for the reserve tests`));
-  chain.block(
-    chips.map((chip, i) =>
-      tx(owners[i]!, 0n, [
-        {
-          type: 'registerChip',
-          anchorHeight: chain.height,
-          evidence: {
-            type: 'dev-soft',
-            vendorId: DEV_SOFT_VENDOR,
-            publicKey: chip.publicKey,
-            modelId: DEV_MODELS[0]!.modelId,
-            signature: ed25519Sign(
-              chip.seed,
-              registrationMessage(genesis.chainId, owners[i]!.address, chain.hashOf(chain.height)),
-            ),
-          },
-        },
-      ]),
-    ),
-  );
+  chain.block(chips.map((chip, i) => tx(owners[i]!, 0n, [registration(chain, chip, owners[i]!.address)])));
   const p = getPociParams(chain.state);
   for (let i = 0; i < 200; i++) {
     chain.block();

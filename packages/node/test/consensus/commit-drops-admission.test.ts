@@ -10,16 +10,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   ed25519PublicKey,
-  ed25519Verify,
   encodeAddress,
   envelopeFromSigned,
   getAccount,
   signTransaction,
   type TxEnvelope,
-  ValidationError,
 } from '@unc/core';
 import { feeFor, transferAction } from '@unc/sdk';
-import type { AdmissionResult } from '../../src/admission.js';
 import { Chain } from '../../src/chain.js';
 import { devGenesisJson, devKey, devValidator } from '../../src/dev.js';
 import { silentLogger } from '../../src/log.js';
@@ -27,51 +24,9 @@ import { Mempool } from '../../src/mempool.js';
 import { NodeCore } from '../../src/node-core.js';
 import { VirtualClock } from '../../src/sim/virtual-clock.js';
 import { ChainDb, MemoryKv } from '../../src/storage/db.js';
-import type { SignatureCheck, SignatureVerifier, VerifyLane } from '../../src/verify-pool.js';
+import { code, HeldCancellingVerifier } from '../admission-fixtures.js';
 
 const T0 = Date.parse('2026-06-01T00:00:00Z');
-
-/**
- * Checks in-thread; admission calls wait until `release` (a queue behind busy workers), and a
- * cancelled check is not made, as the pool's. Block checks are answered at once.
- */
-class HeldAdmissionVerifier implements SignatureVerifier {
-  readonly threads = 1;
-  /** Admission checks made. */
-  made = 0;
-  private readonly held: { answer: Promise<boolean[]>; cancelled: Set<number>; open: () => void }[] = [];
-
-  verify(checks: readonly SignatureCheck[], lane: VerifyLane = 'admission'): Promise<boolean[]> {
-    if (lane === 'consensus')
-      return Promise.resolve(checks.map((c) => ed25519Verify(c.publicKey, c.message, c.signature)));
-    const run = (cancelled: ReadonlySet<number>) =>
-      checks.map((c, k) => {
-        if (cancelled.has(k)) return false;
-        this.made++;
-        return ed25519Verify(c.publicKey, c.message, c.signature);
-      });
-    const cancelled = new Set<number>();
-    let open = () => {};
-    const answer = new Promise<boolean[]>((resolve) => {
-      open = () => resolve(run(cancelled));
-    });
-    this.held.push({ answer, cancelled, open });
-    return answer;
-  }
-
-  cancel(answer: Promise<boolean[]>, positions: readonly number[]): number {
-    const call = this.held.find((c) => c.answer === answer);
-    if (!call) return 0;
-    for (const p of positions) call.cancelled.add(p);
-    return positions.length;
-  }
-
-  release(): void {
-    for (const c of this.held.splice(0)) c.open();
-  }
-
-  async close(): Promise<void> {}
-}
 
 function transfer(chain: Chain, from: number, nonce: bigint, amount: bigint): TxEnvelope {
   const k = devKey(from);
@@ -87,16 +42,12 @@ function transfer(chain: Chain, from: number, nonce: bigint, amount: bigint): Tx
   return envelopeFromSigned(signTransaction(body, k.seed));
 }
 
-function code(r: AdmissionResult | undefined): string {
-  return r instanceof ValidationError ? r.code : 'admitted';
-}
-
 test('a block the core commits refuses the queued transactions whose nonce it used, without their signature checks', async () => {
   const genesis = devGenesisJson({ time: new Date(T0), blockTimeMs: 1000 });
   const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
   const v = devValidator();
   const clock = new VirtualClock(T0 + 1);
-  const verifier = new HeldAdmissionVerifier();
+  const verifier = new HeldCancellingVerifier({ consensusAtOnce: true });
   const core = new NodeCore({
     chain,
     mempool: new Mempool(),
@@ -140,7 +91,7 @@ test('a block the core commits refuses the queued transactions whose nonce it us
     assert.equal(core.admission.dropStats.txs, 1, 'the commit dropped the same-nonce transaction');
     assert.equal(core.admission.dropStats.checksCancelled, 1);
 
-    verifier.release();
+    verifier.answerAll();
     await clock.run(clock.now() + 1_000);
     const results = await queued;
     assert.deepEqual(results.map(code), ['NONCE_USED', 'admitted']);

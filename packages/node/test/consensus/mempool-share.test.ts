@@ -19,6 +19,7 @@ import {
   MAX_SHARED_BYTES_PER_INTERVAL,
   MAX_SHARED_BYTES_PER_PEER,
   MempoolReactor,
+  type MempoolReactorOptions,
 } from '../../src/consensus/mempool-reactor.js';
 import type { PrivvalStorage } from '../../src/consensus/privval-store.js';
 import { txBatchCodec } from '../../src/consensus/wire.js';
@@ -159,6 +160,32 @@ function reactorWith(
     shareDelayMs: 1_000,
   });
   return { reactor, sent, published };
+}
+
+/**
+ * A re-announcing reactor with one peer, `p1`, recording the batches it sends; `more` adds or
+ * overrides options (the backlog, the candidates).
+ */
+function reannouncer(
+  clock: VirtualClock,
+  pending: () => TxEnvelope[],
+  more: Partial<MempoolReactorOptions> = {},
+) {
+  const sent: Uint8Array[] = [];
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    publishBatch: () => {},
+    connected: () => true,
+    pending,
+    peers: () => ['p1'],
+    sendDirect: async (_peer, messages) => {
+      for (const m of messages) sent.push(m.data);
+    },
+    reannounceAfterMs: 4_000,
+    ...more,
+  });
+  return { reactor, sent };
 }
 
 test('a peer that reconnects within the interval gets no second share', async () => {
@@ -484,26 +511,19 @@ test('a re-announcement looks at the longest-pending senders it is given, never 
   const envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
   let blockOrderWalks = 0;
   const asked: number[] = [];
-  const sent: Uint8Array[] = [];
-  const reactor = new MempoolReactor({
+  const { reactor, sent } = reannouncer(
     clock,
-    admitTx: () => {},
-    publishBatch: () => {},
-    connected: () => true,
-    pending: () => {
+    () => {
       blockOrderWalks++;
       return envs;
     },
-    reannounceCandidates: (maxSenders) => {
-      asked.push(maxSenders);
-      return envs.slice(0, 2);
+    {
+      reannounceCandidates: (maxSenders) => {
+        asked.push(maxSenders);
+        return envs.slice(0, 2);
+      },
     },
-    peers: () => ['p1'],
-    sendDirect: async (_peer, messages) => {
-      for (const m of messages) sent.push(m.data);
-    },
-    reannounceAfterMs: 4_000,
-  });
+  );
   reactor.reannounce();
   await clock.run(clock.now());
   assert.equal(blockOrderWalks, 0);
@@ -518,21 +538,7 @@ test('behind a deep backlog a pending transaction is re-announced only once the 
   const clock = new VirtualClock(START);
   let envs = [1, 2, 3].map((i) => transfer('unc-devnet', i));
   let backlog = 20_000;
-  const sent: Uint8Array[] = [];
-  const reactor = new MempoolReactor({
-    clock,
-    admitTx: () => {},
-    publishBatch: () => {},
-    connected: () => true,
-    pending: () => envs,
-    peers: () => ['p1'],
-    sendDirect: async (_peer, messages) => {
-      for (const m of messages) sent.push(m.data);
-    },
-    reannounceAfterMs: 4_000,
-    blockTimeMs: 1_000,
-    backlog: () => backlog,
-  });
+  const { reactor, sent } = reannouncer(clock, () => envs, { blockTimeMs: 1_000, backlog: () => backlog });
   const round = async (ms: number) => {
     await clock.run(clock.now() + ms);
     sent.length = 0;
@@ -576,21 +582,7 @@ test('a deep pool behind nearly empty blocks (its proposers lack it: lost gossip
   // re-announcement off by up to MAX_BACKLOG_INTERVALS block intervals.
   const clock = new VirtualClock(START);
   const envs = [1, 2].map((i) => transfer('unc-devnet', i));
-  const sent: Uint8Array[] = [];
-  const reactor = new MempoolReactor({
-    clock,
-    admitTx: () => {},
-    publishBatch: () => {},
-    connected: () => true,
-    pending: () => envs,
-    peers: () => ['p1'],
-    sendDirect: async (_peer, messages) => {
-      for (const m of messages) sent.push(m.data);
-    },
-    reannounceAfterMs: 4_000,
-    blockTimeMs: 1_000,
-    backlog: () => 50_000,
-  });
+  const { reactor, sent } = reannouncer(clock, () => envs, { blockTimeMs: 1_000, backlog: () => 50_000 });
   // Blocks keep coming, nearly empty: one had a few transactions.
   for (let h = 0; h < 8; h++) reactor.blockCommitted(h === 3 ? 5 : 0);
   assert.equal(reactor.blocksAhead(), 0);
