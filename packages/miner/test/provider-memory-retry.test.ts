@@ -52,10 +52,10 @@ function standIn(dir: string): string {
   return file;
 }
 
-async function withSandbox(fn: (s: JobSandbox) => Promise<void>): Promise<void> {
+async function withSandbox(fn: (s: JobSandbox) => Promise<void>, workers = 1): Promise<void> {
   const dir = await tempDir('unc-sandbox-retry-');
   const sandbox = new JobSandbox({
-    workers: 1,
+    workers,
     executionProvider: 'cpu',
     ocr: DEFAULT_OCR_MODELS,
     timeoutMs: 60_000,
@@ -132,4 +132,19 @@ test('a process over half the limit is kept when dropping its sessions brings it
     assert.equal(await outcome(sandbox.run('job:10', 'm', [])), 'done');
     assert.equal(sandbox.spawned, 1);
   });
+});
+
+// A second run needs one fresh process, and the process killed with JOB_MEMORY is replaced by
+// one: the other job processes (other renters' warm sessions) are not to be killed for it.
+test("a job's second run does not replace the other job processes", { timeout: 60_000 }, async () => {
+  await withSandbox(async (sandbox) => {
+    // Three at once: each process keeps ~150 MiB (under half, kept).
+    await Promise.all([1, 2, 3].map(() => sandbox.run('leftover:150', '', [])));
+    assert.equal(sandbox.spawned, 3);
+    assert.equal(await outcome(sandbox.run('job:350', '', [])), 'done');
+    assert.equal(sandbox.retried, 1);
+    // The killed one's replacement, and the second run's process if the drop left it over half;
+    // before, the two other processes were replaced too (6 or 7).
+    assert.ok(sandbox.spawned <= 5, `${sandbox.spawned} processes started`);
+  }, 3);
 });

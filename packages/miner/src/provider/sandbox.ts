@@ -202,6 +202,8 @@ export function residentBytes(pid: number): number | null {
 export class JobSandbox {
   private readonly workers: Worker[] = [];
   private readonly waiting: ((w: Worker) => void)[] = [];
+  /** Second runs waiting for a fresh process (acquireFresh): served before `waiting`. */
+  private readonly freshWaiting: ((w: Worker) => void)[] = [];
   private nextId = 1;
   private effective: ExecutionProviderName;
   private stopped = false;
@@ -646,14 +648,25 @@ export class JobSandbox {
 
   /**
    * A process that holds no more than a tenth of the limit over its baseline, for a job's second
-   * run: a busy-or-grown one is replaced (its replacement is fresh) and the wait goes on.
+   * run. A second run follows a JOB_MEMORY kill, and the killed process's replacement is fresh:
+   * it is waited for, and the other processes (warm with other renters' sessions) are left alone.
+   * Replacing every idle one that held leftovers, as this once did, let one renter's job that ran
+   * out of memory restart the whole pool and drop every renter's cached models. Only when no
+   * process is starting (the replacement was taken, or could not be forked yet) is one replaced.
    */
   private async acquireFresh(): Promise<Worker> {
-    for (;;) {
+    const fresh = (w: Worker) => !this.heldLeftovers(w, this.startRss(w));
+    const idle = this.workers.find((w) => !w.busy && !w.dead && fresh(w));
+    if (idle) {
+      idle.busy = true;
+      return idle;
+    }
+    if (!this.workers.some((w) => !w.dead && !w.everReady)) {
       const w = await this.acquire();
-      if (!this.heldLeftovers(w, w.child.pid === undefined ? null : residentBytes(w.child.pid))) return w;
+      if (fresh(w)) return w;
       this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
     }
+    return new Promise((resolve) => this.freshWaiting.push(resolve));
   }
 
   private startRss(w: Worker): number | null {
@@ -662,6 +675,10 @@ export class JobSandbox {
 
   private release(w: Worker): void {
     if (w.dead) return;
+    if (this.freshWaiting.length > 0 && !this.heldLeftovers(w, this.startRss(w))) {
+      this.freshWaiting.shift()!(w);
+      return;
+    }
     const next = this.waiting.shift();
     if (next) next(w);
     else w.busy = false;
