@@ -239,7 +239,7 @@ interface Job {
   senders: readonly string[];
   /** Transactions refused by `dropTaken` (a block took their nonce while they waited). */
   dropped: Set<number>;
-  /** Evidence checked on the workers, by evidenceCheckKey (set with `verified`). */
+  /** Costly checks (evidence, consents) made on the workers, by costlyCheckKey (set with `verified`). */
   verdicts: Map<string, CostlyVerdict> | null;
   /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
   checkedOn: string | undefined;
@@ -564,8 +564,8 @@ export class AdmissionQueue {
   private resendStale(job: Job, from: number, head: () => string | undefined): boolean {
     const { host } = this;
     if (job.resends >= MAX_STALE_RESENDS || !this.evidenceOnWorkers) return false;
-    const now = head();
-    if (job.checkedOn !== undefined && now === job.checkedOn) return false;
+    const headNow = head();
+    if (job.checkedOn !== undefined && headNow === job.checkedOn) return false;
     const known = job.verdicts;
     /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
     const misses = (env: TxEnvelope): { check: CostlyCheck; key: string }[] => {
@@ -583,7 +583,7 @@ export class AdmissionQueue {
     if (first.length === 0) return false;
     job.resends++;
     // The head these checks are made on: a block landing after this makes them miss again.
-    job.checkedOn = now;
+    job.checkedOn = headNow;
     const checks: CostlyCheck[] = [];
     const keys: string[] = [];
     const seen = new Set<string>();

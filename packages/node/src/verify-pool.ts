@@ -900,8 +900,9 @@ export class VerifyPool implements SignatureVerifier {
 
   /**
    * The admission checks at `positions` of `answer`'s call are not to be made (a block took their
-   * transactions while they waited): each no thread has taken is marked cancelled in its batch's
-   * buffer, so the worker (or the calling thread's share) that takes it skips it, and a batch still
+   * transactions while they waited): each not yet answered is marked cancelled in its batch's
+   * buffer, so the worker (or the calling thread's share) that takes it skips it (one a worker is
+   * already making is made all the same, and counted cancelled), and a batch still
    * queued here whose checks are all answered or cancelled is answered now, without a worker.
    * Their answers are false; the caller knows which it cancelled. Returns how many were marked.
    */

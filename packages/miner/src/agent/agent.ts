@@ -63,8 +63,8 @@ export const DEFAULT_MAX_HEARTBEAT_FEE = 10n ** 15n;
 export const DEFAULT_URGENT_BLOCKS = 3;
 /**
  * The default `urgentFeeBudget`: 0.001 UNC per chip per hour of the agent's clock, one fee at the
- * cap or several smaller ones; an attacker landing copies of every answer first can make a chip
- * pay at most this per hour: 0.024 UNC a day, not 96 × the cap. The same figure as the per-epoch
+ * cap or several smaller ones; a node or proposer holding back every fee-free answer can make a
+ * chip pay at most this per hour: 0.024 UNC a day, not 96 × the cap. The same figure as the per-epoch
  * budget it replaces: an epoch is 3600 blocks (core's default `epochBlocks`), an hour at one-second
  * blocks (4 challenges); with slower blocks a chip has fewer challenges an hour, not more budget a day.
  */

@@ -111,9 +111,10 @@ const MERGE_MS = 60_000;
 
 /**
  * Urgent heartbeat fees per chip per hour of the agent's own clock. `maxFee` bounds one heartbeat
- * only: whoever relays a miner's answers can copy each one into a transaction of its own and land
- * it first, every slot, so that every answer goes unincluded fee-free, turns urgent and is sent
- * again paying — up to `maxFee` for each of a chip's 96 answers a day. Each fee is charged, in
+ * only: a node or proposer that holds back fee-free heartbeats (another key's copy of an answer is
+ * refused, NOT_CHIP_OWNER, since only a chip's owner answers for it) makes every answer go
+ * unincluded fee-free, turn urgent and be sent again paying — up to `maxFee` for each of a chip's
+ * 96 answers a day. Each fee is charged, in
  * full and once per transaction, to every chip with an urgent answer it is paid for; a chip whose
  * spending in the last hour leaves too little for the fee gets no fee paid for it (its answer
  * still goes fee-free, and with another chip's that can pay). Charged when the paying transaction

@@ -102,11 +102,12 @@ export interface ProviderOptions {
   modelDir: string;
   /**
    * Bytes of models kept, all renters together (default 16 GiB); past it models not in use by a
-   * queued or running job are deleted, the largest holder's least recently used first (they can be
-   * uploaded again).
+   * queued or running job are deleted, the least recently used of the renter holding the most
+   * (each model counted whole against every renter that uploaded it; models held by nobody first);
+   * a model another renter still holds loses only that renter (they can be uploaded again).
    */
   maxStoreBytes?: number;
-  /** Bytes of models one renter key stored (default min(4 GiB, maxStoreBytes)); its own go first. */
+  /** Bytes of models one renter key holds, each counted whole (default min(4 GiB, maxStoreBytes)); its own go first. */
   maxStoreBytesPerRenter?: number;
   /** Directory of the provider's own state (the used-nonce log); the model directory by default. */
   stateDir?: string;

@@ -133,7 +133,7 @@ export interface DriverHost {
   pendingBytes?(): number;
   /**
    * Transactions waiting to go into blocks: the mempool's and the admission queue's. A deep
-   * backlog puts off re-announcements (mempool-reactor.ts `reannounceDelayMs`).
+   * backlog puts off re-announcements (mempool-reactor.ts `reannounceDue`).
    */
   backlog?(): number;
   /** Whether these very bytes (the signature included) passed the signature check at admission. */
@@ -1024,7 +1024,7 @@ export class ConsensusDriver {
       // names every signature that left.
       this.fatal(
         new Error(
-          `the signer state could not be saved (${this.privvalStorage?.where}): ${(err as Error).message ?? String(err)}`,
+          `the signer state could not be saved (${this.privvalStorage?.where}): ${err instanceof Error ? err.message : String(err)}`,
         ),
         'the signer state is not on disk',
       );

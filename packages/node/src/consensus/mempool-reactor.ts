@@ -749,11 +749,11 @@ export class MempoolReactor {
  * revocation, expiry at block time, a transfer's consent checked against the chip's key as this
  * node's state holds it) is not: the relay may be behind or ahead.
  */
+function relayAtFault(err: ValidationError): boolean {
+  return err.code === 'BAD_SIGNATURE' || provablyBadEvidence(err);
+}
+
 /** A refusal whose costly checks go back to the relay's budget (settle): final, and met before any check. */
 function refundable(err: ValidationError): boolean {
   return isFinalRefusal(err) && err.code !== 'ALREADY_PENDING';
-}
-
-function relayAtFault(err: ValidationError): boolean {
-  return err.code === 'BAD_SIGNATURE' || provablyBadEvidence(err);
 }

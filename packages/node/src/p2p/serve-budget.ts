@@ -374,7 +374,9 @@ export class BlockReadSlots {
    * Samples are taken only when a waiter looks (no timer runs without one): the bytes drained in
    * the window are read from the latest sample at or before its start, so a sparse history can
    * only count more than drained in the window, never less (an honest writer is never judged on
-   * too short a span; a stalled one is kept at most a sampling step longer). One sample per step
+   * too short a span; a stalled one may be kept longer: when the first waiter comes after a quiet
+   * spell, the write is measured from its first sample until one is `stallMs` old, up to a whole
+   * window and a step). One sample per step
    * of `stallMs` / 8, and only the latest before the window is kept: at most 10 per write.
    */
   private stalled(w: SlotWrite, now: number): number {
