@@ -413,14 +413,43 @@ function verifyTransferConsent(
   action: TransferChipAction,
   p: PociParams,
 ): { tpmClock: TpmClock | null } {
+  const check = transferConsentCheckOf(state, ctx, chip, action, p);
+  ctx.onCostlyCheck?.();
+  return verifyConsent(check, ctx.consentVerdicts);
+}
+
+/**
+ * The consent check of a transfer of `chip`, its message bound to the transfer's anchor (throws the
+ * anchor's ValidationError when it is not recent). Shared by execution and `transferConsentChecks`,
+ * so that the check a worker makes ahead is the one execution looks up in `ctx.consentVerdicts`.
+ */
+function transferConsentCheckOf(
+  state: StateReader,
+  ctx: PociContext,
+  chip: Chip,
+  action: TransferChipAction,
+  p: PociParams,
+): ConsentCheck {
   const message = transferMessage(
     ctx.chainId,
     chip.chipId,
     action.newOwner,
     anchorHash(state, ctx, action.anchorHeight, p),
   );
-  ctx.onCostlyCheck?.();
-  return verifyConsent(consentCheck(chip, action.consent, message), ctx.consentVerdicts);
+  return consentCheck(chip, action.consent, message);
+}
+
+/**
+ * The chip of a transfer whose consent `checkCostlyActions` checks, or null for one it passes over:
+ * a chip that is not `owner`'s active one (execution refuses that transfer before any costly work,
+ * and `owner`'s earlier pending transactions may yet register it). Shared with
+ * `transferConsentChecks`, so that the checks made ahead are those made inline.
+ */
+function consentingChip(state: StateReader, owner: Uint8Array, action: TransferChipAction): Chip | null {
+  const chip = getChip(state, action.chipId);
+  if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
+    return null;
+  return chip;
 }
 
 function consentCheck(chip: Chip, consent: HeartbeatEvidence, message: Uint8Array): ConsentCheck {
@@ -444,16 +473,10 @@ export function transferConsentChecks(
   const p = getPociParams(state);
   for (const a of tx.actions) {
     if (a.type !== 'transferChip') continue;
-    const chip = getChip(state, a.chipId);
-    if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active') continue;
+    const chip = consentingChip(state, owner, a);
+    if (!chip) continue;
     try {
-      const message = transferMessage(
-        ctx.chainId,
-        chip.chipId,
-        a.newOwner,
-        anchorHash(state, ctx, a.anchorHeight, p),
-      );
-      checks.push(consentCheck(chip, a.consent, message));
+      checks.push(transferConsentCheckOf(state, ctx, chip, a, p));
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
     }
@@ -525,9 +548,8 @@ export function checkCostlyActions(
       refuseHeldAttestationKey(state, id);
       registered.push(chipId);
     } else if (a.type === 'transferChip') {
-      const chip = getChip(state, a.chipId);
-      if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
-        continue;
+      const chip = consentingChip(state, owner, a);
+      if (!chip) continue;
       try {
         verifyTransferConsent(state, ctx, chip, a, p);
       } catch (err) {
