@@ -769,10 +769,13 @@ function advanceTpmClock(
 }
 
 /**
- * The answer of `answers` whose chip is not registered or not `sender`'s, as the refusal
- * applyHeartbeat gives it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null. A chip lookup per answer and no
- * attestation check: a node runs it before a heartbeat's signature is even checked (Mempool
- * cheapRefusal), so that a copy of someone else's answers sent from another key costs it nothing.
+ * The first answer of `answers` whose chip is not registered or not `sender`'s, refused as
+ * applyHeartbeat's unknown-chip and owner rules refuse it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null.
+ * Only those two rules: execution may refuse an earlier answer for another reason first (a chip
+ * inactive, a slot not open), so this is not always the refusal execution gives. A chip lookup per
+ * answer and no attestation check: a node runs it before a heartbeat's signature is even checked
+ * (Mempool cheapRefusal), so that a copy of someone else's answers sent from another key costs it
+ * nothing.
  */
 export function heartbeatOwnerRefusal(
   state: StateReader,
@@ -783,17 +786,23 @@ export function heartbeatOwnerRefusal(
     const chip = getChip(state, answer.chipId);
     if (chip && equalBytes(chip.owner, sender)) continue;
     // Built only for the refusal, as in applyHeartbeat (an honest heartbeat's hex was a cost).
-    const where = `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
-    const ref: AnswerRef = {
-      chipId: toHex(answer.chipId),
-      epoch: Number(answer.epoch),
-      slot: Number(answer.slot),
-    };
+    const where = answerWhere(answer);
+    const ref = answerRef(answer);
     return chip
       ? notChipOwner(where, ref)
       : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
   }
   return null;
+}
+
+/** Where an answer is, in a refusal's message (words for people). */
+function answerWhere(answer: HeartbeatAnswer): string {
+  return `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
+}
+
+/** The same, structured, for a refusal's `answer`. */
+function answerRef(answer: HeartbeatAnswer): AnswerRef {
+  return { chipId: toHex(answer.chipId), epoch: Number(answer.epoch), slot: Number(answer.slot) };
 }
 
 function notChipOwner(where: string, ref: AnswerRef): ValidationError {
@@ -823,14 +832,8 @@ export function applyHeartbeat(
   const held = new HeldRecords();
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
-    const where = () =>
-      `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
-    // The same, structured, for the refusal's `answer` (the message's words are for people).
-    const ref = (): AnswerRef => ({
-      chipId: toHex(answer.chipId),
-      epoch: Number(answer.epoch),
-      slot: Number(answer.slot),
-    });
+    const where = () => answerWhere(answer);
+    const ref = () => answerRef(answer);
     const chip = getChip(state, answer.chipId);
     if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`, ref());
     // Before any other check, and long before the answer's attestation: a heartbeat from a key
