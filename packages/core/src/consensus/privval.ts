@@ -20,6 +20,13 @@ import {
 /** Order of signing steps inside one round. */
 const STEP = { proposal: 1, prevote: 2, precommit: 3 } as const;
 
+/**
+ * The last signing step of a round (a precommit): a kept state's `step` is 0 (nothing signed yet)
+ * to this. Exported so that a node reading a kept state back checks it against this table, not a
+ * copy of it.
+ */
+export const MAX_SIGN_STEP = STEP.precommit;
+
 /** How many of the latest votes of the current height are kept for re-broadcast after a restart. */
 const KEPT_VOTES = 4;
 

@@ -413,14 +413,43 @@ function verifyTransferConsent(
   action: TransferChipAction,
   p: PociParams,
 ): { tpmClock: TpmClock | null } {
+  const check = transferConsentCheckOf(state, ctx, chip, action, p);
+  ctx.onCostlyCheck?.();
+  return verifyConsent(check, ctx.consentVerdicts);
+}
+
+/**
+ * The consent check of a transfer of `chip`, its message bound to the transfer's anchor (throws the
+ * anchor's ValidationError when it is not recent). Shared by execution and `transferConsentChecks`,
+ * so that the check a worker makes ahead is the one execution looks up in `ctx.consentVerdicts`.
+ */
+function transferConsentCheckOf(
+  state: StateReader,
+  ctx: PociContext,
+  chip: Chip,
+  action: TransferChipAction,
+  p: PociParams,
+): ConsentCheck {
   const message = transferMessage(
     ctx.chainId,
     chip.chipId,
     action.newOwner,
     anchorHash(state, ctx, action.anchorHeight, p),
   );
-  ctx.onCostlyCheck?.();
-  return verifyConsent(consentCheck(chip, action.consent, message), ctx.consentVerdicts);
+  return consentCheck(chip, action.consent, message);
+}
+
+/**
+ * The chip of a transfer whose consent `checkCostlyActions` checks, or null for one it passes over:
+ * a chip that is not `owner`'s active one (execution refuses that transfer before any costly work,
+ * and `owner`'s earlier pending transactions may yet register it). Shared with
+ * `transferConsentChecks`, so that the checks made ahead are those made inline.
+ */
+function consentingChip(state: StateReader, owner: Uint8Array, action: TransferChipAction): Chip | null {
+  const chip = getChip(state, action.chipId);
+  if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
+    return null;
+  return chip;
 }
 
 function consentCheck(chip: Chip, consent: HeartbeatEvidence, message: Uint8Array): ConsentCheck {
@@ -444,16 +473,10 @@ export function transferConsentChecks(
   const p = getPociParams(state);
   for (const a of tx.actions) {
     if (a.type !== 'transferChip') continue;
-    const chip = getChip(state, a.chipId);
-    if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active') continue;
+    const chip = consentingChip(state, owner, a);
+    if (!chip) continue;
     try {
-      const message = transferMessage(
-        ctx.chainId,
-        chip.chipId,
-        a.newOwner,
-        anchorHash(state, ctx, a.anchorHeight, p),
-      );
-      checks.push(consentCheck(chip, a.consent, message));
+      checks.push(transferConsentCheckOf(state, ctx, chip, a, p));
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
     }
@@ -525,9 +548,8 @@ export function checkCostlyActions(
       refuseHeldAttestationKey(state, id);
       registered.push(chipId);
     } else if (a.type === 'transferChip') {
-      const chip = getChip(state, a.chipId);
-      if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
-        continue;
+      const chip = consentingChip(state, owner, a);
+      if (!chip) continue;
       try {
         verifyTransferConsent(state, ctx, chip, a, p);
       } catch (err) {
@@ -747,10 +769,13 @@ function advanceTpmClock(
 }
 
 /**
- * The answer of `answers` whose chip is not registered or not `sender`'s, as the refusal
- * applyHeartbeat gives it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null. A chip lookup per answer and no
- * attestation check: a node runs it before a heartbeat's signature is even checked (Mempool
- * cheapRefusal), so that a copy of someone else's answers sent from another key costs it nothing.
+ * The first answer of `answers` whose chip is not registered or not `sender`'s, refused as
+ * applyHeartbeat's unknown-chip and owner rules refuse it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null.
+ * Only those two rules: execution may refuse an earlier answer for another reason first (a chip
+ * inactive, a slot not open), so this is not always the refusal execution gives. A chip lookup per
+ * answer and no attestation check: a node runs it before a heartbeat's signature is even checked
+ * (Mempool cheapRefusal), so that a copy of someone else's answers sent from another key costs it
+ * nothing.
  */
 export function heartbeatOwnerRefusal(
   state: StateReader,
@@ -761,17 +786,23 @@ export function heartbeatOwnerRefusal(
     const chip = getChip(state, answer.chipId);
     if (chip && equalBytes(chip.owner, sender)) continue;
     // Built only for the refusal, as in applyHeartbeat (an honest heartbeat's hex was a cost).
-    const where = `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
-    const ref: AnswerRef = {
-      chipId: toHex(answer.chipId),
-      epoch: Number(answer.epoch),
-      slot: Number(answer.slot),
-    };
+    const where = answerWhere(answer);
+    const ref = answerRef(answer);
     return chip
       ? notChipOwner(where, ref)
       : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
   }
   return null;
+}
+
+/** Where an answer is, in a refusal's message (words for people). */
+function answerWhere(answer: HeartbeatAnswer): string {
+  return `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
+}
+
+/** The same, structured, for a refusal's `answer`. */
+function answerRef(answer: HeartbeatAnswer): AnswerRef {
+  return { chipId: toHex(answer.chipId), epoch: Number(answer.epoch), slot: Number(answer.slot) };
 }
 
 function notChipOwner(where: string, ref: AnswerRef): ValidationError {
@@ -801,14 +832,8 @@ export function applyHeartbeat(
   const held = new HeldRecords();
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
-    const where = () =>
-      `chip ${toHex(answer.chipId).slice(0, 16)}… epoch ${answer.epoch} slot ${answer.slot}`;
-    // The same, structured, for the refusal's `answer` (the message's words are for people).
-    const ref = (): AnswerRef => ({
-      chipId: toHex(answer.chipId),
-      epoch: Number(answer.epoch),
-      slot: Number(answer.slot),
-    });
+    const where = () => answerWhere(answer);
+    const ref = () => answerRef(answer);
     const chip = getChip(state, answer.chipId);
     if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`, ref());
     // Before any other check, and long before the answer's attestation: a heartbeat from a key

@@ -213,10 +213,11 @@ export class UrgentFeeBudget {
   /**
    * Counts every chip's whole budget spent now, for one window, and saves: the saved record was
    * lost (its file unreadable), and what it held is not known, so the safe side is all of it spent.
+   * No result: a failed save shows in `unsaved`, and nothing is paid until a later `save` succeeds.
    */
-  exhaust(): boolean {
+  exhaust(): void {
     this.allSpentAt = this.settle();
-    return this.save();
+    this.save();
   }
 
   /** Whether the last save failed: nothing is paid until `save` succeeds. */

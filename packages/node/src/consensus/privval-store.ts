@@ -35,6 +35,7 @@ import {
   decode,
   encode,
   fromHex,
+  MAX_SIGN_STEP,
   type PrivValidatorState,
   type Proposal,
   proposalCodec,
@@ -181,8 +182,8 @@ export function parsePrivval(
   // missing-record error below invites it) or damaged is refused instead.
   if (!Number.isSafeInteger(j.round) || j.round < 0)
     throw new Error(`"round" must be a non-negative integer, not ${JSON.stringify(j.round)}`);
-  if (!Number.isSafeInteger(j.step) || j.step < 0 || j.step > 3)
-    throw new Error(`"step" must be an integer from 0 to 3, not ${JSON.stringify(j.step)}`);
+  if (!Number.isSafeInteger(j.step) || j.step < 0 || j.step > MAX_SIGN_STEP)
+    throw new Error(`"step" must be an integer from 0 to ${MAX_SIGN_STEP}, not ${JSON.stringify(j.step)}`);
   if (!Array.isArray(j.votes)) throw new Error('"votes" must be a list');
   // The lock is what keeps a restarted validator from prevoting another block than the one it
   // precommitted at the height: missing (or "", or false), it read as no lock at all.
