@@ -8,8 +8,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  type Action,
-  DEV_SOFT_VENDOR,
   decode,
   encode,
   envelopeFromSigned,
@@ -28,9 +26,9 @@ import {
 } from '../../src/consensus/costly-relay-budget.js';
 import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../../src/consensus/wire.js';
-import { DEV_MODELS, devGenesis, devKey } from '../../src/dev.js';
+import { devGenesis, devKey } from '../../src/dev.js';
 import type { Logger } from '../../src/log.js';
-import { namedKey } from '../fixtures.js';
+import { devSoftRegistration, namedKey } from '../fixtures.js';
 
 const genesis = devGenesis();
 const owner = devKey(1);
@@ -38,17 +36,7 @@ const owner = devKey(1);
 /** A registration, signed by `owner` at `nonce`; its evidence is never checked here (`admitTxs` is a fake). */
 function registration(label: string, nonce = 0n): TxEnvelope {
   const chip = namedKey(label);
-  const action: Action = {
-    type: 'registerChip',
-    anchorHeight: 1n,
-    evidence: {
-      type: 'dev-soft',
-      vendorId: DEV_SOFT_VENDOR,
-      publicKey: chip.publicKey,
-      modelId: DEV_MODELS[0]!.modelId,
-      signature: new Uint8Array(64),
-    },
-  };
+  const action = devSoftRegistration(chip.publicKey, new Uint8Array(64));
   const tx = {
     chainId: genesis.chainId,
     signer: owner.publicKey,
@@ -116,16 +104,35 @@ function reactorWith(
     provenPeer: (peer) => proven.has(peer),
     costlyBudget,
   });
-  const gossip = (peer: string, envs: TxEnvelope[]) =>
-    reactor.onTxGossip(
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      ),
-      false,
-      peer,
-    );
+  const gossip = (peer: string, envs: TxEnvelope[]) => gossipBatch(reactor, peer, envs);
   return { reactor, submitted, published, gossip, advance };
+}
+
+/** A logger that keeps the messages logged as errors, so that a test can count them. */
+function errorLogger(): { logger: Logger; errors: string[] } {
+  const errors: string[] = [];
+  const logger: Logger = {
+    component: 'test',
+    level: 'debug',
+    debug: () => {},
+    info: () => {},
+    warn: () => {},
+    error: (msg) => errors.push(msg),
+    child: () => logger,
+  };
+  return { logger, errors };
+}
+
+/** `envs` gossiped to `reactor` in one batch from `peer`. */
+function gossipBatch(reactor: MempoolReactor, peer: string, envs: TxEnvelope[]) {
+  return reactor.onTxGossip(
+    encode(
+      txBatchCodec,
+      envs.map((e) => e.bytes),
+    ),
+    false,
+    peer,
+  );
 }
 
 /** Small bounds, so that a test signs few transactions; the rest of the defaults. */
@@ -270,16 +277,7 @@ describe('the costly-check budget of a relaying peer', () => {
 
   test('a failure admitting waiting transactions that is not a full queue is logged, not swallowed', async () => {
     const { clock, advance } = steppedClock();
-    const errors: string[] = [];
-    const logger: Logger = {
-      component: 'test',
-      level: 'debug',
-      debug: () => {},
-      info: () => {},
-      warn: () => {},
-      error: (msg) => errors.push(msg),
-      child: () => logger,
-    };
+    const { logger, errors } = errorLogger();
     let calls = 0;
     const reactor = new MempoolReactor({
       clock,
@@ -295,14 +293,7 @@ describe('the costly-check budget of a relaying peer', () => {
       logger,
     });
     const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump bug ${i}`));
-    await reactor.onTxGossip(
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      ),
-      false,
-      'erin',
-    );
+    await gossipBatch(reactor, 'erin', envs);
     assert.equal(reactor.costly.deferred, 1);
     for (let i = 0; i < 30 && reactor.costly.deferred > 0; i++) await advance(500);
     assert.equal(reactor.costly.deferred, 0);
@@ -312,16 +303,7 @@ describe('the costly-check budget of a relaying peer', () => {
 
   test('a waiting batch whose admission throws what is no object is logged; the pump does not reject', async () => {
     const { clock } = steppedClock();
-    const errors: string[] = [];
-    const logger: Logger = {
-      component: 'test',
-      level: 'debug',
-      debug: () => {},
-      info: () => {},
-      warn: () => {},
-      error: (msg) => errors.push(msg),
-      child: () => logger,
-    };
+    const { logger, errors } = errorLogger();
     let calls = 0;
     const reactor = new MempoolReactor({
       clock,
@@ -336,14 +318,7 @@ describe('the costly-check budget of a relaying peer', () => {
       logger,
     });
     const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump throws ${i}`));
-    await reactor.onTxGossip(
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      ),
-      false,
-      'erin',
-    );
+    await gossipBatch(reactor, 'erin', envs);
     assert.equal(reactor.costly.deferred, 1);
     // Called directly (the timer's call is not awaited): a rejection here would end the process.
     await reactor.pumpDeferred();
