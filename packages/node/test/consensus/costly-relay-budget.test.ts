@@ -140,6 +140,36 @@ const BUDGET = { perPeer: 4, total: 16, maxDeferredProvenPerPeer: 4, maxDeferred
 const { perPeer, total } = BUDGET;
 const { perPeerRefillMs, totalRefillMs } = DEFAULT_COSTLY_RELAY_BUDGET;
 
+/**
+ * A reactor logging to `errors` whose first admitted batch is refused for a state reason (the
+ * budget spent) and whose later ones end as `fail` does; `perPeer + 1` registrations (named from
+ * `label`) gossiped to it by one peer, so that one waits for the pump.
+ */
+async function failingAfterFirstBatch(
+  label: string,
+  fail: () => Promise<AdmissionResult[]>,
+  costlyBudget: Partial<CostlyRelayBudgetOptions>,
+) {
+  const { clock, advance } = steppedClock();
+  const { logger, errors } = errorLogger();
+  let calls = 0;
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    admitTxs: async (envs) => {
+      if (calls++ > 0) return fail();
+      return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+    },
+    publishBatch: () => {},
+    connected: () => true,
+    costlyBudget,
+    logger,
+  });
+  const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`${label} ${i}`));
+  await gossipBatch(reactor, 'erin', envs);
+  return { reactor, errors, advance };
+}
+
 /** Whether `env` went to admission (decoded from the wire again: compared by hash). */
 const submittedHas = (submitted: readonly TxEnvelope[], env: TxEnvelope) =>
   submitted.some((e) => keyId(e.hash) === keyId(env.hash));
@@ -276,24 +306,14 @@ describe('the costly-check budget of a relaying peer', () => {
   });
 
   test('a failure admitting waiting transactions that is not a full queue is logged, not swallowed', async () => {
-    const { clock, advance } = steppedClock();
-    const { logger, errors } = errorLogger();
-    let calls = 0;
-    const reactor = new MempoolReactor({
-      clock,
-      admitTx: () => {},
-      // The first batch is refused for a state reason (the budget spent); the pump then hits a bug.
-      admitTxs: async (envs) => {
-        if (calls++ > 0) throw new TypeError('a bug');
-        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+    // The pump hits a bug.
+    const { reactor, errors, advance } = await failingAfterFirstBatch(
+      'pump bug',
+      () => {
+        throw new TypeError('a bug');
       },
-      publishBatch: () => {},
-      connected: () => true,
-      costlyBudget: BUDGET,
-      logger,
-    });
-    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump bug ${i}`));
-    await gossipBatch(reactor, 'erin', envs);
+      BUDGET,
+    );
     assert.equal(reactor.costly.deferred, 1);
     for (let i = 0; i < 30 && reactor.costly.deferred > 0; i++) await advance(500);
     assert.equal(reactor.costly.deferred, 0);
@@ -302,23 +322,10 @@ describe('the costly-check budget of a relaying peer', () => {
   });
 
   test('a waiting batch whose admission throws what is no object is logged; the pump does not reject', async () => {
-    const { clock } = steppedClock();
-    const { logger, errors } = errorLogger();
-    let calls = 0;
-    const reactor = new MempoolReactor({
-      clock,
-      admitTx: () => {},
-      admitTxs: async (envs) => {
-        if (calls++ > 0) return Promise.reject(undefined);
-        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
-      },
-      publishBatch: () => {},
-      connected: () => true,
-      costlyBudget: { ...BUDGET, maxWaitMs: 0 },
-      logger,
+    const { reactor, errors } = await failingAfterFirstBatch('pump throws', () => Promise.reject(undefined), {
+      ...BUDGET,
+      maxWaitMs: 0,
     });
-    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump throws ${i}`));
-    await gossipBatch(reactor, 'erin', envs);
     assert.equal(reactor.costly.deferred, 1);
     // Called directly (the timer's call is not awaited): a rejection here would end the process.
     await reactor.pumpDeferred();
