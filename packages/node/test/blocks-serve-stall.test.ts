@@ -5,40 +5,29 @@
 // (serve-budget.ts BlockReadSlots.reclaimStalled), and the slots all go back once they are gone.
 // Counts and polling only: no assertion on how long anything took.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { encode } from '@unc/core';
 import * as lp from 'it-length-prefixed';
-import { Chain } from '../src/chain.js';
-import { devGenesisJson } from '../src/dev.js';
-import { silentLogger } from '../src/log.js';
 import { blockRangeCodec } from '../src/p2p/frames.js';
-import { blocksProtocol, type Libp2pNetwork, startNetwork } from '../src/p2p/libp2p.js';
+import { blocksProtocol } from '../src/p2p/libp2p.js';
 import {
   type BlockReadSlots,
   DEFAULT_BLOCK_READ_SLOTS,
   DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING,
 } from '../src/p2p/serve-budget.js';
 import type { NetworkHandlers } from '../src/p2p/types.js';
-import { ChainDb } from '../src/storage/db.js';
-import { chainServer } from '../src/sync.js';
+import { serveNetworks } from './serve-networks.js';
 
 const MiB = 1024 * 1024;
-const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
-const nets: Libp2pNetwork[] = [];
-const dirs: string[] = [];
-const dbs: ChainDb[] = [];
+/** One per run of `sybilsThenSyncer`, each with node keys of its own (closed in `after`). */
+const fixtures: ReturnType<typeof serveNetworks>[] = [];
 /** Every sybil stream, aborted at the end whatever happened (a trickling one keeps a timer). */
 const streams: Stream[] = [];
 after(async () => {
   for (const s of streams) s.abort(new Error('done'));
-  await Promise.all(nets.map((n) => n.stop()));
-  await Promise.all(dbs.map((d) => d.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const f of fixtures) await f.close();
 });
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,11 +56,9 @@ interface YamuxInternals {
  * honest syncer asks for 4 blocks.
  */
 async function sybilsThenSyncer(trickle: boolean) {
-  const dir = mkdtempSync(join(tmpdir(), 'unc-blocks-stall-'));
-  dirs.push(dir);
-  const db = await ChainDb.open(dir);
-  dbs.push(db);
-  const chain = await Chain.open(db, GENESIS, silentLogger);
+  const fixture = serveNetworks({ dirPrefix: 'unc-blocks-stall-', firstSeed: trickle ? 160 : 140 });
+  fixtures.push(fixture);
+  const chain = await fixture.chain();
   // 1 MiB blocks, read and offered as readBlockRange does: more than a stream's first window
   // (256 KiB), so a write to a peer that grants no more window never ends.
   const blocks: NetworkHandlers['blocks'] = async (from, to, take) => {
@@ -82,15 +69,8 @@ async function sybilsThenSyncer(trickle: boolean) {
     }
     return [];
   };
-  let seed = trickle ? 160 : 140;
-  const net = async () => {
-    const n = await startNetwork({
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      nodeKey: new Uint8Array(32).fill(seed++),
-      chainId: chain.genesis.chainId,
-      genesisHash: chain.genesisHash,
-      scoring: { recoveryPerSecond: 0 },
-      logger: silentLogger,
+  const net = () =>
+    fixture.net(chain, blocks, {
       // Far past the test: a sybil stream's answer ends only when taken over, not at its deadline
       // (the slow start of many nodes on a loaded machine let deadlines free slots before).
       requestTimeoutMs: 600_000,
@@ -98,11 +78,7 @@ async function sybilsThenSyncer(trickle: boolean) {
       // one after another, passed the 5 inbound connections a second one address may open, and the
       // last were reset whenever the machine was quick enough (CI). The slots are under test here.
       connections: { inboundConnectionsPerAddressPerSecond: 100 },
-      handlers: { onGossip: () => 'ignore', status: chainServer(chain).status, blocks },
     });
-    nets.push(n);
-    return n;
-  };
   const server = await net();
   // The server's read slots, observed (not driven) to check that every one goes back.
   const slots = (server as unknown as { blockReadSlots: BlockReadSlots }).blockReadSlots;

@@ -14,7 +14,6 @@ import {
   BlockExecutor,
   type CostlyCheck,
   costlyCheckKey,
-  DEV_SOFT_VENDOR,
   devSoftChipId,
   type EvidenceCheck,
   ed25519PublicKey,
@@ -51,13 +50,13 @@ import { Chain, MAX_REJECTED_COSTLY_PER_BLOCK } from '../src/chain.js';
 import { systemClock } from '../src/clock.js';
 import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../src/consensus/wire.js';
-import { DEV_MODELS, devGenesis, devGenesisJson, devKey, devValidator } from '../src/dev.js';
+import { devGenesis, devGenesisJson, devKey, devValidator } from '../src/dev.js';
 import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { RPC_COSTS } from '../src/rpc-costs.js';
 import { ChainDb } from '../src/storage/db.js';
 import { answerEvidence, InThreadVerifier, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
-import { type Key, namedKey } from './fixtures.js';
+import { devSoftRegistration, type Key, namedKey } from './fixtures.js';
 
 const TPM_VENDOR = 'test-tpm';
 const time = new Date('2026-01-01T00:00:00Z');
@@ -82,17 +81,7 @@ function tx(from: Key, nonce: bigint, actions: Action[]): TxEnvelope {
 function devRegistration(chip: Key, anchor: bigint, anchorHash: Uint8Array, forge = false): Action {
   const signature = ed25519Sign(chip.seed, registrationMessage(genesis.chainId, owner.address, anchorHash));
   if (forge) signature[0]! ^= 1;
-  return {
-    type: 'registerChip',
-    anchorHeight: anchor,
-    evidence: {
-      type: 'dev-soft',
-      vendorId: DEV_SOFT_VENDOR,
-      publicKey: chip.publicKey,
-      modelId: DEV_MODELS[0]!.modelId,
-      signature,
-    },
-  };
+  return devSoftRegistration(chip.publicKey, signature, anchor);
 }
 
 /** A tpm2 registration whose certificate chain is made up: bytes that are no certificate at all. */
@@ -210,18 +199,7 @@ describe('admission of costly evidence', () => {
         chip.seed,
         registrationMessage(genesis.chainId, from.address, anchorHash),
       );
-      const action: Action = {
-        type: 'registerChip',
-        anchorHeight: 1n,
-        evidence: {
-          type: 'dev-soft',
-          vendorId: DEV_SOFT_VENDOR,
-          publicKey: chip.publicKey,
-          modelId: DEV_MODELS[0]!.modelId,
-          signature,
-        },
-      };
-      return action;
+      return devSoftRegistration(chip.publicKey, signature);
     };
     pool.add(tx(owner, 0n, [registration(owner)]), state, params, next);
     const second = tx(other, 0n, [registration(other)]);
@@ -817,20 +795,13 @@ describe('the per-block bound on failing costly actions', () => {
       );
       const registrant = devKey(2);
       const honest = tx(registrant, 0n, [
-        {
-          type: 'registerChip',
-          anchorHeight: 1n,
-          evidence: {
-            type: 'dev-soft',
-            vendorId: DEV_SOFT_VENDOR,
-            publicKey: namedKey('honest chip').publicKey,
-            modelId: DEV_MODELS[0]!.modelId,
-            signature: ed25519Sign(
-              namedKey('honest chip').seed,
-              registrationMessage(genesis.chainId, registrant.address, anchorHash),
-            ),
-          },
-        },
+        devSoftRegistration(
+          namedKey('honest chip').publicKey,
+          ed25519Sign(
+            namedKey('honest chip').seed,
+            registrationMessage(genesis.chainId, registrant.address, anchorHash),
+          ),
+        ),
       ]);
       const { pending, rejected } = chain.buildProposal(
         [...junk, honest],

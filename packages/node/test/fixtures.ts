@@ -1,8 +1,10 @@
 /** Set-up the node's mempool, admission and pre-verification tests share (test code only). */
 import {
+  type Action,
   addressFromPublicKey,
   type BlockContext,
   DEFAULT_PARAMS,
+  DEV_SOFT_VENDOR,
   ed25519PublicKey,
   encode,
   envelopeFromBytes,
@@ -18,7 +20,7 @@ import {
   type TxEnvelope,
   utf8,
 } from '@unc/core';
-import { devGenesisJson, devKey } from '../src/dev.js';
+import { DEV_MODELS, devGenesisJson, devKey } from '../src/dev.js';
 
 export type Key = { seed: Uint8Array; publicKey: Uint8Array; address: Uint8Array };
 
@@ -27,6 +29,21 @@ export function namedKey(name: string): Key {
   const seed = sha256(utf8(name));
   const publicKey = ed25519PublicKey(seed);
   return { seed, publicKey, address: addressFromPublicKey(publicKey) };
+}
+
+/** A dev-soft registration of the chip `publicKey` (first dev model), signed `signature` over the anchor at `anchorHeight`. */
+export function devSoftRegistration(publicKey: Uint8Array, signature: Uint8Array, anchorHeight = 1n): Action {
+  return {
+    type: 'registerChip',
+    anchorHeight,
+    evidence: {
+      type: 'dev-soft',
+      vendorId: DEV_SOFT_VENDOR,
+      publicKey,
+      modelId: DEV_MODELS[0]!.modelId,
+      signature,
+    },
+  };
 }
 
 /** The dev genesis of 2026-01-01 applied to a fresh state, and the context of block 1 on it. */

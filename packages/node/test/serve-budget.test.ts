@@ -780,26 +780,15 @@ test("a peer's waiting read never takes over its own stalled write: a syncer on 
   // slots are full, took over the slot of its own first stream, whose write had stalled only
   // because the syncer's link was busy (with that very answer): the server aborted the syncer's
   // answer for another of the same syncer, and the syncer dropped the server (a failed request).
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
+  const { slots, clock, answer, reading } = blockServer();
   const never = () => new Promise<void>(() => {});
   // The syncer's first stream: its write drains nothing (its link is busy).
-  const first = streamAnswer(budget, slots, clock, 'syncer', () => 0, never);
+  const first = answer('syncer', () => 0, never);
   // Five other readers whose writes keep draining hold the rest of the slots open to them.
-  const others = [0, 1, 2, 3, 4].map((i) =>
-    streamAnswer(budget, slots, clock, `reader-${i}`, () => clock.now * 1024, never),
-  );
+  const others = [0, 1, 2, 3, 4].map((i) => answer(`reader-${i}`, () => clock.now * 1024, never));
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
-  const second = streamAnswer(
-    budget,
-    slots,
-    clock,
-    'syncer',
-    () => 0,
-    async () => {},
-  );
+  const second = reading('syncer');
   for (let t = 0; t <= BLOCK_SERVE_MAX_WAIT_MS; t += 100) await clock.advance(100);
   // Before: the first stream aborted after a stall time, its slot handed to the second.
   assert.equal(first.aborted, false, "the syncer's stalled answer was not aborted for its own");
@@ -813,26 +802,12 @@ test('writes that drain only a few bytes a stall time (a muxer granting its wind
   // ids x 2 streams granting 64 bytes of window every 300 ms (some 200 bytes a second each) held
   // the 6 slots open to peers that never relayed to the deadline, as before the takeover, and a
   // fresh node catching up got an empty answer after the longest wait.
-  const budget = new ServeBudget({}, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
-  const slots = new BlockReadSlots();
-  const clock = timerClock();
-  const never = () => new Promise<void>(() => {});
-  const tricklers = [];
-  for (let id = 0; id < 3; id++)
-    for (let stream = 0; stream < 2; stream++)
-      tricklers.push(
-        streamAnswer(budget, slots, clock, `trickler-${id}`, () => Math.floor(clock.now / 300) * 64, never),
-      );
+  const { slots, clock, reading, sixWriting } = blockServer();
+  // 3 ids x 2 streams, each write granted 64 bytes every 300 ms.
+  const tricklers = sixWriting('trickler', () => Math.floor(clock.now / 300) * 64);
   await settle();
   assert.equal(slots.held(), DEFAULT_BLOCK_READ_SLOTS - 2);
-  const syncer = streamAnswer(
-    budget,
-    slots,
-    clock,
-    'syncer',
-    () => 0,
-    async () => {},
-  );
+  const syncer = reading('syncer');
   for (let t = 0; t < BLOCK_SERVE_MAX_WAIT_MS && !syncer.ended; t += 100) await clock.advance(100);
   // Before: 0 blocks, after the longest wait.
   assert.equal(syncer.written, 4, "the syncer's answer was served in full");

@@ -1,8 +1,9 @@
 /**
- * What the `/blocks/1` serving tests (blocks-serve, blocks-serve-drain) start the same way: a
- * chain on the dev genesis in a temp dir, and loopback networks that serve its status and a
- * `blocks` handler, each with a node key of its own. One per test file; `close` (in its `after`)
- * stops the networks, then closes the databases and removes the dirs.
+ * What the `/blocks/1` serving tests (blocks-serve, blocks-serve-drain, blocks-serve-stall) start
+ * the same way: a chain on the dev genesis in a temp dir, and loopback networks that serve its
+ * status and a `blocks` handler, each with a node key of its own. One per test file (the stall
+ * test: one per run); `close` (in its `after`) stops the networks, then closes the databases and
+ * removes the dirs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

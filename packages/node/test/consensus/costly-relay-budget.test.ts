@@ -8,8 +8,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  type Action,
-  DEV_SOFT_VENDOR,
   decode,
   encode,
   envelopeFromSigned,
@@ -28,9 +26,9 @@ import {
 } from '../../src/consensus/costly-relay-budget.js';
 import { MempoolReactor } from '../../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../../src/consensus/wire.js';
-import { DEV_MODELS, devGenesis, devKey } from '../../src/dev.js';
+import { devGenesis, devKey } from '../../src/dev.js';
 import type { Logger } from '../../src/log.js';
-import { namedKey } from '../fixtures.js';
+import { devSoftRegistration, namedKey } from '../fixtures.js';
 
 const genesis = devGenesis();
 const owner = devKey(1);
@@ -38,17 +36,7 @@ const owner = devKey(1);
 /** A registration, signed by `owner` at `nonce`; its evidence is never checked here (`admitTxs` is a fake). */
 function registration(label: string, nonce = 0n): TxEnvelope {
   const chip = namedKey(label);
-  const action: Action = {
-    type: 'registerChip',
-    anchorHeight: 1n,
-    evidence: {
-      type: 'dev-soft',
-      vendorId: DEV_SOFT_VENDOR,
-      publicKey: chip.publicKey,
-      modelId: DEV_MODELS[0]!.modelId,
-      signature: new Uint8Array(64),
-    },
-  };
+  const action = devSoftRegistration(chip.publicKey, new Uint8Array(64));
   const tx = {
     chainId: genesis.chainId,
     signer: owner.publicKey,
@@ -116,22 +104,71 @@ function reactorWith(
     provenPeer: (peer) => proven.has(peer),
     costlyBudget,
   });
-  const gossip = (peer: string, envs: TxEnvelope[]) =>
-    reactor.onTxGossip(
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      ),
-      false,
-      peer,
-    );
+  const gossip = (peer: string, envs: TxEnvelope[]) => gossipBatch(reactor, peer, envs);
   return { reactor, submitted, published, gossip, advance };
+}
+
+/** A logger that keeps the messages logged as errors, so that a test can count them. */
+function errorLogger(): { logger: Logger; errors: string[] } {
+  const errors: string[] = [];
+  const logger: Logger = {
+    component: 'test',
+    level: 'debug',
+    debug: () => {},
+    info: () => {},
+    warn: () => {},
+    error: (msg) => errors.push(msg),
+    child: () => logger,
+  };
+  return { logger, errors };
+}
+
+/** `envs` gossiped to `reactor` in one batch from `peer`. */
+function gossipBatch(reactor: MempoolReactor, peer: string, envs: TxEnvelope[]) {
+  return reactor.onTxGossip(
+    encode(
+      txBatchCodec,
+      envs.map((e) => e.bytes),
+    ),
+    false,
+    peer,
+  );
 }
 
 /** Small bounds, so that a test signs few transactions; the rest of the defaults. */
 const BUDGET = { perPeer: 4, total: 16, maxDeferredProvenPerPeer: 4, maxDeferred: 24 };
 const { perPeer, total } = BUDGET;
 const { perPeerRefillMs, totalRefillMs } = DEFAULT_COSTLY_RELAY_BUDGET;
+
+/**
+ * A reactor logging to `errors` whose first admitted batch is refused for a state reason (the
+ * budget spent) and whose later ones end as `fail` does; `perPeer + 1` registrations (named from
+ * `label`) gossiped to it by one peer, so that one waits for the pump.
+ */
+async function failingAfterFirstBatch(
+  label: string,
+  fail: () => Promise<AdmissionResult[]>,
+  costlyBudget: Partial<CostlyRelayBudgetOptions>,
+) {
+  const { clock, advance } = steppedClock();
+  const { logger, errors } = errorLogger();
+  let calls = 0;
+  const reactor = new MempoolReactor({
+    clock,
+    admitTx: () => {},
+    admitTxs: async (envs) => {
+      if (calls++ > 0) return fail();
+      return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+    },
+    publishBatch: () => {},
+    connected: () => true,
+    costlyBudget,
+    logger,
+  });
+  const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`${label} ${i}`));
+  await gossipBatch(reactor, 'erin', envs);
+  return { reactor, errors, advance };
+}
 
 /** Whether `env` went to admission (decoded from the wire again: compared by hash). */
 const submittedHas = (submitted: readonly TxEnvelope[], env: TxEnvelope) =>
@@ -269,39 +306,13 @@ describe('the costly-check budget of a relaying peer', () => {
   });
 
   test('a failure admitting waiting transactions that is not a full queue is logged, not swallowed', async () => {
-    const { clock, advance } = steppedClock();
-    const errors: string[] = [];
-    const logger: Logger = {
-      component: 'test',
-      level: 'debug',
-      debug: () => {},
-      info: () => {},
-      warn: () => {},
-      error: (msg) => errors.push(msg),
-      child: () => logger,
-    };
-    let calls = 0;
-    const reactor = new MempoolReactor({
-      clock,
-      admitTx: () => {},
-      // The first batch is refused for a state reason (the budget spent); the pump then hits a bug.
-      admitTxs: async (envs) => {
-        if (calls++ > 0) throw new TypeError('a bug');
-        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
+    // The pump hits a bug.
+    const { reactor, errors, advance } = await failingAfterFirstBatch(
+      'pump bug',
+      () => {
+        throw new TypeError('a bug');
       },
-      publishBatch: () => {},
-      connected: () => true,
-      costlyBudget: BUDGET,
-      logger,
-    });
-    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump bug ${i}`));
-    await reactor.onTxGossip(
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      ),
-      false,
-      'erin',
+      BUDGET,
     );
     assert.equal(reactor.costly.deferred, 1);
     for (let i = 0; i < 30 && reactor.costly.deferred > 0; i++) await advance(500);
@@ -311,39 +322,10 @@ describe('the costly-check budget of a relaying peer', () => {
   });
 
   test('a waiting batch whose admission throws what is no object is logged; the pump does not reject', async () => {
-    const { clock } = steppedClock();
-    const errors: string[] = [];
-    const logger: Logger = {
-      component: 'test',
-      level: 'debug',
-      debug: () => {},
-      info: () => {},
-      warn: () => {},
-      error: (msg) => errors.push(msg),
-      child: () => logger,
-    };
-    let calls = 0;
-    const reactor = new MempoolReactor({
-      clock,
-      admitTx: () => {},
-      admitTxs: async (envs) => {
-        if (calls++ > 0) return Promise.reject(undefined);
-        return envs.map(() => new ValidationError('ATTEST_CERT_EXPIRED', 'refused here'));
-      },
-      publishBatch: () => {},
-      connected: () => true,
-      costlyBudget: { ...BUDGET, maxWaitMs: 0 },
-      logger,
+    const { reactor, errors } = await failingAfterFirstBatch('pump throws', () => Promise.reject(undefined), {
+      ...BUDGET,
+      maxWaitMs: 0,
     });
-    const envs = Array.from({ length: perPeer + 1 }, (_, i) => registration(`pump throws ${i}`));
-    await reactor.onTxGossip(
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      ),
-      false,
-      'erin',
-    );
     assert.equal(reactor.costly.deferred, 1);
     // Called directly (the timer's call is not awaited): a rejection here would end the process.
     await reactor.pumpDeferred();
