@@ -150,9 +150,9 @@ const BLOCK_SIZES_KEPT = 8;
  * every recent block must have carried for the backlog to count at all (`blocksAhead`): recent
  * blocks nearly empty (no load, or their proposers lack what is pending here, the very case
  * re-announcement is for) must not make pending transactions, few or many, look like a backlog
- * of full blocks.
+ * of full blocks. Its own figure: what one re-announcement sends is no measure of a full block.
  */
-const MIN_BLOCK_TXS = MAX_REANNOUNCE_TXS;
+const MIN_BLOCK_TXS = 256;
 /** Transactions whose re-announcement back-off is remembered; beyond it the oldest are forgotten. */
 const MAX_REANNOUNCED_REMEMBERED = 16_384;
 
