@@ -197,13 +197,13 @@ export interface AdmissionHost {
    * evidence, transfer consents), as plain data to make on the verifier's workers
    * (Mempool.costlyChecks).
    */
-  evidenceChecks?(env: TxEnvelope): CostlyCheck[];
+  costlyChecks?(env: TxEnvelope): CostlyCheck[];
   /**
-   * Optional: names the head `evidenceChecks` reads (its state and the next block's context); while
+   * Optional: names the head `costlyChecks` reads (its state and the next block's context); while
    * it is unchanged the workers' verdicts cannot be stale and are not looked for again before
    * admission. Without it every transaction's checks are looked for.
    */
-  evidenceHead?(): string;
+  costlyHead?(): string;
   /**
    * Optional: the refusal the committed head gives `env` whatever else happens, because a block
    * used its nonce (Mempool.takenRefusal), or null. Asked after a commit of the transactions still
@@ -241,7 +241,7 @@ interface Job {
   dropped: Set<number>;
   /** Costly checks (evidence, consents) made on the workers, by costlyCheckKey (set with `verified`). */
   verdicts: Map<string, CostlyVerdict> | null;
-  /** `host.evidenceHead()` when the checks were made (undefined: unknown). */
+  /** `host.costlyHead()` when the checks were made (undefined: unknown). */
   checkedOn: string | undefined;
   /** How many times the checks a new head changed were sent to the workers again (MAX_STALE_RESENDS). */
   resends: number;
@@ -406,8 +406,8 @@ export class AdmissionQueue {
             });
           release();
           // Before the checks are built: a block landing after this cannot pass for no change.
-          job.checkedOn = this.host.evidenceHead?.();
-          this.checkEvidence(envs, verified).then(
+          job.checkedOn = this.host.costlyHead?.();
+          this.checkCostly(envs, verified).then(
             (verdicts) => {
               job.verdicts = verdicts;
               job.verified = verified;
@@ -437,14 +437,15 @@ export class AdmissionQueue {
   }
 
   /**
-   * Whether evidence goes to the verifier's workers: it has `checkEvidence` and threads behind it.
+   * Whether costly checks (evidence, consents) go to the verifier's workers: it has `checkEvidence`
+   * (VerifyPool's name: it takes every kind of costly check) and threads behind it.
    * A pool without threads would answer on the calling thread, every check of a call at once;
    * without them here, admit checks them on this thread too, but in slices, one registration at a
    * time (as for a verifier without `checkEvidence`: the in-thread one, the simulator's).
    */
-  private get evidenceOnWorkers(): boolean {
+  private get costlyOnWorkers(): boolean {
     return (
-      this.pool.checkEvidence !== undefined && this.pool.threads > 0 && this.host.evidenceChecks !== undefined
+      this.pool.checkEvidence !== undefined && this.pool.threads > 0 && this.host.costlyChecks !== undefined
     );
   }
 
@@ -496,18 +497,18 @@ export class AdmissionQueue {
   }
 
   /**
-   * The evidence of the signed transactions (signatures first: a forged transaction gets no
-   * evidence check), on the verifier's workers, by check key. Null where there are none or no
-   * workers take them (`evidenceOnWorkers`: admit checks them on this thread, in slices); a worker
+   * The costly checks (evidence, consents) of the signed transactions (signatures first: a forged
+   * transaction gets no costly check), on the verifier's workers, by check key. Null where there are none or no
+   * workers take them (`costlyOnWorkers`: admit checks them on this thread, in slices); a worker
    * that died or a pool that closed meanwhile leaves them to this thread too. Rejects with the
    * pool's VerifyPoolBusy when its admission lane is full.
    */
-  private async checkEvidence(
+  private async checkCostly(
     envs: readonly TxEnvelope[],
     verified: readonly boolean[],
   ): Promise<Map<string, CostlyVerdict> | null> {
     const { host } = this;
-    if (!this.evidenceOnWorkers) return null;
+    if (!this.costlyOnWorkers) return null;
     // Each distinct check once: copies of one registration in a call (a batch may carry the same
     // transaction many times; all pass the cheap screen before the first is admitted) would each
     // take a worker's milliseconds, where checked here the copies after the first cost a lookup.
@@ -516,7 +517,7 @@ export class AdmissionQueue {
     const seen = new Set<string>();
     envs.forEach((env, i) => {
       if (!verified[i]) return;
-      for (const check of host.evidenceChecks!(env)) {
+      for (const check of host.costlyChecks!(env)) {
         const key = costlyCheckKey(check);
         if (seen.has(key)) continue;
         seen.add(key);
@@ -525,11 +526,11 @@ export class AdmissionQueue {
       }
     });
     if (checks.length === 0) return null;
-    return this.sendEvidence(checks, keys);
+    return this.sendCostly(checks, keys);
   }
 
   /** `checks` (keyed `keys`) on the workers; null where the pool closed meanwhile. */
-  private async sendEvidence(
+  private async sendCostly(
     checks: CostlyCheck[],
     keys: string[],
   ): Promise<Map<string, CostlyVerdict> | null> {
@@ -549,7 +550,7 @@ export class AdmissionQueue {
   }
 
   /**
-   * Before `job`'s transaction `from` is admitted: whether its evidence checks, as the head now
+   * Before `job`'s transaction `from` is admitted: whether its costly checks, as the head now
    * makes them, lack a verdict (a block came after the workers checked them: the block time is an
    * input of every check, so every verdict of the job misses). Then the checks of its transactions
    * still to decide that lack one go back to the workers and the drain waits for them (returns
@@ -563,14 +564,14 @@ export class AdmissionQueue {
    */
   private resendStale(job: Job, from: number, head: () => string | undefined): boolean {
     const { host } = this;
-    if (job.resends >= MAX_STALE_RESENDS || !this.evidenceOnWorkers) return false;
+    if (job.resends >= MAX_STALE_RESENDS || !this.costlyOnWorkers) return false;
     const headNow = head();
     if (job.checkedOn !== undefined && headNow === job.checkedOn) return false;
     const known = job.verdicts;
     /** The checks of `env` with no verdict, each with its key (built, and keyed, once). */
     const misses = (env: TxEnvelope): { check: CostlyCheck; key: string }[] => {
       try {
-        return host.evidenceChecks!(env)
+        return host.costlyChecks!(env)
           .map((check) => ({ check, key: costlyCheckKey(check) }))
           .filter(({ key }) => !known?.has(key));
       } catch {
@@ -606,7 +607,7 @@ export class AdmissionQueue {
       this.scheduleDrain();
     };
     // Part of this job is decided already: a full lane cannot refuse the rest, they are checked here.
-    this.sendEvidence(checks, keys).then(merge, () => merge(null));
+    this.sendCostly(checks, keys).then(merge, () => merge(null));
     return true;
   }
 
@@ -620,10 +621,10 @@ export class AdmissionQueue {
   private drain(): void {
     this.draining = false;
     const start = this.slices.now();
-    // The head, named once a slice (host.evidenceHead hex-encodes the tip): no block lands while
+    // The head, named once a slice (host.costlyHead hex-encodes the tip): no block lands while
     // the slice runs (it yields only at its end), and each transaction's resendStale asks it.
     let headNow: string | undefined;
-    const head = () => (headNow ??= this.host.evidenceHead?.());
+    const head = () => (headNow ??= this.host.costlyHead?.());
     while (this.jobs.length > 0) {
       const job = this.jobs[0]!;
       // Its signatures are not answered yet: the drain resumes when they are (submit).

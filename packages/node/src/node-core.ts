@@ -101,9 +101,9 @@ export class NodeCore {
             this.nextContext(),
             countPending,
           ),
-        evidenceChecks: (env) => this.mempool.costlyChecks(env, this.chain.tipState, this.nextContext()),
+        costlyChecks: (env) => this.mempool.costlyChecks(env, this.chain.tipState, this.nextContext()),
         // The tip's hash names its state and the next block's context (its time among them).
-        evidenceHead: () => toHex(this.chain.tip.hash),
+        costlyHead: () => toHex(this.chain.tip.hash),
         takenRefusal: (env) => this.mempool.takenRefusal(env, this.chain.tipState),
         admit: (env, verdicts, consents) => this.addToMempool(env, true, verdicts, consents),
       },

@@ -275,7 +275,7 @@ describe('admission checks registration evidence on the verify workers', () => {
         verifier,
         {
           cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
-          evidenceChecks: (env) => pool.costlyChecks(env, state, next),
+          costlyChecks: (env) => pool.costlyChecks(env, state, next),
           admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
         },
         {},
@@ -364,8 +364,8 @@ describe('admission checks registration evidence on the verify workers', () => {
       verifier,
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
-        evidenceChecks: (env) => pool.costlyChecks(env, state, head.next),
-        evidenceHead: () => String(head.next.time),
+        costlyChecks: (env) => pool.costlyChecks(env, state, head.next),
+        costlyHead: () => String(head.next.time),
         admit: (env, verdicts) => pool.add(env, state, params, head.next, true, verdicts),
       },
       {},
@@ -409,11 +409,11 @@ describe('admission checks registration evidence on the verify workers', () => {
       },
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
-        evidenceChecks: (env) => {
+        costlyChecks: (env) => {
           built++;
           return pool.costlyChecks(env, state, next);
         },
-        evidenceHead: () => 'the same head',
+        costlyHead: () => 'the same head',
         admit: (env, verdicts) => pool.add(env, state, params, next, true, verdicts),
       },
       {},
@@ -450,8 +450,8 @@ describe('admission checks registration evidence on the verify workers', () => {
       verifier,
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, head.next, countPending),
-        evidenceChecks: (env) => pool.costlyChecks(env, state, head.next),
-        evidenceHead: () => String(head.next.time),
+        costlyChecks: (env) => pool.costlyChecks(env, state, head.next),
+        costlyHead: () => String(head.next.time),
         admit: (env, verdicts, consents) => pool.add(env, state, params, head.next, true, verdicts, consents),
       },
       {},
@@ -524,8 +524,8 @@ describe('admission checks registration evidence on the verify workers', () => {
         inline,
         {
           cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
-          evidenceChecks: (env) => pool.costlyChecks(env, state, next),
-          evidenceHead: () => 'the same head',
+          costlyChecks: (env) => pool.costlyChecks(env, state, next),
+          costlyHead: () => 'the same head',
           admit: (env, verdicts) => {
             const before = pool.evidenceCheckedHere;
             try {
@@ -609,7 +609,7 @@ describe('admission of transfer consents', () => {
       },
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, three, countPending),
-        evidenceChecks: (env) => pool.costlyChecks(env, state, three),
+        costlyChecks: (env) => pool.costlyChecks(env, state, three),
         admit: (env, verdicts, consents) => pool.add(env, state, params, three, true, verdicts, consents),
       },
       {},

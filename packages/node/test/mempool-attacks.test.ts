@@ -348,7 +348,7 @@ describe('mempool attacks', () => {
       verifier,
       {
         cheapRefusal: (env, countPending) => pool.cheapRefusal(env, chain.state, params, next, countPending),
-        evidenceChecks: (env) => pool.costlyChecks(env, chain.state, next),
+        costlyChecks: (env) => pool.costlyChecks(env, chain.state, next),
         admit: (env, verdicts) => pool.add(env, chain.state, params, next, true, verdicts),
       },
       {},

@@ -681,8 +681,7 @@ export class ConsensusDriver {
       onSynced: (committed) => {
         this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
-        this.host.onCommitted(committed);
-        this.mempoolReactor.blockCommitted(committed.envelopes.length);
+        this.committedToMempool(committed);
         for (const l of this.commitListeners) l(committed, committed.block.commit.round);
       },
     });
@@ -1590,8 +1589,7 @@ export class ConsensusDriver {
     });
     this.behindView.noteHead(committed.block.header.height);
     // The mempool drops the block's transactions now, before the next proposal is built from it.
-    this.host.onCommitted(committed);
-    this.mempoolReactor.blockCommitted(committed.envelopes.length);
+    this.committedToMempool(committed);
     this.liveness.prune(committed.block.header.height);
     this.scheduleHeight();
     durable.then(
@@ -1610,6 +1608,15 @@ export class ConsensusDriver {
   private abandonFetches(): void {
     this.fetchesOfHeight.abort();
     this.fetchesOfHeight = new AbortController();
+  }
+
+  /**
+   * A block committed, by consensus or by sync: the host's mempool drops its transactions, and the
+   * mempool reactor records its size (the backlog measured in blocks). Both paths make both calls.
+   */
+  private committedToMempool(committed: CommittedBlock): void {
+    this.host.onCommitted(committed);
+    this.mempoolReactor.blockCommitted(committed.envelopes.length);
   }
 
   /** The block is on disk: only now is it reported committed (listeners, evidence built on it). */

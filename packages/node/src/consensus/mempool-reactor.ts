@@ -27,7 +27,7 @@ import {
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
-import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy, SyncingRefusal } from '../admission.js';
+import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy } from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import type { Logger } from '../log.js';
 import { provablyBadEvidence } from '../mempool.js';
@@ -150,9 +150,9 @@ const BLOCK_SIZES_KEPT = 8;
  * every recent block must have carried for the backlog to count at all (`blocksAhead`): recent
  * blocks nearly empty (no load, or their proposers lack what is pending here, the very case
  * re-announcement is for) must not make pending transactions, few or many, look like a backlog
- * of full blocks.
+ * of full blocks. Its own figure: what one re-announcement sends is no measure of a full block.
  */
-const MIN_BLOCK_TXS = MAX_REANNOUNCE_TXS;
+const MIN_BLOCK_TXS = 256;
 /** Transactions whose re-announcement back-off is remembered; beyond it the oldest are forgotten. */
 const MAX_REANNOUNCED_REMEMBERED = 16_384;
 
@@ -412,12 +412,13 @@ export class MempoolReactor {
         this.costly.refund(from, cost, now);
       } else if (relayAtFault(r)) fault = true;
       // Refused before any check (its signature never checked) or for good (not a state reason):
-      // no state failure of the relay's. A node behind judges on stale state: its refusal counts.
-      // ALREADY_PENDING is no such one: a registration meets it only after its evidence check
-      // (the chip id is read from the evidence), so any number of copies of one valid
-      // registration, each with another fee or nonce, would each cost a check for free.
-      else if (r instanceof SignatureCheckBusy || refundable(r instanceof SyncingRefusal ? r.refusal : r))
-        this.costly.refund(from, cost, now);
+      // no state failure of the relay's. ALREADY_PENDING is no such one: a registration meets it
+      // only after its evidence check (the chip id is read from the evidence), so any number of
+      // copies of one valid registration, each with another fee or nonce, would each cost a check
+      // for free. A refusal deferred while this node is behind (SyncingRefusal, code BUSY) is not
+      // refunded either: deferWhileBehind wraps only refusals that are not final, so its check
+      // stays spent and the batch is not forwarded.
+      else if (r instanceof SignatureCheckBusy || refundable(r)) this.costly.refund(from, cost, now);
       else if (cost > 0) unchecked = true;
     }
     // A batch whose costly checks were not all spent well is not forwarded: what was admitted

@@ -233,9 +233,8 @@ export class BlockReadSlots {
     readonly perPeer = DEFAULT_BLOCK_READ_SLOTS_PER_PEER,
     readonly reservedForRelaying = DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING,
     readonly stallMs = DEFAULT_BLOCK_WRITE_STALL_MS,
-    readonly minDrainPerSecond = DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND,
   ) {
-    for (const v of [slots, perPeer, stallMs, minDrainPerSecond])
+    for (const v of [slots, perPeer, stallMs])
       if (!Number.isSafeInteger(v) || v <= 0)
         throw new RangeError('block read slots must be positive integers');
     if (!Number.isSafeInteger(reservedForRelaying) || reservedForRelaying < 0 || reservedForRelaying >= slots)
@@ -357,8 +356,8 @@ export class BlockReadSlots {
 
   /**
    * 0 when `w` is stalled at `now`: it has held its slot at least `stallMs` and drained less than
-   * `minDrainPerSecond` x `stallMs` in the last `stallMs`; else the ms until it could be (at most
-   * the sampling step). Records a sample of its drained bytes.
+   * DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND x `stallMs` in the last `stallMs`; else the ms until
+   * it could be (at most the sampling step). Records a sample of its drained bytes.
    *
    * Over a window of seconds, not the last second (review of the takeover): yamux grants window
    * back only once a whole data frame arrived (a frame is as large as the window, 256 KiB at
@@ -389,7 +388,7 @@ export class BlockReadSlots {
     if (now - w.since < this.stallMs) return Math.min(step, w.since + this.stallMs - now);
     // At or before the window's start: the write's first sample (at `since`) or a later one.
     const from = w.samples[0] as Sample;
-    const needed = (this.minDrainPerSecond * this.stallMs) / 1_000;
+    const needed = (DEFAULT_BLOCK_WRITE_MIN_DRAIN_PER_SECOND * this.stallMs) / 1_000;
     if (drained - from.drained < needed) return 0;
     const after = w.samples[1];
     return Math.max(1, Math.min(step, after ? after.at - start : step));
