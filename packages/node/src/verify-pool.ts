@@ -114,7 +114,7 @@ export interface VerifyWorkerData {
 }
 
 export interface VerifyPoolOptions {
-  /** Worker threads; 0 checks on the calling thread (default: the machine's cores but one). */
+  /** Worker threads; 0 checks on the calling thread (default: `defaultVerifyThreads`). */
   threads: number;
   /** Checks sent to a worker at once. */
   batchSize: number;
@@ -203,9 +203,29 @@ export interface VerifyPoolOptions {
   workerNice: number;
 }
 
+/**
+ * Worker threads when none are given: one per core where the workers sit below the main thread's
+ * priority (Linux, `workerNice` > 0), the cores but one elsewhere.
+ *
+ * With the cores but one, a 2-core node had a single worker, and it was the bottleneck: under
+ * saturation that worker was busy all the time while the main thread (execution, consensus, RPC)
+ * was idle a third of it, so the node used 1.5 of its 2 cores. A second worker takes that idle
+ * third, and the main thread loses nothing it needs: a nice-0 thread outweighs a nice-10 one about
+ * nine to one in Linux's scheduler, so whenever the main thread has work it gets its core back at
+ * once. Measured with `npm run bench:tps -- --seconds 10` (BENCHMARKS.md, 2026-12-07): 1.53 → 1.86
+ * cores busy, single node ÷ raw verify 0.63–0.81 → 0.93–1.12. Without the lower priority (other
+ * platforms, or `workerNice` 0) a worker per core would take the main thread's core as an equal,
+ * and a height's path would wait behind signature checks, so there the main thread keeps its core.
+ */
+export function defaultVerifyThreads(
+  cores: number = availableParallelism(),
+  workersBelowMain: boolean = process.platform === 'linux',
+): number {
+  return Math.max(1, workersBelowMain ? cores : cores - 1);
+}
+
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
-  // The main thread (execution, consensus, RPC) keeps one core; the workers take the others.
-  threads: Math.max(1, availableParallelism() - 1),
+  threads: defaultVerifyThreads(),
   batchSize: 128,
   maxQueued: { consensus: 200_000, admission: 50_000 },
   // Consensus: a few blocks' worth of transactions; admission: about the mempool's own bound.
@@ -619,6 +639,10 @@ export class VerifyPool implements SignatureVerifier {
     // depth of undefined dispatches nothing: every call would wait forever).
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...given };
+    // A worker per core only while the workers really sit below the main thread.
+    if (given.threads === undefined && !(this.opts.workerNice > 0)) {
+      this.opts.threads = defaultVerifyThreads(availableParallelism(), false);
+    }
     // A lane bound that is not a number (a lane left out of the object) compared false against
     // every total: that lane would have had no bound at all.
     for (const [name, value, least] of [

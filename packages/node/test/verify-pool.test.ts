@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ed25519PublicKey, ed25519Sign, ed25519Verify, sha256, utf8 } from '@unc/core';
 import fc from 'fast-check';
 import {
   DEFAULT_VERIFY_POOL_OPTIONS,
+  defaultVerifyThreads,
   type PackedBatch,
   packBatch,
   SharedSlabs,
@@ -599,6 +600,27 @@ describe('VerifyPool', () => {
       assert.equal(none.checkedOnCaller, 0);
     } finally {
       await none.close();
+    }
+  });
+
+  test('a worker per core where the workers sit below the main thread, the cores but one elsewhere', async () => {
+    // On 2 cores the one worker of "cores but one" was the bottleneck while the main thread idled a
+    // third of the time; niced workers take that third and give the core back whenever the main
+    // thread wants it. Un-niced ones would compete with it as equals.
+    assert.equal(defaultVerifyThreads(2, true), 2);
+    assert.equal(defaultVerifyThreads(16, true), 16);
+    assert.equal(defaultVerifyThreads(2, false), 1);
+    assert.equal(defaultVerifyThreads(1, false), 1);
+    assert.equal(defaultVerifyThreads(1, true), 1);
+    const cores = availableParallelism();
+    const linux = process.platform === 'linux';
+    assert.equal(DEFAULT_VERIFY_POOL_OPTIONS.threads, linux ? cores : Math.max(1, cores - 1));
+    // Workers left at the main thread's priority: the main thread keeps its core, whatever the platform.
+    const level = new VerifyPool({ workerNice: 0 });
+    try {
+      assert.equal(level.threads, Math.max(1, cores - 1));
+    } finally {
+      await level.close();
     }
   });
 
