@@ -222,6 +222,7 @@ export class BlockReadSlots {
   private readonly waiters: Waiter[] = [];
   /** Slots whose block is being written, with how far each write has drained (`writing`). */
   private readonly writes = new Set<SlotWrite>();
+  private reclaimed = 0;
 
   /**
    * `reservedForRelaying`: slots only relaying peers may hold, as the windows keep a share for
@@ -239,6 +240,15 @@ export class BlockReadSlots {
         throw new RangeError('block read slots must be positive integers');
     if (!Number.isSafeInteger(reservedForRelaying) || reservedForRelaying < 0 || reservedForRelaying >= slots)
       throw new RangeError('block read slots kept for relaying peers must be fewer than the slots');
+  }
+
+  /**
+   * Stalled writes whose slot went to a waiter so far (`reclaimStalled`). A waiter is also served
+   * when a write ends and frees its slot; only this count tells the two apart, so that a test (or
+   * an operator) can see that slots were held by stalled writes and taken over, not given back.
+   */
+  get takenOver(): number {
+    return this.reclaimed;
   }
 
   /** Slots held now (by `peer`, when given). */
@@ -343,6 +353,7 @@ export class BlockReadSlots {
     }
     if (!oldest) return Math.max(1, next);
     this.writes.delete(oldest);
+    this.reclaimed++;
     // The slot passes to the waiter directly: first come, first served would hand it to whichever
     // waiter is first, the attacker's own next stream as likely as not.
     this.take(oldest.peer, oldest.relaying, -1);
