@@ -21,10 +21,9 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { peerIdFromNodeKey } from '@unc/node';
+import { peerIdFromNodeKey, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { ctxOf } from '../context.js';
-import { writeWhole } from '../files.js';
 
 export interface NodeHomeInfo {
   home: string;
@@ -81,7 +80,7 @@ export async function initHome(
   );
   // Replaced, not written through: a link planted at node.json (nothing checks for one) sent the
   // write to whatever file it named, which the user could write and now held only this JSON.
-  writeWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
+  writeFileWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
   return { home, moniker, peerId, validatorPublicKey };
 }
 

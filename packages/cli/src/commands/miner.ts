@@ -9,11 +9,10 @@ import {
   MinerAgent,
   URGENT_FEE_FILE,
 } from '@unc/miner';
-import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
+import { createLogger, DEV_MODELS, devChipKey, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf } from '../context.js';
-import { writeWhole } from '../files.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -74,7 +73,7 @@ export function minerCommand(): Command {
       mkdirSync(ctx.home, { recursive: true });
       // Whole or not at all, like config.json: written in place, a crash or a full disk left it
       // cut (`unc miner start` could not read it), and a link planted at it was written through.
-      writeWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);
+      writeFileWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);
       // The provider API's TLS key and self-signed certificate; the offer pins its fingerprint.
       const tls = ensureProviderCertificate(join(ctx.home, 'tls'));
       ctx.print({ ...config, tlsFingerprint: tls.fingerprint }, () =>
@@ -235,7 +234,7 @@ export function minerCommand(): Command {
         const current = existsSync(config)
           ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
           : {};
-        writeWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
+        writeFileWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
         ctx.print(
           {
             status: agent.statusUrl,

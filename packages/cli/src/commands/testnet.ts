@@ -9,10 +9,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
-import { DEV_MINER_ACCOUNT, devGenesisJson } from '@unc/node';
+import { DEV_MINER_ACCOUNT, devGenesisJson, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf } from '../context.js';
-import { writeWhole } from '../files.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
@@ -109,7 +108,7 @@ export function testnetCommand(): Command {
               ...(config.consensus as Record<string, unknown> | undefined),
               paceHeights: opts.paceHeights === 'on',
             };
-            writeWhole(path, `${JSON.stringify({ ...config, consensus }, null, 2)}\n`, 0o644);
+            writeFileWhole(path, `${JSON.stringify({ ...config, consensus }, null, 2)}\n`, 0o644);
           }
 
         const p2pAddr = (i: number) => `/ip4/127.0.0.1/tcp/${basePort + 2 * i}/p2p/${homes[i]!.peerId}`;
