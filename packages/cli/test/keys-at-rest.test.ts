@@ -9,6 +9,7 @@ import fs, {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -154,6 +155,53 @@ test("a full disk while config.json is rewritten fails the write and keeps the o
     assert.deepEqual(readdirSync(home.dir), ['config.json']);
     writeSetting(home.dir, 'output', 'json');
     assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { ...operator, output: 'json' });
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('`unc init` that fails on its second key removes the first, and only what it created', async () => {
+  const home = tempHome();
+  try {
+    const config = join(home.dir, 'node', 'config');
+    mkdirSync(config, { recursive: true });
+    // Something of the user's already there, and a dangling link where the validator key goes.
+    writeFileSync(join(config, 'notes.txt'), 'mine\n');
+    symlinkSync(join(home.dir, 'nowhere.json'), join(config, 'validator_key.json'));
+    await assert.rejects(
+      initHome(join(home.dir, 'node'), 'alice'),
+      (err: unknown) => err instanceof UncError && err.code === 'ALREADY_INITIALISED',
+    );
+    // node_key.json, written first, was left: the next init refused until it was deleted by hand.
+    assert.deepEqual(readdirSync(config).sort(), ['notes.txt', 'validator_key.json']);
+    assert.ok(
+      lstatSync(join(config, 'validator_key.json')).isSymbolicLink(),
+      'the link is not ours to remove',
+    );
+    rmSync(join(config, 'validator_key.json'));
+    const info = await initHome(join(home.dir, 'node'), 'alice');
+    assert.equal(info.moniker, 'alice');
+    assert.deepEqual(readdirSync(config).sort(), [
+      'node.json',
+      'node_key.json',
+      'notes.txt',
+      'validator_key.json',
+    ]);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('`unc init` whose node.json cannot be put in place removes both keys and leaves no temporary file', async () => {
+  const home = tempHome();
+  try {
+    const config = join(home.dir, 'node', 'config');
+    // A folder with something in it where node.json goes: the rename over it fails after the keys
+    // were written, and the temporary node.json was left beside them.
+    mkdirSync(join(config, 'node.json', 'inside'), { recursive: true });
+    await assert.rejects(initHome(join(home.dir, 'node'), 'alice'), /EISDIR|ENOTEMPTY|EEXIST|EPERM/);
+    assert.deepEqual(readdirSync(config), ['node.json']);
+    assert.deepEqual(readdirSync(join(config, 'node.json')), ['inside']);
   } finally {
     home.cleanup();
   }
