@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import fs, {
+  chmodSync,
+  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -19,6 +21,7 @@ import { test } from 'node:test';
 import { toHex, UncError } from '@unc/core';
 import { writeSetting } from '../src/commands/config.js';
 import { initHome } from '../src/commands/init.js';
+import { Context } from '../src/context.js';
 import { Keyring } from '../src/keyring.js';
 import { runUnc, tempHome } from './helpers.js';
 
@@ -202,6 +205,45 @@ test('`unc init` whose node.json cannot be put in place removes both keys and le
     await assert.rejects(initHome(join(home.dir, 'node'), 'alice'), /EISDIR|ENOTEMPTY|EEXIST|EPERM/);
     assert.deepEqual(readdirSync(config), ['node.json']);
     assert.deepEqual(readdirSync(join(config, 'node.json')), ['inside']);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a home that another user owns, or that its group or everyone can write, is refused', async () => {
+  const home = tempHome();
+  try {
+    // mkdtemp's 0700 folder of this user, and one not made yet, are fine.
+    assert.equal(new Context({ home: home.dir }).home, home.dir);
+    new Context({ home: join(home.dir, 'later') });
+    const refused = (mode: number, why: RegExp) => {
+      chmodSync(home.dir, mode);
+      assert.throws(
+        () => new Context({ home: home.dir }),
+        (err: unknown) => err instanceof UncError && err.code === 'BAD_HOME' && why.test(err.message),
+      );
+    };
+    refused(0o770, /writable by its group/);
+    refused(0o707, /writable by everyone/);
+    refused(0o1777, /writable by its group and everyone \(mode 1777\)/);
+    // Every command opens its home through the context: nothing is written into such a folder.
+    chmodSync(home.dir, 0o777);
+    const run = await runUnc(['config', 'set', 'output', 'json', '--home', home.dir]);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /chmod go-w/);
+    assert.deepEqual(readdirSync(home.dir), []);
+    chmodSync(home.dir, 0o700);
+    // Another user's folder: only root can hand one over to test it.
+    if (process.getuid?.() === 0) {
+      chownSync(home.dir, 1, 1);
+      assert.throws(
+        () => new Context({ home: home.dir }),
+        (err: unknown) =>
+          err instanceof UncError && err.code === 'BAD_HOME' && /belongs to uid 1/.test(err.message),
+      );
+      chownSync(home.dir, 0, 0);
+      new Context({ home: home.dir });
+    }
   } finally {
     home.cleanup();
   }

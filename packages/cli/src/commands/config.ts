@@ -43,7 +43,7 @@ export function writeSetting(home: string, key: string, value: string | undefine
   const config = readConfig(home);
   if (value === undefined) delete config[key];
   else config[key] = value;
-  mkdirSync(home, { recursive: true });
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   writeFileWhole(configPath(home), `${JSON.stringify(config, null, 2)}\n`, 0o644);
   return config;
 }

@@ -122,7 +122,7 @@ export function devCommand(): Command {
           rmSync(genesisPath, { force: true });
           rmSync(join(home, 'tpm'), { recursive: true, force: true });
         }
-        mkdirSync(home, { recursive: true });
+        mkdirSync(home, { recursive: true, mode: 0o700 });
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
         if (!existsSync(genesisPath)) {
           const extra = devTpm

@@ -70,7 +70,7 @@ export function minerCommand(): Command {
       ctx.keyring().info(opts.from);
       for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
       const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
-      mkdirSync(ctx.home, { recursive: true });
+      mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
       // Whole or not at all, like config.json: written in place, a crash or a full disk left it
       // cut (`unc miner start` could not read it), and a link planted at it was written through.
       writeFileWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);

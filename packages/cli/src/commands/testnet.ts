@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
 import { DEV_MINER_ACCOUNT, devGenesisJson, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
-import { countOption, ctxOf } from '../context.js';
+import { checkHome, countOption, ctxOf } from '../context.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
@@ -68,6 +68,8 @@ export function testnetCommand(): Command {
         const dir = resolve(opts.dir ?? join(ctx.home, 'testnet'));
         if (opts.paceHeights !== undefined && opts.paceHeights !== 'on' && opts.paceHeights !== 'off')
           throw new UncError('BAD_ARGUMENT', `invalid --pace-heights "${opts.paceHeights}": on or off`);
+        // It holds every validator's home and testnet.json, which names them: held to a home's rule.
+        checkHome(dir, 'testnet folder');
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
         const genesisPath = join(dir, 'genesis.json');
         const recordPath = join(dir, 'testnet.json');
@@ -88,7 +90,7 @@ export function testnetCommand(): Command {
             validatorPublicKey: p.validatorPublicKey,
           }));
         } else {
-          mkdirSync(dir, { recursive: true });
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
           homes = [];
           for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
           const genesis = devGenesisJson({
