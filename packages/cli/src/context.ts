@@ -1,11 +1,12 @@
 /** What every command shares: where its home is, which node it talks to, how it prints. */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { decodeAddress, UncError } from '@unc/core';
 import { normalizeNodeUrl, UncClient } from '@unc/sdk';
 import { type Command, Option } from 'commander';
+import { checkHome } from './home.js';
 import { isKeyName, Keyring } from './keyring.js';
 
 export const DEFAULT_HOME = join(homedir(), '.unc', 'dev');
@@ -172,39 +173,7 @@ export function resolveAddress(text: string, keyring: Keyring): string {
   return keyring.info(trimmed).address;
 }
 
-/**
- * Refuses a home folder that someone else could have changed: one owned by another user (root
- * aside, who can change anything anyway), or writable by its group or by everyone. Whoever can
- * write it can put their own config.json there (a node URL, a chain pin lifted), replace or rename
- * keys and key files, or plant links the next write follows; the keyring, `unc init`'s keys and the
- * miner's records would then be read from, and written to, a folder that is not the user's. A home
- * that does not exist yet passes: the commands create it 0700. Nothing to check on Windows, which
- * has neither uids nor these mode bits. The same check applies to any folder given as a home.
- */
-export function checkHome(dir: string, what = 'home'): void {
-  const uid = process.getuid?.();
-  if (uid === undefined) return;
-  let st: ReturnType<typeof statSync>;
-  try {
-    st = statSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!st.isDirectory()) throw new UncError('BAD_HOME', `the ${what} ${dir} is not a directory`);
-  if (st.uid !== uid && st.uid !== 0) {
-    throw new UncError(
-      'BAD_HOME',
-      `the ${what} ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): its keys and config could be someone else's; use a folder of your own (or chown it)`,
-    );
-  }
-  if ((st.mode & 0o022) !== 0) {
-    throw new UncError(
-      'BAD_HOME',
-      `the ${what} ${dir} is writable by ${[st.mode & 0o020 ? 'its group' : '', st.mode & 0o002 ? 'everyone' : ''].filter(Boolean).join(' and ')} (mode ${(st.mode & 0o7777).toString(8)}): anyone who can write it can replace its keys and config; run chmod go-w ${dir}`,
-    );
-  }
-}
+export { checkHome, makeHome } from './home.js';
 
 export function configPath(home: string): string {
   return join(home, 'config.json');

@@ -18,6 +18,7 @@ import {
   UncError,
 } from '@unc/core';
 import { writeFileWhole } from '@unc/node';
+import { makeHome } from './home.js';
 
 export interface KeyInfo {
   name: string;
@@ -47,7 +48,7 @@ export function checkKeyName(name: string): void {
 
 export class Keyring {
   readonly dir: string;
-  constructor(home: string) {
+  constructor(private readonly home: string) {
     this.dir = join(home, 'keyring');
   }
 
@@ -73,6 +74,7 @@ export class Keyring {
     if (!overwrite && existsSync(path)) {
       throw new UncError('KEY_EXISTS', `a key named "${file.name}" already exists in ${this.dir}`);
     }
+    makeHome(this.home);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileWhole(path, `${JSON.stringify(file, null, 2)}\n`);
   }

@@ -248,3 +248,22 @@ test('attack: a home that another user owns, or that its group or everyone can w
     home.cleanup();
   }
 });
+
+test('attack: a home checked while absent, then made by someone else before the first write, is refused and nothing is written', async () => {
+  const home = tempHome();
+  try {
+    const dir = join(home.dir, 'later');
+    // The command's check passes: there is no folder yet.
+    const ctx = new Context({ home: dir });
+    // Meanwhile another user makes it, writable by everyone (mkdirSync, told recursive, took it).
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    const refused = (err: unknown) => err instanceof UncError && err.code === 'BAD_HOME';
+    assert.throws(() => writeSetting(ctx.home, 'output', 'json'), refused);
+    assert.throws(() => ctx.keyring().addTest('alice', new Uint8Array(32).fill(1), 'unc-test'), refused);
+    await assert.rejects(initHome(ctx.home, 'alice'), refused);
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    home.cleanup();
+  }
+});

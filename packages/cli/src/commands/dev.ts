@@ -30,7 +30,7 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
-import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, portOption } from '../context.js';
+import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, makeHome, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
 import { rpcLimitsOf } from './start.js';
@@ -122,7 +122,7 @@ export function devCommand(): Command {
           rmSync(genesisPath, { force: true });
           rmSync(join(home, 'tpm'), { recursive: true, force: true });
         }
-        mkdirSync(home, { recursive: true, mode: 0o700 });
+        makeHome(home);
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
         if (!existsSync(genesisPath)) {
           const extra = devTpm

@@ -33,7 +33,7 @@ import {
 } from '@unc/core';
 import { fsyncDirectory, peerIdFromNodeKey, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
-import { ctxOf } from '../context.js';
+import { checkHome, ctxOf } from '../context.js';
 
 export interface NodeHomeInfo {
   home: string;
@@ -88,6 +88,9 @@ export async function initHome(
   const made: string[] = [];
   const firstDir = mkdirSync(dir, { recursive: true, mode: 0o700 });
   try {
+    // The command checked the home before it existed, maybe: made meanwhile by someone else, it is
+    // refused now, before a key is written into it.
+    checkHome(home);
     writeKeyFile(join(dir, NODE_KEY), `${JSON.stringify({ peerId, seed: toHex(nodeKey) }, null, 2)}\n`, made);
     writeKeyFile(
       join(dir, VALIDATOR_KEY),

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatUnc, parseUnc, UncError } from '@unc/core';
 import {
@@ -12,7 +12,7 @@ import {
 import { createLogger, DEV_MODELS, devChipKey, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
-import { ctxOf } from '../context.js';
+import { ctxOf, makeHome } from '../context.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -70,7 +70,7 @@ export function minerCommand(): Command {
       ctx.keyring().info(opts.from);
       for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
       const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
-      mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
+      makeHome(ctx.home);
       // Whole or not at all, like config.json: written in place, a crash or a full disk left it
       // cut (`unc miner start` could not read it), and a link planted at it was written through.
       writeFileWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);

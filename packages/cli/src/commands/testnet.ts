@@ -5,13 +5,13 @@
  * was started in <dir>/testnet.json, so a node that was stopped can be started again by hand.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
 import { DEV_MINER_ACCOUNT, devGenesisJson, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
-import { checkHome, countOption, ctxOf } from '../context.js';
+import { checkHome, countOption, ctxOf, makeHome } from '../context.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
@@ -90,7 +90,7 @@ export function testnetCommand(): Command {
             validatorPublicKey: p.validatorPublicKey,
           }));
         } else {
-          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          makeHome(dir, 'testnet folder');
           homes = [];
           for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
           const genesis = devGenesisJson({
