@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { decodeAddress, UncError } from '@unc/core';
 import { normalizeNodeUrl, UncClient } from '@unc/sdk';
 import { type Command, Option } from 'commander';
+import { checkHome } from './home.js';
 import { isKeyName, Keyring } from './keyring.js';
 
 export const DEFAULT_HOME = join(homedir(), '.unc', 'dev');
@@ -78,6 +79,7 @@ export class Context {
 
   constructor(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env) {
     this.home = resolve(opts.home ?? (env.UNC_HOME || DEFAULT_HOME));
+    checkHome(this.home);
     this.nodeFlag = opts.node ?? (env.UNC_NODE || undefined);
     const configured = readConfig(this.home).output;
     this.output = opts.output
@@ -170,6 +172,8 @@ export function resolveAddress(text: string, keyring: Keyring): string {
   }
   return keyring.info(trimmed).address;
 }
+
+export { checkHome, makeHome } from './home.js';
 
 export function configPath(home: string): string {
   return join(home, 'config.json');

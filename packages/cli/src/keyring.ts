@@ -17,7 +17,8 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { writeWhole } from './files.js';
+import { writeFileWhole } from '@unc/node';
+import { makeHome } from './home.js';
 
 export interface KeyInfo {
   name: string;
@@ -47,7 +48,7 @@ export function checkKeyName(name: string): void {
 
 export class Keyring {
   readonly dir: string;
-  constructor(home: string) {
+  constructor(private readonly home: string) {
     this.dir = join(home, 'keyring');
   }
 
@@ -73,8 +74,9 @@ export class Keyring {
     if (!overwrite && existsSync(path)) {
       throw new UncError('KEY_EXISTS', `a key named "${file.name}" already exists in ${this.dir}`);
     }
+    makeHome(this.home);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeWhole(path, `${JSON.stringify(file, null, 2)}\n`);
+    writeFileWhole(path, `${JSON.stringify(file, null, 2)}\n`);
   }
 
   addEncrypted(name: string, seed: Uint8Array, password: string): KeyInfo {
@@ -179,9 +181,9 @@ export class Keyring {
     if (existsSync(target))
       throw new UncError('KEY_EXISTS', `a key named "${to}" already exists in ${this.dir}`);
     // Write the new name into the file first, then move it: no moment with two keys or none. The
-    // file is replaced whole (writeWhole): rewritten in place, a full disk or a crash mid-write
+    // file is replaced whole (writeFileWhole): rewritten in place, a full disk or a crash mid-write
     // left it empty or cut, and an encrypted key with it, for good.
-    writeWhole(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`);
+    writeFileWhole(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`);
     renameSync(this.path(from), target);
     return this.info(to);
   }

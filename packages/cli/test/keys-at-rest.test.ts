@@ -4,11 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import fs, {
+  chmodSync,
+  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -18,6 +21,7 @@ import { test } from 'node:test';
 import { toHex, UncError } from '@unc/core';
 import { writeSetting } from '../src/commands/config.js';
 import { initHome } from '../src/commands/init.js';
+import { Context } from '../src/context.js';
 import { Keyring } from '../src/keyring.js';
 import { runUnc, tempHome } from './helpers.js';
 
@@ -154,6 +158,111 @@ test("a full disk while config.json is rewritten fails the write and keeps the o
     assert.deepEqual(readdirSync(home.dir), ['config.json']);
     writeSetting(home.dir, 'output', 'json');
     assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { ...operator, output: 'json' });
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('`unc init` that fails on its second key removes the first, and only what it created', async () => {
+  const home = tempHome();
+  try {
+    const config = join(home.dir, 'node', 'config');
+    mkdirSync(config, { recursive: true });
+    // Something of the user's already there, and a dangling link where the validator key goes.
+    writeFileSync(join(config, 'notes.txt'), 'mine\n');
+    symlinkSync(join(home.dir, 'nowhere.json'), join(config, 'validator_key.json'));
+    await assert.rejects(
+      initHome(join(home.dir, 'node'), 'alice'),
+      (err: unknown) => err instanceof UncError && err.code === 'ALREADY_INITIALISED',
+    );
+    // node_key.json, written first, was left: the next init refused until it was deleted by hand.
+    assert.deepEqual(readdirSync(config).sort(), ['notes.txt', 'validator_key.json']);
+    assert.ok(
+      lstatSync(join(config, 'validator_key.json')).isSymbolicLink(),
+      'the link is not ours to remove',
+    );
+    rmSync(join(config, 'validator_key.json'));
+    const info = await initHome(join(home.dir, 'node'), 'alice');
+    assert.equal(info.moniker, 'alice');
+    assert.deepEqual(readdirSync(config).sort(), [
+      'node.json',
+      'node_key.json',
+      'notes.txt',
+      'validator_key.json',
+    ]);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('`unc init` whose node.json cannot be put in place removes both keys and leaves no temporary file', async () => {
+  const home = tempHome();
+  try {
+    const config = join(home.dir, 'node', 'config');
+    // A folder with something in it where node.json goes: the rename over it fails after the keys
+    // were written, and the temporary node.json was left beside them.
+    mkdirSync(join(config, 'node.json', 'inside'), { recursive: true });
+    await assert.rejects(initHome(join(home.dir, 'node'), 'alice'), /EISDIR|ENOTEMPTY|EEXIST|EPERM/);
+    assert.deepEqual(readdirSync(config), ['node.json']);
+    assert.deepEqual(readdirSync(join(config, 'node.json')), ['inside']);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a home that another user owns, or that its group or everyone can write, is refused', async () => {
+  const home = tempHome();
+  try {
+    // mkdtemp's 0700 folder of this user, and one not made yet, are fine.
+    assert.equal(new Context({ home: home.dir }).home, home.dir);
+    new Context({ home: join(home.dir, 'later') });
+    const refused = (mode: number, why: RegExp) => {
+      chmodSync(home.dir, mode);
+      assert.throws(
+        () => new Context({ home: home.dir }),
+        (err: unknown) => err instanceof UncError && err.code === 'BAD_HOME' && why.test(err.message),
+      );
+    };
+    refused(0o770, /writable by its group/);
+    refused(0o707, /writable by everyone/);
+    refused(0o1777, /writable by its group and everyone \(mode 1777\)/);
+    // Every command opens its home through the context: nothing is written into such a folder.
+    chmodSync(home.dir, 0o777);
+    const run = await runUnc(['config', 'set', 'output', 'json', '--home', home.dir]);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /chmod go-w/);
+    assert.deepEqual(readdirSync(home.dir), []);
+    chmodSync(home.dir, 0o700);
+    // Another user's folder: only root can hand one over to test it.
+    if (process.getuid?.() === 0) {
+      chownSync(home.dir, 1, 1);
+      assert.throws(
+        () => new Context({ home: home.dir }),
+        (err: unknown) =>
+          err instanceof UncError && err.code === 'BAD_HOME' && /belongs to uid 1/.test(err.message),
+      );
+      chownSync(home.dir, 0, 0);
+      new Context({ home: home.dir });
+    }
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a home checked while absent, then made by someone else before the first write, is refused and nothing is written', async () => {
+  const home = tempHome();
+  try {
+    const dir = join(home.dir, 'later');
+    // The command's check passes: there is no folder yet.
+    const ctx = new Context({ home: dir });
+    // Meanwhile another user makes it, writable by everyone (mkdirSync, told recursive, took it).
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    const refused = (err: unknown) => err instanceof UncError && err.code === 'BAD_HOME';
+    assert.throws(() => writeSetting(ctx.home, 'output', 'json'), refused);
+    assert.throws(() => ctx.keyring().addTest('alice', new Uint8Array(32).fill(1), 'unc-test'), refused);
+    await assert.rejects(initHome(ctx.home, 'alice'), refused);
+    assert.deepEqual(readdirSync(dir), []);
   } finally {
     home.cleanup();
   }

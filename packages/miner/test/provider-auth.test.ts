@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ed25519PublicKey, toHex } from '@unc/core';
@@ -29,6 +29,30 @@ function headers(seed: Uint8Array, nonce: bigint, now: number) {
 }
 
 describe('provider replay cache', () => {
+  test("attack: a link planted at the compaction's temporary name is never written through", async () => {
+    const dir = await tempDir('unc-auth-');
+    try {
+      const state = join(dir.path, 'state');
+      mkdirSync(state);
+      const file = join(state, 'used-nonces.log');
+      // A file of the provider's own that the link points at: the compaction at start wrote the
+      // nonce list through a link at the fixed `used-nonces.log.tmp`, then renamed the link away.
+      const victim = join(dir.path, 'victim.txt');
+      writeFileSync(victim, 'the operator own file\n');
+      symlinkSync(victim, `${file}.tmp`);
+      const seed = new Uint8Array(randomBytes(32));
+      const now = 1_000_000;
+      writeFileSync(file, `${toHex(ed25519PublicKey(seed))}:1 ${now + 5_000}\n`);
+      const a = new RequestAuthenticator(CHAIN, { windowMs: 10_000, file, now: () => now });
+      a.close();
+      assert.equal(readFileSync(victim, 'utf8'), 'the operator own file\n');
+      assert.equal(readFileSync(file, 'utf8'), `${toHex(ed25519PublicKey(seed))}:1 ${now + 5_000}\n`);
+      assert.deepEqual(readdirSync(state).sort(), ['used-nonces.log', 'used-nonces.log.tmp']);
+    } finally {
+      await dir.remove();
+    }
+  });
+
   test('used nonces are read back after a restart; expired and torn lines are dropped', async () => {
     const dir = await tempDir('unc-auth-');
     try {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -278,4 +278,17 @@ describe('provider API over TLS, pinned by fingerprint', () => {
     chain = [next.fingerprint];
     assert.equal((await client({ tlsFingerprints: chain }).health()).chainId, CHAIN);
   });
+});
+
+test('a key that cannot be put in place fails the call and leaves no temporary copy of it', async () => {
+  const dir = await tempDir('unc-tls-');
+  try {
+    // A non-empty folder where provider.key goes: the rename fails after the key was written.
+    mkdirSync(join(dir.path, TLS_FILES.key));
+    writeFileSync(join(dir.path, TLS_FILES.key, 'pinned'), 'x');
+    assert.throws(() => ensureProviderCertificate(dir.path), /EISDIR|ENOTEMPTY|EEXIST|EPERM/);
+    assert.deepEqual(readdirSync(dir.path), [TLS_FILES.key]);
+  } finally {
+    await dir.remove();
+  }
 });

@@ -152,6 +152,46 @@ describe('vendor CA', () => {
     }
   });
 
+  test('attack: a link planted at a certificate or vendor.json is replaced, never written through', async () => {
+    const dir = await tempDir('unc-vendor-');
+    try {
+      const victim = join(dir.path, 'victim.txt');
+      await writeFile(victim, 'the user own file\n');
+      const out = join(dir.path, 'ca');
+      await mkdir(out);
+      await symlink(victim, join(out, VENDOR_CA_FILES.rootCert));
+      await symlink(victim, join(out, VENDOR_CA_FILES.vendor));
+      await writeVendorCa(
+        createVendorCa({ vendorId: 'acme', notBefore: NOT_BEFORE, notAfter: NOT_AFTER }),
+        out,
+      );
+      assert.equal(await readFile(victim, 'utf8'), 'the user own file\n');
+      for (const file of [VENDOR_CA_FILES.rootCert, VENDOR_CA_FILES.vendor])
+        assert.ok((await lstat(join(out, file))).isFile(), `${file} is not a file of its own`);
+      assert.equal((await loadVendorCa(out)).vendorId, 'acme');
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  test('a key that cannot be put in place fails the write and leaves no temporary file', async () => {
+    const dir = await tempDir('unc-vendor-');
+    try {
+      const out = join(dir.path, 'ca');
+      // A directory with something in it where the intermediate key goes: the rename fails.
+      await mkdir(join(out, VENDOR_CA_FILES.intermediateKey, 'inside'), { recursive: true });
+      const ca = createVendorCa({ vendorId: 'acme', notBefore: NOT_BEFORE, notAfter: NOT_AFTER });
+      await assert.rejects(writeVendorCa(ca, out), /EISDIR|ENOTEMPTY|EEXIST|EPERM/);
+      assert.deepEqual(
+        (await readdir(out)).filter((f) => f.endsWith('.tmp')),
+        [],
+        'a copy of the intermediate key was left at its temporary name',
+      );
+    } finally {
+      await dir.remove();
+    }
+  });
+
   test('openssl reads the certificates as standard X.509', { skip: NEED_OPENSSL }, async () => {
     const dir = await tempDir('unc-vendor-');
     try {

@@ -176,45 +176,68 @@ export function epochStartingAt(state: StateReader, height: bigint): bigint | nu
   return epochStart(epoch, p) === height ? epoch : null;
 }
 
-/** Blocks replayed per batch while migrating (a batch holds their index entries). */
-const MIGRATION_BLOCKS_PER_BATCH = 500;
+/**
+ * Index entries (one write each) per batch while migrating. Counted by blocks (500 a batch), a
+ * stretch of full blocks put millions of writes in one LevelDB batch, all of them held in memory
+ * until it was written.
+ */
+export const MIGRATION_OPS_PER_BATCH = 50_000;
 
 /**
  * Brings an older data dir's indexes up to INDEX_VERSION: the account index from its blocks and
  * their stored results; the epoch figures cannot be rebuilt for past epochs (the state of then is
  * gone), so the current epoch's are recorded as of the head and later epochs as they start.
+ *
+ * Written in batches of at most `opsPerBatch` entries, a block's entries split over two batches
+ * where it does not fit: each batch is atomic, every entry's key is derived from the block alone
+ * (writing it again writes the same bytes), and the version is written last, so a migration cut
+ * anywhere simply runs again from block 1 at the next start. Nothing reads the indexes meanwhile:
+ * this runs in Chain.open, before the chain serves anything.
  */
 export async function migrateIndexes(
   db: ChainDb,
   head: bigint,
   state: StateReader & { chips(): Chip[] },
   logger: Logger,
+  opsPerBatch = MIGRATION_OPS_PER_BATCH,
 ): Promise<void> {
+  if (!Number.isSafeInteger(opsPerBatch) || opsPerBatch < 1)
+    throw new Error(`opsPerBatch must be a whole number from 1, not ${opsPerBatch}`);
   const version = await db.getIndexVersion();
   if (version >= INDEX_VERSION) return;
   logger.info('building the account and lease indexes of an older data dir', { from: version, blocks: head });
-  for (let from = 1n; from <= head; from += BigInt(MIGRATION_BLOCKS_PER_BATCH)) {
-    const batch: { height: bigint; accountTxs: AccountTxWrite[]; leaseEvents: LeaseEventWrite[] }[] = [];
-    for (let h = from; h <= head && h < from + BigInt(MIGRATION_BLOCKS_PER_BATCH); h++) {
-      const blockRaw = await db.getBlockBytes(h);
-      const resultsRaw = await db.getResultsBytes(h);
-      if (!blockRaw || !resultsRaw)
-        throw new Error(`block ${h} or its results are missing: the data dir is corrupt`);
-      const { txs } = decode(blockCodec, blockRaw);
-      const results = decode(blockResultsCodec, resultsRaw);
-      const blockEventsRaw = await db.getBlockEventsBytes(h);
-      const blockEvents = blockEventsRaw ? decode(blockEventsCodec, blockEventsRaw) : [];
-      batch.push({
-        height: h,
-        accountTxs: accountTxEntries(
-          txs.map((raw) => envelopeFromBytes(raw)),
-          results,
-        ),
-        leaseEvents: leaseEventEntries(results, blockEvents),
-      });
+  let batch: { height: bigint; accountTxs: AccountTxWrite[]; leaseEvents: LeaseEventWrite[] }[] = [];
+  let ops = 0;
+  for (let h = 1n; h <= head; h++) {
+    const blockRaw = await db.getBlockBytes(h);
+    const resultsRaw = await db.getResultsBytes(h);
+    if (!blockRaw || !resultsRaw)
+      throw new Error(`block ${h} or its results are missing: the data dir is corrupt`);
+    const { txs } = decode(blockCodec, blockRaw);
+    const results = decode(blockResultsCodec, resultsRaw);
+    const blockEventsRaw = await db.getBlockEventsBytes(h);
+    const blockEvents = blockEventsRaw ? decode(blockEventsCodec, blockEventsRaw) : [];
+    let accountTxs = accountTxEntries(
+      txs.map((raw) => envelopeFromBytes(raw)),
+      results,
+    );
+    let leaseEvents = leaseEventEntries(results, blockEvents);
+    while (accountTxs.length + leaseEvents.length > 0) {
+      const room = opsPerBatch - ops;
+      const a = accountTxs.slice(0, room);
+      const l = leaseEvents.slice(0, room - a.length);
+      batch.push({ height: h, accountTxs: a, leaseEvents: l });
+      ops += a.length + l.length;
+      accountTxs = accountTxs.slice(a.length);
+      leaseEvents = leaseEvents.slice(l.length);
+      if (ops >= opsPerBatch) {
+        await db.writeIndexes(batch);
+        batch = [];
+        ops = 0;
+      }
     }
-    await db.writeIndexes(batch);
   }
+  if (batch.length > 0) await db.writeIndexes(batch);
   const stats = networkStatsAt(state, head);
   const epoch = BigInt(stats.epoch);
   const known = await db.getEpochStats(epoch);

@@ -1,10 +1,9 @@
 /** `unc config get|set|unset`: the settings kept in the home's config.json. */
-import { mkdirSync } from 'node:fs';
 import { UncError } from '@unc/core';
+import { writeFileWhole } from '@unc/node';
 import { normalizeNodeUrl } from '@unc/sdk';
 import { Command } from 'commander';
-import { configPath, ctxOf, examples, outputFormat, readConfig } from '../context.js';
-import { writeWhole } from '../files.js';
+import { configPath, ctxOf, examples, makeHome, outputFormat, readConfig } from '../context.js';
 
 /** What a user may set, and how each value is checked (a bad value changes nothing). */
 export const SETTINGS: Record<string, { meaning: string; check: (value: string) => string }> = {
@@ -43,8 +42,8 @@ export function writeSetting(home: string, key: string, value: string | undefine
   const config = readConfig(home);
   if (value === undefined) delete config[key];
   else config[key] = value;
-  mkdirSync(home, { recursive: true });
-  writeWhole(configPath(home), `${JSON.stringify(config, null, 2)}\n`, 0o644);
+  makeHome(home);
+  writeFileWhole(configPath(home), `${JSON.stringify(config, null, 2)}\n`, 0o644);
   return config;
 }
 

@@ -26,11 +26,11 @@ import {
   devKey,
   devValidator,
   UncNode,
+  writeFileWhole,
 } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
-import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, portOption } from '../context.js';
-import { writeWhole } from '../files.js';
+import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, makeHome, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
 import { rpcLimitsOf } from './start.js';
@@ -122,7 +122,7 @@ export function devCommand(): Command {
           rmSync(genesisPath, { force: true });
           rmSync(join(home, 'tpm'), { recursive: true, force: true });
         }
-        mkdirSync(home, { recursive: true });
+        makeHome(home);
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
         if (!existsSync(genesisPath)) {
           const extra = devTpm
@@ -254,7 +254,7 @@ export function devCommand(): Command {
         if (chips.length > 0) await miner.start();
         // The RPC limits an operator wrote there are kept; the URLs are this run's.
         // What the user set with `unc config set` (output, explorer) is kept too.
-        writeWhole(
+        writeFileWhole(
           configPath,
           `${JSON.stringify({ ...recorded, node: node.rpcUrl, miner: miner.statusUrl }, null, 2)}\n`,
           0o644,

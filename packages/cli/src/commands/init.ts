@@ -10,8 +10,18 @@
  * `unc tx bond --consensus-key`; the proof is public and safe to copy.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   consensusKeyMessage,
   decodeAddress,
@@ -21,10 +31,9 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { peerIdFromNodeKey } from '@unc/node';
+import { fsyncDirectory, peerIdFromNodeKey, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
-import { ctxOf } from '../context.js';
-import { writeWhole } from '../files.js';
+import { checkHome, ctxOf } from '../context.js';
 
 export interface NodeHomeInfo {
   home: string;
@@ -70,18 +79,46 @@ export async function initHome(
       throw new UncError('ALREADY_INITIALISED', `${join(dir, f)} exists: this home is already initialised`);
     }
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const nodeKey = randomBytes(32);
   const peerId = await peerIdFromNodeKey(nodeKey);
   const validatorPublicKey = toHex(ed25519PublicKey(validatorSeed));
-  writeKeyFile(join(dir, NODE_KEY), `${JSON.stringify({ peerId, seed: toHex(nodeKey) }, null, 2)}\n`);
-  writeKeyFile(
-    join(dir, VALIDATOR_KEY),
-    `${JSON.stringify({ publicKey: validatorPublicKey, seed: toHex(validatorSeed) }, null, 2)}\n`,
-  );
-  // Replaced, not written through: a link planted at node.json (nothing checks for one) sent the
-  // write to whatever file it named, which the user could write and now held only this JSON.
-  writeWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
+  // What this init made, undone if any later step fails: a key left behind made the next
+  // `unc init` refuse (ALREADY_INITIALISED) until someone deleted it by hand. Only what it
+  // created: a file or folder that was there before is never removed.
+  const made: string[] = [];
+  const firstDir = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    // The command checked the home before it existed, maybe: made meanwhile by someone else, it is
+    // refused now, before a key is written into it.
+    checkHome(home);
+    writeKeyFile(join(dir, NODE_KEY), `${JSON.stringify({ peerId, seed: toHex(nodeKey) }, null, 2)}\n`, made);
+    writeKeyFile(
+      join(dir, VALIDATOR_KEY),
+      `${JSON.stringify({ publicKey: validatorPublicKey, seed: toHex(validatorSeed) }, null, 2)}\n`,
+      made,
+    );
+    // Replaced, not written through: a link planted at node.json (nothing checks for one) sent the
+    // write to whatever file it named, which the user could write and now held only this JSON.
+    // Its folder's fsync, there, makes the key files' entries durable too.
+    writeFileWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
+    // The folders made here are entries of their parents, durable only once those are fsynced.
+    if (firstDir !== undefined)
+      for (let d = dir; d !== dirname(firstDir); d = dirname(d)) fsyncDirectory(dirname(d));
+  } catch (err) {
+    for (const path of made.reverse()) rmSync(path, { force: true });
+    // The folders mkdirSync created, deepest first, each only if empty (rmdirSync refuses otherwise).
+    if (firstDir !== undefined) {
+      for (let d = dir; d.length >= firstDir.length; d = dirname(d)) {
+        try {
+          rmdirSync(d);
+        } catch {
+          break;
+        }
+        if (d === firstDir) break;
+      }
+    }
+    throw err;
+  }
   return { home, moniker, peerId, validatorPublicKey };
 }
 
@@ -90,15 +127,25 @@ export async function initHome(
  * the path, a symlink included, dangling or not. The existsSync check above misses a dangling
  * symlink (it follows it), and a plain write follows it too: one planted in the config dir sent
  * the seed to wherever it pointed, into a file its planter may have created in between, readable
- * by them.
+ * by them. Fsynced before it counts as written (a power loss after `unc init` reported the keys
+ * could leave them empty: a peer id printed, and a consensus key registered, that no file holds);
+ * its path joins `made` once created, so that a failure after it removes it.
  */
-function writeKeyFile(path: string, text: string): void {
+function writeKeyFile(path: string, text: string, made: string[]): void {
+  let fd: number;
   try {
-    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+    fd = openSync(path, 'wx', 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST')
       throw new UncError('ALREADY_INITIALISED', `${path} exists: not writing a key over it or through it`);
     throw err;
+  }
+  made.push(path);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatUnc, parseUnc, UncError } from '@unc/core';
 import {
@@ -9,11 +9,10 @@ import {
   MinerAgent,
   URGENT_FEE_FILE,
 } from '@unc/miner';
-import { createLogger, DEV_MODELS, devChipKey } from '@unc/node';
+import { createLogger, DEV_MODELS, devChipKey, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
-import { ctxOf } from '../context.js';
-import { writeWhole } from '../files.js';
+import { ctxOf, makeHome } from '../context.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -71,10 +70,10 @@ export function minerCommand(): Command {
       ctx.keyring().info(opts.from);
       for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
       const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
-      mkdirSync(ctx.home, { recursive: true });
+      makeHome(ctx.home);
       // Whole or not at all, like config.json: written in place, a crash or a full disk left it
       // cut (`unc miner start` could not read it), and a link planted at it was written through.
-      writeWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);
+      writeFileWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);
       // The provider API's TLS key and self-signed certificate; the offer pins its fingerprint.
       const tls = ensureProviderCertificate(join(ctx.home, 'tls'));
       ctx.print({ ...config, tlsFingerprint: tls.fingerprint }, () =>
@@ -235,7 +234,7 @@ export function minerCommand(): Command {
         const current = existsSync(config)
           ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
           : {};
-        writeWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
+        writeFileWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
         ctx.print(
           {
             status: agent.statusUrl,

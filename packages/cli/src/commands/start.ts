@@ -17,10 +17,10 @@ import {
   type RpcLimits,
   startNetwork,
   UncNode,
+  writeFileWhole,
 } from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf, portOption } from '../context.js';
-import { writeWhole } from '../files.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
@@ -152,7 +152,7 @@ export function startCommand(): Command {
         const k = devChipKey(chipOffset + i);
         return new DevSoftSigner(k.seed, DEV_MODELS[(chipOffset + i) % DEV_MODELS.length]!.modelId, k.name);
       });
-      writeWhole(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`, 0o644);
+      writeFileWhole(configPath, `${JSON.stringify({ ...recorded, node: node.rpcUrl }, null, 2)}\n`, 0o644);
 
       const network = node.network!;
       const summary = {

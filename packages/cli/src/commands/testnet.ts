@@ -5,14 +5,13 @@
  * was started in <dir>/testnet.json, so a node that was stopped can be started again by hand.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
-import { DEV_MINER_ACCOUNT, devGenesisJson } from '@unc/node';
+import { DEV_MINER_ACCOUNT, devGenesisJson, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
-import { countOption, ctxOf } from '../context.js';
-import { writeWhole } from '../files.js';
+import { checkHome, countOption, ctxOf, makeHome } from '../context.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
@@ -69,6 +68,8 @@ export function testnetCommand(): Command {
         const dir = resolve(opts.dir ?? join(ctx.home, 'testnet'));
         if (opts.paceHeights !== undefined && opts.paceHeights !== 'on' && opts.paceHeights !== 'off')
           throw new UncError('BAD_ARGUMENT', `invalid --pace-heights "${opts.paceHeights}": on or off`);
+        // It holds every validator's home and testnet.json, which names them: held to a home's rule.
+        checkHome(dir, 'testnet folder');
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
         const genesisPath = join(dir, 'genesis.json');
         const recordPath = join(dir, 'testnet.json');
@@ -89,7 +90,7 @@ export function testnetCommand(): Command {
             validatorPublicKey: p.validatorPublicKey,
           }));
         } else {
-          mkdirSync(dir, { recursive: true });
+          makeHome(dir, 'testnet folder');
           homes = [];
           for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
           const genesis = devGenesisJson({
@@ -109,7 +110,7 @@ export function testnetCommand(): Command {
               ...(config.consensus as Record<string, unknown> | undefined),
               paceHeights: opts.paceHeights === 'on',
             };
-            writeWhole(path, `${JSON.stringify({ ...config, consensus }, null, 2)}\n`, 0o644);
+            writeFileWhole(path, `${JSON.stringify({ ...config, consensus }, null, 2)}\n`, 0o644);
           }
 
         const p2pAddr = (i: number) => `/ip4/127.0.0.1/tcp/${basePort + 2 * i}/p2p/${homes[i]!.peerId}`;

@@ -12,17 +12,8 @@
  * record rewritten for that chain, and at the next start, on the real chain again, every chip had
  * its whole budget back.
  */
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileWhole } from '@unc/node';
 import {
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
@@ -101,9 +92,8 @@ function stateOf(section: unknown): UrgentFeeState {
 
 /**
  * Writes this chain's spending (and `others`, other chains' spending as read) whole, atomically
- * (temp + rename), readable by the owner only. The temporary name is fresh and created exclusively
- * ('wx'), and flushed before the rename: a name from the pid was known in advance, and a link
- * planted there was written through (the file it pointed to truncated).
+ * and durably (writeFileWhole: a fresh exclusive temporary name, fsynced, renamed, the directory
+ * fsynced), readable by the owner only.
  */
 export function saveUrgentFeeRecords(
   path: string,
@@ -122,22 +112,8 @@ export function saveUrgentFeeRecords(
     // fromEntries: a chain named "__proto__" is a key like any other.
     ...(kept.length > 0 ? { others: Object.fromEntries(kept) } : {}),
   };
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  // Created here or thrown before anything is there to remove (a name taken is not ours to delete).
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    try {
-      writeFileSync(fd, `${JSON.stringify(body, null, 2)}\n`);
-      // On disk before the paying send it is saved for: a power loss must not bring back the older record.
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  // On disk before the paying send it is saved for: a power loss must not bring back the older record.
+  writeFileWhole(path, `${JSON.stringify(body, null, 2)}\n`, 0o600);
 }
 
 /**

@@ -8,9 +8,10 @@
  * restart (or a kill -9) is still a replay after it. Each renter key has its own share of the
  * cache, so one renter sending fast cannot lock the others out.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ed25519Verify, fromHex } from '@unc/core';
+import { writeFileWhole } from '@unc/node';
 import { JOB_HEADERS, type JobRequestAuth, jobRequestDigest } from '@unc/sdk';
 import { HttpError } from './errors.js';
 
@@ -113,9 +114,10 @@ export class RequestAuthenticator {
   private compact(): void {
     if (!this.file) return;
     if (this.fd !== null) closeSync(this.fd);
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, [...this.seen].map(([k, e]) => `${k} ${e}\n`).join(''));
-    renameSync(tmp, this.file);
+    // Whole and durable before the appends resume (writeFileWhole): renamed in unsynced, a power
+    // loss could leave an empty file in its place and every nonce of the window usable again; and
+    // the fixed `.tmp` name it was written at was followed if a link stood there.
+    writeFileWhole(this.file, [...this.seen].map(([k, e]) => `${k} ${e}\n`).join(''));
     this.fd = openSync(this.file, 'a');
     this.appended = 0;
   }

@@ -22,23 +22,14 @@ import {
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
-  randomBytes,
   X509Certificate,
 } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  unwatchFile,
-  watchFile,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
+import { writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
 import { randomSerial } from '../vendor/ca.js';
 import { fromPem, toPem } from '../vendor/pem.js';
@@ -124,15 +115,15 @@ export const TLS_FILES = {
 } as const;
 
 /**
- * Writes a file under a fresh name (created, never opened through an existing link or file) and
- * renames it into place: the key is 0600 from its first byte, and a link planted at its path is
- * replaced rather than written through.
+ * Writes a file whole (writeFileWhole): created under a fresh name (never opened through an
+ * existing link or file), the key owner-only from its first byte, fsynced, renamed into place
+ * (a link planted at its path is replaced, not written through) and the folder fsynced. Renamed in
+ * unsynced, a power loss could leave an empty key or certificate where the agent reads it, whose
+ * fingerprint the offer on chain no longer matches; and a rename that failed left the temporary
+ * copy of the key behind.
  */
 function writeNew(path: string, text: string, mode: number): void {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, text, { mode, flag: 'wx' });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+  writeFileWhole(path, text, mode);
 }
 
 function writePair(dir: string, keyFile: string, certFile: string, pair: TlsPair): void {

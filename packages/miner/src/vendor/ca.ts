@@ -4,9 +4,10 @@
  * same two-level shape real TPM and GPU vendors use.
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseCertificate } from '@unc/core';
+import { writeFileWhole } from '@unc/node';
 import { bytesToBigint } from '../asn1/der.js';
 import { fromPem, toPem } from './pem.js';
 import {
@@ -183,29 +184,24 @@ export async function writeVendorCa(ca: VendorCa, dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   const cert = (der: Uint8Array) => toPem('CERTIFICATE', der);
   const key = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
-  await writeFile(join(dir, VENDOR_CA_FILES.rootCert), cert(ca.root.certificate));
-  await writeFile(join(dir, VENDOR_CA_FILES.intermediateCert), cert(ca.intermediate.certificate));
-  await writeFile(
+  // Every file replaced whole (writeFileWhole: a fresh name created exclusively, fsynced, renamed
+  // into place, the directory fsynced), the keys owner-only from their first byte. Written at its
+  // own path, a link planted there (the CA_EXISTS check follows links, and looks at the root key
+  // only) sent a private key into whatever file it named, one its planter could read; and a key
+  // not yet on disk when a power loss came was a CA whose certificates were already handed out.
+  writeFileWhole(join(dir, VENDOR_CA_FILES.rootCert), cert(ca.root.certificate), 0o644);
+  writeFileWhole(join(dir, VENDOR_CA_FILES.intermediateCert), cert(ca.intermediate.certificate), 0o644);
+  writeFileWhole(
     join(dir, VENDOR_CA_FILES.chain),
     cert(ca.intermediate.certificate) + cert(ca.root.certificate),
+    0o644,
   );
-  for (const [file, k] of [
-    [VENDOR_CA_FILES.rootKey, ca.root.privateKey],
-    [VENDOR_CA_FILES.intermediateKey, ca.intermediate.privateKey],
-  ] as const) {
-    // Created under a fresh name (O_EXCL: never a file or link found there), owner-only from its
-    // first byte, then renamed into place. Written at its own path, a link planted there (the
-    // CA_EXISTS check follows links, and looks at the root key only) sent the private key
-    // into whatever file it named, one its planter could read.
-    const path = join(dir, file);
-    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, key(k), { mode: 0o600, flag: 'wx' });
-    await chmod(tmp, 0o600);
-    await rename(tmp, path);
-  }
-  await writeFile(
+  writeFileWhole(join(dir, VENDOR_CA_FILES.rootKey), key(ca.root.privateKey), 0o600);
+  writeFileWhole(join(dir, VENDOR_CA_FILES.intermediateKey), key(ca.intermediate.privateKey), 0o600);
+  writeFileWhole(
     join(dir, VENDOR_CA_FILES.vendor),
     `${JSON.stringify({ vendorId: ca.vendorId, organization: ca.organization }, null, 2)}\n`,
+    0o644,
   );
 }
 

@@ -14,17 +14,7 @@
  * record first, then the state that names it, then the older records are deleted; a restart reads
  * a state file whose record is always there.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import {
   type Block,
@@ -45,6 +35,7 @@ import {
   voteCodec,
 } from '@unc/core';
 import { blockParts, encodeBlock, writeU32 } from '../block-bytes.js';
+import { writeFileWhole } from '../storage/write-whole.js';
 
 export interface SignedProposalRecord {
   proposal: Proposal;
@@ -342,12 +333,18 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
     pruneRecords: (keep) => {
       const prefix = `${basename(path)}${RECORD_INFIX}`;
       const failed: string[] = [];
+      const base = basename(path);
       for (const entry of readdirSync(dirname(path))) {
-        if (!entry.startsWith(prefix) || entry === `${prefix}${keep}`) continue;
+        // The state file's own temporary files that a crash left (each save picks a fresh name,
+        // so none is ever reused and overwritten), and the fixed name older versions used.
+        const stateTemp =
+          entry === `${base}.tmp` ||
+          (entry.startsWith(`${base}.`) && /^\.[0-9a-f]{12}\.tmp$/.test(entry.slice(base.length)));
+        if (!stateTemp && (!entry.startsWith(prefix) || entry === `${prefix}${keep}`)) continue;
         // A temporary file of an interrupted save is deleted as well. Forgotten before the
         // delete is tried: a delete that failed part-way (or a file removed under us) must not
         // let a later save of the same proposal skip writing it.
-        present.delete(entry.slice(prefix.length));
+        if (!stateTemp) present.delete(entry.slice(prefix.length));
         try {
           unlinkSync(join(dirname(path), entry));
         } catch (err) {
@@ -385,30 +382,12 @@ export function loadPrivvalFrom(storage: PrivvalStorage, publicKey: Uint8Array):
   return file;
 }
 
-/** Durable before it returns: written to a temporary file, fsynced, renamed over the old one. */
+/**
+ * Durable before it returns (the driver sends no signature before this returns): writeFileWhole
+ * writes a fresh temporary file, created exclusively, fsyncs it, renames it over the old one and
+ * fsyncs the folder. The fixed `${path}.tmp` it used was opened with 'w', so a link planted there
+ * had the signer state written through it, and a rename that failed left the temporary file.
+ */
 export function savePrivval(path: string, text: string | Uint8Array): void {
-  const tmp = `${path}.tmp`;
-  const data = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    // One write may store fewer bytes than it is given and report no error (a full disk, a
-    // quota, the file size limit): only the next write throws. Renaming a short file would put a
-    // truncated state, or a record that no longer hashes to its name, where a restart reads it.
-    for (let at = 0; at < data.length; ) {
-      const n = writeSync(fd, data, at, data.length - at);
-      if (n <= 0) throw new Error(`${tmp}: the write stored nothing`);
-      at += n;
-    }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  // The rename itself must survive a power loss too.
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
+  writeFileWhole(path, text, 0o600);
 }

@@ -8,6 +8,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,7 +145,10 @@ test('the signer file on disk: what a restart reads back is exactly the record a
     const back = loadPrivval(path, key)!;
     assert.deepEqual(back.lastProposal, second);
     assert.deepEqual(back.state, last);
-    assert.equal(existsSync(`${path}.tmp`), false);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -343,6 +347,7 @@ test('leftovers of an interrupted save (temporary files, a record the state neve
     const name = proposalRecordBytes(rec).name;
     const unnamed = proposalRecordBytes(record(33n, 2));
     writeFileSync(join(dir, 'privval.json.tmp'), '{"half a state');
+    writeFileSync(join(dir, 'privval.json.0123456789ab.tmp'), '{"half a state');
     writeFileSync(join(dir, `privval.json.proposal-${unnamed.name}.tmp`), unnamed.bytes.subarray(0, 10));
     writeFileSync(join(dir, `privval.json.proposal-${unnamed.name}`), unnamed.bytes);
     const back = loadPrivval(path, key)!;
@@ -572,10 +577,11 @@ test('a failure before the state is durable still fails the save, and the old st
     const state = { ...initialPrivValidatorState(), height: 50n, step: 1 };
     storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: record(50n, 2) });
     const next = record(51n, 2);
-    // The new record cannot be written (its temporary name is taken by a non-empty directory).
-    const tmp = join(dir, `privval.json.proposal-${proposalRecordBytes(next).name}.tmp`);
-    mkdirSync(tmp);
-    writeFileSync(join(tmp, 'pinned'), 'x');
+    // The new record cannot be written
+    // (Its own name is taken by a non-empty directory: the rename into place fails.)
+    const taken = join(dir, `privval.json.proposal-${proposalRecordBytes(next).name}`);
+    mkdirSync(taken);
+    writeFileSync(join(taken, 'pinned'), 'x');
     const failures: Error[] = [];
     assert.throws(() =>
       storePrivval(
@@ -780,6 +786,29 @@ test("attack: a state file whose lock is missing, or whose kept votes are not th
         `${field} = ${JSON.stringify(value)} was read`,
       );
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('attack: a link planted at a temporary name of the signer file is never written through, and a failed save leaves no temporary file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = new Uint8Array(32).fill(0xd1);
+    // The name older versions wrote at, every save: a link there sent the state into its target.
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'not the signer state\n');
+    symlinkSync(victim, `${path}.tmp`);
+    const state = { ...initialPrivValidatorState(), height: 70n, step: 1 };
+    storePrivval(filePrivvalStorage(path), { publicKey: toHex(key), state, lastProposal: null });
+    assert.equal(readFileSync(victim, 'utf8'), 'not the signer state\n');
+    assert.equal(loadPrivval(path, key)!.state.height, 70n);
+    // A rename refused (the state's name is a non-empty folder): the save fails, nothing is left.
+    rmSync(path);
+    mkdirSync(join(path, 'pinned'), { recursive: true });
+    assert.throws(() => savePrivval(path, 'x'));
+    assert.deepEqual(readdirSync(dir).sort(), ['privval.json', 'victim.txt']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
