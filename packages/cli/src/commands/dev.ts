@@ -11,6 +11,7 @@ import {
   provisionChip,
   Swtpm,
   Tpm,
+  URGENT_FEE_FILE,
   type VendorCa,
   writeVendorCa,
 } from '@unc/miner';
@@ -249,6 +250,9 @@ export function devCommand(): Command {
                 },
               }
             : {}),
+          // Kept across restarts as `unc miner start` keeps it: a restart must not give every chip
+          // its urgent-fee budget again.
+          urgentFeeFile: join(home, URGENT_FEE_FILE),
           logger: logger.child('miner'),
         });
         if (chips.length > 0) await miner.start();
