@@ -198,19 +198,29 @@ function writeRecordFile(path: string, text: string): void {
 function keepUnreadableCopy(path: string, copy: string, bytes: Buffer): void {
   const fd = openSync(copy, 'wx', 0o600);
   try {
-    writeFileSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeFileSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    // Ours (created above): removed, so that the next save's try can create it again.
+    rmSync(copy, { force: true });
+    throw err;
   }
-  const prefix = `${basename(path)}.corrupt-`;
-  const older = readdirSync(dirname(path))
-    .filter((name) => name.startsWith(prefix) && name !== basename(copy))
-    .map((name) => ({ name, at: Number.parseInt(name.slice(prefix.length), 10) || 0 }))
-    .sort((a, b) => b.at - a.at);
-  // The one just written stays whatever the clock said when the others were written.
-  for (const { name } of older.slice(MAX_UNREADABLE_COPIES - 1))
-    rmSync(join(dirname(path), name), { force: true });
+  try {
+    const prefix = `${basename(path)}.corrupt-`;
+    const older = readdirSync(dirname(path))
+      .filter((name) => name.startsWith(prefix) && name !== basename(copy))
+      .map((name) => ({ name, at: Number.parseInt(name.slice(prefix.length), 10) || 0 }))
+      .sort((a, b) => b.at - a.at);
+    // The one just written stays whatever the clock said when the others were written.
+    for (const { name } of older.slice(MAX_UNREADABLE_COPIES - 1))
+      rmSync(join(dirname(path), name), { force: true });
+  } catch {
+    // A copy too many is tried again at the next unreadable record; it must not stop the save.
+  }
 }
 
 /** Other chains' spending still within the hour at `now`; a chain with none left is dropped. */
