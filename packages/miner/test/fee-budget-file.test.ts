@@ -184,3 +184,69 @@ test('a lock held by another live process is refused, naming it; one whose proce
     assert.deepEqual(readdirSync(dir), []);
   });
 });
+
+// A start that died (kill -9, power loss) between taking `.lock.break` and removing it left the
+// breaker for good: every later start that found a stale lock was refused until it was removed by
+// hand, or, its pid recycled by some other process, was told an agent was taking over.
+test('a breaker left by a start that died is stale too: the stale lock is still taken over', async () => {
+  await withHome((path, dir) => {
+    const lock = `${path}.lock`;
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(lock, JSON.stringify({ pid: gone, id: 'a' }));
+    writeFileSync(`${lock}.break`, JSON.stringify({ pid: gone, id: 'b' }));
+    const release = lockUrgentFeeFile(path);
+    assert.equal(JSON.parse(readFileSync(lock, 'utf8')).pid, process.pid, 'taken over');
+    release();
+    assert.deepEqual(readdirSync(dir), [], 'the old breaker gone too');
+    // One held by a live start is still respected.
+    writeFileSync(lock, JSON.stringify({ pid: gone, id: 'a' }));
+    writeFileSync(`${lock}.break`, JSON.stringify({ pid: process.ppid, id: 'b' }));
+    assert.throws(() => lockUrgentFeeFile(path), { code: 'MINER_RUNNING', message: /taking over/ });
+  });
+});
+
+// After a reboot or a container restart, the pid in a lock left by a killed agent is often some
+// other live process's: every start was refused until the lock was removed by hand.
+test('a lock whose pid now names another process (recycled) is taken over; the same process is refused', {
+  skip: process.platform !== 'linux',
+}, async () => {
+  await withHome((path) => {
+    const lock = `${path}.lock`;
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, 'utf8');
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    writeFileSync(lock, JSON.stringify({ pid: process.ppid, id: 'x', boot, started }));
+    assert.throws(() => lockUrgentFeeFile(path), { code: 'MINER_RUNNING' }, 'that very process: live');
+    writeFileSync(lock, JSON.stringify({ pid: process.ppid, id: 'x', boot, started: `${started}1` }));
+    lockUrgentFeeFile(path)();
+    writeFileSync(lock, JSON.stringify({ pid: process.ppid, id: 'x', boot: 'before-reboot', started }));
+    lockUrgentFeeFile(path)();
+  });
+});
+
+// stop() released the lock while a pass was still on its way to a paying send: its save wrote this
+// agent's stale view over the record a next agent had already taken and read.
+test('once the lock is given up, a save no longer writes the record (nothing paid)', async () => {
+  await withHome((path) => {
+    const c = clock();
+    const release = lockUrgentFeeFile(path);
+    let held = true;
+    const budget = openUrgentFeeBudget(
+      path,
+      'unc-test',
+      BUDGET,
+      () => {},
+      c.now,
+      () => held,
+    );
+    budget.charge(chipHex(0), 1n);
+    assert.ok(budget.save());
+    const before = readFileSync(path, 'utf8');
+    held = false;
+    release();
+    budget.charge(chipHex(0), 2n);
+    assert.equal(budget.save(), false, 'not saved: the send goes fee-free');
+    assert.equal(budget.left(chipHex(0)), 0n);
+    assert.equal(readFileSync(path, 'utf8'), before, 'the record as the next agent may have read it');
+  });
+});

@@ -244,12 +244,17 @@ export class MinerAgent {
     this.chainId = status.chainId;
     if (this.opts.urgentFeeFile !== undefined) {
       // Before the record is read: a second agent on it is refused before it can overwrite it.
-      this.releaseUrgentFeeFile = lockUrgentFeeFile(this.opts.urgentFeeFile);
+      const release = lockUrgentFeeFile(this.opts.urgentFeeFile);
+      this.releaseUrgentFeeFile = release;
       this.urgentBudget = openUrgentFeeBudget(
         this.opts.urgentFeeFile,
         this.chainId,
         this.opts.urgentFeeBudget ?? DEFAULT_URGENT_FEE_BUDGET,
         (message) => this.logger.warn(message),
+        Date.now,
+        // A pass still running after stop() saves nothing (and so pays nothing): the next agent
+        // on this home may hold the record by then.
+        () => this.releaseUrgentFeeFile === release,
       );
     }
     this.latest = status.height;

@@ -243,7 +243,8 @@ function pruneOthers(others: Map<string, UrgentFeeState>, now: number): void {
  * agent's own clock only: no word of the node can shorten it), never an error that would keep
  * the agent from answering its challenges. The other chains' sections that can be read are kept,
  * and the file as it was is copied aside (keepUnreadableCopy) before the first save rewrites it,
- * which is at once. Other chains' spending older than the hour is dropped at each save.
+ * which is at once. Other chains' spending older than the hour is dropped at each save. Once
+ * `held` turns false (the agent gave up its lock, lockUrgentFeeFile), every save fails.
  */
 export function openUrgentFeeBudget(
   path: string,
@@ -251,6 +252,7 @@ export function openUrgentFeeBudget(
   perChipPerHour: bigint,
   warn: (message: string) => void,
   now: () => number = Date.now,
+  held: () => boolean = () => true,
 ): UrgentFeeBudget {
   // Said once per run of failures, not at every pass that tries again.
   let failing = false;
@@ -287,6 +289,9 @@ export function openUrgentFeeBudget(
   const store: UrgentFeeBudgetStore = {
     save: (state) => {
       try {
+        // Given up (stop): a pass still on its way to a paying send would write this agent's view
+        // over the record the next agent on this home has taken and read since.
+        if (!held()) throw new Error('the record is no longer held by this agent');
         if (toCopy) {
           // Nothing is rewritten (and nothing paid) until the copy is made: data is never lost unseen.
           keepUnreadableCopy(path, copy, toCopy);
@@ -347,8 +352,10 @@ function readOrNull(file: string): string | null {
 /** The live process that holds a lock file of `text`, or null: none (gone, or not one of ours). */
 function liveHolder(text: string): number | null {
   let pid: unknown;
+  let boot: unknown;
+  let started: unknown;
   try {
-    pid = (JSON.parse(text) as { pid?: unknown }).pid;
+    ({ pid, boot, started } = JSON.parse(text) as { pid?: unknown; boot?: unknown; started?: unknown });
   } catch {
     // Every lock is linked in whole: one that does not parse was never an agent's.
     return null;
@@ -359,11 +366,38 @@ function liveHolder(text: string): number | null {
   if (pid === process.pid) return null;
   try {
     process.kill(pid, 0);
-    return pid;
   } catch (err) {
     // EPERM: it lives, as another user.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? null : pid;
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return null;
   }
+  // The pid lives, but may be another process's now (after a reboot or a container restart, pids
+  // are handed out again from the start): the writer's boot and start time tell, where known.
+  const now = processIdentity(pid);
+  if (typeof boot === 'string' && now.boot !== undefined && boot !== now.boot) return null;
+  if (typeof started === 'string' && now.started !== undefined && started !== now.started) return null;
+  return pid;
+}
+
+/**
+ * What tells process `pid` apart from another that had the same pid (Linux's /proc: the boot's id
+ * and the process's start time in ticks since boot); each undefined where it cannot be read.
+ */
+function processIdentity(pid: number): { boot?: string; started?: string } {
+  const id: { boot?: string; started?: string } = {};
+  try {
+    id.boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    // Not Linux: the pid alone.
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command's name (in parentheses, which may hold anything): field 3 on; 22 is the start.
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    if (started !== undefined && /^[0-9]+$/.test(started)) id.started = started;
+  } catch {
+    // Gone since, or not Linux.
+  }
+  return id;
 }
 
 function inUse(lock: string, pid: number): UncError {
@@ -371,6 +405,28 @@ function inUse(lock: string, pid: number): UncError {
     'MINER_RUNNING',
     `another miner agent (pid ${pid}) uses this home's urgent-fee record (${lock}): two would each write their own spending over the other's; stop it, or use another home (if no agent runs, remove ${lock})`,
   );
+}
+
+/**
+ * Removes `file` if it still holds `seen`: moved aside to a fresh name first (rename is atomic) and
+ * compared there, so that a file another start put there since is put back, not removed.
+ */
+function clearStale(file: string, seen: string): void {
+  const aside = `${file}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    if (readOrNull(aside) !== seen) linkSync(aside, file);
+  } catch (err) {
+    // EEXIST: another start has one there already; it is the one that counts.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    rmSync(aside, { force: true });
+  }
 }
 
 /**
@@ -382,13 +438,16 @@ function inUse(lock: string, pid: number): UncError {
  * merging is not: the two would also drive the same chips with the same owner key and nonces.
  *
  * A lock whose pid is gone (a crash, a kill) is stale and taken over, under `<path>.lock.break`
- * taken the same way, so that of two starts that find one stale lock only one takes it. Any other
+ * taken the same way, so that of two starts that find one stale lock only one takes it (a breaker
+ * whose start died holding it is stale too, and cleared). A lock holds its writer's boot id and
+ * start time where the system tells them, so that a pid handed to another process since (a reboot,
+ * a container restarted) does not keep every start out. Any other
  * failure to take it (a home not writable) throws: the record could not be saved there either.
  */
 export function lockUrgentFeeFile(path: string): () => void {
   const lock = `${path}.lock`;
   if (heldLocks.has(lock)) throw inUse(lock, process.pid);
-  const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex') })}\n`;
+  const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), ...processIdentity(process.pid) })}\n`;
   const taken = () => {
     heldLocks.set(lock, mine);
     return () => {
@@ -409,12 +468,14 @@ export function lockUrgentFeeFile(path: string): () => void {
       const other = readOrNull(breaker);
       if (other === null) continue;
       const by = liveHolder(other);
-      throw new UncError(
-        'MINER_RUNNING',
-        by !== null
-          ? `another miner agent (pid ${by}) is taking over this home's stale ${lock}`
-          : `${breaker} was left by a start that stopped while taking over a stale ${lock}: remove it if no miner agent runs on this home`,
-      );
+      if (by !== null)
+        throw new UncError(
+          'MINER_RUNNING',
+          `another miner agent (pid ${by}) is taking over this home's stale ${lock}`,
+        );
+      // Left by a start that died while it held it (held only for a moment): cleared, and tried again.
+      clearStale(breaker, other);
+      continue;
     }
     try {
       // Still the stale one: no other start took it over since (they need the breaker).
