@@ -114,3 +114,33 @@ test('unc start --dev-chips keeps its agent’s urgent-fee record in the home', 
   assert.equal(await exited, 0, out);
   assert.ok(!existsSync(`${file}.lock`), 'released when unc start stops');
 });
+
+// `unc dev --reset` starts a new chain, but kept the old one's urgent-fee record: a record that
+// counted every chip spent (an unreadable one) held the fresh chain's chips to no urgent fee for
+// the hour. And an agent killed with -9 leaves its lock: the next start must take it over.
+test('unc dev after kill -9 takes over its lock, and --reset drops the old chain’s urgent-fee record', async () => {
+  const home = tempHome();
+  homes.push(home);
+  const file = join(home.dir, 'urgent-fees.json');
+  const args = ['--block-time', '250', '--chips', '1', '--no-offer'];
+  const first = await startDev(home.dir, args, { firstBlock: false });
+  procs.push(first.proc);
+  assert.equal(JSON.parse(readFileSync(`${file}.lock`, 'utf8')).pid, first.proc.pid);
+  const killed = new Promise((r) => first.proc.once('exit', r));
+  first.proc.kill('SIGKILL');
+  await killed;
+  const old = { version: 2, chainId: 'unc-old-chain', spent: {}, allSpentAt: Date.now() };
+  writeFileSync(file, JSON.stringify(old));
+  const again = await startDev(home.dir, [...args, '--reset'], { firstBlock: false });
+  procs.push(again.proc);
+  assert.equal(
+    JSON.parse(readFileSync(`${file}.lock`, 'utf8')).pid,
+    again.proc.pid,
+    'the stale lock taken over',
+  );
+  assert.ok(
+    !existsSync(file) || !readFileSync(file, 'utf8').includes('unc-old-chain'),
+    'the old record dropped',
+  );
+  assert.equal(await again.stop(), 0);
+});

@@ -122,6 +122,10 @@ export function devCommand(): Command {
           rmSync(dataDir, { recursive: true, force: true });
           rmSync(genesisPath, { force: true });
           rmSync(join(home, 'tpm'), { recursive: true, force: true });
+          // The old chain's urgent-fee spending: kept, a record counting every chip spent held the
+          // new chain's chips to no urgent fee for the hour. Its lock stays: an agent still running
+          // here keeps this start out (MINER_RUNNING).
+          rmSync(join(home, URGENT_FEE_FILE), { force: true });
         }
         mkdirSync(home, { recursive: true });
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
