@@ -750,7 +750,8 @@ test('a start on another chain keeps the real chain’s record: back on it, the 
     const again = open('unc-other');
     assert.equal(again.left(chipHex(0)), MIN_FEE, 'and the other chain’s, kept beside it');
     assert.equal(warnings.length, 0);
-    // Another chain's record of bad values makes the file unreadable too (counted spent), not a crash.
+    // Another chain's record of bad values is that chain's unreadable record (counted spent there),
+    // not a crash, and not this chain's (fee-budget-file.test.ts).
     writeFileSync(
       path,
       JSON.stringify({
@@ -760,7 +761,8 @@ test('a start on another chain keeps the real chain’s record: back on it, the 
         others: { x: { spent: { [chipHex(0)]: [[c.t, 5]] } } },
       }),
     );
-    assert.equal(open('unc-test', 1n).left(chipHex(1)), 0n);
+    assert.equal(open('unc-test', 1n).left(chipHex(1)), 1n);
+    assert.equal(open('x', 1n).left(chipHex(1)), 0n);
     assert.equal(warnings.length, 1);
   });
 });

@@ -251,3 +251,30 @@ test('an agent whose urgent-fee record is unreadable warns, saves every chip’s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Two agents on one home each read the urgent-fee record at their start and then wrote their own
+// spending over the other's: each chip had up to twice its budget in the hour.
+test('a second agent on the same urgent-fee record refuses to start (MINER_RUNNING); once the first stops, one starts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-wiring-'));
+  const file = join(dir, 'urgent-fees.json');
+  const quiet = createLogger('miner-test', { level: 'error' });
+  const first = agentOver(scriptedNode().client, { urgentFeeFile: file, logger: quiet });
+  const third = agentOver(scriptedNode().client, { urgentFeeFile: file, logger: quiet });
+  try {
+    await first.start();
+    const { state, client } = scriptedNode();
+    const refused = agentOver(client, { urgentFeeFile: file, logger: quiet });
+    await assert.rejects(refused.start(), { code: 'MINER_RUNNING' });
+    assert.equal(state.sent.length, 0, 'nothing sent by the refused agent');
+    await refused.stop();
+    const again = agentOver(scriptedNode().client, { urgentFeeFile: file, logger: quiet });
+    await assert.rejects(again.start(), { code: 'MINER_RUNNING' }, 'the refused one’s stop kept the lock');
+    await again.stop();
+    await first.stop();
+    await third.start();
+  } finally {
+    await first.stop();
+    await third.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -11,6 +11,7 @@ import {
   provisionChip,
   Swtpm,
   Tpm,
+  URGENT_FEE_FILE,
   type VendorCa,
   writeVendorCa,
 } from '@unc/miner';
@@ -121,6 +122,10 @@ export function devCommand(): Command {
           rmSync(dataDir, { recursive: true, force: true });
           rmSync(genesisPath, { force: true });
           rmSync(join(home, 'tpm'), { recursive: true, force: true });
+          // The old chain's urgent-fee spending: kept, a record counting every chip spent held the
+          // new chain's chips to no urgent fee for the hour. Its lock stays: an agent still running
+          // here keeps this start out (MINER_RUNNING).
+          rmSync(join(home, URGENT_FEE_FILE), { force: true });
         }
         makeHome(home);
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
@@ -249,6 +254,9 @@ export function devCommand(): Command {
                 },
               }
             : {}),
+          // Kept across restarts as `unc miner start` keeps it: a restart must not give every chip
+          // its urgent-fee budget again.
+          urgentFeeFile: join(home, URGENT_FEE_FILE),
           logger: logger.child('miner'),
         });
         if (chips.length > 0) await miner.start();

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
-import { type ChipSigner, DevSoftSigner, MinerAgent } from '@unc/miner';
+import { type ChipSigner, DevSoftSigner, MinerAgent, URGENT_FEE_FILE } from '@unc/miner';
 import {
   createLogger,
   DEV_MODELS,
@@ -184,6 +184,9 @@ export function startCommand(): Command {
         ownerSeed: devKey(minerAccount).seed,
         chips,
         statusPort: 0,
+        // Kept across restarts as `unc miner start` keeps it: a restart must not give every chip its
+        // urgent-fee budget again.
+        urgentFeeFile: join(home, URGENT_FEE_FILE),
         logger: logger.child('miner'),
       });
 

@@ -41,7 +41,7 @@ import {
 } from '@unc/sdk';
 import { RpcLeaseSource } from '../provider/lease.js';
 import { type ProviderOptions, ProviderServer } from '../provider/server.js';
-import { openUrgentFeeBudget } from './fee-budget-file.js';
+import { lockUrgentFeeFile, openUrgentFeeBudget } from './fee-budget-file.js';
 import {
   type AnswerItem,
   checkOwnAnswer,
@@ -139,7 +139,9 @@ export interface MinerAgentOptions {
   urgentFeeBudget?: bigint;
   /**
    * Where the urgent-fee budget's spending is kept across restarts (fee-budget-file.ts; `unc
-   * miner start`: the home's urgent-fees.json). None: in memory only, and a restart starts afresh.
+   * miner start`, `unc start` and `unc dev`: the home's urgent-fees.json), held by this agent
+   * alone from `start` to `stop` (a second agent on it is refused, MINER_RUNNING). None: in
+   * memory only, and a restart starts afresh.
    */
   urgentFeeFile?: string;
   logger?: Logger;
@@ -201,6 +203,8 @@ export class MinerAgent {
   private readonly headWaiters = new Set<{ height: number; reached(): void }>();
   /** Urgent fees spent per chip in the last hour, across passes (and restarts, with `urgentFeeFile`). */
   private urgentBudget: UrgentFeeBudget;
+  /** Gives up this agent's hold on `urgentFeeFile` (lockUrgentFeeFile). */
+  private releaseUrgentFeeFile: (() => void) | null = null;
   private readonly m;
   statusUrl: string | null = null;
   private provider: ProviderServer | null = null;
@@ -238,13 +242,21 @@ export class MinerAgent {
     // named the pinned chain for the unlock and another one here would have them signed for it.
     assertChainUnchanged(status.chainId, this.opts.chainId);
     this.chainId = status.chainId;
-    if (this.opts.urgentFeeFile !== undefined)
+    if (this.opts.urgentFeeFile !== undefined) {
+      // Before the record is read: a second agent on it is refused before it can overwrite it.
+      const release = lockUrgentFeeFile(this.opts.urgentFeeFile);
+      this.releaseUrgentFeeFile = release;
       this.urgentBudget = openUrgentFeeBudget(
         this.opts.urgentFeeFile,
         this.chainId,
         this.opts.urgentFeeBudget ?? DEFAULT_URGENT_FEE_BUDGET,
         (message) => this.logger.warn(message),
+        Date.now,
+        // A pass still running after stop() saves nothing (and so pays nothing): the next agent
+        // on this home may hold the record by then.
+        () => this.releaseUrgentFeeFile === release,
       );
+    }
     this.latest = status.height;
     for (const signer of this.opts.chips) {
       const chipId = await signer.chipId();
@@ -291,10 +303,15 @@ export class MinerAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.sub?.close();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    await this.provider?.stop();
-    for (const c of this.chips) await c.signer.close?.();
+    try {
+      this.sub?.close();
+      await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+      await this.provider?.stop();
+      for (const c of this.chips) await c.signer.close?.();
+    } finally {
+      this.releaseUrgentFeeFile?.();
+      this.releaseUrgentFeeFile = null;
+    }
   }
 
   status(): { owner: string; node: string; height: number; chips: ChipStatus[] } {

@@ -7,14 +7,33 @@
  *
  * Written whole to a temporary file (mode 0600) and renamed over the old one: a crash mid-write
  * leaves the previous record, never half of one. The record is by chain: another chain's record
- * is not this chain's spending, and is kept beside it untouched (`others`). Dropped, a node that
- * named another chain at one start (the chain id is its word where the home pins none) had the
- * record rewritten for that chain, and at the next start, on the real chain again, every chip had
- * its whole budget back.
+ * is not this chain's spending, and is kept beside it (`others`) until it is older than the hour.
+ * Dropped, a node that named another chain at one start (the chain id is its word where the home
+ * pins none) had the record rewritten for that chain, and at the next start, on the real chain
+ * again, every chip had its whole budget back.
+ *
+ * One agent per record (lockUrgentFeeFile): two agents on one home each wrote what they alone had
+ * spent over the other's, so each chip had up to twice its budget, and the other chains' records
+ * only one of them had read were lost.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { UncError } from '@unc/core';
 import { writeFileWhole } from '@unc/node';
 import {
+  URGENT_FEE_WINDOW_MS,
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
   type UrgentFeeRecord,
@@ -23,6 +42,13 @@ import {
 
 /** The file's name in the miner's home. */
 export const URGENT_FEE_FILE = 'urgent-fees.json';
+
+/**
+ * Copies of unreadable records kept beside the record (`urgent-fees.json.corrupt-<ms>-<hex>`),
+ * the newest: enough to see what went wrong, and a file that keeps turning unreadable cannot fill
+ * the disk with them.
+ */
+export const MAX_UNREADABLE_COPIES = 3;
 
 /** One chain's spending. */
 interface Section {
@@ -36,30 +62,52 @@ interface FileShape extends Section {
   /** 2: by the agent's clock (1, by the chain's epochs, is read as unreadable: counted spent). */
   version: 2;
   chainId: string;
-  /** Other chains' spending, by chain id, kept as read. */
+  /** Other chains' spending, by chain id. */
   others?: Record<string, Section>;
 }
 
-/** This chain's spending in `text` and the other chains' sections, or throws what is wrong with it. */
+/** Spending not known (its record unreadable): every chip's whole budget spent at `now`. */
+function allSpent(now: number): UrgentFeeState {
+  return { records: [], allSpentAt: now };
+}
+
+/**
+ * This chain's spending in `text` (null: its section unreadable) and the other chains', each
+ * chain's section read on its own: another chain's section that cannot be read counts as that
+ * chain's whole budget spent `now`, and no section unreadable costs another chain its record.
+ * What could not be read is said in `unreadable`. Throws where the file as a whole is not a record
+ * (then no chain's section can be told apart).
+ */
 function parseRecords(
   text: string,
   chainId: string,
-): { state: UrgentFeeState; others: Map<string, Section> } {
+  now: number,
+): { state: UrgentFeeState | null; others: Map<string, UrgentFeeState>; unreadable: string[] } {
   const f = JSON.parse(text) as Partial<FileShape> | null;
   if (f === null || typeof f !== 'object' || f.version !== 2 || typeof f.chainId !== 'string')
     throw new Error('not a version 2 urgent-fee record');
-  if (f.others !== undefined && (typeof f.others !== 'object' || f.others === null))
-    throw new Error('a bad "others" object');
-  const sections = new Map<string, unknown>(Object.entries(f.others ?? {}));
-  sections.set(f.chainId, { spent: f.spent, allSpentAt: f.allSpentAt });
-  const others = new Map<string, Section>();
-  let state: UrgentFeeState = { records: [] };
-  for (const [id, section] of sections) {
-    const read = stateOf(section);
-    if (id === chainId) state = read;
-    else others.set(id, section as Section);
+  const unreadable: string[] = [];
+  const sections = new Map<string, unknown>();
+  if (f.others !== undefined) {
+    if (typeof f.others === 'object' && f.others !== null && !Array.isArray(f.others))
+      for (const [id, section] of Object.entries(f.others)) sections.set(id, section);
+    else unreadable.push('a bad "others" object (other chains\' records)');
   }
-  return { state, others };
+  sections.set(f.chainId, { spent: f.spent, allSpentAt: f.allSpentAt });
+  const others = new Map<string, UrgentFeeState>();
+  let state: UrgentFeeState | null = { records: [] };
+  for (const [id, section] of sections) {
+    let read: UrgentFeeState | null;
+    try {
+      read = stateOf(section);
+    } catch (err) {
+      unreadable.push(`chain ${JSON.stringify(id)}: ${(err as Error).message}`);
+      read = null;
+    }
+    if (id === chainId) state = read;
+    else others.set(id, read ?? allSpent(now));
+  }
+  return { state, others, unreadable };
 }
 
 /** A time of the agent's clock as saved: whole milliseconds, not negative. */
@@ -90,6 +138,13 @@ function stateOf(section: unknown): UrgentFeeState {
   return allSpentAt === undefined ? { records } : { records, allSpentAt };
 }
 
+/** A chain's spending as saved. */
+function sectionOf(state: UrgentFeeState): Section {
+  const spent: Section['spent'] = {};
+  for (const r of state.records) (spent[r.chipId] ??= []).push([r.at, r.spent.toString()]);
+  return state.allSpentAt !== undefined ? { spent, allSpentAt: state.allSpentAt } : { spent };
+}
+
 /**
  * Writes this chain's spending (and `others`, other chains' spending as read) whole, atomically
  * and durably (writeFileWhole: a fresh exclusive temporary name, fsynced, renamed, the directory
@@ -99,16 +154,13 @@ export function saveUrgentFeeRecords(
   path: string,
   chainId: string,
   state: UrgentFeeState,
-  others: ReadonlyMap<string, Section> = new Map(),
+  others: ReadonlyMap<string, UrgentFeeState> = new Map(),
 ): void {
-  const spent: Section['spent'] = {};
-  for (const r of state.records) (spent[r.chipId] ??= []).push([r.at, r.spent.toString()]);
-  const kept = [...others].filter(([id]) => id !== chainId);
+  const kept = [...others].filter(([id]) => id !== chainId).map(([id, s]) => [id, sectionOf(s)] as const);
   const body: FileShape = {
     version: 2,
     chainId,
-    spent,
-    ...(state.allSpentAt !== undefined ? { allSpentAt: state.allSpentAt } : {}),
+    ...sectionOf(state),
     // fromEntries: a chain named "__proto__" is a key like any other.
     ...(kept.length > 0 ? { others: Object.fromEntries(kept) } : {}),
   };
@@ -117,11 +169,60 @@ export function saveUrgentFeeRecords(
 }
 
 /**
+ * Writes `bytes`, a record that could not be read, to the fresh name `copy` beside it (flushed: the
+ * rewritten record renamed over the original must not outlive its copy), then removes the oldest
+ * such copies past MAX_UNREADABLE_COPIES.
+ */
+function keepUnreadableCopy(path: string, copy: string, bytes: Buffer): void {
+  const fd = openSync(copy, 'wx', 0o600);
+  try {
+    try {
+      writeFileSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    // Ours (created above): removed, so that the next save's try can create it again.
+    rmSync(copy, { force: true });
+    throw err;
+  }
+  try {
+    const prefix = `${basename(path)}.corrupt-`;
+    const older = readdirSync(dirname(path))
+      .filter((name) => name.startsWith(prefix) && name !== basename(copy))
+      .map((name) => ({ name, at: Number.parseInt(name.slice(prefix.length), 10) || 0 }))
+      .sort((a, b) => b.at - a.at);
+    // The one just written stays whatever the clock said when the others were written.
+    for (const { name } of older.slice(MAX_UNREADABLE_COPIES - 1))
+      rmSync(join(dirname(path), name), { force: true });
+  } catch {
+    // A copy too many is tried again at the next unreadable record; it must not stop the save.
+  }
+}
+
+/** Other chains' spending still within the hour at `now`; a chain with none left is dropped. */
+function pruneOthers(others: Map<string, UrgentFeeState>, now: number): void {
+  const counts = (at: number) => at > now - URGENT_FEE_WINDOW_MS;
+  for (const [id, state] of others) {
+    const records = state.records.filter((r) => counts(r.at));
+    const allSpentAt =
+      state.allSpentAt !== undefined && counts(state.allSpentAt) ? state.allSpentAt : undefined;
+    if (records.length === 0 && allSpentAt === undefined) others.delete(id);
+    else others.set(id, allSpentAt === undefined ? { records } : { records, allSpentAt });
+  }
+}
+
+/**
  * The budget of `perChipPerHour`, from the record at `path` and saving to it, by the clock `now`
- * (ms; default Date.now). No file: nothing spent yet. A file that cannot be read or parsed: `warn`
- * says so, and every chip's whole budget counts as spent now, for the next hour, and is saved so
- * (fail-closed, and from the agent's own clock only: no word of the node can shorten it), never an
- * error that would keep the agent from answering its challenges.
+ * (ms; default Date.now). No file: nothing spent yet. A chain's section that cannot be read (or a
+ * file that cannot be read or parsed at all, for this chain): `warn` says so, and that chain's
+ * every chip's whole budget counts as spent now, for the next hour (fail-closed, and from the
+ * agent's own clock only: no word of the node can shorten it), never an error that would keep
+ * the agent from answering its challenges. The other chains' sections that can be read are kept,
+ * and the file as it was is copied aside (keepUnreadableCopy) before the first save rewrites it,
+ * which is at once. Other chains' spending older than the hour is dropped at each save. Once
+ * `held` turns false (the agent gave up its lock, lockUrgentFeeFile), every save fails.
  */
 export function openUrgentFeeBudget(
   path: string,
@@ -129,14 +230,52 @@ export function openUrgentFeeBudget(
   perChipPerHour: bigint,
   warn: (message: string) => void,
   now: () => number = Date.now,
+  held: () => boolean = () => true,
 ): UrgentFeeBudget {
   // Said once per run of failures, not at every pass that tries again.
   let failing = false;
-  // Other chains' spending, written back as read.
-  let others = new Map<string, Section>();
+  let others = new Map<string, UrgentFeeState>();
+  let saved: UrgentFeeState | undefined;
+  // The record as read, when some of it could not be: copied aside before it is first rewritten.
+  let toCopy: Buffer | null = null;
+  let saveNow = false;
+  const copy = `${path}.corrupt-${now()}-${randomBytes(3).toString('hex')}`;
+  if (existsSync(path)) {
+    let bytes: Buffer | null = null;
+    let unreadable: string[];
+    let read: UrgentFeeState | null = null;
+    try {
+      bytes = readFileSync(path);
+      const parsed = parseRecords(bytes.toString('utf8'), chainId, now());
+      ({ others, unreadable, state: read } = parsed);
+    } catch (err) {
+      unreadable = [(err as Error).message];
+    }
+    saved = read ?? allSpent(now());
+    if (unreadable.length > 0) {
+      saveNow = true;
+      toCopy = bytes;
+      const whose =
+        read === null
+          ? "counting every chip's urgent-fee budget as spent for the next hour"
+          : "this chain's record is whole; another chain's that is not counts as all spent for the next hour";
+      warn(
+        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; the record is written again${bytes ? `, the unreadable one kept as ${copy}` : ''}`,
+      );
+    }
+  }
   const store: UrgentFeeBudgetStore = {
     save: (state) => {
       try {
+        // Given up (stop): a pass still on its way to a paying send would write this agent's view
+        // over the record the next agent on this home has taken and read since.
+        if (!held()) throw new Error('the record is no longer held by this agent');
+        if (toCopy) {
+          // Nothing is rewritten (and nothing paid) until the copy is made: data is never lost unseen.
+          keepUnreadableCopy(path, copy, toCopy);
+          toCopy = null;
+        }
+        pruneOthers(others, now());
         saveUrgentFeeRecords(path, chainId, state, others);
         failing = false;
       } catch (err) {
@@ -149,18 +288,180 @@ export function openUrgentFeeBudget(
       }
     },
   };
-  if (!existsSync(path)) return new UrgentFeeBudget(perChipPerHour, { store, now });
+  const budget = new UrgentFeeBudget(perChipPerHour, { store, now, ...(saved ? { saved } : {}) });
+  // Saved at once (a failed save pays nothing either, and is tried again each pass).
+  if (saveNow) budget.save();
+  return budget;
+}
+
+/** Lock files this process holds, with what it wrote in each: a second agent here is refused too. */
+const heldLocks = new Map<string, string>();
+
+/** Creates `file` holding `text`, whole, or false where it is there already (link: atomic, never half-written). */
+function createWith(file: string, text: string): boolean {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    const read = parseRecords(readFileSync(path, 'utf8'), chainId);
-    others = read.others;
-    return new UrgentFeeBudget(perChipPerHour, { store, now, saved: read.state });
+    try {
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    linkSync(tmp, file);
+    return true;
   } catch (err) {
-    warn(
-      `urgent-fee record ${path} unreadable (${(err as Error).message}): counting every chip's urgent-fee budget as spent for the next hour; the record is written again`,
-    );
-    const budget = new UrgentFeeBudget(perChipPerHour, { store, now });
-    // Saved at once (a failed save pays nothing either, and is tried again each pass).
-    budget.exhaust();
-    return budget;
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    rmSync(tmp, { force: true });
   }
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** The live process that holds a lock file of `text`, or null: none (gone, or not one of ours). */
+function liveHolder(text: string): number | null {
+  let pid: unknown;
+  let boot: unknown;
+  let started: unknown;
+  try {
+    ({ pid, boot, started } = JSON.parse(text) as { pid?: unknown; boot?: unknown; started?: unknown });
+  } catch {
+    // Every lock is linked in whole: one that does not parse was never an agent's.
+    return null;
+  }
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
+  // This process holds none of that name (heldLocks): a process before it had the same pid (a
+  // container restarted runs its agent as the same pid each time).
+  if (pid === process.pid) return null;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: it lives, as another user.
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return null;
+  }
+  // The pid lives, but may be another process's now (after a reboot or a container restart, pids
+  // are handed out again from the start): the writer's boot and start time tell, where known.
+  const now = processIdentity(pid);
+  if (typeof boot === 'string' && now.boot !== undefined && boot !== now.boot) return null;
+  if (typeof started === 'string' && now.started !== undefined && started !== now.started) return null;
+  return pid;
+}
+
+/**
+ * What tells process `pid` apart from another that had the same pid (Linux's /proc: the boot's id
+ * and the process's start time in ticks since boot); each undefined where it cannot be read.
+ */
+function processIdentity(pid: number): { boot?: string; started?: string } {
+  const id: { boot?: string; started?: string } = {};
+  try {
+    id.boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    // Not Linux: the pid alone.
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command's name (in parentheses, which may hold anything): field 3 on; 22 is the start.
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    if (started !== undefined && /^[0-9]+$/.test(started)) id.started = started;
+  } catch {
+    // Gone since, or not Linux.
+  }
+  return id;
+}
+
+function inUse(lock: string, pid: number): UncError {
+  return new UncError(
+    'MINER_RUNNING',
+    `another miner agent (pid ${pid}) uses this home's urgent-fee record (${lock}): two would each write their own spending over the other's; stop it, or use another home (if no agent runs, remove ${lock})`,
+  );
+}
+
+/**
+ * Removes `file` if it still holds `seen`: moved aside to a fresh name first (rename is atomic) and
+ * compared there, so that a file another start put there since is put back, not removed.
+ */
+function clearStale(file: string, seen: string): void {
+  const aside = `${file}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    if (readOrNull(aside) !== seen) linkSync(aside, file);
+  } catch (err) {
+    // EEXIST: another start has one there already; it is the one that counts.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+/**
+ * Takes the urgent-fee record at `path` for this agent alone, until the returned release is called
+ * (or the process ends), or throws MINER_RUNNING. The lock is `<path>.lock`, linked in whole with
+ * this pid. Two agents on one home each read the record at their start and wrote their own spending
+ * over the other's: a chip had up to twice its budget in the hour, and another chain's record only
+ * one had read was lost. Refusing the second is simpler than merging under a lock, and sound where
+ * merging is not: the two would also drive the same chips with the same owner key and nonces.
+ *
+ * A lock whose pid is gone (a crash, a kill) is stale and taken over, under `<path>.lock.break`
+ * taken the same way, so that of two starts that find one stale lock only one takes it (a breaker
+ * whose start died holding it is stale too, and cleared). A lock holds its writer's boot id and
+ * start time where the system tells them, so that a pid handed to another process since (a reboot,
+ * a container restarted) does not keep every start out. Any other
+ * failure to take it (a home not writable) throws: the record could not be saved there either.
+ */
+export function lockUrgentFeeFile(path: string): () => void {
+  const lock = `${path}.lock`;
+  if (heldLocks.has(lock)) throw inUse(lock, process.pid);
+  const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), ...processIdentity(process.pid) })}\n`;
+  const taken = () => {
+    heldLocks.set(lock, mine);
+    return () => {
+      if (heldLocks.get(lock) !== mine) return;
+      heldLocks.delete(lock);
+      if (readOrNull(lock) === mine) rmSync(lock, { force: true });
+    };
+  };
+  // A few tries: each failed one means another start changed the lock in between.
+  for (let tries = 0; tries < 4; tries++) {
+    if (createWith(lock, mine)) return taken();
+    const seen = readOrNull(lock);
+    if (seen === null) continue;
+    const pid = liveHolder(seen);
+    if (pid !== null) throw inUse(lock, pid);
+    const breaker = `${lock}.break`;
+    if (!createWith(breaker, mine)) {
+      const other = readOrNull(breaker);
+      if (other === null) continue;
+      const by = liveHolder(other);
+      if (by !== null)
+        throw new UncError(
+          'MINER_RUNNING',
+          `another miner agent (pid ${by}) is taking over this home's stale ${lock}`,
+        );
+      // Left by a start that died while it held it (held only for a moment): cleared, and tried again.
+      clearStale(breaker, other);
+      continue;
+    }
+    try {
+      // Still the stale one: no other start took it over since (they need the breaker).
+      if (readOrNull(lock) === seen) rmSync(lock, { force: true });
+      if (createWith(lock, mine)) return taken();
+    } finally {
+      rmSync(breaker, { force: true });
+    }
+  }
+  throw new UncError('MINER_RUNNING', `${lock} kept changing while this agent tried to take it`);
 }
