@@ -239,7 +239,7 @@ test('transactions their senders cannot pay, re-gossiped in new batch orders, co
   for (let round = 0; round < 20; round++) {
     const order = junk.map((e) => e.bytes);
     for (let k = 0; k < round; k++) order.push(order.shift()!);
-    verdicts.add(await reactor.onTxGossip(encode(txBatchCodec, order)));
+    verdicts.add(await reactor.onTxGossip(encode(txBatchCodec, order), 'relay'));
   }
   assert.equal(verifier.checks, 0);
   // Not the relay's fault (a block may have funded them where it came from): ignored, not scored.
