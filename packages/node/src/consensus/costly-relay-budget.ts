@@ -189,11 +189,15 @@ export class CostlyRelayBudget {
     return this.waiting.has(keyId(env.hash));
   }
 
-  /** Takes `env` out of the waiting queue (a copy from a peer with budget goes ahead now). */
-  undefer(env: TxEnvelope): void {
+  /**
+   * Takes `env` out of the waiting queue (a copy from a peer with budget goes ahead now). Returns
+   * whether it was waiting: its place is free again.
+   */
+  undefer(env: TxEnvelope): boolean {
     const key = keyId(env.hash);
     const d = this.waiting.get(key);
     if (d) this.remove(key, d);
+    return d !== undefined;
   }
 
   private remove(key: string, d: Deferred): void {

@@ -341,7 +341,7 @@ export class MempoolReactor {
     const costs: number[] = [];
     let deferred = false;
     // The waiting queue refused one of this batch's: full, and this peer holding (about) most of
-    // it, which the rest of the batch cannot change. The rest is refused without a look: each
+    // it, which the rest of the batch cannot change (but for a waiting copy it takes out below). The rest is refused without a look: each
     // look at a full queue walks all of it, and a message full of junk would have it walked once
     // per transaction.
     let refusedWait = false;
@@ -363,7 +363,9 @@ export class MempoolReactor {
           });
         continue;
       }
-      if (cost > 0) this.costly.undefer(env);
+      // A copy that waited going ahead frees a place: the queue may no longer be full, and what
+      // follows in the batch is looked at again rather than refused for a fullness gone.
+      if (cost > 0 && this.costly.undefer(env)) refusedWait = false;
       submit.push(env);
       costs.push(cost);
     }

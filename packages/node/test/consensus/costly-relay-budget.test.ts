@@ -49,6 +49,19 @@ function registration(label: string, nonce = 0n): TxEnvelope {
   return envelopeFromSigned(signTransaction(tx, owner.seed));
 }
 
+/** A transaction registering two chips: two costly checks. */
+function twoRegistrations(label: string): TxEnvelope {
+  const tx = {
+    chainId: genesis.chainId,
+    signer: owner.publicKey,
+    nonce: 0n,
+    expiresAt: 50n,
+    actions: [1, 2].map((k) => devSoftRegistration(namedKey(`${label} ${k}`).publicKey, new Uint8Array(64))),
+    fee: 10n ** 6n,
+  };
+  return envelopeFromSigned(signTransaction(tx, owner.seed));
+}
+
 /** A clock whose time moves only when told, running what falls due. */
 function steppedClock() {
   let t = 0;
@@ -445,6 +458,31 @@ describe('the costly-check budget of a relaying peer', () => {
     await gossip('alice', [...Array.from({ length: perPeer }, (_, i) => registration(`alice ${i}`)), other]);
     assert.ok(reactor.costly.isDeferred(other));
     assert.equal(reactor.costly.deferred, BUDGET.maxDeferred);
+    reactor.stop();
+  });
+
+  test('a queue that refused one of a batch has room again once a later one of the batch went ahead: the rest waits as before', async () => {
+    // Review of relayfix-review: refusing the rest of a batch without a look holds only while the
+    // queue stays full; a transaction of the batch that its relay's budget takes out of the queue
+    // (waiting for another peer's budget) frees a place, and what follows must be allowed to wait.
+    const pass = registration('admitted, gives one check back');
+    const { reactor, gossip } = reactorWith(new Set([keyId(pass.hash)]));
+    const shared = registration('waiting for alice');
+    const alice = Array.from({ length: perPeer }, (_, i) => registration(`alice ${i}`));
+    await gossip('alice', [...alice, shared]);
+    assert.ok(reactor.costly.isDeferred(shared));
+    // Mallory fills the rest of the queue and keeps one check of its bucket.
+    const junk = Array.from({ length: perPeer - 1 }, (_, i) => registration(`junk ${i}`));
+    const fill = Array.from({ length: BUDGET.maxDeferred - 1 }, (_, i) => registration(`filler ${i}`));
+    await gossip('mallory', [pass, ...junk, ...fill]);
+    assert.equal(reactor.costly.deferred, BUDGET.maxDeferred);
+    // Two checks, more than its bucket holds: refused a place (the queue full, mallory holding most).
+    const big = twoRegistrations('two checks');
+    const after = registration('after the copy');
+    await gossip('mallory', [big, shared, after]);
+    assert.ok(!reactor.costly.isDeferred(big));
+    assert.ok(!reactor.costly.isDeferred(shared), "its copy went ahead on mallory's last check");
+    assert.ok(reactor.costly.isDeferred(after), 'the queue had room again');
     reactor.stop();
   });
 });
