@@ -27,7 +27,12 @@ import {
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
-import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy } from '../admission.js';
+import {
+  type AdmissionResult,
+  isFinalRefusal,
+  refusedAfterSignatureCheck,
+  SignatureCheckBusy,
+} from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import type { Logger } from '../log.js';
 import { provablyBadEvidence } from '../mempool.js';
@@ -302,6 +307,9 @@ export class MempoolReactor {
     if (this.opts.admitTxs) return this.admitBudgeted(envelopes, this.opts.admitTxs, direct, from);
     const admitted: TxEnvelope[] = [];
     let fault = false;
+    // Whether the batch holds a transaction refused here: the mempool refuses most before the
+    // signature check (a duplicate, a nonce used...), so its signature is not known (see settle).
+    let refused = false;
     for (const env of envelopes) {
       try {
         this.opts.admitTx(env);
@@ -309,6 +317,7 @@ export class MempoolReactor {
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
         if (!(err instanceof ValidationError)) throw err;
+        refused = true;
         // But a signature that does not verify is the relay's fault whatever the state: ignoring
         // it would let a peer make this node check up to a batch of signatures per message, free.
         // The rest of the batch is still admitted: one bad transaction put in front of valid ones
@@ -316,11 +325,12 @@ export class MempoolReactor {
         if (relayAtFault(err)) fault = true;
       }
     }
-    // A rejected batch is not forwarded: what this node admitted from it, it publishes itself.
+    // A batch not forwarded (rejected, or holding a refused one): what this node admitted from
+    // it, it publishes itself.
     const now = this.opts.clock.now();
-    for (const env of admitted) this.noteAdmitted(env, now, direct || fault);
+    for (const env of admitted) this.noteAdmitted(env, now, direct || fault || refused);
     if (fault) return 'reject';
-    return admitted.length > 0 ? 'accept' : 'ignore';
+    return admitted.length > 0 && !refused ? 'accept' : 'ignore';
   }
 
   /**
@@ -402,15 +412,25 @@ export class MempoolReactor {
     const admittedAt: number[] = [];
     let fault = false;
     // Whether a costly check of the batch was spent for a state reason, or is not made yet (a
-    // deferred transaction): gossipsub forwards an accepted message whole, and each node past
-    // this one would charge that check to this node (its relay), not to the peer that sent it.
+    // deferred transaction), or a signature of it is not known good here: gossipsub forwards an
+    // accepted message whole, and each node past this one would charge that check to this node
+    // (its relay), not to the peer that sent it, or score it down for that signature.
     let unchecked = deferred;
     for (const [i, r] of results.entries()) {
       const cost = costs[i] ?? 0;
       if (!(r instanceof ValidationError)) {
         admittedAt.push(i);
         this.costly.refund(from, cost, now, fromTotal[i]);
-      } else if (relayAtFault(r)) fault = true;
+        continue;
+      }
+      // Refused before its signature was checked (a duplicate: its hash leaves the signature
+      // out; a nonce used, funds, a busy pool): a forged copy of a transaction held here passes
+      // as one. Forwarded whole, the batch would reach a node without that transaction (one
+      // block behind, or that never had it), which checks the signature and blames this node:
+      // one fee-paying transaction per batch would get honest relays banned by each other. Not
+      // the sender's fault either (copies are normal under re-announcement): ignored, unscored.
+      if (!refusedAfterSignatureCheck(r)) unchecked = true;
+      if (relayAtFault(r)) fault = true;
       // Refused before any check (its signature never checked) or for good (not a state reason):
       // no state failure of the relay's. ALREADY_PENDING is no such one: a registration meets it
       // only after its evidence check (the chip id is read from the evidence), so any number of
@@ -422,8 +442,9 @@ export class MempoolReactor {
         this.costly.refund(from, cost, now, fromTotal[i]);
       else if (cost > 0) unchecked = true;
     }
-    // A batch whose costly checks were not all spent well is not forwarded: what was admitted
-    // from it this node publishes itself, so a peer mixing junk with one valid transaction
+    // A batch whose costly checks were not all spent well, or holding a signature not checked
+    // here, is not forwarded: what was admitted from it this node publishes itself (only that:
+    // nothing is published twice), so a peer mixing junk with one valid transaction
     // cannot spend the budget other nodes hold for this node. A rejected batch is not forwarded
     // either: else a peer putting one bad signature in a batch of valid transactions (or in
     // front of an honest batch it relays first) would keep them from every node past this one.
