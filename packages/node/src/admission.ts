@@ -174,6 +174,19 @@ export function isRetryableRefusal(err: unknown): err is AdmissionBusy | Syncing
   return err instanceof AdmissionBusy || err instanceof SyncingRefusal || err instanceof SignatureCheckBusy;
 }
 
+/**
+ * Refusals given after the transaction's signature verified here (`admitOne`). Every other one
+ * was given before any check (`cheapRefusal`: a duplicate, keyed by a hash that leaves the
+ * signature out, a nonce used, funds...), or instead of one (a busy pool, `dropTaken`): the
+ * signature of those bytes is unknown, and a node past this one may find it forged.
+ */
+const refusedAfterCheck = new WeakSet<ValidationError>();
+
+/** Whether `err` (or the refusal a SyncingRefusal defers) came after its transaction's signature verified here. */
+export function refusedAfterSignatureCheck(err: ValidationError): boolean {
+  return refusedAfterCheck.has(err instanceof SyncingRefusal ? err.refusal : err);
+}
+
 /** `err` as the node answers it: deferred when it depends on state and the node is behind (`retryAfterMs` not null). */
 export function deferWhileBehind(err: ValidationError, retryAfterMs: number | null): ValidationError {
   if (retryAfterMs === null || isRetryableRefusal(err) || isFinalRefusal(err)) return err;
@@ -676,6 +689,12 @@ export class AdmissionQueue {
   ): AdmissionResult {
     if (verified === null) return new SignatureCheckBusy();
     if (!verified) return new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
+    const result = this.admitVerified(env, verdicts);
+    if (result instanceof ValidationError) refusedAfterCheck.add(result);
+    return result;
+  }
+
+  private admitVerified(env: TxEnvelope, verdicts: Map<string, CostlyVerdict> | null): AdmissionResult {
     try {
       if (!verdicts) return this.host.admit(env);
       // The key carries the kind of check (costlyCheckKey): a verdict under an evidence check's

@@ -2,16 +2,24 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import {
   DEFAULT_PARAMS,
+  decode,
   ed25519Verify,
   encode,
+  envelopeFromBytes,
   envelopeFromSigned,
   getAccount,
   signTransaction,
+  type TxEnvelope,
   ValidationError,
 } from '@unc/core';
-import { AdmissionBusy, AdmissionQueue } from '../src/admission.js';
+import {
+  AdmissionBusy,
+  AdmissionQueue,
+  refusedAfterSignatureCheck,
+  SyncingRefusal,
+} from '../src/admission.js';
 import { systemClock } from '../src/clock.js';
-import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
+import { MempoolReactor, type MempoolReactorOptions } from '../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../src/consensus/wire.js';
 import { devKey } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
@@ -239,7 +247,7 @@ test('transactions their senders cannot pay, re-gossiped in new batch orders, co
   for (let round = 0; round < 20; round++) {
     const order = junk.map((e) => e.bytes);
     for (let k = 0; k < round; k++) order.push(order.shift()!);
-    verdicts.add(await reactor.onTxGossip(encode(txBatchCodec, order)));
+    verdicts.add(await reactor.onTxGossip(encode(txBatchCodec, order), 'relay'));
   }
   assert.equal(verifier.checks, 0);
   // Not the relay's fault (a block may have funded them where it came from): ignored, not scored.
@@ -287,4 +295,92 @@ test('a batch that replaces a pending transaction by a cheaper one, then spends 
   assert.deepEqual(next2, { replaced: false });
   assert.ok(beyond instanceof ValidationError && beyond.code === 'INSUFFICIENT_FUNDS');
   assert.equal(verifier.checks - before, 1);
+});
+
+describe('a gossiped batch holding a copy refused before its signature check', () => {
+  // The attack: a fee-paying transaction and a forged copy of one this node holds, in one batch.
+  // The copy is refused here as a duplicate (its hash leaves the signature out), its signature
+  // never checked; forwarded whole, the batch reaches a node without that transaction, which
+  // checks the signature and scores this node (its relay) down: a few batches, and honest relays
+  // ban each other. Not forwarded: what this node admitted from it, it publishes itself.
+  const published: TxEnvelope[][] = [];
+  const reactorOn = (admit: Pick<MempoolReactorOptions, 'admitTx' | 'admitTxs'>) =>
+    new MempoolReactor({
+      clock: systemClock,
+      ...admit,
+      publishBatch: (data) => published.push(decode(txBatchCodec, data).map((b) => envelopeFromBytes(b))),
+      connected: () => true,
+    });
+  const batchOf = (...envs: TxEnvelope[]) =>
+    encode(
+      txBatchCodec,
+      envs.map((e) => e.bytes),
+    );
+  const hashes = (envs: readonly TxEnvelope[] | undefined) =>
+    envs?.map((e) => Buffer.from(e.hash).toString('hex'));
+
+  for (const path of ['the admission queue', 'direct admission'] as const) {
+    test(`${path}: not forwarded whole, the valid transaction published by this node; an honest batch forwarded`, async () => {
+      published.length = 0;
+      const { mempool, queue } = setup();
+      const reactor = reactorOn(
+        path === 'the admission queue'
+          ? {
+              admitTx: () => {
+                throw new Error('unused: batches go through the admission queue');
+              },
+              admitTxs: (envs) => queue.submit(envs),
+            }
+          : { admitTx: (env) => mempool.add(env, state, DEFAULT_PARAMS, next) },
+      );
+      const held = tx(1, 0n);
+      assert.equal(
+        await reactor.onTxGossip(batchOf(held), 'relay'),
+        'accept',
+        'a checked batch is forwarded',
+      );
+      reactor.flushTxs();
+      assert.equal(published.length, 0, 'gossip forwards it: this node does not publish it again');
+
+      const fresh = tx(2, 0n);
+      const mixed = batchOf(fresh, forged(held));
+      assert.equal(
+        await reactor.onTxGossip(mixed, 'relay'),
+        'ignore',
+        'not forwarded, its sender not scored',
+      );
+      if (path === 'the admission queue') {
+        const [copy] = await queue.submit([forged(held)]);
+        assert.ok(copy instanceof ValidationError && copy.code === 'DUPLICATE');
+        assert.equal(refusedAfterSignatureCheck(copy), false);
+      }
+      reactor.flushTxs();
+      assert.deepEqual(published.map(hashes), [hashes([fresh])], 'the admitted one alone, once');
+      assert.equal(mempool.size, 2);
+
+      // What a node without `held` makes of that batch: the relay that forwarded it is to blame.
+      const behind = setup();
+      const downstream = reactorOn({ admitTx: () => {}, admitTxs: (envs) => behind.queue.submit(envs) });
+      assert.equal(await downstream.onTxGossip(mixed, 'this node'), 'reject');
+      reactor.stop();
+      downstream.stop();
+    });
+  }
+
+  test('a batch whose only refusal came after its signature check is forwarded as before', async () => {
+    published.length = 0;
+    const { queue } = setup();
+    const reactor = reactorOn({ admitTx: () => {}, admitTxs: (envs) => queue.submit(envs) });
+    // A nonce too far ahead is refused only once its signature verified: a node past this one
+    // checks that signature too, and finds it good.
+    const gap = tx(3, 1_000n);
+    const [refusal] = await setup().queue.submit([gap]);
+    assert.ok(refusal instanceof ValidationError && refusal.code === 'NONCE_GAP');
+    // Deferred while this node is behind, it is still a refusal after the check.
+    assert.ok(refusedAfterSignatureCheck(new SyncingRefusal(refusal, 1_000)));
+    assert.equal(await reactor.onTxGossip(batchOf(tx(4, 0n), gap), 'relay'), 'accept');
+    reactor.flushTxs();
+    assert.equal(published.length, 0, 'gossip forwards it: this node does not publish it again');
+    reactor.stop();
+  });
 });

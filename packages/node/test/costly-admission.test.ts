@@ -246,7 +246,7 @@ describe('admission of costly evidence', () => {
       publishBatch: () => {},
       connected: () => false,
     });
-    const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
+    const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]), 'relay');
     assert.equal(await gossip(tx(owner, 0n, [madeUpTpmRegistration(1, 1n)])), 'reject');
     assert.equal(await gossip(env), 'ignore');
   });
@@ -700,7 +700,7 @@ describe('admission of transfer consents', () => {
       publishBatch: () => {},
       connected: () => false,
     });
-    const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]));
+    const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]), 'relay');
     assert.equal(await gossip(transfer), 'ignore');
     const fresh = new Mempool();
     const freshReactor = new MempoolReactor({
@@ -711,10 +711,10 @@ describe('admission of transfer consents', () => {
       publishBatch: () => {},
       connected: () => false,
     });
-    assert.equal(await freshReactor.onTxGossip(encode(txBatchCodec, [transfer.bytes])), 'ignore');
+    assert.equal(await freshReactor.onTxGossip(encode(txBatchCodec, [transfer.bytes]), 'relay'), 'ignore');
     // A registration whose own signature fails is still provably bad: remembered for good, blamed.
     const forged = tx(owner, 1n, [devRegistration(namedKey('chip u'), 1n, anchorHash, true)]);
-    assert.equal(await freshReactor.onTxGossip(encode(txBatchCodec, [forged.bytes])), 'reject');
+    assert.equal(await freshReactor.onTxGossip(encode(txBatchCodec, [forged.bytes]), 'relay'), 'reject');
     assert.equal(fresh.cheapRefusal(forged, state, params, later)?.code, 'ATTEST_BAD_SIGNATURE');
     assert.ok(!(fresh.cheapRefusal(forged, state, params, later) instanceof StateRefusal));
   });

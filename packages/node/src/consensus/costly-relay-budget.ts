@@ -85,6 +85,11 @@ export interface Deferred {
   proven: boolean;
   /** When it started waiting. */
   at: number;
+  /**
+   * Set by `takeReady`: its checks were reserved from the total alone (it waited `maxWaitMs`
+   * with its relay's bucket short), so what comes back goes to the total alone (`refund`).
+   */
+  fromTotal?: boolean;
 }
 
 export class CostlyRelayBudget {
@@ -105,6 +110,8 @@ export class CostlyRelayBudget {
   private provenWaiting = 0;
   /** Transactions dropped because the waiting queue was full (tests and diagnostics). */
   droppedDeferred = 0;
+  /** Walks of the full waiting queue for a transaction to push out (`defer`; tests and diagnostics). */
+  fullQueueWalks = 0;
 
   constructor(opts: Partial<CostlyRelayBudgetOptions> = {}, now = 0) {
     this.opts = { ...DEFAULT_COSTLY_RELAY_BUDGET, ...opts };
@@ -138,23 +145,37 @@ export class CostlyRelayBudget {
   /**
    * Reserves `cost` checks for a transaction `peer` relayed: true when both its bucket and the
    * total hold them (a transaction costing more than a full bucket needs a full one). `totalOnly`:
-   * from the total alone (a transaction that waited `maxWaitMs`).
+   * from the total alone, the bucket neither looked at nor charged (a transaction that waited
+   * `maxWaitMs`). Not charged: a bucket charged past its level would sink below zero, a debt
+   * without bound that outlasts whatever ran it up. An honest relay made to relay transactions
+   * that fail here for a state reason (evidence valid at its head, expired at this node's block
+   * time) while its bucket is spent would have every costly transaction it relays wait the full
+   * `maxWaitMs` long after that stopped, one `perPeerRefillMs` per check of debt; and the debt
+   * bounds no attacker, whose waiting junk is checked on the total alone however deep its bucket
+   * sank. The total bounds what such checks cost, whoever relays them.
    */
   tryTake(peer: string, cost: number, now: number, totalOnly = false): boolean {
     if (cost <= 0) return true;
-    const b = this.bucket(peer, now);
+    const b = totalOnly ? null : this.bucket(peer, now);
     this.refill(this.all, this.opts.total, this.opts.totalRefillMs, now);
     if (this.all.level < Math.min(cost, this.opts.total)) return false;
-    if (!totalOnly && b.level < Math.min(cost, this.opts.perPeer)) return false;
-    b.level -= cost;
+    if (b) {
+      if (b.level < Math.min(cost, this.opts.perPeer)) return false;
+      b.level -= cost;
+    }
     this.all.level -= cost;
     return true;
   }
 
-  /** Gives back checks reserved for a transaction that was admitted (or refused for good). */
-  refund(peer: string, cost: number, now: number): void {
+  /**
+   * Gives back checks reserved for a transaction that was admitted (or refused for good).
+   * `totalOnly`: they were reserved from the total alone, and go back to it alone; given to the
+   * bucket, each honest copy a relay let wait out `maxWaitMs` would add to its bucket checks it
+   * never paid, to spend on junk.
+   */
+  refund(peer: string, cost: number, now: number, totalOnly = false): void {
     if (cost <= 0) return;
-    const b = this.buckets.get(peer);
+    const b = totalOnly ? undefined : this.buckets.get(peer);
     if (b) {
       this.refill(b, this.opts.perPeer, this.opts.perPeerRefillMs, now);
       b.level = Math.min(this.opts.perPeer, b.level + cost);
@@ -168,11 +189,15 @@ export class CostlyRelayBudget {
     return this.waiting.has(keyId(env.hash));
   }
 
-  /** Takes `env` out of the waiting queue (a copy from a peer with budget goes ahead now). */
-  undefer(env: TxEnvelope): void {
+  /**
+   * Takes `env` out of the waiting queue (a copy from a peer with budget goes ahead now). Returns
+   * whether it was waiting: its place is free again.
+   */
+  undefer(env: TxEnvelope): boolean {
     const key = keyId(env.hash);
     const d = this.waiting.get(key);
     if (d) this.remove(key, d);
+    return d !== undefined;
   }
 
   private remove(key: string, d: Deferred): void {
@@ -212,6 +237,7 @@ export class CostlyRelayBudget {
     if (this.waiting.size >= this.opts.maxDeferred) {
       /** The newest waiting transaction of the peer (proven or not, as asked) holding most. */
       const victimAmong = (proven: boolean) => {
+        this.fullQueueWalks++;
         let found: { key: string; d: Deferred } | null = null;
         let most = 0;
         for (const [k, w] of this.waiting) {
@@ -254,7 +280,9 @@ export class CostlyRelayBudget {
   /**
    * The waiting transactions whose relay's budget now holds their checks, reserved and out of the
    * queue: proven peers' first, then one per peer per turn (oldest first), so that many peers
-   * waiting cannot keep one peer's transaction waiting behind all of theirs.
+   * waiting cannot keep one peer's transaction waiting behind all of theirs. One that waited
+   * `maxWaitMs` is reserved from its relay's bucket if that holds it, else from the total alone
+   * (`fromTotal`).
    */
   takeReady(now: number): Deferred[] {
     const out: Deferred[] = [];
@@ -266,9 +294,12 @@ export class CostlyRelayBudget {
         for (const [key, d] of this.waiting) {
           if (d.proven !== proven || turn.has(d.peer)) continue;
           turn.add(d.peer);
-          if (!this.tryTake(d.peer, d.cost, now, now - d.at >= this.opts.maxWaitMs)) continue;
+          let ready = this.tryTake(d.peer, d.cost, now);
+          const fromTotal = !ready && now - d.at >= this.opts.maxWaitMs;
+          if (fromTotal) ready = this.tryTake(d.peer, d.cost, now, true);
+          if (!ready) continue;
           this.remove(key, d);
-          out.push(d);
+          out.push(fromTotal ? { ...d, fromTotal } : d);
           took = true;
         }
       }

@@ -658,6 +658,7 @@ export class ConsensusDriver {
       reannounceAfterMs: 4 * opts.blockTimeMs,
       ...(this.host.backlog ? { backlog: this.host.backlog.bind(this.host) } : {}),
       blockTimeMs: opts.blockTimeMs,
+      penalize: (peer, reason) => this.network?.penalize(peer, reason),
       logger: this.logger,
     });
     this.evidencePool = new EvidencePool({
@@ -1686,7 +1687,7 @@ export class ConsensusDriver {
         return verdict === 'accept' && !this.firstCompactForm(heard.idsSignature, data) ? 'ignore' : verdict;
       }
       case 'tx':
-        return this.mempoolReactor.onTxGossip(data, direct, from);
+        return this.mempoolReactor.onTxGossip(data, from, direct);
       case 'evidence':
         return this.evidencePool.onEvidenceGossip(data);
       case 'validator-peer':

@@ -27,7 +27,12 @@ import {
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
-import { type AdmissionResult, isFinalRefusal, SignatureCheckBusy } from '../admission.js';
+import {
+  type AdmissionResult,
+  isFinalRefusal,
+  refusedAfterSignatureCheck,
+  SignatureCheckBusy,
+} from '../admission.js';
 import { type Cancel, type Clock, every } from '../clock.js';
 import type { Logger } from '../log.js';
 import { provablyBadEvidence } from '../mempool.js';
@@ -107,6 +112,12 @@ export interface MempoolReactorOptions {
   blockTimeMs?: number;
   /** Bounds on the costly chip checks a relaying peer may cost this node (costly-relay-budget.ts). */
   costlyBudget?: Partial<CostlyRelayBudgetOptions>;
+  /**
+   * Scores down a peer found at fault outside gossip validation (`Network.penalize`): a
+   * transaction it relayed that waited for its budget and then failed for a reason that proves
+   * the relay wrong, whose message was answered long before. Without it, nobody is.
+   */
+  penalize?(peer: string, reason: string): void;
   /** Where a failure nobody awaits (admitting waiting transactions) is told. */
   logger?: Logger;
 }
@@ -283,60 +294,43 @@ export class MempoolReactor {
   }
 
   /**
-   * A peer's batch. `direct`: sent to this node alone (a peer's share of its mempool), which no
-   * one relays: what this node admits from it, new here, it publishes as gossip itself, or a
-   * transaction shared with a node of a partial mesh would reach no one past it.
+   * A batch `from` relayed (a peer id: every batch has one, so that every batch through the
+   * admission queue is budgeted and settled alike). `direct`: sent to this node alone (a peer's
+   * share of its mempool), which no one relays: what this node admits from it, new here, it
+   * publishes as gossip itself, or a transaction shared with a node of a partial mesh would reach
+   * no one past it.
    */
-  onTxGossip(data: Uint8Array, direct = false, from?: string): Verdict | Promise<Verdict> {
+  onTxGossip(data: Uint8Array, from: string, direct = false): Verdict | Promise<Verdict> {
     const envelopes = decodeTxBatch(data);
     if (!envelopes) return 'reject';
     for (const env of envelopes) this.heard.add(env.bytes);
-    if (this.opts.admitTxs) {
-      if (from === undefined) return this.admitQueued(envelopes, this.opts.admitTxs, direct);
-      return this.admitBudgeted(envelopes, this.opts.admitTxs, direct, from);
-    }
-    let admitted = 0;
+    if (this.opts.admitTxs) return this.admitBudgeted(envelopes, this.opts.admitTxs, direct, from);
+    const admitted: TxEnvelope[] = [];
+    let fault = false;
+    // Whether the batch holds a transaction refused here: the mempool refuses most before the
+    // signature check (a duplicate, a nonce used...), so its signature is not known (see settle).
+    let refused = false;
     for (const env of envelopes) {
       try {
         this.opts.admitTx(env);
-        this.noteAdmitted(env, this.opts.clock.now(), direct);
-        admitted++;
+        admitted.push(env);
       } catch (err) {
         // A transaction valid at the sender may already be stale here (nonce used, duplicate).
         if (!(err instanceof ValidationError)) throw err;
+        refused = true;
         // But a signature that does not verify is the relay's fault whatever the state: ignoring
         // it would let a peer make this node check up to a batch of signatures per message, free.
-        if (relayAtFault(err)) return 'reject';
+        // The rest of the batch is still admitted: one bad transaction put in front of valid ones
+        // must not keep them out.
+        if (relayAtFault(err)) fault = true;
       }
     }
-    return admitted > 0 ? 'accept' : 'ignore';
-  }
-
-  /**
-   * The batch through the admission queue. A full queue drops it unforwarded ('ignore': a busy
-   * node is no fault of the peer); a signature that fails is the relay's fault.
-   */
-  private async admitQueued(
-    envelopes: readonly TxEnvelope[],
-    admitTxs: (envs: readonly TxEnvelope[]) => Promise<AdmissionResult[]>,
-    direct: boolean,
-  ): Promise<Verdict> {
-    let results: AdmissionResult[];
-    try {
-      results = await admitTxs(envelopes);
-    } catch (err) {
-      if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
-      throw err;
-    }
-    let admitted = 0;
+    // A batch not forwarded (rejected, or holding a refused one): what this node admitted from
+    // it, it publishes itself.
     const now = this.opts.clock.now();
-    for (const [i, r] of results.entries()) {
-      if (!(r instanceof ValidationError)) {
-        admitted++;
-        this.noteAdmitted(envelopes[i]!, now, direct);
-      } else if (relayAtFault(r)) return 'reject';
-    }
-    return admitted > 0 ? 'accept' : 'ignore';
+    for (const env of admitted) this.noteAdmitted(env, now, direct || fault || refused);
+    if (fault) return 'reject';
+    return admitted.length > 0 && !refused ? 'accept' : 'ignore';
   }
 
   /**
@@ -356,17 +350,32 @@ export class MempoolReactor {
     const submit: TxEnvelope[] = [];
     const costs: number[] = [];
     let deferred = false;
+    // The waiting queue refused one of this batch's: full, and this peer holding (about) most of
+    // it, which the rest of the batch cannot change (but for a waiting copy it takes out below). The rest is refused without a look: each
+    // look at a full queue walks all of it, and a message full of junk would have it walked once
+    // per transaction.
+    let refusedWait = false;
     for (const env of envelopes) {
       const cost = costlyActionCount(env.stx.tx);
       if (cost > 0 && !this.costly.tryTake(from, cost, now)) {
         deferred = true;
+        if (this.costly.isDeferred(env)) continue;
+        if (refusedWait) this.costly.droppedDeferred++;
         // Decoded again from a copy of its bytes: the envelope's fields are views into the gossip
         // frame, which waiting would hold whole.
-        if (!this.costly.isDeferred(env))
-          this.costly.defer({ env: envelopeFromBytes(env.bytes.slice()), peer: from, cost, proven, at: now });
+        else
+          refusedWait = !this.costly.defer({
+            env: envelopeFromBytes(env.bytes.slice()),
+            peer: from,
+            cost,
+            proven,
+            at: now,
+          });
         continue;
       }
-      if (cost > 0) this.costly.undefer(env);
+      // A copy that waited going ahead frees a place: the queue may no longer be full, and what
+      // follows in the batch is looked at again rather than refused for a fullness gone.
+      if (cost > 0 && this.costly.undefer(env)) refusedWait = false;
       submit.push(env);
       costs.push(cost);
     }
@@ -397,20 +406,31 @@ export class MempoolReactor {
     from: string,
     gossip: boolean,
     deferred = false,
+    fromTotal: readonly boolean[] = [],
   ): Verdict {
     const now = this.opts.clock.now();
     const admittedAt: number[] = [];
     let fault = false;
     // Whether a costly check of the batch was spent for a state reason, or is not made yet (a
-    // deferred transaction): gossipsub forwards an accepted message whole, and each node past
-    // this one would charge that check to this node (its relay), not to the peer that sent it.
+    // deferred transaction), or a signature of it is not known good here: gossipsub forwards an
+    // accepted message whole, and each node past this one would charge that check to this node
+    // (its relay), not to the peer that sent it, or score it down for that signature.
     let unchecked = deferred;
     for (const [i, r] of results.entries()) {
       const cost = costs[i] ?? 0;
       if (!(r instanceof ValidationError)) {
         admittedAt.push(i);
-        this.costly.refund(from, cost, now);
-      } else if (relayAtFault(r)) fault = true;
+        this.costly.refund(from, cost, now, fromTotal[i]);
+        continue;
+      }
+      // Refused before its signature was checked (a duplicate: its hash leaves the signature
+      // out; a nonce used, funds, a busy pool): a forged copy of a transaction held here passes
+      // as one. Forwarded whole, the batch would reach a node without that transaction (one
+      // block behind, or that never had it), which checks the signature and blames this node:
+      // one fee-paying transaction per batch would get honest relays banned by each other. Not
+      // the sender's fault either (copies are normal under re-announcement): ignored, unscored.
+      if (!refusedAfterSignatureCheck(r)) unchecked = true;
+      if (relayAtFault(r)) fault = true;
       // Refused before any check (its signature never checked) or for good (not a state reason):
       // no state failure of the relay's. ALREADY_PENDING is no such one: a registration meets it
       // only after its evidence check (the chip id is read from the evidence), so any number of
@@ -418,13 +438,17 @@ export class MempoolReactor {
       // for free. A refusal deferred while this node is behind (SyncingRefusal, code BUSY) is not
       // refunded either: deferWhileBehind wraps only refusals that are not final, so its check
       // stays spent and the batch is not forwarded.
-      else if (r instanceof SignatureCheckBusy || refundable(r)) this.costly.refund(from, cost, now);
+      else if (r instanceof SignatureCheckBusy || refundable(r))
+        this.costly.refund(from, cost, now, fromTotal[i]);
       else if (cost > 0) unchecked = true;
     }
-    // A batch whose costly checks were not all spent well is not forwarded: what was admitted
-    // from it this node publishes itself, so a peer mixing junk with one valid transaction
-    // cannot spend the budget other nodes hold for this node.
-    for (const i of admittedAt) this.noteAdmitted(envs[i]!, now, gossip || unchecked);
+    // A batch whose costly checks were not all spent well, or holding a signature not checked
+    // here, is not forwarded: what was admitted from it this node publishes itself (only that:
+    // nothing is published twice), so a peer mixing junk with one valid transaction
+    // cannot spend the budget other nodes hold for this node. A rejected batch is not forwarded
+    // either: else a peer putting one bad signature in a batch of valid transactions (or in
+    // front of an honest batch it relays first) would keep them from every node past this one.
+    for (const i of admittedAt) this.noteAdmitted(envs[i]!, now, gossip || unchecked || fault);
     if (fault) return 'reject';
     return admittedAt.length > 0 && !unchecked ? 'accept' : 'ignore';
   }
@@ -455,14 +479,18 @@ export class MempoolReactor {
       [...byPeer].map(async ([peer, list]) => {
         const envs = list.map((d) => d.env);
         const costs = list.map((d) => d.cost);
+        const fromTotal = list.map((d) => d.fromTotal === true);
         try {
-          this.settle(envs, costs, await admitTxs(envs), peer, true);
+          // Scored as the direct path scores a rejected batch: else a peer whose budget is spent
+          // would have its junk checked later, for free, however provably bad.
+          if (this.settle(envs, costs, await admitTxs(envs), peer, true, false, fromTotal) === 'reject')
+            this.opts.penalize?.(peer, 'relayed a transaction that fails its check whatever the state');
         } catch (err) {
           // A full queue (or a bug: nobody awaits this, and a rejection would end the process):
           // nothing was checked, the reservations go back, and these are dropped as a busy
           // node drops gossip (re-announcement brings an honest one again).
-          costs.forEach((cost) => {
-            this.costly.refund(peer, cost, this.opts.clock.now());
+          costs.forEach((cost, i) => {
+            this.costly.refund(peer, cost, this.opts.clock.now(), fromTotal[i]);
           });
           // A bug swallowed unseen would drop every waiting transaction without a trace.
           // `?.`: a bug may throw what is no object, and this handler must not throw in turn.

@@ -347,7 +347,7 @@ test('gossiped transactions rebuild a proposal from their arrival: still queued 
   let admit: () => void = () => {};
   answer = (envs) => new Promise((resolve) => (admit = () => resolve(envs.map(() => ({ replaced: false })))));
   const queued = transfer(3n);
-  const verdict = reactor.onTxGossip(encode(txBatchCodec, [queued]));
+  const verdict = reactor.onTxGossip(encode(txBatchCodec, [queued]), 'relay');
   assert.deepEqual(reactor.lookup(wireTxId(queued)), queued, 'held while queued for admission');
   admit();
   assert.equal(await verdict, 'accept');
@@ -355,12 +355,12 @@ test('gossiped transactions rebuild a proposal from their arrival: still queued 
   answer = async () => {
     throw new AdmissionBusy(1);
   };
-  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, busy)), 'ignore');
+  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, busy), 'relay'), 'ignore');
   for (const tx of busy)
     assert.deepEqual(reactor.lookup(wireTxId(tx)), tx, 'held though not admitted (queue full)');
   const refused = transfer(5n);
   answer = async (envs) => envs.map(() => new ValidationError('NONCE_GAP', 'too far ahead'));
-  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, [refused])), 'ignore');
+  assert.equal(await reactor.onTxGossip(encode(txBatchCodec, [refused]), 'relay'), 'ignore');
   assert.deepEqual(reactor.lookup(wireTxId(refused)), refused, 'held though refused by this node’s state');
 });
 

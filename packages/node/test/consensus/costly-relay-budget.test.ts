@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import {
   decode,
   encode,
+  envelopeFromBytes,
   envelopeFromSigned,
   keyId,
   signTransaction,
@@ -48,6 +49,19 @@ function registration(label: string, nonce = 0n): TxEnvelope {
   return envelopeFromSigned(signTransaction(tx, owner.seed));
 }
 
+/** A transaction registering two chips: two costly checks. */
+function twoRegistrations(label: string): TxEnvelope {
+  const tx = {
+    chainId: genesis.chainId,
+    signer: owner.publicKey,
+    nonce: 0n,
+    expiresAt: 50n,
+    actions: [1, 2].map((k) => devSoftRegistration(namedKey(`${label} ${k}`).publicKey, new Uint8Array(64))),
+    fee: 10n ** 6n,
+  };
+  return envelopeFromSigned(signTransaction(tx, owner.seed));
+}
+
 /** A clock whose time moves only when told, running what falls due. */
 function steppedClock() {
   let t = 0;
@@ -78,17 +92,20 @@ function steppedClock() {
 
 /**
  * A reactor whose admission is a fake: transactions in `valid` are admitted, every other one is
- * refused for a state reason (an evidence failure that does not blame the relay).
+ * refused for a state reason (an evidence failure that does not blame the relay), or as
+ * `refusal` says (a code, or one per transaction). The peers it penalised are in `penalised`.
  */
 function reactorWith(
   valid: Set<string>,
   proven: Set<string> = new Set(),
-  refusal = 'ATTEST_CERT_EXPIRED',
+  refusal: string | ((env: TxEnvelope) => string) = 'ATTEST_CERT_EXPIRED',
   costlyBudget: Partial<CostlyRelayBudgetOptions> = BUDGET,
 ) {
   const { clock, advance } = steppedClock();
   const submitted: TxEnvelope[] = [];
   const published: Uint8Array[] = [];
+  const penalised: string[] = [];
+  const codeFor = typeof refusal === 'string' ? () => refusal : refusal;
   const reactor = new MempoolReactor({
     clock,
     admitTx: () => {},
@@ -96,16 +113,17 @@ function reactorWith(
       submitted.push(...envs);
       return envs.map(
         (e): AdmissionResult =>
-          valid.has(keyId(e.hash)) ? { replaced: false } : new ValidationError(refusal, 'refused here'),
+          valid.has(keyId(e.hash)) ? { replaced: false } : new ValidationError(codeFor(e), 'refused here'),
       );
     },
     publishBatch: (data) => published.push(data),
     connected: () => true,
     provenPeer: (peer) => proven.has(peer),
+    penalize: (peer) => penalised.push(peer),
     costlyBudget,
   });
   const gossip = (peer: string, envs: TxEnvelope[]) => gossipBatch(reactor, peer, envs);
-  return { reactor, submitted, published, gossip, advance };
+  return { reactor, submitted, published, penalised, gossip, advance };
 }
 
 /** A logger that keeps the messages logged as errors, so that a test can count them. */
@@ -130,7 +148,6 @@ function gossipBatch(reactor: MempoolReactor, peer: string, envs: TxEnvelope[]) 
       txBatchCodec,
       envs.map((e) => e.bytes),
     ),
-    false,
     peer,
   );
 }
@@ -359,9 +376,160 @@ describe('the costly-check budget of a relaying peer', () => {
     assert.ok(submittedHas(submitted, good));
     reactor.stop();
   });
+
+  test('attack: a bad signature put in front of valid transactions keeps none of them from the peers past this node', async () => {
+    // Review of relayfix: the batch is rejected (not forwarded), so what this node admitted from
+    // it must go on in its own gossip, or one junk transaction would stop an honest batch here.
+    const good = [registration('after a forgery 1'), registration('after a forgery 2')];
+    const forged = registration('forged in front');
+    const { reactor, submitted, published, penalised, gossip } = reactorWith(
+      new Set(good.map((e) => keyId(e.hash))),
+      new Set(),
+      'BAD_SIGNATURE',
+    );
+    assert.equal(await gossip('mallory', [forged, ...good]), 'reject');
+    for (const env of good) assert.ok(submittedHas(submitted, env));
+    reactor.flushTxs();
+    assert.equal(published.length, 1);
+    assert.deepEqual(
+      decode(txBatchCodec, published[0]!).map((b) => keyId(envelopeFromBytes(b).hash)),
+      good.map((e) => keyId(e.hash)),
+    );
+    // Scored by gossipsub through the verdict, not a second time here.
+    assert.deepEqual(penalised, []);
+  });
+
+  test('without an admission queue, a bad signature in front of valid transactions keeps none of them out or unannounced', () => {
+    const good = registration('sync path, after a forgery');
+    const forged = registration('sync path, forged');
+    const admitted: string[] = [];
+    const published: Uint8Array[] = [];
+    const reactor = new MempoolReactor({
+      clock: steppedClock().clock,
+      admitTx: (e) => {
+        if (keyId(e.hash) === keyId(forged.hash)) throw new ValidationError('BAD_SIGNATURE', 'forged');
+        admitted.push(keyId(e.hash));
+      },
+      publishBatch: (data) => published.push(data),
+      connected: () => true,
+    });
+    assert.equal(gossipBatch(reactor, 'mallory', [forged, good]), 'reject');
+    assert.deepEqual(admitted, [keyId(good.hash)]);
+    reactor.flushTxs();
+    assert.equal(published.length, 1);
+  });
+
+  test('attack: junk that waited for its relay budget and then fails its check whatever the state scores the relay', async () => {
+    // Review of relayfix: on the direct path such a batch is rejected and its relay scored; once
+    // it waited, its message was answered long ago, and the junk was checked for free.
+    const stale = new Set<string>();
+    const { reactor, submitted, penalised, gossip, advance } = reactorWith(new Set(), new Set(), (e) =>
+      stale.has(keyId(e.hash)) ? 'ATTEST_CERT_EXPIRED' : 'BAD_SIGNATURE',
+    );
+    // Its bucket spent on transactions that fail for a state reason: no fault.
+    const spent = Array.from({ length: perPeer }, (_, i) => registration(`stale ${i}`));
+    for (const e of spent) stale.add(keyId(e.hash));
+    assert.equal(await gossip('mallory', spent), 'ignore');
+    const forged = registration('forged, waiting');
+    assert.equal(await gossip('mallory', [forged]), 'ignore');
+    assert.ok(reactor.costly.isDeferred(forged));
+    assert.deepEqual(penalised, []);
+    await advance(perPeerRefillMs);
+    assert.ok(submittedHas(submitted, forged));
+    assert.deepEqual(penalised, ['mallory']);
+    reactor.stop();
+  });
+
+  test('attack: a message full of junk over a full waiting queue walks the queue once, not once per transaction', async () => {
+    // Review of relayfix: each refused wait walked the whole queue (512 by default) to find what
+    // to push out; a full message of junk made that some 5 to 15 ms per message.
+    const { reactor, gossip } = reactorWith(new Set());
+    const fill = Array.from({ length: perPeer + BUDGET.maxDeferred }, (_, i) => registration(`filler ${i}`));
+    await gossip('mallory', fill);
+    assert.equal(reactor.costly.deferred, BUDGET.maxDeferred);
+    assert.equal(reactor.costly.fullQueueWalks, 0);
+    const more = Array.from({ length: 10 }, (_, i) => registration(`over a full queue ${i}`));
+    assert.equal(await gossip('mallory', more), 'ignore');
+    assert.equal(reactor.costly.fullQueueWalks, 1);
+    assert.equal(reactor.costly.droppedDeferred, more.length);
+    for (const env of more) assert.ok(!reactor.costly.isDeferred(env));
+    // Another peer, holding fewer, still pushes out mallory's newest to wait in its place.
+    const other = registration('another peer, over a full queue');
+    await gossip('alice', [...Array.from({ length: perPeer }, (_, i) => registration(`alice ${i}`)), other]);
+    assert.ok(reactor.costly.isDeferred(other));
+    assert.equal(reactor.costly.deferred, BUDGET.maxDeferred);
+    reactor.stop();
+  });
+
+  test('a queue that refused one of a batch has room again once a later one of the batch went ahead: the rest waits as before', async () => {
+    // Review of relayfix-review: refusing the rest of a batch without a look holds only while the
+    // queue stays full; a transaction of the batch that its relay's budget takes out of the queue
+    // (waiting for another peer's budget) frees a place, and what follows must be allowed to wait.
+    const pass = registration('admitted, gives one check back');
+    const { reactor, gossip } = reactorWith(new Set([keyId(pass.hash)]));
+    const shared = registration('waiting for alice');
+    const alice = Array.from({ length: perPeer }, (_, i) => registration(`alice ${i}`));
+    await gossip('alice', [...alice, shared]);
+    assert.ok(reactor.costly.isDeferred(shared));
+    // Mallory fills the rest of the queue and keeps one check of its bucket.
+    const junk = Array.from({ length: perPeer - 1 }, (_, i) => registration(`junk ${i}`));
+    const fill = Array.from({ length: BUDGET.maxDeferred - 1 }, (_, i) => registration(`filler ${i}`));
+    await gossip('mallory', [pass, ...junk, ...fill]);
+    assert.equal(reactor.costly.deferred, BUDGET.maxDeferred);
+    // Two checks, more than its bucket holds: refused a place (the queue full, mallory holding most).
+    const big = twoRegistrations('two checks');
+    const after = registration('after the copy');
+    await gossip('mallory', [big, shared, after]);
+    assert.ok(!reactor.costly.isDeferred(big));
+    assert.ok(!reactor.costly.isDeferred(shared), "its copy went ahead on mallory's last check");
+    assert.ok(reactor.costly.isDeferred(after), 'the queue had room again');
+    reactor.stop();
+  });
 });
 
 describe('CostlyRelayBudget', () => {
+  test('attack: a relay made to relay transactions that fail here after the wait runs up no debt past an empty bucket', () => {
+    // Review of relayfix: checks reserved from the total alone were charged to the bucket too,
+    // sinking it below zero without bound; every costly transaction the relay sent afterwards
+    // waited the full maxWaitMs, one perPeerRefillMs per check of debt, long after.
+    const budget = new CostlyRelayBudget({
+      perPeer: 2,
+      total: 100,
+      perPeerRefillMs: 2_000,
+      maxWaitMs: 10_000,
+    });
+    assert.ok(budget.tryTake('honest', 2, 0));
+    for (let i = 0; i < 20; i++) {
+      const env = registration(`fails after the wait ${i}`);
+      assert.ok(budget.defer({ env, peer: 'honest', cost: 1, proven: false, at: 0 }));
+    }
+    // Past the wait all are checked (2 from the bucket, full again, 18 from the total alone), and
+    // all fail for a state reason: nothing comes back.
+    const ready = budget.takeReady(10_000);
+    assert.equal(ready.length, 20);
+    assert.equal(ready.filter((d) => d.fromTotal).length, 18);
+    // One bucket's refill later the relay's bucket is full again.
+    assert.ok(budget.tryTake('honest', 2, 14_000));
+  });
+
+  test('checks reserved from the total alone go back to the total alone: an honest copy let wait adds nothing to its relay bucket', () => {
+    const budget = new CostlyRelayBudget({
+      perPeer: 2,
+      total: 100,
+      perPeerRefillMs: 2_000,
+      maxWaitMs: 10_000,
+    });
+    assert.ok(budget.tryTake('mallory', 2, 0));
+    const honest = registration('honest copy let wait');
+    assert.ok(budget.defer({ env: honest, peer: 'mallory', cost: 1, proven: false, at: 0 }));
+    // Mallory keeps its bucket spent; the honest copy is reserved from the total alone, and admitted.
+    for (let t = 2_000; t <= 10_000; t += 2_000) assert.ok(budget.tryTake('mallory', 1, t));
+    const [d] = budget.takeReady(10_000);
+    assert.ok(d?.fromTotal);
+    budget.refund('mallory', d.cost, 10_000, d.fromTotal);
+    assert.ok(!budget.tryTake('mallory', 1, 10_000));
+  });
+
   test('attack: a relay that keeps its own budget spent cannot hold back a transaction it relayed first for longer than maxWaitMs', () => {
     const budget = new CostlyRelayBudget({ perPeer: 2, total: 100, maxWaitMs: 10_000 });
     assert.ok(budget.tryTake('mallory', 2, 0));

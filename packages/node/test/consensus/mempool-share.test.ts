@@ -271,10 +271,10 @@ test('transactions admitted from a direct share are gossiped on; gossiped ones a
   const { reactor, published } = reactorWith(clock, []);
   const env = transfer('unc-devnet', 2);
   const batch = encode(txBatchCodec, [env.bytes]);
-  assert.equal(reactor.onTxGossip(batch), 'accept');
+  assert.equal(reactor.onTxGossip(batch, 'relay'), 'accept');
   await clock.run(clock.now() + 100);
   assert.equal(published.length, 0, 'gossip is forwarded by gossip itself');
-  assert.equal(reactor.onTxGossip(batch, true), 'accept');
+  assert.equal(reactor.onTxGossip(batch, 'relay', true), 'accept');
   await clock.run(clock.now() + 100);
   assert.equal(published.length, 1, 'a direct share is relayed by the node that admitted it');
   reactor.stop();
