@@ -41,6 +41,7 @@ import {
 } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
 import { getBond } from '../rewards/bonds.js';
+import { creditedChallenges } from '../rewards/emission.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import { IndexedSet } from './indexed-set.js';
@@ -549,8 +550,9 @@ export function onlinePowerOf(
 /**
  * What one chip lends its owner's seat in the set computed at the end of an epoch (`height`: the
  * first height of the next one): its power × the share of its class's challenges in the ending
- * epoch that it answered (epochAnswerShare), floored, if it is proven online at `height`; nothing
- * otherwise. The K-miss rule alone holds a seat for a chip that is up only near each epoch's end
+ * epoch that it answered (epochAnswerShare), after the grace of rewards (creditedChallenges: all of
+ * them when it answered at least S and missed at most G), floored, if it is proven online at
+ * `height`; nothing otherwise. The K-miss rule alone holds a seat for a chip that is up only near each epoch's end
  * (it never misses K in a row at the boundary); the share makes the seat follow the uptime that
  * rewards already follow. A class that drew no challenge of the chip in the ending epoch (possible:
  * the count per class is random) measured nothing, and the chip counts in full by the
@@ -570,7 +572,9 @@ export function chipSeatPower(
   if (!isProvenOnline(chip, height, p, lookup, cls)) return 0n;
   const { answered, counted } = epochAnswerShare(chip, ending, height, p, heights);
   if (counted === 0) return chip.power;
-  return (chip.power * BigInt(answered)) / BigInt(counted);
+  // The grace rewards give (at least S answered, at most G missed: a restart, not downtime), so an
+  // honest chip that missed one of its ~S challenges does not lose a quarter of its seat for it.
+  return (chip.power * BigInt(creditedChallenges(answered, counted, p))) / BigInt(counted);
 }
 
 /**

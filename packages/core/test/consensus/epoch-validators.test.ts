@@ -192,15 +192,18 @@ function chipModel(
   const closed = (h: bigint) => h + p.answerWindowBlocks < next;
   const ending = (chain.height - 1n) / p.epochBlocks;
   const all: bigint[] = [];
-  for (let e = registeredAt / p.epochBlocks + 1n; e <= ending; e++) all.push(...slotsOf(chain, c, e));
+  // First challenged in the epoch after the one of its registration (epoch e covers e·B+1 … (e+1)·B).
+  for (let e = (registeredAt - 1n) / p.epochBlocks + 1n; e <= ending; e++) all.push(...slotsOf(chain, c, e));
   const newest = [...answered].reduce((m, h) => (h > m ? h : m), 0n);
   const misses = all.filter((h) => h > registeredAt && h > newest && closed(h) && !answered.has(h)).length;
   if (answered.size === 0 || misses >= p.offlineAfterMisses) return { online: 0n, seat: 0n };
   const counted = all.filter(
     (h) => (h - 1n) / p.epochBlocks === ending && h > registeredAt && (answered.has(h) || closed(h)),
   );
-  const hits = BigInt(counted.filter((h) => answered.has(h)).length);
-  const seat = counted.length === 0 ? power : (power * hits) / BigInt(counted.length);
+  const hits = counted.filter((h) => answered.has(h)).length;
+  // The grace of rewards: at least S answered and at most G missed is a restart, not downtime.
+  const graced = hits >= p.slotsPerEpoch && counted.length - hits <= p.graceSlotsPerEpoch;
+  const seat = counted.length === 0 || graced ? power : (power * BigInt(hits)) / BigInt(counted.length);
   return { online: power, seat };
 }
 
@@ -362,6 +365,58 @@ describe('epoch validator sets', () => {
     // Over nine epochs it answered about half of its challenges, and held about half a seat.
     assert.ok(seats < (boundaries * H100 * 3n) / 4n, `part-time seats ${seats} of ${boundaries} × ${H100}`);
     assert.ok(seats > (boundaries * H100) / 4n, `part-time seats ${seats} of ${boundaries} × ${H100}`);
+  });
+
+  test('a chip that misses one challenge of an epoch it otherwise answered keeps its full seat (the grace rewards give it)', () => {
+    // An honest restart costs one answer. Rewards forgive it (creditedChallenges: at least S
+    // answered, at most G missed); a seat that did not would drop such a chip by 1/counted of its
+    // power, about a quarter at S = 4, for the next epoch.
+    const chain = new TestChain(G);
+    const p = getPociParams(chain.state);
+    const mine = [0, 1, 2].map((i) => key(`graced-chip-${i}`));
+    const theirs = [0, 1, 2].map((i) => key(`graced-chip-other-${i}`));
+    enlist(
+      chain,
+      miner,
+      mine.map((c) => [c, 'sim-h100']),
+      true,
+    );
+    enlist(
+      chain,
+      other,
+      theirs.map((c) => [c, 'sim-h100']),
+      true,
+    );
+    const registeredAt = chain.height;
+    // Each chip misses the first challenge of its class in every epoch and answers all the others.
+    const answers = (c: Key, h: bigint) => slotsOf(chain, c, (h - 1n) / p.epochBlocks)[0] !== h;
+    const answered = new Map<Key, Set<bigint>>();
+    let graced = 0;
+    for (let end = 40n; end <= 240n; end += 20n) {
+      runSome(chain, [...mine, ...theirs], end, answers, answered);
+      const set = validatorSetAt(chain.state, G);
+      for (const [owner, chips] of [
+        [miner, mine],
+        [other, theirs],
+      ] as const) {
+        let seat = 0n;
+        for (const c of chips) {
+          const hits = answered.get(c) ?? new Set<bigint>();
+          const m = chipModel(chain, c, H100, registeredAt, hits);
+          seat += m.seat;
+          const counted = slotsOf(chain, c, (end - 1n) / p.epochBlocks).filter(
+            (h) => hits.has(h) || h + p.answerWindowBlocks <= end,
+          );
+          const missed = counted.filter((h) => !hits.has(h)).length;
+          if (missed === 1 && counted.length - missed >= p.slotsPerEpoch) {
+            assert.equal(m.seat, H100, `a restart costs no seat at ${end}`);
+            graced++;
+          }
+        }
+        assert.equal(set.powerOf(consensusKey(owner).publicKey), seat, `seat at ${end}`);
+      }
+    }
+    assert.ok(graced > 0, 'some chip answered S of its challenges and missed one');
   });
 
   test('a transferred chip moves its power; a deregistered one takes it away', () => {
