@@ -6,6 +6,7 @@ import {
   ChipStatus,
   DEFAULT_POCI_PARAMS,
   isOnline,
+  isProvenOnline,
   networkAggregates,
   type StateReader,
 } from '../src/index.js';
@@ -58,14 +59,14 @@ const chipArb = fc
     }),
   );
 
-test('network aggregates: exact bigint sums over every chip, whatever their order; online ⊆ active ⊆ all', () => {
+test('network aggregates: exact bigint sums over every chip, whatever their order; proven online ⊆ active ⊆ all', () => {
   fc.assert(
     fc.property(fc.array(chipArb, { maxLength: 60 }), fc.bigInt({ min: 1n, max: 260n }), (chips, height) => {
       const a = networkAggregates(emptyState, chips, height, p, challengesOf);
       const b = networkAggregates(emptyState, [...chips].reverse(), height, p, challengesOf);
       assert.deepEqual(a, b);
       const active = chips.filter((c) => c.status === ChipStatus.active);
-      const online = active.filter((c) => isOnline(c, height, p, challengesOf));
+      const online = active.filter((c) => isProvenOnline(c, height, p, challengesOf));
       const sum = (list: Chip[]) => list.reduce((s, c) => s + c.power, 0n);
       assert.equal(a.chips, chips.length);
       assert.equal(a.activeChips, active.length);
@@ -94,4 +95,28 @@ test('a chip silent through K challenges drops out of the online figures; one th
   assert.equal(a.activeChips, 2);
   assert.equal(a.onlineChips, 1);
   assert.equal(a.onlinePower, 10n ** 30n);
+});
+
+test('attack: chips registered again and again without ever answering add nothing to the online figures', () => {
+  // A fresh registration has missed fewer than K challenges, so the miss rule alone reads it as
+  // online; deregistering and registering again restarts that count. Only an answer proves it.
+  const [fresh, answering] = fc.sample(chipArb, { numRuns: 2, seed: 11 }).map((c) => ({
+    ...c,
+    status: ChipStatus.active,
+    power: 10n ** 6n,
+  }));
+  const height = 5n * p.epochBlocks;
+  const registered = { ...fresh!, registeredAt: height - 1n, lastAnsweredSlot: 0n, lastAnsweredAt: 0n };
+  const answered = {
+    ...answering!,
+    registeredAt: 1n,
+    lastAnsweredSlot: challengesOf(4n)[3]!,
+    lastAnsweredAt: challengesOf(4n)[3]! + 1n,
+  };
+  assert.ok(isOnline(registered, height, p, challengesOf), 'online to the miss rule alone');
+  const a = networkAggregates(emptyState, [registered, answered], height, p, challengesOf);
+  assert.equal(a.activeChips, 2);
+  assert.equal(a.activePower, 2n * 10n ** 6n);
+  assert.equal(a.onlineChips, 1);
+  assert.equal(a.onlinePower, 10n ** 6n);
 });

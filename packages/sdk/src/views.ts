@@ -286,8 +286,9 @@ export interface ValidatorJson {
   /** The account that registered that key: its bond backs it, it owns the chips, it earns the proposer fees. */
   address: string;
   /**
-   * Voting power: attested online power at the epoch start, counted only up to `backedPower`
-   * (or its genesis weight).
+   * Voting power: attested online power at the epoch start, each chip weighted by the share of its
+   * challenges it answered in the epoch before (docs/consensus.md), counted only up to
+   * `backedPower` (or its genesis weight).
    */
   power: string;
   /** Share of the set's power, in parts per million. */

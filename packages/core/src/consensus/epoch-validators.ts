@@ -2,9 +2,10 @@
  * The validator set of each epoch, from the state (PROTOCOL.md §6): the top N accounts by the
  * online attested power of the chips they own, among those that posted at least the minimum
  * validator bond. Each validator votes with a consensus key of its own, registered by its account
- * (setConsensusKey, with proof of possession), never the account key; its voting weight is that
- * online power at the epoch start, counted only up to bonded ÷ uncPerPowerUnit, so influence
- * always has UNC at stake. Chips of a tombstoned validator back nobody for tombstoneEpochs epochs.
+ * (setConsensusKey, with proof of possession), never the account key; its voting weight is its
+ * seat power at the epoch start (seatPowerOf: each proven-online chip's power × the share of its
+ * challenges it answered in the epoch that ends), counted only up to bonded ÷ uncPerPowerUnit, so
+ * influence always has UNC at stake. Chips of a tombstoned validator back nobody for tombstoneEpochs epochs.
  *
  * The set is computed once, at the end of the last block of an epoch (so the state after that
  * block already names who must sign the first block of the next one) and stored in a ring of the
@@ -16,8 +17,8 @@
  * bonded candidates, and per owner its chips with their total rated power, kept up to date O(1)
  * per bond, unbond, registration, transfer and deregistration. At the boundary every candidate's
  * rated power is read (one access each), candidates are visited in order of rated power (an upper
- * bound of online power), and a candidate's chips are evaluated (liveness is lazy, docs/poci.md:
- * about S·(K/S + 2) hashes per chip) only until N candidates are found whose online power beats the
+ * bound of seat power), and a candidate's chips are evaluated (liveness is lazy, docs/poci.md:
+ * about S·(K/S + 2) hashes per chip) only until N candidates are found whose seat power beats the
  * next one's upper bound. So the work is O(candidates) accesses plus the chips of the candidates
  * that can still make the cut, typically the top N, never all chips of the chain. A candidate holds
  * at least minValidatorBond bonded, so their number is bounded by the supply over that minimum.
@@ -29,10 +30,18 @@ import { taggedHash } from '../crypto/hash.js';
 import { type Codec, decode, encode, list, struct, u32, u64, u128 } from '../encoding/codec.js';
 import { address as addressCodec, publicKey as publicKeyCodec } from '../encoding/primitives.js';
 import { ValidationError } from '../errors.js';
-import { effectiveStatus, getChip } from '../poci/chips.js';
-import { type ChallengeLookup, challengeLookup, epochOf, isProvenOnline } from '../poci/liveness.js';
+import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
+import {
+  type ChallengeLookup,
+  challengeLookup,
+  chipClass,
+  epochAnswerShare,
+  epochOf,
+  isProvenOnline,
+} from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
 import { getBond } from '../rewards/bonds.js';
+import { creditedChallenges } from '../rewards/emission.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import { IndexedSet } from './indexed-set.js';
@@ -48,7 +57,7 @@ export interface ConsensusParams {
   /** Base units an account must have bonded to be in a computed set (default 1,000 UNC). */
   minValidatorBond: bigint;
   /**
-   * Base units of bond per unit of chip power: a validator's voting weight is its online power,
+   * Base units of bond per unit of chip power: a validator's voting weight is its seat power,
    * counted only up to bonded ÷ this (default 10^15, 0.001 UNC: an H100's 989,000 units need
    * 989 UNC bonded).
    */
@@ -464,7 +473,7 @@ export function ownerChipCount(state: StateReader, owner: Uint8Array): number {
   return ownerChips.head(state, owner).count;
 }
 
-/** Sum of the rated power of the chips in `owner`'s index: an upper bound of its online power. */
+/** Sum of the rated power of the chips in `owner`'s index: an upper bound of its online and seat power. */
 export function ownerRatedPower(state: StateReader, owner: Uint8Array): bigint {
   return ownerChips.head(state, owner).weight;
 }
@@ -538,6 +547,61 @@ export function onlinePowerOf(
   return power;
 }
 
+/**
+ * What one chip lends its owner's seat in the set computed at the end of an epoch (`height`: the
+ * first height of the next one): its power × the share of its class's challenges in the ending
+ * epoch that it answered (epochAnswerShare), after the grace of rewards (creditedChallenges: all of
+ * them when it answered at least S and missed at most G), floored, if it is proven online at
+ * `height`; nothing otherwise. The K-miss rule alone holds a seat for a chip that is up only near each epoch's end
+ * (it never misses K in a row at the boundary); the share makes the seat follow the uptime that
+ * rewards already follow. A class that drew no challenge of the chip in the ending epoch (possible:
+ * the count per class is random) measured nothing, and the chip counts in full by the
+ * proven-online rule alone. One read of the class's record for the ending epoch, which the miss
+ * count reuses.
+ */
+export function chipSeatPower(
+  chip: Chip,
+  height: bigint,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+): bigint {
+  const cls = chipClass(chip.chipId, p);
+  const ending = epochOf(height - 1n, p);
+  const heights = challengesOf(ending, cls);
+  const lookup: ChallengeLookup = (e, c) => (e === ending && c === cls ? heights : challengesOf(e, c));
+  if (!isProvenOnline(chip, height, p, lookup, cls)) return 0n;
+  const { answered, counted } = epochAnswerShare(chip, ending, height, p, heights);
+  if (counted === 0) return chip.power;
+  // The grace rewards give (at least S answered, at most G missed: a restart, not downtime), so an
+  // honest chip that missed one of its ~S challenges does not lose a quarter of its seat for it.
+  return (chip.power * BigInt(creditedChallenges(answered, counted, p))) / BigInt(counted);
+}
+
+/**
+ * An owner's seat power at the end of an epoch (`height`: the first height of the next one): the
+ * sum of chipSeatPower over its active chips, minus the chips a tombstone bars from backing a
+ * validator in `epoch` (the epoch the set is for). Before the bond cap (bondBacking).
+ */
+export function seatPowerOf(
+  state: StateReader,
+  owner: Uint8Array,
+  height: bigint,
+  p: PociParams = getPociParams(state),
+  challengesOf: ChallengeLookup = challengeLookup(state),
+  epoch: bigint = epochOf(height, p),
+): bigint {
+  const tombstoneEpochs = getConsensusParams(state).tombstoneEpochs;
+  let power = 0n;
+  for (const chipId of chipsOfOwner(state, owner)) {
+    const chip = getChip(state, chipId);
+    if (!chip || !equalBytes(chip.owner, owner)) continue;
+    if (effectiveStatus(state, chip).status !== 'active') continue;
+    if (tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
+    power += chipSeatPower(chip, height, p, challengesOf);
+  }
+  return power;
+}
+
 /** What `bonded` backs: the most chip power it may count for (PROTOCOL.md §6). */
 export function bondBacking(
   bonded: bigint,
@@ -556,8 +620,8 @@ export function compareValidatorRank(a: Validator, b: Validator): number {
 
 /**
  * The top `maxValidators` bonded candidates by voting weight at `height` (the first height of the
- * epoch the set is for), in rank order, each under its consensus key. Voting weight = online power
- * of the account's chips, minus chips barred by a tombstone, capped at what its bond backs
+ * epoch the set is for), in rank order, each under its consensus key. Voting weight = seat power
+ * of the account's chips (seatPowerOf), minus chips barred by a tombstone, capped at what its bond backs
  * (bondBacking: nothing below minValidatorBond). Candidates without weight are left out, so the
  * result may be empty.
  */
@@ -583,8 +647,8 @@ export function computeValidatorSet(state: StateReader, height: bigint): Validat
   for (const c of ranked) {
     // Nobody left can beat the last place: its bound is at most this one's (strict, for ties).
     if (top.length === maxValidators && top[maxValidators - 1]!.power > c.bound) break;
-    const online = onlinePowerOf(state, c.address, height, p, challengesOf, epoch);
-    const power = online < c.backing ? online : c.backing;
+    const seat = seatPowerOf(state, c.address, height, p, challengesOf, epoch);
+    const power = seat < c.backing ? seat : c.backing;
     if (power === 0n) continue;
     const v = { publicKey: c.publicKey, power };
     let i = top.length;

@@ -321,13 +321,20 @@ export function isProvenOnline(
   height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
+  cls?: bigint,
 ): boolean {
-  return hasProvenOnline(chip) && isOnline(chip, height, p, challengesOf);
+  return hasProvenOnline(chip) && isOnline(chip, height, p, challengesOf, cls);
 }
 
 /** Online unless its last K challenges (whose windows closed) all went unanswered. */
-export function isOnline(chip: Chip, height: bigint, p: PociParams, challengesOf: ChallengeLookup): boolean {
-  return consecutiveMisses(chip, height, p, challengesOf) < p.offlineAfterMisses;
+export function isOnline(
+  chip: Chip,
+  height: bigint,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+  cls?: bigint,
+): boolean {
+  return consecutiveMisses(chip, height, p, challengesOf, cls) < p.offlineAfterMisses;
 }
 
 /** Missed challenges since the newest answered one (or since registration), capped at K. */
@@ -336,9 +343,47 @@ export function consecutiveMisses(
   height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
+  cls: bigint = chipClass(chip.chipId, p),
 ): number {
   const after = chip.lastAnsweredSlot > 0n ? chip.lastAnsweredSlot : chip.registeredAt;
-  return unansweredSlots(chip, after, height, p, challengesOf, p.offlineAfterMisses).length;
+  return unansweredSlots(chip, after, height, p, challengesOf, p.offlineAfterMisses, cls).length;
+}
+
+/** How a chip did on the challenges of its class in one epoch: `answered` of `counted`. */
+export interface EpochAnswerShare {
+  answered: number;
+  counted: number;
+}
+
+/**
+ * The chip's answers among `heights` (the challenges of its class in `epoch`), as of `height`. A
+ * challenge counts once it is answered or its window has closed unanswered (the miss rule's
+ * reading), so one whose window is still open at `height` is neither held against the chip nor
+ * credited before it answers. Only challenges of the chip's current registration count: none of an
+ * epoch before its first (a record registered in `epoch` is first challenged in the next one).
+ */
+export function epochAnswerShare(
+  chip: Chip,
+  epoch: bigint,
+  height: bigint,
+  p: Pick<PociParams, 'answerWindowBlocks'>,
+  heights: readonly bigint[],
+): EpochAnswerShare {
+  const share = { answered: 0, counted: 0 };
+  if (epoch < chip.firstEpoch) return share;
+  const mask = answeredMask(chip, epoch);
+  const n = Math.min(heights.length, MAX_CHALLENGES_PER_EPOCH);
+  for (let slot = 0; slot < n; slot++) {
+    const slotHeight = heights[slot]!;
+    if (slotHeight <= chip.registeredAt) continue;
+    if ((mask & (2 ** slot)) !== 0) {
+      share.answered++;
+      share.counted++;
+    } else if (slotHeight + p.answerWindowBlocks < height) {
+      share.counted++;
+    }
+  }
+  return share;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import type { StateReader } from '../state/store.js';
 import { type Chip, effectiveStatus } from './chips.js';
-import { type ChallengeLookup, challengeLookup, isOnline } from './liveness.js';
+import { type ChallengeLookup, challengeLookup, isProvenOnline } from './liveness.js';
 import { getPociParams, type PociParams } from './params.js';
 
 export interface NetworkAggregates {
@@ -18,7 +18,10 @@ export interface NetworkAggregates {
   /** Chips neither revoked nor deregistered, and their rated power. */
   activeChips: number;
   activePower: bigint;
-  /** Active chips that are online (fewer than K consecutive misses), and their rated power. */
+  /** Active chips that are proven online (isProvenOnline: answered since their current
+   *  registration, and fewer than K consecutive misses), and their rated power. The miss rule alone
+   *  reads a fresh registration as online until it misses K challenges, so register/deregister
+   *  cycles of chips that never answer would inflate these figures. */
   onlineChips: number;
   onlinePower: bigint;
   /** Rated power of every chip, whatever its status. */
@@ -51,7 +54,7 @@ export function networkAggregates(
     if (effectiveStatus(state, chip).status !== 'active') continue;
     out.activeChips++;
     out.activePower += chip.power;
-    if (!isOnline(chip, height, p, challengesOf)) continue;
+    if (!isProvenOnline(chip, height, p, challengesOf)) continue;
     out.onlineChips++;
     out.onlinePower += chip.power;
   }

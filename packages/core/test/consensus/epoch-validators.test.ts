@@ -34,6 +34,7 @@ import {
   putAccount,
   putChip,
   StateOverlay,
+  type TxEnvelope,
   toHex,
   transferMessage,
   txEventCodec,
@@ -132,6 +133,78 @@ function runAnswering(
     }
     chain.block(chain.heartbeats(due));
   }
+}
+
+/**
+ * Produces blocks up to `until`; in the block after each challenge of a chip in `chips` it answers
+ * it if `answers(chip, height)` says so, and notes the answered height in `answered` (per chip name).
+ */
+function runSome(
+  chain: TestChain,
+  chips: Key[],
+  until: bigint,
+  answers: (c: Key, slotHeight: bigint) => boolean,
+  answered: Map<Key, Set<bigint>>,
+): void {
+  while (chain.height < until) {
+    const due: ReturnType<typeof answer>[] = [];
+    const heights: [Key, bigint][] = [];
+    const epoch = (chain.height - 1n) / 20n;
+    for (const c of chips) {
+      const chip = getChip(chain.state, devSoftChipId(c.publicKey));
+      for (const e of [epoch - 1n, epoch]) {
+        if (!chip || e < chip.firstEpoch) continue;
+        slotsOf(chain, c, e).forEach((h, slot) => {
+          if (h === chain.height && answers(c, h)) {
+            due.push(answer(chain, c, e, slot));
+            heights.push([c, h]);
+          }
+        });
+      }
+    }
+    chain.block(chain.heartbeats(due));
+    for (const [c, h] of heights) {
+      if (!answered.has(c)) answered.set(c, new Set());
+      answered.get(c)!.add(h);
+    }
+  }
+}
+
+/**
+ * The model of a chip at the state after the head, from what the test answered (`answered`: the
+ * challenge heights answered since the chip's current registration at `registeredAt`), read with
+ * the challenges the chain drew (slotsOf), never with the code under test:
+ * - online: answered at least once, and fewer than K of its challenges whose windows closed went
+ *   unanswered since its newest answer (PROTOCOL.md §4.3);
+ * - seat: what it lends the set computed now (docs/consensus.md): power × answered ÷ counted over
+ *   the challenges of the ending epoch, counted = answered or window closed, floored; the whole
+ *   power when none counted; nothing when not online.
+ */
+function chipModel(
+  chain: TestChain,
+  c: Key,
+  power: bigint,
+  registeredAt: bigint,
+  answered: ReadonlySet<bigint>,
+): { online: bigint; seat: bigint } {
+  const p = getPociParams(chain.state);
+  const next = chain.height + 1n;
+  const closed = (h: bigint) => h + p.answerWindowBlocks < next;
+  const ending = (chain.height - 1n) / p.epochBlocks;
+  const all: bigint[] = [];
+  // First challenged in the epoch after the one of its registration (epoch e covers e·B+1 … (e+1)·B).
+  for (let e = (registeredAt - 1n) / p.epochBlocks + 1n; e <= ending; e++) all.push(...slotsOf(chain, c, e));
+  const newest = [...answered].reduce((m, h) => (h > m ? h : m), 0n);
+  const misses = all.filter((h) => h > registeredAt && h > newest && closed(h) && !answered.has(h)).length;
+  if (answered.size === 0 || misses >= p.offlineAfterMisses) return { online: 0n, seat: 0n };
+  const counted = all.filter(
+    (h) => (h - 1n) / p.epochBlocks === ending && h > registeredAt && (answered.has(h) || closed(h)),
+  );
+  const hits = counted.filter((h) => answered.has(h)).length;
+  // The grace of rewards: at least S answered and at most G missed is a restart, not downtime.
+  const graced = hits >= p.slotsPerEpoch && counted.length - hits <= p.graceSlotsPerEpoch;
+  const seat = counted.length === 0 || graced ? power : (power * BigInt(hits)) / BigInt(counted.length);
+  return { online: power, seat };
 }
 
 describe('epoch validator sets', () => {
@@ -263,6 +336,89 @@ describe('epoch validator sets', () => {
     );
   });
 
+  test('attack: a chip online only in the last part of each epoch gets a seat in proportion to its answers', () => {
+    // The K-miss rule reads the chip as online at every boundary (its newest challenges are
+    // answered), so it held a full seat; rewards already paid it for its uptime alone. Its seat
+    // must follow the same share: power × answered ÷ challenged in the epoch that ends.
+    const chain = new TestChain(G);
+    const partTime = key('part-time-chip');
+    const fullTime = key('full-time-chip');
+    enlist(chain, miner, [[partTime, 'sim-h100']], true);
+    enlist(chain, other, [[fullTime, 'sim-h100']], true);
+    const registeredAt = chain.height;
+    const p = getPociParams(chain.state);
+    // Up for the last half of each epoch (heights 11…20 of its 20), and answering everything then.
+    const up = (c: Key, h: bigint) => c === fullTime || (h - 1n) % p.epochBlocks >= p.epochBlocks / 2n;
+    const answered = new Map<Key, Set<bigint>>();
+    let seats = 0n;
+    let boundaries = 0n;
+    for (let end = 40n; end <= 200n; end += 20n) {
+      runSome(chain, [partTime, fullTime], end, up, answered);
+      const set = validatorSetAt(chain.state, G);
+      const model = chipModel(chain, partTime, H100, registeredAt, answered.get(partTime) ?? new Set());
+      assert.equal(model.online, H100, `at ${end} the miss rule reads the part-time chip as online`);
+      assert.equal(set.powerOf(consensusKey(other).publicKey), H100, `full-time seat at ${end}`);
+      assert.equal(set.powerOf(consensusKey(miner).publicKey), model.seat, `part-time seat at ${end}`);
+      seats += model.seat;
+      boundaries++;
+    }
+    // Over nine epochs it answered about half of its challenges, and held about half a seat.
+    assert.ok(seats < (boundaries * H100 * 3n) / 4n, `part-time seats ${seats} of ${boundaries} × ${H100}`);
+    assert.ok(seats > (boundaries * H100) / 4n, `part-time seats ${seats} of ${boundaries} × ${H100}`);
+  });
+
+  test('a chip that misses one challenge of an epoch it otherwise answered keeps its full seat (the grace rewards give it)', () => {
+    // An honest restart costs one answer. Rewards forgive it (creditedChallenges: at least S
+    // answered, at most G missed); a seat that did not would drop such a chip by 1/counted of its
+    // power, about a quarter at S = 4, for the next epoch.
+    const chain = new TestChain(G);
+    const p = getPociParams(chain.state);
+    const mine = [0, 1, 2].map((i) => key(`graced-chip-${i}`));
+    const theirs = [0, 1, 2].map((i) => key(`graced-chip-other-${i}`));
+    enlist(
+      chain,
+      miner,
+      mine.map((c) => [c, 'sim-h100']),
+      true,
+    );
+    enlist(
+      chain,
+      other,
+      theirs.map((c) => [c, 'sim-h100']),
+      true,
+    );
+    const registeredAt = chain.height;
+    // Each chip misses the first challenge of its class in every epoch and answers all the others.
+    const answers = (c: Key, h: bigint) => slotsOf(chain, c, (h - 1n) / p.epochBlocks)[0] !== h;
+    const answered = new Map<Key, Set<bigint>>();
+    let graced = 0;
+    for (let end = 40n; end <= 240n; end += 20n) {
+      runSome(chain, [...mine, ...theirs], end, answers, answered);
+      const set = validatorSetAt(chain.state, G);
+      for (const [owner, chips] of [
+        [miner, mine],
+        [other, theirs],
+      ] as const) {
+        let seat = 0n;
+        for (const c of chips) {
+          const hits = answered.get(c) ?? new Set<bigint>();
+          const m = chipModel(chain, c, H100, registeredAt, hits);
+          seat += m.seat;
+          const counted = slotsOf(chain, c, (end - 1n) / p.epochBlocks).filter(
+            (h) => hits.has(h) || h + p.answerWindowBlocks <= end,
+          );
+          const missed = counted.filter((h) => !hits.has(h)).length;
+          if (missed === 1 && counted.length - missed >= p.slotsPerEpoch) {
+            assert.equal(m.seat, H100, `a restart costs no seat at ${end}`);
+            graced++;
+          }
+        }
+        assert.equal(set.powerOf(consensusKey(owner).publicKey), seat, `seat at ${end}`);
+      }
+    }
+    assert.ok(graced > 0, 'some chip answered S of its challenges and missed one');
+  });
+
   test('a transferred chip moves its power; a deregistered one takes it away', () => {
     const chain = new TestChain(G);
     const moving = key('moving-chip');
@@ -300,6 +456,129 @@ describe('epoch validator sets', () => {
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(other).publicKey)]: H100,
     });
+  });
+
+  test('property: through registrations, transfers, deregistrations and re-registrations in any order, with chips answering any pattern of their challenges, a chip lends power only to its current owner, once it answered since its current registration, and its seat follows its answered share of the ending epoch', () => {
+    const owners = [miner, other, key('lifecycle-third')];
+    const chipKeys = [0, 1, 2].map((i) => key(`lifecycle-chip-${i}`));
+    const models = ['sim-h100', 'sim-a100', 'sim-h100'];
+    const modelPower = [H100, A100, H100];
+    type Op = { gap: number; chip: number; kind: 'register' | 'deregister' | 'transfer'; to: number };
+    const opArb: fc.Arbitrary<Op> = fc.record({
+      gap: fc.integer({ min: 1, max: 12 }),
+      chip: fc.integer({ min: 0, max: 2 }),
+      kind: fc.constantFrom('register' as const, 'deregister' as const, 'transfer' as const),
+      to: fc.integer({ min: 0, max: 2 }),
+    });
+    fc.assert(
+      fc.property(
+        // Per chip, which challenges it answers: the one at height h iff pattern[h mod length]
+        // (all true: always up; all false: never; mixed: part-time, in any rhythm).
+        fc.array(fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }), { minLength: 3, maxLength: 3 }),
+        fc.array(opArb, { minLength: 4, maxLength: 14 }),
+        (patterns, ops) => {
+          const chain = new TestChain(G);
+          fund(chain, [owners[2]!]);
+          for (const o of owners)
+            chain.block([chain.tx(o, [setConsensusKeyAction(o), { type: 'bond', amount: BOND }])]);
+          const ids = chipKeys.map((c) => devSoftChipId(c.publicKey));
+          // The model: who owns each chip, when it was (last) registered, and the challenges it
+          // answered since then (chipModel reads online power and seat from them).
+          const owner: (number | null)[] = [null, null, null];
+          const registeredAt = [0n, 0n, 0n];
+          const answered = new Map<Key, Set<bigint>>();
+          const sum = (o: number, part: 'online' | 'seat') =>
+            owner.reduce<bigint>((s, w, c) => {
+              if (w !== o) return s;
+              const m = chipModel(
+                chain,
+                chipKeys[c]!,
+                modelPower[c]!,
+                registeredAt[c]!,
+                answered.get(chipKeys[c]!) ?? new Set(),
+              );
+              return s + m[part];
+            }, 0n);
+          const check = () => {
+            for (let o = 0; o < owners.length; o++) {
+              assert.equal(
+                onlinePowerOf(chain.state, owners[o]!.address, chain.height + 1n),
+                sum(o, 'online'),
+                `owner ${o} at height ${chain.height} (owners ${owner})`,
+              );
+            }
+            // A boundary whose computed set is empty keeps the set before (a chain must go on): a
+            // documented fallback, not a chip lending power, so only a non-empty set is checked.
+            const seats = owners.map((_, o) => sum(o, 'seat'));
+            if (chain.height % 20n === 0n && seats.some((s) => s > 0n)) {
+              const set = validatorSetAt(chain.state, G);
+              for (let o = 0; o < owners.length; o++) {
+                const weight = set.powerOf(consensusKey(owners[o]!).publicKey);
+                assert.equal(weight, seats[o], `owner ${o}'s seat from height ${chain.height + 1n}`);
+              }
+            }
+          };
+          const answers = (c: Key, h: bigint) => {
+            const pattern = patterns[chipKeys.indexOf(c)]!;
+            return pattern[Number(h % BigInt(pattern.length))]!;
+          };
+          /** One block: each registered chip answers the challenge of its class the block before drew, if its pattern says so. */
+          const step = () => {
+            runSome(
+              chain,
+              chipKeys.filter((_, i) => owner[i] !== null),
+              chain.height + 1n,
+              answers,
+              answered,
+            );
+            check();
+          };
+          for (const op of ops) {
+            for (let i = 0; i < op.gap; i++) step();
+            const c = op.chip;
+            const chipId = ids[c]!;
+            let tx: TxEnvelope;
+            if (op.kind === 'register') {
+              tx = chain.tx(owners[op.to]!, [
+                registerAction(chain, chipKeys[c]!, owners[op.to]!.address, chain.height, models[c]),
+              ]);
+            } else if (owner[c] === null) {
+              continue;
+            } else if (op.kind === 'deregister') {
+              tx = chain.tx(owners[owner[c]!]!, [{ type: 'deregisterChip', chipId }]);
+            } else {
+              const anchorHash = getRecentHash(chain.state, chain.height) ?? chain.hashOf(chain.height);
+              const signature = ed25519Sign(
+                chipKeys[c]!.seed,
+                transferMessage(CHAIN, chipId, owners[op.to]!.address, anchorHash),
+              );
+              tx = chain.tx(owners[owner[c]!]!, [
+                {
+                  type: 'transferChip',
+                  chipId,
+                  newOwner: owners[op.to]!.address,
+                  anchorHeight: chain.height,
+                  consent: { type: 'dev-soft', signature },
+                },
+              ]);
+            }
+            // Refusals (a chip still registered, rewards pending, too many changes of hands) are
+            // part of the rules under test: the operation is simply not made.
+            if (chain.attempt(tx) !== null) continue;
+            chain.block([tx]);
+            if (op.kind === 'register') {
+              owner[c] = op.to;
+              registeredAt[c] = chain.height;
+              answered.delete(chipKeys[c]!);
+            } else if (op.kind === 'deregister') owner[c] = null;
+            else owner[c] = op.to;
+            check();
+          }
+          for (let i = 0; i < 40; i++) step();
+        },
+      ),
+      { numRuns: 10 },
+    );
   });
 
   test('the computation reads only the chips of candidates that can still make the cut', () => {
