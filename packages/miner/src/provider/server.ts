@@ -102,9 +102,9 @@ export interface ProviderOptions {
   modelDir: string;
   /**
    * Bytes of models kept, all renters together (default 16 GiB); past it models not in use by a
-   * queued or running job are deleted, the least recently used of the renter holding the most
-   * (each model counted whole against every renter that uploaded it; models held by nobody first);
-   * a model another renter still holds loses only that renter (they can be uploaded again).
+   * queued or running job are deleted whole (they can be uploaded again): models held by nobody
+   * first, then the one whose lightest holder holds the most (each model counted whole against
+   * every renter that uploaded it), so the least recently used of the renter holding the most.
    */
   maxStoreBytes?: number;
   /** Bytes of models one renter key holds, each counted whole (default min(4 GiB, maxStoreBytes)); its own go first. */
