@@ -168,7 +168,9 @@ describe('model store holders', () => {
         return super[Symbol.iterator]();
       }
     }
-    for (const e of store['entries'].values()) e.holders = new CountedSet(e.holders);
+    // The store's own entries (private): each model's holder set is swapped for a counted one.
+    const entries = (store as unknown as { entries: Map<string, { holders: Set<string> }> }).entries;
+    for (const e of entries.values()) e.holders = new CountedSet(e.holders);
     await store.put(new Uint8Array(randomBytes(8 * n)), B);
     assert.ok(reads <= 4 * n, `${reads} reads of holder sets for ${n} models`);
     // A's least recently used half went, whole.
