@@ -10,7 +10,7 @@
  * growing past the limit would be), so the outcome does not depend on when the sample falls.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '@unc/node';
@@ -20,22 +20,36 @@ import { tempDir } from './helpers.js';
 const MiB = 1024 * 1024;
 const LIMIT = 512 * MiB;
 
-/** hash "leftover:N" keeps N MiB; "job:N" holds N MiB while it runs; 'drop' frees what was kept. */
-function standIn(dir: string): string {
+/**
+ * hash "leftover:N" keeps N MiB; "job:N" holds N MiB while it runs; 'drop' frees what was kept.
+ * Gated: each request is appended to `<dir>/log` as it arrives, and the nth drop starts only once
+ * the file `<dir>/open-<n>` is there ("drop end" logged as it answers).
+ */
+function standIn(dir: string, gated = false): string {
   const file = join(dir, 'stand-in.mjs');
   writeFileSync(
     file,
-    `let kept = [];
+    `import { appendFileSync, existsSync } from 'node:fs';
+     const gated = ${gated};
+     const log = (line) => gated && appendFileSync(${JSON.stringify(join(dir, 'log'))}, line + '\\n');
+     let kept = [];
+     let drops = 0;
      process.on('message', (req) => {
        if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+       log((req.op + ' ' + (req.hash ?? '')).trim());
        if (req.op === 'drop') {
-         kept = [];
-         globalThis.gc?.();
+         const gate = ${JSON.stringify(join(dir, 'open-'))} + ++drops;
          // Answered once the memory is back with the system (freed buffers go on a later tick).
          const answer = () => process.memoryUsage().rss < ${LIMIT} / 2
-           ? process.send({ id: req.id, ok: true })
+           ? (log('drop end'), process.send({ id: req.id, ok: true }))
            : (globalThis.gc?.(), setTimeout(answer, 20));
-         return answer();
+         const start = () => {
+           if (gated && !existsSync(gate)) return setTimeout(start, 10);
+           kept = [];
+           globalThis.gc?.();
+           answer();
+         };
+         return start();
        }
        const [kind, n] = req.hash.split(':');
        const held = Buffer.alloc(Number(n) * ${MiB}, 1);
@@ -52,23 +66,27 @@ function standIn(dir: string): string {
   return file;
 }
 
-async function withSandbox(fn: (s: JobSandbox) => Promise<void>, workers = 1): Promise<void> {
+async function withSandbox(
+  fn: (s: JobSandbox, dir: string) => Promise<void>,
+  workers = 1,
+  { gated = false, timeoutMs = 60_000 } = {},
+): Promise<void> {
   const dir = await tempDir('unc-sandbox-retry-');
   const sandbox = new JobSandbox({
     workers,
     executionProvider: 'cpu',
     ocr: DEFAULT_OCR_MODELS,
-    timeoutMs: 60_000,
+    timeoutMs,
     memoryBytes: LIMIT,
     heapMb: 256,
     maxSessions: 4,
     maxOutputBytes: 1024,
-    runner: standIn(dir.path),
+    runner: standIn(dir.path, gated),
     logger: silentLogger,
   });
   try {
     await sandbox.start();
-    await fn(sandbox);
+    await fn(sandbox, dir.path);
   } finally {
     await sandbox.stop();
     await dir.remove();
@@ -147,4 +165,44 @@ test("a job's second run does not replace the other job processes", { timeout: 6
     // before, the two other processes were replaced too (6 or 7).
     assert.ok(sandbox.spawned <= 5, `${sandbox.spawned} processes started`);
   }, 3);
+});
+
+// A renter's answer waited for its process's clean-up (dropping sessions, collecting the heap).
+// The clean-up here waits for a file the test writes: the answer must come while it is pending,
+// and the process must take no job before it ends.
+test("a job's answer does not wait for its process's clean-up; the process takes no job before it ends", {
+  timeout: 90_000,
+}, async () => {
+  await withSandbox(
+    async (sandbox, dir) => {
+      const log = () => {
+        const path = join(dir, 'log');
+        return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
+      };
+      // ~350 MiB kept: over half the limit, so the process is asked to drop; the drop waits for open-1.
+      assert.equal(await outcome(sandbox.run('leftover:300', 'm', [])), 'done');
+      assert.ok(!log().includes('drop end'), 'answered before its clean-up');
+      assert.equal(sandbox.busy, 1, 'the process is held by its clean-up');
+      const next = outcome(sandbox.run('job:10', 'm', []));
+      writeFileSync(join(dir, 'open-1'), '');
+      assert.equal(await next, 'done');
+      assert.deepEqual(log(), ['run leftover:300', 'drop', 'drop end', 'run job:10']);
+      assert.equal(sandbox.spawned, 1, 'the process was kept');
+      // A group's answer too.
+      const group = await sandbox.runMany('leftover:300', 'm', [[], []]);
+      assert.deepEqual(
+        group.map((s) => s.ok),
+        [true, true],
+      );
+      assert.equal(sandbox.busy, 1, 'the process is held by its clean-up');
+      const after = outcome(sandbox.run('job:10', 'm', []));
+      writeFileSync(join(dir, 'open-2'), '');
+      assert.equal(await after, 'done');
+      assert.deepEqual(log().slice(4), ['runMany leftover:300', 'drop', 'drop end', 'run job:10']);
+      assert.equal(sandbox.spawned, 1);
+    },
+    1,
+    // The drop's time limit is the job's: the old code answered only once it killed the drop.
+    { gated: true, timeoutMs: 20_000 },
+  );
 });

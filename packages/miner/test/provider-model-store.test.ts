@@ -3,7 +3,7 @@
  * a new hash stayed for good), and a full disk failed every request. Models past the quota are
  * evicted (they are content-addressed: whoever needs one uploads it again), never one pinned by a
  * queued or running job: one renter's models past its share evict its own least recently used,
- * and past the total those of the renter holding the most go first.
+ * and past the total whole models, those of the renter holding the most first.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

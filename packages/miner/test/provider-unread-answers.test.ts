@@ -30,6 +30,28 @@ const CHAIN = 'unc-test-unread';
 const FLOATS = 1024 * 1024;
 const ONE = Buffer.from(new Float32Array([1]).buffer).toString('base64');
 
+/** Reads one HTTP answer (status and JSON body) from a connection that read nothing so far. */
+function readAnswer(s: Socket): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    s.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+      if (buf.length < end + 4 + length) return;
+      s.pause();
+      resolve({
+        status: Number(head.split(' ')[1]),
+        body: JSON.parse(buf.subarray(end + 4, end + 4 + length).toString('utf8')),
+      });
+    });
+    s.once('error', reject);
+    s.resume();
+  });
+}
+
 const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 20));
 };
@@ -287,5 +309,66 @@ describe('answers a renter does not read', () => {
     // (neither 'finish' nor 'close' follows), and this renter got ANSWERS_UNREAD from then on.
     await until(() => provider.unreadAnswerBytes(a.key) === 0);
     assert.equal((await a.client.getJob(jobId)).status, 'done');
+  });
+  test('waited jobs whose answers would pass the share are answered with their id only; GET gives them', {
+    timeout: 180_000,
+  }, async () => {
+    const share = 8 * 1024 * 1024;
+    const { provider, url } = await start('models-waited', undefined, {
+      maxUnreadAnswerBytesPerRenter: share,
+      jobTimeoutMs: 5_000,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { modelHash: loop } = await b.client.uploadModel(loopModel());
+    // b's job holds the only job process: a's jobs are all sent, nothing of a's unread, before any ends.
+    const blocked = b.client.runJob(loop, { x: { type: 'float32', dims: [1], data: ONE } }).catch(() => null);
+    while ((await b.client.health()).queue.running === 0) await new Promise((r) => setTimeout(r, 20));
+    const sent = [0, 1, 2, 3].map(() => a.rawJob(modelHash));
+    for (const { jobId } of sent)
+      while ((await a.client.getJob(jobId).catch(() => null))?.status !== 'queued')
+        await new Promise((r) => setTimeout(r, 20));
+    await blocked;
+    // All of a's jobs end (asked of health: a GET's answer would count while it is read); their
+    // connections read nothing. A job's answer is written in the turn its queue slot is freed.
+    for (;;) {
+      const { queue } = await b.client.health();
+      if (queue.running === 0 && queue.queued === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Before, each answered whole: 4 answers of ~5.6 MB held against a share of 8 MiB.
+    const held = provider.unreadAnswerBytes(a.key);
+    assert.ok(held <= share, `held ${held} bytes against a share of ${share}`);
+    const answers = await Promise.all(sent.map(({ socket }) => readAnswer(socket)));
+    assert.deepEqual(answers.map((x) => x.status).sort(), [200, 202, 202, 202]);
+    for (const [i, x] of answers.entries()) {
+      if (x.status !== 202) continue;
+      assert.deepEqual(Object.keys(x.body).sort(), ['jobId', 'leaseId', 'model', 'status']);
+      assert.equal(x.body.jobId, sent[i]!.jobId);
+      const got = await a.client.getJob(sent[i]!.jobId);
+      assert.equal(got.status, 'done');
+      assert.ok(got.receipt && got.outputs);
+    }
+  });
+
+  test('the client reads a job answered with its id only by GET, and checks it as any', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-id-only', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const x = { x: { type: 'float32' as const, dims: [1], data: ONE } };
+    const { job } = await a.client.runJob(modelHash, x);
+    // One answer of ~5.6 MB left unread: the next job's would pass the share, it is answered 202.
+    const s = a.unreadGet(job.jobId);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    const again = await a.client.runJob(modelHash, x);
+    assert.equal(again.job.status, 'done');
+    assert.notEqual(again.job.jobId, job.jobId);
+    assert.ok(again.job.outputs && again.job.receipt);
+    s.destroy();
   });
 });

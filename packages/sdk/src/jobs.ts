@@ -678,14 +678,22 @@ export class ProviderClient {
     const body = utf8(JSON.stringify({ model: modelHash, inputs }));
     const sent: { signed?: SignedJobRequest } = {};
     const job = (await this.request('POST', '/v1/jobs', body, true, false, sent)) as JobView;
-    return this.check(job, fromHex(modelHash, 32), tensorsHash(raw), sent.signed!);
+    return this.check(
+      await this.whole(job, sent.signed!),
+      fromHex(modelHash, 32),
+      tensorsHash(raw),
+      sent.signed!,
+    );
   }
 
   /** Runs the provider's OCR job on a PNG or JPEG image. */
   async runOcr(image: Uint8Array, ocrModelHash?: string): Promise<JobResult> {
     const body = utf8(JSON.stringify({ model: OCR_MODEL, image: Buffer.from(image).toString('base64') }));
     const sent: { signed?: SignedJobRequest } = {};
-    const job = (await this.request('POST', '/v1/jobs', body, true, false, sent)) as JobView;
+    const job = await this.whole(
+      (await this.request('POST', '/v1/jobs', body, true, false, sent)) as JobView,
+      sent.signed!,
+    );
     const expected = ocrModelHash ?? (await this.health()).ocrModelHash;
     return this.check(job, fromHex(expected, 32), imageHash(image), sent.signed!);
   }
@@ -744,6 +752,31 @@ export class ProviderClient {
 
   async getJob(jobId: string): Promise<JobView> {
     return (await this.request('GET', `/v1/jobs/${jobId}`, undefined)) as JobView;
+  }
+
+  /**
+   * The whole answer of a job waited for. A provider whose earlier answers to this renter key are
+   * not read yet, past its share, answers a job that ended with its id only (202, docs/jobs.md):
+   * its result is then read by GET, once more while that is refused ANSWERS_UNREAD (429: those
+   * earlier answers are still being taken), until the client's time limit.
+   */
+  private async whole(job: JobView, sent: SignedJobRequest): Promise<JobView> {
+    if (job.status !== 'done' || job.receipt) return job;
+    // Asked by the request's own id, not the one the answer names.
+    const id = toHex(jobIdOf(this.leaseId, jobRequestDigest(sent.request), sent.request.nonce));
+    const deadline = Date.now() + this.timeoutMs;
+    for (let pause = 20; ; pause = Math.min(2 * pause, 1_000)) {
+      try {
+        const got = await this.getJob(id);
+        if (got.status === 'done' || got.status === 'failed') return got;
+      } catch (err) {
+        if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD') || Date.now() >= deadline)
+          throw err;
+      }
+      if (Date.now() >= deadline)
+        throw new Error(`job ${id} ended, but its result could not be read in time`);
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 
   private check(

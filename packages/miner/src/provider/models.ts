@@ -55,7 +55,8 @@ export class ModelStore {
    * beside it: a model's hash is public once a renter posts a receipt, and any renter with a lease
    * here could otherwise run another renter's model by it (free use, extraction by queries, its
    * input names in error messages). A model counts whole against each holder's share; a holder's
-   * own eviction takes it out of the holder set, and the bytes go when no holder is left.
+   * own share evicting it takes it out of the holder set, and the bytes go when no holder is left;
+   * past the total, a model goes whole.
    */
   private readonly entries = new Map<string, Entry>();
   private readonly pins = new Map<string, number>();
@@ -259,8 +260,9 @@ export class ModelStore {
    * Makes room for model `hash` of `size` bytes held by `renter` (null: no renter); `fresh`: its
    * bytes are new to the store (false: the renter joins the holders of a model already here).
    * Evicts the renter's own least recently used models past its share (the renter leaves their
-   * holder sets), then, past the total, the least recently used of whoever holds the most (first
-   * the models held by nobody), never a pinned one; a model's bytes go when its last holder leaves.
+   * holder sets; a model's bytes go when its last holder leaves), then, past the total, whole
+   * models (every holder leaves), first those held by nobody, then the one whose lightest holder
+   * holds the most; never a pinned one.
    * Synchronous, and followed at once by the booking, so uploads committed at once cannot both take
    * the same room. Throws StoreFullError, evicting nothing, when what is in the way is pinned.
    * Returns the models whose holders changed (their records are written again).
@@ -296,35 +298,67 @@ export class ModelStore {
           "this renter's share of the model store is full of models in use; retry when their jobs are done",
         );
     }
-    // Past the total, the renter holding the most goes first (its least recently used model),
-    // not the least recently used of all: renters that each stay inside their share could
-    // otherwise, uploading together, flush every other renter's models out of the store. Models
-    // held by nobody go before any: nobody can run them until someone uploads them again.
+    // Past the total only whole models go: taking one holder out of a model another still holds
+    // frees no byte, and one upload took a heavy renter out of every model it shared and freed
+    // nothing. Which model goes: the one whose lightest holder holds the most (among equals
+    // the one with fewer holders, then the least recently used). For models held
+    // by one renter that is the least recently used of the renter holding the most, so renters
+    // that each stay inside their share cannot, uploading together, flush a smaller renter's
+    // models out; a model shared with a light renter is as safe as that renter's own, so joining
+    // the holders of another renter's (public) model does not expose it, and keys sharing their
+    // own models among themselves still count them whole and go first. The uploader counts the
+    // model it sends: uploading to push others out, it is the heavier for it. Models held by
+    // nobody go before any: nobody can run them until someone uploads them again.
     const need = fresh ? size : 0;
     if (total + need > this.maxBytes) {
-      const held = new Map<string | null, number>();
-      const queues = new Map<string | null, [string, Entry][]>();
+      // Models are grouped by the holders they have left (one group per holder set, least
+      // recently used first in each), and each eviction weighs the groups, not the models: the
+      // models of a group weigh the same, and taking one changes only its holders' weights.
+      // Weighing every model for every eviction made one upload that had to evict a renter's
+      // thousands of tiny models quadratic (8 000 of its 16 000 models of 16 bytes: 37 s with
+      // the event loop held), and a renter may store as many as its share divided by a few bytes.
+      // Each eviction now costs the holder sets left (one per renter when none shares a model).
+      const held = new Map<string, number>();
+      const groups = new Map<
+        string,
+        { holders: string[]; models: [string, Entry, number][]; next: number }
+      >();
+      let at = 0;
       for (const [h, e] of this.entries) {
+        at++;
         if (gone.has(h) || h === hash) continue;
         const holders = [...e.holders].filter((x) => !dropped.get(h)?.has(x));
-        for (const x of holders.length === 0 ? [null] : holders) {
-          held.set(x, (held.get(x) ?? 0) + e.size);
-          if (this.pins.has(h)) continue;
-          const q = queues.get(x);
-          if (q) q.push([h, e]);
-          else queues.set(x, [[h, e]]);
-        }
+        for (const x of holders) held.set(x, (held.get(x) ?? 0) + e.size);
+        if (this.pins.has(h)) continue;
+        const key = [...holders].sort().join(',');
+        const g = groups.get(key);
+        if (g) g.models.push([h, e, at]);
+        else groups.set(key, { holders, models: [[h, e, at]], next: 0 });
       }
+      if (renter !== null) held.set(renter, (held.get(renter) ?? 0) + size);
       while (total + need > this.maxBytes) {
-        let pick: string | null | undefined;
-        if ((queues.get(null)?.length ?? 0) > 0) pick = null;
-        else
-          for (const [owner, q] of queues)
-            if (q.length > 0 && (pick === undefined || held.get(owner)! > held.get(pick)!)) pick = owner;
+        let pick: { key: string; weight: number; holders: number; at: number } | undefined;
+        for (const [key, g] of groups) {
+          let weight = Number.POSITIVE_INFINITY;
+          for (const x of g.holders) weight = Math.min(weight, held.get(x)!);
+          const at = g.models[g.next]![2];
+          if (
+            pick === undefined ||
+            weight > pick.weight ||
+            (weight === pick.weight &&
+              (g.holders.length < pick.holders || (g.holders.length === pick.holders && at < pick.at)))
+          )
+            pick = { key, weight, holders: g.holders.length, at };
+        }
         if (pick === undefined) break;
-        const [h, e] = queues.get(pick)!.shift()!;
-        held.set(pick, held.get(pick)! - e.size);
-        drop(h, e, pick);
+        const g = groups.get(pick.key)!;
+        const [h, e] = g.models[g.next++]!;
+        if (g.next === g.models.length) groups.delete(pick.key);
+        for (const x of g.holders) {
+          held.set(x, held.get(x)! - e.size);
+          drop(h, e, x);
+        }
+        if (g.holders.length === 0) drop(h, e, null);
       }
     }
     if (total + need > this.maxBytes)

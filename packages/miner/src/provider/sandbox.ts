@@ -628,6 +628,23 @@ export class JobSandbox {
     this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
   }
 
+  /**
+   * Gives a process back to the pool once its clean-up (shrinkOrReplace) is over; the job's answer
+   * does not wait for it. A renter's answer waited for the drop of sessions and the collection,
+   * time the renter's job did not need; the process stays busy meanwhile, so no job starts there
+   * before the memory the last one left is given back (or the process replaced).
+   */
+  private cleanUpThenRelease(w: Worker): void {
+    this.shrinkOrReplace(w).then(
+      () => this.release(w),
+      (err: Error) => {
+        // Not cleaned up: it may still hold what the last job left, so it takes no other job.
+        this.opts.logger.error('cannot clean up a job process; replacing it', { error: err.message });
+        this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
+      },
+    );
+  }
+
   /** A live process holding more than half the memory limit. */
   private overHalf(w: Worker): boolean {
     if (w.dead || w.child.pid === undefined) return false;
@@ -754,8 +771,7 @@ export class JobSandbox {
       return { ok: false, error, retry };
     } finally {
       clearTimeout(timer);
-      await this.shrinkOrReplace(w);
-      this.release(w);
+      this.cleanUpThenRelease(w);
     }
   }
 
@@ -837,8 +853,7 @@ export class JobSandbox {
       while (settled.length < count) settled.push({ ok: false, error: aborted, durationMs: 0 });
     } finally {
       clearTimeout(timer);
-      await this.shrinkOrReplace(w);
-      this.release(w);
+      this.cleanUpThenRelease(w);
     }
     return retryFrom === undefined ? { settled } : { settled, retryFrom };
   }

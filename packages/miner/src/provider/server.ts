@@ -7,6 +7,8 @@
  *   POST /v1/models            ONNX bytes → { modelHash, size, stored }; the uploader holds the model
  *                              (a job runs only a model its renter key uploaded)
  *   POST /v1/jobs              { model: <hash hex> | "ocr", inputs | image, wait? } → job view
+ *                              (202 with its id only when waited for and past the renter's
+ *                              unread-answers share: GET it)
  *   POST /v1/jobs/batch        { model, jobs: [{ inputs | image }] } → every job's result and
  *                              proof, one receipt signed over their Merkle root
  *   GET  /v1/jobs/<job id>     job view (only to the lease that ran it)
@@ -102,9 +104,9 @@ export interface ProviderOptions {
   modelDir: string;
   /**
    * Bytes of models kept, all renters together (default 16 GiB); past it models not in use by a
-   * queued or running job are deleted, the least recently used of the renter holding the most
-   * (each model counted whole against every renter that uploaded it; models held by nobody first);
-   * a model another renter still holds loses only that renter (they can be uploaded again).
+   * queued or running job are deleted whole (they can be uploaded again): models held by nobody
+   * first, then the one whose lightest holder holds the most (each model counted whole against
+   * every renter that uploaded it), so the least recently used of the renter holding the most.
    */
   maxStoreBytes?: number;
   /** Bytes of models one renter key holds, each counted whole (default min(4 GiB, maxStoreBytes)); its own go first. */
@@ -190,7 +192,8 @@ export interface ProviderOptions {
   maxKeptOutputBytes?: number;
   /**
    * Bytes of a renter key's answers written and not yet taken by its connections: at or past it,
-   * its next requests get 429 `ANSWERS_UNREAD` until it reads them (default 4 × maxOutputBytes).
+   * its next requests get 429 `ANSWERS_UNREAD` until it reads them (default 4 × maxOutputBytes);
+   * a waited job whose answer would pass it is answered 202 with its id only (GET it).
    */
   maxUnreadAnswerBytesPerRenter?: number;
   /** How long an answer may take to be taken by its connection; past it the connection is closed. */
@@ -588,11 +591,33 @@ export class ProviderServer {
    * none held ~21 MiB of this process's memory per request of a few hundred bytes, for good.
    */
   private send(res: ServerResponse, status: number, body: unknown, renter?: string): void {
-    const text = JSON.stringify(body);
+    this.write(res, status, JSON.stringify(body), renter);
+  }
+
+  private write(res: ServerResponse, status: number, text: string, renter?: string): void {
     const bytes = Buffer.byteLength(text);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes });
     if (renter !== undefined) this.countUnread(res, renter, bytes);
     res.end(text);
+  }
+
+  /**
+   * Answers a job waited for (POST /v1/jobs): whole while the renter's unread answers and this one
+   * stay within its share (or none of its answers is unread), else 202 with the job's id only,
+   * its result kept for GET /v1/jobs/<id>. Its share is checked when the job is sent, and up to
+   * maxJobsPerRenter jobs of a renter that reads nothing each added an answer of up to ~21 MiB
+   * past it when they ended. Returns whether the answer was whole.
+   */
+  private answerJob(res: ServerResponse, view: JobView, renter: string): boolean {
+    const text = JSON.stringify(view);
+    const unread = this.unreadAnswers.get(renter) ?? 0;
+    if (unread === 0 || unread + Buffer.byteLength(text) <= this.maxUnreadAnswerBytesPerRenter) {
+      this.write(res, 200, text, renter);
+      return true;
+    }
+    const { jobId, leaseId, model, status } = view;
+    this.send(res, 202, { jobId, leaseId, model, status }, renter);
+    return false;
   }
 
   /** Counts an answer's bytes against its renter until its connection took them (or closed). */
@@ -743,8 +768,10 @@ export class ProviderServer {
         release();
         if (route === 'jobs') {
           const { status, view } = await this.submitJob(auth, lease, body, clock);
-          this.send(res, status, view, auth.renterKeyHex);
-          if (clock && status === 200) {
+          let whole = false;
+          if (status === 200) whole = this.answerJob(res, view, auth.renterKeyHex);
+          else this.send(res, status, view, auth.renterKeyHex);
+          if (clock && whole) {
             clock.mark('answer written');
             this.opts.onJobStages?.({ began: clock.began, stages: clock.stages, jobCpuMs: clock.jobCpuMs });
           }
