@@ -14,11 +14,13 @@ import {
   BlockExecutor,
   type CostlyCheck,
   costlyCheckKey,
+  decode,
   devSoftChipId,
   type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
   encode,
+  envelopeFromBytes,
   envelopeFromSigned,
   evidenceCheckKey,
   genesisStateWrites,
@@ -249,6 +251,62 @@ describe('admission of costly evidence', () => {
     const gossip = (e: TxEnvelope) => reactor.onTxGossip(encode(txBatchCodec, [e.bytes]), 'relay');
     assert.equal(await gossip(tx(owner, 0n, [madeUpTpmRegistration(1, 1n)])), 'reject');
     assert.equal(await gossip(env), 'ignore');
+  });
+
+  test('attack: a batch holding a registration refused before its evidence check is not forwarded whole, its valid transaction published here', async () => {
+    // An attacker's pending registration here, then a batch of a valid transaction and another
+    // registration of the same nonce and fee with junk evidence: refused here as an underpriced
+    // replacement, after its signature check but before its evidence was looked at. Forwarded
+    // whole, the batch reaches a node without the pending one, which checks that evidence, finds
+    // it provably bad and blames this node: honest relays banned by each other, for free.
+    const { state, next, anchorHash } = stateAtOne();
+    const nodeOn = () => {
+      const pool = new Mempool();
+      const queue = new AdmissionQueue(new InThreadVerifier(), {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+        admit: (env) => pool.add(env, state, params, next, true),
+      });
+      const published: string[][] = [];
+      const reactor = new MempoolReactor({
+        clock: systemClock,
+        admitTx: () => {
+          throw new Error('unused: batches go through the admission queue');
+        },
+        admitTxs: (envs) => queue.submit(envs),
+        publishBatch: (data) =>
+          published.push(decode(txBatchCodec, data).map((b) => hex(envelopeFromBytes(b).hash))),
+        connected: () => true,
+      });
+      return { pool, queue, reactor, published };
+    };
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const batchOf = (...envs: TxEnvelope[]) =>
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      );
+    const here = nodeOn();
+    const chip = namedKey('replaced chip');
+    const pending = tx(owner, 0n, [devRegistration(chip, 1n, anchorHash)]);
+    assert.deepEqual(await here.queue.submit([pending]), [{ replaced: false }]);
+    const junk = tx(owner, 0n, [devRegistration(chip, 1n, anchorHash, true)]);
+    assert.equal(junk.stx.tx.fee, pending.stx.tx.fee);
+    const valid = tx(devKey(2), 0n, [
+      { type: 'transfer', to: devKey(3).address, amount: 1n, memo: new Uint8Array(0) },
+    ]);
+    const checks = here.pool.evidenceChecks;
+    assert.equal(await here.reactor.onTxGossip(batchOf(valid, junk), 'relay'), 'ignore');
+    assert.equal(here.pool.evidenceChecks, checks, 'the junk evidence was not checked here');
+    const [refusal] = await here.queue.submit([junk]);
+    assert.ok(refusal instanceof ValidationError && refusal.code === 'REPLACEMENT_UNDERPRICED');
+    here.reactor.flushTxs();
+    assert.deepEqual(here.published, [[hex(valid.hash)]], 'the admitted one alone, published by this node');
+
+    // What a node without the pending registration makes of that batch: its relay is to blame.
+    const downstream = nodeOn();
+    assert.equal(await downstream.reactor.onTxGossip(batchOf(valid, junk), 'this node'), 'reject');
+    here.reactor.stop();
+    downstream.reactor.stop();
   });
 });
 

@@ -14,11 +14,13 @@ import {
   challengesAsOf,
   chipClass,
   DEV_SOFT_VENDOR,
+  decode,
   devSoftChipId,
   duplicateVoteEvidence,
   ed25519Sign,
   ed25519Verify,
   encode,
+  envelopeFromBytes,
   envelopeFromSigned,
   epochOf,
   genesisStateWrites,
@@ -41,9 +43,11 @@ import {
 import fc from 'fast-check';
 import { AdmissionQueue, clockSlices } from '../src/admission.js';
 import { systemClock } from '../src/clock.js';
+import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../src/consensus/wire.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
 import { Mempool } from '../src/mempool.js';
-import type { SignatureVerifier } from '../src/verify-pool.js';
+import { InThreadVerifier, type SignatureVerifier } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
 
 const key = namedKey;
@@ -602,6 +606,70 @@ describe('mempool attacks', () => {
     // Paying the minimum fee is a real replacement.
     pool.add(tx(owner, 1n, [heartbeat(answer)], 'min'), chain.state, params, chain.next());
     assert.equal(pool.size, 1);
+  });
+
+  test('attack: a batch holding a heartbeat refused before its answer is checked is not forwarded whole, its valid transaction published here', async () => {
+    // The owner's fee-free heartbeat pending here, then a batch of a valid transfer and another
+    // fee-free heartbeat of the same nonce and answer with a garbled signature: refused here as an
+    // underpriced replacement (after its signature check, before its answer is looked at).
+    // Forwarded whole, the batch would reach a node without the pending heartbeat, which checks
+    // that answer and judges the relay (this node) by it.
+    const { chain, answer } = chainWithOpenSlot();
+    const next = chain.next();
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const nodeOn = () => {
+      const pool = new Mempool();
+      const queue = new AdmissionQueue(new InThreadVerifier(), {
+        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, chain.state, params, next, countPending),
+        admit: (env) => pool.add(env, chain.state, params, next, true),
+      });
+      const published: string[][] = [];
+      const reactor = new MempoolReactor({
+        clock: systemClock,
+        admitTx: () => {
+          throw new Error('unused: batches go through the admission queue');
+        },
+        admitTxs: (envs) => queue.submit(envs),
+        publishBatch: (data) =>
+          published.push(decode(txBatchCodec, data).map((b) => hex(envelopeFromBytes(b).hash))),
+        connected: () => true,
+      });
+      return { pool, queue, reactor, published };
+    };
+    const batchOf = (...envs: TxEnvelope[]) =>
+      encode(
+        txBatchCodec,
+        envs.map((e) => e.bytes),
+      );
+    const expiresAt = chain.height + 50n;
+    const here = nodeOn();
+    const pending = tx(owner, 1n, [heartbeat(answer)], 0n, expiresAt);
+    assert.deepEqual(await here.queue.submit([pending]), [{ replaced: false }]);
+    const garbled = tx(
+      owner,
+      1n,
+      [heartbeat({ ...answer, evidence: { type: 'dev-soft', signature: new Uint8Array(64).fill(7) } })],
+      0n,
+      expiresAt,
+    );
+    const valid = tx(rich, 0n, [transfer(1n)], 'min', expiresAt);
+    assert.equal(await here.reactor.onTxGossip(batchOf(valid, garbled), 'relay'), 'ignore');
+    const [refusal] = await here.queue.submit([garbled]);
+    assert.ok(refusal instanceof ValidationError && refusal.code === 'REPLACEMENT_UNDERPRICED');
+    assert.deepEqual(
+      here.pool.pendingOf(owner.address).map((e) => hex(e.hash)),
+      [hex(pending.hash)],
+    );
+    here.reactor.flushTxs();
+    assert.deepEqual(here.published, [[hex(valid.hash)]], 'the admitted one alone, published by this node');
+
+    // What a node without the pending heartbeat makes of that batch: it checks the answer.
+    const downstream = nodeOn();
+    assert.equal(await downstream.reactor.onTxGossip(batchOf(valid, garbled), 'this node'), 'reject');
+    here.reactor.stop();
+    downstream.reactor.stop();
+    here.queue.stop();
+    downstream.queue.stop();
   });
 });
 

@@ -879,6 +879,10 @@ export function applyHeartbeat(
     const slotHash = getRecentHash(state, slotHeight);
     if (!slotHash)
       throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block hash unavailable`, ref());
+    // A failure here stays provable from the bytes (relay blame, unlike a transfer's consent): the
+    // key it is checked against changes only with a new registration, whose answers start at
+    // firstEpoch, after the epoch it was made in, so a node holding an older key refuses them
+    // above (SLOT_NOT_OPEN), and one holding the new key refuses older answers the same way.
     const { tpmClock } = verifyHeartbeat(
       chip,
       answer.evidence,

@@ -24,6 +24,7 @@ import {
   encode,
   envelopeFromBytes,
   keyId,
+  type Transaction,
   type TxEnvelope,
   ValidationError,
 } from '@unc/core';
@@ -412,9 +413,10 @@ export class MempoolReactor {
     const admittedAt: number[] = [];
     let fault = false;
     // Whether a costly check of the batch was spent for a state reason, or is not made yet (a
-    // deferred transaction), or a signature of it is not known good here: gossipsub forwards an
-    // accepted message whole, and each node past this one would charge that check to this node
-    // (its relay), not to the peer that sent it, or score it down for that signature.
+    // deferred transaction), or a signature or chip evidence of it is not known good here:
+    // gossipsub forwards an accepted message whole, and each node past this one would charge that
+    // check to this node (its relay), not to the peer that sent it, or score it down for that
+    // signature or evidence.
     let unchecked = deferred;
     for (const [i, r] of results.entries()) {
       const cost = costs[i] ?? 0;
@@ -429,7 +431,13 @@ export class MempoolReactor {
       // block behind, or that never had it), which checks the signature and blames this node:
       // one fee-paying transaction per batch would get honest relays banned by each other. Not
       // the sender's fault either (copies are normal under re-announcement): ignored, unscored.
-      if (!refusedAfterSignatureCheck(r)) unchecked = true;
+      // The same holds for chip evidence: a transaction carrying some, refused after its signature
+      // check but before its evidence was looked at (a pending one of its nonce it does not
+      // outbid, a nonce gap...), may carry junk evidence that a node without the pending one
+      // checks and blames this node for. The few refused after their evidence passed here are
+      // not told apart: not forwarded whole, what the batch held that was admitted is published
+      // by this node all the same.
+      if (!refusedAfterSignatureCheck(r) || carriesChipEvidence(envs[i]!.stx.tx)) unchecked = true;
       if (relayAtFault(r)) fault = true;
       // Refused before any check (its signature never checked) or for good (not a state reason):
       // no state failure of the relay's. ALREADY_PENDING is no such one: a registration meets it
@@ -780,6 +788,15 @@ export class MempoolReactor {
  */
 function relayAtFault(err: ValidationError): boolean {
   return err.code === 'BAD_SIGNATURE' || provablyBadEvidence(err);
+}
+
+/**
+ * Whether `tx` carries chip evidence that admission checks, with a verdict that can blame the relay
+ * (relayAtFault): a registration's evidence, a transfer's consent (its costly actions), or a
+ * heartbeat's answers (checked at admission when the transaction is fee-free).
+ */
+function carriesChipEvidence(tx: Transaction): boolean {
+  return costlyActionCount(tx) > 0 || tx.actions.some((a) => a.type === 'heartbeat');
 }
 
 /** A refusal whose costly checks go back to the relay's budget (settle): final, and met before any check. */
