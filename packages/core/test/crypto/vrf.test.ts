@@ -228,6 +228,27 @@ function testEncodeToCurve(publicKey: Uint8Array, alpha: Uint8Array) {
 }
 
 describe('vrf: properties', () => {
+  test('a seed array refilled with another seed proves with that seed; returned keys are copies', () => {
+    const a = sha512(Uint8Array.of(1)).slice(0, 32);
+    const b = sha512(Uint8Array.of(2)).slice(0, 32);
+    const alpha = Uint8Array.of(7);
+    const expectedA = vrfProve(a.slice(), alpha);
+    const expectedB = vrfProve(b.slice(), alpha);
+    const seed = a.slice();
+    assert.deepEqual(vrfProve(seed, alpha), expectedA);
+    seed.set(b);
+    assert.deepEqual(vrfProve(seed, alpha), expectedB);
+    assert.deepEqual(vrfPublicKey(seed), ed25519PublicKey(b));
+    // Scribbling over what was handed out leaves the next proof and key as they were.
+    vrfPublicKey(seed).fill(0);
+    const trace = vrfProveTrace(seed, alpha);
+    trace.publicKey.fill(0);
+    trace.x.fill(0);
+    assert.deepEqual(vrfProve(seed, Uint8Array.of(7)), expectedB);
+    assert.deepEqual(vrfPublicKey(seed), ed25519PublicKey(b));
+    assert.notEqual(vrfVerify(ed25519PublicKey(b), expectedB, alpha), null);
+  });
+
   const seedArb = fc.uint8Array({ minLength: 32, maxLength: 32 });
   const alphaArb = fc.uint8Array({ minLength: 0, maxLength: 100 });
 
