@@ -870,9 +870,13 @@ export class Mempool {
     height: bigint,
   ): void {
     const at = height - 1n;
+    // Removals below leave each queue's tail, cheapest entry and eviction key stale (rekey false):
+    // the last loop recomputes them for every queue left, once. Rekeyed per removal, a block took
+    // its transactions from the front of their senders' queues, where the cheapest entry is when
+    // fees are equal, and paid a scan of the whole queue for each one (O(block × queue)).
     for (const env of included) {
       const e = this.byHash.get(keyId(env.hash));
-      if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+      if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e, false);
     }
     // What the block answered or reported can never execute again: another pending transaction
     // holding the same slot or evidence (a copy from another key that got here first, which a
@@ -882,7 +886,7 @@ export class Mempool {
         const holder = this.claims.get(c);
         const e = holder === undefined ? undefined : this.byHash.get(holder);
         if (!e) continue;
-        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e);
+        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e, false);
         const heartbeat = c.startsWith('heartbeat');
         this.recordDrop(
           e,
@@ -896,7 +900,7 @@ export class Mempool {
     for (const { env, error } of rejected) {
       const e = this.byHash.get(keyId(env.hash));
       if (!e) continue;
-      this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+      this.removeEntry(this.senders.get(keyId(env.sender))!, e, false);
       this.recordDrop(e, error.code, error.message, at, error.answer);
     }
     for (const q of [...this.senders.values()]) {
