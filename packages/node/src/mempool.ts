@@ -319,6 +319,17 @@ export class Mempool {
     return [...q.byNonce.values()].sort((a, b) => (a.nonce < b.nonce ? -1 : 1)).map((e) => e.env);
   }
 
+  /**
+   * Every sender queue's eviction key as the pool holds it (not recomputed), first to be evicted
+   * first, with the nonce eviction would take: what property tests compare with a pool built
+   * afresh from the same contents (tests and diagnostics).
+   */
+  evictionOrder(): { sender: string; cls: number; fee: bigint; size: number; tail: bigint | null }[] {
+    return [...this.senders.values()]
+      .sort((a, b) => compareKeys(a.key, b.key) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((q) => ({ sender: q.id, ...q.key, tail: q.tail?.nonce ?? null }));
+  }
+
   /** Internal consistency (property tests): throws if any bookkeeping disagrees with the contents. */
   checkInvariants(): void {
     let bytes = 0;
