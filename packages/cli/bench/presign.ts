@@ -1,6 +1,6 @@
 /** What the throughput benchmarks share: transfers signed ahead of time, and progress on stderr. */
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import {
   ed25519PublicKey,
@@ -103,26 +103,40 @@ export const BENCH_MEMPOOL_ARGS = [
  * LevelDB writes and fsyncs), those that have exited included. From /proc, so Linux only; null
  * elsewhere or once the process is gone. Unlike wall time on a shared machine, this says what each
  * transfer costs the node whatever else runs beside it.
+ *
+ * `niced` is the part of `other` used by the live threads that run at a higher nice value than the
+ * main thread: the verify pool's workers, which lower their own priority (workerNice); every
+ * thread is named "node", so the nice value is what tells them from V8's and libuv's helpers.
  */
-export function processCpuMs(pid: number): { main: number; other: number } | null {
+export function processCpuMs(pid: number): { main: number; other: number; niced: number } | null {
   try {
     // The process's own stat sums all its threads, those that exited too; summing the threads
     // listed under task/ would lose the CPU of a thread that exited within the window (and fail
     // on one exiting between the listing and the read).
-    const total = statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    const main = statCpuMs(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
-    return { main, other: Math.max(0, total - main) };
+    const total = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const main = statFields(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
+    let niced = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      if (tid === String(pid)) continue;
+      try {
+        const t = statFields(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        if (t.nice > main.nice) niced += t.cpuMs;
+      } catch {
+        // The thread exited between the listing and the read: its CPU stays in `other`.
+      }
+    }
+    return { main: main.cpuMs, other: Math.max(0, total.cpuMs - main.cpuMs), niced };
   } catch {
     return null;
   }
 }
 
-/** utime + stime of a /proc stat line, in ms. */
-function statCpuMs(stat: string): number {
+/** utime + stime of a /proc stat line, in ms, and the thread's nice value. */
+function statFields(stat: string): { cpuMs: number; nice: number } {
   // Fields after the command name (which may hold spaces, closed by the last ')').
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat; clock ticks of 10 ms on Linux.
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  // utime and stime are fields 14 and 15 of stat (clock ticks of 10 ms on Linux), nice field 19.
+  return { cpuMs: (Number(fields[11]) + Number(fields[12])) * 10, nice: Number(fields[16]) };
 }
 
 /**

@@ -4,12 +4,17 @@
  * verifications per second measured in the same run.
  *
  *   npm run bench:tps -- [--seconds 30] [--clients 4] [--in-flight 2] [--senders 200] [--batch 250]
- *                        [--block-time 1000]
+ *                        [--block-time 1000] [--warmup 0]
  *
  * Each client keeps `--in-flight` batches outstanding (its next batch goes out before the answer to
  * the last comes back), so the node's queues stay fed while its main thread builds a block; the
  * request bodies are encoded before the window and sent over kept-alive connections, so the
  * client's own CPU (printed per transfer) takes as little as it can from the node it measures.
+ *
+ * `--warmup S` sends for S seconds before the measured window opens, so the window measures a node
+ * whose hot code is already compiled: a node started for the bench spends its first seconds of load
+ * compiling on V8's background threads (about half of the non-signature CPU of its other threads in
+ * a 10 s window from a cold start, BENCHMARKS.md), a cost a long-running node paid once.
  *
  * UNC_BENCH_NODE_FLAGS passes flags to the node process alone (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  */
@@ -44,8 +49,8 @@ import {
 } from './presign.js';
 
 exitOnBadBenchArgs(
-  'usage: npm run bench:tps -- [--seconds 30] [--clients 4] [--in-flight 2] [--senders 200] [--batch 250] [--block-time 1000]',
-  { valued: ['seconds', 'clients', 'in-flight', 'senders', 'batch', 'block-time'], flags: [] },
+  'usage: npm run bench:tps -- [--seconds 30] [--clients 4] [--in-flight 2] [--senders 200] [--batch 250] [--block-time 1000] [--warmup 0]',
+  { valued: ['seconds', 'clients', 'in-flight', 'senders', 'batch', 'block-time', 'warmup'], flags: [] },
 );
 
 function arg(name: string, fallback: number): number {
@@ -61,6 +66,8 @@ if (!Number.isInteger(IN_FLIGHT) || IN_FLIGHT < 1)
 const SENDERS = arg('senders', 200);
 const BATCH = arg('batch', 250);
 const BLOCK_TIME = arg('block-time', 1000);
+const WARMUP = arg('warmup', 0);
+if (!(WARMUP >= 0)) throw new Error('--warmup must be a number of seconds, 0 or more');
 const UNC = new URL('../../bin/unc.js', import.meta.url).pathname;
 
 /**
@@ -91,7 +98,7 @@ async function nodeLoopFigures(
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'unc-bench-'));
   console.log(
-    `bench:tps  ${SECONDS}s, ${CLIENTS} clients × ${IN_FLIGHT} in flight, ${SENDERS} senders, batches of ${BATCH}, block time ${BLOCK_TIME} ms`,
+    `bench:tps  ${SECONDS}s, ${CLIENTS} clients × ${IN_FLIGHT} in flight, ${SENDERS} senders, batches of ${BATCH}, block time ${BLOCK_TIME} ms${WARMUP > 0 ? `, after ${WARMUP} s of warm-up` : ''}`,
   );
   const verifyPerSec = rawVerifyRate();
   console.log(`raw Ed25519 verify (node:crypto, one core): ${verifyPerSec.toFixed(0)} /s`);
@@ -175,7 +182,7 @@ async function main(): Promise<void> {
   void last;
 
   // Pre-sign enough transfers for the whole run at up to ~12,000/s.
-  const perSender = Math.ceil(((SECONDS + 5) * 12_000) / SENDERS);
+  const perSender = Math.ceil(((SECONDS + WARMUP + 5) * 12_000) / SENDERS);
   console.log(`pre-signing ${perSender * SENDERS} transfers…`);
   const now = await client.status();
   const queues: string[][] = Array.from({ length: CLIENTS }, () => []);
@@ -198,12 +205,37 @@ async function main(): Promise<void> {
   let rejected = 0;
   let accepted = 0;
   const reasons = new Map<string, number>();
-  const startMs = Date.now();
+  const sendStartMs = Date.now();
+  const startMs = sendStartMs + WARMUP * 1000;
   const endMs = startMs + SECONDS * 1000;
-  const loopAtStart = await nodeLoopFigures(url);
-  const nodeCpuAtStart = processCpuMs(proc.pid!);
-  const benchCpuAtStart = process.cpuUsage();
-  const phaseDone = phaseProgress('sending', SECONDS * 1000, () => `${accepted} accepted`);
+  // The window's starting figures, read when it opens (after the warm-up, if any).
+  type Figures = {
+    loop: Awaited<ReturnType<typeof nodeLoopFigures>>;
+    nodeCpu: ReturnType<typeof processCpuMs>;
+    benchCpu: NodeJS.CpuUsage;
+  };
+  const atWindowStart = async (): Promise<Figures> => {
+    const loop = await nodeLoopFigures(url);
+    return { loop, nodeCpu: processCpuMs(proc.pid!), benchCpu: process.cpuUsage() };
+  };
+  let windowStart: Promise<Figures>;
+  let sendingDone = () => {};
+  if (WARMUP > 0) {
+    const warmupShown = phaseProgress('warming up', WARMUP * 1000, () => `${accepted} accepted`);
+    windowStart = new Promise((resolve) =>
+      setTimeout(() => {
+        warmupShown();
+        accepted = 0;
+        rejected = 0;
+        reasons.clear();
+        sendingDone = phaseProgress('sending', SECONDS * 1000, () => `${accepted} accepted`);
+        resolve(atWindowStart());
+      }, startMs - Date.now()),
+    );
+  } else {
+    windowStart = atWindowStart();
+    sendingDone = phaseProgress('sending', SECONDS * 1000, () => `${accepted} accepted`);
+  }
   await Promise.all(
     bodies.flatMap((own) => {
       // IN_FLIGHT senders share this client's batches, in order (the bench node allows nonce gaps,
@@ -226,7 +258,8 @@ async function main(): Promise<void> {
       });
     }),
   );
-  phaseDone();
+  sendingDone();
+  const { loop: loopAtStart, nodeCpu: nodeCpuAtStart, benchCpu: benchCpuAtStart } = await windowStart;
   mempool.stop();
   poster.close();
   const nodeCpuAtEnd = processCpuMs(proc.pid!);
@@ -250,8 +283,9 @@ async function main(): Promise<void> {
     const perTx = (ms: number) => ((ms * 1000) / finalized).toFixed(0);
     const main = nodeCpuAtEnd.main - nodeCpuAtStart.main;
     const other = nodeCpuAtEnd.other - nodeCpuAtStart.other;
+    const niced = nodeCpuAtEnd.niced - nodeCpuAtStart.niced;
     console.log(
-      `node CPU per finalized transfer: ${perTx(main + other)} µs (main thread ${perTx(main)} µs, other threads ${perTx(other)} µs; one raw verify ${(1e6 / verifyPerSec).toFixed(0)} µs); node cores busy ${((main + other) / (SECONDS * 1000)).toFixed(2)}`,
+      `node CPU per finalized transfer: ${perTx(main + other)} µs (main thread ${perTx(main)} µs, other threads ${perTx(other)} µs: verify workers ${perTx(niced)} µs, the rest ${perTx(other - niced)} µs; one raw verify ${(1e6 / verifyPerSec).toFixed(0)} µs); node cores busy ${((main + other) / (SECONDS * 1000)).toFixed(2)}`,
     );
     if (loopAtStart && loopAtEnd) {
       const active = loopAtEnd.loopActiveS - loopAtStart.loopActiveS;

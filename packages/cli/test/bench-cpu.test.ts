@@ -32,3 +32,38 @@ test('a process that is gone, or no /proc, answers null', () => {
   // Beyond the largest pid Linux allows (2^22).
   assert.equal(processCpuMs(2 ** 22 + 1), null);
 });
+
+/** Starts a worker that lowers its own priority by `nice` steps, uses 300 ms of CPU, then idles. */
+async function busyWorker(nice: number): Promise<Worker> {
+  const code = `const { parentPort } = require('node:worker_threads');
+    const { getPriority, setPriority } = require('node:os');
+    if (${nice} > 0) setPriority(0, Math.min(19, getPriority(0) + ${nice}));
+    const start = process.cpuUsage();
+    for (;;) { const u = process.cpuUsage(start); if (u.user + u.system >= 300_000) break; }
+    parentPort.postMessage('spun');
+    setInterval(() => {}, 1000);`;
+  const worker = new Worker(code, { eval: true });
+  await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+  return worker;
+}
+
+test('a live thread niced below the main thread is counted as niced, one at its nice is not', {
+  skip: !linux && 'no /proc',
+}, async () => {
+  const before = processCpuMs(process.pid);
+  assert.ok(before);
+  const niced = await busyWorker(5);
+  const plain = await busyWorker(0);
+  try {
+    const after = processCpuMs(process.pid);
+    assert.ok(after);
+    const nicedUsed = after.niced - before.niced;
+    const otherUsed = after.other - before.other;
+    // The niced worker's 300 ms, not the plain one's (both within `other`).
+    assert.ok(nicedUsed >= 200 && nicedUsed <= 450, `niced ${nicedUsed} ms`);
+    assert.ok(otherUsed >= nicedUsed + 200, `other ${otherUsed} ms, niced ${nicedUsed} ms`);
+  } finally {
+    await niced.terminate();
+    await plain.terminate();
+  }
+});

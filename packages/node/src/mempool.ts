@@ -319,6 +319,17 @@ export class Mempool {
     return [...q.byNonce.values()].sort((a, b) => (a.nonce < b.nonce ? -1 : 1)).map((e) => e.env);
   }
 
+  /**
+   * Every sender queue's eviction key as the pool holds it (not recomputed), first to be evicted
+   * first, with the nonce eviction would take: what property tests compare with a pool built
+   * afresh from the same contents (tests and diagnostics).
+   */
+  evictionOrder(): { sender: string; cls: number; fee: bigint; size: number; tail: bigint | null }[] {
+    return [...this.senders.values()]
+      .sort((a, b) => compareKeys(a.key, b.key) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((q) => ({ sender: q.id, ...q.key, tail: q.tail?.nonce ?? null }));
+  }
+
   /** Internal consistency (property tests): throws if any bookkeeping disagrees with the contents. */
   checkInvariants(): void {
     let bytes = 0;
@@ -870,9 +881,13 @@ export class Mempool {
     height: bigint,
   ): void {
     const at = height - 1n;
+    // Removals below leave each queue's tail, cheapest entry and eviction key stale (rekey false):
+    // the last loop recomputes them for every queue left, once. Rekeyed per removal, a block took
+    // its transactions from the front of their senders' queues, where the cheapest entry is when
+    // fees are equal, and paid a scan of the whole queue for each one (O(block × queue)).
     for (const env of included) {
       const e = this.byHash.get(keyId(env.hash));
-      if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+      if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e, false);
     }
     // What the block answered or reported can never execute again: another pending transaction
     // holding the same slot or evidence (a copy from another key that got here first, which a
@@ -882,7 +897,7 @@ export class Mempool {
         const holder = this.claims.get(c);
         const e = holder === undefined ? undefined : this.byHash.get(holder);
         if (!e) continue;
-        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e);
+        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e, false);
         const heartbeat = c.startsWith('heartbeat');
         this.recordDrop(
           e,
@@ -896,7 +911,7 @@ export class Mempool {
     for (const { env, error } of rejected) {
       const e = this.byHash.get(keyId(env.hash));
       if (!e) continue;
-      this.removeEntry(this.senders.get(keyId(env.sender))!, e);
+      this.removeEntry(this.senders.get(keyId(env.sender))!, e, false);
       this.recordDrop(e, error.code, error.message, at, error.answer);
     }
     for (const q of [...this.senders.values()]) {

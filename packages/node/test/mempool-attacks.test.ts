@@ -37,6 +37,7 @@ import {
   signTransaction,
   signVote,
   type TxEnvelope,
+  toHex,
   utf8,
   ValidationError,
 } from '@unc/core';
@@ -886,6 +887,96 @@ describe('the fee-free reserve', () => {
 });
 
 describe('mempool properties', () => {
+  test('property: after any adds and a prune, every eviction key is the one a pool built afresh from the same contents holds', () => {
+    const keys = Array.from({ length: 5 }, (_, i) => devKey(i));
+    const opts = {
+      maxTxs: 14,
+      maxBytes: 1 << 20,
+      maxTxsPerSender: 6,
+      maxBytesPerSender: 1 << 20,
+      maxNonceGap: 6n,
+      maxRememberedDrops: 5,
+    };
+    const op = fc.oneof(
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('add' as const),
+          who: fc.nat(keys.length - 1),
+          // Ahead of the next nonce (a gap) or at one already queued (a replacement if it pays more).
+          nonce: fc.nat(6),
+          feeMul: fc.integer({ min: 1, max: 30 }),
+          memo: fc.nat(120),
+          // Blocks it may wait before it expires.
+          life: fc.nat(4),
+        }),
+        weight: 4,
+      },
+      fc.record({
+        kind: fc.constant('block' as const),
+        take: fc.nat(6),
+        // A sender's next nonce used by a transaction the pool never saw (its queued one is dropped).
+        foreign: fc.option(fc.nat(keys.length - 1), { nil: undefined }),
+        // Pending transactions reported as rejected, by index among those pending (front, middle, tail).
+        reject: fc.array(fc.nat(20), { maxLength: 3 }),
+      }),
+    );
+    const contents = (pool: Mempool) => keys.flatMap((k) => pool.pendingOf(k.address));
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const c = new Chain();
+        const pool = new Mempool(opts);
+        const nonces = new Map<number, bigint>();
+        for (const o of ops) {
+          if (o.kind === 'add') {
+            const base = nonces.get(o.who) ?? 0n;
+            const actions = [{ ...transfer(1n), memo: new Uint8Array(o.memo) } as Action];
+            const fee = BigInt(o.feeMul) * minimumFee(params, 200 + o.memo, 1);
+            const t = tx(keys[o.who]!, base + BigInt(o.nonce), actions, fee, c.height + 1n + BigInt(o.life));
+            codeOf(() => pool.add(t, c.state, params, c.next()));
+            continue;
+          }
+          const picked = pool.select(c.state, o.take, 1 << 20);
+          const senders = new Set(picked.map((e) => toHex(e.sender)));
+          const block = [...picked];
+          if (o.foreign !== undefined && !senders.has(toHex(keys[o.foreign]!.address))) {
+            const n = nonces.get(o.foreign) ?? 0n;
+            block.push(
+              tx(
+                keys[o.foreign]!,
+                n,
+                [{ ...transfer(2n), memo: utf8('never pending') } as Action],
+                'min',
+                1000n,
+              ),
+            );
+          }
+          const pending = contents(pool);
+          const rejected = o.reject
+            .filter((i) => i < pending.length)
+            .map((i) => ({ env: pending[i]!, error: new ValidationError('X', 'rejected') }));
+          c.block(block);
+          for (const env of block) {
+            const who = keys.findIndex((k) => Buffer.compare(k.publicKey, env.stx.tx.signer) === 0);
+            nonces.set(who, env.stx.tx.nonce + 1n);
+          }
+          pool.prune(block, rejected, c.state, c.height + 1n);
+          // Read before checkInvariants, which recomputes every key and would mend a stale one.
+          const fresh = new Mempool(opts);
+          for (const env of contents(pool)) fresh.add(env, c.state, params, c.next());
+          const got = pool.evictionOrder();
+          const want = fresh.evictionOrder();
+          assert.deepEqual(
+            got.map((q) => [q.sender, q.cls, q.tail]),
+            want.map((q) => [q.sender, q.cls, q.tail]),
+          );
+          // The cheapest entry may differ between entries of one rate; the rate may not.
+          got.forEach((q, i) => assert.equal(q.fee * BigInt(want[i]!.size), want[i]!.fee * BigInt(q.size)));
+          pool.checkInvariants();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
   test('property: caps hold, bookkeeping is exact and select takes each sender from its next nonce without gaps', () => {
     const keys = Array.from({ length: 6 }, (_, i) => devKey(i));
     const op = fc.oneof(

@@ -10,7 +10,7 @@
 import type { EdwardsPoint } from '@noble/curves/abstract/edwards.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
-import { concatBytes } from '../bytes.js';
+import { concatBytes, equalBytes } from '../bytes.js';
 import { UncError } from '../errors.js';
 import { sha512 } from './hash.js';
 import { memoVrfProve, memoVrfVerify } from './verification-memo.js';
@@ -45,13 +45,27 @@ interface ExpandedKey {
   /** Second half of SHA-512(seed): the nonce key of RFC 8032, reused by §5.4.2.2. */
   prefix: Uint8Array;
   publicKey: Uint8Array;
-  Y: Point;
 }
+
+/**
+ * The last seed expanded and its key: a validator proves with one seed, once per block it proposes,
+ * and redid the expansion (a base-point multiplication and a point encoding) for every proof. A
+ * copy of the seed is kept and compared by content, so a caller reusing its array for another seed
+ * gets that seed's key; what leaves this module is a copy, so no caller can alter the cached key.
+ */
+let lastExpanded: { seed: Uint8Array; key: ExpandedKey } | null = null;
 
 function expandSeed(seed: Uint8Array): ExpandedKey {
   if (!(seed instanceof Uint8Array) || seed.length !== VRF_SEED_LENGTH) {
     throw new UncError('BAD_KEY', `VRF secret seed must be ${VRF_SEED_LENGTH} bytes`);
   }
+  if (lastExpanded && equalBytes(lastExpanded.seed, seed)) return lastExpanded.key;
+  const key = expandSeedUncached(seed);
+  lastExpanded = { seed: seed.slice(), key };
+  return key;
+}
+
+function expandSeedUncached(seed: Uint8Array): ExpandedKey {
   const h = sha512(seed);
   const scalarBytes = h.slice(0, 32);
   scalarBytes[0]! &= 248;
@@ -59,8 +73,7 @@ function expandSeed(seed: Uint8Array): ExpandedKey {
   scalarBytes[31]! |= 64;
   // Bit 254 is set and L is odd, so the reduction is never 0 and multiply() accepts it.
   const x = bytesToNumberLE(scalarBytes) % L;
-  const Y = Point.BASE.multiply(x);
-  return { scalarBytes, x, prefix: h.slice(32, 64), publicKey: Y.toBytes(), Y };
+  return { scalarBytes, x, prefix: h.slice(32, 64), publicKey: Point.BASE.multiply(x).toBytes() };
 }
 
 /**
@@ -91,9 +104,9 @@ function encodeToCurve(publicKey: Uint8Array, alpha: Uint8Array): { H: Point; ct
   throw new UncError('VRF_ENCODE', 'encode_to_curve found no point in 256 tries');
 }
 
-/** ECVRF_challenge_generation (RFC 9381 §5.4.3). */
-function challenge(points: Point[]): bigint {
-  const digest = sha512(SUITE, CHALLENGE_FRONT, ...points.map((p) => p.toBytes()), ZERO_BYTE);
+/** ECVRF_challenge_generation (RFC 9381 §5.4.3), on the points' encodings. */
+function challenge(encoded: Uint8Array[]): bigint {
+  const digest = sha512(SUITE, CHALLENGE_FRONT, ...encoded, ZERO_BYTE);
   return bytesToNumberLE(digest.subarray(0, C_LEN));
 }
 
@@ -137,8 +150,11 @@ export interface VrfProofTrace {
   beta: Uint8Array;
 }
 
-/** ECVRF_prove (RFC 9381 §5.1) with all of its intermediate values. */
-export function vrfProveTrace(secretSeed: Uint8Array, alpha: Uint8Array): VrfProofTrace {
+/**
+ * ECVRF_prove (RFC 9381 §5.1): the proof and the values the trace reports, each point encoded once
+ * (an encoding costs a field inversion); beta is left to the trace, as a proof does not need it.
+ */
+function prove(secretSeed: Uint8Array, alpha: Uint8Array) {
   const key = expandSeed(secretSeed);
   const { H, ctr } = encodeToCurve(key.publicKey, alpha);
   const hString = H.toBytes();
@@ -147,32 +163,39 @@ export function vrfProveTrace(secretSeed: Uint8Array, alpha: Uint8Array): VrfPro
   // message. k is secret, so both multiplications by it use the constant-time ladder.
   const kString = sha512(key.prefix, hString);
   const k = bytesToNumberLE(kString) % L;
-  const U = Point.BASE.multiply(k);
-  const V = H.multiply(k);
-  const c = challenge([key.Y, H, gamma, U, V]);
+  const u = Point.BASE.multiply(k).toBytes();
+  const v = H.multiply(k).toBytes();
+  const gammaString = gamma.toBytes();
+  const c = challenge([key.publicKey, hString, gammaString, u, v]);
   const s = (k + c * key.x) % L;
-  const pi = concatBytes(gamma.toBytes(), numberToBytesLE(c, C_LEN), numberToBytesLE(s, Q_LEN));
+  const pi = concatBytes(gammaString, numberToBytesLE(c, C_LEN), numberToBytesLE(s, Q_LEN));
+  return { key, ctr, hString, kString, u, v, gamma, pi };
+}
+
+/** ECVRF_prove (RFC 9381 §5.1) with all of its intermediate values. */
+export function vrfProveTrace(secretSeed: Uint8Array, alpha: Uint8Array): VrfProofTrace {
+  const p = prove(secretSeed, alpha);
   return {
-    publicKey: key.publicKey,
-    x: key.scalarBytes,
-    ctr,
-    h: hString,
-    k: kString,
-    u: U.toBytes(),
-    v: V.toBytes(),
-    pi,
-    beta: gammaToHash(gamma),
+    publicKey: p.key.publicKey.slice(),
+    x: p.key.scalarBytes.slice(),
+    ctr: p.ctr,
+    h: p.hString,
+    k: p.kString,
+    u: p.u,
+    v: p.v,
+    pi: p.pi,
+    beta: gammaToHash(p.gamma),
   };
 }
 
 /** The 80-byte proof pi = Gamma ‖ c ‖ s for input `alpha` under the key with seed `secretSeed`. */
 export function vrfProve(secretSeed: Uint8Array, alpha: Uint8Array): Uint8Array {
-  return memoVrfProve(secretSeed, alpha, () => vrfProveTrace(secretSeed, alpha).pi);
+  return memoVrfProve(secretSeed, alpha, () => prove(secretSeed, alpha).pi);
 }
 
 /** The VRF public key of a seed; byte-for-byte the Ed25519 public key of the same seed. */
 export function vrfPublicKey(secretSeed: Uint8Array): Uint8Array {
-  return expandSeed(secretSeed).publicKey;
+  return expandSeed(secretSeed).publicKey.slice();
 }
 
 /**
@@ -218,6 +241,6 @@ function vrfVerifyUncached(publicKey: Uint8Array, pi: Uint8Array, alpha: Uint8Ar
   // accepts a zero scalar, which s and c may legitimately be.
   const U = Point.BASE.multiplyUnsafe(s).subtract(Y.multiplyUnsafe(c));
   const V = H.multiplyUnsafe(s).subtract(gamma.multiplyUnsafe(c));
-  const expected = challenge([Y, H, gamma, U, V]);
+  const expected = challenge([Y, H, gamma, U, V].map((p) => p.toBytes()));
   return expected === c ? gammaToHash(gamma) : null;
 }

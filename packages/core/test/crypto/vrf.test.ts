@@ -228,6 +228,27 @@ function testEncodeToCurve(publicKey: Uint8Array, alpha: Uint8Array) {
 }
 
 describe('vrf: properties', () => {
+  test('a seed array refilled with another seed proves with that seed; returned keys are copies', () => {
+    const a = sha512(Uint8Array.of(1)).slice(0, 32);
+    const b = sha512(Uint8Array.of(2)).slice(0, 32);
+    const alpha = Uint8Array.of(7);
+    const expectedA = vrfProve(a.slice(), alpha);
+    const expectedB = vrfProve(b.slice(), alpha);
+    const seed = a.slice();
+    assert.deepEqual(vrfProve(seed, alpha), expectedA);
+    seed.set(b);
+    assert.deepEqual(vrfProve(seed, alpha), expectedB);
+    assert.deepEqual(vrfPublicKey(seed), ed25519PublicKey(b));
+    // Scribbling over what was handed out leaves the next proof and key as they were.
+    vrfPublicKey(seed).fill(0);
+    const trace = vrfProveTrace(seed, alpha);
+    trace.publicKey.fill(0);
+    trace.x.fill(0);
+    assert.deepEqual(vrfProve(seed, Uint8Array.of(7)), expectedB);
+    assert.deepEqual(vrfPublicKey(seed), ed25519PublicKey(b));
+    assert.notEqual(vrfVerify(ed25519PublicKey(b), expectedB, alpha), null);
+  });
+
   const seedArb = fc.uint8Array({ minLength: 32, maxLength: 32 });
   const alphaArb = fc.uint8Array({ minLength: 0, maxLength: 100 });
 
@@ -253,6 +274,71 @@ describe('vrf: properties', () => {
         assert.deepEqual(vrfProve(seed, alpha), vrfProve(seed, alpha));
       }),
       { numRuns: 10 },
+    );
+  });
+});
+
+/**
+ * RFC 9381 §5.1 written out without any cache, each point encoded where the RFC encodes it (the
+ * form vrf.ts had before it cached the expanded key): the reference the cached prover must match.
+ */
+function referenceProve(seed: Uint8Array, alpha: Uint8Array): Uint8Array {
+  const Point = ed25519.Point;
+  const L = Point.Fn.ORDER;
+  const h = sha512(seed);
+  const scalar = h.slice(0, 32);
+  scalar[0]! &= 248;
+  scalar[31]! &= 127;
+  scalar[31]! |= 64;
+  const x = bytesToNumberLE(scalar) % L;
+  const Y = Point.BASE.multiply(x);
+  const H = testEncodeToCurve(Y.toBytes(), alpha);
+  const gamma = H.multiply(x);
+  const k = bytesToNumberLE(sha512(h.subarray(32), H.toBytes())) % L;
+  const points = [Y, H, gamma, Point.BASE.multiply(k), H.multiply(k)].map((p) => p.toBytes());
+  const c = bytesToNumberLE(sha512(Uint8Array.of(3, 2), ...points, Uint8Array.of(0)).subarray(0, 16));
+  return concatBytes(gamma.toBytes(), numberToBytesLE(c, 16), numberToBytesLE((k + c * x) % L, 32));
+}
+
+describe('vrf: the last-seed key cache', () => {
+  test('property: one array refilled, scribbled on and reused across seeds always proves with its current content', () => {
+    const step = fc.record({
+      seed: fc.nat(2),
+      alpha: fc.uint8Array({ maxLength: 40 }),
+      // What the caller does to its array after the call: nothing, flips a byte, or zeroes it.
+      after: fc.constantFrom('keep', 'flip', 'zero'),
+      // Scribbles over the key and scalar a trace handed out.
+      trace: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { minLength: 3, maxLength: 3 }),
+        fc.array(step, { minLength: 1, maxLength: 8 }),
+        (seeds, steps) => {
+          const shared = new Uint8Array(32);
+          for (const s of steps) {
+            shared.set(seeds[s.seed]!);
+            const expected = referenceProve(seeds[s.seed]!, s.alpha);
+            assert.deepEqual(vrfProve(shared, s.alpha), expected);
+            assert.deepEqual(vrfPublicKey(shared), ed25519PublicKey(seeds[s.seed]!));
+            if (s.trace) {
+              const t = vrfProveTrace(shared, s.alpha);
+              assert.deepEqual(t.pi, expected);
+              assert.deepEqual(t.beta, vrfProofToHash(expected));
+              t.publicKey.fill(0);
+              t.x.fill(0);
+            }
+            if (s.after === 'flip') shared[0]! ^= 1;
+            else if (s.after === 'zero') shared.fill(0);
+            if (s.after !== 'keep') {
+              // The array's new content is another seed, and proves as that seed.
+              const now = shared.slice();
+              assert.deepEqual(vrfProve(shared, s.alpha), referenceProve(now, s.alpha));
+            }
+          }
+        },
+      ),
+      { numRuns: 15 },
     );
   });
 });
