@@ -15,6 +15,11 @@
  *                              [--skip-single | --only-single]
  *                              [--trace FILE [--trace-all]] [--pace on|off|both] [--pairs 1]
  *
+ * The single node is sent transfers for SINGLE_WARMUP_SECONDS before its window opens (bench:tps
+ * `--warmup`): the validators' saturated window follows their calm phase, so their hot code is
+ * already compiled, while a cold node charged V8's compiling of it (about a tenth of its CPU) to the
+ * transfers of its window (BENCHMARKS.md, tpsprof: 304 against 219 µs per transfer).
+ *
  * `--only-single` measures the single node alone (the raw verify rate and bench:tps, whose node
  * takes UNC_BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`, to profile that phase).
  * The validators take UNC_TESTNET_NODE_FLAGS the same way (`unc testnet` passes it to each node
@@ -130,6 +135,9 @@ const TPS = new URL('./tps.js', import.meta.url).pathname;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Seconds of load the single node gets before its window (see the top of this file). */
+const SINGLE_WARMUP_SECONDS = 5;
+
 /** bench:tps in a child process; returns its finalized transfers per second. */
 async function singleNodeTps(): Promise<number | null> {
   const proc = spawn(
@@ -148,6 +156,8 @@ async function singleNodeTps(): Promise<number | null> {
       String(SENDERS),
       '--batch',
       String(BATCH),
+      '--warmup',
+      String(SINGLE_WARMUP_SECONDS),
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
