@@ -177,6 +177,17 @@ export async function signAndSend(
     try {
       await client.sendRawTransaction(encodeSigned(stx));
     } catch (err) {
+      // The same race, answered at once: a block that took the nonce while the transaction waited
+      // for its signature check refuses it there and then (admission's dropTaken). The same rule
+      // as for a drop below: signed again only for a node on this machine.
+      if (nodeCodeOf(err) === 'NONCE_USED' && isLoopbackUrl(ctx.nodeUrl) && attempt < MAX_NONCE_RACES) {
+        if (ctx.output === 'text') {
+          console.error(
+            `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
+          );
+        }
+        continue;
+      }
       throw uncertain(err, `the node did not take transaction ${hash}: ${(err as Error).message}`, advice);
     }
     const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
@@ -255,10 +266,16 @@ export function checkBeforeRerunning(tx: {
  * gave none: unreachable, timed out), with what to check before running the command again.
  */
 function uncertain(err: unknown, what: string, advice: string): UncError {
+  return new UncError(
+    nodeCodeOf(err) ?? 'TX_UNCERTAIN',
+    `${what}; it may or may not have been sent. ${advice}`,
+  );
+}
+
+/** The node's reason code on a send or wait error, when it gave one. */
+function nodeCodeOf(err: unknown): string | undefined {
   const e = err as { code?: unknown; reason?: unknown };
-  const code =
-    typeof e?.code === 'string' ? e.code : typeof e?.reason === 'string' ? e.reason : 'TX_UNCERTAIN';
-  return new UncError(code, `${what}; it may or may not have been sent. ${advice}`);
+  return typeof e?.code === 'string' ? e.code : typeof e?.reason === 'string' ? e.reason : undefined;
 }
 
 /** How many times a transaction is signed again after losing its nonce to the key's other transactions. */

@@ -27,7 +27,7 @@ function fakeNode(
   outcomes: Drop[],
   chainIds: string[] = [],
   nodeUrl = 'http://127.0.0.1:9',
-  fail: { send?: Error; wait?: Error } = {},
+  fail: { send?: Error; wait?: Error; refusals?: Error[] } = {},
 ) {
   let nonce = 7n;
   const sent: bigint[] = [];
@@ -43,6 +43,12 @@ function fakeNode(
       sent.push(tx.nonce);
       signedFor.push(tx.chainId);
       if (fail.send) throw fail.send;
+      const refusal = fail.refusals?.shift();
+      if (refusal) {
+        // Refused because a block just took the nonce: the key's nonce moved on.
+        nonce++;
+        throw refusal;
+      }
       return 'ok';
     },
     waitForTransaction: async () => {
@@ -98,6 +104,33 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
       /was dropped: nonce 7/,
     );
     assert.equal(sent.length, 3);
+  });
+
+  test('a send refused at once with NONCE_USED (a block took the nonce while it waited for its check) is signed again', async () => {
+    // Seen in tls.e2e: `unc market offer rotate-tls` failed while the dev chain's miner agent
+    // answered challenges from the same key.
+    const taken = () => new RpcClientError(-32000, 'nonce 7 already used (next is 8)', 'NONCE_USED');
+    const { ctx, sent } = fakeNode([], [], 'http://127.0.0.1:9', { refusals: [taken()] });
+    const out = await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan);
+    assert.deepEqual(sent, [7n, 8n]);
+    assert.ok('height' in out && out.height === 11);
+    // Bounded as the drops are.
+    const again = fakeNode([], [], 'http://127.0.0.1:9', { refusals: [taken(), taken(), taken(), taken()] });
+    await assert.rejects(
+      signAndSend(again.ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) => err instanceof UncError && err.code === 'NONCE_USED',
+    );
+    assert.equal(again.sent.length, 3);
+    // A node elsewhere: its word is not taken, nothing signed again.
+    const far = fakeNode([], [], 'https://rpc.example.net', { refusals: [taken()] });
+    await assert.rejects(
+      signAndSend(far.ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
+      (err: unknown) =>
+        err instanceof UncError &&
+        err.code === 'NONCE_USED' &&
+        /may or may not have been sent/.test(err.message),
+    );
+    assert.deepEqual(far.sent, [7n]);
   });
 
   test('any other drop is an error at once, nothing sent again', async () => {
