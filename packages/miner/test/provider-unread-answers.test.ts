@@ -409,6 +409,10 @@ describe('answers a renter does not read', () => {
     // Two results of ~5.6 MB would pass its share of 8 MiB: one of them is kept for its GET.
     assert.equal(provider.unfetchedResultBytes(a.key), one);
     s.destroy();
+    // Stopped, it keeps nothing for a GET that can no longer come (nor a timer holding it).
+    providers.splice(providers.indexOf(provider), 1);
+    await provider.stop();
+    assert.equal(provider.unfetchedResultBytes(a.key), 0);
   });
 
   test('the client reads a job answered with its id only by GET, and checks it as any', {

@@ -570,6 +570,9 @@ export class ProviderServer {
     await Promise.race([settled, new Promise((r) => setTimeout(r, 5_000).unref())]);
     await this.sandbox.stop();
     await settled;
+    // A keep's timer holds its result (up to ~21 MiB) for answerTimeoutMs: a stopped provider
+    // was kept in memory that long by them, with up to half of maxKeptOutputBytes.
+    for (const u of [...this.unfetched.values()]) while (u.jobs.size > 0) this.unmarkOldest(u);
     this.auth.close();
   }
 
