@@ -75,7 +75,7 @@ describe('answers a renter does not read', () => {
   async function start(
     name: string,
     answerTimeoutMs?: number,
-    more: { maxUnreadAnswerBytesPerRenter?: number; jobTimeoutMs?: number } = {},
+    more: { maxUnreadAnswerBytesPerRenter?: number; jobTimeoutMs?: number; maxKeptOutputBytes?: number } = {},
   ) {
     const provider = new ProviderServer({
       chainId: CHAIN,
@@ -350,6 +350,69 @@ describe('answers a renter does not read', () => {
       assert.equal(got.status, 'done');
       assert.ok(got.receipt && got.outputs);
     }
+  });
+
+  test("a result answered with its id only is kept for its GET while others' jobs fill the store", {
+    timeout: 180_000,
+  }, async () => {
+    // Room for two results of ~5.6 MB: before, the store dropped the oldest whatever they were.
+    const { provider, url } = await start('models-kept', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+      maxKeptOutputBytes: 12 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const x = { x: { type: 'float32' as const, dims: [1], data: ONE } };
+    const { job } = await a.client.runJob(modelHash, x);
+    // One answer of ~5.6 MB left unread: a's next job is answered 202, its result kept for GET.
+    const s = a.unreadGet(job.jobId);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    const sent = a.rawJob(modelHash);
+    const answer = await readAnswer(sent.socket);
+    assert.equal(answer.status, 202);
+    assert.ok(provider.unfetchedResultBytes(a.key) > 0);
+    s.destroy();
+    await until(() => provider.unreadAnswerBytes(a.key) === 0);
+    // Another renter (an attacker as well) runs jobs of large outputs, more than the store holds.
+    const { modelHash: big } = await b.client.uploadModel(expandModel(FLOATS));
+    for (let i = 0; i < 3; i++) assert.equal((await b.client.runJob(big, x)).job.status, 'done');
+    // Before, a's result was pushed out: JOB_NOT_FOUND for a job it paid for, no receipt.
+    const got = await a.client.getJob(sent.jobId);
+    assert.equal(got.status, 'done');
+    assert.ok(got.receipt && got.outputs);
+    // Once fetched it is kept no more: the store drops it in its turn.
+    await until(() => provider.unfetchedResultBytes(a.key) === 0);
+    await b.client.runJob(big, x);
+    await b.client.runJob(big, x);
+    await assert.rejects(a.client.getJob(sent.jobId), (e: ProviderError) => e.code === 'JOB_NOT_FOUND');
+  });
+
+  test("a renter's results kept for their GET stay within its share", {
+    timeout: 180_000,
+  }, async () => {
+    const share = 8 * 1024 * 1024;
+    const { provider, url } = await start('models-kept-share', undefined, {
+      maxUnreadAnswerBytesPerRenter: share,
+    });
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { job } = await a.client.runJob(modelHash, { x: { type: 'float32', dims: [1], data: ONE } });
+    const s = a.unreadGet(job.jobId);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    const first = a.rawJob(modelHash);
+    assert.equal((await readAnswer(first.socket)).status, 202);
+    const one = provider.unfetchedResultBytes(a.key);
+    assert.ok(one > 0);
+    const second = a.rawJob(modelHash);
+    assert.equal((await readAnswer(second.socket)).status, 202);
+    // Two results of ~5.6 MB would pass its share of 8 MiB: one of them is kept for its GET.
+    assert.equal(provider.unfetchedResultBytes(a.key), one);
+    s.destroy();
+    // Stopped, it keeps nothing for a GET that can no longer come (nor a timer holding it).
+    providers.splice(providers.indexOf(provider), 1);
+    await provider.stop();
+    assert.equal(provider.unfetchedResultBytes(a.key), 0);
   });
 
   test('the client reads a job answered with its id only by GET, and checks it as any', {

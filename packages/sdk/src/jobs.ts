@@ -786,7 +786,8 @@ export class ProviderClient {
     sent: SignedJobRequest,
   ): JobResult {
     if (job.status === 'failed') throw new ProviderError(422, 'JOB_FAILED', job.error ?? 'the job failed');
-    if (job.status !== 'done' || !job.receipt) throw new Error(`the job is ${job.status}, not done`);
+    if (job.status !== 'done') throw new Error(`the job is ${job.status}, not done`);
+    if (!job.receipt) throw new Error('the provider answered the job done without its receipt');
     const signed = decodeSignedReceipt(job.receipt.hex);
     const r = signed.receipt;
     if (r.chainId !== this.opts.chainId) throw new Error(`the receipt is for chain "${r.chainId}"`);

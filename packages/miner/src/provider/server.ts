@@ -218,6 +218,14 @@ interface Job {
   done: Promise<void>;
   /** What its view keeps of outputs (base64 and text), counted once it finished. */
   bytes: number;
+  /** Answered 202 (id only) to this renter key and not fetched yet: trimJobs keeps it. */
+  unfetched?: { renter: string; timer: NodeJS.Timeout };
+}
+
+/** A renter key's jobs answered 202 and not fetched yet, oldest first, and their kept bytes. */
+interface Unfetched {
+  jobs: Map<string, Job>;
+  bytes: number;
 }
 
 /** What a job's run gives: its outputs (a model) or lines (OCR), and their content hash. */
@@ -358,6 +366,15 @@ export class ProviderServer {
   private readonly countedOn = new WeakMap<Socket, Set<() => void>>();
   private readonly maxUnreadAnswerBytesPerRenter: number;
   private readonly answerTimeoutMs: number;
+  /**
+   * Results answered 202 and not yet fetched by GET, per renter key. Before, they sat in the store
+   * of finished jobs like any other, oldest dropped first: ~12 jobs of ~21 MiB outputs from any
+   * renter pushed out every result still waiting, and its renter got JOB_NOT_FOUND for a job it
+   * paid for. Kept by trimJobs within bounds (markUnfetched), so they never pin the store.
+   */
+  private readonly unfetched = new Map<string, Unfetched>();
+  private unfetchedBytes = 0;
+  private unfetchedJobs = 0;
   private readonly jobTimeoutMs: number;
   private readonly maxGroupMs: number;
   private readonly maxOutputBytes: number;
@@ -553,6 +570,9 @@ export class ProviderServer {
     await Promise.race([settled, new Promise((r) => setTimeout(r, 5_000).unref())]);
     await this.sandbox.stop();
     await settled;
+    // A keep's timer holds its result (up to ~21 MiB) for answerTimeoutMs: a stopped provider
+    // was kept in memory that long by them, with up to half of maxKeptOutputBytes.
+    for (const u of [...this.unfetched.values()]) while (u.jobs.size > 0) this.unmarkOldest(u);
     this.auth.close();
   }
 
@@ -606,18 +626,89 @@ export class ProviderServer {
    * stay within its share (or none of its answers is unread), else 202 with the job's id only,
    * its result kept for GET /v1/jobs/<id>. Its share is checked when the job is sent, and up to
    * maxJobsPerRenter jobs of a renter that reads nothing each added an answer of up to ~21 MiB
-   * past it when they ended. Returns whether the answer was whole.
+   * past it when they ended. A result answered 202 is kept for its GET (markUnfetched); the store
+   * is trimmed only then (submitJob leaves it to this), so the job is still there to be kept.
+   * Returns whether the answer was whole.
    */
   private answerJob(res: ServerResponse, view: JobView, renter: string): boolean {
     const text = JSON.stringify(view);
     const unread = this.unreadAnswers.get(renter) ?? 0;
     if (unread === 0 || unread + Buffer.byteLength(text) <= this.maxUnreadAnswerBytesPerRenter) {
       this.write(res, 200, text, renter);
+      this.trimJobs();
       return true;
     }
     const { jobId, leaseId, model, status } = view;
+    const job = this.jobs.get(jobId);
+    if (job?.view === view) this.markUnfetched(jobId, job, renter);
+    this.trimJobs();
     this.send(res, 202, { jobId, leaseId, model, status }, renter);
     return false;
+  }
+
+  /**
+   * Keeps a result answered 202 from trimJobs until its GET's answer is written or answerTimeoutMs
+   * passed. Kept results are bounded, or they would pin the store: per renter key, their bytes
+   * within maxUnreadAnswerBytesPerRenter and at most maxJobsPerRenter of them (its own oldest lose
+   * their keep first); in all, within half of maxKeptOutputBytes and of maxJobsKept, so trimJobs can
+   * always bring the store within its bounds by dropping others. Past a total, the oldest result
+   * kept for the renter holding most of it (bytes, or results for the count) loses its keep: a
+   * renter (or an attacker) that keeps more than others loses first, and one that keeps no more
+   * than its equal part of the total never loses to another. A result that loses its keep stays in
+   * the store, dropped only in its turn (oldest first).
+   */
+  private markUnfetched(id: string, job: Job, renter: string): void {
+    this.unmark(id, job);
+    let mine = this.unfetched.get(renter);
+    if (!mine) {
+      mine = { jobs: new Map(), bytes: 0 };
+      this.unfetched.set(renter, mine);
+    }
+    const timer = setTimeout(() => this.unmark(id, job), this.answerTimeoutMs);
+    timer.unref();
+    job.unfetched = { renter, timer };
+    mine.jobs.set(id, job);
+    mine.bytes += job.bytes;
+    this.unfetchedBytes += job.bytes;
+    this.unfetchedJobs += 1;
+    while (mine.bytes > this.maxUnreadAnswerBytesPerRenter || mine.jobs.size > this.maxJobsPerRenter)
+      this.unmarkOldest(mine);
+    while (this.unfetchedBytes > Math.floor(this.maxKeptOutputBytes / 2))
+      this.unmarkOldest(this.heaviestUnfetched((u) => u.bytes));
+    while (this.unfetchedJobs > Math.floor(this.maxJobsKept / 2))
+      this.unmarkOldest(this.heaviestUnfetched((u) => u.jobs.size));
+  }
+
+  private heaviestUnfetched(weight: (u: Unfetched) => number): Unfetched {
+    let most: Unfetched | undefined;
+    for (const u of this.unfetched.values()) if (!most || weight(u) > weight(most)) most = u;
+    // Called only while something is kept past a total: there is a renter keeping it.
+    return most!;
+  }
+
+  private unmarkOldest(u: Unfetched): void {
+    const [id, job] = u.jobs.entries().next().value!;
+    this.unmark(id, job);
+  }
+
+  /** Lets trimJobs drop a result kept for its GET (fetched, expired or past a bound). */
+  private unmark(id: string, job: Job): void {
+    const mark = job.unfetched;
+    if (!mark) return;
+    clearTimeout(mark.timer);
+    job.unfetched = undefined;
+    const mine = this.unfetched.get(mark.renter);
+    if (!mine) return;
+    mine.jobs.delete(id);
+    mine.bytes -= job.bytes;
+    if (mine.jobs.size === 0) this.unfetched.delete(mark.renter);
+    this.unfetchedBytes -= job.bytes;
+    this.unfetchedJobs -= 1;
+  }
+
+  /** Bytes of a renter key's results answered 202 and kept for their GET (tests read it). */
+  unfetchedResultBytes(renter: string): number {
+    return this.unfetched.get(renter.toLowerCase())?.bytes ?? 0;
   }
 
   /** Counts an answer's bytes against its renter until its connection took them (or closed). */
@@ -713,10 +804,14 @@ export class ProviderServer {
         checkBodyHash(EMPTY_BODY_HASH, auth.bodyHash);
         this.auth.consume(auth);
         read = true;
-        const job = this.jobs.get(path.slice('/v1/jobs/'.length));
+        const id = path.slice('/v1/jobs/'.length);
+        const job = this.jobs.get(id);
         if (!job || job.view.leaseId !== auth.leaseIdHex)
           throw new HttpError(404, 'JOB_NOT_FOUND', 'no such job for this lease');
-        return this.send(res, 200, job.view, auth.renterKeyHex);
+        this.send(res, 200, job.view, auth.renterKeyHex);
+        // Kept until the renter has it: an answer cut off on its way leaves it kept for another GET.
+        if (job.unfetched) res.once('finish', () => this.unmark(id, job));
+        return;
       }
       this.checkUploadFits(route, length);
       // Nothing is booked until bytes arrive: two renters that sent only headers declaring
@@ -1381,11 +1476,12 @@ export class ProviderServer {
         const left = (this.jobsByRenter.get(renter) ?? 1) - 1;
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
-        // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget.
+        // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget. A
+        // waited job's result is trimmed once its answer is decided (answerJob): a 202 keeps it.
         if (this.jobs.get(jobIdHex) === job) {
           job.bytes = keptBytesOf(view);
           this.keptBytes += job.bytes;
-          this.trimJobs();
+          if (!wait) this.trimJobs();
         }
       });
     const job: Job = { view, done: settled, bytes: 0 };
@@ -1393,7 +1489,10 @@ export class ProviderServer {
     this.trimJobs();
     if (!wait) return { status: 202, view };
     await settled;
-    if (view.status === 'failed') throw new HttpError(422, code, view.error ?? 'the job failed');
+    if (view.status === 'failed') {
+      this.trimJobs();
+      throw new HttpError(422, code, view.error ?? 'the job failed');
+    }
     return { status: 200, view };
   }
 
@@ -1622,12 +1721,13 @@ export class ProviderServer {
   /**
    * Forgets finished jobs, oldest first, while more than maxJobsKept are kept or their outputs
    * pass maxKeptOutputBytes. Unfinished jobs are passed over, not waited for: one long job at the
-   * head no longer stops every later job from being forgotten.
+   * head no longer stops every later job from being forgotten. Results kept for their GET (at most
+   * half of either bound, markUnfetched) are passed over too.
    */
   private trimJobs(): void {
     for (const [id, j] of this.jobs) {
       if (this.jobs.size <= this.maxJobsKept && this.keptBytes <= this.maxKeptOutputBytes) return;
-      if (j.view.status === 'queued' || j.view.status === 'running') continue;
+      if (j.view.status === 'queued' || j.view.status === 'running' || j.unfetched) continue;
       this.jobs.delete(id);
       this.keptBytes -= j.bytes;
     }
