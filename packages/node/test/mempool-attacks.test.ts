@@ -663,6 +663,41 @@ describe('mempool attacks', () => {
     pool.checkInvariants();
   });
 
+  test('attack: paying evidence that does not verify is refused at admission, at any nonce, alone or beside other actions', () => {
+    // As for a paying heartbeat: failed at the proposer it pays nothing, so admitted it was junk
+    // gossiped to every node for free, sent again at the same nonce at will.
+    const chain = new Chain();
+    for (let i = 0; i < 3; i++) chain.block();
+    const junk: Action = { type: 'evidence', evidence: fakeEvidence(broke, 1n) };
+    const garbled = tx(owner, 0n, [junk]);
+    assert.ok(garbled.stx.tx.fee > 0n);
+
+    // What a proposer makes of it: left out of the block, the sender charged nothing.
+    const before = getAccount(chain.state, owner.address).balance;
+    const ex = new BlockExecutor(chain.state, chain.next());
+    const outcome = ex.tryApply(garbled);
+    assert.ok(outcome instanceof ValidationError && outcome.code === 'BAD_EVIDENCE');
+    ex.finish();
+    assert.equal(getAccount(chain.state, owner.address).balance, before);
+
+    const pool = new Mempool();
+    refused(() => pool.add(garbled, chain.state, params, chain.next()), 'BAD_EVIDENCE');
+    pool.add(tx(owner, 0n, [transfer(1n)]), chain.state, params, chain.next());
+    refused(() => pool.add(tx(owner, 1n, [junk]), chain.state, params, chain.next()), 'BAD_EVIDENCE');
+    refused(
+      () => pool.add(tx(owner, 1n, [transfer(1n), junk]), chain.state, params, chain.next()),
+      'BAD_EVIDENCE',
+    );
+    assert.equal(pool.size, 1);
+    // Genuine evidence, paying, is admitted behind the transfer.
+    const v = devValidator();
+    const evidence = fakeEvidence({ ...v, address: addressFromPublicKey(v.publicKey) }, 1n);
+    const real = tx(owner, 1n, [{ type: 'evidence', evidence }]);
+    pool.add(real, chain.state, params, chain.next());
+    assert.ok(pool.has(real.hash));
+    pool.checkInvariants();
+  });
+
   test('attack: a batch holding a heartbeat refused before its answer is checked is not forwarded whole, its valid transaction published here', async () => {
     // The owner's fee-free heartbeat pending here, then a batch of a valid transfer and another
     // fee-free heartbeat of the same nonce and answer with a garbled signature: refused here as an
