@@ -10,7 +10,9 @@
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
  *   report the same offender. A heartbeat must come from the owner of every chip it answers for
- *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked.
+ *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked. A paying
+ *   transaction's heartbeats and evidence are checked the same way (alone, at any nonce): it pays
+ *   nothing if they fail.
  * - A transaction that fails in a block pays nothing either, whatever fee it declares: so one with
  *   costly actions (a chip registration's certificate chain and quote, a transfer's consent;
  *   milliseconds each) is admitted only if that costly part passes on the next block's state
@@ -24,6 +26,8 @@
  */
 import {
   type AnswerRef,
+  applyEvidence,
+  applyHeartbeat,
   type BlockContext,
   BlockExecutor,
   BoundedCache,
@@ -496,6 +500,7 @@ export class Mempool {
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     if (free) this.checkWouldExecute(env, state, next);
     else {
+      this.checkFreeActionsWouldExecute(env, state, next);
       // One pending registration per chip: only the first of several (from any accounts) could
       // execute, each other one failing after its evidence check, for nothing.
       for (const chipId of this.checkCostly(env, state, next, verdicts, consents)) {
@@ -648,6 +653,36 @@ export class Mempool {
   private checkWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
     try {
       this.nextBlock(state, next).preview(env);
+    } catch (err) {
+      if (err instanceof ValidationError) throw err;
+      throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * The fee-free actions (heartbeats, evidence) of a paying transaction, alone, as the next block
+   * would run them for its sender: its declared fee is charged only if it executes, so an answer
+   * that does not verify (or a slot that is not open), or evidence that does not, admitted here
+   * would be gossiped to every node and fail at the proposer for nothing, then be sent again at the
+   * same nonce. They are checked as a fee-free transaction's are (core's applyHeartbeat and
+   * applyEvidence, on this thread, once); those actions alone, not the whole transaction, because a
+   * paying one may wait behind the sender's earlier nonces, which no preview of the whole
+   * transaction could pass (NONCE_GAP). Neither depends on what the sender's other actions do (a
+   * sender cannot hand itself a chip, nor change a past validator set), so alone they are refused
+   * only where the whole transaction would fail too.
+   */
+  private checkFreeActionsWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
+    const { actions } = env.stx.tx;
+    if (!actions.some((a) => a.type === 'heartbeat' || a.type === 'evidence')) return;
+    const executor = this.nextBlock(state, next);
+    // One scratch copy for all of them, thrown away after: two actions answering the same slot or
+    // reporting the same offence fail as in a block, and nothing is seen by the next transaction.
+    const scratch = executor.overlay.child();
+    try {
+      for (const a of actions) {
+        if (a.type === 'heartbeat') applyHeartbeat(scratch, executor.ctx, env.sender, a);
+        else if (a.type === 'evidence') applyEvidence(scratch, executor.ctx, env.sender, a.evidence);
+      }
     } catch (err) {
       if (err instanceof ValidationError) throw err;
       throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);

@@ -24,6 +24,7 @@ import {
   envelopeFromSigned,
   epochOf,
   genesisStateWrites,
+  getAccount,
   getChip,
   getPociParams,
   getRecentHash,
@@ -607,6 +608,94 @@ describe('mempool attacks', () => {
     // Paying the minimum fee is a real replacement.
     pool.add(tx(owner, 1n, [heartbeat(answer)], 'min'), chain.state, params, chain.next());
     assert.equal(pool.size, 1);
+  });
+
+  test('attack: a paying heartbeat with a garbled answer is refused at admission, at any nonce, alone or beside other actions', () => {
+    // A failed transaction pays nothing, whatever fee it declares: admitted, the junk answer was
+    // gossiped to every node and failed only at the proposer, then was sent again at the same nonce.
+    const { chain, answer } = chainWithOpenSlot();
+    const expiresAt = chain.height + 50n;
+    const garbledAnswer: HeartbeatAnswer = {
+      ...answer,
+      evidence: { type: 'dev-soft', signature: new Uint8Array(64).fill(7) },
+    };
+    const garbled = tx(owner, 1n, [heartbeat(garbledAnswer)], 'min', expiresAt);
+    assert.ok(garbled.stx.tx.fee > 0n);
+
+    // What a proposer makes of it: left out of the block, the sender charged nothing.
+    const before = getAccount(chain.state, owner.address).balance;
+    const ex = new BlockExecutor(chain.state, chain.next());
+    const outcome = ex.tryApply(garbled);
+    assert.ok(outcome instanceof ValidationError && outcome.code === 'ATTEST_BAD_SIGNATURE');
+    ex.finish();
+    assert.equal(getAccount(chain.state, owner.address).balance, before);
+
+    const pool = new Mempool();
+    refused(() => pool.add(garbled, chain.state, params, chain.next()), 'ATTEST_BAD_SIGNATURE');
+    // Behind a pending transaction of the same sender, where the whole transaction cannot be
+    // previewed (its nonce is not the next one), and beside a paying action.
+    pool.add(tx(owner, 1n, [transfer(1n)], 'min', expiresAt), chain.state, params, chain.next());
+    refused(
+      () =>
+        pool.add(
+          tx(owner, 2n, [heartbeat(garbledAnswer)], 'min', expiresAt),
+          chain.state,
+          params,
+          chain.next(),
+        ),
+      'ATTEST_BAD_SIGNATURE',
+    );
+    refused(
+      () =>
+        pool.add(
+          tx(owner, 2n, [transfer(1n), heartbeat(garbledAnswer)], 'min', expiresAt),
+          chain.state,
+          params,
+          chain.next(),
+        ),
+      'ATTEST_BAD_SIGNATURE',
+    );
+    assert.equal(pool.size, 1);
+    // The real answer, paying, is admitted behind the transfer.
+    const real = tx(owner, 2n, [heartbeat(answer)], 'min', expiresAt);
+    pool.add(real, chain.state, params, chain.next());
+    assert.ok(pool.has(real.hash));
+    pool.checkInvariants();
+  });
+
+  test('attack: paying evidence that does not verify is refused at admission, at any nonce, alone or beside other actions', () => {
+    // As for a paying heartbeat: failed at the proposer it pays nothing, so admitted it was junk
+    // gossiped to every node for free, sent again at the same nonce at will.
+    const chain = new Chain();
+    for (let i = 0; i < 3; i++) chain.block();
+    const junk: Action = { type: 'evidence', evidence: fakeEvidence(broke, 1n) };
+    const garbled = tx(owner, 0n, [junk]);
+    assert.ok(garbled.stx.tx.fee > 0n);
+
+    // What a proposer makes of it: left out of the block, the sender charged nothing.
+    const before = getAccount(chain.state, owner.address).balance;
+    const ex = new BlockExecutor(chain.state, chain.next());
+    const outcome = ex.tryApply(garbled);
+    assert.ok(outcome instanceof ValidationError && outcome.code === 'BAD_EVIDENCE');
+    ex.finish();
+    assert.equal(getAccount(chain.state, owner.address).balance, before);
+
+    const pool = new Mempool();
+    refused(() => pool.add(garbled, chain.state, params, chain.next()), 'BAD_EVIDENCE');
+    pool.add(tx(owner, 0n, [transfer(1n)]), chain.state, params, chain.next());
+    refused(() => pool.add(tx(owner, 1n, [junk]), chain.state, params, chain.next()), 'BAD_EVIDENCE');
+    refused(
+      () => pool.add(tx(owner, 1n, [transfer(1n), junk]), chain.state, params, chain.next()),
+      'BAD_EVIDENCE',
+    );
+    assert.equal(pool.size, 1);
+    // Genuine evidence, paying, is admitted behind the transfer.
+    const v = devValidator();
+    const evidence = fakeEvidence({ ...v, address: addressFromPublicKey(v.publicKey) }, 1n);
+    const real = tx(owner, 1n, [{ type: 'evidence', evidence }]);
+    pool.add(real, chain.state, params, chain.next());
+    assert.ok(pool.has(real.hash));
+    pool.checkInvariants();
   });
 
   test('attack: a batch holding a heartbeat refused before its answer is checked is not forwarded whole, its valid transaction published here', async () => {
