@@ -24,7 +24,7 @@
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, getPriority } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import {
@@ -205,7 +205,8 @@ export interface VerifyPoolOptions {
 
 /**
  * Worker threads when none are given: one per core where the workers sit below the main thread's
- * priority (Linux, `workerNice` > 0), the cores but one elsewhere.
+ * priority (Linux, `workerNice` > 0, the main thread not already at nice 19), the cores but one
+ * elsewhere.
  *
  * With the cores but one, a 2-core node had a single worker, and it was the bottleneck: under
  * saturation that worker was busy all the time while the main thread (execution, consensus, RPC)
@@ -219,9 +220,24 @@ export interface VerifyPoolOptions {
  */
 export function defaultVerifyThreads(
   cores: number = availableParallelism(),
-  workersBelowMain: boolean = process.platform === 'linux',
+  workersBelowMain: boolean = workersCanSitBelowMain(),
 ): number {
   return Math.max(1, workersBelowMain ? cores : cores - 1);
+}
+
+/**
+ * Whether workers started now can put themselves below the calling (main) thread: Linux, where a
+ * thread sets its own nice value, and only while this one is below 19, the lowest there is. A node
+ * run at nice 19 (a service manager's Nice=19) has workers level with its main thread, whatever
+ * `workerNice` says (verify-worker.ts caps the value at 19).
+ */
+export function workersCanSitBelowMain(): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    return getPriority(0) < 19;
+  } catch {
+    return false;
+  }
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -640,7 +656,7 @@ export class VerifyPool implements SignatureVerifier {
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...given };
     // A worker per core only while the workers really sit below the main thread.
-    if (given.threads === undefined && !(this.opts.workerNice > 0)) {
+    if (given.threads === undefined && !(this.opts.workerNice > 0 && workersCanSitBelowMain())) {
       this.opts.threads = defaultVerifyThreads(availableParallelism(), false);
     }
     // A lane bound that is not a number (a lane left out of the object) compared false against

@@ -624,6 +624,37 @@ describe('VerifyPool', () => {
     }
   });
 
+  test('a process already at nice 19 keeps a core for its main thread: its workers cannot go lower (Linux)', {
+    skip: process.platform !== 'linux',
+    timeout: 30_000,
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unc-nice19-'));
+    const file = join(dir, 'nice19.mjs');
+    const pool = new URL('../src/verify-pool.js', import.meta.url).href;
+    writeFileSync(
+      file,
+      `import { availableParallelism } from 'node:os';
+import { VerifyPool, workersCanSitBelowMain } from ${JSON.stringify(pool)};
+const p = new VerifyPool({ threads: undefined });
+console.log(JSON.stringify({ below: workersCanSitBelowMain(), threads: p.threads, cores: availableParallelism() }));
+await p.close();
+`,
+    );
+    const run = spawnSync('nice', ['-n', '19', process.execPath, file], {
+      encoding: 'utf8',
+      timeout: 25_000,
+    });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(run.status, 0, run.stderr);
+    const { below, threads, cores } = JSON.parse(run.stdout) as {
+      below: boolean;
+      threads: number;
+      cores: number;
+    };
+    assert.equal(below, false);
+    assert.equal(threads, Math.max(1, cores - 1));
+  });
+
   test('the calling thread takes no share unless asked to (callerShare defaults to 0)', async () => {
     // Off by default: it showed no gain, and on a machine whose cores are taken it took CPU from
     // consensus. Gates wide open, every worker saturated: still nothing checked on this thread.
