@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -248,5 +248,19 @@ test('once the lock is given up, a save no longer writes the record (nothing pai
     assert.equal(budget.save(), false, 'not saved: the send goes fee-free');
     assert.equal(budget.left(chipHex(0)), 0n);
     assert.equal(readFileSync(path, 'utf8'), before, 'the record as the next agent may have read it');
+  });
+});
+
+// A save killed between its temporary file's creation and the rename left that file, a whole copy
+// of the record, and nothing ever removed one: each crash of the agent left one more.
+test("a killed save's temporary files are removed when the record is opened, nothing else", async () => {
+  await withHome((path, dir) => {
+    const old = new Date(Date.now() - 10 * 60_000);
+    for (const name of ['urgent-fees.json.0123456789ab.tmp', 'urgent-fees.json.tmp', 'notes.txt']) {
+      writeFileSync(join(dir, name), '{}\n');
+      utimesSync(join(dir, name), old, old);
+    }
+    openUrgentFeeBudget(path, 'unc-test', BUDGET, () => {}, clock().now);
+    assert.deepEqual(readdirSync(dir).sort(), ['notes.txt', 'urgent-fees.json.tmp']);
   });
 });

@@ -31,7 +31,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UncError } from '@unc/core';
-import { writeFileWhole } from '@unc/node';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import {
   URGENT_FEE_WINDOW_MS,
   UrgentFeeBudget,
@@ -240,6 +240,8 @@ export function openUrgentFeeBudget(
   let toCopy: Buffer | null = null;
   let saveNow = false;
   const copy = `${path}.corrupt-${now()}-${randomBytes(3).toString('hex')}`;
+  // Under the lock (lockUrgentFeeFile): no other agent's write is in progress.
+  removeWholeLeftovers(path);
   if (existsSync(path)) {
     let bytes: Buffer | null = null;
     let unreadable: string[];
