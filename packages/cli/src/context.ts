@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { decodeAddress, UncError } from '@unc/core';
+import { removeWholeLeftovers } from '@unc/node';
 import { normalizeNodeUrl, UncClient } from '@unc/sdk';
 import { type Command, Option } from 'commander';
 import { checkHome } from './home.js';
@@ -182,6 +183,8 @@ export function configPath(home: string): string {
 /** The home's config.json (written by `unc dev`, `unc start`, `unc miner start` and `unc config set`). */
 export function readConfig(home: string): Record<string, unknown> {
   const path = configPath(home);
+  // Every command reads it first: the temporary files of a write a kill interrupted go here.
+  removeWholeLeftovers(path);
   if (!existsSync(path)) return {};
   let parsed: unknown;
   try {

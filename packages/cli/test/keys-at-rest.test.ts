@@ -195,6 +195,36 @@ test('`unc init` that fails on its second key removes the first, and only what i
   }
 });
 
+// The cleanup's rmSync threw its own error out of the catch: the original one (here: a key file
+// already there) was lost, and with it why the init failed. The disk refusing the removal is
+// scripted (rmSync replaced, as onFullDisk does writeFileSync): root removes any file it may write.
+test('`unc init` whose cleanup fails still throws the original error, naming what was left', async () => {
+  const home = tempHome();
+  const real = fs.rmSync;
+  try {
+    const config = join(home.dir, 'node', 'config');
+    mkdirSync(config, { recursive: true });
+    symlinkSync(join(home.dir, 'nowhere.json'), join(config, 'validator_key.json'));
+    fs.rmSync = ((path: fs.PathLike) => {
+      throw Object.assign(new Error(`EBUSY: resource busy or locked, rm '${String(path)}'`), {
+        code: 'EBUSY',
+      });
+    }) as typeof fs.rmSync;
+    syncBuiltinESMExports();
+    await assert.rejects(initHome(join(home.dir, 'node'), 'alice'), (err: unknown) => {
+      assert.ok(err instanceof UncError, String(err));
+      assert.equal(err.code, 'ALREADY_INITIALISED');
+      assert.match(err.message, /validator_key\.json exists/);
+      assert.match(err.message, /could not be removed .*node_key\.json \(EBUSY/);
+      return true;
+    });
+  } finally {
+    fs.rmSync = real;
+    syncBuiltinESMExports();
+    home.cleanup();
+  }
+});
+
 test('`unc init` whose node.json cannot be put in place removes both keys and leaves no temporary file', async () => {
   const home = tempHome();
   try {

@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -248,5 +257,54 @@ test('once the lock is given up, a save no longer writes the record (nothing pai
     assert.equal(budget.save(), false, 'not saved: the send goes fee-free');
     assert.equal(budget.left(chipHex(0)), 0n);
     assert.equal(readFileSync(path, 'utf8'), before, 'the record as the next agent may have read it');
+  });
+});
+
+// A save killed between its temporary file's creation and the rename left that file, a whole copy
+// of the record, and nothing ever removed one: each crash of the agent left one more.
+test("a killed save's temporary files are removed when the record is opened, nothing else", async () => {
+  await withHome((path, dir) => {
+    const old = new Date(Date.now() - 10 * 60_000);
+    for (const name of ['urgent-fees.json.0123456789ab.tmp', 'urgent-fees.json.tmp', 'notes.txt']) {
+      writeFileSync(join(dir, name), '{}\n');
+      utimesSync(join(dir, name), old, old);
+    }
+    openUrgentFeeBudget(path, 'unc-test', BUDGET, () => {}, clock().now);
+    assert.deepEqual(readdirSync(dir).sort(), ['notes.txt', 'urgent-fees.json.tmp']);
+  });
+});
+
+// A record there but not readable at all (EIO, EMFILE, EACCES) was rewritten at once, with no copy
+// (there were no bytes to copy): the other chains' spending in it was lost, and on those chains
+// every chip had its whole budget back. A directory at the record's path makes the read fail for
+// root too (EISDIR, where chmod 000 would not); replaced by the record, it stands for a read that
+// failed once (at the start) and works at the next try.
+test('a record that exists but could not be read is not rewritten until it is read again and copied aside', async () => {
+  await withHome((path, dir) => {
+    const c = clock();
+    const warnings: string[] = [];
+    mkdirSync(path);
+    writeFileSync(join(path, 'inside'), 'x');
+    const budget = openUrgentFeeBudget(path, 'unc-test', BUDGET, (m) => warnings.push(m), c.now);
+    assert.equal(budget.left(chipHex(0)), 0n, 'fail-closed: every chip spent for the hour');
+    assert.equal(budget.save(), false, 'still unread: no save, so no fee is paid');
+    assert.deepEqual(readdirSync(path), ['inside']);
+    assert.deepEqual(copiesIn(dir), []);
+
+    // Readable now: another chain's spending of the last hour is in it.
+    rmSync(path, { recursive: true });
+    const other = { spent: { [chipHex(1)]: [[c.t - 1000, '7']] } };
+    const text = `${JSON.stringify({ version: 2, chainId: 'unc-other', ...other })}\n`;
+    writeFileSync(path, text);
+    assert.equal(budget.save(), true);
+    const [copy] = copiesIn(dir);
+    assert.ok(copy, 'copied aside before the rewrite');
+    assert.equal(readFileSync(join(dir, copy), 'utf8'), text);
+    const rewritten = JSON.parse(readFileSync(path, 'utf8'));
+    assert.equal(rewritten.chainId, 'unc-test');
+    assert.deepEqual(rewritten.others['unc-other'], other, "the other chain's record is kept");
+    assert.equal(budget.left(chipHex(0)), 0n, 'this chain still counted all spent');
+    assert.match(warnings[0]!, /unreadable .*only once it can be read/);
+    assert.match(warnings[1]!, /not saved \(the record could not be read to be kept aside: .*EISDIR/);
   });
 });

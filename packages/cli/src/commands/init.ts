@@ -105,7 +105,16 @@ export async function initHome(
     if (firstDir !== undefined)
       for (let d = dir; d !== dirname(firstDir); d = dirname(d)) fsyncDirectory(dirname(d));
   } catch (err) {
-    for (const path of made.reverse()) rmSync(path, { force: true });
+    // A removal that fails is told with the error, never instead of it: thrown out of here, it
+    // hid why the init failed, and the user learned neither that nor which key was left behind.
+    const left: string[] = [];
+    for (const path of made.reverse()) {
+      try {
+        rmSync(path, { force: true });
+      } catch (cleanup) {
+        left.push(`${path} (${(cleanup as Error).message})`);
+      }
+    }
     // The folders mkdirSync created, deepest first, each only if empty (rmdirSync refuses otherwise).
     if (firstDir !== undefined) {
       for (let d = dir; d.length >= firstDir.length; d = dirname(d)) {
@@ -116,6 +125,11 @@ export async function initHome(
         }
         if (d === firstDir) break;
       }
+    }
+    if (left.length > 0) {
+      const note = `; and what this init wrote could not be removed (remove it by hand): ${left.join(', ')}`;
+      if (err instanceof Error) err.message += note;
+      else throw new Error(`${String(err)}${note}`);
     }
     throw err;
   }

@@ -31,7 +31,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UncError } from '@unc/core';
-import { writeFileWhole } from '@unc/node';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import {
   URGENT_FEE_WINDOW_MS,
   UrgentFeeBudget,
@@ -221,7 +221,8 @@ function pruneOthers(others: Map<string, UrgentFeeState>, now: number): void {
  * agent's own clock only: no word of the node can shorten it), never an error that would keep
  * the agent from answering its challenges. The other chains' sections that can be read are kept,
  * and the file as it was is copied aside (keepUnreadableCopy) before the first save rewrites it,
- * which is at once. Other chains' spending older than the hour is dropped at each save. Once
+ * which is at once; a file there that could not be read at all is read again at each save, and
+ * every save fails (nothing paid) until it can be copied aside. Other chains' spending older than the hour is dropped at each save. Once
  * `held` turns false (the agent gave up its lock, lockUrgentFeeFile), every save fails.
  */
 export function openUrgentFeeBudget(
@@ -238,8 +239,13 @@ export function openUrgentFeeBudget(
   let saved: UrgentFeeState | undefined;
   // The record as read, when some of it could not be: copied aside before it is first rewritten.
   let toCopy: Buffer | null = null;
+  // The record is there but none of it could be read (EIO, EMFILE, EACCES): read again at each
+  // save until it can be copied aside. Rewritten unread, the other chains' spending in it was lost.
+  let unread = false;
   let saveNow = false;
   const copy = `${path}.corrupt-${now()}-${randomBytes(3).toString('hex')}`;
+  // Under the lock (lockUrgentFeeFile): no other agent's write is in progress.
+  removeWholeLeftovers(path);
   if (existsSync(path)) {
     let bytes: Buffer | null = null;
     let unreadable: string[];
@@ -255,12 +261,13 @@ export function openUrgentFeeBudget(
     if (unreadable.length > 0) {
       saveNow = true;
       toCopy = bytes;
+      unread = bytes === null;
       const whose =
         read === null
           ? "counting every chip's urgent-fee budget as spent for the next hour"
           : "this chain's record is whole; another chain's that is not counts as all spent for the next hour";
       warn(
-        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; the record is written again${bytes ? `, the unreadable one kept as ${copy}` : ''}`,
+        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; ${bytes ? `the record is written again, the unreadable one kept as ${copy}` : `it is written again (and the fee paid) only once it can be read and kept as ${copy}`}`,
       );
     }
   }
@@ -270,6 +277,29 @@ export function openUrgentFeeBudget(
         // Given up (stop): a pass still on its way to a paying send would write this agent's view
         // over the record the next agent on this home has taken and read since.
         if (!held()) throw new Error('the record is no longer held by this agent');
+        if (unread) {
+          let bytes: Buffer | null = null;
+          try {
+            bytes = readFileSync(path);
+          } catch (err) {
+            // Gone since: nothing left in it to lose.
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+              throw new Error(`the record could not be read to be kept aside: ${(err as Error).message}`);
+          }
+          if (bytes !== null) {
+            // Readable now: the other chains' sections it holds are kept as well as copied. This
+            // chain's stays counted all spent (the budget as opened): the read that failed was
+            // when the agent started, and what it had spent since then is not in the file.
+            try {
+              const read = parseRecords(bytes.toString('utf8'), chainId, now());
+              for (const [id, state] of read.others) if (!others.has(id)) others.set(id, state);
+            } catch {
+              // Not a record: only the copy keeps it.
+            }
+          }
+          toCopy = bytes;
+          unread = false;
+        }
         if (toCopy) {
           // Nothing is rewritten (and nothing paid) until the copy is made: data is never lost unseen.
           keepUnreadableCopy(path, copy, toCopy);

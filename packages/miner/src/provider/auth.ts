@@ -11,7 +11,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ed25519Verify, fromHex } from '@unc/core';
-import { writeFileWhole } from '@unc/node';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { JOB_HEADERS, type JobRequestAuth, jobRequestDigest } from '@unc/sdk';
 import { HttpError } from './errors.js';
 
@@ -92,6 +92,7 @@ export class RequestAuthenticator {
   /** Reads the nonces still inside their window from the file, and rewrites it with only those. */
   private load(file: string): void {
     mkdirSync(dirname(file), { recursive: true });
+    removeWholeLeftovers(file);
     let text = '';
     try {
       text = readFileSync(file, 'latin1');

@@ -7,7 +7,7 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } fr
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseCertificate } from '@unc/core';
-import { writeFileWhole } from '@unc/node';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { bytesToBigint } from '../asn1/der.js';
 import { fromPem, toPem } from './pem.js';
 import {
@@ -182,6 +182,8 @@ export const VENDOR_CA_FILES = {
 
 export async function writeVendorCa(ca: VendorCa, dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
+  // A creation killed part-way (and never loaded since, vendor.json being the last written) left them.
+  for (const file of Object.values(VENDOR_CA_FILES)) removeWholeLeftovers(join(dir, file));
   const cert = (der: Uint8Array) => toPem('CERTIFICATE', der);
   const key = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
   // Every file replaced whole (writeFileWhole: a fresh name created exclusively, fsynced, renamed
@@ -206,6 +208,8 @@ export async function writeVendorCa(ca: VendorCa, dir: string): Promise<void> {
 }
 
 export async function loadVendorCa(dir: string): Promise<VendorCa> {
+  // The CA's keys among them: a copy of a private key left at a temporary name by a killed write.
+  for (const file of Object.values(VENDOR_CA_FILES)) removeWholeLeftovers(join(dir, file));
   const read = (file: string) => readFile(join(dir, file), 'utf8');
   const meta = JSON.parse(await read(VENDOR_CA_FILES.vendor)) as {
     vendorId?: unknown;

@@ -5,8 +5,18 @@
  * touches the disk: @unc/core and @unc/sdk also run in the browser and never import `node:fs`.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * Puts `data` at `path` whole or not at all, durable when it returns: written to a temporary file
@@ -39,6 +49,51 @@ export function writeFileWhole(path: string, data: string | Uint8Array, mode = 0
     throw err;
   }
   fsyncDirectory(dirname(path));
+}
+
+/**
+ * How old (ms, by the file's mtime) a temporary file must be before removeWholeLeftovers takes it
+ * for a leftover: one that is younger may be another process's write in progress (two `unc`
+ * commands writing config.json), whose rename would fail if it were removed under it. A write
+ * holds its temporary file for milliseconds.
+ */
+export const LEFTOVER_MIN_AGE_MS = 60_000;
+
+/**
+ * Removes the temporary files of writeFileWhole for `path` (`<name>.<12 hex>.tmp` beside it) that a
+ * process killed between their creation and the rename left: each holds a whole copy of the data
+ * (a key, a fee record) at a name nobody looks after, and each crash left one more. Called where
+ * such a file is loaded at start, not at each write. Only names of exactly that pattern, only
+ * regular files and links (a link is unlinked itself, never followed: its target is not ours), and
+ * only those older than `minAgeMs`. Never throws: a leftover that cannot be removed (a directory
+ * not writable) is no reason to refuse a start; it is tried again at the next. Returns the names
+ * removed.
+ */
+export function removeWholeLeftovers(path: string, minAgeMs = LEFTOVER_MIN_AGE_MS): string[] {
+  const dir = dirname(path);
+  const base = basename(path);
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  const cutoff = Date.now() - minAgeMs;
+  for (const entry of entries) {
+    if (!entry.startsWith(`${base}.`) || !/^\.[0-9a-f]{12}\.tmp$/.test(entry.slice(base.length))) continue;
+    const file = join(dir, entry);
+    try {
+      const st = lstatSync(file);
+      if (!st.isFile() && !st.isSymbolicLink()) continue;
+      if (st.mtimeMs > cutoff) continue;
+      unlinkSync(file);
+      removed.push(entry);
+    } catch {
+      // Gone since (another start removed it), or not ours to remove: left for the next start.
+    }
+  }
+  return removed;
 }
 
 /**

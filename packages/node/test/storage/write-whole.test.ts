@@ -6,19 +6,22 @@
  */
 import assert from 'node:assert/strict';
 import {
+  existsSync,
   lstatSync,
+  lutimesSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fsyncDirectory, writeFileWhole } from '../../src/storage/write-whole.js';
+import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '../../src/storage/write-whole.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -70,4 +73,62 @@ test('a directory that is not there: thrown before anything is created', () => {
   const dir = tempDir();
   assert.throws(() => writeFileWhole(join(dir, 'missing', 'a.json'), 'x'), /ENOENT/);
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test("a killed write's temporary files are removed at load: only those, and a link's target never", () => {
+  const dir = tempDir();
+  const outside = tempDir();
+  const path = join(dir, 'config.json');
+  writeFileSync(path, '{"node":"kept"}\n');
+  const old = new Date(Date.now() - 10 * 60_000);
+  const leftover = (name: string) => {
+    writeFileSync(join(dir, name), 'a whole copy\n');
+    utimesSync(join(dir, name), old, old);
+  };
+  leftover('config.json.0123456789ab.tmp');
+  leftover('config.json.ba9876543210.tmp');
+  // Not of the pattern: another file's, upper-case hex, 11 or 13 digits, the old fixed name, a prefix.
+  for (const other of [
+    'other.json.0123456789ab.tmp',
+    'config.json.0123456789AB.tmp',
+    'config.json.0123456789a.tmp',
+    'config.json.0123456789abc.tmp',
+    'config.json.tmp',
+    'xconfig.json.0123456789ab.tmp',
+    'config.json.0123456789ab.tmp.bak',
+  ])
+    leftover(other);
+  // A link named like a leftover, pointing at a file elsewhere: the link goes, its target stays.
+  const target = join(outside, 'precious');
+  writeFileSync(target, 'not ours\n');
+  symlinkSync(target, join(dir, 'config.json.cccccccccccc.tmp'));
+  lutimesSync(join(dir, 'config.json.cccccccccccc.tmp'), old, old);
+  // A directory named like one is not a file this writer made.
+  mkdirSync(join(dir, 'config.json.dddddddddddd.tmp'));
+  utimesSync(join(dir, 'config.json.dddddddddddd.tmp'), old, old);
+  // A fresh one may be another process's write in progress.
+  writeFileSync(join(dir, 'config.json.eeeeeeeeeeee.tmp'), 'being written\n');
+
+  assert.deepEqual(removeWholeLeftovers(path).sort(), [
+    'config.json.0123456789ab.tmp',
+    'config.json.ba9876543210.tmp',
+    'config.json.cccccccccccc.tmp',
+  ]);
+  assert.equal(readFileSync(target, 'utf8'), 'not ours\n');
+  assert.equal(readFileSync(path, 'utf8'), '{"node":"kept"}\n');
+  assert.equal(existsSync(join(dir, 'config.json.cccccccccccc.tmp')), false);
+  assert.deepEqual(readdirSync(dir).sort(), [
+    'config.json',
+    'config.json.0123456789AB.tmp',
+    'config.json.0123456789a.tmp',
+    'config.json.0123456789ab.tmp.bak',
+    'config.json.0123456789abc.tmp',
+    'config.json.dddddddddddd.tmp',
+    'config.json.eeeeeeeeeeee.tmp',
+    'config.json.tmp',
+    'other.json.0123456789ab.tmp',
+    'xconfig.json.0123456789ab.tmp',
+  ]);
+  // A directory that is not there: nothing to do, no error.
+  assert.deepEqual(removeWholeLeftovers(join(dir, 'missing', 'a.json')), []);
 });
