@@ -131,6 +131,24 @@ export function processCpuMs(pid: number): { main: number; other: number; niced:
   }
 }
 
+/**
+ * What a process used between two `processCpuMs` readings, split as bench:tps prints it: the main
+ * thread, the other threads, and of those the live niced threads (the verify workers) and the
+ * rest. `other` counts threads that exited within the window; `niced` only those alive at each
+ * reading, so a verify worker replaced within the window takes its CPU so far out of `niced`
+ * (that difference can even be negative) while `other` keeps it: both parts are clamped at 0, and
+ * the niced part is a lower bound on the verify workers' share, not their exact one.
+ */
+export function cpuSplit(
+  start: { main: number; other: number; niced: number },
+  end: { main: number; other: number; niced: number },
+): { main: number; other: number; liveNiced: number; rest: number } {
+  const main = end.main - start.main;
+  const other = end.other - start.other;
+  const liveNiced = Math.min(other, Math.max(0, end.niced - start.niced));
+  return { main, other, liveNiced, rest: Math.max(0, other - liveNiced) };
+}
+
 /** utime + stime of a /proc stat line, in ms, and the thread's nice value. */
 function statFields(stat: string): { cpuMs: number; nice: number } {
   // Fields after the command name (which may hold spaces, closed by the last ')').

@@ -38,6 +38,7 @@ import { exitOnBadBenchArgs } from './bench-args.js';
 import {
   BENCH_MEMPOOL_ARGS,
   BodyPoster,
+  cpuSplit,
   encodeSendBody,
   phaseProgress,
   postRetrying,
@@ -281,11 +282,9 @@ async function main(): Promise<void> {
   console.log(`ratio finalized transfers / raw Ed25519 verifications: ${(tps / verifyPerSec).toFixed(3)}`);
   if (nodeCpuAtStart && nodeCpuAtEnd && finalized > 0) {
     const perTx = (ms: number) => ((ms * 1000) / finalized).toFixed(0);
-    const main = nodeCpuAtEnd.main - nodeCpuAtStart.main;
-    const other = nodeCpuAtEnd.other - nodeCpuAtStart.other;
-    const niced = nodeCpuAtEnd.niced - nodeCpuAtStart.niced;
+    const { main, other, liveNiced, rest } = cpuSplit(nodeCpuAtStart, nodeCpuAtEnd);
     console.log(
-      `node CPU per finalized transfer: ${perTx(main + other)} µs (main thread ${perTx(main)} µs, other threads ${perTx(other)} µs: verify workers ${perTx(niced)} µs, the rest ${perTx(other - niced)} µs; one raw verify ${(1e6 / verifyPerSec).toFixed(0)} µs); node cores busy ${((main + other) / (SECONDS * 1000)).toFixed(2)}`,
+      `node CPU per finalized transfer: ${perTx(main + other)} µs (main thread ${perTx(main)} µs, other threads ${perTx(other)} µs: verify workers (live niced threads) ${perTx(liveNiced)} µs, the rest ${perTx(rest)} µs; one raw verify ${(1e6 / verifyPerSec).toFixed(0)} µs); node cores busy ${((main + other) / (SECONDS * 1000)).toFixed(2)}`,
     );
     if (loopAtStart && loopAtEnd) {
       const active = loopAtEnd.loopActiveS - loopAtStart.loopActiveS;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { processCpuMs } from '../bench/presign.js';
+import { cpuSplit, processCpuMs } from '../bench/presign.js';
 
 const linux = existsSync('/proc/self/stat');
 
@@ -66,4 +66,23 @@ test('a live thread niced below the main thread is counted as niced, one at its 
     await niced.terminate();
     await plain.terminate();
   }
+});
+
+test('a niced worker gone within the window leaves no negative share: the split is clamped at 0', {
+  skip: !linux && 'no /proc',
+}, async () => {
+  // A verify worker replaced mid-window: its CPU so far was in `niced` at the start and is not at
+  // the end (it is no longer a live thread), while `other` keeps it. Before, bench:tps printed
+  // that difference as a negative "verify workers" figure and "the rest" above "other threads".
+  const worker = await busyWorker(5);
+  const start = processCpuMs(process.pid);
+  assert.ok(start);
+  await worker.terminate();
+  const end = processCpuMs(process.pid);
+  assert.ok(end);
+  assert.ok(end.niced < start.niced, `niced ${start.niced} -> ${end.niced} ms: the worker's CPU left it`);
+  const split = cpuSplit(start, end);
+  assert.equal(split.liveNiced, 0);
+  assert.ok(split.rest >= 0 && split.rest <= split.other, `rest ${split.rest} of other ${split.other} ms`);
+  assert.equal(split.other, end.other - start.other);
 });

@@ -22,6 +22,7 @@ export type {
   RequestOutcome,
   ScoringOptions,
 } from './p2p/libp2p.js';
+export * from './p2p/network-metrics.js';
 export * from './p2p/serve-budget.js';
 export * from './p2p/types.js';
 export {

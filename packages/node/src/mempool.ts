@@ -920,9 +920,33 @@ export class Mempool {
     // the last loop recomputes them for every queue left, once. Rekeyed per removal, a block took
     // its transactions from the front of their senders' queues, where the cheapest entry is when
     // fees are equal, and paid a scan of the whole queue for each one (O(block × queue)).
+    // Should anything throw part way (a drop listener, a state read), the queues touched and not
+    // yet rekeyed are rekeyed on the way out: a tail left pointing at a removed entry would be
+    // what eviction picks, removes nothing, and picks again, so that the next full-pool add spun.
+    const stale = new Set<SenderQueue>();
+    const remove = (q: SenderQueue, e: Entry) => {
+      stale.add(q);
+      this.removeEntry(q, e, false);
+    };
+    try {
+      this.pruneEntries(included, rejected, state, height, at, stale, remove);
+    } finally {
+      for (const q of stale) if (q.byNonce.size > 0 && this.senders.get(q.id) === q) this.rekey(q);
+    }
+  }
+
+  private pruneEntries(
+    included: readonly TxEnvelope[],
+    rejected: readonly { env: TxEnvelope; error: ValidationError }[],
+    state: StateReader,
+    height: bigint,
+    at: bigint,
+    stale: Set<SenderQueue>,
+    remove: (q: SenderQueue, e: Entry) => void,
+  ): void {
     for (const env of included) {
       const e = this.byHash.get(keyId(env.hash));
-      if (e) this.removeEntry(this.senders.get(keyId(env.sender))!, e, false);
+      if (e) remove(this.senders.get(keyId(env.sender))!, e);
     }
     // What the block answered or reported can never execute again: another pending transaction
     // holding the same slot or evidence (a copy from another key that got here first, which a
@@ -932,7 +956,7 @@ export class Mempool {
         const holder = this.claims.get(c);
         const e = holder === undefined ? undefined : this.byHash.get(holder);
         if (!e) continue;
-        this.removeEntry(this.senders.get(keyId(e.env.sender))!, e, false);
+        remove(this.senders.get(keyId(e.env.sender))!, e);
         const heartbeat = c.startsWith('heartbeat');
         this.recordDrop(
           e,
@@ -946,23 +970,25 @@ export class Mempool {
     for (const { env, error } of rejected) {
       const e = this.byHash.get(keyId(env.hash));
       if (!e) continue;
-      this.removeEntry(this.senders.get(keyId(env.sender))!, e, false);
+      remove(this.senders.get(keyId(env.sender))!, e);
       this.recordDrop(e, error.code, error.message, at, error.answer);
     }
     for (const q of [...this.senders.values()]) {
       const first = q.byNonce.values().next().value as Entry;
       const next = getAccount(state, first.env.sender).nonce;
+      stale.add(q); // a new base alone can change its key
       q.base = next;
       for (const e of [...q.byNonce.values()]) {
         if (e.nonce < next) {
-          this.removeEntry(q, e, false);
+          remove(q, e);
           this.recordDrop(e, 'NONCE_USED', `nonce ${e.nonce} was used by another transaction`, at);
         } else if (e.env.stx.tx.expiresAt < height) {
-          this.removeEntry(q, e, false);
+          remove(q, e);
           this.recordDrop(e, 'EXPIRED', `expired at height ${e.env.stx.tx.expiresAt}`, at);
         }
       }
       if (q.byNonce.size > 0) this.rekey(q);
+      stale.delete(q);
     }
   }
 }

@@ -21,6 +21,8 @@ import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
 import { Registry } from './metrics.js';
 import { NodeCore } from './node-core.js';
+import type { NetworkMetricsHooks } from './p2p/libp2p.js';
+import { networkMetrics } from './p2p/network-metrics.js';
 import type { Network, NetworkHandlers } from './p2p/types.js';
 import type { RpcContext, TxWatcher } from './rpc/context.js';
 import { type RpcLimits, startRpcServer } from './rpc/server.js';
@@ -40,7 +42,7 @@ export interface NodeOptions {
    * Starts the peer-to-peer network with the handlers the node answers peers with. Without it the
    * node has no peers: a single-validator chain.
    */
-  network?: (handlers: NetworkHandlers, chain: Chain) => Promise<Network>;
+  network?: (handlers: NetworkHandlers, chain: Chain, metrics: NetworkMetricsHooks) => Promise<Network>;
   /** Consensus round timeouts (defaults suit ~1 s blocks). */
   timeouts?: TimeoutParams;
   rpcHost?: string;
@@ -86,6 +88,8 @@ export class UncNode {
   /** Set once started: runs consensus (or, alone, decides every block itself). */
   driver!: ConsensusDriver;
   network: Network | null = null;
+  /** The hooks the node's network reports to, as Prometheus series of `metrics`. */
+  readonly networkMetrics: NetworkMetricsHooks;
   private rpc: { url: string; wsUrl: string; port: number; close(): Promise<void> } | null = null;
   private readonly txWatchers = new Map<string, Set<TxWatcher>>();
   private readonly blockWatchers = new Set<(b: CommittedBlock) => void>();
@@ -137,6 +141,7 @@ export class UncNode {
       ),
       peers: r.gauge('unc_p2p_peers', 'Connected peers'),
     };
+    this.networkMetrics = networkMetrics(r);
     this.m.height.set(Number(chain.height));
   }
 
@@ -240,7 +245,7 @@ export class UncNode {
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
     try {
-      if (opts.network) node.network = await opts.network(node.driver.handlers(), chain);
+      if (opts.network) node.network = await opts.network(node.driver.handlers(), chain, node.networkMetrics);
       await node.driver.start(node.network);
     } catch (err) {
       await node.stop();

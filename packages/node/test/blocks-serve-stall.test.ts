@@ -10,8 +10,10 @@ import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { encode } from '@unc/core';
 import * as lp from 'it-length-prefixed';
+import { Registry } from '../src/metrics.js';
 import { blockRangeCodec } from '../src/p2p/frames.js';
-import { blocksProtocol, type Libp2pNetwork } from '../src/p2p/libp2p.js';
+import { blocksProtocol, type Libp2pNetwork, type NetworkOptions } from '../src/p2p/libp2p.js';
+import { networkMetrics } from '../src/p2p/network-metrics.js';
 import {
   type BlockReadSlots,
   DEFAULT_BLOCK_READ_SLOTS,
@@ -80,8 +82,9 @@ async function sybilsThenSyncer(trickle: boolean) {
     }
     return [];
   };
-  const net = () =>
+  const net = (extra: Partial<NetworkOptions> = {}) =>
     fixture.net(chain, blocks, {
+      ...extra,
       // Far past the test: a sybil stream's answer ends only when taken over, not at its deadline
       // (the slow start of many nodes on a loaded machine let deadlines free slots before).
       requestTimeoutMs: 600_000,
@@ -90,7 +93,10 @@ async function sybilsThenSyncer(trickle: boolean) {
       // last were reset whenever the machine was quick enough (CI). The slots are under test here.
       connections: { inboundConnectionsPerAddressPerSecond: 100 },
     });
-  const server = await net();
+  // The server's Prometheus series, as a node registers them: its operator sees the takeover.
+  const registry = new Registry();
+  const server = await net({ metrics: networkMetrics(registry) });
+  const takeoverSeries = () => /^unc_p2p_block_slots_taken_over_total (\d+)$/m.exec(registry.render())?.[1];
   // The server's read slots, observed (not driven) to check that every one goes back.
   const slots = (server as unknown as { blockReadSlots: BlockReadSlots }).blockReadSlots;
   const open = DEFAULT_BLOCK_READ_SLOTS - DEFAULT_BLOCK_READ_SLOTS_FOR_RELAYING;
@@ -127,6 +133,7 @@ async function sybilsThenSyncer(trickle: boolean) {
   // have grown its window, yamux's auto-tuning, before the stream was paused; never its last).
   await until(() => slots.held() === open, 'the sybils hold every slot open to them');
   assert.equal(slots.takenOver, 0, 'no slot taken over before the syncer asks');
+  assert.equal(takeoverSeries(), '0');
 
   const answer = await honest.requestBlocks(server.peerId, 1n, 4n);
   // Before the takeover of stalled writes (trickling: before it asked for more than any byte
@@ -139,6 +146,7 @@ async function sybilsThenSyncer(trickle: boolean) {
   // Served by a takeover, not by a slot a sybil's write gave back, and only as many taken over as
   // the syncer needed: once it held a slot, its next reads found it.
   assert.equal(slots.takenOver, 1, 'one stalled sybil write taken over by the syncer');
+  assert.equal(takeoverSeries(), '1', 'the takeover counted in /metrics');
   await until(
     () => sybils.some((s) => s.status === 'reset'),
     'the sybil stream taken over reset by its server',

@@ -128,6 +128,29 @@ describe('mempool', () => {
     assert.equal(pool.size, 0);
   });
 
+  test('a drop listener that throws mid-prune leaves no queue keyed on a removed entry: a full-pool add still evicts and ends', () => {
+    // Before, the rejected sender's queue kept its removed tail as the eviction pick: the last add
+    // below removed nothing and picked it again, forever.
+    const pool = new Mempool({ maxTxs: 4, maxNonceGap: 100n });
+    const cheap = [0n, 1n, 2n].map((n) => tx(1, n));
+    for (const t of [...cheap, tx(2, 0n, 1_000_000n)]) pool.add(t, state, genesis.params, next);
+    let throws = 1;
+    pool.onDrop(() => {
+      if (throws-- > 0) throw new Error('listener failed');
+    });
+    const refused = { env: cheap[2]!, error: new ValidationError('TEST', 'refused') };
+    assert.throws(() => pool.prune([], [refused], state, 2n), /listener failed/);
+    assert.equal(pool.has(cheap[2]!.hash), false);
+    pool.checkInvariants();
+    assert.equal(pool.evictionOrder()[0]?.tail, 1n, 'the cheap sender is evicted from its new tail');
+    pool.add(tx(3, 0n, 1_000_000n), state, genesis.params, next); // full again
+    pool.add(tx(4, 0n, 1_000_000n), state, genesis.params, next); // must evict
+    assert.equal(pool.size, 4);
+    assert.equal(pool.has(cheap[1]!.hash), false);
+    assert.equal(pool.has(cheap[0]!.hash), true);
+    pool.checkInvariants();
+  });
+
   test('longestPending: includable runs of the senders longest in the pool, one account read per sender visited, however large the pool', () => {
     // Before, a re-announcement took the first of `ordered`, whose heap over every sender cost
     // about half a second at 100,000 senders, every four block intervals.

@@ -135,7 +135,7 @@ export function startCommand(): Command {
         mempool: mempoolOptions(opts),
         ...consensus,
         logger,
-        network: (handlers, chain) =>
+        network: (handlers, chain, metrics) =>
           startNetwork({
             listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
             bootstrap: peers,
@@ -145,6 +145,7 @@ export function startCommand(): Command {
             handlers,
             connections,
             logger: logger.child('p2p'),
+            metrics,
           }),
       });
 

@@ -129,6 +129,8 @@ export interface NetworkMetricsHooks {
   ban?(peer: string, reason: string): void;
   peerCount?(count: number): void;
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
+  /** A block-serving read slot held by a stalled write went to a waiting request (serve-budget.ts). */
+  blockSlotTakenOver?(): void;
 }
 
 export type RequestOutcome =
@@ -377,6 +379,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   peerId = '';
 
   constructor(private readonly opts: NetworkOptions) {
+    this.blockReadSlots.onTakenOver = () => this.opts.metrics?.blockSlotTakenOver?.();
     this.maxBytes = { ...DEFAULT_MAX_MESSAGE_BYTES, ...opts.maxMessageBytes };
     this.scoring = { threshold: -50, banMs: 10 * 60_000, recoveryPerSecond: 0.1, ...opts.scoring };
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;

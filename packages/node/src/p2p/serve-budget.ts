@@ -251,6 +251,9 @@ export class BlockReadSlots {
     return this.reclaimed;
   }
 
+  /** Called at each takeover, after the count moved (the node's Prometheus counter); must not throw. */
+  onTakenOver: (() => void) | null = null;
+
   /** Slots held now (by `peer`, when given). */
   held(peer?: string): number {
     return peer === undefined ? this.busy : (this.byPeer.get(peer) ?? 0);
@@ -362,6 +365,7 @@ export class BlockReadSlots {
     this.take(waiter.peer, waiter.relaying, 1);
     waiter.grant();
     oldest.reclaim();
+    this.onTakenOver?.();
     return this.sampleStep();
   }
 
