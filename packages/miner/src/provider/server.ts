@@ -256,6 +256,16 @@ interface Chip {
   lock: Promise<unknown>;
 }
 
+/** The longest delay Node's timers keep: past it a timer fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Checks an option used as a timer's delay (unset: its default is used). */
+function timerMs(name: string, value: number | undefined): void {
+  if (value === undefined) return;
+  if (!(typeof value === 'number' && value > 0 && value <= MAX_TIMER_MS))
+    throw new Error(`${name} must be a positive number of ms up to ${MAX_TIMER_MS}, not ${value}`);
+}
+
 /** Bodies of requests refused before they were read: up to this size Node reads and drops them. */
 const DRAIN_LIMIT = 64 * 1024;
 const CONTENT_TAG = utf8('UNC/content');
@@ -387,6 +397,11 @@ export class ProviderServer {
   tlsFingerprint: string | null = null;
 
   constructor(private readonly opts: ProviderOptions) {
+    // Checked before anything is built: Node runs a timer of more than 2^31 - 1 ms after 1 ms, so
+    // an answerTimeoutMs of a month closed every connection and dropped every kept result at once.
+    timerMs('answerTimeoutMs', opts.answerTimeoutMs);
+    timerMs('jobTimeoutMs', opts.jobTimeoutMs);
+    timerMs('tls.handshakeTimeoutMs', opts.tls?.handshakeTimeoutMs);
     this.chainId = opts.chainId;
     this.logger = opts.logger ?? createLogger('provider');
     this.auth = new RequestAuthenticator(opts.chainId, {
