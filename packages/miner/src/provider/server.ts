@@ -662,7 +662,7 @@ export class ProviderServer {
   }
 
   /**
-   * Keeps a result answered 202 from trimJobs until its GET's answer is written or answerTimeoutMs
+   * Keeps a result answered 202 (or sent with "wait": false) from trimJobs until its GET's answer is written or answerTimeoutMs
    * passed. Kept results are bounded, or they would pin the store: per renter key, their bytes
    * within maxUnreadAnswerBytesPerRenter and at most maxJobsPerRenter of them (its own oldest lose
    * their keep first); in all, within half of maxKeptOutputBytes and of maxJobsKept, so trimJobs can
@@ -1493,10 +1493,19 @@ export class ProviderServer {
         else this.jobsByRenter.set(renter, left);
         // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget. A
         // waited job's result is trimmed once its answer is decided (answerJob): a 202 keeps it.
+        // A job sent with "wait": false is only ever read by GET: unkept, another renter's jobs
+        // of large outputs pushed it out of the store before that GET came (JOB_NOT_FOUND for a
+        // job its renter paid for). Its result is kept for its sender like a 202's, within the
+        // same bounds; kept from when it exists (a job queued or running is never dropped, and
+        // a GET that saw it running must not end the keep), so its answerTimeoutMs counts from
+        // then as a 202's does.
         if (this.jobs.get(jobIdHex) === job) {
           job.bytes = keptBytesOf(view);
           this.keptBytes += job.bytes;
-          if (!wait) this.trimJobs();
+          if (!wait) {
+            this.markUnfetched(jobIdHex, job, renter);
+            this.trimJobs();
+          }
         }
       });
     const job: Job = { view, done: settled, bytes: 0 };
