@@ -423,6 +423,38 @@ describe('answers a renter does not read', () => {
     await until(() => provider.unfetchedResultBytes(a.key) === 0);
   });
 
+  test('past the total of kept results, on a tie the renter that began keeping last loses its keep', {
+    timeout: 180_000,
+  }, async () => {
+    // Half of the store (6 MiB) holds one kept result of ~5.6 MB, not two.
+    const { provider, url } = await start('models-kept-tie', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+      maxKeptOutputBytes: 12 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    await b.client.uploadModel(expandModel(FLOATS));
+    const idle = async () => {
+      for (;;) {
+        const { queue } = await a.client.health();
+        if (queue.running === 0 && queue.queued === 0) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const first = a.rawJob(modelHash, false);
+    assert.equal((await readAnswer(first.socket)).status, 202);
+    await idle();
+    const kept = provider.unfetchedResultBytes(a.key);
+    assert.ok(kept > 0);
+    const second = b.rawJob(modelHash, false);
+    assert.equal((await readAnswer(second.socket)).status, 202);
+    await idle();
+    // Both keep as much (the same job's output): before, a, which was waiting first, lost its keep.
+    assert.equal(provider.unfetchedResultBytes(a.key), kept);
+    assert.equal(provider.unfetchedResultBytes(b.key), 0);
+  });
+
   test("a renter's results kept for their GET stay within its share", {
     timeout: 180_000,
   }, async () => {

@@ -696,7 +696,9 @@ export class ProviderServer {
 
   private heaviestUnfetched(weight: (u: Unfetched) => number): Unfetched {
     let most: Unfetched | undefined;
-    for (const u of this.unfetched.values()) if (!most || weight(u) > weight(most)) most = u;
+    // Renters in the order they began keeping results: on a tie the latest comes last and loses,
+    // so a newcomer (an attacker's key as well) cannot end the keeps of a renter already waiting.
+    for (const u of this.unfetched.values()) if (!most || weight(u) >= weight(most)) most = u;
     // Called only while something is kept past a total: there is a renter keeping it.
     return most!;
   }
