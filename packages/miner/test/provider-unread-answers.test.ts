@@ -138,9 +138,13 @@ describe('answers a renter does not read', () => {
       return s;
     };
     /** A signed POST /v1/jobs written whole on a connection of its own; returns its job id. */
-    const rawJob = (model: string) => {
+    const rawJob = (model: string, wait = true) => {
       const body = Buffer.from(
-        JSON.stringify({ model, inputs: { x: { type: 'float32', dims: [1], data: ONE } } }),
+        JSON.stringify({
+          model,
+          inputs: { x: { type: 'float32', dims: [1], data: ONE } },
+          ...(wait ? {} : { wait: false }),
+        }),
       );
       const signed = signJobRequestAuth(seed, {
         chainId: CHAIN,
@@ -386,6 +390,69 @@ describe('answers a renter does not read', () => {
     await b.client.runJob(big, x);
     await b.client.runJob(big, x);
     await assert.rejects(a.client.getJob(sent.jobId), (e: ProviderError) => e.code === 'JOB_NOT_FOUND');
+  });
+
+  test("a result sent with wait: false is kept for its GET while others' jobs fill the store", {
+    timeout: 180_000,
+  }, async () => {
+    // Room for two results of ~5.6 MB: before, a job sent with "wait": false had no keep at all.
+    const { provider, url } = await start('models-no-wait', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+      maxKeptOutputBytes: 12 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const x = { x: { type: 'float32' as const, dims: [1], data: ONE } };
+    const sent = a.rawJob(modelHash, false);
+    assert.equal((await readAnswer(sent.socket)).status, 202);
+    // Its end is awaited by health (a GET would take the result and end its keep).
+    for (;;) {
+      const { queue } = await a.client.health();
+      if (queue.running === 0 && queue.queued === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Another renter (an attacker as well) runs jobs of large outputs, more than the store holds.
+    const { modelHash: big } = await b.client.uploadModel(expandModel(FLOATS));
+    for (let i = 0; i < 3; i++) assert.equal((await b.client.runJob(big, x)).job.status, 'done');
+    // Before, a's result was pushed out: JOB_NOT_FOUND for a job it paid for, no receipt.
+    const got = await a.client.getJob(sent.jobId);
+    assert.equal(got.status, 'done');
+    assert.ok(got.receipt && got.outputs);
+    // Once fetched it is kept no more.
+    await until(() => provider.unfetchedResultBytes(a.key) === 0);
+  });
+
+  test('past the total of kept results, on a tie the renter that began keeping last loses its keep', {
+    timeout: 180_000,
+  }, async () => {
+    // Half of the store (6 MiB) holds one kept result of ~5.6 MB, not two.
+    const { provider, url } = await start('models-kept-tie', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+      maxKeptOutputBytes: 12 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    await b.client.uploadModel(expandModel(FLOATS));
+    const idle = async () => {
+      for (;;) {
+        const { queue } = await a.client.health();
+        if (queue.running === 0 && queue.queued === 0) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const first = a.rawJob(modelHash, false);
+    assert.equal((await readAnswer(first.socket)).status, 202);
+    await idle();
+    const kept = provider.unfetchedResultBytes(a.key);
+    assert.ok(kept > 0);
+    const second = b.rawJob(modelHash, false);
+    assert.equal((await readAnswer(second.socket)).status, 202);
+    await idle();
+    // Both keep as much (the same job's output): before, a, which was waiting first, lost its keep.
+    assert.equal(provider.unfetchedResultBytes(a.key), kept);
+    assert.equal(provider.unfetchedResultBytes(b.key), 0);
   });
 
   test("a renter's results kept for their GET stay within its share", {

@@ -80,6 +80,12 @@ export function checkUploadPace(pace: UploadPace): UploadPace {
   for (const [k, v] of Object.entries(pace))
     if (!(typeof v === 'number' && v > 0 && Number.isFinite(v)))
       throw new Error(`upload pace ${k} must be a positive number, not ${v}`);
+  // Both bound the delay of watchUploadPace's timer, which Node runs after 1 ms past 2^31 - 1 ms.
+  for (const k of ['graceMs', 'idleMs'] as const)
+    if (pace[k] > 2 ** 31 - 1)
+      throw new Error(
+        `upload pace ${k} must be at most ${2 ** 31 - 1} ms (a timer's longest delay), not ${pace[k]}`,
+      );
   return pace;
 }
 

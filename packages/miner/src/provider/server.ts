@@ -256,6 +256,16 @@ interface Chip {
   lock: Promise<unknown>;
 }
 
+/** The longest delay Node's timers keep: past it a timer fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Checks an option used as a timer's delay (unset: its default is used). */
+function timerMs(name: string, value: number | undefined): void {
+  if (value === undefined) return;
+  if (!(typeof value === 'number' && value > 0 && value <= MAX_TIMER_MS))
+    throw new Error(`${name} must be a positive number of ms up to ${MAX_TIMER_MS}, not ${value}`);
+}
+
 /** Bodies of requests refused before they were read: up to this size Node reads and drops them. */
 const DRAIN_LIMIT = 64 * 1024;
 const CONTENT_TAG = utf8('UNC/content');
@@ -387,6 +397,11 @@ export class ProviderServer {
   tlsFingerprint: string | null = null;
 
   constructor(private readonly opts: ProviderOptions) {
+    // Checked before anything is built: Node runs a timer of more than 2^31 - 1 ms after 1 ms, so
+    // an answerTimeoutMs of a month closed every connection and dropped every kept result at once.
+    timerMs('answerTimeoutMs', opts.answerTimeoutMs);
+    timerMs('jobTimeoutMs', opts.jobTimeoutMs);
+    timerMs('tls.handshakeTimeoutMs', opts.tls?.handshakeTimeoutMs);
     this.chainId = opts.chainId;
     this.logger = opts.logger ?? createLogger('provider');
     this.auth = new RequestAuthenticator(opts.chainId, {
@@ -647,7 +662,7 @@ export class ProviderServer {
   }
 
   /**
-   * Keeps a result answered 202 from trimJobs until its GET's answer is written or answerTimeoutMs
+   * Keeps a result answered 202 (or sent with "wait": false) from trimJobs until its GET's answer is written or answerTimeoutMs
    * passed. Kept results are bounded, or they would pin the store: per renter key, their bytes
    * within maxUnreadAnswerBytesPerRenter and at most maxJobsPerRenter of them (its own oldest lose
    * their keep first); in all, within half of maxKeptOutputBytes and of maxJobsKept, so trimJobs can
@@ -681,7 +696,9 @@ export class ProviderServer {
 
   private heaviestUnfetched(weight: (u: Unfetched) => number): Unfetched {
     let most: Unfetched | undefined;
-    for (const u of this.unfetched.values()) if (!most || weight(u) > weight(most)) most = u;
+    // Renters in the order they began keeping results: on a tie the latest comes last and loses,
+    // so a newcomer (an attacker's key as well) cannot end the keeps of a renter already waiting.
+    for (const u of this.unfetched.values()) if (!most || weight(u) >= weight(most)) most = u;
     // Called only while something is kept past a total: there is a renter keeping it.
     return most!;
   }
@@ -1478,10 +1495,19 @@ export class ProviderServer {
         else this.jobsByRenter.set(renter, left);
         // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget. A
         // waited job's result is trimmed once its answer is decided (answerJob): a 202 keeps it.
+        // A job sent with "wait": false is only ever read by GET: unkept, another renter's jobs
+        // of large outputs pushed it out of the store before that GET came (JOB_NOT_FOUND for a
+        // job its renter paid for). Its result is kept for its sender like a 202's, within the
+        // same bounds; kept from when it exists (a job queued or running is never dropped, and
+        // a GET that saw it running must not end the keep), so its answerTimeoutMs counts from
+        // then as a 202's does.
         if (this.jobs.get(jobIdHex) === job) {
           job.bytes = keptBytesOf(view);
           this.keptBytes += job.bytes;
-          if (!wait) this.trimJobs();
+          if (!wait) {
+            this.markUnfetched(jobIdHex, job, renter);
+            this.trimJobs();
+          }
         }
       });
     const job: Job = { view, done: settled, bytes: 0 };
