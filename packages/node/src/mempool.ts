@@ -194,7 +194,8 @@ export class Mempool {
   private preflight: { key: string; executor: BlockExecutor } | null = null;
   private admitted = 0;
   /**
-   * Why costly evidence was refused, by transaction hash (the hash covers the evidence and the
+   * Why costly evidence (or a paying transaction's heartbeat answer, provably bad) was refused, by
+   * transaction hash (the hash covers the evidence and the
    * sender, not the transaction signature, and the refusal depends on those alone): the same junk
    * relayed by every peer, or resubmitted, is refused for a lookup, not another chain check.
    */
@@ -207,6 +208,8 @@ export class Mempool {
    * for milliseconds.
    */
   evidenceCheckedHere = 0;
+  /** Paying transactions' heartbeats and evidence checked (checkFreeActionsWouldExecute; tests and diagnostics). */
+  freeActionChecks = 0;
 
   constructor(opts: Partial<MempoolOptions> = {}) {
     this.opts = { ...DEFAULT_MEMPOOL_OPTIONS, ...opts };
@@ -669,11 +672,17 @@ export class Mempool {
    * paying one may wait behind the sender's earlier nonces, which no preview of the whole
    * transaction could pass (NONCE_GAP). Neither depends on what the sender's other actions do (a
    * sender cannot hand itself a chip, nor change a past validator set), so alone they are refused
-   * only where the whole transaction would fail too.
+   * only where the whole transaction would fail too. A refusal the bytes prove (an answer garbled
+   * or not signed over its challenge) is remembered for good, as checkCostly's are, so that the
+   * copies every peer relays are refused by cheapRefusal for a lookup, not verified again on this
+   * thread; a refusal for a state reason is not remembered (a later head may let it through).
    */
   private checkFreeActionsWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
     const { actions } = env.stx.tx;
     if (!actions.some((a) => a.type === 'heartbeat' || a.type === 'evidence')) return;
+    const cached = this.rememberedEvidenceRefusal(env, next);
+    if (cached) throw cached;
+    this.freeActionChecks++;
     const executor = this.nextBlock(state, next);
     // One scratch copy for all of them, thrown away after: two actions answering the same slot or
     // reporting the same offence fail as in a block, and nothing is seen by the next transaction.
@@ -684,7 +693,12 @@ export class Mempool {
         else if (a.type === 'evidence') applyEvidence(scratch, executor.ctx, env.sender, a.evidence);
       }
     } catch (err) {
-      if (err instanceof ValidationError) throw err;
+      if (err instanceof ValidationError) {
+        if (provablyBadEvidence(err)) {
+          this.evidenceRefusals.set(keyId(env.hash), { code: err.code, message: err.message, head: '*' });
+        }
+        throw err;
+      }
       throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
     }
   }
