@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  fchmodSync,
   fsyncSync,
   lstatSync,
   openSync,
@@ -23,8 +24,12 @@ import { basename, dirname, join } from 'node:path';
  * in the same directory, fsynced, renamed over `path`, and the directory fsynced so the rename
  * survives a power loss too.
  *
- * The temporary name is random and created exclusively ('wx', with `mode`, which the umask may
- * narrow): never a file or link found there, so a link planted at a name known in advance (the
+ * The file ends up with exactly `mode`, whatever the process's umask: the temporary file is
+ * created with `mode` (which the umask narrows, so it is never wider than asked) and set to `mode`
+ * before any data goes in. Under umask 077 a certificate meant to be world-readable (0o644: the
+ * vendor CA's, the provider's TLS certificate) came out 0o600, which callers had to chmod after.
+ *
+ * The temporary name is random and created exclusively ('wx'): never a file or link found there, so a link planted at a name known in advance (the
  * pid, or a fixed `.tmp`) cannot have the data written through it, and two processes rewriting
  * one file each write their own. A link at `path` itself is replaced, not followed. It ends in
  * `.tmp`, so a reader of `*.json` never sees one. When anything after its creation fails (a full
@@ -37,6 +42,7 @@ export function writeFileWhole(path: string, data: string | Uint8Array, mode = 0
   const fd = openSync(tmp, 'wx', mode);
   try {
     try {
+      fchmodSync(fd, mode);
       // writeFileSync on a descriptor writes until every byte is stored or throws: no short file.
       writeFileSync(fd, data);
       fsyncSync(fd);
