@@ -22,7 +22,10 @@ import { basename, dirname, join } from 'node:path';
 /**
  * Puts `data` at `path` whole or not at all, durable when it returns: written to a temporary file
  * in the same directory, fsynced, renamed over `path`, and the directory fsynced so the rename
- * survives a power loss too.
+ * survives a power loss too. When it throws from that last fsync, the file was already replaced
+ * (a reader sees the new data) but may not be durable: a power loss could bring the old one back.
+ * A caller that retries writes the same data again; one that must not act on an unsaved write
+ * (the signer) treats the throw as a failed save, which is the safe side.
  *
  * The file ends up with exactly `mode`, whatever the process's umask: the temporary file is
  * created with `mode` (which the umask narrows, so it is never wider than asked) and set to `mode`
