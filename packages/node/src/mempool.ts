@@ -107,6 +107,15 @@ export function provablyBadEvidence(err: ValidationError): boolean {
   return PROVABLY_BAD_EVIDENCE.has(err.code) && !(err instanceof StateRefusal);
 }
 
+/**
+ * What admission reports for an error thrown by core's execution rules: a refusal as it is, any
+ * other failure as INVALID (a transaction that could not be applied is refused, not a crash).
+ */
+function asRefusal(err: unknown): ValidationError {
+  if (err instanceof ValidationError) return err;
+  return new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+}
+
 /** An evidence refusal remembered: for any state ('*': provably bad) or for one head (its hash). */
 interface EvidenceRefusal {
   code: string;
@@ -657,8 +666,7 @@ export class Mempool {
     try {
       this.nextBlock(state, next).preview(env);
     } catch (err) {
-      if (err instanceof ValidationError) throw err;
-      throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+      throw asRefusal(err);
     }
   }
 
@@ -693,13 +701,15 @@ export class Mempool {
         else if (a.type === 'evidence') applyEvidence(scratch, executor.ctx, env.sender, a.evidence);
       }
     } catch (err) {
-      if (err instanceof ValidationError) {
-        if (provablyBadEvidence(err)) {
-          this.evidenceRefusals.set(keyId(env.hash), { code: err.code, message: err.message, head: '*' });
-        }
-        throw err;
+      const refusal = asRefusal(err);
+      if (provablyBadEvidence(refusal)) {
+        this.evidenceRefusals.set(keyId(env.hash), {
+          code: refusal.code,
+          message: refusal.message,
+          head: '*',
+        });
       }
-      throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+      throw refusal;
     }
   }
 

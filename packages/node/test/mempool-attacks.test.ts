@@ -1087,7 +1087,8 @@ describe('mempool properties', () => {
             nonces.set(who, env.stx.tx.nonce + 1n);
           }
           pool.prune(block, rejected, c.state, c.height + 1n);
-          // Read before checkInvariants, which recomputes every key and would mend a stale one.
+          // Read before checkInvariants, which recomputes every key (rekeying the heap) and throws
+          // on a difference: compared here first, a stale key shows as the orders that differ.
           const fresh = new Mempool(opts);
           for (const env of contents(pool)) fresh.add(env, c.state, params, c.next());
           const got = pool.evictionOrder();

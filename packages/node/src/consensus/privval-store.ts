@@ -35,7 +35,7 @@ import {
   voteCodec,
 } from '@unc/core';
 import { blockParts, encodeBlock, writeU32 } from '../block-bytes.js';
-import { writeFileWhole } from '../storage/write-whole.js';
+import { isWholeFileTemp, writeFileWhole } from '../storage/write-whole.js';
 
 export interface SignedProposalRecord {
   proposal: Proposal;
@@ -348,16 +348,14 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
       present.add(name);
     },
     pruneRecords: (keep) => {
-      const prefix = `${basename(path)}${RECORD_INFIX}`;
+      const base = basename(path);
+      const prefix = `${base}${RECORD_INFIX}`;
       const failed: string[] = [];
       const failedTemps: string[] = [];
-      const base = basename(path);
       for (const entry of readdirSync(dirname(path))) {
         // The state file's own temporary files that a crash left (each save picks a fresh name,
         // so none is ever reused and overwritten), and the fixed name older versions used.
-        const stateTemp =
-          entry === `${base}.tmp` ||
-          (entry.startsWith(`${base}.`) && /^\.[0-9a-f]{12}\.tmp$/.test(entry.slice(base.length)));
+        const stateTemp = entry === `${base}.tmp` || isWholeFileTemp(entry, base);
         if (!stateTemp && (!entry.startsWith(prefix) || entry === `${prefix}${keep}`)) continue;
         // A temporary file of an interrupted save is deleted as well (a record's: its name ends
         // in `.tmp`, which no record's hex name does). Forgotten before the
@@ -409,5 +407,5 @@ export function loadPrivvalFrom(storage: PrivvalStorage, publicKey: Uint8Array):
  * had the signer state written through it, and a rename that failed left the temporary file.
  */
 export function savePrivval(path: string, text: string | Uint8Array): void {
-  writeFileWhole(path, text, 0o600);
+  writeFileWhole(path, text);
 }

@@ -1,6 +1,7 @@
 /**
- * Small files replaced whole or not at all (the CLI's key files and config.json, the miner's
- * urgent-fee record, the vendor CA's keys, the provider's used-nonce file). Here, in @unc/node,
+ * Small files replaced whole or not at all (the CLI's keyring and config files, the signer's state
+ * and proposal records, the miner's urgent-fee record, the vendor CA's keys and certificates, the
+ * provider's TLS key and certificates and its used-nonce file). Here, in @unc/node,
  * because it is the lowest package that both the CLI and the miner depend on and that already
  * touches the disk: @unc/core and @unc/sdk also run in the browser and never import `node:fs`.
  */
@@ -60,6 +61,11 @@ export function writeFileWhole(path: string, data: string | Uint8Array, mode = 0
   fsyncDirectory(dirname(path));
 }
 
+/** Whether `name` is one of writeFileWhole's temporary names for a file named `base` (`<base>.<12 hex>.tmp`). */
+export function isWholeFileTemp(name: string, base: string): boolean {
+  return name.startsWith(`${base}.`) && /^\.[0-9a-f]{12}\.tmp$/.test(name.slice(base.length));
+}
+
 /**
  * How old (ms, by the file's mtime) a temporary file must be before removeWholeLeftovers takes it
  * for a leftover: one that is younger may be another process's write in progress (two `unc`
@@ -90,7 +96,7 @@ export function removeWholeLeftovers(path: string, minAgeMs = LEFTOVER_MIN_AGE_M
   }
   const cutoff = Date.now() - minAgeMs;
   for (const entry of entries) {
-    if (!entry.startsWith(`${base}.`) || !/^\.[0-9a-f]{12}\.tmp$/.test(entry.slice(base.length))) continue;
+    if (!isWholeFileTemp(entry, base)) continue;
     const file = join(dir, entry);
     try {
       const st = lstatSync(file);

@@ -1,7 +1,8 @@
 /**
- * The one writer of small files replaced whole (writeFileWhole), which the CLI's keys and config,
- * the miner's urgent-fee record, the vendor CA and the provider's nonce file share: the file ends
- * up whole with the mode asked for, a link at its path is replaced, a link at any temporary name
+ * The one writer of small files replaced whole (writeFileWhole), which the CLI's keyring and
+ * config, the signer's state and proposal records, the miner's urgent-fee record, the vendor CA,
+ * the provider's TLS files and its nonce file share: the file ends up whole with exactly the mode
+ * asked for, a link at its path is replaced, a link at any temporary name
  * is never followed, and a write that fails leaves no temporary file behind.
  */
 import assert from 'node:assert/strict';
