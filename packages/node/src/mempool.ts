@@ -107,6 +107,15 @@ export function provablyBadEvidence(err: ValidationError): boolean {
   return PROVABLY_BAD_EVIDENCE.has(err.code) && !(err instanceof StateRefusal);
 }
 
+/**
+ * What admission reports for an error thrown by core's execution rules: a refusal as it is, any
+ * other failure as INVALID (a transaction that could not be applied is refused, not a crash).
+ */
+function asRefusal(err: unknown): ValidationError {
+  if (err instanceof ValidationError) return err;
+  return new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+}
+
 /** An evidence refusal remembered: for any state ('*': provably bad) or for one head (its hash). */
 interface EvidenceRefusal {
   code: string;
@@ -194,7 +203,8 @@ export class Mempool {
   private preflight: { key: string; executor: BlockExecutor } | null = null;
   private admitted = 0;
   /**
-   * Why costly evidence was refused, by transaction hash (the hash covers the evidence and the
+   * Why costly evidence (or a paying transaction's heartbeat answer, provably bad) was refused, by
+   * transaction hash (the hash covers the evidence and the
    * sender, not the transaction signature, and the refusal depends on those alone): the same junk
    * relayed by every peer, or resubmitted, is refused for a lookup, not another chain check.
    */
@@ -207,6 +217,8 @@ export class Mempool {
    * for milliseconds.
    */
   evidenceCheckedHere = 0;
+  /** Paying transactions' heartbeats and evidence checked (checkFreeActionsWouldExecute; tests and diagnostics). */
+  freeActionChecks = 0;
 
   constructor(opts: Partial<MempoolOptions> = {}) {
     this.opts = { ...DEFAULT_MEMPOOL_OPTIONS, ...opts };
@@ -654,8 +666,7 @@ export class Mempool {
     try {
       this.nextBlock(state, next).preview(env);
     } catch (err) {
-      if (err instanceof ValidationError) throw err;
-      throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+      throw asRefusal(err);
     }
   }
 
@@ -669,11 +680,17 @@ export class Mempool {
    * paying one may wait behind the sender's earlier nonces, which no preview of the whole
    * transaction could pass (NONCE_GAP). Neither depends on what the sender's other actions do (a
    * sender cannot hand itself a chip, nor change a past validator set), so alone they are refused
-   * only where the whole transaction would fail too.
+   * only where the whole transaction would fail too. A refusal the bytes prove (an answer garbled
+   * or not signed over its challenge) is remembered for good, as checkCostly's are, so that the
+   * copies every peer relays are refused by cheapRefusal for a lookup, not verified again on this
+   * thread; a refusal for a state reason is not remembered (a later head may let it through).
    */
   private checkFreeActionsWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
     const { actions } = env.stx.tx;
     if (!actions.some((a) => a.type === 'heartbeat' || a.type === 'evidence')) return;
+    const cached = this.rememberedEvidenceRefusal(env, next);
+    if (cached) throw cached;
+    this.freeActionChecks++;
     const executor = this.nextBlock(state, next);
     // One scratch copy for all of them, thrown away after: two actions answering the same slot or
     // reporting the same offence fail as in a block, and nothing is seen by the next transaction.
@@ -684,8 +701,15 @@ export class Mempool {
         else if (a.type === 'evidence') applyEvidence(scratch, executor.ctx, env.sender, a.evidence);
       }
     } catch (err) {
-      if (err instanceof ValidationError) throw err;
-      throw new ValidationError('INVALID', `transaction could not be applied: ${(err as Error).message}`);
+      const refusal = asRefusal(err);
+      if (provablyBadEvidence(refusal)) {
+        this.evidenceRefusals.set(keyId(env.hash), {
+          code: refusal.code,
+          message: refusal.message,
+          head: '*',
+        });
+      }
+      throw refusal;
     }
   }
 

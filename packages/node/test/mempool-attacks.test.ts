@@ -48,7 +48,7 @@ import { systemClock } from '../src/clock.js';
 import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
 import { txBatchCodec } from '../src/consensus/wire.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
-import { Mempool } from '../src/mempool.js';
+import { Mempool, PROVABLY_BAD_EVIDENCE } from '../src/mempool.js';
 import { InThreadVerifier, type SignatureVerifier } from '../src/verify-pool.js';
 import { type Key, namedKey } from './fixtures.js';
 
@@ -663,6 +663,44 @@ describe('mempool attacks', () => {
     pool.checkInvariants();
   });
 
+  test('attack: copies of a paying heartbeat with a garbled answer cost a lookup each, not another answer check', () => {
+    // Relayed by every peer (or resent at will), each copy of the junk was verified again on the
+    // main thread: the refusal is provable from the bytes, so it is remembered for good.
+    const { chain, answer } = chainWithOpenSlot();
+    const garbledAnswer: HeartbeatAnswer = {
+      ...answer,
+      evidence: { type: 'dev-soft', signature: new Uint8Array(64).fill(7) },
+    };
+    const garbled = tx(owner, 1n, [heartbeat(garbledAnswer)], 'min', chain.height + 50n);
+    const pool = new Mempool();
+    refused(() => pool.add(garbled, chain.state, params, chain.next()), 'ATTEST_BAD_SIGNATURE');
+    assert.equal(pool.freeActionChecks, 1);
+    // A relayed copy: refused by the screen before its signature is queued, and again if added.
+    const copy = pool.cheapRefusal(garbled, chain.state, params, chain.next());
+    assert.equal(copy?.code, 'ATTEST_BAD_SIGNATURE');
+    refused(() => pool.add(garbled, chain.state, params, chain.next()), 'ATTEST_BAD_SIGNATURE');
+    // On a later head too: no state makes the answer verify.
+    chain.block();
+    refused(() => pool.add(garbled, chain.state, params, chain.next()), 'ATTEST_BAD_SIGNATURE');
+    assert.equal(pool.freeActionChecks, 1);
+    assert.equal(pool.size, 0);
+  });
+
+  test('a paying heartbeat refused for a state reason is not remembered: a copy is checked again', () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const window = getPociParams(chain.state).answerWindowBlocks;
+    const paying = tx(owner, 1n, [heartbeat(answer)], 'min', chain.height + window + 50n);
+    // Past its slot's window the answer is refused (too late, or its epoch gone), which only this
+    // state says: a copy is screened and checked again, never refused from memory.
+    for (let i = 0n; i <= window; i++) chain.block();
+    const pool = new Mempool();
+    const code = codeOf(() => pool.add(paying, chain.state, params, chain.next()));
+    assert.ok(code !== null && !PROVABLY_BAD_EVIDENCE.has(code), `refused for a state reason, not ${code}`);
+    assert.equal(pool.cheapRefusal(paying, chain.state, params, chain.next()), null);
+    refused(() => pool.add(paying, chain.state, params, chain.next()), code);
+    assert.equal(pool.freeActionChecks, 2);
+  });
+
   test('attack: paying evidence that does not verify is refused at admission, at any nonce, alone or beside other actions', () => {
     // As for a paying heartbeat: failed at the proposer it pays nothing, so admitted it was junk
     // gossiped to every node for free, sent again at the same nonce at will.
@@ -1049,7 +1087,8 @@ describe('mempool properties', () => {
             nonces.set(who, env.stx.tx.nonce + 1n);
           }
           pool.prune(block, rejected, c.state, c.height + 1n);
-          // Read before checkInvariants, which recomputes every key and would mend a stale one.
+          // Read before checkInvariants, which recomputes every key (rekeying the heap) and throws
+          // on a difference: compared here first, a stale key shows as the orders that differ.
           const fresh = new Mempool(opts);
           for (const env of contents(pool)) fresh.add(env, c.state, params, c.next());
           const got = pool.evictionOrder();

@@ -1,5 +1,5 @@
 /**
- * The validator set of each epoch, from the state (PROTOCOL.md §6): the top N accounts by the
+ * The validator set of each epoch, from the state (docs/consensus.md): the top N accounts by the
  * online attested power of the chips they own, among those that posted at least the minimum
  * validator bond. Each validator votes with a consensus key of its own, registered by its account
  * (setConsensusKey, with proof of possession), never the account key; its voting weight is its
@@ -50,7 +50,7 @@ import { MAX_VALIDATORS, type Validator, ValidatorSet, validatorListCodec } from
 // ---- Parameters ----
 
 export interface ConsensusParams {
-  /** N: validators per epoch (PROTOCOL.md §6, default 100). */
+  /** N: validators per epoch (docs/consensus.md, default 100). */
   maxValidators: number;
   /** Basis points of an equivocating validator's bond (bonded + unbonding) that are burned. */
   equivocationSlashBps: bigint;
@@ -513,7 +513,7 @@ export function indexChipEvents<E extends { type: string }>(
         ownerChips.remove(state, e.owner, e.chipId, getChip(state, e.chipId)?.power ?? 0n);
         // A validator that deregisters its chips keeps its seat to the end of the epoch; if it
         // equivocates in it, the tombstone must still reach the chips when another account
-        // registers them again, as it does for a transfer (PROTOCOL.md §6).
+        // registers them again, as it does for a transfer (docs/consensus.md).
         noteChipLeft(state, e.chipId, e.owner, height, false);
         break;
     }
@@ -526,6 +526,8 @@ export function indexChipEvents<E extends { type: string }>(
  * docs/poci.md): online by the miss rule and answered at least one challenge of their current
  * registration, so a fresh registration lends its owner no weight before it has shown it exists.
  * With `epoch`, chips that a tombstone bars from backing a validator in that epoch count nothing.
+ * No consensus path calls this any more (the set uses seatPowerOf, whose loop this one mirrors):
+ * it is kept for the tests that check the proven-online rule, none of which passes `epoch`.
  */
 export function onlinePowerOf(
   state: StateReader,
@@ -551,7 +553,8 @@ export function onlinePowerOf(
  * What one chip lends its owner's seat in the set computed at the end of an epoch (`height`: the
  * first height of the next one): its power × the share of its class's challenges in the ending
  * epoch that it answered (epochAnswerShare), after the grace of rewards (creditedChallenges: all of
- * them when it answered at least S and missed at most G), floored, if it is proven online at
+ * them when it still answered at least S, its class having drawn more than S, and missed at most
+ * G), floored, if it is proven online at
  * `height`; nothing otherwise. The K-miss rule alone holds a seat for a chip that is up only near each epoch's end
  * (it never misses K in a row at the boundary); the share makes the seat follow the uptime that
  * rewards already follow. A class that drew no challenge of the chip in the ending epoch (possible:
@@ -572,8 +575,10 @@ export function chipSeatPower(
   if (!isProvenOnline(chip, height, p, lookup, cls)) return 0n;
   const { answered, counted } = epochAnswerShare(chip, ending, height, p, heights);
   if (counted === 0) return chip.power;
-  // The grace rewards give (at least S answered, at most G missed: a restart, not downtime), so an
-  // honest chip that missed one of its ~S challenges does not lose a quarter of its seat for it.
+  // The grace rewards give (at least S answered, at most G missed: a restart, not downtime): a chip
+  // that missed one challenge keeps its full seat when it still answered at least S (its class
+  // drew more than S). One whose class drew exactly S and that missed one is not forgiven: with
+  // S = 4 it keeps 3/4.
   return (chip.power * BigInt(creditedChallenges(answered, counted, p))) / BigInt(counted);
 }
 
@@ -602,7 +607,7 @@ export function seatPowerOf(
   return power;
 }
 
-/** What `bonded` backs: the most chip power it may count for (PROTOCOL.md §6). */
+/** What `bonded` backs: the most chip power it may count for (docs/consensus.md). */
 export function bondBacking(
   bonded: bigint,
   params: Pick<ConsensusParams, 'minValidatorBond' | 'uncPerPowerUnit'>,
@@ -621,7 +626,7 @@ export function compareValidatorRank(a: Validator, b: Validator): number {
 /**
  * The top `maxValidators` bonded candidates by voting weight at `height` (the first height of the
  * epoch the set is for), in rank order, each under its consensus key. Voting weight = seat power
- * of the account's chips (seatPowerOf), minus chips barred by a tombstone, capped at what its bond backs
+ * of the account's chips (seatPowerOf, which leaves out chips barred by a tombstone), capped at what its bond backs
  * (bondBacking: nothing below minValidatorBond). Candidates without weight are left out, so the
  * result may be empty.
  */

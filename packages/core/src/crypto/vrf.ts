@@ -52,6 +52,10 @@ interface ExpandedKey {
  * and redid the expansion (a base-point multiplication and a point encoding) for every proof. A
  * copy of the seed is kept and compared by content, so a caller reusing its array for another seed
  * gets that seed's key; what leaves this module is a copy, so no caller can alter the cached key.
+ * One entry only: a process proving with several seeds in turn (the simulator, many validators in
+ * one process) misses every time and pays the expansion as before. The copy of the secret seed
+ * (and its expanded scalar) stays in memory for the life of the process, after the caller has
+ * wiped its own array.
  */
 let lastExpanded: { seed: Uint8Array; key: ExpandedKey } | null = null;
 

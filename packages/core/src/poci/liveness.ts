@@ -372,6 +372,10 @@ export function epochAnswerShare(
   const share = { answered: 0, counted: 0 };
   if (epoch < chip.firstEpoch) return share;
   const mask = answeredMask(chip, epoch);
+  // Defensive, both (consensus code: kept so the result stays byte-identical if a caller or the
+  // record's codec ever changes): the codec already caps a class's heights at
+  // MAX_CHALLENGES_PER_EPOCH, and firstEpoch = epochOf(registeredAt) + 1 returned above for every
+  // epoch that could hold a height at or before the registration.
   const n = Math.min(heights.length, MAX_CHALLENGES_PER_EPOCH);
   for (let slot = 0; slot < n; slot++) {
     const slotHeight = heights[slot]!;

@@ -175,7 +175,7 @@ function runSome(
  * challenge heights answered since the chip's current registration at `registeredAt`), read with
  * the challenges the chain drew (slotsOf), never with the code under test:
  * - online: answered at least once, and fewer than K of its challenges whose windows closed went
- *   unanswered since its newest answer (PROTOCOL.md §4.3);
+ *   unanswered since its newest answer (docs/poci.md, Liveness);
  * - seat: what it lends the set computed now (docs/consensus.md): power × answered ÷ counted over
  *   the challenges of the ending epoch, counted = answered or window closed, floored; the whole
  *   power when none counted; nothing when not online.
@@ -368,9 +368,9 @@ describe('epoch validator sets', () => {
   });
 
   test('a chip that misses one challenge of an epoch it otherwise answered keeps its full seat (the grace rewards give it)', () => {
-    // An honest restart costs one answer. Rewards forgive it (creditedChallenges: at least S
-    // answered, at most G missed); a seat that did not would drop such a chip by 1/counted of its
-    // power, about a quarter at S = 4, for the next epoch.
+    // An honest restart costs one answer. Rewards forgive it when the chip still answered at least
+    // S (its class drew more than S) and missed at most G (creditedChallenges); a seat that did not
+    // would drop such a chip by 1/counted of its power, a fifth or less at S = 4, for the next epoch.
     const chain = new TestChain(G);
     const p = getPociParams(chain.state);
     const mine = [0, 1, 2].map((i) => key(`graced-chip-${i}`));

@@ -352,19 +352,20 @@ export class MempoolReactor {
     const costs: number[] = [];
     let deferred = false;
     // The waiting queue refused one of this batch's: full, and this peer holding (about) most of
-    // it, which the rest of the batch cannot change (but for a waiting copy it takes out below). The rest is refused without a look: each
-    // look at a full queue walks all of it, and a message full of junk would have it walked once
-    // per transaction.
+    // it, which the rest of the batch cannot change (but for a waiting copy it takes out below).
+    // The rest is refused without a look: each look at a full queue walks all of it, and a
+    // message full of junk would have it walked once per transaction.
     let refusedWait = false;
     for (const env of envelopes) {
       const cost = costlyActionCount(env.stx.tx);
       if (cost > 0 && !this.costly.tryTake(from, cost, now)) {
         deferred = true;
         if (this.costly.isDeferred(env)) continue;
-        if (refusedWait) this.costly.droppedDeferred++;
-        // Decoded again from a copy of its bytes: the envelope's fields are views into the gossip
-        // frame, which waiting would hold whole.
-        else
+        if (refusedWait) {
+          this.costly.droppedDeferred++;
+        } else {
+          // Decoded again from a copy of its bytes: the envelope's fields are views into the gossip
+          // frame, which waiting would hold whole.
           refusedWait = !this.costly.defer({
             env: envelopeFromBytes(env.bytes.slice()),
             peer: from,
@@ -372,6 +373,7 @@ export class MempoolReactor {
             proven,
             at: now,
           });
+        }
         continue;
       }
       // A copy that waited going ahead frees a place: the queue may no longer be full, and what
@@ -393,21 +395,28 @@ export class MempoolReactor {
       if ((err as { code?: unknown }).code === 'BUSY') return 'ignore';
       throw err;
     }
-    return this.settle(submit, costs, results, from, direct, deferred);
+    return this.settle(submit, costs, results, from, { publishHere: direct, deferred });
   }
 
   /**
    * The results of a budgeted batch: reservations given back for what was admitted or refused for
-   * good (a duplicate, a nonce used: no state reason), and the batch's verdict.
+   * good (a duplicate, a nonce used: no state reason), and the batch's verdict. `publishHere`: what
+   * is admitted is published by this node whatever the verdict (a batch sent to this node alone,
+   * which nobody relays, or one that waited for budget, whose message gossipsub has long settled);
+   * `deferred`: some of the batch
+   * waits for budget, unchecked; `fromTotal`: per transaction, whether its reservation came from
+   * the shared total rather than the peer's own budget.
    */
   private settle(
     envs: readonly TxEnvelope[],
     costs: readonly number[],
     results: readonly AdmissionResult[],
     from: string,
-    gossip: boolean,
-    deferred = false,
-    fromTotal: readonly boolean[] = [],
+    {
+      publishHere,
+      deferred = false,
+      fromTotal = [],
+    }: { publishHere: boolean; deferred?: boolean; fromTotal?: readonly boolean[] },
   ): Verdict {
     const now = this.opts.clock.now();
     const admittedAt: number[] = [];
@@ -437,18 +446,19 @@ export class MempoolReactor {
       // checks and blames this node for. The few refused after their evidence passed here are
       // not told apart: not forwarded whole, what the batch held that was admitted is published
       // by this node all the same.
+      // A costly transaction carries chip evidence, so a refused one is counted unchecked here
+      // whatever its refusal.
       if (!refusedAfterSignatureCheck(r) || carriesChipEvidence(envs[i]!.stx.tx)) unchecked = true;
-      if (relayAtFault(r)) fault = true;
       // Refused before any check (its signature never checked) or for good (not a state reason):
-      // no state failure of the relay's. ALREADY_PENDING is no such one: a registration meets it
-      // only after its evidence check (the chip id is read from the evidence), so any number of
-      // copies of one valid registration, each with another fee or nonce, would each cost a check
-      // for free. A refusal deferred while this node is behind (SyncingRefusal, code BUSY) is not
-      // refunded either: deferWhileBehind wraps only refusals that are not final, so its check
-      // stays spent and the batch is not forwarded.
+      // no state failure of the relay's, so its reservation goes back. ALREADY_PENDING is no such
+      // one: a registration meets it only after its evidence check (the chip id is read from the
+      // evidence), so any number of copies of one valid registration, each with another fee or
+      // nonce, would each cost a check for free. A refusal deferred while this node is behind
+      // (SyncingRefusal, code BUSY) is not refunded either: deferWhileBehind wraps only refusals
+      // that are not final, so its check stays spent and the batch is not forwarded.
+      if (relayAtFault(r)) fault = true;
       else if (r instanceof SignatureCheckBusy || refundable(r))
         this.costly.refund(from, cost, now, fromTotal[i]);
-      else if (cost > 0) unchecked = true;
     }
     // A batch whose costly checks were not all spent well, or holding a signature not checked
     // here, is not forwarded: what was admitted from it this node publishes itself (only that:
@@ -456,7 +466,7 @@ export class MempoolReactor {
     // cannot spend the budget other nodes hold for this node. A rejected batch is not forwarded
     // either: else a peer putting one bad signature in a batch of valid transactions (or in
     // front of an honest batch it relays first) would keep them from every node past this one.
-    for (const i of admittedAt) this.noteAdmitted(envs[i]!, now, gossip || unchecked || fault);
+    for (const i of admittedAt) this.noteAdmitted(envs[i]!, now, publishHere || unchecked || fault);
     if (fault) return 'reject';
     return admittedAt.length > 0 && !unchecked ? 'accept' : 'ignore';
   }
@@ -491,7 +501,10 @@ export class MempoolReactor {
         try {
           // Scored as the direct path scores a rejected batch: else a peer whose budget is spent
           // would have its junk checked later, for free, however provably bad.
-          if (this.settle(envs, costs, await admitTxs(envs), peer, true, false, fromTotal) === 'reject')
+          if (
+            this.settle(envs, costs, await admitTxs(envs), peer, { publishHere: true, fromTotal }) ===
+            'reject'
+          )
             this.opts.penalize?.(peer, 'relayed a transaction that fails its check whatever the state');
         } catch (err) {
           // A full queue (or a bug: nobody awaits this, and a rejection would end the process):
@@ -793,7 +806,7 @@ function relayAtFault(err: ValidationError): boolean {
 /**
  * Whether `tx` carries chip evidence that admission checks, with a verdict that can blame the relay
  * (relayAtFault): a registration's evidence, a transfer's consent (its costly actions), or a
- * heartbeat's answers (checked at admission when the transaction is fee-free).
+ * heartbeat's answers (checked at admission, the transaction fee-free or paying).
  */
 function carriesChipEvidence(tx: Transaction): boolean {
   return costlyActionCount(tx) > 0 || tx.actions.some((a) => a.type === 'heartbeat');

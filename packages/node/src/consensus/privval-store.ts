@@ -35,7 +35,7 @@ import {
   voteCodec,
 } from '@unc/core';
 import { blockParts, encodeBlock, writeU32 } from '../block-bytes.js';
-import { writeFileWhole } from '../storage/write-whole.js';
+import { isWholeFileTemp, writeFileWhole } from '../storage/write-whole.js';
 
 export interface SignedProposalRecord {
   proposal: Proposal;
@@ -249,8 +249,9 @@ export interface PrivvalStorage {
    */
   writeRecord(name: string, bytes: Uint8Array): void;
   /**
-   * Deletes every record file but `keep`; one that cannot be deleted does not stop the others, and
-   * the call then throws an UndeletedRecords (the next save tries them again).
+   * Deletes every record file but `keep`, and the temporary files interrupted saves left; one that
+   * cannot be deleted does not stop the others, and the call then throws an UndeletedRecords (the
+   * next save tries them again).
    */
   pruneRecords(keep: string | null): void;
 }
@@ -263,13 +264,28 @@ export interface PrivvalStorage {
  */
 export const MAX_UNDELETED_RECORDS = 16;
 
-/** Old record files that could not be deleted (the error names a few, and counts all). */
+/**
+ * Old record files that could not be deleted (`failures`), and temporary files of interrupted saves
+ * that could not be (`temporaries`); the error names a few of each, and counts all. Only `failures`
+ * count toward MAX_UNDELETED_RECORDS: a save leaves a temporary file only when the process dies
+ * during it, not one per proposal, so those cannot fill the disk block by block, and a few stuck
+ * ones must not stop the signer as old records would.
+ */
 export class UndeletedRecords extends Error {
-  constructor(readonly failures: readonly string[]) {
-    const shown = failures.slice(0, 3).join('; ');
-    const more = failures.length > 3 ? `; and ${failures.length - 3} more` : '';
+  constructor(
+    readonly failures: readonly string[],
+    readonly temporaries: readonly string[] = [],
+  ) {
+    const list = (names: readonly string[], what: string) => {
+      const shown = names.slice(0, 3).join('; ');
+      const more = names.length > 3 ? `; and ${names.length - 3} more` : '';
+      return `${names.length} ${what} not deleted (tried again at the next save): ${shown}${more}`;
+    };
     super(
-      `${failures.length} old proposal record(s) not deleted (tried again at the next save): ${shown}${more}`,
+      [
+        ...(failures.length > 0 ? [list(failures, 'old proposal record(s)')] : []),
+        ...(temporaries.length > 0 ? [list(temporaries, 'temporary file(s) of interrupted saves')] : []),
+      ].join('; '),
     );
     this.name = 'UndeletedRecords';
   }
@@ -285,8 +301,9 @@ export class UndeletedRecords extends Error {
  * does not: the state is durable by then, and a stale record is only a file too many (deleting it
  * is tried again at every save). It goes to `onCleanupFailure` (the driver logs it); a signer that
  * stopped signing for an undeletable old file (a busy or read-only one) would stall its chain.
- * Once more than MAX_UNDELETED_RECORDS are left, the save fails all the same (before the
- * signature is released): the disk is not filled one block at a time.
+ * Once more than MAX_UNDELETED_RECORDS old records are left, the save fails all the same (before
+ * the signature is released): the disk is not filled one block at a time. Temporary files that a
+ * crash left and that cannot be deleted are reported the same way but never stop signing.
  */
 export function storePrivval(
   storage: PrivvalStorage,
@@ -331,27 +348,28 @@ export function filePrivvalStorage(path: string): PrivvalStorage {
       present.add(name);
     },
     pruneRecords: (keep) => {
-      const prefix = `${basename(path)}${RECORD_INFIX}`;
-      const failed: string[] = [];
       const base = basename(path);
+      const prefix = `${base}${RECORD_INFIX}`;
+      const failed: string[] = [];
+      const failedTemps: string[] = [];
       for (const entry of readdirSync(dirname(path))) {
         // The state file's own temporary files that a crash left (each save picks a fresh name,
         // so none is ever reused and overwritten), and the fixed name older versions used.
-        const stateTemp =
-          entry === `${base}.tmp` ||
-          (entry.startsWith(`${base}.`) && /^\.[0-9a-f]{12}\.tmp$/.test(entry.slice(base.length)));
+        const stateTemp = entry === `${base}.tmp` || isWholeFileTemp(entry, base);
         if (!stateTemp && (!entry.startsWith(prefix) || entry === `${prefix}${keep}`)) continue;
-        // A temporary file of an interrupted save is deleted as well. Forgotten before the
+        // A temporary file of an interrupted save is deleted as well (a record's: its name ends
+        // in `.tmp`, which no record's hex name does). Forgotten before the
         // delete is tried: a delete that failed part-way (or a file removed under us) must not
         // let a later save of the same proposal skip writing it.
+        const temp = stateTemp || entry.endsWith('.tmp');
         if (!stateTemp) present.delete(entry.slice(prefix.length));
         try {
           unlinkSync(join(dirname(path), entry));
         } catch (err) {
-          failed.push(`${entry}: ${(err as Error).message}`);
+          (temp ? failedTemps : failed).push(`${entry}: ${(err as Error).message}`);
         }
       }
-      if (failed.length > 0) throw new UndeletedRecords(failed);
+      if (failed.length > 0 || failedTemps.length > 0) throw new UndeletedRecords(failed, failedTemps);
     },
   };
 }
@@ -389,5 +407,5 @@ export function loadPrivvalFrom(storage: PrivvalStorage, publicKey: Uint8Array):
  * had the signer state written through it, and a rename that failed left the temporary file.
  */
 export function savePrivval(path: string, text: string | Uint8Array): void {
-  writeFileWhole(path, text, 0o600);
+  writeFileWhole(path, text);
 }

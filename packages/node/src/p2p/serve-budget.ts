@@ -222,7 +222,8 @@ export class BlockReadSlots {
   private readonly waiters: Waiter[] = [];
   /** Slots whose block is being written, with how far each write has drained (`writing`). */
   private readonly writes = new Set<SlotWrite>();
-  private reclaimed = 0;
+  /** Counts `takenOver` (reclaimStalled adds one per slot it hands over). */
+  private takenOverCount = 0;
 
   /**
    * `reservedForRelaying`: slots only relaying peers may hold, as the windows keep a share for
@@ -248,7 +249,7 @@ export class BlockReadSlots {
    * an operator) can see that slots were held by stalled writes and taken over, not given back.
    */
   get takenOver(): number {
-    return this.reclaimed;
+    return this.takenOverCount;
   }
 
   /** Called at each takeover, after the count moved (the node's Prometheus counter); must not throw. */
@@ -356,7 +357,7 @@ export class BlockReadSlots {
     }
     if (!oldest) return Math.max(1, next);
     this.writes.delete(oldest);
-    this.reclaimed++;
+    this.takenOverCount++;
     // The slot passes to the waiter directly: first come, first served would hand it to whichever
     // waiter is first, the attacker's own next stream as likely as not.
     this.take(oldest.peer, oldest.relaying, -1);

@@ -1,12 +1,14 @@
 /**
- * Small files replaced whole or not at all (the CLI's key files and config.json, the miner's
- * urgent-fee record, the vendor CA's keys, the provider's used-nonce file). Here, in @unc/node,
+ * Small files replaced whole or not at all (the CLI's keyring and config files, the signer's state
+ * and proposal records, the miner's urgent-fee record, the vendor CA's keys and certificates, the
+ * provider's TLS key and certificates and its used-nonce file). Here, in @unc/node,
  * because it is the lowest package that both the CLI and the miner depend on and that already
  * touches the disk: @unc/core and @unc/sdk also run in the browser and never import `node:fs`.
  */
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  fchmodSync,
   fsyncSync,
   lstatSync,
   openSync,
@@ -21,10 +23,17 @@ import { basename, dirname, join } from 'node:path';
 /**
  * Puts `data` at `path` whole or not at all, durable when it returns: written to a temporary file
  * in the same directory, fsynced, renamed over `path`, and the directory fsynced so the rename
- * survives a power loss too.
+ * survives a power loss too. When it throws from that last fsync, the file was already replaced
+ * (a reader sees the new data) but may not be durable: a power loss could bring the old one back.
+ * A caller that retries writes the same data again; one that must not act on an unsaved write
+ * (the signer) treats the throw as a failed save, which is the safe side.
  *
- * The temporary name is random and created exclusively ('wx', with `mode`, which the umask may
- * narrow): never a file or link found there, so a link planted at a name known in advance (the
+ * The file ends up with exactly `mode`, whatever the process's umask: the temporary file is
+ * created with `mode` (which the umask narrows, so it is never wider than asked) and set to `mode`
+ * before any data goes in. Under umask 077 a certificate meant to be world-readable (0o644: the
+ * vendor CA's, the provider's TLS certificate) came out 0o600, which callers had to chmod after.
+ *
+ * The temporary name is random and created exclusively ('wx'): never a file or link found there, so a link planted at a name known in advance (the
  * pid, or a fixed `.tmp`) cannot have the data written through it, and two processes rewriting
  * one file each write their own. A link at `path` itself is replaced, not followed. It ends in
  * `.tmp`, so a reader of `*.json` never sees one. When anything after its creation fails (a full
@@ -37,6 +46,7 @@ export function writeFileWhole(path: string, data: string | Uint8Array, mode = 0
   const fd = openSync(tmp, 'wx', mode);
   try {
     try {
+      fchmodSync(fd, mode);
       // writeFileSync on a descriptor writes until every byte is stored or throws: no short file.
       writeFileSync(fd, data);
       fsyncSync(fd);
@@ -49,6 +59,11 @@ export function writeFileWhole(path: string, data: string | Uint8Array, mode = 0
     throw err;
   }
   fsyncDirectory(dirname(path));
+}
+
+/** Whether `name` is one of writeFileWhole's temporary names for a file named `base` (`<base>.<12 hex>.tmp`). */
+export function isWholeFileTemp(name: string, base: string): boolean {
+  return name.startsWith(`${base}.`) && /^\.[0-9a-f]{12}\.tmp$/.test(name.slice(base.length));
 }
 
 /**
@@ -81,7 +96,7 @@ export function removeWholeLeftovers(path: string, minAgeMs = LEFTOVER_MIN_AGE_M
   }
   const cutoff = Date.now() - minAgeMs;
   for (const entry of entries) {
-    if (!entry.startsWith(`${base}.`) || !/^\.[0-9a-f]{12}\.tmp$/.test(entry.slice(base.length))) continue;
+    if (!isWholeFileTemp(entry, base)) continue;
     const file = join(dir, entry);
     try {
       const st = lstatSync(file);

@@ -638,6 +638,44 @@ test('old proposal records that can never be deleted do not fill the disk: past 
   }
 });
 
+test('temporary files of interrupted saves that cannot be deleted are reported, never counted as old records that stop signing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-privval-'));
+  try {
+    const path = join(dir, 'privval.json');
+    const key = toHex(new Uint8Array(32).fill(0xd0));
+    const state = { ...initialPrivValidatorState(), height: 70n, step: 1 };
+    // Undeletable (non-empty directories: unlink fails with EISDIR, as root too).
+    const pin = (name: string) => {
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, 'pinned'), 'x');
+    };
+    // Old records up to the bound, which alone let signing go on...
+    for (let i = 0; i < MAX_UNDELETED_RECORDS; i++)
+      pin(`privval.json.proposal-${i.toString(16).padStart(64, '0')}`);
+    // ...and more temporary files than the bound: the state file's (random and older fixed names)
+    // and a record's. They were counted as old records: signing stopped.
+    pin('privval.json.tmp');
+    for (let i = 0; i < MAX_UNDELETED_RECORDS; i++)
+      pin(`privval.json.${i.toString(16).padStart(12, '0')}.tmp`);
+    pin(`privval.json.proposal-${'e'.repeat(64)}.0123456789ab.tmp`);
+    const failures: Error[] = [];
+    storePrivval(filePrivvalStorage(path), { publicKey: key, state, lastProposal: record(70n, 2) }, (err) =>
+      failures.push(err),
+    );
+    assert.equal(failures.length, 1, 'reported (the driver logs it), and the save went through');
+    const err = failures[0] as UndeletedRecords;
+    assert.ok(err instanceof UndeletedRecords);
+    assert.equal(err.failures.length, MAX_UNDELETED_RECORDS);
+    assert.equal(err.temporaries.length, MAX_UNDELETED_RECORDS + 2);
+    assert.match(err.message, /16 old proposal record\(s\) not deleted/);
+    assert.match(err.message, /18 temporary file\(s\) of interrupted saves not deleted/);
+    assert.ok(err.message.length < 2_000, `a ${err.message.length}-character report`);
+    assert.equal(loadPrivval(path, fromHex(key))!.state.height, 70n);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** The record's codec as privval-store.ts declares it, for the bytes a record had before it was assembled in place. */
 const recordCodecAsDeclared = struct<{ block: Uint8Array; lastCommit: Uint8Array }>('PrivvalProposalRecord', {
   block: bytesCodec(0xffff_ffff, 'block'),

@@ -1,7 +1,8 @@
 /**
- * The one writer of small files replaced whole (writeFileWhole), which the CLI's keys and config,
- * the miner's urgent-fee record, the vendor CA and the provider's nonce file share: the file ends
- * up whole with the mode asked for, a link at its path is replaced, a link at any temporary name
+ * The one writer of small files replaced whole (writeFileWhole), which the CLI's keyring and
+ * config, the signer's state and proposal records, the miner's urgent-fee record, the vendor CA,
+ * the provider's TLS files and its nonce file share: the file ends up whole with exactly the mode
+ * asked for, a link at its path is replaced, a link at any temporary name
  * is never followed, and a write that fails leaves no temporary file behind.
  */
 import assert from 'node:assert/strict';
@@ -40,9 +41,33 @@ test('writes the whole file with the mode asked for, and replaces an older one',
   assert.equal(lstatSync(path).mode & 0o777, 0o600, 'owner-only by default');
   writeFileWhole(path, new TextEncoder().encode('second\n'), 0o644);
   assert.equal(readFileSync(path, 'utf8'), 'second\n');
-  assert.equal(lstatSync(path).mode & 0o777, 0o644 & ~process.umask());
+  assert.equal(lstatSync(path).mode & 0o777, 0o644);
   assert.deepEqual(readdirSync(dir), ['a.json']);
   fsyncDirectory(dir);
+});
+
+test('the mode asked for is the mode the file gets, under a umask that would narrow it', (t) => {
+  if (process.platform === 'win32') return t.skip('no POSIX modes');
+  const dir = tempDir();
+  const cert = join(dir, 'root.pem');
+  const before = process.umask(0o077);
+  try {
+    // A certificate others must read: under umask 077 it came out 0o600.
+    writeFileWhole(cert, 'certificate\n', 0o644);
+    assert.equal(lstatSync(cert).mode & 0o777, 0o644);
+    writeFileWhole(cert, 'certificate\n', 0o640);
+    assert.equal(lstatSync(cert).mode & 0o777, 0o640);
+  } finally {
+    process.umask(before);
+  }
+  // And never wider than asked under a lax umask.
+  const lax = process.umask(0);
+  try {
+    writeFileWhole(join(dir, 'key.pem'), 'key\n');
+    assert.equal(lstatSync(join(dir, 'key.pem')).mode & 0o777, 0o600);
+  } finally {
+    process.umask(lax);
+  }
 });
 
 test('attack: a link at the path is replaced, never written through', () => {
