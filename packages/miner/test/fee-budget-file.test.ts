@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import {
   lockUrgentFeeFile,
@@ -279,6 +279,21 @@ test("a killed save's temporary files are removed when the record is opened, not
 // every chip had its whole budget back. A directory at the record's path makes the read fail for
 // root too (EISDIR, where chmod 000 would not); replaced by the record, it stands for a read that
 // failed once (at the start) and works at the next try.
+// Named once relative to the working directory and once absolute, one record had two keys in
+// the process's held locks: the second start found this pid in the lock file, took it for a
+// process before this one with the same pid, and took the lock over.
+test('the same record named two ways is one lock', async () => {
+  await withHome((path) => {
+    const release = lockUrgentFeeFile(relative(process.cwd(), path));
+    try {
+      assert.throws(() => lockUrgentFeeFile(path), { code: 'MINER_RUNNING' });
+    } finally {
+      release();
+    }
+    assert.deepEqual(readdirSync(join(path, '..')), [], 'released: nothing left behind');
+  });
+});
+
 test('a record that exists but could not be read is not rewritten until it is read again and copied aside', async () => {
   await withHome((path, dir) => {
     const c = clock();

@@ -29,7 +29,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { UncError } from '@unc/core';
 import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import {
@@ -453,7 +453,9 @@ function clearStale(file: string, seen: string): void {
  * failure to take it (a home not writable) throws: the record could not be saved there either.
  */
 export function lockUrgentFeeFile(path: string): () => void {
-  const lock = `${path}.lock`;
+  // Resolved: the same record named two ways (relative, absolute) must meet in heldLocks, or the
+  // second name would find this pid's lock and take it as a dead process's (liveHolder).
+  const lock = `${resolve(path)}.lock`;
   if (heldLocks.has(lock)) throw inUse(lock, process.pid);
   const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), ...processIdentity(process.pid) })}\n`;
   const taken = () => {
