@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fromHex } from '@unc/core';
+import { lockUrgentFeeFile } from '@unc/miner';
 import { devGenesisJson } from '@unc/node';
 import { runUnc, startDev, tempHome, UNC } from './helpers.js';
 
@@ -143,4 +144,26 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
     'the old record dropped',
   );
   assert.equal(await again.stop(), 0);
+});
+
+// `--reset` removed the urgent-fee record before anything looked at its lock: an agent still running
+// on the home lost the record it was counting in, then wrote its old chain's back over the new one.
+test('unc dev --reset on a home whose urgent-fee record is held is refused (MINER_RUNNING), nothing removed', async () => {
+  const home = tempHome();
+  homes.push(home);
+  const file = join(home.dir, 'urgent-fees.json');
+  const record = JSON.stringify({ version: 2, chainId: 'unc-running-chain', spent: {} });
+  writeFileSync(file, record);
+  writeFileSync(join(home.dir, 'genesis.json'), '{}');
+  // This test process stands for the running agent: a live pid other than the command's.
+  const release = lockUrgentFeeFile(file);
+  try {
+    const out = await runUnc(['dev', '--home', home.dir, '--reset', '--rpc-port', '0', '--chips', '1']);
+    assert.equal(out.code, 1, out.stdout + out.stderr);
+    assert.match(out.stderr, new RegExp(`another miner agent \\(pid ${process.pid}\\).*MINER_RUNNING`));
+    assert.equal(readFileSync(file, 'utf8'), record, 'the record left as it was');
+    assert.ok(existsSync(join(home.dir, 'genesis.json')), 'the chain left as it was');
+  } finally {
+    release();
+  }
 });
