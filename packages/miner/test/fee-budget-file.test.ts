@@ -156,6 +156,35 @@ test('other chains’ spending older than the hour is dropped from the record', 
   });
 });
 
+// Dated in the future (the clock set back, or a file written so), another chain's spending was
+// kept in the record for as long as its date was ahead, whereas this chain's own counts from now.
+test('other chains’ spending dated in the future counts from now, and is dropped an hour later', async () => {
+  await withHome((path) => {
+    const c = clock();
+    const ahead = c.t + 10 * HOUR;
+    const file = {
+      version: 2,
+      chainId: 'unc-b',
+      spent: {},
+      others: {
+        'unc-x': { spent: { [chipHex(0)]: [[ahead, '3']] } },
+        'unc-y': { spent: {}, allSpentAt: ahead },
+      },
+    };
+    writeFileSync(path, JSON.stringify(file));
+    const warnings: string[] = [];
+    const open = () => openUrgentFeeBudget(path, 'unc-b', BUDGET, (m) => warnings.push(m), c.now);
+    assert.ok(open().save());
+    const saved = JSON.parse(readFileSync(path, 'utf8'));
+    assert.deepEqual(saved.others['unc-x'].spent[chipHex(0)], [[c.t, '3']], 'brought back to now');
+    assert.equal(saved.others['unc-y'].allSpentAt, c.t);
+    c.t += HOUR;
+    assert.ok(open().save());
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).others, undefined, 'an hour later: dropped');
+    assert.deepEqual(warnings, []);
+  });
+});
+
 test('one agent per record: a second lock is refused while the first is held, and taken once it is released', async () => {
   await withHome((path) => {
     const release = lockUrgentFeeFile(path);

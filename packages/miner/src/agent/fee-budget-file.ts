@@ -33,7 +33,6 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { UncError } from '@unc/core';
 import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import {
-  URGENT_FEE_WINDOW_MS,
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
   type UrgentFeeRecord,
@@ -201,13 +200,20 @@ function keepUnreadableCopy(path: string, copy: string, bytes: Buffer): void {
   }
 }
 
-/** Other chains' spending still within the hour at `now`; a chain with none left is dropped. */
-function pruneOthers(others: Map<string, UrgentFeeState>, now: number): void {
-  const counts = (at: number) => at > now - URGENT_FEE_WINDOW_MS;
+/**
+ * Other chains' spending still within the window (`windowMs`, the budget's) at `now`; a chain with
+ * none left is dropped. A time past `now` (the clock was set back) is brought back to it, as the
+ * budget's own are (settle): dated in the future, a record named a chain the file kept for as long
+ * as the date was ahead, a node naming a new chain id at each start one section more each time.
+ */
+function pruneOthers(others: Map<string, UrgentFeeState>, now: number, windowMs: number): void {
+  const counts = (at: number) => at > now - windowMs;
   for (const [id, state] of others) {
-    const records = state.records.filter((r) => counts(r.at));
-    const allSpentAt =
-      state.allSpentAt !== undefined && counts(state.allSpentAt) ? state.allSpentAt : undefined;
+    const records = state.records
+      .map((r) => (r.at > now ? { ...r, at: now } : r))
+      .filter((r) => counts(r.at));
+    const at = state.allSpentAt === undefined ? undefined : Math.min(state.allSpentAt, now);
+    const allSpentAt = at !== undefined && counts(at) ? at : undefined;
     if (records.length === 0 && allSpentAt === undefined) others.delete(id);
     else others.set(id, allSpentAt === undefined ? { records } : { records, allSpentAt });
   }
@@ -305,7 +311,7 @@ export function openUrgentFeeBudget(
           keepUnreadableCopy(path, copy, toCopy);
           toCopy = null;
         }
-        pruneOthers(others, now());
+        pruneOthers(others, now(), budget.windowMs);
         saveUrgentFeeRecords(path, chainId, state, others);
         failing = false;
       } catch (err) {
