@@ -31,7 +31,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UncError } from '@unc/core';
-import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import {
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
@@ -181,6 +181,9 @@ function keepUnreadableCopy(path: string, copy: string, bytes: Buffer): void {
     } finally {
       closeSync(fd);
     }
+    // The copy's name as well: without it a power loss could keep the rewritten record (its
+    // rename fsynced by writeFileWhole) and lose the copy's entry, the only place the rest was.
+    fsyncDirectory(dirname(path));
   } catch (err) {
     // Ours (created above): removed, so that the next save's try can create it again.
     rmSync(copy, { force: true });
