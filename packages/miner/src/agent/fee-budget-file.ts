@@ -145,7 +145,7 @@ function sectionOf(state: UrgentFeeState): Section {
 }
 
 /**
- * Writes this chain's spending (and `others`, other chains' spending as read) whole, atomically
+ * Writes this chain's spending (and `others`, other chains' spending as kept: pruned, unreadable ones all spent) whole, atomically
  * and durably (writeFileWhole: a fresh exclusive temporary name, fsynced, renamed, the directory
  * fsynced), readable by the owner only.
  */
@@ -274,9 +274,9 @@ export function openUrgentFeeBudget(
       const whose =
         read === null
           ? "counting every chip's urgent-fee budget as spent for the next hour"
-          : "this chain's record is whole; another chain's that is not counts as all spent for the next hour";
+          : 'this chain\'s record is whole; another chain\'s that is not counts as all spent for the next hour (where no chain can be told apart, a bad "others" object, theirs are in the copy only)';
       warn(
-        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; ${bytes ? `the record is written again, the unreadable one kept as ${copy}` : `it is written again (and the fee paid) only once it can be read and kept as ${copy}`}`,
+        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; ${bytes ? `the record is written again, the unreadable one is kept as ${copy}` : `it is written again (and the fee paid) only once it can be read and kept as ${copy}`}`,
       );
     }
   }
