@@ -546,7 +546,15 @@ describe('answers a renter does not read', () => {
     // One answer of ~5.6 MB left unread: the next job's would pass the share, it is answered 202.
     const s = a.unreadGet(job.jobId);
     await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    // Counted on the real client: a provider that answered whole would pass the checks below too.
+    const gets: string[] = [];
+    const getJob = a.client.getJob.bind(a.client);
+    a.client.getJob = (id: string) => {
+      gets.push(id);
+      return getJob(id);
+    };
     const again = await a.client.runJob(modelHash, x);
+    assert.deepEqual(gets, [again.job.jobId], 'its result read by one GET');
     assert.equal(again.job.status, 'done');
     assert.notEqual(again.job.jobId, job.jobId);
     assert.ok(again.job.outputs && again.job.receipt);
