@@ -10,6 +10,8 @@ import { type Command, Option } from 'commander';
 import { checkHome } from './home.js';
 import { isKeyName, Keyring } from './keyring.js';
 
+export { checkHome, makeHome } from './home.js';
+
 export const DEFAULT_HOME = join(homedir(), '.unc', 'dev');
 export const DEFAULT_NODE = 'http://127.0.0.1:3030';
 
@@ -173,8 +175,6 @@ export function resolveAddress(text: string, keyring: Keyring): string {
   }
   return keyring.info(trimmed).address;
 }
-
-export { checkHome, makeHome } from './home.js';
 
 export function configPath(home: string): string {
   return join(home, 'config.json');

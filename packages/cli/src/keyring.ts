@@ -18,7 +18,7 @@ import {
   UncError,
 } from '@unc/core';
 import { writeFileWhole } from '@unc/node';
-import { makeHome } from './home.js';
+import { checkHome, makeHome } from './home.js';
 
 export interface KeyInfo {
   name: string;
@@ -50,6 +50,9 @@ export class Keyring {
   readonly dir: string;
   constructor(private readonly home: string) {
     this.dir = join(home, 'keyring');
+    // The home's rule for its keyring folder as well: one that others own or can write lets them
+    // replace a key file (a test key for a chain of theirs, an address of theirs to send to).
+    checkHome(this.dir, 'keyring folder');
   }
 
   private path(name: string): string {

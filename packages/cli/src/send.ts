@@ -170,6 +170,16 @@ export async function signAndSend(
       expiresAt: stx.tx.expiresAt,
       address: key.address,
     });
+    const nonceUnverified = (reason: string) =>
+      new UncError(
+        'NONCE_USED_UNVERIFIED',
+        `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent. ${advice}`,
+      );
+    const signingAgain = () => {
+      if (ctx.output === 'text') {
+        console.error(`transaction ${hash} lost its nonce to another transaction of the key; signing again`);
+      }
+    };
     // Past this point the signature is out of our hands: an error from the node (or none at all)
     // is its word, and a hostile node can answer "refused" or never answer while keeping the
     // signature to relay after the user, told nothing, runs the command again and signs a second
@@ -180,13 +190,13 @@ export async function signAndSend(
       // The same race, answered at once: a block that took the nonce while the transaction waited
       // for its signature check refuses it there and then (admission's dropTaken). The same rule
       // as for a drop below: signed again only for a node on this machine.
-      if (nodeCodeOf(err) === 'NONCE_USED' && isLoopbackUrl(ctx.nodeUrl) && attempt < MAX_NONCE_RACES) {
-        if (ctx.output === 'text') {
-          console.error(
-            `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
-          );
+      // A node elsewhere gets the drop path's answer: one code for one situation.
+      if (nodeCodeOf(err) === 'NONCE_USED') {
+        if (!isLoopbackUrl(ctx.nodeUrl)) throw nonceUnverified((err as Error).message);
+        if (attempt < MAX_NONCE_RACES) {
+          signingAgain();
+          continue;
         }
-        continue;
       }
       throw uncertain(err, `the node did not take transaction ${hash}: ${(err as Error).message}`, advice);
     }
@@ -210,18 +220,9 @@ export async function signAndSend(
       // for any other the user checks before anything more is signed. Any other drop is the
       // user's to see.
       if (outcome.code === 'NONCE_USED') {
-        if (!isLoopbackUrl(ctx.nodeUrl)) {
-          throw new UncError(
-            'NONCE_USED_UNVERIFIED',
-            `the node ${ctx.nodeUrl} says transaction ${hash} (nonce ${stx.tx.nonce}) lost its nonce to another transaction of the key (${outcome.reason}); it was not signed again, since a node can say so and still relay it: it may or may not have been sent. ${advice}`,
-          );
-        }
+        if (!isLoopbackUrl(ctx.nodeUrl)) throw nonceUnverified(outcome.reason);
         if (attempt < MAX_NONCE_RACES) {
-          if (ctx.output === 'text') {
-            console.error(
-              `transaction ${hash} lost its nonce to another transaction of the key; signing again`,
-            );
-          }
+          signingAgain();
           continue;
         }
       }

@@ -297,3 +297,22 @@ test('attack: a home checked while absent, then made by someone else before the 
     home.cleanup();
   }
 });
+
+// A keyring folder others could write was read and written like any: a key file in it could be
+// replaced by theirs. The home's rule holds for it too.
+test('a keyring folder writable by others is refused (BAD_HOME), nothing read or written', () => {
+  const home = tempHome();
+  try {
+    const keyring = new Keyring(home.dir);
+    keyring.addEncrypted('alice', new Uint8Array(32).fill(5), 'pw');
+    chmodSync(keyring.dir, 0o777);
+    assert.throws(() => new Keyring(home.dir), {
+      code: 'BAD_HOME',
+      message: /keyring folder .* writable by/,
+    });
+    chmodSync(keyring.dir, 0o700);
+    assert.equal(new Keyring(home.dir).has('alice'), true);
+  } finally {
+    home.cleanup();
+  }
+});

@@ -127,8 +127,10 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
       signAndSend(far.ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
       (err: unknown) =>
         err instanceof UncError &&
-        err.code === 'NONCE_USED' &&
-        /may or may not have been sent/.test(err.message),
+        err.code === 'NONCE_USED_UNVERIFIED' &&
+        /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
+        /may or may not have been sent/.test(err.message) &&
+        /unc query tx [0-9a-f]{64}/.test(err.message),
     );
     assert.deepEqual(far.sent, [7n]);
   });

@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fromHex } from '@unc/core';
-import { devGenesisJson } from '@unc/node';
+import { lockUrgentFeeFile } from '@unc/miner';
+import { DEV_CHAIN_ID, devGenesisJson } from '@unc/node';
 import { runUnc, startDev, tempHome, UNC } from './helpers.js';
 
 const homes: { cleanup: () => void }[] = [];
@@ -129,7 +130,9 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
   const killed = new Promise((r) => first.proc.once('exit', r));
   first.proc.kill('SIGKILL');
   await killed;
-  const old = { version: 2, chainId: 'unc-old-chain', spent: {}, allSpentAt: Date.now() };
+  // The old chain had the same id as the new one (every dev chain's): its record counting every
+  // chip spent would hold the new chain's chips to no urgent fee for the hour.
+  const old = { version: 2, chainId: DEV_CHAIN_ID, spent: {}, allSpentAt: Date.now() };
   writeFileSync(file, JSON.stringify(old));
   const again = await startDev(home.dir, [...args, '--reset'], { firstBlock: false });
   procs.push(again.proc);
@@ -139,8 +142,30 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
     'the stale lock taken over',
   );
   assert.ok(
-    !existsSync(file) || !readFileSync(file, 'utf8').includes('unc-old-chain'),
-    'the old record dropped',
+    !existsSync(file) || JSON.parse(readFileSync(file, 'utf8')).allSpentAt === undefined,
+    'the old record dropped: the new chain’s chips not all spent',
   );
   assert.equal(await again.stop(), 0);
+});
+
+// `--reset` removed the urgent-fee record before anything looked at its lock: an agent still running
+// on the home lost the record it was counting in, then wrote its old chain's back over the new one.
+test('unc dev --reset on a home whose urgent-fee record is held is refused (MINER_RUNNING), nothing removed', async () => {
+  const home = tempHome();
+  homes.push(home);
+  const file = join(home.dir, 'urgent-fees.json');
+  const record = JSON.stringify({ version: 2, chainId: 'unc-running-chain', spent: {} });
+  writeFileSync(file, record);
+  writeFileSync(join(home.dir, 'genesis.json'), '{}');
+  // This test process stands for the running agent: a live pid other than the command's.
+  const release = lockUrgentFeeFile(file);
+  try {
+    const out = await runUnc(['dev', '--home', home.dir, '--reset', '--rpc-port', '0', '--chips', '1']);
+    assert.equal(out.code, 1, out.stdout + out.stderr);
+    assert.match(out.stderr, new RegExp(`another miner agent \\(pid ${process.pid}\\).*MINER_RUNNING`));
+    assert.equal(readFileSync(file, 'utf8'), record, 'the record left as it was');
+    assert.ok(existsSync(join(home.dir, 'genesis.json')), 'the chain left as it was');
+  } finally {
+    release();
+  }
 });

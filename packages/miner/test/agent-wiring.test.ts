@@ -278,3 +278,26 @@ test('a second agent on the same urgent-fee record refuses to start (MINER_RUNNI
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// A start that failed past the urgent-fee lock (here the provider API, refused on a scripted
+// client; a taken status port or a refused subscription the same) kept the lock for the life of
+// the process: every later agent on the home was refused with MINER_RUNNING.
+test('an agent whose start fails after taking the urgent-fee lock gives it back', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-wiring-'));
+  const file = join(dir, 'urgent-fees.json');
+  const quiet = createLogger('miner-test', { level: 'error' });
+  const failing = agentOver(scriptedNode().client, {
+    urgentFeeFile: file,
+    logger: quiet,
+    provider: {} as NonNullable<MinerAgentOptions['provider']>,
+  });
+  const next = agentOver(scriptedNode().client, { urgentFeeFile: file, logger: quiet });
+  try {
+    await assert.rejects(failing.start(), /needs a node client/);
+    await next.start();
+  } finally {
+    await failing.stop();
+    await next.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

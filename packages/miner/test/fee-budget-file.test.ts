@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import {
   lockUrgentFeeFile,
@@ -156,6 +156,35 @@ test('other chains’ spending older than the hour is dropped from the record', 
   });
 });
 
+// Dated in the future (the clock set back, or a file written so), another chain's spending was
+// kept in the record for as long as its date was ahead, whereas this chain's own counts from now.
+test('other chains’ spending dated in the future counts from now, and is dropped an hour later', async () => {
+  await withHome((path) => {
+    const c = clock();
+    const ahead = c.t + 10 * HOUR;
+    const file = {
+      version: 2,
+      chainId: 'unc-b',
+      spent: {},
+      others: {
+        'unc-x': { spent: { [chipHex(0)]: [[ahead, '3']] } },
+        'unc-y': { spent: {}, allSpentAt: ahead },
+      },
+    };
+    writeFileSync(path, JSON.stringify(file));
+    const warnings: string[] = [];
+    const open = () => openUrgentFeeBudget(path, 'unc-b', BUDGET, (m) => warnings.push(m), c.now);
+    assert.ok(open().save());
+    const saved = JSON.parse(readFileSync(path, 'utf8'));
+    assert.deepEqual(saved.others['unc-x'].spent[chipHex(0)], [[c.t, '3']], 'brought back to now');
+    assert.equal(saved.others['unc-y'].allSpentAt, c.t);
+    c.t += HOUR;
+    assert.ok(open().save());
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).others, undefined, 'an hour later: dropped');
+    assert.deepEqual(warnings, []);
+  });
+});
+
 test('one agent per record: a second lock is refused while the first is held, and taken once it is released', async () => {
   await withHome((path) => {
     const release = lockUrgentFeeFile(path);
@@ -279,6 +308,21 @@ test("a killed save's temporary files are removed when the record is opened, not
 // every chip had its whole budget back. A directory at the record's path makes the read fail for
 // root too (EISDIR, where chmod 000 would not); replaced by the record, it stands for a read that
 // failed once (at the start) and works at the next try.
+// Named once relative to the working directory and once absolute, one record had two keys in
+// the process's held locks: the second start found this pid in the lock file, took it for a
+// process before this one with the same pid, and took the lock over.
+test('the same record named two ways is one lock', async () => {
+  await withHome((path) => {
+    const release = lockUrgentFeeFile(relative(process.cwd(), path));
+    try {
+      assert.throws(() => lockUrgentFeeFile(path), { code: 'MINER_RUNNING' });
+    } finally {
+      release();
+    }
+    assert.deepEqual(readdirSync(join(path, '..')), [], 'released: nothing left behind');
+  });
+});
+
 test('a record that exists but could not be read is not rewritten until it is read again and copied aside', async () => {
   await withHome((path, dir) => {
     const c = clock();

@@ -75,7 +75,13 @@ describe('answers a renter does not read', () => {
   async function start(
     name: string,
     answerTimeoutMs?: number,
-    more: { maxUnreadAnswerBytesPerRenter?: number; jobTimeoutMs?: number; maxKeptOutputBytes?: number } = {},
+    more: {
+      maxUnreadAnswerBytesPerRenter?: number;
+      jobTimeoutMs?: number;
+      maxKeptOutputBytes?: number;
+      maxJobsKept?: number;
+      concurrency?: number;
+    } = {},
   ) {
     const provider = new ProviderServer({
       chainId: CHAIN,
@@ -455,6 +461,51 @@ describe('answers a renter does not read', () => {
     assert.equal(provider.unfetchedResultBytes(b.key), 0);
   });
 
+  // A 202 named a job whose result had lost its keep at once (another renter's kept first, the
+  // newcomer losing the tie) and was then trimmed: its GET answered JOB_NOT_FOUND.
+  test('a result the store cannot keep for its GET is answered whole, not by an id GET cannot find', {
+    timeout: 180_000,
+  }, async () => {
+    // Two jobs in the store, one of them kept for a GET; two job processes.
+    const { provider, url } = await start('models-not-kept', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+      maxJobsKept: 2,
+      concurrency: 2,
+      jobTimeoutMs: 15_000,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    await b.client.uploadModel(expandModel(FLOATS));
+    const { modelHash: loop } = await b.client.uploadModel(loopModel());
+    const x = { x: { type: 'float32' as const, dims: [1], data: ONE } };
+    const idle = async () => {
+      for (;;) {
+        const { queue } = await b.client.health();
+        if (queue.running === 0 && queue.queued === 0) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const { job } = await a.client.runJob(modelHash, x);
+    const s = a.unreadGet(job.jobId);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    // b's result kept for its GET (the one keep the store has room for), then b's job that runs on.
+    const kept = b.rawJob(modelHash, false);
+    assert.equal((await readAnswer(kept.socket)).status, 202);
+    await idle();
+    assert.ok(provider.unfetchedResultBytes(b.key) > 0);
+    const blocked = b.client.runJob(loop, x).catch(() => null);
+    while ((await b.client.health()).queue.running === 0) await new Promise((r) => setTimeout(r, 20));
+    // a's answer would pass its share; its result loses the keep to b's and the store is full.
+    const sent = a.rawJob(modelHash);
+    const answer = await readAnswer(sent.socket);
+    assert.equal(answer.status, 200, 'answered whole');
+    assert.equal(answer.body.status, 'done');
+    assert.ok(answer.body.receipt && answer.body.outputs);
+    s.destroy();
+    await blocked;
+  });
+
   test("a renter's results kept for their GET stay within its share", {
     timeout: 180_000,
   }, async () => {
@@ -495,7 +546,15 @@ describe('answers a renter does not read', () => {
     // One answer of ~5.6 MB left unread: the next job's would pass the share, it is answered 202.
     const s = a.unreadGet(job.jobId);
     await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    // Counted on the real client: a provider that answered whole would pass the checks below too.
+    const gets: string[] = [];
+    const getJob = a.client.getJob.bind(a.client);
+    a.client.getJob = (id: string) => {
+      gets.push(id);
+      return getJob(id);
+    };
     const again = await a.client.runJob(modelHash, x);
+    assert.deepEqual(gets, [again.job.jobId], 'its result read by one GET');
     assert.equal(again.job.status, 'done');
     assert.notEqual(again.job.jobId, job.jobId);
     assert.ok(again.job.outputs && again.job.receipt);

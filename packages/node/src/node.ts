@@ -67,7 +67,7 @@ export interface NodeOptions {
   /** A built explorer (packages/explorer/dist) to serve at /explorer/. */
   explorerDir?: string;
   logger?: Logger;
-  /** Signature-check worker threads and their queue bounds (default: one per core but one). */
+  /** Signature-check worker threads and their queue bounds (default: defaultVerifyThreads, a worker per core where they run below the main thread, Linux, else one per core but one). */
   verifyPool?: Partial<VerifyPoolOptions>;
   /** The admission queue's bound and slice length (admission.ts). */
   admission?: Partial<AdmissionOptions>;

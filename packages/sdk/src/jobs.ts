@@ -757,8 +757,10 @@ export class ProviderClient {
   /**
    * The whole answer of a job waited for. A provider whose earlier answers to this renter key are
    * not read yet, past its share, answers a job that ended with its id only (202, docs/jobs.md):
-   * its result is then read by GET, once more while that is refused ANSWERS_UNREAD (429: those
-   * earlier answers are still being taken), until the client's time limit.
+   * its result is then read by GET, tried again with a growing pause while that is refused
+   * ANSWERS_UNREAD (429: those earlier answers are still being taken), until the client's time
+   * limit. A GET that says the job is still queued or running contradicts the provider's "done":
+   * refused at once.
    */
   private async whole(job: JobView, sent: SignedJobRequest): Promise<JobView> {
     if (job.status !== 'done' || job.receipt) return job;
@@ -769,6 +771,8 @@ export class ProviderClient {
       try {
         const got = await this.getJob(id);
         if (got.status === 'done' || got.status === 'failed') return got;
+        // It said the job had ended: waiting for the GET to agree would only wait on its word.
+        throw new Error(`provider answered job ${id} done, but its GET says ${got.status}`);
       } catch (err) {
         if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD') || Date.now() >= deadline)
           throw err;

@@ -7,6 +7,7 @@ import {
   createVendorCa,
   DevSoftSigner,
   loadVendorCa,
+  lockUrgentFeeFile,
   MinerAgent,
   provisionChip,
   Swtpm,
@@ -119,13 +120,20 @@ export function devCommand(): Command {
         const dataDir = join(home, 'data');
         const genesisPath = join(home, 'genesis.json');
         if (opts.reset) {
-          rmSync(dataDir, { recursive: true, force: true });
-          rmSync(genesisPath, { force: true });
-          rmSync(join(home, 'tpm'), { recursive: true, force: true });
-          // The old chain's urgent-fee spending: kept, a record counting every chip spent held the
-          // new chain's chips to no urgent fee for the hour. Its lock stays: an agent still running
-          // here keeps this start out (MINER_RUNNING).
-          rmSync(join(home, URGENT_FEE_FILE), { force: true });
+          // The urgent-fee lock first: an agent still running on this home (another `unc dev`, a
+          // `unc miner start`) refuses the reset (MINER_RUNNING) before anything is removed, its
+          // record among them, which it would write back over the new chain's.
+          const release = existsSync(home) ? lockUrgentFeeFile(join(home, URGENT_FEE_FILE)) : () => {};
+          try {
+            rmSync(dataDir, { recursive: true, force: true });
+            rmSync(genesisPath, { force: true });
+            rmSync(join(home, 'tpm'), { recursive: true, force: true });
+            // The old chain's urgent-fee spending: kept, a record counting every chip spent held
+            // the new chain's chips to no urgent fee for the hour.
+            rmSync(join(home, URGENT_FEE_FILE), { force: true });
+          } finally {
+            release();
+          }
         }
         makeHome(home);
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;

@@ -87,6 +87,13 @@ export async function initHome(
   // created: a file or folder that was there before is never removed.
   const made: string[] = [];
   const firstDir = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The folders mkdirSync created, deepest first: `dir` up to `firstDir` (none if it was there).
+  const madeDirs: string[] = [];
+  if (firstDir !== undefined)
+    for (let d = dir; d.length >= firstDir.length; d = dirname(d)) {
+      madeDirs.push(d);
+      if (d === firstDir) break;
+    }
   try {
     // The command checked the home before it existed, maybe: made meanwhile by someone else, it is
     // refused now, before a key is written into it.
@@ -102,8 +109,7 @@ export async function initHome(
     // Its folder's fsync, there, makes the key files' entries durable too.
     writeFileWhole(join(dir, NODE_CONFIG), `${JSON.stringify({ moniker }, null, 2)}\n`, 0o644);
     // The folders made here are entries of their parents, durable only once those are fsynced.
-    if (firstDir !== undefined)
-      for (let d = dir; d !== dirname(firstDir); d = dirname(d)) fsyncDirectory(dirname(d));
+    for (const d of madeDirs) fsyncDirectory(dirname(d));
   } catch (err) {
     // A removal that fails is told with the error, never instead of it: thrown out of here, it
     // hid why the init failed, and the user learned neither that nor which key was left behind.
@@ -116,14 +122,11 @@ export async function initHome(
       }
     }
     // The folders mkdirSync created, deepest first, each only if empty (rmdirSync refuses otherwise).
-    if (firstDir !== undefined) {
-      for (let d = dir; d.length >= firstDir.length; d = dirname(d)) {
-        try {
-          rmdirSync(d);
-        } catch {
-          break;
-        }
-        if (d === firstDir) break;
+    for (const d of madeDirs) {
+      try {
+        rmdirSync(d);
+      } catch {
+        break;
       }
     }
     if (left.length > 0) {

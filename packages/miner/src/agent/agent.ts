@@ -242,6 +242,20 @@ export class MinerAgent {
     // named the pinned chain for the unlock and another one here would have them signed for it.
     assertChainUnchanged(status.chainId, this.opts.chainId);
     this.chainId = status.chainId;
+    try {
+      await this.startHolding(status.height);
+    } catch (err) {
+      // A start that fails past the lock (the status port taken, the provider or the subscription
+      // refused) would otherwise keep the urgent-fee record locked for as long as this process
+      // lives: every later agent on the home refused with MINER_RUNNING. What was started is
+      // stopped as well; stop() gives the lock back whatever it meets.
+      await this.stop().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** start()'s part from the urgent-fee lock on: anything that fails here gives the lock back. */
+  private async startHolding(height: number): Promise<void> {
     if (this.opts.urgentFeeFile !== undefined) {
       // Before the record is read: a second agent on it is refused before it can overwrite it.
       const release = lockUrgentFeeFile(this.opts.urgentFeeFile);
@@ -257,7 +271,7 @@ export class MinerAgent {
         () => this.releaseUrgentFeeFile === release,
       );
     }
-    this.latest = status.height;
+    this.latest = height;
     for (const signer of this.opts.chips) {
       const chipId = await signer.chipId();
       this.chips.push({

@@ -29,11 +29,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { UncError } from '@unc/core';
-import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import {
-  URGENT_FEE_WINDOW_MS,
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
   type UrgentFeeRecord,
@@ -146,7 +145,7 @@ function sectionOf(state: UrgentFeeState): Section {
 }
 
 /**
- * Writes this chain's spending (and `others`, other chains' spending as read) whole, atomically
+ * Writes this chain's spending (and `others`, other chains' spending as kept: pruned, unreadable ones all spent) whole, atomically
  * and durably (writeFileWhole: a fresh exclusive temporary name, fsynced, renamed, the directory
  * fsynced), readable by the owner only.
  */
@@ -182,6 +181,9 @@ function keepUnreadableCopy(path: string, copy: string, bytes: Buffer): void {
     } finally {
       closeSync(fd);
     }
+    // The copy's name as well: without it a power loss could keep the rewritten record (its
+    // rename fsynced by writeFileWhole) and lose the copy's entry, the only place the rest was.
+    fsyncDirectory(dirname(path));
   } catch (err) {
     // Ours (created above): removed, so that the next save's try can create it again.
     rmSync(copy, { force: true });
@@ -201,13 +203,20 @@ function keepUnreadableCopy(path: string, copy: string, bytes: Buffer): void {
   }
 }
 
-/** Other chains' spending still within the hour at `now`; a chain with none left is dropped. */
-function pruneOthers(others: Map<string, UrgentFeeState>, now: number): void {
-  const counts = (at: number) => at > now - URGENT_FEE_WINDOW_MS;
+/**
+ * Other chains' spending still within the window (`windowMs`, the budget's) at `now`; a chain with
+ * none left is dropped. A time past `now` (the clock was set back) is brought back to it, as the
+ * budget's own are (settle): dated in the future, a record named a chain the file kept for as long
+ * as the date was ahead, a node naming a new chain id at each start one section more each time.
+ */
+function pruneOthers(others: Map<string, UrgentFeeState>, now: number, windowMs: number): void {
+  const counts = (at: number) => at > now - windowMs;
   for (const [id, state] of others) {
-    const records = state.records.filter((r) => counts(r.at));
-    const allSpentAt =
-      state.allSpentAt !== undefined && counts(state.allSpentAt) ? state.allSpentAt : undefined;
+    const records = state.records
+      .map((r) => (r.at > now ? { ...r, at: now } : r))
+      .filter((r) => counts(r.at));
+    const at = state.allSpentAt === undefined ? undefined : Math.min(state.allSpentAt, now);
+    const allSpentAt = at !== undefined && counts(at) ? at : undefined;
     if (records.length === 0 && allSpentAt === undefined) others.delete(id);
     else others.set(id, allSpentAt === undefined ? { records } : { records, allSpentAt });
   }
@@ -265,9 +274,9 @@ export function openUrgentFeeBudget(
       const whose =
         read === null
           ? "counting every chip's urgent-fee budget as spent for the next hour"
-          : "this chain's record is whole; another chain's that is not counts as all spent for the next hour";
+          : 'this chain\'s record is whole; another chain\'s that is not counts as all spent for the next hour (where no chain can be told apart, a bad "others" object, theirs are in the copy only)';
       warn(
-        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; ${bytes ? `the record is written again, the unreadable one kept as ${copy}` : `it is written again (and the fee paid) only once it can be read and kept as ${copy}`}`,
+        `urgent-fee record ${path} unreadable (${unreadable.join('; ')}): ${whose}; ${bytes ? `the record is written again, the unreadable one is kept as ${copy}` : `it is written again (and the fee paid) only once it can be read and kept as ${copy}`}`,
       );
     }
   }
@@ -305,7 +314,7 @@ export function openUrgentFeeBudget(
           keepUnreadableCopy(path, copy, toCopy);
           toCopy = null;
         }
-        pruneOthers(others, now());
+        pruneOthers(others, now(), budget.windowMs);
         saveUrgentFeeRecords(path, chainId, state, others);
         failing = false;
       } catch (err) {
@@ -453,7 +462,9 @@ function clearStale(file: string, seen: string): void {
  * failure to take it (a home not writable) throws: the record could not be saved there either.
  */
 export function lockUrgentFeeFile(path: string): () => void {
-  const lock = `${path}.lock`;
+  // Resolved: the same record named two ways (relative, absolute) must meet in heldLocks, or the
+  // second name would find this pid's lock and take it as a dead process's (liveHolder).
+  const lock = `${resolve(path)}.lock`;
   if (heldLocks.has(lock)) throw inUse(lock, process.pid);
   const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), ...processIdentity(process.pid) })}\n`;
   const taken = () => {

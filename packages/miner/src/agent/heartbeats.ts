@@ -210,16 +210,6 @@ export class UrgentFeeBudget {
     } else list.push({ at: now, spent: fee });
   }
 
-  /**
-   * Counts every chip's whole budget spent now, for one window, and saves: the saved record was
-   * lost (its file unreadable), and what it held is not known, so the safe side is all of it spent.
-   * No result: a failed save shows in `unsaved`, and nothing is paid until a later `save` succeeds.
-   */
-  exhaust(): void {
-    this.allSpentAt = this.settle();
-    this.save();
-  }
-
   /** Whether the last save failed: nothing is paid until `save` succeeds. */
   get unsaved(): boolean {
     return this.failed;

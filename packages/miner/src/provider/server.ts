@@ -642,8 +642,8 @@ export class ProviderServer {
    * its result kept for GET /v1/jobs/<id>. Its share is checked when the job is sent, and up to
    * maxJobsPerRenter jobs of a renter that reads nothing each added an answer of up to ~21 MiB
    * past it when they ended. A result answered 202 is kept for its GET (markUnfetched); the store
-   * is trimmed only then (submitJob leaves it to this), so the job is still there to be kept.
-   * Returns whether the answer was whole.
+   * is trimmed only then (submitJob leaves it to this), so the job is still there to be kept; a
+   * result the store no longer holds after that is answered whole. Returns whether the answer was whole.
    */
   private answerJob(res: ServerResponse, view: JobView, renter: string): boolean {
     const text = JSON.stringify(view);
@@ -657,6 +657,13 @@ export class ProviderServer {
     const job = this.jobs.get(jobId);
     if (job?.view === view) this.markUnfetched(jobId, job, renter);
     this.trimJobs();
+    // The id alone answers only while its GET can still find the result: one already out of the
+    // store (its keep lost at once to others' kept results, then trimmed) would be JOB_NOT_FOUND
+    // for a job its renter paid for, so it is answered whole, past the share, as it ends.
+    if (this.jobs.get(jobId)?.view !== view) {
+      this.write(res, 200, text, renter);
+      return true;
+    }
     this.send(res, 202, { jobId, leaseId, model, status }, renter);
     return false;
   }

@@ -115,21 +115,17 @@ export const TLS_FILES = {
 } as const;
 
 /**
- * Writes a file whole (writeFileWhole): created under a fresh name (never opened through an
+ * Writes the pair whole (writeFileWhole), each file created under a fresh name (never opened through an
  * existing link or file), the key owner-only from its first byte, fsynced, renamed into place
  * (a link planted at its path is replaced, not written through) and the folder fsynced. Renamed in
  * unsynced, a power loss could leave an empty key or certificate where the agent reads it, whose
  * fingerprint the offer on chain no longer matches; and a rename that failed left the temporary
  * copy of the key behind.
  */
-function writeNew(path: string, text: string, mode: number): void {
-  writeFileWhole(path, text, mode);
-}
-
 function writePair(dir: string, keyFile: string, certFile: string, pair: TlsPair): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeNew(join(dir, keyFile), pair.keyPem, 0o600);
-  writeNew(join(dir, certFile), pair.certPem, 0o644);
+  writeFileWhole(join(dir, keyFile), pair.keyPem, 0o600);
+  writeFileWhole(join(dir, certFile), pair.certPem, 0o644);
 }
 
 function readPair(dir: string, keyFile: string, certFile: string): TlsPair | null {

@@ -38,7 +38,7 @@ export class BlockPreverifier {
 
   /**
    * `shareWithCaller`: the calling thread checks a block's signatures beside the workers instead of
-   * idling until they answer, so that with the default pool (a worker per core but one) a block's
+   * idling until they answer, so that with the default pool (defaultVerifyThreads: a worker per core where they run below it, Linux, else per core but one) a block's
    * checks use every core. With the VerifyPool it takes, when it would wait, every check of the
    * chunks in flight that no worker has started (`VerifyPool.assist`), so the split follows each
    * thread's speed; with a verifier without `assist`, a fixed share (one part in threads + 1).
