@@ -157,6 +157,14 @@ export function gatewayCommand(): Command {
           logger: createLogger('gateway'),
         });
         await gw.start();
+        // Before the ready lines: a SIGTERM sent the moment they are read must find its handler.
+        const stop = () => {
+          gw.stop()
+            .then(() => process.exit(0))
+            .catch(() => process.exit(1));
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
         ctx.print({ url: gw.url, renter: gw.renter, db: dbPath, budgetPerHour: budget.toString() }, () =>
           [
             `gateway running for ${gw.renter}, budget ${formatUnc(budget)} UNC/h`,
@@ -166,13 +174,6 @@ export function gatewayCommand(): Command {
             `  db      ${dbPath}`,
           ].join('\n'),
         );
-        const stop = () => {
-          gw.stop()
-            .then(() => process.exit(0))
-            .catch(() => process.exit(1));
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
       },
     );
 

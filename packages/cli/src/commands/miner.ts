@@ -235,6 +235,15 @@ export function minerCommand(): Command {
           ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
           : {};
         writeFileWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
+        // Before the ready lines: a SIGTERM sent the moment they are read must find its handler.
+        const stop = () => {
+          agent
+            .stop()
+            .then(() => process.exit(0))
+            .catch(() => process.exit(1));
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
         ctx.print(
           {
             status: agent.statusUrl,
@@ -251,14 +260,6 @@ export function minerCommand(): Command {
               ...(agent.providerTlsFingerprint ? [`  TLS     SHA-256 ${agent.providerTlsFingerprint}`] : []),
             ].join('\n'),
         );
-        const stop = () => {
-          agent
-            .stop()
-            .then(() => process.exit(0))
-            .catch(() => process.exit(1));
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
       },
     );
 

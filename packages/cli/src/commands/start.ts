@@ -167,19 +167,6 @@ export function startCommand(): Command {
         devChips: chips.length,
         pid: process.pid,
       };
-      ctx.print(summary, () =>
-        [
-          `UtilityNet node "${keys.moniker}" on ${summary.chainId} (height ${summary.height})`,
-          `  RPC         ${summary.rpc}`,
-          `  Peer id     ${summary.peerId}`,
-          ...summary.listen.map((a) => `  Listen      ${a}`),
-          `  Role        ${summary.validator ? `validator ${summary.validator}` : 'follower (no validator key)'}`,
-          `  Peers       ${peers.length > 0 ? peers.join(', ') : 'none given'}`,
-          ...(chips.length > 0 ? [`  Dev miner   ${chips.length} software chips (registering)`] : []),
-          `  PID         ${process.pid}`,
-        ].join('\n'),
-      );
-
       const miner = new MinerAgent({
         nodeUrl: node.rpcUrl,
         ownerSeed: devKey(minerAccount).seed,
@@ -211,13 +198,9 @@ export function startCommand(): Command {
       }, 250);
       syncWatch.unref();
 
-      // After the summary: registering chips waits for blocks, and operators want the URLs first.
-      if (chips.length > 0) {
-        miner
-          .start()
-          .catch((err) => logger.error('miner agent failed to start', { error: (err as Error).message }));
-      }
-
+      // Before the summary: its RPC line is what a supervisor (or a test) waits for, and a SIGTERM
+      // sent the moment it reads it must find the handler (it found none and killed the process
+      // outright, miner and node left unstopped).
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -235,5 +218,25 @@ export function startCommand(): Command {
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
+
+      ctx.print(summary, () =>
+        [
+          `UtilityNet node "${keys.moniker}" on ${summary.chainId} (height ${summary.height})`,
+          `  RPC         ${summary.rpc}`,
+          `  Peer id     ${summary.peerId}`,
+          ...summary.listen.map((a) => `  Listen      ${a}`),
+          `  Role        ${summary.validator ? `validator ${summary.validator}` : 'follower (no validator key)'}`,
+          `  Peers       ${peers.length > 0 ? peers.join(', ') : 'none given'}`,
+          ...(chips.length > 0 ? [`  Dev miner   ${chips.length} software chips (registering)`] : []),
+          `  PID         ${process.pid}`,
+        ].join('\n'),
+      );
+
+      // After the summary: registering chips waits for blocks, and operators want the URLs first.
+      if (chips.length > 0) {
+        miner
+          .start()
+          .catch((err) => logger.error('miner agent failed to start', { error: (err as Error).message }));
+      }
     });
 }
