@@ -24,6 +24,7 @@
  * callers use a `true` to skip a check that would pass, never to decide differently.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, getPriority } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
@@ -220,24 +221,47 @@ export interface VerifyPoolOptions {
  */
 export function defaultVerifyThreads(
   cores: number = availableParallelism(),
-  workersBelowMain: boolean = workersCanSitBelowMain(),
+  workersBelowMain: boolean = workersCanSitBelowMain(WORKER_NICE),
 ): number {
   return Math.max(1, workersBelowMain ? cores : cores - 1);
 }
 
+/** The default `workerNice`. */
+const WORKER_NICE = 10;
+
 /**
- * Whether workers started now can put themselves below the calling (main) thread: Linux, where a
- * thread sets its own nice value, and only while this one is below 19, the lowest there is. A node
- * run at nice 19 (a service manager's Nice=19) has workers level with its main thread, whatever
- * `workerNice` says (verify-worker.ts caps the value at 19).
+ * Whether workers started now sit a whole `workerNice` below the calling (main) thread, so that it
+ * gets its core back whenever it has work: Linux, where a thread sets its own nice value; the main
+ * thread at most 19 − `workerNice` (19 is the lowest, and verify-worker.ts caps there: a node run at
+ * nice 15 had its workers only 4 steps below, about 2.4 to 1 on a shared core instead of 9 to 1);
+ * and no CPU quota on the process's cgroup. Nice orders threads waiting for one core; a quota
+ * (docker --cpus, a Kubernetes CPU limit) is one budget of time for the whole container, and once
+ * a worker per core has spent it every thread waits for the next period, the main thread too,
+ * whatever its nice value.
  */
-export function workersCanSitBelowMain(): boolean {
-  if (process.platform !== 'linux') return false;
+export function workersCanSitBelowMain(workerNice: number): boolean {
+  if (process.platform !== 'linux' || !(workerNice > 0)) return false;
   try {
-    return getPriority(0) < 19;
+    return getPriority(0) + workerNice <= 19 && !cpuQuotaSet();
   } catch {
     return false;
   }
+}
+
+/** Whether this process's cgroup caps its CPU time (cgroup v2 cpu.max, or v1 cfs_quota_us). */
+function cpuQuotaSet(): boolean {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const v2 = read('/sys/fs/cgroup/cpu.max');
+  if (v2 !== undefined) return !v2.startsWith('max');
+  const v1 =
+    read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') ?? read('/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us');
+  return v1 !== undefined && Number(v1) > 0;
 }
 
 export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
@@ -247,7 +271,7 @@ export const DEFAULT_VERIFY_POOL_OPTIONS: VerifyPoolOptions = {
   // Consensus: a few blocks' worth of transactions; admission: about the mempool's own bound.
   maxQueuedBytes: { consensus: 128 * 1024 * 1024, admission: 64 * 1024 * 1024 },
   depth: 2,
-  workerNice: 10,
+  workerNice: WORKER_NICE,
   admissionDepth: 16,
   admissionBytes: 4 * 1024 * 1024,
   callerShare: 0,
@@ -656,7 +680,7 @@ export class VerifyPool implements SignatureVerifier {
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.opts = { ...DEFAULT_VERIFY_POOL_OPTIONS, ...given };
     // A worker per core only while the workers really sit below the main thread.
-    if (given.threads === undefined && !(this.opts.workerNice > 0 && workersCanSitBelowMain())) {
+    if (given.threads === undefined && !workersCanSitBelowMain(this.opts.workerNice)) {
       this.opts.threads = defaultVerifyThreads(availableParallelism(), false);
     }
     // A lane bound that is not a number (a lane left out of the object) compared false against

@@ -22,6 +22,7 @@ import {
   verifyClaimed,
   WorkerBacklog,
   type WorkerBatch,
+  workersCanSitBelowMain,
 } from '../src/verify-pool.js';
 
 const seed = sha256(utf8('verify pool test key'));
@@ -613,8 +614,13 @@ describe('VerifyPool', () => {
     assert.equal(defaultVerifyThreads(1, false), 1);
     assert.equal(defaultVerifyThreads(1, true), 1);
     const cores = availableParallelism();
-    const linux = process.platform === 'linux';
-    assert.equal(DEFAULT_VERIFY_POOL_OPTIONS.threads, linux ? cores : Math.max(1, cores - 1));
+    // A worker per core here only where they sit a whole workerNice below this thread (Linux, not
+    // already niced past 9, no CPU quota: workersCanSitBelowMain).
+    assert.equal(
+      DEFAULT_VERIFY_POOL_OPTIONS.threads,
+      workersCanSitBelowMain(10) ? cores : Math.max(1, cores - 1),
+    );
+    assert.equal(workersCanSitBelowMain(0), false, 'workers left level with the main thread');
     // Workers left at the main thread's priority: the main thread keeps its core, whatever the platform.
     const level = new VerifyPool({ workerNice: 0 });
     try {
@@ -624,35 +630,45 @@ describe('VerifyPool', () => {
     }
   });
 
-  test('a process already at nice 19 keeps a core for its main thread: its workers cannot go lower (Linux)', {
+  test('a process already niced keeps a core for its main thread when its workers cannot go a whole workerNice lower (Linux)', {
     skip: process.platform !== 'linux',
     timeout: 30_000,
   }, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'unc-nice19-'));
-    const file = join(dir, 'nice19.mjs');
+    const dir = mkdtempSync(join(tmpdir(), 'unc-niced-'));
+    const file = join(dir, 'niced.mjs');
     const pool = new URL('../src/verify-pool.js', import.meta.url).href;
     writeFileSync(
       file,
       `import { availableParallelism } from 'node:os';
 import { VerifyPool, workersCanSitBelowMain } from ${JSON.stringify(pool)};
 const p = new VerifyPool({ threads: undefined });
-console.log(JSON.stringify({ below: workersCanSitBelowMain(), threads: p.threads, cores: availableParallelism() }));
+const q = new VerifyPool({ threads: undefined, workerNice: 4 });
+console.log(JSON.stringify({ below: workersCanSitBelowMain(10), threads: p.threads, four: q.threads, cores: availableParallelism() }));
 await p.close();
+await q.close();
 `,
     );
-    const run = spawnSync('nice', ['-n', '19', process.execPath, file], {
-      encoding: 'utf8',
-      timeout: 25_000,
-    });
-    rmSync(dir, { recursive: true, force: true });
-    assert.equal(run.status, 0, run.stderr);
-    const { below, threads, cores } = JSON.parse(run.stdout) as {
-      below: boolean;
-      threads: number;
-      cores: number;
-    };
-    assert.equal(below, false);
-    assert.equal(threads, Math.max(1, cores - 1));
+    try {
+      // At nice 15 the default workers (10 below) would sit only 4 steps lower, at 19, about 2.4 to
+      // 1 on a shared core; workers 4 below sit a whole workerNice lower and may take every core
+      // (unless the cgroup caps the CPU).
+      const run = spawnSync('nice', ['-n', '15', process.execPath, file], {
+        encoding: 'utf8',
+        timeout: 25_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const { below, threads, four, cores } = JSON.parse(run.stdout) as {
+        below: boolean;
+        threads: number;
+        four: number;
+        cores: number;
+      };
+      assert.equal(below, false);
+      assert.equal(threads, Math.max(1, cores - 1));
+      assert.ok(four === cores || four === Math.max(1, cores - 1));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the calling thread takes no share unless asked to (callerShare defaults to 0)', async () => {
