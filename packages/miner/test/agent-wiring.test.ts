@@ -301,3 +301,26 @@ test('an agent whose start fails after taking the urgent-fee lock gives it back'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// `unc start` starts its agent without awaiting it and, since its signal handlers come before its
+// summary, a SIGTERM the moment the summary is read calls stop() while start() is under way: stop()
+// found nothing, start() went on and took the urgent-fee lock, and the process exited holding it.
+test('an agent stopped while it is starting takes no lock and starts nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-miner-wiring-'));
+  const file = join(dir, 'urgent-fees.json');
+  const quiet = createLogger('miner-test', { level: 'error' });
+  const { state, client } = scriptedNode();
+  const stopped = agentOver(client, { urgentFeeFile: file, logger: quiet });
+  const next = agentOver(scriptedNode().client, { urgentFeeFile: file, logger: quiet });
+  try {
+    const starting = stopped.start();
+    await stopped.stop();
+    await assert.rejects(starting, /stopped while it was starting/);
+    assert.equal(state.sent.length, 0, 'nothing sent');
+    await next.start();
+  } finally {
+    await stopped.stop();
+    await next.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -254,8 +254,19 @@ export class MinerAgent {
     }
   }
 
+  /**
+   * A stop() that came while start() was under way (a SIGTERM the moment `unc start` printed its
+   * summary: its agent starts without being awaited) found nothing to stop; start() went on and took
+   * the urgent-fee lock, and the process exited holding it. Checked before each step that takes
+   * something; start()'s catch then stops what was taken.
+   */
+  private throwIfStopped(): void {
+    if (this.stopped) throw new Error('the miner agent was stopped while it was starting');
+  }
+
   /** start()'s part from the urgent-fee lock on: anything that fails here gives the lock back. */
   private async startHolding(height: number): Promise<void> {
+    this.throwIfStopped();
     if (this.opts.urgentFeeFile !== undefined) {
       // Before the record is read: a second agent on it is refused before it can overwrite it.
       const release = lockUrgentFeeFile(this.opts.urgentFeeFile);
@@ -287,7 +298,9 @@ export class MinerAgent {
       });
     }
     this.m.chips.set(this.chips.length);
+    this.throwIfStopped();
     if (this.opts.statusPort !== undefined) await this.serveStatus(this.opts.statusPort);
+    this.throwIfStopped();
     if (this.opts.provider) {
       // The lease reads need the whole client: a scripted one does not serve renters.
       if (!(this.client instanceof UncClient))
@@ -300,6 +313,7 @@ export class MinerAgent {
         logger: this.logger.child('provider'),
       });
       this.providerUrl = await this.provider.start();
+      this.throwIfStopped();
     }
     this.sub = await this.client.subscribe<BlockJson>('newBlocks', [], (b) => {
       this.hashes.set(b.height, b.hash);
@@ -311,6 +325,7 @@ export class MinerAgent {
     this.sub.onClose(() => {
       if (!this.stopped) this.logger.error('lost the node subscription; no more answers until restarted');
     });
+    this.throwIfStopped();
     await this.tick();
     this.logger.info('miner agent started', { chips: this.chips.length, owner: this.owner.address });
   }
