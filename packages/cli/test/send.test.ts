@@ -87,6 +87,14 @@ const nonceUsed: Drop = {
   reason: 'nonce 7 was used by another transaction',
 };
 const plan = { summary: ['send 1 UNC'], spend: 1n };
+
+/** NONCE_USED from a node elsewhere: nothing signed again, the hash and nonce named, what to check said. */
+const unverified = (err: unknown) =>
+  err instanceof UncError &&
+  err.code === 'NONCE_USED_UNVERIFIED' &&
+  /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
+  /may or may not have been sent/.test(err.message) &&
+  /unc query tx [0-9a-f]{64}/.test(err.message);
 const to = encodeAddress(addressFromPublicKey(devKey(3).publicKey));
 
 describe('signAndSend when the nonce is taken by another transaction of the key', () => {
@@ -123,15 +131,7 @@ describe('signAndSend when the nonce is taken by another transaction of the key'
     assert.equal(again.sent.length, 3);
     // A node elsewhere: its word is not taken, nothing signed again.
     const far = fakeNode([], [], 'https://rpc.example.net', { refusals: [taken()] });
-    await assert.rejects(
-      signAndSend(far.ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
-      (err: unknown) =>
-        err instanceof UncError &&
-        err.code === 'NONCE_USED_UNVERIFIED' &&
-        /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
-        /may or may not have been sent/.test(err.message) &&
-        /unc query tx [0-9a-f]{64}/.test(err.message),
-    );
+    await assert.rejects(signAndSend(far.ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan), unverified);
     assert.deepEqual(far.sent, [7n]);
   });
 
@@ -157,15 +157,7 @@ describe('a NONCE_USED from a node elsewhere is not taken on trust', () => {
   // relay both signatures if the same actions were signed again at the next nonce.
   test('nothing is signed again; the error names the hash and the nonce and says to check', async () => {
     const { ctx, sent } = fakeNode([nonceUsed], [], 'https://rpc.example.net');
-    await assert.rejects(
-      signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan),
-      (err: unknown) =>
-        err instanceof UncError &&
-        err.code === 'NONCE_USED_UNVERIFIED' &&
-        /transaction [0-9a-f]{64} \(nonce 7\)/.test(err.message) &&
-        /may or may not have been sent/.test(err.message) &&
-        /unc query tx [0-9a-f]{64}/.test(err.message),
-    );
+    await assert.rejects(signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan), unverified);
     assert.deepEqual(sent, [7n], 'one signature only');
   });
 

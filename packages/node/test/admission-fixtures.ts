@@ -3,9 +3,25 @@
  * a verifier whose answers wait for the test, and the helpers that let submits settle and read
  * their results.
  */
-import { ed25519Verify, ValidationError } from '@unc/core';
-import type { AdmissionResult } from '../src/admission.js';
-import type { SignatureCheck, SignatureVerifier, VerifyLane } from '../src/verify-pool.js';
+import {
+  decode,
+  ed25519Verify,
+  encode,
+  envelopeFromBytes,
+  type TxEnvelope,
+  ValidationError,
+} from '@unc/core';
+import { AdmissionQueue, type AdmissionResult } from '../src/admission.js';
+import { systemClock } from '../src/clock.js';
+import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
+import { txBatchCodec } from '../src/consensus/wire.js';
+import { Mempool } from '../src/mempool.js';
+import {
+  InThreadVerifier,
+  type SignatureCheck,
+  type SignatureVerifier,
+  type VerifyLane,
+} from '../src/verify-pool.js';
 
 /**
  * Checks in-thread, but each call waits until `answerAll` (a queue behind busy workers); a cancelled
@@ -73,3 +89,42 @@ export async function settle<T>(verifier: { answerAll(): void }, calls: Promise<
 export function code(r: AdmissionResult | undefined): string {
   return r instanceof ValidationError ? r.code : 'admitted';
 }
+
+/**
+ * A node's gossip path for the forwarding tests (costly-admission, mempool-attacks): a mempool
+ * behind a real admission queue and reactor on the given state, and the batches it publishes
+ * itself, as transaction hashes in hex.
+ */
+export function gossipNode(
+  state: Parameters<Mempool['add']>[1],
+  params: Parameters<Mempool['add']>[2],
+  next: Parameters<Mempool['add']>[3],
+) {
+  const pool = new Mempool();
+  const queue = new AdmissionQueue(new InThreadVerifier(), {
+    cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
+    admit: (env) => pool.add(env, state, params, next, true),
+  });
+  const published: string[][] = [];
+  const reactor = new MempoolReactor({
+    clock: systemClock,
+    admitTx: () => {
+      throw new Error('unused: batches go through the admission queue');
+    },
+    admitTxs: (envs) => queue.submit(envs),
+    publishBatch: (data) =>
+      published.push(decode(txBatchCodec, data).map((b) => hexOf(envelopeFromBytes(b).hash))),
+    connected: () => true,
+  });
+  return { pool, queue, reactor, published };
+}
+
+/** A gossip message of these transactions. */
+export function batchOf(...envs: TxEnvelope[]): Uint8Array {
+  return encode(
+    txBatchCodec,
+    envs.map((e) => e.bytes),
+  );
+}
+
+export const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -14,13 +14,11 @@ import {
   BlockExecutor,
   type CostlyCheck,
   costlyCheckKey,
-  decode,
   devSoftChipId,
   type EvidenceCheck,
   ed25519PublicKey,
   ed25519Sign,
   encode,
-  envelopeFromBytes,
   envelopeFromSigned,
   evidenceCheckKey,
   genesisStateWrites,
@@ -58,6 +56,7 @@ import { Mempool } from '../src/mempool.js';
 import { RPC_COSTS } from '../src/rpc-costs.js';
 import { ChainDb } from '../src/storage/db.js';
 import { answerEvidence, InThreadVerifier, type SignatureVerifier, VerifyPool } from '../src/verify-pool.js';
+import { batchOf, gossipNode, hexOf } from './admission-fixtures.js';
 import { devSoftRegistration, type Key, namedKey } from './fixtures.js';
 
 const TPM_VENDOR = 'test-tpm';
@@ -260,31 +259,8 @@ describe('admission of costly evidence', () => {
     // whole, the batch reaches a node without the pending one, which checks that evidence, finds
     // it provably bad and blames this node: honest relays banned by each other, for free.
     const { state, next, anchorHash } = stateAtOne();
-    const nodeOn = () => {
-      const pool = new Mempool();
-      const queue = new AdmissionQueue(new InThreadVerifier(), {
-        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, state, params, next, countPending),
-        admit: (env) => pool.add(env, state, params, next, true),
-      });
-      const published: string[][] = [];
-      const reactor = new MempoolReactor({
-        clock: systemClock,
-        admitTx: () => {
-          throw new Error('unused: batches go through the admission queue');
-        },
-        admitTxs: (envs) => queue.submit(envs),
-        publishBatch: (data) =>
-          published.push(decode(txBatchCodec, data).map((b) => hex(envelopeFromBytes(b).hash))),
-        connected: () => true,
-      });
-      return { pool, queue, reactor, published };
-    };
-    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-    const batchOf = (...envs: TxEnvelope[]) =>
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      );
+    const nodeOn = () => gossipNode(state, params, next);
+    const hex = hexOf;
     const here = nodeOn();
     const chip = namedKey('replaced chip');
     const pending = tx(owner, 0n, [devRegistration(chip, 1n, anchorHash)]);

@@ -14,13 +14,11 @@ import {
   challengesAsOf,
   chipClass,
   DEV_SOFT_VENDOR,
-  decode,
   devSoftChipId,
   duplicateVoteEvidence,
   ed25519Sign,
   ed25519Verify,
   encode,
-  envelopeFromBytes,
   envelopeFromSigned,
   epochOf,
   genesisStateWrites,
@@ -45,11 +43,10 @@ import {
 import fc from 'fast-check';
 import { AdmissionQueue, clockSlices } from '../src/admission.js';
 import { systemClock } from '../src/clock.js';
-import { MempoolReactor } from '../src/consensus/mempool-reactor.js';
-import { txBatchCodec } from '../src/consensus/wire.js';
 import { DEV_MODELS, devGenesis, devKey, devValidator } from '../src/dev.js';
 import { Mempool, PROVABLY_BAD_EVIDENCE } from '../src/mempool.js';
-import { InThreadVerifier, type SignatureVerifier } from '../src/verify-pool.js';
+import type { SignatureVerifier } from '../src/verify-pool.js';
+import { batchOf, gossipNode, hexOf } from './admission-fixtures.js';
 import { type Key, namedKey } from './fixtures.js';
 
 const key = namedKey;
@@ -744,31 +741,8 @@ describe('mempool attacks', () => {
     // that answer and judges the relay (this node) by it.
     const { chain, answer } = chainWithOpenSlot();
     const next = chain.next();
-    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-    const nodeOn = () => {
-      const pool = new Mempool();
-      const queue = new AdmissionQueue(new InThreadVerifier(), {
-        cheapRefusal: (env, countPending) => pool.cheapRefusal(env, chain.state, params, next, countPending),
-        admit: (env) => pool.add(env, chain.state, params, next, true),
-      });
-      const published: string[][] = [];
-      const reactor = new MempoolReactor({
-        clock: systemClock,
-        admitTx: () => {
-          throw new Error('unused: batches go through the admission queue');
-        },
-        admitTxs: (envs) => queue.submit(envs),
-        publishBatch: (data) =>
-          published.push(decode(txBatchCodec, data).map((b) => hex(envelopeFromBytes(b).hash))),
-        connected: () => true,
-      });
-      return { pool, queue, reactor, published };
-    };
-    const batchOf = (...envs: TxEnvelope[]) =>
-      encode(
-        txBatchCodec,
-        envs.map((e) => e.bytes),
-      );
+    const hex = hexOf;
+    const nodeOn = () => gossipNode(chain.state, params, next);
     const expiresAt = chain.height + 50n;
     const here = nodeOn();
     const pending = tx(owner, 1n, [heartbeat(answer)], 0n, expiresAt);
