@@ -31,7 +31,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { fsyncDirectory, peerIdFromNodeKey, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, peerIdFromNodeKey, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { checkHome, ctxOf } from '../context.js';
 
@@ -200,6 +200,9 @@ export function loadHome(home: string): NodeKeys {
   // user's (BAD_HOME, as for the home; checkHome walks the folders above as well).
   checkHome(home);
   checkHome(dir, 'config folder');
+  // node.json is replaced whole (writeFileWhole): the temporary files of a write a kill interrupted
+  // go here, where it is read.
+  removeWholeLeftovers(join(dir, NODE_CONFIG));
   const config = readJson(join(dir, NODE_CONFIG));
   return {
     nodeKey: seedFrom(join(dir, NODE_KEY)),

@@ -9,10 +9,28 @@ import {
   MinerAgent,
   URGENT_FEE_FILE,
 } from '@unc/miner';
-import { createLogger, DEV_MODELS, devChipKey, writeFileWhole } from '@unc/node';
+import { createLogger, DEV_MODELS, devChipKey, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, makeHome } from '../context.js';
+
+/** What `unc miner init` records in `<home>/miner.json`. */
+export interface MinerConfig {
+  from?: string;
+  tpmChips?: string[];
+  devChips?: number;
+}
+
+/**
+ * `<home>/miner.json`, or nothing recorded when there is none. It is replaced whole
+ * (writeFileWhole): the temporary files of a write a kill interrupted are removed here, where
+ * `unc miner start` reads it.
+ */
+export function readMinerConfig(home: string): MinerConfig {
+  const path = join(home, 'miner.json');
+  removeWholeLeftovers(path);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as MinerConfig) : {};
+}
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -149,14 +167,7 @@ export function minerCommand(): Command {
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
-        const configPath = join(ctx.home, 'miner.json');
-        const saved = existsSync(configPath)
-          ? (JSON.parse(readFileSync(configPath, 'utf8')) as {
-              from?: string;
-              tpmChips?: string[];
-              devChips?: number;
-            })
-          : {};
+        const saved = readMinerConfig(ctx.home);
         const from = opts.from ?? saved.from;
         if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
         const single = opts.tpm ?? opts.tpmTcp;
