@@ -1,5 +1,5 @@
 /** The home folder's ownership rule (BAD_HOME), kept apart so that the keyring can apply it too. */
-import { mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UncError } from '@unc/core';
 
@@ -51,7 +51,8 @@ export function checkHome(dir: string, what = 'home'): void {
  * one that another user owns, they can make writable whenever they like. Folders not made yet are
  * skipped (the nearest one that is there is checked). Both ways to the home are walked: the
  * folders its path names (a link among them lies in the one above it, which could replace the
- * link) and the folders it really is in, once links are resolved (where a link leads).
+ * link) and the folders it really is in, once links are resolved (where a link leads); and every
+ * link on the way, with the folder it lies in (below).
  */
 function checkParents(dir: string, what: string, uid: number): void {
   const path = resolve(dir);
@@ -77,6 +78,46 @@ function checkParents(dir: string, what: string, uid: number): void {
     walk(d === path ? dirname(real) : real);
     break;
   }
+  // Every link on the way, as the system follows them, each link's target in turn and each link
+  // once (links that lead to each other are walked once, not until the system would give up). A
+  // link lies in a folder that may be on neither way above (a link to a link): that folder and
+  // those above it are held to the rule too, since whoever can write it can replace the link. And
+  // in a sticky folder (/tmp), which passes the rule, whoever owns an entry may remove it and make
+  // another under its name: a link of someone else's there they can point elsewhere, at a home of
+  // theirs, at any moment after the check, however well the folders it leads to are kept (a
+  // folder of theirs there is refused as theirs already; a link's owner is seen only by lstat).
+  const links = new Set<string>();
+  const followLinks = (to: string) => {
+    // From the top down, so that each name is looked up in the folder the system finds it in.
+    const names: string[] = [];
+    for (let d = to; dirname(d) !== d; d = dirname(d)) names.unshift(d);
+    for (const d of names) {
+      let lst: Stats;
+      try {
+        lst = lstatSync(d);
+      } catch (err) {
+        // Not there yet (nor anything below it), not a folder, links in a loop: making or reading
+        // the home fails on it, with its own error.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return;
+        throw err;
+      }
+      if (!lst.isSymbolicLink() || links.has(d)) continue;
+      links.add(d);
+      const folder = realpathSync(dirname(d));
+      walk(folder);
+      if (lst.uid !== uid && lst.uid !== 0 && (statSync(folder).mode & 0o022) !== 0) {
+        throw new UncError(
+          'BAD_HOME',
+          `the link ${d}, on the way to the ${what} ${path}, belongs to uid ${lst.uid}, not to this user (uid ${uid}) or root, and lies in ${folder}, which others can write: they can point it elsewhere, at a ${what} of theirs, whenever they like; use a path without it (where it leads, or a link of your own)`,
+        );
+      }
+      // Where it leads, as the system reads it: relative to the real folder it lies in. The names
+      // after it in this path are looked up there; the next one's lstat goes through it.
+      followLinks(resolve(folder, readlinkSync(d)));
+    }
+  };
+  followLinks(path);
 }
 
 function checkParent(dir: string, home: string, what: string, uid: number): void {
