@@ -89,6 +89,8 @@ export function minerCommand(): Command {
       for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
       const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
       makeHome(ctx.home);
+      // The provider's TLS key goes in tls/: held to the home's rule before anything is written.
+      makeHome(join(ctx.home, 'tls'), 'TLS folder');
       // Whole or not at all, like config.json: written in place, a crash or a full disk left it
       // cut (`unc miner start` could not read it), and a link planted at it was written through.
       writeFileWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);
@@ -210,6 +212,13 @@ export function minerCommand(): Command {
         }
         if (signers.length === 0)
           throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
+        if (providerPort !== undefined) {
+          // The provider's folders (models renters uploaded, the used-nonce log that refuses a
+          // replayed request, the TLS key): held to the home's rule, made 0700 when not there.
+          makeHome(join(ctx.home, 'models'), 'models folder');
+          makeHome(join(ctx.home, 'provider'), 'provider folder');
+          if (opts.providerTls) makeHome(join(ctx.home, 'tls'), 'TLS folder');
+        }
         const client = ctx.client();
         const status = await client.status();
         const seed = await ctx.unlockKey(from, status.chainId, opts);
