@@ -5,10 +5,12 @@ import {
   type Action,
   accountCodec,
   actionCodec,
+  answeredIn,
   BlockExecutor,
   bondCodec,
   checkCostlyActions,
   chipActionRefusal,
+  chipClass,
   circulatingSupply,
   costThrough,
   DEFAULT_MARKET_PARAMS,
@@ -24,6 +26,7 @@ import {
   type Genesis,
   genesisToJson,
   getAccount,
+  getChallengeClass,
   getChip,
   getChipMarket,
   getLease,
@@ -1043,6 +1046,50 @@ describe('market: a leased chip stays with its provider until the lease ends', (
       ),
       { numRuns: 15 },
     );
+  });
+});
+
+describe('POCI: misses across a deregistration', () => {
+  test('misses not yet recorded are recorded at the deregistration, and a registration again keeps them', () => {
+    // Misses are recorded lazily, at the chip's next answer. A deregistered chip answers no more,
+    // and its registration again started a fresh record carrying only the recorded count: the
+    // misses of its last silent stretch vanished from `slotsMissed`, which renters read.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const from = epochOf(chain.height, p) + 1n;
+    chain.skip = (chip, e) => chip === chipA && e >= from;
+    chain.blocksUntil((from + 1n) * p.epochBlocks + 3n);
+    const before = getChip(chain.state, idA)!;
+    const height = chain.height + 1n; // the deregistration's block
+    const cls = chipClass(idA, p);
+    const expected: { epoch: bigint; slot: number; slotHeight: bigint }[] = [];
+    for (let e = before.firstEpoch; e <= epochOf(height, p); e++)
+      getChallengeClass(chain.state, e, cls).heights.forEach((h, slot) => {
+        if (h > before.settledThrough && h < height && !answeredIn(before, e, slot))
+          expected.push({ epoch: e, slot, slotHeight: h });
+      });
+    assert.ok(expected.length >= 2, `the chip's class drew ${expected.length} challenges it left unanswered`);
+    const events = chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    const missed = events.filter((e) => e.type === 'slotMissed');
+    assert.deepEqual(
+      missed.map((e) => ({ epoch: e.epoch, slot: e.slot, slotHeight: e.slotHeight })),
+      expected,
+    );
+    for (const e of missed)
+      assert.equal(
+        e.reason,
+        e.slotHeight + p.answerWindowBlocks < height
+          ? `no answer included by height ${e.slotHeight + p.answerWindowBlocks}`
+          : `the chip was deregistered at height ${height} before answering`,
+      );
+    const after = getChip(chain.state, idA)!;
+    assert.equal(after.slotsMissed, before.slotsMissed + BigInt(expected.length));
+    assert.equal(after.settledThrough, height);
+    registerAgain(chain, chipA, provider);
+    const again = getChip(chain.state, idA)!;
+    assert.equal(again.registeredAt, chain.height, 'a fresh record');
+    assert.equal(again.slotsMissed, after.slotsMissed, 'the recorded misses carried over');
+    assert.equal(again.slotsAnswered, before.slotsAnswered);
   });
 });
 

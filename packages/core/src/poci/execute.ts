@@ -59,6 +59,7 @@ import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
   answeredMask,
+  type ChallengeLookup,
   challengeLookup,
   chipClass,
   epochOf,
@@ -71,6 +72,7 @@ import {
   putEpochRecord,
   putRecentHash,
   registrationMessage,
+  type SlotOutcome,
   transferMessage,
   unansweredSlots,
 } from './liveness.js';
@@ -783,8 +785,28 @@ export function applyDeregisterChip(
   // the deregistration ended the lease at once, skipping the notice its renter signed for.
   const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'deregistered');
   if (leased) throw leased;
+  const p = getPociParams(state);
   // What is final is paid now; the rest can be claimed once final (claimRewards).
-  const events = rewardEvents(chip, settleChipRewards(state, chip, getPociParams(state)));
+  const events = rewardEvents(chip, settleChipRewards(state, chip, p));
+  // CONSENSUS CHANGE: the misses not yet recorded are recorded now. A deregistered chip answers
+  // nothing more (no heartbeat records them later), and a registration again starts a fresh record
+  // that carries only the recorded count (`slotsMissed`, which renters see): they were lost. Every
+  // challenge the record drew (the heights below this block) is settled, those whose window is
+  // still open too, since no answer to them can come now.
+  if (ctx.height > chip.settledThrough) {
+    recordMisses(
+      events,
+      chip,
+      ctx.height,
+      ctx.height + p.answerWindowBlocks + 1n,
+      p,
+      challengeLookup(state),
+      (m) =>
+        m.slotHeight + p.answerWindowBlocks < ctx.height
+          ? `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`
+          : `the chip was deregistered at height ${ctx.height} before answering`,
+    );
+  }
   chip.status = ChipStatus.deregistered;
   chip.statusReason = 'deregistered by its owner';
   putChip(state, chip);
@@ -852,6 +874,37 @@ export function heartbeatOwnerRefusal(
       : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
   }
   return null;
+}
+
+/**
+ * Records the chip's misses above its settled height as judged at `asOf` (unansweredSlots: at most
+ * the newest MAX_MISSES_COUNTED, `slotMissed` events pushed onto `events` for the first
+ * MAX_MISS_EVENTS of them) and moves its settled height to `settleTo`. A heartbeat settles the
+ * challenges whose windows have closed; a deregistration every one the record drew.
+ */
+function recordMisses(
+  events: PociEvent[],
+  chip: Chip,
+  settleTo: bigint,
+  asOf: bigint,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+  reason: (m: SlotOutcome) => string,
+  cls?: bigint,
+): void {
+  const missed = unansweredSlots(chip, chip.settledThrough, asOf, p, challengesOf, MAX_MISSES_COUNTED, cls);
+  for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
+    events.push({
+      type: 'slotMissed',
+      chipId: chip.chipId,
+      epoch: m.epoch,
+      slot: m.slot,
+      slotHeight: m.slotHeight,
+      reason: reason(m),
+    });
+  }
+  chip.slotsMissed += BigInt(missed.length);
+  chip.settledThrough = settleTo;
 }
 
 /** Where an answer is, in a refusal's message (words for people). */
@@ -953,27 +1006,16 @@ export function applyHeartbeat(
     // Record the misses whose windows closed since the chip's outcomes were last settled.
     const settleTo = ctx.height - p.answerWindowBlocks - 1n;
     if (settleTo > chip.settledThrough) {
-      const missed = unansweredSlots(
+      recordMisses(
+        events,
         chip,
-        chip.settledThrough,
+        settleTo,
         ctx.height,
         p,
         (e, c) => (e === answer.epoch && c === cls ? challenges : challengesOf(e, c)),
-        MAX_MISSES_COUNTED,
+        (m) => `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
         cls,
       );
-      for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
-        events.push({
-          type: 'slotMissed',
-          chipId: chip.chipId,
-          epoch: m.epoch,
-          slot: m.slot,
-          slotHeight: m.slotHeight,
-          reason: `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
-        });
-      }
-      chip.slotsMissed += BigInt(missed.length);
-      chip.settledThrough = settleTo;
     }
     // Pay what is final before the answered-slot window moves on, then weigh this answer.
     // The epoch records the settlement reads are handed to the reweighing (the answer's epoch is
