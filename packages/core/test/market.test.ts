@@ -62,6 +62,7 @@ import {
   slaSplit,
   type TxEnvelope,
   type TxEvent,
+  toHex,
   transferConsentChecks,
   transferMessage,
   txEventCodec,
@@ -784,7 +785,7 @@ describe('market: leases', () => {
     const refusal = chain.try(chain.tx(provider, [transferAction(chain, chipA, buyer.address)]));
     assert.match(
       refusal!.message,
-      /is leased .* give notice first \(closeLease, or closeOffer: the lease then ends 1800 s later\)/,
+      /is leased .* give notice first \(closeLease, or closeOffer: the lease then ends within 1800 s\)/,
     );
     // The provider gives notice: the lease is closing, and binds the chip until the notice has run.
     const closing = find(
@@ -923,7 +924,51 @@ describe('market: a leased chip stays with its provider until the lease ends', (
     assert.equal(code(chain, provider, [{ type: 'closeLease', leaseId: leaseB }, bToBuyer]), null);
   });
 
-  test('property: a chip its lease binds never changes owner nor leaves; no lease is cut short but by its renter', () => {
+  test('a chip still offered can be leased again the moment its lease ends; once its offer is closed it moves', () => {
+    // What the docs tell a provider: a renter's openLease earlier in the block binds the chip again
+    // (a few base units suffice on an offer without a minimum duration), so close the offer first.
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { minHours: 0, noticeMs: 30n * MINUTE });
+    const first = openLease(chain, offerId, 1, 0n, idA);
+    while (chain.time + MINUTE < leaseEndsAt(lease(chain, first))) chain.block();
+    const sameBlock = (txs: TxEnvelope[]): (ValidationError | null)[] => {
+      const ex = new BlockExecutor(chain.state, {
+        chainId: CHAIN,
+        height: chain.height + 1n,
+        time: chain.time + MINUTE,
+        proposer: validator.publicKey,
+        prevHash: chain.hashOf(chain.height),
+        prevBeacon: chain.beaconOf(chain.height),
+      });
+      return txs.map((t) => {
+        const r = ex.tryApply(t);
+        return r instanceof ValidationError ? r : null;
+      });
+    };
+    const toBuyer = () => chain.tx(provider, [transferAction(chain, chipA, buyer.address)]);
+    assert.notEqual(sameBlock([toBuyer()])[0]?.code, 'CHIP_LEASED', 'the lease has ended: the chip may move');
+    const dust = chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA, hours: 1, deposit: 1n })]);
+    const [opened, moved] = sameBlock([dust, toBuyer()]);
+    assert.equal(opened, null);
+    assert.equal(moved?.code, 'CHIP_LEASED', 'a lease opened earlier in the block binds the chip again');
+    chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
+    assert.equal(
+      code(chain, renter, [leaseAction(chain, offerId, { chipId: idA, deposit: 1n })]),
+      'OFFER_CLOSED',
+    );
+    for (let i = 0; i < 60 && !equalBytes(getChip(chain.state, idA)!.owner, buyer.address); i++) {
+      const tx = toBuyer();
+      const r = chain.try(tx);
+      if (r) {
+        assert.equal(r.code, 'CHIP_REWARDS_PENDING', r.message);
+        chain.block();
+      } else chain.block([tx]);
+    }
+    assert.deepEqual(getChip(chain.state, idA)!.owner, buyer.address);
+    checkInvariants(chain);
+  });
+
+  test('property: a chip its lease binds never changes owner nor leaves; no lease is cut short but by its renter; top-ups never outlast the notice', () => {
     type Op =
       | { op: 'wait'; blocks: number }
       | { op: 'transfer'; toSelf: boolean }
@@ -932,6 +977,9 @@ describe('market: a leased chip stays with its provider until the lease ends', (
       | { op: 'register' }
       | { op: 'providerClose' }
       | { op: 'renterClose' }
+      | { op: 'closeOffer' }
+      | { op: 'newOffer' }
+      | { op: 'topUp'; share: number }
       | { op: 'open'; hours: number; share: number };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
       fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 25 }) }),
@@ -941,6 +989,10 @@ describe('market: a leased chip stays with its provider until the lease ends', (
       fc.constant({ op: 'register' as const }),
       fc.constant({ op: 'providerClose' as const }),
       fc.constant({ op: 'renterClose' as const }),
+      fc.constant({ op: 'closeOffer' as const }),
+      fc.constant({ op: 'newOffer' as const }),
+      // Per mille of an hour's price: the renter tries to keep the chip bound by paying for more.
+      fc.record({ op: fc.constant('topUp' as const), share: fc.integer({ min: 1, max: 5000 }) }),
       fc.record({
         op: fc.constant('open' as const),
         hours: fc.integer({ min: 1, max: 3 }),
@@ -951,7 +1003,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
     fc.assert(
       fc.property(
         fc.constantFrom(0n, 2n * MINUTE, 30n * MINUTE),
-        fc.array(opArb, { minLength: 1, maxLength: 10 }),
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
         (noticeMs, ops) => {
           const chain = setup();
           chain.block([
@@ -959,7 +1011,10 @@ describe('market: a leased chip stays with its provider until the lease ends', (
               { type: 'transfer', to: buyer.address, amount: UNC, memo: new Uint8Array() },
             ]),
           ]);
-          const offerId = createOffer(chain, [idA], { minHours: 0, maxHours: 3, noticeMs });
+          const offerTerms = { minHours: 0, maxHours: 3, noticeMs };
+          let offerId = createOffer(chain, [idA], offerTerms);
+          /** The latest end each lease may have: its provider's notice, once given, caps it. */
+          const capped = new Map<string, bigint>();
           const currentLease = (): Lease | null => {
             const id = getChipMarket(chain.state, idA).leaseId;
             return id ? getLease(chain.state, id) : null;
@@ -992,6 +1047,8 @@ describe('market: a leased chip stays with its provider until the lease ends', (
               }
             }
             for (const l of allLeases(chain)) {
+              const cap = capped.get(toHex(l.id));
+              if (cap !== undefined) assert.ok(leaseEndsAt(l) <= cap, 'a lease outlasted its notice');
               if (l.status !== LeaseStatus.closed) continue;
               assert.notEqual(l.closedReason, 'chipUnavailable');
               if (l.closedReason !== 'renterClosed')
@@ -999,6 +1056,14 @@ describe('market: a leased chip stays with its provider until the lease ends', (
             }
             checkInvariants(chain);
             return refusal?.code ?? null;
+          };
+          /** The provider's notice on its leases of the chip's offer: their ends may not pass it. */
+          const noticeGiven = (ids: Uint8Array[]) => {
+            for (const id of ids) {
+              const cap = chain.time + noticeMs;
+              const was = capped.get(toHex(id));
+              if (was === undefined || cap < was) capped.set(toHex(id), cap);
+            }
           };
           for (const o of ops) {
             const wasBound = bound();
@@ -1011,6 +1076,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
                 const c = step(provider, [transferAction(chain, chipA, to)]);
                 if (o.toSelf) assert.equal(c, 'SAME_OWNER');
                 else if (wasBound) assert.equal(c, 'CHIP_LEASED');
+                else assert.notEqual(c, 'CHIP_LEASED');
                 break;
               }
               case 'transferBack':
@@ -1019,6 +1085,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
               case 'deregister': {
                 const c = step(provider, [{ type: 'deregisterChip', chipId: idA }]);
                 if (wasBound) assert.equal(c, 'CHIP_LEASED');
+                else assert.notEqual(c, 'CHIP_LEASED');
                 break;
               }
               case 'register':
@@ -1027,8 +1094,31 @@ describe('market: a leased chip stays with its provider until the lease ends', (
               case 'providerClose':
               case 'renterClose': {
                 const l = currentLease();
+                if (!l) break;
+                const c = step(o.op === 'renterClose' ? renter : provider, [
+                  { type: 'closeLease', leaseId: l.id },
+                ]);
+                if (c === null && o.op === 'providerClose') noticeGiven([l.id]);
+                break;
+              }
+              case 'closeOffer': {
+                const l = currentLease();
+                const c = step(provider, [{ type: 'closeOffer', offerId }]);
+                if (c === null && l && equalBytes(l.offerId, offerId)) noticeGiven([l.id]);
+                break;
+              }
+              case 'newOffer': {
+                const tx = chain.tx(provider, [offerAction([idA], offerTerms)]);
+                if (chain.try(tx)) step(provider, []);
+                else offerId = find(chain.block([tx]), 'offerCreated').offerId;
+                break;
+              }
+              case 'topUp': {
+                const l = currentLease();
                 if (l)
-                  step(o.op === 'renterClose' ? renter : provider, [{ type: 'closeLease', leaseId: l.id }]);
+                  step(renter, [
+                    { type: 'topUpLease', leaseId: l.id, amount: (PRICE * BigInt(o.share)) / 1000n },
+                  ]);
                 break;
               }
               case 'open':
