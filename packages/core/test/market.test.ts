@@ -8,6 +8,7 @@ import {
   answeredIn,
   BlockExecutor,
   bondCodec,
+  CHALLENGE_HISTORY_EPOCHS,
   checkCostlyActions,
   chipActionRefusal,
   chipClass,
@@ -1180,6 +1181,33 @@ describe('POCI: misses across a deregistration', () => {
     assert.equal(again.registeredAt, chain.height, 'a fresh record');
     assert.equal(again.slotsMissed, after.slotsMissed, 'the recorded misses carried over');
     assert.equal(again.slotsAnswered, before.slotsAnswered);
+  });
+
+  test('a deregistration in the last blocks of an epoch counts the same 64 epochs of history as an answer there', () => {
+    // The deregistration counted its misses as if judged W + 1 blocks later, to take the challenges
+    // whose window is still open: in an epoch's last W + 1 blocks that moved the 64-epoch history
+    // bound one epoch on, and the oldest epoch's misses of a long silent stretch went uncounted.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const from = epochOf(chain.height, p) + 1n;
+    chain.skip = (chip, e) => chip === chipA && e >= from;
+    const e = from + CHALLENGE_HISTORY_EPOCHS; // the silent stretch is longer than the history
+    chain.blocksUntil((e + 1n) * p.epochBlocks - 2n);
+    const before = getChip(chain.state, idA)!;
+    const height = chain.height + 1n; // the deregistration's block: the epoch's last
+    assert.equal(epochOf(height, p), e);
+    assert.ok(
+      height + p.answerWindowBlocks + 1n > (e + 1n) * p.epochBlocks,
+      'within W + 1 blocks of its end',
+    );
+    const cls = chipClass(idA, p);
+    let expected = 0;
+    for (let x = e - CHALLENGE_HISTORY_EPOCHS + 1n; x <= e; x++)
+      for (const h of getChallengeClass(chain.state, x, cls).heights)
+        if (h > before.settledThrough && h < height) expected++;
+    assert.ok(expected > 0 && expected < 256, `${expected} misses: under the count's cap`);
+    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    assert.equal(getChip(chain.state, idA)!.slotsMissed - before.slotsMissed, BigInt(expected));
   });
 });
 

@@ -798,13 +798,15 @@ export function applyDeregisterChip(
       events,
       chip,
       ctx.height,
-      ctx.height + p.answerWindowBlocks + 1n,
+      ctx.height,
       p,
       challengeLookup(state),
       (m) =>
         m.slotHeight + p.answerWindowBlocks < ctx.height
           ? `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`
           : `the chip was deregistered at height ${ctx.height} before answering`,
+      undefined,
+      true,
     );
   }
   chip.status = ChipStatus.deregistered;
@@ -880,7 +882,8 @@ export function heartbeatOwnerRefusal(
  * Records the chip's misses above its settled height as judged at `asOf` (unansweredSlots: at most
  * the newest MAX_MISSES_COUNTED, `slotMissed` events pushed onto `events` for the first
  * MAX_MISS_EVENTS of them) and moves its settled height to `settleTo`. A heartbeat settles the
- * challenges whose windows have closed; a deregistration every one the record drew.
+ * challenges whose windows have closed; a deregistration (`openWindows`) every one the record drew
+ * below its block, over the same 64 epochs an answer in that block would look back.
  */
 function recordMisses(
   events: PociEvent[],
@@ -891,8 +894,18 @@ function recordMisses(
   challengesOf: ChallengeLookup,
   reason: (m: SlotOutcome) => string,
   cls?: bigint,
+  openWindows = false,
 ): void {
-  const missed = unansweredSlots(chip, chip.settledThrough, asOf, p, challengesOf, MAX_MISSES_COUNTED, cls);
+  const missed = unansweredSlots(
+    chip,
+    chip.settledThrough,
+    asOf,
+    p,
+    challengesOf,
+    MAX_MISSES_COUNTED,
+    cls,
+    openWindows,
+  );
   for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
     events.push({
       type: 'slotMissed',
