@@ -247,7 +247,9 @@ export interface SlotOutcome {
  * answer, oldest first: the newest `limit` of them. With `after` = the settled height it gives the
  * misses still to record; with `after` = the newest answered challenge, the consecutive misses.
  * Walks the class's lists backwards from the current epoch (at most CHALLENGE_HISTORY_EPOCHS), so
- * the work is bounded by `limit` plus the epochs with fewer challenges than that.
+ * the work is bounded by `limit` plus the epochs with fewer challenges than that. With
+ * `openWindows`, every challenge below `height` counts, its window closed or not (a deregistration's:
+ * its chip answers nothing more), over the same epochs.
  */
 export function unansweredSlots(
   chip: Chip,
@@ -257,6 +259,7 @@ export function unansweredSlots(
   challengesOf: ChallengeLookup,
   limit: number,
   cls: bigint = chipClass(chip.chipId, p),
+  openWindows = false,
 ): SlotOutcome[] {
   const out: SlotOutcome[] = [];
   if (limit <= 0) return out;
@@ -269,7 +272,8 @@ export function unansweredSlots(
     for (let slot = heights.length - 1; slot >= 0; slot--) {
       const slotHeight = heights[slot]!;
       if (slotHeight <= after) break;
-      if (slotHeight + p.answerWindowBlocks >= height) continue; // window still open
+      // Window still open (or, with `openWindows`, the challenge not drawn before `height`).
+      if ((openWindows ? slotHeight : slotHeight + p.answerWindowBlocks) >= height) continue;
       if (answeredIn(chip, e, slot)) continue;
       out.push({ epoch: e, slot, slotHeight, answeredAt: null });
       if (out.length >= limit) break;
