@@ -12,10 +12,18 @@ export interface WsPlace {
   bytes: number;
   /** What that reply answered (the method, or a batch): a reply to it ends the place. */
   kind: string;
-  /** When it first was refused: among clients holding as much, the earlier goes first. */
+  /**
+   * Its order among clients holding as much: when it first was refused, or, once a ping round made
+   * room for it and it was refused again all the same, when that was (the back of the line).
+   */
   seq: number;
   /** The ping round it last was refused in. */
   round: number;
+  /**
+   * Whether the last ping round made room for it, as the head of the line: its next reply to what
+   * it waits for is booked even if events have taken that room since (see WsLine.due).
+   */
+  due: boolean;
 }
 
 /**
@@ -95,6 +103,13 @@ export function endsPlace(place: Pick<WsPlace, 'bytes' | 'kind'>, bytes: number,
  * refused, only without a place kept for it. A place lasts until the reply it waits for is booked
  * (endsPlace), until the end of the ping round after its last refusal (the round that made room for
  * it), or until its client leaves (no WebSocket open any more).
+ *
+ * At each ping round, the head of the line (no one ahead of it: roomAhead is 0) is due: the room the
+ * round made was for it. A due client's next reply to what it waits for is booked even if events
+ * (which do not wait in line) have filled that room since, and a due place refused all the same
+ * goes to the back of the line: before, events arriving after each round kept the head's retries
+ * refused, so it stayed at the head, with room kept for it from everyone behind, for as long as it
+ * kept asking, and an attacker asking only when the total was full held the line that way.
  */
 export class WsLine {
   private readonly places = new Map<string, WsPlace>();
@@ -157,7 +172,7 @@ export class WsLine {
     const prefixes = levelsOf(client, this.shares).slice(1);
     if (prefixes.some((p) => this.placesOf(p.key) >= p.share)) return;
     for (const p of prefixes) this.perPrefix.set(p.key, this.placesOf(p.key) + 1);
-    this.places.set(client, { bytes, kind, seq: this.seq++, round: this.round });
+    this.places.set(client, { bytes, kind, seq: this.seq++, round: this.round, due: false });
     this.most = Math.max(this.most, bytes);
   }
 
@@ -172,9 +187,25 @@ export class WsLine {
     return roomBytes;
   }
 
-  /** Renewed by a refusal: it lasts another round. */
+  /** Renewed by a refusal: it lasts another round; refused after a round made room for it, to the back. */
   private renew(place: WsPlace): void {
     place.round = this.round;
+    if (place.due) {
+      place.due = false;
+      place.seq = this.seq++;
+    }
+  }
+
+  /** Whether `client` is due (a round made room for it) and `kind` is what its place waits for. */
+  due(client: string | null, kind: string): boolean {
+    const place = this.get(client);
+    return place?.due === true && place.kind === kind;
+  }
+
+  /** Whether `client` is due and a reply of `bytes` to `kind` is what its place waits for. */
+  dueFor(client: string | null, bytes: number, kind: string): boolean {
+    const place = this.get(client);
+    return place?.due === true && endsPlace(place, bytes, kind);
   }
 
   /** A reply of `bytes` to `kind` was booked for `client`: the end of its place if it waited for it. */
@@ -198,10 +229,21 @@ export class WsLine {
   /**
    * A ping round has passed (and made room for the largest reply refused since the last): the
    * places not refused since the round before go (that round made room for them, and they did not
-   * come back).
+   * come back), and the head of those left is due.
    */
-  endRound(): void {
+  endRound(held: ReadonlyMap<string, number>): void {
     this.round++;
     for (const [client, place] of this.places) if (place.round < this.round - 1) this.leave(client);
+    let head: WsPlace | undefined;
+    let headHeld = 0;
+    for (const [client, place] of this.places) {
+      place.due = false;
+      const theirs = heldBy(client, held, this.shares);
+      if (head === undefined || before(place, theirs, head, headHeld)) {
+        head = place;
+        headHeld = theirs;
+      }
+    }
+    if (head) head.due = true;
   }
 }

@@ -1481,6 +1481,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    */
   function wsNoRoom(conn: Connection, kind: string): boolean {
     if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) return true;
+    // The round made room for it (it is due): its retry runs, and is booked (bookWsReply).
+    if (wsLine.due(conn.client, kind)) return false;
     if (wsUnsentBound + wsLine.most < limits.maxWsBufferedBytesTotal) return false; // no scans
     const queued = wsLine.othersThan(conn.client);
     if (!queued && wsUnsentBound < limits.maxWsBufferedBytesTotal) return false;
@@ -1519,10 +1521,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    */
   function bookWsReply(bytes: number, client: string | null, kind: string): boolean {
     // With others in line, the room kept for them is counted (one look at every connection and
-    // the line), unless even the largest place fits beside it in the bound.
+    // the line), unless even the largest place fits beside it in the bound. The reply a round made
+    // room for (its client due) is booked even if events took that room since: the total goes
+    // over the cap by that one reply at most, until the next send or round sheds.
     const queued = wsLine.othersThan(client);
     const room = limits.maxWsBufferedBytesTotal - bytes;
-    if (wsUnsentBound + (queued ? wsLine.most : 0) <= room) {
+    if (wsUnsentBound + (queued ? wsLine.most : 0) <= room || wsLine.dueFor(client, bytes, kind)) {
       wsUnsentBound += bytes;
       wsLine.booked(client, bytes, kind);
       return true;
@@ -1612,8 +1616,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     // clients reading at the floor could fill the total and have every big reply refused for ever).
     shedWsBytes(wsRefusedBytes, true);
     wsRefusedBytes = 0;
-    // Those refused before the last round had it make room for them, and did not come back.
-    wsLine.endRound();
+    // Those refused before the last round had it make room for them, and did not come back; the
+    // head of those left is due.
+    wsLine.endRound(wsLine.size > 0 ? countWsHeld().held : new Map());
   }
 
   // ---- lifecycle ----

@@ -253,7 +253,7 @@ describe('the WebSocket line shared by prefix', () => {
   });
 
   it('orders by prefix first: a client of a /24 that holds much waits behind a lone one', () => {
-    const place = (seq: number): WsPlace => ({ bytes: 24 * MiB, kind: 'big', seq, round: 0 });
+    const place = (seq: number): WsPlace => ({ bytes: 24 * MiB, kind: 'big', seq, round: 0, due: false });
     // 10.0.0.1 holds nothing itself, but its /24 holds 64 MiB (16 MiB an address of its share of 4);
     // the lone 192.0.2.1 holds 8 MiB: it goes first, though refused later.
     const held = new Map([
@@ -271,7 +271,37 @@ describe('the WebSocket line shared by prefix', () => {
     assert.equal(roomAhead(line, '10.0.0.1', held), 24 * MiB);
   });
 
-  it('bounds places per prefix and in all (property)', () => {
+  it('makes the head due at a round; refused all the same, it goes to the back', () => {
+    const line = new WsLine(16);
+    line.refused('10.0.0.1', 24 * MiB, 'big');
+    line.refused('10.1.0.1', 24 * MiB, 'big');
+    const none = new Map<string, number>();
+    line.endRound(none);
+    assert.ok(line.due('10.0.0.1', 'big'), 'the first refused is the head: the round made room for it');
+    assert.ok(!line.due('10.0.0.1', 'small'), 'due only for what it waits for');
+    assert.ok(!line.due('10.1.0.1', 'big'));
+    assert.ok(line.dueFor('10.0.0.1', 12 * MiB, 'big') && !line.dueFor('10.0.0.1', 12 * MiB, 'other'));
+    assert.equal(line.ahead('10.1.0.1', none), 24 * MiB);
+    // Events took its room and it was refused again: to the back, the other is the head now.
+    line.refused('10.0.0.1', 24 * MiB, 'big');
+    assert.ok(!line.due('10.0.0.1', 'big'));
+    assert.equal(line.ahead('10.0.0.1', none), 24 * MiB);
+    assert.equal(line.ahead('10.1.0.1', none), 0);
+    // The same for a retry refused unrun.
+    line.refused('10.1.0.1', 24 * MiB, 'big');
+    line.endRound(none);
+    assert.ok(line.due('10.1.0.1', 'big'));
+    assert.equal(line.refusedUnrun('10.1.0.1', 'big'), 24 * MiB);
+    assert.equal(line.ahead('10.1.0.1', none), 24 * MiB, 'behind 10.0.0.1 now');
+    // A due client that is booked its reply leaves the line.
+    line.refused('10.0.0.1', 24 * MiB, 'big');
+    line.endRound(none);
+    assert.ok(line.due('10.0.0.1', 'big'));
+    line.booked('10.0.0.1', 24 * MiB, 'big');
+    assert.equal(line.get('10.0.0.1'), undefined);
+  });
+
+  it('bounds places per prefix and in all, keeps one due at most, and never leaves the head there twice (property)', () => {
     type Op =
       | { op: 'refused'; addr: string; bytes: number; kind: string }
       | { op: 'unrun'; addr: string; kind: string }
@@ -303,12 +333,15 @@ describe('the WebSocket line shared by prefix', () => {
               for (const [addr, b] of o.held) {
                 for (const { key } of levelsOf(clientKey(addr), s)) held.set(key, (held.get(key) ?? 0) + b);
               }
-              line.endRound();
-              assert.ok(held.size >= 0);
+              line.endRound(held);
+              const due = [...line.entries].filter(([, p]) => p.due);
+              assert.ok(due.length === (line.size > 0 ? 1 : 0), 'the head, and only it, is due');
+              if (due.length === 1) assert.equal(line.ahead(due[0]![0], held), 0, 'no one is ahead of it');
               continue;
             }
             const client = clientKey(o.addr);
             const before = line.get(client);
+            const wasDue = before?.due === true;
             const lone = [...line.entries.keys()].every((c) => c === client || !prefixShared(c, client, s));
             const size = line.size;
             if (o.op === 'refused') line.refused(client, o.bytes, o.kind);
@@ -318,6 +351,11 @@ describe('the WebSocket line shared by prefix', () => {
             const after = line.get(client);
             if (o.op === 'refused' && before === undefined && lone && size < capacity) {
               assert.ok(after, 'a lone address gets a place while there is room');
+            }
+            // A due place refused again goes to the back: behind every other place.
+            if (wasDue && after && (o.op === 'refused' || (o.op === 'unrun' && o.kind === before!.kind))) {
+              assert.ok(!after.due);
+              for (const [c, p] of line.entries) if (c !== client) assert.ok(p.seq < after.seq);
             }
             // Bounds: in all, and per prefix its share.
             assert.ok(line.size <= capacity);

@@ -1906,6 +1906,41 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     }
   });
 
+  it('books the reply a ping round made room for, even after events took that room', async () => {
+    // Before, events sent after the round (which do not wait in line) took the room the round made
+    // for the head of the line, its retry was refused again and renewed its place: it stayed at
+    // the head, room kept for it from everyone behind, as long as events filled the total.
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startCapped(
+      { methods: { big: () => 'x'.repeat(24 * MiB) }, subscriptions: sharedInto(emitters) },
+      // Rounds far enough apart that the steps after the first round fit before the next.
+      { pingIntervalMs: 3_000 },
+    );
+    type Answer = { result?: string; error?: { data: { reason: string } } };
+    try {
+      const holder = await Client.open(server.wsUrl, { localAddress: '127.0.0.3' });
+      const subscriber = await Client.open(server.wsUrl, { localAddress: '127.0.0.4' });
+      const asker = await Client.open(server.wsUrl);
+      opened.push(holder, subscriber, asker);
+      await subscriber.call('unc_subscribe', ['shared']);
+      holder.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+      holdSilently(holder.ws);
+      const holderGone = holder.closed();
+      // The two replies may go out in either order: ask until the holder's is the one waiting.
+      let answer = (await asker.call('big', [])) as Answer;
+      while (answer.error?.data.reason !== 'BUSY') answer = (await asker.call('big', [])) as Answer;
+      // The round drops the silent holder to make room for the asker's reply; the asker is due.
+      await holderGone;
+      // An event takes that room before the asker comes back.
+      socketOf(subscriber.ws).pause();
+      for (const emit of emitters) emit({ chunk: 'y'.repeat(24 * MiB) });
+      answer = (await asker.call('big', [])) as Answer;
+      assert.equal(answer.result?.length, 24 * MiB, `refused again: ${JSON.stringify(answer.error)}`);
+    } finally {
+      await closeAll(server);
+    }
+  });
+
   it('answers each request of a refused batch "busy", and stops the subscriptions it made', async () => {
     const emitters = new Set<(r: unknown) => void>();
     const server = await startCapped({
@@ -1952,6 +1987,7 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
       kind: 'big',
       seq,
       round: 0,
+      due: false,
     });
     const honest = '10.0.0.1';
     const attacker = '10.0.0.2';
