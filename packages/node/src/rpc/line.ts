@@ -155,7 +155,9 @@ export class WsLine {
 
   /**
    * A reply of `bytes` to `kind` was refused `client` for want of room: it joins the line, or keeps
-   * its place, which now waits for the largest reply refused it.
+   * its place, which now waits for the largest reply refused it. A smaller reply to something else
+   * renews nothing (as refusedUnrun): else a client polling something else kept alive a place for
+   * a reply it no longer asks for, and a due one (at the head) went to the back for a poll.
    */
   refused(client: string, bytes: number, kind: string): void {
     const place = this.places.get(client);
@@ -164,6 +166,8 @@ export class WsLine {
         place.bytes = bytes;
         place.kind = kind;
         this.most = Math.max(this.most, bytes);
+      } else if (kind !== place.kind) {
+        return;
       }
       this.renew(place);
       return;

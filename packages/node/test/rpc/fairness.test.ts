@@ -282,6 +282,10 @@ describe('the WebSocket line shared by prefix', () => {
     assert.ok(!line.due('10.1.0.1', 'big'));
     assert.ok(line.dueFor('10.0.0.1', 12 * MiB, 'big') && !line.dueFor('10.0.0.1', 12 * MiB, 'other'));
     assert.equal(line.ahead('10.1.0.1', none), 24 * MiB);
+    // Refused a small reply to something else (a poll), it stays due, its place not renewed by it.
+    line.refused('10.0.0.1', MiB, 'poll');
+    assert.ok(line.due('10.0.0.1', 'big'));
+    assert.equal(line.get('10.0.0.1')?.round, 0);
     // Events took its room and it was refused again: to the back, the other is the head now.
     line.refused('10.0.0.1', 24 * MiB, 'big');
     assert.ok(!line.due('10.0.0.1', 'big'));
@@ -340,7 +344,8 @@ describe('the WebSocket line shared by prefix', () => {
               continue;
             }
             const client = clientKey(o.addr);
-            const before = line.get(client);
+            const found = line.get(client);
+            const before = found ? { ...found } : undefined;
             const wasDue = before?.due === true;
             const lone = [...line.entries.keys()].every((c) => c === client || !prefixShared(c, client, s));
             const size = line.size;
@@ -352,8 +357,16 @@ describe('the WebSocket line shared by prefix', () => {
             if (o.op === 'refused' && before === undefined && lone && size < capacity) {
               assert.ok(after, 'a lone address gets a place while there is room');
             }
-            // A due place refused again goes to the back: behind every other place.
-            if (wasDue && after && (o.op === 'refused' || (o.op === 'unrun' && o.kind === before!.kind))) {
+            // A refusal renews a place only for what it waits for, or a larger reply; a due place
+            // renewed so (refused again) goes to the back: behind every other place.
+            const renewed =
+              before !== undefined &&
+              ((o.op === 'refused' && (o.bytes > before.bytes || o.kind === before.kind)) ||
+                (o.op === 'unrun' && o.kind === before.kind));
+            if (before && after && (o.op === 'refused' || o.op === 'unrun') && !renewed) {
+              assert.deepEqual(after, before, 'a refusal of something else changes nothing');
+            }
+            if (wasDue && after && renewed) {
               assert.ok(!after.due);
               for (const [c, p] of line.entries) if (c !== client) assert.ok(p.seq < after.seq);
             }
