@@ -189,11 +189,14 @@ class TokenBuckets {
   /**
    * Takes `cost` units: after wait() said they are there, a cost over the burst costs the burst
    * (as wait() asked for no more); work charged after the fact (`debt`) may go down to -burst.
+   * Returns the units taken (the rest of a debt past -burst is forgiven).
    */
-  spend(key: string, cost: number, now: number, debt = false): void {
+  spend(key: string, cost: number, now: number, debt = false): number {
     const bucket = this.bucket(key, now);
     const amount = debt ? cost : Math.min(cost, this.burst);
+    const before = bucket.tokens;
     bucket.tokens = Math.max(-this.burst, bucket.tokens - amount);
+    return Math.max(0, before - bucket.tokens);
   }
 
   /** How many keys it holds. */
@@ -254,14 +257,27 @@ export class RateLimiter {
     let wait = 0;
     for (const [table, key] of levels) wait = Math.max(wait, table.wait(key, cost, now));
     if (wait > 0) return wait;
-    for (const [table, key] of levels) table.spend(key, cost, now);
+    this.charge(levels, cost, now, false);
     return 0;
   }
 
   /** Charges work found only once it is done (reply bytes); the buckets may go into debt. */
   debit(client: string, cost: number, now = Date.now()): void {
     if (this.rate <= 0 || cost <= 0) return;
-    for (const [table, key] of this.levels(client)) table.spend(key, cost, now, true);
+    this.charge(this.levels(client), cost, now, true);
+  }
+
+  /**
+   * Charges the client's bucket, then each prefix's exactly what the client's took: a prefix is
+   * charged no more than its addresses were, so one address spends at most its own share of it.
+   * Charging the prefixes the whole cost let one address, its bucket held at -burst (the rest of
+   * a big reply's charge forgiven it), keep its /24's bucket empty with cheap requests for big
+   * replies, and four addresses their /16's.
+   */
+  private charge(levels: Array<[TokenBuckets, string]>, cost: number, now: number, debt: boolean): void {
+    const [[own, client], ...prefixes] = levels as [[TokenBuckets, string], ...Array<[TokenBuckets, string]>];
+    const taken = own.spend(client, cost, now, debt);
+    for (const [table, key] of prefixes) table.spend(key, taken, now, true);
   }
 
   /** Buckets held, per level (clients, subnets, networks): each at most MAX_TRACKED_CLIENTS. */

@@ -204,6 +204,55 @@ describe('rate limits shared by prefix', () => {
     );
   });
 
+  it('charges a prefix what its address was charged, no more: one address cannot empty its /24 with big replies', () => {
+    // Replies are charged after the fact (debit) and an address's bucket goes no lower than -burst:
+    // the rest of a big reply's charge is forgiven it. Its /24 and /16 were charged the whole reply,
+    // so one address asking cheap requests with big replies (16 in progress at once) kept its /24's
+    // bucket empty, its neighbours refused, and four such addresses its /16's.
+    const rate = 1_000; // a unit per ms: no fractions
+    const burst = 20;
+    const limiter = new RateLimiter(rate, burst);
+    const attacker = clientKey('203.0.113.1');
+    for (let now = 0; now <= 10_000; now += 7) {
+      let admitted = 0;
+      while (admitted < 16 && limiter.take(attacker, 1, now) === 0) admitted++;
+      for (let i = 0; i < admitted; i++) limiter.debit(attacker, 50 * burst, now);
+    }
+    // Its neighbour in the /24 (and one in the /16) still has its whole burst.
+    for (const neighbour of ['203.0.113.2', '203.0.114.1']) {
+      let taken = 0;
+      while (limiter.take(clientKey(neighbour), 1, 10_000) === 0) taken++;
+      assert.equal(taken, burst, neighbour);
+    }
+  });
+
+  it('leaves its prefixes at least (share - 2) bursts whatever one address takes and is charged (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ subnet: fc.constantFrom(0, 3, 4, 6), network: fc.constantFrom(0, 3, 5, 16) }),
+        fc.array(fc.tuple(fc.nat({ max: 40 }), fc.nat({ max: 25 }), fc.nat({ max: 500 })), {
+          maxLength: 200,
+        }),
+        (s, steps) => {
+          const rate = 1_000;
+          const burst = 20;
+          const limiter = new RateLimiter(rate, burst, s);
+          const attacker = clientKey('10.20.1.1');
+          let now = 0;
+          for (const [dt, cost, reply] of steps) {
+            now += dt;
+            if (limiter.take(attacker, Math.max(1, cost), now) === 0) limiter.debit(attacker, reply, now);
+          }
+          // The address goes from +burst to -burst at most: its prefixes lose no more than that.
+          let taken = 0;
+          while (limiter.take(clientKey('10.20.1.2'), 1, now) === 0) taken++;
+          assert.equal(taken, burst);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('keeps a lone address whole beside a prefix spending all its share (property)', () => {
     fc.assert(
       fc.property(shares, fc.nat({ max: 255 }), (s, spread) => {
