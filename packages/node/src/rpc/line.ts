@@ -107,9 +107,10 @@ export function endsPlace(place: Pick<WsPlace, 'bytes' | 'kind'>, bytes: number,
  * At each ping round, the head of the line (no one ahead of it: roomAhead is 0) is due: the room the
  * round made was for it. A due client's next reply to what it waits for is booked even if events
  * (which do not wait in line) have filled that room since, and a due place refused all the same
- * goes to the back of the line: before, events arriving after each round kept the head's retries
- * refused, so it stayed at the head, with room kept for it from everyone behind, for as long as it
- * kept asking, and an attacker asking only when the total was full held the line that way.
+ * for want of room goes to the back of the line: before, events arriving after each round kept the
+ * head's retries refused, so it stayed at the head, with room kept for it from everyone behind, for
+ * as long as it kept asking, and an attacker asking only when the total was full held the line that
+ * way. (Refused over its own connection's cap, it is not renewed: it goes at the next round.)
  */
 export class WsLine {
   private readonly places = new Map<string, WsPlace>();
