@@ -19,6 +19,7 @@
  * network (a farm on one LAN, a pool of proxies) lists them as unlimited or raises the shares (0
  * turns a level off).
  */
+import { isIP } from 'node:net';
 
 /** How many addresses' worth of each per-IP limit a whole prefix gets (0: no cap at that level). */
 export interface PrefixShares {
@@ -48,10 +49,33 @@ export function clientKey(address: string | undefined): string {
   return `${prefix.join(':')}::/64`;
 }
 
-/** An address as written in unlimitedAddresses: IPv4-mapped IPv6 as IPv4. */
+/** A socket's address, as unlimitedAddresses are matched: IPv4-mapped IPv6 as IPv4. */
 export function normalAddress(address: string | undefined): string {
   if (!address) return 'unknown';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * An unlimitedAddresses entry as normalAddress gives a socket's address: IPv4 as is, IPv6 in the
+ * canonical form sockets give (lower case, the longest run of zero groups compressed), IPv4-mapped
+ * IPv6 (in any spelling) as IPv4; a TypeError for anything that is not one IP address. Entries were
+ * compared as written: '2001:DB8::1', '0:0:0:0:0:0:0:1', 'localhost' or a range '10.0.0.0/8' never
+ * matched a client, silently, and every client behind such a proxy shared one address's limits.
+ */
+export function unlimitedEntry(entry: string): string {
+  const zone = entry.indexOf('%');
+  const bare = zone === -1 ? entry : entry.slice(0, zone);
+  const family = isIP(bare);
+  if (family === 4 && zone === -1) return bare;
+  if (family !== 6) throw new TypeError(`${JSON.stringify(entry)} is not an IP address`);
+  const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped) {
+    const hi = Number.parseInt(mapped[1]!, 16);
+    const lo = Number.parseInt(mapped[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return zone === -1 ? canonical : canonical + entry.slice(zone);
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   normalAddress,
   type PrefixShares,
   RateLimiter,
+  unlimitedEntry,
 } from './clients.js';
 import {
   RpcError,
@@ -198,9 +199,23 @@ export function parseRpcLimits(value: unknown, where = 'rpc'): Partial<RpcLimits
       const want = key === 'unlimitedAddresses' ? 'a list of addresses' : 'a non-negative integer';
       throw new TypeError(`${where}.${key} must be ${want}`);
     }
+    if (key === 'unlimitedAddresses') checkUnlimited(v as string[], `${where}.${key}`);
     out[key] = v;
   }
   return out as Partial<RpcLimits>;
+}
+
+/** Throws a TypeError naming `where` when an entry is not one IP address (unlimitedEntry). */
+function checkUnlimited(entries: readonly string[], where: string): void {
+  for (const entry of entries) {
+    try {
+      unlimitedEntry(entry);
+    } catch (err) {
+      throw new TypeError(
+        `${where}: ${(err as Error).message} (list addresses one by one, no names or ranges)`,
+      );
+    }
+  }
 }
 
 export interface RpcServerOptions extends Partial<RpcLimits> {
@@ -394,6 +409,7 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   ) {
     throw new TypeError('rpc option unlimitedAddresses must be a list of addresses');
   }
+  checkUnlimited(limits.unlimitedAddresses, 'rpc option unlimitedAddresses');
   if (limits.rateLimitBurst < limits.maxWork) {
     throw new RangeError('rpc option rateLimitBurst must be at least maxWork (or no batch could ever run)');
   }
@@ -671,7 +687,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   const log = modules.logger ?? createLogger('rpc');
   const { methods, subscriptions } = modules;
   const costs = modules.costs ?? {};
-  const unlimited = new Set(limits.unlimitedAddresses.map(normalAddress));
+  const unlimited = new Set(limits.unlimitedAddresses.map(unlimitedEntry));
   const shares: PrefixShares = { subnet: limits.subnetShare, network: limits.networkShare };
   const rateLimiter = new RateLimiter(limits.rateLimitPerSecond, limits.rateLimitBurst, shares);
   /** What a per-IP cap of `limit` is for a level (the client, or one of its prefixes). */

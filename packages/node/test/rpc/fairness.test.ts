@@ -13,10 +13,12 @@ import {
   DEFAULT_PREFIX_SHARES,
   levelsOf,
   MAX_TRACKED_CLIENTS,
+  normalAddress,
   type PrefixShares,
   prefixesOf,
   RateLimiter,
   type Tallied,
+  unlimitedEntry,
 } from '../../src/rpc/clients.js';
 import { roomAhead, WsLine, type WsPlace } from '../../src/rpc/line.js';
 
@@ -55,6 +57,21 @@ describe('per-IP limits shared by prefix', () => {
       ],
     );
     assert.deepEqual(levelsOf('unknown', DEFAULT_PREFIX_SHARES), [{ key: 'unknown', share: 1 }]);
+  });
+
+  it('matches unlimitedAddresses as sockets give addresses, however they are written', () => {
+    for (const [written, socket] of [
+      ['10.0.0.5', '10.0.0.5'],
+      ['2001:DB8:0:0::1', '2001:db8::1'],
+      ['0:0:0:0:0:0:0:1', '::1'],
+      ['::FFFF:127.0.0.1', '::ffff:127.0.0.1'],
+      ['::ffff:7f00:1', '::ffff:127.0.0.1'],
+      ['fe80::0:1%eth0', 'fe80::1%eth0'],
+    ] as const) {
+      assert.equal(unlimitedEntry(written), normalAddress(socket), written);
+    }
+    for (const bad of ['localhost', '10.0.0.0/8', '1.2.3.4%eth0', '::g', ''])
+      assert.throws(() => unlimitedEntry(bad), TypeError, bad);
   });
 
   it('holds a /24 and a /16 of IPv4, a /48 and a /32 of IPv6, to their shares however many addresses', () => {

@@ -1364,6 +1364,30 @@ describe('rpc server limits', () => {
     } finally {
       await exempt.close();
     }
+    // An IPv6 address is matched however it is written (sockets give the canonical form), and an
+    // IPv4-mapped one as its IPv4 address; before, '0:0:0:0:0:0:0:1' never matched '::1', silently.
+    const exempt6 = await startRpcServer(
+      { ...OPTS, host: '::1', maxConnectionsPerIp: 1, unlimitedAddresses: ['0:0:0:0:0:0:0:1'] },
+      modules(quiet()),
+    );
+    try {
+      const idle = netConnect(exempt6.port, '::1');
+      await new Promise((r) => idle.once('connect', r));
+      assert.deepEqual(await rpc(exempt6, 'echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+      idle.destroy();
+    } finally {
+      await exempt6.close();
+    }
+  });
+
+  it('refuses unlimitedAddresses entries that are not IP addresses, which never matched a client', async () => {
+    for (const bad of ['localhost', '10.0.0.0/8', '10.0.0.256', '']) {
+      assert.throws(() => parseRpcLimits({ unlimitedAddresses: [bad] }), /rpc\.unlimitedAddresses/, bad);
+      await assert.rejects(
+        startRpcServer({ ...OPTS, unlimitedAddresses: [bad] }, modules()),
+        /unlimitedAddresses/,
+      );
+    }
   });
 
   it('rate-limits requests per IP, counting each request of a batch, with a retry hint', async () => {
