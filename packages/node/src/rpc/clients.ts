@@ -30,7 +30,7 @@ export interface PrefixShares {
 }
 
 /** A /24 or /48 gets 4 addresses' worth; a /16 or /32, 16 (four /24s or /48s). */
-export const DEFAULT_PREFIX_SHARES: PrefixShares = Object.freeze({ subnet: 4, network: 16 });
+export const DEFAULT_PREFIX_SHARES: PrefixShares = Object.freeze({ subnet: 4, network: 0 });
 
 /** The address a client is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by /64. */
 export function clientKey(address: string | undefined): string {

@@ -113,7 +113,7 @@ export interface RpcLimits {
    * no cap per /24 or /48. See clients.ts for the trade-off.
    */
   subnetShare: number;
-  /** The same for an IPv4 /16 or IPv6 /32; 0: no cap per /16 or /32. */
+  /** The same for an IPv4 /16 or IPv6 /32; 0 (the default): no cap per /16 or /32, which hold too many unrelated clients to cap by default. */
   networkShare: number;
   /** Time a client has to send a request's headers (also the upgrade request of a WebSocket). */
   headersTimeoutMs: number;

@@ -22,6 +22,9 @@ import {
 } from '../../src/rpc/clients.js';
 import { roomAhead, WsLine, type WsPlace } from '../../src/rpc/line.js';
 
+/** Both prefix levels on, as a node that sets networkShare has them (the /16, /32 level is off by default). */
+const BOTH_LEVELS: PrefixShares = { subnet: 4, network: 16 };
+
 /**
  * Addresses from a small world, so that sequences hit the same prefixes often: IPv4 in two /16s of
  * two /24s each (one also reached as IPv4-mapped IPv6), IPv6 in two /32s of two /48s each.
@@ -57,6 +60,12 @@ describe('per-IP limits shared by prefix', () => {
       ],
     );
     assert.deepEqual(levelsOf('unknown', DEFAULT_PREFIX_SHARES), [{ key: 'unknown', share: 1 }]);
+    // By default only the /24 (/48) level is counted: a /16 or /32 holds too many unrelated clients.
+    assert.deepEqual(
+      levelsOf('198.51.100.7', DEFAULT_PREFIX_SHARES).map((l) => l.key),
+      levelsOf('198.51.100.7', { subnet: 4, network: 0 }).map((l) => l.key),
+    );
+    assert.equal(levelsOf('198.51.100.7', DEFAULT_PREFIX_SHARES).length, 2);
   });
 
   it('matches unlimitedAddresses as sockets give addresses, however they are written', () => {
@@ -83,12 +92,11 @@ describe('per-IP limits shared by prefix', () => {
       ['/48', (i: number) => `2001:db8:1:${i.toString(16)}::1`, '2001:db9::1'],
       ['/32', (i: number) => `2001:db8:${i.toString(16)}::1`, '2001:db9::1'],
     ] as const) {
-      const tally = new ClientTally(limit);
+      const tally = new ClientTally(limit, BOTH_LEVELS);
       let admitted = 0;
       for (let i = 0; i < 256; i++)
         for (let k = 0; k < limit; k++) if (tally.add(clientKey(many(i))).within) admitted++;
-      const share =
-        label === '/24' || label === '/48' ? DEFAULT_PREFIX_SHARES.subnet : DEFAULT_PREFIX_SHARES.network;
+      const share = label === '/24' || label === '/48' ? BOTH_LEVELS.subnet : BOTH_LEVELS.network;
       assert.equal(admitted, limit * share, `a ${label} gets ${share} addresses' worth`);
       // A lone address elsewhere is unaffected: its whole cap, no more.
       assert.ok(tally.add(clientKey(lone)).within && tally.add(clientKey(lone)).within, `${label}: lone`);
@@ -173,7 +181,7 @@ describe('rate limits shared by prefix', () => {
     const rate = 10;
     const burst = 20;
     const now = 1_000;
-    const limiter = new RateLimiter(rate, burst);
+    const limiter = new RateLimiter(rate, burst, BOTH_LEVELS);
     const drain = (addr: string, at = now): number => {
       let n = 0;
       while (limiter.take(clientKey(addr), 1, at) === 0) n++;
@@ -228,7 +236,7 @@ describe('rate limits shared by prefix', () => {
     // bucket empty, its neighbours refused, and four such addresses its /16's.
     const rate = 1_000; // a unit per ms: no fractions
     const burst = 20;
-    const limiter = new RateLimiter(rate, burst);
+    const limiter = new RateLimiter(rate, burst, BOTH_LEVELS);
     const attacker = clientKey('203.0.113.1');
     for (let now = 0; now <= 10_000; now += 7) {
       let admitted = 0;
@@ -288,7 +296,7 @@ describe('rate limits shared by prefix', () => {
   });
 
   it('keeps at most MAX_TRACKED_CLIENTS buckets per level, however many addresses pass', () => {
-    const limiter = new RateLimiter(1, 10);
+    const limiter = new RateLimiter(1, 10, BOTH_LEVELS);
     // 70,000 IPv6 /64s over 70,000 /48s of 2 /32s: each bucket spent, none prunable as full.
     for (let i = 0; i < 70_000; i++) {
       limiter.take(clientKey(`2001:${(0xdb8 + (i & 1)).toString(16)}:${(i >> 1).toString(16)}:1::1`), 1, 0);
@@ -304,7 +312,7 @@ describe('the WebSocket line shared by prefix', () => {
 
   it('gives a /24 (or /48) 4 places and a /16 (or /32) 16, a lone address its one', () => {
     // Before, a place per address: a /24 of attackers took 256 places, a NAT of honest clients one.
-    const line = new WsLine(1_000);
+    const line = new WsLine(1_000, BOTH_LEVELS);
     for (let i = 0; i < 256; i++) line.refused(`203.0.113.${i}`, MiB, 'big');
     assert.equal(line.size, 4);
     assert.equal(line.placesOf('203.0.113.0/24'), 4);
@@ -338,7 +346,7 @@ describe('the WebSocket line shared by prefix', () => {
   });
 
   it('makes the head due at a round; refused all the same, it goes to the back', () => {
-    const line = new WsLine(16);
+    const line = new WsLine(16, BOTH_LEVELS);
     line.refused('10.0.0.1', 24 * MiB, 'big');
     line.refused('10.1.0.1', 24 * MiB, 'big');
     const none = new Map<string, number>();
