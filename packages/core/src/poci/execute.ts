@@ -83,6 +83,7 @@ import {
   putVendor,
   setSerialRevoked,
 } from './registry.js';
+import { forgetSeatShare, rememberSeatShare } from './seat-share.js';
 
 export interface PociContext {
   chainId: string;
@@ -634,6 +635,8 @@ export function applyRegisterChip(
     rewardedThrough: epochOf(ctx.height, p) + 1n,
   };
   putChip(state, chip);
+  // The remembered seat share is the old record's (its answers): the new one has none yet.
+  forgetSeatShare(state, chip.chipId);
   if (id.akKeyId) putTpmAkChip(state, id.akKeyId, id.chipId);
   return [
     ...events,
@@ -922,6 +925,10 @@ export function applyHeartbeat(
     const paid = settleChipRewards(state, chip, p, cls, held.epochs);
     if (paid.length > 0) events.push(...rewardEvents(chip, paid));
     const before = popcount(answeredMask(chip, answer.epoch));
+    // The seat windows the masks can no longer hold once they move on are remembered first.
+    if (answer.epoch > chip.epoch) {
+      rememberSeatShare(state, chip, answer.epoch, p, (e, c) => held.classRecord(state, e, c).heights, cls);
+    }
     markAnswered(chip, answer.epoch, answer.slot);
     addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, held.epochs, held);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
