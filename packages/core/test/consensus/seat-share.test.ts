@@ -9,10 +9,14 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   type Chip,
+  challengeLookup,
+  chipClass,
   chipSeatShare,
+  creditedChallenges,
   devSoftChipId,
   epochStart,
   getChip,
+  getPociParams,
   MemoryState,
   type PociParams,
   rememberedSeatShare,
@@ -22,7 +26,7 @@ import {
   seatShareKey,
   windowShare,
 } from '../../src/index.js';
-import { answer, key, miner, registerAction, slotsOf, TestChain } from '../harness.js';
+import { answer, genesis, key, miner, POCI, registerAction, slotsOf, TestChain } from '../harness.js';
 
 /** A chip record as registration writes it, with the fields the windows read. */
 function chipAt(firstEpoch: bigint, registeredAt: bigint, epoch = 0n, answered = 0, prevAnswered = 0): Chip {
@@ -143,5 +147,92 @@ describe('seat windows', () => {
     }
     assert.equal(getChip(chain.state, chipId)?.registeredAt, chain.height);
     assert.equal(rememberedSeatShare(chain.state, chipId), null);
+  });
+});
+
+describe('seat shares under any answer timing', () => {
+  test('property: with each challenge answered at any point of its window, or never, the share at every boundary is that of the newest window that counted a challenge, read from the chip’s whole history', () => {
+    // The chips' answers reach the chain up to W blocks after their challenge, so an answer of an
+    // epoch's last W blocks may land after one of the next epoch has moved the masks on (the
+    // remembered share must be taken before that, and still be exact); the boundary reads what
+    // the masks still hold, then the remembered share. The model knows every answered height.
+    const chips = [0, 1, 2].map((i) => key(`timing-chip-${i}`));
+    const ids = chips.map((c) => devSoftChipId(c.publicKey));
+    fc.assert(
+      fc.property(
+        // Per chip, the delay of the answer to the challenge at height h: delays[h mod length]
+        // blocks (1 … W), 0 for never.
+        fc.array(fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 9 }), {
+          minLength: 3,
+          maxLength: 3,
+        }),
+        fc.boolean(),
+        (delays, sparse) => {
+          const chain = new TestChain(genesis(sparse ? { ...POCI, slotsPerEpoch: 1 } : POCI));
+          const p = getPociParams(chain.state);
+          const B = p.epochBlocks;
+          const W = p.answerWindowBlocks;
+          chain.block([
+            chain.tx(
+              miner,
+              chips.map((c) => registerAction(chain, c, miner.address, chain.height)),
+            ),
+          ]);
+          const answered = chips.map(() => new Set<bigint>());
+          const delay = (i: number, h: bigint) => BigInt(delays[i]![Number(h % BigInt(delays[i]!.length))]!);
+          let checked = 0;
+          while (chain.height < 16n * B) {
+            const next = chain.height + 1n;
+            const epoch = (chain.height - 1n) / B;
+            const due: ReturnType<typeof answer>[] = [];
+            chips.forEach((c, i) => {
+              const chip = getChip(chain.state, ids[i]!)!;
+              for (const e of [epoch - 1n, epoch]) {
+                if (e < chip.firstEpoch) continue;
+                slotsOf(chain, c, e).forEach((h, slot) => {
+                  const d = delay(i, h);
+                  if (d > 0n && h + d === next) {
+                    due.push(answer(chain, c, e, slot));
+                    answered[i]!.add(h);
+                  }
+                });
+              }
+            });
+            chain.block(chain.heartbeats(due));
+            if (chain.height % B !== 0n) continue;
+            // The last block of epoch b − 1 (height b·B): the set of epoch b is computed on this state.
+            const b = chain.height / B;
+            const lookup = challengeLookup(chain.state);
+            chips.forEach((_, i) => {
+              const chip = getChip(chain.state, ids[i]!)!;
+              const cls = chipClass(chip.chipId, p);
+              let model: { credited: number; counted: number } | null = null;
+              for (let w = b; w > chip.firstEpoch && model === null; w--) {
+                const counted = [w - 2n, w - 1n]
+                  .filter((e) => e >= chip.firstEpoch)
+                  .flatMap((e) => lookup(e, cls))
+                  .filter((s) => s + W >= epochStart(w - 1n, p) && s + W < epochStart(w, p));
+                if (counted.length === 0) continue;
+                const hits = counted.filter((s) => answered[i]!.has(s)).length;
+                model = { credited: creditedChallenges(hits, counted.length, p), counted: counted.length };
+              }
+              const got = chipSeatShare(chain.state, chip, b, p, lookup, cls);
+              if (model === null) assert.equal(got, null, `chip ${i} at boundary ${b}`);
+              else {
+                assert.ok(got, `chip ${i} at boundary ${b}: measured`);
+                assert.equal(
+                  got.credited * model.counted,
+                  model.credited * got.counted,
+                  `chip ${i} at boundary ${b}: ${got.credited}/${got.counted}, model ${model.credited}/${model.counted}`,
+                );
+              }
+              checked++;
+            });
+          }
+          assert.ok(checked > 0);
+        },
+      ),
+      { numRuns: 12 },
+    );
   });
 });
