@@ -732,6 +732,8 @@ export function applyDeregisterChip(
   chip.status = ChipStatus.deregistered;
   chip.statusReason = 'deregistered by its owner';
   putChip(state, chip);
+  // It lends no seat and answers nothing from now on: its remembered seat share goes with it.
+  forgetSeatShare(state, chip.chipId);
   return [...events, { type: 'chipDeregistered', chipId: chip.chipId, owner }];
 }
 

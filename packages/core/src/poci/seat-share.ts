@@ -18,7 +18,7 @@
  * from the masks; older ones are lost when an answer moves the masks to a newer epoch, so just
  * before that (rememberSeatShare, from applyHeartbeat) the newest of the windows about to be lost
  * that counted a challenge is kept, one record per chip (`0x10 0x07 ‖ chip id` → {credited,
- * counted}), dropped when the chip is registered again.
+ * counted}), dropped when the chip is deregistered or registered again.
  */
 import { type Codec, decode, encode, struct, u8 } from '../encoding/codec.js';
 import { creditedChallenges } from '../rewards/emission.js';
@@ -69,7 +69,7 @@ export function rememberedSeatShare(state: StateReader, chipId: Uint8Array): Sea
   return raw ? decode(seatShareCodec, raw) : null;
 }
 
-/** Forgets the chip's remembered share: a registration (a new record) starts with none. */
+/** Forgets the chip's remembered share: at a deregistration, and a registration (a new record) starts with none. */
 export function forgetSeatShare(state: StateOverlay, chipId: Uint8Array): void {
   state.set(seatShareKey(chipId), null);
 }

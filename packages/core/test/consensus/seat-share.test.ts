@@ -116,7 +116,7 @@ describe('seat windows', () => {
     assert.equal(rememberedSeatShare(state, chip.chipId), null);
   });
 
-  test('a registration again forgets the remembered share: it measured the old record', () => {
+  test('a deregistration forgets the remembered share, and so does a registration again: it measured the old record', () => {
     const chain = new TestChain();
     const chip = key('forgotten-share-chip');
     const chipId = devSoftChipId(chip.publicKey);
@@ -137,6 +137,10 @@ describe('seat windows', () => {
     const share = rememberedSeatShare(chain.state, chipId)!;
     assert.ok(share.counted > 0 && share.credited === share.counted, 'it answered them all');
     chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    // A deregistered chip lends no seat and answers nothing: its record would only be state kept
+    // for nothing until a registration again (if ever).
+    assert.equal(rememberedSeatShare(chain.state, chipId), null, 'forgotten at the deregistration');
+    assert.equal(chain.state.get(seatShareKey(chipId)), undefined);
     for (;;) {
       const again = chain.tx(miner, [registerAction(chain, chip, miner.address, chain.height)]);
       if (chain.attempt(again) === null) {
