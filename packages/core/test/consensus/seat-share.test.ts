@@ -116,6 +116,33 @@ describe('seat windows', () => {
     assert.equal(rememberedSeatShare(state, chip.chipId), null);
   });
 
+  test('a window that reaches into an epoch the masks no longer hold is read from the remembered share, not from the masks (as missed)', () => {
+    const p: PociParams = {
+      epochBlocks: 20n,
+      answerWindowBlocks: 5n,
+      slotsPerEpoch: 1,
+      graceSlotsPerEpoch: 0,
+      offlineAfterMisses: 3,
+      registrationMaxAgeBlocks: 10n,
+      devSoftEnabled: true,
+    };
+    // Epoch e covers 20e+1 … 20e+20. Window 3 holds 40 (epoch 1's tail) and 42 (epoch 2), both
+    // answered; window 4 none; 76 (epoch 3, answered at 77) counts in window 5. The chip's masks
+    // are on epochs 3 and 2: window 3 reaches into epoch 1, which they no longer hold, so its
+    // share was remembered (2 of 2) when they moved on.
+    const lists = new Map<bigint, bigint[]>([
+      [1n, [40n]],
+      [2n, [42n]],
+      [3n, [76n]],
+    ]);
+    const lookup = (e: bigint) => lists.get(e) ?? [];
+    const chip = chipAt(1n, 5n, 3n, 0b1, 0b1);
+    const state = new StateOverlay(new MemoryState());
+    state.set(seatShareKey(chip.chipId), Uint8Array.of(2, 2));
+    assert.deepEqual(windowShare(chip, 4n, p, lookup, 0n), { credited: 0, counted: 0 });
+    assert.deepEqual(chipSeatShare(state, chip, 4n, p, lookup, 0n), { credited: 2, counted: 2 });
+  });
+
   test('a deregistration forgets the remembered share, and so does a registration again: it measured the old record', () => {
     const chain = new TestChain();
     const chip = key('forgotten-share-chip');
