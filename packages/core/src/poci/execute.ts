@@ -87,6 +87,7 @@ import {
   putVendor,
   setSerialRevoked,
 } from './registry.js';
+import { forgetSeatShare, rememberSeatShare } from './seat-share.js';
 
 export interface PociContext {
   chainId: string;
@@ -685,6 +686,8 @@ export function applyRegisterChip(
     rewardedThrough: epochOf(ctx.height, p) + 1n,
   };
   putChip(state, chip);
+  // The remembered seat share is the old record's (its answers): the new one has none yet.
+  forgetSeatShare(state, chip.chipId);
   if (id.akKeyId) putTpmAkChip(state, id.akKeyId, id.chipId);
   return [
     ...events,
@@ -812,6 +815,8 @@ export function applyDeregisterChip(
   chip.status = ChipStatus.deregistered;
   chip.statusReason = 'deregistered by its owner';
   putChip(state, chip);
+  // It lends no seat and answers nothing from now on: its remembered seat share goes with it.
+  forgetSeatShare(state, chip.chipId);
   return [...events, { type: 'chipDeregistered', chipId: chip.chipId, owner }];
 }
 
@@ -1036,6 +1041,10 @@ export function applyHeartbeat(
     const paid = settleChipRewards(state, chip, p, cls, held.epochs);
     if (paid.length > 0) events.push(...rewardEvents(chip, paid));
     const before = popcount(answeredMask(chip, answer.epoch));
+    // The seat windows the masks can no longer hold once they move on are remembered first.
+    if (answer.epoch > chip.epoch) {
+      rememberSeatShare(state, chip, answer.epoch, p, (e, c) => held.classRecord(state, e, c).heights, cls);
+    }
     markAnswered(chip, answer.epoch, answer.slot);
     addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, held.epochs, held);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;

@@ -353,47 +353,6 @@ export function consecutiveMisses(
   return unansweredSlots(chip, after, height, p, challengesOf, p.offlineAfterMisses, cls).length;
 }
 
-/** How a chip did on the challenges of its class in one epoch: `answered` of `counted`. */
-export interface EpochAnswerShare {
-  answered: number;
-  counted: number;
-}
-
-/**
- * The chip's answers among `heights` (the challenges of its class in `epoch`), as of `height`. A
- * challenge counts once it is answered or its window has closed unanswered (the miss rule's
- * reading), so one whose window is still open at `height` is neither held against the chip nor
- * credited before it answers. Only challenges of the chip's current registration count: none of an
- * epoch before its first (a record registered in `epoch` is first challenged in the next one).
- */
-export function epochAnswerShare(
-  chip: Chip,
-  epoch: bigint,
-  height: bigint,
-  p: Pick<PociParams, 'answerWindowBlocks'>,
-  heights: readonly bigint[],
-): EpochAnswerShare {
-  const share = { answered: 0, counted: 0 };
-  if (epoch < chip.firstEpoch) return share;
-  const mask = answeredMask(chip, epoch);
-  // Defensive, both (consensus code: kept so the result stays byte-identical if a caller or the
-  // record's codec ever changes): the codec already caps a class's heights at
-  // MAX_CHALLENGES_PER_EPOCH, and firstEpoch = epochOf(registeredAt) + 1 returned above for every
-  // epoch that could hold a height at or before the registration.
-  const n = Math.min(heights.length, MAX_CHALLENGES_PER_EPOCH);
-  for (let slot = 0; slot < n; slot++) {
-    const slotHeight = heights[slot]!;
-    if (slotHeight <= chip.registeredAt) continue;
-    if ((mask & (2 ** slot)) !== 0) {
-      share.answered++;
-      share.counted++;
-    } else if (slotHeight + p.answerWindowBlocks < height) {
-      share.counted++;
-    }
-  }
-  return share;
-}
-
 /**
  * The heights that challenged class `cls` in `epoch`, as of the committed block `head`: the recorded
  * ones plus the head's own (it is recorded when the next block begins, and answerable in that block).
