@@ -15,7 +15,10 @@
  *   its chip gives after the end.
  *
  * These tests state the intended rule (only challenges drawn while the lease ran are its business)
- * and FAIL on the current code.
+ * and FAILED on the code before the fix (branch leaseend): a lease is now settled and closed in the
+ * first block at or after its end. Their precondition (challenges after the end that the old
+ * settlement at the next epoch start decided) is counted up to that epoch start, whenever the
+ * lease closes.
  * Run: npx tsc -b && node scripts/run-tests.mjs packages/core/dist/test/audchoice-lease-end.test.js
  */
 import assert from 'node:assert/strict';
@@ -24,6 +27,7 @@ import {
   type Action,
   devSoftChipId,
   epochOf,
+  epochStart,
   getChip,
   getLease,
   getOffer,
@@ -106,7 +110,7 @@ interface Scenario {
   /** The chip's challenges while the lease ran (heights in [start, end)), and of those answered. */
   inLease: number;
   inLeaseAnswered: number;
-  /** Challenges after the end that were decided by the settlement that closed the lease. */
+  /** Challenges after the end decided by the next epoch start (where the lease was settled before). */
   afterEndDecided: number;
 }
 
@@ -144,13 +148,14 @@ function scenario(offset: bigint, skip: (h: bigint, start: bigint, end: bigint) 
   // Blocks are a minute apart: the block 60 after the opening is the first at or past the end time.
   const end = start + 60n;
   chain.skip = (h) => skip(h, start, end);
+  // Before the fix the chain settled an ended lease at the next epoch start at the latest: run past
+  // it, so that the challenges that settlement decided after the end exist whenever it closes now.
+  const oldSettle = epochStart(epochOf(end, p) + 1n, p);
   let settledAt = 0n;
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 200 && (settledAt === 0n || chain.height < oldSettle); i++) {
     chain.block();
-    if (getLease(chain.state, leaseId)!.status === LeaseStatus.closed) {
+    if (settledAt === 0n && getLease(chain.state, leaseId)!.status === LeaseStatus.closed)
       settledAt = chain.height;
-      break;
-    }
   }
   assert.ok(settledAt > 0n, 'the lease was closed by the chain');
   const lease = getLease(chain.state, leaseId)!;
@@ -158,12 +163,12 @@ function scenario(offset: bigint, skip: (h: bigint, start: bigint, end: bigint) 
   let inLease = 0;
   let inLeaseAnswered = 0;
   let afterEndDecided = 0;
-  for (let e = epochOf(start, p); e <= epochOf(settledAt, p); e++) {
+  for (let e = epochOf(start, p); e <= epochOf(oldSettle, p); e++) {
     for (const h of slotsOf(chain, chip, e)) {
       if (h >= start && h < end) {
         inLease++;
         if (!skip(h, start, end)) inLeaseAnswered++;
-      } else if (h >= end && h <= settledAt - p.answerWindowBlocks - 1n) afterEndDecided++;
+      } else if (h >= end && h <= oldSettle - p.answerWindowBlocks - 1n) afterEndDecided++;
     }
   }
   return { lease, inLease, inLeaseAnswered, afterEndDecided };

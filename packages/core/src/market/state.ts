@@ -219,6 +219,8 @@ const IDX = {
   chip: 0x01,
   receipt: 0x02,
   dispute: 0x03,
+  endQueueSize: 0x04,
+  endQueue: 0x05,
   list: 0x10,
 } as const;
 
@@ -269,6 +271,131 @@ export function markOnce(state: StateOverlay, kind: 'receipt' | 'dispute', id: U
 
 export function disputeId(leaseId: Uint8Array, requestHash: Uint8Array): Uint8Array {
   return taggedHash('UNC/dispute', leaseId, requestHash);
+}
+
+// ---- The lease end queue: a binary min-heap of (end time, lease id) ----
+//
+// `0x0C 0x04` → the number of entries (u32), `0x0C 0x05 ‖ u32 i` → entry i: u64 end time ‖ lease id
+// (40 bytes, compared as bytes: by time, then by id, so the order is total and every node pops the
+// same entry). Each block's opening bookkeeping pops the entries due at its time (market/execute.ts
+// beginBlockMarket), so a lease is settled and closed in the first block whose time reaches its end.
+// O(log n) reads and writes per push or pop, n the entries queued (at most a few per open lease);
+// a block with nothing due reads two keys.
+
+const END_QUEUE_SIZE_KEY = Uint8Array.of(StateSpace.marketIndex, IDX.endQueueSize);
+
+function endQueueKey(i: number): Uint8Array {
+  const k = new Uint8Array(6);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.endQueue;
+  new DataView(k.buffer).setUint32(2, i);
+  return k;
+}
+
+function endQueueSize(state: StateReader): number {
+  const raw = state.get(END_QUEUE_SIZE_KEY);
+  return raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getUint32(0) : 0;
+}
+
+function putEndQueueSize(state: StateOverlay, n: number): void {
+  if (n === 0) {
+    state.set(END_QUEUE_SIZE_KEY, null);
+    return;
+  }
+  const v = new Uint8Array(4);
+  new DataView(v.buffer).setUint32(0, n);
+  state.set(END_QUEUE_SIZE_KEY, v);
+}
+
+function endQueueAt(state: StateReader, i: number): Uint8Array {
+  const raw = state.get(endQueueKey(i));
+  if (raw?.length !== 40) throw new Error(`lease end queue: entry ${i} missing`);
+  return raw;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length && i < b.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+export interface LeaseEndEntry {
+  time: bigint;
+  leaseId: Uint8Array;
+}
+
+function decodeEndEntry(raw: Uint8Array): LeaseEndEntry {
+  return {
+    time: new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0),
+    leaseId: raw.slice(8, 40),
+  };
+}
+
+/**
+ * Queues lease `leaseId` to be looked at in the first block whose time is at or past `time`.
+ * O(log n). A lease may be queued more than once (its end moved earlier); stale entries are
+ * dropped when they come due.
+ */
+export function queueLeaseEnd(state: StateOverlay, leaseId: Uint8Array, time: bigint): void {
+  if (leaseId.length !== 32) throw new Error('lease end queue: a lease id is 32 bytes');
+  const entry = new Uint8Array(40);
+  new DataView(entry.buffer).setBigUint64(0, time);
+  entry.set(leaseId, 8);
+  let i = endQueueSize(state);
+  putEndQueueSize(state, i + 1);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const above = endQueueAt(state, parent);
+    if (compareBytes(above, entry) <= 0) break;
+    state.set(endQueueKey(i), above);
+    i = parent;
+  }
+  state.set(endQueueKey(i), entry);
+}
+
+/** The earliest queued entry, or null when the queue is empty. O(1). */
+export function nextLeaseEnd(state: StateReader): LeaseEndEntry | null {
+  return endQueueSize(state) === 0 ? null : decodeEndEntry(endQueueAt(state, 0));
+}
+
+/** Removes and returns the earliest queued entry (null when empty). O(log n). */
+export function popLeaseEnd(state: StateOverlay): LeaseEndEntry | null {
+  const n = endQueueSize(state);
+  if (n === 0) return null;
+  const top = endQueueAt(state, 0);
+  const last = endQueueAt(state, n - 1);
+  state.set(endQueueKey(n - 1), null);
+  putEndQueueSize(state, n - 1);
+  const size = n - 1;
+  if (size > 0) {
+    // Sift the last entry down from the root.
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      let child = l;
+      let below = endQueueAt(state, l);
+      if (l + 1 < size) {
+        const right = endQueueAt(state, l + 1);
+        if (compareBytes(right, below) < 0) {
+          child = l + 1;
+          below = right;
+        }
+      }
+      if (compareBytes(last, below) <= 0) break;
+      state.set(endQueueKey(i), below);
+      i = child;
+    }
+    state.set(endQueueKey(i), last);
+  }
+  return decodeEndEntry(top);
+}
+
+/** The queued entries in heap order (for readers and tests). O(n). */
+export function leaseEndQueue(state: StateReader): LeaseEndEntry[] {
+  const out: LeaseEndEntry[] = [];
+  const n = endQueueSize(state);
+  for (let i = 0; i < n; i++) out.push(decodeEndEntry(endQueueAt(state, i)));
+  return out;
 }
 
 // ---- Linked lists ----
