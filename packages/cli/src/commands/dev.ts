@@ -35,6 +35,7 @@ import { tpmChipFromDir } from '../chips.js';
 import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, makeHome, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
+import { type VerifyFlags, verifyThreadsOf, withVerifyOptions } from '../verify-options.js';
 import { rpcLimitsOf } from './start.js';
 
 const DEV_TPM_VENDOR = 'dev-tpm';
@@ -63,7 +64,7 @@ function blockTime(text: string): number {
 }
 
 export function devCommand(): Command {
-  return withMempoolOptions(new Command('dev'))
+  return withVerifyOptions(withMempoolOptions(new Command('dev')))
     .description('run a local single-validator dev chain with funded dev accounts')
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
@@ -100,7 +101,8 @@ export function devCommand(): Command {
           offerPrice: string;
           offer: boolean;
           providerTls?: boolean;
-        } & MempoolFlags,
+        } & MempoolFlags &
+          VerifyFlags,
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
@@ -116,6 +118,8 @@ export function devCommand(): Command {
               ? 0
               : rpcPort + 1;
         const offerPrice = parseUnc(opts.offerPrice);
+        // Before --reset removes anything: a bad value changes nothing.
+        const verifyThreads = verifyThreadsOf(opts, process.env, ctx.config(), join(ctx.home, 'config.json'));
         const home = ctx.home;
         const dataDir = join(home, 'data');
         const genesisPath = join(home, 'genesis.json');
@@ -200,6 +204,7 @@ export function devCommand(): Command {
           rpcPort,
           blockTimeMs,
           mempool: mempoolOptions(opts),
+          ...(verifyThreads !== undefined ? { verifyPool: { threads: verifyThreads } } : {}),
           logger,
         });
         const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
@@ -291,6 +296,7 @@ export function devCommand(): Command {
           dataDir,
           blockTimeMs,
           height: Number(node.chain.height),
+          verifyThreads: node.verifyPool.threads,
           miner: { status: miner.statusUrl, chips: chipCount, tpmChips: tpmChipCount },
           provider: miner.providerUrl,
           accounts: accounts.map((a) => ({
@@ -327,6 +333,7 @@ export function devCommand(): Command {
             `  Explorer    ${node.explorerUrl ?? 'not built (npm run build)'}`,
             `  Data dir    ${dataDir}`,
             `  Block time  ${blockTimeMs} ms`,
+            `  Verify      ${summary.verifyThreads} signature-check threads`,
             `  Provider    ${miner.providerUrl ?? 'none (no chips)'}   (renters' jobs; the chips are offered at ${formatUnc(offerPrice)} UNC/h)`,
             `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
             '',

@@ -23,6 +23,7 @@ import { Command } from 'commander';
 import { countOption, ctxOf, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
+import { type VerifyFlags, verifyThreadsOf, withVerifyOptions } from '../verify-options.js';
 import { loadHome } from './init.js';
 
 function peerList(text: string | undefined): string[] {
@@ -81,7 +82,7 @@ export interface StartOptions {
 }
 
 export function startCommand(): Command {
-  return withMempoolOptions(new Command('start'))
+  return withVerifyOptions(withMempoolOptions(new Command('start')))
     .description('run a node of a network: consensus with its peers, block sync and RPC')
     .requiredOption('--genesis <file>', 'the genesis file of the chain')
     .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
@@ -93,7 +94,7 @@ export function startCommand(): Command {
     .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
     .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
     .option('--dev-miner-account <n>', 'dev chains only: dev account that owns the chips', '9')
-    .action(async (opts: StartOptions & MempoolFlags, cmd: Command) => {
+    .action(async (opts: StartOptions & MempoolFlags & VerifyFlags, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const home = ctx.home;
       const keys = loadHome(home);
@@ -118,6 +119,7 @@ export function startCommand(): Command {
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
       const consensus = consensusOptionsOf(recorded, configPath);
+      const verifyThreads = verifyThreadsOf(opts, process.env, recorded, configPath);
       let connections: ReturnType<typeof parseConnectionLimits>;
       try {
         connections = parseConnectionLimits(recorded.p2p);
@@ -133,6 +135,7 @@ export function startCommand(): Command {
         rpcPort,
         rpc: rpcLimits,
         mempool: mempoolOptions(opts),
+        ...(verifyThreads !== undefined ? { verifyPool: { threads: verifyThreads } } : {}),
         ...consensus,
         logger,
         network: (handlers, chain, metrics) =>
@@ -165,6 +168,7 @@ export function startCommand(): Command {
         validator: node.validator ? Buffer.from(node.validator.publicKey).toString('hex') : null,
         height: Number(node.chain.height),
         devChips: chips.length,
+        verifyThreads: node.verifyPool.threads,
         pid: process.pid,
       };
       const miner = new MinerAgent({
@@ -228,6 +232,7 @@ export function startCommand(): Command {
           `  Role        ${summary.validator ? `validator ${summary.validator}` : 'follower (no validator key)'}`,
           `  Peers       ${peers.length > 0 ? peers.join(', ') : 'none given'}`,
           ...(chips.length > 0 ? [`  Dev miner   ${chips.length} software chips (registering)`] : []),
+          `  Verify      ${summary.verifyThreads} signature-check threads`,
           `  PID         ${process.pid}`,
         ].join('\n'),
       );
