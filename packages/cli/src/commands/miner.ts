@@ -13,6 +13,7 @@ import { createLogger, DEV_MODELS, devChipKey, writeFileWhole } from '@unc/node'
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, makeHome } from '../context.js';
+import { once, Shutdown } from '../shutdown.js';
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -199,6 +200,10 @@ export function minerCommand(): Command {
         }
         if (signers.length === 0)
           throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
+        const logger = createLogger('miner');
+        // Before the first await: a signal while the node is asked (or a password) exits at once
+        // (nothing is taken yet); during the agent's start it stops it (shutdown.ts).
+        const shutdown = new Shutdown(logger).install();
         const client = ctx.client();
         const status = await client.status();
         const seed = await ctx.unlockKey(from, status.chainId, opts);
@@ -227,23 +232,23 @@ export function minerCommand(): Command {
                 },
               }
             : {}),
-          logger: createLogger('miner'),
+          logger,
         });
-        await agent.start();
+        // Registering the chips waits for blocks: a signal meanwhile stops the agent at once (a stop
+        // during its start takes nothing and starts nothing, agent.ts).
+        const stopAgent = once(() => agent.stop());
+        if (
+          !(await shutdown.startUp(async () => {
+            await shutdown.step(() => agent.start(), stopAgent);
+            shutdown.add('miner agent', stopAgent);
+          }))
+        )
+          return;
         const config = join(ctx.home, 'config.json');
         const current = existsSync(config)
           ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
           : {};
         writeFileWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
-        // Before the ready lines: a SIGTERM sent the moment they are read must find its handler.
-        const stop = () => {
-          agent
-            .stop()
-            .then(() => process.exit(0))
-            .catch(() => process.exit(1));
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
         ctx.print(
           {
             status: agent.statusUrl,
