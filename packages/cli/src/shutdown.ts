@@ -161,7 +161,7 @@ export class Shutdown {
       return;
     }
     const code = forcedExitCode(signal);
-    this.log.error(`received ${signal} a third time: exiting at once without finishing the stop`, {
+    this.log.error(`received ${signal}, a third signal: exiting at once without finishing the stop`, {
       exitCode: code,
     });
     for (const s of [...this.started].reverse()) {
